@@ -1,0 +1,102 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// DeliveryState is the fate of one occurrence on one node.
+type DeliveryState string
+
+// Delivery states: pending → received → started → completed, or one of the
+// other terminal states.
+const (
+	DeliveryPending   DeliveryState = "pending"
+	DeliveryReceived  DeliveryState = "received"
+	DeliveryStarted   DeliveryState = "started"
+	DeliveryCompleted DeliveryState = "completed"
+	DeliveryFailed    DeliveryState = "failed"
+	DeliveryPreempted DeliveryState = "preempted"
+	DeliveryMissed    DeliveryState = "missed"
+)
+
+// Terminal reports whether no event moves the delivery further.
+func (s DeliveryState) Terminal() bool {
+	switch s {
+	case DeliveryCompleted, DeliveryFailed, DeliveryPreempted, DeliveryMissed:
+		return true
+	}
+	return false
+}
+
+// Advance returns the state after a node event of type t, and whether the
+// event changes anything. States only move forward; a terminal state is
+// final, so a late or repeated event cannot undo a completed play.
+func (s DeliveryState) Advance(t protocol.EventType) (DeliveryState, bool) {
+	if s.Terminal() {
+		return s, false
+	}
+	var next DeliveryState
+	switch t {
+	case protocol.EventReceived:
+		next = DeliveryReceived
+	case protocol.EventStarted:
+		next = DeliveryStarted
+	case protocol.EventCompleted:
+		next = DeliveryCompleted
+	case protocol.EventFailed:
+		next = DeliveryFailed
+	case protocol.EventPreempted:
+		next = DeliveryPreempted
+	case protocol.EventMissed:
+		next = DeliveryMissed
+	default:
+		return s, false
+	}
+	if rank(next) <= rank(s) {
+		return s, false
+	}
+	return next, true
+}
+
+func rank(s DeliveryState) int {
+	switch s {
+	case DeliveryPending:
+		return 0
+	case DeliveryReceived:
+		return 1
+	case DeliveryStarted:
+		return 2
+	}
+	return 3
+}
+
+// Delivery is one occurrence on one node.
+type Delivery struct {
+	Announcement string        `json:"announcement"`
+	Occurrence   string        `json:"occurrence"`
+	Node         string        `json:"node"`
+	Start        time.Time     `json:"start"`
+	State        DeliveryState `json:"state"`
+	Reason       string        `json:"reason,omitempty"`
+	LateMS       int64         `json:"late_ms,omitempty"`
+	PlayedMS     int64         `json:"played_ms,omitempty"`
+	UpdatedAt    time.Time     `json:"updated_at"`
+}
+
+// DeliveryFilter selects deliveries. Zero fields do not filter.
+type DeliveryFilter struct {
+	Announcement string
+	Node         string
+}
+
+// DeliveryService stores deliveries. Events move them (EventService).
+type DeliveryService interface {
+	// EnsureDeliveries stores the given pending deliveries unless a
+	// delivery for the same (occurrence, node) exists.
+	EnsureDeliveries(ctx context.Context, ds []*Delivery) error
+	// FindDeliveries returns deliveries sorted by start, then node.
+	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
+}

@@ -1,0 +1,41 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// Desired is the last desired state compiled for a node.
+type Desired struct {
+	Node  string                 `json:"node"`
+	State *protocol.DesiredState `json:"state"`
+	// Hash covers everything in State except Version and Generated, so an
+	// unchanged schedule keeps its version.
+	Hash      string    `json:"hash"`
+	Published time.Time `json:"published,omitzero"`
+}
+
+// DesiredService stores compiled desired states.
+type DesiredService interface {
+	// FindDesired returns the node's last desired state or ENotFound.
+	FindDesired(ctx context.Context, node string) (*Desired, error)
+	// SaveDesired stores d, replacing the node's previous one.
+	SaveDesired(ctx context.Context, d *Desired) error
+}
+
+// Scheduler compiles announcements into desired states.
+type Scheduler interface {
+	// Changed tells the scheduler that announcements, areas or nodes
+	// changed; it recompiles soon after, coalescing bursts.
+	Changed()
+}
+
+// Messenger sends to nodes. Implementations sign every message.
+type Messenger interface {
+	// PublishDesired publishes d retained on the node's desired topic.
+	PublishDesired(ctx context.Context, d *protocol.DesiredState) error
+	// SendNodeCommand publishes cmd on the node's cmd topic, valid for ttl.
+	SendNodeCommand(ctx context.Context, node string, cmd protocol.Command, ttl time.Duration) error
+}

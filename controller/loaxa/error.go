@@ -1,0 +1,59 @@
+package loaxa
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Application error codes. The HTTP layer maps each to a status.
+const (
+	EConflict     = "conflict"     // 409: already exists / state does not allow it
+	EInternal     = "internal"     // 500: our fault; details only in the log
+	EInvalid      = "invalid"      // 400: the request is wrong; the message says how
+	ENotFound     = "not_found"    // 404
+	EUnauthorized = "unauthorized" // 401: no or bad credentials
+	EForbidden    = "forbidden"    // 403: authenticated but not allowed
+	ETooLarge     = "too_large"    // 413
+	EUnsupported  = "unsupported"  // 415: media type or audio format not accepted
+	EUnavailable  = "unavailable"  // 503: a dependency (broker, TTS) is down
+)
+
+// Error is an error a user can act on: a code and a message that says what
+// was wrong and how to fix it. Internal errors are never shown to users; they
+// surface as EInternal with a generic message.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("loaxa error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal
+// for other non-nil errors, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the user-facing message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Internal error."
+}

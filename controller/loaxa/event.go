@@ -1,0 +1,40 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// Event (nhật ký phát) is what a node reported it did: the play log and the
+// source of proof of broadcast.
+type Event struct {
+	Node  string `json:"node"`
+	Area  string `json:"area"`
+	Epoch string `json:"epoch"`
+	protocol.Event
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// EventFilter selects events. Zero fields do not filter.
+type EventFilter struct {
+	Node   string
+	Within string // area subtree
+	From   time.Time
+	To     time.Time
+	Limit  int // 0: a default cap
+}
+
+// EventService stores node events.
+type EventService interface {
+	// RecordEvents stores a batch from node and advances the deliveries the
+	// events name, in one transaction. Events are accepted in sequence
+	// order only: an already stored sequence is skipped (a resend), and a
+	// gap stops the batch (the node will resend from there). It returns the
+	// highest sequence stored for the batch's epoch, which is what to
+	// acknowledge. A new epoch starts the node's sequence over.
+	RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (ack uint64, err error)
+	// FindEvents returns events sorted by time (At), oldest first.
+	FindEvents(ctx context.Context, f EventFilter) ([]*Event, error)
+}

@@ -1,0 +1,55 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+)
+
+// Role is what a user may do; every role is limited to the subtree of the
+// user's area.
+type Role string
+
+// Roles.
+const (
+	RoleAdmin      Role = "admin"
+	RoleProvince   Role = "province"
+	RoleDistrict   Role = "district"
+	RoleCommune    Role = "commune"
+	RoleTechnician Role = "technician"
+	RoleViewer     Role = "viewer"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleAdmin, RoleProvince, RoleDistrict, RoleCommune, RoleTechnician, RoleViewer:
+		return true
+	}
+	return false
+}
+
+// User is a person who signs in to the controller.
+type User struct {
+	Username string `json:"username"`
+	Role     Role   `json:"role"`
+	// Area roots the subtree the user may see and act on; empty means the
+	// whole tree (only for admin).
+	Area         string    `json:"area,omitempty"`
+	PasswordHash []byte    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// UserService stores users and their sessions.
+type UserService interface {
+	// CreateUser stores u; the username must be new.
+	CreateUser(ctx context.Context, u *User) error
+	// FindUserByUsername returns the user or ENotFound.
+	FindUserByUsername(ctx context.Context, username string) (*User, error)
+	// FindUsers returns users sorted by username.
+	FindUsers(ctx context.Context) ([]*User, error)
+	// CreateToken starts a session for username and returns its bearer
+	// token; only a hash of the token is stored.
+	CreateToken(ctx context.Context, username string, expires time.Time) (string, error)
+	// UserByToken returns the user of a live session, or EUnauthorized.
+	UserByToken(ctx context.Context, token string) (*User, error)
+}

@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// Output plays node-format PCM (signed 16-bit little-endian, mono,
+// nodeaudio.SampleRate) on a sound device. node/audio has the
+// implementations: oto (the real device) and none (paced silence).
+type Output interface {
+	// Play plays pcm until EOF or until ctx is cancelled, and returns once
+	// the sound has been played out (or stopped). It returns ctx.Err() when
+	// cancelled and a wrapped error when the device fails.
+	Play(ctx context.Context, pcm io.Reader) error
+	// Close releases the device.
+	Close() error
+}
+
+// Board is the speaker box hardware the agent drives: the amplifier relay
+// and the sensors. firmware-sim simulates it; board.None is for machines
+// without one.
+type Board interface {
+	// SetAmplifier switches the amplifier relay; the agent switches it on
+	// before playing and off after.
+	SetAmplifier(on bool) error
+	// Snapshot reads the hardware state for the node's state message.
+	Snapshot() protocol.Board
+}
+
+// Config is everything an agent needs. Credentials, Store, Output and Board
+// are required; the rest have defaults.
+type Config struct {
+	Credentials *protocol.Credentials
+	// DataDir holds the content cache (DataDir/content).
+	DataDir string
+	Store   Store
+	Output  Output
+	Board   Board
+	// Clock is the system clock (default clock.Real); the agent corrects it
+	// by the offset it measures against the controller.
+	Clock      clock.Clock
+	Logger     *slog.Logger
+	HTTPClient *http.Client
+	// Version is the agent software version reported in state.
+	Version string
+}

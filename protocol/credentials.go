@@ -1,0 +1,100 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+)
+
+// Credentials is the document a board needs to join: who it is, where the
+// controller and broker are, its own broker secret and the controller keys
+// it trusts. The controller shows it once, when the node is created.
+type Credentials struct {
+	Node  string   `json:"node"`
+	Area  string   `json:"area"`
+	Areas []string `json:"areas"` // Area then its ancestors, until the first desired state says otherwise
+	// Controller is the HTTP base URL, e.g. http://10.0.0.2:8080.
+	Controller string `json:"controller"`
+	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883 or ssl://….
+	Broker      string      `json:"broker"`
+	Username    string      `json:"username"`
+	Secret      string      `json:"secret"`
+	TopicPrefix string      `json:"topic_prefix"`
+	Keys        []PublicKey `json:"controller_keys"`
+}
+
+// ReadCredentials loads and validates a credentials document.
+func ReadCredentials(path string) (*Credentials, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	var c Credentials
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("credentials %s: not a loaxa credentials document (JSON): %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("credentials %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Validate checks that every field a node needs is present and well formed.
+func (c *Credentials) Validate() error {
+	var errs []error
+	if err := CheckID(c.Node); err != nil {
+		errs = append(errs, fmt.Errorf("node: %w", err))
+	}
+	if err := CheckID(c.Area); err != nil {
+		errs = append(errs, fmt.Errorf("area: %w", err))
+	}
+	for _, a := range c.Areas {
+		if err := CheckID(a); err != nil {
+			errs = append(errs, fmt.Errorf("areas: %w", err))
+		}
+	}
+	if u, err := url.Parse(c.Controller); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("controller %q: want an http:// or https:// URL", c.Controller))
+	}
+	if u, err := url.Parse(c.Broker); err != nil || u.Host == "" || !brokerSchemes[u.Scheme] {
+		errs = append(errs, fmt.Errorf("broker %q: want a URL like tcp://host:1883", c.Broker))
+	}
+	if c.Username == "" || c.Secret == "" {
+		errs = append(errs, errors.New("username and secret are required"))
+	}
+	if len(c.Keys) == 0 {
+		errs = append(errs, errors.New("controller_keys: at least one controller public key is required"))
+	}
+	for _, k := range c.Keys {
+		if _, err := k.Parse(); err != nil {
+			errs = append(errs, fmt.Errorf("controller_keys: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var brokerSchemes = map[string]bool{"tcp": true, "ssl": true, "tls": true, "mqtt": true, "mqtts": true, "ws": true, "wss": true}
+
+// PublicKeys returns the parsed controller keys.
+func (c *Credentials) PublicKeys() ([]ed25519.PublicKey, error) {
+	keys := make([]ed25519.PublicKey, 0, len(c.Keys))
+	for _, k := range c.Keys {
+		pub, err := k.Parse()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, pub)
+	}
+	return keys, nil
+}
+
+// Prefix returns the topic prefix, defaulted.
+func (c *Credentials) Prefix() string {
+	if c.TopicPrefix == "" {
+		return DefaultPrefix
+	}
+	return c.TopicPrefix
+}

@@ -1,0 +1,81 @@
+// Package protocol is the wire contract between the loaxa controller and the
+// node agents on speaker boards. Both sides import it; nothing else defines
+// what travels between them.
+//
+// # Topics
+//
+// Every topic is {prefix}/{scope}/{id}/{channel}; the prefix defaults to
+// "loa/v1". Ids are lower-case codes (see ValidID), so they never contain
+// MQTT wildcards or separators.
+//
+//	topic                      direction            QoS  retained  body
+//	loa/v1/node/{node}/desired controller → node    1    yes       DesiredState (signed)
+//	loa/v1/node/{node}/cmd     controller → node    1    no        Command (signed)
+//	loa/v1/area/{area}/cmd     controller → nodes   1    no        Command (signed)
+//	loa/v1/area/{area}/live    controller → nodes   0    no        live audio frames
+//	loa/v1/node/{node}/state   node → controller    1    yes       State; Last Will: State{Status: offline}
+//	loa/v1/node/{node}/event   node → controller    1    no        EventBatch
+//
+// A node subscribes to its own desired and cmd topics and to the cmd topic of
+// its area and of every ancestor area, so one publish on a province's topic
+// reaches every node in it; the broker does the fan-out.
+//
+// # Envelope
+//
+// Every message is a JSON Envelope: version, type, sender, key id, audience,
+// sequence, issue and expiry times (Unix ms), the body as raw JSON, and an
+// Ed25519 signature. Messages larger than MaxMessageSize are refused unread.
+//
+// # What is signed, and why
+//
+// Everything the controller sends is signed, because a loudspeaker network is
+// a target: a rogue MQTT client, a replayed packet or a compromised broker
+// must not be able to sound an alarm. The signature covers every envelope
+// field except itself, length-prefixed after a domain-separation tag, and the
+// body exactly as sent. A node acts on a controller message only if
+//
+//   - it is signed by a key listed in the node's credentials (ErrUnsigned,
+//     ErrUnknownKey, ErrSignature otherwise);
+//   - its audience ("node/{id}" or "area/{id}") is the topic it arrived on,
+//     so a message for one node or area cannot be re-published to another
+//     (ErrAudience);
+//   - it has not expired and was not issued further in the future than the
+//     tolerated clock skew, judged on the node's controller-corrected clock
+//     (ErrExpired, ErrNotYetValid); no message may be valid longer than
+//     MaxTTL;
+//   - it is not a copy of one already accepted: commands go through a
+//     ReplayGuard that remembers (key, sequence) until expiry; desired states
+//     must carry a higher Version than the one the node runs (ErrReplay).
+//
+// Node messages are not signed: the broker authenticates each node with its
+// own credentials and lets it publish only on its own state and event topics.
+// The controller still checks that the sender in the envelope matches the
+// topic.
+//
+// # Desired state
+//
+// The controller compiles each node's announcements into concrete
+// occurrences for the coming days and publishes them as one retained,
+// versioned DesiredState. The node stores it, fetches the content it names
+// ahead of time, and plays each occurrence at its start on its own clock,
+// corrected by the offset it measures against the controller (HTTP GET
+// /api/v1/time). A lost link does not stop the schedule.
+//
+// # Events and acknowledgement
+//
+// The node writes every event (received, started, completed, failed, missed,
+// preempted) to a durable outbox with a sequence number that has no gaps,
+// then sends the outbox in order as EventBatch messages until the controller
+// acknowledges with a Command{Name: "ack", Epoch, Seq}. The controller stores
+// events idempotently by (node, epoch, seq) and accepts them only in order,
+// so a resent batch is counted once and a gap is resent, not skipped. Epoch
+// changes only when a node's store is recreated.
+//
+// # Content
+//
+// Audio travels over HTTP, not MQTT: GET {controller}/api/v1/content/{id}/audio
+// with the node's credentials (HTTP Basic, username and secret), Range
+// requests for resume. The content id is the hex SHA-256 of the bytes served;
+// the node checks it before use. The format is described in package
+// protocol/nodeaudio.
+package protocol

@@ -1,0 +1,235 @@
+package protocol
+
+import (
+	"fmt"
+	"time"
+)
+
+// Priority is the national level of a broadcast. Higher levels preempt lower
+// ones at once on the node; equal levels queue in order.
+type Priority string
+
+// Priority levels, lowest first.
+const (
+	PriorityBackground Priority = "background" // relayed programmes, music
+	PriorityNormal     Priority = "normal"     // thông thường
+	PriorityHigh       Priority = "priority"   // ưu tiên
+	PriorityEmergency  Priority = "emergency"  // khẩn cấp
+)
+
+// Rank orders priorities: background 0 … emergency 3, unknown -1.
+func (p Priority) Rank() int {
+	switch p {
+	case PriorityBackground:
+		return 0
+	case PriorityNormal:
+		return 1
+	case PriorityHigh:
+		return 2
+	case PriorityEmergency:
+		return 3
+	}
+	return -1
+}
+
+// Valid reports whether p is a known level.
+func (p Priority) Valid() bool { return p.Rank() >= 0 }
+
+// DesiredState is everything the controller wants one node to run: the
+// concrete occurrences for the coming days and the content they need. It is
+// published retained on the node's desired topic; the node stores it and
+// runs it, offline if need be, until a higher Version replaces it.
+type DesiredState struct {
+	Node    string `json:"node"`
+	Version uint64 `json:"version"`
+	// Areas is the node's area followed by its ancestors up to the root. The
+	// node subscribes to the cmd topic of each.
+	Areas     []string  `json:"areas"`
+	Generated time.Time `json:"generated"`
+	// Horizon is the end of the window the occurrences cover.
+	Horizon     time.Time    `json:"horizon"`
+	Occurrences []Occurrence `json:"occurrences"`
+	Content     []ContentRef `json:"content"`
+	Config      NodeConfig   `json:"config"`
+}
+
+// Occurrence is one scheduled play of content at an instant.
+type Occurrence struct {
+	// ID is unique per announcement occurrence; the same on every node.
+	ID           string    `json:"id"`
+	Announcement string    `json:"announcement"`
+	Title        string    `json:"title,omitempty"`
+	Content      string    `json:"content"`
+	Priority     Priority  `json:"priority"`
+	Start        time.Time `json:"start"`
+	DurationMS   int64     `json:"duration_ms"`
+}
+
+// ContentRef tells a node where to fetch content and how to check it. The
+// content id is the hex SHA-256 of the bytes served.
+type ContentRef struct {
+	ID         string `json:"id"`
+	Size       int64  `json:"size"`
+	DurationMS int64  `json:"duration_ms"`
+	// Path is the HTTP path on the controller, e.g. /api/v1/content/{id}/audio.
+	Path string `json:"path"`
+}
+
+// NodeConfig carries settings the node applies.
+type NodeConfig struct {
+	// Volume is the default level 0–15 for non-emergency plays.
+	Volume int `json:"volume"`
+	// LateGraceMS is how late after its start an occurrence may still begin
+	// (after a reboot or a late desired state); later than that it is missed.
+	LateGraceMS int64 `json:"late_grace_ms"`
+}
+
+// Validate checks a desired state a node is about to run.
+func (d *DesiredState) Validate() error {
+	if err := CheckID(d.Node); err != nil {
+		return fmt.Errorf("desired state: node: %w", err)
+	}
+	if d.Version == 0 {
+		return fmt.Errorf("desired state for %s: version 0", d.Node)
+	}
+	refs := make(map[string]bool, len(d.Content))
+	for _, c := range d.Content {
+		if !ValidContentID(c.ID) {
+			return fmt.Errorf("desired state for %s: content id %q is not a hex SHA-256", d.Node, c.ID)
+		}
+		refs[c.ID] = true
+	}
+	seen := make(map[string]bool, len(d.Occurrences))
+	for _, o := range d.Occurrences {
+		switch {
+		case o.ID == "" || seen[o.ID]:
+			return fmt.Errorf("desired state for %s: occurrence id %q empty or repeated", d.Node, o.ID)
+		case !refs[o.Content]:
+			return fmt.Errorf("desired state for %s: occurrence %s needs content %s that is not listed", d.Node, o.ID, o.Content)
+		case !o.Priority.Valid():
+			return fmt.Errorf("desired state for %s: occurrence %s: unknown priority %q", d.Node, o.ID, o.Priority)
+		case o.Start.IsZero():
+			return fmt.Errorf("desired state for %s: occurrence %s has no start", d.Node, o.ID)
+		}
+		seen[o.ID] = true
+	}
+	return nil
+}
+
+// ValidContentID reports whether s is a lower-case hex SHA-256.
+func ValidContentID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Command names. A command is for the moment: it carries a short expiry and
+// is never retained.
+const (
+	// CmdAck acknowledges the node's events up to and including Seq of Epoch;
+	// the node may drop them from its outbox.
+	CmdAck = "ack"
+)
+
+// Command is the body of a cmd message.
+type Command struct {
+	Name string `json:"name"`
+	// Ack fields.
+	Epoch string `json:"epoch,omitempty"`
+	Seq   uint64 `json:"seq,omitempty"`
+}
+
+// Status is a node's connectivity as published on its state topic.
+type Status string
+
+// Node statuses.
+const (
+	StatusOnline  Status = "online"
+	StatusOffline Status = "offline"
+)
+
+// State is the body of a node's retained state message. The Last Will the
+// node registers is a State with Status offline.
+type State struct {
+	Status         Status    `json:"status"`
+	At             time.Time `json:"at"`
+	Agent          string    `json:"agent,omitempty"`
+	DesiredVersion uint64    `json:"desired_version"`
+	// Playing is the occurrence on air, if any.
+	Playing *Playing `json:"playing,omitempty"`
+	// ClockOffsetMS is controller time minus node system time, as measured.
+	ClockOffsetMS int64 `json:"clock_offset_ms"`
+	// ContentMissing lists content the desired state needs and the node
+	// does not have yet.
+	ContentMissing []string `json:"content_missing,omitempty"`
+	Board          *Board   `json:"board,omitempty"`
+	Rejected       uint64   `json:"rejected"` // controller messages refused since start
+	Outbox         int      `json:"outbox"`   // events not yet acknowledged
+}
+
+// Playing describes what a node has on air.
+type Playing struct {
+	Occurrence string    `json:"occurrence"`
+	Content    string    `json:"content"`
+	Priority   Priority  `json:"priority"`
+	Since      time.Time `json:"since"`
+}
+
+// Board is the hardware snapshot a node reports. Absent sensors are nil.
+type Board struct {
+	Amplifier    bool     `json:"amplifier"`
+	Mains        *bool    `json:"mains,omitempty"`
+	BatteryVolts *float64 `json:"battery_volts,omitempty"`
+	TemperatureC *float64 `json:"temperature_c,omitempty"`
+}
+
+// EventType is what a node reports it did.
+type EventType string
+
+// Event types.
+const (
+	EventReceived  EventType = "received"  // the occurrence is in the node's stored desired state
+	EventStarted   EventType = "started"   // audio began; LateMS says how late
+	EventCompleted EventType = "completed" // audio played to the end
+	EventFailed    EventType = "failed"    // could not play; Reason says why
+	EventMissed    EventType = "missed"    // the node could not start in time (was off, or too late)
+	EventPreempted EventType = "preempted" // cut off by a higher priority and not resumed
+)
+
+// Failure reasons reported in Event.Reason.
+const (
+	ReasonContentMissing = "content-missing"
+	ReasonAudioDevice    = "audio-device"
+	ReasonAmplifier      = "amplifier"
+	ReasonInterrupted    = "interrupted" // the agent stopped while playing
+	ReasonRemoved        = "removed"     // a newer desired state dropped the occurrence
+	ReasonTooLate        = "too-late"
+)
+
+// Event is one thing a node did. Seq is per node and epoch, without gaps.
+type Event struct {
+	Seq          uint64    `json:"seq"`
+	Type         EventType `json:"type"`
+	At           time.Time `json:"at"`
+	Occurrence   string    `json:"occurrence,omitempty"`
+	Announcement string    `json:"announcement,omitempty"`
+	Content      string    `json:"content,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+	LateMS       int64     `json:"late_ms,omitempty"`
+	PlayedMS     int64     `json:"played_ms,omitempty"`
+}
+
+// EventBatch is the body of an events message: consecutive events from the
+// node's outbox. Epoch identifies the outbox; it changes only if the node's
+// store is wiped, which restarts Seq at 1.
+type EventBatch struct {
+	Epoch  string  `json:"epoch"`
+	Events []Event `json:"events"`
+}
