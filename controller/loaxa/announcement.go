@@ -56,3 +56,9 @@ type AnnouncementService interface {
 	// from desired states.
 	CancelAnnouncement(ctx context.Context, id string) error
 }
+
+// OccurrenceID names the occurrence of announcement id that starts at start:
+// the same on the controller and on every node.
+func OccurrenceID(announcement string, start time.Time) string {
+	return announcement + "@" + start.UTC().Format("20060102T150405.000Z")
+}

@@ -1,7 +1,10 @@
 package loaxa
 
 import (
+	"fmt"
+
 	"context"
+	"golang.org/x/crypto/bcrypt"
 	"time"
 )
 
@@ -53,3 +56,20 @@ type UserService interface {
 	// UserByToken returns the user of a live session, or EUnauthorized.
 	UserByToken(ctx context.Context, token string) (*User, error)
 }
+
+// HashPassword returns the bcrypt hash of a password.
+func HashPassword(password string) ([]byte, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	return h, nil
+}
+
+// PasswordMatches reports whether password matches a bcrypt hash.
+func PasswordMatches(hash []byte, password string) bool {
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+}
+
+// MinPasswordLen is the shortest password accepted for a user.
+const MinPasswordLen = 10
