@@ -1,0 +1,211 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// ControllerUsername is the broker account of the controller itself.
+const ControllerUsername = "loaxa-controller"
+
+// Broker is the embedded MQTT broker (mochi-mqtt). It authenticates every
+// client: the controller with a secret generated at start, each node with its
+// own id and secret; anonymous clients are refused. Nodes may publish only
+// their own state and events and read only their own topics and their areas'.
+type Broker struct {
+	// Addr is the TCP listen address, e.g. ":1883" or "127.0.0.1:0".
+	Addr   string
+	Topics protocol.Topics
+	// ControllerSecret is the password of ControllerUsername; Open generates
+	// one when empty.
+	ControllerSecret string
+	NodeService      loaxa.NodeService
+	AreaService      loaxa.AreaService
+	Logger           *slog.Logger
+
+	server   *mochi.Server
+	listener *listeners.TCP
+	auth     *authHook
+}
+
+// NewBroker returns a broker with defaults.
+func NewBroker() *Broker {
+	return &Broker{Addr: ":1883", Topics: protocol.NewTopics(""), Logger: slog.Default()}
+}
+
+// Open starts listening (synchronously, so a busy port fails here) and
+// serving.
+func (b *Broker) Open() error {
+	if b.ControllerSecret == "" {
+		b.ControllerSecret = loaxa.NewSecret()
+	}
+	opts := &mochi.Options{
+		Logger:       b.Logger.With("component", "broker"),
+		Capabilities: mochi.NewDefaultServerCapabilities(),
+	}
+	// Retained desired states must outlive any outage; mochi would
+	// otherwise drop retained messages older than a day.
+	opts.Capabilities.MaximumMessageExpiryInterval = 0
+	opts.Capabilities.MaximumPacketSize = protocol.MaxMessageSize + 4096
+	b.server = mochi.New(opts)
+	b.auth = &authHook{broker: b, clients: make(map[*mochi.Client]*grant)}
+	if err := b.server.AddHook(b.auth, nil); err != nil {
+		return fmt.Errorf("broker: add auth hook: %w", err)
+	}
+	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr})
+	if err := b.server.AddListener(b.listener); err != nil {
+		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)
+	}
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	return nil
+}
+
+// ListenAddr returns the address the broker listens on.
+func (b *Broker) ListenAddr() string { return b.listener.Address() }
+
+// URL returns a tcp:// URL for clients on this machine.
+func (b *Broker) URL() string {
+	host, port, err := net.SplitHostPort(b.ListenAddr())
+	if err != nil {
+		return "tcp://" + b.ListenAddr()
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
+}
+
+// Disconnect drops the connection of a node, e.g. after its credentials
+// were revoked.
+func (b *Broker) Disconnect(nodeID string) {
+	if cl, ok := b.server.Clients.Get(nodeID); ok {
+		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+}
+
+// Close stops the broker and disconnects everyone.
+func (b *Broker) Close() error {
+	if b.server == nil {
+		return nil
+	}
+	return b.server.Close()
+}
+
+// grant is what one authenticated connection may do.
+type grant struct {
+	controller bool
+	publish    []string
+	read       []string
+}
+
+type authHook struct {
+	mochi.HookBase
+	broker *Broker
+
+	mu      sync.Mutex
+	clients map[*mochi.Client]*grant // keyed by connection: a reconnect with the same id must not lose its grant when the old one disconnects
+}
+
+func (h *authHook) ID() string { return "loaxa-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnDisconnect}, []byte{b})
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	user := string(cl.Properties.Username)
+	pass := string(pk.Connect.Password)
+	log := h.broker.Logger.With("client", cl.ID, "user", user, "remote", cl.Net.Remote)
+	g, err := h.authenticate(cl, pk, user, pass)
+	if err != nil {
+		log.Warn("broker: connection refused", "err", err)
+		return false
+	}
+	h.mu.Lock()
+	h.clients[cl] = g
+	h.mu.Unlock()
+	return true
+}
+
+var errRefused = errors.New("refused")
+
+func (h *authHook) authenticate(cl *mochi.Client, pk packets.Packet, user, pass string) (*grant, error) {
+	b := h.broker
+	if user == ControllerUsername {
+		if subtle.ConstantTimeCompare([]byte(pass), []byte(b.ControllerSecret)) != 1 {
+			return nil, fmt.Errorf("%w: wrong controller secret", errRefused)
+		}
+		return &grant{controller: true}, nil
+	}
+	if user == "" {
+		return nil, fmt.Errorf("%w: anonymous clients are not allowed", errRefused)
+	}
+	// A node connects as itself: otherwise one node could take over another's
+	// session by reusing its client id.
+	if cl.ID != user {
+		return nil, fmt.Errorf("%w: client id %q differs from username", errRefused, cl.ID)
+	}
+	ctx := context.Background()
+	node, err := b.NodeService.AuthenticateNode(ctx, user, pass)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errRefused, err)
+	}
+	chain, err := b.AreaService.AreaChain(ctx, node.Area)
+	if err != nil {
+		return nil, fmt.Errorf("%w: area of node: %v", errRefused, err)
+	}
+	t := b.Topics
+	g := &grant{
+		publish: []string{t.Node(node.ID, protocol.ChanState), t.Node(node.ID, protocol.ChanEvent)},
+		read:    []string{t.Node(node.ID, protocol.ChanDesired), t.Node(node.ID, protocol.ChanCmd)},
+	}
+	for _, a := range chain {
+		g.read = append(g.read, t.Area(a, protocol.ChanCmd), t.Area(a, protocol.ChanLive))
+	}
+	// The Last Will is published by the broker on the node's behalf without
+	// an ACL check, so check its topic here.
+	if pk.Connect.WillFlag && !slices.Contains(g.publish, pk.Connect.WillTopic) {
+		return nil, fmt.Errorf("%w: last will on foreign topic %q", errRefused, pk.Connect.WillTopic)
+	}
+	return g, nil
+}
+
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	h.mu.Lock()
+	g := h.clients[cl]
+	h.mu.Unlock()
+	switch {
+	case g == nil:
+		return false
+	case g.controller:
+		return true
+	case write:
+		return slices.Contains(g.publish, topic)
+	default:
+		// Subscriptions are checked against the filter, deliveries against
+		// the topic; nodes get no wildcards, so both must match exactly.
+		return slices.Contains(g.read, topic)
+	}
+}
+
+func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
+	h.mu.Lock()
+	delete(h.clients, cl)
+	h.mu.Unlock()
+}

@@ -1,0 +1,255 @@
+// Package mqtt connects the controller to MQTT: the embedded broker
+// (mochi-mqtt) and the controller's own client (paho), which signs and
+// publishes desired states and commands, and ingests node state and events.
+//
+// The controller talks to the embedded broker over TCP with paho exactly as
+// it talks to an external one (Mosquitto, EMQX, …), so one code path is
+// tested for both; the embedded broker only adds authentication and ACLs
+// backed by the node store.
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Default lifetimes of signed controller messages.
+const (
+	// DesiredTTL is how long a published desired state stays valid; the
+	// scheduler republishes well before that.
+	DesiredTTL = 30 * 24 * time.Hour
+	// AckTTL bounds event acknowledgements.
+	AckTTL = 10 * time.Minute
+)
+
+// Client is the controller's MQTT client.
+type Client struct {
+	// BrokerURL is tcp://host:port (user:password@ allowed).
+	BrokerURL string
+	// Username and Password override those in BrokerURL when set.
+	Username string
+	Password string
+	ClientID string
+	Topics   protocol.Topics
+	Signer   *protocol.Signer
+	// Workers is the number of ingest workers; messages of one node always
+	// go to the same worker, so its events stay in order.
+	Workers int
+	// PublishTimeout bounds waiting for the broker to accept a publish.
+	PublishTimeout time.Duration
+
+	NodeService  loaxa.NodeService
+	EventService loaxa.EventService
+	Now          func() time.Time
+	Logger       *slog.Logger
+
+	client  paho.Client
+	queues  []chan message
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	dropped atomic.Uint64
+}
+
+type message struct {
+	topic   protocol.Topic
+	payload []byte
+}
+
+// NewClient returns a client with defaults.
+func NewClient() *Client {
+	return &Client{
+		ClientID:       "loaxa-controller",
+		Topics:         protocol.NewTopics(""),
+		Workers:        4,
+		PublishTimeout: 10 * time.Second,
+		Now:            time.Now,
+		Logger:         slog.Default(),
+	}
+}
+
+// Open connects (retrying in the background if the broker is not up yet),
+// subscribes to node state and events on every connect, and starts the
+// ingest workers.
+func (c *Client) Open() error {
+	u, err := url.Parse(c.BrokerURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("mqtt client: broker URL %q: want tcp://host:port", c.BrokerURL)
+	}
+	user, pass := c.Username, c.Password
+	if u.User != nil && user == "" {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+	}
+	u.User = nil
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.queues = make([]chan message, max(c.Workers, 1))
+	for i := range c.queues {
+		c.queues[i] = make(chan message, 4096)
+		c.wg.Add(1)
+		go c.work(ctx, c.queues[i])
+	}
+
+	opts := paho.NewClientOptions().
+		AddBroker(u.String()).
+		SetClientID(c.ClientID).
+		SetUsername(user).
+		SetPassword(pass).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(true).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			c.Logger.Warn("mqtt: connection to broker lost", "err", err)
+		})
+	c.client = paho.NewClient(opts)
+	// With ConnectRetry the token completes only once connected; do not
+	// wait, the controller serves its API while the broker is away.
+	c.client.Connect()
+	return nil
+}
+
+// Connected reports whether the client is connected now.
+func (c *Client) Connected() bool { return c.client != nil && c.client.IsConnectionOpen() }
+
+// WaitConnected blocks until connected or ctx is done.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	for !c.Connected() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: wait for broker %s: %w", c.BrokerURL, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Close disconnects and stops the workers.
+func (c *Client) Close() error {
+	if c.client != nil {
+		c.client.Disconnect(250)
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Dropped returns how many node messages were dropped because the ingest
+// queues were full. Dropped events are resent by the node; dropped states
+// are superseded by the next one.
+func (c *Client) Dropped() uint64 { return c.dropped.Load() }
+
+func (c *Client) onConnect(cl paho.Client) {
+	c.Logger.Info("mqtt: connected to broker", "broker", c.BrokerURL)
+	filters := map[string]byte{
+		c.Topics.AllNodes(protocol.ChanState): 1,
+		c.Topics.AllNodes(protocol.ChanEvent): 1,
+	}
+	// Never block here: paho calls this on its own goroutine and the
+	// subscription completes asynchronously.
+	tok := cl.SubscribeMultiple(filters, c.route)
+	go func() {
+		if !tok.WaitTimeout(c.PublishTimeout) || tok.Error() != nil {
+			c.Logger.Error("mqtt: subscribe to node topics failed", "err", tok.Error())
+		}
+	}()
+}
+
+// route hands a message to the worker of its node without blocking paho.
+func (c *Client) route(_ paho.Client, m paho.Message) {
+	t, err := c.Topics.Parse(m.Topic())
+	if err != nil || t.Scope != protocol.ScopeNode {
+		c.Logger.Warn("mqtt: message on unexpected topic", "topic", m.Topic(), "err", err)
+		return
+	}
+	h := fnv.New32a()
+	h.Write([]byte(t.ID))
+	q := c.queues[h.Sum32()%uint32(len(c.queues))]
+	select {
+	case q <- message{topic: t, payload: m.Payload()}:
+	default:
+		c.dropped.Add(1)
+		c.Logger.Warn("mqtt: ingest queue full, message dropped", "node", t.ID, "channel", t.Channel)
+	}
+}
+
+func (c *Client) work(ctx context.Context, q <-chan message) {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-q:
+			var err error
+			switch m.topic.Channel {
+			case protocol.ChanState:
+				err = c.ingestState(ctx, m.topic.ID, m.payload)
+			case protocol.ChanEvent:
+				err = c.ingestEvents(ctx, m.topic.ID, m.payload)
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				c.Logger.Warn("mqtt: node message refused", "node", m.topic.ID, "channel", m.topic.Channel, "err", err)
+			}
+		}
+	}
+}
+
+// publish sends payload and waits for the broker to take it.
+func (c *Client) publish(ctx context.Context, topic string, retained bool, payload []byte) error {
+	tok := c.client.Publish(topic, 1, retained, payload)
+	timer := time.NewTimer(c.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish %s: %w", topic, err)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("publish %s: broker did not accept it within %v", topic, c.PublishTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	}
+}
+
+// PublishDesired signs d and publishes it retained on the node's desired
+// topic.
+func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) error {
+	to := protocol.Topic{Scope: protocol.ScopeNode, ID: d.Node}.Audience()
+	raw, err := c.Signer.Seal(protocol.TypeDesired, to, d, DesiredTTL)
+	if err != nil {
+		return fmt.Errorf("publish desired state %d for %s: %w", d.Version, d.Node, err)
+	}
+	return c.publish(ctx, c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
+}
+
+// SendNodeCommand signs cmd and publishes it on the node's cmd topic.
+func (c *Client) SendNodeCommand(ctx context.Context, node string, cmd protocol.Command, ttl time.Duration) error {
+	to := protocol.Topic{Scope: protocol.ScopeNode, ID: node}.Audience()
+	raw, err := c.Signer.Seal(protocol.TypeCommand, to, cmd, ttl)
+	if err != nil {
+		return fmt.Errorf("send %s to %s: %w", cmd.Name, node, err)
+	}
+	return c.publish(ctx, c.Topics.Node(node, protocol.ChanCmd), false, raw)
+}
+
+var _ loaxa.Messenger = (*Client)(nil)

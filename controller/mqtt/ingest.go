@@ -1,0 +1,89 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// openNodeMessage parses a node message and checks that it is what the
+// topic says: the right type, from the node whose topic it is. The broker
+// already restricts each node to its own topics; this catches misconfigured
+// external brokers and confused clients.
+func openNodeMessage(node string, typ protocol.Type, payload []byte) (*protocol.Envelope, error) {
+	env, err := protocol.Parse(payload)
+	if err != nil {
+		return nil, err
+	}
+	if env.Type != typ {
+		return nil, fmt.Errorf("%w: %s message on the %s topic", protocol.ErrMalformed, env.Type, typ)
+	}
+	if env.From != node {
+		return nil, fmt.Errorf("%w: message from %q on the topic of node %q", protocol.ErrAudience, env.From, node)
+	}
+	return env, nil
+}
+
+func (c *Client) ingestState(ctx context.Context, node string, payload []byte) error {
+	if len(payload) == 0 {
+		return nil // a cleared retained message
+	}
+	env, err := openNodeMessage(node, protocol.TypeState, payload)
+	if err != nil {
+		return err
+	}
+	var st protocol.State
+	if err := env.Decode(&st); err != nil {
+		return err
+	}
+	now := c.Now()
+	state := loaxa.NodeOffline
+	if st.Status == protocol.StatusOnline {
+		state = loaxa.NodeOnline
+	}
+	return c.NodeService.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+		if s.State != state {
+			s.State = state
+			s.Since = now
+		}
+		s.LastSeen = now
+		if st.Status != protocol.StatusOnline {
+			// A Last Will carries nothing else; keep the last known details.
+			s.Playing = nil
+			return
+		}
+		s.RunningVersion = st.DesiredVersion
+		s.Agent = st.Agent
+		s.Playing = st.Playing
+		s.ClockOffsetMS = st.ClockOffsetMS
+		s.ContentMissing = st.ContentMissing
+		s.Board = st.Board
+		s.Rejected = st.Rejected
+		s.Outbox = st.Outbox
+	})
+}
+
+func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) error {
+	env, err := openNodeMessage(node, protocol.TypeEvents, payload)
+	if err != nil {
+		return err
+	}
+	var b protocol.EventBatch
+	if err := env.Decode(&b); err != nil {
+		return err
+	}
+	if b.Epoch == "" || len(b.Events) == 0 {
+		return fmt.Errorf("%w: event batch without epoch or events", protocol.ErrMalformed)
+	}
+	ack, err := c.EventService.RecordEvents(ctx, node, b, c.Now())
+	if err != nil {
+		return fmt.Errorf("record events of %s: %w", node, err)
+	}
+	if ack == 0 {
+		return nil
+	}
+	// Acknowledge even when the batch was a resend, so the node can drop it.
+	return c.SendNodeCommand(ctx, node, protocol.Command{Name: protocol.CmdAck, Epoch: b.Epoch, Seq: ack}, AckTTL)
+}

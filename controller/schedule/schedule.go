@@ -1,0 +1,325 @@
+// Package schedule compiles announcements into each node's desired state:
+// the concrete occurrences of the coming days on that node, with the content
+// they need. It recompiles when told that something changed and on a timer,
+// so the horizon keeps rolling forward, and publishes a new version only when
+// a node's schedule actually changed.
+package schedule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// Scheduler implements loaxa.Scheduler.
+type Scheduler struct {
+	AreaService         loaxa.AreaService
+	NodeService         loaxa.NodeService
+	AnnouncementService loaxa.AnnouncementService
+	ContentService      loaxa.ContentService
+	DeliveryService     loaxa.DeliveryService
+	DesiredService      loaxa.DesiredService
+	Messenger           loaxa.Messenger
+
+	Clock clock.Clock
+	// Horizon is how far ahead occurrences are compiled.
+	Horizon time.Duration
+	// LateGrace is how late a node may still start an occurrence; an
+	// occurrence stays in the desired state until then (and until it has
+	// had time to finish).
+	LateGrace time.Duration
+	// Volume is the default node volume (0–15) in desired states.
+	Volume int
+	// Interval is how often the scheduler recompiles without being told:
+	// it rolls the horizon and retries publishes that failed.
+	Interval time.Duration
+	// Debounce coalesces bursts of Changed calls.
+	Debounce time.Duration
+	// RepublishAfter re-signs and republishes an unchanged desired state
+	// once it is this old, so the retained copy never expires.
+	RepublishAfter time.Duration
+	Logger         *slog.Logger
+
+	kick chan struct{}
+}
+
+var _ loaxa.Scheduler = (*Scheduler)(nil)
+
+// NewScheduler returns a scheduler with defaults.
+func NewScheduler() *Scheduler {
+	return &Scheduler{
+		Clock:          clock.Real{},
+		Horizon:        7 * 24 * time.Hour,
+		LateGrace:      10 * time.Minute,
+		Volume:         10,
+		Interval:       30 * time.Second,
+		Debounce:       50 * time.Millisecond,
+		RepublishAfter: 7 * 24 * time.Hour,
+		Logger:         slog.Default(),
+		kick:           make(chan struct{}, 1),
+	}
+}
+
+// Changed asks for a recompile soon. It never blocks.
+func (s *Scheduler) Changed() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run compiles and publishes every node's desired state at once (the
+// retained copies may be gone if the broker restarted), then again whenever
+// Changed is called and every Interval, until ctx is done.
+func (s *Scheduler) Run(ctx context.Context) error {
+	republish := true
+	for {
+		if err := s.CompileAll(ctx, republish); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.Logger.Error("schedule: compile failed", "err", err)
+		} else {
+			republish = false
+		}
+		timer := s.Clock.NewTimer(s.Interval)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C():
+		case <-s.kick:
+			timer.Stop()
+			debounce := s.Clock.NewTimer(s.Debounce)
+			select {
+			case <-ctx.Done():
+				debounce.Stop()
+				return nil
+			case <-debounce.C():
+			}
+		}
+	}
+}
+
+// CompileAll recompiles every node. Nodes whose schedule changed get a new
+// version, pending deliveries for new occurrences, and a publish; unchanged
+// ones are republished only if republish is set, their last publish failed,
+// or it is older than RepublishAfter. Errors for single nodes are logged and
+// the rest continue; the first is returned.
+func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
+	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
+	if err != nil {
+		return fmt.Errorf("compile: areas: %w", err)
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		return fmt.Errorf("compile: nodes: %w", err)
+	}
+	anns, err := s.AnnouncementService.FindAnnouncements(ctx, loaxa.AnnouncementFilter{State: loaxa.AnnouncementActive})
+	if err != nil {
+		return fmt.Errorf("compile: announcements: %w", err)
+	}
+	c := &compilation{
+		now:      s.Clock.Now(),
+		parent:   make(map[string]string, len(areas)),
+		contents: make(map[string]*loaxa.Content),
+		anns:     anns,
+	}
+	for _, a := range areas {
+		c.parent[a.ID] = a.Parent
+	}
+	var first error
+	for _, n := range nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.compileNode(ctx, c, n, republish); err != nil {
+			s.Logger.Error("schedule: node not compiled", "node", n.ID, "err", err)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// compilation holds what one CompileAll pass reads once for all nodes.
+type compilation struct {
+	now      time.Time
+	parent   map[string]string
+	contents map[string]*loaxa.Content
+	anns     []*loaxa.Announcement
+}
+
+func (c *compilation) chain(area string) []string {
+	var chain []string
+	for a := area; a != "" && len(chain) <= len(c.parent); a = c.parent[a] {
+		chain = append(chain, a)
+	}
+	return chain
+}
+
+func (c *compilation) content(ctx context.Context, svc loaxa.ContentService, id string) (*loaxa.Content, error) {
+	if ct, ok := c.contents[id]; ok {
+		return ct, nil
+	}
+	ct, err := svc.FindContentByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.contents[id] = ct
+	return ct, nil
+}
+
+// Targets reports whether announcement a plays on a node with id node in the
+// area chain (the node's area followed by its ancestors).
+func Targets(a *loaxa.Announcement, node string, chain []string) bool {
+	if slices.Contains(a.Targets.Nodes, node) {
+		return true
+	}
+	for _, area := range a.Targets.Areas {
+		if slices.Contains(chain, area) {
+			return true
+		}
+	}
+	return false
+}
+
+// compile builds the desired state of node n (without Version and
+// Generated): every occurrence of a targeting announcement that has not
+// ended more than LateGrace ago and starts within the horizon.
+func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) (*protocol.DesiredState, error) {
+	chain := c.chain(n.Area)
+	d := &protocol.DesiredState{
+		Node:        n.ID,
+		Areas:       chain,
+		Horizon:     c.now.Add(s.Horizon),
+		Occurrences: []protocol.Occurrence{},
+		Content:     []protocol.ContentRef{},
+		Config:      protocol.NodeConfig{Volume: s.Volume, LateGraceMS: s.LateGrace.Milliseconds()},
+	}
+	refs := map[string]bool{}
+	for _, a := range c.anns {
+		if !Targets(a, n.ID, chain) {
+			continue
+		}
+		ct, err := c.content(ctx, s.ContentService, a.ContentID)
+		if err != nil {
+			return nil, fmt.Errorf("announcement %s: content %s: %w", a.ID, a.ContentID, err)
+		}
+		length := time.Duration(ct.DurationMS) * time.Millisecond * time.Duration(max(a.Repeat, 1))
+		for _, start := range occurrences(a, c.now.Add(-length-s.LateGrace), c.now.Add(s.Horizon)) {
+			d.Occurrences = append(d.Occurrences, protocol.Occurrence{
+				ID:           loaxa.OccurrenceID(a.ID, start),
+				Announcement: a.ID,
+				Title:        a.Title,
+				Content:      ct.ID,
+				Priority:     a.Priority,
+				Start:        start.UTC(),
+				DurationMS:   ct.DurationMS,
+			})
+			if !refs[ct.ID] {
+				refs[ct.ID] = true
+				d.Content = append(d.Content, protocol.ContentRef{
+					ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS,
+					Path: "/api/v1/content/" + ct.ID + "/audio",
+				})
+			}
+		}
+	}
+	sort.SliceStable(d.Occurrences, func(i, j int) bool {
+		oi, oj := d.Occurrences[i], d.Occurrences[j]
+		if !oi.Start.Equal(oj.Start) {
+			return oi.Start.Before(oj.Start)
+		}
+		return oi.ID < oj.ID
+	})
+	sort.Slice(d.Content, func(i, j int) bool { return d.Content[i].ID < d.Content[j].ID })
+	return d, nil
+}
+
+// occurrences returns the starts of a in (from, to].
+func occurrences(a *loaxa.Announcement, from, to time.Time) []time.Time {
+	// One-off announcements; recurrence (RRule) is compiled by a later
+	// issue's expansion.
+	if a.Start.After(from) && !a.Start.After(to) {
+		return []time.Time{a.Start}
+	}
+	return nil
+}
+
+// Hash identifies the schedule content of d, ignoring Version, Generated and
+// Horizon, so recompiling an unchanged schedule keeps its version.
+func Hash(d *protocol.DesiredState) string {
+	cp := *d
+	cp.Version, cp.Generated, cp.Horizon = 0, time.Time{}, time.Time{}
+	raw, _ := json.Marshal(&cp)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) error {
+	d, err := s.compile(ctx, c, n)
+	if err != nil {
+		return err
+	}
+	hash := Hash(d)
+	prev, err := s.DesiredService.FindDesired(ctx, n.ID)
+	if err != nil && loaxa.ErrorCode(err) != loaxa.ENotFound {
+		return fmt.Errorf("load desired state: %w", err)
+	}
+	if prev != nil && prev.Hash == hash {
+		if republish || prev.Published.IsZero() || c.now.Sub(prev.Published) >= s.RepublishAfter {
+			return s.publish(ctx, prev, c.now)
+		}
+		return nil
+	}
+	d.Version = 1
+	if prev != nil {
+		d.Version = prev.State.Version + 1
+	}
+	d.Generated = c.now
+	ds := make([]*loaxa.Delivery, 0, len(d.Occurrences))
+	for _, o := range d.Occurrences {
+		ds = append(ds, &loaxa.Delivery{
+			Announcement: o.Announcement, Occurrence: o.ID, Node: n.ID, Start: o.Start,
+			State: loaxa.DeliveryPending, UpdatedAt: c.now,
+		})
+	}
+	if err := s.DeliveryService.EnsureDeliveries(ctx, ds); err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	rec := &loaxa.Desired{Node: n.ID, State: d, Hash: hash}
+	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
+		return fmt.Errorf("save desired state: %w", err)
+	}
+	if err := s.NodeService.UpdateNodeStatus(ctx, n.ID, func(st *loaxa.NodeStatus) { st.DesiredVersion = d.Version }); err != nil {
+		return fmt.Errorf("node status: %w", err)
+	}
+	s.Logger.Info("schedule: desired state changed", "node", n.ID, "version", d.Version, "occurrences", len(d.Occurrences))
+	return s.publish(ctx, rec, c.now)
+}
+
+// publish sends rec and records when. A failed publish leaves Published
+// zero, so the next pass retries it.
+func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Time) error {
+	if err := s.Messenger.PublishDesired(ctx, rec.State); err != nil {
+		return fmt.Errorf("publish desired state %d: %w", rec.State.Version, err)
+	}
+	rec.Published = now
+	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
+		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)
+	}
+	return nil
+}
