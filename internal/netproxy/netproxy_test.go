@@ -1,0 +1,73 @@
+package netproxy
+
+import (
+	"bufio"
+	"net"
+	"testing"
+)
+
+func TestCutAndRestore(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s := bufio.NewScanner(c)
+				for s.Scan() {
+					c.Write(append(s.Bytes(), '\n'))
+				}
+			}()
+		}
+	}()
+	p, err := Start(echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	roundTrip := func(c net.Conn) error {
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && line != "ping\n" {
+			t.Fatalf("echo returned %q", line)
+		}
+		return err
+	}
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(c); err != nil {
+		t.Fatalf("before cut: %v", err)
+	}
+	p.Cut()
+	if err := roundTrip(c); err == nil {
+		t.Fatal("connection survived the cut")
+	}
+	c.Close()
+	if c2, err := net.Dial("tcp", p.Addr()); err == nil {
+		if roundTrip(c2) == nil {
+			t.Fatal("new connection worked while cut")
+		}
+		c2.Close()
+	}
+	p.Restore()
+	c3, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if err := roundTrip(c3); err != nil {
+		t.Fatalf("after restore: %v", err)
+	}
+}
