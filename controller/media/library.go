@@ -1,0 +1,301 @@
+// Package media turns uploaded audio into the node format (see
+// protocol/nodeaudio) and keeps the bytes on disk under their SHA-256.
+//
+// Layout under Library.Dir:
+//
+//	content/<id>.wav   node-format audio, id = hex SHA-256 of the file
+//	tmp/               uploads and conversions in progress; emptied by Open
+//
+// A file appears in content/ only complete and synced (written in tmp/,
+// then renamed), so a crash leaves at most leftovers in tmp/.
+package media
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// Defaults for Library limits.
+const (
+	DefaultMaxUploadBytes = 200 << 20
+	DefaultMaxDuration    = 2 * time.Hour
+)
+
+// SourceFormat is Content.Source.Format for PCM WAV uploads.
+const SourceFormat = "wav/pcm"
+
+// Library is the content store on disk; it implements loaxa.MediaService.
+// Its methods are safe for concurrent use once Open has returned.
+type Library struct {
+	Dir            string
+	MaxUploadBytes int64         // larger uploads are ETooLarge; 0 means the default
+	MaxDuration    time.Duration // longer audio is ETooLarge; 0 means the default
+	Logger         *slog.Logger
+}
+
+var _ loaxa.MediaService = (*Library)(nil)
+
+// NewLibrary returns a library in dir with default limits; call Open.
+func NewLibrary(dir string) *Library {
+	return &Library{
+		Dir:            dir,
+		MaxUploadBytes: DefaultMaxUploadBytes,
+		MaxDuration:    DefaultMaxDuration,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+// Open creates the directories and removes what an interrupted ingest left
+// in tmp/.
+func (l *Library) Open() error {
+	for _, d := range []string{l.contentDir(), l.tmpDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("open media library: %w", err)
+		}
+	}
+	entries, err := os.ReadDir(l.tmpDir())
+	if err != nil {
+		return fmt.Errorf("open media library: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(l.tmpDir(), e.Name())); err != nil {
+			return fmt.Errorf("open media library: remove leftover: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		l.logger().Info("removed leftovers of interrupted ingests", "dir", l.tmpDir(), "count", len(entries))
+	}
+	return nil
+}
+
+// Ingest reads a WAV upload, converts it to the node format and stores it
+// under its SHA-256; identical audio is stored once. It returns the content
+// with ID, Format, Size, DurationMS and Source set; the caller fills in the
+// rest. Bad input is EInvalid, EUnsupported or ETooLarge with a message that
+// names the problem, and nothing is kept.
+func (l *Library) Ingest(ctx context.Context, r io.Reader, filename string) (*loaxa.Content, error) {
+	up, err := os.CreateTemp(l.tmpDir(), "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("ingest %q: %w", filename, err)
+	}
+	defer removeTemp(up)
+
+	limit := l.maxUpload()
+	size, err := io.Copy(up, io.LimitReader(ctxReader{ctx, r}, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("ingest %q: receive upload: %w", filename, err)
+	}
+	if size > limit {
+		return nil, loaxa.Errorf(loaxa.ETooLarge, "%s is larger than the %s upload limit", displayName(filename), formatBytes(limit))
+	}
+	info, err := probeWAV(up, size, filename)
+	if err != nil {
+		return nil, fmt.Errorf("ingest %q: %w", filename, err)
+	}
+	length := time.Duration(info.frames) * time.Second / time.Duration(info.sampleRate)
+	if maxLen := l.maxDuration(); length > maxLen {
+		return nil, loaxa.Errorf(loaxa.ETooLarge, "%s plays for %s, longer than the %s limit; split it into shorter parts",
+			displayName(filename), formatDuration(length), formatDuration(maxLen))
+	}
+
+	c, err := l.store(ctx, up, info)
+	if err != nil {
+		return nil, fmt.Errorf("ingest %q: %w", filename, err)
+	}
+	c.Source = loaxa.Source{
+		Filename:   filename,
+		Format:     SourceFormat,
+		SampleRate: info.sampleRate,
+		Channels:   info.channels,
+		BitDepth:   info.bitDepth,
+		Size:       size,
+	}
+	l.logger().Info("content ingested", "id", c.ID, "filename", filename, "duration_ms", c.DurationMS,
+		"sample_rate", info.sampleRate, "channels", info.channels, "bit_depth", info.bitDepth)
+	return c, nil
+}
+
+// store converts the probed upload into a temp file, hashing as it writes,
+// and moves it into content/ under its hash.
+func (l *Library) store(ctx context.Context, up *os.File, info *wavInfo) (*loaxa.Content, error) {
+	out, err := os.CreateTemp(l.tmpDir(), "convert-*.wav")
+	if err != nil {
+		return nil, err
+	}
+	kept := false
+	defer func() {
+		if !kept {
+			removeTemp(out)
+		}
+	}()
+
+	// The output length follows from the input length, so the header goes
+	// first and the hash covers the file in one pass.
+	flt := newFilter(info.sampleRate, nodeaudio.SampleRate)
+	samples := flt.outputLen(info.frames)
+	dataSize := samples * nodeaudio.BytesPerSample
+	header, err := nodeaudio.Header(dataSize)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(out, h), 64<<10)
+	if _, err := w.Write(header); err != nil {
+		return nil, fmt.Errorf("write node audio: %w", err)
+	}
+	n, err := convert(ctx, canonicalView(up, info), info, flt, w)
+	if err != nil {
+		return nil, err
+	}
+	if n != samples {
+		return nil, fmt.Errorf("convert: wrote %d samples, expected %d", n, samples)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("write node audio: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		return nil, fmt.Errorf("sync node audio: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return nil, fmt.Errorf("close node audio: %w", err)
+	}
+
+	id := hex.EncodeToString(h.Sum(nil))
+	final := l.path(id)
+	if _, err := os.Stat(final); err == nil {
+		// Identical audio is stored once; the temp file goes.
+		l.logger().Debug("content already stored", "id", id)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("check %s: %w", final, err)
+	} else {
+		// Two ingests of the same audio at once both rename identical
+		// bytes here; either wins and the content is the same.
+		if err := os.Rename(out.Name(), final); err != nil {
+			return nil, fmt.Errorf("store content %s: %w", id, err)
+		}
+		kept = true
+		if err := syncDir(l.contentDir()); err != nil {
+			return nil, fmt.Errorf("store content %s: %w", id, err)
+		}
+	}
+	return &loaxa.Content{
+		ID:         id,
+		Format:     nodeaudio.Format,
+		Size:       nodeaudio.HeaderSize + dataSize,
+		DurationMS: nodeaudio.Duration(dataSize).Milliseconds(),
+	}, nil
+}
+
+// OpenAudio opens the node-format bytes of content id; ENotFound if the
+// library does not hold them.
+func (l *Library) OpenAudio(ctx context.Context, id string) (io.ReadSeekCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !protocol.ValidContentID(id) {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "content id %q is not a lower-case hex SHA-256", id)
+	}
+	f, err := os.Open(l.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, loaxa.Errorf(loaxa.ENotFound, "no audio stored for content %s", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("open audio %s: %w", id, err)
+	}
+	return f, nil
+}
+
+func (l *Library) contentDir() string    { return filepath.Join(l.Dir, "content") }
+func (l *Library) tmpDir() string        { return filepath.Join(l.Dir, "tmp") }
+func (l *Library) path(id string) string { return filepath.Join(l.contentDir(), id+".wav") }
+
+func (l *Library) maxUpload() int64 {
+	if l.MaxUploadBytes > 0 {
+		return l.MaxUploadBytes
+	}
+	return DefaultMaxUploadBytes
+}
+
+func (l *Library) maxDuration() time.Duration {
+	if l.MaxDuration > 0 {
+		return l.MaxDuration
+	}
+	return DefaultMaxDuration
+}
+
+func (l *Library) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// removeTemp closes and deletes a temp file; errors do not matter here
+// because Open sweeps tmp/ anyway.
+func removeTemp(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ctxReader stops an upload when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// formatBytes writes a limit the way people say it.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// formatDuration writes a length as 1h30m, 2h, 45m10s, 3s.
+func formatDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, s := d/time.Hour, d%time.Hour/time.Minute, d%time.Minute/time.Second
+	out := ""
+	if h > 0 {
+		out += fmt.Sprintf("%dh", h)
+	}
+	if m > 0 {
+		out += fmt.Sprintf("%dm", m)
+	}
+	if s > 0 || out == "" {
+		out += fmt.Sprintf("%ds", s)
+	}
+	return out
+}

@@ -1,0 +1,621 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+func newTestLibrary(t testing.TB) *Library {
+	t.Helper()
+	l := NewLibrary(t.TempDir())
+	if err := l.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// dirNames lists the entries of dir.
+func dirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func assertTmpEmpty(t testing.TB, l *Library) {
+	t.Helper()
+	if names := dirNames(t, l.tmpDir()); len(names) != 0 {
+		t.Errorf("tmp/ holds %v after ingest; want it empty", names)
+	}
+}
+
+// readSamples reads stored content back through nodeaudio.NewReader, and
+// checks on the way that the bytes hash to id.
+func readSamples(t testing.TB, l *Library, id string) []float64 {
+	t.Helper()
+	f, err := l.OpenAudio(context.Background(), id)
+	if err != nil {
+		t.Fatalf("OpenAudio(%s): %v", id, err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != id {
+		t.Fatalf("stored bytes hash to %x, not to their id %s", sum, id)
+	}
+	r, err := nodeaudio.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("stored audio is not node audio: %v", err)
+	}
+	pcm, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(pcm)) != r.Size() || int64(len(raw)) != nodeaudio.HeaderSize+r.Size() {
+		t.Fatalf("node audio of %d bytes has %d PCM bytes, header says %d", len(raw), len(pcm), r.Size())
+	}
+	out := make([]float64, len(pcm)/2)
+	for i := range out {
+		out[i] = float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
+	}
+	return out
+}
+
+// fitSine fits a·sin(2πft) + b·cos(2πft) to y (sampled at rate, t = i/rate)
+// by least squares and returns a, b and the RMS of what is left.
+func fitSine(y []float64, first int, freq, rate float64) (a, b, residual float64) {
+	var ss, sc, cc, ys, yc float64
+	for i, v := range y {
+		w := 2 * math.Pi * freq * float64(i+first) / rate
+		s, c := math.Sin(w), math.Cos(w)
+		ss += s * s
+		sc += s * c
+		cc += c * c
+		ys += v * s
+		yc += v * c
+	}
+	det := ss*cc - sc*sc
+	a = (ys*cc - yc*sc) / det
+	b = (yc*ss - ys*sc) / det
+	var r float64
+	for i, v := range y {
+		w := 2 * math.Pi * freq * float64(i+first) / rate
+		e := v - a*math.Sin(w) - b*math.Cos(w)
+		r += e * e
+	}
+	return a, b, math.Sqrt(r / float64(len(y)))
+}
+
+func rms(y []float64) float64 {
+	var s float64
+	for _, v := range y {
+		s += v * v
+	}
+	return math.Sqrt(s / float64(len(y)))
+}
+
+func dB(x float64) float64 { return 20 * math.Log10(x) }
+
+// middle drops the first and last 25 ms, where the filter sees the silence
+// around the file.
+func middle(y []float64) ([]float64, int) {
+	edge := nodeaudio.SampleRate / 40
+	return y[edge : len(y)-edge], edge
+}
+
+func TestIngestConvertsEveryPCMLayout(t *testing.T) {
+	l := newTestLibrary(t)
+	const amp = 0.5
+	rates := []int{8000, 8001, 11025, 16000, 22050, 32000, 44100, 44101, 48000}
+	for _, bits := range []int{8, 16, 24, 32} {
+		for _, channels := range []int{1, 2, 6} {
+			for _, rate := range rates {
+				spec := testWAV{rate: rate, channels: channels, bits: bits}
+				t.Run(fmt.Sprintf("%dbit/%dch/%dHz", bits, channels, rate), func(t *testing.T) {
+					frames := int64(rate) * 3 / 10 // 0.3 s
+					upload := spec.bytes(frames, sine(1000, amp, rate))
+					c, err := l.Ingest(context.Background(), bytes.NewReader(upload), "tone.wav")
+					if err != nil {
+						t.Fatalf("Ingest: %v", err)
+					}
+					wantSource := loaxa.Source{Filename: "tone.wav", Format: "wav/pcm", SampleRate: rate, Channels: channels, BitDepth: bits, Size: int64(len(upload))}
+					if c.Source != wantSource {
+						t.Errorf("Source = %+v, want %+v", c.Source, wantSource)
+					}
+					if !protocol.ValidContentID(c.ID) || c.Format != nodeaudio.Format {
+						t.Errorf("ID %q, Format %q", c.ID, c.Format)
+					}
+					y := readSamples(t, l, c.ID)
+					if c.Size != nodeaudio.HeaderSize+2*int64(len(y)) {
+						t.Errorf("Size = %d for %d samples", c.Size, len(y))
+					}
+					in := float64(frames) / float64(rate)
+					out := float64(len(y)) / nodeaudio.SampleRate
+					if out < in || out-in >= 1.0/nodeaudio.SampleRate {
+						t.Errorf("%d samples play %.6f s; input plays %.6f s; want within one sample period", len(y), out, in)
+					}
+					if want := int64(out * 1000); c.DurationMS != want {
+						t.Errorf("DurationMS = %d, want %d", c.DurationMS, want)
+					}
+
+					// 1 kHz in, 1 kHz out at the same level and phase.
+					m, first := middle(y)
+					a, b, residual := fitSine(m, first, 1000, nodeaudio.SampleRate)
+					if gain := math.Hypot(a, b) / amp; math.Abs(dB(gain)) > 0.1 {
+						t.Errorf("1 kHz comes out at %.3f dB", dB(gain))
+					}
+					if phase := math.Atan2(b, a); math.Abs(phase) > 0.01 {
+						t.Errorf("1 kHz comes out shifted by %.4f rad", phase)
+					}
+					// Everything else is noise: quantisation, images,
+					// aliases. 8-bit input brings its own noise.
+					floor := -70.0
+					if bits == 8 {
+						floor = -38
+					}
+					if r := dB(residual / (amp / math.Sqrt2)); r > floor {
+						t.Errorf("residual besides 1 kHz is %.1f dB, want below %.0f dB", r, floor)
+					}
+				})
+			}
+		}
+	}
+	assertTmpEmpty(t, l)
+}
+
+func TestIngestFiltersAboveNodeNyquist(t *testing.T) {
+	l := newTestLibrary(t)
+	const amp = 0.5
+	tests := []struct {
+		rate, freq int
+		pass       bool
+	}{
+		{48000, 1000, true},
+		{48000, 7000, true},  // below the 7.2 kHz pass-band edge
+		{48000, 8500, false}, // would alias to 7.5 kHz
+		{48000, 12000, false},
+		{48000, 20000, false},
+		{44100, 7000, true},
+		{44100, 12000, false},
+		{22050, 10000, false},
+		{8000, 3500, true}, // upsampled: its 4.5 kHz image must not appear
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%dHz@%d", tt.freq, tt.rate), func(t *testing.T) {
+			spec := testWAV{rate: tt.rate, channels: 1, bits: 24}
+			upload := spec.bytes(int64(tt.rate)/2, sine(float64(tt.freq), amp, tt.rate))
+			c, err := l.Ingest(context.Background(), bytes.NewReader(upload), "tone.wav")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, first := middle(readSamples(t, l, c.ID))
+			level := dB(rms(m) / (amp / math.Sqrt2))
+			t.Logf("%d Hz at %d Hz comes out at %.1f dB", tt.freq, tt.rate, level)
+			if !tt.pass {
+				if level > -40 {
+					t.Errorf("%d Hz at %d Hz comes out at %.1f dB; want at least 40 dB down (aliasing)", tt.freq, tt.rate, level)
+				}
+				return
+			}
+			a, b, residual := fitSine(m, first, float64(tt.freq), nodeaudio.SampleRate)
+			if gain := dB(math.Hypot(a, b) / amp); math.Abs(gain) > 0.1 {
+				t.Errorf("%d Hz comes out at %.2f dB; want it passed", tt.freq, gain)
+			}
+			if r := dB(residual / (amp / math.Sqrt2)); r > -70 {
+				t.Errorf("residual besides %d Hz is %.1f dB", tt.freq, r)
+			}
+		})
+	}
+}
+
+func TestIngestKeepsCanonicalAudioAsIs(t *testing.T) {
+	// 16 kHz mono 16-bit takes the same path, but the samples pass
+	// untouched; only the extra chunks go.
+	plain := testWAV{rate: 16000, channels: 1, bits: 16}
+	noisy := func(i int64, _ int) float64 { return math.Sin(float64(i*i)) * 0.9 }
+	want := plain.bytes(4000, noisy)
+
+	withChunks := plain
+	withChunks.before = []testChunk{{"bext", bytes.Repeat([]byte{'b'}, 602)}, {"JUNK", make([]byte, 27)}}
+	withChunks.between = []testChunk{{"LIST", append([]byte("INFOINAM"), 5, 0, 0, 0, 'h', 'e', 'l', 'l', 'o', 0)}}
+	withChunks.after = []testChunk{{"LIST", []byte("INFO")}}
+
+	l := newTestLibrary(t)
+	for _, upload := range [][]byte{want, withChunks.bytes(4000, noisy)} {
+		c, err := l.Ingest(context.Background(), bytes.NewReader(upload), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := l.OpenAudio(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("stored %d bytes differ from the canonical input (%d bytes)", len(got), len(want))
+		}
+	}
+	if names := dirNames(t, l.contentDir()); len(names) != 1 {
+		t.Errorf("content/ holds %v; want the one canonical file", names)
+	}
+}
+
+func TestIngestAveragesChannels(t *testing.T) {
+	s := sine(1000, 0.5, 16000)
+	tests := []struct {
+		name   string
+		sample func(int64, int) float64
+		amp    float64
+	}{
+		{"left only", func(i int64, c int) float64 { return s(i, c) * float64(1-c) }, 0.25},
+		{"opposite phase", func(i int64, c int) float64 { return s(i, c) * float64(1-2*c) }, 0},
+	}
+	l := newTestLibrary(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upload := testWAV{rate: 16000, channels: 2, bits: 16}.bytes(8000, tt.sample)
+			c, err := l.Ingest(context.Background(), bytes.NewReader(upload), "x.wav")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b, _ := fitSine(readSamples(t, l, c.ID), 0, 1000, nodeaudio.SampleRate)
+			if got := math.Hypot(a, b); math.Abs(got-tt.amp) > 1e-3 {
+				t.Errorf("mono amplitude %.4f, want %.4f", got, tt.amp)
+			}
+		})
+	}
+}
+
+func TestIngestAcceptsQuirkyWAV(t *testing.T) {
+	s := sine(440, 0.3, 22050)
+	base := testWAV{rate: 22050, channels: 2, bits: 16}
+	odd := base
+	odd.channels, odd.bits = 1, 24 // 3-byte frames: odd data size, pad byte
+	list := append([]byte("INFOISFT"), 3, 0, 0, 0, 'a', 'b', 0, 0)
+
+	tests := []struct {
+		name   string
+		upload []byte
+	}{
+		{"LIST before fmt", func() []byte { w := base; w.before = []testChunk{{"LIST", list}}; return w.bytes(2205, s) }()},
+		{"odd-sized chunk with pad byte", func() []byte { w := base; w.between = []testChunk{{"junk", []byte{1, 2, 3}}}; return w.bytes(2205, s) }()},
+		{"odd data size", odd.bytes(2205, s)},
+		{"RIFF size from a streaming writer", func() []byte { w := base; w.riffSize = u32(0xFFFFFFFF); return w.bytes(2205, s) }()},
+		{"RIFF size zero", func() []byte { w := base; w.riffSize = u32(0); return w.bytes(2205, s) }()},
+		{"WAVE_FORMAT_EXTENSIBLE PCM", func() []byte { w := base; w.extensible = true; return w.bytes(2205, s) }()},
+		{"trailing partial frame", func() []byte {
+			w := base
+			w.dataSize = u32(2205*4 + 2) // half a stereo frame more than whole frames
+			return append(w.bytes(2205, s), 0, 0)
+		}()},
+	}
+	l := newTestLibrary(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := l.Ingest(context.Background(), bytes.NewReader(tt.upload), "quirky.wav")
+			if err != nil {
+				t.Fatalf("Ingest: %v", err)
+			}
+			m, first := middle(readSamples(t, l, c.ID))
+			a, b, _ := fitSine(m, first, 440, nodeaudio.SampleRate)
+			if got := math.Hypot(a, b); math.Abs(got-0.3) > 0.003 {
+				t.Errorf("440 Hz at amplitude %.4f, want 0.3", got)
+			}
+			if c.DurationMS != 100 {
+				t.Errorf("DurationMS = %d, want 100", c.DurationMS)
+			}
+		})
+	}
+	assertTmpEmpty(t, l)
+}
+
+func TestIngestRejects(t *testing.T) {
+	s := sine(1000, 0.5, 16000)
+	pcm := testWAV{rate: 16000, channels: 1, bits: 16}
+	with := func(f func(w *testWAV)) testWAV { w := pcm; f(&w); return w }
+	good := pcm.bytes(1600, s)
+	fmtChunk := good[12:36]
+	dataChunk := good[36:]
+	riff := func(chunks ...[]byte) []byte {
+		b := []byte("RIFF\x00\x00\x00\x00WAVE")
+		for _, c := range chunks {
+			b = append(b, c...)
+		}
+		binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
+		return b
+	}
+	setFmt := func(off int, v uint32, size int) []byte {
+		b := bytes.Clone(good)
+		switch size {
+		case 2:
+			binary.LittleEndian.PutUint16(b[20+off:], uint16(v))
+		case 4:
+			binary.LittleEndian.PutUint32(b[20+off:], v)
+		}
+		return b
+	}
+	manyChunks := riff(bytes.Repeat([]byte("JUNK\x00\x00\x00\x00"), 1001), fmtChunk, dataChunk)
+
+	tests := []struct {
+		name   string
+		upload []byte
+		code   string
+		msg    string
+	}{
+		{"empty", nil, loaxa.EInvalid, `"in.wav" is empty`},
+		{"text", []byte("Kính gửi bà con thôn Đông,\n"), loaxa.EUnsupported, `"in.wav" is not a WAV file; upload PCM WAV (MP3 support is coming)`},
+		{"MP3 with ID3 tag", []byte("ID3\x04\x00\x00\x00\x00\x00\x23TSSE"), loaxa.EUnsupported, "is not a WAV file (it looks like MP3); upload PCM WAV (MP3 support is coming)"},
+		{"MP3 frame", []byte{0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0, 0, 0, 0, 0}, loaxa.EUnsupported, "(it looks like MP3)"},
+		{"three bytes", []byte("RIF"), loaxa.EUnsupported, "is not a WAV file"},
+		{"RIFF without WAVE", append([]byte("RIFF\x04\x00\x00\x00AVI "), dataChunk...), loaxa.EUnsupported, `is a RIFF file of type "AVI ", not a WAV file`},
+		{"RIFF cut in the header", []byte("RIFF\x24\x00\x00"), loaxa.EInvalid, "the file is truncated: it ends inside the WAV header"},
+		{"RF64", append([]byte("RF64\xff\xff\xff\xffWAVE"), fmtChunk...), loaxa.EUnsupported, "64-bit RF64 WAV"},
+		{"missing fmt", riff(dataChunk), loaxa.EInvalid, "has no fmt chunk before its audio data"},
+		{"nothing after WAVE", riff(), loaxa.EInvalid, "has no fmt chunk"},
+		{"missing data", riff(fmtChunk), loaxa.EInvalid, "has no data chunk"},
+		{"cut in a chunk header", riff(fmtChunk, []byte("LIS")), loaxa.EInvalid, "the file is truncated: it ends inside a chunk header"},
+		{"two fmt chunks", riff(fmtChunk, fmtChunk, dataChunk), loaxa.EInvalid, "has two fmt chunks"},
+		{"truncated data", good[:44+1000], loaxa.EInvalid, "the file is truncated: the header promises 3200 bytes of audio, only 1000 are there"},
+		{"zero-length data", pcm.bytes(0, s), loaxa.EInvalid, "holds no audio: its data chunk is empty"},
+		{"data shorter than a frame", append(with(func(w *testWAV) { w.channels, w.dataSize = 2, u32(2) }).bytes(0, s), 0, 0), loaxa.EInvalid, "data chunk is empty"},
+		{"absurd data size", with(func(w *testWAV) { w.dataSize = u32(0xFFFFFFFF) }).bytes(1600, s), loaxa.EInvalid, "the header promises 4294967295 bytes of audio, only 3200 are there"},
+		{"absurd fmt size", riff([]byte("fmt \xf0\xff\xff\x7f"), fmtChunk[8:], dataChunk), loaxa.EInvalid, "its fmt chunk promises 2147483632 bytes"},
+		{"absurd LIST size", riff([]byte("LIST\xff\xff\xff\xffINFO"), fmtChunk, dataChunk), loaxa.EInvalid, `its "LIST" chunk promises 4294967295 bytes`},
+		{"short fmt", riff([]byte("fmt \x0c\x00\x00\x00"), fmtChunk[8:20], dataChunk), loaxa.EInvalid, "fmt chunk of 12 bytes"},
+		{"float", with(func(w *testWAV) { w.formatCode, w.bits = formatFloat, 32 }).bytes(1600, s), loaxa.EUnsupported, "holds floating-point audio (WAV format code 0x0003)"},
+		{"extensible float", with(func(w *testWAV) { w.formatCode, w.bits, w.extensible = formatFloat, 32, true }).bytes(1600, s), loaxa.EUnsupported, "WAVE_FORMAT_EXTENSIBLE subformat 0x0003"},
+		{"extensible unknown GUID", func() []byte {
+			b := with(func(w *testWAV) { w.extensible = true }).bytes(1600, s)
+			b[20+39] ^= 0xFF
+			return b
+		}(), loaxa.EUnsupported, "unknown WAVE_FORMAT_EXTENSIBLE subformat"},
+		{"extensible too short", setFmt(0, formatExtensible, 2), loaxa.EInvalid, "WAVE_FORMAT_EXTENSIBLE but its fmt chunk has only 16 bytes"},
+		{"IMA ADPCM", setFmt(0, 0x11, 2), loaxa.EUnsupported, "holds IMA ADPCM audio (WAV format code 0x0011)"},
+		{"MP3 in WAV", setFmt(0, 0x55, 2), loaxa.EUnsupported, "holds MP3 audio"},
+		{"unknown codec", setFmt(0, 0x1234, 2), loaxa.EUnsupported, "holds compressed audio (WAV format code 0x1234)"},
+		{"12-bit", setFmt(14, 12, 2), loaxa.EUnsupported, "has 12-bit samples"},
+		{"zero channels", setFmt(2, 0, 2), loaxa.EInvalid, "says it has 0 channels"},
+		{"block align", setFmt(12, 4, 2), loaxa.EInvalid, "4 bytes per frame for 1 channels of 16 bits"},
+		{"sample rate 0", setFmt(4, 0, 4), loaxa.EInvalid, "sample rate is 0 Hz"},
+		{"sample rate 96 kHz", setFmt(4, 96000, 4), loaxa.EUnsupported, "sample rate of 96000 Hz; upload audio sampled at 8000 to 48000 Hz"},
+		{"sample rate 4 kHz", setFmt(4, 4000, 4), loaxa.EUnsupported, "sample rate of 4000 Hz"},
+		{"chunk bomb", manyChunks, loaxa.EInvalid, "more than 1000 chunks before its audio data"},
+	}
+	l := newTestLibrary(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := l.Ingest(context.Background(), bytes.NewReader(tt.upload), "in.wav")
+			if err == nil {
+				t.Fatalf("Ingest accepted it as %+v", c)
+			}
+			if code := loaxa.ErrorCode(err); code != tt.code {
+				t.Errorf("code %q, want %q (%v)", code, tt.code, err)
+			}
+			if msg := loaxa.ErrorMessage(err); !strings.Contains(msg, tt.msg) {
+				t.Errorf("message %q does not contain %q", msg, tt.msg)
+			}
+			assertTmpEmpty(t, l)
+		})
+	}
+	if names := dirNames(t, l.contentDir()); len(names) != 0 {
+		t.Errorf("content/ holds %v after rejected uploads", names)
+	}
+}
+
+func TestIngestLimits(t *testing.T) {
+	upload := testWAV{rate: 8000, channels: 1, bits: 16}.bytes(3*8000, sine(1000, 0.5, 8000)) // 3 s, 48044 bytes
+	tests := []struct {
+		name      string
+		maxBytes  int64
+		maxLength time.Duration
+		msg       string
+	}{
+		{"size", 8 << 10, 0, `"big.wav" is larger than the 8 KB upload limit`},
+		{"size just under", int64(len(upload)) - 1, 0, "upload limit"},
+		{"duration", 0, 2 * time.Second, `"big.wav" plays for 3s, longer than the 2s limit; split it into shorter parts`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newTestLibrary(t)
+			l.MaxUploadBytes, l.MaxDuration = tt.maxBytes, tt.maxLength
+			_, err := l.Ingest(context.Background(), bytes.NewReader(upload), "big.wav")
+			if code := loaxa.ErrorCode(err); code != loaxa.ETooLarge {
+				t.Fatalf("code %q, want %q (%v)", code, loaxa.ETooLarge, err)
+			}
+			if msg := loaxa.ErrorMessage(err); !strings.Contains(msg, tt.msg) {
+				t.Errorf("message %q does not contain %q", msg, tt.msg)
+			}
+			assertTmpEmpty(t, l)
+		})
+	}
+	t.Run("exactly at the limits", func(t *testing.T) {
+		l := newTestLibrary(t)
+		l.MaxUploadBytes, l.MaxDuration = int64(len(upload)), 3*time.Second
+		if _, err := l.Ingest(context.Background(), bytes.NewReader(upload), "big.wav"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestIngestStoresIdenticalAudioOnce(t *testing.T) {
+	l := newTestLibrary(t)
+	upload := testWAV{rate: 44100, channels: 2, bits: 16}.bytes(4410, sine(300, 0.2, 44100))
+	first, err := l.Ingest(context.Background(), bytes.NewReader(upload), "a.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := l.Ingest(context.Background(), bytes.NewReader(upload), "b.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.ID != second.ID || first.Size != second.Size {
+		t.Errorf("same upload gave %s (%d bytes) and %s (%d bytes)", first.ID, first.Size, second.ID, second.Size)
+	}
+	if second.Source.Filename != "b.wav" {
+		t.Errorf("second Source.Filename = %q", second.Source.Filename)
+	}
+	if names := dirNames(t, l.contentDir()); len(names) != 1 || names[0] != first.ID+".wav" {
+		t.Errorf("content/ holds %v, want [%s.wav]", names, first.ID)
+	}
+	assertTmpEmpty(t, l)
+}
+
+func TestOpenAudio(t *testing.T) {
+	l := newTestLibrary(t)
+	c, err := l.Ingest(context.Background(), bytes.NewReader(testWAV{rate: 16000, channels: 1, bits: 16}.bytes(16000, sine(1000, 0.5, 16000))), "one-second.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("round trip", func(t *testing.T) {
+		f, err := l.OpenAudio(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := nodeaudio.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Duration() != time.Second || c.DurationMS != 1000 || c.Size != nodeaudio.HeaderSize+32000 {
+			t.Errorf("reader plays %v; content says %d ms, %d bytes", r.Duration(), c.DurationMS, c.Size)
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n != 32000 {
+			t.Errorf("read %d PCM bytes, %v", n, err)
+		}
+		// Nodes resume downloads with Range requests: seeking must work.
+		if _, err := f.Seek(nodeaudio.HeaderSize, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := io.Copy(io.Discard, f); n != 32000 {
+			t.Errorf("after seeking past the header, %d bytes remain", n)
+		}
+	})
+	tests := []struct {
+		name, id, code string
+	}{
+		{"absent", strings.Repeat("ab", 32), loaxa.ENotFound},
+		{"path traversal", "../../etc/passwd", loaxa.EInvalid},
+		{"upper case", strings.ToUpper(c.ID), loaxa.EInvalid},
+		{"empty", "", loaxa.EInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := l.OpenAudio(context.Background(), tt.id)
+			if err == nil {
+				f.Close()
+				t.Fatal("OpenAudio succeeded")
+			}
+			if code := loaxa.ErrorCode(err); code != tt.code {
+				t.Errorf("code %q, want %q (%v)", code, tt.code, err)
+			}
+		})
+	}
+}
+
+// failingReader returns data, then err.
+type failingReader struct {
+	data []byte
+	err  error
+	hook func() // called when data runs out, before err is returned
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		if r.hook != nil {
+			r.hook()
+		}
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestIngestLeavesNothingOnFailure(t *testing.T) {
+	upload := testWAV{rate: 48000, channels: 2, bits: 16}.bytes(48000, sine(1000, 0.5, 48000))
+	broken := errors.New("connection reset by peer")
+
+	t.Run("upload breaks off", func(t *testing.T) {
+		l := newTestLibrary(t)
+		_, err := l.Ingest(context.Background(), &failingReader{data: upload[:5000], err: broken}, "x.wav")
+		if !errors.Is(err, broken) {
+			t.Errorf("err = %v, want the read error", err)
+		}
+		assertTmpEmpty(t, l)
+	})
+	t.Run("cancelled before", func(t *testing.T) {
+		l := newTestLibrary(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := l.Ingest(ctx, bytes.NewReader(upload), "x.wav")
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		assertTmpEmpty(t, l)
+	})
+	t.Run("cancelled during conversion", func(t *testing.T) {
+		// The upload arrives whole; cancelling as it ends means the
+		// conversion is what sees the cancellation.
+		l := newTestLibrary(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, err := l.Ingest(ctx, &failingReader{data: upload, err: io.EOF, hook: cancel}, "x.wav")
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		assertTmpEmpty(t, l)
+		if names := dirNames(t, l.contentDir()); len(names) != 0 {
+			t.Errorf("content/ holds %v", names)
+		}
+	})
+}
+
+func TestOpenRemovesLeftovers(t *testing.T) {
+	l := newTestLibrary(t)
+	c, err := l.Ingest(context.Background(), bytes.NewReader(testWAV{rate: 8000, channels: 1, bits: 8}.bytes(800, sine(500, 0.5, 8000))), "x.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"upload-123", "convert-456.wav"} {
+		if err := os.WriteFile(filepath.Join(l.tmpDir(), name), []byte("half written"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(l.tmpDir(), "stray"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reopened := NewLibrary(l.Dir)
+	if err := reopened.Open(); err != nil {
+		t.Fatal(err)
+	}
+	assertTmpEmpty(t, reopened)
+	readSamples(t, reopened, c.ID) // stored content survives
+}
