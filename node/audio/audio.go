@@ -1,0 +1,121 @@
+// Package audio holds the node's sound outputs and the helpers they share.
+// None plays nothing and only paces the PCM in real time, for simulated
+// fleets and boards without a sound device; package audio/oto plays through
+// the real device. Both implement agent.Output.
+package audio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// Chunk is how much audio an output consumes at a time: short enough that a
+// stop takes effect at once, long enough to keep wake-ups rare.
+const Chunk = 100 * time.Millisecond
+
+// Counter counts the bytes read through it, so the agent can tell how much
+// of the content an output consumed. It is safe to read N concurrently.
+type Counter struct {
+	R io.Reader
+	n atomic.Int64
+}
+
+// Read reads from R and counts.
+func (c *Counter) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// N returns how many bytes were read.
+func (c *Counter) N() int64 { return c.n.Load() }
+
+// ReadChunk fills buf from r unless r ends first. It returns the bytes read,
+// whether r ended (io.EOF), and any other error, which is wrapped.
+func ReadChunk(r io.Reader, buf []byte) (n int, eof bool, err error) {
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		switch {
+		case errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+			return n, true, nil
+		case err != nil:
+			return n, false, fmt.Errorf("read audio: %w", err)
+		case k == 0:
+			// A reader that returns nothing and no error is allowed but
+			// rare; try again rather than spin on a full buffer.
+			continue
+		}
+	}
+	return n, false, nil
+}
+
+// None is an Output without a device: it reads the PCM at the pace it would
+// play, on its clock, and discards it. Playing on None takes as long as on a
+// speaker, so schedules, events and stops behave as on a real board.
+type None struct {
+	clock clock.Clock
+	plays atomic.Int64
+}
+
+// NewNone returns a None output pacing on c (clock.Real{} when nil).
+func NewNone(c clock.Clock) *None {
+	if c == nil {
+		c = clock.Real{}
+	}
+	return &None{clock: c}
+}
+
+// Play reads pcm in real time until EOF or ctx is cancelled.
+func (o *None) Play(ctx context.Context, pcm io.Reader) error {
+	o.plays.Add(1)
+	buf := make([]byte, nodeaudio.Bytes(Chunk))
+	start := o.clock.Now()
+	var played int64
+	var timer clock.Timer // made on the first wait, so a fake clock shows a timer only while Play waits
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, eof, err := ReadChunk(pcm, buf)
+		if err != nil {
+			return err
+		}
+		played += int64(n)
+		// Wait until the chunk would have been heard: pacing against the
+		// start keeps rounding errors from adding up over a long bulletin.
+		if wait := start.Add(nodeaudio.Duration(played)).Sub(o.clock.Now()); wait > 0 {
+			if timer == nil {
+				timer = o.clock.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timer.C():
+			}
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+// Plays returns how many times Play was called.
+func (o *None) Plays() int64 { return o.plays.Load() }
+
+// Close does nothing; None holds no device.
+func (o *None) Close() error { return nil }
