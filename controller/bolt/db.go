@@ -1,0 +1,334 @@
+// Package bolt is the controller's durable store: every storage service of
+// controller/loaxa on one bbolt file.
+//
+// Values are JSON (easy to read with bbolt's own tools when something looks
+// wrong); keys are ids, or composite keys built so that the queries we need
+// are prefix or range scans:
+//
+//	areas            area id → Area
+//	area_parents     area id → parent id (small values, so subtree walks
+//	                 do not decode whole areas)
+//	nodes            node id → Node with its secret hash and status
+//	node_areas       area id \x00 node id → nil (nodes of one area)
+//	contents         content id → Content
+//	announcements    announcement id → Announcement
+//	deliveries       announcement \x00 occurrence \x00 node → Delivery
+//	node_deliveries  node \x00 announcement \x00 occurrence → primary key
+//	events           ms(8) node \x00 epoch \x00 seq(8) → Event (time order)
+//	node_events      node \x00 ms(8) epoch \x00 seq(8) → events key
+//	event_seqs       node \x00 epoch → last stored seq (8 bytes)
+//	users            username → User with its password hash
+//	tokens           SHA-256(token) → session
+//	desired          node id → Desired
+//	keys             "signing" → Ed25519 private key, "seq_floor" → uint64
+//	meta             "schema" → schema version
+//
+// Every write runs in one bbolt Update transaction, so a failed call leaves
+// nothing behind.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Bucket names.
+var (
+	bucketAreas          = []byte("areas")
+	bucketAreaParents    = []byte("area_parents")
+	bucketNodes          = []byte("nodes")
+	bucketNodeAreas      = []byte("node_areas")
+	bucketContents       = []byte("contents")
+	bucketAnnouncements  = []byte("announcements")
+	bucketDeliveries     = []byte("deliveries")
+	bucketNodeDeliveries = []byte("node_deliveries")
+	bucketEvents         = []byte("events")
+	bucketNodeEvents     = []byte("node_events")
+	bucketEventSeqs      = []byte("event_seqs")
+	bucketUsers          = []byte("users")
+	bucketTokens         = []byte("tokens")
+	bucketDesired        = []byte("desired")
+	bucketKeys           = []byte("keys")
+	bucketMeta           = []byte("meta")
+
+	allBuckets = [][]byte{
+		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
+		bucketContents, bucketAnnouncements, bucketDeliveries,
+		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
+		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
+	}
+
+	keySigning  = []byte("signing")
+	keySeqFloor = []byte("seq_floor")
+	keySchema   = []byte("schema")
+)
+
+// schemaVersion is the layout this code reads and writes. A file written by
+// a newer layout is refused rather than misread.
+const schemaVersion = 1
+
+// openTimeout bounds the wait for the file lock, so a second controller on
+// the same data directory fails at once instead of hanging.
+const openTimeout = 2 * time.Second
+
+// DB is the controller's bbolt file. Set Now and Logger before Open.
+type DB struct {
+	db   *bbolt.DB
+	path string
+
+	// Now returns the current time; it stamps CreatedAt fields and expires
+	// tokens. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives storage diagnostics. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// NewDB returns a DB for the file at path; Open opens it.
+func NewDB(path string) *DB {
+	return &DB{path: path, Now: time.Now, Logger: slog.Default()}
+}
+
+// Path returns the file path of the database.
+func (db *DB) Path() string { return db.path }
+
+// Open opens or creates the file and its buckets.
+func (db *DB) Open() error {
+	if db.path == "" {
+		return fmt.Errorf("open store: path required")
+	}
+	if db.Now == nil {
+		db.Now = time.Now
+	}
+	if db.Logger == nil {
+		db.Logger = slog.Default()
+	}
+	b, err := bbolt.Open(db.path, 0o600, &bbolt.Options{Timeout: openTimeout})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", db.path, err)
+	}
+	db.db = b
+	err = b.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keySchema); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("schema version has %d bytes", len(v))
+			}
+			if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+				return fmt.Errorf("store schema version %d is newer than this controller's %d", got, schemaVersion)
+			}
+			return nil
+		}
+		return meta.Put(keySchema, u64(schemaVersion))
+	})
+	if err != nil {
+		b.Close()
+		db.db = nil
+		return fmt.Errorf("open store %s: %w", db.path, err)
+	}
+	db.Logger.Debug("store opened", "path", db.path)
+	return nil
+}
+
+// Close closes the file. It is safe to call on a DB that is not open.
+func (db *DB) Close() error {
+	if db.db == nil {
+		return nil
+	}
+	err := db.db.Close()
+	db.db = nil
+	if err != nil {
+		return fmt.Errorf("close store %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// SigningKey returns the controller's Ed25519 signing key, generating and
+// storing it on first use. It lives in the store so that a backup of the
+// file carries the identity nodes trust.
+func (db *DB) SigningKey() (ed25519.PrivateKey, error) {
+	var key ed25519.PrivateKey
+	err := db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if v := b.Get(keySigning); v != nil {
+			if len(v) != ed25519.PrivateKeySize {
+				return fmt.Errorf("stored signing key has %d bytes, want %d", len(v), ed25519.PrivateKeySize)
+			}
+			key = bytes.Clone(v)
+			return nil
+		}
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return fmt.Errorf("generate signing key: %w", err)
+		}
+		if err := b.Put(keySigning, priv); err != nil {
+			return fmt.Errorf("store signing key: %w", err)
+		}
+		db.Logger.Info("generated controller signing key", "kid", protocol.KeyID(priv.Public().(ed25519.PublicKey)))
+		key = priv
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return key, nil
+}
+
+// SeqFloor returns the stored floor for the signer's message sequence, 0 if
+// none was saved.
+func (db *DB) SeqFloor() (uint64, error) {
+	var floor uint64
+	err := db.view(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketKeys).Get(keySeqFloor)
+		if v == nil {
+			return nil
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("stored sequence floor has %d bytes", len(v))
+		}
+		floor = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sequence floor: %w", err)
+	}
+	return floor, nil
+}
+
+// SaveSeqFloor stores floor unless a higher floor is stored already: the
+// floor only grows, because nodes refuse sequences they have seen.
+func (db *DB) SaveSeqFloor(floor uint64) error {
+	err := db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if v := b.Get(keySeqFloor); len(v) == 8 && binary.BigEndian.Uint64(v) >= floor {
+			return nil
+		}
+		return b.Put(keySeqFloor, u64(floor))
+	})
+	if err != nil {
+		return fmt.Errorf("save sequence floor: %w", err)
+	}
+	return nil
+}
+
+// Size returns the size of the file in bytes, for metrics.
+func (db *DB) Size() (int64, error) {
+	var n int64
+	err := db.view(func(tx *bbolt.Tx) error {
+		n = tx.Size()
+		return nil
+	})
+	return n, err
+}
+
+// errClosed is returned by every call on a DB that is not open.
+var errClosed = errors.New("store is not open")
+
+func (db *DB) update(fn func(tx *bbolt.Tx) error) error {
+	if db.db == nil {
+		return errClosed
+	}
+	return db.db.Update(fn)
+}
+
+func (db *DB) view(fn func(tx *bbolt.Tx) error) error {
+	if db.db == nil {
+		return errClosed
+	}
+	return db.db.View(fn)
+}
+
+// now returns the current time rounded to milliseconds and in UTC, so that
+// what is stored and what the caller sees compare equal after a JSON round
+// trip.
+func (db *DB) now() time.Time {
+	return db.Now().UTC().Round(time.Millisecond)
+}
+
+// getJSON decodes the value at key into v and reports whether it was there.
+func getJSON(b *bbolt.Bucket, key []byte, v any) (bool, error) {
+	data := b.Get(key)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return true, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// putJSON encodes v and stores it at key.
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	if err := b.Put(key, data); err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
+	}
+	return nil
+}
+
+// u64 returns v big-endian, so that byte order is numeric order.
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// join builds a composite key from parts separated by 0x00, which no id
+// contains (protocol.CheckID), so prefixes of one part never match another.
+func join(parts ...string) []byte {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// prefix returns the key prefix that selects every composite key whose
+// first parts are parts.
+func prefix(parts ...string) []byte {
+	return append(join(parts...), 0)
+}
+
+// checkID returns an EInvalid error naming what the id is for, or nil.
+func checkID(what, id string) error {
+	if err := protocol.CheckID(id); err != nil {
+		return loaxa.Errorf(loaxa.EInvalid, "%s: %s.", what, err)
+	}
+	return nil
+}
+
+// checkCtx stops work for a request whose caller gave up before it began;
+// bbolt transactions themselves cannot be interrupted.
+func checkCtx(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}

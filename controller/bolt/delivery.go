@@ -1,0 +1,150 @@
+package bolt
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// DeliveryService stores deliveries. Events move them (EventService).
+type DeliveryService struct {
+	db *DB
+}
+
+var _ loaxa.DeliveryService = (*DeliveryService)(nil)
+
+// NewDeliveryService returns a DeliveryService on db.
+func NewDeliveryService(db *DB) *DeliveryService {
+	return &DeliveryService{db: db}
+}
+
+// deliveryKey keys a delivery by announcement first, so that the deliveries
+// of one announcement are one prefix scan.
+func deliveryKey(announcement, occurrence, node string) []byte {
+	return join(announcement, occurrence, node)
+}
+
+// nodeDeliveryKey keys the by-node index.
+func nodeDeliveryKey(announcement, occurrence, node string) []byte {
+	return join(node, announcement, occurrence)
+}
+
+// EnsureDeliveries stores the given deliveries unless a delivery for the
+// same (occurrence, node) exists; it never changes an existing one. An empty
+// State is stored as pending and a zero UpdatedAt as now. Every node must
+// exist; on any error nothing is stored.
+func (s *DeliveryService) EnsureDeliveries(ctx context.Context, ds []*loaxa.Delivery) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.Announcement == "" || d.Occurrence == "" || d.Node == "" {
+			return loaxa.Errorf(loaxa.EInvalid, "Delivery %q/%q/%q needs an announcement, an occurrence and a node.", d.Announcement, d.Occurrence, d.Node)
+		}
+		if !strings.HasPrefix(d.Occurrence, d.Announcement+"@") {
+			return loaxa.Errorf(loaxa.EInvalid, "Occurrence %q is not one of announcement %q: build its id with loaxa.OccurrenceID.", d.Occurrence, d.Announcement)
+		}
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		nodes := tx.Bucket(bucketNodes)
+		now := s.db.now()
+		for _, d := range ds {
+			key := deliveryKey(d.Announcement, d.Occurrence, d.Node)
+			if b.Get(key) != nil {
+				continue
+			}
+			if nodes.Get([]byte(d.Node)) == nil {
+				return loaxa.Errorf(loaxa.EInvalid, "Delivery of %s to node %q: the node does not exist.", d.Occurrence, d.Node)
+			}
+			rec := *d
+			if rec.State == "" {
+				rec.State = loaxa.DeliveryPending
+			}
+			if rec.UpdatedAt.IsZero() {
+				rec.UpdatedAt = now
+			}
+			if err := putDelivery(tx, &rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ensure %d deliveries: %w", len(ds), err)
+	}
+	return nil
+}
+
+// putDelivery stores d and its index entry.
+func putDelivery(tx *bbolt.Tx, d *loaxa.Delivery) error {
+	key := deliveryKey(d.Announcement, d.Occurrence, d.Node)
+	if err := putJSON(tx.Bucket(bucketDeliveries), key, d); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketNodeDeliveries).Put(nodeDeliveryKey(d.Announcement, d.Occurrence, d.Node), key)
+}
+
+// FindDeliveries returns deliveries sorted by start, then node, then
+// occurrence. A filter on the announcement is a prefix scan of the primary
+// keys; a filter on the node uses the by-node index.
+func (s *DeliveryService) FindDeliveries(ctx context.Context, f loaxa.DeliveryFilter) ([]*loaxa.Delivery, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out []*loaxa.Delivery
+	decode := func(k, v []byte) error {
+		var d loaxa.Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("decode delivery %q: %w", k, err)
+		}
+		out = append(out, &d)
+		return nil
+	}
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		switch {
+		case f.Node != "":
+			p := prefix(f.Node)
+			if f.Announcement != "" {
+				p = prefix(f.Node, f.Announcement)
+			}
+			c := tx.Bucket(bucketNodeDeliveries).Cursor()
+			for k, key := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, key = c.Next() {
+				v := b.Get(key)
+				if v == nil {
+					return fmt.Errorf("delivery index %q points to missing %q", k, key)
+				}
+				if err := decode(key, v); err != nil {
+					return err
+				}
+			}
+		case f.Announcement != "":
+			p := prefix(f.Announcement)
+			c := b.Cursor()
+			for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+				if err := decode(k, v); err != nil {
+					return err
+				}
+			}
+		default:
+			return b.ForEach(decode)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find deliveries: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *loaxa.Delivery) int {
+		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.Node, b.Node), strings.Compare(a.Occurrence, b.Occurrence))
+	})
+	return out, nil
+}

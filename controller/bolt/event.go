@@ -1,0 +1,282 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Limits on FindEvents results.
+const (
+	DefaultEventLimit = 1000
+	MaxEventLimit     = 10000
+)
+
+// maxEpochLen bounds the outbox epoch a node sends (nodes use 16 hex
+// digits); it becomes part of keys.
+const maxEpochLen = 64
+
+// EventService stores node events and moves deliveries with them.
+type EventService struct {
+	db *DB
+}
+
+var _ loaxa.EventService = (*EventService)(nil)
+
+// NewEventService returns an EventService on db.
+func NewEventService(db *DB) *EventService {
+	return &EventService{db: db}
+}
+
+// msKey encodes t in Unix milliseconds so that byte order is time order,
+// also before 1970 (the sign bit is flipped).
+func msKey(t time.Time) []byte {
+	return u64(uint64(t.UnixMilli()) ^ (1 << 63))
+}
+
+// eventKey is the primary key: time first, so a time range is one range
+// scan; node, epoch and seq make it unique.
+func eventKey(at time.Time, node, epoch string, seq uint64) []byte {
+	k := make([]byte, 0, 8+len(node)+1+len(epoch)+1+8)
+	k = append(k, msKey(at)...)
+	k = append(k, node...)
+	k = append(k, 0)
+	k = append(k, epoch...)
+	k = append(k, 0)
+	return append(k, u64(seq)...)
+}
+
+// nodeEventKey keys the by-node index: node first, then time.
+func nodeEventKey(at time.Time, node, epoch string, seq uint64) []byte {
+	k := make([]byte, 0, len(node)+1+8+len(epoch)+1+8)
+	k = append(k, node...)
+	k = append(k, 0)
+	k = append(k, msKey(at)...)
+	k = append(k, epoch...)
+	k = append(k, 0)
+	return append(k, u64(seq)...)
+}
+
+// eventSeqKey keys the last stored sequence of one outbox. Each epoch keeps
+// its own, so a late copy of a batch from an outbox the node has since
+// replaced neither resets the new outbox's sequence nor is stored twice.
+func eventSeqKey(node, epoch string) []byte {
+	return join(node, epoch)
+}
+
+// RecordEvents stores a batch from node and advances the deliveries its
+// events name, all in one transaction. Only the next sequence of the
+// batch's epoch is accepted: an already stored sequence is skipped as a
+// resend, and a gap ends the batch (the node resends from there). A new
+// epoch starts at sequence 1. It returns the highest sequence stored for the
+// epoch, which is what to acknowledge (0 if none).
+//
+// An event with a zero At is stored at receivedAt. An event naming an
+// occurrence advances the delivery (announcement, occurrence, node) with
+// DeliveryState.Advance; a missing delivery is created from the event, so
+// that no report of a play is lost.
+func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (uint64, error) {
+	if err := checkCtx(ctx); err != nil {
+		return 0, err
+	}
+	if b.Epoch == "" || len(b.Epoch) > maxEpochLen {
+		return 0, loaxa.Errorf(loaxa.EInvalid, "Event batch from node %q: epoch %q must be 1 to %d bytes.", node, b.Epoch, maxEpochLen)
+	}
+	receivedAt = receivedAt.UTC()
+	var last uint64
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		n, err := getNode(tx, node)
+		if err != nil {
+			return err
+		}
+		seqs := tx.Bucket(bucketEventSeqs)
+		seqKey := eventSeqKey(node, b.Epoch)
+		if v := seqs.Get(seqKey); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("event sequence %q has %d bytes", seqKey, len(v))
+			}
+			last = binary.BigEndian.Uint64(v)
+		}
+		stored := last
+		for i := range b.Events {
+			ev := b.Events[i]
+			if ev.Seq <= last {
+				continue // a resend
+			}
+			if ev.Seq != last+1 {
+				break // a gap: the node resends from last+1
+			}
+			if err := s.storeEvent(tx, n, b.Epoch, ev, receivedAt); err != nil {
+				return fmt.Errorf("event %d: %w", ev.Seq, err)
+			}
+			last = ev.Seq
+		}
+		if last == stored {
+			return nil
+		}
+		return seqs.Put(seqKey, u64(last))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record events of node %s: %w", node, err)
+	}
+	return last, nil
+}
+
+// storeEvent stores one accepted event and advances its delivery.
+func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev protocol.Event, receivedAt time.Time) error {
+	if ev.At.IsZero() {
+		ev.At = receivedAt
+	}
+	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Event: ev, ReceivedAt: receivedAt}
+	key := eventKey(ev.At, n.ID, epoch, ev.Seq)
+	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketNodeEvents).Put(nodeEventKey(ev.At, n.ID, epoch, ev.Seq), key); err != nil {
+		return err
+	}
+	if ev.Occurrence == "" {
+		return nil
+	}
+	return s.advanceDelivery(tx, n.ID, ev, receivedAt)
+}
+
+// advanceDelivery moves the delivery an event names. The announcement is
+// taken from the occurrence id (loaxa.OccurrenceID), which is how
+// deliveries are keyed; the event's own Announcement field is not trusted
+// to match.
+func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Event, receivedAt time.Time) error {
+	ann, at, ok := strings.Cut(ev.Occurrence, "@")
+	if !ok || ann == "" {
+		s.db.Logger.Warn("event names a malformed occurrence; delivery not updated",
+			"node", node, "seq", ev.Seq, "occurrence", ev.Occurrence)
+		return nil
+	}
+	b := tx.Bucket(bucketDeliveries)
+	var d loaxa.Delivery
+	found, err := getJSON(b, deliveryKey(ann, ev.Occurrence, node), &d)
+	if err != nil {
+		return err
+	}
+	if !found {
+		start, _ := time.Parse(occurrenceTimeLayout, at) // zero if it does not parse
+		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending}
+	}
+	next, changed := d.State.Advance(ev.Type)
+	if !changed && found {
+		return nil
+	}
+	if changed {
+		d.State = next
+		if ev.Reason != "" {
+			d.Reason = ev.Reason
+		}
+		if ev.LateMS != 0 {
+			d.LateMS = ev.LateMS
+		}
+		if ev.PlayedMS != 0 {
+			d.PlayedMS = ev.PlayedMS
+		}
+	}
+	d.UpdatedAt = receivedAt
+	return putDelivery(tx, &d)
+}
+
+// occurrenceTimeLayout is the time part of loaxa.OccurrenceID.
+const occurrenceTimeLayout = "20060102T150405.000Z"
+
+// FindEvents returns events sorted by time (At), oldest first. From is
+// inclusive and To exclusive; a zero bound is open. With Node, it scans
+// that node's index; otherwise the time index, which Within filters by the
+// area each event was recorded in. Limit 0 means DefaultEventLimit, and no
+// more than MaxEventLimit are returned.
+func (s *EventService) FindEvents(ctx context.Context, f loaxa.EventFilter) ([]*loaxa.Event, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "The time range is empty: 'from' (%s) must be before 'to' (%s).", f.From.Format(time.RFC3339), f.To.Format(time.RFC3339))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultEventLimit
+	}
+	limit = min(limit, MaxEventLimit)
+
+	var out []*loaxa.Event
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		var within map[string]bool
+		if f.Within != "" {
+			var err error
+			if within, err = subtreeSet(tx, f.Within); err != nil {
+				return err
+			}
+		}
+		events := tx.Bucket(bucketEvents)
+		var endMS []byte
+		if !f.To.IsZero() {
+			endMS = msKey(f.To)
+		}
+		// visit decodes one event whose key has time ms; it returns false
+		// to stop the scan. Keys order by millisecond only, so the exact
+		// bounds are checked on At.
+		visit := func(ms, k, v []byte) (bool, error) {
+			if endMS != nil && bytes.Compare(ms, endMS) > 0 {
+				return false, nil
+			}
+			var e loaxa.Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return false, fmt.Errorf("decode event %q: %w", k, err)
+			}
+			if e.At.Before(f.From) || !f.To.IsZero() && !e.At.Before(f.To) || within != nil && !within[e.Area] {
+				return true, nil
+			}
+			out = append(out, &e)
+			return len(out) < limit, nil
+		}
+		var (
+			c     *bbolt.Cursor
+			p     []byte // the prefix every key of the scan has
+			start []byte
+		)
+		if f.Node != "" {
+			if tx.Bucket(bucketNodes).Get([]byte(f.Node)) == nil {
+				return nodeNotFound(f.Node)
+			}
+			c = tx.Bucket(bucketNodeEvents).Cursor()
+			p = prefix(f.Node)
+		} else {
+			c = events.Cursor()
+		}
+		start = p
+		if !f.From.IsZero() {
+			start = append(bytes.Clone(p), msKey(f.From)...)
+		}
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if f.Node != "" {
+				key := v
+				if v = events.Get(key); v == nil {
+					return fmt.Errorf("event index %q points to missing %q", k, key)
+				}
+			}
+			more, err := visit(k[len(p):len(p)+8], k, v)
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find events: %w", err)
+	}
+	return out, nil
+}
