@@ -1,0 +1,357 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Limits on announcements.
+const (
+	// MaxRepeat is the most times one occurrence plays back to back.
+	MaxRepeat = 10
+	// MaxTargets is the most areas, and the most nodes, one announcement names.
+	MaxTargets = 1000
+	// startSlack forgives a start that passed while the request travelled.
+	startSlack = 5 * time.Second
+)
+
+// exampleZone is the zone of the example times in error messages: Vietnam,
+// which keeps +07:00 all year.
+var exampleZone = time.FixedZone("+07", 7*60*60)
+
+var priorities = []protocol.Priority{protocol.PriorityBackground, protocol.PriorityNormal, protocol.PriorityHigh, protocol.PriorityEmergency}
+
+// announcementRequest is the body of POST /api/v1/announcements. Start is
+// a string so that a bad time gets a message saying how to write one.
+type announcementRequest struct {
+	Title     string            `json:"title"`
+	ContentID string            `json:"content_id"`
+	Targets   loaxa.Targets     `json:"targets"`
+	Priority  protocol.Priority `json:"priority"`
+	Start     string            `json:"start"`
+	RRule     *string           `json:"rrule"`
+	Repeat    *int              `json:"repeat"`
+}
+
+// announcementsResponse answers GET /api/v1/announcements.
+type announcementsResponse struct {
+	Announcements []*loaxa.Announcement `json:"announcements"`
+}
+
+// deliveriesResponse answers GET /api/v1/announcements/{id}/deliveries.
+type deliveriesResponse struct {
+	Announcement string                      `json:"announcement"`
+	Counts       map[loaxa.DeliveryState]int `json:"counts"`
+	Deliveries   []*loaxa.Delivery           `json:"deliveries"`
+}
+
+// handleCreateAnnouncement answers POST /api/v1/announcements.
+func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request) error {
+	var req announcementRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	now := s.now()
+	a := &loaxa.Announcement{
+		ContentID: req.ContentID,
+		Priority:  req.Priority,
+		Repeat:    1,
+		State:     loaxa.AnnouncementActive,
+		CreatedBy: userFrom(ctx).Username,
+		CreatedAt: now,
+	}
+	if req.RRule != nil && *req.RRule != "" {
+		// TODO(recurrence): accept RFC 5545 rules once the scheduler
+		// expands them into occurrences.
+		return loaxa.Errorf(loaxa.EInvalid,
+			"rrule: recurrence is not supported yet; leave rrule out and create one announcement per occurrence.")
+	}
+	var err error
+	if a.Title, err = cleanText("title", req.Title, false); err != nil {
+		return err
+	}
+	if a.Priority == "" {
+		a.Priority = protocol.PriorityNormal
+	} else if !a.Priority.Valid() {
+		return loaxa.Errorf(loaxa.EInvalid, "priority %q is not a priority; use one of %s (default normal).",
+			a.Priority, joinPriorities())
+	}
+	if a.Start, err = parseStart(req.Start, now); err != nil {
+		return err
+	}
+	if req.Repeat != nil {
+		if *req.Repeat < 1 || *req.Repeat > MaxRepeat {
+			return loaxa.Errorf(loaxa.EInvalid, "repeat %d is out of range; give 1 to %d plays in a row (default 1).", *req.Repeat, MaxRepeat)
+		}
+		a.Repeat = *req.Repeat
+	}
+	if a.Targets, err = cleanTargets(req.Targets); err != nil {
+		return err
+	}
+
+	if !protocol.ValidContentID(a.ContentID) {
+		if a.ContentID == "" {
+			return loaxa.Errorf(loaxa.EInvalid, "content_id is required; upload audio with POST /api/v1/content and use the id it returns.")
+		}
+		return loaxa.Errorf(loaxa.EInvalid, "content_id %q is not a content id; use the 64 hex digits returned by POST /api/v1/content.", a.ContentID)
+	}
+	c, err := s.ContentService.FindContentByID(ctx, a.ContentID)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.EInvalid,
+			"content_id %s does not exist; upload the audio with POST /api/v1/content or pick one from GET /api/v1/content.", a.ContentID)
+	} else if err != nil {
+		return fmt.Errorf("create announcement: find content %s: %w", a.ContentID, err)
+	}
+	if a.Title == "" {
+		a.Title = c.Title
+	}
+	for _, id := range a.Targets.Areas {
+		if _, err := s.requireArea(ctx, "targets.areas", id); err != nil {
+			return err
+		}
+	}
+	if err := s.authorizeTargets(ctx, a); err != nil {
+		return err
+	}
+
+	if err := s.AnnouncementService.CreateAnnouncement(ctx, a); err != nil {
+		return fmt.Errorf("create announcement: %w", err)
+	}
+	s.changed()
+	s.logger().Info("announcement created", "announcement", a.ID, "content", a.ContentID, "priority", a.Priority,
+		"start", a.Start, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes, "by", a.CreatedBy)
+	s.writeJSON(w, r, http.StatusCreated, a)
+	return nil
+}
+
+// parseStart reads an announcement start: RFC 3339, not in the past, at
+// most a year ahead.
+func parseStart(s string, now time.Time) (time.Time, error) {
+	example := now.In(exampleZone).Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339)
+	if s == "" {
+		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start is required; give the time to play in RFC 3339, e.g. %s.", example)
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, loaxa.Errorf(loaxa.EInvalid,
+			"start %q is not an RFC 3339 time; write the date, T, the time and the UTC offset, e.g. %s.", s, example)
+	}
+	if t.Before(now.Add(-startSlack)) {
+		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is in the past; give a future time in RFC 3339, e.g. %s.", s, example)
+	}
+	if limit := now.AddDate(1, 0, 0); t.After(limit) {
+		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is more than a year ahead; give a time before %s.",
+			s, limit.In(exampleZone).Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// cleanTargets checks target ids and drops repeats; at least one target
+// is needed.
+func cleanTargets(t loaxa.Targets) (loaxa.Targets, error) {
+	out := loaxa.Targets{Areas: []string{}, Nodes: []string{}}
+	for _, list := range []struct {
+		field string
+		in    []string
+		out   *[]string
+	}{{"targets.areas", t.Areas, &out.Areas}, {"targets.nodes", t.Nodes, &out.Nodes}} {
+		if len(list.in) > MaxTargets {
+			return out, loaxa.Errorf(loaxa.EInvalid, "%s names %d targets; the limit is %d, so target a parent area instead.",
+				list.field, len(list.in), MaxTargets)
+		}
+		for _, id := range list.in {
+			if err := checkID(list.field, id); err != nil {
+				return out, err
+			}
+			if !slices.Contains(*list.out, id) {
+				*list.out = append(*list.out, id)
+			}
+		}
+	}
+	if len(out.Areas) == 0 && len(out.Nodes) == 0 {
+		return out, loaxa.Errorf(loaxa.EInvalid,
+			"targets is empty; name at least one area or node, e.g. {\"areas\":[\"12346\"],\"nodes\":[]}.")
+	}
+	return out, nil
+}
+
+// authorizeTargets checks that every target node exists and that the user
+// may schedule a (and, for an emergency, send one) on every target area and
+// every target node's area.
+func (s *Server) authorizeTargets(ctx context.Context, a *loaxa.Announcement) error {
+	actions := []loaxa.Action{loaxa.ActionSchedule}
+	if a.Priority == protocol.PriorityEmergency {
+		actions = append(actions, loaxa.ActionEmergency)
+	}
+	areas := slices.Clone(a.Targets.Areas)
+	for _, id := range a.Targets.Nodes {
+		n, err := s.requireNode(ctx, "targets.nodes", id)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(areas, n.Area) {
+			areas = append(areas, n.Area)
+		}
+	}
+	for _, area := range areas {
+		for _, act := range actions {
+			if err := s.authorize(ctx, act, area); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// requireNode returns node id named by a request field, or EInvalid if it
+// does not exist.
+func (s *Server) requireNode(ctx context.Context, field, id string) (*loaxa.Node, error) {
+	if err := checkID(field, id); err != nil {
+		return nil, err
+	}
+	n, err := s.NodeService.FindNodeByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "%s: there is no node %q; pick one from GET /api/v1/nodes.", field, id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find node %s: %w", id, err)
+	}
+	return n, nil
+}
+
+func joinPriorities() string {
+	names := make([]string, len(priorities))
+	for i, p := range priorities {
+		names[i] = string(p)
+	}
+	return strings.Join(names, ", ")
+}
+
+// handleListAnnouncements answers GET /api/v1/announcements?state=: the
+// announcements that play somewhere in the user's area.
+func (s *Server) handleListAnnouncements(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "state"); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	f := loaxa.AnnouncementFilter{State: r.URL.Query().Get("state")}
+	switch f.State {
+	case "", loaxa.AnnouncementActive, loaxa.AnnouncementCancelled:
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "state %q is not an announcement state; use %s or %s.",
+			f.State, loaxa.AnnouncementActive, loaxa.AnnouncementCancelled)
+	}
+	all, err := s.AnnouncementService.FindAnnouncements(ctx, f)
+	if err != nil {
+		return fmt.Errorf("list announcements: %w", err)
+	}
+	sc, err := s.scopeOf(ctx, userFrom(ctx), true)
+	if err != nil {
+		return err
+	}
+	out := make([]*loaxa.Announcement, 0, len(all))
+	for _, a := range all {
+		if sc.reaches(a) {
+			out = append(out, a)
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, announcementsResponse{Announcements: out})
+	return nil
+}
+
+// findAnnouncement returns the announcement named by the path, if it plays
+// somewhere in the user's area, with the user's scope.
+func (s *Server) findAnnouncement(r *http.Request) (*loaxa.Announcement, *scope, error) {
+	ctx, id := r.Context(), r.PathValue("id")
+	a, err := s.AnnouncementService.FindAnnouncementByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, nil, loaxa.Errorf(loaxa.ENotFound, "There is no announcement %q; list them with GET /api/v1/announcements.", id)
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("get announcement %s: %w", id, err)
+	}
+	u := userFrom(ctx)
+	sc, err := s.scopeOf(ctx, u, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sc.reaches(a) {
+		return nil, nil, loaxa.Errorf(loaxa.EForbidden, "Announcement %s does not play in your area %q.", a.ID, u.Area)
+	}
+	return a, sc, nil
+}
+
+// handleGetAnnouncement answers GET /api/v1/announcements/{id}.
+func (s *Server) handleGetAnnouncement(w http.ResponseWriter, r *http.Request) error {
+	a, _, err := s.findAnnouncement(r)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, a)
+	return nil
+}
+
+// handleCancelAnnouncement answers POST /api/v1/announcements/{id}/cancel.
+// Cancelling needs the same rights on every target as creating.
+func (s *Server) handleCancelAnnouncement(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	a, _, err := s.findAnnouncement(r)
+	if err != nil {
+		return err
+	}
+	if err := s.authorizeTargets(ctx, a); err != nil {
+		return err
+	}
+	if a.State == loaxa.AnnouncementCancelled {
+		// Cancelling twice is not an error, so an operator may retry.
+		s.writeJSON(w, r, http.StatusOK, a)
+		return nil
+	}
+	if err := s.AnnouncementService.CancelAnnouncement(ctx, a.ID); err != nil {
+		return fmt.Errorf("cancel announcement %s: %w", a.ID, err)
+	}
+	s.changed()
+	a, err = s.AnnouncementService.FindAnnouncementByID(ctx, a.ID)
+	if err != nil {
+		return fmt.Errorf("cancel announcement: %w", err)
+	}
+	s.logger().Info("announcement cancelled", "announcement", a.ID, "by", userFrom(ctx).Username)
+	s.writeJSON(w, r, http.StatusOK, a)
+	return nil
+}
+
+// handleListDeliveries answers GET /api/v1/announcements/{id}/deliveries:
+// the per-node fate of each occurrence, for the nodes in the user's area,
+// with a count per state.
+func (s *Server) handleListDeliveries(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	a, sc, err := s.findAnnouncement(r)
+	if err != nil {
+		return err
+	}
+	ds, err := s.DeliveryService.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: a.ID})
+	if err != nil {
+		return fmt.Errorf("list deliveries of %s: %w", a.ID, err)
+	}
+	resp := deliveriesResponse{Announcement: a.ID, Counts: map[loaxa.DeliveryState]int{}, Deliveries: []*loaxa.Delivery{}}
+	for _, d := range ds {
+		if sc.hasNode(d.Node) {
+			resp.Deliveries = append(resp.Deliveries, d)
+			resp.Counts[d.State]++
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+	return nil
+}

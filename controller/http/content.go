@@ -1,0 +1,213 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// uploadSlack is what an upload body may carry beyond MaxUploadBytes of
+// audio: multipart boundaries, part headers and the title.
+const uploadSlack = 64 << 10
+
+// maxTitleBytes bounds the title part of an upload before it is checked
+// as text.
+const maxTitleBytes = 4 * MaxNameLen
+
+// contentsResponse answers GET /api/v1/content.
+type contentsResponse struct {
+	Content []*loaxa.Content `json:"content"`
+}
+
+// handleListContent answers GET /api/v1/content?q=.
+func (s *Server) handleListContent(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "q"); err != nil {
+		return err
+	}
+	cs, err := s.ContentService.FindContents(r.Context(), loaxa.ContentFilter{Query: r.URL.Query().Get("q")})
+	if err != nil {
+		return fmt.Errorf("list content: %w", err)
+	}
+	s.writeJSON(w, r, http.StatusOK, contentsResponse{Content: nonNil(cs)})
+	return nil
+}
+
+// handleGetContent answers GET /api/v1/content/{id}.
+func (s *Server) handleGetContent(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.findContent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, c)
+	return nil
+}
+
+// findContent returns content id or ENotFound saying where ids come from.
+func (s *Server) findContent(ctx context.Context, id string) (*loaxa.Content, error) {
+	if !protocol.ValidContentID(id) {
+		return nil, loaxa.Errorf(loaxa.ENotFound,
+			"There is no content %q; content ids are the 64 hex digits returned by POST /api/v1/content.", id)
+	}
+	c, err := s.ContentService.FindContentByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, loaxa.Errorf(loaxa.ENotFound, "There is no content %s; list content with GET /api/v1/content.", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get content %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// handleGetAudio answers GET /api/v1/content/{id}/audio with the node
+// format bytes, for users and for nodes (HTTP Basic). Range requests work,
+// so a node on a flaky link resumes where it stopped.
+func (s *Server) handleGetAudio(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	c, err := s.findContent(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	audio, err := s.MediaService.OpenAudio(ctx, c.ID)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "The audio of content %s is missing from the library.", c.ID)
+	} else if err != nil {
+		return fmt.Errorf("open audio %s: %w", c.ID, err)
+	}
+	defer audio.Close()
+	h := w.Header()
+	h.Set("Content-Type", "audio/wav")
+	// The id is the SHA-256 of these bytes, so they never change.
+	h.Set("ETag", `"`+c.ID+`"`)
+	h.Set("Cache-Control", "private, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", c.CreatedAt, audio)
+	if n := nodeFrom(ctx); n != nil {
+		s.logger().Debug("audio served to node", "node", n.ID, "content", c.ID, "range", r.Header.Get("Range"))
+	}
+	return nil
+}
+
+// handleUploadContent answers POST /api/v1/content: a multipart upload
+// with the audio in part "file" and an optional "title". The body is
+// streamed into the media library, never held in memory. The answer is 201
+// for new audio and 200 when identical audio was already stored.
+func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "multipart/form-data" {
+		return loaxa.Errorf(loaxa.EUnsupported,
+			"Content-Type %q is not accepted here; send multipart/form-data with the audio in a part named \"file\" (curl -F file=@bulletin.wav -F title=…).", ct)
+	}
+	limit := s.MaxUploadBytes
+	if limit <= 0 {
+		limit = DefaultMaxUploadBytes
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+uploadSlack)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return loaxa.Errorf(loaxa.EInvalid, "The multipart body cannot be read (%v); send multipart/form-data with a boundary.", err)
+	}
+
+	var (
+		c        *loaxa.Content
+		filename string
+		title    string
+	)
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return uploadError(ctx, &bodyError{err}, limit)
+		}
+		switch part.FormName() {
+		case "file":
+			if c != nil {
+				return loaxa.Errorf(loaxa.EInvalid, "The upload has more than one part named \"file\"; send one file per request.")
+			}
+			filename = part.FileName()
+			c, err = s.MediaService.Ingest(ctx, bodyReader{part}, filename)
+			if err != nil {
+				return uploadError(ctx, fmt.Errorf("ingest upload %q: %w", filename, err), limit)
+			}
+		case "title":
+			b, err := io.ReadAll(io.LimitReader(bodyReader{part}, maxTitleBytes+1))
+			if err != nil {
+				return uploadError(ctx, err, limit)
+			}
+			if len(b) > maxTitleBytes {
+				return loaxa.Errorf(loaxa.EInvalid, "title is longer than %d characters; shorten it.", MaxNameLen)
+			}
+			title = string(b)
+		default:
+			return loaxa.Errorf(loaxa.EInvalid, "Unknown form field %q; send only \"file\" and \"title\".", part.FormName())
+		}
+		part.Close()
+	}
+	if c == nil {
+		return loaxa.Errorf(loaxa.EInvalid, "The upload has no part named \"file\"; send the audio as -F file=@bulletin.wav.")
+	}
+
+	if existing, err := s.ContentService.FindContentByID(ctx, c.ID); err == nil {
+		s.writeJSON(w, r, http.StatusOK, existing)
+		return nil
+	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
+		return fmt.Errorf("upload: find content %s: %w", c.ID, err)
+	}
+	if title, err = cleanText("title", title, false); err != nil {
+		return err
+	}
+	if title == "" {
+		if title, err = cleanText("title", filename, false); err != nil || title == "" {
+			title = "Upload " + c.ID[:12]
+		}
+	}
+	c.Title = title
+	c.CreatedBy = userFrom(ctx).Username
+	c.CreatedAt = s.now()
+	stored, err := s.ContentService.CreateContent(ctx, c)
+	if err != nil {
+		return fmt.Errorf("upload: create content %s: %w", c.ID, err)
+	}
+	s.logger().Info("content uploaded", "content", c.ID, "title", stored.Title, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
+	s.writeJSON(w, r, http.StatusCreated, stored)
+	return nil
+}
+
+// bodyError marks a failure reading the request body: the client's side
+// (a cut connection, a broken multipart body, too many bytes), not ours.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read upload: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyReader marks read errors as bodyError for uploadError.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = &bodyError{err}
+	}
+	return n, err
+}
+
+// uploadError turns a failed upload into what the client should hear:
+// too large names the limit, a broken body says so, and the media
+// library's own complaints pass through.
+func uploadError(ctx context.Context, err error, limit int64) error {
+	var be *bodyError
+	switch {
+	case tooLarge(err):
+		return loaxa.Errorf(loaxa.ETooLarge, "The upload is larger than the %s limit; send a shorter or more compressed file.", formatBytes(limit))
+	case errors.As(err, &be):
+		return loaxa.Errorf(loaxa.EInvalid, "The upload broke off or is not well-formed multipart (%v); send it again.", be.err)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return loaxa.Errorf(loaxa.EInvalid, "The upload was cancelled.")
+	}
+	return err
+}

@@ -1,0 +1,72 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// errorResponse is the body of every error answer.
+type errorResponse struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// statusCodes maps application error codes to HTTP statuses.
+var statusCodes = map[string]int{
+	loaxa.EInvalid:      http.StatusBadRequest,
+	loaxa.EUnauthorized: http.StatusUnauthorized,
+	loaxa.EForbidden:    http.StatusForbidden,
+	loaxa.ENotFound:     http.StatusNotFound,
+	loaxa.EConflict:     http.StatusConflict,
+	loaxa.ETooLarge:     http.StatusRequestEntityTooLarge,
+	loaxa.EUnsupported:  http.StatusUnsupportedMediaType,
+	loaxa.EUnavailable:  http.StatusServiceUnavailable,
+	loaxa.EInternal:     http.StatusInternalServerError,
+}
+
+// errorStatus returns the HTTP status for an application error code.
+func errorStatus(code string) int {
+	if status, ok := statusCodes[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with err as {"error":{"code","message"}}. Internal
+// errors are logged with their detail and shown only as "Internal error.".
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, message := loaxa.ErrorCode(err), loaxa.ErrorMessage(err)
+	status := errorStatus(code)
+	if status == http.StatusInternalServerError {
+		code, message = loaxa.EInternal, "Internal error; the controller log has the details."
+		s.logger().Error("http: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="loaxa"`)
+	}
+	s.writeJSON(w, r, status, errorResponse{Error: errorBody{Code: code, Message: message}})
+}
+
+// writeJSON answers with v as JSON.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only our own response types reach here, and they all marshal; a
+		// failure is a bug, and the client still gets a well-formed answer.
+		s.logger().Error("http: encode response", "method", r.Method, "path", r.URL.Path, "err", err)
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":{"code":"internal","message":"Internal error; the controller log has the details."}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}

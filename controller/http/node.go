@@ -1,0 +1,218 @@
+package http
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// DefaultBrokerPort is the MQTT port written into credentials documents
+// when no broker URL is configured.
+const DefaultBrokerPort = "1883"
+
+// nodeRequest is the body of POST /api/v1/nodes.
+type nodeRequest struct {
+	ID   string  `json:"id"`
+	Name string  `json:"name"`
+	Area string  `json:"area"`
+	Lat  float64 `json:"lat"`
+	Lon  float64 `json:"lon"`
+}
+
+// nodeCreated answers POST /api/v1/nodes: the node and, this once, its
+// credentials document.
+type nodeCreated struct {
+	Node        *loaxa.Node           `json:"node"`
+	Credentials *protocol.Credentials `json:"credentials"`
+}
+
+// nodesResponse answers GET /api/v1/nodes.
+type nodesResponse struct {
+	Nodes []*loaxa.Node `json:"nodes"`
+}
+
+// handleListNodes answers GET /api/v1/nodes?area=&state=.
+func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "area", "state"); err != nil {
+		return err
+	}
+	ctx, q := r.Context(), r.URL.Query()
+	f := loaxa.NodeFilter{Within: userFrom(ctx).Area, State: q.Get("state")}
+	switch f.State {
+	case "", loaxa.NodeOnline, loaxa.NodeOffline, loaxa.NodeNever:
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a node state; use %s, %s or %s.",
+			f.State, loaxa.NodeOnline, loaxa.NodeOffline, loaxa.NodeNever)
+	}
+	if area := q.Get("area"); area != "" {
+		if _, err := s.requireArea(ctx, "area", area); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionRead, area); err != nil {
+			return err
+		}
+		f.Within = area
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, f)
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	s.writeJSON(w, r, http.StatusOK, nodesResponse{Nodes: nonNil(nodes)})
+	return nil
+}
+
+// handleGetNode answers GET /api/v1/nodes/{id}.
+func (s *Server) handleGetNode(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.findNode(r)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, n)
+	return nil
+}
+
+// handleGetDesired answers GET /api/v1/nodes/{id}/desired: the desired
+// state last compiled for the node.
+func (s *Server) handleGetDesired(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.findNode(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.DesiredService.FindDesired(r.Context(), n.ID)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound,
+			"No desired state has been compiled for node %q yet; the scheduler compiles one shortly after a node is enrolled.", n.ID)
+	} else if err != nil {
+		return fmt.Errorf("get desired state of %s: %w", n.ID, err)
+	}
+	s.writeJSON(w, r, http.StatusOK, d)
+	return nil
+}
+
+// findNode returns the node named by the path, if the user may read it.
+func (s *Server) findNode(r *http.Request) (*loaxa.Node, error) {
+	ctx, id := r.Context(), r.PathValue("id")
+	n, err := s.NodeService.FindNodeByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, loaxa.Errorf(loaxa.ENotFound, "There is no node %q; list nodes with GET /api/v1/nodes.", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", id, err)
+	}
+	if err := s.authorize(ctx, loaxa.ActionRead, n.Area); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// handleCreateNode answers POST /api/v1/nodes: enrols a node and shows its
+// credentials document once. Only the secret's hash is stored.
+func (s *Server) handleCreateNode(w http.ResponseWriter, r *http.Request) error {
+	var req nodeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := checkID("id", req.ID); err != nil {
+		return err
+	}
+	name, err := cleanText("name", req.Name, true)
+	if err != nil {
+		return err
+	}
+	if math.Abs(req.Lat) > 90 || math.Abs(req.Lon) > 180 {
+		return loaxa.Errorf(loaxa.EInvalid,
+			"lat %v, lon %v is not a position; give decimal degrees, lat within ±90 and lon within ±180 (e.g. 20.716, 106.552).", req.Lat, req.Lon)
+	}
+	if _, err := s.requireArea(ctx, "area", req.Area); err != nil {
+		return err
+	}
+	if err := s.authorize(ctx, loaxa.ActionManageNodes, req.Area); err != nil {
+		return err
+	}
+	chain, err := s.AreaService.AreaChain(ctx, req.Area)
+	if err != nil {
+		return fmt.Errorf("create node %s: area chain: %w", req.ID, err)
+	}
+
+	secret := loaxa.NewSecret()
+	controller := s.controllerURL(r)
+	creds := &protocol.Credentials{
+		Node:        req.ID,
+		Area:        req.Area,
+		Areas:       chain,
+		Controller:  controller,
+		Broker:      s.brokerURL(controller),
+		Username:    req.ID,
+		Secret:      secret,
+		TopicPrefix: s.topicPrefix(),
+		Keys:        s.ControllerKeys,
+	}
+	// Check before storing: a document the node cannot use is a setup
+	// fault (no signing key, a bad public URL), and no node should exist
+	// whose secret nobody ever saw.
+	if err := creds.Validate(); err != nil {
+		return fmt.Errorf("create node %s: the credentials document would be invalid (check the public and broker URLs and keys): %w", req.ID, err)
+	}
+	n := &loaxa.Node{
+		ID:         req.ID,
+		Name:       name,
+		Area:       req.Area,
+		Lat:        req.Lat,
+		Lon:        req.Lon,
+		CreatedAt:  s.now(),
+		SecretHash: loaxa.HashSecret(secret),
+		Status:     loaxa.NodeStatus{State: loaxa.NodeNever},
+	}
+	if err := s.NodeService.CreateNode(ctx, n); loaxa.ErrorCode(err) == loaxa.EConflict {
+		return loaxa.Errorf(loaxa.EConflict, "Node %q exists already; choose another id.", n.ID)
+	} else if err != nil {
+		return fmt.Errorf("create node %s: %w", n.ID, err)
+	}
+	s.changed()
+	s.logger().Info("node enrolled", "node", n.ID, "area", n.Area, "by", userFrom(ctx).Username)
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusCreated, nodeCreated{Node: n, Credentials: creds})
+	return nil
+}
+
+// controllerURL is the base URL nodes reach the controller by: PublicURL,
+// or the scheme and host this request came in on.
+func (s *Server) controllerURL(r *http.Request) string {
+	if s.PublicURL != "" {
+		return strings.TrimRight(s.PublicURL, "/")
+	}
+	u := url.URL{Scheme: "http", Host: r.Host}
+	if r.TLS != nil {
+		u.Scheme = "https"
+	}
+	return u.String()
+}
+
+// brokerURL is the broker URL for credentials: BrokerURL with "{host}"
+// filled in, or tcp://<controller host>:1883.
+func (s *Server) brokerURL(controller string) string {
+	host := ""
+	if u, err := url.Parse(controller); err == nil {
+		host = u.Hostname()
+	}
+	if s.BrokerURL == "" {
+		return "tcp://" + net.JoinHostPort(host, DefaultBrokerPort)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 literal inside a URL
+	}
+	return strings.ReplaceAll(s.BrokerURL, "{host}", host)
+}
+
+func (s *Server) topicPrefix() string {
+	if s.TopicPrefix == "" {
+		return protocol.DefaultPrefix
+	}
+	return s.TopicPrefix
+}

@@ -1,0 +1,308 @@
+// Package http is the controller's public JSON API under /api/v1, built on
+// the domain services of package loaxa. docs/api.md describes every route.
+//
+// Every route is declared once in the route table (Server.Routes) with the
+// loaxa.Action it needs; one wrapper authenticates the caller and checks
+// that action with loaxa.Authorize before the handler runs, so the table is
+// the whole access policy apart from per-area checks, which handlers make
+// with the same loaxa.Authorize once they know the area.
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Defaults for Server settings.
+const (
+	// DefaultMaxUploadBytes is the largest audio upload accepted.
+	DefaultMaxUploadBytes = 200 << 20
+	// ShutdownTimeout is how long Close waits for requests in flight.
+	ShutdownTimeout = 10 * time.Second
+	// TokenLifetime is how long a bearer token from POST /api/v1/auth/token lasts.
+	TokenLifetime = 12 * time.Hour
+)
+
+// Server serves the public HTTP API. Set the fields, then call Open.
+type Server struct {
+	// Addr is the listen address, e.g. ":8080" or "127.0.0.1:0".
+	Addr string
+	// PublicURL is the controller base URL written into credentials
+	// documents; "" derives it from the request (scheme and Host).
+	PublicURL string
+	// BrokerURL is the broker URL written into credentials documents. ""
+	// means tcp://<controller host>:1883; a "{host}" in it is replaced by
+	// the controller host, so the embedded broker's port can be given
+	// without knowing the name nodes reach the controller by.
+	BrokerURL string
+	// TopicPrefix is written into credentials documents; "" is
+	// protocol.DefaultPrefix.
+	TopicPrefix string
+	// ControllerKeys are the signing keys nodes trust.
+	ControllerKeys []protocol.PublicKey
+	// MaxUploadBytes limits audio uploads.
+	MaxUploadBytes int64
+	// Now tells the time (tests fake it).
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	AreaService         loaxa.AreaService
+	NodeService         loaxa.NodeService
+	ContentService      loaxa.ContentService
+	MediaService        loaxa.MediaService
+	AnnouncementService loaxa.AnnouncementService
+	DeliveryService     loaxa.DeliveryService
+	EventService        loaxa.EventService
+	UserService         loaxa.UserService
+	DesiredService      loaxa.DesiredService
+	// Scheduler is told after every change that affects schedules.
+	Scheduler loaxa.Scheduler
+
+	routes  []Route
+	mux     *http.ServeMux
+	handler http.Handler
+
+	mu       sync.Mutex
+	listener net.Listener
+	server   *http.Server
+	served   chan struct{} // closed when Serve returns
+}
+
+// NewServer returns a server with defaults and its routes registered.
+func NewServer() *Server {
+	s := &Server{
+		MaxUploadBytes: DefaultMaxUploadBytes,
+		Now:            time.Now,
+		Logger:         slog.New(slog.DiscardHandler),
+		mux:            http.NewServeMux(),
+	}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	s.handler = s.logRequests(http.HandlerFunc(s.serveMux))
+	return s
+}
+
+// Handler returns the API as an http.Handler, for tests and for mounting
+// without Open.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes returns the route table: every endpoint and the action it needs.
+func (s *Server) Routes() []Route {
+	out := make([]Route, len(s.routes))
+	copy(out, s.routes)
+	return out
+}
+
+// Open listens on Addr and serves in the background. The listener is
+// opened here, so a busy port fails at once.
+func (s *Server) Open() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener != nil {
+		return errors.New("http server: already open")
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("http server: listen on %s: %w", s.Addr, err)
+	}
+	s.listener = ln
+	s.server = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No ReadTimeout or WriteTimeout: uploads and audio downloads over a
+		// slow 3G link may take many minutes; idle connections still end.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.logger().Handler(), slog.LevelWarn),
+	}
+	s.served = make(chan struct{})
+	go func(srv *http.Server, done chan struct{}) {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger().Error("http server stopped", "err", err)
+		}
+	}(s.server, s.served)
+	s.logger().Info("http server listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Close stops accepting connections and waits up to ShutdownTimeout for
+// requests in flight, then cuts the rest.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.server == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := s.server.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("http server: shutdown: %w", err), s.server.Close())
+	}
+	<-s.served
+	s.server, s.listener = nil, nil
+	return err
+}
+
+// URL returns the base URL the server listens on, with localhost for an
+// unspecified address, or "" before Open.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s.listener.Addr().String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}).String()
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// changed tells the scheduler, if there is one, to recompile.
+func (s *Server) changed() {
+	if s.Scheduler != nil {
+		s.Scheduler.Changed()
+	}
+}
+
+// serveMux dispatches to the route table and answers unknown paths and
+// methods in the API's JSON error shape instead of ServeMux's plain text.
+func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		w = &fallbackWriter{ResponseWriter: w, s: s, r: r}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// fallbackWriter turns ServeMux's own 404 and 405 answers into JSON errors;
+// anything else (a redirect to the clean path) passes through.
+type fallbackWriter struct {
+	http.ResponseWriter
+	s           *Server
+	r           *http.Request
+	intercepted bool
+}
+
+func (f *fallbackWriter) WriteHeader(code int) {
+	switch code {
+	case http.StatusNotFound:
+		f.intercepted = true
+		f.s.writeError(f.ResponseWriter, f.r, loaxa.Errorf(loaxa.ENotFound,
+			"There is no API route %s; see docs/api.md for the routes.", f.r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		f.intercepted = true
+		f.s.writeJSON(f.ResponseWriter, f.r, code, errorResponse{Error: errorBody{
+			Code:    "method_not_allowed",
+			Message: fmt.Sprintf("%s does not accept %s; use %s.", f.r.URL.Path, f.r.Method, f.Header().Get("Allow")),
+		}})
+	default:
+		f.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (f *fallbackWriter) Write(b []byte) (int, error) {
+	if f.intercepted {
+		return len(b), nil
+	}
+	return f.ResponseWriter.Write(b)
+}
+
+// logRequests logs every request at Debug and turns a panic into a 500.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger().Error("http: panic serving request", "method", r.Method, "path", r.URL.Path,
+					"panic", v, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					s.writeError(rec, r, fmt.Errorf("panic: %v", v))
+				}
+			}
+			s.logger().Debug("http request", "method", r.Method, "path", r.URL.Path,
+				"status", rec.code(), "duration", time.Since(start))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// statusRecorder remembers the status written, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the connection's sendfile path for audio downloads.
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{r.ResponseWriter}, src)
+}
+
+// writerOnly hides every method but Write, so io.Copy cannot loop back
+// into ReadFrom.
+type writerOnly struct{ io.Writer }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) code() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
