@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
@@ -49,4 +50,23 @@ type Config struct {
 	HTTPClient *http.Client
 	// Version is the agent software version reported in state.
 	Version string
+
+	// LateGraceMS is how late an occurrence may still start when the
+	// desired state does not say (0: DefaultLateGrace, 10 minutes).
+	LateGraceMS int64
+	// TimeSyncInterval is how often the clock offset to the controller is
+	// measured besides at every connect (0: 5 minutes).
+	TimeSyncInterval time.Duration
+	// AckTimeout is how long sent events may wait for an acknowledgement
+	// before they are sent again (0: 30 seconds).
+	AckTimeout time.Duration
+	// StateDebounce gathers state changes into one publish (0: 1 second).
+	StateDebounce time.Duration
+	// MQTTKeepAlive and MQTTMaxReconnect tune the broker link (0: 30s, 2m).
+	MQTTKeepAlive    time.Duration
+	MQTTMaxReconnect time.Duration
+	// ContentBackoffMin and ContentBackoffMax bound the full-jitter
+	// backoff between download attempts (0: 2s, 5m).
+	ContentBackoffMin time.Duration
+	ContentBackoffMax time.Duration
 }

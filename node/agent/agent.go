@@ -1,0 +1,569 @@
+// Package agent is the node agent: it keeps the desired state the controller
+// signed, plays each occurrence at its start on the controller-corrected
+// clock, and reports what it did through a durable outbox.
+//
+// The agent is a core with adapters around it (contract.go): Output plays
+// audio, Board drives the relay and sensors, Store keeps state across
+// restarts. The broker link (node/mqtt) and the content cache
+// (node/content) are built from the credentials. What to do at any moment
+// is decided by the pure executor (Decide); the agent's loop only gathers
+// the situation, writes the decision's events, and carries it out.
+//
+// Goroutines: the main loop (messages, decisions, plays), one goroutine per
+// play, the event sender, the state publisher, the clock synchroniser and
+// the content fetcher. Run starts them and stops them all before it returns.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/content"
+	"loaxa.vn/node/mqtt"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// controllerAudience is the "to" of the node's own (unsigned) messages.
+const controllerAudience = "controller"
+
+// progressRetention is how long the marks of occurrences that left the
+// desired state are kept, so that one put back within that time is not
+// played twice.
+const progressRetention = 48 * time.Hour
+
+// Agent runs one node.
+type Agent struct {
+	cfg      Config
+	cred     *protocol.Credentials
+	log      *slog.Logger
+	clock    *clock.Offset
+	topics   protocol.Topics
+	verifier *protocol.Verifier
+	store    Store
+	cache    *content.Cache
+	epoch    string
+
+	// Signals between goroutines; each holds at most one pending signal.
+	outboxWake  chan struct{} // the outbox grew or shrank
+	reconnected chan struct{} // to the sender: start again from the acknowledged end
+	syncNow     chan struct{} // to the clock synchroniser
+	clockMoved  chan struct{} // to the main loop: the offset changed
+	dirty       chan struct{} // to the state publisher
+
+	link *mqtt.Link // set once by Run (under mu, for Connected)
+
+	// Owned by the main loop.
+	desired  *protocol.DesiredState
+	progress map[string]Progress
+	guard    *protocol.ReplayGuard
+	play     *play
+	playDone chan playResult
+	stashed  *mqtt.Message // a desired state refused for time; retried when the clock moves
+
+	mu     sync.Mutex
+	status status
+}
+
+// status is the part of the node's State that changes; guarded by Agent.mu.
+type status struct {
+	desiredVersion uint64
+	playing        *protocol.Playing
+	missing        []string
+	rejected       uint64
+	outbox         int
+}
+
+// New checks cfg and prepares an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	var errs []error
+	if cfg.Credentials == nil {
+		errs = append(errs, errors.New("credentials are required"))
+	} else if err := cfg.Credentials.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("credentials: %w", err))
+	}
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("store is required"))
+	}
+	if cfg.Output == nil {
+		errs = append(errs, errors.New("audio output is required"))
+	}
+	if cfg.Board == nil {
+		errs = append(errs, errors.New("board is required"))
+	}
+	if cfg.DataDir == "" {
+		errs = append(errs, errors.New("data directory is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("node agent: %w", err)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.TimeSyncInterval <= 0 {
+		cfg.TimeSyncInterval = 5 * time.Minute
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 30 * time.Second
+	}
+	if cfg.StateDebounce <= 0 {
+		cfg.StateDebounce = time.Second
+	}
+	cred := cfg.Credentials
+	keys, err := cred.PublicKeys()
+	if err != nil {
+		return nil, fmt.Errorf("node agent: %w", err)
+	}
+	log := cfg.Logger.With("node", cred.Node)
+	a := &Agent{
+		cfg:         cfg,
+		cred:        cred,
+		log:         log,
+		clock:       clock.NewOffset(cfg.Clock),
+		topics:      protocol.NewTopics(cred.Prefix()),
+		store:       cfg.Store,
+		epoch:       cfg.Store.Epoch(),
+		outboxWake:  make(chan struct{}, 1),
+		reconnected: make(chan struct{}, 1),
+		syncNow:     make(chan struct{}, 1),
+		clockMoved:  make(chan struct{}, 1),
+		dirty:       make(chan struct{}, 1),
+		playDone:    make(chan playResult, 1),
+	}
+	a.verifier = protocol.NewVerifier(keys, a.clock.Now, 0)
+	// Network retries run on real time: the injected clock says what time
+	// the schedule is at, not how long a broken link takes to mend.
+	a.cache, err = content.Open(content.Config{
+		Dir:        filepath.Join(cfg.DataDir, "content"),
+		BaseURL:    cred.Controller,
+		Username:   cred.Username,
+		Secret:     cred.Secret,
+		Client:     cfg.HTTPClient,
+		Logger:     log,
+		BackoffMin: cfg.ContentBackoffMin,
+		BackoffMax: cfg.ContentBackoffMax,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node agent: %w", err)
+	}
+	return a, nil
+}
+
+// Clock returns the controller-corrected clock the agent schedules on.
+func (a *Agent) Clock() *clock.Offset { return a.clock }
+
+// Epoch returns the outbox epoch.
+func (a *Agent) Epoch() string { return a.epoch }
+
+// Connected reports whether the broker link is up.
+func (a *Agent) Connected() bool {
+	a.mu.Lock()
+	link := a.link
+	a.mu.Unlock()
+	return link != nil && link.Connected()
+}
+
+// Status returns the state the agent reports now.
+func (a *Agent) Status() protocol.State {
+	board := a.cfg.Board.Snapshot()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := protocol.State{
+		Status:         protocol.StatusOnline,
+		At:             a.clock.Now().UTC(),
+		Agent:          a.cfg.Version,
+		DesiredVersion: a.status.desiredVersion,
+		ClockOffsetMS:  a.clock.Get().Milliseconds(),
+		ContentMissing: slices.Clone(a.status.missing),
+		Board:          &board,
+		Rejected:       a.status.rejected,
+		Outbox:         a.status.outbox,
+	}
+	if p := a.status.playing; p != nil {
+		cp := *p
+		st.Playing = &cp
+	}
+	return st
+}
+
+// Run runs the agent until ctx is cancelled. It returns after stopping
+// what plays (reported as interrupted), every goroutine it started and the
+// broker link, with everything it did written to the store. The store,
+// output and board stay open: they belong to the caller.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	link, err := mqtt.Open(mqtt.Config{
+		Broker:               a.cred.Broker,
+		Node:                 a.cred.Node,
+		Username:             a.cred.Username,
+		Secret:               a.cred.Secret,
+		Topics:               a.topics,
+		Areas:                a.areas(),
+		Will:                 a.encodeState(protocol.State{Status: protocol.StatusOffline, At: a.clock.Now().UTC()}),
+		Online:               func() []byte { return a.encodeState(a.Status()) },
+		KeepAlive:            a.cfg.MQTTKeepAlive,
+		MaxReconnectInterval: a.cfg.MQTTMaxReconnect,
+		Logger:               a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	a.mu.Lock()
+	a.link = link
+	a.mu.Unlock()
+	a.log.Info("agent: started", "version", a.cfg.Version, "epoch", a.epoch, "desired_version", a.status.desiredVersion)
+
+	loopCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, fn := range []func(context.Context){
+		func(ctx context.Context) { a.cache.Run(ctx) },
+		a.sendEvents,
+		a.publishStates,
+		a.syncClock,
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(loopCtx)
+		}()
+	}
+	a.loop(ctx)
+	stop()
+	wg.Wait()
+
+	// A clean disconnect does not fire the Last Will: say goodbye ourselves.
+	if link.Connected() {
+		st := a.Status()
+		st.Status = protocol.StatusOffline
+		pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := link.Publish(pctx, a.topics.Node(a.cred.Node, protocol.ChanState), true, a.encodeState(st)); err != nil {
+			a.log.Warn("agent: could not publish offline state", "err", err)
+		}
+		cancel()
+	}
+	link.Close()
+	a.log.Info("agent: stopped")
+	return nil
+}
+
+// load reads the durable state.
+func (a *Agent) load() error {
+	d, err := a.store.Desired()
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	a.desired = d
+	if a.progress, err = a.store.Progress(); err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	entries, err := a.store.ReplayEntries(a.clock.Now())
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	a.guard = protocol.NewReplayGuard(entries)
+	out, err := a.store.Outbox()
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	a.mu.Lock()
+	a.status.outbox = out.Len()
+	if d != nil {
+		a.status.desiredVersion = d.Version
+	}
+	a.mu.Unlock()
+	a.wantContent()
+	return nil
+}
+
+// areas is the area chain to subscribe to: the desired state's, else the
+// credentials'.
+func (a *Agent) areas() []string {
+	if a.desired != nil && len(a.desired.Areas) > 0 {
+		return a.desired.Areas
+	}
+	if len(a.cred.Areas) > 0 {
+		return a.cred.Areas
+	}
+	return []string{a.cred.Area}
+}
+
+// lateGrace is the desired state's grace, else the configured one.
+func (a *Agent) lateGrace() time.Duration {
+	if a.desired != nil && a.desired.Config.LateGraceMS > 0 {
+		return time.Duration(a.desired.Config.LateGraceMS) * time.Millisecond
+	}
+	if a.cfg.LateGraceMS > 0 {
+		return time.Duration(a.cfg.LateGraceMS) * time.Millisecond
+	}
+	return DefaultLateGrace
+}
+
+// loop is the main loop: it owns the desired state, the progress marks and
+// the play, so none of them needs a lock.
+func (a *Agent) loop(ctx context.Context) {
+	timer := a.clock.NewTimer(time.Hour)
+	defer timer.Stop()
+	var wakeC <-chan time.Time
+	for {
+		wake := a.step()
+		if wake.IsZero() {
+			wakeC = nil
+		} else {
+			timer.Stop()
+			timer.Reset(max(wake.Sub(a.clock.Now()), 0))
+			wakeC = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			a.stopPlay(protocol.ReasonInterrupted)
+			return
+		case m := <-a.link.Messages():
+			a.handle(m, false)
+		case <-a.link.Connects():
+			signal(a.reconnected)
+			signal(a.syncNow)
+			signal(a.outboxWake)
+		case r := <-a.playDone:
+			a.finishPlay(r)
+		case <-wakeC:
+		case <-a.cache.Changed():
+			a.mu.Lock()
+			a.status.missing = a.cache.Missing()
+			a.mu.Unlock()
+			signal(a.dirty)
+		case <-a.clockMoved:
+			if m := a.stashed; m != nil {
+				a.stashed = nil
+				a.handle(*m, true)
+			}
+		}
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// step asks the executor what to do, does it, and returns when to ask again.
+func (a *Agent) step() time.Time {
+	now := a.clock.Now()
+	s := Situation{
+		Now:        now,
+		Progress:   a.progress,
+		LateGrace:  a.lateGrace(),
+		HasContent: a.cache.Has,
+	}
+	if a.desired != nil {
+		s.Occurrences = a.desired.Occurrences
+	}
+	if a.play != nil {
+		s.Playing = a.play.occ.ID
+	}
+	d := Decide(s)
+	if d.Empty() {
+		return d.Wake
+	}
+	if d.Stop != "" && a.play != nil && a.play.stopReason == "" {
+		a.log.Info("agent: stopping", "occurrence", a.play.occ.ID, "reason", d.Stop)
+		a.play.stop(d.Stop)
+	}
+
+	var events []protocol.Event
+	var marks []Progress
+	for _, o := range d.Received {
+		events = append(events, occurrenceEvent(protocol.EventReceived, markOf(o, PhaseReceived), now))
+		marks = append(marks, markOf(o, PhaseReceived))
+	}
+	for _, c := range d.Close {
+		e := occurrenceEvent(c.Type, c.Progress, now)
+		e.Reason, e.LateMS = c.Reason, c.LateMS
+		events = append(events, e)
+		m := c.Progress
+		m.Phase = PhaseDone
+		marks = append(marks, m)
+		a.log.Info("agent: occurrence closed", "occurrence", c.Progress.Occurrence, "event", c.Type, "reason", c.Reason, "late_ms", c.LateMS)
+	}
+	var start *protocol.Occurrence
+	if o := d.Start; o != nil {
+		mark := markOf(*o, PhaseStarted)
+		if err := a.cfg.Board.SetAmplifier(true); err != nil {
+			a.log.Error("agent: amplifier did not switch on", "occurrence", o.ID, "err", err)
+			e := occurrenceEvent(protocol.EventFailed, mark, now)
+			e.Reason = protocol.ReasonAmplifier
+			events = append(events, e)
+			mark.Phase = PhaseDone
+		} else {
+			now = a.clock.Now()
+			mark.StartedAt = now
+			e := occurrenceEvent(protocol.EventStarted, mark, now)
+			e.LateMS = now.Sub(o.Start).Milliseconds()
+			events = append(events, e)
+			start = o
+		}
+		marks = append(marks, mark)
+	}
+	a.record(events, marks)
+	if start != nil {
+		a.startPlay(*start, now)
+	}
+	return d.Wake
+}
+
+func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Event {
+	return protocol.Event{Type: t, At: at.UTC(), Occurrence: p.Occurrence, Announcement: p.Announcement, Content: p.Content}
+}
+
+// record writes events and marks to the store in one step. The in-memory
+// marks follow even if the store fails, so the agent does not act twice on
+// one occurrence; the failure is logged loudly because events are lost.
+func (a *Agent) record(events []protocol.Event, marks []Progress) {
+	if len(events) == 0 && len(marks) == 0 {
+		return
+	}
+	if _, err := a.store.Append(events, marks); err != nil {
+		a.log.Error("agent: events not stored", "events", len(events), "err", err)
+	}
+	for _, m := range marks {
+		a.progress[m.Occurrence] = m
+	}
+	a.outboxChanged()
+}
+
+func (a *Agent) outboxChanged() {
+	if out, err := a.store.Outbox(); err == nil {
+		a.mu.Lock()
+		a.status.outbox = out.Len()
+		a.mu.Unlock()
+	}
+	signal(a.outboxWake)
+	signal(a.dirty)
+}
+
+// wantContent tells the cache what the desired state needs, soonest first.
+func (a *Agent) wantContent() {
+	if a.desired == nil {
+		a.cache.Want(nil)
+	} else {
+		a.cache.Want(contentByNeed(a.desired, a.clock.Now()))
+	}
+	a.mu.Lock()
+	a.status.missing = a.cache.Missing()
+	a.mu.Unlock()
+}
+
+// contentByNeed orders the content refs of d by the first upcoming
+// occurrence that plays them; content no occurrence needs soon comes last.
+func contentByNeed(d *protocol.DesiredState, now time.Time) []protocol.ContentRef {
+	first := make(map[string]time.Time, len(d.Content))
+	for _, o := range d.Occurrences {
+		if t, ok := first[o.Content]; !ok || o.Start.Before(t) {
+			first[o.Content] = o.Start
+		}
+	}
+	refs := slices.Clone(d.Content)
+	slices.SortStableFunc(refs, func(x, y protocol.ContentRef) int {
+		tx, okx := first[x.ID]
+		ty, oky := first[y.ID]
+		switch {
+		case okx && oky:
+			return tx.Compare(ty)
+		case okx:
+			return -1
+		case oky:
+			return 1
+		}
+		return 0
+	})
+	return refs
+}
+
+// applyDesired makes d the running desired state.
+func (a *Agent) applyDesired(d *protocol.DesiredState) {
+	if err := a.store.SetDesired(d); err != nil {
+		// Run it anyway: playing on time matters more than remembering.
+		a.log.Error("agent: desired state not stored", "version", d.Version, "err", err)
+	}
+	a.desired = d
+	keep := make(map[string]bool, len(d.Occurrences))
+	for _, o := range d.Occurrences {
+		keep[o.ID] = true
+	}
+	before := a.clock.Now().Add(-progressRetention)
+	if err := a.store.PruneProgress(keep, before); err != nil {
+		a.log.Warn("agent: prune progress", "err", err)
+	} else {
+		for id, p := range a.progress {
+			if !keep[id] && p.Start.Before(before) && p.Phase != PhaseStarted {
+				delete(a.progress, id)
+			}
+		}
+	}
+	a.link.SetAreas(a.areas())
+	a.wantContent()
+	a.mu.Lock()
+	a.status.desiredVersion = d.Version
+	a.mu.Unlock()
+	signal(a.dirty)
+	a.log.Info("agent: running desired state", "version", d.Version, "occurrences", len(d.Occurrences), "content", len(d.Content))
+}
+
+// encodeState wraps st for the state topic.
+func (a *Agent) encodeState(st protocol.State) []byte {
+	raw, err := protocol.Encode(protocol.TypeState, a.cred.Node, controllerAudience, 0, a.clock.Now(), st)
+	if err != nil {
+		// A State always fits; this is a programming error worth seeing.
+		a.log.Error("agent: encode state", "err", err)
+	}
+	return raw
+}
+
+// publishStates publishes the retained state after changes, at most once
+// per StateDebounce.
+func (a *Agent) publishStates(ctx context.Context) {
+	topic := a.topics.Node(a.cred.Node, protocol.ChanState)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.dirty:
+		}
+		t := time.NewTimer(a.cfg.StateDebounce)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if !a.link.Connected() {
+			continue // the link publishes the state itself on connect
+		}
+		if err := a.link.Publish(ctx, topic, true, a.encodeState(a.Status())); err != nil {
+			a.log.Debug("agent: state not published", "err", err)
+		}
+	}
+}
+
+// playDuration is how long n bytes of node audio play.
+func playDuration(n int64) time.Duration { return nodeaudio.Duration(n) }

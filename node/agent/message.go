@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"loaxa.vn/node/mqtt"
+	"loaxa.vn/protocol"
+)
+
+// handle acts on one message from the broker, if and only if the
+// controller signed it for this node (or one of its areas), it is valid
+// now, and it is not a copy of one already acted on. retry marks a second
+// look at a desired state refused earlier for its validity times.
+func (a *Agent) handle(m mqtt.Message, retry bool) {
+	if len(m.Payload) == 0 {
+		return // a retained message being cleared
+	}
+	if err := a.accept(m, retry); err != nil {
+		if retry {
+			a.log.Debug("agent: desired state still refused", "topic", m.Topic, "reason", protocol.Reason(err), "err", err)
+			return
+		}
+		a.mu.Lock()
+		a.status.rejected++
+		a.mu.Unlock()
+		signal(a.dirty)
+		a.log.Warn("agent: message refused", "topic", m.Topic, "reason", protocol.Reason(err), "err", err)
+	}
+}
+
+// accept verifies m and acts on it; an error means it was refused.
+func (a *Agent) accept(m mqtt.Message, retry bool) error {
+	topic, err := a.topics.Parse(m.Topic)
+	if err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
+	}
+	switch {
+	case topic.Scope == protocol.ScopeNode && topic.ID != a.cred.Node:
+		return fmt.Errorf("%w: topic of node %s", protocol.ErrAudience, topic.ID)
+	case topic.Scope == protocol.ScopeArea && !slices.Contains(a.areas(), topic.ID):
+		return fmt.Errorf("%w: area %s is not in this node's chain", protocol.ErrAudience, topic.ID)
+	}
+	env, err := a.verifier.Open(m.Payload, topic.Audience())
+	if err != nil {
+		if topic.Channel == protocol.ChanDesired && (errors.Is(err, protocol.ErrExpired) || errors.Is(err, protocol.ErrNotYetValid)) {
+			// The retained copy will not come again; if our clock is what
+			// is wrong, the next correction lets it through.
+			a.stashed = &m
+		}
+		return err
+	}
+	switch topic.Channel {
+	case protocol.ChanDesired:
+		return a.acceptDesired(env)
+	case protocol.ChanCmd:
+		return a.acceptCommand(env)
+	}
+	return fmt.Errorf("%w: nothing to do with a message on %s", protocol.ErrMalformed, m.Topic)
+}
+
+func (a *Agent) acceptDesired(env *protocol.Envelope) error {
+	if env.Type != protocol.TypeDesired {
+		return fmt.Errorf("%w: %s message on the desired topic", protocol.ErrMalformed, env.Type)
+	}
+	var d protocol.DesiredState
+	if err := env.Decode(&d); err != nil {
+		return err
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
+	}
+	if d.Node != a.cred.Node {
+		return fmt.Errorf("%w: desired state for node %s", protocol.ErrAudience, d.Node)
+	}
+	for _, area := range d.Areas {
+		if err := protocol.CheckID(area); err != nil {
+			return fmt.Errorf("%w: desired state areas: %v", protocol.ErrMalformed, err)
+		}
+	}
+	if a.desired != nil && d.Version <= a.desired.Version {
+		// The retained copy of what runs, coming back on a reconnect.
+		a.log.Debug("agent: desired state not newer", "version", d.Version, "running", a.desired.Version)
+		return nil
+	}
+	a.stashed = nil
+	a.applyDesired(&d)
+	return nil
+}
+
+func (a *Agent) acceptCommand(env *protocol.Envelope) error {
+	if env.Type != protocol.TypeCommand {
+		return fmt.Errorf("%w: %s message on a cmd topic", protocol.ErrMalformed, env.Type)
+	}
+	now := a.clock.Now()
+	entry, err := a.guard.Check(env, now)
+	if err != nil {
+		return err
+	}
+	if err := a.store.AddReplay(entry, now); err != nil {
+		// The in-memory guard still refuses copies until a restart.
+		a.log.Error("agent: replay entry not stored", "err", err)
+	}
+	var cmd protocol.Command
+	if err := env.Decode(&cmd); err != nil {
+		return err
+	}
+	switch cmd.Name {
+	case protocol.CmdAck:
+		a.ack(cmd)
+	default:
+		a.log.Warn("agent: unknown command ignored", "command", cmd.Name)
+	}
+	return nil
+}
+
+func (a *Agent) ack(cmd protocol.Command) {
+	err := a.store.Ack(cmd.Epoch, cmd.Seq)
+	switch {
+	case errors.Is(err, ErrEpoch):
+		a.log.Debug("agent: ack for another epoch ignored", "epoch", cmd.Epoch, "seq", cmd.Seq)
+		return
+	case err != nil:
+		a.log.Error("agent: ack not stored", "seq", cmd.Seq, "err", err)
+		return
+	}
+	a.outboxChanged()
+}

@@ -1,0 +1,82 @@
+// Package oto plays node audio on the machine's sound device through
+// github.com/hajimehoshi/oto/v2 (ALSA on Linux). It needs cgo.
+package oto
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	otolib "github.com/hajimehoshi/oto/v2"
+
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// oto supports one context per process; every Output shares it.
+var (
+	shared struct {
+		once sync.Once
+		ctx  *otolib.Context
+		err  error
+	}
+)
+
+func context0() (*otolib.Context, error) {
+	shared.once.Do(func() {
+		c, ready, err := otolib.NewContext(nodeaudio.SampleRate, nodeaudio.Channels, otolib.FormatSignedInt16LE)
+		if err != nil {
+			shared.err = fmt.Errorf("open sound device: %w", err)
+			return
+		}
+		<-ready
+		shared.ctx = c
+	})
+	return shared.ctx, shared.err
+}
+
+// Output plays on the default sound device at the node audio format.
+type Output struct {
+	ctx *otolib.Context
+	// Poll is how often Play checks whether the player has drained.
+	Poll time.Duration
+}
+
+// Open opens the sound device (once per process) and returns an output.
+func Open() (*Output, error) {
+	c, err := context0()
+	if err != nil {
+		return nil, err
+	}
+	return &Output{ctx: c, Poll: 20 * time.Millisecond}, nil
+}
+
+// Play plays pcm to its end and returns once the player has drained, or
+// stops at once when ctx is cancelled.
+func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
+	p := o.ctx.NewPlayer(pcm)
+	defer p.Close()
+	p.Play()
+	tick := time.NewTicker(o.Poll)
+	defer tick.Stop()
+	for p.IsPlaying() {
+		select {
+		case <-ctx.Done():
+			p.Pause()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("play: %w", err)
+	}
+	if err := o.ctx.Err(); err != nil {
+		return fmt.Errorf("sound device: %w", err)
+	}
+	return nil
+}
+
+// Close releases nothing: the process-wide device stays open for the next
+// Output, as oto cannot open it twice.
+func (o *Output) Close() error { return nil }

@@ -1,0 +1,142 @@
+// Command node is the loaxa node agent for a speaker box: it joins the
+// controller with a credentials document, keeps its schedule in DATA, and
+// plays through the default sound device (or paces silence with
+// --audio none).
+//
+//	go run ./node --credentials node.json --data /var/lib/loaxa
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
+	"loaxa.vn/node/audio/oto"
+	"loaxa.vn/node/board"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command line, after environment overrides.
+type options struct {
+	credentials string
+	data        string
+	audio       string
+	logLevel    string
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.credentials, "credentials", "", "credentials document from the controller (env LOAXA_CREDENTIALS)")
+	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
+	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "loaxa node", version)
+		return 0
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL"} {
+		if v := getenv(env); v != "" && !set[flagName] {
+			fs.Set(flagName, v)
+		}
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "node: --log-level %q: want debug, info, warn or error\n", o.logLevel)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if o.credentials == "" {
+		fmt.Fprintln(stderr, "node: --credentials FILE is required: the JSON document the controller gave when the node was created")
+		return exitUsage
+	}
+	cred, err := protocol.ReadCredentials(o.credentials)
+	if err != nil {
+		fmt.Fprintf(stderr, "node: %v\n", err)
+		return exitUsage
+	}
+	if o.audio != "oto" && o.audio != "none" {
+		fmt.Fprintf(stderr, "node: --audio %q: want oto or none\n", o.audio)
+		return exitUsage
+	}
+	if err := runAgent(ctx, cred, o, log); err != nil {
+		log.Error("node: stopped", "err", err)
+		return exitFailure
+	}
+	return 0
+}
+
+func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger) (err error) {
+	if err := os.MkdirAll(o.data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := store.OpenBolt(filepath.Join(o.data, "node.db"))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, st.Close()) }()
+
+	var out agent.Output
+	switch o.audio {
+	case "oto":
+		dev, err := oto.Open()
+		if err != nil {
+			return fmt.Errorf("%w (use --audio none on a machine without sound)", err)
+		}
+		out = dev
+	default:
+		out = audio.NewNone(clock.Real{})
+	}
+	defer func() { err = errors.Join(err, out.Close()) }()
+
+	a, err := agent.New(agent.Config{
+		Credentials: cred,
+		DataDir:     o.data,
+		Store:       st,
+		Output:      out,
+		Board:       board.None{},
+		Logger:      log,
+		Version:     version,
+	})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,334 @@
+// Package mqtt is the node agent's link to the broker, over paho.
+//
+// The link connects as the node (client id and username are the node id),
+// registers a retained "offline" Last Will on the node's state topic,
+// publishes a retained "online" state and (re)subscribes to the node's
+// desired and cmd topics and to the cmd topic of every area in its chain on
+// every connect, and reconnects by itself with capped backoff. Incoming
+// messages are handed to a buffered channel without blocking paho; the
+// agent drains it.
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"loaxa.vn/protocol"
+)
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("mqtt link closed")
+
+// Config configures a Link. Broker, Node, Username and Secret are required.
+type Config struct {
+	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883.
+	Broker   string
+	Node     string
+	Username string
+	Secret   string
+	Topics   protocol.Topics
+	// Areas is the node's area chain, its own area first.
+	Areas []string
+	// Will is published, retained on the node's state topic, by the broker
+	// when the link dies without a clean disconnect.
+	Will []byte
+	// Online returns the retained state published on every connect.
+	Online func() []byte
+	// Queue is the size of the incoming message buffer (default 256).
+	Queue int
+	// ConnectTimeout bounds one connection attempt (default 10s).
+	ConnectTimeout time.Duration
+	// MaxReconnectInterval caps the reconnect backoff (default 2m).
+	MaxReconnectInterval time.Duration
+	// KeepAlive is the MQTT keep-alive (default 30s); a dead link is
+	// noticed after about 1.5 times this.
+	KeepAlive time.Duration
+	// PublishTimeout bounds waiting for the broker to accept a publish or
+	// subscription (default 10s).
+	PublishTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Message is one message received from the broker.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// Link is a node's connection to the broker.
+type Link struct {
+	cfg      Config
+	log      *slog.Logger
+	client   paho.Client
+	msgs     chan Message
+	connects chan struct{}
+	dropped  atomic.Uint64
+	closed   atomic.Bool
+	done     chan struct{} // closed by Close
+	wg       sync.WaitGroup
+
+	mu         sync.Mutex
+	areas      []string
+	subscribed []string // topics of the last successful subscription
+}
+
+// Open starts connecting in the background and returns at once; the link
+// keeps trying until Close. Watch Connects to know when it is up.
+func Open(cfg Config) (*Link, error) {
+	u, err := url.Parse(cfg.Broker)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("mqtt link: broker URL %q: want tcp://host:port", cfg.Broker)
+	}
+	if cfg.Node == "" || cfg.Username == "" {
+		return nil, fmt.Errorf("mqtt link: node and username are required")
+	}
+	if cfg.Topics.Prefix == "" {
+		cfg.Topics = protocol.NewTopics("")
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 256
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxReconnectInterval <= 0 {
+		cfg.MaxReconnectInterval = 2 * time.Minute
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Link{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		msgs:     make(chan Message, cfg.Queue),
+		connects: make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		areas:    slices.Clone(cfg.Areas),
+	}
+	opts := paho.NewClientOptions().
+		AddBroker(u.String()).
+		SetClientID(cfg.Node).
+		SetUsername(cfg.Username).
+		SetPassword(cfg.Secret).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(cfg.MaxReconnectInterval).
+		SetConnectTimeout(cfg.ConnectTimeout).
+		SetKeepAlive(cfg.KeepAlive).
+		SetPingTimeout(min(cfg.KeepAlive/2, 10*time.Second)).
+		SetWriteTimeout(cfg.PublishTimeout).
+		SetOrderMatters(true).
+		SetOnConnectHandler(l.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			l.log.Warn("mqtt: link to broker lost", "err", err)
+		})
+	if cfg.Will != nil {
+		opts.SetBinaryWill(cfg.Topics.Node(cfg.Node, protocol.ChanState), cfg.Will, 1, true)
+	}
+	l.client = paho.NewClient(opts)
+	// With ConnectRetry the token completes only once connected; the agent
+	// runs its schedule offline meanwhile, so do not wait.
+	l.client.Connect()
+	return l, nil
+}
+
+// Messages delivers incoming messages. It is never closed.
+func (l *Link) Messages() <-chan Message { return l.msgs }
+
+// Connects signals (coalesced) each time the link has connected, subscribed
+// and published the online state.
+func (l *Link) Connects() <-chan struct{} { return l.connects }
+
+// Connected reports whether the link is up now.
+func (l *Link) Connected() bool { return l.client.IsConnectionOpen() }
+
+// Dropped returns how many incoming messages were dropped because the
+// agent did not keep up.
+func (l *Link) Dropped() uint64 { return l.dropped.Load() }
+
+// Topics returns the topics the link subscribes to.
+func (l *Link) Topics() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.topicsLocked()
+}
+
+func (l *Link) topicsLocked() []string {
+	t := l.cfg.Topics
+	out := []string{t.Node(l.cfg.Node, protocol.ChanDesired), t.Node(l.cfg.Node, protocol.ChanCmd)}
+	for _, a := range l.areas {
+		out = append(out, t.Area(a, protocol.ChanCmd))
+	}
+	return out
+}
+
+// SetAreas changes the area chain; when it differs, the link subscribes to
+// the new areas' cmd topics and drops the old ones.
+func (l *Link) SetAreas(areas []string) {
+	l.mu.Lock()
+	if slices.Equal(l.areas, areas) {
+		l.mu.Unlock()
+		return
+	}
+	l.areas = slices.Clone(areas)
+	l.mu.Unlock()
+	if l.closed.Load() || !l.client.IsConnectionOpen() {
+		return // the next connect subscribes
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := l.subscribe(); err != nil {
+			l.log.Warn("mqtt: resubscribe for new areas", "err", err)
+		}
+	}()
+}
+
+func (l *Link) onConnect(c paho.Client) {
+	if err := l.subscribe(); err != nil {
+		// Without its subscriptions the node is deaf; keep trying in the
+		// background so this handler returns and paho carries on.
+		l.log.Error("mqtt: subscribe failed, retrying", "err", err)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.retrySubscribe(c)
+		}()
+		return
+	}
+	l.connected(c)
+}
+
+// connected finishes a connect once subscribed: online state, then signal.
+func (l *Link) connected(c paho.Client) {
+	if l.cfg.Online != nil {
+		// Not waited for: the on-connect handler must return for paho to go on.
+		c.Publish(l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState), 1, true, l.cfg.Online())
+	}
+	l.log.Info("mqtt: connected", "broker", l.cfg.Broker)
+	select {
+	case l.connects <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Link) retrySubscribe(c paho.Client) {
+	wait := time.Second
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-timer.C:
+		}
+		if !c.IsConnectionOpen() {
+			return // the next connect subscribes again
+		}
+		err := l.subscribe()
+		if err == nil {
+			l.connected(c)
+			return
+		}
+		l.log.Warn("mqtt: subscribe failed again", "err", err)
+		wait = min(2*wait, l.cfg.MaxReconnectInterval)
+		timer.Reset(wait)
+	}
+}
+
+func (l *Link) subscribe() error {
+	l.mu.Lock()
+	want := l.topicsLocked()
+	old := l.subscribed
+	l.mu.Unlock()
+	filters := make(map[string]byte, len(want))
+	for _, t := range want {
+		filters[t] = 1
+	}
+	tok := l.client.SubscribeMultiple(filters, l.deliver)
+	if !tok.WaitTimeout(l.cfg.PublishTimeout) {
+		return fmt.Errorf("subscribe %v: no answer within %v", want, l.cfg.PublishTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("subscribe %v: %w", want, err)
+	}
+	for topic, code := range tok.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			// The broker refused (ACL): say so, but keep the rest.
+			l.log.Warn("mqtt: broker refused a subscription", "topic", topic, "code", code)
+		}
+	}
+	var gone []string
+	for _, t := range old {
+		if !slices.Contains(want, t) {
+			gone = append(gone, t)
+		}
+	}
+	if len(gone) > 0 {
+		l.client.Unsubscribe(gone...) // best effort: messages there fail the audience check anyway
+	}
+	l.mu.Lock()
+	l.subscribed = want
+	l.mu.Unlock()
+	return nil
+}
+
+// deliver runs in paho's goroutine: it must never block.
+func (l *Link) deliver(_ paho.Client, m paho.Message) {
+	select {
+	case l.msgs <- Message{Topic: m.Topic(), Payload: m.Payload()}:
+	default:
+		n := l.dropped.Add(1)
+		l.log.Warn("mqtt: incoming queue full, message dropped", "topic", m.Topic(), "dropped", n)
+	}
+}
+
+// Publish sends payload with QoS 1 and waits until the broker accepted it,
+// ctx ends, or PublishTimeout passes.
+func (l *Link) Publish(ctx context.Context, topic string, retained bool, payload []byte) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	tok := l.client.Publish(topic, 1, retained, payload)
+	timer := time.NewTimer(l.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	case <-timer.C:
+		return fmt.Errorf("publish %s: broker did not accept it within %v", topic, l.cfg.PublishTimeout)
+	}
+}
+
+// Close disconnects cleanly. A clean disconnect does not fire the Last
+// Will, so publish the offline state before calling it.
+func (l *Link) Close() {
+	if l.closed.Swap(true) {
+		return
+	}
+	close(l.done)
+	l.client.Disconnect(250)
+	l.wg.Wait()
+}
