@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -618,4 +619,33 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	}
 	assertTmpEmpty(t, reopened)
 	readSamples(t, reopened, c.ID) // stored content survives
+}
+
+func TestConcurrentIngestsOfTheSameAudio(t *testing.T) {
+	l := newTestLibrary(t)
+	upload := testWAV{rate: 22050, channels: 1, bits: 16}.bytes(22050, sine(700, 0.4, 22050))
+	const n = 4
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c, err := l.Ingest(context.Background(), bytes.NewReader(upload), fmt.Sprintf("copy%d.wav", i))
+			if err == nil {
+				ids[i] = c.ID
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Errorf("ingest %d: id %s, %v; ingest 0: id %s", i, ids[i], errs[i], ids[0])
+		}
+	}
+	if names := dirNames(t, l.contentDir()); len(names) != 1 {
+		t.Errorf("content/ holds %v", names)
+	}
+	readSamples(t, l, ids[0])
+	assertTmpEmpty(t, l)
 }
