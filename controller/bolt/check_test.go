@@ -19,7 +19,7 @@ import (
 // each outbox's last sequence is the highest stored and has no gaps below
 // it. Tests call it on cleanup (see MustOpenDB in the external tests).
 func CheckFile(path string) error {
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: openTimeout})
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: DefaultOpenTimeout})
 	if err != nil {
 		return fmt.Errorf("open %s read-only: %w", path, err)
 	}

@@ -80,9 +80,8 @@ var (
 // a newer layout is refused rather than misread.
 const schemaVersion = 1
 
-// openTimeout bounds the wait for the file lock, so a second controller on
-// the same data directory fails at once instead of hanging.
-const openTimeout = 2 * time.Second
+// DefaultOpenTimeout is how long Open waits for the file lock by default.
+const DefaultOpenTimeout = 2 * time.Second
 
 // DB is the controller's bbolt file. Set Now and Logger before Open.
 type DB struct {
@@ -94,11 +93,14 @@ type DB struct {
 	Now func() time.Time
 	// Logger receives storage diagnostics. Defaults to slog.Default().
 	Logger *slog.Logger
+	// OpenTimeout bounds the wait for the file lock, so that a second
+	// controller on the same data directory fails instead of hanging.
+	OpenTimeout time.Duration
 }
 
 // NewDB returns a DB for the file at path; Open opens it.
 func NewDB(path string) *DB {
-	return &DB{path: path, Now: time.Now, Logger: slog.Default()}
+	return &DB{path: path, Now: time.Now, Logger: slog.Default(), OpenTimeout: DefaultOpenTimeout}
 }
 
 // Path returns the file path of the database.
@@ -115,7 +117,10 @@ func (db *DB) Open() error {
 	if db.Logger == nil {
 		db.Logger = slog.Default()
 	}
-	b, err := bbolt.Open(db.path, 0o600, &bbolt.Options{Timeout: openTimeout})
+	if db.OpenTimeout <= 0 {
+		db.OpenTimeout = DefaultOpenTimeout
+	}
+	b, err := bbolt.Open(db.path, 0o600, &bbolt.Options{Timeout: db.OpenTimeout})
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", db.path, err)
 	}

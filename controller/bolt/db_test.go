@@ -75,6 +75,7 @@ func TestDB_OpenTwice(t *testing.T) {
 	db, _ := MustOpenDB(t)
 	second := bolt.NewDB(db.Path())
 	second.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	second.OpenTimeout = 50 * time.Millisecond
 	// The first DB holds the file lock; a second controller on the same
 	// data directory must fail instead of waiting forever.
 	if err := second.Open(); err == nil {

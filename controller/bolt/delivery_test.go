@@ -1,0 +1,134 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+)
+
+// deliveryIDs renders deliveries as "occurrence/node state" for comparison.
+func deliveryIDs(ds []*loaxa.Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, fmt.Sprintf("%s/%s %s", d.Occurrence, d.Node, d.State))
+	}
+	return out
+}
+
+func TestDeliveryService_EnsureDeliveries(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	s := bolt.NewDeliveryService(db)
+	ctx := context.Background()
+	occ := loaxa.OccurrenceID("a000001", t0.Add(time.Hour))
+
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{
+		{Announcement: "a000001", Occurrence: occ, Node: "n1", Start: t0.Add(time.Hour)},
+		{Announcement: "a000001", Occurrence: occ, Node: "n2", Start: t0.Add(time.Hour), State: loaxa.DeliveryReceived},
+	}))
+	ds, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{})
+	must(t, err)
+	want := []string{occ + "/n1 pending", occ + "/n2 received"}
+	if got := deliveryIDs(ds); !slices.Equal(got, want) {
+		t.Fatalf("deliveries %q, want %q", got, want)
+	}
+	if !ds[0].UpdatedAt.Equal(clk.Now()) {
+		t.Errorf("UpdatedAt %v, want now %v", ds[0].UpdatedAt, clk.Now())
+	}
+
+	// Ensuring again changes nothing that exists, and adds what is missing.
+	clk.Advance(time.Minute)
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{
+		{Announcement: "a000001", Occurrence: occ, Node: "n2", Start: t0.Add(time.Hour), State: loaxa.DeliveryPending},
+		{Announcement: "a000001", Occurrence: occ, Node: "n1", Start: t0.Add(time.Hour)},
+	}))
+	ds, err = s.FindDeliveries(ctx, loaxa.DeliveryFilter{})
+	must(t, err)
+	if got := deliveryIDs(ds); !slices.Equal(got, want) {
+		t.Fatalf("deliveries after a second ensure %q, want %q", got, want)
+	}
+
+	tests := []struct {
+		name string
+		d    loaxa.Delivery
+	}{
+		{"unknown node", loaxa.Delivery{Announcement: "a000001", Occurrence: occ, Node: "n9"}},
+		{"no node", loaxa.Delivery{Announcement: "a000001", Occurrence: occ}},
+		{"no occurrence", loaxa.Delivery{Announcement: "a000001", Node: "n1"}},
+		{"occurrence of another announcement", loaxa.Delivery{Announcement: "a000002", Occurrence: occ, Node: "n1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A valid new delivery in the same call is not stored either.
+			other := loaxa.OccurrenceID("a000001", t0.Add(2*time.Hour))
+			wantCode(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{
+				{Announcement: "a000001", Occurrence: other, Node: "n1"}, &tt.d,
+			}), loaxa.EInvalid)
+			ds, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{})
+			must(t, err)
+			if len(ds) != 2 {
+				t.Errorf("%d deliveries after a failed ensure, want 2", len(ds))
+			}
+		})
+	}
+}
+
+func TestDeliveryService_FindDeliveries(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	for _, n := range []string{"n1", "n2", "n3"} {
+		mustNode(t, db, n, "hp")
+	}
+	s := bolt.NewDeliveryService(db)
+	ctx := context.Background()
+
+	// a000001 plays twice, on n1 and n2; a000002 once on n2 and n3. The id
+	// a0000010 starts with a000001, and its deliveries must not leak into
+	// a000001's prefix scan.
+	var ds []*loaxa.Delivery
+	add := func(ann string, start time.Time, nodes ...string) string {
+		occ := loaxa.OccurrenceID(ann, start)
+		for _, n := range nodes {
+			ds = append(ds, &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: n, Start: start})
+		}
+		return occ
+	}
+	late := add("a000001", t0.Add(24*time.Hour), "n2", "n1")
+	early := add("a000001", t0, "n1", "n2")
+	second := add("a000002", t0.Add(time.Hour), "n3", "n2")
+	prefixed := add("a0000010", t0.Add(2*time.Hour), "n1")
+	must(t, s.EnsureDeliveries(ctx, ds))
+
+	tests := []struct {
+		name   string
+		filter loaxa.DeliveryFilter
+		want   []string
+	}{
+		{"all", loaxa.DeliveryFilter{}, []string{early + "/n1", early + "/n2", second + "/n2", second + "/n3", prefixed + "/n1", late + "/n1", late + "/n2"}},
+		{"announcement", loaxa.DeliveryFilter{Announcement: "a000001"}, []string{early + "/n1", early + "/n2", late + "/n1", late + "/n2"}},
+		{"node", loaxa.DeliveryFilter{Node: "n2"}, []string{early + "/n2", second + "/n2", late + "/n2"}},
+		{"announcement and node", loaxa.DeliveryFilter{Announcement: "a000001", Node: "n1"}, []string{early + "/n1", late + "/n1"}},
+		{"unknown announcement", loaxa.DeliveryFilter{Announcement: "a000009"}, nil},
+		{"unknown node", loaxa.DeliveryFilter{Node: "n"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := s.FindDeliveries(ctx, tt.filter)
+			must(t, err)
+			var got []string
+			for _, d := range ds {
+				got = append(got, d.Occurrence+"/"+d.Node)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("deliveries\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,439 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// batch builds an event batch of epoch with the given sequences, one second
+// apart from t0.
+func batch(epoch string, seqs ...uint64) protocol.EventBatch {
+	b := protocol.EventBatch{Epoch: epoch}
+	for _, seq := range seqs {
+		b.Events = append(b.Events, protocol.Event{Seq: seq, Type: protocol.EventReceived, At: t0.Add(time.Duration(seq) * time.Second)})
+	}
+	return b
+}
+
+// storedSeqs returns "epoch/seq" of every stored event of node, oldest first.
+func storedSeqs(tb testing.TB, s *bolt.EventService, node string) []string {
+	tb.Helper()
+	es, err := s.FindEvents(context.Background(), loaxa.EventFilter{Node: node})
+	must(tb, err)
+	var out []string
+	for _, e := range es {
+		out = append(out, fmt.Sprintf("%s/%d", e.Epoch, e.Seq))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestEventService_RecordEvents_Sequencing(t *testing.T) {
+	type step struct {
+		b   protocol.EventBatch
+		ack uint64
+	}
+	tests := []struct {
+		name   string
+		steps  []step
+		stored []string
+	}{
+		{"in order", []step{
+			{batch("e1", 1, 2, 3), 3},
+			{batch("e1", 4), 4},
+		}, []string{"e1/1", "e1/2", "e1/3", "e1/4"}},
+		{"resend is skipped and acknowledged again", []step{
+			{batch("e1", 1, 2), 2},
+			{batch("e1", 1, 2), 2},
+		}, []string{"e1/1", "e1/2"}},
+		{"overlapping resend stores only the new part", []step{
+			{batch("e1", 1, 2), 2},
+			{batch("e1", 2, 3, 4), 4},
+		}, []string{"e1/1", "e1/2", "e1/3", "e1/4"}},
+		{"gap between batches stores nothing", []step{
+			{batch("e1", 1, 2), 2},
+			{batch("e1", 4, 5), 2},
+			{batch("e1", 3, 4, 5), 5},
+		}, []string{"e1/1", "e1/2", "e1/3", "e1/4", "e1/5"}},
+		{"gap inside a batch stops it there", []step{
+			{batch("e1", 1, 2, 4, 5), 2},
+		}, []string{"e1/1", "e1/2"}},
+		{"first batch not starting at 1", []step{
+			{batch("e1", 2, 3), 0},
+		}, nil},
+		{"out of order batch stops at the first gap", []step{
+			{batch("e1", 2, 1), 0},
+			{batch("e1", 1, 3, 2), 1},
+		}, []string{"e1/1"}},
+		{"sequence 0 is never stored", []step{
+			{batch("e1", 0, 1), 1},
+		}, []string{"e1/1"}},
+		{"new epoch starts over", []step{
+			{batch("e1", 1, 2, 3), 3},
+			{batch("e2", 1), 1},
+			{batch("e2", 2), 2},
+		}, []string{"e1/1", "e1/2", "e1/3", "e2/1", "e2/2"}},
+		{"late copy of an old epoch does not reset the new one", []step{
+			{batch("e1", 1, 2), 2},
+			{batch("e2", 1, 2), 2},
+			{batch("e1", 1, 2), 2},
+			{batch("e2", 1, 2, 3), 3},
+		}, []string{"e1/1", "e1/2", "e2/1", "e2/2", "e2/3"}},
+		{"empty batch", []step{
+			{batch("e1"), 0},
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, clk := MustOpenDB(t)
+			mustArea(t, db, "hp", "")
+			mustNode(t, db, "n1", "hp")
+			s := bolt.NewEventService(db)
+			for i, st := range tt.steps {
+				ack, err := s.RecordEvents(context.Background(), "n1", st.b, clk.Now())
+				must(t, err)
+				if ack != st.ack {
+					t.Errorf("step %d: ack %d, want %d", i, ack, st.ack)
+				}
+			}
+			if got := storedSeqs(t, s, "n1"); !slices.Equal(got, tt.stored) {
+				t.Errorf("stored %q, want %q", got, tt.stored)
+			}
+		})
+	}
+}
+
+func TestEventService_RecordEvents_Refused(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	s := bolt.NewEventService(db)
+	ctx := context.Background()
+
+	_, err := s.RecordEvents(ctx, "n9", batch("e1", 1), clk.Now())
+	wantCode(t, err, loaxa.ENotFound)
+	_, err = s.RecordEvents(ctx, "n1", batch("", 1), clk.Now())
+	wantCode(t, err, loaxa.EInvalid)
+	_, err = s.RecordEvents(ctx, "n1", batch(string(make([]byte, 65)), 1), clk.Now())
+	wantCode(t, err, loaxa.EInvalid)
+	if got := storedSeqs(t, s, "n1"); got != nil {
+		t.Errorf("refused batches stored %q", got)
+	}
+}
+
+func TestEventService_RecordEvents_Stored(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustTree(t, db)
+	mustNode(t, db, "n1", "hp.an-duong.le-loi")
+	s := bolt.NewEventService(db)
+	received := clk.Now().Add(time.Minute)
+
+	b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+		{Seq: 1, Type: protocol.EventReceived, At: t0.Add(time.Second)},
+		{Seq: 2, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier}, // no At
+	}}
+	_, err := s.RecordEvents(context.Background(), "n1", b, received)
+	must(t, err)
+	es, err := s.FindEvents(context.Background(), loaxa.EventFilter{Node: "n1"})
+	must(t, err)
+	if len(es) != 2 {
+		t.Fatalf("%d events stored, want 2", len(es))
+	}
+	for _, e := range es {
+		if e.Node != "n1" || e.Area != "hp.an-duong.le-loi" || e.Epoch != "e1" || !e.ReceivedAt.Equal(received) {
+			t.Errorf("event %+v: want node n1, its area, epoch e1, received %v", e, received)
+		}
+	}
+	if !es[0].At.Equal(t0.Add(time.Second)) {
+		t.Errorf("event 1 at %v, want the node's time", es[0].At)
+	}
+	// A node that did not say when is taken to mean "just now".
+	if !es[1].At.Equal(received) || es[1].Reason != protocol.ReasonAmplifier {
+		t.Errorf("event 2 %+v: want At = received time and the reason kept", es[1])
+	}
+}
+
+func TestEventService_RecordEvents_Deliveries(t *testing.T) {
+	start := t0.Add(time.Hour)
+	occ := loaxa.OccurrenceID("a000001", start)
+	ev := func(typ protocol.EventType, f func(*protocol.Event)) protocol.Event {
+		e := protocol.Event{Type: typ, Occurrence: occ, Announcement: "a000001", At: start}
+		if f != nil {
+			f(&e)
+		}
+		return e
+	}
+	late := func(ms int64) func(*protocol.Event) { return func(e *protocol.Event) { e.LateMS = ms } }
+	played := func(ms int64) func(*protocol.Event) { return func(e *protocol.Event) { e.PlayedMS = ms } }
+	reason := func(r string) func(*protocol.Event) { return func(e *protocol.Event) { e.Reason = r } }
+
+	tests := []struct {
+		name   string
+		ensure bool // whether the scheduler created the delivery first
+		events []protocol.Event
+		want   loaxa.Delivery // State, Reason, LateMS, PlayedMS
+	}{
+		{"a full play", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventStarted, late(120)),
+			ev(protocol.EventCompleted, played(60000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, LateMS: 120, PlayedMS: 60000}},
+		{"terminal state is not undone", true, []protocol.Event{
+			ev(protocol.EventCompleted, played(60000)),
+			ev(protocol.EventFailed, reason(protocol.ReasonInterrupted)),
+			ev(protocol.EventStarted, late(5)),
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 60000}},
+		{"states only move forward", true, []protocol.Event{
+			ev(protocol.EventStarted, late(7)),
+			ev(protocol.EventReceived, nil),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 7}},
+		{"failure keeps its reason", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventFailed, reason(protocol.ReasonContentMissing)),
+		}, loaxa.Delivery{State: loaxa.DeliveryFailed, Reason: protocol.ReasonContentMissing}},
+		{"preempted mid-play", true, []protocol.Event{
+			ev(protocol.EventStarted, nil),
+			ev(protocol.EventPreempted, played(1500)),
+		}, loaxa.Delivery{State: loaxa.DeliveryPreempted, PlayedMS: 1500}},
+		{"missed", true, []protocol.Event{
+			ev(protocol.EventMissed, reason(protocol.ReasonTooLate)),
+		}, loaxa.Delivery{State: loaxa.DeliveryMissed, Reason: protocol.ReasonTooLate}},
+		{"unknown occurrence creates the delivery", false, []protocol.Event{
+			ev(protocol.EventStarted, late(30)),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 30}},
+		{"unknown occurrence, event that moves nothing", false, []protocol.Event{
+			ev("rebooted", nil),
+		}, loaxa.Delivery{State: loaxa.DeliveryPending}},
+		{"announcement is taken from the occurrence id", false, []protocol.Event{
+			ev(protocol.EventCompleted, func(e *protocol.Event) { e.Announcement = "a000009" }),
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, clk := MustOpenDB(t)
+			mustArea(t, db, "hp", "")
+			mustNode(t, db, "n1", "hp")
+			deliveries := bolt.NewDeliveryService(db)
+			ctx := context.Background()
+			if tt.ensure {
+				must(t, deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{{Announcement: "a000001", Occurrence: occ, Node: "n1", Start: start}}))
+			}
+			clk.Advance(time.Hour)
+			b := protocol.EventBatch{Epoch: "e1"}
+			for i, e := range tt.events {
+				e.Seq = uint64(i + 1)
+				b.Events = append(b.Events, e)
+			}
+			ack, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now())
+			must(t, err)
+			if ack != uint64(len(tt.events)) {
+				t.Fatalf("ack %d, want %d", ack, len(tt.events))
+			}
+
+			ds, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+			must(t, err)
+			if len(ds) != 1 {
+				t.Fatalf("deliveries %q, want one", deliveryIDs(ds))
+			}
+			d := ds[0]
+			want := tt.want
+			want.Announcement, want.Occurrence, want.Node, want.Start, want.UpdatedAt = "a000001", occ, "n1", start, clk.Now()
+			if fmt.Sprint(*d) != fmt.Sprint(want) {
+				t.Errorf("delivery\n%+v\nwant\n%+v", *d, want)
+			}
+		})
+	}
+}
+
+func TestEventService_RecordEvents_MalformedOccurrence(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{{Seq: 1, Type: protocol.EventStarted, At: t0, Occurrence: "no-announcement-part"}}}
+	ack, err := bolt.NewEventService(db).RecordEvents(context.Background(), "n1", b, clk.Now())
+	must(t, err)
+	if ack != 1 {
+		t.Fatalf("ack %d: the event itself must still be stored", ack)
+	}
+	ds, err := bolt.NewDeliveryService(db).FindDeliveries(context.Background(), loaxa.DeliveryFilter{})
+	must(t, err)
+	if len(ds) != 0 {
+		t.Errorf("deliveries %q from an occurrence id without an announcement", deliveryIDs(ds))
+	}
+}
+
+func TestEventService_FindEvents(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustTree(t, db)
+	mustNode(t, db, "n-ll", "hp.an-duong.le-loi")
+	mustNode(t, db, "n-t1", "hp.an-duong.le-loi.t1")
+	mustNode(t, db, "n-tn", "hp.thuy-nguyen")
+	mustNode(t, db, "n-hn", "hn")
+	s := bolt.NewEventService(db)
+
+	// Each node reports events at the given minutes after t0.
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	record := func(node string, mins ...int) {
+		b := protocol.EventBatch{Epoch: "e1"}
+		for i, m := range mins {
+			b.Events = append(b.Events, protocol.Event{Seq: uint64(i + 1), Type: protocol.EventReceived, At: at(m)})
+		}
+		_, err := s.RecordEvents(context.Background(), node, b, clk.Now())
+		must(t, err)
+	}
+	record("n-ll", 1, 5, 9)
+	record("n-t1", 2, 6)
+	record("n-tn", 3, 7)
+	record("n-hn", 4, 8)
+
+	tests := []struct {
+		name   string
+		filter loaxa.EventFilter
+		want   []string // node@minute
+		code   string
+	}{
+		{"all", loaxa.EventFilter{}, []string{"n-ll@1", "n-t1@2", "n-tn@3", "n-hn@4", "n-ll@5", "n-t1@6", "n-tn@7", "n-hn@8", "n-ll@9"}, ""},
+		{"node", loaxa.EventFilter{Node: "n-t1"}, []string{"n-t1@2", "n-t1@6"}, ""},
+		{"within district", loaxa.EventFilter{Within: "hp.an-duong"}, []string{"n-ll@1", "n-t1@2", "n-ll@5", "n-t1@6", "n-ll@9"}, ""},
+		{"within province", loaxa.EventFilter{Within: "hp"}, []string{"n-ll@1", "n-t1@2", "n-tn@3", "n-ll@5", "n-t1@6", "n-tn@7", "n-ll@9"}, ""},
+		{"within leaf", loaxa.EventFilter{Within: "hp.an-duong.le-loi.t1"}, []string{"n-t1@2", "n-t1@6"}, ""},
+		{"from inclusive, to exclusive", loaxa.EventFilter{From: at(3), To: at(7)}, []string{"n-tn@3", "n-hn@4", "n-ll@5", "n-t1@6"}, ""},
+		{"from only", loaxa.EventFilter{From: at(8)}, []string{"n-hn@8", "n-ll@9"}, ""},
+		{"to only", loaxa.EventFilter{To: at(2)}, []string{"n-ll@1"}, ""},
+		{"node and range", loaxa.EventFilter{Node: "n-ll", From: at(2), To: at(9)}, []string{"n-ll@5"}, ""},
+		{"node outside within", loaxa.EventFilter{Node: "n-hn", Within: "hp"}, nil, ""},
+		{"within and range", loaxa.EventFilter{Within: "hp.an-duong", From: at(2), To: at(6)}, []string{"n-t1@2", "n-ll@5"}, ""},
+		{"limit", loaxa.EventFilter{Limit: 3}, []string{"n-ll@1", "n-t1@2", "n-tn@3"}, ""},
+		{"limit with filter", loaxa.EventFilter{Within: "hn", Limit: 1}, []string{"n-hn@4"}, ""},
+		{"empty range", loaxa.EventFilter{From: at(5), To: at(5)}, nil, loaxa.EInvalid},
+		{"reversed range", loaxa.EventFilter{From: at(6), To: at(5)}, nil, loaxa.EInvalid},
+		{"unknown node", loaxa.EventFilter{Node: "n9"}, nil, loaxa.ENotFound},
+		{"unknown area", loaxa.EventFilter{Within: "nowhere"}, nil, loaxa.ENotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			es, err := s.FindEvents(context.Background(), tt.filter)
+			wantCode(t, err, tt.code)
+			var got []string
+			for _, e := range es {
+				got = append(got, fmt.Sprintf("%s@%d", e.Node, int(e.At.Sub(t0)/time.Minute)))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("events\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEventService_FindEvents_SubMillisecond checks the bounds on At itself:
+// keys order events by millisecond only.
+func TestEventService_FindEvents_SubMillisecond(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "a", "hp")
+	mustNode(t, db, "b", "hp")
+	s := bolt.NewEventService(db)
+	for node, at := range map[string]time.Time{"a": t0.Add(700 * time.Microsecond), "b": t0.Add(200 * time.Microsecond)} {
+		_, err := s.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: "e", Events: []protocol.Event{{Seq: 1, Type: protocol.EventReceived, At: at}}}, clk.Now())
+		must(t, err)
+	}
+	for _, tt := range []struct {
+		from, to time.Duration
+		want     []string
+	}{
+		{0, 500 * time.Microsecond, []string{"b"}},
+		{500 * time.Microsecond, time.Millisecond, []string{"a"}},
+		{0, time.Millisecond, []string{"a", "b"}},
+	} {
+		es, err := s.FindEvents(context.Background(), loaxa.EventFilter{From: t0.Add(tt.from), To: t0.Add(tt.to)})
+		must(t, err)
+		var got []string
+		for _, e := range es {
+			got = append(got, e.Node)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("[%v, %v): nodes %q, want %q", tt.from, tt.to, got, tt.want)
+		}
+	}
+}
+
+func TestEventService_FindEvents_Limits(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	s := bolt.NewEventService(db)
+	const n = bolt.MaxEventLimit + 5
+	seqs := make([]uint64, n)
+	for i := range seqs {
+		seqs[i] = uint64(i + 1)
+	}
+	ack, err := s.RecordEvents(context.Background(), "n1", batch("e1", seqs...), clk.Now())
+	must(t, err)
+	if ack != n {
+		t.Fatalf("ack %d, want %d", ack, n)
+	}
+	for _, tt := range []struct{ limit, want int }{
+		{0, bolt.DefaultEventLimit},
+		{-1, bolt.DefaultEventLimit},
+		{5, 5},
+		{n, bolt.MaxEventLimit},
+	} {
+		es, err := s.FindEvents(context.Background(), loaxa.EventFilter{Limit: tt.limit})
+		must(t, err)
+		if len(es) != tt.want {
+			t.Errorf("limit %d: %d events, want %d", tt.limit, len(es), tt.want)
+		}
+		if es[0].Seq != 1 {
+			t.Errorf("limit %d: first event %d, want the oldest", tt.limit, es[0].Seq)
+		}
+	}
+}
+
+// BenchmarkRecordEvents records one event per call, as a node reports
+// them live, from parallel workers over thousands of nodes. Each event
+// names an occurrence, so each call also creates or advances a delivery.
+func BenchmarkRecordEvents(b *testing.B) {
+	db, _ := MustOpenDB(b)
+	mustArea(b, db, "hp", "")
+	const nodes = 2000
+	ids := make([]string, nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%05d", i)
+	}
+	must(b, bolt.SeedNodes(db, "hp", ids))
+	s := bolt.NewEventService(db)
+	types := []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted}
+	var workers atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// Each worker owns a slice of the nodes, so that every node's
+		// sequence stays gap-free.
+		w := int(workers.Add(1))
+		var mine []string
+		for i := w; i < nodes; i += 64 {
+			mine = append(mine, ids[i])
+		}
+		seq := make([]uint64, len(mine))
+		i := 0
+		for pb.Next() {
+			k := i % len(mine)
+			i++
+			seq[k]++
+			occ := loaxa.OccurrenceID("a000001", t0.Add(time.Duration(seq[k]/3)*time.Hour))
+			ev := protocol.Event{Seq: seq[k], Type: types[seq[k]%3], At: time.Now(), Occurrence: occ}
+			ack, err := s.RecordEvents(context.Background(), mine[k], protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, time.Now())
+			if err != nil || ack != seq[k] {
+				b.Errorf("ack %d, %v; want %d", ack, err, seq[k])
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,223 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+func TestNodeService_CreateNode(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+
+	n := &loaxa.Node{ID: "n1", Name: "Chợ Hàng", Area: "hp", Lat: 20.84, Lon: 106.68, SecretHash: loaxa.HashSecret("s")}
+	must(t, s.CreateNode(ctx, n))
+	if n.Status.State != loaxa.NodeNever || !n.CreatedAt.Equal(clk.Now()) {
+		t.Errorf("new node status %+v created %v; want state never at %v", n.Status, n.CreatedAt, clk.Now())
+	}
+	got, err := s.FindNodeByID(ctx, "n1")
+	must(t, err)
+	if fmt.Sprint(got) != fmt.Sprint(n) {
+		t.Errorf("stored\n%+v\nwant\n%+v", got, n)
+	}
+
+	hash := loaxa.HashSecret("s")
+	tests := []struct {
+		name string
+		node loaxa.Node
+		code string
+	}{
+		{"duplicate id", loaxa.Node{ID: "n1", Area: "hp", SecretHash: hash}, loaxa.EConflict},
+		{"unknown area", loaxa.Node{ID: "n2", Area: "nowhere", SecretHash: hash}, loaxa.EInvalid},
+		{"no area", loaxa.Node{ID: "n2", SecretHash: hash}, loaxa.EInvalid},
+		{"bad id", loaxa.Node{ID: "N/2", Area: "hp", SecretHash: hash}, loaxa.EInvalid},
+		{"no secret hash", loaxa.Node{ID: "n2", Area: "hp"}, loaxa.EInvalid},
+		{"latitude out of range", loaxa.Node{ID: "n2", Area: "hp", Lat: 91, SecretHash: hash}, loaxa.EInvalid},
+		{"longitude out of range", loaxa.Node{ID: "n2", Area: "hp", Lon: -181, SecretHash: hash}, loaxa.EInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := tt.node
+			wantCode(t, s.CreateNode(ctx, &n), tt.code)
+		})
+	}
+	if _, err := s.FindNodeByID(ctx, "n2"); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("a failed create left node n2 behind: %v", err)
+	}
+}
+
+func TestNodeService_FindNodes(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustTree(t, db)
+	for _, n := range [][2]string{
+		{"n-hp", "hp"},
+		{"n-ad-1", "hp.an-duong"},
+		{"n-ll-1", "hp.an-duong.le-loi"},
+		{"n-ll-2", "hp.an-duong.le-loi"},
+		{"n-t1", "hp.an-duong.le-loi.t1"},
+		{"n-ah", "hp.an-duong.an-hoa"},
+		{"n-tn", "hp.thuy-nguyen"},
+		{"n-hn", "hn"},
+	} {
+		mustNode(t, db, n[0], n[1])
+	}
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+	for _, id := range []string{"n-ll-1", "n-tn"} {
+		must(t, s.UpdateNodeStatus(ctx, id, func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }))
+	}
+	must(t, s.UpdateNodeStatus(ctx, "n-hn", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOffline }))
+
+	tests := []struct {
+		name   string
+		filter loaxa.NodeFilter
+		want   []string
+		code   string
+	}{
+		{"all", loaxa.NodeFilter{}, []string{"n-ad-1", "n-ah", "n-hn", "n-hp", "n-ll-1", "n-ll-2", "n-t1", "n-tn"}, ""},
+		{"within district", loaxa.NodeFilter{Within: "hp.an-duong"}, []string{"n-ad-1", "n-ah", "n-ll-1", "n-ll-2", "n-t1"}, ""},
+		{"within commune", loaxa.NodeFilter{Within: "hp.an-duong.le-loi"}, []string{"n-ll-1", "n-ll-2", "n-t1"}, ""},
+		{"within leaf", loaxa.NodeFilter{Within: "hp.an-duong.le-loi.t1"}, []string{"n-t1"}, ""},
+		{"within unknown", loaxa.NodeFilter{Within: "nowhere"}, nil, loaxa.ENotFound},
+		{"ids", loaxa.NodeFilter{IDs: []string{"n-tn", "n-hp", "unknown", "n-hp"}}, []string{"n-hp", "n-tn"}, ""},
+		{"no ids", loaxa.NodeFilter{IDs: []string{}}, nil, ""},
+		{"ids within", loaxa.NodeFilter{IDs: []string{"n-tn", "n-t1"}, Within: "hp.an-duong"}, []string{"n-t1"}, ""},
+		{"online", loaxa.NodeFilter{State: loaxa.NodeOnline}, []string{"n-ll-1", "n-tn"}, ""},
+		{"offline", loaxa.NodeFilter{State: loaxa.NodeOffline}, []string{"n-hn"}, ""},
+		{"never", loaxa.NodeFilter{State: loaxa.NodeNever, Within: "hp.an-duong.le-loi"}, []string{"n-ll-2", "n-t1"}, ""},
+		{"online within", loaxa.NodeFilter{State: loaxa.NodeOnline, Within: "hp.an-duong"}, []string{"n-ll-1"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nodes, err := s.FindNodes(ctx, tt.filter)
+			wantCode(t, err, tt.code)
+			var got []string
+			for _, n := range nodes {
+				got = append(got, n.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("nodes %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNodeService_AuthenticateNode(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	secret := mustNode(t, db, "n1", "hp")
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+
+	n, err := s.AuthenticateNode(ctx, "n1", secret)
+	must(t, err)
+	if n.ID != "n1" {
+		t.Fatalf("authenticated %s", n.ID)
+	}
+
+	_, wrongSecret := s.AuthenticateNode(ctx, "n1", secret+"x")
+	_, unknownNode := s.AuthenticateNode(ctx, "n9", secret)
+	_, emptySecret := s.AuthenticateNode(ctx, "n1", "")
+	wantCode(t, wrongSecret, loaxa.EUnauthorized)
+	wantCode(t, unknownNode, loaxa.EUnauthorized)
+	wantCode(t, emptySecret, loaxa.EUnauthorized)
+	// The same answer for both, so a prober learns nothing about which
+	// node ids exist.
+	if loaxa.ErrorMessage(wrongSecret) != loaxa.ErrorMessage(unknownNode) {
+		t.Errorf("messages differ: %q vs %q", loaxa.ErrorMessage(wrongSecret), loaxa.ErrorMessage(unknownNode))
+	}
+}
+
+func TestNodeService_UpdateNodeStatus(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	secret := mustNode(t, db, "n1", "hp")
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+
+	seen := time.Date(2025, 3, 1, 6, 0, 0, 0, time.UTC)
+	must(t, s.UpdateNodeStatus(ctx, "n1", func(st *loaxa.NodeStatus) {
+		st.State = loaxa.NodeOnline
+		st.LastSeen = seen
+		st.Playing = &protocol.Playing{Occurrence: "a000001@x", Priority: protocol.PriorityNormal}
+	}))
+	must(t, s.UpdateNodeStatus(ctx, "n1", func(st *loaxa.NodeStatus) { st.Outbox = 3 }))
+	n, err := s.FindNodeByID(ctx, "n1")
+	must(t, err)
+	if n.Status.State != loaxa.NodeOnline || !n.Status.LastSeen.Equal(seen) || n.Status.Playing == nil || n.Status.Outbox != 3 {
+		t.Errorf("status %+v", n.Status)
+	}
+	// The status write keeps the rest of the node, secret included.
+	if _, err := s.AuthenticateNode(ctx, "n1", secret); err != nil {
+		t.Errorf("secret lost by a status update: %v", err)
+	}
+
+	wantCode(t, s.UpdateNodeStatus(ctx, "n9", func(*loaxa.NodeStatus) {}), loaxa.ENotFound)
+}
+
+// TestNodeService_UpdateNodeStatus_Concurrent checks that concurrent
+// read-modify-writes of one node lose no update.
+func TestNodeService_UpdateNodeStatus_Concurrent(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	s := bolt.NewNodeService(db)
+	const workers, each = 4, 25
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if err := s.UpdateNodeStatus(context.Background(), "n1", func(st *loaxa.NodeStatus) { st.Rejected++ }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n, err := s.FindNodeByID(context.Background(), "n1")
+	must(t, err)
+	if n.Status.Rejected != workers*each {
+		t.Errorf("counter %d after %d increments", n.Status.Rejected, workers*each)
+	}
+}
+
+func BenchmarkUpdateNodeStatus(b *testing.B) {
+	db, _ := MustOpenDB(b)
+	mustArea(b, db, "hp", "")
+	const nodes = 5000
+	ids := make([]string, nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%05d", i)
+	}
+	// One transaction for the set-up: creating 5000 nodes one by one
+	// would dominate the benchmark's run time.
+	must(b, bolt.SeedNodes(db, "hp", ids))
+	s := bolt.NewNodeService(db)
+	now := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i = (i + 7919) % nodes
+			err := s.UpdateNodeStatus(context.Background(), ids[i], func(st *loaxa.NodeStatus) {
+				st.State = loaxa.NodeOnline
+				st.LastSeen = now
+				st.Outbox = i
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
