@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
+	"unicode/utf8"
 )
 
 // Credentials is the document a board needs to join: who it is, where the
@@ -62,8 +64,16 @@ func (c *Credentials) Validate() error {
 	if u, err := url.Parse(c.Broker); err != nil || u.Host == "" || !brokerSchemes[u.Scheme] {
 		errs = append(errs, fmt.Errorf("broker %q: want a URL like tcp://host:1883", c.Broker))
 	}
-	if c.Username == "" || c.Secret == "" {
-		errs = append(errs, errors.New("username and secret are required"))
+	if c.Username == "" {
+		errs = append(errs, errors.New("username: required"))
+	}
+	if c.Secret == "" {
+		errs = append(errs, errors.New("secret: required"))
+	}
+	// The prefix starts every topic the node subscribes to; a wildcard in it
+	// would widen those subscriptions.
+	if strings.ContainsAny(c.TopicPrefix, "+#\x00") || !utf8.ValidString(c.TopicPrefix) {
+		errs = append(errs, fmt.Errorf("topic_prefix %q: no MQTT wildcards '+' or '#', NUL or invalid UTF-8", c.TopicPrefix))
 	}
 	if len(c.Keys) == 0 {
 		errs = append(errs, errors.New("controller_keys: at least one controller public key is required"))

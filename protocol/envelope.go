@@ -181,8 +181,10 @@ func (s *Signer) Seq() uint64 {
 // Seal encodes body, wraps it in a signed envelope of type typ for audience
 // to, valid for ttl from now, and returns the wire bytes.
 func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte, error) {
-	if ttl <= 0 || ttl > MaxTTL {
-		return nil, fmt.Errorf("seal %s for %s: ttl %v outside (0, %v]", typ, to, ttl, MaxTTL)
+	// Times travel in milliseconds: a shorter ttl could give exp == iat,
+	// which every receiver refuses.
+	if ttl < time.Millisecond || ttl > MaxTTL {
+		return nil, fmt.Errorf("seal %s for %s: ttl %v outside [1ms, %v]", typ, to, ttl, MaxTTL)
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
@@ -226,6 +228,9 @@ func Encode(typ Type, from, to string, seq uint64, now time.Time, body any) ([]b
 	return out, nil
 }
 
+// jsonSpace is the white space JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
 // Parse decodes the envelope structure of raw without checking any
 // signature: size, JSON shape, version and required fields. Receivers of
 // controller messages use Verifier.Open instead.
@@ -233,14 +238,29 @@ func Parse(raw []byte) (*Envelope, error) {
 	if len(raw) > MaxMessageSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxMessageSize)
 	}
+	// Decoding null into a struct would succeed and leave it empty.
+	if trimmed := bytes.TrimLeft(raw, jsonSpace); len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
+		// A newer envelope may have fields this build does not know: call
+		// it a newer version, not malformed, so that a mixed fleet during
+		// an upgrade is reported as such.
+		var probe struct {
+			V int `json:"v"`
+		}
+		if json.Unmarshal(raw, &probe) == nil && probe.V > Version {
+			return nil, fmt.Errorf("%w: v=%d, this build speaks v=%d", ErrVersion, probe.V, Version)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
+	// dec.More would miss a stray '}' or ']' after the object; anything but
+	// JSON whitespace after the envelope is refused.
+	if rest := bytes.TrimLeft(raw[dec.InputOffset():], jsonSpace); len(rest) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes of trailing data after the envelope", ErrMalformed, len(rest))
 	}
 	if env.V != Version {
 		return nil, fmt.Errorf("%w: v=%d, this build speaks v=%d", ErrVersion, env.V, Version)
@@ -252,7 +272,8 @@ func Parse(raw []byte) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: no sender", ErrMalformed)
 	case env.To == "":
 		return nil, fmt.Errorf("%w: no audience", ErrMalformed)
-	case len(env.Body) == 0:
+	case len(env.Body) == 0 || string(env.Body) == "null":
+		// A null body would decode into a zero value without error.
 		return nil, fmt.Errorf("%w: no body", ErrMalformed)
 	}
 	return &env, nil
@@ -305,7 +326,10 @@ func (v *Verifier) Open(raw []byte, audience string) (*Envelope, error) {
 	if env.To != audience {
 		return nil, fmt.Errorf("%w: addressed to %q, arrived for %q", ErrAudience, env.To, audience)
 	}
-	if env.Expires <= env.Issued || env.Expires-env.Issued > MaxTTL.Milliseconds() {
+	// The difference is taken unsigned: once Expires > Issued it is exact,
+	// where a signed difference of extreme times could wrap negative and
+	// pass the MaxTTL bound.
+	if env.Expires <= env.Issued || uint64(env.Expires)-uint64(env.Issued) > uint64(MaxTTL.Milliseconds()) {
 		return nil, fmt.Errorf("%w: validity from %d to %d ms is not within (0, %v]", ErrMalformed, env.Issued, env.Expires, MaxTTL)
 	}
 	now := v.now()

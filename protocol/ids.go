@@ -3,6 +3,7 @@ package protocol
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxIDLen is the longest id accepted for an area, node or announcement.
@@ -31,7 +32,9 @@ func CheckID(s string) error {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 		case (c == '-' || c == '_' || c == '.') && i > 0:
 		default:
-			return fmt.Errorf("id %q has %q at position %d: use lower-case letters a-z, digits, and '-', '_' or '.' after the first character", s, string(rune(c)), i)
+			// Name the whole character, not its first byte, for non-ASCII input.
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return fmt.Errorf("id %q has %q at position %d: use lower-case letters a-z, digits, and '-', '_' or '.' after the first character", s, string(r), i)
 		}
 	}
 	if strings.Contains(s, "..") {
