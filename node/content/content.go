@@ -279,8 +279,6 @@ func (c *Cache) fetchOne(ctx context.Context, ref protocol.ContentRef) {
 	defer c.mu.Unlock()
 	if err == nil {
 		delete(c.retry, ref.ID)
-		c.present[ref.ID] = true
-		c.signal(c.note)
 		return
 	}
 	if ctx.Err() != nil {
@@ -359,6 +357,10 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
 	syncDir(c.cfg.Dir)
+	c.mu.Lock()
+	c.present[ref.ID] = true
+	c.mu.Unlock()
+	c.signal(c.note)
 	c.log.Info("content: cached", "content", ref.ID)
 	return nil
 }

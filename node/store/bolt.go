@@ -31,6 +31,7 @@ var (
 // reported as stored.
 type Bolt struct {
 	db    *bolt.DB
+	path  string
 	epoch string
 }
 
@@ -43,7 +44,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open node store %s: %w", path, err)
 	}
-	s := &Bolt{db: db}
+	s := &Bolt{db: db, path: path}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketProgress, bucketEvents, bucketReplay} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -74,7 +75,7 @@ func (s *Bolt) Close() error {
 }
 
 // Path returns the file name.
-func (s *Bolt) Path() string { return s.db.Path() }
+func (s *Bolt) Path() string { return s.path }
 
 // Epoch returns the outbox epoch.
 func (s *Bolt) Epoch() string { return s.epoch }

@@ -1,0 +1,119 @@
+package audio_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+var _ agent.Output = (*audio.None)(nil)
+
+// waitTimer polls until the code under test waits on the fake clock.
+func waitTimer(t *testing.T, fc *clock.Fake, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for fc.Timers() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Play returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Play never waited on the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestNonePacesInRealTime(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	out := audio.NewNone(fc)
+	pcm := make([]byte, nodeaudio.Bytes(time.Second)+100) // a second and a bit
+	done := make(chan error, 1)
+	start := fc.Now()
+	go func() { done <- out.Play(context.Background(), bytes.NewReader(pcm)) }()
+	for {
+		waitTimer(t, fc, done)
+		fc.Advance(audio.Chunk)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if played := fc.Now().Sub(start); played < time.Second || played > time.Second+audio.Chunk {
+				t.Fatalf("Play took %v of clock time for ~1s of audio", played)
+			}
+			if out.Plays() != 1 {
+				t.Fatalf("Plays() = %d", out.Plays())
+			}
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func TestNoneStopsOnCancel(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	out := audio.NewNone(fc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- out.Play(ctx, bytes.NewReader(make([]byte, nodeaudio.Bytes(time.Minute)))) }()
+	waitTimer(t, fc, done)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Play after cancel = %v, want context.Canceled", err)
+	}
+	if n := fc.Timers(); n != 0 {
+		t.Fatalf("%d timers left behind", n)
+	}
+}
+
+func TestNoneReportsReadErrors(t *testing.T) {
+	out := audio.NewNone(clock.Real{})
+	boom := errors.New("disk gone")
+	if err := out.Play(context.Background(), iotest.ErrReader(boom)); !errors.Is(err, boom) {
+		t.Fatalf("Play = %v, want the read error", err)
+	}
+	// Truncated node audio is an error, not a short play.
+	r, err := nodeaudio.NewReader(io.MultiReader(bytes.NewReader(mustHeader(t, 64)), bytes.NewReader(make([]byte, 10))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Play(context.Background(), r); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("Play of truncated audio = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func mustHeader(t *testing.T, n int64) []byte {
+	h, err := nodeaudio.Header(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestReadChunk(t *testing.T) {
+	buf := make([]byte, 8)
+	n, eof, err := audio.ReadChunk(iotest.OneByteReader(bytes.NewReader([]byte("abcdefghij"))), buf)
+	if n != 8 || eof || err != nil || string(buf) != "abcdefgh" {
+		t.Fatalf("ReadChunk = %d, %v, %v (%q)", n, eof, err, buf)
+	}
+	n, eof, err = audio.ReadChunk(bytes.NewReader([]byte("xy")), buf)
+	if n != 2 || !eof || err != nil {
+		t.Fatalf("ReadChunk at the end = %d, %v, %v", n, eof, err)
+	}
+	c := &audio.Counter{R: bytes.NewReader([]byte("12345"))}
+	io.Copy(io.Discard, c)
+	if c.N() != 5 {
+		t.Fatalf("Counter.N() = %d", c.N())
+	}
+}

@@ -1,0 +1,342 @@
+package content
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func blob(n int, seed byte) ([]byte, string) {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) + seed
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:])
+}
+
+// server serves content by id with Range support and HTTP Basic auth, and
+// lets a test misbehave per request.
+type server struct {
+	*httptest.Server
+	mu       sync.Mutex
+	files    map[string][]byte
+	requests []string                                                 // Range header of each request ("" for none)
+	handle   func(n int, w http.ResponseWriter, r *http.Request) bool // true: handled
+}
+
+func newServer(t *testing.T) *server {
+	s := &server{files: map[string][]byte{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != "n1" || pass != "s3cret" {
+			http.Error(w, "unauthorised", http.StatusUnauthorized)
+			return
+		}
+		s.mu.Lock()
+		s.requests = append(s.requests, r.Header.Get("Range"))
+		n := len(s.requests)
+		h := s.handle
+		s.mu.Unlock()
+		if h != nil && h(n, w, r) {
+			return
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/content/"), "/audio")
+		s.mu.Lock()
+		b, ok := s.files[id]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *server) ranges() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+func newCache(t *testing.T, s *server) *Cache {
+	t.Helper()
+	c, err := Open(Config{
+		Dir: filepath.Join(t.TempDir(), "content"), BaseURL: s.URL, Username: "n1", Secret: "s3cret",
+		Client:     s.Client(),
+		BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ref(id string, size int) protocol.ContentRef {
+	return protocol.ContentRef{ID: id, Size: int64(size), Path: "/api/v1/content/" + id + "/audio"}
+}
+
+func leftovers(t *testing.T, c *Cache) []string {
+	t.Helper()
+	es, err := os.ReadDir(c.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestFetch(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(100_000, 1)
+	s.files[id] = b
+	c := newCache(t, s)
+	if c.Has(id) {
+		t.Fatal("Has before fetch")
+	}
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(c.Path(id))
+	if err != nil || !bytes.Equal(got, b) || !c.Has(id) {
+		t.Fatalf("cached file: %v, equal %v, Has %v", err, bytes.Equal(got, b), c.Has(id))
+	}
+	if names := leftovers(t, c); !slices.Equal(names, []string{id}) {
+		t.Fatalf("cache dir holds %v", names)
+	}
+	// A second cache over the same directory finds it without fetching.
+	c2, err := Open(Config{Dir: c.Dir(), BaseURL: s.URL, Username: "n1", Secret: "s3cret"})
+	if err != nil || !c2.Has(id) {
+		t.Fatalf("reopened cache: %v, Has %v", err, c2.Has(id))
+	}
+}
+
+func TestFetchWrongCredentials(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(100, 1)
+	s.files[id] = b
+	c := newCache(t, s)
+	c.cfg.Secret = "wrong"
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Fetch with a wrong secret = %v, want a 401 error", err)
+	}
+}
+
+func TestFetchResumesAfterCut(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(200_000, 2)
+	s.files[id] = b
+	const cutAt = 70_000
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n != 1 {
+			return false
+		}
+		// Send the headers and part of the body, then drop the link.
+		w.Header().Set("Content-Length", "200000")
+		w.WriteHeader(http.StatusOK)
+		w.Write(b[:cutAt])
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return true
+	}
+	c := newCache(t, s)
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err == nil {
+		t.Fatal("Fetch over a cut link: no error")
+	}
+	part, err := os.Stat(c.Path(id) + partSuffix)
+	if err != nil || part.Size() == 0 || part.Size() > cutAt {
+		t.Fatalf("part file after the cut: %v, %v bytes", err, part.Size())
+	}
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(c.Path(id))
+	if !bytes.Equal(got, b) {
+		t.Fatal("resumed file differs")
+	}
+	if r := s.ranges(); len(r) != 2 || r[0] != "" || r[1] != "bytes="+itoa(part.Size())+"-" {
+		t.Fatalf("requests had Range %q, want none then bytes=%d-", r, part.Size())
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestFetchMismatchStartsOver(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(50_000, 3)
+	bad, _ := blob(50_000, 4)
+	s.files[id] = bad // the server has the wrong bytes under this id
+	c := newCache(t, s)
+	err := c.Fetch(context.Background(), ref(id, len(b)))
+	if !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Fetch of wrong bytes = %v, want ErrMismatch", err)
+	}
+	if names := leftovers(t, c); len(names) != 0 || c.Has(id) {
+		t.Fatalf("after a mismatch the cache holds %v (Has %v)", names, c.Has(id))
+	}
+	s.mu.Lock()
+	s.files[id] = b
+	s.mu.Unlock()
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.ranges(); len(r) != 2 || r[1] != "" {
+		t.Fatalf("requests had Range %q: the retry must start from zero", r)
+	}
+}
+
+func TestFetchServerIgnoresRange(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(30_000, 5)
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		w.Write(b) // always 200 with everything
+		return true
+	}
+	c := newCache(t, s)
+	if err := os.WriteFile(c.Path(id)+partSuffix, b[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(c.Path(id)); !bytes.Equal(got, b) {
+		t.Fatal("file differs after a 200 answer to a range request")
+	}
+}
+
+func TestFetchStalls(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(30_000, 6)
+	release := make(chan struct{})
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Length", "30000")
+		w.Write(b[:10])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return true
+	}
+	defer close(release)
+	c := newCache(t, s)
+	c.cfg.StallTimeout = 50 * time.Millisecond
+	if err := c.Fetch(context.Background(), ref(id, len(b))); !errors.Is(err, ErrStalled) {
+		t.Fatalf("Fetch from a stalled server = %v, want ErrStalled", err)
+	}
+}
+
+func TestRunFetchesWantedWithRetries(t *testing.T) {
+	s := newServer(t)
+	b1, id1 := blob(10_000, 7)
+	b2, id2 := blob(20_000, 8)
+	s.files[id1], s.files[id2] = b1, b2
+	var failures atomic.Int32
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n <= 3 {
+			failures.Add(1)
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	c := newCache(t, s)
+	// Something unwanted is in the cache and gets deleted.
+	stale := strings.Repeat("ab", 32)
+	os.WriteFile(c.Path(stale), []byte("x"), 0o644)
+	os.WriteFile(c.Path(stale)+partSuffix, []byte("x"), 0o644)
+	c2, _ := Open(c.cfg)
+	c = c2
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	c.Want([]protocol.ContentRef{ref(id2, len(b2)), ref(id1, len(b1)), {ID: "not-an-id"}})
+	if m := c.Missing(); !slices.Equal(m, []string{id2, id1}) {
+		t.Fatalf("Missing() = %v, want need order", m)
+	}
+	deadline := time.After(10 * time.Second)
+	for len(c.Missing()) > 0 {
+		select {
+		case <-c.Changed():
+		case <-deadline:
+			t.Fatalf("still missing %v after %d failures", c.Missing(), failures.Load())
+		}
+	}
+	if failures.Load() != 3 {
+		t.Fatalf("%d failures, want 3", failures.Load())
+	}
+	if names := leftovers(t, c); len(names) != 2 || !c.Has(id1) || !c.Has(id2) {
+		t.Fatalf("cache holds %v", names)
+	}
+	// Dropping content from the wanted set deletes it.
+	c.Want([]protocol.ContentRef{ref(id1, len(b1))})
+	if names := leftovers(t, c); !slices.Equal(names, []string{id1}) || c.Has(id2) {
+		t.Fatalf("after Want(id1) the cache holds %v", names)
+	}
+}
+
+func TestBackoffFullJitter(t *testing.T) {
+	c := &Cache{cfg: Config{BackoffMin: time.Second, BackoffMax: time.Minute}}
+	for _, tc := range []struct {
+		attempts int
+		jitter   float64
+		want     time.Duration
+	}{
+		{0, 0.5, 500 * time.Millisecond},
+		{0, 0, 0},
+		{1, 0.5, time.Second},
+		{3, 0.5, 4 * time.Second},
+		{6, 1, time.Minute},         // 64s capped to 60s
+		{50, 0.5, 30 * time.Second}, // no overflow far out
+	} {
+		c.cfg.Jitter = func() float64 { return tc.jitter }
+		if got := c.backoff(tc.attempts); got != tc.want {
+			t.Errorf("backoff(%d) with jitter %v = %v, want %v", tc.attempts, tc.jitter, got, tc.want)
+		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	c := &Cache{cfg: Config{BaseURL: "http://ctl:8080/"}}
+	id := strings.Repeat("0f", 32)
+	for _, tc := range []struct{ path, want string }{
+		{"/api/v1/content/" + id + "/audio", "http://ctl:8080/api/v1/content/" + id + "/audio"},
+		{"", "http://ctl:8080/api/v1/content/" + id + "/audio"},
+		{"//evil.example/x", "http://ctl:8080/api/v1/content/" + id + "/audio"},
+		{"http://evil.example/x", "http://ctl:8080/api/v1/content/" + id + "/audio"},
+	} {
+		if got := c.URL(protocol.ContentRef{ID: id, Path: tc.path}); got != tc.want {
+			t.Errorf("URL(path %q) = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,352 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
+)
+
+// impl opens a store and reopens it as a restarted agent would see it.
+type impl struct {
+	name   string
+	open   func(t *testing.T) agent.Store
+	reopen func(t *testing.T, s agent.Store) agent.Store
+}
+
+func impls() []impl {
+	return []impl{
+		{
+			name: "bolt",
+			open: func(t *testing.T) agent.Store {
+				s, err := OpenBolt(filepath.Join(t.TempDir(), "node.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { checkBolt(t, s); s.Close() })
+				return s
+			},
+			reopen: func(t *testing.T, s agent.Store) agent.Store {
+				b := s.(*Bolt)
+				if err := b.Close(); err != nil {
+					t.Fatal(err)
+				}
+				nb, err := OpenBolt(b.Path())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { checkBolt(t, nb); nb.Close() })
+				return nb
+			},
+		},
+		{
+			name:   "memory",
+			open: func(t *testing.T) agent.Store {
+				m := NewMemory()
+				t.Cleanup(func() { checkOutbox(t, m) })
+				return m
+			},
+			reopen: func(t *testing.T, s agent.Store) agent.Store { return s },
+		},
+	}
+}
+
+// checkOutbox checks the outbox invariant: the stored events are exactly
+// Acked+1 … Last, in order.
+func checkOutbox(t *testing.T, s agent.Store) {
+	t.Helper()
+	o, err := s.Outbox()
+	if err != nil {
+		t.Errorf("invariant: %v", err)
+		return
+	}
+	got := mustEvents(t, s, 0, 1<<30)
+	for i, seq := range got {
+		if seq != o.Acked+uint64(i)+1 {
+			t.Errorf("invariant: outbox %+v holds sequences %v", o, got)
+			return
+		}
+	}
+	if uint64(len(got)) != o.Last-o.Acked {
+		t.Errorf("invariant: outbox %+v holds %d events", o, len(got))
+	}
+}
+
+// checkBolt checks the bbolt file's own consistency and the outbox.
+func checkBolt(t *testing.T, s *Bolt) {
+	t.Helper()
+	if s.db.Path() == "" {
+		return // closed by reopen
+	}
+	checkOutbox(t, s)
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() { // drain: the checker goroutine sends until done
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}); err != nil {
+		t.Errorf("invariant: bbolt check: %v", err)
+	}
+}
+
+// TestStore runs the one behaviour suite against every implementation.
+func TestStore(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			t.Run("epoch", func(t *testing.T) { testEpoch(t, im) })
+			t.Run("desired", func(t *testing.T) { testDesired(t, im) })
+			t.Run("outbox", func(t *testing.T) { testOutbox(t, im) })
+			t.Run("progress", func(t *testing.T) { testProgress(t, im) })
+			t.Run("replay", func(t *testing.T) { testReplay(t, im) })
+		})
+	}
+}
+
+var t0 = time.Date(2025, 3, 1, 5, 30, 0, 0, time.UTC)
+
+func testEpoch(t *testing.T, im impl) {
+	s := im.open(t)
+	e := s.Epoch()
+	if len(e) != 16 {
+		t.Fatalf("epoch %q: want 16 hex digits", e)
+	}
+	if got := im.reopen(t, s).Epoch(); got != e {
+		t.Fatalf("epoch after reopen = %q, want %q", got, e)
+	}
+	if other := im.open(t).Epoch(); other == e {
+		t.Fatalf("two new stores share epoch %q", e)
+	}
+}
+
+func testDesired(t *testing.T, im impl) {
+	s := im.open(t)
+	d, err := s.Desired()
+	if err != nil || d != nil {
+		t.Fatalf("Desired() of a new store = %v, %v; want nil, nil", d, err)
+	}
+	want := &protocol.DesiredState{
+		Node: "n1", Version: 7, Areas: []string{"x1", "p1"},
+		Occurrences: []protocol.Occurrence{{ID: "a@1", Announcement: "a", Content: "c", Priority: protocol.PriorityNormal, Start: t0}},
+	}
+	if err := s.SetDesired(want); err != nil {
+		t.Fatal(err)
+	}
+	want.Version = 99 // the store must not share the caller's value
+	s = im.reopen(t, s)
+	got, err := s.Desired()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 7 || got.Node != "n1" || !slices.Equal(got.Areas, []string{"x1", "p1"}) || len(got.Occurrences) != 1 || !got.Occurrences[0].Start.Equal(t0) {
+		t.Fatalf("Desired() = %+v", got)
+	}
+}
+
+func events(types ...protocol.EventType) []protocol.Event {
+	out := make([]protocol.Event, len(types))
+	for i, ty := range types {
+		out[i] = protocol.Event{Type: ty, At: t0, Occurrence: fmt.Sprintf("o%d", i)}
+	}
+	return out
+}
+
+func seqs(es []protocol.Event) []uint64 {
+	var out []uint64
+	for _, e := range es {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func mustEvents(t *testing.T, s agent.Store, after uint64, limit int) []uint64 {
+	t.Helper()
+	es, err := s.Events(after, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seqs(es)
+}
+
+func mustOutbox(t *testing.T, s agent.Store) agent.Outbox {
+	t.Helper()
+	o, err := s.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func testOutbox(t *testing.T, im impl) {
+	s := im.open(t)
+	if o := mustOutbox(t, s); o != (agent.Outbox{}) || o.Len() != 0 {
+		t.Fatalf("new outbox = %+v", o)
+	}
+	got, err := s.Append(events(protocol.EventReceived, protocol.EventReceived, protocol.EventStarted), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seqs(got), []uint64{1, 2, 3}) || got[2].Type != protocol.EventStarted {
+		t.Fatalf("Append returned %+v", got)
+	}
+	if _, err := s.Append(events(protocol.EventCompleted, protocol.EventMissed), nil); err != nil {
+		t.Fatal(err)
+	}
+	s = im.reopen(t, s)
+	if o := mustOutbox(t, s); o != (agent.Outbox{Acked: 0, Last: 5}) || o.Len() != 5 {
+		t.Fatalf("outbox = %+v, want 0..5", o)
+	}
+	for _, c := range []struct {
+		after uint64
+		limit int
+		want  []uint64
+	}{
+		{0, 100, []uint64{1, 2, 3, 4, 5}},
+		{0, 2, []uint64{1, 2}},
+		{3, 100, []uint64{4, 5}},
+		{5, 100, nil},
+		{9, 100, nil},
+		{0, 0, nil},
+	} {
+		if got := mustEvents(t, s, c.after, c.limit); !slices.Equal(got, c.want) {
+			t.Errorf("Events(%d, %d) = %v, want %v", c.after, c.limit, got, c.want)
+		}
+	}
+	es, _ := s.Events(3, 1)
+	if es[0].Type != protocol.EventCompleted || !es[0].At.Equal(t0) || es[0].Occurrence != "o0" {
+		t.Errorf("event 4 = %+v", es[0])
+	}
+
+	// Acks: another epoch changes nothing; going back changes nothing.
+	if err := s.Ack("0000000000000000", 5); !errors.Is(err, agent.ErrEpoch) {
+		t.Fatalf("Ack(other epoch) = %v, want ErrEpoch", err)
+	}
+	if err := s.Ack(s.Epoch(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(s.Epoch(), 1); err != nil {
+		t.Fatal(err)
+	}
+	s = im.reopen(t, s)
+	if o := mustOutbox(t, s); o != (agent.Outbox{Acked: 2, Last: 5}) || o.Len() != 3 {
+		t.Fatalf("outbox after ack 2 = %+v", o)
+	}
+	if got := mustEvents(t, s, 0, 100); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("Events after ack 2 = %v", got)
+	}
+	// Sequences keep counting after acks, across reopen, without gaps.
+	got, err = s.Append(events(protocol.EventReceived), nil)
+	if err != nil || got[0].Seq != 6 {
+		t.Fatalf("Append after ack = %v, %v; want seq 6", seqs(got), err)
+	}
+	// An ack past the end drops everything and is clamped.
+	if err := s.Ack(s.Epoch(), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if o := mustOutbox(t, s); o != (agent.Outbox{Acked: 6, Last: 6}) {
+		t.Fatalf("outbox after ack 1000 = %+v", o)
+	}
+	got, _ = s.Append(events(protocol.EventReceived), nil)
+	if got[0].Seq != 7 {
+		t.Fatalf("seq after full ack = %d, want 7", got[0].Seq)
+	}
+	if got := mustEvents(t, s, 0, 100); !slices.Equal(got, []uint64{7}) {
+		t.Fatalf("Events = %v, want [7]", got)
+	}
+}
+
+func testProgress(t *testing.T, im impl) {
+	s := im.open(t)
+	if p, err := s.Progress(); err != nil || len(p) != 0 {
+		t.Fatalf("Progress() of new store = %v, %v", p, err)
+	}
+	mark := func(id string, ph agent.Phase, start time.Time) agent.Progress {
+		return agent.Progress{Occurrence: id, Announcement: "a", Content: "c", Start: start, Phase: ph}
+	}
+	// Events and marks go in together; a later mark of the same occurrence
+	// in one append wins.
+	_, err := s.Append(events(protocol.EventReceived, protocol.EventMissed), []agent.Progress{
+		mark("old", agent.PhaseReceived, t0.Add(-72*time.Hour)),
+		mark("old", agent.PhaseDone, t0.Add(-72*time.Hour)),
+		mark("kept", agent.PhaseDone, t0.Add(-72*time.Hour)),
+		mark("new", agent.PhaseReceived, t0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := mark("new", agent.PhaseStarted, t0)
+	started.StartedAt = t0.Add(3 * time.Second)
+	if _, err := s.Append(events(protocol.EventStarted), []agent.Progress{started}); err != nil {
+		t.Fatal(err)
+	}
+	s = im.reopen(t, s)
+	p, err := s.Progress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 3 || p["old"].Phase != agent.PhaseDone || p["new"].Phase != agent.PhaseStarted || !p["new"].StartedAt.Equal(started.StartedAt) || p["new"].Content != "c" {
+		t.Fatalf("Progress() = %+v", p)
+	}
+	if o := mustOutbox(t, s); o.Last != 3 {
+		t.Fatalf("outbox last = %d, want 3", o.Last)
+	}
+	// Pruning forgets old marks that the desired state no longer holds.
+	if err := s.PruneProgress(map[string]bool{"kept": true}, t0.Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = im.reopen(t, s).Progress()
+	if _, ok := p["old"]; ok || len(p) != 2 {
+		t.Fatalf("Progress() after prune = %+v, want kept and new", p)
+	}
+	if _, err := s.Append(nil, []agent.Progress{{}}); err == nil {
+		t.Fatal("Append of a mark without occurrence: no error")
+	}
+}
+
+func testReplay(t *testing.T, im impl) {
+	s := im.open(t)
+	now := t0
+	ms := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+	for _, e := range []protocol.ReplayEntry{
+		{KeyID: "k2", Seq: 1, Expires: ms(time.Hour)},
+		{KeyID: "k1", Seq: 9, Expires: ms(time.Minute)},
+		{KeyID: "k1", Seq: 3, Expires: ms(2 * time.Minute)},
+		{KeyID: "k1", Seq: 4, Expires: ms(-time.Second)}, // already expired: not kept
+	} {
+		if err := s.AddReplay(e, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = im.reopen(t, s)
+	got, err := s.ReplayEntries(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []protocol.ReplayEntry{
+		{KeyID: "k1", Seq: 3, Expires: ms(2 * time.Minute)},
+		{KeyID: "k1", Seq: 9, Expires: ms(time.Minute)},
+		{KeyID: "k2", Seq: 1, Expires: ms(time.Hour)},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ReplayEntries = %v, want %v", got, want)
+	}
+	// Later, expired entries are neither returned nor kept.
+	later := now.Add(90 * time.Second)
+	if got, _ := s.ReplayEntries(later); !slices.Equal(got, []protocol.ReplayEntry{want[0], want[2]}) {
+		t.Fatalf("ReplayEntries later = %v, want k1/3 and k2/1", got)
+	}
+	if err := s.AddReplay(protocol.ReplayEntry{KeyID: "k3", Seq: 1, Expires: ms(time.Hour)}, later); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = im.reopen(t, s).ReplayEntries(now)
+	if len(got) != 3 || got[0].Seq != 3 || got[2].KeyID != "k3" {
+		t.Fatalf("ReplayEntries after pruning add = %v, want k1/3, k2/1, k3/1", got)
+	}
+}
