@@ -47,7 +47,7 @@ func impls() []impl {
 			},
 		},
 		{
-			name:   "memory",
+			name: "memory",
 			open: func(t *testing.T) agent.Store {
 				m := NewMemory()
 				t.Cleanup(func() { checkOutbox(t, m) })
