@@ -1,0 +1,303 @@
+// Package app wires the controller together: the store, the audio library,
+// the broker (embedded or external), the MQTT client, the scheduler and the
+// HTTP API. controller/main.go parses flags into a Config and runs an App;
+// tests start one on :0 ports with a temp data dir.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/media"
+	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/schedule"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// App is a running controller.
+type App struct {
+	Config Config
+	Logger *slog.Logger
+	// Out receives the one-time bootstrap admin password notice.
+	Out io.Writer
+	// Clock drives the scheduler (tests may fake it).
+	Clock clock.Clock
+
+	DB        *bolt.DB
+	Media     *media.Library
+	Broker    *mqtt.Broker // nil with an external broker
+	MQTT      *mqtt.Client
+	Scheduler *schedule.Scheduler
+	HTTP      *lhttp.Server
+	Signer    *protocol.Signer
+
+	Areas         *bolt.AreaService
+	Nodes         *bolt.NodeService
+	Contents      *bolt.ContentService
+	Announcements *bolt.AnnouncementService
+	Deliveries    *bolt.DeliveryService
+	Events        *bolt.EventService
+	Users         *bolt.UserService
+	Desired       *bolt.DesiredService
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns an App for cfg; Open starts it.
+func New(cfg Config, logger *slog.Logger) *App {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}}
+}
+
+// Open starts every part. Listeners are opened synchronously, so a busy
+// port fails here. On error, whatever was started is closed again.
+func (a *App) Open() (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	cfg := a.Config
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	a.DB = bolt.NewDB(filepath.Join(cfg.DataDir, "loaxa.db"))
+	a.DB.Now = a.Clock.Now
+	a.DB.Logger = a.Logger
+	if err := a.DB.Open(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	a.Areas = bolt.NewAreaService(a.DB)
+	a.Nodes = bolt.NewNodeService(a.DB)
+	a.Contents = bolt.NewContentService(a.DB)
+	a.Announcements = bolt.NewAnnouncementService(a.DB)
+	a.Deliveries = bolt.NewDeliveryService(a.DB)
+	a.Events = bolt.NewEventService(a.DB)
+	a.Users = bolt.NewUserService(a.DB)
+	a.Desired = bolt.NewDesiredService(a.DB)
+
+	ctx := context.Background()
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+
+	key, err := a.DB.SigningKey()
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	floor, err := a.DB.SeqFloor()
+	if err != nil {
+		return fmt.Errorf("signing sequence: %w", err)
+	}
+	a.Signer = protocol.NewSigner("controller", key, floor, a.Clock.Now)
+
+	a.Media = media.NewLibrary(cfg.DataDir)
+	a.Media.MaxUploadBytes = cfg.MaxUploadBytes
+	a.Media.Logger = a.Logger
+	if err := a.Media.Open(); err != nil {
+		return fmt.Errorf("open audio library: %w", err)
+	}
+
+	topics := protocol.NewTopics(cfg.TopicPrefix)
+	a.MQTT = mqtt.NewClient()
+	a.MQTT.Topics = topics
+	a.MQTT.Signer = a.Signer
+	a.MQTT.NodeService = a.Nodes
+	a.MQTT.EventService = a.Events
+	a.MQTT.Now = a.Clock.Now
+	a.MQTT.Logger = a.Logger
+	if cfg.BrokerURL == "" {
+		a.Broker = mqtt.NewBroker()
+		a.Broker.Addr = cfg.MQTTAddr
+		a.Broker.Topics = topics
+		a.Broker.NodeService = a.Nodes
+		a.Broker.AreaService = a.Areas
+		a.Broker.Logger = a.Logger
+		if err := a.Broker.Open(); err != nil {
+			return err
+		}
+		// The embedded broker starts empty: nobody is connected, whatever
+		// the store remembers from before the restart.
+		if err := a.markAllOffline(ctx); err != nil {
+			return err
+		}
+		a.MQTT.BrokerURL = a.Broker.URL()
+		a.MQTT.Username = mqtt.ControllerUsername
+		a.MQTT.Password = a.Broker.ControllerSecret
+	} else {
+		a.MQTT.BrokerURL = cfg.BrokerURL
+	}
+	if err := a.MQTT.Open(); err != nil {
+		return err
+	}
+
+	a.Scheduler = schedule.NewScheduler()
+	a.Scheduler.AreaService = a.Areas
+	a.Scheduler.NodeService = a.Nodes
+	a.Scheduler.AnnouncementService = a.Announcements
+	a.Scheduler.ContentService = a.Contents
+	a.Scheduler.DeliveryService = a.Deliveries
+	a.Scheduler.DesiredService = a.Desired
+	a.Scheduler.Messenger = a.MQTT
+	a.Scheduler.Clock = a.Clock
+	a.Scheduler.Horizon = cfg.Horizon
+	a.Scheduler.Logger = a.Logger
+
+	a.HTTP = lhttp.NewServer()
+	a.HTTP.Addr = cfg.HTTPAddr
+	a.HTTP.PublicURL = cfg.PublicURL
+	a.HTTP.BrokerURL = a.publicBroker()
+	a.HTTP.TopicPrefix = topics.Prefix
+	a.HTTP.ControllerKeys = []protocol.PublicKey{protocol.NewPublicKey(a.Signer.PublicKey())}
+	a.HTTP.MaxUploadBytes = cfg.MaxUploadBytes
+	a.HTTP.Now = a.Clock.Now
+	a.HTTP.Logger = a.Logger
+	a.HTTP.AreaService = a.Areas
+	a.HTTP.NodeService = a.Nodes
+	a.HTTP.ContentService = a.Contents
+	a.HTTP.MediaService = a.Media
+	a.HTTP.AnnouncementService = a.Announcements
+	a.HTTP.DeliveryService = a.Deliveries
+	a.HTTP.EventService = a.Events
+	a.HTTP.UserService = a.Users
+	a.HTTP.DesiredService = a.Desired
+	a.HTTP.Scheduler = a.Scheduler
+	if err := a.HTTP.Open(); err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = a.Scheduler.Run(runCtx)
+	}()
+	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
+	return nil
+}
+
+// publicBroker returns the broker URL for node credentials: the configured
+// one, the external broker without its credentials, or "" to let the HTTP
+// layer derive tcp://<request host>:<embedded broker port>.
+func (a *App) publicBroker() string {
+	if a.Config.PublicBroker != "" {
+		return a.Config.PublicBroker
+	}
+	if a.Config.BrokerURL != "" {
+		u, err := url.Parse(a.Config.BrokerURL)
+		if err == nil {
+			u.User = nil
+			return u.String()
+		}
+		return ""
+	}
+	_, port, err := net.SplitHostPort(a.Broker.ListenAddr())
+	if err != nil {
+		return ""
+	}
+	if a.Config.PublicURL != "" {
+		if u, err := url.Parse(a.Config.PublicURL); err == nil && u.Hostname() != "" {
+			return "tcp://" + net.JoinHostPort(u.Hostname(), port)
+		}
+	}
+	return "tcp://{host}:" + port
+}
+
+func (a *App) markAllOffline(ctx context.Context) error {
+	nodes, err := a.Nodes.FindNodes(ctx, loaxa.NodeFilter{State: loaxa.NodeOnline})
+	if err != nil {
+		return fmt.Errorf("reset node states: %w", err)
+	}
+	now := a.Clock.Now()
+	for _, n := range nodes {
+		err := a.Nodes.UpdateNodeStatus(ctx, n.ID, func(s *loaxa.NodeStatus) {
+			s.State, s.Since, s.Playing = loaxa.NodeOffline, now, nil
+		})
+		if err != nil {
+			return fmt.Errorf("reset node states: %w", err)
+		}
+	}
+	return nil
+}
+
+// bootstrapAdmin creates user admin when the store has no users, with
+// LOAXA_ADMIN_PASSWORD or a generated password printed once.
+func (a *App) bootstrapAdmin(ctx context.Context) error {
+	users, err := a.Users.FindUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if len(users) > 0 {
+		return nil
+	}
+	password, generated := a.Config.AdminPassword, false
+	if password == "" {
+		password, generated = loaxa.NewSecret()[:20], true
+	} else if len(password) < loaxa.MinPasswordLen {
+		return fmt.Errorf("LOAXA_ADMIN_PASSWORD is %d characters; use at least %d", len(password), loaxa.MinPasswordLen)
+	}
+	hash, err := loaxa.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := a.Users.CreateUser(ctx, &loaxa.User{Username: "admin", Role: loaxa.RoleAdmin, PasswordHash: hash}); err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if generated {
+		fmt.Fprintf(a.Out, "\nCreated user \"admin\" with password: %s\nIt is shown only this once; set LOAXA_ADMIN_PASSWORD to choose it instead.\n\n", password)
+	} else {
+		a.Logger.Info("created user admin with the password from LOAXA_ADMIN_PASSWORD")
+	}
+	return nil
+}
+
+// Close stops everything in the reverse order of Open and closes the store
+// last, so in-flight requests and messages finish writing.
+func (a *App) Close() error {
+	var errs []error
+	if a.HTTP != nil {
+		errs = append(errs, a.HTTP.Close())
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if a.MQTT != nil {
+		errs = append(errs, a.MQTT.Close())
+	}
+	if a.Broker != nil {
+		errs = append(errs, a.Broker.Close())
+	}
+	if a.DB != nil {
+		if a.Signer != nil {
+			errs = append(errs, a.DB.SaveSeqFloor(a.Signer.Seq()))
+		}
+		errs = append(errs, a.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// WaitReady blocks until the MQTT client is connected, or ctx ends.
+func (a *App) WaitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return a.MQTT.WaitConnected(ctx)
+}

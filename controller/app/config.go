@@ -1,0 +1,101 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// Config is the controller's configuration. DefaultConfig gives the values
+// a newcomer gets from `go run ./controller`; LOAXA_* environment variables
+// override them and command-line flags override both.
+type Config struct {
+	// HTTPAddr is the API and web UI listen address.
+	HTTPAddr string
+	// MQTTAddr is the embedded broker's listen address.
+	MQTTAddr string
+	// BrokerURL selects an external broker (tcp://user:pass@host:1883) and
+	// disables the embedded one.
+	BrokerURL string
+	// DataDir holds the store (loaxa.db) and the audio (content/).
+	DataDir string
+	// PublicURL is the controller URL written into node credentials; empty
+	// means the URL the enrolling request used.
+	PublicURL string
+	// PublicBroker is the broker URL written into node credentials; empty
+	// means the embedded broker's port on the host of PublicURL (or of the
+	// enrolling request), or BrokerURL without its credentials.
+	PublicBroker string
+	TopicPrefix  string
+	// AdminPassword is the password of the bootstrap admin user, used only
+	// when the store has no users. Environment only (LOAXA_ADMIN_PASSWORD),
+	// so it never shows in a process list; empty generates one and prints
+	// it once.
+	AdminPassword string
+	// Horizon is how far ahead schedules are compiled into desired states.
+	Horizon        time.Duration
+	MaxUploadBytes int64
+	LogLevel       slog.Level
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:       ":8080",
+		MQTTAddr:       ":1883",
+		DataDir:        "./data",
+		TopicPrefix:    protocol.DefaultPrefix,
+		Horizon:        7 * 24 * time.Hour,
+		MaxUploadBytes: 200 << 20,
+		LogLevel:       slog.LevelInfo,
+	}
+}
+
+// Parse applies environment overrides (getenv, usually os.Getenv) and then
+// command-line flags to c.
+func (c *Config) Parse(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	str := func(p *string, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			*p = v
+		}
+		fs.StringVar(p, name, *p, usage+" (env "+env+")")
+	}
+	str(&c.HTTPAddr, "http", "LOAXA_HTTP", "HTTP listen address for the API and web UI")
+	str(&c.MQTTAddr, "mqtt", "LOAXA_MQTT", "embedded MQTT broker listen address")
+	str(&c.BrokerURL, "broker", "LOAXA_BROKER", "external MQTT broker URL, e.g. tcp://user:pass@host:1883; disables the embedded broker")
+	str(&c.DataDir, "data", "LOAXA_DATA", "data directory (store and audio)")
+	str(&c.PublicURL, "public-url", "LOAXA_PUBLIC_URL", "controller URL written into node credentials (default: the URL used to enrol)")
+	str(&c.PublicBroker, "public-broker", "LOAXA_PUBLIC_BROKER", "broker URL written into node credentials")
+	str(&c.TopicPrefix, "topic-prefix", "LOAXA_TOPIC_PREFIX", "MQTT topic prefix")
+	c.AdminPassword = getenv("LOAXA_ADMIN_PASSWORD")
+
+	horizon := c.Horizon.String()
+	str(&horizon, "horizon", "LOAXA_HORIZON", "how far ahead schedules are sent to nodes")
+	upload := strconv.FormatInt(c.MaxUploadBytes, 10)
+	str(&upload, "max-upload", "LOAXA_MAX_UPLOAD", "largest accepted upload in bytes")
+	level := strings.ToLower(c.LogLevel.String())
+	str(&level, "log-level", "LOAXA_LOG_LEVEL", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if c.Horizon, err = time.ParseDuration(horizon); err != nil || c.Horizon < 24*time.Hour {
+		return fmt.Errorf("horizon %q: want a duration of at least 24h, e.g. 168h", horizon)
+	}
+	if c.MaxUploadBytes, err = strconv.ParseInt(upload, 10, 64); err != nil || c.MaxUploadBytes <= 0 {
+		return fmt.Errorf("max-upload %q: want a positive number of bytes", upload)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("log-level %q: want debug, info, warn or error", level)
+	}
+	return nil
+}

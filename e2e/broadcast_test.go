@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"net/url"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/mosquittotest"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// Three clusters in two communes; a bulletin for commune A and for one
+// named cluster of commune B must play on exactly those two, each delivery
+// must complete, and each play must be in the log exactly once.
+func testBroadcast(t *testing.T, c *controller) {
+	c.createArea("31", "Thành phố Hải Phòng", "")
+	c.createArea("318", "Huyện Tiên Lãng", "31")
+	c.createArea("12346", "Xã Tiên Thắng", "318")
+	c.createArea("12347", "Xã Tiên Minh", "318")
+	creds := map[string]*protocol.Credentials{
+		"tt-01": c.createNode("tt-01", "12346"),
+		"tm-01": c.createNode("tm-01", "12347"),
+		"tm-02": c.createNode("tm-02", "12347"),
+	}
+	for _, cr := range creds {
+		startNode(t, cr, nodeOptions{})
+	}
+	for id := range creds {
+		eventually(t, 15*time.Second, id+" online", func() bool { return c.node(id).Status.State == loaxa.NodeOnline })
+	}
+
+	ct := c.upload("tiem-chung.wav", toneWAV(440, 1200*time.Millisecond, 44100, 2))
+	start := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
+	ann := c.announce(ct.ID, []string{"12346"}, []string{"tm-01"}, start)
+	occ := loaxa.OccurrenceID(ann.ID, start)
+
+	eventually(t, 30*time.Second, "both deliveries completed", func() bool {
+		ds := c.deliveries(ann.ID)
+		done := 0
+		for _, d := range ds {
+			if d.State == loaxa.DeliveryCompleted {
+				done++
+			}
+		}
+		return len(ds) == 2 && done == 2
+	})
+	for _, d := range c.deliveries(ann.ID) {
+		if d.Node != "tt-01" && d.Node != "tm-01" {
+			t.Errorf("delivery for untargeted node: %s", describe(d))
+		}
+		if d.Occurrence != occ {
+			t.Errorf("delivery occurrence %q, want %q", d.Occurrence, occ)
+		}
+		if d.PlayedMS < 1100 {
+			t.Errorf("node %s played %d ms of a 1200 ms bulletin", d.Node, d.PlayedMS)
+		}
+	}
+
+	// The controller acknowledges asynchronously; once every outbox is
+	// empty no resend can still arrive, so the counts are final.
+	for id := range creds {
+		eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.node(id).Status.Outbox == 0 })
+	}
+	counts := countEvents(c.events(url.Values{"area": {"31"}}), occ)
+	want := map[protocol.EventType]int{protocol.EventReceived: 1, protocol.EventStarted: 1, protocol.EventCompleted: 1}
+	for _, id := range []string{"tt-01", "tm-01"} {
+		for typ, n := range want {
+			if counts[id][typ] != n {
+				t.Errorf("node %s: %d %s events, want %d (all: %v)", id, counts[id][typ], typ, n, counts[id])
+			}
+		}
+	}
+	if len(counts["tm-02"]) != 0 {
+		t.Errorf("untargeted node tm-02 reported %v", counts["tm-02"])
+	}
+	for id := range creds {
+		n := c.node(id)
+		if n.Status.State != loaxa.NodeOnline || n.Status.RunningVersion != n.Status.DesiredVersion {
+			t.Errorf("node %s status %s", id, describe(n.Status))
+		}
+	}
+}
+
+func TestBroadcastEmbeddedBroker(t *testing.T) {
+	testBroadcast(t, startController(t, ""))
+}
+
+func TestBroadcastMosquitto(t *testing.T) {
+	b := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true})
+	testBroadcast(t, startController(t, b.URL()))
+}
