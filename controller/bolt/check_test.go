@@ -2,15 +2,22 @@ package bolt
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // CheckFile opens the store file at path read-only and checks bbolt's page
@@ -229,4 +236,73 @@ func (c *checker) desired() {
 			c.fail("desired state %q for node %q: node missing or key mismatch", k, d.Node)
 		}
 	})
+}
+
+// TestCheckFile makes sure the cleanup check would catch a broken store:
+// each case breaks one invariant behind the services' back.
+func TestCheckFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(tx *bbolt.Tx) error
+		want    string
+	}{
+		{"intact", func(*bbolt.Tx) error { return nil }, ""},
+		{"node in a missing area", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketAreas).Delete([]byte("hp.ll"))
+		}, "area hp.ll missing"},
+		{"stray node index entry", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketNodeAreas).Put(join("hp", "n9"), nil)
+		}, "node_areas: stray entry"},
+		{"delivery of a missing node", func(tx *bbolt.Tx) error {
+			d := loaxa.Delivery{Announcement: "a000001", Occurrence: "a000001@x", Node: "n9"}
+			return putDelivery(tx, &d)
+		}, "node missing"},
+		{"last seq ahead of the events", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketEventSeqs).Put(eventSeqKey("n1", "e1"), u64(3))
+		}, "last seq 3, but 2 events stored"},
+		{"event index missing", func(tx *bbolt.Tx) error {
+			c := tx.Bucket(bucketNodeEvents).Cursor()
+			k, _ := c.First()
+			return tx.Bucket(bucketNodeEvents).Delete(k)
+		}, "node_events"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "loaxa.db")
+			db := NewDB(path)
+			db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for _, a := range []*loaxa.Area{{ID: "hp", Name: "hp"}, {ID: "hp.ll", Name: "ll", Parent: "hp"}} {
+				if err := NewAreaService(db).CreateArea(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := NewNodeService(db).CreateNode(ctx, &loaxa.Node{ID: "n1", Area: "hp.ll", SecretHash: loaxa.HashSecret("s")}); err != nil {
+				t.Fatal(err)
+			}
+			b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+				{Seq: 1, Type: protocol.EventReceived, At: time.Now(), Occurrence: loaxa.OccurrenceID("a000001", time.Now())},
+				{Seq: 2, Type: protocol.EventReceived, At: time.Now()},
+			}}
+			if _, err := NewEventService(db).RecordEvents(ctx, "n1", b, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.update(tt.corrupt); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			err := CheckFile(path)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("intact store reported: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("check returned %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
 }
