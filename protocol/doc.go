@@ -46,6 +46,9 @@
 //   - it is not a copy of one already accepted: commands go through a
 //     ReplayGuard that remembers (key, sequence) until expiry; desired states
 //     must carry a higher Version than the one the node runs (ErrReplay).
+//     Copies are recognised by these values, never by their bytes: JSON
+//     lets one signed envelope be spelled several ways (field names match
+//     case-insensitively, base64 ignores spare bits), all of which verify.
 //
 // Node messages are not signed: the broker authenticates each node with its
 // own credentials and lets it publish only on its own state and event topics.
