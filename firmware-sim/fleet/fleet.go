@@ -1,0 +1,473 @@
+// Package fleet enrols simulated speaker boxes with a controller and runs a
+// real node agent for each, in one process: the agents are the production
+// node/agent code with a silent, real-time-paced audio output
+// (audio.NewNone, as --audio none) and a simulated board (firmware-sim/board)
+// whose faults tests inject through Fleet.Sims.
+//
+// Enrolment goes through the controller's public API (POST /api/v1/nodes
+// with a bearer token). The controller shows each node's credentials once;
+// with a DataDir the fleet saves them in DataDir/<id>/credentials.json and
+// reuses them on the next run instead of enrolling again, and keeps each
+// node's store in DataDir/<id>/node.db. Without a DataDir the stores live in
+// memory and the content caches in a temporary directory removed on Close,
+// so a re-run needs a new Prefix.
+//
+// File descriptors: every agent holds one MQTT connection, and with a
+// DataDir one bbolt file; content downloads share one HTTP transport capped
+// at MaxDownloads connections. A process here may open at most 20,000 files,
+// so a fleet of thousands of nodes should use memory stores, and a fleet of
+// more than about 19,000 must be split across processes. Start checks the
+// limit before it enrols anything.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// Defaults.
+const (
+	DefaultPrefix      = "sim"
+	DefaultEnrolWorkers = 8
+	// MaxDownloads caps the content download connections of the whole
+	// fleet, so thousands of nodes fetching a new bulletin at once do not
+	// exhaust the file descriptors.
+	MaxDownloads = 256
+	// Version is the agent version simulated nodes report.
+	Version = "firmware-sim"
+)
+
+// Where simulated boxes stand: a grid of 100 columns from a point in Hải
+// Phòng, about 500 m apart, so maps of a fleet look like a province.
+const (
+	baseLat, baseLon = 20.8449, 106.6881
+	gridStep         = 0.005
+	gridColumns      = 100
+)
+
+// Config describes a fleet. Controller, Nodes and Area are required; Token
+// is required unless DataDir holds saved credentials for every node.
+type Config struct {
+	// Controller is the controller's HTTP base URL, e.g. http://127.0.0.1:8080.
+	Controller string
+	// Token is a bearer token of a user allowed to enrol nodes in Area.
+	Token string
+	// Nodes is how many boxes to run.
+	Nodes int
+	// Area is the area id every node is enrolled in.
+	Area string
+	// Prefix starts every node id: <prefix>-0001, <prefix>-0002, … (default "sim").
+	Prefix string
+	// DataDir keeps each node's credentials and bbolt store in
+	// DataDir/<id>/; empty keeps stores in memory.
+	DataDir string
+	// Logger receives the fleet's own logs; AgentLogger the agents' (default
+	// Logger). Both default to discarding.
+	Logger      *slog.Logger
+	AgentLogger *slog.Logger
+	// Clock drives the agents, the boards and the silent outputs (default
+	// clock.Real).
+	Clock clock.Clock
+	// HTTPClient is used for enrolment and by the agents (default: one
+	// client with a transport capped at MaxDownloads connections per host).
+	HTTPClient *http.Client
+	// Board is the physics of every simulated box (zero: board.DefaultConfig).
+	Board board.Config
+	// Tune, if set, adjusts each agent's configuration before it is
+	// created (tests shorten intervals with it).
+	Tune func(*agent.Config)
+	// EnrolWorkers is how many enrolments run at once (default 8).
+	EnrolWorkers int
+}
+
+// Sim is one simulated box: its board, its agent and what they run on.
+type Sim struct {
+	ID          string
+	Credentials *protocol.Credentials
+	Board       *board.Board
+	Agent       *agent.Agent
+	Output      *audio.None
+	Store       agent.Store
+
+	done chan struct{} // closed when the agent's Run returned
+	err  error         // what Run returned; read after done
+}
+
+// Done is closed when the agent has stopped.
+func (s *Sim) Done() <-chan struct{} { return s.done }
+
+// Err returns why the agent stopped, once Done is closed; nil before, and
+// nil after a clean stop.
+func (s *Sim) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Fleet is a running fleet. Create it with Start; stop it with Close.
+type Fleet struct {
+	cfg  Config
+	log  *slog.Logger
+	sims []*Sim
+
+	enrolled, reused int
+	tempDir          string // content caches without a DataDir
+	transport        *http.Transport
+
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Run enrols and runs the fleet until ctx is cancelled, then stops it.
+func Run(ctx context.Context, cfg Config) error {
+	f, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return f.Close()
+}
+
+// Start enrols the nodes (or loads their saved credentials) and starts an
+// agent for each. The agents run until ctx is cancelled or Close is called;
+// Close must be called in either case to release the stores.
+func Start(ctx context.Context, cfg Config) (*Fleet, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{cfg: cfg, log: cfg.Logger}
+	if cfg.HTTPClient == nil {
+		f.transport = http.DefaultTransport.(*http.Transport).Clone()
+		f.transport.MaxConnsPerHost = MaxDownloads
+		f.transport.MaxIdleConnsPerHost = 64
+		f.cfg.HTTPClient = &http.Client{Transport: f.transport}
+	}
+	if err := checkFileLimit(cfg); err != nil {
+		return nil, err
+	}
+	creds, err := f.enrolAll(ctx)
+	if err != nil {
+		f.release()
+		return nil, err
+	}
+	if err := f.build(creds); err != nil {
+		f.release()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	f.cancel = cancel
+	for _, s := range f.sims {
+		go func() {
+			defer close(s.done)
+			s.err = s.Agent.Run(runCtx)
+			if s.err != nil {
+				f.log.Error("fleet: agent stopped", "node", s.ID, "err", s.err)
+			}
+		}()
+	}
+	f.log.Info("fleet: running", "nodes", len(f.sims), "enrolled", f.enrolled, "reused", f.reused, "area", cfg.Area)
+	return f, nil
+}
+
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	u, err := url.Parse(c.Controller)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("controller %q: want the controller's base URL, e.g. http://127.0.0.1:8080", c.Controller))
+	}
+	c.Controller = strings.TrimRight(c.Controller, "/")
+	if c.Nodes < 1 {
+		errs = append(errs, fmt.Errorf("nodes %d: want at least 1", c.Nodes))
+	}
+	if err := protocol.CheckID(c.Area); err != nil {
+		errs = append(errs, fmt.Errorf("area: %w", err))
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if err := protocol.CheckID(nodeID(c.Prefix, max(c.Nodes, 1))); err != nil {
+		errs = append(errs, fmt.Errorf("prefix %q does not make valid node ids: %w", c.Prefix, err))
+	}
+	if c.Board == (board.Config{}) {
+		c.Board = board.DefaultConfig()
+	} else if err := c.Board.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("fleet: %w", err)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AgentLogger == nil {
+		c.AgentLogger = c.Logger
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.EnrolWorkers < 1 {
+		c.EnrolWorkers = DefaultEnrolWorkers
+	}
+	return c, nil
+}
+
+// nodeID is the id of the i-th node (from 1). The width does not depend on
+// the fleet's size, so a node keeps its id when the fleet grows.
+func nodeID(prefix string, i int) string { return fmt.Sprintf("%s-%04d", prefix, i) }
+
+// checkFileLimit refuses a fleet that would run out of file descriptors
+// part way, which would show up as agents failing one by one.
+func checkFileLimit(cfg Config) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil // cannot tell; let the system say it when it happens
+	}
+	perNode := uint64(1) // MQTT connection
+	if cfg.DataDir != "" {
+		perNode++ // bbolt file
+	}
+	const reserve = MaxDownloads + 2*64 // downloads and their files, logs, listeners
+	need := uint64(cfg.Nodes)*perNode + reserve
+	if need > lim.Cur {
+		hint := "run fewer nodes per process"
+		if cfg.DataDir != "" {
+			hint += ", or drop --data to keep stores in memory"
+		}
+		return fmt.Errorf("fleet: %d nodes need about %d open files and this process may open %d: %s", cfg.Nodes, need, lim.Cur, hint)
+	}
+	return nil
+}
+
+// enrolAll returns the credentials of every node, enrolling those without
+// saved ones.
+func (f *Fleet) enrolAll(ctx context.Context) ([]*protocol.Credentials, error) {
+	cfg := f.cfg
+	e := &enroller{controller: cfg.Controller, token: cfg.Token, client: cfg.HTTPClient}
+	creds := make([]*protocol.Credentials, cfg.Nodes)
+	var enrolled, reused atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.EnrolWorkers)
+	for i := range creds {
+		g.Go(func() error {
+			id := nodeID(cfg.Prefix, i+1)
+			if cfg.DataDir != "" {
+				c, err := loadCredentials(filepath.Join(cfg.DataDir, id))
+				if err != nil {
+					return fmt.Errorf("fleet: saved credentials of %s: %w", id, err)
+				}
+				if c != nil {
+					creds[i] = c
+					reused.Add(1)
+					return nil
+				}
+			}
+			c, err := e.enrol(gctx, enrolRequest{
+				ID:   id,
+				Name: fmt.Sprintf("Simulated box %d (%s)", i+1, cfg.Prefix),
+				Area: cfg.Area,
+				Lat:  baseLat + float64(i/gridColumns)*gridStep,
+				Lon:  baseLon + float64(i%gridColumns)*gridStep,
+			})
+			if err != nil {
+				return fmt.Errorf("fleet: %w", err)
+			}
+			if cfg.DataDir != "" {
+				if err := saveCredentials(filepath.Join(cfg.DataDir, id), c); err != nil {
+					return fmt.Errorf("fleet: node %s is enrolled but its credentials could not be kept: %w", id, err)
+				}
+			}
+			creds[i] = c
+			if n := enrolled.Add(1); n%500 == 0 {
+				f.log.Info("fleet: enrolling", "done", n, "of", cfg.Nodes)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	f.enrolled, f.reused = int(enrolled.Load()), int(reused.Load())
+	if err != nil {
+		if f.enrolled > 0 && cfg.DataDir == "" {
+			err = fmt.Errorf("%w (%d nodes were enrolled before this; without --data their credentials are lost, so use a new --prefix next time)", err, f.enrolled)
+		}
+		return nil, err
+	}
+	return creds, nil
+}
+
+// build makes each node's board, store, output and agent.
+func (f *Fleet) build(creds []*protocol.Credentials) error {
+	cfg := f.cfg
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "loaxa-fleet-*")
+		if err != nil {
+			return fmt.Errorf("fleet: content cache directory: %w", err)
+		}
+		f.tempDir = dir
+	}
+	for _, c := range creds {
+		s := &Sim{ID: c.Node, Credentials: c, Output: audio.NewNone(cfg.Clock), done: make(chan struct{})}
+		var err error
+		if s.Board, err = board.New(cfg.Clock, cfg.Board); err != nil {
+			return fmt.Errorf("fleet: node %s: %w", c.Node, err)
+		}
+		dir := filepath.Join(f.tempDir, c.Node)
+		if cfg.DataDir != "" {
+			dir = filepath.Join(cfg.DataDir, c.Node)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("fleet: node %s: %w", c.Node, err)
+			}
+			b, err := store.OpenBolt(filepath.Join(dir, "node.db"))
+			if err != nil {
+				return fmt.Errorf("fleet: node %s: %w", c.Node, err)
+			}
+			s.Store = b
+		} else {
+			s.Store = store.NewMemory()
+		}
+		// Registered before the agent exists, so release closes the store
+		// whatever fails next.
+		f.sims = append(f.sims, s)
+		ac := agent.Config{
+			Credentials: c,
+			DataDir:     dir,
+			Store:       s.Store,
+			Output:      s.Output,
+			Board:       s.Board,
+			Clock:       cfg.Clock,
+			Logger:      cfg.AgentLogger,
+			HTTPClient:  cfg.HTTPClient,
+			Version:     Version,
+		}
+		if cfg.Tune != nil {
+			cfg.Tune(&ac)
+		}
+		if s.Agent, err = agent.New(ac); err != nil {
+			return fmt.Errorf("fleet: node %s: %w", c.Node, err)
+		}
+	}
+	return nil
+}
+
+// Sims returns the simulated boxes in id order. The slice is the fleet's;
+// do not modify it.
+func (f *Fleet) Sims() []*Sim { return f.sims }
+
+// Sim returns the box with the given id, or nil.
+func (f *Fleet) Sim(id string) *Sim {
+	for _, s := range f.sims {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// Enrolled returns how many nodes this run enrolled with the controller.
+func (f *Fleet) Enrolled() int { return f.enrolled }
+
+// Reused returns how many nodes run on credentials saved by an earlier run.
+func (f *Fleet) Reused() int { return f.reused }
+
+// Running returns how many agents are still running.
+func (f *Fleet) Running() int {
+	n := 0
+	for _, s := range f.sims {
+		select {
+		case <-s.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// Close stops every agent, waits for them, and closes the stores. It
+// returns the errors the agents stopped with. It is safe to call twice.
+func (f *Fleet) Close() error {
+	f.closeOnce.Do(func() {
+		if f.cancel != nil {
+			f.cancel()
+		}
+		var errs []error
+		for _, s := range f.sims {
+			<-s.done
+			if s.err != nil {
+				errs = append(errs, fmt.Errorf("node %s: %w", s.ID, s.err))
+			}
+		}
+		errs = append(errs, f.release())
+		f.closeErr = errors.Join(errs...)
+	})
+	return f.closeErr
+}
+
+// release closes the stores and removes the temporary content caches; the
+// agents must have stopped.
+func (f *Fleet) release() error {
+	var errs []error
+	for _, s := range f.sims {
+		if b, ok := s.Store.(*store.Bolt); ok {
+			if err := b.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close store of %s: %w", s.ID, err))
+			}
+		}
+	}
+	if f.tempDir != "" {
+		if err := os.RemoveAll(f.tempDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove content caches: %w", err))
+		}
+	}
+	if f.transport != nil {
+		f.transport.CloseIdleConnections()
+	}
+	return errors.Join(errs...)
+}
+
+// WaitConnected waits until every agent is connected to the broker, ctx
+// ends, or timeout passes, and returns how many are connected.
+func (f *Fleet) WaitConnected(ctx context.Context, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		n := 0
+		for _, s := range f.sims {
+			if s.Agent.Connected() {
+				n++
+			}
+		}
+		if n == len(f.sims) || time.Now().After(deadline) {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-ticker.C:
+		}
+	}
+}

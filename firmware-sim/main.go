@@ -1,0 +1,141 @@
+// Command firmware-sim simulates loaxa speaker boxes. Its fleet command
+// enrols N simulated boards with a controller and runs a real node agent
+// for each until interrupted:
+//
+//	LOAXA_TOKEN=… go run ./firmware-sim fleet --controller http://127.0.0.1:8080 --nodes 100 --area xa-an-lu
+//
+// Every flag can also be set by its LOAXA_* environment variable; a flag on
+// the command line wins. Prefer LOAXA_TOKEN to --token: other users can
+// read a process's arguments.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"loaxa.vn/firmware-sim/fleet"
+)
+
+// Exit statuses.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR]
+
+Enrols N simulated speaker boxes with the controller and runs a node agent
+for each until interrupted (Ctrl-C or SIGTERM).`
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "fleet" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprintln(stdout, usage)
+			return 0
+		}
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
+	}
+	return runFleet(ctx, args[1:], getenv, stdout, stderr)
+}
+
+func runFleet(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("firmware-sim fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg fleet.Config
+	var logLevel, agentLogLevel string
+	var wait time.Duration
+	fs.StringVar(&cfg.Controller, "controller", "", "controller base URL, e.g. http://127.0.0.1:8080 (env LOAXA_CONTROLLER)")
+	fs.StringVar(&cfg.Token, "token", "", "bearer token of a user who may enrol nodes in the area (env LOAXA_TOKEN, preferred)")
+	fs.IntVar(&cfg.Nodes, "nodes", 0, "how many boxes to simulate (env LOAXA_NODES)")
+	fs.StringVar(&cfg.Area, "area", "", "area id the boxes are enrolled in (env LOAXA_AREA)")
+	fs.StringVar(&cfg.Prefix, "prefix", fleet.DefaultPrefix, "node id prefix: PREFIX-0001, PREFIX-0002, … (env LOAXA_PREFIX)")
+	fs.StringVar(&cfg.DataDir, "data", "", "directory for each node's credentials and store; empty keeps stores in memory (env LOAXA_DATA)")
+	fs.StringVar(&logLevel, "log-level", "info", "fleet log level: debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	fs.StringVar(&agentLogLevel, "agent-log-level", "warn", "node agents' log level (env LOAXA_AGENT_LOG_LEVEL)")
+	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agents to reach the broker before printing the summary (env LOAXA_WAIT)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "firmware-sim fleet: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, env := range map[string]string{
+		"controller": "LOAXA_CONTROLLER", "token": "LOAXA_TOKEN", "nodes": "LOAXA_NODES", "area": "LOAXA_AREA",
+		"prefix": "LOAXA_PREFIX", "data": "LOAXA_DATA", "log-level": "LOAXA_LOG_LEVEL",
+		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT",
+	} {
+		if v := getenv(env); v != "" && !set[name] {
+			if err := fs.Set(name, v); err != nil {
+				fmt.Fprintf(stderr, "firmware-sim fleet: %s=%q: %v\n", env, v, err)
+				return exitUsage
+			}
+		}
+	}
+
+	var missing []string
+	for name, empty := range map[string]bool{"--controller": cfg.Controller == "", "--nodes": cfg.Nodes == 0, "--area": cfg.Area == ""} {
+		if empty {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		fmt.Fprintf(stderr, "firmware-sim fleet: %s required\n%s\n", strings.Join(missing, ", "), usage)
+		return exitUsage
+	}
+	var err error
+	if cfg.Logger, err = newLogger(stderr, "log-level", logLevel); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	if cfg.AgentLogger, err = newLogger(stderr, "agent-log-level", agentLogLevel); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+
+	f, err := fleet.Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "firmware-sim: %v\n", err)
+		return exitFailure
+	}
+	connected := f.WaitConnected(ctx, wait)
+	fmt.Fprintf(stdout, "firmware-sim: %d nodes running in area %s as %s-0001…: %d enrolled, %d on saved credentials, %d of %d connected to the broker\n",
+		f.Running(), cfg.Area, cfg.Prefix, f.Enrolled(), f.Reused(), connected, len(f.Sims()))
+	<-ctx.Done()
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(stderr, "firmware-sim: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "firmware-sim: stopped %d nodes\n", len(f.Sims()))
+	return 0
+}
+
+func newLogger(w io.Writer, flagName, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("firmware-sim fleet: --%s %q: want debug, info, warn or error", flagName, level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+

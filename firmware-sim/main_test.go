@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/protocol"
+)
+
+// TestMain checks that the fleet leaves no goroutine behind; see the same
+// check in package fleet for why it polls.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for err := goleak.Find(); err != nil; err = goleak.Find() {
+			if time.Now().After(deadline) {
+				fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+				code = 1
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // polling interval
+		}
+	}
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{"no command", nil, nil, exitUsage, "usage: firmware-sim fleet"},
+		{"unknown command", []string{"boards"}, nil, exitUsage, "usage: firmware-sim fleet"},
+		{"help", []string{"help"}, nil, 0, ""},
+		{"missing flags", []string{"fleet"}, nil, exitUsage, "--area, --controller, --nodes required"},
+		{"env fills flags", []string{"fleet", "--nodes", "2"}, map[string]string{"LOAXA_AREA": "xa"}, exitUsage, "--controller required"},
+		{"bad nodes", []string{"fleet", "--nodes", "many"}, nil, exitUsage, "invalid value"},
+		{"bad env", []string{"fleet"}, map[string]string{"LOAXA_NODES": "many"}, exitUsage, "LOAXA_NODES"},
+		{"bad log level", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--log-level", "loud"}, nil, exitUsage, "--log-level"},
+		{"stray argument", []string{"fleet", "extra"}, nil, exitUsage, "unexpected arguments"},
+		{"bad config", []string{"fleet", "--controller", "ftp://x", "--nodes", "1", "--area", "xa"}, nil, exitFailure, "base URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			code := run(context.Background(), tt.args, env(tt.env), &out, &errOut)
+			if code != tt.code || !strings.Contains(errOut.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, errOut.String(), tt.code, tt.want)
+			}
+		})
+	}
+}
+
+func TestFleetRunsUntilInterrupted(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadBroker := "tcp://" + l.Addr().String()
+	l.Close()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/nodes" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.NotFound(w, r)
+			return
+		}
+		var req struct{ ID, Area string }
+		json.NewDecoder(r.Body).Decode(&req)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"credentials": protocol.Credentials{
+			Node: req.ID, Area: req.Area, Controller: srv.URL, Broker: deadBroker,
+			Username: req.ID, Secret: "s", Keys: []protocol.PublicKey{protocol.NewPublicKey(pub)},
+		}})
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"fleet", "--nodes", "2", "--area", "xa-an-lu", "--prefix", "cli", "--wait", "0s"},
+			env(map[string]string{"LOAXA_CONTROLLER": srv.URL, "LOAXA_TOKEN": "tok"}), &out, &errOut)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary within 10s; stdout %q, stderr %q", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	want := "firmware-sim: 2 nodes running in area xa-an-lu as cli-0001…: 2 enrolled, 0 on saved credentials, 0 of 2 connected to the broker\n"
+	if out.String() != want {
+		t.Fatalf("summary %q, want %q", out.String(), want)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.HasSuffix(out.String(), "stopped 2 nodes\n") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("fleet did not stop within 15s of the interrupt")
+	}
+}
