@@ -138,4 +138,3 @@ func newLogger(w io.Writer, flagName, level string) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
-

@@ -47,7 +47,7 @@ import (
 
 // Defaults.
 const (
-	DefaultPrefix      = "sim"
+	DefaultPrefix       = "sim"
 	DefaultEnrolWorkers = 8
 	// MaxDownloads caps the content download connections of the whole
 	// fleet, so thousands of nodes fetching a new bulletin at once do not
