@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test.sh runs every check CI runs: it installs the system packages the tests
+# need (ALSA for oto, Mosquitto for the external-broker tests), then gofmt,
+# go vet, a cgo-free build of the controller, and the race-enabled tests,
+# end-to-end tests last. Run it from anywhere.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+total_start=$SECONDS
+step=""
+step_start=$SECONDS
+
+# section ends the previous step, printing how long it took, and starts the
+# next with a header.
+section() {
+	if [[ -n $step ]]; then
+		echo "--- $step: $((SECONDS - step_start))s"
+	fi
+	step=$1
+	step_start=$SECONDS
+	echo
+	echo "=== $step ==="
+}
+
+section "system packages"
+# libasound2-dev: oto's ALSA headers (cgo); alsa-utils: aplay for
+# internal/alsatest; mosquitto(-clients): the external broker under test.
+packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients)
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg -s "$p" >/dev/null 2>&1; then
+		missing+=("$p")
+	fi
+done
+if ((${#missing[@]} == 0)); then
+	echo "all present: ${packages[*]}"
+else
+	echo "installing: ${missing[*]}"
+	sudo=()
+	if ((EUID != 0)); then
+		if command -v sudo >/dev/null; then
+			sudo=(sudo)
+		else
+			echo "not root and no sudo: install ${missing[*]} yourself" >&2
+			exit 1
+		fi
+	fi
+	# Debian's mosquitto package may start a system broker on :1883; the
+	# tests use their own ports and leave it alone.
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+go=${GO:-go}
+if ! command -v "$go" >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	go=/usr/local/go/bin/go
+fi
+echo "using $("$go" version)"
+
+section "gofmt"
+unformatted=$("$("$go" env GOROOT)/bin/gofmt" -l .)
+if [[ -n $unformatted ]]; then
+	echo "not gofmt-formatted (run gofmt -w):"
+	echo "$unformatted"
+	exit 1
+fi
+echo "ok"
+
+section "go vet"
+"$go" vet ./...
+echo "ok"
+
+section "controller builds without cgo"
+CGO_ENABLED=0 "$go" build -o /dev/null ./controller
+echo "ok"
+
+section "unit and integration tests (race detector)"
+# Everything but the end-to-end tests, which follow in their own section.
+all=$("$go" list ./...)
+mapfile -t pkgs < <(grep -v -e '/e2e$' -e '/e2e/' <<<"$all")
+"$go" test -race -count=1 -timeout 10m "${pkgs[@]}"
+
+section "end-to-end tests (race detector)"
+if [[ -d e2e ]]; then
+	"$go" test -race -count=1 -timeout 15m ./e2e/...
+else
+	echo "no e2e/ directory yet"
+fi
+
+echo "--- $step: $((SECONDS - step_start))s"
+echo
+echo "=== all checks passed in $((SECONDS - total_start))s ==="
