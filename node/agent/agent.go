@@ -393,8 +393,10 @@ func (a *Agent) step() time.Time {
 	var events []protocol.Event
 	var marks []Progress
 	for _, o := range d.Received {
-		events = append(events, occurrenceEvent(protocol.EventReceived, markOf(o, PhaseReceived), now))
-		marks = append(marks, markOf(o, PhaseReceived))
+		m := markOf(o, PhaseReceived)
+		m.ReceivedAt = now
+		events = append(events, occurrenceEvent(protocol.EventReceived, m, now))
+		marks = append(marks, m)
 	}
 	for _, c := range d.Close {
 		e := occurrenceEvent(c.Type, c.Progress, now)
@@ -407,7 +409,7 @@ func (a *Agent) step() time.Time {
 	}
 	var start *protocol.Occurrence
 	if o := d.Start; o != nil {
-		mark := markOf(*o, PhaseStarted)
+		mark := a.mark(*o, PhaseStarted)
 		if err := a.cfg.Board.SetAmplifier(true); err != nil {
 			a.log.Error("agent: amplifier did not switch on", "occurrence", o.ID, "err", err)
 			e := occurrenceEvent(protocol.EventFailed, mark, now)
@@ -429,6 +431,13 @@ func (a *Agent) step() time.Time {
 		a.startPlay(*start, now)
 	}
 	return d.Wake
+}
+
+// mark is o's progress at phase, keeping when the node first had it.
+func (a *Agent) mark(o protocol.Occurrence, phase Phase) Progress {
+	m := markOf(o, phase)
+	m.ReceivedAt = a.progress[o.ID].ReceivedAt
+	return m
 }
 
 func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Event {

@@ -65,9 +65,12 @@ func (d Decision) Empty() bool {
 
 // Decide is the executor: given the situation, what to report, stop and
 // start now, and when to look again. One occurrence plays at a time;
-// occurrences due together play in start-then-id order.
+// occurrences due together play in start-then-id order. A due occurrence
+// whose content is not cached yet waits for it as long as it may still
+// start late, then fails with content-missing; one that can no longer start
+// within the grace is missed.
 //
-// TODO(issue priorities): preemption by priority, resume and repeat belong
+// TODO(priorities issue): preemption by priority, resume and repeat belong
 // here, as further rules over the same Situation.
 func Decide(s Situation) Decision {
 	var d Decision
@@ -140,17 +143,22 @@ func Decide(s Situation) Decision {
 		late := s.Now.Sub(o.Start)
 		mark := markOf(*o, PhaseReceived)
 		if late > grace {
-			d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventMissed, Reason: protocol.ReasonTooLate, LateMS: late.Milliseconds()})
+			// Missing content is the reason only if the node knew of the
+			// occurrence in time to fetch it; otherwise it learned too late.
+			p, known := s.Progress[o.ID]
+			knewInTime := known && !p.ReceivedAt.IsZero() && !p.ReceivedAt.After(o.Start)
+			if !has(o.Content) && knewInTime {
+				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventFailed, Reason: protocol.ReasonContentMissing, LateMS: late.Milliseconds()})
+			} else {
+				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventMissed, Reason: protocol.ReasonTooLate, LateMS: late.Milliseconds()})
+			}
 			continue
 		}
-		if busy {
-			// Queued behind what plays; if that runs too long this one is
-			// missed, and the agent must notice even while still playing.
+		if busy || !has(o.Content) {
+			// Queued behind what plays, or waiting for its content: a late
+			// start is better than none, until the grace runs out. The agent
+			// decides again when the play ends or content arrives.
 			wake(o.Start.Add(grace + time.Millisecond))
-			continue
-		}
-		if !has(o.Content) {
-			d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventFailed, Reason: protocol.ReasonContentMissing, LateMS: late.Milliseconds()})
 			continue
 		}
 		d.Start = o

@@ -17,7 +17,12 @@ func occ(id string, start time.Duration) protocol.Occurrence {
 	return protocol.Occurrence{ID: id, Announcement: "ann-" + id, Content: "c-" + id, Priority: protocol.PriorityNormal, Start: t0.Add(start), DurationMS: 60_000}
 }
 
-func mark(o protocol.Occurrence, ph Phase) Progress { return markOf(o, ph) }
+// mark is o's progress at ph, received an hour before its start.
+func mark(o protocol.Occurrence, ph Phase) Progress {
+	p := markOf(o, ph)
+	p.ReceivedAt = o.Start.Add(-time.Hour)
+	return p
+}
 
 // summary renders a decision compactly for comparison.
 func summary(d Decision) string {
@@ -68,11 +73,23 @@ func TestDecide(t *testing.T) {
 		{name: "due with content starts",
 			now: 0, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseReceived)}, has: all,
 			want: "start a"},
-		{name: "due without content fails",
+		{name: "due without content waits for it within the grace",
 			now: 0, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseReceived)}, has: none,
+			want: "wake 10m0.001s"},
+		{name: "waiting for content does not hold up the next one",
+			now: 0, occs: []protocol.Occurrence{a, b}, progress: []Progress{mark(a, PhaseReceived), mark(b, PhaseReceived)},
+			has: func(id string) bool { return id == "c-b" }, want: "start b; wake 10m0.001s"},
+		{name: "content still missing after the grace fails",
+			now: 10*time.Minute + time.Millisecond, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseReceived)}, has: none,
 			want: "failed a content-missing"},
+		{name: "learned of it too late to fetch its content: missed",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{{Occurrence: "a", Start: t0, Phase: PhaseReceived, ReceivedAt: t0.Add(time.Minute)}}, has: none,
+			want: "missed a too-late"},
+		{name: "new and long past without content: missed",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{a}, has: none,
+			want: "received a; missed a too-late"},
 		{name: "nil content check means nothing cached",
-			now: 0, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseReceived)},
+			now: 11 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseReceived)},
 			want: "failed a content-missing"},
 		{name: "late within the default grace still starts",
 			now: 9 * time.Minute, occs: []protocol.Occurrence{a}, has: all,
@@ -161,7 +178,9 @@ func TestDecideOnFakeClock(t *testing.T) {
 		}
 		d := Decide(Situation{Now: fc.Now(), Occurrences: occs, Progress: progress, Playing: playing, HasContent: has})
 		for _, o := range d.Received {
-			progress[o.ID] = markOf(o, PhaseReceived)
+			p := markOf(o, PhaseReceived)
+			p.ReceivedAt = fc.Now()
+			progress[o.ID] = p
 		}
 		for _, c := range d.Close {
 			at(fmt.Sprintf("%s %s %s", c.Type, c.Progress.Occurrence, c.Reason))
@@ -192,8 +211,8 @@ func TestDecideOnFakeClock(t *testing.T) {
 		"4m0s completed news",
 		"4m0s started weather",
 		"8m0s completed weather",
-		"20m0s failed nocontent content-missing",
 		"30m0s started music",
+		"30m0.001s failed nocontent content-missing", // waited for its content as long as it could
 		"34m0s completed music",
 		"34m0s started tail",
 		"38m0s completed tail",

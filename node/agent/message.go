@@ -14,8 +14,8 @@ import (
 // now, and it is not a copy of one already acted on. retry marks a second
 // look at a desired state refused earlier for its validity times.
 func (a *Agent) handle(m mqtt.Message, retry bool) {
-	if len(m.Payload) == 0 {
-		return // a retained message being cleared
+	if len(m.Payload) == 0 && m.Topic == a.topics.Node(a.cred.Node, protocol.ChanDesired) {
+		return // the retained desired state being cleared: keep running ours
 	}
 	if err := a.accept(m, retry); err != nil {
 		if retry {

@@ -94,7 +94,7 @@ func (a *Agent) finishPlay(r playResult) {
 	a.mu.Unlock()
 
 	now := a.clock.Now()
-	mark := markOf(p.occ, PhaseDone)
+	mark := a.mark(p.occ, PhaseDone)
 	mark.StartedAt = p.startedAt
 	e := occurrenceEvent(protocol.EventCompleted, mark, now)
 	// The output may have read ahead of what was heard when stopped, so the

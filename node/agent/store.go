@@ -89,6 +89,8 @@ type Progress struct {
 	Content      string    `json:"content,omitempty"`
 	Start        time.Time `json:"start"`
 	Phase        Phase     `json:"phase"`
+	// ReceivedAt is when the node first had the occurrence.
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 	// StartedAt is when audio began, for a started occurrence.
 	StartedAt time.Time `json:"started_at,omitzero"`
 }

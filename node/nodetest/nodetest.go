@@ -68,6 +68,9 @@ type Controller struct {
 	AutoAck atomic.Bool // acknowledge event batches (default true)
 	// TimeOffset shifts the controller's clock as served by /api/v1/time.
 	TimeOffset atomic.Int64 // nanoseconds
+	// Clock, when set, is the controller's clock instead of the real one
+	// shifted by TimeOffset.
+	Clock func() time.Time
 	// ContentHook, when set, may answer a content request itself (return true).
 	ContentHook func(w http.ResponseWriter, r *http.Request) bool
 
@@ -151,7 +154,12 @@ func NewController(t testing.TB, addr string) *Controller {
 }
 
 // Now returns the controller's time.
-func (c *Controller) Now() time.Time { return time.Now().Add(time.Duration(c.TimeOffset.Load())) }
+func (c *Controller) Now() time.Time {
+	if c.Clock != nil {
+		return c.Clock()
+	}
+	return time.Now().Add(time.Duration(c.TimeOffset.Load()))
+}
 
 // PublicKey returns the signing key as written in credentials.
 func (c *Controller) PublicKey() protocol.PublicKey {

@@ -1,0 +1,382 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/netproxy"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeBoard records amplifier switches and can fail them.
+type fakeBoard struct {
+	mu    sync.Mutex
+	on    bool
+	flips []bool
+	fail  error
+}
+
+var _ agent.Board = (*fakeBoard)(nil)
+
+func (b *fakeBoard) SetAmplifier(on bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fail != nil && on {
+		return b.fail
+	}
+	b.on = on
+	b.flips = append(b.flips, on)
+	return nil
+}
+
+func (b *fakeBoard) Snapshot() protocol.Board {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return protocol.Board{Amplifier: b.on}
+}
+
+func (b *fakeBoard) Flips() []bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.flips)
+}
+
+// node is one agent under test.
+type node struct {
+	a      *agent.Agent
+	out    *audio.None
+	board  *fakeBoard
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type options struct {
+	store agent.Store
+	dir   string
+	board *fakeBoard
+	clock clock.Clock
+}
+
+func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
+	t.Helper()
+	if o.store == nil {
+		o.store = store.NewMemory()
+	}
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	if o.board == nil {
+		o.board = &fakeBoard{}
+	}
+	if o.clock == nil {
+		o.clock = clock.Real{}
+	}
+	n := &node{out: audio.NewNone(o.clock), board: o.board, done: make(chan error, 1)}
+	a, err := agent.New(agent.Config{
+		Credentials:       cred,
+		DataDir:           o.dir,
+		Store:             o.store,
+		Output:            n.out,
+		Board:             o.board,
+		Clock:             o.clock,
+		Logger:            testLogger(t),
+		Version:           "test",
+		AckTimeout:        500 * time.Millisecond,
+		StateDebounce:     10 * time.Millisecond,
+		MQTTKeepAlive:     2 * time.Second,
+		MQTTMaxReconnect:  200 * time.Millisecond,
+		ContentBackoffMin: 10 * time.Millisecond,
+		ContentBackoffMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.a = a
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- a.Run(ctx) }()
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.cancel = nil
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func waitConnected(t *testing.T, n *node) {
+	t.Helper()
+	nodetest.Eventually(t, 10*time.Second, "agent not connected", n.a.Connected)
+}
+
+// waitEvents waits until the controller has stored want (as summaries).
+func waitEvents(t *testing.T, ctl *nodetest.Controller, nodeID string, want []string) []protocol.Event {
+	t.Helper()
+	var got []protocol.Event
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got = ctl.Events(nodeID)
+		if slices.Equal(nodetest.Summary(got), want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("controller holds events\n  %q\nwant\n  %q", nodetest.Summary(got), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func desired(node string, version uint64, occs []protocol.Occurrence, refs ...protocol.ContentRef) *protocol.DesiredState {
+	return &protocol.DesiredState{
+		Node: node, Version: version, Generated: time.Now().UTC(), Horizon: time.Now().Add(time.Hour).UTC(),
+		Occurrences: occs, Content: refs,
+	}
+}
+
+func occurrence(id string, ref protocol.ContentRef, start time.Time) protocol.Occurrence {
+	return protocol.Occurrence{ID: id, Announcement: "ann", Content: ref.ID, Priority: protocol.PriorityNormal, Start: start.UTC(), DurationMS: ref.DurationMS}
+}
+
+func TestPlaysDesiredState(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1", "d1", "p1")
+	n := startAgent(t, cred, options{})
+	waitConnected(t, n)
+
+	ref := ctl.AddContent(300 * time.Millisecond)
+	start := time.Now().Add(1500 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
+
+	events := waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	if late := events[1].LateMS; late < 0 || late > 1000 {
+		t.Errorf("started %d ms late", late)
+	}
+	if played := events[2].PlayedMS; played != 300 {
+		t.Errorf("PlayedMS = %d, want 300", played)
+	}
+	if events[1].At.Before(start) {
+		t.Errorf("started at %v, before its start %v", events[1].At, start)
+	}
+	if got := n.board.Flips(); !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("amplifier switched %v, want on then off", got)
+	}
+	if ctl.ContentRequests(ref.ID) != 1 {
+		t.Errorf("content requested %d times", ctl.ContentRequests(ref.ID))
+	}
+	nodetest.Eventually(t, 5*time.Second, "outbox not emptied by acks", func() bool { return n.a.Status().Outbox == 0 })
+	nodetest.Eventually(t, 5*time.Second, "no retained state with the desired version", func() bool {
+		st := ctl.Log("n1").States
+		return len(st) > 0 && st[len(st)-1].DesiredVersion == 1 && st[len(st)-1].Status == protocol.StatusOnline
+	})
+	st := n.a.Status()
+	if st.DesiredVersion != 1 || st.Playing != nil || len(st.ContentMissing) != 0 || st.Rejected != 0 || st.Agent != "test" {
+		t.Errorf("Status() = %+v", st)
+	}
+	if l := ctl.Log("n1"); l.Epoch != n.a.Epoch() {
+		t.Errorf("controller has epoch %q, agent %q", l.Epoch, n.a.Epoch())
+	}
+	// A clean stop leaves an offline state behind.
+	n.stop(t)
+	nodetest.Eventually(t, 5*time.Second, "no offline state after stop", func() bool {
+		st := ctl.Log("n1").States
+		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOffline
+	})
+}
+
+func TestRestartLosesNothingAndDuplicatesNothing(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	dir := t.TempDir()
+	st, err := store.OpenBolt(filepath.Join(dir, "node.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	ref := ctl.AddContent(200 * time.Millisecond)
+	long := ctl.AddContent(30 * time.Second)
+	t0 := time.Now()
+	d := desired("n1", 1, []protocol.Occurrence{
+		occurrence("o1", ref, t0.Add(1200*time.Millisecond)),
+		occurrence("o2", long, t0.Add(1700*time.Millisecond)), // still playing when the agent stops
+		occurrence("o3", ref, t0.Add(4*time.Second)),          // after the restart
+	}, ref, long)
+
+	// The controller does not acknowledge: everything stays in the outbox.
+	ctl.AutoAck.Store(false)
+	n := startAgent(t, cred, options{store: st, dir: dir})
+	waitConnected(t, n)
+	ctl.PublishDesired(d)
+	waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "received o3", "started o1", "completed o1", "started o2"})
+	n.stop(t)
+	if out, _ := st.Outbox(); out.Len() != 7 {
+		t.Fatalf("outbox holds %d events after stop, want 7 (6 + interrupted)", out.Len())
+	}
+
+	ctl.AutoAck.Store(true)
+	n2 := startAgent(t, cred, options{store: st, dir: dir})
+	want := []string{"received o1", "received o2", "received o3", "started o1", "completed o1", "started o2",
+		"failed o2 interrupted", "started o3", "completed o3"}
+	events := waitEvents(t, ctl, "n1", want)
+	for i, e := range events {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
+	}
+	nodetest.Eventually(t, 5*time.Second, "outbox not emptied", func() bool { return n2.a.Status().Outbox == 0 })
+	if ctl.ContentRequests(ref.ID) != 1 {
+		t.Errorf("content fetched %d times across the restart, want 1", ctl.ContentRequests(ref.ID))
+	}
+	// The retained desired state comes back on reconnect and is ignored.
+	if got := n2.a.Status(); got.DesiredVersion != 1 || got.Rejected != 0 {
+		t.Errorf("after restart Status() = %+v", got)
+	}
+	n2.stop(t)
+	if got := nodetest.Summary(ctl.Events("n1")); !slices.Equal(got, want) {
+		t.Fatalf("after the second stop the controller holds %q", got)
+	}
+}
+
+func TestLinkLossStillPlays(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	ctl := nodetest.NewController(t, broker)
+	proxy, err := netproxy.Start(broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	cred := ctl.Credentials("n1", "x1")
+	cred.Broker = "tcp://" + proxy.Addr()
+	n := startAgent(t, cred, options{})
+	waitConnected(t, n)
+
+	ref := ctl.AddContent(200 * time.Millisecond)
+	start := time.Now().Add(1500 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
+	waitEvents(t, ctl, "n1", []string{"received o1"})
+	nodetest.Eventually(t, 5*time.Second, "content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+
+	proxy.Cut()
+	nodetest.Eventually(t, 5*time.Second, "agent did not notice the cut", func() bool { return !n.a.Connected() })
+	nodetest.Eventually(t, 10*time.Second, "agent did not play offline", func() bool { return n.out.Plays() == 1 && n.a.Status().Playing == nil && n.a.Status().Outbox >= 2 })
+	if got := nodetest.Summary(ctl.Events("n1")); len(got) != 1 {
+		t.Fatalf("controller heard %q while the link was cut", got)
+	}
+	proxy.Restore()
+	waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	nodetest.Eventually(t, 5*time.Second, "outbox not emptied", func() bool { return n.a.Status().Outbox == 0 })
+}
+
+func TestRemovedWhilePlaying(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{})
+	waitConnected(t, n)
+	long := ctl.AddContent(30 * time.Second)
+	short := ctl.AddContent(100 * time.Millisecond)
+	t0 := time.Now()
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{
+		occurrence("o1", long, t0.Add(time.Second)),
+		occurrence("o2", short, t0.Add(time.Hour)),
+	}, long, short))
+	waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "started o1"})
+	// Version 2 drops o1 while it plays, and o2 before it started.
+	ctl.PublishDesired(desired("n1", 2, nil))
+	waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "started o1", "failed o1 removed"})
+	if got := n.board.Flips(); !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("amplifier switched %v", got)
+	}
+	nodetest.Eventually(t, 5*time.Second, "content of the old desired state not dropped", func() bool {
+		return n.a.Status().DesiredVersion == 2 && len(n.a.Status().ContentMissing) == 0
+	})
+}
+
+func TestFailuresAndLateness(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	board := &fakeBoard{}
+	n := startAgent(t, cred, options{board: board})
+	waitConnected(t, n)
+	ref := ctl.AddContent(100 * time.Millisecond)
+	absent := protocol.ContentRef{ID: "00000000000000000000000000000000000000000000000000000000000000aa", Size: 100}
+	now := time.Now()
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{
+		occurrence("gone", ref, now.Add(-time.Hour)),     // long past: missed
+		occurrence("late", ref, now.Add(-2*time.Minute)), // within the grace: plays late, once its content is in
+	}, ref))
+	events := waitEvents(t, ctl, "n1", []string{"received gone", "received late", "missed gone too-late", "started late", "completed late"})
+	if events[3].LateMS < 2*60*1000 {
+		t.Errorf("late start reported %d ms late", events[3].LateMS)
+	}
+
+	// Content the controller does not have fails the occurrence once the
+	// grace is over.
+	d := desired("n1", 2, []protocol.Occurrence{occurrence("nocontent", absent, time.Now().Add(500*time.Millisecond))}, absent)
+	d.Config.LateGraceMS = 300
+	ctl.PublishDesired(d)
+	nodetest.Eventually(t, 5*time.Second, "missing content not reported", func() bool {
+		return slices.Equal(n.a.Status().ContentMissing, []string{absent.ID})
+	})
+	waitEvents(t, ctl, "n1", []string{"received gone", "received late", "missed gone too-late", "started late", "completed late",
+		"received nocontent", "failed nocontent content-missing"})
+
+	// An amplifier that does not switch on fails the play.
+	board.mu.Lock()
+	board.fail = errors.New("relay stuck")
+	board.mu.Unlock()
+	ctl.PublishDesired(desired("n1", 3, []protocol.Occurrence{occurrence("amp", ref, time.Now().Add(500*time.Millisecond))}, ref))
+	waitEvents(t, ctl, "n1", []string{"received gone", "received late", "missed gone too-late", "started late", "completed late",
+		"received nocontent", "failed nocontent content-missing", "received amp", "failed amp amplifier"})
+	if n.out.Plays() != 1 {
+		t.Errorf("output played %d times, want 1", n.out.Plays())
+	}
+}
+
+func TestClockOffsetCorrectsSchedule(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	// The controller's clock is an hour ahead of this machine's; it signs
+	// and schedules on its own time.
+	ctl.TimeOffset.Store(int64(time.Hour))
+	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, ctl.Now)
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 5*time.Second, "offset not measured", func() bool {
+		return (n.a.Clock().Get() - time.Hour).Abs() < 100*time.Millisecond
+	})
+	ref := ctl.AddContent(100 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, ctl.Now().Add(time.Second))}, ref))
+	events := waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	if late := events[1].LateMS; late < 0 || late > 1000 {
+		t.Errorf("started %d ms late on the corrected clock", late)
+	}
+	if off := n.a.Status().ClockOffsetMS; off < 3_599_900 || off > 3_600_100 {
+		t.Errorf("ClockOffsetMS = %d", off)
+	}
+}
