@@ -130,7 +130,8 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 				return loaxa.Errorf(loaxa.EInvalid, "The upload has more than one part named \"file\"; send one file per request.")
 			}
 			filename = part.FileName()
-			c, err = s.MediaService.Ingest(ctx, bodyReader{part}, filename)
+			file := &limitReader{r: bodyReader{part}, limit: limit}
+			c, err = s.MediaService.Ingest(ctx, file, filename)
 			if err != nil {
 				return uploadError(ctx, fmt.Errorf("ingest upload %q: %w", filename, err), limit)
 			}
@@ -192,6 +193,28 @@ func (b bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = &bodyError{err}
+	}
+	return n, err
+}
+
+// limitReader fails with *http.MaxBytesError once more than limit bytes
+// are read, so the file part itself is held to the upload limit.
+type limitReader struct {
+	r        io.Reader
+	limit, n int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n > l.limit {
+		return 0, &http.MaxBytesError{Limit: l.limit}
+	}
+	if rest := l.limit + 1 - l.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	if l.n > l.limit {
+		return n, &http.MaxBytesError{Limit: l.limit}
 	}
 	return n, err
 }

@@ -1,0 +1,102 @@
+package http_test
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+
+	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+func TestContentUploadAndRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12346", "name": "Xã Tiên Thắng"}, http.StatusCreated, nil)
+	officer := e.addUser("can-bo", loaxa.RoleCommune, "12346")
+
+	// One second of 8 kHz stereo: converted to the node format on upload.
+	upload := wav(8000, 2, 8000)
+	c := e.upload(officer, "lich-tiem-chung.wav", upload, "Thông báo lịch tiêm chủng", http.StatusCreated)
+	if c.Title != "Thông báo lịch tiêm chủng" || c.CreatedBy != "can-bo" || c.Format != nodeaudio.Format || c.DurationMS != 1000 {
+		t.Errorf("content %+v", c)
+	}
+	if c.Source.Filename != "lich-tiem-chung.wav" || c.Source.SampleRate != 8000 || c.Source.Channels != 2 || c.Source.Size != int64(len(upload)) {
+		t.Errorf("source %+v", c.Source)
+	}
+
+	again := e.upload(e.admin, "copy.wav", upload, "Another title", http.StatusOK)
+	if again.ID != c.ID || again.Title != c.Title || again.CreatedBy != "can-bo" {
+		t.Errorf("second upload of the same audio gave %+v, want the first %+v", again, c)
+	}
+	untitled := e.upload(officer, "thong-bao-mua-bao.wav", wav(16000, 1, 800), "", http.StatusCreated)
+	if untitled.Title != "thong-bao-mua-bao.wav" {
+		t.Errorf("title without a title part %q, want the filename", untitled.Title)
+	}
+
+	var got loaxa.Content
+	e.call("GET", "/api/v1/content/"+c.ID, officer, nil, http.StatusOK, &got)
+	if got.ID != c.ID || got.Size != c.Size {
+		t.Errorf("GET content %+v", got)
+	}
+	var list struct{ Content []loaxa.Content }
+	e.call("GET", "/api/v1/content?q=ti%C3%AAm", officer, nil, http.StatusOK, &list)
+	if len(list.Content) != 1 || list.Content[0].ID != c.ID {
+		t.Errorf("search tiêm: %+v", list.Content)
+	}
+
+	path := "/api/v1/content/" + c.ID + "/audio"
+	full := e.request("GET", path, officer, "", nil)
+	if full.status != http.StatusOK || int64(len(full.body)) != c.Size {
+		t.Fatalf("audio: status %d, %d bytes, want 200 and %d", full.status, len(full.body), c.Size)
+	}
+	if ct := full.header.Get("Content-Type"); ct != "audio/wav" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if etag := full.header.Get("ETag"); etag != `"`+c.ID+`"` {
+		t.Errorf("ETag %q", etag)
+	}
+
+	tests := []struct {
+		name         string
+		rng          string
+		from, to     int // inclusive byte offsets
+		contentRange string
+	}{
+		{"header and first samples", "bytes=0-99", 0, 99, "bytes 0-99/"},
+		{"resume from the middle", "bytes=1000-", 1000, len(full.body) - 1, "bytes 1000-"},
+		{"last bytes", "bytes=-10", len(full.body) - 10, len(full.body) - 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.request("GET", path, officer, "", nil, "Range", tt.rng)
+			if r.status != http.StatusPartialContent {
+				t.Fatalf("status %d, want 206: %s", r.status, r.body)
+			}
+			if !bytes.Equal(r.body, full.body[tt.from:tt.to+1]) {
+				t.Errorf("range %s: got %d bytes that differ from bytes %d-%d", tt.rng, len(r.body), tt.from, tt.to)
+			}
+			if cr := r.header.Get("Content-Range"); !bytes.HasPrefix([]byte(cr), []byte(tt.contentRange)) {
+				t.Errorf("Content-Range %q, want prefix %q", cr, tt.contentRange)
+			}
+		})
+	}
+	t.Run("unchanged since", func(t *testing.T) {
+		r := e.request("GET", path, officer, "", nil, "If-None-Match", `"`+c.ID+`"`)
+		if r.status != http.StatusNotModified {
+			t.Errorf("If-None-Match with the id: status %d, want 304", r.status)
+		}
+	})
+}
+
+func TestUploadLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 16 << 10
+	e := newEnv(t, func(s *lhttp.Server) { s.MaxUploadBytes = limit })
+	frames := (limit - 44) / 2
+	e.upload(e.admin, "exact.wav", wav(16000, 1, frames), "", http.StatusCreated)
+	body, ct := multipartBody(t, part{"file", "over.wav", append(wav(16000, 1, frames), 0)})
+	checkError(t, e.request("POST", "/api/v1/content", e.admin, ct, body), http.StatusRequestEntityTooLarge, loaxa.ETooLarge,
+		"The upload is larger than the 16 KiB limit")
+}

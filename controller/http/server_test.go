@@ -1,0 +1,479 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/bolt"
+	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/media"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fakeScheduler counts Changed calls; the real scheduler is another
+// component, and the API only has to tell it.
+type fakeScheduler struct{ changed atomic.Int64 }
+
+var _ loaxa.Scheduler = (*fakeScheduler)(nil)
+
+func (f *fakeScheduler) Changed() { f.changed.Add(1) }
+
+// t0 is the fake clock's start: a Monday morning in Hải Phòng.
+var t0 = time.Date(2026, 3, 2, 5, 0, 0, 0, time.FixedZone("+07", 7*3600))
+
+// testPassword is every test user's password; its bcrypt hash is made once
+// per test binary, because bcrypt is slow under the race detector.
+const testPassword = "mat-khau-dai-du"
+
+var testPasswordHash = sync.OnceValues(func() ([]byte, error) { return loaxa.HashPassword(testPassword) })
+
+// env is a server over a real store and a real audio library in a temp
+// dir, on a fake clock, behind httptest.
+type env struct {
+	t      *testing.T
+	clock  *clock.Fake
+	db     *bolt.DB
+	lib    *media.Library
+	sched  *fakeScheduler
+	srv    *lhttp.Server
+	ts     *httptest.Server
+	logs   *syncBuffer
+	key    protocol.PublicKey
+	admin  string // token of user admin (whole tree)
+	stores struct {
+		areas      *bolt.AreaService
+		nodes      *bolt.NodeService
+		contents   *bolt.ContentService
+		anns       *bolt.AnnouncementService
+		deliveries *bolt.DeliveryService
+		events     *bolt.EventService
+		users      *bolt.UserService
+		desired    *bolt.DesiredService
+	}
+}
+
+// newEnv starts a server; configure may change it before it serves.
+func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, clock: clock.NewFake(t0), sched: &fakeScheduler{}, logs: &syncBuffer{}}
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	e.db = bolt.NewDB(filepath.Join(dir, "loaxa.db"))
+	e.db.Now = e.clock.Now
+	e.db.Logger = logger
+	if err := e.db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.db.Close() })
+	e.lib = media.NewLibrary(dir)
+	e.lib.Logger = logger
+	if err := e.lib.Open(); err != nil {
+		t.Fatal(err)
+	}
+	signing, err := e.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.key = protocol.NewPublicKey(protocol.NewSigner("controller", signing, 0, e.clock.Now).PublicKey())
+
+	st := &e.stores
+	st.areas, st.nodes, st.contents = bolt.NewAreaService(e.db), bolt.NewNodeService(e.db), bolt.NewContentService(e.db)
+	st.anns, st.deliveries, st.events = bolt.NewAnnouncementService(e.db), bolt.NewDeliveryService(e.db), bolt.NewEventService(e.db)
+	st.users, st.desired = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db)
+
+	s := lhttp.NewServer()
+	s.ControllerKeys = []protocol.PublicKey{e.key}
+	s.Now = e.clock.Now
+	s.Logger = logger
+	s.AreaService, s.NodeService, s.ContentService, s.MediaService = st.areas, st.nodes, st.contents, e.lib
+	s.AnnouncementService, s.DeliveryService, s.EventService = st.anns, st.deliveries, st.events
+	s.UserService, s.DesiredService, s.Scheduler = st.users, st.desired, e.sched
+	for _, f := range configure {
+		f(s)
+	}
+	e.srv = s
+	e.ts = httptest.NewServer(s.Handler())
+	t.Cleanup(e.ts.Close)
+
+	e.admin = e.addUser("admin", loaxa.RoleAdmin, "")
+	return e
+}
+
+// addUser stores a user directly and returns a live token for them, so
+// tests do not pay a bcrypt per sign-in; TestAuthFlow covers signing in.
+func (e *env) addUser(username string, role loaxa.Role, area string) string {
+	e.t.Helper()
+	hash, err := testPasswordHash()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.stores.users.CreateUser(ctx, &loaxa.User{Username: username, Role: role, Area: area, PasswordHash: hash}); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.token(username)
+}
+
+func (e *env) token(username string) string {
+	e.t.Helper()
+	tok, err := e.stores.users.CreateToken(context.Background(), username, e.clock.Now().Add(time.Hour))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// response is an answer read whole.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// request sends a request with an optional bearer token and body.
+func (e *env) request(method, path, token, contentType string, body io.Reader, header ...string) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.ts.URL+path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: read answer: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// call sends in as JSON (nil: no body) and decodes a want-status answer
+// into out.
+func (e *env) call(method, path, token string, in any, want int, out any) response {
+	e.t.Helper()
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	r := e.request(method, path, token, ct, body)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.status, want, r.body)
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.body, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, r.body, err)
+		}
+	}
+	return r
+}
+
+// apiError is the error body every failure has.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// checkError checks that r is an error answer with status, code and a
+// message containing msg.
+func checkError(t *testing.T, r response, status int, code, msg string) {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type %q, want JSON", ct)
+	}
+	var e apiError
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Fatalf("error body %q is not the JSON error shape: %v", r.body, err)
+	}
+	if e.Error.Code != code {
+		t.Errorf("code %q, want %q (message %q)", e.Error.Code, code, e.Error.Message)
+	}
+	if !strings.Contains(e.Error.Message, msg) {
+		t.Errorf("message %q does not contain %q", e.Error.Message, msg)
+	}
+}
+
+// wav returns a 16-bit PCM WAV of a 440 Hz tone.
+func wav(rate, channels, frames int) []byte {
+	data := frames * channels * 2
+	b := make([]byte, 44, 44+data)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[22:], uint16(channels))
+	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(rate*channels*2))
+	binary.LittleEndian.PutUint16(b[32:], uint16(channels*2))
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	for i := range frames {
+		v := int16(8000 * math.Sin(2*math.Pi*440*float64(i)/float64(rate)))
+		for range channels {
+			b = binary.LittleEndian.AppendUint16(b, uint16(v))
+		}
+	}
+	return b
+}
+
+// part is one multipart form part; a filename makes it a file.
+type part struct {
+	name, filename string
+	data           []byte
+}
+
+// multipartBody encodes parts as multipart/form-data.
+func multipartBody(t *testing.T, parts ...part) (io.Reader, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		var w io.Writer
+		var err error
+		if p.filename != "" {
+			w, err = mw.CreateFormFile(p.name, p.filename)
+		} else {
+			w, err = mw.CreateFormField(p.name)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(p.data)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf, mw.FormDataContentType()
+}
+
+// upload posts audio and returns the content.
+func (e *env) upload(token, filename string, audio []byte, title string, want int) *loaxa.Content {
+	e.t.Helper()
+	parts := []part{{name: "file", filename: filename, data: audio}}
+	if title != "" {
+		parts = append(parts, part{name: "title", data: []byte(title)})
+	}
+	body, ct := multipartBody(e.t, parts...)
+	r := e.request("POST", "/api/v1/content", token, ct, body)
+	if r.status != want {
+		e.t.Fatalf("upload %s: status %d, want %d: %s", filename, r.status, want, r.body)
+	}
+	var c loaxa.Content
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		e.t.Fatal(err)
+	}
+	return &c
+}
+
+// createdNode is the answer to POST /api/v1/nodes.
+type createdNode struct {
+	Node        loaxa.Node           `json:"node"`
+	Credentials protocol.Credentials `json:"credentials"`
+}
+
+// tree creates the test area tree as admin: province 31 with district
+// 318 and its communes 12346 and 12347, plus node n-a in 12346 and n-b in
+// 12347.
+func (e *env) tree() (na, nb createdNode) {
+	e.t.Helper()
+	for _, a := range []map[string]string{
+		{"id": "31", "name": "Thành phố Hải Phòng"},
+		{"id": "318", "name": "Huyện Tiên Lãng", "parent": "31"},
+		{"id": "12346", "name": "Xã Tiên Thắng", "parent": "318"},
+		{"id": "12347", "name": "Xã Tiên Minh", "parent": "318"},
+	} {
+		e.call("POST", "/api/v1/areas", e.admin, a, http.StatusCreated, nil)
+	}
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-a", "name": "Cụm loa chợ Đôi", "area": "12346", "lat": 20.716, "lon": 106.552},
+		http.StatusCreated, &na)
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-b", "name": "Cụm loa UBND", "area": "12347", "lat": 20.70, "lon": 106.56},
+		http.StatusCreated, &nb)
+	return na, nb
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestServerOpenClose(t *testing.T) {
+	s := lhttp.NewServer()
+	s.Addr = "127.0.0.1:0"
+	if s.URL() != "" {
+		t.Errorf("URL before Open = %q, want empty", s.URL())
+	}
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(s.URL() + "/api/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
+		t.Errorf("health: %d %s", resp.StatusCode, body)
+	}
+
+	busy := lhttp.NewServer()
+	busy.Addr = strings.TrimPrefix(s.URL(), "http://")
+	busy.Addr = strings.Replace(busy.Addr, "localhost", "127.0.0.1", 1)
+	if err := busy.Open(); err == nil {
+		busy.Close()
+		t.Error("Open on a busy port succeeded")
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := client.Get("http://" + busy.Addr + "/api/v1/health"); err == nil {
+		t.Error("server still answers after Close")
+	}
+}
+
+func TestHealthAndTimeArePublic(t *testing.T) {
+	e := newEnv(t)
+	r := e.request("GET", "/api/v1/time", "", "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("time: %d %s", r.status, r.body)
+	}
+	var got struct{ Time time.Time }
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Time.Equal(e.clock.Now()) {
+		t.Errorf("time %v, want the controller clock %v", got.Time, e.clock.Now())
+	}
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("time Cache-Control %q, want no-store", cc)
+	}
+	e.call("GET", "/api/v1/health", "", nil, http.StatusOK, nil)
+}
+
+func TestUnknownRoutesAnswerJSON(t *testing.T) {
+	e := newEnv(t)
+	checkError(t, e.request("GET", "/api/v1/speakers", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route /api/v1/speakers")
+	r := e.request("DELETE", "/api/v1/areas", e.admin, "", nil)
+	checkError(t, r, http.StatusMethodNotAllowed, "method_not_allowed", "does not accept DELETE")
+	if allow := r.header.Get("Allow"); !strings.Contains(allow, "POST") {
+		t.Errorf("Allow %q does not list POST", allow)
+	}
+}
+
+// TestEveryRouteNeedsCredentials walks the route table: every route that
+// declares an action refuses a request without credentials, and only the
+// few public ones declare none.
+func TestEveryRouteNeedsCredentials(t *testing.T) {
+	e := newEnv(t)
+	public := map[string]bool{"GET /api/v1/health": true, "GET /api/v1/time": true, "POST /api/v1/auth/token": true}
+	routes := e.srv.Routes()
+	if len(routes) < 20 {
+		t.Fatalf("only %d routes", len(routes))
+	}
+	for _, rt := range routes {
+		name := rt.Method + " " + rt.Path
+		if public[name] != (rt.Action == "") {
+			t.Errorf("%s: action %q, public %v", name, rt.Action, public[name])
+		}
+		if rt.Action == "" {
+			continue
+		}
+		path := strings.ReplaceAll(rt.Path, "{id}", "x")
+		checkError(t, e.request(rt.Method, path, "", "", nil), http.StatusUnauthorized, loaxa.EUnauthorized, "Sign in first")
+	}
+}
+
+func TestInternalErrorsDoNotLeak(t *testing.T) {
+	e := newEnv(t)
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The token check itself now fails inside the store.
+	r := e.request("GET", "/api/v1/areas", e.admin, "", nil)
+	checkError(t, r, http.StatusInternalServerError, loaxa.EInternal, "Internal error")
+	if bytes.Contains(r.body, []byte("database")) || bytes.Contains(r.body, []byte("bolt")) {
+		t.Errorf("internal detail leaked: %s", r.body)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, "http: internal error") {
+		t.Errorf("internal error not logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, `msg="http request" method=GET path=/api/v1/areas status=500`) {
+		t.Errorf("request not logged at debug:\n%s", logs)
+	}
+}
+
+func TestPanicBecomes500(t *testing.T) {
+	// A server wired without its desired-state store panics on the nil
+	// interface; the client still gets a JSON 500 and the server lives on.
+	e := newEnv(t, func(s *lhttp.Server) { s.DesiredService = nil })
+	e.tree()
+	checkError(t, e.request("GET", "/api/v1/nodes/n-a/desired", e.admin, "", nil), http.StatusInternalServerError, loaxa.EInternal, "Internal error")
+	if !strings.Contains(e.logs.String(), "http: panic serving request") {
+		t.Error("panic not logged")
+	}
+	e.call("GET", "/api/v1/health", "", nil, http.StatusOK, nil)
+}
