@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"sync"
@@ -49,6 +50,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff (default 2m).
 	MaxReconnectInterval time.Duration
+	// ConnectRetryInterval is the wait between attempts of the first
+	// connect, which paho does not back off (default: random between 1s
+	// and 5s per link, so a fleet booting together does not retry in step).
+	ConnectRetryInterval time.Duration
 	// KeepAlive is the MQTT keep-alive (default 30s); a dead link is
 	// noticed after about 1.5 times this.
 	KeepAlive time.Duration
@@ -73,8 +78,10 @@ type Link struct {
 	connects chan struct{}
 	dropped  atomic.Uint64
 	closed   atomic.Bool
-	done     chan struct{} // closed by Close
-	wg       sync.WaitGroup
+	// connecting completes when paho's first-connect loop ends.
+	connecting paho.Token
+	done       chan struct{} // closed by Close
+	wg         sync.WaitGroup
 
 	mu         sync.Mutex
 	areas      []string
@@ -103,6 +110,9 @@ func Open(cfg Config) (*Link, error) {
 	if cfg.MaxReconnectInterval <= 0 {
 		cfg.MaxReconnectInterval = 2 * time.Minute
 	}
+	if cfg.ConnectRetryInterval <= 0 {
+		cfg.ConnectRetryInterval = time.Second + rand.N(4*time.Second)
+	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
@@ -128,7 +138,7 @@ func Open(cfg Config) (*Link, error) {
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
+		SetConnectRetryInterval(cfg.ConnectRetryInterval).
 		SetMaxReconnectInterval(cfg.MaxReconnectInterval).
 		SetConnectTimeout(cfg.ConnectTimeout).
 		SetKeepAlive(cfg.KeepAlive).
@@ -145,7 +155,7 @@ func Open(cfg Config) (*Link, error) {
 	l.client = paho.NewClient(opts)
 	// With ConnectRetry the token completes only once connected; the agent
 	// runs its schedule offline meanwhile, so do not wait.
-	l.client.Connect()
+	l.connecting = l.client.Connect()
 	return l, nil
 }
 
@@ -330,5 +340,8 @@ func (l *Link) Close() {
 	}
 	close(l.done)
 	l.client.Disconnect(250)
+	// A first connect still retrying notices the disconnect only after
+	// its sleep; wait for it so no goroutine outlives the link.
+	l.connecting.WaitTimeout(l.cfg.ConnectRetryInterval + l.cfg.ConnectTimeout + time.Second)
 	l.wg.Wait()
 }

@@ -122,7 +122,7 @@ func NewController(t testing.TB, addr string) *Controller {
 	go c.ingest()
 	opts := paho.NewClientOptions().
 		AddBroker("tcp://" + addr).
-		SetClientID("test-controller").
+		SetClientID("test-controller-" + protocol.KeyID(key.Public().(ed25519.PublicKey))).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetOrderMatters(true).

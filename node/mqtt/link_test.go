@@ -1,0 +1,216 @@
+package mqtt
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/goleak"
+
+	"loaxa.vn/internal/netproxy"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var topics = protocol.NewTopics("")
+
+// peer is a plain client playing the controller.
+type peer struct {
+	t      *testing.T
+	c      paho.Client
+	states chan []byte
+}
+
+func newPeer(t *testing.T, broker string) *peer {
+	p := &peer{t: t, states: make(chan []byte, 16)}
+	p.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("peer").SetCleanSession(true))
+	if tok := p.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	tok := p.c.Subscribe(topics.Node("n1", protocol.ChanState), 1, func(_ paho.Client, m paho.Message) {
+		p.states <- m.Payload()
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { p.c.Disconnect(50) })
+	return p
+}
+
+func (p *peer) publish(topic, payload string) {
+	if tok := p.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		p.t.Fatal(tok.Error())
+	}
+}
+
+func (p *peer) state(want string) {
+	p.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-p.states:
+			if string(s) == want {
+				return
+			}
+		case <-deadline:
+			p.t.Fatalf("no state %q published", want)
+		}
+	}
+}
+
+func open(t *testing.T, broker string, areas []string) *Link {
+	t.Helper()
+	l, err := Open(Config{
+		Broker: "tcp://" + broker, Node: "n1", Username: "n1", Secret: "s", Topics: topics, Areas: areas,
+		Will:   []byte("offline"),
+		Online: func() []byte { return []byte("online") },
+		Queue:  4, KeepAlive: time.Second, MaxReconnectInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+func waitConnect(t *testing.T, l *Link) {
+	t.Helper()
+	select {
+	case <-l.Connects():
+	case <-time.After(10 * time.Second):
+		t.Fatal("link did not connect")
+	}
+}
+
+func recv(t *testing.T, l *Link) Message {
+	t.Helper()
+	select {
+	case m := <-l.Messages():
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message")
+		return Message{}
+	}
+}
+
+func TestLinkSubscribesAndFollowsAreas(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	p := newPeer(t, broker)
+	l := open(t, broker, []string{"x1", "p1"})
+	waitConnect(t, l)
+	p.state("online")
+	if !l.Connected() {
+		t.Fatal("Connected() = false after connect")
+	}
+	want := []string{topics.Node("n1", protocol.ChanDesired), topics.Node("n1", protocol.ChanCmd), topics.Area("x1", protocol.ChanCmd), topics.Area("p1", protocol.ChanCmd)}
+	if got := l.Topics(); !slices.Equal(got, want) {
+		t.Fatalf("Topics() = %v", got)
+	}
+	for _, topic := range want {
+		p.publish(topic, "hello "+topic)
+		if m := recv(t, l); m.Topic != topic || string(m.Payload) != "hello "+topic {
+			t.Fatalf("got %q on %s, want hello on %s", m.Payload, m.Topic, topic)
+		}
+	}
+
+	// The node moves: x1 is no longer in its chain, x2 is.
+	l.SetAreas([]string{"x2", "p1"})
+	x2 := topics.Area("x2", protocol.ChanCmd)
+	nodetest.Eventually(t, 5*time.Second, "x2 not subscribed", func() bool {
+		p.publish(x2, "probe")
+		select {
+		case m := <-l.Messages():
+			return m.Topic == x2
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+	for len(l.Messages()) > 0 {
+		<-l.Messages() // extra probes
+	}
+	p.publish(topics.Area("x1", protocol.ChanCmd), "old area")
+	p.publish(x2, "new area")
+	if m := recv(t, l); m.Topic != x2 || string(m.Payload) != "new area" {
+		t.Fatalf("after leaving x1 got %q on %s", m.Payload, m.Topic)
+	}
+	if err := l.Publish(context.Background(), topics.Node("n1", protocol.ChanEvent), false, []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLinkWillAndResubscribeAfterLoss(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	p := newPeer(t, broker)
+	proxy, err := netproxy.Start(broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	l := open(t, proxy.Addr(), []string{"x1"})
+	waitConnect(t, l)
+	p.state("online")
+
+	proxy.Cut()
+	p.state("offline") // the broker's Last Will
+	// paho queues a QoS 1 publish while reconnecting; it must not report
+	// success before the broker has it.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	if err := l.Publish(ctx, topics.Node("n1", protocol.ChanEvent), false, []byte("e")); err == nil {
+		t.Error("publish over a cut link reported success")
+	}
+	cancel()
+	proxy.Restore()
+	waitConnect(t, l)
+	p.state("online")
+	p.publish(topics.Area("x1", protocol.ChanCmd), "after")
+	if m := recv(t, l); string(m.Payload) != "after" {
+		t.Fatalf("after reconnect got %q", m.Payload)
+	}
+}
+
+func TestLinkDropsWhenAgentLags(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	p := newPeer(t, broker)
+	l := open(t, broker, nil)
+	waitConnect(t, l)
+	for range 10 {
+		p.publish(topics.Node("n1", protocol.ChanCmd), "x")
+	}
+	nodetest.Eventually(t, 5*time.Second, "drops not counted", func() bool { return l.Dropped() == 6 })
+	if len(l.Messages()) != 4 {
+		t.Fatalf("%d messages queued, want 4", len(l.Messages()))
+	}
+}
+
+func TestOpenChecksConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Broker: "", Node: "n1", Username: "n1"},
+		{Broker: "tcp://127.0.0.1:1", Node: "", Username: "n1"},
+		{Broker: "tcp://127.0.0.1:1", Node: "n1", Username: ""},
+	} {
+		if _, err := Open(c); err == nil {
+			t.Errorf("Open(%+v): no error", c)
+		}
+	}
+	// A link to a broker that is not there keeps trying and closes cleanly.
+	l, err := Open(Config{Broker: "tcp://" + nodetest.FreeAddr(t), Node: "n1", Username: "n1", ConnectRetryInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Connected() {
+		t.Fatal("connected to nothing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := l.Publish(ctx, "t", false, nil); err == nil {
+		t.Fatal("publish without a broker: no error")
+	}
+	l.Close()
+	if err := l.Publish(context.Background(), "t", false, nil); err != ErrClosed {
+		t.Fatalf("publish after Close = %v, want ErrClosed", err)
+	}
+}
