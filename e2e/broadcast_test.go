@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"loaxa.vn/e2e/rig"
 	"net/url"
 	"testing"
 	"time"
@@ -19,30 +20,30 @@ func TestMain(m *testing.M) {
 // Three clusters in two communes; a bulletin for commune A and for one
 // named cluster of commune B must play on exactly those two, each delivery
 // must complete, and each play must be in the log exactly once.
-func testBroadcast(t *testing.T, c *controller) {
-	c.createArea("31", "Thành phố Hải Phòng", "")
-	c.createArea("318", "Huyện Tiên Lãng", "31")
-	c.createArea("12346", "Xã Tiên Thắng", "318")
-	c.createArea("12347", "Xã Tiên Minh", "318")
+func testBroadcast(t *testing.T, c *rig.Controller) {
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
 	creds := map[string]*protocol.Credentials{
-		"tt-01": c.createNode("tt-01", "12346"),
-		"tm-01": c.createNode("tm-01", "12347"),
-		"tm-02": c.createNode("tm-02", "12347"),
+		"tt-01": c.CreateNode("tt-01", "12346"),
+		"tm-01": c.CreateNode("tm-01", "12347"),
+		"tm-02": c.CreateNode("tm-02", "12347"),
 	}
 	for _, cr := range creds {
-		startNode(t, cr, nodeOptions{})
+		rig.StartNode(t, cr, rig.NodeOptions{})
 	}
 	for id := range creds {
-		eventually(t, 15*time.Second, id+" online", func() bool { return c.node(id).Status.State == loaxa.NodeOnline })
+		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
 	}
 
-	ct := c.upload("tiem-chung.wav", toneWAV(440, 1200*time.Millisecond, 44100, 2))
+	ct := c.Upload("tiem-chung.wav", rig.ToneWAV(440, 1200*time.Millisecond, 44100, 2))
 	start := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
-	ann := c.announce(ct.ID, []string{"12346"}, []string{"tm-01"}, start)
+	ann := c.Announce(ct.ID, []string{"12346"}, []string{"tm-01"}, start)
 	occ := loaxa.OccurrenceID(ann.ID, start)
 
-	eventually(t, 30*time.Second, "both deliveries completed", func() bool {
-		ds := c.deliveries(ann.ID)
+	rig.Eventually(t, 30*time.Second, "both deliveries completed", func() bool {
+		ds := c.Deliveries(ann.ID)
 		done := 0
 		for _, d := range ds {
 			if d.State == loaxa.DeliveryCompleted {
@@ -51,9 +52,9 @@ func testBroadcast(t *testing.T, c *controller) {
 		}
 		return len(ds) == 2 && done == 2
 	})
-	for _, d := range c.deliveries(ann.ID) {
+	for _, d := range c.Deliveries(ann.ID) {
 		if d.Node != "tt-01" && d.Node != "tm-01" {
-			t.Errorf("delivery for untargeted node: %s", describe(d))
+			t.Errorf("delivery for untargeted node: %s", rig.Describe(d))
 		}
 		if d.Occurrence != occ {
 			t.Errorf("delivery occurrence %q, want %q", d.Occurrence, occ)
@@ -66,9 +67,9 @@ func testBroadcast(t *testing.T, c *controller) {
 	// The controller acknowledges asynchronously; once every outbox is
 	// empty no resend can still arrive, so the counts are final.
 	for id := range creds {
-		eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.node(id).Status.Outbox == 0 })
+		rig.Eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.Node(id).Status.Outbox == 0 })
 	}
-	counts := countEvents(c.events(url.Values{"area": {"31"}}), occ)
+	counts := rig.CountEvents(c.Events(url.Values{"area": {"31"}}), occ)
 	want := map[protocol.EventType]int{protocol.EventReceived: 1, protocol.EventStarted: 1, protocol.EventCompleted: 1}
 	for _, id := range []string{"tt-01", "tm-01"} {
 		for typ, n := range want {
@@ -81,18 +82,18 @@ func testBroadcast(t *testing.T, c *controller) {
 		t.Errorf("untargeted node tm-02 reported %v", counts["tm-02"])
 	}
 	for id := range creds {
-		n := c.node(id)
+		n := c.Node(id)
 		if n.Status.State != loaxa.NodeOnline || n.Status.RunningVersion != n.Status.DesiredVersion {
-			t.Errorf("node %s status %s", id, describe(n.Status))
+			t.Errorf("node %s status %s", id, rig.Describe(n.Status))
 		}
 	}
 }
 
 func TestBroadcastEmbeddedBroker(t *testing.T) {
-	testBroadcast(t, startController(t, ""))
+	testBroadcast(t, rig.StartController(t, ""))
 }
 
 func TestBroadcastMosquitto(t *testing.T) {
 	b := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true})
-	testBroadcast(t, startController(t, b.URL()))
+	testBroadcast(t, rig.StartController(t, b.URL()))
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"loaxa.vn/e2e/rig"
 	"net/url"
 	"sync"
 	"testing"
@@ -23,12 +24,12 @@ import (
 // since replaced. The node must play nothing and report nothing as done.
 func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 	b := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true})
-	c := startController(t, b.URL())
-	c.createArea("31", "Thành phố Hải Phòng", "")
-	cr := c.createNode("tt-01", "31")
-	n := startNode(t, cr, nodeOptions{})
-	eventually(t, 15*time.Second, "node online", func() bool { return c.node("tt-01").Status.State == loaxa.NodeOnline })
-	ct := c.upload("canh-bao.wav", toneWAV(880, 800*time.Millisecond, 16000, 1))
+	c := rig.StartController(t, b.URL())
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	cr := c.CreateNode("tt-01", "31")
+	n := rig.StartNode(t, cr, rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("tt-01").Status.State == loaxa.NodeOnline })
+	ct := c.Upload("canh-bao.wav", rig.ToneWAV(880, 800*time.Millisecond, 16000, 1))
 
 	topics := protocol.NewTopics("")
 	desiredTopic := topics.Node("tt-01", protocol.ChanDesired)
@@ -47,10 +48,10 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 
 	// A genuine schedule the attacker records, then the officer cancels.
 	genuineStart := time.Now().Add(20 * time.Second).Truncate(time.Millisecond)
-	ann := c.announce(ct.ID, []string{"31"}, nil, genuineStart)
-	eventually(t, 10*time.Second, "node received the genuine schedule and its audio", func() bool {
-		st := n.agent.Status()
-		return st.DesiredVersion >= 1 && len(st.ContentMissing) == 0 && len(c.deliveries(ann.ID)) == 1 && c.deliveries(ann.ID)[0].State == loaxa.DeliveryReceived
+	ann := c.Announce(ct.ID, []string{"31"}, nil, genuineStart)
+	rig.Eventually(t, 10*time.Second, "node received the genuine schedule and its audio", func() bool {
+		st := n.Agent.Status()
+		return st.DesiredVersion >= 1 && len(st.ContentMissing) == 0 && len(c.Deliveries(ann.ID)) == 1 && c.Deliveries(ann.ID)[0].State == loaxa.DeliveryReceived
 	})
 	mu.Lock()
 	if len(captured) == 0 {
@@ -59,10 +60,10 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 	}
 	genuine := captured[len(captured)-1]
 	mu.Unlock()
-	c.mustDo("POST", "/api/v1/announcements/"+ann.ID+"/cancel", nil, nil)
+	c.MustDo("POST", "/api/v1/announcements/"+ann.ID+"/cancel", nil, nil)
 	var running uint64
-	eventually(t, 10*time.Second, "node runs the schedule without the cancelled bulletin", func() bool {
-		d, err := n.db.Desired()
+	rig.Eventually(t, 10*time.Second, "node runs the schedule without the cancelled bulletin", func() bool {
+		d, err := n.DB.Desired()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,11 +86,11 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 		return raw
 	}
 	_, wrongKey, _ := ed25519.GenerateKey(rand.Reader)
-	realKey, err := c.app.DB.SigningKey()
+	realKey, err := c.App.DB.SigningKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := n.agent.Status().Rejected
+	before := n.Agent.Status().Rejected
 	attacks := map[string][]byte{
 		"wrong-key": forged(wrongKey, time.Now, time.Hour, 1000, "forged@wrong-key"),
 		"expired":   forged(realKey, func() time.Time { return time.Now().Add(-2 * time.Hour) }, time.Hour, 1001, "forged@expired"),
@@ -100,16 +101,16 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 			t.Fatalf("publish %s: %v", name, tok.Error())
 		}
 	}
-	eventually(t, 10*time.Second, "wrong-key and expired schedules counted as rejected", func() bool {
-		return n.agent.Status().Rejected >= before+2
+	rig.Eventually(t, 10*time.Second, "wrong-key and expired schedules counted as rejected", func() bool {
+		return n.Agent.Status().Rejected >= before+2
 	})
 	// Let every attacked start instant (and the genuine, cancelled one) pass.
 	time.Sleep(time.Until(genuineStart.Add(2 * time.Second)))
 
-	if v := n.agent.Status().DesiredVersion; v != running {
+	if v := n.Agent.Status().DesiredVersion; v != running {
 		t.Errorf("node switched from desired version %d to %d", running, v)
 	}
-	progress, err := n.db.Progress()
+	progress, err := n.DB.Progress()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 			t.Errorf("node recorded %s for %s", p.Phase, occ)
 		}
 	}
-	for _, e := range c.events(url.Values{"node": {"tt-01"}}) {
+	for _, e := range c.Events(url.Values{"node": {"tt-01"}}) {
 		if e.Type != protocol.EventReceived {
 			t.Errorf("node reported %s for %s", e.Type, e.Occurrence)
 		}

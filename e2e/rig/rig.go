@@ -1,14 +1,13 @@
-// Package e2e runs the real parts together: the controller (HTTP API,
-// scheduler, store, embedded broker or a real Mosquitto) and real node
-// agents, talking over real TCP. Only the audio device is replaced by the
-// paced None output here; e2e/audio plays through ALSA.
-package e2e
+// Package rig starts the real parts of loaxa for end-to-end tests: the
+// controller (HTTP API, scheduler, store, embedded broker or an external
+// one) with an API client signed in as admin, and real node agents talking
+// to it over TCP.
+package rig
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -29,14 +28,13 @@ import (
 	"loaxa.vn/node/board"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
-	"loaxa.vn/protocol/nodeaudio"
 )
 
 const adminPassword = "e2e-admin-password"
 
-// testLogger logs warnings and errors into the test output, everything with
+// Logger logs warnings and errors into the test output, everything with
 // LOAXA_TEST_LOG=debug.
-func testLogger(t testing.TB, name string) *slog.Logger {
+func Logger(t testing.TB, name string) *slog.Logger {
 	level := slog.LevelWarn
 	if os.Getenv("LOAXA_TEST_LOG") == "debug" {
 		level = slog.LevelDebug
@@ -44,17 +42,17 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level})).With("part", name)
 }
 
-// controller is a running controller and an API client signed in as admin.
-type controller struct {
+// Controller is a running controller and an API client signed in as admin.
+type Controller struct {
 	t     testing.TB
-	app   *app.App
-	url   string
-	token string
+	App   *app.App
+	URL   string
+	Token string
 }
 
-// startController runs a controller on loopback ports with a temp data dir;
+// StartController runs a controller on loopback ports with a temp data dir;
 // brokerURL "" runs the embedded broker.
-func startController(t testing.TB, brokerURL string) *controller {
+func StartController(t testing.TB, brokerURL string) *Controller {
 	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -62,7 +60,7 @@ func startController(t testing.TB, brokerURL string) *controller {
 	cfg.DataDir = t.TempDir()
 	cfg.BrokerURL = brokerURL
 	cfg.AdminPassword = adminPassword
-	a := app.New(cfg, testLogger(t, "controller"))
+	a := app.New(cfg, Logger(t, "controller"))
 	a.Out = io.Discard
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
@@ -77,16 +75,16 @@ func startController(t testing.TB, brokerURL string) *controller {
 	if err := a.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := &controller{t: t, app: a, url: a.HTTP.URL()}
+	c := &Controller{t: t, App: a, URL: a.HTTP.URL()}
 	var tok struct{ Token string }
-	c.mustDo("POST", "/api/v1/auth/token", map[string]string{"username": "admin", "password": adminPassword}, &tok)
-	c.token = tok.Token
+	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "admin", "password": adminPassword}, &tok)
+	c.Token = tok.Token
 	return c
 }
 
-// do sends a JSON request and decodes a JSON answer into out; it returns
+// Do sends a JSON request and decodes a JSON answer into out; it returns
 // the status and the raw body.
-func (c *controller) do(method, path string, in, out any) (int, []byte) {
+func (c *Controller) Do(method, path string, in, out any) (int, []byte) {
 	c.t.Helper()
 	var body io.Reader
 	if in != nil {
@@ -96,20 +94,21 @@ func (c *controller) do(method, path string, in, out any) (int, []byte) {
 		}
 		body = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, c.url+path, body)
+	req, err := http.NewRequest(method, c.URL+path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	return c.send(req, out)
+	return c.Send(req, out)
 }
 
-func (c *controller) send(req *http.Request, out any) (int, []byte) {
+// Send sends req with the admin token and decodes a JSON answer into out.
+func (c *Controller) Send(req *http.Request, out any) (int, []byte) {
 	c.t.Helper()
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -128,30 +127,32 @@ func (c *controller) send(req *http.Request, out any) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
-// mustDo is do that fails the test on any status >= 300.
-func (c *controller) mustDo(method, path string, in, out any) {
+// MustDo is Do that fails the test on any status >= 300.
+func (c *Controller) MustDo(method, path string, in, out any) {
 	c.t.Helper()
-	if status, raw := c.do(method, path, in, out); status >= 300 {
+	if status, raw := c.Do(method, path, in, out); status >= 300 {
 		c.t.Fatalf("%s %s: %d %s", method, path, status, raw)
 	}
 }
 
-func (c *controller) createArea(id, name, parent string) {
+// CreateArea adds an area.
+func (c *Controller) CreateArea(id, name, parent string) {
 	c.t.Helper()
-	c.mustDo("POST", "/api/v1/areas", map[string]string{"id": id, "name": name, "parent": parent}, nil)
+	c.MustDo("POST", "/api/v1/areas", map[string]string{"id": id, "name": name, "parent": parent}, nil)
 }
 
-func (c *controller) createNode(id, area string) *protocol.Credentials {
+// CreateNode enrols a node and returns its credentials document.
+func (c *Controller) CreateNode(id, area string) *protocol.Credentials {
 	c.t.Helper()
 	var created struct {
 		Credentials protocol.Credentials `json:"credentials"`
 	}
-	c.mustDo("POST", "/api/v1/nodes", map[string]any{"id": id, "name": "Cụm loa " + id, "area": area, "lat": 20.8, "lon": 106.7}, &created)
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": id, "name": "Cụm loa " + id, "area": area, "lat": 20.8, "lon": 106.7}, &created)
 	return &created.Credentials
 }
 
-// upload posts a WAV file and returns the stored content.
-func (c *controller) upload(name string, wav []byte) *loaxa.Content {
+// Upload posts a WAV file and returns the stored content.
+func (c *Controller) Upload(name string, wav []byte) *loaxa.Content {
 	c.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -159,19 +160,20 @@ func (c *controller) upload(name string, wav []byte) *loaxa.Content {
 	fw, _ := mw.CreateFormFile("file", name)
 	fw.Write(wav)
 	mw.Close()
-	req, _ := http.NewRequest("POST", c.url+"/api/v1/content", &buf)
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/content", &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	var ct loaxa.Content
-	if status, raw := c.send(req, &ct); status >= 300 {
+	if status, raw := c.Send(req, &ct); status >= 300 {
 		c.t.Fatalf("upload %s: %d %s", name, status, raw)
 	}
 	return &ct
 }
 
-func (c *controller) announce(contentID string, areas, nodes []string, start time.Time) *loaxa.Announcement {
+// Announce schedules a normal-priority one-off announcement.
+func (c *Controller) Announce(contentID string, areas, nodes []string, start time.Time) *loaxa.Announcement {
 	c.t.Helper()
 	var a loaxa.Announcement
-	c.mustDo("POST", "/api/v1/announcements", map[string]any{
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{
 		"title": "Thông báo", "content_id": contentID, "priority": "normal",
 		"targets": map[string][]string{"areas": nonNil(areas), "nodes": nonNil(nodes)},
 		"start":   start.Format(time.RFC3339Nano),
@@ -186,74 +188,82 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (c *controller) deliveries(ann string) []*loaxa.Delivery {
+// Deliveries lists the deliveries of an announcement.
+func (c *Controller) Deliveries(ann string) []*loaxa.Delivery {
 	c.t.Helper()
 	var resp struct{ Deliveries []*loaxa.Delivery }
-	c.mustDo("GET", "/api/v1/announcements/"+ann+"/deliveries", nil, &resp)
+	c.MustDo("GET", "/api/v1/announcements/"+ann+"/deliveries", nil, &resp)
 	return resp.Deliveries
 }
 
-func (c *controller) events(query url.Values) []*loaxa.Event {
+// Events queries the play log.
+func (c *Controller) Events(query url.Values) []*loaxa.Event {
 	c.t.Helper()
 	var resp struct{ Events []*loaxa.Event }
-	c.mustDo("GET", "/api/v1/events?"+query.Encode(), nil, &resp)
+	c.MustDo("GET", "/api/v1/events?"+query.Encode(), nil, &resp)
 	return resp.Events
 }
 
-func (c *controller) node(id string) *loaxa.Node {
+// Node returns a node with its status.
+func (c *Controller) Node(id string) *loaxa.Node {
 	c.t.Helper()
 	var n loaxa.Node
-	c.mustDo("GET", "/api/v1/nodes/"+id, nil, &n)
+	c.MustDo("GET", "/api/v1/nodes/"+id, nil, &n)
 	return &n
 }
 
-// node is a running node agent.
-type node struct {
-	id     string
-	agent  *agent.Agent
-	db     *store.Bolt
+// Node is a running node agent.
+type Node struct {
+	ID    string
+	Agent *agent.Agent
+	// DB is the agent's store; tests may read it while the agent runs.
+	DB     *store.Bolt
 	cancel context.CancelFunc
 	done   chan error
 }
 
-type nodeOptions struct {
-	broker string       // override the credentials' broker URL (e.g. a netproxy)
-	output agent.Output // default: audio.None on the real clock
-	dir    string       // data dir (default: a temp dir); reuse to restart a node
+// NodeOptions change how StartNode runs an agent.
+type NodeOptions struct {
+	Broker string       // override the credentials' broker URL (e.g. a netproxy)
+	Output agent.Output // default: audio.None on the real clock
+	Dir    string       // data dir (default: a temp dir); reuse to restart a node
 }
 
-func startNode(t testing.TB, creds *protocol.Credentials, opt nodeOptions) *node {
+// StartNode runs a real agent with creds in this process, stopped when the
+// test ends.
+
+func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node {
 	t.Helper()
 	cr := *creds
-	if opt.broker != "" {
-		cr.Broker = opt.broker
+	if opt.Broker != "" {
+		cr.Broker = opt.Broker
 	}
-	if opt.dir == "" {
-		opt.dir = t.TempDir()
+	if opt.Dir == "" {
+		opt.Dir = t.TempDir()
 	}
-	st, err := store.OpenBolt(filepath.Join(opt.dir, "node.db"))
+	st, err := store.OpenBolt(filepath.Join(opt.Dir, "node.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opt.output == nil {
-		opt.output = audio.NewNone(clock.Real{})
+	if opt.Output == nil {
+		opt.Output = audio.NewNone(clock.Real{})
 	}
 	a, err := agent.New(agent.Config{
-		Credentials: &cr, DataDir: opt.dir, Store: st, Output: opt.output, Board: board.None{},
-		Logger: testLogger(t, "node "+cr.Node), Version: "e2e",
+		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
+		Logger: Logger(t, "node "+cr.Node), Version: "e2e",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{id: cr.Node, agent: a, db: st, cancel: cancel, done: make(chan error, 1)}
+	n := &Node{ID: cr.Node, Agent: a, DB: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- a.Run(ctx) }()
-	t.Cleanup(func() { n.stop(t) })
+	t.Cleanup(func() { n.Stop(t) })
 	return n
 }
 
-// stop stops the agent and closes its store; safe to call twice.
-func (n *node) stop(t testing.TB) {
+// Stop stops the agent and closes its store; safe to call twice.
+func (n *Node) Stop(t testing.TB) {
 	if n.cancel == nil {
 		return
 	}
@@ -262,20 +272,20 @@ func (n *node) stop(t testing.TB) {
 	select {
 	case err := <-n.done:
 		if err != nil {
-			t.Errorf("node %s: %v", n.id, err)
+			t.Errorf("node %s: %v", n.ID, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Errorf("node %s did not stop within 10s", n.id)
+		t.Errorf("node %s did not stop within 10s", n.ID)
 	}
-	if err := n.db.Close(); err != nil {
-		t.Errorf("node %s: close store: %v", n.id, err)
+	if err := n.DB.Close(); err != nil {
+		t.Errorf("node %s: close store: %v", n.ID, err)
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes; the message
+// Eventually polls cond until it holds or the deadline passes; the message
 // says what was awaited. Polling observes asynchronous outcomes without
 // assuming how long they take.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -286,8 +296,8 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
-// toneWAV returns a PCM WAV of a sine tone: rate Hz, channels, 16-bit.
-func toneWAV(freq float64, dur time.Duration, rate, channels int) []byte {
+// ToneWAV returns a PCM WAV of a sine tone: rate Hz, channels, 16-bit.
+func ToneWAV(freq float64, dur time.Duration, rate, channels int) []byte {
 	frames := int(dur.Seconds() * float64(rate))
 	data := make([]byte, 0, frames*channels*2)
 	for i := 0; i < frames; i++ {
@@ -321,8 +331,8 @@ func toneWAV(freq float64, dur time.Duration, rate, channels int) []byte {
 	return b.Bytes()
 }
 
-// countEvents counts events by node and type for one occurrence.
-func countEvents(evs []*loaxa.Event, occurrence string) map[string]map[protocol.EventType]int {
+// CountEvents counts events by node and type for one occurrence.
+func CountEvents(evs []*loaxa.Event, occurrence string) map[string]map[protocol.EventType]int {
 	out := map[string]map[protocol.EventType]int{}
 	for _, e := range evs {
 		if e.Occurrence != occurrence {
@@ -336,10 +346,8 @@ func countEvents(evs []*loaxa.Event, occurrence string) map[string]map[protocol.
 	return out
 }
 
-func describe(v any) string {
+// Describe renders v as indented JSON for failure messages.
+func Describe(v any) string {
 	raw, _ := json.MarshalIndent(v, "", " ")
 	return strings.TrimSpace(string(raw))
 }
-
-var _ = fmt.Sprintf
-var _ = nodeaudio.SampleRate
