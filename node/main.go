@@ -83,6 +83,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if o.audio != "oto" && o.audio != "none" {
+		fmt.Fprintf(stderr, "node: --audio %q: want oto or none\n", o.audio)
+		return exitUsage
+	}
 	if o.credentials == "" {
 		fmt.Fprintln(stderr, "node: --credentials FILE is required: the JSON document the controller gave when the node was created")
 		return exitUsage
@@ -90,10 +94,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cred, err := protocol.ReadCredentials(o.credentials)
 	if err != nil {
 		fmt.Fprintf(stderr, "node: %v\n", err)
-		return exitUsage
-	}
-	if o.audio != "oto" && o.audio != "none" {
-		fmt.Fprintf(stderr, "node: --audio %q: want oto or none\n", o.audio)
 		return exitUsage
 	}
 	if err := runAgent(ctx, cred, o, log); err != nil {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -92,18 +93,29 @@ func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Du
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Time time.Time `json:"time"`
-	}
-	err = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+	server, err := parseTime(resp.Body)
 	t3 := base.Now()
 	if resp.StatusCode != http.StatusOK {
 		return 0, 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	if err != nil || body.Time.IsZero() {
-		return 0, 0, fmt.Errorf("GET %s: want {\"time\": RFC 3339}: %v", url, err)
+	if err != nil {
+		return 0, 0, fmt.Errorf("GET %s: %w", url, err)
 	}
 	rtt = t3.Sub(t0)
 	mid := t0.Add(rtt / 2)
-	return body.Time.Sub(mid), rtt, nil
+	return server.Sub(mid), rtt, nil
+}
+
+// parseTime reads the controller's answer {"time": "<RFC 3339>"}.
+func parseTime(r io.Reader) (time.Time, error) {
+	var body struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r, 4096)).Decode(&body); err != nil {
+		return time.Time{}, fmt.Errorf("want {\"time\": RFC 3339}: %w", err)
+	}
+	if body.Time.IsZero() {
+		return time.Time{}, errors.New(`want {"time": RFC 3339}: no time`)
+	}
+	return body.Time, nil
 }

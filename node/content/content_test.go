@@ -340,3 +340,15 @@ func TestURL(t *testing.T) {
 		}
 	}
 }
+
+func FuzzRangeStart(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/100", "bytes 70000-199999/200000", "bytes */100", "bytes -5/10", "", "items 1-2/3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, err := rangeStart(v)
+		if err == nil && !strings.HasPrefix(v, "bytes ") {
+			t.Fatalf("rangeStart(%q) = %d without the bytes unit", v, n)
+		}
+	})
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/protocol"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestRunRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"node":"N 1"}`), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no credentials", nil, nil, "--credentials FILE is required"},
+		{"missing file", []string{"--credentials", filepath.Join(dir, "none.json")}, nil, "no such file"},
+		{"invalid document", []string{"--credentials", bad}, nil, "node: id \"N 1\""},
+		{"invalid document from env", nil, map[string]string{"LOAXA_CREDENTIALS": bad}, "secret: required"},
+		{"unknown audio", []string{"--credentials", bad, "--audio", "alsa"}, nil, "--audio \"alsa\": want oto or none"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level \"loud\""},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, env(tc.env), &stdout, &stderr)
+			if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), exitUsage, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, env(nil), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "loaxa node") {
+		t.Fatalf("exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// TestRunJoinsAndStops runs the whole node with --audio none from the
+// environment: it comes online at the controller and goes offline on cancel.
+func TestRunJoinsAndStops(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "node.json")
+	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
+	os.WriteFile(credFile, raw, 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"--data", filepath.Join(dir, "data")}, env(map[string]string{
+			"LOAXA_CREDENTIALS": credFile, "LOAXA_AUDIO": "none", "LOAXA_LOG_LEVEL": "warn",
+		}), &bytes.Buffer{}, &stderr)
+	}()
+	last := func() protocol.Status {
+		st := ctl.Log("n1").States
+		if len(st) == 0 {
+			return ""
+		}
+		return st[len(st)-1].Status
+	}
+	nodetest.Eventually(t, 10*time.Second, "node never online", func() bool { return last() == protocol.StatusOnline })
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	nodetest.Eventually(t, 5*time.Second, "node never offline", func() bool { return last() == protocol.StatusOffline })
+	if _, err := os.Stat(filepath.Join(dir, "data", "node.db")); err != nil {
+		t.Fatalf("store file: %v", err)
+	}
+}
