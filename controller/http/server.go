@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,6 +117,9 @@ func (s *Server) Open() error {
 	if s.listener != nil {
 		return errors.New("http server: already open")
 	}
+	if err := s.check(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("http server: listen on %s: %w", s.Addr, err)
@@ -136,6 +141,31 @@ func (s *Server) Open() error {
 		}
 	}(s.server, s.served)
 	s.logger().Info("http server listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// check reports a server that would fail on its first request: built
+// without NewServer, or with a service left unset.
+func (s *Server) check() error {
+	if s.handler == nil {
+		return errors.New("http server: create it with NewServer")
+	}
+	var missing []string
+	for name, set := range map[string]bool{
+		"AreaService": s.AreaService != nil, "NodeService": s.NodeService != nil,
+		"ContentService": s.ContentService != nil, "MediaService": s.MediaService != nil,
+		"AnnouncementService": s.AnnouncementService != nil, "DeliveryService": s.DeliveryService != nil,
+		"EventService": s.EventService != nil, "UserService": s.UserService != nil,
+		"DesiredService": s.DesiredService != nil, "Scheduler": s.Scheduler != nil,
+	} {
+		if !set {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("http server: not set: %s", strings.Join(missing, ", "))
+	}
 	return nil
 }
 

@@ -355,7 +355,8 @@ func (b *syncBuffer) String() string {
 }
 
 func TestServerOpenClose(t *testing.T) {
-	s := lhttp.NewServer()
+	e := newEnv(t)
+	s := e.srv
 	s.Addr = "127.0.0.1:0"
 	if s.URL() != "" {
 		t.Errorf("URL before Open = %q, want empty", s.URL())
@@ -375,12 +376,15 @@ func TestServerOpenClose(t *testing.T) {
 		t.Errorf("health: %d %s", resp.StatusCode, body)
 	}
 
+	// A second server on the same port fails in Open, not later.
 	busy := lhttp.NewServer()
-	busy.Addr = strings.TrimPrefix(s.URL(), "http://")
-	busy.Addr = strings.Replace(busy.Addr, "localhost", "127.0.0.1", 1)
-	if err := busy.Open(); err == nil {
+	busy.Addr = strings.Replace(strings.TrimPrefix(s.URL(), "http://"), "localhost", "127.0.0.1", 1)
+	busy.AreaService, busy.NodeService, busy.ContentService, busy.MediaService = s.AreaService, s.NodeService, s.ContentService, s.MediaService
+	busy.AnnouncementService, busy.DeliveryService, busy.EventService = s.AnnouncementService, s.DeliveryService, s.EventService
+	busy.UserService, busy.DesiredService, busy.Scheduler = s.UserService, s.DesiredService, s.Scheduler
+	if err := busy.Open(); err == nil || !strings.Contains(err.Error(), "listen on") {
 		busy.Close()
-		t.Error("Open on a busy port succeeded")
+		t.Errorf("Open on a busy port: %v, want a listen error", err)
 	}
 
 	if err := s.Close(); err != nil {
@@ -391,6 +395,22 @@ func TestServerOpenClose(t *testing.T) {
 	}
 	if _, err := client.Get("http://" + busy.Addr + "/api/v1/health"); err == nil {
 		t.Error("server still answers after Close")
+	}
+}
+
+func TestOpenRefusesMissingServices(t *testing.T) {
+	s := lhttp.NewServer()
+	s.Addr = "127.0.0.1:0"
+	err := s.Open()
+	if err == nil {
+		s.Close()
+		t.Fatal("Open without services succeeded")
+	}
+	if want := "not set: AnnouncementService, AreaService, ContentService"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Open: %v, want it to name the missing services", err)
+	}
+	if err := (&lhttp.Server{}).Open(); err == nil || !strings.Contains(err.Error(), "NewServer") {
+		t.Errorf("Open of a zero Server: %v", err)
 	}
 }
 
