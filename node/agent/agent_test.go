@@ -380,3 +380,40 @@ func TestClockOffsetCorrectsSchedule(t *testing.T) {
 		t.Errorf("ClockOffsetMS = %d", off)
 	}
 }
+
+// TestPlaysOnFakeClock runs the agent on a fake clock, as a simulated fleet
+// does: nothing happens until the clock reaches the start, and the play
+// lasts as long as the clock says.
+func TestPlaysOnFakeClock(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 9, 22, 0, 0, 0, time.UTC))
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctl.Clock = fc.Now
+	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, fc.Now)
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{clock: fc})
+	waitConnected(t, n)
+
+	ref := ctl.AddContent(2 * time.Second)
+	start := fc.Now().Add(30 * time.Minute)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
+	waitEvents(t, ctl, "n1", []string{"received o1"})
+	nodetest.Eventually(t, 5*time.Second, "content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	if n.out.Plays() != 0 {
+		t.Fatal("played before its start")
+	}
+
+	fc.Set(start)
+	nodetest.Eventually(t, 5*time.Second, "not playing at its start", func() bool { return n.a.Status().Playing != nil })
+	// Let the clock run through the bulletin in steps, as it would.
+	for n.a.Status().Playing != nil && fc.Now().Before(start.Add(10*time.Second)) {
+		fc.Advance(100 * time.Millisecond)
+		time.Sleep(time.Millisecond) // let the output take its next chunk; the outcome does not depend on it
+	}
+	events := waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	if events[1].LateMS != 0 || !events[1].At.Equal(start) {
+		t.Errorf("started at %v (%d ms late), want exactly %v", events[1].At, events[1].LateMS, start)
+	}
+	if events[2].PlayedMS != 2000 {
+		t.Errorf("PlayedMS = %d, want 2000", events[2].PlayedMS)
+	}
+}

@@ -3,10 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
-	"io"
-	"sync/atomic"
 	"time"
 
+	"loaxa.vn/node/audio"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -61,21 +60,10 @@ func (a *Agent) playContent(ctx context.Context, o protocol.Occurrence) playResu
 		r.openErr = err
 		return r
 	}
-	c := &countingReader{r: pcm}
+	c := &audio.Counter{R: pcm}
 	r.audioErr = a.cfg.Output.Play(ctx, c)
-	r.bytes = c.n.Load()
+	r.bytes = c.N()
 	return r
-}
-
-type countingReader struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // finishPlay reports how the play ended and switches the amplifier off.
