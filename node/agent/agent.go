@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -125,6 +126,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.StateDebounce <= 0 {
 		cfg.StateDebounce = time.Second
+	}
+	if cfg.StatePoll <= 0 {
+		cfg.StatePoll = 30 * time.Second
 	}
 	cred := cfg.Credentials
 	keys, err := cred.PublicKeys()
@@ -549,27 +553,46 @@ func (a *Agent) encodeState(st protocol.State) []byte {
 }
 
 // publishStates publishes the retained state after changes, at most once
-// per StateDebounce.
+// per StateDebounce. The agent's own changes are signalled; the board's are
+// signalled by a BoardWatcher or found by reading it every StatePoll.
 func (a *Agent) publishStates(ctx context.Context) {
 	topic := a.topics.Node(a.cred.Node, protocol.ChanState)
+	var boardChanged <-chan struct{}
+	if w, ok := a.cfg.Board.(BoardWatcher); ok {
+		boardChanged = w.Changed()
+	}
+	poll := time.NewTicker(a.cfg.StatePoll)
+	defer poll.Stop()
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	var pending <-chan time.Time
+	lastBoard := a.cfg.Board.Snapshot()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.dirty:
+		case <-boardChanged:
+		case <-poll.C:
+			if b := a.cfg.Board.Snapshot(); reflect.DeepEqual(b, lastBoard) {
+				continue
+			}
+		case <-pending:
+			pending = nil
+			st := a.Status()
+			lastBoard = *st.Board
+			if !a.link.Connected() {
+				continue // the link publishes the state itself on connect
+			}
+			if err := a.link.Publish(ctx, topic, true, a.encodeState(st)); err != nil {
+				a.log.Debug("agent: state not published", "err", err)
+			}
+			continue
 		}
-		t := time.NewTimer(a.cfg.StateDebounce)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		if !a.link.Connected() {
-			continue // the link publishes the state itself on connect
-		}
-		if err := a.link.Publish(ctx, topic, true, a.encodeState(a.Status())); err != nil {
-			a.log.Debug("agent: state not published", "err", err)
+		if pending == nil {
+			debounce.Reset(a.cfg.StateDebounce)
+			pending = debounce.C
 		}
 	}
 }

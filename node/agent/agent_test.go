@@ -28,7 +28,24 @@ type fakeBoard struct {
 	on    bool
 	flips []bool
 	fail  error
+	mains *bool
 }
+
+func (b *fakeBoard) setMains(on bool) {
+	b.mu.Lock()
+	b.mains = &on
+	b.mu.Unlock()
+}
+
+// watchBoard is a fakeBoard that says when it changed.
+type watchBoard struct {
+	*fakeBoard
+	changed chan struct{}
+}
+
+var _ agent.BoardWatcher = watchBoard{}
+
+func (b watchBoard) Changed() <-chan struct{} { return b.changed }
 
 var _ agent.Board = (*fakeBoard)(nil)
 
@@ -46,7 +63,7 @@ func (b *fakeBoard) SetAmplifier(on bool) error {
 func (b *fakeBoard) Snapshot() protocol.Board {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return protocol.Board{Amplifier: b.on}
+	return protocol.Board{Amplifier: b.on, Mains: b.mains}
 }
 
 func (b *fakeBoard) Flips() []bool {
@@ -65,10 +82,12 @@ type node struct {
 }
 
 type options struct {
-	store agent.Store
-	dir   string
-	board *fakeBoard
-	clock clock.Clock
+	store     agent.Store
+	dir       string
+	board     *fakeBoard
+	hw        agent.Board // instead of board
+	clock     clock.Clock
+	statePoll time.Duration
 }
 
 func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
@@ -85,18 +104,22 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 	if o.clock == nil {
 		o.clock = clock.Real{}
 	}
+	if o.hw == nil {
+		o.hw = o.board
+	}
 	n := &node{out: audio.NewNone(o.clock), board: o.board, done: make(chan error, 1)}
 	a, err := agent.New(agent.Config{
 		Credentials:       cred,
 		DataDir:           o.dir,
 		Store:             o.store,
 		Output:            n.out,
-		Board:             o.board,
+		Board:             o.hw,
 		Clock:             o.clock,
 		Logger:            testLogger(t),
 		Version:           "test",
 		AckTimeout:        500 * time.Millisecond,
 		StateDebounce:     10 * time.Millisecond,
+		StatePoll:         o.statePoll,
 		MQTTKeepAlive:     2 * time.Second,
 		MQTTMaxReconnect:  200 * time.Millisecond,
 		ContentBackoffMin: 10 * time.Millisecond,
@@ -416,4 +439,34 @@ func TestPlaysOnFakeClock(t *testing.T) {
 	if events[2].PlayedMS != 2000 {
 		t.Errorf("PlayedMS = %d, want 2000", events[2].PlayedMS)
 	}
+}
+
+func TestPublishesBoardChanges(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	mainsOff := func(node string) func() bool {
+		return func() bool {
+			st := ctl.Log(node).States
+			if len(st) == 0 {
+				return false
+			}
+			b := st[len(st)-1].Board
+			return b != nil && b.Mains != nil && !*b.Mains
+		}
+	}
+	t.Run("watched", func(t *testing.T) {
+		fb := &fakeBoard{}
+		wb := watchBoard{fb, make(chan struct{}, 1)}
+		n := startAgent(t, ctl.Credentials("w1", "x1"), options{board: fb, hw: wb, statePoll: time.Hour})
+		waitConnected(t, n)
+		fb.setMains(false)
+		wb.changed <- struct{}{}
+		nodetest.Eventually(t, 5*time.Second, "mains loss not published", mainsOff("w1"))
+	})
+	t.Run("polled", func(t *testing.T) {
+		fb := &fakeBoard{}
+		n := startAgent(t, ctl.Credentials("p1", "x1"), options{board: fb, statePoll: 20 * time.Millisecond})
+		waitConnected(t, n)
+		fb.setMains(false)
+		nodetest.Eventually(t, 5*time.Second, "mains loss not published", mainsOff("p1"))
+	})
 }

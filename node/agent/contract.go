@@ -34,6 +34,15 @@ type Board interface {
 	Snapshot() protocol.Board
 }
 
+// BoardWatcher is a Board that says when its snapshot changes (a fault,
+// mains lost, the door opened), so the agent publishes its state at once
+// rather than at the next poll. Boards may implement it; none must.
+type BoardWatcher interface {
+	Board
+	// Changed signals (a buffered channel, coalesced) after a change.
+	Changed() <-chan struct{}
+}
+
 // Config is everything an agent needs. Credentials, Store, Output and Board
 // are required; the rest have defaults.
 type Config struct {
@@ -62,6 +71,9 @@ type Config struct {
 	AckTimeout time.Duration
 	// StateDebounce gathers state changes into one publish (0: 1 second).
 	StateDebounce time.Duration
+	// StatePoll is how often the board is read for changes to publish
+	// (0: 30 seconds).
+	StatePoll time.Duration
 	// MQTTKeepAlive and MQTTMaxReconnect tune the broker link (0: 30s, 2m).
 	MQTTKeepAlive    time.Duration
 	MQTTMaxReconnect time.Duration
