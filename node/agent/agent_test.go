@@ -470,3 +470,30 @@ func TestPublishesBoardChanges(t *testing.T) {
 		nodetest.Eventually(t, 5*time.Second, "mains loss not published", mainsOff("p1"))
 	})
 }
+
+// TestDesiredStateWaitsForClockCorrection: a retained desired state signed
+// on a controller clock an hour ahead arrives before the agent has measured
+// its offset, so it looks issued in the future. Once the clock is
+// corrected, the agent takes it after all.
+func TestDesiredStateWaitsForClockCorrection(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the HTTP server closes, even if the test fails
+	ctl.Clock = func() time.Time { <-gate; return ahead() }
+	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, ahead)
+	ref := ctl.AddContent(100 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, ahead().Add(time.Hour))}, ref))
+
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{})
+	nodetest.Eventually(t, 10*time.Second, "early desired state not refused", func() bool { return n.a.Status().Rejected == 1 })
+	if n.a.Status().DesiredVersion != 0 {
+		t.Fatal("desired state from the future accepted")
+	}
+	open() // the controller answers the time request now
+	nodetest.Eventually(t, 10*time.Second, "desired state not taken after the clock correction", func() bool {
+		return n.a.Status().DesiredVersion == 1
+	})
+	waitEvents(t, ctl, "n1", []string{"received o1"})
+}
