@@ -41,6 +41,10 @@ type Output struct {
 	ctx *otolib.Context
 	// Poll is how often Play checks whether the player has drained.
 	Poll time.Duration
+	// Tail is waited after the player drained: the device still holds its
+	// own buffer, and the agent switches the amplifier off when Play
+	// returns, which must not clip the last words.
+	Tail time.Duration
 }
 
 // Open opens the sound device (once per process) and returns an output.
@@ -49,7 +53,7 @@ func Open() (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Output{ctx: c, Poll: 20 * time.Millisecond}, nil
+	return &Output{ctx: c, Poll: 20 * time.Millisecond, Tail: 250 * time.Millisecond}, nil
 }
 
 // Play plays pcm to its end and returns once the player has drained, or
@@ -70,6 +74,15 @@ func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 	}
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("play: %w", err)
+	}
+	if o.Tail > 0 {
+		t := time.NewTimer(o.Tail)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 	if err := o.ctx.Err(); err != nil {
 		return fmt.Errorf("sound device: %w", err)
