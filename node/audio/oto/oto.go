@@ -31,6 +31,11 @@ func context0() (*otolib.Context, error) {
 			return
 		}
 		<-ready
+		// oto reports a device it could not open through Err, after ready.
+		if err := c.Err(); err != nil {
+			shared.err = fmt.Errorf("open sound device: %w", err)
+			return
+		}
 		shared.ctx = c
 	})
 	return shared.ctx, shared.err
@@ -70,6 +75,11 @@ func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 			p.Pause()
 			return ctx.Err()
 		case <-tick.C:
+		}
+		// A device that fails mid-play never drains the player.
+		if err := o.ctx.Err(); err != nil {
+			p.Pause()
+			return fmt.Errorf("sound device: %w", err)
 		}
 	}
 	if err := p.Err(); err != nil {
