@@ -43,8 +43,9 @@ type BoardWatcher interface {
 	Changed() <-chan struct{}
 }
 
-// Config is everything an agent needs. Credentials, Store, Output and Board
-// are required; the rest have defaults.
+// Config is everything an agent needs. Credentials, DataDir, Store, Output
+// and Board are required; the rest have defaults. The agent does not close
+// Store or Output: whoever opened them does, after Run returns.
 type Config struct {
 	Credentials *protocol.Credentials
 	// DataDir holds the content cache (DataDir/content).
