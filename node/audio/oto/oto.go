@@ -23,9 +23,20 @@ var (
 	}
 )
 
+// DeviceBuffer is the sound device's buffer. Whatever sits in it delays
+// the start of a bulletin (clusters in one village must start together) and
+// oto's default at 16 kHz is 128 ms; 50 ms still leaves a slow ARM board
+// ample time to refill it.
+const DeviceBuffer = 50 * time.Millisecond
+
 func context0() (*otolib.Context, error) {
 	shared.once.Do(func() {
-		c, ready, err := otolib.NewContext(nodeaudio.SampleRate, nodeaudio.Channels, otolib.FormatSignedInt16LE)
+		c, ready, err := otolib.NewContextWithOptions(&otolib.NewContextOptions{
+			SampleRate:   nodeaudio.SampleRate,
+			ChannelCount: nodeaudio.Channels,
+			Format:       otolib.FormatSignedInt16LE,
+			BufferSize:   DeviceBuffer,
+		})
 		if err != nil {
 			shared.err = fmt.Errorf("open sound device: %w", err)
 			return
