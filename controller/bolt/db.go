@@ -85,8 +85,9 @@ const DefaultOpenTimeout = 2 * time.Second
 
 // DB is the controller's bbolt file. Set Now and Logger before Open.
 type DB struct {
-	db   *bbolt.DB
-	path string
+	db    *bbolt.DB
+	path  string
+	group group
 
 	// Now returns the current time; it stamps CreatedAt fields and expires
 	// tokens. Defaults to time.Now.

@@ -93,7 +93,8 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 	}
 	receivedAt = receivedAt.UTC()
 	var last uint64
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
+		last = 0 // the function may run again (groupUpdate)
 		n, err := getNode(tx, node)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -412,6 +413,8 @@ func BenchmarkRecordEvents(b *testing.B) {
 	s := bolt.NewEventService(db)
 	types := []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted}
 	var workers atomic.Int64
+	// The controller ingests with several workers (mqtt.Client.Workers).
+	b.SetParallelism(4)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		// Each worker owns a slice of the nodes, so that every node's
@@ -436,4 +439,43 @@ func BenchmarkRecordEvents(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEventService_RecordEvents_Concurrent records from many nodes at once,
+// so that batches share commits, with one sender for a node that does not
+// exist: its errors must not cost the others an event.
+func TestEventService_RecordEvents_Concurrent(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	const nodes, batches = 8, 15
+	for i := range nodes {
+		mustNode(t, db, fmt.Sprintf("n%d", i), "hp")
+	}
+	s := bolt.NewEventService(db)
+	var wg sync.WaitGroup
+	for i := range nodes + 1 {
+		wg.Go(func() {
+			node := fmt.Sprintf("n%d", i) // n8 does not exist
+			for k := range batches {
+				seq := uint64(2*k + 1)
+				ack, err := s.RecordEvents(context.Background(), node, batch("e1", seq, seq+1), clk.Now())
+				if i == nodes {
+					if loaxa.ErrorCode(err) != loaxa.ENotFound {
+						t.Errorf("unknown node: %v", err)
+					}
+					continue
+				}
+				if err != nil || ack != seq+1 {
+					t.Errorf("%s: ack %d, %v; want %d", node, ack, err, seq+1)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range nodes {
+		if got := storedSeqs(t, s, fmt.Sprintf("n%d", i)); len(got) != 2*batches {
+			t.Errorf("n%d: %d events stored, want %d", i, len(got), 2*batches)
+		}
+	}
 }

@@ -204,12 +204,14 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 }
 
 // UpdateNodeStatus applies fn to the stored status in one transaction. It
-// runs for every heartbeat of every node, so it touches one key only.
+// runs for every heartbeat of every node, so it touches one key only, and
+// concurrent calls share a commit. fn may run more than once, each time on
+// the status as stored (see DB.groupUpdate); only one result is kept.
 func (s *NodeService) UpdateNodeStatus(ctx context.Context, id string, fn func(*loaxa.NodeStatus)) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
 		nodes := tx.Bucket(bucketNodes)
 		v := nodes.Get([]byte(id))
 		if v == nil {

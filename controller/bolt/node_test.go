@@ -204,6 +204,8 @@ func BenchmarkUpdateNodeStatus(b *testing.B) {
 	must(b, bolt.SeedNodes(db, "hp", ids))
 	s := bolt.NewNodeService(db)
 	now := time.Now()
+	// The controller ingests with several workers (mqtt.Client.Workers).
+	b.SetParallelism(4)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0

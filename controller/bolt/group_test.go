@@ -1,0 +1,134 @@
+package bolt
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+func openTestDB(t *testing.T) *DB {
+	t.Helper()
+	db := NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// incr returns a write that adds one to the counter at key.
+func incr(key string) func(*bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		var n uint64
+		if v := b.Get([]byte(key)); v != nil {
+			n = uint64(v[7])
+		}
+		return b.Put([]byte(key), u64(n+1))
+	}
+}
+
+func counter(t *testing.T, db *DB, key string) int {
+	t.Helper()
+	var n int
+	err := db.view(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get([]byte(key)); v != nil {
+			n = int(v[7])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCommitGroup_Failure checks that a failing write in a shared
+// transaction costs the other writes nothing: they are committed exactly
+// once, and only the failing caller sees the error.
+func TestCommitGroup_Failure(t *testing.T) {
+	db := openTestDB(t)
+	boom := errors.New("boom")
+	calls := []*groupCall{
+		{fn: incr("a")},
+		{fn: func(tx *bbolt.Tx) error {
+			if err := incr("b")(tx); err != nil {
+				return err
+			}
+			return boom // after a write, which must be rolled back
+		}},
+		{fn: incr("c")},
+	}
+	db.commitGroup(calls)
+	if calls[0].err != nil || calls[2].err != nil || !errors.Is(calls[1].err, boom) {
+		t.Fatalf("errors %v, %v, %v; want nil, boom, nil", calls[0].err, calls[1].err, calls[2].err)
+	}
+	for key, want := range map[string]int{"a": 1, "b": 0, "c": 1} {
+		if got := counter(t, db, key); got != want {
+			t.Errorf("counter %s = %d, want %d", key, got, want)
+		}
+	}
+
+	lone := []*groupCall{{fn: func(*bbolt.Tx) error { return boom }}}
+	db.commitGroup(lone)
+	if !errors.Is(lone[0].err, boom) {
+		t.Errorf("lone failing write: %v, want boom", lone[0].err)
+	}
+}
+
+// TestGroupUpdate_Concurrent runs many writers at once, some failing, and
+// checks every successful write is committed once and each caller gets its
+// own answer.
+func TestGroupUpdate_Concurrent(t *testing.T) {
+	db := openTestDB(t)
+	const writers, each = 16, 10
+	errOdd := errors.New("odd writer")
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			key := fmt.Sprintf("w%02d", w)
+			for range each {
+				err := db.groupUpdate(func(tx *bbolt.Tx) error {
+					if err := incr(key)(tx); err != nil {
+						return err
+					}
+					if w%2 == 1 {
+						return errOdd
+					}
+					return nil
+				})
+				if w%2 == 1 && !errors.Is(err, errOdd) || w%2 == 0 && err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w := range writers {
+		want := each
+		if w%2 == 1 {
+			want = 0
+		}
+		if got := counter(t, db, fmt.Sprintf("w%02d", w)); got != want {
+			t.Errorf("writer %d: counter %d, want %d", w, got, want)
+		}
+	}
+	if db.group.leading || len(db.group.queue) != 0 {
+		t.Errorf("group left leading=%v with %d queued", db.group.leading, len(db.group.queue))
+	}
+}
+
+func TestGroupUpdate_Closed(t *testing.T) {
+	db := NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	if err := db.groupUpdate(incr("a")); !errors.Is(err, errClosed) {
+		t.Errorf("groupUpdate on a closed DB: %v", err)
+	}
+}
