@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,11 +197,20 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 // occurrenceTimeLayout is the time part of loaxa.OccurrenceID.
 const occurrenceTimeLayout = "20060102T150405.000Z"
 
+// maxMergeNodes is the largest set of nodes whose per-node indexes
+// FindEvents merges; a wider Within scans the time index instead. A
+// commune's 20–30 nodes merge cheaply however many other events the
+// province has; a province's thousands match most events anyway.
+const maxMergeNodes = 256
+
 // FindEvents returns events sorted by time (At), oldest first. From is
-// inclusive and To exclusive; a zero bound is open. With Node, it scans
-// that node's index; otherwise the time index, which Within filters by the
-// area each event was recorded in. Limit 0 means DefaultEventLimit, and no
-// more than MaxEventLimit are returned.
+// inclusive and To exclusive; a zero bound is open. Limit 0 means
+// DefaultEventLimit, and no more than MaxEventLimit are returned.
+//
+// With Node, or a Within that holds at most maxMergeNodes nodes, it merges
+// those nodes' indexes, reading only their events; otherwise it scans the
+// time index and skips other nodes' events by key. Within keeps events of
+// nodes in the subtree that were recorded there.
 func (s *EventService) FindEvents(ctx context.Context, f loaxa.EventFilter) ([]*loaxa.Event, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -215,69 +226,156 @@ func (s *EventService) FindEvents(ctx context.Context, f loaxa.EventFilter) ([]*
 
 	var out []*loaxa.Event
 	err := s.db.view(func(tx *bbolt.Tx) error {
-		var within map[string]bool
+		q := eventQuery{f: f, limit: limit, events: tx.Bucket(bucketEvents)}
+		if !f.To.IsZero() {
+			q.endMS = msKey(f.To)
+		}
+		var nodes []string // the nodes to merge; nil: scan the time index
 		if f.Within != "" {
 			var err error
-			if within, err = subtreeSet(tx, f.Within); err != nil {
+			if q.areas, err = subtreeSet(tx, f.Within); err != nil {
 				return err
 			}
-		}
-		events := tx.Bucket(bucketEvents)
-		var endMS []byte
-		if !f.To.IsZero() {
-			endMS = msKey(f.To)
-		}
-		// visit decodes one event whose key has time ms; it returns false
-		// to stop the scan. Keys order by millisecond only, so the exact
-		// bounds are checked on At.
-		visit := func(ms, k, v []byte) (bool, error) {
-			if endMS != nil && bytes.Compare(ms, endMS) > 0 {
-				return false, nil
+			q.nodes = nodesIn(tx, q.areas)
+			if len(q.nodes) <= maxMergeNodes {
+				nodes = slices.Sorted(maps.Keys(q.nodes))
 			}
-			var e loaxa.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return false, fmt.Errorf("decode event %q: %w", k, err)
-			}
-			if e.At.Before(f.From) || !f.To.IsZero() && !e.At.Before(f.To) || within != nil && !within[e.Area] {
-				return true, nil
-			}
-			out = append(out, &e)
-			return len(out) < limit, nil
 		}
-		var (
-			c     *bbolt.Cursor
-			p     []byte // the prefix every key of the scan has
-			start []byte
-		)
 		if f.Node != "" {
 			if tx.Bucket(bucketNodes).Get([]byte(f.Node)) == nil {
 				return nodeNotFound(f.Node)
 			}
-			c = tx.Bucket(bucketNodeEvents).Cursor()
-			p = prefix(f.Node)
+			nodes = []string{f.Node}
+			if q.nodes != nil && !q.nodes[f.Node] {
+				nodes = nil
+			}
+			if nodes == nil {
+				return nil // the node is outside Within
+			}
+		}
+		var err error
+		if nodes != nil {
+			err = q.merge(tx.Bucket(bucketNodeEvents), nodes)
 		} else {
-			c = events.Cursor()
+			err = q.scan()
 		}
-		start = p
-		if !f.From.IsZero() {
-			start = append(bytes.Clone(p), msKey(f.From)...)
-		}
-		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if f.Node != "" {
-				key := v
-				if v = events.Get(key); v == nil {
-					return fmt.Errorf("event index %q points to missing %q", k, key)
-				}
-			}
-			more, err := visit(k[len(p):len(p)+8], k, v)
-			if err != nil || !more {
-				return err
-			}
-		}
-		return nil
+		out = q.out
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find events: %w", err)
 	}
 	return out, nil
+}
+
+// eventQuery is one FindEvents run inside a read transaction.
+type eventQuery struct {
+	f      loaxa.EventFilter
+	limit  int
+	endMS  []byte          // msKey(f.To), nil if open
+	areas  map[string]bool // the Within subtree, nil if none
+	nodes  map[string]bool // the nodes in it, nil if none
+	events *bbolt.Bucket
+	out    []*loaxa.Event
+}
+
+// startKey returns the first key of the range under prefix p.
+func (q *eventQuery) startKey(p []byte) []byte {
+	if q.f.From.IsZero() {
+		return p
+	}
+	return append(bytes.Clone(p), msKey(q.f.From)...)
+}
+
+// visit takes the event at key k, whose key says it is at millisecond ms,
+// and reports whether to go on. Keys order by millisecond only, so the
+// exact bounds are checked on At.
+func (q *eventQuery) visit(ms, k, v []byte) (bool, error) {
+	if q.endMS != nil && bytes.Compare(ms, q.endMS) > 0 {
+		return false, nil
+	}
+	var e loaxa.Event
+	if err := json.Unmarshal(v, &e); err != nil {
+		return false, fmt.Errorf("decode event %q: %w", k, err)
+	}
+	if e.At.Before(q.f.From) || !q.f.To.IsZero() && !e.At.Before(q.f.To) || q.areas != nil && !q.areas[e.Area] {
+		return true, nil
+	}
+	q.out = append(q.out, &e)
+	return len(q.out) < q.limit, nil
+}
+
+// scan reads the time index, skipping by key the events of nodes outside
+// q.nodes.
+func (q *eventQuery) scan() error {
+	c := q.events.Cursor()
+	for k, v := c.Seek(q.startKey(nil)); k != nil; k, v = c.Next() {
+		if q.nodes != nil {
+			node, _, _ := bytes.Cut(k[8:], []byte{0})
+			if !q.nodes[string(node)] {
+				if q.endMS != nil && bytes.Compare(k[:8], q.endMS) > 0 {
+					return nil
+				}
+				continue
+			}
+		}
+		if more, err := q.visit(k[:8], k, v); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge reads the by-node index of each node and merges them into the
+// time index's order: millisecond, then node, then epoch and sequence.
+func (q *eventQuery) merge(index *bbolt.Bucket, nodes []string) error {
+	type head struct {
+		c    *bbolt.Cursor
+		p    []byte // node \x00
+		k, v []byte
+	}
+	heads := make([]*head, 0, len(nodes))
+	for _, node := range nodes {
+		h := &head{c: index.Cursor(), p: prefix(node)}
+		if h.k, h.v = h.c.Seek(q.startKey(h.p)); h.k != nil && bytes.HasPrefix(h.k, h.p) {
+			heads = append(heads, h)
+		}
+	}
+	for len(heads) > 0 {
+		// nodes is sorted, so on equal milliseconds the earlier head is
+		// the earlier node; a linear pick is cheap for maxMergeNodes.
+		best := 0
+		for i, h := range heads[1:] {
+			b := heads[best]
+			if bytes.Compare(h.k[len(h.p):len(h.p)+8], b.k[len(b.p):len(b.p)+8]) < 0 {
+				best = i + 1
+			}
+		}
+		h := heads[best]
+		key := h.v
+		v := q.events.Get(key)
+		if v == nil {
+			return fmt.Errorf("event index %q points to missing %q", h.k, key)
+		}
+		if more, err := q.visit(h.k[len(h.p):len(h.p)+8], key, v); err != nil || !more {
+			return err
+		}
+		if h.k, h.v = h.c.Next(); h.k == nil || !bytes.HasPrefix(h.k, h.p) {
+			heads = slices.Delete(heads, best, best+1)
+		}
+	}
+	return nil
+}
+
+// nodesIn returns the nodes of the given areas, from the by-area index.
+func nodesIn(tx *bbolt.Tx, areas map[string]bool) map[string]bool {
+	nodes := make(map[string]bool)
+	c := tx.Bucket(bucketNodeAreas).Cursor()
+	for area := range areas {
+		p := prefix(area)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			nodes[string(k[len(p):])] = true
+		}
+	}
+	return nodes
 }

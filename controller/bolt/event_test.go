@@ -479,3 +479,81 @@ func TestEventService_RecordEvents_Concurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestEventService_FindEvents_MergeAndScan checks that the two ways
+// FindEvents reads a Within (merging a few nodes' indexes, or scanning the
+// time index when the subtree has many nodes) give what filtering the full
+// time-ordered log gives, including events of several nodes in the same
+// millisecond.
+func TestEventService_FindEvents_MergeAndScan(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustArea(t, db, "hp.small", "hp")
+	mustArea(t, db, "hp.big", "hp")
+	mustArea(t, db, "hn", "")
+	var big []string
+	for i := range 300 { // more than FindEvents merges
+		big = append(big, fmt.Sprintf("b%03d", i))
+	}
+	must(t, bolt.SeedNodes(db, "hp.big", big))
+	area := map[string]string{"s1": "hp.small", "s2": "hp.small", "s3": "hp.small", "h1": "hn", "h2": "hn"}
+	for n, a := range area {
+		mustNode(t, db, n, a)
+	}
+	for _, n := range big[:5] {
+		area[n] = "hp.big"
+	}
+	s := bolt.NewEventService(db)
+	i := 0
+	for n := range area {
+		b := protocol.EventBatch{Epoch: "e1"}
+		for seq := uint64(1); seq <= 20; seq++ {
+			i++
+			// Every third event shares its millisecond with others.
+			at := t0.Add(time.Duration(i%7) * time.Minute).Add(time.Duration(seq) * time.Second)
+			if i%3 == 0 {
+				at = t0.Add(time.Hour)
+			}
+			b.Events = append(b.Events, protocol.Event{Seq: seq, Type: protocol.EventReceived, At: at})
+		}
+		_, err := s.RecordEvents(context.Background(), n, b, clk.Now())
+		must(t, err)
+	}
+	all, err := s.FindEvents(context.Background(), loaxa.EventFilter{Limit: bolt.MaxEventLimit})
+	must(t, err)
+	if len(all) != 20*len(area) {
+		t.Fatalf("%d events in the log, want %d", len(all), 20*len(area))
+	}
+	within := map[string][]string{"hp.small": {"hp.small"}, "hp.big": {"hp.big"}, "hp": {"hp.small", "hp.big"}, "hn": {"hn"}}
+	render := func(es []*loaxa.Event) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, fmt.Sprintf("%s/%d@%s", e.Node, e.Seq, e.At.Format("15:04:05.000")))
+		}
+		return out
+	}
+	for w, areas := range within {
+		for _, r := range []struct{ from, to time.Duration }{{0, 0}, {2 * time.Minute, 5 * time.Minute}, {time.Hour, 0}} {
+			for _, limit := range []int{0, 7} {
+				f := loaxa.EventFilter{Within: w, Limit: limit}
+				if r.from != 0 {
+					f.From = t0.Add(r.from)
+				}
+				if r.to != 0 {
+					f.To = t0.Add(r.to)
+				}
+				var want []*loaxa.Event
+				for _, e := range all {
+					if slices.Contains(areas, e.Area) && !e.At.Before(f.From) && (f.To.IsZero() || e.At.Before(f.To)) && (limit == 0 || len(want) < limit) {
+						want = append(want, e)
+					}
+				}
+				got, err := s.FindEvents(context.Background(), f)
+				must(t, err)
+				if !slices.Equal(render(got), render(want)) {
+					t.Errorf("within %s from %v to %v limit %d:\n got %q\nwant %q", w, r.from, r.to, limit, render(got), render(want))
+				}
+			}
+		}
+	}
+}
