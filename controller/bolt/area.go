@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -215,4 +216,17 @@ func subtreeSet(tx *bbolt.Tx, root string) (map[string]bool, error) {
 		set[id] = true
 	}
 	return set, nil
+}
+
+// nodesIn returns the nodes of the given areas, from the by-area index.
+func nodesIn(tx *bbolt.Tx, areas map[string]bool) map[string]bool {
+	nodes := make(map[string]bool)
+	c := tx.Bucket(bucketNodeAreas).Cursor()
+	for area := range areas {
+		p := prefix(area)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			nodes[string(k[len(p):])] = true
+		}
+	}
+	return nodes
 }

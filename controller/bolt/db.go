@@ -241,7 +241,10 @@ func (db *DB) Size() (int64, error) {
 		n = tx.Size()
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	return n, nil
 }
 
 // errClosed is returned by every call on a DB that is not open.

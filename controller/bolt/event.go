@@ -366,16 +366,3 @@ func (q *eventQuery) merge(index *bbolt.Bucket, nodes []string) error {
 	}
 	return nil
 }
-
-// nodesIn returns the nodes of the given areas, from the by-area index.
-func nodesIn(tx *bbolt.Tx, areas map[string]bool) map[string]bool {
-	nodes := make(map[string]bool)
-	c := tx.Bucket(bucketNodeAreas).Cursor()
-	for area := range areas {
-		p := prefix(area)
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			nodes[string(k[len(p):])] = true
-		}
-	}
-	return nodes
-}

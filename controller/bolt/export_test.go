@@ -29,3 +29,13 @@ func SeedNodes(db *DB, area string, ids []string) error {
 		return nil
 	})
 }
+
+// Sessions returns how many sessions are stored, ended or not.
+func Sessions(db *DB) (int, error) {
+	var n int
+	err := db.view(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketTokens).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

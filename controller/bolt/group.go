@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	bbolt "go.etcd.io/bbolt"
@@ -29,6 +30,20 @@ type groupCall struct {
 // errGroupFailed aborts a shared transaction when one of its writes fails.
 var errGroupFailed = errors.New("a write in the group failed")
 
+// recovering turns a panic in fn into its error. A caller's panic must not
+// unwind through the leader of a shared commit: the group would stay led
+// by no one, and every later heartbeat would wait forever.
+func recovering(fn func(*bbolt.Tx) error) func(*bbolt.Tx) error {
+	return func(tx *bbolt.Tx) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("store write panicked: %v", r)
+			}
+		}()
+		return fn(tx)
+	}
+}
+
 // groupUpdate runs fn in a write transaction that may be shared with other
 // concurrent groupUpdate calls, and returns once that transaction is
 // committed. If any write of a shared transaction fails, every write of it
@@ -40,7 +55,7 @@ func (db *DB) groupUpdate(fn func(*bbolt.Tx) error) error {
 		return errClosed
 	}
 	g := &db.group
-	c := &groupCall{fn: fn, wake: make(chan struct{}, 1)}
+	c := &groupCall{fn: recovering(fn), wake: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	lead := !g.leading

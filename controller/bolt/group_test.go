@@ -132,3 +132,30 @@ func TestGroupUpdate_Closed(t *testing.T) {
 		t.Errorf("groupUpdate on a closed DB: %v", err)
 	}
 }
+
+// TestGroupUpdate_Panic checks that a write that panics fails alone and
+// leaves the group able to commit.
+func TestGroupUpdate_Panic(t *testing.T) {
+	db := openTestDB(t)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			err := db.groupUpdate(func(tx *bbolt.Tx) error {
+				if w == 3 {
+					panic("bug in a caller")
+				}
+				return incr("n")(tx)
+			})
+			if (w == 3) != (err != nil) {
+				t.Errorf("writer %d: %v", w, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := counter(t, db, "n"); got != 7 {
+		t.Errorf("counter %d, want 7", got)
+	}
+	if err := db.groupUpdate(incr("n")); err != nil {
+		t.Errorf("write after the panic: %v", err)
+	}
+}

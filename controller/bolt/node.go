@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -145,18 +144,11 @@ func nodeIDs(tx *bbolt.Tx, f loaxa.NodeFilter) ([]string, bool, error) {
 	}
 	var within map[string]bool
 	if f.Within != "" {
-		areas, err := subtree(tx, f.Within)
+		areas, err := subtreeSet(tx, f.Within)
 		if err != nil {
 			return nil, false, err
 		}
-		within = make(map[string]bool)
-		c := tx.Bucket(bucketNodeAreas).Cursor()
-		for _, area := range areas {
-			p := prefix(area)
-			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-				within[string(k[len(p):])] = true
-			}
-		}
+		within = nodesIn(tx, areas)
 	}
 	var ids []string
 	if f.IDs == nil {
@@ -197,11 +189,18 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 	if err != nil {
 		return nil, fmt.Errorf("authenticate node %s: %w", id, err)
 	}
-	if n == nil || !loaxa.SecretMatches(hash, secret) {
+	if n == nil {
+		hash = unknownNodeHash // same work as for a known node: no timing oracle
+	}
+	if !loaxa.SecretMatches(hash, secret) || n == nil {
 		return nil, loaxa.Errorf(loaxa.EUnauthorized, "Unknown node or wrong secret: use the id and secret from the node's credentials document.")
 	}
 	return n, nil
 }
+
+// unknownNodeHash stands in for the secret hash of a node that does not
+// exist; no secret matches it in practice.
+var unknownNodeHash = loaxa.HashSecret("no node has this secret")
 
 // UpdateNodeStatus applies fn to the stored status in one transaction. It
 // runs for every heartbeat of every node, so it touches one key only, and

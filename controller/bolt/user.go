@@ -160,6 +160,9 @@ func (s *UserService) CreateToken(ctx context.Context, username string, expires 
 		if tx.Bucket(bucketUsers).Get([]byte(username)) == nil {
 			return userNotFound(username)
 		}
+		if err := pruneSessions(tx, now); err != nil {
+			return err
+		}
 		sess := session{Username: username, Expires: expires.UTC(), Created: now}
 		return putJSON(tx.Bucket(bucketTokens), tokenKey(token), &sess)
 	})
@@ -170,7 +173,8 @@ func (s *UserService) CreateToken(ctx context.Context, username string, expires 
 }
 
 // UserByToken returns the user of a live session, or EUnauthorized for an
-// unknown or expired token. An expired session is deleted when it is seen.
+// unknown or expired token. An expired session is deleted when it is seen
+// (and otherwise at the next CreateToken).
 func (s *UserService) UserByToken(ctx context.Context, token string) (*loaxa.User, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -213,6 +217,34 @@ func (s *UserService) UserByToken(ctx context.Context, token string) (*loaxa.Use
 		return nil, loaxa.Errorf(loaxa.EUnauthorized, "Your session is unknown or has expired: sign in again at POST /api/v1/auth/token.")
 	}
 	return u, nil
+}
+
+// pruneSessions deletes sessions that ended by now. Signing in is rare next
+// to requests, and sessions are few (one per officer and day), so each
+// sign-in sweeps them all: tokens that are never presented again do not
+// pile up.
+func pruneSessions(tx *bbolt.Tx, now time.Time) error {
+	b := tx.Bucket(bucketTokens)
+	var ended [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var sess session
+		if err := json.Unmarshal(v, &sess); err != nil {
+			return fmt.Errorf("decode session: %w", err)
+		}
+		if !now.Before(sess.Expires) {
+			ended = append(ended, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range ended {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("delete ended session: %w", err)
+		}
+	}
+	return nil
 }
 
 // tokenKey is the stored form of a bearer token.

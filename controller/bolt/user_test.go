@@ -128,3 +128,23 @@ func TestUserService_TokensSurviveReopen(t *testing.T) {
 		t.Errorf("session lost across a restart: %v", err)
 	}
 }
+
+func TestUserService_CreateToken_PrunesEndedSessions(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	s := bolt.NewUserService(db)
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, &loaxa.User{Username: "admin", Role: loaxa.RoleAdmin, PasswordHash: []byte("h")}))
+	for _, d := range []time.Duration{time.Minute, time.Hour, 2 * time.Hour} {
+		_, err := s.CreateToken(ctx, "admin", clk.Now().Add(d))
+		must(t, err)
+	}
+	// Two sessions end, never presented again; the next sign-in sweeps them.
+	clk.Advance(time.Hour)
+	_, err := s.CreateToken(ctx, "admin", clk.Now().Add(time.Hour))
+	must(t, err)
+	n, err := bolt.Sessions(db)
+	must(t, err)
+	if n != 2 {
+		t.Errorf("%d sessions stored, want 2 (one live from before, one new)", n)
+	}
+}
