@@ -557,3 +557,79 @@ func TestEventService_FindEvents_MergeAndScan(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRecordEvents feeds arbitrary sequences of batches, as a confused or
+// hostile node might send them, and checks the sequencing rule against a
+// model, that terminal delivery states never change, and (on cleanup) every
+// store invariant.
+func FuzzRecordEvents(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 2, 1, 0, 3, 2})
+	f.Add([]byte{0, 1, 10, 0, 1, 10, 1, 1, 11, 0, 2, 12, 0, 4, 2, 0, 3, 13})
+	f.Add([]byte{1, 2, 0, 1, 1, 0, 0, 0, 0, 1, 3, 9, 1, 2, 10})
+	types := []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted,
+		protocol.EventFailed, protocol.EventMissed, protocol.EventPreempted, "unknown"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 300 {
+			return
+		}
+		db, clk := MustOpenDB(t)
+		mustArea(t, db, "hp", "")
+		mustNode(t, db, "n1", "hp")
+		s := bolt.NewEventService(db)
+		deliveries := bolt.NewDeliveryService(db)
+		ctx := context.Background()
+
+		// Every three bytes make an event: epoch, seq, and type with an
+		// optional occurrence; every four events make a batch.
+		var batches []protocol.EventBatch
+		for i := 0; i+3 <= len(data); i += 3 {
+			epoch := fmt.Sprintf("e%d", data[i]%2)
+			if len(batches) == 0 || len(batches[len(batches)-1].Events) == 4 || batches[len(batches)-1].Epoch != epoch {
+				batches = append(batches, protocol.EventBatch{Epoch: epoch})
+			}
+			ev := protocol.Event{Seq: uint64(data[i+1] % 8), Type: types[int(data[i+2])%len(types)], At: t0.Add(time.Duration(i) * time.Second)}
+			if data[i+2]&8 != 0 {
+				ev.Occurrence = loaxa.OccurrenceID("a000001", t0.Add(time.Duration(data[i+2]>>4)*time.Hour))
+			}
+			b := &batches[len(batches)-1]
+			b.Events = append(b.Events, ev)
+		}
+
+		last := map[string]uint64{} // the model: last stored seq per epoch
+		terminal := map[string]loaxa.DeliveryState{}
+		for _, b := range batches {
+			for _, ev := range b.Events {
+				if ev.Seq == last[b.Epoch]+1 {
+					last[b.Epoch]++
+				} else if ev.Seq > last[b.Epoch] {
+					break
+				}
+			}
+			ack, err := s.RecordEvents(ctx, "n1", b, clk.Now())
+			must(t, err)
+			if ack != last[b.Epoch] {
+				t.Fatalf("batch %+v: ack %d, model says %d", b, ack, last[b.Epoch])
+			}
+			ds, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+			must(t, err)
+			for _, d := range ds {
+				if was, ok := terminal[d.Occurrence]; ok && d.State != was {
+					t.Fatalf("delivery %s left terminal state %s for %s", d.Occurrence, was, d.State)
+				}
+				if d.State.Terminal() {
+					terminal[d.Occurrence] = d.State
+				}
+			}
+		}
+		var want []string
+		for epoch, n := range last {
+			for seq := uint64(1); seq <= n; seq++ {
+				want = append(want, fmt.Sprintf("%s/%d", epoch, seq))
+			}
+		}
+		slices.Sort(want)
+		if got := storedSeqs(t, s, "n1"); !slices.Equal(got, want) {
+			t.Fatalf("stored %q, want %q", got, want)
+		}
+	})
+}
