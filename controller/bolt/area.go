@@ -38,7 +38,8 @@ func (s *AreaService) CreateArea(ctx context.Context, a *loaxa.Area) error {
 		return loaxa.Errorf(loaxa.EInvalid, "Area %q has no name: give it the name people use for it.", a.ID)
 	}
 	if a.TimeZone != "" {
-		if _, err := time.LoadLocation(a.TimeZone); err != nil {
+		// "Local" loads, but means whatever zone the controller's machine has.
+		if _, err := time.LoadLocation(a.TimeZone); err != nil || a.TimeZone == "Local" {
 			return loaxa.Errorf(loaxa.EInvalid, "Area %q: time zone %q is unknown: use an IANA name such as %q, or leave it empty to inherit.", a.ID, a.TimeZone, loaxa.DefaultTimeZone)
 		}
 	}

@@ -62,6 +62,7 @@ func TestAreaService_CreateArea(t *testing.T) {
 		{"empty id", loaxa.Area{Name: "x"}, loaxa.EInvalid, "empty"},
 		{"no name", loaxa.Area{ID: "y", Name: "  "}, loaxa.EInvalid, "no name"},
 		{"bad time zone", loaxa.Area{ID: "z", Name: "z", TimeZone: "Mars/Olympus"}, loaxa.EInvalid, "Mars/Olympus"},
+		{"machine time zone", loaxa.Area{ID: "z", Name: "z", TimeZone: "Local"}, loaxa.EInvalid, "Local"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
