@@ -71,6 +71,9 @@ type Server struct {
 	DesiredService      loaxa.DesiredService
 	// Scheduler is told after every change that affects schedules.
 	Scheduler loaxa.Scheduler
+	// AuditService records state-changing actions (see Server.audit); nil
+	// records nothing.
+	AuditService loaxa.AuditService
 
 	routes  []Route
 	mux     *http.ServeMux

@@ -1,0 +1,36 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+)
+
+// AuditEntry records one state-changing action: who did what to which
+// target, when and from where. The audit log is append-only.
+type AuditEntry struct {
+	Seq    uint64    `json:"seq"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`  // username, or "node:<id>" / "system"
+	Action string    `json:"action"` // e.g. "announcement.create", "node.volume"
+	Target string    `json:"target"` // the id acted on
+	Area   string    `json:"area,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	Remote string    `json:"remote,omitempty"` // client address
+}
+
+// AuditFilter selects audit entries. Zero fields do not filter.
+type AuditFilter struct {
+	Actor  string
+	Within string // area subtree
+	From   time.Time
+	To     time.Time
+	Limit  int
+}
+
+// AuditService keeps the audit log.
+type AuditService interface {
+	// RecordAudit appends e, assigning Seq (and At if zero).
+	RecordAudit(ctx context.Context, e *AuditEntry) error
+	// FindAudit returns entries oldest first.
+	FindAudit(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)
+}
