@@ -10,7 +10,8 @@ import (
 	"loaxa.vn/protocol/nodeaudio"
 )
 
-// FuzzIngest feeds arbitrary uploads to Ingest: none may panic or hang,
+// FuzzIngest feeds arbitrary uploads, WAV and MP3, to Ingest: none may
+// panic or hang,
 // every refusal must be a user error (a file the probe accepts but cannot
 // convert would surface as internal), every success must be valid node
 // audio, and nothing may stay in tmp/.
@@ -31,6 +32,11 @@ func FuzzIngest(f *testing.F) {
 		b := w.bytes(160, s(w.rate))
 		f.Add(b)
 		f.Add(b[:len(b)/2])
+	}
+	for _, args := range [][]string{{"-b", "32"}, {"-V", "7"}} {
+		mp3 := lame(f, voicedWAV(22050, 1, 0.3)[:4000], args...)
+		f.Add(mp3)
+		f.Add(mp3[:len(mp3)/2])
 	}
 	f.Add([]byte{})
 	f.Add([]byte("ID3\x04\x00\x00\x00\x00\x00\x23TSSE"))

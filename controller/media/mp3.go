@@ -113,6 +113,9 @@ func probeMP3(f io.ReaderAt, size int64, name string) (*mp3Info, error) {
 	end := size - trailingTags(f, size)
 	for off < end {
 		if end-off < 4 {
+			if b, err := win.at(off, 1); err == nil && b[0] == 0xFF && skipped == 0 && info.frames > 0 {
+				return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: it ends inside an MP3 frame header, %d bytes from the end", end-off)
+			}
 			skipped += end - off
 			break
 		}

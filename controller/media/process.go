@@ -33,7 +33,7 @@ const (
 	trimWindow       = nodeaudio.SampleRate / 50  // 20 ms
 	trimMargin       = nodeaudio.SampleRate / 10  // 100 ms of the silence is kept
 	limiterLook      = nodeaudio.SampleRate / 200 // 5 ms look-ahead
-	limiterReleaseMS = 80
+	limiterReleaseMS = 50
 )
 
 // process converts the probed upload to the node format and writes the
@@ -84,19 +84,53 @@ func (l *Library) process(ctx context.Context, up io.ReaderAt, src *upload, opt 
 		c.Trim = &loaxa.Trim{StartMS: start * 1000 / nodeaudio.SampleRate, EndMS: (a.samples - end) * 1000 / nodeaudio.SampleRate}
 	}
 
-	if _, err := stage.Seek(start*4, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rewind staging file: %w", err)
+	read := func() (io.Reader, error) {
+		if _, err := stage.Seek(start*4, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewind staging file: %w", err)
+		}
+		return bufio.NewReaderSize(io.LimitReader(stage, n*4), 64<<10), nil
 	}
-	r := bufio.NewReaderSize(io.LimitReader(stage, n*4), 64<<10)
+	// Where the gain would drive peaks into the limiter, the limiter takes
+	// some loudness away (a recording with clicks loses the most): measure
+	// the result without writing it, and make up for the loss, a few times
+	// at most. Reading the staged samples again costs little next to
+	// decoding and resampling them.
+	for range maxMakeUp {
+		if a.peak*dbToGain(gainDB) <= dbToGain(CeilingDBFS) || gainDB >= MaxGainDB {
+			break
+		}
+		r, err := read()
+		if err != nil {
+			return nil, err
+		}
+		dry := &loaxa.Content{Loudness: &loaxa.Loudness{}}
+		if err := finish(ctx, r, n, dbToGain(gainDB), nil, dry); err != nil {
+			return nil, err
+		}
+		short := TargetLUFS - dry.Loudness.OutputLUFS
+		if short < 0.1 {
+			break
+		}
+		gainDB = min(gainDB+short, MaxGainDB)
+	}
+	c.Loudness.GainDB = round2(gainDB)
+	r, err := read()
+	if err != nil {
+		return nil, err
+	}
 	if err := finish(ctx, r, n, dbToGain(gainDB), w, c); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+// maxMakeUp bounds the dry runs that make up for what the limiter takes.
+const maxMakeUp = 3
+
 // analysis is what the first pass learns.
 type analysis struct {
 	samples int64 // at 16 kHz
+	peak    float64
 	meter   *meter
 	windows []float32 // mean square of each trimWindow samples
 	sum     float64
@@ -106,6 +140,7 @@ type analysis struct {
 func (a *analysis) add(s []float32) {
 	a.meter.add(s)
 	for _, v := range s {
+		a.peak = max(a.peak, math.Abs(float64(v)))
 		a.sum += float64(v) * float64(v)
 		a.inWin++
 		if a.inWin == trimWindow {
@@ -197,11 +232,14 @@ func analyse(ctx context.Context, src *upload, stage io.Writer) (*analysis, erro
 
 // finish is the second pass: it reads n staged samples from r, applies
 // gain and the limiter, and writes the node audio file to w, filling in
-// c's Loudness and Waveform.
+// c's Loudness and Waveform. With w nil it only measures.
 func finish(ctx context.Context, r io.Reader, n int64, gain float64, w io.Writer, c *loaxa.Content) error {
-	enc, err := nodeaudio.NewWriter(w, n)
-	if err != nil {
-		return err
+	var enc *nodeaudio.Writer
+	if w != nil {
+		var err error
+		if enc, err = nodeaudio.NewWriter(w, n); err != nil {
+			return err
+		}
 	}
 	lim := newLimiter(dbToGain(CeilingDBFS), limiterLook, limiterReleaseMS*nodeaudio.SampleRate/1000)
 	skip := lim.latency() // the limiter's first outputs come before the audio
@@ -221,6 +259,9 @@ func finish(ctx context.Context, r io.Reader, n int64, gain float64, w io.Writer
 			s, skip = s[k:], skip-k
 		}
 		out.add(s)
+		if enc == nil {
+			return nil
+		}
 		wave.add(s)
 		pcm = pcm[:0]
 		for _, v := range s {
@@ -249,12 +290,16 @@ func finish(ctx context.Context, r io.Reader, n int64, gain float64, w io.Writer
 	if err := emit(lim.flush(limited[:0])); err != nil {
 		return err
 	}
+	c.Loudness.OutputLUFS = round2(out.integrated())
+	if enc == nil {
+		return nil
+	}
 	if err := enc.Close(); err != nil {
 		return err
 	}
 	c.Loudness.OutputLUFS = round2(out.integrated())
 	c.Loudness.PeakDBFS = round2(gainToDB(peak))
-	c.Loudness.LimitedDB = round2(-gainToDB(lim.gainMin))
+	c.Loudness.LimitedDB = round2(max(0, -gainToDB(lim.gainMin)))
 	c.Waveform = &wave.out
 	return nil
 }
