@@ -167,17 +167,26 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 		return loaxa.Errorf(loaxa.EInvalid, "The upload has no part named \"file\"; send the audio as -F file=@bulletin.wav.")
 	}
 
+	return s.saveContent(w, r, c, title, filename)
+}
+
+// saveContent stores freshly ingested content c with title (or, when
+// empty, fallback, or a name made from the id) and answers 201, or answers
+// 200 with the content already stored under the same id.
+func (s *Server) saveContent(w http.ResponseWriter, r *http.Request, c *loaxa.Content, title, fallback string) error {
+	ctx := r.Context()
 	if existing, err := s.ContentService.FindContentByID(ctx, c.ID); err == nil {
 		s.writeJSON(w, r, http.StatusOK, existing)
 		return nil
 	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
-		return fmt.Errorf("upload: find content %s: %w", c.ID, err)
+		return fmt.Errorf("save content: find %s: %w", c.ID, err)
 	}
-	if title, err = cleanText("title", title, false); err != nil {
+	title, err := cleanText("title", title, false)
+	if err != nil {
 		return err
 	}
 	if title == "" {
-		if title, err = cleanText("title", filename, false); err != nil || title == "" {
+		if title, err = cleanText("title", fallback, false); err != nil || title == "" {
 			title = "Upload " + c.ID[:12]
 		}
 	}
@@ -186,9 +195,9 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 	c.CreatedAt = s.now()
 	stored, err := s.ContentService.CreateContent(ctx, c)
 	if err != nil {
-		return fmt.Errorf("upload: create content %s: %w", c.ID, err)
+		return fmt.Errorf("save content %s: %w", c.ID, err)
 	}
-	s.logger().Info("content uploaded", "content", c.ID, "title", stored.Title, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
+	s.logger().Info("content created", "content", c.ID, "title", stored.Title, "format", c.Source.Format, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, stored)
 	return nil
 }

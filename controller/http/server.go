@@ -71,6 +71,9 @@ type Server struct {
 	DesiredService      loaxa.DesiredService
 	// Scheduler is told after every change that affects schedules.
 	Scheduler loaxa.Scheduler
+	// SpeechEngine reads text out for POST /api/v1/content/tts; nil
+	// answers that route 503.
+	SpeechEngine loaxa.SpeechEngine
 	// AuditService records state-changing actions (see Server.audit); nil
 	// records nothing.
 	AuditService loaxa.AuditService

@@ -200,6 +200,10 @@ func (l *Library) OpenAudio(ctx context.Context, id string) (io.ReadSeekCloser, 
 	return f, nil
 }
 
+// TempDir is where work in progress goes; Open empties it, so other parts
+// (the speech engine) may stage files there too.
+func (l *Library) TempDir() string { return l.tmpDir() }
+
 func (l *Library) contentDir() string    { return filepath.Join(l.Dir, "content") }
 func (l *Library) tmpDir() string        { return filepath.Join(l.Dir, "tmp") }
 func (l *Library) path(id string) string { return filepath.Join(l.contentDir(), id+".wav") }

@@ -26,17 +26,17 @@ const (
 // formatNames names the non-PCM codes people actually upload, so the error
 // says what the file is.
 var formatNames = map[uint16]string{
-	0x0002:      "Microsoft ADPCM",
-	0x0006:      "A-law",
-	0x0007:      "µ-law",
-	0x0011:      "IMA ADPCM",
-	0x0031:      "GSM 6.10",
-	0x0050:      "MPEG",
-	0x0055:      "MP3",
-	0x0092:      "Dolby AC-3",
-	0x00FF:      "AAC",
-	0x1610:      "AAC",
-	0x2000:      "Dolby AC-3",
+	0x0002: "Microsoft ADPCM",
+	0x0006: "A-law",
+	0x0007: "µ-law",
+	0x0011: "IMA ADPCM",
+	0x0031: "GSM 6.10",
+	0x0050: "MPEG",
+	0x0055: "MP3",
+	0x0092: "Dolby AC-3",
+	0x00FF: "AAC",
+	0x1610: "AAC",
+	0x2000: "Dolby AC-3",
 }
 
 // extensibleTail is the fixed part of the KSDATAFORMAT_SUBTYPE GUIDs after
@@ -53,7 +53,7 @@ type wavInfo struct {
 	sampleRate int
 	bitDepth   int  // bits per sample as stored: 8, 16, 24 or 32
 	float      bool // IEEE float samples (32-bit)
-	blockAlign int // bytes per frame
+	blockAlign int  // bytes per frame
 	dataOffset int64
 	frames     int64 // whole frames in the data chunk
 }
