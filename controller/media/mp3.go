@@ -339,6 +339,9 @@ func (v *mp3View) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// errMP3Damaged marks MP3 frame data go-mp3 could not decode.
+var errMP3Damaged = loaxa.Errorf(loaxa.EInvalid, "the MP3 data is damaged: some of its frames cannot be decoded; export the file again")
+
 // mp3Decoder decodes the MP3 frames with go-mp3 into mono float samples.
 type mp3Decoder struct {
 	d    *mp3.Decoder
@@ -347,10 +350,15 @@ type mp3Decoder struct {
 	left []byte // a partial stereo frame carried to the next read
 }
 
-func newMP3Decoder(f io.ReaderAt, info *mp3Info) (*mp3Decoder, error) {
+func newMP3Decoder(f io.ReaderAt, info *mp3Info) (dec *mp3Decoder, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			dec, err = nil, fmt.Errorf("%w (decoder panic: %v)", errMP3Damaged, p)
+		}
+	}()
 	d, err := mp3.NewDecoder(&mp3View{f: f, segs: info.segments})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (%v)", errMP3Damaged, err)
 	}
 	if d.SampleRate() != info.rate {
 		return nil, fmt.Errorf("mp3 decoder sees %d Hz, the frames say %d Hz", d.SampleRate(), info.rate)
@@ -359,10 +367,21 @@ func newMP3Decoder(f io.ReaderAt, info *mp3Info) (*mp3Decoder, error) {
 }
 
 // next returns the next mono samples (averaging go-mp3's two channels,
-// which are equal for a mono file) or io.EOF.
-func (m *mp3Decoder) next() ([]float32, error) {
+// which are equal for a mono file) or io.EOF. Frames whose headers were
+// sound may still hold corrupt data: go-mp3's complaints, and its panics
+// (it indexes tables by values read from the file), are the upload's
+// fault and say so.
+func (m *mp3Decoder) next() (mono []float32, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			mono, err = nil, fmt.Errorf("%w (decoder panic: %v)", errMP3Damaged, p)
+		}
+	}()
 	k := copy(m.raw, m.left)
 	n, err := m.d.Read(m.raw[k:])
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%w (%v)", errMP3Damaged, err)
+	}
 	n += k
 	if n == 0 && err != nil {
 		return nil, err
