@@ -23,6 +23,7 @@ import (
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/node/board"
+	"loaxa.vn/node/content"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
@@ -49,6 +50,7 @@ type options struct {
 	data        string
 	audio       string
 	logLevel    string
+	cacheSize   int64 // bytes
 }
 
 // run is main without the process: it returns the exit status.
@@ -60,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	cacheMB := fs.Int64("cache-size", content.DefaultMaxBytes>>20, "content cache limit in MiB; content the schedule needs is kept beyond it (env LOAXA_CACHE_SIZE)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -70,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL"} {
+	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			fs.Set(flagName, v)
 		}
@@ -83,6 +86,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if *cacheMB < 1 || *cacheMB > 1<<30 {
+		fmt.Fprintf(stderr, "node: --cache-size %d: want a size in MiB of at least 1\n", *cacheMB)
+		return exitUsage
+	}
+	o.cacheSize = *cacheMB << 20
 	if o.audio != "oto" && o.audio != "none" {
 		fmt.Fprintf(stderr, "node: --audio %q: want oto or none\n", o.audio)
 		return exitUsage
@@ -127,13 +135,14 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	defer func() { err = errors.Join(err, out.Close()) }()
 
 	a, err := agent.New(agent.Config{
-		Credentials: cred,
-		DataDir:     o.data,
-		Store:       st,
-		Output:      out,
-		Board:       board.None{},
-		Logger:      log,
-		Version:     version,
+		Credentials:   cred,
+		DataDir:       o.data,
+		Store:         st,
+		Output:        out,
+		Board:         board.None{},
+		Logger:        log,
+		Version:       version,
+		CacheMaxBytes: o.cacheSize,
 	})
 	if err != nil {
 		return err

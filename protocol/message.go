@@ -169,9 +169,14 @@ type State struct {
 	// ContentMissing lists content the desired state needs and the node
 	// does not have yet.
 	ContentMissing []string `json:"content_missing,omitempty"`
-	Board          *Board   `json:"board,omitempty"`
-	Rejected       uint64   `json:"rejected"` // controller messages refused since start
-	Outbox         int      `json:"outbox"`   // events not yet acknowledged
+	// CacheBytes is what the node's content cache holds, CacheLimit its
+	// size limit; CacheBytes is over the limit only when the content the
+	// desired state needs is.
+	CacheBytes int64  `json:"cache_bytes,omitempty"`
+	CacheLimit int64  `json:"cache_limit,omitempty"`
+	Board      *Board `json:"board,omitempty"`
+	Rejected   uint64 `json:"rejected"` // controller messages refused since start
+	Outbox     int    `json:"outbox"`   // events not yet acknowledged
 }
 
 // Playing describes what a node has on air.

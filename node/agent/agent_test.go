@@ -123,6 +123,7 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 		MQTTKeepAlive:     2 * time.Second,
 		MQTTMaxReconnect:  200 * time.Millisecond,
 		ContentBackoffMin: 10 * time.Millisecond,
+		ContentSpread:     -1, // node/content tests the spread; here it would only slow tests down
 		ContentBackoffMax: 100 * time.Millisecond,
 	})
 	if err != nil {
