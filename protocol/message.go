@@ -206,6 +206,10 @@ const (
 	EventFailed    EventType = "failed"    // could not play; Reason says why
 	EventMissed    EventType = "missed"    // the node could not start in time (was off, or too late)
 	EventPreempted EventType = "preempted" // cut off by a higher priority and not resumed
+	// EventContentReady: the node has the occurrence's content cached and
+	// verified, ready to play. Sent once per occurrence, after received,
+	// as soon as both the occurrence and its content are on the node.
+	EventContentReady EventType = "content-ready"
 )
 
 // Failure reasons reported in Event.Reason.

@@ -395,7 +395,8 @@ func (a *Agent) step() time.Time {
 		s.Playing = a.play.occ.ID
 	}
 	d := Decide(s)
-	if d.Empty() {
+	ready := a.contentReady()
+	if d.Empty() && len(ready) == 0 {
 		return d.Wake
 	}
 	if d.Stop != "" && a.play != nil && a.play.stopReason == "" {
@@ -409,6 +410,14 @@ func (a *Agent) step() time.Time {
 		m := markOf(o, PhaseReceived)
 		m.ReceivedAt = now
 		events = append(events, occurrenceEvent(protocol.EventReceived, m, now))
+		if a.cache.Has(o.Content) {
+			m.ContentReady = true
+			events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
+		}
+		marks = append(marks, m)
+	}
+	for _, m := range ready {
+		events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
 		marks = append(marks, m)
 	}
 	for _, c := range d.Close {
@@ -450,7 +459,28 @@ func (a *Agent) step() time.Time {
 func (a *Agent) mark(o protocol.Occurrence, phase Phase) Progress {
 	m := markOf(o, phase)
 	m.ReceivedAt = a.progress[o.ID].ReceivedAt
+	m.ContentReady = a.progress[o.ID].ContentReady
 	return m
+}
+
+// contentReady returns the marks of occurrences received earlier, not
+// started, whose content has arrived since: each gets its content-ready
+// event once. Occurrences d receives now are handled with their received
+// event.
+func (a *Agent) contentReady() []Progress {
+	if a.desired == nil {
+		return nil
+	}
+	var out []Progress
+	for _, o := range a.desired.Occurrences {
+		p, ok := a.progress[o.ID]
+		if !ok || p.Phase != PhaseReceived || p.ContentReady || !a.cache.Has(o.Content) {
+			continue
+		}
+		p.ContentReady = true
+		out = append(out, p)
+	}
+	return out
 }
 
 func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Event {

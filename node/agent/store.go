@@ -93,4 +93,6 @@ type Progress struct {
 	ReceivedAt time.Time `json:"received_at,omitzero"`
 	// StartedAt is when audio began, for a started occurrence.
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// ContentReady records that content-ready was reported.
+	ContentReady bool `json:"content_ready,omitempty"`
 }

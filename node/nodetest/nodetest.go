@@ -370,15 +370,31 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 }
 
 // Summary renders events as "type occurrence[ reason]" lines, for
-// comparisons that do not depend on times.
+// comparisons that do not depend on times. It leaves out content-ready
+// events, whose place among the others depends on when downloads finish;
+// ReadySummary has them.
 func Summary(events []protocol.Event) []string {
 	var out []string
 	for _, e := range events {
+		if e.Type == protocol.EventContentReady {
+			continue
+		}
 		s := fmt.Sprintf("%s %s", e.Type, e.Occurrence)
 		if e.Reason != "" {
 			s += " " + e.Reason
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// ReadySummary lists the occurrences of content-ready events, in order.
+func ReadySummary(events []protocol.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Type == protocol.EventContentReady {
+			out = append(out, e.Occurrence)
+		}
 	}
 	return out
 }
