@@ -224,6 +224,10 @@ func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelError && q.Handler.Enabled(ctx, l)
 }
 
-func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler { return quietHandler{q.Handler.WithAttrs(as)} }
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.Handler.WithAttrs(as)}
+}
 
-func (q quietHandler) WithGroup(name string) slog.Handler { return quietHandler{q.Handler.WithGroup(name)} }
+func (q quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{q.Handler.WithGroup(name)}
+}
