@@ -381,7 +381,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 	slices.SortFunc(plan.items, func(x, y programmed) int {
 		return cmp.Or(x.occ.Start.Compare(y.occ.Start), strings.Compare(x.occ.ID, y.occ.ID))
 	})
-	plan.conflicts = append(plan.conflicts, overlaps(plan.items, n.ID)...)
+	plan.conflicts = append(plan.conflicts, overlaps(plan.items, n.ID, loc)...)
 	return plan, nil
 }
 
@@ -492,7 +492,7 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 
 // overlaps finds items of the same level (background aside: it yields to
 // anything anyway) whose plays overlap, so the later one would wait.
-func overlaps(items []programmed, node string) []loaxa.Conflict {
+func overlaps(items []programmed, node string, loc *time.Location) []loaxa.Conflict {
 	var out []loaxa.Conflict
 	for i := range items {
 		a := items[i]
@@ -507,7 +507,7 @@ func overlaps(items []programmed, node string) []loaxa.Conflict {
 			out = append(out, loaxa.Conflict{
 				Kind: loaxa.ConflictOverlap, Node: node, Occurrences: []string{a.occ.ID, b.occ.ID},
 				Message: fmt.Sprintf("On node %s, %s (%s to %s) and %s (from %s) are both %s and overlap; the second waits until the first ends. Move one, or give them different levels.",
-					node, a.occ.ID, a.occ.Start.Format(time.RFC3339), a.end.Format(time.RFC3339), b.occ.ID, b.occ.Start.Format(time.RFC3339), a.occ.Priority),
+					node, orNewOcc(a.occ.ID), a.occ.Start.In(loc).Format(time.RFC3339), a.end.In(loc).Format(time.RFC3339), orNewOcc(b.occ.ID), b.occ.Start.In(loc).Format(time.RFC3339), a.occ.Priority),
 			})
 		}
 	}
@@ -523,6 +523,13 @@ func joinIDs(ids []string) string {
 
 // newID stands for the id of an announcement not stored yet.
 const newID = "new"
+
+func orNewOcc(occ string) string {
+	if strings.HasPrefix(occ, newID+"@") {
+		return "this announcement"
+	}
+	return occ
+}
 
 func orNew(id string) string {
 	if id == newID {
