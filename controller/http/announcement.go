@@ -62,7 +62,7 @@ type conflictResponse struct {
 // the conflicts it was forced in with, and the proposals it made.
 type createdAnnouncement struct {
 	*loaxa.Announcement
-	Conflicts []loaxa.Conflict `json:"conflicts,omitempty"`
+	Conflicts []loaxa.Conflict  `json:"conflicts,omitempty"`
 	Proposals []*loaxa.Proposal `json:"proposals,omitempty"`
 }
 
@@ -79,8 +79,8 @@ type deliveriesResponse struct {
 	Announcement string                      `json:"announcement"`
 	Counts       map[loaxa.DeliveryState]int `json:"counts"`
 	// FailedToSound counts deliveries overdue for a node event.
-	FailedToSound int `json:"failed_to_sound"`
-	Deliveries   []*loaxa.Delivery           `json:"deliveries"`
+	FailedToSound int               `json:"failed_to_sound"`
+	Deliveries    []*loaxa.Delivery `json:"deliveries"`
 }
 
 // handleCreateAnnouncement answers POST /api/v1/announcements.

@@ -461,6 +461,8 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 		}
 		return cmp.Or(
 			cmp.Compare(y.occ.Priority.Rank(), x.occ.Priority.Rank()),
+			// An announcement being checked is the newest of all.
+			cmp.Compare(isNew(x.ann.ID), isNew(y.ann.ID)),
 			cmp.Compare(len(x.ann.ID), len(y.ann.ID)), strings.Compare(x.ann.ID, y.ann.ID))
 	})
 	end := inst.start.Add(inst.session.MaxLength())
@@ -523,6 +525,13 @@ func joinIDs(ids []string) string {
 
 // newID stands for the id of an announcement not stored yet.
 const newID = "new"
+
+func isNew(id string) int {
+	if id == newID {
+		return 1
+	}
+	return 0
+}
 
 func orNewOcc(occ string) string {
 	if strings.HasPrefix(occ, newID+"@") {
