@@ -105,10 +105,10 @@ func TestSessionPacking(t *testing.T) {
 		t.Fatal(err)
 	}
 	day := func(d int) time.Time { return time.Date(2025, 3, d, 12, 0, 0, 0, vn) }
-	f.announce(loaxa.Announcement{ContentID: f.ids["4m"], Start: day(1), Session: evening.ID, RRule: "FREQ=DAILY"})           // a000001
-	f.announce(loaxa.Announcement{ContentID: f.ids["2m"], Start: day(1), Session: evening.ID, Repeat: 2, GapMS: 60_000})      // a000002: 2+1+2 = 5m, day 1 only
+	f.announce(loaxa.Announcement{ContentID: f.ids["4m"], Start: day(1), Session: evening.ID, RRule: "FREQ=DAILY"})             // a000001
+	f.announce(loaxa.Announcement{ContentID: f.ids["2m"], Start: day(1), Session: evening.ID, Repeat: 2, GapMS: 60_000})        // a000002: 2+1+2 = 5m, day 1 only
 	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: day(1), Session: evening.ID, Priority: protocol.PriorityHigh}) // a000003: first
-	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 6, 0, 0, 0, vn)})                      // a000004: fixed time
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 6, 0, 0, 0, vn)})                        // a000004: fixed time
 	if err := f.hols.CreateHoliday(f.ctx, &loaxa.Holiday{Date: "2025-03-02", Name: "test holiday"}); err != nil {
 		t.Fatal(err)
 	}
