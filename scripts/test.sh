@@ -31,8 +31,12 @@ section "system packages"
 # node audio is standard IMA ADPCM WAV.
 packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox)
 missing=()
+arch=$(dpkg --print-architecture)
 for p in "${packages[@]}"; do
-	if ! dpkg -s "$p" >/dev/null 2>&1; then
+	# Ask for this machine's architecture: with foreign architectures
+	# enabled (scripts/build-boards.sh installs arm64/armhf ALSA headers),
+	# a bare "dpkg -s libasound2-dev" is ambiguous and fails.
+	if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p:$arch" 2>/dev/null || dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) != installed ]]; then
 		missing+=("$p")
 	fi
 done

@@ -53,6 +53,9 @@ type App struct {
 	Events        *bolt.EventService
 	Users         *bolt.UserService
 	Desired       *bolt.DesiredService
+	Sessions      *bolt.SessionService
+	Holidays      *bolt.HolidayService
+	Proposals     *bolt.ProposalService
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -93,6 +96,9 @@ func (a *App) Open() (err error) {
 	a.Events = bolt.NewEventService(a.DB)
 	a.Users = bolt.NewUserService(a.DB)
 	a.Desired = bolt.NewDesiredService(a.DB)
+	a.Sessions = bolt.NewSessionService(a.DB)
+	a.Holidays = bolt.NewHolidayService(a.DB)
+	a.Proposals = bolt.NewProposalService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -157,6 +163,9 @@ func (a *App) Open() (err error) {
 	a.Scheduler.DeliveryService = a.Deliveries
 	a.Scheduler.DesiredService = a.Desired
 	a.Scheduler.Messenger = a.MQTT
+	a.Scheduler.SessionService = a.Sessions
+	a.Scheduler.HolidayService = a.Holidays
+	a.Scheduler.ProposalService = a.Proposals
 	a.Scheduler.Clock = a.Clock
 	a.Scheduler.Horizon = cfg.Horizon
 	a.Scheduler.Logger = a.Logger
@@ -181,6 +190,10 @@ func (a *App) Open() (err error) {
 	a.HTTP.UserService = a.Users
 	a.HTTP.DesiredService = a.Desired
 	a.HTTP.Scheduler = a.Scheduler
+	a.HTTP.SessionService = a.Sessions
+	a.HTTP.HolidayService = a.Holidays
+	a.HTTP.ProposalService = a.Proposals
+	a.HTTP.ProgrammeService = a.Scheduler
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@
 //	users            username → User with its password hash
 //	tokens           SHA-256(token) → session
 //	desired          node id → Desired
+//	sessions         session id → Session
+//	holidays         holiday id → Holiday
+//	proposals        proposal id → Proposal
 //	keys             "signing" → Ed25519 private key, "seq_floor" → uint64
 //	meta             "schema" → schema version
 //
@@ -63,12 +66,16 @@ var (
 	bucketDesired        = []byte("desired")
 	bucketKeys           = []byte("keys")
 	bucketMeta           = []byte("meta")
+	bucketSessions       = []byte("sessions")
+	bucketHolidays       = []byte("holidays")
+	bucketProposals      = []byte("proposals")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
 		bucketContents, bucketAnnouncements, bucketDeliveries,
 		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
+		bucketSessions, bucketHolidays, bucketProposals,
 	}
 
 	keySigning  = []byte("signing")

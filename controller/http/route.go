@@ -56,6 +56,19 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/announcements/{id}/deliveries", Action: loaxa.ActionRead, handle: s.handleListDeliveries},
 
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
+
+		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
+		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},
+		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Action: loaxa.ActionSchedule, handle: s.handleDeleteSession},
+		{Method: "GET", Path: "/api/v1/holidays", Action: loaxa.ActionRead, handle: s.handleListHolidays},
+		{Method: "POST", Path: "/api/v1/holidays", Action: loaxa.ActionSchedule, handle: s.handleCreateHoliday},
+		{Method: "DELETE", Path: "/api/v1/holidays/{id}", Action: loaxa.ActionSchedule, handle: s.handleDeleteHoliday},
+		{Method: "GET", Path: "/api/v1/proposals", Action: loaxa.ActionRead, handle: s.handleListProposals},
+		{Method: "POST", Path: "/api/v1/proposals/{id}/accept", Action: loaxa.ActionSchedule, handle: s.handleAcceptProposal},
+		{Method: "POST", Path: "/api/v1/proposals/{id}/decline", Action: loaxa.ActionSchedule, handle: s.handleDeclineProposal},
+		{Method: "GET", Path: "/api/v1/nodes/{id}/programme", Action: loaxa.ActionRead, handle: s.handleNodeProgramme},
+		{Method: "GET", Path: "/api/v1/areas/{id}/programme", Action: loaxa.ActionRead, handle: s.handleAreaProgramme},
+		{Method: "GET", Path: "/api/v1/reports/broadcast", Action: loaxa.ActionRead, handle: s.handleBroadcastReport},
 	}
 }
 

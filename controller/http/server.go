@@ -74,6 +74,14 @@ type Server struct {
 	// SpeechEngine reads text out for POST /api/v1/content/tts; nil
 	// answers that route 503.
 	SpeechEngine loaxa.SpeechEngine
+	// SessionService, HolidayService, ProposalService and ProgrammeService
+	// serve sessions, the holiday calendar, proposals from above, the
+	// programme and conflict checks; nil answers those routes with
+	// unavailable.
+	SessionService   loaxa.SessionService
+	HolidayService   loaxa.HolidayService
+	ProposalService  loaxa.ProposalService
+	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit); nil
 	// records nothing.
 	AuditService loaxa.AuditService

@@ -24,6 +24,7 @@ import (
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
+	"loaxa.vn/controller/schedule"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -71,6 +72,9 @@ type env struct {
 		events     *bolt.EventService
 		users      *bolt.UserService
 		desired    *bolt.DesiredService
+		sessions   *bolt.SessionService
+		holidays   *bolt.HolidayService
+		proposals  *bolt.ProposalService
 	}
 }
 
@@ -103,6 +107,13 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	st.areas, st.nodes, st.contents = bolt.NewAreaService(e.db), bolt.NewNodeService(e.db), bolt.NewContentService(e.db)
 	st.anns, st.deliveries, st.events = bolt.NewAnnouncementService(e.db), bolt.NewDeliveryService(e.db), bolt.NewEventService(e.db)
 	st.users, st.desired = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db)
+	st.sessions, st.holidays, st.proposals = bolt.NewSessionService(e.db), bolt.NewHolidayService(e.db), bolt.NewProposalService(e.db)
+	// The real scheduler answers programme and conflict questions; nothing
+	// runs it, so it publishes nothing.
+	prog := schedule.NewScheduler()
+	prog.AreaService, prog.NodeService, prog.AnnouncementService, prog.ContentService = st.areas, st.nodes, st.anns, st.contents
+	prog.SessionService, prog.HolidayService, prog.ProposalService = st.sessions, st.holidays, st.proposals
+	prog.Clock = e.clock
 
 	s := lhttp.NewServer()
 	s.ControllerKeys = []protocol.PublicKey{e.key}
@@ -111,6 +122,7 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	s.AreaService, s.NodeService, s.ContentService, s.MediaService = st.areas, st.nodes, st.contents, e.lib
 	s.AnnouncementService, s.DeliveryService, s.EventService = st.anns, st.deliveries, st.events
 	s.UserService, s.DesiredService, s.Scheduler = st.users, st.desired, e.sched
+	s.SessionService, s.HolidayService, s.ProposalService, s.ProgrammeService = st.sessions, st.holidays, st.proposals, prog
 	for _, f := range configure {
 		f(s)
 	}

@@ -54,6 +54,14 @@ type Controller struct {
 // brokerURL "" runs the embedded broker.
 func StartController(t testing.TB, brokerURL string) *Controller {
 	t.Helper()
+	return StartControllerOn(t, brokerURL, nil)
+}
+
+// StartControllerOn is StartController with the controller's clock (nil:
+// the real one), e.g. a clock.Fake shared with the nodes to run days of a
+// programme in seconds.
+func StartControllerOn(t testing.TB, brokerURL string, clk clock.Clock) *Controller {
+	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.MQTTAddr = "127.0.0.1:0"
@@ -62,6 +70,9 @@ func StartController(t testing.TB, brokerURL string) *Controller {
 	cfg.AdminPassword = adminPassword
 	a := app.New(cfg, Logger(t, "controller"))
 	a.Out = io.Discard
+	if clk != nil {
+		a.Clock = clk
+	}
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
 	}
@@ -76,10 +87,18 @@ func StartController(t testing.TB, brokerURL string) *Controller {
 		t.Fatal(err)
 	}
 	c := &Controller{t: t, App: a, URL: a.HTTP.URL()}
+	c.SignIn()
+	return c
+}
+
+// SignIn gets a fresh admin token (after a fake clock jumped past the old
+// one's lifetime).
+func (c *Controller) SignIn() {
+	c.t.Helper()
+	c.Token = ""
 	var tok struct{ Token string }
 	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "admin", "password": adminPassword}, &tok)
 	c.Token = tok.Token
-	return c
 }
 
 // Do sends a JSON request and decodes a JSON answer into out; it returns
@@ -227,6 +246,7 @@ type NodeOptions struct {
 	Broker string       // override the credentials' broker URL (e.g. a netproxy)
 	Output agent.Output // default: audio.None on the real clock
 	Dir    string       // data dir (default: a temp dir); reuse to restart a node
+	Clock  clock.Clock  // the board's system clock (default: the real one)
 }
 
 // StartNode runs a real agent with creds in this process, stopped when the
@@ -245,12 +265,15 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if err != nil {
 		t.Fatal(err)
 	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
 	if opt.Output == nil {
-		opt.Output = audio.NewNone(clock.Real{})
+		opt.Output = audio.NewNone(opt.Clock)
 	}
 	a, err := agent.New(agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
-		Logger: Logger(t, "node "+cr.Node), Version: "e2e",
+		Clock: opt.Clock, Logger: Logger(t, "node "+cr.Node), Version: "e2e",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,11 @@ type Phase string
 const (
 	PhaseReceived Phase = "received" // the received event is in the outbox
 	PhaseStarted  Phase = "started"  // the started event is in the outbox; audio may be playing
-	PhaseDone     Phase = "done"     // a final event (completed, failed, missed, preempted) is in the outbox
+	// PhaseSuspended: cut off (by a higher level, or the agent stopping)
+	// and waiting to start again from the beginning; the suspended event
+	// is in the outbox.
+	PhaseSuspended Phase = "suspended"
+	PhaseDone      Phase = "done" // a final event (completed, failed, missed, preempted) is in the outbox
 )
 
 // Progress is the durable mark of one occurrence: the last phase whose event
@@ -95,4 +99,7 @@ type Progress struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// ContentReady records that content-ready was reported.
 	ContentReady bool `json:"content_ready,omitempty"`
+	// CutBy is why a suspended occurrence was cut off
+	// (protocol.ReasonPreempted or ReasonInterrupted).
+	CutBy string `json:"cut_by,omitempty"`
 }
