@@ -138,6 +138,15 @@ func (m *meter) integrated() float64 {
 	return lufs(gated(max(absoluteGate, lufs(z)+relativeGate)))
 }
 
+// IntegratedLoudness returns the BS.1770 integrated loudness of mono
+// samples at rate, in LUFS (-Inf for silence): the measure Ingest
+// normalises to TargetLUFS, for tests and tools that check the result.
+func IntegratedLoudness(samples []float32, rate int) float64 {
+	m := newMeter(rate)
+	m.add(samples)
+	return m.integrated()
+}
+
 // lufs is the loudness of a K-weighted mean square.
 func lufs(meanSquare float64) float64 {
 	return loudnessShift + 10*math.Log10(meanSquare)
