@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/goleak"
@@ -60,7 +61,7 @@ func FuzzSplit(f *testing.F) {
 		}
 		var letters, got int
 		for _, r := range text {
-			if !strings.ContainsRune(" \t\n\r", r) {
+			if !unicode.IsSpace(r) {
 				letters++
 			}
 		}
@@ -69,7 +70,7 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("piece %q (max %d)", p, max)
 			}
 			for _, r := range p {
-				if !strings.ContainsRune(" \t\n\r", r) {
+				if !unicode.IsSpace(r) {
 					got++
 				}
 			}
