@@ -251,4 +251,3 @@ func nodeAudio(t *testing.T, c *rig.Controller, id string) []int16 {
 	}
 	return s
 }
-
