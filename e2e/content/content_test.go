@@ -82,7 +82,6 @@ func TestContentMatrixPlaysThroughALSA(t *testing.T) {
 		ann  string
 	}
 	var plan []planned
-	next := time.Now().Add(4 * time.Second)
 	for _, it := range items {
 		ct := it.make(t, c)
 		want := nodeAudio(t, c, ct.ID)
@@ -103,17 +102,22 @@ func TestContentMatrixPlaysThroughALSA(t *testing.T) {
 				t.Errorf("%s: delivered at %.2f LUFS, want %.0f ± 1", it.name, l, media.TargetLUFS)
 			}
 		}
+		plan = append(plan, planned{item: it, ct: ct, want: want})
+	}
+	// Everything is made: now schedule one after another, a few seconds
+	// out, with gaps, and mark the capture before any of it can play.
+	from := capture.Len()
+	next := time.Now().Add(5 * time.Second)
+	for i := range plan {
 		start := next.Truncate(time.Millisecond)
-		ann := c.Announce(ct.ID, []string{"31"}, nil, start)
-		plan = append(plan, planned{it, ct, want, ann.ID})
-		next = start.Add(time.Duration(ct.DurationMS)*time.Millisecond + 1500*time.Millisecond)
+		plan[i].ann = c.Announce(plan[i].ct.ID, []string{"31"}, nil, start).ID
+		next = start.Add(time.Duration(plan[i].ct.DurationMS)*time.Millisecond + 1500*time.Millisecond)
 	}
 	rig.Eventually(t, 20*time.Second, "node has all content", func() bool {
 		st := n.Agent.Status()
 		return st.DesiredVersion > 0 && len(st.ContentMissing) == 0 && st.CacheBytes > 0
 	})
 
-	from := capture.Len()
 	for _, p := range plan {
 		m := capture.Await(t, p.want, from, time.Until(next)+15*time.Second)
 		if m.Score < 0.999 {

@@ -247,6 +247,10 @@ type NodeOptions struct {
 	Output agent.Output // default: audio.None on the real clock
 	Dir    string       // data dir (default: a temp dir); reuse to restart a node
 	Clock  clock.Clock  // the board's system clock (default: the real one)
+	// ContentSpread is the agent's spread of first content fetches
+	// (default 2s: real, and short enough for tests that schedule far
+	// ahead on a fake clock; node/content tests the spread itself).
+	ContentSpread time.Duration
 }
 
 // StartNode runs a real agent with creds in this process, stopped when the
@@ -271,9 +275,12 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if opt.Output == nil {
 		opt.Output = audio.NewNone(opt.Clock)
 	}
+	if opt.ContentSpread == 0 {
+		opt.ContentSpread = 2 * time.Second
+	}
 	a, err := agent.New(agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
-		Clock: opt.Clock, Logger: Logger(t, "node "+cr.Node), Version: "e2e",
+		Clock: opt.Clock, Logger: Logger(t, "node "+cr.Node), Version: "e2e", ContentSpread: opt.ContentSpread,
 	})
 	if err != nil {
 		t.Fatal(err)
