@@ -52,6 +52,7 @@ type App struct {
 	Events        *bolt.EventService
 	Users         *bolt.UserService
 	Desired       *bolt.DesiredService
+	Audit         *bolt.AuditService
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -92,6 +93,7 @@ func (a *App) Open() (err error) {
 	a.Events = bolt.NewEventService(a.DB)
 	a.Users = bolt.NewUserService(a.DB)
 	a.Desired = bolt.NewDesiredService(a.DB)
+	a.Audit = bolt.NewAuditService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -179,6 +181,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.UserService = a.Users
 	a.HTTP.DesiredService = a.Desired
 	a.HTTP.Scheduler = a.Scheduler
+	a.HTTP.AuditService = a.Audit
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@
 //	tokens           SHA-256(token) → session
 //	desired          node id → Desired
 //	keys             "signing" → Ed25519 private key, "seq_floor" → uint64
+//	audit            seq(8) → AuditEntry (append-only)
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
@@ -63,12 +64,14 @@ var (
 	bucketDesired        = []byte("desired")
 	bucketKeys           = []byte("keys")
 	bucketMeta           = []byte("meta")
+	bucketAudit          = []byte("audit")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
 		bucketContents, bucketAnnouncements, bucketDeliveries,
 		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
+		bucketAudit,
 	}
 
 	keySigning  = []byte("signing")

@@ -126,6 +126,7 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		return fmt.Errorf("create announcement: %w", err)
 	}
 	s.changed()
+	s.audit(r, auditAnnCreate, a.ID, auditArea(a), auditTargets(a))
 	s.logger().Info("announcement created", "announcement", a.ID, "content", a.ContentID, "priority", a.Priority,
 		"start", a.Start, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes, "by", a.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, a)
@@ -324,6 +325,7 @@ func (s *Server) handleCancelAnnouncement(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return fmt.Errorf("cancel announcement: %w", err)
 	}
+	s.audit(r, auditAnnCancel, a.ID, auditArea(a), auditTargets(a))
 	s.logger().Info("announcement cancelled", "announcement", a.ID, "by", userFrom(ctx).Username)
 	s.writeJSON(w, r, http.StatusOK, a)
 	return nil

@@ -175,6 +175,7 @@ func (s *Server) handleCreateNode(w http.ResponseWriter, r *http.Request) error 
 		return fmt.Errorf("create node %s: %w", n.ID, err)
 	}
 	s.changed()
+	s.audit(r, auditNodeCreate, n.ID, n.Area, "credentials=document")
 	s.logger().Info("node enrolled", "node", n.ID, "area", n.Area, "by", userFrom(ctx).Username)
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, http.StatusCreated, nodeCreated{Node: n, Credentials: creds})

@@ -79,7 +79,7 @@ func TestCreateAreaAndNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkError(t, response{resp.StatusCode, resp.Header, readAll(t, resp)}, http.StatusUnauthorized, loaxa.EUnauthorized, `Node "n-a" is not known or its secret is wrong`)
+		checkError(t, response{resp.StatusCode, resp.Header, readAll(t, resp)}, http.StatusUnauthorized, loaxa.EUnauthorized, `Node "n-a" is not known, revoked, or its secret is wrong`)
 
 		// Node credentials open the audio route only.
 		req, _ = http.NewRequest("GET", e.ts.URL+"/api/v1/content/"+c.ID, nil)

@@ -56,6 +56,9 @@ type Server struct {
 	ControllerKeys []protocol.PublicKey
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
+	// LoginLimits bound failed sign-ins and enrolments; zero is
+	// DefaultLoginLimits.
+	LoginLimits LoginLimits
 	// Now tells the time (tests fake it).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -71,11 +74,11 @@ type Server struct {
 	DesiredService      loaxa.DesiredService
 	// Scheduler is told after every change that affects schedules.
 	Scheduler loaxa.Scheduler
-	// AuditService records state-changing actions (see Server.audit); nil
-	// records nothing.
+	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
 
 	routes  []Route
+	limits  limiter
 	mux     *http.ServeMux
 	handler http.Handler
 
@@ -160,6 +163,7 @@ func (s *Server) check() error {
 		"AnnouncementService": s.AnnouncementService != nil, "DeliveryService": s.DeliveryService != nil,
 		"EventService": s.EventService != nil, "UserService": s.UserService != nil,
 		"DesiredService": s.DesiredService != nil, "Scheduler": s.Scheduler != nil,
+		"AuditService": s.AuditService != nil,
 	} {
 		if !set {
 			missing = append(missing, name)

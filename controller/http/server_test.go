@@ -71,6 +71,7 @@ type env struct {
 		events     *bolt.EventService
 		users      *bolt.UserService
 		desired    *bolt.DesiredService
+		audit      *bolt.AuditService
 	}
 }
 
@@ -102,7 +103,7 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	st := &e.stores
 	st.areas, st.nodes, st.contents = bolt.NewAreaService(e.db), bolt.NewNodeService(e.db), bolt.NewContentService(e.db)
 	st.anns, st.deliveries, st.events = bolt.NewAnnouncementService(e.db), bolt.NewDeliveryService(e.db), bolt.NewEventService(e.db)
-	st.users, st.desired = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db)
+	st.users, st.desired, st.audit = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db), bolt.NewAuditService(e.db)
 
 	s := lhttp.NewServer()
 	s.ControllerKeys = []protocol.PublicKey{e.key}
@@ -110,7 +111,7 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	s.Logger = logger
 	s.AreaService, s.NodeService, s.ContentService, s.MediaService = st.areas, st.nodes, st.contents, e.lib
 	s.AnnouncementService, s.DeliveryService, s.EventService = st.anns, st.deliveries, st.events
-	s.UserService, s.DesiredService, s.Scheduler = st.users, st.desired, e.sched
+	s.UserService, s.DesiredService, s.Scheduler, s.AuditService = st.users, st.desired, e.sched, st.audit
 	for _, f := range configure {
 		f(s)
 	}
@@ -381,7 +382,7 @@ func TestServerOpenClose(t *testing.T) {
 	busy.Addr = strings.Replace(strings.TrimPrefix(s.URL(), "http://"), "localhost", "127.0.0.1", 1)
 	busy.AreaService, busy.NodeService, busy.ContentService, busy.MediaService = s.AreaService, s.NodeService, s.ContentService, s.MediaService
 	busy.AnnouncementService, busy.DeliveryService, busy.EventService = s.AnnouncementService, s.DeliveryService, s.EventService
-	busy.UserService, busy.DesiredService, busy.Scheduler = s.UserService, s.DesiredService, s.Scheduler
+	busy.UserService, busy.DesiredService, busy.Scheduler, busy.AuditService = s.UserService, s.DesiredService, s.Scheduler, s.AuditService
 	if err := busy.Open(); err == nil || !strings.Contains(err.Error(), "listen on") {
 		busy.Close()
 		t.Errorf("Open on a busy port: %v, want a listen error", err)
@@ -406,7 +407,7 @@ func TestOpenRefusesMissingServices(t *testing.T) {
 		s.Close()
 		t.Fatal("Open without services succeeded")
 	}
-	if want := "not set: AnnouncementService, AreaService, ContentService"; !strings.Contains(err.Error(), want) {
+	if want := "not set: AnnouncementService, AreaService, AuditService, ContentService"; !strings.Contains(err.Error(), want) {
 		t.Errorf("Open: %v, want it to name the missing services", err)
 	}
 	if err := (&lhttp.Server{}).Open(); err == nil || !strings.Contains(err.Error(), "NewServer") {
@@ -448,7 +449,7 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 // few public ones declare none.
 func TestEveryRouteNeedsCredentials(t *testing.T) {
 	e := newEnv(t)
-	public := map[string]bool{"GET /api/v1/health": true, "GET /api/v1/time": true, "POST /api/v1/auth/token": true}
+	public := map[string]bool{"GET /api/v1/health": true, "GET /api/v1/time": true, "POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true}
 	routes := e.srv.Routes()
 	if len(routes) < 20 {
 		t.Fatalf("only %d routes", len(routes))
