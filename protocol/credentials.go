@@ -2,6 +2,9 @@ package protocol
 
 import (
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +29,10 @@ type Credentials struct {
 	Secret      string      `json:"secret"`
 	TopicPrefix string      `json:"topic_prefix"`
 	Keys        []PublicKey `json:"controller_keys"`
+	// ControllerCA is PEM: the certificate(s) the node trusts for the
+	// controller's HTTPS and MQTTS, instead of the system's roots. Empty
+	// means the system's roots (or plain tcp:// and http://).
+	ControllerCA string `json:"controller_ca,omitempty"`
 }
 
 // ReadCredentials loads and validates a credentials document.
@@ -83,6 +90,11 @@ func (c *Credentials) Validate() error {
 			errs = append(errs, fmt.Errorf("controller_keys: %w", err))
 		}
 	}
+	if c.ControllerCA != "" {
+		if _, err := c.CertPool(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -99,6 +111,46 @@ func (c *Credentials) PublicKeys() ([]ed25519.PublicKey, error) {
 		keys = append(keys, pub)
 	}
 	return keys, nil
+}
+
+// CertPool returns the pinned controller certificates as a pool, or nil if
+// none are pinned (use the system's roots).
+func (c *Credentials) CertPool() (*x509.CertPool, error) {
+	if c.ControllerCA == "" {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	rest, n := []byte(c.ControllerCA), 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("controller_ca: %w", err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("controller_ca: no PEM certificate in it")
+	}
+	return pool, nil
+}
+
+// TLSConfig returns the TLS settings for reaching the controller and the
+// broker: the pinned certificates as the only roots, or the system's.
+func (c *Credentials) TLSConfig() (*tls.Config, error) {
+	pool, err := c.CertPool()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Prefix returns the topic prefix, defaulted.

@@ -118,6 +118,7 @@ func (a *App) Open() (err error) {
 	}
 
 	topics := protocol.NewTopics(cfg.TopicPrefix)
+	var disconnect func(string)
 	a.MQTT = mqtt.NewClient()
 	a.MQTT.Topics = topics
 	a.MQTT.Signer = a.Signer
@@ -143,6 +144,7 @@ func (a *App) Open() (err error) {
 		a.MQTT.BrokerURL = a.Broker.URL()
 		a.MQTT.Username = mqtt.ControllerUsername
 		a.MQTT.Password = a.Broker.ControllerSecret
+		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
@@ -182,6 +184,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.DesiredService = a.Desired
 	a.HTTP.Scheduler = a.Scheduler
 	a.HTTP.AuditService = a.Audit
+	a.HTTP.Disconnect = disconnect
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@
 //	desired          node id → Desired
 //	keys             "signing" → Ed25519 private key, "seq_floor" → uint64
 //	audit            seq(8) → AuditEntry (append-only)
+//	enrolments       SHA-256(enrolment code) → Enrolment (one-time)
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
@@ -65,13 +66,14 @@ var (
 	bucketKeys           = []byte("keys")
 	bucketMeta           = []byte("meta")
 	bucketAudit          = []byte("audit")
+	bucketEnrolments     = []byte("enrolments")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
 		bucketContents, bucketAnnouncements, bucketDeliveries,
 		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
-		bucketAudit,
+		bucketAudit, bucketEnrolments,
 	}
 
 	keySigning  = []byte("signing")

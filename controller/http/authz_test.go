@@ -105,6 +105,19 @@ func authzCases() map[string][]authzCase {
 		"POST /api/v1/nodes": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/nodes", map[string]any{"id": a.unique("n"), "name": "Cụm loa", "area": scopeArea[in], "lat": 20.7, "lon": 106.5})
 		}}},
+		"POST /api/v1/nodes/batch": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/nodes/batch", map[string]any{"credentials": "code", "nodes": []map[string]any{
+				{"id": a.unique("n"), "name": "Cụm loa", "area": "12346"}, {"id": a.unique("n"), "name": "Cụm loa", "area": scopeArea[in]}}})
+		}}},
+		"POST /api/v1/nodes/{id}/enrolment": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/enrolment"}
+		}}},
+		"POST /api/v1/nodes/{id}/rotate": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/rotate"}
+		}}},
+		"POST /api/v1/nodes/{id}/revoke": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/revoke"}
+		}}},
 		"GET /api/v1/nodes/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/nodes/" + scopeNode[in]}
 		}}},

@@ -44,6 +44,11 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/nodes", Action: loaxa.ActionRead, handle: s.handleListNodes},
 		{Method: "POST", Path: "/api/v1/nodes", Action: loaxa.ActionManageNodes, handle: s.handleCreateNode},
+		{Method: "POST", Path: "/api/v1/nodes/batch", Action: loaxa.ActionManageNodes, handle: s.handleCreateNodes},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/enrolment", Action: loaxa.ActionManageNodes, handle: s.handleCreateEnrolment},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/rotate", Action: loaxa.ActionManageNodes, handle: s.handleRotateNode},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/revoke", Action: loaxa.ActionManageNodes, handle: s.handleRevokeNode},
+		{Method: "POST", Path: "/api/v1/enrol", handle: s.handleEnrol},
 		{Method: "GET", Path: "/api/v1/nodes/{id}", Action: loaxa.ActionRead, handle: s.handleGetNode},
 		{Method: "GET", Path: "/api/v1/nodes/{id}/desired", Action: loaxa.ActionRead, handle: s.handleGetDesired},
 

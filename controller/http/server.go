@@ -10,6 +10,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +53,22 @@ type Server struct {
 	// TopicPrefix is written into credentials documents; "" is
 	// protocol.DefaultPrefix.
 	TopicPrefix string
-	// ControllerKeys are the signing keys nodes trust.
+	// ControllerKeys are the signing keys nodes trust, when there is no
+	// KeyService (which then says).
 	ControllerKeys []protocol.PublicKey
+	// KeyService keeps the controller's signing keys and rotates them.
+	KeyService loaxa.KeyService
+	// ControllerCA is the PEM certificate(s) nodes pin to verify the
+	// controller over TLS, written into credentials documents.
+	ControllerCA string
+	// TLSConfig, when set, makes Open serve HTTPS.
+	TLSConfig *tls.Config
+	// EnrolmentTTL is how long enrolment codes last (0:
+	// DefaultEnrolmentTTL).
+	EnrolmentTTL time.Duration
+	// Disconnect cuts a node's broker connection at once, after its
+	// credentials were rotated or revoked; nil with an external broker.
+	Disconnect func(node string)
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
 	// LoginLimits bound failed sign-ins and enrolments; zero is
