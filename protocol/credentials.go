@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 )
@@ -49,6 +50,32 @@ func ReadCredentials(path string) (*Credentials, error) {
 		return nil, fmt.Errorf("credentials %s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// WriteCredentials writes c to path, readable by its owner only (it holds
+// the node's secret), replacing any file there in one step: a crash leaves
+// the old document or the new one, never half of one.
+func WriteCredentials(path string, c *Credentials) error {
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	_, werr := tmp.Write(append(raw, '\n'))
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
 }
 
 // Validate checks that every field a node needs is present and well formed.
