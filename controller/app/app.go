@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,7 @@ type App struct {
 	Users         *bolt.UserService
 	Desired       *bolt.DesiredService
 	Audit         *bolt.AuditService
+	Keys          *bolt.KeyService
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -94,13 +96,14 @@ func (a *App) Open() (err error) {
 	a.Users = bolt.NewUserService(a.DB)
 	a.Desired = bolt.NewDesiredService(a.DB)
 	a.Audit = bolt.NewAuditService(a.DB)
+	a.Keys = bolt.NewKeyService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
 		return err
 	}
 
-	key, err := a.DB.SigningKey()
+	key, err := a.Keys.CurrentKey()
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
@@ -160,6 +163,13 @@ func (a *App) Open() (err error) {
 	a.Scheduler.DeliveryService = a.Deliveries
 	a.Scheduler.DesiredService = a.Desired
 	a.Scheduler.Messenger = a.MQTT
+	a.Scheduler.KeyService = a.Keys
+	// A new or activated key changes what every desired state says to
+	// trust, and an activated one what signs it.
+	a.Keys.Changed = func(current ed25519.PrivateKey) {
+		a.Signer.SetKey(current)
+		a.Scheduler.Changed()
+	}
 	a.Scheduler.Clock = a.Clock
 	a.Scheduler.Horizon = cfg.Horizon
 	a.Scheduler.Logger = a.Logger
@@ -169,7 +179,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.PublicURL = cfg.PublicURL
 	a.HTTP.BrokerURL = a.publicBroker()
 	a.HTTP.TopicPrefix = topics.Prefix
-	a.HTTP.ControllerKeys = []protocol.PublicKey{protocol.NewPublicKey(a.Signer.PublicKey())}
+	a.HTTP.KeyService = a.Keys
 	a.HTTP.MaxUploadBytes = cfg.MaxUploadBytes
 	a.HTTP.Now = a.Clock.Now
 	a.HTTP.Logger = a.Logger

@@ -157,6 +157,15 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
 		}}},
+		"GET /api/v1/keys": {{wholeTree: true, ok: 200, build: get("/api/v1/keys")}},
+		"POST /api/v1/keys": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			a.stores.keys.ActivateKey(context.Background()) // one may be announced already
+			return authzRequest{method: "POST", path: "/api/v1/keys"}
+		}}},
+		"POST /api/v1/keys/activate": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			a.stores.keys.AnnounceKey(context.Background()) // none may be announced yet
+			return jsonReq("POST", "/api/v1/keys/activate", map[string]bool{"force": true})
+		}}},
 		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
 		}}},

@@ -66,6 +66,10 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
 
 		{Method: "GET", Path: "/api/v1/audit", Action: loaxa.ActionReadAudit, handle: s.handleListAudit},
+
+		{Method: "GET", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleListKeys},
+		{Method: "POST", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleAnnounceKey},
+		{Method: "POST", Path: "/api/v1/keys/activate", Action: loaxa.ActionManageSystem, handle: s.handleActivateKey},
 	}
 }
 

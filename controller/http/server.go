@@ -178,7 +178,7 @@ func (s *Server) check() error {
 		"AnnouncementService": s.AnnouncementService != nil, "DeliveryService": s.DeliveryService != nil,
 		"EventService": s.EventService != nil, "UserService": s.UserService != nil,
 		"DesiredService": s.DesiredService != nil, "Scheduler": s.Scheduler != nil,
-		"AuditService": s.AuditService != nil,
+		"AuditService": s.AuditService != nil, "KeyService": s.KeyService != nil,
 	} {
 		if !set {
 			missing = append(missing, name)

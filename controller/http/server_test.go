@@ -72,6 +72,7 @@ type env struct {
 		users      *bolt.UserService
 		desired    *bolt.DesiredService
 		audit      *bolt.AuditService
+		keys       *bolt.KeyService
 	}
 }
 
@@ -112,6 +113,8 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	s.AreaService, s.NodeService, s.ContentService, s.MediaService = st.areas, st.nodes, st.contents, e.lib
 	s.AnnouncementService, s.DeliveryService, s.EventService = st.anns, st.deliveries, st.events
 	s.UserService, s.DesiredService, s.Scheduler, s.AuditService = st.users, st.desired, e.sched, st.audit
+	st.keys = bolt.NewKeyService(e.db)
+	s.KeyService = st.keys
 	for _, f := range configure {
 		f(s)
 	}
@@ -383,6 +386,7 @@ func TestServerOpenClose(t *testing.T) {
 	busy.AreaService, busy.NodeService, busy.ContentService, busy.MediaService = s.AreaService, s.NodeService, s.ContentService, s.MediaService
 	busy.AnnouncementService, busy.DeliveryService, busy.EventService = s.AnnouncementService, s.DeliveryService, s.EventService
 	busy.UserService, busy.DesiredService, busy.Scheduler, busy.AuditService = s.UserService, s.DesiredService, s.Scheduler, s.AuditService
+	busy.KeyService = s.KeyService
 	if err := busy.Open(); err == nil || !strings.Contains(err.Error(), "listen on") {
 		busy.Close()
 		t.Errorf("Open on a busy port: %v, want a listen error", err)

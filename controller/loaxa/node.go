@@ -70,6 +70,8 @@ type NodeStatus struct {
 	Board          *protocol.Board   `json:"board,omitempty"`
 	Rejected       uint64            `json:"rejected"`
 	Outbox         int               `json:"outbox"`
+	// Keys are the ids of the controller keys the node trusts.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // NodeFilter selects nodes. Zero fields do not filter.

@@ -79,6 +79,7 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		s.Board = st.Board
 		s.Rejected = st.Rejected
 		s.Outbox = st.Outbox
+		s.Keys = st.Keys
 	})
 }
 

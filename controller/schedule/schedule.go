@@ -31,6 +31,9 @@ type Scheduler struct {
 	DeliveryService     loaxa.DeliveryService
 	DesiredService      loaxa.DesiredService
 	Messenger           loaxa.Messenger
+	// KeyService, if set, gives the controller keys every desired state
+	// tells its node to trust (see protocol.DesiredState.Keys).
+	KeyService loaxa.KeyService
 
 	Clock clock.Clock
 	// Horizon is how far ahead occurrences are compiled.
@@ -130,7 +133,14 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	if err != nil {
 		return fmt.Errorf("compile: announcements: %w", err)
 	}
+	var keys []protocol.PublicKey
+	if s.KeyService != nil {
+		if keys, err = s.KeyService.TrustedKeys(ctx); err != nil {
+			return fmt.Errorf("compile: keys: %w", err)
+		}
+	}
 	c := &compilation{
+		keys:     keys,
 		now:      s.Clock.Now(),
 		parent:   make(map[string]string, len(areas)),
 		contents: make(map[string]*loaxa.Content),
@@ -156,6 +166,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 
 // compilation holds what one CompileAll pass reads once for all nodes.
 type compilation struct {
+	keys     []protocol.PublicKey
 	now      time.Time
 	parent   map[string]string
 	contents map[string]*loaxa.Content
@@ -208,6 +219,7 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 		Occurrences: []protocol.Occurrence{},
 		Content:     []protocol.ContentRef{},
 		Config:      protocol.NodeConfig{Volume: s.Volume, LateGraceMS: s.LateGrace.Milliseconds()},
+		Keys:        c.keys,
 	}
 	refs := map[string]bool{}
 	for _, a := range c.anns {

@@ -199,6 +199,7 @@ func (a *Agent) Status() protocol.State {
 		Board:          &board,
 		Rejected:       a.status.rejected,
 		Outbox:         a.status.outbox,
+		Keys:           a.verifier.KeyIDs(),
 	}
 	if p := a.status.playing; p != nil {
 		cp := *p
@@ -284,6 +285,19 @@ func (a *Agent) load() error {
 		return fmt.Errorf("node agent: %w", err)
 	}
 	a.guard = protocol.NewReplayGuard(entries)
+	learnt, err := a.store.Keys()
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	if learnt != nil {
+		// Keys announced by the controller since the credentials were
+		// written replace theirs.
+		keys, err := parseKeys(learnt)
+		if err != nil {
+			return fmt.Errorf("node agent: stored controller keys: %w", err)
+		}
+		a.verifier.SetKeys(keys)
+	}
 	out, err := a.store.Outbox()
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)
