@@ -162,4 +162,3 @@ func (s *Server) handleActivateKey(w http.ResponseWriter, r *http.Request) error
 	s.writeJSON(w, r, http.StatusOK, k)
 	return nil
 }
-
