@@ -195,6 +195,15 @@ func (a *App) Open() (err error) {
 	a.HTTP.Scheduler = a.Scheduler
 	a.HTTP.AuditService = a.Audit
 	a.HTTP.Disconnect = disconnect
+	if cfg.BrokerURL != "" {
+		a.HTTP.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
+			f, err := mosquittoFiles(ctx, cfg, a.Nodes, a.Areas)
+			if err != nil {
+				return nil, nil, err
+			}
+			return map[string]string{MosquittoPasswdFile: f.Passwd, MosquittoACLFile: f.ACL, MosquittoConfFile: f.Conf}, f.Missing, nil
+		}
+	}
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -70,6 +70,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleListKeys},
 		{Method: "POST", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleAnnounceKey},
 		{Method: "POST", Path: "/api/v1/keys/activate", Action: loaxa.ActionManageSystem, handle: s.handleActivateKey},
+		{Method: "GET", Path: "/api/v1/broker/mosquitto", Action: loaxa.ActionManageSystem, handle: s.handleBrokerFiles},
 	}
 }
 

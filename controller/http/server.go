@@ -69,6 +69,9 @@ type Server struct {
 	// Disconnect cuts a node's broker connection at once, after its
 	// credentials were rotated or revoked; nil with an external broker.
 	Disconnect func(node string)
+	// BrokerFiles makes an external broker's password and ACL files (file
+	// name → content) and lists nodes left out; nil with the embedded one.
+	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
 	// LoginLimits bound failed sign-ins and enrolments; zero is

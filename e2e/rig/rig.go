@@ -227,6 +227,11 @@ type NodeOptions struct {
 	Broker string       // override the credentials' broker URL (e.g. a netproxy)
 	Output agent.Output // default: audio.None on the real clock
 	Dir    string       // data dir (default: a temp dir); reuse to restart a node
+	// Clock is the board's system clock (default clock.Real); a skewed one
+	// plays a board whose clock is wrong.
+	Clock clock.Clock
+	// Logger receives the agent's log (default: Logger(t, ...)).
+	Logger *slog.Logger
 }
 
 // StartNode runs a real agent with creds in this process, stopped when the
@@ -248,9 +253,12 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if opt.Output == nil {
 		opt.Output = audio.NewNone(clock.Real{})
 	}
+	if opt.Logger == nil {
+		opt.Logger = Logger(t, "node "+cr.Node)
+	}
 	a, err := agent.New(agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
-		Logger: Logger(t, "node "+cr.Node), Version: "e2e",
+		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e",
 	})
 	if err != nil {
 		t.Fatal(err)
