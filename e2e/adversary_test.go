@@ -297,7 +297,9 @@ func runAdversary(t *testing.T, b *brokerUnderTest) {
 	t.Run("a last will on another node's state topic", func(t *testing.T) {
 		var conn net.Conn
 		cl, err := dial(b.url, "ke-xau", rogueCreds.Username, rogueCreds.Secret, func(c net.Conn) { conn = c },
-			func(o *paho.ClientOptions) { o.SetWill(topics.Node("nan-nhan", protocol.ChanState), "rogue-will", 1, true) })
+			func(o *paho.ClientOptions) {
+				o.SetWill(topics.Node("nan-nhan", protocol.ChanState), "rogue-will", 1, true)
+			})
 		if err == nil {
 			conn.Close() // die without DISCONNECT: the broker would send the will
 			cl.Disconnect(0)
