@@ -56,6 +56,7 @@ type App struct {
 	Audit         *bolt.AuditService
 	Keys          *bolt.KeyService
 
+	tls    *serverTLS
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -120,6 +121,11 @@ func (a *App) Open() (err error) {
 		return fmt.Errorf("open audio library: %w", err)
 	}
 
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
+	a.tls = tlsCfg
 	topics := protocol.NewTopics(cfg.TopicPrefix)
 	var disconnect func(string)
 	a.MQTT = mqtt.NewClient()
@@ -136,6 +142,10 @@ func (a *App) Open() (err error) {
 		a.Broker.NodeService = a.Nodes
 		a.Broker.AreaService = a.Areas
 		a.Broker.Logger = a.Logger
+		if tlsCfg != nil {
+			a.Broker.TLSConfig = tlsCfg.server
+			a.MQTT.TLSConfig = tlsCfg.client
+		}
 		if err := a.Broker.Open(); err != nil {
 			return err
 		}
@@ -195,6 +205,10 @@ func (a *App) Open() (err error) {
 	a.HTTP.Scheduler = a.Scheduler
 	a.HTTP.AuditService = a.Audit
 	a.HTTP.Disconnect = disconnect
+	if tlsCfg != nil {
+		a.HTTP.TLSConfig = tlsCfg.server
+		a.HTTP.ControllerCA = tlsCfg.pin
+	}
 	if cfg.BrokerURL != "" {
 		a.HTTP.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
 			f, err := mosquittoFiles(ctx, cfg, a.Nodes, a.Areas)
@@ -238,12 +252,16 @@ func (a *App) publicBroker() string {
 	if err != nil {
 		return ""
 	}
+	scheme := "tcp://"
+	if a.tls != nil {
+		scheme = "ssl://"
+	}
 	if a.Config.PublicURL != "" {
 		if u, err := url.Parse(a.Config.PublicURL); err == nil && u.Hostname() != "" {
-			return "tcp://" + net.JoinHostPort(u.Hostname(), port)
+			return scheme + net.JoinHostPort(u.Hostname(), port)
 		}
 	}
-	return "tcp://{host}:" + port
+	return scheme + "{host}:" + port
 }
 
 func (a *App) markAllOffline(ctx context.Context) error {

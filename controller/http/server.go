@@ -148,6 +148,9 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("http server: listen on %s: %w", s.Addr, err)
 	}
+	if s.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.TLSConfig)
+	}
 	s.listener = ln
 	s.server = &http.Server{
 		Handler:           s.handler,
@@ -228,7 +231,11 @@ func (s *Server) URL() string {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}).String()
+	scheme := "http"
+	if s.TLSConfig != nil {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}).String()
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -48,19 +48,49 @@ type Controller struct {
 	App   *app.App
 	URL   string
 	Token string
+	// Client makes the API calls (it trusts the controller's certificate
+	// over TLS).
+	Client *http.Client
+}
+
+// ControllerOptions change how StartControllerWith runs a controller.
+type ControllerOptions struct {
+	// Broker is an external broker URL; "" runs the embedded broker.
+	Broker string
+	// Configure changes the configuration before the controller starts.
+	Configure func(*app.Config)
+	// Logger receives the controller's log (default: Logger(t, ...)).
+	Logger *slog.Logger
+	// Client is the API client (default: http.DefaultClient).
+	Client *http.Client
 }
 
 // StartController runs a controller on loopback ports with a temp data dir;
 // brokerURL "" runs the embedded broker.
 func StartController(t testing.TB, brokerURL string) *Controller {
 	t.Helper()
+	return StartControllerWith(t, ControllerOptions{Broker: brokerURL})
+}
+
+// StartControllerWith runs a controller as StartController does, with opt.
+func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
+	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.MQTTAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	cfg.BrokerURL = brokerURL
+	cfg.BrokerURL = opt.Broker
 	cfg.AdminPassword = adminPassword
-	a := app.New(cfg, Logger(t, "controller"))
+	if opt.Configure != nil {
+		opt.Configure(&cfg)
+	}
+	if opt.Logger == nil {
+		opt.Logger = Logger(t, "controller")
+	}
+	if opt.Client == nil {
+		opt.Client = http.DefaultClient
+	}
+	a := app.New(cfg, opt.Logger)
 	a.Out = io.Discard
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
@@ -75,7 +105,7 @@ func StartController(t testing.TB, brokerURL string) *Controller {
 	if err := a.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := &Controller{t: t, App: a, URL: a.HTTP.URL()}
+	c := &Controller{t: t, App: a, URL: a.HTTP.URL(), Client: opt.Client}
 	var tok struct{ Token string }
 	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "admin", "password": adminPassword}, &tok)
 	c.Token = tok.Token
@@ -110,7 +140,7 @@ func (c *Controller) Send(req *http.Request, out any) (int, []byte) {
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Client.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}

@@ -16,6 +16,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,7 @@ const progressRetention = 48 * time.Hour
 // Agent runs one node.
 type Agent struct {
 	cfg      Config
+	tls      *tls.Config
 	cred     *protocol.Credentials
 	log      *slog.Logger
 	clock    *clock.Offset
@@ -112,8 +114,16 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	tlsConfig, err := cfg.Credentials.TLSConfig()
+	if err != nil {
+		return nil, fmt.Errorf("node agent: %w", err)
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		// The controller is verified against the pinned CA of the
+		// credentials, if they have one.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsConfig
+		cfg.HTTPClient = &http.Client{Transport: tr}
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -137,6 +147,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	log := cfg.Logger.With("node", cred.Node)
 	a := &Agent{
+		tls:         tlsConfig,
 		cfg:         cfg,
 		cred:        cred,
 		log:         log,
@@ -221,6 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Node:                 a.cred.Node,
 		Username:             a.cred.Username,
 		Secret:               a.cred.Secret,
+		TLS:                  a.tls,
 		Topics:               a.topics,
 		Areas:                a.areas(),
 		Will:                 a.encodeState(protocol.State{Status: protocol.StatusOffline, At: a.clock.Now().UTC()}),

@@ -11,6 +11,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +32,11 @@ var ErrClosed = errors.New("mqtt link closed")
 
 // Config configures a Link. Broker, Node, Username and Secret are required.
 type Config struct {
-	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883.
-	Broker   string
+	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883 or ssl://…:8883.
+	Broker string
+	// TLS configures ssl:// (and mqtts://, tls://) brokers: the pinned
+	// controller CA (protocol.Credentials.TLSConfig).
+	TLS      *tls.Config
 	Node     string
 	Username string
 	Secret   string
@@ -149,6 +153,9 @@ func Open(cfg Config) (*Link, error) {
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.log.Warn("mqtt: link to broker lost", "err", err)
 		})
+	if cfg.TLS != nil {
+		opts.SetTLSConfig(cfg.TLS)
+	}
 	if cfg.Will != nil {
 		opts.SetBinaryWill(cfg.Topics.Node(cfg.Node, protocol.ChanState), cfg.Will, 1, true)
 	}
