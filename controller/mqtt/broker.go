@@ -3,8 +3,8 @@ package mqtt
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"

@@ -44,9 +44,9 @@ type Client struct {
 	Password string
 	// TLSConfig is used for ssl:// brokers.
 	TLSConfig *tls.Config
-	ClientID string
-	Topics   protocol.Topics
-	Signer   *protocol.Signer
+	ClientID  string
+	Topics    protocol.Topics
+	Signer    *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
 	// go to the same worker, so its events stay in order.
 	Workers int
