@@ -52,7 +52,7 @@ var testPasswordHash = sync.OnceValues(func() ([]byte, error) { return loaxa.Has
 // env is a server over a real store and a real audio library in a temp
 // dir, on a fake clock, behind httptest.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *clock.Fake
 	db     *bolt.DB
 	lib    *media.Library
@@ -77,7 +77,7 @@ type env struct {
 }
 
 // newEnv starts a server; configure may change it before it serves.
-func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
+func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, clock: clock.NewFake(t0), sched: &fakeScheduler{}, logs: &syncBuffer{}}
@@ -272,7 +272,7 @@ type part struct {
 }
 
 // multipartBody encodes parts as multipart/form-data.
-func multipartBody(t *testing.T, parts ...part) (io.Reader, string) {
+func multipartBody(t testing.TB, parts ...part) (io.Reader, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
