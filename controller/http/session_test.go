@@ -235,3 +235,24 @@ func TestCookieSecure(t *testing.T) {
 		t.Errorf("status %d, cookies %+v: want one Secure cookie", r.status, cs)
 	}
 }
+
+// BenchmarkSignIn compares a wrong password (one bcrypt) with a sign-in
+// refused because the username is locked (no bcrypt at all): a locked
+// attacker costs the controller next to nothing.
+func BenchmarkSignIn(b *testing.B) {
+	for _, locked := range []bool{false, true} {
+		b.Run(map[bool]string{false: "wrong-password", true: "locked"}[locked], func(b *testing.B) {
+			limit := 1 << 30
+			if locked {
+				limit = 1
+			}
+			e := newEnv(b, func(s *lhttp.Server) {
+				s.LoginLimits = lhttp.LoginLimits{UserFailures: limit, AddrFailures: 1 << 30, Window: time.Hour, LockFor: time.Hour, MaxLock: time.Hour}
+			})
+			e.signIn("admin", "wrong-password")
+			for b.Loop() {
+				e.signIn("admin", "wrong-password")
+			}
+		})
+	}
+}
