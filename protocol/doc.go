@@ -83,10 +83,30 @@
 // corrected by the offset it measures against the controller (HTTP GET
 // /api/v1/time). A lost link does not stop the schedule.
 //
+// # Priorities, preemption and repeats
+//
+// Each Occurrence has a Priority: background < normal < priority <
+// emergency. The node plays one occurrence at a time; a due occurrence of a
+// higher level preempts the one on air at once, equal levels queue in
+// start order. The one cut off reports EventSuspended (not final) and plays
+// again from the beginning when it is its turn, if its OnPreempt is resume
+// (the default) and its deadline has not passed; otherwise it ends as
+// EventPreempted. The deadline is PlayBy (the end of its session) or Start
+// plus the late grace, whichever is later; it also bounds a late first
+// start. An occurrence that was on air when the agent stopped resumes the
+// same way after a restart. Repeat, GapMS and the chimes make one stream on
+// the node: opening chime, Content Repeat times with GapMS of silence
+// between, closing chime. These fields were added later; a zero value means
+// what an older node does: play Content once at Start, resume policy
+// unknown.
+//
+// Every occurrence ends in exactly one final event: completed, preempted,
+// failed (with a Reason) or missed.
+//
 // # Events and acknowledgement
 //
-// The node writes every event (received, started, completed, failed, missed,
-// preempted) to a durable outbox with a sequence number that has no gaps,
+// The node writes every event (received, started, suspended, completed,
+// failed, missed, preempted) to a durable outbox with a sequence number that has no gaps,
 // then sends the outbox in order as EventBatch messages until the controller
 // acknowledges with a Command{Name: "ack", Epoch, Seq}. The controller stores
 // events idempotently by (node, epoch, seq) and accepts them only in order,

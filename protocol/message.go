@@ -68,7 +68,56 @@ type Occurrence struct {
 	Priority     Priority  `json:"priority"`
 	Start        time.Time `json:"start"`
 	DurationMS   int64     `json:"duration_ms"`
+
+	// The fields below were added after the first version of the contract;
+	// a node that does not know them plays the content once at Start, and a
+	// zero value means exactly that.
+
+	// Repeat is how many times Content plays, with GapMS of silence between
+	// plays (0 and 1 both mean once).
+	Repeat int   `json:"repeat,omitempty"`
+	GapMS  int64 `json:"gap_ms,omitempty"`
+	// OpeningChime and ClosingChime are content ids (listed in Content)
+	// played before the first and after the last repeat; a chime that is
+	// not cached is skipped rather than holding up the bulletin.
+	OpeningChime string `json:"opening_chime,omitempty"`
+	ClosingChime string `json:"closing_chime,omitempty"`
+	// OnPreempt says what happens when a higher level cuts the occurrence
+	// off: PreemptResume (the default, also for "") plays it again from the
+	// beginning once the higher one is over, if that is no later than
+	// PlayBy; PreemptDrop ends it as preempted.
+	OnPreempt string `json:"on_preempt,omitempty"`
+	// PlayBy is the latest instant the occurrence may start, or start again
+	// after being cut off: the end of its session for an item in a session.
+	// Zero, or earlier than Start plus the late grace, means Start plus the
+	// late grace (NodeConfig.LateGraceMS).
+	PlayBy time.Time `json:"play_by,omitzero"`
+	// Session names the session instance the occurrence belongs to, e.g.
+	// "s000001@20250301", for display and reports.
+	Session string `json:"session,omitempty"`
 }
+
+// Preemption policies of an Occurrence.
+const (
+	PreemptResume = "resume"
+	PreemptDrop   = "drop"
+)
+
+// Plays returns how many times the content plays (at least 1).
+func (o *Occurrence) Plays() int { return max(o.Repeat, 1) }
+
+// Deadline returns the latest instant o may start or start again, given
+// the node's late grace.
+func (o *Occurrence) Deadline(grace time.Duration) time.Time {
+	d := o.Start.Add(grace)
+	if o.PlayBy.After(d) {
+		return o.PlayBy
+	}
+	return d
+}
+
+// Resumes reports whether o plays again after being cut off.
+func (o *Occurrence) Resumes() bool { return o.OnPreempt != PreemptDrop }
 
 // ContentRef tells a node where to fetch content and how to check it. The
 // content id is the hex SHA-256 of the bytes served.
@@ -120,11 +169,24 @@ func (d *DesiredState) Validate() error {
 			return fmt.Errorf("desired state for %s: occurrence %s: unknown priority %q", d.Node, o.ID, o.Priority)
 		case o.Start.IsZero():
 			return fmt.Errorf("desired state for %s: occurrence %s has no start", d.Node, o.ID)
+		case o.OpeningChime != "" && !refs[o.OpeningChime] || o.ClosingChime != "" && !refs[o.ClosingChime]:
+			return fmt.Errorf("desired state for %s: occurrence %s needs a chime that is not listed", d.Node, o.ID)
+		case o.Repeat < 0 || o.Repeat > MaxRepeat || o.GapMS < 0 || o.GapMS > MaxGapMS:
+			return fmt.Errorf("desired state for %s: occurrence %s: repeat %d with gap %d ms is out of range", d.Node, o.ID, o.Repeat, o.GapMS)
+		case o.OnPreempt != "" && o.OnPreempt != PreemptResume && o.OnPreempt != PreemptDrop:
+			return fmt.Errorf("desired state for %s: occurrence %s: unknown preemption policy %q", d.Node, o.ID, o.OnPreempt)
 		}
 		seen[o.ID] = true
 	}
 	return nil
 }
+
+// Bounds on repeats, so that a bad desired state cannot keep a speaker
+// busy for hours.
+const (
+	MaxRepeat = 10
+	MaxGapMS  = 10 * 60 * 1000
+)
 
 // ValidContentID reports whether s is a lower-case hex SHA-256.
 func ValidContentID(s string) bool {
@@ -214,6 +276,11 @@ const (
 	EventFailed    EventType = "failed"    // could not play; Reason says why
 	EventMissed    EventType = "missed"    // the node could not start in time (was off, or too late)
 	EventPreempted EventType = "preempted" // cut off by a higher priority and not resumed
+	// EventSuspended is not final: the occurrence was cut off (by a higher
+	// priority, or the agent stopping) and will start again from the
+	// beginning; Reason says what cut it off. A later started event follows,
+	// or a final one if it cannot start again in time.
+	EventSuspended EventType = "suspended"
 )
 
 // Failure reasons reported in Event.Reason.
@@ -224,6 +291,7 @@ const (
 	ReasonInterrupted    = "interrupted" // the agent stopped while playing
 	ReasonRemoved        = "removed"     // a newer desired state dropped the occurrence
 	ReasonTooLate        = "too-late"
+	ReasonPreempted      = "preempted" // a higher priority took the speaker
 )
 
 // Event is one thing a node did. Seq is per node and epoch, without gaps.

@@ -28,8 +28,12 @@ section "system packages"
 # internal/alsatest; mosquitto(-clients): the external broker under test.
 packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients)
 missing=()
+arch=$(dpkg --print-architecture)
 for p in "${packages[@]}"; do
-	if ! dpkg -s "$p" >/dev/null 2>&1; then
+	# Ask for this machine's architecture: with foreign architectures
+	# enabled (scripts/build-boards.sh installs arm64/armhf ALSA headers),
+	# a bare "dpkg -s libasound2-dev" is ambiguous and fails.
+	if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p:$arch" 2>/dev/null || dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) != installed ]]; then
 		missing+=("$p")
 	fi
 done

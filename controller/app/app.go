@@ -55,6 +55,9 @@ type App struct {
 	Desired       *bolt.DesiredService
 	Audit         *bolt.AuditService
 	Keys          *bolt.KeyService
+	Sessions      *bolt.SessionService
+	Holidays      *bolt.HolidayService
+	Proposals     *bolt.ProposalService
 
 	tls    *serverTLS
 	cancel context.CancelFunc
@@ -98,6 +101,9 @@ func (a *App) Open() (err error) {
 	a.Desired = bolt.NewDesiredService(a.DB)
 	a.Audit = bolt.NewAuditService(a.DB)
 	a.Keys = bolt.NewKeyService(a.DB)
+	a.Sessions = bolt.NewSessionService(a.DB)
+	a.Holidays = bolt.NewHolidayService(a.DB)
+	a.Proposals = bolt.NewProposalService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -180,6 +186,9 @@ func (a *App) Open() (err error) {
 		a.Signer.SetKey(current)
 		a.Scheduler.Changed()
 	}
+	a.Scheduler.SessionService = a.Sessions
+	a.Scheduler.HolidayService = a.Holidays
+	a.Scheduler.ProposalService = a.Proposals
 	a.Scheduler.Clock = a.Clock
 	a.Scheduler.Horizon = cfg.Horizon
 	a.Scheduler.Logger = a.Logger
@@ -218,6 +227,10 @@ func (a *App) Open() (err error) {
 			return map[string]string{MosquittoPasswdFile: f.Passwd, MosquittoACLFile: f.ACL, MosquittoConfFile: f.Conf}, f.Missing, nil
 		}
 	}
+	a.HTTP.SessionService = a.Sessions
+	a.HTTP.HolidayService = a.Holidays
+	a.HTTP.ProposalService = a.Proposals
+	a.HTTP.ProgrammeService = a.Scheduler
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@
 //	users            username → User with its password hash
 //	tokens           SHA-256(token) → session
 //	desired          node id → Desired
+//	sessions         session id → Session
+//	holidays         holiday id → Holiday
+//	proposals        proposal id → Proposal
 //	keys             "signing" → current Ed25519 private key, "seq_floor" → uint64,
 //	                 "ring" → every signing key and its state (KeyService)
 //	audit            seq(8) → AuditEntry (append-only)
@@ -68,6 +71,9 @@ var (
 	bucketMeta           = []byte("meta")
 	bucketAudit          = []byte("audit")
 	bucketEnrolments     = []byte("enrolments")
+	bucketSessions       = []byte("sessions")
+	bucketHolidays       = []byte("holidays")
+	bucketProposals      = []byte("proposals")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
@@ -75,6 +81,7 @@ var (
 		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
+		bucketSessions, bucketHolidays, bucketProposals,
 	}
 
 	keySigning  = []byte("signing")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -143,8 +144,56 @@ func (s *DeliveryService) FindDeliveries(ctx context.Context, f loaxa.DeliveryFi
 	if err != nil {
 		return nil, fmt.Errorf("find deliveries: %w", err)
 	}
+	if !f.From.IsZero() || !f.To.IsZero() {
+		out = slices.DeleteFunc(out, func(d *loaxa.Delivery) bool {
+			return !f.From.IsZero() && d.Start.Before(f.From) || !f.To.IsZero() && !d.Start.Before(f.To)
+		})
+	}
 	slices.SortFunc(out, func(a, b *loaxa.Delivery) int {
 		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.Node, b.Node), strings.Compare(a.Occurrence, b.Occurrence))
 	})
 	return out, nil
+}
+
+// DropDeliveries deletes node's pending and received deliveries that start
+// after after and whose occurrence keep does not hold. Started and final
+// ones stay: they are history.
+func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep map[string]bool, after time.Time) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		idx := tx.Bucket(bucketNodeDeliveries)
+		p := prefix(node)
+		var drop [][2][]byte
+		c := idx.Cursor()
+		for k, key := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, key = c.Next() {
+			var d loaxa.Delivery
+			ok, err := getJSON(b, key, &d)
+			if err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("delivery index %q points to missing %q", k, key)
+			}
+			if keep[d.Occurrence] || !d.Start.After(after) ||
+				d.State != loaxa.DeliveryPending && d.State != loaxa.DeliveryReceived {
+				continue
+			}
+			drop = append(drop, [2][]byte{bytes.Clone(k), bytes.Clone(key)})
+		}
+		for _, kk := range drop {
+			if err := idx.Delete(kk[0]); err != nil {
+				return err
+			}
+			if err := b.Delete(kk[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("drop deliveries of node %s: %w", node, err)
+	}
+	return nil
 }

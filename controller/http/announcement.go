@@ -38,7 +38,36 @@ type announcementRequest struct {
 	Start     string            `json:"start"`
 	RRule     *string           `json:"rrule"`
 	Repeat    *int              `json:"repeat"`
+	// Recurrence bounds and exceptions, sessions, policies and chimes.
+	Until        string   `json:"until"`
+	Count        int      `json:"count"`
+	ExDates      []string `json:"exdates"`
+	OnHolidays   bool     `json:"on_holidays"`
+	Session      string   `json:"session"`
+	GapMS        int64    `json:"gap_ms"`
+	OnPreempt    string   `json:"on_preempt"`
+	OpeningChime string   `json:"opening_chime"`
+	ClosingChime string   `json:"closing_chime"`
+	// Force creates the announcement despite conflicts.
+	Force bool `json:"force"`
 }
+
+// conflictResponse answers a create refused for conflicts (409).
+type conflictResponse struct {
+	Error     errorBody        `json:"error"`
+	Conflicts []loaxa.Conflict `json:"conflicts"`
+}
+
+// createdAnnouncement answers POST /api/v1/announcements: the announcement,
+// the conflicts it was forced in with, and the proposals it made.
+type createdAnnouncement struct {
+	*loaxa.Announcement
+	Conflicts []loaxa.Conflict  `json:"conflicts,omitempty"`
+	Proposals []*loaxa.Proposal `json:"proposals,omitempty"`
+}
+
+// MaxExDates bounds the exception dates of one announcement.
+const MaxExDates = 366
 
 // announcementsResponse answers GET /api/v1/announcements.
 type announcementsResponse struct {
@@ -49,7 +78,9 @@ type announcementsResponse struct {
 type deliveriesResponse struct {
 	Announcement string                      `json:"announcement"`
 	Counts       map[loaxa.DeliveryState]int `json:"counts"`
-	Deliveries   []*loaxa.Delivery           `json:"deliveries"`
+	// FailedToSound counts deliveries overdue for a node event.
+	FailedToSound int               `json:"failed_to_sound"`
+	Deliveries    []*loaxa.Delivery `json:"deliveries"`
 }
 
 // handleCreateAnnouncement answers POST /api/v1/announcements.
@@ -68,11 +99,8 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		CreatedBy: userFrom(ctx).Username,
 		CreatedAt: now,
 	}
-	if req.RRule != nil && *req.RRule != "" {
-		// TODO(recurrence): accept RFC 5545 rules once the scheduler
-		// expands them into occurrences.
-		return loaxa.Errorf(loaxa.EInvalid,
-			"rrule: recurrence is not supported yet; leave rrule out and create one announcement per occurrence.")
+	if req.RRule != nil {
+		a.RRule = strings.TrimSpace(*req.RRule)
 	}
 	var err error
 	if a.Title, err = cleanText("title", req.Title, false); err != nil {
@@ -84,7 +112,10 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		return loaxa.Errorf(loaxa.EInvalid, "priority %q is not a priority; use one of %s (default normal).",
 			a.Priority, joinPriorities())
 	}
-	if a.Start, err = parseStart(req.Start, now); err != nil {
+	if a.Start, err = parseStart(req.Start, now, a.RRule != ""); err != nil {
+		return err
+	}
+	if err := s.readSchedule(ctx, &req, a); err != nil {
 		return err
 	}
 	if req.Repeat != nil {
@@ -121,21 +152,205 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 	if err := s.authorizeTargets(ctx, a); err != nil {
 		return err
 	}
+	if err := s.checkRecurrence(ctx, a); err != nil {
+		return err
+	}
+	stations, err := s.proposalStations(ctx, a)
+	if err != nil {
+		return err
+	}
+	a.Proposed = len(stations) > 0
+
+	resp := createdAnnouncement{Announcement: a}
+	if s.ProgrammeService != nil {
+		conflicts, err := s.ProgrammeService.CheckAnnouncement(ctx, a)
+		if err != nil {
+			return fmt.Errorf("create announcement: %w", err)
+		}
+		if len(conflicts) > 0 && !req.Force {
+			s.writeJSON(w, r, http.StatusConflict, conflictResponse{
+				Error: errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
+					"The announcement conflicts with the programme in %d place(s): %s Fix it, or send the same request with \"force\": true to schedule it anyway.",
+					len(conflicts), conflicts[0].Message)},
+				Conflicts: conflicts,
+			})
+			return nil
+		}
+		resp.Conflicts = conflicts
+	}
 
 	if err := s.AnnouncementService.CreateAnnouncement(ctx, a); err != nil {
 		return fmt.Errorf("create announcement: %w", err)
 	}
+	if len(stations) > 0 {
+		for _, st := range stations {
+			resp.Proposals = append(resp.Proposals, &loaxa.Proposal{Announcement: a.ID, Area: st})
+		}
+		if err := s.ProposalService.CreateProposals(ctx, resp.Proposals); err != nil {
+			return fmt.Errorf("create announcement %s: %w", a.ID, err)
+		}
+	}
 	s.changed()
-	s.audit(r, auditAnnCreate, a.ID, auditArea(a), auditTargets(a))
+	s.audit(r, auditAnnCreate, a.ID, auditArea(a), auditTargets(a)+fmt.Sprintf(", %d conflicts forced, %d proposals", len(resp.Conflicts), len(resp.Proposals)))
 	s.logger().Info("announcement created", "announcement", a.ID, "content", a.ContentID, "priority", a.Priority,
-		"start", a.Start, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes, "by", a.CreatedBy)
-	s.writeJSON(w, r, http.StatusCreated, a)
+		"start", a.Start, "rrule", a.RRule, "session", a.Session, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes,
+		"proposals", len(resp.Proposals), "conflicts", len(resp.Conflicts), "by", a.CreatedBy)
+	s.writeJSON(w, r, http.StatusCreated, resp)
 	return nil
 }
 
-// parseStart reads an announcement start: RFC 3339, not in the past, at
-// most a year ahead.
-func parseStart(s string, now time.Time) (time.Time, error) {
+// readSchedule reads the recurrence bounds, exceptions, session, policy
+// and chimes of a request into a.
+func (s *Server) readSchedule(ctx context.Context, req *announcementRequest, a *loaxa.Announcement) error {
+	if req.Until != "" {
+		t, err := time.Parse(time.RFC3339, req.Until)
+		if err != nil {
+			return loaxa.Errorf(loaxa.EInvalid, "until %q is not an RFC 3339 time; write it like 2026-12-31T23:59:59+07:00.", req.Until)
+		}
+		if !t.After(a.Start) {
+			return loaxa.Errorf(loaxa.EInvalid, "until %s is not after start; give the last instant the announcement may play.", req.Until)
+		}
+		a.Until = t
+	}
+	if req.Count < 0 {
+		return loaxa.Errorf(loaxa.EInvalid, "count %d is negative; give how many plays in all, or leave it out.", req.Count)
+	}
+	a.Count = req.Count
+	if (a.Count > 0 || !a.Until.IsZero()) && a.RRule == "" {
+		return loaxa.Errorf(loaxa.EInvalid, "until and count bound a recurrence; give an rrule too, or leave them out for one play.")
+	}
+	if len(req.ExDates) > MaxExDates {
+		return loaxa.Errorf(loaxa.EInvalid, "exdates has %d dates; the limit is %d.", len(req.ExDates), MaxExDates)
+	}
+	a.ExDates = req.ExDates
+	a.OnHolidays = req.OnHolidays
+	switch req.OnPreempt {
+	case "", loaxa.PreemptResume, loaxa.PreemptDrop:
+		a.OnPreempt = req.OnPreempt
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "on_preempt %q is not a policy; use resume (play again from the start after the interruption) or drop.", req.OnPreempt)
+	}
+	if req.GapMS < 0 || req.GapMS > protocol.MaxGapMS {
+		return loaxa.Errorf(loaxa.EInvalid, "gap_ms %d is out of range; give 0 to %d milliseconds of silence between repeats.", req.GapMS, protocol.MaxGapMS)
+	}
+	a.GapMS = req.GapMS
+	for _, ch := range []struct {
+		field string
+		id    string
+		dst   *string
+	}{{"opening_chime", req.OpeningChime, &a.OpeningChime}, {"closing_chime", req.ClosingChime, &a.ClosingChime}} {
+		if ch.id == "" {
+			continue
+		}
+		if !protocol.ValidContentID(ch.id) {
+			return loaxa.Errorf(loaxa.EInvalid, "%s %q is not a content id; use the 64 hex digits returned by POST /api/v1/content.", ch.field, ch.id)
+		}
+		if _, err := s.ContentService.FindContentByID(ctx, ch.id); loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return loaxa.Errorf(loaxa.EInvalid, "%s %s does not exist; upload the chime with POST /api/v1/content first.", ch.field, ch.id)
+		} else if err != nil {
+			return fmt.Errorf("find chime %s: %w", ch.id, err)
+		}
+		*ch.dst = ch.id
+	}
+	if req.Session != "" {
+		if s.SessionService == nil {
+			return loaxa.Errorf(loaxa.EUnavailable, "Sessions are not available on this controller.")
+		}
+		sess, err := s.SessionService.FindSessionByID(ctx, req.Session)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return loaxa.Errorf(loaxa.EInvalid, "session %q does not exist; pick one from GET /api/v1/sessions.", req.Session)
+		} else if err != nil {
+			return fmt.Errorf("find session %s: %w", req.Session, err)
+		}
+		a.Session = sess.ID
+	}
+	if u := userFrom(ctx); u != nil {
+		a.FromArea = u.Area
+	}
+	return nil
+}
+
+// checkRecurrence expands a's rule in the zone of every target area, so a
+// bad rule or exception is refused with the library's reason.
+func (s *Server) checkRecurrence(ctx context.Context, a *loaxa.Announcement) error {
+	zones := map[string]bool{loaxa.DefaultTimeZone: true}
+	for _, id := range a.Targets.Areas {
+		z, err := s.zoneOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		zones[z] = true
+	}
+	for z := range zones {
+		loc, err := loaxa.Location(z)
+		if err != nil {
+			return err
+		}
+		if _, err := loaxa.NewRecurrence(a, loc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zoneOf returns the time zone area keeps its schedule in: its own or its
+// nearest ancestor's, else DefaultTimeZone.
+func (s *Server) zoneOf(ctx context.Context, area string) (string, error) {
+	chain, err := s.AreaService.AreaChain(ctx, area)
+	if err != nil {
+		return "", fmt.Errorf("zone of %s: %w", area, err)
+	}
+	for _, id := range chain {
+		ar, err := s.AreaService.FindAreaByID(ctx, id)
+		if err != nil {
+			return "", fmt.Errorf("zone of %s: %w", area, err)
+		}
+		if ar.TimeZone != "" {
+			return ar.TimeZone, nil
+		}
+	}
+	return loaxa.DefaultTimeZone, nil
+}
+
+// proposalStations returns the stations a normal bulletin from a district
+// or province officer is proposed to: the areas with sessions within its
+// target areas, strictly below the officer's own area. Other bulletins
+// (other levels, other roles, a session named) are scheduled as sent.
+func (s *Server) proposalStations(ctx context.Context, a *loaxa.Announcement) ([]string, error) {
+	u := userFrom(ctx)
+	if u == nil || (u.Role != loaxa.RoleProvince && u.Role != loaxa.RoleDistrict) ||
+		a.Priority != protocol.PriorityNormal || a.Session != "" || s.SessionService == nil || s.ProposalService == nil {
+		return nil, nil
+	}
+	var out []string
+	for _, target := range a.Targets.Areas {
+		areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: target})
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		ids := make([]string, 0, len(areas))
+		for _, ar := range areas {
+			if ar.ID != u.Area {
+				ids = append(ids, ar.ID)
+			}
+		}
+		sessions, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: ids})
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		for _, x := range sessions {
+			if !slices.Contains(out, x.Area) {
+				out = append(out, x.Area)
+			}
+		}
+	}
+	return out, nil
+}
+
+// parseStart reads an announcement start: RFC 3339, at most a year ahead,
+// and not in the past unless it starts a recurrence (DTSTART may well be
+// this morning for "every day at 05:30").
+func parseStart(s string, now time.Time, recurring bool) (time.Time, error) {
 	example := now.In(exampleZone).Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339)
 	if s == "" {
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start is required; give the time to play in RFC 3339, e.g. %s.", example)
@@ -145,7 +360,10 @@ func parseStart(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid,
 			"start %q is not an RFC 3339 time; write the date, T, the time and the UTC offset, e.g. %s.", s, example)
 	}
-	if t.Before(now.Add(-startSlack)) {
+	if recurring && t.Before(now.AddDate(-1, 0, 0)) {
+		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is more than a year ago; start the recurrence at its first play from now on.", s)
+	}
+	if !recurring && t.Before(now.Add(-startSlack)) {
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is in the past; give a future time in RFC 3339, e.g. %s.", s, example)
 	}
 	if limit := now.AddDate(1, 0, 0); t.After(limit) {
@@ -348,8 +566,13 @@ func (s *Server) handleListDeliveries(w http.ResponseWriter, r *http.Request) er
 		return fmt.Errorf("list deliveries of %s: %w", a.ID, err)
 	}
 	resp := deliveriesResponse{Announcement: a.ID, Counts: map[loaxa.DeliveryState]int{}, Deliveries: []*loaxa.Delivery{}}
+	now := s.now()
 	for _, d := range ds {
 		if sc.hasNode(d.Node) {
+			d.CheckSilence(now, loaxa.SilenceBound)
+			if d.FailedToSound {
+				resp.FailedToSound++
+			}
 			resp.Deliveries = append(resp.Deliveries, d)
 			resp.Counts[d.State]++
 		}

@@ -86,6 +86,7 @@ func TestCommuneScope(t *testing.T) {
 	announce := func(token string, targets map[string]any, priority string) response {
 		return e.request("POST", "/api/v1/announcements", token, "application/json", jsonBody(t, map[string]any{
 			"content_id": c.ID, "targets": targets, "start": start, "priority": priority,
+			"force": true, // several at one time on purpose: this test is about scope
 		}))
 	}
 

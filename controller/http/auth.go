@@ -121,11 +121,11 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// handleCreateSession answers POST /api/v1/auth/session: signs a user in
+// handleSignInBrowser answers POST /api/v1/auth/session: signs a user in
 // for a browser. The token goes into an HttpOnly, SameSite=Strict cookie
 // (Secure over TLS) that scripts on the page cannot read; the answer
 // carries the CSRF token the page sends back in X-CSRF-Token.
-func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleSignInBrowser(w http.ResponseWriter, r *http.Request) error {
 	// A page on another site must not sign the browser in to an account
 	// of the attacker's choosing (login CSRF).
 	if err := s.checkOrigin(r); err != nil {
@@ -146,9 +146,9 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-// handleGetSession answers GET /api/v1/auth/session: who the caller is,
+// handleWhoAmI answers GET /api/v1/auth/session: who the caller is,
 // and for a cookie session the CSRF token again (after a page reload).
-func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleWhoAmI(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
 	}

@@ -155,6 +155,52 @@ func authzCases() map[string][]authzCase {
 			return authzRequest{method: "GET", path: "/api/v1/announcements/" + a.ann[in] + "/deliveries"}
 		}}},
 
+		"GET /api/v1/sessions": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/sessions?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/sessions": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			m := int(a.seq.Add(1)) * 3
+			return jsonReq("POST", "/api/v1/sessions", map[string]any{"area": scopeArea[in], "name": "Buổi", "start": fmt.Sprintf("%02d:%02d", m/60, m%60), "max_minutes": 2})
+		}}},
+		"DELETE /api/v1/sessions/{id}": {{scoped: true, ok: 0, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			m := int(a.seq.Add(1)) * 3
+			sess := &loaxa.Session{Area: scopeArea[in], Name: "Buổi", Start: fmt.Sprintf("%02d:%02d", m/60, m%60), MaxMinutes: 2}
+			if err := a.stores.sessions.CreateSession(context.Background(), sess); err != nil {
+				a.t.Fatal(err)
+			}
+			return authzRequest{method: "DELETE", path: "/api/v1/sessions/" + sess.ID}
+		}}},
+		"GET /api/v1/holidays": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/holidays?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/holidays": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/holidays", map[string]any{"area": scopeArea[in], "name": "Nghỉ", "date": a.day()})
+		}}},
+		"DELETE /api/v1/holidays/{id}": {{scoped: true, ok: 0, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			h := &loaxa.Holiday{Area: scopeArea[in], Name: "Nghỉ", Date: a.day()}
+			if err := a.stores.holidays.CreateHoliday(context.Background(), h); err != nil {
+				a.t.Fatal(err)
+			}
+			return authzRequest{method: "DELETE", path: "/api/v1/holidays/" + h.ID}
+		}}},
+		"GET /api/v1/proposals": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/proposals?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/proposals/{id}/accept": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/proposals/"+a.proposal(in)+"/accept", map[string]any{})
+		}}},
+		"POST /api/v1/proposals/{id}/decline": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/proposals/"+a.proposal(in)+"/decline", map[string]any{})
+		}}},
+		"GET /api/v1/nodes/{id}/programme": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/nodes/" + scopeNode[in] + "/programme"}
+		}}},
+		"GET /api/v1/areas/{id}/programme": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/areas/" + scopeArea[in] + "/programme"}
+		}}},
+		"GET /api/v1/reports/broadcast": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/reports/broadcast?area=" + scopeArea[in]}
+		}}},
 		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
 		}}},
@@ -174,9 +220,23 @@ func authzCases() map[string][]authzCase {
 	}
 }
 
+// day returns a new date for a holiday.
+func (a *authzEnv) day() string {
+	return time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(a.seq.Add(1))).Format("2006-01-02")
+}
+
+// proposal stores a pending proposal for the in- or out-of-scope commune.
+func (a *authzEnv) proposal(in bool) string {
+	p := &loaxa.Proposal{Announcement: a.ann[in], Area: scopeArea[in], State: loaxa.ProposalPending}
+	if err := a.stores.proposals.CreateProposals(context.Background(), []*loaxa.Proposal{p}); err != nil {
+		a.t.Fatal(err)
+	}
+	return p.ID
+}
+
 func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
 	return jsonReq("POST", "/api/v1/announcements", map[string]any{
-		"content_id": a.content, "priority": p, "start": a.clock.Now().Add(time.Hour).Format(time.RFC3339),
+		"content_id": a.content, "priority": p, "start": a.clock.Now().Add(time.Hour).Format(time.RFC3339), "force": true,
 		"targets": map[string][]string{"areas": {scopeArea[in]}, "nodes": {}},
 	})
 }
@@ -273,11 +333,11 @@ func TestAuthorization(t *testing.T) {
 					name := fmt.Sprintf("%s #%d as %s, %s", key, i, cl.name, where)
 					switch {
 					case allowed && c.ok != 0 && r.status != c.ok, allowed && c.ok == 0 && (r.status < 200 || r.status > 299):
-						t.Errorf("%s: status %d, want %d (allowed): %s", name, r.status, max(c.ok, 200), r.body)
+						t.Errorf("%s: status %d, want %d (allowed): %.300s", name, r.status, max(c.ok, 200), r.body)
 					case !allowed && r.status != http.StatusForbidden:
-						t.Errorf("%s: status %d, want 403: %s", name, r.status, r.body)
+						t.Errorf("%s: status %d, want 403: %.300s", name, r.status, r.body)
 					case !allowed && !strings.Contains(string(r.body), `"code":"forbidden"`):
-						t.Errorf("%s: body %s, want code forbidden", name, r.body)
+						t.Errorf("%s: body %.300s, want code forbidden", name, r.body)
 					}
 				}
 			}

@@ -30,8 +30,8 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/health", handle: s.handleHealth},
 		{Method: "GET", Path: "/api/v1/time", handle: s.handleTime},
 		{Method: "POST", Path: "/api/v1/auth/token", handle: s.handleCreateToken},
-		{Method: "POST", Path: "/api/v1/auth/session", handle: s.handleCreateSession},
-		{Method: "GET", Path: "/api/v1/auth/session", Action: loaxa.ActionSession, handle: s.handleGetSession},
+		{Method: "POST", Path: "/api/v1/auth/session", handle: s.handleSignInBrowser},
+		{Method: "GET", Path: "/api/v1/auth/session", Action: loaxa.ActionSession, handle: s.handleWhoAmI},
 		{Method: "POST", Path: "/api/v1/auth/logout", Action: loaxa.ActionSession, handle: s.handleLogout},
 
 		{Method: "GET", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleListUsers},
@@ -71,6 +71,19 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleAnnounceKey},
 		{Method: "POST", Path: "/api/v1/keys/activate", Action: loaxa.ActionManageSystem, handle: s.handleActivateKey},
 		{Method: "GET", Path: "/api/v1/broker/mosquitto", Action: loaxa.ActionManageSystem, handle: s.handleBrokerFiles},
+
+		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
+		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},
+		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Action: loaxa.ActionSchedule, handle: s.handleDeleteSession},
+		{Method: "GET", Path: "/api/v1/holidays", Action: loaxa.ActionRead, handle: s.handleListHolidays},
+		{Method: "POST", Path: "/api/v1/holidays", Action: loaxa.ActionSchedule, handle: s.handleCreateHoliday},
+		{Method: "DELETE", Path: "/api/v1/holidays/{id}", Action: loaxa.ActionSchedule, handle: s.handleDeleteHoliday},
+		{Method: "GET", Path: "/api/v1/proposals", Action: loaxa.ActionRead, handle: s.handleListProposals},
+		{Method: "POST", Path: "/api/v1/proposals/{id}/accept", Action: loaxa.ActionSchedule, handle: s.handleAcceptProposal},
+		{Method: "POST", Path: "/api/v1/proposals/{id}/decline", Action: loaxa.ActionSchedule, handle: s.handleDeclineProposal},
+		{Method: "GET", Path: "/api/v1/nodes/{id}/programme", Action: loaxa.ActionRead, handle: s.handleNodeProgramme},
+		{Method: "GET", Path: "/api/v1/areas/{id}/programme", Action: loaxa.ActionRead, handle: s.handleAreaProgramme},
+		{Method: "GET", Path: "/api/v1/reports/broadcast", Action: loaxa.ActionRead, handle: s.handleBroadcastReport},
 	}
 }
 

@@ -92,6 +92,14 @@ type Server struct {
 	DesiredService      loaxa.DesiredService
 	// Scheduler is told after every change that affects schedules.
 	Scheduler loaxa.Scheduler
+	// SessionService, HolidayService, ProposalService and ProgrammeService
+	// serve sessions, the holiday calendar, proposals from above, the
+	// programme and conflict checks; nil answers those routes with
+	// unavailable.
+	SessionService   loaxa.SessionService
+	HolidayService   loaxa.HolidayService
+	ProposalService  loaxa.ProposalService
+	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
 

@@ -24,6 +24,7 @@ import (
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
+	"loaxa.vn/controller/schedule"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -73,6 +74,9 @@ type env struct {
 		desired    *bolt.DesiredService
 		audit      *bolt.AuditService
 		keys       *bolt.KeyService
+		sessions   *bolt.SessionService
+		holidays   *bolt.HolidayService
+		proposals  *bolt.ProposalService
 	}
 }
 
@@ -105,6 +109,13 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	st.areas, st.nodes, st.contents = bolt.NewAreaService(e.db), bolt.NewNodeService(e.db), bolt.NewContentService(e.db)
 	st.anns, st.deliveries, st.events = bolt.NewAnnouncementService(e.db), bolt.NewDeliveryService(e.db), bolt.NewEventService(e.db)
 	st.users, st.desired, st.audit = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db), bolt.NewAuditService(e.db)
+	st.sessions, st.holidays, st.proposals = bolt.NewSessionService(e.db), bolt.NewHolidayService(e.db), bolt.NewProposalService(e.db)
+	// The real scheduler answers programme and conflict questions; nothing
+	// runs it, so it publishes nothing.
+	prog := schedule.NewScheduler()
+	prog.AreaService, prog.NodeService, prog.AnnouncementService, prog.ContentService = st.areas, st.nodes, st.anns, st.contents
+	prog.SessionService, prog.HolidayService, prog.ProposalService = st.sessions, st.holidays, st.proposals
+	prog.Clock = e.clock
 
 	s := lhttp.NewServer()
 	s.ControllerKeys = []protocol.PublicKey{e.key}
@@ -115,6 +126,7 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	s.UserService, s.DesiredService, s.Scheduler, s.AuditService = st.users, st.desired, e.sched, st.audit
 	st.keys = bolt.NewKeyService(e.db)
 	s.KeyService = st.keys
+	s.SessionService, s.HolidayService, s.ProposalService, s.ProgrammeService = st.sessions, st.holidays, st.proposals, prog
 	for _, f := range configure {
 		f(s)
 	}

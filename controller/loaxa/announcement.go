@@ -26,7 +26,40 @@ type Announcement struct {
 	// RRule is an RFC 5545 recurrence rule with Start as DTSTART.
 	RRule string `json:"rrule,omitempty"`
 	// Repeat is how many times each occurrence plays back to back (≥ 1).
-	Repeat    int       `json:"repeat"`
+	Repeat int `json:"repeat"`
+	// GapMS is the silence between repeats (RepeatGap when 0).
+	GapMS int64 `json:"gap_ms,omitempty"`
+	// Until and Count bound a recurrence besides the rule's own UNTIL and
+	// COUNT; zero does not bound it.
+	Until time.Time `json:"until,omitzero"`
+	Count int       `json:"count,omitempty"`
+	// ExDates are exceptions: a date "2006-01-02" skips every occurrence on
+	// that day in the area's time zone, an RFC 3339 time skips the
+	// occurrence at that instant.
+	ExDates []string `json:"exdates,omitempty"`
+	// OnHolidays lets a recurring announcement play on holidays, which it
+	// skips otherwise.
+	OnHolidays bool `json:"on_holidays,omitempty"`
+	// Session places the announcement in a session (buổi phát) of its area:
+	// on each day it recurs on, it plays in that day's session, packed back
+	// to back after the items before it.
+	Session string `json:"session,omitempty"`
+	// OnPreempt is what happens when a higher level cuts it off: resume
+	// (the default) or drop.
+	OnPreempt string `json:"on_preempt,omitempty"`
+	// OpeningChime and ClosingChime are content played before the first
+	// and after the last repeat.
+	OpeningChime string `json:"opening_chime,omitempty"`
+	ClosingChime string `json:"closing_chime,omitempty"`
+	// Proposed marks a bulletin sent down from a district or province at
+	// normal level: each station (an area with sessions) under its targets
+	// gets a Proposal, and its nodes play it only once the proposal is
+	// accepted. Nodes under no station play it as sent.
+	Proposed bool `json:"proposed,omitempty"`
+	// FromArea is the area of the user who created it, for the rule that a
+	// bulletin from above is proposed (normal) or put at the head of the
+	// next session (priority).
+	FromArea  string    `json:"from_area,omitempty"`
 	State     string    `json:"state"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
@@ -62,3 +95,15 @@ type AnnouncementService interface {
 func OccurrenceID(announcement string, start time.Time) string {
 	return announcement + "@" + start.UTC().Format("20060102T150405.000Z")
 }
+
+// Preemption policies (Announcement.OnPreempt, protocol.Occurrence.OnPreempt).
+const (
+	PreemptResume = protocol.PreemptResume
+	PreemptDrop   = protocol.PreemptDrop
+)
+
+// RepeatGap is the silence between repeats unless an announcement says.
+const RepeatGap = 3 * time.Second
+
+// Recurring reports whether the announcement has a recurrence rule.
+func (a *Announcement) Recurring() bool { return a.RRule != "" }

@@ -84,12 +84,38 @@ type Delivery struct {
 	LateMS       int64         `json:"late_ms,omitempty"`
 	PlayedMS     int64         `json:"played_ms,omitempty"`
 	UpdatedAt    time.Time     `json:"updated_at"`
+	// Priority and PlannedMS (chimes, repeats and gaps included) are what
+	// reports count; zero in deliveries stored before they existed.
+	Priority  protocol.Priority `json:"priority,omitempty"`
+	PlannedMS int64             `json:"planned_ms,omitempty"`
+	// FailedToSound is computed when read, never stored: the delivery is
+	// not final and the node has not reported the start (or the end) it
+	// owed by now, more than SilenceBound after it was due. The node was
+	// off, cut off from the broker, or broken; it may still report later.
+	FailedToSound bool `json:"failed_to_sound,omitempty"`
+}
+
+// SilenceBound is how long after an occurrence was due to start (or to
+// end) the controller waits for the node's event before it flags the
+// delivery as failed to sound.
+const SilenceBound = 2 * time.Minute
+
+// CheckSilence sets FailedToSound for the time now.
+func (d *Delivery) CheckSilence(now time.Time, bound time.Duration) {
+	due := d.Start
+	if d.State == DeliveryStarted {
+		due = due.Add(time.Duration(d.PlannedMS) * time.Millisecond)
+	}
+	d.FailedToSound = !d.State.Terminal() && now.After(due.Add(bound))
 }
 
 // DeliveryFilter selects deliveries. Zero fields do not filter.
 type DeliveryFilter struct {
 	Announcement string
 	Node         string
+	// From and To select starts in [From, To).
+	From time.Time
+	To   time.Time
 }
 
 // DeliveryService stores deliveries. Events move them (EventService).
@@ -99,4 +125,8 @@ type DeliveryService interface {
 	EnsureDeliveries(ctx context.Context, ds []*Delivery) error
 	// FindDeliveries returns deliveries sorted by start, then node.
 	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
+	// DropDeliveries deletes node's pending and received deliveries that
+	// start after after and whose occurrence keep does not hold: the
+	// scheduler no longer plans them (cancelled, declined, moved).
+	DropDeliveries(ctx context.Context, node string, keep map[string]bool, after time.Time) error
 }

@@ -58,7 +58,10 @@ func (b *Broker) Open() error {
 		b.ControllerSecret = loaxa.NewSecret()
 	}
 	opts := &mochi.Options{
-		Logger:       b.Logger.With("component", "broker"),
+		// mochi logs every client disconnect as a warning with an empty
+		// message; with hundreds of boards on flaky links that drowns the
+		// log. Its errors still come through, and everything at debug.
+		Logger:       slog.New(quietHandler{b.Logger.Handler()}).With("component", "broker"),
 		Capabilities: mochi.NewDefaultServerCapabilities(),
 	}
 	// Retained desired states must outlive any outage; mochi would
@@ -217,4 +220,23 @@ func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 	h.mu.Lock()
 	delete(h.clients, cl)
 	h.mu.Unlock()
+}
+
+// quietHandler passes mochi's records through at Error, or at every level
+// when the underlying handler logs Debug.
+type quietHandler struct{ slog.Handler }
+
+func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if q.Handler.Enabled(ctx, slog.LevelDebug) {
+		return true
+	}
+	return l >= slog.LevelError && q.Handler.Enabled(ctx, l)
+}
+
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.Handler.WithAttrs(as)}
+}
+
+func (q quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{q.Handler.WithGroup(name)}
 }

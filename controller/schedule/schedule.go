@@ -31,6 +31,11 @@ type Scheduler struct {
 	DeliveryService     loaxa.DeliveryService
 	DesiredService      loaxa.DesiredService
 	Messenger           loaxa.Messenger
+	// SessionService, HolidayService and ProposalService may be nil: no
+	// sessions, holidays or proposals then.
+	SessionService  loaxa.SessionService
+	HolidayService  loaxa.HolidayService
+	ProposalService loaxa.ProposalService
 	// KeyService, if set, gives the controller keys every desired state
 	// tells its node to trust (see protocol.DesiredState.Keys).
 	KeyService loaxa.KeyService
@@ -121,33 +126,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // or it is older than RepublishAfter. Errors for single nodes are logged and
 // the rest continue; the first is returned.
 func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
-	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
+	c, err := s.newCompilation(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("compile: areas: %w", err)
+		return fmt.Errorf("compile: %w", err)
+	}
+	if s.KeyService != nil {
+		if c.keys, err = s.KeyService.TrustedKeys(ctx); err != nil {
+			return fmt.Errorf("compile: keys: %w", err)
+		}
 	}
 	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{})
 	if err != nil {
 		return fmt.Errorf("compile: nodes: %w", err)
-	}
-	anns, err := s.AnnouncementService.FindAnnouncements(ctx, loaxa.AnnouncementFilter{State: loaxa.AnnouncementActive})
-	if err != nil {
-		return fmt.Errorf("compile: announcements: %w", err)
-	}
-	var keys []protocol.PublicKey
-	if s.KeyService != nil {
-		if keys, err = s.KeyService.TrustedKeys(ctx); err != nil {
-			return fmt.Errorf("compile: keys: %w", err)
-		}
-	}
-	c := &compilation{
-		keys:     keys,
-		now:      s.Clock.Now(),
-		parent:   make(map[string]string, len(areas)),
-		contents: make(map[string]*loaxa.Content),
-		anns:     anns,
-	}
-	for _, a := range areas {
-		c.parent[a.ID] = a.Parent
 	}
 	var first error
 	for _, n := range nodes {
@@ -162,35 +152,6 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		}
 	}
 	return first
-}
-
-// compilation holds what one CompileAll pass reads once for all nodes.
-type compilation struct {
-	keys     []protocol.PublicKey
-	now      time.Time
-	parent   map[string]string
-	contents map[string]*loaxa.Content
-	anns     []*loaxa.Announcement
-}
-
-func (c *compilation) chain(area string) []string {
-	var chain []string
-	for a := area; a != "" && len(chain) <= len(c.parent); a = c.parent[a] {
-		chain = append(chain, a)
-	}
-	return chain
-}
-
-func (c *compilation) content(ctx context.Context, svc loaxa.ContentService, id string) (*loaxa.Content, error) {
-	if ct, ok := c.contents[id]; ok {
-		return ct, nil
-	}
-	ct, err := svc.FindContentByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	c.contents[id] = ct
-	return ct, nil
 }
 
 // Targets reports whether announcement a plays on a node with id node in the
@@ -210,7 +171,7 @@ func Targets(a *loaxa.Announcement, node string, chain []string) bool {
 // compile builds the desired state of node n (without Version and
 // Generated): every occurrence of a targeting announcement that has not
 // ended more than LateGrace ago and starts within the horizon.
-func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) (*protocol.DesiredState, error) {
+func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) (*protocol.DesiredState, []programmed, error) {
 	chain := c.chain(n.Area)
 	d := &protocol.DesiredState{
 		Node:        n.ID,
@@ -221,54 +182,35 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 		Config:      protocol.NodeConfig{Volume: s.Volume, LateGraceMS: s.LateGrace.Milliseconds()},
 		Keys:        c.keys,
 	}
+	items, err := s.programme(ctx, c, n, c.now.Add(-c.longest-s.LateGrace), c.now.Add(s.Horizon))
+	if err != nil {
+		return nil, nil, err
+	}
 	refs := map[string]bool{}
-	for _, a := range c.anns {
-		if !Targets(a, n.ID, chain) {
+	ref := func(ct *loaxa.Content) {
+		if ct != nil && !refs[ct.ID] {
+			refs[ct.ID] = true
+			d.Content = append(d.Content, protocol.ContentRef{
+				ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS,
+				Path: "/api/v1/content/" + ct.ID + "/audio",
+			})
+		}
+	}
+	var kept []programmed
+	for _, it := range items {
+		// A packed session item may start before the window it was
+		// expanded for; keep only what has not ended long ago.
+		if !it.end.Add(s.LateGrace).After(c.now) {
 			continue
 		}
-		ct, err := c.content(ctx, s.ContentService, a.ContentID)
-		if err != nil {
-			return nil, fmt.Errorf("announcement %s: content %s: %w", a.ID, a.ContentID, err)
-		}
-		length := time.Duration(ct.DurationMS) * time.Millisecond * time.Duration(max(a.Repeat, 1))
-		for _, start := range occurrences(a, c.now.Add(-length-s.LateGrace), c.now.Add(s.Horizon)) {
-			d.Occurrences = append(d.Occurrences, protocol.Occurrence{
-				ID:           loaxa.OccurrenceID(a.ID, start),
-				Announcement: a.ID,
-				Title:        a.Title,
-				Content:      ct.ID,
-				Priority:     a.Priority,
-				Start:        start.UTC(),
-				DurationMS:   ct.DurationMS,
-			})
-			if !refs[ct.ID] {
-				refs[ct.ID] = true
-				d.Content = append(d.Content, protocol.ContentRef{
-					ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS,
-					Path: "/api/v1/content/" + ct.ID + "/audio",
-				})
-			}
-		}
+		d.Occurrences = append(d.Occurrences, it.occ)
+		ref(it.content)
+		ref(it.opening)
+		ref(it.closing)
+		kept = append(kept, it)
 	}
-	sort.SliceStable(d.Occurrences, func(i, j int) bool {
-		oi, oj := d.Occurrences[i], d.Occurrences[j]
-		if !oi.Start.Equal(oj.Start) {
-			return oi.Start.Before(oj.Start)
-		}
-		return oi.ID < oj.ID
-	})
 	sort.Slice(d.Content, func(i, j int) bool { return d.Content[i].ID < d.Content[j].ID })
-	return d, nil
-}
-
-// occurrences returns the starts of a in (from, to].
-func occurrences(a *loaxa.Announcement, from, to time.Time) []time.Time {
-	// One-off announcements; recurrence (RRule) is compiled by a later
-	// issue's expansion.
-	if a.Start.After(from) && !a.Start.After(to) {
-		return []time.Time{a.Start}
-	}
-	return nil
+	return d, kept, nil
 }
 
 // Hash identifies the schedule content of d, ignoring Version, Generated and
@@ -282,7 +224,7 @@ func Hash(d *protocol.DesiredState) string {
 }
 
 func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) error {
-	d, err := s.compile(ctx, c, n)
+	d, items, err := s.compile(ctx, c, n)
 	if err != nil {
 		return err
 	}
@@ -302,14 +244,23 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 		d.Version = prev.State.Version + 1
 	}
 	d.Generated = c.now
-	ds := make([]*loaxa.Delivery, 0, len(d.Occurrences))
-	for _, o := range d.Occurrences {
+	ds := make([]*loaxa.Delivery, 0, len(items))
+	keep := make(map[string]bool, len(items))
+	for _, it := range items {
+		o := it.occ
+		keep[o.ID] = true
 		ds = append(ds, &loaxa.Delivery{
 			Announcement: o.Announcement, Occurrence: o.ID, Node: n.ID, Start: o.Start,
 			State: loaxa.DeliveryPending, UpdatedAt: c.now,
+			Priority: o.Priority, PlannedMS: it.end.Sub(o.Start).Milliseconds(),
 		})
 	}
 	if err := s.DeliveryService.EnsureDeliveries(ctx, ds); err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	// Occurrences no longer planned (cancelled, declined, moved within a
+	// session) are not scheduled any more; only the future is rewritten.
+	if err := s.DeliveryService.DropDeliveries(ctx, n.ID, keep, c.now); err != nil {
 		return fmt.Errorf("deliveries: %w", err)
 	}
 	rec := &loaxa.Desired{Node: n.ID, State: d, Hash: hash}

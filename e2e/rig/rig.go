@@ -63,6 +63,8 @@ type ControllerOptions struct {
 	Logger *slog.Logger
 	// Client is the API client (default: http.DefaultClient).
 	Client *http.Client
+	// Clock is the controller's clock (default: the real one).
+	Clock clock.Clock
 }
 
 // StartController runs a controller on loopback ports with a temp data dir;
@@ -70,6 +72,14 @@ type ControllerOptions struct {
 func StartController(t testing.TB, brokerURL string) *Controller {
 	t.Helper()
 	return StartControllerWith(t, ControllerOptions{Broker: brokerURL})
+}
+
+// StartControllerOn is StartController with the controller's clock (nil:
+// the real one), e.g. a clock.Fake shared with the nodes to run days of a
+// programme in seconds.
+func StartControllerOn(t testing.TB, brokerURL string, clk clock.Clock) *Controller {
+	t.Helper()
+	return StartControllerWith(t, ControllerOptions{Broker: brokerURL, Clock: clk})
 }
 
 // StartControllerWith runs a controller as StartController does, with opt.
@@ -92,6 +102,9 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 	}
 	a := app.New(cfg, opt.Logger)
 	a.Out = io.Discard
+	if opt.Clock != nil {
+		a.Clock = opt.Clock
+	}
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
 	}
@@ -106,10 +119,18 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 		t.Fatal(err)
 	}
 	c := &Controller{t: t, App: a, URL: a.HTTP.URL(), Client: opt.Client}
+	c.SignIn()
+	return c
+}
+
+// SignIn gets a fresh admin token (after a fake clock jumped past the old
+// one's lifetime).
+func (c *Controller) SignIn() {
+	c.t.Helper()
+	c.Token = ""
 	var tok struct{ Token string }
 	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "admin", "password": adminPassword}, &tok)
 	c.Token = tok.Token
-	return c
 }
 
 // Do sends a JSON request and decodes a JSON answer into out; it returns
@@ -280,8 +301,11 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if err != nil {
 		t.Fatal(err)
 	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
 	if opt.Output == nil {
-		opt.Output = audio.NewNone(clock.Real{})
+		opt.Output = audio.NewNone(opt.Clock)
 	}
 	if opt.Logger == nil {
 		opt.Logger = Logger(t, "node "+cr.Node)

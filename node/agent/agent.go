@@ -415,10 +415,6 @@ func (a *Agent) step() time.Time {
 	if d.Empty() {
 		return d.Wake
 	}
-	if d.Stop != "" && a.play != nil && a.play.stopReason == "" {
-		a.log.Info("agent: stopping", "occurrence", a.play.occ.ID, "reason", d.Stop)
-		a.play.stop(d.Stop)
-	}
 
 	var events []protocol.Event
 	var marks []Progress
@@ -436,6 +432,24 @@ func (a *Agent) step() time.Time {
 		m.Phase = PhaseDone
 		marks = append(marks, m)
 		a.log.Info("agent: occurrence closed", "occurrence", c.Progress.Occurrence, "event", c.Type, "reason", c.Reason, "late_ms", c.LateMS)
+	}
+	for _, c := range d.Suspend {
+		e := occurrenceEvent(c.Type, c.Progress, now)
+		e.Reason = c.Reason
+		events = append(events, e)
+		m := c.Progress
+		m.Phase, m.CutBy = PhaseSuspended, c.Reason
+		marks = append(marks, m)
+		a.log.Info("agent: occurrence suspended", "occurrence", c.Progress.Occurrence, "reason", c.Reason)
+	}
+	if d.Stop != "" && a.play != nil {
+		// Write what the decision found first, then stop what plays (its
+		// own event follows), so the log reads in the order things happened.
+		a.record(events, marks)
+		events, marks = nil, nil
+		a.log.Info("agent: stopping", "occurrence", a.play.occ.ID, "reason", d.Stop)
+		a.stopPlay(d.Stop)
+		now = a.clock.Now()
 	}
 	var start *protocol.Occurrence
 	if o := d.Start; o != nil {

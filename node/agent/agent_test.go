@@ -250,6 +250,9 @@ func TestRestartLosesNothingAndDuplicatesNothing(t *testing.T) {
 		occurrence("o2", long, t0.Add(1700*time.Millisecond)), // still playing when the agent stops
 		occurrence("o3", ref, t0.Add(4*time.Second)),          // after the restart
 	}, ref, long)
+	// Dropped rather than resumed after the restart, so that o3 need not
+	// wait 30 s behind it; TestRestartResumes covers resuming.
+	d.Occurrences[1].OnPreempt = protocol.PreemptDrop
 
 	// The controller does not acknowledge: everything stays in the outbox.
 	ctl.AutoAck.Store(false)
@@ -347,7 +350,6 @@ func TestFailuresAndLateness(t *testing.T) {
 	n := startAgent(t, cred, options{board: board})
 	waitConnected(t, n)
 	ref := ctl.AddContent(100 * time.Millisecond)
-	absent := protocol.ContentRef{ID: "00000000000000000000000000000000000000000000000000000000000000aa", Size: 100}
 	now := time.Now()
 	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{
 		occurrence("gone", ref, now.Add(-time.Hour)),     // long past: missed
@@ -358,24 +360,18 @@ func TestFailuresAndLateness(t *testing.T) {
 		t.Errorf("late start reported %d ms late", events[3].LateMS)
 	}
 
-	// Content the controller does not have fails the occurrence once the
-	// grace is over.
-	d := desired("n1", 2, []protocol.Occurrence{occurrence("nocontent", absent, time.Now().Add(500*time.Millisecond))}, absent)
-	d.Config.LateGraceMS = 300
-	ctl.PublishDesired(d)
-	nodetest.Eventually(t, 5*time.Second, "missing content not reported", func() bool {
-		return slices.Equal(n.a.Status().ContentMissing, []string{absent.ID})
-	})
-	waitEvents(t, ctl, "n1", []string{"received gone", "received late", "missed gone too-late", "started late", "completed late",
-		"received nocontent", "failed nocontent content-missing"})
+	// Content the controller does not have: TestContentMissingFailsAfterGrace,
+	// on a fake clock. (Here, on the real clock, a desired state that took
+	// longer than the start to arrive turned failed content-missing into
+	// missed too-late: the test depended on timing.)
 
 	// An amplifier that does not switch on fails the play.
 	board.mu.Lock()
 	board.fail = errors.New("relay stuck")
 	board.mu.Unlock()
-	ctl.PublishDesired(desired("n1", 3, []protocol.Occurrence{occurrence("amp", ref, time.Now().Add(500*time.Millisecond))}, ref))
+	ctl.PublishDesired(desired("n1", 2, []protocol.Occurrence{occurrence("amp", ref, time.Now().Add(500*time.Millisecond))}, ref))
 	waitEvents(t, ctl, "n1", []string{"received gone", "received late", "missed gone too-late", "started late", "completed late",
-		"received nocontent", "failed nocontent content-missing", "received amp", "failed amp amplifier"})
+		"received amp", "failed amp amplifier"})
 	if n.out.Plays() != 1 {
 		t.Errorf("output played %d times, want 1", n.out.Plays())
 	}

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -30,27 +32,33 @@ type Situation struct {
 }
 
 // Decision is what the agent should do now. The agent writes the events of
-// Received, Close and Start (in that order) to its outbox in one step, then
-// stops or starts audio as told, and asks again at Wake or when anything
-// changes (a new desired state, the end of a play, a clock correction).
+// Received, Close and Suspend (in that order) to its outbox in one step,
+// then stops what plays if told (which reports it through CutOff), then
+// starts Start, and asks again at Wake or when anything changes (a new
+// desired state, the end of a play, a clock correction).
 type Decision struct {
 	// Received lists occurrences not reported before, in start order.
 	Received []protocol.Occurrence
 	// Close lists final outcomes of occurrences that will not play (missed,
-	// failed) or that stopped without the agent seeing the end
-	// (interrupted).
+	// failed, preempted) or that stopped without the agent seeing the end.
 	Close []Outcome
-	// Stop, when not empty, is the failure reason for stopping what is
-	// playing (ReasonRemoved).
+	// Suspend lists occurrences that stopped without the agent seeing the
+	// end (it was restarted) and will start again from the beginning.
+	Suspend []Outcome
+	// Stop, when not empty, is the reason for stopping what is playing:
+	// ReasonRemoved (no longer desired) or ReasonPreempted (Start is of a
+	// higher level).
 	Stop string
-	// Start is the occurrence to play now, if any.
+	// Start is the occurrence to play now, if any. When Stop is set too,
+	// it starts once the other has stopped.
 	Start *protocol.Occurrence
 	// Wake is when the next decision is due without any change; zero when
 	// nothing is pending.
 	Wake time.Time
 }
 
-// Outcome is a final event for one occurrence.
+// Outcome is a final (or, in Decision.Suspend, a suspending) event for one
+// occurrence.
 type Outcome struct {
 	Progress Progress // identity of the occurrence; Phase is the old phase
 	Type     protocol.EventType
@@ -60,20 +68,29 @@ type Outcome struct {
 
 // Empty reports whether the decision asks for no action (Wake aside).
 func (d Decision) Empty() bool {
-	return len(d.Received) == 0 && len(d.Close) == 0 && d.Stop == "" && d.Start == nil
+	return len(d.Received) == 0 && len(d.Close) == 0 && len(d.Suspend) == 0 && d.Stop == "" && d.Start == nil
 }
 
 // Decide is the executor: given the situation, what to report, stop and
-// start now, and when to look again. One occurrence plays at a time;
-// occurrences due together play in start-then-id order. A due occurrence
-// whose content is not cached yet waits for it as long as it may still
-// start late, then fails with content-missing; one that can no longer start
-// within the grace is missed.
+// start now, and when to look again. The rules, in the words of the
+// national levels (background < normal < priority < emergency):
 //
-// TODO(priorities issue): preemption by priority, resume and repeat belong
-// here, as further rules over the same Situation.
-func Decide(s Situation) Decision {
-	var d Decision
+//   - One occurrence plays at a time. Of those due, the highest level plays
+//     first; equal levels play in start-then-id order (they queue).
+//   - A due occurrence of a higher level than the one on air preempts it at
+//     once. The one cut off is suspended and plays again from the beginning
+//     when it is its turn, if its policy is resume and it is not past its
+//     deadline (Occurrence.Deadline: the end of its session, or the start
+//     plus the late grace); otherwise it ends as preempted.
+//   - An occurrence may start, late, until its deadline; waiting for its
+//     content or behind others does not change that. Past the deadline it
+//     is missed, or failed with content-missing if the node knew of it in
+//     time to fetch the content.
+//   - An occurrence that was on air when the agent stopped resumes the same
+//     way after a restart; one that cannot is failed as interrupted.
+//   - A suspended or playing occurrence that the desired state no longer
+//     holds ends as failed with reason removed.
+func Decide(s Situation) (d Decision) {
 	grace := s.LateGrace
 	if grace <= 0 {
 		grace = DefaultLateGrace
@@ -82,89 +99,161 @@ func Decide(s Situation) Decision {
 	if has == nil {
 		has = func(string) bool { return false }
 	}
-
-	occs := slices.Clone(s.Occurrences)
-	slices.SortFunc(occs, func(a, b protocol.Occurrence) int {
-		if c := a.Start.Compare(b.Start); c != 0 {
-			return c
-		}
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-
-	inDesired := make(map[string]bool, len(occs))
-	for _, o := range occs {
-		inDesired[o.ID] = true
-		if _, seen := s.Progress[o.ID]; !seen {
-			d.Received = append(d.Received, o)
-		}
-	}
-
-	// A started occurrence that is not on air was cut off by a stop or a
-	// crash of the agent before its end was written.
-	var cut []Progress
-	for id, p := range s.Progress {
-		if p.Phase == PhaseStarted && id != s.Playing {
-			cut = append(cut, p)
-		}
-	}
-	slices.SortFunc(cut, func(a, b Progress) int { return a.Start.Compare(b.Start) })
-	for _, p := range cut {
-		d.Close = append(d.Close, Outcome{Progress: p, Type: protocol.EventFailed, Reason: protocol.ReasonInterrupted})
-	}
-
-	if s.Playing != "" && !inDesired[s.Playing] {
-		d.Stop = protocol.ReasonRemoved
-	}
-
-	busy := s.Playing != ""
 	wake := func(t time.Time) {
 		if d.Wake.IsZero() || t.Before(d.Wake) {
 			d.Wake = t
 		}
 	}
+
+	occs := slices.Clone(s.Occurrences)
+	slices.SortFunc(occs, byStart)
+	desired := make(map[string]*protocol.Occurrence, len(occs))
 	for i := range occs {
 		o := &occs[i]
-		if p, ok := s.Progress[o.ID]; ok && (p.Phase == PhaseStarted || p.Phase == PhaseDone) {
+		desired[o.ID] = o
+		if _, seen := s.Progress[o.ID]; !seen {
+			d.Received = append(d.Received, *o)
+		}
+	}
+
+	// phase is each occurrence's phase as this decision leaves it.
+	phase := make(map[string]Phase, len(s.Progress))
+	cutBy := map[string]string{}
+	var marks []Progress
+	for id, p := range s.Progress {
+		phase[id] = p.Phase
+		cutBy[id] = p.CutBy
+		if (p.Phase == PhaseStarted && id != s.Playing) || p.Phase == PhaseSuspended {
+			marks = append(marks, p)
+		}
+	}
+	slices.SortFunc(marks, func(a, b Progress) int {
+		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.Occurrence, b.Occurrence))
+	})
+	for _, p := range marks {
+		o := desired[p.Occurrence]
+		switch {
+		case p.Phase == PhaseSuspended && o == nil:
+			d.Close = append(d.Close, Outcome{Progress: p, Type: protocol.EventFailed, Reason: protocol.ReasonRemoved})
+			phase[p.Occurrence] = PhaseDone
+		case p.Phase == PhaseSuspended:
+			// Waits below for its turn.
+		case o != nil && o.Resumes() && !s.Now.After(o.Deadline(grace)):
+			// Started but not on air: the agent stopped (or crashed) while
+			// it played. It plays again from the beginning.
+			d.Suspend = append(d.Suspend, Outcome{Progress: p, Type: protocol.EventSuspended, Reason: protocol.ReasonInterrupted})
+			phase[p.Occurrence], cutBy[p.Occurrence] = PhaseSuspended, protocol.ReasonInterrupted
+		default:
+			d.Close = append(d.Close, Outcome{Progress: p, Type: protocol.EventFailed, Reason: protocol.ReasonInterrupted})
+			phase[p.Occurrence] = PhaseDone
+		}
+	}
+
+	onAir := -1 // rank of what plays on, -1 for nothing
+	if s.Playing != "" {
+		if o := desired[s.Playing]; o == nil {
+			d.Stop = protocol.ReasonRemoved
+		} else {
+			onAir = o.Priority.Rank()
+		}
+	}
+
+	var ready []*protocol.Occurrence
+	for _, o := range occs {
+		o := desired[o.ID]
+		ph := phase[o.ID]
+		if ph == PhaseStarted || ph == PhaseDone || o.ID == s.Playing {
 			continue
 		}
-		if o.ID == s.Playing {
-			continue
-		}
-		if o.Start.After(s.Now) {
+		suspended := ph == PhaseSuspended
+		if !suspended && o.Start.After(s.Now) {
 			wake(o.Start)
 			continue
 		}
-		late := s.Now.Sub(o.Start)
-		mark := markOf(*o, PhaseReceived)
-		if late > grace {
-			// Missing content is the reason only if the node knew of the
-			// occurrence in time to fetch it; otherwise it learned too late.
-			p, known := s.Progress[o.ID]
-			knewInTime := known && !p.ReceivedAt.IsZero() && !p.ReceivedAt.After(o.Start)
-			if !has(o.Content) && knewInTime {
-				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventFailed, Reason: protocol.ReasonContentMissing, LateMS: late.Milliseconds()})
-			} else {
-				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventMissed, Reason: protocol.ReasonTooLate, LateMS: late.Milliseconds()})
+		deadline := o.Deadline(grace)
+		if s.Now.After(deadline) {
+			late := s.Now.Sub(o.Start).Milliseconds()
+			mark := markOf(*o, cmp.Or(ph, PhaseReceived))
+			if p, ok := s.Progress[o.ID]; ok {
+				mark.ReceivedAt = p.ReceivedAt
+			}
+			switch {
+			case suspended && cutBy[o.ID] == protocol.ReasonPreempted:
+				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventPreempted, Reason: protocol.ReasonPreempted, LateMS: late})
+			case suspended:
+				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventFailed, Reason: cmp.Or(cutBy[o.ID], protocol.ReasonInterrupted), LateMS: late})
+			case !has(o.Content) && knewInTime(s.Progress[o.ID], o):
+				// Missing content is the reason only if the node knew of the
+				// occurrence in time to fetch it; otherwise it learned too late.
+				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventFailed, Reason: protocol.ReasonContentMissing, LateMS: late})
+			default:
+				d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventMissed, Reason: protocol.ReasonTooLate, LateMS: late})
 			}
 			continue
 		}
-		if busy || !has(o.Content) {
-			// Queued behind what plays, or waiting for its content: a late
-			// start is better than none, until the grace runs out. The agent
-			// decides again when the play ends or content arrives.
-			wake(o.Start.Add(grace + time.Millisecond))
-			continue
+		if has(o.Content) {
+			ready = append(ready, o)
+		} else {
+			// Waiting for its content: a late start is better than none,
+			// until the deadline. The agent decides again when content
+			// arrives.
+			wake(deadline.Add(time.Millisecond))
 		}
-		d.Start = o
-		busy = true
+	}
+	defer func() {
+		// Those that wait for their turn are looked at again at their
+		// deadline, and whenever a play ends.
+		for _, o := range ready {
+			if o != d.Start {
+				wake(o.Deadline(grace).Add(time.Millisecond))
+			}
+		}
+	}()
+	if len(ready) == 0 {
+		return d
+	}
+	// The highest level first; the sort by start and id keeps equal levels
+	// in queue order.
+	best := ready[0]
+	for _, o := range ready[1:] {
+		if o.Priority.Rank() > best.Priority.Rank() {
+			best = o
+		}
+	}
+	switch {
+	case d.Stop != "" || onAir < 0:
+		d.Start = best
+	case best.Priority.Rank() > onAir:
+		d.Stop, d.Start = protocol.ReasonPreempted, best
 	}
 	return d
+}
+
+// CutOff is the event for occurrence o stopped at now for reason before its
+// end: suspended (it plays again from the beginning) if its policy is
+// resume, the reason is a preemption or the agent stopping, and its deadline
+// has not passed; else final: preempted, or failed with the reason.
+func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Duration) (protocol.EventType, Phase) {
+	if grace <= 0 {
+		grace = DefaultLateGrace
+	}
+	resumable := reason == protocol.ReasonPreempted || reason == protocol.ReasonInterrupted
+	if resumable && o.Resumes() && !now.After(o.Deadline(grace)) {
+		return protocol.EventSuspended, PhaseSuspended
+	}
+	if reason == protocol.ReasonPreempted {
+		return protocol.EventPreempted, PhaseDone
+	}
+	return protocol.EventFailed, PhaseDone
+}
+
+// knewInTime reports whether the node had o before its start.
+func knewInTime(p Progress, o *protocol.Occurrence) bool {
+	return !p.ReceivedAt.IsZero() && !p.ReceivedAt.After(o.Start)
+}
+
+func byStart(a, b protocol.Occurrence) int {
+	return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.ID, b.ID))
 }
 
 // markOf returns the progress mark of o at phase.

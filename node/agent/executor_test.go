@@ -13,6 +13,30 @@ import (
 
 var t0 = time.Date(2025, 3, 1, 5, 30, 0, 0, time.UTC)
 
+// drop returns o with the drop policy.
+func drop(o protocol.Occurrence) protocol.Occurrence {
+	o.OnPreempt = protocol.PreemptDrop
+	return o
+}
+
+// at returns o at priority p.
+func at(o protocol.Occurrence, p protocol.Priority) protocol.Occurrence {
+	o.Priority = p
+	return o
+}
+
+// cut returns p cut off for reason.
+func cut(p Progress, reason string) Progress {
+	p.CutBy = reason
+	return p
+}
+
+// playBy returns o with PlayBy at t0+d.
+func playBy(o protocol.Occurrence, d time.Duration) protocol.Occurrence {
+	o.PlayBy = t0.Add(d)
+	return o
+}
+
 func occ(id string, start time.Duration) protocol.Occurrence {
 	return protocol.Occurrence{ID: id, Announcement: "ann-" + id, Content: "c-" + id, Priority: protocol.PriorityNormal, Start: t0.Add(start), DurationMS: 60_000}
 }
@@ -29,6 +53,9 @@ func summary(d Decision) string {
 	var parts []string
 	for _, o := range d.Received {
 		parts = append(parts, "received "+o.ID)
+	}
+	for _, c := range d.Suspend {
+		parts = append(parts, fmt.Sprintf("%s %s %s", c.Type, c.Progress.Occurrence, c.Reason))
 	}
 	for _, c := range d.Close {
 		s := fmt.Sprintf("%s %s", c.Type, c.Progress.Occurrence)
@@ -115,9 +142,15 @@ func TestDecide(t *testing.T) {
 		{name: "queued too long behind the one playing is missed",
 			now: 16 * time.Minute, occs: []protocol.Occurrence{a, c}, progress: []Progress{mark(a, PhaseStarted), mark(c, PhaseReceived)}, playing: "a", has: all,
 			want: "missed c too-late"},
-		{name: "started but not playing was interrupted (restart)",
+		{name: "started but not playing was interrupted (restart) and plays again",
 			now: time.Minute, occs: []protocol.Occurrence{a, c}, progress: []Progress{mark(a, PhaseStarted), mark(c, PhaseReceived)}, has: all,
+			want: "suspended a interrupted; start a; wake 5m0s"},
+		{name: "interrupted (restart) with policy drop fails",
+			now: time.Minute, occs: []protocol.Occurrence{drop(a), c}, progress: []Progress{mark(a, PhaseStarted), mark(c, PhaseReceived)}, has: all,
 			want: "failed a interrupted; wake 5m0s"},
+		{name: "interrupted (restart) past its deadline fails",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseStarted)}, has: all,
+			want: "failed a interrupted"},
 		{name: "interrupted occurrence no longer desired is still reported",
 			now: time.Minute, progress: []Progress{mark(a, PhaseStarted)}, has: all,
 			want: "failed a interrupted"},
@@ -127,6 +160,57 @@ func TestDecide(t *testing.T) {
 		{name: "done occurrences are left alone",
 			now: time.Minute, occs: []protocol.Occurrence{a, b}, progress: []Progress{mark(a, PhaseDone), mark(b, PhaseDone)}, has: all,
 			want: ""},
+		{name: "a higher level not due yet does not hold up a due one",
+			now: time.Minute, occs: []protocol.Occurrence{a, at(c, protocol.PriorityHigh)}, progress: []Progress{mark(a, PhaseReceived), mark(at(c, protocol.PriorityHigh), PhaseReceived)},
+			has: all, want: "start a; wake 5m0s"},
+		{name: "the higher level goes first even if it started later",
+			now: 6 * time.Minute, occs: []protocol.Occurrence{a, at(c, protocol.PriorityHigh)}, progress: []Progress{mark(a, PhaseReceived), mark(at(c, protocol.PriorityHigh), PhaseReceived)},
+			has: all, want: "start c; wake 10m0.001s"},
+		{name: "emergency in a desired state preempts at once",
+			now: 5 * time.Minute, occs: []protocol.Occurrence{a, at(c, protocol.PriorityEmergency)}, progress: []Progress{mark(a, PhaseStarted), mark(at(c, protocol.PriorityEmergency), PhaseReceived)}, playing: "a",
+			has: all, want: "stop preempted; start c"},
+		{name: "a higher level without its content does not preempt",
+			now: 5 * time.Minute, occs: []protocol.Occurrence{a, at(c, protocol.PriorityEmergency)}, progress: []Progress{mark(a, PhaseStarted), mark(at(c, protocol.PriorityEmergency), PhaseReceived)}, playing: "a",
+			has: func(id string) bool { return id == "c-a" }, want: "wake 15m0.001s"},
+		{name: "suspended plays again once nothing plays",
+			now: 5 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted)},
+			has: all, want: "start a"},
+		{name: "suspended goes before a later one of its level",
+			now: 6 * time.Minute, occs: []protocol.Occurrence{a, c}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted), mark(c, PhaseReceived)},
+			has: all, want: "start a; wake 15m0.001s"},
+		{name: "suspended waits behind the higher level on air",
+			now: 6 * time.Minute, occs: []protocol.Occurrence{a, at(c, protocol.PriorityHigh)}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted), mark(at(c, protocol.PriorityHigh), PhaseStarted)}, playing: "c",
+			has: all, want: "wake 10m0.001s"},
+		{name: "suspended past its deadline is preempted",
+			now: 10*time.Minute + time.Millisecond, occs: []protocol.Occurrence{a, at(c, protocol.PriorityHigh)}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted), mark(at(c, protocol.PriorityHigh), PhaseStarted)}, playing: "c",
+			has: all, want: "preempted a preempted"},
+		{name: "suspended by a restart past its deadline fails as interrupted",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonInterrupted)},
+			has: all, want: "failed a interrupted"},
+		{name: "suspended and no longer desired fails as removed",
+			now: 5 * time.Minute, occs: []protocol.Occurrence{c}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted), mark(c, PhaseReceived)},
+			has: all, want: "failed a removed; start c"},
+		{name: "play-by (its session's end) lets it start later than the grace",
+			now: 25 * time.Minute, occs: []protocol.Occurrence{playBy(a, 30*time.Minute)}, progress: []Progress{mark(a, PhaseReceived)},
+			has: all, want: "start a"},
+		{name: "play-by earlier than the grace does not shorten it",
+			now: 9 * time.Minute, occs: []protocol.Occurrence{playBy(a, time.Minute)}, progress: []Progress{mark(a, PhaseReceived)},
+			has: all, want: "start a"},
+		{name: "past play-by it is missed",
+			now: 31 * time.Minute, occs: []protocol.Occurrence{playBy(a, 30*time.Minute)}, progress: []Progress{mark(a, PhaseReceived)},
+			has: all, want: "missed a too-late"},
+		{name: "desired state replaced while playing: stop and start the next due",
+			now: 6 * time.Minute, occs: []protocol.Occurrence{c}, progress: []Progress{mark(a, PhaseStarted), mark(c, PhaseReceived)}, playing: "a",
+			has: all, want: "stop removed; start c"},
+		{name: "clock moved back before a suspended one's start: it still plays",
+			now: -time.Hour, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted)},
+			has: all, want: "start a"},
+		{name: "clock moved back before a received one's start: it waits again",
+			now: -time.Hour, occs: []protocol.Occurrence{a, b}, progress: []Progress{mark(a, PhaseReceived), mark(b, PhaseDone)},
+			has: all, want: "wake 0s"},
+		{name: "clock jumped forward past several: each is missed once",
+			now: 3 * time.Hour, occs: []protocol.Occurrence{a, c, occ("d", 2*time.Hour+55*time.Minute)}, progress: []Progress{mark(a, PhaseReceived), mark(c, PhaseReceived), mark(occ("d", 2*time.Hour+55*time.Minute), PhaseReceived)},
+			has: all, want: "missed a too-late; missed c too-late; start d"},
 		{name: "removed occurrence that had not started needs nothing",
 			now: -time.Minute, occs: nil, progress: []Progress{mark(a, PhaseReceived)}, has: all,
 			want: ""},
@@ -216,6 +300,163 @@ func TestDecideOnFakeClock(t *testing.T) {
 		"34m0s completed music",
 		"34m0s started tail",
 		"38m0s completed tail",
+	}
+	if !slices.Equal(log, want) {
+		t.Errorf("session:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestDecidePreemptionMatrix plays one occurrence of every level and makes
+// one of every level due: only a strictly higher level preempts; an equal
+// or lower one queues behind it.
+func TestDecidePreemptionMatrix(t *testing.T) {
+	levels := []protocol.Priority{protocol.PriorityBackground, protocol.PriorityNormal, protocol.PriorityHigh, protocol.PriorityEmergency}
+	all := func(string) bool { return true }
+	for _, onAir := range levels {
+		for _, due := range levels {
+			t.Run(fmt.Sprintf("%s on air, %s due", onAir, due), func(t *testing.T) {
+				p, q := at(occ("p", 0), onAir), at(occ("q", time.Minute), due)
+				d := Decide(Situation{
+					Now: t0.Add(time.Minute), Occurrences: []protocol.Occurrence{p, q},
+					Progress: map[string]Progress{"p": mark(p, PhaseStarted), "q": mark(q, PhaseReceived)},
+					Playing:  "p", HasContent: all,
+				})
+				want := "wake 11m0.001s" // queued until its deadline
+				if due.Rank() > onAir.Rank() {
+					want = "stop preempted; start q"
+				}
+				if got := summary(d); got != want {
+					t.Errorf("Decide = %q, want %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestCutOff is what becomes of an occurrence stopped before its end.
+func TestCutOff(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy string
+		reason string
+		now    time.Duration
+		want   string
+	}{
+		{"preempted, resume by default", "", protocol.ReasonPreempted, time.Minute, "suspended suspended"},
+		{"preempted, resume", protocol.PreemptResume, protocol.ReasonPreempted, time.Minute, "suspended suspended"},
+		{"preempted, drop", protocol.PreemptDrop, protocol.ReasonPreempted, time.Minute, "preempted done"},
+		{"preempted past the deadline", "", protocol.ReasonPreempted, 11 * time.Minute, "preempted done"},
+		{"agent stopped, resume", "", protocol.ReasonInterrupted, time.Minute, "suspended suspended"},
+		{"agent stopped, drop", protocol.PreemptDrop, protocol.ReasonInterrupted, time.Minute, "failed done"},
+		{"agent stopped past the deadline", "", protocol.ReasonInterrupted, 11 * time.Minute, "failed done"},
+		{"removed never resumes", "", protocol.ReasonRemoved, time.Minute, "failed done"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := occ("a", 0)
+			o.OnPreempt = tc.policy
+			typ, ph := CutOff(o, tc.reason, t0.Add(tc.now), 0)
+			if got := fmt.Sprintf("%s %s", typ, ph); got != tc.want {
+				t.Errorf("CutOff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecideSessionOnFakeClock runs an evening session through the executor
+// on a fake clock, the way the agent's loop does, with a player that can be
+// cut off: back-to-back items, a priority bulletin that preempts the one on
+// air, which resumes afterwards; an emergency that preempts the priority;
+// and a drop-policy item that is cut and not resumed.
+func TestDecideSessionOnFakeClock(t *testing.T) {
+	fc := clock.NewFake(t0.Add(-time.Minute))
+	sessionEnd := t0.Add(30 * time.Minute)
+	inSession := func(o protocol.Occurrence) protocol.Occurrence { o.PlayBy = sessionEnd; return o }
+	occs := []protocol.Occurrence{
+		inSession(occ("news", 0)),                                                      // 0–4m, cut at 2m, again 7m–11m
+		inSession(occ("weather", 4*time.Minute)),                                       // queued behind news: 11m–15m
+		at(occ("flood", 2*time.Minute), protocol.PriorityHigh),                         // 2m: preempts news; cut by the alarm at 3m, again 4m–7m... see below
+		at(occ("alarm", 3*time.Minute), protocol.PriorityEmergency),                    // 3m–4m (1 minute long)
+		drop(inSession(at(occ("music", 14*time.Minute), protocol.PriorityBackground))), // 15m: plays, cut at 16m by…
+		inSession(occ("late-notice", 16*time.Minute)),                                  // …a normal item; music is dropped
+	}
+	length := map[string]time.Duration{"alarm": time.Minute, "flood": 3 * time.Minute}
+	lengthOf := func(id string) time.Duration {
+		if l, ok := length[id]; ok {
+			return l
+		}
+		return 4 * time.Minute
+	}
+	all := func(string) bool { return true }
+	progress := map[string]Progress{}
+	var playing string
+	var playEnd time.Time
+	var log []string
+	logf := func(format string, args ...any) {
+		log = append(log, fmt.Sprintf("%v ", fc.Now().Sub(t0))+fmt.Sprintf(format, args...))
+	}
+	byID := map[string]protocol.Occurrence{}
+	for _, o := range occs {
+		byID[o.ID] = o
+	}
+	for step := 0; step < 100; step++ {
+		if playing != "" && !fc.Now().Before(playEnd) {
+			logf("completed %s", playing)
+			p := progress[playing]
+			p.Phase = PhaseDone
+			progress[playing] = p
+			playing = ""
+		}
+		d := Decide(Situation{Now: fc.Now(), Occurrences: occs, Progress: progress, Playing: playing, HasContent: all})
+		for _, o := range d.Received {
+			p := markOf(o, PhaseReceived)
+			p.ReceivedAt = fc.Now()
+			progress[o.ID] = p
+		}
+		for _, c := range d.Close {
+			logf("%s %s %s", c.Type, c.Progress.Occurrence, c.Reason)
+			p := c.Progress
+			p.Phase = PhaseDone
+			progress[p.Occurrence] = p
+		}
+		if d.Stop != "" {
+			typ, ph := CutOff(byID[playing], d.Stop, fc.Now(), 0)
+			logf("%s %s %s", typ, playing, d.Stop)
+			p := progress[playing]
+			p.Phase, p.CutBy = ph, d.Stop
+			progress[playing] = p
+			playing = ""
+		}
+		if d.Start != nil {
+			logf("started %s", d.Start.ID)
+			progress[d.Start.ID] = markOf(*d.Start, PhaseStarted)
+			playing, playEnd = d.Start.ID, fc.Now().Add(lengthOf(d.Start.ID))
+		}
+		next := d.Wake
+		if playing != "" && (next.IsZero() || playEnd.Before(next)) {
+			next = playEnd
+		}
+		if next.IsZero() {
+			break
+		}
+		fc.Set(next)
+	}
+	want := []string{
+		"0s started news",
+		"2m0s suspended news preempted",
+		"2m0s started flood",
+		"3m0s suspended flood preempted",
+		"3m0s started alarm",
+		"4m0s completed alarm",
+		"4m0s started flood", // the priority bulletin again, from the beginning
+		"7m0s completed flood",
+		"7m0s started news", // the normal one resumes before the later weather
+		"11m0s completed news",
+		"11m0s started weather",
+		"15m0s completed weather",
+		"15m0s started music",
+		"16m0s preempted music preempted", // drop policy: not resumed
+		"16m0s started late-notice",
+		"20m0s completed late-notice",
 	}
 	if !slices.Equal(log, want) {
 		t.Errorf("session:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))

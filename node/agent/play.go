@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"loaxa.vn/node/audio"
@@ -47,23 +48,67 @@ func (a *Agent) startPlay(o protocol.Occurrence, now time.Time) {
 	}()
 }
 
+// playContent plays o as one stream: the opening chime, the content as
+// many times as o repeats with silence between, and the closing chime. One
+// stream keeps the gaps exact (the output paces silence like sound) and
+// keeps the amplifier on throughout.
 func (a *Agent) playContent(ctx context.Context, o protocol.Occurrence) playResult {
 	r := playResult{occ: o.ID}
-	f, err := a.cache.Open(o.Content)
-	if err != nil {
-		r.openErr = err
-		return r
+	var parts []io.Reader
+	var files []io.Closer
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	open := func(id string) (io.Reader, error) {
+		f, err := a.cache.Open(id)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+		return nodeaudio.NewReader(f)
 	}
-	defer f.Close()
-	pcm, err := nodeaudio.NewReader(f)
-	if err != nil {
-		r.openErr = err
-		return r
+	chime := func(id string) {
+		if id == "" {
+			return
+		}
+		if !a.cache.Has(id) {
+			a.log.Warn("agent: chime not cached; playing without it", "occurrence", o.ID, "content", id)
+			return
+		}
+		pcm, err := open(id)
+		if err != nil {
+			a.log.Warn("agent: chime unplayable; playing without it", "occurrence", o.ID, "content", id, "err", err)
+			return
+		}
+		parts = append(parts, pcm)
 	}
-	c := &audio.Counter{R: pcm}
+	chime(o.OpeningChime)
+	for i := range o.Plays() {
+		if i > 0 && o.GapMS > 0 {
+			parts = append(parts, io.LimitReader(zeros{}, nodeaudio.Bytes(time.Duration(o.GapMS)*time.Millisecond)))
+		}
+		pcm, err := open(o.Content)
+		if err != nil {
+			r.openErr = err
+			return r
+		}
+		parts = append(parts, pcm)
+	}
+	chime(o.ClosingChime)
+	c := &audio.Counter{R: io.MultiReader(parts...)}
 	r.audioErr = a.cfg.Output.Play(ctx, c)
 	r.bytes = c.N()
 	return r
+}
+
+// zeros reads as silence.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // finishPlay reports how the play ended and switches the amplifier off.
@@ -94,7 +139,11 @@ func (a *Agent) finishPlay(r playResult) {
 		e.Type, e.Reason, e.PlayedMS = protocol.EventFailed, protocol.ReasonContentMissing, 0
 		a.log.Error("agent: content unplayable", "occurrence", p.occ.ID, "content", p.occ.Content, "err", r.openErr)
 	case p.stopReason != "":
-		e.Type, e.Reason = protocol.EventFailed, p.stopReason
+		e.Reason = p.stopReason
+		e.Type, mark.Phase = CutOff(p.occ, p.stopReason, now, a.lateGrace())
+		if mark.Phase == PhaseSuspended {
+			mark.CutBy = p.stopReason
+		}
 	case r.audioErr != nil:
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
 		if errors.Is(r.audioErr, context.Canceled) {

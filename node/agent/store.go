@@ -84,7 +84,11 @@ type Phase string
 const (
 	PhaseReceived Phase = "received" // the received event is in the outbox
 	PhaseStarted  Phase = "started"  // the started event is in the outbox; audio may be playing
-	PhaseDone     Phase = "done"     // a final event (completed, failed, missed, preempted) is in the outbox
+	// PhaseSuspended: cut off (by a higher level, or the agent stopping)
+	// and waiting to start again from the beginning; the suspended event
+	// is in the outbox.
+	PhaseSuspended Phase = "suspended"
+	PhaseDone      Phase = "done" // a final event (completed, failed, missed, preempted) is in the outbox
 )
 
 // Progress is the durable mark of one occurrence: the last phase whose event
@@ -100,4 +104,7 @@ type Progress struct {
 	ReceivedAt time.Time `json:"received_at,omitzero"`
 	// StartedAt is when audio began, for a started occurrence.
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// CutBy is why a suspended occurrence was cut off
+	// (protocol.ReasonPreempted or ReasonInterrupted).
+	CutBy string `json:"cut_by,omitempty"`
 }

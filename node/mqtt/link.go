@@ -4,9 +4,16 @@
 // registers a retained "offline" Last Will on the node's state topic,
 // publishes a retained "online" state and (re)subscribes to the node's
 // desired and cmd topics and to the cmd topic of every area in its chain on
-// every connect, and reconnects by itself with capped backoff. Incoming
+// every connect, and reconnects by itself. Incoming
 // messages are handed to a buffered channel without blocking paho; the
 // agent drains it.
+//
+// Reconnecting is the link's own loop, not paho's: paho's reconnect sleeps
+// cannot be interrupted (a closed link would leave a goroutine behind for up
+// to the backoff) and do not jitter (a province of boards would come back in
+// step after a broker restart). The loop waits a random time up to an
+// exponentially growing cap before each retry, and dials with a context
+// that Close cancels.
 package mqtt
 
 import (
@@ -16,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"slices"
 	"sync"
@@ -33,10 +41,7 @@ var ErrClosed = errors.New("mqtt link closed")
 // Config configures a Link. Broker, Node, Username and Secret are required.
 type Config struct {
 	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883 or ssl://…:8883.
-	Broker string
-	// TLS configures ssl:// (and mqtts://, tls://) brokers: the pinned
-	// controller CA (protocol.Credentials.TLSConfig).
-	TLS      *tls.Config
+	Broker   string
 	Node     string
 	Username string
 	Secret   string
@@ -54,10 +59,12 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff (default 2m).
 	MaxReconnectInterval time.Duration
-	// ConnectRetryInterval is the wait between attempts of the first
-	// connect, which paho does not back off (default: random between 1s
-	// and 5s per link, so a fleet booting together does not retry in step).
+	// ConnectRetryInterval is the first backoff cap: the wait before the
+	// n-th retry is random in [0, min(ConnectRetryInterval·2ⁿ⁻¹,
+	// MaxReconnectInterval)) (default 2s).
 	ConnectRetryInterval time.Duration
+	// TLS configures ssl://, tls:// and mqtts:// brokers.
+	TLS *tls.Config
 	// KeepAlive is the MQTT keep-alive (default 30s); a dead link is
 	// noticed after about 1.5 times this.
 	KeepAlive time.Duration
@@ -82,10 +89,12 @@ type Link struct {
 	connects chan struct{}
 	dropped  atomic.Uint64
 	closed   atomic.Bool
-	// connecting completes when paho's first-connect loop ends.
-	connecting paho.Token
-	done       chan struct{} // closed by Close
-	wg         sync.WaitGroup
+	lost     chan struct{} // the connection dropped
+	done     chan struct{} // closed by Close
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	rand     *rand.Rand
 
 	mu         sync.Mutex
 	areas      []string
@@ -115,7 +124,7 @@ func Open(cfg Config) (*Link, error) {
 		cfg.MaxReconnectInterval = 2 * time.Minute
 	}
 	if cfg.ConnectRetryInterval <= 0 {
-		cfg.ConnectRetryInterval = time.Second + rand.N(4*time.Second)
+		cfg.ConnectRetryInterval = 2 * time.Second
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -131,20 +140,23 @@ func Open(cfg Config) (*Link, error) {
 		log:      cfg.Logger,
 		msgs:     make(chan Message, cfg.Queue),
 		connects: make(chan struct{}, 1),
+		lost:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		areas:    slices.Clone(cfg.Areas),
+		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	opts := paho.NewClientOptions().
 		AddBroker(u.String()).
 		SetClientID(cfg.Node).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Secret).
 		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(cfg.ConnectRetryInterval).
-		SetMaxReconnectInterval(cfg.MaxReconnectInterval).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetConnectTimeout(cfg.ConnectTimeout).
+		SetTLSConfig(cfg.TLS).
+		SetCustomOpenConnectionFn(l.dial).
 		SetKeepAlive(cfg.KeepAlive).
 		SetPingTimeout(min(cfg.KeepAlive/2, 10*time.Second)).
 		SetWriteTimeout(cfg.PublishTimeout).
@@ -152,18 +164,108 @@ func Open(cfg Config) (*Link, error) {
 		SetOnConnectHandler(l.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.log.Warn("mqtt: link to broker lost", "err", err)
+			select {
+			case l.lost <- struct{}{}:
+			default:
+			}
 		})
-	if cfg.TLS != nil {
-		opts.SetTLSConfig(cfg.TLS)
-	}
 	if cfg.Will != nil {
 		opts.SetBinaryWill(cfg.Topics.Node(cfg.Node, protocol.ChanState), cfg.Will, 1, true)
 	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+	default:
+		return nil, fmt.Errorf("mqtt link: broker URL %q: scheme %q not supported; use tcp:// or ssl://", cfg.Broker, u.Scheme)
+	}
 	l.client = paho.NewClient(opts)
-	// With ConnectRetry the token completes only once connected; the agent
-	// runs its schedule offline meanwhile, so do not wait.
-	l.connecting = l.client.Connect()
+	// The agent runs its schedule offline meanwhile, so do not wait.
+	l.wg.Add(1)
+	go l.run()
 	return l, nil
+}
+
+// run connects, waits for the connection to drop, and connects again, with
+// a jittered backoff between attempts, until Close.
+func (l *Link) run() {
+	defer l.wg.Done()
+	failures := 0
+	for {
+		tok := l.client.Connect()
+		select {
+		case <-tok.Done():
+		case <-l.done:
+			return
+		}
+		if err := tok.Error(); err != nil {
+			failures++
+			l.log.Warn("mqtt: connect failed", "broker", l.cfg.Broker, "attempt", failures, "err", err)
+			if !l.pause(failures) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		select {
+		case <-l.lost:
+		case <-l.done:
+			return
+		}
+		// Even the first retry after a drop waits a random while: when a
+		// broker restarts, its whole fleet loses the link at once.
+		if !l.pause(1) {
+			return
+		}
+	}
+}
+
+// pause waits before the n-th retry (full jitter), or returns false if the
+// link was closed meanwhile.
+func (l *Link) pause(n int) bool {
+	limit := l.cfg.ConnectRetryInterval << min(n-1, 20)
+	if limit <= 0 || limit > l.cfg.MaxReconnectInterval {
+		limit = l.cfg.MaxReconnectInterval
+	}
+	l.mu.Lock()
+	wait := time.Duration(l.rand.Int64N(int64(limit)))
+	l.mu.Unlock()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// dial opens the TCP (or TLS) connection for paho with a context Close
+// cancels, so closing never waits for a dial to time out.
+func (l *Link) dial(u *url.URL, opts paho.ClientOptions) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, opts.ConnectTimeout)
+	defer cancel()
+	host := u.Host
+	if u.Port() == "" {
+		port := "1883"
+		if u.Scheme != "tcp" && u.Scheme != "mqtt" {
+			port = "8883"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	d := &net.Dialer{}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts":
+		cfg := opts.TLSConfig
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		cfg = cfg.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		return (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", host)
+	default:
+		return d.DialContext(ctx, "tcp", host)
+	}
 }
 
 // Messages delivers incoming messages. It is never closed.
@@ -346,9 +448,7 @@ func (l *Link) Close() {
 		return
 	}
 	close(l.done)
-	l.client.Disconnect(250)
-	// A first connect still retrying notices the disconnect only after
-	// its sleep; wait for it so no goroutine outlives the link.
-	l.connecting.WaitTimeout(l.cfg.ConnectRetryInterval + l.cfg.ConnectTimeout + time.Second)
+	l.cancel()
 	l.wg.Wait()
+	l.client.Disconnect(250)
 }

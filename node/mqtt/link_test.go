@@ -213,4 +213,12 @@ func TestOpenChecksConfig(t *testing.T) {
 	if err := l.Publish(context.Background(), "t", false, nil); err != ErrClosed {
 		t.Fatalf("publish after Close = %v, want ErrClosed", err)
 	}
+
+	// Closing a link that is waiting out a long backoff leaves nothing
+	// behind (goleak checks at the end of the package).
+	l, err = Open(Config{Broker: "tcp://" + nodetest.FreeAddr(t), Node: "n1", Username: "n1", ConnectRetryInterval: time.Hour, MaxReconnectInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
 }

@@ -1,0 +1,106 @@
+package app
+
+import (
+	"loaxa.vn/controller/loaxa"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	env := map[string]string{"LOAXA_HTTP": ":9090", "LOAXA_DATA": "/srv/loaxa", "LOAXA_ADMIN_PASSWORD": "from-the-env", "LOAXA_HORIZON": "240h"}
+	c := DefaultConfig()
+	if err := c.Parse([]string{"--data", "/var/lib/loaxa", "--log-level", "debug"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":9090" || c.DataDir != "/var/lib/loaxa" || c.MQTTAddr != ":1883" || c.AdminPassword != "from-the-env" ||
+		c.Horizon != 240*time.Hour || c.LogLevel != slog.LevelDebug {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--horizon", "2h"}, "at least 24h"},
+		{[]string{"--horizon", "soon"}, "at least 24h"},
+		{[]string{"--max-upload", "-1"}, "positive number"},
+		{[]string{"--log-level", "loud"}, "debug, info"},
+		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	} {
+		cfg := DefaultConfig()
+		err := cfg.Parse(c.args, func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+	}
+}
+
+// A busy port fails Open at once, and nothing stays open behind it.
+func TestOpenFailsOnBusyPort(t *testing.T) {
+	first := New(testConfig(t), slog.New(slog.DiscardHandler))
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	cfg := testConfig(t)
+	cfg.HTTPAddr = first.HTTP.Addr
+	if l := first.HTTP.URL(); l != "" {
+		cfg.HTTPAddr = strings.TrimPrefix(l, "http://")
+	}
+	second := New(cfg, slog.New(slog.DiscardHandler))
+	err := second.Open()
+	if err == nil {
+		second.Close()
+		t.Fatal("a second controller opened on the same HTTP port")
+	}
+	if !strings.Contains(err.Error(), "listen") {
+		t.Errorf("error %q does not say the port is busy", err)
+	}
+}
+
+func testConfig(t *testing.T) Config {
+	c := DefaultConfig()
+	c.HTTPAddr, c.MQTTAddr, c.DataDir, c.AdminPassword = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "test-admin-password"
+	return c
+}
+
+// The first start creates admin with a generated password printed once; a
+// restart on the same data keeps it and prints nothing.
+func TestBootstrapAdminOnce(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AdminPassword = ""
+	var out strings.Builder
+	a := New(cfg, slog.New(slog.DiscardHandler))
+	a.Out = &out
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(out.String(), "password: ")
+	password, _, _ := strings.Cut(after, "\n")
+	u, err := a.Users.FindUserByUsername(t.Context(), "admin")
+	if !ok || err != nil || !loaxa.PasswordMatches(u.PasswordHash, password) || u.Role != loaxa.RoleAdmin {
+		t.Fatalf("printed %q; admin %+v, %v", out.String(), u, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out.Reset()
+	b := New(cfg, slog.New(slog.DiscardHandler))
+	b.Out = &out
+	if err := b.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if out.Len() != 0 {
+		t.Errorf("restart printed %q", out.String())
+	}
+	if u, err := b.Users.FindUserByUsername(t.Context(), "admin"); err != nil || !loaxa.PasswordMatches(u.PasswordHash, password) {
+		t.Errorf("admin password changed on restart: %v", err)
+	}
+}

@@ -1,0 +1,124 @@
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// SessionService stores sessions.
+type SessionService struct {
+	db *DB
+}
+
+var _ loaxa.SessionService = (*SessionService)(nil)
+
+// NewSessionService returns a SessionService on db.
+func NewSessionService(db *DB) *SessionService {
+	return &SessionService{db: db}
+}
+
+// CreateSession checks s, assigns s.ID and CreatedAt, and stores it.
+func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if _, err := loaxa.ParseClock(sess.Start); err != nil {
+		return err
+	}
+	if sess.MaxMinutes <= 0 {
+		return loaxa.Errorf(loaxa.EInvalid, "Session %q has no maximum length: give max_minutes, e.g. 15 or 45.", sess.Name)
+	}
+	rec := *sess
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketAreas).Get([]byte(sess.Area)) == nil {
+			return loaxa.Errorf(loaxa.EInvalid, "Area %q does not exist.", sess.Area)
+		}
+		b := tx.Bucket(bucketSessions)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return fmt.Errorf("next session id: %w", err)
+		}
+		rec.ID = fmt.Sprintf("s%06d", seq)
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = s.db.now()
+		}
+		return putJSON(b, []byte(rec.ID), &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	*sess = rec
+	return nil
+}
+
+// FindSessionByID returns the session or ENotFound.
+func (s *SessionService) FindSessionByID(ctx context.Context, id string) (*loaxa.Session, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var sess loaxa.Session
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketSessions), []byte(id), &sess)
+		if err == nil && !ok {
+			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find session %s: %w", id, err)
+	}
+	return &sess, nil
+}
+
+// FindSessions returns sessions sorted by area, start and id.
+func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter) ([]*loaxa.Session, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out []*loaxa.Session
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		return b.ForEach(func(k, _ []byte) error {
+			var sess loaxa.Session
+			if _, err := getJSON(b, k, &sess); err != nil {
+				return err
+			}
+			if f.Areas == nil || slices.Contains(f.Areas, sess.Area) {
+				out = append(out, &sess)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find sessions: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *loaxa.Session) int {
+		return cmp.Or(strings.Compare(a.Area, b.Area), strings.Compare(a.Start, b.Start), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// DeleteSession removes the session.
+func (s *SessionService) DeleteSession(ctx context.Context, id string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		if b.Get([]byte(id)) == nil {
+			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
+		}
+		return b.Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("delete session %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package http
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// Programme ranges.
+const (
+	// DefaultProgrammeSpan is the range of a programme request without to.
+	DefaultProgrammeSpan = 7 * 24 * time.Hour
+	// MaxProgrammeSpan is the longest range accepted.
+	MaxProgrammeSpan = 62 * 24 * time.Hour
+)
+
+// programmeResponse answers the programme routes.
+type programmeResponse struct {
+	From  time.Time             `json:"from"`
+	To    time.Time             `json:"to"`
+	Items []loaxa.ProgrammeItem `json:"items"`
+}
+
+// programmeRange reads from and to (RFC 3339, or a date in the controller's
+// default zone); from defaults to now, to to from plus a week.
+func (s *Server) programmeRange(r *http.Request) (time.Time, time.Time, error) {
+	q := r.URL.Query()
+	from, err := parseRangeTime("from", q.Get("from"))
+	if err != nil {
+		return from, from, err
+	}
+	to, err := parseRangeTime("to", q.Get("to"))
+	if err != nil {
+		return from, to, err
+	}
+	if from.IsZero() {
+		from = s.now()
+	}
+	if to.IsZero() {
+		to = from.Add(DefaultProgrammeSpan)
+	}
+	if !from.Before(to) || to.Sub(from) > MaxProgrammeSpan {
+		return from, to, loaxa.Errorf(loaxa.EInvalid, "from %s to %s is not a range of at most %d days; give from < to.",
+			from.Format(time.RFC3339), to.Format(time.RFC3339), int(MaxProgrammeSpan/(24*time.Hour)))
+	}
+	return from, to, nil
+}
+
+// parseRangeTime reads an RFC 3339 time or a date (midnight in the default
+// zone).
+func parseRangeTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if loc, err := loaxa.Location(""); err == nil {
+		if t, err := time.ParseInLocation(loaxa.DateLayout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	return parseQueryTime(name, v)
+}
+
+func (s *Server) programmeAvailable() error {
+	if s.ProgrammeService == nil {
+		return loaxa.Errorf(loaxa.EUnavailable, "The programme is not available on this controller.")
+	}
+	return nil
+}
+
+// handleNodeProgramme answers GET /api/v1/nodes/{id}/programme?from=&to=:
+// what the node will play, as the scheduler compiles it.
+func (s *Server) handleNodeProgramme(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "from", "to"); err != nil {
+		return err
+	}
+	if err := s.programmeAvailable(); err != nil {
+		return err
+	}
+	n, err := s.findNode(r)
+	if err != nil {
+		return err
+	}
+	from, to, err := s.programmeRange(r)
+	if err != nil {
+		return err
+	}
+	items, err := s.ProgrammeService.NodeProgramme(r.Context(), n.ID, from, to)
+	if err != nil {
+		return fmt.Errorf("programme of node %s: %w", n.ID, err)
+	}
+	s.writeJSON(w, r, http.StatusOK, programmeResponse{From: from, To: to, Items: nonNil(items)})
+	return nil
+}
+
+// handleAreaProgramme answers GET /api/v1/areas/{id}/programme?from=&to=:
+// every occurrence on the area's nodes, with the nodes it plays on.
+func (s *Server) handleAreaProgramme(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "from", "to"); err != nil {
+		return err
+	}
+	if err := s.programmeAvailable(); err != nil {
+		return err
+	}
+	ctx, id := r.Context(), r.PathValue("id")
+	if _, err := s.AreaService.FindAreaByID(ctx, id); loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "There is no area %q; list areas with GET /api/v1/areas.", id)
+	} else if err != nil {
+		return fmt.Errorf("programme of area %s: %w", id, err)
+	}
+	if err := s.authorize(ctx, loaxa.ActionRead, id); err != nil {
+		return err
+	}
+	from, to, err := s.programmeRange(r)
+	if err != nil {
+		return err
+	}
+	items, err := s.ProgrammeService.AreaProgramme(ctx, id, from, to)
+	if err != nil {
+		return fmt.Errorf("programme of area %s: %w", id, err)
+	}
+	s.writeJSON(w, r, http.StatusOK, programmeResponse{From: from, To: to, Items: nonNil(items)})
+	return nil
+}

@@ -1,0 +1,121 @@
+package http
+
+import (
+	"fmt"
+	"net/http"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// decisionRequest is the body of POST /api/v1/proposals/{id}/accept and
+// /decline.
+type decisionRequest struct {
+	Session string `json:"session"`
+	Note    string `json:"note"`
+}
+
+// proposalsResponse answers GET /api/v1/proposals.
+type proposalsResponse struct {
+	Proposals []*loaxa.Proposal `json:"proposals"`
+}
+
+func (s *Server) proposalsAvailable() error {
+	if s.ProposalService == nil {
+		return loaxa.Errorf(loaxa.EUnavailable, "Proposals are not available on this controller.")
+	}
+	return nil
+}
+
+// handleListProposals answers GET /api/v1/proposals?area=&state=&announcement=:
+// the proposals to stations in the user's area.
+func (s *Server) handleListProposals(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "area", "state", "announcement"); err != nil {
+		return err
+	}
+	if err := s.proposalsAvailable(); err != nil {
+		return err
+	}
+	ctx, q := r.Context(), r.URL.Query()
+	f := loaxa.ProposalFilter{State: q.Get("state"), Announcement: q.Get("announcement")}
+	switch f.State {
+	case "", loaxa.ProposalPending, loaxa.ProposalAccepted, loaxa.ProposalDeclined:
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a proposal state; use pending, accepted or declined.", f.State)
+	}
+	within := userFrom(ctx).Area
+	if area := q.Get("area"); area != "" {
+		if _, err := s.requireArea(ctx, "area", area); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionRead, area); err != nil {
+			return err
+		}
+		within = area
+	}
+	if within != "" {
+		areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: within})
+		if err != nil {
+			return fmt.Errorf("list proposals: %w", err)
+		}
+		f.Areas = []string{}
+		for _, a := range areas {
+			f.Areas = append(f.Areas, a.ID)
+		}
+	}
+	ps, err := s.ProposalService.FindProposals(ctx, f)
+	if err != nil {
+		return fmt.Errorf("list proposals: %w", err)
+	}
+	s.writeJSON(w, r, http.StatusOK, proposalsResponse{Proposals: nonNil(ps)})
+	return nil
+}
+
+// handleAcceptProposal answers POST /api/v1/proposals/{id}/accept.
+func (s *Server) handleAcceptProposal(w http.ResponseWriter, r *http.Request) error {
+	return s.decideProposal(w, r, loaxa.ProposalAccepted)
+}
+
+// handleDeclineProposal answers POST /api/v1/proposals/{id}/decline.
+func (s *Server) handleDeclineProposal(w http.ResponseWriter, r *http.Request) error {
+	return s.decideProposal(w, r, loaxa.ProposalDeclined)
+}
+
+// decideProposal records a station officer's decision. Only someone who
+// may schedule on the station's area decides, which is the commune
+// officer (or anyone above who covers it).
+func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state string) error {
+	var req decisionRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.proposalsAvailable(); err != nil {
+		return err
+	}
+	ctx, id := r.Context(), r.PathValue("id")
+	p, err := s.ProposalService.FindProposalByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "There is no proposal %q; list them with GET /api/v1/proposals.", id)
+	} else if err != nil {
+		return fmt.Errorf("decide proposal %s: %w", id, err)
+	}
+	if err := s.authorize(ctx, loaxa.ActionSchedule, p.Area); err != nil {
+		return err
+	}
+	if state == loaxa.ProposalDeclined && req.Session != "" {
+		return loaxa.Errorf(loaxa.EInvalid, "session is for accepting; leave it out to decline.")
+	}
+	p.State, p.Session, p.DecidedBy = state, req.Session, userFrom(ctx).Username
+	if p.Note, err = cleanText("note", req.Note, false); err != nil {
+		return err
+	}
+	if err := s.ProposalService.DecideProposal(ctx, p); err != nil {
+		if c := loaxa.ErrorCode(err); c == loaxa.EInvalid || c == loaxa.EConflict {
+			return err
+		}
+		return fmt.Errorf("decide proposal %s: %w", id, err)
+	}
+	s.changed()
+	s.audit(r, "proposal."+state, p.ID, p.Area, p.Session)
+	s.writeJSON(w, r, http.StatusOK, p)
+	return nil
+}

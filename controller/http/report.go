@@ -1,0 +1,127 @@
+package http
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// MaxReportSpan is the longest report range: a year and a day, for the
+// yearly report.
+const MaxReportSpan = MaxProgrammeSpan * 6
+
+// handleBroadcastReport answers GET /api/v1/reports/broadcast?area=&from=&to=&format=:
+// per node and per area (commune, ward, village: the area a node is in),
+// the occurrences scheduled in [from, to) and what became of them.
+func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "area", "from", "to", "format"); err != nil {
+		return err
+	}
+	ctx, q := r.Context(), r.URL.Query()
+	area := q.Get("area")
+	if area == "" {
+		area = userFrom(ctx).Area
+	}
+	if area != "" {
+		if _, err := s.requireArea(ctx, "area", area); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionRead, area); err != nil {
+			return err
+		}
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return loaxa.Errorf(loaxa.EInvalid, "format %q: use json (the default) or csv.", format)
+	}
+	from, err := parseRangeTime("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := parseRangeTime("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if to.IsZero() {
+		to = now
+	}
+	if from.IsZero() {
+		from = to.AddDate(0, -1, 0)
+	}
+	if !from.Before(to) || to.Sub(from) > MaxReportSpan {
+		return loaxa.Errorf(loaxa.EInvalid, "from %s to %s is not a range of at most 372 days; give from < to.", q.Get("from"), q.Get("to"))
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	rep := loaxa.BroadcastReport{Area: area, From: from, To: to, Generated: now, Areas: []loaxa.AreaFigures{}, Nodes: []loaxa.NodeFigures{}}
+	byArea := map[string]*loaxa.AreaFigures{}
+	for _, n := range nodes {
+		ds, err := s.DeliveryService.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: n.ID, From: from, To: to})
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		nf := loaxa.NodeFigures{Node: n.ID, Area: n.Area}
+		af := byArea[n.Area]
+		if af == nil {
+			af = &loaxa.AreaFigures{Area: n.Area}
+			if a, err := s.AreaService.FindAreaByID(ctx, n.Area); err == nil {
+				af.Name = a.Name
+			}
+			byArea[n.Area] = af
+		}
+		af.Nodes++
+		for _, d := range ds {
+			d.CheckSilence(now, loaxa.SilenceBound)
+			nf.Add(d)
+			af.Add(d)
+			rep.Total.Add(d)
+		}
+		rep.Nodes = append(rep.Nodes, nf)
+	}
+	for _, af := range byArea {
+		rep.Areas = append(rep.Areas, *af)
+	}
+	slices.SortFunc(rep.Areas, func(a, b loaxa.AreaFigures) int { return cmpString(a.Area, b.Area) })
+	if format != "csv" {
+		s.writeJSON(w, r, http.StatusOK, rep)
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="broadcast-report.csv"`)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"level", "id", "area", "name", "nodes", "scheduled", "completed", "preempted", "failed", "missed",
+		"open", "failed_to_sound", "emergency", "minutes_planned", "minutes_played"})
+	row := func(level, id, area, name string, nodes int, f loaxa.BroadcastFigures) {
+		cw.Write([]string{level, id, area, name, strconv.Itoa(nodes), strconv.Itoa(f.Scheduled), strconv.Itoa(f.Completed),
+			strconv.Itoa(f.Preempted), strconv.Itoa(f.Failed), strconv.Itoa(f.Missed), strconv.Itoa(f.Open),
+			strconv.Itoa(f.FailedToSound), strconv.Itoa(f.Emergency), minutes(f.PlannedMS), minutes(f.PlayedMS)})
+	}
+	row("total", area, area, "", len(nodes), rep.Total)
+	for _, a := range rep.Areas {
+		row("area", a.Area, a.Area, a.Name, a.Nodes, a.BroadcastFigures)
+	}
+	for _, n := range rep.Nodes {
+		row("node", n.Node, n.Area, "", 1, n.BroadcastFigures)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func minutes(ms int64) string { return strconv.FormatFloat(float64(ms)/60000, 'f', 2, 64) }
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

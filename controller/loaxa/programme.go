@@ -1,0 +1,53 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// ProgrammeItem is one compiled occurrence: what a node (or the nodes of an
+// area) will play, when, and for how long.
+type ProgrammeItem struct {
+	protocol.Occurrence
+	// End is Start plus the planned length (chimes, repeats and gaps).
+	End time.Time `json:"end"`
+	// Nodes are the nodes it plays on (in an area's programme).
+	Nodes []string `json:"nodes,omitempty"`
+}
+
+// Conflict kinds.
+const (
+	// ConflictSessionOverflow: the items of a session instance run past its
+	// maximum length.
+	ConflictSessionOverflow = "session-overflow"
+	// ConflictOverlap: two items of the same level at fixed times overlap on
+	// a node, so the later one would start late or not at all.
+	ConflictOverlap = "overlap"
+	// ConflictNoSession: the session named does not run on that day.
+	ConflictNoSession = "no-session"
+)
+
+// Conflict is a problem found when scheduling, with a message for the
+// officer. The officer may still force the announcement in.
+type Conflict struct {
+	Kind        string   `json:"kind"`
+	Node        string   `json:"node,omitempty"`
+	Session     string   `json:"session,omitempty"`
+	Occurrences []string `json:"occurrences"`
+	Message     string   `json:"message"`
+}
+
+// ProgrammeService shows the effective programme the scheduler compiles.
+type ProgrammeService interface {
+	// NodeProgramme returns the node's occurrences starting in [from, to),
+	// in start order.
+	NodeProgramme(ctx context.Context, node string, from, to time.Time) ([]ProgrammeItem, error)
+	// AreaProgramme returns the occurrences on the area's nodes starting in
+	// [from, to), one item per occurrence with the nodes it plays on.
+	AreaProgramme(ctx context.Context, area string, from, to time.Time) ([]ProgrammeItem, error)
+	// CheckAnnouncement compiles the programme as it would be with a added
+	// (a.ID may be empty) and returns the conflicts that a causes.
+	CheckAnnouncement(ctx context.Context, a *Announcement) ([]Conflict, error)
+}

@@ -1,0 +1,195 @@
+package loaxa
+
+import (
+	"container/heap"
+	"fmt"
+	"strings"
+	"time"
+	_ "time/tzdata" // zones for boards and containers without /usr/share/zoneinfo
+
+	"github.com/teambition/rrule-go"
+)
+
+// DateLayout is how days are written in the API: holidays, exception
+// dates, programme ranges.
+const DateLayout = "2006-01-02"
+
+// MaxPerDay bounds how often a recurring announcement may play: at most
+// this many times a day on average over its first week. A loudspeaker
+// that talks every few minutes is a nuisance, and every occurrence costs
+// a delivery record per node.
+const MaxPerDay = 48
+
+// Location returns the IANA zone name (DefaultTimeZone for ""). "Local" is
+// refused: it would be whatever the controller machine is set to.
+func Location(name string) (*time.Location, error) {
+	if name == "" {
+		name = DefaultTimeZone
+	}
+	if name == "Local" {
+		return nil, Errorf(EInvalid, "time zone %q is not an IANA name; use one like %s.", name, DefaultTimeZone)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, Errorf(EInvalid, "time zone %q is not an IANA name; use one like %s.", name, DefaultTimeZone)
+	}
+	return loc, nil
+}
+
+// Recurrence is when an announcement plays, in one time zone: its start
+// alone, or the instants of its RFC 5545 rules with the start as DTSTART,
+// bounded by Until and Count, less its exception dates.
+type Recurrence struct {
+	loc   *time.Location
+	start time.Time
+	rules []*rrule.RRule
+	until time.Time
+	count int
+	exDay map[string]bool
+	exAt  map[int64]bool // Unix seconds
+}
+
+// NewRecurrence builds the recurrence of a in zone loc. The rule may hold
+// several rules, one per line ("RRULE:" prefixes are allowed), whose
+// instants are merged: "every day at 05:30 and at 17:00" is two rules.
+// Errors are EInvalid with a message for the officer.
+func NewRecurrence(a *Announcement, loc *time.Location) (*Recurrence, error) {
+	r := &Recurrence{loc: loc, start: a.Start.In(loc), until: a.Until, count: a.Count, exDay: map[string]bool{}, exAt: map[int64]bool{}}
+	for _, x := range a.ExDates {
+		if d, err := time.ParseInLocation(DateLayout, x, loc); err == nil {
+			r.exDay[d.Format(DateLayout)] = true
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, x)
+		if err != nil {
+			return nil, Errorf(EInvalid, "exdates: %q is neither a date like 2025-09-02 nor an RFC 3339 time like 2025-09-02T05:30:00+07:00.", x)
+		}
+		r.exAt[t.Unix()] = true
+	}
+	if a.RRule == "" {
+		return r, nil
+	}
+	// rrule works in whole seconds; so do recurring starts.
+	dtstart := r.start.Truncate(time.Second)
+	for line := range strings.SplitSeq(strings.ReplaceAll(a.RRule, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		opt, err := rrule.StrToROptionInLocation(strings.TrimPrefix(line, "RRULE:"), loc)
+		if err != nil {
+			return nil, Errorf(EInvalid, "rrule %q is not an RFC 5545 rule (%v); write it like FREQ=DAILY;BYHOUR=5;BYMINUTE=30, with start as the first play.", line, err)
+		}
+		if !opt.Dtstart.IsZero() {
+			return nil, Errorf(EInvalid, "rrule %q has its own DTSTART; leave it out: start is the DTSTART.", line)
+		}
+		if opt.Freq == rrule.SECONDLY {
+			return nil, Errorf(EInvalid, "rrule %q repeats every second; use MINUTELY or slower.", line)
+		}
+		opt.Dtstart = dtstart
+		rule, err := rrule.NewRRule(*opt)
+		if err != nil {
+			return nil, Errorf(EInvalid, "rrule %q: %v.", line, err)
+		}
+		r.rules = append(r.rules, rule)
+	}
+	if len(r.rules) == 0 {
+		return nil, Errorf(EInvalid, "rrule is blank; give a rule like FREQ=DAILY;BYHOUR=5;BYMINUTE=30, or leave rrule out for one play.")
+	}
+	if n := len(r.Between(dtstart.Add(-time.Second), dtstart.AddDate(0, 0, 7))); n > 7*MaxPerDay {
+		return nil, Errorf(EInvalid, "rrule plays %d times in its first week; at most %d a day are allowed, so use a slower rule.", n, MaxPerDay)
+	}
+	return r, nil
+}
+
+// Location returns the zone the recurrence is expanded in.
+func (r *Recurrence) Location() *time.Location { return r.loc }
+
+// Between returns the instants in (from, to], in order, in the
+// recurrence's zone.
+func (r *Recurrence) Between(from, to time.Time) []time.Time {
+	var out []time.Time
+	if len(r.rules) == 0 {
+		if r.start.After(from) && !r.start.After(to) && !r.excluded(r.start) {
+			out = append(out, r.start)
+		}
+		return out
+	}
+	// Merge the rules' streams from DTSTART: Count counts the merged
+	// instants, exceptions included, as RFC 5545 counts COUNT.
+	h := &streams{}
+	for _, rule := range r.rules {
+		next := rule.Iterator()
+		if t, ok := next(); ok {
+			heap.Push(h, stream{t, next})
+		}
+	}
+	var last time.Time
+	n := 0
+	for h.Len() > 0 {
+		s := heap.Pop(h).(stream)
+		t := s.at
+		if next, ok := s.next(); ok {
+			heap.Push(h, stream{next, s.next})
+		}
+		if !last.IsZero() && t.Equal(last) {
+			continue // two rules on one instant play once
+		}
+		last = t
+		n++
+		if r.count > 0 && n > r.count || !r.until.IsZero() && t.After(r.until) || t.After(to) {
+			break
+		}
+		if t.After(from) && !r.excluded(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (r *Recurrence) excluded(t time.Time) bool {
+	return r.exAt[t.Unix()] || r.exDay[t.In(r.loc).Format(DateLayout)]
+}
+
+// stream is one rule's instants, the earliest not yet taken first.
+type stream struct {
+	at   time.Time
+	next rrule.Next
+}
+
+type streams []stream
+
+func (s streams) Len() int           { return len(s) }
+func (s streams) Less(i, j int) bool { return s[i].at.Before(s[j].at) }
+func (s streams) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
+func (s *streams) Push(x any)        { *s = append(*s, x.(stream)) }
+func (s *streams) Pop() any {
+	old := *s
+	x := old[len(old)-1]
+	*s = old[:len(old)-1]
+	return x
+}
+
+// ParseClock reads a time of day "HH:MM" and returns it as an offset from
+// midnight.
+func ParseClock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, Errorf(EInvalid, "time of day %q: write it as HH:MM on the 24-hour clock, e.g. 05:30 or 17:00.", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
+
+// AtClock returns the instant of time of day clock on the local date of day
+// in loc. On a day when DST skips that time, time.Date normalises it.
+func AtClock(day time.Time, clock time.Duration, loc *time.Location) time.Time {
+	y, m, d := day.In(loc).Date()
+	// Wall-clock fields, not midnight plus a duration: on a DST day those
+	// differ by an hour.
+	return time.Date(y, m, d, int(clock/time.Hour), int(clock%time.Hour/time.Minute), 0, 0, loc)
+}
+
+// String formats the recurrence for logs.
+func (r *Recurrence) String() string {
+	return fmt.Sprintf("start %s in %s, %d rules", r.start.Format(time.RFC3339), r.loc, len(r.rules))
+}

@@ -1,0 +1,644 @@
+package schedule
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// compilation holds what one pass reads once for all nodes, and the
+// expansions it has made, so that thousands of nodes sharing a time zone
+// expand each announcement once.
+type compilation struct {
+	// keys are the controller keys every desired state lists (KeyService).
+	keys     []protocol.PublicKey
+	now      time.Time
+	parent   map[string]string
+	zone     map[string]string // area id → its own TimeZone ("" inherits)
+	contents map[string]*loaxa.Content
+	anns     []*loaxa.Announcement
+	sessions map[string][]*loaxa.Session // by area
+	session  map[string]*loaxa.Session   // by id
+	holidays map[string]map[string]bool  // area ("" global) → dates
+	// proposals: announcement → station area → proposal
+	proposals map[string]map[string]*loaxa.Proposal
+	// longest is the longest planned occurrence, for how far back the
+	// desired state keeps occurrences that may still be playing.
+	longest time.Duration
+
+	expanded  map[string][]time.Time // announcement id \x00 zone → starts
+	instances map[string][]time.Time // session id \x00 zone → starts
+	locs      map[string]*time.Location
+}
+
+// newCompilation reads areas, announcements, sessions, holidays and
+// proposals. extra, if not nil, is compiled as if it were stored (for
+// conflict checks before creating it).
+func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcement) (*compilation, error) {
+	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("areas: %w", err)
+	}
+	anns, err := s.AnnouncementService.FindAnnouncements(ctx, loaxa.AnnouncementFilter{State: loaxa.AnnouncementActive})
+	if err != nil {
+		return nil, fmt.Errorf("announcements: %w", err)
+	}
+	if extra != nil {
+		anns = append(anns, extra)
+	}
+	c := &compilation{
+		now:       s.Clock.Now(),
+		parent:    make(map[string]string, len(areas)),
+		zone:      make(map[string]string, len(areas)),
+		contents:  make(map[string]*loaxa.Content),
+		anns:      anns,
+		sessions:  map[string][]*loaxa.Session{},
+		session:   map[string]*loaxa.Session{},
+		holidays:  map[string]map[string]bool{},
+		proposals: map[string]map[string]*loaxa.Proposal{},
+		expanded:  map[string][]time.Time{},
+		instances: map[string][]time.Time{},
+		locs:      map[string]*time.Location{},
+	}
+	for _, a := range areas {
+		c.parent[a.ID] = a.Parent
+		c.zone[a.ID] = a.TimeZone
+	}
+	if s.SessionService != nil {
+		ss, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{})
+		if err != nil {
+			return nil, fmt.Errorf("sessions: %w", err)
+		}
+		for _, x := range ss {
+			c.sessions[x.Area] = append(c.sessions[x.Area], x)
+			c.session[x.ID] = x
+		}
+	}
+	if s.HolidayService != nil {
+		hs, err := s.HolidayService.FindHolidays(ctx, loaxa.HolidayFilter{})
+		if err != nil {
+			return nil, fmt.Errorf("holidays: %w", err)
+		}
+		for _, h := range hs {
+			if c.holidays[h.Area] == nil {
+				c.holidays[h.Area] = map[string]bool{}
+			}
+			c.holidays[h.Area][h.Date] = true
+		}
+	}
+	if s.ProposalService != nil {
+		ps, err := s.ProposalService.FindProposals(ctx, loaxa.ProposalFilter{})
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		for _, p := range ps {
+			if c.proposals[p.Announcement] == nil {
+				c.proposals[p.Announcement] = map[string]*loaxa.Proposal{}
+			}
+			c.proposals[p.Announcement][p.Area] = p
+		}
+	}
+	for _, a := range anns {
+		if _, _, _, length, err := s.contentOf(ctx, c, a); err == nil {
+			c.longest = max(c.longest, length)
+		}
+	}
+	for _, x := range c.session {
+		c.longest = max(c.longest, x.MaxLength())
+	}
+	return c, nil
+}
+
+func (c *compilation) chain(area string) []string {
+	var chain []string
+	for a := area; a != "" && len(chain) <= len(c.parent); a = c.parent[a] {
+		chain = append(chain, a)
+	}
+	return chain
+}
+
+// location returns the zone of the first area in chain that sets one.
+func (c *compilation) location(chain []string) (*time.Location, error) {
+	name := ""
+	for _, a := range chain {
+		if z := c.zone[a]; z != "" {
+			name = z
+			break
+		}
+	}
+	if loc, ok := c.locs[name]; ok {
+		return loc, nil
+	}
+	loc, err := loaxa.Location(name)
+	if err != nil {
+		return nil, err
+	}
+	c.locs[name] = loc
+	return loc, nil
+}
+
+func (c *compilation) content(ctx context.Context, svc loaxa.ContentService, id string) (*loaxa.Content, error) {
+	if ct, ok := c.contents[id]; ok {
+		return ct, nil
+	}
+	ct, err := svc.FindContentByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.contents[id] = ct
+	return ct, nil
+}
+
+// contentOf returns a's content, chimes and planned length.
+func (s *Scheduler) contentOf(ctx context.Context, c *compilation, a *loaxa.Announcement) (main, opening, closing *loaxa.Content, length time.Duration, err error) {
+	if main, err = c.content(ctx, s.ContentService, a.ContentID); err != nil {
+		return nil, nil, nil, 0, fmt.Errorf("announcement %s: content %s: %w", a.ID, a.ContentID, err)
+	}
+	if a.OpeningChime != "" {
+		if opening, err = c.content(ctx, s.ContentService, a.OpeningChime); err != nil {
+			return nil, nil, nil, 0, fmt.Errorf("announcement %s: opening chime %s: %w", a.ID, a.OpeningChime, err)
+		}
+	}
+	if a.ClosingChime != "" {
+		if closing, err = c.content(ctx, s.ContentService, a.ClosingChime); err != nil {
+			return nil, nil, nil, 0, fmt.Errorf("announcement %s: closing chime %s: %w", a.ID, a.ClosingChime, err)
+		}
+	}
+	return main, opening, closing, PlannedLength(a, main, opening, closing), nil
+}
+
+// PlannedLength is how long one occurrence of a runs: the chimes, every
+// repeat, and the gaps between repeats.
+func PlannedLength(a *loaxa.Announcement, main, opening, closing *loaxa.Content) time.Duration {
+	ms := int64(max(a.Repeat, 1)) * main.DurationMS
+	if a.Repeat > 1 {
+		ms += int64(a.Repeat-1) * gapOf(a).Milliseconds()
+	}
+	if opening != nil {
+		ms += opening.DurationMS
+	}
+	if closing != nil {
+		ms += closing.DurationMS
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func gapOf(a *loaxa.Announcement) time.Duration {
+	if a.GapMS > 0 {
+		return time.Duration(a.GapMS) * time.Millisecond
+	}
+	return loaxa.RepeatGap
+}
+
+// expand returns a's starts in (from, to] in loc, cached per zone.
+func (c *compilation) expand(a *loaxa.Announcement, loc *time.Location, from, to time.Time) ([]time.Time, error) {
+	key := a.ID + "\x00" + loc.String() + "\x00" + from.String() + to.String()
+	if ts, ok := c.expanded[key]; ok {
+		return ts, nil
+	}
+	r, err := loaxa.NewRecurrence(a, loc)
+	if err != nil {
+		return nil, fmt.Errorf("announcement %s: %w", a.ID, err)
+	}
+	ts := r.Between(from, to)
+	c.expanded[key] = ts
+	return ts, nil
+}
+
+// sessionInstances returns the starts of x in (from, to] in loc, cached.
+func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, from, to time.Time) ([]time.Time, error) {
+	key := x.ID + "\x00" + loc.String() + "\x00" + from.String() + to.String()
+	if ts, ok := c.instances[key]; ok {
+		return ts, nil
+	}
+	ts, err := x.Instances(loc, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", x.ID, err)
+	}
+	c.instances[key] = ts
+	return ts, nil
+}
+
+// programmed is one compiled occurrence with what it needs.
+type programmed struct {
+	occ                       protocol.Occurrence
+	end                       time.Time
+	content, opening, closing *loaxa.Content
+	ann                       *loaxa.Announcement
+	head                      bool // placed at the head of its session
+}
+
+// instance is one day's run of a session on one node, being packed.
+type instance struct {
+	session *loaxa.Session
+	start   time.Time
+	id      string
+	items   []programmed
+}
+
+// nodePlan is a node's compiled programme and the conflicts in it.
+type nodePlan struct {
+	items     []programmed
+	conflicts []loaxa.Conflict
+}
+
+// programme compiles node n's occurrences starting in (from, to].
+func (s *Scheduler) programme(ctx context.Context, c *compilation, n *loaxa.Node, from, to time.Time) ([]programmed, error) {
+	p, err := s.plan(ctx, c, n, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return p.items, nil
+}
+
+// plan compiles node n's programme in (from, to] and finds its conflicts.
+func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, from, to time.Time) (*nodePlan, error) {
+	chain := c.chain(n.Area)
+	loc, err := c.location(chain)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", n.ID, err)
+	}
+	holiday := func(t time.Time) bool {
+		day := t.In(loc).Format(loaxa.DateLayout)
+		if c.holidays[""][day] {
+			return true
+		}
+		for _, a := range chain {
+			if c.holidays[a][day] {
+				return true
+			}
+		}
+		return false
+	}
+	// The station is the nearest area in the chain with sessions.
+	station := ""
+	for _, a := range chain {
+		if len(c.sessions[a]) > 0 {
+			station = a
+			break
+		}
+	}
+	plan := &nodePlan{}
+	instances := map[string]*instance{}
+	// Session items are expanded a day wider on each side: the day decides
+	// the instance, the packing decides the start.
+	wideFrom, wideTo := from.Add(-24*time.Hour-c.longest), to.Add(24*time.Hour)
+
+	for _, a := range c.anns {
+		if !Targets(a, n.ID, chain) {
+			continue
+		}
+		main, opening, closing, length, err := s.contentOf(ctx, c, a)
+		if err != nil {
+			return nil, err
+		}
+		sessionID, head := a.Session, false
+		if a.Proposed {
+			if p := c.proposalFor(a.ID, chain); p != nil {
+				if p.State != loaxa.ProposalAccepted {
+					continue
+				}
+				sessionID = p.Session
+			}
+		} else if a.Priority == protocol.PriorityHigh && sessionID == "" && station != "" && above(a.FromArea, station, chain) {
+			head = true // a priority bulletin from above opens the next session
+		}
+		mk := func(start time.Time) programmed {
+			it := programmed{
+				occ: protocol.Occurrence{
+					ID: loaxa.OccurrenceID(a.ID, start), Announcement: a.ID, Title: a.Title,
+					Content: main.ID, Priority: a.Priority, Start: start.UTC(), DurationMS: main.DurationMS,
+					OnPreempt:    a.OnPreempt,
+					OpeningChime: a.OpeningChime, ClosingChime: a.ClosingChime,
+				},
+				end: start.Add(length), content: main, opening: opening, closing: closing, ann: a, head: head,
+			}
+			if a.Repeat > 1 {
+				it.occ.Repeat, it.occ.GapMS = a.Repeat, gapOf(a).Milliseconds()
+			}
+			return it
+		}
+		skip := func(t time.Time) bool { return a.Recurring() && !a.OnHolidays && holiday(t) }
+		wf, wt := from, to
+		if sessionID != "" || head {
+			wf, wt = wideFrom, wideTo
+		}
+		starts, err := c.expand(a, loc, wf, wt)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range starts {
+			if skip(t) {
+				continue
+			}
+			switch {
+			case sessionID != "":
+				x := c.session[sessionID]
+				if x == nil || !slices.Contains(chain, x.Area) {
+					continue // the session is gone, or not this node's
+				}
+				inst, err := c.instanceOn(x, loc, t, instances)
+				if err != nil {
+					return nil, err
+				}
+				if inst == nil {
+					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
+						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
+						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},
+						Message: fmt.Sprintf("Announcement %s is placed in session %s (%s), which does not run on %s; it will not play that day.",
+							orNew(a.ID), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout)),
+					})
+					continue
+				}
+				inst.items = append(inst.items, mk(t))
+			case head:
+				inst, err := c.nextInstance(c.sessions[station], loc, t, instances)
+				if err != nil {
+					return nil, err
+				}
+				if inst == nil {
+					plan.items = append(plan.items, mk(t)) // no session ahead: play as sent
+					continue
+				}
+				inst.items = append(inst.items, mk(t))
+			default:
+				plan.items = append(plan.items, mk(t))
+			}
+		}
+	}
+	for _, inst := range instances {
+		plan.conflicts = append(plan.conflicts, pack(inst, n.ID, loc)...)
+		for _, it := range inst.items {
+			if it.occ.Start.After(from) && !it.occ.Start.After(to) {
+				plan.items = append(plan.items, it)
+			}
+		}
+	}
+	slices.SortFunc(plan.items, func(x, y programmed) int {
+		return cmp.Or(x.occ.Start.Compare(y.occ.Start), strings.Compare(x.occ.ID, y.occ.ID))
+	})
+	plan.conflicts = append(plan.conflicts, overlaps(plan.items, n.ID, loc)...)
+	return plan, nil
+}
+
+// above reports whether area from is a strict ancestor of station in chain.
+func above(from, station string, chain []string) bool {
+	if from == "" || from == station {
+		return false
+	}
+	return slices.Index(chain, from) > slices.Index(chain, station)
+}
+
+// proposalFor returns the proposal of announcement ann for the nearest
+// station in chain, or nil if none of the node's areas has one.
+func (c *compilation) proposalFor(ann string, chain []string) *loaxa.Proposal {
+	for _, a := range chain {
+		if p := c.proposals[ann][a]; p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// instanceOn returns session x's instance on the local day of t, or nil if
+// it does not run that day.
+func (c *compilation) instanceOn(x *loaxa.Session, loc *time.Location, t time.Time, m map[string]*instance) (*instance, error) {
+	y, mo, d := t.In(loc).Date()
+	day := time.Date(y, mo, d, 0, 0, 0, 0, loc)
+	starts, err := c.sessionInstances(x, loc, day.Add(-time.Nanosecond), day.AddDate(0, 0, 1).Add(-time.Nanosecond))
+	if err != nil || len(starts) == 0 {
+		return nil, err
+	}
+	return instanceAt(x, starts[0], loc, m), nil
+}
+
+// nextInstance returns the first instance of any of xs starting at or
+// after t (within a week), or nil.
+func (c *compilation) nextInstance(xs []*loaxa.Session, loc *time.Location, t time.Time, m map[string]*instance) (*instance, error) {
+	var best *loaxa.Session
+	var at time.Time
+	for _, x := range xs {
+		starts, err := c.sessionInstances(x, loc, t.Add(-time.Nanosecond), t.AddDate(0, 0, 7))
+		if err != nil {
+			return nil, err
+		}
+		if len(starts) > 0 && (best == nil || starts[0].Before(at)) {
+			best, at = x, starts[0]
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	return instanceAt(best, at, loc, m), nil
+}
+
+func instanceAt(x *loaxa.Session, start time.Time, loc *time.Location, m map[string]*instance) *instance {
+	id := loaxa.SessionInstanceID(x.ID, start, loc)
+	if inst := m[id]; inst != nil {
+		return inst
+	}
+	inst := &instance{session: x, start: start, id: id}
+	m[id] = inst
+	return inst
+}
+
+// pack orders a session instance's items — those put at the head first,
+// then by level, highest first, then in creation order — and plays them
+// back to back from the session's start. Every item may start (or start
+// again after being cut off) until the session's end. Items that run past
+// the end are a conflict.
+func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
+	slices.SortStableFunc(inst.items, func(x, y programmed) int {
+		if x.head != y.head {
+			if x.head {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(
+			cmp.Compare(y.occ.Priority.Rank(), x.occ.Priority.Rank()),
+			// An announcement being checked is the newest of all.
+			cmp.Compare(isNew(x.ann.ID), isNew(y.ann.ID)),
+			cmp.Compare(len(x.ann.ID), len(y.ann.ID)), strings.Compare(x.ann.ID, y.ann.ID))
+	})
+	end := inst.start.Add(inst.session.MaxLength())
+	t := inst.start
+	var over []string
+	for i := range inst.items {
+		it := &inst.items[i]
+		length := it.end.Sub(it.occ.Start)
+		it.occ.Start = t.UTC()
+		it.occ.ID = loaxa.OccurrenceID(it.ann.ID, t)
+		it.occ.PlayBy = end.UTC()
+		it.occ.Session = inst.id
+		it.end = t.Add(length)
+		t = it.end
+		if t.After(end) {
+			over = append(over, it.occ.ID)
+		}
+	}
+	if len(over) == 0 {
+		return nil
+	}
+	return []loaxa.Conflict{{
+		Kind: loaxa.ConflictSessionOverflow, Node: node, Session: inst.id, Occurrences: over,
+		Message: fmt.Sprintf("Session %s (%s) on %s runs %s, over its maximum of %d minutes; %s past the end. Shorten or move items, or raise max_minutes.",
+			inst.session.ID, inst.session.Name, inst.start.In(loc).Format("2006-01-02 15:04"),
+			t.Sub(inst.start).Round(time.Second), inst.session.MaxMinutes, joinIDs(over)),
+	}}
+}
+
+// overlaps finds items of the same level (background aside: it yields to
+// anything anyway) whose plays overlap, so the later one would wait.
+func overlaps(items []programmed, node string, loc *time.Location) []loaxa.Conflict {
+	var out []loaxa.Conflict
+	for i := range items {
+		a := items[i]
+		if a.occ.Priority == protocol.PriorityBackground {
+			continue
+		}
+		for j := i + 1; j < len(items) && items[j].occ.Start.Before(a.end); j++ {
+			b := items[j]
+			if b.occ.Priority != a.occ.Priority || a.occ.Session != "" && a.occ.Session == b.occ.Session {
+				continue
+			}
+			out = append(out, loaxa.Conflict{
+				Kind: loaxa.ConflictOverlap, Node: node, Occurrences: []string{a.occ.ID, b.occ.ID},
+				Message: fmt.Sprintf("On node %s, %s (%s to %s) and %s (from %s) are both %s and overlap; the second waits until the first ends. Move one, or give them different levels.",
+					node, orNewOcc(a.occ.ID), a.occ.Start.In(loc).Format(time.RFC3339), a.end.In(loc).Format(time.RFC3339), orNewOcc(b.occ.ID), b.occ.Start.In(loc).Format(time.RFC3339), a.occ.Priority),
+			})
+		}
+	}
+	return out
+}
+
+func joinIDs(ids []string) string {
+	if len(ids) == 1 {
+		return ids[0] + " runs"
+	}
+	return strings.Join(ids, ", ") + " run"
+}
+
+// newID stands for the id of an announcement not stored yet.
+const newID = "new"
+
+func isNew(id string) int {
+	if id == newID {
+		return 1
+	}
+	return 0
+}
+
+func orNewOcc(occ string) string {
+	if strings.HasPrefix(occ, newID+"@") {
+		return "this announcement"
+	}
+	return occ
+}
+
+func orNew(id string) string {
+	if id == newID {
+		return "(this announcement)"
+	}
+	return id
+}
+
+// MaxProgrammeSpan bounds a programme request.
+const MaxProgrammeSpan = 62 * 24 * time.Hour
+
+// NodeProgramme returns node's occurrences starting in [from, to).
+func (s *Scheduler) NodeProgramme(ctx context.Context, node string, from, to time.Time) ([]loaxa.ProgrammeItem, error) {
+	n, err := s.NodeService.FindNodeByID(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.newCompilation(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("programme of %s: %w", node, err)
+	}
+	items, err := s.programme(ctx, c, n, from.Add(-time.Nanosecond), to.Add(-time.Nanosecond))
+	if err != nil {
+		return nil, fmt.Errorf("programme of %s: %w", node, err)
+	}
+	out := make([]loaxa.ProgrammeItem, 0, len(items))
+	for _, it := range items {
+		out = append(out, loaxa.ProgrammeItem{Occurrence: it.occ, End: it.end.UTC()})
+	}
+	return out, nil
+}
+
+// AreaProgramme returns the occurrences on the nodes of area starting in
+// [from, to), one item per occurrence with its nodes.
+func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to time.Time) ([]loaxa.ProgrammeItem, error) {
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+	if err != nil {
+		return nil, fmt.Errorf("programme of area %s: %w", area, err)
+	}
+	c, err := s.newCompilation(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("programme of area %s: %w", area, err)
+	}
+	byID := map[string]*loaxa.ProgrammeItem{}
+	for _, n := range nodes {
+		items, err := s.programme(ctx, c, n, from.Add(-time.Nanosecond), to.Add(-time.Nanosecond))
+		if err != nil {
+			return nil, fmt.Errorf("programme of area %s: %w", area, err)
+		}
+		for _, it := range items {
+			p := byID[it.occ.ID]
+			if p == nil {
+				p = &loaxa.ProgrammeItem{Occurrence: it.occ, End: it.end.UTC()}
+				byID[it.occ.ID] = p
+			}
+			p.Nodes = append(p.Nodes, n.ID)
+		}
+	}
+	out := make([]loaxa.ProgrammeItem, 0, len(byID))
+	for _, p := range byID {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(x, y loaxa.ProgrammeItem) int {
+		return cmp.Or(x.Start.Compare(y.Start), strings.Compare(x.ID, y.ID))
+	})
+	return out, nil
+}
+
+// CheckAnnouncement compiles the programme of a's target nodes over the
+// horizon as if a were stored, and returns the conflicts a is part of.
+func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement) ([]loaxa.Conflict, error) {
+	cand := *a
+	if cand.ID == "" {
+		cand.ID = newID
+	}
+	cand.State = loaxa.AnnouncementActive
+	c, err := s.newCompilation(ctx, &cand)
+	if err != nil {
+		return nil, fmt.Errorf("check announcement: %w", err)
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("check announcement: %w", err)
+	}
+	out := []loaxa.Conflict{}
+	for _, n := range nodes {
+		if !Targets(&cand, n.ID, c.chain(n.Area)) {
+			continue
+		}
+		p, err := s.plan(ctx, c, n, c.now, c.now.Add(s.Horizon))
+		if err != nil {
+			return nil, fmt.Errorf("check announcement: %w", err)
+		}
+		for _, cf := range p.conflicts {
+			if slices.ContainsFunc(cf.Occurrences, func(o string) bool { return strings.HasPrefix(o, cand.ID+"@") }) {
+				out = append(out, cf)
+			}
+		}
+	}
+	return out, nil
+}

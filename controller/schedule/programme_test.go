@@ -1,0 +1,172 @@
+package schedule_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/schedule"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+type fixture struct {
+	t     *testing.T
+	ctx   context.Context
+	s     *schedule.Scheduler
+	clock *clock.Fake
+	anns  *bolt.AnnouncementService
+	sess  *bolt.SessionService
+	hols  *bolt.HolidayService
+	props *bolt.ProposalService
+	ids   map[string]string // content name → id
+}
+
+var vn = time.FixedZone("+07", 7*3600)
+
+// newFixture stores commune 12346 (in district 318 of province 31) with one
+// node, and content of 1, 2, 4 and 6 minutes, on a real bbolt file.
+func newFixture(t *testing.T) *fixture {
+	ctx := context.Background()
+	fc := clock.NewFake(time.Date(2025, 3, 1, 4, 0, 0, 0, vn))
+	db := bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	db.Now = fc.Now
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{t: t, ctx: ctx, clock: fc, ids: map[string]string{},
+		anns: bolt.NewAnnouncementService(db), sess: bolt.NewSessionService(db), hols: bolt.NewHolidayService(db), props: bolt.NewProposalService(db)}
+	areas, nodes, contents := bolt.NewAreaService(db), bolt.NewNodeService(db), bolt.NewContentService(db)
+	for _, a := range []*loaxa.Area{{ID: "31", Name: "Hải Phòng"}, {ID: "318", Name: "Tiên Lãng", Parent: "31"}, {ID: "12346", Name: "Tiên Thắng", Parent: "318"}} {
+		if err := areas.CreateArea(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n1", Name: "n1", Area: "12346", SecretHash: loaxa.HashSecret(loaxa.NewSecret())}); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range []int{1, 2, 4, 6} {
+		id := strings.Repeat(fmt.Sprint(i+1), 64)
+		if _, err := contents.CreateContent(ctx, &loaxa.Content{ID: id, Title: "c", DurationMS: int64(m) * 60_000, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		f.ids[fmt.Sprintf("%dm", m)] = id
+	}
+	s := schedule.NewScheduler()
+	s.AreaService, s.NodeService, s.AnnouncementService, s.ContentService = areas, nodes, f.anns, contents
+	s.SessionService, s.HolidayService, s.ProposalService = f.sess, f.hols, f.props
+	s.Clock = fc
+	f.s = s
+	return f
+}
+
+func (f *fixture) announce(a loaxa.Announcement) *loaxa.Announcement {
+	f.t.Helper()
+	if a.Priority == "" {
+		a.Priority = protocol.PriorityNormal
+	}
+	if len(a.Targets.Areas) == 0 {
+		a.Targets.Areas = []string{"12346"}
+	}
+	if err := f.anns.CreateAnnouncement(f.ctx, &a); err != nil {
+		f.t.Fatal(err)
+	}
+	return &a
+}
+
+// programme renders n1's programme for the first day as "HH:MM id+len".
+func (f *fixture) programme(days int) string {
+	f.t.Helper()
+	from := f.clock.Now()
+	items, err := f.s.NodeProgramme(f.ctx, "n1", from, from.AddDate(0, 0, days))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		out = append(out, fmt.Sprintf("%s %s %s", it.Start.In(vn).Format("02 15:04"), it.Announcement, it.End.Sub(it.Start)))
+	}
+	return strings.Join(out, "; ")
+}
+
+// TestSessionPacking: items placed in the evening session play back to
+// back from its start, priority first, then in creation order; a recurring
+// item skips the holiday; an item past the session's length is a conflict.
+func TestSessionPacking(t *testing.T) {
+	f := newFixture(t)
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 15, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, evening); err != nil {
+		t.Fatal(err)
+	}
+	day := func(d int) time.Time { return time.Date(2025, 3, d, 12, 0, 0, 0, vn) }
+	f.announce(loaxa.Announcement{ContentID: f.ids["4m"], Start: day(1), Session: evening.ID, RRule: "FREQ=DAILY"})             // a000001
+	f.announce(loaxa.Announcement{ContentID: f.ids["2m"], Start: day(1), Session: evening.ID, Repeat: 2, GapMS: 60_000})        // a000002: 2+1+2 = 5m, day 1 only
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: day(1), Session: evening.ID, Priority: protocol.PriorityHigh}) // a000003: first
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 6, 0, 0, 0, vn)})                        // a000004: fixed time
+	if err := f.hols.CreateHoliday(f.ctx, &loaxa.Holiday{Date: "2025-03-02", Name: "test holiday"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "01 06:00 a000004 1m0s; 01 17:00 a000003 1m0s; 01 17:01 a000001 4m0s; 01 17:05 a000002 5m0s; 03 17:00 a000001 4m0s"
+	if got := f.programme(3); got != want {
+		t.Errorf("programme\n got  %s\n want %s", got, want)
+	}
+
+	// Another 6 minutes on day 1 runs past 15 minutes: a conflict.
+	conflicts, err := f.s.CheckAnnouncement(f.ctx, &loaxa.Announcement{ContentID: f.ids["6m"], Start: day(1), Session: evening.ID,
+		Priority: protocol.PriorityNormal, Targets: loaxa.Targets{Areas: []string{"12346"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conflicts) != 1 || conflicts[0].Kind != loaxa.ConflictSessionOverflow || !strings.Contains(conflicts[0].Message, "runs 16m0s, over its maximum of 15 minutes") {
+		t.Errorf("conflicts = %+v", conflicts)
+	}
+	// Two normal items at one fixed time overlap.
+	conflicts, err = f.s.CheckAnnouncement(f.ctx, &loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 6, 0, 30, 0, vn),
+		Priority: protocol.PriorityNormal, Targets: loaxa.Targets{Areas: []string{"12346"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conflicts) != 1 || conflicts[0].Kind != loaxa.ConflictOverlap {
+		t.Errorf("conflicts = %+v (programme %s)", conflicts, f.programme(1))
+	}
+	// A priority item at that time preempts instead: no conflict.
+	conflicts, _ = f.s.CheckAnnouncement(f.ctx, &loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 6, 0, 30, 0, vn),
+		Priority: protocol.PriorityHigh, Targets: loaxa.Targets{Areas: []string{"12346"}}})
+	if len(conflicts) != 0 {
+		t.Errorf("priority over normal reported %+v", conflicts)
+	}
+}
+
+// TestProposalsAndHead: a normal bulletin from the province plays on the
+// commune's nodes only once accepted, in the session the officer chose; a
+// priority one from the district opens the next session.
+func TestProposalsAndHead(t *testing.T) {
+	f := newFixture(t)
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, morning); err != nil {
+		t.Fatal(err)
+	}
+	f.announce(loaxa.Announcement{ContentID: f.ids["4m"], Start: time.Date(2025, 3, 1, 5, 0, 0, 0, vn), Session: morning.ID}) // a000001, local
+	down := f.announce(loaxa.Announcement{ContentID: f.ids["2m"], Start: time.Date(2025, 3, 1, 9, 0, 0, 0, vn), Proposed: true, FromArea: "31"})
+	prop := []*loaxa.Proposal{{Announcement: down.ID, Area: "12346"}}
+	if err := f.props.CreateProposals(f.ctx, prop); err != nil {
+		t.Fatal(err)
+	}
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 5, 0, 0, 0, vn), Priority: protocol.PriorityHigh, FromArea: "318"}) // a000003
+	if got, want := f.programme(1), "01 05:30 a000003 1m0s; 01 05:31 a000001 4m0s"; got != want {
+		t.Errorf("pending proposal:\n got  %s\n want %s", got, want)
+	}
+	prop[0].State, prop[0].Session, prop[0].DecidedBy = loaxa.ProposalAccepted, morning.ID, "xa"
+	if err := f.props.DecideProposal(f.ctx, prop[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.programme(1), "01 05:30 a000003 1m0s; 01 05:31 a000001 4m0s; 01 05:35 a000002 2m0s"; got != want {
+		t.Errorf("accepted into the morning session:\n got  %s\n want %s", got, want)
+	}
+}

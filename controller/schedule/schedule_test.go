@@ -1,0 +1,319 @@
+package schedule_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/schedule"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// messenger records published desired states; it can be told to fail, as a
+// broker that is away would.
+type messenger struct {
+	mu        sync.Mutex
+	published []*protocol.DesiredState
+	fail      error
+}
+
+var _ loaxa.Messenger = (*messenger)(nil)
+
+func (m *messenger) PublishDesired(_ context.Context, d *protocol.DesiredState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	cp := *d
+	m.published = append(m.published, &cp)
+	return nil
+}
+
+func (m *messenger) SendNodeCommand(context.Context, string, protocol.Command, time.Duration) error {
+	return nil
+}
+
+// last returns the last state published for node, or nil.
+func (m *messenger) last(node string) *protocol.DesiredState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.published) - 1; i >= 0; i-- {
+		if m.published[i].Node == node {
+			return m.published[i]
+		}
+	}
+	return nil
+}
+
+func (m *messenger) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.published)
+}
+
+type rig struct {
+	db    *bolt.DB
+	clock *clock.Fake
+	msg   *messenger
+	s     *schedule.Scheduler
+	ctx   context.Context
+}
+
+var t0 = time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	fc := clock.NewFake(t0)
+	db := bolt.NewDB(t.TempDir() + "/loaxa.db")
+	db.Now = fc.Now
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	r := &rig{db: db, clock: fc, msg: &messenger{}, ctx: context.Background()}
+	s := schedule.NewScheduler()
+	s.AreaService = bolt.NewAreaService(db)
+	s.NodeService = bolt.NewNodeService(db)
+	s.AnnouncementService = bolt.NewAnnouncementService(db)
+	s.ContentService = bolt.NewContentService(db)
+	s.DeliveryService = bolt.NewDeliveryService(db)
+	s.DesiredService = bolt.NewDesiredService(db)
+	s.Messenger = r.msg
+	s.Clock = fc
+	r.s = s
+
+	// 31 Hải Phòng → 318 Tiên Lãng → communes 12346 and 12347.
+	for _, a := range []loaxa.Area{{ID: "31", Name: "Hải Phòng"}, {ID: "318", Name: "Tiên Lãng", Parent: "31"},
+		{ID: "12346", Name: "Tiên Thắng", Parent: "318"}, {ID: "12347", Name: "Tiên Minh", Parent: "318"}} {
+		r.must(t, s.AreaService.CreateArea(r.ctx, &a))
+	}
+	for id, area := range map[string]string{"tt-01": "12346", "tt-02": "12346", "tm-01": "12347"} {
+		r.must(t, s.NodeService.CreateNode(r.ctx, &loaxa.Node{ID: id, Name: id, Area: area, Lat: 20.7, Lon: 106.5, SecretHash: loaxa.HashSecret("s")}))
+	}
+	_, err := s.ContentService.CreateContent(r.ctx, &loaxa.Content{ID: contentID, Title: "x", Format: "wav/pcm16/16000/mono", Size: 32044, DurationMS: 60_000})
+	r.must(t, err)
+	return r
+}
+
+const contentID = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
+func (r *rig) must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *rig) announce(t *testing.T, targets loaxa.Targets, start time.Time) *loaxa.Announcement {
+	t.Helper()
+	a := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: targets, Priority: protocol.PriorityNormal, Start: start, Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+	return a
+}
+
+func (r *rig) compile(t *testing.T, republish bool) {
+	t.Helper()
+	r.must(t, r.s.CompileAll(r.ctx, republish))
+}
+
+func occurrenceIDs(d *protocol.DesiredState) []string {
+	var ids []string
+	for _, o := range d.Occurrences {
+		ids = append(ids, o.ID)
+	}
+	return ids
+}
+
+func TestTargetsThroughAreasAndNodes(t *testing.T) {
+	a := &loaxa.Announcement{Targets: loaxa.Targets{Areas: []string{"318"}, Nodes: []string{"x-9"}}}
+	for _, c := range []struct {
+		node  string
+		chain []string
+		want  bool
+	}{
+		{"tt-01", []string{"12346", "318", "31"}, true},  // via an ancestor
+		{"tt-01", []string{"318", "31"}, true},           // the area itself
+		{"hp-01", []string{"31"}, false},                 // an ancestor of the target is not targeted
+		{"x-9", []string{"99999", "999"}, true},          // named directly
+		{"tm-01", []string{"12347", "999", "99"}, false}, // another tree
+	} {
+		if got := schedule.Targets(a, c.node, c.chain); got != c.want {
+			t.Errorf("Targets(%s, %v) = %v, want %v", c.node, c.chain, got, c.want)
+		}
+	}
+}
+
+func TestCompilePlacesOccurrencesOnTargetedNodesOnly(t *testing.T) {
+	r := newRig(t)
+	start := t0.Add(time.Hour)
+	a := r.announce(t, loaxa.Targets{Areas: []string{"12346"}}, start)
+	r.compile(t, false)
+
+	occ := loaxa.OccurrenceID(a.ID, start)
+	for node, want := range map[string]bool{"tt-01": true, "tt-02": true, "tm-01": false} {
+		d := r.msg.last(node)
+		if d == nil {
+			t.Fatalf("nothing published for %s", node)
+		}
+		got := len(d.Occurrences) == 1 && d.Occurrences[0].ID == occ
+		if got != want {
+			t.Errorf("%s: occurrences %v, want ours: %v", node, occurrenceIDs(d), want)
+		}
+		if want && (len(d.Content) != 1 || d.Content[0].ID != contentID || d.Content[0].Path != "/api/v1/content/"+contentID+"/audio") {
+			t.Errorf("%s: content refs %+v", node, d.Content)
+		}
+		if err := d.Validate(); err != nil {
+			t.Errorf("%s: published an invalid desired state: %v", node, err)
+		}
+		if want, got := []string{map[string]string{"tt-01": "12346", "tt-02": "12346", "tm-01": "12347"}[node], "318", "31"}, d.Areas; len(got) != 3 || got[0] != want[0] || got[2] != "31" {
+			t.Errorf("%s: area chain %v, want %v", node, got, want)
+		}
+	}
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Announcement: a.ID})
+	r.must(t, err)
+	if len(ds) != 2 {
+		t.Fatalf("%d deliveries, want 2 (tt-01, tt-02)", len(ds))
+	}
+	for _, d := range ds {
+		if d.State != loaxa.DeliveryPending || d.Occurrence != occ {
+			t.Errorf("delivery %+v", d)
+		}
+	}
+}
+
+func TestVersionChangesOnlyWithTheSchedule(t *testing.T) {
+	r := newRig(t)
+	r.compile(t, false)
+	v1 := r.msg.last("tt-01").Version
+	n := r.msg.count()
+
+	r.clock.Advance(time.Minute)
+	r.compile(t, false)
+	if r.msg.count() != n {
+		t.Fatalf("an unchanged schedule was republished (%d → %d publishes)", n, r.msg.count())
+	}
+
+	a := r.announce(t, loaxa.Targets{Nodes: []string{"tt-01"}}, t0.Add(2*time.Hour))
+	r.compile(t, false)
+	if got := r.msg.last("tt-01").Version; got != v1+1 {
+		t.Fatalf("version %d after a change, want %d", got, v1+1)
+	}
+	if r.msg.count() != n+1 {
+		t.Fatalf("%d publishes, want only tt-01's (%d)", r.msg.count(), n+1)
+	}
+	st, err := r.s.NodeService.FindNodeByID(r.ctx, "tt-01")
+	r.must(t, err)
+	if st.Status.DesiredVersion != v1+1 {
+		t.Errorf("node status desired version %d, want %d", st.Status.DesiredVersion, v1+1)
+	}
+
+	r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, a.ID))
+	r.compile(t, false)
+	if d := r.msg.last("tt-01"); d.Version != v1+2 || len(d.Occurrences) != 0 {
+		t.Fatalf("after cancel: version %d with %v, want %d and none", d.Version, occurrenceIDs(d), v1+2)
+	}
+}
+
+func TestRepublishAtStartAndBeforeExpiry(t *testing.T) {
+	r := newRig(t)
+	r.compile(t, false)
+	n := r.msg.count()
+	v := r.msg.last("tt-01").Version
+
+	// A restarted controller republishes everything (the embedded broker
+	// lost its retained messages), with the same versions.
+	r.compile(t, true)
+	if r.msg.count() != 2*n || r.msg.last("tt-01").Version != v {
+		t.Fatalf("republish: %d publishes (want %d), version %d (want %d)", r.msg.count(), 2*n, r.msg.last("tt-01").Version, v)
+	}
+	r.clock.Advance(r.s.RepublishAfter)
+	r.compile(t, false)
+	if r.msg.count() != 3*n {
+		t.Fatalf("after RepublishAfter: %d publishes, want %d", r.msg.count(), 3*n)
+	}
+}
+
+func TestFailedPublishIsRetried(t *testing.T) {
+	r := newRig(t)
+	r.msg.fail = errors.New("broker away")
+	if err := r.s.CompileAll(r.ctx, false); err == nil {
+		t.Fatal("CompileAll reported no error while the broker was away")
+	}
+	r.msg.fail = nil
+	r.compile(t, false)
+	for _, node := range []string{"tt-01", "tt-02", "tm-01"} {
+		if d := r.msg.last(node); d == nil || d.Version != 1 {
+			t.Errorf("%s: %+v after the broker came back, want version 1 published", node, d)
+		}
+	}
+}
+
+// An occurrence stays in the desired state until it could no longer start
+// late or still be playing, so a recompile mid-play never removes it.
+func TestWindowKeepsOccurrencesUntilTheyCannotPlay(t *testing.T) {
+	r := newRig(t)
+	start := t0.Add(time.Minute)
+	a := r.announce(t, loaxa.Targets{Nodes: []string{"tt-01"}}, start)
+	occ := loaxa.OccurrenceID(a.ID, start)
+	length := time.Minute // content DurationMS
+	for _, c := range []struct {
+		at   time.Time
+		want bool
+	}{
+		{start.Add(-r.s.Horizon - time.Second), false}, // beyond the horizon
+		{start.Add(-r.s.Horizon), true},
+		{start.Add(30 * time.Second), true},                      // playing
+		{start.Add(length + r.s.LateGrace - time.Second), true},  // could still start late and finish
+		{start.Add(length + r.s.LateGrace + time.Second), false}, // over
+	} {
+		r.clock.Set(c.at)
+		r.compile(t, false)
+		d := r.msg.last("tt-01")
+		got := len(d.Occurrences) == 1 && d.Occurrences[0].ID == occ
+		if got != c.want {
+			t.Errorf("at start%+v: occurrence present %v, want %v", c.at.Sub(start), got, c.want)
+		}
+	}
+}
+
+func TestRunCompilesOnChange(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.s.Run(ctx) }()
+	waitFor(t, "first compile", func() bool { return r.msg.last("tt-01") != nil })
+
+	r.announce(t, loaxa.Targets{Nodes: []string{"tm-01"}}, t0.Add(time.Hour))
+	r.s.Changed()
+	// Run debounces on the fake clock: advance once it waits.
+	waitFor(t, "debounce timer", func() bool { return r.clock.Timers() >= 1 })
+	for r.msg.last("tm-01").Version < 2 {
+		r.clock.Advance(r.s.Debounce)
+		waitFor(t, "recompile", func() bool { return r.clock.Timers() >= 1 })
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

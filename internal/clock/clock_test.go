@@ -1,0 +1,75 @@
+package clock
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 28, 5, 30, 0, 0, time.UTC)
+
+func fired(tm Timer) bool {
+	select {
+	case <-tm.C():
+		return true
+	default:
+		return false
+	}
+}
+
+func TestFakeTimers(t *testing.T) {
+	f := NewFake(t0)
+	a := f.NewTimer(time.Second)
+	b := f.NewTimer(3 * time.Second)
+	if f.Timers() != 2 {
+		t.Fatalf("%d timers waiting, want 2", f.Timers())
+	}
+	f.Advance(999 * time.Millisecond)
+	if fired(a) || fired(b) {
+		t.Fatal("a timer fired early")
+	}
+	f.Advance(time.Millisecond)
+	if !fired(a) || fired(b) {
+		t.Fatal("want exactly the 1 s timer fired at 1 s")
+	}
+	if b.Stop() != true || b.Stop() != false {
+		t.Fatal("Stop should report true once, then false")
+	}
+	f.Advance(time.Hour)
+	if fired(b) {
+		t.Fatal("a stopped timer fired")
+	}
+	if f.Timers() != 0 {
+		t.Fatalf("%d timers left", f.Timers())
+	}
+}
+
+func TestFakeResetAndZero(t *testing.T) {
+	f := NewFake(t0)
+	tm := f.NewTimer(0)
+	if !fired(tm) {
+		t.Fatal("a zero-duration timer should fire at once")
+	}
+	tm.Reset(time.Minute)
+	f.Set(t0.Add(-time.Hour)) // the clock jumps back: nothing fires
+	if fired(tm) {
+		t.Fatal("fired after a backward jump")
+	}
+	f.Set(t0.Add(2 * time.Minute))
+	if !fired(tm) {
+		t.Fatal("did not fire once the deadline passed")
+	}
+}
+
+func TestOffset(t *testing.T) {
+	f := NewFake(t0)
+	o := NewOffset(f)
+	o.Set(-90 * time.Second)
+	if got := o.Now(); !got.Equal(t0.Add(-90 * time.Second)) {
+		t.Fatalf("Now = %v", got)
+	}
+	tm := o.NewTimer(time.Second)
+	f.Advance(time.Second)
+	if !fired(tm) {
+		t.Fatal("offset timers run on the base clock")
+	}
+}

@@ -1,0 +1,148 @@
+package agent_test
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// fakeClockController returns a test controller whose clock and signer run
+// on fc, so that the agent's offset to it is zero.
+func fakeClockController(t *testing.T, fc *clock.Fake) *nodetest.Controller {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctl.Clock = fc.Now
+	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, fc.Now)
+	return ctl
+}
+
+// runUntil advances fc in 100 ms steps (the output's chunk) until cond
+// holds, failing after limit of fake time. Each step waits for the output
+// to take its chunk, so the fake time a play lasts is its length.
+func runUntil(t *testing.T, fc *clock.Fake, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := fc.Now().Add(limit)
+	for !cond() {
+		if fc.Now().After(end) {
+			t.Fatalf("after %v of fake time still waiting for: %s", limit, what)
+		}
+		fc.Advance(100 * time.Millisecond)
+		time.Sleep(time.Millisecond) // let the agent run; outcomes do not depend on it
+	}
+}
+
+// TestPreemptsAndResumesOnFakeClock: a normal bulletin played three times
+// with gaps is cut off by a priority one; it plays again from the
+// beginning afterwards and completes; the played times are exact.
+func TestPreemptsAndResumesOnFakeClock(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 9, 22, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{clock: fc})
+	waitConnected(t, n)
+
+	news := ctl.AddContent(2 * time.Second)
+	flood := ctl.AddContent(time.Second)
+	chime := ctl.AddContent(500 * time.Millisecond)
+	start := fc.Now().Add(time.Minute)
+	o1 := occurrence("news", news, start)
+	o1.Repeat, o1.GapMS, o1.OpeningChime = 3, 1000, chime.ID // 0.5 + 2+1+2+1+2 = 8.5 s
+	o2 := occurrence("flood", flood, start.Add(3*time.Second))
+	o2.Priority = protocol.PriorityHigh
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{o1, o2}, news, flood, chime))
+	waitEvents(t, ctl, "n1", []string{"received news", "received flood"})
+	nodetest.Eventually(t, 5*time.Second, "content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+
+	fc.Set(start)
+	waitEvents(t, ctl, "n1", []string{"received news", "received flood", "started news"})
+	// One jump to the priority bulletin's start, so that the cut happens
+	// at that instant whatever the scheduling of goroutines.
+	fc.Set(start.Add(3 * time.Second))
+	waitEvents(t, ctl, "n1", []string{"received news", "received flood", "started news", "suspended news preempted", "started flood"})
+	runUntil(t, fc, 30*time.Second, "both completed", func() bool {
+		return len(ctl.Events("n1")) >= 8
+	})
+	events := waitEvents(t, ctl, "n1", []string{"received news", "received flood",
+		"started news", "suspended news preempted", "started flood", "completed flood", "started news", "completed news"})
+	if got := events[3].At.Sub(start); got != 3*time.Second {
+		t.Errorf("news cut off %v after its start, want 3s", got)
+	}
+	if events[4].LateMS != 0 {
+		t.Errorf("flood started %d ms late", events[4].LateMS)
+	}
+	if events[5].PlayedMS != 1000 || events[7].PlayedMS != 8500 {
+		t.Errorf("played %d ms of flood and %d ms of news, want 1000 and 8500", events[5].PlayedMS, events[7].PlayedMS)
+	}
+	if events[6].At.Before(events[5].At) {
+		t.Errorf("news resumed at %v, before flood ended at %v", events[6].At, events[5].At)
+	}
+}
+
+// TestRestartResumes: the board loses power while a bulletin plays; after
+// the restart it plays again from the beginning, then the rest of the
+// session follows, from what the store remembered.
+func TestRestartResumes(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 10, 10, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1")
+	dir := t.TempDir()
+	st, err := store.OpenBolt(filepath.Join(dir, "node.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n)
+
+	a := ctl.AddContent(3 * time.Second)
+	b := ctl.AddContent(time.Second)
+	start := fc.Now().Add(time.Minute)
+	o1, o2 := occurrence("first", a, start), occurrence("second", b, start.Add(3*time.Second))
+	o1.PlayBy, o2.PlayBy = start.Add(15*time.Minute), start.Add(15*time.Minute) // one session
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{o1, o2}, a, b))
+	waitEvents(t, ctl, "n1", []string{"received first", "received second"})
+	nodetest.Eventually(t, 5*time.Second, "content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	fc.Set(start)
+	waitEvents(t, ctl, "n1", []string{"received first", "received second", "started first"})
+	fc.Advance(time.Second)
+	n.stop(t)
+	fc.Advance(5 * time.Minute) // the board is off for five minutes
+
+	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n2)
+	want := []string{"received first", "received second", "started first", "suspended first interrupted",
+		"started first", "completed first", "started second", "completed second"}
+	runUntil(t, fc, time.Minute, "session finished", func() bool { return len(ctl.Events("n1")) >= len(want) })
+	events := waitEvents(t, ctl, "n1", want)
+	if events[6].LateMS < (5 * time.Minute).Milliseconds() {
+		t.Errorf("second started %d ms late; it should have waited for first to play again", events[6].LateMS)
+	}
+}
+
+// TestContentMissingFailsAfterGrace: content the controller never serves
+// fails the occurrence once its grace is over, because the node knew of it
+// in time to fetch it. On a fake clock, so how long the desired state takes
+// to arrive cannot turn it into missed too-late.
+func TestContentMissingFailsAfterGrace(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 11, 5, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{clock: fc})
+	waitConnected(t, n)
+	absent := protocol.ContentRef{ID: "00000000000000000000000000000000000000000000000000000000000000aa", Size: 100}
+	start := fc.Now().Add(time.Minute)
+	d := desired("n1", 1, []protocol.Occurrence{occurrence("nocontent", absent, start)}, absent)
+	d.Config.LateGraceMS = 300
+	ctl.PublishDesired(d)
+	waitEvents(t, ctl, "n1", []string{"received nocontent"})
+	nodetest.Eventually(t, 5*time.Second, "missing content not reported", func() bool {
+		return slices.Equal(n.a.Status().ContentMissing, []string{absent.ID})
+	})
+	fc.Set(start.Add(301 * time.Millisecond))
+	waitEvents(t, ctl, "n1", []string{"received nocontent", "failed nocontent content-missing"})
+}
