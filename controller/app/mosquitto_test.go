@@ -36,7 +36,7 @@ func TestExportMosquitto(t *testing.T) {
 	_, sec := loaxa.NewNodeSecret()
 	nodes := []*loaxa.Node{
 		{ID: "n1", Area: "31", SecretHash: sec.Hash, BrokerHash: sec.BrokerHash},
-		{ID: "cho-ma", Area: "31"}, // waiting for its enrolment code
+		{ID: "cho-ma", Area: "31"},                                  // waiting for its enrolment code
 		{ID: "cu", Area: "31", SecretHash: loaxa.HashSecret("old")}, // from before broker hashes
 	}
 	if err := bolt.NewNodeService(db).CreateNodes(ctx, nodes); err != nil {
