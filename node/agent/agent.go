@@ -122,7 +122,9 @@ func New(cfg Config) (*Agent, error) {
 		// The controller is verified against the pinned CA of the
 		// credentials, if they have one.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tlsConfig
+		// A copy: the HTTP transport writes into its TLS config (HTTP/2
+		// protocols) while the broker link reads its own.
+		tr.TLSClientConfig = tlsConfig.Clone()
 		cfg.HTTPClient = &http.Client{Transport: tr}
 	}
 	if cfg.Version == "" {
