@@ -197,6 +197,7 @@ func (s *Server) saveContent(w http.ResponseWriter, r *http.Request, c *loaxa.Co
 	if err != nil {
 		return fmt.Errorf("save content %s: %w", c.ID, err)
 	}
+	s.audit(r, auditContentUpload, c.ID, "", "title="+stored.Title)
 	s.logger().Info("content created", "content", c.ID, "title", stored.Title, "format", c.Source.Format, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, stored)
 	return nil
