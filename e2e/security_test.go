@@ -120,7 +120,7 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 		}
 	}
 	for _, e := range c.Events(url.Values{"node": {"tt-01"}}) {
-		if e.Type != protocol.EventReceived {
+		if e.Type != protocol.EventReceived && e.Type != protocol.EventContentReady {
 			t.Errorf("node reported %s for %s", e.Type, e.Occurrence)
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/node/board"
+	"loaxa.vn/node/content"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
@@ -59,6 +60,7 @@ type options struct {
 	enrol       string
 	controller  string
 	ca          string
+	cacheSize   int64 // bytes
 }
 
 // run is main without the process: it returns the exit status.
@@ -73,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
+	cacheMB := fs.Int64("cache-size", content.DefaultMaxBytes>>20, "content cache limit in MiB; content the schedule needs is kept beyond it (env LOAXA_CACHE_SIZE)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -83,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL"} {
+	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			fs.Set(flagName, v)
 		}
@@ -96,6 +99,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if *cacheMB < 1 || *cacheMB > 1<<30 {
+		fmt.Fprintf(stderr, "node: --cache-size %d: want a size in MiB of at least 1\n", *cacheMB)
+		return exitUsage
+	}
+	o.cacheSize = *cacheMB << 20
 	if o.audio != "oto" && o.audio != "none" {
 		fmt.Fprintf(stderr, "node: --audio %q: want oto or none\n", o.audio)
 		return exitUsage
@@ -143,13 +151,14 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	defer func() { err = errors.Join(err, out.Close()) }()
 
 	a, err := agent.New(agent.Config{
-		Credentials: cred,
-		DataDir:     o.data,
-		Store:       st,
-		Output:      out,
-		Board:       board.None{},
-		Logger:      log,
-		Version:     version,
+		Credentials:   cred,
+		DataDir:       o.data,
+		Store:         st,
+		Output:        out,
+		Board:         board.None{},
+		Logger:        log,
+		Version:       version,
+		CacheMaxBytes: o.cacheSize,
 	})
 	if err != nil {
 		return err

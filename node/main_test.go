@@ -32,6 +32,8 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"invalid document from env", nil, map[string]string{"LOAXA_CREDENTIALS": bad}, "secret: required"},
 		{"unknown audio", []string{"--credentials", bad, "--audio", "alsa"}, nil, "--audio \"alsa\": want oto or none"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level \"loud\""},
+		{"no cache", []string{"--cache-size", "0"}, nil, "--cache-size 0: want a size in MiB of at least 1"},
+		{"cache size from env", nil, map[string]string{"LOAXA_CACHE_SIZE": "-5"}, "--cache-size -5"},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

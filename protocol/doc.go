@@ -105,9 +105,9 @@
 //
 // # Events and acknowledgement
 //
-// The node writes every event (received, started, suspended, completed,
-// failed, missed, preempted) to a durable outbox with a sequence number that has no gaps,
-// then sends the outbox in order as EventBatch messages until the controller
+// The node writes every event (received, content-ready, started,
+// suspended, completed, failed, missed, preempted) to a durable outbox with
+// a sequence number that has no gaps, then sends the outbox in order as EventBatch messages until the controller
 // acknowledges with a Command{Name: "ack", Epoch, Seq}. The controller stores
 // events idempotently by (node, epoch, seq) and accepts them only in order,
 // so a resent batch is counted once and a gap is resent, not skipped. Epoch
@@ -119,5 +119,21 @@
 // with the node's credentials (HTTP Basic, username and secret), Range
 // requests for resume. The content id is the hex SHA-256 of the bytes served;
 // the node checks it before use. The format is described in package
-// protocol/nodeaudio.
+// protocol/nodeaudio: IMA ADPCM WAV at 64 kbit/s; content stored before it
+// is 16-bit PCM WAV, which nodes still read.
+//
+// A node fetches the content a desired state names as soon as it has the
+// state, soonest-needed first, after a random wait of up to 30 s (shorter
+// when the first play is sooner) so that a fleet does not ask at once;
+// after a reconnect it tries missing content again the same way. It keeps
+// content in a cache of limited size and never evicts what the current
+// desired state names. Its State reports ContentMissing, CacheBytes and
+// CacheLimit.
+//
+// Once an occurrence and its content are both on the node, it sends an
+// EventContentReady event for that occurrence (once), and the controller
+// shows content_ready on the delivery. An occurrence whose content is not on
+// the node at its start waits for it within the late grace
+// (NodeConfig.LateGraceMS) and plays late if it comes; past the grace it
+// fails with ReasonContentMissing.
 package protocol

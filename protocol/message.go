@@ -241,9 +241,14 @@ type State struct {
 	// ContentMissing lists content the desired state needs and the node
 	// does not have yet.
 	ContentMissing []string `json:"content_missing,omitempty"`
-	Board          *Board   `json:"board,omitempty"`
-	Rejected       uint64   `json:"rejected"` // controller messages refused since start
-	Outbox         int      `json:"outbox"`   // events not yet acknowledged
+	// CacheBytes is what the node's content cache holds, CacheLimit its
+	// size limit; CacheBytes is over the limit only when the content the
+	// desired state needs is.
+	CacheBytes int64  `json:"cache_bytes,omitempty"`
+	CacheLimit int64  `json:"cache_limit,omitempty"`
+	Board      *Board `json:"board,omitempty"`
+	Rejected   uint64 `json:"rejected"` // controller messages refused since start
+	Outbox     int    `json:"outbox"`   // events not yet acknowledged
 	// Keys are the ids of the controller keys the node trusts, so the
 	// controller knows when every node has learnt an announced key.
 	Keys []string `json:"keys,omitempty"`
@@ -281,6 +286,10 @@ const (
 	// beginning; Reason says what cut it off. A later started event follows,
 	// or a final one if it cannot start again in time.
 	EventSuspended EventType = "suspended"
+	// EventContentReady: the node has the occurrence's content cached and
+	// verified, ready to play. Sent once per occurrence, after received,
+	// as soon as both the occurrence and its content are on the node.
+	EventContentReady EventType = "content-ready"
 )
 
 // Failure reasons reported in Event.Reason.

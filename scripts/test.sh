@@ -25,8 +25,11 @@ section() {
 
 section "system packages"
 # libasound2-dev: oto's ALSA headers (cgo); alsa-utils: aplay for
-# internal/alsatest; mosquitto(-clients): the external broker under test.
-packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients)
+# internal/alsatest; mosquitto(-clients): the external broker under test;
+# espeak-ng: the controller's text-to-speech engine; lame: MP3 uploads for
+# the ingest tests (and lame's decoder as their reference); sox: checks that
+# node audio is standard IMA ADPCM WAV.
+packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox)
 missing=()
 arch=$(dpkg --print-architecture)
 for p in "${packages[@]}"; do

@@ -24,6 +24,7 @@ import (
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/controller/schedule"
+	"loaxa.vn/controller/tts"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -206,6 +207,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.NodeService = a.Nodes
 	a.HTTP.ContentService = a.Contents
 	a.HTTP.MediaService = a.Media
+	a.HTTP.SpeechEngine = &tts.Espeak{TempDir: a.Media.TempDir(), Logger: a.Logger}
 	a.HTTP.AnnouncementService = a.Announcements
 	a.HTTP.DeliveryService = a.Deliveries
 	a.HTTP.EventService = a.Events

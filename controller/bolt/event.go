@@ -174,6 +174,10 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		start, _ := time.Parse(occurrenceTimeLayout, at) // zero if it does not parse
 		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending}
 	}
+	if markContentReady(&d, ev) {
+		d.UpdatedAt = receivedAt
+		return putDelivery(tx, &d)
+	}
 	next, changed := d.State.Advance(ev.Type)
 	if !changed && found {
 		return nil
@@ -192,6 +196,16 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 	}
 	d.UpdatedAt = receivedAt
 	return putDelivery(tx, &d)
+}
+
+// markContentReady records in d that the node has the content, on a
+// content-ready event or on the start of the play (which proves it); it
+// reports whether the event was content-ready, which moves nothing else.
+func markContentReady(d *loaxa.Delivery, ev protocol.Event) bool {
+	if (ev.Type == protocol.EventContentReady || ev.Type == protocol.EventStarted) && !d.ContentReady {
+		d.ContentReady, d.ContentReadyAt = true, ev.At
+	}
+	return ev.Type == protocol.EventContentReady
 }
 
 // occurrenceTimeLayout is the time part of loaxa.OccurrenceID.

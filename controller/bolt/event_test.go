@@ -182,11 +182,12 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 		events []protocol.Event
 		want   loaxa.Delivery // State, Reason, LateMS, PlayedMS
 	}{
+		// A start proves the node had the content: ContentReady follows.
 		{"a full play", true, []protocol.Event{
 			ev(protocol.EventReceived, nil),
 			ev(protocol.EventStarted, late(120)),
 			ev(protocol.EventCompleted, played(60000)),
-		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, LateMS: 120, PlayedMS: 60000}},
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, LateMS: 120, PlayedMS: 60000, ContentReady: true, ContentReadyAt: start}},
 		{"terminal state is not undone", true, []protocol.Event{
 			ev(protocol.EventCompleted, played(60000)),
 			ev(protocol.EventFailed, reason(protocol.ReasonInterrupted)),
@@ -195,7 +196,7 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 		{"states only move forward", true, []protocol.Event{
 			ev(protocol.EventStarted, late(7)),
 			ev(protocol.EventReceived, nil),
-		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 7}},
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 7, ContentReady: true, ContentReadyAt: start}},
 		{"failure keeps its reason", true, []protocol.Event{
 			ev(protocol.EventReceived, nil),
 			ev(protocol.EventFailed, reason(protocol.ReasonContentMissing)),
@@ -203,13 +204,13 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 		{"preempted mid-play", true, []protocol.Event{
 			ev(protocol.EventStarted, nil),
 			ev(protocol.EventPreempted, played(1500)),
-		}, loaxa.Delivery{State: loaxa.DeliveryPreempted, PlayedMS: 1500}},
+		}, loaxa.Delivery{State: loaxa.DeliveryPreempted, PlayedMS: 1500, ContentReady: true, ContentReadyAt: start}},
 		{"missed", true, []protocol.Event{
 			ev(protocol.EventMissed, reason(protocol.ReasonTooLate)),
 		}, loaxa.Delivery{State: loaxa.DeliveryMissed, Reason: protocol.ReasonTooLate}},
 		{"unknown occurrence creates the delivery", false, []protocol.Event{
 			ev(protocol.EventStarted, late(30)),
-		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 30}},
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 30, ContentReady: true, ContentReadyAt: start}},
 		{"unknown occurrence, event that moves nothing", false, []protocol.Event{
 			ev("rebooted", nil),
 		}, loaxa.Delivery{State: loaxa.DeliveryPending}},

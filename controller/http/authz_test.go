@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/tts"
 	"loaxa.vn/protocol"
 )
 
@@ -130,6 +132,9 @@ func authzCases() map[string][]authzCase {
 		"POST /api/v1/content": {{build: func(a *authzEnv, _ string, in bool) authzRequest {
 			body, ct := multipartBody(a.t, part{name: "file", filename: "ban-tin.wav", data: wav(16000, 1, 1600)})
 			return authzRequest{method: "POST", path: "/api/v1/content", body: body, contentType: ct}
+		}}},
+		"POST /api/v1/content/tts": {{build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/content/tts", map[string]string{"text": "Kính gửi bà con."})
 		}}},
 		"GET /api/v1/content/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content}
@@ -249,7 +254,7 @@ var publicRoutes = map[string]bool{
 }
 
 func newAuthzEnv(t *testing.T) *authzEnv {
-	e := newEnv(t)
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
 	e.tree()
 	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "319", "name": "Huyện Vĩnh Bảo", "parent": "31"}, http.StatusCreated, nil)
 	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)

@@ -91,12 +91,25 @@ func (s *Server) handleGetAudio(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleUploadContent answers POST /api/v1/content: a multipart upload
-// with the audio in part "file" and an optional "title". The body is
-// streamed into the media library, never held in memory. The answer is 201
-// for new audio and 200 when identical audio was already stored.
+// handleUploadContent answers POST /api/v1/content?trim=: a multipart
+// upload with the audio in part "file" and an optional "title"; trim=true
+// cuts the silence at the ends. The option is a query parameter because
+// the body is streamed into the media library as it arrives, never held in
+// memory, so what to do with the file must be known before it. The answer
+// is 201 for new audio and 200 when identical audio was already stored.
 func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if err := checkQuery(r, "trim"); err != nil {
+		return err
+	}
+	opt := loaxa.IngestOptions{}
+	switch v := r.URL.Query().Get("trim"); v {
+	case "", "false", "0":
+	case "true", "1":
+		opt.TrimSilence = true
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "trim=%q: say trim=true to cut the silence at the start and end, or leave it out.", v)
+	}
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "multipart/form-data" {
 		return loaxa.Errorf(loaxa.EUnsupported,
@@ -130,8 +143,9 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 				return loaxa.Errorf(loaxa.EInvalid, "The upload has more than one part named \"file\"; send one file per request.")
 			}
 			filename = part.FileName()
+			opt.Filename = filename
 			file := &limitReader{r: bodyReader{part}, limit: limit}
-			c, err = s.MediaService.Ingest(ctx, file, filename)
+			c, err = s.MediaService.Ingest(ctx, file, opt)
 			if err != nil {
 				return uploadError(ctx, fmt.Errorf("ingest upload %q: %w", filename, err), limit)
 			}
@@ -153,17 +167,26 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 		return loaxa.Errorf(loaxa.EInvalid, "The upload has no part named \"file\"; send the audio as -F file=@bulletin.wav.")
 	}
 
+	return s.saveContent(w, r, c, title, filename)
+}
+
+// saveContent stores freshly ingested content c with title (or, when
+// empty, fallback, or a name made from the id) and answers 201, or answers
+// 200 with the content already stored under the same id.
+func (s *Server) saveContent(w http.ResponseWriter, r *http.Request, c *loaxa.Content, title, fallback string) error {
+	ctx := r.Context()
 	if existing, err := s.ContentService.FindContentByID(ctx, c.ID); err == nil {
 		s.writeJSON(w, r, http.StatusOK, existing)
 		return nil
 	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
-		return fmt.Errorf("upload: find content %s: %w", c.ID, err)
+		return fmt.Errorf("save content: find %s: %w", c.ID, err)
 	}
-	if title, err = cleanText("title", title, false); err != nil {
+	title, err := cleanText("title", title, false)
+	if err != nil {
 		return err
 	}
 	if title == "" {
-		if title, err = cleanText("title", filename, false); err != nil || title == "" {
+		if title, err = cleanText("title", fallback, false); err != nil || title == "" {
 			title = "Upload " + c.ID[:12]
 		}
 	}
@@ -172,10 +195,10 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 	c.CreatedAt = s.now()
 	stored, err := s.ContentService.CreateContent(ctx, c)
 	if err != nil {
-		return fmt.Errorf("upload: create content %s: %w", c.ID, err)
+		return fmt.Errorf("save content %s: %w", c.ID, err)
 	}
 	s.audit(r, auditContentUpload, c.ID, "", "title="+stored.Title)
-	s.logger().Info("content uploaded", "content", c.ID, "title", stored.Title, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
+	s.logger().Info("content created", "content", c.ID, "title", stored.Title, "format", c.Source.Format, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, stored)
 	return nil
 }

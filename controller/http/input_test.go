@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		// Uploads.
 		{"non-WAV upload", uploadReq(upload(part{"file", "notice.txt", []byte("Kính gửi bà con thôn Đông,\n")})),
-			415, loaxa.EUnsupported, `"notice.txt" is not a WAV file`},
+			415, loaxa.EUnsupported, `"notice.txt" is neither WAV nor MP3; upload WAV or MP3`},
 		{"empty file", uploadReq(upload(part{"file", "empty.wav", nil})), 400, loaxa.EInvalid, `"empty.wav" is empty`},
 		{"truncated WAV", uploadReq(upload(part{"file", "cut.wav", good[:len(good)-500]})), 400, loaxa.EInvalid, "the file is truncated"},
 		{"oversize upload", uploadReq(upload(part{"file", "long.wav", wav(16000, 1, 16000)})), 413, loaxa.ETooLarge, "larger than the 16 KiB limit"},

@@ -54,6 +54,7 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/content", Action: loaxa.ActionRead, handle: s.handleListContent},
 		{Method: "POST", Path: "/api/v1/content", Action: loaxa.ActionUploadContent, handle: s.handleUploadContent},
+		{Method: "POST", Path: "/api/v1/content/tts", Action: loaxa.ActionUploadContent, handle: s.handleSpeech},
 		{Method: "GET", Path: "/api/v1/content/{id}", Action: loaxa.ActionRead, handle: s.handleGetContent},
 		{Method: "GET", Path: "/api/v1/content/{id}/audio", Action: loaxa.ActionRead, Nodes: true, handle: s.handleGetAudio},
 

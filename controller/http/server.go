@@ -92,6 +92,9 @@ type Server struct {
 	DesiredService      loaxa.DesiredService
 	// Scheduler is told after every change that affects schedules.
 	Scheduler loaxa.Scheduler
+	// SpeechEngine reads text out for POST /api/v1/content/tts; nil
+	// answers that route 503.
+	SpeechEngine loaxa.SpeechEngine
 	// SessionService, HolidayService, ProposalService and ProgrammeService
 	// serve sessions, the holiday calendar, proposals from above, the
 	// programme and conflict checks; nil answers those routes with

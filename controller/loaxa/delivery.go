@@ -83,7 +83,11 @@ type Delivery struct {
 	Reason       string        `json:"reason,omitempty"`
 	LateMS       int64         `json:"late_ms,omitempty"`
 	PlayedMS     int64         `json:"played_ms,omitempty"`
-	UpdatedAt    time.Time     `json:"updated_at"`
+	// ContentReady says the node has the occurrence's audio (its
+	// content-ready event, or it started playing), since ContentReadyAt.
+	ContentReady   bool      `json:"content_ready"`
+	ContentReadyAt time.Time `json:"content_ready_at,omitzero"`
+	UpdatedAt      time.Time `json:"updated_at"`
 	// Priority and PlannedMS (chimes, repeats and gaps included) are what
 	// reports count; zero in deliveries stored before they existed.
 	Priority  protocol.Priority `json:"priority,omitempty"`

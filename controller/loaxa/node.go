@@ -67,9 +67,13 @@ type NodeStatus struct {
 	Playing        *protocol.Playing `json:"playing,omitempty"`
 	ClockOffsetMS  int64             `json:"clock_offset_ms"`
 	ContentMissing []string          `json:"content_missing,omitempty"`
-	Board          *protocol.Board   `json:"board,omitempty"`
-	Rejected       uint64            `json:"rejected"`
-	Outbox         int               `json:"outbox"`
+	// CacheBytes and CacheLimit are the node's content cache use and size
+	// limit, as it reports them.
+	CacheBytes int64           `json:"cache_bytes,omitempty"`
+	CacheLimit int64           `json:"cache_limit,omitempty"`
+	Board      *protocol.Board `json:"board,omitempty"`
+	Rejected   uint64          `json:"rejected"`
+	Outbox     int             `json:"outbox"`
 	// Keys are the ids of the controller keys the node trusts.
 	Keys []string `json:"keys,omitempty"`
 }

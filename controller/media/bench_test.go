@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"loaxa.vn/controller/loaxa"
 )
 
 // BenchmarkIngestHour ingests a generated one-hour 48 kHz stereo 16-bit WAV
@@ -48,7 +50,7 @@ func BenchmarkIngestHour(b *testing.B) {
 			b.Fatal(err)
 		}
 		stop := watchHeap()
-		c, err := l.Ingest(context.Background(), up, "hour.wav")
+		c, err := l.Ingest(context.Background(), up, loaxa.IngestOptions{Filename: "hour.wav"})
 		peak = max(peak, stop())
 		up.Close()
 		if err != nil {
@@ -70,7 +72,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.SetBytes(int64(len(upload)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := l.Ingest(context.Background(), bytes.NewReader(upload), "b.wav"); err != nil {
+				if _, err := l.Ingest(context.Background(), bytes.NewReader(upload), loaxa.IngestOptions{Filename: "b.wav"}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -10,7 +10,8 @@ import (
 	"loaxa.vn/protocol/nodeaudio"
 )
 
-// FuzzIngest feeds arbitrary uploads to Ingest: none may panic or hang,
+// FuzzIngest feeds arbitrary uploads, WAV and MP3, to Ingest: none may
+// panic or hang,
 // every refusal must be a user error (a file the probe accepts but cannot
 // convert would surface as internal), every success must be valid node
 // audio, and nothing may stay in tmp/.
@@ -32,6 +33,11 @@ func FuzzIngest(f *testing.F) {
 		f.Add(b)
 		f.Add(b[:len(b)/2])
 	}
+	for _, args := range [][]string{{"-b", "32"}, {"-V", "7"}} {
+		mp3 := lame(f, voicedWAV(22050, 1, 0.3)[:4000], args...)
+		f.Add(mp3)
+		f.Add(mp3[:len(mp3)/2])
+	}
 	f.Add([]byte{})
 	f.Add([]byte("ID3\x04\x00\x00\x00\x00\x00\x23TSSE"))
 	f.Add([]byte("RIFF\x04\x00\x00\x00WAVEfmt \xff\xff\xff\xff"))
@@ -42,7 +48,7 @@ func FuzzIngest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, upload []byte) {
-		c, err := l.Ingest(context.Background(), bytes.NewReader(upload), "fuzz.wav")
+		c, err := l.Ingest(context.Background(), bytes.NewReader(upload), loaxa.IngestOptions{Filename: "fuzz", TrimSilence: len(upload)%2 == 1})
 		assertTmpEmpty(t, l)
 		if err != nil {
 			switch loaxa.ErrorCode(err) {
@@ -56,7 +62,7 @@ func FuzzIngest(f *testing.F) {
 			return
 		}
 		y := readSamples(t, l, c.ID)
-		if c.Size != nodeaudio.HeaderSize+2*int64(len(y)) || c.DurationMS != nodeaudio.Duration(2*int64(len(y))).Milliseconds() {
+		if c.Size != nodeaudio.Size(int64(len(y))) || c.DurationMS != nodeaudio.Duration(2*int64(len(y))).Milliseconds() {
 			t.Fatalf("content %+v does not describe its %d samples", c, len(y))
 		}
 	})

@@ -26,7 +26,6 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
-	"loaxa.vn/protocol/nodeaudio"
 )
 
 // Defaults for Library limits.
@@ -35,8 +34,12 @@ const (
 	DefaultMaxDuration    = 2 * time.Hour
 )
 
-// SourceFormat is Content.Source.Format for PCM WAV uploads.
-const SourceFormat = "wav/pcm"
+// Content.Source.Format of uploads.
+const (
+	SourceWAV      = "wav/pcm"
+	SourceWAVFloat = "wav/float"
+	SourceMP3      = "mp3"
+)
 
 // Library is the content store on disk; it implements loaxa.MediaService.
 // Its methods are safe for concurrent use once Open has returned.
@@ -82,12 +85,15 @@ func (l *Library) Open() error {
 	return nil
 }
 
-// Ingest reads a WAV upload, converts it to the node format and stores it
-// under its SHA-256; identical audio is stored once. It returns the content
-// with ID, Format, Size, DurationMS and Source set; the caller fills in the
-// rest. Bad input is EInvalid, EUnsupported or ETooLarge with a message that
-// names the problem, and nothing is kept.
-func (l *Library) Ingest(ctx context.Context, r io.Reader, filename string) (*loaxa.Content, error) {
+// Ingest reads a WAV or MP3 upload, converts it to the node format at the
+// common loudness (see process.go), optionally without the silence at its
+// ends, and stores it under its SHA-256; identical audio is stored once.
+// It returns the content with ID, Format, Size, DurationMS, Source,
+// Loudness, Trim and Waveform set; the caller fills in the rest. Bad input
+// is EInvalid, EUnsupported or ETooLarge with a message that names the
+// problem, and nothing is kept.
+func (l *Library) Ingest(ctx context.Context, r io.Reader, opt loaxa.IngestOptions) (*loaxa.Content, error) {
+	filename := opt.Filename
 	up, err := os.CreateTemp(l.tmpDir(), "upload-*")
 	if err != nil {
 		return nil, fmt.Errorf("ingest %q: %w", filename, err)
@@ -102,36 +108,31 @@ func (l *Library) Ingest(ctx context.Context, r io.Reader, filename string) (*lo
 	if size > limit {
 		return nil, loaxa.Errorf(loaxa.ETooLarge, "%s is larger than the %s upload limit", displayName(filename), formatBytes(limit))
 	}
-	info, err := probeWAV(up, size, filename)
+	src, err := probe(up, size, filename)
 	if err != nil {
 		return nil, fmt.Errorf("ingest %q: %w", filename, err)
 	}
-	length := time.Duration(info.frames) * time.Second / time.Duration(info.sampleRate)
+	length := time.Duration(src.frames) * time.Second / time.Duration(src.rate)
 	if maxLen := l.maxDuration(); length > maxLen {
 		return nil, loaxa.Errorf(loaxa.ETooLarge, "%s plays for %s, longer than the %s limit; split it into shorter parts",
 			displayName(filename), formatDuration(length), formatDuration(maxLen))
 	}
 
-	c, err := l.store(ctx, up, info)
+	c, err := l.store(ctx, up, src, opt)
 	if err != nil {
 		return nil, fmt.Errorf("ingest %q: %w", filename, err)
 	}
-	c.Source = loaxa.Source{
-		Filename:   filename,
-		Format:     SourceFormat,
-		SampleRate: info.sampleRate,
-		Channels:   info.channels,
-		BitDepth:   info.bitDepth,
-		Size:       size,
-	}
+	c.Source.Filename = filename
+	c.Source.Size = size
 	l.logger().Info("content ingested", "id", c.ID, "filename", filename, "duration_ms", c.DurationMS,
-		"sample_rate", info.sampleRate, "channels", info.channels, "bit_depth", info.bitDepth)
+		"format", c.Source.Format, "sample_rate", c.Source.SampleRate, "channels", c.Source.Channels,
+		"input_lufs", c.Loudness.InputLUFS, "gain_db", c.Loudness.GainDB)
 	return c, nil
 }
 
 // store converts the probed upload into a temp file, hashing as it writes,
 // and moves it into content/ under its hash.
-func (l *Library) store(ctx context.Context, up *os.File, info *wavInfo) (*loaxa.Content, error) {
+func (l *Library) store(ctx context.Context, up *os.File, src *upload, opt loaxa.IngestOptions) (*loaxa.Content, error) {
 	out, err := os.CreateTemp(l.tmpDir(), "convert-*.wav")
 	if err != nil {
 		return nil, err
@@ -143,26 +144,11 @@ func (l *Library) store(ctx context.Context, up *os.File, info *wavInfo) (*loaxa
 		}
 	}()
 
-	// The output length follows from the input length, so the header goes
-	// first and the hash covers the file in one pass.
-	flt := newFilter(info.sampleRate, nodeaudio.SampleRate)
-	samples := flt.outputLen(info.frames)
-	dataSize := samples * nodeaudio.BytesPerSample
-	header, err := nodeaudio.Header(dataSize)
-	if err != nil {
-		return nil, err
-	}
 	h := sha256.New()
 	w := bufio.NewWriterSize(io.MultiWriter(out, h), 64<<10)
-	if _, err := w.Write(header); err != nil {
-		return nil, fmt.Errorf("write node audio: %w", err)
-	}
-	n, err := convert(ctx, canonicalView(up, info), info, flt, w)
+	c, err := l.process(ctx, up, src, opt, w)
 	if err != nil {
 		return nil, err
-	}
-	if n != samples {
-		return nil, fmt.Errorf("convert: wrote %d samples, expected %d", n, samples)
 	}
 	if err := w.Flush(); err != nil {
 		return nil, fmt.Errorf("write node audio: %w", err)
@@ -192,12 +178,8 @@ func (l *Library) store(ctx context.Context, up *os.File, info *wavInfo) (*loaxa
 			return nil, fmt.Errorf("store content %s: %w", id, err)
 		}
 	}
-	return &loaxa.Content{
-		ID:         id,
-		Format:     nodeaudio.Format,
-		Size:       nodeaudio.HeaderSize + dataSize,
-		DurationMS: nodeaudio.Duration(dataSize).Milliseconds(),
-	}, nil
+	c.ID = id
+	return c, nil
 }
 
 // OpenAudio opens the node-format bytes of content id; ENotFound if the
@@ -217,6 +199,10 @@ func (l *Library) OpenAudio(ctx context.Context, id string) (io.ReadSeekCloser, 
 	}
 	return f, nil
 }
+
+// TempDir is where work in progress goes; Open empties it, so other parts
+// (the speech engine) may stage files there too.
+func (l *Library) TempDir() string { return l.tmpDir() }
 
 func (l *Library) contentDir() string    { return filepath.Join(l.Dir, "content") }
 func (l *Library) tmpDir() string        { return filepath.Join(l.Dir, "tmp") }

@@ -26,18 +26,17 @@ const (
 // formatNames names the non-PCM codes people actually upload, so the error
 // says what the file is.
 var formatNames = map[uint16]string{
-	0x0002:      "Microsoft ADPCM",
-	formatFloat: "floating-point",
-	0x0006:      "A-law",
-	0x0007:      "µ-law",
-	0x0011:      "IMA ADPCM",
-	0x0031:      "GSM 6.10",
-	0x0050:      "MPEG",
-	0x0055:      "MP3",
-	0x0092:      "Dolby AC-3",
-	0x00FF:      "AAC",
-	0x1610:      "AAC",
-	0x2000:      "Dolby AC-3",
+	0x0002: "Microsoft ADPCM",
+	0x0006: "A-law",
+	0x0007: "µ-law",
+	0x0011: "IMA ADPCM",
+	0x0031: "GSM 6.10",
+	0x0050: "MPEG",
+	0x0055: "MP3",
+	0x0092: "Dolby AC-3",
+	0x00FF: "AAC",
+	0x1610: "AAC",
+	0x2000: "Dolby AC-3",
 }
 
 // extensibleTail is the fixed part of the KSDATAFORMAT_SUBTYPE GUIDs after
@@ -52,14 +51,15 @@ const maxChunks = 1000
 type wavInfo struct {
 	channels   int
 	sampleRate int
-	bitDepth   int // bits per sample as stored: 8, 16, 24 or 32
-	blockAlign int // bytes per frame
+	bitDepth   int  // bits per sample as stored: 8, 16, 24 or 32
+	float      bool // IEEE float samples (32-bit)
+	blockAlign int  // bytes per frame
 	dataOffset int64
 	frames     int64 // whole frames in the data chunk
 }
 
 // probeWAV walks the RIFF chunks of the upload in f (size bytes) up to the
-// data chunk and checks that it is PCM audio this package converts. It reads
+// data chunk and checks that it is PCM or float audio this package converts. It reads
 // only chunk headers and the fmt chunk, never allocating by a size taken
 // from the file, so any input is safe. Errors are *loaxa.Error naming the
 // problem.
@@ -162,22 +162,19 @@ func checkRIFF(head []byte, name string) error {
 			if string(head[8:12]) == "WAVE" {
 				return nil
 			}
-			return loaxa.Errorf(loaxa.EUnsupported, "%s is a RIFF file of type %q, not a WAV file; upload PCM WAV (MP3 support is coming)", name, head[8:12])
+			return loaxa.Errorf(loaxa.EUnsupported, "%s is a RIFF file of type %q, not a WAV file; upload WAV or MP3", name, head[8:12])
 		case "RF64", "BW64":
 			return loaxa.Errorf(loaxa.EUnsupported, "%s is a 64-bit %s WAV file; save it as a standard PCM WAV", name, head[:4])
 		case "RIFX":
 			return loaxa.Errorf(loaxa.EUnsupported, "%s is a big-endian (RIFX) WAV file; save it as a standard PCM WAV", name)
 		}
 	}
-	return loaxa.Errorf(loaxa.EUnsupported, "%s is not a WAV file%s; upload PCM WAV (MP3 support is coming)", name, guessKind(head))
+	return loaxa.Errorf(loaxa.EUnsupported, "%s is neither WAV nor MP3%s; upload WAV or MP3", name, guessKind(head))
 }
 
 // guessKind names a few common non-WAV uploads by their magic bytes.
 func guessKind(head []byte) string {
 	switch {
-	case bytes.HasPrefix(head, []byte("ID3")),
-		len(head) >= 2 && head[0] == 0xFF && head[1]&0xE0 == 0xE0:
-		return " (it looks like MP3)"
 	case bytes.HasPrefix(head, []byte("OggS")):
 		return " (it looks like Ogg)"
 	case bytes.HasPrefix(head, []byte("fLaC")):
@@ -216,16 +213,19 @@ func parseFmt(b []byte, name string, info *wavInfo) error {
 		code = uint16(sub)
 		what = fmt.Sprintf("WAVE_FORMAT_EXTENSIBLE subformat %#04x", code)
 	}
-	if code != formatPCM {
+	float := code == formatFloat
+	if code != formatPCM && !float {
 		kind := "compressed"
 		if k, ok := formatNames[code]; ok {
 			kind = k
 		}
-		return loaxa.Errorf(loaxa.EUnsupported, "%s holds %s audio (%s); only PCM WAV is accepted: export it as 16-bit PCM WAV", name, kind, what)
+		return loaxa.Errorf(loaxa.EUnsupported, "%s holds %s audio (%s); only PCM and floating-point WAV are accepted: export it as 16-bit PCM WAV", name, kind, what)
 	}
 	switch {
 	case channels == 0:
 		return loaxa.Errorf(loaxa.EInvalid, "%s says it has 0 channels", name)
+	case float && bits != 32:
+		return loaxa.Errorf(loaxa.EUnsupported, "%s has %d-bit floating-point samples; upload 32-bit float or 16-bit PCM WAV", name, bits)
 	case bits != 8 && bits != 16 && bits != 24 && bits != 32:
 		return loaxa.Errorf(loaxa.EUnsupported, "%s has %d-bit samples; upload 8-, 16-, 24- or 32-bit PCM WAV", name, bits)
 	case blockAlign != channels*bits/8:
@@ -238,6 +238,7 @@ func parseFmt(b []byte, name string, info *wavInfo) error {
 	info.channels = channels
 	info.sampleRate = int(rate)
 	info.bitDepth = bits
+	info.float = float
 	info.blockAlign = blockAlign
 	return nil
 }

@@ -112,6 +112,11 @@ func (s testWAV) write(w io.Writer, frames int64, sample func(int64, int) float6
 	buf := make([]byte, 4)
 	for i := int64(0); i < frames; i++ {
 		for c := 0; c < s.channels; c++ {
+			if s.formatCode == formatFloat && s.bits == 32 {
+				le.PutUint32(buf, math.Float32bits(float32(sample(i, c))))
+				bw.Write(buf)
+				continue
+			}
 			bw.Write(encodeSample(buf, sample(i, c), s.bits))
 		}
 	}

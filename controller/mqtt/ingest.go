@@ -76,6 +76,7 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		s.Playing = st.Playing
 		s.ClockOffsetMS = st.ClockOffsetMS
 		s.ContentMissing = st.ContentMissing
+		s.CacheBytes, s.CacheLimit = st.CacheBytes, st.CacheLimit
 		s.Board = st.Board
 		s.Rejected = st.Rejected
 		s.Outbox = st.Outbox

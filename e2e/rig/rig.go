@@ -283,6 +283,10 @@ type NodeOptions struct {
 	Clock clock.Clock
 	// Logger receives the agent's log (default: Logger(t, ...)).
 	Logger *slog.Logger
+	// ContentSpread is the agent's spread of first content fetches
+	// (default 2s: real, and short enough for tests that schedule far
+	// ahead on a fake clock; node/content tests the spread itself).
+	ContentSpread time.Duration
 }
 
 // StartNode runs a real agent with creds in this process, stopped when the
@@ -310,9 +314,12 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if opt.Logger == nil {
 		opt.Logger = Logger(t, "node "+cr.Node)
 	}
+	if opt.ContentSpread == 0 {
+		opt.ContentSpread = 2 * time.Second
+	}
 	a, err := agent.New(agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
-		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e",
+		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e", ContentSpread: opt.ContentSpread,
 	})
 	if err != nil {
 		t.Fatal(err)

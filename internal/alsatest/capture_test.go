@@ -25,11 +25,12 @@ var otoLoops = []goleak.Option{
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, otoLoops...) }
 
-// writeWAV writes samples as a node-format WAV file.
+// writeWAV writes samples as a 16 kHz mono 16-bit PCM WAV file (the legacy
+// node format), which aplay plays bit for bit.
 func writeWAV(t *testing.T, samples []int16) string {
 	t.Helper()
 	pcm := S16LE(samples)
-	h, err := nodeaudio.Header(int64(len(pcm)))
+	h, err := nodeaudio.PCMHeader(int64(len(pcm)))
 	if err != nil {
 		t.Fatal(err)
 	}

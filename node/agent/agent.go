@@ -142,6 +142,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StatePoll <= 0 {
 		cfg.StatePoll = 30 * time.Second
 	}
+	if cfg.ContentSpread == 0 {
+		cfg.ContentSpread = DefaultContentSpread
+	}
 	cred := cfg.Credentials
 	keys, err := cred.PublicKeys()
 	if err != nil {
@@ -176,6 +179,8 @@ func New(cfg Config) (*Agent, error) {
 		Logger:     log,
 		BackoffMin: cfg.ContentBackoffMin,
 		BackoffMax: cfg.ContentBackoffMax,
+		MaxBytes:   cfg.CacheMaxBytes,
+		Spread:     cfg.ContentSpread,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)
@@ -200,6 +205,7 @@ func (a *Agent) Connected() bool {
 // Status returns the state the agent reports now.
 func (a *Agent) Status() protocol.State {
 	board := a.cfg.Board.Snapshot()
+	cacheBytes, cacheLimit, _ := a.cache.Usage()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := protocol.State{
@@ -209,6 +215,8 @@ func (a *Agent) Status() protocol.State {
 		DesiredVersion: a.status.desiredVersion,
 		ClockOffsetMS:  a.clock.Get().Milliseconds(),
 		ContentMissing: slices.Clone(a.status.missing),
+		CacheBytes:     cacheBytes,
+		CacheLimit:     cacheLimit,
 		Board:          &board,
 		Rejected:       a.status.rejected,
 		Outbox:         a.status.outbox,
@@ -371,6 +379,7 @@ func (a *Agent) loop(ctx context.Context) {
 		case m := <-a.link.Messages():
 			a.handle(m, false)
 		case <-a.link.Connects():
+			a.cache.Reconnected()
 			signal(a.reconnected)
 			signal(a.syncNow)
 			signal(a.outboxWake)
@@ -414,7 +423,8 @@ func (a *Agent) step() time.Time {
 		s.Playing = a.play.occ.ID
 	}
 	d := Decide(s)
-	if d.Empty() {
+	ready := a.contentReady()
+	if d.Empty() && len(ready) == 0 {
 		return d.Wake
 	}
 
@@ -424,6 +434,14 @@ func (a *Agent) step() time.Time {
 		m := markOf(o, PhaseReceived)
 		m.ReceivedAt = now
 		events = append(events, occurrenceEvent(protocol.EventReceived, m, now))
+		if a.cache.Has(o.Content) {
+			m.ContentReady = true
+			events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
+		}
+		marks = append(marks, m)
+	}
+	for _, m := range ready {
+		events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
 		marks = append(marks, m)
 	}
 	for _, c := range d.Close {
@@ -483,7 +501,28 @@ func (a *Agent) step() time.Time {
 func (a *Agent) mark(o protocol.Occurrence, phase Phase) Progress {
 	m := markOf(o, phase)
 	m.ReceivedAt = a.progress[o.ID].ReceivedAt
+	m.ContentReady = a.progress[o.ID].ContentReady
 	return m
+}
+
+// contentReady returns the marks of occurrences received earlier, not
+// started, whose content has arrived since: each gets its content-ready
+// event once. Occurrences d receives now are handled with their received
+// event.
+func (a *Agent) contentReady() []Progress {
+	if a.desired == nil {
+		return nil
+	}
+	var out []Progress
+	for _, o := range a.desired.Occurrences {
+		p, ok := a.progress[o.ID]
+		if !ok || p.Phase != PhaseReceived || p.ContentReady || !a.cache.Has(o.Content) {
+			continue
+		}
+		p.ContentReady = true
+		out = append(out, p)
+	}
+	return out
 }
 
 func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Event {
@@ -521,7 +560,16 @@ func (a *Agent) wantContent() {
 	if a.desired == nil {
 		a.cache.Want(nil)
 	} else {
-		a.cache.Want(contentByNeed(a.desired, a.clock.Now()))
+		// The cache times its waits on real time (see New); the schedule
+		// is on the corrected clock.
+		now, base := a.clock.Now(), time.Now()
+		wants := contentByNeed(a.desired, now)
+		for i := range wants {
+			if !wants[i].Need.IsZero() {
+				wants[i].Need = base.Add(wants[i].Need.Sub(now))
+			}
+		}
+		a.cache.Want(wants)
 	}
 	a.mu.Lock()
 	a.status.missing = a.cache.Missing()
@@ -529,29 +577,31 @@ func (a *Agent) wantContent() {
 }
 
 // contentByNeed orders the content refs of d by the first upcoming
-// occurrence that plays them; content no occurrence needs soon comes last.
-func contentByNeed(d *protocol.DesiredState, now time.Time) []protocol.ContentRef {
+// occurrence that plays them, which is their Need; content no occurrence
+// needs comes last.
+func contentByNeed(d *protocol.DesiredState, now time.Time) []content.Wanted {
 	first := make(map[string]time.Time, len(d.Content))
 	for _, o := range d.Occurrences {
 		if t, ok := first[o.Content]; !ok || o.Start.Before(t) {
 			first[o.Content] = o.Start
 		}
 	}
-	refs := slices.Clone(d.Content)
-	slices.SortStableFunc(refs, func(x, y protocol.ContentRef) int {
-		tx, okx := first[x.ID]
-		ty, oky := first[y.ID]
+	wants := make([]content.Wanted, len(d.Content))
+	for i, r := range d.Content {
+		wants[i] = content.Wanted{ContentRef: r, Need: first[r.ID]}
+	}
+	slices.SortStableFunc(wants, func(x, y content.Wanted) int {
 		switch {
-		case okx && oky:
-			return tx.Compare(ty)
-		case okx:
+		case !x.Need.IsZero() && !y.Need.IsZero():
+			return x.Need.Compare(y.Need)
+		case !x.Need.IsZero():
 			return -1
-		case oky:
+		case !y.Need.IsZero():
 			return 1
 		}
 		return 0
 	})
-	return refs
+	return wants
 }
 
 // applyDesired makes d the running desired state.

@@ -82,4 +82,14 @@ type Config struct {
 	// backoff between download attempts (0: 2s, 5m).
 	ContentBackoffMin time.Duration
 	ContentBackoffMax time.Duration
+	// ContentSpread is the longest random wait before the first download
+	// of new content and after a reconnect, so a fleet does not fetch in
+	// step (0: DefaultContentSpread; negative: none). See node/content.
+	ContentSpread time.Duration
+	// CacheMaxBytes limits the content cache (0: content.DefaultMaxBytes).
+	CacheMaxBytes int64
 }
+
+// DefaultContentSpread spreads 2,000 nodes' first requests for new content
+// over half a minute: about 70 a second.
+const DefaultContentSpread = 30 * time.Second

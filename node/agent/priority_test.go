@@ -65,7 +65,7 @@ func TestPreemptsAndResumesOnFakeClock(t *testing.T) {
 	fc.Set(start.Add(3 * time.Second))
 	waitEvents(t, ctl, "n1", []string{"received news", "received flood", "started news", "suspended news preempted", "started flood"})
 	runUntil(t, fc, 30*time.Second, "both completed", func() bool {
-		return len(ctl.Events("n1")) >= 8
+		return len(nodetest.Summary(ctl.Events("n1"))) >= 8
 	})
 	events := waitEvents(t, ctl, "n1", []string{"received news", "received flood",
 		"started news", "suspended news preempted", "started flood", "completed flood", "started news", "completed news"})
@@ -117,7 +117,7 @@ func TestRestartResumes(t *testing.T) {
 	waitConnected(t, n2)
 	want := []string{"received first", "received second", "started first", "suspended first interrupted",
 		"started first", "completed first", "started second", "completed second"}
-	runUntil(t, fc, time.Minute, "session finished", func() bool { return len(ctl.Events("n1")) >= len(want) })
+	runUntil(t, fc, time.Minute, "session finished", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
 	events := waitEvents(t, ctl, "n1", want)
 	if events[6].LateMS < (5 * time.Minute).Milliseconds() {
 		t.Errorf("second started %d ms late; it should have waited for first to play again", events[6].LateMS)

@@ -104,6 +104,8 @@ type Progress struct {
 	ReceivedAt time.Time `json:"received_at,omitzero"`
 	// StartedAt is when audio began, for a started occurrence.
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// ContentReady records that content-ready was reported.
+	ContentReady bool `json:"content_ready,omitempty"`
 	// CutBy is why a suspended occurrence was cut off
 	// (protocol.ReasonPreempted or ReasonInterrupted).
 	CutBy string `json:"cut_by,omitempty"`

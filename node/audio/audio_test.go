@@ -94,7 +94,7 @@ func TestNoneReportsReadErrors(t *testing.T) {
 }
 
 func mustHeader(t *testing.T, n int64) []byte {
-	h, err := nodeaudio.Header(n)
+	h, err := nodeaudio.PCMHeader(n)
 	if err != nil {
 		t.Fatal(err)
 	}

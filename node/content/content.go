@@ -4,9 +4,27 @@
 // Files live in one directory, named by content id (the hex SHA-256 of the
 // bytes). A download goes to <id>.part, resumes with an HTTP Range request
 // after a cut link, and is renamed into place only once its SHA-256 equals
-// the id, so a file named by an id is always exactly that content. Failed
-// downloads are retried with exponential backoff and full jitter, so a
-// fleet that comes back online at once does not hit the controller in step.
+// the id, so a file named by an id is always exactly that content.
+//
+// # Not all at once
+//
+// A fleet must not hit the controller in step: when a new desired state
+// names content for a whole province, or when nodes come back after an
+// outage, 2,000 boards would otherwise ask within the same second. The
+// first download of newly wanted content, and the retry of missing content
+// after the agent reconnects (Reconnected), wait a random time up to
+// Config.Spread — less when the content is needed sooner: at most a quarter
+// of the time until its first play. Failed downloads are retried with
+// exponential backoff and full jitter.
+//
+// # Size limit
+//
+// The cache holds at most Config.MaxBytes. Content the current desired
+// state names is never evicted (if it alone exceeds the limit, the cache
+// grows past it and Usage says so); other content stays, in case a later
+// schedule plays it again, until room is needed, and then the least
+// recently used goes first. A file's modification time is its last use
+// (Open touches it), so the order survives restarts.
 package content
 
 import (
@@ -43,6 +61,10 @@ var (
 // partSuffix marks a download in progress.
 const partSuffix = ".part"
 
+// DefaultMaxBytes is the default cache size: 512 MiB, about 18 hours of
+// node audio at 64 kbit/s.
+const DefaultMaxBytes = 512 << 20
+
 // Config configures a Cache. Dir, BaseURL, Username and Secret are
 // required; the rest have defaults.
 type Config struct {
@@ -62,6 +84,19 @@ type Config struct {
 	StallTimeout time.Duration
 	// Jitter returns a number in [0, 1); default math/rand/v2.Float64.
 	Jitter func() float64
+	// MaxBytes is the cache size limit; 0 means DefaultMaxBytes.
+	MaxBytes int64
+	// Spread is the longest wait before the first download of newly wanted
+	// content and after a reconnect (see the package doc); 0 means none.
+	Spread time.Duration
+}
+
+// Wanted is content the desired state names and when it first plays.
+type Wanted struct {
+	protocol.ContentRef
+	// Need is when the first occurrence plays it, on Config.Clock; zero
+	// when no occurrence does.
+	Need time.Time
 }
 
 // Cache is the content cache and its fetcher. Want names what the current
@@ -73,9 +108,16 @@ type Cache struct {
 	note chan struct{}
 
 	mu      sync.Mutex
-	present map[string]bool
-	wanted  []protocol.ContentRef
+	present map[string]entry
+	bytes   int64 // of present files
+	wanted  []Wanted
 	retry   map[string]retry
+}
+
+// entry is a verified file in the cache.
+type entry struct {
+	size int64
+	used time.Time // last play or download
 }
 
 type retry struct {
@@ -109,6 +151,9 @@ func Open(cfg Config) (*Cache, error) {
 	if cfg.Jitter == nil {
 		cfg.Jitter = rand.Float64
 	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("content cache: %w", err)
 	}
@@ -121,13 +166,19 @@ func Open(cfg Config) (*Cache, error) {
 		log:     cfg.Logger,
 		wake:    make(chan struct{}, 1),
 		note:    make(chan struct{}, 1),
-		present: make(map[string]bool),
+		present: make(map[string]entry),
 		retry:   make(map[string]retry),
 	}
 	for _, e := range entries {
-		if e.Type().IsRegular() && protocol.ValidContentID(e.Name()) {
-			c.present[e.Name()] = true
+		if !e.Type().IsRegular() || !protocol.ValidContentID(e.Name()) {
+			continue
 		}
+		info, err := e.Info()
+		if err != nil {
+			continue // gone since the listing
+		}
+		c.present[e.Name()] = entry{size: info.Size(), used: info.ModTime()}
+		c.bytes += info.Size()
 	}
 	return c, nil
 }
@@ -142,10 +193,11 @@ func (c *Cache) Path(id string) string { return filepath.Join(c.cfg.Dir, id) }
 func (c *Cache) Has(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.present[id]
+	_, ok := c.present[id]
+	return ok
 }
 
-// Open opens cached content id for reading.
+// Open opens cached content id for reading and marks it used now.
 func (c *Cache) Open(id string) (*os.File, error) {
 	if !protocol.ValidContentID(id) {
 		return nil, fmt.Errorf("open content %q: not a content id", id)
@@ -154,43 +206,66 @@ func (c *Cache) Open(id string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open content %s: %w", id, err)
 	}
+	now := c.cfg.Clock.Now()
+	// The modification time is the use mark that survives a restart; a
+	// failure only makes the file look older.
+	if err := os.Chtimes(c.Path(id), now, now); err != nil {
+		c.log.Debug("content: cannot mark use", "content", id, "err", err)
+	}
+	c.mu.Lock()
+	if e, ok := c.present[id]; ok {
+		e.used = now
+		c.present[id] = e
+	}
+	c.mu.Unlock()
 	return f, nil
+}
+
+// Usage returns the bytes the cached content takes, the limit, and how
+// many files there are. Used exceeds the limit only when the wanted
+// content alone does.
+func (c *Cache) Usage() (used, limit int64, files int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes, c.cfg.MaxBytes, len(c.present)
 }
 
 // Changed signals (coalesced) that the set of missing content changed.
 func (c *Cache) Changed() <-chan struct{} { return c.note }
 
-// Want replaces the content the node needs, in the order it is needed, and
-// deletes cached files and partial downloads nothing needs any more.
-func (c *Cache) Want(refs []protocol.ContentRef) {
-	keep := make(map[string]bool, len(refs))
-	var valid []protocol.ContentRef
-	for _, r := range refs {
-		if protocol.ValidContentID(r.ID) && !keep[r.ID] {
-			keep[r.ID] = true
-			valid = append(valid, r)
+// Want replaces the content the node needs, in the order it is needed,
+// deletes partial downloads nothing needs any more, and evicts unneeded
+// content down to the size limit. Newly wanted content that is missing is
+// first fetched after a random wait (see the package doc).
+func (c *Cache) Want(wants []Wanted) {
+	keep := make(map[string]bool, len(wants))
+	var valid []Wanted
+	for _, w := range wants {
+		if protocol.ValidContentID(w.ID) && !keep[w.ID] {
+			keep[w.ID] = true
+			valid = append(valid, w)
 		}
 	}
+	now := c.cfg.Clock.Now()
 	c.mu.Lock()
+	known := make(map[string]bool, len(c.wanted))
+	for _, w := range c.wanted {
+		known[w.ID] = true
+	}
 	c.wanted = valid
 	for id := range c.retry {
 		if !keep[id] {
 			delete(c.retry, id)
 		}
 	}
-	var drop []string
-	for id := range c.present {
-		if !keep[id] {
-			delete(c.present, id)
-			drop = append(drop, id)
+	for _, w := range valid {
+		if _, ok := c.present[w.ID]; !ok && !known[w.ID] {
+			c.retry[w.ID] = retry{next: now.Add(c.spread(w, now))}
 		}
 	}
+	drop := c.evict(0)
 	c.mu.Unlock()
-	for _, id := range drop {
-		if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log.Warn("content: cannot delete unused content", "content", id, "err", err)
-		}
-	}
+	c.remove(drop)
 	if entries, err := os.ReadDir(c.cfg.Dir); err == nil {
 		for _, e := range entries {
 			if id, ok := strings.CutSuffix(e.Name(), partSuffix); ok && !keep[id] {
@@ -202,14 +277,88 @@ func (c *Cache) Want(refs []protocol.ContentRef) {
 	c.signal(c.note)
 }
 
+// Reconnected tells the cache that the node's link is back: missing
+// content is tried again soon, after a random wait rather than at the end
+// of a backoff that grew while the link was down.
+func (c *Cache) Reconnected() {
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	for _, w := range c.wanted {
+		if _, ok := c.present[w.ID]; !ok {
+			c.retry[w.ID] = retry{next: now.Add(c.spread(w, now))}
+		}
+	}
+	c.mu.Unlock()
+	c.signal(c.wake)
+}
+
+// spread is the random wait before fetching w: up to Config.Spread, and
+// up to a quarter of the time until w first plays.
+func (c *Cache) spread(w Wanted, now time.Time) time.Duration {
+	ceil := c.cfg.Spread
+	if !w.Need.IsZero() {
+		ceil = min(ceil, w.Need.Sub(now)/4)
+	}
+	if ceil <= 0 {
+		return 0
+	}
+	return time.Duration(c.cfg.Jitter() * float64(ceil))
+}
+
+// evict picks unwanted files to delete, least recently used first, until
+// the cached bytes plus room fit the limit, and forgets them; the caller
+// deletes them (remove) outside the lock. c.mu is held.
+func (c *Cache) evict(room int64) []string {
+	if c.bytes+room <= c.cfg.MaxBytes {
+		return nil
+	}
+	wanted := make(map[string]bool, len(c.wanted))
+	for _, w := range c.wanted {
+		wanted[w.ID] = true
+	}
+	var cands []string
+	for id := range c.present {
+		if !wanted[id] {
+			cands = append(cands, id)
+		}
+	}
+	slices.SortFunc(cands, func(a, b string) int {
+		if d := c.present[a].used.Compare(c.present[b].used); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	var drop []string
+	for _, id := range cands {
+		if c.bytes+room <= c.cfg.MaxBytes {
+			break
+		}
+		c.bytes -= c.present[id].size
+		delete(c.present, id)
+		drop = append(drop, id)
+	}
+	return drop
+}
+
+// remove deletes evicted files.
+func (c *Cache) remove(ids []string) {
+	for _, id := range ids {
+		if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("content: cannot delete evicted content", "content", id, "err", err)
+		} else {
+			c.log.Info("content: evicted", "content", id)
+		}
+	}
+}
+
 // Missing returns the wanted content that is not cached yet, in need order.
 func (c *Cache) Missing() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	for _, r := range c.wanted {
-		if !c.present[r.ID] {
-			out = append(out, r.ID)
+	for _, w := range c.wanted {
+		if _, ok := c.present[w.ID]; !ok {
+			out = append(out, w.ID)
 		}
 	}
 	return out
@@ -257,18 +406,18 @@ func (c *Cache) next() (protocol.ContentRef, time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var wait time.Duration
-	for _, r := range c.wanted {
-		if c.present[r.ID] {
+	for _, w := range c.wanted {
+		if _, ok := c.present[w.ID]; ok {
 			continue
 		}
-		rt := c.retry[r.ID]
+		rt := c.retry[w.ID]
 		if d := rt.next.Sub(now); d > 0 {
 			if wait == 0 || d < wait {
 				wait = d
 			}
 			continue
 		}
-		return r, 0, true
+		return w.ContentRef, 0, true
 	}
 	return protocol.ContentRef{}, wait, false
 }
@@ -284,7 +433,7 @@ func (c *Cache) fetchOne(ctx context.Context, ref protocol.ContentRef) {
 	if ctx.Err() != nil {
 		return
 	}
-	if !slices.ContainsFunc(c.wanted, func(r protocol.ContentRef) bool { return r.ID == ref.ID }) {
+	if !slices.ContainsFunc(c.wanted, func(w Wanted) bool { return w.ID == ref.ID }) {
 		return
 	}
 	rt := c.retry[ref.ID]
@@ -325,6 +474,12 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	if c.Has(ref.ID) {
 		return nil
 	}
+	// Make room first, so the cache does not outgrow its limit while the
+	// download runs.
+	c.mu.Lock()
+	drop := c.evict(max(ref.Size, 0))
+	c.mu.Unlock()
+	c.remove(drop)
 	part := c.Path(ref.ID) + partSuffix
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -356,10 +511,18 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	if err := os.Rename(part, c.Path(ref.ID)); err != nil {
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
+	now := c.cfg.Clock.Now()
+	if err := os.Chtimes(c.Path(ref.ID), now, now); err != nil {
+		c.log.Debug("content: cannot mark use", "content", ref.ID, "err", err)
+	}
 	syncDir(c.cfg.Dir)
+	size, _ := f.Seek(0, io.SeekEnd)
 	c.mu.Lock()
-	c.present[ref.ID] = true
+	c.present[ref.ID] = entry{size: size, used: now}
+	c.bytes += size
+	drop = c.evict(0)
 	c.mu.Unlock()
+	c.remove(drop)
 	c.signal(c.note)
 	c.log.Info("content: cached", "content", ref.ID)
 	return nil

@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
 
@@ -268,7 +269,8 @@ func TestRunFetchesWantedWithRetries(t *testing.T) {
 		return false
 	}
 	c := newCache(t, s)
-	// Something unwanted is in the cache and gets deleted.
+	// Something unwanted is in the cache: it stays while there is room,
+	// but its partial download goes.
 	stale := strings.Repeat("ab", 32)
 	os.WriteFile(c.Path(stale), []byte("x"), 0o644)
 	os.WriteFile(c.Path(stale)+partSuffix, []byte("x"), 0o644)
@@ -280,7 +282,7 @@ func TestRunFetchesWantedWithRetries(t *testing.T) {
 	go func() { c.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	c.Want([]protocol.ContentRef{ref(id2, len(b2)), ref(id1, len(b1)), {ID: "not-an-id"}})
+	c.Want(wants(ref(id2, len(b2)), ref(id1, len(b1)), protocol.ContentRef{ID: "not-an-id"}))
 	if m := c.Missing(); !slices.Equal(m, []string{id2, id1}) {
 		t.Fatalf("Missing() = %v, want need order", m)
 	}
@@ -295,13 +297,152 @@ func TestRunFetchesWantedWithRetries(t *testing.T) {
 	if failures.Load() != 3 {
 		t.Fatalf("%d failures, want 3", failures.Load())
 	}
-	if names := leftovers(t, c); len(names) != 2 || !c.Has(id1) || !c.Has(id2) {
+	if names := leftovers(t, c); len(names) != 3 || !c.Has(id1) || !c.Has(id2) || !c.Has(stale) {
 		t.Fatalf("cache holds %v", names)
 	}
-	// Dropping content from the wanted set deletes it.
-	c.Want([]protocol.ContentRef{ref(id1, len(b1))})
-	if names := leftovers(t, c); !slices.Equal(names, []string{id1}) || c.Has(id2) {
+	// Content dropped from the wanted set stays while there is room.
+	c.Want(wants(ref(id1, len(b1))))
+	if names := leftovers(t, c); len(names) != 3 || !c.Has(id2) {
 		t.Fatalf("after Want(id1) the cache holds %v", names)
+	}
+}
+
+// wants makes Wanted of refs no occurrence plays yet.
+func wants(refs ...protocol.ContentRef) []Wanted {
+	out := make([]Wanted, len(refs))
+	for i, r := range refs {
+		out[i] = Wanted{ContentRef: r}
+	}
+	return out
+}
+
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	s := newServer(t)
+	files := map[string]string{} // name → id
+	for i, name := range []string{"a", "b", "c", "d"} {
+		b, id := blob(10_000, byte(i))
+		s.files[id] = b
+		files[name] = id
+	}
+	r := func(name string) protocol.ContentRef { return ref(files[name], 10_000) }
+	fake := clock.NewFake(time.Date(2025, 5, 1, 5, 0, 0, 0, time.UTC))
+	cfg := Config{
+		Dir: filepath.Join(t.TempDir(), "content"), BaseURL: s.URL, Username: "n1", Secret: "s3cret",
+		Client: s.Client(), Clock: fake, MaxBytes: 25_000,
+	}
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(c *Cache, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			fake.Advance(time.Minute)
+			if err := c.Fetch(context.Background(), r(n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	holds := func(c *Cache, want ...string) {
+		t.Helper()
+		var got []string
+		for _, n := range []string{"a", "b", "c", "d"} {
+			if c.Has(files[n]) {
+				got = append(got, n)
+				if _, err := os.Stat(c.Path(files[n])); err != nil {
+					t.Errorf("%s is indexed but its file is gone: %v", n, err)
+				}
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("cache holds %v, want %v (files %v)", got, want, leftovers(t, c))
+		}
+		if used, _, n := c.Usage(); used != int64(len(want))*10_000 || n != len(want) {
+			t.Errorf("Usage = %d bytes in %d files, want %d files of 10000", used, n, len(want))
+		}
+	}
+
+	c.Want(wants(r("a"), r("b")))
+	fetch(c, "a", "b")
+	fake.Advance(time.Minute)
+	f, err := c.Open(files["a"]) // a played after b arrived
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	// A new schedule wants c only: a and b stay while there is room, and
+	// c takes the place of the least recently used, b.
+	c.Want(wants(r("c")))
+	holds(c, "a", "b")
+	fetch(c, "c")
+	holds(c, "a", "c")
+
+	// After a restart the order is still known: a was used before c came.
+	c2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds(c2, "a", "c")
+	c2.Want(wants(r("d")))
+	fetch(c2, "d")
+	holds(c2, "c", "d")
+
+	// Wanted content is never evicted, even past the limit.
+	c2.Want(wants(r("a"), r("b"), r("c"), r("d")))
+	fetch(c2, "a", "b")
+	holds(c2, "a", "b", "c", "d")
+	if used, limit, _ := c2.Usage(); used != 40_000 || limit != 25_000 {
+		t.Errorf("Usage = %d of %d", used, limit)
+	}
+	// Once not wanted, the least recently used go first: c and d, not a,
+	// which was fetched again.
+	c2.Want(wants(r("b")))
+	holds(c2, "a", "b")
+}
+
+func TestSpreadFirstFetches(t *testing.T) {
+	fake := clock.NewFake(time.Date(2025, 5, 1, 5, 0, 0, 0, time.UTC))
+	c, err := Open(Config{Dir: t.TempDir(), BaseURL: "http://ctl", Clock: fake, Spread: 40 * time.Second, Jitter: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, soon := blob(10, 1)
+	_, later := blob(10, 2)
+	_, unplayed := blob(10, 3)
+	now := fake.Now()
+	c.Want([]Wanted{
+		{ContentRef: ref(soon, 10), Need: now.Add(8 * time.Second)},                 // waits 0.5 × 8s/4
+		{ContentRef: ref(later, 10), Need: now.Add(time.Hour)},                      // waits 0.5 × 40s
+		{ContentRef: ref(unplayed, 10)},                                             // waits 0.5 × 40s
+		{ContentRef: ref(strings.Repeat("0", 64), 10), Need: now.Add(-time.Second)}, // overdue: at once
+	})
+	waits := func() map[string]time.Duration {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		out := map[string]time.Duration{}
+		for id, rt := range c.retry {
+			out[id] = rt.next.Sub(fake.Now())
+		}
+		return out
+	}
+	w := waits()
+	if w[soon] != time.Second || w[later] != 20*time.Second || w[unplayed] != 20*time.Second || w[strings.Repeat("0", 64)] != 0 {
+		t.Errorf("first waits %v", w)
+	}
+	// The same content wanted again keeps its place.
+	fake.Advance(500 * time.Millisecond)
+	c.Want([]Wanted{{ContentRef: ref(soon, 10), Need: now.Add(8 * time.Second)}, {ContentRef: ref(later, 10), Need: now.Add(time.Hour)}})
+	if w := waits(); w[soon] != 500*time.Millisecond || w[later] != 19500*time.Millisecond {
+		t.Errorf("waits after the same Want %v", w)
+	}
+	// A reconnect spreads the retries again, from now.
+	c.mu.Lock()
+	c.retry[later] = retry{attempts: 7, next: fake.Now().Add(5 * time.Minute)}
+	c.mu.Unlock()
+	c.Reconnected()
+	if w := waits(); w[later] != 20*time.Second || w[soon] != 937500*time.Microsecond {
+		t.Errorf("waits after a reconnect %v", w)
 	}
 }
 

@@ -184,15 +184,20 @@ func (c *Controller) Credentials(node, area string, parents ...string) *protocol
 
 // AddContent stores d of node audio (a quiet tone) and returns its ref.
 func (c *Controller) AddContent(d time.Duration) protocol.ContentRef {
-	pcm := make([]byte, nodeaudio.Bytes(d))
-	for i := 0; i+1 < len(pcm); i += 2 {
-		pcm[i] = byte(i / 2 % 64) // a soft sawtooth, so files differ by length
+	samples := make([]int16, nodeaudio.Bytes(d)/nodeaudio.BytesPerSample)
+	for i := range samples {
+		samples[i] = int16(i % 64) // a soft sawtooth, so files differ by length
 	}
-	h, err := nodeaudio.Header(int64(len(pcm)))
+	b, err := nodeaudio.Encode(samples)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	b := append(h, pcm...)
+	return c.AddFile(b, d)
+}
+
+// AddFile stores the bytes of a content file that plays for d (e.g. node
+// audio in the legacy PCM format) and returns its ref.
+func (c *Controller) AddFile(b []byte, d time.Duration) protocol.ContentRef {
 	sum := sha256.Sum256(b)
 	id := hex.EncodeToString(sum[:])
 	c.mu.Lock()
@@ -365,15 +370,31 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 }
 
 // Summary renders events as "type occurrence[ reason]" lines, for
-// comparisons that do not depend on times.
+// comparisons that do not depend on times. It leaves out content-ready
+// events, whose place among the others depends on when downloads finish;
+// ReadySummary has them.
 func Summary(events []protocol.Event) []string {
 	var out []string
 	for _, e := range events {
+		if e.Type == protocol.EventContentReady {
+			continue
+		}
 		s := fmt.Sprintf("%s %s", e.Type, e.Occurrence)
 		if e.Reason != "" {
 			s += " " + e.Reason
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// ReadySummary lists the occurrences of content-ready events, in order.
+func ReadySummary(events []protocol.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Type == protocol.EventContentReady {
+			out = append(out, e.Occurrence)
+		}
 	}
 	return out
 }

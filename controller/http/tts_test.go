@@ -1,0 +1,92 @@
+package http_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/tts"
+)
+
+func TestSpeech(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12346", "name": "Xã Tiên Thắng"}, http.StatusCreated, nil)
+	officer := e.addUser("can-bo", loaxa.RoleCommune, "12346")
+	text := "Kính gửi bà con thôn Đông. Chiều nay có mưa lớn kèm theo dông, đề nghị bà con không ra đồng."
+
+	var c loaxa.Content
+	e.call("POST", "/api/v1/content/tts", officer, map[string]any{"text": text}, http.StatusCreated, &c)
+	if c.Source.Format != "tts/espeak-ng" || c.Source.Text != text || c.Source.Voice != "vi" || c.Source.Rate != 1 || c.CreatedBy != "can-bo" {
+		t.Errorf("content %+v, source %+v", c, c.Source)
+	}
+	// Speech at a normal pace: 10–25 characters a second.
+	if cps := float64(len([]rune(text))) / (float64(c.DurationMS) / 1000); cps < 10 || cps > 25 {
+		t.Errorf("%d ms for %d characters", c.DurationMS, len([]rune(text)))
+	}
+	if c.Title != "Kính gửi bà con thôn Đông. Chiều nay có mưa lớn kèm theo…" {
+		t.Errorf("title %q", c.Title)
+	}
+	if c.Trim == nil || c.Loudness == nil || c.Loudness.OutputLUFS > -15 || c.Loudness.OutputLUFS < -17 {
+		t.Errorf("trim %+v, loudness %+v", c.Trim, c.Loudness)
+	}
+	audio := e.request("GET", "/api/v1/content/"+c.ID+"/audio", officer, "", nil)
+	if audio.status != http.StatusOK || int64(len(audio.body)) != c.Size {
+		t.Errorf("audio: %d, %d bytes", audio.status, len(audio.body))
+	}
+
+	var again loaxa.Content
+	e.call("POST", "/api/v1/content/tts", e.admin, map[string]any{"text": text, "title": "Khác"}, http.StatusOK, &again)
+	if again.ID != c.ID || again.Title != c.Title {
+		t.Errorf("the same text again gave %s %q", again.ID, again.Title)
+	}
+	var south loaxa.Content
+	e.call("POST", "/api/v1/content/tts", officer, map[string]any{"text": text, "voice": "vi-vn-x-south", "rate": 1.3, "title": "Mưa lớn"}, http.StatusCreated, &south)
+	if south.ID == c.ID || south.Title != "Mưa lớn" || south.DurationMS >= c.DurationMS {
+		t.Errorf("southern voice at 1.3: %s %q %d ms (northern at 1: %d ms)", south.ID, south.Title, south.DurationMS, c.DurationMS)
+	}
+
+	tests := []struct {
+		name string
+		body string
+		want int
+		msg  string
+	}{
+		{"empty text", `{"text":"   "}`, 400, "text is empty"},
+		{"punctuation", `{"text":"?!…"}`, 400, "no words to read out"},
+		{"unknown voice", `{"text":"Xin chào","voice":"fr"}`, 400, `voice "fr" is not one of`},
+		{"rate", `{"text":"Xin chào","rate":0.1}`, 400, "rate 0.1 is out of range"},
+		{"unknown field", `{"text":"Xin chào","speed":2}`, 400, "speed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.request("POST", "/api/v1/content/tts", officer, "application/json", strings.NewReader(tt.body))
+			var body struct{ Error struct{ Message string } }
+			json.Unmarshal(r.body, &body)
+			if r.status != tt.want || !strings.Contains(body.Error.Message, tt.msg) {
+				t.Errorf("status %d %s; want %d with %q", r.status, r.body, tt.want, tt.msg)
+			}
+		})
+	}
+	viewer := e.addUser("xem", loaxa.RoleViewer, "12346")
+	e.call("POST", "/api/v1/content/tts", viewer, map[string]any{"text": text}, http.StatusForbidden, nil)
+}
+
+func TestSpeechUnavailable(t *testing.T) {
+	t.Parallel()
+	for name, engine := range map[string]loaxa.SpeechEngine{
+		"no engine":             nil,
+		"espeak-ng not present": &tts.Espeak{Command: "/nonexistent/espeak-ng"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = engine })
+			r := e.call("POST", "/api/v1/content/tts", e.admin, map[string]any{"text": "Xin chào"}, http.StatusServiceUnavailable, nil)
+			if !strings.Contains(string(r.body), `"code":"unavailable"`) {
+				t.Errorf("answer %s", r.body)
+			}
+		})
+	}
+}

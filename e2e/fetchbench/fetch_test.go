@@ -1,0 +1,177 @@
+// Package fetchbench measures a fleet fetching new content from a real
+// controller at once: the node content cache (node/content) of N enrolled
+// nodes against the controller's audio route, with and without the spread
+// of first fetches. It has benchmarks only; scripts/bench-content.sh runs
+// them.
+package fetchbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/node/content"
+	"loaxa.vn/protocol"
+)
+
+// BenchmarkFleetFetch: N nodes (LOAXA_BENCH_NODES, default 2000) learn of
+// one new 60-second bulletin in the same instant, first due in 10 minutes.
+// It reports how long until every node has it, the most requests the
+// controller had in flight, request times and failures.
+func BenchmarkFleetFetch(b *testing.B) {
+	nodes := 2000
+	if v := os.Getenv("LOAXA_BENCH_NODES"); v != "" {
+		nodes, _ = strconv.Atoi(v)
+	}
+	c := rig.StartController(b, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	ct := c.Upload("bulletin.wav", speechWAV(60*time.Second))
+	creds := make([]*protocol.Credentials, nodes)
+	for i := range creds {
+		creds[i] = c.CreateNode(fmt.Sprintf("n%05d", i), "31")
+	}
+	ref := protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
+	for _, spread := range []time.Duration{0, 30 * time.Second} {
+		b.Run(fmt.Sprintf("nodes=%d/spread=%v", nodes, spread), func(b *testing.B) {
+			for b.Loop() {
+				run(b, creds, ref, spread)
+			}
+		})
+	}
+}
+
+func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, spread time.Duration) {
+	rt := &meter{next: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 5 * time.Second}}
+	client := &http.Client{Transport: rt}
+	dir := b.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	caches := make([]*content.Cache, len(creds))
+	for i, cr := range creds {
+		cache, err := content.Open(content.Config{
+			Dir: filepath.Join(dir, cr.Node), BaseURL: cr.Controller, Username: cr.Username, Secret: cr.Secret,
+			Client: client, Spread: spread, BackoffMin: 2 * time.Second, BackoffMax: time.Minute,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		caches[i] = cache
+		wg.Go(func() { cache.Run(ctx) })
+	}
+	start := time.Now()
+	need := start.Add(10 * time.Minute)
+	for _, cache := range caches {
+		cache.Want([]content.Wanted{{ContentRef: ref, Need: need}})
+	}
+	for _, cache := range caches {
+		for !cache.Has(ref.ID) {
+			select {
+			case <-cache.Changed():
+			case <-time.After(time.Second):
+			}
+			if time.Since(start) > 10*time.Minute {
+				b.Fatal("not every node has the content after 10 minutes")
+			}
+		}
+	}
+	all := time.Since(start)
+	cancel()
+	wg.Wait()
+	rt.transportClose()
+	b.ReportMetric(all.Seconds(), "s-until-all")
+	b.ReportMetric(float64(rt.peak.Load()), "peak-in-flight")
+	b.ReportMetric(float64(rt.failed.Load()), "failed-requests")
+	d := rt.durations()
+	b.ReportMetric(d[len(d)/2].Seconds()*1000, "p50-ms")
+	b.ReportMetric(d[len(d)*99/100].Seconds()*1000, "p99-ms")
+}
+
+// meter counts requests in flight and times them to the end of the body.
+type meter struct {
+	next     *http.Transport
+	inFlight atomic.Int64
+	peak     atomic.Int64
+	failed   atomic.Int64
+	mu       sync.Mutex
+	times    []time.Duration
+}
+
+func (m *meter) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := m.inFlight.Add(1)
+	for p := m.peak.Load(); n > p && !m.peak.CompareAndSwap(p, n); p = m.peak.Load() {
+	}
+	start := time.Now()
+	resp, err := m.next.RoundTrip(r)
+	if err != nil || resp.StatusCode >= 300 {
+		m.failed.Add(1)
+	}
+	if err != nil {
+		m.done(start)
+		return nil, err
+	}
+	resp.Body = &timedBody{ReadCloser: resp.Body, end: func() { m.done(start) }}
+	return resp, nil
+}
+
+func (m *meter) done(start time.Time) {
+	m.inFlight.Add(-1)
+	m.mu.Lock()
+	m.times = append(m.times, time.Since(start))
+	m.mu.Unlock()
+}
+
+func (m *meter) durations() []time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := slices.Clone(m.times)
+	slices.Sort(d)
+	return d
+}
+
+func (m *meter) transportClose() { m.next.CloseIdleConnections() }
+
+type timedBody struct {
+	io.ReadCloser
+	once sync.Once
+	end  func()
+}
+
+func (t *timedBody) Close() error {
+	err := t.ReadCloser.Close()
+	t.once.Do(t.end)
+	return err
+}
+
+// speechWAV is a 16 kHz mono WAV of a voiced, speech-like sound.
+func speechWAV(d time.Duration) []byte {
+	n := int(d.Seconds() * 16000)
+	var buf bytes.Buffer
+	le := binary.LittleEndian
+	buf.WriteString("RIFF")
+	binary.Write(&buf, le, uint32(36+2*n))
+	buf.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(16000), uint32(32000), uint16(2), uint16(16)} {
+		binary.Write(&buf, le, v)
+	}
+	buf.WriteString("data")
+	binary.Write(&buf, le, uint32(2*n))
+	for i := range n {
+		t := float64(i) / 16000
+		v := 0.3 * (0.6 + 0.4*math.Sin(2*math.Pi*4*t)) * (math.Sin(2*math.Pi*150*t) + 0.4*math.Sin(2*math.Pi*450*t) + 0.2*math.Sin(2*math.Pi*1300*t))
+		binary.Write(&buf, le, int16(v*32767))
+	}
+	return buf.Bytes()
+}

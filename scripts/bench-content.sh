@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# bench-content.sh measures 2,000 nodes (LOAXA_BENCH_NODES) fetching one new
+# bulletin from a real controller at the same instant, with and without the
+# spread of first fetches (node/content), and the ingest of a one-hour
+# upload (peak heap). Results go in BENCHMARKS.md with this command.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+go=${GO:-go}
+if ! command -v "$go" >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	go=/usr/local/go/bin/go
+fi
+"$go" test -run '^$' -bench BenchmarkFleetFetch -benchtime 1x -timeout 60m ./e2e/fetchbench/
+"$go" test -run '^$' -bench 'IngestHour' -benchtime 1x -timeout 30m ./controller/media/
