@@ -451,7 +451,10 @@ func TestRunStopsWithContext(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Config{Controller: ctl.srv.URL, Token: token, Nodes: 2, Area: "xa-an-lu", Tune: fastAgents})
 	}()
-	// Cancel once both nodes are enrolled: Run is then waiting on ctx.
+	// Cancel once the controller has seen both enrolments. The last answer
+	// may still be on its way, so Run may stop during enrolment (returning
+	// the cancellation) or while running (returning nil); either way it
+	// must stop.
 	deadline := time.Now().Add(10 * time.Second)
 	for len(ctl.enrolments()) < 2 {
 		if time.Now().After(deadline) {
@@ -462,8 +465,8 @@ func TestRunStopsWithContext(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v", err)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v, want nil or the cancellation", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
