@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/agent"
@@ -49,7 +50,12 @@ type options struct {
 	data        string
 	audio       string
 	logLevel    string
+	ampWarmup   time.Duration
 }
+
+// The sound device reports its latency to the agent, which starts plays
+// that much early.
+var _ agent.LatencyOutput = (*oto.Output)(nil)
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -60,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
+		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -70,10 +78,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL"} {
+	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
+		"log-level": "LOAXA_LOG_LEVEL", "amp-warmup": "LOAXA_AMP_WARMUP"} {
 		if v := getenv(env); v != "" && !set[flagName] {
-			fs.Set(flagName, v)
+			if err := fs.Set(flagName, v); err != nil {
+				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
+				return exitUsage
+			}
 		}
+	}
+	if o.ampWarmup <= 0 || o.ampWarmup > time.Minute {
+		fmt.Fprintf(stderr, "node: --amp-warmup %v: want a duration above 0 and at most 1m, e.g. 500ms\n", o.ampWarmup)
+		return exitUsage
 	}
 
 	var level slog.Level
@@ -134,6 +150,8 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		Board:       board.None{},
 		Logger:      log,
 		Version:     version,
+
+		AmplifierWarmup: o.ampWarmup,
 	})
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"invalid document from env", nil, map[string]string{"LOAXA_CREDENTIALS": bad}, "secret: required"},
 		{"unknown audio", []string{"--credentials", bad, "--audio", "alsa"}, nil, "--audio \"alsa\": want oto or none"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level \"loud\""},
+		{"amplifier warm-up without a unit", []string{"--amp-warmup", "500"}, nil, "invalid value \"500\" for flag -amp-warmup"},
+		{"amplifier warm-up of nothing", []string{"--amp-warmup", "0s"}, nil, "--amp-warmup 0s: want a duration above 0"},
+		{"amplifier warm-up from env", nil, map[string]string{"LOAXA_AMP_WARMUP": "soon"}, "LOAXA_AMP_WARMUP=\"soon\""},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
