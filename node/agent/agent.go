@@ -366,6 +366,12 @@ func (a *Agent) loop(ctx context.Context) {
 	var wakeC <-chan time.Time
 	for {
 		wake := a.step()
+		if c := a.cue; c != nil && c.state.Load() == cueFree && !wake.Before(c.instant().Add(a.latency)) {
+			// The cue begins itself at its instant and wakes the loop then
+			// (cueBegan); the loop waking too would only compete with it
+			// for the processor at the very moment that matters.
+			wake = time.Time{}
+		}
 		if wake.IsZero() {
 			wakeC = nil
 		} else {
