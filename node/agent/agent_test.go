@@ -88,6 +88,7 @@ type options struct {
 	hw        agent.Board // instead of board
 	clock     clock.Clock
 	statePoll time.Duration
+	timeSync  time.Duration // how often the clock offset is measured (0: the default)
 }
 
 func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
@@ -120,6 +121,7 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 		AckTimeout:        500 * time.Millisecond,
 		StateDebounce:     10 * time.Millisecond,
 		StatePoll:         o.statePoll,
+		TimeSyncInterval:  o.timeSync,
 		MQTTKeepAlive:     2 * time.Second,
 		MQTTMaxReconnect:  200 * time.Millisecond,
 		ContentBackoffMin: 10 * time.Millisecond,

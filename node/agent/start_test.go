@@ -3,6 +3,7 @@ package agent_test
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,5 +133,34 @@ func TestPreparedThenRemoved(t *testing.T) {
 	}
 	if got := nodetest.Summary(ctl.Events("n1")); !slices.Equal(got, []string{"received o1"}) {
 		t.Errorf("events %q, want only received o1", got)
+	}
+}
+
+// TestClockCorrectedWhilePrepared: a play is prepared for its start when
+// the agent learns that its clock is a second slow; the play begins at
+// once, on the corrected time, and says how late that is.
+func TestClockCorrectedWhilePrepared(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 13, 5, 0, 0, 0, time.UTC))
+	var ahead atomic.Int64 // how far the controller's clock is ahead of the board's
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctl.Clock = func() time.Time { return fc.Now().Add(time.Duration(ahead.Load())) }
+	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, fc.Now)
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{clock: fc, timeSync: 10 * time.Millisecond})
+	waitConnected(t, n)
+
+	ref := ctl.AddContent(time.Second)
+	start := fc.Now().Add(time.Minute)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
+	waitEvents(t, ctl, "n1", []string{"received o1"})
+	nodetest.Eventually(t, 5*time.Second, "content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	fc.Set(start.Add(-400 * time.Millisecond))
+	nodetest.Eventually(t, 5*time.Second, "not prepared", func() bool { return slices.Equal(n.board.Flips(), []bool{true}) })
+
+	ahead.Store(int64(time.Second))
+	nodetest.Eventually(t, 5*time.Second, "did not begin on the corrected clock", func() bool { return n.out.Plays() == 1 })
+	events := waitEvents(t, ctl, "n1", []string{"received o1", "started o1"})
+	if e := events[1]; e.LateMS != 600 || !e.At.Equal(start.Add(600*time.Millisecond)) {
+		t.Errorf("started at %v, %d ms late; want 600 ms late on the corrected clock", e.At, e.LateMS)
 	}
 }
