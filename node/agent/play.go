@@ -260,7 +260,10 @@ func (a *Agent) dropCue() {
 		return
 	}
 	p.cancel()
-	<-p.done
+	if r := <-p.done; r.begun {
+		// Cannot happen: the loop holds a cue before it drops it.
+		a.log.Error("agent: a dropped cue had begun", "occurrence", p.occ.ID)
+	}
 }
 
 // zeros reads as silence.
