@@ -4,6 +4,11 @@
 // --audio none).
 //
 //	go run ./node --credentials node.json --data /var/lib/loaxa
+//
+// A board given an enrolment code instead of a document fetches its
+// document once, then runs as above:
+//
+//	go run ./node --enrol 7KQ2M-XH9DP-03RTW-VN5CE --controller https://loa.example.vn --credentials node.json [--ca controller.pem]
 package main
 
 import (
@@ -13,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +57,9 @@ type options struct {
 	audio       string
 	logLevel    string
 	ampWarmup   time.Duration
+	enrol       string
+	controller  string
+	ca          string
 }
 
 // The sound device reports its latency to the agent, which starts plays
@@ -68,6 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
+	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
+	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
+	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -106,6 +118,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.credentials == "" {
 		fmt.Fprintln(stderr, "node: --credentials FILE is required: the JSON document the controller gave when the node was created")
 		return exitUsage
+	}
+	if o.enrol != "" {
+		return enrol(ctx, o, stdout, stderr)
 	}
 	cred, err := protocol.ReadCredentials(o.credentials)
 	if err != nil {
@@ -157,4 +172,49 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// enrol redeems --enrol at --controller and writes the credentials
+// document. It refuses to overwrite a document: that would throw away a
+// working identity, and the code would be spent for nothing.
+func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
+	if o.controller == "" {
+		fmt.Fprintln(stderr, "node: --enrol needs --controller URL: the controller's address, as the technician gave it with the code")
+		return exitUsage
+	}
+	if _, err := os.Stat(o.credentials); err == nil {
+		fmt.Fprintf(stderr, "node: %s exists already; this board is enrolled. Delete the file first to enrol it again with a new code.\n", o.credentials)
+		return exitUsage
+	}
+	client := &http.Client{Timeout: time.Minute}
+	if o.ca != "" {
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			fmt.Fprintf(stderr, "node: --ca: %v\n", err)
+			return exitUsage
+		}
+		cfg, err := (&protocol.Credentials{ControllerCA: string(pem)}).TLSConfig()
+		if err != nil {
+			fmt.Fprintf(stderr, "node: --ca %s: %v\n", o.ca, err)
+			return exitUsage
+		}
+		client.Transport = &http.Transport{TLSClientConfig: cfg}
+	}
+	cred, err := agent.Enrol(ctx, client, o.controller, o.enrol)
+	if err != nil {
+		fmt.Fprintf(stderr, "node: %v\n", err)
+		return exitFailure
+	}
+	if cred.ControllerCA == "" && o.ca != "" {
+		// Keep trusting what the enrolment was verified with.
+		pem, _ := os.ReadFile(o.ca)
+		cred.ControllerCA = string(pem)
+	}
+	if err := protocol.WriteCredentials(o.credentials, cred); err != nil {
+		fmt.Fprintf(stderr, "node: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\nStart the agent with: node --credentials %s --data DIR\n",
+		cred.Node, cred.Area, o.credentials, o.credentials)
+	return 0
 }

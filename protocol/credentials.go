@@ -2,11 +2,15 @@ package protocol
 
 import (
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 )
@@ -26,6 +30,10 @@ type Credentials struct {
 	Secret      string      `json:"secret"`
 	TopicPrefix string      `json:"topic_prefix"`
 	Keys        []PublicKey `json:"controller_keys"`
+	// ControllerCA is PEM: the certificate(s) the node trusts for the
+	// controller's HTTPS and MQTTS, instead of the system's roots. Empty
+	// means the system's roots (or plain tcp:// and http://).
+	ControllerCA string `json:"controller_ca,omitempty"`
 }
 
 // ReadCredentials loads and validates a credentials document.
@@ -42,6 +50,32 @@ func ReadCredentials(path string) (*Credentials, error) {
 		return nil, fmt.Errorf("credentials %s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// WriteCredentials writes c to path, readable by its owner only (it holds
+// the node's secret), replacing any file there in one step: a crash leaves
+// the old document or the new one, never half of one.
+func WriteCredentials(path string, c *Credentials) error {
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	_, werr := tmp.Write(append(raw, '\n'))
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
 }
 
 // Validate checks that every field a node needs is present and well formed.
@@ -83,6 +117,11 @@ func (c *Credentials) Validate() error {
 			errs = append(errs, fmt.Errorf("controller_keys: %w", err))
 		}
 	}
+	if c.ControllerCA != "" {
+		if _, err := c.CertPool(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -99,6 +138,46 @@ func (c *Credentials) PublicKeys() ([]ed25519.PublicKey, error) {
 		keys = append(keys, pub)
 	}
 	return keys, nil
+}
+
+// CertPool returns the pinned controller certificates as a pool, or nil if
+// none are pinned (use the system's roots).
+func (c *Credentials) CertPool() (*x509.CertPool, error) {
+	if c.ControllerCA == "" {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	rest, n := []byte(c.ControllerCA), 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("controller_ca: %w", err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("controller_ca: no PEM certificate in it")
+	}
+	return pool, nil
+}
+
+// TLSConfig returns the TLS settings for reaching the controller and the
+// broker: the pinned certificates as the only roots, or the system's.
+func (c *Credentials) TLSConfig() (*tls.Config, error) {
+	pool, err := c.CertPool()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Prefix returns the topic prefix, defaulted.

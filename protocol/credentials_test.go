@@ -189,6 +189,12 @@ func FuzzReadCredentials(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"node":"n1","controller_keys":[{"kid":"x","key":"!!"}]}`))
 	f.Add([]byte(`null`))
+	pinned := prototest.Credentials()
+	pinned.ControllerCA = testCA
+	if good, err = json.Marshal(pinned); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
 	path := filepath.Join(f.TempDir(), "credentials.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -212,6 +218,9 @@ func FuzzReadCredentials(f *testing.F) {
 		if c.Username == "" || c.Secret == "" {
 			t.Fatalf("accepted empty broker credentials")
 		}
+		if cfg, err := c.TLSConfig(); err != nil || (c.ControllerCA != "") != (cfg.RootCAs != nil) {
+			t.Fatalf("accepted controller_ca %q: %v", c.ControllerCA, err)
+		}
 		if strings.ContainsAny(c.Prefix(), "+#") {
 			t.Fatalf("accepted topic prefix %q", c.Prefix())
 		}
@@ -219,4 +228,35 @@ func FuzzReadCredentials(f *testing.F) {
 			t.Fatalf("the node's own cmd topic does not parse: %v", err)
 		}
 	})
+}
+
+// testCA is a self-signed certificate, as a controller pins it.
+const testCA = `-----BEGIN CERTIFICATE-----
+MIIBhzCCAS2gAwIBAgIUDtSvvflRbF/dUgrFrOpoV49TdIwwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwObG9hLWNvbnRyb2xsZXIwHhcNMjYxMTI4MDQzMTU2WhcNMzYx
+MTI1MDQzMTU2WjAZMRcwFQYDVQQDDA5sb2EtY29udHJvbGxlcjBZMBMGByqGSM49
+AgEGCCqGSM49AwEHA0IABOVETeML7ZQYCbGIljsfjcUyn89HDss78bUr4xifhKTv
+qv9IbYVzZQhgT1zm2W5Afg+A8ihnOGYgJv9PjgX6Je2jUzBRMB0GA1UdDgQWBBQ8
+puWLY/jcXfJK7xdFkCJh6B3ycDAfBgNVHSMEGDAWgBQ8puWLY/jcXfJK7xdFkCJh
+6B3ycDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIDXk5kzNTood
+9d86pP3GuAB0DbFxx3/xq76ChRfdrvigAiEAvvyfjwxN0wXhC/NHFAOJV6dghu36
+R6Omq6LyyZ5JLa8=
+-----END CERTIFICATE-----
+`
+
+func TestCredentialsCertPool(t *testing.T) {
+	c := prototest.Credentials()
+	if cfg, err := c.TLSConfig(); err != nil || cfg.RootCAs != nil {
+		t.Errorf("no pin: %v, %v; want the system roots", cfg, err)
+	}
+	c.ControllerCA = testCA
+	if cfg, err := c.TLSConfig(); err != nil || cfg.RootCAs == nil || c.Validate() != nil {
+		t.Errorf("pinned: %v, %v", cfg, err)
+	}
+	for _, bad := range []string{"not PEM", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", strings.Replace(testCA, "CERTIFICATE", "PRIVATE KEY", 2)} {
+		c.ControllerCA = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "controller_ca") {
+			t.Errorf("controller_ca %q: %v", bad, err)
+		}
+	}
 }

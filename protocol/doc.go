@@ -34,8 +34,9 @@
 // field except itself, length-prefixed after a domain-separation tag, and the
 // body exactly as sent. A node acts on a controller message only if
 //
-//   - it is signed by a key listed in the node's credentials (ErrUnsigned,
-//     ErrUnknownKey, ErrSignature otherwise);
+//   - it is signed by a key the node trusts (ErrUnsigned, ErrUnknownKey,
+//     ErrSignature otherwise): those of its credentials, until a desired
+//     state lists others (see Key rotation);
 //   - its audience ("node/{id}" or "area/{id}") is the topic it arrived on,
 //     so a message for one node or area cannot be re-published to another
 //     (ErrAudience);
@@ -54,6 +55,24 @@
 // own credentials and lets it publish only on its own state and event topics.
 // The controller still checks that the sender in the envelope matches the
 // topic.
+//
+// # Key rotation
+//
+// A DesiredState may carry Keys: the complete set of controller keys the
+// node trusts from then on, which must include the key that signed it. The
+// controller rotates its key in two steps without re-enrolling nodes:
+// first it announces the next key (desired states list the current and the
+// next key, signed by the current one); once every node reports trusting it
+// (State.Keys, the key ids the node trusts), the next key signs and the
+// desired states list only it, so nodes drop the old key and refuse what it
+// signs. Nodes store the learnt set and use it across restarts.
+//
+// # Transport security
+//
+// The signatures above do not depend on the transport. With TLS, the
+// credentials document's controller_ca holds the PEM certificate(s) the
+// node trusts for the controller's HTTPS and the broker's MQTTS (ssl://),
+// instead of the system's roots.
 //
 // # Desired state
 //

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 )
@@ -141,15 +142,15 @@ func (k PublicKey) Parse() (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-// Signer seals messages from one sender with one Ed25519 key. It is safe
-// for concurrent use.
+// Signer seals messages from one sender with one Ed25519 key at a time
+// (SetKey changes it). It is safe for concurrent use.
 type Signer struct {
 	from string
-	key  ed25519.PrivateKey
-	kid  string
 	now  func() time.Time
 
 	mu  sync.Mutex
+	key ed25519.PrivateKey
+	kid string
 	seq uint64
 }
 
@@ -166,10 +167,27 @@ func NewSigner(from string, key ed25519.PrivateKey, floor uint64, now func() tim
 }
 
 // KeyID returns the id of the signing key.
-func (s *Signer) KeyID() string { return s.kid }
+func (s *Signer) KeyID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kid
+}
 
 // PublicKey returns the signer's public key.
-func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+func (s *Signer) PublicKey() ed25519.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key.Public().(ed25519.PublicKey)
+}
+
+// SetKey makes key the signing key from the next Seal on, after a key
+// rotation. The sequence carries on: (key id, sequence) stays unique.
+func (s *Signer) SetKey(key ed25519.PrivateKey) {
+	kid := KeyID(key.Public().(ed25519.PublicKey))
+	s.mu.Lock()
+	s.key, s.kid = key, kid
+	s.mu.Unlock()
+}
 
 // Seq returns the last sequence number used.
 func (s *Signer) Seq() uint64 {
@@ -192,14 +210,14 @@ func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte,
 	}
 	s.mu.Lock()
 	s.seq++
-	seq := s.seq
+	seq, key, kid := s.seq, s.key, s.kid
 	s.mu.Unlock()
 	now := s.now()
 	env := Envelope{
-		V: Version, Type: typ, From: s.from, KeyID: s.kid, To: to, Seq: seq,
+		V: Version, Type: typ, From: s.from, KeyID: kid, To: to, Seq: seq,
 		Issued: now.UnixMilli(), Expires: now.Add(ttl).UnixMilli(), Body: raw,
 	}
-	env.Sig = ed25519.Sign(s.key, env.signingBytes())
+	env.Sig = ed25519.Sign(key, env.signingBytes())
 	out, err := json.Marshal(&env)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)
@@ -279,11 +297,14 @@ func Parse(raw []byte) (*Envelope, error) {
 	return &env, nil
 }
 
-// Verifier opens signed envelopes from trusted keys.
+// Verifier opens signed envelopes from trusted keys. It is safe for
+// concurrent use.
 type Verifier struct {
-	keys map[string]ed25519.PublicKey
 	now  func() time.Time
 	skew time.Duration
+
+	mu   sync.RWMutex
+	keys map[string]ed25519.PublicKey
 }
 
 // NewVerifier trusts the given keys. now supplies the receiver's best idea of
@@ -296,11 +317,34 @@ func NewVerifier(keys []ed25519.PublicKey, now func() time.Time, skew time.Durat
 	if skew == 0 {
 		skew = DefaultSkew
 	}
-	v := &Verifier{keys: make(map[string]ed25519.PublicKey, len(keys)), now: now, skew: skew}
-	for _, k := range keys {
-		v.keys[KeyID(k)] = k
-	}
+	v := &Verifier{now: now, skew: skew}
+	v.SetKeys(keys)
 	return v
+}
+
+// SetKeys replaces the trusted keys, after the controller announced a new
+// key or retired an old one. What only a dropped key signed is refused from
+// now on (ErrUnknownKey).
+func (v *Verifier) SetKeys(keys []ed25519.PublicKey) {
+	m := make(map[string]ed25519.PublicKey, len(keys))
+	for _, k := range keys {
+		m[KeyID(k)] = k
+	}
+	v.mu.Lock()
+	v.keys = m
+	v.mu.Unlock()
+}
+
+// KeyIDs returns the ids of the trusted keys, sorted.
+func (v *Verifier) KeyIDs() []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ids := make([]string, 0, len(v.keys))
+	for id := range v.keys {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // Open parses raw, checks the signature against the trusted keys, that the
@@ -315,7 +359,9 @@ func (v *Verifier) Open(raw []byte, audience string) (*Envelope, error) {
 	if len(env.Sig) == 0 || env.KeyID == "" {
 		return nil, fmt.Errorf("%w: %s from %s", ErrUnsigned, env.Type, env.From)
 	}
+	v.mu.RLock()
 	pub, ok := v.keys[env.KeyID]
+	v.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, env.KeyID)
 	}

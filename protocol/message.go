@@ -51,6 +51,11 @@ type DesiredState struct {
 	Occurrences []Occurrence `json:"occurrences"`
 	Content     []ContentRef `json:"content"`
 	Config      NodeConfig   `json:"config"`
+	// Keys, when present, is the set of controller keys the node trusts
+	// from now on: the controller announces a new key here (signed by the
+	// current one) before it signs with it, and retires the old one by
+	// leaving it out. It must contain the key that signed this message.
+	Keys []PublicKey `json:"keys,omitempty"`
 }
 
 // Occurrence is one scheduled play of content at an instant.
@@ -148,6 +153,11 @@ func (d *DesiredState) Validate() error {
 		}
 		refs[c.ID] = true
 	}
+	for _, k := range d.Keys {
+		if _, err := k.Parse(); err != nil {
+			return fmt.Errorf("desired state for %s: keys: %w", d.Node, err)
+		}
+	}
 	seen := make(map[string]bool, len(d.Occurrences))
 	for _, o := range d.Occurrences {
 		switch {
@@ -234,6 +244,9 @@ type State struct {
 	Board          *Board   `json:"board,omitempty"`
 	Rejected       uint64   `json:"rejected"` // controller messages refused since start
 	Outbox         int      `json:"outbox"`   // events not yet acknowledged
+	// Keys are the ids of the controller keys the node trusts, so the
+	// controller knows when every node has learnt an announced key.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // Playing describes what a node has on air.

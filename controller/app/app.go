@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +53,13 @@ type App struct {
 	Events        *bolt.EventService
 	Users         *bolt.UserService
 	Desired       *bolt.DesiredService
+	Audit         *bolt.AuditService
+	Keys          *bolt.KeyService
 	Sessions      *bolt.SessionService
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
 
+	tls    *serverTLS
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -95,6 +99,8 @@ func (a *App) Open() (err error) {
 	a.Events = bolt.NewEventService(a.DB)
 	a.Users = bolt.NewUserService(a.DB)
 	a.Desired = bolt.NewDesiredService(a.DB)
+	a.Audit = bolt.NewAuditService(a.DB)
+	a.Keys = bolt.NewKeyService(a.DB)
 	a.Sessions = bolt.NewSessionService(a.DB)
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
@@ -104,7 +110,7 @@ func (a *App) Open() (err error) {
 		return err
 	}
 
-	key, err := a.DB.SigningKey()
+	key, err := a.Keys.CurrentKey()
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
@@ -121,7 +127,13 @@ func (a *App) Open() (err error) {
 		return fmt.Errorf("open audio library: %w", err)
 	}
 
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
+	a.tls = tlsCfg
 	topics := protocol.NewTopics(cfg.TopicPrefix)
+	var disconnect func(string)
 	a.MQTT = mqtt.NewClient()
 	a.MQTT.Topics = topics
 	a.MQTT.Signer = a.Signer
@@ -136,6 +148,10 @@ func (a *App) Open() (err error) {
 		a.Broker.NodeService = a.Nodes
 		a.Broker.AreaService = a.Areas
 		a.Broker.Logger = a.Logger
+		if tlsCfg != nil {
+			a.Broker.TLSConfig = tlsCfg.server
+			a.MQTT.TLSConfig = tlsCfg.client
+		}
 		if err := a.Broker.Open(); err != nil {
 			return err
 		}
@@ -147,6 +163,7 @@ func (a *App) Open() (err error) {
 		a.MQTT.BrokerURL = a.Broker.URL()
 		a.MQTT.Username = mqtt.ControllerUsername
 		a.MQTT.Password = a.Broker.ControllerSecret
+		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
@@ -162,6 +179,13 @@ func (a *App) Open() (err error) {
 	a.Scheduler.DeliveryService = a.Deliveries
 	a.Scheduler.DesiredService = a.Desired
 	a.Scheduler.Messenger = a.MQTT
+	a.Scheduler.KeyService = a.Keys
+	// A new or activated key changes what every desired state says to
+	// trust, and an activated one what signs it.
+	a.Keys.Changed = func(current ed25519.PrivateKey) {
+		a.Signer.SetKey(current)
+		a.Scheduler.Changed()
+	}
 	a.Scheduler.SessionService = a.Sessions
 	a.Scheduler.HolidayService = a.Holidays
 	a.Scheduler.ProposalService = a.Proposals
@@ -174,7 +198,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.PublicURL = cfg.PublicURL
 	a.HTTP.BrokerURL = a.publicBroker()
 	a.HTTP.TopicPrefix = topics.Prefix
-	a.HTTP.ControllerKeys = []protocol.PublicKey{protocol.NewPublicKey(a.Signer.PublicKey())}
+	a.HTTP.KeyService = a.Keys
 	a.HTTP.MaxUploadBytes = cfg.MaxUploadBytes
 	a.HTTP.Now = a.Clock.Now
 	a.HTTP.Logger = a.Logger
@@ -188,6 +212,21 @@ func (a *App) Open() (err error) {
 	a.HTTP.UserService = a.Users
 	a.HTTP.DesiredService = a.Desired
 	a.HTTP.Scheduler = a.Scheduler
+	a.HTTP.AuditService = a.Audit
+	a.HTTP.Disconnect = disconnect
+	if tlsCfg != nil {
+		a.HTTP.TLSConfig = tlsCfg.server
+		a.HTTP.ControllerCA = tlsCfg.pin
+	}
+	if cfg.BrokerURL != "" {
+		a.HTTP.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
+			f, err := mosquittoFiles(ctx, cfg, a.Nodes, a.Areas)
+			if err != nil {
+				return nil, nil, err
+			}
+			return map[string]string{MosquittoPasswdFile: f.Passwd, MosquittoACLFile: f.ACL, MosquittoConfFile: f.Conf}, f.Missing, nil
+		}
+	}
 	a.HTTP.SessionService = a.Sessions
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
@@ -226,12 +265,16 @@ func (a *App) publicBroker() string {
 	if err != nil {
 		return ""
 	}
+	scheme := "tcp://"
+	if a.tls != nil {
+		scheme = "ssl://"
+	}
 	if a.Config.PublicURL != "" {
 		if u, err := url.Parse(a.Config.PublicURL); err == nil && u.Hostname() != "" {
-			return "tcp://" + net.JoinHostPort(u.Hostname(), port)
+			return scheme + net.JoinHostPort(u.Hostname(), port)
 		}
 	}
-	return "tcp://{host}:" + port
+	return scheme + "{host}:" + port
 }
 
 func (a *App) markAllOffline(ctx context.Context) error {

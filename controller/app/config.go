@@ -41,6 +41,13 @@ type Config struct {
 	Horizon        time.Duration
 	MaxUploadBytes int64
 	LogLevel       slog.Level
+	// TLSCert and TLSKey are PEM files; with them the API serves HTTPS and
+	// the embedded broker MQTTS. TLSCA is the PEM certificate nodes pin to
+	// verify the controller; empty pins the last certificate of TLSCert
+	// (the self-signed certificate itself, or the top of its chain).
+	TLSCert string
+	TLSKey  string
+	TLSCA   string
 }
 
 // DefaultConfig returns the defaults.
@@ -73,6 +80,9 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&c.PublicURL, "public-url", "LOAXA_PUBLIC_URL", "controller URL written into node credentials (default: the URL used to enrol)")
 	str(&c.PublicBroker, "public-broker", "LOAXA_PUBLIC_BROKER", "broker URL written into node credentials")
 	str(&c.TopicPrefix, "topic-prefix", "LOAXA_TOPIC_PREFIX", "MQTT topic prefix")
+	str(&c.TLSCert, "tls-cert", "LOAXA_TLS_CERT", "PEM certificate (chain) file: serve HTTPS and MQTTS")
+	str(&c.TLSKey, "tls-key", "LOAXA_TLS_KEY", "PEM private key file of --tls-cert")
+	str(&c.TLSCA, "tls-ca", "LOAXA_TLS_CA", "PEM certificate nodes pin to verify the controller (default: the last certificate of --tls-cert)")
 	c.AdminPassword = getenv("LOAXA_ADMIN_PASSWORD")
 
 	horizon := c.Horizon.String()
@@ -96,6 +106,12 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("log-level %q: want debug, info, warn or error", level)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("give both --tls-cert and --tls-key, or neither")
+	}
+	if c.TLSCA != "" && c.TLSCert == "" {
+		return fmt.Errorf("--tls-ca needs --tls-cert and --tls-key")
 	}
 	return nil
 }

@@ -124,13 +124,27 @@ func (c *checker) nodes() {
 		if !c.has(bucketAreas, n.Area) {
 			c.fail("node %s: area %s missing", n.ID, n.Area)
 		}
-		if len(n.SecretHash) != 32 {
-			c.fail("node %s: secret hash has %d bytes", n.ID, len(n.SecretHash))
+		switch n.Credentials {
+		case loaxa.CredentialsActive:
+			if len(n.SecretHash) != 32 {
+				c.fail("node %s: secret hash has %d bytes", n.ID, len(n.SecretHash))
+			}
+		case loaxa.CredentialsPending, loaxa.CredentialsRevoked:
+			if len(n.SecretHash) != 0 || n.BrokerHash != "" {
+				c.fail("node %s: %s credentials with a secret hash", n.ID, n.Credentials)
+			}
+		default:
+			c.fail("node %s: credentials %q", n.ID, n.Credentials)
 		}
 		want[string(join(n.Area, n.ID))] = ""
 		return nil
 	})
 	c.sameKeys("node_areas", want, bucketNodeAreas)
+	each(c, bucketEnrolments, func(k []byte, e *loaxa.Enrolment) {
+		if !c.has(bucketNodes, e.Node) {
+			c.fail("enrolment for missing node %s", e.Node)
+		}
+	})
 }
 
 func (c *checker) announcements() {

@@ -23,7 +23,10 @@
 //	sessions         session id → Session
 //	holidays         holiday id → Holiday
 //	proposals        proposal id → Proposal
-//	keys             "signing" → Ed25519 private key, "seq_floor" → uint64
+//	keys             "signing" → current Ed25519 private key, "seq_floor" → uint64,
+//	                 "ring" → every signing key and its state (KeyService)
+//	audit            seq(8) → AuditEntry (append-only)
+//	enrolments       SHA-256(enrolment code) → Enrolment (one-time)
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
@@ -66,6 +69,8 @@ var (
 	bucketDesired        = []byte("desired")
 	bucketKeys           = []byte("keys")
 	bucketMeta           = []byte("meta")
+	bucketAudit          = []byte("audit")
+	bucketEnrolments     = []byte("enrolments")
 	bucketSessions       = []byte("sessions")
 	bucketHolidays       = []byte("holidays")
 	bucketProposals      = []byte("proposals")
@@ -75,6 +80,7 @@ var (
 		bucketContents, bucketAnnouncements, bucketDeliveries,
 		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
+		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
 	}
 
@@ -179,29 +185,34 @@ func (db *DB) Close() error {
 func (db *DB) SigningKey() (ed25519.PrivateKey, error) {
 	var key ed25519.PrivateKey
 	err := db.update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketKeys)
-		if v := b.Get(keySigning); v != nil {
-			if len(v) != ed25519.PrivateKeySize {
-				return fmt.Errorf("stored signing key has %d bytes, want %d", len(v), ed25519.PrivateKeySize)
-			}
-			key = bytes.Clone(v)
-			return nil
-		}
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return fmt.Errorf("generate signing key: %w", err)
-		}
-		if err := b.Put(keySigning, priv); err != nil {
-			return fmt.Errorf("store signing key: %w", err)
-		}
-		db.Logger.Info("generated controller signing key", "kid", protocol.KeyID(priv.Public().(ed25519.PublicKey)))
-		key = priv
-		return nil
+		var err error
+		key, err = signingKey(tx, db)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	return key, nil
+}
+
+// signingKey reads, or on first use generates and stores, the signing key.
+func signingKey(tx *bbolt.Tx, db *DB) (ed25519.PrivateKey, error) {
+	b := tx.Bucket(bucketKeys)
+	if v := b.Get(keySigning); v != nil {
+		if len(v) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("stored signing key has %d bytes, want %d", len(v), ed25519.PrivateKeySize)
+		}
+		return bytes.Clone(v), nil
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	if err := b.Put(keySigning, priv); err != nil {
+		return nil, fmt.Errorf("store signing key: %w", err)
+	}
+	db.Logger.Info("generated controller signing key", "kid", protocol.KeyID(priv.Public().(ed25519.PublicKey)))
+	return priv, nil
 }
 
 // SeqFloor returns the stored floor for the signer's message sequence, 0 if

@@ -19,7 +19,7 @@ func SeedNodes(db *DB, area string, ids []string) error {
 		for _, id := range ids {
 			n := &loaxa.Node{ID: id, Area: area, CreatedAt: now, SecretHash: loaxa.HashSecret(id),
 				Status: loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}}
-			if err := putJSON(tx.Bucket(bucketNodes), []byte(id), nodeRecord{n, n.SecretHash}); err != nil {
+			if err := putJSON(tx.Bucket(bucketNodes), []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash}); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketNodeAreas).Put(join(area, id), nil); err != nil {

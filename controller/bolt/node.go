@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -25,19 +26,78 @@ func NewNodeService(db *DB) *NodeService {
 	return &NodeService{db: db}
 }
 
-// nodeRecord is a node as stored: loaxa.Node keeps its secret hash out of
-// JSON so that it never reaches an API answer, and the store puts it back.
+// nodeRecord is a node as stored: loaxa.Node keeps its secret hashes out of
+// JSON so that they never reach an API answer, and the store puts them back.
 type nodeRecord struct {
 	*loaxa.Node
 	SecretHash []byte `json:"secret_hash"`
+	BrokerHash string `json:"broker_hash,omitempty"`
+}
+
+// putNode stores n with its secret hashes.
+func putNode(tx *bbolt.Tx, n *loaxa.Node) error {
+	return putJSON(tx.Bucket(bucketNodes), []byte(n.ID), nodeRecord{n, n.SecretHash, n.BrokerHash})
 }
 
 // CreateNode adds n with state NodeNever and sets n.CreatedAt. Its area must
-// exist, its id must be new, and n.SecretHash must be set (loaxa.HashSecret).
+// exist and its id must be new. With n.SecretHash set (loaxa.NewNodeSecret)
+// the node may connect at once; without, it waits for an enrolment code.
 func (s *NodeService) CreateNode(ctx context.Context, n *loaxa.Node) error {
+	return s.CreateNodes(ctx, []*loaxa.Node{n})
+}
+
+// CreateNodes adds nodes as CreateNode does, in one transaction: if one
+// cannot be created, none is.
+func (s *NodeService) CreateNodes(ctx context.Context, nodes []*loaxa.Node) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
+	for _, n := range nodes {
+		if err := checkNewNode(n); err != nil {
+			return err
+		}
+	}
+	recs := make([]loaxa.Node, len(nodes))
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		now := s.db.now()
+		for i, n := range nodes {
+			if tx.Bucket(bucketNodes).Get([]byte(n.ID)) != nil {
+				return loaxa.Errorf(loaxa.EConflict, "Node %q exists already: choose another id.", n.ID)
+			}
+			if tx.Bucket(bucketAreas).Get([]byte(n.Area)) == nil {
+				return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", n.Area, n.ID)
+			}
+			rec := *n
+			rec.CreatedAt = now
+			rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}
+			rec.Credentials, rec.SecretSetAt, rec.RevokedAt = loaxa.CredentialsPending, time.Time{}, time.Time{}
+			if len(rec.SecretHash) > 0 {
+				rec.Credentials, rec.SecretSetAt = loaxa.CredentialsActive, now
+			}
+			if err := putNode(tx, &rec); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketNodeAreas).Put(join(n.Area, n.ID), nil); err != nil {
+				return err
+			}
+			recs[i] = rec
+		}
+		return nil
+	})
+	if err != nil {
+		if len(nodes) == 1 {
+			return fmt.Errorf("create node %s: %w", nodes[0].ID, err)
+		}
+		return fmt.Errorf("create %d nodes: %w", len(nodes), err)
+	}
+	for i, n := range nodes {
+		*n = recs[i]
+	}
+	return nil
+}
+
+// checkNewNode checks what CreateNodes needs of n before a transaction.
+func checkNewNode(n *loaxa.Node) error {
 	if err := checkID("Node id", n.ID); err != nil {
 		return err
 	}
@@ -47,29 +107,160 @@ func (s *NodeService) CreateNode(ctx context.Context, n *loaxa.Node) error {
 	if n.Lat < -90 || n.Lat > 90 || n.Lon < -180 || n.Lon > 180 {
 		return loaxa.Errorf(loaxa.EInvalid, "Node %q: position %g, %g is not a latitude (-90…90) and longitude (-180…180) in degrees.", n.ID, n.Lat, n.Lon)
 	}
-	if len(n.SecretHash) != sha256.Size {
-		return loaxa.Errorf(loaxa.EInvalid, "Node %q has no secret hash: set it with loaxa.HashSecret(loaxa.NewSecret()).", n.ID)
+	if len(n.SecretHash) != 0 && len(n.SecretHash) != sha256.Size {
+		return loaxa.Errorf(loaxa.EInvalid, "Node %q: secret hash has %d bytes; set it with loaxa.NewNodeSecret, or leave it out to enrol with a code.", n.ID, len(n.SecretHash))
 	}
-	rec := *n
+	return nil
+}
+
+// SetNodeSecret gives node id the secret whose hashes are sec, at once
+// invalidating its old secret and any pending enrolment code, and clearing
+// a revocation.
+func (s *NodeService) SetNodeSecret(ctx context.Context, id string, sec loaxa.NodeSecret) (*loaxa.Node, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	if len(sec.Hash) != sha256.Size || sec.BrokerHash == "" {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "Node %q: the new secret has no hashes; make it with loaxa.NewNodeSecret.", id)
+	}
+	var n *loaxa.Node
 	err := s.db.update(func(tx *bbolt.Tx) error {
-		nodes := tx.Bucket(bucketNodes)
-		if nodes.Get([]byte(n.ID)) != nil {
-			return loaxa.Errorf(loaxa.EConflict, "Node %q already exists: choose another id.", n.ID)
-		}
-		if tx.Bucket(bucketAreas).Get([]byte(n.Area)) == nil {
-			return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", n.Area, n.ID)
-		}
-		rec.CreatedAt = s.db.now()
-		rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: rec.CreatedAt}
-		if err := putJSON(nodes, []byte(n.ID), nodeRecord{&rec, rec.SecretHash}); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketNodeAreas).Put(join(n.Area, n.ID), nil)
+		var err error
+		n, err = setSecret(tx, id, sec, s.db.now())
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("create node %s: %w", n.ID, err)
+		return nil, fmt.Errorf("set secret of node %s: %w", id, err)
 	}
-	*n = rec
+	return n, nil
+}
+
+func setSecret(tx *bbolt.Tx, id string, sec loaxa.NodeSecret, now time.Time) (*loaxa.Node, error) {
+	n, err := getNode(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	n.SecretHash, n.BrokerHash = sec.Hash, sec.BrokerHash
+	n.Credentials, n.SecretSetAt, n.RevokedAt = loaxa.CredentialsActive, now, time.Time{}
+	if err := deleteEnrolments(tx, id, now); err != nil {
+		return nil, err
+	}
+	return n, putNode(tx, n)
+}
+
+// RevokeNode removes node id's secret and pending enrolment codes: from
+// now on it cannot connect to the embedded broker or fetch audio.
+func (s *NodeService) RevokeNode(ctx context.Context, id string) (*loaxa.Node, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var n *loaxa.Node
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		var err error
+		if n, err = getNode(tx, id); err != nil {
+			return err
+		}
+		now := s.db.now()
+		n.SecretHash, n.BrokerHash = nil, ""
+		n.Credentials, n.RevokedAt = loaxa.CredentialsRevoked, now
+		if err := deleteEnrolments(tx, id, now); err != nil {
+			return err
+		}
+		return putNode(tx, n)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("revoke node %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// enrolmentRecord is an enrolment as stored, under its code hash.
+type enrolmentRecord struct {
+	*loaxa.Enrolment
+}
+
+// CreateEnrolment stores e (its CodeHash, Node and Expires must be set),
+// replacing earlier codes of the node, and sets e.CreatedAt.
+func (s *NodeService) CreateEnrolment(ctx context.Context, e *loaxa.Enrolment) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if len(e.CodeHash) != sha256.Size {
+		return loaxa.Errorf(loaxa.EInvalid, "Enrolment for %q has no code hash: use loaxa.HashEnrolmentCode.", e.Node)
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		now := s.db.now()
+		if !e.Expires.After(now) {
+			return loaxa.Errorf(loaxa.EInvalid, "Enrolment for %q would expire at %s, which is not after now.", e.Node, e.Expires.UTC().Format(time.RFC3339))
+		}
+		if _, err := getNode(tx, e.Node); err != nil {
+			return err
+		}
+		if err := deleteEnrolments(tx, e.Node, now); err != nil {
+			return err
+		}
+		e.CreatedAt = now
+		return putJSON(tx.Bucket(bucketEnrolments), e.CodeHash, enrolmentRecord{e})
+	})
+	if err != nil {
+		return fmt.Errorf("create enrolment for %s: %w", e.Node, err)
+	}
+	return nil
+}
+
+// RedeemEnrolment consumes the code with hash codeHash and gives its node
+// the secret sec, in one transaction, so a code works once.
+func (s *NodeService) RedeemEnrolment(ctx context.Context, codeHash []byte, sec loaxa.NodeSecret) (*loaxa.Node, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var n *loaxa.Node
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketEnrolments)
+		var e loaxa.Enrolment
+		ok, err := getJSON(b, codeHash, &e)
+		if err != nil {
+			return err
+		}
+		now := s.db.now()
+		if !ok || !now.Before(e.Expires) {
+			return loaxa.Errorf(loaxa.EUnauthorized, "The enrolment code is unknown, used already or expired: ask for a new one.")
+		}
+		if err := b.Delete(codeHash); err != nil {
+			return err
+		}
+		n, err = setSecret(tx, e.Node, sec, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redeem enrolment: %w", err)
+	}
+	return n, nil
+}
+
+// deleteEnrolments deletes node's codes and every expired code. Codes are
+// few (one per node waiting for its board), so a scan is cheap.
+func deleteEnrolments(tx *bbolt.Tx, node string, now time.Time) error {
+	b := tx.Bucket(bucketEnrolments)
+	var gone [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var e loaxa.Enrolment
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("decode enrolment: %w", err)
+		}
+		if e.Node == node || !now.Before(e.Expires) {
+			gone = append(gone, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range gone {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("delete enrolment: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -189,8 +380,10 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 	if err != nil {
 		return nil, fmt.Errorf("authenticate node %s: %w", id, err)
 	}
-	if n == nil {
-		hash = unknownNodeHash // same work as for a known node: no timing oracle
+	if len(hash) != sha256.Size {
+		// An unknown, revoked or not yet enrolled node: the same work as
+		// for a known one, so timing tells a prober nothing.
+		hash = unknownNodeHash
 	}
 	if !loaxa.SecretMatches(hash, secret) || n == nil {
 		return nil, loaxa.Errorf(loaxa.EUnauthorized, "Unknown node or wrong secret: use the id and secret from the node's credentials document.")
@@ -221,7 +414,7 @@ func (s *NodeService) UpdateNodeStatus(ctx context.Context, id string, fn func(*
 			return err
 		}
 		fn(&n.Status)
-		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash})
+		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash})
 	})
 	if err != nil {
 		return fmt.Errorf("update status of node %s: %w", id, err)
@@ -248,6 +441,10 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, fmt.Errorf("decode node %q: %w", key, err)
 	}
-	rec.Node.SecretHash = rec.SecretHash
+	rec.Node.SecretHash, rec.Node.BrokerHash = rec.SecretHash, rec.BrokerHash
+	if rec.Node.Credentials == "" {
+		// Stored before credentials could be revoked or pending.
+		rec.Node.Credentials = loaxa.CredentialsActive
+	}
 	return rec.Node, nil
 }

@@ -40,7 +40,7 @@ func TestNodeService_CreateNode(t *testing.T) {
 		{"unknown area", loaxa.Node{ID: "n2", Area: "nowhere", SecretHash: hash}, loaxa.EInvalid},
 		{"no area", loaxa.Node{ID: "n2", SecretHash: hash}, loaxa.EInvalid},
 		{"bad id", loaxa.Node{ID: "N/2", Area: "hp", SecretHash: hash}, loaxa.EInvalid},
-		{"no secret hash", loaxa.Node{ID: "n2", Area: "hp"}, loaxa.EInvalid},
+		{"short secret hash", loaxa.Node{ID: "n2", Area: "hp", SecretHash: []byte("short")}, loaxa.EInvalid},
 		{"latitude out of range", loaxa.Node{ID: "n2", Area: "hp", Lat: 91, SecretHash: hash}, loaxa.EInvalid},
 		{"longitude out of range", loaxa.Node{ID: "n2", Area: "hp", Lon: -181, SecretHash: hash}, loaxa.EInvalid},
 	}

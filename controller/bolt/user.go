@@ -219,6 +219,64 @@ func (s *UserService) UserByToken(ctx context.Context, token string) (*loaxa.Use
 	return u, nil
 }
 
+// RevokeToken ends the session of token at once. An unknown or ended
+// session is not an error: signing out twice is harmless.
+func (s *UserService) RevokeToken(ctx context.Context, token string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTokens).Delete(tokenKey(token))
+	})
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}
+
+// RevokeSessions ends every session of username and returns how many were
+// still live. Sessions are few (pruneSessions), so it scans them all.
+func (s *UserService) RevokeSessions(ctx context.Context, username string) (int, error) {
+	if err := checkCtx(ctx); err != nil {
+		return 0, err
+	}
+	var live int
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketUsers).Get([]byte(username)) == nil {
+			return userNotFound(username)
+		}
+		b := tx.Bucket(bucketTokens)
+		now := s.db.Now()
+		var ended [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var sess session
+			if err := json.Unmarshal(v, &sess); err != nil {
+				return fmt.Errorf("decode session: %w", err)
+			}
+			if sess.Username == username {
+				ended = append(ended, k)
+				if now.Before(sess.Expires) {
+					live++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range ended {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("delete session: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions of %s: %w", username, err)
+	}
+	return live, nil
+}
+
 // pruneSessions deletes sessions that ended by now. Signing in is rare next
 // to requests, and sessions are few (one per officer and day), so each
 // sign-in sweeps them all: tokens that are never presented again do not

@@ -191,7 +191,7 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		}
 	}
 	s.changed()
-	s.audit(r, "announcement.create", a.ID, "", fmt.Sprintf("priority %s, %d conflicts forced, %d proposals", a.Priority, len(resp.Conflicts), len(resp.Proposals)))
+	s.audit(r, auditAnnCreate, a.ID, auditArea(a), auditTargets(a)+fmt.Sprintf(", %d conflicts forced, %d proposals", len(resp.Conflicts), len(resp.Proposals)))
 	s.logger().Info("announcement created", "announcement", a.ID, "content", a.ContentID, "priority", a.Priority,
 		"start", a.Start, "rrule", a.RRule, "session", a.Session, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes,
 		"proposals", len(resp.Proposals), "conflicts", len(resp.Conflicts), "by", a.CreatedBy)
@@ -543,6 +543,7 @@ func (s *Server) handleCancelAnnouncement(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return fmt.Errorf("cancel announcement: %w", err)
 	}
+	s.audit(r, auditAnnCancel, a.ID, auditArea(a), auditTargets(a))
 	s.logger().Info("announcement cancelled", "announcement", a.ID, "by", userFrom(ctx).Username)
 	s.writeJSON(w, r, http.StatusOK, a)
 	return nil

@@ -96,6 +96,7 @@ func (s *Server) handleCreateArea(w http.ResponseWriter, r *http.Request) error 
 	} else if err != nil {
 		return fmt.Errorf("create area %s: %w", a.ID, err)
 	}
+	s.audit(r, auditAreaCreate, a.ID, a.ID, "parent="+a.Parent)
 	s.logger().Info("area created", "area", a.ID, "parent", a.Parent, "by", userFrom(ctx).Username)
 	s.writeJSON(w, r, http.StatusCreated, a)
 	return nil

@@ -52,7 +52,7 @@ func TestAuthFlow(t *testing.T) {
 		msg    string
 	}{
 		{"no header", "", "Sign in first"},
-		{"unknown token", "Bearer not-a-token", "The token is invalid or has expired"},
+		{"unknown token", "Bearer not-a-token", "The token is invalid, revoked or has expired"},
 		{"basic instead of bearer", "Basic YWRtaW46eA==", `must be "Bearer <token>"`},
 		{"bearer without token", "Bearer ", `must be "Bearer <token>"`},
 	}

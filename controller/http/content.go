@@ -174,6 +174,7 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return fmt.Errorf("upload: create content %s: %w", c.ID, err)
 	}
+	s.audit(r, auditContentUpload, c.ID, "", "title="+stored.Title)
 	s.logger().Info("content uploaded", "content", c.ID, "title", stored.Title, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, stored)
 	return nil

@@ -2,7 +2,10 @@ package http
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -27,6 +30,7 @@ var statusCodes = map[string]int{
 	loaxa.ETooLarge:     http.StatusRequestEntityTooLarge,
 	loaxa.EUnsupported:  http.StatusUnsupportedMediaType,
 	loaxa.EUnavailable:  http.StatusServiceUnavailable,
+	loaxa.ETooMany:      http.StatusTooManyRequests,
 	loaxa.EInternal:     http.StatusInternalServerError,
 }
 
@@ -50,6 +54,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="loaxa"`)
 	}
+	var wait *retryAfter
+	if errors.As(err, &wait) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((wait.after+time.Second-1)/time.Second))))
+	}
 	s.writeJSON(w, r, status, errorResponse{Error: errorBody{Code: code, Message: message}})
 }
 
@@ -70,3 +78,13 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
 }
+
+// retryAfter is an error that tells the client when to try again: the
+// answer carries a Retry-After header of that many seconds.
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfter) Error() string { return e.err.Error() }
+func (e *retryAfter) Unwrap() error { return e.err }

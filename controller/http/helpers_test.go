@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func jsonBody(t *testing.T, v any) io.Reader {
+func jsonBody(t testing.TB, v any) io.Reader {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -29,7 +29,7 @@ func containsAny(b []byte, subs ...string) bool {
 
 func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
 
-func readAll(t *testing.T, resp *http.Response) []byte {
+func readAll(t testing.TB, resp *http.Response) []byte {
 	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

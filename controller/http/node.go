@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net"
@@ -23,13 +24,17 @@ type nodeRequest struct {
 	Area string  `json:"area"`
 	Lat  float64 `json:"lat"`
 	Lon  float64 `json:"lon"`
+	// Credentials is how the board gets its secret: "document" (default,
+	// in this answer) or "code" (a one-time enrolment code).
+	Credentials string `json:"credentials"`
 }
 
 // nodeCreated answers POST /api/v1/nodes: the node and, this once, its
-// credentials document.
+// credentials document or its enrolment code.
 type nodeCreated struct {
 	Node        *loaxa.Node           `json:"node"`
-	Credentials *protocol.Credentials `json:"credentials"`
+	Credentials *protocol.Credentials `json:"credentials,omitempty"`
+	Enrolment   *enrolmentCode        `json:"enrolment,omitempty"`
 }
 
 // nodesResponse answers GET /api/v1/nodes.
@@ -111,74 +116,125 @@ func (s *Server) findNode(r *http.Request) (*loaxa.Node, error) {
 }
 
 // handleCreateNode answers POST /api/v1/nodes: enrols a node and shows its
-// credentials document once. Only the secret's hash is stored.
+// credentials document (or an enrolment code) once. Only hashes of the
+// secret and the code are stored.
 func (s *Server) handleCreateNode(w http.ResponseWriter, r *http.Request) error {
 	var req nodeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	if err := checkID("id", req.ID); err != nil {
-		return err
-	}
-	name, err := cleanText("name", req.Name, true)
+	mode, err := credentialsMode(req.Credentials)
 	if err != nil {
 		return err
 	}
-	if math.Abs(req.Lat) > 90 || math.Abs(req.Lon) > 180 {
-		return loaxa.Errorf(loaxa.EInvalid,
-			"lat %v, lon %v is not a position; give decimal degrees, lat within ±90 and lon within ±180 (e.g. 20.716, 106.552).", req.Lat, req.Lon)
-	}
-	if _, err := s.requireArea(ctx, "area", req.Area); err != nil {
+	n, err := s.checkNodeRequest(r.Context(), "", req)
+	if err != nil {
 		return err
+	}
+	out, err := s.createNodes(r, []*loaxa.Node{n}, mode)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusCreated, out[0])
+	return nil
+}
+
+// checkNodeRequest turns a node request into a node, if it is valid and
+// the user may enrol nodes in its area; field prefixes error messages.
+func (s *Server) checkNodeRequest(ctx context.Context, field string, req nodeRequest) (*loaxa.Node, error) {
+	if err := checkID(field+"id", req.ID); err != nil {
+		return nil, err
+	}
+	name, err := cleanText(field+"name", req.Name, true)
+	if err != nil {
+		return nil, err
+	}
+	if math.Abs(req.Lat) > 90 || math.Abs(req.Lon) > 180 || math.IsNaN(req.Lat) || math.IsNaN(req.Lon) {
+		return nil, loaxa.Errorf(loaxa.EInvalid,
+			"%slat %v, lon %v is not a position; give decimal degrees, lat within ±90 and lon within ±180 (e.g. 20.716, 106.552).", field, req.Lat, req.Lon)
+	}
+	if _, err := s.requireArea(ctx, field+"area", req.Area); err != nil {
+		return nil, err
 	}
 	if err := s.authorize(ctx, loaxa.ActionManageNodes, req.Area); err != nil {
-		return err
+		return nil, err
 	}
-	chain, err := s.AreaService.AreaChain(ctx, req.Area)
-	if err != nil {
-		return fmt.Errorf("create node %s: area chain: %w", req.ID, err)
-	}
+	return &loaxa.Node{ID: req.ID, Name: name, Area: req.Area, Lat: req.Lat, Lon: req.Lon, CreatedAt: s.now(),
+		Status: loaxa.NodeStatus{State: loaxa.NodeNever}}, nil
+}
 
-	secret := loaxa.NewSecret()
-	controller := s.controllerURL(r)
-	creds := &protocol.Credentials{
-		Node:        req.ID,
-		Area:        req.Area,
-		Areas:       chain,
-		Controller:  controller,
-		Broker:      s.brokerURL(controller),
-		Username:    req.ID,
-		Secret:      secret,
-		TopicPrefix: s.topicPrefix(),
-		Keys:        s.ControllerKeys,
+// createNodes stores nodes in one transaction, each with a fresh secret
+// (mode "document") or none and a fresh enrolment code (mode "code"), and
+// returns what to show this once.
+func (s *Server) createNodes(r *http.Request, nodes []*loaxa.Node, mode string) ([]nodeCreated, error) {
+	ctx := r.Context()
+	out := make([]nodeCreated, len(nodes))
+	secrets := make([]string, len(nodes))
+	for i, n := range nodes {
+		if mode == modeDocument {
+			var sec loaxa.NodeSecret
+			secrets[i], sec = loaxa.NewNodeSecret()
+			n.SecretHash, n.BrokerHash = sec.Hash, sec.BrokerHash
+			// Check before storing: a document the node cannot use is a
+			// setup fault (no signing key, a bad public URL), and no node
+			// should exist whose secret nobody ever saw.
+			creds, err := s.credentials(r, n, secrets[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i].Credentials = creds
+		}
+		out[i].Node = n
 	}
-	// Check before storing: a document the node cannot use is a setup
-	// fault (no signing key, a bad public URL), and no node should exist
-	// whose secret nobody ever saw.
-	if err := creds.Validate(); err != nil {
-		return fmt.Errorf("create node %s: the credentials document would be invalid (check the public and broker URLs and keys): %w", req.ID, err)
-	}
-	n := &loaxa.Node{
-		ID:         req.ID,
-		Name:       name,
-		Area:       req.Area,
-		Lat:        req.Lat,
-		Lon:        req.Lon,
-		CreatedAt:  s.now(),
-		SecretHash: loaxa.HashSecret(secret),
-		Status:     loaxa.NodeStatus{State: loaxa.NodeNever},
-	}
-	if err := s.NodeService.CreateNode(ctx, n); loaxa.ErrorCode(err) == loaxa.EConflict {
-		return loaxa.Errorf(loaxa.EConflict, "Node %q exists already; choose another id.", n.ID)
+	if err := s.NodeService.CreateNodes(ctx, nodes); loaxa.ErrorCode(err) == loaxa.EConflict {
+		return nil, loaxa.Errorf(loaxa.EConflict, "%s; choose another id.", strings.TrimSuffix(loaxa.ErrorMessage(err), ": choose another id."))
 	} else if err != nil {
-		return fmt.Errorf("create node %s: %w", n.ID, err)
+		return nil, fmt.Errorf("create nodes: %w", err)
+	}
+	for i, n := range nodes {
+		if mode == modeCode {
+			e, err := s.newEnrolment(r, n)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Enrolment = e
+		}
+		s.audit(r, auditNodeCreate, n.ID, n.Area, "credentials="+mode)
+		s.logger().Info("node enrolled", "node", n.ID, "area", n.Area, "credentials", mode, "by", userFrom(ctx).Username)
 	}
 	s.changed()
-	s.logger().Info("node enrolled", "node", n.ID, "area", n.Area, "by", userFrom(ctx).Username)
-	w.Header().Set("Cache-Control", "no-store")
-	s.writeJSON(w, r, http.StatusCreated, nodeCreated{Node: n, Credentials: creds})
-	return nil
+	return out, nil
+}
+
+// credentials builds node n's credentials document with its secret.
+func (s *Server) credentials(r *http.Request, n *loaxa.Node, secret string) (*protocol.Credentials, error) {
+	ctx := r.Context()
+	chain, err := s.AreaService.AreaChain(ctx, n.Area)
+	if err != nil {
+		return nil, fmt.Errorf("credentials of %s: area chain: %w", n.ID, err)
+	}
+	keys, err := s.trustedKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	controller := s.controllerURL(r)
+	creds := &protocol.Credentials{
+		Node:         n.ID,
+		Area:         n.Area,
+		Areas:        chain,
+		Controller:   controller,
+		Broker:       s.brokerURL(controller),
+		Username:     n.ID,
+		Secret:       secret,
+		TopicPrefix:  s.topicPrefix(),
+		Keys:         keys,
+		ControllerCA: s.ControllerCA,
+	}
+	if err := creds.Validate(); err != nil {
+		return nil, fmt.Errorf("credentials of %s: the document would be invalid (check the public and broker URLs and keys): %w", n.ID, err)
+	}
+	return creds, nil
 }
 
 // controllerURL is the base URL nodes reach the controller by: PublicURL,

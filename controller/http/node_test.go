@@ -79,7 +79,7 @@ func TestCreateAreaAndNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkError(t, response{resp.StatusCode, resp.Header, readAll(t, resp)}, http.StatusUnauthorized, loaxa.EUnauthorized, `Node "n-a" is not known or its secret is wrong`)
+		checkError(t, response{resp.StatusCode, resp.Header, readAll(t, resp)}, http.StatusUnauthorized, loaxa.EUnauthorized, `Node "n-a" is not known, revoked, or its secret is wrong`)
 
 		// Node credentials open the audio route only.
 		req, _ = http.NewRequest("GET", e.ts.URL+"/api/v1/content/"+c.ID, nil)
@@ -156,9 +156,11 @@ func TestCredentialsURLs(t *testing.T) {
 	}
 }
 
-func TestNodeWithoutKeysIsNotCreated(t *testing.T) {
+// A setup fault that makes the credentials document unusable (here a
+// public URL nodes cannot use) creates no node whose secret nobody saw.
+func TestNodeWithBadCredentialsIsNotCreated(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(s *lhttp.Server) { s.ControllerKeys = nil })
+	e := newEnv(t, func(s *lhttp.Server) { s.PublicURL = "ftp://loa.example.vn" })
 	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "31", "name": "Hải Phòng"}, http.StatusCreated, nil)
 	r := e.request("POST", "/api/v1/nodes", e.admin, "application/json", jsonBody(t, map[string]any{"id": "n-1", "name": "Loa 1", "area": "31"}))
 	checkError(t, r, http.StatusInternalServerError, loaxa.EInternal, "Internal error")

@@ -30,9 +30,13 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/health", handle: s.handleHealth},
 		{Method: "GET", Path: "/api/v1/time", handle: s.handleTime},
 		{Method: "POST", Path: "/api/v1/auth/token", handle: s.handleCreateToken},
+		{Method: "POST", Path: "/api/v1/auth/session", handle: s.handleSignInBrowser},
+		{Method: "GET", Path: "/api/v1/auth/session", Action: loaxa.ActionSession, handle: s.handleWhoAmI},
+		{Method: "POST", Path: "/api/v1/auth/logout", Action: loaxa.ActionSession, handle: s.handleLogout},
 
 		{Method: "GET", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleListUsers},
 		{Method: "POST", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleCreateUser},
+		{Method: "DELETE", Path: "/api/v1/users/{username}/sessions", Action: loaxa.ActionManageUsers, handle: s.handleRevokeSessions},
 
 		{Method: "GET", Path: "/api/v1/areas", Action: loaxa.ActionRead, handle: s.handleListAreas},
 		{Method: "POST", Path: "/api/v1/areas", Action: loaxa.ActionManageAreas, handle: s.handleCreateArea},
@@ -40,6 +44,11 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/nodes", Action: loaxa.ActionRead, handle: s.handleListNodes},
 		{Method: "POST", Path: "/api/v1/nodes", Action: loaxa.ActionManageNodes, handle: s.handleCreateNode},
+		{Method: "POST", Path: "/api/v1/nodes/batch", Action: loaxa.ActionManageNodes, handle: s.handleCreateNodes},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/enrolment", Action: loaxa.ActionManageNodes, handle: s.handleCreateEnrolment},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/rotate", Action: loaxa.ActionManageNodes, handle: s.handleRotateNode},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/revoke", Action: loaxa.ActionManageNodes, handle: s.handleRevokeNode},
+		{Method: "POST", Path: "/api/v1/enrol", handle: s.handleEnrol},
 		{Method: "GET", Path: "/api/v1/nodes/{id}", Action: loaxa.ActionRead, handle: s.handleGetNode},
 		{Method: "GET", Path: "/api/v1/nodes/{id}/desired", Action: loaxa.ActionRead, handle: s.handleGetDesired},
 
@@ -55,6 +64,13 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/announcements/{id}/deliveries", Action: loaxa.ActionRead, handle: s.handleListDeliveries},
 
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
+
+		{Method: "GET", Path: "/api/v1/audit", Action: loaxa.ActionReadAudit, handle: s.handleListAudit},
+
+		{Method: "GET", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleListKeys},
+		{Method: "POST", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleAnnounceKey},
+		{Method: "POST", Path: "/api/v1/keys/activate", Action: loaxa.ActionManageSystem, handle: s.handleActivateKey},
+		{Method: "GET", Path: "/api/v1/broker/mosquitto", Action: loaxa.ActionManageSystem, handle: s.handleBrokerFiles},
 
 		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
 		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},
@@ -90,8 +106,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 }
 
 // authenticate finds who calls rt and checks that they may: a user by
-// bearer token whose role grants rt.Action, or, where rt.Nodes allows, a
-// node by HTTP Basic. It returns the request context carrying the caller.
+// bearer token or session cookie whose role grants rt.Action, or, where
+// rt.Nodes allows, a node by HTTP Basic. A state-changing request
+// authenticated by the cookie must also pass the CSRF check. It returns the
+// request context carrying the caller.
 func (s *Server) authenticate(r *http.Request, rt Route) (context.Context, error) {
 	ctx := r.Context()
 	if id, secret, ok := r.BasicAuth(); ok && rt.Nodes {
@@ -99,33 +117,61 @@ func (s *Server) authenticate(r *http.Request, rt Route) (context.Context, error
 		if err != nil {
 			if loaxa.ErrorCode(err) == loaxa.EUnauthorized {
 				return nil, loaxa.Errorf(loaxa.EUnauthorized,
-					"Node %q is not known or its secret is wrong; use the username and secret from the node's credentials document.", id)
+					"Node %q is not known, revoked, or its secret is wrong; use the username and secret from the node's current credentials document.", id)
 			}
 			return nil, err
 		}
 		return context.WithValue(ctx, nodeKey{}, n), nil
 	}
 
-	var user *loaxa.User
+	var (
+		user *loaxa.User
+		c    caller
+	)
 	if token, ok := bearerToken(r); ok {
-		u, err := s.UserService.UserByToken(ctx, token)
+		c.token = token
+	} else if r.Header.Get("Authorization") != "" {
+		return nil, loaxa.Errorf(loaxa.EUnauthorized,
+			"The Authorization header must be \"Bearer <token>\" with a token from POST /api/v1/auth/token.")
+	} else if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
+		c.token, c.cookie = ck.Value, true
+	}
+	if c.token != "" {
+		u, err := s.UserService.UserByToken(ctx, c.token)
 		if err != nil {
 			if loaxa.ErrorCode(err) == loaxa.EUnauthorized || loaxa.ErrorCode(err) == loaxa.ENotFound {
 				return nil, loaxa.Errorf(loaxa.EUnauthorized,
-					"The token is invalid or has expired; sign in again with POST /api/v1/auth/token.")
+					"The token is invalid, revoked or has expired; sign in again with POST /api/v1/auth/token (or /auth/session in a browser).")
 			}
 			return nil, err
 		}
 		user = u
-	} else if r.Header.Get("Authorization") != "" {
-		return nil, loaxa.Errorf(loaxa.EUnauthorized,
-			"The Authorization header must be \"Bearer <token>\" with a token from POST /api/v1/auth/token.")
 	}
 	// A nil user gets EUnauthorized from Authorize: one place says it.
 	if err := loaxa.Authorize(ctx, s.AreaService, user, rt.Action, ""); err != nil {
 		return nil, err
 	}
+	if c.cookie {
+		if err := s.checkCSRF(r, c.token); err != nil {
+			return nil, err
+		}
+	}
+	ctx = context.WithValue(ctx, callerKey{}, c)
 	return context.WithValue(ctx, userKey{}, user), nil
+}
+
+// caller is how a signed-in user's request was authenticated.
+type caller struct {
+	token  string // the session token
+	cookie bool   // true: from the session cookie, false: a bearer token
+}
+
+type callerKey struct{}
+
+// callerFrom returns how the request's user was authenticated.
+func callerFrom(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

@@ -10,6 +10,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +53,30 @@ type Server struct {
 	// TopicPrefix is written into credentials documents; "" is
 	// protocol.DefaultPrefix.
 	TopicPrefix string
-	// ControllerKeys are the signing keys nodes trust.
+	// ControllerKeys are the signing keys nodes trust, when there is no
+	// KeyService (which then says).
 	ControllerKeys []protocol.PublicKey
+	// KeyService keeps the controller's signing keys and rotates them.
+	KeyService loaxa.KeyService
+	// ControllerCA is the PEM certificate(s) nodes pin to verify the
+	// controller over TLS, written into credentials documents.
+	ControllerCA string
+	// TLSConfig, when set, makes Open serve HTTPS.
+	TLSConfig *tls.Config
+	// EnrolmentTTL is how long enrolment codes last (0:
+	// DefaultEnrolmentTTL).
+	EnrolmentTTL time.Duration
+	// Disconnect cuts a node's broker connection at once, after its
+	// credentials were rotated or revoked; nil with an external broker.
+	Disconnect func(node string)
+	// BrokerFiles makes an external broker's password and ACL files (file
+	// name → content) and lists nodes left out; nil with the embedded one.
+	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
+	// LoginLimits bound failed sign-ins and enrolments; zero is
+	// DefaultLoginLimits.
+	LoginLimits LoginLimits
 	// Now tells the time (tests fake it).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -79,11 +100,11 @@ type Server struct {
 	HolidayService   loaxa.HolidayService
 	ProposalService  loaxa.ProposalService
 	ProgrammeService loaxa.ProgrammeService
-	// AuditService records state-changing actions (see Server.audit); nil
-	// records nothing.
+	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
 
 	routes  []Route
+	limits  limiter
 	mux     *http.ServeMux
 	handler http.Handler
 
@@ -135,6 +156,9 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("http server: listen on %s: %w", s.Addr, err)
 	}
+	if s.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.TLSConfig)
+	}
 	s.listener = ln
 	s.server = &http.Server{
 		Handler:           s.handler,
@@ -168,6 +192,7 @@ func (s *Server) check() error {
 		"AnnouncementService": s.AnnouncementService != nil, "DeliveryService": s.DeliveryService != nil,
 		"EventService": s.EventService != nil, "UserService": s.UserService != nil,
 		"DesiredService": s.DesiredService != nil, "Scheduler": s.Scheduler != nil,
+		"AuditService": s.AuditService != nil, "KeyService": s.KeyService != nil,
 	} {
 		if !set {
 			missing = append(missing, name)
@@ -214,7 +239,11 @@ func (s *Server) URL() string {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}).String()
+	scheme := "http"
+	if s.TLSConfig != nil {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}).String()
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -53,7 +53,7 @@ var testPasswordHash = sync.OnceValues(func() ([]byte, error) { return loaxa.Has
 // env is a server over a real store and a real audio library in a temp
 // dir, on a fake clock, behind httptest.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *clock.Fake
 	db     *bolt.DB
 	lib    *media.Library
@@ -72,6 +72,8 @@ type env struct {
 		events     *bolt.EventService
 		users      *bolt.UserService
 		desired    *bolt.DesiredService
+		audit      *bolt.AuditService
+		keys       *bolt.KeyService
 		sessions   *bolt.SessionService
 		holidays   *bolt.HolidayService
 		proposals  *bolt.ProposalService
@@ -79,7 +81,7 @@ type env struct {
 }
 
 // newEnv starts a server; configure may change it before it serves.
-func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
+func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, clock: clock.NewFake(t0), sched: &fakeScheduler{}, logs: &syncBuffer{}}
@@ -106,7 +108,7 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	st := &e.stores
 	st.areas, st.nodes, st.contents = bolt.NewAreaService(e.db), bolt.NewNodeService(e.db), bolt.NewContentService(e.db)
 	st.anns, st.deliveries, st.events = bolt.NewAnnouncementService(e.db), bolt.NewDeliveryService(e.db), bolt.NewEventService(e.db)
-	st.users, st.desired = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db)
+	st.users, st.desired, st.audit = bolt.NewUserService(e.db), bolt.NewDesiredService(e.db), bolt.NewAuditService(e.db)
 	st.sessions, st.holidays, st.proposals = bolt.NewSessionService(e.db), bolt.NewHolidayService(e.db), bolt.NewProposalService(e.db)
 	// The real scheduler answers programme and conflict questions; nothing
 	// runs it, so it publishes nothing.
@@ -121,7 +123,9 @@ func newEnv(t *testing.T, configure ...func(*lhttp.Server)) *env {
 	s.Logger = logger
 	s.AreaService, s.NodeService, s.ContentService, s.MediaService = st.areas, st.nodes, st.contents, e.lib
 	s.AnnouncementService, s.DeliveryService, s.EventService = st.anns, st.deliveries, st.events
-	s.UserService, s.DesiredService, s.Scheduler = st.users, st.desired, e.sched
+	s.UserService, s.DesiredService, s.Scheduler, s.AuditService = st.users, st.desired, e.sched, st.audit
+	st.keys = bolt.NewKeyService(e.db)
+	s.KeyService = st.keys
 	s.SessionService, s.HolidayService, s.ProposalService, s.ProgrammeService = st.sessions, st.holidays, st.proposals, prog
 	for _, f := range configure {
 		f(s)
@@ -280,7 +284,7 @@ type part struct {
 }
 
 // multipartBody encodes parts as multipart/form-data.
-func multipartBody(t *testing.T, parts ...part) (io.Reader, string) {
+func multipartBody(t testing.TB, parts ...part) (io.Reader, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -393,7 +397,8 @@ func TestServerOpenClose(t *testing.T) {
 	busy.Addr = strings.Replace(strings.TrimPrefix(s.URL(), "http://"), "localhost", "127.0.0.1", 1)
 	busy.AreaService, busy.NodeService, busy.ContentService, busy.MediaService = s.AreaService, s.NodeService, s.ContentService, s.MediaService
 	busy.AnnouncementService, busy.DeliveryService, busy.EventService = s.AnnouncementService, s.DeliveryService, s.EventService
-	busy.UserService, busy.DesiredService, busy.Scheduler = s.UserService, s.DesiredService, s.Scheduler
+	busy.UserService, busy.DesiredService, busy.Scheduler, busy.AuditService = s.UserService, s.DesiredService, s.Scheduler, s.AuditService
+	busy.KeyService = s.KeyService
 	if err := busy.Open(); err == nil || !strings.Contains(err.Error(), "listen on") {
 		busy.Close()
 		t.Errorf("Open on a busy port: %v, want a listen error", err)
@@ -418,7 +423,7 @@ func TestOpenRefusesMissingServices(t *testing.T) {
 		s.Close()
 		t.Fatal("Open without services succeeded")
 	}
-	if want := "not set: AnnouncementService, AreaService, ContentService"; !strings.Contains(err.Error(), want) {
+	if want := "not set: AnnouncementService, AreaService, AuditService, ContentService"; !strings.Contains(err.Error(), want) {
 		t.Errorf("Open: %v, want it to name the missing services", err)
 	}
 	if err := (&lhttp.Server{}).Open(); err == nil || !strings.Contains(err.Error(), "NewServer") {
@@ -460,7 +465,7 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 // few public ones declare none.
 func TestEveryRouteNeedsCredentials(t *testing.T) {
 	e := newEnv(t)
-	public := map[string]bool{"GET /api/v1/health": true, "GET /api/v1/time": true, "POST /api/v1/auth/token": true}
+	public := publicRoutes
 	routes := e.srv.Routes()
 	if len(routes) < 20 {
 		t.Fatalf("only %d routes", len(routes))

@@ -104,6 +104,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 	} else if err != nil {
 		return fmt.Errorf("create user %s: %w", u.Username, err)
 	}
+	s.audit(r, auditUserCreate, u.Username, u.Area, "role="+string(u.Role))
 	s.logger().Info("user created", "username", u.Username, "role", u.Role, "area", u.Area, "by", caller.Username)
 	s.writeJSON(w, r, http.StatusCreated, u)
 	return nil

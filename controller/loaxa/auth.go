@@ -17,17 +17,29 @@ const (
 	ActionUploadContent Action = "content.upload" // upload audio
 	ActionSchedule      Action = "schedule"       // create and cancel announcements in scope
 	ActionEmergency     Action = "emergency"      // send emergency announcements in scope
+	ActionSession       Action = "session"        // see and end one's own session
+	ActionReadAudit     Action = "audit.read"     // read the audit log in scope
+	ActionManageSystem  Action = "system.manage"  // rotate controller signing keys, export broker credentials (whole tree only)
 )
+
+// Actions lists every action, in the order of the role table.
+var Actions = []Action{
+	ActionRead, ActionSession, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent,
+	ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem,
+}
+
+// Roles lists every role, most powerful first.
+var Roles = []Role{RoleAdmin, RoleProvince, RoleDistrict, RoleCommune, RoleTechnician, RoleViewer}
 
 // grants is the role table. docs/security.md shows it to people; this is
 // the one place it is enforced.
 var grants = map[Role][]Action{
-	RoleAdmin:      {ActionRead, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent, ActionSchedule, ActionEmergency},
-	RoleProvince:   {ActionRead, ActionManageAreas, ActionUploadContent, ActionSchedule, ActionEmergency},
-	RoleDistrict:   {ActionRead, ActionUploadContent, ActionSchedule, ActionEmergency},
-	RoleCommune:    {ActionRead, ActionUploadContent, ActionSchedule, ActionEmergency},
-	RoleTechnician: {ActionRead, ActionManageNodes},
-	RoleViewer:     {ActionRead},
+	RoleAdmin:      {ActionRead, ActionSession, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem},
+	RoleProvince:   {ActionRead, ActionSession, ActionManageAreas, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit},
+	RoleDistrict:   {ActionRead, ActionSession, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit},
+	RoleCommune:    {ActionRead, ActionSession, ActionUploadContent, ActionSchedule, ActionEmergency},
+	RoleTechnician: {ActionRead, ActionSession, ActionManageNodes},
+	RoleViewer:     {ActionRead, ActionSession},
 }
 
 // May reports whether u's role grants a, regardless of area.

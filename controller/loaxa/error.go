@@ -16,6 +16,7 @@ const (
 	ETooLarge     = "too_large"    // 413
 	EUnsupported  = "unsupported"  // 415: media type or audio format not accepted
 	EUnavailable  = "unavailable"  // 503: a dependency (broker, TTS) is down
+	ETooMany      = "too_many"     // 429: too many attempts; wait and try again
 )
 
 // Error is an error a user can act on: a code and a message that says what

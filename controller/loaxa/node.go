@@ -2,10 +2,13 @@ package loaxa
 
 import (
 	"context"
+	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -22,9 +25,27 @@ type Node struct {
 	// SecretHash is SHA-256 of the node's broker and HTTP secret. The secret
 	// is 256 random bits, so a fast hash is enough; the secret itself is
 	// shown once, in the credentials document.
-	SecretHash []byte     `json:"-"`
-	Status     NodeStatus `json:"status"`
+	SecretHash []byte `json:"-"`
+	// BrokerHash is the same secret hashed for external brokers, in the
+	// format of Mosquitto's password_file (HashBrokerSecret), so that the
+	// broker's files can be generated without keeping the secret.
+	BrokerHash string `json:"-"`
+	// Credentials says whether the node can sign in: CredentialsActive,
+	// CredentialsPending (waiting for an enrolment code), CredentialsRevoked.
+	Credentials string `json:"credentials"`
+	// SecretSetAt is when the current secret was issued (enrolment or
+	// rotation); RevokedAt when it was revoked.
+	SecretSetAt time.Time  `json:"credentials_at,omitzero"`
+	RevokedAt   time.Time  `json:"revoked_at,omitzero"`
+	Status      NodeStatus `json:"status"`
 }
+
+// Node credential states.
+const (
+	CredentialsActive  = "active"  // the node has a secret and may connect
+	CredentialsPending = "pending" // created for an enrolment code, not redeemed yet
+	CredentialsRevoked = "revoked" // the secret was revoked; re-enrol or rotate to bring it back
+)
 
 // Node connectivity states as the controller sees them.
 const (
@@ -49,6 +70,8 @@ type NodeStatus struct {
 	Board          *protocol.Board   `json:"board,omitempty"`
 	Rejected       uint64            `json:"rejected"`
 	Outbox         int               `json:"outbox"`
+	// Keys are the ids of the controller keys the node trusts.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // NodeFilter selects nodes. Zero fields do not filter.
@@ -71,6 +94,53 @@ type NodeService interface {
 	AuthenticateNode(ctx context.Context, id, secret string) (*Node, error)
 	// UpdateNodeStatus applies fn to the stored status in one transaction.
 	UpdateNodeStatus(ctx context.Context, id string, fn func(*NodeStatus)) error
+
+	// CreateNodes adds nodes in one transaction: all or none.
+	CreateNodes(ctx context.Context, nodes []*Node) error
+	// SetNodeSecret gives node id a new secret (its hashes), at once
+	// invalidating the old one and any pending enrolment code.
+	SetNodeSecret(ctx context.Context, id string, s NodeSecret) (*Node, error)
+	// RevokeNode removes node id's secret and pending enrolment codes.
+	RevokeNode(ctx context.Context, id string) (*Node, error)
+	// CreateEnrolment stores a one-time enrolment code for e.Node,
+	// replacing any earlier code of the node.
+	CreateEnrolment(ctx context.Context, e *Enrolment) error
+	// RedeemEnrolment consumes the code with hash codeHash and gives its
+	// node secret s, in one transaction. An unknown, used or expired code
+	// is EUnauthorized.
+	RedeemEnrolment(ctx context.Context, codeHash []byte, s NodeSecret) (*Node, error)
+}
+
+// NodeSecret is the stored form of a node secret: never the secret itself.
+type NodeSecret struct {
+	Hash       []byte // HashSecret
+	BrokerHash string // HashBrokerSecret
+}
+
+// NewNodeSecret returns a fresh secret and its stored form.
+func NewNodeSecret() (string, NodeSecret) {
+	secret := NewSecret()
+	return secret, NodeSecret{Hash: HashSecret(secret), BrokerHash: HashBrokerSecret(secret)}
+}
+
+// Parameters of HashBrokerSecret: those of mosquitto_passwd (Mosquitto 2).
+// The secret is 256 random bits, so the iteration count adds nothing to
+// its strength; it only has to be what Mosquitto accepts.
+const (
+	brokerHashIterations = 101
+	brokerSaltBytes      = 12
+)
+
+// HashBrokerSecret hashes a node secret as a Mosquitto password_file entry
+// does: "$7$" PBKDF2-SHA512, iterations, base64 salt and hash.
+func HashBrokerSecret(secret string) string {
+	salt := make([]byte, brokerSaltBytes)
+	rand.Read(salt)
+	key, err := pbkdf2.Key(sha512.New, secret, salt, brokerHashIterations, sha512.Size)
+	if err != nil {
+		panic("pbkdf2 with valid parameters: " + err.Error())
+	}
+	return fmt.Sprintf("$7$%d$%s$%s", brokerHashIterations, base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key))
 }
 
 // NewSecret returns a fresh random secret for a node.

@@ -55,6 +55,12 @@ type UserService interface {
 	CreateToken(ctx context.Context, username string, expires time.Time) (string, error)
 	// UserByToken returns the user of a live session, or EUnauthorized.
 	UserByToken(ctx context.Context, token string) (*User, error)
+	// RevokeToken ends the session of token at once; an unknown or ended
+	// session is not an error.
+	RevokeToken(ctx context.Context, token string) error
+	// RevokeSessions ends every session of username and returns how many
+	// were live.
+	RevokeSessions(ctx context.Context, username string) (int, error)
 }
 
 // HashPassword returns the bcrypt hash of a password.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,9 @@ type Broker struct {
 	NodeService      loaxa.NodeService
 	AreaService      loaxa.AreaService
 	Logger           *slog.Logger
+	// TLSConfig, when set, makes the listener MQTTS (URL then gives
+	// ssl://).
+	TLSConfig *tls.Config
 
 	server   *mochi.Server
 	listener *listeners.TCP
@@ -69,7 +73,7 @@ func (b *Broker) Open() error {
 	if err := b.server.AddHook(b.auth, nil); err != nil {
 		return fmt.Errorf("broker: add auth hook: %w", err)
 	}
-	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr})
+	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr, TLSConfig: b.TLSConfig})
 	if err := b.server.AddListener(b.listener); err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)
 	}
@@ -82,16 +86,21 @@ func (b *Broker) Open() error {
 // ListenAddr returns the address the broker listens on.
 func (b *Broker) ListenAddr() string { return b.listener.Address() }
 
-// URL returns a tcp:// URL for clients on this machine.
+// URL returns a tcp:// (or, with TLS, ssl://) URL for clients on this
+// machine.
 func (b *Broker) URL() string {
+	scheme := "tcp://"
+	if b.TLSConfig != nil {
+		scheme = "ssl://"
+	}
 	host, port, err := net.SplitHostPort(b.ListenAddr())
 	if err != nil {
-		return "tcp://" + b.ListenAddr()
+		return scheme + b.ListenAddr()
 	}
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "127.0.0.1"
 	}
-	return "tcp://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // Disconnect drops the connection of a node, e.g. after its credentials

@@ -10,6 +10,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -41,9 +42,11 @@ type Client struct {
 	// Username and Password override those in BrokerURL when set.
 	Username string
 	Password string
-	ClientID string
-	Topics   protocol.Topics
-	Signer   *protocol.Signer
+	// TLSConfig is used for ssl:// brokers.
+	TLSConfig *tls.Config
+	ClientID  string
+	Topics    protocol.Topics
+	Signer    *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
 	// go to the same worker, so its events stay in order.
 	Workers int
@@ -119,6 +122,9 @@ func (c *Client) Open() error {
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.Logger.Warn("mqtt: connection to broker lost", "err", err)
 		})
+	if c.TLSConfig != nil {
+		opts.SetTLSConfig(c.TLSConfig)
+	}
 	c.client = paho.NewClient(opts)
 	// With ConnectRetry the token completes only once connected; do not
 	// wait, the controller serves its API while the broker is away.

@@ -26,9 +26,26 @@ func openNodeMessage(node string, typ protocol.Type, payload []byte) (*protocol.
 	return env, nil
 }
 
+// checkActive refuses messages from a node whose credentials were revoked
+// (or never issued). The embedded broker already refuses such a node; an
+// external one does until its password file is regenerated.
+func (c *Client) checkActive(ctx context.Context, node string) error {
+	n, err := c.NodeService.FindNodeByID(ctx, node)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	if n.Credentials != loaxa.CredentialsActive {
+		return fmt.Errorf("%w: node %s has %s credentials", protocol.ErrAudience, node, n.Credentials)
+	}
+	return nil
+}
+
 func (c *Client) ingestState(ctx context.Context, node string, payload []byte) error {
 	if len(payload) == 0 {
 		return nil // a cleared retained message
+	}
+	if err := c.checkActive(ctx, node); err != nil {
+		return err
 	}
 	env, err := openNodeMessage(node, protocol.TypeState, payload)
 	if err != nil {
@@ -62,10 +79,14 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		s.Board = st.Board
 		s.Rejected = st.Rejected
 		s.Outbox = st.Outbox
+		s.Keys = st.Keys
 	})
 }
 
 func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) error {
+	if err := c.checkActive(ctx, node); err != nil {
+		return err
+	}
 	env, err := openNodeMessage(node, protocol.TypeEvents, payload)
 	if err != nil {
 		return err

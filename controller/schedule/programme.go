@@ -16,6 +16,8 @@ import (
 // expansions it has made, so that thousands of nodes sharing a time zone
 // expand each announcement once.
 type compilation struct {
+	// keys are the controller keys every desired state lists (KeyService).
+	keys     []protocol.PublicKey
 	now      time.Time
 	parent   map[string]string
 	zone     map[string]string // area id → its own TimeZone ("" inherits)

@@ -36,6 +36,9 @@ type Scheduler struct {
 	SessionService  loaxa.SessionService
 	HolidayService  loaxa.HolidayService
 	ProposalService loaxa.ProposalService
+	// KeyService, if set, gives the controller keys every desired state
+	// tells its node to trust (see protocol.DesiredState.Keys).
+	KeyService loaxa.KeyService
 
 	Clock clock.Clock
 	// Horizon is how far ahead occurrences are compiled.
@@ -130,6 +133,11 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
+	if s.KeyService != nil {
+		if c.keys, err = s.KeyService.TrustedKeys(ctx); err != nil {
+			return fmt.Errorf("compile: keys: %w", err)
+		}
+	}
 	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{})
 	if err != nil {
 		return fmt.Errorf("compile: nodes: %w", err)
@@ -175,6 +183,7 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 		Occurrences: []protocol.Occurrence{},
 		Content:     []protocol.ContentRef{},
 		Config:      protocol.NodeConfig{Volume: s.Volume, LateGraceMS: s.LateGrace.Milliseconds()},
+		Keys:        c.keys,
 	}
 	items, err := s.programme(ctx, c, n, c.now.Add(-c.longest-s.LateGrace), c.now.Add(s.Horizon))
 	if err != nil {

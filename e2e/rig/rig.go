@@ -48,13 +48,30 @@ type Controller struct {
 	App   *app.App
 	URL   string
 	Token string
+	// Client makes the API calls (it trusts the controller's certificate
+	// over TLS).
+	Client *http.Client
+}
+
+// ControllerOptions change how StartControllerWith runs a controller.
+type ControllerOptions struct {
+	// Broker is an external broker URL; "" runs the embedded broker.
+	Broker string
+	// Configure changes the configuration before the controller starts.
+	Configure func(*app.Config)
+	// Logger receives the controller's log (default: Logger(t, ...)).
+	Logger *slog.Logger
+	// Client is the API client (default: http.DefaultClient).
+	Client *http.Client
+	// Clock is the controller's clock (default: the real one).
+	Clock clock.Clock
 }
 
 // StartController runs a controller on loopback ports with a temp data dir;
 // brokerURL "" runs the embedded broker.
 func StartController(t testing.TB, brokerURL string) *Controller {
 	t.Helper()
-	return StartControllerOn(t, brokerURL, nil)
+	return StartControllerWith(t, ControllerOptions{Broker: brokerURL})
 }
 
 // StartControllerOn is StartController with the controller's clock (nil:
@@ -62,16 +79,31 @@ func StartController(t testing.TB, brokerURL string) *Controller {
 // programme in seconds.
 func StartControllerOn(t testing.TB, brokerURL string, clk clock.Clock) *Controller {
 	t.Helper()
+	return StartControllerWith(t, ControllerOptions{Broker: brokerURL, Clock: clk})
+}
+
+// StartControllerWith runs a controller as StartController does, with opt.
+func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
+	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.MQTTAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	cfg.BrokerURL = brokerURL
+	cfg.BrokerURL = opt.Broker
 	cfg.AdminPassword = adminPassword
-	a := app.New(cfg, Logger(t, "controller"))
+	if opt.Configure != nil {
+		opt.Configure(&cfg)
+	}
+	if opt.Logger == nil {
+		opt.Logger = Logger(t, "controller")
+	}
+	if opt.Client == nil {
+		opt.Client = http.DefaultClient
+	}
+	a := app.New(cfg, opt.Logger)
 	a.Out = io.Discard
-	if clk != nil {
-		a.Clock = clk
+	if opt.Clock != nil {
+		a.Clock = opt.Clock
 	}
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
@@ -86,7 +118,7 @@ func StartControllerOn(t testing.TB, brokerURL string, clk clock.Clock) *Control
 	if err := a.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := &Controller{t: t, App: a, URL: a.HTTP.URL()}
+	c := &Controller{t: t, App: a, URL: a.HTTP.URL(), Client: opt.Client}
 	c.SignIn()
 	return c
 }
@@ -129,7 +161,7 @@ func (c *Controller) Send(req *http.Request, out any) (int, []byte) {
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Client.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
@@ -246,7 +278,11 @@ type NodeOptions struct {
 	Broker string       // override the credentials' broker URL (e.g. a netproxy)
 	Output agent.Output // default: audio.None on the real clock
 	Dir    string       // data dir (default: a temp dir); reuse to restart a node
-	Clock  clock.Clock  // the board's system clock (default: the real one)
+	// Clock is the board's system clock (default clock.Real); a skewed one
+	// plays a board whose clock is wrong.
+	Clock clock.Clock
+	// Logger receives the agent's log (default: Logger(t, ...)).
+	Logger *slog.Logger
 }
 
 // StartNode runs a real agent with creds in this process, stopped when the
@@ -271,9 +307,12 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if opt.Output == nil {
 		opt.Output = audio.NewNone(opt.Clock)
 	}
+	if opt.Logger == nil {
+		opt.Logger = Logger(t, "node "+cr.Node)
+	}
 	a, err := agent.New(agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
-		Clock: opt.Clock, Logger: Logger(t, "node "+cr.Node), Version: "e2e",
+		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e",
 	})
 	if err != nil {
 		t.Fatal(err)

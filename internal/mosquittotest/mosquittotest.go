@@ -274,6 +274,32 @@ func (b *Broker) Restart() {
 	}
 }
 
+// SetAuth replaces the password file (already hashed, as
+// mosquitto_passwd writes it) and the ACL file, and makes the running
+// broker reload them (SIGHUP), as an operator does after regenerating
+// them. The broker must have been started with a password file and an ACL.
+// Reloading is asynchronous: poll with a client until new accounts work.
+func (b *Broker) SetAuth(passwordFile, acl string) {
+	b.t.Helper()
+	if !strings.Contains(b.body, "password_file ") || !strings.Contains(b.body, "acl_file ") {
+		b.t.Fatal("mosquittotest: SetAuth needs a broker started with a password file and an ACL")
+	}
+	for name, content := range map[string]string{"passwd": passwordFile, "acl": acl} {
+		if err := os.WriteFile(filepath.Join(b.dir, name), []byte(content), 0o600); err != nil {
+			b.t.Fatalf("mosquittotest: %v", err)
+		}
+	}
+	b.mu.Lock()
+	cmd := b.cmd
+	b.mu.Unlock()
+	if cmd == nil {
+		return // not running: the next start reads the files
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		b.t.Fatalf("mosquittotest: reload: %v", err)
+	}
+}
+
 // Log returns what mosquitto printed so far, across restarts.
 func (b *Broker) Log() string {
 	b.mu.Lock()

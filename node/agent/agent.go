@@ -24,6 +24,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,7 @@ const amplifierTail = 200 * time.Millisecond
 // Agent runs one node.
 type Agent struct {
 	cfg      Config
+	tls      *tls.Config
 	cred     *protocol.Credentials
 	log      *slog.Logger
 	clock    *clock.Offset
@@ -142,8 +144,18 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	tlsConfig, err := cfg.Credentials.TLSConfig()
+	if err != nil {
+		return nil, fmt.Errorf("node agent: %w", err)
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		// The controller is verified against the pinned CA of the
+		// credentials, if they have one.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// A copy: the HTTP transport writes into its TLS config (HTTP/2
+		// protocols) while the broker link reads its own.
+		tr.TLSClientConfig = tlsConfig.Clone()
+		cfg.HTTPClient = &http.Client{Transport: tr}
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -170,6 +182,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	log := cfg.Logger.With("node", cred.Node)
 	a := &Agent{
+		tls:         tlsConfig,
 		cfg:         cfg,
 		cred:        cred,
 		log:         log,
@@ -236,6 +249,7 @@ func (a *Agent) Status() protocol.State {
 		Board:          &board,
 		Rejected:       a.status.rejected,
 		Outbox:         a.status.outbox,
+		Keys:           a.verifier.KeyIDs(),
 	}
 	if p := a.status.playing; p != nil {
 		cp := *p
@@ -257,6 +271,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Node:                 a.cred.Node,
 		Username:             a.cred.Username,
 		Secret:               a.cred.Secret,
+		TLS:                  a.tls,
 		Topics:               a.topics,
 		Areas:                a.areas(),
 		Will:                 a.encodeState(protocol.State{Status: protocol.StatusOffline, At: a.clock.Now().UTC()}),
@@ -321,6 +336,19 @@ func (a *Agent) load() error {
 		return fmt.Errorf("node agent: %w", err)
 	}
 	a.guard = protocol.NewReplayGuard(entries)
+	learnt, err := a.store.Keys()
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	if learnt != nil {
+		// Keys announced by the controller since the credentials were
+		// written replace theirs.
+		keys, err := parseKeys(learnt)
+		if err != nil {
+			return fmt.Errorf("node agent: stored controller keys: %w", err)
+		}
+		a.verifier.SetKeys(keys)
+	}
 	out, err := a.store.Outbox()
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)

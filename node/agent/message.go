@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,9 +85,57 @@ func (a *Agent) acceptDesired(env *protocol.Envelope) error {
 		a.log.Debug("agent: desired state not newer", "version", d.Version, "running", a.desired.Version)
 		return nil
 	}
+	if len(d.Keys) > 0 {
+		if err := a.learnKeys(env, d.Keys); err != nil {
+			return err
+		}
+	}
 	a.stashed = nil
 	a.applyDesired(&d)
 	return nil
+}
+
+// learnKeys makes the keys a verified desired state lists the ones to
+// trust: a newly announced key is trusted from now on, a retired one no
+// more. The set must hold the key that signed the message, so that a
+// message can never lock the node out of its own controller.
+func (a *Agent) learnKeys(env *protocol.Envelope, set []protocol.PublicKey) error {
+	keys, err := parseKeys(set)
+	if err != nil {
+		return fmt.Errorf("%w: desired state keys: %v", protocol.ErrMalformed, err)
+	}
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = protocol.KeyID(k)
+	}
+	if !slices.Contains(ids, env.KeyID) {
+		return fmt.Errorf("%w: desired state keys %v leave out its own signing key %s", protocol.ErrMalformed, ids, env.KeyID)
+	}
+	slices.Sort(ids)
+	if slices.Equal(ids, a.verifier.KeyIDs()) {
+		return nil
+	}
+	if err := a.store.SetKeys(set); err != nil {
+		// Trust them anyway; the next desired state stores them again.
+		a.log.Error("agent: controller keys not stored", "err", err)
+	}
+	a.log.Info("agent: controller keys changed", "from", a.verifier.KeyIDs(), "to", ids)
+	a.verifier.SetKeys(keys)
+	signal(a.dirty)
+	return nil
+}
+
+// parseKeys decodes public keys.
+func parseKeys(set []protocol.PublicKey) ([]ed25519.PublicKey, error) {
+	keys := make([]ed25519.PublicKey, 0, len(set))
+	for _, k := range set {
+		pub, err := k.Parse()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, pub)
+	}
+	return keys, nil
 }
 
 func (a *Agent) acceptCommand(env *protocol.Envelope) error {

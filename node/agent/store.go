@@ -55,6 +55,13 @@ type Store interface {
 	// AddReplay remembers an accepted command until it expires and forgets
 	// entries that expired by now.
 	AddReplay(e protocol.ReplayEntry, now time.Time) error
+
+	// Keys returns the controller keys the node learnt from a desired
+	// state (protocol.DesiredState.Keys), or nil if it learnt none and
+	// trusts the keys of its credentials.
+	Keys() ([]protocol.PublicKey, error)
+	// SetKeys replaces the learnt controller keys.
+	SetKeys(keys []protocol.PublicKey) error
 }
 
 // ErrEpoch is returned by Store.Ack for an acknowledgement of another

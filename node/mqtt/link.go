@@ -40,7 +40,7 @@ var ErrClosed = errors.New("mqtt link closed")
 
 // Config configures a Link. Broker, Node, Username and Secret are required.
 type Config struct {
-	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883.
+	// Broker is the MQTT URL, e.g. tcp://10.0.0.2:1883 or ssl://…:8883.
 	Broker   string
 	Node     string
 	Username string

@@ -24,6 +24,7 @@ var (
 	keyDesired = []byte("desired")
 	keyAcked   = []byte("acked")
 	keyLast    = []byte("last")
+	keyKeys    = []byte("keys") // in meta: learnt controller keys, JSON
 )
 
 // Bolt is a Store in one bbolt file. Every change is one transaction, synced
@@ -344,6 +345,36 @@ func getUint(b *bolt.Bucket, key []byte) uint64 {
 func putUint(b *bolt.Bucket, key []byte, v uint64) error {
 	if err := b.Put(key, seqKey(v)); err != nil {
 		return errors.Join(fmt.Errorf("put %s", key), err)
+	}
+	return nil
+}
+
+// Keys returns the learnt controller keys, or nil.
+func (s *Bolt) Keys() ([]protocol.PublicKey, error) {
+	var keys []protocol.PublicKey
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyKeys)
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &keys)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load controller keys: %w", err)
+	}
+	return keys, nil
+}
+
+// SetKeys replaces the learnt controller keys.
+func (s *Bolt) SetKeys(keys []protocol.PublicKey) error {
+	raw, err := json.Marshal(keys)
+	if err != nil {
+		return fmt.Errorf("store controller keys: %w", err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyKeys, raw)
+	}); err != nil {
+		return fmt.Errorf("store controller keys: %w", err)
 	}
 	return nil
 }

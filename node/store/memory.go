@@ -23,6 +23,7 @@ type Memory struct {
 	events   []protocol.Event // Acked+1 … Last, in order
 	out      agent.Outbox
 	replay   map[replayKey]protocol.ReplayEntry
+	keys     []protocol.PublicKey
 }
 
 type replayKey struct {
@@ -174,4 +175,19 @@ func (m *Memory) pruneReplay(now time.Time) {
 			delete(m.replay, k)
 		}
 	}
+}
+
+// Keys returns the learnt controller keys, or nil.
+func (m *Memory) Keys() ([]protocol.PublicKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.keys), nil
+}
+
+// SetKeys replaces the learnt controller keys.
+func (m *Memory) SetKeys(keys []protocol.PublicKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keys = slices.Clone(keys)
+	return nil
 }

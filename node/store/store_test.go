@@ -106,6 +106,7 @@ func TestStore(t *testing.T) {
 			t.Run("outbox", func(t *testing.T) { testOutbox(t, im) })
 			t.Run("progress", func(t *testing.T) { testProgress(t, im) })
 			t.Run("replay", func(t *testing.T) { testReplay(t, im) })
+			t.Run("keys", func(t *testing.T) { testKeys(t, im) })
 		})
 	}
 }
@@ -348,5 +349,22 @@ func testReplay(t *testing.T, im impl) {
 	got, _ = im.reopen(t, s).ReplayEntries(now)
 	if len(got) != 3 || got[0].Seq != 3 || got[2].KeyID != "k3" {
 		t.Fatalf("ReplayEntries after pruning add = %v, want k1/3, k2/1, k3/1", got)
+	}
+}
+
+func testKeys(t *testing.T, im impl) {
+	s := im.open(t)
+	keys, err := s.Keys()
+	if err != nil || keys != nil {
+		t.Fatalf("Keys() of a new store = %v, %v; want nil, nil", keys, err)
+	}
+	want := []protocol.PublicKey{{ID: "k1", Key: "a2V5MQ=="}, {ID: "k2", Key: "a2V5Mg=="}}
+	if err := s.SetKeys(want); err != nil {
+		t.Fatal(err)
+	}
+	want[0].ID = "changed by the caller"
+	got, err := im.reopen(t, s).Keys()
+	if err != nil || len(got) != 2 || got[0].ID != "k1" || got[1] != want[1] {
+		t.Fatalf("Keys() after reopen = %v, %v", got, err)
 	}
 }

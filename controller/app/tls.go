@@ -1,0 +1,78 @@
+package app
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// serverTLS is the controller's TLS identity: the certificate it serves,
+// the PEM nodes pin, and a client configuration that trusts exactly the
+// served certificate, for the controller's own connection to its
+// embedded broker.
+type serverTLS struct {
+	server *tls.Config
+	pin    string // PEM written into credentials documents
+	client *tls.Config
+}
+
+// loadTLS reads --tls-cert, --tls-key and --tls-ca; nil without them.
+func loadTLS(cfg Config) (*serverTLS, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s: %w", cfg.TLSCert, err)
+	}
+	var pin []byte
+	if cfg.TLSCA != "" {
+		if pin, err = os.ReadFile(cfg.TLSCA); err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pin) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", cfg.TLSCA)
+		}
+		inter := x509.NewCertPool()
+		for _, der := range cert.Certificate[1:] {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				inter.AddCert(c)
+			}
+		}
+		// Nodes will verify the chain against it: check now, not on the
+		// first board in the field.
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err != nil {
+			return nil, fmt.Errorf("--tls-cert %s does not verify against --tls-ca %s: %w", cfg.TLSCert, cfg.TLSCA, err)
+		}
+	} else {
+		last := cert.Certificate[len(cert.Certificate)-1]
+		pin = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: last})
+	}
+	own := cert.Certificate[0]
+	return &serverTLS{
+		server: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		pin:    string(pin),
+		client: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// The controller reaches its own broker at 127.0.0.1, a name the
+			// certificate need not carry: it trusts exactly its own
+			// certificate instead of a name.
+			InsecureSkipVerify: true,
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 || !bytes.Equal(raw[0], own) {
+					return errors.New("the broker does not present the controller's own certificate")
+				}
+				return nil
+			},
+		},
+	}, nil
+}

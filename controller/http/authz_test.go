@@ -1,0 +1,349 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/protocol"
+)
+
+// authzEnv is the world of the authorisation test: province 31 with
+// district 318 (communes 12346 and 12347) and district 319 (commune 12350);
+// node n-a in 12346 (in scope of a user at 318) and n-c in 12350 (out of
+// it); one user of every role at 318, and the whole-tree admin.
+type authzEnv struct {
+	*env
+	content string
+	ann     map[bool]string // announcement targeting the in-scope / out-of-scope commune
+	seq     atomic.Int64
+}
+
+// scopeArea, scopeNode and scopeUser are what a request names in scope
+// (true) or out of it (false) for a user at 318.
+var (
+	scopeArea = map[bool]string{true: "12346", false: "12350"}
+	scopeNode = map[bool]string{true: "n-a", false: "n-c"}
+	scopeUser = map[bool]string{true: "nguoi-12346", false: "nguoi-12350"}
+)
+
+func (a *authzEnv) unique(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, a.seq.Add(1))
+}
+
+// authzRequest is one request a case makes for a caller.
+type authzRequest struct {
+	method, path string
+	body         io.Reader
+	contentType  string
+	// token replaces the caller's token (for requests that end it).
+	token string
+}
+
+// authzCase says how to exercise one route for a caller, in scope or out.
+type authzCase struct {
+	// scoped: the answer depends on the area the request names; otherwise
+	// in and out of scope are the same request.
+	scoped bool
+	// wholeTree: only a user over the whole tree may, whatever the role.
+	wholeTree bool
+	// needs are actions required besides the route's own.
+	needs []loaxa.Action
+	// ok is the status of an allowed request (0: any 2xx).
+	ok    int
+	build func(a *authzEnv, username string, in bool) authzRequest
+}
+
+func jsonReq(method, path string, body any) authzRequest {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		panic(err)
+	}
+	return authzRequest{method: method, path: path, body: bytes.NewReader(raw), contentType: "application/json"}
+}
+
+func get(path string) func(*authzEnv, string, bool) authzRequest {
+	return func(*authzEnv, string, bool) authzRequest { return authzRequest{method: "GET", path: path} }
+}
+
+// authzCases has a case for every route of the API: TestAuthorization
+// fails for a route without one, so a new route cannot skip the check.
+func authzCases() map[string][]authzCase {
+	return map[string][]authzCase{
+		"GET /api/v1/auth/session": {{ok: 200, build: get("/api/v1/auth/session")}},
+		"POST /api/v1/auth/logout": {{ok: 204, build: func(a *authzEnv, user string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/auth/logout", token: a.token(user)}
+		}}},
+
+		"GET /api/v1/users": {{ok: 200, build: get("/api/v1/users")}},
+		"POST /api/v1/users": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/users", map[string]string{"username": a.unique("u"), "password": testPassword, "role": "viewer", "area": scopeArea[in]})
+		}}},
+		"DELETE /api/v1/users/{username}/sessions": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "DELETE", path: "/api/v1/users/" + scopeUser[in] + "/sessions"}
+		}}},
+
+		"GET /api/v1/areas": {{ok: 200, build: get("/api/v1/areas")}},
+		"POST /api/v1/areas": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/areas", map[string]string{"id": a.unique("thon"), "name": "Thôn", "parent": scopeArea[in]})
+		}}},
+		"GET /api/v1/areas/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/areas/" + scopeArea[in]}
+		}}},
+
+		"GET /api/v1/nodes": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/nodes?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/nodes": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/nodes", map[string]any{"id": a.unique("n"), "name": "Cụm loa", "area": scopeArea[in], "lat": 20.7, "lon": 106.5})
+		}}},
+		"POST /api/v1/nodes/batch": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/nodes/batch", map[string]any{"credentials": "code", "nodes": []map[string]any{
+				{"id": a.unique("n"), "name": "Cụm loa", "area": "12346"}, {"id": a.unique("n"), "name": "Cụm loa", "area": scopeArea[in]}}})
+		}}},
+		"POST /api/v1/nodes/{id}/enrolment": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/enrolment"}
+		}}},
+		"POST /api/v1/nodes/{id}/rotate": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/rotate"}
+		}}},
+		"POST /api/v1/nodes/{id}/revoke": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/revoke"}
+		}}},
+		"GET /api/v1/nodes/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/nodes/" + scopeNode[in]}
+		}}},
+		"GET /api/v1/nodes/{id}/desired": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/nodes/" + scopeNode[in] + "/desired"}
+		}}},
+
+		"GET /api/v1/content": {{ok: 200, build: get("/api/v1/content")}},
+		"POST /api/v1/content": {{build: func(a *authzEnv, _ string, in bool) authzRequest {
+			body, ct := multipartBody(a.t, part{name: "file", filename: "ban-tin.wav", data: wav(16000, 1, 1600)})
+			return authzRequest{method: "POST", path: "/api/v1/content", body: body, contentType: ct}
+		}}},
+		"GET /api/v1/content/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content}
+		}}},
+		"GET /api/v1/content/{id}/audio": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content + "/audio"}
+		}}},
+
+		"GET /api/v1/announcements": {{ok: 200, build: get("/api/v1/announcements")}},
+		"POST /api/v1/announcements": {
+			{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest { return a.announce(in, protocol.PriorityNormal) }},
+			{scoped: true, ok: 201, needs: []loaxa.Action{loaxa.ActionEmergency}, build: func(a *authzEnv, _ string, in bool) authzRequest {
+				return a.announce(in, protocol.PriorityEmergency)
+			}},
+		},
+		"GET /api/v1/announcements/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/announcements/" + a.ann[in]}
+		}}},
+		"POST /api/v1/announcements/{id}/cancel": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/announcements/" + a.ann[in] + "/cancel"}
+		}}},
+		"GET /api/v1/announcements/{id}/deliveries": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/announcements/" + a.ann[in] + "/deliveries"}
+		}}},
+
+		"GET /api/v1/sessions": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/sessions?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/sessions": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			m := int(a.seq.Add(1)) * 3
+			return jsonReq("POST", "/api/v1/sessions", map[string]any{"area": scopeArea[in], "name": "Buổi", "start": fmt.Sprintf("%02d:%02d", m/60, m%60), "max_minutes": 2})
+		}}},
+		"DELETE /api/v1/sessions/{id}": {{scoped: true, ok: 0, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			m := int(a.seq.Add(1)) * 3
+			sess := &loaxa.Session{Area: scopeArea[in], Name: "Buổi", Start: fmt.Sprintf("%02d:%02d", m/60, m%60), MaxMinutes: 2}
+			if err := a.stores.sessions.CreateSession(context.Background(), sess); err != nil {
+				a.t.Fatal(err)
+			}
+			return authzRequest{method: "DELETE", path: "/api/v1/sessions/" + sess.ID}
+		}}},
+		"GET /api/v1/holidays": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/holidays?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/holidays": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/holidays", map[string]any{"area": scopeArea[in], "name": "Nghỉ", "date": a.day()})
+		}}},
+		"DELETE /api/v1/holidays/{id}": {{scoped: true, ok: 0, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			h := &loaxa.Holiday{Area: scopeArea[in], Name: "Nghỉ", Date: a.day()}
+			if err := a.stores.holidays.CreateHoliday(context.Background(), h); err != nil {
+				a.t.Fatal(err)
+			}
+			return authzRequest{method: "DELETE", path: "/api/v1/holidays/" + h.ID}
+		}}},
+		"GET /api/v1/proposals": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/proposals?area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/proposals/{id}/accept": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/proposals/"+a.proposal(in)+"/accept", map[string]any{})
+		}}},
+		"POST /api/v1/proposals/{id}/decline": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/proposals/"+a.proposal(in)+"/decline", map[string]any{})
+		}}},
+		"GET /api/v1/nodes/{id}/programme": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/nodes/" + scopeNode[in] + "/programme"}
+		}}},
+		"GET /api/v1/areas/{id}/programme": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/areas/" + scopeArea[in] + "/programme"}
+		}}},
+		"GET /api/v1/reports/broadcast": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/reports/broadcast?area=" + scopeArea[in]}
+		}}},
+		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
+		}}},
+		"GET /api/v1/keys": {{wholeTree: true, ok: 200, build: get("/api/v1/keys")}},
+		"POST /api/v1/keys": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			a.stores.keys.ActivateKey(context.Background()) // one may be announced already
+			return authzRequest{method: "POST", path: "/api/v1/keys"}
+		}}},
+		"POST /api/v1/keys/activate": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			a.stores.keys.AnnounceKey(context.Background()) // none may be announced yet
+			return jsonReq("POST", "/api/v1/keys/activate", map[string]bool{"force": true})
+		}}},
+		"GET /api/v1/broker/mosquitto": {{wholeTree: true, ok: 200, build: get("/api/v1/broker/mosquitto")}},
+		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
+		}}},
+	}
+}
+
+// day returns a new date for a holiday.
+func (a *authzEnv) day() string {
+	return time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(a.seq.Add(1))).Format("2006-01-02")
+}
+
+// proposal stores a pending proposal for the in- or out-of-scope commune.
+func (a *authzEnv) proposal(in bool) string {
+	p := &loaxa.Proposal{Announcement: a.ann[in], Area: scopeArea[in], State: loaxa.ProposalPending}
+	if err := a.stores.proposals.CreateProposals(context.Background(), []*loaxa.Proposal{p}); err != nil {
+		a.t.Fatal(err)
+	}
+	return p.ID
+}
+
+func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
+	return jsonReq("POST", "/api/v1/announcements", map[string]any{
+		"content_id": a.content, "priority": p, "start": a.clock.Now().Add(time.Hour).Format(time.RFC3339), "force": true,
+		"targets": map[string][]string{"areas": {scopeArea[in]}, "nodes": {}},
+	})
+}
+
+// publicRoutes need no credentials; TestEveryRouteNeedsCredentials checks
+// that they are exactly the routes without an action.
+var publicRoutes = map[string]bool{
+	"GET /api/v1/health": true, "GET /api/v1/time": true,
+	"POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true,
+}
+
+func newAuthzEnv(t *testing.T) *authzEnv {
+	e := newEnv(t)
+	e.tree()
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "319", "name": "Huyện Vĩnh Bảo", "parent": "31"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-c", "name": "Cụm loa Vĩnh An", "area": "12350", "lat": 20.7, "lon": 106.4}, http.StatusCreated, nil)
+	a := &authzEnv{env: e, ann: map[bool]string{}}
+	e.srv.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
+		f, err := mqtt.ExportMosquitto(ctx, e.stores.nodes, e.stores.areas, protocol.NewTopics(""), "loaxa-controller", loaxa.HashBrokerSecret("x"))
+		if err != nil {
+			return nil, nil, err
+		}
+		return map[string]string{"loaxa.acl": f.ACL}, f.Missing, nil
+	}
+	a.content = e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 800), "Bản tin", http.StatusCreated).ID
+	for _, in := range []bool{true, false} {
+		var ann loaxa.Announcement
+		r := a.announce(in, protocol.PriorityNormal)
+		resp := e.request(r.method, r.path, e.admin, r.contentType, r.body)
+		if resp.status != http.StatusCreated || json.Unmarshal(resp.body, &ann) != nil {
+			t.Fatalf("announce: %d %s", resp.status, resp.body)
+		}
+		a.ann[in] = ann.ID
+		e.addUser(scopeUser[in], loaxa.RoleViewer, scopeArea[in])
+		n := scopeNode[in]
+		err := e.stores.desired.SaveDesired(context.Background(), &loaxa.Desired{Node: n, Hash: "x",
+			State: &protocol.DesiredState{Node: n, Version: 1, Areas: []string{scopeArea[in]}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+// TestAuthorization walks every route × every role × a request in and out
+// of the caller's area, and checks the answer against the role table
+// (loaxa grants): allowed in scope, 403 otherwise.
+func TestAuthorization(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	cases := authzCases()
+
+	type caller struct {
+		name      string
+		user      *loaxa.User
+		token     string
+		wholeTree bool
+	}
+	callers := []caller{{name: "admin (whole tree)", user: &loaxa.User{Username: "admin", Role: loaxa.RoleAdmin}, token: a.admin, wholeTree: true}}
+	for _, role := range loaxa.Roles {
+		name := "at-318-" + string(role)
+		callers = append(callers, caller{name: string(role) + " at 318", user: &loaxa.User{Username: name, Role: role, Area: "318"}, token: a.addUser(name, role, "318")})
+	}
+
+	for _, rt := range a.srv.Routes() {
+		key := rt.Method + " " + rt.Path
+		if publicRoutes[key] {
+			if _, ok := cases[key]; ok {
+				t.Errorf("%s is public but has an authorisation case", key)
+			}
+			continue
+		}
+		cs, ok := cases[key]
+		if !ok {
+			t.Errorf("route %s has no case in authzCases: add one saying how to call it in and out of scope", key)
+			continue
+		}
+		delete(cases, key)
+		for i, c := range cs {
+			for _, cl := range callers {
+				for _, in := range []bool{true, false} {
+					allowed := cl.user.May(rt.Action) && (in || !c.scoped || cl.wholeTree) && (!c.wholeTree || cl.wholeTree)
+					for _, n := range c.needs {
+						allowed = allowed && cl.user.May(n)
+					}
+					req := c.build(a, cl.user.Username, in)
+					token := cl.token
+					if req.token != "" {
+						token = req.token
+					}
+					r := a.request(req.method, req.path, token, req.contentType, req.body)
+					where := map[bool]string{true: "in scope", false: "out of scope"}[in]
+					name := fmt.Sprintf("%s #%d as %s, %s", key, i, cl.name, where)
+					switch {
+					case allowed && c.ok != 0 && r.status != c.ok, allowed && c.ok == 0 && (r.status < 200 || r.status > 299):
+						t.Errorf("%s: status %d, want %d (allowed): %.300s", name, r.status, max(c.ok, 200), r.body)
+					case !allowed && r.status != http.StatusForbidden:
+						t.Errorf("%s: status %d, want 403: %.300s", name, r.status, r.body)
+					case !allowed && !strings.Contains(string(r.body), `"code":"forbidden"`):
+						t.Errorf("%s: body %.300s, want code forbidden", name, r.body)
+					}
+				}
+			}
+		}
+	}
+	for key := range cases {
+		t.Errorf("authzCases has %s, which is not a route", key)
+	}
+}

@@ -1,0 +1,78 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// MosquittoFiles are the files that make an external Mosquitto enforce what
+// the embedded broker enforces: a password_file with the controller's and
+// every node's secret (hashed), an acl_file that lets each node publish only
+// its own state and events and read only its own and its areas' topics, and
+// a mosquitto.conf snippet that turns both on, anonymous access off, and
+// pins every client id to its username.
+type MosquittoFiles struct {
+	Passwd string `json:"passwd"`
+	ACL    string `json:"acl"`
+	Conf   string `json:"conf"`
+	// Missing lists nodes with active credentials but no broker hash
+	// (enrolled before hashes were kept): rotate their credentials.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// MosquittoConf is the configuration snippet, for files installed as
+// /etc/mosquitto/loaxa.passwd and /etc/mosquitto/loaxa.acl.
+const MosquittoConf = `# loaxa: include from mosquitto.conf (Mosquitto 2), or copy into it.
+# Nobody connects without a password; each client id is its username, so
+# no client can take over another's session; the ACL file limits topics.
+allow_anonymous false
+use_username_as_clientid true
+password_file /etc/mosquitto/loaxa.passwd
+acl_file /etc/mosquitto/loaxa.acl
+`
+
+// ExportMosquitto builds the Mosquitto files for every node with active
+// credentials. controllerUser and controllerHash are the controller's own
+// account (hash with loaxa.HashBrokerSecret); the controller may use every
+// topic under the prefix.
+func ExportMosquitto(ctx context.Context, nodes loaxa.NodeService, areas loaxa.AreaService, topics protocol.Topics, controllerUser, controllerHash string) (*MosquittoFiles, error) {
+	if controllerUser == "" || strings.ContainsAny(controllerUser, ":\n ") || controllerHash == "" {
+		return nil, fmt.Errorf("export mosquitto files: the controller's broker account %q needs a username without ':', spaces or newlines, and a password", controllerUser)
+	}
+	all, err := nodes.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("export mosquitto files: %w", err)
+	}
+	var passwd, acl strings.Builder
+	out := &MosquittoFiles{Conf: MosquittoConf}
+	passwd.WriteString(controllerUser + ":" + controllerHash + "\n")
+	fmt.Fprintf(&acl, "# loaxa broker ACL, generated; regenerate after enrolling, rotating or revoking nodes.\n")
+	fmt.Fprintf(&acl, "\n# The controller publishes signed messages and reads every node's state and events.\nuser %s\ntopic readwrite %s/#\n", controllerUser, topics.Prefix)
+	for _, n := range all {
+		if n.Credentials != loaxa.CredentialsActive {
+			continue // pending or revoked: no password, no access
+		}
+		if n.BrokerHash == "" {
+			out.Missing = append(out.Missing, n.ID)
+			continue
+		}
+		chain, err := areas.AreaChain(ctx, n.Area)
+		if err != nil {
+			return nil, fmt.Errorf("export mosquitto files: node %s: %w", n.ID, err)
+		}
+		// Ids are protocol.CheckID codes: no ':', '#', '+', '/' or spaces.
+		passwd.WriteString(n.ID + ":" + n.BrokerHash + "\n")
+		fmt.Fprintf(&acl, "\nuser %s\n", n.ID)
+		fmt.Fprintf(&acl, "topic write %s\ntopic write %s\n", topics.Node(n.ID, protocol.ChanState), topics.Node(n.ID, protocol.ChanEvent))
+		fmt.Fprintf(&acl, "topic read %s\ntopic read %s\n", topics.Node(n.ID, protocol.ChanDesired), topics.Node(n.ID, protocol.ChanCmd))
+		for _, a := range chain {
+			fmt.Fprintf(&acl, "topic read %s\ntopic read %s\n", topics.Area(a, protocol.ChanCmd), topics.Area(a, protocol.ChanLive))
+		}
+	}
+	out.Passwd, out.ACL = passwd.String(), acl.String()
+	return out, nil
+}
