@@ -86,6 +86,8 @@ func TestProgramme(t *testing.T) {
 		{"another commune's node", officerA, "/api/v1/nodes/n-b/programme", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
 		{"another commune", officerA, "/api/v1/areas/12347/programme", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
 	} {
-		t.Run(tc.name, func(t *testing.T) { checkError(t, e.request("GET", tc.path, tc.token, "", nil), tc.status, tc.code, tc.msg) })
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, e.request("GET", tc.path, tc.token, "", nil), tc.status, tc.code, tc.msg)
+		})
 	}
 }

@@ -106,7 +106,7 @@ func BenchmarkStartSkew(b *testing.B) {
 	}
 	ct := c.Upload("tin.wav", rig.ToneWAV(440, 200*time.Millisecond, 16000, 1))
 
-	var errs []time.Duration   // |start − intended|, every play
+	var errs []time.Duration    // |start − intended|, every play
 	var spreads []time.Duration // latest − earliest start, every round
 	var late []int64            // late_ms as the agents report it
 	var drift []time.Duration   // |(start − intended) − late_ms|: the error of the corrected clock
