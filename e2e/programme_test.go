@@ -74,7 +74,8 @@ func TestDailyProgrammeTwoDays(t *testing.T) {
 		}
 		return true
 	}
-	// The scheduler's debounce runs on the fake clock too: tick it.
+	// Agents wait for their starts and pace their plays on the fake clock:
+	// tick it. (The scheduler recompiles after a change on real time.)
 	tick := func(within time.Duration, what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(within)

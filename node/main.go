@@ -57,11 +57,16 @@ type options struct {
 	data        string
 	audio       string
 	logLevel    string
+	ampWarmup   time.Duration
 	enrol       string
 	controller  string
 	ca          string
 	cacheSize   int64 // bytes
 }
+
+// The sound device reports its latency to the agent, which starts plays
+// that much early.
+var _ agent.LatencyOutput = (*oto.Output)(nil)
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -72,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
+		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
@@ -86,10 +93,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO", "log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE"} {
+	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
+		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP"} {
 		if v := getenv(env); v != "" && !set[flagName] {
-			fs.Set(flagName, v)
+			if err := fs.Set(flagName, v); err != nil {
+				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
+				return exitUsage
+			}
 		}
+	}
+	if o.ampWarmup <= 0 || o.ampWarmup > time.Minute {
+		fmt.Fprintf(stderr, "node: --amp-warmup %v: want a duration above 0 and at most 1m, e.g. 500ms\n", o.ampWarmup)
+		return exitUsage
 	}
 
 	var level slog.Level
@@ -159,6 +174,8 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: o.cacheSize,
+
+		AmplifierWarmup: o.ampWarmup,
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level \"loud\""},
 		{"no cache", []string{"--cache-size", "0"}, nil, "--cache-size 0: want a size in MiB of at least 1"},
 		{"cache size from env", nil, map[string]string{"LOAXA_CACHE_SIZE": "-5"}, "--cache-size -5"},
+		{"amplifier warm-up without a unit", []string{"--amp-warmup", "500"}, nil, "invalid value \"500\" for flag -amp-warmup"},
+		{"amplifier warm-up of nothing", []string{"--amp-warmup", "0s"}, nil, "--amp-warmup 0s: want a duration above 0"},
+		{"amplifier warm-up from env", nil, map[string]string{"LOAXA_AMP_WARMUP": "soon"}, "LOAXA_AMP_WARMUP=\"soon\""},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

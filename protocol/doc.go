@@ -101,7 +101,14 @@
 // unknown.
 //
 // Every occurrence ends in exactly one final event: completed, preempted,
-// failed (with a Reason) or missed.
+// failed (with a Reason) or missed. A playing or suspended occurrence that a
+// newer desired state no longer holds (its announcement was cancelled) is
+// stopped at once and ends failed with ReasonRemoved.
+//
+// The started event's At is when the first sample is heard (the corrected
+// clock when the sound device took it, plus the device's latency) and its
+// LateMS is At minus Start. The node writes it after the audio began, so
+// that no store write delays a start.
 //
 // # Events and acknowledgement
 //

@@ -102,6 +102,9 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if req.MaxMinutes < 1 || req.MaxMinutes > MaxSessionMinutes {
 		return loaxa.Errorf(loaxa.EInvalid, "max_minutes %d is out of range; give 1 to %d (e.g. 15 in town, 45 in the countryside).", req.MaxMinutes, MaxSessionMinutes)
 	}
+	if err := loaxa.CheckDays(sess.Days); err != nil {
+		return err
+	}
 	zone, err := s.zoneOf(ctx, req.Area)
 	if err != nil {
 		return err

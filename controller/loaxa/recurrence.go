@@ -86,6 +86,9 @@ func NewRecurrence(a *Announcement, loc *time.Location) (*Recurrence, error) {
 		if opt.Freq == rrule.SECONDLY {
 			return nil, Errorf(EInvalid, "rrule %q repeats every second; use MINUTELY or slower.", line)
 		}
+		if err := checkOrdinals(line, opt); err != nil {
+			return nil, err
+		}
 		opt.Dtstart = dtstart
 		rule, err := rrule.NewRRule(*opt)
 		if err != nil {
@@ -100,6 +103,23 @@ func NewRecurrence(a *Announcement, loc *time.Location) (*Recurrence, error) {
 		return nil, Errorf(EInvalid, "rrule plays %d times in its first week; at most %d a day are allowed, so use a slower rule.", n, MaxPerDay)
 	}
 	return r, nil
+}
+
+// checkOrdinals refuses BYDAY ordinals beyond a month's five weeks in a
+// rule that counts weeks within months (FREQ=MONTHLY, or BYMONTH): RFC
+// 5545 would never match them, and rrule-go accepts up to ±53 and then
+// indexes past its tables — a panic in some months only (found by
+// FuzzSession with FREQ=MONTHLY;BYDAY=8MO).
+func checkOrdinals(line string, opt *rrule.ROption) error {
+	if opt.Freq != rrule.MONTHLY && len(opt.Bymonth) == 0 {
+		return nil
+	}
+	for _, w := range opt.Byweekday {
+		if n := w.N(); n > 5 || n < -5 {
+			return Errorf(EInvalid, "rrule %q: BYDAY %s counts %d weeks into a month; a month has at most 5 of each weekday, so use 1 to 5 (or -1 to -5 from the end).", line, w, n)
+		}
+	}
+	return nil
 }
 
 // Location returns the zone the recurrence is expanded in.

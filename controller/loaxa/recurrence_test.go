@@ -96,6 +96,9 @@ func TestRecurrenceRefuses(t *testing.T) {
 		"FREQ=MINUTELY;INTERVAL=5":             "at most 48 a day",
 		"DTSTART:20250101T000000Z\nFREQ=DAILY": "is not an RFC 5545 rule",
 		"\n \n":                                "blank",
+		// rrule-go panicked on these in December (-8: in January).
+		"FREQ=MONTHLY;BYDAY=8MO":           "a month has at most 5 of each weekday",
+		"FREQ=YEARLY;BYMONTH=1;BYDAY=-8MO": "a month has at most 5 of each weekday",
 	} {
 		_, err := loaxa.NewRecurrence(&loaxa.Announcement{Start: start, RRule: rule}, loc)
 		if loaxa.ErrorCode(err) != loaxa.EInvalid || !strings.Contains(loaxa.ErrorMessage(err), want) {
@@ -129,6 +132,41 @@ func FuzzRecurrence(f *testing.F) {
 		for i, x := range ts {
 			if !x.After(from) || x.After(to) || i > 0 && !x.After(ts[i-1]) {
 				t.Fatalf("rule %q: instants out of order or window: %v", rule, ts)
+			}
+		}
+	})
+}
+
+// FuzzExDates feeds exception dates from outside (the API): each is refused
+// with EInvalid, or the expansion skips what it names (a local day, or an
+// instant) and nothing else.
+func FuzzExDates(f *testing.F) {
+	for _, s := range []string{"2025-03-03", "2025-03-03T05:30:00+07:00", "2025-03-02T22:30:00Z", "02/09/2025", "2025-02-30", "", "2025-03-03T05:30:00"} {
+		f.Add(s)
+	}
+	loc, _ := loaxa.Location("")
+	start := time.Date(2025, 3, 1, 5, 30, 0, 0, loc)
+	all, err := loaxa.NewRecurrence(&loaxa.Announcement{Start: start, RRule: "FREQ=DAILY"}, loc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	from, to := start.Add(-time.Hour), start.AddDate(0, 0, 14)
+	every := all.Between(from, to)
+	f.Fuzz(func(t *testing.T, ex string) {
+		r, err := loaxa.NewRecurrence(&loaxa.Announcement{Start: start, RRule: "FREQ=DAILY", ExDates: []string{ex}}, loc)
+		if err != nil {
+			if loaxa.ErrorCode(err) != loaxa.EInvalid || !strings.Contains(loaxa.ErrorMessage(err), "exdates") {
+				t.Fatalf("exdate %q: %v is not EInvalid about exdates", ex, err)
+			}
+			return
+		}
+		got := r.Between(from, to)
+		if len(every)-len(got) > 1 {
+			t.Fatalf("exdate %q skipped %d plays", ex, len(every)-len(got))
+		}
+		for _, x := range got {
+			if x.In(loc).Format(loaxa.DateLayout) == ex {
+				t.Fatalf("exdate %q: still plays on %v", ex, x)
 			}
 		}
 	})

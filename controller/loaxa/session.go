@@ -2,7 +2,10 @@ package loaxa
 
 import (
 	"context"
+	"strings"
 	"time"
+
+	"github.com/teambition/rrule-go"
 )
 
 // Session (buổi phát) is a recurring slot of an area's station, e.g. the
@@ -25,6 +28,36 @@ type Session struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// CheckDays checks a session's days rule: an RFC 5545 rule that chooses
+// days (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY), without times of day (the
+// session's start gives the time), one rule, no DTSTART. Errors are
+// EInvalid with a message for the officer.
+func CheckDays(days string) error {
+	days = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(days), "RRULE:"))
+	if days == "" {
+		return nil
+	}
+	if strings.ContainsAny(days, "\r\n") {
+		return Errorf(EInvalid, "days is one rule on one line, e.g. FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR.")
+	}
+	opt, err := rrule.StrToROption(days)
+	if err != nil {
+		return Errorf(EInvalid, "days %q is not an RFC 5545 rule (%v); write it like FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR, or leave it out for every day.", days, err)
+	}
+	switch {
+	case !opt.Dtstart.IsZero():
+		return Errorf(EInvalid, "days %q has its own DTSTART; leave it out: the session counts from the day it was created.", days)
+	case opt.Freq != rrule.DAILY && opt.Freq != rrule.WEEKLY && opt.Freq != rrule.MONTHLY && opt.Freq != rrule.YEARLY:
+		return Errorf(EInvalid, "days %q repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY.", days)
+	case len(opt.Byhour) > 0 || len(opt.Byminute) > 0 || len(opt.Bysecond) > 0:
+		return Errorf(EInvalid, "days %q sets a time of day; leave out BYHOUR, BYMINUTE and BYSECOND: the session's start is its time.", days)
+	}
+	if err := checkOrdinals(days, opt); err != nil {
+		return Errorf(EInvalid, "days: %s", ErrorMessage(err))
+	}
+	return nil
+}
+
 // MaxLength returns the session's maximum length.
 func (s *Session) MaxLength() time.Duration { return time.Duration(s.MaxMinutes) * time.Minute }
 
@@ -32,6 +65,9 @@ func (s *Session) MaxLength() time.Duration { return time.Duration(s.MaxMinutes)
 func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time, error) {
 	clock, err := ParseClock(s.Start)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckDays(s.Days); err != nil {
 		return nil, err
 	}
 	rule := s.Days

@@ -52,7 +52,10 @@ type Scheduler struct {
 	// Interval is how often the scheduler recompiles without being told:
 	// it rolls the horizon and retries publishes that failed.
 	Interval time.Duration
-	// Debounce coalesces bursts of Changed calls.
+	// Debounce coalesces bursts of Changed calls. It runs on real time,
+	// not on Clock: it is about API requests arriving together, not about
+	// schedule time, so a controller on a fake clock still recompiles
+	// promptly after a change without the clock having to move.
 	Debounce time.Duration
 	// RepublishAfter re-signs and republishes an unchanged desired state
 	// once it is this old, so the retained copy never expires.
@@ -109,12 +112,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-timer.C():
 		case <-s.kick:
 			timer.Stop()
-			debounce := s.Clock.NewTimer(s.Debounce)
+			debounce := time.NewTimer(s.Debounce)
 			select {
 			case <-ctx.Done():
 				debounce.Stop()
 				return nil
-			case <-debounce.C():
+			case <-debounce.C:
 			}
 		}
 	}

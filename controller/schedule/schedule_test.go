@@ -293,14 +293,21 @@ func TestRunCompilesOnChange(t *testing.T) {
 	go func() { done <- r.s.Run(ctx) }()
 	waitFor(t, "first compile", func() bool { return r.msg.last("tt-01") != nil })
 
-	r.announce(t, loaxa.Targets{Nodes: []string{"tm-01"}}, t0.Add(time.Hour))
-	r.s.Changed()
-	// Run debounces on the fake clock: advance once it waits.
-	waitFor(t, "debounce timer", func() bool { return r.clock.Timers() >= 1 })
-	for r.msg.last("tm-01").Version < 2 {
-		r.clock.Advance(r.s.Debounce)
-		waitFor(t, "recompile", func() bool { return r.clock.Timers() >= 1 })
+	// The debounce runs on real time: a burst of changes recompiles
+	// without the fake clock moving. The clock holds one timer, Run's
+	// Interval, and still the same instant.
+	for range 3 {
+		r.announce(t, loaxa.Targets{Nodes: []string{"tm-01"}}, t0.Add(time.Hour))
+		r.s.Changed()
 	}
+	waitFor(t, "recompile after Changed", func() bool {
+		d := r.msg.last("tm-01")
+		return d.Version >= 2 && len(d.Occurrences) == 3
+	})
+	if !r.clock.Now().Equal(t0) {
+		t.Fatalf("fake clock moved to %v", r.clock.Now())
+	}
+	waitFor(t, "Run waiting on its interval", func() bool { return r.clock.Timers() == 1 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

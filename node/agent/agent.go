@@ -7,11 +7,19 @@
 // restarts. The broker link (node/mqtt) and the content cache
 // (node/content) are built from the credentials. What to do at any moment
 // is decided by the pure executor (Decide); the agent's loop only gathers
-// the situation, writes the decision's events, and carries it out.
+// the situation, carries the decision out, and writes its events.
+//
+// Starting on time: the executor looks ahead, and the agent prepares the
+// next play AmplifierWarmup before it is due (amplifier on, content open
+// and its first half second read) in a goroutine that begins the audio at
+// the due instant on the corrected clock, less the output's latency, on
+// its own if the main loop is busy. Events are written to the store after
+// the audio began, never before, so no fsync delays a start.
 //
 // Goroutines: the main loop (messages, decisions, plays), one goroutine per
-// play, the event sender, the state publisher, the clock synchroniser and
-// the content fetcher. Run starts them and stops them all before it returns.
+// prepared or playing occurrence, the event sender, the state publisher,
+// the clock synchroniser and the content fetcher. Run starts them and stops
+// them all before it returns.
 package agent
 
 import (
@@ -42,6 +50,16 @@ const controllerAudience = "controller"
 // played twice.
 const progressRetention = 48 * time.Hour
 
+// DefaultAmplifierWarmup is how long before a play the amplifier is
+// switched on unless Config says otherwise: long enough for a typical
+// public-address amplifier to power up before the first word.
+const DefaultAmplifierWarmup = 500 * time.Millisecond
+
+// amplifierTail is how long the amplifier stays on after the output
+// drained, on top of the output's latency (the sound still in the device),
+// so that switching it off does not clip the last word.
+const amplifierTail = 200 * time.Millisecond
+
 // Agent runs one node.
 type Agent struct {
 	cfg      Config
@@ -60,7 +78,12 @@ type Agent struct {
 	reconnected chan struct{} // to the sender: start again from the acknowledged end
 	syncNow     chan struct{} // to the clock synchroniser
 	clockMoved  chan struct{} // to the main loop: the offset changed
+	cueBegan    chan struct{} // to the main loop: a prepared play began on its own
 	dirty       chan struct{} // to the state publisher
+
+	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
+	latency time.Duration
+	lead    time.Duration
 
 	link *mqtt.Link // set once by Run (under mu, for Connected)
 
@@ -68,9 +91,16 @@ type Agent struct {
 	desired  *protocol.DesiredState
 	progress map[string]Progress
 	guard    *protocol.ReplayGuard
-	play     *play
-	playDone chan playResult
+	play     *play         // on air
+	cue      *play         // prepared, not on air yet
 	stashed  *mqtt.Message // a desired state refused for time; retried when the clock moves
+	// ampOn is whether the amplifier is switched on; lastSound is when
+	// the last play's sound ended (corrected clock).
+	ampOn     bool
+	lastSound time.Time
+	// Events and marks noted but not yet written (flush).
+	pendingEvents []protocol.Event
+	pendingMarks  []Progress
 
 	mu     sync.Mutex
 	status status
@@ -145,6 +175,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ContentSpread == 0 {
 		cfg.ContentSpread = DefaultContentSpread
 	}
+	if cfg.AmplifierWarmup <= 0 {
+		cfg.AmplifierWarmup = DefaultAmplifierWarmup
+	}
 	cred := cfg.Credentials
 	keys, err := cred.PublicKeys()
 	if err != nil {
@@ -164,8 +197,12 @@ func New(cfg Config) (*Agent, error) {
 		reconnected: make(chan struct{}, 1),
 		syncNow:     make(chan struct{}, 1),
 		clockMoved:  make(chan struct{}, 1),
+		cueBegan:    make(chan struct{}, 1),
 		dirty:       make(chan struct{}, 1),
-		playDone:    make(chan playResult, 1),
+		lead:        cfg.AmplifierWarmup,
+	}
+	if o, ok := cfg.Output.(LatencyOutput); ok {
+		a.latency = max(o.Latency(), 0)
 	}
 	a.verifier = protocol.NewVerifier(keys, a.clock.Now, 0)
 	// Network retries run on real time: the injected clock says what time
@@ -365,16 +402,23 @@ func (a *Agent) loop(ctx context.Context) {
 	var wakeC <-chan time.Time
 	for {
 		wake := a.step()
+		if c := a.cue; c != nil && c.state.Load() == cueFree && !wake.Before(c.instant().Add(a.latency)) {
+			// The cue begins itself at its instant and wakes the loop then
+			// (cueBegan); the loop waking too would only compete with it
+			// for the processor at the very moment that matters.
+			wake = time.Time{}
+		}
 		if wake.IsZero() {
 			wakeC = nil
 		} else {
 			timer.Stop()
-			timer.Reset(max(wake.Sub(a.clock.Now()), 0))
+			// Wake is on the executor's clock, a latency ahead.
+			timer.Reset(max(wake.Sub(a.clock.Now().Add(a.latency)), 0))
 			wakeC = timer.C()
 		}
 		select {
 		case <-ctx.Done():
-			a.stopPlay(protocol.ReasonInterrupted)
+			a.shutdown()
 			return
 		case m := <-a.link.Messages():
 			a.handle(m, false)
@@ -383,8 +427,9 @@ func (a *Agent) loop(ctx context.Context) {
 			signal(a.reconnected)
 			signal(a.syncNow)
 			signal(a.outboxWake)
-		case r := <-a.playDone:
+		case r := <-a.playDone():
 			a.finishPlay(r)
+		case <-a.cueBegan:
 		case <-wakeC:
 		case <-a.cache.Changed():
 			a.mu.Lock()
@@ -392,6 +437,9 @@ func (a *Agent) loop(ctx context.Context) {
 			a.mu.Unlock()
 			signal(a.dirty)
 		case <-a.clockMoved:
+			if a.cue != nil && a.cue.openErr == nil {
+				signal(a.cue.nudge) // its wait was computed on the old offset
+			}
 			if m := a.stashed; m != nil {
 				a.stashed = nil
 				a.handle(*m, true)
@@ -408,25 +456,32 @@ func signal(ch chan struct{}) {
 }
 
 // step asks the executor what to do, does it, and returns when to ask again.
+// The audio comes first: events are noted as things happen and written in
+// one step at the end, after any play began.
 func (a *Agent) step() time.Time {
+	// Nothing may begin on its own while the agent decides; a cue that has
+	// begun already goes on air.
+	if c := a.cue; c != nil && c.openErr == nil && !c.hold() {
+		a.onAir(c)
+	}
 	now := a.clock.Now()
+	// The executor works on the time at the speaker: audio given to the
+	// output now is heard a latency later.
 	s := Situation{
-		Now:        now,
+		Now:        now.Add(a.latency),
 		Progress:   a.progress,
 		LateGrace:  a.lateGrace(),
 		HasContent: a.cache.Has,
+		Lead:       a.lead,
 	}
 	if a.desired != nil {
 		s.Occurrences = a.desired.Occurrences
 	}
 	if a.play != nil {
-		s.Playing = a.play.occ.ID
+		s.Playing, s.PlayingEnds = a.play.occ.ID, a.play.ends
 	}
 	d := Decide(s)
 	ready := a.contentReady()
-	if d.Empty() && len(ready) == 0 {
-		return d.Wake
-	}
 
 	var events []protocol.Event
 	var marks []Progress
@@ -462,39 +517,134 @@ func (a *Agent) step() time.Time {
 		marks = append(marks, m)
 		a.log.Info("agent: occurrence suspended", "occurrence", c.Progress.Occurrence, "reason", c.Reason)
 	}
-	if d.Stop != "" && a.play != nil {
-		// Write what the decision found first, then stop what plays (its
-		// own event follows), so the log reads in the order things happened.
-		a.record(events, marks)
-		events, marks = nil, nil
-		a.log.Info("agent: stopping", "occurrence", a.play.occ.ID, "reason", d.Stop)
+	a.note(events, marks...)
+
+	if d.Stop != "" {
 		a.stopPlay(d.Stop)
-		now = a.clock.Now()
 	}
-	var start *protocol.Occurrence
 	if o := d.Start; o != nil {
-		mark := a.mark(*o, PhaseStarted)
-		if err := a.cfg.Board.SetAmplifier(true); err != nil {
-			a.log.Error("agent: amplifier did not switch on", "occurrence", o.ID, "err", err)
-			e := occurrenceEvent(protocol.EventFailed, mark, now)
-			e.Reason = protocol.ReasonAmplifier
-			events = append(events, e)
-			mark.Phase = PhaseDone
-		} else {
-			now = a.clock.Now()
-			mark.StartedAt = now
-			e := occurrenceEvent(protocol.EventStarted, mark, now)
-			e.LateMS = now.Sub(o.Start).Milliseconds()
-			events = append(events, e)
-			start = o
+		a.start(*o, now)
+	}
+	a.prepare(d)
+	a.flush()
+	return a.switchAmplifier(d.Wake)
+}
+
+// start puts o on air now, from its cue if it has one.
+func (a *Agent) start(o protocol.Occurrence, now time.Time) {
+	if a.cue != nil && a.cue.occ.ID != o.ID {
+		a.dropCue()
+	}
+	if a.cue == nil {
+		a.cue = a.cueUp(o, now)
+	}
+	p := a.cue
+	fail := func(reason string) {
+		a.dropCue()
+		mark := a.mark(o, PhaseDone)
+		e := occurrenceEvent(protocol.EventFailed, mark, now)
+		e.Reason = reason
+		a.note([]protocol.Event{e}, mark)
+	}
+	if p.openErr != nil {
+		a.log.Error("agent: content unplayable", "occurrence", o.ID, "content", o.Content, "err", p.openErr)
+		fail(protocol.ReasonContentMissing)
+		return
+	}
+	if err := a.amplifierOn(); err != nil {
+		a.log.Error("agent: amplifier did not switch on", "occurrence", o.ID, "err", err)
+		fail(protocol.ReasonAmplifier)
+		return
+	}
+	a.beginNow(p)
+}
+
+// prepare keeps the cue in step with d.Prepare: the occurrence due next
+// is opened ahead with the amplifier on, and left free to begin at its
+// instant if nothing is on air or it preempts what is.
+func (a *Agent) prepare(d Decision) {
+	next := d.Prepare
+	if next == nil || a.cue != nil && a.cue.occ.ID != next.ID {
+		a.dropCue()
+	}
+	if next == nil {
+		return
+	}
+	at := d.PrepareAt.Add(-a.latency)
+	if a.cue == nil {
+		a.cue = a.cueUp(*next, at)
+		if err := a.cue.openErr; err != nil {
+			a.log.Warn("agent: content of the next play cannot be opened", "occurrence", next.ID, "err", err)
 		}
-		marks = append(marks, mark)
+	} else {
+		a.cue.setAt(at)
 	}
-	a.record(events, marks)
-	if start != nil {
-		a.startPlay(*start, now)
+	p := a.cue
+	if p.openErr != nil || p.ampFailed {
+		return
 	}
-	return d.Wake
+	if err := a.amplifierOn(); err != nil {
+		// Tried again at the start, which fails the play if it still fails.
+		a.log.Warn("agent: amplifier did not switch on ahead of a play", "occurrence", next.ID, "err", err)
+		p.ampFailed = true
+		return
+	}
+	if a.play == nil || next.Priority.Rank() > a.play.occ.Priority.Rank() {
+		p.free()
+	}
+}
+
+// amplifierOn switches the amplifier on unless it is.
+func (a *Agent) amplifierOn() error {
+	if a.ampOn {
+		return nil
+	}
+	if err := a.cfg.Board.SetAmplifier(true); err != nil {
+		return err
+	}
+	a.ampOn = true
+	return nil
+}
+
+// switchAmplifier switches the amplifier off once nothing plays or is
+// prepared and the last sound has left the speaker; it returns when to
+// look again, the earlier of wake and that.
+func (a *Agent) switchAmplifier(wake time.Time) time.Time {
+	if !a.ampOn || a.play != nil || a.cue != nil {
+		return wake
+	}
+	off := a.lastSound.Add(amplifierTail)
+	if a.clock.Now().Before(off) {
+		if h := off.Add(a.latency); wake.IsZero() || h.Before(wake) {
+			wake = h // wakes are on the executor's clock, a latency ahead
+		}
+		return wake
+	}
+	a.amplifierOff()
+	return wake
+}
+
+func (a *Agent) amplifierOff() {
+	if !a.ampOn {
+		return
+	}
+	if err := a.cfg.Board.SetAmplifier(false); err != nil {
+		a.log.Error("agent: amplifier did not switch off", "err", err)
+		return
+	}
+	a.ampOn = false
+}
+
+// shutdown stops what plays (interrupted: it resumes after the restart),
+// drops the cue, switches the amplifier off and writes what is noted.
+func (a *Agent) shutdown() {
+	if c := a.cue; c != nil && c.openErr == nil && !c.hold() {
+		a.onAir(c)
+	}
+	a.stopPlay(protocol.ReasonInterrupted)
+	a.dropCue()
+	a.amplifierOff()
+	a.flush()
 }
 
 // mark is o's progress at phase, keeping when the node first had it.
@@ -529,18 +679,27 @@ func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Ev
 	return protocol.Event{Type: t, At: at.UTC(), Occurrence: p.Occurrence, Announcement: p.Announcement, Content: p.Content}
 }
 
-// record writes events and marks to the store in one step. The in-memory
-// marks follow even if the store fails, so the agent does not act twice on
-// one occurrence; the failure is logged loudly because events are lost.
-func (a *Agent) record(events []protocol.Event, marks []Progress) {
+// note takes marks at once, for the executor's next look, and queues
+// events and marks for flush.
+func (a *Agent) note(events []protocol.Event, marks ...Progress) {
+	for _, m := range marks {
+		a.progress[m.Occurrence] = m
+	}
+	a.pendingEvents = append(a.pendingEvents, events...)
+	a.pendingMarks = append(a.pendingMarks, marks...)
+}
+
+// flush writes the noted events and marks to the store in one step. A
+// failure is logged loudly because events are lost; the in-memory marks
+// stand, so the agent does not act twice on one occurrence.
+func (a *Agent) flush() {
+	events, marks := a.pendingEvents, a.pendingMarks
 	if len(events) == 0 && len(marks) == 0 {
 		return
 	}
+	a.pendingEvents, a.pendingMarks = nil, nil
 	if _, err := a.store.Append(events, marks); err != nil {
 		a.log.Error("agent: events not stored", "events", len(events), "err", err)
-	}
-	for _, m := range marks {
-		a.progress[m.Occurrence] = m
 	}
 	a.outboxChanged()
 }

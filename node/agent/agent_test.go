@@ -88,6 +88,7 @@ type options struct {
 	hw        agent.Board // instead of board
 	clock     clock.Clock
 	statePoll time.Duration
+	timeSync  time.Duration // how often the clock offset is measured (0: the default)
 }
 
 func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
@@ -120,6 +121,7 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 		AckTimeout:        500 * time.Millisecond,
 		StateDebounce:     10 * time.Millisecond,
 		StatePoll:         o.statePoll,
+		TimeSyncInterval:  o.timeSync,
 		MQTTKeepAlive:     2 * time.Second,
 		MQTTMaxReconnect:  200 * time.Millisecond,
 		ContentBackoffMin: 10 * time.Millisecond,
@@ -207,9 +209,10 @@ func TestPlaysDesiredState(t *testing.T) {
 	if events[1].At.Before(start) {
 		t.Errorf("started at %v, before its start %v", events[1].At, start)
 	}
-	if got := n.board.Flips(); !slices.Equal(got, []bool{true, false}) {
-		t.Errorf("amplifier switched %v, want on then off", got)
-	}
+	// Switched on ahead of the play, off a moment after its sound ended.
+	nodetest.Eventually(t, 5*time.Second, "amplifier not switched on then off", func() bool {
+		return slices.Equal(n.board.Flips(), []bool{true, false})
+	})
 	if ctl.ContentRequests(ref.ID) != 1 {
 		t.Errorf("content requested %d times", ctl.ContentRequests(ref.ID))
 	}
@@ -336,9 +339,9 @@ func TestRemovedWhilePlaying(t *testing.T) {
 	// Version 2 drops o1 while it plays, and o2 before it started.
 	ctl.PublishDesired(desired("n1", 2, nil))
 	waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "started o1", "failed o1 removed"})
-	if got := n.board.Flips(); !slices.Equal(got, []bool{true, false}) {
-		t.Errorf("amplifier switched %v", got)
-	}
+	nodetest.Eventually(t, 5*time.Second, "amplifier not switched on then off", func() bool {
+		return slices.Equal(n.board.Flips(), []bool{true, false})
+	})
 	nodetest.Eventually(t, 5*time.Second, "content of the old desired state not dropped", func() bool {
 		return n.a.Status().DesiredVersion == 2 && len(n.a.Status().ContentMissing) == 0
 	})
@@ -366,7 +369,11 @@ func TestFailuresAndLateness(t *testing.T) {
 	// longer than the start to arrive turned failed content-missing into
 	// missed too-late: the test depended on timing.)
 
-	// An amplifier that does not switch on fails the play.
+	// An amplifier that does not switch on fails the play. (Once the
+	// amplifier is off: it stays on for a moment after a play.)
+	nodetest.Eventually(t, 5*time.Second, "amplifier not switched off", func() bool {
+		return slices.Equal(board.Flips(), []bool{true, false})
+	})
 	board.mu.Lock()
 	board.fail = errors.New("relay stuck")
 	board.mu.Unlock()
@@ -484,7 +491,9 @@ func TestDesiredStateWaitsForClockCorrection(t *testing.T) {
 	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, ahead().Add(time.Hour))}, ref))
 
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{})
-	nodetest.Eventually(t, 10*time.Second, "early desired state not refused", func() bool { return n.a.Status().Rejected == 1 })
+	// Refused once, or twice if the retained copy comes with the
+	// subscription of a reconnect too.
+	nodetest.Eventually(t, 10*time.Second, "early desired state not refused", func() bool { return n.a.Status().Rejected >= 1 })
 	if n.a.Status().DesiredVersion != 0 {
 		t.Fatal("desired state from the future accepted")
 	}

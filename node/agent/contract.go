@@ -64,6 +64,11 @@ type Config struct {
 	// LateGraceMS is how late an occurrence may still start when the
 	// desired state does not say (0: DefaultLateGrace, 10 minutes).
 	LateGraceMS int64
+	// AmplifierWarmup is how long before a play is due the agent switches
+	// the amplifier on and opens the content, so that a real amplifier has
+	// powered up before the first word and the start only has to begin the
+	// audio (0: DefaultAmplifierWarmup, 500 ms).
+	AmplifierWarmup time.Duration
 	// TimeSyncInterval is how often the clock offset to the controller is
 	// measured besides at every connect (0: 5 minutes).
 	TimeSyncInterval time.Duration
@@ -93,3 +98,15 @@ type Config struct {
 // DefaultContentSpread spreads 2,000 nodes' first requests for new content
 // over half a minute: about 70 a second.
 const DefaultContentSpread = 30 * time.Second
+
+// LatencyOutput is an Output that knows how long its audio takes to reach
+// the speaker: the sound device's buffer. The agent begins such an output
+// that much before the due instant, so that the first sample is heard on
+// time, and keeps the amplifier on that much longer after it. Outputs may
+// implement it; none must.
+type LatencyOutput interface {
+	Output
+	// Latency is the time from Play taking a sample to the sample being
+	// heard.
+	Latency() time.Duration
+}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,12 @@ type Situation struct {
 	LateGrace time.Duration
 	// HasContent reports whether content is cached (nil: nothing is).
 	HasContent func(id string) bool
+	// PlayingEnds is when the play on air will end (zero: not known), so
+	// that what follows it back to back can be prepared before it ends.
+	PlayingEnds time.Time
+	// Lead is how long before it is due an occurrence is prepared
+	// (Decision.Prepare); 0 prepares nothing ahead.
+	Lead time.Duration
 }
 
 // Decision is what the agent should do now. The agent writes the events of
@@ -52,6 +59,14 @@ type Decision struct {
 	// Start is the occurrence to play now, if any. When Stop is set too,
 	// it starts once the other has stopped.
 	Start *protocol.Occurrence
+	// Prepare is the occurrence that will start next, at PrepareAt within
+	// Lead from now, if nothing changes but the time: an upcoming one at
+	// its start, or the one that follows the play on air at its end. The
+	// agent switches the amplifier on and opens its content ahead, so that
+	// the start itself only has to begin the audio. Nil when nothing
+	// starts within Lead.
+	Prepare   *protocol.Occurrence
+	PrepareAt time.Time
 	// Wake is when the next decision is due without any change; zero when
 	// nothing is pending.
 	Wake time.Time
@@ -68,7 +83,7 @@ type Outcome struct {
 
 // Empty reports whether the decision asks for no action (Wake aside).
 func (d Decision) Empty() bool {
-	return len(d.Received) == 0 && len(d.Close) == 0 && len(d.Suspend) == 0 && d.Stop == "" && d.Start == nil
+	return len(d.Received) == 0 && len(d.Close) == 0 && len(d.Suspend) == 0 && d.Stop == "" && d.Start == nil && d.Prepare == nil
 }
 
 // Decide is the executor: given the situation, what to report, stop and
@@ -90,7 +105,79 @@ func (d Decision) Empty() bool {
 //     way after a restart; one that cannot is failed as interrupted.
 //   - A suspended or playing occurrence that the desired state no longer
 //     holds ends as failed with reason removed.
-func Decide(s Situation) (d Decision) {
+//
+// Looking ahead, Decide asks itself what it would decide at the next
+// instant something is due to start (or the play on air to end), and if
+// that is within Lead, names it in Prepare.
+func Decide(s Situation) Decision {
+	d := decide(s)
+	if s.Lead > 0 {
+		prepare(s, &d)
+	}
+	return d
+}
+
+// prepare fills in d.Prepare: the decision at the next instant anything
+// starts or ends, if that is within s.Lead; otherwise it asks to wake at
+// that instant less the lead.
+func prepare(s Situation, d *Decision) {
+	has := s.HasContent
+	if has == nil {
+		return // nothing can start
+	}
+	// The play on air after this decision, and whether its end is known.
+	playing, ends := s.Playing, s.PlayingEnds
+	if d.Stop != "" {
+		playing, ends = "", time.Time{}
+	}
+	if d.Start != nil {
+		playing, ends = d.Start.ID, time.Time{}
+	}
+	var next time.Time
+	for _, o := range s.Occurrences {
+		if !o.Start.After(s.Now) || !has(o.Content) || !next.IsZero() && !o.Start.Before(next) {
+			continue
+		}
+		if p, ok := s.Progress[o.ID]; ok && p.Phase != PhaseReceived {
+			continue // done or started before a clock jump backwards
+		}
+		next = o.Start
+	}
+	if playing != "" && ends.After(s.Now) && (next.IsZero() || ends.Before(next)) {
+		next = ends
+	}
+	if next.IsZero() {
+		return
+	}
+	if at := next.Add(-s.Lead); at.After(s.Now) {
+		if d.Wake.IsZero() || at.Before(d.Wake) {
+			d.Wake = at
+		}
+		return
+	}
+	future := s
+	future.Now, future.Lead, future.Playing, future.PlayingEnds = next, 0, playing, time.Time{}
+	if playing != "" && !ends.IsZero() && !next.Before(ends) {
+		// By then the play on air has ended, to be followed by another.
+		future.Playing = ""
+		future.Progress = maps.Clone(s.Progress)
+		if p, ok := future.Progress[playing]; ok {
+			p.Phase = PhaseDone
+			future.Progress[playing] = p
+		}
+	}
+	f := decide(future)
+	if o := f.Start; o != nil && o.ID != playing {
+		for i := range s.Occurrences {
+			if s.Occurrences[i].ID == o.ID {
+				d.Prepare, d.PrepareAt = &s.Occurrences[i], next
+				return
+			}
+		}
+	}
+}
+
+func decide(s Situation) (d Decision) {
 	grace := s.LateGrace
 	if grace <= 0 {
 		grace = DefaultLateGrace

@@ -70,6 +70,9 @@ func summary(d Decision) string {
 	if d.Start != nil {
 		parts = append(parts, "start "+d.Start.ID)
 	}
+	if d.Prepare != nil {
+		parts = append(parts, fmt.Sprintf("prepare %s at %v", d.Prepare.ID, d.PrepareAt.Sub(t0)))
+	}
 	if !d.Wake.IsZero() {
 		parts = append(parts, "wake "+d.Wake.Sub(t0).String())
 	}
@@ -224,8 +227,104 @@ func TestDecide(t *testing.T) {
 			if got := summary(d); got != tc.want {
 				t.Errorf("Decide = %q\n          want %q", got, tc.want)
 			}
-			if d.Empty() != (d.Start == nil && d.Stop == "" && len(d.Close) == 0 && len(d.Received) == 0) {
+			if d.Empty() != (d.Start == nil && d.Stop == "" && d.Prepare == nil && len(d.Close) == 0 && len(d.Received) == 0) {
 				t.Errorf("Empty() = %v for %q", d.Empty(), summary(d))
+			}
+		})
+	}
+}
+
+// TestDecidePrepare: looking ahead by the amplifier's warm-up, the
+// executor names what will start next and when, so the agent can have it
+// ready; it names nothing that would not start then.
+func TestDecidePrepare(t *testing.T) {
+	const lead = 500 * time.Millisecond
+	a, b, c := occ("a", 0), occ("b", 0), occ("c", 5*time.Minute)
+	high, low := at(c, protocol.PriorityHigh), at(c, protocol.PriorityBackground)
+	all := func(string) bool { return true }
+	none := func(string) bool { return false }
+	received := func(os ...protocol.Occurrence) []Progress {
+		var out []Progress
+		for _, o := range os {
+			out = append(out, mark(o, PhaseReceived))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		now      time.Duration
+		occs     []protocol.Occurrence
+		progress []Progress
+		playing  string
+		ends     time.Duration // of the play on air; 0: not known
+		has      func(string) bool
+		want     string
+	}{
+		{name: "not within the lead: wake at the start less the lead",
+			now: time.Minute, occs: []protocol.Occurrence{c}, progress: received(c), has: all,
+			want: "wake 4m59.5s"},
+		{name: "within the lead: prepared for its start",
+			now: 5*time.Minute - 300*time.Millisecond, occs: []protocol.Occurrence{c}, progress: received(c), has: all,
+			want: "prepare c at 5m0s; wake 5m0s"},
+		{name: "exactly the lead before",
+			now: 5*time.Minute - lead, occs: []protocol.Occurrence{c}, progress: received(c), has: all,
+			want: "prepare c at 5m0s; wake 5m0s"},
+		{name: "new and within the lead: received and prepared",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{c}, has: all,
+			want: "received c; prepare c at 5m0s; wake 5m0s"},
+		{name: "without its content nothing is prepared",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{c}, progress: received(c), has: none,
+			want: "wake 5m0s"},
+		{name: "a higher level is prepared to preempt the play on air",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{a, high}, progress: append(received(high), mark(a, PhaseStarted)), playing: "a", has: all,
+			want: "prepare c at 5m0s; wake 5m0s"},
+		{name: "an equal level waits behind a play of unknown end: not prepared",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{a, c}, progress: append(received(c), mark(a, PhaseStarted)), playing: "a", has: all,
+			want: "wake 5m0s"},
+		{name: "an equal level follows a play that ends by its start",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{a, c}, progress: append(received(c), mark(a, PhaseStarted)), playing: "a", ends: 5 * time.Minute, has: all,
+			want: "prepare c at 5m0s; wake 5m0s"},
+		{name: "a lower level never preempts: not prepared",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{a, low}, progress: append(received(low), mark(a, PhaseStarted)), playing: "a", has: all,
+			want: "wake 5m0s"},
+		{name: "one queued behind the play is prepared for its end",
+			now: time.Minute - 200*time.Millisecond, occs: []protocol.Occurrence{a, b}, progress: append(received(b), mark(a, PhaseStarted)), playing: "a", ends: time.Minute, has: all,
+			want: "prepare b at 1m0s; wake 10m0.001s"},
+		{name: "the end of the play not within the lead: wake at it less the lead",
+			now: 30 * time.Second, occs: []protocol.Occurrence{a, b}, progress: append(received(b), mark(a, PhaseStarted)), playing: "a", ends: time.Minute, has: all,
+			want: "wake 59.5s"},
+		{name: "the one starting now is not prepared again; nor is an equal one after it",
+			now: 0, occs: []protocol.Occurrence{a, occ("d", 300*time.Millisecond)}, progress: received(a, occ("d", 300*time.Millisecond)), has: all,
+			want: "start a; wake 300ms"},
+		{name: "a higher one just after the one starting now is prepared",
+			now: 0, occs: []protocol.Occurrence{a, at(occ("d", 300*time.Millisecond), protocol.PriorityEmergency)}, progress: received(a, at(occ("d", 300*time.Millisecond), protocol.PriorityEmergency)), has: all,
+			want: "start a; prepare d at 300ms; wake 300ms"},
+		{name: "of two starting together the higher is prepared",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{c, at(occ("d", 5*time.Minute), protocol.PriorityHigh)}, progress: received(c, at(occ("d", 5*time.Minute), protocol.PriorityHigh)), has: all,
+			want: "prepare d at 5m0s; wake 5m0s"},
+		{name: "done before a clock jump backwards: not prepared again",
+			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{c}, progress: []Progress{mark(c, PhaseDone)}, has: all,
+			want: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := map[string]Progress{}
+			for _, m := range tc.progress {
+				p[m.Occurrence] = m
+			}
+			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Lead: lead}
+			if tc.ends != 0 {
+				s.PlayingEnds = t0.Add(tc.ends)
+			}
+			d := Decide(s)
+			if got := summary(d); got != tc.want {
+				t.Errorf("Decide = %q\n          want %q", got, tc.want)
+			}
+			// Looking ahead changes nothing else the decision says.
+			s.Lead = 0
+			plain := Decide(s)
+			if d.Start != plain.Start && (d.Start == nil || plain.Start == nil || d.Start.ID != plain.Start.ID) || d.Stop != plain.Stop ||
+				len(d.Received) != len(plain.Received) || len(d.Close) != len(plain.Close) || len(d.Suspend) != len(plain.Suspend) {
+				t.Errorf("with a lead %q, without %q", summary(d), summary(plain))
 			}
 		})
 	}

@@ -1,72 +1,134 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
-// play is the occurrence on air.
+// preload is how much of a prepared stream is read ahead, so that the
+// output's first reads come from memory: oto reads half a second when a
+// player starts.
+const preload = 500 * time.Millisecond
+
+// Cue states: what may begin a prepared play's audio.
+const (
+	cueHeld  int32 = iota // only the main loop, by begin
+	cueFree               // its goroutine too, at its instant
+	cueBegun              // the audio has begun
+)
+
+// play is one occurrence's audio. It is prepared ahead of its start (a cue:
+// the content open and its first half second read, a goroutine waiting),
+// then on air once begun. A cue that is free begins on its own at its
+// instant, whatever the main loop is busy with (an fsync, a message); the
+// main loop holds it while it decides, so that nothing begins behind its
+// back, and frees it only when beginning at that instant is what it would
+// decide itself: nothing else on air, or a lower level to preempt.
 type play struct {
-	occ        protocol.Occurrence
-	startedAt  time.Time // corrected clock
-	base       time.Time // base clock, for the played time
-	cancel     context.CancelFunc
-	stopReason string // why the agent stopped it; "" while it plays on
+	occ     protocol.Occurrence
+	at      atomic.Int64 // corrected clock, Unix ns: when the output is to begin
+	stream  *audio.Counter
+	files   []io.Closer
+	length  time.Duration // how long the stream plays
+	openErr error         // the content could not be opened; nothing to play
+	// ampFailed: the amplifier did not switch on when the play was
+	// prepared; the cue stays held and the start tries once more.
+	ampFailed bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	state  atomic.Int32
+	begin  chan struct{}   // closed by the main loop: begin now
+	nudge  chan struct{}   // the instant or the clock moved, or the cue was freed
+	began  chan time.Time  // the base clock when the output began
+	done   chan playResult // the goroutine's last word
+	timer  clock.Timer     // owned by the goroutine once started
+
+	// Set by the main loop once the play is on air.
+	startedAt  time.Time // corrected clock, when the first sample is heard
+	base       time.Time // base clock when the output began
+	ends       time.Time // corrected clock, when the last sample will be heard
+	stopReason string    // why the agent stopped it; "" while it plays on
 }
 
-func (p *play) stop(reason string) {
-	p.stopReason = reason
-	p.cancel()
-}
-
-// playResult is what the play goroutine reports back to the main loop.
+// playResult is what a play's goroutine reports when it ends.
 type playResult struct {
-	occ      string
+	begun    bool
 	bytes    int64 // PCM bytes the output consumed
-	openErr  error // the content could not be opened or is not node audio
 	audioErr error // the output failed or was stopped
 }
 
-// startPlay puts o on air in its own goroutine; the main loop hears of the
-// end on playDone.
-func (a *Agent) startPlay(o protocol.Occurrence, now time.Time) {
-	ctx, cancel := context.WithCancel(context.Background())
-	a.play = &play{occ: o, startedAt: now, base: a.clock.Base.Now(), cancel: cancel}
-	a.mu.Lock()
-	a.status.playing = &protocol.Playing{Occurrence: o.ID, Content: o.Content, Priority: o.Priority, Since: now.UTC()}
-	a.mu.Unlock()
-	signal(a.dirty)
-	a.log.Info("agent: playing", "occurrence", o.ID, "content", o.Content, "late_ms", now.Sub(o.Start).Milliseconds())
-	go func() {
-		a.playDone <- a.playContent(ctx, o)
-	}()
+// hold stops a free cue from beginning on its own; false means it has
+// begun already.
+func (p *play) hold() bool {
+	return p.state.CompareAndSwap(cueFree, cueHeld) || p.state.Load() == cueHeld
 }
 
-// playContent plays o as one stream: the opening chime, the content as
-// many times as o repeats with silence between, and the closing chime. One
-// stream keeps the gaps exact (the output paces silence like sound) and
-// keeps the amplifier on throughout.
-func (a *Agent) playContent(ctx context.Context, o protocol.Occurrence) playResult {
-	r := playResult{occ: o.ID}
-	var parts []io.Reader
-	var files []io.Closer
-	defer func() {
-		for _, f := range files {
+// free lets a held cue begin on its own at its instant (at once if that
+// has passed).
+func (p *play) free() {
+	if p.state.CompareAndSwap(cueHeld, cueFree) {
+		signal(p.nudge)
+	}
+}
+
+// setAt moves the instant the output is to begin.
+func (p *play) setAt(at time.Time) {
+	if p.at.Swap(at.UnixNano()) != at.UnixNano() {
+		signal(p.nudge)
+	}
+}
+
+func (p *play) instant() time.Time { return time.Unix(0, p.at.Load()) }
+
+// cueUp prepares occurrence o to begin at at (corrected clock): opens its
+// stream, reads the first of it, and starts the goroutine that begins it.
+// The cue starts held. An occurrence whose content cannot be opened gets a
+// cue with openErr and no goroutine.
+func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
+	p := &play{occ: o}
+	p.at.Store(at.UnixNano())
+	if err := a.openStream(p); err != nil {
+		for _, f := range p.files {
 			f.Close()
 		}
-	}()
-	open := func(id string) (io.Reader, error) {
+		p.files, p.openErr = nil, err
+		return p
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.begin = make(chan struct{})
+	p.nudge = make(chan struct{}, 1)
+	p.began = make(chan time.Time, 1)
+	p.done = make(chan playResult, 1)
+	// The timer is made here, not in the goroutine, so that on a fake
+	// clock it exists as soon as the cue does.
+	p.timer = a.clock.NewTimer(max(at.Sub(a.clock.Now()), 0))
+	go a.runPlay(p)
+	return p
+}
+
+// openStream builds o's stream: the opening chime, the content as many
+// times as o repeats with silence between, and the closing chime. One
+// stream keeps the gaps exact (the output paces silence like sound) and
+// keeps the amplifier on throughout.
+func (a *Agent) openStream(p *play) error {
+	o := p.occ
+	var parts []io.Reader
+	open := func(id string) (*nodeaudio.Reader, error) {
 		f, err := a.cache.Open(id)
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, f)
+		p.files = append(p.files, f)
 		return nodeaudio.NewReader(f)
 	}
 	chime := func(id string) {
@@ -83,24 +145,125 @@ func (a *Agent) playContent(ctx context.Context, o protocol.Occurrence) playResu
 			return
 		}
 		parts = append(parts, pcm)
+		p.length += pcm.Duration()
 	}
 	chime(o.OpeningChime)
 	for i := range o.Plays() {
 		if i > 0 && o.GapMS > 0 {
-			parts = append(parts, io.LimitReader(zeros{}, nodeaudio.Bytes(time.Duration(o.GapMS)*time.Millisecond)))
+			gap := nodeaudio.Bytes(time.Duration(o.GapMS) * time.Millisecond)
+			parts = append(parts, io.LimitReader(zeros{}, gap))
+			p.length += nodeaudio.Duration(gap)
 		}
 		pcm, err := open(o.Content)
 		if err != nil {
-			r.openErr = err
-			return r
+			return err
 		}
 		parts = append(parts, pcm)
+		p.length += pcm.Duration()
 	}
 	chime(o.ClosingChime)
-	c := &audio.Counter{R: io.MultiReader(parts...)}
-	r.audioErr = a.cfg.Output.Play(ctx, c)
-	r.bytes = c.N()
-	return r
+	r := bufio.NewReaderSize(io.MultiReader(parts...), int(nodeaudio.Bytes(preload)))
+	// Read the start now: errors show later, when the output reads.
+	r.Peek(int(nodeaudio.Bytes(preload)))
+	p.stream = &audio.Counter{R: r}
+	return nil
+}
+
+// runPlay waits for the play's instant (if free) or the main loop's word,
+// then plays it to the end or until cancelled.
+func (a *Agent) runPlay(p *play) {
+	defer func() {
+		for _, f := range p.files {
+			f.Close()
+		}
+	}()
+	defer p.timer.Stop()
+	due := func() bool { return !a.clock.Now().Before(p.instant()) }
+wait:
+	for {
+		select {
+		case <-p.ctx.Done():
+			p.done <- playResult{}
+			return
+		case <-p.begin:
+			break wait
+		case <-p.timer.C():
+			if p.state.CompareAndSwap(cueFree, cueBegun) {
+				break wait
+			}
+		case <-p.nudge:
+			if due() && p.state.CompareAndSwap(cueFree, cueBegun) {
+				break wait
+			}
+			p.timer.Stop()
+			p.timer.Reset(max(p.instant().Sub(a.clock.Now()), 0))
+		}
+	}
+	p.began <- a.clock.Base.Now()
+	signal(a.cueBegan)
+	err := a.cfg.Output.Play(p.ctx, p.stream)
+	p.done <- playResult{begun: true, bytes: p.stream.N(), audioErr: err}
+}
+
+// beginNow begins a held or free cue at once (unless it has begun on its
+// own) and puts it on air.
+func (a *Agent) beginNow(p *play) {
+	for {
+		s := p.state.Load()
+		if s == cueBegun {
+			break
+		}
+		if p.state.CompareAndSwap(s, cueBegun) {
+			close(p.begin)
+			break
+		}
+	}
+	a.onAir(p)
+}
+
+// onAir puts a cue that has begun on air: it stops what played before it
+// (a cue frees itself only to preempt), and notes the started event with
+// the lateness measured at the speaker.
+func (a *Agent) onAir(p *play) {
+	base := <-p.began
+	if a.cue == p {
+		a.cue = nil
+	}
+	if a.play != nil {
+		a.stopPlay(protocol.ReasonPreempted)
+	}
+	p.base = base
+	p.startedAt = base.Add(a.clock.Get()).Add(a.latency)
+	p.ends = p.startedAt.Add(p.length)
+	a.play = p
+
+	mark := a.mark(p.occ, PhaseStarted)
+	mark.StartedAt = p.startedAt
+	e := occurrenceEvent(protocol.EventStarted, mark, p.startedAt)
+	e.LateMS = p.startedAt.Sub(p.occ.Start).Milliseconds()
+	a.note([]protocol.Event{e}, mark)
+	a.mu.Lock()
+	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC()}
+	a.mu.Unlock()
+	signal(a.dirty)
+	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "late_ms", e.LateMS)
+}
+
+// dropCue discards the cue, which must be held (or never have begun).
+func (a *Agent) dropCue() {
+	p := a.cue
+	if p == nil {
+		return
+	}
+	a.cue = nil
+	if p.openErr != nil {
+		return
+	}
+	p.cancel()
+	if r := <-p.done; r.begun {
+		// Cannot happen: the loop holds a cue before it drops it.
+		a.log.Error("agent: a dropped cue had begun", "occurrence", p.occ.ID)
+	}
 }
 
 // zeros reads as silence.
@@ -111,22 +274,17 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// finishPlay reports how the play ended and switches the amplifier off.
+// finishPlay notes how the play on air ended.
 func (a *Agent) finishPlay(r playResult) {
 	p := a.play
-	if p == nil || p.occ.ID != r.occ {
-		return
-	}
 	a.play = nil
 	p.cancel()
-	if err := a.cfg.Board.SetAmplifier(false); err != nil {
-		a.log.Error("agent: amplifier did not switch off", "err", err)
-	}
 	a.mu.Lock()
 	a.status.playing = nil
 	a.mu.Unlock()
 
 	now := a.clock.Now()
+	a.lastSound = now.Add(a.latency)
 	mark := a.mark(p.occ, PhaseDone)
 	mark.StartedAt = p.startedAt
 	e := occurrenceEvent(protocol.EventCompleted, mark, now)
@@ -135,36 +293,45 @@ func (a *Agent) finishPlay(r playResult) {
 	elapsed := a.clock.Base.Now().Sub(p.base)
 	e.PlayedMS = min(elapsed, playDuration(r.bytes)).Milliseconds()
 	switch {
-	case r.openErr != nil:
-		e.Type, e.Reason, e.PlayedMS = protocol.EventFailed, protocol.ReasonContentMissing, 0
-		a.log.Error("agent: content unplayable", "occurrence", p.occ.ID, "content", p.occ.Content, "err", r.openErr)
+	case r.audioErr == nil:
+		// Played to the end, even if a stop came as it did.
+		e.PlayedMS = playDuration(r.bytes).Milliseconds()
 	case p.stopReason != "":
 		e.Reason = p.stopReason
 		e.Type, mark.Phase = CutOff(p.occ, p.stopReason, now, a.lateGrace())
 		if mark.Phase == PhaseSuspended {
 			mark.CutBy = p.stopReason
 		}
-	case r.audioErr != nil:
+	default:
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
 		if errors.Is(r.audioErr, context.Canceled) {
 			e.Reason = protocol.ReasonInterrupted
 		}
 		a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
-	default:
-		e.PlayedMS = playDuration(r.bytes).Milliseconds()
 	}
 	a.log.Info("agent: play ended", "occurrence", p.occ.ID, "event", e.Type, "reason", e.Reason, "played_ms", e.PlayedMS)
-	a.record([]protocol.Event{e}, []Progress{mark})
+	a.note([]protocol.Event{e}, mark)
 	signal(a.dirty)
 }
 
-// stopPlay stops what plays, waits for it and reports it with reason.
+// stopPlay stops what plays, waits for it and notes it with reason.
 func (a *Agent) stopPlay(reason string) {
-	if a.play == nil {
+	p := a.play
+	if p == nil {
 		return
 	}
-	if a.play.stopReason == "" {
-		a.play.stop(reason)
+	a.log.Info("agent: stopping", "occurrence", p.occ.ID, "reason", reason)
+	if p.stopReason == "" {
+		p.stopReason = reason
 	}
-	a.finishPlay(<-a.playDone)
+	p.cancel()
+	a.finishPlay(<-p.done)
+}
+
+// playDone is the channel the play on air ends on; nil when nothing plays.
+func (a *Agent) playDone() <-chan playResult {
+	if a.play == nil {
+		return nil
+	}
+	return a.play.done
 }

@@ -57,11 +57,16 @@ type Output struct {
 	ctx *otolib.Context
 	// Poll is how often Play checks whether the player has drained.
 	Poll time.Duration
-	// Tail is waited after the player drained: the device still holds its
-	// own buffer, and the agent switches the amplifier off when Play
-	// returns, which must not clip the last words.
+	// Tail is waited after the player drained, before Play returns. It is
+	// 0: the agent keeps the amplifier on for the device's buffer (Latency)
+	// after Play returns, and a play that follows back to back must not
+	// wait for the last one's sound to leave the device.
 	Tail time.Duration
 }
+
+// Latency returns DeviceBuffer: audio given to the player now is heard
+// about that much later, so the agent begins a play that much early.
+func (o *Output) Latency() time.Duration { return DeviceBuffer }
 
 // Open opens the sound device (once per process) and returns an output.
 func Open() (*Output, error) {
@@ -69,7 +74,7 @@ func Open() (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Output{ctx: c, Poll: 20 * time.Millisecond, Tail: 250 * time.Millisecond}, nil
+	return &Output{ctx: c, Poll: 10 * time.Millisecond}, nil
 }
 
 // Play plays pcm to its end and returns once the player has drained, or

@@ -1,0 +1,131 @@
+package http_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// conflictAnswer is the body of a 409 for conflicts.
+type conflictAnswer struct {
+	Error struct {
+		Code, Message string
+	}
+	Conflicts []loaxa.Conflict
+}
+
+// TestConflicts: an announcement that overfills a session, overlaps another
+// of its level on a node, or is put in a session on a day it does not run
+// is refused with 409, the list of conflicts and a message saying how to
+// go on; nothing is stored. The same request with force stores it and
+// answers with the conflicts it was forced in with.
+func TestConflicts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	long := e.upload(e.admin, "dai.wav", wav(16000, 1, 40*16000), "Bản tin 40 giây", http.StatusCreated)
+
+	var morning, weekdays loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 1}, http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30,
+		"days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, http.StatusCreated, &weekdays)
+
+	body := func(m map[string]any) map[string]any {
+		out := map[string]any{"content_id": long.ID, "targets": map[string]any{"areas": []string{"12346"}}, "start": "2026-03-02T05:30:00+07:00"}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
+	post := func(m map[string]any) response {
+		return e.request("POST", "/api/v1/announcements", officer, "application/json", jsonBody(t, body(m)))
+	}
+	var first loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", officer, body(map[string]any{"session": morning.ID}), http.StatusCreated, &first)
+	e.call("POST", "/api/v1/announcements", officer, body(map[string]any{"start": "2026-03-02T08:00:00+07:00"}), http.StatusCreated, nil)
+
+	stored := func() int {
+		anns, err := e.stores.anns.FindAnnouncements(t.Context(), loaxa.AnnouncementFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(anns)
+	}
+	before, changed := stored(), e.sched.changed.Load()
+	for _, tc := range []struct {
+		name     string
+		req      map[string]any
+		kind     string
+		session  string
+		messages []string
+	}{
+		{"a second 40 s item in a 1-minute session", map[string]any{"session": morning.ID}, loaxa.ConflictSessionOverflow, morning.ID + "@20260302",
+			[]string{"The announcement conflicts with the programme in 1 place(s): Session " + morning.ID + " (Buổi sáng) on 2026-03-02 05:30 runs 1m20s, over its maximum of 1 minutes",
+				`send the same request with "force": true to schedule it anyway.`}},
+		{"two normal items at 08:00 on one node", map[string]any{"start": "2026-03-02T08:00:00+07:00"}, loaxa.ConflictOverlap, "",
+			[]string{"On node n-a, ", "and this announcement (from 2026-03-02T08:00:00+07:00) are both normal and overlap; the second waits until the first ends."}},
+		{"a weekday session on a Saturday", map[string]any{"session": weekdays.ID, "start": "2026-03-07T17:00:00+07:00"}, loaxa.ConflictNoSession, weekdays.ID,
+			[]string{"is placed in session " + weekdays.ID + " (Buổi chiều), which does not run on 2026-03-07; it will not play that day."}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := post(tc.req)
+			if r.status != http.StatusConflict {
+				t.Fatalf("status %d, want 409: %s", r.status, r.body)
+			}
+			var ans conflictAnswer
+			if err := jsonUnmarshal(r.body, &ans); err != nil {
+				t.Fatal(err)
+			}
+			if ans.Error.Code != loaxa.EConflict || len(ans.Conflicts) != 1 {
+				t.Fatalf("answer %s", r.body)
+			}
+			cf := ans.Conflicts[0]
+			if cf.Kind != tc.kind || cf.Session != tc.session || cf.Node != "n-a" || len(cf.Occurrences) == 0 {
+				t.Errorf("conflict %+v, want kind %s in session %q on n-a", cf, tc.kind, tc.session)
+			}
+			for _, m := range tc.messages {
+				if !strings.Contains(ans.Error.Message, m) && !strings.Contains(cf.Message, m) {
+					t.Errorf("messages %q and %q do not say %q", ans.Error.Message, cf.Message, m)
+				}
+			}
+		})
+	}
+	if got := stored(); got != before {
+		t.Errorf("%d announcements stored by refused requests", got-before)
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused requests", got-changed)
+	}
+
+	// Different levels are not a conflict: the higher one preempts.
+	e.call("POST", "/api/v1/announcements", officer, body(map[string]any{"start": "2026-03-02T08:00:00+07:00", "priority": "priority"}), http.StatusCreated, nil)
+
+	// Forced, it is stored with the conflicts it was forced in with.
+	var forced struct {
+		loaxa.Announcement
+		Conflicts []loaxa.Conflict
+	}
+	e.call("POST", "/api/v1/announcements", officer, body(map[string]any{"session": morning.ID, "force": true}), http.StatusCreated, &forced)
+	if forced.ID == "" || len(forced.Conflicts) != 1 || forced.Conflicts[0].Kind != loaxa.ConflictSessionOverflow {
+		t.Errorf("forced %+v", forced)
+	}
+	if got := stored(); got != before+2 {
+		t.Errorf("%d announcements stored, want %d", got, before+2)
+	}
+	// The session plays both, back to back, the second past its end.
+	var prog struct{ Items []loaxa.ProgrammeItem }
+	e.call("GET", "/api/v1/nodes/n-a/programme?from=2026-03-02&to=2026-03-03", officer, nil, http.StatusOK, &prog)
+	var inSession []loaxa.ProgrammeItem
+	for _, it := range prog.Items {
+		if it.Session == morning.ID+"@20260302" {
+			inSession = append(inSession, it)
+		}
+	}
+	if len(inSession) != 2 || inSession[0].Announcement != first.ID || inSession[1].Announcement != forced.ID ||
+		!inSession[1].Start.Equal(inSession[0].End) || !inSession[1].PlayBy.Equal(inSession[0].PlayBy) {
+		t.Errorf("morning session %+v", inSession)
+	}
+}

@@ -1,0 +1,93 @@
+package http_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// TestProgramme: the programme routes show what the scheduler compiles —
+// recurrences with their exceptions, holidays skipped unless an item says
+// otherwise, per node and per area with the nodes each item plays on —
+// and refuse bad ranges with a message.
+func TestProgramme(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+
+	// The village festival on Thursday 5 March is a holiday in 12346 only.
+	e.call("POST", "/api/v1/holidays", officerA, map[string]any{"area": "12346", "date": "2026-03-05", "name": "Lễ hội làng"}, http.StatusCreated, nil)
+	var daily, festival loaxa.Announcement
+	// Every day at 05:30 and 17:00 across the district, except all of
+	// Wednesday and Tuesday evening.
+	e.call("POST", "/api/v1/announcements", e.admin, map[string]any{
+		"content_id": c.ID, "targets": map[string]any{"areas": []string{"318"}},
+		"start": "2026-03-02T05:30:00+07:00", "rrule": "FREQ=DAILY\nRRULE:FREQ=DAILY;BYHOUR=17;BYMINUTE=0",
+		"exdates": []string{"2026-03-04", "2026-03-03T17:00:00+07:00"},
+	}, http.StatusCreated, &daily)
+	// Twice at noon in 12346, holiday or not.
+	e.call("POST", "/api/v1/announcements", officerA, map[string]any{
+		"content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}},
+		"start": "2026-03-04T12:00:00+07:00", "rrule": "FREQ=DAILY", "count": 2, "on_holidays": true,
+	}, http.StatusCreated, &festival)
+
+	d, f := daily.ID, festival.ID
+	if got, want := e.programmeOf(officerA, "n-a", "2026-03-02", "2026-03-07"), []string{
+		d + " 02 05:30", d + " 02 17:00", d + " 03 05:30", f + " 04 12:00", f + " 05 12:00", d + " 06 05:30", d + " 06 17:00",
+	}; !slices.Equal(got, want) {
+		t.Errorf("n-a programme\n  %v\nwant\n  %v", got, want)
+	}
+	if got, want := e.programmeOf(e.admin, "n-b", "2026-03-05", "2026-03-06"), []string{d + " 05 05:30", d + " 05 17:00"}; !slices.Equal(got, want) {
+		t.Errorf("n-b plays on 12346's holiday: %v, want %v", got, want)
+	}
+
+	var area struct {
+		From, To time.Time
+		Items    []loaxa.ProgrammeItem
+	}
+	e.call("GET", "/api/v1/areas/318/programme?from=2026-03-05&to=2026-03-06", e.admin, nil, http.StatusOK, &area)
+	var got []string
+	for _, it := range area.Items {
+		got = append(got, fmt.Sprintf("%s %s %v", it.Announcement, it.Start.In(t0.Location()).Format("15:04"), it.Nodes))
+		if it.End.Sub(it.Start) != time.Second {
+			t.Errorf("item %s ends %v after its start, want the 1 s of its content", it.ID, it.End.Sub(it.Start))
+		}
+	}
+	if want := []string{d + " 05:30 [n-b]", f + " 12:00 [n-a]", d + " 17:00 [n-b]"}; !slices.Equal(got, want) {
+		t.Errorf("area 318 on 5 March %v, want %v", got, want)
+	}
+	if want := time.Date(2026, 3, 5, 0, 0, 0, 0, t0.Location()); !area.From.Equal(want) || !area.To.Equal(want.AddDate(0, 0, 1)) {
+		t.Errorf("range %v – %v, want the local day of 5 March", area.From, area.To)
+	}
+
+	var def struct{ From, To time.Time }
+	e.call("GET", "/api/v1/nodes/n-a/programme", officerA, nil, http.StatusOK, &def)
+	if !def.From.Equal(e.clock.Now()) || def.To.Sub(def.From) != 7*24*time.Hour {
+		t.Errorf("default range %v – %v, want a week from now", def.From, def.To)
+	}
+
+	for _, tc := range []struct {
+		name, token, path string
+		status            int
+		code, msg         string
+	}{
+		{"backwards", e.admin, "/api/v1/nodes/n-a/programme?from=2026-03-05&to=2026-03-04", 400, loaxa.EInvalid, "is not a range of at most 62 days; give from < to."},
+		{"longer than two months", e.admin, "/api/v1/nodes/n-a/programme?from=2026-03-01&to=2026-06-01", 400, loaxa.EInvalid, "is not a range of at most 62 days"},
+		{"not a time", e.admin, "/api/v1/nodes/n-a/programme?from=h%C3%B4m-nay", 400, loaxa.EInvalid, `from "hôm-nay" is not an RFC 3339 time`},
+		{"misspelt parameter", e.admin, "/api/v1/nodes/n-a/programme?form=2026-03-05", 400, loaxa.EInvalid, `Unknown query parameter "form"; the accepted ones are from, to.`},
+		{"unknown node", e.admin, "/api/v1/nodes/n-z/programme", 404, loaxa.ENotFound, `There is no node "n-z"`},
+		{"unknown area", e.admin, "/api/v1/areas/99999/programme", 404, loaxa.ENotFound, `There is no area "99999"`},
+		{"another commune's node", officerA, "/api/v1/nodes/n-b/programme", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
+		{"another commune", officerA, "/api/v1/areas/12347/programme", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, e.request("GET", tc.path, tc.token, "", nil), tc.status, tc.code, tc.msg)
+		})
+	}
+}

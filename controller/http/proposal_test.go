@@ -1,0 +1,187 @@
+package http_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// programmeOf returns "announcement HH:MM" (local time, day of month) for
+// each item of a node's programme over [from, to).
+func (e *env) programmeOf(token, node, from, to string) []string {
+	e.t.Helper()
+	var resp struct{ Items []loaxa.ProgrammeItem }
+	e.call("GET", "/api/v1/nodes/"+node+"/programme?from="+from+"&to="+to, token, nil, http.StatusOK, &resp)
+	var out []string
+	for _, it := range resp.Items {
+		out = append(out, fmt.Sprintf("%s %s", it.Announcement, it.Start.In(t0.Location()).Format("02 15:04")))
+	}
+	return out
+}
+
+// TestProposals: a normal bulletin from the district reaches each station
+// below it as a proposal; its nodes play it only once the station's
+// officer accepts it (into one of the station's sessions), never if
+// declined; an officer decides only for their own station. A priority
+// bulletin from the district opens the next session of every station.
+func TestProposals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	officerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin huyện", http.StatusCreated) // 1 s
+
+	var eveningA, morningB loaxa.Session
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &eveningA)
+	e.call("POST", "/api/v1/sessions", officerB, map[string]any{"area": "12347", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &morningB)
+
+	announce := func(token, area, priority string, at time.Time) struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	} {
+		var out struct {
+			loaxa.Announcement
+			Proposals []loaxa.Proposal
+		}
+		e.call("POST", "/api/v1/announcements", token, map[string]any{
+			"content_id": c.ID, "targets": map[string]any{"areas": []string{area}}, "priority": priority, "start": at.Format(time.RFC3339),
+		}, http.StatusCreated, &out)
+		return out
+	}
+	// Monday 06:00: from the district, so each station is asked.
+	bulletin := announce(district, "318", "normal", t0.Add(time.Hour))
+	if !bulletin.Proposed || len(bulletin.Proposals) != 2 {
+		t.Fatalf("district bulletin: proposed %v, proposals %+v", bulletin.Proposed, bulletin.Proposals)
+	}
+	byArea := map[string]loaxa.Proposal{}
+	for _, p := range bulletin.Proposals {
+		byArea[p.Area] = p
+		if p.State != loaxa.ProposalPending || p.Announcement != bulletin.ID {
+			t.Errorf("proposal %+v", p)
+		}
+	}
+	pA, pB := byArea["12346"], byArea["12347"]
+	if pA.ID == "" || pB.ID == "" {
+		t.Fatalf("proposals by area %+v, want one for 12346 and one for 12347", byArea)
+	}
+	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
+		t.Errorf("n-a plays %v before its station accepted", got)
+	}
+
+	listProposals := func(token, query string) []string {
+		var resp struct{ Proposals []loaxa.Proposal }
+		e.call("GET", "/api/v1/proposals"+query, token, nil, http.StatusOK, &resp)
+		var out []string
+		for _, p := range resp.Proposals {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	if got := listProposals(officerA, ""); !slices.Equal(got, []string{pA.ID}) {
+		t.Errorf("officer A sees proposals %v, want only %s", got, pA.ID)
+	}
+	if got := listProposals(district, "?state=pending&announcement="+bulletin.ID); !slices.Equal(got, []string{pA.ID, pB.ID}) {
+		t.Errorf("district sees pending %v", got)
+	}
+
+	decide := func(token, id, verb string, body map[string]any) response {
+		return e.request("POST", "/api/v1/proposals/"+id+"/"+verb, token, "application/json", jsonBody(t, body))
+	}
+	changed := e.sched.changed.Load()
+	for _, tc := range []struct {
+		name   string
+		r      response
+		status int
+		code   string
+		msg    string
+	}{
+		{"accept for another commune", decide(officerA, pB.ID, "accept", map[string]any{"session": morningB.ID}), 403, loaxa.EForbidden,
+			`Area "12347" is outside your area "12346"`},
+		{"decline for another commune", decide(officerB, pA.ID, "decline", map[string]any{}), 403, loaxa.EForbidden, `Area "12346" is outside your area "12347"`},
+		{"accept into another station's session", decide(officerA, pA.ID, "accept", map[string]any{"session": morningB.ID}), 400, loaxa.EInvalid,
+			fmt.Sprintf("Session %q is not a session of area 12346; pick one from GET /api/v1/sessions?area=12346.", morningB.ID)},
+		{"accept into an unknown session", decide(officerA, pA.ID, "accept", map[string]any{"session": "s999999"}), 400, loaxa.EInvalid, `Session "s999999" is not a session of area 12346`},
+		{"decline into a session", decide(officerB, pB.ID, "decline", map[string]any{"session": morningB.ID}), 400, loaxa.EInvalid,
+			"session is for accepting; leave it out to decline."},
+		{"unknown proposal", decide(officerA, "p999999", "accept", map[string]any{}), 404, loaxa.ENotFound,
+			`There is no proposal "p999999"; list them with GET /api/v1/proposals.`},
+		{"a viewer decides", decide(e.addUser("xem-a", loaxa.RoleViewer, "12346"), pA.ID, "accept", map[string]any{}), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},
+		{"unknown field", decide(officerA, pA.ID, "accept", map[string]any{"sesion": eveningA.ID}), 400, loaxa.EInvalid, `Unknown field "sesion"; the accepted fields are session, note.`},
+		{"bad state filter", e.request("GET", "/api/v1/proposals?state=open", officerA, "", nil), 400, loaxa.EInvalid,
+			`state "open" is not a proposal state; use pending, accepted or declined.`},
+		{"another commune's list", e.request("GET", "/api/v1/proposals?area=12347", officerA, "", nil), 403, loaxa.EForbidden, "outside your area"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkError(t, tc.r, tc.status, tc.code, tc.msg) })
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused decisions", got-changed)
+	}
+
+	var accepted, declined loaxa.Proposal
+	e.call("POST", "/api/v1/proposals/"+pA.ID+"/accept", officerA, map[string]any{"session": eveningA.ID, "note": "Phát buổi chiều"}, http.StatusOK, &accepted)
+	e.call("POST", "/api/v1/proposals/"+pB.ID+"/decline", officerB, map[string]any{"note": "Đã phát tin tương tự"}, http.StatusOK, &declined)
+	if accepted.State != loaxa.ProposalAccepted || accepted.Session != eveningA.ID || accepted.DecidedBy != "can-bo-a" ||
+		accepted.Note != "Phát buổi chiều" || !accepted.DecidedAt.Equal(e.clock.Now()) {
+		t.Errorf("accepted %+v", accepted)
+	}
+	if declined.State != loaxa.ProposalDeclined || declined.Session != "" || declined.DecidedBy != "can-bo-b" {
+		t.Errorf("declined %+v", declined)
+	}
+	if got := e.sched.changed.Load() - changed; got != 2 {
+		t.Errorf("scheduler told %d times for 2 decisions", got)
+	}
+	checkError(t, decide(officerA, pA.ID, "decline", map[string]any{}), 409, loaxa.EConflict, fmt.Sprintf("Proposal %s was already accepted by can-bo-a.", pA.ID))
+	if got := listProposals(officerA, "?state=accepted"); !slices.Equal(got, []string{pA.ID}) {
+		t.Errorf("accepted proposals %v", got)
+	}
+
+	// Accepted into the evening session: 17:00 that day at n-a; declined:
+	// never at n-b.
+	if got, want := e.programmeOf(officerA, "n-a", "2026-03-02", "2026-03-04"), []string{bulletin.ID + " 02 17:00"}; !slices.Equal(got, want) {
+		t.Errorf("n-a programme %v, want %v", got, want)
+	}
+	if got := e.programmeOf(officerB, "n-b", "2026-03-02", "2026-03-04"); len(got) != 0 {
+		t.Errorf("n-b plays %v after declining", got)
+	}
+
+	// A commune's own normal bulletin is not a proposal; a priority one
+	// from the district is not either: it opens each station's next
+	// session (12346: 17:00 today; 12347: 05:30 tomorrow), ahead of the
+	// accepted bulletin.
+	own := announce(officerA, "12346", "normal", t0.Add(2*time.Hour))
+	if own.Proposed || len(own.Proposals) != 0 {
+		t.Errorf("a commune's own bulletin became proposals: %+v", own.Proposals)
+	}
+	urgent := announce(district, "318", "priority", t0.Add(time.Hour))
+	if urgent.Proposed || len(urgent.Proposals) != 0 {
+		t.Errorf("a priority bulletin became proposals: %+v", urgent.Proposals)
+	}
+	if got, want := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"), []string{
+		own.ID + " 02 07:00", urgent.ID + " 02 17:00", bulletin.ID + " 02 17:00",
+	}; !slices.Equal(got, want) {
+		t.Errorf("n-a programme %v, want %v with the priority bulletin first in the session", got, want)
+	}
+	var items struct{ Items []loaxa.ProgrammeItem }
+	e.call("GET", "/api/v1/nodes/n-a/programme?from=2026-03-02&to=2026-03-03", e.admin, nil, http.StatusOK, &items)
+	var session []loaxa.ProgrammeItem
+	for _, it := range items.Items {
+		if it.Session != "" {
+			session = append(session, it)
+		}
+	}
+	if len(session) != 2 || session[0].Announcement != urgent.ID || session[1].Announcement != bulletin.ID ||
+		!session[1].Start.Equal(session[0].End) {
+		t.Errorf("evening session %+v, want the priority bulletin then the accepted one back to back", session)
+	}
+	if got, want := e.programmeOf(e.admin, "n-b", "2026-03-02", "2026-03-04"), []string{urgent.ID + " 03 05:30"}; !slices.Equal(got, want) {
+		t.Errorf("n-b programme %v, want %v", got, want)
+	}
+}

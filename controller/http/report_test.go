@@ -1,0 +1,210 @@
+package http_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// TestBroadcastReport: the report's figures per node, per commune and in
+// total are the sums of the stored deliveries, in JSON and in CSV; an
+// officer gets their own commune's; bad queries get a message.
+func TestBroadcastReport(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	announce := func(priority string, area string, at time.Time) string {
+		var a loaxa.Announcement
+		e.call("POST", "/api/v1/announcements", e.admin, map[string]any{"content_id": c.ID, "targets": map[string]any{"areas": []string{area}},
+			"priority": priority, "start": at.Format(time.RFC3339), "force": true}, http.StatusCreated, &a)
+		return a.ID
+	}
+	news, flood, evening := announce("normal", "318", t0.Add(time.Hour)), announce("emergency", "12346", t0.Add(time.Hour)), announce("normal", "318", t0.Add(3*time.Hour))
+	silent := announce("normal", "12347", t0.Add(4*time.Hour))
+	nextDay := announce("normal", "318", t0.Add(24*time.Hour))
+
+	// Deliveries as the scheduler makes them, then events as the nodes
+	// report them.
+	ctx := t.Context()
+	type play struct {
+		ann  string
+		at   time.Time
+		prio protocol.Priority
+	}
+	plays := []play{{news, t0.Add(time.Hour), "normal"}, {flood, t0.Add(time.Hour), "emergency"}, {evening, t0.Add(3 * time.Hour), "normal"},
+		{silent, t0.Add(4 * time.Hour), "normal"}, {nextDay, t0.Add(24 * time.Hour), "normal"}}
+	var ds []*loaxa.Delivery
+	for _, p := range plays {
+		for _, node := range []string{"n-a", "n-b"} {
+			if node == "n-b" && p.ann == flood || node == "n-a" && p.ann == silent {
+				continue
+			}
+			ds = append(ds, &loaxa.Delivery{Announcement: p.ann, Occurrence: loaxa.OccurrenceID(p.ann, p.at), Node: node, Start: p.at,
+				Priority: p.prio, PlannedMS: 1000})
+		}
+	}
+	if err := e.stores.deliveries.EnsureDeliveries(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(typ protocol.EventType, ann string, at time.Time, reason string, played int64) protocol.Event {
+		return protocol.Event{Type: typ, At: at, Occurrence: loaxa.OccurrenceID(ann, at), Announcement: ann, Reason: reason, PlayedMS: played}
+	}
+	h1, h3 := t0.Add(time.Hour), t0.Add(3*time.Hour)
+	batches := map[string][]protocol.Event{
+		// n-a: the emergency cuts the news off for good; the evening bulletin completes.
+		"n-a": {ev("started", news, h1, "", 0), ev("preempted", news, h1, protocol.ReasonPreempted, 400), ev("started", flood, h1, "", 0),
+			ev("completed", flood, h1, "", 1000), ev("started", evening, h3, "", 0), ev("completed", evening, h3, "", 1000)},
+		// n-b: off in the morning, its amplifier broken in the evening;
+		// the 09:00 bulletin never heard of (failed to sound).
+		"n-b": {ev("missed", news, h1, protocol.ReasonTooLate, 0), ev("failed", evening, h3, protocol.ReasonAmplifier, 0)},
+	}
+	for node, events := range batches {
+		for i := range events {
+			events[i].Seq = uint64(i + 1)
+		}
+		if _, err := e.stores.events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: events}, h3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Set(t0.Add(6 * time.Hour))
+	admin := e.token("admin")
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+
+	// What the report must say, from the stored deliveries themselves.
+	want := map[string]*loaxa.BroadcastFigures{"n-a": {}, "n-b": {}}
+	stored, err := e.stores.deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{From: t0, To: t0.Add(12 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range stored {
+		d.CheckSilence(e.clock.Now(), loaxa.SilenceBound)
+		want[d.Node].Add(d)
+	}
+	if f := *want["n-b"]; f.Scheduled != 3 || f.Missed != 1 || f.Failed != 1 || f.Open != 1 || f.FailedToSound != 1 {
+		t.Fatalf("stored deliveries of n-b add up to %+v; the fixture is wrong", f)
+	}
+	if f := *want["n-a"]; f.Scheduled != 3 || f.Preempted != 1 || f.Completed != 2 || f.Emergency != 1 || f.PlayedMS != 2400 {
+		t.Fatalf("stored deliveries of n-a add up to %+v; the fixture is wrong", f)
+	}
+
+	const query = "/api/v1/reports/broadcast?area=318&from=2026-03-02T05:00:00%2B07:00&to=2026-03-02T17:00:00%2B07:00"
+	var rep loaxa.BroadcastReport
+	e.call("GET", query, admin, nil, http.StatusOK, &rep)
+	if len(rep.Nodes) != 2 || len(rep.Areas) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	var total loaxa.BroadcastFigures
+	for i, n := range rep.Nodes {
+		if n.BroadcastFigures != *want[n.Node] {
+			t.Errorf("node %s: %+v, want %+v", n.Node, n.BroadcastFigures, *want[n.Node])
+		}
+		if area := rep.Areas[i]; area.Area != n.Area || area.Nodes != 1 || area.BroadcastFigures != n.BroadcastFigures {
+			t.Errorf("commune %+v, want the figures of its one node %s", area, n.Node)
+		}
+		addFigures(&total, n.BroadcastFigures)
+	}
+	if rep.Total != total || rep.Areas[0].Name != "Xã Tiên Thắng" || rep.Area != "318" {
+		t.Errorf("total %+v, want %+v; areas %+v", rep.Total, total, rep.Areas)
+	}
+
+	// The same figures as CSV.
+	r := e.request("GET", query+"&format=csv", admin, "", nil)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Fatalf("csv: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+1+2+2 {
+		t.Fatalf("csv has %d rows:\n%s", len(rows), r.body)
+	}
+	header := rows[0]
+	figures := func(row []string) loaxa.BroadcastFigures {
+		get := func(col string) int {
+			for i, h := range header {
+				if h == col {
+					n, err := strconv.Atoi(row[i])
+					if err != nil {
+						t.Fatalf("csv %s %q: %v", col, row[i], err)
+					}
+					return n
+				}
+			}
+			t.Fatalf("csv has no column %s", col)
+			return 0
+		}
+		return loaxa.BroadcastFigures{Scheduled: get("scheduled"), Completed: get("completed"), Preempted: get("preempted"), Failed: get("failed"),
+			Missed: get("missed"), Open: get("open"), FailedToSound: get("failed_to_sound"), Emergency: get("emergency")}
+	}
+	counts := func(f loaxa.BroadcastFigures) loaxa.BroadcastFigures {
+		f.PlannedMS, f.PlayedMS = 0, 0
+		return f
+	}
+	for _, row := range rows[1:] {
+		switch row[0] {
+		case "total":
+			if figures(row) != counts(rep.Total) {
+				t.Errorf("csv total %v, json %+v", row, rep.Total)
+			}
+		case "area":
+			for _, a := range rep.Areas {
+				if a.Area == row[1] && (figures(row) != counts(a.BroadcastFigures) || row[3] != a.Name) {
+					t.Errorf("csv area %v, json %+v", row, a)
+				}
+			}
+		case "node":
+			if figures(row) != counts(*want[row[1]]) {
+				t.Errorf("csv node %v, want %+v", row, *want[row[1]])
+			}
+		}
+	}
+	if rows[1][0] != "total" || rows[1][13] != "0.10" || rows[1][14] != "0.04" {
+		t.Errorf("csv total row %v, want 0.10 minutes planned (6 × 1 s) and 0.04 played (2.4 s)", rows[1])
+	}
+
+	// An officer's report is their commune's.
+	var mine loaxa.BroadcastReport
+	e.call("GET", "/api/v1/reports/broadcast?from=2026-03-02&to=2026-03-03", officer, nil, http.StatusOK, &mine)
+	if mine.Area != "12346" || len(mine.Nodes) != 1 || mine.Nodes[0].BroadcastFigures != *want["n-a"] {
+		t.Errorf("officer's report %+v, want n-a's figures", mine)
+	}
+	for _, tc := range []struct {
+		name, token, path string
+		status            int
+		code, msg         string
+	}{
+		{"another commune", officer, "/api/v1/reports/broadcast?area=12347", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
+		{"unknown format", admin, "/api/v1/reports/broadcast?format=xlsx", 400, loaxa.EInvalid, `format "xlsx": use json (the default) or csv.`},
+		{"backwards", admin, "/api/v1/reports/broadcast?from=2026-03-03&to=2026-03-02", 400, loaxa.EInvalid, "is not a range of at most 372 days; give from < to."},
+		{"more than a year", admin, "/api/v1/reports/broadcast?from=2025-01-01&to=2026-03-02", 400, loaxa.EInvalid, "is not a range of at most 372 days"},
+		{"not a date", admin, "/api/v1/reports/broadcast?from=02/03/2026", 400, loaxa.EInvalid, `from "02/03/2026" is not an RFC 3339 time`},
+		{"unknown area", admin, "/api/v1/reports/broadcast?area=99999", 400, loaxa.EInvalid, `area: there is no area "99999"`},
+		{"misspelt parameter", admin, "/api/v1/reports/broadcast?areas=318", 400, loaxa.EInvalid, `Unknown query parameter "areas"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, e.request("GET", tc.path, tc.token, "", nil), tc.status, tc.code, tc.msg)
+		})
+	}
+}
+
+// addFigures adds f to sum.
+func addFigures(sum *loaxa.BroadcastFigures, f loaxa.BroadcastFigures) {
+	sum.Scheduled += f.Scheduled
+	sum.Completed += f.Completed
+	sum.Preempted += f.Preempted
+	sum.Failed += f.Failed
+	sum.Missed += f.Missed
+	sum.Open += f.Open
+	sum.FailedToSound += f.FailedToSound
+	sum.Emergency += f.Emergency
+	sum.PlannedMS += f.PlannedMS
+	sum.PlayedMS += f.PlayedMS
+}

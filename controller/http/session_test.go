@@ -1,0 +1,142 @@
+package http_test
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// sessionIDs lists the ids of sessions.
+func sessionIDs(ss []loaxa.Session) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+// TestSessions (listed by area id, then start): a commune officer creates, lists and removes the sessions
+// of their station; the nodes of an area follow its sessions and its
+// ancestors'; nobody touches another commune's; every change tells the
+// scheduler.
+func TestSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	officerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	viewer := e.addUser("xem-a", loaxa.RoleViewer, "12346")
+
+	before := e.sched.changed.Load()
+	var morning, evening, district loaxa.Session
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": " Buổi chiều ", "start": "17:00", "max_minutes": 45,
+		"days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, http.StatusCreated, &evening)
+	e.call("POST", "/api/v1/sessions", e.admin, map[string]any{"area": "318", "name": "Buổi huyện", "start": "06:00", "max_minutes": 30},
+		http.StatusCreated, &district)
+	if morning.ID == "" || morning.Area != "12346" || morning.Start != "05:30" || morning.MaxMinutes != 15 || morning.CreatedBy != "can-bo-a" ||
+		!morning.CreatedAt.Equal(e.clock.Now()) {
+		t.Errorf("created %+v", morning)
+	}
+	if evening.Name != "Buổi chiều" || evening.Days != "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR" {
+		t.Errorf("created %+v, want the name trimmed and the days kept", evening)
+	}
+	if got := e.sched.changed.Load() - before; got != 3 {
+		t.Errorf("scheduler told %d times for 3 sessions", got)
+	}
+
+	list := func(token, query string) []string {
+		var resp struct{ Sessions []loaxa.Session }
+		e.call("GET", "/api/v1/sessions"+query, token, nil, http.StatusOK, &resp)
+		return sessionIDs(resp.Sessions)
+	}
+	for _, tc := range []struct {
+		name, token, query string
+		want               []string
+	}{
+		{"what the nodes of a commune follow: its own and the district's", e.admin, "?area=12346", []string{morning.ID, evening.ID, district.ID}},
+		{"another commune follows only the district's", e.admin, "?area=12347", []string{district.ID}},
+		{"everything for the admin", e.admin, "", []string{morning.ID, evening.ID, district.ID}},
+		{"an officer's subtree by default", officerA, "", []string{morning.ID, evening.ID}},
+		{"the other officer has none of their own", officerB, "", nil},
+		{"a viewer reads their commune's", viewer, "?area=12346", []string{morning.ID, evening.ID, district.ID}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := list(tc.token, tc.query); !slices.Equal(got, tc.want) {
+				t.Errorf("sessions %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	session := func(token string, body map[string]any) response {
+		return e.request("POST", "/api/v1/sessions", token, "application/json", jsonBody(t, body))
+	}
+	ok := func(change func(m map[string]any)) map[string]any {
+		m := map[string]any{"area": "12346", "name": "Buổi trưa", "start": "11:00", "max_minutes": 20}
+		change(m)
+		return m
+	}
+	changed := e.sched.changed.Load()
+	for _, tc := range []struct {
+		name   string
+		r      response
+		status int
+		code   string
+		msg    string
+	}{
+		{"another commune's station", session(officerA, ok(func(m map[string]any) { m["area"] = "12347" })), 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
+		{"as a viewer", session(viewer, ok(func(map[string]any) {})), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},
+		{"unknown area", session(e.admin, ok(func(m map[string]any) { m["area"] = "99999" })), 400, loaxa.EInvalid, `area: there is no area "99999"`},
+		{"no area", session(e.admin, ok(func(m map[string]any) { delete(m, "area") })), 400, loaxa.EInvalid, "area is required."},
+		{"no name", session(officerA, ok(func(m map[string]any) { m["name"] = " " })), 400, loaxa.EInvalid, "name is required."},
+		{"start with a dot", session(officerA, ok(func(m map[string]any) { m["start"] = "05.30" })), 400, loaxa.EInvalid,
+			`start: time of day "05.30": write it as HH:MM on the 24-hour clock, e.g. 05:30 or 17:00.`},
+		{"start past midnight", session(officerA, ok(func(m map[string]any) { m["start"] = "24:00" })), 400, loaxa.EInvalid, `time of day "24:00"`},
+		{"start with seconds", session(officerA, ok(func(m map[string]any) { m["start"] = "05:30:00" })), 400, loaxa.EInvalid, `time of day "05:30:00"`},
+		{"no start", session(officerA, ok(func(m map[string]any) { delete(m, "start") })), 400, loaxa.EInvalid, `time of day ""`},
+		{"start as a number", session(officerA, ok(func(m map[string]any) { m["start"] = 530 })), 400, loaxa.EInvalid, `Field "start" must be a string, not a number.`},
+		{"no length", session(officerA, ok(func(m map[string]any) { delete(m, "max_minutes") })), 400, loaxa.EInvalid, "max_minutes 0 is out of range; give 1 to 240"},
+		{"too long", session(officerA, ok(func(m map[string]any) { m["max_minutes"] = 241 })), 400, loaxa.EInvalid, "max_minutes 241 is out of range"},
+		{"days not a rule", session(officerA, ok(func(m map[string]any) { m["days"] = "weekdays" })), 400, loaxa.EInvalid,
+			`days "weekdays" is not an RFC 5545 rule`},
+		{"days with an unknown day", session(officerA, ok(func(m map[string]any) { m["days"] = "FREQ=WEEKLY;BYDAY=MO,XX" })), 400, loaxa.EInvalid,
+			"is not an RFC 5545 rule"},
+		{"days that repeat within a day", session(officerA, ok(func(m map[string]any) { m["days"] = "FREQ=HOURLY" })), 400, loaxa.EInvalid,
+			"repeats within a day; a session runs once on each of its days"},
+		{"days with a time", session(officerA, ok(func(m map[string]any) { m["days"] = "FREQ=DAILY;BYHOUR=5" })), 400, loaxa.EInvalid,
+			"sets a time of day; leave out BYHOUR"},
+		{"days with their own start", session(officerA, ok(func(m map[string]any) { m["days"] = "DTSTART:20260301T000000Z\nRRULE:FREQ=DAILY" })), 400, loaxa.EInvalid,
+			"one rule on one line"},
+		{"unknown field", session(officerA, ok(func(m map[string]any) { m["length"] = 15 })), 400, loaxa.EInvalid,
+			`Unknown field "length"; the accepted fields are area, name, start, max_minutes, days.`},
+		{"delete an unknown session", e.request("DELETE", "/api/v1/sessions/s999999", officerA, "", nil), 404, loaxa.ENotFound,
+			`There is no session "s999999"; list them with GET /api/v1/sessions.`},
+		{"delete another commune's", e.request("DELETE", "/api/v1/sessions/"+morning.ID, officerB, "", nil), 403, loaxa.EForbidden,
+			`Area "12346" is outside your area "12347"`},
+		{"delete the district's as a commune", e.request("DELETE", "/api/v1/sessions/"+district.ID, officerA, "", nil), 403, loaxa.EForbidden,
+			`Area "318" is outside your area "12346"`},
+		{"list another commune's", e.request("GET", "/api/v1/sessions?area=12347", officerA, "", nil), 403, loaxa.EForbidden, "outside your area"},
+		{"list with a misspelt filter", e.request("GET", "/api/v1/sessions?aera=12346", officerA, "", nil), 400, loaxa.EInvalid,
+			`Unknown query parameter "aera"; the accepted ones are area.`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkError(t, tc.r, tc.status, tc.code, tc.msg) })
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused requests", got-changed)
+	}
+	if got := list(e.admin, ""); len(got) != 3 {
+		t.Errorf("sessions after refused requests %v, want the 3 created", got)
+	}
+
+	e.call("DELETE", "/api/v1/sessions/"+morning.ID, officerA, nil, http.StatusNoContent, nil)
+	if got := e.sched.changed.Load() - changed; got != 1 {
+		t.Errorf("scheduler told %d times after a delete, want 1", got)
+	}
+	if got := list(officerA, ""); !slices.Equal(got, []string{evening.ID}) {
+		t.Errorf("after the delete: %v", got)
+	}
+	checkError(t, e.request("DELETE", "/api/v1/sessions/"+morning.ID, officerA, "", nil), 404, loaxa.ENotFound, "There is no session")
+}

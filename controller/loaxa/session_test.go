@@ -1,0 +1,84 @@
+package loaxa_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// TestSessionInstances: a session runs at its start on each of its days, in
+// its area's zone, also across a DST change.
+func TestSessionInstances(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	ny, _ := loaxa.Location("America/New_York")
+	for _, tc := range []struct {
+		name  string
+		loc   *time.Location
+		start string
+		days  string
+		from  time.Time // created then; instances over the next 7 days
+		want  []string  // local 2006-01-02 15:04
+	}{
+		{"every day", vn, "05:30", "", time.Date(2026, 3, 2, 0, 0, 0, 0, vn),
+			[]string{"2026-03-02 05:30", "2026-03-03 05:30", "2026-03-04 05:30", "2026-03-05 05:30", "2026-03-06 05:30", "2026-03-07 05:30", "2026-03-08 05:30"}},
+		{"weekdays", vn, "17:00", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", time.Date(2026, 3, 2, 0, 0, 0, 0, vn),
+			[]string{"2026-03-02 17:00", "2026-03-03 17:00", "2026-03-04 17:00", "2026-03-05 17:00", "2026-03-06 17:00"}},
+		{"RRULE: prefix", vn, "17:00", "RRULE:FREQ=WEEKLY;BYDAY=SA", time.Date(2026, 3, 2, 0, 0, 0, 0, vn), []string{"2026-03-07 17:00"}},
+		{"across the spring DST change", ny, "06:00", "", time.Date(2025, 3, 7, 0, 0, 0, 0, ny),
+			[]string{"2025-03-07 06:00", "2025-03-08 06:00", "2025-03-09 06:00", "2025-03-10 06:00", "2025-03-11 06:00", "2025-03-12 06:00", "2025-03-13 06:00"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &loaxa.Session{Start: tc.start, Days: tc.days, MaxMinutes: 15, CreatedAt: tc.from}
+			got, err := s.Instances(tc.loc, tc.from, tc.from.AddDate(0, 0, 7))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, x := range got {
+				out = append(out, x.In(tc.loc).Format("2006-01-02 15:04"))
+			}
+			if strings.Join(out, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("instances %v, want %v", out, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzSession feeds a session's start and days from outside (the API):
+// they are refused with EInvalid, or every instance falls on the start's
+// time of day, in order, within the window, at most once a day.
+func FuzzSession(f *testing.F) {
+	for _, s := range [][2]string{{"05:30", ""}, {"17:00", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, {"5:30", "FREQ=MONTHLY;BYDAY=1MO"},
+		{"24:00", ""}, {"05:30", "FREQ=HOURLY"}, {"05:30", "FREQ=DAILY;BYHOUR=5"}, {"05:30", "DTSTART:20250101T000000Z\nFREQ=DAILY"},
+		{"05:30", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, {"06:00", "FREQ=DAILY;INTERVAL=2;COUNT=3"}} {
+		f.Add(s[0], s[1])
+	}
+	loc, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 2, 4, 0, 0, 0, loc)
+	f.Fuzz(func(t *testing.T, start, days string) {
+		s := &loaxa.Session{Start: start, Days: days, MaxMinutes: 15, CreatedAt: created}
+		from, to := created.Add(-time.Hour), created.AddDate(0, 0, 14)
+		got, err := s.Instances(loc, from, to)
+		if err != nil {
+			if loaxa.ErrorCode(err) != loaxa.EInvalid {
+				t.Fatalf("start %q days %q: %v is not EInvalid", start, days, err)
+			}
+			return
+		}
+		clock, err := loaxa.ParseClock(start)
+		if err != nil {
+			t.Fatalf("start %q refused by ParseClock but accepted by Instances", start)
+		}
+		for i, x := range got {
+			local := x.In(loc)
+			if d := time.Duration(local.Hour())*time.Hour + time.Duration(local.Minute())*time.Minute; d != clock || local.Second() != 0 {
+				t.Fatalf("start %q days %q: instance %v is not at %v", start, days, local, clock)
+			}
+			if !x.After(from) || x.After(to) || i > 0 && x.Sub(got[i-1]) < 23*time.Hour {
+				t.Fatalf("start %q days %q: instances out of order, window or more than daily: %v", start, days, got)
+			}
+		}
+	})
+}
