@@ -105,9 +105,15 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		}
 	}
 	for _, a := range anns {
-		if _, _, _, length, err := s.contentOf(ctx, c, a); err == nil {
-			c.longest = max(c.longest, length)
-		}
+		// A failure here (even a panic) is the business of the nodes a
+		// targets: their compile meets it again and fails alone.
+		_ = safely("announcement "+a.ID, func() error {
+			_, _, _, length, err := s.contentOf(ctx, c, a)
+			if err == nil {
+				c.longest = max(c.longest, length)
+			}
+			return err
+		})
 	}
 	for _, x := range c.session {
 		c.longest = max(c.longest, x.MaxLength())

@@ -147,7 +147,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := s.compileNode(ctx, c, n, republish); err != nil {
+		if err := s.compileNodeSafely(ctx, c, n, republish); err != nil {
 			s.Logger.Error("schedule: node not compiled", "node", n.ID, "err", err)
 			if first == nil {
 				first = err
@@ -224,6 +224,23 @@ func Hash(d *protocol.DesiredState) string {
 	raw, _ := json.Marshal(&cp)
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// compileNodeSafely compiles one node and turns a panic (a library
+// choking on an input it accepted) into that node's error, so one bad
+// announcement cannot stop the schedules of a whole province.
+func (s *Scheduler) compileNodeSafely(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) error {
+	return safely("compile node "+n.ID, func() error { return s.compileNode(ctx, c, n, republish) })
+}
+
+// safely runs fn, returning a panic in it as an error named by what.
+func safely(what string, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: panic: %v", what, p)
+		}
+	}()
+	return fn()
 }
 
 func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) error {

@@ -3,6 +3,7 @@ package schedule_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,5 +323,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// panickyContent panics when asked for one content id, standing in for any
+// library that chokes on an input it accepted.
+type panickyContent struct {
+	loaxa.ContentService
+	bad string
+}
+
+func (p panickyContent) FindContentByID(ctx context.Context, id string) (*loaxa.Content, error) {
+	if id == p.bad {
+		panic("choked on " + id)
+	}
+	return p.ContentService.FindContentByID(ctx, id)
+}
+
+// A panic while compiling one node's schedule fails that node, not the
+// province: the others are still compiled and published.
+func TestPanicInOneNodeSparesTheOthers(t *testing.T) {
+	r := newRig(t)
+	const bad = "bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0"
+	_, err := r.s.ContentService.CreateContent(r.ctx, &loaxa.Content{ID: "bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0bad0", Title: "x", Format: "wav/pcm16/16000/mono", Size: 100, DurationMS: 1000})
+	r.must(t, err)
+	a := &loaxa.Announcement{Title: "x", ContentID: bad, Targets: loaxa.Targets{Nodes: []string{"tt-01"}}, Priority: protocol.PriorityNormal, Start: t0.Add(time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+	r.s.ContentService = panickyContent{ContentService: r.s.ContentService, bad: bad}
+
+	err = r.s.CompileAll(r.ctx, false)
+	if err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("CompileAll = %v, want the panic as an error", err)
+	}
+	if r.msg.last("tt-01") != nil {
+		t.Error("the node whose compile panicked got a desired state")
+	}
+	for _, node := range []string{"tt-02", "tm-01"} {
+		if r.msg.last(node) == nil {
+			t.Errorf("%s got no desired state because another node's compile panicked", node)
+		}
 	}
 }

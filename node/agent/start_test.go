@@ -96,7 +96,7 @@ func TestStartsOnTimeWhileTheStoreIsSlow(t *testing.T) {
 		t.Fatal("the store was not slow throughout")
 	}
 	st.release()
-	runUntil(t, fc, 10*time.Second, "o1 completed", func() bool { return len(ctl.Events("n1")) >= 4 })
+	runUntil(t, fc, 10*time.Second, "o1 completed", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 4 })
 	events := waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "started o1", "completed o1"})
 	if e := events[2]; e.LateMS != 0 || !e.At.Equal(start) {
 		t.Errorf("started at %v, %d ms late; want exactly %v", e.At, e.LateMS, start)
