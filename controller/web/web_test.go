@@ -170,7 +170,7 @@ func TestTranslations(t *testing.T) {
 			t.Errorf("key %q is in en.json but not vi.json", k)
 		}
 	}
-	use := regexp.MustCompile(`\bt\('([a-z_]+\.[a-z0-9_.]+)'`)
+	use := regexp.MustCompile(`\bt\('([a-z_]+\.[a-z0-9_.]+)'\s*[,)]`)
 	used := 0
 	walk(t, func(p, body string) {
 		for _, m := range use.FindAllStringSubmatch(body, -1) {

@@ -67,13 +67,18 @@ class Context {
   defaultArea() { return this.me.area || (this.roots()[0] || {}).id || ''; }
   /** scope says who the user is over which area: "Cán bộ xã Lập Lễ". */
   scope() {
-    const area = this.me.area ? lowerFirst(this.areaName(this.me.area)) : t('scope.whole');
+    const name = this.me.area ? this.areaName(this.me.area) : t('scope.whole');
+    const area = language() === 'vi' ? lowerFirst(name) : name;
     return t('scope.' + this.me.role, { area });
   }
 }
 
 let ctx = null;
 let cleanup = null;
+
+// A blocked style or script is a bug in the console: say it where tests
+// and developers look.
+document.addEventListener('securitypolicyviolation', (e) => console.error('CSP blocked', e.violatedDirective, e.blockedURI));
 
 async function boot() {
   await loadLanguage(savedLanguage());

@@ -17,6 +17,8 @@ export function h(tag, attrs, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
+    // Through the CSSOM: the Content-Security-Policy forbids style attributes.
+    else if (k === 'style') el.style.cssText = v;
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k === 'value' || k === 'checked' || k === 'selected') el[k] = v;
     else el.setAttribute(k, v === true ? '' : v);
@@ -40,6 +42,7 @@ export function s(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'style') el.style.cssText = v;
     else el.setAttribute(k, v);
   }
   append(el, children);
