@@ -67,6 +67,7 @@ func StartBrowser(t *testing.T) *Browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam: dates as dd/mm/yyyy
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}

@@ -102,10 +102,16 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	if v := MustEval[float64](b, `document.querySelector('#upload-progress').value`); v != 1 {
 		t.Errorf("progress bar at %v after the upload, want 1", v)
 	}
+	// Text read out, with a player to hear it before use.
+	b.Do("have a notice read out",
+		chromedp.SendKeys(chromedp.CSS(`#tts-text`), "Kính gửi bà con thôn Đông. Chiều nay có mưa lớn."),
+		chromedp.Click(chromedp.CSS(`#tts-form button[type=submit]`)))
+	b.Wait("the spoken notice ready to preview", `document.querySelector('#tts-preview audio') && document.querySelector('#tts-preview audio').src.startsWith('blob:')`, 20*time.Second)
+	b.Wait("the preview player can play it", `document.querySelector('#tts-preview audio').readyState >= 1 && document.querySelector('#tts-preview audio').duration > 1`, 10*time.Second)
 	b.Wait("the recording in the library", `[...document.querySelectorAll('#library-table tbody tr')].some(r => r.innerText.includes('Bản tin chiều'))`, 10*time.Second)
 	b.Shot("04-thu-vien")
 	var content struct{ Content []loaxa.Content }
-	c.MustDo("GET", "/api/v1/content?q=chi%E1%BB%81u", nil, &content)
+	c.MustDo("GET", "/api/v1/content?q=B%E1%BA%A3n%20tin%20chi%E1%BB%81u", nil, &content)
 	if len(content.Content) != 1 || content.Content[0].CreatedBy != "can-bo-lap-le" {
 		t.Fatalf("content after the upload: %s", rig.Describe(content))
 	}
@@ -192,10 +198,43 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	}
 	b.Shot("08-bao-cao")
 
+	// On a phone the menu runs across the top and the page still reads.
+	b.Do("phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	b.Go("#/", `document.querySelector('#count-online')`)
+	if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("overview on a phone is %d px wide, more than the 390 px screen", w)
+	}
+	b.Shot("09-dien-thoai")
+	b.Do("desktop screen", chromedp.EmulateReset())
+
 	// English on request, and back.
 	b.Do("switch to English", chromedp.Click(chromedp.CSS(`header button.lang`)))
 	b.Wait("English menu", `[...document.querySelectorAll('nav.side a')].some(a => a.innerText === 'Programme')`, 10*time.Second)
 	b.Wait("English scope", text("#scope")+` === 'Commune officer — Xã Lập Lễ'`, 5*time.Second)
 	b.Do("switch back", chromedp.Click(chromedp.CSS(`header button.lang`)))
 	b.Wait("Vietnamese menu", `[...document.querySelectorAll('nav.side a')].some(a => a.innerText === 'Lịch phát')`, 10*time.Second)
+
+	// The administrator sees the officer's actions in the audit log and
+	// enrols a board with a one-time code.
+	b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
+	b.Wait("the sign-in form again", `document.querySelector('input[name=username]')`, 10*time.Second)
+	b.Do("sign in as admin",
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "admin"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), rig.AdminPassword),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
+	b.Wait("the admin's scope", text("#scope")+` === 'Quản trị toàn hệ thống'`, 10*time.Second)
+	b.Go("#/audit", `document.querySelector('#audit-table')`)
+	b.Wait("the officer's bulletin in the audit log", `[...document.querySelectorAll('#audit-table tbody tr')].some(r => r.innerText.includes('can-bo-lap-le') && r.innerText.includes('announcement.create'))`, 5*time.Second)
+	b.Shot("10-nhat-ky")
+	b.Go("#/admin", `document.querySelector('#node-id')`)
+	b.Do("enrol a board",
+		chromedp.SendKeys(chromedp.CSS(`#node-id`), "lap-le-03"),
+		chromedp.SendKeys(chromedp.CSS(`#node-name`), "Cụm loa chợ Lập Lễ"),
+		chromedp.SetValue(chromedp.CSS(`#node-area`), "11527"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#node-id').form.requestSubmit()`))
+	b.Wait("the enrolment code", text("#enrol-result")+`.match(/[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)`, 10*time.Second)
+	if n := c.Node("lap-le-03"); n.Credentials != "pending" || n.Area != "11527" {
+		t.Errorf("enrolled from the console: %s", rig.Describe(n))
+	}
+	b.Shot("11-quan-tri")
 }

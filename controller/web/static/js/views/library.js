@@ -1,7 +1,8 @@
 // Thư viện âm thanh: upload WAV/MP3 with a progress bar, have typed
 // Vietnamese read out (text-to-speech) and hear it before use, search.
 
-import { api, apiURL, upload } from '../api.js';
+import { api, upload } from '../api.js';
+import { player } from '../audio.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, fmtDuration, fmtDateTime, errorBox, waveform, toast } from '../ui.js';
 
@@ -19,7 +20,7 @@ export async function render(ctx, main) {
           h('td', { class: 'num' }, fmtDuration(c.duration_ms)),
           h('td', { style: 'min-width:8rem' }, waveform(c.waveform, t('library.shape'))),
           h('td', {}, c.created_by, h('div', { class: 'hint' }, fmtDateTime(c.created_at))),
-          h('td', {}, h('audio', { controls: true, preload: 'none', src: apiURL(`/content/${c.id}/audio`), 'aria-label': t('library.listen_to', { title: c.title }) }))))))));
+          h('td', {}, player(c.id, c.title, false))))))));
   };
   q.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => load().catch((e) => fill(list, errorBox(e))), 300); });
 
@@ -90,8 +91,7 @@ function speechForm(reload) {
       fill(preview, t('library.speaking'));
       try {
         const c = await api('POST', '/content/tts', { text: text.value, voice: voice.value, rate: Number(rate.value), title: title.value.trim() || undefined });
-        const player = h('audio', { controls: true, src: apiURL(`/content/${c.id}/audio`), 'aria-label': t('library.listen_to', { title: c.title }) });
-        fill(preview, h('p', {}, t('library.spoken', { title: c.title, duration: fmtDuration(c.duration_ms) })), player, waveform(c.waveform, t('library.shape')));
+        fill(preview, h('p', {}, t('library.spoken', { title: c.title, duration: fmtDuration(c.duration_ms) })), player(c.id, c.title, true), waveform(c.waveform, t('library.shape')));
         await reload();
       } catch (err) {
         fill(preview, errorBox(err));

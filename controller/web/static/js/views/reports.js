@@ -39,7 +39,8 @@ async function period(ctx, body, area, from, to) {
   const rep = await api('GET', '/reports/broadcast', undefined, q);
   const f = rep.total;
   const rate = f.scheduled ? Math.round((100 * f.completed) / f.scheduled) : 0;
-  const rows = rep.areas.map((a) => ({ label: a.name || a.area, values: [a.completed, a.scheduled - a.completed] }));
+  const notPlayed = (x) => x.failed + x.missed + x.preempted;
+  const rows = rep.areas.map((a) => ({ label: a.name || a.area, values: [a.completed, notPlayed(a), a.open] }));
   fill(body,
     h('section', { class: 'panel', 'aria-labelledby': 'h-rep' },
       h('h2', { id: 'h-rep' }, t('reports.period', { area: ctx.areaName(area), from, to })),
@@ -48,7 +49,7 @@ async function period(ctx, body, area, from, to) {
         stat(`${rate}%`, t('reports.rate')), stat(fmtNumber(minutes(f.played_ms), 1), t('reports.minutes')),
         stat(fmtNumber(f.failed_to_sound), t('reports.failed_to_sound')), stat(fmtNumber(f.emergency), t('reports.emergency'))),
       h('p', { class: 'no-print' }, h('a', { class: 'button secondary', id: 'report-csv', href: apiURL('/reports/broadcast', { ...q, format: 'csv' }), download: `bao-cao-${area}-${from}.csv` }, t('reports.csv'))),
-      rows.length ? bars(rows, [{ name: t('reports.completed'), cls: 'bar-done' }, { name: t('reports.not_completed'), cls: 'bar-other' }], { title: t('reports.chart_areas') }) : null),
+      rows.length ? bars(rows, [{ name: t('reports.completed'), cls: 'bar-done' }, { name: t('reports.not_completed'), cls: 'bar-other' }, { name: t('reports.open'), cls: 'bar-planned' }], { title: t('reports.chart_areas') }) : null),
     h('section', { class: 'panel', 'aria-labelledby': 'h-nodes' }, h('h2', { id: 'h-nodes' }, t('reports.per_node')),
       rep.nodes.length === 0 ? h('p', { class: 'muted' }, t('reports.nothing')) :
         h('div', { class: 'table-wrap' }, h('table', { id: 'report-nodes' },
