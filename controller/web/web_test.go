@@ -3,8 +3,10 @@ package web
 import (
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -194,4 +196,63 @@ func TestTranslations(t *testing.T) {
 			t.Errorf("scope.%s must name the area in both languages", role)
 		}
 	}
+}
+
+// TestContrast: text colours of the stylesheet against the backgrounds
+// they are used on reach WCAG AA (4.5:1) for normal text.
+func TestContrast(t *testing.T) {
+	css, err := static.ReadFile("static/app.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`--([a-z-]+):\s*(#[0-9a-fA-F]{6})`).FindAllStringSubmatch(string(css), -1) {
+		vars[m[1]] = m[2]
+	}
+	color := func(name string) string {
+		if strings.HasPrefix(name, "#") {
+			return name
+		}
+		c, ok := vars[name]
+		if !ok {
+			t.Fatalf("app.css defines no --%s", name)
+		}
+		return c
+	}
+	pairs := [][2]string{
+		{"ink", "bg"}, {"ink", "panel"}, {"muted", "panel"}, {"muted", "bg"}, {"brand", "panel"},
+		{"brand-ink", "brand"}, {"#ffffff", "emergency"}, {"#ffffff", "drill"}, {"#ffffff", "bad"},
+		{"ok", "panel"}, {"bad", "panel"}, {"warn", "panel"}, {"never", "panel"},
+		{"ink", "#e8eef4"}, {"ink", "#eef3f8"}, {"muted", "#eef3f8"}, {"bad", "#fdecea"},
+	}
+	for _, p := range pairs {
+		if r := contrast(color(p[0]), color(p[1])); r < 4.5 {
+			t.Errorf("%s on %s: contrast %.2f, want at least 4.5", p[0], p[1], r)
+		}
+	}
+	if r := contrast("#000000", "#ffffff"); r < 20.9 || r > 21.1 {
+		t.Fatalf("contrast of black on white %.2f, want 21", r)
+	}
+}
+
+func contrast(a, b string) float64 {
+	lum := func(hex string) float64 {
+		var rgb [3]float64
+		for i := range rgb {
+			var v int
+			fmt.Sscanf(hex[1+2*i:3+2*i], "%02x", &v)
+			c := float64(v) / 255
+			if c <= 0.03928 {
+				rgb[i] = c / 12.92
+			} else {
+				rgb[i] = math.Pow((c+0.055)/1.055, 2.4)
+			}
+		}
+		return 0.2126*rgb[0] + 0.7152*rgb[1] + 0.0722*rgb[2]
+	}
+	l1, l2 := lum(a), lum(b)
+	if l1 < l2 {
+		l1, l2 = l2, l1
+	}
+	return (l1 + 0.05) / (l2 + 0.05)
 }

@@ -194,6 +194,30 @@ func (b *Browser) Go(route, ready string) {
 	b.t.Helper()
 	b.Do("open "+route, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = %q`, route)))
 	b.Wait(route+" rendered", ready, 15*time.Second)
+	b.CheckAccessible(route)
+}
+
+// CheckAccessible fails the test for controls a screen reader cannot name:
+// form fields without a label, buttons and links without text, a page
+// without one h1.
+func (b *Browser) CheckAccessible(where string) {
+	b.t.Helper()
+	bad := MustEval[[]string](b, `(() => {
+		const out = [];
+		const named = (el) => (el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+		for (const el of document.querySelectorAll('input, select, textarea')) {
+			if (el.type !== 'hidden' && !named(el)) out.push('field without a label: ' + el.outerHTML.slice(0, 100));
+		}
+		for (const el of document.querySelectorAll('button, a[href]')) {
+			if (!el.innerText.trim() && !el.getAttribute('aria-label') && !el.querySelector('img[alt]:not([alt=""])')) out.push('nameless ' + el.outerHTML.slice(0, 100));
+		}
+		const h1 = document.querySelectorAll('main h1').length;
+		if (h1 !== 1) out.push(h1 + ' h1 headings in main');
+		return out;
+	})()`)
+	for _, m := range bad {
+		b.t.Errorf("%s: %s", where, m)
+	}
 }
 
 // text is a JavaScript expression for the visible text of a selector.

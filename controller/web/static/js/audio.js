@@ -34,7 +34,6 @@ function chunks(buf) {
 
 /** decodeIMA decodes mono IMA ADPCM blocks into 16-bit samples. */
 export function decodeIMA(data, blockAlign, samples) {
-  const perBlock = 1 + (blockAlign - 4) * 2;
   const out = new Int16Array(samples);
   let k = 0;
   for (let b = 0; b + blockAlign <= data.byteLength && k < samples; b += blockAlign) {
@@ -55,7 +54,6 @@ export function decodeIMA(data, blockAlign, samples) {
         out[k++] = pred;
       }
     }
-    if (perBlock <= 0) break;
   }
   return out.subarray(0, k);
 }
@@ -76,7 +74,11 @@ function pcmWAV(samples, rate) {
 export async function playableURL(id) {
   const resp = await fetch(apiURL(`/content/${encodeURIComponent(id)}/audio`), { credentials: 'same-origin' });
   if (!resp.ok) throw new Error(t('audio.fetch_failed', { status: resp.status }));
-  const buf = await resp.arrayBuffer();
+  return URL.createObjectURL(new Blob([toPCM(await resp.arrayBuffer())], { type: 'audio/wav' }));
+}
+
+/** toPCM turns a node-format (IMA ADPCM) WAV into a 16-bit PCM WAV; PCM passes through. */
+export function toPCM(buf) {
   const c = chunks(buf);
   const format = c.fmt.getUint16(0, true), channels = c.fmt.getUint16(2, true), rate = c.fmt.getUint32(4, true);
   let wav = buf;
@@ -86,7 +88,7 @@ export async function playableURL(id) {
     const samples = c.fact ? c.fact.getUint32(0, true) : Math.floor(c.data.byteLength / blockAlign) * (1 + (blockAlign - 4) * 2);
     wav = pcmWAV(decodeIMA(c.data, blockAlign, samples), rate);
   }
-  return URL.createObjectURL(new Blob([wav], { type: 'audio/wav' }));
+  return wav;
 }
 
 /**
