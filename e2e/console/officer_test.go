@@ -43,6 +43,7 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 			"lat": 20.86 + 0.01*float64(i), "lon": 106.74 + 0.012*float64(i)}, &created)
 		rig.StartNode(t, &created.Credentials, rig.NodeOptions{Clock: fc})
 	}
+	c.MustDo("POST", "/api/v1/holidays", map[string]string{"area": "11527", "date": "2026-03-04", "name": "Lễ hội đình làng"}, nil)
 	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "tam-hung-01", "name": "Cụm loa Tam Hưng", "area": "11530", "lat": 20.9, "lon": 106.7}, nil)
 
 	b := StartBrowser(t)
@@ -134,6 +135,16 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	b.Do("schedule it", chromedp.Click(chromedp.CSS(`#place-submit`)))
 	b.Wait("the bulletin in today's evening session",
 		`[...document.querySelectorAll('[data-day="2026-03-02"] .session .slot')].some(s => s.innerText.includes('17:00 Bản tin chiều'))`, 15*time.Second)
+	// The holiday is marked, and the daily bulletin skips it.
+	if got := MustEval[string](b, text(`[data-day="2026-03-04"] .holiday`)); !strings.Contains(got, "Lễ hội đình làng") {
+		t.Errorf("holiday on 4 March shows %q", got)
+	}
+	if n := MustEval[int](b, `document.querySelectorAll('[data-day="2026-03-04"] .slot').length`); n != 0 {
+		t.Errorf("%d items on the holiday", n)
+	}
+	if n := MustEval[int](b, `document.querySelectorAll('[data-day="2026-03-05"] .slot').length`); n != 1 {
+		t.Errorf("%d items the day after the holiday, want 1", n)
+	}
 	b.Shot("05-lich-phat")
 
 	var anns struct{ Announcements []loaxa.Announcement }

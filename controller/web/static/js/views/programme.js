@@ -25,16 +25,17 @@ export async function render(ctx, main, params) {
     const area = areaSel.value;
     const to = addDays(week, 7);
     fill(weekLabel, `${fmtDay(week)} – ${fmtDay(addDays(week, 6))}`);
-    const [prog, sess, props, anns, content] = await Promise.all([
+    const [prog, sess, props, anns, content, hol] = await Promise.all([
       api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: week, to }),
       api('GET', '/sessions', undefined, { area }),
       api('GET', '/proposals', undefined, { area, state: 'pending' }),
       api('GET', '/announcements', undefined, { state: 'active' }),
       ctx.may('schedule') ? api('GET', '/content') : { content: [] },
+      api('GET', '/holidays', undefined, { area }),
     ]);
     const sessions = sess.sessions;
     fill(body,
-      calendar(week, prog.items, sessions),
+      calendar(week, prog.items, sessions, hol.holidays || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
       proposalsPanel(ctx, props.proposals, sessions, reload),
       sessionsPanel(ctx, area, sessions, reload),
@@ -43,7 +44,7 @@ export async function render(ctx, main, params) {
   await load();
 }
 
-function calendar(week, items, sessions) {
+function calendar(week, items, sessions, holidays) {
   const today = ymd(now());
   const byDay = new Map();
   for (const it of items) {
@@ -64,6 +65,7 @@ function calendar(week, items, sessions) {
     const loose = list.filter((it) => !sessions.some((s) => s.id === sessionOf(it)));
     days.push(h('section', { class: 'day' + (day === today ? ' today' : ''), 'aria-label': fmtDay(day), dataset: { day } },
       h('h3', {}, fmtDay(day), day === today ? ` · ${t('programme.today')}` : ''),
+      holidays.filter((x) => x.date === day).map((x) => h('p', { class: 'hint holiday' }, t('programme.holiday', { name: x.name }))),
       sessions.filter((s) => !s.days || inSession(s).length).map((s) => h('div', { class: 'session', dataset: { session: s.id } },
         h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}`),
         inSession(s).map(slot))),
