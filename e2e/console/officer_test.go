@@ -209,6 +209,11 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	}
 	b.Shot("08-bao-cao")
 
+	b.Go("#/emergency", `document.querySelector('main h1.emergency-title')`)
+	b.Shot("12-khan-cap")
+	b.Go("#/alarms", `document.querySelector('#h-attn')`)
+	b.Shot("13-canh-bao")
+
 	// On a phone the menu runs across the top and the page still reads.
 	b.Do("phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
 	b.Go("#/", `document.querySelector('#count-online')`)
