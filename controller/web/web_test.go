@@ -141,6 +141,19 @@ func TestModulesResolve(t *testing.T) {
 	if n < 10 {
 		t.Errorf("found only %d imports; the pattern is broken", n)
 	}
+	page, err := static.ReadFile("static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`(?:href|src)="/(static/[^"]+)"`).FindAllStringSubmatch(string(page), -1)
+	for _, m := range refs {
+		if _, err := fs.Stat(static, m[1]); err != nil {
+			t.Errorf("index.html names /%s, which is not embedded", m[1])
+		}
+	}
+	if len(refs) < 8 {
+		t.Errorf("index.html names only %d files; the pattern is broken", len(refs))
+	}
 }
 
 // TestTranslations: Vietnamese and English have the same keys, every key a

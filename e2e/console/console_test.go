@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // browserPath finds Debian's chromium; scripts/test.sh installs it and
 // sets LOAXA_REQUIRE_BROWSER so CI fails rather than skips without it.
-func browserPath(t *testing.T) string {
+func browserPath(t testing.TB) string {
 	for _, name := range []string{os.Getenv("LOAXA_CHROMIUM"), "chromium", "chromium-browser"} {
 		if name == "" {
 			continue
@@ -46,7 +46,7 @@ func browserPath(t *testing.T) string {
 // errors, failed promises and missing translations on the page fail the
 // test.
 type Browser struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	shots string
 
@@ -56,7 +56,7 @@ type Browser struct {
 
 // StartBrowser starts Chromium with the flags CI needs and nothing that
 // reaches the internet; it stops when the test ends.
-func StartBrowser(t *testing.T) *Browser {
+func StartBrowser(t testing.TB) *Browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browserPath(t)),
@@ -115,7 +115,7 @@ func (b *Browser) checkErrors() {
 	b.errors = nil
 }
 
-func screenshotDir(t *testing.T) string {
+func screenshotDir(t testing.TB) string {
 	dir := os.Getenv("LOAXA_SCREENSHOTS")
 	if dir == "" {
 		wd, err := os.Getwd()

@@ -81,12 +81,14 @@ let cleanup = null;
 document.addEventListener('securitypolicyviolation', (e) => console.error('CSP blocked', e.violatedDirective, e.blockedURI));
 
 async function boot() {
-  await loadLanguage(savedLanguage());
   window.addEventListener('loaxa:signed-out', () => { if (ctx) { ctx = null; showLogin(t('login.expired')); } });
   window.addEventListener('hashchange', route);
+  // The words and who is signed in, in parallel: one round trip, not two.
+  const session = api('GET', '/auth/session');
+  session.catch(() => {}); // handled below, after the words are in
+  await loadLanguage(savedLanguage());
   try {
-    const me = await api('GET', '/auth/session');
-    await start(me);
+    await start(await session);
   } catch (err) {
     if (err.status === 401) showLogin();
     else fill(root, errorBox(err));

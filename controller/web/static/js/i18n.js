@@ -8,7 +8,9 @@ let lang = 'vi';
 /** loadLanguage fetches a dictionary and makes it current. */
 export async function loadLanguage(l) {
   if (l !== 'vi' && l !== 'en') l = 'vi';
-  const resp = await fetch(`/static/i18n/${l}.json`);
+  // Same mode and credentials as the <link rel=preload> in index.html, so
+  // the preloaded answer is used.
+  const resp = await fetch(`/static/i18n/${l}.json`, { mode: 'cors', credentials: 'same-origin' });
   dict = await resp.json();
   lang = l;
   document.documentElement.lang = l;
