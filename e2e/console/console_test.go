@@ -67,7 +67,7 @@ func StartBrowser(t testing.TB) *Browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam: dates as dd/mm/yyyy
+		chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam (Accept-Language, navigator.language)
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
@@ -224,3 +224,17 @@ func (b *Browser) CheckAccessible(where string) {
 func text(sel string) string {
 	return fmt.Sprintf(`(document.querySelector(%q) || {innerText: ''}).innerText`, sel)
 }
+
+// SignIn opens the console at base and signs in with the form, waiting
+// until the header names the user's scope.
+func (b *Browser) SignIn(base, username, password, scope string) {
+	b.t.Helper()
+	b.Do("open the console", chromedp.Navigate(base+"/"))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 15*time.Second)
+	b.Do("sign in as "+username,
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), username),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
+	b.Wait("the scope in the header", text("#scope")+fmt.Sprintf(` === %q`, scope), 15*time.Second)
+}
+

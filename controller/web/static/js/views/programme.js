@@ -3,7 +3,7 @@
 // conflicts shown before anything is saved; proposals from the district.
 
 import { api, now } from '../api.js';
-import { t } from '../i18n.js';
+import { t, has } from '../i18n.js';
 import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, toast, confirmDialog, vnParts } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock } from '../recurrence.js';
 
@@ -37,7 +37,7 @@ export async function render(ctx, main, params) {
     fill(body,
       calendar(week, prog.items, sessions, hol.holidays || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
-      proposalsPanel(ctx, props.proposals, sessions, reload),
+      proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
       sessionsPanel(ctx, area, sessions, reload),
       announcementsPanel(ctx, anns.announcements, reload));
   }
@@ -130,9 +130,11 @@ function placeForm(ctx, area, sessions, content, reload) {
     } catch (err) {
       const conflicts = (err.body && err.body.conflicts) || [];
       if (err.status === 409 && conflicts.length) {
+        const shown = conflicts.slice(0, 5);
         fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-conflicts' },
           h('p', {}, h('strong', {}, t('programme.conflicts', { n: conflicts.length }))),
-          h('ul', {}, conflicts.map((c) => h('li', {}, c.message))),
+          h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions))),
+            conflicts.length > shown.length ? h('li', {}, t('programme.more_conflicts', { n: conflicts.length - shown.length })) : null),
           h('button', { type: 'button', class: 'danger', onclick: () => send(true) }, t('programme.force'))));
       } else {
         fill(status, errorBox(err));
@@ -164,7 +166,22 @@ function placeForm(ctx, area, sessions, content, reload) {
   return form;
 }
 
-function proposalsPanel(ctx, proposals, sessions, reload) {
+/** occurrenceTime reads the start out of an occurrence id, "a000002@20260302T110000.000Z". */
+function occurrenceTime(occ) {
+  const m = /@(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(occ || '');
+  return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : null;
+}
+
+/** conflictText says a conflict in the user's language from its fields. */
+function conflictText(c, sessions) {
+  const at = occurrenceTime((c.occurrences || [])[0]);
+  const when = at ? `${fmtTime(at)} ${fmtDay(ymd(at))}` : '';
+  const session = (sessions.find((s) => s.id === (c.session || '').split('@')[0]) || {}).name || c.session || '';
+  const key = 'conflict.' + c.kind;
+  return has(key) ? t(key, { node: c.node || '', when, session }) : c.message;
+}
+
+function proposalsPanel(ctx, proposals, sessions, reload, titles) {
   if (proposals.length === 0) return null;
   return h('section', { class: 'panel', 'aria-labelledby': 'h-prop', id: 'proposals' },
     h('h2', { id: 'h-prop' }, t('programme.proposals', { n: proposals.length })),
@@ -177,7 +194,7 @@ function proposalsPanel(ctx, proposals, sessions, reload) {
           await reload();
         } catch (err) { toast(err.message, true); }
       };
-      return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, p.announcement), ` · ${ctx.areaName(p.area)} `,
+      return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, titles.get(p.announcement) || p.announcement), ` · ${ctx.areaName(p.area)} `,
         ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
           h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null);
     })));
