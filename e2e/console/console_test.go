@@ -237,4 +237,3 @@ func (b *Browser) SignIn(base, username, password, scope string) {
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
 	b.Wait("the scope in the header", text("#scope")+fmt.Sprintf(` === %q`, scope), 15*time.Second)
 }
-
