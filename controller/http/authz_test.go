@@ -86,12 +86,28 @@ func authzCases() map[string][]authzCase {
 			return authzRequest{method: "POST", path: "/api/v1/auth/logout", token: a.token(user)}
 		}}},
 
+		"POST /api/v1/auth/password": {{ok: 200, build: func(a *authzEnv, user string, in bool) authzRequest {
+			// A twin of the caller (same role and area), so that the
+			// change does not end the caller's session used by other cases.
+			u, err := a.stores.users.FindUserByUsername(context.Background(), user)
+			if err != nil {
+				panic(err)
+			}
+			twin := a.unique("pw")
+			r := jsonReq("POST", "/api/v1/auth/password", map[string]string{"current_password": testPassword, "new_password": "mật khẩu mới 2026"})
+			r.token = a.addUser(twin, u.Role, u.Area)
+			return r
+		}}},
 		"GET /api/v1/users": {{ok: 200, build: get("/api/v1/users")}},
 		"POST /api/v1/users": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/users", map[string]string{"username": a.unique("u"), "password": testPassword, "role": "viewer", "area": scopeArea[in]})
 		}}},
 		"DELETE /api/v1/users/{username}/sessions": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "DELETE", path: "/api/v1/users/" + scopeUser[in] + "/sessions"}
+		}}},
+
+		"PUT /api/v1/users/{username}/password": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PUT", "/api/v1/users/"+scopeUser[in]+"/password", map[string]string{"password": "mật khẩu mới 2026"})
 		}}},
 
 		"GET /api/v1/areas": {{ok: 200, build: get("/api/v1/areas")}},

@@ -33,10 +33,12 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/auth/session", handle: s.handleSignInBrowser},
 		{Method: "GET", Path: "/api/v1/auth/session", Action: loaxa.ActionSession, handle: s.handleWhoAmI},
 		{Method: "POST", Path: "/api/v1/auth/logout", Action: loaxa.ActionSession, handle: s.handleLogout},
+		{Method: "POST", Path: "/api/v1/auth/password", Action: loaxa.ActionSession, handle: s.handleChangePassword},
 
 		{Method: "GET", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleListUsers},
 		{Method: "POST", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleCreateUser},
 		{Method: "DELETE", Path: "/api/v1/users/{username}/sessions", Action: loaxa.ActionManageUsers, handle: s.handleRevokeSessions},
+		{Method: "PUT", Path: "/api/v1/users/{username}/password", Action: loaxa.ActionManageUsers, handle: s.handleResetPassword},
 
 		{Method: "GET", Path: "/api/v1/areas", Action: loaxa.ActionRead, handle: s.handleListAreas},
 		{Method: "POST", Path: "/api/v1/areas", Action: loaxa.ActionManageAreas, handle: s.handleCreateArea},
