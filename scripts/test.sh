@@ -28,8 +28,9 @@ section "system packages"
 # internal/alsatest; mosquitto(-clients): the external broker under test;
 # espeak-ng: the controller's text-to-speech engine; lame: MP3 uploads for
 # the ingest tests (and lame's decoder as their reference); sox: checks that
-# node audio is standard IMA ADPCM WAV.
-packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox)
+# node audio is standard IMA ADPCM WAV; chromium: the web console's
+# browser tests (e2e/console), driven headless with no download.
+packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox chromium)
 missing=()
 arch=$(dpkg --print-architecture)
 for p in "${packages[@]}"; do
@@ -133,6 +134,8 @@ gotest -race -count=1 -timeout 10m "${pkgs[@]}"
 
 section "end-to-end tests (race detector)"
 if [[ -d e2e ]]; then
+	# The console's browser tests fail, not skip, without chromium here.
+	export LOAXA_REQUIRE_BROWSER=1
 	gotest -race -count=1 -timeout 15m ./e2e/...
 else
 	echo "no e2e/ directory yet"

@@ -25,6 +25,7 @@ import (
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -233,6 +234,11 @@ func (a *App) Open() (err error) {
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
+	ui, err := web.Handler()
+	if err != nil {
+		return err
+	}
+	a.HTTP.UI = ui
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -105,6 +105,9 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// UI serves every path outside /api/ (the web console, package
+	// controller/web); nil answers them 404 like unknown API routes.
+	UI http.Handler
 
 	routes  []Route
 	limits  limiter
@@ -273,6 +276,10 @@ func (s *Server) changed() {
 // serveMux dispatches to the route table and answers unknown paths and
 // methods in the API's JSON error shape instead of ServeMux's plain text.
 func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
+	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		s.UI.ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		w = &fallbackWriter{ResponseWriter: w, s: s, r: r}
 	}

@@ -460,6 +460,24 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 	}
 }
 
+// TestUIServesOutsideAPI: with a UI handler, paths outside /api/ reach it
+// and API paths still answer in JSON; without one, every path is the API's.
+func TestUIServesOutsideAPI(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "console "+r.URL.Path) })
+	e := newEnv(t, func(s *lhttp.Server) { s.UI = ui })
+	if r := e.request("GET", "/", "", "", nil); r.status != http.StatusOK || string(r.body) != "console /" {
+		t.Errorf("GET / with a UI: %d %q", r.status, r.body)
+	}
+	if r := e.request("GET", "/static/app.css", "", "", nil); string(r.body) != "console /static/app.css" {
+		t.Errorf("GET /static/app.css with a UI: %d %q", r.status, r.body)
+	}
+	checkError(t, e.request("GET", "/api/v1/speakers", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+	checkError(t, e.request("GET", "/api", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+
+	bare := newEnv(t)
+	checkError(t, bare.request("GET", "/", "", "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route /")
+}
+
 // TestEveryRouteNeedsCredentials walks the route table: every route that
 // declares an action refuses a request without credentials, and only the
 // few public ones declare none.
