@@ -104,6 +104,8 @@ type Agent struct {
 
 	mu     sync.Mutex
 	status status
+
+	started time.Time // base clock, for the uptime
 }
 
 // status is the part of the node's State that changes; guarded by Agent.mu.
@@ -113,6 +115,7 @@ type status struct {
 	missing        []string
 	rejected       uint64
 	outbox         int
+	config         protocol.NodeConfig // the settings applied
 }
 
 // New checks cfg and prepares an agent; Run starts it.
@@ -172,6 +175,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StatePoll <= 0 {
 		cfg.StatePoll = 30 * time.Second
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
 	if cfg.ContentSpread == 0 {
 		cfg.ContentSpread = DefaultContentSpread
 	}
@@ -200,6 +206,7 @@ func New(cfg Config) (*Agent, error) {
 		cueBegan:    make(chan struct{}, 1),
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
+		started:     cfg.Clock.Now(),
 	}
 	if o, ok := cfg.Output.(LatencyOutput); ok {
 		a.latency = max(o.Latency(), 0)
@@ -246,18 +253,27 @@ func (a *Agent) Status() protocol.State {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := protocol.State{
-		Status:         protocol.StatusOnline,
-		At:             a.clock.Now().UTC(),
-		Agent:          a.cfg.Version,
-		DesiredVersion: a.status.desiredVersion,
-		ClockOffsetMS:  a.clock.Get().Milliseconds(),
-		ContentMissing: slices.Clone(a.status.missing),
-		CacheBytes:     cacheBytes,
-		CacheLimit:     cacheLimit,
-		Board:          &board,
-		Rejected:       a.status.rejected,
-		Outbox:         a.status.outbox,
-		Keys:           a.verifier.KeyIDs(),
+		Status:          protocol.StatusOnline,
+		At:              a.clock.Now().UTC(),
+		Agent:           a.cfg.Version,
+		DesiredVersion:  a.status.desiredVersion,
+		ClockOffsetMS:   a.clock.Get().Milliseconds(),
+		ContentMissing:  slices.Clone(a.status.missing),
+		CacheBytes:      cacheBytes,
+		CacheLimit:      cacheLimit,
+		Board:           &board,
+		Rejected:        a.status.rejected,
+		Outbox:          a.status.outbox,
+		Keys:            a.verifier.KeyIDs(),
+		HeartbeatMS:     a.cfg.Heartbeat.Milliseconds(),
+		UptimeS:         int64(a.cfg.Clock.Now().Sub(a.started) / time.Second),
+		DiskFreeBytes:   diskFree(a.cfg.DataDir),
+		Volume:          a.status.config.Volume,
+		Muted:           a.status.config.Muted,
+		AmplifierPolicy: a.status.config.AmplifierPolicy,
+	}
+	if st.AmplifierPolicy == "" {
+		st.AmplifierPolicy = protocol.AmpAuto
 	}
 	if p := a.status.playing; p != nil {
 		cp := *p
@@ -365,6 +381,7 @@ func (a *Agent) load() error {
 	a.status.outbox = out.Len()
 	if d != nil {
 		a.status.desiredVersion = d.Version
+		a.status.config = d.Config
 	}
 	a.mu.Unlock()
 	a.wantContent()
@@ -788,6 +805,7 @@ func (a *Agent) applyDesired(d *protocol.DesiredState) {
 	a.wantContent()
 	a.mu.Lock()
 	a.status.desiredVersion = d.Version
+	a.status.config = d.Config
 	a.mu.Unlock()
 	signal(a.dirty)
 	a.log.Info("agent: running desired state", "version", d.Version, "occurrences", len(d.Occurrences), "content", len(d.Content))
@@ -804,8 +822,9 @@ func (a *Agent) encodeState(st protocol.State) []byte {
 }
 
 // publishStates publishes the retained state after changes, at most once
-// per StateDebounce. The agent's own changes are signalled; the board's are
-// signalled by a BoardWatcher or found by reading it every StatePoll.
+// per StateDebounce, and at least once per Heartbeat. The agent's own
+// changes are signalled; the board's are signalled by a BoardWatcher or
+// found by reading it every StatePoll.
 func (a *Agent) publishStates(ctx context.Context) {
 	topic := a.topics.Node(a.cred.Node, protocol.ChanState)
 	var boardChanged <-chan struct{}
@@ -814,6 +833,8 @@ func (a *Agent) publishStates(ctx context.Context) {
 	}
 	poll := time.NewTicker(a.cfg.StatePoll)
 	defer poll.Stop()
+	heartbeat := time.NewTicker(a.cfg.Heartbeat)
+	defer heartbeat.Stop()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
@@ -825,6 +846,7 @@ func (a *Agent) publishStates(ctx context.Context) {
 			return
 		case <-a.dirty:
 		case <-boardChanged:
+		case <-heartbeat.C:
 		case <-poll.C:
 			if b := a.cfg.Board.Snapshot(); reflect.DeepEqual(b, lastBoard) {
 				continue
@@ -838,7 +860,9 @@ func (a *Agent) publishStates(ctx context.Context) {
 			}
 			if err := a.link.Publish(ctx, topic, true, a.encodeState(st)); err != nil {
 				a.log.Debug("agent: state not published", "err", err)
+				continue
 			}
+			heartbeat.Reset(a.cfg.Heartbeat) // a state is a heartbeat
 			continue
 		}
 		if pending == nil {
