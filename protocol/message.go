@@ -312,8 +312,9 @@ type State struct {
 	// when it cannot be measured.
 	DiskFreeBytes *int64 `json:"disk_free_bytes,omitempty"`
 	// Volume, Muted and AmplifierPolicy are the settings the node applies
-	// (from its desired state's NodeConfig).
-	Volume          int    `json:"volume"`
+	// (from its desired state's NodeConfig); Volume is absent in a Last
+	// Will and from older nodes.
+	Volume          *int   `json:"volume,omitempty"`
 	Muted           bool   `json:"muted,omitempty"`
 	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
 }

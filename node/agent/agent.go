@@ -252,6 +252,7 @@ func (a *Agent) Status() protocol.State {
 	cacheBytes, cacheLimit, _ := a.cache.Usage()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	vol := a.status.config.Volume
 	st := protocol.State{
 		Status:          protocol.StatusOnline,
 		At:              a.clock.Now().UTC(),
@@ -268,9 +269,11 @@ func (a *Agent) Status() protocol.State {
 		HeartbeatMS:     a.cfg.Heartbeat.Milliseconds(),
 		UptimeS:         int64(a.cfg.Clock.Now().Sub(a.started) / time.Second),
 		DiskFreeBytes:   diskFree(a.cfg.DataDir),
-		Volume:          a.status.config.Volume,
 		Muted:           a.status.config.Muted,
 		AmplifierPolicy: a.status.config.AmplifierPolicy,
+	}
+	if a.status.desiredVersion > 0 {
+		st.Volume = &vol // before a desired state there is no setting
 	}
 	if st.AmplifierPolicy == "" {
 		st.AmplifierPolicy = protocol.AmpAuto
