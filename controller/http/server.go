@@ -105,11 +105,23 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// HealthService, AlarmService and SelfTestService serve fleet health
+	// (alarms, area health, self-tests); nil answers those routes with
+	// unavailable. Messenger sends remote commands.
+	HealthService   loaxa.HealthService
+	AlarmService    loaxa.AlarmService
+	SelfTestService loaxa.SelfTestService
+	Messenger       loaxa.Messenger
+	// Checks are the controller's parts GET /api/v1/health reports on.
+	Checks []HealthCheck
 
-	routes  []Route
-	limits  limiter
-	mux     *http.ServeMux
-	handler http.Handler
+	routes []Route
+	limits limiter
+	// closing is closed when Close begins, so long-lived streams end.
+	closing     chan struct{}
+	closingOnce sync.Once
+	mux         *http.ServeMux
+	handler     http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -124,6 +136,7 @@ func NewServer() *Server {
 		Now:            time.Now,
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
+		closing:        make(chan struct{}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -213,6 +226,7 @@ func (s *Server) check() error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closingOnce.Do(func() { close(s.closing) })
 	if s.server == nil {
 		return nil
 	}
