@@ -42,7 +42,14 @@ var version = "dev"
 const (
 	exitFailure = 1
 	exitUsage   = 2
+	// exitReboot: the controller asked for a reboot; the agent stopped
+	// cleanly and its service manager starts it again (systemd:
+	// Restart=on-failure or always).
+	exitReboot = 75
 )
+
+// errReboot ends runAgent when the controller asked for a reboot.
+var errReboot = errors.New("reboot requested by the controller")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -144,7 +151,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitUsage
 	}
-	if err := runAgent(ctx, cred, o, log); err != nil {
+	if err := runAgent(ctx, cred, o, log); errors.Is(err, errReboot) {
+		log.Warn("node: stopped to reboot; the service manager starts it again", "exit", exitReboot)
+		return exitReboot
+	} else if err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
 	}
@@ -174,6 +184,8 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	a, err := agent.New(agent.Config{
 		Credentials:   cred,
 		DataDir:       o.data,
@@ -186,11 +198,18 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 
 		AmplifierWarmup: o.ampWarmup,
 		Heartbeat:       o.heartbeat,
+		Reboot:          func() { cancel(errReboot) },
 	})
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	if err := a.Run(ctx); err != nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), errReboot) {
+		return errReboot
+	}
+	return nil
 }
 
 // enrol redeems --enrol at --controller and writes the credentials

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/node/content"
 	"loaxa.vn/node/mqtt"
 	"loaxa.vn/protocol"
@@ -98,6 +99,8 @@ type Agent struct {
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
 	lastSound time.Time
+	// test is the audible self-test on air, if any.
+	test *selfTest
 	// Events and marks noted but not yet written (flush).
 	pendingEvents []protocol.Event
 	pendingMarks  []Progress
@@ -449,6 +452,8 @@ func (a *Agent) loop(ctx context.Context) {
 			signal(a.outboxWake)
 		case r := <-a.playDone():
 			a.finishPlay(r)
+		case r := <-a.testDone():
+			a.finishTest(r)
 		case <-a.cueBegan:
 		case <-wakeC:
 		case <-a.cache.Changed():
@@ -550,8 +555,41 @@ func (a *Agent) step() time.Time {
 	return a.switchAmplifier(d.Wake)
 }
 
+// settings returns the node settings of the running desired state.
+func (a *Agent) settings() protocol.NodeConfig {
+	if a.desired == nil {
+		return protocol.NodeConfig{Volume: protocol.MaxVolume}
+	}
+	return a.desired.Config
+}
+
+// mutes reports whether the node's mute stops o. Emergencies are never
+// muted: whatever a technician left set, an alarm must be heard.
+func (a *Agent) mutes(o protocol.Occurrence) bool {
+	return a.settings().Muted && o.Priority != protocol.PriorityEmergency
+}
+
+// gain is the linear gain o plays at: the node's volume, or full for an
+// emergency.
+func (a *Agent) gain(o protocol.Occurrence) float64 {
+	if o.Priority == protocol.PriorityEmergency {
+		return 1
+	}
+	return audio.VolumeGain(a.settings().Volume)
+}
+
 // start puts o on air now, from its cue if it has one.
 func (a *Agent) start(o protocol.Occurrence, now time.Time) {
+	if a.mutes(o) {
+		a.dropCue()
+		mark := a.mark(o, PhaseDone)
+		e := occurrenceEvent(protocol.EventFailed, mark, now)
+		e.Reason = protocol.ReasonMuted
+		a.note([]protocol.Event{e}, mark)
+		a.log.Info("agent: occurrence not played: the node is muted", "occurrence", o.ID)
+		return
+	}
+	a.stopTest(now)
 	if a.cue != nil && a.cue.occ.ID != o.ID {
 		a.dropCue()
 	}
@@ -584,12 +622,16 @@ func (a *Agent) start(o protocol.Occurrence, now time.Time) {
 // instant if nothing is on air or it preempts what is.
 func (a *Agent) prepare(d Decision) {
 	next := d.Prepare
+	if next != nil && a.mutes(*next) {
+		next = nil // start fails it as muted; nothing to warm up
+	}
 	if next == nil || a.cue != nil && a.cue.occ.ID != next.ID {
 		a.dropCue()
 	}
 	if next == nil {
 		return
 	}
+	a.stopTest(a.clock.Now())
 	at := d.PrepareAt.Add(-a.latency)
 	if a.cue == nil {
 		a.cue = a.cueUp(*next, at)
@@ -630,7 +672,13 @@ func (a *Agent) amplifierOn() error {
 // prepared and the last sound has left the speaker; it returns when to
 // look again, the earlier of wake and that.
 func (a *Agent) switchAmplifier(wake time.Time) time.Time {
-	if !a.ampOn || a.play != nil || a.cue != nil {
+	if a.settings().AmplifierPolicy == protocol.AmpAlwaysOn {
+		if err := a.amplifierOn(); err != nil {
+			a.log.Debug("agent: amplifier kept on by policy did not switch on", "err", err)
+		}
+		return wake
+	}
+	if !a.ampOn || a.play != nil || a.cue != nil || a.test != nil {
 		return wake
 	}
 	off := a.lastSound.Add(amplifierTail)
@@ -663,6 +711,7 @@ func (a *Agent) shutdown() {
 	}
 	a.stopPlay(protocol.ReasonInterrupted)
 	a.dropCue()
+	a.stopTest(a.clock.Now())
 	a.amplifierOff()
 	a.flush()
 }
