@@ -19,9 +19,9 @@ type Proxy struct {
 	mu     sync.Mutex
 	cut    bool
 	frozen bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	done  chan struct{}
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	done   chan struct{}
 }
 
 // Start listens on 127.0.0.1:0 and forwards to target.
