@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
@@ -120,6 +122,10 @@ type Monitor struct {
 	lastDaily string // date of the last daily self-test, 2006-01-02 local
 	wg        sync.WaitGroup
 	ctx       context.Context // Run's, for background sends
+
+	events     *prometheus.CounterVec
+	eventsOnce sync.Once
+	reload     chan struct{}
 }
 
 // record is what the monitor keeps of one node.
@@ -141,7 +147,41 @@ var _ loaxa.HealthService = (*Monitor)(nil)
 
 // NewMonitor returns a monitor with DefaultConfig.
 func NewMonitor() *Monitor {
-	return &Monitor{Config: DefaultConfig(), Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler)}
+	return &Monitor{Config: DefaultConfig(), Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler), reload: make(chan struct{}, 1)}
+}
+
+// Changed tells the monitor that nodes may have been enrolled or removed;
+// Run reloads the node list soon after (the API calls it with the
+// scheduler's Changed).
+func (m *Monitor) Changed() {
+	select {
+	case m.reload <- struct{}{}:
+	default:
+	}
+}
+
+// reloadNodes adds the nodes enrolled since the last look and forgets
+// those that are gone.
+func (m *Monitor) reloadNodes(ctx context.Context) {
+	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		m.Logger.Warn("health: reload nodes", "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		seen[n.ID] = true
+		if m.nodes[n.ID] == nil {
+			m.nodes[n.ID] = newRecord(n)
+		}
+	}
+	for id := range m.nodes {
+		if !seen[id] {
+			delete(m.nodes, id)
+		}
+	}
 }
 
 // Open loads the nodes' last known status and the open alarms.
@@ -213,6 +253,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-timer.C():
 			m.SweepNow(ctx)
 			timer.Reset(m.Config.Sweep)
+		case <-m.reload:
+			m.reloadNodes(ctx)
 		}
 	}
 }
@@ -460,6 +502,7 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			continue
 		}
 		r.epoch, r.seq = epoch, e.Seq
+		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
 		switch {
 		case e.Type == protocol.EventCompleted:
 			lastPlay = e.At

@@ -60,8 +60,10 @@ type Client struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	client  paho.Client
-	queues  []chan message
+	client      paho.Client
+	queues      []chan message
+	m           *metrics
+	metricsOnce sync.Once
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	dropped atomic.Uint64
@@ -189,6 +191,7 @@ func (c *Client) route(_ paho.Client, m paho.Message) {
 		c.Logger.Warn("mqtt: message on unexpected topic", "topic", m.Topic(), "err", err)
 		return
 	}
+	c.metrics().in.WithLabelValues(string(t.Channel)).Inc()
 	h := fnv.New32a()
 	h.Write([]byte(t.ID))
 	q := c.queues[h.Sum32()%uint32(len(c.queues))]
@@ -221,8 +224,19 @@ func (c *Client) work(ctx context.Context, q <-chan message) {
 	}
 }
 
-// publish sends payload and waits for the broker to take it.
-func (c *Client) publish(ctx context.Context, topic string, retained bool, payload []byte) error {
+// publish sends payload and waits for the broker to take it, and counts
+// it as kind.
+func (c *Client) publish(ctx context.Context, kind, topic string, retained bool, payload []byte) error {
+	err := c.publishRaw(ctx, topic, retained, payload)
+	if err != nil {
+		c.metrics().failed.WithLabelValues(kind).Inc()
+	} else {
+		c.metrics().out.WithLabelValues(kind).Inc()
+	}
+	return err
+}
+
+func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
 	tok := c.client.Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(c.PublishTimeout)
 	defer timer.Stop()
@@ -247,7 +261,7 @@ func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) e
 	if err != nil {
 		return fmt.Errorf("publish desired state %d for %s: %w", d.Version, d.Node, err)
 	}
-	return c.publish(ctx, c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
+	return c.publish(ctx, "desired", c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
 }
 
 // SendNodeCommand signs cmd and publishes it on the node's cmd topic.
@@ -257,7 +271,7 @@ func (c *Client) SendNodeCommand(ctx context.Context, node string, cmd protocol.
 	if err != nil {
 		return fmt.Errorf("send %s to %s: %w", cmd.Name, node, err)
 	}
-	return c.publish(ctx, c.Topics.Node(node, protocol.ChanCmd), false, raw)
+	return c.publish(ctx, "command", c.Topics.Node(node, protocol.ChanCmd), false, raw)
 }
 
 var _ loaxa.Messenger = (*Client)(nil)
