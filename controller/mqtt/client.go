@@ -64,9 +64,9 @@ type Client struct {
 	queues      []chan message
 	m           *metrics
 	metricsOnce sync.Once
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	dropped atomic.Uint64
+	wg          sync.WaitGroup
+	cancel      context.CancelFunc
+	dropped     atomic.Uint64
 }
 
 type message struct {
