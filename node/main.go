@@ -72,6 +72,7 @@ type options struct {
 	ampWarmup   time.Duration
 	heartbeat   time.Duration
 	metrics     string
+	board       string
 	enrol       string
 	controller  string
 	ca          string
@@ -96,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
 		"how often the node publishes its state when nothing changes (env LOAXA_HEARTBEAT)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on ADDR/metrics, e.g. 127.0.0.1:9101 (env LOAXA_METRICS; default none)")
+	fs.StringVar(&o.board, "board", "", "board file: the GPIO lines of the amplifier relay, its feedback and fault, the door switch and mains (env LOAXA_BOARD; default: no board I/O)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
@@ -112,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
 		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
-		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS"} {
+		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -191,6 +193,20 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
 
+	var hw agent.Board = board.None{}
+	if o.board != "" {
+		f, err := board.ReadFile(o.board)
+		if err != nil {
+			return err
+		}
+		pins, err := board.PeriphPins()
+		if err != nil {
+			return err
+		}
+		if hw, err = board.OpenGPIO(f, pins); err != nil {
+			return fmt.Errorf("board %s: %w", o.board, err)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a, err := agent.New(agent.Config{
@@ -198,7 +214,7 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		DataDir:       o.data,
 		Store:         st,
 		Output:        out,
-		Board:         board.None{},
+		Board:         hw,
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: o.cacheSize,
