@@ -26,6 +26,9 @@ import (
 	"loaxa.vn/protocol"
 )
 
+// queueTotal is how many node messages the ingest queues hold in all.
+const queueTotal = 16384
+
 // Default lifetimes of signed controller messages.
 const (
 	// DesiredTTL is how long a published desired state stays valid; the
@@ -48,7 +51,11 @@ type Client struct {
 	Topics    protocol.Topics
 	Signer    *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
-	// go to the same worker, so its events stay in order.
+	// go to the same worker, so its events stay in order. Each writes its
+	// node's status in its own store transaction, and the store commits
+	// concurrent writes together, so more workers mean fewer commits per
+	// message (BENCHMARKS.md: 4 workers handled 757 states/s, 32 about
+	// 7,000, on the same disk).
 	Workers int
 	// PublishTimeout bounds waiting for the broker to accept a publish.
 	PublishTimeout time.Duration
@@ -79,7 +86,7 @@ func NewClient() *Client {
 	return &Client{
 		ClientID:       "loaxa-controller",
 		Topics:         protocol.NewTopics(""),
-		Workers:        4,
+		Workers:        32,
 		PublishTimeout: 10 * time.Second,
 		Now:            time.Now,
 		Logger:         slog.Default(),
@@ -105,7 +112,8 @@ func (c *Client) Open() error {
 	c.cancel = cancel
 	c.queues = make([]chan message, max(c.Workers, 1))
 	for i := range c.queues {
-		c.queues[i] = make(chan message, 4096)
+		// 16,384 messages in all, however many workers share them.
+		c.queues[i] = make(chan message, max(queueTotal/len(c.queues), 256))
 		c.wg.Add(1)
 		go c.work(ctx, c.queues[i])
 	}
@@ -217,9 +225,12 @@ func (c *Client) work(ctx context.Context, q <-chan message) {
 			case protocol.ChanEvent:
 				err = c.ingestEvents(ctx, m.topic.ID, m.payload)
 			}
+			result := "ok"
 			if err != nil && !errors.Is(err, context.Canceled) {
+				result = "refused"
 				c.Logger.Warn("mqtt: node message refused", "node", m.topic.ID, "channel", m.topic.Channel, "err", err)
 			}
+			c.metrics().ingested.WithLabelValues(string(m.topic.Channel), result).Inc()
 		}
 	}
 }
