@@ -119,7 +119,6 @@ type Monitor struct {
 	open      map[alarmKey]*loaxa.Alarm
 	subs      map[chan *loaxa.Alarm]struct{}
 	lastSweep time.Time
-	lastDaily string // date of the last daily self-test, 2006-01-02 local
 	wg        sync.WaitGroup
 	ctx       context.Context // Run's, for background sends
 
@@ -211,14 +210,6 @@ func (m *Monitor) Open(ctx context.Context) error {
 	for _, a := range alarms {
 		m.open[alarmKey{a.Node, a.Kind}] = a
 	}
-	if runs, err := m.Tests.FindSelfTests(ctx, 50); err == nil {
-		for _, t := range runs {
-			if t.RequestedBy == RequestedBySchedule {
-				m.lastDaily = t.Started.In(m.Config.Location).Format(time.DateOnly)
-				break
-			}
-		}
-	}
 	return nil
 }
 
@@ -251,8 +242,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C():
-			m.SweepNow(ctx)
+			// Reset before sweeping: a clock that moves while the sweep
+			// runs (a fake one in tests) then fires the next sweep.
 			timer.Reset(m.Config.Sweep)
+			m.SweepNow(ctx)
 		case <-m.reload:
 			m.reloadNodes(ctx)
 		}
@@ -278,6 +271,7 @@ func (m *Monitor) beat(r *record) time.Duration {
 func (m *Monitor) SweepNow(ctx context.Context) {
 	now := m.Clock.Now()
 	m.mu.Lock()
+	prev := m.lastSweep
 	m.lastSweep = now
 	for id, r := range m.nodes {
 		silent := now.Sub(r.lastContact)
@@ -299,7 +293,7 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 			}
 		}
 	}
-	daily := m.dailyDue(now)
+	daily := m.dailyDue(prev, now)
 	m.mu.Unlock()
 	if daily {
 		if _, err := m.StartSelfTest(ctx, protocol.TestSilent, "", nil, RequestedBySchedule); err != nil {
@@ -332,19 +326,23 @@ func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state str
 	}
 }
 
-// dailyDue reports whether the daily self-test is due now (and marks it
-// as run). Called with m.mu held.
-func (m *Monitor) dailyDue(now time.Time) bool {
-	if m.Config.DailyTest == "" {
+// dailyDue reports whether the daily self-test's time passed between the
+// previous sweep and this one. A controller that was down at that time
+// skips the day's test rather than testing whenever it starts.
+func (m *Monitor) dailyDue(prev, now time.Time) bool {
+	if m.Config.DailyTest == "" || prev.IsZero() {
 		return false
+	}
+	hm, err := time.Parse("15:04", m.Config.DailyTest)
+	if err != nil {
+		return false // Validate refuses it
 	}
 	local := now.In(m.Config.Location)
-	today := local.Format(time.DateOnly)
-	if m.lastDaily == today || local.Format("15:04") < m.Config.DailyTest {
-		return false
+	at := time.Date(local.Year(), local.Month(), local.Day(), hm.Hour(), hm.Minute(), 0, 0, m.Config.Location)
+	if at.After(now) {
+		at = at.AddDate(0, 0, -1)
 	}
-	m.lastDaily = today
-	return true
+	return prev.Before(at) && !at.After(now)
 }
 
 // record returns node's record, loading a node enrolled since Open.

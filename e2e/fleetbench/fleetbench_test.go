@@ -442,3 +442,66 @@ func packet(header byte, body []byte) []byte {
 	return append(out, body...)
 }
 
+
+// TestNodeAgentIdle measures one real node agent binary (--audio none)
+// connected to the controller and idle: resident memory, and CPU over
+// LOAXA_BENCH_IDLE (default 30s) after 10 s of settling.
+func TestNodeAgentIdle(t *testing.T) {
+	if os.Getenv("LOAXA_BENCH_FLEET") == "" {
+		t.Skip("set LOAXA_BENCH_FLEET (scripts/bench-fleet.sh)")
+	}
+	window := 30 * time.Second
+	if v := os.Getenv("LOAXA_BENCH_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("LOAXA_BENCH_IDLE=%q: %v", v, err)
+		}
+		window = d
+	}
+	dir := t.TempDir()
+	ctl := startController(t, dir)
+	tok := ctl.signIn(t)
+	ctl.call(t, tok, "POST", "/api/v1/areas", map[string]string{"id": "31", "name": "Hải Phòng"}, nil)
+	var created struct{ Credentials *protocol.Credentials }
+	ctl.call(t, tok, "POST", "/api/v1/nodes", map[string]any{"id": "idle-01", "name": "Idle", "area": "31", "lat": 20.8, "lon": 106.7}, &created)
+	credPath := filepath.Join(dir, "node.json")
+	raw, _ := json.Marshal(created.Credentials)
+	if err := os.WriteFile(credPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "node")
+	if out, err := exec.Command("go", "build", "-o", bin, "loaxa.vn/node").CombinedOutput(); err != nil {
+		t.Fatalf("build node: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--credentials", credPath, "--data", filepath.Join(dir, "node-data"), "--audio", "none", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	ctl.waitOnline(t, 1, time.Minute)
+	time.Sleep(10 * time.Second) // measuring idleness: let start-up work (time sync, desired state) finish
+	node := &controller{cmd: cmd}
+	ticks0 := cpuTicks(t, cmd.Process.Pid)
+	begin := time.Now()
+	time.Sleep(window)
+	ticks := cpuTicks(t, cmd.Process.Pid) - ticks0
+	cpu := float64(ticks) / 100 / time.Since(begin).Seconds() // USER_HZ is 100 on Linux
+	t.Logf("RESULT node agent idle: RSS %.1f MiB, CPU %.2f%% of one core over %v", float64(node.rss(t))/(1<<20), 100*cpu, window)
+}
+
+// cpuTicks is utime+stime of pid in clock ticks.
+func cpuTicks(t *testing.T, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return utime + stime
+}
