@@ -42,7 +42,14 @@ var version = "dev"
 const (
 	exitFailure = 1
 	exitUsage   = 2
+	// exitReboot: the controller asked for a reboot; the agent stopped
+	// cleanly and its service manager starts it again (systemd:
+	// Restart=on-failure or always).
+	exitReboot = 75
 )
+
+// errReboot ends runAgent when the controller asked for a reboot.
+var errReboot = errors.New("reboot requested by the controller")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -58,6 +65,7 @@ type options struct {
 	audio       string
 	logLevel    string
 	ampWarmup   time.Duration
+	heartbeat   time.Duration
 	enrol       string
 	controller  string
 	ca          string
@@ -79,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
+		"how often the node publishes its state when nothing changes (env LOAXA_HEARTBEAT)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
@@ -94,7 +104,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
-		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP"} {
+		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
+		"heartbeat": "LOAXA_HEARTBEAT"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -104,6 +115,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.ampWarmup <= 0 || o.ampWarmup > time.Minute {
 		fmt.Fprintf(stderr, "node: --amp-warmup %v: want a duration above 0 and at most 1m, e.g. 500ms\n", o.ampWarmup)
+		return exitUsage
+	}
+
+	if o.heartbeat < time.Second || o.heartbeat > time.Hour {
+		fmt.Fprintf(stderr, "node: --heartbeat %v: want a duration from 1s to 1h, e.g. 60s\n", o.heartbeat)
 		return exitUsage
 	}
 
@@ -135,7 +151,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitUsage
 	}
-	if err := runAgent(ctx, cred, o, log); err != nil {
+	if err := runAgent(ctx, cred, o, log); errors.Is(err, errReboot) {
+		log.Warn("node: stopped to reboot; the service manager starts it again", "exit", exitReboot)
+		return exitReboot
+	} else if err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
 	}
@@ -165,6 +184,8 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	a, err := agent.New(agent.Config{
 		Credentials:   cred,
 		DataDir:       o.data,
@@ -176,11 +197,19 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		CacheMaxBytes: o.cacheSize,
 
 		AmplifierWarmup: o.ampWarmup,
+		Heartbeat:       o.heartbeat,
+		Reboot:          func() { cancel(errReboot) },
 	})
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	if err := a.Run(ctx); err != nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), errReboot) {
+		return errReboot
+	}
+	return nil
 }
 
 // enrol redeems --enrol at --controller and writes the credentials

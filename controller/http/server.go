@@ -108,11 +108,23 @@ type Server struct {
 	// UI serves every path outside /api/ (the web console, package
 	// controller/web); nil answers them 404 like unknown API routes.
 	UI http.Handler
+	// HealthService, AlarmService and SelfTestService serve fleet health
+	// (alarms, area health, self-tests); nil answers those routes with
+	// unavailable. Messenger sends remote commands.
+	HealthService   loaxa.HealthService
+	AlarmService    loaxa.AlarmService
+	SelfTestService loaxa.SelfTestService
+	Messenger       loaxa.Messenger
+	// Checks are the controller's parts GET /api/v1/health reports on.
+	Checks []HealthCheck
 
-	routes  []Route
-	limits  limiter
-	mux     *http.ServeMux
-	handler http.Handler
+	routes []Route
+	limits limiter
+	// closing is closed when Close begins, so long-lived streams end.
+	closing     chan struct{}
+	closingOnce sync.Once
+	mux         *http.ServeMux
+	handler     http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -127,6 +139,7 @@ func NewServer() *Server {
 		Now:            time.Now,
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
+		closing:        make(chan struct{}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -216,6 +229,7 @@ func (s *Server) check() error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closingOnce.Do(func() { close(s.closing) })
 	if s.server == nil {
 		return nil
 	}
