@@ -211,7 +211,7 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 
 	b.Go("#/emergency", `document.querySelector('main h1.emergency-title')`)
 	b.Shot("12-khan-cap")
-	b.Go("#/alarms", `document.querySelector('#h-attn')`)
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
 	b.Shot("13-canh-bao")
 
 	// On a phone the menu runs across the top and the page still reads.

@@ -3,17 +3,17 @@
 // On a controller without the alarms API it lists the clusters that are
 // offline or out of sync, which the node list does report.
 
-import { api } from '../api.js';
+import { api, apiURL } from '../api.js';
 import { t, has } from '../i18n.js';
 import { h, fill, badge, fmtDateTime, errorBox, toast } from '../ui.js';
 import { nodeHealth } from './overview.js';
 
-const REFRESH_MS = 10000;
+const REFRESH_MS = 30000;
 
 export async function render(ctx, main) {
   let first;
   try {
-    first = await api('GET', '/alarms');
+    first = await api('GET', '/alarms', undefined, { limit: 500 });
   } catch (err) {
     if (err.status !== 404) throw err;
     return fallback(ctx, main);
@@ -29,7 +29,7 @@ export async function render(ctx, main) {
       h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), h('div', { class: 'hint' }, ctx.areaName(a.area))),
       h('td', {}, fmtDateTime(a.start), a.end ? ` – ${fmtDateTime(a.end)}` : ''),
       h('td', {}, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
-        !a.end && ctx.me.role !== 'viewer' ? h('button', {
+        !a.end && ctx.may('nodes.maintain') ? h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
             try { await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`); toast(t('alarms.acked')); await reload(); } catch (err) { toast(err.message, true); }
           },
@@ -43,15 +43,19 @@ export async function render(ctx, main) {
       h('section', { class: 'panel', 'aria-labelledby': 'h-ended' }, h('h2', { id: 'h-ended' }, t('alarms.ended')),
         ended.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_ended')) : table(ended, 'alarms-ended')));
   };
-  const reload = async () => show((await api('GET', '/alarms')).alarms || []);
+  const reload = async () => show((await api('GET', '/alarms', undefined, { limit: 500 })).alarms || []);
   show(first.alarms || []);
+  // Changes arrive as server-sent events; a slow poll covers a stream a
+  // proxy cut.
+  const src = new EventSource(apiURL('/alarms/stream'));
+  src.addEventListener('alarm', () => reload().catch((err) => fill(body, errorBox(err))));
   let timer = 0;
   const tick = async () => {
     try { await reload(); } catch (err) { fill(body, errorBox(err)); }
     timer = setTimeout(tick, REFRESH_MS);
   };
   timer = setTimeout(tick, REFRESH_MS);
-  return () => clearTimeout(timer);
+  return () => { clearTimeout(timer); src.close(); };
 }
 
 async function fallback(ctx, main) {
