@@ -11,10 +11,19 @@ import { nodeHealth } from './overview.js';
 const REFRESH_MS = 30000;
 
 export async function render(ctx, main) {
+  // Subscribe before reading the list, so no change falls between them.
+  const src = new EventSource(apiURL('/alarms/stream'));
+  await new Promise((resolve) => {
+    const done = () => { clearTimeout(timeout); resolve(); };
+    const timeout = setTimeout(done, 3000);
+    src.addEventListener('open', done, { once: true });
+    src.addEventListener('error', done, { once: true });
+  });
   let first;
   try {
     first = await api('GET', '/alarms', undefined, { limit: 500 });
   } catch (err) {
+    src.close();
     if (err.status !== 404) throw err;
     return fallback(ctx, main);
   }
@@ -47,7 +56,6 @@ export async function render(ctx, main) {
   show(first.alarms || []);
   // Changes arrive as server-sent events; a slow poll covers a stream a
   // proxy cut.
-  const src = new EventSource(apiURL('/alarms/stream'));
   src.addEventListener('alarm', () => reload().catch((err) => fill(body, errorBox(err))));
   let timer = 0;
   const tick = async () => {

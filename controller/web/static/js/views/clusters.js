@@ -74,7 +74,7 @@ async function detail(ctx, main, id) {
           row(t('clusters.disk'), st.disk_free_bytes === undefined ? null : `${fmtNumber(st.disk_free_bytes / 1048576)} MiB`),
           row(t('clusters.last_play'), st.last_play ? fmtDateTime(st.last_play) : null),
           row(t('clusters.clock'), `${st.clock_offset_ms} ms`),
-          row(t('clusters.cache'), st.cache_limit ? `${fmtNumber(st.cache_bytes / 1048576, 1)} / ${fmtNumber(st.cache_limit / 1048576)} MiB` : null),
+          row(t('clusters.cache'), st.cache_limit ? `${fmtNumber((st.cache_bytes || 0) / 1048576, 1)} / ${fmtNumber(st.cache_limit / 1048576)} MiB` : null),
           row(t('clusters.agent'), st.agent),
           row(t('clusters.rejected'), String(st.rejected)),
           row(t('clusters.outbox'), String(st.outbox)))))),
