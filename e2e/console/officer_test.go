@@ -207,7 +207,17 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	if !strings.Contains(MustEval[string](b, `document.querySelector('#report-csv').href`), "format=csv") {
 		t.Error("report has no CSV link")
 	}
+	// The month's chart counts both clusters' plays; the year's report
+	// draws twelve months.
+	if n := MustEval[int](b, `document.querySelectorAll('#report-nodes tbody tr').length`); n != 2 {
+		t.Errorf("report lists %d clusters, want 2", n)
+	}
 	b.Shot("08-bao-cao")
+	b.Do("make the yearly report", chromedp.Evaluate[chromedp.Void](`document.querySelector('#report-year').form.requestSubmit()`))
+	b.Wait("the yearly report", `document.querySelector('#report-year-result svg.chart')`, 15*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('#report-year-result svg.chart')[0].querySelectorAll('rect.bar-done').length`); n != 12+1 {
+		t.Errorf("yearly minutes chart has %d 'played' bars, want 12 months and the legend", n)
+	}
 
 	b.Go("#/emergency", `document.querySelector('main h1.emergency-title')`)
 	b.Shot("12-khan-cap")
