@@ -12,11 +12,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/health"
@@ -231,7 +236,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.EventService = a.Events
 	a.HTTP.UserService = a.Users
 	a.HTTP.DesiredService = a.Desired
-	a.HTTP.Scheduler = a.Scheduler
+	a.HTTP.Scheduler = changes{a.Scheduler, a.Health}
 	a.HTTP.AuditService = a.Audit
 	a.HTTP.Disconnect = disconnect
 	if tlsCfg != nil {
@@ -261,6 +266,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.SelfTestService = a.Alarms
 	a.HTTP.Messenger = a.MQTT
 	a.HTTP.Checks = a.healthChecks()
+	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
@@ -278,6 +284,35 @@ func (a *App) Open() (err error) {
 	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil
+}
+
+// changes tells several parts that areas, nodes or announcements changed:
+// the scheduler recompiles, the health model reloads its node list.
+type changes []loaxa.Scheduler
+
+func (c changes) Changed() {
+	for _, s := range c {
+		s.Changed()
+	}
+}
+
+// metrics registers every part's metrics and returns the /metrics handler.
+func (a *App) metrics() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.HTTP.Collectors()...)
+	reg.MustRegister(a.MQTT.Collectors()...)
+	reg.MustRegister(a.Health.Collectors()...)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",
+	}, func() float64 {
+		n, err := a.DB.Size()
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)})
 }
 
 // healthChecks are what GET /api/v1/health reports on: the broker link,

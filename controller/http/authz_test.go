@@ -305,7 +305,7 @@ func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
 // publicRoutes need no credentials; TestEveryRouteNeedsCredentials checks
 // that they are exactly the routes without an action.
 var publicRoutes = map[string]bool{
-	"GET /api/v1/health": true, "GET /api/v1/time": true,
+	"GET /api/v1/health": true, "GET /api/v1/time": true, "GET /metrics": true,
 	"POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true,
 }
 

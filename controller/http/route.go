@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -27,6 +28,7 @@ type Route struct {
 // action here; the wrapper enforces it.
 func (s *Server) routeTable() []Route {
 	return []Route{
+		{Method: "GET", Path: "/metrics", handle: s.handleMetrics},
 		{Method: "GET", Path: "/api/v1/health", handle: s.handleHealth},
 		{Method: "GET", Path: "/api/v1/time", handle: s.handleTime},
 		{Method: "POST", Path: "/api/v1/auth/token", handle: s.handleCreateToken},
@@ -104,7 +106,10 @@ func (s *Server) routeTable() []Route {
 // wrap authenticates the caller of rt, checks rt.Action, runs the handler
 // and writes any error it returns.
 func (s *Server) wrap(rt Route) http.Handler {
+	latency := s.latency.WithLabelValues(rt.Method, rt.Path)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { latency.Observe(time.Since(start).Seconds()) }()
 		if rt.Action != "" {
 			ctx, err := s.authenticate(r, rt)
 			if err != nil {

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -117,9 +119,13 @@ type Server struct {
 	Messenger       loaxa.Messenger
 	// Checks are the controller's parts GET /api/v1/health reports on.
 	Checks []HealthCheck
+	// Metrics serves GET /metrics (Prometheus text format); nil answers
+	// 404. Collectors has the server's own metrics to register.
+	Metrics http.Handler
 
-	routes []Route
-	limits limiter
+	routes  []Route
+	limits  limiter
+	latency *prometheus.HistogramVec
 	// closing is closed when Close begins, so long-lived streams end.
 	closing     chan struct{}
 	closingOnce sync.Once
@@ -140,6 +146,11 @@ func NewServer() *Server {
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
 		closing:        make(chan struct{}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loaxa_http_request_duration_seconds",
+			Help:    "API request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"method", "route"}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -147,6 +158,20 @@ func NewServer() *Server {
 	}
 	s.handler = s.logRequests(http.HandlerFunc(s.serveMux))
 	return s
+}
+
+// Collectors returns the server's own metrics (request latency by route)
+// for a Prometheus registry.
+func (s *Server) Collectors() []prometheus.Collector { return []prometheus.Collector{s.latency} }
+
+// handleMetrics answers GET /metrics. It is public, like /api/v1/health:
+// scrapers rarely carry tokens, and the metrics are counts, not content.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.Metrics == nil {
+		return loaxa.Errorf(loaxa.ENotFound, "This controller serves no metrics.")
+	}
+	s.Metrics.ServeHTTP(w, r)
+	return nil
 }
 
 // Handler returns the API as an http.Handler, for tests and for mounting

@@ -109,6 +109,7 @@ type Agent struct {
 	status status
 
 	started time.Time // base clock, for the uptime
+	metrics *metrics
 }
 
 // status is the part of the node's State that changes; guarded by Agent.mu.
@@ -210,6 +211,7 @@ func New(cfg Config) (*Agent, error) {
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
 		started:     cfg.Clock.Now(),
+		metrics:     newMetrics(),
 	}
 	if o, ok := cfg.Output.(LatencyOutput); ok {
 		a.latency = max(o.Latency(), 0)
@@ -446,6 +448,7 @@ func (a *Agent) loop(ctx context.Context) {
 		case m := <-a.link.Messages():
 			a.handle(m, false)
 		case <-a.link.Connects():
+			a.metrics.connects.Inc()
 			a.cache.Reconnected()
 			signal(a.reconnected)
 			signal(a.syncNow)
@@ -755,6 +758,7 @@ func (a *Agent) note(events []protocol.Event, marks ...Progress) {
 		a.progress[m.Occurrence] = m
 	}
 	a.pendingEvents = append(a.pendingEvents, events...)
+	a.metrics.count(events)
 	a.pendingMarks = append(a.pendingMarks, marks...)
 }
 
