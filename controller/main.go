@@ -16,9 +16,19 @@ import (
 	"loaxa.vn/controller/app"
 )
 
+// version is set at build time with -ldflags "-X main.version=…"
+// (scripts/build-boards.sh).
+var version = "dev"
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "export-mosquitto-acl" {
-		os.Exit(exportMosquitto(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "export-mosquitto-acl":
+			os.Exit(exportMosquitto(os.Args[2:]))
+		case "--version", "-version":
+			fmt.Println("loaxa controller", version)
+			return
+		}
 	}
 	cfg := app.DefaultConfig()
 	if err := cfg.Parse(os.Args[1:], os.Getenv); err != nil {
