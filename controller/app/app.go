@@ -37,6 +37,8 @@ type App struct {
 	Out io.Writer
 	// Clock drives the scheduler (tests may fake it).
 	Clock clock.Clock
+	// Version is the controller's build version, recorded in backups.
+	Version string
 
 	DB        *bolt.DB
 	Media     *media.Library
@@ -70,7 +72,7 @@ func New(cfg Config, logger *slog.Logger) *App {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}}
+	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}, Version: "dev"}
 }
 
 // Open starts every part. Listeners are opened synchronously, so a busy
@@ -233,6 +235,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
+	a.HTTP.Backup = a.writeBackup
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -219,6 +219,7 @@ func authzCases() map[string][]authzCase {
 			return jsonReq("POST", "/api/v1/keys/activate", map[string]bool{"force": true})
 		}}},
 		"GET /api/v1/broker/mosquitto": {{wholeTree: true, ok: 200, build: get("/api/v1/broker/mosquitto")}},
+		"GET /api/v1/backup":           {{wholeTree: true, ok: 200, build: get("/api/v1/backup")}},
 		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
 		}}},
@@ -260,6 +261,10 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
 	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-c", "name": "Cụm loa Vĩnh An", "area": "12350", "lat": 20.7, "lon": 106.4}, http.StatusCreated, nil)
 	a := &authzEnv{env: e, ann: map[bool]string{}}
+	e.srv.Backup = func(ctx context.Context, w io.Writer) error {
+		_, err := io.WriteString(w, "backup")
+		return err
+	}
 	e.srv.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
 		f, err := mqtt.ExportMosquitto(ctx, e.stores.nodes, e.stores.areas, protocol.NewTopics(""), "loaxa-controller", loaxa.HashBrokerSecret("x"))
 		if err != nil {

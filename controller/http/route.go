@@ -72,6 +72,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleAnnounceKey},
 		{Method: "POST", Path: "/api/v1/keys/activate", Action: loaxa.ActionManageSystem, handle: s.handleActivateKey},
 		{Method: "GET", Path: "/api/v1/broker/mosquitto", Action: loaxa.ActionManageSystem, handle: s.handleBrokerFiles},
+		{Method: "GET", Path: "/api/v1/backup", Action: loaxa.ActionManageSystem, handle: s.handleBackup},
 
 		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
 		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},

@@ -72,6 +72,9 @@ type Server struct {
 	// BrokerFiles makes an external broker's password and ACL files (file
 	// name → content) and lists nodes left out; nil with the embedded one.
 	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)
+	// Backup streams a backup archive of the store and content (GET
+	// /api/v1/backup); nil answers that backups are off.
+	Backup backupFunc
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
 	// LoginLimits bound failed sign-ins and enrolments; zero is
