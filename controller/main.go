@@ -16,6 +16,7 @@ import (
 
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/backup"
+	"loaxa.vn/internal/sdnotify"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"
@@ -54,8 +55,16 @@ func main() {
 		logger.Error("controller failed to start", "err", err)
 		os.Exit(1)
 	}
+	// Under systemd (Type=notify): serving now.
+	sd := sdnotify.New(os.Getenv)
+	if err := sd.Notify(sdnotify.Ready); err != nil {
+		logger.Warn("systemd notify", "err", err)
+	}
 	<-ctx.Done()
 	logger.Info("controller shutting down")
+	if err := sd.Notify(sdnotify.Stopping); err != nil {
+		logger.Warn("systemd notify", "err", err)
+	}
 	if err := a.Close(); err != nil {
 		logger.Error("controller shutdown", "err", err)
 		os.Exit(1)

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/sdnotify"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/audio/oto"
@@ -62,6 +63,7 @@ type options struct {
 	controller  string
 	ca          string
 	cacheSize   int64 // bytes
+	getenv      func(string) string
 }
 
 // The sound device reports its latency to the agent, which starts plays
@@ -72,7 +74,7 @@ var _ agent.LatencyOutput = (*oto.Output)(nil)
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o options
+	o := options{getenv: getenv}
 	fs.StringVar(&o.credentials, "credentials", "", "credentials document from the controller (env LOAXA_CREDENTIALS)")
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
@@ -84,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
 	cacheMB := fs.Int64("cache-size", content.DefaultMaxBytes>>20, "content cache limit in MiB; content the schedule needs is kept beyond it (env LOAXA_CACHE_SIZE)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	check := fs.Bool("check", false, "check the --credentials document and exit (install-node.sh does, before installing)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -135,6 +138,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitUsage
 	}
+	if *check {
+		fmt.Fprintf(stdout, "credentials ok: node %s in area %s, controller %s, broker %s\n", cred.Node, cred.Area, cred.Controller, cred.Broker)
+		return 0
+	}
 	if err := runAgent(ctx, cred, o, log); err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
@@ -180,7 +187,48 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	return runSupervised(ctx, a, o.getenv, log)
+}
+
+// runSupervised runs the agent and tells systemd about it (Type=notify):
+// READY=1 once the main loop answers, WATCHDOG=1 while it keeps answering
+// (WatchdogSec=), STOPPING=1 on the way out. Outside systemd it just runs
+// the agent.
+func runSupervised(ctx context.Context, a *agent.Agent, getenv func(string) string, log *slog.Logger) error {
+	sd := sdnotify.New(getenv)
+	watchdog, err := sdnotify.WatchdogInterval(getenv)
+	if err != nil {
+		log.Warn("systemd watchdog off", "err", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	if sd.Enabled() {
+		ready := make(chan struct{})
+		go func() {
+			defer close(ready)
+			for ctx.Err() == nil {
+				actx, acancel := context.WithTimeout(ctx, time.Second)
+				err := a.Alive(actx)
+				acancel()
+				if err == nil {
+					if err := sd.Notify(sdnotify.Ready + "\nSTATUS=agent running"); err != nil {
+						log.Warn("systemd notify", "err", err)
+					}
+					sd.FeedWatchdog(ctx, watchdog, a.Alive, log)
+					return
+				}
+			}
+		}()
+		defer func() { <-ready }()
+	}
+	err = <-done
+	cancel()
+	if err := sd.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("systemd notify", "err", err)
+	}
+	return err
 }
 
 // enrol redeems --enrol at --controller and writes the credentials

@@ -30,8 +30,8 @@ section "system packages"
 # the ingest tests (and lame's decoder as their reference); sox: checks that
 # node audio is standard IMA ADPCM WAV; qemu-user-static: runs the ARM
 # board builds (scripts/build-boards.sh installs the cross compilers and the
-# boards' ALSA headers itself).
-packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox qemu-user-static)
+# boards' ALSA headers itself); systemd: systemd-analyze rates the units.
+packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox qemu-user-static systemd)
 missing=()
 arch=$(dpkg --print-architecture)
 for p in "${packages[@]}"; do

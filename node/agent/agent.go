@@ -74,12 +74,13 @@ type Agent struct {
 	epoch    string
 
 	// Signals between goroutines; each holds at most one pending signal.
-	outboxWake  chan struct{} // the outbox grew or shrank
-	reconnected chan struct{} // to the sender: start again from the acknowledged end
-	syncNow     chan struct{} // to the clock synchroniser
-	clockMoved  chan struct{} // to the main loop: the offset changed
-	cueBegan    chan struct{} // to the main loop: a prepared play began on its own
-	dirty       chan struct{} // to the state publisher
+	outboxWake  chan struct{}      // the outbox grew or shrank
+	reconnected chan struct{}      // to the sender: start again from the acknowledged end
+	syncNow     chan struct{}      // to the clock synchroniser
+	clockMoved  chan struct{}      // to the main loop: the offset changed
+	cueBegan    chan struct{}      // to the main loop: a prepared play began on its own
+	dirty       chan struct{}      // to the state publisher
+	alive       chan chan struct{} // to the main loop: answer to prove it runs (Alive)
 
 	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
 	latency time.Duration
@@ -198,6 +199,7 @@ func New(cfg Config) (*Agent, error) {
 		syncNow:     make(chan struct{}, 1),
 		clockMoved:  make(chan struct{}, 1),
 		cueBegan:    make(chan struct{}, 1),
+		alive:       make(chan chan struct{}),
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
 	}
@@ -264,6 +266,24 @@ func (a *Agent) Status() protocol.State {
 		st.Playing = &cp
 	}
 	return st
+}
+
+// Alive returns nil when the main loop answers before ctx ends: the
+// node's systemd watchdog is fed only while it does, so a stuck agent is
+// restarted.
+func (a *Agent) Alive(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case a.alive <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("agent main loop does not answer: %w", ctx.Err())
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("agent main loop does not answer: %w", ctx.Err())
+	}
 }
 
 // Run runs the agent until ctx is cancelled. It returns after stopping
@@ -430,6 +450,8 @@ func (a *Agent) loop(ctx context.Context) {
 		case r := <-a.playDone():
 			a.finishPlay(r)
 		case <-a.cueBegan:
+		case reply := <-a.alive:
+			close(reply)
 		case <-wakeC:
 		case <-a.cache.Changed():
 			a.mu.Lock()
