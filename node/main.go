@@ -64,6 +64,8 @@ type options struct {
 	ca          string
 	cacheSize   int64 // bytes
 	getenv      func(string) string
+	// trialTimeout bounds an update's trial (selfupdate.go).
+	trialTimeout time.Duration
 }
 
 // The sound device reports its latency to the agent, which starts plays
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	fs.DurationVar(&o.trialTimeout, "update-trial", defaultTrialTimeout,
+		"how long a new agent release has to connect before it is thrown away (env LOAXA_UPDATE_TRIAL_TIMEOUT)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
@@ -97,7 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
-		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP"} {
+		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
+		"update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -149,7 +154,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger) (err error) {
+// runAgentOnce runs the agent until ctx ends or an update has been
+// fetched and waits for its trial (u returns it, see selfupdate.go).
+func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger, u *updater) (err error) {
 	if err := os.MkdirAll(o.data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -181,12 +188,18 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: o.cacheSize,
+		Updates:       u.requests,
+		StartupEvents: u.startup,
 
 		AmplifierWarmup: o.ampWarmup,
 	})
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := u.serve(ctx, a, stop)
+	defer func() { <-done }()
 	return runSupervised(ctx, a, o.getenv, log)
 }
 

@@ -216,6 +216,8 @@ type Command struct {
 	// Ack fields.
 	Epoch string `json:"epoch,omitempty"`
 	Seq   uint64 `json:"seq,omitempty"`
+	// Update is the release to install, for CmdUpdate.
+	Update *Update `json:"update,omitempty"`
 }
 
 // Status is a node's connectivity as published on its state topic.
@@ -314,6 +316,8 @@ type Event struct {
 	Reason       string    `json:"reason,omitempty"`
 	LateMS       int64     `json:"late_ms,omitempty"`
 	PlayedMS     int64     `json:"played_ms,omitempty"`
+	// Version is the agent version an update event is about.
+	Version string `json:"version,omitempty"`
 }
 
 // EventBatch is the body of an events message: consecutive events from the

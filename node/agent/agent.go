@@ -81,6 +81,7 @@ type Agent struct {
 	cueBegan    chan struct{}      // to the main loop: a prepared play began on its own
 	dirty       chan struct{}      // to the state publisher
 	alive       chan chan struct{} // to the main loop: answer to prove it runs (Alive)
+	inLoop      chan func()        // to the main loop: run this there (Idle, Report)
 
 	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
 	latency time.Duration
@@ -200,6 +201,7 @@ func New(cfg Config) (*Agent, error) {
 		clockMoved:  make(chan struct{}, 1),
 		cueBegan:    make(chan struct{}, 1),
 		alive:       make(chan chan struct{}),
+		inLoop:      make(chan func()),
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
 	}
@@ -314,6 +316,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.link = link
 	a.mu.Unlock()
+	if len(a.cfg.StartupEvents) > 0 {
+		a.note(a.cfg.StartupEvents)
+		a.flush()
+	}
 	a.log.Info("agent: started", "version", a.cfg.Version, "epoch", a.epoch, "desired_version", a.status.desiredVersion)
 
 	loopCtx, stop := context.WithCancel(ctx)
@@ -452,6 +458,8 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-a.cueBegan:
 		case reply := <-a.alive:
 			close(reply)
+		case f := <-a.inLoop:
+			f()
 		case <-wakeC:
 		case <-a.cache.Changed():
 			a.mu.Lock()
