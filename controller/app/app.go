@@ -23,6 +23,7 @@ import (
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
 	"loaxa.vn/internal/clock"
@@ -61,6 +62,9 @@ type App struct {
 	Sessions      *bolt.SessionService
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
+	Releases      *bolt.ReleaseService
+	// Rollouts drives agent rollouts.
+	Rollouts *release.Runner
 
 	tls    *serverTLS
 	cancel context.CancelFunc
@@ -107,6 +111,7 @@ func (a *App) Open() (err error) {
 	a.Sessions = bolt.NewSessionService(a.DB)
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
+	a.Releases = bolt.NewReleaseService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -236,16 +241,33 @@ func (a *App) Open() (err error) {
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
 	a.HTTP.Backup = a.writeBackup
+	a.Rollouts = release.NewRunner()
+	a.Rollouts.Releases = a.Releases
+	a.Rollouts.Nodes = a.Nodes
+	a.Rollouts.Events = a.Events
+	a.Rollouts.Messenger = a.MQTT
+	a.Rollouts.Now = a.Clock.Now
+	a.Rollouts.Logger = a.Logger
+	if cfg.RolloutInterval > 0 {
+		a.Rollouts.Interval = cfg.RolloutInterval
+	}
+	a.HTTP.ReleaseService = a.Releases
+	a.HTTP.ReleaseArchives = &release.Archives{Dir: filepath.Join(cfg.DataDir, "releases")}
+	a.HTTP.Rollouts = a.Rollouts
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		_ = a.Rollouts.Run(runCtx)
 	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil

@@ -48,6 +48,9 @@ type Config struct {
 	TLSCert string
 	TLSKey  string
 	TLSCA   string
+	// RolloutInterval is how often rollouts look at their nodes (0:
+	// release.DefaultInterval); no flag, tests shorten it.
+	RolloutInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/bolt"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/tts"
 	"loaxa.vn/protocol"
 )
@@ -28,6 +30,8 @@ type authzEnv struct {
 	content string
 	ann     map[bool]string // announcement targeting the in-scope / out-of-scope commune
 	seq     atomic.Int64
+	archive string // a release archive's SHA-256
+	rollout string // a rollout's id
 }
 
 // scopeArea, scopeNode and scopeUser are what a request names in scope
@@ -220,6 +224,20 @@ func authzCases() map[string][]authzCase {
 		}}},
 		"GET /api/v1/broker/mosquitto": {{wholeTree: true, ok: 200, build: get("/api/v1/broker/mosquitto")}},
 		"GET /api/v1/backup":           {{wholeTree: true, ok: 200, build: get("/api/v1/backup")}},
+		"GET /api/v1/releases":         {{ok: 200, build: get("/api/v1/releases")}},
+		"POST /api/v1/releases": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: fmt.Sprintf("/api/v1/releases?version=2.%d&arch=amd64", a.seq.Add(1)), contentType: "application/gzip", body: bytes.NewReader(releaseArchive(a.t, 62))}
+		}}},
+		"GET /api/v1/releases/archives/{sha}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/releases/archives/" + a.archive}
+		}}},
+		"GET /api/v1/rollouts": {{ok: 200, build: get("/api/v1/rollouts")}},
+		"POST /api/v1/rollouts": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/rollouts", map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}})
+		}}},
+		"GET /api/v1/rollouts/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/rollouts/" + a.rollout}
+		}}},
 		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
 		}}},
@@ -265,6 +283,24 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 		_, err := io.WriteString(w, "backup")
 		return err
 	}
+	rels := bolt.NewReleaseService(e.db)
+	archives := &release.Archives{Dir: t.TempDir()}
+	runner := release.NewRunner()
+	runner.Releases, runner.Nodes, runner.Events = rels, e.stores.nodes, e.stores.events
+	e.srv.ReleaseService, e.srv.ReleaseArchives, e.srv.Rollouts = rels, archives, runner
+	ar, err := archives.Put(bytes.NewReader(releaseArchive(t, 62)), "amd64", "x.tar.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rels.PutReleaseArchive(context.Background(), "1.0.0", *ar, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	a.archive = ar.SHA256
+	ro, err := runner.Start(context.Background(), "1.0.0", loaxa.Targets{Nodes: []string{"n-c"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rollout = ro.ID
 	e.srv.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
 		f, err := mqtt.ExportMosquitto(ctx, e.stores.nodes, e.stores.areas, protocol.NewTopics(""), "loaxa-controller", loaxa.HashBrokerSecret("x"))
 		if err != nil {

@@ -73,6 +73,12 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/keys/activate", Action: loaxa.ActionManageSystem, handle: s.handleActivateKey},
 		{Method: "GET", Path: "/api/v1/broker/mosquitto", Action: loaxa.ActionManageSystem, handle: s.handleBrokerFiles},
 		{Method: "GET", Path: "/api/v1/backup", Action: loaxa.ActionManageSystem, handle: s.handleBackup},
+		{Method: "GET", Path: "/api/v1/releases", Action: loaxa.ActionManageSystem, handle: s.handleListReleases},
+		{Method: "POST", Path: "/api/v1/releases", Action: loaxa.ActionManageSystem, handle: s.handleUploadRelease},
+		{Method: "GET", Path: "/api/v1/releases/archives/{sha}", Action: loaxa.ActionManageSystem, Nodes: true, handle: s.handleGetReleaseArchive},
+		{Method: "GET", Path: "/api/v1/rollouts", Action: loaxa.ActionManageSystem, handle: s.handleListRollouts},
+		{Method: "POST", Path: "/api/v1/rollouts", Action: loaxa.ActionManageSystem, handle: s.handleCreateRollout},
+		{Method: "GET", Path: "/api/v1/rollouts/{id}", Action: loaxa.ActionManageSystem, handle: s.handleGetRollout},
 
 		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
 		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},
