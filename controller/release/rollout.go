@@ -29,8 +29,9 @@ const (
 func ArchivePath(sha string) string { return "/api/v1/releases/archives/" + sha }
 
 // Runner drives rollouts: every Interval it asks the nodes of each active
-// rollout's current stage to update, and reads their answers — the
-// version their state reports, and their update-failed events.
+// rollout's current stage to update, and reads their answers: their
+// updated and update-failed events (a node already running the version
+// counts as updated without being asked).
 type Runner struct {
 	Releases  loaxa.ReleaseService
 	Nodes     loaxa.NodeService
@@ -176,7 +177,7 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	// Read the answers outside the rollout's transaction.
 	answers := map[string]answer{}
 	for _, n := range ro.Nodes {
-		if n.State != loaxa.RolloutNodeSent {
+		if n.State != loaxa.RolloutNodeSent && n.State != loaxa.RolloutNodePending {
 			continue
 		}
 		node, err := r.Nodes.FindNodeByID(ctx, n.Node)
@@ -184,16 +185,26 @@ func (r *Runner) step(ctx context.Context, id string) error {
 			answers[n.Node] = answer{failed: "node removed"}
 			continue
 		}
-		if node.Status.Agent == ro.Version {
-			answers[n.Node] = answer{updated: true}
+		if n.State == loaxa.RolloutNodePending {
+			// Already there: nothing to ask.
+			if node.Status.Agent == ro.Version {
+				answers[n.Node] = answer{updated: true}
+			}
 			continue
 		}
+		// An asked node has updated when the installed version says so
+		// (the updated event), not when its state first shows the version:
+		// that may be the new agent on trial, not installed yet.
 		evs, err := r.Events.FindEvents(ctx, loaxa.EventFilter{Node: n.Node, From: ro.CreatedAt})
 		if err != nil {
 			return err
 		}
 		for _, ev := range evs {
-			if ev.Type == protocol.EventUpdateFailed && ev.Version == ro.Version {
+			switch {
+			case ev.Version != ro.Version:
+			case ev.Type == protocol.EventUpdated:
+				answers[n.Node] = answer{updated: true}
+			case ev.Type == protocol.EventUpdateFailed:
 				answers[n.Node] = answer{failed: ev.Reason}
 			}
 		}
