@@ -501,7 +501,7 @@ func (a *Agent) step() time.Time {
 		Now:        now.Add(a.latency),
 		Progress:   a.progress,
 		LateGrace:  a.lateGrace(),
-		HasContent: a.cache.Has,
+		HasContent: a.hasContent,
 		Lead:       a.lead,
 	}
 	if a.desired != nil {
