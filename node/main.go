@@ -43,7 +43,14 @@ var version = "dev"
 const (
 	exitFailure = 1
 	exitUsage   = 2
+	// exitReboot: the controller asked for a reboot; the agent stopped
+	// cleanly and its service manager starts it again (systemd:
+	// Restart=on-failure or always).
+	exitReboot = 75
 )
+
+// errReboot ends runAgent when the controller asked for a reboot.
+var errReboot = errors.New("reboot requested by the controller")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -59,6 +66,7 @@ type options struct {
 	audio       string
 	logLevel    string
 	ampWarmup   time.Duration
+	heartbeat   time.Duration
 	enrol       string
 	controller  string
 	ca          string
@@ -85,6 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"how long a new agent release has to connect before it is thrown away (env LOAXA_UPDATE_TRIAL_TIMEOUT)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
+		"how often the node publishes its state when nothing changes (env LOAXA_HEARTBEAT)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
@@ -102,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
 		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
-		"update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
+		"heartbeat": "LOAXA_HEARTBEAT", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -112,6 +122,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.ampWarmup <= 0 || o.ampWarmup > time.Minute {
 		fmt.Fprintf(stderr, "node: --amp-warmup %v: want a duration above 0 and at most 1m, e.g. 500ms\n", o.ampWarmup)
+		return exitUsage
+	}
+
+	if o.heartbeat < time.Second || o.heartbeat > time.Hour {
+		fmt.Fprintf(stderr, "node: --heartbeat %v: want a duration from 1s to 1h, e.g. 60s\n", o.heartbeat)
 		return exitUsage
 	}
 
@@ -147,7 +162,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "credentials ok: node %s in area %s, controller %s, broker %s\n", cred.Node, cred.Area, cred.Controller, cred.Broker)
 		return 0
 	}
-	if err := runAgent(ctx, cred, o, log); err != nil {
+	if err := runAgent(ctx, cred, o, log); errors.Is(err, errReboot) {
+		log.Warn("node: stopped to reboot; the service manager starts it again", "exit", exitReboot)
+		return exitReboot
+	} else if err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
 	}
@@ -179,6 +197,8 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	a, err := agent.New(agent.Config{
 		Credentials:   cred,
 		DataDir:       o.data,
@@ -192,15 +212,23 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		StartupEvents: u.startup,
 
 		AmplifierWarmup: o.ampWarmup,
+		Heartbeat:       o.heartbeat,
+		Reboot:          func() { cancel(errReboot) },
 	})
 	if err != nil {
 		return err
 	}
-	ctx, stop := context.WithCancel(ctx)
+	uctx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := u.serve(ctx, a, stop)
+	done := u.serve(uctx, a, stop)
 	defer func() { <-done }()
-	return runSupervised(ctx, a, o.getenv, log)
+	if err := runSupervised(uctx, a, o.getenv, log); err != nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), errReboot) {
+		return errReboot
+	}
+	return nil
 }
 
 // runSupervised runs the agent and tells systemd about it (Type=notify):

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
@@ -26,6 +27,7 @@ import (
 	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -65,6 +67,9 @@ type App struct {
 	Releases      *bolt.ReleaseService
 	// Rollouts drives agent rollouts.
 	Rollouts *release.Runner
+	Alarms   *bolt.AlarmService
+	// Health is the fleet health model: node timeouts, alarms, self-tests.
+	Health *health.Monitor
 
 	tls    *serverTLS
 	cancel context.CancelFunc
@@ -112,6 +117,7 @@ func (a *App) Open() (err error) {
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
 	a.Releases = bolt.NewReleaseService(a.DB)
+	a.Alarms = bolt.NewAlarmService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -175,6 +181,18 @@ func (a *App) Open() (err error) {
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
+	a.Health = health.NewMonitor()
+	a.Health.Config = cfg.Health
+	a.Health.Clock = a.Clock
+	a.Health.Nodes = a.Nodes
+	a.Health.Alarms = a.Alarms
+	a.Health.Tests = a.Alarms
+	a.Health.Messenger = a.MQTT
+	a.Health.Logger = a.Logger
+	if err := a.Health.Open(ctx); err != nil {
+		return err
+	}
+	a.MQTT.Observer = a.Health
 	if err := a.MQTT.Open(); err != nil {
 		return err
 	}
@@ -254,13 +272,23 @@ func (a *App) Open() (err error) {
 	a.HTTP.ReleaseService = a.Releases
 	a.HTTP.ReleaseArchives = &release.Archives{Dir: filepath.Join(cfg.DataDir, "releases")}
 	a.HTTP.Rollouts = a.Rollouts
+	ui, err := web.Handler()
+	if err != nil {
+		return err
+	}
+	a.HTTP.UI = ui
+	a.HTTP.HealthService = a.Health
+	a.HTTP.AlarmService = a.Alarms
+	a.HTTP.SelfTestService = a.Alarms
+	a.HTTP.Messenger = a.MQTT
+	a.HTTP.Checks = a.healthChecks()
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)
@@ -269,8 +297,49 @@ func (a *App) Open() (err error) {
 		defer a.wg.Done()
 		_ = a.Rollouts.Run(runCtx)
 	}()
+	go func() {
+		defer a.wg.Done()
+		_ = a.Health.Run(runCtx)
+	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil
+}
+
+// healthChecks are what GET /api/v1/health reports on: the broker link,
+// the store, the scheduler's and the health sweep's lag.
+func (a *App) healthChecks() []lhttp.HealthCheck {
+	lag := func(last time.Time, every time.Duration, what string) (string, error) {
+		if last.IsZero() {
+			return "not run yet", nil
+		}
+		d := a.Clock.Now().Sub(last)
+		detail := fmt.Sprintf("last run %s ago", d.Round(time.Millisecond))
+		if d > 3*every+time.Minute {
+			return detail, fmt.Errorf("%s has not run for %s (every %s)", what, d.Round(time.Second), every)
+		}
+		return detail, nil
+	}
+	return []lhttp.HealthCheck{
+		{Name: "broker", Check: func(ctx context.Context) (string, error) {
+			if !a.MQTT.Connected() {
+				return "", fmt.Errorf("not connected to the broker at %s", a.MQTT.BrokerURL)
+			}
+			return "connected", nil
+		}},
+		{Name: "store", Check: func(ctx context.Context) (string, error) {
+			n, err := a.DB.Size()
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d bytes", n), nil
+		}},
+		{Name: "scheduler", Check: func(ctx context.Context) (string, error) {
+			return lag(a.Scheduler.LastRun(), a.Scheduler.Interval, "the scheduler")
+		}},
+		{Name: "health", Check: func(ctx context.Context) (string, error) {
+			return lag(a.Health.Status().LastSweep, a.Config.Health.Sweep, "the health sweep")
+		}},
+	}
 }
 
 // publicBroker returns the broker URL for node credentials: the configured

@@ -33,10 +33,12 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/auth/session", handle: s.handleSignInBrowser},
 		{Method: "GET", Path: "/api/v1/auth/session", Action: loaxa.ActionSession, handle: s.handleWhoAmI},
 		{Method: "POST", Path: "/api/v1/auth/logout", Action: loaxa.ActionSession, handle: s.handleLogout},
+		{Method: "POST", Path: "/api/v1/auth/password", Action: loaxa.ActionSession, handle: s.handleChangePassword},
 
 		{Method: "GET", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleListUsers},
 		{Method: "POST", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleCreateUser},
 		{Method: "DELETE", Path: "/api/v1/users/{username}/sessions", Action: loaxa.ActionManageUsers, handle: s.handleRevokeSessions},
+		{Method: "PUT", Path: "/api/v1/users/{username}/password", Action: loaxa.ActionManageUsers, handle: s.handleResetPassword},
 
 		{Method: "GET", Path: "/api/v1/areas", Action: loaxa.ActionRead, handle: s.handleListAreas},
 		{Method: "POST", Path: "/api/v1/areas", Action: loaxa.ActionManageAreas, handle: s.handleCreateArea},
@@ -92,6 +94,17 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/nodes/{id}/programme", Action: loaxa.ActionRead, handle: s.handleNodeProgramme},
 		{Method: "GET", Path: "/api/v1/areas/{id}/programme", Action: loaxa.ActionRead, handle: s.handleAreaProgramme},
 		{Method: "GET", Path: "/api/v1/reports/broadcast", Action: loaxa.ActionRead, handle: s.handleBroadcastReport},
+
+		{Method: "GET", Path: "/api/v1/alarms", Action: loaxa.ActionRead, handle: s.handleListAlarms},
+		{Method: "GET", Path: "/api/v1/alarms/stream", Action: loaxa.ActionRead, handle: s.handleAlarmStream},
+		{Method: "POST", Path: "/api/v1/alarms/{id}/ack", Action: loaxa.ActionMaintain, handle: s.handleAckAlarm},
+		{Method: "GET", Path: "/api/v1/fleet/health", Action: loaxa.ActionRead, handle: s.handleFleetHealth},
+		{Method: "GET", Path: "/api/v1/areas/{id}/health", Action: loaxa.ActionRead, handle: s.handleAreaHealth},
+		{Method: "PATCH", Path: "/api/v1/nodes/{id}/settings", Action: loaxa.ActionMaintain, handle: s.handleNodeSettings},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/commands", Action: loaxa.ActionMaintain, handle: s.handleNodeCommand},
+		{Method: "GET", Path: "/api/v1/selftests", Action: loaxa.ActionRead, handle: s.handleListSelfTests},
+		{Method: "POST", Path: "/api/v1/selftests", Action: loaxa.ActionMaintain, handle: s.handleStartSelfTest},
+		{Method: "GET", Path: "/api/v1/selftests/{id}", Action: loaxa.ActionRead, handle: s.handleGetSelfTest},
 	}
 }
 

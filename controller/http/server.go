@@ -113,11 +113,26 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// UI serves every path outside /api/ (the web console, package
+	// controller/web); nil answers them 404 like unknown API routes.
+	UI http.Handler
+	// HealthService, AlarmService and SelfTestService serve fleet health
+	// (alarms, area health, self-tests); nil answers those routes with
+	// unavailable. Messenger sends remote commands.
+	HealthService   loaxa.HealthService
+	AlarmService    loaxa.AlarmService
+	SelfTestService loaxa.SelfTestService
+	Messenger       loaxa.Messenger
+	// Checks are the controller's parts GET /api/v1/health reports on.
+	Checks []HealthCheck
 
-	routes  []Route
-	limits  limiter
-	mux     *http.ServeMux
-	handler http.Handler
+	routes []Route
+	limits limiter
+	// closing is closed when Close begins, so long-lived streams end.
+	closing     chan struct{}
+	closingOnce sync.Once
+	mux         *http.ServeMux
+	handler     http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -132,6 +147,7 @@ func NewServer() *Server {
 		Now:            time.Now,
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
+		closing:        make(chan struct{}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -221,6 +237,7 @@ func (s *Server) check() error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closingOnce.Do(func() { close(s.closing) })
 	if s.server == nil {
 		return nil
 	}
@@ -281,6 +298,10 @@ func (s *Server) changed() {
 // serveMux dispatches to the route table and answers unknown paths and
 // methods in the API's JSON error shape instead of ServeMux's plain text.
 func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
+	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		s.UI.ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		w = &fallbackWriter{ResponseWriter: w, s: s, r: r}
 	}

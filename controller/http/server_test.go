@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
@@ -77,7 +78,10 @@ type env struct {
 		sessions   *bolt.SessionService
 		holidays   *bolt.HolidayService
 		proposals  *bolt.ProposalService
+		alarms     *bolt.AlarmService
 	}
+	health *health.Monitor
+	msgs   *fakeMessenger
 }
 
 // newEnv starts a server; configure may change it before it serves.
@@ -127,6 +131,15 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	st.keys = bolt.NewKeyService(e.db)
 	s.KeyService = st.keys
 	s.SessionService, s.HolidayService, s.ProposalService, s.ProgrammeService = st.sessions, st.holidays, st.proposals, prog
+	st.alarms, e.msgs = bolt.NewAlarmService(e.db), &fakeMessenger{}
+	e.health = health.NewMonitor()
+	e.health.Clock, e.health.Nodes, e.health.Alarms, e.health.Tests, e.health.Messenger = e.clock, st.nodes, st.alarms, st.alarms, e.msgs
+	e.health.Logger = logger
+	if err := e.health.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.health.Close)
+	s.HealthService, s.AlarmService, s.SelfTestService, s.Messenger = e.health, st.alarms, st.alarms, e.msgs
 	for _, f := range configure {
 		f(s)
 	}
@@ -458,6 +471,24 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 	if allow := r.header.Get("Allow"); !strings.Contains(allow, "POST") {
 		t.Errorf("Allow %q does not list POST", allow)
 	}
+}
+
+// TestUIServesOutsideAPI: with a UI handler, paths outside /api/ reach it
+// and API paths still answer in JSON; without one, every path is the API's.
+func TestUIServesOutsideAPI(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "console "+r.URL.Path) })
+	e := newEnv(t, func(s *lhttp.Server) { s.UI = ui })
+	if r := e.request("GET", "/", "", "", nil); r.status != http.StatusOK || string(r.body) != "console /" {
+		t.Errorf("GET / with a UI: %d %q", r.status, r.body)
+	}
+	if r := e.request("GET", "/static/app.css", "", "", nil); string(r.body) != "console /static/app.css" {
+		t.Errorf("GET /static/app.css with a UI: %d %q", r.status, r.body)
+	}
+	checkError(t, e.request("GET", "/api/v1/speakers", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+	checkError(t, e.request("GET", "/api", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+
+	bare := newEnv(t)
+	checkError(t, bare.request("GET", "/", "", "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route /")
 }
 
 // TestEveryRouteNeedsCredentials walks the route table: every route that

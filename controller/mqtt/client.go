@@ -55,8 +55,10 @@ type Client struct {
 
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Observer, if set, hears every stored state and event batch.
+	Observer Observer
+	Now      func() time.Time
+	Logger   *slog.Logger
 
 	client  paho.Client
 	queues  []chan message

@@ -166,7 +166,11 @@ func (a *Agent) openStream(p *play) error {
 		p.length += pcm.Duration()
 	}
 	chime(o.ClosingChime)
-	r := bufio.NewReaderSize(io.MultiReader(parts...), int(nodeaudio.Bytes(preload)))
+	var src io.Reader = io.MultiReader(parts...)
+	if g := a.gain(o); g != 1 {
+		src = &audio.Gain{R: src, Factor: g}
+	}
+	r := bufio.NewReaderSize(src, int(nodeaudio.Bytes(preload)))
 	// Read the start now: errors show later, when the output reads.
 	r.Peek(int(nodeaudio.Bytes(preload)))
 	p.stream = &audio.Counter{R: r}
