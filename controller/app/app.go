@@ -27,6 +27,7 @@ import (
 	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/upstream"
 	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
@@ -65,6 +66,7 @@ type App struct {
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
 	Releases      *bolt.ReleaseService
+	Upstream      *bolt.UpstreamService
 	// Rollouts drives agent rollouts.
 	Rollouts *release.Runner
 	Alarms   *bolt.AlarmService
@@ -272,6 +274,14 @@ func (a *App) Open() (err error) {
 	a.HTTP.ReleaseService = a.Releases
 	a.HTTP.ReleaseArchives = &release.Archives{Dir: filepath.Join(cfg.DataDir, "releases")}
 	a.HTTP.Rollouts = a.Rollouts
+	a.Upstream = bolt.NewUpstreamService(a.DB)
+	link := &upstreamLink{source: &upstream.Source{Areas: a.Areas, Nodes: a.Nodes, Deliveries: a.Deliveries, Announcements: a.Announcements, System: cfg.SystemID}}
+	if cfg.UpstreamURL != "" {
+		link.pusher = &upstream.Pusher{URL: cfg.UpstreamURL, Key: cfg.UpstreamKey, Every: cfg.UpstreamEvery, Source: link.source,
+			Outbox: a.Upstream, Now: a.Clock.Now, Logger: a.Logger.With("part", "upstream")}
+	}
+	a.HTTP.Upstream = link
+	a.HTTP.UpstreamSystems = a.Upstream
 	ui, err := web.Handler()
 	if err != nil {
 		return err
@@ -289,6 +299,13 @@ func (a *App) Open() (err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.wg.Add(3)
+	if link.pusher != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = link.pusher.Run(runCtx)
+		}()
+	}
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)

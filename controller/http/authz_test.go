@@ -18,6 +18,7 @@ import (
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/upstream"
 	"loaxa.vn/protocol"
 )
 
@@ -248,6 +249,14 @@ func authzCases() map[string][]authzCase {
 			return authzRequest{method: "GET", path: "/api/v1/releases/archives/" + a.archive}
 		}}},
 		"GET /api/v1/rollouts": {{ok: 200, build: get("/api/v1/rollouts")}},
+		"GET /api/v1/upstream/export": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/upstream/export?area=" + scopeArea[in]}
+		}}},
+		"GET /api/v1/upstream/outbox":  {{ok: 200, build: get("/api/v1/upstream/outbox")}},
+		"GET /api/v1/upstream/systems": {{ok: 200, build: get("/api/v1/upstream/systems")}},
+		"POST /api/v1/upstream/systems": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/upstream/systems", map[string]string{"id": fmt.Sprintf("tinh-%d", a.seq.Add(1)), "name": "Hệ thống thông tin nguồn tỉnh", "area": "31"})
+		}}},
 		"POST /api/v1/rollouts": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/rollouts", map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}})
 		}}},
@@ -326,6 +335,18 @@ func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
 var publicRoutes = map[string]bool{
 	"GET /api/v1/health": true, "GET /api/v1/time": true,
 	"POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true,
+	"POST /api/v1/inbound/bulletins": true, // authenticated by the system's key
+}
+
+// upstreamLink is the controller's upstream link on the test's stores.
+type upstreamLink struct{ src *upstream.Source }
+
+func (u upstreamLink) Export(ctx context.Context, area string, from, to, now time.Time) (any, error) {
+	return u.src.Build(ctx, area, from, to, now)
+}
+
+func (u upstreamLink) Status(ctx context.Context) (any, error) {
+	return map[string]int{"pending": 0}, nil
 }
 
 func newAuthzEnv(t *testing.T) *authzEnv {
@@ -339,6 +360,8 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 		_, err := io.WriteString(w, "backup")
 		return err
 	}
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	e.srv.UpstreamSystems = bolt.NewUpstreamService(e.db)
 	rels := bolt.NewReleaseService(e.db)
 	archives := &release.Archives{Dir: t.TempDir()}
 	runner := release.NewRunner()

@@ -81,6 +81,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/rollouts", Action: loaxa.ActionManageSystem, handle: s.handleListRollouts},
 		{Method: "POST", Path: "/api/v1/rollouts", Action: loaxa.ActionManageSystem, handle: s.handleCreateRollout},
 		{Method: "GET", Path: "/api/v1/rollouts/{id}", Action: loaxa.ActionManageSystem, handle: s.handleGetRollout},
+		{Method: "GET", Path: "/api/v1/upstream/export", Action: loaxa.ActionRead, handle: s.handleUpstreamExport},
+		{Method: "GET", Path: "/api/v1/upstream/outbox", Action: loaxa.ActionManageSystem, handle: s.handleUpstreamOutbox},
+		{Method: "GET", Path: "/api/v1/upstream/systems", Action: loaxa.ActionManageSystem, handle: s.handleListSystems},
+		{Method: "POST", Path: "/api/v1/upstream/systems", Action: loaxa.ActionManageSystem, handle: s.handleCreateSystem},
+		{Method: "POST", Path: "/api/v1/inbound/bulletins", handle: s.handleInboundBulletin},
 
 		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
 		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},

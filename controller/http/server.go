@@ -72,6 +72,11 @@ type Server struct {
 	// BrokerFiles makes an external broker's password and ACL files (file
 	// name → content) and lists nodes left out; nil with the embedded one.
 	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)
+	// Upstream exports to the province's information-source system;
+	// UpstreamSystems are the systems that send bulletins in. nil turns
+	// the routes off.
+	Upstream        Upstream
+	UpstreamSystems loaxa.UpstreamSystemService
 	// ReleaseService, ReleaseArchives and Rollouts host agent releases
 	// and roll them out; nil turns the routes off.
 	ReleaseService  loaxa.ReleaseService
