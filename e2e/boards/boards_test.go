@@ -83,6 +83,11 @@ func TestBuildBoards(t *testing.T) {
 			}
 			bin := filepath.Join(t.TempDir(), program)
 			extract(t, raw, name+"/"+program, bin)
+			if program == "node" {
+				// What a technician needs on the board comes with it.
+				extract(t, raw, name+"/install-node.sh", filepath.Join(t.TempDir(), "install-node.sh"))
+				extract(t, raw, name+"/loaxa-node.service", filepath.Join(t.TempDir(), "loaxa-node.service"))
+			}
 
 			f, err := elf.Open(bin)
 			if err != nil {
