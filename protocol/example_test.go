@@ -53,7 +53,7 @@ func Example() {
 	receive(raw, to)                // the same bytes again, as a replaying attacker sends them
 	receive(raw, "node/n-11311-02") // re-published on another node's topic
 	// Output:
-	// cmd from controller, seq 1741559100000001: {Name:ack Epoch:e-7d1c Seq:43 Test: TestID:}
+	// cmd from controller, seq 1741559100000001: {Name:ack Epoch:e-7d1c Seq:43 Test: TestID: Update:<nil>}
 	// refused: replay true
 	// refused: wrong_audience
 }
