@@ -95,6 +95,18 @@ type Occurrence struct {
 	// Session names the session instance the occurrence belongs to, e.g.
 	// "s000001@20250301", for display and reports.
 	Session string `json:"session,omitempty"`
+
+	// The fields below are set on emergency alerts (see Alert).
+
+	// Volume, 1–15, is the level to play at whatever the node's own volume
+	// or mute; 0 means the node's default.
+	Volume int `json:"volume,omitempty"`
+	// Expires, when set, is the exact deadline: the occurrence never
+	// starts, or starts again, after it, whatever the late grace.
+	Expires time.Time `json:"expires,omitzero"`
+	// Drill marks an exercise (diễn tập): the node says so in its log and
+	// every event it reports about the occurrence.
+	Drill bool `json:"drill,omitempty"`
 }
 
 // Preemption policies of an Occurrence.
@@ -109,6 +121,9 @@ func (o *Occurrence) Plays() int { return max(o.Repeat, 1) }
 // Deadline returns the latest instant o may start or start again, given
 // the node's late grace.
 func (o *Occurrence) Deadline(grace time.Duration) time.Time {
+	if !o.Expires.IsZero() {
+		return o.Expires
+	}
 	d := o.Start.Add(grace)
 	if o.PlayBy.After(d) {
 		return o.PlayBy
@@ -216,6 +231,10 @@ type Command struct {
 	// Ack fields.
 	Epoch string `json:"epoch,omitempty"`
 	Seq   uint64 `json:"seq,omitempty"`
+	// Alert is the emergency of an alert command.
+	Alert *Alert `json:"alert,omitempty"`
+	// Occurrence names the alert an alert-cancel command stops.
+	Occurrence string `json:"occurrence,omitempty"`
 }
 
 // Status is a node's connectivity as published on its state topic.
@@ -301,6 +320,7 @@ const (
 	ReasonRemoved        = "removed"     // a newer desired state dropped the occurrence
 	ReasonTooLate        = "too-late"
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
+	ReasonCancelled      = "cancelled" // the controller cancelled the alert
 )
 
 // Event is one thing a node did. Seq is per node and epoch, without gaps.
@@ -314,6 +334,8 @@ type Event struct {
 	Reason       string    `json:"reason,omitempty"`
 	LateMS       int64     `json:"late_ms,omitempty"`
 	PlayedMS     int64     `json:"played_ms,omitempty"`
+	// Drill marks events about an exercise (Occurrence.Drill).
+	Drill bool `json:"drill,omitempty"`
 }
 
 // EventBatch is the body of an events message: consecutive events from the

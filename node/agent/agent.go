@@ -94,6 +94,11 @@ type Agent struct {
 	play     *play         // on air
 	cue      *play         // prepared, not on air yet
 	stashed  *mqtt.Message // a desired state refused for time; retried when the clock moves
+	// alerts are the emergency alerts the node holds besides the desired
+	// state (alert.go); cancelled remembers cancelled alert ids until
+	// they expire, so a late copy cannot start one.
+	alerts    []protocol.Alert
+	cancelled map[string]time.Time
 	// ampOn is whether the amplifier is switched on; lastSound is when
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
@@ -474,9 +479,8 @@ func (a *Agent) step() time.Time {
 		HasContent: a.cache.Has,
 		Lead:       a.lead,
 	}
-	if a.desired != nil {
-		s.Occurrences = a.desired.Occurrences
-	}
+	a.pruneAlerts(now)
+	s.Occurrences = a.occurrences()
 	if a.play != nil {
 		s.Playing, s.PlayingEnds = a.play.occ.ID, a.play.ends
 	}
@@ -571,6 +575,11 @@ func (a *Agent) prepare(d Decision) {
 		return
 	}
 	at := d.PrepareAt.Add(-a.latency)
+	if c := a.cue; c != nil && slices.ContainsFunc(c.skipped, a.cache.Has) {
+		// A chime arrived after the cue was made without it (an alert
+		// whose content is all fetched at once): make it again.
+		a.dropCue()
+	}
 	if a.cue == nil {
 		a.cue = a.cueUp(*next, at)
 		if err := a.cue.openErr; err != nil {
@@ -660,11 +669,8 @@ func (a *Agent) mark(o protocol.Occurrence, phase Phase) Progress {
 // event once. Occurrences d receives now are handled with their received
 // event.
 func (a *Agent) contentReady() []Progress {
-	if a.desired == nil {
-		return nil
-	}
 	var out []Progress
-	for _, o := range a.desired.Occurrences {
+	for _, o := range a.occurrences() {
 		p, ok := a.progress[o.ID]
 		if !ok || p.Phase != PhaseReceived || p.ContentReady || !a.cache.Has(o.Content) {
 			continue
@@ -676,7 +682,7 @@ func (a *Agent) contentReady() []Progress {
 }
 
 func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Event {
-	return protocol.Event{Type: t, At: at.UTC(), Occurrence: p.Occurrence, Announcement: p.Announcement, Content: p.Content}
+	return protocol.Event{Type: t, At: at.UTC(), Occurrence: p.Occurrence, Announcement: p.Announcement, Content: p.Content, Drill: p.Drill}
 }
 
 // note takes marks at once, for the executor's next look, and queues
@@ -716,13 +722,13 @@ func (a *Agent) outboxChanged() {
 
 // wantContent tells the cache what the desired state needs, soonest first.
 func (a *Agent) wantContent() {
-	if a.desired == nil {
+	if a.desired == nil && len(a.alerts) == 0 {
 		a.cache.Want(nil)
 	} else {
 		// The cache times its waits on real time (see New); the schedule
 		// is on the corrected clock.
 		now, base := a.clock.Now(), time.Now()
-		wants := contentByNeed(a.desired, now)
+		wants := contentByNeed(a.withAlerts(), now)
 		for i := range wants {
 			if !wants[i].Need.IsZero() {
 				wants[i].Need = base.Add(wants[i].Need.Sub(now))

@@ -158,6 +158,10 @@ func (a *Agent) acceptCommand(env *protocol.Envelope) error {
 	switch cmd.Name {
 	case protocol.CmdAck:
 		a.ack(cmd)
+	case protocol.CmdAlert:
+		return a.acceptAlert(env, cmd.Alert)
+	case protocol.CmdAlertCancel:
+		a.cancelAlert(cmd.Occurrence, env.ExpiresAt())
 	default:
 		a.log.Warn("agent: unknown command ignored", "command", cmd.Name)
 	}
