@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/emergency"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
@@ -43,6 +44,7 @@ type App struct {
 	Broker    *mqtt.Broker // nil with an external broker
 	MQTT      *mqtt.Client
 	Scheduler *schedule.Scheduler
+	Emergency *emergency.Service
 	HTTP      *lhttp.Server
 	Signer    *protocol.Signer
 
@@ -59,6 +61,7 @@ type App struct {
 	Sessions      *bolt.SessionService
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
+	Emergencies   *bolt.EmergencyService
 
 	tls    *serverTLS
 	cancel context.CancelFunc
@@ -105,6 +108,7 @@ func (a *App) Open() (err error) {
 	a.Sessions = bolt.NewSessionService(a.DB)
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
+	a.Emergencies = bolt.NewEmergencyService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -168,6 +172,22 @@ func (a *App) Open() (err error) {
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
+	a.Emergency = emergency.NewService()
+	a.Emergency.Store = a.Emergencies
+	a.Emergency.Areas = a.Areas
+	a.Emergency.Nodes = a.Nodes
+	a.Emergency.Contents = a.Contents
+	a.Emergency.Media = a.Media
+	a.Emergency.Deliveries = a.Deliveries
+	a.Emergency.Messenger = a.MQTT
+	a.Emergency.Clock = a.Clock
+	a.Emergency.Logger = a.Logger
+	if err := a.Emergency.Open(ctx); err != nil {
+		return fmt.Errorf("emergency: %w", err)
+	}
+	// Set before the client opens: its workers read it.
+	a.MQTT.OnEvents = a.Emergency.Events
+
 	if err := a.MQTT.Open(); err != nil {
 		return err
 	}
@@ -233,6 +253,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
+	a.HTTP.EmergencyService = a.Emergency
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
@@ -243,6 +264,11 @@ func (a *App) Open() (err error) {
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = a.Emergency.Run(runCtx)
 	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil

@@ -74,6 +74,7 @@ var (
 	bucketSessions       = []byte("sessions")
 	bucketHolidays       = []byte("holidays")
 	bucketProposals      = []byte("proposals")
+	bucketEmergencies    = []byte("emergencies")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
@@ -82,6 +83,7 @@ var (
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
+		bucketEmergencies,
 	}
 
 	keySigning  = []byte("signing")

@@ -209,6 +209,23 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
 		}}},
+		"GET /api/v1/emergency": {{ok: 200, build: get("/api/v1/emergency")}},
+		"POST /api/v1/emergency": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/emergency", map[string]any{"content_id": a.content, "targets": []string{scopeArea[in]}, "drill": true})
+		}}},
+		"GET /api/v1/emergency/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/emergency/" + a.emergency(in, false)}
+		}}},
+		"GET /api/v1/emergency/{id}/stream": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// A cancelled one whose node never had it: the stream ends at once.
+			return authzRequest{method: "GET", path: "/api/v1/emergency/" + a.emergency(in, true) + "/stream"}
+		}}},
+		"POST /api/v1/emergency/{id}/cancel": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/emergency/" + a.emergency(in, false) + "/cancel"}
+		}}},
+		"POST /api/v1/emergency/{id}/all-clear": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/emergency/"+a.emergency(in, false)+"/all-clear", map[string]any{"content_id": a.content})
+		}}},
 		"GET /api/v1/keys": {{wholeTree: true, ok: 200, build: get("/api/v1/keys")}},
 		"POST /api/v1/keys": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			a.stores.keys.ActivateKey(context.Background()) // one may be announced already
@@ -223,6 +240,22 @@ func authzCases() map[string][]authzCase {
 			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
 		}}},
 	}
+}
+
+// emergency sends a drill to the in- or out-of-scope commune as admin,
+// cancelled at once if asked, and returns its id.
+func (a *authzEnv) emergency(in, cancelled bool) string {
+	ctx := context.Background()
+	em, err := a.env.emergency.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: a.content, Targets: []string{scopeArea[in]}, Drill: true, CreatedBy: "admin"})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if cancelled {
+		if _, err := a.env.emergency.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	return em.ID
 }
 
 // day returns a new date for a holiday.

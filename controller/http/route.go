@@ -66,6 +66,13 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
 
+		{Method: "GET", Path: "/api/v1/emergency", Action: loaxa.ActionRead, handle: s.handleListEmergencies},
+		{Method: "POST", Path: "/api/v1/emergency", Action: loaxa.ActionEmergency, handle: s.handleSendEmergency},
+		{Method: "GET", Path: "/api/v1/emergency/{id}", Action: loaxa.ActionRead, handle: s.handleGetEmergency},
+		{Method: "GET", Path: "/api/v1/emergency/{id}/stream", Action: loaxa.ActionRead, handle: s.handleEmergencyStream},
+		{Method: "POST", Path: "/api/v1/emergency/{id}/cancel", Action: loaxa.ActionEmergency, handle: s.handleCancelEmergency},
+		{Method: "POST", Path: "/api/v1/emergency/{id}/all-clear", Action: loaxa.ActionEmergency, handle: s.handleAllClear},
+
 		{Method: "GET", Path: "/api/v1/audit", Action: loaxa.ActionReadAudit, handle: s.handleListAudit},
 
 		{Method: "GET", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleListKeys},

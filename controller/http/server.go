@@ -105,6 +105,9 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// EmergencyService sends and follows emergencies; nil answers those
+	// routes with unavailable.
+	EmergencyService loaxa.EmergencyService
 
 	routes  []Route
 	limits  limiter
@@ -115,6 +118,10 @@ type Server struct {
 	listener net.Listener
 	server   *http.Server
 	served   chan struct{} // closed when Serve returns
+	// shutdown is closed when Close begins, so that long-lived streams
+	// end instead of holding the shutdown up.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 }
 
 // NewServer returns a server with defaults and its routes registered.
@@ -124,6 +131,7 @@ func NewServer() *Server {
 		Now:            time.Now,
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
+		shutdown:       make(chan struct{}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -216,6 +224,7 @@ func (s *Server) Close() error {
 	if s.server == nil {
 		return nil
 	}
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	err := s.server.Shutdown(ctx)
@@ -262,6 +271,9 @@ func (s *Server) now() time.Time {
 	}
 	return s.Now()
 }
+
+// closing is closed once the server is closing.
+func (s *Server) closing() <-chan struct{} { return s.shutdown }
 
 // changed tells the scheduler, if there is one, to recompile.
 func (s *Server) changed() {

@@ -103,6 +103,9 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if err != nil {
 		return fmt.Errorf("record events of %s: %w", node, err)
 	}
+	if c.OnEvents != nil {
+		c.OnEvents(node, b.Events)
+	}
 	if ack == 0 {
 		return nil
 	}

@@ -742,13 +742,17 @@ func (a *Agent) wantContent() {
 }
 
 // contentByNeed orders the content refs of d by the first upcoming
-// occurrence that plays them, which is their Need; content no occurrence
-// needs comes last.
+// occurrence that plays them (as content or chime), which is their Need;
+// content no occurrence needs comes last. Equal needs keep d's order.
 func contentByNeed(d *protocol.DesiredState, now time.Time) []content.Wanted {
 	first := make(map[string]time.Time, len(d.Content))
 	for _, o := range d.Occurrences {
-		if t, ok := first[o.Content]; !ok || o.Start.Before(t) {
-			first[o.Content] = o.Start
+		// The chimes are needed when the content is: a chime fetched
+		// last would miss the start and be left out.
+		for _, id := range []string{o.OpeningChime, o.Content, o.ClosingChime} {
+			if t, ok := first[id]; id != "" && (!ok || o.Start.Before(t)) {
+				first[id] = o.Start
+			}
 		}
 	}
 	wants := make([]content.Wanted, len(d.Content))
