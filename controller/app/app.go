@@ -254,6 +254,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
 	a.HTTP.EmergencyService = a.Emergency
+	a.HTTP.CapStore = bolt.NewCapService(a.DB)
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}

@@ -75,6 +75,7 @@ var (
 	bucketHolidays       = []byte("holidays")
 	bucketProposals      = []byte("proposals")
 	bucketEmergencies    = []byte("emergencies")
+	bucketCapAlerts      = []byte("cap_alerts")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
@@ -83,7 +84,7 @@ var (
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
-		bucketEmergencies,
+		bucketEmergencies, bucketCapAlerts,
 	}
 
 	keySigning  = []byte("signing")

@@ -108,6 +108,9 @@ type Server struct {
 	// EmergencyService sends and follows emergencies; nil answers those
 	// routes with unavailable.
 	EmergencyService loaxa.EmergencyService
+	// CapStore keeps received CAP alerts; nil (or no EmergencyService)
+	// answers the CAP routes with unavailable.
+	CapStore loaxa.CapStore
 
 	routes  []Route
 	limits  limiter

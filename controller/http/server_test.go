@@ -102,6 +102,7 @@ type env struct {
 	// real one.
 	emergency *emergency.Service
 	alerts    *fakeAlerts
+	caps      *bolt.CapService
 	stores    struct {
 		areas      *bolt.AreaService
 		nodes      *bolt.NodeService
@@ -172,6 +173,8 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	em.Deliveries, em.Messenger, em.Clock, em.Logger = st.deliveries, e.alerts, e.clock, logger
 	e.emergency = em
 	s.EmergencyService = em
+	e.caps = bolt.NewCapService(e.db)
+	s.CapStore = e.caps
 	for _, f := range configure {
 		f(s)
 	}
