@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -38,7 +40,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR]
+const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR] [--control ADDR]
 
 Enrols N simulated speaker boxes with the controller and runs a node agent
 for each until interrupted (Ctrl-C or SIGTERM).`
@@ -62,6 +64,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	var cfg fleet.Config
 	var logLevel, agentLogLevel string
 	var wait time.Duration
+	var control string
 	fs.StringVar(&cfg.Controller, "controller", "", "controller base URL, e.g. http://127.0.0.1:8080 (env LOAXA_CONTROLLER)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token of a user who may enrol nodes in the area (env LOAXA_TOKEN, preferred)")
 	fs.IntVar(&cfg.Nodes, "nodes", 0, "how many boxes to simulate (env LOAXA_NODES)")
@@ -70,6 +73,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for each node's credentials and store; empty keeps stores in memory (env LOAXA_DATA)")
 	fs.StringVar(&logLevel, "log-level", "info", "fleet log level: debug, info, warn or error (env LOAXA_LOG_LEVEL)")
 	fs.StringVar(&agentLogLevel, "agent-log-level", "warn", "node agents' log level (env LOAXA_AGENT_LOG_LEVEL)")
+	fs.StringVar(&control, "control", "", "serve fault injection over HTTP on ADDR, e.g. 127.0.0.1:9090 (env LOAXA_CONTROL; see firmware-sim/board.Control)")
 	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agents to reach the broker before printing the summary (env LOAXA_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -83,7 +87,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	for name, env := range map[string]string{
 		"controller": "LOAXA_CONTROLLER", "token": "LOAXA_TOKEN", "nodes": "LOAXA_NODES", "area": "LOAXA_AREA",
 		"prefix": "LOAXA_PREFIX", "data": "LOAXA_DATA", "log-level": "LOAXA_LOG_LEVEL",
-		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT",
+		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT", "control": "LOAXA_CONTROL",
 	} {
 		if v := getenv(env); v != "" && !set[name] {
 			if err := fs.Set(name, v); err != nil {
@@ -118,6 +122,18 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		fmt.Fprintf(stderr, "firmware-sim: %v\n", err)
 		return exitFailure
+	}
+	if control != "" {
+		ln, err := net.Listen("tcp", control)
+		if err != nil {
+			f.Close()
+			fmt.Fprintf(stderr, "firmware-sim: --control %s: %v\n", control, err)
+			return exitFailure
+		}
+		srv := &http.Server{Handler: f.Control(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		fmt.Fprintf(stdout, "firmware-sim: fault injection on http://%s/boards/{id}/faults/{fault}\n", ln.Addr())
 	}
 	connected := f.WaitConnected(ctx, wait)
 	fmt.Fprintf(stdout, "firmware-sim: %d nodes running in area %s as %s-0001…: %d enrolled, %d on saved credentials, %d of %d connected to the broker\n",

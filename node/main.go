@@ -18,12 +18,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/agent"
@@ -42,7 +47,14 @@ var version = "dev"
 const (
 	exitFailure = 1
 	exitUsage   = 2
+	// exitReboot: the controller asked for a reboot; the agent stopped
+	// cleanly and its service manager starts it again (systemd:
+	// Restart=on-failure or always).
+	exitReboot = 75
 )
+
+// errReboot ends runAgent when the controller asked for a reboot.
+var errReboot = errors.New("reboot requested by the controller")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -58,6 +70,9 @@ type options struct {
 	audio       string
 	logLevel    string
 	ampWarmup   time.Duration
+	heartbeat   time.Duration
+	metrics     string
+	board       string
 	enrol       string
 	controller  string
 	ca          string
@@ -79,6 +94,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
+		"how often the node publishes its state when nothing changes (env LOAXA_HEARTBEAT)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on ADDR/metrics, e.g. 127.0.0.1:9101 (env LOAXA_METRICS; default none)")
+	fs.StringVar(&o.board, "board", "", "board file: the GPIO lines of the amplifier relay, its feedback and fault, the door switch and mains (env LOAXA_BOARD; default: no board I/O)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
@@ -94,7 +113,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
-		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP"} {
+		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
+		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -104,6 +124,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.ampWarmup <= 0 || o.ampWarmup > time.Minute {
 		fmt.Fprintf(stderr, "node: --amp-warmup %v: want a duration above 0 and at most 1m, e.g. 500ms\n", o.ampWarmup)
+		return exitUsage
+	}
+
+	if o.heartbeat < time.Second || o.heartbeat > time.Hour {
+		fmt.Fprintf(stderr, "node: --heartbeat %v: want a duration from 1s to 1h, e.g. 60s\n", o.heartbeat)
 		return exitUsage
 	}
 
@@ -135,7 +160,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitUsage
 	}
-	if err := runAgent(ctx, cred, o, log); err != nil {
+	if err := runAgent(ctx, cred, o, log); errors.Is(err, errReboot) {
+		log.Warn("node: stopped to reboot; the service manager starts it again", "exit", exitReboot)
+		return exitReboot
+	} else if err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
 	}
@@ -165,22 +193,53 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
 
+	var hw agent.Board = board.None{}
+	if o.board != "" {
+		f, err := board.ReadFile(o.board)
+		if err != nil {
+			return err
+		}
+		pins, err := board.PeriphPins()
+		if err != nil {
+			return err
+		}
+		if hw, err = board.OpenGPIO(f, pins); err != nil {
+			return fmt.Errorf("board %s: %w", o.board, err)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	a, err := agent.New(agent.Config{
 		Credentials:   cred,
 		DataDir:       o.data,
 		Store:         st,
 		Output:        out,
-		Board:         board.None{},
+		Board:         hw,
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: o.cacheSize,
 
 		AmplifierWarmup: o.ampWarmup,
+		Heartbeat:       o.heartbeat,
+		Reboot:          func() { cancel(errReboot) },
 	})
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	if o.metrics != "" {
+		stop, err := serveMetrics(o.metrics, a, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := a.Run(ctx); err != nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), errReboot) {
+		return errReboot
+	}
+	return nil
 }
 
 // enrol redeems --enrol at --controller and writes the credentials
@@ -226,4 +285,23 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\nStart the agent with: node --credentials %s --data DIR\n",
 		cred.Node, cred.Area, o.credentials, o.credentials)
 	return 0
+}
+
+// serveMetrics serves the agent's metrics (and the Go runtime's) on
+// addr/metrics until stop is called. The listener opens here, so a busy
+// port fails at start.
+func serveMetrics(addr string, a *agent.Agent, log *slog.Logger) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.Collectors()...)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("node: metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { srv.Close() }, nil
 }

@@ -17,9 +17,6 @@ const (
 	CmdAlertCancel = "alert-cancel"
 )
 
-// MaxVolume is the highest (full) volume level.
-const MaxVolume = 15
-
 // Alert is an emergency announcement for the moment: one occurrence with
 // the content it needs. Occurrence.Start is the synchronised start instant
 // (a short lead after the alert was issued): nodes that have it in time

@@ -120,6 +120,28 @@
 // so a resent batch is counted once and a gap is resent, not skipped. Epoch
 // changes only when a node's store is recreated.
 //
+// # State, heartbeat and health
+//
+// A node publishes its retained State on every change (gathered over a
+// second) and at least every HeartbeatMS even when nothing changed, so the
+// controller can tell a half-open link — no Last Will, no messages — from a
+// quiet node. The State's Board is the hardware snapshot: relay feedback
+// and command, the amplifier's fault output, the speaker-line check,
+// mains, battery and charger, enclosure temperature, door switch, modem. A
+// sensor the board lacks is absent, never zero.
+//
+// # Settings and commands
+//
+// NodeConfig carries the settings a technician sets remotely: Volume
+// (0–15, 2 dB a step), Muted and AmplifierPolicy. They are part of the
+// desired state, so they survive an offline node and a restart. Muted never
+// applies to an emergency, which also plays at full volume unless its
+// alert gives a Volume.
+// Imperative commands expire within minutes: CmdStateNow (publish the
+// state now), CmdReboot, and CmdSelfTest (Test: TestSilent or TestAudible,
+// TestID the controller's run), whose result the node reports as an
+// EventSelfTest event through its outbox, carrying a TestResult.
+//
 // # Emergency alerts
 //
 // An emergency is not in any desired state: the controller sends one

@@ -146,8 +146,17 @@ type ContentRef struct {
 
 // NodeConfig carries settings the node applies.
 type NodeConfig struct {
-	// Volume is the default level 0–15 for non-emergency plays.
+	// Volume is the default level 0–15 for non-emergency plays: 15 plays
+	// the content as it is, each step below is 2 dB quieter, 0 is silent.
+	// Emergencies always play at 15.
 	Volume int `json:"volume"`
+	// Muted stops non-emergency plays: each ends failed with ReasonMuted
+	// at its start, so reports show it was not heard. Emergencies are
+	// never muted.
+	Muted bool `json:"muted,omitempty"`
+	// AmplifierPolicy is AmpAuto (""; on only around plays) or AmpAlwaysOn
+	// (kept on, for amplifiers that take long to warm up).
+	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
 	// LateGraceMS is how late after its start an occurrence may still begin
 	// (after a reboot or a late desired state); later than that it is missed.
 	LateGraceMS int64 `json:"late_grace_ms"`
@@ -217,13 +226,46 @@ func ValidContentID(s string) bool {
 	return true
 }
 
+// Amplifier power policies of NodeConfig.
+const (
+	AmpAuto     = "auto"
+	AmpAlwaysOn = "always-on"
+)
+
+// Volume levels of NodeConfig.
+const (
+	MinVolume = 0
+	MaxVolume = 15
+)
+
 // Command names. A command is for the moment: it carries a short expiry and
 // is never retained.
 const (
 	// CmdAck acknowledges the node's events up to and including Seq of Epoch;
 	// the node may drop them from its outbox.
 	CmdAck = "ack"
+	// CmdStateNow asks the node to publish its state at once.
+	CmdStateNow = "state-now"
+	// CmdReboot asks the node to restart its agent (or its board, where
+	// the board file says how).
+	CmdReboot = "reboot"
+	// CmdSelfTest runs a self-test (Test: TestSilent or TestAudible); the
+	// node reports an EventSelfTest with the result.
+	CmdSelfTest = "self-test"
 )
+
+// Self-test kinds.
+const (
+	// TestSilent switches the amplifier on and checks the relay feedback,
+	// the amplifier's fault output and the speaker line; nothing is heard.
+	TestSilent = "silent"
+	// TestAudible does the same while a test tone plays at TestVolume.
+	TestAudible = "audible"
+)
+
+// TestVolume is the level of the audible test tone: heard close to the
+// speaker, not across the village.
+const TestVolume = 3
 
 // Command is the body of a cmd message.
 type Command struct {
@@ -235,6 +277,10 @@ type Command struct {
 	Alert *Alert `json:"alert,omitempty"`
 	// Occurrence names the alert an alert-cancel command stops.
 	Occurrence string `json:"occurrence,omitempty"`
+	// Self-test fields: the kind and the controller's id of the run, which
+	// the result carries back.
+	Test   string `json:"test,omitempty"`
+	TestID string `json:"test_id,omitempty"`
 }
 
 // Status is a node's connectivity as published on its state topic.
@@ -271,6 +317,25 @@ type State struct {
 	// Keys are the ids of the controller keys the node trusts, so the
 	// controller knows when every node has learnt an announced key.
 	Keys []string `json:"keys,omitempty"`
+
+	// The fields below were added for fleet health; an older node leaves
+	// them out.
+
+	// HeartbeatMS is the node's heartbeat interval: it publishes its state
+	// at least this often, so the controller can tell a half-open link
+	// (no Last Will, no messages) from a quiet node.
+	HeartbeatMS int64 `json:"heartbeat_ms,omitempty"`
+	// UptimeS is how long the agent has been running.
+	UptimeS int64 `json:"uptime_s,omitempty"`
+	// DiskFreeBytes is the free space on the node's data volume; absent
+	// when it cannot be measured.
+	DiskFreeBytes *int64 `json:"disk_free_bytes,omitempty"`
+	// Volume, Muted and AmplifierPolicy are the settings the node applies
+	// (from its desired state's NodeConfig); Volume is absent in a Last
+	// Will and from older nodes.
+	Volume          *int   `json:"volume,omitempty"`
+	Muted           bool   `json:"muted,omitempty"`
+	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
 }
 
 // Playing describes what a node has on air.
@@ -281,13 +346,45 @@ type Playing struct {
 	Since      time.Time `json:"since"`
 }
 
-// Board is the hardware snapshot a node reports. Absent sensors are nil.
+// Board is the hardware snapshot a node reports. A sensor the board does
+// not have is absent (nil or ""), never zero: "no battery voltage" and
+// "0 V" mean different things to a technician.
 type Board struct {
-	Amplifier    bool     `json:"amplifier"`
-	Mains        *bool    `json:"mains,omitempty"`
+	// Amplifier is the relay's feedback contact: the amplifier is powered.
+	Amplifier bool `json:"amplifier"`
+	// AmplifierCommand is where the relay was last told to go; a feedback
+	// that disagrees with it is a stuck or welded relay.
+	AmplifierCommand *bool `json:"amplifier_command,omitempty"`
+	// AmplifierFault is the amplifier module's fault output (protection,
+	// overload, overtemperature).
+	AmplifierFault *bool `json:"amplifier_fault,omitempty"`
+	// SpeakerLine is the last speaker-line check: LineOK (a load is
+	// present), LineOpen or LineShort; SpeakerOhms the impedance measured.
+	SpeakerLine SpeakerLine `json:"speaker_line,omitempty"`
+	SpeakerOhms *float64    `json:"speaker_ohms,omitempty"`
+	Mains       *bool       `json:"mains,omitempty"`
+	// BatteryVolts is the backup battery's voltage; Charging whether the
+	// charger is putting charge into it.
 	BatteryVolts *float64 `json:"battery_volts,omitempty"`
+	Charging     *bool    `json:"charging,omitempty"`
 	TemperatureC *float64 `json:"temperature_c,omitempty"`
+	// DoorOpen is the enclosure's tamper switch.
+	DoorOpen *bool `json:"door_open,omitempty"`
+	// RSSIDBm is the modem's received signal strength; Link the link type
+	// in use: "4g", "3g", "2g", "ethernet", "wifi".
+	RSSIDBm *int   `json:"rssi_dbm,omitempty"`
+	Link    string `json:"link,omitempty"`
 }
+
+// SpeakerLine is the result of a speaker-line check.
+type SpeakerLine string
+
+// Speaker-line check results.
+const (
+	LineOK    SpeakerLine = "ok"    // the impedance is in the load's range
+	LineOpen  SpeakerLine = "open"  // no load: a cut cable or a disconnected speaker
+	LineShort SpeakerLine = "short" // far below the load: a short in the cable or a speaker
+)
 
 // EventType is what a node reports it did.
 type EventType string
@@ -309,6 +406,34 @@ const (
 	// verified, ready to play. Sent once per occurrence, after received,
 	// as soon as both the occurrence and its content are on the node.
 	EventContentReady EventType = "content-ready"
+	// EventSelfTest carries the result of a self-test (Test), not of an
+	// occurrence.
+	EventSelfTest EventType = "self-test"
+)
+
+// TestResult is what a self-test found.
+type TestResult struct {
+	// ID is the Command's TestID; Kind TestSilent or TestAudible.
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Pass is true when every check passed; Problems names those that did
+	// not (e.g. "speaker-line-open", "relay-feedback", "amplifier-fault",
+	// "busy").
+	Pass     bool        `json:"pass"`
+	Problems []string    `json:"problems,omitempty"`
+	Line     SpeakerLine `json:"speaker_line,omitempty"`
+	Ohms     *float64    `json:"speaker_ohms,omitempty"`
+}
+
+// Self-test problems.
+const (
+	ProblemRelay     = "relay-feedback"    // the relay did not follow the command
+	ProblemAmplifier = "amplifier-fault"   // the amplifier's fault output is on
+	ProblemLineOpen  = "speaker-line-open" // no load on the speaker line
+	ProblemLineShort = "speaker-line-short"
+	ProblemNoLine    = "no-line-check" // the board cannot check its line
+	ProblemAudio     = "audio-device"  // the test tone could not be played
+	ProblemBusy      = "busy"          // something was playing or due; try again
 )
 
 // Failure reasons reported in Event.Reason.
@@ -321,6 +446,7 @@ const (
 	ReasonTooLate        = "too-late"
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
 	ReasonCancelled      = "cancelled" // the controller cancelled the alert
+	ReasonMuted          = "muted"     // the node is muted (never for emergencies)
 )
 
 // Event is one thing a node did. Seq is per node and epoch, without gaps.
@@ -336,6 +462,8 @@ type Event struct {
 	PlayedMS     int64     `json:"played_ms,omitempty"`
 	// Drill marks events about an exercise (Occurrence.Drill).
 	Drill bool `json:"drill,omitempty"`
+	// Test is the result of a self-test, on EventSelfTest.
+	Test *TestResult `json:"test,omitempty"`
 }
 
 // EventBatch is the body of an events message: consecutive events from the

@@ -28,8 +28,9 @@ section "system packages"
 # internal/alsatest; mosquitto(-clients): the external broker under test;
 # espeak-ng: the controller's text-to-speech engine; lame: MP3 uploads for
 # the ingest tests (and lame's decoder as their reference); sox: checks that
-# node audio is standard IMA ADPCM WAV.
-packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox)
+# node audio is standard IMA ADPCM WAV; chromium: the web console's
+# browser tests (e2e/console), driven headless with no download.
+packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox chromium)
 missing=()
 arch=$(dpkg --print-architecture)
 for p in "${packages[@]}"; do
@@ -107,15 +108,35 @@ fi
 "$go" run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "file://$vulndb" -format json ./... |
 	"$go" run ./internal/vulncheck -stdlib="${LOAXA_VULN_STDLIB:-fail}"
 
+# gotest runs go test, keeping its whole output; when it fails, the race
+# reports and failures are printed again at the end, where a CI summary that
+# shows only the tail of the log can see them.
+gotest() {
+	local log
+	log=$(mktemp)
+	if "$go" test "$@" 2>&1 | tee "$log"; then
+		rm -f "$log"
+		return 0
+	fi
+	echo
+	echo "=== go test failed; race reports and failures again ==="
+	awk '/^WARNING: DATA RACE/{p=1} p{print} p&&/^==================$/{p=0}' "$log" | head -400
+	grep -E '^(--- FAIL|FAIL|panic:)' "$log"
+	rm -f "$log"
+	return 1
+}
+
 section "unit and integration tests (race detector)"
 # Everything but the end-to-end tests, which follow in their own section.
 all=$("$go" list ./...)
 mapfile -t pkgs < <(grep -v -e '/e2e$' -e '/e2e/' <<<"$all")
-"$go" test -race -count=1 -timeout 10m "${pkgs[@]}"
+gotest -race -count=1 -timeout 10m "${pkgs[@]}"
 
 section "end-to-end tests (race detector)"
 if [[ -d e2e ]]; then
-	"$go" test -race -count=1 -timeout 15m ./e2e/...
+	# The console's browser tests fail, not skip, without chromium here.
+	export LOAXA_REQUIRE_BROWSER=1
+	gotest -race -count=1 -timeout 15m ./e2e/...
 else
 	echo "no e2e/ directory yet"
 fi

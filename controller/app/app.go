@@ -12,20 +12,27 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/emergency"
+	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -62,6 +69,9 @@ type App struct {
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
 	Emergencies   *bolt.EmergencyService
+	Alarms        *bolt.AlarmService
+	// Health is the fleet health model: node timeouts, alarms, self-tests.
+	Health *health.Monitor
 
 	tls    *serverTLS
 	cancel context.CancelFunc
@@ -109,6 +119,7 @@ func (a *App) Open() (err error) {
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
 	a.Emergencies = bolt.NewEmergencyService(a.DB)
+	a.Alarms = bolt.NewAlarmService(a.DB)
 
 	ctx := context.Background()
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -188,6 +199,18 @@ func (a *App) Open() (err error) {
 	// Set before the client opens: its workers read it.
 	a.MQTT.OnEvents = a.Emergency.Events
 
+	a.Health = health.NewMonitor()
+	a.Health.Config = cfg.Health
+	a.Health.Clock = a.Clock
+	a.Health.Nodes = a.Nodes
+	a.Health.Alarms = a.Alarms
+	a.Health.Tests = a.Alarms
+	a.Health.Messenger = a.MQTT
+	a.Health.Logger = a.Logger
+	if err := a.Health.Open(ctx); err != nil {
+		return err
+	}
+	a.MQTT.Observer = a.Health
 	if err := a.MQTT.Open(); err != nil {
 		return err
 	}
@@ -233,7 +256,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.EventService = a.Events
 	a.HTTP.UserService = a.Users
 	a.HTTP.DesiredService = a.Desired
-	a.HTTP.Scheduler = a.Scheduler
+	a.HTTP.Scheduler = changes{a.Scheduler, a.Health}
 	a.HTTP.AuditService = a.Audit
 	a.HTTP.Disconnect = disconnect
 	if tlsCfg != nil {
@@ -255,16 +278,31 @@ func (a *App) Open() (err error) {
 	a.HTTP.ProgrammeService = a.Scheduler
 	a.HTTP.EmergencyService = a.Emergency
 	a.HTTP.CapStore = bolt.NewCapService(a.DB)
+	ui, err := web.Handler()
+	if err != nil {
+		return err
+	}
+	a.HTTP.UI = ui
+	a.HTTP.HealthService = a.Health
+	a.HTTP.AlarmService = a.Alarms
+	a.HTTP.SelfTestService = a.Alarms
+	a.HTTP.Messenger = a.MQTT
+	a.HTTP.Checks = a.healthChecks()
+	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		_ = a.Health.Run(runCtx)
 	}()
 	a.wg.Add(1)
 	go func() {
@@ -273,6 +311,72 @@ func (a *App) Open() (err error) {
 	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil
+}
+
+// changes tells several parts that areas, nodes or announcements changed:
+// the scheduler recompiles, the health model reloads its node list.
+type changes []loaxa.Scheduler
+
+func (c changes) Changed() {
+	for _, s := range c {
+		s.Changed()
+	}
+}
+
+// metrics registers every part's metrics and returns the /metrics handler.
+func (a *App) metrics() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.HTTP.Collectors()...)
+	reg.MustRegister(a.MQTT.Collectors()...)
+	reg.MustRegister(a.Health.Collectors()...)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",
+	}, func() float64 {
+		n, err := a.DB.Size()
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)})
+}
+
+// healthChecks are what GET /api/v1/health reports on: the broker link,
+// the store, the scheduler's and the health sweep's lag.
+func (a *App) healthChecks() []lhttp.HealthCheck {
+	lag := func(last time.Time, every time.Duration, what string) (string, error) {
+		if last.IsZero() {
+			return "not run yet", nil
+		}
+		d := a.Clock.Now().Sub(last)
+		detail := fmt.Sprintf("last run %s ago", d.Round(time.Millisecond))
+		if d > 3*every+time.Minute {
+			return detail, fmt.Errorf("%s has not run for %s (every %s)", what, d.Round(time.Second), every)
+		}
+		return detail, nil
+	}
+	return []lhttp.HealthCheck{
+		{Name: "broker", Check: func(ctx context.Context) (string, error) {
+			if !a.MQTT.Connected() {
+				return "", fmt.Errorf("not connected to the broker at %s", a.MQTT.BrokerURL)
+			}
+			return "connected", nil
+		}},
+		{Name: "store", Check: func(ctx context.Context) (string, error) {
+			n, err := a.DB.Size()
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d bytes", n), nil
+		}},
+		{Name: "scheduler", Check: func(ctx context.Context) (string, error) {
+			return lag(a.Scheduler.LastRun(), a.Scheduler.Interval, "the scheduler")
+		}},
+		{Name: "health", Check: func(ctx context.Context) (string, error) {
+			return lag(a.Health.Status().LastSweep, a.Config.Health.Sweep, "the health sweep")
+		}},
+	}
 }
 
 // publicBroker returns the broker URL for node credentials: the configured

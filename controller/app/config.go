@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"loaxa.vn/controller/health"
 	"loaxa.vn/protocol"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 	TLSCert string
 	TLSKey  string
 	TLSCA   string
+	// Health holds the thresholds of the fleet health model
+	// (controller/health); flags set the daily self-test and the offline
+	// alarm threshold.
+	Health health.Config
 }
 
 // DefaultConfig returns the defaults.
@@ -60,6 +65,7 @@ func DefaultConfig() Config {
 		Horizon:        7 * 24 * time.Hour,
 		MaxUploadBytes: 200 << 20,
 		LogLevel:       slog.LevelInfo,
+		Health:         health.DefaultConfig(),
 	}
 }
 
@@ -89,6 +95,9 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&horizon, "horizon", "LOAXA_HORIZON", "how far ahead schedules are sent to nodes")
 	upload := strconv.FormatInt(c.MaxUploadBytes, 10)
 	str(&upload, "max-upload", "LOAXA_MAX_UPLOAD", "largest accepted upload in bytes")
+	str(&c.Health.DailyTest, "daily-test", "LOAXA_DAILY_TEST", "local time HH:MM of the daily silent self-test of every online node; \"off\" for none")
+	offlineAlarm := c.Health.OfflineAlarmAfter.String()
+	str(&offlineAlarm, "offline-alarm", "LOAXA_OFFLINE_ALARM", "how long a node is offline before it raises an alarm")
 	level := strings.ToLower(c.LogLevel.String())
 	str(&level, "log-level", "LOAXA_LOG_LEVEL", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +109,15 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	var err error
 	if c.Horizon, err = time.ParseDuration(horizon); err != nil || c.Horizon < 24*time.Hour {
 		return fmt.Errorf("horizon %q: want a duration of at least 24h, e.g. 168h", horizon)
+	}
+	if c.Health.OfflineAlarmAfter, err = time.ParseDuration(offlineAlarm); err != nil || c.Health.OfflineAlarmAfter < 0 {
+		return fmt.Errorf("offline-alarm %q: want a duration, e.g. 10m", offlineAlarm)
+	}
+	if c.Health.DailyTest == "off" {
+		c.Health.DailyTest = ""
+	}
+	if err := c.Health.Validate(); err != nil {
+		return err
 	}
 	if c.MaxUploadBytes, err = strconv.ParseInt(upload, 10, 64); err != nil || c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("max-upload %q: want a positive number of bytes", upload)

@@ -27,6 +27,8 @@
 //	                 "ring" → every signing key and its state (KeyService)
 //	audit            seq(8) → AuditEntry (append-only)
 //	enrolments       SHA-256(enrolment code) → Enrolment (one-time)
+//	alarms           seq(8) → Alarm (ids "al" + seq; newest last)
+//	selftests        seq(8) → SelfTest with its results (ids "st" + seq)
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
@@ -74,6 +76,8 @@ var (
 	bucketSessions       = []byte("sessions")
 	bucketHolidays       = []byte("holidays")
 	bucketProposals      = []byte("proposals")
+	bucketAlarms         = []byte("alarms")
+	bucketSelfTests      = []byte("selftests")
 	bucketEmergencies    = []byte("emergencies")
 	bucketCapAlerts      = []byte("cap_alerts")
 
@@ -84,6 +88,7 @@ var (
 		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
+		bucketAlarms, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
 	}
 

@@ -448,3 +448,31 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 	}
 	return rec.Node, nil
 }
+
+// UpdateNodeSettings applies fn to node id's settings in one transaction.
+func (s *NodeService) UpdateNodeSettings(ctx context.Context, id string, fn func(*loaxa.NodeSettings) error) (*loaxa.Node, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out *loaxa.Node
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		nodes := tx.Bucket(bucketNodes)
+		v := nodes.Get([]byte(id))
+		if v == nil {
+			return nodeNotFound(id)
+		}
+		n, err := decodeNode([]byte(id), v)
+		if err != nil {
+			return err
+		}
+		if err := fn(&n.Settings); err != nil {
+			return err
+		}
+		out = n
+		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update settings of node %s: %w", id, err)
+	}
+	return out, nil
+}

@@ -86,12 +86,28 @@ func authzCases() map[string][]authzCase {
 			return authzRequest{method: "POST", path: "/api/v1/auth/logout", token: a.token(user)}
 		}}},
 
+		"POST /api/v1/auth/password": {{ok: 200, build: func(a *authzEnv, user string, in bool) authzRequest {
+			// A twin of the caller (same role and area), so that the
+			// change does not end the caller's session used by other cases.
+			u, err := a.stores.users.FindUserByUsername(context.Background(), user)
+			if err != nil {
+				panic(err)
+			}
+			twin := a.unique("pw")
+			r := jsonReq("POST", "/api/v1/auth/password", map[string]string{"current_password": testPassword, "new_password": "mật khẩu mới 2026"})
+			r.token = a.addUser(twin, u.Role, u.Area)
+			return r
+		}}},
 		"GET /api/v1/users": {{ok: 200, build: get("/api/v1/users")}},
 		"POST /api/v1/users": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/users", map[string]string{"username": a.unique("u"), "password": testPassword, "role": "viewer", "area": scopeArea[in]})
 		}}},
 		"DELETE /api/v1/users/{username}/sessions": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "DELETE", path: "/api/v1/users/" + scopeUser[in] + "/sessions"}
+		}}},
+
+		"PUT /api/v1/users/{username}/password": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PUT", "/api/v1/users/"+scopeUser[in]+"/password", map[string]string{"password": "mật khẩu mới 2026"})
 		}}},
 
 		"GET /api/v1/areas": {{ok: 200, build: get("/api/v1/areas")}},
@@ -256,6 +272,37 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
 		}}},
+
+		"GET /api/v1/alarms": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/alarms?area=" + scopeArea[in]}
+		}}},
+		"GET /api/v1/alarms/stream": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/alarms/stream?max=1ms&area=" + scopeArea[in]}
+		}}},
+		"POST /api/v1/alarms/{id}/ack": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/alarms/" + a.alarm(in) + "/ack"}
+		}}},
+		"GET /api/v1/fleet/health": {{ok: 200, build: get("/api/v1/fleet/health")}},
+		"GET /api/v1/areas/{id}/health": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/areas/" + scopeArea[in] + "/health"}
+		}}},
+		"PATCH /api/v1/nodes/{id}/settings": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PATCH", "/api/v1/nodes/"+scopeNode[in]+"/settings", map[string]int{"volume": 9})
+		}}},
+		"POST /api/v1/nodes/{id}/commands": {{scoped: true, ok: 202, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/nodes/"+scopeNode[in]+"/commands", map[string]string{"name": "state-now"})
+		}}},
+		"GET /api/v1/selftests": {{ok: 200, build: get("/api/v1/selftests")}},
+		"POST /api/v1/selftests": {{scoped: true, ok: 202, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "nodes": []string{scopeNode[in]}})
+		}}},
+		"GET /api/v1/selftests/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			t := &loaxa.SelfTest{Kind: protocol.TestSilent, Nodes: []string{"n-a", "n-c"}, RequestedBy: "admin", Started: a.clock.Now(), Deadline: a.clock.Now().Add(time.Minute)}
+			if err := a.stores.alarms.CreateSelfTest(context.Background(), t); err != nil {
+				a.t.Fatal(err)
+			}
+			return authzRequest{method: "GET", path: "/api/v1/selftests/" + t.ID}
+		}}},
 	}
 }
 
@@ -287,6 +334,15 @@ func (a *authzEnv) pendingCap(in bool) string {
 	return rec.ID
 }
 
+// alarm stores an open alarm of the in- or out-of-scope node.
+func (a *authzEnv) alarm(in bool) string {
+	al := &loaxa.Alarm{Kind: loaxa.AlarmDoorOpen, Node: scopeNode[in], Area: scopeArea[in], Start: a.clock.Now()}
+	if err := a.stores.alarms.CreateAlarm(context.Background(), al); err != nil {
+		a.t.Fatal(err)
+	}
+	return al.ID
+}
+
 // day returns a new date for a holiday.
 func (a *authzEnv) day() string {
 	return time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(a.seq.Add(1))).Format("2006-01-02")
@@ -311,7 +367,7 @@ func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
 // publicRoutes need no credentials; TestEveryRouteNeedsCredentials checks
 // that they are exactly the routes without an action.
 var publicRoutes = map[string]bool{
-	"GET /api/v1/health": true, "GET /api/v1/time": true,
+	"GET /api/v1/health": true, "GET /api/v1/time": true, "GET /metrics": true,
 	"POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true,
 }
 

@@ -93,7 +93,7 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.closing():
+		case <-s.closing:
 			return nil
 		case <-poll.C:
 		case <-changed:

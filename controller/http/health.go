@@ -1,13 +1,57 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
 
-// handleHealth answers GET /api/v1/health: the API is up.
+// HealthCheck is one part of the controller that GET /api/v1/health
+// reports on. Check returns a short detail ("connected", "12 MiB") or an
+// error saying what is wrong.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) (string, error)
+}
+
+// checkResult is one check in the answer of GET /api/v1/health.
+type checkResult struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// healthResponse answers GET /api/v1/health.
+type healthResponse struct {
+	Status string                 `json:"status"` // "ok" or "degraded"
+	Checks map[string]checkResult `json:"checks,omitempty"`
+}
+
+// healthTimeout bounds all checks together.
+const healthTimeout = 5 * time.Second
+
+// handleHealth answers GET /api/v1/health: 200 {"status":"ok"} when every
+// check passes, else 503 {"status":"degraded"}, with each check's result.
+// It is public (load balancers and monitoring call it), so the details say
+// how a part is, never what the fleet holds.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
-	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	resp := healthResponse{Status: "ok", Checks: map[string]checkResult{}}
+	for _, c := range s.Checks {
+		detail, err := c.Check(ctx)
+		res := checkResult{OK: err == nil, Detail: detail}
+		if err != nil {
+			res.Error = err.Error()
+			resp.Status = "degraded"
+		}
+		resp.Checks[c.Name] = res
+	}
+	status := http.StatusOK
+	if resp.Status != "ok" {
+		status = http.StatusServiceUnavailable
+	}
+	s.writeJSON(w, r, status, resp)
 	return nil
 }
 

@@ -50,10 +50,10 @@ func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 	ctx, q := r.Context(), r.URL.Query()
 	f := loaxa.NodeFilter{Within: userFrom(ctx).Area, State: q.Get("state")}
 	switch f.State {
-	case "", loaxa.NodeOnline, loaxa.NodeOffline, loaxa.NodeNever:
+	case "", loaxa.NodeOnline, loaxa.NodeStale, loaxa.NodeOffline, loaxa.NodeNever:
 	default:
-		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a node state; use %s, %s or %s.",
-			f.State, loaxa.NodeOnline, loaxa.NodeOffline, loaxa.NodeNever)
+		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a node state; use %s, %s, %s or %s.",
+			f.State, loaxa.NodeOnline, loaxa.NodeStale, loaxa.NodeOffline, loaxa.NodeNever)
 	}
 	if area := q.Get("area"); area != "" {
 		if _, err := s.requireArea(ctx, "area", area); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -27,16 +28,19 @@ type Route struct {
 // action here; the wrapper enforces it.
 func (s *Server) routeTable() []Route {
 	return []Route{
+		{Method: "GET", Path: "/metrics", handle: s.handleMetrics},
 		{Method: "GET", Path: "/api/v1/health", handle: s.handleHealth},
 		{Method: "GET", Path: "/api/v1/time", handle: s.handleTime},
 		{Method: "POST", Path: "/api/v1/auth/token", handle: s.handleCreateToken},
 		{Method: "POST", Path: "/api/v1/auth/session", handle: s.handleSignInBrowser},
 		{Method: "GET", Path: "/api/v1/auth/session", Action: loaxa.ActionSession, handle: s.handleWhoAmI},
 		{Method: "POST", Path: "/api/v1/auth/logout", Action: loaxa.ActionSession, handle: s.handleLogout},
+		{Method: "POST", Path: "/api/v1/auth/password", Action: loaxa.ActionSession, handle: s.handleChangePassword},
 
 		{Method: "GET", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleListUsers},
 		{Method: "POST", Path: "/api/v1/users", Action: loaxa.ActionManageUsers, handle: s.handleCreateUser},
 		{Method: "DELETE", Path: "/api/v1/users/{username}/sessions", Action: loaxa.ActionManageUsers, handle: s.handleRevokeSessions},
+		{Method: "PUT", Path: "/api/v1/users/{username}/password", Action: loaxa.ActionManageUsers, handle: s.handleResetPassword},
 
 		{Method: "GET", Path: "/api/v1/areas", Action: loaxa.ActionRead, handle: s.handleListAreas},
 		{Method: "POST", Path: "/api/v1/areas", Action: loaxa.ActionManageAreas, handle: s.handleCreateArea},
@@ -98,13 +102,27 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/nodes/{id}/programme", Action: loaxa.ActionRead, handle: s.handleNodeProgramme},
 		{Method: "GET", Path: "/api/v1/areas/{id}/programme", Action: loaxa.ActionRead, handle: s.handleAreaProgramme},
 		{Method: "GET", Path: "/api/v1/reports/broadcast", Action: loaxa.ActionRead, handle: s.handleBroadcastReport},
+
+		{Method: "GET", Path: "/api/v1/alarms", Action: loaxa.ActionRead, handle: s.handleListAlarms},
+		{Method: "GET", Path: "/api/v1/alarms/stream", Action: loaxa.ActionRead, handle: s.handleAlarmStream},
+		{Method: "POST", Path: "/api/v1/alarms/{id}/ack", Action: loaxa.ActionMaintain, handle: s.handleAckAlarm},
+		{Method: "GET", Path: "/api/v1/fleet/health", Action: loaxa.ActionRead, handle: s.handleFleetHealth},
+		{Method: "GET", Path: "/api/v1/areas/{id}/health", Action: loaxa.ActionRead, handle: s.handleAreaHealth},
+		{Method: "PATCH", Path: "/api/v1/nodes/{id}/settings", Action: loaxa.ActionMaintain, handle: s.handleNodeSettings},
+		{Method: "POST", Path: "/api/v1/nodes/{id}/commands", Action: loaxa.ActionMaintain, handle: s.handleNodeCommand},
+		{Method: "GET", Path: "/api/v1/selftests", Action: loaxa.ActionRead, handle: s.handleListSelfTests},
+		{Method: "POST", Path: "/api/v1/selftests", Action: loaxa.ActionMaintain, handle: s.handleStartSelfTest},
+		{Method: "GET", Path: "/api/v1/selftests/{id}", Action: loaxa.ActionRead, handle: s.handleGetSelfTest},
 	}
 }
 
 // wrap authenticates the caller of rt, checks rt.Action, runs the handler
 // and writes any error it returns.
 func (s *Server) wrap(rt Route) http.Handler {
+	latency := s.latency.WithLabelValues(rt.Method, rt.Path)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { latency.Observe(time.Since(start).Seconds()) }()
 		if rt.Action != "" {
 			ctx, err := s.authenticate(r, rt)
 			if err != nil {

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -111,20 +113,35 @@ type Server struct {
 	// CapStore keeps received CAP alerts; nil (or no EmergencyService)
 	// answers the CAP routes with unavailable.
 	CapStore loaxa.CapStore
+	// UI serves every path outside /api/ (the web console, package
+	// controller/web); nil answers them 404 like unknown API routes.
+	UI http.Handler
+	// HealthService, AlarmService and SelfTestService serve fleet health
+	// (alarms, area health, self-tests); nil answers those routes with
+	// unavailable. Messenger sends remote commands.
+	HealthService   loaxa.HealthService
+	AlarmService    loaxa.AlarmService
+	SelfTestService loaxa.SelfTestService
+	Messenger       loaxa.Messenger
+	// Checks are the controller's parts GET /api/v1/health reports on.
+	Checks []HealthCheck
+	// Metrics serves GET /metrics (Prometheus text format); nil answers
+	// 404. Collectors has the server's own metrics to register.
+	Metrics http.Handler
 
 	routes  []Route
 	limits  limiter
-	mux     *http.ServeMux
-	handler http.Handler
+	latency *prometheus.HistogramVec
+	// closing is closed when Close begins, so long-lived streams end.
+	closing     chan struct{}
+	closingOnce sync.Once
+	mux         *http.ServeMux
+	handler     http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener
 	server   *http.Server
 	served   chan struct{} // closed when Serve returns
-	// shutdown is closed when Close begins, so that long-lived streams
-	// end instead of holding the shutdown up.
-	shutdown     chan struct{}
-	shutdownOnce sync.Once
 }
 
 // NewServer returns a server with defaults and its routes registered.
@@ -134,7 +151,12 @@ func NewServer() *Server {
 		Now:            time.Now,
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
-		shutdown:       make(chan struct{}),
+		closing:        make(chan struct{}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loaxa_http_request_duration_seconds",
+			Help:    "API request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"method", "route"}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -142,6 +164,20 @@ func NewServer() *Server {
 	}
 	s.handler = s.logRequests(http.HandlerFunc(s.serveMux))
 	return s
+}
+
+// Collectors returns the server's own metrics (request latency by route)
+// for a Prometheus registry.
+func (s *Server) Collectors() []prometheus.Collector { return []prometheus.Collector{s.latency} }
+
+// handleMetrics answers GET /metrics. It is public, like /api/v1/health:
+// scrapers rarely carry tokens, and the metrics are counts, not content.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.Metrics == nil {
+		return loaxa.Errorf(loaxa.ENotFound, "This controller serves no metrics.")
+	}
+	s.Metrics.ServeHTTP(w, r)
+	return nil
 }
 
 // Handler returns the API as an http.Handler, for tests and for mounting
@@ -224,10 +260,10 @@ func (s *Server) check() error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closingOnce.Do(func() { close(s.closing) })
 	if s.server == nil {
 		return nil
 	}
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	err := s.server.Shutdown(ctx)
@@ -275,9 +311,6 @@ func (s *Server) now() time.Time {
 	return s.Now()
 }
 
-// closing is closed once the server is closing.
-func (s *Server) closing() <-chan struct{} { return s.shutdown }
-
 // changed tells the scheduler, if there is one, to recompile.
 func (s *Server) changed() {
 	if s.Scheduler != nil {
@@ -288,6 +321,10 @@ func (s *Server) changed() {
 // serveMux dispatches to the route table and answers unknown paths and
 // methods in the API's JSON error shape instead of ServeMux's plain text.
 func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
+	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		s.UI.ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		w = &fallbackWriter{ResponseWriter: w, s: s, r: r}
 	}

@@ -22,6 +22,7 @@ import (
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/emergency"
+	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
@@ -45,10 +46,10 @@ func (f *fakeScheduler) Changed() { f.changed.Add(1) }
 // fakeAlerts records the alert commands the API has sent.
 type fakeAlerts struct {
 	mu   sync.Mutex
-	sent []sentCommand
+	sent []sentAlert
 }
 
-type sentCommand struct {
+type sentAlert struct {
 	scope, id string // "area" or "node", and its id
 	cmd       protocol.Command
 	ttl       time.Duration
@@ -59,21 +60,21 @@ var _ loaxa.AlertMessenger = (*fakeAlerts)(nil)
 func (f *fakeAlerts) SendAreaCommand(_ context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sent = append(f.sent, sentCommand{"area", area, cmd, ttl})
+	f.sent = append(f.sent, sentAlert{"area", area, cmd, ttl})
 	return nil
 }
 
 func (f *fakeAlerts) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, ttl time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sent = append(f.sent, sentCommand{"node", node, cmd, ttl})
+	f.sent = append(f.sent, sentAlert{"node", node, cmd, ttl})
 	return nil
 }
 
-func (f *fakeAlerts) commands() []sentCommand {
+func (f *fakeAlerts) commands() []sentAlert {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]sentCommand(nil), f.sent...)
+	return append([]sentAlert(nil), f.sent...)
 }
 
 // t0 is the fake clock's start: a Monday morning in Hải Phòng.
@@ -117,7 +118,10 @@ type env struct {
 		sessions   *bolt.SessionService
 		holidays   *bolt.HolidayService
 		proposals  *bolt.ProposalService
+		alarms     *bolt.AlarmService
 	}
+	health *health.Monitor
+	msgs   *fakeMessenger
 }
 
 // newEnv starts a server; configure may change it before it serves.
@@ -175,6 +179,15 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	s.EmergencyService = em
 	e.caps = bolt.NewCapService(e.db)
 	s.CapStore = e.caps
+	st.alarms, e.msgs = bolt.NewAlarmService(e.db), &fakeMessenger{}
+	e.health = health.NewMonitor()
+	e.health.Clock, e.health.Nodes, e.health.Alarms, e.health.Tests, e.health.Messenger = e.clock, st.nodes, st.alarms, st.alarms, e.msgs
+	e.health.Logger = logger
+	if err := e.health.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.health.Close)
+	s.HealthService, s.AlarmService, s.SelfTestService, s.Messenger = e.health, st.alarms, st.alarms, e.msgs
 	for _, f := range configure {
 		f(s)
 	}
@@ -506,6 +519,24 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 	if allow := r.header.Get("Allow"); !strings.Contains(allow, "POST") {
 		t.Errorf("Allow %q does not list POST", allow)
 	}
+}
+
+// TestUIServesOutsideAPI: with a UI handler, paths outside /api/ reach it
+// and API paths still answer in JSON; without one, every path is the API's.
+func TestUIServesOutsideAPI(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "console "+r.URL.Path) })
+	e := newEnv(t, func(s *lhttp.Server) { s.UI = ui })
+	if r := e.request("GET", "/", "", "", nil); r.status != http.StatusOK || string(r.body) != "console /" {
+		t.Errorf("GET / with a UI: %d %q", r.status, r.body)
+	}
+	if r := e.request("GET", "/static/app.css", "", "", nil); string(r.body) != "console /static/app.css" {
+		t.Errorf("GET /static/app.css with a UI: %d %q", r.status, r.body)
+	}
+	checkError(t, e.request("GET", "/api/v1/speakers", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+	checkError(t, e.request("GET", "/api", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+
+	bare := newEnv(t)
+	checkError(t, bare.request("GET", "/", "", "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route /")
 }
 
 // TestEveryRouteNeedsCredentials walks the route table: every route that

@@ -20,12 +20,13 @@ const (
 	ActionSession       Action = "session"        // see and end one's own session
 	ActionReadAudit     Action = "audit.read"     // read the audit log in scope
 	ActionManageSystem  Action = "system.manage"  // rotate controller signing keys, export broker credentials (whole tree only)
+	ActionMaintain      Action = "nodes.maintain" // remote control (volume, mute, amplifier, reboot), self-tests, acknowledge alarms in scope
 )
 
 // Actions lists every action, in the order of the role table.
 var Actions = []Action{
 	ActionRead, ActionSession, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent,
-	ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem,
+	ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem, ActionMaintain,
 }
 
 // Roles lists every role, most powerful first.
@@ -34,11 +35,11 @@ var Roles = []Role{RoleAdmin, RoleProvince, RoleDistrict, RoleCommune, RoleTechn
 // grants is the role table. docs/security.md shows it to people; this is
 // the one place it is enforced.
 var grants = map[Role][]Action{
-	RoleAdmin:      {ActionRead, ActionSession, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem},
-	RoleProvince:   {ActionRead, ActionSession, ActionManageAreas, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit},
-	RoleDistrict:   {ActionRead, ActionSession, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit},
-	RoleCommune:    {ActionRead, ActionSession, ActionUploadContent, ActionSchedule, ActionEmergency},
-	RoleTechnician: {ActionRead, ActionSession, ActionManageNodes},
+	RoleAdmin:      {ActionRead, ActionSession, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem, ActionMaintain},
+	RoleProvince:   {ActionRead, ActionSession, ActionManageAreas, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit, ActionMaintain},
+	RoleDistrict:   {ActionRead, ActionSession, ActionUploadContent, ActionSchedule, ActionEmergency, ActionReadAudit, ActionMaintain},
+	RoleCommune:    {ActionRead, ActionSession, ActionUploadContent, ActionSchedule, ActionEmergency, ActionMaintain},
+	RoleTechnician: {ActionRead, ActionSession, ActionManageNodes, ActionMaintain},
 	RoleViewer:     {ActionRead, ActionSession},
 }
 

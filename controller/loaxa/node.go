@@ -35,9 +35,12 @@ type Node struct {
 	Credentials string `json:"credentials"`
 	// SecretSetAt is when the current secret was issued (enrolment or
 	// rotation); RevokedAt when it was revoked.
-	SecretSetAt time.Time  `json:"credentials_at,omitzero"`
-	RevokedAt   time.Time  `json:"revoked_at,omitzero"`
-	Status      NodeStatus `json:"status"`
+	SecretSetAt time.Time `json:"credentials_at,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	// Settings are set remotely (volume, mute, amplifier policy) and sent
+	// in the node's desired state.
+	Settings NodeSettings `json:"settings"`
+	Status   NodeStatus   `json:"status"`
 }
 
 // Node credential states.
@@ -51,7 +54,7 @@ const (
 const (
 	NodeNever   = "never"   // enrolled, never connected
 	NodeOnline  = "online"  // connected
-	NodeOffline = "offline" // Last Will or clean disconnect
+	NodeOffline = "offline" // Last Will, clean disconnect, or silent past the heartbeat timeout
 )
 
 // NodeStatus is what the controller last heard from a node.
@@ -76,6 +79,20 @@ type NodeStatus struct {
 	Outbox     int             `json:"outbox"`
 	// Keys are the ids of the controller keys the node trusts.
 	Keys []string `json:"keys,omitempty"`
+
+	// Fleet health (controller/health). HeartbeatMS, UptimeS,
+	// DiskFreeBytes, Volume, Muted and AmplifierPolicy are as the node
+	// reports them.
+	HeartbeatMS     int64  `json:"heartbeat_ms,omitempty"`
+	UptimeS         int64  `json:"uptime_s,omitempty"`
+	DiskFreeBytes   *int64 `json:"disk_free_bytes,omitempty"`
+	Volume          *int   `json:"volume,omitempty"`
+	Muted           bool   `json:"muted,omitempty"`
+	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
+	// LastPlay is when the node last completed a play.
+	LastPlay time.Time `json:"last_play,omitzero"`
+	// Faults are the node's open board faults, each since when.
+	Faults []Fault `json:"faults,omitempty"`
 }
 
 // NodeFilter selects nodes. Zero fields do not filter.
@@ -98,6 +115,9 @@ type NodeService interface {
 	AuthenticateNode(ctx context.Context, id, secret string) (*Node, error)
 	// UpdateNodeStatus applies fn to the stored status in one transaction.
 	UpdateNodeStatus(ctx context.Context, id string, fn func(*NodeStatus)) error
+	// UpdateNodeSettings applies fn to the node's settings in one
+	// transaction and returns the node; fn's error aborts it.
+	UpdateNodeSettings(ctx context.Context, id string, fn func(*NodeSettings) error) (*Node, error)
 
 	// CreateNodes adds nodes in one transaction: all or none.
 	CreateNodes(ctx context.Context, nodes []*Node) error

@@ -3,10 +3,19 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
+
+// Observer hears what nodes report, after the ingest stored it: the health
+// model (controller/health) is one. Calls for one node come in order, from
+// one worker; calls for different nodes may be concurrent.
+type Observer interface {
+	ObserveState(ctx context.Context, node string, st *protocol.State, at time.Time)
+	ObserveEvents(ctx context.Context, node, epoch string, events []protocol.Event)
+}
 
 // openNodeMessage parses a node message and checks that it is what the
 // topic says: the right type, from the node whose topic it is. The broker
@@ -60,7 +69,7 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 	if st.Status == protocol.StatusOnline {
 		state = loaxa.NodeOnline
 	}
-	return c.NodeService.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+	err = c.NodeService.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
 		if s.State != state {
 			s.State = state
 			s.Since = now
@@ -81,7 +90,16 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		s.Rejected = st.Rejected
 		s.Outbox = st.Outbox
 		s.Keys = st.Keys
+		s.HeartbeatMS, s.UptimeS, s.DiskFreeBytes = st.HeartbeatMS, st.UptimeS, st.DiskFreeBytes
+		s.Volume, s.Muted, s.AmplifierPolicy = st.Volume, st.Muted, st.AmplifierPolicy
 	})
+	if err != nil {
+		return err
+	}
+	if c.Observer != nil {
+		c.Observer.ObserveState(ctx, node, &st, now)
+	}
+	return nil
 }
 
 func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) error {
@@ -103,8 +121,16 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if err != nil {
 		return fmt.Errorf("record events of %s: %w", node, err)
 	}
-	if c.OnEvents != nil {
-		c.OnEvents(node, b.Events)
+	// Only what is stored: events past a gap come again.
+	stored := b.Events
+	for len(stored) > 0 && stored[len(stored)-1].Seq > ack {
+		stored = stored[:len(stored)-1]
+	}
+	if c.OnEvents != nil && len(stored) > 0 {
+		c.OnEvents(node, stored)
+	}
+	if c.Observer != nil && len(stored) > 0 {
+		c.Observer.ObserveEvents(ctx, node, b.Epoch, stored)
 	}
 	if ack == 0 {
 		return nil

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -63,6 +64,8 @@ type Scheduler struct {
 	Logger         *slog.Logger
 
 	kick chan struct{}
+
+	lastRun atomic.Int64 // Unix ns of the last finished pass
 }
 
 var _ loaxa.Scheduler = (*Scheduler)(nil)
@@ -82,6 +85,16 @@ func NewScheduler() *Scheduler {
 	}
 }
 
+// LastRun returns when the scheduler last finished compiling every node
+// (zero before the first pass). A last run much older than Interval means
+// it is stuck or overloaded.
+func (s *Scheduler) LastRun() time.Time {
+	if ns := s.lastRun.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // Changed asks for a recompile soon. It never blocks.
 func (s *Scheduler) Changed() {
 	select {
@@ -93,6 +106,8 @@ func (s *Scheduler) Changed() {
 // Run compiles and publishes every node's desired state at once (the
 // retained copies may be gone if the broker restarted), then again whenever
 // Changed is called and every Interval, until ctx is done.
+//
+// LastRun says when it last finished a pass, for the controller's health.
 func (s *Scheduler) Run(ctx context.Context) error {
 	republish := true
 	for {
@@ -104,6 +119,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		} else {
 			republish = false
 		}
+		s.lastRun.Store(s.Clock.Now().UnixNano())
 		timer := s.Clock.NewTimer(s.Interval)
 		select {
 		case <-ctx.Done():
@@ -182,7 +198,7 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 		Horizon:     c.now.Add(s.Horizon),
 		Occurrences: []protocol.Occurrence{},
 		Content:     []protocol.ContentRef{},
-		Config:      protocol.NodeConfig{Volume: s.Volume, LateGraceMS: s.LateGrace.Milliseconds()},
+		Config:      nodeConfig(n.Settings, s.Volume, s.LateGrace),
 		Keys:        c.keys,
 	}
 	items, err := s.programme(ctx, c, n, c.now.Add(-c.longest-s.LateGrace), c.now.Add(s.Horizon))
@@ -305,4 +321,14 @@ func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Ti
 		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)
 	}
 	return nil
+}
+
+// nodeConfig is the NodeConfig of a node with settings st: its own volume,
+// mute and amplifier policy where set, else the defaults.
+func nodeConfig(st loaxa.NodeSettings, volume int, grace time.Duration) protocol.NodeConfig {
+	c := protocol.NodeConfig{Volume: volume, LateGraceMS: grace.Milliseconds(), Muted: st.Muted, AmplifierPolicy: st.AmplifierPolicy}
+	if st.Volume != nil {
+		c.Volume = *st.Volume
+	}
+	return c
 }

@@ -32,6 +32,10 @@ import (
 
 const adminPassword = "e2e-admin-password"
 
+// AdminPassword is the password of user admin on every test controller,
+// for tests that sign in as a person would (e2e/console).
+const AdminPassword = adminPassword
+
 // Logger logs warnings and errors into the test output, everything with
 // LOAXA_TEST_LOG=debug.
 func Logger(t testing.TB, name string) *slog.Logger {
@@ -287,6 +291,11 @@ type NodeOptions struct {
 	// (default 2s: real, and short enough for tests that schedule far
 	// ahead on a fake clock; node/content tests the spread itself).
 	ContentSpread time.Duration
+	// Board is the node's hardware (default board.None), e.g. a
+	// firmware-sim board to inject faults into.
+	Board agent.Board
+	// Tune adjusts the agent's configuration before it is created.
+	Tune func(*agent.Config)
 }
 
 // StartNode runs a real agent with creds in this process, stopped when the
@@ -317,10 +326,17 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if opt.ContentSpread == 0 {
 		opt.ContentSpread = 2 * time.Second
 	}
-	a, err := agent.New(agent.Config{
-		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: board.None{},
+	if opt.Board == nil {
+		opt.Board = board.None{}
+	}
+	ac := agent.Config{
+		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: opt.Board,
 		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e", ContentSpread: opt.ContentSpread,
-	})
+	}
+	if opt.Tune != nil {
+		opt.Tune(&ac)
+	}
+	a, err := agent.New(ac)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 // Package board simulates the hardware of a speaker box for the node agent:
-// an amplifier relay with a feedback contact, mains power with a backup
-// battery, and an enclosure temperature sensor. It implements agent.Board,
-// so a real agent drives it exactly as it drives a real board.
+// an amplifier relay with a feedback contact and the amplifier's fault
+// output, a speaker-line check, mains power with a backup battery and its
+// charger, an enclosure temperature sensor, a door (tamper) switch and a
+// modem. It implements agent.BoardWatcher, so a real agent drives it
+// exactly as it drives a real board and hears of every injected fault at
+// once.
 //
 // The simulation has no goroutines: it is driven by an injected clock and
 // brings its physics up to date whenever it is read or switched. Between two
@@ -10,8 +13,9 @@
 // towards its equilibrium — and a fake clock gives exact, repeatable values.
 //
 // Fault injection (CutMains, FailAmplifier, StickRelay, SetTemperature,
-// SetBatteryVolts) is how tests and the fleet prove the agent copes with
-// hardware trouble; Switches is the relay's log, so tests can check the
+// SetBatteryVolts, SetAmplifierFault, SetSpeakerLine, SetDoor, SetSignal,
+// and Inject by name, also over HTTP: see Control) is how tests and the
+// fleet prove the agent and the controller cope with hardware trouble; Switches is the relay's log, so tests can check the
 // amplifier was on while audio played and off after.
 package board
 
@@ -53,6 +57,11 @@ type Config struct {
 	// (and of cooling back down).
 	AmplifierRiseC float64
 	ThermalTau     time.Duration
+	// SpeakerOhms is the speaker line's impedance when it is sound.
+	SpeakerOhms float64
+	// RSSIDBm and Link are the modem's signal and link type at start.
+	RSSIDBm int
+	Link    string
 }
 
 // DefaultConfig returns the constants of a typical box: a full battery plays
@@ -69,6 +78,9 @@ func DefaultConfig() Config {
 		AmbientC:                   30,
 		AmplifierRiseC:             15,
 		ThermalTau:                 20 * time.Minute,
+		SpeakerOhms:                50, // four horns on a 100 V line
+		RSSIDBm:                    -75,
+		Link:                       "4g",
 	}
 }
 
@@ -81,6 +93,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("board config: battery rates must not be negative, and the amplifier must drain")
 	case c.ThermalTau <= 0 || c.AmplifierRiseC < 0:
 		return fmt.Errorf("board config: thermal time constant must be positive and the amplifier rise not negative")
+	case c.SpeakerOhms <= ShortOhms:
+		return fmt.Errorf("board config: speaker impedance %.1f Ω must be above the short threshold %.1f Ω", c.SpeakerOhms, ShortOhms)
 	}
 	return nil
 }
@@ -113,8 +127,22 @@ type Board struct {
 	tempC    float64
 	failErr  error // SetAmplifier fails with this
 	stuck    bool  // the relay does not move
+	command  bool  // where the relay was last told to go
+	ampFault bool
+	line     protocol.SpeakerLine
+	door     bool
+	rssi     int
+	link     string
 	switches []Switch
+	changed  chan struct{}
 }
+
+// Line-check thresholds: below ShortOhms the line is short, above OpenOhms
+// it is open.
+const (
+	ShortOhms = 2.0
+	OpenOhms  = 10000.0
+)
 
 // New returns a board on mains with a full battery, the amplifier off and
 // the enclosure at ambient temperature.
@@ -126,12 +154,16 @@ func New(c clock.Clock, cfg Config) (*Board, error) {
 		c = clock.Real{}
 	}
 	return &Board{
-		clock: c,
-		cfg:   cfg,
-		last:  c.Now(),
-		mains: true,
-		volts: cfg.BatteryFullVolts,
-		tempC: cfg.AmbientC,
+		clock:   c,
+		cfg:     cfg,
+		last:    c.Now(),
+		mains:   true,
+		volts:   cfg.BatteryFullVolts,
+		tempC:   cfg.AmbientC,
+		line:    protocol.LineOK,
+		rssi:    cfg.RSSIDBm,
+		link:    cfg.Link,
+		changed: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -146,6 +178,7 @@ func (b *Board) SetAmplifier(on bool) error {
 	if on && !b.mains && b.volts <= b.cfg.BatteryCutOffVolts {
 		return fmt.Errorf("switch amplifier on at %.2f V: %w", b.volts, ErrNoPower)
 	}
+	b.command = on
 	if !b.stuck && b.relay != on {
 		b.relay = on
 		b.switches = append(b.switches, Switch{At: b.last, On: on, Reason: SwitchCommand})
@@ -156,18 +189,38 @@ func (b *Board) SetAmplifier(on bool) error {
 	return nil
 }
 
-// Snapshot reads the sensors: relay feedback, mains, battery voltage
-// (rounded to 10 mV) and enclosure temperature (rounded to 0.1 °C), as a
-// board's ADCs would report them.
+// Snapshot reads the sensors: relay feedback and command, the amplifier's
+// fault output, the speaker line, mains, battery voltage (rounded to
+// 10 mV) and charging, enclosure temperature (rounded to 0.1 °C), the door
+// switch and the modem, as a board's inputs and ADCs would report them.
 func (b *Board) Snapshot() protocol.Board {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.update()
-	mains := b.mains
+	mains, command, fault, door, rssi := b.mains, b.command, b.ampFault, b.door, b.rssi
+	charging := b.mains && b.volts < b.cfg.BatteryFullVolts
 	volts := math.Round(b.volts*100) / 100
 	temp := math.Round(b.tempC*10) / 10
-	return protocol.Board{Amplifier: b.relay, Mains: &mains, BatteryVolts: &volts, TemperatureC: &temp}
+	ohms := b.cfg.SpeakerOhms
+	switch b.line {
+	case protocol.LineOpen:
+		ohms = math.Inf(1)
+	case protocol.LineShort:
+		ohms = 0.4
+	}
+	st := protocol.Board{
+		Amplifier: b.relay, AmplifierCommand: &command, AmplifierFault: &fault,
+		SpeakerLine: b.line, Mains: &mains, BatteryVolts: &volts, Charging: &charging,
+		TemperatureC: &temp, DoorOpen: &door, RSSIDBm: &rssi, Link: b.link,
+	}
+	if !math.IsInf(ohms, 0) {
+		st.SpeakerOhms = &ohms // an open line has no finite impedance to report
+	}
+	return st
 }
+
+// Changed signals after every injected change (BoardWatcher).
+func (b *Board) Changed() <-chan struct{} { return b.changed }
 
 // Switches returns the relay's movements so far, oldest first.
 func (b *Board) Switches() []Switch {
@@ -214,12 +267,37 @@ func (b *Board) SetBatteryVolts(v float64) {
 	})
 }
 
-// set brings the physics up to now, then changes an input.
+// SetAmplifierFault raises (true) or clears the amplifier's fault output.
+func (b *Board) SetAmplifierFault(fault bool) { b.set(func() { b.ampFault = fault }) }
+
+// SetSpeakerLine makes the speaker line sound (LineOK), cut (LineOpen) or
+// shorted (LineShort).
+func (b *Board) SetSpeakerLine(l protocol.SpeakerLine) { b.set(func() { b.line = l }) }
+
+// SetDoor opens (true) or closes the enclosure door.
+func (b *Board) SetDoor(open bool) { b.set(func() { b.door = open }) }
+
+// SetSignal sets the modem's signal strength and link type ("" keeps it).
+func (b *Board) SetSignal(rssiDBm int, link string) {
+	b.set(func() {
+		b.rssi = rssiDBm
+		if link != "" {
+			b.link = link
+		}
+	})
+}
+
+// set brings the physics up to now, then changes an input, and tells a
+// watcher.
 func (b *Board) set(change func()) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.update()
 	change()
+	b.mu.Unlock()
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
 }
 
 // update advances the physics from b.last to the clock's now, in segments

@@ -387,6 +387,17 @@ func (f *Fleet) Sim(id string) *Sim {
 	return nil
 }
 
+// Control serves fault injection for the fleet's boards over HTTP (see
+// board.Control): POST /boards/{id}/faults/{fault} breaks a box.
+func (f *Fleet) Control() http.Handler {
+	return board.Control(func(id string) *board.Board {
+		if s := f.Sim(id); s != nil {
+			return s.Board
+		}
+		return nil
+	})
+}
+
 // Enrolled returns how many nodes this run enrolled with the controller.
 func (f *Fleet) Enrolled() int { return f.enrolled }
 

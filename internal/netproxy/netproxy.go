@@ -1,11 +1,12 @@
 // Package netproxy is a TCP proxy for tests that cuts and restores a link on
 // demand, the way a 3G/4G modem loses its connection: while cut, existing
-// connections are dropped and new ones are refused.
+// connections are dropped and new ones are refused. Freeze makes a
+// half-open link instead: connections stay open and silently lose every
+// byte, so neither end notices until its own timeout.
 package netproxy
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 )
@@ -15,11 +16,12 @@ type Proxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	done  chan struct{}
+	mu     sync.Mutex
+	cut    bool
+	frozen bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	done   chan struct{}
 }
 
 // Start listens on 127.0.0.1:0 and forwards to target.
@@ -52,6 +54,28 @@ func (p *Proxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
 	p.mu.Unlock()
+}
+
+// Freeze makes every connection half-open: bytes in either direction are
+// read and dropped, and nothing is closed, until Thaw.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw forwards again. The streams lost bytes while frozen, so the ends
+// will usually find them corrupt and reconnect.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.mu.Unlock()
+}
+
+func (p *Proxy) isFrozen() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frozen
 }
 
 // Close stops the proxy and waits for its goroutines.
@@ -96,7 +120,18 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.isFrozen() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()

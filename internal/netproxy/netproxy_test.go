@@ -2,8 +2,11 @@ package netproxy
 
 import (
 	"bufio"
+	"errors"
 	"net"
+	"os"
 	"testing"
+	"time"
 )
 
 func TestCutAndRestore(t *testing.T) {
@@ -69,5 +72,55 @@ func TestCutAndRestore(t *testing.T) {
 	defer c3.Close()
 	if err := roundTrip(c3); err != nil {
 		t.Fatalf("after restore: %v", err)
+	}
+}
+
+func TestFreezeAndThaw(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s := bufio.NewScanner(c)
+				for s.Scan() {
+					c.Write(append(s.Bytes(), '\n'))
+				}
+			}()
+		}
+	}()
+	p, err := Start(echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	p.Freeze()
+	if _, err := c.Write([]byte("lost\n")); err != nil {
+		t.Fatalf("write while frozen: %v (the link must look alive)", err)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if line, err := r.ReadString('\n'); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read while frozen: %q, %v; want a timeout, not an answer or a close", line, err)
+	}
+	p.Thaw()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("back\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || line != "back\n" {
+		t.Fatalf("after thaw: %q, %v; want back (the frozen line was lost)", line, err)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/node/content"
 	"loaxa.vn/node/mqtt"
 	"loaxa.vn/protocol"
@@ -103,12 +104,17 @@ type Agent struct {
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
 	lastSound time.Time
+	// test is the audible self-test on air, if any.
+	test *selfTest
 	// Events and marks noted but not yet written (flush).
 	pendingEvents []protocol.Event
 	pendingMarks  []Progress
 
 	mu     sync.Mutex
 	status status
+
+	started time.Time // base clock, for the uptime
+	metrics *metrics
 }
 
 // status is the part of the node's State that changes; guarded by Agent.mu.
@@ -118,6 +124,7 @@ type status struct {
 	missing        []string
 	rejected       uint64
 	outbox         int
+	config         protocol.NodeConfig // the settings applied
 }
 
 // New checks cfg and prepares an agent; Run starts it.
@@ -177,6 +184,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StatePoll <= 0 {
 		cfg.StatePoll = 30 * time.Second
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
 	if cfg.ContentSpread == 0 {
 		cfg.ContentSpread = DefaultContentSpread
 	}
@@ -205,6 +215,8 @@ func New(cfg Config) (*Agent, error) {
 		cueBegan:    make(chan struct{}, 1),
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
+		started:     cfg.Clock.Now(),
+		metrics:     newMetrics(),
 	}
 	if o, ok := cfg.Output.(LatencyOutput); ok {
 		a.latency = max(o.Latency(), 0)
@@ -250,19 +262,31 @@ func (a *Agent) Status() protocol.State {
 	cacheBytes, cacheLimit, _ := a.cache.Usage()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	vol := a.status.config.Volume
 	st := protocol.State{
-		Status:         protocol.StatusOnline,
-		At:             a.clock.Now().UTC(),
-		Agent:          a.cfg.Version,
-		DesiredVersion: a.status.desiredVersion,
-		ClockOffsetMS:  a.clock.Get().Milliseconds(),
-		ContentMissing: slices.Clone(a.status.missing),
-		CacheBytes:     cacheBytes,
-		CacheLimit:     cacheLimit,
-		Board:          &board,
-		Rejected:       a.status.rejected,
-		Outbox:         a.status.outbox,
-		Keys:           a.verifier.KeyIDs(),
+		Status:          protocol.StatusOnline,
+		At:              a.clock.Now().UTC(),
+		Agent:           a.cfg.Version,
+		DesiredVersion:  a.status.desiredVersion,
+		ClockOffsetMS:   a.clock.Get().Milliseconds(),
+		ContentMissing:  slices.Clone(a.status.missing),
+		CacheBytes:      cacheBytes,
+		CacheLimit:      cacheLimit,
+		Board:           &board,
+		Rejected:        a.status.rejected,
+		Outbox:          a.status.outbox,
+		Keys:            a.verifier.KeyIDs(),
+		HeartbeatMS:     a.cfg.Heartbeat.Milliseconds(),
+		UptimeS:         int64(a.cfg.Clock.Now().Sub(a.started) / time.Second),
+		DiskFreeBytes:   diskFree(a.cfg.DataDir),
+		Muted:           a.status.config.Muted,
+		AmplifierPolicy: a.status.config.AmplifierPolicy,
+	}
+	if a.status.desiredVersion > 0 {
+		st.Volume = &vol // before a desired state there is no setting
+	}
+	if st.AmplifierPolicy == "" {
+		st.AmplifierPolicy = protocol.AmpAuto
 	}
 	if p := a.status.playing; p != nil {
 		cp := *p
@@ -370,6 +394,7 @@ func (a *Agent) load() error {
 	a.status.outbox = out.Len()
 	if d != nil {
 		a.status.desiredVersion = d.Version
+		a.status.config = d.Config
 	}
 	a.mu.Unlock()
 	a.wantContent()
@@ -428,12 +453,15 @@ func (a *Agent) loop(ctx context.Context) {
 		case m := <-a.link.Messages():
 			a.handle(m, false)
 		case <-a.link.Connects():
+			a.metrics.connects.Inc()
 			a.cache.Reconnected()
 			signal(a.reconnected)
 			signal(a.syncNow)
 			signal(a.outboxWake)
 		case r := <-a.playDone():
 			a.finishPlay(r)
+		case r := <-a.testDone():
+			a.finishTest(r)
 		case <-a.cueBegan:
 		case <-wakeC:
 		case <-a.cache.Changed():
@@ -534,8 +562,45 @@ func (a *Agent) step() time.Time {
 	return a.switchAmplifier(d.Wake)
 }
 
+// settings returns the node settings of the running desired state.
+func (a *Agent) settings() protocol.NodeConfig {
+	if a.desired == nil {
+		return protocol.NodeConfig{Volume: protocol.MaxVolume}
+	}
+	return a.desired.Config
+}
+
+// mutes reports whether the node's mute stops o. Emergencies are never
+// muted: whatever a technician left set, an alarm must be heard.
+func (a *Agent) mutes(o protocol.Occurrence) bool {
+	return a.settings().Muted && o.Priority != protocol.PriorityEmergency
+}
+
+// gain is the linear gain o plays at: the alert's volume if it gives one,
+// else the node's volume, or full for an emergency.
+func (a *Agent) gain(o protocol.Occurrence) float64 {
+	if o.Volume > 0 {
+		// An alert's own level, whatever the node's volume.
+		return audio.VolumeGain(o.Volume)
+	}
+	if o.Priority == protocol.PriorityEmergency {
+		return 1
+	}
+	return audio.VolumeGain(a.settings().Volume)
+}
+
 // start puts o on air now, from its cue if it has one.
 func (a *Agent) start(o protocol.Occurrence, now time.Time) {
+	if a.mutes(o) {
+		a.dropCue()
+		mark := a.mark(o, PhaseDone)
+		e := occurrenceEvent(protocol.EventFailed, mark, now)
+		e.Reason = protocol.ReasonMuted
+		a.note([]protocol.Event{e}, mark)
+		a.log.Info("agent: occurrence not played: the node is muted", "occurrence", o.ID)
+		return
+	}
+	a.stopTest(now)
 	if a.cue != nil && a.cue.occ.ID != o.ID {
 		a.dropCue()
 	}
@@ -568,12 +633,16 @@ func (a *Agent) start(o protocol.Occurrence, now time.Time) {
 // instant if nothing is on air or it preempts what is.
 func (a *Agent) prepare(d Decision) {
 	next := d.Prepare
+	if next != nil && a.mutes(*next) {
+		next = nil // start fails it as muted; nothing to warm up
+	}
 	if next == nil || a.cue != nil && a.cue.occ.ID != next.ID {
 		a.dropCue()
 	}
 	if next == nil {
 		return
 	}
+	a.stopTest(a.clock.Now())
 	at := d.PrepareAt.Add(-a.latency)
 	if c := a.cue; c != nil && slices.ContainsFunc(c.skipped, a.cache.Has) {
 		// A chime arrived after the cue was made without it (an alert
@@ -619,7 +688,13 @@ func (a *Agent) amplifierOn() error {
 // prepared and the last sound has left the speaker; it returns when to
 // look again, the earlier of wake and that.
 func (a *Agent) switchAmplifier(wake time.Time) time.Time {
-	if !a.ampOn || a.play != nil || a.cue != nil {
+	if a.settings().AmplifierPolicy == protocol.AmpAlwaysOn {
+		if err := a.amplifierOn(); err != nil {
+			a.log.Debug("agent: amplifier kept on by policy did not switch on", "err", err)
+		}
+		return wake
+	}
+	if !a.ampOn || a.play != nil || a.cue != nil || a.test != nil {
 		return wake
 	}
 	off := a.lastSound.Add(amplifierTail)
@@ -652,6 +727,7 @@ func (a *Agent) shutdown() {
 	}
 	a.stopPlay(protocol.ReasonInterrupted)
 	a.dropCue()
+	a.stopTest(a.clock.Now())
 	a.amplifierOff()
 	a.flush()
 }
@@ -692,6 +768,7 @@ func (a *Agent) note(events []protocol.Event, marks ...Progress) {
 		a.progress[m.Occurrence] = m
 	}
 	a.pendingEvents = append(a.pendingEvents, events...)
+	a.metrics.count(events)
 	a.pendingMarks = append(a.pendingMarks, marks...)
 }
 
@@ -798,6 +875,7 @@ func (a *Agent) applyDesired(d *protocol.DesiredState) {
 	a.wantContent()
 	a.mu.Lock()
 	a.status.desiredVersion = d.Version
+	a.status.config = d.Config
 	a.mu.Unlock()
 	signal(a.dirty)
 	a.log.Info("agent: running desired state", "version", d.Version, "occurrences", len(d.Occurrences), "content", len(d.Content))
@@ -814,8 +892,9 @@ func (a *Agent) encodeState(st protocol.State) []byte {
 }
 
 // publishStates publishes the retained state after changes, at most once
-// per StateDebounce. The agent's own changes are signalled; the board's are
-// signalled by a BoardWatcher or found by reading it every StatePoll.
+// per StateDebounce, and at least once per Heartbeat. The agent's own
+// changes are signalled; the board's are signalled by a BoardWatcher or
+// found by reading it every StatePoll.
 func (a *Agent) publishStates(ctx context.Context) {
 	topic := a.topics.Node(a.cred.Node, protocol.ChanState)
 	var boardChanged <-chan struct{}
@@ -824,6 +903,8 @@ func (a *Agent) publishStates(ctx context.Context) {
 	}
 	poll := time.NewTicker(a.cfg.StatePoll)
 	defer poll.Stop()
+	heartbeat := time.NewTicker(a.cfg.Heartbeat)
+	defer heartbeat.Stop()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
@@ -835,6 +916,7 @@ func (a *Agent) publishStates(ctx context.Context) {
 			return
 		case <-a.dirty:
 		case <-boardChanged:
+		case <-heartbeat.C:
 		case <-poll.C:
 			if b := a.cfg.Board.Snapshot(); reflect.DeepEqual(b, lastBoard) {
 				continue
@@ -848,7 +930,9 @@ func (a *Agent) publishStates(ctx context.Context) {
 			}
 			if err := a.link.Publish(ctx, topic, true, a.encodeState(st)); err != nil {
 				a.log.Debug("agent: state not published", "err", err)
+				continue
 			}
+			heartbeat.Reset(a.cfg.Heartbeat) // a state is a heartbeat
 			continue
 		}
 		if pending == nil {

@@ -89,6 +89,7 @@ type options struct {
 	clock     clock.Clock
 	statePoll time.Duration
 	timeSync  time.Duration // how often the clock offset is measured (0: the default)
+	tune      func(*agent.Config)
 }
 
 func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
@@ -109,7 +110,7 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 		o.hw = o.board
 	}
 	n := &node{out: audio.NewNone(o.clock), board: o.board, done: make(chan error, 1)}
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Credentials:       cred,
 		DataDir:           o.dir,
 		Store:             o.store,
@@ -127,7 +128,11 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 		ContentBackoffMin: 10 * time.Millisecond,
 		ContentSpread:     -1, // node/content tests the spread; here it would only slow tests down
 		ContentBackoffMax: 100 * time.Millisecond,
-	})
+	}
+	if o.tune != nil {
+		o.tune(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

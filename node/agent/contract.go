@@ -80,6 +80,15 @@ type Config struct {
 	// StatePoll is how often the board is read for changes to publish
 	// (0: 30 seconds).
 	StatePoll time.Duration
+	// Heartbeat is how often the state is published even when nothing
+	// changed, so the controller can tell a half-open link from a quiet
+	// node (0: DefaultHeartbeat).
+	Heartbeat time.Duration
+	// Reboot, if set, restarts the agent or the board when the controller
+	// sends CmdReboot; it is called after the agent reported the command
+	// and is expected to end the process (or cancel Run) soon. nil refuses
+	// the command with a warning.
+	Reboot func()
 	// MQTTKeepAlive and MQTTMaxReconnect tune the broker link (0: 30s, 2m).
 	MQTTKeepAlive    time.Duration
 	MQTTMaxReconnect time.Duration
@@ -94,6 +103,10 @@ type Config struct {
 	// CacheMaxBytes limits the content cache (0: content.DefaultMaxBytes).
 	CacheMaxBytes int64
 }
+
+// DefaultHeartbeat is how often a node publishes its state when nothing
+// changes.
+const DefaultHeartbeat = 60 * time.Second
 
 // DefaultContentSpread spreads 2,000 nodes' first requests for new content
 // over half a minute: about 70 a second.

@@ -162,6 +162,17 @@ func (a *Agent) acceptCommand(env *protocol.Envelope) error {
 		return a.acceptAlert(env, cmd.Alert)
 	case protocol.CmdAlertCancel:
 		a.cancelAlert(cmd.Occurrence, env.ExpiresAt())
+	case protocol.CmdStateNow:
+		signal(a.dirty)
+	case protocol.CmdReboot:
+		if a.cfg.Reboot == nil {
+			a.log.Warn("agent: reboot asked for, but this board has no way to reboot")
+			return nil
+		}
+		a.log.Warn("agent: rebooting as the controller asked")
+		a.cfg.Reboot()
+	case protocol.CmdSelfTest:
+		a.startTest(cmd)
 	default:
 		a.log.Warn("agent: unknown command ignored", "command", cmd.Name)
 	}

@@ -164,12 +164,11 @@ func (a *Agent) openStream(p *play) error {
 		p.length += pcm.Duration()
 	}
 	chime(o.ClosingChime)
-	var stream io.Reader = io.MultiReader(parts...)
-	if o.Volume > 0 {
-		// An alert's level holds whatever the node's own volume is.
-		stream = &gainReader{r: stream, gain: volumeGain(o.Volume)}
+	var src io.Reader = io.MultiReader(parts...)
+	if g := a.gain(o); g != 1 {
+		src = &audio.Gain{R: src, Factor: g}
 	}
-	r := bufio.NewReaderSize(stream, int(nodeaudio.Bytes(preload)))
+	r := bufio.NewReaderSize(src, int(nodeaudio.Bytes(preload)))
 	// Read the start now: errors show later, when the output reads.
 	r.Peek(int(nodeaudio.Bytes(preload)))
 	p.stream = &audio.Counter{R: r}

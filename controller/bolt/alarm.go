@@ -1,0 +1,302 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// DefaultAlarmLimit and MaxAlarmLimit bound FindAlarms.
+const (
+	DefaultAlarmLimit = 1000
+	MaxAlarmLimit     = 10000
+)
+
+// AlarmService stores alarms and self-test runs.
+type AlarmService struct {
+	db *DB
+}
+
+var (
+	_ loaxa.AlarmService    = (*AlarmService)(nil)
+	_ loaxa.SelfTestService = (*AlarmService)(nil)
+)
+
+// NewAlarmService returns an AlarmService on db.
+func NewAlarmService(db *DB) *AlarmService { return &AlarmService{db: db} }
+
+// seqID formats a sequence number as an id with prefix; seqOf parses it
+// back (0 for an id that is not one of prefix's).
+func seqID(prefix string, seq uint64) string { return fmt.Sprintf("%s%06d", prefix, seq) }
+
+func seqOf(prefix, id string) uint64 {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// CreateAlarm stores a, assigning its ID.
+func (s *AlarmService) CreateAlarm(ctx context.Context, a *loaxa.Alarm) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if a.Kind == "" || a.Node == "" || a.Start.IsZero() {
+		return loaxa.Errorf(loaxa.EInvalid, "An alarm needs a kind, a node and a start (got %q, %q, %v).", a.Kind, a.Node, a.Start)
+	}
+	rec := *a
+	rec.Start = rec.Start.UTC()
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAlarms)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		rec.ID = seqID("al", seq)
+		return putJSON(b, u64(seq), &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("create alarm %s of %s: %w", a.Kind, a.Node, err)
+	}
+	*a = rec
+	return nil
+}
+
+// updateAlarm applies fn to the stored alarm id.
+func (s *AlarmService) updateAlarm(ctx context.Context, id string, fn func(*loaxa.Alarm)) (*loaxa.Alarm, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out loaxa.Alarm
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAlarms)
+		key := u64(seqOf("al", id))
+		ok, err := getJSON(b, key, &out)
+		if err != nil {
+			return err
+		}
+		if !ok || out.ID != id {
+			return alarmNotFound(id)
+		}
+		fn(&out)
+		return putJSON(b, key, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update alarm %s: %w", id, err)
+	}
+	return &out, nil
+}
+
+func alarmNotFound(id string) error {
+	return loaxa.Errorf(loaxa.ENotFound, "There is no alarm %q; list alarms with GET /api/v1/alarms.", id)
+}
+
+// EndAlarm ends alarm id at end, unless it has ended.
+func (s *AlarmService) EndAlarm(ctx context.Context, id string, end time.Time) (*loaxa.Alarm, error) {
+	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) {
+		if a.End.IsZero() {
+			a.End = end.UTC()
+		}
+	})
+}
+
+// AckAlarm records who acknowledged alarm id; a second acknowledgement
+// replaces the first.
+func (s *AlarmService) AckAlarm(ctx context.Context, id, by string, at time.Time) (*loaxa.Alarm, error) {
+	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) { a.AckBy, a.AckAt = by, at.UTC() })
+}
+
+// FindAlarmByID returns the alarm or ENotFound.
+func (s *AlarmService) FindAlarmByID(ctx context.Context, id string) (*loaxa.Alarm, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var a loaxa.Alarm
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketAlarms), u64(seqOf("al", id)), &a)
+		if err != nil {
+			return err
+		}
+		if !ok || a.ID != id {
+			return alarmNotFound(id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// FindAlarms returns alarms newest first.
+func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*loaxa.Alarm, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultAlarmLimit
+	}
+	limit = min(limit, MaxAlarmLimit)
+	var out []*loaxa.Alarm
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		var within map[string]bool
+		if f.Within != "" {
+			var err error
+			if within, err = subtreeSet(tx, f.Within); err != nil {
+				return err
+			}
+		}
+		c := tx.Bucket(bucketAlarms).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var a loaxa.Alarm
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode alarm: %w", err)
+			}
+			switch {
+			case within != nil && !within[a.Area]:
+			case f.Node != "" && a.Node != f.Node:
+			case f.Kind != "" && a.Kind != f.Kind:
+			case f.Open == "open" && !a.Open(), f.Open == "closed" && a.Open():
+			case !f.From.IsZero() && a.Start.Before(f.From):
+			case !f.To.IsZero() && !a.Start.Before(f.To):
+			default:
+				out = append(out, &a)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find alarms: %w", err)
+	}
+	return out, nil
+}
+
+// CreateSelfTest stores a new run, assigning its ID.
+func (s *AlarmService) CreateSelfTest(ctx context.Context, t *loaxa.SelfTest) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	rec := *t
+	if rec.Results == nil {
+		rec.Results = map[string]*protocol.TestResult{}
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSelfTests)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		rec.ID = seqID("st", seq)
+		return putJSON(b, u64(seq), &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("create self-test: %w", err)
+	}
+	*t = rec
+	return nil
+}
+
+func selfTestNotFound(id string) error {
+	return loaxa.Errorf(loaxa.ENotFound, "There is no self-test %q; list them with GET /api/v1/selftests.", id)
+}
+
+// RecordTestResult adds node's result to run id. Of several results for
+// one node, the first is kept: a resent event does not change a report.
+func (s *AlarmService) RecordTestResult(ctx context.Context, id, node string, r *protocol.TestResult) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSelfTests)
+		key := u64(seqOf("st", id))
+		var t loaxa.SelfTest
+		ok, err := getJSON(b, key, &t)
+		if err != nil {
+			return err
+		}
+		if !ok || t.ID != id {
+			return selfTestNotFound(id)
+		}
+		tested := false
+		for _, n := range t.Nodes {
+			tested = tested || n == node
+		}
+		if !tested {
+			return loaxa.Errorf(loaxa.ENotFound, "Self-test %s does not test node %q.", id, node)
+		}
+		if t.Results == nil {
+			t.Results = map[string]*protocol.TestResult{}
+		}
+		if t.Results[node] != nil {
+			return nil
+		}
+		t.Results[node] = r
+		return putJSON(b, key, &t)
+	})
+	if err != nil {
+		return fmt.Errorf("record self-test result of %s: %w", node, err)
+	}
+	return nil
+}
+
+// FindSelfTestByID returns the run or ENotFound.
+func (s *AlarmService) FindSelfTestByID(ctx context.Context, id string) (*loaxa.SelfTest, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var t loaxa.SelfTest
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketSelfTests), u64(seqOf("st", id)), &t)
+		if err != nil {
+			return err
+		}
+		if !ok || t.ID != id {
+			return selfTestNotFound(id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// FindSelfTests returns the latest runs, newest first.
+func (s *AlarmService) FindSelfTests(ctx context.Context, limit int) ([]*loaxa.SelfTest, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > MaxAlarmLimit {
+		limit = 100
+	}
+	var out []*loaxa.SelfTest
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketSelfTests).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var t loaxa.SelfTest
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("decode self-test: %w", err)
+			}
+			out = append(out, &t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find self-tests: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,109 @@
+package bolt_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+func TestAlarmService(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustTree(t, db)
+	s := bolt.NewAlarmService(db)
+	ctx := context.Background()
+	alarms := []loaxa.Alarm{
+		{Kind: loaxa.AlarmSpeakerOpen, Node: "n1", Area: "hp.an-duong.le-loi"},
+		{Kind: loaxa.AlarmDoorOpen, Node: "n2", Area: "hp.thuy-nguyen"},
+		{Kind: loaxa.AlarmOffline, Node: "n1", Area: "hp.an-duong.le-loi"},
+		{Kind: loaxa.AlarmMainsOff, Node: "n3", Area: "hn"},
+	}
+	for i := range alarms {
+		clk.Advance(time.Minute)
+		alarms[i].Start = clk.Now()
+		must(t, s.CreateAlarm(ctx, &alarms[i]))
+	}
+	if alarms[0].ID != "al000001" || alarms[3].ID != "al000004" {
+		t.Fatalf("ids %s … %s", alarms[0].ID, alarms[3].ID)
+	}
+	ended, err := s.EndAlarm(ctx, alarms[0].ID, clk.Now())
+	must(t, err)
+	if ended.Open() || !ended.End.Equal(clk.Now().UTC()) {
+		t.Errorf("ended alarm: %+v", ended)
+	}
+	// A second end keeps the first.
+	clk.Advance(time.Hour)
+	again, err := s.EndAlarm(ctx, alarms[0].ID, clk.Now())
+	must(t, err)
+	if !again.End.Equal(ended.End) {
+		t.Errorf("ending twice moved the end from %v to %v", ended.End, again.End)
+	}
+	acked, err := s.AckAlarm(ctx, alarms[1].ID, "ky-thuat", clk.Now())
+	must(t, err)
+	if acked.AckBy != "ky-thuat" || acked.AckAt.IsZero() || !acked.Open() {
+		t.Errorf("acked alarm: %+v", acked)
+	}
+	_, err = s.AckAlarm(ctx, "al000099", "x", clk.Now())
+	wantCode(t, err, loaxa.ENotFound)
+	_, err = s.FindAlarmByID(ctx, "nonsense")
+	wantCode(t, err, loaxa.ENotFound)
+
+	ids := func(as []*loaxa.Alarm) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		f    loaxa.AlarmFilter
+		want []string
+	}{
+		{"all, newest first", loaxa.AlarmFilter{}, []string{"al000004", "al000003", "al000002", "al000001"}},
+		{"open", loaxa.AlarmFilter{Open: "open"}, []string{"al000004", "al000003", "al000002"}},
+		{"closed", loaxa.AlarmFilter{Open: "closed"}, []string{"al000001"}},
+		{"within hp", loaxa.AlarmFilter{Within: "hp"}, []string{"al000003", "al000002", "al000001"}},
+		{"node", loaxa.AlarmFilter{Node: "n1"}, []string{"al000003", "al000001"}},
+		{"kind", loaxa.AlarmFilter{Kind: loaxa.AlarmDoorOpen}, []string{"al000002"}},
+		{"from", loaxa.AlarmFilter{From: alarms[2].Start}, []string{"al000004", "al000003"}},
+		{"to", loaxa.AlarmFilter{To: alarms[1].Start}, []string{"al000001"}},
+		{"limit", loaxa.AlarmFilter{Limit: 1}, []string{"al000004"}},
+	} {
+		got, err := s.FindAlarms(ctx, tt.f)
+		must(t, err)
+		if !slices.Equal(ids(got), tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, ids(got), tt.want)
+		}
+	}
+}
+
+func TestSelfTestService(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	s := bolt.NewAlarmService(db)
+	ctx := context.Background()
+	run := &loaxa.SelfTest{Kind: protocol.TestSilent, Nodes: []string{"n1", "n2"}, RequestedBy: "admin", Started: clk.Now(), Deadline: clk.Now().Add(time.Minute)}
+	must(t, s.CreateSelfTest(ctx, run))
+	if run.ID != "st000001" {
+		t.Fatalf("id %s", run.ID)
+	}
+	must(t, s.RecordTestResult(ctx, run.ID, "n1", &protocol.TestResult{ID: run.ID, Kind: protocol.TestSilent, Problems: []string{protocol.ProblemLineOpen}}))
+	// The first result stands.
+	must(t, s.RecordTestResult(ctx, run.ID, "n1", &protocol.TestResult{ID: run.ID, Kind: protocol.TestSilent, Pass: true}))
+	wantCode(t, s.RecordTestResult(ctx, run.ID, "n9", &protocol.TestResult{}), loaxa.ENotFound)
+	wantCode(t, s.RecordTestResult(ctx, "st000009", "n1", &protocol.TestResult{}), loaxa.ENotFound)
+	got, err := s.FindSelfTestByID(ctx, run.ID)
+	must(t, err)
+	if r := got.Results["n1"]; r == nil || r.Pass || len(got.Results) != 1 {
+		t.Errorf("results: %+v", got.Results)
+	}
+	list, err := s.FindSelfTests(ctx, 10)
+	must(t, err)
+	if len(list) != 1 || list[0].ID != run.ID {
+		t.Errorf("FindSelfTests: %v", list)
+	}
+}

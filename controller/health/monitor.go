@@ -1,0 +1,666 @@
+// Package health is the controller's live model of fleet health: which
+// nodes are online, stale or offline, which faults are open on each, the
+// alarms a technician has to see, and self-tests.
+//
+// The Monitor hears every node state and event batch after the MQTT
+// ingest stored it (ObserveState, ObserveEvents). Most messages are
+// heartbeats that change nothing, so it keeps what it needs in memory and
+// writes only when something changes: a fault opens or clears, a node goes
+// stale or offline, a play completes. A sweep on the injected clock finds
+// nodes that went silent without a Last Will (a half-open link): a node
+// that misses StaleBeats heartbeats is stale, one silent for OfflineBeats
+// heartbeats is offline, and one offline for OfflineAlarmAfter raises an
+// alarm.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// Config holds the thresholds of the health model. DefaultConfig has the
+// values docs/fleet-health.md describes.
+type Config struct {
+	// DefaultHeartbeat is assumed for nodes that do not report theirs.
+	DefaultHeartbeat time.Duration
+	// StaleBeats and OfflineBeats are how many heartbeat intervals of
+	// silence make a node stale and offline.
+	StaleBeats, OfflineBeats float64
+	// OfflineAlarmAfter is how long a node is offline before it raises an
+	// alarm (short outages of a 3G link are normal).
+	OfflineAlarmAfter time.Duration
+	// Sweep is how often silence is checked.
+	Sweep time.Duration
+	// Board thresholds.
+	BatteryLowVolts float64
+	OverheatC       float64
+	WeakSignalDBm   int
+	DiskLowBytes    int64
+	// ClockOffsetBound is the largest clock offset (either way) before an
+	// alarm: nodes correct for it, but a board clock that far off has a
+	// flat RTC battery or no time source.
+	ClockOffsetBound time.Duration
+	// SelfTestTimeout is how long nodes have to answer a self-test.
+	SelfTestTimeout time.Duration
+	// DailyTest is the local time ("03:00") of the daily silent self-test
+	// of every online node; "" runs none. Location is its time zone.
+	DailyTest string
+	Location  *time.Location
+}
+
+// DefaultConfig returns the default thresholds.
+func DefaultConfig() Config {
+	loc, err := time.LoadLocation("Asia/Ho_Chi_Minh")
+	if err != nil {
+		loc = time.FixedZone("ICT", 7*3600)
+	}
+	return Config{
+		DefaultHeartbeat:  60 * time.Second,
+		StaleBeats:        2.5,
+		OfflineBeats:      5,
+		OfflineAlarmAfter: 10 * time.Minute,
+		Sweep:             5 * time.Second,
+		BatteryLowVolts:   11.8,
+		OverheatC:         65,
+		WeakSignalDBm:     -105,
+		DiskLowBytes:      50 << 20,
+		ClockOffsetBound:  2 * time.Second,
+		SelfTestTimeout:   2 * time.Minute,
+		DailyTest:         "03:00",
+		Location:          loc,
+	}
+}
+
+// Validate checks the thresholds.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultHeartbeat <= 0 || c.Sweep <= 0 || c.SelfTestTimeout <= 0 {
+		errs = append(errs, errors.New("heartbeat, sweep and self-test timeout must be positive"))
+	}
+	if !(c.StaleBeats >= 1 && c.OfflineBeats > c.StaleBeats) {
+		errs = append(errs, fmt.Errorf("want 1 ≤ stale beats (%.1f) < offline beats (%.1f)", c.StaleBeats, c.OfflineBeats))
+	}
+	if c.DailyTest != "" {
+		if _, err := time.Parse("15:04", c.DailyTest); err != nil {
+			errs = append(errs, fmt.Errorf("daily test time %q: want HH:MM", c.DailyTest))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("health config: %w", err)
+	}
+	return nil
+}
+
+// Monitor is the health model. Set the fields, call Open, then Run.
+type Monitor struct {
+	Config    Config
+	Clock     clock.Clock
+	Nodes     loaxa.NodeService
+	Alarms    loaxa.AlarmService
+	Tests     loaxa.SelfTestService
+	Messenger loaxa.Messenger
+	Logger    *slog.Logger
+
+	mu        sync.Mutex
+	nodes     map[string]*record
+	open      map[alarmKey]*loaxa.Alarm
+	subs      map[chan *loaxa.Alarm]struct{}
+	lastSweep time.Time
+	wg        sync.WaitGroup
+	ctx       context.Context // Run's, for background sends
+
+	events     *prometheus.CounterVec
+	eventsOnce sync.Once
+	reload     chan struct{}
+}
+
+// record is what the monitor keeps of one node.
+type record struct {
+	area        string
+	state       string
+	lastContact time.Time
+	heartbeat   time.Duration
+	faults      map[string]loaxa.Fault
+	// epoch and seq are the last event observed, so resent events are
+	// not counted twice.
+	epoch string
+	seq   uint64
+}
+
+type alarmKey struct{ node, kind string }
+
+var _ loaxa.HealthService = (*Monitor)(nil)
+
+// NewMonitor returns a monitor with DefaultConfig.
+func NewMonitor() *Monitor {
+	return &Monitor{Config: DefaultConfig(), Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler), reload: make(chan struct{}, 1)}
+}
+
+// Changed tells the monitor that nodes may have been enrolled or removed;
+// Run reloads the node list soon after (the API calls it with the
+// scheduler's Changed).
+func (m *Monitor) Changed() {
+	select {
+	case m.reload <- struct{}{}:
+	default:
+	}
+}
+
+// reloadNodes adds the nodes enrolled since the last look and forgets
+// those that are gone.
+func (m *Monitor) reloadNodes(ctx context.Context) {
+	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		m.Logger.Warn("health: reload nodes", "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		seen[n.ID] = true
+		if m.nodes[n.ID] == nil {
+			m.nodes[n.ID] = newRecord(n)
+		}
+	}
+	for id := range m.nodes {
+		if !seen[id] {
+			delete(m.nodes, id)
+		}
+	}
+}
+
+// Open loads the nodes' last known status and the open alarms.
+func (m *Monitor) Open(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Config.Location == nil {
+		m.Config.Location = time.UTC
+	}
+	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		return fmt.Errorf("health: load nodes: %w", err)
+	}
+	alarms, err := m.Alarms.FindAlarms(ctx, loaxa.AlarmFilter{Open: "open", Limit: math.MaxInt32})
+	if err != nil {
+		return fmt.Errorf("health: load alarms: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nodes = make(map[string]*record, len(nodes))
+	m.open = make(map[alarmKey]*loaxa.Alarm, len(alarms))
+	m.subs = map[chan *loaxa.Alarm]struct{}{}
+	for _, n := range nodes {
+		m.nodes[n.ID] = newRecord(n)
+	}
+	for _, a := range alarms {
+		m.open[alarmKey{a.Node, a.Kind}] = a
+	}
+	return nil
+}
+
+func newRecord(n *loaxa.Node) *record {
+	r := &record{area: n.Area, state: n.Status.State, lastContact: n.Status.LastSeen,
+		heartbeat: time.Duration(n.Status.HeartbeatMS) * time.Millisecond, faults: map[string]loaxa.Fault{}}
+	if r.state == "" {
+		r.state = loaxa.NodeNever
+	}
+	for _, f := range n.Status.Faults {
+		r.faults[f.Kind] = f
+	}
+	return r
+}
+
+// RequestedBySchedule is the RequestedBy of the daily self-test.
+const RequestedBySchedule = "schedule"
+
+// Run sweeps for silent nodes and runs the daily self-test until ctx
+// ends, then waits for the self-test commands it is sending.
+func (m *Monitor) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	defer m.wg.Wait()
+	timer := m.Clock.NewTimer(m.Config.Sweep)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C():
+			// Reset before sweeping: a clock that moves while the sweep
+			// runs (a fake one in tests) then fires the next sweep.
+			timer.Reset(m.Config.Sweep)
+			m.SweepNow(ctx)
+		case <-m.reload:
+			m.reloadNodes(ctx)
+		}
+	}
+}
+
+// Close waits for self-test commands being sent; Run does this itself
+// when it returns.
+func (m *Monitor) Close() { m.wg.Wait() }
+
+// beat returns the node's heartbeat interval.
+func (m *Monitor) beat(r *record) time.Duration {
+	if r.heartbeat > 0 {
+		return r.heartbeat
+	}
+	return m.Config.DefaultHeartbeat
+}
+
+// SweepNow checks every node's silence against its heartbeat: stale,
+// offline, and the offline alarm; and starts the daily self-test when it
+// is due. Run calls it every Sweep; tests call it after moving a fake
+// clock.
+func (m *Monitor) SweepNow(ctx context.Context) {
+	now := m.Clock.Now()
+	m.mu.Lock()
+	prev := m.lastSweep
+	m.lastSweep = now
+	for id, r := range m.nodes {
+		silent := now.Sub(r.lastContact)
+		hb := m.beat(r)
+		want := r.state
+		switch {
+		case r.state == loaxa.NodeNever || r.state == loaxa.NodeOffline:
+		case silent > time.Duration(m.Config.OfflineBeats*float64(hb)):
+			want = loaxa.NodeOffline
+		case r.state == loaxa.NodeOnline && silent > time.Duration(m.Config.StaleBeats*float64(hb)):
+			want = loaxa.NodeStale
+		}
+		if want != r.state {
+			m.setSilent(ctx, id, r, want, now)
+		}
+		if r.state == loaxa.NodeOffline && now.Sub(r.lastContact) >= m.Config.OfflineAlarmAfter {
+			if _, open := m.open[alarmKey{id, loaxa.AlarmOffline}]; !open {
+				m.openAlarm(ctx, id, r, loaxa.AlarmOffline, fmt.Sprintf("no message since %s", r.lastContact.UTC().Format(time.RFC3339)), now)
+			}
+		}
+	}
+	daily := m.dailyDue(prev, now)
+	m.mu.Unlock()
+	if daily {
+		if _, err := m.StartSelfTest(ctx, protocol.TestSilent, "", nil, RequestedBySchedule); err != nil {
+			m.Logger.Error("health: daily self-test not started", "err", err)
+		}
+	}
+}
+
+// setSilent records that node id went stale or offline for silence, if no
+// message arrived meanwhile (the ingest writes LastSeen first).
+func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state string, now time.Time) {
+	applied := false
+	err := m.Nodes.UpdateNodeStatus(ctx, id, func(s *loaxa.NodeStatus) {
+		if s.LastSeen.After(r.lastContact) {
+			return
+		}
+		applied = true
+		s.State, s.Since = state, now
+		if state == loaxa.NodeOffline {
+			s.Playing = nil
+		}
+	})
+	if err != nil {
+		m.Logger.Error("health: node state not stored", "node", id, "state", state, "err", err)
+		return
+	}
+	if applied {
+		m.Logger.Info("health: node silent", "node", id, "state", state, "last_contact", r.lastContact)
+		r.state = state
+	}
+}
+
+// dailyDue reports whether the daily self-test's time passed between the
+// previous sweep and this one. A controller that was down at that time
+// skips the day's test rather than testing whenever it starts.
+func (m *Monitor) dailyDue(prev, now time.Time) bool {
+	if m.Config.DailyTest == "" || prev.IsZero() {
+		return false
+	}
+	hm, err := time.Parse("15:04", m.Config.DailyTest)
+	if err != nil {
+		return false // Validate refuses it
+	}
+	local := now.In(m.Config.Location)
+	at := time.Date(local.Year(), local.Month(), local.Day(), hm.Hour(), hm.Minute(), 0, 0, m.Config.Location)
+	if at.After(now) {
+		at = at.AddDate(0, 0, -1)
+	}
+	return prev.Before(at) && !at.After(now)
+}
+
+// record returns node's record, loading a node enrolled since Open.
+// Called with m.mu held.
+func (m *Monitor) record(ctx context.Context, node string) (*record, error) {
+	if r := m.nodes[node]; r != nil {
+		return r, nil
+	}
+	n, err := m.Nodes.FindNodeByID(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	r := newRecord(n)
+	m.nodes[node] = r
+	return r, nil
+}
+
+// ObserveState takes a node's state as stored by the ingest at at.
+func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.State, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.record(ctx, node)
+	if err != nil {
+		m.Logger.Warn("health: state of an unknown node", "node", node, "err", err)
+		return
+	}
+	r.lastContact = at
+	if st.Status != protocol.StatusOnline {
+		// A Last Will says nothing of the hardware: faults stay as they
+		// were until the node says otherwise.
+		r.state = loaxa.NodeOffline
+		return
+	}
+	r.state = loaxa.NodeOnline
+	r.heartbeat = time.Duration(st.HeartbeatMS) * time.Millisecond
+	if a := m.open[alarmKey{node, loaxa.AlarmOffline}]; a != nil {
+		m.endAlarm(ctx, a, at)
+	}
+	now := m.faultsOf(st)
+	changed := false
+	for kind, detail := range now {
+		if f, open := r.faults[kind]; open {
+			if f.Detail != detail {
+				f.Detail = detail
+				r.faults[kind] = f
+				changed = true
+			}
+			continue
+		}
+		r.faults[kind] = loaxa.Fault{Kind: kind, Since: at, Detail: detail}
+		changed = true
+		if _, open := m.open[alarmKey{node, kind}]; !open {
+			m.openAlarm(ctx, node, r, kind, detail, at)
+		}
+	}
+	for kind := range r.faults {
+		if _, still := now[kind]; still {
+			continue
+		}
+		delete(r.faults, kind)
+		changed = true
+		if a := m.open[alarmKey{node, kind}]; a != nil {
+			m.endAlarm(ctx, a, at)
+		}
+	}
+	if changed {
+		faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return cmpString(a.Kind, b.Kind) })
+		if err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) { s.Faults = faults }); err != nil {
+			m.Logger.Error("health: faults not stored", "node", node, "err", err)
+		}
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// faultsOf derives the open conditions of a state: kind → detail.
+func (m *Monitor) faultsOf(st *protocol.State) map[string]string {
+	out := map[string]string{}
+	c := m.Config
+	if off := time.Duration(st.ClockOffsetMS) * time.Millisecond; off > c.ClockOffsetBound || off < -c.ClockOffsetBound {
+		out[loaxa.AlarmClockOffset] = fmt.Sprintf("clock %d ms off", st.ClockOffsetMS)
+	}
+	if st.DiskFreeBytes != nil && *st.DiskFreeBytes < c.DiskLowBytes {
+		out[loaxa.AlarmDiskLow] = fmt.Sprintf("%d MiB free", *st.DiskFreeBytes>>20)
+	}
+	b := st.Board
+	if b == nil {
+		return out
+	}
+	switch b.SpeakerLine {
+	case protocol.LineOpen:
+		out[loaxa.AlarmSpeakerOpen] = "no load on the speaker line"
+	case protocol.LineShort:
+		out[loaxa.AlarmSpeakerShort] = "speaker line shorted"
+		if b.SpeakerOhms != nil {
+			out[loaxa.AlarmSpeakerShort] = fmt.Sprintf("speaker line shorted (%.1f Ω)", *b.SpeakerOhms)
+		}
+	}
+	if b.AmplifierFault != nil && *b.AmplifierFault {
+		out[loaxa.AlarmAmplifier] = "amplifier reports a fault"
+	}
+	if b.AmplifierCommand != nil && *b.AmplifierCommand != b.Amplifier {
+		out[loaxa.AlarmRelay] = fmt.Sprintf("relay commanded %s, feedback %s", onOff(*b.AmplifierCommand), onOff(b.Amplifier))
+	}
+	if b.Mains != nil && !*b.Mains {
+		out[loaxa.AlarmMainsOff] = "running on the battery"
+	}
+	if b.BatteryVolts != nil && *b.BatteryVolts < c.BatteryLowVolts {
+		out[loaxa.AlarmBatteryLow] = fmt.Sprintf("battery %.2f V", *b.BatteryVolts)
+	}
+	if b.TemperatureC != nil && *b.TemperatureC > c.OverheatC {
+		out[loaxa.AlarmOverheat] = fmt.Sprintf("enclosure %.1f °C", *b.TemperatureC)
+	}
+	if b.DoorOpen != nil && *b.DoorOpen {
+		out[loaxa.AlarmDoorOpen] = "enclosure door open"
+	}
+	if b.RSSIDBm != nil && *b.RSSIDBm < c.WeakSignalDBm {
+		out[loaxa.AlarmWeakSignal] = fmt.Sprintf("signal %d dBm on %s", *b.RSSIDBm, b.Link)
+	}
+	return out
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// Failure reasons that mean the cluster could not sound: the hardware or
+// the content, not the schedule (preempted, removed, muted…).
+var soundFailures = []string{protocol.ReasonAmplifier, protocol.ReasonAudioDevice, protocol.ReasonContentMissing}
+
+// ObserveEvents takes a batch of a node's events after the ingest stored
+// it. Events already observed (a resend) are skipped.
+func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events []protocol.Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.record(ctx, node)
+	if err != nil {
+		m.Logger.Warn("health: events of an unknown node", "node", node, "err", err)
+		return
+	}
+	var lastPlay time.Time
+	for _, e := range events {
+		if epoch == r.epoch && e.Seq <= r.seq {
+			continue
+		}
+		r.epoch, r.seq = epoch, e.Seq
+		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
+		switch {
+		case e.Type == protocol.EventCompleted:
+			lastPlay = e.At
+			if a := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; a != nil {
+				m.endAlarm(ctx, a, e.At)
+			}
+		case e.Type == protocol.EventFailed && slices.Contains(soundFailures, e.Reason):
+			if _, open := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; !open {
+				m.openAlarm(ctx, node, r, loaxa.AlarmFailedToSound, fmt.Sprintf("occurrence %s failed: %s", e.Occurrence, e.Reason), e.At)
+			}
+		case e.Type == protocol.EventSelfTest && e.Test != nil:
+			m.recordTest(ctx, node, r, e)
+		}
+	}
+	if !lastPlay.IsZero() {
+		err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+			if lastPlay.After(s.LastPlay) {
+				s.LastPlay = lastPlay
+			}
+		})
+		if err != nil {
+			m.Logger.Error("health: last play not stored", "node", node, "err", err)
+		}
+	}
+}
+
+// recordTest files a self-test result; a passing audible test proves the
+// cluster sounds again. Called with m.mu held.
+func (m *Monitor) recordTest(ctx context.Context, node string, r *record, e protocol.Event) {
+	if e.Test.ID != "" {
+		if err := m.Tests.RecordTestResult(ctx, e.Test.ID, node, e.Test); err != nil {
+			m.Logger.Warn("health: self-test result not recorded", "node", node, "test", e.Test.ID, "err", err)
+		}
+	}
+	if e.Test.Pass && e.Test.Kind == protocol.TestAudible {
+		if a := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; a != nil {
+			m.endAlarm(ctx, a, e.At)
+		}
+	}
+}
+
+// openAlarm stores and announces a new alarm. Called with m.mu held.
+func (m *Monitor) openAlarm(ctx context.Context, node string, r *record, kind, detail string, at time.Time) {
+	a := &loaxa.Alarm{Kind: kind, Severity: loaxa.AlarmSeverity(kind), Node: node, Area: r.area, Detail: detail, Start: at}
+	if err := m.Alarms.CreateAlarm(ctx, a); err != nil {
+		m.Logger.Error("health: alarm not stored", "node", node, "kind", kind, "err", err)
+		return
+	}
+	m.Logger.Warn("health: alarm", "id", a.ID, "node", node, "kind", kind, "detail", detail)
+	m.open[alarmKey{node, kind}] = a
+	m.publish(a)
+}
+
+// endAlarm ends an open alarm. Called with m.mu held.
+func (m *Monitor) endAlarm(ctx context.Context, a *loaxa.Alarm, at time.Time) {
+	ended, err := m.Alarms.EndAlarm(ctx, a.ID, at)
+	if err != nil {
+		m.Logger.Error("health: alarm end not stored", "id", a.ID, "err", err)
+		return
+	}
+	m.Logger.Info("health: alarm ended", "id", a.ID, "node", a.Node, "kind", a.Kind)
+	delete(m.open, alarmKey{a.Node, a.Kind})
+	m.publish(ended)
+}
+
+// publish hands a copy of a to every subscriber that has room. Called with
+// m.mu held.
+func (m *Monitor) publish(a *loaxa.Alarm) {
+	for ch := range m.subs {
+		cp := *a
+		select {
+		case ch <- &cp:
+		default:
+		}
+	}
+}
+
+// SubscribeAlarms returns alarm changes until cancel is called.
+func (m *Monitor) SubscribeAlarms() (<-chan *loaxa.Alarm, func()) {
+	ch := make(chan *loaxa.Alarm, 256)
+	m.mu.Lock()
+	m.subs[ch] = struct{}{}
+	m.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			m.mu.Lock()
+			delete(m.subs, ch)
+			m.mu.Unlock()
+		})
+	}
+}
+
+// AckAlarm records that by has seen alarm id.
+func (m *Monitor) AckAlarm(ctx context.Context, id, by string) (*loaxa.Alarm, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, err := m.Alarms.AckAlarm(ctx, id, by, m.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	if open := m.open[alarmKey{a.Node, a.Kind}]; open != nil && open.ID == a.ID {
+		m.open[alarmKey{a.Node, a.Kind}] = a
+	}
+	m.publish(a)
+	return a, nil
+}
+
+// AreaHealth sums up the nodes and open alarms of area's subtree.
+func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealth, error) {
+	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+	if err != nil {
+		return nil, fmt.Errorf("area health: %w", err)
+	}
+	h := &loaxa.AreaHealth{Area: area, Nodes: len(nodes)}
+	for _, n := range nodes {
+		switch n.Status.State {
+		case loaxa.NodeOnline:
+			h.Online++
+		case loaxa.NodeStale:
+			h.Stale++
+		case loaxa.NodeOffline:
+			h.Offline++
+		default:
+			h.Never++
+		}
+		if len(n.Status.Faults) > 0 {
+			h.Faulty++
+		} else if n.Status.State == loaxa.NodeOnline {
+			h.Healthy++
+		}
+	}
+	alarms, err := m.Alarms.FindAlarms(ctx, loaxa.AlarmFilter{Within: area, Open: "open", Limit: math.MaxInt32})
+	if err != nil {
+		return nil, fmt.Errorf("area health: %w", err)
+	}
+	for _, a := range alarms {
+		if a.Severity == loaxa.SeverityCritical {
+			h.Critical++
+		} else {
+			h.Warning++
+		}
+	}
+	h.Score = 100
+	if h.Nodes > 0 {
+		h.Score = 100 * h.Healthy / h.Nodes
+	}
+	return h, nil
+}
+
+// Status reports the monitor's own health.
+func (m *Monitor) Status() loaxa.MonitorStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := loaxa.MonitorStatus{LastSweep: m.lastSweep, Nodes: map[string]int{}, OpenAlarms: len(m.open)}
+	for _, s := range loaxa.NodeStates {
+		st.Nodes[s] = 0
+	}
+	for _, r := range m.nodes {
+		st.Nodes[r.state]++
+	}
+	return st
+}

@@ -1,0 +1,358 @@
+package health_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/health"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// t0 is 02:00 in Hải Phòng.
+var t0 = time.Date(2026, 3, 2, 2, 0, 0, 0, time.FixedZone("+07", 7*3600))
+
+type fakeMessenger struct {
+	mu   sync.Mutex
+	cmds map[string][]protocol.Command
+}
+
+func (f *fakeMessenger) PublishDesired(context.Context, *protocol.DesiredState) error { return nil }
+
+func (f *fakeMessenger) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds[node] = append(f.cmds[node], cmd)
+	return nil
+}
+
+type world struct {
+	t      *testing.T
+	clock  *clock.Fake
+	nodes  *bolt.NodeService
+	alarms *bolt.AlarmService
+	m      *health.Monitor
+	msgs   *fakeMessenger
+}
+
+// newWorld is a monitor over a real store with area 12346 and nodes n1, n2.
+func newWorld(t *testing.T, configure ...func(*health.Config)) *world {
+	t.Helper()
+	clk := clock.NewFake(t0)
+	db := bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	db.Now = clk.Now
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, clock: clk, nodes: bolt.NewNodeService(db), alarms: bolt.NewAlarmService(db), msgs: &fakeMessenger{cmds: map[string][]protocol.Command{}}}
+	for _, id := range []string{"n1", "n2"} {
+		if err := w.nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "12346", Credentials: loaxa.CredentialsActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.m = health.NewMonitor()
+	for _, f := range configure {
+		f(&w.m.Config)
+	}
+	w.m.Clock, w.m.Nodes, w.m.Alarms, w.m.Tests, w.m.Messenger = clk, w.nodes, w.alarms, w.alarms, w.msgs
+	if err := w.m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.m.Close)
+	return w
+}
+
+// state delivers a state of node as the ingest does: status stored first.
+func (w *world) state(node string, st protocol.State) {
+	w.t.Helper()
+	now := w.clock.Now()
+	err := w.nodes.UpdateNodeStatus(context.Background(), node, func(s *loaxa.NodeStatus) {
+		s.LastSeen = now
+		s.State = loaxa.NodeOffline
+		if st.Status == protocol.StatusOnline {
+			s.State = loaxa.NodeOnline
+		}
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.m.ObserveState(context.Background(), node, &st, now)
+}
+
+func online(b protocol.Board) protocol.State {
+	return protocol.State{Status: protocol.StatusOnline, HeartbeatMS: 60000, Board: &b}
+}
+
+// open returns the kinds of node's open alarms.
+func (w *world) open(node string) map[string]*loaxa.Alarm {
+	w.t.Helper()
+	as, err := w.alarms.FindAlarms(context.Background(), loaxa.AlarmFilter{Node: node, Open: "open"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]*loaxa.Alarm{}
+	for _, a := range as {
+		out[a.Kind] = a
+	}
+	return out
+}
+
+func (w *world) node(id string) *loaxa.Node {
+	w.t.Helper()
+	n, err := w.nodes.FindNodeByID(context.Background(), id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return n
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// healthy is a board with every sensor in range.
+func healthy() protocol.Board {
+	return protocol.Board{
+		Amplifier: false, AmplifierCommand: ptr(false), AmplifierFault: ptr(false), SpeakerLine: protocol.LineOK, SpeakerOhms: ptr(50.0),
+		Mains: ptr(true), BatteryVolts: ptr(13.4), Charging: ptr(true), TemperatureC: ptr(35.0), DoorOpen: ptr(false), RSSIDBm: ptr(-75), Link: "4g",
+	}
+}
+
+// TestFaultsRaiseAndClearAlarms: each condition of the board (and of the
+// node) opens its alarm and a node fault with since-when; once it is fixed
+// both end.
+func TestFaultsRaiseAndClearAlarms(t *testing.T) {
+	tests := []struct {
+		kind  string
+		fault func(*protocol.State)
+	}{
+		{loaxa.AlarmSpeakerOpen, func(s *protocol.State) { s.Board.SpeakerLine, s.Board.SpeakerOhms = protocol.LineOpen, nil }},
+		{loaxa.AlarmSpeakerShort, func(s *protocol.State) { s.Board.SpeakerLine, s.Board.SpeakerOhms = protocol.LineShort, ptr(0.4) }},
+		{loaxa.AlarmAmplifier, func(s *protocol.State) { s.Board.AmplifierFault = ptr(true) }},
+		{loaxa.AlarmRelay, func(s *protocol.State) { s.Board.AmplifierCommand = ptr(true) }},
+		{loaxa.AlarmMainsOff, func(s *protocol.State) { s.Board.Mains, s.Board.Charging = ptr(false), ptr(false) }},
+		{loaxa.AlarmBatteryLow, func(s *protocol.State) { s.Board.BatteryVolts = ptr(11.6) }},
+		{loaxa.AlarmOverheat, func(s *protocol.State) { s.Board.TemperatureC = ptr(75.0) }},
+		{loaxa.AlarmDoorOpen, func(s *protocol.State) { s.Board.DoorOpen = ptr(true) }},
+		{loaxa.AlarmWeakSignal, func(s *protocol.State) { s.Board.RSSIDBm, s.Board.Link = ptr(-110), "2g" }},
+		{loaxa.AlarmDiskLow, func(s *protocol.State) { s.DiskFreeBytes = ptr(int64(10 << 20)) }},
+		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			w := newWorld(t)
+			changes, cancel := w.m.SubscribeAlarms()
+			defer cancel()
+			good := online(healthy())
+			good.DiskFreeBytes = ptr(int64(1 << 30))
+			w.state("n1", good)
+			if open := w.open("n1"); len(open) != 0 {
+				t.Fatalf("healthy node has alarms: %v", open)
+			}
+			w.clock.Advance(time.Minute)
+			broken := online(healthy())
+			broken.DiskFreeBytes = ptr(int64(1 << 30))
+			tt.fault(&broken)
+			w.state("n1", broken)
+			start := w.clock.Now()
+			open := w.open("n1")
+			a := open[tt.kind]
+			if len(open) != 1 || a == nil || !a.Start.Equal(start) || a.Area != "12346" || a.Severity != loaxa.AlarmSeverity(tt.kind) || a.Detail == "" {
+				t.Fatalf("open alarms %v, want one %s from %v", open, tt.kind, start)
+			}
+			if f := w.node("n1").Status.Faults; len(f) != 1 || f[0].Kind != tt.kind || !f[0].Since.Equal(start) {
+				t.Errorf("node faults %+v", f)
+			}
+			// The same fault again (a heartbeat) opens nothing new.
+			w.clock.Advance(time.Minute)
+			w.state("n1", broken)
+			if all, _ := w.alarms.FindAlarms(context.Background(), loaxa.AlarmFilter{}); len(all) != 1 {
+				t.Errorf("a repeated fault made %d alarms", len(all))
+			}
+			w.clock.Advance(time.Minute)
+			w.state("n1", good)
+			if open := w.open("n1"); len(open) != 0 {
+				t.Errorf("alarms still open after the fix: %v", open)
+			}
+			ended, err := w.alarms.FindAlarmByID(context.Background(), a.ID)
+			if err != nil || !ended.End.Equal(w.clock.Now().UTC()) {
+				t.Errorf("ended alarm %+v, %v", ended, err)
+			}
+			if f := w.node("n1").Status.Faults; len(f) != 0 {
+				t.Errorf("node faults after the fix: %+v", f)
+			}
+			// The stream saw it open and end.
+			var seen []bool
+			for len(seen) < 2 {
+				select {
+				case c := <-changes:
+					seen = append(seen, c.Open())
+				default:
+					t.Fatalf("stream saw %v, want open then ended", seen)
+				}
+			}
+			if !seen[0] || seen[1] {
+				t.Errorf("stream saw %v, want [true false]", seen)
+			}
+		})
+	}
+}
+
+// TestOfflineByHeartbeatTimeout: a half-open link sends no Last Will; the
+// node goes stale after 2.5 missed heartbeats, offline after 5, raises the
+// offline alarm after the threshold, and recovers with its next state.
+func TestOfflineByHeartbeatTimeout(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	last := w.clock.Now()
+	step := func(d time.Duration, want string) {
+		t.Helper()
+		w.clock.Advance(d)
+		w.m.SweepNow(ctx)
+		if got := w.node("n1").Status.State; got != want {
+			t.Fatalf("at +%v: state %s, want %s", w.clock.Now().Sub(last), got, want)
+		}
+	}
+	step(140*time.Second, loaxa.NodeOnline) // 2 beats missed: still online
+	step(20*time.Second, loaxa.NodeStale)   // 160 s > 150 s
+	step(150*time.Second, loaxa.NodeOffline)
+	if len(w.open("n1")) != 0 {
+		t.Fatal("offline alarm before the threshold")
+	}
+	step(5*time.Minute, loaxa.NodeOffline)
+	a := w.open("n1")[loaxa.AlarmOffline]
+	if a == nil || a.Severity != loaxa.SeverityCritical {
+		t.Fatalf("no offline alarm 10 min after the last message: %v", w.open("n1"))
+	}
+	if st := w.m.Status(); st.Nodes[loaxa.NodeOffline] != 1 || st.OpenAlarms != 1 {
+		t.Errorf("monitor status %+v", st)
+	}
+	w.clock.Advance(time.Minute)
+	w.state("n1", online(healthy()))
+	if got := w.node("n1").Status.State; got != loaxa.NodeOnline {
+		t.Errorf("state after a message: %s", got)
+	}
+	if len(w.open("n1")) != 0 {
+		t.Errorf("offline alarm still open: %v", w.open("n1"))
+	}
+	// n2 never connected: it stays "never", with no alarm.
+	if got := w.node("n2").Status.State; got != loaxa.NodeNever && got != "" {
+		t.Errorf("n2: %s", got)
+	}
+}
+
+// TestOfflineByLastWill: the broker's Last Will makes the node offline at
+// once; the alarm follows after the threshold.
+func TestOfflineByLastWill(t *testing.T) {
+	w := newWorld(t, func(c *health.Config) { c.OfflineAlarmAfter = 2 * time.Minute })
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	w.clock.Advance(time.Second)
+	w.state("n1", protocol.State{Status: protocol.StatusOffline})
+	if got := w.node("n1").Status.State; got != loaxa.NodeOffline {
+		t.Fatalf("state after the Last Will: %s", got)
+	}
+	w.clock.Advance(time.Minute)
+	w.m.SweepNow(ctx)
+	if len(w.open("n1")) != 0 {
+		t.Fatal("offline alarm before the threshold")
+	}
+	w.clock.Advance(time.Minute)
+	w.m.SweepNow(ctx)
+	if w.open("n1")[loaxa.AlarmOffline] == nil {
+		t.Fatal("no offline alarm after the threshold")
+	}
+}
+
+// TestFailedToSound: a play failing for a hardware reason opens the alarm
+// (once, even if the events come again); the next completed play ends it
+// and is the node's last play.
+func TestFailedToSound(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	at := w.clock.Now()
+	failed := []protocol.Event{
+		{Seq: 1, Type: protocol.EventFailed, At: at, Occurrence: "a1@x", Reason: protocol.ReasonAmplifier},
+		{Seq: 2, Type: protocol.EventFailed, At: at, Occurrence: "a2@x", Reason: protocol.ReasonPreempted},
+	}
+	w.m.ObserveEvents(ctx, "n1", "e1", failed)
+	a := w.open("n1")[loaxa.AlarmFailedToSound]
+	if a == nil {
+		t.Fatal("no failed-to-sound alarm")
+	}
+	w.m.ObserveEvents(ctx, "n1", "e1", failed) // resent
+	if all, _ := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{}); len(all) != 1 {
+		t.Errorf("%d alarms", len(all))
+	}
+	done := at.Add(time.Hour)
+	w.m.ObserveEvents(ctx, "n1", "e1", []protocol.Event{{Seq: 3, Type: protocol.EventCompleted, At: done, Occurrence: "a3@x"}})
+	if len(w.open("n1")) != 0 {
+		t.Errorf("alarm still open after a completed play")
+	}
+	if lp := w.node("n1").Status.LastPlay; !lp.Equal(done) {
+		t.Errorf("last play %v, want %v", lp, done)
+	}
+}
+
+// TestDailySelfTest: at the configured local time the monitor sends a
+// silent self-test to every online node, once a day.
+func TestDailySelfTest(t *testing.T) {
+	w := newWorld(t, func(c *health.Config) { c.DailyTest = "03:00" })
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	w.clock.Set(t0.Add(59 * time.Minute)) // 02:59
+	w.state("n1", online(healthy()))
+	w.m.SweepNow(ctx)
+	if runs, _ := w.alarms.FindSelfTests(ctx, 10); len(runs) != 0 {
+		t.Fatalf("self-test before 03:00: %+v", runs)
+	}
+	w.clock.Advance(time.Minute)
+	w.state("n1", online(healthy()))
+	w.m.SweepNow(ctx)
+	w.m.SweepNow(ctx)
+	runs, _ := w.alarms.FindSelfTests(ctx, 10)
+	if len(runs) != 1 || runs[0].Kind != protocol.TestSilent || runs[0].RequestedBy != health.RequestedBySchedule || len(runs[0].Nodes) != 1 || runs[0].Nodes[0] != "n1" {
+		t.Fatalf("runs %+v", runs)
+	}
+	w.m.Close()
+	w.msgs.mu.Lock()
+	cmds := w.msgs.cmds["n1"]
+	w.msgs.mu.Unlock()
+	if len(cmds) != 1 || cmds[0].Name != protocol.CmdSelfTest || cmds[0].TestID != runs[0].ID {
+		t.Errorf("commands %+v", cmds)
+	}
+}
+
+// TestDailySelfTestNotAtStart: a controller started after the test time
+// does not test the fleet the moment it starts.
+func TestDailySelfTestNotAtStart(t *testing.T) {
+	w := newWorld(t, func(c *health.Config) { c.DailyTest = "01:00" }) // t0 is 02:00
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	w.m.SweepNow(ctx)
+	w.clock.Advance(5 * time.Second)
+	w.m.SweepNow(ctx)
+	if runs, _ := w.alarms.FindSelfTests(ctx, 10); len(runs) != 0 {
+		t.Fatalf("self-test at start: %+v", runs)
+	}
+	w.clock.Set(t0.Add(23 * time.Hour)) // 01:00 the next day
+	w.state("n1", online(healthy()))
+	w.m.SweepNow(ctx)
+	if runs, _ := w.alarms.FindSelfTests(ctx, 10); len(runs) != 1 {
+		t.Fatalf("runs the next day at 01:00: %+v", runs)
+	}
+}

@@ -1,0 +1,448 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Audit actions of fleet health and remote control.
+const (
+	auditAlarmAck     = "alarm.ack"
+	auditNodeSettings = "node.settings"
+	auditNodeCommand  = "node.command"
+	auditSelfTest     = "selftest.start"
+)
+
+// CommandTTL is how long a remote command stays valid: a node that comes
+// back later does not reboot out of the blue.
+const CommandTTL = 2 * time.Minute
+
+// healthServices returns an error while the fleet health model is not
+// wired (a server built for a narrower test).
+func (s *Server) healthServices() error {
+	if s.HealthService == nil || s.AlarmService == nil || s.SelfTestService == nil {
+		return loaxa.Errorf(loaxa.EUnavailable, "Fleet health is not available on this controller.")
+	}
+	return nil
+}
+
+// alarmsResponse answers GET /api/v1/alarms.
+type alarmsResponse struct {
+	Alarms []*loaxa.Alarm `json:"alarms"`
+}
+
+// handleListAlarms answers GET /api/v1/alarms?area=&node=&kind=&state=&from=&to=&limit=:
+// alarms in the user's area, newest first.
+func (s *Server) handleListAlarms(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	if err := checkQuery(r, "area", "node", "kind", "state", "from", "to", "limit"); err != nil {
+		return err
+	}
+	ctx, q := r.Context(), r.URL.Query()
+	f, err := s.alarmScope(ctx, q.Get("area"))
+	if err != nil {
+		return err
+	}
+	f.Node, f.Kind, f.Open = q.Get("node"), q.Get("kind"), q.Get("state")
+	if f.Open != "" && f.Open != "open" && f.Open != "closed" {
+		return loaxa.Errorf(loaxa.EInvalid, "state %q: use open or closed (or leave it out for both).", f.Open)
+	}
+	if f.From, err = parseQueryTime("from", q.Get("from")); err != nil {
+		return err
+	}
+	if f.To, err = parseQueryTime("to", q.Get("to")); err != nil {
+		return err
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return loaxa.Errorf(loaxa.EInvalid, "limit %q is not a number from 1 to 10000.", v)
+		}
+		f.Limit = n
+	}
+	alarms, err := s.AlarmService.FindAlarms(ctx, f)
+	if err != nil {
+		return fmt.Errorf("list alarms: %w", err)
+	}
+	s.writeJSON(w, r, http.StatusOK, alarmsResponse{Alarms: nonNil(alarms)})
+	return nil
+}
+
+// alarmScope is the filter of the user's area, narrowed to area if given.
+func (s *Server) alarmScope(ctx context.Context, area string) (loaxa.AlarmFilter, error) {
+	f := loaxa.AlarmFilter{Within: userFrom(ctx).Area}
+	if area != "" {
+		if _, err := s.requireArea(ctx, "area", area); err != nil {
+			return f, err
+		}
+		if err := s.authorize(ctx, loaxa.ActionRead, area); err != nil {
+			return f, err
+		}
+		f.Within = area
+	}
+	return f, nil
+}
+
+// handleAlarmStream answers GET /api/v1/alarms/stream?area=&max= with a
+// server-sent event stream: an "alarm" event (the alarm as JSON) whenever
+// an alarm in scope opens, ends or is acknowledged, and a comment every
+// 30 s to keep proxies from closing the connection. max (a duration, e.g.
+// 10m) ends the stream after that long, for proxies that cut long
+// requests; EventSource reconnects by itself.
+func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	if err := checkQuery(r, "area", "max"); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	f, err := s.alarmScope(ctx, r.URL.Query().Get("area"))
+	if err != nil {
+		return err
+	}
+	var end <-chan time.Time
+	if v := r.URL.Query().Get("max"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return loaxa.Errorf(loaxa.EInvalid, "max %q is not a positive duration; write e.g. 10m or 1h.", v)
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		end = t.C
+	}
+	changes, cancel := s.HealthService.SubscribeAlarms()
+	defer cancel()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": loaxa alarms\n\n")
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+	keepAlive := time.NewTicker(30 * time.Second)
+	defer keepAlive.Stop()
+	covers := map[string]bool{} // area → in scope, cached for the stream
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.closing:
+			return nil
+		case <-end:
+			return nil
+		case <-keepAlive.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+		case a := <-changes:
+			in, seen := covers[a.Area]
+			if !seen {
+				in = f.Within == "" || s.within(ctx, a.Area, f.Within)
+				covers[a.Area] = in
+			}
+			if !in {
+				continue
+			}
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return nil
+			}
+			fmt.Fprintf(w, "event: alarm\nid: %s\ndata: %s\n\n", a.ID, raw)
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	}
+}
+
+// within reports whether area lies in root's subtree.
+func (s *Server) within(ctx context.Context, area, root string) bool {
+	chain, err := s.AreaService.AreaChain(ctx, area)
+	return err == nil && slices.Contains(chain, root)
+}
+
+// handleAckAlarm answers POST /api/v1/alarms/{id}/ack: records that the
+// user has seen the alarm (it stays open until its condition clears).
+func (s *Server) handleAckAlarm(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	ctx, id := r.Context(), r.PathValue("id")
+	a, err := s.AlarmService.FindAlarmByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(ctx, loaxa.ActionMaintain, a.Area); err != nil {
+		return err
+	}
+	u := userFrom(ctx)
+	a, err = s.HealthService.AckAlarm(ctx, id, u.Username)
+	if err != nil {
+		return fmt.Errorf("acknowledge alarm %s: %w", id, err)
+	}
+	s.audit(r, auditAlarmAck, a.ID, a.Area, fmt.Sprintf("kind=%s node=%s", a.Kind, a.Node))
+	s.writeJSON(w, r, http.StatusOK, a)
+	return nil
+}
+
+// handleFleetHealth answers GET /api/v1/fleet/health: the health of the
+// user's whole area.
+func (s *Server) handleFleetHealth(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	h, err := s.HealthService.AreaHealth(r.Context(), userFrom(r.Context()).Area)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, h)
+	return nil
+}
+
+// handleAreaHealth answers GET /api/v1/areas/{id}/health.
+func (s *Server) handleAreaHealth(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	ctx, id := r.Context(), r.PathValue("id")
+	if _, err := s.AreaService.FindAreaByID(ctx, id); loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "There is no area %q; list areas with GET /api/v1/areas.", id)
+	} else if err != nil {
+		return err
+	}
+	if err := s.authorize(ctx, loaxa.ActionRead, id); err != nil {
+		return err
+	}
+	h, err := s.HealthService.AreaHealth(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, h)
+	return nil
+}
+
+// settingsRequest is the body of PATCH /api/v1/nodes/{id}/settings; absent
+// fields stay as they are.
+type settingsRequest struct {
+	Volume          *int    `json:"volume"`
+	Muted           *bool   `json:"muted"`
+	AmplifierPolicy *string `json:"amplifier_policy"`
+}
+
+// handleNodeSettings answers PATCH /api/v1/nodes/{id}/settings: the node's
+// default volume, mute and amplifier policy. They travel in the node's
+// signed desired state, so a node that is offline now applies them when it
+// is back, and keeps them across restarts.
+func (s *Server) handleNodeSettings(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.maintainNode(r)
+	if err != nil {
+		return err
+	}
+	var req settingsRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Volume == nil && req.Muted == nil && req.AmplifierPolicy == nil {
+		return loaxa.Errorf(loaxa.EInvalid, "Give at least one of volume (0–15), muted (true/false) or amplifier_policy (auto, always-on).")
+	}
+	if v := req.Volume; v != nil && (*v < protocol.MinVolume || *v > protocol.MaxVolume) {
+		return loaxa.Errorf(loaxa.EInvalid, "volume %d is out of range; the boards have levels %d to %d.", *v, protocol.MinVolume, protocol.MaxVolume)
+	}
+	if p := req.AmplifierPolicy; p != nil && *p != protocol.AmpAuto && *p != protocol.AmpAlwaysOn {
+		return loaxa.Errorf(loaxa.EInvalid, "amplifier_policy %q: use %q (on only around plays) or %q.", *p, protocol.AmpAuto, protocol.AmpAlwaysOn)
+	}
+	n, err = s.NodeService.UpdateNodeSettings(r.Context(), n.ID, func(st *loaxa.NodeSettings) error {
+		if req.Volume != nil {
+			v := *req.Volume
+			st.Volume = &v
+		}
+		if req.Muted != nil {
+			st.Muted = *req.Muted
+		}
+		if req.AmplifierPolicy != nil {
+			st.AmplifierPolicy = *req.AmplifierPolicy
+			if st.AmplifierPolicy == protocol.AmpAuto {
+				st.AmplifierPolicy = ""
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(req)
+	s.audit(r, auditNodeSettings, n.ID, n.Area, string(raw))
+	s.changed()
+	s.writeJSON(w, r, http.StatusOK, n)
+	return nil
+}
+
+// maintainNode returns the node named by the path if the user may
+// maintain it.
+func (s *Server) maintainNode(r *http.Request) (*loaxa.Node, error) {
+	n, err := s.findNode(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(r.Context(), loaxa.ActionMaintain, n.Area); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// commandRequest is the body of POST /api/v1/nodes/{id}/commands.
+type commandRequest struct {
+	Name string `json:"name"`
+}
+
+// handleNodeCommand answers POST /api/v1/nodes/{id}/commands with 202: a
+// signed command (reboot, state-now) is on its way, valid for CommandTTL.
+func (s *Server) handleNodeCommand(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.maintainNode(r)
+	if err != nil {
+		return err
+	}
+	var req commandRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Name != protocol.CmdReboot && req.Name != protocol.CmdStateNow {
+		return loaxa.Errorf(loaxa.EInvalid, "Command %q is unknown; use %q or %q (volume and mute: PATCH /api/v1/nodes/{id}/settings; tests: POST /api/v1/selftests).",
+			req.Name, protocol.CmdReboot, protocol.CmdStateNow)
+	}
+	if s.Messenger == nil {
+		return loaxa.Errorf(loaxa.EUnavailable, "Remote commands are not available on this controller.")
+	}
+	if err := s.Messenger.SendNodeCommand(r.Context(), n.ID, protocol.Command{Name: req.Name}, CommandTTL); err != nil {
+		s.logger().Error("remote command not sent", "node", n.ID, "command", req.Name, "err", err)
+		return loaxa.Errorf(loaxa.EUnavailable, "The command could not be handed to the broker; check GET /api/v1/health and try again.")
+	}
+	s.audit(r, auditNodeCommand, n.ID, n.Area, "name="+req.Name)
+	s.writeJSON(w, r, http.StatusAccepted, map[string]any{"node": n.ID, "name": req.Name, "expires": s.now().Add(CommandTTL).UTC()})
+	return nil
+}
+
+// selfTestRequest is the body of POST /api/v1/selftests.
+type selfTestRequest struct {
+	Kind  string   `json:"kind"`
+	Area  string   `json:"area"`
+	Nodes []string `json:"nodes"`
+}
+
+// handleStartSelfTest answers POST /api/v1/selftests with 202 and the run:
+// a silent or audible self-test of the online nodes of an area and/or of
+// named nodes. GET /api/v1/selftests/{id} has the report.
+func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	var req selfTestRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Kind == "" {
+		req.Kind = protocol.TestSilent
+	}
+	if req.Area == "" && len(req.Nodes) == 0 {
+		req.Area = userFrom(ctx).Area
+		if req.Area == "" {
+			return loaxa.Errorf(loaxa.EInvalid, "Name an area or nodes to test.")
+		}
+	}
+	if req.Area != "" {
+		if _, err := s.requireArea(ctx, "area", req.Area); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionMaintain, req.Area); err != nil {
+			return err
+		}
+	}
+	for _, id := range req.Nodes {
+		n, err := s.NodeService.FindNodeByID(ctx, id)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return loaxa.Errorf(loaxa.EInvalid, "nodes: there is no node %q.", id)
+		} else if err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionMaintain, n.Area); err != nil {
+			return err
+		}
+	}
+	run, err := s.HealthService.StartSelfTest(ctx, req.Kind, req.Area, req.Nodes, userFrom(ctx).Username)
+	if err != nil {
+		return err
+	}
+	s.audit(r, auditSelfTest, run.ID, req.Area, fmt.Sprintf("kind=%s nodes=%d", run.Kind, len(run.Nodes)))
+	s.writeJSON(w, r, http.StatusAccepted, run)
+	return nil
+}
+
+// selfTestSummary is a run in GET /api/v1/selftests.
+type selfTestSummary struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Area        string    `json:"area,omitempty"`
+	Nodes       int       `json:"nodes"`
+	RequestedBy string    `json:"requested_by"`
+	Started     time.Time `json:"started"`
+	Deadline    time.Time `json:"deadline"`
+}
+
+// handleListSelfTests answers GET /api/v1/selftests: the latest runs.
+func (s *Server) handleListSelfTests(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	runs, err := s.SelfTestService.FindSelfTests(r.Context(), 100)
+	if err != nil {
+		return err
+	}
+	out := make([]selfTestSummary, 0, len(runs))
+	for _, t := range runs {
+		out = append(out, selfTestSummary{ID: t.ID, Kind: t.Kind, Area: t.Area, Nodes: len(t.Nodes), RequestedBy: t.RequestedBy, Started: t.Started, Deadline: t.Deadline})
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"selftests": out})
+	return nil
+}
+
+// handleGetSelfTest answers GET /api/v1/selftests/{id}: the report, with
+// the nodes of the user's area only.
+func (s *Server) handleGetSelfTest(w http.ResponseWriter, r *http.Request) error {
+	if err := s.healthServices(); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	t, err := s.SelfTestService.FindSelfTestByID(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if area := userFrom(ctx).Area; area != "" {
+		nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+		if err != nil {
+			return err
+		}
+		mine := make(map[string]bool, len(nodes))
+		for _, n := range nodes {
+			mine[n.ID] = true
+		}
+		t.Nodes = slices.DeleteFunc(t.Nodes, func(id string) bool { return !mine[id] })
+	}
+	s.writeJSON(w, r, http.StatusOK, t.Report(s.now()))
+	return nil
+}

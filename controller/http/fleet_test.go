@@ -1,0 +1,281 @@
+package http_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// fakeMessenger records the commands the API sends.
+type fakeMessenger struct {
+	mu   sync.Mutex
+	cmds []sentCommand
+}
+
+type sentCommand struct {
+	node string
+	cmd  protocol.Command
+	ttl  time.Duration
+}
+
+var _ loaxa.Messenger = (*fakeMessenger)(nil)
+
+func (f *fakeMessenger) PublishDesired(context.Context, *protocol.DesiredState) error { return nil }
+
+func (f *fakeMessenger) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, ttl time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, sentCommand{node, cmd, ttl})
+	return nil
+}
+
+func (f *fakeMessenger) sent() []sentCommand {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sentCommand(nil), f.cmds...)
+}
+
+// observe feeds the health model a state of node, as the MQTT ingest does.
+func (e *env) observe(node string, b protocol.Board) {
+	e.t.Helper()
+	at := e.clock.Now()
+	if err := e.stores.nodes.UpdateNodeStatus(context.Background(), node, func(s *loaxa.NodeStatus) {
+		s.State, s.LastSeen = loaxa.NodeOnline, at
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.health.ObserveState(context.Background(), node, &protocol.State{Status: protocol.StatusOnline, At: at, Board: &b}, at)
+}
+
+func TestNodeSettings(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	before := e.sched.changed.Load()
+	var n loaxa.Node
+	e.call("PATCH", "/api/v1/nodes/n-a/settings", e.admin, map[string]any{"volume": 7, "muted": true, "amplifier_policy": "always-on"}, http.StatusOK, &n)
+	if n.Settings.Volume == nil || *n.Settings.Volume != 7 || !n.Settings.Muted || n.Settings.AmplifierPolicy != protocol.AmpAlwaysOn {
+		t.Errorf("settings: %+v", n.Settings)
+	}
+	if e.sched.changed.Load() == before {
+		t.Error("the scheduler was not told, so no desired state carries the settings")
+	}
+	// Partial: only muted changes; auto is stored as the default.
+	n = loaxa.Node{}
+	e.call("PATCH", "/api/v1/nodes/n-a/settings", e.admin, map[string]any{"muted": false, "amplifier_policy": "auto"}, http.StatusOK, &n)
+	if n.Settings.Volume == nil || *n.Settings.Volume != 7 || n.Settings.Muted || n.Settings.AmplifierPolicy != "" {
+		t.Errorf("after a partial change: %+v", n.Settings)
+	}
+	for _, tt := range []struct {
+		body any
+		want string
+	}{
+		{map[string]any{"volume": 16}, "volume 16 is out of range"},
+		{map[string]any{"volume": -1}, "volume -1 is out of range"},
+		{map[string]any{"amplifier_policy": "off"}, `always-on`},
+		{map[string]any{}, "at least one of volume"},
+		{map[string]any{"volume": "loud"}, "volume"},
+	} {
+		r := e.call("PATCH", "/api/v1/nodes/n-a/settings", e.admin, tt.body, http.StatusBadRequest, nil)
+		if !strings.Contains(string(r.body), tt.want) {
+			t.Errorf("%v: %s, want it to say %q", tt.body, r.body, tt.want)
+		}
+	}
+	e.call("PATCH", "/api/v1/nodes/nope/settings", e.admin, map[string]any{"volume": 3}, http.StatusNotFound, nil)
+	audit := e.auditActions()
+	if !strings.Contains(audit, "node.settings n-a") {
+		t.Errorf("audit log %s has no node.settings", audit)
+	}
+}
+
+func (e *env) auditActions() string {
+	e.t.Helper()
+	entries, err := e.stores.audit.FindAudit(context.Background(), loaxa.AuditFilter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, a := range entries {
+		b.WriteString(a.Action + " " + a.Target + " by " + a.Actor + "\n")
+	}
+	return b.String()
+}
+
+func TestNodeCommands(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	e.call("POST", "/api/v1/nodes/n-a/commands", tech, map[string]string{"name": "reboot"}, http.StatusAccepted, nil)
+	e.call("POST", "/api/v1/nodes/n-a/commands", tech, map[string]string{"name": "state-now"}, http.StatusAccepted, nil)
+	r := e.call("POST", "/api/v1/nodes/n-a/commands", tech, map[string]string{"name": "self-destruct"}, http.StatusBadRequest, nil)
+	if !strings.Contains(string(r.body), "reboot") {
+		t.Errorf("unknown command answer does not list the known ones: %s", r.body)
+	}
+	// n-b is in 12347, outside the technician's commune.
+	e.call("POST", "/api/v1/nodes/n-b/commands", tech, map[string]string{"name": "reboot"}, http.StatusForbidden, nil)
+	sent := e.msgs.sent()
+	if len(sent) != 2 || sent[0].node != "n-a" || sent[0].cmd.Name != protocol.CmdReboot || sent[1].cmd.Name != protocol.CmdStateNow || sent[0].ttl <= 0 {
+		t.Errorf("sent %+v", sent)
+	}
+	if a := e.auditActions(); strings.Count(a, "node.command n-a by ky-thuat") != 2 {
+		t.Errorf("audit:\n%s", a)
+	}
+}
+
+func TestAlarmsAPI(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	viewer := e.addUser("xem", loaxa.RoleViewer, "31")
+
+	// Stream first, so the alarms below arrive on it.
+	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alarms/stream?area=12346", nil)
+	req.Header.Set("Authorization", "Bearer "+tech)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	events := make(chan loaxa.Alarm, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var a loaxa.Alarm
+				if json.Unmarshal([]byte(data), &a) == nil {
+					events <- a
+				}
+			}
+		}
+		close(events)
+	}()
+
+	open, door := true, true
+	e.observe("n-b", protocol.Board{DoorOpen: &door}) // 12347: not on the technician's stream
+	e.observe("n-a", protocol.Board{SpeakerLine: protocol.LineOpen, AmplifierFault: &open})
+	want := map[string]bool{loaxa.AlarmSpeakerOpen: true, loaxa.AlarmAmplifier: true}
+	got := map[string]loaxa.Alarm{}
+	for len(got) < 2 {
+		select {
+		case a, ok := <-events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if a.Node != "n-a" || !want[a.Kind] {
+				t.Fatalf("unexpected alarm on the stream: %+v", a)
+			}
+			got[a.Kind] = a
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stream gave %v, want the speaker-line and amplifier alarms", got)
+		}
+	}
+
+	var list struct{ Alarms []loaxa.Alarm }
+	e.call("GET", "/api/v1/alarms?state=open", viewer, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 3 {
+		t.Errorf("open alarms: %+v", list.Alarms)
+	}
+	e.call("GET", "/api/v1/alarms?area=12346", tech, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 2 {
+		t.Errorf("alarms of 12346: %+v", list.Alarms)
+	}
+	e.call("GET", "/api/v1/alarms?area=12347", tech, nil, http.StatusForbidden, nil)
+	e.call("GET", "/api/v1/alarms?state=maybe", viewer, nil, http.StatusBadRequest, nil)
+
+	line := got[loaxa.AlarmSpeakerOpen]
+	e.call("POST", "/api/v1/alarms/"+line.ID+"/ack", viewer, nil, http.StatusForbidden, nil)
+	var acked loaxa.Alarm
+	e.call("POST", "/api/v1/alarms/"+line.ID+"/ack", tech, nil, http.StatusOK, &acked)
+	if acked.AckBy != "ky-thuat" || acked.AckAt.IsZero() || !acked.Open() {
+		t.Errorf("acked: %+v", acked)
+	}
+	e.call("POST", "/api/v1/alarms/al999999/ack", tech, nil, http.StatusNotFound, nil)
+	if a := e.auditActions(); !strings.Contains(a, "alarm.ack "+line.ID+" by ky-thuat") {
+		t.Errorf("audit:\n%s", a)
+	}
+
+	// The line is mended: the alarm ends, on the stream too.
+	e.clock.Advance(time.Minute)
+	e.observe("n-a", protocol.Board{SpeakerLine: protocol.LineOK, AmplifierFault: &open})
+	deadline := time.After(10 * time.Second)
+	for {
+		var a loaxa.Alarm
+		select {
+		case a = <-events:
+		case <-deadline:
+			t.Fatal("no end of the speaker-line alarm on the stream")
+		}
+		if a.ID == line.ID && !a.Open() {
+			if a.AckBy != "ky-thuat" {
+				t.Errorf("ended alarm lost its acknowledgement: %+v", a)
+			}
+			break
+		}
+	}
+
+	var h loaxa.AreaHealth
+	e.call("GET", "/api/v1/areas/318/health", viewer, nil, http.StatusOK, &h)
+	// n-a has an amplifier fault, n-b an open door: both faulty.
+	if h.Nodes != 2 || h.Online != 2 || h.Faulty != 2 || h.Healthy != 0 || h.Score != 0 || h.Critical != 1 || h.Warning != 1 {
+		t.Errorf("area health: %+v", h)
+	}
+	e.call("GET", "/api/v1/fleet/health", tech, nil, http.StatusOK, &h)
+	if h.Area != "12346" || h.Nodes != 1 {
+		t.Errorf("technician's fleet health: %+v", h)
+	}
+	e.call("GET", "/api/v1/areas/nope/health", viewer, nil, http.StatusNotFound, nil)
+}
+
+func TestSelfTestAPI(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	var run loaxa.SelfTest
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "silent", "nodes": []string{"n-a", "n-b"}}, http.StatusAccepted, &run)
+	if run.ID == "" || len(run.Nodes) != 2 {
+		t.Fatalf("run: %+v", run)
+	}
+	e.health.Close() // the commands are sent
+	if sent := e.msgs.sent(); len(sent) != 2 || sent[0].cmd.Name != protocol.CmdSelfTest || sent[0].cmd.TestID != run.ID || sent[0].cmd.Test != protocol.TestSilent {
+		t.Errorf("sent %+v", sent)
+	}
+	ohms := 0.4
+	e.health.ObserveEvents(context.Background(), "n-a", "e1", []protocol.Event{{Seq: 1, Type: protocol.EventSelfTest, At: e.clock.Now(),
+		Test: &protocol.TestResult{ID: run.ID, Kind: protocol.TestSilent, Problems: []string{protocol.ProblemLineShort}, Line: protocol.LineShort, Ohms: &ohms}}})
+	var rep loaxa.SelfTestReport
+	e.call("GET", "/api/v1/selftests/"+run.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.Fail != 1 || rep.Pending != 1 || rep.Complete || rep.Rows[0].Node != "n-a" || rep.Rows[0].Line != protocol.LineShort {
+		t.Errorf("report before the deadline: %+v", rep)
+	}
+	e.clock.Advance(3 * time.Minute)
+	e.call("GET", "/api/v1/selftests/"+run.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.NoAnswer != 1 || !rep.Complete || rep.Rows[1].Status != loaxa.TestNoAnswer {
+		t.Errorf("report after the deadline: %+v", rep)
+	}
+	// A commune user sees only their nodes.
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12347")
+	e.call("GET", "/api/v1/selftests/"+run.ID, tech, nil, http.StatusOK, &rep)
+	if len(rep.Rows) != 1 || rep.Rows[0].Node != "n-b" {
+		t.Errorf("technician's report: %+v", rep.Rows)
+	}
+	r := e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "loud", "nodes": []string{"n-a"}}, http.StatusBadRequest, nil)
+	if !strings.Contains(string(r.body), "silent") {
+		t.Errorf("unknown kind: %s", r.body)
+	}
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"area": "12346"}, http.StatusBadRequest, nil) // nobody online
+	e.call("POST", "/api/v1/selftests", tech, map[string]any{"nodes": []string{"n-a"}}, http.StatusForbidden, nil)
+	var list struct{ Selftests []map[string]any }
+	e.call("GET", "/api/v1/selftests", tech, nil, http.StatusOK, &list)
+	if len(list.Selftests) != 1 {
+		t.Errorf("list: %+v", list)
+	}
+}

@@ -1,0 +1,252 @@
+package loaxa
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// NodeStale is the state of a node that missed its heartbeats but has not
+// been silent long enough to count as offline (a weak link, or a half-open
+// one the broker has not noticed yet).
+const NodeStale = "stale"
+
+// NodeStates lists every node state, for filters and metrics.
+var NodeStates = []string{NodeNever, NodeOnline, NodeStale, NodeOffline}
+
+// Fault is a condition of a node that a technician has to look at, open
+// since Since. Kind is one of the Alarm kinds of a board condition.
+type Fault struct {
+	Kind   string    `json:"kind"`
+	Since  time.Time `json:"since"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Alarm kinds. The board conditions are derived from the node's state with
+// the thresholds of health.Config; docs/fleet-health.md lists them.
+const (
+	AlarmSpeakerOpen   = "speaker-line-open"  // critical: the line is cut
+	AlarmSpeakerShort  = "speaker-line-short" // critical
+	AlarmAmplifier     = "amplifier-fault"    // critical: the amplifier's fault output
+	AlarmRelay         = "relay-feedback"     // critical: the relay did not follow its command
+	AlarmMainsOff      = "mains-off"          // warning: running on the battery
+	AlarmBatteryLow    = "battery-low"        // critical: about to drop the amplifier
+	AlarmOverheat      = "overheat"           // warning
+	AlarmDoorOpen      = "door-open"          // warning: tamper switch
+	AlarmWeakSignal    = "weak-signal"        // warning
+	AlarmDiskLow       = "disk-low"           // warning
+	AlarmClockOffset   = "clock-offset"       // warning: the board's clock is far off
+	AlarmOffline       = "offline"            // critical: silent longer than the threshold
+	AlarmFailedToSound = "failed-to-sound"    // critical: a play failed for a hardware or content reason
+)
+
+// Alarm severities.
+const (
+	SeverityCritical = "critical"
+	SeverityWarning  = "warning"
+)
+
+// AlarmSeverity returns the severity of an alarm kind.
+func AlarmSeverity(kind string) string {
+	switch kind {
+	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound:
+		return SeverityCritical
+	}
+	return SeverityWarning
+}
+
+// Alarm is a condition that needs a person: opened when it starts, ended
+// when it clears (by itself or because the fault was fixed). Acknowledging
+// records who has seen it; it stays open until the condition clears.
+type Alarm struct {
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`
+	Severity string    `json:"severity"`
+	Node     string    `json:"node"`
+	Area     string    `json:"area"`
+	Detail   string    `json:"detail,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end,omitzero"`
+	AckBy    string    `json:"ack_by,omitempty"`
+	AckAt    time.Time `json:"ack_at,omitzero"`
+}
+
+// Open reports whether the alarm's condition still holds.
+func (a *Alarm) Open() bool { return a.End.IsZero() }
+
+// AlarmFilter selects alarms. Zero fields do not filter.
+type AlarmFilter struct {
+	Within string // area subtree
+	Node   string
+	Kind   string
+	// Open: "open" only open alarms, "closed" only ended ones.
+	Open string
+	// From and To bound Start: From ≤ Start < To.
+	From, To time.Time
+	Limit    int
+}
+
+// AlarmService stores alarms.
+type AlarmService interface {
+	// CreateAlarm stores a new alarm, assigning its ID.
+	CreateAlarm(ctx context.Context, a *Alarm) error
+	// EndAlarm sets the alarm's End; an ended alarm is left alone.
+	EndAlarm(ctx context.Context, id string, end time.Time) (*Alarm, error)
+	// AckAlarm records who acknowledged the alarm and when; ENotFound if
+	// there is none.
+	AckAlarm(ctx context.Context, id, by string, at time.Time) (*Alarm, error)
+	// FindAlarmByID returns the alarm or ENotFound.
+	FindAlarmByID(ctx context.Context, id string) (*Alarm, error)
+	// FindAlarms returns alarms newest first.
+	FindAlarms(ctx context.Context, f AlarmFilter) ([]*Alarm, error)
+}
+
+// AreaHealth sums up the nodes of an area's subtree.
+type AreaHealth struct {
+	Area string `json:"area"`
+	// Nodes counts every node; the states count by NodeStatus.State.
+	Nodes   int `json:"nodes"`
+	Online  int `json:"online"`
+	Stale   int `json:"stale"`
+	Offline int `json:"offline"`
+	Never   int `json:"never"`
+	// Faulty counts nodes with at least one open fault; Healthy online
+	// nodes with none.
+	Faulty  int `json:"faulty"`
+	Healthy int `json:"healthy"`
+	// Alarms counts open alarms by severity.
+	Critical int `json:"critical_alarms"`
+	Warning  int `json:"warning_alarms"`
+	// Score is 100 × Healthy / Nodes, rounded down (100 for no nodes): the
+	// share of clusters that would sound now.
+	Score int `json:"score"`
+}
+
+// NodeSettings are what a technician sets remotely on a node; the
+// scheduler puts them into the node's desired state. Nil fields use the
+// controller's defaults.
+type NodeSettings struct {
+	// Volume is the default level 0–15 for non-emergency plays.
+	Volume *int `json:"volume,omitempty"`
+	// Muted stops non-emergency plays; emergencies are never muted.
+	Muted bool `json:"muted,omitempty"`
+	// AmplifierPolicy is protocol.AmpAuto or protocol.AmpAlwaysOn.
+	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
+}
+
+// SelfTest is one run of a self-test on a set of nodes, and its report.
+type SelfTest struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"` // protocol.TestSilent or protocol.TestAudible
+	// Area is what was asked for ("" for a list of nodes); Nodes every
+	// node tested.
+	Area        string    `json:"area,omitempty"`
+	Nodes       []string  `json:"nodes"`
+	RequestedBy string    `json:"requested_by"` // a username, or "schedule"
+	Started     time.Time `json:"started"`
+	// Deadline is when nodes that have not answered count as no-answer.
+	Deadline time.Time `json:"deadline"`
+	// Results holds one result per node that answered.
+	Results map[string]*protocol.TestResult `json:"results"`
+}
+
+// Test report statuses of one node.
+const (
+	TestPass     = "pass"
+	TestFail     = "fail"
+	TestNoAnswer = "no-answer" // past the deadline without a result
+	TestPending  = "pending"   // before the deadline without a result
+)
+
+// SelfTestService stores self-test runs.
+type SelfTestService interface {
+	// CreateSelfTest stores a new run, assigning its ID.
+	CreateSelfTest(ctx context.Context, t *SelfTest) error
+	// RecordTestResult adds node's result to run id; a result for a node
+	// the run does not test, or an unknown run, is ENotFound.
+	RecordTestResult(ctx context.Context, id, node string, r *protocol.TestResult) error
+	// FindSelfTestByID returns the run or ENotFound.
+	FindSelfTestByID(ctx context.Context, id string) (*SelfTest, error)
+	// FindSelfTests returns the latest runs, newest first.
+	FindSelfTests(ctx context.Context, limit int) ([]*SelfTest, error)
+}
+
+// HealthService is the live health model of the fleet (controller/health).
+type HealthService interface {
+	// AreaHealth sums up the nodes of area's subtree ("" for all).
+	AreaHealth(ctx context.Context, area string) (*AreaHealth, error)
+	// AckAlarm acknowledges an alarm as user by.
+	AckAlarm(ctx context.Context, id, by string) (*Alarm, error)
+	// SubscribeAlarms returns alarm changes (opened, ended, acknowledged)
+	// as they happen until cancel is called. A slow reader loses changes
+	// rather than holding the controller up.
+	SubscribeAlarms() (changes <-chan *Alarm, cancel func())
+	// StartSelfTest sends a self-test to nodes and returns the run; its
+	// report fills in as results come.
+	StartSelfTest(ctx context.Context, kind, area string, nodes []string, by string) (*SelfTest, error)
+	// Status reports the monitor's own health for GET /api/v1/health.
+	Status() MonitorStatus
+}
+
+// MonitorStatus is the health model's view of itself.
+type MonitorStatus struct {
+	// LastSweep is when timeouts were last checked; a sweep lagging far
+	// behind its interval means the controller is overloaded.
+	LastSweep  time.Time      `json:"last_sweep,omitzero"`
+	Nodes      map[string]int `json:"nodes"` // by state
+	OpenAlarms int            `json:"open_alarms"`
+}
+
+// SelfTestRow is one node's line of a self-test report.
+type SelfTestRow struct {
+	Node     string               `json:"node"`
+	Status   string               `json:"status"` // TestPass, TestFail, TestNoAnswer, TestPending
+	Problems []string             `json:"problems,omitempty"`
+	Line     protocol.SpeakerLine `json:"speaker_line,omitempty"`
+	Ohms     *float64             `json:"speaker_ohms,omitempty"`
+}
+
+// SelfTestReport is a self-test run with a line per node and the counts.
+type SelfTestReport struct {
+	*SelfTest
+	Complete bool          `json:"complete"` // every node answered, or the deadline passed
+	Pass     int           `json:"pass"`
+	Fail     int           `json:"fail"`
+	NoAnswer int           `json:"no_answer"`
+	Pending  int           `json:"pending"`
+	Rows     []SelfTestRow `json:"report"`
+}
+
+// Report is the run's report at now: failures first, then no answer,
+// pending and passes, each by node id.
+func (t *SelfTest) Report(now time.Time) *SelfTestReport {
+	r := &SelfTestReport{SelfTest: t}
+	late := !now.Before(t.Deadline)
+	for _, n := range t.Nodes {
+		row := SelfTestRow{Node: n}
+		switch res := t.Results[n]; {
+		case res == nil && late:
+			row.Status = TestNoAnswer
+			r.NoAnswer++
+		case res == nil:
+			row.Status = TestPending
+			r.Pending++
+		default:
+			row.Problems, row.Line, row.Ohms = res.Problems, res.Line, res.Ohms
+			if res.Pass {
+				row.Status = TestPass
+				r.Pass++
+			} else {
+				row.Status = TestFail
+				r.Fail++
+			}
+		}
+		r.Rows = append(r.Rows, row)
+	}
+	order := map[string]int{TestFail: 0, TestNoAnswer: 1, TestPending: 2, TestPass: 3}
+	slices.SortStableFunc(r.Rows, func(a, b SelfTestRow) int { return order[a.Status] - order[b.Status] })
+	r.Complete = r.Pending == 0
+	return r
+}

@@ -1,0 +1,315 @@
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/firmware-sim/fleet"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/netproxy"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
+	"loaxa.vn/protocol"
+)
+
+// fastHealth makes the controller sweep for silent nodes often.
+func fastHealth(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }
+
+// quickStates makes an agent publish changes at once.
+func quickStates(c *agent.Config) {
+	c.StateDebounce = 20 * time.Millisecond
+	c.MQTTMaxReconnect = 200 * time.Millisecond
+}
+
+// startFleet enrols and runs n simulated boxes in area through the API.
+func startFleet(t *testing.T, c *rig.Controller, prefix, area string, n int) *fleet.Fleet {
+	t.Helper()
+	f, err := fleet.Start(context.Background(), fleet.Config{
+		Controller: c.URL, Token: c.Token, Nodes: n, Area: area, Prefix: prefix,
+		AgentLogger: rig.Logger(t, "fleet"),
+		Tune:        func(ac *agent.Config) { quickStates(ac); ac.ContentSpread = -1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Close(); err != nil {
+			t.Errorf("fleet: %v", err)
+		}
+	})
+	rig.Eventually(t, 30*time.Second, fmt.Sprintf("%d %s nodes online", n, prefix), func() bool {
+		var resp struct{ Nodes []loaxa.Node }
+		c.MustDo("GET", "/api/v1/nodes?state=online&area="+area, nil, &resp)
+		return len(resp.Nodes) == n
+	})
+	return f
+}
+
+func openAlarms(c *rig.Controller, node string) map[string]loaxa.Alarm {
+	var resp struct{ Alarms []loaxa.Alarm }
+	c.MustDo("GET", "/api/v1/alarms?state=open&node="+node, nil, &resp)
+	out := map[string]loaxa.Alarm{}
+	for _, a := range resp.Alarms {
+		out[a.Kind] = a
+	}
+	return out
+}
+
+func alarm(c *rig.Controller, node, kind string) (loaxa.Alarm, bool) {
+	var resp struct{ Alarms []loaxa.Alarm }
+	c.MustDo("GET", "/api/v1/alarms?kind="+kind+"&node="+node, nil, &resp)
+	if len(resp.Alarms) == 0 {
+		return loaxa.Alarm{}, false
+	}
+	return resp.Alarms[0], true // newest first
+}
+
+// TestInjectedFaultsRaiseAndClearAlarms breaks a simulated box one fault at
+// a time through the simulator's HTTP control, and checks that each
+// surfaces as the right alarm and node fault, and ends when mended. Then a
+// dead amplifier driver makes a bulletin fail: the failed-to-sound alarm
+// opens, and the next completed play ends it.
+func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	f := startFleet(t, c, "hf", "12346", 1)
+	control := httptest.NewServer(f.Control())
+	defer control.Close()
+	const id = "hf-0001"
+	inject := func(method, fault string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, control.URL+"/boards/"+id+"/faults/"+fault, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d", method, fault, resp.StatusCode)
+		}
+	}
+	// relay-stuck shows only while the agent switches the relay; the
+	// health model's unit test and the self-tests cover it.
+	for fault, kind := range map[string]string{
+		board.FaultSpeakerOpen: loaxa.AlarmSpeakerOpen, board.FaultSpeakerShort: loaxa.AlarmSpeakerShort,
+		board.FaultMainsOff: loaxa.AlarmMainsOff, board.FaultBatteryLow: loaxa.AlarmBatteryLow,
+		board.FaultOverheat: loaxa.AlarmOverheat, board.FaultDoorOpen: loaxa.AlarmDoorOpen,
+		board.FaultWeakSignal: loaxa.AlarmWeakSignal, board.FaultAmplifierFault: loaxa.AlarmAmplifier,
+	} {
+		t.Run(fault, func(t *testing.T) {
+			if open := openAlarms(c, id); len(open) != 0 {
+				t.Fatalf("alarms open before %s: %v", fault, open)
+			}
+			inject("POST", fault)
+			rig.Eventually(t, 10*time.Second, kind+" alarm open", func() bool {
+				_, ok := openAlarms(c, id)[kind]
+				return ok
+			})
+			if open := openAlarms(c, id); len(open) != 1 {
+				t.Errorf("%s opened %v, want only %s", fault, open, kind)
+			}
+			faults := c.Node(id).Status.Faults
+			if len(faults) != 1 || faults[0].Kind != kind || faults[0].Since.IsZero() {
+				t.Errorf("node faults %+v", faults)
+			}
+			inject("DELETE", fault)
+			rig.Eventually(t, 10*time.Second, kind+" alarm ended", func() bool {
+				a, ok := alarm(c, id, kind)
+				return ok && !a.Open() && !a.End.Before(a.Start)
+			})
+			if faults := c.Node(id).Status.Faults; len(faults) != 0 {
+				t.Errorf("node faults after the fix: %+v", faults)
+			}
+		})
+	}
+
+	t.Run("failed-to-sound", func(t *testing.T) {
+		b := f.Sim(id).Board
+		b.FailAmplifier(errors.New("relay driver dead"))
+		tone := c.Upload("tone.wav", rig.ToneWAV(440, 300*time.Millisecond, 16000, 1))
+		c.Announce(tone.ID, []string{"12346"}, nil, time.Now().Add(2*time.Second))
+		rig.Eventually(t, 20*time.Second, "failed-to-sound alarm open", func() bool {
+			_, ok := openAlarms(c, id)[loaxa.AlarmFailedToSound]
+			return ok
+		})
+		b.FailAmplifier(nil)
+		c.Announce(tone.ID, []string{"12346"}, nil, time.Now().Add(2*time.Second))
+		rig.Eventually(t, 20*time.Second, "failed-to-sound alarm ended", func() bool {
+			a, ok := alarm(c, id, loaxa.AlarmFailedToSound)
+			return ok && !a.Open()
+		})
+		if c.Node(id).Status.LastPlay.IsZero() {
+			t.Error("no last play after a completed play")
+		}
+	})
+}
+
+// TestOfflineByHeartbeatTimeoutAndLastWill runs the controller on a fake
+// clock. A half-open link (every byte lost, nothing closed) sends no Last
+// Will: the node goes stale, then offline, by its missed heartbeats alone,
+// and the offline alarm follows. A cut link makes the broker send the
+// node's Last Will: offline at once, the alarm after the threshold.
+// Reconnecting ends each alarm.
+func TestOfflineByHeartbeatTimeoutAndLastWill(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	c := rig.StartControllerOn(t, "", clk)
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("tt-01", "12346")
+	link, err := netproxy.Start(strings.TrimPrefix(c.App.Broker.URL(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	rig.StartNode(t, cr, rig.NodeOptions{Broker: "tcp://" + link.Addr(), Tune: quickStates})
+	state := func() string { return c.Node("tt-01").Status.State }
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return state() == loaxa.NodeOnline })
+	if hb := c.Node("tt-01").Status.HeartbeatMS; hb != agent.DefaultHeartbeat.Milliseconds() {
+		t.Fatalf("heartbeat %d ms reported", hb)
+	}
+	offlineAlarm := func() (loaxa.Alarm, bool) { return alarm(c, "tt-01", loaxa.AlarmOffline) }
+
+	link.Freeze()
+	clk.Advance(160 * time.Second) // 2.5 heartbeats of 60 s missed
+	rig.Eventually(t, 10*time.Second, "node stale", func() bool { return state() == loaxa.NodeStale })
+	clk.Advance(150 * time.Second) // 5 missed
+	rig.Eventually(t, 10*time.Second, "node offline by timeout", func() bool { return state() == loaxa.NodeOffline })
+	if _, ok := offlineAlarm(); ok {
+		t.Fatal("offline alarm before the threshold")
+	}
+	clk.Advance(10 * time.Minute)
+	rig.Eventually(t, 10*time.Second, "offline alarm", func() bool { a, ok := offlineAlarm(); return ok && a.Open() })
+	link.Thaw()
+	link.Cut() // the streams lost bytes: start afresh
+	link.Restore()
+	rig.Eventually(t, 15*time.Second, "node back online", func() bool { return state() == loaxa.NodeOnline })
+	rig.Eventually(t, 10*time.Second, "offline alarm ended", func() bool { a, _ := offlineAlarm(); return !a.Open() })
+
+	first, _ := offlineAlarm()
+	link.Cut()
+	rig.Eventually(t, 10*time.Second, "node offline by its Last Will", func() bool { return state() == loaxa.NodeOffline })
+	clk.Advance(10*time.Minute + time.Second)
+	rig.Eventually(t, 10*time.Second, "second offline alarm", func() bool { a, ok := offlineAlarm(); return ok && a.Open() && a.ID != first.ID })
+	link.Restore()
+	rig.Eventually(t, 15*time.Second, "node back online again", func() bool { return state() == loaxa.NodeOnline })
+	rig.Eventually(t, 10*time.Second, "second offline alarm ended", func() bool { a, _ := offlineAlarm(); return !a.Open() })
+}
+
+// TestSelfTestFindsTheCutLine: of 50 simulated clusters one has a cut
+// speaker line; a silent self-test of the commune names exactly that one.
+func TestSelfTestFindsTheCutLine(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	f := startFleet(t, c, "st", "12346", 50)
+	f.Sim("st-0037").Board.SetSpeakerLine(protocol.LineOpen)
+
+	var run loaxa.SelfTest
+	c.MustDo("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "area": "12346"}, &run)
+	if len(run.Nodes) != 50 {
+		t.Fatalf("self-test of %d nodes, want 50", len(run.Nodes))
+	}
+	var rep loaxa.SelfTestReport
+	rig.Eventually(t, 30*time.Second, "every node answered", func() bool {
+		c.MustDo("GET", "/api/v1/selftests/"+run.ID, nil, &rep)
+		return rep.Complete
+	})
+	if rep.Pass != 49 || rep.Fail != 1 || rep.NoAnswer != 0 {
+		t.Fatalf("report: %d pass, %d fail, %d no answer", rep.Pass, rep.Fail, rep.NoAnswer)
+	}
+	bad := rep.Rows[0]
+	if bad.Node != "st-0037" || bad.Status != loaxa.TestFail || !slices.Equal(bad.Problems, []string{protocol.ProblemLineOpen}) || bad.Line != protocol.LineOpen {
+		t.Errorf("failing row %+v, want st-0037 with an open speaker line", bad)
+	}
+}
+
+// peakOutput plays in real time like audio.None and records each play's
+// peak sample.
+type peakOutput struct {
+	*audio.None
+	mu    sync.Mutex
+	peaks []int
+}
+
+func (o *peakOutput) Play(ctx context.Context, pcm io.Reader) error {
+	b, err := io.ReadAll(pcm)
+	if err != nil {
+		return err
+	}
+	peak := 0
+	for i := 0; i+1 < len(b); i += 2 {
+		v := int(int16(binary.LittleEndian.Uint16(b[i:])))
+		peak = max(peak, v, -v)
+	}
+	o.mu.Lock()
+	o.peaks = append(o.peaks, peak)
+	o.mu.Unlock()
+	return o.None.Play(ctx, strings.NewReader(string(b)))
+}
+
+func (o *peakOutput) Peaks() []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.peaks)
+}
+
+// TestRemoteVolume: a volume set through the API reaches the node in its
+// signed desired state, shows in its state, and the node plays at it.
+func TestRemoteVolume(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("tt-01", "12346")
+	out := &peakOutput{None: audio.NewNone(clock.Real{})}
+	rig.StartNode(t, cr, rig.NodeOptions{Output: out, Tune: quickStates})
+	tone := c.Upload("tone.wav", rig.ToneWAV(440, 300*time.Millisecond, 16000, 1))
+	playAt := func(volume int) {
+		t.Helper()
+		c.MustDo("PATCH", "/api/v1/nodes/tt-01/settings", map[string]int{"volume": volume}, nil)
+		rig.Eventually(t, 15*time.Second, fmt.Sprintf("volume %d in the node's state", volume), func() bool {
+			v := c.Node("tt-01").Status.Volume
+			return v != nil && *v == volume
+		})
+		a := c.Announce(tone.ID, nil, []string{"tt-01"}, time.Now().Add(2*time.Second))
+		rig.Eventually(t, 20*time.Second, "played", func() bool {
+			ds := c.Deliveries(a.ID)
+			return len(ds) == 1 && ds[0].State == loaxa.DeliveryCompleted
+		})
+	}
+	playAt(15)
+	playAt(5)
+	peaks := out.Peaks()
+	if len(peaks) != 2 {
+		t.Fatalf("%d plays", len(peaks))
+	}
+	if ratio, want := float64(peaks[1])/float64(peaks[0]), audio.VolumeGain(5); math.Abs(ratio-want) > 0.01 {
+		t.Errorf("volume 5 played at %.3f of volume 15, want %.3f (peaks %v)", ratio, want, peaks)
+	}
+	var audit struct{ Entries []loaxa.AuditEntry }
+	c.MustDo("GET", "/api/v1/audit", nil, &audit)
+	n := 0
+	for _, e := range audit.Entries {
+		if e.Action == "node.settings" && e.Target == "tt-01" && e.Actor == "admin" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d node.settings audit entries, want 2", n)
+	}
+}

@@ -1,0 +1,237 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"math"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	simboard "loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/promtest"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/protocol"
+)
+
+// TestHeartbeat: with nothing changing, the node still publishes its state
+// once per heartbeat, with the interval, its uptime, free disk and the
+// settings it applies.
+func TestHeartbeat(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{tune: func(c *agent.Config) { c.Heartbeat = 100 * time.Millisecond }})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "fewer than 5 states on an idle node", func() bool {
+		return len(ctl.Log("n1").States) >= 5
+	})
+	st := ctl.Log("n1").States
+	last := st[len(st)-1]
+	if last.Status != protocol.StatusOnline || last.HeartbeatMS != 100 || last.DiskFreeBytes == nil || *last.DiskFreeBytes <= 0 ||
+		last.AmplifierPolicy != protocol.AmpAuto {
+		t.Errorf("heartbeat state: %+v", last)
+	}
+}
+
+// captureOutput plays nothing; it records the peak sample of each play.
+type captureOutput struct {
+	mu    sync.Mutex
+	peaks []int
+}
+
+var _ agent.Output = (*captureOutput)(nil)
+
+func (c *captureOutput) Play(ctx context.Context, pcm io.Reader) error {
+	b, err := io.ReadAll(pcm)
+	if err != nil {
+		return err
+	}
+	peak := 0
+	for i := 0; i+1 < len(b); i += 2 {
+		v := int(int16(binary.LittleEndian.Uint16(b[i:])))
+		peak = max(peak, v, -v)
+	}
+	c.mu.Lock()
+	c.peaks = append(c.peaks, peak)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+func (c *captureOutput) Close() error { return nil }
+
+func (c *captureOutput) Peaks() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.peaks)
+}
+
+// selfTests returns the self-test results the controller holds.
+func selfTests(ctl *nodetest.Controller, node string) []protocol.TestResult {
+	var out []protocol.TestResult
+	for _, e := range ctl.Events(node) {
+		if e.Type == protocol.EventSelfTest && e.Test != nil {
+			out = append(out, *e.Test)
+		}
+	}
+	return out
+}
+
+// TestVolumeMuteAndEmergency: a non-emergency play follows the node's
+// volume; muted, it is not played and fails as muted; an emergency plays
+// at full level whatever the volume and mute.
+func TestVolumeMuteAndEmergency(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	out := &captureOutput{}
+	n := startAgent(t, cred, options{tune: func(c *agent.Config) { c.Output = out }})
+	waitConnected(t, n)
+	ref := ctl.AddContent(200 * time.Millisecond)
+
+	d := desired("n1", 1, []protocol.Occurrence{occurrence("full", ref, time.Now().Add(800*time.Millisecond))}, ref)
+	d.Config.Volume = 15
+	ctl.PublishDesired(d)
+	waitEvents(t, ctl, "n1", []string{"received full", "started full", "completed full"})
+
+	d = desired("n1", 2, []protocol.Occurrence{occurrence("quiet", ref, time.Now().Add(800*time.Millisecond))}, ref)
+	d.Config.Volume = 7
+	ctl.PublishDesired(d)
+	waitEvents(t, ctl, "n1", []string{"received full", "started full", "completed full", "received quiet", "started quiet", "completed quiet"})
+	nodetest.Eventually(t, 5*time.Second, "volume 7 not in state", func() bool {
+		st := ctl.Log("n1").States
+		v := st[len(st)-1].Volume
+		return v != nil && *v == 7
+	})
+
+	emergency := occurrence("alarm", ref, time.Now().Add(1500*time.Millisecond))
+	emergency.Priority = protocol.PriorityEmergency
+	d = desired("n1", 3, []protocol.Occurrence{occurrence("muted", ref, time.Now().Add(800*time.Millisecond)), emergency}, ref)
+	d.Config.Volume, d.Config.Muted = 3, true
+	ctl.PublishDesired(d)
+	waitEvents(t, ctl, "n1", []string{"received full", "started full", "completed full", "received quiet", "started quiet", "completed quiet",
+		"received muted", "received alarm", "failed muted muted", "started alarm", "completed alarm"})
+
+	peaks := out.Peaks()
+	if len(peaks) != 3 {
+		t.Fatalf("%d plays, want 3 (the muted one not played): %v", len(peaks), peaks)
+	}
+	ratio := float64(peaks[1]) / float64(peaks[0])
+	if want := audio.VolumeGain(7); math.Abs(ratio-want) > 0.01 {
+		t.Errorf("volume 7 played at %.3f of volume 15, want %.3f (peaks %v)", ratio, want, peaks)
+	}
+	if peaks[2] != peaks[0] {
+		t.Errorf("emergency peak %d, want the full level %d", peaks[2], peaks[0])
+	}
+}
+
+// TestSelfTests: the silent test reports the speaker line and passes on a
+// sound box; a cut line fails it; the audible test plays the tone at the
+// test volume with the amplifier on.
+func TestSelfTests(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	b, err := simboard.New(nil, simboard.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &captureOutput{}
+	n := startAgent(t, cred, options{hw: b, tune: func(c *agent.Config) { c.Output = out }})
+	waitConnected(t, n)
+
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdSelfTest, Test: protocol.TestSilent, TestID: "st1"})
+	nodetest.Eventually(t, 10*time.Second, "no result of st1", func() bool { return len(selfTests(ctl, "n1")) == 1 })
+	if r := selfTests(ctl, "n1")[0]; !r.Pass || r.ID != "st1" || r.Line != protocol.LineOK || r.Ohms == nil {
+		t.Errorf("silent test of a sound box: %+v", r)
+	}
+	nodetest.Eventually(t, 5*time.Second, "amplifier left on after the silent test", func() bool { return !b.Amplifier() })
+
+	b.SetSpeakerLine(protocol.LineOpen)
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdSelfTest, Test: protocol.TestSilent, TestID: "st2"})
+	nodetest.Eventually(t, 10*time.Second, "no result of st2", func() bool { return len(selfTests(ctl, "n1")) == 2 })
+	if r := selfTests(ctl, "n1")[1]; r.Pass || !slices.Equal(r.Problems, []string{protocol.ProblemLineOpen}) || r.Line != protocol.LineOpen {
+		t.Errorf("silent test of a cut line: %+v", r)
+	}
+
+	b.SetSpeakerLine(protocol.LineOK)
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdSelfTest, Test: protocol.TestAudible, TestID: "st3"})
+	nodetest.Eventually(t, 10*time.Second, "no result of st3", func() bool { return len(selfTests(ctl, "n1")) == 3 })
+	if r := selfTests(ctl, "n1")[2]; !r.Pass || r.Kind != protocol.TestAudible {
+		t.Errorf("audible test: %+v", r)
+	}
+	peaks := out.Peaks()
+	want := int(0.5 * math.MaxInt16 * audio.VolumeGain(protocol.TestVolume))
+	if len(peaks) != 1 || peaks[0] < want-2 || peaks[0] > want+2 {
+		t.Errorf("tone peaks %v, want one at about %d", peaks, want)
+	}
+	sw := b.Switches()
+	if len(sw) < 6 || !sw[4].On || sw[5].On {
+		t.Errorf("relay moves %+v: want on/off for each of the three tests", sw)
+	}
+	nodetest.Eventually(t, 5*time.Second, "amplifier left on after the audible test", func() bool { return !b.Amplifier() })
+}
+
+// TestRemoteCommands: reboot calls the board's reboot; state-now publishes
+// the state at once.
+func TestRemoteCommands(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	rebooted := make(chan struct{}, 1)
+	n := startAgent(t, cred, options{statePoll: time.Hour, tune: func(c *agent.Config) {
+		c.Heartbeat = time.Hour
+		c.Reboot = func() { rebooted <- struct{}{} }
+	}})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "no first state", func() bool { return len(ctl.Log("n1").States) > 0 })
+	before := len(ctl.Log("n1").States)
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdStateNow})
+	nodetest.Eventually(t, 10*time.Second, "no state after state-now", func() bool { return len(ctl.Log("n1").States) > before })
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdReboot})
+	select {
+	case <-rebooted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("reboot not called")
+	}
+}
+
+// TestMetrics scrapes the agent's metrics after a play and a refused
+// message, parsed with Prometheus' own parser.
+func TestMetrics(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.a.Collectors()...)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	waitConnected(t, n)
+	ref := ctl.AddContent(200 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, time.Now().Add(800*time.Millisecond))}, ref))
+	waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	nodetest.Eventually(t, 5*time.Second, "outbox emptied", func() bool { return n.a.Status().Outbox == 0 })
+
+	m := promtest.Scrape(t, srv.URL)
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		want   func(float64) bool
+	}{
+		{"loaxa_node_events_total", []string{"type", "completed"}, func(v float64) bool { return v == 1 }},
+		{"loaxa_node_events_total", []string{"type", "started"}, func(v float64) bool { return v == 1 }},
+		{"loaxa_node_link_connects_total", nil, func(v float64) bool { return v >= 1 }},
+		{"loaxa_node_cache_bytes", nil, func(v float64) bool { return v == float64(ref.Size) }},
+		{"loaxa_node_cache_limit_bytes", nil, func(v float64) bool { return v > 0 }},
+		{"loaxa_node_outbox_events", nil, func(v float64) bool { return v == 0 }},
+		{"loaxa_node_desired_version", nil, func(v float64) bool { return v == 1 }},
+	} {
+		if v, ok := m.Value(tt.name, tt.labels...); !ok || !tt.want(v) {
+			t.Errorf("%s%v = %v (present %v)", tt.name, tt.labels, v, ok)
+		}
+	}
+}
