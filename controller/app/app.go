@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
@@ -54,6 +55,7 @@ type App struct {
 	Broker    *mqtt.Broker // nil with an external broker
 	MQTT      *mqtt.Client
 	Scheduler *schedule.Scheduler
+	Emergency *emergency.Service
 	HTTP      *lhttp.Server
 	Signer    *protocol.Signer
 
@@ -73,8 +75,9 @@ type App struct {
 	Releases      *bolt.ReleaseService
 	Upstream      *bolt.UpstreamService
 	// Rollouts drives agent rollouts.
-	Rollouts *release.Runner
-	Alarms   *bolt.AlarmService
+	Rollouts    *release.Runner
+	Emergencies *bolt.EmergencyService
+	Alarms      *bolt.AlarmService
 	// Health is the fleet health model: node timeouts, alarms, self-tests.
 	Health *health.Monitor
 
@@ -124,6 +127,7 @@ func (a *App) Open() (err error) {
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
 	a.Releases = bolt.NewReleaseService(a.DB)
+	a.Emergencies = bolt.NewEmergencyService(a.DB)
 	a.Alarms = bolt.NewAlarmService(a.DB)
 
 	ctx := context.Background()
@@ -188,6 +192,22 @@ func (a *App) Open() (err error) {
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
+	a.Emergency = emergency.NewService()
+	a.Emergency.Store = a.Emergencies
+	a.Emergency.Areas = a.Areas
+	a.Emergency.Nodes = a.Nodes
+	a.Emergency.Contents = a.Contents
+	a.Emergency.Media = a.Media
+	a.Emergency.Deliveries = a.Deliveries
+	a.Emergency.Messenger = a.MQTT
+	a.Emergency.Clock = a.Clock
+	a.Emergency.Logger = a.Logger
+	if err := a.Emergency.Open(ctx); err != nil {
+		return fmt.Errorf("emergency: %w", err)
+	}
+	// Set before the client opens: its workers read it.
+	a.MQTT.OnEvents = a.Emergency.Events
+
 	a.Health = health.NewMonitor()
 	a.Health.Config = cfg.Health
 	a.Health.Clock = a.Clock
@@ -287,6 +307,8 @@ func (a *App) Open() (err error) {
 	}
 	a.HTTP.Upstream = link
 	a.HTTP.UpstreamSystems = a.Upstream
+	a.HTTP.EmergencyService = a.Emergency
+	a.HTTP.CapStore = bolt.NewCapService(a.DB)
 	ui, err := web.Handler()
 	if err != nil {
 		return err
@@ -323,6 +345,11 @@ func (a *App) Open() (err error) {
 	go func() {
 		defer a.wg.Done()
 		_ = a.Health.Run(runCtx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = a.Emergency.Run(runCtx)
 	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil

@@ -70,6 +70,19 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
 
+		{Method: "GET", Path: "/api/v1/emergency", Action: loaxa.ActionRead, handle: s.handleListEmergencies},
+		{Method: "POST", Path: "/api/v1/emergency", Action: loaxa.ActionEmergency, handle: s.handleSendEmergency},
+		{Method: "GET", Path: "/api/v1/emergency/{id}", Action: loaxa.ActionRead, handle: s.handleGetEmergency},
+		{Method: "GET", Path: "/api/v1/emergency/{id}/stream", Action: loaxa.ActionRead, handle: s.handleEmergencyStream},
+		{Method: "POST", Path: "/api/v1/emergency/{id}/cancel", Action: loaxa.ActionEmergency, handle: s.handleCancelEmergency},
+		{Method: "POST", Path: "/api/v1/emergency/{id}/all-clear", Action: loaxa.ActionEmergency, handle: s.handleAllClear},
+		{Method: "POST", Path: "/api/v1/cap", Action: loaxa.ActionEmergency, handle: s.handleReceiveCap},
+		{Method: "GET", Path: "/api/v1/cap", Action: loaxa.ActionRead, handle: s.handleListCap},
+		{Method: "GET", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionRead, handle: s.handleGetCapAutoStart},
+		{Method: "PUT", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionEmergency, handle: s.handlePutCapAutoStart},
+		{Method: "GET", Path: "/api/v1/cap/{id}", Action: loaxa.ActionRead, handle: s.handleGetCap},
+		{Method: "POST", Path: "/api/v1/cap/{id}/approve", Action: loaxa.ActionEmergency, handle: s.handleApproveCap},
+
 		{Method: "GET", Path: "/api/v1/audit", Action: loaxa.ActionReadAudit, handle: s.handleListAudit},
 
 		{Method: "GET", Path: "/api/v1/keys", Action: loaxa.ActionManageSystem, handle: s.handleListKeys},

@@ -120,6 +120,12 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// EmergencyService sends and follows emergencies; nil answers those
+	// routes with unavailable.
+	EmergencyService loaxa.EmergencyService
+	// CapStore keeps received CAP alerts; nil (or no EmergencyService)
+	// answers the CAP routes with unavailable.
+	CapStore loaxa.CapStore
 	// UI serves every path outside /api/ (the web console, package
 	// controller/web); nil answers them 404 like unknown API routes.
 	UI http.Handler
