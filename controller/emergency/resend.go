@@ -12,7 +12,8 @@ import (
 // command-side equivalent of a siren repeating its status until it is
 // acknowledged) until ctx ends: every ResendEvery it looks at each live
 // emergency, and sends the alert again on the cmd topic of every online
-// node that has not reported it received AckBound after the last send,
+// node that has not reported it received AckBound (or twice its area's
+// lead, if longer) after the last send,
 // at most MaxResends times per node, never after the alert expired or was
 // cancelled. A node that comes back online before the expiry gets it then.
 func (s *Service) Run(ctx context.Context) error {
@@ -48,12 +49,18 @@ func (s *Service) resend(ctx context.Context) {
 		if t.em.State != loaxa.EmergencyActive || !now.Before(t.em.Expires) {
 			continue
 		}
+		// A big area's own fan-out takes a good part of its lead: resending
+		// before twice that would only add to the load that delays it.
+		bound := map[string]time.Duration{}
+		for _, a := range t.em.Areas {
+			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond)
+		}
 		byArea := map[string][]string{}
 		for node, area := range t.nodeArea {
 			if _, ok := t.received[node]; ok || t.done[node] || t.resends[node] >= s.MaxResends {
 				continue
 			}
-			if sent, ok := t.sent[node]; ok && now.Sub(sent) < s.AckBound {
+			if sent, ok := t.sent[node]; ok && now.Sub(sent) < bound[area] {
 				continue
 			}
 			byArea[area] = append(byArea[area], node)
@@ -76,6 +83,9 @@ func (s *Service) resend(ctx context.Context) {
 			}
 			s.mu.Lock()
 			if t := s.live[w.id]; t != nil {
+				if t.resends[n.ID] == 0 {
+					t.resentAt[n.ID] = now
+				}
 				t.sent[n.ID] = now
 				t.resends[n.ID]++
 				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", n.ID,
