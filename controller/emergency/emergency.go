@@ -104,6 +104,11 @@ type tracking struct {
 	// came from the area publish.
 	resentAt map[string]time.Time
 	done     map[string]bool // node reported a final event
+	// cancelled is when the emergency was cancelled; cancelSent and
+	// cancelResends follow the cancel to nodes that had the alert.
+	cancelled     time.Time
+	cancelSent    map[string]time.Time
+	cancelResends map[string]int
 	// fanout are the receive delays of nodes that had the first publish,
 	// per area, for the next alert's lead.
 	fanout map[string][]time.Duration
@@ -179,6 +184,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
+		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{},
 	}
 	starts := map[string]time.Time{}
 	for _, a := range em.Areas {
@@ -388,7 +394,7 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 	}
 	s.mu.Lock()
 	if t := s.live[id]; t != nil {
-		t.em.State = loaxa.EmergencyCancelled
+		t.em.State, t.cancelled = loaxa.EmergencyCancelled, now
 	}
 	s.mu.Unlock()
 	cmd := protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: em.Occurrence}
