@@ -189,4 +189,18 @@
 // the node at its start waits for it within the late grace
 // (NodeConfig.LateGraceMS) and plays late if it comes; past the grace it
 // fails with ReasonContentMissing.
+//
+// # Agent updates
+//
+// Command{Name: "update", Update} asks a node to install another release of
+// the agent. Update names the Version and, per architecture (GOARCH), the
+// archive's SHA-256, size and path on the controller; the command is
+// signed, expires and is replay-checked like any command, so the signature
+// covers the archive's bytes. The node fetches the archive for its
+// architecture over HTTP with its credentials, refuses it unless size and
+// SHA-256 match, runs the new binary on trial, and installs it only if it
+// connects within a bound. It reports EventUpdated (Version; Reason "from
+// <old version>") from the installed new version, or EventUpdateFailed
+// (Version; Reason) from the old one, which carries on. It never restarts
+// while something plays or is due within two minutes.
 package protocol

@@ -95,6 +95,10 @@ type Occurrence struct {
 	// Session names the session instance the occurrence belongs to, e.g.
 	// "s000001@20250301", for display and reports.
 	Session string `json:"session,omitempty"`
+	// Stream is a live HTTP MP3 stream (a station's Icecast URL) that a
+	// background occurrence relays for DurationMS instead of playing
+	// Content, which is then empty (programme relay, tiếp sóng).
+	Stream string `json:"stream,omitempty"`
 
 	// The fields below are set on emergency alerts (see Alert).
 
@@ -125,6 +129,12 @@ func (o *Occurrence) Deadline(grace time.Duration) time.Time {
 		return o.Expires
 	}
 	d := o.Start.Add(grace)
+	if o.Stream != "" {
+		// A relay may start or resume until its window ends.
+		if end := o.Start.Add(time.Duration(o.DurationMS) * time.Millisecond); end.After(d) {
+			d = end
+		}
+	}
 	if o.PlayBy.After(d) {
 		return o.PlayBy
 	}
@@ -187,6 +197,10 @@ func (d *DesiredState) Validate() error {
 		switch {
 		case o.ID == "" || seen[o.ID]:
 			return fmt.Errorf("desired state for %s: occurrence id %q empty or repeated", d.Node, o.ID)
+		case o.Stream != "":
+			if err := checkStream(o); err != nil {
+				return fmt.Errorf("desired state for %s: occurrence %s: %w", d.Node, o.ID, err)
+			}
 		case !refs[o.Content]:
 			return fmt.Errorf("desired state for %s: occurrence %s needs content %s that is not listed", d.Node, o.ID, o.Content)
 		case !o.Priority.Valid():
@@ -281,6 +295,8 @@ type Command struct {
 	// the result carries back.
 	Test   string `json:"test,omitempty"`
 	TestID string `json:"test_id,omitempty"`
+	// Update is the release to install, for CmdUpdate.
+	Update *Update `json:"update,omitempty"`
 }
 
 // Status is a node's connectivity as published on its state topic.
@@ -464,6 +480,8 @@ type Event struct {
 	Drill bool `json:"drill,omitempty"`
 	// Test is the result of a self-test, on EventSelfTest.
 	Test *TestResult `json:"test,omitempty"`
+	// Version is the agent version an update event is about.
+	Version string `json:"version,omitempty"`
 }
 
 // EventBatch is the body of an events message: consecutive events from the

@@ -31,8 +31,10 @@ import (
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/upstream"
 	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
@@ -46,6 +48,8 @@ type App struct {
 	Out io.Writer
 	// Clock drives the scheduler (tests may fake it).
 	Clock clock.Clock
+	// Version is the controller's build version, recorded in backups.
+	Version string
 
 	DB        *bolt.DB
 	Media     *media.Library
@@ -69,8 +73,12 @@ type App struct {
 	Sessions      *bolt.SessionService
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
-	Emergencies   *bolt.EmergencyService
-	Alarms        *bolt.AlarmService
+	Releases      *bolt.ReleaseService
+	Upstream      *bolt.UpstreamService
+	// Rollouts drives agent rollouts.
+	Rollouts    *release.Runner
+	Emergencies *bolt.EmergencyService
+	Alarms      *bolt.AlarmService
 	// Health is the fleet health model: node timeouts, alarms, self-tests.
 	Health *health.Monitor
 
@@ -84,7 +92,7 @@ func New(cfg Config, logger *slog.Logger) *App {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}}
+	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}, Version: "dev"}
 }
 
 // Open starts every part. Listeners are opened synchronously, so a busy
@@ -119,6 +127,7 @@ func (a *App) Open() (err error) {
 	a.Sessions = bolt.NewSessionService(a.DB)
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
+	a.Releases = bolt.NewReleaseService(a.DB)
 	a.Emergencies = bolt.NewEmergencyService(a.DB)
 	a.Alarms = bolt.NewAlarmService(a.DB)
 
@@ -277,6 +286,28 @@ func (a *App) Open() (err error) {
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
+	a.HTTP.Backup = a.writeBackup
+	a.Rollouts = release.NewRunner()
+	a.Rollouts.Releases = a.Releases
+	a.Rollouts.Nodes = a.Nodes
+	a.Rollouts.Events = a.Events
+	a.Rollouts.Messenger = a.MQTT
+	a.Rollouts.Now = a.Clock.Now
+	a.Rollouts.Logger = a.Logger
+	if cfg.RolloutInterval > 0 {
+		a.Rollouts.Interval = cfg.RolloutInterval
+	}
+	a.HTTP.ReleaseService = a.Releases
+	a.HTTP.ReleaseArchives = &release.Archives{Dir: filepath.Join(cfg.DataDir, "releases")}
+	a.HTTP.Rollouts = a.Rollouts
+	a.Upstream = bolt.NewUpstreamService(a.DB)
+	link := &upstreamLink{source: &upstream.Source{Areas: a.Areas, Nodes: a.Nodes, Deliveries: a.Deliveries, Announcements: a.Announcements, System: cfg.SystemID}}
+	if cfg.UpstreamURL != "" {
+		link.pusher = &upstream.Pusher{URL: cfg.UpstreamURL, Key: cfg.UpstreamKey, Every: cfg.UpstreamEvery, Source: link.source,
+			Outbox: a.Upstream, Now: a.Clock.Now, Logger: a.Logger.With("part", "upstream")}
+	}
+	a.HTTP.Upstream = link
+	a.HTTP.UpstreamSystems = a.Upstream
 	a.HTTP.EmergencyService = a.Emergency
 	a.HTTP.CapStore = bolt.NewCapService(a.DB)
 	ui, err := web.Handler()
@@ -296,10 +327,21 @@ func (a *App) Open() (err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(2)
+	a.wg.Add(3)
+	if link.pusher != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = link.pusher.Run(runCtx)
+		}()
+	}
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		_ = a.Rollouts.Run(runCtx)
 	}()
 	go func() {
 		defer a.wg.Done()

@@ -74,6 +74,19 @@ type Server struct {
 	// BrokerFiles makes an external broker's password and ACL files (file
 	// name → content) and lists nodes left out; nil with the embedded one.
 	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)
+	// Upstream exports to the province's information-source system;
+	// UpstreamSystems are the systems that send bulletins in. nil turns
+	// the routes off.
+	Upstream        Upstream
+	UpstreamSystems loaxa.UpstreamSystemService
+	// ReleaseService, ReleaseArchives and Rollouts host agent releases
+	// and roll them out; nil turns the routes off.
+	ReleaseService  loaxa.ReleaseService
+	ReleaseArchives ReleaseArchives
+	Rollouts        RolloutRunner
+	// Backup streams a backup archive of the store and content (GET
+	// /api/v1/backup); nil answers that backups are off.
+	Backup backupFunc
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
 	// LoginLimits bound failed sign-ins and enrolments; zero is

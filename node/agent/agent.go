@@ -75,12 +75,14 @@ type Agent struct {
 	epoch    string
 
 	// Signals between goroutines; each holds at most one pending signal.
-	outboxWake  chan struct{} // the outbox grew or shrank
-	reconnected chan struct{} // to the sender: start again from the acknowledged end
-	syncNow     chan struct{} // to the clock synchroniser
-	clockMoved  chan struct{} // to the main loop: the offset changed
-	cueBegan    chan struct{} // to the main loop: a prepared play began on its own
-	dirty       chan struct{} // to the state publisher
+	outboxWake  chan struct{}      // the outbox grew or shrank
+	reconnected chan struct{}      // to the sender: start again from the acknowledged end
+	syncNow     chan struct{}      // to the clock synchroniser
+	clockMoved  chan struct{}      // to the main loop: the offset changed
+	cueBegan    chan struct{}      // to the main loop: a prepared play began on its own
+	dirty       chan struct{}      // to the state publisher
+	alive       chan chan struct{} // to the main loop: answer to prove it runs (Alive)
+	inLoop      chan func()        // to the main loop: run this there (Idle, Report)
 
 	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
 	latency time.Duration
@@ -213,6 +215,8 @@ func New(cfg Config) (*Agent, error) {
 		syncNow:     make(chan struct{}, 1),
 		clockMoved:  make(chan struct{}, 1),
 		cueBegan:    make(chan struct{}, 1),
+		alive:       make(chan chan struct{}),
+		inLoop:      make(chan func()),
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
 		started:     cfg.Clock.Now(),
@@ -295,6 +299,24 @@ func (a *Agent) Status() protocol.State {
 	return st
 }
 
+// Alive returns nil when the main loop answers before ctx ends: the
+// node's systemd watchdog is fed only while it does, so a stuck agent is
+// restarted.
+func (a *Agent) Alive(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case a.alive <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("agent main loop does not answer: %w", ctx.Err())
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("agent main loop does not answer: %w", ctx.Err())
+	}
+}
+
 // Run runs the agent until ctx is cancelled. It returns after stopping
 // what plays (reported as interrupted), every goroutine it started and the
 // broker link, with everything it did written to the store. The store,
@@ -323,6 +345,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.link = link
 	a.mu.Unlock()
+	if len(a.cfg.StartupEvents) > 0 {
+		a.note(a.cfg.StartupEvents)
+		a.flush()
+	}
 	a.log.Info("agent: started", "version", a.cfg.Version, "epoch", a.epoch, "desired_version", a.status.desiredVersion)
 
 	loopCtx, stop := context.WithCancel(ctx)
@@ -463,6 +489,10 @@ func (a *Agent) loop(ctx context.Context) {
 		case r := <-a.testDone():
 			a.finishTest(r)
 		case <-a.cueBegan:
+		case reply := <-a.alive:
+			close(reply)
+		case f := <-a.inLoop:
+			f()
 		case <-wakeC:
 		case <-a.cache.Changed():
 			a.mu.Lock()
@@ -504,7 +534,7 @@ func (a *Agent) step() time.Time {
 		Now:        now.Add(a.latency),
 		Progress:   a.progress,
 		LateGrace:  a.lateGrace(),
-		HasContent: a.cache.Has,
+		HasContent: a.hasContent,
 		Lead:       a.lead,
 	}
 	a.pruneAlerts(now)

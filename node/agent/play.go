@@ -10,6 +10,7 @@ import (
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio"
+	"loaxa.vn/node/relay"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -123,6 +124,9 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 // keeps the amplifier on throughout.
 func (a *Agent) openStream(p *play) error {
 	o := p.occ
+	if o.Stream != "" {
+		return a.openRelay(p)
+	}
 	var parts []io.Reader
 	open := func(id string) (*nodeaudio.Reader, error) {
 		f, err := a.cache.Open(id)
@@ -310,8 +314,11 @@ func (a *Agent) finishPlay(r playResult) {
 		}
 	default:
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
-		if errors.Is(r.audioErr, context.Canceled) {
+		switch {
+		case errors.Is(r.audioErr, context.Canceled):
 			e.Reason = protocol.ReasonInterrupted
+		case errors.Is(r.audioErr, relay.ErrFailed):
+			e.Reason = protocol.ReasonStream
 		}
 		a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
 	}
