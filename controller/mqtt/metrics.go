@@ -20,7 +20,7 @@ func newMetrics(c *Client) *metrics {
 			Name: "loaxa_mqtt_messages_ingested_total", Help: "Node messages the ingest workers handled, by channel and result (ok, refused).",
 		}, []string{"channel", "result"}),
 		out: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "loaxa_mqtt_messages_out_total", Help: "Signed messages the broker took, by kind (desired, command, alert).",
+			Name: "loaxa_mqtt_messages_out_total", Help: "Signed messages the broker took, by kind (desired, command, alert, live).",
 		}, []string{"kind"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_publish_failures_total", Help: "Publishes the broker did not take in time, by kind.",
