@@ -20,9 +20,10 @@ import (
 //     before serving the first sample;
 //   - a missing frame that later frames have overtaken is lost: it plays
 //     as one frame of silence and the frame is dropped if it comes later;
-//   - an empty buffer (the sender is behind) plays silence, a frame at a
-//     time, without skipping anything: no stall is ever longer than a
-//     frame of silence;
+//   - an empty buffer (the sender is behind) waits underrunWait for the
+//     next frame (the output reads ahead of real time, so this is not
+//     heard), then plays a frame of silence, without skipping anything:
+//     a stall never holds the output longer than underrunWait;
 //   - more than MaxJitterDepth buffered drops the oldest, so latency stays
 //     bounded when the output runs slower than the sender;
 //   - the stream ends (io.EOF) when the end message came and the buffer is
@@ -40,6 +41,10 @@ const MaxJitterDepth = 15
 const LiveFrameTimeout = 2 * time.Second
 
 const frameDuration = time.Second * nodeaudio.FrameSamples / nodeaudio.SampleRate
+
+// underrunWait is how long a read of an empty buffer waits for the next
+// frame before it plays a frame of silence: two frames, 80 ms.
+const underrunWait = 2 * frameDuration
 
 type jitter struct {
 	now     func() time.Time
@@ -130,6 +135,19 @@ func (j *jitter) fill() error {
 		return err
 	}
 	j.mu.Lock()
+	if len(j.frames) == 0 && !j.ended {
+		// The output reads ahead of real time (its own buffer): wait a
+		// little for the frame due rather than play silence at once.
+		j.mu.Unlock()
+		t := time.NewTimer(underrunWait)
+		select {
+		case <-j.arrived:
+		case <-j.closed:
+		case <-t.C:
+		}
+		t.Stop()
+		j.mu.Lock()
+	}
 	defer j.mu.Unlock()
 	s, ok := j.frames[j.next]
 	switch {
