@@ -81,6 +81,13 @@ func TestUpstreamInboundAndExport(t *testing.T) {
 		t.Fatalf("resend: %d %s", status, raw)
 	}
 
+	// A recording larger than an ordinary JSON request (1 MiB) is taken.
+	long := bulletin("b1-long", protocol.PriorityNormal, "318")
+	long["audio"] = base64.StdEncoding.EncodeToString(rig.ToneWAV(440, 40*time.Second, 16000, 1))
+	if status, raw, _ := send(sys.Key, long); status != http.StatusCreated {
+		t.Fatalf("a 1.3 MB recording: %d %s", status, raw)
+	}
+
 	// Priority → the head of the station's next session.
 	status, raw, out = send(sys.Key, bulletin("b2", protocol.PriorityHigh, "12346"))
 	if status != http.StatusCreated || out["handling"] != "next-session" {

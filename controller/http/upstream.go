@@ -198,7 +198,12 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	var req inboundRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	// Audio comes base64 in the JSON: a third larger than the file.
+	limit := int64(MaxInboundAudio*4/3 + MaxJSONBytes)
+	if r.ContentLength > limit {
+		return loaxa.Errorf(loaxa.ETooLarge, "The bulletin is %d bytes; send at most %d (audio of up to %d bytes, base64).", r.ContentLength, limit, MaxInboundAudio)
+	}
+	if err := decodeJSONMax(w, r, &req, limit); err != nil {
 		return err
 	}
 	if req.ID == "" || len(req.ID) > 128 {
