@@ -18,12 +18,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/sdnotify"
@@ -67,6 +72,8 @@ type options struct {
 	logLevel    string
 	ampWarmup   time.Duration
 	heartbeat   time.Duration
+	metrics     string
+	board       string
 	enrol       string
 	controller  string
 	ca          string
@@ -95,6 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
 		"how often the node publishes its state when nothing changes (env LOAXA_HEARTBEAT)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on ADDR/metrics, e.g. 127.0.0.1:9101 (env LOAXA_METRICS; default none)")
+	fs.StringVar(&o.board, "board", "", "board file: the GPIO lines of the amplifier relay, its feedback and fault, the door switch and mains (env LOAXA_BOARD; default: no board I/O)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
 	fs.StringVar(&o.controller, "controller", "", "controller base URL to enrol at, e.g. https://loa.example.vn")
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
@@ -112,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
 		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
-		"heartbeat": "LOAXA_HEARTBEAT", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
+		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -197,6 +206,20 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
 
+	var hw agent.Board = board.None{}
+	if o.board != "" {
+		f, err := board.ReadFile(o.board)
+		if err != nil {
+			return err
+		}
+		pins, err := board.PeriphPins()
+		if err != nil {
+			return err
+		}
+		if hw, err = board.OpenGPIO(f, pins); err != nil {
+			return fmt.Errorf("board %s: %w", o.board, err)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a, err := agent.New(agent.Config{
@@ -204,7 +227,7 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		DataDir:       o.data,
 		Store:         st,
 		Output:        out,
-		Board:         board.None{},
+		Board:         hw,
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: o.cacheSize,
@@ -217,6 +240,13 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	})
 	if err != nil {
 		return err
+	}
+	if o.metrics != "" {
+		stop, err := serveMetrics(o.metrics, a, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	uctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -315,4 +345,23 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\nStart the agent with: node --credentials %s --data DIR\n",
 		cred.Node, cred.Area, o.credentials, o.credentials)
 	return 0
+}
+
+// serveMetrics serves the agent's metrics (and the Go runtime's) on
+// addr/metrics until stop is called. The listener opens here, so a busy
+// port fails at start.
+func serveMetrics(addr string, a *agent.Agent, log *slog.Logger) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.Collectors()...)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("node: metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { srv.Close() }, nil
 }

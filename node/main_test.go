@@ -37,6 +37,7 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"cache size from env", nil, map[string]string{"LOAXA_CACHE_SIZE": "-5"}, "--cache-size -5"},
 		{"amplifier warm-up without a unit", []string{"--amp-warmup", "500"}, nil, "invalid value \"500\" for flag -amp-warmup"},
 		{"amplifier warm-up of nothing", []string{"--amp-warmup", "0s"}, nil, "--amp-warmup 0s: want a duration above 0"},
+		{"heartbeat too short", []string{"--heartbeat", "100ms"}, nil, "--heartbeat 100ms: want a duration from 1s to 1h"},
 		{"amplifier warm-up from env", nil, map[string]string{"LOAXA_AMP_WARMUP": "soon"}, "LOAXA_AMP_WARMUP=\"soon\""},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 	} {

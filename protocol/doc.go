@@ -120,6 +120,52 @@
 // so a resent batch is counted once and a gap is resent, not skipped. Epoch
 // changes only when a node's store is recreated.
 //
+// # State, heartbeat and health
+//
+// A node publishes its retained State on every change (gathered over a
+// second) and at least every HeartbeatMS even when nothing changed, so the
+// controller can tell a half-open link — no Last Will, no messages — from a
+// quiet node. The State's Board is the hardware snapshot: relay feedback
+// and command, the amplifier's fault output, the speaker-line check,
+// mains, battery and charger, enclosure temperature, door switch, modem. A
+// sensor the board lacks is absent, never zero.
+//
+// # Settings and commands
+//
+// NodeConfig carries the settings a technician sets remotely: Volume
+// (0–15, 2 dB a step), Muted and AmplifierPolicy. They are part of the
+// desired state, so they survive an offline node and a restart. Muted never
+// applies to an emergency, which also plays at full volume unless its
+// alert gives a Volume.
+// Imperative commands expire within minutes: CmdStateNow (publish the
+// state now), CmdReboot, and CmdSelfTest (Test: TestSilent or TestAudible,
+// TestID the controller's run), whose result the node reports as an
+// EventSelfTest event through its outbox, carrying a TestResult.
+//
+// # Emergency alerts
+//
+// An emergency is not in any desired state: the controller sends one
+// Command{Name: "alert", Alert} per targeted area on the area's cmd topic,
+// and the broker fans it out to every node below. The Alert holds one
+// Occurrence (priority emergency, or priority for a live call) and the
+// content it needs, chimes first. Its Start is a short lead after the
+// issue, the same for every node of the area, so that neighbouring
+// clusters start together; a node that has it later starts at once and
+// its started event's LateMS says how late. Its Expires is the exact
+// deadline (Occurrence.Deadline) and the envelope's expiry: a node that
+// comes back after it hears nothing stale. Volume (1–15, 15 is full) is
+// applied whatever the node's own volume, -2 dB a step below full; Drill
+// marks an exercise, and the node copies it into every event about it.
+//
+// The node plays an alert like any occurrence of its level: it preempts
+// what plays (which resumes afterwards by its own policy), the amplifier
+// is switched on, and missing content is fetched at once. A copy of an
+// alert the node has (the controller resends it on the node's own cmd
+// topic to a node that did not report it received) changes nothing.
+// Command{Name: "alert-cancel", Occurrence} stops it wherever it is; its
+// delivery ends failed with ReasonCancelled, and a copy that arrives later
+// does not start it.
+//
 // # Content
 //
 // Audio travels over HTTP, not MQTT: GET {controller}/api/v1/content/{id}/audio

@@ -99,6 +99,18 @@ type Occurrence struct {
 	// background occurrence relays for DurationMS instead of playing
 	// Content, which is then empty (programme relay, tiếp sóng).
 	Stream string `json:"stream,omitempty"`
+
+	// The fields below are set on emergency alerts (see Alert).
+
+	// Volume, 1–15, is the level to play at whatever the node's own volume
+	// or mute; 0 means the node's default.
+	Volume int `json:"volume,omitempty"`
+	// Expires, when set, is the exact deadline: the occurrence never
+	// starts, or starts again, after it, whatever the late grace.
+	Expires time.Time `json:"expires,omitzero"`
+	// Drill marks an exercise (diễn tập): the node says so in its log and
+	// every event it reports about the occurrence.
+	Drill bool `json:"drill,omitempty"`
 }
 
 // Preemption policies of an Occurrence.
@@ -113,6 +125,9 @@ func (o *Occurrence) Plays() int { return max(o.Repeat, 1) }
 // Deadline returns the latest instant o may start or start again, given
 // the node's late grace.
 func (o *Occurrence) Deadline(grace time.Duration) time.Time {
+	if !o.Expires.IsZero() {
+		return o.Expires
+	}
 	d := o.Start.Add(grace)
 	if o.Stream != "" {
 		// A relay may start or resume until its window ends.
@@ -272,6 +287,10 @@ type Command struct {
 	// Ack fields.
 	Epoch string `json:"epoch,omitempty"`
 	Seq   uint64 `json:"seq,omitempty"`
+	// Alert is the emergency of an alert command.
+	Alert *Alert `json:"alert,omitempty"`
+	// Occurrence names the alert an alert-cancel command stops.
+	Occurrence string `json:"occurrence,omitempty"`
 	// Self-test fields: the kind and the controller's id of the run, which
 	// the result carries back.
 	Test   string `json:"test,omitempty"`
@@ -442,6 +461,7 @@ const (
 	ReasonRemoved        = "removed"     // a newer desired state dropped the occurrence
 	ReasonTooLate        = "too-late"
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
+	ReasonCancelled      = "cancelled" // the controller cancelled the alert
 	ReasonMuted          = "muted"     // the node is muted (never for emergencies)
 )
 
@@ -456,6 +476,8 @@ type Event struct {
 	Reason       string    `json:"reason,omitempty"`
 	LateMS       int64     `json:"late_ms,omitempty"`
 	PlayedMS     int64     `json:"played_ms,omitempty"`
+	// Drill marks events about an exercise (Occurrence.Drill).
+	Drill bool `json:"drill,omitempty"`
 	// Test is the result of a self-test, on EventSelfTest.
 	Test *TestResult `json:"test,omitempty"`
 	// Version is the agent version an update event is about.

@@ -12,13 +12,19 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
@@ -49,6 +55,7 @@ type App struct {
 	Broker    *mqtt.Broker // nil with an external broker
 	MQTT      *mqtt.Client
 	Scheduler *schedule.Scheduler
+	Emergency *emergency.Service
 	HTTP      *lhttp.Server
 	Signer    *protocol.Signer
 
@@ -68,8 +75,9 @@ type App struct {
 	Releases      *bolt.ReleaseService
 	Upstream      *bolt.UpstreamService
 	// Rollouts drives agent rollouts.
-	Rollouts *release.Runner
-	Alarms   *bolt.AlarmService
+	Rollouts    *release.Runner
+	Emergencies *bolt.EmergencyService
+	Alarms      *bolt.AlarmService
 	// Health is the fleet health model: node timeouts, alarms, self-tests.
 	Health *health.Monitor
 
@@ -119,6 +127,7 @@ func (a *App) Open() (err error) {
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
 	a.Releases = bolt.NewReleaseService(a.DB)
+	a.Emergencies = bolt.NewEmergencyService(a.DB)
 	a.Alarms = bolt.NewAlarmService(a.DB)
 
 	ctx := context.Background()
@@ -183,6 +192,22 @@ func (a *App) Open() (err error) {
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
+	a.Emergency = emergency.NewService()
+	a.Emergency.Store = a.Emergencies
+	a.Emergency.Areas = a.Areas
+	a.Emergency.Nodes = a.Nodes
+	a.Emergency.Contents = a.Contents
+	a.Emergency.Media = a.Media
+	a.Emergency.Deliveries = a.Deliveries
+	a.Emergency.Messenger = a.MQTT
+	a.Emergency.Clock = a.Clock
+	a.Emergency.Logger = a.Logger
+	if err := a.Emergency.Open(ctx); err != nil {
+		return fmt.Errorf("emergency: %w", err)
+	}
+	// Set before the client opens: its workers read it.
+	a.MQTT.OnEvents = a.Emergency.Events
+
 	a.Health = health.NewMonitor()
 	a.Health.Config = cfg.Health
 	a.Health.Clock = a.Clock
@@ -240,7 +265,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.EventService = a.Events
 	a.HTTP.UserService = a.Users
 	a.HTTP.DesiredService = a.Desired
-	a.HTTP.Scheduler = a.Scheduler
+	a.HTTP.Scheduler = changes{a.Scheduler, a.Health}
 	a.HTTP.AuditService = a.Audit
 	a.HTTP.Disconnect = disconnect
 	if tlsCfg != nil {
@@ -282,6 +307,8 @@ func (a *App) Open() (err error) {
 	}
 	a.HTTP.Upstream = link
 	a.HTTP.UpstreamSystems = a.Upstream
+	a.HTTP.EmergencyService = a.Emergency
+	a.HTTP.CapStore = bolt.NewCapService(a.DB)
 	ui, err := web.Handler()
 	if err != nil {
 		return err
@@ -292,6 +319,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.SelfTestService = a.Alarms
 	a.HTTP.Messenger = a.MQTT
 	a.HTTP.Checks = a.healthChecks()
+	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
@@ -318,8 +346,42 @@ func (a *App) Open() (err error) {
 		defer a.wg.Done()
 		_ = a.Health.Run(runCtx)
 	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = a.Emergency.Run(runCtx)
+	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil
+}
+
+// changes tells several parts that areas, nodes or announcements changed:
+// the scheduler recompiles, the health model reloads its node list.
+type changes []loaxa.Scheduler
+
+func (c changes) Changed() {
+	for _, s := range c {
+		s.Changed()
+	}
+}
+
+// metrics registers every part's metrics and returns the /metrics handler.
+func (a *App) metrics() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.HTTP.Collectors()...)
+	reg.MustRegister(a.MQTT.Collectors()...)
+	reg.MustRegister(a.Health.Collectors()...)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",
+	}, func() float64 {
+		n, err := a.DB.Size()
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)})
 }
 
 // healthChecks are what GET /api/v1/health reports on: the broker link,

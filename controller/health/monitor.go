@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
@@ -117,9 +119,12 @@ type Monitor struct {
 	open      map[alarmKey]*loaxa.Alarm
 	subs      map[chan *loaxa.Alarm]struct{}
 	lastSweep time.Time
-	lastDaily string // date of the last daily self-test, 2006-01-02 local
 	wg        sync.WaitGroup
 	ctx       context.Context // Run's, for background sends
+
+	events     *prometheus.CounterVec
+	eventsOnce sync.Once
+	reload     chan struct{}
 }
 
 // record is what the monitor keeps of one node.
@@ -141,7 +146,41 @@ var _ loaxa.HealthService = (*Monitor)(nil)
 
 // NewMonitor returns a monitor with DefaultConfig.
 func NewMonitor() *Monitor {
-	return &Monitor{Config: DefaultConfig(), Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler)}
+	return &Monitor{Config: DefaultConfig(), Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler), reload: make(chan struct{}, 1)}
+}
+
+// Changed tells the monitor that nodes may have been enrolled or removed;
+// Run reloads the node list soon after (the API calls it with the
+// scheduler's Changed).
+func (m *Monitor) Changed() {
+	select {
+	case m.reload <- struct{}{}:
+	default:
+	}
+}
+
+// reloadNodes adds the nodes enrolled since the last look and forgets
+// those that are gone.
+func (m *Monitor) reloadNodes(ctx context.Context) {
+	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		m.Logger.Warn("health: reload nodes", "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		seen[n.ID] = true
+		if m.nodes[n.ID] == nil {
+			m.nodes[n.ID] = newRecord(n)
+		}
+	}
+	for id := range m.nodes {
+		if !seen[id] {
+			delete(m.nodes, id)
+		}
+	}
 }
 
 // Open loads the nodes' last known status and the open alarms.
@@ -170,14 +209,6 @@ func (m *Monitor) Open(ctx context.Context) error {
 	}
 	for _, a := range alarms {
 		m.open[alarmKey{a.Node, a.Kind}] = a
-	}
-	if runs, err := m.Tests.FindSelfTests(ctx, 50); err == nil {
-		for _, t := range runs {
-			if t.RequestedBy == RequestedBySchedule {
-				m.lastDaily = t.Started.In(m.Config.Location).Format(time.DateOnly)
-				break
-			}
-		}
 	}
 	return nil
 }
@@ -211,8 +242,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C():
-			m.SweepNow(ctx)
+			// Reset before sweeping: a clock that moves while the sweep
+			// runs (a fake one in tests) then fires the next sweep.
 			timer.Reset(m.Config.Sweep)
+			m.SweepNow(ctx)
+		case <-m.reload:
+			m.reloadNodes(ctx)
 		}
 	}
 }
@@ -236,6 +271,7 @@ func (m *Monitor) beat(r *record) time.Duration {
 func (m *Monitor) SweepNow(ctx context.Context) {
 	now := m.Clock.Now()
 	m.mu.Lock()
+	prev := m.lastSweep
 	m.lastSweep = now
 	for id, r := range m.nodes {
 		silent := now.Sub(r.lastContact)
@@ -257,7 +293,7 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 			}
 		}
 	}
-	daily := m.dailyDue(now)
+	daily := m.dailyDue(prev, now)
 	m.mu.Unlock()
 	if daily {
 		if _, err := m.StartSelfTest(ctx, protocol.TestSilent, "", nil, RequestedBySchedule); err != nil {
@@ -290,19 +326,23 @@ func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state str
 	}
 }
 
-// dailyDue reports whether the daily self-test is due now (and marks it
-// as run). Called with m.mu held.
-func (m *Monitor) dailyDue(now time.Time) bool {
-	if m.Config.DailyTest == "" {
+// dailyDue reports whether the daily self-test's time passed between the
+// previous sweep and this one. A controller that was down at that time
+// skips the day's test rather than testing whenever it starts.
+func (m *Monitor) dailyDue(prev, now time.Time) bool {
+	if m.Config.DailyTest == "" || prev.IsZero() {
 		return false
+	}
+	hm, err := time.Parse("15:04", m.Config.DailyTest)
+	if err != nil {
+		return false // Validate refuses it
 	}
 	local := now.In(m.Config.Location)
-	today := local.Format(time.DateOnly)
-	if m.lastDaily == today || local.Format("15:04") < m.Config.DailyTest {
-		return false
+	at := time.Date(local.Year(), local.Month(), local.Day(), hm.Hour(), hm.Minute(), 0, 0, m.Config.Location)
+	if at.After(now) {
+		at = at.AddDate(0, 0, -1)
 	}
-	m.lastDaily = today
-	return true
+	return prev.Before(at) && !at.After(now)
 }
 
 // record returns node's record, loading a node enrolled since Open.
@@ -460,6 +500,7 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			continue
 		}
 		r.epoch, r.seq = epoch, e.Seq
+		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
 		switch {
 		case e.Type == protocol.EventCompleted:
 			lastPlay = e.At

@@ -336,3 +336,23 @@ func TestDailySelfTest(t *testing.T) {
 		t.Errorf("commands %+v", cmds)
 	}
 }
+
+// TestDailySelfTestNotAtStart: a controller started after the test time
+// does not test the fleet the moment it starts.
+func TestDailySelfTestNotAtStart(t *testing.T) {
+	w := newWorld(t, func(c *health.Config) { c.DailyTest = "01:00" }) // t0 is 02:00
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	w.m.SweepNow(ctx)
+	w.clock.Advance(5 * time.Second)
+	w.m.SweepNow(ctx)
+	if runs, _ := w.alarms.FindSelfTests(ctx, 10); len(runs) != 0 {
+		t.Fatalf("self-test at start: %+v", runs)
+	}
+	w.clock.Set(t0.Add(23 * time.Hour)) // 01:00 the next day
+	w.state("n1", online(healthy()))
+	w.m.SweepNow(ctx)
+	if runs, _ := w.alarms.FindSelfTests(ctx, 10); len(runs) != 1 {
+		t.Fatalf("runs the next day at 01:00: %+v", runs)
+	}
+}

@@ -230,6 +230,40 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
 		}}},
+		"GET /api/v1/emergency": {{ok: 200, build: get("/api/v1/emergency")}},
+		"POST /api/v1/emergency": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/emergency", map[string]any{"content_id": a.content, "targets": []string{scopeArea[in]}, "drill": true})
+		}}},
+		"GET /api/v1/emergency/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/emergency/" + a.emergency(in, false)}
+		}}},
+		"GET /api/v1/emergency/{id}/stream": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// A cancelled one whose node never had it: the stream ends at once.
+			return authzRequest{method: "GET", path: "/api/v1/emergency/" + a.emergency(in, true) + "/stream"}
+		}}},
+		"POST /api/v1/emergency/{id}/cancel": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/emergency/" + a.emergency(in, false) + "/cancel"}
+		}}},
+		"POST /api/v1/emergency/{id}/all-clear": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/emergency/"+a.emergency(in, false)+"/all-clear", map[string]any{"content_id": a.content})
+		}}},
+		"POST /api/v1/cap": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// Not on the auto-start list: it waits for approval, but its
+			// area is checked all the same.
+			return authzRequest{method: "POST", path: "/api/v1/cap", contentType: "application/cap+xml",
+				body: strings.NewReader(capXML(a.unique("id"), "Actual", scopeArea[in]))}
+		}}},
+		"GET /api/v1/cap":            {{ok: 200, build: get("/api/v1/cap")}},
+		"GET /api/v1/cap/auto-start": {{ok: 200, build: get("/api/v1/cap/auto-start")}},
+		"PUT /api/v1/cap/auto-start": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lũ quét"}})
+		}}},
+		"GET /api/v1/cap/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/cap/" + a.pendingCap(in)}
+		}}},
+		"POST /api/v1/cap/{id}/approve": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/cap/" + a.pendingCap(in) + "/approve"}
+		}}},
 		"GET /api/v1/keys": {{wholeTree: true, ok: 200, build: get("/api/v1/keys")}},
 		"POST /api/v1/keys": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			a.stores.keys.ActivateKey(context.Background()) // one may be announced already
@@ -300,6 +334,34 @@ func authzCases() map[string][]authzCase {
 	}
 }
 
+// emergency sends a drill to the in- or out-of-scope commune as admin,
+// cancelled at once if asked, and returns its id.
+func (a *authzEnv) emergency(in, cancelled bool) string {
+	ctx := context.Background()
+	em, err := a.env.emergency.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: a.content, Targets: []string{scopeArea[in]}, Drill: true, CreatedBy: "admin"})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if cancelled {
+		if _, err := a.env.emergency.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	return em.ID
+}
+
+// pendingCap stores a CAP alert waiting for approval for the in- or
+// out-of-scope commune and returns its id.
+func (a *authzEnv) pendingCap(in bool) string {
+	key := a.unique("cap")
+	rec := &loaxa.CapAlert{Key: key, Identifier: key, Sender: "test", Status: "Actual", MsgType: "Alert", Event: "Bão",
+		Text: "Bão.", Targets: []string{scopeArea[in]}, Action: "pending", ReceivedAt: a.clock.Now()}
+	if err := a.env.caps.CreateCapAlert(context.Background(), rec); err != nil {
+		a.t.Fatal(err)
+	}
+	return rec.ID
+}
+
 // alarm stores an open alarm of the in- or out-of-scope node.
 func (a *authzEnv) alarm(in bool) string {
 	al := &loaxa.Alarm{Kind: loaxa.AlarmDoorOpen, Node: scopeNode[in], Area: scopeArea[in], Start: a.clock.Now()}
@@ -333,7 +395,7 @@ func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
 // publicRoutes need no credentials; TestEveryRouteNeedsCredentials checks
 // that they are exactly the routes without an action.
 var publicRoutes = map[string]bool{
-	"GET /api/v1/health": true, "GET /api/v1/time": true,
+	"GET /api/v1/health": true, "GET /api/v1/time": true, "GET /metrics": true,
 	"POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true,
 	"POST /api/v1/inbound/bulletins": true, // authenticated by the system's key
 }

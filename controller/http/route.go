@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -27,6 +28,7 @@ type Route struct {
 // action here; the wrapper enforces it.
 func (s *Server) routeTable() []Route {
 	return []Route{
+		{Method: "GET", Path: "/metrics", handle: s.handleMetrics},
 		{Method: "GET", Path: "/api/v1/health", handle: s.handleHealth},
 		{Method: "GET", Path: "/api/v1/time", handle: s.handleTime},
 		{Method: "POST", Path: "/api/v1/auth/token", handle: s.handleCreateToken},
@@ -67,6 +69,19 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/announcements/{id}/deliveries", Action: loaxa.ActionRead, handle: s.handleListDeliveries},
 
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
+
+		{Method: "GET", Path: "/api/v1/emergency", Action: loaxa.ActionRead, handle: s.handleListEmergencies},
+		{Method: "POST", Path: "/api/v1/emergency", Action: loaxa.ActionEmergency, handle: s.handleSendEmergency},
+		{Method: "GET", Path: "/api/v1/emergency/{id}", Action: loaxa.ActionRead, handle: s.handleGetEmergency},
+		{Method: "GET", Path: "/api/v1/emergency/{id}/stream", Action: loaxa.ActionRead, handle: s.handleEmergencyStream},
+		{Method: "POST", Path: "/api/v1/emergency/{id}/cancel", Action: loaxa.ActionEmergency, handle: s.handleCancelEmergency},
+		{Method: "POST", Path: "/api/v1/emergency/{id}/all-clear", Action: loaxa.ActionEmergency, handle: s.handleAllClear},
+		{Method: "POST", Path: "/api/v1/cap", Action: loaxa.ActionEmergency, handle: s.handleReceiveCap},
+		{Method: "GET", Path: "/api/v1/cap", Action: loaxa.ActionRead, handle: s.handleListCap},
+		{Method: "GET", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionRead, handle: s.handleGetCapAutoStart},
+		{Method: "PUT", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionEmergency, handle: s.handlePutCapAutoStart},
+		{Method: "GET", Path: "/api/v1/cap/{id}", Action: loaxa.ActionRead, handle: s.handleGetCap},
+		{Method: "POST", Path: "/api/v1/cap/{id}/approve", Action: loaxa.ActionEmergency, handle: s.handleApproveCap},
 
 		{Method: "GET", Path: "/api/v1/audit", Action: loaxa.ActionReadAudit, handle: s.handleListAudit},
 
@@ -116,7 +131,10 @@ func (s *Server) routeTable() []Route {
 // wrap authenticates the caller of rt, checks rt.Action, runs the handler
 // and writes any error it returns.
 func (s *Server) wrap(rt Route) http.Handler {
+	latency := s.latency.WithLabelValues(rt.Method, rt.Path)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { latency.Observe(time.Since(start).Seconds()) }()
 		if rt.Action != "" {
 			ctx, err := s.authenticate(r, rt)
 			if err != nil {

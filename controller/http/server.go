@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -118,6 +120,12 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// EmergencyService sends and follows emergencies; nil answers those
+	// routes with unavailable.
+	EmergencyService loaxa.EmergencyService
+	// CapStore keeps received CAP alerts; nil (or no EmergencyService)
+	// answers the CAP routes with unavailable.
+	CapStore loaxa.CapStore
 	// UI serves every path outside /api/ (the web console, package
 	// controller/web); nil answers them 404 like unknown API routes.
 	UI http.Handler
@@ -130,9 +138,13 @@ type Server struct {
 	Messenger       loaxa.Messenger
 	// Checks are the controller's parts GET /api/v1/health reports on.
 	Checks []HealthCheck
+	// Metrics serves GET /metrics (Prometheus text format); nil answers
+	// 404. Collectors has the server's own metrics to register.
+	Metrics http.Handler
 
-	routes []Route
-	limits limiter
+	routes  []Route
+	limits  limiter
+	latency *prometheus.HistogramVec
 	// closing is closed when Close begins, so long-lived streams end.
 	closing     chan struct{}
 	closingOnce sync.Once
@@ -153,6 +165,11 @@ func NewServer() *Server {
 		Logger:         slog.New(slog.DiscardHandler),
 		mux:            http.NewServeMux(),
 		closing:        make(chan struct{}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loaxa_http_request_duration_seconds",
+			Help:    "API request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"method", "route"}),
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -160,6 +177,20 @@ func NewServer() *Server {
 	}
 	s.handler = s.logRequests(http.HandlerFunc(s.serveMux))
 	return s
+}
+
+// Collectors returns the server's own metrics (request latency by route)
+// for a Prometheus registry.
+func (s *Server) Collectors() []prometheus.Collector { return []prometheus.Collector{s.latency} }
+
+// handleMetrics answers GET /metrics. It is public, like /api/v1/health:
+// scrapers rarely carry tokens, and the metrics are counts, not content.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.Metrics == nil {
+		return loaxa.Errorf(loaxa.ENotFound, "This controller serves no metrics.")
+	}
+	s.Metrics.ServeHTTP(w, r)
+	return nil
 }
 
 // Handler returns the API as an http.Handler, for tests and for mounting

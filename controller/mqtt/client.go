@@ -26,6 +26,9 @@ import (
 	"loaxa.vn/protocol"
 )
 
+// queueTotal is how many node messages the ingest queues hold in all.
+const queueTotal = 16384
+
 // Default lifetimes of signed controller messages.
 const (
 	// DesiredTTL is how long a published desired state stays valid; the
@@ -48,23 +51,32 @@ type Client struct {
 	Topics    protocol.Topics
 	Signer    *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
-	// go to the same worker, so its events stay in order.
+	// go to the same worker, so its events stay in order. Each writes its
+	// node's status in its own store transaction, and the store commits
+	// concurrent writes together, so more workers mean fewer commits per
+	// message (BENCHMARKS.md: 4 workers handled 757 states/s, 32 about
+	// 7,000, on the same disk).
 	Workers int
 	// PublishTimeout bounds waiting for the broker to accept a publish.
 	PublishTimeout time.Duration
 
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
+	// OnEvents, if set, is told of every event batch stored from a node
+	// (resent events included), after it is stored; it must not block.
+	OnEvents func(node string, events []protocol.Event)
 	// Observer, if set, hears every stored state and event batch.
 	Observer Observer
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	client  paho.Client
-	queues  []chan message
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	dropped atomic.Uint64
+	client      paho.Client
+	queues      []chan message
+	m           *metrics
+	metricsOnce sync.Once
+	wg          sync.WaitGroup
+	cancel      context.CancelFunc
+	dropped     atomic.Uint64
 }
 
 type message struct {
@@ -77,7 +89,7 @@ func NewClient() *Client {
 	return &Client{
 		ClientID:       "loaxa-controller",
 		Topics:         protocol.NewTopics(""),
-		Workers:        4,
+		Workers:        32,
 		PublishTimeout: 10 * time.Second,
 		Now:            time.Now,
 		Logger:         slog.Default(),
@@ -103,7 +115,8 @@ func (c *Client) Open() error {
 	c.cancel = cancel
 	c.queues = make([]chan message, max(c.Workers, 1))
 	for i := range c.queues {
-		c.queues[i] = make(chan message, 4096)
+		// 16,384 messages in all, however many workers share them.
+		c.queues[i] = make(chan message, max(queueTotal/len(c.queues), 256))
 		c.wg.Add(1)
 		go c.work(ctx, c.queues[i])
 	}
@@ -189,6 +202,7 @@ func (c *Client) route(_ paho.Client, m paho.Message) {
 		c.Logger.Warn("mqtt: message on unexpected topic", "topic", m.Topic(), "err", err)
 		return
 	}
+	c.metrics().in.WithLabelValues(string(t.Channel)).Inc()
 	h := fnv.New32a()
 	h.Write([]byte(t.ID))
 	q := c.queues[h.Sum32()%uint32(len(c.queues))]
@@ -214,15 +228,29 @@ func (c *Client) work(ctx context.Context, q <-chan message) {
 			case protocol.ChanEvent:
 				err = c.ingestEvents(ctx, m.topic.ID, m.payload)
 			}
+			result := "ok"
 			if err != nil && !errors.Is(err, context.Canceled) {
+				result = "refused"
 				c.Logger.Warn("mqtt: node message refused", "node", m.topic.ID, "channel", m.topic.Channel, "err", err)
 			}
+			c.metrics().ingested.WithLabelValues(string(m.topic.Channel), result).Inc()
 		}
 	}
 }
 
-// publish sends payload and waits for the broker to take it.
-func (c *Client) publish(ctx context.Context, topic string, retained bool, payload []byte) error {
+// publish sends payload and waits for the broker to take it, and counts
+// it as kind.
+func (c *Client) publish(ctx context.Context, kind, topic string, retained bool, payload []byte) error {
+	err := c.publishRaw(ctx, topic, retained, payload)
+	if err != nil {
+		c.metrics().failed.WithLabelValues(kind).Inc()
+	} else {
+		c.metrics().out.WithLabelValues(kind).Inc()
+	}
+	return err
+}
+
+func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
 	tok := c.client.Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(c.PublishTimeout)
 	defer timer.Stop()
@@ -247,7 +275,7 @@ func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) e
 	if err != nil {
 		return fmt.Errorf("publish desired state %d for %s: %w", d.Version, d.Node, err)
 	}
-	return c.publish(ctx, c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
+	return c.publish(ctx, "desired", c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
 }
 
 // SendNodeCommand signs cmd and publishes it on the node's cmd topic.
@@ -257,7 +285,21 @@ func (c *Client) SendNodeCommand(ctx context.Context, node string, cmd protocol.
 	if err != nil {
 		return fmt.Errorf("send %s to %s: %w", cmd.Name, node, err)
 	}
-	return c.publish(ctx, c.Topics.Node(node, protocol.ChanCmd), false, raw)
+	return c.publish(ctx, "command", c.Topics.Node(node, protocol.ChanCmd), false, raw)
 }
 
-var _ loaxa.Messenger = (*Client)(nil)
+// SendAreaCommand signs cmd and publishes it on the area's cmd topic; the
+// broker delivers it to every node of the area and of the areas below.
+func (c *Client) SendAreaCommand(ctx context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
+	to := protocol.Topic{Scope: protocol.ScopeArea, ID: area}.Audience()
+	raw, err := c.Signer.Seal(protocol.TypeCommand, to, cmd, ttl)
+	if err != nil {
+		return fmt.Errorf("send %s to area %s: %w", cmd.Name, area, err)
+	}
+	return c.publish(ctx, "alert", c.Topics.Area(area, protocol.ChanCmd), false, raw)
+}
+
+var (
+	_ loaxa.Messenger      = (*Client)(nil)
+	_ loaxa.AlertMessenger = (*Client)(nil)
+)

@@ -147,7 +147,11 @@ func (b *Browser) Wait(what, expr string, within time.Duration) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, within+5*time.Second)
 	defer cancel()
+	start := time.Now()
 	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(within)))
+	if d := time.Since(start); d > 2*time.Second {
+		b.t.Logf("waited %v for %s", d.Round(time.Millisecond), what) // where a slow run spends its time
+	}
 	if err != nil {
 		b.checkErrors()
 		b.Shot("failed")

@@ -110,6 +110,8 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	b.Wait("the spoken notice ready to preview", `document.querySelector('#tts-preview audio') && document.querySelector('#tts-preview audio').src.startsWith('blob:')`, 20*time.Second)
 	b.Wait("the preview player can play it", `document.querySelector('#tts-preview audio').readyState >= 1 && document.querySelector('#tts-preview audio').duration > 1`, 10*time.Second)
 	b.Wait("the recording in the library", `[...document.querySelectorAll('#library-table tbody tr')].some(r => r.innerText.includes('Bản tin chiều'))`, 10*time.Second)
+	b.Do("search the library", chromedp.SendKeys(chromedp.CSS(`#library-search`), "tin chiều"))
+	b.Wait("only the recording found", `document.querySelectorAll('#library-table tbody tr').length === 1 && `+text("#library-table tbody")+`.includes('Bản tin chiều')`, 10*time.Second)
 	b.Shot("04-thu-vien")
 	var content struct{ Content []loaxa.Content }
 	c.MustDo("GET", "/api/v1/content?q=B%E1%BA%A3n%20tin%20chi%E1%BB%81u", nil, &content)
@@ -204,14 +206,25 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	b.Shot("07-chi-tiet-cum-loa")
 
 	b.Go("#/reports", `document.querySelector('#report-nodes')`)
-	if !strings.Contains(MustEval[string](b, `document.querySelector('#report-csv').href`), "format=csv") {
-		t.Error("report has no CSV link")
+	csv := MustEval[string](b, `fetch(document.querySelector('#report-csv').href).then(r => r.text())`)
+	if !strings.HasPrefix(csv, "level,id,area,name,nodes,scheduled,completed,") || !strings.Contains(csv, "node,lap-le-01,11527,") {
+		t.Errorf("the report's CSV link gives:\n%s", csv)
+	}
+	// The month's chart counts both clusters' plays; the year's report
+	// draws twelve months.
+	if n := MustEval[int](b, `document.querySelectorAll('#report-nodes tbody tr').length`); n != 2 {
+		t.Errorf("report lists %d clusters, want 2", n)
 	}
 	b.Shot("08-bao-cao")
+	b.Do("make the yearly report", chromedp.Evaluate[chromedp.Void](`document.querySelector('#report-year').form.requestSubmit()`))
+	b.Wait("the yearly report", `document.querySelector('#report-year-result svg.chart')`, 15*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('#report-year-result svg.chart')[0].querySelectorAll('rect.bar-done').length`); n != 12+1 {
+		t.Errorf("yearly minutes chart has %d 'played' bars, want 12 months and the legend", n)
+	}
 
 	b.Go("#/emergency", `document.querySelector('main h1.emergency-title')`)
 	b.Shot("12-khan-cap")
-	b.Go("#/alarms", `document.querySelector('#h-attn')`)
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
 	b.Shot("13-canh-bao")
 
 	// On a phone the menu runs across the top and the page still reads.

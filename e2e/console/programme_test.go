@@ -92,4 +92,19 @@ func TestConflictsAndProposals(t *testing.T) {
 	if len(props.Proposals) != 1 || props.Proposals[0].State != "accepted" || props.Proposals[0].Session != evening.ID || props.Proposals[0].DecidedBy != "can-bo-lap-le" {
 		t.Errorf("proposals %s", rig.Describe(props))
 	}
+
+	// The officer changes their own password from the header's link.
+	b.Do("open my account", chromedp.Click(chromedp.CSS(`a.account-link`)))
+	b.Wait("the password form", `document.querySelector('#pw-form')`, 5*time.Second)
+	b.CheckAccessible("#/account")
+	b.Do("change the password",
+		chromedp.SendKeys(chromedp.CSS(`#pw-current`), officerPassword),
+		chromedp.SendKeys(chromedp.CSS(`#pw-new`), "mat-khau-moi-cua-xa"),
+		chromedp.SendKeys(chromedp.CSS(`#pw-again`), "mat-khau-moi-cua-xa"),
+		chromedp.Click(chromedp.CSS(`#pw-form button[type=submit]`)))
+	b.Wait("the change confirmed", text("#pw-status")+`.startsWith('Đã đổi mật khẩu')`, 10*time.Second)
+	if status, _ := c.Do("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-lap-le", "password": "mat-khau-moi-cua-xa"}, nil); status != 200 {
+		t.Errorf("sign-in with the new password: %d", status)
+	}
+	b.Go("#/overview", `document.querySelector('#count-online')`) // still signed in
 }

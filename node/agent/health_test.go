@@ -5,12 +5,17 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	simboard "loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/promtest"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
@@ -192,5 +197,41 @@ func TestRemoteCommands(t *testing.T) {
 	case <-rebooted:
 	case <-time.After(10 * time.Second):
 		t.Fatal("reboot not called")
+	}
+}
+
+// TestMetrics scrapes the agent's metrics after a play and a refused
+// message, parsed with Prometheus' own parser.
+func TestMetrics(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	n := startAgent(t, cred, options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.a.Collectors()...)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	waitConnected(t, n)
+	ref := ctl.AddContent(200 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, time.Now().Add(800*time.Millisecond))}, ref))
+	waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	nodetest.Eventually(t, 5*time.Second, "outbox emptied", func() bool { return n.a.Status().Outbox == 0 })
+
+	m := promtest.Scrape(t, srv.URL)
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		want   func(float64) bool
+	}{
+		{"loaxa_node_events_total", []string{"type", "completed"}, func(v float64) bool { return v == 1 }},
+		{"loaxa_node_events_total", []string{"type", "started"}, func(v float64) bool { return v == 1 }},
+		{"loaxa_node_link_connects_total", nil, func(v float64) bool { return v >= 1 }},
+		{"loaxa_node_cache_bytes", nil, func(v float64) bool { return v == float64(ref.Size) }},
+		{"loaxa_node_cache_limit_bytes", nil, func(v float64) bool { return v > 0 }},
+		{"loaxa_node_outbox_events", nil, func(v float64) bool { return v == 0 }},
+		{"loaxa_node_desired_version", nil, func(v float64) bool { return v == 1 }},
+	} {
+		if v, ok := m.Value(tt.name, tt.labels...); !ok || !tt.want(v) {
+			t.Errorf("%s%v = %v (present %v)", tt.name, tt.labels, v, ok)
+		}
 	}
 }

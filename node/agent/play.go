@@ -41,6 +41,7 @@ type play struct {
 	files   []io.Closer
 	length  time.Duration // how long the stream plays
 	openErr error         // the content could not be opened; nothing to play
+	skipped []string      // chimes left out because they were not cached
 	// ampFailed: the amplifier did not switch on when the play was
 	// prepared; the cue stays held and the start tries once more.
 	ampFailed bool
@@ -141,6 +142,7 @@ func (a *Agent) openStream(p *play) error {
 		}
 		if !a.cache.Has(id) {
 			a.log.Warn("agent: chime not cached; playing without it", "occurrence", o.ID, "content", id)
+			p.skipped = append(p.skipped, id)
 			return
 		}
 		pcm, err := open(id)
@@ -254,7 +256,7 @@ func (a *Agent) onAir(p *play) {
 	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC()}
 	a.mu.Unlock()
 	signal(a.dirty)
-	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "late_ms", e.LateMS)
+	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS)
 }
 
 // dropCue discards the cue, which must be held (or never have begun).

@@ -1,5 +1,7 @@
 // Package board drives the speaker box hardware for the node agent. None is
-// for machines without a board; firmware-sim/board simulates a real one.
+// for machines without a board; GPIO drives a real one's amplifier relay
+// and reads its inputs through the Linux GPIO character device, as a board
+// file says; firmware-sim/board simulates a full one.
 package board
 
 import "loaxa.vn/protocol"

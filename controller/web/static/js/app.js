@@ -21,6 +21,7 @@ const screens = [
   { path: 'audit', module: './views/audit.js', key: 'nav.audit', action: 'audit.read' },
   { path: 'admin', module: './views/admin.js', key: 'nav.admin', anyOf: ['users.manage', 'areas.manage', 'nodes.manage'] },
   { path: 'emergency', module: './views/emergency.js', key: 'nav.emergency', action: 'emergency', emergency: true },
+  { path: 'account', module: './views/account.js', key: 'account.title', hidden: true },
 ];
 
 /** Context is what every screen gets: the user, their areas, helpers. */
@@ -160,7 +161,7 @@ function shell() {
   fill(root,
     h('header', { class: 'top' },
       h('div', { class: 'brand' }, h('img', { src: '/static/icon.svg', alt: '', width: 28, height: 28 }), t('app.name')),
-      h('div', { class: 'who', id: 'who' }, h('strong', { id: 'scope' }, ctx.scope()), h('small', {}, `${ctx.me.username} · ${t('role.' + ctx.me.role)}`)),
+      h('div', { class: 'who', id: 'who' }, h('strong', { id: 'scope' }, ctx.scope()), h('small', {}, h('a', { href: '#/account', class: 'account-link', title: t('account.title') }, ctx.me.username), ` · ${t('role.' + ctx.me.role)}`)),
       langSwitch(() => { shell(); route(); }),
       logout),
     h('div', { class: 'layout' }, nav, h('main', { id: 'main', tabindex: '-1' })));
@@ -178,7 +179,7 @@ async function route() {
   const [path, ...params] = (location.hash.replace(/^#\/?/, '') || 'overview').split('/').map(decodeURIComponent);
   const sc = screens.find((x) => x.path === path) || screens[0];
   for (const a of root.querySelectorAll('nav.side a')) {
-    if (a.dataset.path === sc.path || (sc.hidden && a.dataset.path === 'programme')) a.setAttribute('aria-current', 'page');
+    if (a.dataset.path === sc.path || (sc.path === 'deliveries' && a.dataset.path === 'programme')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   if (cleanup) { cleanup(); cleanup = null; }

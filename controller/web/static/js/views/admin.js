@@ -17,12 +17,18 @@ async function users(ctx) {
   const { users } = await api('GET', '/users');
   const list = h('tbody', {}, users.map((u) => h('tr', {},
     h('td', {}, u.username), h('td', {}, t('role.' + u.role)), h('td', {}, u.area ? ctx.areaName(u.area) : t('scope.whole')), h('td', {}, fmtDateTime(u.created_at)),
-    h('td', {}, h('button', {
+    h('td', { class: 'row' }, h('button', {
       type: 'button', class: 'secondary', onclick: async () => {
         if (!(await confirmDialog(t('admin.signout_title', { user: u.username }), h('p', {}, t('admin.signout_body')), t('admin.signout'), true))) return;
         try { const r = await api('DELETE', `/users/${encodeURIComponent(u.username)}/sessions`); toast(t('admin.signed_out', { n: r.revoked })); } catch (err) { toast(err.message, true); }
       },
-    }, t('admin.signout'))))));
+    }, t('admin.signout')), h('button', {
+      type: 'button', class: 'secondary', onclick: async () => {
+        const pw = h('input', { type: 'password', autocomplete: 'new-password', minlength: 10 });
+        if (!(await confirmDialog(t('admin.reset_title', { user: u.username }), field(t('account.new'), pw, t('admin.reset_hint')), t('admin.reset'), true))) return;
+        try { const r = await api('PUT', `/users/${encodeURIComponent(u.username)}/password`, { password: pw.value }); toast(t('admin.reset_done', { user: u.username, n: r.revoked })); } catch (err) { toast(err.message, true); }
+      },
+    }, t('admin.reset'))))));
   const username = h('input', { id: 'user-name', required: true, autocapitalize: 'none', pattern: '[a-z0-9._\\-]{3,32}' });
   const password = h('input', { id: 'user-password', type: 'password', required: true, minlength: 10, autocomplete: 'new-password' });
   const role = h('select', { id: 'user-role' }, options(['commune', 'district', 'province', 'technician', 'viewer', 'admin'].map((r) => [r, t('role.' + r)]), 'commune'));

@@ -2,8 +2,8 @@
 // one cluster's detail — status, telemetry and its last plays.
 
 import { api, now } from '../api.js';
-import { t } from '../i18n.js';
-import { h, fill, field, options, badge, fmtDateTime, fmtTime, errorBox, fmtNumber } from '../ui.js';
+import { t, has } from '../i18n.js';
+import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog } from '../ui.js';
 import { clusterMap } from '../map.js';
 import { nodeHealth } from './overview.js';
 
@@ -62,15 +62,27 @@ async function detail(ctx, main, id) {
           row(t('clusters.credentials'), n.credentials)))),
       h('section', { class: 'panel', 'aria-labelledby': 'h-tele' }, h('h2', { id: 'h-tele' }, t('clusters.telemetry')),
         h('table', {}, h('tbody', {},
-          row(t('clusters.amplifier'), st.board ? (b.amplifier ? t('common.on') : t('common.off')) : null),
+          row(t('clusters.amplifier'), st.board ? (b.amplifier ? t('common.on') : t('common.off')) + (b.amplifier_fault ? ` · ${t('alarm.amplifier-fault')}` : '') : null),
+          row(t('clusters.speaker_line'), b.speaker_line ? t('line.' + b.speaker_line) + (b.speaker_ohms !== undefined ? ` (${fmtNumber(b.speaker_ohms, 1)} Ω)` : '') : null),
           row(t('clusters.mains'), b.mains === undefined ? null : (b.mains ? t('common.on') : t('clusters.on_battery'))),
-          row(t('clusters.battery'), b.battery_volts === undefined ? null : `${fmtNumber(b.battery_volts, 1)} V`),
+          row(t('clusters.battery'), b.battery_volts === undefined ? null : `${fmtNumber(b.battery_volts, 1)} V` + (b.charging ? ` · ${t('clusters.charging')}` : '')),
           row(t('clusters.temperature'), b.temperature_c === undefined ? null : `${fmtNumber(b.temperature_c, 1)} °C`),
+          row(t('clusters.door'), b.door_open === undefined ? null : (b.door_open ? t('clusters.door_open') : t('clusters.door_closed'))),
+          row(t('clusters.signal'), b.rssi_dbm === undefined ? null : `${b.rssi_dbm} dBm${b.link ? ' · ' + b.link : ''}`),
+          row(t('clusters.volume'), st.volume === undefined ? null : `${st.volume}/15${st.muted ? ' · ' + t('clusters.muted') : ''}`),
+          row(t('clusters.uptime'), st.uptime_s ? fmtDuration(st.uptime_s * 1000) : null),
+          row(t('clusters.disk'), st.disk_free_bytes === undefined ? null : `${fmtNumber(st.disk_free_bytes / 1048576)} MiB`),
+          row(t('clusters.last_play'), st.last_play ? fmtDateTime(st.last_play) : null),
           row(t('clusters.clock'), `${st.clock_offset_ms} ms`),
-          row(t('clusters.cache'), st.cache_limit ? `${fmtNumber(st.cache_bytes / 1048576, 1)} / ${fmtNumber(st.cache_limit / 1048576)} MiB` : null),
+          row(t('clusters.cache'), st.cache_limit ? `${fmtNumber((st.cache_bytes || 0) / 1048576, 1)} / ${fmtNumber(st.cache_limit / 1048576)} MiB` : null),
           row(t('clusters.agent'), st.agent),
           row(t('clusters.rejected'), String(st.rejected)),
           row(t('clusters.outbox'), String(st.outbox)))))),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-faults', id: 'node-faults' }, h('h2', { id: 'h-faults' }, t('clusters.faults')),
+      (st.faults || []).length === 0 ? h('p', { class: 'muted' }, t('clusters.no_faults')) :
+        h('ul', {}, st.faults.map((f) => h('li', { dataset: { fault: f.kind } }, h('strong', {}, has('alarm.' + f.kind) ? t('alarm.' + f.kind) : f.kind),
+          ` · ${t('overview.since', { time: fmtDateTime(f.since) })}`, f.detail ? ` · ${f.detail}` : '')))),
+    ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id)) : null,
     h('section', { class: 'panel', 'aria-labelledby': 'h-plays' }, h('h2', { id: 'h-plays' }, t('clusters.plays')),
       plays.length === 0 ? h('p', { class: 'muted' }, t('clusters.no_plays')) :
         h('div', { class: 'table-wrap' }, h('table', { id: 'node-plays' },
@@ -80,4 +92,61 @@ async function detail(ctx, main, id) {
             h('td', {}, badge(e.type, 'event.')),
             h('td', {}, e.announcement ? h('a', { href: `#/deliveries/${encodeURIComponent(e.announcement)}` }, e.announcement) : '—'),
             h('td', {}, [e.reason, e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
+}
+
+/**
+ * remote is the technician's panel: default volume, mute and amplifier
+ * policy (they travel in the node's signed desired state, so an offline
+ * node applies them when back), a silent or audible self-test with its
+ * report, a fresh state report, and a reboot.
+ */
+function remote(n, reload) {
+  const set = n.settings || {};
+  const volume = h('select', { id: 'node-volume' }, options(Array.from({ length: 16 }, (_, i) => [String(i), String(i)]), String(set.volume ?? n.status.volume ?? 10)));
+  const muted = h('input', { type: 'checkbox', id: 'node-muted', checked: !!set.muted });
+  const amp = h('select', { id: 'node-amp' }, options([['auto', t('clusters.amp_auto')], ['always-on', t('clusters.amp_always')]], set.amplifier_policy || 'auto'));
+  const status = h('div', { id: 'node-remote-status', 'aria-live': 'polite' });
+  const report = h('div', { id: 'selftest-report', 'aria-live': 'polite' });
+  const id = encodeURIComponent(n.id);
+  const command = (name, confirmText) => async () => {
+    if (confirmText && !(await confirmDialog(confirmText, h('p', {}, n.name), t('clusters.cmd_' + name), true))) return;
+    try { await api('POST', `/nodes/${id}/commands`, { name }); toast(t('clusters.cmd_sent')); } catch (err) { fill(status, errorBox(err)); }
+  };
+  const selftest = (kind) => async () => {
+    fill(report, t('clusters.testing'));
+    try {
+      const run = await api('POST', '/selftests', { kind, nodes: [n.id] });
+      for (;;) {
+        const rep = await api('GET', `/selftests/${encodeURIComponent(run.id)}`);
+        const row = (rep.report || [])[0];
+        if (rep.complete && row) {
+          fill(report, h('p', { class: row.status === 'pass' ? '' : 'error', dataset: { status: row.status } },
+            t('selftest.' + row.status), row.speaker_line ? ` · ${t('clusters.speaker_line')}: ${t('line.' + row.speaker_line)}` : '',
+            (row.problems || []).length ? ` · ${row.problems.join(', ')}` : ''));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } catch (err) { fill(report, errorBox(err)); }
+  };
+  return h('section', { class: 'panel no-print', 'aria-labelledby': 'h-remote', id: 'node-remote' }, h('h2', { id: 'h-remote' }, t('clusters.remote')),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await api('PATCH', `/nodes/${id}/settings`, { volume: Number(volume.value), muted: muted.checked, amplifier_policy: amp.value });
+          toast(t('clusters.saved'));
+          await reload();
+        } catch (err) { fill(status, errorBox(err)); }
+      },
+    }, h('div', { class: 'form-grid' }, field(t('clusters.volume'), volume, t('clusters.volume_hint')), field(t('clusters.amp_policy'), amp)),
+    h('label', { class: 'check', for: 'node-muted' }, muted, t('clusters.mute')),
+    h('div', { class: 'row', style: 'margin-top:.6rem' }, h('button', { type: 'submit', id: 'node-save' }, t('clusters.save'))), status),
+    h('h3', {}, t('clusters.tests')),
+    h('div', { class: 'row' },
+      h('button', { type: 'button', class: 'secondary', id: 'test-silent', onclick: selftest('silent') }, t('clusters.test_silent')),
+      h('button', { type: 'button', class: 'secondary', id: 'test-audible', onclick: selftest('audible') }, t('clusters.test_audible')),
+      h('button', { type: 'button', class: 'secondary', onclick: command('state-now') }, t('clusters.cmd_state-now')),
+      h('button', { type: 'button', class: 'danger', onclick: command('reboot', t('clusters.reboot_title')) }, t('clusters.cmd_reboot'))),
+    report);
 }

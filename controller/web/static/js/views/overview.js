@@ -2,19 +2,20 @@
 // today, and the emergency entry, set apart from everything else.
 
 import { api, now } from '../api.js';
-import { t } from '../i18n.js';
+import { t, has } from '../i18n.js';
 import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber } from '../ui.js';
 
 const REFRESH_MS = 15000;
 
-/** nodeHealth sorts a node into the overview's counts. */
+/**
+ * nodeHealth sorts a node as the fleet health model does: offline, never
+ * connected, stale (missed heartbeats), faulty (an open board fault), or
+ * online and healthy.
+ */
 export function nodeHealth(n) {
   const st = n.status || {};
-  if (st.state !== 'online') return st.state === 'never' ? 'never' : 'offline';
-  const behind = st.desired_version && st.running_version !== st.desired_version;
-  const missing = (st.content_missing || []).length > 0;
-  const mainsOff = st.board && st.board.mains === false;
-  return behind || missing || mainsOff ? 'faulty' : 'online';
+  if (st.state === 'offline' || st.state === 'never' || st.state === 'stale') return st.state;
+  return (st.faults || []).length ? 'faulty' : 'online';
 }
 
 export async function render(ctx, main) {
@@ -28,20 +29,29 @@ export async function render(ctx, main) {
 
   async function load() {
     const today = ymd(now());
-    const [nodes, programme] = await Promise.all([
+    const [nodes, programme, alarms] = await Promise.all([
       api('GET', '/nodes', undefined, { area }),
       area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) }) : { items: [] },
+      api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
     ]);
-    const counts = { online: 0, faulty: 0, offline: 0, never: 0 };
+    const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
     for (const n of nodes.nodes) counts[nodeHealth(n)]++;
+    const open = alarms ? alarms.alarms : [];
+    const critical = open.filter((a) => a.severity === 'critical').length;
     const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
     const nowMS = now().getTime();
     fill(body,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
         h('h2', { id: 'h-fleet' }, t('overview.fleet', { n: nodes.nodes.length })),
-        h('div', { class: 'stats' }, ['online', 'faulty', 'offline', 'never'].map((k) =>
+        h('div', { class: 'stats' }, ['online', 'faulty', 'stale', 'offline', 'never'].map((k) =>
           h('a', { class: 'panel', href: '#/clusters', id: 'count-' + k, style: 'text-decoration:none;color:inherit' },
             h('div', { class: `stat s-${k}` }, fmtNumber(counts[k])), badge(k, 'health.'))))),
+      alarms ? h('section', { class: 'panel', 'aria-labelledby': 'h-alarms', id: 'overview-alarms' },
+        h('h2', { id: 'h-alarms' }, h('a', { href: '#/alarms' }, t('overview.alarms', { n: open.length, critical }))),
+        open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) :
+          h('ul', {}, open.slice(0, 5).map((a) => h('li', {}, badge(a.severity, 'severity.'), ' ',
+            has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, ' — ',
+            h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), ` · ${t('overview.since', { time: fmtTime(a.start) })}`)))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-now' },
         h('h2', { id: 'h-now' }, t('overview.playing')),
         playing.length === 0 ? h('p', { class: 'muted' }, t('overview.silent')) :

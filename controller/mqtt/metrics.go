@@ -1,0 +1,45 @@
+package mqtt
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics counts the client's traffic.
+type metrics struct {
+	in       *prometheus.CounterVec // by channel
+	ingested *prometheus.CounterVec // handled by a worker, by channel and result
+	out      *prometheus.CounterVec // by kind: desired, command
+	failed   *prometheus.CounterVec // publishes the broker did not take, by kind
+	dropped  prometheus.CounterFunc
+}
+
+func newMetrics(c *Client) *metrics {
+	return &metrics{
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_messages_in_total", Help: "Node messages received, by channel (state, event).",
+		}, []string{"channel"}),
+		ingested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_messages_ingested_total", Help: "Node messages the ingest workers handled, by channel and result (ok, refused).",
+		}, []string{"channel", "result"}),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_messages_out_total", Help: "Signed messages the broker took, by kind (desired, command, alert).",
+		}, []string{"kind"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_publish_failures_total", Help: "Publishes the broker did not take in time, by kind.",
+		}, []string{"kind"}),
+		dropped: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_messages_dropped_total", Help: "Node messages dropped because the ingest queues were full.",
+		}, func() float64 { return float64(c.Dropped()) }),
+	}
+}
+
+// Collectors returns the client's metrics for a Prometheus registry.
+func (c *Client) Collectors() []prometheus.Collector {
+	m := c.metrics()
+	return []prometheus.Collector{m.in, m.ingested, m.out, m.failed, m.dropped}
+}
+
+// metrics returns the client's metrics, made on first use so that a Client
+// built without NewClient works too.
+func (c *Client) metrics() *metrics {
+	c.metricsOnce.Do(func() { c.m = newMetrics(c) })
+	return c.m
+}

@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/promtest"
+)
+
+// TestControllerMetricsAndHealth scrapes the controller's /metrics with a
+// node connected and parses it with Prometheus' own parser, and reads
+// GET /api/v1/health.
+func TestControllerMetricsAndHealth(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("tt-01", "12346")
+	c.CreateNode("tt-02", "12346") // never connects
+	rig.StartNode(t, cr, rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "node online, running its desired state", func() bool {
+		st := c.Node("tt-01").Status
+		return st.State == loaxa.NodeOnline && st.RunningVersion > 0
+	})
+
+	var m promtest.Metrics
+	rig.Eventually(t, 10*time.Second, "one node online and one never seen in the metrics", func() bool {
+		m = promtest.Scrape(t, c.URL+"/metrics")
+		online, _ := m.Value("loaxa_nodes", "state", "online")
+		never, _ := m.Value("loaxa_nodes", "state", "never")
+		return online == 1 && never == 1
+	})
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"loaxa_mqtt_messages_in_total", []string{"channel", "state"}, 1},
+		{"loaxa_mqtt_messages_out_total", []string{"kind", "desired"}, 1},
+		{"loaxa_http_request_duration_seconds", []string{"route", "/api/v1/nodes/{id}"}, 1},
+		{"loaxa_store_bytes", nil, 1},
+		{"go_goroutines", nil, 1},
+	} {
+		if v, ok := m.Value(tt.name, tt.labels...); !ok || v < tt.min {
+			t.Errorf("%s%v = %v (present %v), want at least %v", tt.name, tt.labels, v, ok, tt.min)
+		}
+	}
+	if _, ok := m.Value("loaxa_alarms_open", "severity", "critical"); !ok {
+		t.Error("no loaxa_alarms_open{severity=critical}")
+	}
+
+	resp, err := http.Get(c.URL + "/api/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Status string
+		Checks map[string]struct {
+			OK     bool
+			Detail string
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || h.Status != "ok" {
+		t.Errorf("health %d %+v", resp.StatusCode, h)
+	}
+	for _, part := range []string{"broker", "store", "scheduler", "health"} {
+		if !h.Checks[part].OK {
+			t.Errorf("check %s: %+v", part, h.Checks[part])
+		}
+	}
+}

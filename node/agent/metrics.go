@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"loaxa.vn/protocol"
+)
+
+// metrics are the agent's Prometheus metrics. They are always counted
+// (a few counters cost nothing); Collectors hands them to a registry.
+type metrics struct {
+	events   *prometheus.CounterVec // by type
+	failures *prometheus.CounterVec // failed plays by reason
+	connects prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_node_events_total",
+			Help: "Events the node wrote, by type: plays started, completed, failed, missed, preempted; self-tests.",
+		}, []string{"type"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_node_play_failures_total", Help: "Plays that failed, by reason.",
+		}, []string{"reason"}),
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loaxa_node_link_connects_total", Help: "Connections to the broker made, the first included: reconnects are this minus one.",
+		}),
+	}
+}
+
+// count records events the agent noted.
+func (m *metrics) count(events []protocol.Event) {
+	for _, e := range events {
+		m.events.WithLabelValues(string(e.Type)).Inc()
+		if e.Type == protocol.EventFailed {
+			m.failures.WithLabelValues(e.Reason).Inc()
+		}
+	}
+}
+
+// Collectors returns the agent's metrics for a Prometheus registry: events
+// and failures, broker connects, and gauges of the content cache, the
+// outbox and refused messages read at each scrape.
+func (a *Agent) Collectors() []prometheus.Collector {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	return []prometheus.Collector{
+		a.metrics.events, a.metrics.failures, a.metrics.connects,
+		gauge("loaxa_node_cache_bytes", "Bytes in the content cache.", func() float64 {
+			n, _, _ := a.cache.Usage()
+			return float64(n)
+		}),
+		gauge("loaxa_node_cache_limit_bytes", "Size limit of the content cache.", func() float64 {
+			_, n, _ := a.cache.Usage()
+			return float64(n)
+		}),
+		gauge("loaxa_node_content_missing", "Content the desired state needs and the cache lacks.", func() float64 {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return float64(len(a.status.missing))
+		}),
+		gauge("loaxa_node_outbox_events", "Events not yet acknowledged by the controller.", func() float64 {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return float64(a.status.outbox)
+		}),
+		gauge("loaxa_node_rejected_messages", "Controller messages refused since start (bad signature, expired, replayed…).", func() float64 {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return float64(a.status.rejected)
+		}),
+		gauge("loaxa_node_desired_version", "Version of the desired state the node runs.", func() float64 {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return float64(a.status.desiredVersion)
+		}),
+	}
+}
