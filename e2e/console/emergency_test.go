@@ -95,4 +95,14 @@ func TestEmergencyAckBoard(t *testing.T) {
 		}
 		return true
 	})
+
+	// The all-clear goes to the same areas, read out from the text given.
+	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the all-clear's own board", text("main h1")+`.startsWith('Thông báo an toàn')`, 20*time.Second)
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 2 || ems.Emergencies[0].Kind != "all-clear" || ems.Emergencies[0].Follows != ems.Emergencies[1].ID ||
+		!strings.HasPrefix(ems.Emergencies[0].Text, "Tình hình đã an toàn") {
+		t.Errorf("after the all-clear: %s", rig.Describe(ems))
+	}
 }
