@@ -7,7 +7,6 @@
 import { api, apiURL } from '../api.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber } from '../ui.js';
-import { nodeHealth } from './overview.js';
 
 export async function render(ctx, main, params) {
   let list;
@@ -28,7 +27,7 @@ async function compose(ctx, main, recent) {
   const [{ nodes }, { content }] = await Promise.all([api('GET', '/nodes'), api('GET', '/content')]);
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
-    return { all: inside.length, online: inside.filter((n) => nodeHealth(n) !== 'offline' && nodeHealth(n) !== 'never').length };
+    return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
   };
   const boxes = ctx.areaOptions().map(([id, label]) => {
     const c = count(id);
