@@ -30,7 +30,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 	c.CreateNode("lap-le-03", "11527") // enrolled, switched off
 	c.CreateNode("tam-hung-01", "11530")
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, 20*time.Second, 16000, 1))
-	rig.Eventually(t, 20*time.Second, "both running clusters online", func() bool {
+	rig.Eventually(t, minWait, "both running clusters online", func() bool {
 		for _, id := range online {
 			if c.Node(id).Status.State != loaxa.NodeOnline {
 				return false
@@ -87,7 +87,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 	b.Do("stop it", chromedp.Click(chromedp.CSS(`#em-cancel`)))
 	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
 	b.Wait("stopped on the board", `document.querySelector('#em-state') && `+text("#em-state")+` === 'Đã dừng'`, 15*time.Second)
-	rig.Eventually(t, 15*time.Second, "no cluster playing", func() bool {
+	rig.Eventually(t, minWait, "no cluster playing", func() bool {
 		for _, id := range online {
 			if c.Node(id).Status.Playing != nil {
 				return false

@@ -69,7 +69,7 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 	b.Do("turn the volume down",
 		chromedp.SetValue(chromedp.CSS(`#node-volume`), "5"),
 		chromedp.Click(chromedp.CSS(`#node-save`)))
-	rig.Eventually(t, 15*time.Second, "the node plays at volume 5", func() bool {
+	rig.Eventually(t, minWait, "the node plays at volume 5", func() bool {
 		v := c.Node("lap-le-01").Status.Volume
 		return v != nil && *v == 5
 	})
