@@ -57,6 +57,9 @@ export async function render(ctx, main) {
   // Changes arrive as server-sent events; a slow poll covers a stream a
   // proxy cut.
   src.addEventListener('alarm', () => reload().catch((err) => fill(body, errorBox(err))));
+  // Each (re)connection may have missed changes: read the list again once
+  // subscribed (a slow first connection, or one a proxy cut).
+  src.addEventListener('open', () => reload().catch((err) => fill(body, errorBox(err))));
   let timer = 0;
   const tick = async () => {
     try { await reload(); } catch (err) { fill(body, errorBox(err)); }
