@@ -44,7 +44,10 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 
 	b.Go("#/alarms", `document.querySelector('#h-open')`)
 	sim.SetSpeakerLine(protocol.LineOpen)
-	b.Wait("the alarm, live", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+	b.Wait("the alarm", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+	if n := MustEval[string](b, `document.querySelector('main').dataset.streamEvents || '0'`); n == "0" {
+		t.Error("the alarm appeared without an event from the alarm stream")
+	}
 	if got := MustEval[string](b, text(`#alarms-open tr[data-kind="speaker-line-open"]`)); !contains(got, "Nghiêm trọng", "Đứt dây loa", "lap-le-01") {
 		t.Errorf("alarm row %q", got)
 	}
