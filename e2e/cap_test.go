@@ -3,10 +3,13 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 )
@@ -100,5 +103,44 @@ func TestCapAlerts(t *testing.T) {
 		if rep := report(c, id); rep.State != loaxa.EmergencyCancelled || rep.Summary.Targeted != 1 {
 			t.Errorf("%s: state %s, %+v", id, rep.State, rep.Summary)
 		}
+	}
+}
+
+// TestCapFeedPolled: an alert a configured feed serves is polled and
+// played (as a drill, for an Exercise) once, however often it is polled.
+func TestCapFeedPolled(t *testing.T) {
+	doc := capAlert("feed-1", "Exercise", "Alert", "12346", "")
+	var ready atomic.Bool // the feed has nothing until the area and the auto-start list are set up
+	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/cap+xml")
+		w.Write([]byte(doc))
+	}))
+	defer feed.Close()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) {
+		cfg.CapFeeds, cfg.CapPoll = []string{feed.URL + "/cap.xml"}, 200*time.Millisecond
+	}})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	rig.StartNode(t, c.CreateNode("f1", "12346"), rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "f1 online", func() bool { return c.Node("f1").Status.State == loaxa.NodeOnline })
+	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Bão"}}, nil)
+	ready.Store(true)
+
+	var list struct{ Emergencies []loaxa.Emergency }
+	rig.Eventually(t, 20*time.Second, "the polled drill played on f1", func() bool {
+		c.MustDo("GET", "/api/v1/emergency", nil, &list)
+		return len(list.Emergencies) == 1 && report(c, list.Emergencies[0].ID).Summary.Completed == 1
+	})
+	if em := list.Emergencies[0]; !em.Drill || em.CreatedBy != "cap-feed" {
+		t.Errorf("emergency from the feed: drill %v, by %q", em.Drill, em.CreatedBy)
+	}
+	var alerts struct{ Alerts []loaxa.CapAlert }
+	c.MustDo("GET", "/api/v1/cap", nil, &alerts)
+	if len(alerts.Alerts) != 1 || alerts.Alerts[0].Action != "drill" || alerts.Alerts[0].ReceivedBy != "cap-feed" {
+		t.Errorf("CAP alerts after many polls: %+v", alerts.Alerts)
 	}
 }

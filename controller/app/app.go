@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/controller/bolt"
+	capfeed "loaxa.vn/controller/cap"
 	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
@@ -351,6 +352,18 @@ func (a *App) Open() (err error) {
 		defer a.wg.Done()
 		_ = a.Emergency.Run(runCtx)
 	}()
+	if len(cfg.CapFeeds) > 0 {
+		poller := &capfeed.Poller{URLs: cfg.CapFeeds, Interval: cfg.CapPoll, Logger: a.Logger,
+			Handle: func(ctx context.Context, raw []byte, feed string) error {
+				_, err := a.HTTP.ReceiveCapFeed(ctx, raw, feed)
+				return err
+			}}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = poller.Run(runCtx)
+		}()
+	}
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil
 }

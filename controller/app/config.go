@@ -64,6 +64,10 @@ type Config struct {
 	// (controller/health); flags set the daily self-test and the offline
 	// alarm threshold.
 	Health health.Config
+	// CapFeeds are CAP alert or Atom feed URLs polled every CapPoll
+	// (controller/cap.Poller); their alerts act with whole-tree authority.
+	CapFeeds []string
+	CapPoll  time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -79,6 +83,7 @@ func DefaultConfig() Config {
 		UpstreamEvery:  24 * time.Hour,
 		SystemID:       "loaxa",
 		Health:         health.DefaultConfig(),
+		CapPoll:        time.Minute,
 	}
 }
 
@@ -116,6 +121,10 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&c.Health.DailyTest, "daily-test", "LOAXA_DAILY_TEST", "local time HH:MM of the daily silent self-test of every online node; \"off\" for none")
 	offlineAlarm := c.Health.OfflineAlarmAfter.String()
 	str(&offlineAlarm, "offline-alarm", "LOAXA_OFFLINE_ALARM", "how long a node is offline before it raises an alarm")
+	feeds := strings.Join(c.CapFeeds, ",")
+	str(&feeds, "cap-feeds", "LOAXA_CAP_FEEDS", "comma-separated URLs of CAP alerts or Atom feeds of them to poll")
+	capPoll := c.CapPoll.String()
+	str(&capPoll, "cap-poll", "LOAXA_CAP_POLL", "how often CAP feeds are polled (at most 1m)")
 	level := strings.ToLower(c.LogLevel.String())
 	str(&level, "log-level", "LOAXA_LOG_LEVEL", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +139,18 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	}
 	if c.Health.OfflineAlarmAfter, err = time.ParseDuration(offlineAlarm); err != nil || c.Health.OfflineAlarmAfter < 0 {
 		return fmt.Errorf("offline-alarm %q: want a duration, e.g. 10m", offlineAlarm)
+	}
+	c.CapFeeds = nil
+	for _, f := range strings.Split(feeds, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			if !strings.HasPrefix(f, "http://") && !strings.HasPrefix(f, "https://") {
+				return fmt.Errorf("cap-feeds: %q is not an http(s) URL", f)
+			}
+			c.CapFeeds = append(c.CapFeeds, f)
+		}
+	}
+	if c.CapPoll, err = time.ParseDuration(capPoll); err != nil || c.CapPoll <= 0 || c.CapPoll > time.Minute {
+		return fmt.Errorf("cap-poll %q: want a duration up to 1m, e.g. 30s", capPoll)
 	}
 	if c.Health.DailyTest == "off" {
 		c.Health.DailyTest = ""

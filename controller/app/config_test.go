@@ -20,6 +20,17 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+func TestConfigCapFeeds(t *testing.T) {
+	c := DefaultConfig()
+	env := map[string]string{"LOAXA_CAP_FEEDS": "https://cap.example.vn/alerts.atom, http://10.0.0.5/cap.xml"}
+	if err := c.Parse([]string{"--cap-poll", "30s"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.CapFeeds) != 2 || c.CapFeeds[1] != "http://10.0.0.5/cap.xml" || c.CapPoll != 30*time.Second {
+		t.Errorf("feeds %v every %v", c.CapFeeds, c.CapPoll)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -31,6 +42,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "debug, info"},
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "not defined"},
+		{[]string{"--cap-feeds", "ftp://x/alerts"}, "not an http(s) URL"},
+		{[]string{"--cap-poll", "5m"}, "up to 1m"},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })

@@ -10,8 +10,8 @@
 // (received, content-ready, started with its lateness, completed or
 // failed); those events move the alert's deliveries, and the service
 // resends the alert on the node's own topic to online nodes that have not
-// reported it received within AckBound, up to MaxResends times, until it
-// expires (resend.go).
+// reported it received within AckBound (or twice the area's lead, if
+// longer), up to MaxResends times, until it expires (resend.go).
 package emergency
 
 import (
@@ -100,7 +100,15 @@ type tracking struct {
 	received map[string]time.Time // node → when it had the alert (its clock)
 	sent     map[string]time.Time // node → last send
 	resends  map[string]int
+	// resentAt is when a node was first resent to: a receipt before it
+	// came from the area publish.
+	resentAt map[string]time.Time
 	done     map[string]bool // node reported a final event
+	// cancelled is when the emergency was cancelled; cancelSent and
+	// cancelResends follow the cancel to nodes that had the alert.
+	cancelled     time.Time
+	cancelSent    map[string]time.Time
+	cancelResends map[string]int
 	// fanout are the receive delays of nodes that had the first publish,
 	// per area, for the next alert's lead.
 	fanout map[string][]time.Duration
@@ -175,7 +183,8 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	t := &tracking{
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
-		done: map[string]bool{}, fanout: map[string][]time.Duration{},
+		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
+		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{},
 	}
 	starts := map[string]time.Time{}
 	for _, a := range em.Areas {
@@ -385,7 +394,7 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 	}
 	s.mu.Lock()
 	if t := s.live[id]; t != nil {
-		t.em.State = loaxa.EmergencyCancelled
+		t.em.State, t.cancelled = loaxa.EmergencyCancelled, now
 	}
 	s.mu.Unlock()
 	cmd := protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: em.Occurrence}
@@ -479,9 +488,12 @@ func (s *Service) Events(node string, events []protocol.Event) {
 			}
 			t.received[node] = ev.At
 			delay := ev.At.Sub(t.issued)
-			// Only deliveries of the first publish measure the fan-out;
-			// a resend's arrival says more about the node's link.
-			if area, ok := t.nodeArea[node]; ok && t.resends[node] == 0 {
+			// Only deliveries of the area publish measure the fan-out; a
+			// resend's arrival says more about the node's link. The node's
+			// clock is corrected to the controller's, so its time is
+			// compared with the controller's resend time.
+			first, resent := t.resentAt[node]
+			if area, ok := t.nodeArea[node]; ok && (!resent || ev.At.Before(first)) {
 				t.fanout[area] = append(t.fanout[area], max(delay, 0))
 			}
 		case protocol.EventStarted, protocol.EventContentReady, protocol.EventSuspended:

@@ -13,7 +13,7 @@ import (
 //
 // After an alert, the receive delays of the area's nodes (their received
 // event's time, on the controller-corrected clock, minus the issue time;
-// only nodes that had the first publish, not a resend) are its measured
+// only receipts before any resend to the node) are its measured
 // fan-out. The next alert to the area starts Factor × the p99 of those,
 // plus Margin for the node to open the audio, after the issue: "measured".
 // Before any alert, the fan-out is estimated from the number of nodes:

@@ -12,9 +12,12 @@ import (
 // command-side equivalent of a siren repeating its status until it is
 // acknowledged) until ctx ends: every ResendEvery it looks at each live
 // emergency, and sends the alert again on the cmd topic of every online
-// node that has not reported it received AckBound after the last send,
+// node that has not reported it received AckBound (or twice its area's
+// lead, if longer) after the last send,
 // at most MaxResends times per node, never after the alert expired or was
 // cancelled. A node that comes back online before the expiry gets it then.
+// After a cancel, the cancel is resent the same way to online nodes that
+// had the alert and have not reported it over (a final event).
 func (s *Service) Run(ctx context.Context) error {
 	timer := s.Clock.NewTimer(s.ResendEvery)
 	defer timer.Stop()
@@ -33,10 +36,11 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) resend(ctx context.Context) {
 	now := s.Clock.Now()
 	type due struct {
-		id    string
-		cmd   protocol.Command
-		nodes []string
-		ttl   time.Duration
+		id     string
+		cmd    protocol.Command
+		nodes  []string
+		ttl    time.Duration
+		cancel bool
 	}
 	var work []due
 	s.mu.Lock()
@@ -45,15 +49,43 @@ func (s *Service) resend(ctx context.Context) {
 			delete(s.live, id)
 			continue
 		}
-		if t.em.State != loaxa.EmergencyActive || !now.Before(t.em.Expires) {
+		if !now.Before(t.em.Expires) {
 			continue
+		}
+		if t.em.State == loaxa.EmergencyCancelled {
+			// The cancel follows nodes that had the alert and have not
+			// reported it over, like the alert itself.
+			var nodes []string
+			for node := range t.received {
+				sent, ok := t.cancelSent[node]
+				if !ok {
+					sent = t.cancelled
+				}
+				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= s.AckBound {
+					nodes = append(nodes, node)
+				}
+			}
+			if len(nodes) > 0 {
+				work = append(work, due{id: id, cmd: protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: t.em.Occurrence},
+					nodes: nodes, ttl: t.em.Expires.Sub(now), cancel: true})
+			}
+			continue
+		}
+		if t.em.State != loaxa.EmergencyActive {
+			continue
+		}
+		// A big area's own fan-out takes a good part of its lead: resending
+		// before twice that would only add to the load that delays it.
+		bound := map[string]time.Duration{}
+		for _, a := range t.em.Areas {
+			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond)
 		}
 		byArea := map[string][]string{}
 		for node, area := range t.nodeArea {
 			if _, ok := t.received[node]; ok || t.done[node] || t.resends[node] >= s.MaxResends {
 				continue
 			}
-			if sent, ok := t.sent[node]; ok && now.Sub(sent) < s.AckBound {
+			if sent, ok := t.sent[node]; ok && now.Sub(sent) < bound[area] {
 				continue
 			}
 			byArea[area] = append(byArea[area], node)
@@ -75,7 +107,15 @@ func (s *Service) resend(ctx context.Context) {
 				continue
 			}
 			s.mu.Lock()
-			if t := s.live[w.id]; t != nil {
+			if t := s.live[w.id]; t != nil && w.cancel {
+				t.cancelSent[n.ID] = now
+				t.cancelResends[n.ID]++
+				s.Logger.Info("emergency: cancel resent to a node that has not reported the alert over", "emergency", w.id, "node", n.ID,
+					"resend", t.cancelResends[n.ID], "drill", t.em.Drill)
+			} else if t != nil {
+				if t.resends[n.ID] == 0 {
+					t.resentAt[n.ID] = now
+				}
 				t.sent[n.ID] = now
 				t.resends[n.ID]++
 				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", n.ID,

@@ -62,23 +62,51 @@ func (s *Server) handleReceiveCap(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return loaxa.Errorf(loaxa.ETooLarge, "The CAP alert is larger than %d bytes.", cap.MaxSize)
 	}
+	ctx := r.Context()
+	status, resp, err := s.receiveCap(ctx, store, svc, raw, userFrom(ctx).Username, r.RemoteAddr, func(area string) error {
+		return s.authorize(ctx, loaxa.ActionEmergency, area)
+	})
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, status, resp)
+	return nil
+}
+
+// ReceiveCapFeed acts on one CAP alert polled from a configured feed, as
+// actor "cap-feed": with the authority of whoever configured the feed
+// (the whole tree). Duplicates are answered as such and do nothing.
+func (s *Server) ReceiveCapFeed(ctx context.Context, raw []byte, feed string) (action string, err error) {
+	store, svc, err := s.capStore()
+	if err != nil {
+		return "", err
+	}
+	_, resp, err := s.receiveCap(ctx, store, svc, raw, CapFeedActor, feed, func(string) error { return nil })
+	return resp.Action, err
+}
+
+// CapFeedActor names polled CAP feeds in audit entries and records.
+const CapFeedActor = "cap-feed"
+
+// receiveCap validates, de-duplicates and acts on one CAP alert for actor;
+// check says whether the actor may alert an area.
+func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, raw []byte, actor, remote string,
+	check func(area string) error) (int, capResponse, error) {
 	a, err := cap.Parse(strings.NewReader(string(raw)))
 	if err != nil {
 		if errors.Is(err, cap.ErrInvalid) {
-			return loaxa.Errorf(loaxa.EInvalid, "%s", strings.TrimPrefix(err.Error(), cap.ErrInvalid.Error()+": ")+" (CAP 1.2).")
+			return 0, capResponse{}, loaxa.Errorf(loaxa.EInvalid, "%s", strings.TrimPrefix(err.Error(), cap.ErrInvalid.Error()+": ")+" (CAP 1.2).")
 		}
-		return err
+		return 0, capResponse{}, err
 	}
-	ctx := r.Context()
 	if old, err := store.FindCapAlertByKey(ctx, a.Key()); err == nil {
-		s.writeJSON(w, r, http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old})
-		return nil
+		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old}, nil
 	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
-		return err
+		return 0, capResponse{}, err
 	}
 	auto, err := store.CapAutoStart(ctx)
 	if err != nil {
-		return fmt.Errorf("cap: auto-start list: %w", err)
+		return 0, capResponse{}, fmt.Errorf("cap: auto-start list: %w", err)
 	}
 	d := cap.Decide(a, s.now(), func(string) bool { return false }, func(event string) bool {
 		for _, e := range auto {
@@ -91,48 +119,46 @@ func (s *Server) handleReceiveCap(w http.ResponseWriter, r *http.Request) error 
 	rec := &loaxa.CapAlert{
 		Key: a.Key(), Identifier: a.Identifier, Sender: a.Sender, Sent: a.SentAt(), Status: a.Status, MsgType: a.MsgType,
 		References: a.Refs(), Action: string(d.Action), Reason: d.Reason, Expires: d.Expires,
-		ReceivedAt: s.now(), ReceivedBy: userFrom(ctx).Username, XML: string(raw),
+		ReceivedAt: s.now(), ReceivedBy: actor, XML: string(raw),
 	}
 	if in := d.Info; in != nil {
 		rec.Event, rec.Language, rec.Headline, rec.Text = in.Event, in.Language, strings.TrimSpace(in.Headline), in.Message()
 	}
 	resp := capResponse{Alert: rec}
-	// Cancel and Update withdraw what the references started.
-	for _, key := range d.Cancel {
-		id, err := s.withdrawCap(ctx, store, svc, key)
-		if err != nil {
-			return err
-		}
-		if id != "" {
-			resp.Cancelled = append(resp.Cancelled, id)
-		}
-	}
 	if d.Action == cap.ActionPlay || d.Action == cap.ActionDrill || d.Action == cap.ActionPending {
 		rec.Targets, err = s.capTargets(ctx, d.Info)
 		if err != nil {
-			return err
+			return 0, capResponse{}, err
 		}
 		if len(rec.Targets) == 0 {
 			rec.Action, rec.Reason = string(cap.ActionNoTarget), "no geocode names an area here and no node lies in its polygons or circles"
 		}
 		for _, t := range rec.Targets {
-			if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
-				return err
+			if err := check(t); err != nil {
+				return 0, capResponse{}, err
 			}
+		}
+	}
+	// Cancel and Update withdraw what the references started.
+	for _, key := range d.Cancel {
+		id, err := s.withdrawCap(ctx, store, svc, key, actor)
+		if err != nil {
+			return 0, capResponse{}, err
+		}
+		if id != "" {
+			resp.Cancelled = append(resp.Cancelled, id)
 		}
 	}
 	if err := store.CreateCapAlert(ctx, rec); err != nil {
 		if loaxa.ErrorCode(err) == loaxa.EConflict { // the same alert, posted twice at once
-			old, ferr := store.FindCapAlertByKey(ctx, a.Key())
-			if ferr == nil {
-				s.writeJSON(w, r, http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old})
-				return nil
+			if old, ferr := store.FindCapAlertByKey(ctx, a.Key()); ferr == nil {
+				return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old}, nil
 			}
 		}
-		return err
+		return 0, capResponse{}, err
 	}
 	if rec.Action == string(cap.ActionPlay) || rec.Action == string(cap.ActionDrill) {
-		em, err := s.playCap(r, store, svc, rec)
+		em, err := s.playCap(ctx, store, svc, rec, actor, remote)
 		if err != nil && em == nil {
 			// Nothing was sent: hold it for approval, so that it can be
 			// played once the cause is fixed rather than being a duplicate.
@@ -142,19 +168,29 @@ func (s *Server) handleReceiveCap(w http.ResponseWriter, r *http.Request) error 
 			}); uerr != nil {
 				s.logger().Error("cap: alert left as played", "cap", rec.ID, "err", uerr)
 			}
-			return err
+			return 0, capResponse{}, err
 		} else if err != nil {
-			return err
+			return 0, capResponse{}, err
 		}
 		resp.Emergency, rec = em, mustCap(store.FindCapAlertByID(ctx, rec.ID))
 		resp.Alert = rec
 	}
 	resp.Action, resp.Reason = rec.Action, rec.Reason
-	s.audit(r, auditCapReceive, rec.ID, strings.Join(rec.Targets, ","), fmt.Sprintf("key=%s status=%s msgType=%s action=%s", rec.Key, rec.Status, rec.MsgType, rec.Action))
+	s.auditActor(ctx, actor, remote, auditCapReceive, rec.ID, strings.Join(rec.Targets, ","), fmt.Sprintf("key=%s status=%s msgType=%s action=%s", rec.Key, rec.Status, rec.MsgType, rec.Action))
 	s.logger().Warn("cap: alert received", "cap", rec.ID, "key", rec.Key, "status", rec.Status, "msg_type", rec.MsgType,
-		"event", rec.Event, "action", rec.Action, "targets", rec.Targets, "emergency", rec.Emergency)
-	s.writeJSON(w, r, http.StatusCreated, resp)
-	return nil
+		"event", rec.Event, "action", rec.Action, "targets", rec.Targets, "emergency", rec.Emergency, "by", actor)
+	return http.StatusCreated, resp, nil
+}
+
+// auditActor records an action by actor without a request at hand.
+func (s *Server) auditActor(ctx context.Context, actor, remote, action, target, area, detail string) {
+	if s.AuditService == nil {
+		return
+	}
+	e := &loaxa.AuditEntry{At: s.now(), Actor: actor, Action: action, Target: target, Area: area, Detail: detail, Remote: remote}
+	if err := s.AuditService.RecordAudit(ctx, e); err != nil {
+		s.logger().Error("audit: record failed", "action", action, "target", target, "err", err)
+	}
 }
 
 func mustCap(a *loaxa.CapAlert, err error) *loaxa.CapAlert {
@@ -166,7 +202,7 @@ func mustCap(a *loaxa.CapAlert, err error) *loaxa.CapAlert {
 
 // withdrawCap cancels what the alert with key started: its emergency if it
 // plays, or its approval if it waits. It returns the emergency cancelled.
-func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, key string) (string, error) {
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, key, actor string) (string, error) {
 	old, err := store.FindCapAlertByKey(ctx, key)
 	if loaxa.ErrorCode(err) == loaxa.ENotFound {
 		return "", nil // never received here: nothing to withdraw
@@ -183,7 +219,7 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 	if old.Emergency == "" {
 		return "", nil
 	}
-	if _, err := svc.CancelEmergency(ctx, old.Emergency, userFrom(ctx).Username); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+	if _, err := svc.CancelEmergency(ctx, old.Emergency, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
 		return "", err
 	}
 	return old.Emergency, nil
@@ -207,9 +243,8 @@ func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error)
 }
 
 // playCap sends the emergency of a stored CAP alert and notes it.
-func (s *Server) playCap(r *http.Request, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert) (*loaxa.Emergency, error) {
-	ctx := r.Context()
-	contentID, text, err := s.emergencyContent(r, &emergencyRequest{Text: rec.Text})
+func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert, actor, remote string) (*loaxa.Emergency, error) {
+	contentID, text, err := s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text})
 	if err != nil {
 		return nil, err
 	}
@@ -219,10 +254,10 @@ func (s *Server) playCap(r *http.Request, store loaxa.CapStore, svc loaxa.Emerge
 	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
 		Kind: loaxa.EmergencyAlert, Title: rec.Headline, ContentID: contentID, Text: text, Targets: rec.Targets,
-		Drill: rec.Status == "Exercise", Expires: expires, CreatedBy: userFrom(ctx).Username,
+		Drill: rec.Status == "Exercise", Expires: expires, CreatedBy: actor,
 	})
 	if em != nil {
-		s.audit(r, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), "cap="+rec.ID+" "+emergencyDetail(em))
+		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), "cap="+rec.ID+" "+emergencyDetail(em))
 		if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
 			a.Emergency = em.ID
 			return nil
@@ -269,7 +304,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	em, err := s.playCap(r, store, svc, rec)
+	em, err := s.playCap(ctx, store, svc, rec, userFrom(ctx).Username, r.RemoteAddr)
 	s.audit(r, auditCapApprove, rec.ID, strings.Join(rec.Targets, ","), "key="+rec.Key)
 	if err != nil {
 		return err

@@ -78,8 +78,7 @@ func parseTargets(raw json.RawMessage) ([]string, error) {
 
 // emergencyContent returns the content id of a request: content_id as
 // given, or text read out by the speech engine and stored as content.
-func (s *Server) emergencyContent(r *http.Request, req *emergencyRequest) (contentID, text string, err error) {
-	ctx := r.Context()
+func (s *Server) emergencyContent(ctx context.Context, actor string, req *emergencyRequest) (contentID, text string, err error) {
 	text = strings.TrimSpace(req.Text)
 	switch {
 	case req.ContentID != "" && text != "":
@@ -113,7 +112,7 @@ func (s *Server) emergencyContent(r *http.Request, req *emergencyRequest) (conte
 	c.Source.Format = s.SpeechEngine.Name()
 	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
 	c.Title = speechTitle(text)
-	c.CreatedBy = userFrom(ctx).Username
+	c.CreatedBy = actor
 	c.CreatedAt = s.now()
 	stored, err := s.ContentService.CreateContent(ctx, c)
 	if err != nil {
@@ -163,7 +162,7 @@ func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	contentID, text, err := s.emergencyContent(r, &req)
+	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req)
 	if err != nil {
 		return err
 	}
@@ -356,7 +355,7 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	contentID, text, err := s.emergencyContent(r, &req)
+	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req)
 	if err != nil {
 		return err
 	}

@@ -333,12 +333,15 @@ func (s *Server) changed() {
 
 // serveMux dispatches to the route table and answers unknown paths and
 // methods in the API's JSON error shape instead of ServeMux's plain text.
+// Paths that no route has (none of /api/) go to the web console when
+// there is one; routes outside /api/ (GET /metrics) stay routes.
 func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
-	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" && s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
 		s.UI.ServeHTTP(w, r)
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		w = &fallbackWriter{ResponseWriter: w, s: s, r: r}
 	}
 	s.mux.ServeHTTP(w, r)

@@ -1,0 +1,162 @@
+package cap
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultPoll is how often feeds are polled unless configured otherwise:
+// the issue's "at least every 60 s".
+const DefaultPoll = time.Minute
+
+// Poller polls CAP feeds: each URL answers either one CAP alert, or an
+// Atom feed whose entries link to CAP alerts (a link of type
+// application/cap+xml, else the entry's alternate or only link). Every
+// alert it finds goes to Handle, which de-duplicates; entries already
+// handled (by id and updated time) are not fetched again.
+type Poller struct {
+	URLs     []string
+	Interval time.Duration
+	Client   *http.Client
+	// Handle acts on one alert document from feed.
+	Handle func(ctx context.Context, raw []byte, feed string) error
+	Logger *slog.Logger
+
+	seen map[string]bool // Atom entry id + updated
+}
+
+// Run polls every Interval (at once first) until ctx ends.
+func (p *Poller) Run(ctx context.Context) error {
+	if p.Interval <= 0 {
+		p.Interval = DefaultPoll
+	}
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		p.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Poll fetches every feed once.
+func (p *Poller) Poll(ctx context.Context) {
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	if p.Client == nil {
+		p.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, u := range p.URLs {
+		if err := p.poll(ctx, u); err != nil && ctx.Err() == nil {
+			p.Logger.Warn("cap: feed poll failed", "feed", u, "err", err)
+		}
+	}
+}
+
+// atom is the part of an Atom feed the poller reads.
+type atom struct {
+	XMLName xml.Name `xml:"http://www.w3.org/2005/Atom feed"`
+	Entries []struct {
+		ID      string `xml:"id"`
+		Updated string `xml:"updated"`
+		Links   []struct {
+			Href string `xml:"href,attr"`
+			Rel  string `xml:"rel,attr"`
+			Type string `xml:"type,attr"`
+		} `xml:"link"`
+	} `xml:"entry"`
+}
+
+func (p *Poller) poll(ctx context.Context, feed string) error {
+	raw, err := p.get(ctx, feed)
+	if err != nil {
+		return err
+	}
+	var root struct{ XMLName xml.Name }
+	if err := xml.NewDecoder(bytes.NewReader(raw)).Decode(&root); err != nil {
+		return fmt.Errorf("feed %s: not XML: %w", feed, err)
+	}
+	if root.XMLName.Local == "alert" {
+		return p.Handle(ctx, raw, feed)
+	}
+	var f atom
+	if err := xml.Unmarshal(raw, &f); err != nil {
+		return fmt.Errorf("feed %s: neither a CAP alert nor an Atom feed: %w", feed, err)
+	}
+	base, _ := url.Parse(feed)
+	for _, e := range f.Entries {
+		key := e.ID + "@" + e.Updated
+		if p.seen[key] {
+			continue
+		}
+		href := ""
+		for _, l := range e.Links {
+			switch {
+			case strings.Contains(l.Type, "cap+xml"):
+				href = l.Href
+			case href == "" && (l.Rel == "" || l.Rel == "alternate"):
+				href = l.Href
+			}
+		}
+		if href == "" {
+			p.Logger.Warn("cap: feed entry without a link", "feed", feed, "entry", e.ID)
+			p.seen[key] = true
+			continue
+		}
+		ref, err := url.Parse(href)
+		if err != nil {
+			p.Logger.Warn("cap: feed entry with a bad link", "feed", feed, "entry", e.ID, "href", href)
+			p.seen[key] = true
+			continue
+		}
+		doc, err := p.get(ctx, base.ResolveReference(ref).String())
+		if err != nil {
+			p.Logger.Warn("cap: feed entry not fetched; trying again next poll", "feed", feed, "entry", e.ID, "err", err)
+			continue
+		}
+		if err := p.Handle(ctx, doc, feed); err != nil {
+			p.Logger.Warn("cap: feed alert refused", "feed", feed, "entry", e.ID, "err", err)
+		}
+		p.seen[key] = true
+	}
+	return nil
+}
+
+func (p *Poller) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/cap+xml, application/atom+xml, application/xml")
+	resp, err := p.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if len(raw) > MaxSize {
+		return nil, fmt.Errorf("GET %s: larger than %d bytes", u, MaxSize)
+	}
+	return raw, nil
+}

@@ -1,0 +1,167 @@
+package emergency
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/media"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// recorder is the broker as the service sees it: it records what was sent.
+type recorder struct {
+	mu   sync.Mutex
+	sent []string // "area/31 alert", "node/n1 alert-cancel", …
+}
+
+var _ loaxa.AlertMessenger = (*recorder)(nil)
+
+func (r *recorder) SendAreaCommand(_ context.Context, area string, cmd protocol.Command, _ time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, "area/"+area+" "+cmd.Name)
+	return nil
+}
+
+func (r *recorder) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, _ time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, "node/"+node+" "+cmd.Name)
+	return nil
+}
+
+// take returns what was sent since the last take, sorted.
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.sent
+	r.sent = nil
+	slices.Sort(out)
+	return out
+}
+
+func toneWAV() []byte {
+	var b bytes.Buffer
+	w := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
+	n := 16000
+	b.WriteString("RIFF")
+	w(uint32(36 + 2*n))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(16000), uint32(32000), uint16(2), uint16(16)} {
+		w(v)
+	}
+	b.WriteString("data")
+	w(uint32(2 * n))
+	for i := range n {
+		w(int16(8000 * ((i / 20) % 2)))
+	}
+	return b.Bytes()
+}
+
+// TestResendAndCancelFollowUp: online nodes that have not reported an
+// alert get it again after the ack bound, at most MaxResends times; an
+// offline node and a node that reported it do not; after a cancel, the
+// cancel follows the nodes that had the alert until they report it over.
+func TestResendAndCancelFollowUp(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	db := bolt.NewDB(filepath.Join(dir, "loaxa.db"))
+	db.Now = fc.Now
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lib := media.NewLibrary(dir)
+	if err := lib.Open(); err != nil {
+		t.Fatal(err)
+	}
+	areas, nodes, contents := bolt.NewAreaService(db), bolt.NewNodeService(db), bolt.NewContentService(db)
+	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+			t.Fatal(err)
+		}
+		if id != "n3" { // n3 stays offline
+			if err := nodes.UpdateNodeStatus(ctx, id, func(s *loaxa.NodeStatus) { s.State = loaxa.NodeOnline }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := lib.Ingest(ctx, bytes.NewReader(toneWAV()), loaxa.IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Title = "Báo động"
+	if _, err := contents.CreateContent(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	s := NewService()
+	s.Store, s.Areas, s.Nodes, s.Contents, s.Media = bolt.NewEmergencyService(db), areas, nodes, contents, lib
+	s.Deliveries, s.Messenger, s.Clock = bolt.NewDeliveryService(db), rec, fc
+
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: c.ID, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.take(); !slices.Equal(got, []string{"area/31 alert"}) {
+		t.Fatalf("sent %v, want one area publish", got)
+	}
+	step := func(d time.Duration) []string {
+		fc.Advance(d)
+		s.resend(ctx)
+		return rec.take()
+	}
+	if got := step(time.Second); len(got) != 0 {
+		t.Errorf("resent %v within the ack bound", got)
+	}
+	if got := step(1100 * time.Millisecond); !slices.Equal(got, []string{"node/n1 alert", "node/n2 alert"}) {
+		t.Errorf("after the bound: %v, want the two online nodes", got)
+	}
+	s.Events("n1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: fc.Now()}})
+	for i := 2; i <= 3; i++ {
+		if got := step(2100 * time.Millisecond); !slices.Equal(got, []string{"node/n2 alert"}) {
+			t.Errorf("resend %d: %v, want n2 only", i, got)
+		}
+	}
+	if got := step(2100 * time.Millisecond); len(got) != 0 {
+		t.Errorf("a fourth resend: %v", got)
+	}
+	rep, err := s.EmergencyReport(ctx, em.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resends := map[string]int{}
+	for _, n := range rep.Nodes {
+		resends[n.Node] = n.Resends
+	}
+	if resends["n1"] != 1 || resends["n2"] != 3 || resends["n3"] != 0 || rep.Summary.Offline != 1 || rep.Summary.Pending != 2 {
+		t.Errorf("report: resends %v, summary %+v", resends, rep.Summary)
+	}
+
+	if _, err := s.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.take(); !slices.Equal(got, []string{"area/31 alert-cancel"}) {
+		t.Errorf("cancel sent %v", got)
+	}
+	if got := step(2100 * time.Millisecond); !slices.Equal(got, []string{"node/n1 alert-cancel"}) {
+		t.Errorf("after the cancel: %v, want the cancel again to n1, which had the alert", got)
+	}
+	s.Events("n1", []protocol.Event{{Type: protocol.EventFailed, Reason: protocol.ReasonCancelled, Occurrence: em.Occurrence, At: fc.Now()}})
+	if got := step(2100 * time.Millisecond); len(got) != 0 {
+		t.Errorf("after n1 reported it over: %v", got)
+	}
+}
