@@ -475,7 +475,6 @@ func packet(header byte, body []byte) []byte {
 	return append(out, body...)
 }
 
-
 // TestNodeAgentIdle measures one real node agent binary (--audio none)
 // connected to the controller and idle: resident memory, and CPU over
 // LOAXA_BENCH_IDLE (default 30s) after 10 s of settling.
