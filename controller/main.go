@@ -12,13 +12,30 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/backup"
+	"loaxa.vn/internal/sdnotify"
 )
 
+// version is set at build time with -ldflags "-X main.version=…"
+// (scripts/build-boards.sh).
+var version = "dev"
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "export-mosquitto-acl" {
-		os.Exit(exportMosquitto(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "export-mosquitto-acl":
+			os.Exit(exportMosquitto(os.Args[2:]))
+		case "backup":
+			os.Exit(runBackup(os.Args[2:]))
+		case "restore":
+			os.Exit(runRestore(os.Args[2:]))
+		case "--version", "-version":
+			fmt.Println("loaxa controller", version)
+			return
+		}
 	}
 	cfg := app.DefaultConfig()
 	if err := cfg.Parse(os.Args[1:], os.Getenv); err != nil {
@@ -33,12 +50,21 @@ func main() {
 	defer stop()
 
 	a := app.New(cfg, logger)
+	a.Version = version
 	if err := a.Open(); err != nil {
 		logger.Error("controller failed to start", "err", err)
 		os.Exit(1)
 	}
+	// Under systemd (Type=notify): serving now.
+	sd := sdnotify.New(os.Getenv)
+	if err := sd.Notify(sdnotify.Ready); err != nil {
+		logger.Warn("systemd notify", "err", err)
+	}
 	<-ctx.Done()
 	logger.Info("controller shutting down")
+	if err := sd.Notify(sdnotify.Stopping); err != nil {
+		logger.Warn("systemd notify", "err", err)
+	}
 	if err := a.Close(); err != nil {
 		logger.Error("controller shutdown", "err", err)
 		os.Exit(1)
@@ -83,5 +109,115 @@ func exportMosquitto(args []string) int {
 	if len(missing) > 0 {
 		fmt.Printf("Left out (enrolled before broker hashes were kept; rotate their credentials): %s\n", strings.Join(missing, ", "))
 	}
+	return 0
+}
+
+// splitFile takes the one FILE argument out of args, wherever it stands
+// among the flags.
+func splitFile(args []string, valued map[string]bool) (file string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			rest = append(rest, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && valued[name] && i+1 < len(args) {
+				rest = append(rest, args[i+1])
+				i++
+			}
+			continue
+		}
+		if file != "" {
+			return "", nil, fmt.Errorf("unexpected argument %q: give one FILE", a)
+		}
+		file = a
+	}
+	if file == "" {
+		return "", nil, errors.New("give the backup FILE")
+	}
+	return file, rest, nil
+}
+
+// runBackup runs "controller backup FILE": online from a running
+// controller with --url, or from a stopped one's --data.
+func runBackup(args []string) int {
+	const usage = `usage: controller backup FILE --url http://localhost:8080 [--user admin] [--ca PEM]   (token in LOAXA_TOKEN, or password in LOAXA_PASSWORD)
+       controller backup FILE --data DIR                                              (controller stopped)`
+	file, rest, err := splitFile(args, map[string]bool{"url": true, "user": true, "ca": true, "data": true, "token": true})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controller backup: %v\n%s\n", err, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	url := fs.String("url", os.Getenv("LOAXA_URL"), "base URL of the running controller (env LOAXA_URL)")
+	user := fs.String("user", os.Getenv("LOAXA_USER"), "whole-tree admin to sign in as, with the password in LOAXA_PASSWORD (env LOAXA_USER)")
+	token := fs.String("token", "", "bearer token (better: env LOAXA_TOKEN, which a process list does not show)")
+	ca := fs.String("ca", "", "PEM certificate to trust for an HTTPS controller")
+	data := fs.String("data", os.Getenv("LOAXA_DATA"), "data directory of a stopped controller (env LOAXA_DATA)")
+	if err := fs.Parse(rest); err != nil {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var m *backup.Manifest
+	switch {
+	case *url != "":
+		c := &app.BackupClient{URL: *url, Token: *token, Username: *user, Password: os.Getenv("LOAXA_PASSWORD")}
+		if c.Token == "" {
+			c.Token = os.Getenv("LOAXA_TOKEN")
+		}
+		if *ca != "" {
+			cfg, err := app.TrustPEM(*ca)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "controller backup:", err)
+				return 2
+			}
+			c.TLS = cfg
+		}
+		m, err = c.Fetch(ctx, file)
+	case *data != "":
+		cfg := app.DefaultConfig()
+		cfg.DataDir = *data
+		m, err = app.BackupOffline(ctx, cfg, file)
+	default:
+		fmt.Fprintf(os.Stderr, "controller backup: give --url of a running controller, or --data of a stopped one\n%s\n", usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller", err)
+		return 1
+	}
+	fmt.Printf("Wrote %s: store of %d bytes and %d content files, taken %s.\n", file, m.StoreSize, len(m.Content), m.CreatedAt.Format(time.RFC3339))
+	return 0
+}
+
+// runRestore runs "controller restore FILE --data DIR [--force]" on a
+// stopped controller.
+func runRestore(args []string) int {
+	const usage = "usage: controller restore FILE --data DIR [--force]   (stop the controller first)"
+	file, rest, err := splitFile(args, map[string]bool{"data": true})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controller restore: %v\n%s\n", err, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	data := fs.String("data", os.Getenv("LOAXA_DATA"), "data directory to restore into (env LOAXA_DATA)")
+	force := fs.Bool("force", false, "replace a store already in --data (it is kept beside as loaxa.db.before-restore-TIME)")
+	if err := fs.Parse(rest); err != nil {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	if *data == "" {
+		fmt.Fprintf(os.Stderr, "controller restore: give --data DIR\n%s\n", usage)
+		return 2
+	}
+	cfg := app.DefaultConfig()
+	cfg.DataDir = *data
+	m, err := app.Restore(context.Background(), cfg, file, *force)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller", err)
+		return 1
+	}
+	fmt.Printf("Restored %s into %s: store from %s and %d content files. Start the controller on it.\n", file, *data, m.CreatedAt.Format(time.RFC3339), len(m.Content))
 	return 0
 }

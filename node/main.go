@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/sdnotify"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/audio/oto"
@@ -77,6 +78,9 @@ type options struct {
 	controller  string
 	ca          string
 	cacheSize   int64 // bytes
+	getenv      func(string) string
+	// trialTimeout bounds an update's trial (selfupdate.go).
+	trialTimeout time.Duration
 }
 
 // The sound device reports its latency to the agent, which starts plays
@@ -87,11 +91,13 @@ var _ agent.LatencyOutput = (*oto.Output)(nil)
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o options
+	o := options{getenv: getenv}
 	fs.StringVar(&o.credentials, "credentials", "", "credentials document from the controller (env LOAXA_CREDENTIALS)")
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
+	fs.DurationVar(&o.trialTimeout, "update-trial", defaultTrialTimeout,
+		"how long a new agent release has to connect before it is thrown away (env LOAXA_UPDATE_TRIAL_TIMEOUT)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
@@ -103,6 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.ca, "ca", "", "PEM certificate to trust for the controller while enrolling (default: the system's roots)")
 	cacheMB := fs.Int64("cache-size", content.DefaultMaxBytes>>20, "content cache limit in MiB; content the schedule needs is kept beyond it (env LOAXA_CACHE_SIZE)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	check := fs.Bool("check", false, "check the --credentials document and exit (install-node.sh does, before installing)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -114,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
 		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
-		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD"} {
+		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -160,6 +167,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitUsage
 	}
+	if *check {
+		fmt.Fprintf(stdout, "credentials ok: node %s in area %s, controller %s, broker %s\n", cred.Node, cred.Area, cred.Controller, cred.Broker)
+		return 0
+	}
 	if err := runAgent(ctx, cred, o, log); errors.Is(err, errReboot) {
 		log.Warn("node: stopped to reboot; the service manager starts it again", "exit", exitReboot)
 		return exitReboot
@@ -170,7 +181,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger) (err error) {
+// runAgentOnce runs the agent until ctx ends or an update has been
+// fetched and waits for its trial (u returns it, see selfupdate.go).
+func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger, u *updater) (err error) {
 	if err := os.MkdirAll(o.data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -218,6 +231,8 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: o.cacheSize,
+		Updates:       u.requests,
+		StartupEvents: u.startup,
 
 		AmplifierWarmup: o.ampWarmup,
 		Heartbeat:       o.heartbeat,
@@ -233,13 +248,58 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		}
 		defer stop()
 	}
-	if err := a.Run(ctx); err != nil {
+	uctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := u.serve(uctx, a, stop)
+	defer func() { <-done }()
+	if err := runSupervised(uctx, a, o.getenv, log); err != nil {
 		return err
 	}
 	if errors.Is(context.Cause(ctx), errReboot) {
 		return errReboot
 	}
 	return nil
+}
+
+// runSupervised runs the agent and tells systemd about it (Type=notify):
+// READY=1 once the main loop answers, WATCHDOG=1 while it keeps answering
+// (WatchdogSec=), STOPPING=1 on the way out. Outside systemd it just runs
+// the agent.
+func runSupervised(ctx context.Context, a *agent.Agent, getenv func(string) string, log *slog.Logger) error {
+	sd := sdnotify.New(getenv)
+	watchdog, err := sdnotify.WatchdogInterval(getenv)
+	if err != nil {
+		log.Warn("systemd watchdog off", "err", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	if sd.Enabled() {
+		ready := make(chan struct{})
+		go func() {
+			defer close(ready)
+			for ctx.Err() == nil {
+				actx, acancel := context.WithTimeout(ctx, time.Second)
+				err := a.Alive(actx)
+				acancel()
+				if err == nil {
+					if err := sd.Notify(sdnotify.Ready + "\nSTATUS=agent running"); err != nil {
+						log.Warn("systemd notify", "err", err)
+					}
+					sd.FeedWatchdog(ctx, watchdog, a.Alive, log)
+					return
+				}
+			}
+		}()
+		defer func() { <-ready }()
+	}
+	err = <-done
+	cancel()
+	if err := sd.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("systemd notify", "err", err)
+	}
+	return err
 }
 
 // enrol redeems --enrol at --controller and writes the credentials

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,23 @@ func TestRunRefusesBadInput(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), exitUsage, tc.want)
 			}
 		})
+	}
+}
+
+func TestRunCheck(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	credFile := filepath.Join(t.TempDir(), "node.json")
+	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
+	os.WriteFile(credFile, raw, 0o600)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--check", "--credentials", credFile}, env(nil), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "credentials ok: node n1 in area x1") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"node":"n1"}`), 0o600)
+	stdout.Reset()
+	if code := run(context.Background(), []string{"--check", "--credentials", bad}, env(nil), &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "secret: required") {
+		t.Fatalf("bad document: exit %d, stderr %q", code, stderr.String())
 	}
 }
 
@@ -94,5 +112,59 @@ func TestRunJoinsAndStops(t *testing.T) {
 	nodetest.Eventually(t, 5*time.Second, "node never offline", func() bool { return last() == protocol.StatusOffline })
 	if _, err := os.Stat(filepath.Join(dir, "data", "node.db")); err != nil {
 		t.Fatalf("store file: %v", err)
+	}
+}
+
+// Under systemd (Type=notify, WatchdogSec=) the agent says READY=1 once
+// its main loop runs, feeds the watchdog while it keeps running, and says
+// STOPPING=1 on the way out. systemd is a unix datagram socket here.
+func TestRunTellsSystemd(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "node.json")
+	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
+	os.WriteFile(credFile, raw, 0o600)
+	socket := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: socket, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	read := func() string {
+		t.Helper()
+		buf := make([]byte, 512)
+		conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("systemd heard nothing: %v", err)
+		}
+		return string(buf[:n])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"--data", filepath.Join(dir, "data"), "--credentials", credFile, "--audio", "none", "--log-level", "warn"},
+			env(map[string]string{"NOTIFY_SOCKET": socket, "WATCHDOG_USEC": "600000"}), &bytes.Buffer{}, &stderr)
+	}()
+	if got := read(); !strings.HasPrefix(got, "READY=1\n") {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	for range 2 {
+		if got := read(); got != "WATCHDOG=1" {
+			t.Fatalf("notification %q, want WATCHDOG=1", got)
+		}
+	}
+	cancel()
+	for {
+		if got := read(); got == "STOPPING=1" {
+			break
+		} else if got != "WATCHDOG=1" {
+			t.Fatalf("notification %q while stopping", got)
+		}
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

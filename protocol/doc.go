@@ -135,11 +135,36 @@
 // NodeConfig carries the settings a technician sets remotely: Volume
 // (0–15, 2 dB a step), Muted and AmplifierPolicy. They are part of the
 // desired state, so they survive an offline node and a restart. Muted never
-// applies to an emergency, which also always plays at full volume.
+// applies to an emergency, which also plays at full volume unless its
+// alert gives a Volume.
 // Imperative commands expire within minutes: CmdStateNow (publish the
 // state now), CmdReboot, and CmdSelfTest (Test: TestSilent or TestAudible,
 // TestID the controller's run), whose result the node reports as an
 // EventSelfTest event through its outbox, carrying a TestResult.
+//
+// # Emergency alerts
+//
+// An emergency is not in any desired state: the controller sends one
+// Command{Name: "alert", Alert} per targeted area on the area's cmd topic,
+// and the broker fans it out to every node below. The Alert holds one
+// Occurrence (priority emergency, or priority for a live call) and the
+// content it needs, chimes first. Its Start is a short lead after the
+// issue, the same for every node of the area, so that neighbouring
+// clusters start together; a node that has it later starts at once and
+// its started event's LateMS says how late. Its Expires is the exact
+// deadline (Occurrence.Deadline) and the envelope's expiry: a node that
+// comes back after it hears nothing stale. Volume (1–15, 15 is full) is
+// applied whatever the node's own volume, -2 dB a step below full; Drill
+// marks an exercise, and the node copies it into every event about it.
+//
+// The node plays an alert like any occurrence of its level: it preempts
+// what plays (which resumes afterwards by its own policy), the amplifier
+// is switched on, and missing content is fetched at once. A copy of an
+// alert the node has (the controller resends it on the node's own cmd
+// topic to a node that did not report it received) changes nothing.
+// Command{Name: "alert-cancel", Occurrence} stops it wherever it is; its
+// delivery ends failed with ReasonCancelled, and a copy that arrives later
+// does not start it.
 //
 // # Content
 //
@@ -164,4 +189,18 @@
 // the node at its start waits for it within the late grace
 // (NodeConfig.LateGraceMS) and plays late if it comes; past the grace it
 // fails with ReasonContentMissing.
+//
+// # Agent updates
+//
+// Command{Name: "update", Update} asks a node to install another release of
+// the agent. Update names the Version and, per architecture (GOARCH), the
+// archive's SHA-256, size and path on the controller; the command is
+// signed, expires and is replay-checked like any command, so the signature
+// covers the archive's bytes. The node fetches the archive for its
+// architecture over HTTP with its credentials, refuses it unless size and
+// SHA-256 match, runs the new binary on trial, and installs it only if it
+// connects within a bound. It reports EventUpdated (Version; Reason "from
+// <old version>") from the installed new version, or EventUpdateFailed
+// (Version; Reason) from the old one, which carries on. It never restarts
+// while something plays or is due within two minutes.
 package protocol

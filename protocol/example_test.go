@@ -47,13 +47,13 @@ func Example() {
 			fmt.Println(err)
 			return
 		}
-		fmt.Printf("%s from %s, seq %d: %+v\n", env.Type, env.From, env.Seq, cmd)
+		fmt.Printf("%s from %s, seq %d: %s epoch %s seq %d\n", env.Type, env.From, env.Seq, cmd.Name, cmd.Epoch, cmd.Seq)
 	}
 	receive(raw, to)
 	receive(raw, to)                // the same bytes again, as a replaying attacker sends them
 	receive(raw, "node/n-11311-02") // re-published on another node's topic
 	// Output:
-	// cmd from controller, seq 1741559100000001: {Name:ack Epoch:e-7d1c Seq:43 Test: TestID:}
+	// cmd from controller, seq 1741559100000001: ack epoch e-7d1c seq 43
 	// refused: replay true
 	// refused: wrong_audience
 }

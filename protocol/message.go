@@ -95,6 +95,22 @@ type Occurrence struct {
 	// Session names the session instance the occurrence belongs to, e.g.
 	// "s000001@20250301", for display and reports.
 	Session string `json:"session,omitempty"`
+	// Stream is a live HTTP MP3 stream (a station's Icecast URL) that a
+	// background occurrence relays for DurationMS instead of playing
+	// Content, which is then empty (programme relay, tiếp sóng).
+	Stream string `json:"stream,omitempty"`
+
+	// The fields below are set on emergency alerts (see Alert).
+
+	// Volume, 1–15, is the level to play at whatever the node's own volume
+	// or mute; 0 means the node's default.
+	Volume int `json:"volume,omitempty"`
+	// Expires, when set, is the exact deadline: the occurrence never
+	// starts, or starts again, after it, whatever the late grace.
+	Expires time.Time `json:"expires,omitzero"`
+	// Drill marks an exercise (diễn tập): the node says so in its log and
+	// every event it reports about the occurrence.
+	Drill bool `json:"drill,omitempty"`
 }
 
 // Preemption policies of an Occurrence.
@@ -109,7 +125,16 @@ func (o *Occurrence) Plays() int { return max(o.Repeat, 1) }
 // Deadline returns the latest instant o may start or start again, given
 // the node's late grace.
 func (o *Occurrence) Deadline(grace time.Duration) time.Time {
+	if !o.Expires.IsZero() {
+		return o.Expires
+	}
 	d := o.Start.Add(grace)
+	if o.Stream != "" {
+		// A relay may start or resume until its window ends.
+		if end := o.Start.Add(time.Duration(o.DurationMS) * time.Millisecond); end.After(d) {
+			d = end
+		}
+	}
 	if o.PlayBy.After(d) {
 		return o.PlayBy
 	}
@@ -172,6 +197,10 @@ func (d *DesiredState) Validate() error {
 		switch {
 		case o.ID == "" || seen[o.ID]:
 			return fmt.Errorf("desired state for %s: occurrence id %q empty or repeated", d.Node, o.ID)
+		case o.Stream != "":
+			if err := checkStream(o); err != nil {
+				return fmt.Errorf("desired state for %s: occurrence %s: %w", d.Node, o.ID, err)
+			}
 		case !refs[o.Content]:
 			return fmt.Errorf("desired state for %s: occurrence %s needs content %s that is not listed", d.Node, o.ID, o.Content)
 		case !o.Priority.Valid():
@@ -258,10 +287,16 @@ type Command struct {
 	// Ack fields.
 	Epoch string `json:"epoch,omitempty"`
 	Seq   uint64 `json:"seq,omitempty"`
+	// Alert is the emergency of an alert command.
+	Alert *Alert `json:"alert,omitempty"`
+	// Occurrence names the alert an alert-cancel command stops.
+	Occurrence string `json:"occurrence,omitempty"`
 	// Self-test fields: the kind and the controller's id of the run, which
 	// the result carries back.
 	Test   string `json:"test,omitempty"`
 	TestID string `json:"test_id,omitempty"`
+	// Update is the release to install, for CmdUpdate.
+	Update *Update `json:"update,omitempty"`
 }
 
 // Status is a node's connectivity as published on its state topic.
@@ -426,6 +461,7 @@ const (
 	ReasonRemoved        = "removed"     // a newer desired state dropped the occurrence
 	ReasonTooLate        = "too-late"
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
+	ReasonCancelled      = "cancelled" // the controller cancelled the alert
 	ReasonMuted          = "muted"     // the node is muted (never for emergencies)
 )
 
@@ -440,8 +476,12 @@ type Event struct {
 	Reason       string    `json:"reason,omitempty"`
 	LateMS       int64     `json:"late_ms,omitempty"`
 	PlayedMS     int64     `json:"played_ms,omitempty"`
+	// Drill marks events about an exercise (Occurrence.Drill).
+	Drill bool `json:"drill,omitempty"`
 	// Test is the result of a self-test, on EventSelfTest.
 	Test *TestResult `json:"test,omitempty"`
+	// Version is the agent version an update event is about.
+	Version string `json:"version,omitempty"`
 }
 
 // EventBatch is the body of an events message: consecutive events from the

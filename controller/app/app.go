@@ -24,13 +24,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/upstream"
+	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
@@ -43,12 +47,15 @@ type App struct {
 	Out io.Writer
 	// Clock drives the scheduler (tests may fake it).
 	Clock clock.Clock
+	// Version is the controller's build version, recorded in backups.
+	Version string
 
 	DB        *bolt.DB
 	Media     *media.Library
 	Broker    *mqtt.Broker // nil with an external broker
 	MQTT      *mqtt.Client
 	Scheduler *schedule.Scheduler
+	Emergency *emergency.Service
 	HTTP      *lhttp.Server
 	Signer    *protocol.Signer
 
@@ -65,7 +72,12 @@ type App struct {
 	Sessions      *bolt.SessionService
 	Holidays      *bolt.HolidayService
 	Proposals     *bolt.ProposalService
-	Alarms        *bolt.AlarmService
+	Releases      *bolt.ReleaseService
+	Upstream      *bolt.UpstreamService
+	// Rollouts drives agent rollouts.
+	Rollouts    *release.Runner
+	Emergencies *bolt.EmergencyService
+	Alarms      *bolt.AlarmService
 	// Health is the fleet health model: node timeouts, alarms, self-tests.
 	Health *health.Monitor
 
@@ -79,7 +91,7 @@ func New(cfg Config, logger *slog.Logger) *App {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}}
+	return &App{Config: cfg, Logger: logger, Out: os.Stdout, Clock: clock.Real{}, Version: "dev"}
 }
 
 // Open starts every part. Listeners are opened synchronously, so a busy
@@ -114,6 +126,8 @@ func (a *App) Open() (err error) {
 	a.Sessions = bolt.NewSessionService(a.DB)
 	a.Holidays = bolt.NewHolidayService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
+	a.Releases = bolt.NewReleaseService(a.DB)
+	a.Emergencies = bolt.NewEmergencyService(a.DB)
 	a.Alarms = bolt.NewAlarmService(a.DB)
 
 	ctx := context.Background()
@@ -178,6 +192,22 @@ func (a *App) Open() (err error) {
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
 	}
+	a.Emergency = emergency.NewService()
+	a.Emergency.Store = a.Emergencies
+	a.Emergency.Areas = a.Areas
+	a.Emergency.Nodes = a.Nodes
+	a.Emergency.Contents = a.Contents
+	a.Emergency.Media = a.Media
+	a.Emergency.Deliveries = a.Deliveries
+	a.Emergency.Messenger = a.MQTT
+	a.Emergency.Clock = a.Clock
+	a.Emergency.Logger = a.Logger
+	if err := a.Emergency.Open(ctx); err != nil {
+		return fmt.Errorf("emergency: %w", err)
+	}
+	// Set before the client opens: its workers read it.
+	a.MQTT.OnEvents = a.Emergency.Events
+
 	a.Health = health.NewMonitor()
 	a.Health.Config = cfg.Health
 	a.Health.Clock = a.Clock
@@ -255,6 +285,35 @@ func (a *App) Open() (err error) {
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
 	a.HTTP.ProgrammeService = a.Scheduler
+	a.HTTP.Backup = a.writeBackup
+	a.Rollouts = release.NewRunner()
+	a.Rollouts.Releases = a.Releases
+	a.Rollouts.Nodes = a.Nodes
+	a.Rollouts.Events = a.Events
+	a.Rollouts.Messenger = a.MQTT
+	a.Rollouts.Now = a.Clock.Now
+	a.Rollouts.Logger = a.Logger
+	if cfg.RolloutInterval > 0 {
+		a.Rollouts.Interval = cfg.RolloutInterval
+	}
+	a.HTTP.ReleaseService = a.Releases
+	a.HTTP.ReleaseArchives = &release.Archives{Dir: filepath.Join(cfg.DataDir, "releases")}
+	a.HTTP.Rollouts = a.Rollouts
+	a.Upstream = bolt.NewUpstreamService(a.DB)
+	link := &upstreamLink{source: &upstream.Source{Areas: a.Areas, Nodes: a.Nodes, Deliveries: a.Deliveries, Announcements: a.Announcements, System: cfg.SystemID}}
+	if cfg.UpstreamURL != "" {
+		link.pusher = &upstream.Pusher{URL: cfg.UpstreamURL, Key: cfg.UpstreamKey, Every: cfg.UpstreamEvery, Source: link.source,
+			Outbox: a.Upstream, Now: a.Clock.Now, Logger: a.Logger.With("part", "upstream")}
+	}
+	a.HTTP.Upstream = link
+	a.HTTP.UpstreamSystems = a.Upstream
+	a.HTTP.EmergencyService = a.Emergency
+	a.HTTP.CapStore = bolt.NewCapService(a.DB)
+	ui, err := web.Handler()
+	if err != nil {
+		return err
+	}
+	a.HTTP.UI = ui
 	a.HTTP.HealthService = a.Health
 	a.HTTP.AlarmService = a.Alarms
 	a.HTTP.SelfTestService = a.Alarms
@@ -267,14 +326,30 @@ func (a *App) Open() (err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(2)
+	a.wg.Add(3)
+	if link.pusher != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = link.pusher.Run(runCtx)
+		}()
+	}
 	go func() {
 		defer a.wg.Done()
 		_ = a.Scheduler.Run(runCtx)
 	}()
 	go func() {
 		defer a.wg.Done()
+		_ = a.Rollouts.Run(runCtx)
+	}()
+	go func() {
+		defer a.wg.Done()
 		_ = a.Health.Run(runCtx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = a.Emergency.Run(runCtx)
 	}()
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
 	return nil

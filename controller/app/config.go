@@ -49,6 +49,17 @@ type Config struct {
 	TLSCert string
 	TLSKey  string
 	TLSCA   string
+	// UpstreamURL is where exports are pushed (the province's
+	// information-source system); empty: no push. UpstreamKey (env
+	// LOAXA_UPSTREAM_KEY only) is sent as a bearer token; UpstreamEvery is
+	// the period of one export; SystemID names this controller in them.
+	UpstreamURL   string
+	UpstreamKey   string
+	UpstreamEvery time.Duration
+	SystemID      string
+	// RolloutInterval is how often rollouts look at their nodes (0:
+	// release.DefaultInterval); no flag, tests shorten it.
+	RolloutInterval time.Duration
 	// Health holds the thresholds of the fleet health model
 	// (controller/health); flags set the daily self-test and the offline
 	// alarm threshold.
@@ -65,6 +76,8 @@ func DefaultConfig() Config {
 		Horizon:        7 * 24 * time.Hour,
 		MaxUploadBytes: 200 << 20,
 		LogLevel:       slog.LevelInfo,
+		UpstreamEvery:  24 * time.Hour,
+		SystemID:       "loaxa",
 		Health:         health.DefaultConfig(),
 	}
 }
@@ -90,6 +103,11 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&c.TLSKey, "tls-key", "LOAXA_TLS_KEY", "PEM private key file of --tls-cert")
 	str(&c.TLSCA, "tls-ca", "LOAXA_TLS_CA", "PEM certificate nodes pin to verify the controller (default: the last certificate of --tls-cert)")
 	c.AdminPassword = getenv("LOAXA_ADMIN_PASSWORD")
+	str(&c.UpstreamURL, "upstream-url", "LOAXA_UPSTREAM_URL", "HTTPS endpoint of the province's information-source system to push exports to")
+	str(&c.SystemID, "system-id", "LOAXA_SYSTEM_ID", "this controller's name in exports, e.g. the province code")
+	c.UpstreamKey = getenv("LOAXA_UPSTREAM_KEY")
+	every := c.UpstreamEvery.String()
+	str(&every, "upstream-every", "LOAXA_UPSTREAM_EVERY", "period of one export pushed upstream")
 
 	horizon := c.Horizon.String()
 	str(&horizon, "horizon", "LOAXA_HORIZON", "how far ahead schedules are sent to nodes")
@@ -121,6 +139,9 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	}
 	if c.MaxUploadBytes, err = strconv.ParseInt(upload, 10, 64); err != nil || c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("max-upload %q: want a positive number of bytes", upload)
+	}
+	if c.UpstreamEvery, err = time.ParseDuration(every); err != nil || c.UpstreamEvery < time.Minute {
+		return fmt.Errorf("upstream-every %q: want a duration of at least 1m, e.g. 24h", every)
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("log-level %q: want debug, info, warn or error", level)

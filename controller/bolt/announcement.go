@@ -10,6 +10,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // AnnouncementService stores announcements.
@@ -48,7 +49,7 @@ func (s *AnnouncementService) CreateAnnouncement(ctx context.Context, a *loaxa.A
 	}
 	rec.State = loaxa.AnnouncementActive
 	err := s.db.update(func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketContents).Get([]byte(a.ContentID)) == nil {
+		if a.StreamURL == "" && tx.Bucket(bucketContents).Get([]byte(a.ContentID)) == nil {
 			return loaxa.Errorf(loaxa.EInvalid, "Content %q does not exist: upload it first, then use the id it gets.", a.ContentID)
 		}
 		for _, id := range a.Targets.Areas {
@@ -79,7 +80,9 @@ func (s *AnnouncementService) CreateAnnouncement(ctx context.Context, a *loaxa.A
 
 func validateAnnouncement(a *loaxa.Announcement) error {
 	switch {
-	case a.ContentID == "":
+	case a.StreamURL != "" && (a.ContentID != "" || a.Priority != protocol.PriorityBackground || a.DurationMS <= 0):
+		return loaxa.Errorf(loaxa.EInvalid, "A stream relay is background, has a duration and no content_id.")
+	case a.ContentID == "" && a.StreamURL == "":
 		return loaxa.Errorf(loaxa.EInvalid, "The announcement has no content_id: upload audio first and use its id.")
 	case len(a.Targets.Areas) == 0 && len(a.Targets.Nodes) == 0:
 		return loaxa.Errorf(loaxa.EInvalid, "The announcement has no targets: list at least one area or node.")

@@ -78,6 +78,8 @@ var (
 	bucketProposals      = []byte("proposals")
 	bucketAlarms         = []byte("alarms")
 	bucketSelfTests      = []byte("selftests")
+	bucketEmergencies    = []byte("emergencies")
+	bucketCapAlerts      = []byte("cap_alerts")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
@@ -87,6 +89,7 @@ var (
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
 		bucketAlarms, bucketSelfTests,
+		bucketEmergencies, bucketCapAlerts,
 	}
 
 	keySigning  = []byte("signing")

@@ -176,7 +176,9 @@ func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep 
 			} else if !ok {
 				return fmt.Errorf("delivery index %q points to missing %q", k, key)
 			}
-			if keep[d.Occurrence] || !d.Start.After(after) ||
+			// Emergencies are sent, not scheduled: the scheduler never
+			// holds their occurrences.
+			if keep[d.Occurrence] || !d.Start.After(after) || loaxa.IsEmergencyID(d.Announcement) ||
 				d.State != loaxa.DeliveryPending && d.State != loaxa.DeliveryReceived {
 				continue
 			}

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -235,7 +236,7 @@ func (s *UserService) RevokeToken(ctx context.Context, token string) error {
 }
 
 // RevokeSessions ends every session of username and returns how many were
-// still live. Sessions are few (pruneSessions), so it scans them all.
+// still live.
 func (s *UserService) RevokeSessions(ctx context.Context, username string) (int, error) {
 	if err := checkCtx(ctx); err != nil {
 		return 0, err
@@ -245,34 +246,81 @@ func (s *UserService) RevokeSessions(ctx context.Context, username string) (int,
 		if tx.Bucket(bucketUsers).Get([]byte(username)) == nil {
 			return userNotFound(username)
 		}
-		b := tx.Bucket(bucketTokens)
-		now := s.db.Now()
-		var ended [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var sess session
-			if err := json.Unmarshal(v, &sess); err != nil {
-				return fmt.Errorf("decode session: %w", err)
-			}
-			if sess.Username == username {
-				ended = append(ended, k)
-				if now.Before(sess.Expires) {
-					live++
-				}
-			}
-			return nil
-		})
+		var err error
+		live, err = endSessions(tx, username, nil, s.db.Now())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions of %s: %w", username, err)
+	}
+	return live, nil
+}
+
+// SetPassword replaces the password hash of username and, in the same
+// transaction, ends every session of the user but keepToken's (none when
+// keepToken is empty): whoever signed in with the old password is out. It
+// returns how many live sessions ended.
+func (s *UserService) SetPassword(ctx context.Context, username string, hash []byte, keepToken string) (int, error) {
+	if err := checkCtx(ctx); err != nil {
+		return 0, err
+	}
+	if len(hash) == 0 {
+		return 0, loaxa.Errorf(loaxa.EInvalid, "No password hash for user %q: set it with loaxa.HashPassword.", username)
+	}
+	var keep []byte
+	if keepToken != "" {
+		keep = tokenKey(keepToken)
+	}
+	var live int
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		u, err := getUser(tx, username)
 		if err != nil {
 			return err
 		}
-		for _, k := range ended {
-			if err := b.Delete(k); err != nil {
-				return fmt.Errorf("delete session: %w", err)
+		if err := putJSON(tx.Bucket(bucketUsers), []byte(username), userRecord{u, hash}); err != nil {
+			return err
+		}
+		live, err = endSessions(tx, username, keep, s.db.Now())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("set password of %s: %w", username, err)
+	}
+	return live, nil
+}
+
+// endSessions deletes the sessions of username but the one stored under
+// keep, and returns how many of them were live at now. Sessions are few
+// (pruneSessions), so it scans them all.
+func endSessions(tx *bbolt.Tx, username string, keep []byte, now time.Time) (int, error) {
+	b := tx.Bucket(bucketTokens)
+	var (
+		ended [][]byte
+		live  int
+	)
+	err := b.ForEach(func(k, v []byte) error {
+		if keep != nil && bytes.Equal(k, keep) {
+			return nil
+		}
+		var sess session
+		if err := json.Unmarshal(v, &sess); err != nil {
+			return fmt.Errorf("decode session: %w", err)
+		}
+		if sess.Username == username {
+			ended = append(ended, k)
+			if now.Before(sess.Expires) {
+				live++
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("revoke sessions of %s: %w", username, err)
+		return 0, err
+	}
+	for _, k := range ended {
+		if err := b.Delete(k); err != nil {
+			return 0, fmt.Errorf("delete session: %w", err)
+		}
 	}
 	return live, nil
 }

@@ -148,3 +148,50 @@ func TestUserService_CreateToken_PrunesEndedSessions(t *testing.T) {
 		t.Errorf("%d sessions stored, want 2 (one live from before, one new)", n)
 	}
 }
+
+func TestUserService_SetPassword(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	s := bolt.NewUserService(db)
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, &loaxa.User{Username: "can-bo", Role: loaxa.RoleCommune, Area: "hp", PasswordHash: []byte("old")}))
+	must(t, s.CreateUser(ctx, &loaxa.User{Username: "khac", Role: loaxa.RoleViewer, Area: "hp", PasswordHash: []byte("h")}))
+	keep, err := s.CreateToken(ctx, "can-bo", clk.Now().Add(time.Hour))
+	must(t, err)
+	other, err := s.CreateToken(ctx, "can-bo", clk.Now().Add(time.Hour))
+	must(t, err)
+	stranger, err := s.CreateToken(ctx, "khac", clk.Now().Add(time.Hour))
+	must(t, err)
+
+	n, err := s.SetPassword(ctx, "can-bo", []byte("new"), keep)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("ended %d sessions, want 1", n)
+	}
+	u, err := s.FindUserByUsername(ctx, "can-bo")
+	must(t, err)
+	if string(u.PasswordHash) != "new" || u.Role != loaxa.RoleCommune || u.Area != "hp" {
+		t.Errorf("after the change: %+v", u)
+	}
+	if _, err := s.UserByToken(ctx, other); loaxa.ErrorCode(err) != loaxa.EUnauthorized {
+		t.Errorf("the other session survived: %v", err)
+	}
+	for _, tok := range []string{keep, stranger} {
+		if _, err := s.UserByToken(ctx, tok); err != nil {
+			t.Errorf("a session that should go on ended: %v", err)
+		}
+	}
+	// No session kept: all end.
+	n, err = s.SetPassword(ctx, "can-bo", []byte("newer"), "")
+	must(t, err)
+	if n != 1 {
+		t.Errorf("ended %d sessions, want the kept one", n)
+	}
+
+	if _, err := s.SetPassword(ctx, "khong-co", []byte("x"), ""); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("unknown user: %v, want ENotFound", err)
+	}
+	if _, err := s.SetPassword(ctx, "can-bo", nil, ""); loaxa.ErrorCode(err) != loaxa.EInvalid {
+		t.Errorf("empty hash: %v, want EInvalid", err)
+	}
+}

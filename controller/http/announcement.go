@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ type announcementRequest struct {
 	ClosingChime string   `json:"closing_chime"`
 	// Force creates the announcement despite conflicts.
 	Force bool `json:"force"`
+	// StreamURL and DurationMS: a programme relay instead of content.
+	StreamURL  string `json:"stream_url"`
+	DurationMS int64  `json:"duration_ms"`
 }
 
 // conflictResponse answers a create refused for conflicts (409).
@@ -128,21 +132,29 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		return err
 	}
 
-	if !protocol.ValidContentID(a.ContentID) {
+	if req.StreamURL != "" {
+		if err := checkRelay(&req, a); err != nil {
+			return err
+		}
+	} else if !protocol.ValidContentID(a.ContentID) {
 		if a.ContentID == "" {
 			return loaxa.Errorf(loaxa.EInvalid, "content_id is required; upload audio with POST /api/v1/content and use the id it returns.")
 		}
 		return loaxa.Errorf(loaxa.EInvalid, "content_id %q is not a content id; use the 64 hex digits returned by POST /api/v1/content.", a.ContentID)
 	}
-	c, err := s.ContentService.FindContentByID(ctx, a.ContentID)
-	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return loaxa.Errorf(loaxa.EInvalid,
-			"content_id %s does not exist; upload the audio with POST /api/v1/content or pick one from GET /api/v1/content.", a.ContentID)
-	} else if err != nil {
-		return fmt.Errorf("create announcement: find content %s: %w", a.ContentID, err)
-	}
-	if a.Title == "" {
-		a.Title = c.Title
+	if a.StreamURL == "" {
+		c, err := s.ContentService.FindContentByID(ctx, a.ContentID)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return loaxa.Errorf(loaxa.EInvalid,
+				"content_id %s does not exist; upload the audio with POST /api/v1/content or pick one from GET /api/v1/content.", a.ContentID)
+		} else if err != nil {
+			return fmt.Errorf("create announcement: find content %s: %w", a.ContentID, err)
+		}
+		if a.Title == "" {
+			a.Title = c.Title
+		}
+	} else if a.Title == "" {
+		a.Title = "Tiếp sóng " + a.StreamURL
 	}
 	for _, id := range a.Targets.Areas {
 		if _, err := s.requireArea(ctx, "targets.areas", id); err != nil {
@@ -578,5 +590,28 @@ func (s *Server) handleListDeliveries(w http.ResponseWriter, r *http.Request) er
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, resp)
+	return nil
+}
+
+// MaxRelay bounds one relay occurrence.
+const MaxRelay = 24 * time.Hour
+
+// checkRelay reads a programme relay request: a background item that
+// plays a station's live stream for duration_ms instead of content.
+func checkRelay(req *announcementRequest, a *loaxa.Announcement) error {
+	u, err := url.Parse(req.StreamURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return loaxa.Errorf(loaxa.EInvalid, "stream_url %q: give the station's http:// or https:// stream address (an Icecast MP3 mount).", req.StreamURL)
+	case req.ContentID != "":
+		return loaxa.Errorf(loaxa.EInvalid, "Give content_id or stream_url, not both.")
+	case req.Priority != "" && req.Priority != protocol.PriorityBackground:
+		return loaxa.Errorf(loaxa.EInvalid, "A stream relay is background (anything else preempts it); leave priority out or say background.")
+	case req.DurationMS < 5_000 || req.DurationMS > MaxRelay.Milliseconds():
+		return loaxa.Errorf(loaxa.EInvalid, "duration_ms %d: a relay lasts from 5 seconds (5000) to 24 hours (86400000), e.g. 3600000 for an hour.", req.DurationMS)
+	case req.OpeningChime != "" || req.ClosingChime != "" || (req.Repeat != nil && *req.Repeat > 1):
+		return loaxa.Errorf(loaxa.EInvalid, "A stream relay has no chimes and no repeats.")
+	}
+	a.StreamURL, a.DurationMS, a.Priority = req.StreamURL, req.DurationMS, protocol.PriorityBackground
 	return nil
 }

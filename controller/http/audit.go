@@ -16,16 +16,19 @@ const MaxAuditLimit = 10000
 // Audit actions recorded by the API. Other packages' handlers may add
 // their own; the names read "noun.verb".
 const (
-	auditLogin          = "auth.login"
-	auditLoginFailed    = "auth.login_failed"
-	auditLogout         = "auth.logout"
-	auditUserCreate     = "user.create"
-	auditSessionsRevoke = "user.sessions_revoke"
-	auditAreaCreate     = "area.create"
-	auditNodeCreate     = "node.create"
-	auditContentUpload  = "content.upload"
-	auditAnnCreate      = "announcement.create"
-	auditAnnCancel      = "announcement.cancel"
+	auditLogin                = "auth.login"
+	auditLoginFailed          = "auth.login_failed"
+	auditLogout               = "auth.logout"
+	auditUserCreate           = "user.create"
+	auditSessionsRevoke       = "user.sessions_revoke"
+	auditPasswordChange       = "auth.password_change"
+	auditPasswordChangeFailed = "auth.password_change_failed"
+	auditPasswordReset        = "user.password_reset"
+	auditAreaCreate           = "area.create"
+	auditNodeCreate           = "node.create"
+	auditContentUpload        = "content.upload"
+	auditAnnCreate            = "announcement.create"
+	auditAnnCancel            = "announcement.cancel"
 )
 
 // audit records a state-changing action by the requesting user. A failure

@@ -42,8 +42,22 @@ type sessionResponse struct {
 	Role      loaxa.Role `json:"role"`
 	Area      string     `json:"area,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Actions are what the role grants (within Area), so a page shows only
+	// what the user may do; the API enforces it all the same.
+	Actions []loaxa.Action `json:"actions"`
 	// CSRFToken is set when the session is the cookie's.
 	CSRFToken string `json:"csrf_token,omitempty"`
+}
+
+// actionsOf lists the actions u's role grants.
+func actionsOf(u *loaxa.User) []loaxa.Action {
+	out := []loaxa.Action{}
+	for _, a := range loaxa.Actions {
+		if u.May(a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // errBadLogin is the one answer for a wrong username or a wrong password,
@@ -142,7 +156,7 @@ func (s *Server) handleSignInBrowser(w http.ResponseWriter, r *http.Request) err
 	})
 	w.Header().Set("Cache-Control", "no-store")
 	exp := expires.UTC()
-	s.writeJSON(w, r, http.StatusOK, sessionResponse{Username: u.Username, Role: u.Role, Area: u.Area, ExpiresAt: &exp, CSRFToken: csrfToken(token)})
+	s.writeJSON(w, r, http.StatusOK, sessionResponse{Username: u.Username, Role: u.Role, Area: u.Area, ExpiresAt: &exp, Actions: actionsOf(u), CSRFToken: csrfToken(token)})
 	return nil
 }
 
@@ -153,7 +167,7 @@ func (s *Server) handleWhoAmI(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u := userFrom(r.Context())
-	resp := sessionResponse{Username: u.Username, Role: u.Role, Area: u.Area}
+	resp := sessionResponse{Username: u.Username, Role: u.Role, Area: u.Area, Actions: actionsOf(u)}
 	if c := callerFrom(r.Context()); c.cookie {
 		resp.CSRFToken = csrfToken(c.token)
 	}

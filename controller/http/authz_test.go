@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/bolt"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/controller/release"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/controller/upstream"
 	"loaxa.vn/protocol"
 )
 
@@ -28,6 +31,8 @@ type authzEnv struct {
 	content string
 	ann     map[bool]string // announcement targeting the in-scope / out-of-scope commune
 	seq     atomic.Int64
+	archive string // a release archive's SHA-256
+	rollout string // a rollout's id
 }
 
 // scopeArea, scopeNode and scopeUser are what a request names in scope
@@ -86,12 +91,28 @@ func authzCases() map[string][]authzCase {
 			return authzRequest{method: "POST", path: "/api/v1/auth/logout", token: a.token(user)}
 		}}},
 
+		"POST /api/v1/auth/password": {{ok: 200, build: func(a *authzEnv, user string, in bool) authzRequest {
+			// A twin of the caller (same role and area), so that the
+			// change does not end the caller's session used by other cases.
+			u, err := a.stores.users.FindUserByUsername(context.Background(), user)
+			if err != nil {
+				panic(err)
+			}
+			twin := a.unique("pw")
+			r := jsonReq("POST", "/api/v1/auth/password", map[string]string{"current_password": testPassword, "new_password": "mật khẩu mới 2026"})
+			r.token = a.addUser(twin, u.Role, u.Area)
+			return r
+		}}},
 		"GET /api/v1/users": {{ok: 200, build: get("/api/v1/users")}},
 		"POST /api/v1/users": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/users", map[string]string{"username": a.unique("u"), "password": testPassword, "role": "viewer", "area": scopeArea[in]})
 		}}},
 		"DELETE /api/v1/users/{username}/sessions": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "DELETE", path: "/api/v1/users/" + scopeUser[in] + "/sessions"}
+		}}},
+
+		"PUT /api/v1/users/{username}/password": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PUT", "/api/v1/users/"+scopeUser[in]+"/password", map[string]string{"password": "mật khẩu mới 2026"})
 		}}},
 
 		"GET /api/v1/areas": {{ok: 200, build: get("/api/v1/areas")}},
@@ -209,6 +230,40 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
 		}}},
+		"GET /api/v1/emergency": {{ok: 200, build: get("/api/v1/emergency")}},
+		"POST /api/v1/emergency": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/emergency", map[string]any{"content_id": a.content, "targets": []string{scopeArea[in]}, "drill": true})
+		}}},
+		"GET /api/v1/emergency/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/emergency/" + a.emergency(in, false)}
+		}}},
+		"GET /api/v1/emergency/{id}/stream": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// A cancelled one whose node never had it: the stream ends at once.
+			return authzRequest{method: "GET", path: "/api/v1/emergency/" + a.emergency(in, true) + "/stream"}
+		}}},
+		"POST /api/v1/emergency/{id}/cancel": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/emergency/" + a.emergency(in, false) + "/cancel"}
+		}}},
+		"POST /api/v1/emergency/{id}/all-clear": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/emergency/"+a.emergency(in, false)+"/all-clear", map[string]any{"content_id": a.content})
+		}}},
+		"POST /api/v1/cap": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// Not on the auto-start list: it waits for approval, but its
+			// area is checked all the same.
+			return authzRequest{method: "POST", path: "/api/v1/cap", contentType: "application/cap+xml",
+				body: strings.NewReader(capXML(a.unique("id"), "Actual", scopeArea[in]))}
+		}}},
+		"GET /api/v1/cap":            {{ok: 200, build: get("/api/v1/cap")}},
+		"GET /api/v1/cap/auto-start": {{ok: 200, build: get("/api/v1/cap/auto-start")}},
+		"PUT /api/v1/cap/auto-start": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lũ quét"}})
+		}}},
+		"GET /api/v1/cap/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/cap/" + a.pendingCap(in)}
+		}}},
+		"POST /api/v1/cap/{id}/approve": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/cap/" + a.pendingCap(in) + "/approve"}
+		}}},
 		"GET /api/v1/keys": {{wholeTree: true, ok: 200, build: get("/api/v1/keys")}},
 		"POST /api/v1/keys": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			a.stores.keys.ActivateKey(context.Background()) // one may be announced already
@@ -219,6 +274,29 @@ func authzCases() map[string][]authzCase {
 			return jsonReq("POST", "/api/v1/keys/activate", map[string]bool{"force": true})
 		}}},
 		"GET /api/v1/broker/mosquitto": {{wholeTree: true, ok: 200, build: get("/api/v1/broker/mosquitto")}},
+		"GET /api/v1/backup":           {{wholeTree: true, ok: 200, build: get("/api/v1/backup")}},
+		"GET /api/v1/releases":         {{ok: 200, build: get("/api/v1/releases")}},
+		"POST /api/v1/releases": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: fmt.Sprintf("/api/v1/releases?version=2.%d&arch=amd64", a.seq.Add(1)), contentType: "application/gzip", body: bytes.NewReader(releaseArchive(a.t, 62))}
+		}}},
+		"GET /api/v1/releases/archives/{sha}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/releases/archives/" + a.archive}
+		}}},
+		"GET /api/v1/rollouts": {{ok: 200, build: get("/api/v1/rollouts")}},
+		"GET /api/v1/upstream/export": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/upstream/export?area=" + scopeArea[in]}
+		}}},
+		"GET /api/v1/upstream/outbox":  {{ok: 200, build: get("/api/v1/upstream/outbox")}},
+		"GET /api/v1/upstream/systems": {{ok: 200, build: get("/api/v1/upstream/systems")}},
+		"POST /api/v1/upstream/systems": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/upstream/systems", map[string]string{"id": fmt.Sprintf("tinh-%d", a.seq.Add(1)), "name": "Hệ thống thông tin nguồn tỉnh", "area": "31"})
+		}}},
+		"POST /api/v1/rollouts": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("POST", "/api/v1/rollouts", map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}})
+		}}},
+		"GET /api/v1/rollouts/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/rollouts/" + a.rollout}
+		}}},
 		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/audit?area=" + scopeArea[in]}
 		}}},
@@ -256,6 +334,34 @@ func authzCases() map[string][]authzCase {
 	}
 }
 
+// emergency sends a drill to the in- or out-of-scope commune as admin,
+// cancelled at once if asked, and returns its id.
+func (a *authzEnv) emergency(in, cancelled bool) string {
+	ctx := context.Background()
+	em, err := a.env.emergency.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: a.content, Targets: []string{scopeArea[in]}, Drill: true, CreatedBy: "admin"})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if cancelled {
+		if _, err := a.env.emergency.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	return em.ID
+}
+
+// pendingCap stores a CAP alert waiting for approval for the in- or
+// out-of-scope commune and returns its id.
+func (a *authzEnv) pendingCap(in bool) string {
+	key := a.unique("cap")
+	rec := &loaxa.CapAlert{Key: key, Identifier: key, Sender: "test", Status: "Actual", MsgType: "Alert", Event: "Bão",
+		Text: "Bão.", Targets: []string{scopeArea[in]}, Action: "pending", ReceivedAt: a.clock.Now()}
+	if err := a.env.caps.CreateCapAlert(context.Background(), rec); err != nil {
+		a.t.Fatal(err)
+	}
+	return rec.ID
+}
+
 // alarm stores an open alarm of the in- or out-of-scope node.
 func (a *authzEnv) alarm(in bool) string {
 	al := &loaxa.Alarm{Kind: loaxa.AlarmDoorOpen, Node: scopeNode[in], Area: scopeArea[in], Start: a.clock.Now()}
@@ -291,6 +397,18 @@ func (a *authzEnv) announce(in bool, p protocol.Priority) authzRequest {
 var publicRoutes = map[string]bool{
 	"GET /api/v1/health": true, "GET /api/v1/time": true, "GET /metrics": true,
 	"POST /api/v1/auth/token": true, "POST /api/v1/auth/session": true, "POST /api/v1/enrol": true,
+	"POST /api/v1/inbound/bulletins": true, // authenticated by the system's key
+}
+
+// upstreamLink is the controller's upstream link on the test's stores.
+type upstreamLink struct{ src *upstream.Source }
+
+func (u upstreamLink) Export(ctx context.Context, area string, from, to, now time.Time) (any, error) {
+	return u.src.Build(ctx, area, from, to, now)
+}
+
+func (u upstreamLink) Status(ctx context.Context) (any, error) {
+	return map[string]int{"pending": 0}, nil
 }
 
 func newAuthzEnv(t *testing.T) *authzEnv {
@@ -300,6 +418,30 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
 	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-c", "name": "Cụm loa Vĩnh An", "area": "12350", "lat": 20.7, "lon": 106.4}, http.StatusCreated, nil)
 	a := &authzEnv{env: e, ann: map[bool]string{}}
+	e.srv.Backup = func(ctx context.Context, w io.Writer) error {
+		_, err := io.WriteString(w, "backup")
+		return err
+	}
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	e.srv.UpstreamSystems = bolt.NewUpstreamService(e.db)
+	rels := bolt.NewReleaseService(e.db)
+	archives := &release.Archives{Dir: t.TempDir()}
+	runner := release.NewRunner()
+	runner.Releases, runner.Nodes, runner.Events = rels, e.stores.nodes, e.stores.events
+	e.srv.ReleaseService, e.srv.ReleaseArchives, e.srv.Rollouts = rels, archives, runner
+	ar, err := archives.Put(bytes.NewReader(releaseArchive(t, 62)), "amd64", "x.tar.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rels.PutReleaseArchive(context.Background(), "1.0.0", *ar, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	a.archive = ar.SHA256
+	ro, err := runner.Start(context.Background(), "1.0.0", loaxa.Targets{Nodes: []string{"n-c"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rollout = ro.ID
 	e.srv.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
 		f, err := mqtt.ExportMosquitto(ctx, e.stores.nodes, e.stores.areas, protocol.NewTopics(""), "loaxa-controller", loaxa.HashBrokerSecret("x"))
 		if err != nil {

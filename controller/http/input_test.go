@@ -70,7 +70,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown JSON field", jsonReq("POST", "/api/v1/areas", `{"id":"thon-1","name":"Thôn 1","parent":"12346","colour":"red"}`),
 			400, loaxa.EInvalid, `Unknown field "colour"; the accepted fields are id, name, parent, time_zone.`},
 		{"unknown nested field", jsonReq("POST", "/api/v1/announcements", `{"targets":{"area":["31"]}}`),
-			400, loaxa.EInvalid, `Unknown field "area"; the accepted fields are title, content_id, targets.areas, targets.nodes, priority, start, rrule, repeat, until, count, exdates, on_holidays, session, gap_ms, on_preempt, opening_chime, closing_chime, force.`},
+			400, loaxa.EInvalid, `Unknown field "area"; the accepted fields are title, content_id, targets.areas, targets.nodes, priority, start, rrule, repeat, until, count, exdates, on_holidays, session, gap_ms, on_preempt, opening_chime, closing_chime, force, stream_url, duration_ms.`},
 		{"trailing JSON", jsonReq("POST", "/api/v1/areas", `{"id":"thon-1","name":"Thôn 1","parent":"12346"} {"id":"thon-2"}`),
 			400, loaxa.EInvalid, "continues after the JSON object"},
 		{"trailing garbage", jsonReq("POST", "/api/v1/areas", `{"id":"thon-1","name":"Thôn 1","parent":"12346"}x`),

@@ -77,7 +77,7 @@ func FuzzDecodeJSON(f *testing.F) {
 }
 
 func TestFieldList(t *testing.T) {
-	if got, want := fieldList(&announcementRequest{}), "title, content_id, targets.areas, targets.nodes, priority, start, rrule, repeat, until, count, exdates, on_holidays, session, gap_ms, on_preempt, opening_chime, closing_chime, force"; got != want {
+	if got, want := fieldList(&announcementRequest{}), "title, content_id, targets.areas, targets.nodes, priority, start, rrule, repeat, until, count, exdates, on_holidays, session, gap_ms, on_preempt, opening_chime, closing_chime, force, stream_url, duration_ms"; got != want {
 		t.Errorf("fieldList = %q, want %q", got, want)
 	}
 	if got := fieldList(new(int)); got != "(none)" {

@@ -74,6 +74,19 @@ type Server struct {
 	// BrokerFiles makes an external broker's password and ACL files (file
 	// name → content) and lists nodes left out; nil with the embedded one.
 	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)
+	// Upstream exports to the province's information-source system;
+	// UpstreamSystems are the systems that send bulletins in. nil turns
+	// the routes off.
+	Upstream        Upstream
+	UpstreamSystems loaxa.UpstreamSystemService
+	// ReleaseService, ReleaseArchives and Rollouts host agent releases
+	// and roll them out; nil turns the routes off.
+	ReleaseService  loaxa.ReleaseService
+	ReleaseArchives ReleaseArchives
+	Rollouts        RolloutRunner
+	// Backup streams a backup archive of the store and content (GET
+	// /api/v1/backup); nil answers that backups are off.
+	Backup backupFunc
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
 	// LoginLimits bound failed sign-ins and enrolments; zero is
@@ -107,6 +120,15 @@ type Server struct {
 	ProgrammeService loaxa.ProgrammeService
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
+	// EmergencyService sends and follows emergencies; nil answers those
+	// routes with unavailable.
+	EmergencyService loaxa.EmergencyService
+	// CapStore keeps received CAP alerts; nil (or no EmergencyService)
+	// answers the CAP routes with unavailable.
+	CapStore loaxa.CapStore
+	// UI serves every path outside /api/ (the web console, package
+	// controller/web); nil answers them 404 like unknown API routes.
+	UI http.Handler
 	// HealthService, AlarmService and SelfTestService serve fleet health
 	// (alarms, area health, self-tests); nil answers those routes with
 	// unavailable. Messenger sends remote commands.
@@ -312,6 +334,10 @@ func (s *Server) changed() {
 // serveMux dispatches to the route table and answers unknown paths and
 // methods in the API's JSON error shape instead of ServeMux's plain text.
 func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
+	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		s.UI.ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		w = &fallbackWriter{ResponseWriter: w, s: s, r: r}
 	}

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
@@ -42,6 +43,40 @@ var _ loaxa.Scheduler = (*fakeScheduler)(nil)
 
 func (f *fakeScheduler) Changed() { f.changed.Add(1) }
 
+// fakeAlerts records the alert commands the API has sent.
+type fakeAlerts struct {
+	mu   sync.Mutex
+	sent []sentAlert
+}
+
+type sentAlert struct {
+	scope, id string // "area" or "node", and its id
+	cmd       protocol.Command
+	ttl       time.Duration
+}
+
+var _ loaxa.AlertMessenger = (*fakeAlerts)(nil)
+
+func (f *fakeAlerts) SendAreaCommand(_ context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, sentAlert{"area", area, cmd, ttl})
+	return nil
+}
+
+func (f *fakeAlerts) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, ttl time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, sentAlert{"node", node, cmd, ttl})
+	return nil
+}
+
+func (f *fakeAlerts) commands() []sentAlert {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sentAlert(nil), f.sent...)
+}
+
 // t0 is the fake clock's start: a Monday morning in Hải Phòng.
 var t0 = time.Date(2026, 3, 2, 5, 0, 0, 0, time.FixedZone("+07", 7*3600))
 
@@ -54,17 +89,22 @@ var testPasswordHash = sync.OnceValues(func() ([]byte, error) { return loaxa.Has
 // env is a server over a real store and a real audio library in a temp
 // dir, on a fake clock, behind httptest.
 type env struct {
-	t      testing.TB
-	clock  *clock.Fake
-	db     *bolt.DB
-	lib    *media.Library
-	sched  *fakeScheduler
-	srv    *lhttp.Server
-	ts     *httptest.Server
-	logs   *syncBuffer
-	key    protocol.PublicKey
-	admin  string // token of user admin (whole tree)
-	stores struct {
+	t     testing.TB
+	clock *clock.Fake
+	db    *bolt.DB
+	lib   *media.Library
+	sched *fakeScheduler
+	srv   *lhttp.Server
+	ts    *httptest.Server
+	logs  *syncBuffer
+	key   protocol.PublicKey
+	admin string // token of user admin (whole tree)
+	// emergency sends through alerts, a fake broker; e2e tests use the
+	// real one.
+	emergency *emergency.Service
+	alerts    *fakeAlerts
+	caps      *bolt.CapService
+	stores    struct {
 		areas      *bolt.AreaService
 		nodes      *bolt.NodeService
 		contents   *bolt.ContentService
@@ -131,6 +171,14 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	st.keys = bolt.NewKeyService(e.db)
 	s.KeyService = st.keys
 	s.SessionService, s.HolidayService, s.ProposalService, s.ProgrammeService = st.sessions, st.holidays, st.proposals, prog
+	e.alerts = &fakeAlerts{}
+	em := emergency.NewService()
+	em.Store, em.Areas, em.Nodes, em.Contents, em.Media = bolt.NewEmergencyService(e.db), st.areas, st.nodes, st.contents, e.lib
+	em.Deliveries, em.Messenger, em.Clock, em.Logger = st.deliveries, e.alerts, e.clock, logger
+	e.emergency = em
+	s.EmergencyService = em
+	e.caps = bolt.NewCapService(e.db)
+	s.CapStore = e.caps
 	st.alarms, e.msgs = bolt.NewAlarmService(e.db), &fakeMessenger{}
 	e.health = health.NewMonitor()
 	e.health.Clock, e.health.Nodes, e.health.Alarms, e.health.Tests, e.health.Messenger = e.clock, st.nodes, st.alarms, st.alarms, e.msgs
@@ -471,6 +519,24 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 	if allow := r.header.Get("Allow"); !strings.Contains(allow, "POST") {
 		t.Errorf("Allow %q does not list POST", allow)
 	}
+}
+
+// TestUIServesOutsideAPI: with a UI handler, paths outside /api/ reach it
+// and API paths still answer in JSON; without one, every path is the API's.
+func TestUIServesOutsideAPI(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "console "+r.URL.Path) })
+	e := newEnv(t, func(s *lhttp.Server) { s.UI = ui })
+	if r := e.request("GET", "/", "", "", nil); r.status != http.StatusOK || string(r.body) != "console /" {
+		t.Errorf("GET / with a UI: %d %q", r.status, r.body)
+	}
+	if r := e.request("GET", "/static/app.css", "", "", nil); string(r.body) != "console /static/app.css" {
+		t.Errorf("GET /static/app.css with a UI: %d %q", r.status, r.body)
+	}
+	checkError(t, e.request("GET", "/api/v1/speakers", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+	checkError(t, e.request("GET", "/api", e.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route")
+
+	bare := newEnv(t)
+	checkError(t, bare.request("GET", "/", "", "", nil), http.StatusNotFound, loaxa.ENotFound, "no API route /")
 }
 
 // TestEveryRouteNeedsCredentials walks the route table: every route that

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,7 +96,19 @@ func TestLogoutAndRevokeSessions(t *testing.T) {
 	district := e.addUser("huyen", loaxa.RoleAdmin, "318")
 	other := e.addUser("khac", loaxa.RoleAdmin, "12347")
 
-	e.call("GET", "/api/v1/auth/session", officer, nil, http.StatusOK, nil)
+	var who struct {
+		Role    loaxa.Role
+		Area    string
+		Actions []loaxa.Action
+	}
+	e.call("GET", "/api/v1/auth/session", officer, nil, http.StatusOK, &who)
+	// The page shows what the role grants: a commune officer schedules and
+	// sends emergencies but manages no users and reads no audit log.
+	if who.Role != loaxa.RoleCommune || who.Area != "12346" ||
+		!slices.Contains(who.Actions, loaxa.ActionSchedule) || !slices.Contains(who.Actions, loaxa.ActionEmergency) ||
+		slices.Contains(who.Actions, loaxa.ActionManageUsers) || slices.Contains(who.Actions, loaxa.ActionReadAudit) {
+		t.Errorf("GET /auth/session for a commune officer: %+v", who)
+	}
 	e.call("POST", "/api/v1/auth/logout", officer, nil, http.StatusNoContent, nil)
 	checkError(t, e.request("GET", "/api/v1/areas", officer, "", nil), http.StatusUnauthorized, loaxa.EUnauthorized, "revoked")
 	// The user's other session lives on.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -64,11 +63,8 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 	if err := checkID("username", req.Username); err != nil {
 		return err
 	}
-	if n := utf8.RuneCountInString(req.Password); n < loaxa.MinPasswordLen {
-		return loaxa.Errorf(loaxa.EInvalid, "password is %d characters long; use at least %d.", n, loaxa.MinPasswordLen)
-	}
-	if len(req.Password) > maxPasswordBytes {
-		return loaxa.Errorf(loaxa.EInvalid, "password is %d bytes long; use at most %d bytes.", len(req.Password), maxPasswordBytes)
+	if err := checkPassword("password", req.Password); err != nil {
+		return err
 	}
 	if !req.Role.Valid() {
 		names := make([]string, len(roles))

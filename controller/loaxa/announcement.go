@@ -16,11 +16,16 @@ const (
 // Announcement (bản tin) is content to play on targets at a priority, once
 // or recurring.
 type Announcement struct {
-	ID        string            `json:"id"`
-	Title     string            `json:"title"`
-	ContentID string            `json:"content_id"`
-	Targets   Targets           `json:"targets"`
-	Priority  protocol.Priority `json:"priority"`
+	ID        string `json:"id"`
+	Title     string `json:"title"`
+	ContentID string `json:"content_id"`
+	// StreamURL, instead of ContentID, relays a live HTTP MP3 stream (a
+	// station) for DurationMS: programme relay (tiếp sóng), background
+	// only.
+	StreamURL  string            `json:"stream_url,omitempty"`
+	DurationMS int64             `json:"duration_ms,omitempty"`
+	Targets    Targets           `json:"targets"`
+	Priority   protocol.Priority `json:"priority"`
 	// Start is the first (or only) play.
 	Start time.Time `json:"start"`
 	// RRule is an RFC 5545 recurrence rule with Start as DTSTART.

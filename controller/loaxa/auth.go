@@ -19,7 +19,7 @@ const (
 	ActionEmergency     Action = "emergency"      // send emergency announcements in scope
 	ActionSession       Action = "session"        // see and end one's own session
 	ActionReadAudit     Action = "audit.read"     // read the audit log in scope
-	ActionManageSystem  Action = "system.manage"  // rotate controller signing keys, export broker credentials (whole tree only)
+	ActionManageSystem  Action = "system.manage"  // rotate controller signing keys, export broker credentials, take backups, host releases and roll them out (whole tree only)
 	ActionMaintain      Action = "nodes.maintain" // remote control (volume, mute, amplifier, reboot), self-tests, acknowledge alarms in scope
 )
 

@@ -61,6 +61,10 @@ type UserService interface {
 	// RevokeSessions ends every session of username and returns how many
 	// were live.
 	RevokeSessions(ctx context.Context, username string) (int, error)
+	// SetPassword replaces username's password hash and ends every session
+	// of the user but keepToken's (all of them when it is empty); it
+	// returns how many live sessions ended.
+	SetPassword(ctx context.Context, username string, hash []byte, keepToken string) (int, error)
 }
 
 // HashPassword returns the bcrypt hash of a password.

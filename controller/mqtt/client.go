@@ -62,6 +62,9 @@ type Client struct {
 
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
+	// OnEvents, if set, is told of every event batch stored from a node
+	// (resent events included), after it is stored; it must not block.
+	OnEvents func(node string, events []protocol.Event)
 	// Observer, if set, hears every stored state and event batch.
 	Observer Observer
 	Now      func() time.Time
@@ -327,4 +330,18 @@ func (c *Client) SendNodeCommand(ctx context.Context, node string, cmd protocol.
 	return c.publish(ctx, "command", c.Topics.Node(node, protocol.ChanCmd), false, raw)
 }
 
-var _ loaxa.Messenger = (*Client)(nil)
+// SendAreaCommand signs cmd and publishes it on the area's cmd topic; the
+// broker delivers it to every node of the area and of the areas below.
+func (c *Client) SendAreaCommand(ctx context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
+	to := protocol.Topic{Scope: protocol.ScopeArea, ID: area}.Audience()
+	raw, err := c.Signer.Seal(protocol.TypeCommand, to, cmd, ttl)
+	if err != nil {
+		return fmt.Errorf("send %s to area %s: %w", cmd.Name, area, err)
+	}
+	return c.publish(ctx, "alert", c.Topics.Area(area, protocol.ChanCmd), false, raw)
+}
+
+var (
+	_ loaxa.Messenger      = (*Client)(nil)
+	_ loaxa.AlertMessenger = (*Client)(nil)
+)

@@ -121,15 +121,16 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if err != nil {
 		return fmt.Errorf("record events of %s: %w", node, err)
 	}
-	if c.Observer != nil {
-		// Only what is stored: events past a gap come again.
-		stored := b.Events
-		for len(stored) > 0 && stored[len(stored)-1].Seq > ack {
-			stored = stored[:len(stored)-1]
-		}
-		if len(stored) > 0 {
-			c.Observer.ObserveEvents(ctx, node, b.Epoch, stored)
-		}
+	// Only what is stored: events past a gap come again.
+	stored := b.Events
+	for len(stored) > 0 && stored[len(stored)-1].Seq > ack {
+		stored = stored[:len(stored)-1]
+	}
+	if c.OnEvents != nil && len(stored) > 0 {
+		c.OnEvents(node, stored)
+	}
+	if c.Observer != nil && len(stored) > 0 {
+		c.Observer.ObserveEvents(ctx, node, b.Epoch, stored)
 	}
 	if ack == 0 {
 		return nil

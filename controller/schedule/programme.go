@@ -163,6 +163,10 @@ func (c *compilation) content(ctx context.Context, svc loaxa.ContentService, id 
 
 // contentOf returns a's content, chimes and planned length.
 func (s *Scheduler) contentOf(ctx context.Context, c *compilation, a *loaxa.Announcement) (main, opening, closing *loaxa.Content, length time.Duration, err error) {
+	if a.StreamURL != "" {
+		// A relay: no content to send, the station for its duration.
+		return nil, nil, nil, time.Duration(a.DurationMS) * time.Millisecond, nil
+	}
 	if main, err = c.content(ctx, s.ContentService, a.ContentID); err != nil {
 		return nil, nil, nil, 0, fmt.Errorf("announcement %s: content %s: %w", a.ID, a.ContentID, err)
 	}
@@ -316,10 +320,14 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 			head = true // a priority bulletin from above opens the next session
 		}
 		mk := func(start time.Time) programmed {
+			id, ms := "", a.DurationMS
+			if main != nil {
+				id, ms = main.ID, main.DurationMS
+			}
 			it := programmed{
 				occ: protocol.Occurrence{
-					ID: loaxa.OccurrenceID(a.ID, start), Announcement: a.ID, Title: a.Title,
-					Content: main.ID, Priority: a.Priority, Start: start.UTC(), DurationMS: main.DurationMS,
+					ID: loaxa.OccurrenceID(a.ID, start), Announcement: a.ID, Title: a.Title, Stream: a.StreamURL,
+					Content: id, Priority: a.Priority, Start: start.UTC(), DurationMS: ms,
 					OnPreempt:    a.OnPreempt,
 					OpeningChime: a.OpeningChime, ClosingChime: a.ClosingChime,
 				},

@@ -32,6 +32,10 @@ import (
 
 const adminPassword = "e2e-admin-password"
 
+// AdminPassword is the password of user admin on every test controller,
+// for tests that sign in as a person would (e2e/console).
+const AdminPassword = adminPassword
+
 // Logger logs warnings and errors into the test output, everything with
 // LOAXA_TEST_LOG=debug.
 func Logger(t testing.TB, name string) *slog.Logger {

@@ -104,8 +104,10 @@ func (f *Fake) Set(t time.Time) {
 		}
 	}
 	f.timers = keep
-	f.mu.Unlock()
+	// Sort under the lock: a timer's when is written by Reset from other
+	// goroutines as soon as the lock is released.
 	sort.Slice(due, func(i, j int) bool { return due[i].when.Before(due[j].when) })
+	f.mu.Unlock()
 	for _, tm := range due {
 		select {
 		case tm.c <- t:

@@ -73,3 +73,42 @@ func TestOffset(t *testing.T) {
 		t.Fatal("offset timers run on the base clock")
 	}
 }
+
+// TestFakeSetWhileTimersReset advances the clock while other goroutines
+// re-arm the timers it fires, as agents do with a fake clock shared by a
+// test; under -race this catches Set reading a timer's deadline after
+// releasing the lock.
+func TestFakeSetWhileTimersReset(t *testing.T) {
+	f := NewFake(t0)
+	const workers = 4
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for range workers {
+		tm := f.NewTimer(time.Millisecond)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					tm.Stop()
+					return
+				case <-tm.C():
+				default:
+				}
+				// Re-arm whether or not it fired, as a loop that waits
+				// on several things does.
+				tm.Reset(time.Millisecond)
+			}
+		}()
+	}
+	for range 2000 {
+		f.Advance(time.Millisecond)
+	}
+	close(stop)
+	for range workers {
+		<-done
+	}
+	if f.Timers() != 0 {
+		t.Fatalf("%d timers left after every worker stopped its own", f.Timers())
+	}
+}

@@ -75,12 +75,14 @@ type Agent struct {
 	epoch    string
 
 	// Signals between goroutines; each holds at most one pending signal.
-	outboxWake  chan struct{} // the outbox grew or shrank
-	reconnected chan struct{} // to the sender: start again from the acknowledged end
-	syncNow     chan struct{} // to the clock synchroniser
-	clockMoved  chan struct{} // to the main loop: the offset changed
-	cueBegan    chan struct{} // to the main loop: a prepared play began on its own
-	dirty       chan struct{} // to the state publisher
+	outboxWake  chan struct{}      // the outbox grew or shrank
+	reconnected chan struct{}      // to the sender: start again from the acknowledged end
+	syncNow     chan struct{}      // to the clock synchroniser
+	clockMoved  chan struct{}      // to the main loop: the offset changed
+	cueBegan    chan struct{}      // to the main loop: a prepared play began on its own
+	dirty       chan struct{}      // to the state publisher
+	alive       chan chan struct{} // to the main loop: answer to prove it runs (Alive)
+	inLoop      chan func()        // to the main loop: run this there (Idle, Report)
 
 	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
 	latency time.Duration
@@ -95,6 +97,11 @@ type Agent struct {
 	play     *play         // on air
 	cue      *play         // prepared, not on air yet
 	stashed  *mqtt.Message // a desired state refused for time; retried when the clock moves
+	// alerts are the emergency alerts the node holds besides the desired
+	// state (alert.go); cancelled remembers cancelled alert ids until
+	// they expire, so a late copy cannot start one.
+	alerts    []protocol.Alert
+	cancelled map[string]time.Time
 	// ampOn is whether the amplifier is switched on; lastSound is when
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
@@ -208,6 +215,8 @@ func New(cfg Config) (*Agent, error) {
 		syncNow:     make(chan struct{}, 1),
 		clockMoved:  make(chan struct{}, 1),
 		cueBegan:    make(chan struct{}, 1),
+		alive:       make(chan chan struct{}),
+		inLoop:      make(chan func()),
 		dirty:       make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
 		started:     cfg.Clock.Now(),
@@ -290,6 +299,24 @@ func (a *Agent) Status() protocol.State {
 	return st
 }
 
+// Alive returns nil when the main loop answers before ctx ends: the
+// node's systemd watchdog is fed only while it does, so a stuck agent is
+// restarted.
+func (a *Agent) Alive(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case a.alive <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("agent main loop does not answer: %w", ctx.Err())
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("agent main loop does not answer: %w", ctx.Err())
+	}
+}
+
 // Run runs the agent until ctx is cancelled. It returns after stopping
 // what plays (reported as interrupted), every goroutine it started and the
 // broker link, with everything it did written to the store. The store,
@@ -318,6 +345,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.link = link
 	a.mu.Unlock()
+	if len(a.cfg.StartupEvents) > 0 {
+		a.note(a.cfg.StartupEvents)
+		a.flush()
+	}
 	a.log.Info("agent: started", "version", a.cfg.Version, "epoch", a.epoch, "desired_version", a.status.desiredVersion)
 
 	loopCtx, stop := context.WithCancel(ctx)
@@ -458,6 +489,10 @@ func (a *Agent) loop(ctx context.Context) {
 		case r := <-a.testDone():
 			a.finishTest(r)
 		case <-a.cueBegan:
+		case reply := <-a.alive:
+			close(reply)
+		case f := <-a.inLoop:
+			f()
 		case <-wakeC:
 		case <-a.cache.Changed():
 			a.mu.Lock()
@@ -499,12 +534,11 @@ func (a *Agent) step() time.Time {
 		Now:        now.Add(a.latency),
 		Progress:   a.progress,
 		LateGrace:  a.lateGrace(),
-		HasContent: a.cache.Has,
+		HasContent: a.hasContent,
 		Lead:       a.lead,
 	}
-	if a.desired != nil {
-		s.Occurrences = a.desired.Occurrences
-	}
+	a.pruneAlerts(now)
+	s.Occurrences = a.occurrences()
 	if a.play != nil {
 		s.Playing, s.PlayingEnds = a.play.occ.ID, a.play.ends
 	}
@@ -572,9 +606,13 @@ func (a *Agent) mutes(o protocol.Occurrence) bool {
 	return a.settings().Muted && o.Priority != protocol.PriorityEmergency
 }
 
-// gain is the linear gain o plays at: the node's volume, or full for an
-// emergency.
+// gain is the linear gain o plays at: the alert's volume if it gives one,
+// else the node's volume, or full for an emergency.
 func (a *Agent) gain(o protocol.Occurrence) float64 {
+	if o.Volume > 0 {
+		// An alert's own level, whatever the node's volume.
+		return audio.VolumeGain(o.Volume)
+	}
 	if o.Priority == protocol.PriorityEmergency {
 		return 1
 	}
@@ -636,6 +674,11 @@ func (a *Agent) prepare(d Decision) {
 	}
 	a.stopTest(a.clock.Now())
 	at := d.PrepareAt.Add(-a.latency)
+	if c := a.cue; c != nil && slices.ContainsFunc(c.skipped, a.cache.Has) {
+		// A chime arrived after the cue was made without it (an alert
+		// whose content is all fetched at once): make it again.
+		a.dropCue()
+	}
 	if a.cue == nil {
 		a.cue = a.cueUp(*next, at)
 		if err := a.cue.openErr; err != nil {
@@ -732,11 +775,8 @@ func (a *Agent) mark(o protocol.Occurrence, phase Phase) Progress {
 // event once. Occurrences d receives now are handled with their received
 // event.
 func (a *Agent) contentReady() []Progress {
-	if a.desired == nil {
-		return nil
-	}
 	var out []Progress
-	for _, o := range a.desired.Occurrences {
+	for _, o := range a.occurrences() {
 		p, ok := a.progress[o.ID]
 		if !ok || p.Phase != PhaseReceived || p.ContentReady || !a.cache.Has(o.Content) {
 			continue
@@ -748,7 +788,7 @@ func (a *Agent) contentReady() []Progress {
 }
 
 func occurrenceEvent(t protocol.EventType, p Progress, at time.Time) protocol.Event {
-	return protocol.Event{Type: t, At: at.UTC(), Occurrence: p.Occurrence, Announcement: p.Announcement, Content: p.Content}
+	return protocol.Event{Type: t, At: at.UTC(), Occurrence: p.Occurrence, Announcement: p.Announcement, Content: p.Content, Drill: p.Drill}
 }
 
 // note takes marks at once, for the executor's next look, and queues
@@ -789,13 +829,13 @@ func (a *Agent) outboxChanged() {
 
 // wantContent tells the cache what the desired state needs, soonest first.
 func (a *Agent) wantContent() {
-	if a.desired == nil {
+	if a.desired == nil && len(a.alerts) == 0 {
 		a.cache.Want(nil)
 	} else {
 		// The cache times its waits on real time (see New); the schedule
 		// is on the corrected clock.
 		now, base := a.clock.Now(), time.Now()
-		wants := contentByNeed(a.desired, now)
+		wants := contentByNeed(a.withAlerts(), now)
 		for i := range wants {
 			if !wants[i].Need.IsZero() {
 				wants[i].Need = base.Add(wants[i].Need.Sub(now))
@@ -809,13 +849,17 @@ func (a *Agent) wantContent() {
 }
 
 // contentByNeed orders the content refs of d by the first upcoming
-// occurrence that plays them, which is their Need; content no occurrence
-// needs comes last.
+// occurrence that plays them (as content or chime), which is their Need;
+// content no occurrence needs comes last. Equal needs keep d's order.
 func contentByNeed(d *protocol.DesiredState, now time.Time) []content.Wanted {
 	first := make(map[string]time.Time, len(d.Content))
 	for _, o := range d.Occurrences {
-		if t, ok := first[o.Content]; !ok || o.Start.Before(t) {
-			first[o.Content] = o.Start
+		// The chimes are needed when the content is: a chime fetched
+		// last would miss the start and be left out.
+		for _, id := range []string{o.OpeningChime, o.Content, o.ClosingChime} {
+			if t, ok := first[id]; id != "" && (!ok || o.Start.Before(t)) {
+				first[id] = o.Start
+			}
 		}
 	}
 	wants := make([]content.Wanted, len(d.Content))

@@ -102,6 +102,14 @@ type Config struct {
 	ContentSpread time.Duration
 	// CacheMaxBytes limits the content cache (0: content.DefaultMaxBytes).
 	CacheMaxBytes int64
+
+	// Updates receives the agent releases the controller asks this node
+	// to install (CmdUpdate), for the process to fetch, install and try
+	// (node/update); nil refuses them with an update-failed event.
+	Updates chan<- protocol.Update
+	// StartupEvents are reported once when Run starts: update outcomes
+	// from before a restart. Their At is kept; Seq is assigned.
+	StartupEvents []protocol.Event
 }
 
 // DefaultHeartbeat is how often a node publishes its state when nothing

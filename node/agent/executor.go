@@ -345,5 +345,5 @@ func byStart(a, b protocol.Occurrence) int {
 
 // markOf returns the progress mark of o at phase.
 func markOf(o protocol.Occurrence, phase Phase) Progress {
-	return Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start, Phase: phase}
+	return Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start, Phase: phase, Drill: o.Drill}
 }

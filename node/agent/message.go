@@ -158,6 +158,12 @@ func (a *Agent) acceptCommand(env *protocol.Envelope) error {
 	switch cmd.Name {
 	case protocol.CmdAck:
 		a.ack(cmd)
+	case protocol.CmdUpdate:
+		a.requestUpdate(cmd.Update)
+	case protocol.CmdAlert:
+		return a.acceptAlert(env, cmd.Alert)
+	case protocol.CmdAlertCancel:
+		a.cancelAlert(cmd.Occurrence, env.ExpiresAt())
 	case protocol.CmdStateNow:
 		signal(a.dirty)
 	case protocol.CmdReboot:

@@ -10,6 +10,7 @@ import (
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio"
+	"loaxa.vn/node/relay"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -40,6 +41,7 @@ type play struct {
 	files   []io.Closer
 	length  time.Duration // how long the stream plays
 	openErr error         // the content could not be opened; nothing to play
+	skipped []string      // chimes left out because they were not cached
 	// ampFailed: the amplifier did not switch on when the play was
 	// prepared; the cue stays held and the start tries once more.
 	ampFailed bool
@@ -122,6 +124,9 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 // keeps the amplifier on throughout.
 func (a *Agent) openStream(p *play) error {
 	o := p.occ
+	if o.Stream != "" {
+		return a.openRelay(p)
+	}
 	var parts []io.Reader
 	open := func(id string) (*nodeaudio.Reader, error) {
 		f, err := a.cache.Open(id)
@@ -137,6 +142,7 @@ func (a *Agent) openStream(p *play) error {
 		}
 		if !a.cache.Has(id) {
 			a.log.Warn("agent: chime not cached; playing without it", "occurrence", o.ID, "content", id)
+			p.skipped = append(p.skipped, id)
 			return
 		}
 		pcm, err := open(id)
@@ -250,7 +256,7 @@ func (a *Agent) onAir(p *play) {
 	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC()}
 	a.mu.Unlock()
 	signal(a.dirty)
-	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "late_ms", e.LateMS)
+	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS)
 }
 
 // dropCue discards the cue, which must be held (or never have begun).
@@ -308,8 +314,11 @@ func (a *Agent) finishPlay(r playResult) {
 		}
 	default:
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
-		if errors.Is(r.audioErr, context.Canceled) {
+		switch {
+		case errors.Is(r.audioErr, context.Canceled):
 			e.Reason = protocol.ReasonInterrupted
+		case errors.Is(r.audioErr, relay.ErrFailed):
+			e.Reason = protocol.ReasonStream
 		}
 		a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
 	}

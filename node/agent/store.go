@@ -109,4 +109,6 @@ type Progress struct {
 	// CutBy is why a suspended occurrence was cut off
 	// (protocol.ReasonPreempted or ReasonInterrupted).
 	CutBy string `json:"cut_by,omitempty"`
+	// Drill marks an exercise (protocol.Occurrence.Drill).
+	Drill bool `json:"drill,omitempty"`
 }

@@ -339,6 +339,18 @@ func (c *Controller) SendCommand(node string, cmd protocol.Command) []byte {
 	return raw
 }
 
+// SendAreaCommand signs cmd for area, valid for ttl, and publishes it on
+// the area's cmd topic, returning the wire bytes.
+func (c *Controller) SendAreaCommand(area string, cmd protocol.Command, ttl time.Duration) []byte {
+	raw, err := c.Signer.Seal(protocol.TypeCommand, "area/"+area, cmd, ttl)
+	if err != nil {
+		c.t.Errorf("test controller: %v", err)
+		return nil
+	}
+	c.Publish(c.Topics.Area(area, protocol.ChanCmd), false, raw)
+	return raw
+}
+
 // PublishDesired signs d and publishes it retained on the node's desired
 // topic, returning the wire bytes.
 func (c *Controller) PublishDesired(d *protocol.DesiredState) []byte {

@@ -1,0 +1,125 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeSnapshot is a store of fixed bytes.
+type fakeSnapshot struct {
+	store []byte
+	ids   []string
+}
+
+func (f fakeSnapshot) Size() int64 { return int64(len(f.store)) }
+func (f fakeSnapshot) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(f.store)
+	return int64(n), err
+}
+func (f fakeSnapshot) ContentIDs() []string { return f.ids }
+
+var _ loaxa.Snapshot = fakeSnapshot{}
+
+// archive writes a backup of one store and one content file.
+func archive(t testing.TB) ([]byte, string) {
+	t.Helper()
+	dir := t.TempDir()
+	audio := []byte("RIFF-not-really-audio")
+	sum := sha256.Sum256(audio)
+	id := hex.EncodeToString(sum[:])
+	os.MkdirAll(filepath.Join(dir, "content"), 0o750)
+	if err := os.WriteFile(filepath.Join(dir, "content", id+".wav"), audio, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap := fakeSnapshot{store: []byte("bbolt store bytes"), ids: []string{id}}
+	var buf bytes.Buffer
+	_, err := Write(context.Background(), &buf, Source{
+		Snapshot: func(ctx context.Context, fn func(loaxa.Snapshot) error) error { return fn(snap) },
+		DataDir:  dir, Version: "test", Now: time.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), id
+}
+
+func TestRestoreChecksEverything(t *testing.T) {
+	raw, id := archive(t)
+	if _, err := Check(context.Background(), bytes.NewReader(raw)); err != nil {
+		t.Fatalf("check a good archive: %v", err)
+	}
+	// A changed byte anywhere is caught: by gzip's CRC, or the checksums.
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)/2] ^= 0x40
+	for name, bad := range map[string][]byte{
+		"truncated":  raw[:len(raw)-20],
+		"bit flip":   flipped,
+		"not gzip":   []byte("hello"),
+		"empty gzip": {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := Restore(context.Background(), bytes.NewReader(bad), dir, RestoreOptions{}); err == nil {
+				t.Fatal("restored a damaged archive")
+			}
+			if _, err := os.Stat(filepath.Join(dir, StoreFile)); !os.IsNotExist(err) {
+				t.Fatalf("left a store behind: %v", err)
+			}
+		})
+	}
+
+	dir := t.TempDir()
+	m, err := Restore(context.Background(), bytes.NewReader(raw), dir, RestoreOptions{
+		Verify: func(path string) ([]string, error) { return []string{id}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, StoreFile)); string(got) != "bbolt store bytes" || m.ControllerVersion != "test" {
+		t.Fatalf("restored store %q, manifest %+v", got, m)
+	}
+	// With --force, the store there is kept beside the restored one.
+	if _, err := Restore(context.Background(), bytes.NewReader(raw), dir, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("restore over a store: %v", err)
+	}
+	if _, err := Restore(context.Background(), bytes.NewReader(raw), dir, RestoreOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, StoreFile+".before-restore-*"))
+	if len(kept) != 1 {
+		t.Fatalf("kept stores %v, want one", kept)
+	}
+	// The store refers to content the archive lacks: refused.
+	if _, err := Restore(context.Background(), bytes.NewReader(raw), t.TempDir(), RestoreOptions{
+		Verify: func(string) ([]string, error) { return []string{id, strings.Repeat("0", 64)}, nil },
+	}); err == nil || !strings.Contains(err.Error(), "lacks") {
+		t.Fatalf("store naming missing content: %v", err)
+	}
+}
+
+func FuzzCheck(f *testing.F) {
+	raw, _ := archive(f)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Check(context.Background(), bytes.NewReader(b))
+		if err == nil && (m == nil || m.Format != Format || len(m.StoreSHA256) != 64) {
+			t.Fatalf("accepted %d bytes with manifest %+v", len(b), m)
+		}
+	})
+}

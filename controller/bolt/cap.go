@@ -1,0 +1,168 @@
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// CapService stores received CAP alerts (loaxa.CapStore).
+type CapService struct {
+	db *DB
+}
+
+var _ loaxa.CapStore = (*CapService)(nil)
+
+// NewCapService returns a CapService on db.
+func NewCapService(db *DB) *CapService { return &CapService{db: db} }
+
+var (
+	keyCapAutoStart = []byte("_auto_start") // not an id: ids start with c
+	capKeyPrefix    = "key:"                // by-key index entries in the same bucket
+)
+
+func capNotFound(id string) error {
+	return loaxa.Errorf(loaxa.ENotFound, "There is no CAP alert %q; list them with GET /api/v1/cap.", id)
+}
+
+// CreateCapAlert implements loaxa.CapStore.
+func (s *CapService) CreateCapAlert(ctx context.Context, a *loaxa.CapAlert) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCapAlerts)
+		if b.Get([]byte(capKeyPrefix+a.Key)) != nil {
+			return loaxa.Errorf(loaxa.EConflict, "CAP alert %s was received before.", a.Key)
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		a.ID = fmt.Sprintf("c%06d", seq)
+		if err := b.Put([]byte(capKeyPrefix+a.Key), []byte(a.ID)); err != nil {
+			return err
+		}
+		return putJSON(b, []byte(a.ID), a)
+	})
+	if err != nil {
+		return fmt.Errorf("store CAP alert %s: %w", a.Key, err)
+	}
+	return nil
+}
+
+// FindCapAlertByKey implements loaxa.CapStore.
+func (s *CapService) FindCapAlertByKey(ctx context.Context, key string) (*loaxa.CapAlert, error) {
+	var id []byte
+	if err := s.db.view(func(tx *bbolt.Tx) error {
+		id = slices.Clone(tx.Bucket(bucketCapAlerts).Get([]byte(capKeyPrefix + key)))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if id == nil {
+		return nil, capNotFound(key)
+	}
+	return s.FindCapAlertByID(ctx, string(id))
+}
+
+// FindCapAlertByID implements loaxa.CapStore.
+func (s *CapService) FindCapAlertByID(ctx context.Context, id string) (*loaxa.CapAlert, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var a loaxa.CapAlert
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketCapAlerts), []byte(id), &a)
+		if err == nil && (!ok || len(id) > 0 && id[0] != 'c') {
+			return capNotFound(id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find CAP alert %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+// UpdateCapAlert implements loaxa.CapStore.
+func (s *CapService) UpdateCapAlert(ctx context.Context, id string, fn func(a *loaxa.CapAlert) error) (*loaxa.CapAlert, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var a loaxa.CapAlert
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCapAlerts)
+		ok, err := getJSON(b, []byte(id), &a)
+		if err != nil {
+			return err
+		} else if !ok {
+			return capNotFound(id)
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+		return putJSON(b, []byte(id), &a)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update CAP alert %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+// FindCapAlerts implements loaxa.CapStore.
+func (s *CapService) FindCapAlerts(ctx context.Context, limit int) ([]*loaxa.CapAlert, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out []*loaxa.CapAlert
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketCapAlerts).ForEach(func(k, v []byte) error {
+			if len(k) == 0 || k[0] != 'c' {
+				return nil // the key index, the auto-start list
+			}
+			var a loaxa.CapAlert
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("CAP alert %s: %w", k, err)
+			}
+			out = append(out, &a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find CAP alerts: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *loaxa.CapAlert) int {
+		return cmp.Or(cmp.Compare(len(b.ID), len(a.ID)), cmp.Compare(b.ID, a.ID))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// CapAutoStart implements loaxa.CapStore.
+func (s *CapService) CapAutoStart(ctx context.Context) ([]string, error) {
+	events := []string{}
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketCapAlerts), keyCapAutoStart, &events)
+		return err
+	})
+	return events, err
+}
+
+// SetCapAutoStart implements loaxa.CapStore.
+func (s *CapService) SetCapAutoStart(ctx context.Context, events []string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	return s.db.update(func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketCapAlerts), keyCapAutoStart, events)
+	})
+}

@@ -1,0 +1,216 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// Buckets of releases and rollouts, created on first write (so that
+// stores from before them open unchanged):
+//
+//	releases   version → Release
+//	rollouts   rollout id → Rollout
+var (
+	bucketReleases = []byte("releases")
+	bucketRollouts = []byte("rollouts")
+)
+
+// ReleaseService stores agent releases and their rollouts.
+type ReleaseService struct {
+	db *DB
+}
+
+var _ loaxa.ReleaseService = (*ReleaseService)(nil)
+
+// NewReleaseService returns a ReleaseService on db.
+func NewReleaseService(db *DB) *ReleaseService { return &ReleaseService{db: db} }
+
+// PutReleaseArchive adds a to release version.
+func (s *ReleaseService) PutReleaseArchive(ctx context.Context, version string, a loaxa.ReleaseArchive, by string) (*loaxa.Release, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var rel loaxa.Release
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketReleases)
+		if err != nil {
+			return err
+		}
+		found, err := getJSON(b, []byte(version), &rel)
+		if err != nil {
+			return err
+		}
+		if !found {
+			rel = loaxa.Release{Version: version, CreatedBy: by, CreatedAt: s.db.now()}
+		}
+		for _, x := range rel.Archives {
+			if x.Arch == a.Arch {
+				return loaxa.Errorf(loaxa.EConflict, "Release %s already has an archive for %s; give the new build a new version.", version, a.Arch)
+			}
+		}
+		rel.Archives = append(rel.Archives, a)
+		return putJSON(b, []byte(version), &rel)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("put release %s: %w", version, err)
+	}
+	return &rel, nil
+}
+
+// FindReleaseByVersion returns a release or ENotFound.
+func (s *ReleaseService) FindReleaseByVersion(ctx context.Context, version string) (*loaxa.Release, error) {
+	var rel loaxa.Release
+	found := false
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketReleases)
+		if b == nil {
+			return nil
+		}
+		var err error
+		found, err = getJSON(b, []byte(version), &rel)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find release %s: %w", version, err)
+	}
+	if !found {
+		return nil, loaxa.Errorf(loaxa.ENotFound, "Release %q does not exist; upload it with POST /api/v1/releases.", version)
+	}
+	return &rel, nil
+}
+
+// FindReleases returns every release, newest first.
+func (s *ReleaseService) FindReleases(ctx context.Context) ([]*loaxa.Release, error) {
+	var out []*loaxa.Release
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		return forEachJSON(tx, bucketReleases, func(r *loaxa.Release) { out = append(out, r) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find releases: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *loaxa.Release) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out, nil
+}
+
+// ReleaseArchiveKnown reports whether a release lists the archive.
+func (s *ReleaseService) ReleaseArchiveKnown(ctx context.Context, sha string) (bool, error) {
+	rels, err := s.FindReleases(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rels {
+		for _, a := range r.Archives {
+			if a.SHA256 == sha {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// CreateRollout stores r with a new id (r000001, …).
+func (s *ReleaseService) CreateRollout(ctx context.Context, r *loaxa.Rollout) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketRollouts)
+		if err != nil {
+			return err
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		r.ID = fmt.Sprintf("r%06d", seq)
+		r.CreatedAt = s.db.now()
+		r.UpdatedAt = r.CreatedAt
+		return putJSON(b, []byte(r.ID), r)
+	})
+	if err != nil {
+		return fmt.Errorf("create rollout: %w", err)
+	}
+	return nil
+}
+
+// UpdateRollout applies fn to the stored rollout.
+func (s *ReleaseService) UpdateRollout(ctx context.Context, id string, fn func(*loaxa.Rollout) error) (*loaxa.Rollout, error) {
+	var r loaxa.Rollout
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		if b == nil {
+			return loaxa.Errorf(loaxa.ENotFound, "Rollout %q does not exist.", id)
+		}
+		found, err := getJSON(b, []byte(id), &r)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return loaxa.Errorf(loaxa.ENotFound, "Rollout %q does not exist.", id)
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+		r.UpdatedAt = s.db.now()
+		return putJSON(b, []byte(id), &r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update rollout %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// FindRolloutByID returns a rollout or ENotFound.
+func (s *ReleaseService) FindRolloutByID(ctx context.Context, id string) (*loaxa.Rollout, error) {
+	var r loaxa.Rollout
+	found := false
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		if b == nil {
+			return nil
+		}
+		var err error
+		found, err = getJSON(b, []byte(id), &r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find rollout %s: %w", id, err)
+	}
+	if !found {
+		return nil, loaxa.Errorf(loaxa.ENotFound, "Rollout %q does not exist.", id)
+	}
+	return &r, nil
+}
+
+// FindRollouts returns every rollout, oldest first.
+func (s *ReleaseService) FindRollouts(ctx context.Context) ([]*loaxa.Rollout, error) {
+	var out []*loaxa.Rollout
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		return forEachJSON(tx, bucketRollouts, func(r *loaxa.Rollout) { out = append(out, r) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find rollouts: %w", err)
+	}
+	return out, nil
+}
+
+// forEachJSON decodes every value of a bucket that may not exist yet.
+func forEachJSON[T any](tx *bbolt.Tx, name []byte, fn func(*T)) error {
+	b := tx.Bucket(name)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		var x T
+		if _, err := getJSON(b, k, &x); err != nil {
+			return err
+		}
+		fn(&x)
+		return nil
+	})
+}

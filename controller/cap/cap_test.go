@@ -1,0 +1,150 @@
+package cap
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample(t testing.TB) []byte {
+	raw, err := os.ReadFile("testdata/actual.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// variant changes the sample by replacing old with new.
+func variant(t testing.TB, pairs ...string) *Alert {
+	t.Helper()
+	s := string(sample(t))
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("sample has no %q", pairs[i])
+		}
+		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+	}
+	a, err := Parse(strings.NewReader(s))
+	if err != nil {
+		t.Fatalf("parse variant: %v", err)
+	}
+	return a
+}
+
+func TestParseSample(t *testing.T) {
+	a := variant(t)
+	if a.Key() != "nchmf.gov.vn,NCHMF-2025-0906-01" || a.SentAt().IsZero() {
+		t.Errorf("key %q sent %v", a.Key(), a.SentAt())
+	}
+	in := a.Info()
+	if in.Language != "vi-VN" {
+		t.Fatalf("played info in %q, want the vi-VN block", in.Language)
+	}
+	if got, want := in.Message(), "Bão số 5 đổ bộ vào Hải Phòng. Gió mạnh cấp 12, giật cấp 15. Bà con không ra khỏi nhà."; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	if in.ExpiresAt().IsZero() {
+		t.Error("expires not read")
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	s := string(sample(t))
+	for name, doc := range map[string]string{
+		"not xml":                   "bão",
+		"other namespace":           strings.Replace(s, "cap:1.2", "cap:1.1", 1),
+		"no identifier":             strings.Replace(s, "<identifier>NCHMF-2025-0906-01</identifier>", "", 1),
+		"space in sender":           strings.Replace(s, "nchmf.gov.vn", "nchmf gov", 1),
+		"sent without zone":         strings.Replace(s, "2025-09-06T07:00:00+07:00", "2025-09-06T07:00:00", 1),
+		"bad status":                strings.Replace(s, "<status>Actual", "<status>Real", 1),
+		"no msgType":                strings.Replace(s, "<msgType>Alert</msgType>", "", 1),
+		"update without references": strings.Replace(s, "<msgType>Alert", "<msgType>Update", 1),
+		"bad reference":             strings.Replace(s, "<scope>Public</scope>", "<scope>Public</scope><references>only-one</references>", 1),
+		"no category":               strings.Replace(s, "<category>Met</category>", "", 1),
+		"bad urgency":               strings.Replace(s, "<urgency>Immediate", "<urgency>Now", 1),
+		"no areaDesc":               strings.Replace(s, "<areaDesc>Huyện Tiên Lãng</areaDesc>", "", 1),
+		"open polygon":              strings.Replace(s, "20.80,106.60 20.90,106.60</polygon>", "20.80,106.60</polygon>", 1),
+		"bad circle":                strings.Replace(s, "20.70,106.55 3", "20.70,106.55", 1),
+		"bad expires":               strings.Replace(s, "2025-09-06T19:00:00+07:00", "tonight", 1),
+		"trailing garbage?":         strings.Replace(s, "<alert ", "<alert><alert ", 1),
+	} {
+		if _, err := Parse(strings.NewReader(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if !strings.Contains(err.Error(), "invalid CAP 1.2 alert") {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// TestDecide: each kind of alert has exactly its effect.
+func TestDecide(t *testing.T) {
+	now := time.Date(2025, 9, 6, 8, 0, 0, 0, time.FixedZone("+07", 7*3600))
+	never := func(string) bool { return false }
+	all := func(string) bool { return true }
+	ref := "<scope>Public</scope><references>nchmf.gov.vn,NCHMF-2025-0906-00,2025-09-06T06:00:00+07:00</references>"
+	for _, c := range []struct {
+		name   string
+		a      *Alert
+		seen   func(string) bool
+		auto   func(string) bool
+		want   Action
+		cancel int
+	}{
+		{"actual", variant(t), never, all, ActionPlay, 0},
+		{"exercise", variant(t, "<status>Actual", "<status>Exercise"), never, all, ActionDrill, 0},
+		{"test", variant(t, "<status>Actual", "<status>Test"), never, all, ActionLog, 0},
+		{"draft", variant(t, "<status>Actual", "<status>Draft"), never, all, ActionLog, 0},
+		{"system", variant(t, "<status>Actual", "<status>System"), never, all, ActionLog, 0},
+		{"update", variant(t, "<msgType>Alert", "<msgType>Update", "<scope>Public</scope>", ref), never, all, ActionPlay, 1},
+		{"cancel", variant(t, "<msgType>Alert", "<msgType>Cancel", "<scope>Public</scope>", ref), never, all, ActionCancel, 1},
+		{"ack", variant(t, "<msgType>Alert", "<msgType>Ack"), never, all, ActionLog, 0},
+		{"expired", variant(t, "2025-09-06T19:00:00+07:00", "2025-09-06T07:30:00+07:00"), never, all, ActionExpired, 0},
+		{"duplicate", variant(t), func(string) bool { return true }, all, ActionDuplicate, 0},
+		{"not whitelisted", variant(t), never, func(e string) bool { return e == "Lũ" }, ActionPending, 0},
+	} {
+		d := Decide(c.a, now, c.seen, c.auto)
+		if d.Action != c.want || len(d.Cancel) != c.cancel {
+			t.Errorf("%s: %s (cancel %v, %s), want %s with %d cancels", c.name, d.Action, d.Cancel, d.Reason, c.want, c.cancel)
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	a := variant(t)
+	nodes := []NodePosition{
+		{Area: "12346", Lat: 20.71, Lon: 106.55}, // in the circle
+		{Area: "12400", Lat: 20.85, Lon: 106.65}, // in the polygon
+		{Area: "12500", Lat: 21.50, Lon: 105.00}, // far away
+	}
+	got := Targets(a.Info(), func(id string) bool { return id == "318" }, nodes)
+	if strings.Join(got, " ") != "12346 12400 318" {
+		t.Errorf("targets %v", got)
+	}
+	wrong := variant(t, "<value>318</value>", "<value>999</value>", "<value>318</value>", "<value>999</value>", "<circle>20.70,106.55 3</circle>", "",
+		"<polygon>20.90,106.60 20.90,106.70 20.80,106.70 20.80,106.60 20.90,106.60</polygon>", "")
+	if got := Targets(wrong.Info(), func(id string) bool { return id == "318" }, nodes); len(got) != 0 {
+		t.Errorf("an area we do not have mapped to %v", got)
+	}
+}
+
+// FuzzParse: no input panics the parser, and whatever it accepts has the
+// required fields and a key.
+func FuzzParse(f *testing.F) {
+	f.Add(sample(f))
+	f.Add([]byte(`<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>x</identifier></alert>`))
+	f.Add([]byte(`<!DOCTYPE alert [<!ENTITY x "y">]><alert>&x;</alert>`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		a, err := Parse(strings.NewReader(string(raw)))
+		if err != nil {
+			return
+		}
+		if a.Identifier == "" || a.Sender == "" || a.SentAt().IsZero() || a.Status == "" || a.MsgType == "" {
+			t.Fatalf("accepted an alert without a required field: %+v", a)
+		}
+		if in := a.Info(); in != nil {
+			_ = in.Message()
+			Targets(in, func(string) bool { return true }, []NodePosition{{Area: "x", Lat: 1, Lon: 1}})
+		}
+	})
+}

@@ -1,0 +1,124 @@
+package cap
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Action is what loaxa does with an alert.
+type Action string
+
+// Actions, in the words of the API's answer.
+const (
+	ActionPlay      Action = "play"      // status Actual: an emergency, now
+	ActionDrill     Action = "drill"     // status Exercise: an emergency drill, now
+	ActionPending   Action = "pending"   // playable, but its event is not on the auto-start list: one click to approve
+	ActionCancel    Action = "cancel"    // msgType Cancel: cancel what the references started
+	ActionLog       Action = "log"       // Test, System, Draft, Ack, Error: recorded, not played
+	ActionExpired   Action = "expired"   // its info expired: recorded, not played
+	ActionDuplicate Action = "duplicate" // the same sender and identifier came before: nothing
+	ActionNoTarget  Action = "no-target" // its areas match no area and no node here
+)
+
+// Decision is what to do with one alert.
+type Decision struct {
+	Action Action
+	Reason string
+	// Info is the block to play (Vietnamese if present).
+	Info *Info
+	// Cancel lists the keys of earlier alerts to cancel first (Update,
+	// Cancel).
+	Cancel []string
+	// Expires is the info's expiry, zero if none.
+	Expires time.Time
+}
+
+// Decide says what to do with a at now. seen reports whether an alert
+// key was handled before; autoStart whether an event type may start
+// without approval.
+func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(event string) bool) Decision {
+	if seen(a.Key()) {
+		return Decision{Action: ActionDuplicate, Reason: fmt.Sprintf("alert %s from %s was received before", a.Identifier, a.Sender)}
+	}
+	switch a.Status {
+	case "Test", "System", "Draft":
+		return Decision{Action: ActionLog, Reason: "status " + a.Status + " is recorded, never played"}
+	}
+	switch a.MsgType {
+	case "Ack", "Error":
+		return Decision{Action: ActionLog, Reason: "msgType " + a.MsgType + " is recorded, never played"}
+	case "Cancel":
+		return Decision{Action: ActionCancel, Cancel: a.Refs(), Reason: "cancels " + strings.Join(a.Refs(), " ")}
+	}
+	d := Decision{Info: a.Info()}
+	if a.MsgType == "Update" {
+		d.Cancel = a.Refs()
+	}
+	if d.Info == nil {
+		d.Action, d.Reason = ActionLog, "the alert has no info block to play"
+		return d
+	}
+	d.Expires = d.Info.ExpiresAt()
+	if !d.Expires.IsZero() && !d.Expires.After(now) {
+		d.Action, d.Reason = ActionExpired, "it expired at "+d.Expires.Format(time.RFC3339)
+		return d
+	}
+	d.Action = ActionPlay
+	if a.Status == "Exercise" {
+		d.Action = ActionDrill
+	}
+	if !autoStart(d.Info.Event) {
+		d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", d.Info.Event)
+		d.Action = ActionPending
+	}
+	return d
+}
+
+// NodePosition is where a node stands and which area it is in.
+type NodePosition struct {
+	Area     string
+	Lat, Lon float64
+}
+
+// Targets maps an info block's areas to loaxa areas: a geocode whose
+// value is a known area id names that area; a polygon or circle names the
+// area of every node inside it. The result is sorted and without repeats.
+func Targets(in *Info, isArea func(id string) bool, nodes []NodePosition) []string {
+	var out []string
+	add := func(id string) {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	for _, ar := range in.Areas {
+		for _, g := range ar.Geocodes {
+			if v := strings.TrimSpace(g.Value); v != "" && isArea(v) {
+				add(v)
+			}
+		}
+		var polys [][]Point
+		for _, p := range ar.Polygons {
+			if ps, err := ParsePolygon(p); err == nil {
+				polys = append(polys, ps)
+			}
+		}
+		var circles []Circle
+		for _, c := range ar.Circles {
+			if ci, err := ParseCircle(c); err == nil {
+				circles = append(circles, ci)
+			}
+		}
+		for _, n := range nodes {
+			p := Point{n.Lat, n.Lon}
+			in := slices.ContainsFunc(polys, func(ps []Point) bool { return Contains(ps, p) }) ||
+				slices.ContainsFunc(circles, func(c Circle) bool { return c.Holds(p) })
+			if in {
+				add(n.Area)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

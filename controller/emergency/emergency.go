@@ -1,0 +1,502 @@
+// Package emergency sends emergency announcements (phát khẩn cấp) and
+// follows them node by node. It implements loaxa.EmergencyService.
+//
+// One signed alert command goes to the cmd topic of each targeted area,
+// and the broker fans it out to every node below: one publish per area,
+// not one per node. The alert names a start instant a short lead after it
+// was issued, the same for the whole area, so that neighbouring clusters
+// start together; the lead adapts to the fan-out measured on the area's
+// last alert (lead.go). Nodes report the alert like any occurrence
+// (received, content-ready, started with its lateness, completed or
+// failed); those events move the alert's deliveries, and the service
+// resends the alert on the node's own topic to online nodes that have not
+// reported it received within AckBound, up to MaxResends times, until it
+// expires (resend.go).
+package emergency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// Defaults of the Service's tunables.
+const (
+	DefaultAckBound    = 2 * time.Second
+	DefaultMaxResends  = 3
+	DefaultResendEvery = 250 * time.Millisecond
+	// Gap is the silence between repeats of the message.
+	Gap = time.Second
+	// trackFor is how long after its expiry an emergency's in-memory
+	// tracking (receive times, resends) is kept for reports.
+	trackFor = time.Hour
+)
+
+// Service implements loaxa.EmergencyService. Set the fields, then call
+// Open; Run resends until its context ends.
+type Service struct {
+	Store      loaxa.EmergencyStore
+	Areas      loaxa.AreaService
+	Nodes      loaxa.NodeService
+	Contents   loaxa.ContentService
+	Media      loaxa.MediaService
+	Deliveries loaxa.DeliveryService
+	Messenger  loaxa.AlertMessenger
+	Clock      clock.Clock
+	Logger     *slog.Logger
+
+	// Lead bounds the start lead (lead.go).
+	Lead Lead
+	// AckBound is how long a node may take to report an alert received
+	// before it is resent; MaxResends how often at most.
+	AckBound    time.Duration
+	MaxResends  int
+	ResendEvery time.Duration
+
+	mu       sync.Mutex
+	opening  *loaxa.Content
+	closing  *loaxa.Content
+	live     map[string]*tracking       // by emergency id
+	fanout   map[string]*tracking       // area → the tracking of its last alert
+	watchers map[string][]chan struct{} // by emergency id
+}
+
+var _ loaxa.EmergencyService = (*Service)(nil)
+
+// NewService returns a service with defaults.
+func NewService() *Service {
+	return &Service{
+		Clock:       clock.Real{},
+		Logger:      slog.New(slog.DiscardHandler),
+		Lead:        DefaultLead,
+		AckBound:    DefaultAckBound,
+		MaxResends:  DefaultMaxResends,
+		ResendEvery: DefaultResendEvery,
+	}
+}
+
+// Open makes the chimes, so that the first alert does not wait for them.
+func (s *Service) Open(ctx context.Context) error {
+	_, _, err := s.ensureChimes(ctx)
+	return err
+}
+
+// tracking is what the service remembers of an emergency while nodes may
+// still report it: who should have it, who said so, what was resent.
+type tracking struct {
+	em       loaxa.Emergency
+	cmds     map[string]protocol.Command // area → its alert command
+	issued   time.Time
+	nodeArea map[string]string    // node → the targeted area it is under
+	received map[string]time.Time // node → when it had the alert (its clock)
+	sent     map[string]time.Time // node → last send
+	resends  map[string]int
+	done     map[string]bool // node reported a final event
+	// fanout are the receive delays of nodes that had the first publish,
+	// per area, for the next alert's lead.
+	fanout map[string][]time.Duration
+}
+
+// SendEmergency implements loaxa.EmergencyService.
+func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest) (*loaxa.Emergency, error) {
+	em, follows, err := s.check(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	main, err := s.Contents.FindContentByID(ctx, em.ContentID)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "content_id %q does not exist: upload it with POST /api/v1/content, or send text instead.", em.ContentID)
+	} else if err != nil {
+		return nil, fmt.Errorf("emergency: content %s: %w", em.ContentID, err)
+	}
+	opening, closing, err := s.ensureChimes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	em.OpeningChime, em.ClosingChime = opening.ID, closing.ID
+	em.PlannedMS = opening.DurationMS + closing.DurationMS + int64(em.Repeat)*main.DurationMS + int64(em.Repeat-1)*Gap.Milliseconds()
+	if em.Title == "" {
+		em.Title = main.Title
+	}
+	if em.Drill && !strings.HasPrefix(em.Title, drillMark) {
+		em.Title = drillMark + em.Title
+	}
+
+	// Who is targeted, area by area.
+	nodeArea := map[string]string{}
+	var nodes []*loaxa.Node
+	for _, area := range em.Targets {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+		if err != nil {
+			return nil, fmt.Errorf("emergency: nodes of %s: %w", area, err)
+		}
+		em.Areas = append(em.Areas, loaxa.EmergencyArea{Area: area, Nodes: len(ns)})
+		for _, n := range ns {
+			nodeArea[n.ID] = area
+		}
+		nodes = append(nodes, ns...)
+	}
+	if err := s.Store.CreateEmergency(ctx, em); err != nil {
+		return nil, err
+	}
+	log := s.Logger.With("emergency", em.ID, "kind", em.Kind, "drill", em.Drill)
+
+	// The issue instant is taken after the store work, so that the lead
+	// is all the nodes' own.
+	issued := s.Clock.Now()
+	em.Issued = issued
+	em.Occurrence = loaxa.OccurrenceID(em.ID, issued)
+	var latest time.Time
+	for i := range em.Areas {
+		a := &em.Areas[i]
+		lead, from := s.lead(a.Area, a.Nodes)
+		a.LeadMS, a.LeadFrom = lead.Milliseconds(), from
+		a.Start = issued.Add(lead)
+		if a.Start.After(latest) {
+			latest = a.Start
+		}
+	}
+	if em.Expires.IsZero() {
+		em.Expires = latest.Add(time.Duration(em.PlannedMS)*time.Millisecond + loaxa.DefaultEmergencyWindow)
+	} else if !em.Expires.After(latest) {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "expires %s is before the alert could start (%s); give a later time or leave it out.",
+			em.Expires.Format(time.RFC3339), latest.Format(time.RFC3339Nano))
+	}
+	refs := []protocol.ContentRef{ref(opening), ref(closing), ref(main)}
+	t := &tracking{
+		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
+		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
+		done: map[string]bool{}, fanout: map[string][]time.Duration{},
+	}
+	starts := map[string]time.Time{}
+	for _, a := range em.Areas {
+		starts[a.Area] = a.Start
+		t.cmds[a.Area] = protocol.Command{Name: protocol.CmdAlert, Alert: &protocol.Alert{
+			Occurrence: protocol.Occurrence{
+				ID: em.Occurrence, Announcement: em.ID, Title: em.Title, Content: main.ID,
+				Priority: protocol.PriorityEmergency, Start: a.Start.UTC(), DurationMS: main.DurationMS,
+				Repeat: em.Repeat, GapMS: Gap.Milliseconds(), OpeningChime: opening.ID, ClosingChime: closing.ID,
+				// What the alert cut off plays again after it; the alert
+				// itself is never cut off (nothing is higher).
+				OnPreempt: protocol.PreemptDrop, Expires: em.Expires.UTC(), Volume: em.Volume, Drill: em.Drill,
+			},
+			Content: refs,
+		}}
+	}
+	ds := make([]*loaxa.Delivery, 0, len(nodes))
+	for _, n := range nodes {
+		ds = append(ds, &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: n.ID, Start: starts[nodeArea[n.ID]],
+			State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, UpdatedAt: issued})
+	}
+	// Deliveries first: events about the alert can arrive as soon as it is
+	// published, and would otherwise create deliveries that lack the level.
+	if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
+		return nil, fmt.Errorf("emergency %s: deliveries: %w", em.ID, err)
+	}
+	t.em = *em
+	s.mu.Lock()
+	if s.live == nil {
+		s.live, s.fanout = map[string]*tracking{}, map[string]*tracking{}
+	}
+	s.live[em.ID] = t
+	s.mu.Unlock()
+
+	// One publish per area, all at once.
+	ttl := em.Expires.Sub(s.Clock.Now())
+	var wg sync.WaitGroup
+	for i := range em.Areas {
+		wg.Add(1)
+		go func(a *loaxa.EmergencyArea) {
+			defer wg.Done()
+			err := s.Messenger.SendAreaCommand(ctx, a.Area, t.cmds[a.Area], ttl)
+			if err != nil {
+				a.Error = err.Error()
+				log.Error("emergency: publish failed", "area", a.Area, "err", err)
+				return
+			}
+			a.PublishedAt = s.Clock.Now()
+		}(&em.Areas[i])
+	}
+	wg.Wait()
+	s.mu.Lock()
+	for node, area := range nodeArea {
+		for _, a := range em.Areas {
+			if a.Area == area && a.Error == "" {
+				t.sent[node] = issued
+			}
+		}
+	}
+	t.em = *em
+	for _, a := range em.Areas {
+		s.fanout[a.Area] = t
+	}
+	s.mu.Unlock()
+	stored, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
+		areas, state := em.Areas, e.State
+		*e = *em
+		e.Areas, e.State = areas, state
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if follows != nil {
+		if _, err := s.Store.UpdateEmergency(ctx, follows.ID, func(e *loaxa.Emergency) error {
+			e.AllClear = em.ID
+			return nil
+		}); err != nil {
+			log.Error("emergency: all-clear not noted on what it follows", "follows", follows.ID, "err", err)
+		}
+	}
+	published := 0
+	for _, a := range em.Areas {
+		if a.Error == "" {
+			published++
+		}
+	}
+	log.Warn("emergency: sent", "title", em.Title, "targets", em.Targets, "nodes", len(nodes),
+		"published", published, "occurrence", em.Occurrence, "expires", em.Expires, "by", em.CreatedBy)
+	if published == 0 && len(em.Areas) > 0 {
+		// Nothing left the controller: resends to single nodes still try,
+		// but the operator must know at once.
+		return stored, loaxa.Errorf(loaxa.EUnavailable, "Emergency %s could not be published (the broker did not take it): %s. Nodes are retried one by one until it expires; check the broker.", em.ID, em.Areas[0].Error)
+	}
+	return stored, nil
+}
+
+// drillMark starts the title of every drill, in the language the officers
+// read, so that no one mistakes it for a real alert.
+const drillMark = "[DIỄN TẬP] "
+
+func ref(c *loaxa.Content) protocol.ContentRef {
+	return protocol.ContentRef{ID: c.ID, Size: c.Size, DurationMS: c.DurationMS, Path: "/api/v1/content/" + c.ID + "/audio"}
+}
+
+// check validates req and returns the emergency to send (without id or
+// times), and for an all-clear the emergency it follows.
+func (s *Service) check(ctx context.Context, req loaxa.EmergencyRequest) (*loaxa.Emergency, *loaxa.Emergency, error) {
+	em := &loaxa.Emergency{
+		Kind: req.Kind, Title: strings.TrimSpace(req.Title), ContentID: req.ContentID, Text: req.Text,
+		Repeat: req.Repeat, Volume: req.Volume, Drill: req.Drill, Expires: req.Expires,
+		State: loaxa.EmergencyActive, CreatedBy: req.CreatedBy,
+	}
+	var follows *loaxa.Emergency
+	targets := req.Targets
+	switch em.Kind {
+	case "", loaxa.EmergencyAlert:
+		em.Kind = loaxa.EmergencyAlert
+		if req.Follows != "" {
+			return nil, nil, loaxa.Errorf(loaxa.EInvalid, "Only an all-clear follows another emergency; send it with POST /api/v1/emergency/%s/all-clear.", req.Follows)
+		}
+		if em.Repeat == 0 {
+			em.Repeat = loaxa.DefaultEmergencyRepeat
+		}
+	case loaxa.EmergencyAllClear:
+		f, err := s.Store.FindEmergencyByID(ctx, req.Follows)
+		if err != nil {
+			return nil, nil, err
+		}
+		follows = f
+		em.Follows, em.Drill = f.ID, f.Drill // a drill's all-clear is a drill too
+		if len(targets) == 0 {
+			targets = f.Targets
+		}
+		if em.Repeat == 0 {
+			em.Repeat = 1
+		}
+	default:
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "kind %q: use %q or %q.", em.Kind, loaxa.EmergencyAlert, loaxa.EmergencyAllClear)
+	}
+	if em.Repeat < 1 || em.Repeat > protocol.MaxRepeat {
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "repeat %d: give 1 to %d (default %d).", em.Repeat, protocol.MaxRepeat, loaxa.DefaultEmergencyRepeat)
+	}
+	if em.Volume == 0 {
+		em.Volume = protocol.MaxVolume
+	}
+	if em.Volume < 1 || em.Volume > protocol.MaxVolume {
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "volume %d: give 1 to %d (%d, the default, is full volume).", req.Volume, protocol.MaxVolume, protocol.MaxVolume)
+	}
+	if em.ContentID == "" {
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "Give content_id (uploaded audio) or text (read out by text-to-speech).")
+	}
+	now := s.Clock.Now()
+	if !em.Expires.IsZero() && (!em.Expires.After(now) || em.Expires.Sub(now) > loaxa.MaxEmergencyWindow) {
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "expires %s: give a time in the next %v, or leave it out.", em.Expires.Format(time.RFC3339), loaxa.MaxEmergencyWindow)
+	}
+	folded, err := s.fold(ctx, targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	em.Targets = folded
+	return em, follows, nil
+}
+
+// fold checks the target areas and drops those inside another target, so
+// that no node gets the alert twice.
+func (s *Service) fold(ctx context.Context, targets []string) ([]string, error) {
+	if len(targets) == 0 {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "targets is empty: name the areas to alert, e.g. {\"targets\": [\"31\"]}.")
+	}
+	chains := map[string][]string{}
+	for _, id := range targets {
+		chain, err := s.Areas.AreaChain(ctx, id)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return nil, loaxa.Errorf(loaxa.EInvalid, "Target area %q does not exist; list areas with GET /api/v1/areas.", id)
+		} else if err != nil {
+			return nil, fmt.Errorf("emergency: area %s: %w", id, err)
+		}
+		chains[id] = chain
+	}
+	var out []string
+	for id, chain := range chains {
+		inside := slices.ContainsFunc(chain[1:], func(a string) bool { _, ok := chains[a]; return ok })
+		if !inside {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// CancelEmergency implements loaxa.EmergencyService.
+func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Emergency, error) {
+	now := s.Clock.Now()
+	em, err := s.Store.UpdateEmergency(ctx, id, func(e *loaxa.Emergency) error {
+		switch {
+		case e.State == loaxa.EmergencyCancelled:
+			return loaxa.Errorf(loaxa.EConflict, "Emergency %s was cancelled already, by %s at %s.", e.ID, e.CancelledBy, e.CancelledAt.Format(time.RFC3339))
+		case !now.Before(e.Expires):
+			return loaxa.Errorf(loaxa.EConflict, "Emergency %s expired at %s; no node starts it any more.", e.ID, e.Expires.Format(time.RFC3339))
+		}
+		e.State, e.CancelledAt, e.CancelledBy = loaxa.EmergencyCancelled, now, by
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if t := s.live[id]; t != nil {
+		t.em.State = loaxa.EmergencyCancelled
+	}
+	s.mu.Unlock()
+	cmd := protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: em.Occurrence}
+	ttl := max(em.Expires.Sub(now), time.Second)
+	var errs []error
+	for _, a := range em.Areas {
+		if err := s.Messenger.SendAreaCommand(ctx, a.Area, cmd, ttl); err != nil {
+			errs = append(errs, fmt.Errorf("area %s: %w", a.Area, err))
+		}
+	}
+	s.notify(id)
+	s.Logger.Warn("emergency: cancelled", "emergency", id, "drill", em.Drill, "by", by, "failed_areas", len(errs))
+	if err := errors.Join(errs...); err != nil {
+		return em, loaxa.Errorf(loaxa.EUnavailable, "Emergency %s is cancelled, but the broker did not take the cancel for every area (%v); nodes that play it go on until it ends.", id, err)
+	}
+	return em, nil
+}
+
+// FindEmergencies implements loaxa.EmergencyService.
+func (s *Service) FindEmergencies(ctx context.Context, limit int) ([]*loaxa.Emergency, error) {
+	ems, err := s.Store.FindEmergencies(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now()
+	for _, e := range ems {
+		expire(e, now)
+	}
+	return ems, nil
+}
+
+// expire shows an active emergency past its expiry as expired.
+func expire(e *loaxa.Emergency, now time.Time) {
+	if e.State == loaxa.EmergencyActive && !now.Before(e.Expires) {
+		e.State = loaxa.EmergencyExpired
+	}
+}
+
+// WatchEmergency implements loaxa.EmergencyService.
+func (s *Service) WatchEmergency(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	if s.watchers == nil {
+		s.watchers = map[string][]chan struct{}{}
+	}
+	s.watchers[id] = append(s.watchers[id], ch)
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.watchers[id] = slices.DeleteFunc(s.watchers[id], func(c chan struct{}) bool { return c == ch })
+		if len(s.watchers[id]) == 0 {
+			delete(s.watchers, id)
+		}
+	}
+}
+
+func (s *Service) notify(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.watchers[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Events takes node events as they are stored (wire it to the MQTT
+// client's OnEvents): it notes when each node had an alert, which feeds
+// the next lead and stops resends, and tells the watchers.
+func (s *Service) Events(node string, events []protocol.Event) {
+	var changed []string
+	s.mu.Lock()
+	for _, ev := range events {
+		id, _, ok := strings.Cut(ev.Occurrence, "@")
+		if !ok || !loaxa.IsEmergencyID(id) {
+			continue
+		}
+		t := s.live[id]
+		if t == nil || t.em.Occurrence != ev.Occurrence {
+			continue
+		}
+		if !slices.Contains(changed, id) {
+			changed = append(changed, id)
+		}
+		switch ev.Type {
+		case protocol.EventReceived:
+			if _, dup := t.received[node]; dup {
+				continue
+			}
+			t.received[node] = ev.At
+			delay := ev.At.Sub(t.issued)
+			// Only deliveries of the first publish measure the fan-out;
+			// a resend's arrival says more about the node's link.
+			if area, ok := t.nodeArea[node]; ok && t.resends[node] == 0 {
+				t.fanout[area] = append(t.fanout[area], max(delay, 0))
+			}
+		case protocol.EventStarted, protocol.EventContentReady, protocol.EventSuspended:
+			if _, ok := t.received[node]; !ok {
+				t.received[node] = ev.At // the received event may be in a later batch
+			}
+		case protocol.EventCompleted, protocol.EventFailed, protocol.EventMissed, protocol.EventPreempted:
+			t.done[node] = true
+			if _, ok := t.received[node]; !ok {
+				t.received[node] = ev.At
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range changed {
+		s.notify(id)
+	}
+}

@@ -1,0 +1,72 @@
+package emergency
+
+import (
+	"context"
+	"fmt"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// EmergencyReport implements loaxa.EmergencyService: every targeted node's
+// state, from the alert's deliveries (which node events move, and which
+// survive a restart), the nodes' status, and what the service remembers of
+// receive times and resends.
+func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.EmergencyReport, error) {
+	em, err := s.Store.FindEmergencyByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now()
+	expire(em, now)
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+	if err != nil {
+		return nil, fmt.Errorf("emergency %s: deliveries: %w", id, err)
+	}
+	ids := make([]string, 0, len(ds))
+	for _, d := range ds {
+		ids = append(ids, d.Node)
+	}
+	online := map[string]bool{}
+	area := map[string]string{}
+	if len(ids) > 0 {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids})
+		if err != nil {
+			return nil, fmt.Errorf("emergency %s: nodes: %w", id, err)
+		}
+		for _, n := range ns {
+			online[n.ID] = n.Status.State == loaxa.NodeOnline
+			area[n.ID] = n.Area
+		}
+	}
+	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), Generated: now}
+	s.mu.Lock()
+	t := s.live[id]
+	for _, d := range ds {
+		n := loaxa.EmergencyNode{
+			Node: d.Node, Area: area[d.Node], State: string(d.State), Reason: d.Reason,
+			LateMS: d.LateMS, PlayedMS: d.PlayedMS, ContentReady: d.ContentReady, Online: online[d.Node],
+		}
+		if t != nil {
+			if at, ok := t.received[d.Node]; ok {
+				ms := max(at.Sub(t.issued).Milliseconds(), 0)
+				n.ReceivedMS = &ms
+			}
+			n.Resends = t.resends[d.Node]
+		}
+		switch {
+		case d.State == loaxa.DeliveryFailed && d.Reason == protocol.ReasonCancelled:
+			n.State = loaxa.EmergencyCancelledState
+		case d.State == loaxa.DeliveryPending && em.State == loaxa.EmergencyCancelled:
+			n.State, n.Reason = loaxa.EmergencyCancelledState, loaxa.ReasonNotReached
+		case d.State == loaxa.DeliveryPending && em.State == loaxa.EmergencyExpired:
+			n.State, n.Reason = string(loaxa.DeliveryMissed), loaxa.ReasonNotReached
+		case d.State == loaxa.DeliveryPending && !n.Online:
+			n.State = loaxa.EmergencyOffline
+		}
+		rep.Summary.Add(n)
+		rep.Nodes = append(rep.Nodes, n)
+	}
+	s.mu.Unlock()
+	return rep, nil
+}

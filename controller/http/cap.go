@@ -1,0 +1,371 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"loaxa.vn/controller/cap"
+	"loaxa.vn/controller/loaxa"
+)
+
+// Audit actions of CAP alerts.
+const (
+	auditCapReceive   = "cap.receive"
+	auditCapApprove   = "cap.approve"
+	auditCapAutoStart = "cap.auto_start"
+)
+
+// capResponse answers POST /api/v1/cap and its approval.
+type capResponse struct {
+	Action    string           `json:"action"`
+	Reason    string           `json:"reason,omitempty"`
+	Alert     *loaxa.CapAlert  `json:"alert"`
+	Emergency *loaxa.Emergency `json:"emergency,omitempty"`
+	// Cancelled lists the emergencies a Cancel or Update stopped.
+	Cancelled []string `json:"cancelled,omitempty"`
+}
+
+func (s *Server) capStore() (loaxa.CapStore, loaxa.EmergencyService, error) {
+	if s.CapStore == nil || s.EmergencyService == nil {
+		return nil, nil, loaxa.Errorf(loaxa.EUnavailable, "CAP alerts are not set up on this controller.")
+	}
+	return s.CapStore, s.EmergencyService, nil
+}
+
+// handleReceiveCap answers POST /api/v1/cap: one CAP 1.2 alert (XML) is
+// validated, de-duplicated by sender and identifier, and acted on by its
+// status and msgType (cap.Decide): played as an emergency or a drill,
+// held for approval, used to cancel earlier ones, or only recorded. 201
+// with what was done; 200 for a duplicate.
+func (s *Server) handleReceiveCap(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	store, svc, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := mime.ParseMediaType(ct)
+		if mt != "application/xml" && mt != "text/xml" && mt != "application/cap+xml" {
+			return loaxa.Errorf(loaxa.EUnsupported, "Send the CAP alert as XML (Content-Type application/xml or application/cap+xml), not %q.", ct)
+		}
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, cap.MaxSize))
+	if err != nil {
+		return loaxa.Errorf(loaxa.ETooLarge, "The CAP alert is larger than %d bytes.", cap.MaxSize)
+	}
+	a, err := cap.Parse(strings.NewReader(string(raw)))
+	if err != nil {
+		if errors.Is(err, cap.ErrInvalid) {
+			return loaxa.Errorf(loaxa.EInvalid, "%s", strings.TrimPrefix(err.Error(), cap.ErrInvalid.Error()+": ")+" (CAP 1.2).")
+		}
+		return err
+	}
+	ctx := r.Context()
+	if old, err := store.FindCapAlertByKey(ctx, a.Key()); err == nil {
+		s.writeJSON(w, r, http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old})
+		return nil
+	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
+		return err
+	}
+	auto, err := store.CapAutoStart(ctx)
+	if err != nil {
+		return fmt.Errorf("cap: auto-start list: %w", err)
+	}
+	d := cap.Decide(a, s.now(), func(string) bool { return false }, func(event string) bool {
+		for _, e := range auto {
+			if strings.EqualFold(strings.TrimSpace(e), strings.TrimSpace(event)) {
+				return true
+			}
+		}
+		return false
+	})
+	rec := &loaxa.CapAlert{
+		Key: a.Key(), Identifier: a.Identifier, Sender: a.Sender, Sent: a.SentAt(), Status: a.Status, MsgType: a.MsgType,
+		References: a.Refs(), Action: string(d.Action), Reason: d.Reason, Expires: d.Expires,
+		ReceivedAt: s.now(), ReceivedBy: userFrom(ctx).Username, XML: string(raw),
+	}
+	if in := d.Info; in != nil {
+		rec.Event, rec.Language, rec.Headline, rec.Text = in.Event, in.Language, strings.TrimSpace(in.Headline), in.Message()
+	}
+	resp := capResponse{Alert: rec}
+	// Cancel and Update withdraw what the references started.
+	for _, key := range d.Cancel {
+		id, err := s.withdrawCap(ctx, store, svc, key)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			resp.Cancelled = append(resp.Cancelled, id)
+		}
+	}
+	if d.Action == cap.ActionPlay || d.Action == cap.ActionDrill || d.Action == cap.ActionPending {
+		rec.Targets, err = s.capTargets(ctx, d.Info)
+		if err != nil {
+			return err
+		}
+		if len(rec.Targets) == 0 {
+			rec.Action, rec.Reason = string(cap.ActionNoTarget), "no geocode names an area here and no node lies in its polygons or circles"
+		}
+		for _, t := range rec.Targets {
+			if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
+				return err
+			}
+		}
+	}
+	if err := store.CreateCapAlert(ctx, rec); err != nil {
+		if loaxa.ErrorCode(err) == loaxa.EConflict { // the same alert, posted twice at once
+			old, ferr := store.FindCapAlertByKey(ctx, a.Key())
+			if ferr == nil {
+				s.writeJSON(w, r, http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old})
+				return nil
+			}
+		}
+		return err
+	}
+	if rec.Action == string(cap.ActionPlay) || rec.Action == string(cap.ActionDrill) {
+		em, err := s.playCap(r, store, svc, rec)
+		if err != nil && em == nil {
+			// Nothing was sent: hold it for approval, so that it can be
+			// played once the cause is fixed rather than being a duplicate.
+			if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
+				a.Action, a.Reason = string(cap.ActionPending), "could not be played ("+loaxa.ErrorMessage(err)+"); approve it once that is fixed"
+				return nil
+			}); uerr != nil {
+				s.logger().Error("cap: alert left as played", "cap", rec.ID, "err", uerr)
+			}
+			return err
+		} else if err != nil {
+			return err
+		}
+		resp.Emergency, rec = em, mustCap(store.FindCapAlertByID(ctx, rec.ID))
+		resp.Alert = rec
+	}
+	resp.Action, resp.Reason = rec.Action, rec.Reason
+	s.audit(r, auditCapReceive, rec.ID, strings.Join(rec.Targets, ","), fmt.Sprintf("key=%s status=%s msgType=%s action=%s", rec.Key, rec.Status, rec.MsgType, rec.Action))
+	s.logger().Warn("cap: alert received", "cap", rec.ID, "key", rec.Key, "status", rec.Status, "msg_type", rec.MsgType,
+		"event", rec.Event, "action", rec.Action, "targets", rec.Targets, "emergency", rec.Emergency)
+	s.writeJSON(w, r, http.StatusCreated, resp)
+	return nil
+}
+
+func mustCap(a *loaxa.CapAlert, err error) *loaxa.CapAlert {
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
+// withdrawCap cancels what the alert with key started: its emergency if it
+// plays, or its approval if it waits. It returns the emergency cancelled.
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, key string) (string, error) {
+	old, err := store.FindCapAlertByKey(ctx, key)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return "", nil // never received here: nothing to withdraw
+	} else if err != nil {
+		return "", err
+	}
+	if old.Action == string(cap.ActionPending) {
+		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
+			a.Action, a.Reason = "cancelled", "withdrawn by a later Cancel or Update"
+			return nil
+		})
+		return "", err
+	}
+	if old.Emergency == "" {
+		return "", nil
+	}
+	if _, err := svc.CancelEmergency(ctx, old.Emergency, userFrom(ctx).Username); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+		return "", err
+	}
+	return old.Emergency, nil
+}
+
+// capTargets maps an info block to areas: geocodes that are area ids, and
+// the areas of the nodes inside its polygons and circles.
+func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error) {
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("cap: nodes: %w", err)
+	}
+	pos := make([]cap.NodePosition, 0, len(nodes))
+	for _, n := range nodes {
+		pos = append(pos, cap.NodePosition{Area: n.Area, Lat: n.Lat, Lon: n.Lon})
+	}
+	return cap.Targets(in, func(id string) bool {
+		_, err := s.AreaService.FindAreaByID(ctx, id)
+		return err == nil
+	}, pos), nil
+}
+
+// playCap sends the emergency of a stored CAP alert and notes it.
+func (s *Server) playCap(r *http.Request, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert) (*loaxa.Emergency, error) {
+	ctx := r.Context()
+	contentID, text, err := s.emergencyContent(r, &emergencyRequest{Text: rec.Text})
+	if err != nil {
+		return nil, err
+	}
+	expires := rec.Expires
+	if max := s.now().Add(loaxa.MaxEmergencyWindow); expires.After(max) {
+		expires = max
+	}
+	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
+		Kind: loaxa.EmergencyAlert, Title: rec.Headline, ContentID: contentID, Text: text, Targets: rec.Targets,
+		Drill: rec.Status == "Exercise", Expires: expires, CreatedBy: userFrom(ctx).Username,
+	})
+	if em != nil {
+		s.audit(r, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), "cap="+rec.ID+" "+emergencyDetail(em))
+		if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
+			a.Emergency = em.ID
+			return nil
+		}); uerr != nil {
+			return em, uerr
+		}
+	}
+	return em, err
+}
+
+// handleApproveCap answers POST /api/v1/cap/{id}/approve: plays an alert
+// that waits for approval (its event is not on the auto-start list).
+func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	store, svc, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	rec, err := store.FindCapAlertByID(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	for _, t := range rec.Targets {
+		if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
+			return err
+		}
+	}
+	if rec.Action != string(cap.ActionPending) {
+		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s is %s, not waiting for approval.", rec.ID, rec.Action)
+	}
+	if !rec.Expires.IsZero() && !rec.Expires.After(s.now()) {
+		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired at %s.", rec.ID, rec.Expires.Format(time.RFC3339))
+	}
+	rec, err = store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
+		if a.Action != string(cap.ActionPending) {
+			return loaxa.Errorf(loaxa.EConflict, "CAP alert %s was %s meanwhile.", a.ID, a.Action)
+		}
+		a.Action, a.ApprovedBy, a.Reason = "approved", userFrom(ctx).Username, ""
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	em, err := s.playCap(r, store, svc, rec)
+	s.audit(r, auditCapApprove, rec.ID, strings.Join(rec.Targets, ","), "key="+rec.Key)
+	if err != nil {
+		return err
+	}
+	rec = mustCap(store.FindCapAlertByID(ctx, rec.ID))
+	s.writeJSON(w, r, http.StatusOK, capResponse{Action: rec.Action, Alert: rec, Emergency: em})
+	return nil
+}
+
+// handleListCap answers GET /api/v1/cap?limit=: received alerts, newest
+// first.
+func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "limit"); err != nil {
+		return err
+	}
+	store, _, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+			return loaxa.Errorf(loaxa.EInvalid, "limit %q: give a number from 1 to 10000.", v)
+		}
+	}
+	alerts, err := store.FindCapAlerts(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"alerts": nonNil(alerts)})
+	return nil
+}
+
+// handleGetCap answers GET /api/v1/cap/{id}.
+func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	store, _, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	a, err := store.FindCapAlertByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, a)
+	return nil
+}
+
+// autoStartBody is the body and answer of /api/v1/cap/auto-start.
+type autoStartBody struct {
+	Events []string `json:"events"`
+}
+
+// handleGetCapAutoStart answers GET /api/v1/cap/auto-start: the CAP event
+// types that play without approval.
+func (s *Server) handleGetCapAutoStart(w http.ResponseWriter, r *http.Request) error {
+	store, _, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	events, err := store.CapAutoStart(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, autoStartBody{Events: nonNil(events)})
+	return nil
+}
+
+// handlePutCapAutoStart answers PUT /api/v1/cap/auto-start: replaces the
+// list (whole-tree users only: it decides what plays without a person).
+func (s *Server) handlePutCapAutoStart(w http.ResponseWriter, r *http.Request) error {
+	store, _, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	if u := userFrom(r.Context()); u.Area != "" {
+		return loaxa.Errorf(loaxa.EForbidden, "Only a user over the whole tree may change what CAP alerts start on their own.")
+	}
+	var body autoStartBody
+	if err := decodeJSON(w, r, &body); err != nil {
+		return err
+	}
+	var events []string
+	for _, e := range body.Events {
+		e, err := cleanText("events", e, true)
+		if err != nil {
+			return err
+		}
+		events = append(events, e)
+	}
+	if err := store.SetCapAutoStart(r.Context(), nonNil(events)); err != nil {
+		return err
+	}
+	s.audit(r, auditCapAutoStart, "cap", "", strings.Join(events, ","))
+	s.writeJSON(w, r, http.StatusOK, autoStartBody{Events: nonNil(events)})
+	return nil
+}

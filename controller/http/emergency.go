@@ -1,0 +1,382 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// Audit actions of emergencies.
+const (
+	auditEmergencySend     = "emergency.send"
+	auditEmergencyCancel   = "emergency.cancel"
+	auditEmergencyAllClear = "emergency.all_clear"
+)
+
+// emergencyRequest is the body of POST /api/v1/emergency and, without
+// targets and drill, of POST /api/v1/emergency/{id}/all-clear.
+type emergencyRequest struct {
+	ContentID string `json:"content_id"`
+	// Text is read out by text-to-speech instead of stored content.
+	Text  string  `json:"text"`
+	Voice string  `json:"voice"`
+	Rate  float64 `json:"rate"`
+	Title string  `json:"title"`
+	// Targets is a list of area ids, or {"areas": [...]} as announcements
+	// write it.
+	Targets json.RawMessage `json:"targets"`
+	Repeat  int             `json:"repeat"`
+	Volume  int             `json:"volume"`
+	Drill   bool            `json:"drill"`
+	Expires string          `json:"expires"`
+}
+
+// emergencyService returns the service or says that there is none.
+func (s *Server) emergencyService() (loaxa.EmergencyService, error) {
+	if s.EmergencyService == nil {
+		return nil, loaxa.Errorf(loaxa.EUnavailable, "Emergency broadcasting is not set up on this controller.")
+	}
+	return s.EmergencyService, nil
+}
+
+// parseTargets reads the targets of an emergency request: area ids.
+func parseTargets(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var areas []string
+	if raw[0] == '[' {
+		if err := json.Unmarshal(raw, &areas); err != nil {
+			return nil, loaxa.Errorf(loaxa.EInvalid, "targets: give a list of area ids, e.g. [\"31\"].")
+		}
+	} else {
+		var t loaxa.Targets
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&t); err != nil {
+			return nil, loaxa.Errorf(loaxa.EInvalid, "targets: give a list of area ids, e.g. [\"31\"], or {\"areas\": [\"31\"]}.")
+		}
+		if len(t.Nodes) > 0 {
+			return nil, loaxa.Errorf(loaxa.EInvalid, "targets.nodes: an emergency goes to whole areas (one publish per area); name the areas.")
+		}
+		areas = t.Areas
+	}
+	if len(areas) > MaxTargets {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "targets: %d areas; name at most %d (a common ancestor covers them all).", len(areas), MaxTargets)
+	}
+	return areas, nil
+}
+
+// emergencyContent returns the content id of a request: content_id as
+// given, or text read out by the speech engine and stored as content.
+func (s *Server) emergencyContent(r *http.Request, req *emergencyRequest) (contentID, text string, err error) {
+	ctx := r.Context()
+	text = strings.TrimSpace(req.Text)
+	switch {
+	case req.ContentID != "" && text != "":
+		return "", "", loaxa.Errorf(loaxa.EInvalid, "Give content_id or text, not both.")
+	case req.ContentID != "":
+		return req.ContentID, "", nil
+	case text == "":
+		return "", "", loaxa.Errorf(loaxa.EInvalid, "Give content_id (uploaded audio) or text (read out by text-to-speech).")
+	case s.SpeechEngine == nil:
+		return "", "", loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not available on this controller, so the text cannot be read out; upload a recording with POST /api/v1/content and send its content_id.")
+	}
+	voice, rate := req.Voice, req.Rate
+	if voice == "" {
+		voice = s.SpeechEngine.Voices()[0]
+	}
+	if rate == 0 {
+		rate = 1
+	}
+	audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
+	if err != nil {
+		if loaxa.ErrorCode(err) == loaxa.EUnavailable {
+			return "", "", loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech failed, so the text cannot be read out (%s); upload a recording and send its content_id.", loaxa.ErrorMessage(err))
+		}
+		return "", "", fmt.Errorf("emergency: text to speech: %w", err)
+	}
+	defer audio.Close()
+	c, err := s.MediaService.Ingest(ctx, audio, loaxa.IngestOptions{TrimSilence: true})
+	if err != nil {
+		return "", "", fmt.Errorf("emergency: ingest the speech: %w", err)
+	}
+	c.Source.Format = s.SpeechEngine.Name()
+	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
+	c.Title = speechTitle(text)
+	c.CreatedBy = userFrom(ctx).Username
+	c.CreatedAt = s.now()
+	stored, err := s.ContentService.CreateContent(ctx, c)
+	if err != nil {
+		return "", "", fmt.Errorf("emergency: store the speech: %w", err)
+	}
+	return stored.ID, text, nil
+}
+
+// handleSendEmergency answers POST /api/v1/emergency: the alert goes out
+// at once to every node of the target areas; 201 with the emergency.
+func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	var req emergencyRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	areas, err := parseTargets(req.Targets)
+	if err != nil {
+		return err
+	}
+	if len(areas) == 0 {
+		return loaxa.Errorf(loaxa.EInvalid, "targets is empty: name the areas to alert, e.g. {\"targets\": [\"31\"]}.")
+	}
+	// Every target is checked before anything is made or sent.
+	for _, a := range areas {
+		if _, err := s.requireArea(ctx, "targets", a); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionEmergency, a); err != nil {
+			return err
+		}
+	}
+	var expires time.Time
+	if req.Expires != "" {
+		if expires, err = time.Parse(time.RFC3339Nano, req.Expires); err != nil {
+			return loaxa.Errorf(loaxa.EInvalid, "expires %q: write an RFC 3339 time, e.g. %s.", req.Expires, s.now().In(exampleZone).Add(15*time.Minute).Format(time.RFC3339))
+		}
+	}
+	title, err := cleanText("title", req.Title, false)
+	if err != nil {
+		return err
+	}
+	contentID, text, err := s.emergencyContent(r, &req)
+	if err != nil {
+		return err
+	}
+	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
+		Kind: loaxa.EmergencyAlert, Title: title, ContentID: contentID, Text: text, Targets: areas,
+		Repeat: req.Repeat, Volume: req.Volume, Drill: req.Drill, Expires: expires, CreatedBy: userFrom(ctx).Username,
+	})
+	if em != nil {
+		s.audit(r, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), emergencyDetail(em))
+	}
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusCreated, em)
+	return nil
+}
+
+func emergencyDetail(em *loaxa.Emergency) string {
+	return fmt.Sprintf("drill=%t kind=%s content=%s repeat=%d volume=%d title=%q", em.Drill, em.Kind, em.ContentID, em.Repeat, em.Volume, em.Title)
+}
+
+// findEmergency returns emergency id if the caller may see it: their area
+// lies within one of its targets, or one of its targets within their area.
+func (s *Server) findEmergency(ctx context.Context, svc loaxa.EmergencyService, id string) (*loaxa.EmergencyReport, error) {
+	rep, err := svc.EmergencyReport(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := s.seesEmergency(ctx, rep.Emergency); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, loaxa.Errorf(loaxa.EForbidden, "Emergency %s went to areas outside your area.", id)
+	}
+	return rep, nil
+}
+
+func (s *Server) seesEmergency(ctx context.Context, em *loaxa.Emergency) (bool, error) {
+	u := userFrom(ctx)
+	if u == nil || u.Area == "" {
+		return u != nil, nil
+	}
+	mine, err := s.AreaService.AreaChain(ctx, u.Area)
+	if err != nil {
+		return false, fmt.Errorf("area of %s: %w", u.Username, err)
+	}
+	for _, t := range em.Targets {
+		if slices.Contains(mine, t) {
+			return true, nil // sent above the user's area: it reached them
+		}
+		chain, err := s.AreaService.AreaChain(ctx, t)
+		if err != nil {
+			continue // an area removed since
+		}
+		if u.Covers(chain) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// handleListEmergencies answers GET /api/v1/emergency?limit=: the
+// emergencies the caller may see, newest first.
+func (s *Server) handleListEmergencies(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "limit"); err != nil {
+		return err
+	}
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+			return loaxa.Errorf(loaxa.EInvalid, "limit %q: give a number from 1 to 10000.", v)
+		}
+	}
+	ctx := r.Context()
+	ems, err := svc.FindEmergencies(ctx, 0)
+	if err != nil {
+		return err
+	}
+	out := []*loaxa.Emergency{}
+	for _, em := range ems {
+		if len(out) == limit {
+			break
+		}
+		if ok, err := s.seesEmergency(ctx, em); err != nil {
+			return err
+		} else if ok {
+			out = append(out, em)
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"emergencies": out})
+	return nil
+}
+
+// handleGetEmergency answers GET /api/v1/emergency/{id}: the emergency,
+// the summary (targeted, reached, sounding, completed, failed, cancelled,
+// offline, pending) and every node's state.
+func (s *Server) handleGetEmergency(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	rep, err := s.findEmergency(r.Context(), svc, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusOK, rep)
+	return nil
+}
+
+// mayAct checks that the caller may send emergencies to every target of em.
+func (s *Server) mayAct(ctx context.Context, em *loaxa.Emergency) error {
+	for _, t := range em.Targets {
+		if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handleCancelEmergency answers POST /api/v1/emergency/{id}/cancel: stops
+// it on every node; what it cut off plays again by its own policy.
+func (s *Server) handleCancelEmergency(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	rep, err := s.findEmergency(ctx, svc, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.mayAct(ctx, rep.Emergency); err != nil {
+		return err
+	}
+	em, err := svc.CancelEmergency(ctx, rep.ID, userFrom(ctx).Username)
+	if em != nil {
+		s.audit(r, auditEmergencyCancel, em.ID, strings.Join(em.Targets, ","), fmt.Sprintf("drill=%t", em.Drill))
+	}
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, em)
+	return nil
+}
+
+// handleAllClear answers POST /api/v1/emergency/{id}/all-clear: the
+// follow-up that the danger has passed, to the same areas (a drill's
+// all-clear is a drill too). The emergency it follows is cancelled first
+// if it still plays.
+func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	var req emergencyRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(req.Targets)) > 0 || req.Drill || req.Expires != "" {
+		return loaxa.Errorf(loaxa.EInvalid, "An all-clear goes to the areas of the emergency it follows, as a drill if that was one; send only content_id or text, and optionally title, repeat and volume.")
+	}
+	rep, err := s.findEmergency(ctx, svc, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.mayAct(ctx, rep.Emergency); err != nil {
+		return err
+	}
+	if rep.Kind != loaxa.EmergencyAlert {
+		return loaxa.Errorf(loaxa.EConflict, "%s is an all-clear itself; send the all-clear for the alert it follows (%s).", rep.ID, rep.Follows)
+	}
+	if rep.AllClear != "" {
+		return loaxa.Errorf(loaxa.EConflict, "The all-clear for %s was sent already: %s.", rep.ID, rep.AllClear)
+	}
+	title, err := cleanText("title", req.Title, false)
+	if err != nil {
+		return err
+	}
+	contentID, text, err := s.emergencyContent(r, &req)
+	if err != nil {
+		return err
+	}
+	by := userFrom(ctx).Username
+	if rep.State == loaxa.EmergencyActive {
+		if _, err := svc.CancelEmergency(ctx, rep.ID, by); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+			return err
+		}
+		s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), "by all-clear")
+	}
+	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
+		Kind: loaxa.EmergencyAllClear, Follows: rep.ID, Title: title, ContentID: contentID, Text: text,
+		Repeat: req.Repeat, Volume: req.Volume, CreatedBy: by,
+	})
+	if em != nil {
+		s.audit(r, auditEmergencyAllClear, em.ID, strings.Join(em.Targets, ","), "follows="+rep.ID+" "+emergencyDetail(em))
+	}
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusCreated, em)
+	return nil
+}

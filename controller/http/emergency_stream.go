@@ -1,0 +1,146 @@
+package http
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// Pacing of the emergency stream.
+const (
+	// streamPoll is how often the stream looks again without a node
+	// event: nodes going offline and the expiry change the report too.
+	streamPoll = time.Second
+	// streamCoalesce gathers a burst of node events into one update.
+	streamCoalesce = 100 * time.Millisecond
+	// streamAfter is how long after its expiry a stream stays open for
+	// late reports.
+	streamAfter = time.Minute
+)
+
+// streamSummary is the data of a "summary" event.
+type streamSummary struct {
+	ID      string                 `json:"id"`
+	Kind    string                 `json:"kind"`
+	Title   string                 `json:"title"`
+	Drill   bool                   `json:"drill"`
+	State   string                 `json:"state"`
+	Expires time.Time              `json:"expires"`
+	Summary loaxa.EmergencySummary `json:"summary"`
+	At      time.Time              `json:"at"`
+}
+
+// handleEmergencyStream answers GET /api/v1/emergency/{id}/stream with
+// server-sent events for a live view: "summary" (the counts) at once and
+// after every change, "node" for each node whose state changed (all of
+// them at first), and "end" when nothing can change any more (every node
+// final: completed, failed, missed or cancelled; or a minute past the
+// expiry); then the stream closes.
+func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	id := r.PathValue("id")
+	rep, err := s.findEmergency(ctx, svc, id)
+	if err != nil {
+		return err
+	}
+	changed, stop := svc.WatchEmergency(id)
+	defer stop()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	last := map[string]loaxa.EmergencyNode{}
+	send := func(rep *loaxa.EmergencyReport) error {
+		for _, n := range rep.Nodes {
+			if old, ok := last[n.Node]; ok && sameNode(old, n) {
+				continue
+			}
+			last[n.Node] = n
+			if err := writeEvent(w, "node", n); err != nil {
+				return err
+			}
+		}
+		sum := streamSummary{ID: rep.ID, Kind: rep.Kind, Title: rep.Title, Drill: rep.Drill, State: rep.State,
+			Expires: rep.Expires, Summary: rep.Summary, At: rep.Generated}
+		if err := writeEvent(w, "summary", sum); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	poll := time.NewTicker(streamPoll)
+	defer poll.Stop()
+	for {
+		if err := send(rep); err != nil {
+			return nil // the client went away
+		}
+		if over(rep, s.now()) {
+			writeEvent(w, "end", map[string]string{"id": rep.ID, "state": rep.State})
+			rc.Flush()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.closing:
+			return nil
+		case <-poll.C:
+		case <-changed:
+			// More events of the same burst follow within moments.
+			t := time.NewTimer(streamCoalesce)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
+		if rep, err = svc.EmergencyReport(ctx, id); err != nil {
+			s.logger().Error("emergency stream: report", "emergency", id, "err", err)
+			return nil
+		}
+	}
+}
+
+// over reports whether nothing in rep can change any more.
+func over(rep *loaxa.EmergencyReport, now time.Time) bool {
+	if now.After(rep.Expires.Add(streamAfter)) {
+		return true
+	}
+	for _, n := range rep.Nodes {
+		switch n.State {
+		case string(loaxa.DeliveryCompleted), string(loaxa.DeliveryFailed), string(loaxa.DeliveryMissed),
+			string(loaxa.DeliveryPreempted), loaxa.EmergencyCancelledState:
+		default:
+			return false // pending, offline, received or started: may change
+		}
+	}
+	return true
+}
+
+func sameNode(a, b loaxa.EmergencyNode) bool {
+	ra, rb := a.ReceivedMS, b.ReceivedMS
+	a.ReceivedMS, b.ReceivedMS = nil, nil
+	return a == b && (ra == nil) == (rb == nil) && (ra == nil || *ra == *rb)
+}
+
+// writeEvent writes one server-sent event.
+func writeEvent(w http.ResponseWriter, name string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, raw)
+	return err
+}

@@ -1,0 +1,121 @@
+package http_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// TestEmergencySend: one signed publish per targeted area, nested targets
+// folded into their ancestor, the alert carrying the template, the level,
+// the drill mark and an expiry; deliveries pending for every node.
+func TestEmergencySend(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{
+		"content_id": ct.ID, "targets": []string{"12346", "318"}, "drill": true, "volume": 5, "repeat": 2,
+	}, http.StatusCreated, &em)
+	if len(em.Targets) != 1 || em.Targets[0] != "318" {
+		t.Errorf("targets %v, want 12346 folded into 318", em.Targets)
+	}
+	sent := e.alerts.commands()
+	if len(sent) != 1 || sent[0].scope != "area" || sent[0].id != "318" || sent[0].cmd.Name != protocol.CmdAlert {
+		t.Fatalf("sent %+v, want one alert on area 318", sent)
+	}
+	o := sent[0].cmd.Alert.Occurrence
+	if o.ID != em.Occurrence || o.Priority != protocol.PriorityEmergency || !o.Drill || o.Volume != 5 || o.Repeat != 2 ||
+		o.OpeningChime == "" || o.ClosingChime == "" || o.Expires.IsZero() || !o.Start.After(em.Issued) {
+		t.Errorf("alert occurrence %+v", o)
+	}
+	if err := sent[0].cmd.Alert.Validate(); err != nil {
+		t.Errorf("the alert sent does not validate: %v", err)
+	}
+	if want := em.Expires.Sub(e.clock.Now()); sent[0].ttl != want {
+		t.Errorf("alert valid for %v, want until the expiry (%v)", sent[0].ttl, want)
+	}
+	var rep loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.Summary.Targeted != 2 || len(rep.Nodes) != 2 {
+		t.Errorf("report %+v", rep.Summary)
+	}
+	ds, err := e.stores.deliveries.FindDeliveries(context.Background(), loaxa.DeliveryFilter{Announcement: em.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.State != loaxa.DeliveryPending || d.Priority != protocol.PriorityEmergency || d.Occurrence != em.Occurrence || d.PlannedMS != em.PlannedMS {
+			t.Errorf("delivery %+v", d)
+		}
+	}
+	if len(ds) != 2 {
+		t.Errorf("%d deliveries, want one per node", len(ds))
+	}
+	// The scheduler's clean-up of deliveries it no longer plans leaves
+	// emergencies alone.
+	if err := e.stores.deliveries.DropDeliveries(context.Background(), "n-a", map[string]bool{}, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := e.stores.deliveries.FindDeliveries(context.Background(), loaxa.DeliveryFilter{Announcement: em.ID}); len(ds) != 2 {
+		t.Errorf("DropDeliveries dropped an emergency delivery: %d left", len(ds))
+	}
+
+	// Cancel: one cancel per area, then no second cancel.
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/cancel", e.admin, nil, http.StatusOK, nil)
+	sent = e.alerts.commands()
+	if last := sent[len(sent)-1]; last.cmd.Name != protocol.CmdAlertCancel || last.cmd.Occurrence != em.Occurrence || last.id != "318" {
+		t.Errorf("cancel sent %+v", last)
+	}
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/cancel", e.admin, nil, http.StatusConflict, nil)
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.State != loaxa.EmergencyCancelled || rep.Summary.Cancelled != 2 {
+		t.Errorf("after cancel: state %s, summary %+v", rep.State, rep.Summary)
+	}
+}
+
+// TestEmergencyBadRequests: every wrong request says what was wrong and
+// sends nothing.
+func TestEmergencyBadRequests(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	future := t0.Add(time.Hour).Format(time.RFC3339)
+	for _, c := range []struct {
+		body   map[string]any
+		status int
+		want   string
+	}{
+		{map[string]any{"content_id": ct.ID}, 400, "targets"},
+		{map[string]any{"content_id": ct.ID, "targets": []string{"nowhere"}}, 400, "nowhere"},
+		{map[string]any{"content_id": ct.ID, "targets": "31"}, 400, "targets"},
+		{map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "volume": -1}, 400, "volume"},
+		{map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "repeat": 11}, 400, "repeat"},
+		{map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "expires": "tomorrow"}, 400, "RFC 3339"},
+		{map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "expires": t0.Add(-time.Minute).Format(time.RFC3339)}, 400, "expires"},
+		{map[string]any{"content_id": strings.Repeat("ab", 32), "targets": []string{"31"}, "expires": future}, 400, "does not exist"},
+		{map[string]any{"targets": []string{"31"}}, 400, "content_id"},
+		{map[string]any{"text": "Bão số 3", "targets": []string{"31"}}, 503, "content_id"}, // no speech engine here
+	} {
+		r := e.call("POST", "/api/v1/emergency", e.admin, c.body, c.status, nil)
+		if !strings.Contains(string(r.body), c.want) {
+			t.Errorf("%v: %s, want a message naming %q", c.body, r.body, c.want)
+		}
+	}
+	if sent := e.alerts.commands(); len(sent) != 0 {
+		t.Errorf("bad requests sent %+v", sent)
+	}
+	e.call("GET", "/api/v1/emergency/e999999", e.admin, nil, http.StatusNotFound, nil)
+}
+
+// TestEmergencyUnavailable: a controller without the service says so.
+func TestEmergencyUnavailable(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.EmergencyService = nil })
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": "x", "targets": []string{"31"}}, http.StatusServiceUnavailable, nil)
+}

@@ -1,0 +1,170 @@
+package http
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// ReleaseArchives keeps release archive files (controller/release).
+type ReleaseArchives interface {
+	Put(r io.Reader, arch, filename string) (*loaxa.ReleaseArchive, error)
+	Open(sha string) (*os.File, error)
+}
+
+// RolloutRunner plans and drives rollouts (controller/release).
+type RolloutRunner interface {
+	Start(ctx context.Context, version string, targets loaxa.Targets, percent, canaries int, by string) (*loaxa.Rollout, error)
+}
+
+// handleUploadRelease answers POST /api/v1/releases?version=&arch=: the
+// body is one release archive from scripts/build-boards.sh.
+func (s *Server) handleUploadRelease(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "version", "arch"); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := requireWholeTree(ctx); err != nil {
+		return err
+	}
+	if s.ReleaseService == nil || s.ReleaseArchives == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller does not host agent releases.")
+	}
+	q := r.URL.Query()
+	version, arch := q.Get("version"), q.Get("arch")
+	if !protocol.ValidVersion(version) {
+		return loaxa.Errorf(loaxa.EInvalid, "version=%q: give the release's version, 1-64 letters, digits and . _ + - (as build-boards.sh --version).", version)
+	}
+	if arch == "" {
+		return loaxa.Errorf(loaxa.EInvalid, "arch is required: arm64, arm or amd64, the architecture the archive was built for.")
+	}
+	a, err := s.ReleaseArchives.Put(http.MaxBytesReader(w, r.Body, 256<<20+1), arch, "loaxa-node-"+version+"-linux-"+arch+".tar.gz")
+	if err != nil {
+		return err
+	}
+	rel, err := s.ReleaseService.PutReleaseArchive(ctx, version, *a, userFrom(ctx).Username)
+	if err != nil {
+		return err
+	}
+	s.audit(r, "release.upload", version, "", arch+" "+a.SHA256)
+	s.writeJSON(w, r, http.StatusCreated, rel)
+	return nil
+}
+
+// handleListReleases answers GET /api/v1/releases.
+func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.ReleaseService == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller does not host agent releases.")
+	}
+	rels, err := s.ReleaseService.FindReleases(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"releases": nonNil(rels)})
+	return nil
+}
+
+// handleGetReleaseArchive answers GET /api/v1/releases/archives/{sha}:
+// the archive bytes, for nodes (HTTP Basic with their credentials) and
+// admins. Nodes check the SHA-256 against the signed update command.
+func (s *Server) handleGetReleaseArchive(w http.ResponseWriter, r *http.Request) error {
+	if s.ReleaseService == nil || s.ReleaseArchives == nil {
+		return loaxa.Errorf(loaxa.ENotFound, "This controller does not host agent releases.")
+	}
+	sha := r.PathValue("sha")
+	known, err := s.ReleaseService.ReleaseArchiveKnown(r.Context(), sha)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return loaxa.Errorf(loaxa.ENotFound, "No release archive %q.", sha)
+	}
+	f, err := s.ReleaseArchives.Open(sha)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	http.ServeContent(w, r, sha+".tar.gz", fi.ModTime(), f)
+	return nil
+}
+
+// rolloutRequest is the body of POST /api/v1/rollouts.
+type rolloutRequest struct {
+	Version  string        `json:"version"`
+	Targets  loaxa.Targets `json:"targets"`
+	Percent  int           `json:"percent"`
+	Canaries int           `json:"canaries"`
+}
+
+// handleCreateRollout answers POST /api/v1/rollouts.
+func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := requireWholeTree(ctx); err != nil {
+		return err
+	}
+	if s.Rollouts == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
+	}
+	req := rolloutRequest{Percent: 100, Canaries: 1}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Targets.Areas) == 0 && len(req.Targets.Nodes) == 0 {
+		return loaxa.Errorf(loaxa.EInvalid, "targets: name at least one area or node to update.")
+	}
+	ro, err := s.Rollouts.Start(ctx, req.Version, req.Targets, req.Percent, req.Canaries, userFrom(ctx).Username)
+	if err != nil {
+		return err
+	}
+	s.audit(r, "rollout.create", ro.ID, "", ro.Version)
+	s.writeJSON(w, r, http.StatusCreated, ro)
+	return nil
+}
+
+// handleListRollouts answers GET /api/v1/rollouts.
+func (s *Server) handleListRollouts(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.ReleaseService == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
+	}
+	ros, err := s.ReleaseService.FindRollouts(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"rollouts": nonNil(ros)})
+	return nil
+}
+
+// handleGetRollout answers GET /api/v1/rollouts/{id}: the rollout with
+// every node's progress.
+func (s *Server) handleGetRollout(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.ReleaseService == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
+	}
+	ro, err := s.ReleaseService.FindRolloutByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, ro)
+	return nil
+}

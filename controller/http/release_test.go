@@ -1,0 +1,60 @@
+package http_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// releaseArchive is a release archive as build-boards.sh writes it, whose
+// "binary" is just an ELF header for machine (62: x86-64, 183: AArch64).
+func releaseArchive(t testing.TB, machine uint16) []byte {
+	t.Helper()
+	head := make([]byte, 64)
+	copy(head, "\x7fELF\x02\x01\x01")
+	binary.LittleEndian.PutUint16(head[18:], machine)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "loaxa-node-x/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "loaxa-node-x/node", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(head))})
+	tw.Write(head)
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestUploadReleaseRefusesBadArchives(t *testing.T) {
+	a := newAuthzEnv(t)
+	for _, tc := range []struct {
+		name, query string
+		body        []byte
+		status      int
+		want        string
+	}{
+		{"wrong architecture", "version=2.0.0&arch=arm64", releaseArchive(t, 62), 400, "built for EM_X86_64, not arm64"},
+		{"not an archive", "version=2.0.0&arch=amd64", []byte("#!/bin/sh\nexit 1\n"), 400, "not a node release archive"},
+		{"unknown architecture", "version=2.0.0&arch=mips", releaseArchive(t, 62), 400, "not one of arm64, arm, amd64"},
+		{"bad version", "version=2.0%2F0&arch=amd64", releaseArchive(t, 62), 400, `version=\"2.0/0\"`},
+		{"same version and arch again", "version=1.0.0&arch=amd64", releaseArchive(t, 62), 409, "already has an archive for amd64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := a.request("POST", "/api/v1/releases?"+tc.query, a.admin, "application/gzip", bytes.NewReader(tc.body))
+			if resp.status != tc.status || !strings.Contains(string(resp.body), tc.want) {
+				t.Fatalf("%d %s; want %d and %q", resp.status, resp.body, tc.status, tc.want)
+			}
+		})
+	}
+	resp := a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(`{"version":"9.9.9","targets":{"nodes":["n-c"]}}`))
+	if resp.status != http.StatusNotFound || !strings.Contains(string(resp.body), `Release \"9.9.9\" does not exist`) {
+		t.Fatalf("rollout of an unknown release: %d %s", resp.status, resp.body)
+	}
+	resp = a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(`{"version":"1.0.0","targets":{"nodes":["n-c"]},"canaries":0}`))
+	if resp.status != http.StatusBadRequest || !strings.Contains(string(resp.body), "canaries 0") {
+		t.Fatalf("rollout without canaries: %d %s", resp.status, resp.body)
+	}
+}

@@ -1,0 +1,388 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Upstream is the link to the provincial information-source system
+// (controller/upstream): the export on demand and the pusher's state.
+type Upstream interface {
+	Export(ctx context.Context, area string, from, to, now time.Time) (any, error)
+	// Status is the push outbox's state, or an EConflict error when no
+	// endpoint is configured.
+	Status(ctx context.Context) (any, error)
+}
+
+// handleUpstreamExport answers GET /api/v1/upstream/export?area=&from=&to=:
+// the export document (docs/upstream.md) of an area over a period (default
+// the last 24 hours), as the scheduled push sends it.
+func (s *Server) handleUpstreamExport(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "area", "from", "to"); err != nil {
+		return err
+	}
+	if s.Upstream == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller has no upstream export.")
+	}
+	ctx, q := r.Context(), r.URL.Query()
+	area := q.Get("area")
+	if area == "" {
+		area = userFrom(ctx).Area
+	}
+	if area != "" {
+		if _, err := s.requireArea(ctx, "area", area); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, loaxa.ActionRead, area); err != nil {
+			return err
+		}
+	}
+	from, err := parseRangeTime("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := parseRangeTime("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if to.IsZero() {
+		to = now
+	}
+	if from.IsZero() {
+		from = to.Add(-24 * time.Hour)
+	}
+	if !from.Before(to) || to.Sub(from) > MaxReportSpan {
+		return loaxa.Errorf(loaxa.EInvalid, "from %s to %s is not a range of at most 372 days; give from < to.", q.Get("from"), q.Get("to"))
+	}
+	x, err := s.Upstream.Export(ctx, area, from, to, now)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, x)
+	return nil
+}
+
+// handleUpstreamOutbox answers GET /api/v1/upstream/outbox.
+func (s *Server) handleUpstreamOutbox(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.Upstream == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller has no upstream export.")
+	}
+	st, err := s.Upstream.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, st)
+	return nil
+}
+
+// systemRequest is the body of POST /api/v1/upstream/systems.
+type systemRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Area string `json:"area"`
+}
+
+// createdSystem answers POST /api/v1/upstream/systems: the key is shown
+// this once.
+type createdSystem struct {
+	*loaxa.UpstreamSystem
+	Key string `json:"key"`
+}
+
+// handleCreateSystem answers POST /api/v1/upstream/systems: registers the
+// province's system, whose bulletins may then target Area's subtree.
+func (s *Server) handleCreateSystem(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := requireWholeTree(ctx); err != nil {
+		return err
+	}
+	if s.UpstreamSystems == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller takes no inbound bulletins.")
+	}
+	var req systemRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := protocol.CheckID(req.ID); err != nil {
+		return loaxa.Errorf(loaxa.EInvalid, "id %q: %v.", req.ID, err)
+	}
+	name, err := cleanText("name", req.Name, true)
+	if err != nil {
+		return err
+	}
+	if _, err := s.requireArea(ctx, "area", req.Area); err != nil {
+		return err
+	}
+	secret := loaxa.NewSecret()
+	sys := &loaxa.UpstreamSystem{ID: req.ID, Name: name, Area: req.Area, KeyHash: loaxa.HashSecret(secret), CreatedBy: userFrom(ctx).Username}
+	if err := s.UpstreamSystems.CreateUpstreamSystem(ctx, sys); err != nil {
+		return err
+	}
+	s.audit(r, "upstream.system.create", sys.ID, sys.Area, "")
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusCreated, createdSystem{UpstreamSystem: sys, Key: sys.ID + "." + secret})
+	return nil
+}
+
+// handleListSystems answers GET /api/v1/upstream/systems.
+func (s *Server) handleListSystems(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.UpstreamSystems == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller takes no inbound bulletins.")
+	}
+	systems, err := s.UpstreamSystems.FindUpstreamSystems(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"systems": nonNil(systems)})
+	return nil
+}
+
+// inboundRequest is the body of POST /api/v1/inbound/bulletins.
+type inboundRequest struct {
+	// ID is the sender's id of the bulletin: a bulletin sent again with
+	// the same id is not scheduled twice.
+	ID       string            `json:"id"`
+	Title    string            `json:"title"`
+	Priority protocol.Priority `json:"priority"`
+	Areas    []string          `json:"areas"`
+	// Text is read out by text-to-speech; or Audio is a WAV or MP3 file,
+	// base64.
+	Text  string `json:"text"`
+	Audio string `json:"audio"`
+}
+
+// MaxInboundAudio bounds an inbound bulletin's audio (decoded).
+const MaxInboundAudio = 20 << 20
+
+// inboundResponse answers POST /api/v1/inbound/bulletins.
+type inboundResponse struct {
+	Announcement string            `json:"announcement"`
+	Priority     protocol.Priority `json:"priority"`
+	// Handling says what happens: "proposal" (stations accept it into a
+	// session), "next-session" (opens the next session), "as-sent" (no
+	// station below: plays at once).
+	Handling  string   `json:"handling"`
+	Proposals []string `json:"proposals,omitempty"`
+	Duplicate bool     `json:"duplicate,omitempty"`
+}
+
+// handleInboundBulletin answers POST /api/v1/inbound/bulletins from the
+// province's information-source system, authenticated by its key
+// ("Authorization: Bearer <system>.<secret>"). National priority levels:
+// normal becomes a proposal to the stations below (as a district's
+// bulletin does), priority opens the next session, emergency is refused
+// for now (see docs/upstream.md).
+func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if s.UpstreamSystems == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller takes no inbound bulletins.")
+	}
+	sys, err := s.authenticateSystem(r)
+	if err != nil {
+		return err
+	}
+	var req inboundRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.ID == "" || len(req.ID) > 128 {
+		return loaxa.Errorf(loaxa.EInvalid, "id is required (your system's id of the bulletin, at most 128 characters), so that a resend is not scheduled twice.")
+	}
+	if ann, err := s.UpstreamSystems.InboundAnnouncement(ctx, sys.ID, req.ID); err != nil {
+		return err
+	} else if ann != "" {
+		s.writeJSON(w, r, http.StatusOK, inboundResponse{Announcement: ann, Priority: req.Priority, Duplicate: true})
+		return nil
+	}
+	title, err := cleanText("title", req.Title, true)
+	if err != nil {
+		return err
+	}
+	var handling string
+	switch req.Priority {
+	case protocol.PriorityNormal:
+		handling = "proposal"
+	case protocol.PriorityHigh:
+		handling = "next-session"
+	case protocol.PriorityEmergency:
+		return loaxa.Errorf(loaxa.EUnavailable, "Emergency bulletins are not taken through this endpoint yet: this controller has no emergency path for outside systems. Reach the stations by phone and they send it with POST /api/v1/emergency.")
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "priority %q: give normal (thông thường), priority (ưu tiên) or emergency (khẩn cấp).", req.Priority)
+	}
+	if len(req.Areas) == 0 {
+		return loaxa.Errorf(loaxa.EInvalid, "areas: name at least one area the bulletin is for.")
+	}
+	for _, id := range req.Areas {
+		if _, err := s.requireArea(ctx, "areas", id); err != nil {
+			return err
+		}
+		chain, err := s.AreaService.AreaChain(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !containsString(chain, sys.Area) {
+			return loaxa.Errorf(loaxa.EForbidden, "Area %s is outside %s, the area of system %s.", id, sys.Area, sys.ID)
+		}
+	}
+	c, err := s.inboundContent(ctx, sys, &req, title)
+	if err != nil {
+		return err
+	}
+	a := &loaxa.Announcement{
+		Title: title, ContentID: c.ID, Targets: loaxa.Targets{Areas: req.Areas, Nodes: []string{}},
+		Priority: req.Priority, Start: s.now().Add(5 * time.Second), Repeat: 1, State: loaxa.AnnouncementActive,
+		FromArea: sys.Area, CreatedBy: "system:" + sys.ID, CreatedAt: s.now(),
+	}
+	var stations []string
+	if req.Priority == protocol.PriorityNormal {
+		if stations, err = s.stationsUnder(ctx, a.Targets.Areas, sys.Area); err != nil {
+			return err
+		}
+		a.Proposed = len(stations) > 0
+		if !a.Proposed {
+			handling = "as-sent"
+		}
+	}
+	if err := s.AnnouncementService.CreateAnnouncement(ctx, a); err != nil {
+		return fmt.Errorf("inbound bulletin: %w", err)
+	}
+	resp := inboundResponse{Announcement: a.ID, Priority: a.Priority, Handling: handling}
+	if len(stations) > 0 {
+		var ps []*loaxa.Proposal
+		for _, st := range stations {
+			ps = append(ps, &loaxa.Proposal{Announcement: a.ID, Area: st})
+		}
+		if err := s.ProposalService.CreateProposals(ctx, ps); err != nil {
+			return fmt.Errorf("inbound bulletin %s: %w", a.ID, err)
+		}
+		for _, p := range ps {
+			resp.Proposals = append(resp.Proposals, p.ID)
+		}
+	}
+	if err := s.UpstreamSystems.SetInboundAnnouncement(ctx, sys.ID, req.ID, a.ID); err != nil {
+		return err
+	}
+	s.changed()
+	s.auditAs(r, "system:"+sys.ID, "inbound.bulletin", a.ID, sys.Area, fmt.Sprintf("id=%s priority=%s handling=%s", req.ID, a.Priority, handling))
+	s.writeJSON(w, r, http.StatusCreated, resp)
+	return nil
+}
+
+// authenticateSystem checks "Authorization: Bearer <system>.<secret>".
+func (s *Server) authenticateSystem(r *http.Request) (*loaxa.UpstreamSystem, error) {
+	bad := loaxa.Errorf(loaxa.EUnauthorized, "Send the system's key as \"Authorization: Bearer <key>\", the key shown when the system was registered (POST /api/v1/upstream/systems).")
+	token, ok := bearerToken(r)
+	if !ok {
+		return nil, bad
+	}
+	id, secret, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, bad
+	}
+	sys, err := s.UpstreamSystems.FindUpstreamSystemByID(r.Context(), id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, bad
+	} else if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(loaxa.HashSecret(secret), sys.KeyHash) != 1 {
+		return nil, bad
+	}
+	return sys, nil
+}
+
+// inboundContent stores the bulletin's audio: spoken text or the file.
+func (s *Server) inboundContent(ctx context.Context, sys *loaxa.UpstreamSystem, req *inboundRequest, title string) (*loaxa.Content, error) {
+	var c *loaxa.Content
+	switch {
+	case (req.Text == "") == (req.Audio == ""):
+		return nil, loaxa.Errorf(loaxa.EInvalid, "Give the bulletin as text (read out by text-to-speech) or as audio (a WAV or MP3 file, base64), one of the two.")
+	case req.Audio != "":
+		raw, err := base64.StdEncoding.DecodeString(req.Audio)
+		if err != nil || len(raw) > MaxInboundAudio {
+			return nil, loaxa.Errorf(loaxa.EInvalid, "audio: want a WAV or MP3 file of at most %d bytes, base64 (standard alphabet).", MaxInboundAudio)
+		}
+		if c, err = s.MediaService.Ingest(ctx, bytes.NewReader(raw), loaxa.IngestOptions{}); err != nil {
+			return nil, err
+		}
+	default:
+		if s.SpeechEngine == nil {
+			return nil, loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not set up on this controller; send the bulletin as audio.")
+		}
+		voice := s.SpeechEngine.Voices()[0]
+		audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: req.Text, Voice: voice, Rate: 1})
+		if err != nil {
+			return nil, fmt.Errorf("inbound bulletin: text to speech: %w", err)
+		}
+		defer audio.Close()
+		if c, err = s.MediaService.Ingest(ctx, audio, loaxa.IngestOptions{TrimSilence: true}); err != nil {
+			return nil, err
+		}
+		c.Source.Format, c.Source.Text, c.Source.Voice, c.Source.Rate = s.SpeechEngine.Name(), strings.TrimSpace(req.Text), voice, 1
+	}
+	if existing, err := s.ContentService.FindContentByID(ctx, c.ID); err == nil {
+		return existing, nil
+	}
+	c.Title, c.CreatedBy, c.CreatedAt = title, "system:"+sys.ID, s.now()
+	stored, err := s.ContentService.CreateContent(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("inbound bulletin: save content: %w", err)
+	}
+	return stored, nil
+}
+
+// stationsUnder returns the areas with sessions (stations) within
+// targets, other than from.
+func (s *Server) stationsUnder(ctx context.Context, targets []string, from string) ([]string, error) {
+	if s.SessionService == nil || s.ProposalService == nil {
+		return nil, nil
+	}
+	var out []string
+	for _, target := range targets {
+		areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: target})
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		ids := make([]string, 0, len(areas))
+		for _, ar := range areas {
+			if ar.ID != from {
+				ids = append(ids, ar.ID)
+			}
+		}
+		sessions, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: ids})
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		for _, x := range sessions {
+			if !containsString(out, x.Area) {
+				out = append(out, x.Area)
+			}
+		}
+	}
+	return out, nil
+}
+
+func containsString(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

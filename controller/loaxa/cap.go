@@ -1,0 +1,55 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+)
+
+// CapAlert is a CAP 1.2 alert the controller received (POST /api/v1/cap)
+// and what it did with it.
+type CapAlert struct {
+	ID         string    `json:"id"`
+	Key        string    `json:"key"` // sender,identifier: alerts are de-duplicated by it
+	Identifier string    `json:"identifier"`
+	Sender     string    `json:"sender"`
+	Sent       time.Time `json:"sent"`
+	Status     string    `json:"status"`
+	MsgType    string    `json:"msg_type"`
+	References []string  `json:"references,omitempty"`
+	Event      string    `json:"event,omitempty"`
+	Language   string    `json:"language,omitempty"`
+	Headline   string    `json:"headline,omitempty"`
+	// Text is what is (or would be) read out.
+	Text    string    `json:"text,omitempty"`
+	Targets []string  `json:"targets,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	// Action is what the controller did: play, drill, pending (waits for
+	// approval), approved, cancel, log, expired, no-target, or cancelled
+	// (a pending alert a later Cancel or Update withdrew).
+	Action     string    `json:"action"`
+	Reason     string    `json:"reason,omitempty"`
+	Emergency  string    `json:"emergency,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	ReceivedBy string    `json:"received_by"`
+	ApprovedBy string    `json:"approved_by,omitempty"`
+	// XML is the alert as received.
+	XML string `json:"xml"`
+}
+
+// CapStore keeps received CAP alerts and the auto-start list.
+type CapStore interface {
+	// CreateCapAlert assigns a.ID and stores a; EConflict if an alert
+	// with the same Key is stored.
+	CreateCapAlert(ctx context.Context, a *CapAlert) error
+	// FindCapAlertByKey and FindCapAlertByID return the alert or ENotFound.
+	FindCapAlertByKey(ctx context.Context, key string) (*CapAlert, error)
+	FindCapAlertByID(ctx context.Context, id string) (*CapAlert, error)
+	// UpdateCapAlert changes alert id with fn in one transaction.
+	UpdateCapAlert(ctx context.Context, id string, fn func(a *CapAlert) error) (*CapAlert, error)
+	// FindCapAlerts returns alerts newest first, at most limit (0: all).
+	FindCapAlerts(ctx context.Context, limit int) ([]*CapAlert, error)
+	// CapAutoStart returns the CAP event types that play without
+	// approval; SetCapAutoStart replaces them.
+	CapAutoStart(ctx context.Context) ([]string, error)
+	SetCapAutoStart(ctx context.Context, events []string) error
+}

@@ -1,0 +1,239 @@
+package loaxa
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// EmergencyIDPrefix starts every emergency id ("e000001"); announcement ids
+// start with "a", so the two never share deliveries.
+const EmergencyIDPrefix = "e"
+
+// IsEmergencyID reports whether id names an emergency.
+func IsEmergencyID(id string) bool { return strings.HasPrefix(id, EmergencyIDPrefix) }
+
+// Kinds of emergency message.
+const (
+	EmergencyAlert    = "alert"     // the warning itself
+	EmergencyAllClear = "all-clear" // the follow-up: the danger has passed
+)
+
+// States of an emergency.
+const (
+	EmergencyActive    = "active"    // nodes may still start it (before Expires)
+	EmergencyCancelled = "cancelled" // stopped everywhere by an operator
+	EmergencyExpired   = "expired"   // past Expires: no node starts it any more
+)
+
+// Limits of an emergency request.
+const (
+	DefaultEmergencyRepeat = 3
+	// DefaultEmergencyWindow is how long after its planned end an alert
+	// still starts on a node that gets it late, unless the request says.
+	DefaultEmergencyWindow = 5 * time.Minute
+	MaxEmergencyWindow     = 24 * time.Hour
+)
+
+// Emergency (phát khẩn cấp) is an urgent message put on every speaker of
+// some areas at once, over whatever plays, at full (or the given) volume.
+// It is sent as one signed alert per targeted area, tracked node by node
+// through the deliveries of its occurrence.
+type Emergency struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Title string `json:"title"`
+	// Follows is the emergency an all-clear follows; AllClear the
+	// all-clear sent after this one.
+	Follows  string `json:"follows,omitempty"`
+	AllClear string `json:"all_clear,omitempty"`
+
+	ContentID    string   `json:"content_id"`
+	Text         string   `json:"text,omitempty"` // what text-to-speech read, if it made the content
+	OpeningChime string   `json:"opening_chime"`
+	ClosingChime string   `json:"closing_chime"`
+	Targets      []string `json:"targets"` // areas
+	Repeat       int      `json:"repeat"`
+	Volume       int      `json:"volume"` // 1–15; 15 is full
+	// Drill marks an exercise (diễn tập): every message, event, log line
+	// and report about it says so.
+	Drill bool `json:"drill"`
+
+	// Occurrence is the id every node reports it under.
+	Occurrence string    `json:"occurrence"`
+	Issued     time.Time `json:"issued"`
+	Expires    time.Time `json:"expires"`
+	// PlannedMS is the length of one play: chimes and every repeat.
+	PlannedMS int64 `json:"planned_ms"`
+	// Areas is what was sent per targeted area.
+	Areas []EmergencyArea `json:"areas"`
+
+	State       string    `json:"state"`
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+	CreatedBy   string    `json:"created_by"`
+}
+
+// EmergencyArea is the alert published on one area's cmd topic.
+type EmergencyArea struct {
+	Area string `json:"area"`
+	// Nodes is how many nodes the area held when it was sent.
+	Nodes int `json:"nodes"`
+	// Start is the instant every node of the area starts together: the
+	// issue time plus LeadMS.
+	Start  time.Time `json:"start"`
+	LeadMS int64     `json:"lead_ms"`
+	// LeadFrom says where the lead came from: "measured" (the fan-out of
+	// the area's last alert) or "estimated" (from the number of nodes).
+	LeadFrom string `json:"lead_from"`
+	// PublishedAt is when the broker took the publish; Error why it did
+	// not, if it did not.
+	PublishedAt time.Time `json:"published_at,omitzero"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// EmergencyRequest is what an operator asks for. ContentID names stored
+// audio (the HTTP layer turns text into content first).
+type EmergencyRequest struct {
+	Kind      string
+	Follows   string
+	Title     string
+	ContentID string
+	Text      string
+	Targets   []string
+	Repeat    int // 0: DefaultEmergencyRepeat
+	Volume    int // 0: full
+	Drill     bool
+	// Expires, if not zero, is when nodes stop starting it; otherwise
+	// DefaultEmergencyWindow after its planned end.
+	Expires   time.Time
+	CreatedBy string
+}
+
+// Node states in an emergency report beyond the delivery states.
+const (
+	// EmergencyOffline: the node has not reported the alert and is offline.
+	EmergencyOffline = "offline"
+	// EmergencyCancelledState: the node stopped it, or will never start
+	// it, because it was cancelled.
+	EmergencyCancelledState = "cancelled"
+	// ReasonNotReached: the alert expired or was cancelled before the
+	// node had it.
+	ReasonNotReached = "not-reached"
+)
+
+// EmergencyNode is one node's part in an emergency.
+type EmergencyNode struct {
+	Node string `json:"node"`
+	Area string `json:"area"`
+	// State is the delivery state (pending, received, started, completed,
+	// failed, missed, preempted), "cancelled", or "offline" for a pending
+	// node that is offline.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// ReceivedMS is how long after the issue the node had it; LateMS how
+	// late after its area's start it began.
+	ReceivedMS   *int64 `json:"received_ms,omitempty"`
+	LateMS       int64  `json:"late_ms,omitempty"`
+	PlayedMS     int64  `json:"played_ms,omitempty"`
+	ContentReady bool   `json:"content_ready"`
+	Resends      int    `json:"resends,omitempty"`
+	Online       bool   `json:"online"`
+}
+
+// EmergencySummary counts the nodes of an emergency. Reached counts nodes
+// that reported the alert (received or further); Sounding those playing it
+// now; Offline pending nodes that are offline; Pending pending nodes that
+// are online (the controller resends to them).
+type EmergencySummary struct {
+	Targeted  int `json:"targeted"`
+	Reached   int `json:"reached"`
+	Sounding  int `json:"sounding"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
+	Offline   int `json:"offline"`
+	Pending   int `json:"pending"`
+}
+
+// Add counts one node.
+func (s *EmergencySummary) Add(n EmergencyNode) {
+	s.Targeted++
+	switch DeliveryState(n.State) {
+	case DeliveryReceived:
+		s.Reached++
+	case DeliveryStarted:
+		s.Reached++
+		s.Sounding++
+	case DeliveryCompleted:
+		s.Reached++
+		s.Completed++
+	case DeliveryFailed, DeliveryMissed, DeliveryPreempted:
+		if n.Reason != ReasonNotReached {
+			s.Reached++
+		}
+		s.Failed++
+	case DeliveryPending:
+		s.Pending++
+	}
+	switch n.State {
+	case EmergencyCancelledState:
+		s.Cancelled++
+		if n.ReceivedMS != nil {
+			s.Reached++
+		}
+	case EmergencyOffline:
+		s.Offline++
+	}
+}
+
+// EmergencyReport is an emergency with the state of every targeted node.
+type EmergencyReport struct {
+	*Emergency
+	Summary EmergencySummary `json:"summary"`
+	Nodes   []EmergencyNode  `json:"nodes"`
+	// Generated is when the report was made.
+	Generated time.Time `json:"generated"`
+}
+
+// EmergencyStore keeps emergencies.
+type EmergencyStore interface {
+	// CreateEmergency assigns e.ID and stores it.
+	CreateEmergency(ctx context.Context, e *Emergency) error
+	// UpdateEmergency changes emergency id with fn in one transaction and
+	// returns the result; fn's error aborts it.
+	UpdateEmergency(ctx context.Context, id string, fn func(e *Emergency) error) (*Emergency, error)
+	// FindEmergencyByID returns the emergency or ENotFound.
+	FindEmergencyByID(ctx context.Context, id string) (*Emergency, error)
+	// FindEmergencies returns emergencies newest first, at most limit (0:
+	// all).
+	FindEmergencies(ctx context.Context, limit int) ([]*Emergency, error)
+}
+
+// EmergencyService sends emergencies and follows them node by node.
+type EmergencyService interface {
+	// SendEmergency checks req, stores the emergency and publishes one
+	// signed alert per targeted area. Areas inside another target are
+	// folded into it. Only the emergency itself is returned; its Areas say
+	// what was published.
+	SendEmergency(ctx context.Context, req EmergencyRequest) (*Emergency, error)
+	// CancelEmergency stops emergency id on every node, by user by.
+	CancelEmergency(ctx context.Context, id, by string) (*Emergency, error)
+	// EmergencyReport returns emergency id with every node's state.
+	EmergencyReport(ctx context.Context, id string) (*EmergencyReport, error)
+	// FindEmergencies returns emergencies newest first.
+	FindEmergencies(ctx context.Context, limit int) ([]*Emergency, error)
+	// WatchEmergency signals (coalesced) whenever a node reports about
+	// emergency id; stop ends the watch.
+	WatchEmergency(id string) (changed <-chan struct{}, stop func())
+}
+
+// AlertMessenger publishes emergency commands. Implementations sign them.
+type AlertMessenger interface {
+	// SendAreaCommand publishes cmd on the area's cmd topic, valid for ttl.
+	SendAreaCommand(ctx context.Context, area string, cmd protocol.Command, ttl time.Duration) error
+	// SendNodeCommand publishes cmd on the node's cmd topic, valid for ttl.
+	SendNodeCommand(ctx context.Context, node string, cmd protocol.Command, ttl time.Duration) error
+}

@@ -1,0 +1,92 @@
+package loaxa
+
+import (
+	"context"
+	"time"
+)
+
+// Release is a version of the node agent the controller hosts for
+// over-the-air updates: one archive per board architecture, as
+// scripts/build-boards.sh writes them.
+type Release struct {
+	Version   string           `json:"version"`
+	Archives  []ReleaseArchive `json:"archives"`
+	CreatedBy string           `json:"created_by"`
+	CreatedAt time.Time        `json:"created_at"`
+}
+
+// ReleaseArchive is one architecture's archive, stored by its SHA-256.
+type ReleaseArchive struct {
+	Arch     string `json:"arch"` // GOARCH: arm64, arm, amd64
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	Filename string `json:"filename"`
+}
+
+// Rollout states.
+const (
+	RolloutCanary  = "canary"  // the canaries are updating
+	RolloutRolling = "rolling" // canaries are healthy; the rest are updating
+	RolloutDone    = "done"    // every target answered (updated or failed)
+	RolloutHalted  = "halted"  // a canary failed; nobody else was asked
+)
+
+// Per-node rollout states.
+const (
+	RolloutNodePending = "pending" // not asked yet
+	RolloutNodeSent    = "sent"    // asked; not answered yet
+	RolloutNodeUpdated = "updated" // runs the version
+	RolloutNodeFailed  = "failed"  // refused or rolled back; Detail says why
+)
+
+// Rollout moves a set of nodes to a release: canaries first, the rest once
+// every canary runs the new version, and none at all if a canary fails.
+type Rollout struct {
+	ID      string  `json:"id"`
+	Version string  `json:"version"`
+	Targets Targets `json:"targets"`
+	// Percent of the targeted nodes take part (1-100).
+	Percent int `json:"percent"`
+	// Canaries is how many of them update first.
+	Canaries  int           `json:"canaries"`
+	State     string        `json:"state"`
+	Reason    string        `json:"reason,omitempty"`
+	Nodes     []RolloutNode `json:"nodes"`
+	CreatedBy string        `json:"created_by"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// RolloutNode is one node's progress in a rollout.
+type RolloutNode struct {
+	Node   string    `json:"node"`
+	Canary bool      `json:"canary"`
+	State  string    `json:"state"`
+	Detail string    `json:"detail,omitempty"`
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// FirstSentAt starts the bound on a canary's answer.
+	FirstSentAt time.Time `json:"first_sent_at,omitzero"`
+	At          time.Time `json:"at,omitzero"`
+}
+
+// Active reports whether the rollout still has work to do.
+func (r *Rollout) Active() bool { return r.State == RolloutCanary || r.State == RolloutRolling }
+
+// ReleaseService stores releases and rollouts.
+type ReleaseService interface {
+	// PutReleaseArchive adds an architecture's archive to the release
+	// version, creating the release; an archive for that architecture
+	// already there is an EConflict.
+	PutReleaseArchive(ctx context.Context, version string, a ReleaseArchive, by string) (*Release, error)
+	FindReleaseByVersion(ctx context.Context, version string) (*Release, error)
+	FindReleases(ctx context.Context) ([]*Release, error)
+	// ReleaseArchiveKnown reports whether some release has the archive.
+	ReleaseArchiveKnown(ctx context.Context, sha256 string) (bool, error)
+
+	// CreateRollout stores r with a new ID.
+	CreateRollout(ctx context.Context, r *Rollout) error
+	// UpdateRollout changes a rollout in one transaction.
+	UpdateRollout(ctx context.Context, id string, fn func(*Rollout) error) (*Rollout, error)
+	FindRolloutByID(ctx context.Context, id string) (*Rollout, error)
+	FindRollouts(ctx context.Context) ([]*Rollout, error)
+}

@@ -1,0 +1,294 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// Defaults of the Runner.
+const (
+	DefaultInterval = 2 * time.Second
+	// DefaultResend is how long a node has to answer before it is asked
+	// again (the update command's lifetime too): an offline node gets the
+	// command when it is back.
+	DefaultResend = 5 * time.Minute
+	// DefaultCanaryTimeout bounds a canary's update: download, waiting
+	// for a quiet moment (no broadcast due), the trial.
+	DefaultCanaryTimeout = 30 * time.Minute
+)
+
+// ArchivePath is where nodes fetch an archive (GET, node credentials).
+func ArchivePath(sha string) string { return "/api/v1/releases/archives/" + sha }
+
+// Runner drives rollouts: every Interval it asks the nodes of each active
+// rollout's current stage to update, and reads their answers: their
+// updated and update-failed events (a node already running the version
+// counts as updated without being asked).
+type Runner struct {
+	Releases  loaxa.ReleaseService
+	Nodes     loaxa.NodeService
+	Events    loaxa.EventService
+	Messenger loaxa.Messenger
+	Now       func() time.Time
+	Logger    *slog.Logger
+
+	Interval      time.Duration
+	Resend        time.Duration
+	CanaryTimeout time.Duration
+
+	wake chan struct{}
+}
+
+// NewRunner returns a Runner with default timings.
+func NewRunner() *Runner {
+	return &Runner{Interval: DefaultInterval, Resend: DefaultResend, CanaryTimeout: DefaultCanaryTimeout, Now: time.Now, Logger: slog.Default(), wake: make(chan struct{}, 1)}
+}
+
+// Start plans a rollout of version to the nodes of targets: percent of
+// them (chosen by a hash of the rollout and node ids, so a second rollout
+// picks others), canaries of those first.
+func (r *Runner) Start(ctx context.Context, version string, targets loaxa.Targets, percent, canaries int, by string) (*loaxa.Rollout, error) {
+	if percent < 1 || percent > 100 {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "percent %d: give 1 to 100 (the share of the targeted nodes to update).", percent)
+	}
+	if canaries < 1 {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "canaries %d: give at least 1 (the nodes that update first; the rollout halts if one fails).", canaries)
+	}
+	rel, err := r.Releases.FindReleaseByVersion(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for _, area := range targets.Areas {
+		nodes, err := r.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range nodes {
+			ids[n.ID] = true
+		}
+	}
+	if len(targets.Nodes) > 0 {
+		nodes, err := r.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: targets.Nodes})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range nodes {
+			ids[n.ID] = true
+		}
+	}
+	if len(ids) == 0 {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "The targets hold no nodes; name areas or nodes that exist.")
+	}
+	ro := &loaxa.Rollout{Version: rel.Version, Targets: targets, Percent: percent, Canaries: canaries, State: loaxa.RolloutCanary, CreatedBy: by}
+	if err := r.Releases.CreateRollout(ctx, ro); err != nil {
+		return nil, err
+	}
+	order := make([]string, 0, len(ids))
+	for id := range ids {
+		order = append(order, id)
+	}
+	rank := func(id string) uint64 {
+		h := sha256.Sum256([]byte(ro.ID + "\x00" + id))
+		return binary.BigEndian.Uint64(h[:8])
+	}
+	slices.SortFunc(order, func(a, b string) int {
+		ra, rb := rank(a), rank(b)
+		if ra != rb {
+			if ra < rb {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	order = order[:max(1, (len(order)*percent+99)/100)]
+	ro, err = r.Releases.UpdateRollout(ctx, ro.ID, func(x *loaxa.Rollout) error {
+		for i, id := range order {
+			x.Nodes = append(x.Nodes, loaxa.RolloutNode{Node: id, Canary: i < canaries, State: loaxa.RolloutNodePending})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Wake()
+	return ro, nil
+}
+
+// Wake makes Run look at the rollouts now.
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run drives the active rollouts until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		rollouts, err := r.Releases.FindRollouts(ctx)
+		if err != nil {
+			r.Logger.Error("rollouts: list", "err", err)
+		}
+		for _, ro := range rollouts {
+			if ro.Active() {
+				if err := r.step(ctx, ro.ID); err != nil && ctx.Err() == nil {
+					r.Logger.Error("rollout: step", "rollout", ro.ID, "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-r.wake:
+		}
+	}
+}
+
+// answer is what a node said about the release.
+type answer struct {
+	updated bool
+	failed  string
+}
+
+// step advances one rollout.
+func (r *Runner) step(ctx context.Context, id string) error {
+	ro, err := r.Releases.FindRolloutByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	rel, err := r.Releases.FindReleaseByVersion(ctx, ro.Version)
+	if err != nil {
+		return err
+	}
+	now := r.Now()
+	// Read the answers outside the rollout's transaction.
+	answers := map[string]answer{}
+	for _, n := range ro.Nodes {
+		if n.State != loaxa.RolloutNodeSent && n.State != loaxa.RolloutNodePending {
+			continue
+		}
+		node, err := r.Nodes.FindNodeByID(ctx, n.Node)
+		if err != nil {
+			answers[n.Node] = answer{failed: "node removed"}
+			continue
+		}
+		if n.State == loaxa.RolloutNodePending {
+			// Already there: nothing to ask.
+			if node.Status.Agent == ro.Version {
+				answers[n.Node] = answer{updated: true}
+			}
+			continue
+		}
+		// An asked node has updated when the installed version says so
+		// (the updated event), not when its state first shows the version:
+		// that may be the new agent on trial, not installed yet.
+		evs, err := r.Events.FindEvents(ctx, loaxa.EventFilter{Node: n.Node, From: ro.CreatedAt})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			switch {
+			case ev.Version != ro.Version:
+			case ev.Type == protocol.EventUpdated:
+				answers[n.Node] = answer{updated: true}
+			case ev.Type == protocol.EventUpdateFailed:
+				answers[n.Node] = answer{failed: ev.Reason}
+			}
+		}
+	}
+	var (
+		send   []string
+		passed bool // the canaries just passed
+	)
+	ro, err = r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
+		send, passed = nil, false
+		if !x.Active() {
+			return nil
+		}
+		canaryStage := x.State == loaxa.RolloutCanary
+		for i := range x.Nodes {
+			n := &x.Nodes[i]
+			if canaryStage && !n.Canary {
+				continue
+			}
+			switch a := answers[n.Node]; {
+			case n.State != loaxa.RolloutNodePending && n.State != loaxa.RolloutNodeSent:
+			case a.updated:
+				n.State, n.At, n.Detail = loaxa.RolloutNodeUpdated, now, ""
+			case a.failed != "":
+				n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, a.failed
+			case n.Canary && n.State == loaxa.RolloutNodeSent && now.Sub(n.FirstSentAt) > r.CanaryTimeout:
+				n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, fmt.Sprintf("no answer within %v", r.CanaryTimeout)
+			case n.State == loaxa.RolloutNodePending || now.Sub(n.SentAt) >= r.Resend:
+				if n.FirstSentAt.IsZero() {
+					n.FirstSentAt = now
+				}
+				n.State, n.SentAt = loaxa.RolloutNodeSent, now
+				send = append(send, n.Node)
+			}
+		}
+		if canaryStage {
+			healthy := true
+			for _, n := range x.Nodes {
+				if !n.Canary {
+					continue
+				}
+				if n.State == loaxa.RolloutNodeFailed {
+					x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s failed: %s", n.Node, n.Detail)
+					send = nil
+					return nil
+				}
+				healthy = healthy && n.State == loaxa.RolloutNodeUpdated
+			}
+			if healthy {
+				x.State, passed = loaxa.RolloutRolling, true
+			}
+			return nil
+		}
+		for _, n := range x.Nodes {
+			if n.State == loaxa.RolloutNodePending || n.State == loaxa.RolloutNodeSent {
+				return nil
+			}
+		}
+		x.State = loaxa.RolloutDone
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cmd := protocol.Command{Name: protocol.CmdUpdate, Update: updateOf(rel)}
+	for _, node := range send {
+		if err := r.Messenger.SendNodeCommand(ctx, node, cmd, r.Resend); err != nil {
+			r.Logger.Warn("rollout: update command not sent; retried later", "rollout", id, "node", node, "err", err)
+		}
+	}
+	if ro.State == loaxa.RolloutRolling || len(send) > 0 {
+		r.Logger.Info("rollout", "rollout", id, "state", ro.State, "asked", len(send))
+	}
+	if passed {
+		r.Wake() // ask the rest now
+	}
+	return nil
+}
+
+// updateOf is the command body for rel.
+func updateOf(rel *loaxa.Release) *protocol.Update {
+	u := &protocol.Update{Version: rel.Version}
+	for _, a := range rel.Archives {
+		u.Archives = append(u.Archives, protocol.UpdateArchive{Arch: a.Arch, SHA256: a.SHA256, Size: a.Size, Path: ArchivePath(a.SHA256)})
+	}
+	return u
+}

@@ -1,0 +1,145 @@
+package upstream_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/upstream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// endpoint is the upstream system: it refuses while down, and keeps what
+// it takes.
+type endpoint struct {
+	down atomic.Bool
+	mu   sync.Mutex
+	docs []upstream.Export
+	key  string
+}
+
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e.down.Load() {
+		http.Error(w, "bảo trì", http.StatusServiceUnavailable)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+e.key {
+		http.Error(w, "bad key", http.StatusUnauthorized)
+		return
+	}
+	var x upstream.Export
+	if err := json.NewDecoder(r.Body).Decode(&x); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	e.docs = append(e.docs, x)
+	e.mu.Unlock()
+}
+
+func (e *endpoint) taken() []upstream.Export {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]upstream.Export(nil), e.docs...)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func open(t *testing.T, path string) (*bolt.DB, *upstream.Source, *bolt.UpstreamService) {
+	db := bolt.NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	src := &upstream.Source{Areas: bolt.NewAreaService(db), Nodes: bolt.NewNodeService(db), Deliveries: bolt.NewDeliveryService(db),
+		Announcements: bolt.NewAnnouncementService(db), System: "hai-phong"}
+	return db, src, bolt.NewUpstreamService(db)
+}
+
+func run(t *testing.T, p *upstream.Pusher) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// The endpoint is down at first and again across a controller restart:
+// every period's export arrives once, in order, with no gap between
+// periods.
+func TestPushSurvivesOutagesAndRestarts(t *testing.T) {
+	ep := &endpoint{key: "khoa-he-thong"}
+	ep.down.Store(true)
+	ts := httptest.NewServer(ep)
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "loaxa.db")
+
+	db, src, out := open(t, path)
+	if err := src.Areas.CreateArea(context.Background(), &loaxa.Area{ID: "31", Name: "Thành phố Hải Phòng"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Nodes.CreateNode(context.Background(), &loaxa.Node{ID: "n1", Name: "Cụm loa chợ", Area: "31"}); err != nil {
+		t.Fatal(err)
+	}
+	newPusher := func(src *upstream.Source, out *bolt.UpstreamService) *upstream.Pusher {
+		return &upstream.Pusher{URL: ts.URL, Key: ep.key, Every: 50 * time.Millisecond, Source: src, Outbox: out,
+			BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
+	p := newPusher(src, out)
+	stop := run(t, p)
+	eventually(t, "three exports queued while the endpoint is down", func() bool {
+		st, _ := p.Status(context.Background())
+		return st.Pending >= 3 && st.LastError != ""
+	})
+	ep.down.Store(false)
+	eventually(t, "the queue sent", func() bool { return len(ep.taken()) >= 3 })
+	ep.down.Store(true)
+	eventually(t, "more queued while down again", func() bool {
+		st, _ := p.Status(context.Background())
+		return st.Pending >= 2
+	})
+	stop()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := len(ep.taken())
+
+	// The controller restarts; the endpoint comes back.
+	db, src, out = open(t, path)
+	defer db.Close()
+	ep.down.Store(false)
+	p = newPusher(src, out)
+	stop = run(t, p)
+	eventually(t, "the queue kept across the restart sent", func() bool { return len(ep.taken()) >= before+3 })
+	stop()
+
+	docs := ep.taken()
+	for i, x := range docs {
+		if x.Format != upstream.Format || x.System != "hai-phong" || len(x.Communes) != 1 || x.Communes[0].Clusters[0].Node != "n1" {
+			t.Fatalf("export %d: %+v", i, x)
+		}
+		if i > 0 && !x.From.Equal(docs[i-1].To) {
+			t.Fatalf("export %d covers from %v, the one before ended %v: a period lost or sent twice", i, x.From, docs[i-1].To)
+		}
+	}
+}

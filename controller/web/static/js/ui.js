@@ -1,0 +1,196 @@
+// ui.js: small helpers to build the DOM (no framework), format times in
+// Vietnam's time zone, and tell the user about errors in their language.
+
+import { t, has, locale } from './i18n.js';
+
+/** TZ is the time zone schedules are written in (docs/scheduling.md). */
+export const TZ = 'Asia/Ho_Chi_Minh';
+const VN_OFFSET_MS = 7 * 3600 * 1000; // Vietnam has no daylight saving time
+
+/**
+ * h builds an element: h('button', {class: 'x', onclick: f}, 'text', child).
+ * Strings become text nodes, never HTML, so API data cannot inject markup.
+ */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    // Through the CSSOM: the Content-Security-Policy forbids style attributes.
+    else if (k === 'style') el.style.cssText = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'value' || k === 'checked' || k === 'selected') el[k] = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** s builds an SVG element. */
+export function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'style') el.style.cssText = v;
+    else el.setAttribute(k, v);
+  }
+  append(el, children);
+  return el;
+}
+
+/** clear empties an element and fills it with children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** field is a label with its control and an optional hint, linked for screen readers. */
+let fieldSeq = 0;
+export function field(label, control, hint) {
+  const id = control.id || `f${++fieldSeq}`;
+  control.id = id;
+  const parts = [h('label', { for: id }, label), control];
+  if (hint) {
+    const hid = id + '-hint';
+    control.setAttribute('aria-describedby', hid);
+    parts.push(h('p', { class: 'hint', id: hid }, hint));
+  }
+  return h('div', { class: 'field' }, parts);
+}
+
+/** options makes <option>s from [value, label] pairs. */
+export function options(pairs, selected) {
+  return pairs.map(([v, l]) => h('option', { value: v, selected: v === selected }, l));
+}
+
+/** toast shows a short message that goes away by itself. */
+export function toast(msg, bad) {
+  const el = h('div', { class: 'toast' + (bad ? ' bad' : ''), role: bad ? 'alert' : 'status' }, msg);
+  document.getElementById('toasts').append(el);
+  setTimeout(() => el.remove(), bad ? 9000 : 4000);
+}
+
+/** errorText says what went wrong in the user's language, then the API's own words. */
+export function errorText(err) {
+  const code = err && err.code;
+  const head = code && has('err.' + code) ? t('err.' + code) : t('err.unknown');
+  return err && err.message ? `${head} ${err.message}` : head;
+}
+
+/** errorBox is an alert block for a form. */
+export function errorBox(err) {
+  return h('div', { class: 'error-box', role: 'alert' }, errorText(err));
+}
+
+/** vnParts gives the calendar fields of d in Vietnam's time zone. */
+export function vnParts(d) {
+  const v = new Date(d.getTime() + VN_OFFSET_MS);
+  return { y: v.getUTCFullYear(), m: v.getUTCMonth() + 1, d: v.getUTCDate(), H: v.getUTCHours(), M: v.getUTCMinutes(), wd: v.getUTCDay() };
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+
+/** ymd is the Vietnamese calendar date of d as YYYY-MM-DD. */
+export function ymd(d) {
+  const p = vnParts(d);
+  return `${p.y}-${pad(p.m)}-${pad(p.d)}`;
+}
+
+/** vnDate is midnight (or HH:MM) of a YYYY-MM-DD day in Vietnam. */
+export function vnDate(day, hhmm) {
+  const [y, m, dd] = day.split('-').map(Number);
+  const [H, M] = (hhmm || '00:00').split(':').map(Number);
+  return new Date(Date.UTC(y, m - 1, dd, H, M) - VN_OFFSET_MS);
+}
+
+/** rfc3339 writes d in Vietnam's offset, as schedules are written. */
+export function rfc3339(d) {
+  const p = vnParts(d);
+  return `${p.y}-${pad(p.m)}-${pad(p.d)}T${pad(p.H)}:${pad(p.M)}:00+07:00`;
+}
+
+/** addDays moves a YYYY-MM-DD day. */
+export function addDays(day, n) {
+  return ymd(new Date(vnDate(day).getTime() + n * 86400000));
+}
+
+/** mondayOf is the Monday of day's week. */
+export function mondayOf(day) {
+  const wd = vnParts(vnDate(day)).wd; // 0 = Sunday
+  return addDays(day, -((wd + 6) % 7));
+}
+
+/** fmtTime is HH:MM of an RFC 3339 string or Date, in Vietnam. */
+export function fmtTime(v) {
+  if (!v) return '';
+  return new Intl.DateTimeFormat(locale(), { timeZone: TZ, hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(v));
+}
+
+/** fmtDateTime is a short date and time in Vietnam. */
+export function fmtDateTime(v) {
+  if (!v) return '';
+  return new Intl.DateTimeFormat(locale(), { timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(v));
+}
+
+/** fmtDay is a weekday and date, e.g. "Thứ Hai, 02/03". */
+export function fmtDay(day) {
+  return new Intl.DateTimeFormat(locale(), { timeZone: TZ, weekday: 'long', day: '2-digit', month: '2-digit' }).format(vnDate(day, '12:00'));
+}
+
+/** fmtDuration is m:ss (or h:mm:ss) of milliseconds. */
+export function fmtDuration(ms) {
+  const s = Math.round((ms || 0) / 1000);
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${mm}:${pad(ss)}`;
+}
+
+/** fmtNumber formats a number for the locale. */
+export function fmtNumber(n, digits) {
+  return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits ?? 0 }).format(n);
+}
+
+/** badge shows a state with its word and colour. */
+export function badge(state, prefix) {
+  const key = (prefix || 'state.') + state;
+  return h('span', { class: `badge s-${state}` }, has(key) ? t(key) : state);
+}
+
+/** lowerFirst turns "Xã Lập Lễ" into "xã Lập Lễ" to follow a role word. */
+export function lowerFirst(str) {
+  return str ? str.charAt(0).toLocaleLowerCase('vi') + str.slice(1) : str;
+}
+
+/** waveform draws the content's peak shape as bars. */
+export function waveform(wf, label) {
+  const peaks = (wf && wf.peak) || [];
+  const n = Math.max(peaks.length, 1);
+  return s('svg', { class: 'wave', viewBox: `0 0 ${n} 1000`, preserveAspectRatio: 'none', role: 'img', 'aria-label': label },
+    peaks.map((p, i) => s('rect', { x: i + 0.1, width: 0.8, y: 500 - p / 2, height: Math.max(p, 8) })));
+}
+
+/** confirmDialog asks a yes/no question in a modal; resolves true on yes. */
+export function confirmDialog(title, body, yes, danger) {
+  return new Promise((resolve) => {
+    const dlg = h('dialog', { 'aria-labelledby': 'dlg-title' },
+      h('h2', { id: 'dlg-title' }, title),
+      body,
+      h('div', { class: 'row', style: 'margin-top:1rem' },
+        h('button', { class: danger ? 'danger' : '', onclick: () => { dlg.close('yes'); } }, yes),
+        h('button', { class: 'secondary', onclick: () => dlg.close('no') }, t('common.cancel'))));
+    dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'yes'); dlg.remove(); });
+    document.body.append(dlg);
+    dlg.showModal();
+  });
+}

@@ -1,0 +1,78 @@
+// Cảnh báo: open alarms of my area's clusters (cut speaker line, amplifier
+// fault, mains off, offline…), who has seen them, and the ones that ended.
+// On a controller without the alarms API it lists the clusters that are
+// offline or out of sync, which the node list does report.
+
+import { api, apiURL } from '../api.js';
+import { t, has } from '../i18n.js';
+import { h, fill, badge, fmtDateTime, errorBox, toast } from '../ui.js';
+import { nodeHealth } from './overview.js';
+
+const REFRESH_MS = 30000;
+
+export async function render(ctx, main) {
+  // Subscribe before reading the list, so no change falls between them.
+  const src = new EventSource(apiURL('/alarms/stream'));
+  await new Promise((resolve) => {
+    const done = () => { clearTimeout(timeout); resolve(); };
+    const timeout = setTimeout(done, 3000);
+    src.addEventListener('open', done, { once: true });
+    src.addEventListener('error', done, { once: true });
+  });
+  let first;
+  try {
+    first = await api('GET', '/alarms', undefined, { limit: 500 });
+  } catch (err) {
+    src.close();
+    if (err.status !== 404) throw err;
+    return fallback(ctx, main);
+  }
+  const body = h('div');
+  fill(main, h('h1', {}, t('alarms.title')), body);
+  const show = (alarms) => {
+    const open = alarms.filter((a) => !a.end);
+    const ended = alarms.filter((a) => a.end).slice(0, 50);
+    const row = (a) => h('tr', { dataset: { alarm: a.id, kind: a.kind } },
+      h('td', {}, badge(a.severity, 'severity.')),
+      h('td', {}, has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, a.detail ? h('div', { class: 'hint' }, a.detail) : null),
+      h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), h('div', { class: 'hint' }, ctx.areaName(a.area))),
+      h('td', {}, fmtDateTime(a.start), a.end ? ` – ${fmtDateTime(a.end)}` : ''),
+      h('td', {}, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
+        !a.end && ctx.may('nodes.maintain') ? h('button', {
+          type: 'button', class: 'secondary', onclick: async () => {
+            try { await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`); toast(t('alarms.acked')); await reload(); } catch (err) { toast(err.message, true); }
+          },
+        }, t('alarms.ack')) : '—'));
+    const table = (list, id) => h('div', { class: 'table-wrap' }, h('table', { id },
+      h('thead', {}, h('tr', {}, [t('alarms.severity'), t('alarms.kind'), t('clusters.name'), t('common.time'), t('alarms.seen')].map((x) => h('th', {}, x)))),
+      h('tbody', {}, list.map(row))));
+    fill(body,
+      h('section', { class: 'panel', 'aria-labelledby': 'h-open' }, h('h2', { id: 'h-open' }, t('alarms.open', { n: open.length })),
+        open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) : table(open, 'alarms-open')),
+      h('section', { class: 'panel', 'aria-labelledby': 'h-ended' }, h('h2', { id: 'h-ended' }, t('alarms.ended')),
+        ended.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_ended')) : table(ended, 'alarms-ended')));
+  };
+  const reload = async () => show((await api('GET', '/alarms', undefined, { limit: 500 })).alarms || []);
+  show(first.alarms || []);
+  // Changes arrive as server-sent events; a slow poll covers a stream a
+  // proxy cut.
+  src.addEventListener('alarm', () => reload().catch((err) => fill(body, errorBox(err))));
+  let timer = 0;
+  const tick = async () => {
+    try { await reload(); } catch (err) { fill(body, errorBox(err)); }
+    timer = setTimeout(tick, REFRESH_MS);
+  };
+  timer = setTimeout(tick, REFRESH_MS);
+  return () => { clearTimeout(timer); src.close(); };
+}
+
+async function fallback(ctx, main) {
+  const { nodes } = await api('GET', '/nodes', undefined, { area: ctx.defaultArea() });
+  const bad = nodes.filter((n) => nodeHealth(n) !== 'online');
+  fill(main, h('h1', {}, t('alarms.title')),
+    h('p', { class: 'panel' }, t('alarms.pending_api')),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-attn' }, h('h2', { id: 'h-attn' }, t('alarms.attention', { n: bad.length })),
+      bad.length === 0 ? h('p', { class: 'muted' }, t('alarms.all_well')) :
+        h('ul', {}, bad.map((n) => h('li', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.id)}` }, n.name), ' ', badge(nodeHealth(n), 'health.'),
+          n.status.last_seen ? ` · ${t('clusters.last_seen')}: ${fmtDateTime(n.status.last_seen)}` : '')))));
+}

@@ -1,0 +1,32 @@
+// Nhật ký: who did what, when, from where — the audit log of the user's
+// area, newest first.
+
+import { api, now } from '../api.js';
+import { t } from '../i18n.js';
+import { h, fill, field, options, fmtDateTime, errorBox, ymd, addDays, vnDate, rfc3339 } from '../ui.js';
+
+export async function render(ctx, main) {
+  const today = ymd(now());
+  const actor = h('input', { id: 'audit-actor', autocapitalize: 'none' });
+  const areaSel = h('select', { id: 'audit-area' }, options([['', t('audit.all_areas')], ...ctx.areaOptions()], ''));
+  const from = h('input', { type: 'date', id: 'audit-from', value: addDays(today, -7) });
+  const to = h('input', { type: 'date', id: 'audit-to', value: today });
+  const body = h('div');
+  const load = async () => {
+    const { entries } = await api('GET', '/audit', undefined, {
+      actor: actor.value.trim(), area: areaSel.value, from: rfc3339(vnDate(from.value)), to: rfc3339(vnDate(addDays(to.value, 1))), limit: 10000,
+    });
+    fill(body, entries.length === 0 ? h('p', { class: 'muted' }, t('audit.none')) :
+      h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+        h('thead', {}, h('tr', {}, [t('common.time'), t('audit.actor'), t('audit.action'), t('audit.target'), t('common.area'), t('clusters.detail'), t('audit.remote')].map((x) => h('th', {}, x)))),
+        h('tbody', {}, entries.slice().reverse().map((e) => h('tr', {},
+          h('td', {}, fmtDateTime(e.at)), h('td', {}, e.actor), h('td', {}, h('code', {}, e.action)), h('td', {}, e.target),
+          h('td', {}, e.area ? ctx.areaName(e.area) : ''), h('td', { style: 'word-break:break-word' }, e.detail || ''), h('td', {}, e.remote || '')))))));
+  };
+  fill(main, h('h1', {}, t('audit.title')),
+    h('form', { class: 'panel no-print', onsubmit: (e) => { e.preventDefault(); load().catch((err) => fill(body, errorBox(err))); } },
+      h('div', { class: 'form-grid' }, field(t('audit.actor'), actor), field(t('common.area'), areaSel), field(t('reports.from'), from), field(t('audit.to'), to)),
+      h('div', { class: 'row', style: 'margin-top:.6rem' }, h('button', { type: 'submit' }, t('audit.show')))),
+    h('section', { class: 'panel' }, body));
+  await load();
+}

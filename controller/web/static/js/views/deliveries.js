@@ -1,0 +1,39 @@
+// One bulletin's fate on every cluster: pending → received → started →
+// completed, or failed / preempted / missed, updating while it plays.
+
+import { api } from '../api.js';
+import { t } from '../i18n.js';
+import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber } from '../ui.js';
+
+const REFRESH_MS = 4000;
+
+export async function render(ctx, main, params) {
+  const id = params[0];
+  const body = h('div');
+  fill(main, h('p', { class: 'no-print' }, h('a', { href: '#/programme' }, '← ', t('nav.programme'))), body);
+  const load = async () => {
+    const [a, d] = await Promise.all([api('GET', `/announcements/${encodeURIComponent(id)}`), api('GET', `/announcements/${encodeURIComponent(id)}/deliveries`)]);
+    fill(body,
+      h('h1', {}, a.title),
+      h('p', {}, `${t('priority.' + a.priority)} · ${t('deliveries.by', { user: a.created_by })} · `, badge(a.state, 'ann.')),
+      h('div', { class: 'stats', id: 'delivery-counts' }, Object.entries(d.counts || {}).map(([k, n]) =>
+        h('div', { class: 'panel' }, h('div', { class: `stat s-${k}` }, fmtNumber(n)), badge(k)))),
+      h('section', { class: 'panel', 'aria-labelledby': 'h-del' }, h('h2', { id: 'h-del' }, t('deliveries.title')),
+        d.deliveries.length === 0 ? h('p', { class: 'muted' }, t('deliveries.none')) :
+          h('div', { class: 'table-wrap' }, h('table', { id: 'deliveries' },
+            h('thead', {}, h('tr', {}, h('th', {}, t('clusters.name')), h('th', {}, t('common.time')), h('th', {}, t('clusters.state')), h('th', {}, t('deliveries.audio')), h('th', {}, t('clusters.detail')))),
+            h('tbody', {}, d.deliveries.map((x) => h('tr', { dataset: { node: x.node, state: x.state } },
+              h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(x.node)}` }, x.node)),
+              h('td', {}, fmtDateTime(x.start)),
+              h('td', {}, badge(x.state)),
+              h('td', {}, x.content_ready ? t('deliveries.ready', { time: fmtTime(x.content_ready_at) }) : t('deliveries.not_ready')),
+              h('td', {}, [x.reason, x.failed_to_sound ? t('deliveries.failed_to_sound') : '', x.played_ms ? t('clusters.played', { s: fmtNumber(x.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
+  };
+  let timer = 0;
+  const tick = async () => {
+    try { await load(); } catch (err) { fill(body, errorBox(err)); }
+    timer = setTimeout(tick, REFRESH_MS);
+  };
+  await tick();
+  return () => clearTimeout(timer);
+}

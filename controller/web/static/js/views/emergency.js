@@ -1,0 +1,170 @@
+// PHÁT KHẨN CẤP: choose the areas, the message (typed text or stored
+// audio), confirm twice with the number of clusters that will sound, then
+// watch every cluster acknowledge it live; cancel, or send the all-clear.
+// A drill (diễn tập) is striped purple from top to bottom so nobody takes
+// it for the real thing.
+
+import { api, apiURL } from '../api.js';
+import { t } from '../i18n.js';
+import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber } from '../ui.js';
+import { nodeHealth } from './overview.js';
+
+export async function render(ctx, main, params) {
+  let list;
+  try {
+    list = await api('GET', '/emergency');
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    // This controller has no emergency API (docs/web.md).
+    fill(main, h('h1', { class: 'emergency-title' }, t('nav.emergency')),
+      h('div', { class: 'error-box', role: 'alert' }, t('emergency.pending_api')));
+    return undefined;
+  }
+  if (params[0]) return board(ctx, main, params[0]);
+  return compose(ctx, main, list.emergencies || []);
+}
+
+async function compose(ctx, main, recent) {
+  const [{ nodes }, { content }] = await Promise.all([api('GET', '/nodes'), api('GET', '/content')]);
+  const count = (area) => {
+    const inside = nodes.filter((n) => within(ctx, n.area, area));
+    return { all: inside.length, online: inside.filter((n) => nodeHealth(n) !== 'offline' && nodeHealth(n) !== 'never').length };
+  };
+  const boxes = ctx.areaOptions().map(([id, label]) => {
+    const c = count(id);
+    const box = h('input', { type: 'checkbox', value: id, id: 'em-area-' + id, name: 'em-area' });
+    return h('label', { class: 'check', for: 'em-area-' + id, style: 'white-space:pre' }, box, `${label} — ${t('emergency.area_count', { online: c.online, all: c.all })}`);
+  });
+  const drill = h('input', { type: 'checkbox', id: 'em-drill' });
+  const how = h('select', { id: 'em-how' }, options([['text', t('emergency.by_text')], ['content', t('emergency.by_content')]], 'text'));
+  const text = h('textarea', { id: 'em-text', rows: 4, maxlength: 10000 });
+  const contentSel = h('select', { id: 'em-content' }, h('option', { value: '' }, t('programme.pick_content')), content.map((c) => h('option', { value: c.id }, c.title)));
+  const repeat = h('input', { type: 'number', id: 'em-repeat', min: 1, max: 10, value: 3 });
+  const status = h('div', { 'aria-live': 'polite' });
+  const banner = h('div', { class: 'drill-banner', hidden: true, id: 'em-drill-banner' }, t('emergency.drill_banner'));
+  const submit = h('button', { type: 'submit', class: 'danger', id: 'em-send', style: 'font-size:1.3rem;padding:.8rem 1.6rem' }, t('emergency.next'));
+  const update = () => {
+    banner.hidden = !drill.checked;
+    main.classList.toggle('drill', drill.checked);
+    text.closest('.field').hidden = how.value !== 'text';
+    contentSel.closest('.field').hidden = how.value !== 'content';
+    submit.textContent = drill.checked ? t('emergency.next_drill') : t('emergency.next');
+  };
+  drill.addEventListener('change', update);
+  how.addEventListener('change', update);
+
+  const form = h('form', {
+    class: 'panel', id: 'em-form', onsubmit: async (e) => {
+      e.preventDefault();
+      fill(status);
+      const areas = boxes.map((l) => l.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
+      // An area includes its subtree: drop areas already inside a chosen one.
+      const targets = areas.filter((a) => !areas.some((o) => o !== a && within(ctx, a, o)));
+      if (targets.length === 0) { fill(status, h('p', { class: 'error' }, t('emergency.pick_area'))); return; }
+      if (how.value === 'text' && !text.value.trim()) { fill(status, h('p', { class: 'error' }, t('emergency.need_text'))); return; }
+      if (how.value === 'content' && !contentSel.value) { fill(status, h('p', { class: 'error' }, t('emergency.need_content'))); return; }
+      const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
+      const online = n.filter((x) => x.status.state === 'online').length;
+      const ok = await confirmDialog(drill.checked ? t('emergency.confirm_drill') : t('emergency.confirm_title'),
+        h('div', { id: 'em-confirm' },
+          drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
+          h('p', { class: 'stat', id: 'em-confirm-count' }, t('emergency.will_sound', { n: n.length })),
+          h('p', {}, t('emergency.online_now', { online, all: n.length })),
+          h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
+        drill.checked ? t('emergency.send_drill') : t('emergency.send'), true);
+      if (!ok) return;
+      submit.disabled = true;
+      try {
+        const body = { targets: { areas: targets }, repeat: Number(repeat.value) || 3, drill: drill.checked };
+        if (how.value === 'text') body.text = text.value.trim(); else body.content_id = contentSel.value;
+        const em = await api('POST', '/emergency', body);
+        location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
+      } catch (err) {
+        fill(status, errorBox(err));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h('label', { class: 'check', for: 'em-drill', style: 'font-size:1.1rem' }, drill, t('emergency.drill')),
+  h('fieldset', {}, h('legend', {}, t('emergency.areas')), boxes),
+  h('div', { class: 'form-grid' }, field(t('emergency.how'), how), field(t('programme.repeat'), repeat)),
+  field(t('emergency.text'), text, t('emergency.text_hint')),
+  field(t('programme.content'), contentSel),
+  h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
+
+  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), form,
+    h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
+      recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
+        h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
+          h('a', { href: `#/emergency/${encodeURIComponent(e.id)}` }, e.title || e.id), ' · ', fmtDateTime(e.issued), ' · ',
+          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))));
+  update();
+  return () => main.classList.remove('drill');
+}
+
+/** within reports whether area lies in (or is) root. */
+function within(ctx, area, root) {
+  for (let a = area; a; a = (ctx.areaByID.get(a) || {}).parent) if (a === root) return true;
+  return false;
+}
+
+const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
+
+async function board(ctx, main, id) {
+  const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
+  const counts = h('div', { class: 'stats', id: 'ack-counts' });
+  const rows = new Map();
+  const tbody = h('tbody');
+  const state = h('span', { id: 'em-state' });
+  const showSummary = (s, st) => {
+    fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
+      BOARD.map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
+    fill(state, badge(st, 'emstate.'));
+  };
+  const showNode = (n) => {
+    const tr = h('tr', { dataset: { node: n.node, state: n.state } },
+      h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
+      h('td', {}, ctx.areaName(n.area)),
+      h('td', {}, badge(n.state, 'ack.')),
+      h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
+      h('td', {}, n.reason || ''));
+    if (rows.has(n.node)) rows.get(n.node).replaceWith(tr); else tbody.append(tr);
+    rows.set(n.node, tr);
+  };
+  showSummary(rep.summary, rep.state);
+  rep.nodes.forEach(showNode);
+  const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
+  const src = new EventSource(apiURL(`/emergency/${encodeURIComponent(id)}/stream`));
+  src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state); });
+  src.addEventListener('node', (e) => showNode(JSON.parse(e.data)));
+  src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
+  src.onerror = () => fill(live, t('emergency.reconnecting'));
+
+  const act = (verb, title, yes, body) => async () => {
+    if (!(await confirmDialog(title, h('p', {}, rep.title || rep.id), yes, true))) return;
+    try {
+      const r = await api('POST', `/emergency/${encodeURIComponent(id)}/${verb}`, body ? body() : undefined);
+      toast(t('emergency.done_' + verb));
+      if (verb === 'all-clear' && r && r.id) location.hash = `#/emergency/${encodeURIComponent(r.id)}`;
+    } catch (err) { toast(err.message, true); }
+  };
+  const clearText = h('input', { id: 'em-clear-text', value: t('emergency.all_clear_text') });
+  if (rep.drill) main.classList.add('drill');
+  fill(main,
+    rep.drill ? h('div', { class: 'drill-banner', id: 'em-drill-banner' }, t('emergency.drill_banner')) : null,
+    h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
+    h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
+    h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
+    counts, live,
+    rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
+    rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
+    ctx.may('emergency') ? h('div', { class: 'panel row no-print' },
+      rep.state === 'active' ? h('button', { type: 'button', class: 'danger', id: 'em-cancel', onclick: act('cancel', t('emergency.cancel_title'), t('emergency.cancel')) }, t('emergency.cancel')) : null,
+      rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
+        h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim() })) }, t('emergency.all_clear'))) : null) : null,
+    h('section', { class: 'panel' }, h('h2', {}, t('emergency.per_node')), h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
+      h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
+    rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
+  return () => { src.close(); main.classList.remove('drill'); };
+}

@@ -1,0 +1,108 @@
+// Thư viện âm thanh: upload WAV/MP3 with a progress bar, have typed
+// Vietnamese read out (text-to-speech) and hear it before use, search.
+
+import { api, upload } from '../api.js';
+import { player } from '../audio.js';
+import { t } from '../i18n.js';
+import { h, fill, field, options, fmtDuration, fmtDateTime, errorBox, waveform, toast } from '../ui.js';
+
+export async function render(ctx, main) {
+  const list = h('div');
+  const q = h('input', { type: 'search', id: 'library-search', placeholder: t('library.search_hint') });
+  let timer = 0;
+  const load = async () => {
+    const { content } = await api('GET', '/content', undefined, { q: q.value.trim() });
+    fill(list, content.length === 0 ? h('p', { class: 'muted' }, t('library.empty')) :
+      h('div', { class: 'table-wrap' }, h('table', { id: 'library-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, t('common.title')), h('th', {}, t('library.duration')), h('th', {}, t('library.shape')), h('th', {}, t('library.uploader')), h('th', {}, t('library.listen')))),
+        h('tbody', {}, content.map((c) => h('tr', { dataset: { content: c.id } },
+          h('td', {}, c.title, h('div', { class: 'hint' }, sourceLabel(c))),
+          h('td', { class: 'num' }, fmtDuration(c.duration_ms)),
+          h('td', { style: 'min-width:8rem' }, waveform(c.waveform, t('library.shape'))),
+          h('td', {}, c.created_by, h('div', { class: 'hint' }, fmtDateTime(c.created_at))),
+          h('td', {}, player(c.id, c.title, false))))))));
+  };
+  q.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => load().catch((e) => fill(list, errorBox(e))), 300); });
+
+  fill(main, h('h1', {}, t('library.title')),
+    ctx.may('content.upload') ? h('div', { class: 'grid' }, uploadForm(load), speechForm(load)) : null,
+    h('section', { class: 'panel', 'aria-labelledby': 'h-lib' }, h('h2', { id: 'h-lib' }, t('library.all')), field(t('library.search'), q), list));
+  await load();
+  return () => clearTimeout(timer);
+}
+
+function sourceLabel(c) {
+  const src = c.source || {};
+  if (src.format === 'tts/espeak-ng') return t('library.from_tts');
+  return src.filename ? `${src.filename} (${src.format})` : src.format || '';
+}
+
+function uploadForm(reload) {
+  const file = h('input', { type: 'file', id: 'upload-file', accept: '.wav,.mp3,audio/wav,audio/x-wav,audio/mpeg', required: true });
+  const title = h('input', { id: 'upload-title', maxlength: 200 });
+  const trim = h('input', { type: 'checkbox', id: 'upload-trim' });
+  const bar = h('progress', { max: 1, value: 0, hidden: true, id: 'upload-progress', 'aria-label': t('library.progress') });
+  const status = h('div', { 'aria-live': 'polite', id: 'upload-status' });
+  const submit = h('button', { type: 'submit' }, t('library.upload'));
+  return h('form', {
+    class: 'panel', id: 'upload-form', onsubmit: async (e) => {
+      e.preventDefault();
+      if (!file.files[0]) return;
+      const form = new FormData();
+      form.append('title', title.value.trim() || file.files[0].name.replace(/\.[^.]+$/, ''));
+      form.append('file', file.files[0]);
+      submit.disabled = true;
+      bar.hidden = false;
+      bar.value = 0;
+      fill(status, t('library.uploading'));
+      try {
+        const c = await upload('/content', form, (p) => { bar.value = p; if (p >= 1) fill(status, t('library.converting')); }, { trim: trim.checked ? 'true' : '' });
+        bar.value = 1;
+        fill(status, h('p', {}, t('library.uploaded', { title: c.title, duration: fmtDuration(c.duration_ms) })));
+        toast(t('library.uploaded', { title: c.title, duration: fmtDuration(c.duration_ms) }));
+        file.value = '';
+        title.value = '';
+        await reload();
+      } catch (err) {
+        fill(status, errorBox(err));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h('h2', {}, t('library.upload_title')),
+  field(t('library.file'), file, t('library.file_hint')),
+  field(t('common.title'), title, t('library.title_hint')),
+  h('label', { class: 'check' }, trim, t('library.trim')),
+  h('div', { class: 'row', style: 'margin-top:.6rem' }, submit), bar, status);
+}
+
+function speechForm(reload) {
+  const text = h('textarea', { id: 'tts-text', rows: 5, maxlength: 10000, required: true, placeholder: 'Kính gửi bà con thôn…' });
+  const voice = h('select', { id: 'tts-voice' }, options([['vi', t('library.voice_north')], ['vi-vn-x-central', t('library.voice_central')], ['vi-vn-x-south', t('library.voice_south')]], 'vi'));
+  const rate = h('select', { id: 'tts-rate' }, options([['0.8', t('library.rate_slow')], ['1', t('library.rate_normal')], ['1.2', t('library.rate_fast')]], '1'));
+  const title = h('input', { id: 'tts-title', maxlength: 200 });
+  const preview = h('div', { id: 'tts-preview', 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit' }, t('library.speak'));
+  return h('form', {
+    class: 'panel', id: 'tts-form', onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      fill(preview, t('library.speaking'));
+      try {
+        const c = await api('POST', '/content/tts', { text: text.value, voice: voice.value, rate: Number(rate.value), title: title.value.trim() || undefined });
+        fill(preview, h('p', {}, t('library.spoken', { title: c.title, duration: fmtDuration(c.duration_ms) })), player(c.id, c.title, true), waveform(c.waveform, t('library.shape')));
+        await reload();
+      } catch (err) {
+        fill(preview, errorBox(err));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h('h2', {}, t('library.tts_title')),
+  field(t('library.text'), text, t('library.text_hint')),
+  h('div', { class: 'form-grid' }, field(t('library.voice'), voice), field(t('library.rate'), rate)),
+  field(t('common.title'), title, t('library.title_hint')),
+  h('div', { class: 'row', style: 'margin-top:.6rem' }, submit), preview);
+}

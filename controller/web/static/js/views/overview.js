@@ -1,0 +1,80 @@
+// Tổng quan: how many clusters of my area are online, what plays now and
+// today, and the emergency entry, set apart from everything else.
+
+import { api, now } from '../api.js';
+import { t, has } from '../i18n.js';
+import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber } from '../ui.js';
+
+const REFRESH_MS = 15000;
+
+/**
+ * nodeHealth sorts a node as the fleet health model does: offline, never
+ * connected, stale (missed heartbeats), faulty (an open board fault), or
+ * online and healthy.
+ */
+export function nodeHealth(n) {
+  const st = n.status || {};
+  if (st.state === 'offline' || st.state === 'never' || st.state === 'stale') return st.state;
+  return (st.faults || []).length ? 'faulty' : 'online';
+}
+
+export async function render(ctx, main) {
+  const area = ctx.defaultArea();
+  const body = h('div');
+  fill(main,
+    h('h1', {}, t('overview.title'), area ? ` — ${ctx.areaName(area)}` : ''),
+    ctx.may('emergency') ? h('a', { class: 'emergency-entry', href: '#/emergency', id: 'emergency-entry' },
+      t('overview.emergency'), h('small', {}, t('overview.emergency_hint'))) : null,
+    body);
+
+  async function load() {
+    const today = ymd(now());
+    const [nodes, programme, alarms] = await Promise.all([
+      api('GET', '/nodes', undefined, { area }),
+      area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) }) : { items: [] },
+      api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
+    ]);
+    const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
+    for (const n of nodes.nodes) counts[nodeHealth(n)]++;
+    const open = alarms ? alarms.alarms : [];
+    const critical = open.filter((a) => a.severity === 'critical').length;
+    const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
+    const nowMS = now().getTime();
+    fill(body,
+      h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
+        h('h2', { id: 'h-fleet' }, t('overview.fleet', { n: nodes.nodes.length })),
+        h('div', { class: 'stats' }, ['online', 'faulty', 'stale', 'offline', 'never'].map((k) =>
+          h('a', { class: 'panel', href: '#/clusters', id: 'count-' + k, style: 'text-decoration:none;color:inherit' },
+            h('div', { class: `stat s-${k}` }, fmtNumber(counts[k])), badge(k, 'health.'))))),
+      alarms ? h('section', { class: 'panel', 'aria-labelledby': 'h-alarms', id: 'overview-alarms' },
+        h('h2', { id: 'h-alarms' }, h('a', { href: '#/alarms' }, t('overview.alarms', { n: open.length, critical }))),
+        open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) :
+          h('ul', {}, open.slice(0, 5).map((a) => h('li', {}, badge(a.severity, 'severity.'), ' ',
+            has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, ' — ',
+            h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), ` · ${t('overview.since', { time: fmtTime(a.start) })}`)))) : null,
+      h('section', { class: 'panel', 'aria-labelledby': 'h-now' },
+        h('h2', { id: 'h-now' }, t('overview.playing')),
+        playing.length === 0 ? h('p', { class: 'muted' }, t('overview.silent')) :
+          h('ul', {}, playing.map((n) => h('li', {},
+            h('a', { href: `#/clusters/${encodeURIComponent(n.id)}` }, n.name), ' — ',
+            t('priority.' + n.status.playing.priority), ' · ', t('overview.since', { time: fmtTime(n.status.playing.since) }))))),
+      h('section', { class: 'panel', 'aria-labelledby': 'h-today' },
+        h('h2', { id: 'h-today' }, t('overview.today')),
+        programme.items.length === 0 ? h('p', { class: 'muted' }, t('overview.no_programme')) :
+          h('div', { class: 'table-wrap' }, h('table', {},
+            h('thead', {}, h('tr', {}, h('th', {}, t('common.time')), h('th', {}, t('common.title')), h('th', {}, t('common.priority')), h('th', { class: 'num' }, t('common.clusters')))),
+            h('tbody', {}, programme.items.map((it) => h('tr', { class: Date.parse(it.end) < nowMS ? 'muted' : '' },
+              h('td', {}, fmtTime(it.start), '–', fmtTime(it.end)),
+              h('td', {}, h('a', { href: `#/deliveries/${encodeURIComponent(it.announcement)}` }, it.title)),
+              h('td', {}, t('priority.' + it.priority)),
+              h('td', { class: 'num' }, (it.nodes || []).length))))))));
+  }
+
+  let timer = 0;
+  const tick = async () => {
+    try { await load(); } catch (err) { fill(body, errorBox(err)); }
+    timer = setTimeout(tick, REFRESH_MS);
+  };
+  await tick();
+  return () => clearTimeout(timer);
+}

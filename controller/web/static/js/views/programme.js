@@ -1,0 +1,254 @@
+// Lịch phát: a week of one area's programme with its morning and evening
+// sessions; a form to place a bulletin with recurrence in plain words;
+// conflicts shown before anything is saved; proposals from the district.
+
+import { api, now } from '../api.js';
+import { t, has } from '../i18n.js';
+import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, toast, confirmDialog, vnParts } from '../ui.js';
+import { toRule, fromRule, describe, DAYS, clock } from '../recurrence.js';
+
+export async function render(ctx, main, params) {
+  const areaSel = h('select', { id: 'programme-area' }, options(ctx.areaOptions(), params[0] || ctx.defaultArea()));
+  let week = mondayOf(ymd(now()));
+  const weekLabel = h('strong', { id: 'week-label' });
+  const body = h('div');
+  const nav = (d) => h('button', { type: 'button', class: 'secondary', onclick: () => { week = d === 0 ? mondayOf(ymd(now())) : addDays(week, 7 * d); reload(); } },
+    t(d < 0 ? 'programme.prev' : d > 0 ? 'programme.next' : 'programme.this_week'));
+  fill(main, h('h1', {}, t('programme.title')),
+    h('div', { class: 'panel no-print' }, h('div', { class: 'form-grid' }, field(t('common.area'), areaSel)),
+      h('div', { class: 'row', style: 'margin-top:.6rem' }, nav(-1), nav(0), nav(1), weekLabel)),
+    body);
+  const reload = () => load().catch((e) => fill(body, errorBox(e)));
+  areaSel.addEventListener('change', reload);
+
+  async function load() {
+    const area = areaSel.value;
+    const to = addDays(week, 7);
+    fill(weekLabel, `${fmtDay(week)} – ${fmtDay(addDays(week, 6))}`);
+    const [prog, sess, props, anns, content, hol] = await Promise.all([
+      api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: week, to }),
+      api('GET', '/sessions', undefined, { area }),
+      api('GET', '/proposals', undefined, { area, state: 'pending' }),
+      api('GET', '/announcements', undefined, { state: 'active' }),
+      ctx.may('schedule') ? api('GET', '/content') : { content: [] },
+      api('GET', '/holidays', undefined, { area }),
+    ]);
+    const sessions = sess.sessions;
+    fill(body,
+      calendar(week, prog.items, sessions, hol.holidays || []),
+      ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
+      proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
+      sessionsPanel(ctx, area, sessions, reload),
+      announcementsPanel(ctx, anns.announcements, reload));
+  }
+  await load();
+}
+
+function calendar(week, items, sessions, holidays) {
+  const today = ymd(now());
+  const byDay = new Map();
+  for (const it of items) {
+    const d = ymd(new Date(it.start));
+    if (!byDay.has(d)) byDay.set(d, []);
+    byDay.get(d).push(it);
+  }
+  const slot = (it) => h('div', { class: `slot p-${it.priority}`, dataset: { announcement: it.announcement } },
+    h('a', { href: `#/deliveries/${encodeURIComponent(it.announcement)}` }, `${fmtTime(it.start)} ${it.title}`),
+    h('div', { class: 'hint' }, `${fmtDuration(it.end ? Date.parse(it.end) - Date.parse(it.start) : it.duration_ms)} · ${t('priority.' + it.priority)}`));
+  const days = [];
+  for (let i = 0; i < 7; i++) {
+    const day = addDays(week, i);
+    const list = (byDay.get(day) || []).sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+    // An item names its session instance, "s000001@20260302".
+    const sessionOf = (it) => (it.session || '').split('@')[0];
+    const inSession = (s) => list.filter((it) => sessionOf(it) === s.id);
+    const loose = list.filter((it) => !sessions.some((s) => s.id === sessionOf(it)));
+    days.push(h('section', { class: 'day' + (day === today ? ' today' : ''), 'aria-label': fmtDay(day), dataset: { day } },
+      h('h3', {}, fmtDay(day), day === today ? ` · ${t('programme.today')}` : ''),
+      holidays.filter((x) => x.date === day).map((x) => h('p', { class: 'hint holiday' }, t('programme.holiday', { name: x.name }))),
+      sessions.filter((s) => !s.days || inSession(s).length).map((s) => h('div', { class: 'session', dataset: { session: s.id } },
+        h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}`),
+        inSession(s).map(slot))),
+      loose.map(slot),
+      list.length === 0 && sessions.length === 0 ? h('p', { class: 'hint' }, t('programme.empty_day')) : null));
+  }
+  return h('section', { class: 'panel', 'aria-labelledby': 'h-week' }, h('h2', { id: 'h-week' }, t('programme.week')),
+    h('div', { class: 'week', id: 'week' }, days));
+}
+
+function placeForm(ctx, area, sessions, content, reload) {
+  const contentSel = h('select', { id: 'place-content', required: true },
+    h('option', { value: '' }, t('programme.pick_content')),
+    content.map((c) => h('option', { value: c.id }, `${c.title} (${fmtDuration(c.duration_ms)})`)));
+  const title = h('input', { id: 'place-title', maxlength: 200 });
+  const whenSel = h('select', { id: 'place-when' }, options([
+    ...sessions.map((s) => ['s:' + s.id, t('programme.in_session', { name: s.name, time: clock(s.start) })]),
+    ['time', t('programme.at_time')]], sessions.length ? 's:' + sessions[sessions.length - 1].id : 'time'));
+  const time = h('input', { type: 'time', id: 'place-time', value: '17:00' });
+  const kind = h('select', { id: 'place-recurrence' }, options(['once', 'daily', 'weekdays', 'weekly'].map((k) => [k, t('rec.kind_' + k)]), 'daily'));
+  const dayBoxes = DAYS.map((d) => h('input', { type: 'checkbox', value: d, id: 'place-day-' + d }));
+  const daysSet = h('fieldset', { hidden: true }, h('legend', {}, t('programme.days')),
+    h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'place-day-' + d }, dayBoxes[i], t('day.' + d)))));
+  const start = h('input', { type: 'date', id: 'place-start', value: ymd(now()), required: true });
+  const until = h('input', { type: 'date', id: 'place-until' });
+  const priority = h('select', { id: 'place-priority' }, options(['normal', 'priority', 'background'].map((p) => [p, t('priority.' + p)]), 'normal'));
+  const repeat = h('input', { type: 'number', id: 'place-repeat', min: 1, max: 10, value: 1 });
+  const summary = h('p', { id: 'place-summary', class: 'stat', style: 'font-size:1.15rem', 'aria-live': 'polite' });
+  const status = h('div', { id: 'place-status', 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit', id: 'place-submit' }, t('programme.place'));
+
+  const session = () => (whenSel.value.startsWith('s:') ? sessions.find((s) => 's:' + s.id === whenSel.value) : null);
+  const days = () => dayBoxes.filter((b) => b.checked).map((b) => b.value);
+  const update = () => {
+    time.closest('.field').hidden = !!session();
+    daysSet.hidden = kind.value !== 'weekly';
+    until.closest('.field').hidden = kind.value === 'once';
+    const [y, m, d] = (start.value || ymd(now())).split('-');
+    fill(summary, describe({ kind: kind.value, days: days(), time: time.value, session: session(), date: `${d}/${m}/${y}` }));
+  };
+  const request = (force) => {
+    const s = session();
+    const at = vnDate(start.value, s ? s.start : time.value);
+    const rrule = toRule(kind.value, days());
+    const body = {
+      title: title.value.trim() || undefined, content_id: contentSel.value, priority: priority.value,
+      targets: { areas: [area], nodes: [] }, start: rfc3339(at), repeat: Number(repeat.value) || 1,
+    };
+    if (rrule) body.rrule = rrule;
+    if (rrule && until.value) body.until = rfc3339(vnDate(until.value, '23:59'));
+    if (s) body.session = s.id;
+    if (force) body.force = true;
+    return body;
+  };
+  const send = async (force) => {
+    submit.disabled = true;
+    fill(status);
+    try {
+      const a = await api('POST', '/announcements', request(force));
+      toast(t('programme.placed', { title: a.title }));
+      await reload();
+    } catch (err) {
+      const conflicts = (err.body && err.body.conflicts) || [];
+      if (err.status === 409 && conflicts.length) {
+        const shown = conflicts.slice(0, 5);
+        fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-conflicts' },
+          h('p', {}, h('strong', {}, t('programme.conflicts', { n: conflicts.length }))),
+          h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions))),
+            conflicts.length > shown.length ? h('li', {}, t('programme.more_conflicts', { n: conflicts.length - shown.length })) : null),
+          h('button', { type: 'button', class: 'danger', onclick: () => send(true) }, t('programme.force'))));
+      } else {
+        fill(status, errorBox(err));
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  };
+  for (const el of [whenSel, time, kind, start, ...dayBoxes]) el.addEventListener('change', update);
+  time.addEventListener('input', update);
+  const form = h('form', {
+    class: 'panel', id: 'place-form', 'aria-labelledby': 'h-place', onsubmit: (e) => {
+      e.preventDefault();
+      try { toRule(kind.value, days()); } catch (err) { fill(status, h('p', { class: 'error' }, err.message)); return; }
+      send(false);
+    },
+  },
+  h('h2', { id: 'h-place' }, t('programme.place_title', { area: ctx.areaName(area) })),
+  h('div', { class: 'form-grid' },
+    field(t('programme.content'), contentSel), field(t('common.title'), title, t('library.title_hint')),
+    field(t('programme.when'), whenSel), field(t('programme.time'), time),
+    field(t('programme.recurrence'), kind), field(t('programme.start'), start),
+    field(t('programme.until'), until, t('programme.until_hint')),
+    field(t('common.priority'), priority, t('programme.priority_hint')), field(t('programme.repeat'), repeat)),
+  daysSet,
+  h('p', { class: 'hint' }, t('programme.summary')), summary,
+  h('div', { class: 'row' }, submit), status);
+  update();
+  return form;
+}
+
+/** occurrenceTime reads the start out of an occurrence id, "a000002@20260302T110000.000Z". */
+function occurrenceTime(occ) {
+  const m = /@(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(occ || '');
+  return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : null;
+}
+
+/** conflictText says a conflict in the user's language from its fields. */
+function conflictText(c, sessions) {
+  const at = occurrenceTime((c.occurrences || [])[0]);
+  const when = at ? `${fmtTime(at)} ${fmtDay(ymd(at))}` : '';
+  const session = (sessions.find((s) => s.id === (c.session || '').split('@')[0]) || {}).name || c.session || '';
+  const key = 'conflict.' + c.kind;
+  return has(key) ? t(key, { node: c.node || '', when, session }) : c.message;
+}
+
+function proposalsPanel(ctx, proposals, sessions, reload, titles) {
+  if (proposals.length === 0) return null;
+  return h('section', { class: 'panel', 'aria-labelledby': 'h-prop', id: 'proposals' },
+    h('h2', { id: 'h-prop' }, t('programme.proposals', { n: proposals.length })),
+    h('ul', {}, proposals.map((p) => {
+      const sel = h('select', { 'aria-label': t('programme.proposal_session') }, options([['', t('programme.own_times')], ...sessions.filter((s) => s.area === p.area).map((s) => [s.id, s.name])], ''));
+      const act = (verb) => async () => {
+        try {
+          await api('POST', `/proposals/${p.id}/${verb}`, verb === 'accept' ? { session: sel.value || undefined } : {});
+          toast(t('programme.proposal_' + verb));
+          await reload();
+        } catch (err) { toast(err.message, true); }
+      };
+      return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, titles.get(p.announcement) || p.announcement), ` · ${ctx.areaName(p.area)} `,
+        ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
+          h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null);
+    })));
+}
+
+function sessionsPanel(ctx, area, sessions, reload) {
+  const name = h('input', { id: 'session-name', required: true, maxlength: 200, value: t('programme.evening') });
+  const start = h('input', { type: 'time', id: 'session-start', required: true, value: '17:00' });
+  const max = h('input', { type: 'number', id: 'session-max', min: 1, max: 240, value: 30 });
+  const status = h('div');
+  return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
+    h('h2', { id: 'h-sess' }, t('programme.sessions')),
+    sessions.length === 0 ? h('p', { class: 'muted' }, t('programme.no_sessions')) :
+      h('ul', {}, sessions.map((s) => h('li', {}, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })} · ${ctx.areaName(s.area)} `,
+        ctx.may('schedule') && s.area === area ? h('button', {
+          type: 'button', class: 'secondary', onclick: async () => {
+            if (!(await confirmDialog(t('programme.delete_session'), h('p', {}, s.name), t('programme.delete'), true))) return;
+            try { await api('DELETE', `/sessions/${s.id}`); await reload(); } catch (err) { toast(err.message, true); }
+          },
+        }, t('programme.delete')) : null))),
+    ctx.may('schedule') ? h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await api('POST', '/sessions', { area, name: name.value.trim(), start: start.value, max_minutes: Number(max.value) });
+          await reload();
+        } catch (err) { fill(status, errorBox(err)); }
+      },
+    }, h('h3', {}, t('programme.add_session')),
+    h('div', { class: 'form-grid' }, field(t('programme.session_name'), name), field(t('programme.session_start'), start), field(t('programme.session_max'), max)),
+    h('button', { type: 'submit' }, t('programme.add')), status) : null);
+}
+
+function announcementsPanel(ctx, anns, reload) {
+  const list = anns.filter((a) => a.priority !== 'emergency').slice(-50).reverse();
+  return h('section', { class: 'panel', 'aria-labelledby': 'h-anns' },
+    h('h2', { id: 'h-anns' }, t('programme.active')),
+    list.length === 0 ? h('p', { class: 'muted' }, t('programme.none_active')) :
+      h('div', { class: 'table-wrap' }, h('table', {},
+        h('thead', {}, h('tr', {}, h('th', {}, t('common.title')), h('th', {}, t('programme.recurrence')), h('th', {}, t('common.priority')), h('th', {}, t('programme.by')), h('th', {}))),
+        h('tbody', {}, list.map((a) => {
+          const p = vnParts(new Date(a.start));
+          const date = `${String(p.d).padStart(2, '0')}/${String(p.m).padStart(2, '0')}/${p.y}`;
+          const rec = fromRule(a.rrule);
+          return h('tr', { dataset: { announcement: a.id } },
+            h('td', {}, h('a', { href: `#/deliveries/${encodeURIComponent(a.id)}` }, a.title)),
+            h('td', {}, describe({ kind: rec.kind, days: rec.days, time: fmtTime(a.start), date })),
+            h('td', {}, t('priority.' + a.priority)),
+            h('td', {}, a.created_by),
+            h('td', {}, ctx.may('schedule') ? h('button', {
+              type: 'button', class: 'secondary', onclick: async () => {
+                if (!(await confirmDialog(t('programme.cancel_title'), h('p', {}, a.title), t('programme.cancel_yes'), true))) return;
+                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(err.message, true); }
+              },
+            }, t('programme.cancel')) : null));
+        })))));
+}

@@ -1,0 +1,271 @@
+package web
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func get(t *testing.T, h http.Handler, method, target string, header ...string) *http.Response {
+	t.Helper()
+	req := httptest.NewRequest(method, target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func TestServesPageAndFiles(t *testing.T) {
+	h, err := Handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := get(t, h, "GET", "/")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<html lang="vi">`) || !strings.Contains(string(body), "/static/js/app.js") {
+		t.Fatalf("GET /: %d %.200s", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("GET / Content-Type %q", ct)
+	}
+	for name, want := range map[string]string{
+		"Content-Security-Policy": ContentSecurityPolicy, "X-Content-Type-Options": "nosniff",
+		"X-Frame-Options": "DENY", "Cache-Control": "no-cache",
+	} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("GET / %s %q, want %q", name, got, want)
+		}
+	}
+	if !strings.Contains(ContentSecurityPolicy, "script-src 'self'") || strings.Contains(ContentSecurityPolicy, "unsafe") {
+		t.Errorf("CSP %q must allow only the controller's own scripts", ContentSecurityPolicy)
+	}
+
+	js := get(t, h, "GET", "/static/js/app.js")
+	if js.StatusCode != 200 || js.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+		t.Errorf("app.js: %d %q", js.StatusCode, js.Header.Get("Content-Type"))
+	}
+	// Revalidation: the ETag answers 304 without the body.
+	etag := js.Header.Get("ETag")
+	if again := get(t, h, "GET", "/static/js/app.js", "If-None-Match", etag); etag == "" || again.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match %q: %d, want 304", etag, again.StatusCode)
+	}
+	// Gzip for browsers that take it, the same bytes once unpacked.
+	plain, _ := io.ReadAll(get(t, h, "GET", "/static/app.css").Body)
+	gz := get(t, h, "GET", "/static/app.css", "Accept-Encoding", "gzip, br")
+	if gz.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("app.css with Accept-Encoding gzip: Content-Encoding %q", gz.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(gz.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpacked, _ := io.ReadAll(zr)
+	if string(unpacked) != string(plain) || len(plain) == 0 {
+		t.Errorf("gzipped app.css unpacks to %d bytes, plain is %d", len(unpacked), len(plain))
+	}
+	if r := get(t, h, "GET", "/static/app.css", "Accept-Encoding", "gzip;q=0"); r.Header.Get("Content-Encoding") != "" {
+		t.Error("gzip sent to a browser that refused it")
+	}
+
+	if r := get(t, h, "GET", "/static/nothing.js"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown file: %d", r.StatusCode)
+	}
+	if r := get(t, h, "POST", "/"); r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /: %d Allow %q", r.StatusCode, r.Header.Get("Allow"))
+	}
+	if r := get(t, h, "HEAD", "/"); r.StatusCode != 200 {
+		t.Errorf("HEAD /: %d", r.StatusCode)
+	}
+}
+
+// TestNothingFromTheInternet: no embedded file names an http(s) address to
+// load, so the console works where offices cannot reach the internet.
+func TestNothingFromTheInternet(t *testing.T) {
+	remote := regexp.MustCompile(`(src|href|url\(|import|from)\s*=?\s*["'(]?\s*(https?:)?//`)
+	walk(t, func(p string, body string) {
+		if m := remote.FindString(body); m != "" {
+			t.Errorf("%s loads from another site: %q", p, m)
+		}
+	})
+}
+
+func walk(t *testing.T, f func(p, body string)) {
+	t.Helper()
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := static.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f(p, string(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestModulesResolve: every module a script imports is embedded.
+func TestModulesResolve(t *testing.T) {
+	imp := regexp.MustCompile(`(?:from\s+|import\()\s*'(\.{1,2}/[^']+)'`)
+	n := 0
+	walk(t, func(p, body string) {
+		if path.Ext(p) != ".js" {
+			return
+		}
+		for _, m := range imp.FindAllStringSubmatch(body, -1) {
+			n++
+			target := path.Join(path.Dir(p), m[1])
+			if _, err := fs.Stat(static, target); err != nil {
+				t.Errorf("%s imports %s, which is not embedded", p, m[1])
+			}
+		}
+	})
+	if n < 10 {
+		t.Errorf("found only %d imports; the pattern is broken", n)
+	}
+	page, err := static.ReadFile("static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`(?:href|src)="/(static/[^"]+)"`).FindAllStringSubmatch(string(page), -1)
+	for _, m := range refs {
+		if _, err := fs.Stat(static, m[1]); err != nil {
+			t.Errorf("index.html names /%s, which is not embedded", m[1])
+		}
+	}
+	if len(refs) < 8 {
+		t.Errorf("index.html names only %d files; the pattern is broken", len(refs))
+	}
+}
+
+// TestTranslations: Vietnamese and English have the same keys, every key a
+// script names literally exists, and the Vietnamese words carry their
+// diacritics.
+func TestTranslations(t *testing.T) {
+	load := func(lang string) map[string]string {
+		raw, err := static.ReadFile("static/i18n/" + lang + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("%s.json: %v", lang, err)
+		}
+		return m
+	}
+	vi, en := load("vi"), load("en")
+	for k, v := range vi {
+		if _, ok := en[k]; !ok {
+			t.Errorf("key %q is in vi.json but not en.json", k)
+		}
+		if strings.TrimSpace(v) == "" {
+			t.Errorf("vi.json %q is empty", k)
+		}
+	}
+	for k := range en {
+		if _, ok := vi[k]; !ok {
+			t.Errorf("key %q is in en.json but not vi.json", k)
+		}
+	}
+	use := regexp.MustCompile(`\bt\('([a-z_]+\.[a-z0-9_.]+)'\s*[,)]`)
+	used := 0
+	walk(t, func(p, body string) {
+		for _, m := range use.FindAllStringSubmatch(body, -1) {
+			used++
+			if _, ok := vi[m[1]]; !ok {
+				t.Errorf("%s uses key %q, which vi.json lacks", p, m[1])
+			}
+		}
+	})
+	if used < 20 {
+		t.Errorf("found only %d uses of t(); the pattern is broken", used)
+	}
+	for k, want := range map[string]string{"nav.emergency": "PHÁT KHẨN CẤP", "nav.library": "Thư viện âm thanh", "nav.programme": "Lịch phát", "scope.commune": "Cán bộ {area}"} {
+		if vi[k] != want {
+			t.Errorf("vi %q = %q, want %q", k, vi[k], want)
+		}
+	}
+	// Each role has a scope line in both languages.
+	for _, role := range []string{"admin", "province", "district", "commune", "technician", "viewer"} {
+		if !strings.Contains(vi["scope."+role], "{area}") || !strings.Contains(en["scope."+role], "{area}") {
+			t.Errorf("scope.%s must name the area in both languages", role)
+		}
+	}
+}
+
+// TestContrast: text colours of the stylesheet against the backgrounds
+// they are used on reach WCAG AA (4.5:1) for normal text.
+func TestContrast(t *testing.T) {
+	css, err := static.ReadFile("static/app.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`--([a-z-]+):\s*(#[0-9a-fA-F]{6})`).FindAllStringSubmatch(string(css), -1) {
+		vars[m[1]] = m[2]
+	}
+	color := func(name string) string {
+		if strings.HasPrefix(name, "#") {
+			return name
+		}
+		c, ok := vars[name]
+		if !ok {
+			t.Fatalf("app.css defines no --%s", name)
+		}
+		return c
+	}
+	pairs := [][2]string{
+		{"ink", "bg"}, {"ink", "panel"}, {"muted", "panel"}, {"muted", "bg"}, {"brand", "panel"},
+		{"brand-ink", "brand"}, {"#ffffff", "emergency"}, {"#ffffff", "drill"}, {"#ffffff", "bad"},
+		{"ok", "panel"}, {"bad", "panel"}, {"warn", "panel"}, {"never", "panel"},
+		{"ink", "#e8eef4"}, {"ink", "#eef3f8"}, {"muted", "#eef3f8"}, {"bad", "#fdecea"},
+	}
+	for _, p := range pairs {
+		if r := contrast(color(p[0]), color(p[1])); r < 4.5 {
+			t.Errorf("%s on %s: contrast %.2f, want at least 4.5", p[0], p[1], r)
+		}
+	}
+	if r := contrast("#000000", "#ffffff"); r < 20.9 || r > 21.1 {
+		t.Fatalf("contrast of black on white %.2f, want 21", r)
+	}
+}
+
+func contrast(a, b string) float64 {
+	lum := func(hex string) float64 {
+		var rgb [3]float64
+		for i := range rgb {
+			var v int
+			fmt.Sscanf(hex[1+2*i:3+2*i], "%02x", &v)
+			c := float64(v) / 255
+			if c <= 0.03928 {
+				rgb[i] = c / 12.92
+			} else {
+				rgb[i] = math.Pow((c+0.055)/1.055, 2.4)
+			}
+		}
+		return 0.2126*rgb[0] + 0.7152*rgb[1] + 0.0722*rgb[2]
+	}
+	l1, l2 := lum(a), lum(b)
+	if l1 < l2 {
+		l1, l2 = l2, l1
+	}
+	return (l1 + 0.05) / (l2 + 0.05)
+}

@@ -1,0 +1,243 @@
+// Package console tests the web console in a real headless Chromium
+// (Debian's chromium, driven with chromedp) against the real controller,
+// broker and node agents: a commune officer signs in, uploads a WAV,
+// schedules it in the evening session, sees the clusters play it, and
+// cannot see or target another commune. Each main screen is saved as a
+// PNG in e2e/console/screenshots (or $LOAXA_SCREENSHOTS).
+package console
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// browserPath finds Debian's chromium; scripts/test.sh installs it and
+// sets LOAXA_REQUIRE_BROWSER so CI fails rather than skips without it.
+func browserPath(t testing.TB) string {
+	for _, name := range []string{os.Getenv("LOAXA_CHROMIUM"), "chromium", "chromium-browser"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("LOAXA_REQUIRE_BROWSER") != "" {
+		t.Fatal("chromium is not installed: apt-get install chromium (scripts/test.sh does)")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); set LOAXA_REQUIRE_BROWSER=1 to fail instead")
+	return ""
+}
+
+// Browser is one headless Chromium tab with a fresh profile. Script
+// errors, failed promises and missing translations on the page fail the
+// test.
+type Browser struct {
+	t     testing.TB
+	ctx   context.Context
+	shots string
+
+	mu     sync.Mutex
+	errors []string
+}
+
+// StartBrowser starts Chromium with the flags CI needs and nothing that
+// reaches the internet; it stops when the test ends.
+func StartBrowser(t testing.TB) *Browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browserPath(t)),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam (Accept-Language, navigator.language)
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &Browser{t: t, ctx: ctx, shots: screenshotDir(t)}
+	// The first Run starts the browser; it must not have a deadline.
+	if err := chromedp.Listen(ctx, b.watch); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *Browser) watch(ev any) {
+	var msg string
+	switch e := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		msg = (&chromedp.ExceptionError{ExceptionDetails: e.ExceptionDetails}).Error()
+	case *runtime.EventConsoleAPICalled:
+		if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeWarning {
+			return
+		}
+		var parts []string
+		for _, a := range e.Args {
+			parts = append(parts, string(a.Value)+a.Description)
+		}
+		msg = "console." + string(e.Type) + ": " + strings.Join(parts, " ")
+	default:
+		return
+	}
+	b.mu.Lock()
+	b.errors = append(b.errors, msg)
+	b.mu.Unlock()
+}
+
+// checkErrors fails the test for anything the page complained about.
+func (b *Browser) checkErrors() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.errors {
+		b.t.Errorf("page error: %s", e)
+	}
+	b.errors = nil
+}
+
+func screenshotDir(t testing.TB) string {
+	dir := os.Getenv("LOAXA_SCREENSHOTS")
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(wd, "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Do runs steps within a deadline; what names them in a failure.
+func (b *Browser) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.checkErrors()
+		b.Shot("failed")
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Wait polls a JavaScript condition on the page until it is true.
+func (b *Browser) Wait(what, expr string, within time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within+5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(within)))
+	if d := time.Since(start); d > 2*time.Second {
+		b.t.Logf("waited %v for %s", d.Round(time.Millisecond), what) // where a slow run spends its time
+	}
+	if err != nil {
+		b.checkErrors()
+		b.Shot("failed")
+		text, _ := Eval[string](b, `document.querySelector('main') ? document.querySelector('main').innerText.slice(0, 1500) : document.body.innerText.slice(0, 1500)`)
+		b.t.Fatalf("waiting for %s (%s): %v\npage says:\n%s", what, expr, err, text)
+	}
+}
+
+// Eval evaluates a JavaScript expression (awaiting a promise) on the page.
+func Eval[T any](b *Browser, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// MustEval is Eval that fails the test on an error.
+func MustEval[T any](b *Browser, expr string) T {
+	b.t.Helper()
+	v, err := Eval[T](b, expr)
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// Shot saves a screenshot of the viewport as name.png.
+func (b *Browser) Shot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Error(err)
+	}
+}
+
+// Go navigates to a screen of the console by its hash route and waits
+// until it has rendered.
+func (b *Browser) Go(route, ready string) {
+	b.t.Helper()
+	b.Do("open "+route, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = %q`, route)))
+	b.Wait(route+" rendered", ready, 15*time.Second)
+	b.CheckAccessible(route)
+}
+
+// CheckAccessible fails the test for controls a screen reader cannot name:
+// form fields without a label, buttons and links without text, a page
+// without one h1.
+func (b *Browser) CheckAccessible(where string) {
+	b.t.Helper()
+	bad := MustEval[[]string](b, `(() => {
+		const out = [];
+		const named = (el) => (el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+		for (const el of document.querySelectorAll('input, select, textarea')) {
+			if (el.type !== 'hidden' && !named(el)) out.push('field without a label: ' + el.outerHTML.slice(0, 100));
+		}
+		for (const el of document.querySelectorAll('button, a[href]')) {
+			if (!el.innerText.trim() && !el.getAttribute('aria-label') && !el.querySelector('img[alt]:not([alt=""])')) out.push('nameless ' + el.outerHTML.slice(0, 100));
+		}
+		const h1 = document.querySelectorAll('main h1').length;
+		if (h1 !== 1) out.push(h1 + ' h1 headings in main');
+		return out;
+	})()`)
+	for _, m := range bad {
+		b.t.Errorf("%s: %s", where, m)
+	}
+}
+
+// text is a JavaScript expression for the visible text of a selector.
+func text(sel string) string {
+	return fmt.Sprintf(`(document.querySelector(%q) || {innerText: ''}).innerText`, sel)
+}
+
+// SignIn opens the console at base and signs in with the form, waiting
+// until the header names the user's scope.
+func (b *Browser) SignIn(base, username, password, scope string) {
+	b.t.Helper()
+	b.Do("open the console", chromedp.Navigate(base+"/"))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 15*time.Second)
+	b.Do("sign in as "+username,
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), username),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
+	b.Wait("the scope in the header", text("#scope")+fmt.Sprintf(` === %q`, scope), 15*time.Second)
+}

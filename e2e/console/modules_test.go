@@ -1,0 +1,146 @@
+package console
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/web"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// TestModulesInTheBrowser runs the console's pure modules in Chromium on
+// cases whose answers come from elsewhere: the node format decoded by the
+// controller's own Go decoder, and recurrence sentences as an officer
+// would say them.
+func TestModulesInTheBrowser(t *testing.T) {
+	ui, err := web.Handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ui)
+	defer srv.Close()
+	b := StartBrowser(t)
+	b.Do("open the page", chromedp.Navigate(srv.URL+"/static/index.html"))
+	defer b.checkErrors()
+
+	t.Run("node audio decodes as the controller decodes it", func(t *testing.T) {
+		// A tone that sweeps and a burst of large steps: every ADPCM code
+		// and a last, partial block.
+		samples := make([]int16, 3*nodeaudio.SamplesPerBlock+517)
+		for i := range samples {
+			f := 200 + 3000*float64(i)/float64(len(samples))
+			v := 20000 * math.Sin(2*math.Pi*f*float64(i)/16000)
+			if i%1500 < 40 {
+				v = float64((i%2)*2-1) * 32000
+			}
+			samples[i] = int16(v)
+		}
+		wav, err := nodeaudio.Encode(samples)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := nodeaudio.NewReader(bytesReader(wav))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]int, len(pcm)/2)
+		for i := range want {
+			want[i] = int(int16(binary.LittleEndian.Uint16(pcm[2*i:])))
+		}
+		got := eval[[]int](t, b, `import('/static/js/audio.js').then(m => {
+			const raw = Uint8Array.from(atob('`+base64.StdEncoding.EncodeToString(wav)+`'), c => c.charCodeAt(0)).buffer;
+			const out = m.toPCM(raw);
+			const v = new DataView(out);
+			if (v.getUint16(20, true) !== 1 || v.getUint32(24, true) !== 16000) throw new Error('not 16 kHz PCM');
+			return Array.from(new Int16Array(out, 44));
+		})`)
+		if len(got) != len(want) {
+			t.Fatalf("browser decoded %d samples, the controller %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("sample %d: browser %d, controller %d", i, got[i], want[i])
+			}
+		}
+	})
+
+	t.Run("recurrence in words and as a rule", func(t *testing.T) {
+		type rec struct {
+			Kind, Time, Date string
+			Days             []string
+			Session          *session
+		}
+		evening := &session{"Buổi chiều", "17:00"}
+		cases := []struct {
+			in         rec
+			rule, text string
+		}{
+			{rec{Kind: "daily", Time: "05:30"}, "FREQ=DAILY", "Hằng ngày lúc 5:30"},
+			{rec{Kind: "daily", Session: evening}, "FREQ=DAILY", "Hằng ngày trong buổi “Buổi chiều” (17:00)"},
+			{rec{Kind: "weekdays", Time: "06:00"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "Từ thứ Hai đến thứ Sáu lúc 6:00"},
+			{rec{Kind: "weekly", Days: []string{"WE", "MO"}, Time: "17:15"}, "FREQ=WEEKLY;BYDAY=MO,WE", "Hằng tuần vào thứ Hai, thứ Tư lúc 17:15"},
+			{rec{Kind: "weekly", Days: []string{"SU"}, Session: evening}, "FREQ=WEEKLY;BYDAY=SU", "Hằng tuần vào Chủ nhật trong buổi “Buổi chiều” (17:00)"},
+			{rec{Kind: "once", Time: "07:00", Date: "02/09/2026"}, "", "Một lần lúc 7:00 ngày 02/09/2026"},
+		}
+		for _, tc := range cases {
+			in, _ := json.Marshal(map[string]any{"kind": tc.in.Kind, "days": tc.in.Days, "time": tc.in.Time, "date": tc.in.Date, "session": tc.in.Session})
+			got := eval[struct{ Rule, Text, Back string }](t, b, `Promise.all([import('/static/js/recurrence.js'), import('/static/js/i18n.js')]).then(async ([r, i]) => {
+				await i.loadLanguage('vi');
+				const c = `+string(in)+`;
+				const rule = r.toRule(c.kind, c.days);
+				return {Rule: rule, Text: r.describe(c), Back: r.fromRule(rule).kind};
+			})`)
+			if got.Rule != tc.rule || got.Text != tc.text {
+				t.Errorf("%+v: rule %q, words %q; want %q, %q", tc.in, got.Rule, got.Text, tc.rule, tc.text)
+			}
+			if got.Back != tc.in.Kind {
+				t.Errorf("%+v: the rule %q reads back as %q", tc.in, got.Rule, got.Back)
+			}
+		}
+		if got := eval[string](t, b, `import('/static/js/recurrence.js').then(r => { try { r.toRule('weekly', []); return 'accepted'; } catch (e) { return e.message; } })`); got != "Chọn ít nhất một ngày trong tuần." {
+			t.Errorf("weekly with no day: %q", got)
+		}
+		if got := eval[string](t, b, `import('/static/js/recurrence.js').then(r => r.fromRule('FREQ=MONTHLY;BYDAY=1MO').kind)`); got != "other" {
+			t.Errorf("a monthly rule reads as %q, want other", got)
+		}
+	})
+}
+
+type session struct {
+	Name  string `json:"name"`
+	Start string `json:"start"`
+}
+
+// eval is MustEval for a subtest.
+func eval[T any](t *testing.T, b *Browser, expr string) T {
+	t.Helper()
+	v, err := Eval[T](b, expr)
+	if err != nil {
+		t.Fatalf("evaluate: %v", err)
+	}
+	return v
+}
+
+type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func bytesReader(b []byte) io.Reader { return &sliceReader{b} }

@@ -1,0 +1,110 @@
+package console
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/clock"
+)
+
+// TestConflictsAndProposals: the programme form shows a conflict before
+// anything is saved and schedules only when the officer insists; a
+// bulletin the district sends becomes a proposal the officer accepts into
+// the evening session from the browser.
+func TestConflictsAndProposals(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateNode("lap-le-01", "11527")
+	for _, u := range []map[string]string{
+		{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"},
+		{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"},
+	} {
+		c.MustDo("POST", "/api/v1/users", u, nil)
+	}
+	var evening loaxa.Session
+	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, &evening)
+	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+
+	// The district's bulletin for the whole district: a proposal to Lập Lễ.
+	admin := c.Token
+	var tok struct{ Token string }
+	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-huyen", "password": officerPassword}, &tok)
+	c.Token = tok.Token
+	var fromDistrict loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo của huyện", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"311"}, "nodes": {}}, "start": "2026-03-03T08:00:00+07:00"}, &fromDistrict)
+	c.Token = admin
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+
+	// Two bulletins at 18:00 every day on the same cluster overlap.
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	place := func() {
+		b.Do("place a daily 18:00 bulletin",
+			chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
+			chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
+			chromedp.SetValue(chromedp.CSS(`#place-time`), "18:00"),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-when').dispatchEvent(new Event('change'))`))
+		if got := MustEval[string](b, text("#place-summary")); got != "Hằng ngày lúc 18:00" {
+			t.Errorf("the form says %q", got)
+		}
+		b.Do("schedule", chromedp.Click(chromedp.CSS(`#place-submit`)))
+	}
+	place()
+	b.Wait("the first one in the calendar", `document.querySelectorAll('[data-day="2026-03-02"] .slot').length === 1`, 10*time.Second)
+	place()
+	b.Wait("the conflict, before anything is saved", `document.querySelector('#place-conflicts')`, 10*time.Second)
+	if got := MustEval[string](b, text("#place-conflicts")); !strings.Contains(got, "chưa lưu gì") || !strings.Contains(got, "Cụm loa lap-le-01: trùng giờ") || !strings.Contains(got, "và 2 xung đột khác") {
+		t.Errorf("conflict box says %q", got)
+	}
+	var anns struct{ Announcements []loaxa.Announcement }
+	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+	if len(anns.Announcements) != 2 { // the district's and the first 18:00 one
+		t.Fatalf("after the refused one: %d announcements", len(anns.Announcements))
+	}
+	b.Shot("14-xung-dot")
+	b.Do("schedule anyway", chromedp.Click(chromedp.CSS(`#place-conflicts button`)))
+	b.Wait("both in the calendar", `document.querySelectorAll('[data-day="2026-03-02"] .slot').length === 2`, 10*time.Second)
+	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+	if len(anns.Announcements) != 3 {
+		t.Fatalf("after forcing: %d announcements", len(anns.Announcements))
+	}
+
+	// The district's proposal, accepted into the evening session.
+	b.Wait("the proposal, by its title", text("#proposals li")+`.includes('Thông báo của huyện')`, 5*time.Second)
+	b.Do("accept it into the evening session",
+		chromedp.SetValue(chromedp.CSS(`#proposals li select`), evening.ID),
+		chromedp.Click(chromedp.CSS(`#proposals li button`)))
+	b.Wait("the proposal gone and the bulletin in the evening session on 3 March",
+		`!document.querySelector('#proposals') && [...document.querySelectorAll('[data-day="2026-03-03"] .session .slot')].some(s => s.innerText.includes('Thông báo của huyện'))`, 10*time.Second)
+	var props struct{ Proposals []loaxa.Proposal }
+	c.MustDo("GET", "/api/v1/proposals?area=11527", nil, &props)
+	if len(props.Proposals) != 1 || props.Proposals[0].State != "accepted" || props.Proposals[0].Session != evening.ID || props.Proposals[0].DecidedBy != "can-bo-lap-le" {
+		t.Errorf("proposals %s", rig.Describe(props))
+	}
+
+	// The officer changes their own password from the header's link.
+	b.Do("open my account", chromedp.Click(chromedp.CSS(`a.account-link`)))
+	b.Wait("the password form", `document.querySelector('#pw-form')`, 5*time.Second)
+	b.CheckAccessible("#/account")
+	b.Do("change the password",
+		chromedp.SendKeys(chromedp.CSS(`#pw-current`), officerPassword),
+		chromedp.SendKeys(chromedp.CSS(`#pw-new`), "mat-khau-moi-cua-xa"),
+		chromedp.SendKeys(chromedp.CSS(`#pw-again`), "mat-khau-moi-cua-xa"),
+		chromedp.Click(chromedp.CSS(`#pw-form button[type=submit]`)))
+	b.Wait("the change confirmed", text("#pw-status")+`.startsWith('Đã đổi mật khẩu')`, 10*time.Second)
+	if status, _ := c.Do("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-lap-le", "password": "mat-khau-moi-cua-xa"}, nil); status != 200 {
+		t.Errorf("sign-in with the new password: %d", status)
+	}
+	b.Go("#/overview", `document.querySelector('#count-online')`) // still signed in
+}

@@ -1,0 +1,95 @@
+package console
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/app"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
+)
+
+// TestTechnicianFaultAlarmAndSelfTest: a cluster on a simulated board has
+// its speaker line cut. The technician of Xã Lập Lễ sees the alarm arrive
+// on the alarms screen without reloading, acknowledges it, finds the fault
+// on the overview and the cluster's page, runs a silent self-test there
+// that names the line, turns the volume down, and sees the alarm end when
+// the line is mended.
+func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "ky-thuat-lap-le", "password": officerPassword, "role": "technician", "area": "11527"}, nil)
+	sim, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: sim, Tune: func(ac *agent.Config) {
+		ac.StateDebounce = 20 * time.Millisecond
+	}})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "ky-thuat-lap-le", officerPassword, "Kỹ thuật viên xã Lập Lễ")
+	b.Wait("the cluster online and working", text("#count-online")+`.startsWith('1')`, 20*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('#emergency-entry, nav a.nav-emergency').length`); n != 0 {
+		t.Errorf("a technician sees %d emergency entries, want none", n)
+	}
+
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
+	sim.SetSpeakerLine(protocol.LineOpen)
+	b.Wait("the alarm, live", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+	if got := MustEval[string](b, text(`#alarms-open tr[data-kind="speaker-line-open"]`)); !contains(got, "Nghiêm trọng", "Đứt dây loa", "lap-le-01") {
+		t.Errorf("alarm row %q", got)
+	}
+	b.Do("acknowledge it", chromedp.Click(chromedp.CSS(`#alarms-open tr[data-kind="speaker-line-open"] button`)))
+	b.Wait("seen by the technician", text(`#alarms-open tr[data-kind="speaker-line-open"]`)+`.includes('ky-thuat-lap-le đã xem')`, 10*time.Second)
+	b.Shot("15-canh-bao-dut-day")
+
+	b.Go("#/overview", `document.querySelector('#overview-alarms')`)
+	if got := MustEval[string](b, text("#overview-alarms")); !contains(got, "Cảnh báo đang mở: 1 (1 nghiêm trọng)", "Đứt dây loa") {
+		t.Errorf("overview alarms %q", got)
+	}
+	if got := MustEval[string](b, text("#count-faulty")); got[:1] != "1" {
+		t.Errorf("overview faulty count %q", got)
+	}
+
+	b.Go("#/clusters/lap-le-01", `document.querySelector('#node-remote')`)
+	if n := MustEval[int](b, `document.querySelectorAll('#node-faults li[data-fault="speaker-line-open"]').length`); n != 1 {
+		t.Errorf("%d speaker-line faults on the cluster page", n)
+	}
+	b.Do("run a silent self-test", chromedp.Click(chromedp.CSS(`#test-silent`)))
+	b.Wait("the self-test fails on the line", `document.querySelector('#selftest-report [data-status="fail"]') && `+text("#selftest-report")+`.includes('Dây loa: Bị đứt')`, 20*time.Second)
+	b.Do("turn the volume down",
+		chromedp.SetValue(chromedp.CSS(`#node-volume`), "5"),
+		chromedp.Click(chromedp.CSS(`#node-save`)))
+	rig.Eventually(t, 15*time.Second, "the node plays at volume 5", func() bool {
+		v := c.Node("lap-le-01").Status.Volume
+		return v != nil && *v == 5
+	})
+	b.Go("#/clusters", `document.querySelector('#cluster-table')`)
+	b.Go("#/clusters/lap-le-01", `document.querySelector('#node-remote')`)
+	if got := MustEval[string](b, `[...document.querySelectorAll('tr')].find(r => r.innerText.startsWith('Âm lượng')).innerText`); !strings.Contains(got, "5/15") {
+		t.Errorf("cluster page shows volume %q, want 5/15", got)
+	}
+	b.Shot("16-dieu-khien-tu-xa")
+
+	sim.SetSpeakerLine(protocol.LineOK)
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
+	b.Wait("the alarm ended", `!document.querySelector('#alarms-open') && document.querySelector('#alarms-ended tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+}
+
+func contains(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

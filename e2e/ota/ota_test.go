@@ -1,0 +1,259 @@
+// Package ota tests over-the-air agent updates end to end: the real
+// controller hosts releases and rolls them out; the nodes are real node
+// agent processes (an update replaces and re-executes the program, so they
+// cannot live in the test process), each with its own copy of the binary.
+package ota
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// build compiles pkg with the version embedded.
+func build(t *testing.T, pkg, version, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-ldflags", "-s -w -X main.version="+version, "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// archive packs bin as build-boards.sh does.
+func archive(t *testing.T, version, bin string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	// Fast compression: this test binary runs under the race detector,
+	// which makes gzip's default level take seconds on a 10 MB program.
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	tw := tar.NewWriter(zw)
+	dir := "loaxa-node-" + version + "-linux-amd64/"
+	tw.WriteHeader(&tar.Header{Name: dir, Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: dir + "node", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(raw))})
+	tw.Write(raw)
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// board is a node agent process.
+type board struct {
+	id, exe string
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	done    chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string) *board {
+	t.Helper()
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "bin", "loaxa-node")
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	raw, err := os.ReadFile(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	credFile := filepath.Join(dir, "node.json")
+	if err := protocol.WriteCredentials(credFile, creds); err != nil {
+		t.Fatal(err)
+	}
+	b := &board{id: id, exe: exe, log: &syncBuffer{}, done: make(chan struct{})}
+	b.cmd = exec.Command(exe, "--credentials", credFile, "--data", filepath.Join(dir, "data"), "--audio", "none", "--update-trial", "20s")
+	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() {
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-b.done:
+		case <-time.After(20 * time.Second):
+			b.cmd.Process.Kill()
+			<-b.done
+		}
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", id, b.log.String())
+		}
+	})
+	return b
+}
+
+func TestOverTheAirUpdates(t *testing.T) {
+	dir := t.TempDir()
+	v1, v2, bad := filepath.Join(dir, "v1"), filepath.Join(dir, "v2"), filepath.Join(dir, "bad")
+	build(t, "loaxa.vn/node", "1.0.0", v1)
+	build(t, "loaxa.vn/node", "2.0.0", v2)
+	build(t, "loaxa.vn/e2e/ota/badagent", "3.0.0", bad)
+
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.RolloutInterval = 200 * time.Millisecond }})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	ids := []string{"tt-01", "tt-02", "tt-03"}
+	boards := map[string]*board{}
+	for _, id := range ids {
+		boards[id] = startBoard(t, id, c.CreateNode(id, "12346"), v1)
+	}
+	runs := func(id, version string) bool {
+		n := c.Node(id)
+		return n.Status.State == loaxa.NodeOnline && n.Status.Agent == version
+	}
+	for _, id := range ids {
+		rig.Eventually(t, 20*time.Second, id+" online with 1.0.0", func() bool { return runs(id, "1.0.0") })
+	}
+
+	upload := func(version string, body []byte) *loaxa.Release {
+		t.Helper()
+		req, _ := http.NewRequest("POST", c.URL+"/api/v1/releases?version="+version+"&arch=amd64", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/gzip")
+		var rel loaxa.Release
+		if status, raw := c.Send(req, &rel); status != http.StatusCreated {
+			t.Fatalf("upload %s: %d %s", version, status, raw)
+		}
+		return &rel
+	}
+	rollout := func(version string, canaries int) *loaxa.Rollout {
+		t.Helper()
+		var ro loaxa.Rollout
+		c.MustDo("POST", "/api/v1/rollouts", map[string]any{"version": version, "targets": map[string][]string{"areas": {"12346"}}, "canaries": canaries}, &ro)
+		if len(ro.Nodes) != len(ids) {
+			t.Fatalf("rollout targets %d nodes, want %d", len(ro.Nodes), len(ids))
+		}
+		return &ro
+	}
+	await := func(id, state string) *loaxa.Rollout {
+		t.Helper()
+		var ro loaxa.Rollout
+		rig.Eventually(t, 90*time.Second, "rollout "+id+" "+state, func() bool {
+			c.MustDo("GET", "/api/v1/rollouts/"+id, nil, &ro)
+			return ro.State == state || !ro.Active()
+		})
+		if ro.State != state {
+			t.Fatalf("rollout %s ended %s (%s), want %s: %s", id, ro.State, ro.Reason, state, rig.Describe(ro.Nodes))
+		}
+		return &ro
+	}
+	binary := func(path string) []byte {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	v1Bytes, v2Bytes := binary(v1), binary(v2)
+
+	t.Run("a good release reaches every targeted node", func(t *testing.T) {
+		upload("2.0.0", archive(t, "2.0.0", v2))
+		ro := await(rollout("2.0.0", 1).ID, loaxa.RolloutDone)
+		for _, n := range ro.Nodes {
+			if n.State != loaxa.RolloutNodeUpdated {
+				t.Errorf("%s: %s %s", n.Node, n.State, n.Detail)
+			}
+		}
+		for _, id := range ids {
+			rig.Eventually(t, 20*time.Second, id+" online with 2.0.0", func() bool { return runs(id, "2.0.0") })
+			rig.Eventually(t, 20*time.Second, id+" reports updated", func() bool {
+				for _, ev := range c.Events(url.Values{"node": {id}}) {
+					if ev.Type == protocol.EventUpdated && ev.Version == "2.0.0" && ev.Reason == "from 1.0.0" {
+						return true
+					}
+				}
+				return false
+			})
+			// The updated event comes from the installed binary.
+			if !bytes.Equal(binary(boards[id].exe), v2Bytes) || !bytes.Equal(binary(boards[id].exe+".previous"), v1Bytes) {
+				t.Errorf("%s: the installed binary is not 2.0.0, or 1.0.0 was not kept beside it", id)
+			}
+		}
+	})
+
+	// canaryFails rolls version out and checks that the canary refused
+	// it with a reason saying want, that it still runs 2.0.0, and that
+	// nobody else was asked.
+	canaryFails := func(t *testing.T, version, want string) {
+		ro := await(rollout(version, 1).ID, loaxa.RolloutHalted)
+		if !strings.Contains(ro.Reason, want) {
+			t.Errorf("halted because %q; want %q in it", ro.Reason, want)
+		}
+		for _, n := range ro.Nodes {
+			switch {
+			case n.Canary && n.State != loaxa.RolloutNodeFailed:
+				t.Errorf("canary %s: %s", n.Node, n.State)
+			case !n.Canary && n.State != loaxa.RolloutNodePending:
+				t.Errorf("%s was asked after the canary failed: %s", n.Node, n.State)
+			}
+		}
+		for _, id := range ids {
+			rig.Eventually(t, 20*time.Second, id+" still online with 2.0.0", func() bool { return runs(id, "2.0.0") })
+			if !bytes.Equal(binary(boards[id].exe), v2Bytes) {
+				t.Errorf("%s: the binary changed", id)
+			}
+			select {
+			case <-boards[id].done:
+				t.Errorf("%s: the agent process ended", id)
+			default:
+			}
+		}
+	}
+
+	t.Run("a build that exits at start is rolled back on the canary and the rollout halts", func(t *testing.T) {
+		upload("3.0.0", archive(t, "3.0.0", bad))
+		canaryFails(t, "3.0.0", "exited at start")
+	})
+
+	t.Run("a tampered archive is refused", func(t *testing.T) {
+		rel := upload("4.0.0", archive(t, "4.0.0", v2))
+		// Someone changes the archive on the server after it was uploaded
+		// (and signed into the command by its SHA-256).
+		path := filepath.Join(c.App.Config.DataDir, "releases", rel.Archives[0].SHA256+".tar.gz")
+		raw := binary(path)
+		raw[len(raw)/2] ^= 0xff
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		canaryFails(t, "4.0.0", "does not match the signed update")
+	})
+}

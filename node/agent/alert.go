@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// Emergency alerts (protocol.Alert) come as commands, not in the desired
+// state: the node keeps them beside it and the executor sees both, so an
+// alert preempts what plays, and what it cut off resumes after it, by the
+// same rules as any occurrence. An alert leaves the list once it is done
+// and expired, or when it is cancelled. Alerts are kept in memory only: an
+// agent restarted mid-alert reports it failed as interrupted.
+
+// occurrences returns the desired state's occurrences and the alerts'.
+func (a *Agent) occurrences() []protocol.Occurrence {
+	var out []protocol.Occurrence
+	if a.desired != nil {
+		out = a.desired.Occurrences
+	}
+	if len(a.alerts) == 0 {
+		return out
+	}
+	out = slices.Clip(out)
+	for _, al := range a.alerts {
+		out = append(out, al.Occurrence)
+	}
+	return out
+}
+
+// withAlerts returns the desired state with the alerts' occurrences and
+// content added, for the content cache.
+func (a *Agent) withAlerts() *protocol.DesiredState {
+	d := &protocol.DesiredState{}
+	if a.desired != nil {
+		cp := *a.desired
+		d = &cp
+	}
+	if len(a.alerts) == 0 {
+		return d
+	}
+	d.Occurrences = a.occurrences()
+	d.Content = slices.Clip(d.Content)
+	for _, al := range a.alerts {
+		for _, c := range al.Content {
+			if !slices.ContainsFunc(d.Content, func(r protocol.ContentRef) bool { return r.ID == c.ID }) {
+				d.Content = append(d.Content, c)
+			}
+		}
+	}
+	return d
+}
+
+// acceptAlert takes a verified alert command. A copy of an alert the node
+// has (a resend, or the same alert through a parent area) changes nothing;
+// neither does one cancelled before it arrived.
+func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
+	if al == nil {
+		return fmt.Errorf("%w: alert command without an alert", protocol.ErrMalformed)
+	}
+	if err := al.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
+	}
+	id := al.Occurrence.ID
+	if _, ok := a.cancelled[id]; ok {
+		a.log.Info("agent: alert was cancelled before it arrived", "occurrence", id)
+		return nil
+	}
+	if _, seen := a.progress[id]; seen || slices.ContainsFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id }) {
+		a.log.Debug("agent: alert already held", "occurrence", id, "seq", env.Seq)
+		return nil
+	}
+	if slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == id }) {
+		return fmt.Errorf("%w: alert %s has the id of a scheduled occurrence", protocol.ErrMalformed, id)
+	}
+	a.alerts = append(a.alerts, *al)
+	a.wantContent()
+	o := al.Occurrence
+	a.log.Warn("agent: emergency alert", "occurrence", id, "drill", o.Drill, "start", o.Start, "expires", o.Expires,
+		"late_ms", a.clock.Now().Sub(o.Start).Milliseconds(), "content_cached", a.cache.Has(o.Content))
+	return nil
+}
+
+// cancelAlert stops alert id at once wherever it is: on air, prepared,
+// waiting or cut off. Its delivery ends failed with reason cancelled, and
+// what it cut off resumes by its own policy. The id is remembered until
+// expires, so that a copy arriving later does not start it.
+func (a *Agent) cancelAlert(id string, expires time.Time) {
+	if id == "" {
+		a.log.Warn("agent: alert-cancel without an occurrence ignored")
+		return
+	}
+	if a.cancelled == nil {
+		a.cancelled = map[string]time.Time{}
+	}
+	a.cancelled[id] = expires
+	i := slices.IndexFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id })
+	if i < 0 {
+		a.log.Info("agent: cancel for an alert not held", "occurrence", id)
+		return
+	}
+	o := a.alerts[i].Occurrence
+	if a.cue != nil && a.cue.occ.ID == id {
+		if a.cue.openErr == nil && !a.cue.hold() {
+			a.onAir(a.cue) // it began on its own just now
+		} else {
+			a.dropCue()
+		}
+	}
+	if a.play != nil && a.play.occ.ID == id {
+		a.stopPlay(protocol.ReasonCancelled)
+	} else if p, ok := a.progress[id]; !ok || p.Phase != PhaseDone {
+		now := a.clock.Now()
+		mark := a.mark(o, PhaseDone)
+		e := occurrenceEvent(protocol.EventFailed, mark, now)
+		e.Reason = protocol.ReasonCancelled
+		a.note([]protocol.Event{e}, mark)
+	}
+	a.alerts = slices.Delete(a.alerts, i, i+1)
+	a.wantContent()
+	a.flush()
+	a.log.Warn("agent: emergency alert cancelled", "occurrence", id, "drill", o.Drill)
+}
+
+// pruneAlerts drops alerts that are over and expired, and forgets
+// cancelled ids past their expiry.
+func (a *Agent) pruneAlerts(now time.Time) {
+	for id, exp := range a.cancelled {
+		if now.After(exp) {
+			delete(a.cancelled, id)
+		}
+	}
+	n := len(a.alerts)
+	a.alerts = slices.DeleteFunc(a.alerts, func(al protocol.Alert) bool {
+		p, ok := a.progress[al.Occurrence.ID]
+		return ok && p.Phase == PhaseDone && now.After(al.Occurrence.Expires)
+	})
+	if len(a.alerts) != n {
+		a.wantContent()
+	}
+}

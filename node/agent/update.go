@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// Arch is the board architecture an update archive must be built for.
+var Arch = runtime.GOARCH
+
+// requestUpdate hands a release the controller signed to the process
+// (Config.Updates), which fetches, installs and tries it. It runs in the
+// main loop.
+func (a *Agent) requestUpdate(u *protocol.Update) {
+	fail := func(reason string) {
+		a.log.Warn("agent: update refused", "reason", reason)
+		v := ""
+		if u != nil {
+			v = u.Version
+		}
+		a.note([]protocol.Event{{Type: protocol.EventUpdateFailed, At: a.clock.Now().UTC(), Version: v, Reason: reason}})
+		a.flush()
+	}
+	switch {
+	case u == nil:
+		fail("update command without a release")
+		return
+	case u.Validate() != nil:
+		fail(u.Validate().Error())
+		return
+	case u.Version == a.cfg.Version:
+		a.log.Debug("agent: update to the running version ignored", "version", u.Version)
+		return
+	case a.cfg.Updates == nil:
+		fail("this agent does not update itself (not started by its service)")
+		return
+	case u.For(Arch) == nil:
+		fail(fmt.Sprintf("release %s has no archive for %s", u.Version, Arch))
+		return
+	}
+	select {
+	case a.cfg.Updates <- *u:
+		a.log.Info("agent: update requested", "version", u.Version)
+	default:
+		a.log.Info("agent: update already in progress; request dropped", "version", u.Version)
+	}
+}
+
+// do runs f in the main loop, where the schedule and the play live.
+func (a *Agent) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case a.inLoop <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Idle reports whether nothing plays or is prepared and no occurrence is
+// due within the next window: the time to restart into an update without
+// cutting a broadcast.
+func (a *Agent) Idle(ctx context.Context, window time.Duration) (bool, error) {
+	var idle bool
+	err := a.do(ctx, func() { idle = a.idle(window) })
+	return idle, err
+}
+
+func (a *Agent) idle(window time.Duration) bool {
+	if a.play != nil || a.cue != nil {
+		return false
+	}
+	if a.desired == nil {
+		return true
+	}
+	now, grace := a.clock.Now(), a.lateGrace()
+	for _, o := range a.desired.Occurrences {
+		if p, ok := a.progress[o.ID]; ok && p.Phase == PhaseDone {
+			continue
+		}
+		if o.Start.Before(now.Add(window)) && !now.After(o.Deadline(grace)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Report records an event the process observed (an update that could not
+// be fetched), in order with the agent's own.
+func (a *Agent) Report(ctx context.Context, ev protocol.Event) error {
+	return a.do(ctx, func() {
+		if ev.At.IsZero() {
+			ev.At = a.clock.Now().UTC()
+		}
+		a.note([]protocol.Event{ev})
+		a.flush()
+	})
+}

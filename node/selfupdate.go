@@ -1,0 +1,297 @@
+package main
+
+// Over-the-air updates of the agent itself. The controller sends a signed
+// update command naming the release archive for each architecture with
+// its SHA-256 and size. The running agent (the old version):
+//
+//  1. fetches the archive for its architecture and checks size and
+//     SHA-256 (node/update), writing the new binary beside its own
+//     (.loaxa-node.new, synced) — a bad download is reported
+//     (update-failed) and nothing else changes;
+//  2. waits until nothing plays and nothing is due for idleWindow, so an
+//     update never cuts a broadcast;
+//  3. stops its agent and starts the new binary as a child on trial, with
+//     the same arguments, and waits up to --update-trial for it to say, on
+//     a pipe, that it connected to the broker and its main loop runs;
+//  4. on success stops the child, renames the new binary over its own
+//     (the old one kept as <exe>.previous) and execs it: the new version
+//     runs as the service's main process and reports "updated";
+//  5. otherwise — the child exited (a build that cannot start), or did not
+//     connect in time — kills it, deletes the new binary, and starts its
+//     own agent again, which reports update-failed with the reason: the
+//     node rolls back by itself and keeps playing its schedule.
+//
+// Under systemd the old process keeps feeding the watchdog during the
+// trial; the child does not talk to systemd.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"loaxa.vn/internal/sdnotify"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/update"
+	"loaxa.vn/protocol"
+)
+
+const (
+	// defaultTrialTimeout is how long a new release has to connect.
+	defaultTrialTimeout = 3 * time.Minute
+	// idleWindow: an update restarts the agent only when nothing is due
+	// within it.
+	idleWindow = 2 * time.Minute
+	// envTrial marks the child on trial: it writes "ok" on fd 3 once
+	// healthy.
+	envTrial = "LOAXA_UPDATE_TRIAL"
+	// envUpdatedFrom tells a new version which one it replaced.
+	envUpdatedFrom = "LOAXA_UPDATED_FROM"
+)
+
+// updater carries updates between the agent and the process.
+type updater struct {
+	cred     *protocol.Credentials
+	log      *slog.Logger
+	exe      string
+	requests chan protocol.Update
+	startup  []protocol.Event
+	trial    bool // this process is a child on trial
+	staged   *protocol.Update
+}
+
+// runAgent runs the agent, and tries updates it is asked for: see the top
+// of this file.
+func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger) error {
+	u := &updater{cred: cred, log: log, requests: make(chan protocol.Update, 1), trial: o.getenv(envTrial) == "1"}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		log.Warn("updates off: cannot tell where this program is", "err", err)
+		u.requests = nil
+	}
+	u.exe = exe
+	if from := o.getenv(envUpdatedFrom); from != "" && !u.trial {
+		u.startup = []protocol.Event{{Type: protocol.EventUpdated, At: time.Now().UTC(), Version: version, Reason: "from " + from}}
+	}
+	for {
+		u.staged = nil
+		if err := runAgentOnce(ctx, cred, o, log, u); err != nil || u.staged == nil {
+			return err
+		}
+		staged := *u.staged
+		reason := u.try(ctx, staged, o)
+		os.Remove(u.newPath())
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Error("update: new agent refused; carrying on with this one", "version", staged.Version, "reason", reason)
+		u.startup = []protocol.Event{{Type: protocol.EventUpdateFailed, At: time.Now().UTC(), Version: staged.Version, Reason: reason}}
+	}
+}
+
+func (u *updater) newPath() string { return filepath.Join(filepath.Dir(u.exe), ".loaxa-node.new") }
+
+// serve handles the agent's update requests until ctx ends; when one is
+// fetched and the node is idle, it sets u.staged and stops the agent.
+// A child on trial says when it is healthy. The returned channel closes
+// when it is done.
+func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if u.trial {
+			u.sayHealthy(ctx, a)
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case req := <-u.requests:
+				if err := u.stage(ctx, a, req); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					u.log.Error("update: not staged", "version", req.Version, "err", err)
+					if err := a.Report(ctx, protocol.Event{Type: protocol.EventUpdateFailed, Version: req.Version, Reason: err.Error()}); err != nil {
+						u.log.Error("update: failure not reported", "err", err)
+					}
+					continue
+				}
+				u.staged = &req
+				stop()
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// stage fetches and checks the release, then waits for a quiet moment.
+func (u *updater) stage(ctx context.Context, a *agent.Agent, req protocol.Update) error {
+	arch := req.For(agent.Arch)
+	client, err := httpClient(u.cred)
+	if err != nil {
+		return err
+	}
+	defer client.CloseIdleConnections()
+	if err := update.Fetch(ctx, client, u.cred.Controller, u.cred.Username, u.cred.Secret, *arch, u.newPath()); err != nil {
+		return err
+	}
+	u.log.Info("update: fetched and checked; waiting for a quiet moment", "version", req.Version)
+	for {
+		idle, err := a.Idle(ctx, idleWindow)
+		if err != nil {
+			return err
+		}
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// try runs the staged binary on trial. On success it installs it and
+// execs it, and does not return; otherwise it returns why not.
+func (u *updater) try(ctx context.Context, staged protocol.Update, o options) string {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err.Error()
+	}
+	defer r.Close()
+	cmd := exec.Command(u.newPath(), os.Args[1:]...)
+	cmd.Env = append(childEnv(), envTrial+"=1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.ExtraFiles = []*os.File{w}
+	u.log.Info("update: trying the new agent", "version", staged.Version, "within", o.trialTimeout)
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Sprintf("new agent %s does not start: %v", staged.Version, err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	healthy := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		healthy <- strings.TrimSpace(line) == "ok"
+	}()
+
+	// Keep systemd's watchdog fed while the agent is away.
+	fctx, stopFeeding := context.WithCancel(ctx)
+	defer stopFeeding()
+	if wd, _ := sdnotify.WatchdogInterval(o.getenv); wd > 0 {
+		go sdnotify.New(o.getenv).FeedWatchdog(fctx, wd, func(context.Context) error { return nil }, u.log)
+	}
+
+	timer := time.NewTimer(o.trialTimeout)
+	defer timer.Stop()
+	var reason string
+	select {
+	case ok := <-healthy:
+		if ok {
+			stopChild(cmd, exited)
+			if err := update.Install(u.newPath(), u.exe); err != nil {
+				return err.Error()
+			}
+			stopFeeding()
+			u.log.Info("update: new agent healthy; restarting into it", "version", staged.Version)
+			env := append(os.Environ(), envUpdatedFrom+"="+version)
+			err := syscall.Exec(u.exe, append([]string{u.exe}, os.Args[1:]...), env)
+			// Exec failed: the binary is installed; exit and let systemd start it.
+			u.log.Error("update: exec the new agent", "err", err)
+			os.Exit(exitFailure)
+		}
+		err := <-exited
+		reason = fmt.Sprintf("new agent %s exited at start (%v) before connecting", staged.Version, err)
+	case err := <-exited:
+		reason = fmt.Sprintf("new agent %s exited at start (%v) before connecting", staged.Version, err)
+	case <-timer.C:
+		stopChild(cmd, exited)
+		reason = fmt.Sprintf("new agent %s did not connect and report healthy within %v", staged.Version, o.trialTimeout)
+	case <-ctx.Done():
+		stopChild(cmd, exited)
+		reason = "stopped during the trial"
+	}
+	return reason
+}
+
+// stopChild asks the child to stop, and kills it if it does not in time.
+func stopChild(cmd *exec.Cmd, exited <-chan error) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// childEnv is this process's environment without systemd's variables: the
+// child on trial must not speak for the service.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", envTrial, envUpdatedFrom:
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// sayHealthy writes "ok" on fd 3 once the agent is connected and its main
+// loop answers: the parent then installs this version.
+func (u *updater) sayHealthy(ctx context.Context, a *agent.Agent) {
+	f := os.NewFile(3, "trial")
+	if f == nil {
+		return
+	}
+	defer f.Close()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !a.Connected() {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		err := a.Alive(actx)
+		cancel()
+		if err == nil {
+			if _, err := f.WriteString("ok\n"); err != nil && !errors.Is(err, os.ErrClosed) {
+				u.log.Warn("update: could not tell the old agent", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// httpClient reaches the controller as the agent does (pinned CA).
+func httpClient(cred *protocol.Credentials) (*http.Client, error) {
+	cfg, err := cred.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment}}, nil
+}
