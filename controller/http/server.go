@@ -334,7 +334,7 @@ func (s *Server) changed() {
 // serveMux dispatches to the route table and answers unknown paths and
 // methods in the API's JSON error shape instead of ServeMux's plain text.
 func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
-	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+	if s.UI != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/metrics" {
 		s.UI.ServeHTTP(w, r)
 		return
 	}
