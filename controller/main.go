@@ -30,6 +30,8 @@ func main() {
 			os.Exit(exportMosquitto(os.Args[2:]))
 		case "backup":
 			os.Exit(runBackup(os.Args[2:]))
+		case "live":
+			os.Exit(runLive(os.Args[2:]))
 		case "restore":
 			os.Exit(runRestore(os.Args[2:]))
 		case "--version", "-version":

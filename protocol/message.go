@@ -99,6 +99,10 @@ type Occurrence struct {
 	// background occurrence relays for DurationMS instead of playing
 	// Content, which is then empty (programme relay, tiếp sóng).
 	Stream string `json:"stream,omitempty"`
+	// Live names the live call (Live.Call) whose frames the occurrence
+	// plays instead of Content; nodes make such occurrences themselves
+	// from a live start message (docs/live.md), never from a desired state.
+	Live string `json:"live,omitempty"`
 
 	// The fields below are set on emergency alerts (see Alert).
 

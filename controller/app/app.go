@@ -319,6 +319,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.AlarmService = a.Alarms
 	a.HTTP.SelfTestService = a.Alarms
 	a.HTTP.Messenger = a.MQTT
+	a.HTTP.Live = a.MQTT
 	a.HTTP.Checks = a.healthChecks()
 	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {

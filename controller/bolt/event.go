@@ -159,6 +159,9 @@ func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev 
 // to match.
 func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Event, receivedAt time.Time) error {
 	ann, at, ok := strings.Cut(ev.Occurrence, "@")
+	if !ok && strings.HasPrefix(ev.Occurrence, "live-") {
+		return nil // a live call (docs/live.md): its events are kept, it has no deliveries
+	}
 	if !ok || ann == "" {
 		s.db.Logger.Warn("event names a malformed occurrence; delivery not updated",
 			"node", node, "seq", ev.Seq, "occurrence", ev.Occurrence)

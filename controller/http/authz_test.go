@@ -231,6 +231,16 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/events": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/events?area=" + scopeArea[in]}
 		}}},
+		// Allowed, the request reaches the WebSocket upgrade, which a plain
+		// GET fails with 426.
+		"GET /api/v1/live": {
+			{scoped: true, needs: []loaxa.Action{loaxa.ActionSchedule}, ok: http.StatusUpgradeRequired, build: func(_ *authzEnv, _ string, in bool) authzRequest {
+				return authzRequest{method: "GET", path: "/api/v1/live?areas=" + scopeArea[in]}
+			}},
+			{scoped: true, needs: []loaxa.Action{loaxa.ActionEmergency}, ok: http.StatusUpgradeRequired, build: func(_ *authzEnv, _ string, in bool) authzRequest {
+				return authzRequest{method: "GET", path: "/api/v1/live?priority=emergency&areas=" + scopeArea[in]}
+			}},
+		},
 		"GET /api/v1/emergency": {{ok: 200, build: get("/api/v1/emergency")}},
 		"POST /api/v1/emergency": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/emergency", map[string]any{"content_id": a.content, "targets": []string{scopeArea[in]}, "drill": true})
@@ -426,6 +436,7 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
 	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-c", "name": "Cụm loa Vĩnh An", "area": "12350", "lat": 20.7, "lon": 106.4}, http.StatusCreated, nil)
 	a := &authzEnv{env: e, ann: map[bool]string{}}
+	e.srv.Live = discardLive{}
 	e.srv.Backup = func(ctx context.Context, w io.Writer) error {
 		_, err := io.WriteString(w, "backup")
 		return err
@@ -543,3 +554,8 @@ func TestAuthorization(t *testing.T) {
 		t.Errorf("authzCases has %s, which is not a route", key)
 	}
 }
+
+// discardLive takes live messages and drops them.
+type discardLive struct{}
+
+func (discardLive) SendLive(context.Context, string, protocol.Live) error { return nil }

@@ -70,6 +70,7 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
 
+		{Method: "GET", Path: "/api/v1/live", Action: loaxa.ActionRead, handle: s.handleLive}, // schedule or emergency on every area, checked inside
 		{Method: "GET", Path: "/api/v1/emergency", Action: loaxa.ActionRead, handle: s.handleListEmergencies},
 		{Method: "POST", Path: "/api/v1/emergency", Action: loaxa.ActionEmergency, handle: s.handleSendEmergency},
 		{Method: "GET", Path: "/api/v1/emergency/{id}", Action: loaxa.ActionRead, handle: s.handleGetEmergency},

@@ -136,6 +136,9 @@ type Server struct {
 	AlarmService    loaxa.AlarmService
 	SelfTestService loaxa.SelfTestService
 	Messenger       loaxa.Messenger
+	// Live publishes live calls (GET /api/v1/live); nil answers that
+	// route with unavailable.
+	Live loaxa.LiveMessenger
 	// Checks are the controller's parts GET /api/v1/health reports on.
 	Checks []HealthCheck
 	// Metrics serves GET /metrics (Prometheus text format); nil answers

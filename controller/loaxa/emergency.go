@@ -237,3 +237,10 @@ type AlertMessenger interface {
 	// SendNodeCommand publishes cmd on the node's cmd topic, valid for ttl.
 	SendNodeCommand(ctx context.Context, node string, cmd protocol.Command, ttl time.Duration) error
 }
+
+// LiveMessenger publishes the messages of live calls (docs/live.md).
+// Implementations sign them; audio frames may go at QoS 0.
+type LiveMessenger interface {
+	// SendLive publishes l on the area's live topic.
+	SendLive(ctx context.Context, area string, l protocol.Live) error
+}

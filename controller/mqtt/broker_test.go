@@ -172,6 +172,7 @@ func TestBrokerACL(t *testing.T) {
 			topics.Node("tm-01", protocol.ChanDesired): false,
 			topics.Node("tm-01", protocol.ChanCmd):     false,
 			topics.Area("12347", protocol.ChanCmd):     false,
+			topics.Area("12347", protocol.ChanLive):    false,
 			topics.Node("tt-01", protocol.ChanEvent):   false,
 			topics.AllNodes(protocol.ChanState):        false,
 			"loa/v1/#":                                 false,
@@ -185,7 +186,7 @@ func TestBrokerACL(t *testing.T) {
 
 	t.Run("publishing", func(t *testing.T) {
 		for _, topic := range []string{topics.Node("tt-01", protocol.ChanState), topics.Node("tm-01", protocol.ChanState),
-			topics.Node("tm-01", protocol.ChanCmd), topics.Area("31", protocol.ChanCmd), topics.Node("tt-01", protocol.ChanDesired)} {
+			topics.Node("tm-01", protocol.ChanCmd), topics.Area("31", protocol.ChanCmd), topics.Area("31", protocol.ChanLive), topics.Node("tt-01", protocol.ChanDesired)} {
 			if !ctl.subscribe(t, topic) {
 				t.Fatalf("controller may not subscribe to %s", topic)
 			}
@@ -193,7 +194,7 @@ func TestBrokerACL(t *testing.T) {
 		// Publish the forbidden ones first: MQTT 3.1.1 brokers drop the
 		// connection of a client that publishes where it may not.
 		own := topics.Node("tt-01", protocol.ChanState)
-		forbidden := []string{topics.Node("tm-01", protocol.ChanState), topics.Node("tm-01", protocol.ChanCmd), topics.Area("31", protocol.ChanCmd), topics.Node("tt-01", protocol.ChanDesired)}
+		forbidden := []string{topics.Node("tm-01", protocol.ChanState), topics.Node("tm-01", protocol.ChanCmd), topics.Area("31", protocol.ChanCmd), topics.Area("31", protocol.ChanLive), topics.Node("tt-01", protocol.ChanDesired)}
 		for _, topic := range forbidden {
 			bad, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
 			if err != nil {

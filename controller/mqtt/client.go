@@ -341,7 +341,36 @@ func (c *Client) SendAreaCommand(ctx context.Context, area string, cmd protocol.
 	return c.publish(ctx, "alert", c.Topics.Area(area, protocol.ChanCmd), false, raw)
 }
 
+// SendLive signs l and publishes it on the area's live topic: audio
+// frames at QoS 0 (a late frame is useless, and a lost one plays as
+// silence), starts and ends at QoS 1.
+func (c *Client) SendLive(ctx context.Context, area string, l protocol.Live) error {
+	to := protocol.Topic{Scope: protocol.ScopeArea, ID: area}.Audience()
+	raw, err := c.Signer.Seal(protocol.TypeLive, to, l, protocol.LiveTTL)
+	if err != nil {
+		return fmt.Errorf("send live %s to area %s: %w", l.Kind, area, err)
+	}
+	topic := c.Topics.Area(area, protocol.ChanLive)
+	if l.Kind != protocol.LiveAudio {
+		return c.publish(ctx, "live", topic, false, raw)
+	}
+	// QoS 0 completes as soon as the frame is written: no wait.
+	tok := c.client.Publish(topic, 0, false, raw)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			c.metrics().failed.WithLabelValues("live").Inc()
+			return fmt.Errorf("publish %s: %w", topic, err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	}
+	c.metrics().out.WithLabelValues("live").Inc()
+	return nil
+}
+
 var (
+	_ loaxa.LiveMessenger  = (*Client)(nil)
 	_ loaxa.Messenger      = (*Client)(nil)
 	_ loaxa.AlertMessenger = (*Client)(nil)
 )

@@ -24,7 +24,7 @@ func newMetrics(c *Client) *metrics {
 			Name: "loaxa_mqtt_states_coalesced_total", Help: "Node states replaced by a newer one of the same node before the ingest reached them.",
 		}),
 		out: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "loaxa_mqtt_messages_out_total", Help: "Signed messages the broker took, by kind (desired, command, alert).",
+			Name: "loaxa_mqtt_messages_out_total", Help: "Signed messages the broker took, by kind (desired, command, alert, live).",
 		}, []string{"kind"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_publish_failures_total", Help: "Publishes the broker did not take in time, by kind.",

@@ -100,7 +100,9 @@ type Agent struct {
 	// alerts are the emergency alerts the node holds besides the desired
 	// state (alert.go); cancelled remembers cancelled alert ids until
 	// they expire, so a late copy cannot start one.
-	alerts    []protocol.Alert
+	alerts []protocol.Alert
+	// lives are the jitter buffers of the live calls among alerts (live.go).
+	lives     map[string]*jitter
 	cancelled map[string]time.Time
 	// ampOn is whether the amplifier is switched on; lastSound is when
 	// the last play's sound ended (corrected clock).
@@ -538,6 +540,7 @@ func (a *Agent) step() time.Time {
 		Lead:       a.lead,
 	}
 	a.pruneAlerts(now)
+	a.pruneLives()
 	s.Occurrences = a.occurrences()
 	if a.play != nil {
 		s.Playing, s.PlayingEnds = a.play.occ.ID, a.play.ends

@@ -57,6 +57,8 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 		return a.acceptDesired(env)
 	case protocol.ChanCmd:
 		return a.acceptCommand(env)
+	case protocol.ChanLive:
+		return a.acceptLive(env)
 	}
 	return fmt.Errorf("%w: nothing to do with a message on %s", protocol.ErrMalformed, m.Topic)
 }

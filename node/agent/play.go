@@ -127,6 +127,9 @@ func (a *Agent) openStream(p *play) error {
 	if o.Stream != "" {
 		return a.openRelay(p)
 	}
+	if o.Live != "" {
+		return a.openLive(p)
+	}
 	var parts []io.Reader
 	open := func(id string) (*nodeaudio.Reader, error) {
 		f, err := a.cache.Open(id)

@@ -293,7 +293,7 @@ func (l *Link) topicsLocked() []string {
 	t := l.cfg.Topics
 	out := []string{t.Node(l.cfg.Node, protocol.ChanDesired), t.Node(l.cfg.Node, protocol.ChanCmd)}
 	for _, a := range l.areas {
-		out = append(out, t.Area(a, protocol.ChanCmd))
+		out = append(out, t.Area(a, protocol.ChanCmd), t.Area(a, protocol.ChanLive))
 	}
 	return out
 }

@@ -106,7 +106,7 @@ func TestLinkSubscribesAndFollowsAreas(t *testing.T) {
 	if !l.Connected() {
 		t.Fatal("Connected() = false after connect")
 	}
-	want := []string{topics.Node("n1", protocol.ChanDesired), topics.Node("n1", protocol.ChanCmd), topics.Area("x1", protocol.ChanCmd), topics.Area("p1", protocol.ChanCmd)}
+	want := []string{topics.Node("n1", protocol.ChanDesired), topics.Node("n1", protocol.ChanCmd), topics.Area("x1", protocol.ChanCmd), topics.Area("x1", protocol.ChanLive), topics.Area("p1", protocol.ChanCmd), topics.Area("p1", protocol.ChanLive)}
 	if got := l.Topics(); !slices.Equal(got, want) {
 		t.Fatalf("Topics() = %v", got)
 	}

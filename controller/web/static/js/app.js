@@ -20,6 +20,7 @@ const screens = [
   { path: 'alarms', module: './views/alarms.js', key: 'nav.alarms' },
   { path: 'audit', module: './views/audit.js', key: 'nav.audit', action: 'audit.read' },
   { path: 'admin', module: './views/admin.js', key: 'nav.admin', anyOf: ['users.manage', 'areas.manage', 'nodes.manage'] },
+  { path: 'live', module: './views/live.js', key: 'nav.live', anyOf: ['schedule', 'emergency'] },
   { path: 'emergency', module: './views/emergency.js', key: 'nav.emergency', action: 'emergency', emergency: true },
   { path: 'account', module: './views/account.js', key: 'account.title', hidden: true },
 ];

@@ -1,0 +1,182 @@
+// Package liveclient speaks live to areas through a controller's
+// GET /api/v1/live WebSocket (docs/live.md): it sends 16 kHz mono 16-bit
+// PCM in real time, a frame every 20 ms by default. It is the Go client of
+// `loaxa-controller live` and of the end-to-end tests.
+package liveclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// Options say where and how to speak.
+type Options struct {
+	URL      string   // the controller's base URL, e.g. https://loa.example.vn
+	Token    string   // a bearer token from POST /api/v1/auth/token
+	Areas    []string // target areas
+	Priority string   // "priority" (default) or "emergency"
+	Title    string
+	Frame    time.Duration // audio in one message; 0 means 20 ms
+	Client   *http.Client  // nil: http.DefaultClient
+	OnStatus func(Status)  // called with each status the server sends
+	OnSend   func(n int)   // called after each message of n samples is sent
+}
+
+// Status is a message of the server: "on_air" at the start, "ended" at
+// the end.
+type Status struct {
+	State    string   `json:"state"`
+	Call     string   `json:"call"`
+	Areas    []string `json:"areas"`
+	Priority string   `json:"priority"`
+	Frames   uint64   `json:"frames"`
+	Reason   string   `json:"reason"`
+}
+
+// Call is an open live call.
+type Call struct {
+	c      *websocket.Conn
+	opt    Options
+	status chan Status
+	done   chan struct{}
+}
+
+// Dial opens a call and waits for the server's "on_air".
+func Dial(ctx context.Context, opt Options) (*Call, error) {
+	if opt.Frame <= 0 {
+		opt.Frame = 20 * time.Millisecond
+	}
+	u, err := url.Parse(strings.TrimRight(opt.URL, "/") + "/api/v1/live")
+	if err != nil {
+		return nil, fmt.Errorf("live: controller URL %q: %w", opt.URL, err)
+	}
+	q := url.Values{"areas": {strings.Join(opt.Areas, ",")}}
+	if opt.Priority != "" {
+		q.Set("priority", opt.Priority)
+	}
+	if opt.Title != "" {
+		q.Set("title", opt.Title)
+	}
+	u.RawQuery = q.Encode()
+	h := http.Header{}
+	if opt.Token != "" {
+		h.Set("Authorization", "Bearer "+opt.Token)
+	}
+	c, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: opt.Client, HTTPHeader: h})
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			return nil, fmt.Errorf("live: %s: %s %s", u.Redacted(), resp.Status, strings.TrimSpace(string(b)))
+		}
+		return nil, fmt.Errorf("live: %s: %w", u.Redacted(), err)
+	}
+	call := &Call{c: c, opt: opt, status: make(chan Status, 4), done: make(chan struct{})}
+	go call.read()
+	select {
+	case st, ok := <-call.status:
+		if !ok || st.State != "on_air" {
+			c.CloseNow()
+			return nil, fmt.Errorf("live: the controller did not put the call on air (%+v)", st)
+		}
+		return call, nil
+	case <-ctx.Done():
+		c.CloseNow()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Call) read() {
+	defer close(c.done)
+	defer close(c.status)
+	for {
+		typ, b, err := c.c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var st Status
+		if typ != websocket.MessageText || json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		if c.opt.OnStatus != nil {
+			c.opt.OnStatus(st)
+		}
+		select {
+		case c.status <- st:
+		default:
+		}
+	}
+}
+
+// Stream sends the PCM of r (16 kHz mono s16le) paced in real time, until
+// r ends or ctx does.
+func (c *Call) Stream(ctx context.Context, r io.Reader) error {
+	n := int(nodeaudio.Bytes(c.opt.Frame))
+	buf := make([]byte, n)
+	t := time.NewTicker(c.opt.Frame)
+	defer t.Stop()
+	for {
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			if werr := c.c.Write(ctx, websocket.MessageBinary, buf[:k&^1]); werr != nil {
+				return fmt.Errorf("live: send: %w", werr)
+			}
+			if c.opt.OnSend != nil {
+				c.opt.OnSend(k / 2)
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("live: audio: %w", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// End ends the call cleanly and returns the server's last status.
+func (c *Call) End(ctx context.Context) (Status, error) {
+	if err := c.c.Write(ctx, websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
+		c.c.CloseNow()
+		return Status{}, fmt.Errorf("live: end: %w", err)
+	}
+	var last Status
+	for {
+		select {
+		case st, ok := <-c.status:
+			if !ok {
+				c.c.CloseNow()
+				if last.State != "ended" {
+					return last, errors.New("live: the controller closed without ending the call")
+				}
+				return last, nil
+			}
+			last = st
+		case <-ctx.Done():
+			c.c.CloseNow()
+			return last, ctx.Err()
+		}
+	}
+}
+
+// Drop disconnects at once, as a browser tab closing would.
+func (c *Call) Drop() {
+	c.c.CloseNow()
+	<-c.done
+}

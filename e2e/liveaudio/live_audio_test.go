@@ -1,0 +1,254 @@
+// Package liveaudio speaks live through the real audio path — the Go
+// client, the controller's WebSocket, the embedded broker, the agent, oto,
+// ALSA — over a bulletin, and checks the sound that came out. It is its
+// own test binary because oto allows one sound device per process.
+package liveaudio
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/liveclient"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/alsatest"
+	"loaxa.vn/node/audio/oto"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+func TestMain(m *testing.M) {
+	// oto's device loop lives for the whole process by design.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2.(*context).readAndWrite"),
+		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2/internal/mux.(*Mux).loop"))
+}
+
+// TestLiveCallThroughALSA: a live call to area 31 cuts off the bulletin
+// playing there; the speaker plays the call (as the controller encoded
+// it), the node of sibling area 32 plays nothing, the bulletin plays again
+// after the call, and a second call whose client disconnects ends on the
+// node. The mouth-to-speaker latency is measured and logged, not asserted.
+func TestLiveCallThroughALSA(t *testing.T) {
+	capture := alsatest.Setup(t)
+	out, err := oto.Open()
+	if err != nil {
+		t.Fatalf("open sound device: %v", err)
+	}
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("32", "Tỉnh Quảng Ninh", "")
+	n := rig.StartNode(t, c.CreateNode("hp-01", "31"), rig.NodeOptions{Output: out})
+	sib := rig.StartNode(t, c.CreateNode("qn-01", "32"), rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "nodes online", func() bool {
+		return c.Node("hp-01").Status.State == loaxa.NodeOnline && c.Node("qn-01").Status.State == loaxa.NodeOnline
+	})
+
+	bulletinPCM := alsatest.Chirp(6*time.Second, 12000)
+	bulletin := c.Upload("ban-tin.wav", monoWAV(bulletinPCM))
+	start := time.Now().Add(2 * time.Second)
+	ann := c.Announce(bulletin.ID, []string{"31"}, nil, start)
+	occ := loaxa.OccurrenceID(ann.ID, start)
+	from := capture.Len()
+	// The bulletin as the node plays it: the stored content decoded.
+	wantBulletin := throughADPCMFile(t, bulletinPCM)
+	capture.Await(t, wantBulletin[:nodeaudio.SampleRate/2], from, 15*time.Second)
+
+	// The officer's voice: a falling chirp, distinct from the bulletin.
+	voice := reversed(alsatest.Chirp(3*time.Second, 12000))
+	wantVoice := throughFrames(t, voice)
+	var (
+		mu       sync.Mutex
+		sentAt   time.Time
+		sentLen  int // capture length when the first sample was sent
+		statuses []liveclient.Status
+	)
+	opt := liveclient.Options{URL: c.URL, Token: c.Token, Areas: []string{"31"}, Title: "Thông báo trực tiếp",
+		OnSend: func(int) {
+			mu.Lock()
+			defer mu.Unlock()
+			if sentAt.IsZero() {
+				sentAt, sentLen = time.Now(), capture.Len()
+			}
+		},
+		OnStatus: func(s liveclient.Status) { mu.Lock(); statuses = append(statuses, s); mu.Unlock() },
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := make(chan error, 1)
+	go func() { streamed <- call.Stream(ctx, bytes.NewReader(pcmBytes(voice))) }()
+
+	// The speaker plays the call.
+	m := capture.Await(t, wantVoice[:nodeaudio.FrameSamples], from, 15*time.Second)
+	if m.Score < 0.99 {
+		t.Errorf("live audio correlates %.4f with what the controller encoded, want ≥ 0.99", m.Score)
+	}
+	var callID string
+	rig.Eventually(t, 5*time.Second, "live call on air on hp-01", func() bool {
+		p := n.Agent.Status().Playing
+		if p != nil && p.Occurrence != occ {
+			callID = p.Occurrence
+			return true
+		}
+		return false
+	})
+	if p := sib.Agent.Status().Playing; p != nil {
+		t.Errorf("node of sibling area 32 plays %+v during a call to 31", p)
+	}
+	if err := <-streamed; err != nil {
+		t.Fatal(err)
+	}
+	st, err := call.End(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "ended" || st.Reason != "speaker stopped" || st.Call != callID {
+		t.Errorf("end status %+v, want ended by the speaker for call %s", st, callID)
+	}
+	// The whole call came out, frame by frame, in order: a frame that came
+	// too late plays as silence in its place (counted, not failed: it
+	// depends on this machine's load).
+	rig.Eventually(t, 15*time.Second, "the call's length captured", func() bool {
+		return capture.Len() >= m.Offset+len(wantVoice)+nodeaudio.SampleRate
+	})
+	end, missing := m.Offset, 0
+	for k := 0; k+nodeaudio.FrameSamples <= len(wantVoice); k += nodeaudio.FrameSamples {
+		all, err := capture.SamplesFrom(end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = all[:min(len(all), 4*nodeaudio.SampleRate)]
+		f, ok := alsatest.Find(all, wantVoice[k:k+nodeaudio.FrameSamples])
+		if !ok || f.Score < 0.99 {
+			missing++
+			continue
+		}
+		end = end + f.Offset + nodeaudio.FrameSamples
+	}
+	frames := len(wantVoice) / nodeaudio.FrameSamples
+	if missing > frames/10 {
+		t.Errorf("%d of %d frames of the call not heard", missing, frames)
+	}
+	stretch := time.Duration(end-m.Offset-frames*nodeaudio.FrameSamples) * time.Second / nodeaudio.SampleRate
+	t.Logf("call heard: %d of %d frames, %v of silence inserted for late frames", frames-missing, frames, stretch)
+	mu.Lock()
+	latency := time.Duration(m.Offset-sentLen) * time.Second / nodeaudio.SampleRate
+	mu.Unlock()
+	t.Logf("mouth-to-speaker latency: %v (first sample sent → heard at the sound device; jitter buffer %v)", latency, 200*time.Millisecond)
+
+	// The bulletin, cut off, plays again from its beginning after the call.
+	capture.Await(t, wantBulletin[:nodeaudio.SampleRate], end-16, 15*time.Second)
+	rig.Eventually(t, 5*time.Second, "bulletin back on air", func() bool {
+		p := n.Agent.Status().Playing
+		return p != nil && p.Occurrence == occ
+	})
+	if sib.Agent.Status().Playing != nil {
+		t.Error("node of sibling area 32 plays something")
+	}
+
+	// A second call whose client just disconnects ends on the node.
+	call2, err := liveclient.Dial(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { streamed <- call2.Stream(ctx, bytes.NewReader(pcmBytes(voice))) }()
+	var call2ID string
+	rig.Eventually(t, 10*time.Second, "second call on air", func() bool {
+		p := n.Agent.Status().Playing
+		if p != nil && p.Occurrence != occ && p.Occurrence != callID {
+			call2ID = p.Occurrence
+			return true
+		}
+		return false
+	})
+	call2.Drop()
+	<-streamed // the send fails or ends: the connection is gone
+	rig.Eventually(t, 10*time.Second, "second call off the air after the disconnect", func() bool {
+		p := n.Agent.Status().Playing
+		return p == nil || p.Occurrence != call2ID
+	})
+	t.Logf("calls %s and %s; statuses %+v", callID, call2ID, statuses)
+}
+
+func reversed(s []int16) []int16 {
+	out := make([]int16, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+func pcmBytes(s []int16) []byte {
+	b := make([]byte, 2*len(s))
+	for i, v := range s {
+		binary.LittleEndian.PutUint16(b[2*i:], uint16(v))
+	}
+	return b
+}
+
+// throughFrames returns s as the node plays it after the controller cut it
+// into live frames (the last padded with silence) and encoded them.
+func throughFrames(t *testing.T, s []int16) []int16 {
+	var enc nodeaudio.FrameEncoder
+	var out []int16
+	for i := 0; i < len(s); i += nodeaudio.FrameSamples {
+		f := make([]int16, nodeaudio.FrameSamples)
+		copy(f, s[i:])
+		b, err := enc.Encode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := make([]int16, nodeaudio.FrameSamples)
+		if err := nodeaudio.DecodeFrame(b, d); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d...)
+	}
+	return out[:len(s)]
+}
+
+// throughADPCMFile returns s as a node plays the content made of it.
+func throughADPCMFile(t *testing.T, s []int16) []int16 {
+	file, err := nodeaudio.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := nodeaudio.NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int16, len(s))
+	if err := binary.Read(r, binary.LittleEndian, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// monoWAV writes 16 kHz mono 16-bit samples as WAV.
+func monoWAV(s []int16) []byte {
+	var b bytes.Buffer
+	w := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
+	b.WriteString("RIFF")
+	w(uint32(36 + 2*len(s)))
+	b.WriteString("WAVEfmt ")
+	w(uint32(16))
+	w(uint16(1))
+	w(uint16(1))
+	w(uint32(16000))
+	w(uint32(32000))
+	w(uint16(2))
+	w(uint16(16))
+	b.WriteString("data")
+	w(uint32(2 * len(s)))
+	w(s)
+	return b.Bytes()
+}

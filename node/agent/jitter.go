@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"loaxa.vn/node/relay"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// Live jitter buffer (docs/live.md). Frames of a live call arrive over
+// MQTT QoS 0: late, out of order, or not at all. The buffer holds them by
+// sequence number and serves decoded PCM to the audio output, which pulls
+// at the device's pace:
+//
+//   - it waits until JitterDepth of audio is buffered (or the call ends)
+//     before serving the first sample;
+//   - a missing frame that later frames have overtaken is lost: it plays
+//     as one frame of silence and the frame is dropped if it comes later;
+//   - an empty buffer (the sender is behind) waits underrunWait for the
+//     next frame (the output reads ahead of real time, so this is not
+//     heard), then plays a frame of silence, without skipping anything:
+//     a stall never holds the output longer than underrunWait;
+//   - more than MaxJitterDepth buffered drops the oldest, so latency stays
+//     bounded when the output runs slower than the sender;
+//   - the stream ends (io.EOF) when the end message came and the buffer is
+//     drained, and fails (relay.ErrFailed) when no frame came for
+//     LiveFrameTimeout.
+
+// JitterDepth is the audio the buffer holds before it starts: 5 frames,
+// 200 ms.
+const JitterDepth = 5
+
+// MaxJitterDepth is the most frames the buffer holds (600 ms).
+const MaxJitterDepth = 15
+
+// LiveFrameTimeout ends a live call that receives nothing for this long.
+const LiveFrameTimeout = 2 * time.Second
+
+const frameDuration = time.Second * nodeaudio.FrameSamples / nodeaudio.SampleRate
+
+// underrunWait is how long a read of an empty buffer waits for the next
+// frame before it plays a frame of silence: two frames, 80 ms.
+const underrunWait = 2 * frameDuration
+
+type jitter struct {
+	now     func() time.Time
+	timeout time.Duration
+
+	mu      sync.Mutex
+	frames  map[uint64][]int16
+	next    uint64 // the sequence number the output plays next
+	started bool
+	ended   bool
+	last    time.Time // when the last frame (or the start) arrived
+	lost    int       // frames played as silence because they never came in time
+	late    int       // frames that came after their place was played
+	arrived chan struct{}
+	closed  chan struct{}
+	once    sync.Once
+
+	pending []byte // decoded bytes not yet read
+}
+
+func newJitter(now func() time.Time, timeout time.Duration) *jitter {
+	return &jitter{
+		now: now, timeout: timeout, frames: map[uint64][]int16{}, last: now(),
+		arrived: make(chan struct{}, 1), closed: make(chan struct{}),
+	}
+}
+
+// Push decodes and stores frame seq. A frame whose place has been played,
+// or a copy, is dropped.
+func (j *jitter) Push(seq uint64, frame []byte) error {
+	s := make([]int16, nodeaudio.FrameSamples)
+	if err := nodeaudio.DecodeFrame(frame, s); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.last = j.now()
+	if seq < j.next {
+		j.late++
+		return nil
+	}
+	j.frames[seq] = s
+	for len(j.frames) > MaxJitterDepth {
+		delete(j.frames, j.next)
+		j.next++
+		j.lost++
+	}
+	signal(j.arrived)
+	return nil
+}
+
+// End marks the end of the call: what is buffered still plays.
+func (j *jitter) End() {
+	j.mu.Lock()
+	j.ended = true
+	j.mu.Unlock()
+	signal(j.arrived)
+}
+
+// Close unblocks a Read waiting for the first frames.
+func (j *jitter) Close() error {
+	j.once.Do(func() { close(j.closed) })
+	return nil
+}
+
+// Stats returns the frames lost and late so far.
+func (j *jitter) Stats() (lost, late int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.lost, j.late
+}
+
+// Read serves PCM: never blocking once started.
+func (j *jitter) Read(p []byte) (int, error) {
+	if len(j.pending) == 0 {
+		if err := j.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, j.pending)
+	j.pending = j.pending[n:]
+	return n, nil
+}
+
+// fill puts the next frame (or a frame of silence) in pending.
+func (j *jitter) fill() error {
+	if err := j.waitStart(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	if len(j.frames) == 0 && !j.ended {
+		// The output reads ahead of real time (its own buffer): wait a
+		// little for the frame due rather than play silence at once.
+		j.mu.Unlock()
+		t := time.NewTimer(underrunWait)
+		select {
+		case <-j.arrived:
+		case <-j.closed:
+		case <-t.C:
+		}
+		t.Stop()
+		j.mu.Lock()
+	}
+	defer j.mu.Unlock()
+	s, ok := j.frames[j.next]
+	switch {
+	case ok:
+		delete(j.frames, j.next)
+		j.next++
+	case len(j.frames) > 0:
+		// Overtaken: the frame is lost.
+		j.next++
+		j.lost++
+	case j.ended:
+		return io.EOF
+	case j.now().Sub(j.last) >= j.timeout:
+		return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
+	}
+	buf := make([]byte, 2*nodeaudio.FrameSamples)
+	for i, v := range s { // s is nil for silence: buf stays zero
+		binary.LittleEndian.PutUint16(buf[2*i:], uint16(v))
+	}
+	j.pending = buf
+	return nil
+}
+
+// waitStart blocks until JitterDepth frames are buffered, the call ended,
+// or nothing came for the timeout.
+func (j *jitter) waitStart() error {
+	for {
+		j.mu.Lock()
+		if j.started || len(j.frames) >= JitterDepth || j.ended {
+			j.started = true
+			j.mu.Unlock()
+			return nil
+		}
+		wait := j.timeout - j.now().Sub(j.last)
+		j.mu.Unlock()
+		if wait <= 0 {
+			return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-j.arrived:
+		case <-j.closed:
+			t.Stop()
+			return fmt.Errorf("live call closed before it began: %w", io.ErrClosedPipe)
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/node/relay"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// liveFrame returns a frame whose samples all decode near v (a constant
+// signal, so the frame's identity shows in the PCM).
+func liveFrame(t *testing.T, v int16) []byte {
+	t.Helper()
+	s := make([]int16, nodeaudio.FrameSamples)
+	for i := range s {
+		s[i] = v
+	}
+	var e nodeaudio.FrameEncoder
+	f, err := e.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// fakeNow is a settable clock for the buffer's frame timeout.
+type fakeNow struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (f *fakeNow) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
+func (f *fakeNow) Add(d time.Duration) {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	f.mu.Unlock()
+}
+
+// readFrame reads one frame of PCM and returns its first sample.
+func readFrame(t *testing.T, j *jitter) (int16, error) {
+	t.Helper()
+	buf := make([]byte, 2*nodeaudio.FrameSamples)
+	if _, err := io.ReadFull(j, buf); err != nil {
+		return 0, err
+	}
+	return int16(binary.LittleEndian.Uint16(buf[2*(nodeaudio.FrameSamples-1):])), nil
+}
+
+func TestJitterOrdersLateFramesAndFillsLostOnes(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	j := newJitter(clk.Now, time.Second)
+	// Frames 0..5 with 2 missing and 4 before 3.
+	for _, seq := range []uint64{0, 1, 4, 3, 5, 6} {
+		if err := j.Push(seq, liveFrame(t, int16(1000*(seq+1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []int16{1000, 2000, 0, 4000, 5000, 6000, 7000}
+	for i, w := range want {
+		got, err := readFrame(t, j)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if d := int(got) - int(w); d < -64 || d > 64 {
+			t.Fatalf("frame %d ends with %d, want about %d", i, got, w)
+		}
+	}
+	// Frame 2 comes after its place played: dropped, counted late.
+	if err := j.Push(2, liveFrame(t, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	if lost, late := j.Stats(); lost != 1 || late != 1 {
+		t.Fatalf("lost, late = %d, %d; want 1, 1", lost, late)
+	}
+	// Empty: silence, not a stall, and nothing skipped.
+	if got, err := readFrame(t, j); err != nil || got != 0 {
+		t.Fatalf("empty buffer read %d, %v; want silence", got, err)
+	}
+	if err := j.Push(7, liveFrame(t, 8000)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readFrame(t, j); err != nil || got < 7900 || got > 8100 {
+		t.Fatalf("frame 7 read %d, %v", got, err)
+	}
+	j.End()
+	if _, err := readFrame(t, j); !errors.Is(err, io.EOF) {
+		t.Fatalf("after end: %v, want EOF", err)
+	}
+}
+
+func TestJitterTimesOut(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	j := newJitter(clk.Now, 2*time.Second)
+	for seq := range uint64(JitterDepth) {
+		if err := j.Push(seq, liveFrame(t, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range JitterDepth {
+		if _, err := readFrame(t, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := readFrame(t, j); err != nil {
+		t.Fatalf("before the timeout an empty buffer plays silence, got %v", err)
+	}
+	clk.Add(2 * time.Second)
+	if _, err := readFrame(t, j); !errors.Is(err, relay.ErrFailed) {
+		t.Fatalf("after the timeout: %v, want relay.ErrFailed", err)
+	}
+}
+
+func TestJitterBoundsItsDepth(t *testing.T) {
+	j := newJitter(time.Now, time.Second)
+	for seq := range uint64(MaxJitterDepth + 10) {
+		if err := j.Push(seq, liveFrame(t, int16(seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost, _ := j.Stats(); lost != 10 {
+		t.Fatalf("lost = %d, want the 10 oldest dropped", lost)
+	}
+	got, err := readFrame(t, j)
+	if err != nil || got < 0 || got > 20 { // frame 10 holds 10
+		t.Fatalf("first frame after overflow: %d, %v; want about 10", got, err)
+	}
+}
+
+func TestJitterWaitsForItsDepthThenCloses(t *testing.T) {
+	j := newJitter(time.Now, time.Minute)
+	done := make(chan error, 1)
+	go func() { _, err := readFrame(t, j); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("read returned %v with an empty buffer before the call began", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	j.Close()
+	if err := <-done; err == nil {
+		t.Fatal("closed before the start: read succeeded")
+	}
+}
+
+func TestJitterRefusesBadFrames(t *testing.T) {
+	j := newJitter(time.Now, time.Second)
+	if err := j.Push(0, []byte{1, 2, 3}); !errors.Is(err, nodeaudio.ErrFormat) {
+		t.Fatalf("short frame: %v", err)
+	}
+}

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"loaxa.vn/node/audio"
+	"loaxa.vn/protocol"
+)
+
+// Live calls (docs/live.md) come on the area's live topic: a start, audio
+// frames, an end. The start makes an occurrence of the call's priority
+// held like an emergency alert (alert.go), so it preempts lower levels and
+// what it cut off resumes after it, by the executor's usual rules. Its
+// stream is the call's jitter buffer.
+
+// liveStartWindow is how long after its start message a live call may
+// still begin (waiting for a higher level to end); a call that could not
+// begin by then is over.
+const liveStartWindow = 5 * time.Second
+
+func (a *Agent) acceptLive(env *protocol.Envelope) error {
+	if env.Type != protocol.TypeLive {
+		return fmt.Errorf("%w: %s message on a live topic", protocol.ErrMalformed, env.Type)
+	}
+	now := a.clock.Now()
+	entry, err := a.guard.Check(env, now)
+	if err != nil {
+		return err
+	}
+	var l protocol.Live
+	if err := env.Decode(&l); err != nil {
+		return err
+	}
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
+	}
+	if l.Kind != protocol.LiveAudio {
+		// Starts and ends are remembered across a restart, frames (25 a
+		// second, valid for seconds) only in memory.
+		if err := a.store.AddReplay(entry, now); err != nil {
+			a.log.Error("agent: replay entry not stored", "err", err)
+		}
+	}
+	j := a.lives[l.Call]
+	switch l.Kind {
+	case protocol.LiveStart:
+		if j != nil {
+			return nil // the same call through a parent area
+		}
+		if a.lives == nil {
+			a.lives = map[string]*jitter{}
+		}
+		if _, seen := a.progress[l.Call]; seen || slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == l.Call }) {
+			return fmt.Errorf("%w: live call %s has the id of a known occurrence", protocol.ErrMalformed, l.Call)
+		}
+		a.lives[l.Call] = newJitter(time.Now, LiveFrameTimeout)
+		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{
+			ID: l.Call, Announcement: l.Call, Title: l.Title, Priority: l.Priority, Live: l.Call,
+			Start: now, DurationMS: protocol.MaxLiveDuration.Milliseconds(), Expires: now.Add(liveStartWindow),
+			OnPreempt: protocol.PreemptDrop,
+		}})
+		a.log.Warn("agent: live call", "call", l.Call, "priority", l.Priority)
+	case protocol.LiveAudio:
+		if j == nil {
+			a.log.Debug("agent: live frame of a call not held", "call", l.Call, "seq", l.Seq)
+			return nil
+		}
+		return j.Push(l.Seq, l.Audio)
+	case protocol.LiveEnd:
+		if j != nil {
+			j.End()
+			a.log.Info("agent: live call ended by the speaker", "call", l.Call)
+		}
+	}
+	return nil
+}
+
+// openLive makes the stream of a live occurrence: its jitter buffer.
+func (a *Agent) openLive(p *play) error {
+	j := a.lives[p.occ.Live]
+	if j == nil {
+		return fmt.Errorf("live call %s is not held", p.occ.Live)
+	}
+	p.length = protocol.MaxLiveDuration
+	p.stream = &audio.Counter{R: j}
+	return nil
+}
+
+// pruneLives forgets the jitter buffers of calls no longer held.
+func (a *Agent) pruneLives() {
+	for id, j := range a.lives {
+		if !slices.ContainsFunc(a.alerts, func(al protocol.Alert) bool { return al.Occurrence.ID == id }) {
+			lost, late := j.Stats()
+			a.log.Info("agent: live call over", "call", id, "frames_lost", lost, "frames_late", late)
+			j.Close()
+			delete(a.lives, id)
+		}
+	}
+}
