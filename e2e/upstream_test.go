@@ -14,7 +14,7 @@ import (
 
 // The province's information-source system sends bulletins in with its
 // key: normal ones become proposals for the stations below, priority ones
-// open the next session, emergency ones are refused for now; a bulletin
+// open the next session, emergency ones sound at once; a bulletin
 // for a commune without a station plays as sent, and the export then
 // shows it played with the clusters' status.
 func TestUpstreamInboundAndExport(t *testing.T) {
@@ -61,9 +61,6 @@ func TestUpstreamInboundAndExport(t *testing.T) {
 	if status, raw, _ := send("tinh-hp.wrong", bulletin("b1", protocol.PriorityNormal, "318")); status != http.StatusUnauthorized {
 		t.Fatalf("wrong key: %d %s", status, raw)
 	}
-	if status, raw, _ := send(sys.Key, bulletin("b0", protocol.PriorityEmergency, "318")); status != http.StatusServiceUnavailable || !strings.Contains(raw, "Emergency bulletins are not taken") {
-		t.Fatalf("emergency: %d %s", status, raw)
-	}
 
 	// Normal → a proposal for the station (not for the commune without one).
 	status, raw, out := send(sys.Key, bulletin("b1", protocol.PriorityNormal, "318"))
@@ -79,6 +76,13 @@ func TestUpstreamInboundAndExport(t *testing.T) {
 	// Sent again: the same announcement, nothing new.
 	if status, raw, out := send(sys.Key, bulletin("b1", protocol.PriorityNormal, "318")); status != http.StatusOK || out["announcement"] != normal || out["duplicate"] != true {
 		t.Fatalf("resend: %d %s", status, raw)
+	}
+
+	// A recording larger than an ordinary JSON request (1 MiB) is taken.
+	long := bulletin("b1-long", protocol.PriorityNormal, "12346") // a proposal only: nothing plays it now
+	long["audio"] = base64.StdEncoding.EncodeToString(rig.ToneWAV(440, 40*time.Second, 16000, 1))
+	if status, raw, _ := send(sys.Key, long); status != http.StatusCreated {
+		t.Fatalf("a 1.3 MB recording: %d %s", status, raw)
 	}
 
 	// Priority → the head of the station's next session.
@@ -113,6 +117,21 @@ func TestUpstreamInboundAndExport(t *testing.T) {
 		ds := c.Deliveries(played)
 		return len(ds) == 1 && ds[0].State == loaxa.DeliveryCompleted
 	})
+	// Emergency → at once, through the emergency path, over anything.
+	status, raw, out = send(sys.Key, bulletin("b9", protocol.PriorityEmergency, "12347"))
+	if status != http.StatusCreated || out["handling"] != "immediate" || out["emergency"] == nil {
+		t.Fatalf("emergency: %d %s", status, raw)
+	}
+	em := out["emergency"].(string)
+	rig.Eventually(t, 20*time.Second, "tm-01 sounded the province's emergency", func() bool {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+em, nil, &rep)
+		return len(rep.Nodes) == 1 && rep.Nodes[0].Node == "tm-01" && (rep.Nodes[0].State == string(loaxa.DeliveryStarted) || rep.Nodes[0].State == string(loaxa.DeliveryCompleted))
+	})
+	if status, raw, out := send(sys.Key, bulletin("b9", protocol.PriorityEmergency, "12347")); status != http.StatusOK || out["emergency"] != em {
+		t.Fatalf("emergency resent: %d %s", status, raw)
+	}
+
 	var x struct {
 		Format   string
 		Communes []struct {

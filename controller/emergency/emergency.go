@@ -211,7 +211,10 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
 		return nil, fmt.Errorf("emergency %s: deliveries: %w", em.ID, err)
 	}
+	// A copy with its own areas: the publishers below write em.Areas
+	// without the lock while resend reads t.em.Areas under it.
 	t.em = *em
+	t.em.Areas = slices.Clone(em.Areas)
 	s.mu.Lock()
 	if s.live == nil {
 		s.live, s.fanout = map[string]*tracking{}, map[string]*tracking{}
@@ -245,6 +248,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		}
 	}
 	t.em = *em
+	t.em.Areas = slices.Clone(em.Areas)
 	for _, a := range em.Areas {
 		s.fanout[a.Area] = t
 	}

@@ -383,6 +383,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	}
 	now := m.faultsOf(st)
 	changed := false
+	var opened, cleared []string
 	for kind, detail := range now {
 		if f, open := r.faults[kind]; open {
 			if f.Detail != detail {
@@ -394,24 +395,31 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		}
 		r.faults[kind] = loaxa.Fault{Kind: kind, Since: at, Detail: detail}
 		changed = true
-		if _, open := m.open[alarmKey{node, kind}]; !open {
-			m.openAlarm(ctx, node, r, kind, detail, at)
-		}
+		opened = append(opened, kind)
 	}
 	for kind := range r.faults {
-		if _, still := now[kind]; still {
-			continue
-		}
-		delete(r.faults, kind)
-		changed = true
-		if a := m.open[alarmKey{node, kind}]; a != nil {
-			m.endAlarm(ctx, a, at)
+		if _, still := now[kind]; !still {
+			delete(r.faults, kind)
+			changed = true
+			cleared = append(cleared, kind)
 		}
 	}
+	// The node's faults first, then the alarms: whoever sees an alarm
+	// open or end finds the node's faults already saying so.
 	if changed {
 		faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return cmpString(a.Kind, b.Kind) })
 		if err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) { s.Faults = faults }); err != nil {
 			m.Logger.Error("health: faults not stored", "node", node, "err", err)
+		}
+	}
+	for _, kind := range opened {
+		if _, open := m.open[alarmKey{node, kind}]; !open {
+			m.openAlarm(ctx, node, r, kind, now[kind], at)
+		}
+	}
+	for _, kind := range cleared {
+		if a := m.open[alarmKey{node, kind}]; a != nil {
+			m.endAlarm(ctx, a, at)
 		}
 	}
 }
@@ -494,16 +502,33 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 		m.Logger.Warn("health: events of an unknown node", "node", node, "err", err)
 		return
 	}
+	fresh := make([]protocol.Event, 0, len(events))
 	var lastPlay time.Time
 	for _, e := range events {
 		if epoch == r.epoch && e.Seq <= r.seq {
 			continue
 		}
 		r.epoch, r.seq = epoch, e.Seq
+		fresh = append(fresh, e)
+		if e.Type == protocol.EventCompleted && e.At.After(lastPlay) {
+			lastPlay = e.At
+		}
+	}
+	// The last play first, then the alarms it ends (see ObserveState).
+	if !lastPlay.IsZero() {
+		err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+			if lastPlay.After(s.LastPlay) {
+				s.LastPlay = lastPlay
+			}
+		})
+		if err != nil {
+			m.Logger.Error("health: last play not stored", "node", node, "err", err)
+		}
+	}
+	for _, e := range fresh {
 		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
 		switch {
 		case e.Type == protocol.EventCompleted:
-			lastPlay = e.At
 			if a := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; a != nil {
 				m.endAlarm(ctx, a, e.At)
 			}
@@ -513,16 +538,6 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			}
 		case e.Type == protocol.EventSelfTest && e.Test != nil:
 			m.recordTest(ctx, node, r, e)
-		}
-	}
-	if !lastPlay.IsZero() {
-		err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
-			if lastPlay.After(s.LastPlay) {
-				s.LastPlay = lastPlay
-			}
-		})
-		if err != nil {
-			m.Logger.Error("health: last play not stored", "node", node, "err", err)
 		}
 	}
 }

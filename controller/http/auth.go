@@ -208,14 +208,9 @@ func (s *Server) handleRevokeSessions(w http.ResponseWriter, r *http.Request) er
 	if err := checkQuery(r); err != nil {
 		return err
 	}
-	ctx, name := r.Context(), r.PathValue("username")
-	u, err := s.UserService.FindUserByUsername(ctx, name)
-	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return loaxa.Errorf(loaxa.ENotFound, "There is no user %q; list users with GET /api/v1/users.", name)
-	} else if err != nil {
-		return fmt.Errorf("revoke sessions of %s: %w", name, err)
-	}
-	if err := s.authorizeUser(ctx, u); err != nil {
+	ctx := r.Context()
+	u, err := s.managedUser(r)
+	if err != nil {
 		return err
 	}
 	n, err := s.UserService.RevokeSessions(ctx, u.Username)
@@ -288,6 +283,22 @@ func (s *Server) secure(r *http.Request) bool {
 
 // authorizeUser checks that the caller may manage user u: u's area lies in
 // the caller's subtree, and a whole-tree user only by a whole-tree caller.
+// managedUser returns the user named by the request's {username} once the
+// caller may manage them (users.manage on their area).
+func (s *Server) managedUser(r *http.Request) (*loaxa.User, error) {
+	ctx, name := r.Context(), r.PathValue("username")
+	u, err := s.UserService.FindUserByUsername(ctx, name)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, loaxa.Errorf(loaxa.ENotFound, "There is no user %q; list users with GET /api/v1/users.", name)
+	} else if err != nil {
+		return nil, fmt.Errorf("find user %s: %w", name, err)
+	}
+	if err := s.authorizeUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
 func (s *Server) authorizeUser(ctx context.Context, u *loaxa.User) error {
 	caller := userFrom(ctx)
 	if u.Area == "" {

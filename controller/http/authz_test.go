@@ -33,6 +33,7 @@ type authzEnv struct {
 	seq     atomic.Int64
 	archive string // a release archive's SHA-256
 	rollout string // a rollout's id
+	runner  *release.Runner
 }
 
 // scopeArea, scopeNode and scopeUser are what a request names in scope
@@ -304,6 +305,13 @@ func authzCases() map[string][]authzCase {
 		"POST /api/v1/rollouts": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/rollouts", map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}})
 		}}},
+		"POST /api/v1/rollouts/{id}/halt": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			ro, err := a.runner.Start(context.Background(), "1.0.0", loaxa.Targets{Nodes: []string{"n-c"}}, 100, 1, "admin")
+			if err != nil {
+				panic(err)
+			}
+			return authzRequest{method: "POST", path: "/api/v1/rollouts/" + ro.ID + "/halt"}
+		}}},
 		"GET /api/v1/rollouts/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/rollouts/" + a.rollout}
 		}}},
@@ -453,6 +461,7 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 		t.Fatal(err)
 	}
 	a.rollout = ro.ID
+	a.runner = runner
 	e.srv.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {
 		f, err := mqtt.ExportMosquitto(ctx, e.stores.nodes, e.stores.areas, protocol.NewTopics(""), "loaxa-controller", loaxa.HashBrokerSecret("x"))
 		if err != nil {

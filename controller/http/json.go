@@ -25,10 +25,15 @@ const MaxJSONBytes = 1 << 20
 // unknown field (with the list of accepted ones), a value of the wrong type
 // (naming the field), or data after the object.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return decodeJSONMax(w, r, v, MaxJSONBytes)
+}
+
+// decodeJSONMax is decodeJSON for a body of up to max bytes.
+func decodeJSONMax(w http.ResponseWriter, r *http.Request, v any, max int64) error {
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxJSONBytes)
+	body := http.MaxBytesReader(w, r.Body, max)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -15,15 +15,10 @@ type passwordChange struct {
 }
 
 // passwordReset is the body of PUT /api/v1/users/{username}/password.
+// Both password routes answer with a revokedResponse: whose password
+// changed and how many of their sessions it ended.
 type passwordReset struct {
 	Password string `json:"password"`
-}
-
-// passwordResponse answers both: whose password changed and how many of
-// their sessions it ended.
-type passwordResponse struct {
-	Username string `json:"username"`
-	Revoked  int    `json:"revoked"`
 }
 
 // checkPassword explains why a password cannot be used, or returns nil.
@@ -80,7 +75,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) er
 	}
 	s.audit(r, auditPasswordChange, u.Username, u.Area, fmt.Sprintf("revoked=%d", n))
 	s.logger().Info("password changed", "username", u.Username, "sessions_ended", n)
-	s.writeJSON(w, r, http.StatusOK, passwordResponse{Username: u.Username, Revoked: n})
+	s.writeJSON(w, r, http.StatusOK, revokedResponse{Username: u.Username, Revoked: n})
 	return nil
 }
 
@@ -92,14 +87,9 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	ctx, name := r.Context(), r.PathValue("username")
-	u, err := s.UserService.FindUserByUsername(ctx, name)
-	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return loaxa.Errorf(loaxa.ENotFound, "There is no user %q; list users with GET /api/v1/users.", name)
-	} else if err != nil {
-		return fmt.Errorf("reset password of %s: %w", name, err)
-	}
-	if err := s.authorizeUser(ctx, u); err != nil {
+	ctx := r.Context()
+	u, err := s.managedUser(r)
+	if err != nil {
 		return err
 	}
 	if err := checkPassword("password", req.Password); err != nil {
@@ -116,6 +106,6 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	s.limits.forget("user:" + u.Username)
 	s.audit(r, auditPasswordReset, u.Username, u.Area, fmt.Sprintf("revoked=%d", n))
 	s.logger().Info("password reset", "username", u.Username, "sessions_ended", n, "by", userFrom(ctx).Username)
-	s.writeJSON(w, r, http.StatusOK, passwordResponse{Username: u.Username, Revoked: n})
+	s.writeJSON(w, r, http.StatusOK, revokedResponse{Username: u.Username, Revoked: n})
 	return nil
 }

@@ -19,6 +19,7 @@ type ReleaseArchives interface {
 // RolloutRunner plans and drives rollouts (controller/release).
 type RolloutRunner interface {
 	Start(ctx context.Context, version string, targets loaxa.Targets, percent, canaries int, by string) (*loaxa.Rollout, error)
+	Halt(ctx context.Context, id, by, reason string) (*loaxa.Rollout, error)
 }
 
 // handleUploadRelease answers POST /api/v1/releases?version=&arch=: the
@@ -165,6 +166,40 @@ func (s *Server) handleGetRollout(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	s.writeJSON(w, r, http.StatusOK, ro)
+	return nil
+}
+
+// haltRequest is the body of POST /api/v1/rollouts/{id}/halt.
+type haltRequest struct {
+	Reason string `json:"reason"`
+}
+
+// handleHaltRollout answers POST /api/v1/rollouts/{id}/halt: an admin
+// stops a rollout in progress (a complaint from the field, a bad sign the
+// canaries did not show).
+func (s *Server) handleHaltRollout(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := requireWholeTree(ctx); err != nil {
+		return err
+	}
+	if s.Rollouts == nil {
+		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
+	}
+	var req haltRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &req); err != nil {
+			return err
+		}
+	}
+	ro, err := s.Rollouts.Halt(ctx, r.PathValue("id"), userFrom(ctx).Username, req.Reason)
+	if err != nil {
+		return err
+	}
+	s.audit(r, "rollout.halt", ro.ID, "", ro.Reason)
 	s.writeJSON(w, r, http.StatusOK, ro)
 	return nil
 }

@@ -6,8 +6,11 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+
+	"loaxa.vn/controller/loaxa"
 )
 
 // releaseArchive is a release archive as build-boards.sh writes it, whose
@@ -56,5 +59,38 @@ func TestUploadReleaseRefusesBadArchives(t *testing.T) {
 	resp = a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(`{"version":"1.0.0","targets":{"nodes":["n-c"]},"canaries":0}`))
 	if resp.status != http.StatusBadRequest || !strings.Contains(string(resp.body), "canaries 0") {
 		t.Fatalf("rollout without canaries: %d %s", resp.status, resp.body)
+	}
+}
+
+func TestHaltRollout(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	var ro loaxa.Rollout
+	a.call("POST", "/api/v1/rollouts", a.admin, map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}}, http.StatusCreated, &ro)
+	if ro.State != loaxa.RolloutCanary {
+		t.Fatalf("new rollout is %s, want canary", ro.State)
+	}
+	checkError(t, a.request("POST", "/api/v1/rollouts/"+ro.ID+"/halt", a.admin, "application/json", strings.NewReader(`{"reason":"`+strings.Repeat("x", 201)+`"}`)),
+		http.StatusBadRequest, loaxa.EInvalid, "reason is 201 bytes long")
+	checkError(t, a.request("POST", "/api/v1/rollouts/r999999/halt", a.admin, "", nil), http.StatusNotFound, loaxa.ENotFound, `Rollout "r999999" does not exist`)
+
+	var halted loaxa.Rollout
+	a.call("POST", "/api/v1/rollouts/"+ro.ID+"/halt", a.admin, map[string]string{"reason": "loa xã Tiên Thắng im tiếng sau cập nhật"}, http.StatusOK, &halted)
+	if halted.State != loaxa.RolloutHalted || halted.Reason != "halted by admin: loa xã Tiên Thắng im tiếng sau cập nhật" {
+		t.Errorf("after halt: %s %q", halted.State, halted.Reason)
+	}
+	var got loaxa.Rollout
+	a.call("GET", "/api/v1/rollouts/"+ro.ID, a.admin, nil, http.StatusOK, &got)
+	if got.State != loaxa.RolloutHalted {
+		t.Errorf("stored state %s, want halted", got.State)
+	}
+	checkError(t, a.request("POST", "/api/v1/rollouts/"+ro.ID+"/halt", a.admin, "", nil), http.StatusConflict, loaxa.EConflict, "is halted already")
+
+	entries, err := a.stores.audit.FindAudit(t.Context(), loaxa.AuditFilter{Actor: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(entries, func(e *loaxa.AuditEntry) bool { return e.Action == "rollout.halt" && e.Target == ro.ID }) {
+		t.Error("no rollout.halt audit entry")
 	}
 }

@@ -97,6 +97,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/rollouts", Action: loaxa.ActionManageSystem, handle: s.handleListRollouts},
 		{Method: "POST", Path: "/api/v1/rollouts", Action: loaxa.ActionManageSystem, handle: s.handleCreateRollout},
 		{Method: "GET", Path: "/api/v1/rollouts/{id}", Action: loaxa.ActionManageSystem, handle: s.handleGetRollout},
+		{Method: "POST", Path: "/api/v1/rollouts/{id}/halt", Action: loaxa.ActionManageSystem, handle: s.handleHaltRollout},
 		{Method: "GET", Path: "/api/v1/upstream/export", Action: loaxa.ActionRead, handle: s.handleUpstreamExport},
 		{Method: "GET", Path: "/api/v1/upstream/outbox", Action: loaxa.ActionManageSystem, handle: s.handleUpstreamOutbox},
 		{Method: "GET", Path: "/api/v1/upstream/systems", Action: loaxa.ActionManageSystem, handle: s.handleListSystems},

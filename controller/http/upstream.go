@@ -172,11 +172,15 @@ const MaxInboundAudio = 20 << 20
 
 // inboundResponse answers POST /api/v1/inbound/bulletins.
 type inboundResponse struct {
-	Announcement string            `json:"announcement"`
-	Priority     protocol.Priority `json:"priority"`
+	Announcement string `json:"announcement,omitempty"`
+	// Emergency is the emergency sent for an emergency bulletin (GET
+	// /api/v1/emergency/{id} follows it).
+	Emergency string            `json:"emergency,omitempty"`
+	Priority  protocol.Priority `json:"priority"`
 	// Handling says what happens: "proposal" (stations accept it into a
 	// session), "next-session" (opens the next session), "as-sent" (no
-	// station below: plays at once).
+	// station below: plays at once), "immediate" (an emergency: sent at
+	// once through the emergency path).
 	Handling  string   `json:"handling"`
 	Proposals []string `json:"proposals,omitempty"`
 	Duplicate bool     `json:"duplicate,omitempty"`
@@ -186,8 +190,8 @@ type inboundResponse struct {
 // province's information-source system, authenticated by its key
 // ("Authorization: Bearer <system>.<secret>"). National priority levels:
 // normal becomes a proposal to the stations below (as a district's
-// bulletin does), priority opens the next session, emergency is refused
-// for now (see docs/upstream.md).
+// bulletin does), priority opens the next session, emergency goes out at
+// once as an emergency alert.
 func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if s.UpstreamSystems == nil {
@@ -198,7 +202,12 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	var req inboundRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	// Audio comes base64 in the JSON: a third larger than the file.
+	limit := int64(MaxInboundAudio*4/3 + MaxJSONBytes)
+	if r.ContentLength > limit {
+		return loaxa.Errorf(loaxa.ETooLarge, "The bulletin is %d bytes; send at most %d (audio of up to %d bytes, base64).", r.ContentLength, limit, MaxInboundAudio)
+	}
+	if err := decodeJSONMax(w, r, &req, limit); err != nil {
 		return err
 	}
 	if req.ID == "" || len(req.ID) > 128 {
@@ -207,7 +216,11 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 	if ann, err := s.UpstreamSystems.InboundAnnouncement(ctx, sys.ID, req.ID); err != nil {
 		return err
 	} else if ann != "" {
-		s.writeJSON(w, r, http.StatusOK, inboundResponse{Announcement: ann, Priority: req.Priority, Duplicate: true})
+		resp := inboundResponse{Announcement: ann, Priority: req.Priority, Duplicate: true}
+		if req.Priority == protocol.PriorityEmergency {
+			resp.Announcement, resp.Emergency = "", ann
+		}
+		s.writeJSON(w, r, http.StatusOK, resp)
 		return nil
 	}
 	title, err := cleanText("title", req.Title, true)
@@ -221,7 +234,7 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 	case protocol.PriorityHigh:
 		handling = "next-session"
 	case protocol.PriorityEmergency:
-		return loaxa.Errorf(loaxa.EUnavailable, "Emergency bulletins are not taken through this endpoint yet: this controller has no emergency path for outside systems. Reach the stations by phone and they send it with POST /api/v1/emergency.")
+		handling = "immediate"
 	default:
 		return loaxa.Errorf(loaxa.EInvalid, "priority %q: give normal (thông thường), priority (ưu tiên) or emergency (khẩn cấp).", req.Priority)
 	}
@@ -243,6 +256,9 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 	c, err := s.inboundContent(ctx, sys, &req, title)
 	if err != nil {
 		return err
+	}
+	if req.Priority == protocol.PriorityEmergency {
+		return s.inboundEmergency(w, r, sys, &req, title, c)
 	}
 	a := &loaxa.Announcement{
 		Title: title, ContentID: c.ID, Targets: loaxa.Targets{Areas: req.Areas, Nodes: []string{}},
@@ -281,6 +297,30 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 	s.changed()
 	s.auditAs(r, "system:"+sys.ID, "inbound.bulletin", a.ID, sys.Area, fmt.Sprintf("id=%s priority=%s handling=%s", req.ID, a.Priority, handling))
 	s.writeJSON(w, r, http.StatusCreated, resp)
+	return nil
+}
+
+// inboundEmergency sends an emergency bulletin through the emergency path
+// (POST /api/v1/emergency's): at once, over whatever plays, at full volume.
+func (s *Server) inboundEmergency(w http.ResponseWriter, r *http.Request, sys *loaxa.UpstreamSystem, req *inboundRequest, title string, c *loaxa.Content) error {
+	ctx := r.Context()
+	svc, err := s.emergencyService()
+	if err != nil {
+		return err
+	}
+	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
+		Kind: loaxa.EmergencyAlert, Title: title, ContentID: c.ID, Targets: req.Areas, CreatedBy: "system:" + sys.ID,
+	})
+	if em != nil {
+		s.auditAs(r, "system:"+sys.ID, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), emergencyDetail(em)+" inbound="+req.ID)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.UpstreamSystems.SetInboundAnnouncement(ctx, sys.ID, req.ID, em.ID); err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusCreated, inboundResponse{Emergency: em.ID, Priority: protocol.PriorityEmergency, Handling: "immediate"})
 	return nil
 }
 

@@ -74,6 +74,8 @@ type Client struct {
 	queues      []chan message
 	m           *metrics
 	metricsOnce sync.Once
+	statesMu    sync.Mutex
+	states      map[string][]byte // newest queued state by node
 	wg          sync.WaitGroup
 	cancel      context.CancelFunc
 	dropped     atomic.Uint64
@@ -203,15 +205,53 @@ func (c *Client) route(_ paho.Client, m paho.Message) {
 		return
 	}
 	c.metrics().in.WithLabelValues(string(t.Channel)).Inc()
+	c.enqueue(t, m.Payload())
+}
+
+// enqueue hands a node message to its node's worker. A node's states are
+// coalesced: only its newest matters, so while one is queued a newer one
+// replaces it in place (states[node]) instead of taking a queue slot. A
+// burst of every node at once (a broker restart) then queues at most one
+// state per node, and events are never crowded out by stale states.
+func (c *Client) enqueue(t protocol.Topic, payload []byte) {
+	msg := message{topic: t, payload: payload}
+	if t.Channel == protocol.ChanState {
+		c.statesMu.Lock()
+		if c.states == nil {
+			c.states = map[string][]byte{}
+		}
+		_, queued := c.states[t.ID]
+		c.states[t.ID] = payload
+		c.statesMu.Unlock()
+		if queued {
+			c.metrics().coalesced.Inc()
+			return
+		}
+		msg.payload = nil // the worker takes the newest from states
+	}
 	h := fnv.New32a()
 	h.Write([]byte(t.ID))
 	q := c.queues[h.Sum32()%uint32(len(c.queues))]
 	select {
-	case q <- message{topic: t, payload: m.Payload()}:
+	case q <- msg:
 	default:
+		if t.Channel == protocol.ChanState {
+			c.statesMu.Lock()
+			delete(c.states, t.ID)
+			c.statesMu.Unlock()
+		}
 		c.dropped.Add(1)
 		c.Logger.Warn("mqtt: ingest queue full, message dropped", "node", t.ID, "channel", t.Channel)
 	}
+}
+
+// takeState returns the newest state of node queued by enqueue.
+func (c *Client) takeState(node string) ([]byte, bool) {
+	c.statesMu.Lock()
+	defer c.statesMu.Unlock()
+	p, ok := c.states[node]
+	delete(c.states, node)
+	return p, ok
 }
 
 func (c *Client) work(ctx context.Context, q <-chan message) {
@@ -224,7 +264,9 @@ func (c *Client) work(ctx context.Context, q <-chan message) {
 			var err error
 			switch m.topic.Channel {
 			case protocol.ChanState:
-				err = c.ingestState(ctx, m.topic.ID, m.payload)
+				if p, ok := c.takeState(m.topic.ID); ok {
+					err = c.ingestState(ctx, m.topic.ID, p)
+				}
 			case protocol.ChanEvent:
 				err = c.ingestEvents(ctx, m.topic.ID, m.payload)
 			}

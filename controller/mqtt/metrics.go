@@ -4,11 +4,12 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics counts the client's traffic.
 type metrics struct {
-	in       *prometheus.CounterVec // by channel
-	ingested *prometheus.CounterVec // handled by a worker, by channel and result
-	out      *prometheus.CounterVec // by kind: desired, command
-	failed   *prometheus.CounterVec // publishes the broker did not take, by kind
-	dropped  prometheus.CounterFunc
+	in        *prometheus.CounterVec // by channel
+	ingested  *prometheus.CounterVec // handled by a worker, by channel and result
+	coalesced prometheus.Counter     // states replaced by a newer one while queued
+	out       *prometheus.CounterVec // by kind: desired, command
+	failed    *prometheus.CounterVec // publishes the broker did not take, by kind
+	dropped   prometheus.CounterFunc
 }
 
 func newMetrics(c *Client) *metrics {
@@ -19,6 +20,9 @@ func newMetrics(c *Client) *metrics {
 		ingested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_messages_ingested_total", Help: "Node messages the ingest workers handled, by channel and result (ok, refused).",
 		}, []string{"channel", "result"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_states_coalesced_total", Help: "Node states replaced by a newer one of the same node before the ingest reached them.",
+		}),
 		out: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_messages_out_total", Help: "Signed messages the broker took, by kind (desired, command, alert, live).",
 		}, []string{"kind"}),
@@ -34,7 +38,7 @@ func newMetrics(c *Client) *metrics {
 // Collectors returns the client's metrics for a Prometheus registry.
 func (c *Client) Collectors() []prometheus.Collector {
 	m := c.metrics()
-	return []prometheus.Collector{m.in, m.ingested, m.out, m.failed, m.dropped}
+	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped}
 }
 
 // metrics returns the client's metrics, made on first use so that a Client

@@ -124,6 +124,33 @@ func (r *Runner) Start(ctx context.Context, version string, targets loaxa.Target
 	return ro, nil
 }
 
+// maxHaltReason bounds the reason an admin gives for a halt.
+const maxHaltReason = 200
+
+// Halt stops an active rollout by hand: no node is asked any more.
+// Nodes already asked may still install the version while their command
+// lives (Resend); a new rollout of the previous version brings them back.
+func (r *Runner) Halt(ctx context.Context, id, by, reason string) (*loaxa.Rollout, error) {
+	if len(reason) > maxHaltReason {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "reason is %d bytes long; say it in at most %d.", len(reason), maxHaltReason)
+	}
+	ro, err := r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
+		if !x.Active() {
+			return loaxa.Errorf(loaxa.EConflict, "Rollout %s is %s already; only a rollout in progress can be halted.", x.ID, x.State)
+		}
+		x.State, x.Reason = loaxa.RolloutHalted, "halted by "+by
+		if reason != "" {
+			x.Reason += ": " + reason
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Logger.Warn("rollout halted by hand", "rollout", id, "by", by, "reason", reason)
+	return ro, nil
+}
+
 // Wake makes Run look at the rollouts now.
 func (r *Runner) Wake() {
 	select {

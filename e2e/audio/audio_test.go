@@ -6,8 +6,6 @@ package audio
 
 import (
 	"bytes"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/internal/alsatest"
 	"loaxa.vn/node/audio/oto"
-	"loaxa.vn/protocol/nodeaudio"
 )
 
 func TestMain(m *testing.M) {
@@ -49,7 +46,7 @@ func TestBulletinPlaysThroughALSA(t *testing.T) {
 	// controller converted, so that is what must come out of the device.
 	chirp := alsatest.Chirp(1500*time.Millisecond, 12000)
 	ct := c.Upload("chirp.wav", stereoWAV(upsample(chirp), 44100))
-	want := nodeAudio(t, c, ct.ID)
+	want := c.NodeAudio(ct.ID)
 
 	start := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
 	ann := c.Announce(ct.ID, []string{"31"}, nil, start)
@@ -74,32 +71,6 @@ func TestBulletinPlaysThroughALSA(t *testing.T) {
 	})
 	t.Logf("heard %v after the scheduled start; node reported %d ms late; correlation %.5f",
 		heard.Sub(start).Round(time.Millisecond), c.Deliveries(ann.ID)[0].LateMS, m.Score)
-}
-
-// nodeAudio downloads content id as the node receives it and returns its
-// samples.
-func nodeAudio(t *testing.T, c *rig.Controller, id string) []int16 {
-	t.Helper()
-	req, _ := http.NewRequest("GET", c.URL+"/api/v1/content/"+id+"/audio", nil)
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r, err := nodeaudio.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := make([]int16, len(raw)/2)
-	for i := range s {
-		s[i] = int16(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
-	}
-	return s
 }
 
 // upsample turns 16 kHz samples into 44.1 kHz by linear interpolation; the

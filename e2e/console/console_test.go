@@ -137,7 +137,7 @@ func screenshotDir(t testing.TB) string {
 // Do runs steps within a deadline; what names them in a failure.
 func (b *Browser) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, minWait)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.checkErrors()
@@ -146,9 +146,16 @@ func (b *Browser) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// Wait polls a JavaScript condition on the page until it is true.
+// minWait is the least any wait allows: deadlines only bound a failing
+// run, and a loaded 2-core CI machine can be many times slower than a
+// developer's.
+const minWait = 60 * time.Second
+
+// Wait polls a JavaScript condition on the page until it is true, for at
+// least minWait.
 func (b *Browser) Wait(what, expr string, within time.Duration) {
 	b.t.Helper()
+	within = max(within, minWait)
 	ctx, cancel := context.WithTimeout(b.ctx, within+5*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -166,7 +173,7 @@ func (b *Browser) Wait(what, expr string, within time.Duration) {
 
 // Eval evaluates a JavaScript expression (awaiting a promise) on the page.
 func Eval[T any](b *Browser, expr string) (T, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, minWait)
 	defer cancel()
 	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 }
@@ -184,7 +191,7 @@ func MustEval[T any](b *Browser, expr string) T {
 // Shot saves a screenshot of the viewport as name.png.
 func (b *Browser) Shot(name string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, minWait)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -180,11 +180,11 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // let agents run; outcomes do not depend on it
 		}
 	}
-	tick(20*time.Second, "both clusters have the schedule and its audio", ready)
+	tick(minWait, "both clusters have the schedule and its audio", ready)
 	evening := time.Date(2026, 3, 2, 17, 0, 0, 0, vn)
 	occ := loaxa.OccurrenceID(ann.ID, evening)
 	fc.Set(evening.Add(-time.Second))
-	tick(20*time.Second, "both clusters completed the evening bulletin", func() bool {
+	tick(minWait, "both clusters completed the evening bulletin", func() bool {
 		done := 0
 		for _, d := range c.Deliveries(ann.ID) {
 			if d.Occurrence == occ && d.State == loaxa.DeliveryCompleted {

@@ -80,6 +80,26 @@ func TestConflictsAndProposals(t *testing.T) {
 		t.Fatalf("after forcing: %d announcements", len(anns.Announcements))
 	}
 
+	// A relay of the district station every morning, in the background.
+	b.Do("place a relay",
+		chromedp.SetValue(chromedp.CSS(`#place-source`), "relay"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-source').dispatchEvent(new Event('change'))`),
+		chromedp.SendKeys(chromedp.CSS(`#place-stream`), "http://radio.thuynguyen.example/live.mp3"),
+		chromedp.SetValue(chromedp.CSS(`#place-minutes`), "45"),
+		chromedp.SendKeys(chromedp.CSS(`#place-title`), "Tiếp sóng đài huyện"),
+		chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
+		chromedp.SetValue(chromedp.CSS(`#place-time`), "06:00"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-when').dispatchEvent(new Event('change'))`))
+	if got := MustEval[string](b, text("#place-summary")); got != "Tiếp sóng 45 phút — Hằng ngày lúc 6:00" {
+		t.Errorf("relay form says %q", got)
+	}
+	b.Do("schedule the relay", chromedp.Click(chromedp.CSS(`#place-submit`)))
+	b.Wait("the relay on Tuesday morning", `[...document.querySelectorAll('[data-day="2026-03-03"] .slot')].some(s => s.innerText.includes('06:00 Tiếp sóng đài huyện') && s.innerText.includes('45:00'))`, 10*time.Second)
+	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+	if relay := anns.Announcements[len(anns.Announcements)-1]; relay.StreamURL != "http://radio.thuynguyen.example/live.mp3" || relay.Priority != "background" || relay.DurationMS != 45*60*1000 {
+		t.Errorf("relay scheduled as %s", rig.Describe(relay))
+	}
+
 	// The district's proposal, accepted into the evening session.
 	b.Wait("the proposal, by its title", text("#proposals li")+`.includes('Thông báo của huyện')`, 5*time.Second)
 	b.Do("accept it into the evening session",

@@ -44,7 +44,10 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 
 	b.Go("#/alarms", `document.querySelector('#h-open')`)
 	sim.SetSpeakerLine(protocol.LineOpen)
-	b.Wait("the alarm, live", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+	b.Wait("the alarm", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+	if n := MustEval[string](b, `document.querySelector('main').dataset.streamEvents || '0'`); n == "0" {
+		t.Error("the alarm appeared without an event from the alarm stream")
+	}
 	if got := MustEval[string](b, text(`#alarms-open tr[data-kind="speaker-line-open"]`)); !contains(got, "Nghiêm trọng", "Đứt dây loa", "lap-le-01") {
 		t.Errorf("alarm row %q", got)
 	}
@@ -69,7 +72,7 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 	b.Do("turn the volume down",
 		chromedp.SetValue(chromedp.CSS(`#node-volume`), "5"),
 		chromedp.Click(chromedp.CSS(`#node-save`)))
-	rig.Eventually(t, 15*time.Second, "the node plays at volume 5", func() bool {
+	rig.Eventually(t, minWait, "the node plays at volume 5", func() bool {
 		v := c.Node("lap-le-01").Status.Volume
 		return v != nil && *v == 5
 	})

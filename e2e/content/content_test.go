@@ -11,9 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +82,7 @@ func TestContentMatrixPlaysThroughALSA(t *testing.T) {
 	var plan []planned
 	for _, it := range items {
 		ct := it.make(t, c)
-		want := nodeAudio(t, c, ct.ID)
+		want := c.NodeAudio(ct.ID)
 		if it.source > 0 {
 			// MP3 adds its encoder delay (tens of ms) to the source.
 			if d := time.Duration(ct.DurationMS)*time.Millisecond - it.source; d < 0 || d > 80*time.Millisecond {
@@ -228,30 +226,4 @@ func legacyContent(t *testing.T, c *rig.Controller, d time.Duration) *loaxa.Cont
 		t.Fatal(err)
 	}
 	return ct
-}
-
-// nodeAudio downloads content id as the node receives it and returns its
-// samples.
-func nodeAudio(t *testing.T, c *rig.Controller, id string) []int16 {
-	t.Helper()
-	req, _ := http.NewRequest("GET", c.URL+"/api/v1/content/"+id+"/audio", nil)
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r, err := nodeaudio.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := make([]int16, len(raw)/2)
-	for i := range s {
-		s[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
-	}
-	return s
 }

@@ -8,9 +8,7 @@ package emergencyaudio
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"math"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -54,8 +52,8 @@ func TestEmergencyTemplateThroughALSA(t *testing.T) {
 
 	bulletin := c.Upload("ban-tin.wav", monoWAV(alsatest.Chirp(4*time.Second, 12000)))
 	message := c.Upload("bao-dong.wav", monoWAV(reversed(alsatest.Chirp(time.Second, 12000))))
-	wantBulletin := nodeAudio(t, c, bulletin.ID)
-	wantMessage := nodeAudio(t, c, message.ID)
+	wantBulletin := c.NodeAudio(bulletin.ID)
+	wantMessage := c.NodeAudio(message.ID)
 	start := time.Now().Add(2 * time.Second)
 	ann := c.Announce(bulletin.ID, []string{"31"}, nil, start)
 	occ := loaxa.OccurrenceID(ann.ID, start)
@@ -66,7 +64,7 @@ func TestEmergencyTemplateThroughALSA(t *testing.T) {
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{
 		"content_id": message.ID, "targets": []string{"31"}, "repeat": 2, "volume": 5, "drill": true,
 	}, &em)
-	opening, closing := nodeAudio(t, c, em.OpeningChime), nodeAudio(t, c, em.ClosingChime)
+	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
 
 	mo := capture.Await(t, opening, from, 15*time.Second)
 	m1 := capture.Await(t, wantMessage, mo.Offset+len(opening)-joinTolerance, 10*time.Second)
@@ -143,30 +141,4 @@ func monoWAV(s []int16) []byte {
 	w(uint32(2 * len(s)))
 	w(s)
 	return b.Bytes()
-}
-
-// nodeAudio downloads content id as the node receives it and returns its
-// samples.
-func nodeAudio(t *testing.T, c *rig.Controller, id string) []int16 {
-	t.Helper()
-	req, _ := http.NewRequest("GET", c.URL+"/api/v1/content/"+id+"/audio", nil)
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r, err := nodeaudio.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := make([]int16, len(raw)/2)
-	for i := range s {
-		s[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
-	}
-	return s
 }

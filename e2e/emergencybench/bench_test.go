@@ -11,7 +11,6 @@ package emergencybench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -33,41 +32,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// stampOutput notes the real time each play hands its first sample to the
-// silent output: when it would be heard.
-type stampOutput struct {
-	agent.Output
-	mu     sync.Mutex
-	starts []time.Time
-}
-
-func (o *stampOutput) Play(ctx context.Context, pcm io.Reader) error {
-	return o.Output.Play(ctx, &firstRead{r: pcm, o: o})
-}
-
-func (o *stampOutput) plays() []time.Time {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return slices.Clone(o.starts)
-}
-
-type firstRead struct {
-	r    io.Reader
-	o    *stampOutput
-	done bool
-}
-
-func (f *firstRead) Read(p []byte) (int, error) {
-	if !f.done {
-		f.done = true
-		now := time.Now()
-		f.o.mu.Lock()
-		f.o.starts = append(f.o.starts, now)
-		f.o.mu.Unlock()
-	}
-	return f.r.Read(p)
-}
-
 // BenchmarkAlertToSound sends one emergency per iteration to an area of
 // N nodes and takes, per node, the real time from the API call to the
 // first sample handed to its output (alert-to-sound), and |that − the
@@ -85,7 +49,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	c := rig.StartControllerWith(b, rig.ControllerOptions{Logger: quiet})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	outs := map[string]*stampOutput{}
+	outs := map[string]*rig.StampOutput{}
 	var outsMu sync.Mutex
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -93,7 +57,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 		Controller: c.URL, Token: c.Token, Nodes: n, Area: "12346", Prefix: "bench", Logger: quiet, AgentLogger: quiet,
 		EnrolWorkers: 16,
 		Tune: func(ac *agent.Config) {
-			o := &stampOutput{Output: ac.Output}
+			o := &rig.StampOutput{Output: ac.Output}
 			outsMu.Lock()
 			outs[ac.Credentials.Node] = o
 			outsMu.Unlock()
@@ -129,9 +93,9 @@ func BenchmarkAlertToSound(b *testing.B) {
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
 		start := em.Areas[0].Start
 		for id, o := range outs {
-			rig.Eventually(b, 2*time.Minute, fmt.Sprintf("round %d sounded on %s", k, id), func() bool { return len(o.plays()) > k })
+			rig.Eventually(b, 2*time.Minute, fmt.Sprintf("round %d sounded on %s", k, id), func() bool { return len(o.Plays()) > k })
 			if measure {
-				at := o.plays()[k]
+				at := o.Plays()[k]
 				toSound = append(toSound, at.Sub(t0))
 				skew = append(skew, at.Sub(start).Abs())
 				if at.Sub(start) > 20*time.Millisecond {

@@ -114,6 +114,10 @@ func TestFleetStatusIngest(t *testing.T) {
 			stage, float64(rss)/(1<<20), float64(rss-base)/float64(stage)/1024)
 	}
 
+	// Enrolment made the scheduler compile and publish every node's
+	// desired state; let it finish, so the ingest is measured alone.
+	ctl.waitQuiet(t, total, 10*time.Minute)
+
 	// Ingest: every node publishes state changes as fast as the links
 	// take them, for a while; the controller's rate is what its workers
 	// handled per second until they caught up.
@@ -349,6 +353,27 @@ func (c *controller) waitOnline(t *testing.T, n int, within time.Duration) {
 			t.Fatalf("%d nodes not online within %v", n, within)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitQuiet waits until the scheduler has published n desired states and
+// published nothing more for 3 s.
+func (c *controller) waitQuiet(t *testing.T, n int, within time.Duration) {
+	deadline := time.Now().Add(within)
+	last, since := -1.0, time.Now()
+	for {
+		m := promtest.Scrape(t, c.url+"/metrics")
+		v, _ := m.Value("loaxa_mqtt_messages_out_total", "kind", "desired")
+		if v != last {
+			last, since = v, time.Now()
+		}
+		if int(v) >= n && time.Since(since) > 3*time.Second {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scheduler still publishing after %v (%v desired states)", within, v)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

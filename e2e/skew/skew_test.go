@@ -8,14 +8,11 @@
 package skew
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +21,6 @@ import (
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/internal/clock"
-	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 )
 
@@ -35,41 +31,6 @@ type skewed struct{ d time.Duration }
 
 func (s skewed) Now() time.Time                       { return time.Now().Add(s.d) }
 func (s skewed) NewTimer(d time.Duration) clock.Timer { return clock.Real{}.NewTimer(d) }
-
-// stampOutput is a silent output that notes the real time at which each
-// play hands its first sample to the output: when it would be heard.
-type stampOutput struct {
-	agent.Output
-	mu     sync.Mutex
-	starts []time.Time
-}
-
-func (o *stampOutput) Play(ctx context.Context, pcm io.Reader) error {
-	return o.Output.Play(ctx, &firstRead{r: pcm, o: o})
-}
-
-func (o *stampOutput) plays() []time.Time {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return slices.Clone(o.starts)
-}
-
-type firstRead struct {
-	r    io.Reader
-	o    *stampOutput
-	done bool
-}
-
-func (f *firstRead) Read(p []byte) (int, error) {
-	if !f.done {
-		f.done = true
-		now := time.Now()
-		f.o.mu.Lock()
-		f.o.starts = append(f.o.starts, now)
-		f.o.mu.Unlock()
-	}
-	return f.r.Read(p)
-}
 
 // BenchmarkStartSkew runs a real controller (embedded broker, real clock)
 // and LOAXA_BENCH_SKEW_NODES agents (default 8) in this process, each on a
@@ -89,12 +50,12 @@ func BenchmarkStartSkew(b *testing.B) {
 	c := rig.StartController(b, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	outs := make([]*stampOutput, n)
+	outs := make([]*rig.StampOutput, n)
 	agents := make([]*rig.Node, n)
 	for i := range n {
 		sign := 1 - 2*(i%2)
 		off := time.Duration(sign*(1+i%5)) * time.Minute
-		outs[i] = &stampOutput{Output: audio.NewNone(clock.Real{})}
+		outs[i] = &rig.StampOutput{Output: audio.NewNone(clock.Real{})}
 		agents[i] = rig.StartNode(b, c.CreateNode(fmt.Sprintf("sk-%02d", i), "12346"),
 			rig.NodeOptions{Clock: skewed{off}, Output: outs[i]})
 	}
@@ -116,8 +77,8 @@ func BenchmarkStartSkew(b *testing.B) {
 		var first, last time.Time
 		began := map[string]time.Time{}
 		for i, o := range outs {
-			rig.Eventually(b, 30*time.Second, fmt.Sprintf("round %d played on node %d", k, i), func() bool { return len(o.plays()) > k })
-			at := o.plays()[k]
+			rig.Eventually(b, 30*time.Second, fmt.Sprintf("round %d played on node %d", k, i), func() bool { return len(o.Plays()) > k })
+			at := o.Plays()[k]
 			began[agents[i].ID] = at
 			if first.IsZero() || at.Before(first) {
 				first = at

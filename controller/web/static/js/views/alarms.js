@@ -56,14 +56,21 @@ export async function render(ctx, main) {
   show(first.alarms || []);
   // Changes arrive as server-sent events; a slow poll covers a stream a
   // proxy cut.
-  src.addEventListener('alarm', () => reload().catch((err) => fill(body, errorBox(err))));
+  let events = 0;
+  src.addEventListener('alarm', () => {
+    main.dataset.streamEvents = String(++events); // how many changes came live (tests read it)
+    reload().catch((err) => fill(body, errorBox(err)));
+  });
+  // Each (re)connection may have missed changes: read the list again once
+  // subscribed (a slow first connection, or one a proxy cut).
+  src.addEventListener('open', () => reload().catch((err) => fill(body, errorBox(err))));
   let timer = 0;
   const tick = async () => {
     try { await reload(); } catch (err) { fill(body, errorBox(err)); }
     timer = setTimeout(tick, REFRESH_MS);
   };
   timer = setTimeout(tick, REFRESH_MS);
-  return () => { clearTimeout(timer); src.close(); };
+  return () => { clearTimeout(timer); src.close(); delete main.dataset.streamEvents; };
 }
 
 async function fallback(ctx, main) {

@@ -7,7 +7,6 @@
 import { api, apiURL } from '../api.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber } from '../ui.js';
-import { nodeHealth } from './overview.js';
 
 export async function render(ctx, main, params) {
   let list;
@@ -28,7 +27,7 @@ async function compose(ctx, main, recent) {
   const [{ nodes }, { content }] = await Promise.all([api('GET', '/nodes'), api('GET', '/content')]);
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
-    return { all: inside.length, online: inside.filter((n) => nodeHealth(n) !== 'offline' && nodeHealth(n) !== 'never').length };
+    return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
   };
   const boxes = ctx.areaOptions().map(([id, label]) => {
     const c = count(id);
@@ -40,6 +39,7 @@ async function compose(ctx, main, recent) {
   const text = h('textarea', { id: 'em-text', rows: 4, maxlength: 10000 });
   const contentSel = h('select', { id: 'em-content' }, h('option', { value: '' }, t('programme.pick_content')), content.map((c) => h('option', { value: c.id }, c.title)));
   const repeat = h('input', { type: 'number', id: 'em-repeat', min: 1, max: 10, value: 3 });
+  const volume = h('select', { id: 'em-volume' }, options(Array.from({ length: 15 }, (_, i) => [String(15 - i), i === 0 ? t('emergency.full') : String(15 - i)]), '15'));
   const status = h('div', { 'aria-live': 'polite' });
   const banner = h('div', { class: 'drill-banner', hidden: true, id: 'em-drill-banner' }, t('emergency.drill_banner'));
   const submit = h('button', { type: 'submit', class: 'danger', id: 'em-send', style: 'font-size:1.3rem;padding:.8rem 1.6rem' }, t('emergency.next'));
@@ -75,7 +75,7 @@ async function compose(ctx, main, recent) {
       if (!ok) return;
       submit.disabled = true;
       try {
-        const body = { targets: { areas: targets }, repeat: Number(repeat.value) || 3, drill: drill.checked };
+        const body = { targets: { areas: targets }, repeat: Number(repeat.value) || 3, volume: Number(volume.value), drill: drill.checked };
         if (how.value === 'text') body.text = text.value.trim(); else body.content_id = contentSel.value;
         const em = await api('POST', '/emergency', body);
         location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
@@ -88,7 +88,7 @@ async function compose(ctx, main, recent) {
   },
   h('label', { class: 'check', for: 'em-drill', style: 'font-size:1.1rem' }, drill, t('emergency.drill')),
   h('fieldset', {}, h('legend', {}, t('emergency.areas')), boxes),
-  h('div', { class: 'form-grid' }, field(t('emergency.how'), how), field(t('programme.repeat'), repeat)),
+  h('div', { class: 'form-grid' }, field(t('emergency.how'), how), field(t('emergency.repeat'), repeat), field(t('clusters.volume'), volume, t('emergency.volume_hint'))),
   field(t('emergency.text'), text, t('emergency.text_hint')),
   field(t('programme.content'), contentSel),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);

@@ -81,6 +81,11 @@ function placeForm(ctx, area, sessions, content, reload) {
     h('option', { value: '' }, t('programme.pick_content')),
     content.map((c) => h('option', { value: c.id }, `${c.title} (${fmtDuration(c.duration_ms)})`)));
   const title = h('input', { id: 'place-title', maxlength: 200 });
+  // Programme relay (tiếp sóng): a station's live MP3 stream for a while,
+  // always in the background (docs/scheduling.md).
+  const source = h('select', { id: 'place-source' }, options([['content', t('programme.source_content')], ['relay', t('programme.source_relay')]], 'content'));
+  const streamURL = h('input', { type: 'url', id: 'place-stream', placeholder: 'http://…/vov1.mp3' });
+  const minutes = h('input', { type: 'number', id: 'place-minutes', min: 1, max: 1440, value: 30 });
   const whenSel = h('select', { id: 'place-when' }, options([
     ...sessions.map((s) => ['s:' + s.id, t('programme.in_session', { name: s.name, time: clock(s.start) })]),
     ['time', t('programme.at_time')]], sessions.length ? 's:' + sessions[sessions.length - 1].id : 'time'));
@@ -99,21 +104,38 @@ function placeForm(ctx, area, sessions, content, reload) {
 
   const session = () => (whenSel.value.startsWith('s:') ? sessions.find((s) => 's:' + s.id === whenSel.value) : null);
   const days = () => dayBoxes.filter((b) => b.checked).map((b) => b.value);
+  const relay = () => source.value === 'relay';
   const update = () => {
+    contentSel.closest('.field').hidden = relay();
+    contentSel.required = !relay();
+    streamURL.closest('.field').hidden = minutes.closest('.field').hidden = !relay();
+    streamURL.required = relay();
+    repeat.closest('.field').hidden = relay();
+    priority.disabled = relay();
+    if (relay()) priority.value = 'background';
     time.closest('.field').hidden = !!session();
     daysSet.hidden = kind.value !== 'weekly';
     until.closest('.field').hidden = kind.value === 'once';
     const [y, m, d] = (start.value || ymd(now())).split('-');
-    fill(summary, describe({ kind: kind.value, days: days(), time: time.value, session: session(), date: `${d}/${m}/${y}` }));
+    const when = describe({ kind: kind.value, days: days(), time: time.value, session: session(), date: `${d}/${m}/${y}` });
+    fill(summary, relay() ? t('programme.relay_summary', { n: minutes.value, when }) : when);
   };
   const request = (force) => {
     const s = session();
     const at = vnDate(start.value, s ? s.start : time.value);
     const rrule = toRule(kind.value, days());
     const body = {
-      title: title.value.trim() || undefined, content_id: contentSel.value, priority: priority.value,
-      targets: { areas: [area], nodes: [] }, start: rfc3339(at), repeat: Number(repeat.value) || 1,
+      title: title.value.trim() || undefined, priority: priority.value,
+      targets: { areas: [area], nodes: [] }, start: rfc3339(at),
     };
+    if (relay()) {
+      body.stream_url = streamURL.value.trim();
+      body.duration_ms = Math.round(Number(minutes.value) * 60000);
+      body.priority = 'background';
+    } else {
+      body.content_id = contentSel.value;
+      body.repeat = Number(repeat.value) || 1;
+    }
     if (rrule) body.rrule = rrule;
     if (rrule && until.value) body.until = rfc3339(vnDate(until.value, '23:59'));
     if (s) body.session = s.id;
@@ -143,7 +165,8 @@ function placeForm(ctx, area, sessions, content, reload) {
       submit.disabled = false;
     }
   };
-  for (const el of [whenSel, time, kind, start, ...dayBoxes]) el.addEventListener('change', update);
+  for (const el of [source, whenSel, time, kind, start, ...dayBoxes]) el.addEventListener('change', update);
+  minutes.addEventListener('input', update);
   time.addEventListener('input', update);
   const form = h('form', {
     class: 'panel', id: 'place-form', 'aria-labelledby': 'h-place', onsubmit: (e) => {
@@ -154,7 +177,9 @@ function placeForm(ctx, area, sessions, content, reload) {
   },
   h('h2', { id: 'h-place' }, t('programme.place_title', { area: ctx.areaName(area) })),
   h('div', { class: 'form-grid' },
-    field(t('programme.content'), contentSel), field(t('common.title'), title, t('library.title_hint')),
+    field(t('programme.source'), source), field(t('programme.content'), contentSel),
+    field(t('programme.stream'), streamURL, t('programme.stream_hint')), field(t('programme.minutes'), minutes),
+    field(t('common.title'), title, t('library.title_hint')),
     field(t('programme.when'), whenSel), field(t('programme.time'), time),
     field(t('programme.recurrence'), kind), field(t('programme.start'), start),
     field(t('programme.until'), until, t('programme.until_hint')),

@@ -1,0 +1,108 @@
+package console
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+)
+
+// TestEmergencyAckBoard: the officer of Xã Lập Lễ sends an emergency to
+// the commune from the console — area, stored audio, a confirmation that
+// says how many clusters will sound — and the live board reaches
+// "sounding" for every online cluster, with the one that is off shown
+// offline; then the officer stops it. The drill switch stripes the page
+// before anything is sent.
+func TestEmergencyAckBoard(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateArea("11530", "Xã Tam Hưng", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	online := []string{"lap-le-01", "lap-le-02"}
+	for _, id := range online {
+		rig.StartNode(t, c.CreateNode(id, "11527"), rig.NodeOptions{})
+	}
+	c.CreateNode("lap-le-03", "11527") // enrolled, switched off
+	c.CreateNode("tam-hung-01", "11530")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 20*time.Second, 16000, 1))
+	rig.Eventually(t, minWait, "both running clusters online", func() bool {
+		for _, id := range online {
+			if c.Node(id).Status.State != loaxa.NodeOnline {
+				return false
+			}
+		}
+		return true
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Do("open the emergency screen", chromedp.Click(chromedp.CSS(`#emergency-entry`)))
+	b.Wait("the emergency form", `document.querySelector('#em-form')`, 10*time.Second)
+	b.CheckAccessible("#/emergency")
+	if got := MustEval[[]string](b, `[...document.querySelectorAll('input[name=em-area]')].map(b => b.value)`); strings.Join(got, ",") != "11527" {
+		t.Errorf("areas offered %q, want only 11527", got)
+	}
+
+	// A drill is unmistakable before it is sent.
+	b.Do("switch to a drill", chromedp.Click(chromedp.CSS(`#em-drill`)))
+	if !MustEval[bool](b, `!document.querySelector('#em-drill-banner').hidden && document.querySelector('main').classList.contains('drill') && `+text("#em-send")+` === 'Tiếp tục diễn tập →'`) {
+		t.Error("the drill switch does not mark the page")
+	}
+	b.Shot("17-dien-tap")
+	b.Do("back to a real alert", chromedp.Click(chromedp.CSS(`#em-drill`)))
+
+	b.Do("choose the commune and the recording",
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
+		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-confirm")); !contains(got, "3 cụm loa sẽ phát ngay", "2 trong 3 cụm loa đang trực tuyến", "Xã Lập Lễ") {
+		t.Errorf("confirmation says %q", got)
+	}
+	b.Shot("18-xac-nhan-khan-cap")
+	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+
+	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
+	b.CheckAccessible("the acknowledgement board")
+	b.Wait("every online cluster sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
+	rows := MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('#ack-board tbody tr')].map(r => [r.dataset.node, r.dataset.state]))`)
+	if rows["lap-le-01"] != "started" || rows["lap-le-02"] != "started" || rows["lap-le-03"] != "offline" || len(rows) != 3 {
+		t.Errorf("board rows %v", rows)
+	}
+	b.Shot("19-bang-xac-nhan")
+
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 1 || ems.Emergencies[0].CreatedBy != "can-bo-lap-le" || ems.Emergencies[0].Drill || strings.Join(ems.Emergencies[0].Targets, ",") != "11527" {
+		t.Fatalf("emergencies %s", rig.Describe(ems))
+	}
+	b.Do("stop it", chromedp.Click(chromedp.CSS(`#em-cancel`)))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("stopped on the board", `document.querySelector('#em-state') && `+text("#em-state")+` === 'Đã dừng'`, 15*time.Second)
+	rig.Eventually(t, minWait, "no cluster playing", func() bool {
+		for _, id := range online {
+			if c.Node(id).Status.Playing != nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The all-clear goes to the same areas, read out from the text given.
+	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the all-clear's own board", text("main h1")+`.startsWith('Thông báo an toàn')`, 20*time.Second)
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 2 || ems.Emergencies[0].Kind != "all-clear" || ems.Emergencies[0].Follows != ems.Emergencies[1].ID ||
+		!strings.HasPrefix(ems.Emergencies[0].Text, "Tình hình đã an toàn") {
+		t.Errorf("after the all-clear: %s", rig.Describe(ems))
+	}
+}
