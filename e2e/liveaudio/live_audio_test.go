@@ -16,11 +16,11 @@ import (
 	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/liveclient"
-	"loaxa.vn/firmware-sim/board"
-	"loaxa.vn/internal/clock"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
 	"loaxa.vn/internal/alsatest"
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/protocol/nodeaudio"
 )
