@@ -67,6 +67,10 @@ func StartBrowser(t testing.TB) *Browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// A fake microphone (a beep) that needs no permission prompt, for
+		// the live screen.
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam (Accept-Language, navigator.language)
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,9 @@ import (
 	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
 	"loaxa.vn/internal/alsatest"
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -44,7 +47,11 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("32", "Tỉnh Quảng Ninh", "")
 	n := rig.StartNode(t, c.CreateNode("hp-01", "31"), rig.NodeOptions{Output: out})
-	sib := rig.StartNode(t, c.CreateNode("qn-01", "32"), rig.NodeOptions{})
+	sibBoard, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sib := rig.StartNode(t, c.CreateNode("qn-01", "32"), rig.NodeOptions{Board: sibBoard})
 	rig.Eventually(t, 15*time.Second, "nodes online", func() bool {
 		return c.Node("hp-01").Status.State == loaxa.NodeOnline && c.Node("qn-01").Status.State == loaxa.NodeOnline
 	})
@@ -175,6 +182,23 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	rig.Eventually(t, 10*time.Second, "second call off the air after the disconnect", func() bool {
 		p := n.Agent.Status().Playing
 		return p == nil || p.Occurrence != call2ID
+	})
+	// A call to area 32, where nothing else plays, whose client
+	// disconnects: the amplifier goes on for it and off after it.
+	opt.Areas = []string{"32"}
+	call3, err := liveclient.Dial(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { streamed <- call3.Stream(ctx, bytes.NewReader(pcmBytes(voice))) }()
+	rig.Eventually(t, 10*time.Second, "call to 32 on air on qn-01 with its amplifier on", func() bool {
+		p := sib.Agent.Status().Playing
+		return p != nil && strings.HasPrefix(p.Occurrence, "live-") && sibBoard.Amplifier()
+	})
+	call3.Drop()
+	<-streamed
+	rig.Eventually(t, 15*time.Second, "qn-01 off the air, amplifier released", func() bool {
+		return sib.Agent.Status().Playing == nil && !sibBoard.Amplifier()
 	})
 	t.Logf("calls %s and %s; statuses %+v", callID, call2ID, statuses)
 }

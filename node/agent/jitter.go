@@ -72,6 +72,10 @@ func newJitter(now func() time.Time, timeout time.Duration) *jitter {
 	}
 }
 
+// ReadAhead bounds the output's read-ahead to two frames, so that the
+// jitter buffer, not the player's buffer, sets the call's latency.
+func (j *jitter) ReadAhead() time.Duration { return 2 * frameDuration }
+
 // Push decodes and stores frame seq. A frame whose place has been played,
 // or a copy, is dropped.
 func (j *jitter) Push(seq uint64, frame []byte) error {

@@ -27,6 +27,21 @@ type Counter struct {
 	n atomic.Int64
 }
 
+// ReadAhead is what a live source implements to bound how much an output
+// reads ahead of what is heard: an output that fills a large buffer
+// before it sounds would add that buffer to a live call's latency.
+type ReadAhead interface {
+	ReadAhead() time.Duration
+}
+
+// ReadAhead returns R's ReadAhead, or 0 (the output's default).
+func (c *Counter) ReadAhead() time.Duration {
+	if r, ok := c.R.(ReadAhead); ok {
+		return r.ReadAhead()
+	}
+	return 0
+}
+
 // Read reads from R and counts.
 func (c *Counter) Read(p []byte) (int, error) {
 	n, err := c.R.Read(p)

@@ -11,6 +11,7 @@ import (
 
 	otolib "github.com/hajimehoshi/oto/v2"
 
+	"loaxa.vn/node/audio"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -82,6 +83,13 @@ func Open() (*Output, error) {
 func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 	p := o.ctx.NewPlayer(pcm)
 	defer p.Close()
+	if r, ok := pcm.(audio.ReadAhead); ok && r.ReadAhead() > 0 {
+		// A live call: oto's default player buffer (0.5 s) would be
+		// filled before the first sample sounds.
+		if bs, ok := p.(otolib.BufferSizeSetter); ok {
+			bs.SetBufferSize(int(nodeaudio.Bytes(r.ReadAhead())))
+		}
+	}
 	p.Play()
 	tick := time.NewTicker(o.Poll)
 	defer tick.Stop()
