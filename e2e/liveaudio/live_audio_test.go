@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"loaxa.vn/internal/alsatest"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio/oto"
+	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -154,9 +157,24 @@ func TestLiveCallThroughALSA(t *testing.T) {
 
 	// The bulletin, cut off, plays again from its beginning after the call.
 	capture.Await(t, wantBulletin[:nodeaudio.SampleRate], end-16, 15*time.Second)
-	rig.Eventually(t, 5*time.Second, "bulletin back on air", func() bool {
-		p := n.Agent.Status().Playing
-		return p != nil && p.Occurrence == occ
+	// The capture proves it sounds again; the node's report says so too
+	// (started again after the cut, then completed). Waiting on the
+	// report, not on the node's "playing now", which a slow machine can
+	// miss between two looks.
+	rig.Eventually(t, 20*time.Second, "bulletin started again and completed", func() bool {
+		var types []protocol.EventType
+		for _, e := range c.Events(url.Values{"node": {"hp-01"}}) {
+			if e.Occurrence == occ {
+				types = append(types, e.Type)
+			}
+		}
+		starts := 0
+		for _, ty := range types {
+			if ty == protocol.EventStarted {
+				starts++
+			}
+		}
+		return starts >= 2 && slices.Contains(types, protocol.EventCompleted)
 	})
 	if sib.Agent.Status().Playing != nil {
 		t.Error("node of sibling area 32 plays something")
