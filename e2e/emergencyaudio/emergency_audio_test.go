@@ -6,8 +6,6 @@
 package emergencyaudio
 
 import (
-	"bytes"
-	"encoding/binary"
 	"math"
 	"slices"
 	"testing"
@@ -50,8 +48,8 @@ func TestEmergencyTemplateThroughALSA(t *testing.T) {
 	n := rig.StartNode(t, c.CreateNode("hp-01", "31"), rig.NodeOptions{Output: out})
 	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("hp-01").Status.State == loaxa.NodeOnline })
 
-	bulletin := c.Upload("ban-tin.wav", monoWAV(alsatest.Chirp(4*time.Second, 12000)))
-	message := c.Upload("bao-dong.wav", monoWAV(reversed(alsatest.Chirp(time.Second, 12000))))
+	bulletin := c.Upload("ban-tin.wav", rig.PCMWAV(alsatest.Chirp(4*time.Second, 12000), 16000, 1))
+	message := c.Upload("bao-dong.wav", rig.PCMWAV(reversed(alsatest.Chirp(time.Second, 12000)), 16000, 1))
 	wantBulletin := c.NodeAudio(bulletin.ID)
 	wantMessage := c.NodeAudio(message.ID)
 	start := time.Now().Add(2 * time.Second)
@@ -121,24 +119,4 @@ func reversed(s []int16) []int16 {
 	out := slices.Clone(s)
 	slices.Reverse(out)
 	return out
-}
-
-// monoWAV writes 16 kHz mono 16-bit samples as WAV.
-func monoWAV(s []int16) []byte {
-	var b bytes.Buffer
-	w := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
-	b.WriteString("RIFF")
-	w(uint32(36 + 2*len(s)))
-	b.WriteString("WAVEfmt ")
-	w(uint32(16))
-	w(uint16(1))
-	w(uint16(1))
-	w(uint32(16000))
-	w(uint32(32000))
-	w(uint16(2))
-	w(uint16(16))
-	b.WriteString("data")
-	w(uint32(2 * len(s)))
-	w(s)
-	return b.Bytes()
 }

@@ -60,7 +60,7 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	})
 
 	bulletinPCM := alsatest.Chirp(6*time.Second, 12000)
-	bulletin := c.Upload("ban-tin.wav", monoWAV(bulletinPCM))
+	bulletin := c.Upload("ban-tin.wav", rig.PCMWAV(bulletinPCM, 16000, 1))
 	start := time.Now().Add(2 * time.Second)
 	ann := c.Announce(bulletin.ID, []string{"31"}, nil, start)
 	occ := loaxa.OccurrenceID(ann.ID, start)
@@ -273,24 +273,4 @@ func throughADPCMFile(t *testing.T, s []int16) []int16 {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// monoWAV writes 16 kHz mono 16-bit samples as WAV.
-func monoWAV(s []int16) []byte {
-	var b bytes.Buffer
-	w := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
-	b.WriteString("RIFF")
-	w(uint32(36 + 2*len(s)))
-	b.WriteString("WAVEfmt ")
-	w(uint32(16))
-	w(uint16(1))
-	w(uint16(1))
-	w(uint32(16000))
-	w(uint32(32000))
-	w(uint16(2))
-	w(uint16(16))
-	b.WriteString("data")
-	w(uint32(2 * len(s)))
-	w(s)
-	return b.Bytes()
 }

@@ -7,6 +7,7 @@ package rig
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -384,24 +385,24 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 // ToneWAV returns a PCM WAV of a sine tone: rate Hz, channels, 16-bit.
 func ToneWAV(freq float64, dur time.Duration, rate, channels int) []byte {
 	frames := int(dur.Seconds() * float64(rate))
-	data := make([]byte, 0, frames*channels*2)
+	samples := make([]int16, 0, frames*channels)
 	for i := 0; i < frames; i++ {
 		v := int16(0.5 * 32767 * math.Sin(2*math.Pi*freq*float64(i)/float64(rate)))
 		for ch := 0; ch < channels; ch++ {
-			data = append(data, byte(v), byte(v>>8))
+			samples = append(samples, v)
 		}
 	}
+	return PCMWAV(samples, rate, channels)
+}
+
+// PCMWAV returns 16-bit samples (interleaved when channels > 1) as a PCM
+// WAV file at rate Hz.
+func PCMWAV(samples []int16, rate, channels int) []byte {
 	var b bytes.Buffer
-	le := func(v any) {
-		switch x := v.(type) {
-		case uint32:
-			b.Write([]byte{byte(x), byte(x >> 8), byte(x >> 16), byte(x >> 24)})
-		case uint16:
-			b.Write([]byte{byte(x), byte(x >> 8)})
-		}
-	}
+	b.Grow(44 + 2*len(samples))
+	le := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
 	b.WriteString("RIFF")
-	le(uint32(36 + len(data)))
+	le(uint32(36 + 2*len(samples)))
 	b.WriteString("WAVEfmt ")
 	le(uint32(16))
 	le(uint16(1))
@@ -411,8 +412,8 @@ func ToneWAV(freq float64, dur time.Duration, rate, channels int) []byte {
 	le(uint16(channels * 2))
 	le(uint16(16))
 	b.WriteString("data")
-	le(uint32(len(data)))
-	b.Write(data)
+	le(uint32(2 * len(samples)))
+	le(samples)
 	return b.Bytes()
 }
 
