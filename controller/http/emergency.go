@@ -279,14 +279,19 @@ func (s *Server) handleGetEmergency(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// mayAct checks that the caller may send emergencies to every target of em.
-func (s *Server) mayAct(ctx context.Context, em *loaxa.Emergency) error {
-	for _, t := range em.Targets {
+// emergencyToAct returns emergency id for a caller who may act on it:
+// send emergencies to every one of its targets (cancel, all-clear).
+func (s *Server) emergencyToAct(ctx context.Context, svc loaxa.EmergencyService, id string) (*loaxa.EmergencyReport, error) {
+	rep, err := s.findEmergency(ctx, svc, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range rep.Targets {
 		if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return rep, nil
 }
 
 // handleCancelEmergency answers POST /api/v1/emergency/{id}/cancel: stops
@@ -300,11 +305,8 @@ func (s *Server) handleCancelEmergency(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	ctx := r.Context()
-	rep, err := s.findEmergency(ctx, svc, r.PathValue("id"))
+	rep, err := s.emergencyToAct(ctx, svc, r.PathValue("id"))
 	if err != nil {
-		return err
-	}
-	if err := s.mayAct(ctx, rep.Emergency); err != nil {
 		return err
 	}
 	em, err := svc.CancelEmergency(ctx, rep.ID, userFrom(ctx).Username)
@@ -338,11 +340,8 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	if len(bytes.TrimSpace(req.Targets)) > 0 || req.Drill || req.Expires != "" {
 		return loaxa.Errorf(loaxa.EInvalid, "An all-clear goes to the areas of the emergency it follows, as a drill if that was one; send only content_id or text, and optionally title, repeat and volume.")
 	}
-	rep, err := s.findEmergency(ctx, svc, r.PathValue("id"))
+	rep, err := s.emergencyToAct(ctx, svc, r.PathValue("id"))
 	if err != nil {
-		return err
-	}
-	if err := s.mayAct(ctx, rep.Emergency); err != nil {
 		return err
 	}
 	if rep.Kind != loaxa.EmergencyAlert {
