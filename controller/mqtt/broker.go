@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/brokerconn"
 	"loaxa.vn/protocol"
 )
 
@@ -42,7 +43,7 @@ type Broker struct {
 	TLSConfig *tls.Config
 
 	server   *mochi.Server
-	listener *listeners.TCP
+	listener *brokerconn.Listener
 	auth     *authHook
 }
 
@@ -73,7 +74,7 @@ func (b *Broker) Open() error {
 	if err := b.server.AddHook(b.auth, nil); err != nil {
 		return fmt.Errorf("broker: add auth hook: %w", err)
 	}
-	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr, TLSConfig: b.TLSConfig})
+	b.listener = brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr, TLSConfig: b.TLSConfig}, 0)
 	if err := b.server.AddListener(b.listener); err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"loaxa.vn/internal/brokerconn"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -46,7 +47,7 @@ func StartBroker(t testing.TB) string {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	ln := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
 	if err := srv.AddListener(ln); err != nil {
 		t.Fatal(err)
 	}
