@@ -74,6 +74,9 @@ func (b *Broker) Open() error {
 	if err := b.server.AddHook(b.auth, nil); err != nil {
 		return fmt.Errorf("broker: add auth hook: %w", err)
 	}
+	if err := b.server.AddHook(&brokerconn.SessionGate{Server: b.server}, nil); err != nil {
+		return fmt.Errorf("broker: add session gate: %w", err)
+	}
 	b.listener = brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr, TLSConfig: b.TLSConfig}, 0)
 	if err := b.server.AddListener(b.listener); err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)

@@ -47,6 +47,9 @@ func StartBroker(t testing.TB) string {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.AddHook(&brokerconn.SessionGate{Server: srv}, nil); err != nil {
+		t.Fatal(err)
+	}
 	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
 	if err := srv.AddListener(ln); err != nil {
 		t.Fatal(err)
