@@ -166,6 +166,13 @@
 // delivery ends failed with ReasonCancelled, and a copy that arrives later
 // does not start it.
 //
+// The node stores the alerts it holds. An alert's OnPreempt is
+// PreemptResume: nothing preempts an emergency, so only the agent stopping
+// (a restart, a power cut) cuts one off, and it then plays again from the
+// beginning after the restart, until it expires. One that expired while
+// the agent was stopped ends failed (it had begun) or missed, with
+// ReasonExpired.
+//
 // # Content
 //
 // Audio travels over HTTP, not MQTT: GET {controller}/api/v1/content/{id}/audio

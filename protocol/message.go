@@ -467,6 +467,9 @@ const (
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
 	ReasonCancelled      = "cancelled" // the controller cancelled the alert
 	ReasonMuted          = "muted"     // the node is muted (never for emergencies)
+	// ReasonExpired: an alert expired while the node was stopped, before
+	// it could play it (again).
+	ReasonExpired = "expired"
 )
 
 // Event is one thing a node did. Seq is per node and epoch, without gaps.

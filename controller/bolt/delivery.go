@@ -199,3 +199,37 @@ func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep 
 	}
 	return nil
 }
+
+// NoteResends counts one more resend of occurrence to each of nodes, in
+// one transaction.
+func (s *DeliveryService) NoteResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	ann, _, ok := strings.Cut(occurrence, "@")
+	if !ok || ann == "" {
+		return loaxa.Errorf(loaxa.EInvalid, "Occurrence %q is not an occurrence id: build it with loaxa.OccurrenceID.", occurrence)
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		for _, node := range nodes {
+			var d loaxa.Delivery
+			found, err := getJSON(b, deliveryKey(ann, occurrence, node), &d)
+			if err != nil {
+				return err
+			} else if !found {
+				continue
+			}
+			d.Resends++
+			d.ResentAt = at.UTC()
+			if err := putDelivery(tx, &d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("note resends of %s to %d nodes: %w", occurrence, len(nodes), err)
+	}
+	return nil
+}

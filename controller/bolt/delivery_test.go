@@ -9,6 +9,7 @@ import (
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // deliveryIDs renders deliveries as "occurrence/node state" for comparison.
@@ -130,5 +131,51 @@ func TestDeliveryService_FindDeliveries(t *testing.T) {
 				t.Errorf("deliveries\n%q\nwant\n%q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDeliveryService_ReceiptsAndResends: a delivery keeps when the node
+// first reported having the occurrence (from whichever event came first)
+// and counts the controller's resends; both survive reopening the store.
+func TestDeliveryService_ReceiptsAndResends(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	s, events := bolt.NewDeliveryService(db), bolt.NewEventService(db)
+	ctx := context.Background()
+	occ := loaxa.OccurrenceID("e000001", t0)
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{
+		{Announcement: "e000001", Occurrence: occ, Node: "n1", Start: t0},
+		{Announcement: "e000001", Occurrence: occ, Node: "n2", Start: t0},
+	}))
+	must(t, s.NoteResends(ctx, occ, []string{"n2", "n9"}, t0.Add(2*time.Second)))
+	must(t, s.NoteResends(ctx, occ, []string{"n2"}, t0.Add(4*time.Second)))
+	// n1's started event comes before its received event (a later batch).
+	record := func(node string, seq uint64, typ protocol.EventType, at time.Time) {
+		t.Helper()
+		ev := protocol.Event{Seq: seq, Type: typ, At: at, Occurrence: occ}
+		if _, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "ep", Events: []protocol.Event{ev}}, clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("n1", 1, protocol.EventContentReady, t0.Add(300*time.Millisecond))
+	record("n1", 2, protocol.EventReceived, t0.Add(100*time.Millisecond))
+	record("n2", 1, protocol.EventReceived, t0.Add(5*time.Second))
+
+	ds, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: "e000001"})
+	must(t, err)
+	got := map[string]*loaxa.Delivery{}
+	for _, d := range ds {
+		got[d.Node] = d
+	}
+	if d := got["n1"]; !d.ReceivedAt.Equal(t0.Add(300*time.Millisecond)) || d.Resends != 0 || d.State != loaxa.DeliveryReceived {
+		t.Errorf("n1: received at %v, %d resends, %s; want the first event's time, none, received", d.ReceivedAt, d.Resends, d.State)
+	}
+	if d := got["n2"]; !d.ReceivedAt.Equal(t0.Add(5*time.Second)) || d.Resends != 2 || !d.ResentAt.Equal(t0.Add(4*time.Second)) {
+		t.Errorf("n2: received at %v, %d resends, last at %v", d.ReceivedAt, d.Resends, d.ResentAt)
+	}
+	if err := s.NoteResends(ctx, "e000001", []string{"n1"}, t0); loaxa.ErrorCode(err) != loaxa.EInvalid {
+		t.Errorf("NoteResends with a bad occurrence id: %v, want invalid", err)
 	}
 }

@@ -177,12 +177,23 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		start, _ := time.Parse(occurrenceTimeLayout, at) // zero if it does not parse
 		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending}
 	}
+	// Any event about the occurrence says the node has it; the received
+	// event itself may come in a later batch.
+	noted := false
+	switch ev.Type {
+	case protocol.EventReceived, protocol.EventContentReady, protocol.EventStarted, protocol.EventSuspended,
+		protocol.EventCompleted, protocol.EventFailed, protocol.EventPreempted, protocol.EventMissed:
+		noted = d.ReceivedAt.IsZero()
+	}
+	if noted {
+		d.ReceivedAt = ev.At
+	}
 	if markContentReady(&d, ev) {
 		d.UpdatedAt = receivedAt
 		return putDelivery(tx, &d)
 	}
 	next, changed := d.State.Advance(ev.Type)
-	if !changed && found {
+	if !changed && !noted && found {
 		return nil
 	}
 	if changed {

@@ -84,10 +84,19 @@ func NewService() *Service {
 	}
 }
 
-// Open makes the chimes, so that the first alert does not wait for them.
+// Open makes the chimes, so that the first alert does not wait for them,
+// and takes up the emergencies a previous run left unfinished
+// (restore.go).
 func (s *Service) Open(ctx context.Context) error {
-	_, _, err := s.ensureChimes(ctx)
-	return err
+	if _, _, err := s.ensureChimes(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.live == nil {
+		s.live, s.fanout = map[string]*tracking{}, map[string]*tracking{}
+	}
+	s.mu.Unlock()
+	return s.restore(ctx)
 }
 
 // tracking is what the service remembers of an emergency while nodes may
@@ -112,6 +121,8 @@ type tracking struct {
 	// fanout are the receive delays of nodes that had the first publish,
 	// per area, for the next alert's lead.
 	fanout map[string][]time.Duration
+	// closed: the expiry was noted in the store.
+	closed bool
 }
 
 // SendEmergency implements loaxa.EmergencyService.
@@ -179,7 +190,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		return nil, loaxa.Errorf(loaxa.EInvalid, "expires %s is before the alert could start (%s); give a later time or leave it out.",
 			em.Expires.Format(time.RFC3339), latest.Format(time.RFC3339Nano))
 	}
-	refs := []protocol.ContentRef{ref(opening), ref(closing), ref(main)}
+	refs := alertContent(opening, closing, main)
 	t := &tracking{
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
@@ -189,17 +200,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	starts := map[string]time.Time{}
 	for _, a := range em.Areas {
 		starts[a.Area] = a.Start
-		t.cmds[a.Area] = protocol.Command{Name: protocol.CmdAlert, Alert: &protocol.Alert{
-			Occurrence: protocol.Occurrence{
-				ID: em.Occurrence, Announcement: em.ID, Title: em.Title, Content: main.ID,
-				Priority: protocol.PriorityEmergency, Start: a.Start.UTC(), DurationMS: main.DurationMS,
-				Repeat: em.Repeat, GapMS: Gap.Milliseconds(), OpeningChime: opening.ID, ClosingChime: closing.ID,
-				// What the alert cut off plays again after it; the alert
-				// itself is never cut off (nothing is higher).
-				OnPreempt: protocol.PreemptDrop, Expires: em.Expires.UTC(), Volume: em.Volume, Drill: em.Drill,
-			},
-			Content: refs,
-		}}
+		t.cmds[a.Area] = alertCommand(em, a.Start, main, refs)
 	}
 	ds := make([]*loaxa.Delivery, 0, len(nodes))
 	for _, n := range nodes {
@@ -284,6 +285,29 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		return stored, loaxa.Errorf(loaxa.EUnavailable, "Emergency %s could not be published (the broker did not take it): %s. Nodes are retried one by one until it expires; check the broker.", em.ID, em.Areas[0].Error)
 	}
 	return stored, nil
+}
+
+// alertContent is what an alert's nodes fetch: the chimes first (they are
+// short), then the message.
+func alertContent(opening, closing, main *loaxa.Content) []protocol.ContentRef {
+	return []protocol.ContentRef{ref(opening), ref(closing), ref(main)}
+}
+
+// alertCommand is the alert of em for an area whose nodes start at start.
+func alertCommand(em *loaxa.Emergency, start time.Time, main *loaxa.Content, refs []protocol.ContentRef) protocol.Command {
+	return protocol.Command{Name: protocol.CmdAlert, Alert: &protocol.Alert{
+		Occurrence: protocol.Occurrence{
+			ID: em.Occurrence, Announcement: em.ID, Title: em.Title, Content: main.ID,
+			Priority: protocol.PriorityEmergency, Start: start.UTC(), DurationMS: main.DurationMS,
+			Repeat: em.Repeat, GapMS: Gap.Milliseconds(), OpeningChime: em.OpeningChime, ClosingChime: em.ClosingChime,
+			// Nothing is above an emergency, so only the node's agent
+			// stopping (a restart, a power cut) cuts an alert off: it then
+			// plays again from the beginning until it expires. What the
+			// alert cut off plays again after it by its own policy.
+			OnPreempt: protocol.PreemptResume, Expires: em.Expires.UTC(), Volume: em.Volume, Drill: em.Drill,
+		},
+		Content: refs,
+	}}
 }
 
 // drillMark starts the title of every drill, in the language the officers

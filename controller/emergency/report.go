@@ -3,6 +3,7 @@ package emergency
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -10,8 +11,8 @@ import (
 
 // EmergencyReport implements loaxa.EmergencyService: every targeted node's
 // state, from the alert's deliveries (which node events move, and which
-// survive a restart), the nodes' status, and what the service remembers of
-// receive times and resends.
+// survive a restart, with when each node had it and how often it was
+// resent), the nodes' status, and what the service has seen since.
 func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.EmergencyReport, error) {
 	em, err := s.Store.FindEmergencyByID(ctx, id)
 	if err != nil {
@@ -42,17 +43,24 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), Generated: now}
 	s.mu.Lock()
 	t := s.live[id]
+	var at time.Time
 	for _, d := range ds {
 		n := loaxa.EmergencyNode{
 			Node: d.Node, Area: area[d.Node], State: string(d.State), Reason: d.Reason,
 			LateMS: d.LateMS, PlayedMS: d.PlayedMS, ContentReady: d.ContentReady, Online: online[d.Node],
 		}
+		// The delivery keeps the receipt and the resends across a
+		// restart; the tracking may be ahead of it by a moment.
+		at, n.Resends = d.ReceivedAt, d.Resends
 		if t != nil {
-			if at, ok := t.received[d.Node]; ok {
-				ms := max(at.Sub(t.issued).Milliseconds(), 0)
-				n.ReceivedMS = &ms
+			if r, ok := t.received[d.Node]; ok && (at.IsZero() || r.Before(at)) {
+				at = r
 			}
-			n.Resends = t.resends[d.Node]
+			n.Resends = max(n.Resends, t.resends[d.Node])
+		}
+		if !at.IsZero() {
+			ms := max(at.Sub(em.Issued).Milliseconds(), 0)
+			n.ReceivedMS = &ms
 		}
 		switch {
 		case d.State == loaxa.DeliveryFailed && d.Reason == protocol.ReasonCancelled:

@@ -43,6 +43,7 @@ func (s *Service) resend(ctx context.Context) {
 		cancel bool
 	}
 	var work []due
+	var expired []loaxa.Emergency
 	s.mu.Lock()
 	for id, t := range s.live {
 		if now.After(t.em.Expires.Add(trackFor)) {
@@ -50,6 +51,10 @@ func (s *Service) resend(ctx context.Context) {
 			continue
 		}
 		if !now.Before(t.em.Expires) {
+			if t.em.State == loaxa.EmergencyActive && !t.closed {
+				t.closed = true
+				expired = append(expired, t.em)
+			}
 			continue
 		}
 		if t.em.State == loaxa.EmergencyCancelled {
@@ -95,11 +100,19 @@ func (s *Service) resend(ctx context.Context) {
 		}
 	}
 	s.mu.Unlock()
+	for _, em := range expired {
+		s.close(ctx, &em, "emergency: expired")
+	}
 	for _, w := range work {
 		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: w.nodes, State: loaxa.NodeOnline})
 		if err != nil {
 			s.Logger.Error("emergency: nodes to resend to", "emergency", w.id, "err", err)
 			continue
+		}
+		var resent []string
+		occurrence := w.cmd.Occurrence
+		if w.cmd.Alert != nil {
+			occurrence = w.cmd.Alert.Occurrence.ID
 		}
 		for _, n := range ns {
 			if err := s.Messenger.SendNodeCommand(ctx, n.ID, w.cmd, w.ttl); err != nil {
@@ -118,10 +131,18 @@ func (s *Service) resend(ctx context.Context) {
 				}
 				t.sent[n.ID] = now
 				t.resends[n.ID]++
+				resent = append(resent, n.ID)
 				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", n.ID,
 					"resend", t.resends[n.ID], "drill", t.em.Drill)
 			}
 			s.mu.Unlock()
+		}
+		// Kept in the deliveries, so that a restarted controller goes on
+		// counting and the report shows them.
+		if len(resent) > 0 {
+			if err := s.Deliveries.NoteResends(ctx, occurrence, resent, now); err != nil {
+				s.Logger.Error("emergency: resends not stored", "emergency", w.id, "nodes", len(resent), "err", err)
+			}
 		}
 	}
 }

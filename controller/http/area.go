@@ -164,6 +164,20 @@ func (s *Server) scopeOf(ctx context.Context, u *loaxa.User, withNodes bool) (*s
 // hasNode reports whether node id is within the scope (scopeOf withNodes).
 func (sc *scope) hasNode(id string) bool { return sc.all || sc.nodes[id] }
 
+// touches reports whether any of the areas lies in the scope or above it
+// (what is sent above the scope reaches it too).
+func (sc *scope) touches(areas []string) bool {
+	if sc.all {
+		return true
+	}
+	for _, id := range areas {
+		if sc.within[id] || sc.above[id] {
+			return true
+		}
+	}
+	return false
+}
+
 // reaches reports whether announcement a plays somewhere in the scope.
 func (sc *scope) reaches(a *loaxa.Announcement) bool {
 	if sc.all {

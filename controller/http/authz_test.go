@@ -269,7 +269,7 @@ func authzCases() map[string][]authzCase {
 		"PUT /api/v1/cap/auto-start": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lũ quét"}})
 		}}},
-		"GET /api/v1/cap/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+		"GET /api/v1/cap/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/cap/" + a.pendingCap(in)}
 		}}},
 		"POST /api/v1/cap/{id}/approve": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {

@@ -279,10 +279,12 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ctx := r.Context()
-	rec, err := store.FindCapAlertByID(ctx, r.PathValue("id"))
+	rec, err := s.findCap(ctx, store, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
+	// Approving sends an emergency to every target: the approver needs
+	// that right on each of them, as if they sent it themselves.
 	for _, t := range rec.Targets {
 		if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
 			return err
@@ -314,8 +316,8 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// handleListCap answers GET /api/v1/cap?limit=: received alerts, newest
-// first.
+// handleListCap answers GET /api/v1/cap?limit=: received alerts that
+// touch the caller's area (findCap), newest first.
 func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r, "limit"); err != nil {
 		return err
@@ -330,15 +332,55 @@ func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
 			return loaxa.Errorf(loaxa.EInvalid, "limit %q: give a number from 1 to 10000.", v)
 		}
 	}
-	alerts, err := store.FindCapAlerts(r.Context(), limit)
+	ctx := r.Context()
+	all, err := store.FindCapAlerts(ctx, 0)
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, map[string]any{"alerts": nonNil(alerts)})
+	sc, err := s.scopeOf(ctx, userFrom(ctx), false)
+	if err != nil {
+		return err
+	}
+	alerts := []*loaxa.CapAlert{}
+	for _, a := range all {
+		if len(alerts) == limit {
+			break
+		}
+		if sc.touches(a.Targets) {
+			alerts = append(alerts, a)
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"alerts": alerts})
 	return nil
 }
 
-// handleGetCap answers GET /api/v1/cap/{id}.
+// findCap returns CAP alert id if it touches the caller's area: one of
+// its targets lies within the caller's area or above it (an alert there
+// reaches the caller's area too). Alerts without targets (recorded only,
+// or for areas this controller does not have) are seen by whole-tree
+// users only. Like anything else outside the caller's area (docs/api.md),
+// an alert they may not see answers 403.
+func (s *Server) findCap(ctx context.Context, store loaxa.CapStore, id string) (*loaxa.CapAlert, error) {
+	a, err := store.FindCapAlertByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := s.scopeOf(ctx, userFrom(ctx), false)
+	if err != nil {
+		return nil, err
+	}
+	if !sc.touches(a.Targets) {
+		u := userFrom(ctx)
+		if len(a.Targets) == 0 {
+			return nil, loaxa.Errorf(loaxa.EForbidden, "CAP alert %s names no area of this controller; only a user over the whole tree may read it.", id)
+		}
+		return nil, loaxa.Errorf(loaxa.EForbidden, "CAP alert %s is for areas outside your area %q (%s).", id, u.Area, strings.Join(a.Targets, ", "))
+	}
+	return a, nil
+}
+
+// handleGetCap answers GET /api/v1/cap/{id}: 403 for an alert the caller
+// may not see (findCap).
 func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
@@ -347,7 +389,7 @@ func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a, err := store.FindCapAlertByID(r.Context(), r.PathValue("id"))
+	a, err := s.findCap(r.Context(), store, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,13 @@ package http_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/tts"
 )
 
 // capXML is a CAP 1.2 alert for area (a geocode) with the given status.
@@ -115,4 +118,106 @@ func TestCapEffects(t *testing.T) {
 	if sent() != 0 {
 		t.Errorf("%d commands sent, want none", sent())
 	}
+}
+
+// TestCapScope: CAP alerts are shown to the users of the areas they
+// touch — their targets lie within the user's area or above it — and to
+// nobody else; approving one needs the right to send emergencies to every
+// one of its targets.
+func TestCapScope(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	// Two areas in one alert: commune A and commune B.
+	both := strings.Replace(capXML("ab", "Actual", "12346"), "</area></info>",
+		"</area><area><areaDesc>Vùng 2</areaDesc><geocode><valueName>loaxa</valueName><value>12347</value></geocode></area></info>", 1)
+	ids := map[string]string{}
+	for name, doc := range map[string]string{
+		"a":        capXML("a", "Actual", "12346"),
+		"b":        capXML("b", "Actual", "12347"),
+		"district": capXML("d", "Actual", "318"),
+		"ab":       both,
+		"log":      capXML("t", "Test", "12346"),
+	} {
+		ids[name] = e.postCap(doc, http.StatusCreated).Alert.ID
+	}
+	officerA := e.addUser("xa-a", loaxa.RoleCommune, "12346")
+	officerB := e.addUser("xa-b", loaxa.RoleCommune, "12347")
+	district := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	viewerA := e.addUser("xem-a", loaxa.RoleViewer, "12346")
+
+	list := func(token string) []string {
+		var got struct{ Alerts []loaxa.CapAlert }
+		e.call("GET", "/api/v1/cap", token, nil, http.StatusOK, &got)
+		var out []string
+		for _, a := range got.Alerts {
+			for name, id := range ids {
+				if id == a.ID {
+					out = append(out, name)
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		who   string
+		token string
+		want  []string
+	}{
+		{"admin", e.admin, []string{"a", "ab", "b", "district", "log"}},
+		{"commune A officer", officerA, []string{"a", "ab", "district"}},
+		{"commune B officer", officerB, []string{"ab", "b", "district"}},
+		{"district officer", district, []string{"a", "ab", "b", "district"}},
+		{"commune A viewer", viewerA, []string{"a", "ab", "district"}},
+	} {
+		if got := list(tc.token); !slices.Equal(got, tc.want) {
+			t.Errorf("%s lists %v, want %v", tc.who, got, tc.want)
+		}
+	}
+	// The limit counts what the caller sees.
+	var one struct{ Alerts []loaxa.CapAlert }
+	e.call("GET", "/api/v1/cap?limit=1", officerB, nil, http.StatusOK, &one)
+	if len(one.Alerts) != 1 || one.Alerts[0].ID == ids["a"] {
+		t.Errorf("commune B officer's first alert: %+v", one.Alerts)
+	}
+
+	e.call("GET", "/api/v1/cap/"+ids["a"], officerA, nil, http.StatusOK, nil)
+	e.call("GET", "/api/v1/cap/"+ids["district"], officerA, nil, http.StatusOK, nil)
+	for _, tc := range []struct{ token, id, want string }{
+		{officerA, ids["b"], "outside your area"},
+		{officerA, ids["log"], "whole tree"},
+		{officerB, ids["a"], "outside your area"},
+	} {
+		r := e.call("GET", "/api/v1/cap/"+tc.id, tc.token, nil, http.StatusForbidden, nil)
+		if !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("GET cap %s: %s, want it to say %q", tc.id, r.body, tc.want)
+		}
+	}
+
+	// Approving: not an alert outside the caller's area, not one that also
+	// goes outside it, not as a viewer; an officer of the area may.
+	sent := func() int { return len(e.alerts.commands()) }
+	e.call("POST", "/api/v1/cap/"+ids["b"]+"/approve", officerA, nil, http.StatusForbidden, nil)
+	r := e.call("POST", "/api/v1/cap/"+ids["ab"]+"/approve", officerA, nil, http.StatusForbidden, nil)
+	if !strings.Contains(string(r.body), "12347") {
+		t.Errorf("approving an alert that goes to commune B too: %s, want it to name 12347", r.body)
+	}
+	e.call("POST", "/api/v1/cap/"+ids["a"]+"/approve", viewerA, nil, http.StatusForbidden, nil)
+	if n := sent(); n != 0 {
+		t.Fatalf("%d commands sent by refused approvals", n)
+	}
+	var pending loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+ids["ab"], e.admin, nil, http.StatusOK, &pending)
+	if pending.Action != "pending" {
+		t.Errorf("alert after refused approvals is %s, want still pending", pending.Action)
+	}
+	var ok capAnswer
+	e.call("POST", "/api/v1/cap/"+ids["a"]+"/approve", officerA, nil, http.StatusOK, &ok)
+	if ok.Alert.ApprovedBy != "xa-a" || ok.Emergency == nil || !slices.Equal(ok.Emergency.Targets, []string{"12346"}) {
+		t.Errorf("approval by commune A officer: %+v", ok)
+	}
+	if cmds := e.alerts.commands(); len(cmds) != 1 || cmds[0].scope != "area" || cmds[0].id != "12346" {
+		t.Errorf("approval sent %+v, want one alert to 12346", cmds)
+	}
+	e.call("POST", "/api/v1/cap/"+ids["ab"]+"/approve", district, nil, http.StatusOK, nil)
 }

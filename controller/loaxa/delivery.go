@@ -87,7 +87,16 @@ type Delivery struct {
 	// content-ready event, or it started playing), since ContentReadyAt.
 	ContentReady   bool      `json:"content_ready"`
 	ContentReadyAt time.Time `json:"content_ready_at,omitzero"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	// ReceivedAt is when the node had the occurrence (its received event,
+	// or the first event about it; the node's clock, corrected to the
+	// controller's).
+	ReceivedAt time.Time `json:"received_at,omitzero"`
+	// Resends is how often the controller sent the occurrence again to
+	// this node because it had not acknowledged it (emergencies only), the
+	// last time at ResentAt.
+	Resends   int       `json:"resends,omitempty"`
+	ResentAt  time.Time `json:"resent_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Priority and PlannedMS (chimes, repeats and gaps included) are what
 	// reports count; zero in deliveries stored before they existed.
 	Priority  protocol.Priority `json:"priority,omitempty"`
@@ -133,4 +142,7 @@ type DeliveryService interface {
 	// start after after and whose occurrence keep does not hold: the
 	// scheduler no longer plans them (cancelled, declined, moved).
 	DropDeliveries(ctx context.Context, node string, keep map[string]bool, after time.Time) error
+	// NoteResends counts one more resend of occurrence, at at, to each of
+	// nodes (Delivery.Resends); nodes without a delivery of it are skipped.
+	NoteResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error
 }

@@ -56,6 +56,10 @@ type Controller struct {
 	// Client makes the API calls (it trusts the controller's certificate
 	// over TLS).
 	Client *http.Client
+
+	cfg     app.Config        // as started, for Restart
+	opt     ControllerOptions // as given, for Restart
+	stopped bool
 }
 
 // ControllerOptions change how StartControllerWith runs a controller.
@@ -113,17 +117,13 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Errorf("close controller: %v", err)
-		}
-	})
+	c := &Controller{t: t, App: a, URL: a.HTTP.URL(), Client: opt.Client, cfg: cfg, opt: opt}
+	t.Cleanup(c.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := a.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := &Controller{t: t, App: a, URL: a.HTTP.URL(), Client: opt.Client}
 	c.SignIn()
 	return c
 }

@@ -104,6 +104,9 @@ type Agent struct {
 	// lives are the jitter buffers of the live calls among alerts (live.go).
 	lives     map[string]*jitter
 	cancelled map[string]time.Time
+	// alertsDirty: alerts or cancelled changed since they were stored
+	// (alertstore.go).
+	alertsDirty bool
 	// ampOn is whether the amplifier is switched on; lastSound is when
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
@@ -425,6 +428,9 @@ func (a *Agent) load() error {
 		a.status.config = d.Config
 	}
 	a.mu.Unlock()
+	if err := a.loadAlerts(a.clock.Now()); err != nil {
+		return err
+	}
 	a.wantContent()
 	return nil
 }
@@ -809,6 +815,8 @@ func (a *Agent) note(events []protocol.Event, marks ...Progress) {
 // failure is logged loudly because events are lost; the in-memory marks
 // stand, so the agent does not act twice on one occurrence.
 func (a *Agent) flush() {
+	// The alerts first: a mark of an alert is never stored without it.
+	a.saveAlerts()
 	events, marks := a.pendingEvents, a.pendingMarks
 	if len(events) == 0 && len(marks) == 0 {
 		return

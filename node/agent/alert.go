@@ -12,8 +12,8 @@ import (
 // state: the node keeps them beside it and the executor sees both, so an
 // alert preempts what plays, and what it cut off resumes after it, by the
 // same rules as any occurrence. An alert leaves the list once it is done
-// and expired, or when it is cancelled. Alerts are kept in memory only: an
-// agent restarted mid-alert reports it failed as interrupted.
+// and expired, or when it is cancelled. The list and the cancelled ids are
+// stored, so that an alert survives a restart (alertstore.go).
 
 // occurrences returns the desired state's occurrences and the alerts'.
 func (a *Agent) occurrences() []protocol.Occurrence {
@@ -77,6 +77,7 @@ func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 		return fmt.Errorf("%w: alert %s has the id of a scheduled occurrence", protocol.ErrMalformed, id)
 	}
 	a.alerts = append(a.alerts, *al)
+	a.alertsChanged()
 	a.wantContent()
 	o := al.Occurrence
 	a.log.Warn("agent: emergency alert", "occurrence", id, "drill", o.Drill, "start", o.Start, "expires", o.Expires,
@@ -97,6 +98,7 @@ func (a *Agent) cancelAlert(id string, expires time.Time) {
 		a.cancelled = map[string]time.Time{}
 	}
 	a.cancelled[id] = expires
+	a.alertsChanged()
 	i := slices.IndexFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id })
 	if i < 0 {
 		a.log.Info("agent: cancel for an alert not held", "occurrence", id)
@@ -131,12 +133,17 @@ func (a *Agent) pruneAlerts(now time.Time) {
 	for id, exp := range a.cancelled {
 		if now.After(exp) {
 			delete(a.cancelled, id)
+			a.alertsChanged()
 		}
 	}
 	n := len(a.alerts)
 	a.alerts = slices.DeleteFunc(a.alerts, func(al protocol.Alert) bool {
 		p, ok := a.progress[al.Occurrence.ID]
-		return ok && p.Phase == PhaseDone && now.After(al.Occurrence.Expires)
+		drop := ok && p.Phase == PhaseDone && now.After(al.Occurrence.Expires)
+		if drop && al.Occurrence.Live == "" {
+			a.alertsChanged()
+		}
+		return drop
 	})
 	if len(a.alerts) != n {
 		a.wantContent()

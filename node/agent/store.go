@@ -15,6 +15,9 @@ import (
 // The agent calls it from one goroutine at a time except for the reads of
 // the outbox, so implementations must be safe for concurrent use.
 type Store interface {
+	// AlertStore keeps the emergency alerts held (alertstore.go).
+	AlertStore
+
 	// Epoch identifies this store's outbox; it is random, made once when
 	// the store is created, and never changes afterwards.
 	Epoch() string

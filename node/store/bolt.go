@@ -24,7 +24,8 @@ var (
 	keyDesired = []byte("desired")
 	keyAcked   = []byte("acked")
 	keyLast    = []byte("last")
-	keyKeys    = []byte("keys") // in meta: learnt controller keys, JSON
+	keyKeys    = []byte("keys")   // in meta: learnt controller keys, JSON
+	keyAlerts  = []byte("alerts") // in meta: agent.HeldAlerts, JSON
 )
 
 // Bolt is a Store in one bbolt file. Every change is one transaction, synced
@@ -375,6 +376,35 @@ func (s *Bolt) SetKeys(keys []protocol.PublicKey) error {
 		return tx.Bucket(bucketMeta).Put(keyKeys, raw)
 	}); err != nil {
 		return fmt.Errorf("store controller keys: %w", err)
+	}
+	return nil
+}
+
+// HeldAlerts returns the stored alerts.
+func (s *Bolt) HeldAlerts() (agent.HeldAlerts, error) {
+	var raw []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyAlerts); v != nil {
+			raw = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return agent.HeldAlerts{}, fmt.Errorf("load held alerts: %w", err)
+	}
+	return decodeAlerts(raw)
+}
+
+// SetHeldAlerts replaces the stored alerts.
+func (s *Bolt) SetHeldAlerts(h agent.HeldAlerts) error {
+	raw, err := encodeAlerts(h)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyAlerts, raw)
+	}); err != nil {
+		return fmt.Errorf("store held alerts: %w", err)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type Memory struct {
 	out      agent.Outbox
 	replay   map[replayKey]protocol.ReplayEntry
 	keys     []protocol.PublicKey
+	alerts   []byte // JSON of agent.HeldAlerts
 }
 
 type replayKey struct {
@@ -189,5 +190,25 @@ func (m *Memory) SetKeys(keys []protocol.PublicKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.keys = slices.Clone(keys)
+	return nil
+}
+
+// HeldAlerts returns the stored alerts.
+func (m *Memory) HeldAlerts() (agent.HeldAlerts, error) {
+	m.mu.Lock()
+	raw := m.alerts
+	m.mu.Unlock()
+	return decodeAlerts(raw)
+}
+
+// SetHeldAlerts replaces the stored alerts.
+func (m *Memory) SetHeldAlerts(h agent.HeldAlerts) error {
+	raw, err := encodeAlerts(h)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.alerts = raw
+	m.mu.Unlock()
 	return nil
 }

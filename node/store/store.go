@@ -1,6 +1,6 @@
 // Package store keeps a node agent's durable state: the outbox epoch, the
-// desired state it runs, the per-occurrence progress marks, the event outbox
-// and the replay guard entries. Bolt keeps them in one bbolt file in the
+// desired state it runs, the per-occurrence progress marks, the event outbox,
+// the replay guard entries and the emergency alerts held. Bolt keeps them in one bbolt file in the
 // node's data directory; Memory keeps them in memory for simulated fleets.
 // Both implement agent.Store with the same behaviour and run one test suite.
 package store
@@ -68,4 +68,23 @@ func sortReplay(es []protocol.ReplayEntry) {
 		}
 		return es[i].Seq < es[j].Seq
 	})
+}
+
+func encodeAlerts(h agent.HeldAlerts) ([]byte, error) {
+	raw, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("store held alerts: %w", err)
+	}
+	return raw, nil
+}
+
+func decodeAlerts(raw []byte) (agent.HeldAlerts, error) {
+	var h agent.HeldAlerts
+	if raw == nil {
+		return h, nil
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return h, fmt.Errorf("load held alerts: %w", err)
+	}
+	return h, nil
 }

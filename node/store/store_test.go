@@ -107,6 +107,7 @@ func TestStore(t *testing.T) {
 			t.Run("progress", func(t *testing.T) { testProgress(t, im) })
 			t.Run("replay", func(t *testing.T) { testReplay(t, im) })
 			t.Run("keys", func(t *testing.T) { testKeys(t, im) })
+			t.Run("alerts", func(t *testing.T) { testAlerts(t, im) })
 		})
 	}
 }
@@ -366,5 +367,42 @@ func testKeys(t *testing.T, im impl) {
 	got, err := im.reopen(t, s).Keys()
 	if err != nil || len(got) != 2 || got[0].ID != "k1" || got[1] != want[1] {
 		t.Fatalf("Keys() after reopen = %v, %v", got, err)
+	}
+}
+
+func testAlerts(t *testing.T, im impl) {
+	s := im.open(t)
+	h, err := s.HeldAlerts()
+	if err != nil || len(h.Alerts) != 0 || len(h.Cancelled) != 0 {
+		t.Fatalf("HeldAlerts() of a new store = %+v, %v; want none", h, err)
+	}
+	al := protocol.Alert{
+		Occurrence: protocol.Occurrence{ID: "e1@x", Announcement: "e1", Content: "c", Priority: protocol.PriorityEmergency,
+			Start: t0, Expires: t0.Add(time.Hour), Repeat: 3, Drill: true},
+		Content: []protocol.ContentRef{{ID: "c", Size: 10, DurationMS: 1000, Path: "/api/v1/content/c/audio"}},
+	}
+	want := agent.HeldAlerts{Alerts: []protocol.Alert{al}, Cancelled: map[string]time.Time{"e0@x": t0.Add(time.Minute)}}
+	if err := s.SetHeldAlerts(want); err != nil {
+		t.Fatal(err)
+	}
+	want.Alerts[0].Occurrence.Repeat = 9 // the store must not share the caller's value
+	s = im.reopen(t, s)
+	got, err := s.HeldAlerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Alerts) != 1 || got.Alerts[0].Occurrence.ID != "e1@x" || got.Alerts[0].Occurrence.Repeat != 3 ||
+		!got.Alerts[0].Occurrence.Expires.Equal(t0.Add(time.Hour)) || !got.Alerts[0].Occurrence.Drill ||
+		len(got.Alerts[0].Content) != 1 || got.Alerts[0].Content[0].Path != al.Content[0].Path {
+		t.Fatalf("HeldAlerts().Alerts = %+v", got.Alerts)
+	}
+	if exp, ok := got.Cancelled["e0@x"]; !ok || !exp.Equal(t0.Add(time.Minute)) || len(got.Cancelled) != 1 {
+		t.Fatalf("HeldAlerts().Cancelled = %v", got.Cancelled)
+	}
+	if err := s.SetHeldAlerts(agent.HeldAlerts{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := im.reopen(t, s).HeldAlerts(); err != nil || len(got.Alerts) != 0 || len(got.Cancelled) != 0 {
+		t.Fatalf("HeldAlerts() after clearing = %+v, %v", got, err)
 	}
 }

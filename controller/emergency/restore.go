@@ -1,0 +1,174 @@
+package emergency
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// A controller restarted while an emergency runs carries on with it. What
+// the tracking needs survives in the store: the emergency itself (its
+// areas, their start instants, its expiry, whether it was cancelled), and
+// per node its delivery, which node events move and which also keep when
+// the node had the alert (ReceivedAt) and how often it was resent
+// (Resends, ResentAt). Open rebuilds the tracking of every emergency that
+// has not expired from these, so that acknowledgements are followed and
+// unacknowledged online nodes are resent to, with what is left of their
+// MaxResends, until the expiry; a cancelled one has its cancel followed
+// again. An active emergency that expired while the controller was down is
+// closed: stored as expired, its outcome logged. Not kept: the fan-out
+// delays of the nodes that had the alert before the restart (the next
+// alert's lead to those areas is estimated again, or measured from the
+// receipts that come in after the restart) and the count of cancel resends
+// (a cancel may be resent MaxResends more times).
+
+// restore takes up the emergencies a previous run left unfinished.
+func (s *Service) restore(ctx context.Context) error {
+	ems, err := s.Store.FindEmergencies(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("emergency: restore: %w", err)
+	}
+	now := s.Clock.Now()
+	for _, em := range ems { // newest first
+		if em.State != loaxa.EmergencyActive && em.State != loaxa.EmergencyCancelled {
+			continue
+		}
+		switch {
+		case em.Occurrence == "":
+			// The controller stopped while sending it, before it was
+			// recorded as sent: what left is not known.
+			s.close(ctx, em, "emergency: the controller stopped while sending this emergency; closed as expired, send it again if it is still needed")
+		case !now.Before(em.Expires):
+			if em.State == loaxa.EmergencyActive {
+				s.close(ctx, em, "emergency: expired while the controller was stopped")
+			}
+		default:
+			t, err := s.track(ctx, em)
+			if err != nil {
+				return fmt.Errorf("emergency: restore %s: %w", em.ID, err)
+			}
+			s.mu.Lock()
+			s.live[em.ID] = t
+			for _, a := range em.Areas {
+				if s.fanout[a.Area] == nil {
+					s.fanout[a.Area] = t
+				}
+			}
+			s.mu.Unlock()
+			pending := 0
+			for node := range t.nodeArea {
+				if _, ok := t.received[node]; !ok {
+					pending++
+				}
+			}
+			s.Logger.Warn("emergency: taken up again after a restart", "emergency", em.ID, "state", em.State, "drill", em.Drill,
+				"nodes", len(t.nodeArea), "not_acknowledged", pending, "expires", em.Expires)
+		}
+	}
+	return nil
+}
+
+// track rebuilds the tracking of a sent emergency from the store.
+func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, error) {
+	contents := map[string]*loaxa.Content{}
+	for _, id := range []string{em.OpeningChime, em.ClosingChime, em.ContentID} {
+		c, err := s.Contents.FindContentByID(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("content %s: %w", id, err)
+		}
+		contents[id] = c
+	}
+	main := contents[em.ContentID]
+	refs := alertContent(contents[em.OpeningChime], contents[em.ClosingChime], main)
+	t := &tracking{
+		em: *em, cmds: map[string]protocol.Command{}, issued: em.Issued, nodeArea: map[string]string{},
+		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
+		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
+		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{},
+	}
+	t.em.Areas = slices.Clone(em.Areas)
+	if em.State == loaxa.EmergencyCancelled {
+		t.cancelled = em.CancelledAt
+	}
+	for _, a := range em.Areas {
+		t.cmds[a.Area] = alertCommand(em, a.Start, main, refs)
+	}
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
+	if err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
+	// Each node belongs to the targeted area it is under; one moved since
+	// is followed with the alert of the area whose start it was given.
+	for _, a := range em.Areas {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a.Area})
+		if err != nil {
+			return nil, fmt.Errorf("nodes of %s: %w", a.Area, err)
+		}
+		for _, n := range ns {
+			t.nodeArea[n.ID] = a.Area
+		}
+	}
+	published := map[string]bool{}
+	for _, a := range em.Areas {
+		published[a.Area] = a.Error == ""
+	}
+	tracked := make(map[string]string, len(ds))
+	for _, d := range ds {
+		area, ok := t.nodeArea[d.Node]
+		if !ok {
+			i := slices.IndexFunc(em.Areas, func(a loaxa.EmergencyArea) bool { return a.Start.Equal(d.Start) })
+			if i < 0 {
+				continue
+			}
+			area = em.Areas[i].Area
+		}
+		tracked[d.Node] = area
+		switch {
+		case !d.ReceivedAt.IsZero():
+			t.received[d.Node] = d.ReceivedAt
+		case d.State != loaxa.DeliveryPending:
+			t.received[d.Node] = d.UpdatedAt // stored before receipts were kept
+		}
+		t.done[d.Node] = d.State.Terminal()
+		t.resends[d.Node] = d.Resends
+		switch {
+		case !d.ResentAt.IsZero():
+			t.sent[d.Node] = d.ResentAt
+		case published[area]:
+			t.sent[d.Node] = em.Issued
+		}
+		if d.Resends > 0 {
+			// When the first resend went is not kept: no receipt of this
+			// node measures the area's fan-out.
+			t.resentAt[d.Node] = em.Issued
+		}
+	}
+	t.nodeArea = tracked
+	return t, nil
+}
+
+// close stores an active emergency as expired and logs its outcome.
+func (s *Service) close(ctx context.Context, em *loaxa.Emergency, msg string) {
+	if _, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
+		if e.State == loaxa.EmergencyActive {
+			e.State = loaxa.EmergencyExpired
+		}
+		return nil
+	}); err != nil {
+		s.Logger.Error("emergency: not closed", "emergency", em.ID, "err", err)
+		return
+	}
+	attrs := []any{"emergency", em.ID, "drill", em.Drill, "expires", em.Expires}
+	if rep, err := s.EmergencyReport(ctx, em.ID); err == nil {
+		sum := rep.Summary
+		attrs = append(attrs, "targeted", sum.Targeted, "reached", sum.Reached, "completed", sum.Completed,
+			"failed", sum.Failed, "not_reached", sum.Targeted-sum.Reached)
+	} else {
+		s.Logger.Error("emergency: report of a closed emergency", "emergency", em.ID, "err", err)
+	}
+	s.Logger.Warn(msg, attrs...)
+}

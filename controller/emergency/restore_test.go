@@ -1,0 +1,239 @@
+package emergency
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/media"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// world is a store with area 31 and nodes n1, n2 (online) and n3
+// (offline), and a message; service makes a controller's emergency
+// service on it, as a (re)started controller does.
+type world struct {
+	t        *testing.T
+	fc       *clock.Fake
+	db       *bolt.DB
+	lib      *media.Library
+	events   *bolt.EventService
+	content  string
+	rec      *recorder
+	eventSeq map[string]uint64
+}
+
+func newWorld(t *testing.T) *world {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w := &world{t: t, fc: clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)), rec: &recorder{}, eventSeq: map[string]uint64{}}
+	w.db = bolt.NewDB(filepath.Join(dir, "loaxa.db"))
+	w.db.Now = w.fc.Now
+	if err := w.db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.db.Close() })
+	w.lib = media.NewLibrary(dir)
+	if err := w.lib.Open(); err != nil {
+		t.Fatal(err)
+	}
+	areas, nodes, contents := bolt.NewAreaService(w.db), bolt.NewNodeService(w.db), bolt.NewContentService(w.db)
+	w.events = bolt.NewEventService(w.db)
+	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+			t.Fatal(err)
+		}
+		if id != "n3" {
+			if err := nodes.UpdateNodeStatus(ctx, id, func(s *loaxa.NodeStatus) { s.State = loaxa.NodeOnline }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := w.lib.Ingest(ctx, bytes.NewReader(toneWAV()), loaxa.IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Title = "Báo động"
+	if _, err := contents.CreateContent(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	w.content = c.ID
+	return w
+}
+
+// service opens an emergency service on the world's store.
+func (w *world) service() *Service {
+	s := NewService()
+	s.Store, s.Areas, s.Nodes, s.Contents, s.Media = bolt.NewEmergencyService(w.db), bolt.NewAreaService(w.db), bolt.NewNodeService(w.db), bolt.NewContentService(w.db), w.lib
+	s.Deliveries, s.Messenger, s.Clock = bolt.NewDeliveryService(w.db), w.rec, w.fc
+	if err := s.Open(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+// report is what a node reports, stored and handed to s as the MQTT
+// client does.
+func (w *world) report(s *Service, node string, ev protocol.Event) {
+	w.t.Helper()
+	w.eventSeq[node]++
+	ev.Seq = w.eventSeq[node]
+	if _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: "e-" + node, Events: []protocol.Event{ev}}, w.fc.Now()); err != nil {
+		w.t.Fatal(err)
+	}
+	s.Events(node, []protocol.Event{ev})
+}
+
+func (w *world) step(s *Service, d time.Duration) []string {
+	w.fc.Advance(d)
+	s.resend(context.Background())
+	return w.rec.take()
+}
+
+func nodesOf(t *testing.T, s *Service, id string) (map[string]loaxa.EmergencyNode, loaxa.EmergencySummary) {
+	t.Helper()
+	rep, err := s.EmergencyReport(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]loaxa.EmergencyNode{}
+	for _, n := range rep.Nodes {
+		out[n.Node] = n
+	}
+	return out, rep.Summary
+}
+
+// TestRestartCarriesOn: a controller restarted mid-emergency reports it
+// as completely as before (receipt times, resends, states), goes on
+// resending to the online node that has not acknowledged, counting the
+// resends made before the restart, stops when it acknowledges, and
+// closes the emergency as expired at its expiry.
+func TestRestartCarriesOn(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, Drill: true, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	w.fc.Advance(150 * time.Millisecond)
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now(), Drill: true})
+	w.report(s, "n1", protocol.Event{Type: protocol.EventStarted, Occurrence: em.Occurrence, At: em.Areas[0].Start, Drill: true})
+	if got := w.step(s, 2*time.Second); !slices.Equal(got, []string{"node/n2 alert"}) {
+		t.Fatalf("before the restart: %v, want a resend to n2", got)
+	}
+	before, _ := nodesOf(t, s, em.ID)
+
+	// The controller restarts: a new service on the same store.
+	s2 := w.service()
+	after, sum := nodesOf(t, s2, em.ID)
+	for _, id := range []string{"n1", "n2", "n3"} {
+		b, a := before[id], after[id]
+		if (b.ReceivedMS == nil) != (a.ReceivedMS == nil) || b.ReceivedMS != nil && *b.ReceivedMS != *a.ReceivedMS ||
+			a.Resends != b.Resends || a.State != b.State {
+			t.Errorf("%s after the restart: %+v, before: %+v", id, a, b)
+		}
+	}
+	if ms := after["n1"].ReceivedMS; ms == nil || *ms != 150 {
+		t.Errorf("n1 received_ms after the restart: %v, want 150", ms)
+	}
+	if want := (loaxa.EmergencySummary{Targeted: 3, Reached: 1, Sounding: 1, Offline: 1, Pending: 1}); sum != want {
+		t.Errorf("summary after the restart %+v, want %+v", sum, want)
+	}
+	if got := w.step(s2, time.Second); len(got) != 0 {
+		t.Errorf("resent %v within the bound of the last resend", got)
+	}
+	for i, d := range []time.Duration{1100 * time.Millisecond, 2100 * time.Millisecond} {
+		if got := w.step(s2, d); !slices.Equal(got, []string{"node/n2 alert"}) {
+			t.Errorf("resend %d after the restart: %v, want n2 only", i+2, got)
+		}
+	}
+	if got := w.step(s2, 2100*time.Millisecond); len(got) != 0 {
+		t.Errorf("a fourth resend: %v", got)
+	}
+	w.report(s2, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now(), Drill: true})
+	w.report(s2, "n1", protocol.Event{Type: protocol.EventCompleted, Occurrence: em.Occurrence, At: w.fc.Now(), PlayedMS: em.PlannedMS, Drill: true})
+	nodes, sum := nodesOf(t, s2, em.ID)
+	if nodes["n2"].Resends != 3 || nodes["n2"].ReceivedMS == nil || nodes["n1"].State != "completed" {
+		t.Errorf("after the restart, n1 %+v, n2 %+v", nodes["n1"], nodes["n2"])
+	}
+	if want := (loaxa.EmergencySummary{Targeted: 3, Reached: 2, Completed: 1, Offline: 1}); sum != want {
+		t.Errorf("summary %+v, want %+v", sum, want)
+	}
+
+	// The node that came back online late is sent it until the expiry, not after.
+	if err := s2.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.step(s2, 100*time.Millisecond); !slices.Equal(got, []string{"node/n3 alert"}) {
+		t.Errorf("n3 back online: %v, want the alert", got)
+	}
+	w.fc.Set(em.Expires)
+	if got := w.step(s2, 0); len(got) != 0 {
+		t.Errorf("at the expiry: %v", got)
+	}
+	stored, err := s2.Store.FindEmergencyByID(ctx, em.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != loaxa.EmergencyExpired {
+		t.Errorf("stored state at the expiry: %s, want expired", stored.State)
+	}
+}
+
+// TestRestartAfterExpiryOrCancel: an emergency that expired while the
+// controller was down is closed as expired and nothing is sent for it; a
+// cancelled one that has not expired has its cancel followed again to
+// the nodes that had it and have not reported it over.
+func TestRestartAfterExpiryOrCancel(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	short, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, Expires: w.fc.Now().Add(time.Minute), CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, Expires: w.fc.Now().Add(time.Hour), CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: long.Occurrence, At: w.fc.Now()})
+	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: long.Occurrence, At: w.fc.Now()})
+	w.report(s, "n2", protocol.Event{Type: protocol.EventFailed, Reason: protocol.ReasonCancelled, Occurrence: long.Occurrence, At: w.fc.Now()})
+	if _, err := s.CancelEmergency(ctx, long.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+
+	w.fc.Advance(2 * time.Minute) // the controller is down meanwhile
+	s2 := w.service()
+	stored, err := s2.Store.FindEmergencyByID(ctx, short.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != loaxa.EmergencyExpired {
+		t.Errorf("emergency that expired during the restart is %s, want expired", stored.State)
+	}
+	nodes, _ := nodesOf(t, s2, short.ID)
+	for id, n := range nodes {
+		if n.State != string(loaxa.DeliveryMissed) || n.Reason != loaxa.ReasonNotReached {
+			t.Errorf("%s in the expired emergency: %+v", id, n)
+		}
+	}
+	if got := w.step(s2, 2100*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert-cancel"}) {
+		t.Errorf("after the restart: %v, want the cancel again to n1 only", got)
+	}
+	if st, err := s2.Store.FindEmergencyByID(ctx, long.ID); err != nil || st.State != loaxa.EmergencyCancelled {
+		t.Errorf("cancelled emergency after the restart: %+v, %v", st, err)
+	}
+}

@@ -1,0 +1,179 @@
+package agent_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// resumingAlert is alert with the policy the controller sends: cut off
+// by the agent stopping, it plays again from the beginning.
+func resumingAlert(id string, ref, opening, closing protocol.ContentRef, start, expires time.Time) protocol.Command {
+	cmd := alert(id, ref, opening, closing, start, expires)
+	cmd.Alert.Occurrence.OnPreempt = protocol.PreemptResume
+	return cmd
+}
+
+// TestAlertResumesAfterRestart: an agent stopped while an alert plays
+// reports it suspended, and once started again on the same store plays
+// it from the beginning (chimes and every repeat) and completes it. The
+// alert's old command, replayed after the restart, is refused; the
+// controller's resend of it changes nothing.
+func TestAlertResumesAfterRestart(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1", "d1")
+	st, dir := store.NewMemory(), t.TempDir()
+	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(time.Second)
+	cmd := resumingAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute))
+	raw := ctl.SendAreaCommand("d1", cmd, 10*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e1@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	fc.Set(start)
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x"})
+	fc.Advance(2 * time.Second) // into the first repeat
+	n.stop(t)                   // the board restarts; its suspended event waits in the outbox
+	if h, err := st.HeldAlerts(); err != nil || len(h.Alerts) != 1 || h.Alerts[0].Occurrence.ID != "e1@x" {
+		t.Fatalf("store holds %+v, %v; want the alert", h, err)
+	}
+
+	fc.Advance(30 * time.Second)
+	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n2)
+	runUntil(t, fc, time.Minute, "alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 5 })
+	events := waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "suspended e1@x interrupted", "started e1@x", "completed e1@x"})
+	if late := events[3].LateMS; late < 32000 {
+		t.Errorf("resumed %d ms after the start instant, want at least 32000 (the agent was off 30 s)", late)
+	}
+	if got := events[4].PlayedMS; got != 5300 {
+		t.Errorf("played %d ms after the restart, want 5300: the whole template again", got)
+	}
+
+	rejected := n2.a.Status().Rejected
+	ctl.Publish(ctl.Topics.Area("d1", protocol.ChanCmd), false, raw) // a replay of the stored packet
+	nodetest.Eventually(t, 5*time.Second, "replayed alert not refused", func() bool { return n2.a.Status().Rejected == rejected+1 })
+	ctl.SendCommand("n1", cmd) // a resend: signed anew, but the node has it
+	later := fc.Now().Add(10 * time.Second)
+	runUntil(t, fc, 20*time.Second, "ten seconds more", func() bool { return fc.Now().After(later) })
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "suspended e1@x interrupted", "started e1@x", "completed e1@x"})
+	if got := n2.a.Status().Rejected; got != rejected+1 {
+		t.Errorf("%d messages refused after the restart, want only the replay", got-rejected)
+	}
+}
+
+// TestAlertResumesAfterPowerCut: what a power cut leaves in the store —
+// the alert held and marked started, no suspended event — makes a new
+// agent report it interrupted and play it again from the beginning.
+func TestAlertResumesAfterPowerCut(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("e2@x", msg, opening, closing, start, start.Add(10*time.Minute))
+
+	st := store.NewMemory()
+	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
+		t.Fatal(err)
+	}
+	o := cmd.Alert.Occurrence
+	mark := agent.Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start,
+		Phase: agent.PhaseStarted, ReceivedAt: start, StartedAt: start, Drill: o.Drill}
+	if _, err := st.Append([]protocol.Event{
+		{Type: protocol.EventReceived, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
+		{Type: protocol.EventStarted, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
+	}, []agent.Progress{mark}); err != nil {
+		t.Fatal(err)
+	}
+
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: st})
+	waitConnected(t, n)
+	runUntil(t, fc, time.Minute, "alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 5 })
+	events := waitEvents(t, ctl, "n1", []string{"received e2@x", "started e2@x", "suspended e2@x interrupted", "started e2@x", "completed e2@x"})
+	if got := events[4].PlayedMS; got != 5300 {
+		t.Errorf("played %d ms after the power cut, want 5300", got)
+	}
+	for _, e := range events {
+		if !e.Drill {
+			t.Errorf("event %s %s is not marked as a drill", e.Type, e.Occurrence)
+		}
+	}
+}
+
+// TestAlertExpiredOrCancelledAcrossRestart: an alert that expired while
+// the agent was stopped is dropped with a final event that says so, and
+// plays nothing; one cancelled before the stop stays cancelled, even when
+// a copy of it arrives after the restart.
+func TestAlertExpiredOrCancelledAcrossRestart(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1")
+	st, dir := store.NewMemory(), t.TempDir()
+	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n)
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+
+	// e3 plays when the agent stops and expires before it is back; e4 is
+	// cancelled before it begins and expires later; e5 is held, not yet
+	// begun, and expires while the agent is off.
+	now := fc.Now()
+	ctl.SendAreaCommand("x1", resumingAlert("e3@x", msg, opening, closing, now, now.Add(time.Minute)), time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e3@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	runUntil(t, fc, 10*time.Second, "e3 on air", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 2 })
+	e4 := resumingAlert("e4@x", msg, opening, closing, fc.Now().Add(20*time.Second), fc.Now().Add(10*time.Minute))
+	ctl.SendAreaCommand("x1", e4, 10*time.Minute)
+	ctl.SendAreaCommand("x1", protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: "e4@x"}, 10*time.Minute)
+	e5 := resumingAlert("e5@x", msg, opening, closing, fc.Now().Add(40*time.Second), fc.Now().Add(50*time.Second))
+	ctl.SendAreaCommand("x1", e5, 10*time.Minute)
+	want := []string{"received e3@x", "started e3@x", "received e4@x", "failed e4@x cancelled", "received e5@x"}
+	waitEvents(t, ctl, "n1", want)
+	n.stop(t)
+	want = append(want, "suspended e3@x interrupted") // sent after the restart
+
+	fc.Advance(2 * time.Minute)
+	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n2)
+	want = append(want, "failed e3@x expired", "missed e5@x expired")
+	waitEvents(t, ctl, "n1", want)
+	ctl.SendCommand("n1", e4) // a late copy of the cancelled alert
+	later := fc.Now().Add(20 * time.Second)
+	runUntil(t, fc, 30*time.Second, "twenty seconds more", func() bool { return fc.Now().After(later) })
+	waitEvents(t, ctl, "n1", want)
+	if got := n2.out.Plays(); got != 0 {
+		t.Errorf("the restarted agent played %d times, want none", got)
+	}
+	h, err := st.HeldAlerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := heldIDs(h); !slices.Equal(ids, []string(nil)) {
+		t.Errorf("store still holds alerts %v", ids)
+	}
+	if _, ok := h.Cancelled["e4@x"]; !ok {
+		t.Errorf("store forgot that e4@x was cancelled: %v", h.Cancelled)
+	}
+}
+
+func heldIDs(h agent.HeldAlerts) []string {
+	var out []string
+	for _, al := range h.Alerts {
+		out = append(out, al.Occurrence.ID)
+	}
+	return out
+}
