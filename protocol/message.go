@@ -467,6 +467,7 @@ const (
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
 	ReasonCancelled      = "cancelled" // the controller cancelled the alert
 	ReasonMuted          = "muted"     // the node is muted (never for emergencies)
+	ReasonCut            = "cut"       // a live call cut off by an officer (Live.Reason LiveCut)
 )
 
 // Event is one thing a node did. Seq is per node and epoch, without gaps.
@@ -482,6 +483,13 @@ type Event struct {
 	PlayedMS     int64     `json:"played_ms,omitempty"`
 	// Drill marks events about an exercise (Occurrence.Drill).
 	Drill bool `json:"drill,omitempty"`
+	// FramesPlayed, FramesLost and FramesLate count a live call's frames
+	// on the final event of its play: played as sent, played as silence
+	// because they never came in time, and come after their place was
+	// played (dropped).
+	FramesPlayed int64 `json:"frames_played,omitempty"`
+	FramesLost   int64 `json:"frames_lost,omitempty"`
+	FramesLate   int64 `json:"frames_late,omitempty"`
 	// Test is the result of a self-test, on EventSelfTest.
 	Test *TestResult `json:"test,omitempty"`
 	// Version is the agent version an update event is about.
