@@ -26,6 +26,7 @@ const (
 	LiveEndLongest        = "longest call reached" // protocol.MaxLiveDuration
 	LiveEndBroker         = "broker unavailable"   // the start, or a second of frames, could not be published
 	LiveEndBadAudio       = "bad audio"            // the client sent what is not 16-bit PCM
+	LiveEndNotStarted     = "not started"          // the call's records could not be stored
 )
 
 // LiveCall (cuộc gọi phát trực tiếp) is the record of one live broadcast:
@@ -167,6 +168,8 @@ type LiveCallService interface {
 	CutCall(ctx context.Context, id, by string) (*LiveCall, error)
 	// LiveCallReport returns call id with every node's delivery.
 	LiveCallReport(ctx context.Context, id string) (*LiveCallReport, error)
+	// FindLiveCallByID returns the call or ENotFound.
+	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
 	// FindLiveCalls returns calls newest first.
 	FindLiveCalls(ctx context.Context, f LiveCallFilter) ([]*LiveCall, error)
 }
