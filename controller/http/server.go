@@ -157,10 +157,10 @@ type Server struct {
 	// lives counts live calls on air (hijacked connections, which
 	// http.Server.Shutdown does not wait for); liveMu orders their start
 	// against closing.
-	liveMu sync.Mutex
-	lives  sync.WaitGroup
-	mux         *http.ServeMux
-	handler     http.Handler
+	liveMu  sync.Mutex
+	lives   sync.WaitGroup
+	mux     *http.ServeMux
+	handler http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener

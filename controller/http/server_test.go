@@ -22,9 +22,9 @@ import (
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/emergency"
-	"loaxa.vn/controller/live"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/live"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/schedule"
