@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -65,7 +66,7 @@ func runLive(args []string) int {
 		return 1
 	}
 	fmt.Printf("On air to %s: %s of audio.\n", *areas, pcm.Duration().Round(time.Millisecond))
-	if err := call.Stream(ctx, pcm); err != nil {
+	if err := call.Stream(ctx, pcm); err != nil && !errors.Is(err, liveclient.ErrEnded) {
 		fmt.Fprintln(os.Stderr, "controller", err)
 	}
 	endCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -75,6 +76,10 @@ func runLive(args []string) int {
 		fmt.Fprintln(os.Stderr, "controller", err)
 		return 1
 	}
-	fmt.Printf("Call %s ended: %d frames, %s.\n", st.Call, st.Frames, st.Reason)
+	how := st.Reason
+	if st.CutBy != "" {
+		how += " by " + st.CutBy
+	}
+	fmt.Printf("Call %s ended: %d frames, %s.\n", st.Call, st.Frames, how)
 	return 0
 }

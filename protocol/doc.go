@@ -173,6 +173,19 @@
 // the agent was stopped ends failed (it had begun) or missed, with
 // ReasonExpired.
 //
+// # Live calls
+//
+// A live call (docs/live.md) travels on the live topic of each target
+// area as Live messages of one call id ("live-…"): a start (priority and
+// title), audio frames numbered from 0 (QoS 0), and an end. The node
+// holds the call as an occurrence whose id is the call id, so its events
+// (received, started, completed, failed, preempted, missed) name the call,
+// and the controller keeps them as the call's per-node deliveries. The
+// final event of a play counts the frames played, lost (played as
+// silence) and late. An end with Reason LiveCut is an officer cutting the
+// call: the node drops what it has buffered, releases the amplifier, and
+// reports the play completed with ReasonCut.
+//
 // # Content
 //
 // Audio travels over HTTP, not MQTT: GET {controller}/api/v1/content/{id}/audio

@@ -16,6 +16,11 @@ const (
 	LiveEnd   = "end"   // the speaker stopped: play what is buffered, then release
 )
 
+// LiveCut is the Reason of an end that cuts the call off: an officer
+// ended it from the controller. The node drops what it has buffered and
+// releases the amplifier at once, and reports the play with ReasonCut.
+const LiveCut = "cut"
+
 // LiveTTL is how long a live message stays valid: a frame older than
 // this is useless, and the replay guard forgets it soon.
 const LiveTTL = 10 * time.Second
@@ -36,6 +41,8 @@ type Live struct {
 	Priority Priority `json:"priority,omitempty"` // start only: priority or emergency
 	Title    string   `json:"title,omitempty"`    // start only
 	Audio    []byte   `json:"audio,omitempty"`    // audio only: one nodeaudio frame
+	// Reason is set on an end that is not the speaker's: LiveCut.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Validate checks a live message's fields; it does not decode the audio.
@@ -53,6 +60,9 @@ func (l *Live) Validate() error {
 			return errors.New("live audio frame without audio")
 		}
 	case LiveEnd:
+		if l.Reason != "" && l.Reason != LiveCut {
+			return fmt.Errorf("live end reason %q: want %q or none", l.Reason, LiveCut)
+		}
 	default:
 		return fmt.Errorf("live message kind %q: want start, audio or end", l.Kind)
 	}

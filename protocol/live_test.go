@@ -16,6 +16,8 @@ func TestLiveValidate(t *testing.T) {
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityEmergency}, ""},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveAudio, Seq: 3, Audio: []byte{1}}, ""},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveEnd}, ""},
+		{protocol.Live{Call: "live-ab", Kind: protocol.LiveEnd, Reason: protocol.LiveCut}, ""},
+		{protocol.Live{Call: "live-ab", Kind: protocol.LiveEnd, Reason: "bored"}, "reason"},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityNormal}, "priority"},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart}, "priority"},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveAudio}, "without audio"},

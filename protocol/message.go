@@ -470,6 +470,7 @@ const (
 	// ReasonExpired: an alert expired while the node was stopped, before
 	// it could play it (again).
 	ReasonExpired = "expired"
+	ReasonCut     = "cut" // a live call cut off by an officer (Live.Reason LiveCut)
 )
 
 // Event is one thing a node did. Seq is per node and epoch, without gaps.
@@ -485,6 +486,13 @@ type Event struct {
 	PlayedMS     int64     `json:"played_ms,omitempty"`
 	// Drill marks events about an exercise (Occurrence.Drill).
 	Drill bool `json:"drill,omitempty"`
+	// FramesPlayed, FramesLost and FramesLate count a live call's frames
+	// on the final event of its play: played as sent, played as silence
+	// because they never came in time, and come after their place was
+	// played (dropped).
+	FramesPlayed int64 `json:"frames_played,omitempty"`
+	FramesLost   int64 `json:"frames_lost,omitempty"`
+	FramesLate   int64 `json:"frames_late,omitempty"`
 	// Test is the result of a self-test, on EventSelfTest.
 	Test *TestResult `json:"test,omitempty"`
 	// Version is the agent version an update event is about.

@@ -28,6 +28,7 @@ import (
 	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/live"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/mqtt"
@@ -57,6 +58,8 @@ type App struct {
 	MQTT      *mqtt.Client
 	Scheduler *schedule.Scheduler
 	Emergency *emergency.Service
+	// LiveCalls keeps live call records and cuts calls.
+	LiveCalls *live.Service
 	HTTP      *lhttp.Server
 	Signer    *protocol.Signer
 
@@ -320,6 +323,15 @@ func (a *App) Open() (err error) {
 	a.HTTP.SelfTestService = a.Alarms
 	a.HTTP.Messenger = a.MQTT
 	a.HTTP.Live = a.MQTT
+	a.LiveCalls = live.NewService()
+	a.LiveCalls.Store = bolt.NewLiveCallService(a.DB)
+	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
+	a.LiveCalls.Clock, a.LiveCalls.Logger = a.Clock, a.Logger
+	// Calls a previous run left on air are closed before any new one.
+	if err := a.LiveCalls.Open(ctx); err != nil {
+		return err
+	}
+	a.HTTP.LiveCalls = a.LiveCalls
 	a.HTTP.Checks = a.healthChecks()
 	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {

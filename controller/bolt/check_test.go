@@ -44,6 +44,7 @@ func CheckFile(path string) error {
 		c.events()
 		c.users()
 		c.desired()
+		c.liveCalls()
 		return errors.Join(append(errs, c.errs...)...)
 	})
 }
@@ -168,7 +169,7 @@ func (c *checker) deliveries() {
 		if !c.has(bucketNodes, d.Node) {
 			c.fail("delivery %s/%s: node missing", d.Occurrence, d.Node)
 		}
-		if !strings.HasPrefix(d.Occurrence, d.Announcement+"@") {
+		if !occurrenceOf(d.Announcement, d.Occurrence) {
 			c.fail("delivery %s: occurrence not of announcement %s", d.Occurrence, d.Announcement)
 		}
 		want[string(nodeDeliveryKey(d.Announcement, d.Occurrence, d.Node))] = string(key)
@@ -252,6 +253,17 @@ func (c *checker) desired() {
 	})
 }
 
+func (c *checker) liveCalls() {
+	want := make(map[string]string)
+	each(c, bucketLiveCalls, func(k []byte, l *loaxa.LiveCall) {
+		if key := liveCallKey(l); !bytes.Equal(k, key) {
+			c.fail("live call key %q holds %q", k, key)
+		}
+		want[l.ID] = string(k)
+	})
+	c.sameKeys("live_call_ids", want, bucketLiveCallIDs)
+}
+
 // TestCheckFile makes sure the cleanup check would catch a broken store:
 // each case breaks one invariant behind the services' back.
 func TestCheckFile(t *testing.T) {
@@ -274,6 +286,10 @@ func TestCheckFile(t *testing.T) {
 		{"last seq ahead of the events", func(tx *bbolt.Tx) error {
 			return tx.Bucket(bucketEventSeqs).Put(eventSeqKey("n1", "e1"), u64(3))
 		}, "last seq 3, but 2 events stored"},
+		{"live call without its id index", func(tx *bbolt.Tx) error {
+			l := loaxa.LiveCall{ID: "live-x", Started: time.Unix(1e9, 0)}
+			return putJSON(tx.Bucket(bucketLiveCalls), liveCallKey(&l), &l)
+		}, "live_call_ids: \"live-x\" missing"},
 		{"event index missing", func(tx *bbolt.Tx) error {
 			c := tx.Bucket(bucketNodeEvents).Cursor()
 			k, _ := c.First()

@@ -29,6 +29,8 @@
 //	enrolments       SHA-256(enrolment code) → Enrolment (one-time)
 //	alarms           seq(8) → Alarm (ids "al" + seq; newest last)
 //	selftests        seq(8) → SelfTest with its results (ids "st" + seq)
+//	live_calls       ms(8) of the start, call id → LiveCall (time order)
+//	live_call_ids    call id → live_calls key
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
@@ -80,6 +82,8 @@ var (
 	bucketSelfTests      = []byte("selftests")
 	bucketEmergencies    = []byte("emergencies")
 	bucketCapAlerts      = []byte("cap_alerts")
+	bucketLiveCalls      = []byte("live_calls")
+	bucketLiveCallIDs    = []byte("live_call_ids")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
@@ -90,6 +94,7 @@ var (
 		bucketSessions, bucketHolidays, bucketProposals,
 		bucketAlarms, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
+		bucketLiveCalls, bucketLiveCallIDs,
 	}
 
 	keySigning  = []byte("signing")

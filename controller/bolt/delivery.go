@@ -50,7 +50,7 @@ func (s *DeliveryService) EnsureDeliveries(ctx context.Context, ds []*loaxa.Deli
 		if d.Announcement == "" || d.Occurrence == "" || d.Node == "" {
 			return loaxa.Errorf(loaxa.EInvalid, "Delivery %q/%q/%q needs an announcement, an occurrence and a node.", d.Announcement, d.Occurrence, d.Node)
 		}
-		if !strings.HasPrefix(d.Occurrence, d.Announcement+"@") {
+		if !occurrenceOf(d.Announcement, d.Occurrence) {
 			return loaxa.Errorf(loaxa.EInvalid, "Occurrence %q is not one of announcement %q: build its id with loaxa.OccurrenceID.", d.Occurrence, d.Announcement)
 		}
 	}
@@ -83,6 +83,15 @@ func (s *DeliveryService) EnsureDeliveries(ctx context.Context, ds []*loaxa.Deli
 		return fmt.Errorf("ensure %d deliveries: %w", len(ds), err)
 	}
 	return nil
+}
+
+// occurrenceOf reports whether occurrence is one of announcement: built
+// by loaxa.OccurrenceID, or a live call, which is its own occurrence.
+func occurrenceOf(announcement, occurrence string) bool {
+	if loaxa.IsLiveCallID(announcement) {
+		return occurrence == announcement
+	}
+	return strings.HasPrefix(occurrence, announcement+"@")
 }
 
 // putDelivery stores d and its index entry.

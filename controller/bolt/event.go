@@ -159,8 +159,8 @@ func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev 
 // to match.
 func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Event, receivedAt time.Time) error {
 	ann, at, ok := strings.Cut(ev.Occurrence, "@")
-	if !ok && strings.HasPrefix(ev.Occurrence, "live-") {
-		return nil // a live call (docs/live.md): its events are kept, it has no deliveries
+	if !ok && loaxa.IsLiveCallID(ev.Occurrence) {
+		ann, ok = ev.Occurrence, true // a live call is its own occurrence (docs/live.md)
 	}
 	if !ok || ann == "" {
 		s.db.Logger.Warn("event names a malformed occurrence; delivery not updated",
@@ -206,6 +206,9 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		}
 		if ev.PlayedMS != 0 {
 			d.PlayedMS = ev.PlayedMS
+		}
+		if ev.FramesPlayed != 0 || ev.FramesLost != 0 || ev.FramesLate != 0 {
+			d.FramesPlayed, d.FramesLost, d.FramesLate = ev.FramesPlayed, ev.FramesLost, ev.FramesLate
 		}
 	}
 	d.UpdatedAt = receivedAt

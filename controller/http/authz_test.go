@@ -241,6 +241,15 @@ func authzCases() map[string][]authzCase {
 				return authzRequest{method: "GET", path: "/api/v1/live?priority=emergency&areas=" + scopeArea[in]}
 			}},
 		},
+		"GET /api/v1/live/calls": {{ok: 200, build: get("/api/v1/live/calls")}},
+		"GET /api/v1/live/calls/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/live/calls/" + a.liveCall(in)}
+		}}},
+		// Another officer's call on air (no runner here: the record is
+		// closed as cut); cutting it needs the right to make it.
+		"POST /api/v1/live/calls/{id}/cut": {{scoped: true, needs: []loaxa.Action{loaxa.ActionSchedule}, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "POST", path: "/api/v1/live/calls/" + a.liveCall(in) + "/cut"}
+		}}},
 		"GET /api/v1/emergency": {{ok: 200, build: get("/api/v1/emergency")}},
 		"POST /api/v1/emergency": {{scoped: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("POST", "/api/v1/emergency", map[string]any{"content_id": a.content, "targets": []string{scopeArea[in]}, "drill": true})
@@ -553,6 +562,17 @@ func TestAuthorization(t *testing.T) {
 	for key := range cases {
 		t.Errorf("authzCases has %s, which is not a route", key)
 	}
+}
+
+// liveCall stores a live call on air by another officer to the in-scope
+// or out-of-scope commune and returns its id.
+func (a *authzEnv) liveCall(in bool) string {
+	c := &loaxa.LiveCall{ID: loaxa.LiveCallIDPrefix + a.unique("call"), CreatedBy: "admin", Areas: []string{scopeArea[in]},
+		Priority: protocol.PriorityHigh, Started: a.clock.Now()}
+	if err := a.live.Store.CreateLiveCall(context.Background(), c); err != nil {
+		panic(err)
+	}
+	return c.ID
 }
 
 // discardLive takes live messages and drops them.

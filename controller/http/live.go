@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,11 +30,19 @@ import (
 
 const (
 	auditLiveStart = "live.start"
-	auditLiveStop  = "live.stop"
+	auditLiveCut   = "live.cut"
 )
 
 // maxLiveMessage bounds one client message: a second of PCM.
 const maxLiveMessage = 2 * nodeaudio.SampleRate
+
+// maxDroppedFrames ends a call whose frames could not be published for a
+// second in a row: the broker is gone.
+const maxDroppedFrames = 25
+
+// StatusLiveCut is the WebSocket close code of a call an officer cut
+// (an application code, 4000–4999); the last status message says who.
+const StatusLiveCut websocket.StatusCode = 4001
 
 // liveStatus is what the server says on the WebSocket, as JSON text.
 type liveStatus struct {
@@ -43,6 +52,17 @@ type liveStatus struct {
 	Priority string   `json:"priority,omitempty"`
 	Frames   uint64   `json:"frames,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
+	Detail   string   `json:"detail,omitempty"`
+	CutBy    string   `json:"cut_by,omitempty"`
+}
+
+// liveCallAction is what a user's role must grant on every area of a
+// call to make it, or to cut it.
+func liveCallAction(prio protocol.Priority) loaxa.Action {
+	if prio == protocol.PriorityEmergency {
+		return loaxa.ActionEmergency
+	}
+	return loaxa.ActionSchedule
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
@@ -52,30 +72,30 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	prio := protocol.Priority(q.Get("priority"))
-	action := loaxa.ActionSchedule
 	switch prio {
 	case "":
 		prio = protocol.PriorityHigh
-	case protocol.PriorityHigh:
-	case protocol.PriorityEmergency:
-		action = loaxa.ActionEmergency
+	case protocol.PriorityHigh, protocol.PriorityEmergency:
 	default:
 		return loaxa.Errorf(loaxa.EInvalid, "priority %q: a live call is %q (the default) or %q.", prio, protocol.PriorityHigh, protocol.PriorityEmergency)
 	}
 	var areas []string
 	for _, a := range strings.Split(q.Get("areas"), ",") {
-		if a = strings.TrimSpace(a); a != "" {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(areas, a) {
 			areas = append(areas, a)
 		}
 	}
 	if len(areas) == 0 {
 		return loaxa.Errorf(loaxa.EInvalid, "areas is empty: name the areas to speak to, e.g. /api/v1/live?areas=31,32.")
 	}
+	if len(areas) > MaxTargets {
+		return loaxa.Errorf(loaxa.EInvalid, "areas: %d areas; name at most %d (a common ancestor covers them all).", len(areas), MaxTargets)
+	}
 	for _, a := range areas {
 		if _, err := s.requireArea(ctx, "areas", a); err != nil {
 			return err
 		}
-		if err := s.authorize(ctx, action, a); err != nil {
+		if err := s.authorize(ctx, liveCallAction(prio), a); err != nil {
 			return err
 		}
 	}
@@ -83,9 +103,20 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.Live == nil {
+	if s.Live == nil || s.LiveCalls == nil {
 		return loaxa.Errorf(loaxa.EUnavailable, "Live broadcasting is not set up on this controller.")
 	}
+	// A call holds the server open until it ends: Close waits for it.
+	s.liveMu.Lock()
+	select {
+	case <-s.closing:
+		s.liveMu.Unlock()
+		return loaxa.Errorf(loaxa.EUnavailable, "The controller is shutting down; call again when it is back.")
+	default:
+	}
+	s.lives.Add(1)
+	s.liveMu.Unlock()
+	defer s.lives.Done()
 	// Accept checks that the Origin is this host: a page of another site
 	// cannot open a call with the officer's session cookie.
 	c, err := websocket.Accept(w, r, nil)
@@ -94,52 +125,121 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(maxLiveMessage)
-	call := "live-" + strings.ToLower(rand.Text()[:16])
 	user := userFrom(ctx).Username
+	rec := &loaxa.LiveCall{ID: loaxa.LiveCallIDPrefix + strings.ToLower(rand.Text()[:16]), CreatedBy: user,
+		Areas: areas, Priority: prio, Title: title, Started: s.now()}
 	detail := fmt.Sprintf("priority=%s title=%q", prio, title)
-	s.audit(r, auditLiveStart, call, strings.Join(areas, ","), detail)
-	s.logger().Warn("live call on air", "call", call, "areas", areas, "priority", prio, "user", user)
+	cut, err := s.LiveCalls.BeginCall(ctx, rec)
+	if err != nil {
+		s.logger().Error("live call not begun", "areas", areas, "user", user, "err", err)
+		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Reason: loaxa.LiveEndNotStarted, Detail: "the call could not be recorded; try again"})
+		c.Close(websocket.StatusInternalError, "call not recorded")
+		return nil
+	}
+	s.audit(r, auditLiveStart, rec.ID, strings.Join(areas, ","), detail)
+	s.logger().Warn("live call on air", "call", rec.ID, "areas", areas, "priority", prio, "user", user, "nodes", rec.Nodes)
 
-	frames, reason := s.runLive(ctx, c, call, areas, prio, title)
-
-	s.audit(r, auditLiveStop, call, strings.Join(areas, ","), fmt.Sprintf("%s frames=%d reason=%s", detail, frames, reason))
-	s.logger().Info("live call over", "call", call, "frames", frames, "reason", reason)
+	// The service audits the end (live.stop) when it records it.
+	end := s.runLive(ctx, c, rec, cut)
+	s.logger().Info("live call over", "call", rec.ID, "frames", end.FramesSent, "dropped", end.FramesDropped, "reason", end.EndReason, "cut_by", end.CutBy)
 	return nil
 }
 
-// runLive sends the call's start, its frames and its end; it returns the
-// frames sent and why the call ended.
-func (s *Server) runLive(ctx context.Context, c *websocket.Conn, call string, areas []string, prio protocol.Priority, title string) (uint64, string) {
+// wsMessage is one read from the client.
+type wsMessage struct {
+	typ  websocket.MessageType
+	data []byte
+	err  error
+}
+
+// runLive sends the call's start, its frames and its end, and records the
+// end; it returns the ended record.
+func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.LiveCall, cut <-chan struct{}) *loaxa.LiveCall {
+	var result loaxa.LiveCallEnd
 	send := func(ctx context.Context, l protocol.Live) error {
-		l.Call = call
-		for _, a := range areas {
+		l.Call = rec.ID
+		var errs []error
+		for _, a := range rec.Areas {
 			if err := s.Live.SendLive(ctx, a, l); err != nil {
-				return err
+				errs = append(errs, fmt.Errorf("area %s: %w", a, err))
 			}
 		}
-		return nil
+		return errors.Join(errs...)
 	}
-	// The end goes out even when the client's request is gone.
-	end := func(frames uint64, reason string) (uint64, string) {
+	// The end goes out, and is recorded, even when the client's request
+	// is gone.
+	finish := func(reason, detail string) *loaxa.LiveCall {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := send(ctx, protocol.Live{Kind: protocol.LiveEnd}); err != nil {
-			s.logger().Error("live call: end not sent; nodes end it on their frame timeout", "call", call, "err", err)
+		endMsg := protocol.Live{Kind: protocol.LiveEnd}
+		if reason == loaxa.LiveEndCut {
+			endMsg.Reason = protocol.LiveCut
 		}
-		status(ctx, c, liveStatus{State: "ended", Call: call, Frames: frames, Reason: reason})
-		c.Close(websocket.StatusNormalClosure, "")
-		return frames, reason
+		if err := send(ctx, endMsg); err != nil {
+			s.logger().Error("live call: end not sent; nodes end it on their frame timeout", "call", rec.ID, "err", err)
+		}
+		result.Reason, result.Detail = reason, detail
+		ended, err := s.LiveCalls.EndCall(ctx, rec.ID, result)
+		if err != nil {
+			s.logger().Error("live call: end not recorded", "call", rec.ID, "err", err)
+			cp := *rec
+			cp.Ended, cp.EndReason, cp.EndDetail = s.now(), reason, detail
+			cp.FramesSent, cp.FramesDropped, cp.Bytes = result.FramesSent, result.FramesDropped, result.Bytes
+			ended = &cp
+		}
+		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Frames: ended.FramesSent, Reason: ended.EndReason, Detail: ended.EndDetail, CutBy: ended.CutBy})
+		code, text := websocket.StatusNormalClosure, ""
+		switch ended.EndReason {
+		case loaxa.LiveEndCut:
+			code, text = StatusLiveCut, "call cut by "+ended.CutBy
+			if len(text) > 120 {
+				text = "call cut"
+			}
+		case loaxa.LiveEndShutdown:
+			code = websocket.StatusGoingAway
+		case loaxa.LiveEndBadAudio:
+			code = websocket.StatusUnsupportedData
+		case loaxa.LiveEndBroker:
+			code = websocket.StatusInternalError
+		}
+		c.Close(code, text)
+		return ended
 	}
-	if err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: prio, Title: title}); err != nil {
-		c.Close(websocket.StatusInternalError, "broker unavailable")
-		return 0, "start not sent: " + err.Error()
+	if err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: rec.Priority, Title: rec.Title}); err != nil {
+		return finish(loaxa.LiveEndBroker, "start not sent: "+err.Error())
 	}
-	status(ctx, c, liveStatus{State: "on_air", Call: call, Areas: areas, Priority: string(prio)})
+	status(ctx, c, liveStatus{State: "on_air", Call: rec.ID, Areas: rec.Areas, Priority: string(rec.Priority)})
+
+	// The client is read in its own goroutine so that a cut or a shutdown
+	// ends the call while a read waits.
+	msgs := make(chan wsMessage)
+	quit := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			typ, data, err := c.Read(ctx)
+			select {
+			case msgs <- wsMessage{typ, data, err}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(quit)
+		c.CloseNow()
+		<-readerDone
+	}()
+
 	var (
 		enc     nodeaudio.FrameEncoder
 		pcm     = make([]int16, 0, 2*nodeaudio.FrameSamples)
 		seq     uint64
-		started = time.Now()
+		dropped int // in a row
 	)
 	flush := func(all bool) error {
 		for len(pcm) >= nodeaudio.FrameSamples || (all && len(pcm) > 0) {
@@ -151,55 +251,73 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, call string, ar
 				return err
 			}
 			pcm = append(pcm[:0], pcm[nodeaudio.FrameSamples:]...)
+			// A frame that is not published is dropped, not waited for:
+			// nodes play it as silence. A second of them ends the call.
 			if err := send(ctx, protocol.Live{Kind: protocol.LiveAudio, Seq: seq, Audio: f}); err != nil {
-				return err
+				result.FramesDropped++
+				if dropped++; dropped >= maxDroppedFrames {
+					return fmt.Errorf("%d frames in a row not published: %w", dropped, err)
+				}
+			} else {
+				result.FramesSent++
+				dropped = 0
 			}
 			seq++
 		}
 		return nil
 	}
+	longest := time.NewTimer(protocol.MaxLiveDuration)
+	defer longest.Stop()
 	for {
-		if time.Since(started) > protocol.MaxLiveDuration {
-			return end(seq, "longest call reached")
-		}
-		typ, data, err := c.Read(ctx)
-		if err != nil {
-			reason := "client disconnected"
-			if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
-				reason = "speaker stopped"
-			} else if errors.Is(err, context.Canceled) {
-				reason = "server shutting down"
-			}
-			if ferr := flush(true); ferr != nil {
-				s.logger().Warn("live call: last frame not sent", "call", call, "err", ferr)
-			}
-			return end(seq, reason)
-		}
-		if typ != websocket.MessageBinary {
-			if strings.TrimSpace(string(data)) == `{"type":"end"}` {
-				if err := flush(true); err != nil {
-					return end(seq, "frame not sent: "+err.Error())
+		select {
+		case <-cut:
+			return finish(loaxa.LiveEndCut, "")
+		case <-s.closing:
+			return finish(loaxa.LiveEndShutdown, "")
+		case <-longest.C:
+			return finish(loaxa.LiveEndLongest, "")
+		case m := <-msgs:
+			if m.err != nil {
+				reason, detail := loaxa.LiveEndDisconnected, ""
+				switch {
+				case websocket.CloseStatus(m.err) == websocket.StatusNormalClosure:
+					reason = loaxa.LiveEndSpeakerStopped
+				case errors.Is(m.err, context.Canceled):
+					reason = loaxa.LiveEndShutdown
+				case websocket.CloseStatus(m.err) == websocket.StatusMessageTooBig:
+					reason, detail = loaxa.LiveEndBadAudio, fmt.Sprintf("a message over %d bytes (send 20–40 ms at a time)", maxLiveMessage)
 				}
-				return end(seq, "speaker stopped")
+				if err := flush(true); err != nil {
+					s.logger().Warn("live call: last frame not sent", "call", rec.ID, "err", err)
+				}
+				return finish(reason, detail)
 			}
-			continue // other text is for future use
-		}
-		if len(data)%2 != 0 {
-			status(ctx, c, liveStatus{State: "ended", Call: call, Reason: "odd message length"})
-			return end(seq, fmt.Sprintf("message of %d bytes is not 16-bit PCM", len(data)))
-		}
-		for i := 0; i < len(data); i += 2 {
-			pcm = append(pcm, int16(binary.LittleEndian.Uint16(data[i:])))
-		}
-		if err := flush(false); err != nil {
-			return end(seq, "frame not sent: "+err.Error())
+			if m.typ != websocket.MessageBinary {
+				if strings.TrimSpace(string(m.data)) == `{"type":"end"}` {
+					if err := flush(true); err != nil {
+						return finish(loaxa.LiveEndBroker, err.Error())
+					}
+					return finish(loaxa.LiveEndSpeakerStopped, "")
+				}
+				continue // other text is for future use
+			}
+			if len(m.data)%2 != 0 {
+				return finish(loaxa.LiveEndBadAudio, fmt.Sprintf("a message of %d bytes is not 16-bit PCM", len(m.data)))
+			}
+			result.Bytes += uint64(len(m.data))
+			for i := 0; i < len(m.data); i += 2 {
+				pcm = append(pcm, int16(binary.LittleEndian.Uint16(m.data[i:])))
+			}
+			if err := flush(false); err != nil {
+				return finish(loaxa.LiveEndBroker, err.Error())
+			}
 		}
 	}
 }
 
 func status(ctx context.Context, c *websocket.Conn, st liveStatus) {
 	b, _ := json.Marshal(st)
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	c.Write(ctx, websocket.MessageText, b)
 }

@@ -71,6 +71,9 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/events", Action: loaxa.ActionRead, handle: s.handleListEvents},
 
 		{Method: "GET", Path: "/api/v1/live", Action: loaxa.ActionRead, handle: s.handleLive}, // schedule or emergency on every area, checked inside
+		{Method: "GET", Path: "/api/v1/live/calls", Action: loaxa.ActionRead, handle: s.handleListLiveCalls},
+		{Method: "GET", Path: "/api/v1/live/calls/{id}", Action: loaxa.ActionRead, handle: s.handleGetLiveCall},
+		{Method: "POST", Path: "/api/v1/live/calls/{id}/cut", Action: loaxa.ActionRead, handle: s.handleCutLiveCall}, // the speaker, or schedule/emergency on every area, checked inside
 		{Method: "GET", Path: "/api/v1/emergency", Action: loaxa.ActionRead, handle: s.handleListEmergencies},
 		{Method: "POST", Path: "/api/v1/emergency", Action: loaxa.ActionEmergency, handle: s.handleSendEmergency},
 		{Method: "GET", Path: "/api/v1/emergency/{id}", Action: loaxa.ActionRead, handle: s.handleGetEmergency},

@@ -139,6 +139,9 @@ type Server struct {
 	// Live publishes live calls (GET /api/v1/live); nil answers that
 	// route with unavailable.
 	Live loaxa.LiveMessenger
+	// LiveCalls keeps the records of live calls and cuts them; nil
+	// answers the live routes with unavailable.
+	LiveCalls loaxa.LiveCallService
 	// Checks are the controller's parts GET /api/v1/health reports on.
 	Checks []HealthCheck
 	// Metrics serves GET /metrics (Prometheus text format); nil answers
@@ -151,8 +154,13 @@ type Server struct {
 	// closing is closed when Close begins, so long-lived streams end.
 	closing     chan struct{}
 	closingOnce sync.Once
-	mux         *http.ServeMux
-	handler     http.Handler
+	// lives counts live calls on air (hijacked connections, which
+	// http.Server.Shutdown does not wait for); liveMu orders their start
+	// against closing.
+	liveMu  sync.Mutex
+	lives   sync.WaitGroup
+	mux     *http.ServeMux
+	handler http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -276,7 +284,11 @@ func (s *Server) check() error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.liveMu.Lock()
 	s.closingOnce.Do(func() { close(s.closing) })
+	s.liveMu.Unlock()
+	// Live calls end on closing: they send their end and record it.
+	defer s.lives.Wait()
 	if s.server == nil {
 		return nil
 	}

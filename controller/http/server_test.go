@@ -24,6 +24,7 @@ import (
 	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/live"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/schedule"
@@ -122,6 +123,9 @@ type env struct {
 	}
 	health *health.Monitor
 	msgs   *fakeMessenger
+	// live keeps live call records; liveMsgs records what calls publish.
+	live     *live.Service
+	liveMsgs *recordLive
 }
 
 // newEnv starts a server; configure may change it before it serves.
@@ -188,6 +192,10 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	}
 	t.Cleanup(e.health.Close)
 	s.HealthService, s.AlarmService, s.SelfTestService, s.Messenger = e.health, st.alarms, st.alarms, e.msgs
+	e.live, e.liveMsgs = live.NewService(), &recordLive{}
+	e.live.Store, e.live.Nodes, e.live.Deliveries, e.live.Audit = bolt.NewLiveCallService(e.db), st.nodes, st.deliveries, st.audit
+	e.live.Clock, e.live.Logger = e.clock, logger
+	s.Live, s.LiveCalls = e.liveMsgs, e.live
 	for _, f := range configure {
 		f(s)
 	}

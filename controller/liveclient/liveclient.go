@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -42,7 +43,14 @@ type Status struct {
 	Priority string   `json:"priority"`
 	Frames   uint64   `json:"frames"`
 	Reason   string   `json:"reason"`
+	Detail   string   `json:"detail"`
+	CutBy    string   `json:"cut_by"` // who cut the call, when Reason is "cut"
 }
+
+// ErrEnded is what Stream returns when the controller ended the call
+// first: an officer cut it, or the controller is shutting down. Ended
+// says how.
+var ErrEnded = errors.New("live: the controller ended the call")
 
 // Call is an open live call.
 type Call struct {
@@ -50,6 +58,35 @@ type Call struct {
 	opt    Options
 	status chan Status
 	done   chan struct{}
+
+	mu    sync.Mutex
+	ended *Status // the server's "ended" status, once it came
+}
+
+// Ended returns the server's "ended" status, if the call is over.
+func (c *Call) Ended() (Status, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended == nil {
+		return Status{}, false
+	}
+	return *c.ended, true
+}
+
+// endedErr wraps ErrEnded with the server's reason.
+func (c *Call) endedErr() error {
+	st, _ := c.Ended()
+	if st.CutBy != "" {
+		return fmt.Errorf("%w: %s by %s", ErrEnded, st.Reason, st.CutBy)
+	}
+	return fmt.Errorf("%w: %s", ErrEnded, cmpOr(st.Reason, "connection closed"))
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Dial opens a call and waits for the server's "on_air".
@@ -109,6 +146,11 @@ func (c *Call) read() {
 		if typ != websocket.MessageText || json.Unmarshal(b, &st) != nil {
 			continue
 		}
+		if st.State == "ended" {
+			c.mu.Lock()
+			c.ended = &st
+			c.mu.Unlock()
+		}
 		if c.opt.OnStatus != nil {
 			c.opt.OnStatus(st)
 		}
@@ -130,6 +172,11 @@ func (c *Call) Stream(ctx context.Context, r io.Reader) error {
 		k, err := io.ReadFull(r, buf)
 		if k > 0 {
 			if werr := c.c.Write(ctx, websocket.MessageBinary, buf[:k&^1]); werr != nil {
+				select {
+				case <-c.done:
+					return c.endedErr()
+				default:
+				}
 				return fmt.Errorf("live: send: %w", werr)
 			}
 			if c.opt.OnSend != nil {
@@ -144,14 +191,22 @@ func (c *Call) Stream(ctx context.Context, r io.Reader) error {
 		}
 		select {
 		case <-t.C:
+		case <-c.done:
+			return c.endedErr()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-// End ends the call cleanly and returns the server's last status.
+// End ends the call cleanly and returns the server's last status; if the
+// controller ended the call first, that status.
 func (c *Call) End(ctx context.Context) (Status, error) {
+	if st, ok := c.Ended(); ok {
+		c.c.CloseNow()
+		<-c.done
+		return st, nil // the controller ended it first
+	}
 	if err := c.c.Write(ctx, websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
 		c.c.CloseNow()
 		return Status{}, fmt.Errorf("live: end: %w", err)

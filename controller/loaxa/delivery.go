@@ -101,6 +101,11 @@ type Delivery struct {
 	// reports count; zero in deliveries stored before they existed.
 	Priority  protocol.Priority `json:"priority,omitempty"`
 	PlannedMS int64             `json:"planned_ms,omitempty"`
+	// FramesPlayed, FramesLost and FramesLate are a live call's frame
+	// counts from the node's final event (protocol.Event).
+	FramesPlayed int64 `json:"frames_played,omitempty"`
+	FramesLost   int64 `json:"frames_lost,omitempty"`
+	FramesLate   int64 `json:"frames_late,omitempty"`
 	// FailedToSound is computed when read, never stored: the delivery is
 	// not final and the node has not reported the start (or the end) it
 	// owed by now, more than SilenceBound after it was due. The node was
@@ -117,7 +122,11 @@ const SilenceBound = 2 * time.Minute
 func (d *Delivery) CheckSilence(now time.Time, bound time.Duration) {
 	due := d.Start
 	if d.State == DeliveryStarted {
-		due = due.Add(time.Duration(d.PlannedMS) * time.Millisecond)
+		planned := time.Duration(d.PlannedMS) * time.Millisecond
+		if IsLiveCallID(d.Announcement) {
+			planned = protocol.MaxLiveDuration // a call's length is not known ahead
+		}
+		due = due.Add(planned)
 	}
 	d.FailedToSound = !d.State.Terminal() && now.After(due.Add(bound))
 }

@@ -56,8 +56,10 @@ type jitter struct {
 	started bool
 	ended   bool
 	last    time.Time // when the last frame (or the start) arrived
+	played  int       // frames played as sent
 	lost    int       // frames played as silence because they never came in time
 	late    int       // frames that came after their place was played
+	cut     bool      // ended by a cut: the buffered frames were dropped
 	arrived chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -108,6 +110,16 @@ func (j *jitter) End() {
 	signal(j.arrived)
 }
 
+// Cut ends the call at once: what is buffered is dropped, and the next
+// read ends the stream.
+func (j *jitter) Cut() {
+	j.mu.Lock()
+	j.ended, j.cut = true, true
+	clear(j.frames) // the frame being read (pending, 40 ms at most) still plays
+	j.mu.Unlock()
+	signal(j.arrived)
+}
+
 // Close unblocks a Read waiting for the first frames.
 func (j *jitter) Close() error {
 	j.once.Do(func() { close(j.closed) })
@@ -119,6 +131,20 @@ func (j *jitter) Stats() (lost, late int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.lost, j.late
+}
+
+// jitterCounts is what a call's buffer counted.
+type jitterCounts struct {
+	played, lost, late int
+	cut                bool
+}
+
+// Counts returns the frames played, lost and late so far, and whether the
+// call was cut.
+func (j *jitter) Counts() jitterCounts {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return jitterCounts{played: j.played, lost: j.lost, late: j.late, cut: j.cut}
 }
 
 // Read serves PCM: never blocking once started.
@@ -158,6 +184,7 @@ func (j *jitter) fill() error {
 	case ok:
 		delete(j.frames, j.next)
 		j.next++
+		j.played++
 	case len(j.frames) > 0:
 		// Overtaken: the frame is lost.
 		j.next++

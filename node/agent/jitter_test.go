@@ -152,3 +152,30 @@ func TestJitterRefusesBadFrames(t *testing.T) {
 		t.Fatalf("short frame: %v", err)
 	}
 }
+
+// A cut drops what is buffered: the stream ends at once, and the counts
+// say what played, what was lost and late, and that the call was cut.
+func TestJitterCutDropsTheBuffer(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	j := newJitter(clk.Now, time.Second)
+	for _, seq := range []uint64{0, 2, 3, 4, 5, 6, 7} {
+		if err := j.Push(seq, liveFrame(t, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // frames 0, 1 (lost: overtaken), 2
+		if _, err := readFrame(t, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Push(1, liveFrame(t, 500)); err != nil { // too late
+		t.Fatal(err)
+	}
+	j.Cut()
+	if _, err := readFrame(t, j); !errors.Is(err, io.EOF) {
+		t.Fatalf("after a cut with 5 frames buffered: %v, want EOF at once", err)
+	}
+	if got, want := j.Counts(), (jitterCounts{played: 2, lost: 1, late: 1, cut: true}); got != want {
+		t.Fatalf("counts %+v, want %+v", got, want)
+	}
+}

@@ -69,7 +69,12 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		}
 		return j.Push(l.Seq, l.Audio)
 	case protocol.LiveEnd:
-		if j != nil {
+		switch {
+		case j == nil:
+		case l.Reason == protocol.LiveCut:
+			j.Cut()
+			a.log.Warn("agent: live call cut off at the controller", "call", l.Call)
+		default:
 			j.End()
 			a.log.Info("agent: live call ended by the speaker", "call", l.Call)
 		}
@@ -86,6 +91,20 @@ func (a *Agent) openLive(p *play) error {
 	p.length = protocol.MaxLiveDuration
 	p.stream = &audio.Counter{R: j}
 	return nil
+}
+
+// countLive adds the frame counts of a live play to its final event e; a
+// cut call that played to its (cut) end is reported with ReasonCut.
+func (a *Agent) countLive(p *play, e *protocol.Event) {
+	j := a.lives[p.occ.Live]
+	if p.occ.Live == "" || j == nil {
+		return
+	}
+	c := j.Counts()
+	e.FramesPlayed, e.FramesLost, e.FramesLate = int64(c.played), int64(c.lost), int64(c.late)
+	if c.cut && e.Type == protocol.EventCompleted {
+		e.Reason = protocol.ReasonCut
+	}
 }
 
 // pruneLives forgets the jitter buffers of calls no longer held.

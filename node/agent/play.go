@@ -325,6 +325,7 @@ func (a *Agent) finishPlay(r playResult) {
 		}
 		a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
 	}
+	a.countLive(p, &e)
 	a.log.Info("agent: play ended", "occurrence", p.occ.ID, "event", e.Type, "reason", e.Reason, "played_ms", e.PlayedMS)
 	a.note([]protocol.Event{e}, mark)
 	signal(a.dirty)

@@ -1,0 +1,120 @@
+package bolt_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+func liveCallIDs(cs []*loaxa.LiveCall) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+func TestLiveCallService(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	s := bolt.NewLiveCallService(db)
+	ctx := context.Background()
+	// Ids are random, so the order comes from the starts, not the ids.
+	for i, id := range []string{"live-c", "live-a", "live-b"} {
+		must(t, s.CreateLiveCall(ctx, &loaxa.LiveCall{ID: id, CreatedBy: "an", Areas: []string{"31"},
+			Priority: protocol.PriorityHigh, Started: t0.Add(time.Duration(i) * time.Minute)}))
+	}
+	wantCode(t, s.CreateLiveCall(ctx, &loaxa.LiveCall{ID: "live-a", Started: t0}), loaxa.EConflict)
+	wantCode(t, s.CreateLiveCall(ctx, &loaxa.LiveCall{ID: "a000001", Started: t0}), loaxa.EInvalid)
+	wantCode(t, s.CreateLiveCall(ctx, &loaxa.LiveCall{ID: "live-d"}), loaxa.EInvalid)
+
+	ended, err := s.UpdateLiveCall(ctx, "live-a", func(c *loaxa.LiveCall) error {
+		c.Ended, c.EndReason, c.CutBy, c.FramesSent = t0.Add(2*time.Minute), loaxa.LiveEndCut, "binh", 75
+		c.Started = t0.Add(time.Hour) // ignored: the start makes the key
+		return nil
+	})
+	must(t, err)
+	if !ended.Started.Equal(t0.Add(time.Minute)) || ended.CutBy != "binh" || ended.Active() {
+		t.Fatalf("updated call %+v", ended)
+	}
+	got, err := s.FindLiveCallByID(ctx, "live-a")
+	must(t, err)
+	if got.EndReason != loaxa.LiveEndCut || got.FramesSent != 75 || got.CutBy != "binh" {
+		t.Errorf("stored call %+v, want the update", got)
+	}
+	_, err = s.FindLiveCallByID(ctx, "live-zz")
+	wantCode(t, err, loaxa.ENotFound)
+	_, err = s.UpdateLiveCall(ctx, "live-zz", func(*loaxa.LiveCall) error { return nil })
+	wantCode(t, err, loaxa.ENotFound)
+
+	for _, tt := range []struct {
+		f    loaxa.LiveCallFilter
+		want []string
+	}{
+		{loaxa.LiveCallFilter{}, []string{"live-b", "live-a", "live-c"}},
+		{loaxa.LiveCallFilter{Limit: 2}, []string{"live-b", "live-a"}},
+		{loaxa.LiveCallFilter{Active: true}, []string{"live-b", "live-c"}},
+		{loaxa.LiveCallFilter{Active: true, Limit: 1}, []string{"live-b"}},
+	} {
+		cs, err := s.FindLiveCalls(ctx, tt.f)
+		must(t, err)
+		if got := liveCallIDs(cs); !slices.Equal(got, tt.want) {
+			t.Errorf("FindLiveCalls(%+v) = %q, want %q", tt.f, got, tt.want)
+		}
+	}
+}
+
+// A live call's deliveries are keyed by the call id, its own occurrence;
+// the nodes' events move them and carry the frame counts.
+func TestLiveCallDeliveries(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	ds, es := bolt.NewDeliveryService(db), bolt.NewEventService(db)
+	ctx := context.Background()
+	const call = "live-0123456789abcdef"
+	wantCode(t, ds.EnsureDeliveries(ctx, []*loaxa.Delivery{{Announcement: call, Occurrence: call + "@x", Node: "n1"}}), loaxa.EInvalid)
+	must(t, ds.EnsureDeliveries(ctx, []*loaxa.Delivery{
+		{Announcement: call, Occurrence: call, Node: "n1", Start: t0, Priority: protocol.PriorityHigh},
+		{Announcement: call, Occurrence: call, Node: "n2", Start: t0, Priority: protocol.PriorityHigh},
+	}))
+	ev := func(seq uint64, typ protocol.EventType) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, At: t0.Add(time.Duration(seq) * time.Second), Occurrence: call, Announcement: call}
+	}
+	done := ev(3, protocol.EventCompleted)
+	done.Reason, done.PlayedMS, done.FramesPlayed, done.FramesLost, done.FramesLate = protocol.ReasonCut, 3000, 70, 3, 1
+	if _, err := es.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+		ev(1, protocol.EventReceived), ev(2, protocol.EventStarted), done,
+	}}, t0.Add(4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	failed := ev(1, protocol.EventFailed)
+	failed.Reason = protocol.ReasonStream
+	if _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{failed}}, t0.Add(4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ds.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: call})
+	must(t, err)
+	if len(got) != 2 {
+		t.Fatalf("deliveries %q, want n1 and n2", deliveryIDs(got))
+	}
+	n1, n2 := got[0], got[1]
+	if n1.State != loaxa.DeliveryCompleted || n1.Reason != protocol.ReasonCut || n1.PlayedMS != 3000 ||
+		n1.FramesPlayed != 70 || n1.FramesLost != 3 || n1.FramesLate != 1 {
+		t.Errorf("n1 delivery %+v, want completed (cut) with 70 played, 3 lost, 1 late", *n1)
+	}
+	if n2.State != loaxa.DeliveryFailed || n2.Reason != protocol.ReasonStream {
+		t.Errorf("n2 delivery %+v, want failed (stream)", *n2)
+	}
+	// A started call is not "failed to sound" while it may still run.
+	n1.State = loaxa.DeliveryStarted
+	n1.CheckSilence(t0.Add(time.Hour), loaxa.SilenceBound)
+	if n1.FailedToSound {
+		t.Error("a live call started an hour ago is flagged failed to sound")
+	}
+}

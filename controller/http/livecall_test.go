@@ -1,0 +1,326 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"loaxa.vn/controller/liveclient"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// recordLive records the live messages the API publishes, per area.
+type recordLive struct {
+	mu   sync.Mutex
+	sent []areaLive
+}
+
+type areaLive struct {
+	area string
+	l    protocol.Live
+}
+
+var _ loaxa.LiveMessenger = (*recordLive)(nil)
+
+func (r *recordLive) SendLive(_ context.Context, area string, l protocol.Live) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, areaLive{area, l})
+	return nil
+}
+
+// of returns the kinds (with an end's reason) of call's messages to area.
+func (r *recordLive) of(call, area string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.sent {
+		if m.l.Call == call && m.area == area {
+			out = append(out, strings.TrimSuffix(m.l.Kind+":"+m.l.Reason, ":"))
+		}
+	}
+	return out
+}
+
+// dialLive opens a call through the test server as the holder of token.
+func (e *env) dialLive(token string, areas ...string) *liveclient.Call {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: token, Areas: areas, Title: "Họp dân", Client: e.ts.Client()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return call
+}
+
+// onAir returns the id of the one call on air that token's holder sees.
+func (e *env) onAir(token string) *loaxa.LiveCall {
+	e.t.Helper()
+	var out struct{ Calls []*loaxa.LiveCall }
+	e.call("GET", "/api/v1/live/calls?active=true", token, nil, http.StatusOK, &out)
+	if len(out.Calls) != 1 || !out.Calls[0].Active() {
+		e.t.Fatalf("calls on air %+v, want one", out.Calls)
+	}
+	return out.Calls[0]
+}
+
+// voice is 200 ms of PCM: 5 frames.
+var voice = bytes.Repeat([]byte{0x10, 0x02}, 5*nodeaudio.FrameSamples)
+
+func TestLiveCallCut(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	colleague := e.addUser("can-bo-a2", loaxa.RoleCommune, "12346")
+	viewer := e.addUser("xem-a", loaxa.RoleViewer, "12346")
+	neighbour := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	district := e.addUser("huyen", loaxa.RoleDistrict, "318")
+
+	call := e.dialLive(speaker, "12346")
+	if err := call.Stream(t.Context(), bytes.NewReader(voice)); err != nil {
+		t.Fatal(err)
+	}
+	c := e.onAir(colleague)
+	if c.CreatedBy != "can-bo-a" || !slices.Equal(c.Areas, []string{"12346"}) || c.Nodes != 1 || c.Priority != protocol.PriorityHigh || c.Title != "Họp dân" {
+		t.Errorf("call on air %+v", c)
+	}
+	if got := e.onAir(district); got.ID != c.ID {
+		t.Errorf("the district sees %s, want %s", got.ID, c.ID)
+	}
+	// The neighbouring commune sees neither the call nor its record.
+	var list struct{ Calls []*loaxa.LiveCall }
+	e.call("GET", "/api/v1/live/calls", neighbour, nil, http.StatusOK, &list)
+	if len(list.Calls) != 0 {
+		t.Errorf("commune 12347 lists %+v, want nothing", list.Calls)
+	}
+	checkError(t, e.request("GET", "/api/v1/live/calls/"+c.ID, neighbour, "", nil), http.StatusForbidden, loaxa.EForbidden, "outside your area")
+	checkError(t, e.request("POST", "/api/v1/live/calls/"+c.ID+"/cut", neighbour, "", nil), http.StatusForbidden, loaxa.EForbidden, "outside your area")
+	// A viewer sees it but may not cut it.
+	checkError(t, e.request("POST", "/api/v1/live/calls/"+c.ID+"/cut", viewer, "", nil), http.StatusForbidden, loaxa.EForbidden, "Only can-bo-a, who speaks")
+
+	var rep loaxa.LiveCallReport
+	e.call("GET", "/api/v1/live/calls/"+c.ID, viewer, nil, http.StatusOK, &rep)
+	if rep.Summary.Targeted != 1 || len(rep.Nodes) != 1 || rep.Nodes[0].Node != "n-a" || rep.Nodes[0].State != loaxa.EmergencyOffline {
+		t.Errorf("report %+v, want n-a pending and offline", rep)
+	}
+
+	// A colleague who may speak to the commune cuts it.
+	var cut loaxa.LiveCall
+	e.call("POST", "/api/v1/live/calls/"+c.ID+"/cut", colleague, nil, http.StatusOK, &cut)
+	if cut.Active() || cut.EndReason != loaxa.LiveEndCut || cut.CutBy != "can-bo-a2" || cut.FramesSent != 5 || cut.Bytes != uint64(len(voice)) {
+		t.Errorf("cut call %+v, want ended, cut by can-bo-a2, 5 frames of %d bytes", cut, len(voice))
+	}
+	// The speaker is told, and the nodes got an end that cuts.
+	err := call.Stream(t.Context(), bytes.NewReader(voice))
+	if !errors.Is(err, liveclient.ErrEnded) {
+		t.Errorf("streaming after the cut: %v, want ErrEnded", err)
+	}
+	st, err := call.End(t.Context())
+	if err != nil || st.Reason != loaxa.LiveEndCut || st.CutBy != "can-bo-a2" {
+		t.Errorf("speaker's last status %+v, %v; want cut by can-bo-a2", st, err)
+	}
+	want := []string{"start", "audio", "audio", "audio", "audio", "audio", "end:cut"}
+	if got := e.liveMsgs.of(c.ID, "12346"); !slices.Equal(got, want) {
+		t.Errorf("published %q, want %q", got, want)
+	}
+	// Cutting it again says it is over.
+	checkError(t, e.request("POST", "/api/v1/live/calls/"+c.ID+"/cut", speaker, "", nil), http.StatusConflict, loaxa.EConflict, "is over: it ended at")
+	e.call("GET", "/api/v1/live/calls?active=true", speaker, nil, http.StatusOK, &list)
+	if len(list.Calls) != 0 {
+		t.Errorf("calls on air after the cut: %+v", list.Calls)
+	}
+	entries, err := e.stores.audit.FindAudit(t.Context(), loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range entries {
+		if a.Target == c.ID {
+			actions = append(actions, a.Actor+" "+a.Action)
+		}
+	}
+	slices.Sort(actions) // the stop and the cut are written concurrently
+	if want := []string{"can-bo-a live.start", "can-bo-a live.stop", "can-bo-a2 live.cut"}; !slices.Equal(actions, want) {
+		t.Errorf("audit %q, want %q", actions, want)
+	}
+}
+
+// The speaker may cut their own call even without the right to cut
+// others'; an emergency call needs emergency rights to cut.
+func TestLiveCallCutBySpeakerAndEmergencyRights(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	call := e.dialLive(speaker, "12346")
+	c := e.onAir(speaker)
+	var cut loaxa.LiveCall
+	e.call("POST", "/api/v1/live/calls/"+c.ID+"/cut", speaker, nil, http.StatusOK, &cut)
+	if cut.CutBy != "can-bo-a" || cut.FramesSent != 0 {
+		t.Errorf("cut call %+v", cut)
+	}
+	if st, err := call.End(t.Context()); err != nil || st.Reason != loaxa.LiveEndCut {
+		t.Errorf("last status %+v, %v", st, err)
+	}
+}
+
+func TestLiveCallEnds(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo", loaxa.RoleDistrict, "318")
+
+	// The speaker stops: the call records its frames and bytes; the
+	// nodes' events are its deliveries.
+	call := e.dialLive(speaker, "12346", "12347", "318")
+	c := e.onAir(speaker)
+	if c.Nodes != 2 {
+		t.Errorf("call to 318 and its communes targets %d nodes, want 2 (each once)", c.Nodes)
+	}
+	if err := call.Stream(t.Context(), bytes.NewReader(voice[:len(voice)-100])); err != nil {
+		t.Fatal(err)
+	}
+	st, err := call.End(t.Context())
+	if err != nil || st.Reason != loaxa.LiveEndSpeakerStopped || st.Frames != 5 {
+		t.Fatalf("end %+v, %v; want speaker stopped after 5 frames (the last padded)", st, err)
+	}
+	ev := func(seq uint64, typ protocol.EventType) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, At: e.clock.Now(), Occurrence: c.ID, Announcement: c.ID}
+	}
+	done := ev(3, protocol.EventCompleted)
+	done.FramesPlayed, done.FramesLost = 4, 1
+	if _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+		ev(1, protocol.EventReceived), ev(2, protocol.EventStarted), done}}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var rep loaxa.LiveCallReport
+	e.call("GET", "/api/v1/live/calls/"+c.ID, speaker, nil, http.StatusOK, &rep)
+	if rep.EndReason != loaxa.LiveEndSpeakerStopped || rep.FramesSent != 5 || rep.Bytes != uint64(len(voice)-100) || rep.Active() {
+		t.Errorf("record %+v", rep.LiveCall)
+	}
+	if s := rep.Summary; s.Targeted != 2 || s.Completed != 1 || s.Offline != 1 || s.FramesLost != 1 {
+		t.Errorf("summary %+v, want 2 targeted, 1 completed, 1 offline, 1 frame lost", s)
+	}
+	if n := rep.Nodes[0]; n.Node != "n-a" || n.State != "completed" || n.FramesPlayed != 4 || n.FramesLost != 1 {
+		t.Errorf("n-a %+v", n)
+	}
+	for _, area := range []string{"12346", "12347", "318"} {
+		if got := e.liveMsgs.of(c.ID, area); len(got) != 7 || got[6] != "end" {
+			t.Errorf("published to %s: %q, want start, 5 frames, end", area, got)
+		}
+	}
+
+	// The client disconnects.
+	call = e.dialLive(speaker, "12346")
+	c = e.onAir(speaker)
+	call.Drop()
+	waitEnded(t, e, speaker, c.ID, loaxa.LiveEndDisconnected)
+
+	// A message that is not 16-bit PCM ends the call with a clear status.
+	ws, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(e.ts.URL, "http")+"/api/v1/live?areas=12346",
+		&websocket.DialOptions{HTTPClient: e.ts.Client(), HTTPHeader: http.Header{"Authorization": {"Bearer " + speaker}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	var onAir, ended liveclient.Status
+	readStatus(t, ws, &onAir)
+	if err := ws.Write(t.Context(), websocket.MessageBinary, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	readStatus(t, ws, &ended)
+	if ended.State != "ended" || ended.Call != onAir.Call || ended.Reason != loaxa.LiveEndBadAudio || !strings.Contains(ended.Detail, "3 bytes is not 16-bit PCM") {
+		t.Errorf("status after an odd message %+v", ended)
+	}
+	if _, _, err := ws.Read(t.Context()); websocket.CloseStatus(err) != websocket.StatusUnsupportedData {
+		t.Errorf("close after bad audio: %v, want %d", err, websocket.StatusUnsupportedData)
+	}
+	waitEnded(t, e, speaker, onAir.Call, loaxa.LiveEndBadAudio)
+
+	// The controller shuts down during a call: Close ends it and waits.
+	call = e.dialLive(speaker, "12346")
+	c = e.onAir(speaker)
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, e, speaker, c.ID, loaxa.LiveEndShutdown)
+	if got := e.liveMsgs.of(c.ID, "12346"); !slices.Equal(got, []string{"start", "end"}) {
+		t.Errorf("published %q, want start and end", got)
+	}
+	st, err = call.End(t.Context())
+	if err != nil || st.Reason != loaxa.LiveEndShutdown {
+		t.Errorf("last status %+v, %v; want controller shutdown", st, err)
+	}
+}
+
+func readStatus(t *testing.T, ws *websocket.Conn, st *liveclient.Status) {
+	t.Helper()
+	typ, b, err := ws.Read(t.Context())
+	if err != nil || typ != websocket.MessageText {
+		t.Fatalf("status: %v %v", typ, err)
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitEnded waits until call id's record has ended (its handler records
+// the end after the client's side is gone) and checks the reason.
+func waitEnded(t *testing.T, e *env, token, id, reason string) *loaxa.LiveCall {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var rep loaxa.LiveCallReport
+		e.call("GET", "/api/v1/live/calls/"+id, token, nil, http.StatusOK, &rep)
+		if !rep.Active() {
+			if rep.EndReason != reason {
+				t.Errorf("call %s ended with %q (%s), want %q", id, rep.EndReason, rep.EndDetail, reason)
+			}
+			return rep.LiveCall
+		}
+		if time.Now().After(deadline) {
+			t.Logf("log:\n%s", e.logs.String())
+			t.Fatalf("call %s still on air after 10s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLiveCallRequests(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		code, msg    string
+	}{
+		{"GET", "/api/v1/live/calls?limit=0", 400, loaxa.EInvalid, "limit \"0\": give a number from 1 to 1000"},
+		{"GET", "/api/v1/live/calls?limit=x", 400, loaxa.EInvalid, "limit \"x\""},
+		{"GET", "/api/v1/live/calls?active=maybe", 400, loaxa.EInvalid, "active \"maybe\": write true"},
+		{"GET", "/api/v1/live/calls?area=31", 400, loaxa.EInvalid, "Unknown query parameter \"area\""},
+		{"GET", "/api/v1/live/calls/a000001", 400, loaxa.EInvalid, "not a live call id"},
+		{"GET", "/api/v1/live/calls/live-NOPE!", 400, loaxa.EInvalid, "id:"},
+		{"GET", "/api/v1/live/calls/live-0000000000000000", 404, loaxa.ENotFound, "There is no live call \"live-0000000000000000\""},
+		{"POST", "/api/v1/live/calls/live-0000000000000000/cut", 404, loaxa.ENotFound, "There is no live call"},
+		{"POST", "/api/v1/live/calls/e000001/cut", 400, loaxa.EInvalid, "not a live call id"},
+		{"GET", "/api/v1/live?areas=12346&priority=normal", 400, loaxa.EInvalid, "a live call is \"priority\""},
+		{"GET", "/api/v1/live?areas=99", 400, loaxa.EInvalid, "there is no area \"99\""},
+	} {
+		checkError(t, e.request(tt.method, tt.path, e.admin, "", nil), tt.status, tt.code, tt.msg)
+	}
+	var list struct{ Calls []*loaxa.LiveCall }
+	e.call("GET", "/api/v1/live/calls?active=false&limit=5", e.admin, nil, http.StatusOK, &list)
+	if list.Calls == nil || len(list.Calls) != 0 {
+		t.Errorf("calls %+v, want an empty list", list.Calls)
+	}
+}

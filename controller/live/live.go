@@ -1,0 +1,280 @@
+// Package live keeps the records of live calls (phát trực tiếp,
+// docs/live.md): one record per call in the store, a delivery per node of
+// its areas that the nodes' events move, and the calls on air in this
+// process, so that an officer can cut one. The HTTP layer runs the call
+// itself: its WebSocket, frames and the messages to the nodes.
+package live
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// AuditStop is the audit action of a call's end (the start, live.start,
+// is written by the HTTP layer with the client's address).
+const AuditStop = "live.stop"
+
+// Service implements loaxa.LiveCallService. Set the fields, then Open.
+type Service struct {
+	Store      loaxa.LiveCallStore
+	Nodes      loaxa.NodeService
+	Deliveries loaxa.DeliveryService
+	Audit      loaxa.AuditService // nil: the restart's closures are only logged
+	Clock      clock.Clock
+	Logger     *slog.Logger
+
+	mu    sync.Mutex
+	calls map[string]*onAir
+}
+
+var _ loaxa.LiveCallService = (*Service)(nil)
+
+// onAir is a call running in this process.
+type onAir struct {
+	cut   chan struct{} // closed by CutCall
+	cutBy string
+	done  chan struct{} // closed by EndCall
+}
+
+// NewService returns a Service on the real clock.
+func NewService() *Service {
+	return &Service{Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler), calls: map[string]*onAir{}}
+}
+
+// Open closes the calls a previous run left open: the controller stopped
+// without ending them (a crash, a power cut). Their nodes ended them on
+// their own frame timeout.
+func (s *Service) Open(ctx context.Context) error {
+	open, err := s.Store.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true})
+	if err != nil {
+		return fmt.Errorf("live calls left open: %w", err)
+	}
+	now := s.Clock.Now()
+	for _, c := range open {
+		c, err := s.Store.UpdateLiveCall(ctx, c.ID, func(c *loaxa.LiveCall) error {
+			c.Ended, c.EndReason = now, loaxa.LiveEndRestarted
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("close live call left open: %w", err)
+		}
+		s.Logger.Warn("live call left open by the last run closed", "call", c.ID, "started", c.Started, "user", c.CreatedBy)
+		s.audit(ctx, "system", c)
+	}
+	return nil
+}
+
+// BeginCall implements loaxa.LiveCallService. The deliveries are stored
+// before the caller sends the start, so the nodes' first events find them.
+func (s *Service) BeginCall(ctx context.Context, c *loaxa.LiveCall) (<-chan struct{}, error) {
+	if !loaxa.IsLiveCallID(c.ID) || len(c.Areas) == 0 || c.CreatedBy == "" {
+		return nil, fmt.Errorf("begin live call %q: id, areas and user are required", c.ID)
+	}
+	if c.Started.IsZero() {
+		c.Started = s.Clock.Now()
+	}
+	c.Emergency = c.Priority == protocol.PriorityEmergency
+	var nodes []string
+	for _, a := range c.Areas {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
+		if err != nil {
+			return nil, fmt.Errorf("begin live call %s: nodes of %s: %w", c.ID, a, err)
+		}
+		for _, n := range ns {
+			nodes = append(nodes, n.ID)
+		}
+	}
+	slices.Sort(nodes)
+	nodes = slices.Compact(nodes) // an area inside another target
+	c.Nodes = len(nodes)
+	if err := s.Store.CreateLiveCall(ctx, c); err != nil {
+		return nil, err
+	}
+	ds := make([]*loaxa.Delivery, 0, len(nodes))
+	for _, n := range nodes {
+		ds = append(ds, &loaxa.Delivery{Announcement: c.ID, Occurrence: c.ID, Node: n, Start: c.Started, Priority: c.Priority})
+	}
+	if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
+		// The record stays, closed: the call never went on air.
+		s.end(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndNotStarted, Detail: "deliveries not stored"})
+		return nil, fmt.Errorf("begin live call %s: %w", c.ID, err)
+	}
+	r := &onAir{cut: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	if s.calls == nil {
+		s.calls = map[string]*onAir{}
+	}
+	s.calls[c.ID] = r
+	s.mu.Unlock()
+	return r.cut, nil
+}
+
+// EndCall implements loaxa.LiveCallService. A call that was cut is
+// recorded as cut, by whom, whatever end the caller saw.
+func (s *Service) EndCall(ctx context.Context, id string, end loaxa.LiveCallEnd) (*loaxa.LiveCall, error) {
+	s.mu.Lock()
+	r := s.calls[id]
+	delete(s.calls, id)
+	s.mu.Unlock()
+	cutBy := ""
+	if r != nil {
+		defer close(r.done)
+		cutBy = r.cutBy
+	}
+	if cutBy != "" {
+		end.Reason = loaxa.LiveEndCut
+	}
+	c, err := s.Store.UpdateLiveCall(ctx, id, func(c *loaxa.LiveCall) error {
+		c.Ended, c.EndReason, c.EndDetail, c.CutBy = s.Clock.Now(), end.Reason, end.Detail, cutBy
+		c.FramesSent, c.FramesDropped, c.Bytes = end.FramesSent, end.FramesDropped, end.Bytes
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("end live call: %w", err)
+	}
+	// Recorded before a CutCall waiting on done returns.
+	s.audit(ctx, c.CreatedBy, c)
+	return c, nil
+}
+
+// audit records the end of call c by actor.
+func (s *Service) audit(ctx context.Context, actor string, c *loaxa.LiveCall) {
+	if s.Audit == nil {
+		return
+	}
+	e := &loaxa.AuditEntry{At: c.Ended, Actor: actor, Action: AuditStop, Target: c.ID, Area: strings.Join(c.Areas, ","),
+		Detail: fmt.Sprintf("priority=%s title=%q frames=%d dropped=%d bytes=%d reason=%q cut_by=%q",
+			c.Priority, c.Title, c.FramesSent, c.FramesDropped, c.Bytes, c.EndReason, c.CutBy)}
+	if err := s.Audit.RecordAudit(ctx, e); err != nil {
+		s.Logger.Error("audit: record failed", "action", AuditStop, "target", c.ID, "err", err)
+	}
+}
+
+func (s *Service) end(ctx context.Context, id string, end loaxa.LiveCallEnd) {
+	if _, err := s.EndCall(ctx, id, end); err != nil {
+		s.Logger.Error("live call: end not recorded", "call", id, "err", err)
+	}
+}
+
+// CutCall implements loaxa.LiveCallService.
+func (s *Service) CutCall(ctx context.Context, id, by string) (*loaxa.LiveCall, error) {
+	s.mu.Lock()
+	r := s.calls[id]
+	if r != nil && r.cutBy == "" {
+		r.cutBy = by
+		close(r.cut)
+	}
+	s.mu.Unlock()
+	if r == nil {
+		c, err := s.Store.FindLiveCallByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !c.Active() {
+			return nil, ended(c)
+		}
+		// On air in the store but not here: its runner is gone (cannot
+		// happen after Open); close the record.
+		s.Logger.Warn("live call cut with no runner; record closed", "call", id, "by", by)
+		c, err = s.Store.UpdateLiveCall(ctx, id, func(c *loaxa.LiveCall) error {
+			c.Ended, c.EndReason, c.CutBy = s.Clock.Now(), loaxa.LiveEndCut, by
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.audit(ctx, c.CreatedBy, c)
+		return c, nil
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Store.FindLiveCallByID(ctx, id)
+}
+
+// ended is the error of acting on a call that is over.
+func ended(c *loaxa.LiveCall) error {
+	how := c.EndReason
+	if c.CutBy != "" {
+		how = "cut by " + c.CutBy
+	}
+	return loaxa.Errorf(loaxa.EConflict, "Live call %s is over: it ended at %s (%s); there is nothing to cut.",
+		c.ID, c.Ended.In(vietnam).Format("15:04:05 02/01/2006"), how)
+}
+
+var vietnam = func() *time.Location {
+	if l, err := time.LoadLocation("Asia/Ho_Chi_Minh"); err == nil {
+		return l
+	}
+	return time.FixedZone("ICT", 7*3600)
+}()
+
+// LiveCallReport implements loaxa.LiveCallService: the call and every
+// node's delivery, with offline pending nodes marked offline.
+func (s *Service) LiveCallReport(ctx context.Context, id string) (*loaxa.LiveCallReport, error) {
+	c, err := s.Store.FindLiveCallByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+	if err != nil {
+		return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
+	}
+	ids := make([]string, 0, len(ds))
+	for _, d := range ds {
+		ids = append(ids, d.Node)
+	}
+	online, area := map[string]bool{}, map[string]string{}
+	if len(ids) > 0 {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids})
+		if err != nil {
+			return nil, fmt.Errorf("live call %s: nodes: %w", id, err)
+		}
+		for _, n := range ns {
+			online[n.ID], area[n.ID] = n.Status.State == loaxa.NodeOnline, n.Area
+		}
+	}
+	rep := &loaxa.LiveCallReport{LiveCall: c, Nodes: make([]loaxa.LiveNode, 0, len(ds)), Generated: s.Clock.Now()}
+	slices.SortFunc(ds, func(a, b *loaxa.Delivery) int {
+		switch {
+		case a.Node < b.Node:
+			return -1
+		case a.Node > b.Node:
+			return 1
+		}
+		return 0
+	})
+	for _, d := range ds {
+		n := loaxa.LiveNode{
+			Node: d.Node, Area: area[d.Node], State: string(d.State), Reason: d.Reason, LateMS: d.LateMS, PlayedMS: d.PlayedMS,
+			FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, Online: online[d.Node],
+		}
+		if d.State == loaxa.DeliveryPending && !n.Online {
+			n.State = loaxa.EmergencyOffline
+		}
+		rep.Summary.Add(n)
+		rep.Nodes = append(rep.Nodes, n)
+	}
+	return rep, nil
+}
+
+// FindLiveCallByID implements loaxa.LiveCallService.
+func (s *Service) FindLiveCallByID(ctx context.Context, id string) (*loaxa.LiveCall, error) {
+	return s.Store.FindLiveCallByID(ctx, id)
+}
+
+// FindLiveCalls implements loaxa.LiveCallService.
+func (s *Service) FindLiveCalls(ctx context.Context, f loaxa.LiveCallFilter) ([]*loaxa.LiveCall, error) {
+	return s.Store.FindLiveCalls(ctx, f)
+}

@@ -1,0 +1,197 @@
+package live_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/live"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2026, 9, 2, 7, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	svc   *live.Service
+	audit *bolt.AuditService
+	clock *clock.Fake
+	db    *bolt.DB
+}
+
+// newService is a Service on a real store in a temp dir with areas 31 →
+// 318 → 12346 and 12347, nodes a1, a2 in 12346 and b1 in 12347.
+func newService(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{clock: clock.NewFake(t0)}
+	f.db = bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	f.db.Now = f.clock.Now
+	f.db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := f.db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx := context.Background()
+	areas, nodes := bolt.NewAreaService(f.db), bolt.NewNodeService(f.db)
+	for _, a := range []*loaxa.Area{{ID: "31", Name: "HP"}, {ID: "318", Name: "TL", Parent: "31"},
+		{ID: "12346", Name: "TT", Parent: "318"}, {ID: "12347", Name: "TM", Parent: "318"}} {
+		if err := areas.CreateArea(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, area := range map[string]string{"a1": "12346", "a2": "12346", "b1": "12347"} {
+		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Area: area, SecretHash: loaxa.HashSecret("s")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.audit = bolt.NewAuditService(f.db)
+	f.svc = f.open(t)
+	return f
+}
+
+// open makes a Service on f's store, as a (re)started controller does.
+func (f *fixture) open(t *testing.T) *live.Service {
+	t.Helper()
+	s := live.NewService()
+	s.Store, s.Nodes, s.Deliveries, s.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
+	s.Clock = f.clock
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) audits(t *testing.T, id string) []string {
+	t.Helper()
+	es, err := f.audit.FindAudit(context.Background(), loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		if e.Target == id {
+			out = append(out, e.Actor+" "+e.Action+" "+e.Detail)
+		}
+	}
+	return out
+}
+
+func TestBeginCallMakesADeliveryPerNode(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	c := &loaxa.LiveCall{ID: "live-1", CreatedBy: "an", Areas: []string{"12346", "318"}, Priority: protocol.PriorityEmergency}
+	if _, err := f.svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Nodes != 3 || !c.Emergency || !c.Started.Equal(t0) {
+		t.Errorf("call %+v, want 3 nodes (each once), emergency, started now", c)
+	}
+	rep, err := f.svc.LiveCallReport(ctx, "live-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, n := range rep.Nodes {
+		nodes = append(nodes, n.Node+" "+n.State)
+	}
+	if want := []string{"a1 offline", "a2 offline", "b1 offline"}; !slices.Equal(nodes, want) {
+		t.Errorf("nodes %q, want %q", nodes, want)
+	}
+	if rep.Summary.Targeted != 3 || rep.Summary.Offline != 3 {
+		t.Errorf("summary %+v", rep.Summary)
+	}
+	if _, err := f.svc.EndCall(ctx, "live-1", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CutCall signals the call's runner and returns once the runner recorded
+// the end; the record says who cut it, whatever the runner saw.
+func TestCutCallWaitsForTheRunner(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	cut, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-2", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := make(chan struct{})
+	go func() {
+		defer close(runner)
+		<-cut
+		f.clock.Advance(90 * time.Second)
+		if _, err := f.svc.EndCall(ctx, "live-2", loaxa.LiveCallEnd{Reason: loaxa.LiveEndDisconnected, FramesSent: 2250, Bytes: 2_880_000}); err != nil {
+			t.Error(err)
+		}
+	}()
+	c, err := f.svc.CutCall(ctx, "live-2", "binh")
+	<-runner
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Active() || c.EndReason != loaxa.LiveEndCut || c.CutBy != "binh" || c.FramesSent != 2250 || !c.Ended.Equal(t0.Add(90*time.Second)) {
+		t.Errorf("cut call %+v", c)
+	}
+	_, err = f.svc.CutCall(ctx, "live-2", "chi")
+	if loaxa.ErrorCode(err) != loaxa.EConflict {
+		t.Fatalf("cutting an ended call: %v, want conflict", err)
+	}
+	if msg := loaxa.ErrorMessage(err); msg != "Live call live-2 is over: it ended at 14:01:30 02/09/2026 (cut by binh); there is nothing to cut." {
+		t.Errorf("message %q", msg)
+	}
+	if _, err := f.svc.CutCall(ctx, "live-9", "chi"); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("cutting an unknown call: %v, want not found", err)
+	}
+	want := []string{`an live.stop priority=priority title="" frames=2250 dropped=0 bytes=2880000 reason="cut" cut_by="binh"`}
+	if got := f.audits(t, "live-2"); !slices.Equal(got, want) {
+		t.Errorf("audit %q, want %q", got, want)
+	}
+}
+
+// A call the last run left on air is closed at start-up, and audited.
+func TestOpenClosesCallsLeftOnAir(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-3", CreatedBy: "an", Areas: []string{"12347"}, Priority: protocol.PriorityHigh}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-4", CreatedBy: "an", Areas: []string{"12347"}, Priority: protocol.PriorityHigh}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.EndCall(ctx, "live-4", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+	// The controller dies with live-3 on air and starts again.
+	f.clock.Advance(time.Minute)
+	svc := f.open(t)
+	c, err := svc.FindLiveCallByID(ctx, "live-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Active() || c.EndReason != loaxa.LiveEndRestarted || !c.Ended.Equal(t0.Add(time.Minute)) {
+		t.Errorf("call left on air after a restart: %+v", c)
+	}
+	if c, _ := svc.FindLiveCallByID(ctx, "live-4"); c.EndReason != loaxa.LiveEndSpeakerStopped {
+		t.Errorf("a call that had ended was changed: %+v", c)
+	}
+	if got := f.audits(t, "live-3"); len(got) != 1 || got[0][:len("system live.stop")] != "system live.stop" {
+		t.Errorf("audit %q, want one stop by system", got)
+	}
+	active, err := svc.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true})
+	if err != nil || len(active) != 0 {
+		t.Errorf("calls on air after the restart: %v %v", active, err)
+	}
+}

@@ -1,0 +1,175 @@
+package loaxa
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// LiveCallIDPrefix starts every live call id ("live-…"). Nodes report a
+// call's play under the call id itself, so a live call is its own
+// announcement and its only occurrence in the deliveries.
+const LiveCallIDPrefix = "live-"
+
+// IsLiveCallID reports whether id names a live call.
+func IsLiveCallID(id string) bool { return strings.HasPrefix(id, LiveCallIDPrefix) }
+
+// Why a live call ended (LiveCall.EndReason).
+const (
+	LiveEndSpeakerStopped = "speaker stopped"     // the client sent its end or closed normally
+	LiveEndDisconnected   = "client disconnected" // the WebSocket went without a close
+	LiveEndCut            = "cut"                 // an officer cut it (LiveCall.CutBy)
+	LiveEndShutdown       = "controller shutdown" // the controller stopped during the call
+	LiveEndRestarted      = "controller restarted"
+	LiveEndLongest        = "longest call reached" // protocol.MaxLiveDuration
+	LiveEndBroker         = "broker unavailable"   // the start, or a second of frames, could not be published
+	LiveEndBadAudio       = "bad audio"            // the client sent what is not 16-bit PCM
+	LiveEndNotStarted     = "not started"          // the call's records could not be stored
+)
+
+// LiveCall (cuộc gọi phát trực tiếp) is the record of one live broadcast:
+// who spoke to which areas, when, how it ended and what was sent. Its
+// per-node fate is in the deliveries of announcement ID.
+type LiveCall struct {
+	ID        string            `json:"id"`
+	CreatedBy string            `json:"created_by"`
+	Areas     []string          `json:"areas"`
+	Priority  protocol.Priority `json:"priority"`
+	// Emergency marks an emergency live call (priority emergency).
+	Emergency bool   `json:"emergency"`
+	Title     string `json:"title,omitempty"`
+	// Nodes is how many nodes the areas held when the call began.
+	Nodes   int       `json:"nodes"`
+	Started time.Time `json:"started"`
+	// Ended is zero while the call is on air.
+	Ended     time.Time `json:"ended,omitzero"`
+	EndReason string    `json:"end_reason,omitempty"`
+	// EndDetail says more about an end that went wrong.
+	EndDetail string `json:"end_detail,omitempty"`
+	CutBy     string `json:"cut_by,omitempty"`
+	// FramesSent counts 40 ms frames published to every area;
+	// FramesDropped those that could not be published; Bytes the PCM the
+	// client sent.
+	FramesSent    uint64 `json:"frames_sent"`
+	FramesDropped uint64 `json:"frames_dropped,omitempty"`
+	Bytes         uint64 `json:"bytes"`
+}
+
+// Active reports whether the call is on air.
+func (c *LiveCall) Active() bool { return c.Ended.IsZero() }
+
+// LiveCallFilter selects live calls. Zero fields do not filter.
+type LiveCallFilter struct {
+	Active bool // only calls on air
+	Limit  int  // 0: all
+}
+
+// LiveCallStore keeps live call records.
+type LiveCallStore interface {
+	// CreateLiveCall stores c, whose ID is set; EConflict if it exists.
+	CreateLiveCall(ctx context.Context, c *LiveCall) error
+	// UpdateLiveCall changes call id with fn in one transaction and
+	// returns the result; fn's error aborts it.
+	UpdateLiveCall(ctx context.Context, id string, fn func(c *LiveCall) error) (*LiveCall, error)
+	// FindLiveCallByID returns the call or ENotFound.
+	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
+	// FindLiveCalls returns calls newest first.
+	FindLiveCalls(ctx context.Context, f LiveCallFilter) ([]*LiveCall, error)
+}
+
+// LiveNode is one node's part in a live call: its delivery.
+type LiveNode struct {
+	Node string `json:"node"`
+	Area string `json:"area"`
+	// State is the delivery state, or "offline" for a pending node that
+	// is offline.
+	State        string `json:"state"`
+	Reason       string `json:"reason,omitempty"`
+	LateMS       int64  `json:"late_ms,omitempty"`
+	PlayedMS     int64  `json:"played_ms,omitempty"`
+	FramesPlayed int64  `json:"frames_played"`
+	FramesLost   int64  `json:"frames_lost"`
+	FramesLate   int64  `json:"frames_late"`
+	Online       bool   `json:"online"`
+}
+
+// LiveCallSummary counts the nodes of a call: Reached reported it
+// (received or further), Sounding play it now, Completed played it to its
+// end (or cut), Failed ended otherwise (failed, preempted, missed),
+// Offline pending and offline, Pending pending and online. FramesLost sums
+// the frames nodes played as silence.
+type LiveCallSummary struct {
+	Targeted   int   `json:"targeted"`
+	Reached    int   `json:"reached"`
+	Sounding   int   `json:"sounding"`
+	Completed  int   `json:"completed"`
+	Failed     int   `json:"failed"`
+	Offline    int   `json:"offline"`
+	Pending    int   `json:"pending"`
+	FramesLost int64 `json:"frames_lost"`
+}
+
+// Add counts one node.
+func (s *LiveCallSummary) Add(n LiveNode) {
+	s.Targeted++
+	s.FramesLost += n.FramesLost
+	switch DeliveryState(n.State) {
+	case DeliveryReceived:
+		s.Reached++
+	case DeliveryStarted:
+		s.Reached++
+		s.Sounding++
+	case DeliveryCompleted:
+		s.Reached++
+		s.Completed++
+	case DeliveryFailed, DeliveryPreempted, DeliveryMissed:
+		s.Reached++
+		s.Failed++
+	case DeliveryPending:
+		s.Pending++
+	}
+	if n.State == EmergencyOffline {
+		s.Offline++
+	}
+}
+
+// LiveCallReport is a call with every targeted node's delivery.
+type LiveCallReport struct {
+	*LiveCall
+	Summary   LiveCallSummary `json:"summary"`
+	Nodes     []LiveNode      `json:"nodes"`
+	Generated time.Time       `json:"generated"`
+}
+
+// LiveCallEnd is how a call ended, for LiveCallService.EndCall.
+type LiveCallEnd struct {
+	Reason        string
+	Detail        string
+	FramesSent    uint64
+	FramesDropped uint64
+	Bytes         uint64
+}
+
+// LiveCallService keeps the records of live calls and lets an officer cut
+// one. The HTTP layer runs the call itself (its WebSocket and frames).
+type LiveCallService interface {
+	// BeginCall stores c (ID, CreatedBy, Areas, Priority, Title set) as on
+	// air, with a pending delivery for every node of its areas. The
+	// returned channel is closed when an officer cuts the call: the caller
+	// then ends it and calls EndCall with LiveEndCut.
+	BeginCall(ctx context.Context, c *LiveCall) (cut <-chan struct{}, err error)
+	// EndCall records the end of call id and returns the record.
+	EndCall(ctx context.Context, id string, end LiveCallEnd) (*LiveCall, error)
+	// CutCall asks the call's runner to end call id now, on behalf of
+	// user by, and returns the record once it ended (or once ctx ends).
+	// EConflict if the call is over.
+	CutCall(ctx context.Context, id, by string) (*LiveCall, error)
+	// LiveCallReport returns call id with every node's delivery.
+	LiveCallReport(ctx context.Context, id string) (*LiveCallReport, error)
+	// FindLiveCallByID returns the call or ENotFound.
+	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
+	// FindLiveCalls returns calls newest first.
+	FindLiveCalls(ctx context.Context, f LiveCallFilter) ([]*LiveCall, error)
+}

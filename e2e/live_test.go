@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/liveclient"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// voicePCM is d of a 300 Hz tone as the live WebSocket takes it.
+func voicePCM(d time.Duration) []byte {
+	n := int(d.Seconds() * nodeaudio.SampleRate)
+	b := make([]byte, 2*n)
+	for i := range n {
+		v := int16(8000 * math.Sin(2*math.Pi*300*float64(i)/nodeaudio.SampleRate))
+		binary.LittleEndian.PutUint16(b[2*i:], uint16(v))
+	}
+	return b
+}
+
+// signInAs creates user name with role at area and returns a client of the
+// controller signed in as them.
+func signInAs(t *testing.T, c *rig.Controller, name string, role loaxa.Role, area string) *rig.Controller {
+	t.Helper()
+	const password = "mật khẩu của cán bộ 2026"
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": name, "password": password, "role": string(role), "area": area}, nil)
+	u := *c
+	u.Token = ""
+	var tok struct{ Token string }
+	u.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": name, "password": password}, &tok)
+	u.Token = tok.Token
+	return &u
+}
+
+func liveReport(c *rig.Controller, id string) *loaxa.LiveCallReport {
+	var rep loaxa.LiveCallReport
+	c.MustDo("GET", "/api/v1/live/calls/"+id, nil, &rep)
+	return &rep
+}
+
+// TestLiveCallRecordsAndCut: a call is listed on air while it runs and
+// plays on its area's node with the amplifier on; an officer of the
+// commune cuts it, which ends it on the speaker's side, on the node (its
+// delivery completes as cut, the amplifier is released) and in the record
+// (who cut it). A call that the speaker ends shows every node completed,
+// with the frames each played.
+func TestLiveCallRecordsAndCut(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	amp, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{Board: amp})
+	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{})
+	for _, id := range []string{"a1", "b1"} {
+		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
+	}
+	speaker := signInAs(t, c, "can-bo-phat", loaxa.RoleCommune, "12346")
+	officer := signInAs(t, c, "can-bo-truc", loaxa.RoleCommune, "12346")
+	neighbour := signInAs(t, c, "can-bo-ben", loaxa.RoleCommune, "12347")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var sent atomic.Int64 // samples
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: speaker.Token, Areas: []string{"12346"}, Title: "Thông báo khẩn của xã",
+		OnSend: func(n int) { sent.Add(int64(n)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := make(chan error, 1)
+	go func() { streamed <- call.Stream(ctx, bytes.NewReader(voicePCM(30*time.Second))) }()
+
+	var onAir []*loaxa.LiveCall
+	rig.Eventually(t, 10*time.Second, "the call listed on air", func() bool {
+		var out struct{ Calls []*loaxa.LiveCall }
+		officer.MustDo("GET", "/api/v1/live/calls?active=true", nil, &out)
+		onAir = out.Calls
+		return len(out.Calls) == 1
+	})
+	id := onAir[0].ID
+	if onAir[0].CreatedBy != "can-bo-phat" || onAir[0].Nodes != 1 {
+		t.Errorf("call on air %+v, want can-bo-phat's to 1 node", onAir[0])
+	}
+	rig.Eventually(t, 10*time.Second, "a1 plays the call with its amplifier on", func() bool {
+		return playing(a1) == id && amp.Amplifier()
+	})
+	rig.Eventually(t, 10*time.Second, "a1's delivery started", func() bool {
+		rep := liveReport(officer, id)
+		return len(rep.Nodes) == 1 && rep.Nodes[0].State == string(loaxa.DeliveryStarted) && rep.Summary.Sounding == 1
+	})
+	if playing(b1) != "" {
+		t.Errorf("b1, in the sibling commune, plays %s", playing(b1))
+	}
+	// Cut once the node has had time to play part of the call: a second
+	// and a half sent, against its 200 ms buffer.
+	rig.Eventually(t, 10*time.Second, "1.5 s of the call sent", func() bool { return sent.Load() >= 3*nodeaudio.SampleRate/2 })
+	// The neighbouring commune may not cut it.
+	if status, body := neighbour.Do("POST", "/api/v1/live/calls/"+id+"/cut", nil, nil); status != http.StatusForbidden {
+		t.Errorf("cut by the neighbouring commune: %d %s, want 403", status, body)
+	}
+
+	var cut loaxa.LiveCall
+	officer.MustDo("POST", "/api/v1/live/calls/"+id+"/cut", nil, &cut)
+	if cut.EndReason != loaxa.LiveEndCut || cut.CutBy != "can-bo-truc" || cut.Active() || cut.FramesSent == 0 {
+		t.Errorf("cut call %+v", cut)
+	}
+	if err := <-streamed; !errors.Is(err, liveclient.ErrEnded) {
+		t.Errorf("the speaker's stream after the cut: %v, want ErrEnded", err)
+	}
+	if st, err := call.End(ctx); err != nil || st.Reason != loaxa.LiveEndCut || st.CutBy != "can-bo-truc" {
+		t.Errorf("speaker's last status %+v, %v; want cut by can-bo-truc", st, err)
+	}
+	rig.Eventually(t, 10*time.Second, "a1 off the air, amplifier released", func() bool {
+		return playing(a1) == "" && !amp.Amplifier()
+	})
+	rig.Eventually(t, 15*time.Second, "a1's delivery ended as cut", func() bool {
+		n := liveReport(c, id).Nodes[0]
+		return n.State == string(loaxa.DeliveryCompleted)
+	})
+	rep := liveReport(c, id)
+	if n := rep.Nodes[0]; n.Reason != protocol.ReasonCut || n.FramesPlayed == 0 || n.Node != "a1" {
+		t.Errorf("a1 after the cut %+v, want completed (cut) with frames played", n)
+	}
+	if rep.EndReason != loaxa.LiveEndCut || rep.CutBy != "can-bo-truc" {
+		t.Errorf("record %+v", rep.LiveCall)
+	}
+	if status, body := officer.Do("POST", "/api/v1/live/calls/"+id+"/cut", nil, nil); status != http.StatusConflict || !strings.Contains(string(body), "is over") {
+		t.Errorf("cutting it again: %d %s, want 409", status, body)
+	}
+
+	// A call to the district that the speaker ends: both nodes play it to
+	// the end.
+	district := signInAs(t, c, "huyen", loaxa.RoleDistrict, "318")
+	call, err = liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: district.Token, Areas: []string{"318"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frames = 50 // 2 s
+	if err := call.Stream(ctx, bytes.NewReader(voicePCM(frames*40*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := call.End(ctx)
+	if err != nil || st.Reason != loaxa.LiveEndSpeakerStopped || st.Frames != frames {
+		t.Fatalf("end %+v, %v; want speaker stopped after %d frames", st, err, frames)
+	}
+	rig.Eventually(t, 20*time.Second, "both nodes completed the district's call", func() bool {
+		return liveReport(c, st.Call).Summary.Completed == 2
+	})
+	rep = liveReport(district, st.Call)
+	var nodes []string
+	for _, n := range rep.Nodes {
+		nodes = append(nodes, n.Node)
+		// Frames come over QoS 0 on one machine: some may be late on a
+		// loaded run, but every frame is accounted for.
+		if n.FramesPlayed+n.FramesLost < frames-1 || n.FramesPlayed == 0 || n.Reason != "" {
+			t.Errorf("%s: %+v, want about %d frames played and accounted for", n.Node, n, frames)
+		}
+	}
+	if !slices.Equal(nodes, []string{"a1", "b1"}) || rep.EndReason != loaxa.LiveEndSpeakerStopped || rep.FramesSent != frames {
+		t.Errorf("district call %+v with nodes %q", rep.LiveCall, nodes)
+	}
+	t.Logf("district call: %+v", rep.Summary)
+	if !amp.Amplifier() && playing(a1) == "" {
+		return
+	}
+	rig.Eventually(t, 10*time.Second, "a1 released after the district's call", func() bool { return playing(a1) == "" && !amp.Amplifier() })
+}
