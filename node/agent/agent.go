@@ -937,7 +937,6 @@ func (a *Agent) encodeState(st protocol.State) []byte {
 // changes are signalled; the board's are signalled by a BoardWatcher or
 // found by reading it every StatePoll.
 func (a *Agent) publishStates(ctx context.Context) {
-	topic := a.topics.Node(a.cred.Node, protocol.ChanState)
 	var boardChanged <-chan struct{}
 	if w, ok := a.cfg.Board.(BoardWatcher); ok {
 		boardChanged = w.Changed()
@@ -964,12 +963,18 @@ func (a *Agent) publishStates(ctx context.Context) {
 			}
 		case <-pending:
 			pending = nil
-			st := a.Status()
-			lastBoard = *st.Board
 			if !a.link.Connected() {
+				lastBoard = a.cfg.Board.Snapshot()
 				continue // the link publishes the state itself on connect
 			}
-			if err := a.link.Publish(ctx, topic, true, a.encodeState(st)); err != nil {
+			// Built under the link's state order, so a state built on
+			// connect a moment earlier cannot land after this one.
+			err := a.link.PublishState(ctx, func() []byte {
+				st := a.Status()
+				lastBoard = *st.Board
+				return a.encodeState(st)
+			})
+			if err != nil {
 				a.log.Debug("agent: state not published", "err", err)
 				continue
 			}

@@ -96,6 +96,11 @@ type Link struct {
 	wg       sync.WaitGroup
 	rand     *rand.Rand
 
+	// stateMu orders the retained state publishes: the one on connect
+	// and PublishState each build their state and hand it to paho under
+	// it, so the state published last is also the state built last.
+	stateMu sync.Mutex
+
 	mu         sync.Mutex
 	areas      []string
 	subscribed []string // topics of the last successful subscription
@@ -339,7 +344,9 @@ func (l *Link) onConnect(c paho.Client) {
 func (l *Link) connected(c paho.Client) {
 	if l.cfg.Online != nil {
 		// Not waited for: the on-connect handler must return for paho to go on.
+		l.stateMu.Lock()
 		c.Publish(l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState), 1, true, l.cfg.Online())
+		l.stateMu.Unlock()
 	}
 	l.log.Info("mqtt: connected", "broker", l.cfg.Broker)
 	select {
@@ -425,7 +432,11 @@ func (l *Link) Publish(ctx context.Context, topic string, retained bool, payload
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	tok := l.client.Publish(topic, 1, retained, payload)
+	return l.wait(ctx, topic, l.client.Publish(topic, 1, retained, payload))
+}
+
+// wait waits until the broker has taken the publish of tok.
+func (l *Link) wait(ctx context.Context, topic string, tok paho.Token) error {
 	timer := time.NewTimer(l.cfg.PublishTimeout)
 	defer timer.Stop()
 	select {
@@ -439,6 +450,23 @@ func (l *Link) Publish(ctx context.Context, topic string, retained bool, payload
 	case <-timer.C:
 		return fmt.Errorf("publish %s: broker did not accept it within %v", topic, l.cfg.PublishTimeout)
 	}
+}
+
+// PublishState publishes the node's retained state built by build, in
+// order with the state published on connect: a state built before
+// another never reaches the broker after it. Without that, an on-connect
+// state read just before the board changed could overtake the state
+// reporting the change, and the controller would keep the stale one until
+// the next heartbeat.
+func (l *Link) PublishState(ctx context.Context, build func() []byte) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	topic := l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState)
+	l.stateMu.Lock()
+	tok := l.client.Publish(topic, 1, true, build())
+	l.stateMu.Unlock()
+	return l.wait(ctx, topic, tok)
 }
 
 // Close disconnects cleanly. A clean disconnect does not fire the Last

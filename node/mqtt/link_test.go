@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,4 +222,66 @@ func TestOpenChecksConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
+}
+
+// TestStatesLandInTheOrderBuilt: the on-connect state is built (from a
+// board read before a change) but not yet handed to paho when the agent
+// publishes the state reporting the change. The broker must end up
+// holding the newer state, not the on-connect one landing after it.
+func TestStatesLandInTheOrderBuilt(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	p := newPeer(t, broker)
+	built := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	l, err := Open(Config{
+		Broker: "tcp://" + broker, Node: "n1", Username: "n1", Secret: "s", Topics: topics, Areas: []string{"x1"},
+		Online: func() []byte {
+			once.Do(func() {
+				close(built)
+				<-release // paho's on-connect handler is slow to go on
+			})
+			return []byte("mains on")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	goOn := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(goOn) // before Close, even if the test fails
+	select {
+	case <-built:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no state built on connect")
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- l.PublishState(context.Background(), func() []byte { return []byte("mains off") })
+	}()
+	// It must wait for the on-connect state to be handed over first. A
+	// PublishState that does not wait returns within this bound (and its
+	// state then lands first); one that waits never does.
+	select {
+	case err := <-done:
+		t.Fatalf("PublishState returned (err %v) while the on-connect state was still being built", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	goOn()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Both states are published either way; only their order tells.
+	var got []string
+	for timeout := time.After(10 * time.Second); len(got) < 2; {
+		select {
+		case s := <-p.states:
+			got = append(got, string(s))
+		case <-timeout:
+			t.Fatalf("states published: %q, want two", got)
+		}
+	}
+	if want := []string{"mains on", "mains off"}; !slices.Equal(got, want) {
+		t.Fatalf("states landed as %q, want %q (the newer state last)", got, want)
+	}
 }
