@@ -61,13 +61,16 @@ if ((EUID != 0)) && command -v sudo >/dev/null; then
 	sudo=(sudo)
 fi
 
-# need_cross makes sure the cross compiler and the ALSA headers of one Debian
+# need_cross makes sure the cross compiler, its C library and the ALSA headers of one Debian
 # architecture are installed (the headers through multi-arch:
 # libasound2-dev:arm64 beside the machine's own).
 need_cross() {
 	local debarch=$1 gcc=$2 gccpkg=$3 triplet=$4
 	local missing=()
 	command -v "$gcc" >/dev/null || missing+=("$gccpkg")
+	# The cross C library headers are only a recommendation of the cross
+	# gcc, which --no-install-recommends leaves out.
+	[[ -f /usr/$triplet/include/stdio.h ]] || missing+=("libc6-dev-$debarch-cross")
 	[[ -f /usr/lib/$triplet/pkgconfig/alsa.pc ]] || missing+=("libasound2-dev:$debarch")
 	((${#missing[@]} == 0)) && return 0
 	if ((EUID != 0)) && ((${#sudo[@]} == 0)); then
