@@ -154,8 +154,8 @@ func TestLiveCallRecordsAndCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const frames = 50 // 2 s
-	if err := call.Stream(ctx, bytes.NewReader(voicePCM(frames*40*time.Millisecond))); err != nil {
+	const frames = 34 // 2 s of 60 ms frames
+	if err := call.Stream(ctx, bytes.NewReader(voicePCM(frames*nodeaudio.NarrowFrameWide*time.Second/nodeaudio.SampleRate))); err != nil {
 		t.Fatal(err)
 	}
 	st, err := call.End(ctx)

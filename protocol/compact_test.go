@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
 	"loaxa.vn/protocol/prototest"
 )
 
-// frame is a live audio frame as the controller sends it: 40 ms of
+// frame is a live audio frame as the controller sends it: 60 ms of
 // narrowband audio (nodeaudio.NarrowFrameBytes).
 func frame() protocol.Live {
-	audio := make([]byte, 164)
+	audio := make([]byte, 244)
 	for i := range audio {
 		audio[i] = byte(i * 7)
 	}
@@ -35,10 +36,10 @@ func sealCompact(t testing.TB, at time.Time, l protocol.Live) []byte {
 func TestCompactLiveFrameRoundTrip(t *testing.T) {
 	want := frame()
 	raw := sealCompact(t, prototest.Now(), want)
-	// The point of the form: a 40 ms frame of 164 bytes of audio in at
-	// most 300 bytes, where JSON took about 450.
-	if len(raw) > 300 {
-		t.Errorf("compact frame of %d bytes, want at most 300", len(raw))
+	// The point of the form: a 60 ms frame of 244 bytes of audio in at
+	// most 400 bytes, where JSON takes about 650.
+	if len(raw) > 400 {
+		t.Errorf("compact frame of %d bytes, want at most 400", len(raw))
 	}
 	env, err := prototest.Verifier(prototest.Now).Open(raw, areaTo)
 	if err != nil {
@@ -186,4 +187,30 @@ func FuzzLiveBinary(f *testing.F) {
 			t.Fatalf("%+v came back as %+v (%v)", l, back, err)
 		}
 	})
+}
+
+// TestLiveStreamRate: a live call's frames, as the controller sends them
+// (a call id of the controller's form, a commune's audience and topic),
+// take at most 64 kbit/s as MQTT messages: the bound per stream.
+// The figures are in docs/live.md.
+func TestLiveStreamRate(t *testing.T) {
+	const call = "live-abcdefghijklmnop"
+	to := protocol.Topic{Scope: protocol.ScopeArea, ID: "12346"}.Audience()
+	topic := protocol.NewTopics("").Area("12346", protocol.ChanLive)
+	s := prototest.Signer(prototest.Now)
+	frameDur := float64(nodeaudio.NarrowFrameWide) / nodeaudio.SampleRate
+	l := protocol.Live{Call: call, Kind: protocol.LiveAudio, Seq: 1 << 20, Audio: make([]byte, nodeaudio.NarrowFrameBytes)}
+	raw, err := s.SealCompact(protocol.TypeLive, to, l, protocol.LiveTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A QoS 0 PUBLISH: fixed header, 2 bytes of remaining length, the
+	// topic with its length, the payload.
+	mqtt := 1 + 2 + 2 + len(topic) + len(raw)
+	kbps := func(n int) float64 { return float64(n) * 8 / frameDur / 1000 }
+	t.Logf("audio %d B %.1f kbit/s; signed frame %d B %.1f kbit/s; MQTT message %d B %.1f kbit/s",
+		len(l.Audio), kbps(len(l.Audio)), len(raw), kbps(len(raw)), mqtt, kbps(mqtt))
+	if kbps(mqtt) > 64 {
+		t.Errorf("a live stream takes %.1f kbit/s as MQTT messages, want ≤ 64", kbps(mqtt))
+	}
 }

@@ -50,7 +50,7 @@ type Live struct {
 }
 
 // The binary encoding of Live, the body of a compact envelope (compact.go):
-// the controller sends audio frames that way, 40 ms of audio in about 300
+// the controller sends audio frames that way, 60 ms of audio in about 390
 // bytes. Layout (str: uvarint length, then the bytes):
 //
 //	version (1) | kind (1 start, 2 audio, 3 end) | flags (bit 0: drill) |

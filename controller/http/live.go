@@ -22,8 +22,9 @@ import (
 // Live broadcast (phát trực tiếp, docs/live.md): GET /api/v1/live
 // upgrades to a WebSocket. The client sends binary messages of 16 kHz mono
 // signed 16-bit little-endian PCM, in real time (20–40 ms a message is
-// right); the controller cuts them into 40 ms frames, encodes each as IMA
-// ADPCM and publishes it, signed, on every target area's live topic. The
+// right); the controller cuts them into 60 ms narrowband frames, encodes
+// each as IMA ADPCM at 8 kHz (nodeaudio.NarrowFrameEncoder) and publishes
+// it, signed, in a compact envelope on every target area's live topic. The
 // call begins with a signed start and ends with a signed end when the
 // client closes or disconnects. The server sends text messages of
 // liveStatus.
@@ -236,21 +237,23 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	}()
 
 	var (
-		enc     nodeaudio.FrameEncoder
-		pcm     = make([]int16, 0, 2*nodeaudio.FrameSamples)
+		// Narrowband frames: 60 ms in 244 bytes, so that a signed frame
+		// stays within 64 kbit/s (docs/live.md).
+		enc     nodeaudio.NarrowFrameEncoder
+		pcm     = make([]int16, 0, 2*nodeaudio.NarrowFrameWide)
 		seq     uint64
 		dropped int // in a row
 	)
 	flush := func(all bool) error {
-		for len(pcm) >= nodeaudio.FrameSamples || (all && len(pcm) > 0) {
-			if len(pcm) < nodeaudio.FrameSamples {
-				pcm = append(pcm, make([]int16, nodeaudio.FrameSamples-len(pcm))...)
+		for len(pcm) >= nodeaudio.NarrowFrameWide || (all && len(pcm) > 0) {
+			if len(pcm) < nodeaudio.NarrowFrameWide {
+				pcm = append(pcm, make([]int16, nodeaudio.NarrowFrameWide-len(pcm))...)
 			}
-			f, err := enc.Encode(pcm[:nodeaudio.FrameSamples])
+			f, err := enc.Encode(pcm[:nodeaudio.NarrowFrameWide])
 			if err != nil {
 				return err
 			}
-			pcm = append(pcm[:0], pcm[nodeaudio.FrameSamples:]...)
+			pcm = append(pcm[:0], pcm[nodeaudio.NarrowFrameWide:]...)
 			// A frame that is not published is dropped, not waited for:
 			// nodes play it as silence. A second of them ends the call.
 			if err := send(ctx, protocol.Live{Kind: protocol.LiveAudio, Seq: seq, Audio: f}); err != nil {

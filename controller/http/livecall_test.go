@@ -77,7 +77,7 @@ func (e *env) onAir(token string) *loaxa.LiveCall {
 }
 
 // voice is 200 ms of PCM: 5 frames.
-var voice = bytes.Repeat([]byte{0x10, 0x02}, 5*nodeaudio.FrameSamples)
+var voice = bytes.Repeat([]byte{0x10, 0x02}, 5*nodeaudio.NarrowFrameWide)
 
 func TestLiveCallCut(t *testing.T) {
 	e := newEnv(t)

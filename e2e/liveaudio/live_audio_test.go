@@ -98,7 +98,7 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	go func() { streamed <- call.Stream(ctx, bytes.NewReader(pcmBytes(voice))) }()
 
 	// The speaker plays the call.
-	m := capture.Await(t, wantVoice[:nodeaudio.FrameSamples], from, 15*time.Second)
+	m := capture.Await(t, wantVoice[:nodeaudio.NarrowFrameWide], from, 15*time.Second)
 	if m.Score < 0.99 {
 		t.Errorf("live audio correlates %.4f with what the controller encoded, want ≥ 0.99", m.Score)
 	}
@@ -131,24 +131,24 @@ func TestLiveCallThroughALSA(t *testing.T) {
 		return capture.Len() >= m.Offset+len(wantVoice)+nodeaudio.SampleRate
 	})
 	end, missing := m.Offset, 0
-	for k := 0; k+nodeaudio.FrameSamples <= len(wantVoice); k += nodeaudio.FrameSamples {
+	for k := 0; k+nodeaudio.NarrowFrameWide <= len(wantVoice); k += nodeaudio.NarrowFrameWide {
 		all, err := capture.SamplesFrom(end)
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = all[:min(len(all), 4*nodeaudio.SampleRate)]
-		f, ok := alsatest.Find(all, wantVoice[k:k+nodeaudio.FrameSamples])
+		f, ok := alsatest.Find(all, wantVoice[k:k+nodeaudio.NarrowFrameWide])
 		if !ok || f.Score < 0.99 {
 			missing++
 			continue
 		}
-		end = end + f.Offset + nodeaudio.FrameSamples
+		end = end + f.Offset + nodeaudio.NarrowFrameWide
 	}
-	frames := len(wantVoice) / nodeaudio.FrameSamples
+	frames := len(wantVoice) / nodeaudio.NarrowFrameWide
 	if missing > frames/10 {
 		t.Errorf("%d of %d frames of the call not heard", missing, frames)
 	}
-	stretch := time.Duration(end-m.Offset-frames*nodeaudio.FrameSamples) * time.Second / nodeaudio.SampleRate
+	stretch := time.Duration(end-m.Offset-frames*nodeaudio.NarrowFrameWide) * time.Second / nodeaudio.SampleRate
 	t.Logf("call heard: %d of %d frames, %v of silence inserted for late frames", frames-missing, frames, stretch)
 	mu.Lock()
 	latency := time.Duration(m.Offset-sentLen) * time.Second / nodeaudio.SampleRate
@@ -238,19 +238,26 @@ func pcmBytes(s []int16) []byte {
 }
 
 // throughFrames returns s as the node plays it after the controller cut it
-// into live frames (the last padded with silence) and encoded them.
+// into narrowband live frames (the last padded with silence), encoded them,
+// and the node decoded and upsampled them: delayed by the filters'
+// nodeaudio.NarrowDelay samples.
 func throughFrames(t *testing.T, s []int16) []int16 {
-	var enc nodeaudio.FrameEncoder
+	var enc nodeaudio.NarrowFrameEncoder
+	var up nodeaudio.Upsampler
 	var out []int16
-	for i := 0; i < len(s); i += nodeaudio.FrameSamples {
-		f := make([]int16, nodeaudio.FrameSamples)
+	for i := 0; i < len(s); i += nodeaudio.NarrowFrameWide {
+		f := make([]int16, nodeaudio.NarrowFrameWide)
 		copy(f, s[i:])
 		b, err := enc.Encode(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := make([]int16, nodeaudio.FrameSamples)
-		if err := nodeaudio.DecodeFrame(b, d); err != nil {
+		narrow := make([]int16, nodeaudio.NarrowFrameSamples)
+		if err := nodeaudio.DecodeNarrowFrame(b, narrow); err != nil {
+			t.Fatal(err)
+		}
+		d := make([]int16, nodeaudio.NarrowFrameWide)
+		if err := up.Upsample(narrow, d); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, d...)

@@ -30,17 +30,25 @@ import (
 //     drained, and fails (relay.ErrFailed) when no frame came for
 //     LiveFrameTimeout.
 
-// JitterDepth is the audio the buffer holds before it starts: 5 frames,
-// 200 ms.
-const JitterDepth = 5
+// JitterDepth is the audio the buffer holds before it starts: 200 ms,
+// 4 of the controller's 60 ms narrowband frames (5 wideband ones).
+const JitterDepth = 200 * time.Millisecond
 
-// MaxJitterDepth is the most frames the buffer holds (600 ms).
-const MaxJitterDepth = 15
+// MaxJitterDepth is the most audio the buffer holds: 600 ms.
+const MaxJitterDepth = 600 * time.Millisecond
+
+// framesFor returns how many frames of length frame it takes to hold d.
+func framesFor(d, frame time.Duration) int { return int((d + frame - 1) / frame) }
 
 // LiveFrameTimeout ends a live call that receives nothing for this long.
 const LiveFrameTimeout = 2 * time.Second
 
-const frameDuration = time.Second * nodeaudio.FrameSamples / nodeaudio.SampleRate
+// frameDuration and narrowDuration are the lengths of a wideband and a
+// narrowband frame.
+const (
+	frameDuration  = time.Second * nodeaudio.FrameSamples / nodeaudio.SampleRate
+	narrowDuration = time.Second * nodeaudio.NarrowFrameWide / nodeaudio.SampleRate
+)
 
 // underrunWait is how long a read of an empty buffer waits for the next
 // frame before it plays a frame of silence: two frames, 80 ms.
@@ -65,11 +73,23 @@ type jitter struct {
 	once    sync.Once
 
 	pending []byte // decoded bytes not yet read
+
+	// narrow: the call's frames are narrowband (nodeaudio.NarrowFrameBytes,
+	// what the controller sends); they are stored at 8 kHz and brought
+	// back to the output's rate in play order by up, which keeps its
+	// history across frames. Wideband frames (FrameBytes) play as they are.
+	narrow bool
+	typed  bool // narrow is set
+	up     nodeaudio.Upsampler
+	// depth and maxDepth are JitterDepth and MaxJitterDepth in frames of
+	// the call's kind.
+	depth, maxDepth int
 }
 
 func newJitter(now func() time.Time, timeout time.Duration) *jitter {
 	return &jitter{
 		now: now, timeout: timeout, frames: map[uint64][]int16{}, last: now(),
+		depth: framesFor(JitterDepth, frameDuration), maxDepth: framesFor(MaxJitterDepth, frameDuration),
 		arrived: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 }
@@ -81,19 +101,36 @@ func (j *jitter) ReadAhead() time.Duration { return 2 * frameDuration }
 // Push decodes and stores frame seq. A frame whose place has been played,
 // or a copy, is dropped.
 func (j *jitter) Push(seq uint64, frame []byte) error {
-	s := make([]int16, nodeaudio.FrameSamples)
-	if err := nodeaudio.DecodeFrame(frame, s); err != nil {
+	narrow := len(frame) == nodeaudio.NarrowFrameBytes
+	var s []int16
+	var err error
+	if narrow {
+		s = make([]int16, nodeaudio.NarrowFrameSamples)
+		err = nodeaudio.DecodeNarrowFrame(frame, s)
+	} else {
+		s = make([]int16, nodeaudio.FrameSamples)
+		err = nodeaudio.DecodeFrame(frame, s)
+	}
+	if err != nil {
 		return err
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if !j.typed {
+		j.narrow, j.typed = narrow, true // the first frame says what the call sends
+		if narrow {
+			j.depth, j.maxDepth = framesFor(JitterDepth, narrowDuration), framesFor(MaxJitterDepth, narrowDuration)
+		}
+	} else if narrow != j.narrow {
+		return fmt.Errorf("%w: live frame of %d bytes: the call's frames so far were of another kind", nodeaudio.ErrFormat, len(frame))
+	}
 	j.last = j.now()
 	if seq < j.next {
 		j.late++
 		return nil
 	}
 	j.frames[seq] = s
-	for len(j.frames) > MaxJitterDepth {
+	for len(j.frames) > j.maxDepth {
 		delete(j.frames, j.next)
 		j.next++
 		j.lost++
@@ -194,20 +231,27 @@ func (j *jitter) fill() error {
 	case j.now().Sub(j.last) >= j.timeout:
 		return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
 	}
-	buf := make([]byte, 2*nodeaudio.FrameSamples)
-	for i, v := range s { // s is nil for silence: buf stays zero
+	if j.narrow {
+		wide := make([]int16, nodeaudio.NarrowFrameWide)
+		if err := j.up.Upsample(s, wide); err != nil { // s nil: silence through the filter
+			return err
+		}
+		s = wide
+	}
+	buf := make([]byte, 2*max(len(s), nodeaudio.FrameSamples))
+	for i, v := range s { // s is nil for wideband silence: buf stays zero
 		binary.LittleEndian.PutUint16(buf[2*i:], uint16(v))
 	}
 	j.pending = buf
 	return nil
 }
 
-// waitStart blocks until JitterDepth frames are buffered, the call ended,
+// waitStart blocks until JitterDepth is buffered, the call ended,
 // or nothing came for the timeout.
 func (j *jitter) waitStart() error {
 	for {
 		j.mu.Lock()
-		if j.started || len(j.frames) >= JitterDepth || j.ended {
+		if j.started || len(j.frames) >= j.depth || j.ended {
 			j.started = true
 			j.mu.Unlock()
 			return nil

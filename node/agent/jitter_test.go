@@ -96,12 +96,12 @@ func TestJitterOrdersLateFramesAndFillsLostOnes(t *testing.T) {
 func TestJitterTimesOut(t *testing.T) {
 	clk := &fakeNow{t: time.Unix(1e9, 0)}
 	j := newJitter(clk.Now, 2*time.Second)
-	for seq := range uint64(JitterDepth) {
+	for seq := range uint64(framesFor(JitterDepth, frameDuration)) {
 		if err := j.Push(seq, liveFrame(t, 100)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for range JitterDepth {
+	for range framesFor(JitterDepth, frameDuration) {
 		if _, err := readFrame(t, j); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestJitterTimesOut(t *testing.T) {
 
 func TestJitterBoundsItsDepth(t *testing.T) {
 	j := newJitter(time.Now, time.Second)
-	for seq := range uint64(MaxJitterDepth + 10) {
+	for seq := range uint64(framesFor(MaxJitterDepth, frameDuration) + 10) {
 		if err := j.Push(seq, liveFrame(t, int16(seq))); err != nil {
 			t.Fatal(err)
 		}
@@ -177,5 +177,58 @@ func TestJitterCutDropsTheBuffer(t *testing.T) {
 	}
 	if got, want := j.Counts(), (jitterCounts{played: 2, lost: 1, late: 1, cut: true}); got != want {
 		t.Fatalf("counts %+v, want %+v", got, want)
+	}
+}
+
+// TestJitterNarrowFrames: the controller's narrowband frames come out at
+// the output's rate, 642 samples each, in order; a lost frame is silence
+// once the filter's tail has passed; a wideband frame in a narrowband call
+// is refused.
+func TestJitterNarrowFrames(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	j := newJitter(clk.Now, time.Second)
+	var e nodeaudio.NarrowFrameEncoder
+	for seq := range uint64(4) {
+		s := make([]int16, nodeaudio.NarrowFrameWide)
+		for i := range s {
+			s[i] = int16(1000 * (seq + 1))
+		}
+		f, err := e.Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq == 2 {
+			continue // lost on the way
+		}
+		if err := j.Push(seq, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Push(9, liveFrame(t, 1)); !errors.Is(err, nodeaudio.ErrFormat) {
+		t.Errorf("wideband frame in a narrowband call: %v, want ErrFormat", err)
+	}
+	j.End()
+	for i, want := range []int16{1000, 2000, 0, 4000} {
+		buf := make([]byte, 2*nodeaudio.NarrowFrameWide)
+		if _, err := io.ReadFull(j, buf); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		last := int16(binary.LittleEndian.Uint16(buf[len(buf)-2:]))
+		if d := int(last) - int(want); d < -100 || d > 100 {
+			t.Errorf("frame %d ends with %d, want about %d", i, last, want)
+		}
+		if want == 0 {
+			for k := nodeaudio.NarrowDelay; k < nodeaudio.NarrowFrameWide; k++ {
+				if v := int16(binary.LittleEndian.Uint16(buf[2*k:])); v != 0 {
+					t.Fatalf("lost frame: sample %d is %d after the filter's tail", k, v)
+				}
+			}
+		}
+	}
+	if _, err := io.ReadFull(j, make([]byte, 2)); err != io.EOF {
+		t.Errorf("after the end: %v, want EOF", err)
+	}
+	if c := j.Counts(); c.played != 3 || c.lost != 1 {
+		t.Errorf("counts %+v, want 3 played, 1 lost", c)
 	}
 }

@@ -7,24 +7,26 @@ import (
 )
 
 // Narrowband live frames. A live call carries a voice, which telephony has
-// carried at 8 kHz for a century: a narrowband frame holds 40 ms in
-// NarrowFrameSamples samples at 8 kHz, 164 bytes (32.7 kbit/s), so that a
-// signed frame with its envelope stays within the 64 kbit/s a stream may
-// take on a node's 4G link (docs/live.md). The controller low-passes the
-// voice below 3.5 kHz and keeps every other sample (NarrowFrameEncoder);
-// the node decodes the block (DecodeNarrowFrame) and an Upsampler, which
-// keeps its history from one frame to the next, brings the stream back to
-// SampleRate without a seam at the frames' joins.
+// carried at 8 kHz for a century: a narrowband frame holds 60 ms in
+// NarrowFrameSamples samples at 8 kHz, 244 bytes (32.5 kbit/s), so that a
+// signed frame with its envelope, in its MQTT message, stays within the
+// 64 kbit/s a stream may take on a node's 4G link (docs/live.md): the
+// envelope and signature cost about 150 bytes a frame whatever its length,
+// which 40 ms frames would pay 25 times a second. The controller
+// low-passes the voice below 3.5 kHz and keeps every other sample
+// (NarrowFrameEncoder); the node decodes the block (DecodeNarrowFrame) and
+// an Upsampler, which keeps its history from one frame to the next, brings
+// the stream back to SampleRate without a seam at the frames' joins.
 
 // NarrowFrameSamples is how many 8 kHz samples one narrowband frame holds
 // (an IMA block holds an odd number).
-const NarrowFrameSamples = 321
+const NarrowFrameSamples = 481
 
 // NarrowFrameWide is how many SampleRate samples a narrowband frame
-// stands for: 642, 40.125 ms.
+// stands for: 962, 60.125 ms.
 const NarrowFrameWide = 2 * NarrowFrameSamples
 
-// NarrowFrameBytes is the size of one narrowband frame: 164 bytes.
+// NarrowFrameBytes is the size of one narrowband frame: 244 bytes.
 const NarrowFrameBytes = 4 + (NarrowFrameSamples-1)/2
 
 // halfbandTaps is the length of the low-pass filters of both ends.
