@@ -26,6 +26,14 @@
 // sequence, issue and expiry times (Unix ms), the body as raw JSON, and an
 // Ed25519 signature. Messages larger than MaxMessageSize are refused unread.
 //
+// One kind of message also travels in a compact form (compact.go): a live
+// call's audio frames, sent several times a second to every node of an
+// area, where JSON and base64 would double the stream. The compact form
+// carries the same fields, the body in its binary encoding (Live's
+// MarshalBinary), and a signature over the same signing bytes, so it is
+// checked exactly like a JSON envelope; its first byte, 0xB1, tells it
+// from JSON. Only Verifier.Open reads it: node messages are JSON.
+//
 // # What is signed, and why
 //
 // Everything the controller sends is signed, because a loudspeaker network is
