@@ -56,16 +56,7 @@ func (s *Signer) SealCompact(typ Type, to string, body encoding.BinaryMarshaler,
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: encode body: %w", typ, to, err)
 	}
-	s.mu.Lock()
-	s.seq++
-	seq, key, kid := s.seq, s.key, s.kid
-	s.mu.Unlock()
-	now := s.now()
-	env := Envelope{
-		V: Version, Type: typ, From: s.from, KeyID: kid, To: to, Seq: seq,
-		Issued: now.UnixMilli(), Expires: now.Add(ttl).UnixMilli(), Body: raw, compact: true,
-	}
-	env.Sig = ed25519.Sign(key, env.signingBytes())
+	env := s.sign(typ, to, raw, ttl, true)
 	out, err := env.MarshalCompact()
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)

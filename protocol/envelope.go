@@ -223,16 +223,7 @@ func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: encode body: %w", typ, to, err)
 	}
-	s.mu.Lock()
-	s.seq++
-	seq, key, kid := s.seq, s.key, s.kid
-	s.mu.Unlock()
-	now := s.now()
-	env := Envelope{
-		V: Version, Type: typ, From: s.from, KeyID: kid, To: to, Seq: seq,
-		Issued: now.UnixMilli(), Expires: now.Add(ttl).UnixMilli(), Body: raw,
-	}
-	env.Sig = ed25519.Sign(key, env.signingBytes())
+	env := s.sign(typ, to, raw, ttl, false)
 	out, err := json.Marshal(&env)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)
@@ -241,6 +232,22 @@ func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte,
 		return nil, fmt.Errorf("seal %s for %s: %w: %d bytes, limit %d", typ, to, ErrTooLarge, len(out), MaxMessageSize)
 	}
 	return out, nil
+}
+
+// sign builds the envelope of body with the next sequence number, valid
+// for ttl from now, and signs it.
+func (s *Signer) sign(typ Type, to string, body []byte, ttl time.Duration, compact bool) Envelope {
+	s.mu.Lock()
+	s.seq++
+	seq, key, kid := s.seq, s.key, s.kid
+	s.mu.Unlock()
+	now := s.now()
+	env := Envelope{
+		V: Version, Type: typ, From: s.from, KeyID: kid, To: to, Seq: seq,
+		Issued: now.UnixMilli(), Expires: now.Add(ttl).UnixMilli(), Body: body, compact: compact,
+	}
+	env.Sig = ed25519.Sign(key, env.signingBytes())
+	return env
 }
 
 // Encode wraps body in an unsigned envelope, as nodes send. seq is the

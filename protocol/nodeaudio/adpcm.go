@@ -297,10 +297,18 @@ func DecodeBlock(in []byte, out []int16) error {
 	if len(in) != BlockAlign || len(out) < SamplesPerBlock {
 		return fmt.Errorf("%w: ADPCM block of %d bytes into %d samples", ErrFormat, len(in), len(out))
 	}
+	return decodeIMA(in, out, "ADPCM block")
+}
+
+// decodeIMA decodes one IMA ADPCM block of any length — a 4-byte header
+// (the first sample and the step index), then two samples a byte — into
+// out, which holds 1 + 2·(len(in)−4) samples; what names the block in the
+// error of a step index beyond the table.
+func decodeIMA(in []byte, out []int16, what string) error {
 	pred := int32(int16(binary.LittleEndian.Uint16(in)))
 	index := int32(in[2])
 	if index > 88 {
-		return fmt.Errorf("%w: ADPCM block step index %d is beyond 88", ErrFormat, index)
+		return fmt.Errorf("%w: %s step index %d is beyond 88", ErrFormat, what, index)
 	}
 	out[0] = int16(pred)
 	k := 1

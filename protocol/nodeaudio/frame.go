@@ -1,9 +1,6 @@
 package nodeaudio
 
-import (
-	"encoding/binary"
-	"fmt"
-)
+import "fmt"
 
 // Live frames. A live call (docs/live.md) travels as a sequence of single
 // IMA ADPCM blocks, each self-contained (its header carries the predictor
@@ -39,20 +36,5 @@ func DecodeFrame(in []byte, out []int16) error {
 	if len(in) != FrameBytes || len(out) < FrameSamples {
 		return fmt.Errorf("%w: live frame of %d bytes into %d samples (want %d bytes)", ErrFormat, len(in), len(out), FrameBytes)
 	}
-	pred := int32(int16(binary.LittleEndian.Uint16(in)))
-	index := int32(in[2])
-	if index > 88 {
-		return fmt.Errorf("%w: live frame step index %d is beyond 88", ErrFormat, index)
-	}
-	out[0] = int16(pred)
-	k := 1
-	for _, b := range in[4:] {
-		for _, c := range [2]byte{b & 0xF, b >> 4} {
-			pred = clamp16(pred + signed(delta(stepTable[index], c&7), c))
-			index = nextIndex(index, c)
-			out[k] = int16(pred)
-			k++
-		}
-	}
-	return nil
+	return decodeIMA(in, out, "live frame")
 }

@@ -1,7 +1,6 @@
 package nodeaudio
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 )
@@ -105,22 +104,7 @@ func DecodeNarrowFrame(in []byte, out []int16) error {
 	if len(in) != NarrowFrameBytes || len(out) < NarrowFrameSamples {
 		return fmt.Errorf("%w: narrowband live frame of %d bytes into %d samples (want %d bytes)", ErrFormat, len(in), len(out), NarrowFrameBytes)
 	}
-	pred := int32(int16(binary.LittleEndian.Uint16(in)))
-	index := int32(in[2])
-	if index > 88 {
-		return fmt.Errorf("%w: live frame step index %d is beyond 88", ErrFormat, index)
-	}
-	out[0] = int16(pred)
-	k := 1
-	for _, b := range in[4:] {
-		for _, c := range [2]byte{b & 0xF, b >> 4} {
-			pred = clamp16(pred + signed(delta(stepTable[index], c&7), c))
-			index = nextIndex(index, c)
-			out[k] = int16(pred)
-			k++
-		}
-	}
-	return nil
+	return decodeIMA(in, out, "narrowband live frame")
 }
 
 // Upsampler brings consecutive narrowband frames back to SampleRate. It
