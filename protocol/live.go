@@ -43,6 +43,14 @@ type Live struct {
 	Audio    []byte   `json:"audio,omitempty"`    // audio only: one nodeaudio frame
 	// Reason is set on an end that is not the speaker's: LiveCut.
 	Reason string `json:"reason,omitempty"`
+	// Drill marks every message of an exercise call (diễn tập): the node
+	// logs it and marks every event of the call's play (Event.Drill), and
+	// refuses a message whose mark differs from its call's start.
+	Drill bool `json:"drill,omitempty"`
+	// Volume, 1–15 (start only), is the level the call plays at whatever
+	// the node's own volume, e.g. low for a drill; 0 means the node's
+	// volume (full for an emergency call).
+	Volume int `json:"volume,omitempty"`
 }
 
 // Validate checks a live message's fields; it does not decode the audio.
@@ -54,6 +62,9 @@ func (l *Live) Validate() error {
 	case LiveStart:
 		if l.Priority != PriorityHigh && l.Priority != PriorityEmergency {
 			return fmt.Errorf("live start priority %q: want %q or %q", l.Priority, PriorityHigh, PriorityEmergency)
+		}
+		if l.Volume < 0 || l.Volume > MaxVolume {
+			return fmt.Errorf("live start volume %d: want 0 (the node's) to %d", l.Volume, MaxVolume)
 		}
 	case LiveAudio:
 		if len(l.Audio) == 0 {
