@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -96,7 +97,13 @@ func (a *Agent) openLive(p *play) error {
 		return fmt.Errorf("live call %s is not held", p.occ.Live)
 	}
 	p.length = protocol.MaxLiveDuration
-	p.stream = &audio.Counter{R: j}
+	// At the call's volume if it gives one (a quiet drill), else the
+	// node's own, or full for an emergency call: as for any play.
+	var src io.Reader = j
+	if g := a.gain(p.occ); g != 1 {
+		src = &audio.Gain{R: j, Factor: g}
+	}
+	p.stream = &audio.Counter{R: src}
 	return nil
 }
 
