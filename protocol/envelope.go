@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -60,6 +61,10 @@ type Envelope struct {
 	Expires int64           `json:"exp"`
 	Body    json.RawMessage `json:"body"`
 	Sig     []byte          `json:"sig,omitempty"`
+
+	// compact: the envelope came in the compact form (compact.go), its
+	// body is the binary encoding of the message.
+	compact bool
 }
 
 // IssuedAt returns Issued as a time.
@@ -71,6 +76,16 @@ func (e *Envelope) ExpiresAt() time.Time { return time.UnixMilli(e.Expires) }
 // Decode parses a message into v after opening env. It is a convenience for
 // the common "open, then decode the body" sequence.
 func (e *Envelope) Decode(v any) error {
+	if e.compact {
+		u, ok := v.(encoding.BinaryUnmarshaler)
+		if !ok {
+			return fmt.Errorf("%w: %s body is binary (compact envelope) and %T does not read it", ErrMalformed, e.Type, v)
+		}
+		if err := u.UnmarshalBinary(e.Body); err != nil {
+			return fmt.Errorf("%w: %s body: %v", ErrMalformed, e.Type, err)
+		}
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(e.Body))
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %s body: %v", ErrMalformed, e.Type, err)
@@ -347,12 +362,17 @@ func (v *Verifier) KeyIDs() []string {
 	return ids
 }
 
-// Open parses raw, checks the signature against the trusted keys, that the
-// envelope is addressed to audience, and that it is valid now. Replay is
+// Open parses raw (JSON or the compact form, compact.go), checks the
+// signature against the trusted keys, that the envelope is addressed to
+// audience, and that it is valid now. Replay is
 // checked separately (ReplayGuard) because what counts as a replay depends
 // on the message type: desired states are versioned, commands are not.
 func (v *Verifier) Open(raw []byte, audience string) (*Envelope, error) {
-	env, err := Parse(raw)
+	parse := Parse
+	if len(raw) > 0 && raw[0] == compactMagic {
+		parse = parseCompact
+	}
+	env, err := parse(raw)
 	if err != nil {
 		return nil, err
 	}

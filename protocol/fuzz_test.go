@@ -36,6 +36,7 @@ func FuzzOpen(f *testing.F) {
 		}
 		f.Add(fx.Raw, tp.Audience())
 	}
+	f.Add(sealCompact(f, prototest.Now(), frame()), areaTo)
 	v := prototest.Verifier(prototest.Now)
 	f.Fuzz(func(t *testing.T, raw []byte, audience string) {
 		env, err := v.Open(raw, audience)
@@ -51,6 +52,19 @@ func FuzzOpen(f *testing.F) {
 		again, err := v.Open(raw, audience)
 		if err != nil || !reflect.DeepEqual(again, env) {
 			t.Fatalf("second Open of the same bytes: %+v, %v", again, err)
+		}
+		if env.Compact() {
+			// Compact envelopes re-encode to the same bytes, and their
+			// body is binary.
+			canon, err := env.MarshalCompact()
+			if err != nil || !bytes.Equal(canon, raw) {
+				t.Fatalf("accepted compact envelope re-encodes differently (%v)", err)
+			}
+			var l protocol.Live
+			if err := env.Decode(&l); env.Type == protocol.TypeLive && err != nil {
+				t.Fatalf("accepted compact live body does not decode: %v", err)
+			}
+			return
 		}
 		// The canonical encoding of what was accepted must be accepted as
 		// the same envelope.

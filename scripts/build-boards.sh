@@ -61,13 +61,16 @@ if ((EUID != 0)) && command -v sudo >/dev/null; then
 	sudo=(sudo)
 fi
 
-# need_cross makes sure the cross compiler and the ALSA headers of one Debian
-# architecture are installed (the headers through multi-arch:
-# libasound2-dev:arm64 beside the machine's own).
+# need_cross makes sure the cross compiler, its C library and the ALSA
+# headers of one Debian architecture are installed (the ALSA headers through
+# multi-arch: libasound2-dev:arm64 beside the machine's own).
 need_cross() {
 	local debarch=$1 gcc=$2 gccpkg=$3 triplet=$4
 	local missing=()
 	command -v "$gcc" >/dev/null || missing+=("$gccpkg")
+	# The cross C library headers are only a recommendation of the cross
+	# gcc, which --no-install-recommends leaves out.
+	[[ -f /usr/$triplet/include/stdio.h ]] || missing+=("libc6-dev-$debarch-cross")
 	[[ -f /usr/lib/$triplet/pkgconfig/alsa.pc ]] || missing+=("libasound2-dev:$debarch")
 	((${#missing[@]} == 0)) && return 0
 	if ((EUID != 0)) && ((${#sudo[@]} == 0)); then
@@ -78,7 +81,12 @@ need_cross() {
 	if ! dpkg --print-foreign-architectures | grep -qx "$debarch"; then
 		"${sudo[@]}" dpkg --add-architecture "$debarch"
 	fi
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	# A mirror caught mid-sync fails one index (seen: bookworm-security armhf
+	# with a size mismatch); apt keeps the others, which usually carry
+	# what is needed, so go on and let the install say if it cannot.
+	if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q; then
+		echo "build-boards.sh: apt-get update failed for some index; trying the install anyway" >&2
+	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 

@@ -26,7 +26,7 @@ const (
 type capResponse struct {
 	Action    string           `json:"action"`
 	Reason    string           `json:"reason,omitempty"`
-	Alert     *loaxa.CapAlert  `json:"alert"`
+	Alert     *loaxa.CapAlert  `json:"alert"` // null for a duplicate the caller may not read
 	Emergency *loaxa.Emergency `json:"emergency,omitempty"`
 	// Cancelled lists the emergencies a Cancel or Update stopped.
 	Cancelled []string `json:"cancelled,omitempty"`
@@ -63,9 +63,13 @@ func (s *Server) handleReceiveCap(w http.ResponseWriter, r *http.Request) error 
 		return loaxa.Errorf(loaxa.ETooLarge, "The CAP alert is larger than %d bytes.", cap.MaxSize)
 	}
 	ctx := r.Context()
+	sc, err := s.scopeOf(ctx, userFrom(ctx), false)
+	if err != nil {
+		return err
+	}
 	status, resp, err := s.receiveCap(ctx, store, svc, raw, userFrom(ctx).Username, r.RemoteAddr, func(area string) error {
 		return s.authorize(ctx, loaxa.ActionEmergency, area)
-	})
+	}, func(a *loaxa.CapAlert) bool { return sc.touches(a.Targets) })
 	if err != nil {
 		return err
 	}
@@ -81,7 +85,8 @@ func (s *Server) ReceiveCapFeed(ctx context.Context, raw []byte, feed string) (a
 	if err != nil {
 		return "", err
 	}
-	_, resp, err := s.receiveCap(ctx, store, svc, raw, CapFeedActor, feed, func(string) error { return nil })
+	all := func(*loaxa.CapAlert) bool { return true }
+	_, resp, err := s.receiveCap(ctx, store, svc, raw, CapFeedActor, feed, func(string) error { return nil }, all)
 	return resp.Action, err
 }
 
@@ -89,9 +94,19 @@ func (s *Server) ReceiveCapFeed(ctx context.Context, raw []byte, feed string) (a
 const CapFeedActor = "cap-feed"
 
 // receiveCap validates, de-duplicates and acts on one CAP alert for actor;
-// check says whether the actor may alert an area.
+// check says whether the actor may alert an area, sees whether the actor
+// may read an earlier record (findCap's rule).
 func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, raw []byte, actor, remote string,
-	check func(area string) error) (int, capResponse, error) {
+	check func(area string) error, sees func(*loaxa.CapAlert) bool) (int, capResponse, error) {
+	duplicate := func(old *loaxa.CapAlert) (int, capResponse, error) {
+		if !sees(old) {
+			// Saying it came before is no secret (the poster holds the
+			// alert); its record, targets and outcome are, outside the
+			// caller's area.
+			return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before; the record is for areas outside yours"}, nil
+		}
+		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old}, nil
+	}
 	a, err := cap.Parse(strings.NewReader(string(raw)))
 	if err != nil {
 		if errors.Is(err, cap.ErrInvalid) {
@@ -100,7 +115,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		return 0, capResponse{}, err
 	}
 	if old, err := store.FindCapAlertByKey(ctx, a.Key()); err == nil {
-		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old}, nil
+		return duplicate(old)
 	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
 		return 0, capResponse{}, err
 	}
@@ -152,7 +167,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	if err := store.CreateCapAlert(ctx, rec); err != nil {
 		if loaxa.ErrorCode(err) == loaxa.EConflict { // the same alert, posted twice at once
 			if old, ferr := store.FindCapAlertByKey(ctx, a.Key()); ferr == nil {
-				return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old}, nil
+				return duplicate(old)
 			}
 		}
 		return 0, capResponse{}, err

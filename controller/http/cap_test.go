@@ -194,6 +194,22 @@ func TestCapScope(t *testing.T) {
 		}
 	}
 
+	// Posting an alert again answers duplicate; the earlier record only to
+	// someone who may read it.
+	for _, tc := range []struct {
+		who, token string
+		sees       bool
+	}{{"commune B officer", officerB, false}, {"commune A officer", officerA, true}} {
+		r := e.request("POST", "/api/v1/cap", tc.token, "application/cap+xml", strings.NewReader(capXML("a", "Actual", "12346")))
+		var d capAnswer
+		if r.status != http.StatusOK || jsonUnmarshal(r.body, &d) != nil || d.Action != "duplicate" {
+			t.Fatalf("%s posts alert a again: %d %s, want 200 duplicate", tc.who, r.status, r.body)
+		}
+		if got := d.Alert.ID == ids["a"]; got != tc.sees || strings.Contains(string(r.body), "12346") != tc.sees {
+			t.Errorf("%s posts alert a again: %s; record shown %v, want %v", tc.who, r.body, got, tc.sees)
+		}
+	}
+
 	// Approving: not an alert outside the caller's area, not one that also
 	// goes outside it, not as a viewer; an officer of the area may.
 	sent := func() int { return len(e.alerts.commands()) }

@@ -187,12 +187,7 @@ func (c *Call) Stream(ctx context.Context, r io.Reader) error {
 		k, err := io.ReadFull(r, buf)
 		if k > 0 {
 			if werr := c.c.Write(ctx, websocket.MessageBinary, buf[:k&^1]); werr != nil {
-				select {
-				case <-c.done:
-					return c.endedErr()
-				default:
-				}
-				return fmt.Errorf("live: send: %w", werr)
+				return c.writeFailed(ctx, werr)
 			}
 			if c.opt.OnSend != nil {
 				c.opt.OnSend(k / 2)
@@ -212,6 +207,25 @@ func (c *Call) Stream(ctx context.Context, r io.Reader) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// writeFailed says why a write failed. A controller that ends the call
+// sends its "ended" status and closes: a write can fail on the closed
+// connection before the reader has taken that status. The reader stops
+// once the connection is closed, so wait for it (a little) and then tell
+// an ended call from a broken one.
+func (c *Call) writeFailed(ctx context.Context, werr error) error {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	if _, ok := c.Ended(); ok {
+		return c.endedErr()
+	}
+	return fmt.Errorf("live: send: %w", werr)
 }
 
 // End ends the call cleanly and returns the server's last status; if the
