@@ -68,9 +68,18 @@ type Call struct {
 	status chan Status
 	done   chan struct{}
 
+	onAir Status // the server's "on_air" status, set by Dial
+
 	mu    sync.Mutex
 	ended *Status // the server's "ended" status, once it came
 }
+
+// ID is the call's id (live-…), as the controller named it.
+func (c *Call) ID() string { return c.onAir.Call }
+
+// OnAir is the server's "on_air" status: the call, its areas, priority,
+// and whether it is a drill at which volume.
+func (c *Call) OnAir() Status { return c.onAir }
 
 // Ended returns the server's "ended" status, if the call is over.
 func (c *Call) Ended() (Status, bool) {
@@ -142,6 +151,7 @@ func Dial(ctx context.Context, opt Options) (*Call, error) {
 			c.CloseNow()
 			return nil, fmt.Errorf("live: the controller did not put the call on air (%+v)", st)
 		}
+		call.onAir = st
 		return call, nil
 	case <-ctx.Done():
 		c.CloseNow()

@@ -136,6 +136,21 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 		t.Errorf("record after the cut %+v", rec.LiveCall)
 	}
 
+	// A call of the city above: listed, but the commune may not cut it.
+	city, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: c.Token, Areas: []string{"31"}, Title: "Thông báo của thành phố"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cityRow := fmt.Sprintf(`#live-calls tr[data-call=%q]`, city.ID())
+	b.Wait("the city's call listed", `document.querySelector('`+cityRow+`') !== null`, 15*time.Second)
+	if got := MustEval[bool](b, `document.querySelector('`+cityRow+` button.cut') === null`); !got {
+		t.Error("the commune officer is offered to cut the city's call")
+	}
+	if st, err := city.End(ctx); err != nil || st.Reason != loaxa.LiveEndSpeakerStopped {
+		t.Fatalf("city call's end %+v, %v", st, err)
+	}
+	b.Wait("the list empty again", `document.querySelector('#live-calls-none') !== null`, 15*time.Second)
+
 	// A drill from the browser.
 	b.Do("tick Diễn tập, pick the commune and go on air",
 		chromedp.Click(chromedp.CSS(`#live-drill`)),

@@ -122,7 +122,11 @@ export async function render(ctx, main) {
   // The calls on air that the officer may see, with who speaks, where,
   // since when, whether it is a drill and how many clusters play it.
   const onAir = h('div', { id: 'live-calls' });
-  const mayCut = (c) => c.created_by === ctx.me.username || ctx.may(c.priority === 'emergency' ? 'emergency' : 'schedule');
+  // As the server decides: the speaker, or a user with the right to make
+  // the call on every one of its areas (the server checks again).
+  const mine = (area) => { for (let a = area; a; a = (ctx.areaByID.get(a) || {}).parent) if (a === ctx.me.area) return true; return false; };
+  const mayCut = (c) => c.created_by === ctx.me.username ||
+    (ctx.may(c.priority === 'emergency' ? 'emergency' : 'schedule') && (!ctx.me.area || c.areas.every(mine)));
   const cut = (c) => async () => {
     const ok = await confirmDialog(t('live.cut_title'),
       h('div', { id: 'live-cut-confirm' },
