@@ -146,8 +146,8 @@ export async function render(ctx, main) {
   const load = async () => {
     const { calls } = await api('GET', '/live/calls', undefined, { active: 'true' });
     const reps = await Promise.all(calls.map((c) => api('GET', `/live/calls/${encodeURIComponent(c.id)}`).catch(() => null)));
-    if (calls.length === 0) { fill(onAir, h('p', { class: 'muted', id: 'live-calls-none' }, t('live.calls_none'))); return; }
-    fill(onAir, h('div', { class: 'table-wrap' }, h('table', {},
+    if (calls.length === 0) return h('p', { class: 'muted', id: 'live-calls-none' }, t('live.calls_none'));
+    return h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('live.speaker'), t('live.areas'), t('live.since'), t('live.kind'), t('live.playing'), ''].map((x) => h('th', {}, x)))),
       h('tbody', {}, calls.map((c, i) => {
         const s = reps[i] && reps[i].summary;
@@ -159,14 +159,21 @@ export async function render(ctx, main) {
             c.priority === 'emergency' ? ` · ${t('live.prio_emergency')}` : ''),
           h('td', { class: 'num playing' }, s ? t('live.playing_n', { n: fmtNumber(s.sounding), all: fmtNumber(s.targeted) }) : '—'),
           h('td', {}, mayCut(c) ? h('button', { type: 'button', class: 'danger cut', onclick: cut(c) }, t('live.cut')) : null));
-      })))));
+      }))));
   };
+  // Refreshes may overlap (the timer, a status, a cut): only the latest
+  // one shows its list and sets the next timer.
   let timer = 0;
   let closed = false;
+  let latest = 0;
   const refresh = async () => {
+    const run = ++latest;
     clearTimeout(timer);
-    try { await load(); } catch (err) { fill(onAir, errorBox(err)); }
-    if (!closed) timer = setTimeout(refresh, REFRESH_MS);
+    let view;
+    try { view = await load(); } catch (err) { view = errorBox(err); }
+    if (run !== latest || closed) return;
+    fill(onAir, view);
+    timer = setTimeout(refresh, REFRESH_MS);
   };
 
   fill(main, banner, h('h1', {}, t('live.title')),
