@@ -20,7 +20,7 @@ import (
 // runLive runs "controller live": speaks a WAV file live to areas, in
 // real time, through a running controller (docs/live.md).
 func runLive(args []string) int {
-	const usage = `usage: controller live --url http://localhost:8080 --areas 31[,32] --wav FILE [--priority priority|emergency] [--title T] [--ca PEM]   (token in LOAXA_TOKEN or --token)`
+	const usage = `usage: controller live --url http://localhost:8080 --areas 31[,32] --wav FILE [--priority priority|emergency] [--title T] [--drill] [--volume 1-15] [--ca PEM]   (token in LOAXA_TOKEN or --token)`
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
 	url := fs.String("url", os.Getenv("LOAXA_URL"), "base URL of the running controller (env LOAXA_URL)")
 	token := fs.String("token", "", "bearer token (better: env LOAXA_TOKEN, which a process list does not show)")
@@ -28,6 +28,8 @@ func runLive(args []string) int {
 	wav := fs.String("wav", "", "node-format WAV to speak: 16 kHz mono, 16-bit PCM or IMA ADPCM (sox in.wav -r 16000 -c 1 -b 16 out.wav)")
 	prio := fs.String("priority", "priority", "priority or emergency")
 	title := fs.String("title", "", "title shown on nodes' status")
+	drill := fs.Bool("drill", false, "an exercise (diễn tập): marked as such to the nodes, in their events, the call's record and the audit log")
+	volume := fs.Int("volume", 0, "level 1–15 every node plays the call at whatever its own volume (e.g. 3 for a quiet drill); 0: each node's own")
 	ca := fs.String("ca", "", "PEM certificate to trust for an HTTPS controller")
 	if err := fs.Parse(args); err != nil || *url == "" || *areas == "" || *wav == "" {
 		fmt.Fprintln(os.Stderr, usage)
@@ -59,13 +61,17 @@ func runLive(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	call, err := liveclient.Dial(ctx, liveclient.Options{
-		URL: *url, Token: *token, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Client: client,
+		URL: *url, Token: *token, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller", err)
 		return 1
 	}
-	fmt.Printf("On air to %s: %s of audio.\n", *areas, pcm.Duration().Round(time.Millisecond))
+	what := "On air"
+	if *drill {
+		what = "On air as a DRILL (diễn tập)"
+	}
+	fmt.Printf("%s to %s: %s of audio.\n", what, *areas, pcm.Duration().Round(time.Millisecond))
 	if err := call.Stream(ctx, pcm); err != nil && !errors.Is(err, liveclient.ErrEnded) {
 		fmt.Fprintln(os.Stderr, "controller", err)
 	}

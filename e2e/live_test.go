@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -183,4 +184,90 @@ func TestLiveCallRecordsAndCut(t *testing.T) {
 		return
 	}
 	rig.Eventually(t, 10*time.Second, "a1 released after the district's call", func() bool { return playing(a1) == "" && !amp.Amplifier() })
+}
+
+// TestLiveDrillMarked: a live call opened as a drill (diễn tập) at a low
+// volume goes through the real controller, broker and agents marked as
+// one: the node's events about it say drill, as do its record, its
+// deliveries and the audit entries, and its title starts with the drill
+// mark; a real call after it is marked in none of them.
+func TestLiveDrillMarked(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "a1 online", func() bool { return c.Node("a1").Status.State == loaxa.NodeOnline })
+	speaker := signInAs(t, c, "can-bo-phat", loaxa.RoleCommune, "12346")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// speak makes a call of 2 s that the speaker ends, and waits until a1
+	// reported it completed.
+	speak := func(drill bool, volume int) *loaxa.LiveCallReport {
+		t.Helper()
+		call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: speaker.Token, Areas: []string{"12346"},
+			Title: "Diễn tập ứng phó bão", Drill: drill, Volume: volume})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := call.Stream(ctx, bytes.NewReader(voicePCM(2*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		st, err := call.End(ctx)
+		if err != nil || st.Reason != loaxa.LiveEndSpeakerStopped || st.Drill != drill {
+			t.Fatalf("end %+v, %v; want speaker stopped, drill %t", st, err, drill)
+		}
+		rig.Eventually(t, 20*time.Second, "a1 completed the call", func() bool {
+			return liveReport(speaker, st.Call).Summary.Completed == 1
+		})
+		rig.Eventually(t, 10*time.Second, "a1 off the air", func() bool { return playing(a1) == "" })
+		return liveReport(speaker, st.Call)
+	}
+	drill := speak(true, 3)
+	realCall := speak(false, 0)
+
+	if !drill.Drill || drill.Volume != 3 || drill.Title != "[DIỄN TẬP] Diễn tập ứng phó bão" || !drill.Nodes[0].Drill {
+		t.Errorf("drill record %+v, node %+v: want drill at volume 3, title marked, delivery marked", drill.LiveCall, drill.Nodes[0])
+	}
+	if realCall.Drill || realCall.Volume != 0 || realCall.Title != "Diễn tập ứng phó bão" || realCall.Nodes[0].Drill {
+		t.Errorf("real record %+v, node %+v: marked as a drill", realCall.LiveCall, realCall.Nodes[0])
+	}
+	// The node's events, as the controller stored them.
+	types := map[string][]protocol.EventType{}
+	for _, e := range c.Events(url.Values{"node": {"a1"}}) {
+		switch e.Occurrence {
+		case drill.ID:
+			types[drill.ID] = append(types[drill.ID], e.Type)
+			if !e.Drill {
+				t.Errorf("a1's %s event about the drill call is not marked drill", e.Type)
+			}
+		case realCall.ID:
+			types[realCall.ID] = append(types[realCall.ID], e.Type)
+			if e.Drill {
+				t.Errorf("a1's %s event about the real call is marked drill", e.Type)
+			}
+		}
+	}
+	for _, id := range []string{drill.ID, realCall.ID} {
+		if got := types[id]; !slices.Contains(got, protocol.EventStarted) || !slices.Contains(got, protocol.EventCompleted) {
+			t.Errorf("a1's events about %s: %q, want at least started and completed", id, got)
+		}
+	}
+	var audit struct{ Entries []loaxa.AuditEntry }
+	c.MustDo("GET", "/api/v1/audit", nil, &audit)
+	marks := map[string][]string{}
+	for _, e := range audit.Entries {
+		if e.Target == drill.ID || e.Target == realCall.ID {
+			marks[e.Target] = append(marks[e.Target], e.Action+" "+strings.Fields(e.Detail)[0])
+		}
+	}
+	slices.Sort(marks[drill.ID])
+	slices.Sort(marks[realCall.ID])
+	if want := []string{"live.start drill=true", "live.stop drill=true"}; !slices.Equal(marks[drill.ID], want) {
+		t.Errorf("audit of the drill %q, want %q", marks[drill.ID], want)
+	}
+	if want := []string{"live.start drill=false", "live.stop drill=false"}; !slices.Equal(marks[realCall.ID], want) {
+		t.Errorf("audit of the real call %q, want %q", marks[realCall.ID], want)
+	}
 }

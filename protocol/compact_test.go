@@ -78,6 +78,8 @@ func TestCompactLiveFrameRoundTrip(t *testing.T) {
 	// Every kind and field survives.
 	for _, l := range []protocol.Live{
 		{Call: "l1", Kind: protocol.LiveStart, Priority: protocol.PriorityEmergency, Title: "Bão số 3 — khẩn cấp"},
+		{Call: "l1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "[DIỄN TẬP] Sơ tán", Drill: true, Volume: 3},
+		{Call: "l1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Volume: protocol.MaxVolume},
 		{Call: "l1", Kind: protocol.LiveEnd, Reason: protocol.LiveCut, Seq: 9},
 		{Call: "l1", Kind: protocol.LiveEnd},
 	} {
@@ -144,14 +146,17 @@ func TestLiveBinaryRefusals(t *testing.T) {
 		return out
 	}
 	for name, b := range map[string][]byte{
-		"empty":            nil,
-		"newer version":    set(0, 2),
-		"unknown kind":     set(1, 4),
-		"kind zero":        set(1, 0),
-		"unknown flag":     set(2, 0x82),
-		"call too long":    append(good[:3:3], 0xFF, 0x01),
-		"truncated number": good[:3+1+8],
-		"long number":      append(good[:3:3], 0x81, 0x00),
+		"empty":             nil,
+		"newer version":     set(0, 2),
+		"unknown kind":      set(1, 4),
+		"kind zero":         set(1, 0),
+		"unknown flag":      set(2, 0x82),
+		"call too long":     append(good[:3:3], 0xFF, 0x01),
+		"truncated number":  good[:3+1+8],
+		"long number":       append(good[:3:3], 0x81, 0x00),
+		"volume flag, none": {1, 1, 0x02},
+		"volume zero":       append([]byte{1, 1, 0x02, 0}, good[3:]...),
+		"volume too loud":   append([]byte{1, 1, 0x02, byte(protocol.MaxVolume + 1)}, good[3:]...),
 	} {
 		var l protocol.Live
 		if err := l.UnmarshalBinary(b); err == nil {
@@ -161,12 +166,16 @@ func TestLiveBinaryRefusals(t *testing.T) {
 	if _, err := (protocol.Live{Kind: "shout"}).MarshalBinary(); err == nil {
 		t.Error("unknown kind encoded")
 	}
+	if _, err := (protocol.Live{Kind: protocol.LiveStart, Volume: protocol.MaxVolume + 1}).MarshalBinary(); err == nil {
+		t.Error("volume out of range encoded")
+	}
 }
 
 // FuzzLiveBinary: UnmarshalBinary never panics, and what it accepts
 // encodes and decodes to the same message.
 func FuzzLiveBinary(f *testing.F) {
-	for _, l := range []protocol.Live{frame(), {Call: "l1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp"}} {
+	for _, l := range []protocol.Live{frame(), {Call: "l1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp"},
+		{Call: "l1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Drill: true, Volume: 3}} {
 		b, err := l.MarshalBinary()
 		if err != nil {
 			f.Fatal(err)

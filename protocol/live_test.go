@@ -14,7 +14,11 @@ func TestLiveValidate(t *testing.T) {
 	}{
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh}, ""},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityEmergency}, ""},
+		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Drill: true, Volume: 3}, ""},
+		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Volume: protocol.MaxVolume + 1}, "volume"},
+		{protocol.Live{Call: "live-ab", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Volume: -1}, "volume"},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveAudio, Seq: 3, Audio: []byte{1}}, ""},
+		{protocol.Live{Call: "live-ab", Kind: protocol.LiveAudio, Seq: 3, Audio: []byte{1}, Drill: true}, ""},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveEnd}, ""},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveEnd, Reason: protocol.LiveCut}, ""},
 		{protocol.Live{Call: "live-ab", Kind: protocol.LiveEnd, Reason: "bored"}, "reason"},

@@ -364,6 +364,8 @@ type Playing struct {
 	Content    string    `json:"content"`
 	Priority   Priority  `json:"priority"`
 	Since      time.Time `json:"since"`
+	// Drill says the node plays an exercise (Occurrence.Drill).
+	Drill bool `json:"drill,omitempty"`
 }
 
 // Board is the hardware snapshot a node reports. A sensor the board does

@@ -240,6 +240,13 @@ func authzCases() map[string][]authzCase {
 			{scoped: true, needs: []loaxa.Action{loaxa.ActionEmergency}, ok: http.StatusUpgradeRequired, build: func(_ *authzEnv, _ string, in bool) authzRequest {
 				return authzRequest{method: "GET", path: "/api/v1/live?priority=emergency&areas=" + scopeArea[in]}
 			}},
+			// A drill needs what the same call for real needs.
+			{scoped: true, needs: []loaxa.Action{loaxa.ActionSchedule}, ok: http.StatusUpgradeRequired, build: func(_ *authzEnv, _ string, in bool) authzRequest {
+				return authzRequest{method: "GET", path: "/api/v1/live?drill=1&volume=3&areas=" + scopeArea[in]}
+			}},
+			{scoped: true, needs: []loaxa.Action{loaxa.ActionEmergency}, ok: http.StatusUpgradeRequired, build: func(_ *authzEnv, _ string, in bool) authzRequest {
+				return authzRequest{method: "GET", path: "/api/v1/live?drill=true&priority=emergency&areas=" + scopeArea[in]}
+			}},
 		},
 		"GET /api/v1/live/calls": {{ok: 200, build: get("/api/v1/live/calls")}},
 		"GET /api/v1/live/calls/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {

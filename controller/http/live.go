@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,8 @@ type liveStatus struct {
 	Call     string   `json:"call"`
 	Areas    []string `json:"areas,omitempty"`
 	Priority string   `json:"priority,omitempty"`
+	Drill    bool     `json:"drill,omitempty"`
+	Volume   int      `json:"volume,omitempty"`
 	Frames   uint64   `json:"frames,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
 	Detail   string   `json:"detail,omitempty"`
@@ -67,7 +70,7 @@ func liveCallAction(prio protocol.Priority) loaxa.Action {
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "areas", "priority", "title"); err != nil {
+	if err := checkQuery(r, "areas", "priority", "title", "drill", "volume"); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -104,6 +107,18 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	drill := false
+	if v := q.Get("drill"); v != "" {
+		if drill, err = strconv.ParseBool(v); err != nil {
+			return loaxa.Errorf(loaxa.EInvalid, "drill %q: write 1 or true for an exercise (diễn tập), 0 or false (the default) for a real call.", v)
+		}
+	}
+	volume := 0
+	if v := q.Get("volume"); v != "" {
+		if volume, err = strconv.Atoi(v); err != nil || volume < 1 || volume > protocol.MaxVolume {
+			return loaxa.Errorf(loaxa.EInvalid, "volume %q: give a level from 1 (quiet, e.g. for a drill) to %d (full), or leave it out for each node's own volume.", v, protocol.MaxVolume)
+		}
+	}
 	if s.Live == nil || s.LiveCalls == nil {
 		return loaxa.Errorf(loaxa.EUnavailable, "Live broadcasting is not set up on this controller.")
 	}
@@ -128,21 +143,21 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 	c.SetReadLimit(maxLiveMessage)
 	user := userFrom(ctx).Username
 	rec := &loaxa.LiveCall{ID: loaxa.LiveCallIDPrefix + strings.ToLower(rand.Text()[:16]), CreatedBy: user,
-		Areas: areas, Priority: prio, Title: title, Started: s.now()}
-	detail := fmt.Sprintf("priority=%s title=%q", prio, title)
+		Areas: areas, Priority: prio, Title: title, Drill: drill, Volume: volume, Started: s.now()}
 	cut, err := s.LiveCalls.BeginCall(ctx, rec)
 	if err != nil {
-		s.logger().Error("live call not begun", "areas", areas, "user", user, "err", err)
-		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Reason: loaxa.LiveEndNotStarted, Detail: "the call could not be recorded; try again"})
+		s.logger().Error("live call not begun", "areas", areas, "drill", drill, "user", user, "err", err)
+		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Drill: drill, Reason: loaxa.LiveEndNotStarted, Detail: "the call could not be recorded; try again"})
 		c.Close(websocket.StatusInternalError, "call not recorded")
 		return nil
 	}
-	s.audit(r, auditLiveStart, rec.ID, strings.Join(areas, ","), detail)
-	s.logger().Warn("live call on air", "call", rec.ID, "areas", areas, "priority", prio, "user", user, "nodes", rec.Nodes)
+	// BeginCall marks a drill's title.
+	s.audit(r, auditLiveStart, rec.ID, strings.Join(areas, ","), fmt.Sprintf("drill=%t priority=%s volume=%d title=%q", rec.Drill, prio, rec.Volume, rec.Title))
+	s.logger().Warn("live call on air", "call", rec.ID, "areas", areas, "priority", prio, "drill", rec.Drill, "volume", rec.Volume, "user", user, "nodes", rec.Nodes)
 
 	// The service audits the end (live.stop) when it records it.
 	end := s.runLive(ctx, c, rec, cut)
-	s.logger().Info("live call over", "call", rec.ID, "frames", end.FramesSent, "dropped", end.FramesDropped, "reason", end.EndReason, "cut_by", end.CutBy)
+	s.logger().Info("live call over", "call", rec.ID, "drill", end.Drill, "frames", end.FramesSent, "dropped", end.FramesDropped, "reason", end.EndReason, "cut_by", end.CutBy)
 	return nil
 }
 
@@ -158,7 +173,7 @@ type wsMessage struct {
 func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.LiveCall, cut <-chan struct{}) *loaxa.LiveCall {
 	var result loaxa.LiveCallEnd
 	send := func(ctx context.Context, l protocol.Live) error {
-		l.Call = rec.ID
+		l.Call, l.Drill = rec.ID, rec.Drill // every message says whether it is a drill
 		var errs []error
 		for _, a := range rec.Areas {
 			if err := s.Live.SendLive(ctx, a, l); err != nil {
@@ -177,18 +192,18 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			endMsg.Reason = protocol.LiveCut
 		}
 		if err := send(ctx, endMsg); err != nil {
-			s.logger().Error("live call: end not sent; nodes end it on their frame timeout", "call", rec.ID, "err", err)
+			s.logger().Error("live call: end not sent; nodes end it on their frame timeout", "call", rec.ID, "drill", rec.Drill, "err", err)
 		}
 		result.Reason, result.Detail = reason, detail
 		ended, err := s.LiveCalls.EndCall(ctx, rec.ID, result)
 		if err != nil {
-			s.logger().Error("live call: end not recorded", "call", rec.ID, "err", err)
+			s.logger().Error("live call: end not recorded", "call", rec.ID, "drill", rec.Drill, "err", err)
 			cp := *rec
 			cp.Ended, cp.EndReason, cp.EndDetail = s.now(), reason, detail
 			cp.FramesSent, cp.FramesDropped, cp.Bytes = result.FramesSent, result.FramesDropped, result.Bytes
 			ended = &cp
 		}
-		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Frames: ended.FramesSent, Reason: ended.EndReason, Detail: ended.EndDetail, CutBy: ended.CutBy})
+		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Drill: rec.Drill, Frames: ended.FramesSent, Reason: ended.EndReason, Detail: ended.EndDetail, CutBy: ended.CutBy})
 		code, text := websocket.StatusNormalClosure, ""
 		switch ended.EndReason {
 		case loaxa.LiveEndCut:
@@ -206,10 +221,10 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 		c.Close(code, text)
 		return ended
 	}
-	if err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: rec.Priority, Title: rec.Title}); err != nil {
+	if err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: rec.Priority, Title: rec.Title, Volume: rec.Volume}); err != nil {
 		return finish(loaxa.LiveEndBroker, "start not sent: "+err.Error())
 	}
-	status(ctx, c, liveStatus{State: "on_air", Call: rec.ID, Areas: rec.Areas, Priority: string(rec.Priority)})
+	status(ctx, c, liveStatus{State: "on_air", Call: rec.ID, Areas: rec.Areas, Priority: string(rec.Priority), Drill: rec.Drill, Volume: rec.Volume})
 
 	// The client is read in its own goroutine so that a cut or a shutdown
 	// ends the call while a read waits.
@@ -291,7 +306,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 					reason, detail = loaxa.LiveEndBadAudio, fmt.Sprintf("a message over %d bytes (send 20–40 ms at a time)", maxLiveMessage)
 				}
 				if err := flush(true); err != nil {
-					s.logger().Warn("live call: last frame not sent", "call", rec.ID, "err", err)
+					s.logger().Warn("live call: last frame not sent", "call", rec.ID, "drill", rec.Drill, "err", err)
 				}
 				return finish(reason, detail)
 			}

@@ -181,7 +181,7 @@ func (s *Server) handleCutLiveCall(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.audit(r, auditLiveCut, c.ID, strings.Join(c.Areas, ","), fmt.Sprintf("priority=%s speaker=%s frames=%d", c.Priority, c.CreatedBy, ended.FramesSent))
+	s.audit(r, auditLiveCut, c.ID, strings.Join(c.Areas, ","), fmt.Sprintf("drill=%t priority=%s speaker=%s frames=%d", c.Drill, c.Priority, c.CreatedBy, ended.FramesSent))
 	s.writeJSON(w, r, http.StatusOK, ended)
 	return nil
 }

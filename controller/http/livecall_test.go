@@ -157,6 +157,110 @@ func TestLiveCallCut(t *testing.T) {
 	}
 }
 
+// TestLiveCallDrill: a call opened as a drill says so in every message to
+// the nodes, its status, record, deliveries and every audit entry, and
+// plays at the volume asked; a real call says drill in none of them.
+func TestLiveCallDrill(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	colleague := e.addUser("can-bo-a2", loaxa.RoleCommune, "12346")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var onAir liveclient.Status
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: speaker, Areas: []string{"12346"}, Title: "Diễn tập phòng chống bão",
+		Drill: true, Volume: 3, Client: e.ts.Client(), OnStatus: func(st liveclient.Status) {
+			if st.State == "on_air" {
+				onAir = st
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !onAir.Drill || onAir.Volume != 3 {
+		t.Errorf("on-air status %+v, want drill at volume 3", onAir)
+	}
+	if err := call.Stream(t.Context(), bytes.NewReader(voice)); err != nil {
+		t.Fatal(err)
+	}
+	c := e.onAir(colleague)
+	if !c.Drill || c.Volume != 3 || c.Title != "[DIỄN TẬP] Diễn tập phòng chống bão" {
+		t.Errorf("drill call listed as %+v, want drill, volume 3, title marked", c)
+	}
+	var cut loaxa.LiveCall
+	e.call("POST", "/api/v1/live/calls/"+c.ID+"/cut", colleague, nil, http.StatusOK, &cut)
+	if st, err := call.End(t.Context()); err != nil || !st.Drill || st.Reason != loaxa.LiveEndCut {
+		t.Errorf("speaker's last status %+v, %v; want a cut drill", st, err)
+	}
+	var rep loaxa.LiveCallReport
+	e.call("GET", "/api/v1/live/calls/"+c.ID, colleague, nil, http.StatusOK, &rep)
+	if !rep.Drill || len(rep.Nodes) != 1 || !rep.Nodes[0].Drill {
+		t.Errorf("drill report %+v with nodes %+v, want drill on the call and on n-a's delivery", rep.LiveCall, rep.Nodes)
+	}
+	ds, err := e.stores.deliveries.FindDeliveries(t.Context(), loaxa.DeliveryFilter{Announcement: c.ID})
+	if err != nil || len(ds) != 1 || !ds[0].Drill {
+		t.Errorf("stored deliveries %+v, %v; want n-a's marked drill", ds, err)
+	}
+
+	// A real call, for comparison.
+	realCall := e.dialLive(speaker, "12346")
+	r := e.onAir(speaker)
+	if r.Drill || r.Volume != 0 || strings.Contains(r.Title, "DIỄN TẬP") {
+		t.Errorf("real call listed as %+v", r)
+	}
+	if st, err := realCall.End(t.Context()); err != nil || st.Drill {
+		t.Errorf("real call's last status %+v, %v", st, err)
+	}
+	waitEnded(t, e, speaker, r.ID, loaxa.LiveEndSpeakerStopped)
+
+	e.liveMsgs.mu.Lock()
+	var drillKinds []string
+	for _, m := range e.liveMsgs.sent {
+		switch m.l.Call {
+		case c.ID:
+			drillKinds = append(drillKinds, m.l.Kind)
+			if !m.l.Drill {
+				t.Errorf("drill call's %s message %+v not marked drill", m.l.Kind, m.l)
+			}
+			if m.l.Kind == protocol.LiveStart && (m.l.Volume != 3 || m.l.Title != c.Title) {
+				t.Errorf("drill call's start %+v, want volume 3 and title %q", m.l, c.Title)
+			}
+		case r.ID:
+			if m.l.Drill || m.l.Volume != 0 {
+				t.Errorf("real call's %s message %+v marked drill or with a volume", m.l.Kind, m.l)
+			}
+		}
+	}
+	e.liveMsgs.mu.Unlock()
+	if want := []string{"start", "audio", "audio", "audio", "audio", "audio", "end"}; !slices.Equal(drillKinds, want) {
+		t.Errorf("drill call published %q, want %q", drillKinds, want)
+	}
+
+	entries, err := e.stores.audit.FindAudit(t.Context(), loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drillActions []string
+	for _, a := range entries {
+		switch a.Target {
+		case c.ID:
+			drillActions = append(drillActions, a.Action)
+			if !strings.HasPrefix(a.Detail, "drill=true ") {
+				t.Errorf("audit %s of the drill: %q, want it to start drill=true", a.Action, a.Detail)
+			}
+		case r.ID:
+			if !strings.HasPrefix(a.Detail, "drill=false ") {
+				t.Errorf("audit %s of the real call: %q, want it to start drill=false", a.Action, a.Detail)
+			}
+		}
+	}
+	slices.Sort(drillActions)
+	if want := []string{"live.cut", "live.start", "live.stop"}; !slices.Equal(drillActions, want) {
+		t.Errorf("drill audited as %q, want %q", drillActions, want)
+	}
+}
+
 // The speaker may cut their own call even without the right to cut
 // others'; an emergency call needs emergency rights to cut.
 func TestLiveCallCutBySpeakerAndEmergencyRights(t *testing.T) {
@@ -315,6 +419,9 @@ func TestLiveCallRequests(t *testing.T) {
 		{"POST", "/api/v1/live/calls/e000001/cut", 400, loaxa.EInvalid, "not a live call id"},
 		{"GET", "/api/v1/live?areas=12346&priority=normal", 400, loaxa.EInvalid, "a live call is \"priority\""},
 		{"GET", "/api/v1/live?areas=99", 400, loaxa.EInvalid, "there is no area \"99\""},
+		{"GET", "/api/v1/live?areas=12346&drill=perhaps", 400, loaxa.EInvalid, "drill \"perhaps\": write 1 or true"},
+		{"GET", "/api/v1/live?areas=12346&drill=1&volume=0", 400, loaxa.EInvalid, "volume \"0\": give a level from 1"},
+		{"GET", "/api/v1/live?areas=12346&volume=16", 400, loaxa.EInvalid, "volume \"16\": give a level from 1"},
 	} {
 		checkError(t, e.request(tt.method, tt.path, e.admin, "", nil), tt.status, tt.code, tt.msg)
 	}

@@ -67,7 +67,7 @@ func (s *Service) Open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("close live call left open: %w", err)
 		}
-		s.Logger.Warn("live call left open by the last run closed", "call", c.ID, "started", c.Started, "user", c.CreatedBy)
+		s.Logger.Warn("live call left open by the last run closed", "call", c.ID, "drill", c.Drill, "started", c.Started, "user", c.CreatedBy)
 		s.audit(ctx, "system", c)
 	}
 	return nil
@@ -83,6 +83,9 @@ func (s *Service) BeginCall(ctx context.Context, c *loaxa.LiveCall) (<-chan stru
 		c.Started = s.Clock.Now()
 	}
 	c.Emergency = c.Priority == protocol.PriorityEmergency
+	if c.Drill && !strings.HasPrefix(c.Title, loaxa.DrillMark) {
+		c.Title = strings.TrimSpace(loaxa.DrillMark + c.Title)
+	}
 	var nodes []string
 	for _, a := range c.Areas {
 		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
@@ -101,7 +104,7 @@ func (s *Service) BeginCall(ctx context.Context, c *loaxa.LiveCall) (<-chan stru
 	}
 	ds := make([]*loaxa.Delivery, 0, len(nodes))
 	for _, n := range nodes {
-		ds = append(ds, &loaxa.Delivery{Announcement: c.ID, Occurrence: c.ID, Node: n, Start: c.Started, Priority: c.Priority})
+		ds = append(ds, &loaxa.Delivery{Announcement: c.ID, Occurrence: c.ID, Node: n, Start: c.Started, Priority: c.Priority, Drill: c.Drill})
 	}
 	if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
 		// The record stays, closed: the call never went on air.
@@ -152,8 +155,8 @@ func (s *Service) audit(ctx context.Context, actor string, c *loaxa.LiveCall) {
 		return
 	}
 	e := &loaxa.AuditEntry{At: c.Ended, Actor: actor, Action: AuditStop, Target: c.ID, Area: strings.Join(c.Areas, ","),
-		Detail: fmt.Sprintf("priority=%s title=%q frames=%d dropped=%d bytes=%d reason=%q cut_by=%q",
-			c.Priority, c.Title, c.FramesSent, c.FramesDropped, c.Bytes, c.EndReason, c.CutBy)}
+		Detail: fmt.Sprintf("drill=%t priority=%s title=%q frames=%d dropped=%d bytes=%d reason=%q cut_by=%q",
+			c.Drill, c.Priority, c.Title, c.FramesSent, c.FramesDropped, c.Bytes, c.EndReason, c.CutBy)}
 	if err := s.Audit.RecordAudit(ctx, e); err != nil {
 		s.Logger.Error("audit: record failed", "action", AuditStop, "target", c.ID, "err", err)
 	}
@@ -184,7 +187,7 @@ func (s *Service) CutCall(ctx context.Context, id, by string) (*loaxa.LiveCall, 
 		}
 		// On air in the store but not here: its runner is gone (cannot
 		// happen after Open); close the record.
-		s.Logger.Warn("live call cut with no runner; record closed", "call", id, "by", by)
+		s.Logger.Warn("live call cut with no runner; record closed", "call", id, "drill", c.Drill, "by", by)
 		c, err = s.Store.UpdateLiveCall(ctx, id, func(c *loaxa.LiveCall) error {
 			c.Ended, c.EndReason, c.CutBy = s.Clock.Now(), loaxa.LiveEndCut, by
 			return nil
@@ -259,6 +262,7 @@ func (s *Service) LiveCallReport(ctx context.Context, id string) (*loaxa.LiveCal
 		n := loaxa.LiveNode{
 			Node: d.Node, Area: area[d.Node], State: string(d.State), Reason: d.Reason, LateMS: d.LateMS, PlayedMS: d.PlayedMS,
 			FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, Online: online[d.Node],
+			Drill: d.Drill,
 		}
 		if d.State == loaxa.DeliveryPending && !n.Online {
 			n.State = loaxa.EmergencyOffline

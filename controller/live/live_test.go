@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,60 @@ func TestBeginCallMakesADeliveryPerNode(t *testing.T) {
 	}
 }
 
+// A drill call's title is marked, its deliveries and report say drill,
+// and so does the audit of its end, including one closed by a restart.
+func TestDrillCallMarked(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	c := &loaxa.LiveCall{ID: "live-5", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh, Title: "Sơ tán", Drill: true, Volume: 3}
+	if _, err := f.svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Title != "[DIỄN TẬP] Sơ tán" {
+		t.Errorf("drill title %q, want it marked", c.Title)
+	}
+	rep, err := f.svc.LiveCallReport(ctx, "live-5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Drill || rep.Volume != 3 || len(rep.Nodes) != 2 {
+		t.Fatalf("report %+v with %d nodes, want a drill at volume 3 to 2 nodes", rep.LiveCall, len(rep.Nodes))
+	}
+	for _, n := range rep.Nodes {
+		if !n.Drill {
+			t.Errorf("node %s of the drill: %+v, want drill", n.Node, n)
+		}
+	}
+	if _, err := f.svc.EndCall(ctx, "live-5", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped, FramesSent: 10}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`an live.stop drill=true priority=priority title="[DIỄN TẬP] Sơ tán" frames=10 dropped=0 bytes=0 reason="speaker stopped" cut_by=""`}
+	if got := f.audits(t, "live-5"); !slices.Equal(got, want) {
+		t.Errorf("audit %q, want %q", got, want)
+	}
+
+	// A drill left on air by a crash, and a real call beside it.
+	if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-6", CreatedBy: "an", Areas: []string{"12347"}, Priority: protocol.PriorityHigh, Drill: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-7", CreatedBy: "an", Areas: []string{"12347"}, Priority: protocol.PriorityHigh}); err != nil {
+		t.Fatal(err)
+	}
+	f.open(t)
+	for id, drill := range map[string]string{"live-6": "drill=true", "live-7": "drill=false"} {
+		if got := f.audits(t, id); len(got) != 1 || !strings.HasPrefix(got[0], "system live.stop "+drill+" ") {
+			t.Errorf("audit of %s closed at start-up: %q, want one stop by system with %s", id, got, drill)
+		}
+	}
+	rep, err = f.svc.LiveCallReport(ctx, "live-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Drill || rep.Title != "" || rep.Nodes[0].Drill {
+		t.Errorf("real call %+v, node %+v: marked drill", rep.LiveCall, rep.Nodes[0])
+	}
+}
+
 // CutCall signals the call's runner and returns once the runner recorded
 // the end; the record says who cut it, whatever the runner saw.
 func TestCutCallWaitsForTheRunner(t *testing.T) {
@@ -155,7 +210,7 @@ func TestCutCallWaitsForTheRunner(t *testing.T) {
 	if _, err := f.svc.CutCall(ctx, "live-9", "chi"); loaxa.ErrorCode(err) != loaxa.ENotFound {
 		t.Errorf("cutting an unknown call: %v, want not found", err)
 	}
-	want := []string{`an live.stop priority=priority title="" frames=2250 dropped=0 bytes=2880000 reason="cut" cut_by="binh"`}
+	want := []string{`an live.stop drill=false priority=priority title="" frames=2250 dropped=0 bytes=2880000 reason="cut" cut_by="binh"`}
 	if got := f.audits(t, "live-2"); !slices.Equal(got, want) {
 		t.Errorf("audit %q, want %q", got, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,12 @@ type Options struct {
 	Areas    []string // target areas
 	Priority string   // "priority" (default) or "emergency"
 	Title    string
+	// Drill opens the call as an exercise (diễn tập): marked as such to
+	// the nodes, in their events, the record and the audit log.
+	Drill bool
+	// Volume, 1–15, plays the call at that level on every node whatever
+	// its own volume (e.g. 3 for a quiet drill); 0 leaves each node's.
+	Volume   int
 	Frame    time.Duration // audio in one message; 0 means 20 ms
 	Client   *http.Client  // nil: http.DefaultClient
 	OnStatus func(Status)  // called with each status the server sends
@@ -41,6 +48,8 @@ type Status struct {
 	Call     string   `json:"call"`
 	Areas    []string `json:"areas"`
 	Priority string   `json:"priority"`
+	Drill    bool     `json:"drill"`
+	Volume   int      `json:"volume"`
 	Frames   uint64   `json:"frames"`
 	Reason   string   `json:"reason"`
 	Detail   string   `json:"detail"`
@@ -59,9 +68,18 @@ type Call struct {
 	status chan Status
 	done   chan struct{}
 
+	onAir Status // the server's "on_air" status, set by Dial
+
 	mu    sync.Mutex
 	ended *Status // the server's "ended" status, once it came
 }
+
+// ID is the call's id (live-…), as the controller named it.
+func (c *Call) ID() string { return c.onAir.Call }
+
+// OnAir is the server's "on_air" status: the call, its areas, priority,
+// and whether it is a drill at which volume.
+func (c *Call) OnAir() Status { return c.onAir }
 
 // Ended returns the server's "ended" status, if the call is over.
 func (c *Call) Ended() (Status, bool) {
@@ -105,6 +123,12 @@ func Dial(ctx context.Context, opt Options) (*Call, error) {
 	if opt.Title != "" {
 		q.Set("title", opt.Title)
 	}
+	if opt.Drill {
+		q.Set("drill", "1")
+	}
+	if opt.Volume != 0 {
+		q.Set("volume", strconv.Itoa(opt.Volume))
+	}
 	u.RawQuery = q.Encode()
 	h := http.Header{}
 	if opt.Token != "" {
@@ -127,6 +151,7 @@ func Dial(ctx context.Context, opt Options) (*Call, error) {
 			c.CloseNow()
 			return nil, fmt.Errorf("live: the controller did not put the call on air (%+v)", st)
 		}
+		call.onAir = st
 		return call, nil
 	case <-ctx.Done():
 		c.CloseNow()

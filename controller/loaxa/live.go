@@ -40,6 +40,13 @@ type LiveCall struct {
 	// Emergency marks an emergency live call (priority emergency).
 	Emergency bool   `json:"emergency"`
 	Title     string `json:"title,omitempty"`
+	// Drill marks an exercise (diễn tập): every message to the nodes,
+	// their events, the deliveries, the log lines and the audit entries
+	// say so, and the title starts with DrillMark.
+	Drill bool `json:"drill"`
+	// Volume, 1–15, is the level nodes play the call at whatever their
+	// own volume (e.g. low for a drill); 0 means the node's own.
+	Volume int `json:"volume,omitempty"`
 	// Nodes is how many nodes the areas held when the call began.
 	Nodes   int       `json:"nodes"`
 	Started time.Time `json:"started"`
@@ -56,6 +63,10 @@ type LiveCall struct {
 	FramesDropped uint64 `json:"frames_dropped,omitempty"`
 	Bytes         uint64 `json:"bytes"`
 }
+
+// DrillMark starts the title of every drill call, in the language the
+// officers and the nodes' status read.
+const DrillMark = "[DIỄN TẬP] "
 
 // Active reports whether the call is on air.
 func (c *LiveCall) Active() bool { return c.Ended.IsZero() }
@@ -93,6 +104,8 @@ type LiveNode struct {
 	FramesLost   int64  `json:"frames_lost"`
 	FramesLate   int64  `json:"frames_late"`
 	Online       bool   `json:"online"`
+	// Drill repeats the call's mark, as the delivery stores it.
+	Drill bool `json:"drill,omitempty"`
 }
 
 // LiveCallSummary counts the nodes of a call: Reached reported it

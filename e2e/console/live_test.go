@@ -1,6 +1,9 @@
 package console
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,9 +11,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
 )
 
 // TestLiveFromTheBrowserMicrophone: a commune officer opens Phát trực
@@ -52,4 +57,129 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 		p := n.Agent.Status().Playing
 		return p == nil || p.Occurrence != call
 	})
+}
+
+// TestLiveCallsOnAirAndCut: a colleague speaks a drill live to the commune
+// from the Go client; the commune officer's Phát trực tiếp screen lists
+// the call on air — who speaks, the commune, since when, DIỄN TẬP, the
+// cluster playing it — and "Ngắt cuộc gọi", once confirmed, ends it: the
+// speaker is told who cut it, the cluster stops, the list empties. Then
+// the officer goes on air from the browser with "Diễn tập" ticked: the
+// screen and the cluster say it is a drill.
+func TestLiveCallsOnAirAndCut(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "31")
+	for _, u := range []string{"can-bo-lap-le", "can-bo-phat"} {
+		c.MustDo("POST", "/api/v1/users", map[string]string{"username": u, "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	}
+	var created struct{ Credentials protocol.Credentials }
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa thôn 1", "area": "11527", "lat": 20.86, "lon": 106.74}, &created)
+	n := rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+
+	var tok struct{ Token string }
+	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-phat", "password": officerPassword}, &tok)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: tok.Token, Areas: []string{"11527"}, Title: "Diễn tập sơ tán", Drill: true, Volume: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three minutes of quiet voice: the call stays on air until it is cut.
+	streamed := make(chan error, 1)
+	go func() { streamed <- call.Stream(ctx, bytes.NewReader(make([]byte, nodeaudio.Bytes(3*time.Minute)))) }()
+	var id string
+	rig.Eventually(t, 15*time.Second, "the cluster plays the drill", func() bool {
+		p := n.Agent.Status().Playing
+		if p != nil && strings.HasPrefix(p.Occurrence, "live-") && p.Drill {
+			id = p.Occurrence
+			return true
+		}
+		return false
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/live", `document.querySelector('#live-start')`)
+	row := fmt.Sprintf(`#live-calls tr[data-call=%q]`, id)
+	b.Wait("the call listed on air with its cluster playing", text(row+" td.playing")+` === '1 / 1'`, 15*time.Second)
+	if got := MustEval[string](b, text(row)); !contains(got, "can-bo-phat", "Xã Lập Lễ", "DIỄN TẬP") {
+		t.Errorf("the row of the call on air says %q", got)
+	}
+	if got := MustEval[string](b, `document.querySelector('#h-live-calls').innerText`); got != "Cuộc gọi đang phát" {
+		t.Errorf("list heading %q", got)
+	}
+	b.Shot("live-cuoc-goi-dang-phat")
+	b.Do("cut it", chromedp.Click(chromedp.CSS(row+` button.cut`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #live-cut-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("dialog[open]")); !contains(got, "Ngắt cuộc gọi trực tiếp này?", "can-bo-phat đang nói tới Xã Lập Lễ", "DIỄN TẬP") {
+		t.Errorf("confirmation says %q", got)
+	}
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the list empty", `document.querySelector('#live-calls-none') !== null`, 15*time.Second)
+
+	if err := <-streamed; !errors.Is(err, liveclient.ErrEnded) {
+		t.Errorf("the speaker's stream after the cut: %v, want ErrEnded", err)
+	}
+	if st, err := call.End(ctx); err != nil || st.Reason != loaxa.LiveEndCut || st.CutBy != "can-bo-lap-le" || !st.Drill {
+		t.Errorf("speaker's last status %+v, %v; want the drill cut by can-bo-lap-le", st, err)
+	}
+	rig.Eventually(t, 10*time.Second, "the cluster stops the call", func() bool {
+		p := n.Agent.Status().Playing
+		return p == nil || p.Occurrence != id
+	})
+	var rec loaxa.LiveCallReport
+	c.MustDo("GET", "/api/v1/live/calls/"+id, nil, &rec)
+	if rec.Active() || rec.CutBy != "can-bo-lap-le" || !rec.Drill {
+		t.Errorf("record after the cut %+v", rec.LiveCall)
+	}
+
+	// A call of the city above: listed, but the commune may not cut it.
+	city, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: c.Token, Areas: []string{"31"}, Title: "Thông báo của thành phố"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cityRow := fmt.Sprintf(`#live-calls tr[data-call=%q]`, city.ID())
+	b.Wait("the city's call listed", `document.querySelector('`+cityRow+`') !== null`, 15*time.Second)
+	if got := MustEval[bool](b, `document.querySelector('`+cityRow+` button.cut') === null`); !got {
+		t.Error("the commune officer is offered to cut the city's call")
+	}
+	if st, err := city.End(ctx); err != nil || st.Reason != loaxa.LiveEndSpeakerStopped {
+		t.Fatalf("city call's end %+v, %v", st, err)
+	}
+	b.Wait("the list empty again", `document.querySelector('#live-calls-none') !== null`, 15*time.Second)
+
+	// A drill from the browser.
+	b.Do("tick Diễn tập, pick the commune and go on air",
+		chromedp.Click(chromedp.CSS(`#live-drill`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#live-areas option[value="11527"]').selected = true`),
+		chromedp.Click(chromedp.CSS(`#live-start`)))
+	if got := MustEval[string](b, `document.querySelector('#live-volume').value`); got != "3" {
+		t.Errorf("volume for a drill %q, want 3 (quiet)", got)
+	}
+	b.Wait("on air as a drill", text("#live-state")+` === 'ĐANG PHÁT TRỰC TIẾP — DIỄN TẬP'`, 15*time.Second)
+	var own string
+	rig.Eventually(t, 10*time.Second, "the cluster plays the browser's drill", func() bool {
+		p := n.Agent.Status().Playing
+		if p != nil && strings.HasPrefix(p.Occurrence, "live-") && p.Occurrence != id && p.Drill {
+			own = p.Occurrence
+			return true
+		}
+		return false
+	})
+	b.Wait("the browser's drill listed", fmt.Sprintf(`document.querySelector('#live-calls tr[data-call=%q][data-drill="true"]') !== null`, own), 15*time.Second)
+	b.Shot("live-dien-tap")
+	b.Do("stop", chromedp.Click(chromedp.CSS(`#live-stop`)))
+	b.Wait("ended", text("#live-state")+`.startsWith('Đã kết thúc')`, 15*time.Second)
+	rig.Eventually(t, 10*time.Second, "the browser's drill off the cluster", func() bool {
+		p := n.Agent.Status().Playing
+		return p == nil || p.Occurrence != own
+	})
+	rec = loaxa.LiveCallReport{}
+	c.MustDo("GET", "/api/v1/live/calls/"+own, nil, &rec)
+	if !rec.Drill || rec.Volume != 3 || rec.CreatedBy != "can-bo-lap-le" || rec.EndReason != loaxa.LiveEndSpeakerStopped {
+		t.Errorf("record of the browser's drill %+v", rec.LiveCall)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,7 +40,9 @@ func TestMain(m *testing.M) {
 // playing there; the speaker plays the call (as the controller encoded
 // it), the node of sibling area 32 plays nothing, the bulletin plays again
 // after the call, and a second call whose client disconnects ends on the
-// node. The mouth-to-speaker latency is measured and logged, not asserted.
+// node; a drill at volume 5 plays marked as one, 20 dB below the level it
+// was sent at. The mouth-to-speaker latency is measured and logged, not
+// asserted.
 func TestLiveCallThroughALSA(t *testing.T) {
 	capture := alsatest.Setup(t)
 	out, err := oto.Open()
@@ -218,7 +221,64 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	rig.Eventually(t, 15*time.Second, "qn-01 off the air, amplifier released", func() bool {
 		return sib.Agent.Status().Playing == nil && !sibBoard.Amplifier()
 	})
+
+	// A drill to area 31 at volume 5: the node plays it as a drill, every
+	// frame as encoded but 20 dB below the level it was delivered at.
+	opt.Areas, opt.Drill, opt.Volume, opt.OnSend = []string{"31"}, true, 5, nil
+	from = capture.Len()
+	drill, err := liveclient.Dial(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { streamed <- drill.Stream(ctx, bytes.NewReader(pcmBytes(voice))) }()
+	md := capture.Await(t, wantVoice[:nodeaudio.FrameSamples], from, 15*time.Second)
+	if p := n.Agent.Status().Playing; p == nil || !strings.HasPrefix(p.Occurrence, "live-") || !p.Drill {
+		t.Errorf("hp-01 plays %+v while the drill sounds, want a live call marked drill", p)
+	}
+	if err := <-streamed; err != nil {
+		t.Fatal(err)
+	}
+	if st, err := drill.End(ctx); err != nil || !st.Drill || st.Reason != loaxa.LiveEndSpeakerStopped {
+		t.Fatalf("drill's end %+v, %v", st, err)
+	}
+	rig.Eventually(t, 15*time.Second, "the drill's length captured", func() bool {
+		return capture.Len() >= md.Offset+len(wantVoice)+nodeaudio.SampleRate
+	})
+	// Each frame where it was heard (a late one plays as silence: skipped).
+	var heardE, wantE float64
+	found, at := 0, md.Offset
+	for k := 0; k+nodeaudio.FrameSamples <= len(wantVoice); k += nodeaudio.FrameSamples {
+		all, err := capture.SamplesFrom(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = all[:min(len(all), 4*nodeaudio.SampleRate)]
+		want := wantVoice[k : k+nodeaudio.FrameSamples]
+		f, ok := alsatest.Find(all, want)
+		if !ok || f.Score < 0.99 {
+			continue
+		}
+		found++
+		heardE += energy(all[f.Offset : f.Offset+nodeaudio.FrameSamples])
+		wantE += energy(want)
+		at += f.Offset + nodeaudio.FrameSamples
+	}
+	if found < frames*9/10 {
+		t.Errorf("%d of %d frames of the drill heard", found, frames)
+	} else if db := 10 * math.Log10(heardE/wantE); math.Abs(db-(-20)) > 0.5 {
+		t.Errorf("drill heard at %.2f dB of its delivered level, want −20 dB (volume 5)", db)
+	} else {
+		t.Logf("drill at volume 5: %d of %d frames heard at %.2f dB", found, frames, db)
+	}
 	t.Logf("calls %s and %s; statuses %+v", callID, call2ID, statuses)
+}
+
+func energy(s []int16) float64 {
+	var sum float64
+	for _, v := range s {
+		sum += float64(v) * float64(v)
+	}
+	return sum
 }
 
 func reversed(s []int16) []int16 {

@@ -57,6 +57,7 @@ const underrunWait = 2 * frameDuration
 type jitter struct {
 	now     func() time.Time
 	timeout time.Duration
+	drill   bool // the call is an exercise: set once, before use
 
 	mu      sync.Mutex
 	frames  map[uint64][]int16

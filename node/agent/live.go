@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -44,6 +45,11 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		}
 	}
 	j := a.lives[l.Call]
+	if j != nil && l.Drill != j.drill {
+		// A drill and a real call cannot be mixed up: every message says
+		// which, and must say what the start said.
+		return fmt.Errorf("%w: live %s message of call %s says drill=%t, its start said drill=%t", protocol.ErrMalformed, l.Kind, l.Call, l.Drill, j.drill)
+	}
 	switch l.Kind {
 	case protocol.LiveStart:
 		if j != nil {
@@ -55,13 +61,15 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		if _, seen := a.progress[l.Call]; seen || slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == l.Call }) {
 			return fmt.Errorf("%w: live call %s has the id of a known occurrence", protocol.ErrMalformed, l.Call)
 		}
-		a.lives[l.Call] = newJitter(time.Now, LiveFrameTimeout)
+		j = newJitter(time.Now, LiveFrameTimeout)
+		j.drill = l.Drill
+		a.lives[l.Call] = j
 		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{
 			ID: l.Call, Announcement: l.Call, Title: l.Title, Priority: l.Priority, Live: l.Call,
 			Start: now, DurationMS: protocol.MaxLiveDuration.Milliseconds(), Expires: now.Add(liveStartWindow),
-			OnPreempt: protocol.PreemptDrop,
+			OnPreempt: protocol.PreemptDrop, Volume: l.Volume, Drill: l.Drill,
 		}})
-		a.log.Warn("agent: live call", "call", l.Call, "priority", l.Priority)
+		a.log.Warn("agent: live call", "call", l.Call, "priority", l.Priority, "drill", l.Drill, "volume", l.Volume)
 	case protocol.LiveAudio:
 		if j == nil {
 			a.log.Debug("agent: live frame of a call not held", "call", l.Call, "seq", l.Seq)
@@ -73,10 +81,10 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		case j == nil:
 		case l.Reason == protocol.LiveCut:
 			j.Cut()
-			a.log.Warn("agent: live call cut off at the controller", "call", l.Call)
+			a.log.Warn("agent: live call cut off at the controller", "call", l.Call, "drill", j.drill)
 		default:
 			j.End()
-			a.log.Info("agent: live call ended by the speaker", "call", l.Call)
+			a.log.Info("agent: live call ended by the speaker", "call", l.Call, "drill", j.drill)
 		}
 	}
 	return nil
@@ -89,7 +97,13 @@ func (a *Agent) openLive(p *play) error {
 		return fmt.Errorf("live call %s is not held", p.occ.Live)
 	}
 	p.length = protocol.MaxLiveDuration
-	p.stream = &audio.Counter{R: j}
+	// At the call's volume if it gives one (a quiet drill), else the
+	// node's own, or full for an emergency call: as for any play.
+	var src io.Reader = j
+	if g := a.gain(p.occ); g != 1 {
+		src = &audio.Gain{R: j, Factor: g}
+	}
+	p.stream = &audio.Counter{R: src}
 	return nil
 }
 
@@ -112,7 +126,7 @@ func (a *Agent) pruneLives() {
 	for id, j := range a.lives {
 		if !slices.ContainsFunc(a.alerts, func(al protocol.Alert) bool { return al.Occurrence.ID == id }) {
 			lost, late := j.Stats()
-			a.log.Info("agent: live call over", "call", id, "frames_lost", lost, "frames_late", late)
+			a.log.Info("agent: live call over", "call", id, "drill", j.drill, "frames_lost", lost, "frames_late", late)
 			j.Close()
 			delete(a.lives, id)
 		}

@@ -256,7 +256,7 @@ func (a *Agent) onAir(p *play) {
 	e.LateMS = p.startedAt.Sub(p.occ.Start).Milliseconds()
 	a.note([]protocol.Event{e}, mark)
 	a.mu.Lock()
-	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC()}
+	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC(), Drill: p.occ.Drill}
 	a.mu.Unlock()
 	signal(a.dirty)
 	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"time"
 )
 
 // VolumeGain is the linear gain of a volume level 0–15: 15 plays the
@@ -28,6 +29,15 @@ type Gain struct {
 
 	held    byte
 	hasHeld bool
+}
+
+// ReadAhead returns R's ReadAhead, or 0: a live source keeps its bounded
+// read-ahead when it plays at a volume.
+func (g *Gain) ReadAhead() time.Duration {
+	if r, ok := g.R.(ReadAhead); ok {
+		return r.ReadAhead()
+	}
+	return 0
 }
 
 // Read reads from R and scales the complete samples.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestVolumeGain(t *testing.T) {
@@ -40,5 +41,20 @@ func TestGainOneByteAtATime(t *testing.T) {
 				t.Fatalf("sample %d = %d, want %d", i/2, got, want)
 			}
 		}
+	}
+}
+
+type aheadReader struct{ io.Reader }
+
+func (aheadReader) ReadAhead() time.Duration { return 80 * time.Millisecond }
+
+// A live source's bounded read-ahead shows through a Gain and a Counter.
+func TestGainKeepsReadAhead(t *testing.T) {
+	c := &Counter{R: &Gain{R: aheadReader{bytes.NewReader(nil)}, Factor: 0.1}}
+	if got := c.ReadAhead(); got != 80*time.Millisecond {
+		t.Errorf("ReadAhead through a Gain = %v, want 80ms", got)
+	}
+	if got := (&Gain{R: bytes.NewReader(nil)}).ReadAhead(); got != 0 {
+		t.Errorf("ReadAhead of a plain source = %v, want 0", got)
 	}
 }

@@ -1,19 +1,34 @@
 // Phát trực tiếp: the officer speaks to areas through the browser's
 // microphone. getUserMedia → an AudioWorklet at 16 kHz → 20 ms frames of
 // 16-bit PCM → the GET /api/v1/live WebSocket (docs/live.md). The page
-// shows a level meter and whether the call is on air.
+// shows a level meter and whether the call is on air; a call can be a
+// drill (diễn tập), striped purple like an emergency drill. Below, the
+// calls on air in the officer's areas, polled every few seconds, each
+// with a button to cut it.
 
+import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, errorBox } from '../ui.js';
+import { h, fill, field, options, errorBox, toast, confirmDialog, fmtTime, fmtNumber } from '../ui.js';
 
 const RATE = 16000;
 const FRAME = RATE / 50; // 20 ms
+const REFRESH_MS = 3000;
 
 export async function render(ctx, main) {
   const areaSel = h('select', { id: 'live-areas', multiple: true, size: 8 }, options(ctx.areaOptions(), ''));
   const prioOpts = [['priority', t('live.prio_priority')]];
   if (ctx.may('emergency')) prioOpts.push(['emergency', t('live.prio_emergency')]);
   const prioSel = h('select', { id: 'live-priority' }, options(prioOpts, 'priority'));
+  const drill = h('input', { type: 'checkbox', id: 'live-drill' });
+  const volume = h('select', { id: 'live-volume' }, options([['', t('live.volume_node')],
+    ...Array.from({ length: 15 }, (_, i) => [String(15 - i), i === 0 ? t('emergency.full') : String(15 - i)])], ''));
+  const banner = h('div', { class: 'drill-banner', hidden: true, id: 'live-drill-banner' }, t('live.drill_banner'));
+  drill.addEventListener('change', () => {
+    banner.hidden = !drill.checked;
+    main.classList.toggle('drill', drill.checked);
+    // A drill is quiet unless the officer chose a level.
+    if (drill.checked && volume.value === '') volume.value = '3';
+  });
   const state = h('p', { id: 'live-state', class: 'muted' }, t('live.off_air'));
   const bar = h('div', { id: 'live-level', style: 'height:100%;width:0;background:#2e7d32;transition:width 60ms' });
   const meter = h('div', { role: 'meter', 'aria-label': t('live.level'), style: 'height:14px;border:1px solid #999;max-width:24rem' }, bar);
@@ -32,6 +47,7 @@ export async function render(ctx, main) {
     bar.style.width = '0';
     startBtn.disabled = false;
     stopBtn.disabled = true;
+    drill.disabled = false;
   };
   stopBtn.onclick = stop;
 
@@ -53,11 +69,14 @@ export async function render(ctx, main) {
     src.connect(node);
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const q = new URLSearchParams({ areas: areas.join(','), priority: prioSel.value });
+    if (drill.checked) q.set('drill', '1');
+    if (volume.value) q.set('volume', volume.value);
     const ws = new WebSocket(`${proto}//${location.host}/api/v1/live?${q}`);
     ws.binaryType = 'arraybuffer';
     call = { ws, stream, audio };
     startBtn.disabled = true;
     stopBtn.disabled = false;
+    drill.disabled = true;
     let pending = new Int16Array(0);
     node.port.onmessage = (e) => {
       const f = e.data;
@@ -82,10 +101,12 @@ export async function render(ctx, main) {
       const st = JSON.parse(e.data);
       if (st.state === 'on_air') {
         state.className = 'badge bad';
-        fill(state, t('live.on_air'));
+        fill(state, st.drill ? t('live.on_air_drill') : t('live.on_air'));
+        refresh();
       } else if (st.state === 'ended') {
         state.className = 'muted';
-        fill(state, t('live.ended', { n: st.frames || 0 }));
+        fill(state, st.cut_by ? t('live.ended_cut', { n: st.frames || 0, user: st.cut_by }) : t('live.ended', { n: st.frames || 0 }));
+        refresh();
       }
     };
     ws.onclose = (e) => {
@@ -98,13 +119,75 @@ export async function render(ctx, main) {
     };
   };
 
-  fill(main, h('h1', {}, t('live.title')),
+  // The calls on air that the officer may see, with who speaks, where,
+  // since when, whether it is a drill and how many clusters play it.
+  const onAir = h('div', { id: 'live-calls' });
+  // As the server decides: the speaker, or a user with the right to make
+  // the call on every one of its areas (the server checks again).
+  const mine = (area) => { for (let a = area; a; a = (ctx.areaByID.get(a) || {}).parent) if (a === ctx.me.area) return true; return false; };
+  const mayCut = (c) => c.created_by === ctx.me.username ||
+    (ctx.may(c.priority === 'emergency' ? 'emergency' : 'schedule') && (!ctx.me.area || c.areas.every(mine)));
+  const cut = (c) => async () => {
+    const ok = await confirmDialog(t('live.cut_title'),
+      h('div', { id: 'live-cut-confirm' },
+        c.drill ? h('div', { class: 'drill-banner' }, t('live.drill_banner')) : null,
+        h('p', {}, t('live.cut_body', { user: c.created_by, areas: c.areas.map((a) => ctx.areaName(a)).join(', ') })),
+        c.title ? h('p', {}, c.title) : null),
+      t('live.cut'), true);
+    if (!ok) return;
+    try {
+      await api('POST', `/live/calls/${encodeURIComponent(c.id)}/cut`);
+      toast(t('live.cut_done'));
+    } catch (err) {
+      toast(err.message, true);
+    }
+    refresh();
+  };
+  const load = async () => {
+    const { calls } = await api('GET', '/live/calls', undefined, { active: 'true' });
+    const reps = await Promise.all(calls.map((c) => api('GET', `/live/calls/${encodeURIComponent(c.id)}`).catch(() => null)));
+    if (calls.length === 0) return h('p', { class: 'muted', id: 'live-calls-none' }, t('live.calls_none'));
+    return h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('live.speaker'), t('live.areas'), t('live.since'), t('live.kind'), t('live.playing'), ''].map((x) => h('th', {}, x)))),
+      h('tbody', {}, calls.map((c, i) => {
+        const s = reps[i] && reps[i].summary;
+        return h('tr', { dataset: { call: c.id, drill: c.drill ? 'true' : 'false' } },
+          h('td', { class: 'speaker' }, c.created_by),
+          h('td', {}, c.areas.map((a) => ctx.areaName(a)).join(', ')),
+          h('td', {}, fmtTime(c.started)),
+          h('td', { class: 'kind' }, c.drill ? h('strong', { class: 'badge drill' }, t('live.drill_short')) : t('live.real'),
+            c.priority === 'emergency' ? ` · ${t('live.prio_emergency')}` : ''),
+          h('td', { class: 'num playing' }, s ? t('live.playing_n', { n: fmtNumber(s.sounding), all: fmtNumber(s.targeted) }) : '—'),
+          h('td', {}, mayCut(c) ? h('button', { type: 'button', class: 'danger cut', onclick: cut(c) }, t('live.cut')) : null));
+      }))));
+  };
+  // Refreshes may overlap (the timer, a status, a cut): only the latest
+  // one shows its list and sets the next timer.
+  let timer = 0;
+  let closed = false;
+  let latest = 0;
+  const refresh = async () => {
+    const run = ++latest;
+    clearTimeout(timer);
+    let view;
+    try { view = await load(); } catch (err) { view = errorBox(err); }
+    if (run !== latest || closed) return;
+    fill(onAir, view);
+    timer = setTimeout(refresh, REFRESH_MS);
+  };
+
+  fill(main, banner, h('h1', {}, t('live.title')),
     h('form', { class: 'panel', onsubmit: (e) => { e.preventDefault(); start().catch((err) => { stop(); fill(msg, errorBox(err)); }); } },
       h('p', { class: 'muted' }, t('live.hint')),
-      h('div', { class: 'form-grid' }, field(t('live.areas'), areaSel), field(t('live.priority'), prioSel)),
+      h('label', { class: 'check', for: 'live-drill', style: 'font-size:1.1rem' }, drill, t('live.drill')),
+      h('div', { class: 'form-grid' }, field(t('live.areas'), areaSel), field(t('live.priority'), prioSel),
+        field(t('clusters.volume'), volume, t('live.volume_hint'))),
       field(t('live.level'), meter),
       h('div', { class: 'row', style: 'margin-top:.6rem' }, startBtn, stopBtn)),
-    h('section', { class: 'panel', 'aria-live': 'polite' }, state, msg));
+    h('section', { class: 'panel', 'aria-live': 'polite' }, state, msg),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-live-calls' }, h('h2', { id: 'h-live-calls' }, t('live.calls')), onAir));
   // Leaving the screen ends the call.
   window.addEventListener('hashchange', stop, { once: true });
+  await refresh();
+  return () => { closed = true; clearTimeout(timer); stop(); main.classList.remove('drill'); };
 }
