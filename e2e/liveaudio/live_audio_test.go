@@ -231,7 +231,7 @@ func TestLiveCallThroughALSA(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { streamed <- drill.Stream(ctx, bytes.NewReader(pcmBytes(voice))) }()
-	md := capture.Await(t, wantVoice[:nodeaudio.FrameSamples], from, 15*time.Second)
+	md := capture.Await(t, wantVoice[:nodeaudio.NarrowFrameWide], from, 15*time.Second)
 	if p := n.Agent.Status().Playing; p == nil || !strings.HasPrefix(p.Occurrence, "live-") || !p.Drill {
 		t.Errorf("hp-01 plays %+v while the drill sounds, want a live call marked drill", p)
 	}
@@ -247,21 +247,21 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	// Each frame where it was heard (a late one plays as silence: skipped).
 	var heardE, wantE float64
 	found, at := 0, md.Offset
-	for k := 0; k+nodeaudio.FrameSamples <= len(wantVoice); k += nodeaudio.FrameSamples {
+	for k := 0; k+nodeaudio.NarrowFrameWide <= len(wantVoice); k += nodeaudio.NarrowFrameWide {
 		all, err := capture.SamplesFrom(at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = all[:min(len(all), 4*nodeaudio.SampleRate)]
-		want := wantVoice[k : k+nodeaudio.FrameSamples]
+		want := wantVoice[k : k+nodeaudio.NarrowFrameWide]
 		f, ok := alsatest.Find(all, want)
 		if !ok || f.Score < 0.99 {
 			continue
 		}
 		found++
-		heardE += energy(all[f.Offset : f.Offset+nodeaudio.FrameSamples])
+		heardE += energy(all[f.Offset : f.Offset+nodeaudio.NarrowFrameWide])
 		wantE += energy(want)
-		at += f.Offset + nodeaudio.FrameSamples
+		at += f.Offset + nodeaudio.NarrowFrameWide
 	}
 	if found < frames*9/10 {
 		t.Errorf("%d of %d frames of the drill heard", found, frames)
