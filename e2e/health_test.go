@@ -260,20 +260,26 @@ type peakOutput struct {
 }
 
 func (o *peakOutput) Play(ctx context.Context, pcm io.Reader) error {
-	b, err := io.ReadAll(pcm)
-	if err != nil {
-		return err
-	}
+	// Measured as it plays, not read ahead: a stream (a relayed station)
+	// must flow at the output's pace for preemption to be real.
 	peak := 0
-	for i := 0; i+1 < len(b); i += 2 {
-		v := int(int16(binary.LittleEndian.Uint16(b[i:])))
-		peak = max(peak, v, -v)
-	}
+	err := o.None.Play(ctx, readFunc(func(p []byte) (int, error) {
+		n, err := pcm.Read(p)
+		for i := 0; i+1 < n; i += 2 {
+			v := int(int16(binary.LittleEndian.Uint16(p[i:])))
+			peak = max(peak, v, -v)
+		}
+		return n, err
+	}))
 	o.mu.Lock()
 	o.peaks = append(o.peaks, peak)
 	o.mu.Unlock()
-	return o.None.Play(ctx, strings.NewReader(string(b)))
+	return err
 }
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 func (o *peakOutput) Peaks() []int {
 	o.mu.Lock()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/protocol"
 )
 
@@ -26,12 +28,16 @@ func TestProgrammeRelay(t *testing.T) {
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
 	c.CreateArea("12347", "Xã Tiên Minh", "31")
-	rig.StartNode(t, c.CreateNode("tt-01", "12346"), rig.NodeOptions{})
+	peaks := &peakOutput{None: audio.NewNone(nil)}
+	rig.StartNode(t, c.CreateNode("tt-01", "12346"), rig.NodeOptions{Output: peaks})
 	rig.StartNode(t, c.CreateNode("tm-01", "12347"), rig.NodeOptions{})
 	for _, id := range []string{"tt-01", "tm-01"} {
 		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
 	}
 	ct := c.Upload("tin-nhanh.wav", rig.ToneWAV(660, 1200*time.Millisecond, 16000, 1))
+	// tt-01 is turned down: the relay plays at its volume like anything
+	// else (it used to play at full scale whatever the setting).
+	c.MustDo("PATCH", "/api/v1/nodes/tt-01/settings", map[string]any{"volume": 9}, nil)
 
 	start := time.Now().Add(2 * time.Second).Truncate(time.Second)
 	relay := func(area, streamURL string) *loaxa.Announcement {
@@ -78,6 +84,14 @@ func TestProgrammeRelay(t *testing.T) {
 		}
 	}
 
+	// The station's tone has peaks of 8,000 (rig.StationMP3); at volume 9
+	// every play of tt-01 — both parts of the relay, the bulletin between
+	// them — is 12 dB down.
+	wantPeak := 8000 * audio.VolumeGain(9)
+	if got := peaks.Peaks(); len(got) != 3 || math.Abs(float64(got[0])-wantPeak) > 0.06*wantPeak || math.Abs(float64(got[2])-wantPeak) > 0.06*wantPeak {
+		t.Errorf("tt-01 at volume 9 played peaks %v (relay, bulletin, relay), want the relay's about %.0f", got, wantPeak)
+	}
+
 	rig.Eventually(t, 30*time.Second, "the dead station's relay failed", func() bool {
 		for _, ev := range c.Events(url.Values{"node": {"tm-01"}}) {
 			if ev.Announcement == broken.ID && ev.Type == protocol.EventFailed {
@@ -90,3 +104,4 @@ func TestProgrammeRelay(t *testing.T) {
 		return false
 	})
 }
+

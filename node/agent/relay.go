@@ -32,7 +32,13 @@ func (a *Agent) openRelay(p *play) error {
 	}
 	s := relay.Open(o.Stream, relay.Options{Client: relayClient, Logger: a.log.With("occurrence", o.ID)})
 	p.files = append(p.files, s)
-	p.stream = &audio.Counter{R: io.LimitReader(s, nodeaudio.Bytes(p.length))}
+	// At the node's volume, like any play: a station relayed at night on
+	// a turned-down commune must not sound at full scale.
+	var src io.Reader = io.LimitReader(s, nodeaudio.Bytes(p.length))
+	if g := a.gain(o); g != 1 {
+		src = &audio.Gain{R: src, Factor: g}
+	}
+	p.stream = &audio.Counter{R: src}
 	return nil
 }
 
