@@ -104,4 +104,3 @@ func TestProgrammeRelay(t *testing.T) {
 		return false
 	})
 }
-
