@@ -42,6 +42,7 @@ const PerFleet = 2500
 // Environment of the benchmark.
 const (
 	envNodes       = "LOAXA_BENCH_EMERGENCY_NODES"
+	envRounds      = "LOAXA_BENCH_EMERGENCY_ROUNDS"
 	envFleetPprof  = "LOAXA_BENCH_FLEET_PPROF" // first port of the fleets' pprof servers (one each)
 	envRole        = "LOAXA_BENCH_ROLE"        // set when the test binary runs as a helper process
 	envFloorBroker = "LOAXA_BENCH_FLOOR_BROKER"
@@ -59,12 +60,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// BenchmarkAlertToSound sends one emergency per iteration to an area of
-// N nodes and takes, per node, the real time from the API call to the
-// first sample handed to its output (alert-to-sound, from the fleets'
+// BenchmarkAlertToSound sends LOAXA_BENCH_EMERGENCY_ROUNDS emergencies
+// (default 5) to an area of N nodes, after a warm-up one, and takes, per
+// node, the real time from the API call to the first sample handed to its output (alert-to-sound, from the fleets'
 // sound logs), and |that − the area's start instant| (start skew). Every
 // node must sound every round. Then, with the fleets stopped, it measures
-// the raw broker fan-out to N subscribers.
+// the raw broker fan-out to N subscribers. Run it with -benchtime 1x: it
+// ignores b.N, and the setup takes minutes at 10,000 nodes.
 func BenchmarkAlertToSound(b *testing.B) {
 	n := 100
 	if v := os.Getenv(envNodes); v != "" {
@@ -73,15 +75,27 @@ func BenchmarkAlertToSound(b *testing.B) {
 			b.Fatalf("%s=%q: want a number of nodes", envNodes, v)
 		}
 	}
+	rounds := 5
+	if v := os.Getenv(envRounds); v != "" {
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 {
+			b.Fatalf("%s=%q: want a number of rounds", envRounds, v)
+		}
+	}
+	// Progress goes straight to stderr: a benchmark's log is printed at
+	// its end, and truncated.
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05.000 ")+format+"\n", args...)
+	}
 	dir := b.TempDir()
 	sim := filepath.Join(dir, "firmware-sim")
 	t0 := time.Now()
 	if out, err := exec.Command("go", "build", "-o", sim, "loaxa.vn/firmware-sim").CombinedOutput(); err != nil {
 		b.Fatalf("go build firmware-sim: %v\n%s", err, out)
 	}
-	b.Logf("built firmware-sim in %v", time.Since(t0).Round(time.Millisecond))
+	logf("built firmware-sim in %v", time.Since(t0).Round(time.Millisecond))
 
-	quiet := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	c := rig.StartControllerWith(b, rig.ControllerOptions{Logger: quiet})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -120,7 +134,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	}
 	for _, f := range fleets {
 		line := f.await(b, 10*time.Minute, func(l string) bool { return strings.Contains(l, "connected to the broker") })
-		b.Logf("%s: %s", f.name, line)
+		logf("%s: %s", f.name, line)
 	}
 	rig.Eventually(b, 5*time.Minute, "every node online at the controller", func() bool {
 		var resp struct{ Nodes []*loaxa.Node }
@@ -136,7 +150,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 		}
 		return on == n
 	})
-	b.Logf("%d nodes in %d fleet processes enrolled and online in %v", n, k, time.Since(t0).Round(time.Second))
+	logf("%d nodes in %d fleet processes enrolled and online in %v", n, k, time.Since(t0).Round(time.Second))
 	ct := c.Upload("bao-dong.wav", rig.ToneWAV(880, 200*time.Millisecond, 16000, 1))
 
 	sounds := map[string]map[string]time.Time{} // occurrence → node → sound instant
@@ -184,7 +198,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 		for _, nd := range rep.Nodes {
 			r += nd.Resends
 		}
-		b.Logf("round %d: lead %d ms (%s), every node sounded by %v, %d resends", k, em.Areas[0].LeadMS, em.Areas[0].LeadFrom,
+		logf("round %d: lead %d ms (%s), every node sounded by %v, %d resends", k, em.Areas[0].LeadMS, em.Areas[0].LeadFrom,
 			maxOf(sounds[em.Occurrence]).Sub(t0).Round(time.Millisecond), r)
 		if measure {
 			leads = append(leads, em.Areas[0].LeadMS)
@@ -198,7 +212,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	}
 	round(0, false) // warm-up: every node fetches the content and chimes; the area's fan-out is measured
 	b.ResetTimer()
-	for k := 1; k <= b.N; k++ {
+	for k := 1; k <= rounds; k++ {
 		round(k, true)
 	}
 	b.StopTimer()
@@ -222,9 +236,9 @@ func BenchmarkAlertToSound(b *testing.B) {
 	b.ReportMetric(ms(pct(floor, 50)), "p50-floor-ms")
 	b.ReportMetric(ms(pct(floor, 99)), "p99-floor-ms")
 	b.ReportMetric(ms(pct(toSound, 99))/math.Max(ms(pct(floor, 99)), 0.001), "sound/floor-p99")
-	b.Logf("%d nodes, %d rounds: alert-to-sound p50 %.1f p99 %.1f max %.1f ms (leads %v ms, resends %v); start skew p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms late; "+
+	logf("%d nodes, %d rounds: alert-to-sound p50 %.1f p99 %.1f max %.1f ms (leads %v ms, resends %v); start skew p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms late; "+
 		"received after issue (node clock) p50 %.0f p99 %.0f ms; raw QoS 1 fan-out to %d subscribers p50 %.1f p99 %.1f max %.1f ms",
-		n, b.N, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads, resends,
+		n, rounds, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads, resends,
 		ms(pct(skew, 50)), ms(pct(skew, 99)), ms(skew[len(skew)-1]), late,
 		ms(pct(received, 50)), ms(pct(received, 99)), n, ms(pct(floor, 50)), ms(pct(floor, 99)), ms(floor[len(floor)-1]))
 }
@@ -312,7 +326,7 @@ func (h *helper) start(b *testing.B) *helper {
 	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
 		b.Fatal(err)
 	}
-	h.cmd.Stderr = prefixWriter{w: b.Output(), prefix: h.name + ": "}
+	h.cmd.Stderr = prefixWriter{w: os.Stderr, prefix: h.name + ": "}
 	if err := h.cmd.Start(); err != nil {
 		b.Fatalf("start %s: %v", h.name, err)
 	}
