@@ -56,6 +56,14 @@ const progressRetention = 48 * time.Hour
 // public-address amplifier to power up before the first word.
 const DefaultAmplifierWarmup = 500 * time.Millisecond
 
+// alertPrepare: an emergency alert that starts within this is prepared
+// (amplifier on, audio open and its start decoded) as soon as it arrives,
+// not AmplifierWarmup before its start, so that the nodes of an area do
+// not all do that work at the same instant just before the start they
+// share. Alerts start a lead of at most a few seconds after they were
+// issued.
+const alertPrepare = 10 * time.Second
+
 // amplifierTail is how long the amplifier stays on after the output
 // drained, on top of the output's latency (the sound still in the device),
 // so that switching it off does not clip the last word.
@@ -544,6 +552,7 @@ func (a *Agent) step() time.Time {
 		LateGrace:  a.lateGrace(),
 		HasContent: a.hasContent,
 		Lead:       a.lead,
+		AlertLead:  alertPrepare,
 	}
 	a.pruneAlerts(now)
 	a.pruneLives()
