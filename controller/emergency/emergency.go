@@ -528,9 +528,11 @@ func (s *Service) Events(node string, events []protocol.Event) {
 			changed = append(changed, id)
 		}
 		if _, had := t.received[node]; !had {
-			// A receipt of the area publish (not of a resend: see below):
-			// the publish is still reaching the area.
-			if _, resent := t.resentAt[node]; !resent {
+			// A receipt of the area publish (not of a resend: see below,
+			// though one that arrives after the node was resent to may
+			// still be the publish's): the publish is still reaching the
+			// area.
+			if first, resent := t.resentAt[node]; !resent || ev.At.Before(first) {
 				if area, ok := t.nodeArea[node]; ok {
 					if t.lastReceipt == nil {
 						t.lastReceipt = map[string]time.Time{}
