@@ -42,7 +42,7 @@ func main() {
 }
 
 const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR] [--control ADDR]
-                          [--enrol-workers 8] [--sound-log FILE] [--pprof ADDR]
+                          [--enrol-workers 8] [--sound-log FILE] [--pprof ADDR] [--alert-prepare 10s]
 
 Enrols N simulated speaker boxes with the controller and runs a node agent
 for each until interrupted (Ctrl-C or SIGTERM).`
@@ -78,6 +78,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&control, "control", "", "serve fault injection over HTTP on ADDR, e.g. 127.0.0.1:9090 (env LOAXA_CONTROL; see firmware-sim/board.Control)")
 	fs.IntVar(&cfg.EnrolWorkers, "enrol-workers", fleet.DefaultEnrolWorkers, "how many enrolments run at once (env LOAXA_ENROL_WORKERS)")
 	fs.StringVar(&soundLog, "sound-log", "", "write a line \"<node> <occurrence> <Unix ns>\" to FILE when a node's output takes the first sample of a play (env LOAXA_SOUND_LOG)")
+	fs.DurationVar(&cfg.AlertPrepare, "alert-prepare", 0, "prepare an emergency alert as it arrives if it starts within this (0: the agent's default, 10s; negative: only the amplifier warm-up before its start, like any play) (env LOAXA_ALERT_PREPARE)")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on ADDR, e.g. 127.0.0.1:6060 (env LOAXA_PPROF)")
 	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agents to reach the broker before printing the summary (env LOAXA_WAIT)")
 	if err := fs.Parse(args); err != nil {
@@ -93,7 +94,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		"controller": "LOAXA_CONTROLLER", "token": "LOAXA_TOKEN", "nodes": "LOAXA_NODES", "area": "LOAXA_AREA",
 		"prefix": "LOAXA_PREFIX", "data": "LOAXA_DATA", "log-level": "LOAXA_LOG_LEVEL",
 		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT", "control": "LOAXA_CONTROL",
-		"enrol-workers": "LOAXA_ENROL_WORKERS", "sound-log": "LOAXA_SOUND_LOG", "pprof": "LOAXA_PPROF",
+		"enrol-workers": "LOAXA_ENROL_WORKERS", "sound-log": "LOAXA_SOUND_LOG", "pprof": "LOAXA_PPROF", "alert-prepare": "LOAXA_ALERT_PREPARE",
 	} {
 		if v := getenv(env); v != "" && !set[name] {
 			if err := fs.Set(name, v); err != nil {

@@ -15,7 +15,9 @@
 #
 # BENCH_ARGS adds go test flags, e.g. BENCH_ARGS="-cpuprofile cpu.out" to
 # profile the controller (the benchmark's process);
-# LOAXA_BENCH_FLEET_PPROF=6060 serves pprof from fleet i on port 6060+i.
+# LOAXA_BENCH_FLEET_PPROF=6060 serves pprof from fleet i on port 6060+i;
+# LOAXA_BENCH_ALERT_PREPARE=-1s has the nodes prepare alerts at the
+# amplifier warm-up only, as any play (for comparison).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -43,8 +43,9 @@ const PerFleet = 2500
 const (
 	envNodes       = "LOAXA_BENCH_EMERGENCY_NODES"
 	envRounds      = "LOAXA_BENCH_EMERGENCY_ROUNDS"
-	envFleetPprof  = "LOAXA_BENCH_FLEET_PPROF" // first port of the fleets' pprof servers (one each)
-	envRole        = "LOAXA_BENCH_ROLE"        // set when the test binary runs as a helper process
+	envFleetPprof  = "LOAXA_BENCH_FLEET_PPROF"   // first port of the fleets' pprof servers (one each)
+	envPrepare     = "LOAXA_BENCH_ALERT_PREPARE" // the fleets' --alert-prepare (e.g. -1s: alerts prepared at the warm-up only)
+	envRole        = "LOAXA_BENCH_ROLE"          // set when the test binary runs as a helper process
 	envFloorBroker = "LOAXA_BENCH_FLOOR_BROKER"
 	envFloorFrom   = "LOAXA_BENCH_FLOOR_FROM"
 	envFloorCount  = "LOAXA_BENCH_FLOOR_COUNT"
@@ -119,6 +120,9 @@ func BenchmarkAlertToSound(b *testing.B) {
 		args := []string{"fleet", "--controller", c.URL, "--nodes", strconv.Itoa(m), "--area", "12346",
 			"--prefix", fmt.Sprintf("bench%d", i), "--sound-log", log, "--enrol-workers", "4",
 			"--wait", "10m", "--log-level", "warn", "--agent-log-level", "error"}
+		if v := os.Getenv(envPrepare); v != "" {
+			args = append(args, "--alert-prepare", v)
+		}
 		if v := os.Getenv(envFleetPprof); v != "" {
 			port, err := strconv.Atoi(v)
 			if err != nil {

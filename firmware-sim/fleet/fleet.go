@@ -104,6 +104,9 @@ type Config struct {
 	// took the first sample (see soundlog.go). Written from one goroutine;
 	// Close flushes it.
 	SoundLog io.Writer
+	// AlertPrepare is every agent's agent.Config.AlertPrepare (0: its
+	// default; negative: alerts are prepared like any play).
+	AlertPrepare time.Duration
 }
 
 // Sim is one simulated box: its board, its agent and what they run on.
@@ -363,15 +366,16 @@ func (f *Fleet) build(creds []*protocol.Credentials) error {
 		// whatever fails next.
 		f.sims = append(f.sims, s)
 		ac := agent.Config{
-			Credentials: c,
-			DataDir:     dir,
-			Store:       s.Store,
-			Output:      s.Output,
-			Board:       s.Board,
-			Clock:       cfg.Clock,
-			Logger:      cfg.AgentLogger,
-			HTTPClient:  cfg.HTTPClient,
-			Version:     Version,
+			Credentials:  c,
+			DataDir:      dir,
+			Store:        s.Store,
+			Output:       s.Output,
+			Board:        s.Board,
+			Clock:        cfg.Clock,
+			Logger:       cfg.AgentLogger,
+			HTTPClient:   cfg.HTTPClient,
+			Version:      Version,
+			AlertPrepare: cfg.AlertPrepare,
 		}
 		if f.sounds != nil {
 			ac.Output = &soundOutput{Output: ac.Output, node: c.Node, log: f.sounds}
