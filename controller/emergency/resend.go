@@ -122,29 +122,52 @@ func (s *Service) resend(ctx context.Context) {
 			cands = append(cands, candidate{w, node, sent})
 		}
 	}
-	// The batch: those sent to longest ago first (never sent: first of all).
+	s.mu.Unlock()
+	for _, em := range expired {
+		s.close(ctx, &em, "emergency: expired")
+	}
+	// The batch: online nodes, those sent to longest ago first (never
+	// sent: first of all). Offline nodes are passed over, not counted,
+	// or a few hundred of them would hold every online one back.
 	slices.SortFunc(cands, func(a, b candidate) int {
 		if c := a.sent.Compare(b.sent); c != 0 {
 			return c
 		}
 		return strings.Compare(a.node, b.node)
 	})
-	if s.ResendBatch > 0 && len(cands) > s.ResendBatch {
-		s.Logger.Debug("emergency: resends held for the next pass", "due", len(cands), "batch", s.ResendBatch)
-		cands = cands[:s.ResendBatch]
+	limit := s.ResendBatch
+	if limit <= 0 {
+		limit = len(cands)
 	}
-	for _, c := range cands {
-		work[c.w].nodes = append(work[c.w].nodes, c.node)
+	chunk := max(2*limit, 64)
+	picked := 0
+	for i := 0; i < len(cands) && picked < limit; i += chunk {
+		part := cands[i:min(i+chunk, len(cands))]
+		ids := make([]string, len(part))
+		for j, c := range part {
+			ids[j] = c.node
+		}
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids, State: loaxa.NodeOnline})
+		if err != nil {
+			s.Logger.Error("emergency: nodes to resend to", "err", err)
+			break
+		}
+		online := make(map[string]bool, len(ns))
+		for _, n := range ns {
+			online[n.ID] = true
+		}
+		for _, c := range part {
+			if online[c.node] && picked < limit {
+				work[c.w].nodes = append(work[c.w].nodes, c.node)
+				picked++
+			}
+		}
 	}
-	work = slices.DeleteFunc(work, func(w due) bool { return len(w.nodes) == 0 })
-	s.mu.Unlock()
-	for _, em := range expired {
-		s.close(ctx, &em, "emergency: expired")
+	if picked == limit && limit < len(cands) {
+		s.Logger.Debug("emergency: resends held for the next pass", "due", len(cands), "batch", limit)
 	}
 	for _, w := range work {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: w.nodes, State: loaxa.NodeOnline})
-		if err != nil {
-			s.Logger.Error("emergency: nodes to resend to", "emergency", w.id, "err", err)
+		if len(w.nodes) == 0 {
 			continue
 		}
 		var resent []string
@@ -152,26 +175,26 @@ func (s *Service) resend(ctx context.Context) {
 		if w.cmd.Alert != nil {
 			occurrence = w.cmd.Alert.Occurrence.ID
 		}
-		for _, n := range ns {
-			if err := s.Messenger.SendNodeCommand(ctx, n.ID, w.cmd, w.ttl); err != nil {
-				s.Logger.Warn("emergency: resend failed", "emergency", w.id, "node", n.ID, "err", err)
+		for _, id := range w.nodes {
+			if err := s.Messenger.SendNodeCommand(ctx, id, w.cmd, w.ttl); err != nil {
+				s.Logger.Warn("emergency: resend failed", "emergency", w.id, "node", id, "err", err)
 				continue
 			}
 			s.mu.Lock()
 			if t := s.live[w.id]; t != nil && w.cancel {
-				t.cancelSent[n.ID] = now
-				t.cancelResends[n.ID]++
-				s.Logger.Info("emergency: cancel resent to a node that has not reported the alert over", "emergency", w.id, "node", n.ID,
-					"resend", t.cancelResends[n.ID], "drill", t.em.Drill)
+				t.cancelSent[id] = now
+				t.cancelResends[id]++
+				s.Logger.Info("emergency: cancel resent to a node that has not reported the alert over", "emergency", w.id, "node", id,
+					"resend", t.cancelResends[id], "drill", t.em.Drill)
 			} else if t != nil {
-				if t.resends[n.ID] == 0 {
-					t.resentAt[n.ID] = now
+				if t.resends[id] == 0 {
+					t.resentAt[id] = now
 				}
-				t.sent[n.ID] = now
-				t.resends[n.ID]++
-				resent = append(resent, n.ID)
-				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", n.ID,
-					"resend", t.resends[n.ID], "drill", t.em.Drill)
+				t.sent[id] = now
+				t.resends[id]++
+				resent = append(resent, id)
+				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", id,
+					"resend", t.resends[id], "drill", t.em.Drill)
 			}
 			s.mu.Unlock()
 		}

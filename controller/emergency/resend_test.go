@@ -236,3 +236,27 @@ func TestResendBatch(t *testing.T) {
 		t.Errorf("second round: %v, want n1 first", got)
 	}
 }
+
+// TestResendBatchPassesOverOffline: offline nodes, however many and
+// however long unsent, do not take the places of online ones in a pass.
+func TestResendBatchPassesOverOffline(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	s.ResendBatch = 1
+	for _, id := range []string{"a1", "a2", "a3"} { // offline, and first in order
+		if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	if got := w.step(s, 2100*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert"}) {
+		t.Errorf("first pass: %v, want n1 (the offline a1–a3 passed over)", got)
+	}
+	if got := w.step(s, 250*time.Millisecond); !slices.Equal(got, []string{"node/n2 alert"}) {
+		t.Errorf("second pass: %v, want n2", got)
+	}
+}
