@@ -12,7 +12,7 @@
 // resends the alert on the node's own topic to online nodes that have not
 // reported it received within AckBound (or twice the area's lead, if
 // longer), up to MaxResends times, until it expires (resend.go). Resends
-// wait while an area's reports are still coming in, and at most
+// wait while an area's receipts are still coming in, and at most
 // ResendBatch go out per pass, so that they do not add to the load of a
 // big area's own fan-out.
 package emergency
@@ -66,9 +66,8 @@ type Service struct {
 	AckBound    time.Duration
 	MaxResends  int
 	ResendEvery time.Duration
-	// ResendQuiet: an area whose nodes reported on the alert less than
-	// this ago is still receiving it (or its reports are still being taken
-	// in), and its nodes are not resent to yet.
+	// ResendQuiet: an area that reported a receipt less than this ago is
+	// still receiving the publish, and its nodes are not resent to yet.
 	// ResendBatch is the most resends (alerts and cancels) of one pass,
 	// those sent to longest ago first.
 	ResendQuiet time.Duration
@@ -135,10 +134,10 @@ type tracking struct {
 	// fanout are the receive delays of nodes that had the first publish,
 	// per area, for the next alert's lead.
 	fanout map[string][]time.Duration
-	// lastReport is when (controller clock) a report of the alert from a
-	// node of the area was last taken in: while they still come in, the
-	// area's resends wait (resend.go).
-	lastReport map[string]time.Time
+	// lastReceipt is when (controller clock) a node of the area last
+	// reported the alert for the first time: receipts still coming in hold
+	// its resends.
+	lastReceipt map[string]time.Time
 	// closed: the expiry was noted in the store.
 	closed bool
 }
@@ -213,7 +212,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
-		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReport: map[string]time.Time{},
+		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReceipt: map[string]time.Time{},
 	}
 	starts := map[string]time.Time{}
 	for _, a := range em.Areas {
@@ -528,14 +527,19 @@ func (s *Service) Events(node string, events []protocol.Event) {
 		if !slices.Contains(changed, id) {
 			changed = append(changed, id)
 		}
-		// Reports still coming in: the publish is still reaching the area,
-		// or the controller is still taking in what nodes that have the
-		// alert said about it. Either way a resend now is likely wasted.
-		if area, ok := t.nodeArea[node]; ok {
-			if t.lastReport == nil {
-				t.lastReport = map[string]time.Time{}
+		if _, had := t.received[node]; !had {
+			// A receipt of the area publish (not of a resend: see below,
+			// though one that arrives after the node was resent to may
+			// still be the publish's): the publish is still reaching the
+			// area.
+			if first, resent := t.resentAt[node]; !resent || ev.At.Before(first) {
+				if area, ok := t.nodeArea[node]; ok {
+					if t.lastReceipt == nil {
+						t.lastReceipt = map[string]time.Time{}
+					}
+					t.lastReceipt[area] = now
+				}
 			}
-			t.lastReport[area] = now
 		}
 		switch ev.Type {
 		case protocol.EventReceived:

@@ -22,13 +22,10 @@ import (
 // had the alert and have not reported it over (a final event).
 //
 // Resends are paced so that they do not slow down what they make up for:
-// no node of an area is resent to while reports of the alert from the
-// area are still coming in (one less than ResendQuiet ago): the publish
-// is still reaching the area, or the controller is still taking in the
-// reports of nodes that have it (at 10,000 nodes most nodes resent to
-// without this had the alert; their report was queued). And one pass
-// sends at most ResendBatch, online nodes sent to longest ago first; the
-// rest wait for the next pass.
+// no node of an area is resent to while the area's receipts are still
+// coming in (one less than ResendQuiet ago), since the publish is still
+// reaching it, and one pass sends at most ResendBatch, the nodes sent to
+// longest ago first; the rest wait for the next pass.
 func (s *Service) Run(ctx context.Context) error {
 	timer := s.Clock.NewTimer(s.ResendEvery)
 	defer timer.Stop()
@@ -98,13 +95,13 @@ func (s *Service) resend(ctx context.Context) {
 			continue
 		}
 		// A big area's own fan-out takes a good part of its lead: resending
-		// before twice that, or while its reports still come in, would
+		// before twice that, or while its receipts still come in, would
 		// only add to the load that delays it.
 		bound := map[string]time.Duration{}
 		areaWork := map[string]int{}
 		for _, a := range t.em.Areas {
 			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond)
-			if last, ok := t.lastReport[a.Area]; ok && now.Sub(last) < s.ResendQuiet {
+			if last, ok := t.lastReceipt[a.Area]; ok && now.Sub(last) < s.ResendQuiet {
 				bound[a.Area] = -1 // receiving: nothing this pass
 			}
 		}

@@ -175,8 +175,7 @@ func TestRestartCarriesOn(t *testing.T) {
 	if err := s2.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
 		t.Fatal(err)
 	}
-	// (Once the reports just taken in are ResendQuiet old.)
-	if got := w.step(s2, DefaultResendQuiet); !slices.Equal(got, []string{"node/n3 alert"}) {
+	if got := w.step(s2, 100*time.Millisecond); !slices.Equal(got, []string{"node/n3 alert"}) {
 		t.Errorf("n3 back online: %v, want the alert", got)
 	}
 	w.fc.Set(em.Expires)
