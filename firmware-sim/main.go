@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"slices"
@@ -41,6 +42,7 @@ func main() {
 }
 
 const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR] [--control ADDR]
+                          [--enrol-workers 8] [--sound-log FILE] [--pprof ADDR] [--alert-prepare 10s]
 
 Enrols N simulated speaker boxes with the controller and runs a node agent
 for each until interrupted (Ctrl-C or SIGTERM).`
@@ -64,7 +66,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	var cfg fleet.Config
 	var logLevel, agentLogLevel string
 	var wait time.Duration
-	var control string
+	var control, soundLog, pprofAddr string
 	fs.StringVar(&cfg.Controller, "controller", "", "controller base URL, e.g. http://127.0.0.1:8080 (env LOAXA_CONTROLLER)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token of a user who may enrol nodes in the area (env LOAXA_TOKEN, preferred)")
 	fs.IntVar(&cfg.Nodes, "nodes", 0, "how many boxes to simulate (env LOAXA_NODES)")
@@ -74,6 +76,10 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&logLevel, "log-level", "info", "fleet log level: debug, info, warn or error (env LOAXA_LOG_LEVEL)")
 	fs.StringVar(&agentLogLevel, "agent-log-level", "warn", "node agents' log level (env LOAXA_AGENT_LOG_LEVEL)")
 	fs.StringVar(&control, "control", "", "serve fault injection over HTTP on ADDR, e.g. 127.0.0.1:9090 (env LOAXA_CONTROL; see firmware-sim/board.Control)")
+	fs.IntVar(&cfg.EnrolWorkers, "enrol-workers", fleet.DefaultEnrolWorkers, "how many enrolments run at once (env LOAXA_ENROL_WORKERS)")
+	fs.StringVar(&soundLog, "sound-log", "", "write a line \"<node> <occurrence> <Unix ns>\" to FILE when a node's output takes the first sample of a play (env LOAXA_SOUND_LOG)")
+	fs.DurationVar(&cfg.AlertPrepare, "alert-prepare", 0, "prepare an emergency alert as it arrives if it starts within this (0: the agent's default, 10s; negative: only the amplifier warm-up before its start, like any play) (env LOAXA_ALERT_PREPARE)")
+	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on ADDR, e.g. 127.0.0.1:6060 (env LOAXA_PPROF)")
 	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agents to reach the broker before printing the summary (env LOAXA_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -88,6 +94,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		"controller": "LOAXA_CONTROLLER", "token": "LOAXA_TOKEN", "nodes": "LOAXA_NODES", "area": "LOAXA_AREA",
 		"prefix": "LOAXA_PREFIX", "data": "LOAXA_DATA", "log-level": "LOAXA_LOG_LEVEL",
 		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT", "control": "LOAXA_CONTROL",
+		"enrol-workers": "LOAXA_ENROL_WORKERS", "sound-log": "LOAXA_SOUND_LOG", "pprof": "LOAXA_PPROF", "alert-prepare": "LOAXA_ALERT_PREPARE",
 	} {
 		if v := getenv(env); v != "" && !set[name] {
 			if err := fs.Set(name, v); err != nil {
@@ -116,6 +123,37 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.AgentLogger, err = newLogger(stderr, "agent-log-level", agentLogLevel); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
+	}
+
+	if cfg.EnrolWorkers < 1 {
+		fmt.Fprintf(stderr, "firmware-sim fleet: --enrol-workers %d: want at least 1\n", cfg.EnrolWorkers)
+		return exitUsage
+	}
+	if pprofAddr != "" {
+		ln, err := net.Listen("tcp", pprofAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "firmware-sim: --pprof %s: %v\n", pprofAddr, err)
+			return exitFailure
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		fmt.Fprintf(stdout, "firmware-sim: profiles on http://%s/debug/pprof/\n", ln.Addr())
+	}
+	if soundLog != "" {
+		file, err := os.Create(soundLog)
+		if err != nil {
+			fmt.Fprintf(stderr, "firmware-sim: --sound-log: %v\n", err)
+			return exitFailure
+		}
+		defer file.Close()
+		cfg.SoundLog = file
 	}
 
 	f, err := fleet.Start(ctx, cfg)

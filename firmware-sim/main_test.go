@@ -77,6 +77,11 @@ func TestUsageErrors(t *testing.T) {
 		{"bad log level", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--log-level", "loud"}, nil, exitUsage, "--log-level"},
 		{"stray argument", []string{"fleet", "extra"}, nil, exitUsage, "unexpected arguments"},
 		{"bad config", []string{"fleet", "--controller", "ftp://x", "--nodes", "1", "--area", "xa"}, nil, exitFailure, "base URL"},
+		{"no enrol workers", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--enrol-workers", "0"}, nil, exitUsage, "--enrol-workers 0: want at least 1"},
+		{"enrol workers from env", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa"}, map[string]string{"LOAXA_ENROL_WORKERS": "-2"}, exitUsage, "--enrol-workers -2"},
+		{"sound log unwritable", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--sound-log", "/nonexistent/dir/sounds"}, nil, exitFailure, "--sound-log"},
+		{"bad alert prepare", []string{"fleet", "--alert-prepare", "soon"}, nil, exitUsage, "invalid value \"soon\" for flag -alert-prepare"},
+		{"bad pprof address", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--pprof", "nowhere"}, nil, exitFailure, "--pprof nowhere"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

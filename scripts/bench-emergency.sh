@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # bench-emergency.sh measures emergency alerts end to end: a real
-# controller (embedded broker) and NODES real agents in one process
-# (e2e/emergencybench, firmware-sim fleet with memory stores and silent
-# real-time outputs), ROUNDS emergencies to their area. It prints
-# alert-to-sound (API call -> first sample handed to each node's output)
-# p50/p99, the start skew (|sound - the area's start instant|) p99, the
-# receive delay the nodes report, and in the same run the raw fan-out of
-# one QoS 1 message to NODES plain MQTT subscribers (the floor) and the
-# ratio. BENCHMARKS.md records the results.
+# controller (embedded broker, bbolt) in the benchmark's process and NODES
+# real agents in firmware-sim fleet processes of at most 2,500 agents each
+# (e2e/emergencybench; memory stores, silent real-time outputs, a sound
+# log per fleet), ROUNDS emergencies to their area after a warm-up round.
+# It prints alert-to-sound (API call -> first sample handed to each node's
+# output) p50/p99, the start skew (|sound - the area's start instant|)
+# p99, the receive delay the nodes report, and in the same run the raw
+# fan-out of one QoS 1 message to NODES plain MQTT subscribers (the floor;
+# its broker and subscribers in processes of their own) and the ratio.
+# BENCHMARKS.md records the results.
 #
 #   scripts/bench-emergency.sh [NODES [ROUNDS]]     (default 100 nodes, 5 rounds)
 #
-# One process holds the controller, the agents and the floor's
-# subscribers: about 4 open files per node, so 4,000 nodes is the most
-# under a 20,000-file limit.
+# BENCH_ARGS adds go test flags, e.g. BENCH_ARGS="-cpuprofile cpu.out" to
+# profile the controller (the benchmark's process);
+# LOAXA_BENCH_FLEET_PPROF=6060 serves pprof from fleet i on port 6060+i;
+# LOAXA_BENCH_ALERT_PREPARE=-1s has the nodes prepare alerts at the
+# amplifier warm-up only, as any play (for comparison).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,5 +31,7 @@ fi
 
 echo "nodes=$nodes rounds=$rounds $("$go" version) cores=$(nproc)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-LOAXA_BENCH_EMERGENCY_NODES=$nodes "$go" test -count=1 -run '^$' -bench AlertToSound -benchtime "${rounds}x" -timeout 30m ./e2e/emergencybench
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+LOAXA_BENCH_EMERGENCY_NODES=$nodes LOAXA_BENCH_EMERGENCY_ROUNDS=$rounds \
+	"$go" test -count=1 -run '^$' -bench AlertToSound -benchtime 1x -timeout 60m ${BENCH_ARGS:-} ./e2e/emergencybench
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -435,8 +435,12 @@ func getNode(tx *bbolt.Tx, id string) (*loaxa.Node, error) {
 	return decodeNode([]byte(id), v)
 }
 
-// decodeNode decodes a stored node, secret hash included.
+// decodeNode decodes a stored node, secret hash included; the same bytes
+// decode from memory (nodecache.go).
 func decodeNode(key, v []byte) (*loaxa.Node, error) {
+	if n := cachedDecode(key, v); n != nil {
+		return n, nil
+	}
 	rec := nodeRecord{Node: new(loaxa.Node)}
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, fmt.Errorf("decode node %q: %w", key, err)
@@ -446,6 +450,7 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 		// Stored before credentials could be revoked or pending.
 		rec.Node.Credentials = loaxa.CredentialsActive
 	}
+	remember(key, v, rec.Node)
 	return rec.Node, nil
 }
 

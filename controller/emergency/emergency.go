@@ -11,7 +11,10 @@
 // failed); those events move the alert's deliveries, and the service
 // resends the alert on the node's own topic to online nodes that have not
 // reported it received within AckBound (or twice the area's lead, if
-// longer), up to MaxResends times, until it expires (resend.go).
+// longer), up to MaxResends times, until it expires (resend.go). Resends
+// wait while an area's receipts are still coming in, and at most
+// ResendBatch go out per pass, so that they do not add to the load of a
+// big area's own fan-out.
 package emergency
 
 import (
@@ -34,6 +37,8 @@ const (
 	DefaultAckBound    = 2 * time.Second
 	DefaultMaxResends  = 3
 	DefaultResendEvery = 250 * time.Millisecond
+	DefaultResendQuiet = 500 * time.Millisecond
+	DefaultResendBatch = 100
 	// Gap is the silence between repeats of the message.
 	Gap = time.Second
 	// trackFor is how long after its expiry an emergency's in-memory
@@ -61,6 +66,12 @@ type Service struct {
 	AckBound    time.Duration
 	MaxResends  int
 	ResendEvery time.Duration
+	// ResendQuiet: an area that reported a receipt less than this ago is
+	// still receiving the publish, and its nodes are not resent to yet.
+	// ResendBatch is the most resends (alerts and cancels) of one pass,
+	// those sent to longest ago first.
+	ResendQuiet time.Duration
+	ResendBatch int
 
 	mu       sync.Mutex
 	opening  *loaxa.Content
@@ -81,6 +92,8 @@ func NewService() *Service {
 		AckBound:    DefaultAckBound,
 		MaxResends:  DefaultMaxResends,
 		ResendEvery: DefaultResendEvery,
+		ResendQuiet: DefaultResendQuiet,
+		ResendBatch: DefaultResendBatch,
 	}
 }
 
@@ -121,6 +134,10 @@ type tracking struct {
 	// fanout are the receive delays of nodes that had the first publish,
 	// per area, for the next alert's lead.
 	fanout map[string][]time.Duration
+	// lastReceipt is when (controller clock) a node of the area last
+	// reported the alert for the first time: receipts still coming in hold
+	// its resends.
+	lastReceipt map[string]time.Time
 	// closed: the expiry was noted in the store.
 	closed bool
 }
@@ -195,7 +212,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
-		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{},
+		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReceipt: map[string]time.Time{},
 	}
 	starts := map[string]time.Time{}
 	for _, a := range em.Areas {
@@ -496,6 +513,7 @@ func (s *Service) notify(id string) {
 // the next lead and stops resends, and tells the watchers.
 func (s *Service) Events(node string, events []protocol.Event) {
 	var changed []string
+	now := s.Clock.Now()
 	s.mu.Lock()
 	for _, ev := range events {
 		id, _, ok := strings.Cut(ev.Occurrence, "@")
@@ -508,6 +526,20 @@ func (s *Service) Events(node string, events []protocol.Event) {
 		}
 		if !slices.Contains(changed, id) {
 			changed = append(changed, id)
+		}
+		if _, had := t.received[node]; !had {
+			// A receipt of the area publish (not of a resend: see below,
+			// though one that arrives after the node was resent to may
+			// still be the publish's): the publish is still reaching the
+			// area.
+			if first, resent := t.resentAt[node]; !resent || ev.At.Before(first) {
+				if area, ok := t.nodeArea[node]; ok {
+					if t.lastReceipt == nil {
+						t.lastReceipt = map[string]time.Time{}
+					}
+					t.lastReceipt[area] = now
+				}
+			}
 		}
 		switch ev.Type {
 		case protocol.EventReceived:

@@ -2,6 +2,8 @@ package emergency
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -18,6 +20,12 @@ import (
 // cancelled. A node that comes back online before the expiry gets it then.
 // After a cancel, the cancel is resent the same way to online nodes that
 // had the alert and have not reported it over (a final event).
+//
+// Resends are paced so that they do not slow down what they make up for:
+// no node of an area is resent to while the area's receipts are still
+// coming in (one less than ResendQuiet ago), since the publish is still
+// reaching it, and one pass sends at most ResendBatch, the nodes sent to
+// longest ago first; the rest wait for the next pass.
 func (s *Service) Run(ctx context.Context) error {
 	timer := s.Clock.NewTimer(s.ResendEvery)
 	defer timer.Stop()
@@ -42,7 +50,14 @@ func (s *Service) resend(ctx context.Context) {
 		ttl    time.Duration
 		cancel bool
 	}
+	// A candidate node of work[w], last sent to at sent.
+	type candidate struct {
+		w    int
+		node string
+		sent time.Time
+	}
 	var work []due
+	var cands []candidate
 	var expired []loaxa.Emergency
 	s.mu.Lock()
 	for id, t := range s.live {
@@ -60,19 +75,19 @@ func (s *Service) resend(ctx context.Context) {
 		if t.em.State == loaxa.EmergencyCancelled {
 			// The cancel follows nodes that had the alert and have not
 			// reported it over, like the alert itself.
-			var nodes []string
+			w := len(work)
 			for node := range t.received {
 				sent, ok := t.cancelSent[node]
 				if !ok {
 					sent = t.cancelled
 				}
 				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= s.AckBound {
-					nodes = append(nodes, node)
+					cands = append(cands, candidate{w, node, sent})
 				}
 			}
-			if len(nodes) > 0 {
+			if len(cands) > 0 && cands[len(cands)-1].w == w {
 				work = append(work, due{id: id, cmd: protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: t.em.Occurrence},
-					nodes: nodes, ttl: t.em.Expires.Sub(now), cancel: true})
+					ttl: t.em.Expires.Sub(now), cancel: true})
 			}
 			continue
 		}
@@ -80,33 +95,79 @@ func (s *Service) resend(ctx context.Context) {
 			continue
 		}
 		// A big area's own fan-out takes a good part of its lead: resending
-		// before twice that would only add to the load that delays it.
+		// before twice that, or while its receipts still come in, would
+		// only add to the load that delays it.
 		bound := map[string]time.Duration{}
+		areaWork := map[string]int{}
 		for _, a := range t.em.Areas {
 			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond)
+			if last, ok := t.lastReceipt[a.Area]; ok && now.Sub(last) < s.ResendQuiet {
+				bound[a.Area] = -1 // receiving: nothing this pass
+			}
 		}
-		byArea := map[string][]string{}
 		for node, area := range t.nodeArea {
-			if _, ok := t.received[node]; ok || t.done[node] || t.resends[node] >= s.MaxResends {
+			if _, ok := t.received[node]; ok || t.done[node] || t.resends[node] >= s.MaxResends || bound[area] < 0 {
 				continue
 			}
-			if sent, ok := t.sent[node]; ok && now.Sub(sent) < bound[area] {
+			sent, ok := t.sent[node]
+			if ok && now.Sub(sent) < bound[area] {
 				continue
 			}
-			byArea[area] = append(byArea[area], node)
-		}
-		for area, nodes := range byArea {
-			work = append(work, due{id: id, cmd: t.cmds[area], nodes: nodes, ttl: t.em.Expires.Sub(now)})
+			w, ok := areaWork[area]
+			if !ok {
+				w = len(work)
+				areaWork[area] = w
+				work = append(work, due{id: id, cmd: t.cmds[area], ttl: t.em.Expires.Sub(now)})
+			}
+			cands = append(cands, candidate{w, node, sent})
 		}
 	}
 	s.mu.Unlock()
 	for _, em := range expired {
 		s.close(ctx, &em, "emergency: expired")
 	}
-	for _, w := range work {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: w.nodes, State: loaxa.NodeOnline})
+	// The batch: online nodes, those sent to longest ago first (never
+	// sent: first of all). Offline nodes are passed over, not counted,
+	// or a few hundred of them would hold every online one back.
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := a.sent.Compare(b.sent); c != 0 {
+			return c
+		}
+		return strings.Compare(a.node, b.node)
+	})
+	limit := s.ResendBatch
+	if limit <= 0 {
+		limit = len(cands)
+	}
+	chunk := max(2*limit, 64)
+	picked := 0
+	for i := 0; i < len(cands) && picked < limit; i += chunk {
+		part := cands[i:min(i+chunk, len(cands))]
+		ids := make([]string, len(part))
+		for j, c := range part {
+			ids[j] = c.node
+		}
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids, State: loaxa.NodeOnline})
 		if err != nil {
-			s.Logger.Error("emergency: nodes to resend to", "emergency", w.id, "err", err)
+			s.Logger.Error("emergency: nodes to resend to", "err", err)
+			break
+		}
+		online := make(map[string]bool, len(ns))
+		for _, n := range ns {
+			online[n.ID] = true
+		}
+		for _, c := range part {
+			if online[c.node] && picked < limit {
+				work[c.w].nodes = append(work[c.w].nodes, c.node)
+				picked++
+			}
+		}
+	}
+	if picked == limit && limit < len(cands) {
+		s.Logger.Debug("emergency: resends held for the next pass", "due", len(cands), "batch", limit)
+	}
+	for _, w := range work {
+		if len(w.nodes) == 0 {
 			continue
 		}
 		var resent []string
@@ -114,26 +175,26 @@ func (s *Service) resend(ctx context.Context) {
 		if w.cmd.Alert != nil {
 			occurrence = w.cmd.Alert.Occurrence.ID
 		}
-		for _, n := range ns {
-			if err := s.Messenger.SendNodeCommand(ctx, n.ID, w.cmd, w.ttl); err != nil {
-				s.Logger.Warn("emergency: resend failed", "emergency", w.id, "node", n.ID, "err", err)
+		for _, id := range w.nodes {
+			if err := s.Messenger.SendNodeCommand(ctx, id, w.cmd, w.ttl); err != nil {
+				s.Logger.Warn("emergency: resend failed", "emergency", w.id, "node", id, "err", err)
 				continue
 			}
 			s.mu.Lock()
 			if t := s.live[w.id]; t != nil && w.cancel {
-				t.cancelSent[n.ID] = now
-				t.cancelResends[n.ID]++
-				s.Logger.Info("emergency: cancel resent to a node that has not reported the alert over", "emergency", w.id, "node", n.ID,
-					"resend", t.cancelResends[n.ID], "drill", t.em.Drill)
+				t.cancelSent[id] = now
+				t.cancelResends[id]++
+				s.Logger.Info("emergency: cancel resent to a node that has not reported the alert over", "emergency", w.id, "node", id,
+					"resend", t.cancelResends[id], "drill", t.em.Drill)
 			} else if t != nil {
-				if t.resends[n.ID] == 0 {
-					t.resentAt[n.ID] = now
+				if t.resends[id] == 0 {
+					t.resentAt[id] = now
 				}
-				t.sent[n.ID] = now
-				t.resends[n.ID]++
-				resent = append(resent, n.ID)
-				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", n.ID,
-					"resend", t.resends[n.ID], "drill", t.em.Drill)
+				t.sent[id] = now
+				t.resends[id]++
+				resent = append(resent, id)
+				s.Logger.Info("emergency: resent to a node that has not acknowledged", "emergency", w.id, "node", id,
+					"resend", t.resends[id], "drill", t.em.Drill)
 			}
 			s.mu.Unlock()
 		}

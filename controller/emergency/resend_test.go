@@ -165,3 +165,98 @@ func TestResendAndCancelFollowUp(t *testing.T) {
 		t.Errorf("after n1 reported it over: %v", got)
 	}
 }
+
+// TestResendsWaitWhileReceiptsArrive: a node past the ack bound is not
+// resent to while other nodes of its area still report the area publish
+// received (within ResendQuiet); once the receipts stop, it is.
+func TestResendsWaitWhileReceiptsArrive(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "31"}); err != nil { // offline for now
+		t.Fatal(err)
+	}
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	w.fc.Advance(1900 * time.Millisecond)
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	if got := w.step(s, 200*time.Millisecond); len(got) != 0 {
+		t.Errorf("resent %v 200 ms after a receipt of the area publish", got)
+	}
+	if got := w.step(s, 400*time.Millisecond); !slices.Equal(got, []string{"node/n2 alert"}) {
+		t.Errorf("600 ms after the last receipt: %v, want n2 resent", got)
+	}
+	// n3 comes online. A receipt that the node had before its resend
+	// (from the publish, reported late) holds it; a receipt of a resend
+	// does not: the publish is over.
+	if err := s.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now().Add(-time.Millisecond)})
+	if got := w.step(s, 100*time.Millisecond); len(got) != 0 {
+		t.Errorf("100 ms after a late receipt of the publish: %v, want nothing", got)
+	}
+	if got := w.step(s, 500*time.Millisecond); !slices.Equal(got, []string{"node/n3 alert"}) {
+		t.Errorf("600 ms after it: %v, want n3 resent", got)
+	}
+	w.report(s, "n3", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	if err := s.Nodes.UpdateNodeStatus(ctx, "n4", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.step(s, 100*time.Millisecond); !slices.Equal(got, []string{"node/n4 alert"}) {
+		t.Errorf("after a resend's receipt: %v, want n4 resent at once", got)
+	}
+}
+
+// TestResendBatch: one pass resends at most ResendBatch, those sent to
+// longest ago first; the others go in the next passes.
+func TestResendBatch(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	s.ResendBatch = 1
+	if err := s.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	want := [][]string{{"node/n1 alert"}, {"node/n2 alert"}, {"node/n3 alert"}, nil}
+	for i, d := range []time.Duration{2100 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond} {
+		if got := w.step(s, d); !slices.Equal(got, want[i]) {
+			t.Errorf("pass %d: %v, want %v", i+1, got, want[i])
+		}
+	}
+	// n1, sent to longest ago, is the first of the second round.
+	if got := w.step(s, 1500*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert"}) {
+		t.Errorf("second round: %v, want n1 first", got)
+	}
+}
+
+// TestResendBatchPassesOverOffline: offline nodes, however many and
+// however long unsent, do not take the places of online ones in a pass.
+func TestResendBatchPassesOverOffline(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	s.ResendBatch = 1
+	for _, id := range []string{"a1", "a2", "a3"} { // offline, and first in order
+		if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	if got := w.step(s, 2100*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert"}) {
+		t.Errorf("first pass: %v, want n1 (the offline a1–a3 passed over)", got)
+	}
+	if got := w.step(s, 250*time.Millisecond); !slices.Equal(got, []string{"node/n2 alert"}) {
+		t.Errorf("second pass: %v, want n2", got)
+	}
+}

@@ -88,7 +88,7 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		em: *em, cmds: map[string]protocol.Command{}, issued: em.Issued, nodeArea: map[string]string{},
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
-		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{},
+		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReceipt: map[string]time.Time{},
 	}
 	t.em.Areas = slices.Clone(em.Areas)
 	if em.State == loaxa.EmergencyCancelled {

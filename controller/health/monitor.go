@@ -496,9 +496,9 @@ var soundFailures = []string{protocol.ReasonAmplifier, protocol.ReasonAudioDevic
 // it. Events already observed (a resend) are skipped.
 func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events []protocol.Event) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	r, err := m.record(ctx, node)
 	if err != nil {
+		m.mu.Unlock()
 		m.Logger.Warn("health: events of an unknown node", "node", node, "err", err)
 		return
 	}
@@ -514,7 +514,12 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			lastPlay = e.At
 		}
 	}
-	// The last play first, then the alarms it ends (see ObserveState).
+	m.mu.Unlock()
+	// The last play first, then the alarms it ends (see ObserveState). It
+	// is stored without the monitor's lock: the ingest workers call this
+	// for every node that completed a play, and under the lock their
+	// updates could not share a commit (a node's messages all go to one
+	// worker, so its own stay in order).
 	if !lastPlay.IsZero() {
 		err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
 			if lastPlay.After(s.LastPlay) {
@@ -525,6 +530,8 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			m.Logger.Error("health: last play not stored", "node", node, "err", err)
 		}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, e := range fresh {
 		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
 		switch {

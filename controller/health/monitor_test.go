@@ -356,3 +356,56 @@ func TestDailySelfTestNotAtStart(t *testing.T) {
 		t.Fatalf("runs the next day at 01:00: %+v", runs)
 	}
 }
+
+// gateNodes is a node store whose UpdateNodeStatus waits at a gate, and
+// says how many calls are inside it at once.
+type gateNodes struct {
+	loaxa.NodeService
+	entered chan string   // a call arrived (its node)
+	gate    chan struct{} // closed: calls go on
+}
+
+func (g *gateNodes) UpdateNodeStatus(ctx context.Context, id string, fn func(*loaxa.NodeStatus)) error {
+	g.entered <- id
+	<-g.gate
+	return g.NodeService.UpdateNodeStatus(ctx, id, fn)
+}
+
+// TestLastPlaysStoredTogether: the last play of two nodes' completed
+// events is stored by both ingest workers at once (so their updates can
+// share a commit), not one after the other under the monitor's lock; both
+// are stored.
+func TestLastPlaysStoredTogether(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	g := &gateNodes{NodeService: w.nodes, entered: make(chan string, 2), gate: make(chan struct{})}
+	w.m.Nodes = g
+	done := w.clock.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	for _, id := range []string{"n1", "n2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.m.ObserveEvents(ctx, id, "e1", []protocol.Event{{Seq: 1, Type: protocol.EventCompleted, At: done, Occurrence: "a1@x"}})
+		}()
+	}
+	inside := map[string]bool{}
+	timeout := time.After(10 * time.Second)
+	for len(inside) < 2 {
+		select {
+		case id := <-g.entered:
+			inside[id] = true
+		case <-timeout:
+			close(g.gate)
+			wg.Wait()
+			t.Fatalf("only %v stored its last play while the other waited", inside)
+		}
+	}
+	close(g.gate)
+	wg.Wait()
+	for _, id := range []string{"n1", "n2"} {
+		if lp := w.node(id).Status.LastPlay; !lp.Equal(done) {
+			t.Errorf("%s last play %v, want %v", id, lp, done)
+		}
+	}
+}

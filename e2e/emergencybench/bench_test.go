@@ -1,22 +1,30 @@
 // Package emergencybench measures emergency alerts end to end: a real
-// controller (embedded broker) and LOAXA_BENCH_EMERGENCY_NODES real agents
-// (firmware-sim fleet, memory stores, silent real-time outputs) in one
-// process, and in the same run the raw fan-out of one QoS 1 message to as
-// many plain MQTT subscribers, the floor any alert rides on.
+// controller (embedded broker, bbolt) in the benchmark's process and
+// LOAXA_BENCH_EMERGENCY_NODES real agents in firmware-sim fleet processes
+// of at most PerFleet nodes each (memory stores, silent real-time
+// outputs), and in the same run the raw fan-out of one QoS 1 message to as
+// many plain MQTT subscribers, the floor any alert rides on, with the
+// floor's broker and subscribers in processes of their own.
 //
 // It holds only a benchmark; scripts/bench-emergency.sh runs it and
 // BENCHMARKS.md records the results.
 package emergencybench
 
 import (
-	"context"
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,53 +33,114 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
-	"loaxa.vn/firmware-sim/fleet"
-	"loaxa.vn/node/agent"
-	"loaxa.vn/node/nodetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// PerFleet is the most agents one fleet process runs: one open file per
+// agent, and a fleet process's CPU is one scheduler's to share.
+const PerFleet = 2500
 
-// BenchmarkAlertToSound sends one emergency per iteration to an area of
-// N nodes and takes, per node, the real time from the API call to the
-// first sample handed to its output (alert-to-sound), and |that − the
-// area's start instant| (start skew). Every node must sound every round.
-// Then it measures the raw broker fan-out to N subscribers.
+// Environment of the benchmark.
+const (
+	envNodes       = "LOAXA_BENCH_EMERGENCY_NODES"
+	envRounds      = "LOAXA_BENCH_EMERGENCY_ROUNDS"
+	envFleetPprof  = "LOAXA_BENCH_FLEET_PPROF"   // first port of the fleets' pprof servers (one each)
+	envPrepare     = "LOAXA_BENCH_ALERT_PREPARE" // the fleets' --alert-prepare (e.g. -1s: alerts prepared at the warm-up only)
+	envRole        = "LOAXA_BENCH_ROLE"          // set when the test binary runs as a helper process
+	envFloorBroker = "LOAXA_BENCH_FLOOR_BROKER"
+	envFloorFrom   = "LOAXA_BENCH_FLOOR_FROM"
+	envFloorCount  = "LOAXA_BENCH_FLOOR_COUNT"
+)
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(envRole) {
+	case "floor-broker":
+		os.Exit(floorBroker())
+	case "floor-subscribers":
+		os.Exit(floorSubscribers())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// BenchmarkAlertToSound sends LOAXA_BENCH_EMERGENCY_ROUNDS emergencies
+// (default 5) to an area of N nodes, after a warm-up one, and takes, per
+// node, the real time from the API call to the first sample handed to its output (alert-to-sound, from the fleets'
+// sound logs), and |that − the area's start instant| (start skew). Every
+// node must sound every round. Then, with the fleets stopped, it measures
+// the raw broker fan-out to N subscribers. Run it with -benchtime 1x: it
+// ignores b.N, and the setup takes minutes at 10,000 nodes.
 func BenchmarkAlertToSound(b *testing.B) {
 	n := 100
-	if v := os.Getenv("LOAXA_BENCH_EMERGENCY_NODES"); v != "" {
+	if v := os.Getenv(envNodes); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("LOAXA_BENCH_EMERGENCY_NODES=%q: want a number of nodes", v)
+			b.Fatalf("%s=%q: want a number of nodes", envNodes, v)
 		}
 	}
-	quiet := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	rounds := 5
+	if v := os.Getenv(envRounds); v != "" {
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 {
+			b.Fatalf("%s=%q: want a number of rounds", envRounds, v)
+		}
+	}
+	// Progress goes straight to stderr: a benchmark's log is printed at
+	// its end, and truncated.
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05.000 ")+format+"\n", args...)
+	}
+	dir := b.TempDir()
+	sim := filepath.Join(dir, "firmware-sim")
+	t0 := time.Now()
+	if out, err := exec.Command("go", "build", "-o", sim, "loaxa.vn/firmware-sim").CombinedOutput(); err != nil {
+		b.Fatalf("go build firmware-sim: %v\n%s", err, out)
+	}
+	logf("built firmware-sim in %v", time.Since(t0).Round(time.Millisecond))
+
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	c := rig.StartControllerWith(b, rig.ControllerOptions{Logger: quiet})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	outs := map[string]*rig.StampOutput{}
-	var outsMu sync.Mutex
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f, err := fleet.Start(ctx, fleet.Config{
-		Controller: c.URL, Token: c.Token, Nodes: n, Area: "12346", Prefix: "bench", Logger: quiet, AgentLogger: quiet,
-		EnrolWorkers: 16,
-		Tune: func(ac *agent.Config) {
-			o := &rig.StampOutput{Output: ac.Output}
-			outsMu.Lock()
-			outs[ac.Credentials.Node] = o
-			outsMu.Unlock()
-			ac.Output = o
-		},
-	})
-	if err != nil {
-		b.Fatal(err)
+
+	// The fleets: enrolment and connection.
+	t0 = time.Now()
+	k := (n + PerFleet - 1) / PerFleet
+	var fleets []*helper
+	defer func() {
+		for _, f := range fleets {
+			f.stop(b)
+		}
+	}()
+	var logs []*soundReader
+	for i := range k {
+		m := n / k
+		if i < n%k {
+			m++
+		}
+		log := filepath.Join(dir, fmt.Sprintf("sound-%d.log", i))
+		args := []string{"fleet", "--controller", c.URL, "--nodes", strconv.Itoa(m), "--area", "12346",
+			"--prefix", fmt.Sprintf("bench%d", i), "--sound-log", log, "--enrol-workers", "4",
+			"--wait", "10m", "--log-level", "warn", "--agent-log-level", "error"}
+		if v := os.Getenv(envPrepare); v != "" {
+			args = append(args, "--alert-prepare", v)
+		}
+		if v := os.Getenv(envFleetPprof); v != "" {
+			port, err := strconv.Atoi(v)
+			if err != nil {
+				b.Fatalf("%s=%q: want a port", envFleetPprof, v)
+			}
+			args = append(args, "--pprof", fmt.Sprintf("127.0.0.1:%d", port+i))
+		}
+		cmd := exec.Command(sim, args...)
+		cmd.Env = append(os.Environ(), "LOAXA_TOKEN="+c.Token)
+		f := startHelper(b, fmt.Sprintf("fleet %d", i), cmd)
+		fleets = append(fleets, f)
+		logs = append(logs, &soundReader{path: log})
 	}
-	defer f.Close()
-	if got := f.WaitConnected(ctx, 2*time.Minute); got != n {
-		b.Fatalf("%d of %d agents connected", got, n)
+	for _, f := range fleets {
+		line := f.await(b, 10*time.Minute, func(l string) bool { return strings.Contains(l, "connected to the broker") })
+		logf("%s: %s", f.name, line)
 	}
-	rig.Eventually(b, 2*time.Minute, "every node online at the controller", func() bool {
+	rig.Eventually(b, 5*time.Minute, "every node online at the controller", func() bool {
 		var resp struct{ Nodes []*loaxa.Node }
 		c.MustDo("GET", "/api/v1/nodes?area=12346", nil, &resp)
 		on := 0
@@ -80,22 +149,40 @@ func BenchmarkAlertToSound(b *testing.B) {
 				on++
 			}
 		}
+		if on != n {
+			time.Sleep(time.Second) // polling a big list
+		}
 		return on == n
 	})
+	logf("%d nodes in %d fleet processes enrolled and online in %v", n, k, time.Since(t0).Round(time.Second))
 	ct := c.Upload("bao-dong.wav", rig.ToneWAV(880, 200*time.Millisecond, 16000, 1))
 
+	sounds := map[string]map[string]time.Time{} // occurrence → node → sound instant
+	read := func() {
+		for _, l := range logs {
+			if err := l.read(sounds); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	var toSound, skew, received []time.Duration
 	var leads []int64
+	var resends []int
 	late := 0
 	round := func(k int, measure bool) {
 		t0 := time.Now()
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
 		start := em.Areas[0].Start
-		for id, o := range outs {
-			rig.Eventually(b, 2*time.Minute, fmt.Sprintf("round %d sounded on %s", k, id), func() bool { return len(o.Plays()) > k })
-			if measure {
-				at := o.Plays()[k]
+		deadline := time.Now().Add(5 * time.Minute)
+		for read(); len(sounds[em.Occurrence]) < n; read() {
+			if time.Now().After(deadline) {
+				b.Fatalf("round %d: %d of %d nodes sounded within 5 min", k, len(sounds[em.Occurrence]), n)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the sound logs
+		}
+		if measure {
+			for _, at := range sounds[em.Occurrence] {
 				toSound = append(toSound, at.Sub(t0))
 				skew = append(skew, at.Sub(start).Abs())
 				if at.Sub(start) > 20*time.Millisecond {
@@ -104,12 +191,36 @@ func BenchmarkAlertToSound(b *testing.B) {
 			}
 		}
 		var rep loaxa.EmergencyReport
-		rig.Eventually(b, 2*time.Minute, fmt.Sprintf("round %d completed everywhere", k), func() bool {
+		rig.Eventually(b, 5*time.Minute, fmt.Sprintf("round %d completed everywhere", k), func() bool {
 			c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+			if rep.Summary.Completed != n {
+				time.Sleep(2 * time.Second) // polling a big report: not to load the controller
+			}
 			return rep.Summary.Completed == n
 		})
+		// Resends to nodes that had the alert before the first resend was
+		// due (2 × the lead after the issue: the resend bound) were made
+		// because their receipt had not reached the controller yet.
+		r, resentTo, hadIt := 0, 0, 0
+		bound := 2 * em.Areas[0].LeadMS
+		for _, nd := range rep.Nodes {
+			r += nd.Resends
+			if nd.Resends > 0 {
+				resentTo++
+				if nd.ReceivedMS != nil && *nd.ReceivedMS < bound {
+					hadIt++
+				}
+			}
+		}
+		if resentTo > 0 {
+			logf("round %d: resent to %d nodes, %d of which had the alert before %d ms (the resend bound)", k, resentTo, hadIt, bound)
+		}
+		logf("round %d: issued %v and published %v after the call, lead %d ms (%s), every node sounded by %v, %d resends", k,
+			em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), em.Areas[0].LeadMS, em.Areas[0].LeadFrom,
+			maxOf(sounds[em.Occurrence]).Sub(t0).Round(time.Millisecond), r)
 		if measure {
 			leads = append(leads, em.Areas[0].LeadMS)
+			resends = append(resends, r)
 			for _, nd := range rep.Nodes {
 				if nd.ReceivedMS != nil {
 					received = append(received, time.Duration(*nd.ReceivedMS)*time.Millisecond)
@@ -119,11 +230,14 @@ func BenchmarkAlertToSound(b *testing.B) {
 	}
 	round(0, false) // warm-up: every node fetches the content and chimes; the area's fan-out is measured
 	b.ResetTimer()
-	for k := 1; k <= b.N; k++ {
+	for k := 1; k <= rounds; k++ {
 		round(k, true)
 	}
 	b.StopTimer()
-	f.Close()
+	for _, f := range fleets {
+		f.stop(b)
+	}
+	fleets = nil
 
 	floor := rawFanout(b, n)
 
@@ -135,51 +249,238 @@ func BenchmarkAlertToSound(b *testing.B) {
 	b.ReportMetric(ms(pct(toSound, 50)), "p50-sound-ms")
 	b.ReportMetric(ms(pct(toSound, 99)), "p99-sound-ms")
 	b.ReportMetric(ms(pct(skew, 99)), "p99-skew-ms")
+	b.ReportMetric(ms(pct(received, 50)), "p50-received-ms")
 	b.ReportMetric(ms(pct(received, 99)), "p99-received-ms")
 	b.ReportMetric(ms(pct(floor, 50)), "p50-floor-ms")
 	b.ReportMetric(ms(pct(floor, 99)), "p99-floor-ms")
 	b.ReportMetric(ms(pct(toSound, 99))/math.Max(ms(pct(floor, 99)), 0.001), "sound/floor-p99")
-	b.Logf("%d nodes, %d rounds: alert-to-sound p50 %.1f p99 %.1f max %.1f ms (leads %v ms); start skew p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms late; "+
+	logf("%d nodes, %d rounds: alert-to-sound p50 %.1f p99 %.1f max %.1f ms (leads %v ms, resends %v); start skew p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms late; "+
 		"received after issue (node clock) p50 %.0f p99 %.0f ms; raw QoS 1 fan-out to %d subscribers p50 %.1f p99 %.1f max %.1f ms",
-		n, b.N, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads,
+		n, rounds, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads, resends,
 		ms(pct(skew, 50)), ms(pct(skew, 99)), ms(skew[len(skew)-1]), late,
 		ms(pct(received, 50)), ms(pct(received, 99)), n, ms(pct(floor, 50)), ms(pct(floor, 99)), ms(floor[len(floor)-1]))
 }
 
-// rawFanout connects n plain paho subscribers to an embedded mochi broker
-// (the controller's broker software, without its node authentication) and
-// returns, for five messages of an alert's size published with QoS 1, the
-// time from publish to each subscriber's receipt.
-func rawFanout(b *testing.B, n int) []time.Duration {
-	addr := nodetest.StartBroker(b)
-	const topic = "loa/v1/area/12346/cmd"
-	var mu sync.Mutex
-	got := map[int][]time.Time{}
-	clients := make([]paho.Client, n)
-	for i := range clients {
-		opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("floor-%d", i)).
-			SetCleanSession(true).SetOrderMatters(false)
-		cl := paho.NewClient(opts)
-		if tok := cl.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			b.Fatalf("floor subscriber %d: %v", i, tok.Error())
+func maxOf(m map[string]time.Time) time.Time {
+	var last time.Time
+	for _, at := range m {
+		if at.After(last) {
+			last = at
 		}
-		tok := cl.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
-			at := time.Now()
-			seq := int(m.Payload()[0])
-			mu.Lock()
-			got[seq] = append(got[seq], at)
-			mu.Unlock()
-		})
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			b.Fatalf("floor subscribe %d: %v", i, tok.Error())
-		}
-		clients[i] = cl
 	}
-	defer func() {
-		for _, cl := range clients {
-			cl.Disconnect(50)
+	return last
+}
+
+// soundReader reads a fleet's sound log as it grows.
+type soundReader struct {
+	path string
+	f    *os.File
+	part []byte // an incomplete last line
+}
+
+// read adds the complete lines written since the last read to sounds.
+func (r *soundReader) read(sounds map[string]map[string]time.Time) error {
+	if r.f == nil {
+		f, err := os.Open(r.path)
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r.f = f
+	}
+	data, err := io.ReadAll(r.f)
+	if err != nil {
+		return fmt.Errorf("sound log %s: %w", r.path, err)
+	}
+	data = append(r.part, data...)
+	i := bytes.LastIndexByte(data, '\n')
+	r.part = slices.Clone(data[i+1:])
+	for line := range strings.SplitSeq(string(data[:i+1]), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		ns, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if len(f) != 3 || err != nil {
+			return fmt.Errorf("sound log %s: line %q: want <node> <occurrence> <Unix ns>", r.path, line)
+		}
+		if sounds[f[1]] == nil {
+			sounds[f[1]] = map[string]time.Time{}
+		}
+		if _, ok := sounds[f[1]][f[0]]; !ok { // the first play counts
+			sounds[f[1]][f[0]] = time.Unix(0, ns)
+		}
+	}
+	return nil
+}
+
+// helper is a child process: a fleet, the floor's broker or a floor
+// subscriber group. Its stdout lines are kept for await; its stderr goes
+// to the benchmark's output.
+type helper struct {
+	name  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	mu    sync.Mutex
+	lines []string
+	more  chan struct{} // signalled on every line
+	out   sync.WaitGroup
+	onOut func(string) // if set, gets every stdout line instead of lines
+	ended chan struct{}
+}
+
+func startHelper(b *testing.B, name string, cmd *exec.Cmd) *helper {
+	h := &helper{name: name, cmd: cmd, more: make(chan struct{}, 1), ended: make(chan struct{})}
+	return h.start(b)
+}
+
+func (h *helper) start(b *testing.B) *helper {
+	stdout, err := h.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	h.cmd.Stderr = prefixWriter{w: os.Stderr, prefix: h.name + ": "}
+	if err := h.cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", h.name, err)
+	}
+	h.out.Add(1)
+	go func() {
+		defer h.out.Done()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if h.onOut != nil {
+				h.onOut(sc.Text())
+				continue
+			}
+			h.mu.Lock()
+			h.lines = append(h.lines, sc.Text())
+			h.mu.Unlock()
+			select {
+			case h.more <- struct{}{}:
+			default:
+			}
 		}
 	}()
+	go func() {
+		h.out.Wait()
+		h.cmd.Wait()
+		close(h.ended)
+	}()
+	return h
+}
+
+// await returns the first stdout line that ok accepts.
+func (h *helper) await(b *testing.B, within time.Duration, ok func(string) bool) string {
+	timeout := time.After(within)
+	for {
+		h.mu.Lock()
+		for _, l := range h.lines {
+			if ok(l) {
+				h.mu.Unlock()
+				return l
+			}
+		}
+		h.mu.Unlock()
+		select {
+		case <-h.more:
+		case <-h.ended:
+			b.Fatalf("%s ended (%v); stdout %q", h.name, h.cmd.ProcessState, h.lines)
+		case <-timeout:
+			b.Fatalf("%s: nothing awaited on stdout within %v; stdout %q", h.name, within, h.lines)
+		}
+	}
+}
+
+// stop ends the process (SIGTERM, and closing its stdin) and waits for it.
+func (h *helper) stop(b *testing.B) {
+	if h.cmd.Process == nil {
+		return
+	}
+	h.stdin.Close()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.ended:
+	case <-time.After(2 * time.Minute):
+		h.cmd.Process.Kill()
+		<-h.ended
+		b.Errorf("%s did not stop within 2 min of SIGTERM; killed", h.name)
+	}
+}
+
+// prefixWriter prefixes each write (a log line) with the helper's name.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte(p.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// rawFanout starts an embedded mochi broker (the controller's broker
+// software, without its node authentication) and n plain paho
+// subscribers, in processes of their own (PerFleet subscribers each), and
+// returns, for five messages of an alert's size published with QoS 1 from
+// this process, the time from publish to each subscriber's receipt.
+func rawFanout(b *testing.B, n int) []time.Duration {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	role := func(r string, env ...string) *exec.Cmd {
+		cmd := exec.Command(self)
+		cmd.Env = append(append(os.Environ(), envRole+"="+r), env...)
+		return cmd
+	}
+	broker := startHelper(b, "floor broker", role("floor-broker"))
+	defer broker.stop(b)
+	addr := strings.TrimPrefix(broker.await(b, time.Minute, func(l string) bool { return strings.HasPrefix(l, "broker ") }), "broker ")
+
+	var mu sync.Mutex
+	got := map[int][]time.Time{}
+	var subs []*helper
+	defer func() {
+		for _, s := range subs {
+			s.stop(b)
+		}
+	}()
+	for from := 0; from < n; from += PerFleet {
+		count := min(PerFleet, n-from)
+		s := &helper{name: fmt.Sprintf("floor subscribers %d", from/PerFleet), more: make(chan struct{}, 1), ended: make(chan struct{}),
+			cmd: role("floor-subscribers", envFloorBroker+"="+addr, envFloorFrom+"="+strconv.Itoa(from), envFloorCount+"="+strconv.Itoa(count))}
+		ready := make(chan struct{})
+		s.onOut = func(line string) {
+			if line == "ready" {
+				close(ready)
+				return
+			}
+			var seq int
+			var ns int64
+			if _, err := fmt.Sscanf(line, "%d %d", &seq, &ns); err != nil {
+				return
+			}
+			mu.Lock()
+			got[seq] = append(got[seq], time.Unix(0, ns))
+			mu.Unlock()
+		}
+		s.start(b)
+		subs = append(subs, s)
+		select {
+		case <-ready:
+		case <-s.ended:
+			b.Fatalf("%s ended before it was ready", s.name)
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("%s not ready within 5 min", s.name)
+		}
+	}
 	pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("floor-pub"))
 	if tok := pub.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		b.Fatalf("floor publisher: %v", tok.Error())
@@ -190,10 +491,10 @@ func rawFanout(b *testing.B, n int) []time.Duration {
 	for seq := range 5 {
 		payload[0] = byte(seq)
 		t0 := time.Now()
-		if tok := pub.Publish(topic, 1, false, payload); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		if tok := pub.Publish(floorTopic, 1, false, payload); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 			b.Fatalf("floor publish: %v", tok.Error())
 		}
-		rig.Eventually(b, time.Minute, "every subscriber has the message", func() bool {
+		rig.Eventually(b, 2*time.Minute, "every subscriber has the message", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(got[seq]) == n
@@ -206,6 +507,8 @@ func rawFanout(b *testing.B, n int) []time.Duration {
 	}
 	return out
 }
+
+const floorTopic = "loa/v1/area/12346/cmd"
 
 // pct returns the p-th percentile of sorted values (nearest rank).
 func pct[T any](sorted []T, p float64) T {

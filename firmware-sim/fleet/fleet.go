@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -98,6 +99,14 @@ type Config struct {
 	Tune func(*agent.Config)
 	// EnrolWorkers is how many enrolments run at once (default 8).
 	EnrolWorkers int
+	// SoundLog, if set, gets one line per play of an occurrence an agent
+	// began: "<node> <occurrence> <Unix ns>", the real time its output
+	// took the first sample (see soundlog.go). Written from one goroutine;
+	// Close flushes it.
+	SoundLog io.Writer
+	// AlertPrepare is every agent's agent.Config.AlertPrepare (0: its
+	// default; negative: alerts are prepared like any play).
+	AlertPrepare time.Duration
 }
 
 // Sim is one simulated box: its board, its agent and what they run on.
@@ -135,6 +144,7 @@ type Fleet struct {
 
 	enrolled, reused int
 	tempDir          string // content caches without a DataDir
+	sounds           *soundLog
 	transport        *http.Transport
 
 	cancel    context.CancelFunc
@@ -169,6 +179,9 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	if err := checkFileLimit(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.SoundLog != nil {
+		f.sounds = newSoundLog(cfg.SoundLog)
 	}
 	creds, err := f.enrolAll(ctx)
 	if err != nil {
@@ -353,15 +366,19 @@ func (f *Fleet) build(creds []*protocol.Credentials) error {
 		// whatever fails next.
 		f.sims = append(f.sims, s)
 		ac := agent.Config{
-			Credentials: c,
-			DataDir:     dir,
-			Store:       s.Store,
-			Output:      s.Output,
-			Board:       s.Board,
-			Clock:       cfg.Clock,
-			Logger:      cfg.AgentLogger,
-			HTTPClient:  cfg.HTTPClient,
-			Version:     Version,
+			Credentials:  c,
+			DataDir:      dir,
+			Store:        s.Store,
+			Output:       s.Output,
+			Board:        s.Board,
+			Clock:        cfg.Clock,
+			Logger:       cfg.AgentLogger,
+			HTTPClient:   cfg.HTTPClient,
+			Version:      Version,
+			AlertPrepare: cfg.AlertPrepare,
+		}
+		if f.sounds != nil {
+			ac.Output = &soundOutput{Output: ac.Output, node: c.Node, log: f.sounds}
 		}
 		if cfg.Tune != nil {
 			cfg.Tune(&ac)
@@ -455,6 +472,10 @@ func (f *Fleet) release() error {
 	}
 	if f.transport != nil {
 		f.transport.CloseIdleConnections()
+	}
+	if f.sounds != nil {
+		errs = append(errs, f.sounds.close())
+		f.sounds = nil
 	}
 	return errors.Join(errs...)
 }

@@ -56,6 +56,14 @@ const progressRetention = 48 * time.Hour
 // public-address amplifier to power up before the first word.
 const DefaultAmplifierWarmup = 500 * time.Millisecond
 
+// DefaultAlertPrepare: an emergency alert that starts within this is prepared
+// (amplifier on, audio open and its start decoded) as soon as it arrives,
+// not AmplifierWarmup before its start, so that the nodes of an area do
+// not all do that work at the same instant just before the start they
+// share. Alerts start a lead of at most a few seconds after they were
+// issued.
+const DefaultAlertPrepare = 10 * time.Second
+
 // amplifierTail is how long the amplifier stays on after the output
 // drained, on top of the output's latency (the sound still in the device),
 // so that switching it off does not clip the last word.
@@ -199,6 +207,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.AmplifierWarmup <= 0 {
 		cfg.AmplifierWarmup = DefaultAmplifierWarmup
+	}
+	switch {
+	case cfg.AlertPrepare == 0:
+		cfg.AlertPrepare = DefaultAlertPrepare
+	case cfg.AlertPrepare < 0:
+		cfg.AlertPrepare = 0
 	}
 	cred := cfg.Credentials
 	keys, err := cred.PublicKeys()
@@ -544,6 +558,7 @@ func (a *Agent) step() time.Time {
 		LateGrace:  a.lateGrace(),
 		HasContent: a.hasContent,
 		Lead:       a.lead,
+		AlertLead:  a.cfg.AlertPrepare,
 	}
 	a.pruneAlerts(now)
 	a.pruneLives()

@@ -178,3 +178,30 @@ func TestAlertRefusals(t *testing.T) {
 	runUntil(t, fc, 30*time.Second, "good alert done", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
 	waitEvents(t, ctl, "n1", []string{"received e7@x", "started e7@x", "completed e7@x"})
 }
+
+// TestAlertPreparedOnReceipt: an alert that starts a few seconds after it
+// arrives is prepared at once (amplifier on, audio open), not only the
+// amplifier's warm-up before its start, so that an area's nodes do not all
+// prepare it at the same instant; it still starts at its instant.
+func TestAlertPreparedOnReceipt(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	board := &fakeBoard{}
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, board: board})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(3 * time.Second) // the warm-up is 500 ms
+	ctl.SendAreaCommand("x1", alert("e3@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e3@x"})
+	nodetest.Eventually(t, 5*time.Second, "amplifier on while the clock stands 3 s before the start", func() bool {
+		return board.Snapshot().Amplifier
+	})
+	fc.Set(start)
+	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x"})
+	if events[1].LateMS != 0 || !events[1].At.Equal(start) {
+		t.Errorf("alert started at %v (%d ms late), want %v", events[1].At, events[1].LateMS, start)
+	}
+}

@@ -69,6 +69,11 @@ type Config struct {
 	// powered up before the first word and the start only has to begin the
 	// audio (0: DefaultAmplifierWarmup, 500 ms).
 	AmplifierWarmup time.Duration
+	// AlertPrepare is how long before its start an emergency alert is
+	// prepared at the latest: one that arrives within it is prepared as it
+	// arrives (0: DefaultAlertPrepare, 10 s; negative: like any play,
+	// AmplifierWarmup before its start).
+	AlertPrepare time.Duration
 	// TimeSyncInterval is how often the clock offset to the controller is
 	// measured besides at every connect (0: 5 minutes).
 	TimeSyncInterval time.Duration

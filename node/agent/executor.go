@@ -36,6 +36,12 @@ type Situation struct {
 	// Lead is how long before it is due an occurrence is prepared
 	// (Decision.Prepare); 0 prepares nothing ahead.
 	Lead time.Duration
+	// AlertLead, if longer than Lead, is how long before it is due an
+	// emergency is prepared: an alert starts a short lead (the same for
+	// its whole area) after it was issued, so a node prepares it as soon as
+	// it arrives rather than all the area's nodes at the same instant
+	// shortly before the start.
+	AlertLead time.Duration
 }
 
 // Decision is what the agent should do now. The agent writes the events of
@@ -134,29 +140,38 @@ func prepare(s Situation, d *Decision) {
 		playing, ends = d.Start.ID, time.Time{}
 	}
 	var next time.Time
+	alert := false // an emergency starts at next
 	for _, o := range s.Occurrences {
-		if !o.Start.After(s.Now) || !has(o.Content) || !next.IsZero() && !o.Start.Before(next) {
+		if !o.Start.After(s.Now) || !has(o.Content) || !next.IsZero() && o.Start.After(next) {
 			continue
 		}
 		if p, ok := s.Progress[o.ID]; ok && p.Phase != PhaseReceived {
 			continue // done or started before a clock jump backwards
 		}
+		if !o.Start.Equal(next) {
+			alert = false
+		}
 		next = o.Start
+		alert = alert || o.Priority == protocol.PriorityEmergency
 	}
 	if playing != "" && ends.After(s.Now) && (next.IsZero() || ends.Before(next)) {
-		next = ends
+		next, alert = ends, false
 	}
 	if next.IsZero() {
 		return
 	}
-	if at := next.Add(-s.Lead); at.After(s.Now) {
+	lead := s.Lead
+	if alert {
+		lead = max(lead, s.AlertLead)
+	}
+	if at := next.Add(-lead); at.After(s.Now) {
 		if d.Wake.IsZero() || at.Before(d.Wake) {
 			d.Wake = at
 		}
 		return
 	}
 	future := s
-	future.Now, future.Lead, future.Playing, future.PlayingEnds = next, 0, playing, time.Time{}
+	future.Now, future.Lead, future.AlertLead, future.Playing, future.PlayingEnds = next, 0, 0, playing, time.Time{}
 	if playing != "" && !ends.IsZero() && !next.Before(ends) {
 		// By then the play on air has ended, to be followed by another.
 		future.Playing = ""

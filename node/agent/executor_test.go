@@ -258,8 +258,21 @@ func TestDecidePrepare(t *testing.T) {
 		playing  string
 		ends     time.Duration // of the play on air; 0: not known
 		has      func(string) bool
+		alert    time.Duration // AlertLead
 		want     string
 	}{
+		{name: "an emergency within the alert lead is prepared as it arrives",
+			now: 5*time.Minute - 2*time.Second, occs: []protocol.Occurrence{at(c, protocol.PriorityEmergency)}, has: all, alert: 3 * time.Second,
+			want: "received c; prepare c at 5m0s; wake 5m0s"},
+		{name: "an emergency beyond the alert lead: wake at its start less that",
+			now: time.Minute, occs: []protocol.Occurrence{at(c, protocol.PriorityEmergency)}, progress: received(c), has: all, alert: 3 * time.Second,
+			want: "wake 4m57s"},
+		{name: "the alert lead is for emergencies only",
+			now: 5*time.Minute - 2*time.Second, occs: []protocol.Occurrence{c}, progress: received(c), has: all, alert: 3 * time.Second,
+			want: "wake 4m59.5s"},
+		{name: "an emergency with a lower level at the same instant: prepared within the alert lead",
+			now: 5*time.Minute - 2*time.Second, occs: []protocol.Occurrence{c, at(occ("d", 5*time.Minute), protocol.PriorityEmergency)}, progress: received(c, occ("d", 5*time.Minute)), has: all, alert: 3 * time.Second,
+			want: "prepare d at 5m0s; wake 5m0s"},
 		{name: "not within the lead: wake at the start less the lead",
 			now: time.Minute, occs: []protocol.Occurrence{c}, progress: received(c), has: all,
 			want: "wake 4m59.5s"},
@@ -311,7 +324,7 @@ func TestDecidePrepare(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Lead: lead}
+			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Lead: lead, AlertLead: tc.alert}
 			if tc.ends != 0 {
 				s.PlayingEnds = t0.Add(tc.ends)
 			}
@@ -320,7 +333,7 @@ func TestDecidePrepare(t *testing.T) {
 				t.Errorf("Decide = %q\n          want %q", got, tc.want)
 			}
 			// Looking ahead changes nothing else the decision says.
-			s.Lead = 0
+			s.Lead, s.AlertLead = 0, 0
 			plain := Decide(s)
 			if d.Start != plain.Start && (d.Start == nil || plain.Start == nil || d.Start.ID != plain.Start.ID) || d.Stop != plain.Stop ||
 				len(d.Received) != len(plain.Received) || len(d.Close) != len(plain.Close) || len(d.Suspend) != len(plain.Suspend) {

@@ -106,7 +106,7 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 		p.files, p.openErr = nil, err
 		return p
 	}
-	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.ctx, p.cancel = context.WithCancel(WithPlayOccurrence(context.Background(), o))
 	p.begin = make(chan struct{})
 	p.nudge = make(chan struct{}, 1)
 	p.began = make(chan time.Time, 1)
@@ -277,6 +277,24 @@ func (a *Agent) dropCue() {
 		// Cannot happen: the loop holds a cue before it drops it.
 		a.log.Error("agent: a dropped cue had begun", "occurrence", p.occ.ID)
 	}
+}
+
+// playKey keys the occurrence in the context an Output's Play is given.
+type playKey struct{}
+
+// PlayOccurrence returns the occurrence whose audio an Output.Play call
+// plays, from the context the agent passes it; false for a play of no
+// occurrence (the self-test tone). Instruments (the firmware-sim fleet's
+// sound log) use it to say what began when.
+func PlayOccurrence(ctx context.Context) (protocol.Occurrence, bool) {
+	o, ok := ctx.Value(playKey{}).(protocol.Occurrence)
+	return o, ok
+}
+
+// WithPlayOccurrence returns ctx saying that a play is of o, as the agent
+// passes it to Output.Play (tests of instruments make such a context).
+func WithPlayOccurrence(ctx context.Context, o protocol.Occurrence) context.Context {
+	return context.WithValue(ctx, playKey{}, o)
 }
 
 // zeros reads as silence.

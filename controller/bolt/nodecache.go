@@ -1,0 +1,91 @@
+package bolt
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// Decoding a node record (its JSON, about 1–2 KB) is the controller's
+// biggest cost at thousands of nodes: every state, event batch and
+// message check reads a node, and reports and resends read them all. A
+// record's decoding depends on its bytes only, so decodeNode remembers the
+// last decoding of each node with the bytes it came from, and a read of
+// the same bytes hands out a copy of it instead of decoding again. Any
+// write changes the bytes, so nothing stale can be returned.
+
+// nodeCacheMax bounds the remembered nodes (of every DB in the process);
+// past it the cache starts again.
+const nodeCacheMax = 200_000
+
+type cachedNode struct {
+	raw  []byte
+	node *loaxa.Node // never handed out: callers get clones
+}
+
+var nodeCache = struct {
+	sync.RWMutex
+	m map[string]cachedNode
+}{m: map[string]cachedNode{}}
+
+// cachedDecode returns a copy of the node decoded from exactly v, if
+// remembered.
+func cachedDecode(key, v []byte) *loaxa.Node {
+	nodeCache.RLock()
+	c, ok := nodeCache.m[string(key)]
+	nodeCache.RUnlock()
+	if !ok || !bytes.Equal(c.raw, v) {
+		return nil
+	}
+	return cloneNode(c.node)
+}
+
+// remember keeps n as the decoding of v (bbolt's v is valid only in its
+// transaction: it is copied).
+func remember(key, v []byte, n *loaxa.Node) {
+	c := cachedNode{raw: bytes.Clone(v), node: cloneNode(n)}
+	nodeCache.Lock()
+	if len(nodeCache.m) >= nodeCacheMax {
+		clear(nodeCache.m)
+	}
+	nodeCache.m[string(key)] = c
+	nodeCache.Unlock()
+}
+
+// cloneNode copies n so that nothing the copy's holder may change (slices,
+// pointed-to values) is shared with n. TestCloneNodeSharesNothing checks
+// that every field is covered.
+func cloneNode(n *loaxa.Node) *loaxa.Node {
+	c := *n
+	c.SecretHash = slices.Clone(n.SecretHash)
+	c.Settings.Volume = clonePtr(n.Settings.Volume)
+	st := &c.Status
+	if n.Status.Playing != nil {
+		p := *n.Status.Playing
+		st.Playing = &p
+	}
+	st.ContentMissing = slices.Clone(n.Status.ContentMissing)
+	if b := n.Status.Board; b != nil {
+		cb := *b
+		cb.AmplifierCommand, cb.AmplifierFault = clonePtr(b.AmplifierCommand), clonePtr(b.AmplifierFault)
+		cb.SpeakerOhms, cb.Mains = clonePtr(b.SpeakerOhms), clonePtr(b.Mains)
+		cb.BatteryVolts, cb.Charging = clonePtr(b.BatteryVolts), clonePtr(b.Charging)
+		cb.TemperatureC, cb.DoorOpen, cb.RSSIDBm = clonePtr(b.TemperatureC), clonePtr(b.DoorOpen), clonePtr(b.RSSIDBm)
+		st.Board = &cb
+	}
+	st.Keys = slices.Clone(n.Status.Keys)
+	st.DiskFreeBytes = clonePtr(n.Status.DiskFreeBytes)
+	st.Volume = clonePtr(n.Status.Volume)
+	st.Faults = slices.Clone(n.Status.Faults)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
