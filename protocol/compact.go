@@ -131,15 +131,8 @@ func parseCompact(raw []byte) (*Envelope, error) {
 	}
 	env.Issued, env.Expires = int64(issued), int64(issued+ttl)
 	env.Sig = append([]byte(nil), env.Sig...) // not aliasing the caller's buffer
-	switch {
-	case env.Type == "":
-		return nil, fmt.Errorf("%w: no type", ErrMalformed)
-	case env.From == "":
-		return nil, fmt.Errorf("%w: no sender", ErrMalformed)
-	case env.To == "":
-		return nil, fmt.Errorf("%w: no audience", ErrMalformed)
-	case len(env.Body) == 0:
-		return nil, fmt.Errorf("%w: no body", ErrMalformed)
+	if err := env.checkRequired(); err != nil {
+		return nil, err
 	}
 	return &env, nil
 }

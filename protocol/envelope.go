@@ -305,18 +305,30 @@ func Parse(raw []byte) (*Envelope, error) {
 	if env.V != Version {
 		return nil, fmt.Errorf("%w: v=%d, this build speaks v=%d", ErrVersion, env.V, Version)
 	}
-	switch {
-	case env.Type == "":
-		return nil, fmt.Errorf("%w: no type", ErrMalformed)
-	case env.From == "":
-		return nil, fmt.Errorf("%w: no sender", ErrMalformed)
-	case env.To == "":
-		return nil, fmt.Errorf("%w: no audience", ErrMalformed)
-	case len(env.Body) == 0 || string(env.Body) == "null":
+	if string(env.Body) == "null" {
 		// A null body would decode into a zero value without error.
 		return nil, fmt.Errorf("%w: no body", ErrMalformed)
 	}
+	if err := env.checkRequired(); err != nil {
+		return nil, err
+	}
 	return &env, nil
+}
+
+// checkRequired refuses an envelope without a type, sender, audience or
+// body, whichever form it came in.
+func (e *Envelope) checkRequired() error {
+	switch {
+	case e.Type == "":
+		return fmt.Errorf("%w: no type", ErrMalformed)
+	case e.From == "":
+		return fmt.Errorf("%w: no sender", ErrMalformed)
+	case e.To == "":
+		return fmt.Errorf("%w: no audience", ErrMalformed)
+	case len(e.Body) == 0:
+		return fmt.Errorf("%w: no body", ErrMalformed)
+	}
+	return nil
 }
 
 // Verifier opens signed envelopes from trusted keys. It is safe for
