@@ -4,17 +4,13 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"loaxa.vn/internal/brokerconn"
+	"loaxa.vn/node/nodetest"
 )
 
 // The floor's helper processes: the test binary run with LOAXA_BENCH_ROLE
@@ -23,25 +19,12 @@ import (
 // floorBroker runs a mochi broker as nodetest.StartBroker does and prints
 // "broker <host:port>".
 func floorBroker() int {
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler), Capabilities: mochi.NewDefaultServerCapabilities()})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	srv, addr, err := nodetest.OpenBroker()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := srv.AddHook(&brokerconn.SessionGate{Server: srv}, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
-	if err := srv.AddListener(ln); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := srv.Serve(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("broker %s\n", ln.Address())
+	fmt.Printf("broker %s\n", addr)
 	io.Copy(io.Discard, os.Stdin)
 	srv.Close()
 	return 0

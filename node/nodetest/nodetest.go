@@ -40,25 +40,36 @@ import (
 // until the test ends. It returns the broker's address (host:port).
 func StartBroker(t testing.TB) string {
 	t.Helper()
-	srv := mochi.New(&mochi.Options{
+	srv, addr, err := OpenBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return addr
+}
+
+// OpenBroker starts what StartBroker does, for a program that is not a
+// test (the emergency benchmark's floor process); Close the server when
+// done.
+func OpenBroker() (srv *mochi.Server, addr string, err error) {
+	srv = mochi.New(&mochi.Options{
 		Logger:       slog.New(slog.DiscardHandler),
 		Capabilities: mochi.NewDefaultServerCapabilities(),
 	})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
+		return nil, "", fmt.Errorf("test broker: %w", err)
 	}
 	if err := srv.AddHook(&brokerconn.SessionGate{Server: srv}, nil); err != nil {
-		t.Fatal(err)
+		return nil, "", fmt.Errorf("test broker: %w", err)
 	}
 	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
 	if err := srv.AddListener(ln); err != nil {
-		t.Fatal(err)
+		return nil, "", fmt.Errorf("test broker: %w", err)
 	}
 	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
+		return nil, "", fmt.Errorf("test broker: %w", err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	return ln.Address()
+	return srv, ln.Address(), nil
 }
 
 // Controller is the controller's side of the contract in a test.
