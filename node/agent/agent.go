@@ -115,6 +115,10 @@ type Agent struct {
 	// alertsDirty: alerts or cancelled changed since they were stored
 	// (alertstore.go).
 	alertsDirty bool
+	// restored are the alerts held again at start-up, judged unexpired
+	// on the board's own clock; the first clock correction judges them
+	// again (alertstore.go).
+	restored map[string]bool
 	// ampOn is whether the amplifier is switched on; lastSound is when
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
@@ -522,6 +526,7 @@ func (a *Agent) loop(ctx context.Context) {
 			a.mu.Unlock()
 			signal(a.dirty)
 		case <-a.clockMoved:
+			a.recheckRestored(a.clock.Now())
 			if a.cue != nil && a.cue.openErr == nil {
 				signal(a.cue.nudge) // its wait was computed on the old offset
 			}

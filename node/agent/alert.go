@@ -104,7 +104,18 @@ func (a *Agent) cancelAlert(id string, expires time.Time) {
 		a.log.Info("agent: cancel for an alert not held", "occurrence", id)
 		return
 	}
+	o := a.endAlert(i, protocol.ReasonCancelled, protocol.EventFailed)
+	a.log.Warn("agent: emergency alert cancelled", "occurrence", id, "drill", o.Drill)
+}
+
+// endAlert ends the held alert a.alerts[i] for reason: stopped if it
+// plays (failed, or preempted as the reason says), else closed with a
+// final event — failed if it had begun, notBegun if not — unless it was
+// over already; then it is no longer held. It returns the alert's
+// occurrence.
+func (a *Agent) endAlert(i int, reason string, notBegun protocol.EventType) protocol.Occurrence {
 	o := a.alerts[i].Occurrence
+	id := o.ID
 	if a.cue != nil && a.cue.occ.ID == id {
 		if a.cue.openErr == nil && !a.cue.hold() {
 			a.onAir(a.cue) // it began on its own just now
@@ -113,18 +124,23 @@ func (a *Agent) cancelAlert(id string, expires time.Time) {
 		}
 	}
 	if a.play != nil && a.play.occ.ID == id {
-		a.stopPlay(protocol.ReasonCancelled)
+		a.stopPlay(reason)
 	} else if p, ok := a.progress[id]; !ok || p.Phase != PhaseDone {
+		typ := notBegun
+		if ok && (p.Phase == PhaseStarted || p.Phase == PhaseSuspended) {
+			typ = protocol.EventFailed
+		}
 		now := a.clock.Now()
 		mark := a.mark(o, PhaseDone)
-		e := occurrenceEvent(protocol.EventFailed, mark, now)
-		e.Reason = protocol.ReasonCancelled
+		e := occurrenceEvent(typ, mark, now)
+		e.Reason = reason
 		a.note([]protocol.Event{e}, mark)
 	}
 	a.alerts = slices.Delete(a.alerts, i, i+1)
+	a.alertsChanged()
 	a.wantContent()
 	a.flush()
-	a.log.Warn("agent: emergency alert cancelled", "occurrence", id, "drill", o.Drill)
+	return o
 }
 
 // pruneAlerts drops alerts that are over and expired, and forgets

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -93,6 +94,10 @@ func (a *Agent) loadAlerts(now time.Time) error {
 		p, seen := a.progress[o.ID]
 		if now.Before(o.Expires) {
 			a.alerts = append(a.alerts, al)
+			if a.restored == nil {
+				a.restored = map[string]bool{}
+			}
+			a.restored[o.ID] = true
 			if !seen || p.Phase != PhaseDone {
 				a.log.Warn("agent: emergency alert held again after a restart", "occurrence", o.ID, "drill", o.Drill,
 					"phase", p.Phase, "expires", o.Expires)
@@ -122,4 +127,24 @@ func (a *Agent) loadAlerts(now time.Time) error {
 	}
 	a.flush()
 	return nil
+}
+
+// recheckRestored runs when the controller corrects the clock. The alerts
+// held again at start-up were judged unexpired on the board's own clock,
+// which after a power cut can be behind (no RTC, or fake-hwclock's time
+// from before the cut): one that has in fact expired is stopped if it
+// plays, or closed, with reason expired, as if found expired at start-up.
+// After the first correction the clock is the controller's, and every
+// alert is judged on it from then on.
+func (a *Agent) recheckRestored(now time.Time) {
+	for id := range a.restored {
+		i := slices.IndexFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id })
+		if i < 0 || now.Before(a.alerts[i].Occurrence.Expires) {
+			continue
+		}
+		o := a.endAlert(i, protocol.ReasonExpired, protocol.EventMissed)
+		a.log.Warn("agent: emergency alert held after a restart had expired by the corrected clock; dropped",
+			"occurrence", id, "drill", o.Drill, "expired", o.Expires)
+	}
+	clear(a.restored)
 }

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +177,60 @@ func heldIDs(h agent.HeldAlerts) []string {
 		out = append(out, al.Occurrence.ID)
 	}
 	return out
+}
+
+// TestRestoredAlertJudgedAgainOnTheCorrectedClock: the board comes back
+// from a power cut with its clock ten minutes behind (no RTC) and an alert
+// held that expired a minute ago. On its own clock the alert is still
+// valid, so it plays again while the controller has not yet answered the
+// time request. Once the controller corrects the clock the alert has
+// expired: it stops with reason expired instead of playing on.
+func TestRestoredAlertJudgedAgainOnTheCorrectedClock(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the HTTP server closes, even if the test fails
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(10 * time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	// Issued 15 minutes ago, expired a minute ago: on the board's clock
+	// it began 5 minutes ago and has 9 to go.
+	start := fc.Now().Add(-15 * time.Minute)
+	cmd := resumingAlert("e9@x", msg, opening, closing, start, fc.Now().Add(-time.Minute))
+	st := store.NewMemory()
+	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
+		t.Fatal(err)
+	}
+
+	board := clock.NewOffset(fc)
+	board.Set(-10 * time.Minute)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	id := cmd.Alert.Occurrence.ID
+	runUntil(t, fc, time.Minute, "the stale alert on air before the clock is corrected", func() bool {
+		p := n.a.Status().Playing
+		return p != nil && p.Occurrence == id
+	})
+	open() // the controller answers the time request now
+	final := func() *protocol.Event {
+		for _, e := range ctl.Events("n1") {
+			if e.Occurrence == id && (e.Type == protocol.EventFailed || e.Type == protocol.EventCompleted) {
+				return &e
+			}
+		}
+		return nil
+	}
+	runUntil(t, fc, time.Minute, "a final event of the alert", func() bool { return final() != nil })
+	if e := final(); e.Type != protocol.EventFailed || e.Reason != protocol.ReasonExpired {
+		t.Fatalf("the alert ended %s (%s), want failed with reason expired", e.Type, e.Reason)
+	}
+	if e := final(); e.PlayedMS >= 10000 {
+		t.Errorf("played %d ms of the expired alert, want it stopped early", e.PlayedMS)
+	}
+	nodetest.Eventually(t, 5*time.Second, "expired alert still held", func() bool {
+		h, err := st.HeldAlerts()
+		return err == nil && len(h.Alerts) == 0
+	})
 }
