@@ -20,11 +20,21 @@ import (
 // unacknowledged online nodes are resent to, with what is left of their
 // MaxResends, until the expiry; a cancelled one has its cancel followed
 // again. An active emergency that expired while the controller was down is
-// closed: stored as expired, its outcome logged. Not kept: the fan-out
-// delays of the nodes that had the alert before the restart (the next
-// alert's lead to those areas is estimated again, or measured from the
-// receipts that come in after the restart) and the count of cancel resends
-// (a cancel may be resent MaxResends more times).
+// closed: stored as expired, its outcome logged. Not kept: the count of
+// cancel resends (a cancel may be resent MaxResends more times).
+//
+// The fan-out an area's next lead is measured on (lead.go) is rebuilt too,
+// from the newest emergency to the area whose deliveries hold receipts:
+// each node's receipt minus the issue, for the nodes that had the area
+// publish before any resend (a delivery keeps the count of resends and the
+// last one's time, so a node resent to once counts if its receipt came
+// before that resend, one resent to more often does not). So a restarted
+// controller does not fall back to the estimate for an area it has
+// measured.
+
+// fanoutRestoreLimit bounds how many past emergencies Open reads for the
+// areas' fan-out.
+const fanoutRestoreLimit = 50
 
 // restore takes up the emergencies a previous run left unfinished.
 func (s *Service) restore(ctx context.Context) error {
@@ -33,8 +43,16 @@ func (s *Service) restore(ctx context.Context) error {
 		return fmt.Errorf("emergency: restore: %w", err)
 	}
 	now := s.Clock.Now()
-	for _, em := range ems { // newest first
-		if em.State != loaxa.EmergencyActive && em.State != loaxa.EmergencyCancelled {
+	for i, em := range ems { // newest first
+		finished := em.State != loaxa.EmergencyActive && em.State != loaxa.EmergencyCancelled
+		if finished || !now.Before(em.Expires) {
+			if i < fanoutRestoreLimit {
+				if err := s.restoreFanout(ctx, em); err != nil {
+					return fmt.Errorf("emergency: fan-out of %s: %w", em.ID, err)
+				}
+			}
+		}
+		if finished {
 			continue
 		}
 		switch {
@@ -148,7 +166,64 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		}
 	}
 	t.nodeArea = tracked
+	t.fanout = fanoutOf(em, ds, tracked)
 	return t, nil
+}
+
+// restoreFanout makes em's measured fan-out the one of each of its areas
+// that has none yet (ems come newest first).
+func (s *Service) restoreFanout(ctx context.Context, em *loaxa.Emergency) error {
+	var areas []string
+	s.mu.Lock()
+	for _, a := range em.Areas {
+		if s.fanout[a.Area] == nil && a.Error == "" {
+			areas = append(areas, a.Area)
+		}
+	}
+	s.mu.Unlock()
+	if len(areas) == 0 || em.Occurrence == "" {
+		return nil
+	}
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
+	if err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	nodeArea := map[string]string{}
+	for _, a := range areas {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
+		if err != nil {
+			return fmt.Errorf("nodes of %s: %w", a, err)
+		}
+		for _, n := range ns {
+			nodeArea[n.ID] = a
+		}
+	}
+	t := &tracking{em: *em, fanout: fanoutOf(em, ds, nodeArea)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range areas {
+		if len(t.fanout[a]) > 0 && s.fanout[a] == nil {
+			s.fanout[a] = t
+		}
+	}
+	return nil
+}
+
+// fanoutOf returns the receive delays of the area publish by area, from
+// em's deliveries: the nodes (of nodeArea) that had it before any resend.
+func fanoutOf(em *loaxa.Emergency, ds []*loaxa.Delivery, nodeArea map[string]string) map[string][]time.Duration {
+	out := map[string][]time.Duration{}
+	for _, d := range ds {
+		area, ok := nodeArea[d.Node]
+		if !ok || d.ReceivedAt.IsZero() {
+			continue
+		}
+		if d.Resends > 1 || d.Resends == 1 && !d.ReceivedAt.Before(d.ResentAt) {
+			continue
+		}
+		out[area] = append(out[area], max(d.ReceivedAt.Sub(em.Issued), 0))
+	}
+	return out
 }
 
 // close stores an active emergency as expired and logs its outcome.

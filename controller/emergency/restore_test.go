@@ -237,3 +237,36 @@ func TestRestartAfterExpiryOrCancel(t *testing.T) {
 		t.Errorf("cancelled emergency after the restart: %+v, %v", st, err)
 	}
 }
+
+// TestRestartKeepsTheMeasuredLead: after a restart, the next alert to an
+// area starts after the lead measured on the area's last emergency (its
+// deliveries' receipts), not the estimate; a node that had it only after
+// a resend does not count.
+func TestRestartKeepsTheMeasuredLead(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	w.fc.Advance(150 * time.Millisecond)
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	if got := w.step(s, 2*time.Second); !slices.Equal(got, []string{"node/n2 alert"}) {
+		t.Fatalf("%v, want a resend to n2", got)
+	}
+	w.fc.Advance(300 * time.Millisecond)
+	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	want := time.Duration(1.5*float64(150*time.Millisecond)) + 100*time.Millisecond // n1 only
+	if d, from := s.lead("31", 3); d != want || from != LeadMeasured {
+		t.Fatalf("before the restart: %v %s, want %v measured", d, from, want)
+	}
+
+	for _, at := range []time.Time{em.Expires.Add(-time.Minute), em.Expires.Add(time.Hour)} {
+		w.fc.Set(at) // restarted while the emergency runs, and after it expired
+		if d, from := w.service().lead("31", 3); d != want || from != LeadMeasured {
+			t.Errorf("restarted at %v: lead %v %s, want %v measured", at.Sub(em.Issued), d, from, want)
+		}
+	}
+}
