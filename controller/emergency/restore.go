@@ -121,14 +121,12 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	}
 	// Each node belongs to the targeted area it is under; one moved since
 	// is followed with the alert of the area whose start it was given.
-	for _, a := range em.Areas {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a.Area})
-		if err != nil {
-			return nil, fmt.Errorf("nodes of %s: %w", a.Area, err)
-		}
-		for _, n := range ns {
-			t.nodeArea[n.ID] = a.Area
-		}
+	areas := make([]string, len(em.Areas))
+	for i, a := range em.Areas {
+		areas[i] = a.Area
+	}
+	if t.nodeArea, err = s.nodesUnder(ctx, areas); err != nil {
+		return nil, err
 	}
 	published := map[string]bool{}
 	for _, a := range em.Areas {
@@ -188,15 +186,9 @@ func (s *Service) restoreFanout(ctx context.Context, em *loaxa.Emergency) error 
 	if err != nil {
 		return fmt.Errorf("deliveries: %w", err)
 	}
-	nodeArea := map[string]string{}
-	for _, a := range areas {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
-		if err != nil {
-			return fmt.Errorf("nodes of %s: %w", a, err)
-		}
-		for _, n := range ns {
-			nodeArea[n.ID] = a
-		}
+	nodeArea, err := s.nodesUnder(ctx, areas)
+	if err != nil {
+		return err
 	}
 	t := &tracking{em: *em, fanout: fanoutOf(em, ds, nodeArea)}
 	s.mu.Lock()
@@ -207,6 +199,21 @@ func (s *Service) restoreFanout(ctx context.Context, em *loaxa.Emergency) error 
 		}
 	}
 	return nil
+}
+
+// nodesUnder maps each node within one of areas to that area.
+func (s *Service) nodesUnder(ctx context.Context, areas []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range areas {
+		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
+		if err != nil {
+			return nil, fmt.Errorf("nodes of %s: %w", a, err)
+		}
+		for _, n := range ns {
+			out[n.ID] = a
+		}
+	}
+	return out, nil
 }
 
 // fanoutOf returns the receive delays of the area publish by area, from
