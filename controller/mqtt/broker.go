@@ -78,6 +78,7 @@ func (b *Broker) Open() error {
 		return fmt.Errorf("broker: add session gate: %w", err)
 	}
 	b.listener = brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr, TLSConfig: b.TLSConfig}, 0)
+	b.listener.Server = b.server // its Close disconnects clients without mochi's double read lock
 	if err := b.server.AddListener(b.listener); err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)
 	}

@@ -17,7 +17,9 @@ import (
 	"net"
 	"time"
 
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // DefaultWriteTimeout is how long one write to a client may take. A healthy
@@ -30,6 +32,9 @@ const DefaultWriteTimeout = 30 * time.Second
 type Listener struct {
 	*listeners.TCP
 	Timeout time.Duration
+	// Server, when set, is the server the listener serves: Close then
+	// disconnects its clients itself (see Close).
+	Server *mochi.Server
 }
 
 // NewTCP returns a listener for cfg with writes bounded by timeout
@@ -48,6 +53,28 @@ func (l *Listener) Init(log *slog.Logger) error { return l.TCP.Init(log) }
 func (l *Listener) Serve(establish listeners.EstablishFn) {
 	l.TCP.Serve(func(id string, c net.Conn) error {
 		return establish(id, &Conn{Conn: c, timeout: l.Timeout})
+	})
+}
+
+// Close stops listening and disconnects the listener's clients. mochi
+// (v2.7.9) lists them with Clients.GetByListener, which takes the clients'
+// read lock twice (it calls Len under it): a client ending its connection
+// at that moment queues for the write lock in between, the second read
+// lock waits behind it, and the server's Close never returns (seen as a
+// test broker hanging for ten minutes). With Server set, the clients are
+// listed with one read lock (GetAll) instead.
+func (l *Listener) Close(closeClients listeners.CloseFn) {
+	if l.Server == nil {
+		l.TCP.Close(closeClients)
+		return
+	}
+	srv := l.Server
+	l.TCP.Close(func(id string) {
+		for _, cl := range srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
 	})
 }
 

@@ -126,3 +126,59 @@ func TestStuckClientDoesNotHangDisconnectOrClose(t *testing.T) {
 		t.Fatal("server Close has not returned after a minute")
 	}
 }
+
+// TestCloseDisconnectsTheListenersClients: with Server set, Close lists
+// the listener's clients itself (one read lock, not mochi's two) and
+// disconnects every one: the client is told the server is shutting down
+// (DISCONNECT, reason 0x8B) and the broker forgets it.
+func TestCloseDisconnectsTheListenersClients(t *testing.T) {
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler), Capabilities: mochi.NewDefaultServerCapabilities()})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	ln := NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
+	ln.Server = srv
+	if err := srv.AddListener(ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", ln.Address())
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// MQTT 5 CONNECT (client "c1", clean start, keep-alive 600 s): an MQTT 5
+	// client is told why it is disconnected.
+	connect := []byte{0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0x02, 0x58, 0, 0, 2, 'c', '1'}
+	if _, err := conn.Write(connect); err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	ack := make([]byte, 2)
+	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 {
+		srv.Close()
+		t.Fatalf("CONNACK: % x, %v", ack, err)
+	}
+	io.ReadFull(conn, make([]byte, ack[1])) // the CONNACK's rest
+	if _, ok := srv.Clients.Get("c1"); !ok {
+		srv.Close()
+		t.Fatal("the broker does not know the client")
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("server Close has not returned after a minute")
+	}
+	rest, _ := io.ReadAll(conn)
+	if len(rest) < 3 || rest[0] != 0xE0 || rest[2] != packets.ErrServerShuttingDown.Code {
+		t.Errorf("client got % x after Close, want DISCONNECT with reason %#x", rest, packets.ErrServerShuttingDown.Code)
+	}
+	if cl, ok := srv.Clients.Get("c1"); ok && !cl.Closed() {
+		t.Error("the client is still open after Close")
+	}
+}

@@ -63,6 +63,7 @@ func OpenBroker() (srv *mochi.Server, addr string, err error) {
 		return nil, "", fmt.Errorf("test broker: %w", err)
 	}
 	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
+	ln.Server = srv
 	if err := srv.AddListener(ln); err != nil {
 		return nil, "", fmt.Errorf("test broker: %w", err)
 	}
