@@ -192,9 +192,7 @@ func TestResendsWaitWhileReceiptsArrive(t *testing.T) {
 	// n3 comes online. A receipt that the node had before its resend
 	// (from the publish, reported late) holds it; a receipt of a resend
 	// does not: the publish is over.
-	if err := s.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
-		t.Fatal(err)
-	}
+	w.online(s, "n3")
 	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now().Add(-time.Millisecond)})
 	if got := w.step(s, 100*time.Millisecond); len(got) != 0 {
 		t.Errorf("100 ms after a late receipt of the publish: %v, want nothing", got)
@@ -203,9 +201,7 @@ func TestResendsWaitWhileReceiptsArrive(t *testing.T) {
 		t.Errorf("600 ms after it: %v, want n3 resent", got)
 	}
 	w.report(s, "n3", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
-	if err := s.Nodes.UpdateNodeStatus(ctx, "n4", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
-		t.Fatal(err)
-	}
+	w.online(s, "n4")
 	if got := w.step(s, 100*time.Millisecond); !slices.Equal(got, []string{"node/n4 alert"}) {
 		t.Errorf("after a resend's receipt: %v, want n4 resent at once", got)
 	}
@@ -218,9 +214,7 @@ func TestResendBatch(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
 	s.ResendBatch = 1
-	if err := s.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
-		t.Fatal(err)
-	}
+	w.online(s, "n3")
 	if _, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"}); err != nil {
 		t.Fatal(err)
 	}

@@ -93,6 +93,16 @@ func (w *world) report(s *Service, node string, ev protocol.Event) {
 	s.Events(node, []protocol.Event{ev})
 }
 
+// online marks nodes online, as their state messages would.
+func (w *world) online(s *Service, ids ...string) {
+	w.t.Helper()
+	for _, id := range ids {
+		if err := s.Nodes.UpdateNodeStatus(context.Background(), id, func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
 func (w *world) step(s *Service, d time.Duration) []string {
 	w.fc.Advance(d)
 	s.resend(context.Background())
@@ -172,9 +182,7 @@ func TestRestartCarriesOn(t *testing.T) {
 	}
 
 	// The node that came back online late is sent it until the expiry, not after.
-	if err := s2.Nodes.UpdateNodeStatus(ctx, "n3", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
-		t.Fatal(err)
-	}
+	w.online(s2, "n3")
 	if got := w.step(s2, 100*time.Millisecond); !slices.Equal(got, []string{"node/n3 alert"}) {
 		t.Errorf("n3 back online: %v, want the alert", got)
 	}
