@@ -32,6 +32,7 @@ require (
 	github.com/go-audio/riff v1.0.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/kr/text v0.2.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pandatix/go-abnf v0.5.5 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
@@ -42,3 +43,5 @@ require (
 )
 
 replace github.com/hajimehoshi/go-mp3 => ./third_party/go-mp3
+
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-server
