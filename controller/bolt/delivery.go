@@ -212,6 +212,32 @@ func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep 
 // NoteResends counts one more resend of occurrence to each of nodes, in
 // one transaction.
 func (s *DeliveryService) NoteResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error {
+	err := s.noteResends(ctx, occurrence, nodes, func(d *loaxa.Delivery) {
+		d.Resends++
+		d.ResentAt = at.UTC()
+	})
+	if err != nil {
+		return fmt.Errorf("note resends of %s to %d nodes: %w", occurrence, len(nodes), err)
+	}
+	return nil
+}
+
+// NoteCancelResends counts one more resend of occurrence's cancel to each
+// of nodes, in one transaction.
+func (s *DeliveryService) NoteCancelResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error {
+	err := s.noteResends(ctx, occurrence, nodes, func(d *loaxa.Delivery) {
+		d.CancelResends++
+		d.CancelResentAt = at.UTC()
+	})
+	if err != nil {
+		return fmt.Errorf("note cancel resends of %s to %d nodes: %w", occurrence, len(nodes), err)
+	}
+	return nil
+}
+
+// noteResends applies note to the delivery of occurrence of each of nodes
+// that has one, in one transaction.
+func (s *DeliveryService) noteResends(ctx context.Context, occurrence string, nodes []string, note func(*loaxa.Delivery)) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
@@ -219,7 +245,7 @@ func (s *DeliveryService) NoteResends(ctx context.Context, occurrence string, no
 	if !ok || ann == "" {
 		return loaxa.Errorf(loaxa.EInvalid, "Occurrence %q is not an occurrence id: build it with loaxa.OccurrenceID.", occurrence)
 	}
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDeliveries)
 		for _, node := range nodes {
 			var d loaxa.Delivery
@@ -229,16 +255,11 @@ func (s *DeliveryService) NoteResends(ctx context.Context, occurrence string, no
 			} else if !found {
 				continue
 			}
-			d.Resends++
-			d.ResentAt = at.UTC()
+			note(&d)
 			if err := putDelivery(tx, &d); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("note resends of %s to %d nodes: %w", occurrence, len(nodes), err)
-	}
-	return nil
 }

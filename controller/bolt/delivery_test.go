@@ -136,7 +136,8 @@ func TestDeliveryService_FindDeliveries(t *testing.T) {
 
 // TestDeliveryService_ReceiptsAndResends: a delivery keeps when the node
 // first reported having the occurrence (from whichever event came first)
-// and counts the controller's resends; both survive reopening the store.
+// and counts the controller's resends, of the occurrence and of its
+// cancel; all survive reopening the store.
 func TestDeliveryService_ReceiptsAndResends(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	mustArea(t, db, "hp", "")
@@ -151,6 +152,7 @@ func TestDeliveryService_ReceiptsAndResends(t *testing.T) {
 	}))
 	must(t, s.NoteResends(ctx, occ, []string{"n2", "n9"}, t0.Add(2*time.Second)))
 	must(t, s.NoteResends(ctx, occ, []string{"n2"}, t0.Add(4*time.Second)))
+	must(t, s.NoteCancelResends(ctx, occ, []string{"n1", "n9"}, t0.Add(6*time.Second)))
 	// n1's started event comes before its received event (a later batch).
 	record := func(node string, seq uint64, typ protocol.EventType, at time.Time) {
 		t.Helper()
@@ -175,7 +177,13 @@ func TestDeliveryService_ReceiptsAndResends(t *testing.T) {
 	if d := got["n2"]; !d.ReceivedAt.Equal(t0.Add(5*time.Second)) || d.Resends != 2 || !d.ResentAt.Equal(t0.Add(4*time.Second)) {
 		t.Errorf("n2: received at %v, %d resends, last at %v", d.ReceivedAt, d.Resends, d.ResentAt)
 	}
+	if d1, d2 := got["n1"], got["n2"]; d1.CancelResends != 1 || !d1.CancelResentAt.Equal(t0.Add(6*time.Second)) || d2.CancelResends != 0 {
+		t.Errorf("cancel resends: n1 %d, last at %v; n2 %d; want 1 at 6 s, 0", d1.CancelResends, d1.CancelResentAt, d2.CancelResends)
+	}
 	if err := s.NoteResends(ctx, "e000001", []string{"n1"}, t0); loaxa.ErrorCode(err) != loaxa.EInvalid {
 		t.Errorf("NoteResends with a bad occurrence id: %v, want invalid", err)
+	}
+	if err := s.NoteCancelResends(ctx, "e000001", []string{"n1"}, t0); loaxa.ErrorCode(err) != loaxa.EInvalid {
+		t.Errorf("NoteCancelResends with a bad occurrence id: %v, want invalid", err)
 	}
 }

@@ -184,6 +184,7 @@ func (s *Service) resend(ctx context.Context) {
 			if t := s.live[w.id]; t != nil && w.cancel {
 				t.cancelSent[id] = now
 				t.cancelResends[id]++
+				resent = append(resent, id)
 				s.Logger.Info("emergency: cancel resent to a node that has not reported the alert over", "emergency", w.id, "node", id,
 					"resend", t.cancelResends[id], "drill", t.em.Drill)
 			} else if t != nil {
@@ -199,10 +200,14 @@ func (s *Service) resend(ctx context.Context) {
 			s.mu.Unlock()
 		}
 		// Kept in the deliveries, so that a restarted controller goes on
-		// counting and the report shows them.
+		// counting (alerts and cancels) and the report shows them.
 		if len(resent) > 0 {
-			if err := s.Deliveries.NoteResends(ctx, occurrence, resent, now); err != nil {
-				s.Logger.Error("emergency: resends not stored", "emergency", w.id, "nodes", len(resent), "err", err)
+			note, what := s.Deliveries.NoteResends, "emergency: resends not stored"
+			if w.cancel {
+				note, what = s.Deliveries.NoteCancelResends, "emergency: cancel resends not stored"
+			}
+			if err := note(ctx, occurrence, resent, now); err != nil {
+				s.Logger.Error(what, "emergency", w.id, "nodes", len(resent), "err", err)
 			}
 		}
 	}

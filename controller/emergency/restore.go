@@ -15,13 +15,14 @@ import (
 // areas, their start instants, its expiry, whether it was cancelled), and
 // per node its delivery, which node events move and which also keep when
 // the node had the alert (ReceivedAt) and how often it was resent
-// (Resends, ResentAt). Open rebuilds the tracking of every emergency that
-// has not expired from these, so that acknowledgements are followed and
+// (Resends, ResentAt), and how often the cancel was (CancelResends,
+// CancelResentAt). Open rebuilds the tracking of every emergency that has
+// not expired from these, so that acknowledgements are followed and
 // unacknowledged online nodes are resent to, with what is left of their
 // MaxResends, until the expiry; a cancelled one has its cancel followed
-// again. An active emergency that expired while the controller was down is
-// closed: stored as expired, its outcome logged. Not kept: the count of
-// cancel resends (a cancel may be resent MaxResends more times).
+// again, with what is left of each node's MaxResends of the cancel. An
+// active emergency that expired while the controller was down is closed:
+// stored as expired, its outcome logged.
 //
 // The fan-out an area's next lead is measured on (lead.go) is rebuilt too,
 // from the newest emergency to the area whose deliveries hold receipts:
@@ -156,6 +157,10 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 			t.sent[d.Node] = d.ResentAt
 		case published[area]:
 			t.sent[d.Node] = em.Issued
+		}
+		t.cancelResends[d.Node] = d.CancelResends
+		if !d.CancelResentAt.IsZero() {
+			t.cancelSent[d.Node] = d.CancelResentAt
 		}
 		if d.Resends > 0 {
 			// When the first resend went is not kept: no receipt of this

@@ -278,3 +278,64 @@ func TestRestartKeepsTheMeasuredLead(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartKeepsCancelResends: the cancel's resends to a node are
+// counted across a restart like the alert's: a restarted controller
+// resends the cancel only what is left of MaxResends per node, and not
+// within the ack bound of the last resend before the restart.
+func TestRestartKeepsCancelResends(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	if _, err := s.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	cancels := map[string]int{}
+	count := func(sent []string) {
+		for _, m := range sent {
+			switch m {
+			case "node/n1 alert-cancel":
+				cancels["n1"]++
+			case "node/n2 alert-cancel":
+				cancels["n2"]++
+			default:
+				t.Errorf("sent %q, want only the cancel to n1 and n2", m)
+			}
+		}
+	}
+	for range 2 {
+		count(w.step(s, 2100*time.Millisecond))
+	}
+	if cancels["n1"] != 2 || cancels["n2"] != 2 {
+		t.Fatalf("before the restart: cancel resends %v, want 2 each", cancels)
+	}
+
+	s2 := w.service()
+	if got := w.step(s2, time.Second); len(got) != 0 {
+		t.Errorf("resent %v within the bound of the last cancel resend", got)
+	}
+	for range 5 {
+		count(w.step(s2, 2100*time.Millisecond))
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if cancels[n] != s2.MaxResends {
+			t.Errorf("%s: %d cancel resends before and after the restart, want %d in all", n, cancels[n], s2.MaxResends)
+		}
+	}
+	ds, err := s2.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if want := cancels[d.Node]; d.CancelResends != want || want > 0 && d.CancelResentAt.IsZero() {
+			t.Errorf("%s stored: %d cancel resends, last at %v; want %d", d.Node, d.CancelResends, d.CancelResentAt, want)
+		}
+	}
+}

@@ -81,10 +81,19 @@ func checkLiveCallID(id string) error {
 	return nil
 }
 
-// handleListLiveCalls answers GET /api/v1/live/calls?active=&limit=: the
-// calls the caller may see, newest first; active=true only those on air.
+// listedLiveCall is a call in GET /api/v1/live/calls: the record, and
+// with summary=true its report's summary.
+type listedLiveCall struct {
+	*loaxa.LiveCall
+	Summary *loaxa.LiveCallSummary `json:"summary,omitempty"`
+}
+
+// handleListLiveCalls answers GET /api/v1/live/calls?active=&limit=&summary=:
+// the calls the caller may see, newest first; active=true only those on
+// air; summary=true adds each call's summary, so that a console shows
+// every call on air with one request rather than one per call.
 func (s *Server) handleListLiveCalls(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "active", "limit"); err != nil {
+	if err := checkQuery(r, "active", "limit", "summary"); err != nil {
 		return err
 	}
 	svc, err := s.liveCalls()
@@ -98,6 +107,12 @@ func (s *Server) handleListLiveCalls(w http.ResponseWriter, r *http.Request) err
 			return loaxa.Errorf(loaxa.EInvalid, "active %q: write true (only calls on air) or false (all calls).", v)
 		}
 	}
+	var summary bool
+	if v := q.Get("summary"); v != "" {
+		if summary, err = strconv.ParseBool(v); err != nil {
+			return loaxa.Errorf(loaxa.EInvalid, "summary %q: write true (each call with its summary) or false (the records only).", v)
+		}
+	}
 	limit := DefaultLiveCallLimit
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxLiveCallLimit {
@@ -109,7 +124,7 @@ func (s *Server) handleListLiveCalls(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	out := []*loaxa.LiveCall{}
+	out := []listedLiveCall{}
 	for _, c := range calls {
 		if len(out) == limit {
 			break
@@ -117,7 +132,21 @@ func (s *Server) handleListLiveCalls(w http.ResponseWriter, r *http.Request) err
 		if ok, err := s.seesLiveCall(ctx, c); err != nil {
 			return err
 		} else if ok {
-			out = append(out, c)
+			out = append(out, listedLiveCall{LiveCall: c})
+		}
+	}
+	if summary && len(out) > 0 {
+		ids := make([]string, len(out))
+		for i, c := range out {
+			ids[i] = c.ID
+		}
+		sums, err := svc.LiveCallSummaries(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for i := range out {
+			sum := sums[out[i].ID]
+			out[i].Summary = &sum
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")

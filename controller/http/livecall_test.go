@@ -400,6 +400,79 @@ func waitEnded(t *testing.T, e *env, token, id, reason string) *loaxa.LiveCall {
 	}
 }
 
+// TestLiveCallListSummaries: with summary=true the list of calls on air
+// carries each call's summary, the same as its report's, in one request;
+// each user sees the calls (and summaries) of their areas only. Without
+// it the list holds the records only.
+func TestLiveCallListSummaries(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speakerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	speakerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	viewerA := e.addUser("xem-a", loaxa.RoleViewer, "12346")
+	district := e.addUser("huyen", loaxa.RoleDistrict, "318")
+
+	callA := e.dialLive(speakerA, "12346")
+	a := e.onAir(speakerA)
+	callB := e.dialLive(speakerB, "12347")
+	b := e.onAir(speakerB)
+	// n-a (12346) has call A and plays it; n-b (12347) is offline.
+	ev := func(seq uint64, typ protocol.EventType) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, At: e.clock.Now(), Occurrence: a.ID, Announcement: a.ID}
+	}
+	if _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+		ev(1, protocol.EventReceived), ev(2, protocol.EventStarted)}}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]loaxa.LiveCallSummary{
+		a.ID: {Targeted: 1, Reached: 1, Sounding: 1},
+		b.ID: {Targeted: 1, Offline: 1},
+	}
+	type listed struct {
+		loaxa.LiveCall
+		Summary *loaxa.LiveCallSummary
+	}
+	for _, tt := range []struct {
+		who, token string
+		calls      []string
+	}{
+		{"the district", district, []string{a.ID, b.ID}},
+		{"commune 12346's viewer", viewerA, []string{a.ID}},
+		{"commune 12347's speaker", speakerB, []string{b.ID}},
+	} {
+		var list struct{ Calls []listed }
+		e.call("GET", "/api/v1/live/calls?active=true&summary=true", tt.token, nil, http.StatusOK, &list)
+		var got []string
+		for _, c := range list.Calls {
+			got = append(got, c.ID)
+			if c.Summary == nil || *c.Summary != want[c.ID] {
+				t.Errorf("%s: call %s summary %+v, want %+v", tt.who, c.ID, c.Summary, want[c.ID])
+			}
+			var rep loaxa.LiveCallReport
+			e.call("GET", "/api/v1/live/calls/"+c.ID, tt.token, nil, http.StatusOK, &rep)
+			if c.Summary != nil && *c.Summary != rep.Summary {
+				t.Errorf("%s: call %s listed with %+v, its report says %+v", tt.who, c.ID, *c.Summary, rep.Summary)
+			}
+		}
+		slices.Sort(got) // both began at the same (fake) instant
+		if slices.Sort(tt.calls); !slices.Equal(got, tt.calls) {
+			t.Errorf("%s sees calls %q, want %q", tt.who, got, tt.calls)
+		}
+	}
+	r := e.call("GET", "/api/v1/live/calls?active=true", district, nil, http.StatusOK, nil)
+	if bytes.Contains(r.body, []byte(`"summary"`)) {
+		t.Errorf("list without summary=true: %s, want the records only", r.body)
+	}
+
+	for _, c := range []*liveclient.Call{callA, callB} {
+		if _, err := c.End(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEnded(t, e, district, a.ID, loaxa.LiveEndSpeakerStopped)
+	waitEnded(t, e, district, b.ID, loaxa.LiveEndSpeakerStopped)
+}
+
 func TestLiveCallRequests(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
@@ -411,6 +484,7 @@ func TestLiveCallRequests(t *testing.T) {
 		{"GET", "/api/v1/live/calls?limit=0", 400, loaxa.EInvalid, "limit \"0\": give a number from 1 to 1000"},
 		{"GET", "/api/v1/live/calls?limit=x", 400, loaxa.EInvalid, "limit \"x\""},
 		{"GET", "/api/v1/live/calls?active=maybe", 400, loaxa.EInvalid, "active \"maybe\": write true"},
+		{"GET", "/api/v1/live/calls?summary=yes", 400, loaxa.EInvalid, "summary \"yes\": write true"},
 		{"GET", "/api/v1/live/calls?area=31", 400, loaxa.EInvalid, "Unknown query parameter \"area\""},
 		{"GET", "/api/v1/live/calls/a000001", 400, loaxa.EInvalid, "not a live call id"},
 		{"GET", "/api/v1/live/calls/live-NOPE!", 400, loaxa.EInvalid, "id:"},

@@ -234,43 +234,84 @@ func (s *Service) LiveCallReport(ctx context.Context, id string) (*loaxa.LiveCal
 	if err != nil {
 		return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
 	}
-	ids := make([]string, 0, len(ds))
-	for _, d := range ds {
-		ids = append(ids, d.Node)
-	}
-	online, area := map[string]bool{}, map[string]string{}
-	if len(ids) > 0 {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids})
-		if err != nil {
-			return nil, fmt.Errorf("live call %s: nodes: %w", id, err)
-		}
-		for _, n := range ns {
-			online[n.ID], area[n.ID] = n.Status.State == loaxa.NodeOnline, n.Area
-		}
+	nodes, err := s.nodesOf(ctx, ds)
+	if err != nil {
+		return nil, fmt.Errorf("live call %s: %w", id, err)
 	}
 	rep := &loaxa.LiveCallReport{LiveCall: c, Nodes: make([]loaxa.LiveNode, 0, len(ds)), Generated: s.Clock.Now()}
-	slices.SortFunc(ds, func(a, b *loaxa.Delivery) int {
-		switch {
-		case a.Node < b.Node:
-			return -1
-		case a.Node > b.Node:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ds, func(a, b *loaxa.Delivery) int { return strings.Compare(a.Node, b.Node) })
 	for _, d := range ds {
-		n := loaxa.LiveNode{
-			Node: d.Node, Area: area[d.Node], State: string(d.State), Reason: d.Reason, LateMS: d.LateMS, PlayedMS: d.PlayedMS,
-			FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, Online: online[d.Node],
-			Drill: d.Drill,
-		}
-		if d.State == loaxa.DeliveryPending && !n.Online {
-			n.State = loaxa.EmergencyOffline
-		}
+		n := liveNode(d, nodes[d.Node])
 		rep.Summary.Add(n)
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	return rep, nil
+}
+
+// LiveCallSummaries implements loaxa.LiveCallService: each call's summary
+// as its report has it, the nodes' status looked up once for all calls.
+func (s *Service) LiveCallSummaries(ctx context.Context, ids []string) (map[string]loaxa.LiveCallSummary, error) {
+	var all []*loaxa.Delivery
+	calls := make([][]*loaxa.Delivery, len(ids))
+	for i, id := range ids {
+		ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+		if err != nil {
+			return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
+		}
+		calls[i] = ds
+		all = append(all, ds...)
+	}
+	nodes, err := s.nodesOf(ctx, all)
+	if err != nil {
+		return nil, fmt.Errorf("live calls: %w", err)
+	}
+	out := make(map[string]loaxa.LiveCallSummary, len(ids))
+	for i, id := range ids {
+		var sum loaxa.LiveCallSummary
+		for _, d := range calls[i] {
+			sum.Add(liveNode(d, nodes[d.Node]))
+		}
+		out[id] = sum
+	}
+	return out, nil
+}
+
+// nodesOf returns the nodes of deliveries ds by id, in one look-up.
+func (s *Service) nodesOf(ctx context.Context, ds []*loaxa.Delivery) (map[string]*loaxa.Node, error) {
+	ids := make([]string, 0, len(ds))
+	for _, d := range ds {
+		ids = append(ids, d.Node)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	out := make(map[string]*loaxa.Node, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids})
+	if err != nil {
+		return nil, fmt.Errorf("nodes: %w", err)
+	}
+	for _, n := range ns {
+		out[n.ID] = n
+	}
+	return out, nil
+}
+
+// liveNode is delivery d of node n (nil: removed since) in a call's
+// report: a pending node that is offline is marked offline.
+func liveNode(d *loaxa.Delivery, n *loaxa.Node) loaxa.LiveNode {
+	ln := loaxa.LiveNode{
+		Node: d.Node, State: string(d.State), Reason: d.Reason, LateMS: d.LateMS, PlayedMS: d.PlayedMS,
+		FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, Drill: d.Drill,
+	}
+	if n != nil {
+		ln.Area, ln.Online = n.Area, n.Status.State == loaxa.NodeOnline
+	}
+	if d.State == loaxa.DeliveryPending && !ln.Online {
+		ln.State = loaxa.EmergencyOffline
+	}
+	return ln
 }
 
 // FindLiveCallByID implements loaxa.LiveCallService.

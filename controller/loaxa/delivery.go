@@ -94,9 +94,14 @@ type Delivery struct {
 	// Resends is how often the controller sent the occurrence again to
 	// this node because it had not acknowledged it (emergencies only), the
 	// last time at ResentAt.
-	Resends   int       `json:"resends,omitempty"`
-	ResentAt  time.Time `json:"resent_at,omitzero"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Resends  int       `json:"resends,omitempty"`
+	ResentAt time.Time `json:"resent_at,omitzero"`
+	// CancelResends and CancelResentAt count the same for the cancel of an
+	// emergency, resent to a node that had the alert and has not reported
+	// it over.
+	CancelResends  int       `json:"cancel_resends,omitempty"`
+	CancelResentAt time.Time `json:"cancel_resent_at,omitzero"`
+	UpdatedAt      time.Time `json:"updated_at"`
 	// Priority and PlannedMS (chimes, repeats and gaps included) are what
 	// reports count; zero in deliveries stored before they existed.
 	Priority  protocol.Priority `json:"priority,omitempty"`
@@ -157,4 +162,8 @@ type DeliveryService interface {
 	// NoteResends counts one more resend of occurrence, at at, to each of
 	// nodes (Delivery.Resends); nodes without a delivery of it are skipped.
 	NoteResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error
+	// NoteCancelResends counts one more resend of the cancel of
+	// occurrence, at at, to each of nodes (Delivery.CancelResends); nodes
+	// without a delivery of it are skipped.
+	NoteCancelResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error
 }

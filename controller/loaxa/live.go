@@ -181,6 +181,9 @@ type LiveCallService interface {
 	CutCall(ctx context.Context, id, by string) (*LiveCall, error)
 	// LiveCallReport returns call id with every node's delivery.
 	LiveCallReport(ctx context.Context, id string) (*LiveCallReport, error)
+	// LiveCallSummaries returns the summary of each of calls ids (as
+	// LiveCallReport has it), by id, without the nodes: for a list.
+	LiveCallSummaries(ctx context.Context, ids []string) (map[string]LiveCallSummary, error)
 	// FindLiveCallByID returns the call or ENotFound.
 	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
 	// FindLiveCalls returns calls newest first.

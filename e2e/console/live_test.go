@@ -111,6 +111,17 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 	if got := MustEval[string](b, `document.querySelector('#h-live-calls').innerText`); got != "Cuộc gọi đang phát" {
 		t.Errorf("list heading %q", got)
 	}
+	// The list and the clusters playing come in one request per refresh
+	// (GET /live/calls with summary=true), not one more per call on air.
+	reqs := MustEval[[]string](b, `performance.getEntriesByType('resource').map((e) => e.name).filter((u) => u.includes('/api/v1/live/calls'))`)
+	for _, u := range reqs {
+		if !strings.Contains(u, "/api/v1/live/calls?") || !strings.Contains(u, "summary=true") {
+			t.Errorf("the screen requested %s; want only the list with its summaries", u)
+		}
+	}
+	if len(reqs) == 0 {
+		t.Error("no request for the list of calls seen")
+	}
 	b.Shot("live-cuoc-goi-dang-phat")
 	b.Do("cut it", chromedp.Click(chromedp.CSS(row+` button.cut`)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #live-cut-confirm')`, 5*time.Second)

@@ -1,11 +1,14 @@
 package agent_test
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 )
@@ -204,4 +207,70 @@ func TestAlertPreparedOnReceipt(t *testing.T) {
 	if events[1].LateMS != 0 || !events[1].At.Equal(start) {
 		t.Errorf("alert started at %v (%d ms late), want %v", events[1].At, events[1].LateMS, start)
 	}
+}
+
+// TestAlertPrepareLikeAnyPlay: with AlertPrepare < 0 an alert is prepared
+// like any play. One that arrives 3 s before its start is not prepared when
+// it arrives (amplifier off, none of its audio open) but only the
+// amplifier's warm-up before its start, and it still starts at its instant.
+func TestAlertPrepareLikeAnyPlay(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	board := &fakeBoard{}
+	dir := t.TempDir()
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, board: board, dir: dir,
+		tune: func(c *agent.Config) { c.AlertPrepare = -1 }})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	ids := []string{msg.ID, opening.ID, closing.ID}
+	start := fc.Now().Add(3 * time.Second)
+	ctl.SendAreaCommand("x1", alert("e3@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
+	// The step that reports the alert's content ready is one that would
+	// have prepared it, had it been prepared on receipt: it turns the
+	// amplifier on and opens the audio before it sends its events.
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool {
+		return slices.Equal(nodetest.ReadySummary(ctl.Events("n1")), []string{"e3@x"}) && len(n.a.Status().ContentMissing) == 0
+	})
+	waitEvents(t, ctl, "n1", []string{"received e3@x"})
+	if board.Snapshot().Amplifier {
+		t.Error("amplifier on 3 s before the start, want it off until the warm-up")
+	}
+	if open := openContent(t, dir, ids); len(open) > 0 {
+		t.Errorf("alert audio open 3 s before the start: %v", open)
+	}
+
+	fc.Set(start.Add(-agent.DefaultAmplifierWarmup))
+	nodetest.Eventually(t, 5*time.Second, "alert not prepared at the warm-up before its start", func() bool {
+		return board.Snapshot().Amplifier && len(openContent(t, dir, ids)) > 0
+	})
+	fc.Set(start)
+	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x"})
+	if events[1].LateMS != 0 || !events[1].At.Equal(start) {
+		t.Errorf("alert started at %v (%d ms late), want %v", events[1].At, events[1].LateMS, start)
+	}
+}
+
+// openContent returns which of the content ids the process holds open in
+// the node's cache under dir (Linux's /proc/self/fd).
+func openContent(t *testing.T, dir string, ids []string) []string {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("open files are not visible here: %v", err)
+	}
+	cache, err := filepath.EvalSymlinks(filepath.Join(dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open []string
+	for _, fd := range fds {
+		p, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && filepath.Dir(p) == cache && slices.Contains(ids, filepath.Base(p)) {
+			open = append(open, filepath.Base(p))
+		}
+	}
+	return open
 }

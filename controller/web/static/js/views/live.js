@@ -3,8 +3,9 @@
 // 16-bit PCM → the GET /api/v1/live WebSocket (docs/live.md). The page
 // shows a level meter and whether the call is on air; a call can be a
 // drill (diễn tập), striped purple like an emergency drill. Below, the
-// calls on air in the officer's areas, polled every few seconds, each
-// with a button to cut it.
+// calls on air in the officer's areas, polled every few seconds with one
+// request for all of them (each with its summary), each with a button to
+// cut it.
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
@@ -144,13 +145,13 @@ export async function render(ctx, main) {
     refresh();
   };
   const load = async () => {
-    const { calls } = await api('GET', '/live/calls', undefined, { active: 'true' });
-    const reps = await Promise.all(calls.map((c) => api('GET', `/live/calls/${encodeURIComponent(c.id)}`).catch(() => null)));
+    // One request for every call on air, each with its summary.
+    const { calls } = await api('GET', '/live/calls', undefined, { active: 'true', summary: 'true' });
     if (calls.length === 0) return h('p', { class: 'muted', id: 'live-calls-none' }, t('live.calls_none'));
     return h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('live.speaker'), t('live.areas'), t('live.since'), t('live.kind'), t('live.playing'), ''].map((x) => h('th', {}, x)))),
-      h('tbody', {}, calls.map((c, i) => {
-        const s = reps[i] && reps[i].summary;
+      h('tbody', {}, calls.map((c) => {
+        const s = c.summary;
         return h('tr', { dataset: { call: c.id, drill: c.drill ? 'true' : 'false' } },
           h('td', { class: 'speaker' }, c.created_by),
           h('td', {}, c.areas.map((a) => ctx.areaName(a)).join(', ')),
