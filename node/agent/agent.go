@@ -393,7 +393,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 
 	// A clean disconnect does not fire the Last Will: say goodbye ourselves.
-	if link.Connected() {
+	if link.Open() {
 		st := a.Status()
 		st.Status = protocol.StatusOffline
 		pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -89,6 +89,7 @@ type Link struct {
 	connects chan struct{}
 	dropped  atomic.Uint64
 	closed   atomic.Bool
+	ready    atomic.Bool   // connected, subscribed and online state handed to paho
 	lost     chan struct{} // the connection dropped
 	done     chan struct{} // closed by Close
 	ctx      context.Context
@@ -168,6 +169,7 @@ func Open(cfg Config) (*Link, error) {
 		SetOrderMatters(true).
 		SetOnConnectHandler(l.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			l.ready.Store(false)
 			l.log.Warn("mqtt: link to broker lost", "err", err)
 			select {
 			case l.lost <- struct{}{}:
@@ -280,8 +282,14 @@ func (l *Link) Messages() <-chan Message { return l.msgs }
 // and published the online state.
 func (l *Link) Connects() <-chan struct{} { return l.connects }
 
-// Connected reports whether the link is up now.
-func (l *Link) Connected() bool { return l.client.IsConnectionOpen() }
+// Connected reports whether the link is up and subscribed now: between the
+// connection opening and its subscriptions being granted the node would
+// miss what is published to it, so it does not count as connected yet.
+func (l *Link) Connected() bool { return l.ready.Load() && l.client.IsConnectionOpen() }
+
+// Open reports whether the connection to the broker is open, subscribed or
+// not.
+func (l *Link) Open() bool { return l.client.IsConnectionOpen() }
 
 // Dropped returns how many incoming messages were dropped because the
 // agent did not keep up.
@@ -326,6 +334,7 @@ func (l *Link) SetAreas(areas []string) {
 }
 
 func (l *Link) onConnect(c paho.Client) {
+	l.ready.Store(false)
 	if err := l.subscribe(); err != nil {
 		// Without its subscriptions the node is deaf; keep trying in the
 		// background so this handler returns and paho carries on.
@@ -348,6 +357,7 @@ func (l *Link) connected(c paho.Client) {
 		c.Publish(l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState), 1, true, l.cfg.Online())
 		l.stateMu.Unlock()
 	}
+	l.ready.Store(true)
 	l.log.Info("mqtt: connected", "broker", l.cfg.Broker)
 	select {
 	case l.connects <- struct{}{}:

@@ -2,14 +2,20 @@ package mqtt
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/goleak"
 
+	"loaxa.vn/internal/brokerconn"
 	"loaxa.vn/internal/netproxy"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
@@ -283,5 +289,72 @@ func TestStatesLandInTheOrderBuilt(t *testing.T) {
 	}
 	if want := []string{"mains on", "mains off"}; !slices.Equal(got, want) {
 		t.Fatalf("states landed as %q, want %q (the newer state last)", got, want)
+	}
+}
+
+// holdSubscribe is a broker hook that keeps SUBSCRIBE packets from being
+// granted until release is closed.
+type holdSubscribe struct {
+	mochi.HookBase
+	held    chan struct{} // closed at the first SUBSCRIBE
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *holdSubscribe) ID() string { return "hold-subscribe" }
+
+func (h *holdSubscribe) Provides(b byte) bool { return b == mochi.OnSubscribe }
+
+func (h *holdSubscribe) OnSubscribe(_ *mochi.Client, pk packets.Packet) packets.Packet {
+	h.once.Do(func() { close(h.held) })
+	<-h.release
+	return pk
+}
+
+// TestConnectedOnlyOnceSubscribed: a link whose connection is open but
+// whose subscriptions the broker has not granted yet would miss what is
+// published to the node (a command sent then is lost), so it must not say
+// it is connected until they are.
+func TestConnectedOnlyOnceSubscribed(t *testing.T) {
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler), Capabilities: mochi.NewDefaultServerCapabilities()})
+	hold := &holdSubscribe{held: make(chan struct{}), release: make(chan struct{})}
+	for _, h := range []mochi.Hook{new(auth.AllowHook), hold} {
+		if err := srv.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
+	ln.Server = srv
+	if err := srv.AddListener(ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(hold.release)
+		}
+	})
+
+	l := open(t, ln.Address(), []string{"p1"})
+	select {
+	case <-hold.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the link never subscribed")
+	}
+	if !l.Open() {
+		t.Fatal("the connection is not open while its SUBSCRIBE is with the broker")
+	}
+	if l.Connected() {
+		t.Fatal("Connected before the broker granted the subscriptions")
+	}
+	released = true
+	close(hold.release)
+	waitConnect(t, l)
+	if !l.Connected() {
+		t.Fatal("not Connected after the link signalled its connect")
 	}
 }
