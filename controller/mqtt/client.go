@@ -26,8 +26,14 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// queueTotal is how many node messages the ingest queues hold in all.
-const queueTotal = 16384
+// queueTotal is how many node messages the ingest queues hold in all:
+// enough for an emergency round's burst at 10,000 nodes, when every node
+// reports the alert received (an event batch) and its state within about
+// a second, faster than any store takes them (states are coalesced, so a
+// node's take one slot at most). 16,384 dropped 13,000–24,000 messages a
+// round there (BENCHMARKS.md); the nodes send dropped events again only
+// after 30 s. A slot is 72 bytes: 4.7 MB in all.
+const queueTotal = 65536
 
 // Default lifetimes of signed controller messages.
 const (
@@ -115,12 +121,10 @@ func (c *Client) Open() error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.queues = make([]chan message, max(c.Workers, 1))
-	for i := range c.queues {
-		// 16,384 messages in all, however many workers share them.
-		c.queues[i] = make(chan message, max(queueTotal/len(c.queues), 256))
+	c.queues = makeQueues(c.Workers)
+	for _, q := range c.queues {
 		c.wg.Add(1)
-		go c.work(ctx, c.queues[i])
+		go c.work(ctx, q)
 	}
 
 	opts := paho.NewClientOptions().
@@ -195,6 +199,16 @@ func (c *Client) onConnect(cl paho.Client) {
 			c.Logger.Error("mqtt: subscribe to node topics failed", "err", tok.Error())
 		}
 	}()
+}
+
+// makeQueues returns the ingest queues of n workers: queueTotal messages
+// in all, however many workers share them.
+func makeQueues(n int) []chan message {
+	qs := make([]chan message, max(n, 1))
+	for i := range qs {
+		qs[i] = make(chan message, max(queueTotal/len(qs), 256))
+	}
+	return qs
 }
 
 // route hands a message to the worker of its node without blocking paho.
