@@ -124,8 +124,8 @@ type tracking struct {
 	// pass looks at (a pass every 250 ms over every targeted node of a
 	// 10,000-node area was a visible part of the controller's CPU).
 	waiting map[string]bool
-	sent     map[string]time.Time // node → last send
-	resends  map[string]int
+	sent    map[string]time.Time // node → last send
+	resends map[string]int
 	// resentAt is when a node was first resent to: a receipt before it
 	// came from the area publish.
 	resentAt map[string]time.Time
