@@ -148,7 +148,7 @@ func BenchmarkControllerRound(b *testing.B) {
 	type result struct {
 		cpu, received, completed, ingested time.Duration
 		fanout                             []time.Duration
-		events, states, dropped            float64
+		events, states, dropped, lost      float64
 		polls                              int
 		lead                               int64
 	}
@@ -222,15 +222,19 @@ func BenchmarkControllerRound(b *testing.B) {
 		r.events, r.states = in(m1, "event")-in(m0, "event"), in(m1, "state")-in(m0, "state")
 		dropped := func(m promtest.Metrics) float64 { v, _ := m.Value("loaxa_mqtt_messages_dropped_total"); return v }
 		r.dropped = dropped(m1) - dropped(m0)
+		lost := func(m promtest.Metrics) float64 {
+			return m.Sum("loaxa_broker_messages_dropped_total") + m.Sum("loaxa_broker_inflight_dropped_total")
+		}
+		r.lost = lost(m1) - lost(m0)
 		mu.Lock()
 		for _, at := range got[em.Occurrence] {
 			r.fanout = append(r.fanout, at.Sub(em.Issued))
 		}
 		mu.Unlock()
 		slices.Sort(r.fanout)
-		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s; %.0f event batches and %.0f states in, %.0f dropped from full ingest queues; %d report polls; fan-out p50 %v p99 %v of %d",
+		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s; %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f messages dropped by the broker; %d report polls; fan-out p50 %v p99 %v of %d",
 			k, r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
-			r.cpu.Seconds(), r.events, r.states, r.dropped, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
+			r.cpu.Seconds(), r.events, r.states, r.dropped, r.lost, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
 		if len(r.fanout) != n {
 			b.Errorf("round %d: %d of %d thin nodes had the alert", k, len(r.fanout), n)
 		}
@@ -265,7 +269,7 @@ func BenchmarkControllerRound(b *testing.B) {
 
 	var cpus, recv, comp, ingd []time.Duration
 	var fan []time.Duration
-	var events, states, drops float64
+	var events, states, drops, lost float64
 	polls := 0
 	for _, r := range results {
 		cpus, recv, comp, ingd = append(cpus, r.cpu), append(recv, r.received), append(comp, r.completed), append(ingd, r.ingested)
@@ -273,6 +277,7 @@ func BenchmarkControllerRound(b *testing.B) {
 		events += r.events
 		states += r.states
 		drops += r.dropped
+		lost += r.lost
 		polls += r.polls
 	}
 	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan} {
@@ -284,10 +289,10 @@ func BenchmarkControllerRound(b *testing.B) {
 	b.ReportMetric(ms(pct(fan, 99)), "p99-fanout-ms")
 	logf("%d nodes, %d rounds: controller process CPU per round median %.2f s (min %.2f, max %.2f), of which report polls ≈ %.0f × %.1f ms; "+
 		"at rest %.1f %% of a core; every node received (report) median %v, completed median %v, reports ingested median %v; "+
-		"fan-out (receipt − issue) p50 %.1f p99 %.1f ms; per round and node %.2f event batches, %.2f states; %.0f messages dropped from full ingest queues",
+		"fan-out (receipt − issue) p50 %.1f p99 %.1f ms; per round and node %.2f event batches, %.2f states; %.0f messages dropped from full ingest queues, %.0f by the broker",
 		n, rounds, pct(cpus, 50).Seconds(), cpus[0].Seconds(), cpus[len(cpus)-1].Seconds(), float64(polls)/float64(rounds), ms(poll),
 		100*idle, pct(recv, 50).Round(time.Millisecond), pct(comp, 50).Round(time.Millisecond), pct(ingd, 50).Round(time.Millisecond),
-		ms(pct(fan, 50)), ms(pct(fan, 99)), events/float64(rounds*n), states/float64(rounds*n), drops)
+		ms(pct(fan, 50)), ms(pct(fan, 99)), events/float64(rounds*n), states/float64(rounds*n), drops, lost)
 }
 
 func envInt(b *testing.B, name string, def int) int {
