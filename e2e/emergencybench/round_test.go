@@ -1,6 +1,7 @@
 package emergencybench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -150,6 +151,7 @@ func BenchmarkControllerRound(b *testing.B) {
 		fanout                             []time.Duration
 		events, states, dropped, lost      float64
 		inflight                           float64
+		nodesCPU                           time.Duration // the thin nodes' processes
 		polls                              int
 		lead                               int64
 	}
@@ -157,6 +159,7 @@ func BenchmarkControllerRound(b *testing.B) {
 	var lastID string
 	round := func(k int) result {
 		m0 := promtest.Scrape(b, c.URL+"/metrics")
+		nodes0 := procsCPU(b, procs)
 		cpu0 := cpuTime()
 		t0 := time.Now()
 		var em loaxa.Emergency
@@ -213,6 +216,7 @@ func BenchmarkControllerRound(b *testing.B) {
 				last, lastAt = v, time.Now()
 				r.ingested = time.Since(t0)
 				r.cpu = cpuTime() - cpu0
+				r.nodesCPU = procsCPU(b, procs) - nodes0
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -232,9 +236,9 @@ func BenchmarkControllerRound(b *testing.B) {
 		}
 		mu.Unlock()
 		slices.Sort(r.fanout)
-		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s; %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d",
+		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d",
 			k, r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
-			r.cpu.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
+			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
 		if len(r.fanout) != n {
 			b.Errorf("round %d: %d of %d thin nodes had the alert", k, len(r.fanout), n)
 		}
@@ -267,12 +271,13 @@ func BenchmarkControllerRound(b *testing.B) {
 	}
 	poll := (cpuTime() - cpu1) / 5
 
-	var cpus, recv, comp, ingd []time.Duration
+	var cpus, recv, comp, ingd, nodeCPUs []time.Duration
 	var fan []time.Duration
 	var events, states, drops, lost float64
 	polls := 0
 	for _, r := range results {
 		cpus, recv, comp, ingd = append(cpus, r.cpu), append(recv, r.received), append(comp, r.completed), append(ingd, r.ingested)
+		nodeCPUs = append(nodeCPUs, r.nodesCPU)
 		fan = append(fan, r.fanout...)
 		events += r.events
 		states += r.states
@@ -280,17 +285,17 @@ func BenchmarkControllerRound(b *testing.B) {
 		lost += r.lost + r.inflight
 		polls += r.polls
 	}
-	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan} {
+	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan, nodeCPUs} {
 		slices.Sort(s)
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(pct(cpus, 50).Seconds(), "cpu-s/round")
 	b.ReportMetric(ms(pct(comp, 50)), "completed-ms")
 	b.ReportMetric(ms(pct(fan, 99)), "p99-fanout-ms")
-	logf("%d nodes, %d rounds: controller process CPU per round median %.2f s (min %.2f, max %.2f), of which report polls ≈ %.0f × %.1f ms; "+
+	logf("%d nodes, %d rounds: controller process CPU per round median %.2f s (min %.2f, max %.2f), of which report polls ≈ %.0f × %.1f ms; thin nodes' processes %.2f s; "+
 		"at rest %.1f %% of a core; every node received (report) median %v, completed median %v, reports ingested median %v; "+
 		"fan-out (receipt − issue) p50 %.1f p99 %.1f ms; per round and node %.2f event batches, %.2f states; %.0f messages dropped from full ingest queues, %.0f by the broker",
-		n, rounds, pct(cpus, 50).Seconds(), cpus[0].Seconds(), cpus[len(cpus)-1].Seconds(), float64(polls)/float64(rounds), ms(poll),
+		n, rounds, pct(cpus, 50).Seconds(), cpus[0].Seconds(), cpus[len(cpus)-1].Seconds(), float64(polls)/float64(rounds), ms(poll), pct(nodeCPUs, 50).Seconds(),
 		100*idle, pct(recv, 50).Round(time.Millisecond), pct(comp, 50).Round(time.Millisecond), pct(ingd, 50).Round(time.Millisecond),
 		ms(pct(fan, 50)), ms(pct(fan, 99)), events/float64(rounds*n), states/float64(rounds*n), drops, lost)
 }
@@ -314,6 +319,29 @@ func cpuTime() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procsCPU is the user and system CPU time of the helper processes so far
+// (/proc/<pid>/stat, in clock ticks of 10 ms).
+func procsCPU(b *testing.B, procs []*helper) time.Duration {
+	var total time.Duration
+	for _, p := range procs {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		if err != nil {
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		// The fields after the command's name in parentheses: utime and
+		// stime are the 12th and 13th.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		for _, s := range f[11:13] {
+			ticks, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				b.Fatalf("%s: /proc stat %q: %v", p.name, s, err)
+			}
+			total += time.Duration(ticks) * 10 * time.Millisecond
+		}
+	}
+	return total
 }
 
 // settle waits until the controller has published every desired state
