@@ -397,6 +397,9 @@ func (a *App) metrics() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(a.HTTP.Collectors()...)
 	reg.MustRegister(a.MQTT.Collectors()...)
+	if a.Broker != nil {
+		reg.MustRegister(a.Broker.Collectors()...)
+	}
 	reg.MustRegister(a.Health.Collectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",

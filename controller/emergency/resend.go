@@ -105,8 +105,9 @@ func (s *Service) resend(ctx context.Context) {
 				bound[a.Area] = -1 // receiving: nothing this pass
 			}
 		}
-		for node, area := range t.nodeArea {
-			if _, ok := t.received[node]; ok || t.done[node] || t.resends[node] >= s.MaxResends || bound[area] < 0 {
+		for node := range t.waiting {
+			area := t.nodeArea[node]
+			if t.done[node] || t.resends[node] >= s.MaxResends || bound[area] < 0 {
 				continue
 			}
 			sent, ok := t.sent[node]

@@ -78,12 +78,7 @@ func (s *Service) restore(ctx context.Context) error {
 				}
 			}
 			s.mu.Unlock()
-			pending := 0
-			for node := range t.nodeArea {
-				if _, ok := t.received[node]; !ok {
-					pending++
-				}
-			}
+			pending := len(t.waiting)
 			s.Logger.Warn("emergency: taken up again after a restart", "emergency", em.ID, "state", em.State, "drill", em.Drill,
 				"nodes", len(t.nodeArea), "not_acknowledged", pending, "expires", em.Expires)
 		}
@@ -169,6 +164,7 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		}
 	}
 	t.nodeArea = tracked
+	t.wait()
 	t.fanout = fanoutOf(em, ds, tracked)
 	return t, nil
 }

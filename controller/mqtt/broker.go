@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/brokerconn"
@@ -69,6 +72,13 @@ func (b *Broker) Open() error {
 	// otherwise drop retained messages older than a day.
 	opts.Capabilities.MaximumMessageExpiryInterval = 0
 	opts.Capabilities.MaximumPacketSize = protocol.MaxMessageSize + 4096
+	// The controller's own subscription gets every node's reports, and
+	// when an alert starts or ends on 10,000 nodes at once they arrive
+	// faster than it acknowledges them: with mochi's 8,192 unacknowledged
+	// messages a client, the broker dropped thousands a round
+	// (BENCHMARKS.md). Packet ids allow 65,535; the in-flight store grows
+	// as used, so other clients pay nothing for the bound.
+	opts.Capabilities.MaximumInflight = math.MaxUint16
 	b.server = mochi.New(opts)
 	b.auth = &authHook{broker: b, clients: make(map[*mochi.Client]*grant)}
 	if err := b.server.AddHook(b.auth, nil); err != nil {
@@ -113,6 +123,22 @@ func (b *Broker) URL() string {
 func (b *Broker) Disconnect(nodeID string) {
 	if cl, ok := b.server.Clients.Get(nodeID); ok {
 		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+}
+
+// Collectors returns the broker's metrics for a Prometheus registry: the
+// messages it dropped on their way to a subscriber too slow to take them
+// (its pending writes full) or with too many unacknowledged (in flight).
+// The controller's own subscription is such a subscriber when thousands
+// of nodes report at the same instant (BENCHMARKS.md).
+func (b *Broker) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_broker_messages_dropped_total", Help: "Messages the embedded broker dropped because a subscriber's pending writes were full.",
+		}, func() float64 { return float64(atomic.LoadInt64(&b.server.Info.MessagesDropped)) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_broker_inflight_dropped_total", Help: "QoS 1 and 2 messages the embedded broker dropped because a subscriber had too many unacknowledged.",
+		}, func() float64 { return float64(atomic.LoadInt64(&b.server.Info.InflightDropped)) }),
 	}
 }
 

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/bolt"
@@ -227,4 +231,57 @@ func TestBrokerACL(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBrokerHoldsABurstForTheController: the controller's subscription
+// may have more unacknowledged messages than mochi's default 8,192 (every
+// node of a big area reports at the same instant when an alert starts or
+// ends); the broker keeps them instead of dropping them.
+func TestBrokerHoldsABurstForTheController(t *testing.T) {
+	r := newRig(t)
+	// A controller connection that subscribes and then reads nothing, so
+	// acknowledges nothing.
+	raw, err := net.Dial("tcp", r.broker.ListenAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = "MQTT", 4, "slow-controller", 60, true
+	cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, mqtt.ControllerUsername, true, []byte(r.broker.ControllerSecret)
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{"loa/v1/node/+/event"}, []byte{1}
+	for _, pk := range []packets.ControlPacket{cp, sp} {
+		if err := pk.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := packets.ReadPacket(raw); err != nil { // CONNACK, SUBACK
+			t.Fatal(err)
+		}
+	}
+	pub, err := r.connect(t, "publisher", mqtt.ControllerUsername, r.broker.ControllerSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 9000
+	var last paho.Token
+	for range n {
+		last = pub.c.Publish("loa/v1/node/n1/event", 1, false, []byte("e"))
+	}
+	if !last.WaitTimeout(30*time.Second) || last.Error() != nil {
+		t.Fatalf("publish: %v", last.Error())
+	}
+	var dropped float64
+	for _, c := range r.broker.Collectors() {
+		ch := make(chan prometheus.Metric, 1)
+		c.Collect(ch)
+		var m dto.Metric
+		if err := (<-ch).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		dropped += m.GetCounter().GetValue()
+	}
+	if dropped != 0 {
+		t.Fatalf("the broker dropped %.0f of %d messages to the controller's subscription", dropped, n)
+	}
 }

@@ -26,8 +26,14 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// queueTotal is how many node messages the ingest queues hold in all.
-const queueTotal = 16384
+// queueTotal is how many node messages the ingest queues hold in all:
+// enough for an emergency round's burst at 10,000 nodes, when every node
+// reports the alert received (an event batch) and its state within about
+// a second, faster than any store takes them (states are coalesced, so a
+// node's take one slot at most). 16,384 dropped 13,000–24,000 messages a
+// round there (BENCHMARKS.md); the nodes send dropped events again only
+// after 30 s. A slot is 72 bytes: 4.7 MB in all.
+const queueTotal = 65536
 
 // Default lifetimes of signed controller messages.
 const (
@@ -55,7 +61,8 @@ type Client struct {
 	// node's status in its own store transaction, and the store commits
 	// concurrent writes together, so more workers mean fewer commits per
 	// message (BENCHMARKS.md: 4 workers handled 757 states/s, 32 about
-	// 7,000, on the same disk).
+	// 7,000, on the same disk). A worker takes up to workerBatch queued
+	// messages at once and ingests different nodes' concurrently (work).
 	Workers int
 	// PublishTimeout bounds waiting for the broker to accept a publish.
 	PublishTimeout time.Duration
@@ -115,12 +122,10 @@ func (c *Client) Open() error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	c.queues = make([]chan message, max(c.Workers, 1))
-	for i := range c.queues {
-		// 16,384 messages in all, however many workers share them.
-		c.queues[i] = make(chan message, max(queueTotal/len(c.queues), 256))
+	c.queues = makeQueues(c.Workers)
+	for _, q := range c.queues {
 		c.wg.Add(1)
-		go c.work(ctx, c.queues[i])
+		go c.work(ctx, q)
 	}
 
 	opts := paho.NewClientOptions().
@@ -197,6 +202,16 @@ func (c *Client) onConnect(cl paho.Client) {
 	}()
 }
 
+// makeQueues returns the ingest queues of n workers: queueTotal messages
+// in all, however many workers share them.
+func makeQueues(n int) []chan message {
+	qs := make([]chan message, max(n, 1))
+	for i := range qs {
+		qs[i] = make(chan message, max(queueTotal/len(qs), 256))
+	}
+	return qs
+}
+
 // route hands a message to the worker of its node without blocking paho.
 func (c *Client) route(_ paho.Client, m paho.Message) {
 	t, err := c.Topics.Parse(m.Topic())
@@ -254,30 +269,82 @@ func (c *Client) takeState(node string) ([]byte, bool) {
 	return p, ok
 }
 
+// workerBatch is the most queued messages a worker takes at once.
+const workerBatch = 64
+
+// work ingests the messages of its queue. It takes what is queued (up to
+// workerBatch) at once and ingests the messages of different nodes
+// concurrently, each node's in order: their store writes then share one
+// commit. One message at a time, the 32 workers put at most 32 writes in
+// a commit, and the ingest was bound by the commits' fsyncs, not by CPU
+// (BENCHMARKS.md: at 10,000 nodes an emergency round's reports queued for
+// 30 s while the controller used 0.6 of a core).
 func (c *Client) work(ctx context.Context, q <-chan message) {
 	defer c.wg.Done()
+	batch := make([]message, 0, workerBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-q:
-			var err error
-			switch m.topic.Channel {
-			case protocol.ChanState:
-				if p, ok := c.takeState(m.topic.ID); ok {
-					err = c.ingestState(ctx, m.topic.ID, p)
-				}
-			case protocol.ChanEvent:
-				err = c.ingestEvents(ctx, m.topic.ID, m.payload)
-			}
-			result := "ok"
-			if err != nil && !errors.Is(err, context.Canceled) {
-				result = "refused"
-				c.Logger.Warn("mqtt: node message refused", "node", m.topic.ID, "channel", m.topic.Channel, "err", err)
-			}
-			c.metrics().ingested.WithLabelValues(string(m.topic.Channel), result).Inc()
+			batch = append(batch[:0], m)
 		}
+	more:
+		for len(batch) < workerBatch {
+			select {
+			case m := <-q:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		c.ingestBatch(ctx, batch)
 	}
+}
+
+// ingestBatch ingests the messages of each node in batch in order, and
+// those of different nodes concurrently.
+func (c *Client) ingestBatch(ctx context.Context, batch []message) {
+	if len(batch) == 1 {
+		c.ingest(ctx, batch[0])
+		return
+	}
+	var nodes []string
+	byNode := make(map[string][]message, len(batch))
+	for _, m := range batch {
+		if _, ok := byNode[m.topic.ID]; !ok {
+			nodes = append(nodes, m.topic.ID)
+		}
+		byNode[m.topic.ID] = append(byNode[m.topic.ID], m)
+	}
+	var wg sync.WaitGroup
+	for _, node := range nodes {
+		wg.Go(func() {
+			for _, m := range byNode[node] {
+				c.ingest(ctx, m)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// ingest handles one node message.
+func (c *Client) ingest(ctx context.Context, m message) {
+	var err error
+	switch m.topic.Channel {
+	case protocol.ChanState:
+		if p, ok := c.takeState(m.topic.ID); ok {
+			err = c.ingestState(ctx, m.topic.ID, p)
+		}
+	case protocol.ChanEvent:
+		err = c.ingestEvents(ctx, m.topic.ID, m.payload)
+	}
+	result := "ok"
+	if err != nil && !errors.Is(err, context.Canceled) {
+		result = "refused"
+		c.Logger.Warn("mqtt: node message refused", "node", m.topic.ID, "channel", m.topic.Channel, "err", err)
+	}
+	c.metrics().ingested.WithLabelValues(string(m.topic.Channel), result).Inc()
 }
 
 // publish sends payload and waits for the broker to take it, and counts

@@ -57,6 +57,8 @@ func TestMain(m *testing.M) {
 		os.Exit(floorBroker())
 	case "floor-subscribers":
 		os.Exit(floorSubscribers())
+	case "thin-nodes":
+		os.Exit(thinNodes())
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -331,12 +333,12 @@ type helper struct {
 	ended chan struct{}
 }
 
-func startHelper(b *testing.B, name string, cmd *exec.Cmd) *helper {
+func startHelper(b testing.TB, name string, cmd *exec.Cmd) *helper {
 	h := &helper{name: name, cmd: cmd, more: make(chan struct{}, 1), ended: make(chan struct{})}
 	return h.start(b)
 }
 
-func (h *helper) start(b *testing.B) *helper {
+func (h *helper) start(b testing.TB) *helper {
 	stdout, err := h.cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -375,7 +377,7 @@ func (h *helper) start(b *testing.B) *helper {
 }
 
 // await returns the first stdout line that ok accepts.
-func (h *helper) await(b *testing.B, within time.Duration, ok func(string) bool) string {
+func (h *helper) await(b testing.TB, within time.Duration, ok func(string) bool) string {
 	timeout := time.After(within)
 	for {
 		h.mu.Lock()
@@ -397,7 +399,7 @@ func (h *helper) await(b *testing.B, within time.Duration, ok func(string) bool)
 }
 
 // stop ends the process (SIGTERM, and closing its stdin) and waits for it.
-func (h *helper) stop(b *testing.B) {
+func (h *helper) stop(b testing.TB) {
 	if h.cmd.Process == nil {
 		return
 	}

@@ -1,0 +1,364 @@
+package emergencybench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/promtest"
+	"loaxa.vn/protocol"
+)
+
+const envRoundProfile = "LOAXA_BENCH_ROUND_PROFILE" // a file: CPU profile of the measured rounds only
+
+// BenchmarkControllerRound measures the controller's own cost of one
+// emergency round at N nodes (LOAXA_BENCH_EMERGENCY_NODES, default 100;
+// LOAXA_BENCH_EMERGENCY_ROUNDS rounds, default 5, after a warm-up one):
+// the real controller (embedded broker, bbolt on disk, HTTP API) in this
+// process, and N thin nodes (thin_test.go: plain MQTT clients with the
+// nodes' own credentials that publish for an alert exactly what an agent
+// publishes, and nothing costlier) in processes of PerFleet. Per round:
+// this process's CPU time (getrusage: the controller, and the benchmark's
+// own API calls and reading of the thin nodes' lines) from the API call
+// until every node's reports of the round were ingested (the counters of
+// the ingest still for 1.5 s); the wall time until the report (polled
+// every 250 ms to 1 s, five times as long as the last poll took) shows every
+// node received and completed; the alert's fan-out (the thin node's
+// receipt − the alert's issue); the node messages the ingest dropped
+// because its queues were full. Run it with -benchtime 1x.
+func BenchmarkControllerRound(b *testing.B) {
+	n := envInt(b, envNodes, 100)
+	rounds := envInt(b, envRounds, 5)
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05.000 ")+format+"\n", args...)
+	}
+	dir := b.TempDir()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	c := rig.StartControllerWith(b, rig.ControllerOptions{Logger: quiet})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+
+	t0 := time.Now()
+	var creds []*protocol.Credentials
+	for len(creds) < n {
+		k := min(1000, n-len(creds))
+		reqs := make([]map[string]any, k)
+		for i := range reqs {
+			id := fmt.Sprintf("thin-%05d", len(creds)+i+1)
+			reqs[i] = map[string]any{"id": id, "name": "Bench " + id, "area": "12346", "lat": 20.8, "lon": 106.7}
+		}
+		var batch struct {
+			Nodes []struct{ Credentials *protocol.Credentials }
+		}
+		c.MustDo("POST", "/api/v1/nodes/batch", map[string]any{"credentials": "document", "nodes": reqs}, &batch)
+		for _, nd := range batch.Nodes {
+			creds = append(creds, nd.Credentials)
+		}
+	}
+	credFile := filepath.Join(dir, "credentials.json")
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(credFile, raw, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	logf("%d nodes enrolled in %v", n, time.Since(t0).Round(time.Millisecond))
+
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string][]time.Time{} // occurrence → receipts
+	var procs []*helper
+	defer func() {
+		for _, p := range procs {
+			p.stop(b)
+		}
+	}()
+	for from := 0; from < n; from += PerFleet {
+		count := min(PerFleet, n-from)
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), envRole+"=thin-nodes", envThinCreds+"="+credFile,
+			envThinFrom+"="+strconv.Itoa(from), envThinCount+"="+strconv.Itoa(count))
+		p := &helper{name: fmt.Sprintf("thin nodes %d", from/PerFleet), cmd: cmd, more: make(chan struct{}, 1), ended: make(chan struct{})}
+		ready := make(chan struct{})
+		p.onOut = func(line string) {
+			if line == "ready" {
+				close(ready)
+				return
+			}
+			occ, ns, ok := strings.Cut(line, " ")
+			v, err := strconv.ParseInt(ns, 10, 64)
+			if !ok || err != nil {
+				return
+			}
+			mu.Lock()
+			got[occ] = append(got[occ], time.Unix(0, v))
+			mu.Unlock()
+		}
+		p.start(b)
+		procs = append(procs, p)
+		select {
+		case <-ready:
+		case <-p.ended:
+			b.Fatalf("%s ended before it was ready", p.name)
+		case <-time.After(10 * time.Minute):
+			b.Fatalf("%s not ready within 10 min", p.name)
+		}
+	}
+	rig.Eventually(b, 5*time.Minute, "every node online at the controller", func() bool {
+		var resp struct{ Nodes []*loaxa.Node }
+		c.MustDo("GET", "/api/v1/nodes?area=12346", nil, &resp)
+		on := 0
+		for _, nd := range resp.Nodes {
+			if nd.Status.State == loaxa.NodeOnline {
+				on++
+			}
+		}
+		if on != n {
+			time.Sleep(time.Second) // polling a big list
+		}
+		return on == n
+	})
+	logf("%d thin nodes in %d processes connected and online in %v", n, len(procs), time.Since(t0).Round(time.Second))
+	settle(b, c.URL, 5*time.Minute)
+	ct := c.Upload("bao-dong.wav", rig.ToneWAV(880, 200*time.Millisecond, 16000, 1))
+
+	// The controller at rest with N nodes connected (heartbeats, sweeps).
+	cpu0, at0 := cpuTime(), time.Now()
+	time.Sleep(5 * time.Second)
+	idle := float64(cpuTime()-cpu0) / float64(time.Since(at0))
+	logf("at rest: %.1f %% of a core", 100*idle)
+
+	type result struct {
+		cpu, received, completed, ingested time.Duration
+		fanout                             []time.Duration
+		events, states, dropped, lost      float64
+		inflight                           float64
+		nodesCPU                           time.Duration // the thin nodes' processes
+		polls                              int
+		lead                               int64
+	}
+	var results []result
+	var lastID string
+	round := func(k int) result {
+		m0 := promtest.Scrape(b, c.URL+"/metrics")
+		nodes0 := procsCPU(b, procs)
+		cpu0 := cpuTime()
+		t0 := time.Now()
+		var em loaxa.Emergency
+		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
+		lastID = em.ID
+		var r result
+		r.lead = em.Areas[0].LeadMS
+		deadline := time.Now().Add(5 * time.Minute)
+		progress := time.Now().Add(10 * time.Second)
+		var rep loaxa.EmergencyReport
+		var pollTook time.Duration
+		for r.completed == 0 {
+			if time.Now().After(progress) {
+				m := promtest.Scrape(b, c.URL+"/metrics")
+				in, _ := m.Value("loaxa_mqtt_messages_in_total", "channel", "event")
+				dropped, _ := m.Value("loaxa_mqtt_messages_dropped_total")
+				logf("round %d after %v: %+v; event batches in %.0f, ingested %.0f (refused %.0f), dropped %.0f", k, time.Since(t0).Round(time.Second), rep.Summary,
+					in, m.Sum("loaxa_mqtt_messages_ingested_total", "channel", "event"), m.Sum("loaxa_mqtt_messages_ingested_total", "result", "refused"), dropped)
+				progress = time.Now().Add(10 * time.Second)
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("round %d: not every node completed within 5 min: %+v", k, rep.Summary)
+			}
+			// Polling the report: it is real work at 10,000 nodes
+			// (~0.1 s), so not more than a fifth of the time, and at
+			// least once a second, for the times it measures.
+			time.Sleep(min(max(250*time.Millisecond, 5*pollTook), time.Second))
+			began := time.Now()
+			c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+			pollTook = time.Since(began)
+			r.polls++
+			if r.received == 0 {
+				had := 0
+				for _, nd := range rep.Nodes {
+					if nd.ReceivedMS != nil {
+						had++
+					}
+				}
+				if had == n {
+					r.received = time.Since(t0)
+				}
+			}
+			if rep.Summary.Completed == n {
+				r.completed = time.Since(t0)
+			}
+		}
+		// Then until the round's last reports (the states a second after
+		// the plays end) are ingested: nothing ingested for 1.5 s.
+		last, lastAt := -1.0, time.Now()
+		for time.Since(lastAt) < 1500*time.Millisecond {
+			m := promtest.Scrape(b, c.URL+"/metrics")
+			v := m.Sum("loaxa_mqtt_messages_ingested_total") + m.Sum("loaxa_mqtt_states_coalesced_total")
+			if v != last {
+				last, lastAt = v, time.Now()
+				r.ingested = time.Since(t0)
+				r.cpu = cpuTime() - cpu0
+				r.nodesCPU = procsCPU(b, procs) - nodes0
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		m1 := promtest.Scrape(b, c.URL+"/metrics")
+		in := func(m promtest.Metrics, ch string) float64 {
+			v, _ := m.Value("loaxa_mqtt_messages_in_total", "channel", ch)
+			return v
+		}
+		r.events, r.states = in(m1, "event")-in(m0, "event"), in(m1, "state")-in(m0, "state")
+		dropped := func(m promtest.Metrics) float64 { v, _ := m.Value("loaxa_mqtt_messages_dropped_total"); return v }
+		r.dropped = dropped(m1) - dropped(m0)
+		r.lost = m1.Sum("loaxa_broker_messages_dropped_total") - m0.Sum("loaxa_broker_messages_dropped_total")
+		r.inflight = m1.Sum("loaxa_broker_inflight_dropped_total") - m0.Sum("loaxa_broker_inflight_dropped_total")
+		mu.Lock()
+		for _, at := range got[em.Occurrence] {
+			r.fanout = append(r.fanout, at.Sub(em.Issued))
+		}
+		mu.Unlock()
+		slices.Sort(r.fanout)
+		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d",
+			k, r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
+			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
+		if len(r.fanout) != n {
+			b.Errorf("round %d: %d of %d thin nodes had the alert", k, len(r.fanout), n)
+		}
+		return r
+	}
+	round(0) // warm-up: the area's fan-out is measured, the lead follows it
+	if path := os.Getenv(envRoundProfile); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	b.ResetTimer()
+	for k := 1; k <= rounds; k++ {
+		results = append(results, round(k))
+	}
+	b.StopTimer()
+
+	// What polling the report costs, to tell it apart (the rounds above
+	// poll it every 250 ms).
+	var rep loaxa.EmergencyReport
+	cpu1 := cpuTime()
+	for range 5 {
+		c.MustDo("GET", "/api/v1/emergency/"+lastID, nil, &rep)
+	}
+	poll := (cpuTime() - cpu1) / 5
+
+	var cpus, recv, comp, ingd, nodeCPUs []time.Duration
+	var fan []time.Duration
+	var events, states, drops, lost float64
+	polls := 0
+	for _, r := range results {
+		cpus, recv, comp, ingd = append(cpus, r.cpu), append(recv, r.received), append(comp, r.completed), append(ingd, r.ingested)
+		nodeCPUs = append(nodeCPUs, r.nodesCPU)
+		fan = append(fan, r.fanout...)
+		events += r.events
+		states += r.states
+		drops += r.dropped
+		lost += r.lost + r.inflight
+		polls += r.polls
+	}
+	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan, nodeCPUs} {
+		slices.Sort(s)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(pct(cpus, 50).Seconds(), "cpu-s/round")
+	b.ReportMetric(ms(pct(comp, 50)), "completed-ms")
+	b.ReportMetric(ms(pct(fan, 99)), "p99-fanout-ms")
+	logf("%d nodes, %d rounds: controller process CPU per round median %.2f s (min %.2f, max %.2f), of which report polls ≈ %.0f × %.1f ms; thin nodes' processes %.2f s; "+
+		"at rest %.1f %% of a core; every node received (report) median %v, completed median %v, reports ingested median %v; "+
+		"fan-out (receipt − issue) p50 %.1f p99 %.1f ms; per round and node %.2f event batches, %.2f states; %.0f messages dropped from full ingest queues, %.0f by the broker",
+		n, rounds, pct(cpus, 50).Seconds(), cpus[0].Seconds(), cpus[len(cpus)-1].Seconds(), float64(polls)/float64(rounds), ms(poll), pct(nodeCPUs, 50).Seconds(),
+		100*idle, pct(recv, 50).Round(time.Millisecond), pct(comp, 50).Round(time.Millisecond), pct(ingd, 50).Round(time.Millisecond),
+		ms(pct(fan, 50)), ms(pct(fan, 99)), events/float64(rounds*n), states/float64(rounds*n), drops, lost)
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procsCPU is the user and system CPU time of the helper processes so far
+// (/proc/<pid>/stat, in clock ticks of 10 ms).
+func procsCPU(b *testing.B, procs []*helper) time.Duration {
+	var total time.Duration
+	for _, p := range procs {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		if err != nil {
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		// The fields after the command's name in parentheses: utime and
+		// stime are the 12th and 13th.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		for _, s := range f[11:13] {
+			ticks, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				b.Fatalf("%s: /proc stat %q: %v", p.name, s, err)
+			}
+			total += time.Duration(ticks) * 10 * time.Millisecond
+		}
+	}
+	return total
+}
+
+// settle waits until the controller has published every desired state
+// the enrolment caused and ingested the nodes' first states: its message
+// counters still for 3 s.
+func settle(b *testing.B, url string, within time.Duration) {
+	deadline := time.Now().Add(within)
+	last, since := -1.0, time.Now()
+	for time.Since(since) < 3*time.Second {
+		if time.Now().After(deadline) {
+			b.Fatalf("the controller did not settle within %v", within)
+		}
+		m := promtest.Scrape(b, url+"/metrics")
+		v := m.Sum("loaxa_mqtt_messages_out_total") + m.Sum("loaxa_mqtt_messages_ingested_total")
+		if v != last {
+			last, since = v, time.Now()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,394 @@
+package emergencybench
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/sync/errgroup"
+
+	"loaxa.vn/protocol"
+)
+
+// Thin nodes: plain paho clients that answer an alert with exactly the
+// messages a node agent publishes for it, and nothing else, so that a
+// round's cost at the controller can be measured without the simulated
+// fleet's. What an agent publishes was read from a real one
+// (TestAgentAlertTraffic prints it: a firmware-sim fleet's agents, after a
+// warm-up alert, so with the content cached):
+//
+//   - at once: one event batch [received, content-ready] (~571 bytes);
+//   - at the alert's start: one batch [started] (late_ms if late, ~352);
+//   - when the play ends (opening chime, Repeat × content with gaps,
+//     closing chime; 3,560 ms for the benchmark's alert): one batch
+//     [completed] with played_ms (~372);
+//   - its retained state one second after the first of every burst of
+//     changes (the agent's StateDebounce): after the receipt (amplifier on;
+//     playing, if started by then), after the start if the first had gone
+//     before it, and after the end (amplifier off, nothing playing)
+//     (~650–850 bytes);
+//   - and, as always, its state every 60 s (heartbeat), its retained online
+//     state on connect and the offline state as its Last Will.
+//
+// All QoS 1; states retained, events not; the same protocol.Encode
+// envelopes, epochs and gap-free sequences as the agent's outbox. Each node
+// connects with its own credentials (client id, username and secret) and
+// subscribes to the same topics as node/mqtt.Link. What the thin node does
+// not do, because it costs only the node: check signatures, keep a
+// store, play audio, fetch content. Like the agent, it sends its
+// unacknowledged events again when the acknowledgement is 30 s overdue
+// (agent.Config.AckTimeout), from the first one, in one batch.
+
+const (
+	envThinCreds = "LOAXA_BENCH_THIN_CREDS" // JSON file: []protocol.Credentials
+	envThinFrom  = "LOAXA_BENCH_THIN_FROM"
+	envThinCount = "LOAXA_BENCH_THIN_COUNT"
+
+	thinStateDebounce = time.Second      // agent.Config.StateDebounce default
+	thinHeartbeat     = 60 * time.Second // agent.DefaultHeartbeat
+	thinAmpTail       = 200 * time.Millisecond
+	thinAckTimeout    = 30 * time.Second // agent.Config.AckTimeout default
+)
+
+// thinNodes connects LOAXA_BENCH_THIN_COUNT thin nodes, from
+// LOAXA_BENCH_THIN_FROM in the credentials file, prints "ready", then
+// "<occurrence> <Unix ns>" for every alert a node receives the first time;
+// it runs until its stdin closes.
+func thinNodes() int {
+	from, err1 := strconv.Atoi(os.Getenv(envThinFrom))
+	count, err2 := strconv.Atoi(os.Getenv(envThinCount))
+	raw, err3 := os.ReadFile(os.Getenv(envThinCreds))
+	var creds []*protocol.Credentials
+	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(raw, &creds) != nil || from+count > len(creds) {
+		fmt.Fprintf(os.Stderr, "thin nodes: want %s, %s and %s (%v %v %v)\n", envThinCreds, envThinFrom, envThinCount, err1, err2, err3)
+		return 2
+	}
+	lines := make(chan string, 4*count)
+	go func() {
+		w := bufio.NewWriter(os.Stdout)
+		for l := range lines {
+			w.WriteString(l)
+			if len(lines) == 0 {
+				w.Flush()
+			}
+		}
+	}()
+	nodes := make([]*thinNode, count)
+	var g errgroup.Group
+	g.SetLimit(32)
+	for i := range nodes {
+		g.Go(func() error {
+			n, err := openThinNode(creds[from+i], lines)
+			nodes[i] = n
+			return err
+		})
+	}
+	err := g.Wait()
+	defer func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.close()
+			}
+		}
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lines <- "ready\n"
+	io.Copy(io.Discard, os.Stdin) // until the benchmark is done
+	if r := resent.Load(); r > 0 {
+		fmt.Fprintf(os.Stderr, "%d events sent again for want of an acknowledgement\n", r)
+	}
+	return 0
+}
+
+// thinNode is one node's MQTT client and the little an agent's messages
+// need: its outbox sequence, what plays, the amplifier, the desired
+// version.
+type thinNode struct {
+	cred    *protocol.Credentials
+	topics  protocol.Topics
+	cl      paho.Client
+	epoch   string
+	keys    []string
+	booted  time.Time
+	lines   chan<- string
+	desired atomic.Uint64
+
+	mu        sync.Mutex
+	seq       uint64
+	held      map[string]bool
+	playing   *protocol.Playing
+	amp       bool
+	pending   bool // a state is due after the debounce
+	heartbeat *time.Timer
+	unacked   []protocol.Event // sent, not acknowledged yet
+	ackTimer  *time.Timer
+	closed    bool
+}
+
+func openThinNode(cred *protocol.Credentials, lines chan<- string) (*thinNode, error) {
+	keys, err := cred.PublicKeys()
+	if err != nil {
+		return nil, fmt.Errorf("thin node %s: %w", cred.Node, err)
+	}
+	var e [8]byte
+	rand.Read(e[:])
+	n := &thinNode{cred: cred, topics: protocol.NewTopics(cred.Prefix()), epoch: hex.EncodeToString(e[:]),
+		booted: time.Now(), lines: lines, held: map[string]bool{}}
+	for _, k := range keys {
+		n.keys = append(n.keys, protocol.KeyID(k))
+	}
+	stateTopic := n.topics.Node(cred.Node, protocol.ChanState)
+	will, err := protocol.Encode(protocol.TypeState, cred.Node, "controller", 0, time.Now(), protocol.State{Status: protocol.StatusOffline, At: time.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	opts := paho.NewClientOptions().AddBroker(cred.Broker).SetClientID(cred.Node).
+		SetUsername(cred.Username).SetPassword(cred.Secret).SetCleanSession(true).
+		SetAutoReconnect(false).SetKeepAlive(30*time.Second).SetConnectTimeout(30*time.Second).
+		SetOrderMatters(false).SetBinaryWill(stateTopic, will, 1, true)
+	n.cl = paho.NewClient(opts)
+	if tok := n.cl.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		return nil, fmt.Errorf("thin node %s: connect: %v", cred.Node, tok.Error())
+	}
+	filters := map[string]byte{
+		n.topics.Node(cred.Node, protocol.ChanDesired): 1,
+		n.topics.Node(cred.Node, protocol.ChanCmd):     1,
+	}
+	areas := cred.Areas
+	if len(areas) == 0 {
+		areas = []string{cred.Area}
+	}
+	for _, a := range areas {
+		filters[n.topics.Area(a, protocol.ChanCmd)] = 1
+		filters[n.topics.Area(a, protocol.ChanLive)] = 1
+	}
+	if tok := n.cl.SubscribeMultiple(filters, n.receive); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		return nil, fmt.Errorf("thin node %s: subscribe: %v", cred.Node, tok.Error())
+	}
+	n.mu.Lock()
+	n.publishStateLocked() // the online state, as the link publishes on connect
+	n.mu.Unlock()
+	return n, nil
+}
+
+func (n *thinNode) close() {
+	n.mu.Lock()
+	n.closed = true
+	if n.heartbeat != nil {
+		n.heartbeat.Stop()
+	}
+	if n.ackTimer != nil {
+		n.ackTimer.Stop()
+	}
+	n.mu.Unlock()
+	n.cl.Disconnect(50)
+}
+
+// receive runs on paho's goroutine (OrderMatters false: one per message).
+func (n *thinNode) receive(_ paho.Client, m paho.Message) {
+	at := time.Now()
+	t, err := n.topics.Parse(m.Topic())
+	if err != nil || len(m.Payload()) == 0 {
+		return
+	}
+	env, err := protocol.Parse(m.Payload())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "thin node %s: %s: %v\n", n.cred.Node, m.Topic(), err)
+		return
+	}
+	switch t.Channel {
+	case protocol.ChanDesired:
+		var d protocol.DesiredState
+		if env.Decode(&d) == nil {
+			n.desired.Store(d.Version)
+		}
+	case protocol.ChanCmd:
+		var cmd protocol.Command
+		if env.Decode(&cmd) != nil {
+			return
+		}
+		switch {
+		case cmd.Name == protocol.CmdAck && cmd.Epoch == n.epoch:
+			n.ack(cmd.Seq)
+		case cmd.Name == protocol.CmdAlert && cmd.Alert != nil:
+			n.alert(cmd.Alert, at)
+		}
+	}
+}
+
+// alert answers an alert (the area publish or a resend) as an agent does.
+func (n *thinNode) alert(al *protocol.Alert, at time.Time) {
+	o := al.Occurrence
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held[o.ID] || n.closed {
+		return // a copy
+	}
+	n.held[o.ID] = true
+	n.lines <- fmt.Sprintf("%s %d\n", o.ID, at.UnixNano())
+	n.events(o, protocol.Event{Type: protocol.EventReceived, At: at.UTC()}, protocol.Event{Type: protocol.EventContentReady, At: at.UTC()})
+	n.amp = true // prepared on receipt: the amplifier switches on
+	n.dirty()
+	played := time.Duration(0)
+	durations := map[string]int64{}
+	for _, c := range al.Content {
+		durations[c.ID] = c.DurationMS
+	}
+	played += time.Duration(durations[o.OpeningChime]+durations[o.ClosingChime]) * time.Millisecond
+	rep := max(o.Repeat, 1)
+	played += time.Duration(int64(rep)*durations[o.Content]+int64(rep-1)*o.GapMS) * time.Millisecond
+	time.AfterFunc(time.Until(o.Start), func() { n.start(o, played) })
+}
+
+func (n *thinNode) start(o protocol.Occurrence, played time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	at := time.Now().UTC()
+	n.events(o, protocol.Event{Type: protocol.EventStarted, At: at, LateMS: at.Sub(o.Start).Milliseconds()})
+	n.playing = &protocol.Playing{Occurrence: o.ID, Content: o.Content, Priority: o.Priority, Since: at, Drill: o.Drill}
+	n.dirty()
+	time.AfterFunc(played, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed {
+			return
+		}
+		n.events(o, protocol.Event{Type: protocol.EventCompleted, At: time.Now().UTC(), PlayedMS: played.Milliseconds()})
+		n.playing = nil
+		n.dirty()
+		time.AfterFunc(thinAmpTail, func() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.amp = false
+			n.dirty()
+		})
+	})
+}
+
+// events publishes one batch of events about o: the next sequences of
+// the node's outbox. Called with n.mu held.
+func (n *thinNode) events(o protocol.Occurrence, evs ...protocol.Event) {
+	first := n.seq + 1
+	for i := range evs {
+		n.seq++
+		evs[i].Seq = n.seq
+		evs[i].Occurrence, evs[i].Announcement, evs[i].Content, evs[i].Drill = o.ID, o.Announcement, o.Content, o.Drill
+		if evs[i].LateMS < 0 {
+			evs[i].LateMS = 0
+		}
+	}
+	n.unacked = append(n.unacked, evs...)
+	n.sendEvents(first, evs)
+	if n.ackTimer == nil {
+		n.ackTimer = time.AfterFunc(thinAckTimeout, n.resend)
+	} else {
+		n.ackTimer.Reset(thinAckTimeout)
+	}
+}
+
+// sendEvents publishes one event batch. Called with n.mu held.
+func (n *thinNode) sendEvents(first uint64, evs []protocol.Event) {
+	raw, err := protocol.Encode(protocol.TypeEvents, n.cred.Node, "controller", first, time.Now(), protocol.EventBatch{Epoch: n.epoch, Events: evs})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "thin node %s: encode events: %v\n", n.cred.Node, err)
+		return
+	}
+	n.cl.Publish(n.topics.Node(n.cred.Node, protocol.ChanEvent), 1, false, raw)
+}
+
+// ack drops the events the controller acknowledged.
+func (n *thinNode) ack(seq uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.unacked = slices.DeleteFunc(n.unacked, func(e protocol.Event) bool { return e.Seq <= seq })
+	if len(n.unacked) == 0 && n.ackTimer != nil {
+		n.ackTimer.Stop()
+	}
+}
+
+// resend sends the unacknowledged events again, from the first.
+func (n *thinNode) resend() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || len(n.unacked) == 0 {
+		return
+	}
+	resent.Add(uint64(len(n.unacked)))
+	n.sendEvents(n.unacked[0].Seq, slices.Clone(n.unacked[:min(len(n.unacked), 100)]))
+	n.ackTimer.Reset(thinAckTimeout)
+}
+
+// resent counts the events this process sent again.
+var resent atomic.Uint64
+
+// dirty publishes the state a debounce after the first change of a burst.
+// Called with n.mu held.
+func (n *thinNode) dirty() {
+	if n.pending {
+		return
+	}
+	n.pending = true
+	time.AfterFunc(thinStateDebounce, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.pending = false
+		if !n.closed {
+			n.publishStateLocked()
+		}
+	})
+}
+
+// publishStateLocked publishes the node's retained state, like a
+// firmware-sim agent's, and restarts the heartbeat. Called with n.mu held.
+func (n *thinNode) publishStateLocked() {
+	now := time.Now()
+	mains, fault, door, charging := true, false, false, false
+	volts, temp, ohms, rssi := 13.6, 30.1, 50.0, -75
+	amp := n.amp
+	disk, volume := int64(79274373120), 10
+	st := protocol.State{
+		Status: protocol.StatusOnline, At: now.UTC(), Agent: "firmware-sim", DesiredVersion: n.desired.Load(),
+		CacheBytes: 30900, CacheLimit: 536870912, Outbox: 0, Keys: n.keys, HeartbeatMS: thinHeartbeat.Milliseconds(),
+		UptimeS: int64(now.Sub(n.booted) / time.Second), DiskFreeBytes: &disk, Volume: &volume, AmplifierPolicy: protocol.AmpAuto,
+		Board: &protocol.Board{Amplifier: amp, AmplifierCommand: &amp, AmplifierFault: &fault, SpeakerLine: protocol.LineOK,
+			SpeakerOhms: &ohms, Mains: &mains, BatteryVolts: &volts, Charging: &charging, TemperatureC: &temp, DoorOpen: &door,
+			RSSIDBm: &rssi, Link: "4g"},
+	}
+	if p := n.playing; p != nil {
+		cp := *p
+		st.Playing = &cp
+	}
+	raw, err := protocol.Encode(protocol.TypeState, n.cred.Node, "controller", 0, now, st)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "thin node %s: encode state: %v\n", n.cred.Node, err)
+		return
+	}
+	n.cl.Publish(n.topics.Node(n.cred.Node, protocol.ChanState), 1, true, raw)
+	if n.heartbeat == nil {
+		n.heartbeat = time.AfterFunc(thinHeartbeat, func() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if !n.closed {
+				n.publishStateLocked()
+			}
+		})
+	} else {
+		n.heartbeat.Reset(thinHeartbeat)
+	}
+}

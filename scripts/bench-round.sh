@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench-round.sh measures the controller's own cost of one emergency round
+# at NODES nodes (e2e/emergencybench, BenchmarkControllerRound): a real
+# controller (embedded broker, bbolt on disk, HTTP API) in the benchmark's
+# process and NODES thin nodes, plain MQTT clients with the nodes' own
+# credentials that publish for an alert exactly what a node agent
+# publishes (events received / content-ready, started, completed; states
+# after each change) and nothing costlier, in processes of at most 2,500.
+# Per round it prints the benchmark process's CPU time (getrusage: the
+# controller and the benchmark's own API calls), the wall time until the
+# report shows every node received and completed, and the alert's fan-out
+# to the thin nodes. BENCHMARKS.md records the results.
+#
+#   scripts/bench-round.sh [NODES [ROUNDS]]     (default 1000 nodes, 5 rounds)
+#
+# LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
+# rounds alone (go tool pprof cpu.out).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+nodes=${1:-1000}
+rounds=${2:-5}
+go=${GO:-go}
+if ! command -v "$go" >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	go=/usr/local/go/bin/go
+fi
+
+echo "nodes=$nodes rounds=$rounds $("$go" version) cores=$(nproc)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+LOAXA_BENCH_EMERGENCY_NODES=$nodes LOAXA_BENCH_EMERGENCY_ROUNDS=$rounds \
+	"$go" test -count=1 -run '^$' -bench ControllerRound -benchtime 1x -timeout 60m ${BENCH_ARGS:-} ./e2e/emergencybench
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
