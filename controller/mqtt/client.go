@@ -16,6 +16,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,14 @@ type Client struct {
 	Workers int
 	// PublishTimeout bounds waiting for the broker to accept a publish.
 	PublishTimeout time.Duration
+	// DesiredInflight bounds the desired states published and not yet
+	// acknowledged by the broker, counting those whose caller stopped
+	// waiting: paho keeps a timed-out publish (and its payload) until the
+	// broker acknowledges it or the connection drops, so without a bound
+	// a slow broker would collect one per node and retry. A publish
+	// waits for a free slot within its PublishTimeout. Commands and alerts
+	// are not counted: an emergency never waits behind schedules.
+	DesiredInflight int
 
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
@@ -79,6 +88,10 @@ type Client struct {
 	wg          sync.WaitGroup
 	cancel      context.CancelFunc
 	dropped     atomic.Uint64
+	// desiredGate (one token) serialises desired publishes while they
+	// take a slot; desiredToks are those the broker has not acknowledged.
+	desiredGate chan struct{}
+	desiredToks []paho.Token
 }
 
 type message struct {
@@ -89,12 +102,13 @@ type message struct {
 // NewClient returns a client with defaults.
 func NewClient() *Client {
 	return &Client{
-		ClientID:       "loaxa-controller",
-		Topics:         protocol.NewTopics(""),
-		Workers:        32,
-		PublishTimeout: 10 * time.Second,
-		Now:            time.Now,
-		Logger:         slog.Default(),
+		ClientID:        "loaxa-controller",
+		Topics:          protocol.NewTopics(""),
+		Workers:         32,
+		PublishTimeout:  10 * time.Second,
+		DesiredInflight: 64,
+		Now:             time.Now,
+		Logger:          slog.Default(),
 	}
 }
 
@@ -115,6 +129,7 @@ func (c *Client) Open() error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	c.desiredGate = make(chan struct{}, 1)
 	c.queues = make([]chan message, max(c.Workers, 1))
 	for i := range c.queues {
 		// 16,384 messages in all, however many workers share them.
@@ -293,9 +308,13 @@ func (c *Client) publish(ctx context.Context, kind, topic string, retained bool,
 }
 
 func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
-	tok := c.client.Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(c.PublishTimeout)
 	defer timer.Stop()
+	return c.await(ctx, topic, c.client.Publish(topic, 1, retained, payload), timer)
+}
+
+// await waits for the broker to acknowledge tok, until timer or ctx.
+func (c *Client) await(ctx context.Context, topic string, tok paho.Token, timer *time.Timer) error {
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -309,6 +328,60 @@ func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, pa
 	}
 }
 
+// publishDesired publishes a desired state once fewer than
+// DesiredInflight are unacknowledged, all within PublishTimeout.
+func (c *Client) publishDesired(ctx context.Context, topic string, payload []byte) error {
+	timer := time.NewTimer(c.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case c.desiredGate <- struct{}{}:
+	case <-timer.C:
+		return fmt.Errorf("publish %s: %w within %v", topic, ErrDesiredInflight, c.PublishTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	}
+	tok, err := c.takeDesiredSlot(ctx, timer)
+	if err == nil {
+		tok = c.client.Publish(topic, 1, true, payload)
+		c.desiredToks = append(c.desiredToks, tok)
+	}
+	<-c.desiredGate
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return c.await(ctx, topic, tok, timer)
+}
+
+// ErrDesiredInflight is returned when DesiredInflight desired states stay
+// unacknowledged for a whole PublishTimeout.
+var ErrDesiredInflight = errors.New("too many desired states not yet acknowledged by the broker")
+
+// takeDesiredSlot waits until fewer than DesiredInflight desired states
+// are unacknowledged. Called holding desiredGate.
+func (c *Client) takeDesiredSlot(ctx context.Context, timer *time.Timer) (paho.Token, error) {
+	for {
+		c.desiredToks = slices.DeleteFunc(c.desiredToks, func(t paho.Token) bool {
+			select {
+			case <-t.Done():
+				return true
+			default:
+				return false
+			}
+		})
+		if len(c.desiredToks) < max(c.DesiredInflight, 1) {
+			return nil, nil
+		}
+		c.metrics().inflightWaits.Inc()
+		select {
+		case <-c.desiredToks[0].Done():
+		case <-timer.C:
+			return nil, fmt.Errorf("%w: %d within %v", ErrDesiredInflight, len(c.desiredToks), c.PublishTimeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // PublishDesired signs d and publishes it retained on the node's desired
 // topic.
 func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) error {
@@ -317,7 +390,13 @@ func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) e
 	if err != nil {
 		return fmt.Errorf("publish desired state %d for %s: %w", d.Version, d.Node, err)
 	}
-	return c.publish(ctx, "desired", c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
+	err = c.publishDesired(ctx, c.Topics.Node(d.Node, protocol.ChanDesired), raw)
+	if err != nil {
+		c.metrics().failed.WithLabelValues("desired").Inc()
+		return err
+	}
+	c.metrics().out.WithLabelValues("desired").Inc()
+	return nil
 }
 
 // SendNodeCommand signs cmd and publishes it on the node's cmd topic.
