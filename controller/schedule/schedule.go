@@ -67,7 +67,11 @@ type Scheduler struct {
 	// messenger's timeout) is published again: RetryMin after the first
 	// failure, doubling up to RetryMax. They run on Clock.
 	RetryMin, RetryMax time.Duration
-	Logger             *slog.Logger
+	// Alarms, if set, hears of a node whose desired state has been
+	// undelivered for AlarmAfter, and of its delivery after that.
+	Alarms     loaxa.DesiredAlarms
+	AlarmAfter time.Duration
+	Logger     *slog.Logger
 
 	kick chan struct{}
 
@@ -95,6 +99,7 @@ func NewScheduler() *Scheduler {
 		RepublishAfter: 7 * 24 * time.Hour,
 		RetryMin:       time.Second,
 		RetryMax:       2 * time.Minute,
+		AlarmAfter:     5 * time.Minute,
 		Logger:         slog.Default(),
 		kick:           make(chan struct{}, 1),
 	}
@@ -144,6 +149,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.Logger.Error("schedule: compile failed", "err", err)
 		}
 		s.lastRun.Store(s.Clock.Now().UnixNano())
+		s.raiseAlarms(ctx, s.Clock.Now())
 		if !s.wait(ctx) {
 			return nil
 		}
@@ -171,6 +177,7 @@ func (s *Scheduler) wait(ctx context.Context) bool {
 				return true
 			}
 			s.retryDue(ctx)
+			s.raiseAlarms(ctx, s.Clock.Now())
 		case <-s.kick:
 			timer.Stop()
 			debounce := time.NewTimer(s.Debounce)
@@ -382,7 +389,7 @@ func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Ti
 		s.notAccepted(rec, now, err)
 		return fmt.Errorf("publish desired state %d: %w: %w", rec.State.Version, ErrNotAccepted, err)
 	}
-	s.accepted(rec.Node, rec.State.Version)
+	s.accepted(ctx, rec.Node, rec.State.Version, now)
 	rec.Published = now
 	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
 		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)

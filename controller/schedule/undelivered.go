@@ -3,6 +3,7 @@ package schedule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -39,6 +40,7 @@ type undelivered struct {
 	attempts int
 	due      time.Time // next retry
 	err      string
+	alarmed  bool // Alarms was told
 }
 
 // Undelivered reports how many nodes have a desired state the broker has
@@ -63,6 +65,36 @@ func (s *Scheduler) undeliveredCount() int {
 func (s *Scheduler) notAccepted(rec *loaxa.Desired, now time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.listUndelivered(rec, now, err)
+}
+
+// raiseAlarms tells Alarms of every node undelivered for AlarmAfter that it
+// was not told of yet. Run calls it after each pass and retry round, so an
+// alarm opens at most RetryMax after AlarmAfter.
+func (s *Scheduler) raiseAlarms(ctx context.Context, now time.Time) {
+	if s.Alarms == nil {
+		return
+	}
+	type alarm struct {
+		node, detail string
+		since        time.Time
+	}
+	var raise []alarm
+	s.mu.Lock()
+	for node, u := range s.undelivered {
+		if !u.alarmed && now.Sub(u.since) >= s.AlarmAfter {
+			u.alarmed = true
+			raise = append(raise, alarm{node, fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", u.version, u.attempts, u.err), u.since})
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range raise {
+		s.Alarms.DesiredUndelivered(ctx, a.node, a.detail, a.since)
+	}
+}
+
+// listUndelivered updates rec's node's entry. Called with s.mu held.
+func (s *Scheduler) listUndelivered(rec *loaxa.Desired, now time.Time, err error) *undelivered {
 	if s.undelivered == nil {
 		s.undelivered = map[string]*undelivered{}
 	}
@@ -75,6 +107,7 @@ func (s *Scheduler) notAccepted(rec *loaxa.Desired, now time.Time, err error) {
 	u.attempts++
 	u.due = now.Add(s.backoff(u.attempts))
 	u.err = err.Error()
+	return u
 }
 
 // backoff is the wait after the n-th failed attempt.
@@ -91,12 +124,18 @@ func (s *Scheduler) backoff(n int) time.Duration {
 }
 
 // accepted takes node off the retry list once version (or a newer one)
-// was accepted.
-func (s *Scheduler) accepted(node string, version uint64) {
+// was accepted at now, and ends its alarm.
+func (s *Scheduler) accepted(ctx context.Context, node string, version uint64, now time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u := s.undelivered[node]; u != nil && version >= u.version {
-		delete(s.undelivered, node)
+	u := s.undelivered[node]
+	if u == nil || version < u.version {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.undelivered, node)
+	s.mu.Unlock()
+	if u.alarmed {
+		s.Alarms.DesiredDelivered(ctx, node, now)
 	}
 }
 
