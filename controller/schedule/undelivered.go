@@ -167,7 +167,7 @@ func (s *Scheduler) nextRetry() (time.Time, bool) {
 
 // retryDue publishes again the newest stored desired state of every node
 // whose retry is due, oldest failure first, and stops at the first the
-// broker does not accept.
+// broker does not accept, or when Changed asks for a pass.
 func (s *Scheduler) retryDue(ctx context.Context) {
 	now := s.Clock.Now()
 	s.mu.Lock()
@@ -194,7 +194,9 @@ func (s *Scheduler) retryDue(ctx context.Context) {
 		return cmpString(a.node, b.node)
 	})
 	for _, e := range due {
-		if ctx.Err() != nil {
+		// A change waiting for its pass goes first: retries must not
+		// hold up a new schedule. The rest stay due.
+		if ctx.Err() != nil || len(s.kick) > 0 {
 			return
 		}
 		// The newest version wins: whatever the store holds now, not
