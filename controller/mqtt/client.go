@@ -59,6 +59,11 @@ type Client struct {
 	// 7,000, on the same disk).
 	Workers int
 	// PublishTimeout bounds waiting for the broker to accept a publish.
+	// The acknowledgement shares this one connection with every node
+	// message the broker sends the controller: mochi writes it in order
+	// behind them, and paho reads them one at a time, so under a burst of
+	// node traffic (a fleet enrolling) it can take longer than this even
+	// though the broker took the message (docs/scheduling.md).
 	PublishTimeout time.Duration
 	// DesiredInflight bounds the desired states published and not yet
 	// acknowledged by the broker, counting those whose caller stopped
