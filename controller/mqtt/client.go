@@ -345,7 +345,8 @@ func (c *Client) publishDesired(ctx context.Context, topic string, payload []byt
 	case <-ctx.Done():
 		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
 	}
-	tok, err := c.takeDesiredSlot(ctx, timer)
+	var tok paho.Token
+	err := c.takeDesiredSlot(ctx, timer)
 	if err == nil {
 		tok = c.client.Publish(topic, 1, true, payload)
 		c.desiredToks = append(c.desiredToks, tok)
@@ -363,7 +364,7 @@ var ErrDesiredInflight = errors.New("too many desired states not yet acknowledge
 
 // takeDesiredSlot waits until fewer than DesiredInflight desired states
 // are unacknowledged. Called holding desiredGate.
-func (c *Client) takeDesiredSlot(ctx context.Context, timer *time.Timer) (paho.Token, error) {
+func (c *Client) takeDesiredSlot(ctx context.Context, timer *time.Timer) error {
 	for {
 		c.desiredToks = slices.DeleteFunc(c.desiredToks, func(t paho.Token) bool {
 			select {
@@ -374,15 +375,15 @@ func (c *Client) takeDesiredSlot(ctx context.Context, timer *time.Timer) (paho.T
 			}
 		})
 		if len(c.desiredToks) < max(c.DesiredInflight, 1) {
-			return nil, nil
+			return nil
 		}
 		c.metrics().inflightWaits.Inc()
 		select {
 		case <-c.desiredToks[0].Done():
 		case <-timer.C:
-			return nil, fmt.Errorf("%w: %d within %v", ErrDesiredInflight, len(c.desiredToks), c.PublishTimeout)
+			return fmt.Errorf("%w: %d within %v", ErrDesiredInflight, len(c.desiredToks), c.PublishTimeout)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
