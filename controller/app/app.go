@@ -192,6 +192,10 @@ func (a *App) Open() (err error) {
 		a.MQTT.BrokerURL = a.Broker.URL()
 		a.MQTT.Username = mqtt.ControllerUsername
 		a.MQTT.Password = a.Broker.ControllerSecret
+		// Publishes on a connection of their own, so their
+		// acknowledgements do not wait behind node traffic (an
+		// external Mosquitto pins one client id per user: not there).
+		a.MQTT.PublishClientID = a.MQTT.ClientID + "-pub"
 		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL

@@ -5,7 +5,8 @@
 // The controller talks to the embedded broker over TCP with paho exactly as
 // it talks to an external one (Mosquitto, EMQX, …), so one code path is
 // tested for both; the embedded broker only adds authentication and ACLs
-// backed by the node store.
+// backed by the node store, and lets the controller publish on a second
+// connection (Client.PublishClientID).
 package mqtt
 
 import (
@@ -48,7 +49,22 @@ type Client struct {
 	Password string
 	// TLSConfig is used for ssl:// brokers.
 	TLSConfig *tls.Config
-	ClientID  string
+	// ClientID names the connection that receives node states and
+	// events.
+	ClientID string
+	// PublishClientID, if set, opens a second connection with this id
+	// for everything the controller publishes. The broker acknowledges a
+	// publish on the connection it came in on, in order behind whatever
+	// it is writing there; on the receiving connection that is every
+	// node message for the controller, so under a burst of node traffic
+	// a desired state or an alert waits for its acknowledgement behind
+	// thousands of them (TestPublishesDoNotWaitBehindNodeTraffic). The
+	// embedded broker allows it; a Mosquitto set up with
+	// use_username_as_clientid (mosquitto.conf from the controller) gives
+	// both connections one id and would let them take each other over,
+	// so external brokers leave it empty and publish on the one
+	// connection.
+	PublishClientID string
 	Topics    protocol.Topics
 	Signer    *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
@@ -84,7 +100,8 @@ type Client struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	client      paho.Client
+	client      paho.Client // receives node messages
+	pub         paho.Client // publishes: client, or its own connection (PublishClientID)
 	queues      []chan message
 	m           *metrics
 	metricsOnce sync.Once
@@ -143,34 +160,46 @@ func (c *Client) Open() error {
 		go c.work(ctx, c.queues[i])
 	}
 
-	opts := paho.NewClientOptions().
-		AddBroker(u.String()).
-		SetClientID(c.ClientID).
-		SetUsername(user).
-		SetPassword(pass).
-		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetOrderMatters(true).
-		SetOnConnectHandler(c.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			c.Logger.Warn("mqtt: connection to broker lost", "err", err)
-		})
-	if c.TLSConfig != nil {
-		opts.SetTLSConfig(c.TLSConfig)
+	opts := func(id string) *paho.ClientOptions {
+		o := paho.NewClientOptions().
+			AddBroker(u.String()).
+			SetClientID(id).
+			SetUsername(user).
+			SetPassword(pass).
+			SetCleanSession(true).
+			SetAutoReconnect(true).
+			SetConnectRetry(true).
+			SetConnectRetryInterval(time.Second).
+			SetMaxReconnectInterval(10 * time.Second).
+			SetKeepAlive(30 * time.Second).
+			SetOrderMatters(true).
+			SetConnectionLostHandler(func(_ paho.Client, err error) {
+				c.Logger.Warn("mqtt: connection to broker lost", "client", id, "err", err)
+			})
+		if c.TLSConfig != nil {
+			o.SetTLSConfig(c.TLSConfig)
+		}
+		return o
 	}
-	c.client = paho.NewClient(opts)
+	c.client = paho.NewClient(opts(c.ClientID).SetOnConnectHandler(c.onConnect))
+	c.pub = c.client
+	if c.PublishClientID != "" {
+		c.pub = paho.NewClient(opts(c.PublishClientID).SetOnConnectHandler(func(paho.Client) {
+			c.Logger.Info("mqtt: publisher connected to broker", "broker", c.BrokerURL)
+		}))
+		c.pub.Connect()
+	}
 	// With ConnectRetry the token completes only once connected; do not
 	// wait, the controller serves its API while the broker is away.
 	c.client.Connect()
 	return nil
 }
 
-// Connected reports whether the client is connected now.
-func (c *Client) Connected() bool { return c.client != nil && c.client.IsConnectionOpen() }
+// Connected reports whether the client is connected now (both
+// connections, with PublishClientID).
+func (c *Client) Connected() bool {
+	return c.client != nil && c.client.IsConnectionOpen() && c.pub.IsConnectionOpen()
+}
 
 // WaitConnected blocks until connected or ctx is done.
 func (c *Client) WaitConnected(ctx context.Context) error {
@@ -188,6 +217,9 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 func (c *Client) Close() error {
 	if c.client != nil {
 		c.client.Disconnect(250)
+		if c.pub != c.client {
+			c.pub.Disconnect(250)
+		}
 	}
 	if c.cancel != nil {
 		c.cancel()
@@ -315,7 +347,7 @@ func (c *Client) publish(ctx context.Context, kind, topic string, retained bool,
 func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
 	timer := time.NewTimer(c.PublishTimeout)
 	defer timer.Stop()
-	return c.await(ctx, topic, c.client.Publish(topic, 1, retained, payload), timer)
+	return c.await(ctx, topic, c.pub.Publish(topic, 1, retained, payload), timer)
 }
 
 // await waits for the broker to acknowledge tok, until timer or ctx.
@@ -348,7 +380,7 @@ func (c *Client) publishDesired(ctx context.Context, topic string, payload []byt
 	var tok paho.Token
 	err := c.takeDesiredSlot(ctx, timer)
 	if err == nil {
-		tok = c.client.Publish(topic, 1, true, payload)
+		tok = c.pub.Publish(topic, 1, true, payload)
 		c.desiredToks = append(c.desiredToks, tok)
 	}
 	<-c.desiredGate
@@ -447,7 +479,7 @@ func (c *Client) SendLive(ctx context.Context, area string, l protocol.Live) err
 		return c.publish(ctx, "live", topic, false, raw)
 	}
 	// QoS 0 completes as soon as the frame is written: no wait.
-	tok := c.client.Publish(topic, 0, false, raw)
+	tok := c.pub.Publish(topic, 0, false, raw)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {

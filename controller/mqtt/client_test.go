@@ -201,3 +201,97 @@ func TestDesiredInflightIsBounded(t *testing.T) {
 		t.Fatalf("publish after the broker caught up: %v", err)
 	}
 }
+
+// stallHook stalls the broker's writes of node states to the controller,
+// as a controller reading its connection slowly (a fleet enrolling on a
+// busy machine) does: the broker's writer waits on the first and queues
+// the rest behind it.
+type stallHook struct {
+	mochi.HookBase
+	client  string
+	stalled atomic.Int32
+	release chan struct{}
+}
+
+func (h *stallHook) ID() string { return "test-stall" }
+
+func (h *stallHook) Provides(b byte) bool { return b == mochi.OnPacketEncode }
+
+func (h *stallHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if cl.ID == h.client && pk.FixedHeader.Type == packets.Publish && pk.TopicName == topics.Node("tt-01", protocol.ChanState) {
+		h.stalled.Add(1)
+		<-h.release
+	}
+	return pk
+}
+
+// With PublishClientID the broker acknowledges a desired state at once
+// even while node traffic to the controller is stalled: the
+// acknowledgement does not wait behind node messages. Without it (one
+// connection) this publish times out.
+func TestPublishesDoNotWaitBehindNodeTraffic(t *testing.T) {
+	r := newRig(t)
+	key, err := r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mqtt.NewClient()
+	c.BrokerURL = r.broker.URL()
+	c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
+	c.Signer = protocol.NewSigner("controller", key, 0, nil)
+	c.NodeService, c.EventService = r.nodes, r.events
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c.PublishTimeout = time.Second
+	c.PublishClientID = c.ClientID + "-pub"
+	stall := &stallHook{client: c.ClientID, release: make(chan struct{})}
+	if err := r.broker.AddHook(stall); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(stall.release)
+		}
+	}
+	defer release() // before the broker closes
+	if err := c.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	state := func() {
+		t.Helper()
+		seq++
+		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", seq, time.Now(), protocol.State{Status: protocol.StatusOnline, At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, false, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("node publish: %v", tok.Error())
+		}
+	}
+	// States until the broker's writer to the controller stalls on one
+	// (the controller subscribes in the background), then two more that
+	// queue behind it: each is queued before the broker reads the node's
+	// next publish.
+	poll(t, "the broker's writer stalled", func() bool {
+		state()
+		return stall.stalled.Load() > 0
+	})
+	state()
+	state()
+
+	if err := c.PublishDesired(ctx, &protocol.DesiredState{Node: "tt-01", Version: 1}); err != nil {
+		t.Fatalf("desired state while node traffic to the controller is stalled: %v", err)
+	}
+}
