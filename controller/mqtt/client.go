@@ -65,8 +65,8 @@ type Client struct {
 	// so external brokers leave it empty and publish on the one
 	// connection.
 	PublishClientID string
-	Topics    protocol.Topics
-	Signer    *protocol.Signer
+	Topics          protocol.Topics
+	Signer          *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
 	// go to the same worker, so its events stay in order. Each writes its
 	// node's status in its own store transaction, and the store commits
