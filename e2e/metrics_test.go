@@ -48,6 +48,10 @@ func TestControllerMetricsAndHealth(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want at least %v", tt.name, tt.labels, v, ok, tt.min)
 		}
 	}
+	// Both nodes' desired states were accepted: none waits for a retry.
+	if v, ok := m.Value("loaxa_desired_undelivered"); !ok || v != 0 {
+		t.Errorf("loaxa_desired_undelivered = %v (present %v), want 0", v, ok)
+	}
 	if _, ok := m.Value("loaxa_alarms_open", "severity", "critical"); !ok {
 		t.Error("no loaxa_alarms_open{severity=critical}")
 	}

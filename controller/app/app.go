@@ -192,6 +192,10 @@ func (a *App) Open() (err error) {
 		a.MQTT.BrokerURL = a.Broker.URL()
 		a.MQTT.Username = mqtt.ControllerUsername
 		a.MQTT.Password = a.Broker.ControllerSecret
+		// Publishes on a connection of their own, so their
+		// acknowledgements do not wait behind node traffic (an
+		// external Mosquitto pins one client id per user: not there).
+		a.MQTT.PublishClientID = a.MQTT.ClientID + "-pub"
 		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
@@ -249,6 +253,7 @@ func (a *App) Open() (err error) {
 	a.Scheduler.Clock = a.Clock
 	a.Scheduler.Horizon = cfg.Horizon
 	a.Scheduler.Logger = a.Logger
+	a.Scheduler.Alarms = a.Health
 
 	a.HTTP = lhttp.NewServer()
 	a.HTTP.Addr = cfg.HTTPAddr
@@ -401,6 +406,7 @@ func (a *App) metrics() http.Handler {
 		reg.MustRegister(a.Broker.Collectors()...)
 	}
 	reg.MustRegister(a.Health.Collectors()...)
+	reg.MustRegister(a.Scheduler.Collectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",
 	}, func() float64 {
@@ -442,7 +448,15 @@ func (a *App) healthChecks() []lhttp.HealthCheck {
 			return fmt.Sprintf("%d bytes", n), nil
 		}},
 		{Name: "scheduler", Check: func(ctx context.Context) (string, error) {
-			return lag(a.Scheduler.LastRun(), a.Scheduler.Interval, "the scheduler")
+			detail, err := lag(a.Scheduler.LastRun(), a.Scheduler.Interval, "the scheduler")
+			// Desired states the broker has not accepted are retried; they
+			// are a warning per node (alarm desired-undelivered), not a
+			// failure of the controller.
+			if n, since := a.Scheduler.Undelivered(); n > 0 {
+				detail += fmt.Sprintf("; %d desired states not accepted by the broker yet (oldest since %s), retrying",
+					n, since.UTC().Format(time.RFC3339))
+			}
+			return detail, err
 		}},
 		{Name: "health", Check: func(ctx context.Context) (string, error) {
 			return lag(a.Health.Status().LastSweep, a.Config.Health.Sweep, "the health sweep")

@@ -549,6 +549,31 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 	}
 }
 
+var _ loaxa.DesiredAlarms = (*Monitor)(nil)
+
+// DesiredUndelivered opens the node's desired-undelivered alarm.
+func (m *Monitor) DesiredUndelivered(ctx context.Context, node, detail string, since time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.record(ctx, node)
+	if err != nil {
+		m.Logger.Warn("health: undelivered desired state of an unknown node", "node", node, "err", err)
+		return
+	}
+	if _, open := m.open[alarmKey{node, loaxa.AlarmDesiredUndelivered}]; !open {
+		m.openAlarm(ctx, node, r, loaxa.AlarmDesiredUndelivered, detail, since)
+	}
+}
+
+// DesiredDelivered ends the node's desired-undelivered alarm, if open.
+func (m *Monitor) DesiredDelivered(ctx context.Context, node string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a := m.open[alarmKey{node, loaxa.AlarmDesiredUndelivered}]; a != nil {
+		m.endAlarm(ctx, a, at)
+	}
+}
+
 // recordTest files a self-test result; a passing audible test proves the
 // cluster sounds again. Called with m.mu held.
 func (m *Monitor) recordTest(ctx context.Context, node string, r *record, e protocol.Event) {

@@ -32,6 +32,17 @@ type Scheduler interface {
 	Changed()
 }
 
+// DesiredAlarms hears when a node's newest desired state has not been
+// accepted by the broker for a while (the scheduler retries it) and when it
+// finally is; controller/health turns that into an alarm.
+type DesiredAlarms interface {
+	// DesiredUndelivered says node's desired state is undelivered since
+	// since; detail says which version and why.
+	DesiredUndelivered(ctx context.Context, node, detail string, since time.Time)
+	// DesiredDelivered says the broker accepted it at at.
+	DesiredDelivered(ctx context.Context, node string, at time.Time)
+}
+
 // Messenger sends to nodes. Implementations sign every message.
 type Messenger interface {
 	// PublishDesired publishes d retained on the node's desired topic.

@@ -40,6 +40,10 @@ const (
 	AlarmClockOffset   = "clock-offset"       // warning: the board's clock is far off
 	AlarmOffline       = "offline"            // critical: silent longer than the threshold
 	AlarmFailedToSound = "failed-to-sound"    // critical: a play failed for a hardware or content reason
+	// AlarmDesiredUndelivered (warning): the broker has not accepted the
+	// node's newest desired state for a while; the scheduler keeps
+	// retrying it.
+	AlarmDesiredUndelivered = "desired-undelivered"
 )
 
 // Alarm severities.

@@ -98,6 +98,15 @@ func (b *Broker) Open() error {
 	return nil
 }
 
+// AddHook adds a mochi hook to the open broker, after its own; tests use
+// it to hold or drop messages the way a slow or lossy broker would.
+func (b *Broker) AddHook(h mochi.Hook) error {
+	if err := b.server.AddHook(h, nil); err != nil {
+		return fmt.Errorf("broker: add hook %s: %w", h.ID(), err)
+	}
+	return nil
+}
+
 // ListenAddr returns the address the broker listens on.
 func (b *Broker) ListenAddr() string { return b.listener.Address() }
 

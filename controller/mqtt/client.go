@@ -5,7 +5,8 @@
 // The controller talks to the embedded broker over TCP with paho exactly as
 // it talks to an external one (Mosquitto, EMQX, …), so one code path is
 // tested for both; the embedded broker only adds authentication and ACLs
-// backed by the node store.
+// backed by the node store, and lets the controller publish on a second
+// connection (Client.PublishClientID).
 package mqtt
 
 import (
@@ -16,6 +17,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,9 +55,24 @@ type Client struct {
 	Password string
 	// TLSConfig is used for ssl:// brokers.
 	TLSConfig *tls.Config
-	ClientID  string
-	Topics    protocol.Topics
-	Signer    *protocol.Signer
+	// ClientID names the connection that receives node states and
+	// events.
+	ClientID string
+	// PublishClientID, if set, opens a second connection with this id
+	// for everything the controller publishes. The broker acknowledges a
+	// publish on the connection it came in on, in order behind whatever
+	// it is writing there; on the receiving connection that is every
+	// node message for the controller, so under a burst of node traffic
+	// a desired state or an alert waits for its acknowledgement behind
+	// thousands of them (TestPublishesDoNotWaitBehindNodeTraffic). The
+	// embedded broker allows it; a Mosquitto set up with
+	// use_username_as_clientid (mosquitto.conf from the controller) gives
+	// both connections one id and would let them take each other over,
+	// so external brokers leave it empty and publish on the one
+	// connection.
+	PublishClientID string
+	Topics          protocol.Topics
+	Signer          *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
 	// go to the same worker, so its events stay in order. Each writes its
 	// node's status in its own store transaction, and the store commits
@@ -65,7 +82,20 @@ type Client struct {
 	// messages at once and ingests different nodes' concurrently (work).
 	Workers int
 	// PublishTimeout bounds waiting for the broker to accept a publish.
+	// The acknowledgement shares this one connection with every node
+	// message the broker sends the controller: mochi writes it in order
+	// behind them, and paho reads them one at a time, so under a burst of
+	// node traffic (a fleet enrolling) it can take longer than this even
+	// though the broker took the message (docs/scheduling.md).
 	PublishTimeout time.Duration
+	// DesiredInflight bounds the desired states published and not yet
+	// acknowledged by the broker, counting those whose caller stopped
+	// waiting: paho keeps a timed-out publish (and its payload) until the
+	// broker acknowledges it or the connection drops, so without a bound
+	// a slow broker would collect one per node and retry. A publish
+	// waits for a free slot within its PublishTimeout. Commands and alerts
+	// are not counted: an emergency never waits behind schedules.
+	DesiredInflight int
 
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
@@ -77,7 +107,8 @@ type Client struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	client      paho.Client
+	client      paho.Client // receives node messages
+	pub         paho.Client // publishes: client, or its own connection (PublishClientID)
 	queues      []chan message
 	m           *metrics
 	metricsOnce sync.Once
@@ -86,6 +117,10 @@ type Client struct {
 	wg          sync.WaitGroup
 	cancel      context.CancelFunc
 	dropped     atomic.Uint64
+	// desiredGate (one token) serialises desired publishes while they
+	// take a slot; desiredToks are those the broker has not acknowledged.
+	desiredGate chan struct{}
+	desiredToks []paho.Token
 }
 
 type message struct {
@@ -96,12 +131,13 @@ type message struct {
 // NewClient returns a client with defaults.
 func NewClient() *Client {
 	return &Client{
-		ClientID:       "loaxa-controller",
-		Topics:         protocol.NewTopics(""),
-		Workers:        32,
-		PublishTimeout: 10 * time.Second,
-		Now:            time.Now,
-		Logger:         slog.Default(),
+		ClientID:        "loaxa-controller",
+		Topics:          protocol.NewTopics(""),
+		Workers:         32,
+		PublishTimeout:  10 * time.Second,
+		DesiredInflight: 64,
+		Now:             time.Now,
+		Logger:          slog.Default(),
 	}
 }
 
@@ -122,40 +158,53 @@ func (c *Client) Open() error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	c.desiredGate = make(chan struct{}, 1)
 	c.queues = makeQueues(c.Workers)
 	for _, q := range c.queues {
 		c.wg.Add(1)
 		go c.work(ctx, q)
 	}
 
-	opts := paho.NewClientOptions().
-		AddBroker(u.String()).
-		SetClientID(c.ClientID).
-		SetUsername(user).
-		SetPassword(pass).
-		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetOrderMatters(true).
-		SetOnConnectHandler(c.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			c.Logger.Warn("mqtt: connection to broker lost", "err", err)
-		})
-	if c.TLSConfig != nil {
-		opts.SetTLSConfig(c.TLSConfig)
+	opts := func(id string) *paho.ClientOptions {
+		o := paho.NewClientOptions().
+			AddBroker(u.String()).
+			SetClientID(id).
+			SetUsername(user).
+			SetPassword(pass).
+			SetCleanSession(true).
+			SetAutoReconnect(true).
+			SetConnectRetry(true).
+			SetConnectRetryInterval(time.Second).
+			SetMaxReconnectInterval(10 * time.Second).
+			SetKeepAlive(30 * time.Second).
+			SetOrderMatters(true).
+			SetConnectionLostHandler(func(_ paho.Client, err error) {
+				c.Logger.Warn("mqtt: connection to broker lost", "client", id, "err", err)
+			})
+		if c.TLSConfig != nil {
+			o.SetTLSConfig(c.TLSConfig)
+		}
+		return o
 	}
-	c.client = paho.NewClient(opts)
+	c.client = paho.NewClient(opts(c.ClientID).SetOnConnectHandler(c.onConnect))
+	c.pub = c.client
+	if c.PublishClientID != "" {
+		c.pub = paho.NewClient(opts(c.PublishClientID).SetOnConnectHandler(func(paho.Client) {
+			c.Logger.Info("mqtt: publisher connected to broker", "broker", c.BrokerURL)
+		}))
+		c.pub.Connect()
+	}
 	// With ConnectRetry the token completes only once connected; do not
 	// wait, the controller serves its API while the broker is away.
 	c.client.Connect()
 	return nil
 }
 
-// Connected reports whether the client is connected now.
-func (c *Client) Connected() bool { return c.client != nil && c.client.IsConnectionOpen() }
+// Connected reports whether the client is connected now (both
+// connections, with PublishClientID).
+func (c *Client) Connected() bool {
+	return c.client != nil && c.client.IsConnectionOpen() && c.pub.IsConnectionOpen()
+}
 
 // WaitConnected blocks until connected or ctx is done.
 func (c *Client) WaitConnected(ctx context.Context) error {
@@ -173,6 +222,9 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 func (c *Client) Close() error {
 	if c.client != nil {
 		c.client.Disconnect(250)
+		if c.pub != c.client {
+			c.pub.Disconnect(250)
+		}
 	}
 	if c.cancel != nil {
 		c.cancel()
@@ -360,9 +412,13 @@ func (c *Client) publish(ctx context.Context, kind, topic string, retained bool,
 }
 
 func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
-	tok := c.client.Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(c.PublishTimeout)
 	defer timer.Stop()
+	return c.await(ctx, topic, c.pub.Publish(topic, 1, retained, payload), timer)
+}
+
+// await waits for the broker to acknowledge tok, until timer or ctx.
+func (c *Client) await(ctx context.Context, topic string, tok paho.Token, timer *time.Timer) error {
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -376,6 +432,61 @@ func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, pa
 	}
 }
 
+// publishDesired publishes a desired state once fewer than
+// DesiredInflight are unacknowledged, all within PublishTimeout.
+func (c *Client) publishDesired(ctx context.Context, topic string, payload []byte) error {
+	timer := time.NewTimer(c.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case c.desiredGate <- struct{}{}:
+	case <-timer.C:
+		return fmt.Errorf("publish %s: %w within %v", topic, ErrDesiredInflight, c.PublishTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	}
+	var tok paho.Token
+	err := c.takeDesiredSlot(ctx, timer)
+	if err == nil {
+		tok = c.pub.Publish(topic, 1, true, payload)
+		c.desiredToks = append(c.desiredToks, tok)
+	}
+	<-c.desiredGate
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return c.await(ctx, topic, tok, timer)
+}
+
+// ErrDesiredInflight is returned when DesiredInflight desired states stay
+// unacknowledged for a whole PublishTimeout.
+var ErrDesiredInflight = errors.New("too many desired states not yet acknowledged by the broker")
+
+// takeDesiredSlot waits until fewer than DesiredInflight desired states
+// are unacknowledged. Called holding desiredGate.
+func (c *Client) takeDesiredSlot(ctx context.Context, timer *time.Timer) error {
+	for {
+		c.desiredToks = slices.DeleteFunc(c.desiredToks, func(t paho.Token) bool {
+			select {
+			case <-t.Done():
+				return true
+			default:
+				return false
+			}
+		})
+		if len(c.desiredToks) < max(c.DesiredInflight, 1) {
+			return nil
+		}
+		c.metrics().inflightWaits.Inc()
+		select {
+		case <-c.desiredToks[0].Done():
+		case <-timer.C:
+			return fmt.Errorf("%w: %d within %v", ErrDesiredInflight, len(c.desiredToks), c.PublishTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // PublishDesired signs d and publishes it retained on the node's desired
 // topic.
 func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) error {
@@ -384,7 +495,13 @@ func (c *Client) PublishDesired(ctx context.Context, d *protocol.DesiredState) e
 	if err != nil {
 		return fmt.Errorf("publish desired state %d for %s: %w", d.Version, d.Node, err)
 	}
-	return c.publish(ctx, "desired", c.Topics.Node(d.Node, protocol.ChanDesired), true, raw)
+	err = c.publishDesired(ctx, c.Topics.Node(d.Node, protocol.ChanDesired), raw)
+	if err != nil {
+		c.metrics().failed.WithLabelValues("desired").Inc()
+		return err
+	}
+	c.metrics().out.WithLabelValues("desired").Inc()
+	return nil
 }
 
 // SendNodeCommand signs cmd and publishes it on the node's cmd topic.
@@ -429,7 +546,7 @@ func (c *Client) SendLive(ctx context.Context, area string, l protocol.Live) err
 		return c.publish(ctx, "live", topic, false, raw)
 	}
 	// QoS 0 completes as soon as the frame is written: no wait.
-	tok := c.client.Publish(topic, 0, false, raw)
+	tok := c.pub.Publish(topic, 0, false, raw)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {

@@ -10,6 +10,9 @@ type metrics struct {
 	out       *prometheus.CounterVec // by kind: desired, command
 	failed    *prometheus.CounterVec // publishes the broker did not take, by kind
 	dropped   prometheus.CounterFunc
+	// inflightWaits counts desired publishes that waited for a slot
+	// (Client.DesiredInflight).
+	inflightWaits prometheus.Counter
 }
 
 func newMetrics(c *Client) *metrics {
@@ -32,13 +35,16 @@ func newMetrics(c *Client) *metrics {
 		dropped: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_messages_dropped_total", Help: "Node messages dropped because the ingest queues were full.",
 		}, func() float64 { return float64(c.Dropped()) }),
+		inflightWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_desired_inflight_waits_total", Help: "Desired-state publishes that waited because DesiredInflight were not yet acknowledged by the broker.",
+		}),
 	}
 }
 
 // Collectors returns the client's metrics for a Prometheus registry.
 func (c *Client) Collectors() []prometheus.Collector {
 	m := c.metrics()
-	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped}
+	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.inflightWaits}
 }
 
 // metrics returns the client's metrics, made on first use so that a Client

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,9 +62,25 @@ type Scheduler struct {
 	// RepublishAfter re-signs and republishes an unchanged desired state
 	// once it is this old, so the retained copy never expires.
 	RepublishAfter time.Duration
-	Logger         *slog.Logger
+	// RetryMin and RetryMax bound the wait before a desired state the
+	// broker did not accept (an error, or no acknowledgement within the
+	// messenger's timeout) is published again: RetryMin after the first
+	// failure, doubling up to RetryMax. They run on Clock.
+	RetryMin, RetryMax time.Duration
+	// Alarms, if set, hears of a node whose desired state has been
+	// undelivered for AlarmAfter, and of its delivery after that.
+	Alarms     loaxa.DesiredAlarms
+	AlarmAfter time.Duration
+	Logger     *slog.Logger
 
 	kick chan struct{}
+
+	mu          sync.Mutex
+	undelivered map[string]*undelivered // by node
+	// hold is when the next retry may start after a retry failed: a
+	// broker that refused one will not take the next one at once either.
+	hold    time.Time
+	retries atomic.Uint64
 
 	lastRun atomic.Int64 // Unix ns of the last finished pass
 }
@@ -80,6 +97,9 @@ func NewScheduler() *Scheduler {
 		Interval:       30 * time.Second,
 		Debounce:       50 * time.Millisecond,
 		RepublishAfter: 7 * 24 * time.Hour,
+		RetryMin:       time.Second,
+		RetryMax:       2 * time.Minute,
+		AlarmAfter:     5 * time.Minute,
 		Logger:         slog.Default(),
 		kick:           make(chan struct{}, 1),
 	}
@@ -105,45 +125,79 @@ func (s *Scheduler) Changed() {
 
 // Run compiles and publishes every node's desired state at once (the
 // retained copies may be gone if the broker restarted), then again whenever
-// Changed is called and every Interval, until ctx is done.
+// Changed is called and every Interval, until ctx is done. Between passes it
+// publishes again, with backoff, the desired states the broker did not
+// accept (see Undelivered).
 //
 // LastRun says when it last finished a pass, for the controller's health.
 func (s *Scheduler) Run(ctx context.Context) error {
 	republish := true
 	for {
-		if err := s.CompileAll(ctx, republish); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.Logger.Error("schedule: compile failed", "err", err)
-		} else {
+		err := s.CompileAll(ctx, republish)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case err == nil:
 			republish = false
+		case errors.Is(err, ErrNotAccepted):
+			// Only publishes failed: each is retried on its own below,
+			// not by republishing every node again in the next pass.
+			republish = false
+			s.Logger.Warn("schedule: desired states not accepted by the broker; retrying them", "nodes", s.undeliveredCount(), "first", err)
+		default:
+			s.Logger.Error("schedule: compile failed", "err", err)
 		}
 		s.lastRun.Store(s.Clock.Now().UnixNano())
-		timer := s.Clock.NewTimer(s.Interval)
+		s.raiseAlarms(ctx, s.Clock.Now())
+		if !s.wait(ctx) {
+			return nil
+		}
+	}
+}
+
+// wait returns when the next pass is due (Interval, or Changed and the
+// debounce), retrying undelivered desired states meanwhile, or false once
+// ctx is done.
+func (s *Scheduler) wait(ctx context.Context) bool {
+	next := s.Clock.Now().Add(s.Interval)
+	for {
+		d := next.Sub(s.Clock.Now())
+		retry := false
+		if due, ok := s.nextRetry(); ok && due.Before(next) {
+			d, retry = due.Sub(s.Clock.Now()), true
+		}
+		timer := s.Clock.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil
+			return false
 		case <-timer.C():
+			if !retry {
+				return true
+			}
+			s.retryDue(ctx)
+			s.raiseAlarms(ctx, s.Clock.Now())
 		case <-s.kick:
 			timer.Stop()
 			debounce := time.NewTimer(s.Debounce)
 			select {
 			case <-ctx.Done():
 				debounce.Stop()
-				return nil
+				return false
 			case <-debounce.C:
 			}
+			return true
 		}
 	}
 }
 
 // CompileAll recompiles every node. Nodes whose schedule changed get a new
 // version, pending deliveries for new occurrences, and a publish; unchanged
-// ones are republished only if republish is set, their last publish failed,
-// or it is older than RepublishAfter. Errors for single nodes are logged and
-// the rest continue; the first is returned.
+// ones are republished only if republish is set, their last publish failed
+// (and is not waiting for its retry, see Undelivered), or it is older than
+// RepublishAfter. Errors for single nodes are logged and the rest continue;
+// the first is returned, one that is not ErrNotAccepted if there is one.
 func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	c, err := s.newCompilation(ctx, nil)
 	if err != nil {
@@ -158,19 +212,29 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	if err != nil {
 		return fmt.Errorf("compile: nodes: %w", err)
 	}
-	var first error
+	var first, firstUndelivered error
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := s.compileNodeSafely(ctx, c, n, republish); err != nil {
+		err := s.compileNodeSafely(ctx, c, n, republish)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrNotAccepted):
+			if firstUndelivered == nil {
+				firstUndelivered = err
+			}
+		default:
 			s.Logger.Error("schedule: node not compiled", "node", n.ID, "err", err)
 			if first == nil {
 				first = err
 			}
 		}
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	return firstUndelivered
 }
 
 // Targets reports whether announcement a plays on a node with id node in the
@@ -270,6 +334,9 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 		return fmt.Errorf("load desired state: %w", err)
 	}
 	if prev != nil && prev.Hash == hash {
+		if s.retrying(n.ID) {
+			return nil // its retry publishes it, when due
+		}
 		if republish || prev.Published.IsZero() || c.now.Sub(prev.Published) >= s.RepublishAfter {
 			return s.publish(ctx, prev, c.now)
 		}
@@ -310,12 +377,19 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	return s.publish(ctx, rec, c.now)
 }
 
-// publish sends rec and records when. A failed publish leaves Published
-// zero, so the next pass retries it.
+// publish sends rec and records when. A publish the broker did not accept
+// leaves Published zero and puts the node on the retry list (see
+// Undelivered); the error then wraps ErrNotAccepted.
 func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Time) error {
 	if err := s.Messenger.PublishDesired(ctx, rec.State); err != nil {
-		return fmt.Errorf("publish desired state %d: %w", rec.State.Version, err)
+		if ctx.Err() != nil {
+			// Shutting down: the next start republishes every node.
+			return fmt.Errorf("publish desired state %d: %w", rec.State.Version, err)
+		}
+		s.notAccepted(rec, now, err)
+		return fmt.Errorf("publish desired state %d: %w: %w", rec.State.Version, ErrNotAccepted, err)
 	}
+	s.accepted(ctx, rec.Node, rec.State.Version, now)
 	rec.Published = now
 	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
 		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)

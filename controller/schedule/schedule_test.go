@@ -25,6 +25,7 @@ type messenger struct {
 	mu        sync.Mutex
 	published []*protocol.DesiredState
 	fail      error
+	attempts  int // publishes asked for, failed ones too
 }
 
 var _ loaxa.Messenger = (*messenger)(nil)
@@ -32,6 +33,7 @@ var _ loaxa.Messenger = (*messenger)(nil)
 func (m *messenger) PublishDesired(_ context.Context, d *protocol.DesiredState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.attempts++
 	if m.fail != nil {
 		return m.fail
 	}
@@ -244,19 +246,91 @@ func TestRepublishAtStartAndBeforeExpiry(t *testing.T) {
 	}
 }
 
-func TestFailedPublishIsRetried(t *testing.T) {
+func (m *messenger) setFail(err error) {
+	m.mu.Lock()
+	m.fail = err
+	m.mu.Unlock()
+}
+
+func (m *messenger) tries() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.attempts
+}
+
+func TestFailedPublishWaitsForItsRetry(t *testing.T) {
 	r := newRig(t)
-	r.msg.fail = errors.New("broker away")
-	if err := r.s.CompileAll(r.ctx, false); err == nil {
-		t.Fatal("CompileAll reported no error while the broker was away")
+	r.msg.setFail(errors.New("broker away"))
+	err := r.s.CompileAll(r.ctx, false)
+	if !errors.Is(err, schedule.ErrNotAccepted) {
+		t.Fatalf("CompileAll while the broker was away: %v, want ErrNotAccepted", err)
 	}
-	r.msg.fail = nil
+	if n, since := r.s.Undelivered(); n != 3 || !since.Equal(t0) {
+		t.Fatalf("Undelivered() = %d, %v; want 3 since %v", n, since, t0)
+	}
+	// A pass leaves nodes waiting for their retry alone: one publish per
+	// retry, not one per pass as well.
+	r.msg.setFail(nil)
 	r.compile(t, false)
-	for _, node := range []string{"tt-01", "tt-02", "tm-01"} {
-		if d := r.msg.last(node); d == nil || d.Version != 1 {
-			t.Errorf("%s: %+v after the broker came back, want version 1 published", node, d)
+	if r.msg.count() != 0 {
+		t.Fatalf("a pass published %d desired states waiting for their retry", r.msg.count())
+	}
+}
+
+// Run publishes a desired state the broker did not take again after
+// RetryMin, backing off while the broker still refuses, and then the
+// newest version, not the one that failed.
+func TestRunRetriesUndeliveredWithBackoff(t *testing.T) {
+	r := newRig(t)
+	r.msg.setFail(errors.New("broker did not accept it within 10s"))
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "first pass", func() bool { n, _ := r.s.Undelivered(); return n == 3 && r.clock.Timers() == 1 })
+	if got := r.msg.tries(); got != 3 {
+		t.Fatalf("first pass: %d publishes, want 3", got)
+	}
+
+	// Due after RetryMin (1 s); the first retry fails and holds the
+	// others until its own next attempt, 2 s later.
+	r.clock.Advance(time.Second)
+	waitFor(t, "first retry", func() bool { return r.msg.tries() == 4 && r.clock.Timers() == 1 })
+	r.clock.Advance(time.Second)
+	waitFor(t, "held", func() bool { return r.clock.Timers() == 1 })
+	if got := r.msg.tries(); got != 4 {
+		t.Fatalf("retries while held: %d publishes, want 4", got)
+	}
+
+	// A new version while undelivered: the retry publishes it.
+	r.announce(t, loaxa.Targets{Nodes: []string{"tm-01"}}, t0.Add(time.Hour))
+	r.s.Changed()
+	waitFor(t, "recompile", func() bool { return r.msg.tries() == 5 && r.clock.Timers() == 1 })
+
+	// Its publish failed too (third attempt: next in 4 s, at t0+6s).
+	r.msg.setFail(nil)
+	r.clock.Advance(time.Second) // t0+3s: the hold ends
+	waitFor(t, "tt-01 and tt-02 delivered", func() bool { n, _ := r.s.Undelivered(); return n == 1 && r.clock.Timers() == 1 })
+	r.clock.Advance(3 * time.Second)
+	waitFor(t, "every node delivered", func() bool { n, _ := r.s.Undelivered(); return n == 0 })
+	for node, want := range map[string]uint64{"tt-01": 1, "tt-02": 1, "tm-01": 2} {
+		if d := r.msg.last(node); d == nil || d.Version != want {
+			t.Errorf("%s: last published %+v, want version %d", node, d, want)
 		}
 	}
+	if r.msg.count() != 3 {
+		t.Errorf("%d publishes accepted, want 3 (one per node)", r.msg.count())
+	}
+	waitFor(t, "the accepted retry recorded as published", func() bool {
+		rec, err := r.s.DesiredService.FindDesired(r.ctx, "tm-01")
+		r.must(t, err)
+		return rec.Published.Equal(t0.Add(6 * time.Second))
+	})
 }
 
 // An occurrence stays in the desired state until it could no longer start
