@@ -21,6 +21,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -407,7 +408,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	// The node's faults first, then the alarms: whoever sees an alarm
 	// open or end finds the node's faults already saying so.
 	if changed {
-		faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return cmpString(a.Kind, b.Kind) })
+		faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return strings.Compare(a.Kind, b.Kind) })
 		if err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) { s.Faults = faults }); err != nil {
 			m.Logger.Error("health: faults not stored", "node", node, "err", err)
 		}
@@ -422,16 +423,6 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 			m.endAlarm(ctx, a, at)
 		}
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // faultsOf derives the open conditions of a state: kind → detail.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -88,7 +89,7 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	for _, af := range byArea {
 		rep.Areas = append(rep.Areas, *af)
 	}
-	slices.SortFunc(rep.Areas, func(a, b loaxa.AreaFigures) int { return cmpString(a.Area, b.Area) })
+	slices.SortFunc(rep.Areas, func(a, b loaxa.AreaFigures) int { return strings.Compare(a.Area, b.Area) })
 	if format != "csv" {
 		s.writeJSON(w, r, http.StatusOK, rep)
 		return nil
@@ -115,13 +116,3 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 }
 
 func minutes(ms int64) string { return strconv.FormatFloat(float64(ms)/60000, 'f', 2, 64) }
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

@@ -23,16 +23,7 @@ import (
 // node can verify.
 func TestClientIngestsAndAcknowledges(t *testing.T) {
 	r := newRig(t)
-	key, err := r.db.SigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mqtt.NewClient()
-	c.BrokerURL = r.broker.URL()
-	c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
-	c.Signer = protocol.NewSigner("controller", key, 0, nil)
-	c.NodeService, c.EventService = r.nodes, r.events
-	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := r.client(t)
 	if err := c.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +72,10 @@ func TestClientIngestsAndAcknowledges(t *testing.T) {
 	node.mu.Lock()
 	ack := node.got[cmdTopic][0]
 	node.mu.Unlock()
+	key, err := r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
 	env, err := v.Open(ack, "node/tt-01")
 	if err != nil {
@@ -159,16 +154,7 @@ func TestDesiredInflightIsBounded(t *testing.T) {
 		}
 	}
 	defer releaseOnce() // before the broker closes, or its Close waits on the held publish
-	key, err := r.db.SigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mqtt.NewClient()
-	c.BrokerURL = r.broker.URL()
-	c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
-	c.Signer = protocol.NewSigner("controller", key, 0, nil)
-	c.NodeService, c.EventService = r.nodes, r.events
-	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := r.client(t)
 	c.PublishTimeout = 300 * time.Millisecond
 	c.DesiredInflight = 2
 	if err := c.Open(); err != nil {
@@ -188,7 +174,7 @@ func TestDesiredInflightIsBounded(t *testing.T) {
 			t.Fatalf("publish %d while the broker holds: %v, want a timeout", i+1, err)
 		}
 	}
-	err = c.PublishDesired(ctx, &protocol.DesiredState{Node: "tm-01", Version: 3})
+	err := c.PublishDesired(ctx, &protocol.DesiredState{Node: "tm-01", Version: 3})
 	if !errors.Is(err, mqtt.ErrDesiredInflight) {
 		t.Fatalf("third publish with two unacknowledged: %v, want ErrDesiredInflight", err)
 	}
@@ -231,16 +217,7 @@ func (h *stallHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.
 // connection) this publish times out.
 func TestPublishesDoNotWaitBehindNodeTraffic(t *testing.T) {
 	r := newRig(t)
-	key, err := r.db.SigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mqtt.NewClient()
-	c.BrokerURL = r.broker.URL()
-	c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
-	c.Signer = protocol.NewSigner("controller", key, 0, nil)
-	c.NodeService, c.EventService = r.nodes, r.events
-	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := r.client(t)
 	c.PublishTimeout = time.Second
 	c.PublishClientID = c.ClientID + "-pub"
 	stall := &stallHook{client: c.ClientID, release: make(chan struct{})}
@@ -294,4 +271,21 @@ func TestPublishesDoNotWaitBehindNodeTraffic(t *testing.T) {
 	if err := c.PublishDesired(ctx, &protocol.DesiredState{Node: "tt-01", Version: 1}); err != nil {
 		t.Fatalf("desired state while node traffic to the controller is stalled: %v", err)
 	}
+}
+
+// client returns a controller client of the rig's broker and store, with
+// the store's signing key, not opened yet.
+func (r *rig) client(t *testing.T) *mqtt.Client {
+	t.Helper()
+	key, err := r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mqtt.NewClient()
+	c.BrokerURL = r.broker.URL()
+	c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
+	c.Signer = protocol.NewSigner("controller", key, 0, nil)
+	c.NodeService, c.EventService = r.nodes, r.events
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return c
 }

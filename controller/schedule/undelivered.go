@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,7 +192,7 @@ func (s *Scheduler) retryDue(ctx context.Context) {
 		if c := a.since.Compare(b.since); c != 0 {
 			return c
 		}
-		return cmpString(a.node, b.node)
+		return strings.Compare(a.node, b.node)
 	})
 	for _, e := range due {
 		// A change waiting for its pass goes first: retries must not
@@ -245,16 +246,6 @@ func (s *Scheduler) postpone(node string, now time.Time) {
 		u.attempts++
 		u.due = now.Add(s.backoff(u.attempts))
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Collectors returns the scheduler's metrics: the nodes whose desired
