@@ -24,15 +24,7 @@ import (
 func TestClientIngestsAndAcknowledges(t *testing.T) {
 	r := newRig(t)
 	c := r.client(t)
-	if err := c.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	open(t, c)
 
 	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
 	if err != nil {
@@ -157,15 +149,7 @@ func TestDesiredInflightIsBounded(t *testing.T) {
 	c := r.client(t)
 	c.PublishTimeout = 300 * time.Millisecond
 	c.DesiredInflight = 2
-	if err := c.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := open(t, c)
 
 	// tt-01's is held; tm-01's waits behind it on the connection.
 	for i, node := range []string{"tt-01", "tm-01"} {
@@ -232,15 +216,7 @@ func TestPublishesDoNotWaitBehindNodeTraffic(t *testing.T) {
 		}
 	}
 	defer release() // before the broker closes
-	if err := c.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := open(t, c)
 	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
 	if err != nil {
 		t.Fatal(err)
@@ -288,4 +264,20 @@ func (r *rig) client(t *testing.T) *mqtt.Client {
 	c.NodeService, c.EventService = r.nodes, r.events
 	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return c
+}
+
+// open opens c, closed at the end of the test, and waits until it is
+// connected; the context it returns ends 10 s after.
+func open(t *testing.T, c *mqtt.Client) context.Context {
+	t.Helper()
+	if err := c.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
 }
