@@ -143,12 +143,13 @@ gotest -race -count=1 -timeout 10m "${pkgs[@]}"
 section "patched third-party modules (race detector)"
 # third_party/mochi-server is the embedded broker with loaxa's fixes
 # (its README.md); it is a module of its own, so ./... above leaves it out.
-# Upstream's tests of what the fixes touch: the topic index, the clients'
-# listing, the retained sweep, the packet maps. Many of upstream's server
+# loaxa's own tests there (TestLoaxa*) and upstream's tests of what the
+# fixes touch: the topic index, the clients' listing, the retained sweep,
+# the packet maps. Many of upstream's server
 # and listener tests wait with sleeps and fail under load, so they run only
 # when the copy is updated (go -C third_party/mochi-server test ./...).
 "$go" -C third_party/mochi-server vet ./...
-mochi_tests='^Test(New(SharedSubscriptions|Subscriptions|TopicsIndex|Particles|InboundAliases|OutboundAliases|TopicAliases|InlineSubscriptions)$|SharedSubscriptions|Subscriptions|Subscribe|Unsubscribe|Index|RetainMessage$|IsolateParticle$|ScanSubscribers|SelectSharedSubscriber$|MergeSharedSelected$|SubscribersFind$|MessagesPattern$|Particles|IsValid|IsSharedFilter$|InboundAliases|OutboundAliases|Inline|ClientsGetByListener$|ServerClearExpiredRetained$)'
+mochi_tests='^Test(New(SharedSubscriptions|Subscriptions|TopicsIndex|Particles|InboundAliases|OutboundAliases|TopicAliases|InlineSubscriptions)$|SharedSubscriptions|Subscriptions|Subscribe|Unsubscribe|Index|RetainMessage$|IsolateParticle$|ScanSubscribers|SelectSharedSubscriber$|MergeSharedSelected$|SubscribersFind$|MessagesPattern$|Particles|IsValid|IsSharedFilter$|InboundAliases|OutboundAliases|Inline|ClientsGetByListener$|ServerClearExpiredRetained$|Loaxa)'
 gotest -C third_party/mochi-server -race -count=1 -timeout 5m -run "$mochi_tests" .
 gotest -C third_party/mochi-server -race -count=1 -timeout 5m ./packets/
 

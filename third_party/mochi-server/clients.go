@@ -159,6 +159,16 @@ type ClientState struct {
 	ServerKeepalive bool                 // keepalive was set by the server
 }
 
+// pendingAtFirst is the bound of a new client's pending writes: with
+// Options.ClientWritesPending (loaxa) none until the client authenticates
+// and gets its own (attachClient).
+func pendingAtFirst(o *Options) int32 {
+	if o.ClientWritesPending != nil {
+		return 0
+	}
+	return o.Capabilities.MaximumClientWritesPending
+}
+
 // newClient returns a new instance of Client. This is almost exclusively used by Server
 // for creating new clients, but it lives here because it's not dependent.
 func newClient(c net.Conn, o *ops) *Client {
@@ -171,7 +181,7 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
+			outbound:      make(chan *packets.Packet, pendingAtFirst(o.options)),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version

@@ -3,7 +3,10 @@
 package mqtt
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -23,5 +26,52 @@ func BenchmarkSweep(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		s.clearExpiredRetainedMessages(time.Now().Unix())
+	}
+}
+
+// TestLoaxaClientWritesPending: with Options.ClientWritesPending a client
+// gets no pending-write buffer until it has authenticated, then the one
+// the function gives it, knowing its id; and messages still reach it.
+func TestLoaxaClientWritesPending(t *testing.T) {
+	s := newServer()
+	defer s.Close()
+	var got *Client
+	s.Options.ClientWritesPending = func(cl *Client) int32 {
+		got = cl
+		return 3
+	}
+	if c := cap(s.NewClient(nil, "tcp", "", false).State.outbound); c != 0 {
+		t.Fatalf("a client not yet authenticated has %d pending writes allocated, want 0", c)
+	}
+
+	r, w := net.Pipe()
+	o := make(chan error)
+	go func() { o <- s.EstablishConnection("tcp", r) }()
+	go func() {
+		_, _ = w.Write(packets.TPacketData[packets.Connect].Get(packets.TConnectClean).RawBytes)
+		_, _ = w.Write(packets.TPacketData[packets.Disconnect].Get(packets.TDisconnect).RawBytes)
+	}()
+	recv := make(chan []byte)
+	go func() {
+		buf, _ := io.ReadAll(w)
+		recv <- buf
+	}()
+	if err := <-o; err != nil {
+		t.Fatal(err)
+	}
+	want := packets.TPacketData[packets.Connack].Get(packets.TConnackAcceptedNoSession).RawBytes
+	if b := <-recv; !bytes.Equal(b, want) {
+		t.Fatalf("connack % x, want % x", b, want)
+	}
+	_ = w.Close()
+	_ = r.Close()
+	if got == nil {
+		t.Fatal("ClientWritesPending was not asked")
+	}
+	if id := packets.TPacketData[packets.Connect].Get(packets.TConnectClean).Packet.Connect.ClientIdentifier; got.ID != id {
+		t.Fatalf("ClientWritesPending asked for client %q, want %q", got.ID, id)
+	}
+	if c := cap(got.State.outbound); c != 3 {
+		t.Fatalf("the client's pending writes hold %d, want 3", c)
 	}
 }
