@@ -66,7 +66,18 @@ func (s *Scheduler) undeliveredCount() int {
 func (s *Scheduler) notAccepted(rec *loaxa.Desired, now time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.listUndelivered(rec, now, err)
+	if s.undelivered == nil {
+		s.undelivered = map[string]*undelivered{}
+	}
+	u := s.undelivered[rec.Node]
+	if u == nil {
+		u = &undelivered{since: now}
+		s.undelivered[rec.Node] = u
+	}
+	u.version = max(u.version, rec.State.Version)
+	u.attempts++
+	u.due = now.Add(s.backoff(u.attempts))
+	u.err = err.Error()
 }
 
 // raiseAlarms tells Alarms of every node undelivered for AlarmAfter that it
@@ -92,23 +103,6 @@ func (s *Scheduler) raiseAlarms(ctx context.Context, now time.Time) {
 	for _, a := range raise {
 		s.Alarms.DesiredUndelivered(ctx, a.node, a.detail, a.since)
 	}
-}
-
-// listUndelivered updates rec's node's entry. Called with s.mu held.
-func (s *Scheduler) listUndelivered(rec *loaxa.Desired, now time.Time, err error) *undelivered {
-	if s.undelivered == nil {
-		s.undelivered = map[string]*undelivered{}
-	}
-	u := s.undelivered[rec.Node]
-	if u == nil {
-		u = &undelivered{since: now}
-		s.undelivered[rec.Node] = u
-	}
-	u.version = max(u.version, rec.State.Version)
-	u.attempts++
-	u.due = now.Add(s.backoff(u.attempts))
-	u.err = err.Error()
-	return u
 }
 
 // backoff is the wait after the n-th failed attempt.
