@@ -14,7 +14,8 @@ import (
 	"loaxa.vn/controller/loaxa"
 )
 
-// NodeService stores nodes and their last known status.
+// NodeService stores nodes and their last known status. The status is kept
+// in memory and written in batches (nodestatus.go).
 type NodeService struct {
 	db *DB
 }
@@ -58,31 +59,37 @@ func (s *NodeService) CreateNodes(ctx context.Context, nodes []*loaxa.Node) erro
 		}
 	}
 	recs := make([]loaxa.Node, len(nodes))
-	err := s.db.update(func(tx *bbolt.Tx) error {
-		now := s.db.now()
-		for i, n := range nodes {
-			if tx.Bucket(bucketNodes).Get([]byte(n.ID)) != nil {
-				return loaxa.Errorf(loaxa.EConflict, "Node %q exists already: choose another id.", n.ID)
+	err := s.db.writeCredentials(func() error {
+		return s.db.update(func(tx *bbolt.Tx) error {
+			now := s.db.now()
+			for i, n := range nodes {
+				if tx.Bucket(bucketNodes).Get([]byte(n.ID)) != nil {
+					return loaxa.Errorf(loaxa.EConflict, "Node %q exists already: choose another id.", n.ID)
+				}
+				if tx.Bucket(bucketAreas).Get([]byte(n.Area)) == nil {
+					return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", n.Area, n.ID)
+				}
+				rec := *n
+				rec.CreatedAt = now
+				rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}
+				rec.Credentials, rec.SecretSetAt, rec.RevokedAt = loaxa.CredentialsPending, time.Time{}, time.Time{}
+				if len(rec.SecretHash) > 0 {
+					rec.Credentials, rec.SecretSetAt = loaxa.CredentialsActive, now
+				}
+				if err := putNode(tx, &rec); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bucketNodeAreas).Put(join(n.Area, n.ID), nil); err != nil {
+					return err
+				}
+				recs[i] = rec
 			}
-			if tx.Bucket(bucketAreas).Get([]byte(n.Area)) == nil {
-				return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", n.Area, n.ID)
-			}
-			rec := *n
-			rec.CreatedAt = now
-			rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}
-			rec.Credentials, rec.SecretSetAt, rec.RevokedAt = loaxa.CredentialsPending, time.Time{}, time.Time{}
-			if len(rec.SecretHash) > 0 {
-				rec.Credentials, rec.SecretSetAt = loaxa.CredentialsActive, now
-			}
-			if err := putNode(tx, &rec); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketNodeAreas).Put(join(n.Area, n.ID), nil); err != nil {
-				return err
-			}
-			recs[i] = rec
+			return nil
+		})
+	}, func() {
+		for i := range recs {
+			s.db.nodes.put(&recs[i])
 		}
-		return nil
 	})
 	if err != nil {
 		if len(nodes) == 1 {
@@ -124,14 +131,17 @@ func (s *NodeService) SetNodeSecret(ctx context.Context, id string, sec loaxa.No
 		return nil, loaxa.Errorf(loaxa.EInvalid, "Node %q: the new secret has no hashes; make it with loaxa.NewNodeSecret.", id)
 	}
 	var n *loaxa.Node
-	err := s.db.update(func(tx *bbolt.Tx) error {
-		var err error
-		n, err = setSecret(tx, id, sec, s.db.now())
-		return err
-	})
+	err := s.db.writeCredentials(func() error {
+		return s.db.update(func(tx *bbolt.Tx) error {
+			var err error
+			n, err = setSecret(tx, id, sec, s.db.now())
+			return err
+		})
+	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("set secret of node %s: %w", id, err)
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -155,22 +165,25 @@ func (s *NodeService) RevokeNode(ctx context.Context, id string) (*loaxa.Node, e
 		return nil, err
 	}
 	var n *loaxa.Node
-	err := s.db.update(func(tx *bbolt.Tx) error {
-		var err error
-		if n, err = getNode(tx, id); err != nil {
-			return err
-		}
-		now := s.db.now()
-		n.SecretHash, n.BrokerHash = nil, ""
-		n.Credentials, n.RevokedAt = loaxa.CredentialsRevoked, now
-		if err := deleteEnrolments(tx, id, now); err != nil {
-			return err
-		}
-		return putNode(tx, n)
-	})
+	err := s.db.writeCredentials(func() error {
+		return s.db.update(func(tx *bbolt.Tx) error {
+			var err error
+			if n, err = getNode(tx, id); err != nil {
+				return err
+			}
+			now := s.db.now()
+			n.SecretHash, n.BrokerHash = nil, ""
+			n.Credentials, n.RevokedAt = loaxa.CredentialsRevoked, now
+			if err := deleteEnrolments(tx, id, now); err != nil {
+				return err
+			}
+			return putNode(tx, n)
+		})
+	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("revoke node %s: %w", id, err)
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -215,26 +228,29 @@ func (s *NodeService) RedeemEnrolment(ctx context.Context, codeHash []byte, sec 
 		return nil, err
 	}
 	var n *loaxa.Node
-	err := s.db.update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketEnrolments)
-		var e loaxa.Enrolment
-		ok, err := getJSON(b, codeHash, &e)
-		if err != nil {
+	err := s.db.writeCredentials(func() error {
+		return s.db.update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucketEnrolments)
+			var e loaxa.Enrolment
+			ok, err := getJSON(b, codeHash, &e)
+			if err != nil {
+				return err
+			}
+			now := s.db.now()
+			if !ok || !now.Before(e.Expires) {
+				return loaxa.Errorf(loaxa.EUnauthorized, "The enrolment code is unknown, used already or expired: ask for a new one.")
+			}
+			if err := b.Delete(codeHash); err != nil {
+				return err
+			}
+			n, err = setSecret(tx, e.Node, sec, now)
 			return err
-		}
-		now := s.db.now()
-		if !ok || !now.Before(e.Expires) {
-			return loaxa.Errorf(loaxa.EUnauthorized, "The enrolment code is unknown, used already or expired: ask for a new one.")
-		}
-		if err := b.Delete(codeHash); err != nil {
-			return err
-		}
-		n, err = setSecret(tx, e.Node, sec, now)
-		return err
-	})
+		})
+	}, func() { s.db.nodes.setCredentials(n.ID, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("redeem enrolment: %w", err)
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -278,7 +294,22 @@ func (s *NodeService) FindNodeByID(ctx context.Context, id string) (*loaxa.Node,
 	if err != nil {
 		return nil, fmt.Errorf("find node %s: %w", id, err)
 	}
+	s.db.overlay(n)
 	return n, nil
+}
+
+// NodeCredentials returns the credential state of node id
+// (loaxa.CredentialsActive, …) or ENotFound. It answers from memory and
+// copies nothing: it runs for every message a node sends.
+func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, error) {
+	if err := checkCtx(ctx); err != nil {
+		return "", err
+	}
+	c, err := s.db.credentials(id)
+	if err != nil {
+		return "", fmt.Errorf("credentials of node %s: %w", id, err)
+	}
+	return c, nil
 }
 
 // FindNodes returns nodes sorted by id. Filters combine: a node must pass
@@ -295,6 +326,7 @@ func (s *NodeService) FindNodes(ctx context.Context, f loaxa.NodeFilter) ([]*loa
 		}
 		nodes := tx.Bucket(bucketNodes)
 		keep := func(n *loaxa.Node) {
+			s.db.overlay(n)
 			if f.State == "" || n.Status.State == f.State {
 				out = append(out, n)
 			}
@@ -388,6 +420,7 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 	if !loaxa.SecretMatches(hash, secret) || n == nil {
 		return nil, loaxa.Errorf(loaxa.EUnauthorized, "Unknown node or wrong secret: use the id and secret from the node's credentials document.")
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -395,28 +428,18 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 // exist; no secret matches it in practice.
 var unknownNodeHash = loaxa.HashSecret("no node has this secret")
 
-// UpdateNodeStatus applies fn to the stored status in one transaction. It
-// runs for every heartbeat of every node, so it touches one key only, and
-// concurrent calls share a commit. fn may run more than once, each time on
-// the status as stored (see DB.groupUpdate); only one result is kept.
+// UpdateNodeStatus applies fn to node id's status in memory, at once
+// visible to every reader; the store writes it to the file within
+// DB.StatusInterval (nodestatus.go). It runs for every heartbeat, state
+// and play of every node, so it takes no transaction. fn runs once, with
+// the node's status locked: calls for one node are serialised, calls for
+// different nodes run in parallel. fn must be quick and must not call the
+// store; it may keep no reference to the status.
 func (s *NodeService) UpdateNodeStatus(ctx context.Context, id string, fn func(*loaxa.NodeStatus)) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
-		nodes := tx.Bucket(bucketNodes)
-		v := nodes.Get([]byte(id))
-		if v == nil {
-			return nodeNotFound(id)
-		}
-		n, err := decodeNode([]byte(id), v)
-		if err != nil {
-			return err
-		}
-		fn(&n.Status)
-		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash})
-	})
-	if err != nil {
+	if err := s.db.updateStatus(id, fn); err != nil {
 		return fmt.Errorf("update status of node %s: %w", id, err)
 	}
 	return nil
@@ -474,10 +497,13 @@ func (s *NodeService) UpdateNodeSettings(ctx context.Context, id string, fn func
 			return err
 		}
 		out = n
+		// The record's status is written back as read: the newer one in
+		// memory stays there for the next flush.
 		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update settings of node %s: %w", id, err)
 	}
+	s.db.overlay(out)
 	return out, nil
 }
