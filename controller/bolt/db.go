@@ -8,7 +8,8 @@
 //	areas            area id → Area
 //	area_parents     area id → parent id (small values, so subtree walks
 //	                 do not decode whole areas)
-//	nodes            node id → Node with its secret hash and status
+//	nodes            node id → Node with its secret hash and status (the
+//	                 status as of the last flush: nodestatus.go)
 //	node_areas       area id \x00 node id → nil (nodes of one area)
 //	contents         content id → Content
 //	announcements    announcement id → Announcement
@@ -34,7 +35,8 @@
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
-// nothing behind.
+// nothing behind. The exception is a node's status, the soft state a node
+// reports: it is changed in memory and written in batches (nodestatus.go).
 package bolt
 
 import (
