@@ -132,15 +132,18 @@ func (db *DB) overlay(n *loaxa.Node) {
 	}
 }
 
-// updateStatus applies fn to node id's status in memory.
+// updateStatus applies fn to node id's status in memory. It holds the
+// table's read lock throughout, so that Close, which takes the write lock
+// before its last flush, cannot slip in between the look-up and the change
+// and lose it.
 func (db *DB) updateStatus(id string, fn func(*loaxa.NodeStatus)) error {
 	t := &db.nodes
 	t.mu.RLock()
-	e, closed := t.m[id], t.closed || t.m == nil
-	t.mu.RUnlock()
-	if closed {
+	defer t.mu.RUnlock()
+	if t.closed || t.m == nil {
 		return errClosed
 	}
+	e := t.m[id]
 	if e == nil {
 		return nodeNotFound(id)
 	}

@@ -126,6 +126,40 @@ func TestNodeStatus_VisibleAtOnceWrittenInBatches(t *testing.T) {
 	}
 }
 
+// TestNodeStatus_CloseWaitsForAChange: Close does not write its last
+// flush while a status change is under way, and so does not lose it.
+func TestNodeStatus_CloseWaitsForAChange(t *testing.T) {
+	db, path := statusStore(t)
+	ctx := context.Background()
+	s := bolt.NewNodeService(db)
+	entered, release := make(chan struct{}), make(chan struct{})
+	changed := make(chan error, 1)
+	go func() {
+		changed <- s.UpdateNodeStatus(ctx, "n1", func(st *loaxa.NodeStatus) {
+			close(entered)
+			<-release
+			online(9)(st)
+		})
+	}()
+	<-entered
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	// Close must wait for the change; give it the chance not to.
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a status change was under way", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	must(t, <-changed)
+	must(t, <-closed)
+	db2 := openStore(t, path, -1, io.Discard)
+	defer db2.Close()
+	if st, err := bolt.StoredStatus(db2, "n1"); err != nil || st.Outbox != 9 {
+		t.Errorf("after reopening: %+v, %v; want the change made during Close", st, err)
+	}
+}
+
 // TestNodeStatus_ReadersGetCopies: what a reader gets does not change the
 // status in memory, and fn's changes are not seen through an old copy.
 func TestNodeStatus_ReadersGetCopies(t *testing.T) {
