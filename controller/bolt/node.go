@@ -59,33 +59,31 @@ func (s *NodeService) CreateNodes(ctx context.Context, nodes []*loaxa.Node) erro
 		}
 	}
 	recs := make([]loaxa.Node, len(nodes))
-	err := s.db.writeCredentials(func() error {
-		return s.db.update(func(tx *bbolt.Tx) error {
-			now := s.db.now()
-			for i, n := range nodes {
-				if tx.Bucket(bucketNodes).Get([]byte(n.ID)) != nil {
-					return loaxa.Errorf(loaxa.EConflict, "Node %q exists already: choose another id.", n.ID)
-				}
-				if tx.Bucket(bucketAreas).Get([]byte(n.Area)) == nil {
-					return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", n.Area, n.ID)
-				}
-				rec := *n
-				rec.CreatedAt = now
-				rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}
-				rec.Credentials, rec.SecretSetAt, rec.RevokedAt = loaxa.CredentialsPending, time.Time{}, time.Time{}
-				if len(rec.SecretHash) > 0 {
-					rec.Credentials, rec.SecretSetAt = loaxa.CredentialsActive, now
-				}
-				if err := putNode(tx, &rec); err != nil {
-					return err
-				}
-				if err := tx.Bucket(bucketNodeAreas).Put(join(n.Area, n.ID), nil); err != nil {
-					return err
-				}
-				recs[i] = rec
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
+		now := s.db.now()
+		for i, n := range nodes {
+			if tx.Bucket(bucketNodes).Get([]byte(n.ID)) != nil {
+				return loaxa.Errorf(loaxa.EConflict, "Node %q exists already: choose another id.", n.ID)
 			}
-			return nil
-		})
+			if tx.Bucket(bucketAreas).Get([]byte(n.Area)) == nil {
+				return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", n.Area, n.ID)
+			}
+			rec := *n
+			rec.CreatedAt = now
+			rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}
+			rec.Credentials, rec.SecretSetAt, rec.RevokedAt = loaxa.CredentialsPending, time.Time{}, time.Time{}
+			if len(rec.SecretHash) > 0 {
+				rec.Credentials, rec.SecretSetAt = loaxa.CredentialsActive, now
+			}
+			if err := putNode(tx, &rec); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketNodeAreas).Put(join(n.Area, n.ID), nil); err != nil {
+				return err
+			}
+			recs[i] = rec
+		}
+		return nil
 	}, func() {
 		for i := range recs {
 			s.db.nodes.put(&recs[i])
@@ -131,12 +129,10 @@ func (s *NodeService) SetNodeSecret(ctx context.Context, id string, sec loaxa.No
 		return nil, loaxa.Errorf(loaxa.EInvalid, "Node %q: the new secret has no hashes; make it with loaxa.NewNodeSecret.", id)
 	}
 	var n *loaxa.Node
-	err := s.db.writeCredentials(func() error {
-		return s.db.update(func(tx *bbolt.Tx) error {
-			var err error
-			n, err = setSecret(tx, id, sec, s.db.now())
-			return err
-		})
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = setSecret(tx, id, sec, s.db.now())
+		return err
 	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("set secret of node %s: %w", id, err)
@@ -165,20 +161,18 @@ func (s *NodeService) RevokeNode(ctx context.Context, id string) (*loaxa.Node, e
 		return nil, err
 	}
 	var n *loaxa.Node
-	err := s.db.writeCredentials(func() error {
-		return s.db.update(func(tx *bbolt.Tx) error {
-			var err error
-			if n, err = getNode(tx, id); err != nil {
-				return err
-			}
-			now := s.db.now()
-			n.SecretHash, n.BrokerHash = nil, ""
-			n.Credentials, n.RevokedAt = loaxa.CredentialsRevoked, now
-			if err := deleteEnrolments(tx, id, now); err != nil {
-				return err
-			}
-			return putNode(tx, n)
-		})
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
+		var err error
+		if n, err = getNode(tx, id); err != nil {
+			return err
+		}
+		now := s.db.now()
+		n.SecretHash, n.BrokerHash = nil, ""
+		n.Credentials, n.RevokedAt = loaxa.CredentialsRevoked, now
+		if err := deleteEnrolments(tx, id, now); err != nil {
+			return err
+		}
+		return putNode(tx, n)
 	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("revoke node %s: %w", id, err)
@@ -228,24 +222,22 @@ func (s *NodeService) RedeemEnrolment(ctx context.Context, codeHash []byte, sec 
 		return nil, err
 	}
 	var n *loaxa.Node
-	err := s.db.writeCredentials(func() error {
-		return s.db.update(func(tx *bbolt.Tx) error {
-			b := tx.Bucket(bucketEnrolments)
-			var e loaxa.Enrolment
-			ok, err := getJSON(b, codeHash, &e)
-			if err != nil {
-				return err
-			}
-			now := s.db.now()
-			if !ok || !now.Before(e.Expires) {
-				return loaxa.Errorf(loaxa.EUnauthorized, "The enrolment code is unknown, used already or expired: ask for a new one.")
-			}
-			if err := b.Delete(codeHash); err != nil {
-				return err
-			}
-			n, err = setSecret(tx, e.Node, sec, now)
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketEnrolments)
+		var e loaxa.Enrolment
+		ok, err := getJSON(b, codeHash, &e)
+		if err != nil {
 			return err
-		})
+		}
+		now := s.db.now()
+		if !ok || !now.Before(e.Expires) {
+			return loaxa.Errorf(loaxa.EUnauthorized, "The enrolment code is unknown, used already or expired: ask for a new one.")
+		}
+		if err := b.Delete(codeHash); err != nil {
+			return err
+		}
+		n, err = setSecret(tx, e.Node, sec, now)
+		return err
 	}, func() { s.db.nodes.setCredentials(n.ID, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("redeem enrolment: %w", err)

@@ -171,14 +171,14 @@ func (db *DB) credentials(id string) (string, error) {
 	return e.credentials, nil
 }
 
-// writeCredentials runs update, a write of node credentials, and then
-// apply, which copies them into the table, so that two such writes reach
-// the table in the order they were committed. update and apply must not
-// call writeCredentials.
-func (db *DB) writeCredentials(update func() error, apply func()) error {
+// updateCredentials runs fn, a write of node credentials, in a write
+// transaction and then apply, which copies them into the table, so that
+// two such writes reach the table in the order they were committed. apply
+// runs only if the transaction committed.
+func (db *DB) updateCredentials(fn func(*bbolt.Tx) error, apply func()) error {
 	db.nodes.credMu.Lock()
 	defer db.nodes.credMu.Unlock()
-	if err := update(); err != nil {
+	if err := db.update(fn); err != nil {
 		return err
 	}
 	if db.credentialsCommitted != nil {
