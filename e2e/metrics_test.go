@@ -52,6 +52,14 @@ func TestControllerMetricsAndHealth(t *testing.T) {
 	if v, ok := m.Value("loaxa_desired_undelivered"); !ok || v != 0 {
 		t.Errorf("loaxa_desired_undelivered = %v (present %v), want 0", v, ok)
 	}
+	// Node statuses are written in batches: the metrics say how many wait
+	// and how many writes failed (none).
+	if _, ok := m.Value("loaxa_store_node_status_unflushed"); !ok {
+		t.Error("no loaxa_store_node_status_unflushed")
+	}
+	if v, ok := m.Value("loaxa_store_node_status_flush_failures_total"); !ok || v != 0 {
+		t.Errorf("loaxa_store_node_status_flush_failures_total = %v (present %v), want 0", v, ok)
+	}
 	if _, ok := m.Value("loaxa_alarms_open", "severity", "critical"); !ok {
 		t.Error("no loaxa_alarms_open{severity=critical}")
 	}

@@ -114,6 +114,7 @@ func (a *App) Open() (err error) {
 	a.DB = bolt.NewDB(filepath.Join(cfg.DataDir, "loaxa.db"))
 	a.DB.Now = a.Clock.Now
 	a.DB.Logger = a.Logger
+	a.DB.StatusInterval = cfg.StatusFlush
 	if err := a.DB.Open(); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -416,6 +417,12 @@ func (a *App) metrics() http.Handler {
 		}
 		return float64(n)
 	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loaxa_store_node_status_unflushed", Help: "Nodes whose status changed in memory and is not written to the store yet.",
+	}, func() float64 { return float64(a.DB.UnflushedStatuses()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "loaxa_store_node_status_flush_failures_total", Help: "Writes of node statuses to the store that failed (each is retried at the next interval).",
+	}, func() float64 { return float64(a.DB.StatusFlushFailures()) }))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)})
 }
 

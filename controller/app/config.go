@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/health"
 	"loaxa.vn/protocol"
 )
@@ -38,6 +39,10 @@ type Config struct {
 	// so it never shows in a process list; empty generates one and prints
 	// it once.
 	AdminPassword string
+	// StatusFlush is how often node statuses, kept in memory, are written
+	// to the store (bolt.DB.StatusInterval): a crash loses at most this
+	// much of them, which nodes report again when they reconnect.
+	StatusFlush time.Duration
 	// Horizon is how far ahead schedules are compiled into desired states.
 	Horizon        time.Duration
 	MaxUploadBytes int64
@@ -78,6 +83,7 @@ func DefaultConfig() Config {
 		DataDir:        "./data",
 		TopicPrefix:    protocol.DefaultPrefix,
 		Horizon:        7 * 24 * time.Hour,
+		StatusFlush:    bolt.DefaultStatusInterval,
 		MaxUploadBytes: 200 << 20,
 		LogLevel:       slog.LevelInfo,
 		UpstreamEvery:  24 * time.Hour,
@@ -114,6 +120,8 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	every := c.UpstreamEvery.String()
 	str(&every, "upstream-every", "LOAXA_UPSTREAM_EVERY", "period of one export pushed upstream")
 
+	statusFlush := c.StatusFlush.String()
+	str(&statusFlush, "status-flush", "LOAXA_STATUS_FLUSH", "how often node statuses kept in memory are written to the store")
 	horizon := c.Horizon.String()
 	str(&horizon, "horizon", "LOAXA_HORIZON", "how far ahead schedules are sent to nodes")
 	upload := strconv.FormatInt(c.MaxUploadBytes, 10)
@@ -136,6 +144,9 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	var err error
 	if c.Horizon, err = time.ParseDuration(horizon); err != nil || c.Horizon < 24*time.Hour {
 		return fmt.Errorf("horizon %q: want a duration of at least 24h, e.g. 168h", horizon)
+	}
+	if c.StatusFlush, err = time.ParseDuration(statusFlush); err != nil || c.StatusFlush < 100*time.Millisecond || c.StatusFlush > time.Minute {
+		return fmt.Errorf("status-flush %q: want a duration from 100ms to 1m, e.g. 5s", statusFlush)
 	}
 	if c.Health.OfflineAlarmAfter, err = time.ParseDuration(offlineAlarm); err != nil || c.Health.OfflineAlarmAfter < 0 {
 		return fmt.Errorf("offline-alarm %q: want a duration, e.g. 10m", offlineAlarm)

@@ -44,6 +44,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, "not defined"},
 		{[]string{"--cap-feeds", "ftp://x/alerts"}, "not an http(s) URL"},
 		{[]string{"--cap-poll", "5m"}, "up to 1m"},
+		{[]string{"--status-flush", "10ms"}, "from 100ms to 1m"},
+		{[]string{"--status-flush", "5m"}, "from 100ms to 1m"},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })

@@ -26,9 +26,15 @@ func (s *snapshot) ContentIDs() []string               { return s.ids }
 
 // Snapshot calls fn with a consistent view of the whole store in one read
 // transaction: writers carry on meanwhile (bbolt's MVCC), and the file fn
-// writes is the store as of the start. Keep fn short, as a long read
+// writes is the store as of the start. Node statuses kept in memory are
+// written first, so the backup has the newest; if that fails, the backup
+// goes on with the statuses of the last flush (soft state, which nodes
+// report again) rather than not at all. Keep fn short, as a long read
 // transaction holds back the reuse of freed pages.
 func (db *DB) Snapshot(ctx context.Context, fn func(loaxa.Snapshot) error) error {
+	if err := db.flushStatus(); err != nil {
+		db.Logger.Warn("snapshot without the newest node statuses", "err", err)
+	}
 	return db.view(func(tx *bbolt.Tx) error {
 		s := &snapshot{tx: tx}
 		err := tx.Bucket(bucketContents).ForEach(func(k, _ []byte) error {

@@ -8,7 +8,8 @@
 //	areas            area id → Area
 //	area_parents     area id → parent id (small values, so subtree walks
 //	                 do not decode whole areas)
-//	nodes            node id → Node with its secret hash and status
+//	nodes            node id → Node with its secret hash and status (the
+//	                 status as of the last flush: nodestatus.go)
 //	node_areas       area id \x00 node id → nil (nodes of one area)
 //	contents         content id → Content
 //	announcements    announcement id → Announcement
@@ -34,7 +35,8 @@
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
-// nothing behind.
+// nothing behind. The exception is a node's status, the soft state a node
+// reports: it is changed in memory and written in batches (nodestatus.go).
 package bolt
 
 import (
@@ -123,6 +125,17 @@ type DB struct {
 	// OpenTimeout bounds the wait for the file lock, so that a second
 	// controller on the same data directory fails instead of hanging.
 	OpenTimeout time.Duration
+	// StatusInterval is how often node statuses changed in memory are
+	// written to the file (nodestatus.go): 0 means DefaultStatusInterval,
+	// a negative value only on Snapshot and Close.
+	StatusInterval time.Duration
+
+	nodes       nodeTable
+	flushStop   chan struct{}         // closed by Close: the flusher stops
+	flushDone   chan struct{}         // closed by the flusher when it stopped
+	statusFault func(*bbolt.Tx) error // tests: runs first in a status flush's transaction
+	// tests: runs between a credentials write's commit and its copy in memory
+	credentialsCommitted func()
 }
 
 // NewDB returns a DB for the file at path; Open opens it.
@@ -170,23 +183,49 @@ func (db *DB) Open() error {
 		}
 		return meta.Put(keySchema, u64(schemaVersion))
 	})
+	if err == nil {
+		err = b.View(db.nodes.load)
+	}
 	if err != nil {
 		b.Close()
 		db.db = nil
 		return fmt.Errorf("open store %s: %w", db.path, err)
 	}
+	interval := db.StatusInterval
+	if interval == 0 {
+		interval = DefaultStatusInterval
+	}
+	if interval > 0 {
+		db.flushStop, db.flushDone = make(chan struct{}), make(chan struct{})
+		go db.runFlusher(interval, db.flushStop, db.flushDone)
+	}
 	db.Logger.Debug("store opened", "path", db.path)
 	return nil
 }
 
-// Close closes the file. It is safe to call on a DB that is not open.
+// Close writes the node statuses still in memory and closes the file. It
+// is safe to call on a DB that is not open.
 func (db *DB) Close() error {
 	if db.db == nil {
 		return nil
 	}
-	err := db.db.Close()
+	if db.flushStop != nil {
+		close(db.flushStop)
+		<-db.flushDone
+		db.flushStop, db.flushDone = nil, nil
+	}
+	db.nodes.mu.Lock()
+	db.nodes.closed = true // status changes from now on fail: none is lost silently
+	db.nodes.mu.Unlock()
+	var errs []error
+	if err := db.flushStatus(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := db.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	db.db = nil
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store %s: %w", db.path, err)
 	}
 	return nil

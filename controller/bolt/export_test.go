@@ -12,22 +12,33 @@ import (
 // need thousands: one commit (and fsync) per node would dominate them.
 func SeedNodes(db *DB, area string, ids []string) error {
 	now := db.now()
-	return db.update(func(tx *bbolt.Tx) error {
+	var seeded []*loaxa.Node
+	err := db.update(func(tx *bbolt.Tx) error {
+		seeded = seeded[:0]
 		if tx.Bucket(bucketAreas).Get([]byte(area)) == nil {
 			return fmt.Errorf("area %s missing", area)
 		}
 		for _, id := range ids {
 			n := &loaxa.Node{ID: id, Area: area, CreatedAt: now, SecretHash: loaxa.HashSecret(id),
-				Status: loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}}
+				Credentials: loaxa.CredentialsActive,
+				Status:      loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}}
 			if err := putJSON(tx.Bucket(bucketNodes), []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash}); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketNodeAreas).Put(join(area, id), nil); err != nil {
 				return err
 			}
+			seeded = append(seeded, n)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, n := range seeded {
+		db.nodes.put(n)
+	}
+	return nil
 }
 
 // Sessions returns how many sessions are stored, ended or not.
@@ -39,3 +50,66 @@ func Sessions(db *DB) (int, error) {
 	})
 	return n, err
 }
+
+// FlushStatus writes the node statuses changed in memory, as the flusher
+// does every StatusInterval.
+func FlushStatus(db *DB) error { return db.flushStatus() }
+
+// StoredStatus returns node id's status as its record in the file has it,
+// without the newer one in memory.
+func StoredStatus(db *DB, id string) (loaxa.NodeStatus, error) {
+	var st loaxa.NodeStatus
+	err := db.view(func(tx *bbolt.Tx) error {
+		n, err := getNode(tx, id)
+		if err == nil {
+			st = n.Status
+		}
+		return err
+	})
+	return st, err
+}
+
+// FailStatusFlushes makes every status flush fail inside its transaction
+// with err, or no longer with nil.
+func FailStatusFlushes(db *DB, err error) {
+	if err == nil {
+		db.statusFault = nil
+		return
+	}
+	db.statusFault = func(*bbolt.Tx) error { return err }
+}
+
+// DeleteDuringFlush deletes node id's record inside the next status
+// flush's transaction, before the flush writes: a delete that lands
+// between the flush's copy of the statuses and its commit.
+func DeleteDuringFlush(db *DB, id string) {
+	db.statusFault = func(tx *bbolt.Tx) error {
+		db.statusFault = nil
+		return tx.Bucket(bucketNodes).Delete([]byte(id))
+	}
+}
+
+// FlusherDone returns the channel the status flusher closes when it stops,
+// nil if none runs.
+func FlusherDone(db *DB) <-chan struct{} { return db.flushDone }
+
+// DeleteNodeArea deletes the entry of node in area's index.
+func DeleteNodeArea(db *DB, area, node string) error {
+	return db.update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketNodeAreas).Delete(join(area, node))
+	})
+}
+
+// DuringFlush runs fn inside the next status flush's transaction, after the
+// flush copied the statuses it writes.
+func DuringFlush(db *DB, fn func()) {
+	db.statusFault = func(*bbolt.Tx) error {
+		db.statusFault = nil
+		fn()
+		return nil
+	}
+}
+
+// OnCredentialsCommitted runs fn after every credentials write committed
+// and before the node table has the change, or no longer with nil.
+func OnCredentialsCommitted(db *DB, fn func()) { db.credentialsCommitted = fn }

@@ -8,12 +8,12 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// group commits concurrent hot-path writes (node heartbeats, event
-// batches) in one transaction, so they share one commit and its two
-// fsyncs. Unlike bbolt's DB.Batch it adds no delay: an idle store commits a
-// lone write at once, and writes that arrive while a commit is in flight
-// join the next one. There is no goroutine of its own: the first waiting
-// caller leads the next commit.
+// group commits concurrent hot-path writes (event batches; node statuses
+// are kept in memory instead, nodestatus.go) in one transaction, so they
+// share one commit and its two fsyncs. Unlike bbolt's DB.Batch it adds no
+// delay: an idle store commits a lone write at once, and writes that
+// arrive while a commit is in flight join the next one. There is no
+// goroutine of its own: the first waiting caller leads the next commit.
 type group struct {
 	mu      sync.Mutex
 	queue   []*groupCall
@@ -32,7 +32,7 @@ var errGroupFailed = errors.New("a write in the group failed")
 
 // recovering turns a panic in fn into its error. A caller's panic must not
 // unwind through the leader of a shared commit: the group would stay led
-// by no one, and every later heartbeat would wait forever.
+// by no one, and every later event batch would wait forever.
 func recovering(fn func(*bbolt.Tx) error) func(*bbolt.Tx) error {
 	return func(tx *bbolt.Tx) (err error) {
 		defer func() {

@@ -14,7 +14,8 @@ import (
 	"loaxa.vn/controller/loaxa"
 )
 
-// NodeService stores nodes and their last known status.
+// NodeService stores nodes and their last known status. The status is kept
+// in memory and written in batches (nodestatus.go).
 type NodeService struct {
 	db *DB
 }
@@ -58,7 +59,7 @@ func (s *NodeService) CreateNodes(ctx context.Context, nodes []*loaxa.Node) erro
 		}
 	}
 	recs := make([]loaxa.Node, len(nodes))
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
 		now := s.db.now()
 		for i, n := range nodes {
 			if tx.Bucket(bucketNodes).Get([]byte(n.ID)) != nil {
@@ -83,6 +84,10 @@ func (s *NodeService) CreateNodes(ctx context.Context, nodes []*loaxa.Node) erro
 			recs[i] = rec
 		}
 		return nil
+	}, func() {
+		for i := range recs {
+			s.db.nodes.put(&recs[i])
+		}
 	})
 	if err != nil {
 		if len(nodes) == 1 {
@@ -124,14 +129,15 @@ func (s *NodeService) SetNodeSecret(ctx context.Context, id string, sec loaxa.No
 		return nil, loaxa.Errorf(loaxa.EInvalid, "Node %q: the new secret has no hashes; make it with loaxa.NewNodeSecret.", id)
 	}
 	var n *loaxa.Node
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
 		var err error
 		n, err = setSecret(tx, id, sec, s.db.now())
 		return err
-	})
+	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("set secret of node %s: %w", id, err)
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -155,7 +161,7 @@ func (s *NodeService) RevokeNode(ctx context.Context, id string) (*loaxa.Node, e
 		return nil, err
 	}
 	var n *loaxa.Node
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
 		var err error
 		if n, err = getNode(tx, id); err != nil {
 			return err
@@ -167,10 +173,11 @@ func (s *NodeService) RevokeNode(ctx context.Context, id string) (*loaxa.Node, e
 			return err
 		}
 		return putNode(tx, n)
-	})
+	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("revoke node %s: %w", id, err)
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -215,7 +222,7 @@ func (s *NodeService) RedeemEnrolment(ctx context.Context, codeHash []byte, sec 
 		return nil, err
 	}
 	var n *loaxa.Node
-	err := s.db.update(func(tx *bbolt.Tx) error {
+	err := s.db.updateCredentials(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketEnrolments)
 		var e loaxa.Enrolment
 		ok, err := getJSON(b, codeHash, &e)
@@ -231,10 +238,11 @@ func (s *NodeService) RedeemEnrolment(ctx context.Context, codeHash []byte, sec 
 		}
 		n, err = setSecret(tx, e.Node, sec, now)
 		return err
-	})
+	}, func() { s.db.nodes.setCredentials(n.ID, n.Credentials) })
 	if err != nil {
 		return nil, fmt.Errorf("redeem enrolment: %w", err)
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -278,7 +286,22 @@ func (s *NodeService) FindNodeByID(ctx context.Context, id string) (*loaxa.Node,
 	if err != nil {
 		return nil, fmt.Errorf("find node %s: %w", id, err)
 	}
+	s.db.overlay(n)
 	return n, nil
+}
+
+// NodeCredentials returns the credential state of node id
+// (loaxa.CredentialsActive, …) or ENotFound. It answers from memory and
+// copies nothing: it runs for every message a node sends.
+func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, error) {
+	if err := checkCtx(ctx); err != nil {
+		return "", err
+	}
+	c, err := s.db.credentials(id)
+	if err != nil {
+		return "", fmt.Errorf("credentials of node %s: %w", id, err)
+	}
+	return c, nil
 }
 
 // FindNodes returns nodes sorted by id. Filters combine: a node must pass
@@ -295,6 +318,7 @@ func (s *NodeService) FindNodes(ctx context.Context, f loaxa.NodeFilter) ([]*loa
 		}
 		nodes := tx.Bucket(bucketNodes)
 		keep := func(n *loaxa.Node) {
+			s.db.overlay(n)
 			if f.State == "" || n.Status.State == f.State {
 				out = append(out, n)
 			}
@@ -388,6 +412,7 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 	if !loaxa.SecretMatches(hash, secret) || n == nil {
 		return nil, loaxa.Errorf(loaxa.EUnauthorized, "Unknown node or wrong secret: use the id and secret from the node's credentials document.")
 	}
+	s.db.overlay(n)
 	return n, nil
 }
 
@@ -395,28 +420,18 @@ func (s *NodeService) AuthenticateNode(ctx context.Context, id, secret string) (
 // exist; no secret matches it in practice.
 var unknownNodeHash = loaxa.HashSecret("no node has this secret")
 
-// UpdateNodeStatus applies fn to the stored status in one transaction. It
-// runs for every heartbeat of every node, so it touches one key only, and
-// concurrent calls share a commit. fn may run more than once, each time on
-// the status as stored (see DB.groupUpdate); only one result is kept.
+// UpdateNodeStatus applies fn to node id's status in memory, at once
+// visible to every reader; the store writes it to the file within
+// DB.StatusInterval (nodestatus.go). It runs for every heartbeat, state
+// and play of every node, so it takes no transaction. fn runs once, with
+// the node's status locked: calls for one node are serialised, calls for
+// different nodes run in parallel. fn must be quick and must not call the
+// store; it may keep no reference to the status.
 func (s *NodeService) UpdateNodeStatus(ctx context.Context, id string, fn func(*loaxa.NodeStatus)) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
-		nodes := tx.Bucket(bucketNodes)
-		v := nodes.Get([]byte(id))
-		if v == nil {
-			return nodeNotFound(id)
-		}
-		n, err := decodeNode([]byte(id), v)
-		if err != nil {
-			return err
-		}
-		fn(&n.Status)
-		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash})
-	})
-	if err != nil {
+	if err := s.db.updateStatus(id, fn); err != nil {
 		return fmt.Errorf("update status of node %s: %w", id, err)
 	}
 	return nil
@@ -474,10 +489,13 @@ func (s *NodeService) UpdateNodeSettings(ctx context.Context, id string, fn func
 			return err
 		}
 		out = n
+		// The record's status is written back as read: the newer one in
+		// memory stays there for the next flush.
 		return putJSON(nodes, []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update settings of node %s: %w", id, err)
 	}
+	s.db.overlay(out)
 	return out, nil
 }

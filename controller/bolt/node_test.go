@@ -223,3 +223,61 @@ func BenchmarkUpdateNodeStatus(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkFlushStatus is the other half of UpdateNodeStatus's cost: one
+// flush writing the changed status of every one of 5000 nodes, as after
+// an emergency round (per op: one flush of 5000 nodes).
+func BenchmarkFlushStatus(b *testing.B) {
+	db, _ := MustOpenDB(b)
+	mustArea(b, db, "hp", "")
+	const nodes = 5000
+	ids := make([]string, nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%05d", i)
+	}
+	must(b, bolt.SeedNodes(db, "hp", ids))
+	s := bolt.NewNodeService(db)
+	now := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		for _, id := range ids {
+			must(b, s.UpdateNodeStatus(context.Background(), id, func(st *loaxa.NodeStatus) {
+				st.State, st.LastSeen, st.Outbox = loaxa.NodeOnline, now, i
+			}))
+		}
+		b.StartTimer()
+		must(b, bolt.FlushStatus(db))
+	}
+}
+
+// BenchmarkCheckActive compares the two ways to learn whether a node's
+// credentials are active, as the ingest does for every node message.
+func BenchmarkCheckActive(b *testing.B) {
+	db, _ := MustOpenDB(b)
+	mustArea(b, db, "hp", "")
+	const nodes = 5000
+	ids := make([]string, nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%05d", i)
+	}
+	must(b, bolt.SeedNodes(db, "hp", ids))
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+	b.Run("FindNodeByID", func(b *testing.B) {
+		for i := range b.N {
+			n, err := s.FindNodeByID(ctx, ids[i%nodes])
+			if err != nil || n.Credentials != loaxa.CredentialsActive {
+				b.Fatal(err, n)
+			}
+		}
+	})
+	b.Run("NodeCredentials", func(b *testing.B) {
+		for i := range b.N {
+			c, err := s.NodeCredentials(ctx, ids[i%nodes])
+			if err != nil || c != loaxa.CredentialsActive {
+				b.Fatal(err, c)
+			}
+		}
+	})
+}

@@ -61,13 +61,19 @@ func cloneNode(n *loaxa.Node) *loaxa.Node {
 	c := *n
 	c.SecretHash = slices.Clone(n.SecretHash)
 	c.Settings.Volume = clonePtr(n.Settings.Volume)
-	st := &c.Status
-	if n.Status.Playing != nil {
-		p := *n.Status.Playing
+	c.Status = cloneStatus(&n.Status)
+	return &c
+}
+
+// cloneStatus copies s as cloneNode copies a node.
+func cloneStatus(s *loaxa.NodeStatus) loaxa.NodeStatus {
+	st := *s
+	if s.Playing != nil {
+		p := *s.Playing
 		st.Playing = &p
 	}
-	st.ContentMissing = slices.Clone(n.Status.ContentMissing)
-	if b := n.Status.Board; b != nil {
+	st.ContentMissing = slices.Clone(s.ContentMissing)
+	if b := s.Board; b != nil {
 		cb := *b
 		cb.AmplifierCommand, cb.AmplifierFault = clonePtr(b.AmplifierCommand), clonePtr(b.AmplifierFault)
 		cb.SpeakerOhms, cb.Mains = clonePtr(b.SpeakerOhms), clonePtr(b.Mains)
@@ -75,11 +81,11 @@ func cloneNode(n *loaxa.Node) *loaxa.Node {
 		cb.TemperatureC, cb.DoorOpen, cb.RSSIDBm = clonePtr(b.TemperatureC), clonePtr(b.DoorOpen), clonePtr(b.RSSIDBm)
 		st.Board = &cb
 	}
-	st.Keys = slices.Clone(n.Status.Keys)
-	st.DiskFreeBytes = clonePtr(n.Status.DiskFreeBytes)
-	st.Volume = clonePtr(n.Status.Volume)
-	st.Faults = slices.Clone(n.Status.Faults)
-	return &c
+	st.Keys = slices.Clone(s.Keys)
+	st.DiskFreeBytes = clonePtr(s.DiskFreeBytes)
+	st.Volume = clonePtr(s.Volume)
+	st.Faults = slices.Clone(s.Faults)
+	return st
 }
 
 func clonePtr[T any](p *T) *T {

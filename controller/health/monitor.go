@@ -508,9 +508,9 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 	m.mu.Unlock()
 	// The last play first, then the alarms it ends (see ObserveState). It
 	// is stored without the monitor's lock: the ingest workers call this
-	// for every node that completed a play, and under the lock their
-	// updates could not share a commit (a node's messages all go to one
-	// worker, so its own stay in order).
+	// for every node that completed a play, and under the lock they would
+	// wait for each other (a node's messages all go to one worker, so its
+	// own stay in order).
 	if !lastPlay.IsZero() {
 		err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
 			if lastPlay.After(s.LastPlay) {

@@ -113,7 +113,15 @@ type NodeService interface {
 	// AuthenticateNode returns the node if secret is its secret, else
 	// EUnauthorized.
 	AuthenticateNode(ctx context.Context, id, secret string) (*Node, error)
-	// UpdateNodeStatus applies fn to the stored status in one transaction.
+	// NodeCredentials returns node id's credential state
+	// (CredentialsActive, …) or ENotFound, without reading the whole node:
+	// it is asked for every message a node sends.
+	NodeCredentials(ctx context.Context, id string) (string, error)
+	// UpdateNodeStatus applies fn to the node's status; every reader sees
+	// the result at once. fn runs once, with the node's status locked, so
+	// it must be quick and must not call the store. The store may write
+	// the status to disk later (the bolt store: within seconds), so a crash
+	// can lose the last changes, which nodes report again.
 	UpdateNodeStatus(ctx context.Context, id string, fn func(*NodeStatus)) error
 	// UpdateNodeSettings applies fn to the node's settings in one
 	// transaction and returns the node; fn's error aborts it.

@@ -37,14 +37,16 @@ func openNodeMessage(node string, typ protocol.Type, payload []byte) (*protocol.
 
 // checkActive refuses messages from a node whose credentials were revoked
 // (or never issued). The embedded broker already refuses such a node; an
-// external one does until its password file is regenerated.
+// external one does until its password file is regenerated. It runs for
+// every node message, so it asks for the credential state only, not for a
+// copy of the whole node.
 func (c *Client) checkActive(ctx context.Context, node string) error {
-	n, err := c.NodeService.FindNodeByID(ctx, node)
+	cred, err := c.NodeService.NodeCredentials(ctx, node)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
-	if n.Credentials != loaxa.CredentialsActive {
-		return fmt.Errorf("%w: node %s has %s credentials", protocol.ErrAudience, node, n.Credentials)
+	if cred != loaxa.CredentialsActive {
+		return fmt.Errorf("%w: node %s has %s credentials", protocol.ErrAudience, node, cred)
 	}
 	return nil
 }

@@ -34,6 +34,10 @@ func (s *nodeStore) FindNodeByID(_ context.Context, id string) (*loaxa.Node, err
 	return &loaxa.Node{ID: id, Credentials: loaxa.CredentialsActive}, nil
 }
 
+func (s *nodeStore) NodeCredentials(context.Context, string) (string, error) {
+	return loaxa.CredentialsActive, nil
+}
+
 func (s *nodeStore) UpdateNodeStatus(_ context.Context, id string, fn func(*loaxa.NodeStatus)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,315 @@
+package bolt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// A node's status (loaxa.NodeStatus) is what the node last reported: 2–3
+// state messages per emergency round, a heartbeat a minute, the last play
+// of every completed event. Rewriting the node's whole record (1–2 KB of
+// JSON, one dirty page) for each of them was the store's biggest cost at
+// thousands of nodes. So the status lives in memory (nodeTable), where
+// UpdateNodeStatus changes it without a transaction, and is written to the
+// node records in batches: every changed node's status in one transaction
+// every StatusInterval, before a backup reads the store (Snapshot), and on
+// Close. Every reader of a node puts the status from memory over the one
+// decoded from its record (DB.overlay), so nobody sees an older status than
+// the newest.
+//
+// A crash loses at most the last interval of status changes. That is soft
+// state: a node re-publishes its retained state message when it
+// reconnects, and its play events, whose last play is part of the status,
+// are stored at once by RecordEvents.
+//
+// The table also keeps each node's credential state, so that the check of
+// every node message (NodeCredentials) copies nothing.
+
+// DefaultStatusInterval is how often changed node statuses are written by
+// default. Five seconds turn the 2–3 status changes of every node in an
+// emergency round into one write per node, yet lose little on a crash.
+const DefaultStatusInterval = 5 * time.Second
+
+// nodeTable is every node's status and credential state, loaded at Open.
+type nodeTable struct {
+	mu      sync.RWMutex // guards m and closed
+	m       map[string]*nodeEntry
+	closed  bool
+	credMu  sync.Mutex // serialises writes of credentials with their copy here
+	flushMu sync.Mutex // one flush at a time: an older status never lands after a newer one
+
+	failures atomic.Uint64 // flushes that failed
+}
+
+// nodeEntry is one node in memory.
+type nodeEntry struct {
+	mu          sync.Mutex
+	status      loaxa.NodeStatus
+	credentials string
+	gen         uint64 // counts status changes
+	flushed     uint64 // the gen last written to the store
+}
+
+// load fills the table from the node records.
+func (t *nodeTable) load(tx *bbolt.Tx) error {
+	m := make(map[string]*nodeEntry)
+	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
+		var rec struct {
+			Credentials string           `json:"credentials"`
+			Status      loaxa.NodeStatus `json:"status"`
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode node %q: %w", k, err)
+		}
+		if rec.Credentials == "" {
+			rec.Credentials = loaxa.CredentialsActive // as decodeNode
+		}
+		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load node statuses: %w", err)
+	}
+	t.mu.Lock()
+	t.m, t.closed = m, false
+	t.mu.Unlock()
+	return nil
+}
+
+// entry returns node id's entry, or nil if the node does not exist.
+func (t *nodeTable) entry(id string) *nodeEntry {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[id]
+}
+
+// put adds or replaces the entry of n, after n was stored.
+func (t *nodeTable) put(n *loaxa.Node) {
+	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials}
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = make(map[string]*nodeEntry)
+	}
+	t.m[n.ID] = e
+	t.mu.Unlock()
+}
+
+// setCredentials records the credential state of node id after it was
+// stored.
+func (t *nodeTable) setCredentials(id, credentials string) {
+	if e := t.entry(id); e != nil {
+		e.mu.Lock()
+		e.credentials = credentials
+		e.mu.Unlock()
+	}
+}
+
+// forget drops node id, after its record was deleted, so that no later
+// status change or flush brings it back.
+func (t *nodeTable) forget(id string, e *nodeEntry) {
+	t.mu.Lock()
+	if t.m[id] == e {
+		delete(t.m, id)
+	}
+	t.mu.Unlock()
+}
+
+// overlay puts the newest status of n (a copy) over the one decoded from
+// its record.
+func (db *DB) overlay(n *loaxa.Node) {
+	if e := db.nodes.entry(n.ID); e != nil {
+		e.mu.Lock()
+		n.Status = cloneStatus(&e.status)
+		e.mu.Unlock()
+	}
+}
+
+// updateStatus applies fn to node id's status in memory. It holds the
+// table's read lock throughout, so that Close, which takes the write lock
+// before its last flush, cannot slip in between the look-up and the change
+// and lose it.
+func (db *DB) updateStatus(id string, fn func(*loaxa.NodeStatus)) error {
+	t := &db.nodes
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed || t.m == nil {
+		return errClosed
+	}
+	e := t.m[id]
+	if e == nil {
+		return nodeNotFound(id)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fn(&e.status)
+	e.gen++
+	return nil
+}
+
+// credentials returns node id's credential state from memory.
+func (db *DB) credentials(id string) (string, error) {
+	t := &db.nodes
+	t.mu.RLock()
+	e, closed := t.m[id], t.closed || t.m == nil
+	t.mu.RUnlock()
+	if closed {
+		return "", errClosed
+	}
+	if e == nil {
+		return "", nodeNotFound(id)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.credentials, nil
+}
+
+// updateCredentials runs fn, a write of node credentials, in a write
+// transaction and then apply, which copies them into the table, so that
+// two such writes reach the table in the order they were committed. apply
+// runs only if the transaction committed.
+func (db *DB) updateCredentials(fn func(*bbolt.Tx) error, apply func()) error {
+	db.nodes.credMu.Lock()
+	defer db.nodes.credMu.Unlock()
+	if err := db.update(fn); err != nil {
+		return err
+	}
+	if db.credentialsCommitted != nil {
+		db.credentialsCommitted()
+	}
+	apply()
+	return nil
+}
+
+// UnflushedStatuses returns how many nodes have a status change in memory
+// that is not in the store yet, for metrics.
+func (db *DB) UnflushedStatuses() int {
+	t := &db.nodes
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, e := range t.m {
+		e.mu.Lock()
+		if e.gen != e.flushed {
+			n++
+		}
+		e.mu.Unlock()
+	}
+	return n
+}
+
+// StatusFlushFailures returns how many writes of node statuses failed since
+// Open, for metrics. A failed write is retried at the next interval.
+func (db *DB) StatusFlushFailures() uint64 { return db.nodes.failures.Load() }
+
+// pendingStatus is one node's status as a flush writes it.
+type pendingStatus struct {
+	id     string
+	e      *nodeEntry
+	gen    uint64
+	status loaxa.NodeStatus
+}
+
+// flushStatus writes every changed status to the store in one transaction.
+// On failure the changes stay in memory for the next flush; the error is
+// counted (StatusFlushFailures) and returned.
+func (db *DB) flushStatus() error {
+	t := &db.nodes
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	var ps []pendingStatus
+	t.mu.RLock()
+	for id, e := range t.m {
+		e.mu.Lock()
+		if e.gen != e.flushed {
+			ps = append(ps, pendingStatus{id: id, e: e, gen: e.gen, status: cloneStatus(&e.status)})
+		}
+		e.mu.Unlock()
+	}
+	t.mu.RUnlock()
+	if len(ps) == 0 {
+		return nil
+	}
+	written := make([]bool, len(ps))
+	var gone []int
+	var errs []error
+	err := db.update(func(tx *bbolt.Tx) error {
+		if db.statusFault != nil {
+			if err := db.statusFault(tx); err != nil {
+				return err
+			}
+		}
+		clear(written)
+		gone, errs = gone[:0], errs[:0]
+		nodes := tx.Bucket(bucketNodes)
+		for i := range ps {
+			p := &ps[i]
+			key := []byte(p.id)
+			v := nodes.Get(key)
+			if v == nil {
+				gone = append(gone, i) // deleted meanwhile: do not bring it back
+				continue
+			}
+			n, err := decodeNode(key, v)
+			if err != nil {
+				errs = append(errs, err) // stays changed; the others are written
+				continue
+			}
+			n.Status = p.status
+			if err := putJSON(nodes, key, nodeRecord{n, n.SecretHash, n.BrokerHash}); err != nil {
+				errs = append(errs, fmt.Errorf("node %s: %w", p.id, err))
+				continue
+			}
+			written[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.failures.Add(1)
+		return fmt.Errorf("write status of %d nodes: %w", len(ps), err)
+	}
+	for i := range ps {
+		if !written[i] {
+			continue
+		}
+		p := &ps[i]
+		p.e.mu.Lock()
+		if p.e.flushed < p.gen {
+			p.e.flushed = p.gen
+		}
+		p.e.mu.Unlock()
+	}
+	for _, i := range gone {
+		t.forget(ps[i].id, ps[i].e)
+	}
+	if len(errs) > 0 {
+		t.failures.Add(1)
+		return fmt.Errorf("write status of %d of %d nodes: %w", len(errs), len(ps), errors.Join(errs...))
+	}
+	return nil
+}
+
+// runFlusher flushes every interval until stop is closed.
+func (db *DB) runFlusher(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if err := db.flushStatus(); err != nil {
+				db.Logger.Error("node status not written; retrying at the next interval",
+					"err", err, "unflushed", db.UnflushedStatuses(), "interval", interval)
+			}
+		}
+	}
+}
