@@ -126,7 +126,11 @@
 // acknowledges with a Command{Name: "ack", Epoch, Seq}. The controller stores
 // events idempotently by (node, epoch, seq) and accepts them only in order,
 // so a resent batch is counted once and a gap is resent, not skipped. Epoch
-// changes only when a node's store is recreated.
+// changes only when a node's store is recreated. One ack covers every event
+// up to its Seq: the controller holds a node's ack for a short delay (2 s by
+// default) so that it covers the batches that follow, and the node sends
+// ahead of the acks, so the delay holds back no event; a node sends again
+// what is not acknowledged after its AckTimeout (30 s).
 //
 // # State, heartbeat and health
 //

@@ -96,6 +96,10 @@ type Client struct {
 	// waits for a free slot within its PublishTimeout. Commands and alerts
 	// are not counted: an emergency never waits behind schedules.
 	DesiredInflight int
+	// AckDelay is how long a node's event acknowledgement is held to
+	// cover the batches that follow it (acks.go); 0 acknowledges each
+	// batch at once.
+	AckDelay time.Duration
 
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
@@ -121,6 +125,8 @@ type Client struct {
 	// take a slot; desiredToks are those the broker has not acknowledged.
 	desiredGate chan struct{}
 	desiredToks []paho.Token
+	acks        ackQueue
+	ackClock    func() time.Time // nil: time.Now (ackNow)
 }
 
 type message struct {
@@ -136,6 +142,7 @@ func NewClient() *Client {
 		Workers:         32,
 		PublishTimeout:  10 * time.Second,
 		DesiredInflight: 64,
+		AckDelay:        DefaultAckDelay,
 		Now:             time.Now,
 		Logger:          slog.Default(),
 	}
@@ -163,6 +170,10 @@ func (c *Client) Open() error {
 	for _, q := range c.queues {
 		c.wg.Add(1)
 		go c.work(ctx, q)
+	}
+	if c.AckDelay > 0 {
+		c.wg.Add(1)
+		go c.sendAcks(ctx)
 	}
 
 	opts := func(id string) *paho.ClientOptions {
@@ -218,18 +229,20 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 	return nil
 }
 
-// Close disconnects and stops the workers.
+// Close stops the workers, sends the acknowledgements still held and
+// disconnects.
 func (c *Client) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
 	if c.client != nil {
+		c.flushAcks()
 		c.client.Disconnect(250)
 		if c.pub != c.client {
 			c.pub.Disconnect(250)
 		}
 	}
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.wg.Wait()
 	return nil
 }
 

@@ -138,5 +138,5 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 		return nil
 	}
 	// Acknowledge even when the batch was a resend, so the node can drop it.
-	return c.SendNodeCommand(ctx, node, protocol.Command{Name: protocol.CmdAck, Epoch: b.Epoch, Seq: ack}, AckTTL)
+	return c.acknowledge(ctx, node, b.Epoch, ack)
 }

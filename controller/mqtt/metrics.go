@@ -13,6 +13,9 @@ type metrics struct {
 	// inflightWaits counts desired publishes that waited for a slot
 	// (Client.DesiredInflight).
 	inflightWaits prometheus.Counter
+	// acksCoalesced counts event batches whose acknowledgement one
+	// already held for the node covers (Client.AckDelay).
+	acksCoalesced prometheus.Counter
 }
 
 func newMetrics(c *Client) *metrics {
@@ -38,13 +41,16 @@ func newMetrics(c *Client) *metrics {
 		inflightWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_desired_inflight_waits_total", Help: "Desired-state publishes that waited because DesiredInflight were not yet acknowledged by the broker.",
 		}),
+		acksCoalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_acks_coalesced_total", Help: "Node event batches acknowledged together with an earlier batch of the same node (AckDelay) instead of with a signed command of their own.",
+		}),
 	}
 }
 
 // Collectors returns the client's metrics for a Prometheus registry.
 func (c *Client) Collectors() []prometheus.Collector {
 	m := c.metrics()
-	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.inflightWaits}
+	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.inflightWaits, m.acksCoalesced}
 }
 
 // metrics returns the client's metrics, made on first use so that a Client

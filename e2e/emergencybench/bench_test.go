@@ -33,6 +33,7 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/promtest"
 )
 
 // PerFleet is the most agents one fleet process runs: one open file per
@@ -67,7 +68,8 @@ func TestMain(m *testing.M) {
 // (default 5) to an area of N nodes, after a warm-up one, and takes, per
 // node, the real time from the API call to the first sample handed to its output (alert-to-sound, from the fleets'
 // sound logs), and |that − the area's start instant| (start skew). Every
-// node must sound every round. Then, with the fleets stopped, it measures
+// node must sound every round; each round starts once the controller's
+// traffic is back to the nodes' heartbeats (quiesce). Then, with the fleets stopped, it measures
 // the raw broker fan-out to N subscribers. Run it with -benchtime 1x: it
 // ignores b.N, and the setup takes minutes at 10,000 nodes.
 func BenchmarkAlertToSound(b *testing.B) {
@@ -172,6 +174,11 @@ func BenchmarkAlertToSound(b *testing.B) {
 	var resends []int
 	late := 0
 	round := func(k int, measure bool) {
+		// Each alert comes to a quiet controller: the previous round's
+		// last states and acknowledgements are ingested and sent. Back to
+		// back, their tail fell into the next alert's fan-out, and the lead
+		// measured on it grew round after round.
+		quiesce(b, c.URL, n, 2*time.Minute)
 		t0 := time.Now()
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
@@ -516,4 +523,32 @@ const floorTopic = "loa/v1/area/12346/cmd"
 func pct[T any](sorted []T, p float64) T {
 	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
 	return sorted[max(i, 0)]
+}
+
+// quiesce waits until the controller's node traffic is down to what n
+// agents send at rest: their heartbeat states, one a minute each, with a
+// margin (3× and 20 a second). The counters never stand still for long
+// with thousands of agents, as settle waits for with thin nodes.
+func quiesce(b *testing.B, url string, n int, within time.Duration) {
+	b.Helper()
+	limit := 3*float64(n)/60 + 20
+	deadline := time.Now().Add(within)
+	count := func() float64 {
+		m := promtest.Scrape(b, url+"/metrics")
+		return m.Sum("loaxa_mqtt_messages_out_total") + m.Sum("loaxa_mqtt_messages_ingested_total")
+	}
+	last, quiet := count(), 0
+	for quiet < 2 {
+		if time.Now().After(deadline) {
+			b.Fatalf("the controller's traffic did not fall to %.0f messages a second within %v", limit, within)
+		}
+		time.Sleep(time.Second)
+		v := count()
+		if v-last <= limit {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = v
+	}
 }

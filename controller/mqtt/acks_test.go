@@ -1,0 +1,182 @@
+package mqtt_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/protocol"
+)
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// ackNode is a node of the rig that publishes event batches and reads the
+// acknowledgements the controller sends it.
+type ackNode struct {
+	r    *rig
+	conn *conn
+	id   string
+	seq  uint64 // of the current epoch
+	sent int    // events in all
+}
+
+func newAckNode(t *testing.T, r *rig, id string) *ackNode {
+	t.Helper()
+	cn, err := r.connect(t, id, id, "secret-"+id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cn.subscribe(t, topics.Node(id, protocol.ChanCmd)) {
+		t.Fatal("node may not subscribe to its cmd topic")
+	}
+	return &ackNode{r: r, conn: cn, id: id}
+}
+
+// send publishes one batch of n events of epoch and waits until the
+// controller stored them.
+func (n *ackNode) send(t *testing.T, epoch string, count int) {
+	t.Helper()
+	b := protocol.EventBatch{Epoch: epoch}
+	for range count {
+		n.seq++
+		n.sent++
+		b.Events = append(b.Events, protocol.Event{Seq: n.seq, Type: protocol.EventFailed, At: time.Now(), Reason: protocol.ReasonAmplifier})
+	}
+	raw, err := protocol.Encode(protocol.TypeEvents, n.id, "controller", n.seq, time.Now(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := n.conn.c.Publish(topics.Node(n.id, protocol.ChanEvent), 1, false, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	want := n.sent
+	poll(t, "events stored", func() bool {
+		evs, err := n.r.events.FindEvents(context.Background(), loaxa.EventFilter{Node: n.id})
+		return err == nil && len(evs) == want
+	})
+}
+
+// acks returns the acknowledgements the node received, verified.
+func (n *ackNode) acks(t *testing.T) []protocol.Command {
+	t.Helper()
+	key, err := n.r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
+	n.conn.mu.Lock()
+	got := append([][]byte(nil), n.conn.got[topics.Node(n.id, protocol.ChanCmd)]...)
+	n.conn.mu.Unlock()
+	var cmds []protocol.Command
+	for _, raw := range got {
+		env, err := v.Open(raw, "node/"+n.id)
+		if err != nil {
+			t.Fatalf("ack does not verify: %v", err)
+		}
+		var cmd protocol.Command
+		if err := env.Decode(&cmd); err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Name != protocol.CmdAck {
+			t.Fatalf("command %s, want only acks", cmd.Name)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+// The batches a node sends within AckDelay of the first are acknowledged
+// together, with one signed command when the delay has passed; a batch of
+// a new epoch replaces the acknowledgement of the old one.
+func TestAcksCoalesced(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t)
+	clock := &fakeClock{now: time.Now()}
+	mqtt.SetAckClock(c, clock.Now)
+	c.AckDelay = time.Minute
+	open(t, c)
+	node := newAckNode(t, r, "tt-01")
+
+	node.send(t, "ep1", 2)
+	clock.Add(30 * time.Second)
+	node.send(t, "ep1", 1)
+	if got := node.acks(t); len(got) != 0 {
+		t.Fatalf("acknowledged before the delay: %+v", got)
+	}
+	clock.Add(30 * time.Second)
+	poll(t, "the held acknowledgement", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
+	got := node.acks(t)
+	if len(got) != 1 || got[0].Epoch != "ep1" || got[0].Seq != 3 {
+		t.Fatalf("acks %+v, want one: ep1 seq 3", got)
+	}
+
+	// A restarted node with a wiped store: its new epoch's batch replaces
+	// what was held for the old one, which it would ignore.
+	node.send(t, "ep1", 1)
+	node.seq = 0
+	node.send(t, "ep2", 1)
+	clock.Add(time.Minute)
+	poll(t, "the acknowledgement of the new epoch", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 1 })
+	got = node.acks(t)
+	if len(got) != 2 || got[1].Epoch != "ep2" || got[1].Seq != 1 {
+		t.Fatalf("acks %+v, want the second: ep2 seq 1", got)
+	}
+}
+
+// Acknowledgements still held when the controller stops are sent before
+// it disconnects, so a restart does not make every node send its newest
+// events again.
+func TestHeldAcksSentOnClose(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t)
+	c.AckDelay = time.Hour
+	open(t, c)
+	node := newAckNode(t, r, "tt-01")
+	node.send(t, "ep1", 2)
+	if got := node.acks(t); len(got) != 0 {
+		t.Fatalf("acknowledged before the delay: %+v", got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the acknowledgement held at Close", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
+	if got := node.acks(t); len(got) != 1 || got[0].Seq != 2 {
+		t.Fatalf("acks %+v, want one: ep1 seq 2", got)
+	}
+}
+
+// Without a delay every batch is acknowledged at once.
+func TestAcksWithoutDelay(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t)
+	c.AckDelay = 0
+	open(t, c)
+	node := newAckNode(t, r, "tt-01")
+	node.send(t, "ep1", 1)
+	poll(t, "the first acknowledgement", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
+	node.send(t, "ep1", 1)
+	poll(t, "the second acknowledgement", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 1 })
+	if got := node.acks(t); got[0].Seq != 1 || got[1].Seq != 2 {
+		t.Fatalf("acks %+v, want seq 1 then 2", got)
+	}
+}
