@@ -138,6 +138,7 @@ func TestBrokerAuthentication(t *testing.T) {
 		{"will on another node's state", "tt-01", "tt-01", "secret-tt-01", topics.Node("tm-01", protocol.ChanState), false},
 		{"will on an area command topic", "tt-01", "tt-01", "secret-tt-01", topics.Area("31", protocol.ChanCmd), false},
 		{"wrong controller secret", "loaxa-controller", mqtt.ControllerUsername, "guess", "", false},
+		{"the inline client's id", "inline", mqtt.ControllerUsername, r.broker.ControllerSecret, "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cn, err := r.connect(t, c.id, c.user, c.pass, c.will)
