@@ -234,10 +234,12 @@ func TestBrokerACL(t *testing.T) {
 	})
 }
 
-// TestBrokerHoldsABurstForTheController: the controller's subscription
-// may have more unacknowledged messages than mochi's default 8,192 (every
-// node of a big area reports at the same instant when an alert starts or
-// ends); the broker keeps them instead of dropping them.
+// TestBrokerHoldsABurstForTheController: a subscription of the
+// controller's account over TCP (the controller's own, before it went
+// in-process; a tool watching the reports) may have more unacknowledged
+// messages than mochi's default 8,192 (every node of a big area reports at
+// the same instant when an alert starts or ends); the broker keeps them
+// instead of dropping them.
 func TestBrokerHoldsABurstForTheController(t *testing.T) {
 	r := newRig(t)
 	// A controller connection that subscribes and then reads nothing, so
