@@ -254,7 +254,6 @@ func (h *authHook) authenticate(cl *mochi.Client, pk packets.Packet, user, pass 
 	if cl.ID != user {
 		return nil, fmt.Errorf("%w: client id %q differs from username", errRefused, cl.ID)
 	}
-
 	ctx := context.Background()
 	node, err := b.NodeService.AuthenticateNode(ctx, user, pass)
 	if err != nil {
