@@ -180,7 +180,6 @@ func (a *App) Open() (err error) {
 		a.Broker.Logger = a.Logger
 		if tlsCfg != nil {
 			a.Broker.TLSConfig = tlsCfg.server
-			a.MQTT.TLSConfig = tlsCfg.client
 		}
 		if err := a.Broker.Open(); err != nil {
 			return err
@@ -190,13 +189,9 @@ func (a *App) Open() (err error) {
 		if err := a.markAllOffline(ctx); err != nil {
 			return err
 		}
-		a.MQTT.BrokerURL = a.Broker.URL()
-		a.MQTT.Username = mqtt.ControllerUsername
-		a.MQTT.Password = a.Broker.ControllerSecret
-		// Publishes on a connection of their own, so their
-		// acknowledgements do not wait behind node traffic (an
-		// external Mosquitto pins one client id per user: not there).
-		a.MQTT.PublishClientID = a.MQTT.ClientID + "-pub"
+		// In-process: node messages and the controller's publishes
+		// are routed by the broker without a connection in between.
+		a.MQTT.Embedded = a.Broker
 		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
@@ -383,7 +378,7 @@ func (a *App) Open() (err error) {
 			_ = poller.Run(runCtx)
 		}()
 	}
-	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.BrokerURL, "data", cfg.DataDir)
+	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.Broker(), "data", cfg.DataDir)
 	return nil
 }
 
@@ -443,7 +438,7 @@ func (a *App) healthChecks() []lhttp.HealthCheck {
 	return []lhttp.HealthCheck{
 		{Name: "broker", Check: func(ctx context.Context) (string, error) {
 			if !a.MQTT.Connected() {
-				return "", fmt.Errorf("not connected to the broker at %s", a.MQTT.BrokerURL)
+				return "", fmt.Errorf("not connected to the broker at %s", a.MQTT.Broker())
 			}
 			return "connected", nil
 		}},

@@ -22,8 +22,9 @@ import (
 )
 
 // dropHook makes the embedded broker swallow the controller's first drops
-// publishes on topic: no acknowledgement, nothing retained, as a broker
-// that never got to them.
+// publishes on topic: nothing retained or delivered, as a broker that
+// never got to them. Over TCP the controller gets no acknowledgement;
+// in-process, Publish returns the rejection.
 type dropHook struct {
 	mochi.HookBase
 	topic string
@@ -36,7 +37,7 @@ func (h *dropHook) ID() string { return "test-drop" }
 func (h *dropHook) Provides(b byte) bool { return b == mochi.OnPublish }
 
 func (h *dropHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if string(cl.Properties.Username) == mqtt.ControllerUsername && pk.TopicName == h.topic {
+	if (cl.Net.Inline || string(cl.Properties.Username) == mqtt.ControllerUsername) && pk.TopicName == h.topic {
 		if h.seen.Add(1) <= h.drops {
 			return pk, packets.ErrRejectPacket
 		}
@@ -48,9 +49,15 @@ func (h *dropHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 // anyway: the scheduler publishes it again after RetryMin (on the fake
 // clock, well before its 30 s pass), raises the node's
 // desired-undelivered alarm once it has waited AlarmAfter and ends it on
-// delivery. Real store, embedded broker, controller client and a node
-// subscribed with its own credentials.
+// delivery. Real store, embedded broker, controller client (in-process,
+// as in the controller, and over TCP, as with an external broker) and a
+// node subscribed with its own credentials.
 func TestUndeliveredDesiredStateReachesTheNode(t *testing.T) {
+	t.Run("inline", func(t *testing.T) { testUndeliveredDesiredStateReachesTheNode(t, true) })
+	t.Run("tcp", func(t *testing.T) { testUndeliveredDesiredStateReachesTheNode(t, false) })
+}
+
+func testUndeliveredDesiredStateReachesTheNode(t *testing.T, inline bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
@@ -84,8 +91,12 @@ func TestUndeliveredDesiredStateReachesTheNode(t *testing.T) {
 	key, err := db.SigningKey()
 	must(err)
 	client := mqtt.NewClient()
-	client.BrokerURL = broker.URL()
-	client.Username, client.Password = mqtt.ControllerUsername, broker.ControllerSecret
+	if inline {
+		client.Embedded = broker
+	} else {
+		client.BrokerURL = broker.URL()
+		client.Username, client.Password = mqtt.ControllerUsername, broker.ControllerSecret
+	}
 	client.Signer = protocol.NewSigner("controller", key, 0, nil)
 	client.NodeService, client.EventService = nodes, bolt.NewEventService(db)
 	client.Logger = log
@@ -162,7 +173,7 @@ func TestUndeliveredDesiredStateReachesTheNode(t *testing.T) {
 		return as
 	}
 
-	// The first pass: dropped, not acknowledged within 300 ms.
+	// The first pass: dropped (over TCP, not acknowledged within 300 ms).
 	waitUntil("the first publish to fail", undelivered(1))
 	if got := received(); len(got) != 0 {
 		t.Fatalf("node received %v from a publish the broker dropped", got)

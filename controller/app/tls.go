@@ -1,23 +1,18 @@
 package app
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 )
 
-// serverTLS is the controller's TLS identity: the certificate it serves,
-// the PEM nodes pin, and a client configuration that trusts exactly the
-// served certificate, for the controller's own connection to its
-// embedded broker.
+// serverTLS is the controller's TLS identity: the certificate it serves
+// and the PEM nodes pin.
 type serverTLS struct {
 	server *tls.Config
 	pin    string // PEM written into credentials documents
-	client *tls.Config
 }
 
 // loadTLS reads --tls-cert, --tls-key and --tls-ca; nil without them.
@@ -57,22 +52,8 @@ func loadTLS(cfg Config) (*serverTLS, error) {
 		last := cert.Certificate[len(cert.Certificate)-1]
 		pin = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: last})
 	}
-	own := cert.Certificate[0]
 	return &serverTLS{
 		server: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		pin:    string(pin),
-		client: &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			// The controller reaches its own broker at 127.0.0.1, a name the
-			// certificate need not carry: it trusts exactly its own
-			// certificate instead of a name.
-			InsecureSkipVerify: true,
-			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-				if len(raw) == 0 || !bytes.Equal(raw[0], own) {
-					return errors.New("the broker does not present the controller's own certificate")
-				}
-				return nil
-			},
-		},
 	}, nil
 }

@@ -110,7 +110,7 @@ func (n *ackNode) acks(t *testing.T) []protocol.Command {
 // a new epoch replaces the acknowledgement of the old one.
 func TestAcksCoalesced(t *testing.T) {
 	r := newRig(t)
-	c := r.client(t)
+	c := r.client(t, true)
 	clock := &fakeClock{now: time.Now()}
 	mqtt.SetAckClock(c, clock.Now)
 	c.AckDelay = time.Minute
@@ -147,28 +147,32 @@ func TestAcksCoalesced(t *testing.T) {
 // it disconnects, so a restart does not make every node send its newest
 // events again.
 func TestHeldAcksSentOnClose(t *testing.T) {
-	r := newRig(t)
-	c := r.client(t)
-	c.AckDelay = time.Hour
-	open(t, c)
-	node := newAckNode(t, r, "tt-01")
-	node.send(t, "ep1", 2)
-	if got := node.acks(t); len(got) != 0 {
-		t.Fatalf("acknowledged before the delay: %+v", got)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, "the acknowledgement held at Close", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
-	if got := node.acks(t); len(got) != 1 || got[0].Seq != 2 {
-		t.Fatalf("acks %+v, want one: ep1 seq 2", got)
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			r := newRig(t)
+			c := r.client(t, p.inline)
+			c.AckDelay = time.Hour
+			open(t, c)
+			node := newAckNode(t, r, "tt-01")
+			node.send(t, "ep1", 2)
+			if got := node.acks(t); len(got) != 0 {
+				t.Fatalf("acknowledged before the delay: %+v", got)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, "the acknowledgement held at Close", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
+			if got := node.acks(t); len(got) != 1 || got[0].Seq != 2 {
+				t.Fatalf("acks %+v, want one: ep1 seq 2", got)
+			}
+		})
 	}
 }
 
 // Without a delay every batch is acknowledged at once.
 func TestAcksWithoutDelay(t *testing.T) {
 	r := newRig(t)
-	c := r.client(t)
+	c := r.client(t, true)
 	c.AckDelay = 0
 	open(t, c)
 	node := newAckNode(t, r, "tt-01")

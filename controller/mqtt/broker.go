@@ -55,6 +55,9 @@ type Broker struct {
 	server   *mochi.Server
 	listener *brokerconn.Listener
 	auth     *authHook
+	open     atomic.Bool // serving, not closed
+	closed   atomic.Bool
+	subIDs   atomic.Int32 // identifiers of the inline subscriptions, one per Client
 }
 
 // NewBroker returns a broker with defaults.
@@ -74,24 +77,29 @@ func (b *Broker) Open() error {
 		// log. Its errors still come through, and everything at debug.
 		Logger:       slog.New(quietHandler{b.Logger.Handler()}).With("component", "broker"),
 		Capabilities: mochi.NewDefaultServerCapabilities(),
+		// The controller's Client reaches the broker in-process
+		// (Client.Embedded), not over TCP.
+		InlineClient: true,
 	}
 	// Retained desired states must outlive any outage; mochi would
 	// otherwise drop retained messages older than a day.
 	opts.Capabilities.MaximumMessageExpiryInterval = 0
 	opts.Capabilities.MaximumPacketSize = protocol.MaxMessageSize + 4096
-	// The controller's own subscription gets every node's reports, and
-	// when an alert starts or ends on 10,000 nodes at once they arrive
-	// faster than it acknowledges them: with mochi's 8,192 unacknowledged
+	// A client of the controller's account over TCP (a tool or test
+	// watching every node's reports, as the controller's own client did
+	// before it went in-process) gets every node's reports, and when an
+	// alert starts or ends on 10,000 nodes at once they arrive faster
+	// than it acknowledges them: with mochi's 8,192 unacknowledged
 	// messages a client, the broker dropped thousands a round
 	// (BENCHMARKS.md). Packet ids allow 65,535; the in-flight store grows
 	// as used, so other clients pay nothing for the bound.
 	opts.Capabilities.MaximumInflight = math.MaxUint16
 	// Likewise its pending writes: mochi's default of 8,192 a client still
-	// dropped a round's burst to the controller's subscription when the
-	// controller read slower than 10,000 nodes reported, while each node
-	// receives a few messages at a time. mochi allocates the bound whole
-	// (8 bytes a slot) when a client connects, so nodes get a small one:
-	// 4 KB each instead of 64 KB (third_party/mochi-server).
+	// dropped a round's burst to such a subscription when it read slower
+	// than 10,000 nodes reported, while each node receives a few messages
+	// at a time. mochi allocates the bound whole (8 bytes a slot) when a
+	// client connects, so nodes get a small one: 4 KB each instead of
+	// 64 KB (third_party/mochi-server).
 	opts.ClientWritesPending = func(cl *mochi.Client) int32 {
 		if string(cl.Properties.Username) == ControllerUsername {
 			return controllerWritesPending
@@ -114,8 +122,16 @@ func (b *Broker) Open() error {
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
+	b.open.Store(true)
 	return nil
 }
+
+// serving reports whether the broker is open and not closed.
+func (b *Broker) serving() bool { return b.open.Load() }
+
+// nextSubID returns an identifier for a Client's inline subscriptions:
+// mochi keys them by filter and identifier.
+func (b *Broker) nextSubID() int { return int(b.subIDs.Add(1)) }
 
 // AddHook adds a mochi hook to the open broker, after its own; tests use
 // it to hold or drop messages the way a slow or lossy broker would.
@@ -149,7 +165,7 @@ func (b *Broker) URL() string {
 // Disconnect drops the connection of a node, e.g. after its credentials
 // were revoked.
 func (b *Broker) Disconnect(nodeID string) {
-	if cl, ok := b.server.Clients.Get(nodeID); ok {
+	if cl, ok := b.server.Clients.Get(nodeID); ok && !cl.Net.Inline {
 		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 }
@@ -170,11 +186,12 @@ func (b *Broker) Collectors() []prometheus.Collector {
 	}
 }
 
-// Close stops the broker and disconnects everyone.
+// Close stops the broker and disconnects everyone; once.
 func (b *Broker) Close() error {
-	if b.server == nil {
+	if b.server == nil || b.closed.Swap(true) {
 		return nil
 	}
+	b.open.Store(false)
 	return b.server.Close()
 }
 
@@ -218,6 +235,11 @@ var errRefused = errors.New("refused")
 
 func (h *authHook) authenticate(cl *mochi.Client, pk packets.Packet, user, pass string) (*grant, error) {
 	b := h.broker
+	// Nobody may take over the session of the inline client, the
+	// controller's own in the broker, whose id is a valid node id.
+	if cl.ID == mochi.InlineClientId {
+		return nil, fmt.Errorf("%w: client id %q is the broker's own", errRefused, cl.ID)
+	}
 	if user == ControllerUsername {
 		if subtle.ConstantTimeCompare([]byte(pass), []byte(b.ControllerSecret)) != 1 {
 			return nil, fmt.Errorf("%w: wrong controller secret", errRefused)

@@ -138,6 +138,7 @@ func TestBrokerAuthentication(t *testing.T) {
 		{"will on another node's state", "tt-01", "tt-01", "secret-tt-01", topics.Node("tm-01", protocol.ChanState), false},
 		{"will on an area command topic", "tt-01", "tt-01", "secret-tt-01", topics.Area("31", protocol.ChanCmd), false},
 		{"wrong controller secret", "loaxa-controller", mqtt.ControllerUsername, "guess", "", false},
+		{"the inline client's id", "inline", mqtt.ControllerUsername, r.broker.ControllerSecret, "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cn, err := r.connect(t, c.id, c.user, c.pass, c.will)
@@ -233,10 +234,12 @@ func TestBrokerACL(t *testing.T) {
 	})
 }
 
-// TestBrokerHoldsABurstForTheController: the controller's subscription
-// may have more unacknowledged messages than mochi's default 8,192 (every
-// node of a big area reports at the same instant when an alert starts or
-// ends); the broker keeps them instead of dropping them.
+// TestBrokerHoldsABurstForTheController: a subscription of the
+// controller's account over TCP (the controller's own, before it went
+// in-process; a tool watching the reports) may have more unacknowledged
+// messages than mochi's default 8,192 (every node of a big area reports at
+// the same instant when an alert starts or ends); the broker keeps them
+// instead of dropping them.
 func TestBrokerHoldsABurstForTheController(t *testing.T) {
 	r := newRig(t)
 	// A controller connection that subscribes and then reads nothing, so

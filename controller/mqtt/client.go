@@ -1,12 +1,14 @@
 // Package mqtt connects the controller to MQTT: the embedded broker
-// (mochi-mqtt) and the controller's own client (paho), which signs and
-// publishes desired states and commands, and ingests node state and events.
+// (mochi-mqtt) and the controller's own client, which signs and publishes
+// desired states and commands, and ingests node state and events.
 //
-// The controller talks to the embedded broker over TCP with paho exactly as
-// it talks to an external one (Mosquitto, EMQX, …), so one code path is
-// tested for both; the embedded broker only adds authentication and ACLs
-// backed by the node store, and lets the controller publish on a second
-// connection (Client.PublishClientID).
+// The client reaches an external broker (Mosquitto, EMQX, …) over TCP with
+// paho, and the embedded broker in-process through mochi's inline client
+// (Client.Embedded): node messages are handed to the ingest as the broker
+// routes them, and publishes are routed to the nodes within the call, with
+// no connection, packets or acknowledgements in between. Everything above
+// that seam (link.go), the ingest queues and workers, signing, metrics and
+// the desired-state bookkeeping, is one code path, tested on both.
 package mqtt
 
 import (
@@ -16,13 +18,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -48,6 +47,11 @@ const (
 
 // Client is the controller's MQTT client.
 type Client struct {
+	// Embedded, if set, is the broker in this process, which the client
+	// reaches in-process (mochi's inline client) instead of over TCP:
+	// BrokerURL, Username, Password, TLSConfig and ClientID are then
+	// unused.
+	Embedded *Broker
 	// BrokerURL is tcp://host:port (user:password@ allowed).
 	BrokerURL string
 	// Username and Password override those in BrokerURL when set.
@@ -55,24 +59,10 @@ type Client struct {
 	Password string
 	// TLSConfig is used for ssl:// brokers.
 	TLSConfig *tls.Config
-	// ClientID names the connection that receives node states and
-	// events.
+	// ClientID names the connection.
 	ClientID string
-	// PublishClientID, if set, opens a second connection with this id
-	// for everything the controller publishes. The broker acknowledges a
-	// publish on the connection it came in on, in order behind whatever
-	// it is writing there; on the receiving connection that is every
-	// node message for the controller, so under a burst of node traffic
-	// a desired state or an alert waits for its acknowledgement behind
-	// thousands of them (TestPublishesDoNotWaitBehindNodeTraffic). The
-	// embedded broker allows it; a Mosquitto set up with
-	// use_username_as_clientid (mosquitto.conf from the controller) gives
-	// both connections one id and would let them take each other over,
-	// so external brokers leave it empty and publish on the one
-	// connection.
-	PublishClientID string
-	Topics          protocol.Topics
-	Signer          *protocol.Signer
+	Topics   protocol.Topics
+	Signer   *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
 	// go to the same worker, so its events stay in order. Each writes its
 	// node's status in its own store transaction, and the store commits
@@ -81,12 +71,13 @@ type Client struct {
 	// 7,000, on the same disk). A worker takes up to workerBatch queued
 	// messages at once and ingests different nodes' concurrently (work).
 	Workers int
-	// PublishTimeout bounds waiting for the broker to accept a publish.
-	// The acknowledgement shares this one connection with every node
-	// message the broker sends the controller: mochi writes it in order
-	// behind them, and paho reads them one at a time, so under a burst of
-	// node traffic (a fleet enrolling) it can take longer than this even
-	// though the broker took the message (docs/scheduling.md).
+	// PublishTimeout bounds waiting for the broker to accept a publish
+	// over the network. The acknowledgement shares the connection with
+	// every node message the broker sends the controller: mochi writes it
+	// in order behind them, and paho reads them one at a time, so under a
+	// burst of node traffic (a fleet enrolling) it can take longer than
+	// this even though the broker took the message (docs/scheduling.md).
+	// The embedded broker takes a publish within the call.
 	PublishTimeout time.Duration
 	// DesiredInflight bounds the desired states published and not yet
 	// acknowledged by the broker, counting those whose caller stopped
@@ -94,7 +85,9 @@ type Client struct {
 	// broker acknowledges it or the connection drops, so without a bound
 	// a slow broker would collect one per node and retry. A publish
 	// waits for a free slot within its PublishTimeout. Commands and alerts
-	// are not counted: an emergency never waits behind schedules.
+	// are not counted: an emergency never waits behind schedules. The
+	// embedded broker has none in flight: its publishes are done when the
+	// call returns.
 	DesiredInflight int
 	// AckDelay is how long a node's event acknowledgement is held to
 	// cover the batches that follow it (acks.go); 0 acknowledges each
@@ -111,8 +104,7 @@ type Client struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	client      paho.Client // receives node messages
-	pub         paho.Client // publishes: client, or its own connection (PublishClientID)
+	link        link
 	queues      []chan message
 	m           *metrics
 	metricsOnce sync.Once
@@ -124,7 +116,7 @@ type Client struct {
 	// desiredGate (one token) serialises desired publishes while they
 	// take a slot; desiredToks are those the broker has not acknowledged.
 	desiredGate chan struct{}
-	desiredToks []paho.Token
+	desiredToks []delivery
 	acks        ackQueue
 	ackClock    func() time.Time // nil: time.Now (ackNow)
 }
@@ -148,21 +140,19 @@ func NewClient() *Client {
 	}
 }
 
-// Open connects (retrying in the background if the broker is not up yet),
-// subscribes to node state and events on every connect, and starts the
-// ingest workers.
+// Open starts the ingest workers and subscribes to node state and events:
+// in the embedded broker at once, or on every connect to an external one
+// (connecting in the background if the broker is not up yet).
 func (c *Client) Open() error {
-	u, err := url.Parse(c.BrokerURL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("mqtt client: broker URL %q: want tcp://host:port", c.BrokerURL)
+	if c.Embedded != nil {
+		c.link = &inlineLink{broker: c.Embedded}
+	} else {
+		l, err := newPahoLink(c.BrokerURL, c.Username, c.Password, c.TLSConfig, c.ClientID, c.PublishTimeout, c.Logger)
+		if err != nil {
+			return err
+		}
+		c.link = l
 	}
-	user, pass := c.Username, c.Password
-	if u.User != nil && user == "" {
-		user = u.User.Username()
-		pass, _ = u.User.Password()
-	}
-	u.User = nil
-
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.desiredGate = make(chan struct{}, 1)
@@ -176,45 +166,31 @@ func (c *Client) Open() error {
 		go c.sendAcks(ctx)
 	}
 
-	opts := func(id string) *paho.ClientOptions {
-		o := paho.NewClientOptions().
-			AddBroker(u.String()).
-			SetClientID(id).
-			SetUsername(user).
-			SetPassword(pass).
-			SetCleanSession(true).
-			SetAutoReconnect(true).
-			SetConnectRetry(true).
-			SetConnectRetryInterval(time.Second).
-			SetMaxReconnectInterval(10 * time.Second).
-			SetKeepAlive(30 * time.Second).
-			SetOrderMatters(true).
-			SetConnectionLostHandler(func(_ paho.Client, err error) {
-				c.Logger.Warn("mqtt: connection to broker lost", "client", id, "err", err)
-			})
-		if c.TLSConfig != nil {
-			o.SetTLSConfig(c.TLSConfig)
-		}
-		return o
+	filters := []string{c.Topics.AllNodes(protocol.ChanState), c.Topics.AllNodes(protocol.ChanEvent)}
+	if err := c.link.open(filters, c.route); err != nil {
+		cancel()
+		c.wg.Wait()
+		c.link = nil
+		return err
 	}
-	c.client = paho.NewClient(opts(c.ClientID).SetOnConnectHandler(c.onConnect))
-	c.pub = c.client
-	if c.PublishClientID != "" {
-		c.pub = paho.NewClient(opts(c.PublishClientID).SetOnConnectHandler(func(paho.Client) {
-			c.Logger.Info("mqtt: publisher connected to broker", "broker", c.BrokerURL)
-		}))
-		c.pub.Connect()
-	}
-	// With ConnectRetry the token completes only once connected; do not
-	// wait, the controller serves its API while the broker is away.
-	c.client.Connect()
 	return nil
 }
 
-// Connected reports whether the client is connected now (both
-// connections, with PublishClientID).
+// Broker names the broker the client talks to: its URL, or the embedded
+// broker.
+func (c *Client) Broker() string {
+	if c.link != nil {
+		return c.link.String()
+	}
+	if c.Embedded != nil {
+		return embeddedName
+	}
+	return c.BrokerURL
+}
+
+// Connected reports whether the client is connected now.
 func (c *Client) Connected() bool {
-	return c.client != nil && c.client.IsConnectionOpen() && c.pub.IsConnectionOpen()
+	return c.link != nil && c.link.connected()
 }
 
 // WaitConnected blocks until connected or ctx is done.
@@ -222,26 +198,23 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 	for !c.Connected() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("mqtt: wait for broker %s: %w", c.BrokerURL, ctx.Err())
+			return fmt.Errorf("mqtt: wait for broker %s: %w", c.Broker(), ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return nil
 }
 
-// Close stops the workers, sends the acknowledgements still held and
-// disconnects.
+// Close stops the workers, sends the acknowledgements still held,
+// unsubscribes and disconnects.
 func (c *Client) Close() error {
 	if c.cancel != nil {
 		c.cancel()
 	}
 	c.wg.Wait()
-	if c.client != nil {
+	if c.link != nil {
 		c.flushAcks()
-		c.client.Disconnect(250)
-		if c.pub != c.client {
-			c.pub.Disconnect(250)
-		}
+		c.link.close()
 	}
 	return nil
 }
@@ -250,22 +223,6 @@ func (c *Client) Close() error {
 // queues were full. Dropped events are resent by the node; dropped states
 // are superseded by the next one.
 func (c *Client) Dropped() uint64 { return c.dropped.Load() }
-
-func (c *Client) onConnect(cl paho.Client) {
-	c.Logger.Info("mqtt: connected to broker", "broker", c.BrokerURL)
-	filters := map[string]byte{
-		c.Topics.AllNodes(protocol.ChanState): 1,
-		c.Topics.AllNodes(protocol.ChanEvent): 1,
-	}
-	// Never block here: paho calls this on its own goroutine and the
-	// subscription completes asynchronously.
-	tok := cl.SubscribeMultiple(filters, c.route)
-	go func() {
-		if !tok.WaitTimeout(c.PublishTimeout) || tok.Error() != nil {
-			c.Logger.Error("mqtt: subscribe to node topics failed", "err", tok.Error())
-		}
-	}()
-}
 
 // makeQueues returns the ingest queues of n workers: queueTotal messages
 // in all, however many workers share them.
@@ -277,15 +234,17 @@ func makeQueues(n int) []chan message {
 	return qs
 }
 
-// route hands a message to the worker of its node without blocking paho.
-func (c *Client) route(_ paho.Client, m paho.Message) {
-	t, err := c.Topics.Parse(m.Topic())
+// route hands a message to the worker of its node without blocking: it
+// runs on paho's goroutine, or on the embedded broker's goroutine of the
+// node's connection.
+func (c *Client) route(topic string, payload []byte) {
+	t, err := c.Topics.Parse(topic)
 	if err != nil || t.Scope != protocol.ScopeNode {
-		c.Logger.Warn("mqtt: message on unexpected topic", "topic", m.Topic(), "err", err)
+		c.Logger.Warn("mqtt: message on unexpected topic", "topic", topic, "err", err)
 		return
 	}
 	c.metrics().in.WithLabelValues(string(t.Channel)).Inc()
-	c.enqueue(t, m.Payload())
+	c.enqueue(t, payload)
 }
 
 // enqueue hands a node message to its node's worker. A node's states are
@@ -427,11 +386,19 @@ func (c *Client) publish(ctx context.Context, kind, topic string, retained bool,
 func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
 	timer := time.NewTimer(c.PublishTimeout)
 	defer timer.Stop()
-	return c.await(ctx, topic, c.pub.Publish(topic, 1, retained, payload), timer)
+	return c.await(ctx, topic, c.send(topic, 1, retained, payload), timer)
 }
 
-// await waits for the broker to acknowledge tok, until timer or ctx.
-func (c *Client) await(ctx context.Context, topic string, tok paho.Token, timer *time.Timer) error {
+// send hands a message to the broker.
+func (c *Client) send(topic string, qos byte, retained bool, payload []byte) delivery {
+	if c.link == nil {
+		return done{errors.New("mqtt client not open")}
+	}
+	return c.link.publish(topic, qos, retained, payload)
+}
+
+// await waits for the broker to take tok, until timer or ctx.
+func (c *Client) await(ctx context.Context, topic string, tok delivery, timer *time.Timer) error {
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -457,10 +424,10 @@ func (c *Client) publishDesired(ctx context.Context, topic string, payload []byt
 	case <-ctx.Done():
 		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
 	}
-	var tok paho.Token
+	var tok delivery
 	err := c.takeDesiredSlot(ctx, timer)
 	if err == nil {
-		tok = c.pub.Publish(topic, 1, true, payload)
+		tok = c.send(topic, 1, true, payload)
 		c.desiredToks = append(c.desiredToks, tok)
 	}
 	<-c.desiredGate
@@ -478,7 +445,7 @@ var ErrDesiredInflight = errors.New("too many desired states not yet acknowledge
 // are unacknowledged. Called holding desiredGate.
 func (c *Client) takeDesiredSlot(ctx context.Context, timer *time.Timer) error {
 	for {
-		c.desiredToks = slices.DeleteFunc(c.desiredToks, func(t paho.Token) bool {
+		c.desiredToks = slices.DeleteFunc(c.desiredToks, func(t delivery) bool {
 			select {
 			case <-t.Done():
 				return true
@@ -559,7 +526,7 @@ func (c *Client) SendLive(ctx context.Context, area string, l protocol.Live) err
 		return c.publish(ctx, "live", topic, false, raw)
 	}
 	// QoS 0 completes as soon as the frame is written: no wait.
-	tok := c.pub.Publish(topic, 0, false, raw)
+	tok := c.send(topic, 0, false, raw)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {

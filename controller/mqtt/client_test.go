@@ -6,24 +6,48 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/protocol"
 )
 
+// paths are the two ways the controller's client reaches the embedded
+// broker: over TCP with paho, as it reaches an external one, and
+// in-process (Client.Embedded), as the controller does.
+var paths = []struct {
+	name   string
+	inline bool
+}{{"tcp", false}, {"inline", true}}
+
 // The controller's client ingests a node's state and events through the
 // embedded broker, and acknowledges the events with a signed command the
-// node can verify.
+// node can verify. In-process, no client of the controller's account
+// connects to the broker at all.
 func TestClientIngestsAndAcknowledges(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { testClientIngestsAndAcknowledges(t, p.inline) })
+	}
+}
+
+func testClientIngestsAndAcknowledges(t *testing.T, inline bool) {
 	r := newRig(t)
-	c := r.client(t)
+	sessions := &sessionLog{}
+	if err := r.broker.AddHook(sessions); err != nil {
+		t.Fatal(err)
+	}
+	c := r.client(t, inline)
 	open(t, c)
 
 	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
@@ -90,6 +114,171 @@ func TestClientIngestsAndAcknowledges(t *testing.T) {
 	if n, _ := r.nodes.FindNodeByID(context.Background(), "tt-01"); n.Status.State != loaxa.NodeOnline {
 		t.Errorf("a state forged in another node's name changed tt-01 to %s", n.Status.State)
 	}
+	if got, want := sessions.users(), map[bool][]string{true: {"tt-01"}, false: {mqtt.ControllerUsername, "tt-01"}}[inline]; !slices.Equal(got, want) {
+		t.Errorf("sessions established by %v, want %v", got, want)
+	}
+}
+
+// sessionLog records the username of every client that establishes a
+// session with the broker.
+type sessionLog struct {
+	mochi.HookBase
+	mu   sync.Mutex
+	seen []string
+}
+
+func (h *sessionLog) ID() string { return "test-sessions" }
+
+func (h *sessionLog) Provides(b byte) bool { return b == mochi.OnSessionEstablished }
+
+func (h *sessionLog) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen = append(h.seen, string(cl.Properties.Username))
+}
+
+func (h *sessionLog) users() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(slices.Values(h.seen))
+}
+
+// A node's state retained before the controller's client subscribes is
+// ingested when it does: the broker hands over the retained messages of
+// the subscription, on both paths.
+func TestClientTakesRetainedStates(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			r := newRig(t)
+			node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: protocol.StatusOnline, At: time.Now(), DesiredVersion: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, true, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish: %v", tok.Error())
+			}
+			open(t, r.client(t, p.inline))
+			poll(t, "the retained state ingested", func() bool {
+				n, err := r.nodes.FindNodeByID(context.Background(), "tt-01")
+				return err == nil && n.Status.State == loaxa.NodeOnline && n.Status.RunningVersion == 3
+			})
+		})
+	}
+}
+
+// A desired state published in-process is retained by the embedded
+// broker: a node that connects after it was published receives it, signed
+// by the controller, and a later version replaces it.
+func TestInlineDesiredReachesALateNode(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t, true)
+	ctx := open(t, c)
+	for v := uint64(1); v <= 2; v++ {
+		if err := c.PublishDesired(ctx, &protocol.DesiredState{Node: "tt-01", Version: v}); err != nil {
+			t.Fatalf("publish version %d: %v", v, err)
+		}
+	}
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desired := topics.Node("tt-01", protocol.ChanDesired)
+	if !node.subscribe(t, desired) {
+		t.Fatal("node may not subscribe to its desired topic")
+	}
+	poll(t, "the retained desired state", func() bool { return node.received(desired) > 0 })
+	node.mu.Lock()
+	got := node.got[desired]
+	node.mu.Unlock()
+	key, err := r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
+	env, err := v.Open(got[0], "node/tt-01")
+	if err != nil {
+		t.Fatalf("desired state does not verify: %v", err)
+	}
+	var d protocol.DesiredState
+	if err := env.Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || d.Version != 2 {
+		t.Errorf("node received %d desired states, the first version %d; want one, version 2", len(got), d.Version)
+	}
+}
+
+// Closing an in-process client removes its subscriptions (node messages
+// no longer reach it), stops its workers and leaves no goroutine; it is
+// not connected after, and neither is one whose broker closed.
+func TestInlineClientClose(t *testing.T) {
+	r := newRig(t)
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
+	c := r.client(t, true)
+	open(t, c)
+	state := func() {
+		t.Helper()
+		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: protocol.StatusOnline, At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, false, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	state()
+	poll(t, "the state received", func() bool { return received(t, c) == 1 })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Connected() {
+		t.Error("connected after Close")
+	}
+	goleak.VerifyNone(t, before)
+	// The node's publish is routed (and acknowledged to the node) after
+	// its subscribers were looked up: once it returns, a subscription
+	// left behind would have been called.
+	state()
+	if n := received(t, c); n != 1 {
+		t.Errorf("%.0f node messages received, %.0f after Close", n, n-1)
+	}
+
+	c2 := r.client(t, true)
+	open(t, c2)
+	if err := r.broker.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c2.Connected() {
+		t.Error("connected to a closed broker")
+	}
+	if err := c2.SendNodeCommand(context.Background(), "tt-01", protocol.Command{Name: protocol.CmdAck}, time.Minute); !errors.Is(err, mqtt.ErrBrokerClosed) {
+		t.Errorf("command to a closed broker: %v, want ErrBrokerClosed", err)
+	}
+}
+
+// received returns the client's count of node messages received.
+func received(t *testing.T, c *mqtt.Client) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 8)
+	c.Collectors()[0].Collect(ch) // loaxa_mqtt_messages_in_total
+	close(ch)
+	var n float64
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		n += d.GetCounter().GetValue()
+	}
+	return n
 }
 
 func poll(t *testing.T, what string, cond func() bool) {
@@ -131,7 +320,9 @@ func (h *holdHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 // While the broker acknowledges none, at most DesiredInflight desired
 // states are handed to paho; the next publish fails with
 // ErrDesiredInflight instead of queueing one more, and publishes go on
-// once the broker acknowledges the ones in flight.
+// once the broker acknowledges the ones in flight. Over TCP only: the
+// embedded broker takes an in-process publish within the call, so none is
+// ever in flight (a hook that held it would hold the caller).
 func TestDesiredInflightIsBounded(t *testing.T) {
 	r := newRig(t)
 	hold := &holdHook{topics: map[string]bool{topics.Node("tt-01", protocol.ChanDesired): true}, release: make(chan struct{})}
@@ -146,7 +337,7 @@ func TestDesiredInflightIsBounded(t *testing.T) {
 		}
 	}
 	defer releaseOnce() // before the broker closes, or its Close waits on the held publish
-	c := r.client(t)
+	c := r.client(t, false)
 	c.PublishTimeout = 300 * time.Millisecond
 	c.DesiredInflight = 2
 	ctx := open(t, c)
@@ -172,94 +363,21 @@ func TestDesiredInflightIsBounded(t *testing.T) {
 	}
 }
 
-// stallHook stalls the broker's writes of node states to the controller,
-// as a controller reading its connection slowly (a fleet enrolling on a
-// busy machine) does: the broker's writer waits on the first and queues
-// the rest behind it.
-type stallHook struct {
-	mochi.HookBase
-	client  string
-	stalled atomic.Int32
-	release chan struct{}
-}
-
-func (h *stallHook) ID() string { return "test-stall" }
-
-func (h *stallHook) Provides(b byte) bool { return b == mochi.OnPacketEncode }
-
-func (h *stallHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
-	if cl.ID == h.client && pk.FixedHeader.Type == packets.Publish && pk.TopicName == topics.Node("tt-01", protocol.ChanState) {
-		h.stalled.Add(1)
-		<-h.release
-	}
-	return pk
-}
-
-// With PublishClientID the broker acknowledges a desired state at once
-// even while node traffic to the controller is stalled: the
-// acknowledgement does not wait behind node messages. Without it (one
-// connection) this publish times out.
-func TestPublishesDoNotWaitBehindNodeTraffic(t *testing.T) {
-	r := newRig(t)
-	c := r.client(t)
-	c.PublishTimeout = time.Second
-	c.PublishClientID = c.ClientID + "-pub"
-	stall := &stallHook{client: c.ClientID, release: make(chan struct{})}
-	if err := r.broker.AddHook(stall); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(stall.release)
-		}
-	}
-	defer release() // before the broker closes
-	ctx := open(t, c)
-	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := uint64(0)
-	state := func() {
-		t.Helper()
-		seq++
-		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", seq, time.Now(), protocol.State{Status: protocol.StatusOnline, At: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, false, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("node publish: %v", tok.Error())
-		}
-	}
-	// States until the broker's writer to the controller stalls on one
-	// (the controller subscribes in the background), then two more that
-	// queue behind it: each is queued before the broker reads the node's
-	// next publish.
-	poll(t, "the broker's writer stalled", func() bool {
-		state()
-		return stall.stalled.Load() > 0
-	})
-	state()
-	state()
-
-	if err := c.PublishDesired(ctx, &protocol.DesiredState{Node: "tt-01", Version: 1}); err != nil {
-		t.Fatalf("desired state while node traffic to the controller is stalled: %v", err)
-	}
-}
-
 // client returns a controller client of the rig's broker and store, with
-// the store's signing key, not opened yet.
-func (r *rig) client(t *testing.T) *mqtt.Client {
+// the store's signing key, not opened yet: in-process or over TCP.
+func (r *rig) client(t *testing.T, inline bool) *mqtt.Client {
 	t.Helper()
 	key, err := r.db.SigningKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := mqtt.NewClient()
-	c.BrokerURL = r.broker.URL()
-	c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
+	if inline {
+		c.Embedded = r.broker
+	} else {
+		c.BrokerURL = r.broker.URL()
+		c.Username, c.Password = mqtt.ControllerUsername, r.broker.ControllerSecret
+	}
 	c.Signer = protocol.NewSigner("controller", key, 0, nil)
 	c.NodeService, c.EventService = r.nodes, r.events
 	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -4,6 +4,7 @@ package mqtt
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -73,5 +74,37 @@ func TestLoaxaClientWritesPending(t *testing.T) {
 	}
 	if c := cap(got.State.outbound); c != 3 {
 		t.Fatalf("the client's pending writes hold %d, want 3", c)
+	}
+}
+
+// TestLoaxaInlinePublishRejected: a publish of the inline client that a
+// hook rejects is neither retained nor delivered, and Server.Publish says
+// so; one that the hooks let through returns nil and is retained.
+func TestLoaxaInlinePublishRejected(t *testing.T) {
+	s := newServerWithInlineClient()
+	hook := new(modifiedHookBase)
+	hook.fail = true
+	hook.err = packets.ErrRejectPacket
+	if err := s.AddHook(hook, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Serve()
+	defer s.Close()
+	got := 0
+	if err := s.Subscribe("a/#", 1, func(*Client, packets.Subscription, packets.Packet) { got++ }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Publish("a/b", []byte("x"), true, 1); !errors.Is(err, packets.ErrRejectPacket) {
+		t.Fatalf("rejected publish returned %v, want ErrRejectPacket", err)
+	}
+	if got != 0 || s.Topics.Retained.Len() != 0 {
+		t.Fatalf("rejected publish: %d delivered, %d retained", got, s.Topics.Retained.Len())
+	}
+	hook.fail = false
+	if err := s.Publish("a/b", []byte("x"), true, 1); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if got != 1 || s.Topics.Retained.Len() != 1 {
+		t.Fatalf("publish: %d delivered, %d retained, want 1 and 1", got, s.Topics.Retained.Len())
 	}
 }

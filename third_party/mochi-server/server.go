@@ -934,6 +934,12 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	if err == nil {
 		pk = pkx
 	} else if errors.Is(err, packets.ErrRejectPacket) {
+		// loaxa: the inline client's caller (Server.Publish) learns that
+		// the message was not taken; upstream returned nil as for a
+		// network client, to which no acknowledgement is the answer.
+		if cl.Net.Inline {
+			return err
+		}
 		return nil
 	} else if errors.Is(err, packets.CodeSuccessIgnore) {
 		pk.Ignore = true

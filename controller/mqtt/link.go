@@ -1,0 +1,201 @@
+package mqtt
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// link is the Client's way to its broker: a paho connection over the
+// network (pahoLink), or mochi's inline client when the broker is the
+// embedded one in this process (inlineLink). The Client's queues, workers,
+// signing, metrics and desired-state bookkeeping are the same on both.
+type link interface {
+	// open subscribes to filters, and again after every reconnect,
+	// handing each node message to deliver, which must not block: it
+	// runs on the broker's or paho's goroutine.
+	open(filters []string, deliver func(topic string, payload []byte)) error
+	// publish hands a message to the broker.
+	publish(topic string, qos byte, retained bool, payload []byte) delivery
+	// connected reports whether publishes can reach the broker now.
+	connected() bool
+	// close stops the subscriptions and disconnects.
+	close()
+	// String names the broker for logs and errors.
+	String() string
+}
+
+// delivery is a publish under way: done once the broker took it (Error
+// nil) or it failed. paho's tokens are deliveries.
+type delivery interface {
+	Done() <-chan struct{}
+	Error() error
+}
+
+// pahoLink reaches a broker over TCP (or TLS) with paho: an external one,
+// or the embedded one from outside the process.
+type pahoLink struct {
+	url        string // without credentials
+	user, pass string
+	tls        *tls.Config
+	clientID   string
+	timeout    time.Duration // of the subscription, logged if exceeded
+	logger     *slog.Logger
+	client     paho.Client
+}
+
+func newPahoLink(brokerURL, user, pass string, tlsConfig *tls.Config, clientID string, timeout time.Duration, logger *slog.Logger) (*pahoLink, error) {
+	u, err := url.Parse(brokerURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("mqtt client: broker URL %q: want tcp://host:port", brokerURL)
+	}
+	if u.User != nil && user == "" {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+	}
+	u.User = nil
+	return &pahoLink{url: u.String(), user: user, pass: pass, tls: tlsConfig, clientID: clientID, timeout: timeout, logger: logger}, nil
+}
+
+func (l *pahoLink) String() string { return l.url }
+
+func (l *pahoLink) open(filters []string, deliver func(topic string, payload []byte)) error {
+	subs := make(map[string]byte, len(filters))
+	for _, f := range filters {
+		subs[f] = 1
+	}
+	o := paho.NewClientOptions().
+		AddBroker(l.url).
+		SetClientID(l.clientID).
+		SetUsername(l.user).
+		SetPassword(l.pass).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(true).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			l.logger.Warn("mqtt: connection to broker lost", "client", l.clientID, "err", err)
+		}).
+		SetOnConnectHandler(func(cl paho.Client) {
+			l.logger.Info("mqtt: connected to broker", "broker", l.url)
+			// Never block here: paho calls this on its own goroutine and
+			// the subscription completes asynchronously.
+			tok := cl.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) { deliver(m.Topic(), m.Payload()) })
+			go func() {
+				if !tok.WaitTimeout(l.timeout) || tok.Error() != nil {
+					l.logger.Error("mqtt: subscribe to node topics failed", "err", tok.Error())
+				}
+			}()
+		})
+	if l.tls != nil {
+		o.SetTLSConfig(l.tls)
+	}
+	l.client = paho.NewClient(o)
+	// With ConnectRetry the token completes only once connected; do not
+	// wait, the controller serves its API while the broker is away.
+	l.client.Connect()
+	return nil
+}
+
+func (l *pahoLink) publish(topic string, qos byte, retained bool, payload []byte) delivery {
+	return l.client.Publish(topic, qos, retained, payload)
+}
+
+func (l *pahoLink) connected() bool { return l.client != nil && l.client.IsConnectionOpen() }
+
+func (l *pahoLink) close() {
+	if l.client != nil {
+		l.client.Disconnect(250)
+	}
+}
+
+// inlineLink reaches the embedded broker in this process through mochi's
+// inline client: no connection, no packets, no acknowledgements. A node
+// message is handed to deliver on the goroutine of the node's connection
+// as the broker routes it, and a publish is routed to the nodes (and
+// retained) within the call: taken when Server.Publish returns nil.
+type inlineLink struct {
+	broker *Broker
+	subID  int
+	subs   []string
+	opened atomic.Bool // subscribed, not closed yet
+}
+
+// ErrBrokerClosed is returned for publishes to the embedded broker after
+// it closed.
+var ErrBrokerClosed = errors.New("embedded broker closed")
+
+// embeddedName names the embedded broker in logs and errors.
+const embeddedName = "embedded broker (in-process)"
+
+func (l *inlineLink) String() string { return embeddedName }
+
+func (l *inlineLink) open(filters []string, deliver func(topic string, payload []byte)) error {
+	if !l.broker.serving() {
+		return fmt.Errorf("mqtt client: %w or not open", ErrBrokerClosed)
+	}
+	l.subID = l.broker.nextSubID()
+	handler := func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		deliver(pk.TopicName, pk.Payload)
+	}
+	for _, f := range filters {
+		// The retained messages on f are handed over within the call.
+		if err := l.broker.server.Subscribe(f, l.subID, handler); err != nil {
+			l.close()
+			return fmt.Errorf("mqtt client: subscribe to %s in the embedded broker: %w", f, err)
+		}
+		l.subs = append(l.subs, f)
+	}
+	l.opened.Store(true)
+	return nil
+}
+
+func (l *inlineLink) publish(topic string, qos byte, retained bool, payload []byte) delivery {
+	if !l.broker.serving() {
+		return done{ErrBrokerClosed}
+	}
+	if err := l.broker.server.Publish(topic, payload, retained, qos); err != nil {
+		return done{fmt.Errorf("embedded broker: %w", err)}
+	}
+	return done{}
+}
+
+func (l *inlineLink) connected() bool { return l.opened.Load() && l.broker.serving() }
+
+func (l *inlineLink) close() {
+	l.opened.Store(false)
+	for _, f := range l.subs {
+		_ = l.broker.server.Unsubscribe(f, l.subID)
+	}
+	l.subs = nil
+}
+
+// done is a finished delivery.
+type done struct{ err error }
+
+var closedDone = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+func (d done) Done() <-chan struct{} { return closedDone }
+func (d done) Error() error          { return d.err }
+
+var (
+	_ link     = (*pahoLink)(nil)
+	_ link     = (*inlineLink)(nil)
+	_ delivery = paho.Token(nil)
+	_ delivery = done{}
+)
