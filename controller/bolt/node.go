@@ -106,6 +106,9 @@ func checkNewNode(n *loaxa.Node) error {
 	if err := checkID("Node id", n.ID); err != nil {
 		return err
 	}
+	if slices.Contains(loaxa.ReservedNodeIDs, n.ID) {
+		return loaxa.Errorf(loaxa.EInvalid, "Node id %q is reserved for the controller and its broker; choose another.", n.ID)
+	}
 	if n.Area == "" {
 		return loaxa.Errorf(loaxa.EInvalid, "Node %q has no area: give the id of the area it stands in.", n.ID)
 	}

@@ -14,6 +14,14 @@ import (
 	"loaxa.vn/protocol"
 )
 
+// ReservedNodeIDs are ids no node may have: the embedded broker's own
+// client ("inline": mochi's inline client, through which the controller
+// reaches its embedded broker) and the controller's broker account. A node
+// enrolled under one could never connect (the broker refuses it), so they
+// are refused when the node is created. controller/mqtt's tests keep this
+// list in step with the broker.
+var ReservedNodeIDs = []string{"inline", "loaxa-controller"}
+
 // Node (cụm loa) is one speaker box.
 type Node struct {
 	ID        string    `json:"id"`

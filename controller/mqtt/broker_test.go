@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -286,5 +288,15 @@ func TestBrokerHoldsABurstForTheController(t *testing.T) {
 	}
 	if dropped != 0 {
 		t.Fatalf("the broker dropped %.0f of %d messages to the controller's subscription", dropped, n)
+	}
+}
+
+// The store refuses to create nodes under the ids the broker keeps for
+// itself: its inline client's and the controller's account.
+func TestReservedNodeIDsMatchTheBroker(t *testing.T) {
+	for _, id := range []string{mochi.InlineClientId, mqtt.ControllerUsername} {
+		if !slices.Contains(loaxa.ReservedNodeIDs, id) {
+			t.Errorf("loaxa.ReservedNodeIDs %q lacks %q, which the broker keeps for itself", loaxa.ReservedNodeIDs, id)
+		}
 	}
 }
