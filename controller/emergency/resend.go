@@ -15,7 +15,7 @@ import (
 // acknowledged) until ctx ends: every ResendEvery it looks at each live
 // emergency, and sends the alert again on the cmd topic of every online
 // node that has not reported it received AckBound (or twice its area's
-// lead, if longer) after the last send,
+// lead, if longer) plus the area's report window after the last send,
 // at most MaxResends times per node, never after the alert expired or was
 // cancelled. A node that comes back online before the expiry gets it then.
 // After a cancel, the cancel is resent the same way to online nodes that
@@ -100,7 +100,9 @@ func (s *Service) resend(ctx context.Context) {
 		bound := map[string]time.Duration{}
 		areaWork := map[string]int{}
 		for _, a := range t.em.Areas {
-			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond)
+			// Its nodes hold their receipt up to the report window.
+			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond) +
+				time.Duration(a.ReportWindowMS)*time.Millisecond
 			if last, ok := t.lastReceipt[a.Area]; ok && now.Sub(last) < s.ResendQuiet {
 				bound[a.Area] = -1 // receiving: nothing this pass
 			}
