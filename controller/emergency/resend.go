@@ -19,7 +19,8 @@ import (
 // at most MaxResends times per node, never after the alert expired or was
 // cancelled. A node that comes back online before the expiry gets it then.
 // After a cancel, the cancel is resent the same way to online nodes that
-// had the alert and have not reported it over (a final event).
+// had the alert and have not reported it over (a final event) AckBound
+// plus their area's report window after the last send.
 //
 // Resends are paced so that they do not slow down what they make up for:
 // no node of an area is resent to while the area's receipts are still
@@ -75,13 +76,20 @@ func (s *Service) resend(ctx context.Context) {
 		if t.em.State == loaxa.EmergencyCancelled {
 			// The cancel follows nodes that had the alert and have not
 			// reported it over, like the alert itself.
+			// A node's final event may be waiting out its area's report
+			// window.
+			window := map[string]time.Duration{}
+			for _, a := range t.em.Areas {
+				window[a.Area] = time.Duration(a.ReportWindowMS) * time.Millisecond
+			}
 			w := len(work)
 			for node := range t.received {
 				sent, ok := t.cancelSent[node]
 				if !ok {
 					sent = t.cancelled
 				}
-				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= s.AckBound {
+				bound := s.AckBound + window[t.nodeArea[node]]
+				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= bound {
 					cands = append(cands, candidate{w, node, sent})
 				}
 			}

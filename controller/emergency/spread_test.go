@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 func TestReportSpreadWindow(t *testing.T) {
@@ -91,5 +92,30 @@ func TestResendBoundIncludesReportWindow(t *testing.T) {
 	}
 	if got := w.step(s, 200*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert", "node/n2 alert"}) {
 		t.Errorf("5.1 s after the publish: %v, want the online nodes resent to", got)
+	}
+}
+
+// TestCancelResendBoundIncludesReportWindow: after a cancel, a node that
+// had the alert is sent the cancel again only once its final event has
+// had the report window to come.
+func TestCancelResendBoundIncludesReportWindow(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	s.Spread = ReportSpread{MinNodes: 2, PerNode: time.Second, Max: 10 * time.Second} // 3 nodes: 3 s
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	if _, err := s.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	if got := w.step(s, 4900*time.Millisecond); slices.Contains(got, "node/n1 alert-cancel") {
+		t.Errorf("cancel resent to n1 4.9 s after the cancel: the bound is 2 s + the 3 s window")
+	}
+	if got := w.step(s, 200*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert-cancel"}) {
+		t.Errorf("5.1 s after the cancel: %v, want the cancel again to n1", got)
 	}
 }
