@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Emergency commands. An alert travels as one signed Command on the cmd
@@ -25,9 +26,29 @@ const (
 // never starts it later, and the command's envelope expires then too, so a
 // node that comes back after that hears nothing stale. Content not on the
 // node is fetched at once; its content-ready event says when it arrived.
+//
+// ReportWindowMS (optional, added later) spreads the node's reports of the
+// alert: each node waits a random delay within the window, chosen once per
+// alert, before it sends each report (events and state), so that the
+// reports of a large area do not all reach the broker and controller while
+// the alert is still fanning out. 0 (and an older controller, which does
+// not send it) means report at once. A node uses at most MaxReportWindowMS
+// of it, whatever a newer controller asks.
 type Alert struct {
-	Occurrence Occurrence   `json:"occurrence"`
-	Content    []ContentRef `json:"content"`
+	Occurrence     Occurrence   `json:"occurrence"`
+	Content        []ContentRef `json:"content"`
+	ReportWindowMS int64        `json:"report_window_ms,omitempty"`
+}
+
+// MaxReportWindowMS is the longest report window a node applies
+// (Alert.ReportWindowMS): a longer one is cut to it, so that no alert can
+// keep a node's reports back for long.
+const MaxReportWindowMS = 60_000
+
+// ReportWindow returns the window over which the node spreads its reports
+// of a, cut to [0, MaxReportWindowMS].
+func (a *Alert) ReportWindow() time.Duration {
+	return time.Duration(min(max(a.ReportWindowMS, 0), MaxReportWindowMS)) * time.Millisecond
 }
 
 // Validate checks an alert a node is about to play.
@@ -57,6 +78,8 @@ func (a *Alert) Validate() error {
 		return fmt.Errorf("alert %s: volume %d outside 0–%d", o.ID, o.Volume, MaxVolume)
 	case o.OnPreempt != "" && o.OnPreempt != PreemptResume && o.OnPreempt != PreemptDrop:
 		return fmt.Errorf("alert %s: unknown preemption policy %q", o.ID, o.OnPreempt)
+	case a.ReportWindowMS < 0:
+		return fmt.Errorf("alert %s: report window %d ms is negative", o.ID, a.ReportWindowMS)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ func TestAlertValidate(t *testing.T) {
 		"volume too high":   func(a *protocol.Alert) { a.Occurrence.Volume = 16 },
 		"negative volume":   func(a *protocol.Alert) { a.Occurrence.Volume = -1 },
 		"unknown preemptor": func(a *protocol.Alert) { a.Occurrence.OnPreempt = "later" },
+		"negative window":   func(a *protocol.Alert) { a.ReportWindowMS = -1 },
 	} {
 		a := validAlert()
 		a.Content = append([]protocol.ContentRef(nil), a.Content...)
@@ -45,6 +46,37 @@ func TestAlertValidate(t *testing.T) {
 	a := validAlert()
 	if err := a.Validate(); err != nil {
 		t.Errorf("valid alert refused: %v", err)
+	}
+}
+
+// TestAlertReportWindow: the window a node applies is the alert's, cut to
+// MaxReportWindowMS; a longer one from a newer controller is accepted, not
+// refused (the alarm matters more than when it is reported).
+func TestAlertReportWindow(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		want time.Duration
+	}{
+		{0, 0},
+		{1, time.Millisecond},
+		{7_500, 7500 * time.Millisecond},
+		{protocol.MaxReportWindowMS, protocol.MaxReportWindowMS * time.Millisecond},
+		{protocol.MaxReportWindowMS + 1, protocol.MaxReportWindowMS * time.Millisecond},
+		{1 << 62, protocol.MaxReportWindowMS * time.Millisecond},
+	} {
+		a := validAlert()
+		a.ReportWindowMS = c.ms
+		if err := a.Validate(); err != nil {
+			t.Errorf("window %d ms refused: %v", c.ms, err)
+		}
+		if got := a.ReportWindow(); got != c.want {
+			t.Errorf("window %d ms: node applies %v, want %v", c.ms, got, c.want)
+		}
+	}
+	// An older controller's alert has no field at all.
+	raw, _ := json.Marshal(validAlert())
+	if strings.Contains(string(raw), "report_window") {
+		t.Errorf("alert without a window encodes one: %s", raw)
 	}
 }
 
@@ -64,6 +96,10 @@ func FuzzAlertCommand(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte(`{"name":"alert-cancel","occurrence":"e000001@x"}`))
 	f.Add([]byte(`{"name":"alert","alert":{"occurrence":{"id":"x","volume":99}}}`))
+	a.ReportWindowMS = 10_000
+	seed, _ = json.Marshal(protocol.Command{Name: protocol.CmdAlert, Alert: &a})
+	f.Add(seed)
+	f.Add([]byte(`{"name":"alert","alert":{"report_window_ms":-5}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var cmd protocol.Command
 		if json.Unmarshal(raw, &cmd) != nil || cmd.Alert == nil {
@@ -71,6 +107,9 @@ func FuzzAlertCommand(f *testing.F) {
 		}
 		if cmd.Alert.Validate() != nil {
 			return
+		}
+		if w := cmd.Alert.ReportWindow(); w < 0 || w > protocol.MaxReportWindowMS*time.Millisecond {
+			t.Fatalf("accepted alert gives a report window of %v", w)
 		}
 		again, err := json.Marshal(cmd.Alert)
 		if err != nil {

@@ -169,6 +169,20 @@
 // applied whatever the node's own volume, -2 dB a step below full; Drill
 // marks an exercise, and the node copies it into every event about it.
 //
+// An alert may carry ReportWindowMS (optional; added later): the window
+// over which the nodes spread their reports of it, so that those of a
+// large area do not reach the broker and controller all at once while the
+// alert is still fanning out (the controller sets it from the number of
+// nodes it targets, 0 for a commune). A node picks a delay uniformly at
+// random within the window, once per alert, and sends each report of the
+// alert — its received and content-ready events, its started event, its
+// final event, and each retained State it publishes after a change while
+// it holds the alert — that delay after the report's own time. Events keep
+// their At; they wait in the outbox, so a restart or a lost link during
+// the delay loses nothing. The events are sent in order, so an event
+// written after a held report waits with it. Playing is never delayed.
+// A node applies at most MaxReportWindowMS; a negative window is malformed.
+//
 // The node plays an alert like any occurrence of its level: it preempts
 // what plays (which resumes afterwards by its own policy), the amplifier
 // is switched on, and missing content is fetched at once. A copy of an

@@ -11,7 +11,10 @@
 // failed); those events move the alert's deliveries, and the service
 // resends the alert on the node's own topic to online nodes that have not
 // reported it received within AckBound (or twice the area's lead, if
-// longer), up to MaxResends times, until it expires (resend.go). Resends
+// longer) plus the area's report window, up to MaxResends times, until it
+// expires (resend.go). The nodes of a large area spread their reports of
+// the alert over that window (spread.go), so that they do not compete
+// with the fan-out. Resends
 // wait while an area's receipts are still coming in, and at most
 // ResendBatch go out per pass, so that they do not add to the load of a
 // big area's own fan-out.
@@ -61,6 +64,9 @@ type Service struct {
 
 	// Lead bounds the start lead (lead.go).
 	Lead Lead
+	// Spread sets the window over which an area's nodes spread their
+	// reports (spread.go); the zero value spreads nothing.
+	Spread ReportSpread
 	// AckBound is how long a node may take to report an alert received
 	// before it is resent; MaxResends how often at most.
 	AckBound    time.Duration
@@ -89,6 +95,7 @@ func NewService() *Service {
 		Clock:       clock.Real{},
 		Logger:      slog.New(slog.DiscardHandler),
 		Lead:        DefaultLead,
+		Spread:      DefaultReportSpread,
 		AckBound:    DefaultAckBound,
 		MaxResends:  DefaultMaxResends,
 		ResendEvery: DefaultResendEvery,
@@ -216,6 +223,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		a := &em.Areas[i]
 		lead, from := s.lead(a.Area, a.Nodes)
 		a.LeadMS, a.LeadFrom = lead.Milliseconds(), from
+		a.ReportWindowMS = s.Spread.Window(a.Nodes).Milliseconds()
 		a.Start = issued.Add(lead)
 		if a.Start.After(latest) {
 			latest = a.Start
@@ -238,7 +246,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	starts := map[string]time.Time{}
 	for _, a := range em.Areas {
 		starts[a.Area] = a.Start
-		t.cmds[a.Area] = alertCommand(em, a.Start, main, refs)
+		t.cmds[a.Area] = alertCommand(em, a, main, refs)
 	}
 	ds := make([]*loaxa.Delivery, 0, len(nodes))
 	for _, n := range nodes {
@@ -331,9 +339,12 @@ func alertContent(opening, closing, main *loaxa.Content) []protocol.ContentRef {
 	return []protocol.ContentRef{ref(opening), ref(closing), ref(main)}
 }
 
-// alertCommand is the alert of em for an area whose nodes start at start.
-func alertCommand(em *loaxa.Emergency, start time.Time, main *loaxa.Content, refs []protocol.ContentRef) protocol.Command {
+// alertCommand is the alert of em for area a: its nodes start at its
+// start and spread their reports over its window.
+func alertCommand(em *loaxa.Emergency, a loaxa.EmergencyArea, main *loaxa.Content, refs []protocol.ContentRef) protocol.Command {
+	start := a.Start
 	return protocol.Command{Name: protocol.CmdAlert, Alert: &protocol.Alert{
+		ReportWindowMS: a.ReportWindowMS,
 		Occurrence: protocol.Occurrence{
 			ID: em.Occurrence, Announcement: em.ID, Title: em.Title, Content: main.ID,
 			Priority: protocol.PriorityEmergency, Start: start.UTC(), DurationMS: main.DurationMS,

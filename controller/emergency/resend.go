@@ -15,11 +15,12 @@ import (
 // acknowledged) until ctx ends: every ResendEvery it looks at each live
 // emergency, and sends the alert again on the cmd topic of every online
 // node that has not reported it received AckBound (or twice its area's
-// lead, if longer) after the last send,
+// lead, if longer) plus the area's report window after the last send,
 // at most MaxResends times per node, never after the alert expired or was
 // cancelled. A node that comes back online before the expiry gets it then.
 // After a cancel, the cancel is resent the same way to online nodes that
-// had the alert and have not reported it over (a final event).
+// had the alert and have not reported it over (a final event) AckBound
+// plus their area's report window after the last send.
 //
 // Resends are paced so that they do not slow down what they make up for:
 // no node of an area is resent to while the area's receipts are still
@@ -75,13 +76,20 @@ func (s *Service) resend(ctx context.Context) {
 		if t.em.State == loaxa.EmergencyCancelled {
 			// The cancel follows nodes that had the alert and have not
 			// reported it over, like the alert itself.
+			// A node's final event may be waiting out its area's report
+			// window.
+			window := map[string]time.Duration{}
+			for _, a := range t.em.Areas {
+				window[a.Area] = time.Duration(a.ReportWindowMS) * time.Millisecond
+			}
 			w := len(work)
 			for node := range t.received {
 				sent, ok := t.cancelSent[node]
 				if !ok {
 					sent = t.cancelled
 				}
-				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= s.AckBound {
+				bound := s.AckBound + window[t.nodeArea[node]]
+				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= bound {
 					cands = append(cands, candidate{w, node, sent})
 				}
 			}
@@ -100,7 +108,9 @@ func (s *Service) resend(ctx context.Context) {
 		bound := map[string]time.Duration{}
 		areaWork := map[string]int{}
 		for _, a := range t.em.Areas {
-			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond)
+			// Its nodes hold their receipt up to the report window.
+			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond) +
+				time.Duration(a.ReportWindowMS)*time.Millisecond
 			if last, ok := t.lastReceipt[a.Area]; ok && now.Sub(last) < s.ResendQuiet {
 				bound[a.Area] = -1 // receiving: nothing this pass
 			}

@@ -21,6 +21,22 @@ import (
 type recorder struct {
 	mu   sync.Mutex
 	sent []string // "area/31 alert", "node/n1 alert-cancel", …
+	last map[string]protocol.Command
+}
+
+// lastSent returns the last command sent to "area/31", "node/n1", ….
+func (r *recorder) lastSent(to string) protocol.Command {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[to]
+}
+
+func (r *recorder) note(to string, cmd protocol.Command) {
+	r.sent = append(r.sent, to+" "+cmd.Name)
+	if r.last == nil {
+		r.last = map[string]protocol.Command{}
+	}
+	r.last[to] = cmd
 }
 
 var _ loaxa.AlertMessenger = (*recorder)(nil)
@@ -28,14 +44,14 @@ var _ loaxa.AlertMessenger = (*recorder)(nil)
 func (r *recorder) SendAreaCommand(_ context.Context, area string, cmd protocol.Command, _ time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sent = append(r.sent, "area/"+area+" "+cmd.Name)
+	r.note("area/"+area, cmd)
 	return nil
 }
 
 func (r *recorder) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, _ time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sent = append(r.sent, "node/"+node+" "+cmd.Name)
+	r.note("node/"+node, cmd)
 	return nil
 }
 

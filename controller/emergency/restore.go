@@ -109,7 +109,7 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		t.cancelled = em.CancelledAt
 	}
 	for _, a := range em.Areas {
-		t.cmds[a.Area] = alertCommand(em, a.Start, main, refs)
+		t.cmds[a.Area] = alertCommand(em, a, main, refs)
 	}
 	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
 	if err != nil {

@@ -88,6 +88,10 @@ type EmergencyArea struct {
 	// LeadFrom says where the lead came from: "measured" (the fan-out of
 	// the area's last alert) or "estimated" (from the number of nodes).
 	LeadFrom string `json:"lead_from"`
+	// ReportWindowMS is the window over which the area's nodes spread
+	// their reports of the alert (protocol.Alert.ReportWindowMS), chosen
+	// from Nodes: 0 for a small area, which reports at once.
+	ReportWindowMS int64 `json:"report_window_ms,omitempty"`
 	// PublishedAt is when the broker took the publish; Error why it did
 	// not, if it did not.
 	PublishedAt time.Time `json:"published_at,omitzero"`

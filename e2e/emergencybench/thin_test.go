@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -48,6 +49,12 @@ import (
 // store, play audio, fetch content. Like the agent, it sends its
 // unacknowledged events again when the acknowledgement is 30 s overdue
 // (agent.Config.AckTimeout), from the first one, in one batch.
+//
+// Like the agent (node/agent/spread.go), a thin node spreads its reports of
+// an alert with a report window (protocol.Alert.ReportWindowMS): it picks a
+// delay uniformly within the window once per alert and sends each event
+// batch of the alert that long after its events' time, and each state
+// after a change while it holds the alert that long after the debounce.
 
 const (
 	envThinCreds = "LOAXA_BENCH_THIN_CREDS" // JSON file: []protocol.Credentials
@@ -136,6 +143,10 @@ type thinNode struct {
 	unacked   []protocol.Event // sent, not acknowledged yet
 	ackTimer  *time.Timer
 	closed    bool
+	// delay is how long the reports of the alert held wait (its report
+	// window), until delayUntil.
+	delay      time.Duration
+	delayUntil time.Time
 }
 
 func openThinNode(cred *protocol.Credentials, lines chan<- string) (*thinNode, error) {
@@ -239,6 +250,10 @@ func (n *thinNode) alert(al *protocol.Alert, at time.Time) {
 	}
 	n.held[o.ID] = true
 	n.lines <- fmt.Sprintf("%s %d\n", o.ID, at.UnixNano())
+	n.delay, n.delayUntil = 0, time.Time{}
+	if w := al.ReportWindow(); w > 0 {
+		n.delay, n.delayUntil = mrand.N(w), o.Expires
+	}
 	n.events(o, protocol.Event{Type: protocol.EventReceived, At: at.UTC()}, protocol.Event{Type: protocol.EventContentReady, At: at.UTC()})
 	n.amp = true // prepared on receipt: the amplifier switches on
 	n.dirty()
@@ -294,7 +309,19 @@ func (n *thinNode) events(o protocol.Occurrence, evs ...protocol.Event) {
 		}
 	}
 	n.unacked = append(n.unacked, evs...)
-	n.sendEvents(first, evs)
+	if d := n.delay; d > 0 && time.Now().Before(n.delayUntil) {
+		// A report of an alert with a window: sent the node's delay after
+		// its time; later batches wait longer, so the order holds.
+		time.AfterFunc(d, func() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if !n.closed {
+				n.sendEvents(first, evs)
+			}
+		})
+	} else {
+		n.sendEvents(first, evs)
+	}
 	if n.ackTimer == nil {
 		n.ackTimer = time.AfterFunc(thinAckTimeout, n.resend)
 	} else {
@@ -344,7 +371,11 @@ func (n *thinNode) dirty() {
 		return
 	}
 	n.pending = true
-	time.AfterFunc(thinStateDebounce, func() {
+	wait := thinStateDebounce
+	if time.Now().Before(n.delayUntil) {
+		wait += n.delay
+	}
+	time.AfterFunc(wait, func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		n.pending = false

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -131,6 +132,12 @@ type Agent struct {
 
 	mu     sync.Mutex
 	status status
+	// holds are the delays of the alerts' reports (spread.go), by
+	// occurrence id; written by the main loop, read by the sender and the
+	// state publisher.
+	holds map[string]reportHold
+	// rand picks report delays; main loop only.
+	rand *rand.Rand
 
 	started time.Time // base clock, for the uptime
 	metrics *metrics
@@ -244,6 +251,7 @@ func New(cfg Config) (*Agent, error) {
 		lead:        cfg.AmplifierWarmup,
 		started:     cfg.Clock.Now(),
 		metrics:     newMetrics(),
+		rand:        newRand(),
 	}
 	if o, ok := cfg.Output.(LatencyOutput); ok {
 		a.latency = max(o.Latency(), 0)
@@ -1002,7 +1010,8 @@ func (a *Agent) publishStates(ctx context.Context) {
 			continue
 		}
 		if pending == nil {
-			debounce.Reset(a.cfg.StateDebounce)
+			// While an alert's reports are spread, so is the state.
+			debounce.Reset(a.cfg.StateDebounce + a.stateDelay(a.clock.Now()))
 			pending = debounce.C
 		}
 	}

@@ -76,6 +76,7 @@ func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 	if slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == id }) {
 		return fmt.Errorf("%w: alert %s has the id of a scheduled occurrence", protocol.ErrMalformed, id)
 	}
+	a.holdReports(al)
 	a.alerts = append(a.alerts, *al)
 	a.alertsChanged()
 	a.wantContent()
@@ -146,6 +147,7 @@ func (a *Agent) endAlert(i int, reason string, notBegun protocol.EventType) prot
 // pruneAlerts drops alerts that are over and expired, and forgets
 // cancelled ids past their expiry.
 func (a *Agent) pruneAlerts(now time.Time) {
+	a.pruneHolds(now)
 	for id, exp := range a.cancelled {
 		if now.After(exp) {
 			delete(a.cancelled, id)

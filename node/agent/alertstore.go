@@ -47,6 +47,10 @@ type AlertStore interface {
 type HeldAlerts struct {
 	Alerts    []protocol.Alert     `json:"alerts,omitempty"`
 	Cancelled map[string]time.Time `json:"cancelled,omitempty"`
+	// ReportDelayMS is the delay of each held alert's reports (spread.go),
+	// by occurrence id, so that a restart keeps the node's place in the
+	// window.
+	ReportDelayMS map[string]int64 `json:"report_delay_ms,omitempty"`
 }
 
 // alertsChanged marks the held alerts to be written by the next flush.
@@ -58,7 +62,7 @@ func (a *Agent) saveAlerts() {
 	if !a.alertsDirty {
 		return
 	}
-	h := HeldAlerts{Cancelled: maps.Clone(a.cancelled)}
+	h := HeldAlerts{Cancelled: maps.Clone(a.cancelled), ReportDelayMS: a.heldDelays()}
 	for _, al := range a.alerts {
 		if al.Occurrence.Live == "" {
 			h.Alerts = append(h.Alerts, al)
@@ -94,6 +98,9 @@ func (a *Agent) loadAlerts(now time.Time) error {
 		p, seen := a.progress[o.ID]
 		if now.Before(o.Expires) {
 			a.alerts = append(a.alerts, al)
+			if ms := h.ReportDelayMS[o.ID]; ms > 0 {
+				a.setHold(o.ID, time.Duration(ms)*time.Millisecond, o.Expires)
+			}
 			if a.restored == nil {
 				a.restored = map[string]bool{}
 			}

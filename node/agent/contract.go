@@ -112,6 +112,11 @@ type Config struct {
 	// to install (CmdUpdate), for the process to fetch, install and try
 	// (node/update); nil refuses them with an update-failed event.
 	Updates chan<- protocol.Update
+	// ReportDelay, if set, picks the delay of an alert's reports within
+	// its report window w (spread.go) instead of uniformly at random;
+	// tests use it. Its result is kept within [0, w].
+	ReportDelay func(w time.Duration) time.Duration
+
 	// StartupEvents are reported once when Run starts: update outcomes
 	// from before a restart. Their At is kept; Seq is assigned.
 	StartupEvents []protocol.Event

@@ -28,6 +28,11 @@ func (a *Agent) sendEvents(ctx context.Context) {
 	)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// hold waits for the first held report (spread.go), on the corrected
+	// clock, which the reports' times are on.
+	hold := a.clock.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
 	for {
 		out, err := a.store.Outbox()
 		if err != nil {
@@ -42,13 +47,28 @@ func (a *Agent) sendEvents(ctx context.Context) {
 			ackBy = time.Time{}
 		}
 		var wait time.Duration // 0: wait for a signal only
+		var heldFor time.Duration
 		switch {
 		case err != nil || !a.link.Connected():
 		case sent < out.Last && sent-out.Acked < sendAhead:
-			next, err := a.sendBatch(ctx, topic, sent)
+			next, until, err := a.sendBatch(ctx, topic, sent)
 			if err != nil {
 				a.log.Debug("agent: events not sent", "after", sent, "err", err)
 				wait = time.Second // the link is flaky; a connect signal comes sooner if it dropped
+				break
+			}
+			if next == sent && !until.IsZero() {
+				// The next event is a held report: wait for its time, or
+				// for the acknowledgement of what was sent before it.
+				heldFor = max(until.Sub(a.clock.Now()), time.Millisecond)
+				if sent > out.Acked {
+					if wait = time.Until(ackBy); wait <= 0 {
+						a.log.Info("agent: events not acknowledged in time, sending again", "from", out.Acked+1, "to", sent)
+						sent = out.Acked
+						ackBy = time.Time{}
+						continue
+					}
+				}
 				break
 			}
 			if ackBy.IsZero() {
@@ -65,10 +85,14 @@ func (a *Agent) sendEvents(ctx context.Context) {
 				continue
 			}
 		}
-		var tc <-chan time.Time
+		var tc, hc <-chan time.Time
 		if wait > 0 {
 			timer.Reset(wait)
 			tc = timer.C
+		}
+		if heldFor > 0 {
+			hold.Reset(heldFor)
+			hc = hold.C()
 		}
 		select {
 		case <-ctx.Done():
@@ -78,24 +102,38 @@ func (a *Agent) sendEvents(ctx context.Context) {
 			sent = 0 // everything unacknowledged again: the last connection may have lost it
 			ackBy = time.Time{}
 		case <-tc:
+		case <-hc:
 		}
 		timer.Stop()
+		hold.Stop()
 	}
 }
 
-// sendBatch publishes the events after seq after and returns the last
-// sequence sent.
-func (a *Agent) sendBatch(ctx context.Context, topic string, after uint64) (uint64, error) {
+// sendBatch publishes the events after seq after, up to the first held
+// report (spread.go), and returns the last sequence sent and, if it
+// stopped at a held report, when that may be sent.
+func (a *Agent) sendBatch(ctx context.Context, topic string, after uint64) (uint64, time.Time, error) {
 	events, err := a.store.Events(after, BatchSize)
 	if err != nil || len(events) == 0 {
-		return after, err
+		return after, time.Time{}, err
+	}
+	var until time.Time
+	now := a.clock.Now()
+	for i, e := range events {
+		if t := a.heldUntil(e); t.After(now) {
+			events, until = events[:i], t
+			break
+		}
+	}
+	if len(events) == 0 {
+		return after, until, nil
 	}
 	raw, err := protocol.Encode(protocol.TypeEvents, a.cred.Node, controllerAudience, events[0].Seq, a.clock.Now(), protocol.EventBatch{Epoch: a.epoch, Events: events})
 	if err != nil {
-		return after, err
+		return after, time.Time{}, err
 	}
 	if err := a.link.Publish(ctx, topic, false, raw); err != nil {
-		return after, err
+		return after, time.Time{}, err
 	}
-	return events[len(events)-1].Seq, nil
+	return events[len(events)-1].Seq, until, nil
 }

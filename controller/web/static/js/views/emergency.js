@@ -135,6 +135,11 @@ async function board(ctx, main, id) {
   showSummary(rep.summary, rep.state);
   rep.nodes.forEach(showNode);
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
+  // A large area's clusters spread their reports over a window: say so, or
+  // "not yet reported" would read as a fault while they trickle in.
+  const windowMS = Math.max(0, ...(rep.areas || []).map((a) => a.report_window_ms || 0));
+  const spread = windowMS > 0 ? h('p', { class: 'hint', id: 'em-report-window' },
+    t('emergency.report_window', { s: fmtNumber(Math.ceil(windowMS / 1000)) })) : null;
   const src = new EventSource(apiURL(`/emergency/${encodeURIComponent(id)}/stream`));
   src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state); });
   src.addEventListener('node', (e) => showNode(JSON.parse(e.data)));
@@ -156,7 +161,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    counts, live,
+    counts, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') ? h('div', { class: 'panel row no-print' },

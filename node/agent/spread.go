@@ -1,0 +1,140 @@
+package agent
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"math/rand/v2"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// Reports of an alert are spread over its report window
+// (protocol.Alert.ReportWindowMS): when an alert goes to thousands of
+// nodes, each of them reporting it received, started and completed at the
+// same instants would put tens of thousands of messages on the broker and
+// the controller while the alert is still fanning out to the last nodes.
+// The node picks a delay within the window once per alert and holds each
+// report of the alert that long after the report's own time:
+//
+//   - its events (received, content-ready, started, the final event): they
+//     are written to the outbox at once, with their true At, and the sender
+//     does not send an event of the alert before At plus the delay. The
+//     outbox is sent in order (the controller accepts a node's events only
+//     in order), so an event written after a held one waits with it. The
+//     outbox is durable, and the delay is stored with the held alerts, so
+//     a restart or a lost link during the delay loses nothing and keeps
+//     the delay.
+//   - its retained state: a change while the node holds the alert is
+//     published the delay after the usual debounce.
+//
+// Nothing about playing waits: only the reports. Alerts without a window,
+// the desired state's plays and live calls report at once as before.
+
+// reportHold is how long the reports of one alert wait.
+type reportHold struct {
+	delay time.Duration
+	// until is when the hold is forgotten: the alert's expiry plus the
+	// delay, so that a final event written at the expiry is held too.
+	until time.Time
+}
+
+// newRand returns the agent's own random source, seeded from the
+// system's: thousands of agents in one process (the fleet simulator) must
+// not pick the same delays.
+func newRand() *rand.Rand {
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		// crypto/rand does not fail on supported systems; the time is a
+		// poorer seed, never a shared one across agents started apart.
+		binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
+	}
+	return rand.New(rand.NewChaCha8(seed))
+}
+
+// reportDelay picks the delay of the reports of an alert with window w:
+// uniform in [0, w), or Config.ReportDelay's choice kept within it.
+func (a *Agent) reportDelay(w time.Duration) time.Duration {
+	if w <= 0 {
+		return 0
+	}
+	if a.cfg.ReportDelay != nil {
+		return min(max(a.cfg.ReportDelay(w), 0), w)
+	}
+	return time.Duration(a.rand.Int64N(int64(w)))
+}
+
+// holdReports starts holding the reports of al, if its window asks for it.
+// It runs in the main loop when the alert is accepted, before any event of
+// it is written.
+func (a *Agent) holdReports(al *protocol.Alert) {
+	w := al.ReportWindow()
+	d := a.reportDelay(w)
+	if d <= 0 {
+		return
+	}
+	a.setHold(al.Occurrence.ID, d, al.Occurrence.Expires)
+	a.alertsChanged()
+	a.log.Debug("agent: reports of the alert spread", "occurrence", al.Occurrence.ID, "window", w, "delay", d)
+}
+
+func (a *Agent) setHold(id string, d time.Duration, expires time.Time) {
+	a.mu.Lock()
+	if a.holds == nil {
+		a.holds = map[string]reportHold{}
+	}
+	a.holds[id] = reportHold{delay: d, until: expires.Add(d)}
+	a.mu.Unlock()
+}
+
+// pruneHolds forgets the holds past their end.
+func (a *Agent) pruneHolds(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, h := range a.holds {
+		if now.After(h.until) {
+			delete(a.holds, id)
+			a.alertsDirty = true
+		}
+	}
+}
+
+// heldDelays returns the delays to store with the held alerts, in ms.
+func (a *Agent) heldDelays() map[string]int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.holds) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(a.holds))
+	for id, h := range a.holds {
+		out[id] = h.delay.Milliseconds()
+	}
+	return out
+}
+
+// heldUntil returns when e may be sent: its At plus the delay of its
+// alert's reports, or zero if it is not held. Called by the sender.
+func (a *Agent) heldUntil(e protocol.Event) time.Time {
+	a.mu.Lock()
+	h, ok := a.holds[e.Occurrence]
+	a.mu.Unlock()
+	if !ok {
+		return time.Time{}
+	}
+	return e.At.Add(h.delay)
+}
+
+// stateDelay returns how much longer than the debounce a state change now
+// waits: the longest delay of the alerts whose reports are held.
+func (a *Agent) stateDelay(now time.Time) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var d time.Duration
+	for _, h := range a.holds {
+		if !now.After(h.until) {
+			d = max(d, h.delay)
+		}
+	}
+	return d
+}

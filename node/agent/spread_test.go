@@ -1,0 +1,206 @@
+package agent_test
+
+import (
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// spreadAlert is alert() with a report window.
+func spreadAlert(id string, ref, opening, closing protocol.ContentRef, start, expires time.Time, window time.Duration) protocol.Command {
+	cmd := alert(id, ref, opening, closing, start, expires)
+	cmd.Alert.ReportWindowMS = window.Milliseconds()
+	return cmd
+}
+
+// halfWindow makes the agent's report delay half the window.
+func halfWindow(c *agent.Config) {
+	c.ReportDelay = func(w time.Duration) time.Duration { return w / 2 }
+}
+
+// quiet fails if cond holds at any time within d (real time): for what
+// must not happen, such as a held report reaching the controller.
+func quiet(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			t.Fatal(what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// reportedAt checks that the controller comes to hold n events
+// (content-ready left out) when the fake clock reaches due, and not
+// before: it moves fc to just before due, sees that the n-th has not come,
+// then moves it on in small steps, giving the agent time at each, until it
+// has. The agent's timer may be armed a step late on a busy machine, so
+// "when" is within two seconds of fake time.
+func reportedAt(t *testing.T, fc *clock.Fake, ctl *nodetest.Controller, what string, n int, due time.Time) {
+	t.Helper()
+	have := func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= n }
+	runUntil(t, fc, time.Minute, "the time before "+what, func() bool { return !fc.Now().Before(due.Add(-100 * time.Millisecond)) })
+	quiet(t, 200*time.Millisecond, what+" reported before its time plus the delay", have)
+	for !have() {
+		if fc.Now().After(due.Add(2 * time.Second)) {
+			t.Fatalf("%s not reported 2 s (fake time) after its time plus the delay", what)
+		}
+		fc.Advance(20 * time.Millisecond)
+		for end := time.Now().Add(40 * time.Millisecond); !have() && time.Now().Before(end); {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// TestAlertReportsSpread: an alert with a report window plays at its
+// start instant as always, but each of its reports (received, started,
+// completed) reaches the controller only the node's delay after the
+// report's own time, which the event keeps.
+func TestAlertReportsSpread(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	t0 := fc.Now()
+	start := t0.Add(time.Second)
+	const delay = 4 * time.Second // half of the window
+	ctl.SendAreaCommand("d1", spreadAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
+	nodetest.Eventually(t, 5*time.Second, "alert not received and its content not fetched", func() bool {
+		st := n.a.Status()
+		return st.Outbox >= 2 && len(st.ContentMissing) == 0 // received, content-ready
+	})
+	quiet(t, 300*time.Millisecond, "the receipt was reported before the delay", func() bool { return len(ctl.Events("n1")) > 0 })
+
+	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
+	reportedAt(t, fc, ctl, "started", 2, start.Add(delay))
+	// 0.7 + 3 × 1 + 2 × 0.5 + 0.6 s of play.
+	reportedAt(t, fc, ctl, "completed", 3, start.Add(5300*time.Millisecond+delay))
+	events := waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "completed e1@x"})
+	if e := events[0]; !e.At.Equal(t0) {
+		t.Errorf("received at %v, want %v: events keep their true time", e.At, t0)
+	}
+	if e := events[1]; e.LateMS != 0 || !e.At.Equal(start) {
+		t.Errorf("alert started at %v (%d ms late), want %v: playing does not wait", e.At, e.LateMS, start)
+	}
+	if e := events[2]; e.PlayedMS != 5300 {
+		t.Errorf("alert played %d ms, want 5300", e.PlayedMS)
+	}
+}
+
+// TestReportsNotSpreadWithoutWindow: with the same agent, an alert
+// without a window (a commune) and a scheduled play report at once, on a
+// clock that does not move.
+func TestReportsNotSpreadWithoutWindow(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
+	waitConnected(t, n)
+
+	news := ctl.AddContent(time.Second)
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("news", news, fc.Now().Add(time.Hour))}, news))
+	waitEvents(t, ctl, "n1", []string{"received news"})
+	start := fc.Now().Add(time.Minute)
+	ctl.SendAreaCommand("d1", spreadAlert("e2@x", msg, opening, closing, start, start.Add(10*time.Minute), 0), 10*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received news", "received e2@x"})
+}
+
+// TestSpreadReportsSurviveRestart: reports held when the agent stops are
+// in the store; the new agent keeps the same delay (it does not send them
+// at once, nor pick a new one) and sends them when it is up; nothing is
+// lost or sent twice.
+func TestSpreadReportsSurviveRestart(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1", "d1")
+	st, dir := store.NewMemory(), t.TempDir()
+	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir, tune: halfWindow})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	t0 := fc.Now()
+	start := t0.Add(30 * time.Second)
+	const delay = 5 * time.Second
+	ctl.SendAreaCommand("d1", spreadAlert("e3@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
+	nodetest.Eventually(t, 5*time.Second, "alert not received", func() bool { return n.a.Status().Outbox >= 1 })
+	fc.Advance(time.Second)
+	n.stop(t)
+	if out, _ := st.Outbox(); out.Len() == 0 {
+		t.Fatal("nothing in the outbox after the agent stopped")
+	}
+	h, err := st.HeldAlerts()
+	if err != nil || h.ReportDelayMS["e3@x"] != delay.Milliseconds() {
+		t.Fatalf("stored report delays %v, %v; want %v for the alert", h.ReportDelayMS, err, delay)
+	}
+
+	// The new agent would pick another delay; it must keep the stored one.
+	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir, tune: func(c *agent.Config) {
+		c.ReportDelay = func(w time.Duration) time.Duration { return 0 }
+	}})
+	waitConnected(t, n2)
+	quiet(t, 300*time.Millisecond, "held receipt sent at once after the restart", func() bool { return len(ctl.Events("n1")) > 0 })
+	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
+	runUntil(t, fc, time.Minute, "alert reported over", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
+	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
+	if !events[1].At.Equal(start) {
+		t.Errorf("alert started at %v, want %v", events[1].At, start)
+	}
+	if l := ctl.Log("n1"); l.Resent != 0 {
+		t.Errorf("%d events received twice", l.Resent)
+	}
+}
+
+// TestStateSpread: a state change while the node holds an alert with a
+// report window is published the node's delay after the debounce, not at
+// the debounce (real time: the state publisher's debounce is).
+func TestStateSpread(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
+	waitConnected(t, n)
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	nodetest.Eventually(t, 5*time.Second, "no state on connect", func() bool { return len(ctl.Log("n1").States) > 0 })
+	// Let the start-up's states go out, so that no debounce armed before
+	// the alert is running.
+	states, still := 0, time.Now()
+	nodetest.Eventually(t, 5*time.Second, "states do not settle", func() bool {
+		if got := len(ctl.Log("n1").States); got != states {
+			states, still = got, time.Now()
+		}
+		return time.Since(still) > 200*time.Millisecond
+	})
+
+	const delay = 700 * time.Millisecond
+	start := fc.Now().Add(time.Minute)
+	sent := time.Now()
+	ctl.SendAreaCommand("d1", spreadAlert("e4@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
+	// The first state after the alert: the node has it (its outbox, the
+	// content it misses changed).
+	var at time.Time
+	nodetest.Eventually(t, 5*time.Second, "no state after the alert", func() bool {
+		if len(ctl.Log("n1").States) > states {
+			at = time.Now()
+			return true
+		}
+		return false
+	})
+	if got := at.Sub(sent); got < delay {
+		t.Errorf("state after the alert published %v after it, want at least the delay %v", got, delay)
+	}
+}
