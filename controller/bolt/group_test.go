@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 )
@@ -157,5 +159,80 @@ func TestGroupUpdate_Panic(t *testing.T) {
 	}
 	if err := db.groupUpdate(incr("n")); err != nil {
 		t.Errorf("write after the panic: %v", err)
+	}
+}
+
+// A busy store's leader waits before it commits, and the writes that
+// arrive meanwhile share its commit; an idle store commits at once.
+func TestGroupUpdate_LingersWhenBusy(t *testing.T) {
+	db := openTestDB(t)
+	g := &db.group
+	lingered, release := make(chan time.Duration, 1), make(chan struct{})
+	g.mu.Lock()
+	g.linger = func(d time.Duration) {
+		lingered <- d
+		<-release
+	}
+	g.lastEnd = time.Now().Add(time.Hour) // a commit "just" ended, however slow this machine
+	g.mu.Unlock()
+
+	var (
+		mu  sync.Mutex
+		txs = map[int]int{} // transaction id → writes in it
+		wg  sync.WaitGroup
+	)
+	write := func(key string) {
+		err := db.groupUpdate(func(tx *bbolt.Tx) error {
+			mu.Lock()
+			txs[tx.ID()]++
+			mu.Unlock()
+			return incr(key)(tx)
+		})
+		if err != nil {
+			t.Errorf("write %s: %v", key, err)
+		}
+	}
+	wg.Go(func() { write("lead") })
+	select {
+	case d := <-lingered:
+		if d != groupLinger {
+			t.Errorf("lingered %v, want %v", d, groupLinger)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		wg.Wait()
+		t.Fatal("the leader of a busy store committed without waiting for more writes")
+	}
+	const joiners = 8
+	for i := range joiners {
+		wg.Go(func() { write(fmt.Sprintf("j%d", i)) })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		queued := len(g.queue)
+		g.mu.Unlock()
+		if queued == joiners+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", queued, joiners+1)
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if len(txs) != 1 {
+		t.Errorf("writes per commit %v, want all %d in one", txs, joiners+1)
+	}
+
+	// Idle (the last commit long ago): no waiting.
+	g.mu.Lock()
+	g.linger = func(time.Duration) { t.Error("an idle store lingered") }
+	g.lastEnd = time.Now().Add(-time.Hour)
+	g.mu.Unlock()
+	write("idle")
+	if got := counter(t, db, "idle"); got != 1 {
+		t.Errorf("idle write counted %d, want 1", got)
 	}
 }
