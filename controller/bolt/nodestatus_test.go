@@ -1,7 +1,6 @@
 package bolt_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/syncbuf"
 )
 
 // openStore opens the store at path with the given status interval
@@ -389,7 +389,7 @@ func TestNodeStatus_BackupHasNewest(t *testing.T) {
 // and counts a failed write and retries it, and stops on Close.
 func TestNodeStatus_Flusher(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "loaxa.db")
-	var log syncBuffer
+	var log syncbuf.Buffer
 	db := openStore(t, path, 5*time.Millisecond, &log)
 	done := bolt.FlusherDone(db)
 	if done == nil {
@@ -427,7 +427,7 @@ func TestNodeStatus_FlusherLogsFailures(t *testing.T) {
 	mustNode(t, db, "n1", "hp")
 	must(t, db.Close())
 
-	var log syncBuffer
+	var log syncbuf.Buffer
 	db = bolt.NewDB(path)
 	db.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	db.StatusInterval = 5 * time.Millisecond
@@ -510,24 +510,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger on another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestNodeCredentials_InCommitOrder: two credential writes of one node

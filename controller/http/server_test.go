@@ -29,6 +29,7 @@ import (
 	"loaxa.vn/controller/media"
 	"loaxa.vn/controller/schedule"
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/protocol"
 )
 
@@ -97,7 +98,7 @@ type env struct {
 	sched *fakeScheduler
 	srv   *lhttp.Server
 	ts    *httptest.Server
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	key   protocol.PublicKey
 	admin string // token of user admin (whole tree)
 	// emergency sends through alerts, a fake broker; e2e tests use the
@@ -132,7 +133,7 @@ type env struct {
 func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, clock: clock.NewFake(t0), sched: &fakeScheduler{}, logs: &syncBuffer{}}
+	e := &env{t: t, clock: clock.NewFake(t0), sched: &fakeScheduler{}, logs: &syncbuf.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	e.db = bolt.NewDB(filepath.Join(dir, "loaxa.db"))
@@ -419,24 +420,6 @@ func (e *env) tree() (na, nb createdNode) {
 	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-b", "name": "Cụm loa UBND", "area": "12347", "lat": 20.70, "lon": 106.56},
 		http.StatusCreated, &nb)
 	return na, nb
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestServerOpenClose(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/protocol"
 )
 
@@ -63,25 +63,8 @@ func archive(t *testing.T, version, bin string) []byte {
 type board struct {
 	id, exe string
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	done    chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string) *board {
@@ -100,7 +83,7 @@ func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string)
 	if err := protocol.WriteCredentials(credFile, creds); err != nil {
 		t.Fatal(err)
 	}
-	b := &board{id: id, exe: exe, log: &syncBuffer{}, done: make(chan struct{})}
+	b := &board{id: id, exe: exe, log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(exe, "--credentials", credFile, "--data", filepath.Join(dir, "data"), "--audio", "none", "--update-trial", "20s")
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
