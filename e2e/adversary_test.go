@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/mosquittotest"
+	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/protocol"
 )
 
@@ -155,22 +155,9 @@ func settle(t *testing.T, cl paho.Client, tok paho.Token) {
 }
 
 // nodeLog collects an agent's log lines, to read why it refused a message.
-type nodeLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type nodeLog struct{ syncbuf.Buffer }
 
-func (l *nodeLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *nodeLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
+func (l *nodeLog) count(s string) int { return strings.Count(l.String(), s) }
 
 // skewedClock is a board whose clock is off by d.
 type skewedClock struct {

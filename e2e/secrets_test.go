@@ -104,10 +104,3 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		}
 	}
 }
-
-// String returns everything logged so far.
-func (l *nodeLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}

@@ -406,14 +406,8 @@ func TestEventService_FindEvents_Limits(t *testing.T) {
 // them live, from parallel workers over thousands of nodes. Each event
 // names an occurrence, so each call also creates or advances a delivery.
 func BenchmarkRecordEvents(b *testing.B) {
-	db, _ := MustOpenDB(b)
-	mustArea(b, db, "hp", "")
 	const nodes = 2000
-	ids := make([]string, nodes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("n%05d", i)
-	}
-	must(b, bolt.SeedNodes(db, "hp", ids))
+	db, ids := seededDB(b, nodes)
 	s := bolt.NewEventService(db)
 	types := []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted}
 	var workers atomic.Int64

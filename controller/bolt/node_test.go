@@ -194,16 +194,8 @@ func TestNodeService_UpdateNodeStatus_Concurrent(t *testing.T) {
 }
 
 func BenchmarkUpdateNodeStatus(b *testing.B) {
-	db, _ := MustOpenDB(b)
-	mustArea(b, db, "hp", "")
 	const nodes = 5000
-	ids := make([]string, nodes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("n%05d", i)
-	}
-	// One transaction for the set-up: creating 5000 nodes one by one
-	// would dominate the benchmark's run time.
-	must(b, bolt.SeedNodes(db, "hp", ids))
+	db, ids := seededDB(b, nodes)
 	s := bolt.NewNodeService(db)
 	now := time.Now()
 	// The controller ingests with several workers (mqtt.Client.Workers).
@@ -230,14 +222,8 @@ func BenchmarkUpdateNodeStatus(b *testing.B) {
 // flush writing the changed status of every one of 5000 nodes, as after
 // an emergency round (per op: one flush of 5000 nodes).
 func BenchmarkFlushStatus(b *testing.B) {
-	db, _ := MustOpenDB(b)
-	mustArea(b, db, "hp", "")
 	const nodes = 5000
-	ids := make([]string, nodes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("n%05d", i)
-	}
-	must(b, bolt.SeedNodes(db, "hp", ids))
+	db, ids := seededDB(b, nodes)
 	s := bolt.NewNodeService(db)
 	now := time.Now()
 	b.ResetTimer()
@@ -256,14 +242,8 @@ func BenchmarkFlushStatus(b *testing.B) {
 // BenchmarkCheckActive compares the two ways to learn whether a node's
 // credentials are active, as the ingest does for every node message.
 func BenchmarkCheckActive(b *testing.B) {
-	db, _ := MustOpenDB(b)
-	mustArea(b, db, "hp", "")
 	const nodes = 5000
-	ids := make([]string, nodes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("n%05d", i)
-	}
-	must(b, bolt.SeedNodes(db, "hp", ids))
+	db, ids := seededDB(b, nodes)
 	s := bolt.NewNodeService(db)
 	ctx := context.Background()
 	b.Run("FindNodeByID", func(b *testing.B) {
@@ -282,4 +262,19 @@ func BenchmarkCheckActive(b *testing.B) {
 			}
 		}
 	})
+}
+
+// seededDB opens a store with n nodes (n00000…) in area hp, seeded in one
+// transaction: creating thousands of nodes one by one would dominate a
+// benchmark's run time.
+func seededDB(b *testing.B, n int) (*bolt.DB, []string) {
+	b.Helper()
+	db, _ := MustOpenDB(b)
+	mustArea(b, db, "hp", "")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%05d", i)
+	}
+	must(b, bolt.SeedNodes(db, "hp", ids))
+	return db, ids
 }
