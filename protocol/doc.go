@@ -137,7 +137,8 @@
 // A node publishes its retained State on every change (gathered over a
 // second) and at least every HeartbeatMS even when nothing changed, so the
 // controller can tell a half-open link — no Last Will, no messages — from a
-// quiet node. The State's Board is the hardware snapshot: relay feedback
+// quiet node (the node waits a random 0.8 to 1 × HeartbeatMS each time, so
+// that an area's nodes do not keep publishing together). The State's Board is the hardware snapshot: relay feedback
 // and command, the amplifier's fault output, the speaker-line check,
 // mains, battery and charger, enclosure temperature, door switch, modem. A
 // sensor the board lacks is absent, never zero.

@@ -42,9 +42,13 @@ const PerFleet = 2500
 
 // Environment of the benchmark.
 const (
-	envNodes       = "LOAXA_BENCH_EMERGENCY_NODES"
-	envRounds      = "LOAXA_BENCH_EMERGENCY_ROUNDS"
-	envFleetPprof  = "LOAXA_BENCH_FLEET_PPROF"   // first port of the fleets' pprof servers (one each)
+	envNodes      = "LOAXA_BENCH_EMERGENCY_NODES"
+	envRounds     = "LOAXA_BENCH_EMERGENCY_ROUNDS"
+	envFleetPprof = "LOAXA_BENCH_FLEET_PPROF" // first port of the fleets' pprof servers (one each)
+	// The Go runtime settings of the fleet processes (GOMAXPROCS, GOGC),
+	// when set: the simulation's own overhead, not the system under test.
+	envFleetProcs  = "LOAXA_BENCH_FLEET_GOMAXPROCS"
+	envFleetGOGC   = "LOAXA_BENCH_FLEET_GOGC"
 	envPrepare     = "LOAXA_BENCH_ALERT_PREPARE" // the fleets' --alert-prepare (e.g. -1s: alerts prepared at the warm-up only)
 	envRole        = "LOAXA_BENCH_ROLE"          // set when the test binary runs as a helper process
 	envFloorBroker = "LOAXA_BENCH_FLOOR_BROKER"
@@ -136,6 +140,12 @@ func BenchmarkAlertToSound(b *testing.B) {
 		}
 		cmd := exec.Command(sim, args...)
 		cmd.Env = append(os.Environ(), "LOAXA_TOKEN="+c.Token)
+		if v := os.Getenv(envFleetProcs); v != "" {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+v)
+		}
+		if v := os.Getenv(envFleetGOGC); v != "" {
+			cmd.Env = append(cmd.Env, "GOGC="+v)
+		}
 		f := startHelper(b, fmt.Sprintf("fleet %d", i), cmd)
 		fleets = append(fleets, f)
 		logs = append(logs, &soundReader{path: log})

@@ -971,7 +971,8 @@ func (a *Agent) publishStates(ctx context.Context) {
 	}
 	poll := time.NewTicker(a.cfg.StatePoll)
 	defer poll.Stop()
-	heartbeat := time.NewTicker(a.cfg.Heartbeat)
+	rng := newRand() // this goroutine's own: a.rand is the main loop's
+	heartbeat := time.NewTimer(heartbeatAfter(a.cfg.Heartbeat, rng))
 	defer heartbeat.Stop()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
@@ -985,6 +986,7 @@ func (a *Agent) publishStates(ctx context.Context) {
 		case <-a.dirty:
 		case <-boardChanged:
 		case <-heartbeat.C:
+			heartbeat.Reset(heartbeatAfter(a.cfg.Heartbeat, rng))
 		case <-poll.C:
 			if b := a.cfg.Board.Snapshot(); reflect.DeepEqual(b, lastBoard) {
 				continue
@@ -1006,7 +1008,7 @@ func (a *Agent) publishStates(ctx context.Context) {
 				a.log.Debug("agent: state not published", "err", err)
 				continue
 			}
-			heartbeat.Reset(a.cfg.Heartbeat) // a state is a heartbeat
+			heartbeat.Reset(heartbeatAfter(a.cfg.Heartbeat, rng)) // a state is a heartbeat
 			continue
 		}
 		if pending == nil {

@@ -138,3 +138,19 @@ func (a *Agent) stateDelay(now time.Time) time.Duration {
 	}
 	return d
 }
+
+// heartbeatAfter is the wait before the next heartbeat: uniform in
+// (0.8 × every, every]. Never longer than every, which the controller's
+// silence detection counts on. The jitter is for the fleet: an emergency
+// makes every node of an area publish its state within seconds, each state
+// restarts its node's heartbeat, and fixed heartbeats would then keep the
+// whole area publishing together once a minute, on the broker, the
+// controller and the mobile network, until the nodes restart; with the
+// jitter they drift apart within a few minutes.
+func heartbeatAfter(every time.Duration, rng *rand.Rand) time.Duration {
+	spread := every / 5
+	if spread <= 0 {
+		return every
+	}
+	return every - time.Duration(rng.Int64N(int64(spread)))
+}

@@ -41,3 +41,27 @@ func TestReportDelayUniformAndPerAgent(t *testing.T) {
 		t.Errorf("a chosen delay beyond the window gives %v, want the window %v", d, w)
 	}
 }
+// Heartbeats are jittered within (0.8 × the interval, the interval], and
+// two agents do not keep the same rhythm.
+func TestHeartbeatAfter(t *testing.T) {
+	const every = time.Minute
+	a, b := newRand(), newRand()
+	same := 0
+	for range 1000 {
+		da, db := heartbeatAfter(every, a), heartbeatAfter(every, b)
+		for _, d := range []time.Duration{da, db} {
+			if d <= every*4/5 || d > every {
+				t.Fatalf("heartbeat after %v, want within (%v, %v]", d, every*4/5, every)
+			}
+		}
+		if da == db {
+			same++
+		}
+	}
+	if same > 10 {
+		t.Errorf("two agents chose the same wait %d times in 1000", same)
+	}
+	if got := heartbeatAfter(3*time.Nanosecond, a); got != 3*time.Nanosecond {
+		t.Errorf("an interval too short to jitter: %v, want it unchanged", got)
+	}
+}
