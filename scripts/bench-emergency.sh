@@ -17,7 +17,9 @@
 # profile the controller (the benchmark's process);
 # LOAXA_BENCH_FLEET_PPROF=6060 serves pprof from fleet i on port 6060+i;
 # LOAXA_BENCH_ALERT_PREPARE=-1s has the nodes prepare alerts at the
-# amplifier warm-up only, as any play (for comparison).
+# amplifier warm-up only, as any play (for comparison);
+# LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
+# and GOGC of the fleet processes only (the simulation's own overhead).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
