@@ -41,6 +41,7 @@ func TestReportDelayUniformAndPerAgent(t *testing.T) {
 		t.Errorf("a chosen delay beyond the window gives %v, want the window %v", d, w)
 	}
 }
+
 // Heartbeats are jittered within (0.8 × the interval, the interval], and
 // two agents do not keep the same rhythm.
 func TestHeartbeatAfter(t *testing.T) {
