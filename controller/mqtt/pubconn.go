@@ -1,0 +1,236 @@
+package mqtt
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// PublishUsernameSuffix names the controller's publishing account on an
+// external broker: the controller's username plus this suffix
+// (ExportMosquitto writes it, Client.PublishUsername uses it).
+const PublishUsernameSuffix = "-pub"
+
+// errLinkClosed completes the publishes still under way when the client
+// closes.
+var errLinkClosed = errors.New("mqtt client closed")
+
+// outMsg is one message the controller publishes.
+type outMsg struct {
+	topic    string
+	qos      byte
+	retained bool
+	payload  []byte
+}
+
+func (m outMsg) send(c paho.Client) paho.Token {
+	return c.Publish(m.topic, m.qos, m.retained, m.payload)
+}
+
+// pubConn is the controller's second connection to an external broker,
+// for its publishes only (Client.PublishUsername). The broker
+// acknowledges a publish on the connection it came in on, behind
+// whatever it is writing there; on the main connection that is every
+// node message for the controller, so under a burst of node traffic a
+// desired state would wait behind thousands of them.
+//
+// It is an optimisation, never a dependency: while it is not connected
+// (refused by files exported before the account existed, broker away)
+// publishes go on the main connection. A publish in flight when it drops
+// is sent again on the main connection: with a clean session paho would
+// neither resend it nor ever complete its token. Those re-sent in one
+// loss keep their order, and they are re-sent before any later publish,
+// so a node's retained desired state is never overwritten by an older
+// one; the broker may have taken one already (its acknowledgement lost),
+// and QoS 1 allows the duplicate (nodes drop replays by sequence).
+type pubConn struct {
+	main   paho.Client
+	client paho.Client
+	user   string
+	logger *slog.Logger
+	stop   chan struct{}
+	wg     sync.WaitGroup // the connect loop
+
+	mu      sync.Mutex
+	up      bool           // connected, as paho's handlers last told
+	pending []*pubDelivery // sent on client, maybe not acknowledged
+}
+
+// newPubConn connects with o in the background, retrying until close.
+func newPubConn(main paho.Client, o *paho.ClientOptions, user string, logger *slog.Logger) *pubConn {
+	p := &pubConn{main: main, user: user, logger: logger, stop: make(chan struct{})}
+	o.SetOnConnectHandler(func(paho.Client) { p.connectedNow() }).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { p.lost(err) })
+	p.client = paho.NewClient(o)
+	p.wg.Add(1)
+	go p.connect()
+	return p
+}
+
+// connect connects until it succeeds or the link closes; paho reconnects
+// by itself afterwards (AutoReconnect). The loop is ours, not paho's
+// ConnectRetry, to see why an attempt failed: a refused account is
+// logged once, with what to do.
+func (p *pubConn) connect() {
+	defer p.wg.Done()
+	wait, logged := time.Second, false
+	for {
+		tok := p.client.Connect()
+		select {
+		case <-tok.Done():
+		case <-p.stop:
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			return
+		}
+		if refused(err) && !logged {
+			logged = true
+			p.logger.Warn("mqtt: the broker refused the publish connection; publishing on the main connection, whose acknowledgements wait behind node messages under load. Export the Mosquitto files again (they add this account) and reload Mosquitto",
+				"user", p.user, "err", err)
+		} else {
+			p.logger.Debug("mqtt: publish connection failed", "user", p.user, "err", err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-p.stop:
+			return
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// refused reports whether err is the broker refusing the account, as
+// opposed to the broker being away.
+func refused(err error) bool {
+	return errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) ||
+		errors.Is(err, packets.ErrorRefusedIDRejected)
+}
+
+// connectedNow routes publishes here again. Anything still pending
+// belonged to a connection that is gone (its loss not reported yet):
+// re-send it on the main connection first.
+func (p *pubConn) connectedNow() {
+	p.mu.Lock()
+	moved := p.moveLocked()
+	p.up = true
+	p.mu.Unlock()
+	p.logger.Info("mqtt: publish connection connected", "user", p.user, "resent_on_main", moved)
+}
+
+// lost routes publishes to the main connection, and re-sends there the
+// ones in flight.
+func (p *pubConn) lost(err error) {
+	p.mu.Lock()
+	p.up = false
+	moved := p.moveLocked()
+	p.mu.Unlock()
+	p.logger.Warn("mqtt: publish connection lost; publishing on the main connection until it is back", "user", p.user, "resent_on_main", moved, "err", err)
+}
+
+// moveLocked re-sends on the main connection, in order, the pending
+// publishes the broker has not acknowledged. Called holding mu.
+func (p *pubConn) moveLocked() int {
+	n := 0
+	for _, d := range p.pending {
+		select {
+		case <-d.tok.Done():
+			continue
+		default:
+		}
+		d.main = d.msg.send(p.main)
+		close(d.moved)
+		n++
+	}
+	p.pending = nil
+	return n
+}
+
+// publish sends m on this connection, or returns nil while it is down.
+func (p *pubConn) publish(m outMsg) delivery {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.up || !p.client.IsConnectionOpen() {
+		return nil
+	}
+	p.pending = slices.DeleteFunc(p.pending, func(d *pubDelivery) bool {
+		select {
+		case <-d.tok.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	d := &pubDelivery{msg: m, moved: make(chan struct{}), done: make(chan struct{})}
+	d.tok = m.send(p.client)
+	p.pending = append(p.pending, d)
+	go p.watch(d)
+	return d
+}
+
+// watch completes d: when the publish connection's broker took it, or,
+// once it was re-sent, when the main connection's did.
+func (p *pubConn) watch(d *pubDelivery) {
+	defer close(d.done)
+	select {
+	case <-d.moved:
+	case <-d.tok.Done():
+	case <-p.stop:
+		d.err = errLinkClosed
+		return
+	}
+	select {
+	case <-d.moved:
+	default:
+		// Done on this connection. Not connected at all (between a loss
+		// and paho's reconnecting) means it was never sent.
+		if d.err = d.tok.Error(); !errors.Is(d.err, paho.ErrNotConnected) {
+			return
+		}
+		d.main = d.msg.send(p.main)
+	}
+	select {
+	case <-d.main.Done():
+		d.err = d.main.Error()
+	case <-p.stop:
+		d.err = errLinkClosed
+	}
+}
+
+// close stops connecting, completes the publishes under way and
+// disconnects.
+func (p *pubConn) close() {
+	close(p.stop)
+	p.wg.Wait()
+	p.client.Disconnect(250)
+}
+
+// pubDelivery is a publish sent on the publish connection, and perhaps
+// re-sent on the main one.
+type pubDelivery struct {
+	msg   outMsg
+	tok   paho.Token    // on the publish connection
+	moved chan struct{} // closed once re-sent on the main connection (main set)
+	main  paho.Token
+	done  chan struct{}
+	err   error
+}
+
+func (d *pubDelivery) Done() <-chan struct{} { return d.done }
+
+func (d *pubDelivery) Error() error {
+	select {
+	case <-d.done:
+		return d.err
+	default:
+		return nil
+	}
+}
+
+var _ delivery = (*pubDelivery)(nil)
