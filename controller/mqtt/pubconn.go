@@ -41,42 +41,51 @@ func (m outMsg) send(c paho.Client) paho.Token {
 //
 // It is an optimisation, never a dependency: while it is not connected
 // (refused by files exported before the account existed, broker away)
-// publishes go on the main connection. A publish in flight when it drops
-// is sent again on the main connection: with a clean session paho would
-// neither resend it nor ever complete its token. Those re-sent in one
-// loss keep their order, and they are re-sent before any later publish,
-// so a node's retained desired state is never overwritten by an older
-// one; the broker may have taken one already (its acknowledgement lost),
-// and QoS 1 allows the duplicate (nodes drop replays by sequence).
+// publishes go on the main connection, and a publish that fails on it
+// (the connection dropped before the broker acknowledged it) is sent
+// again on the main connection. Those re-sent together keep their
+// order, ahead of any later publish, so a node's retained desired state
+// is not overwritten by an older one; the broker may have taken one
+// already (its acknowledgement lost), and QoS 1 allows the duplicate
+// (nodes drop replays by sequence).
+//
+// The connection reconnects in its own loop, not paho's: paho's sleeps
+// cannot be interrupted, so its goroutines would outlive Close, and its
+// tokens of publishes in flight when a clean session drops would never
+// complete.
 type pubConn struct {
 	main   paho.Client
 	client paho.Client
 	user   string
 	logger *slog.Logger
 	stop   chan struct{}
-	wg     sync.WaitGroup // the connect loop
+	down   chan struct{} // the connection was lost (one slot)
+	wg     sync.WaitGroup
 
 	mu      sync.Mutex
 	up      bool           // connected, as paho's handlers last told
-	pending []*pubDelivery // sent on client, maybe not acknowledged
+	pending []*pubDelivery // sent on client, not known to be acknowledged
 }
 
-// newPubConn connects with o in the background, retrying until close.
+// newPubConn connects with o in the background until close.
 func newPubConn(main paho.Client, o *paho.ClientOptions, user string, logger *slog.Logger) *pubConn {
-	p := &pubConn{main: main, user: user, logger: logger, stop: make(chan struct{})}
-	o.SetOnConnectHandler(func(paho.Client) { p.connectedNow() }).
+	p := &pubConn{main: main, user: user, logger: logger, stop: make(chan struct{}), down: make(chan struct{}, 1)}
+	// MQTT 3.1.1 only: paho would try 3.1 after every refusal.
+	o.SetProtocolVersion(4).
+		SetAutoReconnect(false).
+		SetConnectTimeout(10 * time.Second).
+		SetOnConnectHandler(func(paho.Client) { p.connectedNow() }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { p.lost(err) })
 	p.client = paho.NewClient(o)
 	p.wg.Add(1)
-	go p.connect()
+	go p.run()
 	return p
 }
 
-// connect connects until it succeeds or the link closes; paho reconnects
-// by itself afterwards (AutoReconnect). The loop is ours, not paho's
-// ConnectRetry, to see why an attempt failed: a refused account is
-// logged once, with what to do.
-func (p *pubConn) connect() {
+// run connects, and again whenever the connection is lost, until close.
+// A refused account is logged once, with what to do, however often the
+// broker refuses it.
+func (p *pubConn) run() {
 	defer p.wg.Done()
 	wait, logged := time.Second, false
 	for {
@@ -88,7 +97,13 @@ func (p *pubConn) connect() {
 		}
 		err := tok.Error()
 		if err == nil {
-			return
+			wait, logged = time.Second, false
+			select {
+			case <-p.down:
+				continue
+			case <-p.stop:
+				return
+			}
 		}
 		if refused(err) && !logged {
 			logged = true
@@ -113,36 +128,35 @@ func refused(err error) bool {
 		errors.Is(err, packets.ErrorRefusedIDRejected)
 }
 
-// connectedNow routes publishes here again. Anything still pending
-// belonged to a connection that is gone (its loss not reported yet):
-// re-send it on the main connection first.
+// connectedNow routes publishes here.
 func (p *pubConn) connectedNow() {
 	p.mu.Lock()
-	moved := p.moveLocked()
 	p.up = true
 	p.mu.Unlock()
-	p.logger.Info("mqtt: publish connection connected", "user", p.user, "resent_on_main", moved)
+	p.logger.Info("mqtt: publish connection connected", "user", p.user)
 }
 
-// lost routes publishes to the main connection, and re-sends there the
-// ones in flight.
+// lost routes publishes to the main connection, re-sends there the ones
+// in flight, and has run connect again.
 func (p *pubConn) lost(err error) {
 	p.mu.Lock()
 	p.up = false
 	moved := p.moveLocked()
 	p.mu.Unlock()
 	p.logger.Warn("mqtt: publish connection lost; publishing on the main connection until it is back", "user", p.user, "resent_on_main", moved, "err", err)
+	select {
+	case p.down <- struct{}{}:
+	default:
+	}
 }
 
 // moveLocked re-sends on the main connection, in order, the pending
-// publishes the broker has not acknowledged. Called holding mu.
+// publishes that failed or are not acknowledged yet. Called holding mu.
 func (p *pubConn) moveLocked() int {
 	n := 0
 	for _, d := range p.pending {
-		select {
-		case <-d.tok.Done():
+		if acknowledged(d.tok) {
 			continue
-		default:
 		}
 		d.main = d.msg.send(p.main)
 		close(d.moved)
@@ -152,21 +166,27 @@ func (p *pubConn) moveLocked() int {
 	return n
 }
 
-// publish sends m on this connection, or returns nil while it is down.
+// acknowledged reports whether tok is done without an error.
+func acknowledged(tok paho.Token) bool {
+	select {
+	case <-tok.Done():
+		return tok.Error() == nil
+	default:
+		return false
+	}
+}
+
+// publish sends m on this connection, or returns nil while it is down
+// (having re-sent on the main connection what failed here, so that m
+// follows it).
 func (p *pubConn) publish(m outMsg) delivery {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.up || !p.client.IsConnectionOpen() {
+		p.moveLocked()
 		return nil
 	}
-	p.pending = slices.DeleteFunc(p.pending, func(d *pubDelivery) bool {
-		select {
-		case <-d.tok.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	p.pending = slices.DeleteFunc(p.pending, func(d *pubDelivery) bool { return acknowledged(d.tok) })
 	d := &pubDelivery{msg: m, moved: make(chan struct{}), done: make(chan struct{})}
 	d.tok = m.send(p.client)
 	p.pending = append(p.pending, d)
@@ -174,8 +194,8 @@ func (p *pubConn) publish(m outMsg) delivery {
 	return d
 }
 
-// watch completes d: when the publish connection's broker took it, or,
-// once it was re-sent, when the main connection's did.
+// watch completes d: when the broker acknowledged it on this
+// connection, or, once re-sent, on the main one.
 func (p *pubConn) watch(d *pubDelivery) {
 	defer close(d.done)
 	select {
@@ -188,12 +208,18 @@ func (p *pubConn) watch(d *pubDelivery) {
 	select {
 	case <-d.moved:
 	default:
-		// Done on this connection. Not connected at all (between a loss
-		// and paho's reconnecting) means it was never sent.
-		if d.err = d.tok.Error(); !errors.Is(d.err, paho.ErrNotConnected) {
+		err := d.tok.Error()
+		if err == nil {
 			return
 		}
-		d.main = d.msg.send(p.main)
+		// d is pending until moved: this moves it, and those before it.
+		p.mu.Lock()
+		n := p.moveLocked()
+		p.mu.Unlock()
+		if n > 0 {
+			p.logger.Warn("mqtt: publish failed on the publish connection; re-sent on the main connection", "user", p.user, "resent_on_main", n, "err", err)
+		}
+		<-d.moved
 	}
 	select {
 	case <-d.main.Done():
