@@ -84,7 +84,8 @@ type Client struct {
 	// every node message the broker sends the controller: mochi writes it
 	// in order behind them, and paho reads them one at a time, so under a
 	// burst of node traffic (a fleet enrolling) it can take longer than
-	// this even though the broker took the message (docs/scheduling.md).
+	// this even though the broker took the message (docs/scheduling.md);
+	// PublishUsername publishes on a connection of its own instead.
 	// The embedded broker takes a publish within the call.
 	PublishTimeout time.Duration
 	// DesiredInflight bounds the desired states published and not yet
