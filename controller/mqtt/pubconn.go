@@ -96,28 +96,31 @@ func (p *pubConn) run() {
 			return
 		}
 		err := tok.Error()
-		if err == nil {
+		switch {
+		case err == nil:
 			wait, logged = time.Second, false
 			select {
 			case <-p.down:
-				continue
 			case <-p.stop:
 				return
 			}
-		}
-		if refused(err) && !logged {
+		case refused(err) && !logged:
 			logged = true
 			p.logger.Warn("mqtt: the broker refused the publish connection; publishing on the main connection, whose acknowledgements wait behind node messages under load. Export the Mosquitto files again (they add this account) and reload Mosquitto",
 				"user", p.user, "err", err)
-		} else {
+		default:
 			p.logger.Debug("mqtt: publish connection failed", "user", p.user, "err", err)
 		}
+		// Not at once after a loss either: a broker that drops the
+		// connection as soon as it is made must not make this spin.
 		select {
 		case <-time.After(wait):
 		case <-p.stop:
 			return
 		}
-		wait = min(2*wait, 10*time.Second)
+		if err != nil {
+			wait = min(2*wait, 10*time.Second)
+		}
 	}
 }
 

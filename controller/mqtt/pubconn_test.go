@@ -111,6 +111,10 @@ func TestMosquittoPublishConnection(t *testing.T) {
 	if logged(`Received PUBLISH from ` + regexp.QuoteMeta(mqtt.ControllerUsername) + ` .*'loa/v1/node/tt-01/desired'`) {
 		t.Errorf("a desired state went on the main connection:\n%s", r.broker.Log())
 	}
+	// Mosquitto acknowledges what the ACL denies, and only logs it.
+	if logged(`Denied PUBLISH`) {
+		t.Errorf("the exported ACL denies the publishing account:\n%s", r.broker.Log())
+	}
 
 	r.proxy.Hold()
 	defer r.proxy.Release()
