@@ -71,6 +71,11 @@ func TestAdversaryMosquitto(t *testing.T) {
 		}
 	}
 	runAdversary(t, bt)
+	// The exported files hold the controller's publishing account: once
+	// Mosquitto has them, the controller, refused at its start, connects
+	// with it (retrying at most 10 s apart).
+	pub := "as " + mqtt.ControllerUsername + mqtt.PublishUsernameSuffix + " "
+	rig.Eventually(t, 25*time.Second, "the controller's publish connection", func() bool { return strings.Contains(b.Log(), pub) })
 }
 
 // brokerUnderTest is a broker enforcing loaxa's rules, with the

@@ -195,6 +195,12 @@ func (a *App) Open() (err error) {
 		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
+		// The publishing account the exported Mosquitto files hold; files
+		// exported before it existed refuse it, and the client then
+		// publishes on its one connection.
+		if user, _, err := brokerAccount(cfg.BrokerURL); err == nil {
+			a.MQTT.PublishUsername = user + mqtt.PublishUsernameSuffix
+		}
 	}
 	a.Emergency = emergency.NewService()
 	a.Emergency.Store = a.Emergencies

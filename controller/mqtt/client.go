@@ -61,8 +61,16 @@ type Client struct {
 	TLSConfig *tls.Config
 	// ClientID names the connection.
 	ClientID string
-	Topics   protocol.Topics
-	Signer   *protocol.Signer
+	// PublishUsername, if set, opens a second connection to the external
+	// broker with this username (and client id: Mosquitto pins one to the
+	// other) and Password, for everything the controller publishes, so
+	// the broker's acknowledgements do not wait behind the node messages
+	// it writes to the first (pubconn.go). ExportMosquitto writes the
+	// account (the controller's username + PublishUsernameSuffix). While
+	// that connection is down or refused, publishes go on the first.
+	PublishUsername string
+	Topics          protocol.Topics
+	Signer          *protocol.Signer
 	// Workers is the number of ingest workers; messages of one node always
 	// go to the same worker, so its events stay in order. Each writes its
 	// node's status in its own store transaction, and the store commits
@@ -76,7 +84,8 @@ type Client struct {
 	// every node message the broker sends the controller: mochi writes it
 	// in order behind them, and paho reads them one at a time, so under a
 	// burst of node traffic (a fleet enrolling) it can take longer than
-	// this even though the broker took the message (docs/scheduling.md).
+	// this even though the broker took the message (docs/scheduling.md);
+	// PublishUsername publishes on a connection of its own instead.
 	// The embedded broker takes a publish within the call.
 	PublishTimeout time.Duration
 	// DesiredInflight bounds the desired states published and not yet
@@ -104,15 +113,16 @@ type Client struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	link        link
-	queues      []chan message
-	m           *metrics
-	metricsOnce sync.Once
-	statesMu    sync.Mutex
-	states      map[string][]byte // newest queued state by node
-	wg          sync.WaitGroup
-	cancel      context.CancelFunc
-	dropped     atomic.Uint64
+	link             link
+	publishBrokerURL string // tests: the publish connection's broker, if not BrokerURL
+	queues           []chan message
+	m                *metrics
+	metricsOnce      sync.Once
+	statesMu         sync.Mutex
+	states           map[string][]byte // newest queued state by node
+	wg               sync.WaitGroup
+	cancel           context.CancelFunc
+	dropped          atomic.Uint64
 	// desiredGate (one token) serialises desired publishes while they
 	// take a slot; desiredToks are those the broker has not acknowledged.
 	desiredGate chan struct{}
@@ -151,6 +161,7 @@ func (c *Client) Open() error {
 		if err != nil {
 			return err
 		}
+		l.pubUser, l.pubURL = c.PublishUsername, c.publishBrokerURL
 		c.link = l
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -41,7 +41,10 @@ type delivery interface {
 }
 
 // pahoLink reaches a broker over TCP (or TLS) with paho: an external one,
-// or the embedded one from outside the process.
+// or the embedded one from outside the process. With pubUser it publishes
+// on a second connection of that account (pubConn), so the broker's
+// acknowledgements of the controller's publishes do not queue behind the
+// node messages it writes to the receiving connection.
 type pahoLink struct {
 	url        string // without credentials
 	user, pass string
@@ -50,6 +53,11 @@ type pahoLink struct {
 	timeout    time.Duration // of the subscription, logged if exceeded
 	logger     *slog.Logger
 	client     paho.Client
+	// pubUser is the publish connection's username and client id; empty
+	// publishes on client. pubURL, if set, is the publish connection's
+	// broker instead of url (tests put a proxy before one connection).
+	pubUser, pubURL string
+	pub             *pubConn
 }
 
 func newPahoLink(brokerURL, user, pass string, tlsConfig *tls.Config, clientID string, timeout time.Duration, logger *slog.Logger) (*pahoLink, error) {
@@ -67,23 +75,32 @@ func newPahoLink(brokerURL, user, pass string, tlsConfig *tls.Config, clientID s
 
 func (l *pahoLink) String() string { return l.url }
 
+// options returns the options of one connection to brokerURL.
+func (l *pahoLink) options(brokerURL, clientID, user string) *paho.ClientOptions {
+	o := paho.NewClientOptions().
+		AddBroker(brokerURL).
+		SetClientID(clientID).
+		SetUsername(user).
+		SetPassword(l.pass).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(true)
+	if l.tls != nil {
+		o.SetTLSConfig(l.tls)
+	}
+	return o
+}
+
 func (l *pahoLink) open(filters []string, deliver func(topic string, payload []byte)) error {
 	subs := make(map[string]byte, len(filters))
 	for _, f := range filters {
 		subs[f] = 1
 	}
-	o := paho.NewClientOptions().
-		AddBroker(l.url).
-		SetClientID(l.clientID).
-		SetUsername(l.user).
-		SetPassword(l.pass).
-		SetCleanSession(true).
-		SetAutoReconnect(true).
+	o := l.options(l.url, l.clientID, l.user).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetOrderMatters(true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.logger.Warn("mqtt: connection to broker lost", "client", l.clientID, "err", err)
 		}).
@@ -98,23 +115,40 @@ func (l *pahoLink) open(filters []string, deliver func(topic string, payload []b
 				}
 			}()
 		})
-	if l.tls != nil {
-		o.SetTLSConfig(l.tls)
-	}
 	l.client = paho.NewClient(o)
 	// With ConnectRetry the token completes only once connected; do not
 	// wait, the controller serves its API while the broker is away.
 	l.client.Connect()
+	if l.pubUser != "" {
+		pubURL := l.url
+		if l.pubURL != "" {
+			pubURL = l.pubURL
+		}
+		l.pub = newPubConn(l.client, l.options(pubURL, l.pubUser, l.pubUser), l.pubUser, l.logger)
+	}
 	return nil
 }
 
+// publish sends on the publish connection while it is up, else on the
+// main one: publishing never depends on the second account.
 func (l *pahoLink) publish(topic string, qos byte, retained bool, payload []byte) delivery {
-	return l.client.Publish(topic, qos, retained, payload)
+	m := outMsg{topic: topic, qos: qos, retained: retained, payload: payload}
+	if l.pub != nil {
+		if d := l.pub.publish(m); d != nil {
+			return d
+		}
+	}
+	return m.send(l.client)
 }
 
+// connected reports whether the main connection is up: it receives the
+// node messages, and publishes while the publish connection is down.
 func (l *pahoLink) connected() bool { return l.client != nil && l.client.IsConnectionOpen() }
 
 func (l *pahoLink) close() {
+	if l.pub != nil {
+		l.pub.close()
+	}
 	if l.client != nil {
 		l.client.Disconnect(250)
 	}

@@ -38,7 +38,11 @@ acl_file /etc/mosquitto/loaxa.acl
 // ExportMosquitto builds the Mosquitto files for every node with active
 // credentials. controllerUser and controllerHash are the controller's own
 // account (hash with loaxa.HashBrokerSecret); the controller may use every
-// topic under the prefix.
+// topic under the prefix. A second account, controllerUser +
+// PublishUsernameSuffix with the same password, may only publish under
+// the prefix: the controller's publishing connection (Client.PublishUsername),
+// whose acknowledgements do not wait behind the node messages the broker
+// writes to the first.
 func ExportMosquitto(ctx context.Context, nodes loaxa.NodeService, areas loaxa.AreaService, topics protocol.Topics, controllerUser, controllerHash string) (*MosquittoFiles, error) {
 	if controllerUser == "" || strings.ContainsAny(controllerUser, ":\n ") || controllerHash == "" {
 		return nil, fmt.Errorf("export mosquitto files: the controller's broker account %q needs a username without ':', spaces or newlines, and a password", controllerUser)
@@ -49,9 +53,12 @@ func ExportMosquitto(ctx context.Context, nodes loaxa.NodeService, areas loaxa.A
 	}
 	var passwd, acl strings.Builder
 	out := &MosquittoFiles{Conf: MosquittoConf}
+	pubUser := controllerUser + PublishUsernameSuffix
 	passwd.WriteString(controllerUser + ":" + controllerHash + "\n")
+	passwd.WriteString(pubUser + ":" + controllerHash + "\n")
 	fmt.Fprintf(&acl, "# loaxa broker ACL, generated; regenerate after enrolling, rotating or revoking nodes.\n")
 	fmt.Fprintf(&acl, "\n# The controller publishes signed messages and reads every node's state and events.\nuser %s\ntopic readwrite %s/#\n", controllerUser, topics.Prefix)
+	fmt.Fprintf(&acl, "\n# The controller's publishing connection: it never reads.\nuser %s\ntopic write %s/#\n", pubUser, topics.Prefix)
 	for _, n := range all {
 		if n.Credentials != loaxa.CredentialsActive {
 			continue // pending or revoked: no password, no access

@@ -2,7 +2,8 @@
 // demand, the way a 3G/4G modem loses its connection: while cut, existing
 // connections are dropped and new ones are refused. Freeze makes a
 // half-open link instead: connections stay open and silently lose every
-// byte, so neither end notices until its own timeout.
+// byte, so neither end notices until its own timeout. Hold stalls the
+// target's side without losing anything, as a client that reads slowly.
 package netproxy
 
 import (
@@ -19,6 +20,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	cut    bool
 	frozen bool
+	held   chan struct{} // non-nil while held; closed by Release
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 	done   chan struct{}
@@ -72,6 +74,45 @@ func (p *Proxy) Thaw() {
 	p.mu.Unlock()
 }
 
+// Hold stops forwarding what the target sends to the clients, losing
+// nothing, until Release: the target's writes back up behind the
+// connection as behind a client that stopped reading. What the clients
+// send still reaches the target.
+func (p *Proxy) Hold() {
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// Release forwards what Hold kept back, and what follows.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
+	p.mu.Unlock()
+}
+
+// waitHeld waits while the proxy is held; false if it closed meanwhile.
+func (p *Proxy) waitHeld() bool {
+	for {
+		p.mu.Lock()
+		h := p.held
+		p.mu.Unlock()
+		if h == nil {
+			return true
+		}
+		select {
+		case <-h:
+		case <-p.done:
+			return false
+		}
+	}
+}
+
 func (p *Proxy) isFrozen() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -113,16 +154,21 @@ func (p *Proxy) accept() {
 		p.conns[up] = struct{}{}
 		p.wg.Add(2)
 		p.mu.Unlock()
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		go p.pipe(c, up, true)
+		go p.pipe(up, c, false)
 	}
 }
 
-func (p *Proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst; down is the target's side to the client's,
+// which Hold stalls.
+func (p *Proxy) pipe(dst, src net.Conn, down bool) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && down && !p.waitHeld() {
+			break
+		}
 		if n > 0 && !p.isFrozen() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break

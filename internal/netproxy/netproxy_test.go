@@ -124,3 +124,59 @@ func TestFreezeAndThaw(t *testing.T) {
 		t.Fatalf("after thaw: %q, %v; want back (the frozen line was lost)", line, err)
 	}
 }
+
+// Hold stalls the target's answers without losing them; Release delivers
+// them in order.
+func TestHoldAndRelease(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s := bufio.NewScanner(c)
+				for s.Scan() {
+					c.Write(append(s.Bytes(), '\n'))
+				}
+			}()
+		}
+	}()
+	p, err := Start(echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	p.Hold()
+	if _, err := c.Write([]byte("kept\n")); err != nil {
+		t.Fatalf("write while held: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if line, err := r.ReadString('\n'); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read while held: %q, %v; want a timeout", line, err)
+	}
+	p.Release()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("after\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kept\n", "after\n"} {
+		if line, err := r.ReadString('\n'); err != nil || line != want {
+			t.Fatalf("after release: %q, %v; want %q", line, err, want)
+		}
+	}
+	// Held when it closes: the proxy's goroutines still end.
+	p.Hold()
+}

@@ -1,0 +1,215 @@
+package mqtt_test
+
+import (
+	"context"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/internal/mosquittotest"
+	"loaxa.vn/internal/netproxy"
+	"loaxa.vn/internal/syncbuf"
+	"loaxa.vn/protocol"
+)
+
+// mosquittoRig is a real Mosquitto set up with the files the controller
+// exports, and a proxy before it for the controller's main connection.
+type mosquittoRig struct {
+	*rig
+	broker *mosquittotest.Broker
+	proxy  *netproxy.Proxy
+	pass   string
+}
+
+// newMosquittoRig starts Mosquitto with the exported files, filtered by
+// keep (nil keeps every line of the password and ACL files).
+func newMosquittoRig(t *testing.T, keep func(line string) bool) *mosquittoRig {
+	t.Helper()
+	r := &mosquittoRig{rig: newRig(t), pass: loaxa.NewSecret()}
+	files, err := mqtt.ExportMosquitto(context.Background(), r.nodes, r.areas, topics, mqtt.ControllerUsername, loaxa.HashBrokerSecret(r.pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := func(s string) string {
+		if keep == nil {
+			return s
+		}
+		var b strings.Builder
+		for line := range strings.Lines(s) {
+			if keep(line) {
+				b.WriteString(line)
+			}
+		}
+		return b.String()
+	}
+	r.broker = mosquittotest.Start(t, mosquittotest.Options{
+		PasswordFile: filter(files.Passwd),
+		ACL:          filter(files.ACL),
+		// As MosquittoConf; debug logs who publishes what.
+		Config: "use_username_as_clientid true\nlog_type debug\n",
+	})
+	if r.proxy, err = netproxy.Start(r.broker.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.proxy.Close() })
+	return r
+}
+
+// client returns a controller client whose main connection goes through
+// the proxy and whose publish connection, with pubUser, goes straight to
+// Mosquitto.
+func (r *mosquittoRig) client(t *testing.T, pubUser string, log *syncbuf.Buffer) *mqtt.Client {
+	t.Helper()
+	c := r.rig.client(t, false)
+	c.BrokerURL = "tcp://" + r.proxy.Addr()
+	c.Username, c.Password = mqtt.ControllerUsername, r.pass
+	c.PublishUsername = pubUser
+	mqtt.SetPublishBrokerURL(c, r.broker.URL())
+	c.PublishTimeout = 2 * time.Second
+	if log != nil {
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	return c
+}
+
+// desired publishes a desired state for tt-01.
+func desired(ctx context.Context, c *mqtt.Client, version uint64) error {
+	return c.PublishDesired(ctx, &protocol.DesiredState{Node: "tt-01", Version: version})
+}
+
+var pubUser = mqtt.ControllerUsername + mqtt.PublishUsernameSuffix
+
+// With the exported files the controller holds two connections to
+// Mosquitto and publishes on the second: while Mosquitto's writes to the
+// receiving connection are stalled (a burst of node messages the
+// controller reads slowly), a desired state is still acknowledged within
+// PublishTimeout. On one connection the acknowledgement waits behind
+// them and the publish times out.
+func TestMosquittoPublishConnection(t *testing.T) {
+	r := newMosquittoRig(t, nil)
+	c := r.client(t, pubUser, nil)
+	ctx := open(t, c)
+	logged := func(re string) bool { return regexp.MustCompile(re).MatchString(r.broker.Log()) }
+	poll(t, "the publish connection", func() bool {
+		return logged(`New client connected from .* as ` + regexp.QuoteMeta(pubUser) + ` `)
+	})
+	if !logged(`New client connected from .* as ` + regexp.QuoteMeta(mqtt.ControllerUsername) + ` `) {
+		t.Fatalf("the main connection is not in Mosquitto's log:\n%s", r.broker.Log())
+	}
+	// Publishes wait for the publish connection's handler, after the
+	// broker's log line.
+	poll(t, "a desired state on the publish connection", func() bool {
+		if err := desired(ctx, c, 1); err != nil {
+			t.Fatal(err)
+		}
+		return logged(`Received PUBLISH from ` + regexp.QuoteMeta(pubUser) + ` .*'loa/v1/node/tt-01/desired'`)
+	})
+	if logged(`Received PUBLISH from ` + regexp.QuoteMeta(mqtt.ControllerUsername) + ` .*'loa/v1/node/tt-01/desired'`) {
+		t.Errorf("a desired state went on the main connection:\n%s", r.broker.Log())
+	}
+	// Mosquitto acknowledges what the ACL denies, and only logs it.
+	if logged(`Denied PUBLISH`) {
+		t.Errorf("the exported ACL denies the publishing account:\n%s", r.broker.Log())
+	}
+
+	r.proxy.Hold()
+	defer r.proxy.Release()
+	start := time.Now()
+	if err := desired(ctx, c, 2); err != nil {
+		t.Fatalf("desired state while the receiving connection is stalled: %v", err)
+	}
+	t.Logf("acknowledged in %v while the receiving connection was stalled", time.Since(start))
+}
+
+// The same stall on one connection (no PublishUsername): the
+// acknowledgement waits behind what Mosquitto writes to the controller.
+func TestMosquittoOneConnectionStalls(t *testing.T) {
+	r := newMosquittoRig(t, nil)
+	c := r.client(t, "", nil)
+	ctx := open(t, c)
+	if err := desired(ctx, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.proxy.Hold()
+	defer r.proxy.Release()
+	err := desired(ctx, c, 2)
+	if err == nil || !strings.Contains(err.Error(), "did not accept it within") {
+		t.Fatalf("desired state on one stalled connection: %v, want a timeout", err)
+	}
+}
+
+// With files exported before the publishing account existed, Mosquitto
+// refuses the publish connection: the controller publishes on the main
+// one, and says once what to do, however often it tries again.
+func TestMosquittoOldFilesPublishOnTheMainConnection(t *testing.T) {
+	r := newMosquittoRig(t, func(line string) bool { return !strings.Contains(line, pubUser) })
+	log := &syncbuf.Buffer{}
+	c := r.client(t, pubUser, log)
+	ctx := open(t, c)
+	for v := range uint64(3) {
+		if err := desired(ctx, c, v+1); err != nil {
+			t.Fatalf("desired state without the publishing account: %v", err)
+		}
+	}
+	if !strings.Contains(r.broker.Log(), "Received PUBLISH from "+mqtt.ControllerUsername+" ") {
+		t.Errorf("no publish on the main connection:\n%s", r.broker.Log())
+	}
+	// Two refusals at least (the client retries after a second), logged
+	// once.
+	poll(t, "a second refusal", func() bool {
+		// Mosquitto names a refused client by its address; only the
+		// publish connection is refused here.
+		return strings.Count(r.broker.Log(), "Sending CONNACK to 127.0.0.1 (0, 5)") >= 2
+	})
+	poll(t, "the refusal logged", func() bool { return strings.Contains(log.String(), "refused the publish connection") })
+	if n := strings.Count(log.String(), "refused the publish connection"); n != 1 {
+		t.Errorf("refusal logged %d times, want once:\n%s", n, log.String())
+	}
+	if err := desired(ctx, c, 4); err != nil {
+		t.Fatalf("desired state after the refusals: %v", err)
+	}
+}
+
+// A desired state in flight when the publish connection drops is sent
+// again on the main connection, and acknowledged there: paho, with a
+// clean session, would never complete it. Later publishes go on the main
+// connection until the publish connection is back.
+func TestMosquittoPublishConnectionLostInFlight(t *testing.T) {
+	r := newMosquittoRig(t, nil)
+	pubProxy, err := netproxy.Start(r.broker.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pubProxy.Close()
+	log := &syncbuf.Buffer{}
+	c := r.client(t, pubUser, log)
+	mqtt.SetPublishBrokerURL(c, "tcp://"+pubProxy.Addr())
+	c.PublishTimeout = 5 * time.Second
+	ctx := open(t, c)
+	poll(t, "the publish connection", func() bool { return strings.Contains(log.String(), "publish connection connected") })
+
+	pubProxy.Hold() // Mosquitto takes the publish; its acknowledgement is kept back
+	defer pubProxy.Release()
+	errc := make(chan error, 1)
+	go func() { errc <- desired(ctx, c, 1) }()
+	poll(t, "the desired state on the publish connection", func() bool {
+		return strings.Contains(r.broker.Log(), "Received PUBLISH from "+pubUser+" ")
+	})
+	pubProxy.Cut()
+	if err := <-errc; err != nil {
+		t.Fatalf("desired state in flight when the publish connection dropped: %v", err)
+	}
+	if !strings.Contains(r.broker.Log(), "Received PUBLISH from "+mqtt.ControllerUsername+" ") {
+		t.Errorf("not re-sent on the main connection:\n%s", r.broker.Log())
+	}
+	if !strings.Contains(log.String(), "resent_on_main=1") {
+		t.Errorf("the client's log does not say it re-sent one:\n%s", log.String())
+	}
+	if err := desired(ctx, c, 2); err != nil {
+		t.Fatalf("desired state while the publish connection is away: %v", err)
+	}
+}
