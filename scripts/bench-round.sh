@@ -13,6 +13,8 @@
 #
 #   scripts/bench-round.sh [NODES [ROUNDS]]     (default 1000 nodes, 5 rounds)
 #
+# LOAXA_BENCH_WATCHERS=3 has three officers watch each round's board (live
+# streams of the emergency, open from the call to the round's end).
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
 set -euo pipefail

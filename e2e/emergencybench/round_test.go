@@ -2,9 +2,12 @@ package emergencybench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,11 @@ import (
 )
 
 const envRoundProfile = "LOAXA_BENCH_ROUND_PROFILE" // a file: CPU profile of the measured rounds only
+
+// envWatchers is how many officers watch each round's board: live
+// streams (GET /api/v1/emergency/{id}/stream) open from the call to the
+// round's end, read to the end; their cost is in the round's CPU.
+const envWatchers = "LOAXA_BENCH_WATCHERS"
 
 // BenchmarkControllerRound measures the controller's own cost of one
 // emergency round at N nodes (LOAXA_BENCH_EMERGENCY_NODES, default 100;
@@ -157,6 +165,13 @@ func BenchmarkControllerRound(b *testing.B) {
 	}
 	var results []result
 	var lastID string
+	watchers := 0
+	if v := os.Getenv(envWatchers); v != "" {
+		var err error
+		if watchers, err = strconv.Atoi(v); err != nil || watchers < 0 {
+			b.Fatalf("%s=%q: want a number of watchers", envWatchers, v)
+		}
+	}
 	round := func(k int) result {
 		m0 := promtest.Scrape(b, c.URL+"/metrics")
 		nodes0 := procsCPU(b, procs)
@@ -165,6 +180,8 @@ func BenchmarkControllerRound(b *testing.B) {
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
 		lastID = em.ID
+		stopWatching := watch(b, c, em.ID, watchers)
+		defer stopWatching()
 		var r result
 		r.lead = em.Areas[0].LeadMS
 		deadline := time.Now().Add(5 * time.Minute)
@@ -360,5 +377,31 @@ func settle(b *testing.B, url string, within time.Duration) {
 			last, since = v, time.Now()
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// watch opens k live streams of emergency id, as k officers watching its
+// board, read in the background until stop.
+func watch(b *testing.B, c *rig.Controller, id string, k int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range k {
+		req, err := http.NewRequestWithContext(ctx, "GET", c.URL+"/api/v1/emergency/"+id+"/stream", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		wg.Go(func() {
+			resp, err := c.Client.Do(req)
+			if err != nil {
+				return // stopped before it answered
+			}
+			defer resp.Body.Close()
+			io.Copy(io.Discard, resp.Body)
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
 	}
 }
