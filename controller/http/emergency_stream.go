@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -55,6 +56,7 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 	}
 	changed, stop := svc.WatchEmergency(id)
 	defer stop()
+	defer s.reports.watch(id)()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -106,7 +108,9 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 			case <-t.C:
 			}
 		}
-		if rep, err = svc.EmergencyReport(ctx, id); err != nil {
+		if rep, err = s.reports.get(ctx, id, func(ctx context.Context) (*loaxa.EmergencyReport, error) {
+			return svc.EmergencyReport(ctx, id)
+		}); err != nil {
 			s.logger().Error("emergency stream: report", "emergency", id, "err", err)
 			return nil
 		}

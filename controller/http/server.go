@@ -152,7 +152,9 @@ type Server struct {
 	limits  limiter
 	latency *prometheus.HistogramVec
 	// closing is closed when Close begins, so long-lived streams end.
-	closing     chan struct{}
+	closing chan struct{}
+	// reports shares the reports the emergency streams rebuild.
+	reports     reportShare
 	closingOnce sync.Once
 	// lives counts live calls on air (hijacked connections, which
 	// http.Server.Shutdown does not wait for); liveMu orders their start
