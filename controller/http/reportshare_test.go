@@ -8,38 +8,20 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
 )
-
-// shareClock is the share's clock, moved by the test (and by builds, to
-// give them a cost).
-type shareClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *shareClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *shareClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // A watched report is rebuilt only when it is older than reportReuse ×
 // its build time (at least streamCoalesce); streams that ask meanwhile
 // get the same report.
 func TestReportShareReusesByCost(t *testing.T) {
-	clk := &shareClock{t: time.Unix(1e9, 0)}
-	r := &reportShare{now: clk.now}
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	r := &reportShare{now: clk.Now}
 	var builds atomic.Int32
 	build := func(context.Context) (*loaxa.EmergencyReport, error) {
 		builds.Add(1)
-		clk.add(100 * time.Millisecond) // a 10,000-node report's cost
-		return &loaxa.EmergencyReport{Generated: clk.now()}, nil
+		clk.Advance(100 * time.Millisecond) // a 10,000-node report's cost
+		return &loaxa.EmergencyReport{Generated: clk.Now()}, nil
 	}
 	defer r.watch("e1")()
 	ctx := context.Background()
@@ -47,12 +29,12 @@ func TestReportShareReusesByCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.add(399 * time.Millisecond)
+	clk.Advance(399 * time.Millisecond)
 	again, _ := r.get(ctx, "e1", build)
 	if builds.Load() != 1 || again != first {
 		t.Fatalf("%d builds within 4 × the cost; want the first report again", builds.Load())
 	}
-	clk.add(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	if fresh, _ := r.get(ctx, "e1", build); builds.Load() != 2 || fresh == first {
 		t.Fatalf("%d builds once 4 × the cost passed, want 2", builds.Load())
 	}
@@ -64,7 +46,7 @@ func TestReportShareReusesByCost(t *testing.T) {
 	}
 	defer r.watch("e2")()
 	r.get(ctx, "e2", cheap)
-	clk.add(streamCoalesce)
+	clk.Advance(streamCoalesce)
 	r.get(ctx, "e2", cheap)
 	if builds.Load() != 4 {
 		t.Errorf("%d builds, want a cheap report rebuilt after %v", builds.Load()-2, streamCoalesce)

@@ -3,32 +3,14 @@ package mqtt_test
 import (
 	"context"
 	"crypto/ed25519"
-	"sync"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
-
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // ackNode is a node of the rig that publishes event batches and reads the
 // acknowledgements the controller sends it.
@@ -111,19 +93,19 @@ func (n *ackNode) acks(t *testing.T) []protocol.Command {
 func TestAcksCoalesced(t *testing.T) {
 	r := newRig(t)
 	c := r.client(t, true)
-	clock := &fakeClock{now: time.Now()}
-	mqtt.SetAckClock(c, clock.Now)
+	clk := clock.NewFake(time.Now())
+	mqtt.SetAckClock(c, clk.Now)
 	c.AckDelay = time.Minute
 	open(t, c)
 	node := newAckNode(t, r, "tt-01")
 
 	node.send(t, "ep1", 2)
-	clock.Add(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	node.send(t, "ep1", 1)
 	if got := node.acks(t); len(got) != 0 {
 		t.Fatalf("acknowledged before the delay: %+v", got)
 	}
-	clock.Add(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	poll(t, "the held acknowledgement", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
 	got := node.acks(t)
 	if len(got) != 1 || got[0].Epoch != "ep1" || got[0].Seq != 3 {
@@ -135,7 +117,7 @@ func TestAcksCoalesced(t *testing.T) {
 	node.send(t, "ep1", 1)
 	node.seq = 0
 	node.send(t, "ep2", 1)
-	clock.Add(time.Minute)
+	clk.Advance(time.Minute)
 	poll(t, "the acknowledgement of the new epoch", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 1 })
 	got = node.acks(t)
 	if len(got) != 2 || got[1].Epoch != "ep2" || got[1].Seq != 1 {
