@@ -76,37 +76,7 @@ func TestCutAndRestore(t *testing.T) {
 }
 
 func TestFreezeAndThaw(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s := bufio.NewScanner(c)
-				for s.Scan() {
-					c.Write(append(s.Bytes(), '\n'))
-				}
-			}()
-		}
-	}()
-	p, err := Start(echo.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	p, c, r := echoThroughProxy(t)
 	p.Freeze()
 	if _, err := c.Write([]byte("lost\n")); err != nil {
 		t.Fatalf("write while frozen: %v (the link must look alive)", err)
@@ -128,37 +98,7 @@ func TestFreezeAndThaw(t *testing.T) {
 // Hold stalls the target's answers without losing them; Release delivers
 // them in order.
 func TestHoldAndRelease(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s := bufio.NewScanner(c)
-				for s.Scan() {
-					c.Write(append(s.Bytes(), '\n'))
-				}
-			}()
-		}
-	}()
-	p, err := Start(echo.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	p, c, r := echoThroughProxy(t)
 	p.Hold()
 	if _, err := c.Write([]byte("kept\n")); err != nil {
 		t.Fatalf("write while held: %v", err)
@@ -179,4 +119,41 @@ func TestHoldAndRelease(t *testing.T) {
 	}
 	// Held when it closes: the proxy's goroutines still end.
 	p.Hold()
+}
+
+// echoThroughProxy starts a line echo server and a proxy to it, and
+// dials the proxy; everything is closed when the test ends.
+func echoThroughProxy(t *testing.T) (*Proxy, net.Conn, *bufio.Reader) {
+	t.Helper()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s := bufio.NewScanner(c)
+				for s.Scan() {
+					c.Write(append(s.Bytes(), '\n'))
+				}
+			}()
+		}
+	}()
+	p, err := Start(echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return p, c, bufio.NewReader(c)
 }
