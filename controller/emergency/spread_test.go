@@ -38,13 +38,7 @@ func TestReportSpreadWindow(t *testing.T) {
 // controller restarted mid-emergency resends the same alert.
 func TestAlertCarriesReportWindow(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	s := w.service()
-	s.Spread = ReportSpread{MinNodes: 2, PerNode: time.Second, Max: 10 * time.Second} // 3 nodes: 3 s
-	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, _, em := sendSpread(t)
 	if got := em.Areas[0].ReportWindowMS; got != 3000 {
 		t.Errorf("emergency records a window of %d ms, want 3000", got)
 	}
@@ -63,7 +57,7 @@ func TestAlertCarriesReportWindow(t *testing.T) {
 	// A small area: no window.
 	s3 := w.service()
 	s3.Spread = ReportSpread{MinNodes: 3, PerNode: time.Second, Max: 10 * time.Second}
-	em, err = s3.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	em, err := s3.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +70,7 @@ func TestAlertCarriesReportWindow(t *testing.T) {
 // their receipt may still be waiting out the report window: the bound is
 // the ack bound (or twice the lead) plus the window.
 func TestResendBoundIncludesReportWindow(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld(t)
-	s := w.service()
-	s.Spread = ReportSpread{MinNodes: 2, PerNode: time.Second, Max: 10 * time.Second} // 3 nodes: 3 s
-	if _, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"}); err != nil {
-		t.Fatal(err)
-	}
+	w, s, _ := sendSpread(t)
 	w.rec.take()
 	if got := w.step(s, 2100*time.Millisecond); len(got) != 0 {
 		t.Errorf("resent %v after the ack bound, within the window", got)
@@ -100,13 +88,7 @@ func TestResendBoundIncludesReportWindow(t *testing.T) {
 // had the report window to come.
 func TestCancelResendBoundIncludesReportWindow(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
-	s := w.service()
-	s.Spread = ReportSpread{MinNodes: 2, PerNode: time.Second, Max: 10 * time.Second} // 3 nodes: 3 s
-	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, s, em := sendSpread(t)
 	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
 	if _, err := s.CancelEmergency(ctx, em.ID, "admin"); err != nil {
 		t.Fatal(err)
@@ -118,4 +100,18 @@ func TestCancelResendBoundIncludesReportWindow(t *testing.T) {
 	if got := w.step(s, 200*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert-cancel"}) {
 		t.Errorf("5.1 s after the cancel: %v, want the cancel again to n1", got)
 	}
+}
+
+// sendSpread sends an emergency to area 31 (3 nodes) with a spread of
+// 1 s a node above 2 nodes: a 3 s window.
+func sendSpread(t *testing.T) (*world, *Service, *loaxa.Emergency) {
+	t.Helper()
+	w := newWorld(t)
+	s := w.service()
+	s.Spread = ReportSpread{MinNodes: 2, PerNode: time.Second, Max: 10 * time.Second}
+	em, err := s.SendEmergency(context.Background(), loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, s, em
 }
