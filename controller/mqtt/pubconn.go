@@ -106,7 +106,7 @@ func (p *pubConn) run() {
 			}
 		case refused(err) && !logged:
 			logged = true
-			p.logger.Warn("mqtt: the broker refused the publish connection; publishing on the main connection, whose acknowledgements wait behind node messages under load. Export the Mosquitto files again (they add this account) and reload Mosquitto",
+			p.logger.Warn("mqtt: the broker refused the publish connection; publishing on the main connection, whose acknowledgements wait behind node messages under load. Give the broker this account, with the controller's password and write access under the topic prefix: for Mosquitto, export its files again (they add it) and reload it",
 				"user", p.user, "err", err)
 		default:
 			p.logger.Debug("mqtt: publish connection failed", "user", p.user, "err", err)
