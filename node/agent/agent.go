@@ -835,6 +835,7 @@ func (a *Agent) note(events []protocol.Event, marks ...Progress) {
 		a.progress[m.Occurrence] = m
 	}
 	a.pendingEvents = append(a.pendingEvents, events...)
+	a.endHolds(events)
 	a.metrics.count(events)
 	a.pendingMarks = append(a.pendingMarks, marks...)
 }

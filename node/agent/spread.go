@@ -87,6 +87,29 @@ func (a *Agent) setHold(id string, d time.Duration, expires time.Time) {
 	a.mu.Unlock()
 }
 
+// endHolds ends the holds of the alerts whose final event is among events
+// (completed, failed, missed, preempted) at that event's time plus the
+// delay: the final event itself is still held, and so is the state that
+// follows it, but a change after that (a board fault) is no longer
+// reported late until the alert expires.
+func (a *Agent) endHolds(events []protocol.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range events {
+		h, ok := a.holds[e.Occurrence]
+		if !ok {
+			continue
+		}
+		switch e.Type {
+		case protocol.EventCompleted, protocol.EventFailed, protocol.EventMissed, protocol.EventPreempted:
+			if end := e.At.Add(h.delay); end.Before(h.until) {
+				h.until = end
+				a.holds[e.Occurrence] = h
+			}
+		}
+	}
+}
+
 // pruneHolds forgets the holds past their end.
 func (a *Agent) pruneHolds(now time.Time) {
 	a.mu.Lock()

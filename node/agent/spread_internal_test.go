@@ -3,6 +3,8 @@ package agent
 import (
 	"testing"
 	"time"
+
+	"loaxa.vn/protocol"
 )
 
 // TestReportDelayUniformAndPerAgent: the default delay is within the
@@ -64,5 +66,37 @@ func TestHeartbeatAfter(t *testing.T) {
 	}
 	if got := heartbeatAfter(3*time.Nanosecond, a); got != 3*time.Nanosecond {
 		t.Errorf("an interval too short to jitter: %v, want it unchanged", got)
+	}
+}
+
+// An alert's final event ends its hold at the event's time plus the
+// delay: the final report and the state after it still wait, a later
+// state change does not. Other events leave the hold as it is.
+func TestFinalEventEndsHold(t *testing.T) {
+	t0 := time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)
+	const d = 4 * time.Second
+	a := &Agent{}
+	a.setHold("e1@x", d, t0.Add(10*time.Minute))
+	a.setHold("e2@x", d, t0.Add(10*time.Minute))
+	a.endHolds([]protocol.Event{
+		{Type: protocol.EventStarted, Occurrence: "e1@x", At: t0},
+		{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)},
+		{Type: protocol.EventCompleted, Occurrence: "news", At: t0}, // not held
+	})
+	if got := a.stateDelay(t0.Add(9 * time.Second)); got != d {
+		t.Errorf("state delay just within e2's end: %v, want %v", got, d)
+	}
+	if h := a.holds["e1@x"]; !h.until.Equal(t0.Add(10*time.Minute + d)) {
+		t.Errorf("a started event moved the hold's end to %v", h.until)
+	}
+	if h := a.holds["e2@x"]; !h.until.Equal(t0.Add(5*time.Second + d)) {
+		t.Errorf("hold of the completed alert ends %v, want its completion plus the delay", h.until)
+	}
+	if got := a.heldUntil(protocol.Event{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)}); !got.Equal(t0.Add(9 * time.Second)) {
+		t.Errorf("the final event is sent at %v, want its time plus the delay", got)
+	}
+	delete(a.holds, "e1@x")
+	if got := a.stateDelay(t0.Add(10 * time.Second)); got != 0 {
+		t.Errorf("state delay after the completed alert's hold ended: %v, want none", got)
 	}
 }
