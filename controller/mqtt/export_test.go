@@ -8,3 +8,15 @@ func SetAckClock(c *Client, now func() time.Time) { c.ackClock = now }
 // SetPublishBrokerURL makes c's publish connection dial url instead of
 // BrokerURL, so a test can put a proxy before one connection only.
 func SetPublishBrokerURL(c *Client, url string) { c.publishBrokerURL = url }
+
+// PublishConnectionUp reports whether c publishes on its publish
+// connection now (the controller's view, after its connect handler).
+func PublishConnectionUp(c *Client) bool {
+	l, ok := c.link.(*pahoLink)
+	if !ok || l.pub == nil {
+		return false
+	}
+	l.pub.mu.Lock()
+	defer l.pub.mu.Unlock()
+	return l.pub.up
+}

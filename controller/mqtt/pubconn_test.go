@@ -100,12 +100,14 @@ func TestMosquittoPublishConnection(t *testing.T) {
 	if !logged(`New client connected from .* as ` + regexp.QuoteMeta(mqtt.ControllerUsername) + ` `) {
 		t.Fatalf("the main connection is not in Mosquitto's log:\n%s", r.broker.Log())
 	}
-	// Publishes wait for the publish connection's handler, after the
-	// broker's log line.
+	// The controller routes publishes to it once its connect handler ran,
+	// a moment after the broker's log line: a publish before that would go
+	// on the main connection.
+	poll(t, "the controller's publish connection up", func() bool { return mqtt.PublishConnectionUp(c) })
+	if err := desired(ctx, c, 1); err != nil {
+		t.Fatal(err)
+	}
 	poll(t, "a desired state on the publish connection", func() bool {
-		if err := desired(ctx, c, 1); err != nil {
-			t.Fatal(err)
-		}
 		return logged(`Received PUBLISH from ` + regexp.QuoteMeta(pubUser) + ` .*'loa/v1/node/tt-01/desired'`)
 	})
 	if logged(`Received PUBLISH from ` + regexp.QuoteMeta(mqtt.ControllerUsername) + ` .*'loa/v1/node/tt-01/desired'`) {
