@@ -20,6 +20,9 @@
 # amplifier warm-up only, as any play (for comparison);
 # LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
 # and GOGC of the fleet processes only (the simulation's own overhead).
+# LOAXA_BENCH_FLEET_PROFILE=DIR (with LOAXA_BENCH_FLEET_PPROF) saves a CPU
+# profile of each fleet over the first LOAXA_BENCH_FLEET_PROFILE_SECONDS
+# (default 3) of each measured round to DIR/fleet<i>-round<k>.pprof.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,11 @@ const (
 	envNodes      = "LOAXA_BENCH_EMERGENCY_NODES"
 	envRounds     = "LOAXA_BENCH_EMERGENCY_ROUNDS"
 	envFleetPprof = "LOAXA_BENCH_FLEET_PPROF" // first port of the fleets' pprof servers (one each)
+	// With envFleetPprof: a directory for a CPU profile of each fleet over
+	// the first envFleetProfileSec seconds (default 3) of each measured
+	// round, the alert's fan-out and receipt.
+	envFleetProfile    = "LOAXA_BENCH_FLEET_PROFILE"
+	envFleetProfileSec = "LOAXA_BENCH_FLEET_PROFILE_SECONDS"
 	// The Go runtime settings of the fleet processes (GOMAXPROCS, GOGC),
 	// when set: the simulation's own overhead, not the system under test.
 	envFleetProcs  = "LOAXA_BENCH_FLEET_GOMAXPROCS"
@@ -119,6 +125,23 @@ func BenchmarkAlertToSound(b *testing.B) {
 		}
 	}()
 	var logs []*soundReader
+	pprofPort := 0
+	if v := os.Getenv(envFleetPprof); v != "" {
+		var err error
+		if pprofPort, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("%s=%q: want a port", envFleetPprof, v)
+		}
+	}
+	profileDir, profileSec := os.Getenv(envFleetProfile), 3
+	if profileDir != "" && pprofPort == 0 {
+		b.Fatalf("%s needs %s", envFleetProfile, envFleetPprof)
+	}
+	if v := os.Getenv(envFleetProfileSec); v != "" {
+		var err error
+		if profileSec, err = strconv.Atoi(v); err != nil || profileSec < 1 {
+			b.Fatalf("%s=%q: want whole seconds", envFleetProfileSec, v)
+		}
+	}
 	for i := range k {
 		m := n / k
 		if i < n%k {
@@ -131,12 +154,8 @@ func BenchmarkAlertToSound(b *testing.B) {
 		if v := os.Getenv(envPrepare); v != "" {
 			args = append(args, "--alert-prepare", v)
 		}
-		if v := os.Getenv(envFleetPprof); v != "" {
-			port, err := strconv.Atoi(v)
-			if err != nil {
-				b.Fatalf("%s=%q: want a port", envFleetPprof, v)
-			}
-			args = append(args, "--pprof", fmt.Sprintf("127.0.0.1:%d", port+i))
+		if pprofPort != 0 {
+			args = append(args, "--pprof", fmt.Sprintf("127.0.0.1:%d", pprofPort+i))
 		}
 		cmd := exec.Command(sim, args...)
 		cmd.Env = append(os.Environ(), "LOAXA_TOKEN="+c.Token)
@@ -179,7 +198,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 			}
 		}
 	}
-	var toSound, skew, received []time.Duration
+	var toSound, skew, skewInTime, received []time.Duration
 	var leads []int64
 	var resends []int
 	late := 0
@@ -189,6 +208,19 @@ func BenchmarkAlertToSound(b *testing.B) {
 		// back, their tail fell into the next alert's fan-out, and the lead
 		// measured on it grew round after round.
 		quiesce(b, c.URL, n, 2*time.Minute)
+		m0 := promtest.Scrape(b, c.URL+"/metrics")
+		cpu0 := procsCPU(b, fleets)
+		var profiles sync.WaitGroup
+		if measure && profileDir != "" {
+			for i := range fleets {
+				profiles.Go(func() {
+					path := filepath.Join(profileDir, fmt.Sprintf("fleet%d-round%d.pprof", i, k))
+					if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", pprofPort+i, profileSec), path); err != nil {
+						logf("round %d: fleet %d profile: %v", k, i, err)
+					}
+				})
+			}
+		}
 		t0 := time.Now()
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
@@ -232,6 +264,19 @@ func BenchmarkAlertToSound(b *testing.B) {
 				}
 			}
 		}
+		profiles.Wait()
+		// What the round cost the fleets and what it carried: a node's
+		// reports and the controller's commands (acknowledgements and
+		// resends) to it, until every node reported the alert completed.
+		m1 := promtest.Scrape(b, c.URL+"/metrics")
+		delta := func(name, label, value string) float64 {
+			return m1.Sum(name, label, value) - m0.Sum(name, label, value)
+		}
+		cpu := procsCPU(b, fleets) - cpu0
+		logf("round %d: fleets' CPU %.1f s (%.2f ms a node); per node %.2f event batches and %.2f states in, %.2f commands out",
+			k, cpu.Seconds(), float64(cpu.Microseconds())/1000/float64(n),
+			delta("loaxa_mqtt_messages_in_total", "channel", "event")/float64(n), delta("loaxa_mqtt_messages_in_total", "channel", "state")/float64(n),
+			delta("loaxa_mqtt_messages_out_total", "kind", "command")/float64(n))
 		if resentTo > 0 {
 			logf("round %d: resent to %d nodes, %d of which had the alert before %d ms (the resend bound)", k, resentTo, hadIt, bound)
 		}
@@ -239,6 +284,16 @@ func BenchmarkAlertToSound(b *testing.B) {
 			em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), em.Areas[0].LeadMS, em.Areas[0].LeadFrom,
 			em.Areas[0].ReportWindowMS, maxOf(sounds[em.Occurrence]).Sub(t0).Round(time.Millisecond), time.Since(t0).Round(100*time.Millisecond), r)
 		if measure {
+			// The skew of the nodes that had the alert with time to
+			// spare (received before the start less the margin the lead
+			// leaves to open the audio) is the start's own; the others
+			// began late because the alert reached them late.
+			for _, nd := range rep.Nodes {
+				at, ok := sounds[em.Occurrence][nd.Node]
+				if ok && nd.ReceivedMS != nil && *nd.ReceivedMS < em.Areas[0].LeadMS-100 {
+					skewInTime = append(skewInTime, at.Sub(start).Abs())
+				}
+			}
 			leads = append(leads, em.Areas[0].LeadMS)
 			resends = append(resends, r)
 			for _, nd := range rep.Nodes {
@@ -264,6 +319,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	slices.Sort(toSound)
 	slices.Sort(skew)
 	slices.Sort(received)
+	slices.Sort(skewInTime)
 	slices.Sort(floor)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(pct(toSound, 50)), "p50-sound-ms")
@@ -279,6 +335,31 @@ func BenchmarkAlertToSound(b *testing.B) {
 		n, rounds, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads, resends,
 		ms(pct(skew, 50)), ms(pct(skew, 99)), ms(skew[len(skew)-1]), late,
 		ms(pct(received, 50)), ms(pct(received, 99)), n, ms(pct(floor, 50)), ms(pct(floor, 99)), ms(floor[len(floor)-1]))
+	if len(skewInTime) > 0 {
+		logf("start skew of the %d plays whose node had the alert 100 ms or more before the start: p50 %.2f p99 %.2f max %.2f ms",
+			len(skewInTime), ms(pct(skewInTime, 50)), ms(pct(skewInTime, 99)), ms(skewInTime[len(skewInTime)-1]))
+	}
+}
+
+// fetchProfile saves the CPU profile a pprof server takes at url to path.
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return f.Close()
 }
 
 func maxOf(m map[string]time.Time) time.Time {
