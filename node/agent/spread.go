@@ -19,9 +19,11 @@ import (
 //
 //   - its events (received, content-ready, started, the final event): they
 //     are written to the outbox at once, with their true At, and the sender
-//     does not send an event of the alert before At plus the delay. The
-//     outbox is sent in order (the controller accepts a node's events only
-//     in order), so an event written after a held one waits with it. The
+//     does not begin a batch with an event of the alert before At plus the
+//     delay. The outbox is sent in order (the controller accepts a node's
+//     events only in order), so an event written after a held one waits
+//     with it; and a batch that goes out takes the events written after its
+//     first along, held or not (one message, not one per report). The
 //     outbox is durable, and the delay is stored with the held alerts, so
 //     a restart or a lost link during the delay loses nothing and keeps
 //     the delay.

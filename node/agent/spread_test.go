@@ -61,7 +61,8 @@ func reportedAt(t *testing.T, fc *clock.Fake, ctl *nodetest.Controller, what str
 // TestAlertReportsSpread: an alert with a report window plays at its
 // start instant as always, but each of its reports (received, started,
 // completed) reaches the controller only the node's delay after the
-// report's own time, which the event keeps.
+// report's own time, which the event keeps. The delay is shorter than the
+// lead, so each report is due on its own.
 func TestAlertReportsSpread(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
 	ctl := fakeClockController(t, fc)
@@ -72,7 +73,7 @@ func TestAlertReportsSpread(t *testing.T) {
 	opening := ctl.AddContent(700 * time.Millisecond)
 	closing := ctl.AddContent(600 * time.Millisecond)
 	t0 := fc.Now()
-	start := t0.Add(time.Second)
+	start := t0.Add(6 * time.Second)
 	const delay = 4 * time.Second // half of the window
 	ctl.SendAreaCommand("d1", spreadAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
 	nodetest.Eventually(t, 5*time.Second, "alert not received and its content not fetched", func() bool {
@@ -94,6 +95,45 @@ func TestAlertReportsSpread(t *testing.T) {
 	}
 	if e := events[2]; e.PlayedMS != 5300 {
 		t.Errorf("alert played %d ms, want 5300", e.PlayedMS)
+	}
+	if b := ctl.Log("n1").Batches; b != 3 {
+		t.Errorf("%d event batches, want 3: one per report", b)
+	}
+}
+
+// TestHeldReportsGoTogether: when the node's delay is longer than the
+// lead, the alert has started by the time its receipt is due, and the
+// received and started events reach the controller together, in one
+// batch, at the receipt's time plus the delay.
+func TestHeldReportsGoTogether(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	t0 := fc.Now()
+	start := t0.Add(time.Second)
+	const delay = 4 * time.Second // half of the window
+	ctl.SendAreaCommand("d1", spreadAlert("e4@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
+	nodetest.Eventually(t, 5*time.Second, "alert not received and its content not fetched", func() bool {
+		st := n.a.Status()
+		return st.Outbox >= 2 && len(st.ContentMissing) == 0 // received, content-ready
+	})
+
+	reportedAt(t, fc, ctl, "received and started", 2, t0.Add(delay))
+	if b := ctl.Log("n1").Batches; b != 1 {
+		t.Errorf("received and started came in %d batches, want 1", b)
+	}
+	reportedAt(t, fc, ctl, "completed", 3, start.Add(5300*time.Millisecond+delay))
+	events := waitEvents(t, ctl, "n1", []string{"received e4@x", "started e4@x", "completed e4@x"})
+	if e := events[1]; e.LateMS != 0 || !e.At.Equal(start) {
+		t.Errorf("alert started at %v (%d ms late), want %v", e.At, e.LateMS, start)
+	}
+	if b := ctl.Log("n1").Batches; b != 2 {
+		t.Errorf("%d event batches, want 2", b)
 	}
 }
 
