@@ -30,8 +30,9 @@ func testBroadcast(t *testing.T, c *rig.Controller) {
 		"tm-01": c.CreateNode("tm-01", "12347"),
 		"tm-02": c.CreateNode("tm-02", "12347"),
 	}
-	for _, cr := range creds {
-		rig.StartNode(t, cr, rig.NodeOptions{})
+	nodes := map[string]*rig.Node{}
+	for id, cr := range creds {
+		nodes[id] = rig.StartNode(t, cr, rig.NodeOptions{})
 	}
 	for id := range creds {
 		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
@@ -66,8 +67,8 @@ func testBroadcast(t *testing.T, c *rig.Controller) {
 
 	// The controller acknowledges asynchronously; once every outbox is
 	// empty no resend can still arrive, so the counts are final.
-	for id := range creds {
-		rig.Eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.Node(id).Status.Outbox == 0 })
+	for _, n := range nodes {
+		n.Acknowledged(t, 15*time.Second)
 	}
 	counts := rig.CountEvents(c.Events(url.Values{"area": {"31"}}), occ)
 	want := map[protocol.EventType]int{protocol.EventReceived: 1, protocol.EventStarted: 1, protocol.EventCompleted: 1}

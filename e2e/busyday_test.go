@@ -196,7 +196,7 @@ func TestBusyDayEndsEveryDeliveryOnce(t *testing.T) {
 	start("tt-03")
 	rig.Eventually(t, 10*time.Second, "evening missed on tt-03", has("evening", ids[2:], rcv, protocol.EventMissed))
 	for _, id := range ids {
-		rig.Eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.Node(id).Status.Outbox == 0 })
+		nodes[id].Acknowledged(t, 15*time.Second)
 	}
 
 	// Every (occurrence, node): exactly one final event, and the delivery

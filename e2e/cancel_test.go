@@ -68,7 +68,7 @@ func TestCancelStopsWhatPlays(t *testing.T) {
 		}
 	}
 	for id := range nodes {
-		rig.Eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.Node(id).Status.Outbox == 0 })
+		nodes[id].Acknowledged(t, 15*time.Second)
 	}
 	for id, got := range rig.CountEvents(c.Events(url.Values{"area": {"12346"}}), occ) {
 		want := map[protocol.EventType]int{protocol.EventReceived: 1, protocol.EventStarted: 1, protocol.EventFailed: 1}

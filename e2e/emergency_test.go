@@ -251,7 +251,7 @@ func TestEmergencyOfflineNodeGetsNothingStale(t *testing.T) {
 	rig.Eventually(t, 15*time.Second, "a1 and a2 completed", func() bool { return report(c, em.ID).Summary.Completed == 2 })
 
 	time.Sleep(time.Until(expires)) // the point of the test is the expiry passing
-	rig.StartNode(t, creds, rig.NodeOptions{Dir: dir})
+	a3 = rig.StartNode(t, creds, rig.NodeOptions{Dir: dir})
 	rig.Eventually(t, 15*time.Second, "a3 back online", func() bool { return c.Node("a3").Status.State == loaxa.NodeOnline })
 	// A later emergency reaches a3: anything stale sent before it would
 	// have been reported before it.
@@ -265,7 +265,7 @@ func TestEmergencyOfflineNodeGetsNothingStale(t *testing.T) {
 		}
 		return false
 	})
-	rig.Eventually(t, 10*time.Second, "a3 outbox acknowledged", func() bool { return c.Node("a3").Status.Outbox == 0 })
+	a3.Acknowledged(t, 10*time.Second)
 	if got := rig.CountEvents(c.Events(url.Values{"node": {"a3"}}), em.Occurrence); len(got) != 0 {
 		t.Errorf("a3 reported the expired emergency: %v", got)
 	}

@@ -73,7 +73,7 @@ func TestOfflineNodePlaysAndReportsLater(t *testing.T) {
 	rig.Eventually(t, 30*time.Second, "delivery completed after reconnect", func() bool {
 		return c.Deliveries(ann.ID)[0].State == loaxa.DeliveryCompleted
 	})
-	rig.Eventually(t, 15*time.Second, "outbox acknowledged", func() bool { return c.Node("tt-01").Status.Outbox == 0 })
+	n.Acknowledged(t, 15*time.Second)
 
 	d := c.Deliveries(ann.ID)[0]
 	if d.LateMS > 1000 {

@@ -31,8 +31,9 @@ func TestDailyProgrammeTwoDays(t *testing.T) {
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
 	nodes := []string{"tt-01", "tt-02"}
+	agents := map[string]*rig.Node{}
 	for _, id := range nodes {
-		rig.StartNode(t, c.CreateNode(id, "12346"), rig.NodeOptions{Clock: fc})
+		agents[id] = rig.StartNode(t, c.CreateNode(id, "12346"), rig.NodeOptions{Clock: fc})
 	}
 
 	daily := c.Upload("daily.wav", rig.ToneWAV(440, 1500*time.Millisecond, 16000, 1))
@@ -128,7 +129,7 @@ func TestDailyProgrammeTwoDays(t *testing.T) {
 		done(newsOcc, protocol.EventReceived, protocol.EventStarted, protocol.EventSuspended, protocol.EventStarted, protocol.EventCompleted))
 	tick(10*time.Second, "flood completed", done(loaxa.OccurrenceID(floodID, day2.Add(11*time.Second)), played...))
 	for _, id := range nodes {
-		rig.Eventually(t, 15*time.Second, id+" outbox acknowledged", func() bool { return c.Node(id).Status.Outbox == 0 })
+		agents[id].Acknowledged(t, 15*time.Second)
 	}
 
 	// The report over the two days counts what the nodes reported.

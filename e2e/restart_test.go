@@ -173,7 +173,7 @@ func TestEmergencyNodeRestart(t *testing.T) {
 	b1.Stop(t)
 	time.Sleep(time.Until(expires)) // the point of the test is the expiry passing
 	outB := &rig.StampOutput{}
-	rig.StartNode(t, credB, rig.NodeOptions{Dir: dirB, Tune: func(cfg *agent.Config) {
+	b1 = rig.StartNode(t, credB, rig.NodeOptions{Dir: dirB, Tune: func(cfg *agent.Config) {
 		quickReconnect(cfg)
 		outB.Output = cfg.Output
 		cfg.Output = outB
@@ -189,7 +189,7 @@ func TestEmergencyNodeRestart(t *testing.T) {
 	if rep.State != loaxa.EmergencyExpired {
 		t.Errorf("alert state %s, want expired", rep.State)
 	}
-	rig.Eventually(t, 10*time.Second, "b1 outbox acknowledged", func() bool { return c.Node("b1").Status.Outbox == 0 })
+	b1.Acknowledged(t, 10*time.Second)
 	if got := len(outB.Plays()); got != 0 {
 		t.Errorf("b1 played %d times after coming back past the expiry, want none", got)
 	}

@@ -348,6 +348,16 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	return n
 }
 
+// Acknowledged waits until the controller has acknowledged every event
+// the node sent: its outbox, as the node itself sees it, is empty. (The
+// count in the node's published state is not enough: a change of the
+// count alone publishes no state below a backlog, so it can be a
+// heartbeat old.)
+func (n *Node) Acknowledged(t testing.TB, within time.Duration) {
+	t.Helper()
+	Eventually(t, within, n.ID+" outbox acknowledged", func() bool { return n.Agent.Status().Outbox == 0 })
+}
+
 // Stop stops the agent and closes its store; safe to call twice.
 func (n *Node) Stop(t testing.TB) {
 	if n.cancel == nil {

@@ -90,6 +90,7 @@ type Agent struct {
 	clockMoved  chan struct{}      // to the main loop: the offset changed
 	cueBegan    chan struct{}      // to the main loop: a prepared play began on its own
 	dirty       chan struct{}      // to the state publisher
+	outboxMoved chan struct{}      // to the state publisher: the outbox count changed (outboxStateMin)
 	alive       chan chan struct{} // to the main loop: answer to prove it runs (Alive)
 	inLoop      chan func()        // to the main loop: run this there (Idle, Report)
 
@@ -150,8 +151,21 @@ type status struct {
 	missing        []string
 	rejected       uint64
 	outbox         int
-	config         protocol.NodeConfig // the settings applied
+	// publishedOutbox is the outbox count of the last state built to be
+	// published (outboxStateMin).
+	publishedOutbox int
+	config          protocol.NodeConfig // the settings applied
 }
+
+// outboxStateMin is the outbox count from which a change of the count
+// alone publishes a state. Below it the count rides on the next state
+// (a change, or the heartbeat): in normal work a node's outbox holds the
+// few events of a play until the controller acknowledges them a second or
+// two later, and a state for each such step would double a node's messages
+// (on 4G) and the controller's ingest. A backlog (a node back from hours
+// offline, or one whose events are not taken) is reported as it grows and
+// drains, and once more when it falls below the mark.
+const outboxStateMin = 10
 
 // New checks cfg and prepares an agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
@@ -248,6 +262,7 @@ func New(cfg Config) (*Agent, error) {
 		alive:       make(chan chan struct{}),
 		inLoop:      make(chan func()),
 		dirty:       make(chan struct{}, 1),
+		outboxMoved: make(chan struct{}, 1),
 		lead:        cfg.AmplifierWarmup,
 		started:     cfg.Clock.Now(),
 		metrics:     newMetrics(),
@@ -365,7 +380,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Topics:               a.topics,
 		Areas:                a.areas(),
 		Will:                 a.encodeState(protocol.State{Status: protocol.StatusOffline, At: a.clock.Now().UTC()}),
-		Online:               func() []byte { return a.encodeState(a.Status()) },
+		Online:               func() []byte { return a.encodeState(a.publishStatus()) },
 		KeepAlive:            a.cfg.MQTTKeepAlive,
 		MaxReconnectInterval: a.cfg.MQTTMaxReconnect,
 		Logger:               a.log,
@@ -864,7 +879,26 @@ func (a *Agent) outboxChanged() {
 		a.mu.Unlock()
 	}
 	signal(a.outboxWake)
-	signal(a.dirty)
+	signal(a.outboxMoved)
+}
+
+// outboxWantsState says whether the outbox count alone is worth a state:
+// it differs from the published one and either is outboxStateMin or more.
+func (a *Agent) outboxWantsState() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, p := a.status.outbox, a.status.publishedOutbox
+	return n != p && max(n, p) >= outboxStateMin
+}
+
+// publishStatus is Status for a state about to be published: it notes the
+// outbox count the broker will hold.
+func (a *Agent) publishStatus() protocol.State {
+	st := a.Status()
+	a.mu.Lock()
+	a.status.publishedOutbox = st.Outbox
+	a.mu.Unlock()
+	return st
 }
 
 // wantContent tells the cache what the desired state needs, soonest first.
@@ -964,7 +998,8 @@ func (a *Agent) encodeState(st protocol.State) []byte {
 // publishStates publishes the retained state after changes, at most once
 // per StateDebounce, and at least once per Heartbeat. The agent's own
 // changes are signalled; the board's are signalled by a BoardWatcher or
-// found by reading it every StatePoll.
+// found by reading it every StatePoll. A change of the outbox count alone
+// counts only from outboxStateMin.
 func (a *Agent) publishStates(ctx context.Context) {
 	var boardChanged <-chan struct{}
 	if w, ok := a.cfg.Board.(BoardWatcher); ok {
@@ -985,6 +1020,10 @@ func (a *Agent) publishStates(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.dirty:
+		case <-a.outboxMoved:
+			if !a.outboxWantsState() {
+				continue
+			}
 		case <-boardChanged:
 		case <-heartbeat.C:
 			heartbeat.Reset(heartbeatAfter(a.cfg.Heartbeat, rng))
@@ -1001,7 +1040,7 @@ func (a *Agent) publishStates(ctx context.Context) {
 			// Built under the link's state order, so a state built on
 			// connect a moment earlier cannot land after this one.
 			err := a.link.PublishState(ctx, func() []byte {
-				st := a.Status()
+				st := a.publishStatus()
 				lastBoard = *st.Board
 				return a.encodeState(st)
 			})
