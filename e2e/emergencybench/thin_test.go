@@ -53,7 +53,8 @@ import (
 // Like the agent (node/agent/spread.go), a thin node spreads its reports of
 // an alert with a report window (protocol.Alert.ReportWindowMS): it picks a
 // delay uniformly within the window once per alert and sends each event
-// batch of the alert that long after its events' time, and each state
+// batch of the alert that long after its events' time (with the later
+// events it has by then, in one batch, as the agent does), and each state
 // after a change while it holds the alert that long after the debounce.
 
 const (
@@ -140,7 +141,8 @@ type thinNode struct {
 	amp       bool
 	pending   bool // a state is due after the debounce
 	heartbeat *time.Timer
-	unacked   []protocol.Event // sent, not acknowledged yet
+	unacked   []protocol.Event // written, not acknowledged yet
+	sent      uint64           // the last sequence sent
 	ackTimer  *time.Timer
 	closed    bool
 	// delay is how long the reports of the alert held wait (its report
@@ -311,22 +313,35 @@ func (n *thinNode) events(o protocol.Occurrence, evs ...protocol.Event) {
 	n.unacked = append(n.unacked, evs...)
 	if d := n.delay; d > 0 && time.Now().Before(n.delayUntil) {
 		// A report of an alert with a window: sent the node's delay after
-		// its time; later batches wait longer, so the order holds.
+		// its time, with the later events the node has by then, as the
+		// agent's sender takes them along; a batch already sent with an
+		// earlier one sends nothing.
 		time.AfterFunc(d, func() {
 			n.mu.Lock()
 			defer n.mu.Unlock()
-			if !n.closed {
-				n.sendEvents(first, evs)
+			if !n.closed && n.sent < first {
+				n.sendPending()
 			}
 		})
 	} else {
-		n.sendEvents(first, evs)
+		n.sendPending()
 	}
 	if n.ackTimer == nil {
 		n.ackTimer = time.AfterFunc(thinAckTimeout, n.resend)
 	} else {
 		n.ackTimer.Reset(thinAckTimeout)
 	}
+}
+
+// sendPending publishes the events written and not sent yet as one batch.
+// Called with n.mu held.
+func (n *thinNode) sendPending() {
+	i := slices.IndexFunc(n.unacked, func(e protocol.Event) bool { return e.Seq > n.sent })
+	if i < 0 {
+		return
+	}
+	evs := slices.Clone(n.unacked[i:])
+	n.sendEvents(evs[0].Seq, evs)
 }
 
 // sendEvents publishes one event batch. Called with n.mu held.
@@ -337,6 +352,7 @@ func (n *thinNode) sendEvents(first uint64, evs []protocol.Event) {
 		return
 	}
 	n.cl.Publish(n.topics.Node(n.cred.Node, protocol.ChanEvent), 1, false, raw)
+	n.sent = max(n.sent, evs[len(evs)-1].Seq)
 }
 
 // ack drops the events the controller acknowledged.
