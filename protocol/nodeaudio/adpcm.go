@@ -306,22 +306,43 @@ func DecodeBlock(in []byte, out []int16) error {
 // error of a step index beyond the table.
 func decodeIMA(in []byte, out []int16, what string) error {
 	pred := int32(int16(binary.LittleEndian.Uint16(in)))
-	index := int32(in[2])
+	index := in[2]
 	if index > 88 {
 		return fmt.Errorf("%w: %s step index %d is beyond 88", ErrFormat, what, index)
 	}
 	out[0] = int16(pred)
-	k := 1
-	for _, b := range in[4:] {
-		for _, c := range [2]byte{b & 0xF, b >> 4} {
-			pred = clamp16(pred + signed(delta(stepTable[index], c&7), c))
-			index = nextIndex(index, c)
-			out[k] = int16(pred)
-			k++
-		}
+	data := in[4:]
+	out = out[1 : 1+2*len(data)]
+	for i, b := range data {
+		step := &imaSteps[index]
+		pred = clamp16(pred + step.diff[b&0xF])
+		index = step.next[b&0xF]
+		out[2*i] = int16(pred)
+		step = &imaSteps[index]
+		pred = clamp16(pred + step.diff[b>>4])
+		index = step.next[b>>4]
+		out[2*i+1] = int16(pred)
 	}
 	return nil
 }
+
+// imaStep is what each 4-bit code does at one step index: the signed
+// difference the decoder adds (delta and signed) and the next step index
+// (nextIndex), worked out once for the decoder's inner loop.
+type imaStep struct {
+	diff [16]int32
+	next [16]uint8
+}
+
+var imaSteps = func() (t [89]imaStep) {
+	for i := range t {
+		for c := range byte(16) {
+			t[i].diff[c] = signed(delta(stepTable[i], c&7), c)
+			t[i].next[c] = uint8(nextIndex(int32(i), c))
+		}
+	}
+	return t
+}()
 
 // blockDecoder reads ADPCM blocks from r and serves the decoded samples as
 // s16le bytes, up to the sample count of the header.
