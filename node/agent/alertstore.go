@@ -51,6 +51,10 @@ type HeldAlerts struct {
 	// by occurrence id, so that a restart keeps the node's place in the
 	// window.
 	ReportDelayMS map[string]int64 `json:"report_delay_ms,omitempty"`
+	// ReportUntil is when the hold of a held alert's reports ends, by
+	// occurrence id, where its final event made it end before the alert's
+	// expiry plus the delay (endHolds).
+	ReportUntil map[string]time.Time `json:"report_until,omitempty"`
 }
 
 // alertsChanged marks the held alerts to be written by the next flush.
@@ -62,7 +66,8 @@ func (a *Agent) saveAlerts() {
 	if !a.alertsDirty {
 		return
 	}
-	h := HeldAlerts{Cancelled: maps.Clone(a.cancelled), ReportDelayMS: a.heldDelays()}
+	h := HeldAlerts{Cancelled: maps.Clone(a.cancelled)}
+	h.ReportDelayMS, h.ReportUntil = a.heldDelays()
 	for _, al := range a.alerts {
 		if al.Occurrence.Live == "" {
 			h.Alerts = append(h.Alerts, al)
@@ -99,7 +104,12 @@ func (a *Agent) loadAlerts(now time.Time) error {
 		if now.Before(o.Expires) {
 			a.alerts = append(a.alerts, al)
 			if ms := h.ReportDelayMS[o.ID]; ms > 0 {
-				a.setHold(o.ID, time.Duration(ms)*time.Millisecond, o.Expires)
+				d := time.Duration(ms) * time.Millisecond
+				until, ok := h.ReportUntil[o.ID]
+				if !ok {
+					until = o.Expires.Add(d)
+				}
+				a.setHold(o.ID, d, until)
 			}
 			if a.restored == nil {
 				a.restored = map[string]bool{}

@@ -37,8 +37,10 @@ import (
 type reportHold struct {
 	delay time.Duration
 	// until is when the hold is forgotten: the alert's expiry plus the
-	// delay, so that a final event written at the expiry is held too.
+	// delay, so that a final event written at the expiry is held too; or,
+	// once the final event is written (ended), its time plus the delay.
 	until time.Time
+	ended bool
 }
 
 // newRand returns the agent's own random source, seeded from the
@@ -75,17 +77,18 @@ func (a *Agent) holdReports(al *protocol.Alert) {
 	if d <= 0 {
 		return
 	}
-	a.setHold(al.Occurrence.ID, d, al.Occurrence.Expires)
+	a.setHold(al.Occurrence.ID, d, al.Occurrence.Expires.Add(d))
 	a.alertsChanged()
 	a.log.Debug("agent: reports of the alert spread", "occurrence", al.Occurrence.ID, "window", w, "delay", d)
 }
 
-func (a *Agent) setHold(id string, d time.Duration, expires time.Time) {
+// setHold holds the reports of alert id by d until until.
+func (a *Agent) setHold(id string, d time.Duration, until time.Time) {
 	a.mu.Lock()
 	if a.holds == nil {
 		a.holds = map[string]reportHold{}
 	}
-	a.holds[id] = reportHold{delay: d, until: expires.Add(d)}
+	a.holds[id] = reportHold{delay: d, until: until}
 	a.mu.Unlock()
 }
 
@@ -93,7 +96,8 @@ func (a *Agent) setHold(id string, d time.Duration, expires time.Time) {
 // (completed, failed, missed, preempted) at that event's time plus the
 // delay: the final event itself is still held, and so is the state that
 // follows it, but a change after that (a board fault) is no longer
-// reported late until the alert expires.
+// reported late until the alert expires. The new end is stored with the
+// held alerts, so that a restart keeps it.
 func (a *Agent) endHolds(events []protocol.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -105,8 +109,9 @@ func (a *Agent) endHolds(events []protocol.Event) {
 		switch e.Type {
 		case protocol.EventCompleted, protocol.EventFailed, protocol.EventMissed, protocol.EventPreempted:
 			if end := e.At.Add(h.delay); end.Before(h.until) {
-				h.until = end
+				h.until, h.ended = end, true
 				a.holds[e.Occurrence] = h
+				a.alertsDirty = true
 			}
 		}
 	}
@@ -124,18 +129,24 @@ func (a *Agent) pruneHolds(now time.Time) {
 	}
 }
 
-// heldDelays returns the delays to store with the held alerts, in ms.
-func (a *Agent) heldDelays() map[string]int64 {
+// heldDelays returns the delays to store with the held alerts, in ms,
+// and the ends of the holds that a final event ended early.
+func (a *Agent) heldDelays() (delays map[string]int64, ended map[string]time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.holds) == 0 {
-		return nil
-	}
-	out := make(map[string]int64, len(a.holds))
 	for id, h := range a.holds {
-		out[id] = h.delay.Milliseconds()
+		if delays == nil {
+			delays = make(map[string]int64, len(a.holds))
+		}
+		delays[id] = h.delay.Milliseconds()
+		if h.ended {
+			if ended == nil {
+				ended = map[string]time.Time{}
+			}
+			ended[id] = h.until
+		}
 	}
-	return out
+	return delays, ended
 }
 
 // heldUntil returns when e may be sent: its At plus the delay of its

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -76,8 +78,8 @@ func TestFinalEventEndsHold(t *testing.T) {
 	t0 := time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)
 	const d = 4 * time.Second
 	a := &Agent{}
-	a.setHold("e1@x", d, t0.Add(10*time.Minute))
-	a.setHold("e2@x", d, t0.Add(10*time.Minute))
+	a.setHold("e1@x", d, t0.Add(10*time.Minute+d))
+	a.setHold("e2@x", d, t0.Add(10*time.Minute+d))
 	a.endHolds([]protocol.Event{
 		{Type: protocol.EventStarted, Occurrence: "e1@x", At: t0},
 		{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)},
@@ -98,5 +100,52 @@ func TestFinalEventEndsHold(t *testing.T) {
 	delete(a.holds, "e1@x")
 	if got := a.stateDelay(t0.Add(10 * time.Second)); got != 0 {
 		t.Errorf("state delay after the completed alert's hold ended: %v, want none", got)
+	}
+}
+
+// heldStore keeps held alerts in memory; the rest of Store is not used.
+type heldStore struct {
+	Store
+	h HeldAlerts
+}
+
+func (s *heldStore) HeldAlerts() (HeldAlerts, error) { return s.h, nil }
+func (s *heldStore) SetHeldAlerts(h HeldAlerts) error {
+	s.h = h
+	return nil
+}
+
+// A hold that the alert's final event ended early keeps that end across
+// a restart; one still running ends at the expiry plus the delay, as
+// stored before the end was kept.
+func TestEndedHoldSurvivesRestart(t *testing.T) {
+	t0 := time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)
+	const d = 4 * time.Second
+	expires := t0.Add(10 * time.Minute)
+	st := &heldStore{}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &Agent{store: st, log: quiet}
+	for _, id := range []string{"e1@x", "e2@x"} {
+		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{ID: id, Start: t0, Expires: expires}})
+		a.setHold(id, d, expires.Add(d))
+	}
+	a.endHolds([]protocol.Event{{Type: protocol.EventCompleted, Occurrence: "e1@x", At: t0.Add(5 * time.Second)}})
+	if !a.alertsDirty {
+		t.Fatal("an ended hold is not marked to be stored")
+	}
+	a.saveAlerts()
+
+	b := &Agent{store: st, log: quiet}
+	if err := b.loadAlerts(t0.Add(6 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if h := b.holds["e1@x"]; h.delay != d || !h.until.Equal(t0.Add(5*time.Second+d)) {
+		t.Errorf("ended hold after a restart: delay %v until %v, want %v until %v", h.delay, h.until, d, t0.Add(5*time.Second+d))
+	}
+	if h := b.holds["e2@x"]; h.delay != d || !h.until.Equal(expires.Add(d)) {
+		t.Errorf("running hold after a restart: delay %v until %v, want %v until %v", h.delay, h.until, d, expires.Add(d))
+	}
+	if got := b.stateDelay(t0.Add(10 * time.Second)); got != d {
+		t.Errorf("state delay while e2 still holds: %v, want %v", got, d)
 	}
 }
