@@ -10,8 +10,9 @@ import (
 
 // DefaultAckDelay is how long the controller holds a node's event
 // acknowledgement to cover the batches that follow. Each acknowledgement is
-// a signed command: an Ed25519 signature here, a verification on the node,
-// and a state report from the node, whose outbox count changed. An
+// a signed command: an Ed25519 signature here and a verification on the
+// node (which no longer publishes a state for it: a change of its outbox
+// count alone waits for its next state below a backlog). An
 // emergency round sends each node three batches (received, started,
 // completed) within a few seconds; at 10,000 nodes one acknowledgement per
 // batch cost the controller about 3 CPU-seconds of signing a round
