@@ -8,14 +8,21 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// TestAckPublishesNoState: the controller's acknowledgement of a play's
-// few events empties the outbox, and that alone publishes no state; the
-// count rides on the next state the node publishes for another reason.
-func TestAckPublishesNoState(t *testing.T) {
+// unackedAgent starts an agent whose test controller acknowledges nothing
+// until the test says so.
+func unackedAgent(t *testing.T) (*nodetest.Controller, *node) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	ctl.AutoAck.Store(false)
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{})
 	waitConnected(t, n)
+	return ctl, n
+}
+
+// TestAckPublishesNoState: the controller's acknowledgement of a play's
+// few events empties the outbox, and that alone publishes no state; the
+// count rides on the next state the node publishes for another reason.
+func TestAckPublishesNoState(t *testing.T) {
+	ctl, n := unackedAgent(t)
 
 	ref := ctl.AddContent(200 * time.Millisecond)
 	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, time.Now().Add(time.Second))}, ref))
@@ -49,10 +56,7 @@ func TestAckPublishesNoState(t *testing.T) {
 // pile up; from ten on the node publishes the count as it grows, and once
 // more when the acknowledgement drains it.
 func TestOutboxBacklogPublishesStates(t *testing.T) {
-	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
-	ctl.AutoAck.Store(false)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{})
-	waitConnected(t, n)
+	ctl, n := unackedAgent(t)
 
 	ref := ctl.AddContent(100 * time.Millisecond)
 	t0 := time.Now().Add(time.Second)

@@ -23,6 +23,46 @@ func halfWindow(c *agent.Config) {
 	c.ReportDelay = func(w time.Duration) time.Duration { return w / 2 }
 }
 
+// spreadCase is one agent whose report delay is half the window, on a fake
+// clock, with an alert's message and chimes on its test controller.
+type spreadCase struct {
+	fc                    *clock.Fake
+	ctl                   *nodetest.Controller
+	cred                  *protocol.Credentials
+	n                     *node
+	msg, opening, closing protocol.ContentRef
+}
+
+// newSpreadCase starts it; o's clock and tune are set here.
+func newSpreadCase(t *testing.T, o options) *spreadCase {
+	t.Helper()
+	c := &spreadCase{fc: clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))}
+	c.ctl = fakeClockController(t, c.fc)
+	c.cred = c.ctl.Credentials("n1", "x1", "d1")
+	o.clock, o.tune = c.fc, halfWindow
+	c.n = startAgent(t, c.cred, o)
+	waitConnected(t, c.n)
+	c.msg = c.ctl.AddContent(time.Second)
+	c.opening = c.ctl.AddContent(700 * time.Millisecond)
+	c.closing = c.ctl.AddContent(600 * time.Millisecond)
+	return c
+}
+
+// alert sends alert id to the node's district with a window of twice
+// delay.
+func (c *spreadCase) alert(id string, start time.Time, delay time.Duration) {
+	c.ctl.SendAreaCommand("d1", spreadAlert(id, c.msg, c.opening, c.closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
+}
+
+// received waits until the node has the alert and its content.
+func (c *spreadCase) received(t *testing.T) {
+	t.Helper()
+	nodetest.Eventually(t, 5*time.Second, "alert not received and its content not fetched", func() bool {
+		st := c.n.a.Status()
+		return st.Outbox >= 2 && len(st.ContentMissing) == 0 // received, content-ready
+	})
+}
+
 // quiet fails if cond holds at any time within d (real time): for what
 // must not happen, such as a held report reaching the controller.
 func quiet(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -64,22 +104,13 @@ func reportedAt(t *testing.T, fc *clock.Fake, ctl *nodetest.Controller, what str
 // report's own time, which the event keeps. The delay is shorter than the
 // lead, so each report is due on its own.
 func TestAlertReportsSpread(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
-	waitConnected(t, n)
-
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
+	c := newSpreadCase(t, options{})
+	fc, ctl := c.fc, c.ctl
 	t0 := fc.Now()
 	start := t0.Add(6 * time.Second)
 	const delay = 4 * time.Second // half of the window
-	ctl.SendAreaCommand("d1", spreadAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
-	nodetest.Eventually(t, 5*time.Second, "alert not received and its content not fetched", func() bool {
-		st := n.a.Status()
-		return st.Outbox >= 2 && len(st.ContentMissing) == 0 // received, content-ready
-	})
+	c.alert("e1@x", start, delay)
+	c.received(t)
 	quiet(t, 300*time.Millisecond, "the receipt was reported before the delay", func() bool { return len(ctl.Events("n1")) > 0 })
 
 	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
@@ -106,22 +137,13 @@ func TestAlertReportsSpread(t *testing.T) {
 // received and started events reach the controller together, in one
 // batch, at the receipt's time plus the delay.
 func TestHeldReportsGoTogether(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
-	waitConnected(t, n)
-
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
+	c := newSpreadCase(t, options{})
+	fc, ctl := c.fc, c.ctl
 	t0 := fc.Now()
 	start := t0.Add(time.Second)
 	const delay = 4 * time.Second // half of the window
-	ctl.SendAreaCommand("d1", spreadAlert("e4@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
-	nodetest.Eventually(t, 5*time.Second, "alert not received and its content not fetched", func() bool {
-		st := n.a.Status()
-		return st.Outbox >= 2 && len(st.ContentMissing) == 0 // received, content-ready
-	})
+	c.alert("e4@x", start, delay)
+	c.received(t)
 
 	reportedAt(t, fc, ctl, "received and started", 2, t0.Add(delay))
 	if b := ctl.Log("n1").Batches; b != 1 {
@@ -141,19 +163,12 @@ func TestHeldReportsGoTogether(t *testing.T) {
 // without a window (a commune) and a scheduled play report at once, on a
 // clock that does not move.
 func TestReportsNotSpreadWithoutWindow(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
-	waitConnected(t, n)
-
+	c := newSpreadCase(t, options{})
+	fc, ctl := c.fc, c.ctl
 	news := ctl.AddContent(time.Second)
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
 	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("news", news, fc.Now().Add(time.Hour))}, news))
 	waitEvents(t, ctl, "n1", []string{"received news"})
-	start := fc.Now().Add(time.Minute)
-	ctl.SendAreaCommand("d1", spreadAlert("e2@x", msg, opening, closing, start, start.Add(10*time.Minute), 0), 10*time.Minute)
+	c.alert("e2@x", fc.Now().Add(time.Minute), 0)
 	waitEvents(t, ctl, "n1", []string{"received news", "received e2@x"})
 }
 
@@ -162,20 +177,13 @@ func TestReportsNotSpreadWithoutWindow(t *testing.T) {
 // at once, nor pick a new one) and sends them when it is up; nothing is
 // lost or sent twice.
 func TestSpreadReportsSurviveRestart(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	cred := ctl.Credentials("n1", "x1", "d1")
 	st, dir := store.NewMemory(), t.TempDir()
-	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir, tune: halfWindow})
-	waitConnected(t, n)
-
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
+	c := newSpreadCase(t, options{store: st, dir: dir})
+	fc, ctl, cred, n := c.fc, c.ctl, c.cred, c.n
 	t0 := fc.Now()
 	start := t0.Add(30 * time.Second)
 	const delay = 5 * time.Second
-	ctl.SendAreaCommand("d1", spreadAlert("e3@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
+	c.alert("e3@x", start, delay)
 	nodetest.Eventually(t, 5*time.Second, "alert not received", func() bool { return n.a.Status().Outbox >= 1 })
 	fc.Advance(time.Second)
 	n.stop(t)
@@ -208,13 +216,8 @@ func TestSpreadReportsSurviveRestart(t *testing.T) {
 // report window is published the node's delay after the debounce, not at
 // the debounce (real time: the state publisher's debounce is).
 func TestStateSpread(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, tune: halfWindow})
-	waitConnected(t, n)
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
+	c := newSpreadCase(t, options{})
+	fc, ctl := c.fc, c.ctl
 	nodetest.Eventually(t, 5*time.Second, "no state on connect", func() bool { return len(ctl.Log("n1").States) > 0 })
 	// Let the start-up's states go out, so that no debounce armed before
 	// the alert is running.
@@ -229,9 +232,9 @@ func TestStateSpread(t *testing.T) {
 	const delay = 700 * time.Millisecond
 	start := fc.Now().Add(time.Minute)
 	sent := time.Now()
-	ctl.SendAreaCommand("d1", spreadAlert("e4@x", msg, opening, closing, start, start.Add(10*time.Minute), 2*delay), 10*time.Minute)
-	// The first state after the alert: the node has it (its outbox, the
-	// content it misses changed).
+	c.alert("e4@x", start, delay)
+	// The first state after the alert: the node has it (the content it
+	// misses changed).
 	var at time.Time
 	nodetest.Eventually(t, 5*time.Second, "no state after the alert", func() bool {
 		if len(ctl.Log("n1").States) > states {
