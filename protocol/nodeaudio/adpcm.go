@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // IMA ADPCM layout of the node format (see the package doc).
@@ -348,14 +349,25 @@ var imaSteps = func() (t [89]imaStep) {
 // s16le bytes, up to the sample count of the header.
 type blockDecoder struct {
 	r       io.Reader
-	left    int64 // samples still to serve
-	in      [BlockAlign]byte
-	samples [SamplesPerBlock]int16
-	pcm     [2 * SamplesPerBlock]byte
-	pending []byte // decoded bytes not yet read
+	left    int64     // samples still to serve
+	buf     *blockBuf // from the first block to the end
+	pending []byte    // decoded bytes not yet read
 	blocks  int64
 	err     error
 }
+
+// blockBuf is a decoder's working space, 9 KB. A play opens a reader for
+// each of its parts (chime, message, chime) when it is prepared, and reads
+// them one after the other: the space is taken at a reader's first block
+// and given back at its end, so the parts not yet playing hold none and
+// the next play reuses it.
+type blockBuf struct {
+	in      [BlockAlign]byte
+	samples [SamplesPerBlock]int16
+	pcm     [2 * SamplesPerBlock]byte
+}
+
+var blockBufs = sync.Pool{New: func() any { return new(blockBuf) }}
 
 func newBlockDecoder(r io.Reader, samples int64) *blockDecoder {
 	return &blockDecoder{r: r, left: samples}
@@ -367,6 +379,10 @@ func (d *blockDecoder) Read(p []byte) (int, error) {
 			return 0, d.err
 		}
 		if d.left == 0 {
+			if d.buf != nil {
+				blockBufs.Put(d.buf)
+				d.buf = nil
+			}
 			return 0, io.EOF
 		}
 		if err := d.next(); err != nil {
@@ -381,21 +397,25 @@ func (d *blockDecoder) Read(p []byte) (int, error) {
 
 // next decodes the next block into pending.
 func (d *blockDecoder) next() error {
-	if n, err := io.ReadFull(d.r, d.in[:]); err != nil {
+	if d.buf == nil {
+		d.buf = blockBufs.Get().(*blockBuf)
+	}
+	b := d.buf
+	if n, err := io.ReadFull(d.r, b.in[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("node audio: %w in block %d with %d bytes of it and %d samples left", io.ErrUnexpectedEOF, d.blocks, n, d.left)
 		}
 		return err
 	}
-	if err := DecodeBlock(d.in[:], d.samples[:]); err != nil {
+	if err := DecodeBlock(b.in[:], b.samples[:]); err != nil {
 		return fmt.Errorf("block %d: %w", d.blocks, err)
 	}
 	d.blocks++
 	k := min(int64(SamplesPerBlock), d.left)
 	d.left -= k
-	for i, s := range d.samples[:k] {
-		binary.LittleEndian.PutUint16(d.pcm[2*i:], uint16(s))
+	for i, s := range b.samples[:k] {
+		binary.LittleEndian.PutUint16(b.pcm[2*i:], uint16(s))
 	}
-	d.pending = d.pcm[:2*k]
+	d.pending = b.pcm[:2*k]
 	return nil
 }
