@@ -154,7 +154,24 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			}
 		}
 	}
-	// Cancel and Update withdraw what the references started.
+	// Cancel and Update withdraw what the references started: the poster
+	// needs the right to stop it (emergency on every area it went to, as
+	// for POST /emergency/{id}/cancel), all checked before anything is
+	// withdrawn or recorded.
+	for _, key := range d.Cancel {
+		old, err := store.FindCapAlertByKey(ctx, key)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			continue
+		} else if err != nil {
+			return 0, capResponse{}, err
+		}
+		for _, t := range old.Targets {
+			if err := check(t); err != nil {
+				return 0, capResponse{}, loaxa.Errorf(loaxa.EForbidden, "This %s references CAP alert %s, which went to area %s: %s",
+					a.MsgType, key, t, loaxa.ErrorMessage(err))
+			}
+		}
+	}
 	for _, key := range d.Cancel {
 		id, err := s.withdrawCap(ctx, store, svc, key, actor)
 		if err != nil {
