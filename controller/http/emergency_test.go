@@ -119,3 +119,35 @@ func TestEmergencyUnavailable(t *testing.T) {
 	e := newEnv(t, func(s *lhttp.Server) { s.EmergencyService = nil })
 	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": "x", "targets": []string{"31"}}, http.StatusServiceUnavailable, nil)
 }
+
+// TestAllClearAuditSaysDrill: the all-clear of a drill that still plays
+// cancels it first; that cancel's audit entry says drill=true like every
+// other entry of the drill (send, cancel, all-clear), so the audit log
+// cannot be read as a real alert stopped.
+func TestAllClearAuditSaysDrill(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "drill": true}, http.StatusCreated, &em)
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": ct.ID}, http.StatusCreated, nil)
+	entries, err := e.stores.audit.FindAudit(context.Background(), loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range entries {
+		if !strings.HasPrefix(a.Action, "emergency.") {
+			continue
+		}
+		seen[a.Action] = true
+		if !strings.Contains(a.Detail, "drill=true") {
+			t.Errorf("audit %s %s: detail %q does not say drill=true", a.Action, a.Target, a.Detail)
+		}
+	}
+	for _, action := range []string{"emergency.send", "emergency.cancel", "emergency.all_clear"} {
+		if !seen[action] {
+			t.Errorf("no audit entry %s", action)
+		}
+	}
+}
