@@ -199,7 +199,7 @@ async function board(ctx, main, id) {
       h('td', {}, ctx.areaName(n.area)),
       h('td', {}, badge(n.state, 'ack.')),
       h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-      h('td', {}, n.reason || ''));
+      h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
     if (rows.has(n.node)) rows.get(n.node).replaceWith(tr); else tbody.append(tr);
     rows.set(n.node, tr);
   };
