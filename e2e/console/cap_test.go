@@ -95,3 +95,36 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 		t.Errorf("the district's warning is %s, want still pending", rec.Action)
 	}
 }
+
+// TestCapAutoStartListInTheConsole: an administrator over the whole tree
+// edits the list of CAP event types that play without approval on the
+// emergency screen; a warning of a type added there then plays at once.
+func TestCapAutoStartListInTheConsole(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Bão"}}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/emergency", `document.querySelector('#cap-auto-events')`)
+	if got := MustEval[string](b, `document.querySelector('#cap-auto-events').value`); got != "Bão" {
+		t.Errorf("auto-start list shown as %q, want Bão", got)
+	}
+	b.Do("add Lũ quét and save",
+		chromedp.SetValue(chromedp.CSS(`#cap-auto-events`), "Bão\n Lũ quét \n\n"),
+		chromedp.Click(chromedp.CSS(`#cap-auto-save`)))
+	b.Wait("the list saved", `document.querySelector('#cap-auto-events').value === 'Bão\nLũ quét'`, 10*time.Second)
+	var list struct{ Events []string }
+	c.MustDo("GET", "/api/v1/cap/auto-start", nil, &list)
+	if strings.Join(list.Events, "|") != "Bão|Lũ quét" {
+		t.Errorf("auto-start list after saving: %q", list.Events)
+	}
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-3", "11527")))
+	req.Header.Set("Content-Type", "application/cap+xml")
+	var out struct{ Action string }
+	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "play" {
+		t.Errorf("a flash-flood warning after the list has it: %d %s, want it played", status, raw)
+	}
+}

@@ -94,12 +94,13 @@ async function compose(ctx, main, recent) {
   field(t('programme.content'), contentSel),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
 
+  const autoStart = await capAutoStart(ctx);
   fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
           h('a', { href: `#/emergency/${encodeURIComponent(e.id)}` }, e.title || e.id), ' · ', fmtDateTime(e.issued), ' · ',
-          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))));
+          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))), autoStart);
   update();
   return () => { caps.stop(); main.classList.remove('drill'); };
 }
@@ -172,6 +173,39 @@ async function capWaiting(ctx, nodes) {
   show(await pendingCaps(now().getTime()).catch(() => null));
   const timer = setInterval(refresh, CAP_REFRESH_MS);
   return { section, stop: () => clearInterval(timer) };
+}
+
+/**
+ * capAutoStart is the editor of the CAP event types that play without
+ * approval, for a user over the whole tree (the only ones who may change
+ * it); null for others or when this controller takes no CAP alerts.
+ */
+async function capAutoStart(ctx) {
+  if (ctx.me.area || !ctx.may('emergency')) return null;
+  let list;
+  try {
+    list = await api('GET', '/cap/auto-start');
+  } catch (err) {
+    if (err.status === 404 || err.status === 503) return null;
+    throw err;
+  }
+  const events = h('textarea', { id: 'cap-auto-events', rows: 4 });
+  events.value = (list.events || []).join('\n');
+  const status = h('div', { 'aria-live': 'polite' });
+  const save = async (e) => {
+    e.preventDefault();
+    fill(status);
+    const wanted = events.value.split('\n').map((x) => x.trim()).filter((x) => x);
+    try {
+      const saved = await api('PUT', '/cap/auto-start', { events: wanted });
+      events.value = (saved.events || []).join('\n');
+      toast(t('cap.auto_saved'));
+    } catch (err) { fill(status, errorBox(err)); }
+  };
+  return h('form', { class: 'panel', id: 'cap-auto-start', 'aria-labelledby': 'h-cap-auto', onsubmit: save },
+    h('h2', { id: 'h-cap-auto' }, t('cap.auto_title')),
+    field(t('cap.auto_events'), events, t('cap.auto_hint')),
+    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'cap-auto-save' }, t('cap.auto_save'))), status);
 }
 
 /** within reports whether area lies in (or is) root. */
