@@ -168,7 +168,7 @@ func TestEmergencyReportSaysContentFetched(t *testing.T) {
 		return protocol.Event{Seq: seq, Type: typ, At: at, Occurrence: em.Occurrence, Announcement: em.ID, Content: ct.ID}
 	}
 	for node, events := range map[string][]protocol.Event{
-		"n-a": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at)},                            // stored
+		"n-a": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at)},                           // stored
 		"n-b": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at.Add(800*time.Millisecond))}, // fetched
 	} {
 		if _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: events}, at.Add(time.Second)); err != nil {
