@@ -10,6 +10,7 @@ import (
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/protocol"
 )
 
 // capXML is a CAP 1.2 alert for area (a geocode) with the given status.
@@ -303,5 +304,38 @@ func TestCapWithdrawNeedsItsRights(t *testing.T) {
 	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
 	if em.State != loaxa.EmergencyCancelled {
 		t.Errorf("the district's warning after the district's Cancel: %s, want cancelled", em.State)
+	}
+}
+
+// TestCapExerciseDoesNotWithdrawActual: a Cancel or Update of status
+// Exercise that references a real (Actual) alert leaves it playing: an
+// exercise is for its participants only. The Update still plays as the
+// drill it is; the answer says what was not withdrawn.
+func TestCapExerciseDoesNotWithdrawActual(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	real := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	if real.Action != "play" || real.Emergency == nil {
+		t.Fatalf("set-up: %+v", real)
+	}
+	ref := "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
+	cancel := strings.Replace(capXML("x1", "Exercise", "12346", ref), "<msgType>Alert", "<msgType>Cancel", 1)
+	update := strings.Replace(capXML("x2", "Exercise", "12346", ref), "<msgType>Alert", "<msgType>Update", 1)
+	if c := e.postCap(cancel, http.StatusCreated); c.Action != "cancel" || len(c.Cancelled) != 0 || !strings.Contains(c.Reason, "nchmf.gov.vn,p1 not withdrawn") {
+		t.Errorf("exercise Cancel of the real alert: %+v", c)
+	}
+	if u := e.postCap(update, http.StatusCreated); u.Action != "drill" || len(u.Cancelled) != 0 || u.Emergency == nil || !u.Emergency.Drill {
+		t.Errorf("exercise Update of the real alert: %+v", u)
+	}
+	var em loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+real.Emergency.ID, e.admin, nil, http.StatusOK, &em)
+	if em.State != loaxa.EmergencyActive {
+		t.Errorf("the real alert after the exercise's Cancel and Update: %s, want active", em.State)
+	}
+	for _, c := range e.alerts.commands() {
+		if c.cmd.Name == protocol.CmdAlertCancel {
+			t.Errorf("a cancel was sent: %+v", c)
+		}
 	}
 }
