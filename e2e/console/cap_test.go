@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,11 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	ids := map[string]string{}
-	for name, doc := range map[string]string{"commune": capWarning("lq-1", "11527"), "district": capWarning("lq-2", "311")} {
+	// An old warning without expires (a feed's history): it waits too,
+	// saying why.
+	old := regexp.MustCompile(`<expires>[^<]*</expires>`).ReplaceAllString(capWarning("lq-0", "11527"), "")
+	old = regexp.MustCompile(`<sent>[^<]*</sent>`).ReplaceAllString(old, "<sent>"+time.Now().Add(-2*time.Hour).Format(time.RFC3339)+"</sent>")
+	for name, doc := range map[string]string{"commune": capWarning("lq-1", "11527"), "district": capWarning("lq-2", "311"), "old": old} {
 		req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(doc))
 		req.Header.Set("Content-Type", "application/cap+xml")
 		var out struct {
@@ -59,7 +64,7 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Wait("the waiting warnings on the overview", `document.querySelector('#cap-pending-entry')`, 10*time.Second)
-	if got := MustEval[string](b, text("#cap-pending-entry")); !contains(got, "Cảnh báo CAP chờ duyệt: 2") {
+	if got := MustEval[string](b, text("#cap-pending-entry")); !contains(got, "Cảnh báo CAP chờ duyệt: 3") {
 		t.Errorf("overview says %q", got)
 	}
 	b.Do("open them", chromedp.Click(chromedp.CSS(`#cap-pending-entry`)))
@@ -73,6 +78,9 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 	// the district above is named by its code.
 	if got := items[ids["district"]]; !contains(got, "Địa bàn: 311", "cán bộ cấp trên") || strings.Contains(got, "DUYỆT VÀ PHÁT NGAY") {
 		t.Errorf("the district's warning reads %q, want it without the button", got)
+	}
+	if got := items[ids["old"]]; !contains(got, "đã hơn 1 giờ và không ghi thời hạn", "DUYỆT VÀ PHÁT NGAY") {
+		t.Errorf("the old warning without expires reads %q", got)
 	}
 	b.Shot("20-cap-cho-duyet")
 

@@ -123,6 +123,14 @@ export async function pendingCaps(at) {
   return (list.alerts || []).filter((a) => a.action === 'pending' && (!a.expires || Date.parse(a.expires) > at));
 }
 
+/** waitsFor says, in the officer's words, why a CAP alert waits. */
+function waitsFor(a) {
+  const reason = a.reason || '';
+  if (reason.startsWith('could not be played')) return t('cap.failed_before');
+  if (reason.startsWith('it was sent at')) return t('cap.stale', { time: fmtDateTime(a.sent) });
+  return t('cap.not_auto', { event: a.event });
+}
+
 /**
  * capWaiting is the panel of CAP alerts waiting for approval, refreshed
  * every 15 s: what each says, where it goes, and one button that approves
@@ -161,7 +169,7 @@ async function capWaiting(ctx, nodes) {
           // The clusters of areas above the officer's are not theirs to count.
           h('p', {}, t('common.area'), ': ', targets.map((ar) => ctx.areaName(ar)).join(', '), targets.every(mine) ? ' — ' + t('cap.clusters', { n }) : '',
             a.expires ? ' · ' + t('cap.expires', { time: fmtDateTime(a.expires) }) : ''),
-          h('p', { class: 'hint' }, (a.reason || '').startsWith('could not be played') ? t('cap.failed_before') : t('cap.not_auto', { event: a.event })),
+          h('p', { class: 'hint' }, waitsFor(a)),
           ctx.may('emergency') && targets.every(mine) ?
             h('button', { type: 'button', class: 'danger', id: 'cap-approve-' + a.id, onclick: approve }, drill ? t('cap.approve_drill') : t('cap.approve')) :
             h('p', { class: 'muted' }, t('cap.higher_up')));
