@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -172,5 +173,22 @@ func TestCapFeedPolled(t *testing.T) {
 	c.MustDo("GET", "/api/v1/cap", nil, &alerts)
 	if len(alerts.Alerts) != 1 || alerts.Alerts[0].Action != "drill" || alerts.Alerts[0].ReceivedBy != "cap-feed" {
 		t.Errorf("CAP alerts after many polls: %+v", alerts.Alerts)
+	}
+	// The feed's polls are on /metrics: failed while it answered 404, then
+	// ok, with the time of the last good one.
+	resp, err := http.Get(c.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`loaxa_cap_feed_polls_total{feed="` + feed.URL + `/cap.xml",result="error"}`,
+		`loaxa_cap_feed_polls_total{feed="` + feed.URL + `/cap.xml",result="ok"}`,
+		`loaxa_cap_feed_last_success_seconds{feed="` + feed.URL + `/cap.xml"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 }
