@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/upstream"
 	"loaxa.vn/protocol"
 )
 
@@ -219,6 +221,7 @@ func TestBroadcastReportCountsDrillsApart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.tree()
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
 	c := e.upload(e.admin, "bao-dong.wav", wav(16000, 1, 16000), "Báo động", http.StatusCreated)
 	ctx := t.Context()
 	ids := map[bool]string{}
@@ -257,5 +260,17 @@ func TestBroadcastReportCountsDrillsApart(t *testing.T) {
 	}
 	if col["level"] != "total" || col["emergency"] != "1" || col["drill"] != "1" {
 		t.Errorf("csv total %v", col)
+	}
+	// The export to the upstream system says the same, and marks the
+	// drill among the bulletins played.
+	var x upstream.Export
+	e.call("GET", strings.Replace(query, "/reports/broadcast", "/upstream/export", 1), e.admin, nil, http.StatusOK, &x)
+	if x.Total.Emergency != 1 || x.Total.Drill != 1 || len(x.Bulletins) != 2 {
+		t.Fatalf("upstream export: total %+v, %d bulletins", x.Total, len(x.Bulletins))
+	}
+	for _, b := range x.Bulletins {
+		if want := b.Announcement == ids[true]; b.Drill != want {
+			t.Errorf("upstream bulletin %s: drill %v, want %v", b.Announcement, b.Drill, want)
+		}
 	}
 }
