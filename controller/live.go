@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,38 +19,36 @@ import (
 	"loaxa.vn/protocol/nodeaudio"
 )
 
-// runLive runs "controller live": speaks a WAV file live to areas, in
-// real time, through a running controller (docs/live.md).
+// runLive runs "controller live": speaks a WAV file, or raw PCM from a
+// file or standard input (a local microphone through arecord), live to
+// areas, in real time, through a running controller (docs/live.md).
 func runLive(args []string) int {
-	const usage = `usage: controller live --url http://localhost:8080 --areas 31[,32] --wav FILE [--priority priority|emergency] [--title T] [--drill] [--volume 1-15] [--ca PEM]   (token in LOAXA_TOKEN or --token)`
+	const usage = `usage: controller live --url http://localhost:8080 --areas 31[,32] (--wav FILE | --pcm FILE|-) [--priority priority|emergency] [--title T] [--drill] [--volume 1-15] [--ca PEM]   (token in LOAXA_TOKEN or --token)
+  the local microphone: arecord -q -f S16_LE -r 16000 -c 1 -t raw | controller live --pcm - …`
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
 	url := fs.String("url", os.Getenv("LOAXA_URL"), "base URL of the running controller (env LOAXA_URL)")
 	token := fs.String("token", "", "bearer token (better: env LOAXA_TOKEN, which a process list does not show)")
 	areas := fs.String("areas", "", "comma-separated target areas")
 	wav := fs.String("wav", "", "node-format WAV to speak: 16 kHz mono, 16-bit PCM or IMA ADPCM (sox in.wav -r 16000 -c 1 -b 16 out.wav)")
+	raw := fs.String("pcm", "", "raw 16 kHz mono signed 16-bit little-endian PCM to speak, - for standard input (a microphone: arecord -q -f S16_LE -r 16000 -c 1 -t raw); the call ends when it does")
 	prio := fs.String("priority", "priority", "priority or emergency")
 	title := fs.String("title", "", "title shown on nodes' status")
 	drill := fs.Bool("drill", false, "an exercise (diễn tập): marked as such to the nodes, in their events, the call's record and the audit log")
 	volume := fs.Int("volume", 0, "level 1–15 every node plays the call at whatever its own volume (e.g. 3 for a quiet drill); 0: each node's own")
 	ca := fs.String("ca", "", "PEM certificate to trust for an HTTPS controller")
-	if err := fs.Parse(args); err != nil || *url == "" || *areas == "" || *wav == "" {
+	if err := fs.Parse(args); err != nil || *url == "" || *areas == "" || (*wav == "") == (*raw == "") {
 		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
 	if *token == "" {
 		*token = os.Getenv("LOAXA_TOKEN")
 	}
-	f, err := os.Open(*wav)
+	pcm, length, closeSource, err := liveSource(*wav, *raw, os.Stdin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller live:", err)
 		return 2
 	}
-	defer f.Close()
-	pcm, err := nodeaudio.NewReader(f)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controller live: %s: %v (convert it: sox in.wav -r 16000 -c 1 -b 16 out.wav)\n", *wav, err)
-		return 2
-	}
+	defer closeSource()
 	client := http.DefaultClient
 	if *ca != "" {
 		cfg, err := app.TrustPEM(*ca)
@@ -71,7 +71,11 @@ func runLive(args []string) int {
 	if *drill {
 		what = "On air as a DRILL (diễn tập)"
 	}
-	fmt.Printf("%s to %s: %s of audio.\n", what, *areas, pcm.Duration().Round(time.Millisecond))
+	if length > 0 {
+		fmt.Printf("%s to %s: %s of audio.\n", what, *areas, length.Round(time.Millisecond))
+	} else {
+		fmt.Printf("%s to %s until the input ends (Ctrl-C ends the call).\n", what, *areas)
+	}
 	if err := call.Stream(ctx, pcm); err != nil && !errors.Is(err, liveclient.ErrEnded) {
 		fmt.Fprintln(os.Stderr, "controller", err)
 	}
@@ -88,4 +92,32 @@ func runLive(args []string) int {
 	}
 	fmt.Printf("Call %s ended: %d frames, %s.\n", st.Call, st.Frames, how)
 	return 0
+}
+
+// liveSource opens what a call speaks: a node-format WAV file, or raw PCM
+// (16 kHz mono s16le) from a file or, for "-", from stdin. It returns the
+// PCM, its length (0: not known, as for a microphone) and what closes it.
+func liveSource(wav, raw string, stdin io.Reader) (io.Reader, time.Duration, func(), error) {
+	if raw == "-" {
+		return stdin, 0, func() {}, nil
+	}
+	name := cmp.Or(wav, raw)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if raw != "" {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return f, time.Duration(st.Size()/2) * time.Second / nodeaudio.SampleRate, func() { f.Close() }, nil
+	}
+	pcm, err := nodeaudio.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: %w (convert it: sox in.wav -r 16000 -c 1 -b 16 out.wav)", name, err)
+	}
+	return pcm, pcm.Duration(), func() { f.Close() }, nil
 }

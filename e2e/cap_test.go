@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,9 +55,11 @@ func capEmergency(out map[string]any) string {
 
 // TestCapAlerts: CAP samples through the real controller, broker and
 // agents, each with exactly its effect: an Exercise plays as a drill on
-// its area only; a Test plays nothing; an Actual plays, and an Update
-// referencing it cancels it and plays the new text; a Cancel stops that;
-// a malformed alert is refused naming the field.
+// its area only; a Test plays nothing; an expired alert and one for an
+// area this controller does not have are recorded and play nothing; an
+// Actual plays, and an Update referencing it cancels it and plays the new
+// text; a Cancel stops that; a malformed alert is refused naming the
+// field.
 func TestCapAlerts(t *testing.T) {
 	c, nodes := emergencyFleet(t)
 	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Bão"}}, nil)
@@ -75,6 +79,33 @@ func TestCapAlerts(t *testing.T) {
 	}
 	if status, out := postCap(t, c, strings.Replace(capAlert("bad-1", "Actual", "Alert", "12346", ""), "<scope>Public</scope>", "", 1)); status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out), "scope") {
 		t.Errorf("malformed: %d %v", status, out)
+	}
+
+	// Expired, and for an area this controller does not have: recorded as
+	// such, nothing sent, nothing plays.
+	emergencies := func() int {
+		var list struct{ Emergencies []loaxa.Emergency }
+		c.MustDo("GET", "/api/v1/emergency", nil, &list)
+		return len(list.Emergencies)
+	}
+	before := emergencies()
+	expired := regexp.MustCompile(`<expires>[^<]*</expires>`).ReplaceAllString(capAlert("exp-1", "Actual", "Alert", "12347", ""),
+		"<expires>"+time.Now().Add(-time.Minute).Format(time.RFC3339)+"</expires>")
+	for _, tc := range []struct{ doc, want string }{
+		{expired, "expired"},
+		{capAlert("far-1", "Actual", "Alert", "99999", ""), "no-target"},
+	} {
+		if status, out := postCap(t, c, tc.doc); status != http.StatusCreated || out["action"] != tc.want || capEmergency(out) != "" {
+			t.Errorf("%s alert: %d %v", tc.want, status, out)
+		}
+	}
+	if n := emergencies(); n != before {
+		t.Errorf("%d emergencies after the expired and the wrong-area alerts, want %d", n, before)
+	}
+	for id, n := range nodes {
+		if p := playing(n); p != "" {
+			t.Errorf("%s plays %s after the expired and the wrong-area alerts", id, p)
+		}
 	}
 
 	status, out = postCap(t, c, capAlert("act-1", "Actual", "Alert", "12347", ""))
@@ -142,5 +173,22 @@ func TestCapFeedPolled(t *testing.T) {
 	c.MustDo("GET", "/api/v1/cap", nil, &alerts)
 	if len(alerts.Alerts) != 1 || alerts.Alerts[0].Action != "drill" || alerts.Alerts[0].ReceivedBy != "cap-feed" {
 		t.Errorf("CAP alerts after many polls: %+v", alerts.Alerts)
+	}
+	// The feed's polls are on /metrics: failed while it answered 404, then
+	// ok, with the time of the last good one.
+	resp, err := http.Get(c.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`loaxa_cap_feed_polls_total{feed="` + feed.URL + `/cap.xml",result="error"}`,
+		`loaxa_cap_feed_polls_total{feed="` + feed.URL + `/cap.xml",result="ok"}`,
+		`loaxa_cap_feed_last_success_seconds{feed="` + feed.URL + `/cap.xml"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 }

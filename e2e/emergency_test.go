@@ -99,6 +99,11 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 		if n.ReceivedMS == nil || n.PlayedMS != em.PlannedMS || n.State != "completed" {
 			t.Errorf("node %s: %+v (planned %d ms)", n.Node, n, em.PlannedMS)
 		}
+		// The alarm was uploaded just before: no node had it, each fetched
+		// it on receipt, and the report says so.
+		if !n.Fetched || n.ContentReadyMS == nil || n.ReceivedMS != nil && *n.ContentReadyMS < *n.ReceivedMS {
+			t.Errorf("node %s fetched the alarm, the report says fetched %v, content_ready_ms %v", n.Node, n.Fetched, n.ContentReadyMS)
+		}
 	}
 	for _, id := range []string{"a1", "a2"} {
 		rig.Eventually(t, 10*time.Second, id+" resumes the bulletin", func() bool { return playing(nodes[id]) == occ })

@@ -84,6 +84,8 @@ type App struct {
 	Alarms      *bolt.AlarmService
 	// Health is the fleet health model: node timeouts, alarms, self-tests.
 	Health *health.Monitor
+	// CapFeeds polls the configured CAP feeds; nil without any.
+	CapFeeds *capfeed.Poller
 
 	tls    *serverTLS
 	cancel context.CancelFunc
@@ -340,6 +342,13 @@ func (a *App) Open() (err error) {
 	}
 	a.HTTP.LiveCalls = a.LiveCalls
 	a.HTTP.Checks = a.healthChecks()
+	if len(cfg.CapFeeds) > 0 {
+		a.CapFeeds = &capfeed.Poller{URLs: cfg.CapFeeds, Interval: cfg.CapPoll, Logger: a.Logger,
+			Handle: func(ctx context.Context, raw []byte, feed string) error {
+				_, err := a.HTTP.ReceiveCapFeed(ctx, raw, feed)
+				return err
+			}}
+	}
 	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {
 		return err
@@ -372,16 +381,11 @@ func (a *App) Open() (err error) {
 		defer a.wg.Done()
 		_ = a.Emergency.Run(runCtx)
 	}()
-	if len(cfg.CapFeeds) > 0 {
-		poller := &capfeed.Poller{URLs: cfg.CapFeeds, Interval: cfg.CapPoll, Logger: a.Logger,
-			Handle: func(ctx context.Context, raw []byte, feed string) error {
-				_, err := a.HTTP.ReceiveCapFeed(ctx, raw, feed)
-				return err
-			}}
+	if a.CapFeeds != nil {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			_ = poller.Run(runCtx)
+			_ = a.CapFeeds.Run(runCtx)
 		}()
 	}
 	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.Broker(), "data", cfg.DataDir)
@@ -409,6 +413,9 @@ func (a *App) metrics() http.Handler {
 	}
 	reg.MustRegister(a.Health.Collectors()...)
 	reg.MustRegister(a.Scheduler.Collectors()...)
+	if a.CapFeeds != nil {
+		reg.MustRegister(a.CapFeeds.Collectors()...)
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",
 	}, func() float64 {

@@ -102,6 +102,13 @@ func TestDecide(t *testing.T) {
 		{"expired", variant(t, "2025-09-06T19:00:00+07:00", "2025-09-06T07:30:00+07:00"), never, all, ActionExpired, 0},
 		{"duplicate", variant(t), func(string) bool { return true }, all, ActionDuplicate, 0},
 		{"not whitelisted", variant(t), never, func(e string) bool { return e == "Lũ" }, ActionPending, 0},
+		// Without expires, an alert sent more than an hour ago (a feed's
+		// history, a controller that was down) waits for a person; a
+		// recent one plays.
+		{"no expires, recent", variant(t, "<expires>2025-09-06T19:00:00+07:00</expires>", ""), never, all, ActionPlay, 0},
+		{"no expires, stale", variant(t, "<expires>2025-09-06T19:00:00+07:00</expires>", "", "<sent>2025-09-06T07:00:00+07:00", "<sent>2025-09-06T06:59:59+07:00"), never, all, ActionPending, 0},
+		{"no expires, stale exercise", variant(t, "<expires>2025-09-06T19:00:00+07:00</expires>", "", "<sent>2025-09-06T07:00:00+07:00", "<sent>2025-09-06T05:00:00+07:00", "<status>Actual", "<status>Exercise"), never, all, ActionPending, 0},
+		{"expires given, sent long ago", variant(t, "<sent>2025-09-06T07:00:00+07:00", "<sent>2025-09-05T07:00:00+07:00"), never, all, ActionPlay, 0},
 	} {
 		d := Decide(c.a, now, c.seen, c.auto)
 		if d.Action != c.want || len(d.Cancel) != c.cancel {

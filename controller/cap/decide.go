@@ -22,6 +22,12 @@ const (
 	ActionNoTarget  Action = "no-target" // its areas match no area and no node here
 )
 
+// StaleAfter is how old an alert without expires may be and still start
+// on its own: an older one (from a feed's history the first time it is
+// polled, or held while the controller was down) waits for an officer's
+// approval rather than sounding a warning that may be over.
+const StaleAfter = time.Hour
+
 // Decision is what to do with one alert.
 type Decision struct {
 	Action Action
@@ -68,6 +74,12 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 	d.Action = ActionPlay
 	if a.Status == "Exercise" {
 		d.Action = ActionDrill
+	}
+	if d.Expires.IsZero() && now.Sub(a.SentAt()) > StaleAfter {
+		d.Action = ActionPending
+		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and gives no expires; approve it with POST /api/v1/cap/{id}/approve if it still holds",
+			a.SentAt().Format(time.RFC3339), StaleAfter)
+		return d
 	}
 	if !autoStart(d.Info.Event) {
 		d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", d.Info.Event)

@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultPoll is how often feeds are polled unless configured otherwise:
@@ -31,6 +34,42 @@ type Poller struct {
 	Logger *slog.Logger
 
 	seen map[string]bool // Atom entry id + updated
+
+	metricsOnce sync.Once
+	polls       *prometheus.CounterVec
+	lastOK      *prometheus.GaugeVec
+}
+
+// Collectors returns the poller's metrics, one series per feed (its
+// address without credentials or query): loaxa_cap_feed_polls_total by
+// result (ok, error) and loaxa_cap_feed_last_success_seconds, so that a
+// feed unreachable for an hour before a typhoon is seen on a dashboard,
+// not only in the log.
+func (p *Poller) Collectors() []prometheus.Collector {
+	p.initMetrics()
+	return []prometheus.Collector{p.polls, p.lastOK}
+}
+
+func (p *Poller) initMetrics() {
+	p.metricsOnce.Do(func() {
+		p.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_cap_feed_polls_total", Help: "Polls of each CAP feed, by result (ok, error).",
+		}, []string{"feed", "result"})
+		p.lastOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "loaxa_cap_feed_last_success_seconds", Help: "When each CAP feed was last polled without an error (Unix time).",
+		}, []string{"feed"})
+	})
+}
+
+// feedLabel is a feed's address as a metric label: without user
+// information or query, which may hold credentials.
+func feedLabel(feed string) string {
+	u, err := url.Parse(feed)
+	if err != nil {
+		return "unparsable"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // Run polls every Interval (at once first) until ctx ends.
@@ -61,10 +100,19 @@ func (p *Poller) Poll(ctx context.Context) {
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
+	p.initMetrics()
 	for _, u := range p.URLs {
-		if err := p.poll(ctx, u); err != nil && ctx.Err() == nil {
-			p.Logger.Warn("cap: feed poll failed", "feed", u, "err", err)
+		err := p.poll(ctx, u)
+		if ctx.Err() != nil {
+			return
 		}
+		if err != nil {
+			p.Logger.Warn("cap: feed poll failed", "feed", u, "err", err)
+			p.polls.WithLabelValues(feedLabel(u), "error").Inc()
+			continue
+		}
+		p.polls.WithLabelValues(feedLabel(u), "ok").Inc()
+		p.lastOK.WithLabelValues(feedLabel(u)).Set(float64(time.Now().UnixNano()) / 1e9)
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestPollerReadsAlertsAndAtomFeeds: a feed URL that answers a CAP alert
@@ -49,5 +52,74 @@ func TestPollerReadsAlertsAndAtomFeeds(t *testing.T) {
 	}
 	if fetched["/a/1.xml"] != 1 || fetched["/page/1"] != 0 {
 		t.Errorf("fetched %v: the entry's CAP link once, never its page", fetched)
+	}
+}
+
+// TestPollerMetrics: every poll of a feed counts as ok or error, and a
+// feed's last good poll is kept, so a dashboard shows a feed that stopped
+// answering; the feed's label carries no credentials.
+func TestPollerMetrics(t *testing.T) {
+	alert := string(sample(t))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/alert.xml" {
+			w.Write([]byte(alert))
+			return
+		}
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	good, bad := srv.URL+"/alert.xml?token=bi-mat", strings.Replace(srv.URL, "http://", "http://nguoi-dung:bi-mat@", 1)+"/down.xml"
+	p := &Poller{URLs: []string{good, bad}, Handle: func(context.Context, []byte, string) error { return nil }}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors()...)
+	before := time.Now()
+	p.Poll(context.Background())
+	p.Poll(context.Background())
+
+	goodLabel, badLabel := srv.URL+"/alert.xml", srv.URL+"/down.xml"
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// value of metric name with the given labels (feed, and result for
+	// the counter).
+	value := func(name string, labels ...string) float64 {
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var got []string
+				for _, l := range m.GetLabel() {
+					got = append(got, l.GetValue())
+				}
+				if slices.Equal(got, labels) {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	if n := value("loaxa_cap_feed_polls_total", goodLabel, "ok"); n != 2 {
+		t.Errorf("good feed: %v ok polls, want 2", n)
+	}
+	if n := value("loaxa_cap_feed_polls_total", badLabel, "error"); n != 2 {
+		t.Errorf("feed that is down: %v failed polls, want 2", n)
+	}
+	if at := value("loaxa_cap_feed_last_success_seconds", goodLabel); at < float64(before.Unix()) {
+		t.Errorf("good feed last succeeded at %v, want after %v", at, before.Unix())
+	}
+	if at := value("loaxa_cap_feed_last_success_seconds", badLabel); at != -1 {
+		t.Errorf("the feed that is down has a last success at %v", at)
+	}
+	var out strings.Builder
+	for _, mf := range mfs {
+		out.WriteString(mf.String())
+	}
+	if strings.Contains(out.String(), "bi-mat") {
+		t.Errorf("metrics carry the feed's credentials:\n%s", out.String())
 	}
 }

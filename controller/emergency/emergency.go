@@ -251,7 +251,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	ds := make([]*loaxa.Delivery, 0, len(nodes))
 	for _, n := range nodes {
 		ds = append(ds, &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: n.ID, Start: starts[nodeArea[n.ID]],
-			State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, UpdatedAt: issued})
+			State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill, UpdatedAt: issued})
 	}
 	// Deliveries first: events about the alert can arrive as soon as it is
 	// published, and would otherwise create deliveries that lack the level.

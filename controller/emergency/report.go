@@ -62,6 +62,13 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			ms := max(at.Sub(em.Issued).Milliseconds(), 0)
 			n.ReceivedMS = &ms
 		}
+		// A node that has the audio reports it ready with its receipt (the
+		// same instant); one that had to fetch it, when it had it.
+		if d.ContentReady && !d.ContentReadyAt.IsZero() {
+			ms := max(d.ContentReadyAt.Sub(em.Issued).Milliseconds(), 0)
+			n.ContentReadyMS = &ms
+			n.Fetched = !d.ReceivedAt.IsZero() && d.ContentReadyAt.After(d.ReceivedAt)
+		}
 		switch {
 		case d.State == loaxa.DeliveryFailed && d.Reason == protocol.ReasonCancelled:
 			n.State = loaxa.EmergencyCancelledState

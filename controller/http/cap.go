@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,8 +155,39 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			}
 		}
 	}
-	// Cancel and Update withdraw what the references started.
+	// Cancel and Update withdraw what the references started: the poster
+	// needs the right to stop it (emergency on every area it went to, as
+	// for POST /emergency/{id}/cancel), all checked before anything is
+	// withdrawn or recorded.
+	// An Exercise withdraws only exercises, an Actual alert only actual
+	// ones: a drill's Cancel must not stop a real warning (CAP 1.2: an
+	// Exercise is for the exercise's participants only).
+	var otherStatus []string
 	for _, key := range d.Cancel {
+		old, err := store.FindCapAlertByKey(ctx, key)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			continue
+		} else if err != nil {
+			return 0, capResponse{}, err
+		}
+		if old.Status != a.Status {
+			otherStatus = append(otherStatus, key)
+			continue
+		}
+		for _, t := range old.Targets {
+			if err := check(t); err != nil {
+				return 0, capResponse{}, loaxa.Errorf(loaxa.EForbidden, "This %s references CAP alert %s, which went to area %s: %s",
+					a.MsgType, key, t, loaxa.ErrorMessage(err))
+			}
+		}
+	}
+	for _, key := range otherStatus {
+		rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("%s not withdrawn: its status is not %s", key, a.Status)
+	}
+	for _, key := range d.Cancel {
+		if slices.Contains(otherStatus, key) {
+			continue
+		}
 		id, err := s.withdrawCap(ctx, store, svc, key, actor)
 		if err != nil {
 			return 0, capResponse{}, err

@@ -10,6 +10,7 @@ import (
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/tts"
+	"loaxa.vn/protocol"
 )
 
 // capXML is a CAP 1.2 alert for area (a geocode) with the given status.
@@ -236,4 +237,105 @@ func TestCapScope(t *testing.T) {
 		t.Errorf("approval sent %+v, want one alert to 12346", cmds)
 	}
 	e.call("POST", "/api/v1/cap/"+ids["ab"]+"/approve", district, nil, http.StatusOK, nil)
+}
+
+// TestCapWithdrawNeedsItsRights: a CAP Cancel or Update stops what its
+// references started, so its poster needs the right to stop that: to send
+// emergencies to every area the referenced alert went to, as for
+// POST /emergency/{id}/cancel. A commune officer cannot stop the
+// district's warning by posting a Cancel that references it.
+func TestCapWithdrawNeedsItsRights(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	officerA := e.addUser("xa-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	refTo := func(id string) string {
+		return "<references>nchmf.gov.vn," + id + ",2026-03-02T04:50:00+07:00</references>"
+	}
+	cancelOf := func(id, ref string) string {
+		return strings.Replace(capXML(id, "Actual", "12346", refTo(ref)), "<msgType>Alert", "<msgType>Cancel", 1)
+	}
+	updateOf := func(id, ref string) string {
+		return strings.Replace(capXML(id, "Actual", "12346", refTo(ref)), "<msgType>Alert", "<msgType>Update", 1)
+	}
+	post := func(token, doc string) response {
+		return e.request("POST", "/api/v1/cap", token, "application/cap+xml", strings.NewReader(doc))
+	}
+
+	// The district's warning waits for approval, then one plays.
+	waiting := e.postCap(capXML("q1", "Actual", "318"), http.StatusCreated)
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	playing := e.postCap(capXML("p1", "Actual", "318"), http.StatusCreated)
+	if waiting.Action != "pending" || playing.Action != "play" || playing.Emergency == nil {
+		t.Fatalf("set-up: %+v, %+v", waiting, playing)
+	}
+	sent := len(e.alerts.commands())
+
+	for _, tc := range []struct{ what, doc string }{
+		{"Cancel of the playing warning", cancelOf("c1", "p1")},
+		{"Update of the playing warning", updateOf("u1", "p1")},
+		{"Cancel of the waiting warning", cancelOf("c2", "q1")},
+	} {
+		r := post(officerA, tc.doc)
+		if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "318") || !strings.Contains(string(r.body), "references CAP alert") {
+			t.Errorf("commune officer posts a %s: %d %s, want 403 naming the reference and 318", tc.what, r.status, r.body)
+		}
+	}
+	if n := len(e.alerts.commands()); n != sent {
+		t.Errorf("refused CAP alerts sent %d commands", n-sent)
+	}
+	var em loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
+	if em.State != loaxa.EmergencyActive {
+		t.Errorf("the district's warning after refused withdrawals: %s, want active", em.State)
+	}
+	var q loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+waiting.Alert.ID, e.admin, nil, http.StatusOK, &q)
+	if q.Action != "pending" {
+		t.Errorf("the waiting warning after a refused Cancel: %s, want pending", q.Action)
+	}
+	// Nothing of the refused alerts was recorded: the same Cancel from
+	// someone who may is not a duplicate.
+	r := post(district, cancelOf("c1", "p1"))
+	var c capAnswer
+	if r.status != http.StatusCreated || jsonUnmarshal(r.body, &c) != nil || c.Action != "cancel" || !slices.Equal(c.Cancelled, []string{playing.Emergency.ID}) {
+		t.Errorf("district officer's Cancel: %d %s", r.status, r.body)
+	}
+	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
+	if em.State != loaxa.EmergencyCancelled {
+		t.Errorf("the district's warning after the district's Cancel: %s, want cancelled", em.State)
+	}
+}
+
+// TestCapExerciseDoesNotWithdrawActual: a Cancel or Update of status
+// Exercise that references a real (Actual) alert leaves it playing: an
+// exercise is for its participants only. The Update still plays as the
+// drill it is; the answer says what was not withdrawn.
+func TestCapExerciseDoesNotWithdrawActual(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	real := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	if real.Action != "play" || real.Emergency == nil {
+		t.Fatalf("set-up: %+v", real)
+	}
+	ref := "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
+	cancel := strings.Replace(capXML("x1", "Exercise", "12346", ref), "<msgType>Alert", "<msgType>Cancel", 1)
+	update := strings.Replace(capXML("x2", "Exercise", "12346", ref), "<msgType>Alert", "<msgType>Update", 1)
+	if c := e.postCap(cancel, http.StatusCreated); c.Action != "cancel" || len(c.Cancelled) != 0 || !strings.Contains(c.Reason, "nchmf.gov.vn,p1 not withdrawn") {
+		t.Errorf("exercise Cancel of the real alert: %+v", c)
+	}
+	if u := e.postCap(update, http.StatusCreated); u.Action != "drill" || len(u.Cancelled) != 0 || u.Emergency == nil || !u.Emergency.Drill {
+		t.Errorf("exercise Update of the real alert: %+v", u)
+	}
+	var em loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+real.Emergency.ID, e.admin, nil, http.StatusOK, &em)
+	if em.State != loaxa.EmergencyActive {
+		t.Errorf("the real alert after the exercise's Cancel and Update: %s, want active", em.State)
+	}
+	for _, c := range e.alerts.commands() {
+		if c.cmd.Name == protocol.CmdAlertCancel {
+			t.Errorf("a cancel was sent: %+v", c)
+		}
+	}
 }

@@ -363,7 +363,7 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 		if _, err := svc.CancelEmergency(ctx, rep.ID, by); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
 			return err
 		}
-		s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), "by all-clear")
+		s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), fmt.Sprintf("drill=%t by all-clear", rep.Drill))
 	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
 		Kind: loaxa.EmergencyAllClear, Follows: rep.ID, Title: title, ContentID: contentID, Text: text,

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -118,4 +119,76 @@ func TestEmergencyBadRequests(t *testing.T) {
 func TestEmergencyUnavailable(t *testing.T) {
 	e := newEnv(t, func(s *lhttp.Server) { s.EmergencyService = nil })
 	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": "x", "targets": []string{"31"}}, http.StatusServiceUnavailable, nil)
+}
+
+// TestAllClearAuditSaysDrill: the all-clear of a drill that still plays
+// cancels it first; that cancel's audit entry says drill=true like every
+// other entry of the drill (send, cancel, all-clear), so the audit log
+// cannot be read as a real alert stopped.
+func TestAllClearAuditSaysDrill(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "drill": true}, http.StatusCreated, &em)
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": ct.ID}, http.StatusCreated, nil)
+	entries, err := e.stores.audit.FindAudit(context.Background(), loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range entries {
+		if !strings.HasPrefix(a.Action, "emergency.") {
+			continue
+		}
+		seen[a.Action] = true
+		if !strings.Contains(a.Detail, "drill=true") {
+			t.Errorf("audit %s %s: detail %q does not say drill=true", a.Action, a.Target, a.Detail)
+		}
+	}
+	for _, action := range []string{"emergency.send", "emergency.cancel", "emergency.all_clear"} {
+		if !seen[action] {
+			t.Errorf("no audit entry %s", action)
+		}
+	}
+}
+
+// TestEmergencyReportSaysContentFetched: a node that did not have the
+// alert's audio fetches it at once; the report says so (fetched) and when
+// it had it (content_ready_ms after the issue), next to a node that had
+// it stored.
+func TestEmergencyReportSaysContentFetched(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"318"}}, http.StatusCreated, &em)
+	at := em.Issued.Add(40 * time.Millisecond)
+	ev := func(seq uint64, typ protocol.EventType, at time.Time) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, At: at, Occurrence: em.Occurrence, Announcement: em.ID, Content: ct.ID}
+	}
+	for node, events := range map[string][]protocol.Event{
+		"n-a": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at)},                           // stored
+		"n-b": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at.Add(800*time.Millisecond))}, // fetched
+	} {
+		if _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: events}, at.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rep loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	want := map[string]struct {
+		fetched bool
+		readyMS int64
+	}{"n-a": {false, 40}, "n-b": {true, 840}}
+	for _, n := range rep.Nodes {
+		w := want[n.Node]
+		if n.Fetched != w.fetched || n.ContentReadyMS == nil || *n.ContentReadyMS != w.readyMS || !n.ContentReady {
+			got := "nil"
+			if n.ContentReadyMS != nil {
+				got = fmt.Sprint(*n.ContentReadyMS)
+			}
+			t.Errorf("node %s: fetched %v, content_ready_ms %s; want fetched %v, %d ms", n.Node, n.Fetched, got, w.fetched, w.readyMS)
+		}
+	}
 }

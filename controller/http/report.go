@@ -98,11 +98,11 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	w.Header().Set("Content-Disposition", `attachment; filename="broadcast-report.csv"`)
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"level", "id", "area", "name", "nodes", "scheduled", "completed", "preempted", "failed", "missed",
-		"open", "failed_to_sound", "emergency", "minutes_planned", "minutes_played"})
+		"open", "failed_to_sound", "emergency", "minutes_planned", "minutes_played", "drill"})
 	row := func(level, id, area, name string, nodes int, f loaxa.BroadcastFigures) {
 		cw.Write([]string{level, id, area, name, strconv.Itoa(nodes), strconv.Itoa(f.Scheduled), strconv.Itoa(f.Completed),
 			strconv.Itoa(f.Preempted), strconv.Itoa(f.Failed), strconv.Itoa(f.Missed), strconv.Itoa(f.Open),
-			strconv.Itoa(f.FailedToSound), strconv.Itoa(f.Emergency), minutes(f.PlannedMS), minutes(f.PlayedMS)})
+			strconv.Itoa(f.FailedToSound), strconv.Itoa(f.Emergency), minutes(f.PlannedMS), minutes(f.PlayedMS), strconv.Itoa(f.Drill)})
 	}
 	row("total", area, area, "", len(nodes), rep.Total)
 	for _, a := range rep.Areas {

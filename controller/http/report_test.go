@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/csv"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/upstream"
 	"loaxa.vn/protocol"
 )
 
@@ -142,7 +145,7 @@ func TestBroadcastReport(t *testing.T) {
 			return 0
 		}
 		return loaxa.BroadcastFigures{Scheduled: get("scheduled"), Completed: get("completed"), Preempted: get("preempted"), Failed: get("failed"),
-			Missed: get("missed"), Open: get("open"), FailedToSound: get("failed_to_sound"), Emergency: get("emergency")}
+			Missed: get("missed"), Open: get("open"), FailedToSound: get("failed_to_sound"), Emergency: get("emergency"), Drill: get("drill")}
 	}
 	counts := func(f loaxa.BroadcastFigures) loaxa.BroadcastFigures {
 		f.PlannedMS, f.PlayedMS = 0, 0
@@ -205,6 +208,69 @@ func addFigures(sum *loaxa.BroadcastFigures, f loaxa.BroadcastFigures) {
 	sum.Open += f.Open
 	sum.FailedToSound += f.FailedToSound
 	sum.Emergency += f.Emergency
+	sum.Drill += f.Drill
 	sum.PlannedMS += f.PlannedMS
 	sum.PlayedMS += f.PlayedMS
+}
+
+// TestBroadcastReportCountsDrillsApart: an emergency drill is not an
+// emergency in the broadcast report (the yearly report a province sends
+// up): it is counted as a drill, in JSON and CSV, and its deliveries say
+// drill, so that no one reads an exercise as a real alert.
+func TestBroadcastReportCountsDrillsApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	c := e.upload(e.admin, "bao-dong.wav", wav(16000, 1, 16000), "Báo động", http.StatusCreated)
+	ctx := t.Context()
+	ids := map[bool]string{}
+	for _, drill := range []bool{true, false} {
+		em, err := e.emergency.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: c.ID, Targets: []string{"12346"}, Drill: drill, CreatedBy: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[drill] = em.ID
+	}
+	for drill, id := range ids {
+		ds, err := e.stores.deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("deliveries of %s: %v, %v", id, ds, err)
+		}
+		if ds[0].Drill != drill {
+			t.Errorf("delivery of %s (drill %v) says drill %v", id, drill, ds[0].Drill)
+		}
+	}
+	now := e.clock.Now()
+	query := "/api/v1/reports/broadcast?area=12346&from=" + url.QueryEscape(now.Add(-time.Hour).Format(time.RFC3339)) +
+		"&to=" + url.QueryEscape(now.Add(time.Hour).Format(time.RFC3339))
+	var rep loaxa.BroadcastReport
+	e.call("GET", query, e.admin, nil, http.StatusOK, &rep)
+	if f := rep.Total; f.Scheduled != 2 || f.Emergency != 1 || f.Drill != 1 {
+		t.Errorf("report total %+v, want 2 scheduled: 1 emergency, 1 drill", f)
+	}
+	r := e.request("GET", query+"&format=csv", e.admin, "", nil)
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("csv: %v\n%s", err, r.body)
+	}
+	col := map[string]string{}
+	for i, h := range rows[0] {
+		col[h] = rows[1][i]
+	}
+	if col["level"] != "total" || col["emergency"] != "1" || col["drill"] != "1" {
+		t.Errorf("csv total %v", col)
+	}
+	// The export to the upstream system says the same, and marks the
+	// drill among the bulletins played.
+	var x upstream.Export
+	e.call("GET", strings.Replace(query, "/reports/broadcast", "/upstream/export", 1), e.admin, nil, http.StatusOK, &x)
+	if x.Total.Emergency != 1 || x.Total.Drill != 1 || len(x.Bulletins) != 2 {
+		t.Fatalf("upstream export: total %+v, %d bulletins", x.Total, len(x.Bulletins))
+	}
+	for _, b := range x.Bulletins {
+		if want := b.Announcement == ids[true]; b.Drill != want {
+			t.Errorf("upstream bulletin %s: drill %v, want %v", b.Announcement, b.Drill, want)
+		}
+	}
 }

@@ -111,8 +111,8 @@ type Delivery struct {
 	FramesPlayed int64 `json:"frames_played,omitempty"`
 	FramesLost   int64 `json:"frames_lost,omitempty"`
 	FramesLate   int64 `json:"frames_late,omitempty"`
-	// Drill marks the delivery of an exercise: set on a drill live
-	// call's deliveries when they are made.
+	// Drill marks the delivery of an exercise: set on the deliveries of
+	// an emergency drill and of a drill live call when they are made.
 	Drill bool `json:"drill,omitempty"`
 	// FailedToSound is computed when read, never stored: the delivery is
 	// not final and the node has not reported the start (or the end) it

@@ -146,8 +146,13 @@ type EmergencyNode struct {
 	LateMS       int64  `json:"late_ms,omitempty"`
 	PlayedMS     int64  `json:"played_ms,omitempty"`
 	ContentReady bool   `json:"content_ready"`
-	Resends      int    `json:"resends,omitempty"`
-	Online       bool   `json:"online"`
+	// ContentReadyMS is how long after the issue the node had the audio;
+	// Fetched says it did not have it when the alert came and fetched it
+	// at once (its start may be late for that).
+	ContentReadyMS *int64 `json:"content_ready_ms,omitempty"`
+	Fetched        bool   `json:"fetched,omitempty"`
+	Resends        int    `json:"resends,omitempty"`
+	Online         bool   `json:"online"`
 }
 
 // EmergencySummary counts the nodes of an emergency. Reached counts nodes

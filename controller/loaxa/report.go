@@ -16,11 +16,15 @@ type BroadcastFigures struct {
 	Failed    int `json:"failed"`
 	Missed    int `json:"missed"`
 	// Open are not final yet; FailedToSound of them are overdue.
-	Open          int   `json:"open"`
-	FailedToSound int   `json:"failed_to_sound"`
-	Emergency     int   `json:"emergency"`
-	PlannedMS     int64 `json:"planned_ms"`
-	PlayedMS      int64 `json:"played_ms"`
+	Open          int `json:"open"`
+	FailedToSound int `json:"failed_to_sound"`
+	// Emergency counts real emergency plays; Drill the plays of exercises
+	// (emergency drills and drill live calls), never counted as
+	// emergencies, so that a report cannot pass a drill off as an alert.
+	Emergency int   `json:"emergency"`
+	Drill     int   `json:"drill"`
+	PlannedMS int64 `json:"planned_ms"`
+	PlayedMS  int64 `json:"played_ms"`
 }
 
 // Add counts d, whose FailedToSound must be checked already.
@@ -41,7 +45,10 @@ func (f *BroadcastFigures) Add(d *Delivery) {
 	if d.FailedToSound {
 		f.FailedToSound++
 	}
-	if d.Priority == protocol.PriorityEmergency {
+	switch {
+	case d.Drill:
+		f.Drill++
+	case d.Priority == protocol.PriorityEmergency:
 		f.Emergency++
 	}
 	f.PlannedMS += d.PlannedMS

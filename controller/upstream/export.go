@@ -60,6 +60,9 @@ type Bulletin struct {
 	Announcement string            `json:"announcement"`
 	Title        string            `json:"title"`
 	Priority     protocol.Priority `json:"priority"`
+	// Drill marks an exercise (an emergency drill, a drill live call),
+	// never to be read as a real alert.
+	Drill bool `json:"drill,omitempty"`
 	// Clusters is how many nodes it was scheduled on, Completed how many
 	// plays ended completed; PlayedMS sums the time heard.
 	Scheduled int   `json:"scheduled"`
@@ -108,7 +111,7 @@ func (s *Source) Build(ctx context.Context, area string, from, to, now time.Time
 			x.Total.Add(d)
 			b := bulletins[d.Announcement]
 			if b == nil {
-				b = &Bulletin{Announcement: d.Announcement, Priority: d.Priority}
+				b = &Bulletin{Announcement: d.Announcement, Priority: d.Priority, Drill: d.Drill}
 				if a, err := s.Announcements.FindAnnouncementByID(ctx, d.Announcement); err == nil {
 					b.Title = a.Title
 					b.Priority = a.Priority

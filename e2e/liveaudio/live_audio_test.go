@@ -41,8 +41,14 @@ func TestMain(m *testing.M) {
 // it), the node of sibling area 32 plays nothing, the bulletin plays again
 // after the call, and a second call whose client disconnects ends on the
 // node; a drill at volume 5 plays marked as one, 20 dB below the level it
-// was sent at. The mouth-to-speaker latency is measured and logged, not
-// asserted.
+// was sent at. The mouth-to-speaker latency is bounded by the issue's
+// target for a LAN, 600 ms (MaxMouthToSpeaker), and logged.
+// MaxMouthToSpeaker is the bound on a live call's latency on a
+// LAN: first sample sent by the client → heard at the sound device. One
+// machine is a LAN at its best, and the harness's capture FIFO (~64 ms)
+// counts against it too.
+const MaxMouthToSpeaker = 600 * time.Millisecond
+
 func TestLiveCallThroughALSA(t *testing.T) {
 	capture := alsatest.Setup(t)
 	out, err := oto.Open()
@@ -157,6 +163,9 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	latency := time.Duration(m.Offset-sentLen) * time.Second / nodeaudio.SampleRate
 	mu.Unlock()
 	t.Logf("mouth-to-speaker latency: %v (first sample sent → heard at the sound device; jitter buffer %v)", latency, 200*time.Millisecond)
+	if latency > MaxMouthToSpeaker {
+		t.Errorf("mouth-to-speaker latency %v, want at most %v", latency, MaxMouthToSpeaker)
+	}
 
 	// The bulletin, cut off, plays again from its beginning after the call.
 	capture.Await(t, wantBulletin[:nodeaudio.SampleRate], end-16, 15*time.Second)

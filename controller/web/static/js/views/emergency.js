@@ -4,7 +4,7 @@
 // A drill (diễn tập) is striped purple from top to bottom so nobody takes
 // it for the real thing.
 
-import { api, apiURL } from '../api.js';
+import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber } from '../ui.js';
 
@@ -25,6 +25,7 @@ export async function render(ctx, main, params) {
 
 async function compose(ctx, main, recent) {
   const [{ nodes }, { content }] = await Promise.all([api('GET', '/nodes'), api('GET', '/content')]);
+  const caps = await capWaiting(ctx, nodes);
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
     return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
@@ -93,14 +94,126 @@ async function compose(ctx, main, recent) {
   field(t('programme.content'), contentSel),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
 
-  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), form,
+  const autoStart = await capAutoStart(ctx);
+  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
           h('a', { href: `#/emergency/${encodeURIComponent(e.id)}` }, e.title || e.id), ' · ', fmtDateTime(e.issued), ' · ',
-          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))));
+          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))), autoStart);
   update();
-  return () => main.classList.remove('drill');
+  return () => { caps.stop(); main.classList.remove('drill'); };
+}
+
+const CAP_REFRESH_MS = 15000;
+
+/**
+ * pendingCaps returns the CAP alerts (from a warning service) that wait
+ * for an officer's approval and can still play, or null when this
+ * controller takes no CAP alerts.
+ */
+export async function pendingCaps(at) {
+  let list;
+  try {
+    list = await api('GET', '/cap', undefined, { limit: 100 });
+  } catch (err) {
+    if (err.status === 404 || err.status === 503) return null;
+    throw err;
+  }
+  return (list.alerts || []).filter((a) => a.action === 'pending' && (!a.expires || Date.parse(a.expires) > at));
+}
+
+/** waitsFor says, in the officer's words, why a CAP alert waits. */
+function waitsFor(a) {
+  const reason = a.reason || '';
+  if (reason.startsWith('could not be played')) return t('cap.failed_before');
+  if (reason.startsWith('it was sent at')) return t('cap.stale', { time: fmtDateTime(a.sent) });
+  return t('cap.not_auto', { event: a.event });
+}
+
+/**
+ * capWaiting is the panel of CAP alerts waiting for approval, refreshed
+ * every 15 s: what each says, where it goes, and one button that approves
+ * and plays it (for an officer who may alert every one of its areas; the
+ * others see who must approve it).
+ */
+async function capWaiting(ctx, nodes) {
+  const section = h('section', { class: 'panel cap-waiting', id: 'cap-pending', 'aria-labelledby': 'h-cap', hidden: true });
+  const mine = (a) => !ctx.me.area || within(ctx, a, ctx.me.area);
+  const show = (alerts) => {
+    section.hidden = !alerts || alerts.length === 0;
+    if (section.hidden) { fill(section); return; }
+    fill(section, h('h2', { id: 'h-cap' }, t('cap.waiting', { n: alerts.length })), h('p', { class: 'hint' }, t('cap.waiting_hint')),
+      h('ul', { class: 'cap-list' }, alerts.map((a) => {
+        const drill = a.status === 'Exercise';
+        const targets = a.targets || [];
+        const n = nodes.filter((x) => targets.some((ar) => within(ctx, x.area, ar))).length;
+        const approve = async () => {
+          const ok = await confirmDialog(drill ? t('cap.confirm_drill') : t('cap.confirm'),
+            h('div', { id: 'cap-confirm' },
+              drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
+              h('p', { class: 'stat' }, t('emergency.will_sound', { n })),
+              h('p', {}, targets.map((ar) => ctx.areaName(ar)).join(', ')),
+              h('p', {}, a.text || a.headline || a.event)),
+            drill ? t('emergency.send_drill') : t('emergency.send'), true);
+          if (!ok) return;
+          try {
+            const r = await api('POST', `/cap/${encodeURIComponent(a.id)}/approve`);
+            if (r.emergency && r.emergency.id) location.hash = `#/emergency/${encodeURIComponent(r.emergency.id)}`;
+          } catch (err) { toast(err.message, true); refresh(); }
+        };
+        return h('li', { dataset: { cap: a.id } },
+          drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
+          h('p', {}, h('strong', {}, a.headline || a.event), ' · ', a.event, ' · ', t('cap.from', { sender: a.sender, time: fmtDateTime(a.sent) })),
+          a.text ? h('p', {}, a.text) : null,
+          // The clusters of areas above the officer's are not theirs to count.
+          h('p', {}, t('common.area'), ': ', targets.map((ar) => ctx.areaName(ar)).join(', '), targets.every(mine) ? ' — ' + t('cap.clusters', { n }) : '',
+            a.expires ? ' · ' + t('cap.expires', { time: fmtDateTime(a.expires) }) : ''),
+          h('p', { class: 'hint' }, waitsFor(a)),
+          ctx.may('emergency') && targets.every(mine) ?
+            h('button', { type: 'button', class: 'danger', id: 'cap-approve-' + a.id, onclick: approve }, drill ? t('cap.approve_drill') : t('cap.approve')) :
+            h('p', { class: 'muted' }, t('cap.higher_up')));
+      })));
+  };
+  const refresh = async () => {
+    try { show(await pendingCaps(now().getTime())); } catch (err) { /* the next refresh tries again */ }
+  };
+  show(await pendingCaps(now().getTime()).catch(() => null));
+  const timer = setInterval(refresh, CAP_REFRESH_MS);
+  return { section, stop: () => clearInterval(timer) };
+}
+
+/**
+ * capAutoStart is the editor of the CAP event types that play without
+ * approval, for a user over the whole tree (the only ones who may change
+ * it); null for others or when this controller takes no CAP alerts.
+ */
+async function capAutoStart(ctx) {
+  if (ctx.me.area || !ctx.may('emergency')) return null;
+  let list;
+  try {
+    list = await api('GET', '/cap/auto-start');
+  } catch (err) {
+    if (err.status === 404 || err.status === 503) return null;
+    throw err;
+  }
+  const events = h('textarea', { id: 'cap-auto-events', rows: 4 });
+  events.value = (list.events || []).join('\n');
+  const status = h('div', { 'aria-live': 'polite' });
+  const save = async (e) => {
+    e.preventDefault();
+    fill(status);
+    const wanted = events.value.split('\n').map((x) => x.trim()).filter((x) => x);
+    try {
+      const saved = await api('PUT', '/cap/auto-start', { events: wanted });
+      events.value = (saved.events || []).join('\n');
+      toast(t('cap.auto_saved'));
+    } catch (err) { fill(status, errorBox(err)); }
+  };
+  return h('form', { class: 'panel', id: 'cap-auto-start', 'aria-labelledby': 'h-cap-auto', onsubmit: save },
+    h('h2', { id: 'h-cap-auto' }, t('cap.auto_title')),
+    field(t('cap.auto_events'), events, t('cap.auto_hint')),
+    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'cap-auto-save' }, t('cap.auto_save'))), status);
 }
 
 /** within reports whether area lies in (or is) root. */
@@ -128,7 +241,7 @@ async function board(ctx, main, id) {
       h('td', {}, ctx.areaName(n.area)),
       h('td', {}, badge(n.state, 'ack.')),
       h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-      h('td', {}, n.reason || ''));
+      h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
     if (rows.has(n.node)) rows.get(n.node).replaceWith(tr); else tbody.append(tr);
     rows.set(n.node, tr);
   };

@@ -4,6 +4,7 @@
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
 import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber } from '../ui.js';
+import { pendingCaps } from './emergency.js';
 
 const REFRESH_MS = 15000;
 
@@ -34,6 +35,8 @@ export async function render(ctx, main) {
       area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) }) : { items: [] },
       api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
     ]);
+    // A warning from a CAP feed that waits for approval must not go unseen.
+    const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
     for (const n of nodes.nodes) counts[nodeHealth(n)]++;
     const open = alarms ? alarms.alarms : [];
@@ -41,6 +44,8 @@ export async function render(ctx, main) {
     const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
     const nowMS = now().getTime();
     fill(body,
+      caps && caps.length ? h('a', { class: 'cap-entry', href: '#/emergency', id: 'cap-pending-entry', role: 'alert' },
+        t('cap.waiting', { n: caps.length }), h('small', {}, t('cap.open_to_approve'))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
         h('h2', { id: 'h-fleet' }, t('overview.fleet', { n: nodes.nodes.length })),
         h('div', { class: 'stats' }, ['online', 'faulty', 'stale', 'offline', 'never'].map((k) =>

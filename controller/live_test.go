@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// TestLiveSource: "controller live" speaks a node-format WAV file (its
+// header taken off), raw PCM from a file, or raw PCM from standard input
+// for a local microphone (arecord … -t raw | controller live --pcm -),
+// whose length is not known.
+func TestLiveSource(t *testing.T) {
+	pcm := make([]byte, 2*nodeaudio.SampleRate/2) // half a second
+	for i := 0; i < len(pcm)/2; i++ {
+		binary.LittleEndian.PutUint16(pcm[2*i:], uint16(int16(i*37)))
+	}
+	dir := t.TempDir()
+	header, err := nodeaudio.PCMHeader(int64(len(pcm)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wavPath, rawPath := filepath.Join(dir, "loi-noi.wav"), filepath.Join(dir, "loi-noi.raw")
+	if err := os.WriteFile(wavPath, append(header, pcm...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rawPath, pcm, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, wav, raw string
+		stdin          io.Reader
+		length         time.Duration
+	}{
+		{"WAV file", wavPath, "", nil, 500 * time.Millisecond},
+		{"raw file", "", rawPath, nil, 500 * time.Millisecond},
+		{"microphone on stdin", "", "-", bytes.NewReader(pcm), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, length, closeSource, err := liveSource(tc.wav, tc.raw, tc.stdin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeSource()
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, pcm) || length != tc.length {
+				t.Errorf("%d bytes of PCM (equal %v), length %v; want the %d bytes written, %v", len(got), bytes.Equal(got, pcm), length, len(pcm), tc.length)
+			}
+		})
+	}
+	// A file that is not a node-format WAV says how to convert it.
+	if _, _, _, err := liveSource(rawPath, "", nil); err == nil || !bytes.Contains([]byte(err.Error()), []byte("sox")) {
+		t.Errorf("raw PCM given as --wav: %v, want an error saying how to convert it", err)
+	}
+}

@@ -1,0 +1,138 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+)
+
+// capWarning is a CAP 1.2 alert of a flash flood for area, as a warning
+// service sends it: not on the auto-start list, so it waits for approval.
+func capWarning(id, area string) string {
+	now := time.Now()
+	return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+ <identifier>%s</identifier><sender>nchmf.gov.vn</sender><sent>%s</sent>
+ <status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+ <info><language>vi-VN</language><category>Met</category><event>Lũ quét</event><urgency>Immediate</urgency>
+  <severity>Severe</severity><certainty>Likely</certainty><expires>%s</expires>
+  <headline>Nguy cơ lũ quét</headline><instruction>Bà con ven suối di chuyển lên chỗ cao</instruction>
+  <area><areaDesc>Vùng</areaDesc><geocode><valueName>loaxa</valueName><value>%s</value></geocode></area></info>
+</alert>`, id, now.Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), area)
+}
+
+// TestCapApprovalInTheConsole: a CAP warning that is not on the
+// auto-start list waits for an officer; the commune officer sees it on the
+// overview without looking for it, opens it, and one click (and the
+// confirmation saying how many clusters will sound) plays it on the
+// commune's cluster. A warning for the district above is shown to them
+// too, but without the button: a district officer approves it.
+func TestCapApprovalInTheConsole(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	ids := map[string]string{}
+	// An old warning without expires (a feed's history): it waits too,
+	// saying why.
+	old := regexp.MustCompile(`<expires>[^<]*</expires>`).ReplaceAllString(capWarning("lq-0", "11527"), "")
+	old = regexp.MustCompile(`<sent>[^<]*</sent>`).ReplaceAllString(old, "<sent>"+time.Now().Add(-2*time.Hour).Format(time.RFC3339)+"</sent>")
+	for name, doc := range map[string]string{"commune": capWarning("lq-1", "11527"), "district": capWarning("lq-2", "311"), "old": old} {
+		req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(doc))
+		req.Header.Set("Content-Type", "application/cap+xml")
+		var out struct {
+			Action string
+			Alert  loaxa.CapAlert
+		}
+		if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "pending" {
+			t.Fatalf("CAP warning for %s: %d %s", name, status, raw)
+		}
+		ids[name] = out.Alert.ID
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Wait("the waiting warnings on the overview", `document.querySelector('#cap-pending-entry')`, 10*time.Second)
+	if got := MustEval[string](b, text("#cap-pending-entry")); !contains(got, "Cảnh báo CAP chờ duyệt: 3") {
+		t.Errorf("overview says %q", got)
+	}
+	b.Do("open them", chromedp.Click(chromedp.CSS(`#cap-pending-entry`)))
+	b.Wait("the waiting warnings", `document.querySelector('#cap-pending li')`, 10*time.Second)
+	b.CheckAccessible("#/emergency with CAP warnings waiting")
+	items := MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('#cap-pending li')].map(li => [li.dataset.cap, li.innerText]))`)
+	if got := items[ids["commune"]]; !contains(got, "Nguy cơ lũ quét", "Bà con ven suối di chuyển lên chỗ cao.", "Xã Lập Lễ", "«Lũ quét»", "DUYỆT VÀ PHÁT NGAY") {
+		t.Errorf("the commune's warning reads %q", got)
+	}
+	// The officer's console knows the areas of their own subtree by name;
+	// the district above is named by its code.
+	if got := items[ids["district"]]; !contains(got, "Địa bàn: 311", "cán bộ cấp trên") || strings.Contains(got, "DUYỆT VÀ PHÁT NGAY") {
+		t.Errorf("the district's warning reads %q, want it without the button", got)
+	}
+	if got := items[ids["old"]]; !contains(got, "đã hơn 1 giờ và không ghi thời hạn", "DUYỆT VÀ PHÁT NGAY") {
+		t.Errorf("the old warning without expires reads %q", got)
+	}
+	b.Shot("20-cap-cho-duyet")
+
+	b.Do("approve the commune's warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+ids["commune"])))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#cap-confirm")); !contains(got, "1 cụm loa sẽ phát ngay", "Xã Lập Lễ") {
+		t.Errorf("confirmation says %q", got)
+	}
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
+	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1'`, 30*time.Second)
+
+	var rec loaxa.CapAlert
+	c.MustDo("GET", "/api/v1/cap/"+ids["commune"], nil, &rec)
+	if rec.Action != "approved" || rec.ApprovedBy != "can-bo-lap-le" || rec.Emergency == "" {
+		t.Errorf("the approved warning: %s", rig.Describe(rec))
+	}
+	c.MustDo("GET", "/api/v1/cap/"+ids["district"], nil, &rec)
+	if rec.Action != "pending" {
+		t.Errorf("the district's warning is %s, want still pending", rec.Action)
+	}
+}
+
+// TestCapAutoStartListInTheConsole: an administrator over the whole tree
+// edits the list of CAP event types that play without approval on the
+// emergency screen; a warning of a type added there then plays at once.
+func TestCapAutoStartListInTheConsole(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Bão"}}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/emergency", `document.querySelector('#cap-auto-events')`)
+	if got := MustEval[string](b, `document.querySelector('#cap-auto-events').value`); got != "Bão" {
+		t.Errorf("auto-start list shown as %q, want Bão", got)
+	}
+	b.Do("add Lũ quét and save",
+		chromedp.SetValue(chromedp.CSS(`#cap-auto-events`), "Bão\n Lũ quét \n\n"),
+		chromedp.Click(chromedp.CSS(`#cap-auto-save`)))
+	b.Wait("the list saved", `document.querySelector('#cap-auto-events').value === 'Bão\nLũ quét'`, 10*time.Second)
+	var list struct{ Events []string }
+	c.MustDo("GET", "/api/v1/cap/auto-start", nil, &list)
+	if strings.Join(list.Events, "|") != "Bão|Lũ quét" {
+		t.Errorf("auto-start list after saving: %q", list.Events)
+	}
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-3", "11527")))
+	req.Header.Set("Content-Type", "application/cap+xml")
+	var out struct{ Action string }
+	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "play" {
+		t.Errorf("a flash-flood warning after the list has it: %d %s, want it played", status, raw)
+	}
+}
