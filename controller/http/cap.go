@@ -184,16 +184,24 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	for _, key := range otherStatus {
 		rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("%s not withdrawn: its status is not %s", key, a.Status)
 	}
+	// An Update that waits for approval leaves the warnings it updates
+	// sounding until it is approved: the area keeps the older warning
+	// rather than none. What of them waits for approval too is withdrawn
+	// now; it is superseded.
+	keepPlaying := rec.Action == string(cap.ActionPending) && a.MsgType == "Update"
 	for _, key := range d.Cancel {
 		if slices.Contains(otherStatus, key) {
 			continue
 		}
-		id, err := s.withdrawCap(ctx, store, svc, key, actor)
+		id, kept, err := s.withdrawCap(ctx, store, svc, key, actor, keepPlaying)
 		if err != nil {
 			return 0, capResponse{}, err
 		}
 		if id != "" {
 			resp.Cancelled = append(resp.Cancelled, id)
+		}
+		if kept != "" {
+			rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("emergency %s of %s plays on until this update is approved", kept, key)
 		}
 	}
 	if err := store.CreateCapAlert(ctx, rec); err != nil {
@@ -248,28 +256,32 @@ func mustCap(a *loaxa.CapAlert, err error) *loaxa.CapAlert {
 }
 
 // withdrawCap cancels what the alert with key started: its emergency if it
-// plays, or its approval if it waits. It returns the emergency cancelled.
-func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, key, actor string) (string, error) {
+// plays, or its approval if it waits. It returns the emergency cancelled,
+// or, with keepPlaying, the emergency left playing.
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, key, actor string, keepPlaying bool) (cancelled, kept string, err error) {
 	old, err := store.FindCapAlertByKey(ctx, key)
 	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return "", nil // never received here: nothing to withdraw
+		return "", "", nil // never received here: nothing to withdraw
 	} else if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 			a.Action, a.Reason = "cancelled", "withdrawn by a later Cancel or Update"
 			return nil
 		})
-		return "", err
+		return "", "", err
 	}
 	if old.Emergency == "" {
-		return "", nil
+		return "", "", nil
+	}
+	if keepPlaying {
+		return "", old.Emergency, nil
 	}
 	if _, err := svc.CancelEmergency(ctx, old.Emergency, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
-		return "", err
+		return "", "", err
 	}
-	return old.Emergency, nil
+	return old.Emergency, "", nil
 }
 
 // capTargets maps an info block to areas: geocodes that are area ids, and
@@ -343,6 +355,28 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	if !rec.Expires.IsZero() && !rec.Expires.After(s.now()) {
 		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired at %s.", rec.ID, rec.Expires.Format(time.RFC3339))
 	}
+	// An Update stops the warnings it updates once it plays; they kept
+	// sounding while it waited. The approver needs the right to stop them.
+	var replaces []string
+	if rec.MsgType == "Update" {
+		for _, key := range rec.References {
+			old, err := store.FindCapAlertByKey(ctx, key)
+			if loaxa.ErrorCode(err) == loaxa.ENotFound {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if old.Status != rec.Status || old.Emergency == "" {
+				continue
+			}
+			for _, t := range old.Targets {
+				if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
+					return loaxa.Errorf(loaxa.EForbidden, "This update replaces CAP alert %s, which went to area %s: %s", key, t, loaxa.ErrorMessage(err))
+				}
+			}
+			replaces = append(replaces, key)
+		}
+	}
 	rec, err = store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
 		if a.Action != string(cap.ActionPending) {
 			return loaxa.Errorf(loaxa.EConflict, "CAP alert %s was %s meanwhile.", a.ID, a.Action)
@@ -358,8 +392,19 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// Only once the update sounds: never a moment of silence between.
+	var cancelled []string
+	for _, key := range replaces {
+		id, _, err := s.withdrawCap(ctx, store, svc, key, userFrom(ctx).Username, false)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			cancelled = append(cancelled, id)
+		}
+	}
 	rec = mustCap(store.FindCapAlertByID(ctx, rec.ID))
-	s.writeJSON(w, r, http.StatusOK, capResponse{Action: rec.Action, Alert: rec, Emergency: em})
+	s.writeJSON(w, r, http.StatusOK, capResponse{Action: rec.Action, Alert: rec, Emergency: em, Cancelled: cancelled})
 	return nil
 }
 

@@ -339,3 +339,44 @@ func TestCapExerciseDoesNotWithdrawActual(t *testing.T) {
 		}
 	}
 }
+
+// TestCapUpdateWaitingKeepsTheWarning: an Update whose event does not
+// start on its own waits for approval, and the warning it updates sounds
+// on meanwhile (the answer says so) rather than leaving the area silent;
+// approving the update plays it and then stops the older warning.
+func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	playing := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	if playing.Action != "play" || playing.Emergency == nil {
+		t.Fatalf("set-up: %+v", playing)
+	}
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {}}, http.StatusOK, nil)
+	ref := "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
+	update := strings.Replace(capXML("u1", "Actual", "12346", ref), "<msgType>Alert", "<msgType>Update", 1)
+	u := e.postCap(update, http.StatusCreated)
+	if u.Action != "pending" || len(u.Cancelled) != 0 || !strings.Contains(u.Reason, playing.Emergency.ID+" of nchmf.gov.vn,p1") {
+		t.Errorf("waiting Update: %+v, want pending, nothing cancelled, the reason naming what plays on", u)
+	}
+	var em loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
+	if em.State != loaxa.EmergencyActive {
+		t.Errorf("the warning while its update waits: %s, want active", em.State)
+	}
+	for _, c := range e.alerts.commands() {
+		if c.cmd.Name == protocol.CmdAlertCancel {
+			t.Errorf("a cancel was sent while the update waits: %+v", c)
+		}
+	}
+
+	var a capAnswer
+	e.call("POST", "/api/v1/cap/"+u.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &a)
+	if a.Emergency == nil || !slices.Equal(a.Cancelled, []string{playing.Emergency.ID}) {
+		t.Errorf("approved Update: %+v, want it played and %s cancelled", a, playing.Emergency.ID)
+	}
+	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
+	if em.State != loaxa.EmergencyCancelled {
+		t.Errorf("the older warning after the update was approved: %s, want cancelled", em.State)
+	}
+}
