@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -95,10 +96,20 @@ func TestCommuneScope(t *testing.T) {
 	if ids := nodeIDs(nodes.Nodes); !slices.Equal(ids, []string{"n-a"}) {
 		t.Errorf("officer of 12346 sees nodes %v, want [n-a]", ids)
 	}
-	var areas struct{ Areas []loaxa.Area }
+	var areas struct {
+		Areas []loaxa.Area
+		Above []struct{ ID, Name string }
+	}
 	e.call("GET", "/api/v1/areas", officer, nil, http.StatusOK, &areas)
 	if len(areas.Areas) != 1 || areas.Areas[0].ID != "12346" {
 		t.Errorf("officer of 12346 sees areas %+v", areas.Areas)
+	}
+	// The areas above are named, not opened.
+	if got := fmt.Sprint(areas.Above); got != "[{318 Huyện Tiên Lãng} {31 Thành phố Hải Phòng}]" {
+		t.Errorf("officer of 12346 sees above: %s", got)
+	}
+	if r := e.request("GET", "/api/v1/areas/318", officer, "", nil); r.status != http.StatusForbidden {
+		t.Errorf("officer of 12346 reads the district: %d", r.status)
 	}
 
 	var province, other, own loaxa.Announcement

@@ -20,20 +20,48 @@ type areaRequest struct {
 // areasResponse answers GET /api/v1/areas.
 type areasResponse struct {
 	Areas []*loaxa.Area `json:"areas"`
+	// Above names the areas above the caller's own, its parent first: so
+	// that a commune officer's console can name the district that sent a
+	// warning to the commune. Names only; the areas stay outside the
+	// caller's scope.
+	Above []areaName `json:"above,omitempty"`
+}
+
+// areaName is an area's id and name.
+type areaName struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // handleListAreas answers GET /api/v1/areas: the user's area and
-// everything below it.
+// everything below it, and the names of the areas above it.
 func (s *Server) handleListAreas(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
 	}
 	ctx := r.Context()
-	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: userFrom(ctx).Area})
+	own := userFrom(ctx).Area
+	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: own})
 	if err != nil {
 		return fmt.Errorf("list areas: %w", err)
 	}
-	s.writeJSON(w, r, http.StatusOK, areasResponse{Areas: nonNil(areas)})
+	resp := areasResponse{Areas: nonNil(areas)}
+	for i, a := range areas {
+		if a.ID != own {
+			continue
+		}
+		// Up from the caller's area; a cycle cannot be stored, the bound
+		// only keeps a damaged store from looping.
+		for id := areas[i].Parent; id != "" && len(resp.Above) < 64; {
+			p, err := s.AreaService.FindAreaByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("list areas: the area above %s: %w", own, err)
+			}
+			resp.Above = append(resp.Above, areaName{ID: p.ID, Name: p.Name})
+			id = p.Parent
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 

@@ -105,4 +105,13 @@ func TestEmergencyAckBoard(t *testing.T) {
 		!strings.HasPrefix(ems.Emergencies[0].Text, "Tình hình đã an toàn") {
 		t.Errorf("after the all-clear: %s", rig.Describe(ems))
 	}
+
+	// The district's warning reaches the commune: the officer's board
+	// names the district, an area above the officer's own, not its code.
+	var district loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"311"}, "repeat": 1, "drill": true}, &district)
+	b.Go("#/emergency/"+district.ID, `document.querySelector('#ack-board')`)
+	if got := MustEval[string](b, text("main h1 + p")); !strings.Contains(got, "Huyện Thủy Nguyên") {
+		t.Errorf("the board of the district's warning says %q, want the district named", got)
+	}
 }

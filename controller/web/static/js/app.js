@@ -31,14 +31,16 @@ class Context {
     this.me = me;
     this.areas = [];
     this.areaByID = new Map();
+    this.aboveByID = new Map(); // names of the areas above the user's own
   }
   may(action) { return (this.me.actions || []).includes(action); }
   async loadAreas() {
-    const { areas } = await api('GET', '/areas');
+    const { areas, above } = await api('GET', '/areas');
     this.areas = areas;
     this.areaByID = new Map(areas.map((a) => [a.id, a]));
+    this.aboveByID = new Map((above || []).map((a) => [a.id, a]));
   }
-  areaName(id) { const a = this.areaByID.get(id); return a ? a.name : id; }
+  areaName(id) { const a = this.areaByID.get(id) || this.aboveByID.get(id); return a ? a.name : id; }
   /** roots are the top areas the user sees: their own, or the tree's roots. */
   roots() { return this.areas.filter((a) => !a.parent || !this.areaByID.has(a.parent)); }
   /** depth is how far below the user's roots an area lies. */
