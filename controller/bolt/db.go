@@ -49,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -105,8 +106,54 @@ var (
 )
 
 // schemaVersion is the layout this code reads and writes. A file written by
-// a newer layout is refused rather than misread.
-const schemaVersion = 1
+// a newer layout is refused rather than misread; an older one is brought up
+// to date by Open, in the transaction that reads the version (migrations).
+const schemaVersion = 2
+
+// migrations[v] brings a store of schema v to v+1.
+var migrations = map[uint64]func(tx *bbolt.Tx) error{
+	1: markDrillDeliveries,
+}
+
+// markDrillDeliveries (schema 1 → 2) marks the deliveries of drill
+// emergencies stored before a delivery carried the mark, so that reports
+// over that time count those exercises as drills, not as emergencies.
+func markDrillDeliveries(tx *bbolt.Tx) error {
+	deliveries := tx.Bucket(bucketDeliveries)
+	return tx.Bucket(bucketEmergencies).ForEach(func(k, v []byte) error {
+		if v == nil {
+			return nil
+		}
+		var em struct {
+			Drill bool `json:"drill"`
+		}
+		if err := json.Unmarshal(v, &em); err != nil {
+			return fmt.Errorf("emergency %q: %w", k, err)
+		}
+		if !em.Drill {
+			return nil
+		}
+		prefix := append(slices.Clone(k), 0)
+		var marked []*loaxa.Delivery
+		c := deliveries.Cursor()
+		for dk, dv := c.Seek(prefix); dk != nil && bytes.HasPrefix(dk, prefix); dk, dv = c.Next() {
+			var d loaxa.Delivery
+			if err := json.Unmarshal(dv, &d); err != nil {
+				return fmt.Errorf("delivery %q: %w", dk, err)
+			}
+			if !d.Drill {
+				d.Drill = true
+				marked = append(marked, &d)
+			}
+		}
+		for _, d := range marked {
+			if err := putJSON(deliveries, deliveryKey(d.Announcement, d.Occurrence, d.Node), d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
 // DefaultOpenTimeout is how long Open waits for the file lock by default.
 const DefaultOpenTimeout = 2 * time.Second
@@ -176,10 +223,19 @@ func (db *DB) Open() error {
 			if len(v) != 8 {
 				return fmt.Errorf("schema version has %d bytes", len(v))
 			}
-			if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+			got := binary.BigEndian.Uint64(v)
+			if got > schemaVersion {
 				return fmt.Errorf("store schema version %d is newer than this controller's %d", got, schemaVersion)
 			}
-			return nil
+			if got == schemaVersion {
+				return nil
+			}
+			for ; got < schemaVersion; got++ {
+				if err := migrations[got](tx); err != nil {
+					return fmt.Errorf("bring the store from schema %d to %d: %w", got, got+1, err)
+				}
+			}
+			db.Logger.Info("store: brought up to date", "schema", schemaVersion)
 		}
 		return meta.Put(keySchema, u64(schemaVersion))
 	})

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/json"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
@@ -113,3 +114,30 @@ func DuringFlush(db *DB, fn func()) {
 // OnCredentialsCommitted runs fn after every credentials write committed
 // and before the node table has the change, or no longer with nil.
 func OnCredentialsCommitted(db *DB, fn func()) { db.credentialsCommitted = fn }
+
+// AsSchema1 makes db's file look as schema 1 left it: the version, and no
+// delivery marked drill.
+func AsSchema1(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		var old []*loaxa.Delivery
+		err := b.ForEach(func(k, v []byte) error {
+			var d loaxa.Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			d.Drill = false
+			old = append(old, &d)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range old {
+			if err := putJSON(b, deliveryKey(d.Announcement, d.Occurrence, d.Node), d); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(1))
+	})
+}

@@ -1,0 +1,60 @@
+package bolt_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+)
+
+// TestOpenMarksOldDrillDeliveries: a store of schema 1 kept the
+// deliveries of drill emergencies without the drill mark, so reports
+// counted those exercises as emergencies. Open brings it to the current
+// schema: the drill's deliveries are marked, a real emergency's are not,
+// and a second Open changes nothing.
+func TestOpenMarksOldDrillDeliveries(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "31", "")
+	mustNode(t, db, "n1", "31")
+	mustNode(t, db, "n2", "31")
+	ems, ds := bolt.NewEmergencyService(db), bolt.NewDeliveryService(db)
+	var ids []string
+	for _, drill := range []bool{true, false} {
+		em := &loaxa.Emergency{Title: "Bão số 3", Drill: drill, Targets: []string{"31"}}
+		must(t, ems.CreateEmergency(ctx, em))
+		ids = append(ids, em.ID)
+		occ := loaxa.OccurrenceID(em.ID, t0.Add(time.Minute))
+		must(t, ds.EnsureDeliveries(ctx, []*loaxa.Delivery{
+			{Announcement: em.ID, Occurrence: occ, Node: "n1", Start: t0.Add(time.Minute), Drill: drill},
+			{Announcement: em.ID, Occurrence: occ, Node: "n2", Start: t0.Add(time.Minute), Drill: drill},
+		}))
+	}
+	must(t, bolt.AsSchema1(db))
+	drills := func() map[string]int {
+		out := map[string]int{}
+		for _, id := range ids {
+			got, err := ds.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+			must(t, err)
+			for _, d := range got {
+				if d.Drill {
+					out[id]++
+				}
+			}
+		}
+		return out
+	}
+	if got := drills(); len(got) != 0 {
+		t.Fatalf("set-up: drill marks %v before the migration", got)
+	}
+
+	for range 2 {
+		must(t, db.Close())
+		must(t, db.Open())
+		if got := drills(); got[ids[0]] != 2 || got[ids[1]] != 0 {
+			t.Errorf("after Open: drill marks per emergency %v, want 2 on the drill %s and none on %s", got, ids[0], ids[1])
+		}
+	}
+}
