@@ -161,7 +161,11 @@ func BenchmarkControllerRound(b *testing.B) {
 	time.Sleep(5 * time.Second)
 	idle := float64(cpuTime()-cpu0) / float64(time.Since(at0))
 	brokerIdle := float64(bb.cpu(b)-bcpu0) / float64(time.Since(at0))
-	logf("at rest: %.1f %% of a core (Mosquitto %.1f %%)", 100*idle, 100*brokerIdle)
+	if bb.mosq != nil {
+		logf("at rest: %.1f %% of a core (Mosquitto %.1f %%)", 100*idle, 100*brokerIdle)
+	} else {
+		logf("at rest: %.1f %% of a core", 100*idle)
+	}
 
 	type result struct {
 		cpu, received, completed, ingested time.Duration
@@ -331,6 +335,9 @@ func BenchmarkControllerRound(b *testing.B) {
 		b.ReportMetric(pct(brokerCPUs, 50).Seconds(), "mosquitto-cpu-s/round")
 		logf("Mosquitto: CPU per round median %.2f s (min %.2f, max %.2f), at rest %.1f %% of a core; began dropping a client's messages %d times over the run: %s",
 			pct(brokerCPUs, 50).Seconds(), brokerCPUs[0].Seconds(), brokerCPUs[len(brokerCPUs)-1].Seconds(), 100*brokerIdle, bb.drops(), bb.dropLines())
+		if bb.drops() > 0 {
+			b.Errorf("Mosquitto dropped messages for a client: %s", bb.dropLines())
+		}
 	}
 	logf("%d nodes, %d rounds: controller process CPU per round median %.2f s (min %.2f, max %.2f), of which report polls ≈ %.0f × %.1f ms; thin nodes' processes %.2f s; "+
 		"at rest %.1f %% of a core; every node received (report) median %v, completed median %v, reports ingested median %v; "+
