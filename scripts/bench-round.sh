@@ -13,6 +13,13 @@
 #
 #   scripts/bench-round.sh [NODES [ROUNDS]]     (default 1000 nodes, 5 rounds)
 #
+# LOAXA_BENCH_BROKER=mosquitto runs the same rounds through a real Mosquitto
+# (Debian's /usr/sbin/mosquitto, as scripts/test.sh installs it) that the
+# benchmark starts with what the controller exports: its mosquitto.conf
+# settings, the password file with every node's account and the
+# controller's two, the ACL; a soft limit of open files of NODES + 1024.
+# It then also prints Mosquitto's CPU per round (/proc/<pid>/stat) and how
+# often it logged that it began dropping a client's messages.
 # LOAXA_BENCH_WATCHERS=3 has three officers watch each round's board (live
 # streams of the emergency, open from the call to the round's end).
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
@@ -28,7 +35,7 @@ if ! command -v "$go" >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	go=/usr/local/go/bin/go
 fi
 
-echo "nodes=$nodes rounds=$rounds $("$go" version) cores=$(nproc)"
+echo "nodes=$nodes rounds=$rounds broker=${LOAXA_BENCH_BROKER:-embedded} $("$go" version) cores=$(nproc)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
 LOAXA_BENCH_EMERGENCY_NODES=$nodes LOAXA_BENCH_EMERGENCY_ROUNDS=$rounds \

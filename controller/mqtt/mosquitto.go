@@ -33,6 +33,12 @@ allow_anonymous false
 use_username_as_clientid true
 password_file /etc/mosquitto/loaxa.passwd
 acl_file /etc/mosquitto/loaxa.acl
+# Every node reporting at once (all reconnecting after a restart, or their
+# retained states when the controller subscribes again) is a burst on the
+# controller's one subscription. Past max_queued_messages (1000 by
+# default) Mosquitto drops a client's messages: room for 20,000 nodes
+# with 5 messages each, at most ~100 MB for a client that stops reading.
+max_queued_messages 100000
 `
 
 // ExportMosquitto builds the Mosquitto files for every node with active

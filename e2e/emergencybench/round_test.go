@@ -1,7 +1,6 @@
 package emergencybench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -48,6 +47,13 @@ const envWatchers = "LOAXA_BENCH_WATCHERS"
 // node received and completed; the alert's fan-out (the thin node's
 // receipt − the alert's issue); the node messages the ingest dropped
 // because its queues were full. Run it with -benchtime 1x.
+//
+// LOAXA_BENCH_BROKER=mosquitto runs the same rounds through a real
+// Mosquitto (mosquitto_test.go) that the benchmark starts with the
+// configuration and files the controller exports (every node's account
+// and the controller's two, the ACL, no anonymous access), and adds its
+// process's CPU per round and the times it logged that it began dropping
+// a client's messages.
 func BenchmarkControllerRound(b *testing.B) {
 	n := envInt(b, envNodes, 100)
 	rounds := envInt(b, envRounds, 5)
@@ -56,7 +62,8 @@ func BenchmarkControllerRound(b *testing.B) {
 	}
 	dir := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	c := rig.StartControllerWith(b, rig.ControllerOptions{Logger: quiet})
+	bb := startBenchBroker(b, n)
+	c := rig.StartControllerWith(b, rig.ControllerOptions{Broker: bb.url, Logger: quiet})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
 
@@ -86,6 +93,7 @@ func BenchmarkControllerRound(b *testing.B) {
 		b.Fatal(err)
 	}
 	logf("%d nodes enrolled in %v", n, time.Since(t0).Round(time.Millisecond))
+	bb.install(b, c, creds[n-1])
 
 	self, err := os.Executable()
 	if err != nil {
@@ -149,10 +157,15 @@ func BenchmarkControllerRound(b *testing.B) {
 	ct := c.Upload("bao-dong.wav", rig.ToneWAV(880, 200*time.Millisecond, 16000, 1))
 
 	// The controller at rest with N nodes connected (heartbeats, sweeps).
-	cpu0, at0 := cpuTime(), time.Now()
+	cpu0, bcpu0, at0 := cpuTime(), bb.cpu(b), time.Now()
 	time.Sleep(5 * time.Second)
 	idle := float64(cpuTime()-cpu0) / float64(time.Since(at0))
-	logf("at rest: %.1f %% of a core", 100*idle)
+	brokerIdle := float64(bb.cpu(b)-bcpu0) / float64(time.Since(at0))
+	if bb.mosq != nil {
+		logf("at rest: %.1f %% of a core (Mosquitto %.1f %%)", 100*idle, 100*brokerIdle)
+	} else {
+		logf("at rest: %.1f %% of a core", 100*idle)
+	}
 
 	type result struct {
 		cpu, received, completed, ingested time.Duration
@@ -160,6 +173,8 @@ func BenchmarkControllerRound(b *testing.B) {
 		events, states, dropped, lost      float64
 		inflight                           float64
 		nodesCPU                           time.Duration // the thin nodes' processes
+		brokerCPU                          time.Duration // Mosquitto's process
+		brokerDrops                        int           // Mosquitto's "being dropped" lines
 		polls                              int
 		lead                               int64
 	}
@@ -175,6 +190,7 @@ func BenchmarkControllerRound(b *testing.B) {
 	round := func(k int) result {
 		m0 := promtest.Scrape(b, c.URL+"/metrics")
 		nodes0 := procsCPU(b, procs)
+		broker0, drops0 := bb.cpu(b), bb.drops()
 		cpu0 := cpuTime()
 		t0 := time.Now()
 		var em loaxa.Emergency
@@ -234,6 +250,7 @@ func BenchmarkControllerRound(b *testing.B) {
 				r.ingested = time.Since(t0)
 				r.cpu = cpuTime() - cpu0
 				r.nodesCPU = procsCPU(b, procs) - nodes0
+				r.brokerCPU = bb.cpu(b) - broker0
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -247,6 +264,7 @@ func BenchmarkControllerRound(b *testing.B) {
 		r.dropped = dropped(m1) - dropped(m0)
 		r.lost = m1.Sum("loaxa_broker_messages_dropped_total") - m0.Sum("loaxa_broker_messages_dropped_total")
 		r.inflight = m1.Sum("loaxa_broker_inflight_dropped_total") - m0.Sum("loaxa_broker_inflight_dropped_total")
+		r.brokerDrops = bb.drops() - drops0
 		mu.Lock()
 		for _, at := range got[em.Occurrence] {
 			r.fanout = append(r.fanout, at.Sub(em.Issued))
@@ -256,6 +274,9 @@ func BenchmarkControllerRound(b *testing.B) {
 		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d",
 			k, r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
 			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
+		if bb.mosq != nil {
+			logf("round %d: Mosquitto CPU %.2f s; it began dropping a client's messages %d times", k, r.brokerCPU.Seconds(), r.brokerDrops)
+		}
 		if len(r.fanout) != n {
 			b.Errorf("round %d: %d of %d thin nodes had the alert", k, len(r.fanout), n)
 		}
@@ -288,13 +309,14 @@ func BenchmarkControllerRound(b *testing.B) {
 	}
 	poll := (cpuTime() - cpu1) / 5
 
-	var cpus, recv, comp, ingd, nodeCPUs []time.Duration
+	var cpus, recv, comp, ingd, nodeCPUs, brokerCPUs []time.Duration
 	var fan []time.Duration
 	var events, states, drops, lost float64
 	polls := 0
 	for _, r := range results {
 		cpus, recv, comp, ingd = append(cpus, r.cpu), append(recv, r.received), append(comp, r.completed), append(ingd, r.ingested)
 		nodeCPUs = append(nodeCPUs, r.nodesCPU)
+		brokerCPUs = append(brokerCPUs, r.brokerCPU)
 		fan = append(fan, r.fanout...)
 		events += r.events
 		states += r.states
@@ -302,13 +324,21 @@ func BenchmarkControllerRound(b *testing.B) {
 		lost += r.lost + r.inflight
 		polls += r.polls
 	}
-	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan, nodeCPUs} {
+	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan, nodeCPUs, brokerCPUs} {
 		slices.Sort(s)
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(pct(cpus, 50).Seconds(), "cpu-s/round")
 	b.ReportMetric(ms(pct(comp, 50)), "completed-ms")
 	b.ReportMetric(ms(pct(fan, 99)), "p99-fanout-ms")
+	if bb.mosq != nil {
+		b.ReportMetric(pct(brokerCPUs, 50).Seconds(), "mosquitto-cpu-s/round")
+		logf("Mosquitto: CPU per round median %.2f s (min %.2f, max %.2f), at rest %.1f %% of a core; began dropping a client's messages %d times over the run: %s",
+			pct(brokerCPUs, 50).Seconds(), brokerCPUs[0].Seconds(), brokerCPUs[len(brokerCPUs)-1].Seconds(), 100*brokerIdle, bb.drops(), bb.dropLines())
+		if bb.drops() > 0 {
+			b.Errorf("Mosquitto dropped messages for a client: %s", bb.dropLines())
+		}
+	}
 	logf("%d nodes, %d rounds: controller process CPU per round median %.2f s (min %.2f, max %.2f), of which report polls ≈ %.0f × %.1f ms; thin nodes' processes %.2f s; "+
 		"at rest %.1f %% of a core; every node received (report) median %v, completed median %v, reports ingested median %v; "+
 		"fan-out (receipt − issue) p50 %.1f p99 %.1f ms; per round and node %.2f event batches, %.2f states; %.0f messages dropped from full ingest queues, %.0f by the broker",
@@ -338,25 +368,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// procsCPU is the user and system CPU time of the helper processes so far
-// (/proc/<pid>/stat, in clock ticks of 10 ms).
+// procsCPU is the user and system CPU time of the helper processes so far.
 func procsCPU(b *testing.B, procs []*helper) time.Duration {
 	var total time.Duration
 	for _, p := range procs {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		d, err := pidCPU(p.cmd.Process.Pid)
 		if err != nil {
 			b.Fatalf("%s: %v", p.name, err)
 		}
-		// The fields after the command's name in parentheses: utime and
-		// stime are the 12th and 13th.
-		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-		for _, s := range f[11:13] {
-			ticks, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				b.Fatalf("%s: /proc stat %q: %v", p.name, s, err)
-			}
-			total += time.Duration(ticks) * 10 * time.Millisecond
-		}
+		total += d
 	}
 	return total
 }

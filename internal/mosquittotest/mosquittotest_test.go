@@ -228,3 +228,35 @@ func TestStartFailureShowsLog(t *testing.T) {
 		t.Fatalf("error %v, log %q: want an exit at start with mosquitto's complaint", err, b.Log())
 	}
 }
+
+// openFiles reads the soft limit of open files of process pid.
+func openFiles(t *testing.T, pid int) string {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		if strings.HasPrefix(line, "Max open files") {
+			return strings.Fields(line)[3]
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits:\n%s", pid, raw)
+	return ""
+}
+
+func TestOpenFiles(t *testing.T) {
+	// 1001, not a limit any process gets by default.
+	b := Start(t, Options{AllowAnonymous: true, OpenFiles: 1001})
+	if got := openFiles(t, b.Pid()); got != "1001" {
+		t.Fatalf("mosquitto's soft limit of open files is %s, want 1001", got)
+	}
+	b.Restart()
+	if got := openFiles(t, b.Pid()); got != "1001" {
+		t.Fatalf("after a restart mosquitto's soft limit of open files is %s, want 1001", got)
+	}
+	b.Stop()
+	if b.Pid() != 0 {
+		t.Fatalf("Pid() = %d after Stop, want 0", b.Pid())
+	}
+}
