@@ -328,14 +328,26 @@ func TestCapExerciseDoesNotWithdrawActual(t *testing.T) {
 	if u := e.postCap(update, http.StatusCreated); u.Action != "drill" || len(u.Cancelled) != 0 || u.Emergency == nil || !u.Emergency.Drill {
 		t.Errorf("exercise Update of the real alert: %+v", u)
 	}
-	var em loaxa.EmergencyReport
-	e.call("GET", "/api/v1/emergency/"+real.Emergency.ID, e.admin, nil, http.StatusOK, &em)
-	if em.State != loaxa.EmergencyActive {
-		t.Errorf("the real alert after the exercise's Cancel and Update: %s, want active", em.State)
+	if st := e.emergencyState(real.Emergency.ID); st != loaxa.EmergencyActive {
+		t.Errorf("the real alert after the exercise's Cancel and Update: %s, want active", st)
 	}
+	e.noCancelSent("after the exercise's Cancel and Update")
+}
+
+// emergencyState returns the state of emergency id.
+func (e *env) emergencyState(id string) string {
+	e.t.Helper()
+	var em loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+id, e.admin, nil, http.StatusOK, &em)
+	return em.State
+}
+
+// noCancelSent fails the test if an alert-cancel was sent to any node.
+func (e *env) noCancelSent(when string) {
+	e.t.Helper()
 	for _, c := range e.alerts.commands() {
 		if c.cmd.Name == protocol.CmdAlertCancel {
-			t.Errorf("a cancel was sent: %+v", c)
+			e.t.Errorf("a cancel was sent %s: %+v", when, c)
 		}
 	}
 }
@@ -359,24 +371,17 @@ func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
 	if u.Action != "pending" || len(u.Cancelled) != 0 || !strings.Contains(u.Reason, playing.Emergency.ID+" of nchmf.gov.vn,p1") {
 		t.Errorf("waiting Update: %+v, want pending, nothing cancelled, the reason naming what plays on", u)
 	}
-	var em loaxa.EmergencyReport
-	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
-	if em.State != loaxa.EmergencyActive {
-		t.Errorf("the warning while its update waits: %s, want active", em.State)
+	if st := e.emergencyState(playing.Emergency.ID); st != loaxa.EmergencyActive {
+		t.Errorf("the warning while its update waits: %s, want active", st)
 	}
-	for _, c := range e.alerts.commands() {
-		if c.cmd.Name == protocol.CmdAlertCancel {
-			t.Errorf("a cancel was sent while the update waits: %+v", c)
-		}
-	}
+	e.noCancelSent("while the update waits")
 
 	var a capAnswer
 	e.call("POST", "/api/v1/cap/"+u.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &a)
 	if a.Emergency == nil || !slices.Equal(a.Cancelled, []string{playing.Emergency.ID}) {
 		t.Errorf("approved Update: %+v, want it played and %s cancelled", a, playing.Emergency.ID)
 	}
-	e.call("GET", "/api/v1/emergency/"+playing.Emergency.ID, e.admin, nil, http.StatusOK, &em)
-	if em.State != loaxa.EmergencyCancelled {
-		t.Errorf("the older warning after the update was approved: %s, want cancelled", em.State)
+	if st := e.emergencyState(playing.Emergency.ID); st != loaxa.EmergencyCancelled {
+		t.Errorf("the older warning after the update was approved: %s, want cancelled", st)
 	}
 }

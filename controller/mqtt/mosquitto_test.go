@@ -13,25 +13,6 @@ import (
 	"loaxa.vn/internal/mosquittotest"
 )
 
-// installedConf is mqtt.MosquittoConf as a province installs it, without
-// what mosquittotest writes itself (anonymous access off, the files'
-// paths in the test's directory).
-func installedConf(t *testing.T) string {
-	t.Helper()
-	if !strings.Contains(mqtt.MosquittoConf, "\nallow_anonymous false\n") {
-		t.Fatalf("the exported configuration lets anonymous clients in:\n%s", mqtt.MosquittoConf)
-	}
-	var conf strings.Builder
-	for line := range strings.Lines(mqtt.MosquittoConf) {
-		switch strings.Fields(line + " #")[0] {
-		case "allow_anonymous", "password_file", "acl_file":
-			continue
-		}
-		conf.WriteString(line)
-	}
-	return conf.String()
-}
-
 // Every node reporting at once — 10,000 reconnecting after the broker
 // restarted, or their retained states when the controller subscribes
 // again — is a burst on the controller's one subscription. Mosquitto
@@ -49,7 +30,7 @@ func TestMosquittoConfQueuesABurstForTheController(t *testing.T) {
 				Users: map[string]string{mqtt.ControllerUsername: "c-secret", "nodes": "n-secret"},
 				ACL: "user " + mqtt.ControllerUsername + "\ntopic readwrite loa/v1/#\n\n" +
 					"user nodes\ntopic write loa/v1/#\n",
-				Config: installedConf(t),
+				Config: mosquittotest.Installed(t, mqtt.MosquittoConf),
 			})
 			connect := func(user, pass string) paho.Client {
 				c := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).

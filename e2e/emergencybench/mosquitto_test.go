@@ -54,28 +54,11 @@ func startBenchBroker(b *testing.B, n int) *benchBroker {
 	m := mosquittotest.Start(b, mosquittotest.Options{
 		PasswordFile: user + ":" + hash + "\n" + pub + ":" + hash + "\n",
 		ACL:          "user " + user + "\ntopic readwrite loa/v1/#\n\nuser " + pub + "\ntopic write loa/v1/#\n",
-		Config:       exportedConf(b),
+		Config:       mosquittotest.Installed(b, mqtt.MosquittoConf),
 		OpenFiles:    uint64(n) + 1024,
 	})
 	u := url.URL{Scheme: "tcp", Host: m.Addr(), User: url.UserPassword(user, pass)}
 	return &benchBroker{url: u.String(), mosq: m}
-}
-
-// exportedConf is mqtt.MosquittoConf without what mosquittotest writes
-// itself: allow_anonymous (false, as exported) and the files' paths.
-func exportedConf(b *testing.B) string {
-	if !strings.Contains(mqtt.MosquittoConf, "\nallow_anonymous false\n") {
-		b.Fatalf("the exported configuration does not turn anonymous access off:\n%s", mqtt.MosquittoConf)
-	}
-	var conf strings.Builder
-	for line := range strings.Lines(mqtt.MosquittoConf) {
-		switch strings.Fields(line + " #")[0] {
-		case "allow_anonymous", "password_file", "acl_file":
-			continue
-		}
-		conf.WriteString(line)
-	}
-	return conf.String()
 }
 
 // install does what an operator does after enrolling: fetch the files

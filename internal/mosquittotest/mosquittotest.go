@@ -40,6 +40,26 @@ const (
 // startTimeout bounds how long a broker may take to accept connections.
 const startTimeout = 10 * time.Second
 
+// Installed returns conf, a mosquitto.conf as a deployment installs it,
+// without the lines Start writes itself (allow_anonymous, password_file,
+// acl_file), for Options.Config. It fails tb if conf does not turn
+// anonymous access off: the file a province installs must.
+func Installed(tb testing.TB, conf string) string {
+	tb.Helper()
+	if !strings.Contains(conf, "\nallow_anonymous false\n") {
+		tb.Fatalf("the configuration lets anonymous clients in:\n%s", conf)
+	}
+	var out strings.Builder
+	for line := range strings.Lines(conf) {
+		switch strings.Fields(line + " #")[0] {
+		case "allow_anonymous", "password_file", "acl_file":
+			continue
+		}
+		out.WriteString(line)
+	}
+	return out.String()
+}
+
 // Options configure a broker. The zero value refuses every client (Mosquitto
 // 2 denies anonymous clients by default); set AllowAnonymous or Users.
 type Options struct {
