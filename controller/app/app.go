@@ -348,6 +348,7 @@ func (a *App) Open() (err error) {
 				_, err := a.HTTP.ReceiveCapFeed(ctx, raw, feed)
 				return err
 			}}
+		a.HTTP.CapFeeds = a.CapFeeds
 	}
 	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {

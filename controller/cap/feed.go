@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,9 @@ type Poller struct {
 	Logger *slog.Logger
 
 	seen map[string]bool // Atom entry id + updated
+
+	mu     sync.Mutex
+	status map[string]*FeedStatus // by URL
 
 	metricsOnce sync.Once
 	polls       *prometheus.CounterVec
@@ -89,6 +93,71 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 }
 
+// FeedStatus is how the polls of one feed went, for the officers who
+// depend on it: a warning service that went quiet before a typhoon must be
+// seen, not only logged.
+type FeedStatus struct {
+	// Feed is the address without user information or query, which may
+	// hold credentials.
+	Feed string `json:"feed"`
+	// LastOK is when a poll last succeeded; zero if none has.
+	LastOK time.Time `json:"last_ok,omitzero"`
+	// Failures counts the polls that failed since the last good one;
+	// LastError and LastErrorAt say the newest's error (credentials cut).
+	Failures    int       `json:"failures"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Status returns every feed's status, in the order of URLs; a feed not
+// polled yet has neither LastOK nor LastErrorAt.
+func (p *Poller) Status() []FeedStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]FeedStatus, 0, len(p.URLs))
+	for _, u := range p.URLs {
+		if st, ok := p.status[u]; ok {
+			out = append(out, *st)
+		} else {
+			out = append(out, FeedStatus{Feed: feedLabel(u)})
+		}
+	}
+	return out
+}
+
+// note records the result of one poll of feed.
+func (p *Poller) note(feed string, err error, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status == nil {
+		p.status = map[string]*FeedStatus{}
+	}
+	st, ok := p.status[feed]
+	if !ok {
+		st = &FeedStatus{Feed: feedLabel(feed)}
+		p.status[feed] = st
+	}
+	if err == nil {
+		st.LastOK, st.Failures = now, 0
+		return
+	}
+	st.Failures++
+	st.LastError, st.LastErrorAt = redactURLs(err.Error()), now
+}
+
+// urlInText finds addresses in an error message.
+var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"']+`)
+
+// redactURLs cuts user information and queries from the addresses in msg.
+func redactURLs(msg string) string {
+	return urlInText.ReplaceAllStringFunc(msg, func(u string) string {
+		if _, err := url.Parse(u); err != nil {
+			return "(address)"
+		}
+		return feedLabel(u)
+	})
+}
+
 // Poll fetches every feed once.
 func (p *Poller) Poll(ctx context.Context) {
 	if p.seen == nil {
@@ -106,6 +175,7 @@ func (p *Poller) Poll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		p.note(u, err, time.Now())
 		if err != nil {
 			p.Logger.Warn("cap: feed poll failed", "feed", u, "err", err)
 			p.polls.WithLabelValues(feedLabel(u), "error").Inc()

@@ -2,11 +2,13 @@ package cap
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +123,46 @@ func TestPollerMetrics(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "bi-mat") {
 		t.Errorf("metrics carry the feed's credentials:\n%s", out.String())
+	}
+}
+
+// TestPollerStatus: each feed's status says when it was last polled
+// without an error and how many polls failed since, with the newest error;
+// credentials in the address (user information, a token in the query)
+// appear nowhere in it. A feed that answers again is healthy again.
+func TestPollerStatus(t *testing.T) {
+	alert := string(sample(t))
+	var up atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/alert.xml" || up.Load() {
+			w.Write([]byte(alert))
+			return
+		}
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	good := srv.URL + "/alert.xml?token=bi-mat"
+	bad := strings.Replace(srv.URL, "http://", "http://nguoi-dung:bi-mat@", 1) + "/down.xml?token=bi-mat"
+	p := &Poller{URLs: []string{good, bad}, Handle: func(context.Context, []byte, string) error { return nil }}
+	if st := p.Status(); len(st) != 2 || !st[0].LastOK.IsZero() || !st[1].LastErrorAt.IsZero() || st[1].Feed != srv.URL+"/down.xml" {
+		t.Fatalf("before any poll: %+v", st)
+	}
+	before := time.Now()
+	p.Poll(context.Background())
+	p.Poll(context.Background())
+	st := p.Status()
+	if st[0].LastOK.Before(before) || st[0].Failures != 0 || st[0].LastError != "" {
+		t.Errorf("good feed: %+v", st[0])
+	}
+	if !st[1].LastOK.IsZero() || st[1].Failures != 2 || !strings.Contains(st[1].LastError, "502") || st[1].LastErrorAt.Before(before) {
+		t.Errorf("feed that is down: %+v, want 2 failures with the 502", st[1])
+	}
+	if s := fmt.Sprintf("%+v", st); strings.Contains(s, "bi-mat") || strings.Contains(s, "nguoi-dung") {
+		t.Errorf("status carries the feed's credentials: %s", s)
+	}
+	up.Store(true)
+	p.Poll(context.Background())
+	if st := p.Status()[1]; st.Failures != 0 || st.LastOK.IsZero() {
+		t.Errorf("the feed answering again: %+v", st)
 	}
 }

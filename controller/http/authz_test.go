@@ -282,6 +282,7 @@ func authzCases() map[string][]authzCase {
 		}}},
 		"GET /api/v1/cap":            {{ok: 200, build: get("/api/v1/cap")}},
 		"GET /api/v1/cap/auto-start": {{ok: 200, build: get("/api/v1/cap/auto-start")}},
+		"GET /api/v1/cap/feeds":      {{ok: 200, build: get("/api/v1/cap/feeds")}},
 		"PUT /api/v1/cap/auto-start": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lũ quét"}})
 		}}},

@@ -496,6 +496,21 @@ type autoStartBody struct {
 
 // handleGetCapAutoStart answers GET /api/v1/cap/auto-start: the CAP event
 // types that play without approval.
+// handleCapFeeds answers GET /api/v1/cap/feeds: each configured feed,
+// when it was last polled without an error, and the failures since, so
+// that officers see a warning service that went quiet.
+func (s *Server) handleCapFeeds(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	feeds := []cap.FeedStatus{}
+	if s.CapFeeds != nil {
+		feeds = s.CapFeeds.Status()
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"feeds": feeds})
+	return nil
+}
+
 func (s *Server) handleGetCapAutoStart(w http.ResponseWriter, r *http.Request) error {
 	store, _, err := s.capStore()
 	if err != nil {

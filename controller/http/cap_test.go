@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"loaxa.vn/controller/cap"
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/tts"
@@ -383,5 +385,35 @@ func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
 	}
 	if st := e.emergencyState(playing.Emergency.ID); st != loaxa.EmergencyCancelled {
 		t.Errorf("the older warning after the update was approved: %s, want cancelled", st)
+	}
+}
+
+// fakeFeeds reports fixed feed statuses.
+type fakeFeeds []cap.FeedStatus
+
+func (f fakeFeeds) Status() []cap.FeedStatus { return f }
+
+// TestCapFeedsStatus: GET /cap/feeds says how each configured feed's polls
+// went, to any signed-in officer; without feeds the list is empty.
+func TestCapFeedsStatus(t *testing.T) {
+	at := time.Date(2026, 3, 2, 4, 0, 0, 0, time.UTC)
+	feeds := fakeFeeds{
+		{Feed: "https://canhbao.example.vn/cap.xml", LastOK: at},
+		{Feed: "https://nchmf.example.vn/atom", LastOK: at.Add(-time.Hour), Failures: 12, LastError: "GET https://nchmf.example.vn/atom: 502 Bad Gateway", LastErrorAt: at},
+	}
+	e := newEnv(t, func(s *lhttp.Server) { s.CapFeeds = feeds })
+	e.tree()
+	officer := e.addUser("xa-a", loaxa.RoleCommune, "12346")
+	var got struct{ Feeds []cap.FeedStatus }
+	e.call("GET", "/api/v1/cap/feeds", officer, nil, http.StatusOK, &got)
+	if len(got.Feeds) != 2 || !got.Feeds[0].LastOK.Equal(at) || got.Feeds[1].Failures != 12 || !strings.Contains(got.Feeds[1].LastError, "502") {
+		t.Errorf("feeds %+v", got.Feeds)
+	}
+	checkError(t, e.request("GET", "/api/v1/cap/feeds?x=1", officer, "", nil), http.StatusBadRequest, loaxa.EInvalid, "x")
+
+	none := newEnv(t)
+	none.call("GET", "/api/v1/cap/feeds", none.admin, nil, http.StatusOK, &got)
+	if got.Feeds == nil || len(got.Feeds) != 0 {
+		t.Errorf("without feeds: %+v, want an empty list", got.Feeds)
 	}
 }

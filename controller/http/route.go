@@ -83,6 +83,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/cap", Action: loaxa.ActionEmergency, handle: s.handleReceiveCap},
 		{Method: "GET", Path: "/api/v1/cap", Action: loaxa.ActionRead, handle: s.handleListCap},
 		{Method: "GET", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionRead, handle: s.handleGetCapAutoStart},
+		{Method: "GET", Path: "/api/v1/cap/feeds", Action: loaxa.ActionRead, handle: s.handleCapFeeds},
 		{Method: "PUT", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionEmergency, handle: s.handlePutCapAutoStart},
 		{Method: "GET", Path: "/api/v1/cap/{id}", Action: loaxa.ActionRead, handle: s.handleGetCap},
 		{Method: "POST", Path: "/api/v1/cap/{id}/approve", Action: loaxa.ActionEmergency, handle: s.handleApproveCap},

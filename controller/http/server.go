@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"loaxa.vn/controller/cap"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -126,6 +127,9 @@ type Server struct {
 	// CapStore keeps received CAP alerts; nil (or no EmergencyService)
 	// answers the CAP routes with unavailable.
 	CapStore loaxa.CapStore
+	// CapFeeds reports how the polls of the configured CAP feeds went
+	// (GET /api/v1/cap/feeds); nil when none are configured.
+	CapFeeds interface{ Status() []cap.FeedStatus }
 	// UI serves every path outside /api/ (the web console, package
 	// controller/web); nil answers them 404 like unknown API routes.
 	UI http.Handler

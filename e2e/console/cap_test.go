@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 )
@@ -134,5 +136,37 @@ func TestCapAutoStartListInTheConsole(t *testing.T) {
 	var out struct{ Action string }
 	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "play" {
 		t.Errorf("a flash-flood warning after the list has it: %d %s, want it played", status, raw)
+	}
+}
+
+// TestCapFeedsInTheConsole: the emergency screen says how each CAP feed
+// the controller polls is doing, so a warning service that stopped
+// answering is seen before a typhoon, not found in a log after it; the
+// feed's credentials are not shown.
+func TestCapFeedsInTheConsole(t *testing.T) {
+	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/down.xml" {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/atom+xml")
+		w.Write([]byte(`<feed xmlns="http://www.w3.org/2005/Atom"><title>Cảnh báo</title></feed>`))
+	}))
+	defer feed.Close()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) {
+		cfg.CapFeeds, cfg.CapPoll = []string{feed.URL + "/atom.xml?token=bi-mat", feed.URL + "/down.xml?token=bi-mat"}, 200*time.Millisecond
+	}})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/emergency", `document.querySelector('#cap-feeds li[data-failures="0"]') && document.querySelector('#cap-feeds li.error')`)
+	items := MustEval[[]string](b, `[...document.querySelectorAll('#cap-feeds li')].map(li => li.innerText)`)
+	if len(items) != 2 || !contains(items[0], feed.URL+"/atom.xml", "Hoạt động bình thường") ||
+		!contains(items[1], feed.URL+"/down.xml", "KHÔNG lấy được tin", "502", "Chưa lấy được lần nào") {
+		t.Errorf("feeds shown as %q", items)
+	}
+	if strings.Contains(strings.Join(items, "\n"), "bi-mat") {
+		t.Errorf("the feeds' credentials are shown: %q", items)
 	}
 }

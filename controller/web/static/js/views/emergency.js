@@ -95,7 +95,8 @@ async function compose(ctx, main, recent) {
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
 
   const autoStart = await capAutoStart(ctx);
-  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, form,
+  const feeds = await capFeeds();
+  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, feeds, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
@@ -214,6 +215,33 @@ async function capAutoStart(ctx) {
     h('h2', { id: 'h-cap-auto' }, t('cap.auto_title')),
     field(t('cap.auto_events'), events, t('cap.auto_hint')),
     h('div', { class: 'row' }, h('button', { type: 'submit', id: 'cap-auto-save' }, t('cap.auto_save'))), status);
+}
+
+/**
+ * capFeeds shows how the polls of the configured CAP feeds went: a feed
+ * that stopped answering is a warning service nobody hears from any more.
+ * null when this controller polls none.
+ */
+async function capFeeds() {
+  let feeds;
+  try {
+    ({ feeds } = await api('GET', '/cap/feeds'));
+  } catch (err) {
+    if (err.status === 404 || err.status === 503) return null;
+    throw err;
+  }
+  if (!feeds || feeds.length === 0) return null;
+  const line = (f) => {
+    if (f.failures > 0) {
+      return t('cap.feed_failing', { n: f.failures, time: fmtDateTime(f.last_error_at), error: f.last_error }) + ' ' +
+        (f.last_ok ? t('cap.feed_last_ok', { time: fmtDateTime(f.last_ok) }) : t('cap.feed_never_ok'));
+    }
+    return f.last_ok ? t('cap.feed_ok', { time: fmtDateTime(f.last_ok) }) : t('cap.feed_not_yet');
+  };
+  return h('section', { class: 'panel', id: 'cap-feeds', 'aria-labelledby': 'h-cap-feeds' },
+    h('h2', { id: 'h-cap-feeds' }, t('cap.feeds_title')),
+    h('ul', {}, feeds.map((f) => h('li', { 'data-failures': String(f.failures), class: f.failures > 0 ? 'error' : '' },
+      h('strong', {}, f.feed), ' — ', line(f)))));
 }
 
 /** within reports whether area lies in (or is) root. */
