@@ -6,12 +6,14 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/cap"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 )
@@ -144,8 +146,9 @@ func TestCapAutoStartListInTheConsole(t *testing.T) {
 // answering is seen before a typhoon, not found in a log after it; the
 // feed's credentials are not shown.
 func TestCapFeedsInTheConsole(t *testing.T) {
+	var atomDown atomic.Bool
 	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/down.xml" {
+		if r.URL.Path == "/down.xml" || atomDown.Load() {
 			http.Error(w, "down", http.StatusBadGateway)
 			return
 		}
@@ -156,6 +159,14 @@ func TestCapFeedsInTheConsole(t *testing.T) {
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) {
 		cfg.CapFeeds, cfg.CapPoll = []string{feed.URL + "/atom.xml?token=bi-mat", feed.URL + "/down.xml?token=bi-mat"}, 200*time.Millisecond
 	}})
+
+	// Both polled once before the screen opens: it shows what it reads
+	// then, and again every 15 s.
+	rig.Eventually(t, minWait, "both feeds polled", func() bool {
+		var st struct{ Feeds []cap.FeedStatus }
+		c.MustDo("GET", "/api/v1/cap/feeds", nil, &st)
+		return len(st.Feeds) == 2 && !st.Feeds[0].LastOK.IsZero() && st.Feeds[1].Failures > 0
+	})
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -169,4 +180,7 @@ func TestCapFeedsInTheConsole(t *testing.T) {
 	if strings.Contains(strings.Join(items, "\n"), "bi-mat") {
 		t.Errorf("the feeds' credentials are shown: %q", items)
 	}
+	// The screen left open shows a feed that stops answering.
+	atomDown.Store(true)
+	b.Wait("the second feed down on the open screen", `document.querySelectorAll('#cap-feeds li.error').length === 2`, 40*time.Second)
 }

@@ -96,14 +96,14 @@ async function compose(ctx, main, recent) {
 
   const autoStart = await capAutoStart(ctx);
   const feeds = await capFeeds();
-  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, feeds, form,
+  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, feeds.section, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
           h('a', { href: `#/emergency/${encodeURIComponent(e.id)}` }, e.title || e.id), ' · ', fmtDateTime(e.issued), ' · ',
           e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))), autoStart);
   update();
-  return () => { caps.stop(); main.classList.remove('drill'); };
+  return () => { caps.stop(); feeds.stop(); main.classList.remove('drill'); };
 }
 
 const CAP_REFRESH_MS = 15000;
@@ -218,19 +218,13 @@ async function capAutoStart(ctx) {
 }
 
 /**
- * capFeeds shows how the polls of the configured CAP feeds went: a feed
- * that stopped answering is a warning service nobody hears from any more.
- * null when this controller polls none.
+ * capFeeds shows how the polls of the configured CAP feeds went, refreshed
+ * every 15 s: a feed that stopped answering is a warning service nobody
+ * hears from any more. The section stays hidden when this controller
+ * polls none.
  */
 async function capFeeds() {
-  let feeds;
-  try {
-    ({ feeds } = await api('GET', '/cap/feeds'));
-  } catch (err) {
-    if (err.status === 404 || err.status === 503) return null;
-    throw err;
-  }
-  if (!feeds || feeds.length === 0) return null;
+  const section = h('section', { class: 'panel', id: 'cap-feeds', 'aria-labelledby': 'h-cap-feeds', hidden: true });
   const line = (f) => {
     if (f.failures > 0) {
       return t('cap.feed_failing', { n: f.failures, time: fmtDateTime(f.last_error_at), error: f.last_error }) + ' ' +
@@ -238,10 +232,19 @@ async function capFeeds() {
     }
     return f.last_ok ? t('cap.feed_ok', { time: fmtDateTime(f.last_ok) }) : t('cap.feed_not_yet');
   };
-  return h('section', { class: 'panel', id: 'cap-feeds', 'aria-labelledby': 'h-cap-feeds' },
-    h('h2', { id: 'h-cap-feeds' }, t('cap.feeds_title')),
-    h('ul', {}, feeds.map((f) => h('li', { 'data-failures': String(f.failures), class: f.failures > 0 ? 'error' : '' },
-      h('strong', {}, f.feed), ' — ', line(f)))));
+  const show = (feeds) => {
+    section.hidden = !feeds || feeds.length === 0;
+    if (section.hidden) { fill(section); return; }
+    fill(section, h('h2', { id: 'h-cap-feeds' }, t('cap.feeds_title')),
+      h('ul', {}, feeds.map((f) => h('li', { 'data-failures': String(f.failures), class: f.failures > 0 ? 'error' : '' },
+        h('strong', {}, f.feed), ' — ', line(f)))));
+  };
+  const load = async () => (await api('GET', '/cap/feeds')).feeds;
+  show(await load().catch(() => null));
+  const timer = setInterval(async () => {
+    try { show(await load()); } catch (err) { /* the next refresh tries again */ }
+  }, CAP_REFRESH_MS);
+  return { section, stop: () => clearInterval(timer) };
 }
 
 /** within reports whether area lies in (or is) root. */
