@@ -309,6 +309,25 @@ func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, e
 
 // FindNodes returns nodes sorted by id. Filters combine: a node must pass
 // every one that is set. f.Within must name an existing area.
+// NodePresence returns the area and whether it is online of every node
+// among ids that exists, from memory: no record is read.
+func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[string]loaxa.NodePresence, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string]loaxa.NodePresence, len(ids))
+	for _, id := range ids {
+		e := s.db.nodes.entry(id)
+		if e == nil {
+			continue
+		}
+		e.mu.Lock()
+		out[id] = loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline}
+		e.mu.Unlock()
+	}
+	return out, nil
+}
+
 func (s *NodeService) FindNodes(ctx context.Context, f loaxa.NodeFilter) ([]*loaxa.Node, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -277,4 +278,53 @@ func seededDB(b *testing.B, n int) (*bolt.DB, []string) {
 	}
 	must(b, bolt.SeedNodes(db, "hp", ids))
 	return db, ids
+}
+
+// TestNodePresence: each existing node's area and whether it is online,
+// from memory, current with status changes and with nodes created since
+// the store was opened, and after a reopen; unknown ids are left out.
+func TestNodePresence(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "31", "")
+	mustArea(t, db, "318", "31")
+	mustNode(t, db, "a", "31")
+	mustNode(t, db, "b", "318")
+	s := bolt.NewNodeService(db)
+	must(t, s.UpdateNodeStatus(ctx, "b", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }))
+	want := map[string]loaxa.NodePresence{"a": {Area: "31"}, "b": {Area: "318", Online: true}}
+	got, err := s.NodePresence(ctx, []string{"a", "b", "no-such-node"})
+	must(t, err)
+	if !maps.Equal(got, want) {
+		t.Errorf("NodePresence = %v, want %v", got, want)
+	}
+	must(t, db.Close())
+	must(t, db.Open())
+	if got, err := s.NodePresence(ctx, []string{"a", "b"}); err != nil || !maps.Equal(got, want) {
+		t.Errorf("after a reopen: %v, %v; want %v", got, err, want)
+	}
+}
+
+// BenchmarkNodePresence compares what an emergency's report reads about
+// its 10,000 nodes (per op: all of them): their records, or the table in
+// memory.
+func BenchmarkNodePresence(b *testing.B) {
+	const nodes = 10000
+	db, ids := seededDB(b, nodes)
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+	b.Run("FindNodes", func(b *testing.B) {
+		for b.Loop() {
+			if ns, err := s.FindNodes(ctx, loaxa.NodeFilter{IDs: ids}); err != nil || len(ns) != nodes {
+				b.Fatal(err, len(ns))
+			}
+		}
+	})
+	b.Run("NodePresence", func(b *testing.B) {
+		for b.Loop() {
+			if ns, err := s.NodePresence(ctx, ids); err != nil || len(ns) != nodes {
+				b.Fatal(err, len(ns))
+			}
+		}
+	})
 }

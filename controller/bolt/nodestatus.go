@@ -31,7 +31,9 @@ import (
 // are stored at once by RecordEvents.
 //
 // The table also keeps each node's credential state, so that the check of
-// every node message (NodeCredentials) copies nothing.
+// every node message (NodeCredentials) copies nothing, and its area, which
+// never changes, so that the report of an emergency to thousands of nodes
+// (NodePresence) decodes no node record.
 
 // DefaultStatusInterval is how often changed node statuses are written by
 // default. Five seconds turn the 2–3 status changes of every node in an
@@ -54,6 +56,7 @@ type nodeEntry struct {
 	mu          sync.Mutex
 	status      loaxa.NodeStatus
 	credentials string
+	area        string // set at creation, never changed
 	gen         uint64 // counts status changes
 	flushed     uint64 // the gen last written to the store
 }
@@ -63,6 +66,7 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 	m := make(map[string]*nodeEntry)
 	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var rec struct {
+			Area        string           `json:"area"`
 			Credentials string           `json:"credentials"`
 			Status      loaxa.NodeStatus `json:"status"`
 		}
@@ -72,7 +76,7 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 		if rec.Credentials == "" {
 			rec.Credentials = loaxa.CredentialsActive // as decodeNode
 		}
-		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials}
+		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area}
 		return nil
 	})
 	if err != nil {
@@ -93,7 +97,7 @@ func (t *nodeTable) entry(id string) *nodeEntry {
 
 // put adds or replaces the entry of n, after n was stored.
 func (t *nodeTable) put(n *loaxa.Node) {
-	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials}
+	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area}
 	t.mu.Lock()
 	if t.m == nil {
 		t.m = make(map[string]*nodeEntry)

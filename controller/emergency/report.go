@@ -28,17 +28,9 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	for _, d := range ds {
 		ids = append(ids, d.Node)
 	}
-	online := map[string]bool{}
-	area := map[string]string{}
-	if len(ids) > 0 {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids})
-		if err != nil {
-			return nil, fmt.Errorf("emergency %s: nodes: %w", id, err)
-		}
-		for _, n := range ns {
-			online[n.ID] = n.Status.State == loaxa.NodeOnline
-			area[n.ID] = n.Area
-		}
+	nodes, err := s.Nodes.NodePresence(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("emergency %s: nodes: %w", id, err)
 	}
 	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), Generated: now}
 	s.mu.Lock()
@@ -46,8 +38,8 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	var at time.Time
 	for _, d := range ds {
 		n := loaxa.EmergencyNode{
-			Node: d.Node, Area: area[d.Node], State: string(d.State), Reason: d.Reason,
-			LateMS: d.LateMS, PlayedMS: d.PlayedMS, ContentReady: d.ContentReady, Online: online[d.Node],
+			Node: d.Node, Area: nodes[d.Node].Area, State: string(d.State), Reason: d.Reason,
+			LateMS: d.LateMS, PlayedMS: d.PlayedMS, ContentReady: d.ContentReady, Online: nodes[d.Node].Online,
 		}
 		// The delivery keeps the receipt and the resends across a
 		// restart; the tracking may be ahead of it by a moment.

@@ -118,6 +118,10 @@ type NodeService interface {
 	FindNodeByID(ctx context.Context, id string) (*Node, error)
 	// FindNodes returns nodes sorted by id.
 	FindNodes(ctx context.Context, f NodeFilter) ([]*Node, error)
+	// NodePresence returns the area and online state of each node among
+	// ids that exists, cheaply: an emergency's report asks it for every
+	// targeted node each time it is built.
+	NodePresence(ctx context.Context, ids []string) (map[string]NodePresence, error)
 	// AuthenticateNode returns the node if secret is its secret, else
 	// EUnauthorized.
 	AuthenticateNode(ctx context.Context, id, secret string) (*Node, error)
@@ -149,6 +153,12 @@ type NodeService interface {
 	// node secret s, in one transaction. An unknown, used or expired code
 	// is EUnauthorized.
 	RedeemEnrolment(ctx context.Context, codeHash []byte, s NodeSecret) (*Node, error)
+}
+
+// NodePresence is where a node is and whether it is online.
+type NodePresence struct {
+	Area   string
+	Online bool
 }
 
 // NodeSecret is the stored form of a node secret: never the secret itself.
