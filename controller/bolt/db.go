@@ -178,6 +178,7 @@ type DB struct {
 	StatusInterval time.Duration
 
 	nodes       nodeTable
+	deliveries  deliveryCache         // decoded deliveries of announcements (deliverycache.go)
 	flushStop   chan struct{}         // closed by Close: the flusher stops
 	flushDone   chan struct{}         // closed by the flusher when it stopped
 	statusFault func(*bbolt.Tx) error // tests: runs first in a status flush's transaction

@@ -138,12 +138,16 @@ func (s *DeliveryService) FindDeliveries(ctx context.Context, f loaxa.DeliveryFi
 				}
 			}
 		case f.Announcement != "":
+			// An emergency's report, again and again: from the cache
+			// what has not changed since it was last decoded.
 			p := prefix(f.Announcement)
 			c := b.Cursor()
 			for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-				if err := decode(k, v); err != nil {
-					return err
+				d, err := s.db.deliveries.decode(k, v)
+				if err != nil {
+					return fmt.Errorf("decode delivery %q: %w", k, err)
 				}
+				out = append(out, d)
 			}
 		default:
 			return b.ForEach(decode)

@@ -187,3 +187,68 @@ func TestDeliveryService_ReceiptsAndResends(t *testing.T) {
 		t.Errorf("NoteCancelResends with a bad occurrence id: %v, want invalid", err)
 	}
 }
+
+// TestFindDeliveriesOfAnnouncementSeesChanges: the deliveries of an
+// announcement are read again and again (an emergency's report) and kept
+// decoded between reads; every change shows in the next read, and what a
+// caller does to the deliveries it got changes nothing stored or read
+// later.
+func TestFindDeliveriesOfAnnouncementSeesChanges(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	s := bolt.NewDeliveryService(db)
+	ctx := context.Background()
+	occ := loaxa.OccurrenceID("e000001", t0.Add(time.Minute))
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{
+		{Announcement: "e000001", Occurrence: occ, Node: "n1", Start: t0.Add(time.Minute)},
+		{Announcement: "e000001", Occurrence: occ, Node: "n2", Start: t0.Add(time.Minute)},
+	}))
+	read := func() []*loaxa.Delivery {
+		t.Helper()
+		ds, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: "e000001"})
+		must(t, err)
+		if len(ds) != 2 {
+			t.Fatalf("%d deliveries, want 2", len(ds))
+		}
+		return ds
+	}
+	first := read()
+	first[0].Resends = 99 // the caller's copy
+	must(t, s.NoteResends(ctx, occ, []string{"n2"}, t0.Add(2*time.Minute)))
+	again := read()
+	if again[0].Resends != 0 || again[1].Resends != 1 || !again[1].ResentAt.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("after a resend to n2: n1 %d resends, n2 %d at %v; want 0, and 1 at %v",
+			again[0].Resends, again[1].Resends, again[1].ResentAt, t0.Add(2*time.Minute))
+	}
+	if again[0] == first[0] {
+		t.Error("two reads returned the same delivery value")
+	}
+}
+
+// BenchmarkFindDeliveriesOfAnnouncement reads the 10,000 deliveries of one
+// emergency, as its report does each time it is built (per op: all of
+// them), with one in a hundred changed between reads.
+func BenchmarkFindDeliveriesOfAnnouncement(b *testing.B) {
+	const nodes = 10000
+	db, ids := seededDB(b, nodes)
+	s := bolt.NewDeliveryService(db)
+	ctx := context.Background()
+	occ := loaxa.OccurrenceID("e000001", t0.Add(time.Minute))
+	ds := make([]*loaxa.Delivery, nodes)
+	for i, id := range ids {
+		ds[i] = &loaxa.Delivery{Announcement: "e000001", Occurrence: occ, Node: id, Start: t0.Add(time.Minute), Priority: protocol.PriorityEmergency}
+	}
+	must(b, s.EnsureDeliveries(ctx, ds))
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		must(b, s.NoteResends(ctx, occ, ids[i%100*100:i%100*100+100], t0.Add(time.Duration(i)*time.Second)))
+		i++
+		b.StartTimer()
+		if got, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: "e000001"}); err != nil || len(got) != nodes {
+			b.Fatal(err, len(got))
+		}
+	}
+}
