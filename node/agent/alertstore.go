@@ -51,9 +51,10 @@ type HeldAlerts struct {
 	// by occurrence id, so that a restart keeps the node's place in the
 	// window.
 	ReportDelayMS map[string]int64 `json:"report_delay_ms,omitempty"`
-	// ReportUntil is when the hold of a held alert's reports ends, by
-	// occurrence id, where its final event made it end before the alert's
-	// expiry plus the delay (endHolds).
+	// ReportUntil is when the hold of each held alert's reports ends, by
+	// occurrence id: the alert's expiry plus the delay, or earlier once
+	// its final event was written (endHolds). Absent in stores written
+	// before it was kept, where the hold ends at the expiry plus the delay.
 	ReportUntil map[string]time.Time `json:"report_until,omitempty"`
 }
 

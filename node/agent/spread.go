@@ -38,9 +38,8 @@ type reportHold struct {
 	delay time.Duration
 	// until is when the hold is forgotten: the alert's expiry plus the
 	// delay, so that a final event written at the expiry is held too; or,
-	// once the final event is written (ended), its time plus the delay.
+	// once the final event is written, its time plus the delay.
 	until time.Time
-	ended bool
 }
 
 // newRand returns the agent's own random source, seeded from the
@@ -109,7 +108,7 @@ func (a *Agent) endHolds(events []protocol.Event) {
 		switch e.Type {
 		case protocol.EventCompleted, protocol.EventFailed, protocol.EventMissed, protocol.EventPreempted:
 			if end := e.At.Add(h.delay); end.Before(h.until) {
-				h.until, h.ended = end, true
+				h.until = end
 				a.holds[e.Occurrence] = h
 				a.alertsDirty = true
 			}
@@ -130,23 +129,18 @@ func (a *Agent) pruneHolds(now time.Time) {
 }
 
 // heldDelays returns the delays to store with the held alerts, in ms,
-// and the ends of the holds that a final event ended early.
-func (a *Agent) heldDelays() (delays map[string]int64, ended map[string]time.Time) {
+// and the ends of their holds.
+func (a *Agent) heldDelays() (delays map[string]int64, until map[string]time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for id, h := range a.holds {
-		if delays == nil {
-			delays = make(map[string]int64, len(a.holds))
-		}
-		delays[id] = h.delay.Milliseconds()
-		if h.ended {
-			if ended == nil {
-				ended = map[string]time.Time{}
-			}
-			ended[id] = h.until
-		}
+	if len(a.holds) == 0 {
+		return nil, nil
 	}
-	return delays, ended
+	delays, until = make(map[string]int64, len(a.holds)), make(map[string]time.Time, len(a.holds))
+	for id, h := range a.holds {
+		delays[id], until[id] = h.delay.Milliseconds(), h.until
+	}
+	return delays, until
 }
 
 // heldUntil returns when e may be sent: its At plus the delay of its

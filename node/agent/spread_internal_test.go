@@ -116,8 +116,9 @@ func (s *heldStore) SetHeldAlerts(h HeldAlerts) error {
 }
 
 // A hold that the alert's final event ended early keeps that end across
-// a restart; one still running ends at the expiry plus the delay, as
-// stored before the end was kept.
+// restarts, the next save included; one still running ends at the expiry
+// plus the delay; and a store written before the ends were kept holds
+// until the expiry plus the delay.
 func TestEndedHoldSurvivesRestart(t *testing.T) {
 	t0 := time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)
 	const d = 4 * time.Second
@@ -134,18 +135,37 @@ func TestEndedHoldSurvivesRestart(t *testing.T) {
 		t.Fatal("an ended hold is not marked to be stored")
 	}
 	a.saveAlerts()
+	ended, running := t0.Add(5*time.Second+d), expires.Add(d)
 
-	b := &Agent{store: st, log: quiet}
-	if err := b.loadAlerts(t0.Add(6 * time.Second)); err != nil {
-		t.Fatal(err)
+	restart := func(what string) *Agent {
+		t.Helper()
+		b := &Agent{store: st, log: quiet}
+		if err := b.loadAlerts(t0.Add(6 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if h := b.holds["e1@x"]; h.delay != d || !h.until.Equal(ended) {
+			t.Errorf("%s: ended hold: delay %v until %v, want %v until %v", what, h.delay, h.until, d, ended)
+		}
+		if h := b.holds["e2@x"]; h.delay != d || !h.until.Equal(running) {
+			t.Errorf("%s: running hold: delay %v until %v, want %v until %v", what, h.delay, h.until, d, running)
+		}
+		return b
 	}
-	if h := b.holds["e1@x"]; h.delay != d || !h.until.Equal(t0.Add(5*time.Second+d)) {
-		t.Errorf("ended hold after a restart: delay %v until %v, want %v until %v", h.delay, h.until, d, t0.Add(5*time.Second+d))
-	}
-	if h := b.holds["e2@x"]; h.delay != d || !h.until.Equal(expires.Add(d)) {
-		t.Errorf("running hold after a restart: delay %v until %v, want %v until %v", h.delay, h.until, d, expires.Add(d))
-	}
+	b := restart("after a restart")
 	if got := b.stateDelay(t0.Add(10 * time.Second)); got != d {
 		t.Errorf("state delay while e2 still holds: %v, want %v", got, d)
+	}
+	b.alertsChanged()
+	b.saveAlerts()
+	restart("after a second restart")
+
+	// A store from before the ends were kept.
+	st.h.ReportUntil = nil
+	c := &Agent{store: st, log: quiet}
+	if err := c.loadAlerts(t0.Add(6 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if h := c.holds["e1@x"]; !h.until.Equal(running) {
+		t.Errorf("hold from an older store ends %v, want the expiry plus the delay %v", h.until, running)
 	}
 }
