@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,24 +161,9 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	// An Exercise withdraws only exercises, an Actual alert only actual
 	// ones: a drill's Cancel must not stop a real warning (CAP 1.2: an
 	// Exercise is for the exercise's participants only).
-	var otherStatus []string
-	for _, key := range d.Cancel {
-		old, err := store.FindCapAlertByKey(ctx, key)
-		if loaxa.ErrorCode(err) == loaxa.ENotFound {
-			continue
-		} else if err != nil {
-			return 0, capResponse{}, err
-		}
-		if old.Status != a.Status {
-			otherStatus = append(otherStatus, key)
-			continue
-		}
-		for _, t := range old.Targets {
-			if err := check(t); err != nil {
-				return 0, capResponse{}, loaxa.Errorf(loaxa.EForbidden, "This %s references CAP alert %s, which went to area %s: %s",
-					a.MsgType, key, t, loaxa.ErrorMessage(err))
-			}
-		}
+	olds, otherStatus, err := withdrawable(ctx, store, a.Status, a.MsgType, d.Cancel, check)
+	if err != nil {
+		return 0, capResponse{}, err
 	}
 	for _, key := range otherStatus {
 		rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("%s not withdrawn: its status is not %s", key, a.Status)
@@ -189,19 +173,17 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	// rather than none. What of them waits for approval too is withdrawn
 	// now; it is superseded.
 	keepPlaying := rec.Action == string(cap.ActionPending) && a.MsgType == "Update"
-	for _, key := range d.Cancel {
-		if slices.Contains(otherStatus, key) {
+	for _, old := range olds {
+		if keepPlaying && old.Action != string(cap.ActionPending) && old.Emergency != "" {
+			rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("emergency %s of %s plays on until this update is approved", old.Emergency, old.Key)
 			continue
 		}
-		id, kept, err := s.withdrawCap(ctx, store, svc, key, actor, keepPlaying)
+		id, err := s.withdrawCap(ctx, store, svc, old, actor)
 		if err != nil {
 			return 0, capResponse{}, err
 		}
 		if id != "" {
 			resp.Cancelled = append(resp.Cancelled, id)
-		}
-		if kept != "" {
-			rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("emergency %s of %s plays on until this update is approved", kept, key)
 		}
 	}
 	if err := store.CreateCapAlert(ctx, rec); err != nil {
@@ -255,33 +237,53 @@ func mustCap(a *loaxa.CapAlert, err error) *loaxa.CapAlert {
 	return a
 }
 
-// withdrawCap cancels what the alert with key started: its emergency if it
-// plays, or its approval if it waits. It returns the emergency cancelled,
-// or, with keepPlaying, the emergency left playing.
-func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, key, actor string, keepPlaying bool) (cancelled, kept string, err error) {
-	old, err := store.FindCapAlertByKey(ctx, key)
-	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return "", "", nil // never received here: nothing to withdraw
-	} else if err != nil {
-		return "", "", err
+// withdrawable returns the CAP alerts received here that refs name and an
+// alert of status and msgType withdraws, having checked with check the
+// right to stop each on every area it went to (as for
+// POST /emergency/{id}/cancel), before anything is withdrawn; and the keys
+// of those it does not withdraw because their status differs (an Exercise
+// withdraws only exercises, an Actual alert only actual ones).
+func withdrawable(ctx context.Context, store loaxa.CapStore, status, msgType string, refs []string,
+	check func(area string) error) (olds []*loaxa.CapAlert, otherStatus []string, err error) {
+	for _, key := range refs {
+		old, err := store.FindCapAlertByKey(ctx, key)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			continue // never received here: nothing to withdraw
+		} else if err != nil {
+			return nil, nil, err
+		}
+		if old.Status != status {
+			otherStatus = append(otherStatus, key)
+			continue
+		}
+		for _, t := range old.Targets {
+			if err := check(t); err != nil {
+				return nil, nil, loaxa.Errorf(loaxa.EForbidden, "This %s references CAP alert %s, which went to area %s: %s",
+					msgType, key, t, loaxa.ErrorMessage(err))
+			}
+		}
+		olds = append(olds, old)
 	}
+	return olds, otherStatus, nil
+}
+
+// withdrawCap cancels what old started: its emergency if it plays, or its
+// approval if it waits. It returns the emergency cancelled.
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor string) (string, error) {
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 			a.Action, a.Reason = "cancelled", "withdrawn by a later Cancel or Update"
 			return nil
 		})
-		return "", "", err
+		return "", err
 	}
 	if old.Emergency == "" {
-		return "", "", nil
-	}
-	if keepPlaying {
-		return "", old.Emergency, nil
+		return "", nil
 	}
 	if _, err := svc.CancelEmergency(ctx, old.Emergency, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
-		return "", "", err
+		return "", err
 	}
-	return old.Emergency, "", nil
+	return old.Emergency, nil
 }
 
 // capTargets maps an info block to areas: geocodes that are area ids, and
@@ -357,24 +359,13 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	}
 	// An Update stops the warnings it updates once it plays; they kept
 	// sounding while it waited. The approver needs the right to stop them.
-	var replaces []string
+	var replaces []*loaxa.CapAlert
 	if rec.MsgType == "Update" {
-		for _, key := range rec.References {
-			old, err := store.FindCapAlertByKey(ctx, key)
-			if loaxa.ErrorCode(err) == loaxa.ENotFound {
-				continue
-			} else if err != nil {
-				return err
-			}
-			if old.Status != rec.Status || old.Emergency == "" {
-				continue
-			}
-			for _, t := range old.Targets {
-				if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
-					return loaxa.Errorf(loaxa.EForbidden, "This update replaces CAP alert %s, which went to area %s: %s", key, t, loaxa.ErrorMessage(err))
-				}
-			}
-			replaces = append(replaces, key)
+		replaces, _, err = withdrawable(ctx, store, rec.Status, rec.MsgType, rec.References, func(area string) error {
+			return s.authorize(ctx, loaxa.ActionEmergency, area)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	rec, err = store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
@@ -394,8 +385,8 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	}
 	// Only once the update sounds: never a moment of silence between.
 	var cancelled []string
-	for _, key := range replaces {
-		id, _, err := s.withdrawCap(ctx, store, svc, key, userFrom(ctx).Username, false)
+	for _, old := range replaces {
+		id, err := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username)
 		if err != nil {
 			return err
 		}
@@ -494,8 +485,6 @@ type autoStartBody struct {
 	Events []string `json:"events"`
 }
 
-// handleGetCapAutoStart answers GET /api/v1/cap/auto-start: the CAP event
-// types that play without approval.
 // handleCapFeeds answers GET /api/v1/cap/feeds: each configured feed,
 // when it was last polled without an error, and the failures since, so
 // that officers see a warning service that went quiet.
@@ -511,6 +500,8 @@ func (s *Server) handleCapFeeds(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// handleGetCapAutoStart answers GET /api/v1/cap/auto-start: the CAP event
+// types that play without approval.
 func (s *Server) handleGetCapAutoStart(w http.ResponseWriter, r *http.Request) error {
 	store, _, err := s.capStore()
 	if err != nil {
