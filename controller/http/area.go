@@ -46,19 +46,17 @@ func (s *Server) handleListAreas(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("list areas: %w", err)
 	}
 	resp := areasResponse{Areas: nonNil(areas)}
-	for i, a := range areas {
-		if a.ID != own {
-			continue
+	if own != "" {
+		chain, err := s.AreaService.AreaChain(ctx, own)
+		if err != nil {
+			return fmt.Errorf("list areas: the areas above %s: %w", own, err)
 		}
-		// Up from the caller's area; a cycle cannot be stored, the bound
-		// only keeps a damaged store from looping.
-		for id := areas[i].Parent; id != "" && len(resp.Above) < 64; {
-			p, err := s.AreaService.FindAreaByID(ctx, id)
+		for _, id := range chain[1:] {
+			a, err := s.AreaService.FindAreaByID(ctx, id)
 			if err != nil {
-				return fmt.Errorf("list areas: the area above %s: %w", own, err)
+				return fmt.Errorf("list areas: the area %s above %s: %w", id, own, err)
 			}
-			resp.Above = append(resp.Above, areaName{ID: p.ID, Name: p.Name})
-			id = p.Parent
+			resp.Above = append(resp.Above, areaName{ID: a.ID, Name: a.Name})
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, resp)
