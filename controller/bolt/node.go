@@ -307,8 +307,6 @@ func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, e
 	return c, nil
 }
 
-// FindNodes returns nodes sorted by id. Filters combine: a node must pass
-// every one that is set. f.Within must name an existing area.
 // NodePresence returns the area and whether it is online of every node
 // among ids that exists, from memory: no record is read.
 func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[string]loaxa.NodePresence, error) {
@@ -328,6 +326,8 @@ func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[strin
 	return out, nil
 }
 
+// FindNodes returns nodes sorted by id. Filters combine: a node must pass
+// every one that is set. f.Within must name an existing area.
 func (s *NodeService) FindNodes(ctx context.Context, f loaxa.NodeFilter) ([]*loaxa.Node, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err

@@ -175,14 +175,15 @@ func (p *Poller) Poll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.note(u, err, time.Now())
+		now, label := time.Now(), feedLabel(u)
+		p.note(u, err, now)
 		if err != nil {
 			p.Logger.Warn("cap: feed poll failed", "feed", u, "err", err)
-			p.polls.WithLabelValues(feedLabel(u), "error").Inc()
+			p.polls.WithLabelValues(label, "error").Inc()
 			continue
 		}
-		p.polls.WithLabelValues(feedLabel(u), "ok").Inc()
-		p.lastOK.WithLabelValues(feedLabel(u)).Set(float64(time.Now().UnixNano()) / 1e9)
+		p.polls.WithLabelValues(label, "ok").Inc()
+		p.lastOK.WithLabelValues(label).Set(float64(now.UnixNano()) / 1e9)
 	}
 }
 
