@@ -326,6 +326,24 @@ func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[strin
 	return out, nil
 }
 
+// NodeIDsWithin returns the ids of the nodes within area's subtree, sorted,
+// from the by-area index alone.
+func (s *NodeService) NodeIDsWithin(ctx context.Context, area string) ([]string, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	if area == "" {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "NodeIDsWithin needs an area.")
+	}
+	var ids []string
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		var err error
+		ids, _, err = nodeIDs(tx, loaxa.NodeFilter{Within: area})
+		return err
+	})
+	return ids, err
+}
+
 // FindNodes returns nodes sorted by id. Filters combine: a node must pass
 // every one that is set. f.Within must name an existing area.
 func (s *NodeService) FindNodes(ctx context.Context, f loaxa.NodeFilter) ([]*loaxa.Node, error) {

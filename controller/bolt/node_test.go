@@ -305,6 +305,58 @@ func TestNodePresence(t *testing.T) {
 	}
 }
 
+// TestNodeIDsWithin: the ids under an area's subtree, sorted, from the
+// by-area index, including nodes created since the store was opened; an
+// unknown area is ENotFound and no area EInvalid.
+func TestNodeIDsWithin(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "31", "")
+	mustArea(t, db, "318", "31")
+	mustArea(t, db, "31801", "318")
+	mustArea(t, db, "32", "")
+	mustNode(t, db, "c", "31801")
+	mustNode(t, db, "a", "31")
+	mustNode(t, db, "b", "318")
+	mustNode(t, db, "d", "32")
+	s := bolt.NewNodeService(db)
+	for area, want := range map[string][]string{"31": {"a", "b", "c"}, "318": {"b", "c"}, "31801": {"c"}, "32": {"d"}} {
+		got, err := s.NodeIDsWithin(ctx, area)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("NodeIDsWithin(%s) = %v, %v; want %v", area, got, err, want)
+		}
+	}
+	if _, err := s.NodeIDsWithin(ctx, "99"); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("an unknown area: %v, want ENotFound", err)
+	}
+	if _, err := s.NodeIDsWithin(ctx, ""); loaxa.ErrorCode(err) != loaxa.EInvalid {
+		t.Errorf("no area: %v, want EInvalid", err)
+	}
+}
+
+// BenchmarkNodeIDsWithin: what an emergency to an area of 10,000 nodes
+// reads to find its targets: the whole records, or the ids alone.
+func BenchmarkNodeIDsWithin(b *testing.B) {
+	const nodes = 10000
+	db, _ := seededDB(b, nodes)
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+	b.Run("FindNodes", func(b *testing.B) {
+		for b.Loop() {
+			if ns, err := s.FindNodes(ctx, loaxa.NodeFilter{Within: "hp"}); err != nil || len(ns) != nodes {
+				b.Fatal(err, len(ns))
+			}
+		}
+	})
+	b.Run("NodeIDsWithin", func(b *testing.B) {
+		for b.Loop() {
+			if ids, err := s.NodeIDsWithin(ctx, "hp"); err != nil || len(ids) != nodes {
+				b.Fatal(err, len(ids))
+			}
+		}
+	})
+}
+
 // BenchmarkNodePresence compares what an emergency's report reads about
 // its 10,000 nodes (per op: all of them): their records, or the table in
 // memory.

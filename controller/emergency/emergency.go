@@ -196,17 +196,17 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 
 	// Who is targeted, area by area.
 	nodeArea := map[string]string{}
-	var nodes []*loaxa.Node
+	var nodes []string
 	for _, area := range em.Targets {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+		ids, err := s.Nodes.NodeIDsWithin(ctx, area)
 		if err != nil {
 			return nil, fmt.Errorf("emergency: nodes of %s: %w", area, err)
 		}
-		em.Areas = append(em.Areas, loaxa.EmergencyArea{Area: area, Nodes: len(ns)})
-		for _, n := range ns {
-			nodeArea[n.ID] = area
+		em.Areas = append(em.Areas, loaxa.EmergencyArea{Area: area, Nodes: len(ids)})
+		for _, id := range ids {
+			nodeArea[id] = area
 		}
-		nodes = append(nodes, ns...)
+		nodes = append(nodes, ids...)
 	}
 	if err := s.Store.CreateEmergency(ctx, em); err != nil {
 		return nil, err
@@ -249,8 +249,8 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		t.cmds[a.Area] = alertCommand(em, a, main, refs)
 	}
 	ds := make([]*loaxa.Delivery, 0, len(nodes))
-	for _, n := range nodes {
-		ds = append(ds, &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: n.ID, Start: starts[nodeArea[n.ID]],
+	for _, id := range nodes {
+		ds = append(ds, &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: id, Start: starts[nodeArea[id]],
 			State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill, UpdatedAt: issued})
 	}
 	// Deliveries first: events about the alert can arrive as soon as it is

@@ -158,17 +158,13 @@ func (s *Service) resend(ctx context.Context) {
 		for j, c := range part {
 			ids[j] = c.node
 		}
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids, State: loaxa.NodeOnline})
+		presence, err := s.Nodes.NodePresence(ctx, ids)
 		if err != nil {
 			s.Logger.Error("emergency: nodes to resend to", "err", err)
 			break
 		}
-		online := make(map[string]bool, len(ns))
-		for _, n := range ns {
-			online[n.ID] = true
-		}
 		for _, c := range part {
-			if online[c.node] && picked < limit {
+			if presence[c.node].Online && picked < limit {
 				work[c.w].nodes = append(work[c.w].nodes, c.node)
 				picked++
 			}

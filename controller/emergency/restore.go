@@ -206,12 +206,12 @@ func (s *Service) restoreFanout(ctx context.Context, em *loaxa.Emergency) error 
 func (s *Service) nodesUnder(ctx context.Context, areas []string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, a := range areas {
-		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
+		ids, err := s.Nodes.NodeIDsWithin(ctx, a)
 		if err != nil {
 			return nil, fmt.Errorf("nodes of %s: %w", a, err)
 		}
-		for _, n := range ns {
-			out[n.ID] = a
+		for _, id := range ids {
+			out[id] = a
 		}
 	}
 	return out, nil

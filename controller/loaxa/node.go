@@ -122,6 +122,11 @@ type NodeService interface {
 	// ids that exists, cheaply: an emergency's report asks it for every
 	// targeted node each time it is built.
 	NodePresence(ctx context.Context, ids []string) (map[string]NodePresence, error)
+	// NodeIDsWithin returns the ids of the nodes within area's subtree,
+	// sorted, without reading their records: an emergency finds its
+	// targets with it between the officer's call and the alert, where
+	// decoding 10,000 records took 150–200 ms. The area must exist.
+	NodeIDsWithin(ctx context.Context, area string) ([]string, error)
 	// AuthenticateNode returns the node if secret is its secret, else
 	// EUnauthorized.
 	AuthenticateNode(ctx context.Context, id, secret string) (*Node, error)
