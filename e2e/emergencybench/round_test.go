@@ -100,7 +100,8 @@ func BenchmarkControllerRound(b *testing.B) {
 		b.Fatal(err)
 	}
 	var mu sync.Mutex
-	got := map[string][]time.Time{} // occurrence → receipts
+	got := map[string][]time.Time{}    // occurrence → receipts
+	starts := map[string][]time.Time{} // occurrence → starts
 	var procs []*helper
 	defer func() {
 		for _, p := range procs {
@@ -119,13 +120,17 @@ func BenchmarkControllerRound(b *testing.B) {
 				close(ready)
 				return
 			}
+			into := got
+			if rest, ok := strings.CutPrefix(line, "start "); ok {
+				into, line = starts, rest
+			}
 			occ, ns, ok := strings.Cut(line, " ")
 			v, err := strconv.ParseInt(ns, 10, 64)
 			if !ok || err != nil {
 				return
 			}
 			mu.Lock()
-			got[occ] = append(got[occ], time.Unix(0, v))
+			into[occ] = append(into[occ], time.Unix(0, v))
 			mu.Unlock()
 		}
 		p.start(b)
@@ -170,6 +175,7 @@ func BenchmarkControllerRound(b *testing.B) {
 	type result struct {
 		cpu, received, completed, ingested time.Duration
 		fanout                             []time.Duration
+		toStart, skew                      []time.Duration
 		events, states, dropped, lost      float64
 		inflight                           float64
 		nodesCPU                           time.Duration // the thin nodes' processes
@@ -269,16 +275,23 @@ func BenchmarkControllerRound(b *testing.B) {
 		for _, at := range got[em.Occurrence] {
 			r.fanout = append(r.fanout, at.Sub(em.Issued))
 		}
+		for _, at := range starts[em.Occurrence] {
+			r.toStart = append(r.toStart, at.Sub(t0))
+			r.skew = append(r.skew, at.Sub(em.Areas[0].Start).Abs())
+		}
 		mu.Unlock()
 		slices.Sort(r.fanout)
-		logf("round %d: lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d",
-			k, r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
-			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout))
+		slices.Sort(r.toStart)
+		slices.Sort(r.skew)
+		logf("round %d: issued %v and published %v after the call; lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d; alert-to-start p50 %v p99 %v, skew p50 %v p99 %v of %d",
+			k, em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
+			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout),
+			pct(r.toStart, 50).Round(time.Millisecond), pct(r.toStart, 99).Round(time.Millisecond), pct(r.skew, 50).Round(100*time.Microsecond), pct(r.skew, 99).Round(100*time.Microsecond), len(r.skew))
 		if bb.mosq != nil {
 			logf("round %d: Mosquitto CPU %.2f s; it began dropping a client's messages %d times", k, r.brokerCPU.Seconds(), r.brokerDrops)
 		}
-		if len(r.fanout) != n {
-			b.Errorf("round %d: %d of %d thin nodes had the alert", k, len(r.fanout), n)
+		if len(r.fanout) != n || len(r.toStart) != n {
+			b.Errorf("round %d: %d of %d thin nodes had the alert, %d started it", k, len(r.fanout), n, len(r.toStart))
 		}
 		return r
 	}
@@ -310,7 +323,7 @@ func BenchmarkControllerRound(b *testing.B) {
 	poll := (cpuTime() - cpu1) / 5
 
 	var cpus, recv, comp, ingd, nodeCPUs, brokerCPUs []time.Duration
-	var fan []time.Duration
+	var fan, toStart, skew []time.Duration
 	var events, states, drops, lost float64
 	polls := 0
 	for _, r := range results {
@@ -318,13 +331,14 @@ func BenchmarkControllerRound(b *testing.B) {
 		nodeCPUs = append(nodeCPUs, r.nodesCPU)
 		brokerCPUs = append(brokerCPUs, r.brokerCPU)
 		fan = append(fan, r.fanout...)
+		toStart, skew = append(toStart, r.toStart...), append(skew, r.skew...)
 		events += r.events
 		states += r.states
 		drops += r.dropped
 		lost += r.lost + r.inflight
 		polls += r.polls
 	}
-	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan, nodeCPUs, brokerCPUs} {
+	for _, s := range [][]time.Duration{cpus, recv, comp, ingd, fan, nodeCPUs, brokerCPUs, toStart, skew} {
 		slices.Sort(s)
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -345,6 +359,32 @@ func BenchmarkControllerRound(b *testing.B) {
 		n, rounds, pct(cpus, 50).Seconds(), cpus[0].Seconds(), cpus[len(cpus)-1].Seconds(), float64(polls)/float64(rounds), ms(poll), pct(nodeCPUs, 50).Seconds(),
 		100*idle, pct(recv, 50).Round(time.Millisecond), pct(comp, 50).Round(time.Millisecond), pct(ingd, 50).Round(time.Millisecond),
 		ms(pct(fan, 50)), ms(pct(fan, 99)), events/float64(rounds*n), states/float64(rounds*n), drops, lost)
+
+	// What the thin nodes' starts say about alert-to-sound with the
+	// board's own work (the store, opening and playing the audio) off
+	// this machine, against the raw fan-out measured as the fleet
+	// benchmark does, once the thin nodes are gone.
+	for _, p := range procs {
+		p.stop(b)
+	}
+	procs = nil
+	floor := rawFanout(b, n)
+	slices.Sort(floor)
+	late := 0
+	for _, d := range skew {
+		if d > 20*time.Millisecond {
+			late++
+		}
+	}
+	b.ReportMetric(ms(pct(toStart, 99)), "p99-start-ms")
+	b.ReportMetric(ms(pct(skew, 99)), "p99-skew-ms")
+	b.ReportMetric(ms(pct(floor, 99)), "p99-floor-ms")
+	b.ReportMetric(ms(pct(toStart, 99))/max(ms(pct(floor, 99)), 0.001), "start/floor-p99")
+	logf("%d thin nodes, %d rounds: alert-to-start p50 %.1f p99 %.1f max %.1f ms; start skew p50 %.2f p99 %.2f max %.2f ms, %d starts >20 ms off; "+
+		"raw QoS 1 fan-out to %d subscribers p50 %.1f p99 %.1f max %.1f ms; start p99 / floor p99 %.2f",
+		n, rounds, ms(pct(toStart, 50)), ms(pct(toStart, 99)), ms(toStart[len(toStart)-1]),
+		ms(pct(skew, 50)), ms(pct(skew, 99)), ms(skew[len(skew)-1]), late,
+		n, ms(pct(floor, 50)), ms(pct(floor, 99)), ms(floor[len(floor)-1]), ms(pct(toStart, 99))/max(ms(pct(floor, 99)), 0.001))
 }
 
 func envInt(b *testing.B, name string, def int) int {

@@ -44,9 +44,13 @@ import (
 // All QoS 1; states retained, events not; the same protocol.Encode
 // envelopes, epochs and gap-free sequences as the agent's outbox. Each node
 // connects with its own credentials (client id, username and secret) and
-// subscribes to the same topics as node/mqtt.Link. What the thin node does
-// not do, because it costs only the node: check signatures, keep a
-// store, play audio, fetch content. Like the agent, it sends its
+// subscribes to the same topics as node/mqtt.Link. It checks each
+// message's signature, audience and validity as the agent does
+// (protocol.Verifier), and starts an alert on a timer at its start
+// instant, which it reports ("start <occurrence> <Unix ns>"): the node's
+// part of alert-to-sound that is not the board's own work. What the thin
+// node does not do, because it costs only the node: keep a store, play
+// audio, fetch content. Like the agent, it sends its
 // unacknowledged events again when the acknowledgement is 30 s overdue
 // (agent.Config.AckTimeout), from the first one, in one batch.
 //
@@ -70,8 +74,9 @@ const (
 
 // thinNodes connects LOAXA_BENCH_THIN_COUNT thin nodes, from
 // LOAXA_BENCH_THIN_FROM in the credentials file, prints "ready", then
-// "<occurrence> <Unix ns>" for every alert a node receives the first time;
-// it runs until its stdin closes.
+// "<occurrence> <Unix ns>" for every alert a node receives the first time
+// and "start <occurrence> <Unix ns>" when it starts it; it runs until its
+// stdin closes.
 func thinNodes() int {
 	from, err1 := strconv.Atoi(os.Getenv(envThinFrom))
 	count, err2 := strconv.Atoi(os.Getenv(envThinCount))
@@ -128,6 +133,7 @@ type thinNode struct {
 	cred    *protocol.Credentials
 	topics  protocol.Topics
 	cl      paho.Client
+	verify  *protocol.Verifier
 	epoch   string
 	keys    []string
 	booted  time.Time
@@ -158,8 +164,8 @@ func openThinNode(cred *protocol.Credentials, lines chan<- string) (*thinNode, e
 	}
 	var e [8]byte
 	rand.Read(e[:])
-	n := &thinNode{cred: cred, topics: protocol.NewTopics(cred.Prefix()), epoch: hex.EncodeToString(e[:]),
-		booted: time.Now(), lines: lines, held: map[string]bool{}}
+	n := &thinNode{cred: cred, topics: protocol.NewTopics(cred.Prefix()), verify: protocol.NewVerifier(keys, nil, 0),
+		epoch: hex.EncodeToString(e[:]), booted: time.Now(), lines: lines, held: map[string]bool{}}
 	for _, k := range keys {
 		n.keys = append(n.keys, protocol.KeyID(k))
 	}
@@ -217,7 +223,7 @@ func (n *thinNode) receive(_ paho.Client, m paho.Message) {
 	if err != nil || len(m.Payload()) == 0 {
 		return
 	}
-	env, err := protocol.Parse(m.Payload())
+	env, err := n.verify.Open(m.Payload(), t.Audience())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "thin node %s: %s: %v\n", n.cred.Node, m.Topic(), err)
 		return
@@ -271,12 +277,13 @@ func (n *thinNode) alert(al *protocol.Alert, at time.Time) {
 }
 
 func (n *thinNode) start(o protocol.Occurrence, played time.Duration) {
+	at := time.Now().UTC() // the timer's goroutine runs: the node starts
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return
 	}
-	at := time.Now().UTC()
+	n.lines <- fmt.Sprintf("start %s %d\n", o.ID, at.UnixNano())
 	n.events(o, protocol.Event{Type: protocol.EventStarted, At: at, LateMS: at.Sub(o.Start).Milliseconds()})
 	n.playing = &protocol.Playing{Occurrence: o.ID, Content: o.Content, Priority: o.Priority, Since: at, Drill: o.Drill}
 	n.dirty()
