@@ -6,10 +6,14 @@
 # credentials that publish for an alert exactly what a node agent
 # publishes (events received / content-ready, started, completed; states
 # after each change) and nothing costlier, in processes of at most 2,500.
+# The thin nodes check each message's signature as an agent does and
+# start the alert on a timer at its start instant.
 # Per round it prints the benchmark process's CPU time (getrusage: the
 # controller and the benchmark's own API calls), the wall time until the
-# report shows every node received and completed, and the alert's fan-out
-# to the thin nodes. BENCHMARKS.md records the results.
+# report shows every node received and completed, the alert's fan-out to
+# the thin nodes, and their alert-to-start and start skew; at the end, the
+# raw fan-out floor of the same run (as scripts/bench-emergency.sh) and
+# the ratio. BENCHMARKS.md records the results.
 #
 #   scripts/bench-round.sh [NODES [ROUNDS]]     (default 1000 nodes, 5 rounds)
 #
@@ -22,6 +26,8 @@
 # often it logged that it began dropping a client's messages.
 # LOAXA_BENCH_WATCHERS=3 has three officers watch each round's board (live
 # streams of the emergency, open from the call to the round's end).
+# LOAXA_BENCH_THIN_VERIFY=0 has the thin nodes skip the signature check,
+# as if each had a processor of its own for it, as a board has.
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
 set -euo pipefail

@@ -46,7 +46,11 @@ const envWatchers = "LOAXA_BENCH_WATCHERS"
 // every 250 ms to 1 s, five times as long as the last poll took) shows every
 // node received and completed; the alert's fan-out (the thin node's
 // receipt − the alert's issue); the node messages the ingest dropped
-// because its queues were full. Run it with -benchtime 1x.
+// because its queues were full; the thin nodes' alert-to-start (their
+// start − the instant before the API call) and start skew (|start − the
+// area's start instant|). At the end it measures the raw fan-out floor as
+// BenchmarkAlertToSound does, once the thin nodes are gone, and reports
+// the ratio of the alert-to-start p99 to it. Run it with -benchtime 1x.
 //
 // LOAXA_BENCH_BROKER=mosquitto runs the same rounds through a real
 // Mosquitto (mosquitto_test.go) that the benchmark starts with the
