@@ -51,8 +51,8 @@ import (
 // part of alert-to-sound that is not the board's own work. With
 // LOAXA_BENCH_THIN_VERIFY=0 it skips the signature check (only parses), as
 // if each node had a processor of its own for it, as a board has: with
-// 10,000 nodes on this machine's two cores the checks alone delay the
-// fan-out by about half a second (BENCHMARKS.md). What the thin
+// 10,000 nodes on this machine's two cores the checks delayed the fan-out
+// by 0.1–0.5 s (BENCHMARKS.md). What the thin
 // node does not do, because it costs only the node: keep a store, play
 // audio, fetch content. Like the agent, it sends its
 // unacknowledged events again when the acknowledgement is 30 s overdue
