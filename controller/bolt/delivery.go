@@ -39,9 +39,11 @@ func nodeDeliveryKey(announcement, occurrence, node string) []byte {
 }
 
 // EnsureDeliveries stores the given deliveries unless a delivery for the
-// same (occurrence, node) exists; it never changes an existing one. An empty
-// State is stored as pending and a zero UpdatedAt as now. Every node must
-// exist; on any error nothing is stored.
+// same (occurrence, node) exists. It changes an existing one only if it is
+// Unplanned (made from the node's report before the plan was stored): that
+// one takes the plan (Start, Priority, PlannedMS, Drill) and keeps what the
+// node reported. An empty State is stored as pending and a zero UpdatedAt
+// as now. Every node must exist; on any error nothing is stored.
 func (s *DeliveryService) EnsureDeliveries(ctx context.Context, ds []*loaxa.Delivery) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
@@ -60,7 +62,12 @@ func (s *DeliveryService) EnsureDeliveries(ctx context.Context, ds []*loaxa.Deli
 		now := s.db.now()
 		for _, d := range ds {
 			key := deliveryKey(d.Announcement, d.Occurrence, d.Node)
-			if b.Get(key) != nil {
+			if v := b.Get(key); v != nil {
+				if bytes.Contains(v, unplannedMark) {
+					if err := planDelivery(tx, key, v, d); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			if nodes.Get([]byte(d.Node)) == nil {
@@ -83,6 +90,24 @@ func (s *DeliveryService) EnsureDeliveries(ctx context.Context, ds []*loaxa.Deli
 		return fmt.Errorf("ensure %d deliveries: %w", len(ds), err)
 	}
 	return nil
+}
+
+// unplannedMark is in the JSON of every Unplanned delivery, so that
+// EnsureDeliveries decodes only those among the deliveries that exist.
+var unplannedMark = []byte(`"unplanned":true`)
+
+// planDelivery puts plan into the stored delivery v (at key) if it is
+// Unplanned.
+func planDelivery(tx *bbolt.Tx, key, v []byte, plan *loaxa.Delivery) error {
+	var d loaxa.Delivery
+	if err := json.Unmarshal(v, &d); err != nil {
+		return fmt.Errorf("decode delivery %q: %w", key, err)
+	}
+	if !d.Unplanned {
+		return nil
+	}
+	d.Start, d.Priority, d.PlannedMS, d.Drill, d.Unplanned = plan.Start, plan.Priority, plan.PlannedMS, plan.Drill, false
+	return putDelivery(tx, &d)
 }
 
 // occurrenceOf reports whether occurrence is one of announcement: built

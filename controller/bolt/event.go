@@ -175,7 +175,7 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 	}
 	if !found {
 		start, _ := time.Parse(occurrenceTimeLayout, at) // zero if it does not parse
-		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending}
+		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending, Unplanned: true}
 	}
 	// Any event about the occurrence says the node has it; the received
 	// event itself may come in a later batch.

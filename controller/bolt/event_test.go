@@ -251,10 +251,68 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			if want.State != loaxa.DeliveryPending {
 				want.ReceivedAt = start // the first event about it, whichever it is
 			}
+			want.Unplanned = !tt.ensure // made from the event
 			if fmt.Sprint(*d) != fmt.Sprint(want) {
 				t.Errorf("delivery\n%+v\nwant\n%+v", *d, want)
 			}
 		})
+	}
+}
+
+// TestEnsureDeliveriesPlansUnplanned: an emergency's node reports the
+// alert received and started before the emergency stored its deliveries
+// (it publishes while it stores them). The delivery made from the report
+// then takes the plan, its start instant, level, planned length and drill
+// mark, and keeps what the node reported; a planned delivery is never
+// changed by a later plan.
+func TestEnsureDeliveriesPlansUnplanned(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	ctx := context.Background()
+	deliveries := bolt.NewDeliveryService(db)
+	issued := t0
+	occ := loaxa.OccurrenceID("e000001", issued)
+	start := issued.Add(1300 * time.Millisecond)
+	b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+		{Seq: 1, Type: protocol.EventReceived, At: issued.Add(400 * time.Millisecond), Occurrence: occ},
+		{Seq: 2, Type: protocol.EventStarted, At: start.Add(5 * time.Millisecond), Occurrence: occ, LateMS: 5},
+	}}
+	if _, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := func(node string) loaxa.Delivery {
+		t.Helper()
+		ds, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: node})
+		must(t, err)
+		if len(ds) != 1 {
+			t.Fatalf("deliveries of %s: %q, want one", node, deliveryIDs(ds))
+		}
+		return *ds[0]
+	}
+	if d := got("n1"); !d.Unplanned || !d.Start.Equal(issued) || d.Priority != "" {
+		t.Fatalf("before the plan: %+v, want Unplanned with the occurrence's own time", d)
+	}
+	plan := func(node string, drill bool, at time.Time) *loaxa.Delivery {
+		return &loaxa.Delivery{Announcement: "e000001", Occurrence: occ, Node: node, Start: at, State: loaxa.DeliveryPending,
+			Priority: protocol.PriorityEmergency, PlannedMS: 9000, Drill: drill, UpdatedAt: issued}
+	}
+	must(t, deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{plan("n1", true, start), plan("n2", true, start)}))
+	d := got("n1")
+	if d.Unplanned || !d.Start.Equal(start) || d.Priority != protocol.PriorityEmergency || d.PlannedMS != 9000 || !d.Drill {
+		t.Errorf("after the plan: %+v, want its start, level, length and drill mark", d)
+	}
+	if d.State != loaxa.DeliveryStarted || d.LateMS != 5 || !d.ReceivedAt.Equal(issued.Add(400*time.Millisecond)) {
+		t.Errorf("after the plan: %+v, want what the node reported kept", d)
+	}
+	if d := got("n2"); d.Unplanned || d.State != loaxa.DeliveryPending || !d.Drill {
+		t.Errorf("the node that had not reported: %+v, want the plan, pending", d)
+	}
+	// A planned delivery keeps its plan.
+	must(t, deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{plan("n1", false, start.Add(time.Hour))}))
+	if d := got("n1"); !d.Start.Equal(start) || !d.Drill {
+		t.Errorf("a second plan changed a planned delivery: %+v", d)
 	}
 }
 

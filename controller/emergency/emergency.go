@@ -253,11 +253,6 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		ds = append(ds, &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: id, Start: starts[nodeArea[id]],
 			State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill, UpdatedAt: issued})
 	}
-	// Deliveries first: events about the alert can arrive as soon as it is
-	// published, and would otherwise create deliveries that lack the level.
-	if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
-		return nil, fmt.Errorf("emergency %s: deliveries: %w", em.ID, err)
-	}
 	// A copy with its own areas: the publishers below write em.Areas
 	// without the lock while resend reads t.em.Areas under it.
 	t.em = *em
@@ -268,6 +263,14 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	}
 	s.live[em.ID] = t
 	s.mu.Unlock()
+
+	// The deliveries are stored while the alert is published: at 10,000
+	// nodes that takes about 90 ms, which every node would otherwise wait
+	// for. A node that reports the alert before its delivery is stored
+	// makes an Unplanned one, which EnsureDeliveries completes with the
+	// plan (its start instant, level and drill mark).
+	planned := make(chan error, 1)
+	go func() { planned <- s.Deliveries.EnsureDeliveries(ctx, ds) }()
 
 	// One publish per area, all at once.
 	ttl := em.Expires.Sub(s.Clock.Now())
@@ -286,6 +289,11 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		}(&em.Areas[i])
 	}
 	wg.Wait()
+	if err := <-planned; err != nil {
+		// The alert is out: what is lost is the record of the nodes that
+		// never report it, not the warning.
+		log.Error("emergency: deliveries not stored; the nodes that report the alert get one from their report", "nodes", len(ds), "err", err)
+	}
 	s.mu.Lock()
 	for node, area := range nodeArea {
 		for _, a := range em.Areas {

@@ -114,6 +114,13 @@ type Delivery struct {
 	// Drill marks the delivery of an exercise: set on the deliveries of
 	// an emergency drill and of a drill live call when they are made.
 	Drill bool `json:"drill,omitempty"`
+	// Unplanned marks a delivery made from the node's report of an
+	// occurrence whose plan the controller had not stored (yet): its Start
+	// is the occurrence's own time and it has no Priority, PlannedMS or
+	// Drill. An emergency publishes while it stores its deliveries, so its
+	// fastest nodes can report first; EnsureDeliveries then puts the plan
+	// into such a delivery and clears the mark.
+	Unplanned bool `json:"unplanned,omitempty"`
 	// FailedToSound is computed when read, never stored: the delivery is
 	// not final and the node has not reported the start (or the end) it
 	// owed by now, more than SilenceBound after it was due. The node was
@@ -151,7 +158,9 @@ type DeliveryFilter struct {
 // DeliveryService stores deliveries. Events move them (EventService).
 type DeliveryService interface {
 	// EnsureDeliveries stores the given pending deliveries unless a
-	// delivery for the same (occurrence, node) exists.
+	// delivery for the same (occurrence, node) exists. An existing one
+	// that is Unplanned takes the given one's Start, Priority, PlannedMS
+	// and Drill and keeps what the node reported.
 	EnsureDeliveries(ctx context.Context, ds []*Delivery) error
 	// FindDeliveries returns deliveries sorted by start, then node.
 	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
