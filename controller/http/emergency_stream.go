@@ -133,10 +133,16 @@ func over(rep *loaxa.EmergencyReport, now time.Time) bool {
 	return true
 }
 
+// sameNode reports whether a and b say the same: their optional times
+// compare by value, since each report build makes its own.
 func sameNode(a, b loaxa.EmergencyNode) bool {
-	ra, rb := a.ReceivedMS, b.ReceivedMS
-	a.ReceivedMS, b.ReceivedMS = nil, nil
-	return a == b && (ra == nil) == (rb == nil) && (ra == nil || *ra == *rb)
+	same := samePtr(a.ReceivedMS, b.ReceivedMS) && samePtr(a.ContentReadyMS, b.ContentReadyMS)
+	a.ReceivedMS, b.ReceivedMS, a.ContentReadyMS, b.ContentReadyMS = nil, nil, nil, nil
+	return same && a == b
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // writeEvent writes one server-sent event.
