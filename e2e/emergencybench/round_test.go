@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -207,7 +208,11 @@ func BenchmarkControllerRound(b *testing.B) {
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
 		lastID = em.ID
 		stopWatching := watch(b, c, em.ID, watchers)
-		defer stopWatching()
+		defer func() {
+			if n := stopWatching(); watchers > 0 {
+				logf("round %d: the %d watchers' streams carried %.1f MB", k, watchers, float64(n)/1e6)
+			}
+		}()
 		var r result
 		r.lead = em.Areas[0].LeadMS
 		deadline := time.Now().Add(5 * time.Minute)
@@ -445,10 +450,12 @@ func settle(b *testing.B, url string, within time.Duration) {
 }
 
 // watch opens k live streams of emergency id, as k officers watching its
-// board, read in the background until stop.
-func watch(b *testing.B, c *rig.Controller, id string, k int) (stop func()) {
+// board, read in the background until stop, which returns how many bytes
+// they carried together.
+func watch(b *testing.B, c *rig.Controller, id string, k int) (stop func() int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	var read atomic.Int64
 	for range k {
 		req, err := http.NewRequestWithContext(ctx, "GET", c.URL+"/api/v1/emergency/"+id+"/stream", nil)
 		if err != nil {
@@ -461,11 +468,13 @@ func watch(b *testing.B, c *rig.Controller, id string, k int) (stop func()) {
 				return // stopped before it answered
 			}
 			defer resp.Body.Close()
-			io.Copy(io.Discard, resp.Body)
+			n, _ := io.Copy(io.Discard, resp.Body)
+			read.Add(n)
 		})
 	}
-	return func() {
+	return func() int64 {
 		cancel()
 		wg.Wait()
+		return read.Load()
 	}
 }
