@@ -75,3 +75,43 @@ func TestPublishDoesNotWaitForDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// TestReportTiming: the report says how fast the alert reached the
+// speakers from the nodes' own reports: when each had it, when each began
+// (its area's lead plus its late_ms), and which began out of step.
+func TestReportTiming(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	ctx := context.Background()
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := em.Areas[0].LeadMS
+	start := em.Areas[0].Start
+	occ := em.Occurrence
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: em.Issued.Add(100 * time.Millisecond)})
+	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: em.Issued.Add(300 * time.Millisecond)})
+	w.report(s, "n1", protocol.Event{Type: protocol.EventStarted, Occurrence: occ, At: start.Add(5 * time.Millisecond), LateMS: 5})
+	w.report(s, "n2", protocol.Event{Type: protocol.EventStarted, Occurrence: occ, At: start.Add(40 * time.Millisecond), LateMS: 40})
+	rep, err := s.EmergencyReport(ctx, em.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sound := map[string]int64{}
+	for _, n := range rep.Nodes {
+		if n.SoundMS != nil {
+			sound[n.Node] = *n.SoundMS
+		}
+	}
+	if len(sound) != 2 || sound["n1"] != lead+5 || sound["n2"] != lead+40 {
+		t.Errorf("sound_ms %v, want n1 %d and n2 %d (lead %d ms + late_ms), none for n3", sound, lead+5, lead+40, lead)
+	}
+	tm := rep.Timing
+	if tm.Received != 2 || tm.ReceivedMS == nil || *tm.ReceivedMS != (loaxa.Percentiles{P50: 100, P99: 300, Max: 300}) {
+		t.Errorf("receipts: %d, %+v; want 2 with p50 100, p99 300", tm.Received, tm.ReceivedMS)
+	}
+	if tm.Started != 2 || tm.SoundMS == nil || tm.SoundMS.P99 != lead+40 || tm.SkewMS == nil || tm.SkewMS.P99 != 40 || tm.OffStart != 1 {
+		t.Errorf("starts: %d, sound %+v, skew %+v, %d off the start; want 2, p99 %d, skew p99 40, 1 off", tm.Started, tm.SoundMS, tm.SkewMS, tm.OffStart, lead+40)
+	}
+}

@@ -61,6 +61,12 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			n.ContentReadyMS = &ms
 			n.Fetched = !d.ReceivedAt.IsZero() && d.ContentReadyAt.After(d.ReceivedAt)
 		}
+		// A node that began: playing, done, or stopped after it had played
+		// some (a cancel, a later alert).
+		if d.State == loaxa.DeliveryStarted || d.State == loaxa.DeliveryCompleted || d.PlayedMS > 0 {
+			ms := d.Start.Sub(em.Issued).Milliseconds() + d.LateMS
+			n.SoundMS = &ms
+		}
 		switch {
 		case d.State == loaxa.DeliveryFailed && d.Reason == protocol.ReasonCancelled:
 			n.State = loaxa.EmergencyCancelledState
@@ -75,5 +81,6 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	s.mu.Unlock()
+	rep.Timing = loaxa.TimingOf(rep.Nodes)
 	return rep, nil
 }

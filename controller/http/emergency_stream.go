@@ -31,6 +31,7 @@ type streamSummary struct {
 	State   string                 `json:"state"`
 	Expires time.Time              `json:"expires"`
 	Summary loaxa.EmergencySummary `json:"summary"`
+	Timing  loaxa.EmergencyTiming  `json:"timing"`
 	At      time.Time              `json:"at"`
 }
 
@@ -75,7 +76,7 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 			}
 		}
 		sum := streamSummary{ID: rep.ID, Kind: rep.Kind, Title: rep.Title, Drill: rep.Drill, State: rep.State,
-			Expires: rep.Expires, Summary: rep.Summary, At: rep.Generated}
+			Expires: rep.Expires, Summary: rep.Summary, Timing: rep.Timing, At: rep.Generated}
 		if err := writeEvent(w, "summary", sum); err != nil {
 			return err
 		}
@@ -136,8 +137,8 @@ func over(rep *loaxa.EmergencyReport, now time.Time) bool {
 // sameNode reports whether a and b say the same: their optional times
 // compare by value, since each report build makes its own.
 func sameNode(a, b loaxa.EmergencyNode) bool {
-	same := samePtr(a.ReceivedMS, b.ReceivedMS) && samePtr(a.ContentReadyMS, b.ContentReadyMS)
-	a.ReceivedMS, b.ReceivedMS, a.ContentReadyMS, b.ContentReadyMS = nil, nil, nil, nil
+	same := samePtr(a.ReceivedMS, b.ReceivedMS) && samePtr(a.ContentReadyMS, b.ContentReadyMS) && samePtr(a.SoundMS, b.SoundMS)
+	a.ReceivedMS, b.ReceivedMS, a.ContentReadyMS, b.ContentReadyMS, a.SoundMS, b.SoundMS = nil, nil, nil, nil, nil, nil
 	return same && a == b
 }
 

@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,8 +152,84 @@ type EmergencyNode struct {
 	// at once (its start may be late for that).
 	ContentReadyMS *int64 `json:"content_ready_ms,omitempty"`
 	Fetched        bool   `json:"fetched,omitempty"`
-	Resends        int    `json:"resends,omitempty"`
-	Online         bool   `json:"online"`
+	// SoundMS is how long after the issue the node began playing it: its
+	// area's lead plus its late_ms, on its clock corrected to the
+	// controller's. Only for a node that began.
+	SoundMS *int64 `json:"sound_ms,omitempty"`
+	Resends int    `json:"resends,omitempty"`
+	Online  bool   `json:"online"`
+}
+
+// EmergencyTiming is how fast the alert reached the speakers, from the
+// nodes' own reports (their clocks corrected to the controller's), so that
+// after a drill on real boards a technician reads what the benchmarks
+// measure in simulation: whether the area had the alert within its lead
+// and began together.
+type EmergencyTiming struct {
+	// Received counts the nodes that reported the alert; ReceivedMS is
+	// how long after the issue they had it.
+	Received   int          `json:"received"`
+	ReceivedMS *Percentiles `json:"received_ms,omitempty"`
+	// Started counts the nodes that began playing it; SoundMS is how long
+	// after the issue they did, SkewMS how far from their area's start
+	// instant (|late_ms|).
+	Started int          `json:"started"`
+	SoundMS *Percentiles `json:"sound_ms,omitempty"`
+	SkewMS  *Percentiles `json:"skew_ms,omitempty"`
+	// OffStart counts the nodes that began more than StartTogether from
+	// their area's start: they had the alert late, or are out of step
+	// (a clock, a slow output).
+	OffStart int `json:"off_start"`
+}
+
+// StartTogether is how far from the shared start instant a node may begin
+// and still count as starting with its neighbours: the issue's target for
+// the start skew.
+const StartTogether = 20 * time.Millisecond
+
+// Percentiles are the median, 99th percentile (nearest rank) and maximum
+// of a set of milliseconds.
+type Percentiles struct {
+	P50 int64 `json:"p50"`
+	P99 int64 `json:"p99"`
+	Max int64 `json:"max"`
+}
+
+// PercentilesOf returns the percentiles of ms (sorted in place), nil for
+// none.
+func PercentilesOf(ms []int64) *Percentiles {
+	if len(ms) == 0 {
+		return nil
+	}
+	slices.Sort(ms)
+	rank := func(p int) int64 { return ms[max((len(ms)*p+99)/100, 1)-1] }
+	return &Percentiles{P50: rank(50), P99: rank(99), Max: ms[len(ms)-1]}
+}
+
+// TimingOf returns the timing of the nodes of a report.
+func TimingOf(nodes []EmergencyNode) EmergencyTiming {
+	var t EmergencyTiming
+	var received, sound, skew []int64
+	together := StartTogether.Milliseconds()
+	for _, n := range nodes {
+		if n.ReceivedMS != nil {
+			received = append(received, *n.ReceivedMS)
+		}
+		if n.SoundMS != nil {
+			sound = append(sound, *n.SoundMS)
+			off := n.LateMS
+			if off < 0 {
+				off = -off
+			}
+			skew = append(skew, off)
+			if off > together {
+				t.OffStart++
+			}
+		}
+	}
+	t.Received, t.Started = len(received), len(sound)
+	t.ReceivedMS, t.SoundMS, t.SkewMS = PercentilesOf(received), PercentilesOf(sound), PercentilesOf(skew)
+	return t
 }
 
 // EmergencySummary counts the nodes of an emergency. Reached counts nodes
@@ -205,6 +282,7 @@ func (s *EmergencySummary) Add(n EmergencyNode) {
 type EmergencyReport struct {
 	*Emergency
 	Summary EmergencySummary `json:"summary"`
+	Timing  EmergencyTiming  `json:"timing"`
 	Nodes   []EmergencyNode  `json:"nodes"`
 	// Generated is when the report was made.
 	Generated time.Time `json:"generated"`

@@ -1,0 +1,58 @@
+package loaxa_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+func TestPercentilesOf(t *testing.T) {
+	if p := loaxa.PercentilesOf(nil); p != nil {
+		t.Errorf("of nothing: %+v, want nil", p)
+	}
+	hundred := make([]int64, 100)
+	for i := range hundred {
+		hundred[i] = int64(100 - i) // 100 … 1, unsorted
+	}
+	for _, tt := range []struct {
+		ms   []int64
+		want loaxa.Percentiles
+	}{
+		{[]int64{7}, loaxa.Percentiles{P50: 7, P99: 7, Max: 7}},
+		{[]int64{300, 100}, loaxa.Percentiles{P50: 100, P99: 300, Max: 300}},
+		{hundred, loaxa.Percentiles{P50: 50, P99: 99, Max: 100}},
+	} {
+		if got := loaxa.PercentilesOf(tt.ms); got == nil || *got != tt.want {
+			t.Errorf("PercentilesOf(%d values) = %+v, want %+v", len(tt.ms), got, tt.want)
+		}
+	}
+}
+
+// TestTimingOf: receipts of every node that reported, sound and skew of
+// every node that began, early starts counted by their distance.
+func TestTimingOf(t *testing.T) {
+	ms := func(v int64) *int64 { return &v }
+	nodes := []loaxa.EmergencyNode{
+		{Node: "a", ReceivedMS: ms(100), SoundMS: ms(1305), LateMS: 5},
+		{Node: "b", ReceivedMS: ms(300), SoundMS: ms(1340), LateMS: 40},
+		{Node: "c", ReceivedMS: ms(200), SoundMS: ms(1270), LateMS: -30},
+		{Node: "d", ReceivedMS: ms(2500)}, // had it, has not begun
+		{Node: "e"},                       // nothing yet
+	}
+	got := loaxa.TimingOf(nodes)
+	want := loaxa.EmergencyTiming{
+		Received: 4, ReceivedMS: &loaxa.Percentiles{P50: 200, P99: 2500, Max: 2500},
+		Started: 3, SoundMS: &loaxa.Percentiles{P50: 1305, P99: 1340, Max: 1340},
+		SkewMS: &loaxa.Percentiles{P50: 30, P99: 40, Max: 40}, OffStart: 2,
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		t.Errorf("TimingOf = %s, want %s", g, w)
+	}
+	if empty := loaxa.TimingOf(nil); empty.ReceivedMS != nil || empty.SoundMS != nil || empty.Started != 0 {
+		t.Errorf("TimingOf(nil) = %+v", empty)
+	}
+}
