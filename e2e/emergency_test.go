@@ -104,6 +104,13 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 		if !n.Fetched || n.ContentReadyMS == nil || n.ReceivedMS != nil && *n.ContentReadyMS < *n.ReceivedMS {
 			t.Errorf("node %s fetched the alarm, the report says fetched %v, content_ready_ms %v", n.Node, n.Fetched, n.ContentReadyMS)
 		}
+		// When it began, from its own started event: the lead plus how late.
+		if n.SoundMS == nil || *n.SoundMS != em.Areas[0].LeadMS+n.LateMS {
+			t.Errorf("node %s: sound_ms %v, want the lead %d ms + late_ms %d", n.Node, n.SoundMS, em.Areas[0].LeadMS, n.LateMS)
+		}
+	}
+	if tm := rep.Timing; tm.Received != 2 || tm.Started != 2 || tm.ReceivedMS == nil || tm.SoundMS == nil || tm.SkewMS == nil {
+		t.Errorf("timing %s, want both nodes received and began", rig.Describe(tm))
 	}
 	for _, id := range []string{"a1", "a2"} {
 		rig.Eventually(t, 10*time.Second, id+" resumes the bulletin", func() bool { return playing(nodes[id]) == occ })
@@ -141,9 +148,12 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 				last = l
 			}
 		}
-		var sum struct{ Summary loaxa.EmergencySummary }
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(last, "data: ")), &sum); err != nil || sum.Summary != want {
-			t.Errorf("last streamed summary %q, want %+v", last, want)
+		var sum struct {
+			Summary loaxa.EmergencySummary
+			Timing  loaxa.EmergencyTiming
+		}
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(last, "data: ")), &sum); err != nil || sum.Summary != want || sum.Timing.Started != 2 {
+			t.Errorf("last streamed summary %q, want %+v and both nodes' starts timed", last, want)
 		}
 		if !strings.Contains(strings.Join(lines, "\n"), "event: end") {
 			t.Errorf("stream did not end with an end event")

@@ -73,6 +73,11 @@ func TestEmergencyAckBoard(t *testing.T) {
 	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
 	b.CheckAccessible("the acknowledgement board")
 	b.Wait("every online cluster sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
+	// How fast it reached the speakers, from the clusters' own reports.
+	b.Wait("the timing of both starts", `document.querySelector('#em-timing-sound') && `+text("#em-timing-sound")+`.startsWith('Bắt đầu phát: 2 cụm loa')`, 10*time.Second)
+	if got := MustEval[string](b, text("#em-timing-received")); !contains(got, "Đã nhận lệnh: 2 cụm loa", "sau khi phát lệnh") {
+		t.Errorf("timing of the receipts says %q", got)
+	}
 	rows := MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('#ack-board tbody tr')].map(r => [r.dataset.node, r.dataset.state]))`)
 	if rows["lap-le-01"] != "started" || rows["lap-le-02"] != "started" || rows["lap-le-03"] != "offline" || len(rows) != 3 {
 		t.Errorf("board rows %v", rows)

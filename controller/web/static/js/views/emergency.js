@@ -255,16 +255,33 @@ function within(ctx, area, root) {
 
 const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
 
+/**
+ * showTiming says how fast the alert reached the speakers, from the
+ * clusters' own reports: after a drill, whether the area had it within the
+ * lead and began together.
+ */
+function showTiming(el, tm) {
+  if (!tm || !tm.received_ms) { fill(el); return; }
+  const ms = (v) => fmtNumber(v);
+  fill(el,
+    h('li', { id: 'em-timing-received' }, t('emergency.timing_received', { n: fmtNumber(tm.received), p50: ms(tm.received_ms.p50), p99: ms(tm.received_ms.p99) })),
+    tm.sound_ms ? h('li', { id: 'em-timing-sound' }, t('emergency.timing_sound', {
+      n: fmtNumber(tm.started), p50: ms(tm.sound_ms.p50), p99: ms(tm.sound_ms.p99), skew: ms(tm.skew_ms.p99) })) : null,
+    tm.off_start > 0 ? h('li', { id: 'em-timing-off' }, t('emergency.timing_off', { n: fmtNumber(tm.off_start) })) : null);
+}
+
 async function board(ctx, main, id) {
   const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
   const counts = h('div', { class: 'stats', id: 'ack-counts' });
   const rows = new Map();
   const tbody = h('tbody');
   const state = h('span', { id: 'em-state' });
-  const showSummary = (s, st) => {
+  const timing = h('ul', { class: 'hint', id: 'em-timing' });
+  const showSummary = (s, st, tm) => {
     fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
       BOARD.map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
     fill(state, badge(st, 'emstate.'));
+    showTiming(timing, tm);
   };
   const showNode = (n) => {
     const tr = h('tr', { dataset: { node: n.node, state: n.state } },
@@ -276,7 +293,7 @@ async function board(ctx, main, id) {
     if (rows.has(n.node)) rows.get(n.node).replaceWith(tr); else tbody.append(tr);
     rows.set(n.node, tr);
   };
-  showSummary(rep.summary, rep.state);
+  showSummary(rep.summary, rep.state, rep.timing);
   rep.nodes.forEach(showNode);
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
   // A large area's clusters spread their reports over a window: say so, or
@@ -285,7 +302,7 @@ async function board(ctx, main, id) {
   const spread = windowMS > 0 ? h('p', { class: 'hint', id: 'em-report-window' },
     t('emergency.report_window', { s: fmtNumber(Math.ceil(windowMS / 1000)) })) : null;
   const src = new EventSource(apiURL(`/emergency/${encodeURIComponent(id)}/stream`));
-  src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state); });
+  src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state, d.timing); });
   src.addEventListener('node', (e) => showNode(JSON.parse(e.data)));
   src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
@@ -305,7 +322,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    counts, live, spread,
+    counts, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') ? h('div', { class: 'panel row no-print' },
