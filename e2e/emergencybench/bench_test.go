@@ -283,6 +283,18 @@ func BenchmarkAlertToSound(b *testing.B) {
 		logf("round %d: issued %v and published %v after the call, lead %d ms (%s), report window %d ms, every node sounded by %v, reported completed by %v, %d resends", k,
 			em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), em.Areas[0].LeadMS, em.Areas[0].LeadFrom,
 			em.Areas[0].ReportWindowMS, maxOf(sounds[em.Occurrence]).Sub(t0).Round(time.Millisecond), time.Since(t0).Round(100*time.Millisecond), r)
+		// The report's timing (the nodes' own started events, what a
+		// province reads after a drill on its boards) against the sound
+		// logs (the instant each output took its first sample).
+		var logged, loggedSkew []int64
+		for _, at := range sounds[em.Occurrence] {
+			logged = append(logged, at.Sub(em.Issued).Milliseconds())
+			loggedSkew = append(loggedSkew, at.Sub(start).Abs().Milliseconds())
+		}
+		if tm, lp, ls := rep.Timing, loaxa.PercentilesOf(logged), loaxa.PercentilesOf(loggedSkew); tm.SoundMS != nil && tm.SkewMS != nil && lp != nil {
+			logf("round %d: after the issue, the report's sound_ms p50 / p99 / max %d / %d / %d ms (%d nodes), the sound logs' %d / %d / %d ms; skew p99 %d ms and %d ms; %d nodes off the start",
+				k, tm.SoundMS.P50, tm.SoundMS.P99, tm.SoundMS.Max, tm.Started, lp.P50, lp.P99, lp.Max, tm.SkewMS.P99, ls.P99, tm.OffStart)
+		}
 		if measure {
 			// The skew of the nodes that had the alert with time to
 			// spare (received before the start less the margin the lead

@@ -37,3 +37,51 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+// TestOffsetEstimateReplacedBy: a measurement replaces the offset in use
+// when it is at least as certain as that one has become with age, or when
+// the two cannot both be right; a busy link's measurement does not undo a
+// precise one.
+func TestOffsetEstimateReplacedBy(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	precise := offsetEstimate{offset: 3 * time.Millisecond, rtt: 2 * time.Millisecond, at: t0}
+	for _, tt := range []struct {
+		name string
+		n    offsetEstimate
+		want bool
+	}{
+		{"as precise, a minute on", offsetEstimate{offset: 4 * time.Millisecond, rtt: 2 * time.Millisecond, at: t0.Add(time.Minute)}, true},
+		{"busy link, a minute on", offsetEstimate{offset: 15 * time.Millisecond, rtt: 40 * time.Millisecond, at: t0.Add(time.Minute)}, false},
+		// After an hour the old one may have drifted 360 ms (100 ppm).
+		{"busy link, an hour on", offsetEstimate{offset: 15 * time.Millisecond, rtt: 40 * time.Millisecond, at: t0.Add(time.Hour)}, true},
+		{"a clock stepped a second", offsetEstimate{offset: time.Second, rtt: 40 * time.Millisecond, at: t0.Add(time.Minute)}, true},
+		{"the board's clock stepped back", offsetEstimate{offset: 15 * time.Millisecond, rtt: 40 * time.Millisecond, at: t0.Add(-time.Hour)}, true},
+	} {
+		if got := precise.replacedBy(tt.n); got != tt.want {
+			t.Errorf("%s: replaced %v, want %v (uncertainty then %v)", tt.name, got, tt.want, precise.uncertainty(tt.n.at))
+		}
+	}
+}
+
+// TestNextSync: an uncertain estimate is measured again after the retry
+// (±25 %), doubling up to the interval; a good one after the interval.
+func TestNextSync(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	interval := 5 * time.Minute
+	good := &offsetEstimate{rtt: 2 * time.Millisecond, at: t0}
+	if next, retry := nextSync(good, t0.Add(time.Second), syncRetry, interval); next != interval || retry != syncRetry {
+		t.Errorf("a good estimate: next %v, retry %v; want the interval", next, retry)
+	}
+	busy := &offsetEstimate{rtt: 40 * time.Millisecond, at: t0}
+	retry := syncRetry
+	for _, want := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, interval, interval} {
+		var next time.Duration
+		next, retry = nextSync(busy, t0, retry, interval)
+		if lo, hi := min(want*3/4, interval), min(want*5/4, interval); next < lo || next > hi {
+			t.Errorf("next %v, want within [%v, %v]", next, lo, hi)
+		}
+	}
+	if next, _ := nextSync(nil, t0, syncRetry, interval); next > syncRetry*5/4 {
+		t.Errorf("no estimate yet: next %v, want the retry", next)
+	}
+}
