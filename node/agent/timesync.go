@@ -13,8 +13,12 @@ import (
 )
 
 // timeSamples is how many round trips one measurement takes; the one with
-// the shortest round trip has the least uncertainty.
-const timeSamples = 4
+// the shortest round trip has the least uncertainty. retrySamples: a
+// measurement taken early because the estimate is uncertain.
+const (
+	timeSamples  = 4
+	retrySamples = 2
+)
 
 // Keeping the best measurement. A measurement's offset is within half its
 // round trip of the truth, and the clocks drift apart after it, so an
@@ -32,8 +36,10 @@ const (
 	clockDrift = 100e-6
 	// syncGood is an uncertainty worth keeping for the whole
 	// TimeSyncInterval; while the estimate is less certain, the agent
-	// measures again sooner, after syncRetry, then twice as long each
-	// time, up to the interval.
+	// measures again sooner: syncRetry (30 s) and four times that (2 min)
+	// after each connect (each ±50 %), then every interval. Over 4G, where no
+	// measurement gets that good, that is two measurements more per
+	// connect.
 	syncGood  = 5 * time.Millisecond
 	syncRetry = 30 * time.Second
 )
@@ -63,17 +69,23 @@ func (a *Agent) syncClock(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var best *offsetEstimate
-	retry := syncRetry
+	retry, early := syncRetry, false
 	for {
+		samples := timeSamples
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			if early {
+				// A second look for a quieter moment: two round trips
+				// are enough to find one, and a fleet's retries are load.
+				samples = retrySamples
+			}
 		case <-a.syncNow:
 			timer.Stop()
 			retry = syncRetry // a new link: it may be better or worse
 		}
-		offset, rtt, err := a.MeasureOffset(ctx)
+		offset, rtt, err := a.measureOffset(ctx, samples)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -95,35 +107,45 @@ func (a *Agent) syncClock(ctx context.Context) {
 				}
 				level("agent: clock corrected", "offset", offset, "change", offset-old, "rtt", rtt)
 				signal(a.clockMoved)
-				signal(a.dirty)
+				if d > time.Second {
+					// The state shows the offset (a 2 s one is alarmed);
+					// smaller changes go with the next heartbeat.
+					signal(a.dirty)
+				}
 			}
 		}
 		var next time.Duration
-		next, retry = nextSync(best, a.clock.Base.Now(), retry, a.cfg.TimeSyncInterval)
+		next, retry, early = nextSync(best, a.clock.Base.Now(), retry, a.cfg.TimeSyncInterval)
 		timer.Reset(next)
 	}
 }
 
 // nextSync returns how long until the next measurement and the retry
 // after it: the interval once the estimate is good, else the retry spread
-// over ±25 % (a fleet that connected together must not measure together
-// again), doubling up to the interval.
-func nextSync(best *offsetEstimate, now time.Time, retry, interval time.Duration) (next, nextRetry time.Duration) {
+// over ±50 % (a fleet that connected together must not measure together
+// again), four times as long the next time, up to the interval. early
+// says the next one comes before the interval.
+func nextSync(best *offsetEstimate, now time.Time, retry, interval time.Duration) (next, nextRetry time.Duration, early bool) {
 	if best != nil && best.uncertainty(now) <= syncGood {
-		return interval, retry
+		return interval, retry, false
 	}
-	return min(interval, retry/4*3+rand.N(retry/2+1)), min(2*retry, interval)
+	next = retry/2 + rand.N(retry+1)
+	return min(interval, next), min(4*retry, interval), next < interval
 }
 
 // MeasureOffset asks the controller for its time a few times and returns
 // the offset (controller minus this machine's base clock) from the sample
 // with the smallest round trip, assuming the reply was stamped half-way.
 func (a *Agent) MeasureOffset(ctx context.Context) (offset, rtt time.Duration, err error) {
+	return a.measureOffset(ctx, timeSamples)
+}
+
+func (a *Agent) measureOffset(ctx context.Context, samples int) (offset, rtt time.Duration, err error) {
 	url := strings.TrimSuffix(a.cred.Controller, "/") + "/api/v1/time"
 	rtt = -1
 	var errs int
 	var last error
-	for range timeSamples {
+	for range samples {
 		off, r, err := a.timeSample(ctx, url)
 		if err != nil {
 			errs++

@@ -64,24 +64,26 @@ func TestOffsetEstimateReplacedBy(t *testing.T) {
 }
 
 // TestNextSync: an uncertain estimate is measured again after the retry
-// (±25 %), doubling up to the interval; a good one after the interval.
+// (±50 %), 30 s and 2 min after a connect, then after the interval; a
+// good one after the interval.
 func TestNextSync(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
 	interval := 5 * time.Minute
 	good := &offsetEstimate{rtt: 2 * time.Millisecond, at: t0}
-	if next, retry := nextSync(good, t0.Add(time.Second), syncRetry, interval); next != interval || retry != syncRetry {
-		t.Errorf("a good estimate: next %v, retry %v; want the interval", next, retry)
+	if next, retry, early := nextSync(good, t0.Add(time.Second), syncRetry, interval); next != interval || retry != syncRetry || early {
+		t.Errorf("a good estimate: next %v, retry %v, early %v; want the interval", next, retry, early)
 	}
 	busy := &offsetEstimate{rtt: 40 * time.Millisecond, at: t0}
 	retry := syncRetry
-	for _, want := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, interval, interval} {
+	for _, want := range []time.Duration{30 * time.Second, 2 * time.Minute, interval, interval} {
 		var next time.Duration
-		next, retry = nextSync(busy, t0, retry, interval)
-		if lo, hi := min(want*3/4, interval), min(want*5/4, interval); next < lo || next > hi {
-			t.Errorf("next %v, want within [%v, %v]", next, lo, hi)
+		var early bool
+		next, retry, early = nextSync(busy, t0, retry, interval)
+		if lo, hi := min(want/2, interval), min(want*3/2, interval); next < lo || next > hi || early != (next < interval) {
+			t.Errorf("next %v (early %v), want within [%v, %v]", next, early, lo, hi)
 		}
 	}
-	if next, _ := nextSync(nil, t0, syncRetry, interval); next > syncRetry*5/4 {
-		t.Errorf("no estimate yet: next %v, want the retry", next)
+	if next, _, early := nextSync(nil, t0, syncRetry, interval); next > syncRetry*3/2 || !early {
+		t.Errorf("no estimate yet: next %v, early %v; want the retry", next, early)
 	}
 }
