@@ -119,4 +119,16 @@ func TestEmergencyAckBoard(t *testing.T) {
 	if got := MustEval[string](b, text("main h1 + p")); !strings.Contains(got, "Huyện Thủy Nguyên") {
 		t.Errorf("the board of the district's warning says %q, want the district named", got)
 	}
+	// The district's clusters lie in two communes: the board counts each.
+	b.Wait("the count by area", `document.querySelectorAll('#em-areas tbody tr').length === 2 && `+
+		`document.querySelector('#em-areas tr[data-area="11527"]').dataset.reached === '2'`, 20*time.Second)
+	byArea := MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('#em-areas tbody tr')].map(r => [r.dataset.area, r.dataset.targeted + '/' + r.dataset.reached]))`)
+	if byArea["11527"] != "3/2" || byArea["11530"] != "1/0" {
+		t.Errorf("by area (targeted/reached) %v, want Lập Lễ 3/2 and Tam Hưng 1/0", byArea)
+	}
+	if got := MustEval[string](b, text(`#em-areas tr[data-area="11527"] td`)); got != "Xã Lập Lễ" {
+		t.Errorf("the commune's row is named %q", got)
+	}
+	b.CheckAccessible("the board by area")
+	b.Shot("21-theo-dia-ban")
 }

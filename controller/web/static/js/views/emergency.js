@@ -255,6 +255,63 @@ function within(ctx, area, root) {
 
 const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
 
+/** tally counts node n into s as the controller's summary does. */
+function tally(s, n) {
+  s.targeted++;
+  switch (n.state) {
+    case 'received': s.reached++; break;
+    case 'started': s.reached++; s.sounding++; break;
+    case 'completed': s.reached++; s.completed++; break;
+    case 'failed': case 'missed': case 'preempted':
+      if (n.reason !== 'not-reached') s.reached++;
+      s.failed++;
+      break;
+    case 'pending': s.pending++; break;
+    case 'offline': s.offline++; break;
+    case 'cancelled':
+      s.cancelled++;
+      if (n.received_ms !== undefined) s.reached++;
+      break;
+    default:
+  }
+}
+
+/**
+ * areaBoard counts the clusters of each area the alert reached, worst
+ * first (most clusters not reached yet), so that an officer who warned a
+ * district or the province sees at once which communes have not heard
+ * it. It shows only when the clusters lie in more than one area.
+ */
+function areaBoard(ctx) {
+  const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
+  const show = (nodes) => {
+    const by = new Map();
+    for (const n of nodes.values()) {
+      if (!by.has(n.area)) by.set(n.area, { area: n.area, targeted: 0, reached: 0, sounding: 0, completed: 0, failed: 0, offline: 0, pending: 0, cancelled: 0 });
+      tally(by.get(n.area), n);
+    }
+    section.hidden = by.size < 2;
+    if (section.hidden) { fill(section); return; }
+    const rows = [...by.values()].sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
+      ctx.areaName(a.area).localeCompare(ctx.areaName(b.area), 'vi'));
+    const cols = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
+    fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
+      h('div', { class: 'table-wrap' }, h('table', {},
+        h('thead', {}, h('tr', {}, h('th', {}, t('common.area')), h('th', { class: 'num' }, t('emergency.targeted')),
+          cols.map((k) => h('th', { class: 'num' }, t('ack.' + k))))),
+        h('tbody', {}, rows.map((r) => h('tr', { dataset: { area: r.area, targeted: String(r.targeted), reached: String(r.reached) } },
+          h('td', {}, ctx.areaName(r.area)), h('td', { class: 'num' }, fmtNumber(r.targeted)),
+          cols.map((k) => h('td', { class: `num s-${k}` }, fmtNumber(r[k])))))))));
+  };
+  // Node events come in bursts: count once per burst.
+  let pending = null;
+  const update = (nodes) => {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; show(nodes); }, 300);
+  };
+  return { section, show, update, stop: () => clearTimeout(pending) };
+}
+
 /**
  * showTiming says how fast the alert reached the speakers, from the
  * clusters' own reports: after a drill, whether the area had it within the
@@ -275,6 +332,8 @@ async function board(ctx, main, id) {
   const counts = h('div', { class: 'stats', id: 'ack-counts' });
   const rows = new Map();
   const tbody = h('tbody');
+  const nodes = new Map();
+  const areas = areaBoard(ctx);
   const state = h('span', { id: 'em-state' });
   const timing = h('ul', { class: 'hint', id: 'em-timing' });
   const showSummary = (s, st, tm) => {
@@ -292,9 +351,11 @@ async function board(ctx, main, id) {
       h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
     if (rows.has(n.node)) rows.get(n.node).replaceWith(tr); else tbody.append(tr);
     rows.set(n.node, tr);
+    nodes.set(n.node, n);
   };
   showSummary(rep.summary, rep.state, rep.timing);
   rep.nodes.forEach(showNode);
+  areas.show(nodes);
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
   // A large area's clusters spread their reports over a window: say so, or
   // "not yet reported" would read as a fault while they trickle in.
@@ -303,7 +364,7 @@ async function board(ctx, main, id) {
     t('emergency.report_window', { s: fmtNumber(Math.ceil(windowMS / 1000)) })) : null;
   const src = new EventSource(apiURL(`/emergency/${encodeURIComponent(id)}/stream`));
   src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state, d.timing); });
-  src.addEventListener('node', (e) => showNode(JSON.parse(e.data)));
+  src.addEventListener('node', (e) => { showNode(JSON.parse(e.data)); areas.update(nodes); });
   src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
 
@@ -329,8 +390,9 @@ async function board(ctx, main, id) {
       rep.state === 'active' ? h('button', { type: 'button', class: 'danger', id: 'em-cancel', onclick: act('cancel', t('emergency.cancel_title'), t('emergency.cancel')) }, t('emergency.cancel')) : null,
       rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
         h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim() })) }, t('emergency.all_clear'))) : null) : null,
+    areas.section,
     h('section', { class: 'panel' }, h('h2', {}, t('emergency.per_node')), h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
-  return () => { src.close(); main.classList.remove('drill'); };
+  return () => { src.close(); areas.stop(); main.classList.remove('drill'); };
 }
