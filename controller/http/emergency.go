@@ -274,9 +274,36 @@ func (s *Server) handleGetEmergency(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	if rep.AreaNames, err = s.nodeAreaNames(r.Context(), rep); err != nil {
+		return err
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, http.StatusOK, rep)
 	return nil
+}
+
+// nodeAreaNames names the areas of rep's nodes, from the subtrees of its
+// targets.
+func (s *Server) nodeAreaNames(ctx context.Context, rep *loaxa.EmergencyReport) (map[string]string, error) {
+	want := map[string]bool{}
+	for _, n := range rep.Nodes {
+		want[n.Area] = true
+	}
+	names := make(map[string]string, len(want))
+	for _, t := range rep.Targets {
+		areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: t})
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			continue // an area removed since
+		} else if err != nil {
+			return nil, fmt.Errorf("emergency %s: areas of %s: %w", rep.ID, t, err)
+		}
+		for _, a := range areas {
+			if want[a.ID] {
+				names[a.ID] = a.Name
+			}
+		}
+	}
+	return names, nil
 }
 
 // emergencyToAct returns emergency id for a caller who may act on it:

@@ -283,7 +283,11 @@ type EmergencyReport struct {
 	*Emergency
 	Summary EmergencySummary `json:"summary"`
 	Timing  EmergencyTiming  `json:"timing"`
-	Nodes   []EmergencyNode  `json:"nodes"`
+	// AreaNames names the areas of the nodes (GET /emergency/{id} only):
+	// an officer who sees the emergency may not see its other communes in
+	// GET /areas, and the board names them.
+	AreaNames map[string]string `json:"area_names,omitempty"`
+	Nodes     []EmergencyNode   `json:"nodes"`
 	// Generated is when the report was made.
 	Generated time.Time `json:"generated"`
 }

@@ -126,8 +126,11 @@ func TestEmergencyAckBoard(t *testing.T) {
 	if byArea["11527"] != "3/2" || byArea["11530"] != "1/0" {
 		t.Errorf("by area (targeted/reached) %v, want Lập Lễ 3/2 and Tam Hưng 1/0", byArea)
 	}
-	if got := MustEval[string](b, text(`#em-areas tr[data-area="11527"] td`)); got != "Xã Lập Lễ" {
-		t.Errorf("the commune's row is named %q", got)
+	// The other commune is outside the officer's area, and still named.
+	for area, name := range map[string]string{"11527": "Xã Lập Lễ", "11530": "Xã Tam Hưng"} {
+		if got := MustEval[string](b, text(`#em-areas tr[data-area="`+area+`"] td`)); got != name {
+			t.Errorf("the row of %s is named %q, want %q", area, got, name)
+		}
 	}
 	b.CheckAccessible("the board by area")
 	b.Shot("21-theo-dia-ban")

@@ -282,7 +282,7 @@ function tally(s, n) {
  * district or the province sees at once which communes have not heard
  * it. It shows only when the clusters lie in more than one area.
  */
-function areaBoard(ctx) {
+function areaBoard(ctx, areaName) {
   const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
   const show = (nodes) => {
     const by = new Map();
@@ -293,14 +293,14 @@ function areaBoard(ctx) {
     section.hidden = by.size < 2;
     if (section.hidden) { fill(section); return; }
     const rows = [...by.values()].sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
-      ctx.areaName(a.area).localeCompare(ctx.areaName(b.area), 'vi'));
+      areaName(a.area).localeCompare(areaName(b.area), 'vi'));
     const cols = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
     fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
       h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, h('th', {}, t('common.area')), h('th', { class: 'num' }, t('emergency.targeted')),
           cols.map((k) => h('th', { class: 'num' }, t('ack.' + k))))),
         h('tbody', {}, rows.map((r) => h('tr', { dataset: { area: r.area, targeted: String(r.targeted), reached: String(r.reached) } },
-          h('td', {}, ctx.areaName(r.area)), h('td', { class: 'num' }, fmtNumber(r.targeted)),
+          h('td', {}, areaName(r.area)), h('td', { class: 'num' }, fmtNumber(r.targeted)),
           cols.map((k) => h('td', { class: `num s-${k}` }, fmtNumber(r[k])))))))));
   };
   // Node events come in bursts: count once per burst.
@@ -333,7 +333,13 @@ async function board(ctx, main, id) {
   const rows = new Map();
   const tbody = h('tbody');
   const nodes = new Map();
-  const areas = areaBoard(ctx);
+  // The officer's own tree and the areas above it are in ctx; the other
+  // communes an emergency reached are named by the report.
+  const areaName = (id) => {
+    const known = ctx.areaName(id);
+    return known !== id ? known : ((rep.area_names || {})[id] || id);
+  };
+  const areas = areaBoard(ctx, areaName);
   const state = h('span', { id: 'em-state' });
   const timing = h('ul', { class: 'hint', id: 'em-timing' });
   const showSummary = (s, st, tm) => {
@@ -345,7 +351,7 @@ async function board(ctx, main, id) {
   const showNode = (n) => {
     const tr = h('tr', { dataset: { node: n.node, state: n.state } },
       h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
-      h('td', {}, ctx.areaName(n.area)),
+      h('td', {}, areaName(n.area)),
       h('td', {}, badge(n.state, 'ack.')),
       h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
       h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
