@@ -435,6 +435,11 @@ func runAdversary(t *testing.T, b *brokerUnderTest) {
 			st := slow.Agent.Status()
 			return st.ClockOffsetMS > int64(89*time.Minute/time.Millisecond) && st.DesiredVersion >= 1
 		})
+		// The controller shows the correction and how certain it is.
+		rig.Eventually(t, 20*time.Second, "the controller has the slow board's offset and its uncertainty", func() bool {
+			st := c.Node("cham-gio").Status
+			return st.ClockOffsetMS > int64(89*time.Minute/time.Millisecond) && st.ClockUncertaintyUS > 0
+		})
 		key, err := c.App.Keys.CurrentKey()
 		if err != nil {
 			t.Fatal(err)

@@ -323,6 +323,12 @@ type State struct {
 	Playing *Playing `json:"playing,omitempty"`
 	// ClockOffsetMS is controller time minus node system time, as measured.
 	ClockOffsetMS int64 `json:"clock_offset_ms"`
+	// ClockUncertaintyUS is how far the node's corrected clock may be off
+	// the controller's, in microseconds: half the round trip of the
+	// measurement in use plus 100 ppm of drift since it. Absent before the
+	// first measurement. A node whose clock is uncertain by more than ten
+	// milliseconds may start out of step with its neighbours.
+	ClockUncertaintyUS int64 `json:"clock_uncertainty_us,omitempty"`
 	// ContentMissing lists content the desired state needs and the node
 	// does not have yet.
 	ContentMissing []string `json:"content_missing,omitempty"`

@@ -77,7 +77,10 @@ type NodeStatus struct {
 	Agent          string            `json:"agent,omitempty"`
 	Playing        *protocol.Playing `json:"playing,omitempty"`
 	ClockOffsetMS  int64             `json:"clock_offset_ms"`
-	ContentMissing []string          `json:"content_missing,omitempty"`
+	// ClockUncertaintyUS is how far the node's corrected clock may be off
+	// the controller's (protocol.State); 0 before it reports one.
+	ClockUncertaintyUS int64    `json:"clock_uncertainty_us,omitempty"`
+	ContentMissing     []string `json:"content_missing,omitempty"`
 	// CacheBytes and CacheLimit are the node's content cache use and size
 	// limit, as it reports them.
 	CacheBytes int64           `json:"cache_bytes,omitempty"`

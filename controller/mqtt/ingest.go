@@ -85,7 +85,7 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		s.RunningVersion = st.DesiredVersion
 		s.Agent = st.Agent
 		s.Playing = st.Playing
-		s.ClockOffsetMS = st.ClockOffsetMS
+		s.ClockOffsetMS, s.ClockUncertaintyUS = st.ClockOffsetMS, st.ClockUncertaintyUS
 		s.ContentMissing = st.ContentMissing
 		s.CacheBytes, s.CacheLimit = st.CacheBytes, st.CacheLimit
 		s.Board = st.Board

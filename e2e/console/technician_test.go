@@ -1,6 +1,7 @@
 package console
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,10 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 	b.Go("#/clusters/lap-le-01", `document.querySelector('#node-remote')`)
 	if got := MustEval[string](b, `[...document.querySelectorAll('tr')].find(r => r.innerText.startsWith('Âm lượng')).innerText`); !strings.Contains(got, "5/15") {
 		t.Errorf("cluster page shows volume %q, want 5/15", got)
+	}
+	// The clock offset with how certain the cluster's measurement of it is.
+	if got := MustEval[string](b, `[...document.querySelectorAll('tr')].find(r => r.innerText.startsWith('Lệch đồng hồ')).innerText`); !regexp.MustCompile(`ms ± [0-9]+(,[0-9])? ms$`).MatchString(got) {
+		t.Errorf("cluster page shows the clock as %q, want its offset ± its uncertainty", got)
 	}
 	b.Shot("16-dieu-khien-tu-xa")
 

@@ -34,6 +34,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"loaxa.vn/internal/clock"
@@ -84,15 +85,18 @@ type Agent struct {
 	epoch    string
 
 	// Signals between goroutines; each holds at most one pending signal.
-	outboxWake  chan struct{}      // the outbox grew or shrank
-	reconnected chan struct{}      // to the sender: start again from the acknowledged end
-	syncNow     chan struct{}      // to the clock synchroniser
-	clockMoved  chan struct{}      // to the main loop: the offset changed
-	cueBegan    chan struct{}      // to the main loop: a prepared play began on its own
-	dirty       chan struct{}      // to the state publisher
-	outboxMoved chan struct{}      // to the state publisher: the outbox count changed (outboxStateMin)
-	alive       chan chan struct{} // to the main loop: answer to prove it runs (Alive)
-	inLoop      chan func()        // to the main loop: run this there (Idle, Report)
+	outboxWake  chan struct{} // the outbox grew or shrank
+	reconnected chan struct{} // to the sender: start again from the acknowledged end
+	syncNow     chan struct{} // to the clock synchroniser
+	clockMoved  chan struct{} // to the main loop: the offset changed
+	// clockEstimate is the offset measurement in use (timesync.go), for
+	// the state's uncertainty; nil before the first.
+	clockEstimate atomic.Pointer[offsetEstimate]
+	cueBegan      chan struct{}      // to the main loop: a prepared play began on its own
+	dirty         chan struct{}      // to the state publisher
+	outboxMoved   chan struct{}      // to the state publisher: the outbox count changed (outboxStateMin)
+	alive         chan chan struct{} // to the main loop: answer to prove it runs (Alive)
+	inLoop        chan func()        // to the main loop: run this there (Idle, Report)
 
 	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
 	latency time.Duration
@@ -331,6 +335,9 @@ func (a *Agent) Status() protocol.State {
 		DiskFreeBytes:   diskFree(a.cfg.DataDir),
 		Muted:           a.status.config.Muted,
 		AmplifierPolicy: a.status.config.AmplifierPolicy,
+	}
+	if e := a.clockEstimate.Load(); e != nil {
+		st.ClockUncertaintyUS = max(e.uncertainty(a.clock.Base.Now()).Microseconds(), 1)
 	}
 	if a.status.desiredVersion > 0 {
 		st.Volume = &vol // before a desired state there is no setting

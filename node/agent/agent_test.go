@@ -411,6 +411,10 @@ func TestClockOffsetCorrectsSchedule(t *testing.T) {
 	if off := n.a.Status().ClockOffsetMS; off < 3_599_900 || off > 3_600_100 {
 		t.Errorf("ClockOffsetMS = %d", off)
 	}
+	// Measured over loopback: within a few ms, and never nothing.
+	if u := n.a.Status().ClockUncertaintyUS; u < 1 || u > 100_000 {
+		t.Errorf("ClockUncertaintyUS = %d, want a loopback round trip's half", u)
+	}
 }
 
 // TestPlaysOnFakeClock runs the agent on a fake clock, as a simulated fleet

@@ -98,6 +98,7 @@ func (a *Agent) syncClock(ctx context.Context) {
 				break
 			}
 			best = &n
+			a.clockEstimate.Store(best)
 			old := a.clock.Get()
 			a.clock.Set(offset)
 			if d := (offset - old).Abs(); d >= time.Millisecond {

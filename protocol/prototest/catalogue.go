@@ -113,11 +113,12 @@ func Online() protocol.State {
 			Priority:   protocol.PriorityNormal,
 			Since:      now.Add(-5 * time.Minute),
 		},
-		ClockOffsetMS:  -120,
-		ContentMissing: []string{ContentID},
-		Board:          &protocol.Board{Amplifier: true, Mains: &mains, BatteryVolts: &volts, TemperatureC: &temp},
-		Rejected:       2,
-		Outbox:         3,
+		ClockOffsetMS:      -120,
+		ClockUncertaintyUS: 1800,
+		ContentMissing:     []string{ContentID},
+		Board:              &protocol.Board{Amplifier: true, Mains: &mains, BatteryVolts: &volts, TemperatureC: &temp},
+		Rejected:           2,
+		Outbox:             3,
 	}
 }
 

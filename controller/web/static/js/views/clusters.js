@@ -73,7 +73,8 @@ async function detail(ctx, main, id) {
           row(t('clusters.uptime'), st.uptime_s ? fmtDuration(st.uptime_s * 1000) : null),
           row(t('clusters.disk'), st.disk_free_bytes === undefined ? null : `${fmtNumber(st.disk_free_bytes / 1048576)} MiB`),
           row(t('clusters.last_play'), st.last_play ? fmtDateTime(st.last_play) : null),
-          row(t('clusters.clock'), `${st.clock_offset_ms} ms`),
+          row(t('clusters.clock'), `${st.clock_offset_ms} ms` +
+            (st.clock_uncertainty_us ? ` ± ${fmtNumber(st.clock_uncertainty_us / 1000, 1)} ms` : '')),
           row(t('clusters.cache'), st.cache_limit ? `${fmtNumber((st.cache_bytes || 0) / 1048576, 1)} / ${fmtNumber(st.cache_limit / 1048576)} MiB` : null),
           row(t('clusters.agent'), st.agent),
           row(t('clusters.rejected'), String(st.rejected)),
