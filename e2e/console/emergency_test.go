@@ -132,6 +132,20 @@ func TestEmergencyAckBoard(t *testing.T) {
 			t.Errorf("the row of %s is named %q, want %q", area, got, name)
 		}
 	}
+	// One commune's clusters at a time.
+	visible := func() string {
+		return MustEval[string](b, `[...document.querySelectorAll('#ack-board tbody tr')].filter(r => !r.hidden).map(r => r.dataset.node).join(',')`)
+	}
+	b.Do("show only Tam Hưng", chromedp.SetValue(chromedp.CSS(`#em-area-filter`), "11530"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-area-filter').dispatchEvent(new Event('change'))`))
+	if got := visible(); got != "tam-hung-01" {
+		t.Errorf("clusters shown for Tam Hưng: %q", got)
+	}
+	b.Do("show every area", chromedp.SetValue(chromedp.CSS(`#em-area-filter`), ""),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-area-filter').dispatchEvent(new Event('change'))`))
+	if got := visible(); got != "lap-le-01,lap-le-02,lap-le-03,tam-hung-01" {
+		t.Errorf("clusters shown for every area: %q", got)
+	}
 	b.CheckAccessible("the board by area")
 	b.Shot("21-theo-dia-ban")
 }

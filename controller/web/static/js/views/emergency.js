@@ -340,6 +340,14 @@ async function board(ctx, main, id) {
     return known !== id ? known : ((rep.area_names || {})[id] || id);
   };
   const areas = areaBoard(ctx, areaName);
+  // Which area's clusters the table shows: an officer who warned a
+  // district looks at one commune at a time.
+  let only = '';
+  const areaIDs = [...new Set(rep.nodes.map((n) => n.area))].sort((a, b) => areaName(a).localeCompare(areaName(b), 'vi'));
+  const pick = h('select', { id: 'em-area-filter', onchange: () => {
+    only = pick.value;
+    for (const [id, tr] of rows) tr.hidden = only !== '' && nodes.get(id).area !== only;
+  } }, options([['', t('emergency.filter_all')], ...areaIDs.map((a) => [a, areaName(a)])], ''));
   const state = h('span', { id: 'em-state' });
   const timing = h('ul', { class: 'hint', id: 'em-timing' });
   const showSummary = (s, st, tm) => {
@@ -349,7 +357,7 @@ async function board(ctx, main, id) {
     showTiming(timing, tm);
   };
   const showNode = (n) => {
-    const tr = h('tr', { dataset: { node: n.node, state: n.state } },
+    const tr = h('tr', { dataset: { node: n.node, state: n.state, area: n.area }, hidden: only !== '' && n.area !== only },
       h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
       h('td', {}, areaName(n.area)),
       h('td', {}, badge(n.state, 'ack.')),
@@ -397,7 +405,8 @@ async function board(ctx, main, id) {
       rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
         h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim() })) }, t('emergency.all_clear'))) : null) : null,
     areas.section,
-    h('section', { class: 'panel' }, h('h2', {}, t('emergency.per_node')), h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
+    h('section', { class: 'panel' }, h('h2', {}, t('emergency.per_node')),
+      areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
   return () => { src.close(); areas.stop(); main.classList.remove('drill'); };
