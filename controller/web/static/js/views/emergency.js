@@ -378,7 +378,16 @@ async function board(ctx, main, id) {
     t('emergency.report_window', { s: fmtNumber(Math.ceil(windowMS / 1000)) })) : null;
   const src = new EventSource(apiURL(`/emergency/${encodeURIComponent(id)}/stream`));
   src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state, d.timing); });
-  src.addEventListener('node', (e) => { showNode(JSON.parse(e.data)); areas.update(nodes); });
+  src.addEventListener('node', (e) => {
+    // A stream begins with every cluster, as the report just shown has
+    // them: only a changed one is drawn again (10,000 rows at a province's
+    // alert).
+    const n = JSON.parse(e.data);
+    const had = nodes.get(n.node);
+    if (had && JSON.stringify(had) === JSON.stringify(n)) return;
+    showNode(n);
+    areas.update(nodes);
+  });
   src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
 
