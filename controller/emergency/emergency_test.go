@@ -107,6 +107,9 @@ func TestReportTiming(t *testing.T) {
 	if len(sound) != 2 || sound["n1"] != lead+5 || sound["n2"] != lead+40 {
 		t.Errorf("sound_ms %v, want n1 %d and n2 %d (lead %d ms + late_ms), none for n3", sound, lead+5, lead+40, lead)
 	}
+	if len(rep.ByArea) != 1 || rep.ByArea["31"] != rep.Summary {
+		t.Errorf("by area %+v, want area 31 counted as the whole %+v", rep.ByArea, rep.Summary)
+	}
 	tm := rep.Timing
 	if tm.Received != 2 || tm.ReceivedMS == nil || *tm.ReceivedMS != (loaxa.Percentiles{P50: 100, P99: 300, Max: 300}) {
 		t.Errorf("receipts: %d, %+v; want 2 with p50 100, p99 300", tm.Received, tm.ReceivedMS)

@@ -32,7 +32,7 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	if err != nil {
 		return nil, fmt.Errorf("emergency %s: nodes: %w", id, err)
 	}
-	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), Generated: now}
+	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), ByArea: map[string]loaxa.EmergencySummary{}, Generated: now}
 	s.mu.Lock()
 	t := s.live[id]
 	var at time.Time
@@ -78,6 +78,9 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			n.State = loaxa.EmergencyOffline
 		}
 		rep.Summary.Add(n)
+		area := rep.ByArea[n.Area]
+		area.Add(n)
+		rep.ByArea[n.Area] = area
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	s.mu.Unlock()

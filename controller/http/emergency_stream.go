@@ -24,15 +24,16 @@ const (
 
 // streamSummary is the data of a "summary" event.
 type streamSummary struct {
-	ID      string                 `json:"id"`
-	Kind    string                 `json:"kind"`
-	Title   string                 `json:"title"`
-	Drill   bool                   `json:"drill"`
-	State   string                 `json:"state"`
-	Expires time.Time              `json:"expires"`
-	Summary loaxa.EmergencySummary `json:"summary"`
-	Timing  loaxa.EmergencyTiming  `json:"timing"`
-	At      time.Time              `json:"at"`
+	ID      string                            `json:"id"`
+	Kind    string                            `json:"kind"`
+	Title   string                            `json:"title"`
+	Drill   bool                              `json:"drill"`
+	State   string                            `json:"state"`
+	Expires time.Time                         `json:"expires"`
+	Summary loaxa.EmergencySummary            `json:"summary"`
+	ByArea  map[string]loaxa.EmergencySummary `json:"by_area"`
+	Timing  loaxa.EmergencyTiming             `json:"timing"`
+	At      time.Time                         `json:"at"`
 }
 
 // handleEmergencyStream answers GET /api/v1/emergency/{id}/stream with
@@ -76,7 +77,7 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 			}
 		}
 		sum := streamSummary{ID: rep.ID, Kind: rep.Kind, Title: rep.Title, Drill: rep.Drill, State: rep.State,
-			Expires: rep.Expires, Summary: rep.Summary, Timing: rep.Timing, At: rep.Generated}
+			Expires: rep.Expires, Summary: rep.Summary, ByArea: rep.ByArea, Timing: rep.Timing, At: rep.Generated}
 		if err := writeEvent(w, "summary", sum); err != nil {
 			return err
 		}

@@ -282,7 +282,11 @@ func (s *EmergencySummary) Add(n EmergencyNode) {
 type EmergencyReport struct {
 	*Emergency
 	Summary EmergencySummary `json:"summary"`
-	Timing  EmergencyTiming  `json:"timing"`
+	// ByArea is the same count for the nodes of each area (the node's own,
+	// a commune): which communes of a district's or the province's alert
+	// have not heard it.
+	ByArea map[string]EmergencySummary `json:"by_area"`
+	Timing EmergencyTiming             `json:"timing"`
 	// AreaNames names the areas of the nodes (GET /emergency/{id} only):
 	// an officer who sees the emergency may not see its other communes in
 	// GET /areas, and the board names them.

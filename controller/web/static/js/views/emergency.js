@@ -255,44 +255,19 @@ function within(ctx, area, root) {
 
 const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
 
-/** tally counts node n into s as the controller's summary does. */
-function tally(s, n) {
-  s.targeted++;
-  switch (n.state) {
-    case 'received': s.reached++; break;
-    case 'started': s.reached++; s.sounding++; break;
-    case 'completed': s.reached++; s.completed++; break;
-    case 'failed': case 'missed': case 'preempted':
-      if (n.reason !== 'not-reached') s.reached++;
-      s.failed++;
-      break;
-    case 'pending': s.pending++; break;
-    case 'offline': s.offline++; break;
-    case 'cancelled':
-      s.cancelled++;
-      if (n.received_ms !== undefined) s.reached++;
-      break;
-    default:
-  }
-}
-
 /**
- * areaBoard counts the clusters of each area the alert reached, worst
- * first (most clusters not reached yet), so that an officer who warned a
+ * areaBoard shows the report's count of the clusters of each area (its
+ * by_area), worst first (most clusters not reached yet), so that an officer who warned a
  * district or the province sees at once which communes have not heard
  * it. It shows only when the clusters lie in more than one area.
  */
-function areaBoard(ctx, areaName) {
+function areaBoard(areaName) {
   const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
-  const show = (nodes) => {
-    const by = new Map();
-    for (const n of nodes.values()) {
-      if (!by.has(n.area)) by.set(n.area, { area: n.area, targeted: 0, reached: 0, sounding: 0, completed: 0, failed: 0, offline: 0, pending: 0, cancelled: 0 });
-      tally(by.get(n.area), n);
-    }
-    section.hidden = by.size < 2;
+  const show = (byArea) => {
+    const areas = Object.entries(byArea || {});
+    section.hidden = areas.length < 2;
     if (section.hidden) { fill(section); return; }
-    const rows = [...by.values()].sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
+    const rows = areas.map(([area, s]) => ({ area, ...s })).sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
       areaName(a.area).localeCompare(areaName(b.area), 'vi'));
     const cols = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
     fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
@@ -303,13 +278,7 @@ function areaBoard(ctx, areaName) {
           h('td', {}, areaName(r.area)), h('td', { class: 'num' }, fmtNumber(r.targeted)),
           cols.map((k) => h('td', { class: `num s-${k}` }, fmtNumber(r[k])))))))));
   };
-  // Node events come in bursts: count once per burst.
-  let pending = null;
-  const update = (nodes) => {
-    if (pending) return;
-    pending = setTimeout(() => { pending = null; show(nodes); }, 300);
-  };
-  return { section, show, update, stop: () => clearTimeout(pending) };
+  return { section, show };
 }
 
 /**
@@ -339,7 +308,7 @@ async function board(ctx, main, id) {
     const known = ctx.areaName(id);
     return known !== id ? known : ((rep.area_names || {})[id] || id);
   };
-  const areas = areaBoard(ctx, areaName);
+  const areas = areaBoard(areaName);
   // Which area's clusters the table shows: an officer who warned a
   // district looks at one commune at a time.
   let only = '';
@@ -350,11 +319,12 @@ async function board(ctx, main, id) {
   } }, options([['', t('emergency.filter_all')], ...areaIDs.map((a) => [a, areaName(a)])], ''));
   const state = h('span', { id: 'em-state' });
   const timing = h('ul', { class: 'hint', id: 'em-timing' });
-  const showSummary = (s, st, tm) => {
+  const showSummary = (s, st, tm, byArea) => {
     fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
       BOARD.map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
     fill(state, badge(st, 'emstate.'));
     showTiming(timing, tm);
+    areas.show(byArea);
   };
   const showNode = (n) => {
     const tr = h('tr', { dataset: { node: n.node, state: n.state, area: n.area }, hidden: only !== '' && n.area !== only },
@@ -367,9 +337,8 @@ async function board(ctx, main, id) {
     rows.set(n.node, tr);
     nodes.set(n.node, n);
   };
-  showSummary(rep.summary, rep.state, rep.timing);
+  showSummary(rep.summary, rep.state, rep.timing, rep.by_area);
   rep.nodes.forEach(showNode);
-  areas.show(nodes);
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
   // A large area's clusters spread their reports over a window: say so, or
   // "not yet reported" would read as a fault while they trickle in.
@@ -377,7 +346,7 @@ async function board(ctx, main, id) {
   const spread = windowMS > 0 ? h('p', { class: 'hint', id: 'em-report-window' },
     t('emergency.report_window', { s: fmtNumber(Math.ceil(windowMS / 1000)) })) : null;
   const src = new EventSource(apiURL(`/emergency/${encodeURIComponent(id)}/stream`));
-  src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state, d.timing); });
+  src.addEventListener('summary', (e) => { const d = JSON.parse(e.data); showSummary(d.summary, d.state, d.timing, d.by_area); });
   src.addEventListener('node', (e) => {
     // A stream begins with every cluster, as the report just shown has
     // them: only a changed one is drawn again (10,000 rows at a province's
@@ -386,7 +355,6 @@ async function board(ctx, main, id) {
     const had = nodes.get(n.node);
     if (had && JSON.stringify(had) === JSON.stringify(n)) return;
     showNode(n);
-    areas.update(nodes);
   });
   src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
@@ -418,5 +386,5 @@ async function board(ctx, main, id) {
       areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
-  return () => { src.close(); areas.stop(); main.classList.remove('drill'); };
+  return () => { src.close(); main.classList.remove('drill'); };
 }
