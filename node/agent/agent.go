@@ -89,8 +89,9 @@ type Agent struct {
 	reconnected chan struct{} // to the sender: start again from the acknowledged end
 	syncNow     chan struct{} // to the clock synchroniser
 	clockMoved  chan struct{} // to the main loop: the offset changed
-	// clockEstimate is the offset measurement in use (timesync.go), for
-	// the state's uncertainty; nil before the first.
+	// clockEstimate is the offset measurement in use (timesync.go): the
+	// synchroniser compares new ones with it, the state reports its
+	// uncertainty. nil before the first.
 	clockEstimate atomic.Pointer[offsetEstimate]
 	cueBegan      chan struct{}      // to the main loop: a prepared play began on its own
 	dirty         chan struct{}      // to the state publisher

@@ -68,7 +68,6 @@ func (e offsetEstimate) replacedBy(n offsetEstimate) bool {
 func (a *Agent) syncClock(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var best *offsetEstimate
 	retry, early := syncRetry, false
 	for {
 		samples := timeSamples
@@ -93,12 +92,11 @@ func (a *Agent) syncClock(ctx context.Context) {
 			a.log.Warn("agent: clock offset not measured", "err", err)
 		default:
 			n := offsetEstimate{offset: offset, rtt: rtt, at: a.clock.Base.Now()}
-			if best != nil && !best.replacedBy(n) {
+			if best := a.clockEstimate.Load(); best != nil && !best.replacedBy(n) {
 				a.log.Debug("agent: clock offset kept", "offset", best.offset, "uncertainty", best.uncertainty(n.at), "measured", offset, "rtt", rtt)
 				break
 			}
-			best = &n
-			a.clockEstimate.Store(best)
+			a.clockEstimate.Store(&n)
 			old := a.clock.Get()
 			a.clock.Set(offset)
 			if d := (offset - old).Abs(); d >= time.Millisecond {
@@ -116,7 +114,7 @@ func (a *Agent) syncClock(ctx context.Context) {
 			}
 		}
 		var next time.Duration
-		next, retry, early = nextSync(best, a.clock.Base.Now(), retry, a.cfg.TimeSyncInterval)
+		next, retry, early = nextSync(a.clockEstimate.Load(), a.clock.Base.Now(), retry, a.cfg.TimeSyncInterval)
 		timer.Reset(next)
 	}
 }
