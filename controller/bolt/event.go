@@ -158,7 +158,7 @@ func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev 
 // deliveries are keyed; the event's own Announcement field is not trusted
 // to match.
 func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Event, receivedAt time.Time) error {
-	ann, at, ok := strings.Cut(ev.Occurrence, "@")
+	ann, _, ok := strings.Cut(ev.Occurrence, "@")
 	if !ok && loaxa.IsLiveCallID(ev.Occurrence) {
 		ann, ok = ev.Occurrence, true // a live call is its own occurrence (docs/live.md)
 	}
@@ -174,7 +174,7 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		return err
 	}
 	if !found {
-		start, _ := time.Parse(occurrenceTimeLayout, at) // zero if it does not parse
+		start := loaxa.OccurrenceTime(ev.Occurrence) // zero if it does not parse
 		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending, Unplanned: true}
 	}
 	// Any event about the occurrence says the node has it; the received
@@ -204,6 +204,12 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		if ev.LateMS != 0 {
 			d.LateMS = ev.LateMS
 		}
+		if next == loaxa.DeliveryStarted && d.Unplanned && !ev.At.IsZero() {
+			// The node began LateMS after the start it was given: that
+			// start, not the occurrence's own time, is the one that counts
+			// if the plan never comes (a controller stopped while sending).
+			d.Start = ev.At.Add(-time.Duration(ev.LateMS) * time.Millisecond)
+		}
 		if ev.PlayedMS != 0 {
 			d.PlayedMS = ev.PlayedMS
 		}
@@ -224,9 +230,6 @@ func markContentReady(d *loaxa.Delivery, ev protocol.Event) bool {
 	}
 	return ev.Type == protocol.EventContentReady
 }
-
-// occurrenceTimeLayout is the time part of loaxa.OccurrenceID.
-const occurrenceTimeLayout = "20060102T150405.000Z"
 
 // maxMergeNodes is the largest set of nodes whose per-node indexes
 // FindEvents merges; a wider Within scans the time index instead. A

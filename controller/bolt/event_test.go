@@ -208,9 +208,10 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 		{"missed", true, []protocol.Event{
 			ev(protocol.EventMissed, reason(protocol.ReasonTooLate)),
 		}, loaxa.Delivery{State: loaxa.DeliveryMissed, Reason: protocol.ReasonTooLate}},
+		// Its start is the one the node was given: 30 ms before it began.
 		{"unknown occurrence creates the delivery", false, []protocol.Event{
 			ev(protocol.EventStarted, late(30)),
-		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 30, ContentReady: true, ContentReadyAt: start}},
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 30, ContentReady: true, ContentReadyAt: start, Start: start.Add(-30 * time.Millisecond)}},
 		{"unknown occurrence, event that moves nothing", false, []protocol.Event{
 			ev("rebooted", nil),
 		}, loaxa.Delivery{State: loaxa.DeliveryPending}},
@@ -247,7 +248,10 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			}
 			d := ds[0]
 			want := tt.want
-			want.Announcement, want.Occurrence, want.Node, want.Start, want.UpdatedAt = "a000001", occ, "n1", start, clk.Now()
+			want.Announcement, want.Occurrence, want.Node, want.UpdatedAt = "a000001", occ, "n1", clk.Now()
+			if want.Start.IsZero() {
+				want.Start = start
+			}
 			if want.State != loaxa.DeliveryPending {
 				want.ReceivedAt = start // the first event about it, whichever it is
 			}
@@ -264,7 +268,8 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 // (it publishes while it stores them). The delivery made from the report
 // then takes the plan, its start instant, level, planned length and drill
 // mark, and keeps what the node reported; a planned delivery is never
-// changed by a later plan.
+// changed by a later plan. Until the plan comes, the delivery's start is
+// the one the node's started event implies.
 func TestEnsureDeliveriesPlansUnplanned(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	mustArea(t, db, "hp", "")
@@ -291,8 +296,10 @@ func TestEnsureDeliveriesPlansUnplanned(t *testing.T) {
 		}
 		return *ds[0]
 	}
-	if d := got("n1"); !d.Unplanned || !d.Start.Equal(issued) || d.Priority != "" {
-		t.Fatalf("before the plan: %+v, want Unplanned with the occurrence's own time", d)
+	// Before the plan the start is the one the node says it was given
+	// (its start less how late it was), not the occurrence's own time.
+	if d := got("n1"); !d.Unplanned || !d.Start.Equal(start) || d.Priority != "" {
+		t.Fatalf("before the plan: %+v, want Unplanned with the node's start %s", d, start)
 	}
 	plan := func(node string, drill bool, at time.Time) *loaxa.Delivery {
 		return &loaxa.Delivery{Announcement: "e000001", Occurrence: occ, Node: node, Start: at, State: loaxa.DeliveryPending,

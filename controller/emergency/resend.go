@@ -135,7 +135,7 @@ func (s *Service) resend(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, em := range expired {
-		s.close(ctx, &em, "emergency: expired")
+		s.close(ctx, &em, nil, "emergency: expired")
 	}
 	// The batch: online nodes, those sent to longest ago first (never
 	// sent: first of all). Offline nodes are passed over, not counted,

@@ -59,11 +59,11 @@ func (s *Service) restore(ctx context.Context) error {
 		switch {
 		case em.Occurrence == "":
 			// The controller stopped while sending it, before it was
-			// recorded as sent: what left is not known.
-			s.close(ctx, em, "emergency: the controller stopped while sending this emergency; closed as expired, send it again if it is still needed")
+			// recorded as sent.
+			s.closeUnsent(ctx, em)
 		case !now.Before(em.Expires):
 			if em.State == loaxa.EmergencyActive {
-				s.close(ctx, em, "emergency: expired while the controller was stopped")
+				s.close(ctx, em, nil, "emergency: expired while the controller was stopped")
 			}
 		default:
 			t, err := s.track(ctx, em)
@@ -234,18 +234,65 @@ func fanoutOf(em *loaxa.Emergency, ds []*loaxa.Delivery, nodeArea map[string]str
 	return out
 }
 
-// close stores an active emergency as expired and logs its outcome.
-func (s *Service) close(ctx context.Context, em *loaxa.Emergency, msg string) {
+// closeUnsent closes an emergency the controller stopped sending before
+// it recorded it as sent. Whether the alert left is known only from the
+// nodes: the deliveries their reports made. If there are any, the alert
+// went out (nodes may be sounding it), so the emergency takes the
+// occurrence they name and its issue instant, and the deliveries made
+// from the reports alone (Unplanned) take its level, planned length and
+// drill mark, so that no report shows a drill as a real alert; each keeps
+// the start its node reported.
+func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
+	if err != nil {
+		s.Logger.Error("emergency: deliveries of an emergency stopped while sending", "emergency", em.ID, "err", err)
+	}
+	var occurrence string
+	var plans []*loaxa.Delivery
+	reported := 0
+	for _, d := range ds {
+		if d.ReceivedAt.IsZero() && d.State == loaxa.DeliveryPending {
+			continue // planned, never reported
+		}
+		reported++
+		occurrence = d.Occurrence
+		if d.Unplanned {
+			plans = append(plans, &loaxa.Delivery{Announcement: d.Announcement, Occurrence: d.Occurrence, Node: d.Node, Start: d.Start,
+				Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill})
+		}
+	}
+	if len(plans) > 0 {
+		if err := s.Deliveries.EnsureDeliveries(ctx, plans); err != nil {
+			s.Logger.Error("emergency: deliveries reported before a stop not marked with the alert's level and drill mark", "emergency", em.ID, "nodes", len(plans), "err", err)
+		}
+	}
+	if reported == 0 {
+		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster reported it; closed as expired, send it again if it is still needed")
+		return
+	}
+	issued := loaxa.OccurrenceTime(occurrence)
+	s.close(ctx, em, func(e *loaxa.Emergency) {
+		e.Occurrence, e.Issued = occurrence, issued
+	}, "emergency: the controller stopped while sending this emergency, but clusters reported it, so it went out; closed as expired, see its report before sending it again",
+		"reported_by", reported)
+}
+
+// close stores an active emergency as expired (changed by fn, if not nil)
+// and logs its outcome with msg and attrs.
+func (s *Service) close(ctx context.Context, em *loaxa.Emergency, fn func(e *loaxa.Emergency), msg string, attrs ...any) {
 	if _, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
 		if e.State == loaxa.EmergencyActive {
 			e.State = loaxa.EmergencyExpired
+		}
+		if fn != nil {
+			fn(e)
 		}
 		return nil
 	}); err != nil {
 		s.Logger.Error("emergency: not closed", "emergency", em.ID, "err", err)
 		return
 	}
-	attrs := []any{"emergency", em.ID, "drill", em.Drill, "expires", em.Expires}
+	attrs = append([]any{"emergency", em.ID, "drill", em.Drill, "expires", em.Expires}, attrs...)
 	if rep, err := s.EmergencyReport(ctx, em.ID); err == nil {
 		sum := rep.Summary
 		attrs = append(attrs, "targeted", sum.Targeted, "reached", sum.Reached, "completed", sum.Completed,

@@ -3,8 +3,10 @@ package emergency
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,6 +245,81 @@ func TestRestartAfterExpiryOrCancel(t *testing.T) {
 	}
 	if st, err := s2.Store.FindEmergencyByID(ctx, long.ID); err != nil || st.State != loaxa.EmergencyCancelled {
 		t.Errorf("cancelled emergency after the restart: %+v, %v", st, err)
+	}
+}
+
+// TestRestartAfterStopWhileSending: the controller stopped while sending
+// two drills, after storing them and before recording them as sent. One
+// had gone out (n1 reported it received and started, before its
+// deliveries were stored): after the restart it is closed with the
+// occurrence and issue instant the node named, and the delivery made
+// from n1's report carries the drill mark, the emergency level and the
+// start n1 was given, so its report reads as any other's. Nobody reported
+// the other: it is closed and the log says to send it again if needed.
+func TestRestartAfterStopWhileSending(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	stored := func(s *Service) *loaxa.Emergency {
+		t.Helper()
+		em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, Title: "[DIỄN TẬP] Báo động", ContentID: w.content, Targets: []string{"31"},
+			Repeat: 1, Volume: protocol.MaxVolume, Drill: true, PlannedMS: 9000, State: loaxa.EmergencyActive, CreatedBy: "admin"}
+		if err := s.Store.CreateEmergency(ctx, em); err != nil {
+			t.Fatal(err)
+		}
+		return em
+	}
+	went, silent := stored(s), stored(s)
+	issued := w.fc.Now()
+	occ := loaxa.OccurrenceID(went.ID, issued)
+	start := issued.Add(1200 * time.Millisecond)
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: issued.Add(300 * time.Millisecond), Drill: true})
+	w.report(s, "n1", protocol.Event{Type: protocol.EventStarted, Occurrence: occ, At: start.Add(7 * time.Millisecond), LateMS: 7, Drill: true})
+
+	var logs bytes.Buffer
+	w.fc.Advance(time.Minute) // the controller is down meanwhile
+	s2 := NewService()
+	s2.Store, s2.Areas, s2.Nodes, s2.Contents, s2.Media = s.Store, s.Areas, s.Nodes, s.Contents, s.Media
+	s2.Deliveries, s2.Messenger, s2.Clock = s.Deliveries, w.rec, w.fc
+	s2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := s2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	em, err := s2.Store.FindEmergencyByID(ctx, went.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if em.State != loaxa.EmergencyExpired || em.Occurrence != occ || !em.Issued.Equal(issued) {
+		t.Errorf("the emergency that went out: state %s, occurrence %q, issued %s; want expired, %q, %s", em.State, em.Occurrence, em.Issued, occ, issued)
+	}
+	ds, err := s2.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: went.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 {
+		t.Fatalf("deliveries of the emergency that went out: %d, want n1's", len(ds))
+	}
+	if d := ds[0]; d.Unplanned || !d.Drill || d.Priority != protocol.PriorityEmergency || d.PlannedMS != 9000 || !d.Start.Equal(start) {
+		t.Errorf("n1's delivery after the restart: %+v, want the drill mark, the emergency level, 9000 ms planned and start %s", d, start)
+	}
+	nodes, _ := nodesOf(t, s2, went.ID)
+	if ms := nodes["n1"].SoundMS; ms == nil || *ms != 1207 {
+		t.Errorf("n1's sound_ms: %v, want 1207 (its start 1,200 ms after the issue, 7 ms late)", ms)
+	}
+	if em, err := s2.Store.FindEmergencyByID(ctx, silent.ID); err != nil || em.State != loaxa.EmergencyExpired || em.Occurrence != "" {
+		t.Errorf("the emergency nobody reported: %+v, %v; want expired, no occurrence", em, err)
+	}
+	if got := w.rec.take(); len(got) != 0 {
+		t.Errorf("sent after the restart: %v", got)
+	}
+	for _, want := range []string{
+		"clusters reported it, so it went out", "emergency=" + went.ID, "reported_by=1",
+		"no cluster reported it; closed as expired, send it again", "emergency=" + silent.ID,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
 	}
 }
 

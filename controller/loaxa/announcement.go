@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -98,7 +99,24 @@ type AnnouncementService interface {
 // OccurrenceID names the occurrence of announcement id that starts at start:
 // the same on the controller and on every node.
 func OccurrenceID(announcement string, start time.Time) string {
-	return announcement + "@" + start.UTC().Format("20060102T150405.000Z")
+	return announcement + "@" + start.UTC().Format(occurrenceTimeLayout)
+}
+
+// occurrenceTimeLayout is the time part of an OccurrenceID.
+const occurrenceTimeLayout = "20060102T150405.000Z"
+
+// OccurrenceTime is the instant an OccurrenceID was built with (for an
+// emergency, its issue instant); zero if occurrence is not one.
+func OccurrenceTime(occurrence string) time.Time {
+	_, at, ok := strings.Cut(occurrence, "@")
+	if !ok {
+		return time.Time{}
+	}
+	t, err := time.Parse(occurrenceTimeLayout, at)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // Preemption policies (Announcement.OnPreempt, protocol.Occurrence.OnPreempt).
