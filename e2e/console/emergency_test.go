@@ -146,6 +146,13 @@ func TestEmergencyAckBoard(t *testing.T) {
 	if got := visible(); got != "lap-le-01,lap-le-02,lap-le-03,tam-hung-01" {
 		t.Errorf("clusters shown for every area: %q", got)
 	}
+	// A commune's name in the count by area shows its clusters.
+	b.Do("choose Tam Hưng by its name", chromedp.Click(chromedp.CSS(`#em-areas tr[data-area="11530"] button`)))
+	if got, pick := visible(), MustEval[string](b, `document.querySelector('#em-area-filter').value`); got != "tam-hung-01" || pick != "11530" {
+		t.Errorf("after choosing Tam Hưng in the count by area: clusters %q, filter %q", got, pick)
+	}
+	b.Do("show every area again", chromedp.SetValue(chromedp.CSS(`#em-area-filter`), ""),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-area-filter').dispatchEvent(new Event('change'))`))
 	b.CheckAccessible("the board by area")
 	b.Shot("21-theo-dia-ban")
 }

@@ -259,9 +259,10 @@ const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending
  * areaBoard shows the report's count of the clusters of each area (its
  * by_area), worst first (most clusters not reached yet), so that an officer who warned a
  * district or the province sees at once which communes have not heard
- * it. It shows only when the clusters lie in more than one area.
+ * it. It shows only when the clusters lie in more than one area. An
+ * area's name shows its clusters in the table below (choose).
  */
-function areaBoard(areaName) {
+function areaBoard(areaName, choose) {
   const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
   const show = (byArea) => {
     const areas = Object.entries(byArea || {});
@@ -275,7 +276,8 @@ function areaBoard(areaName) {
         h('thead', {}, h('tr', {}, h('th', {}, t('common.area')), h('th', { class: 'num' }, t('emergency.targeted')),
           cols.map((k) => h('th', { class: 'num' }, t('ack.' + k))))),
         h('tbody', {}, rows.map((r) => h('tr', { dataset: { area: r.area, targeted: String(r.targeted), reached: String(r.reached) } },
-          h('td', {}, areaName(r.area)), h('td', { class: 'num' }, fmtNumber(r.targeted)),
+          h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => choose(r.area) }, areaName(r.area))),
+          h('td', { class: 'num' }, fmtNumber(r.targeted)),
           cols.map((k) => h('td', { class: `num s-${k}` }, fmtNumber(r[k])))))))));
   };
   return { section, show };
@@ -296,27 +298,44 @@ function showTiming(el, tm) {
     tm.off_start > 0 ? h('li', { id: 'em-timing-off' }, t('emergency.timing_off', { n: fmtNumber(tm.off_start) })) : null);
 }
 
+/**
+ * ONE_AREA_FROM is the size of board that opens on one area's clusters:
+ * a table of a province's 10,000 is slow to build on a phone, and the
+ * officer first needs the commune that has not heard the alert.
+ */
+const ONE_AREA_FROM = 1000;
+
 async function board(ctx, main, id) {
   const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
   const counts = h('div', { class: 'stats', id: 'ack-counts' });
+  // Every cluster's latest report, in the report's order; rows only for
+  // those the table shows.
+  const nodes = new Map();
   const rows = new Map();
   const tbody = h('tbody');
-  const nodes = new Map();
   // The officer's own tree and the areas above it are in ctx; the other
   // communes an emergency reached are named by the report.
   const areaName = (id) => {
     const known = ctx.areaName(id);
     return known !== id ? known : ((rep.area_names || {})[id] || id);
   };
-  const areas = areaBoard(areaName);
   // Which area's clusters the table shows: an officer who warned a
-  // district looks at one commune at a time.
-  let only = '';
+  // district looks at one commune at a time. A large board opens on the
+  // area with the most clusters not reached, the first of the by-area
+  // table.
   const areaIDs = [...new Set(rep.nodes.map((n) => n.area))].sort((a, b) => areaName(a).localeCompare(areaName(b), 'vi'));
-  const pick = h('select', { id: 'em-area-filter', onchange: () => {
-    only = pick.value;
-    for (const [id, tr] of rows) tr.hidden = only !== '' && nodes.get(id).area !== only;
-  } }, options([['', t('emergency.filter_all')], ...areaIDs.map((a) => [a, areaName(a)])], ''));
+  const notReached = (a) => { const s = (rep.by_area || {})[a] || {}; return (s.targeted || 0) - (s.reached || 0); };
+  let only = rep.nodes.length >= ONE_AREA_FROM && areaIDs.length > 1 ?
+    areaIDs.reduce((best, a) => (notReached(a) > notReached(best) ? a : best)) : '';
+  const shown = (n) => only === '' || n.area === only;
+  const pick = h('select', { id: 'em-area-filter', onchange: () => { only = pick.value; drawRows(); } },
+    options([['', t('emergency.filter_all', { n: fmtNumber(rep.nodes.length) })], ...areaIDs.map((a) => [a, areaName(a)])], only));
+  const tableTop = h('h2', { id: 'h-em-nodes' }, t('emergency.per_node'));
+  const areas = areaBoard(areaName, (a) => {
+    pick.value = only = a;
+    drawRows();
+    tableTop.scrollIntoView({ block: 'start' });
+  });
   const state = h('span', { id: 'em-state' });
   const timing = h('ul', { class: 'hint', id: 'em-timing' });
   const showSummary = (s, st, tm, byArea) => {
@@ -326,19 +345,31 @@ async function board(ctx, main, id) {
     showTiming(timing, tm);
     areas.show(byArea);
   };
+  const row = (n) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area } },
+    h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
+    h('td', {}, areaName(n.area)),
+    h('td', {}, badge(n.state, 'ack.')),
+    h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
+    h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
+  const drawRows = () => {
+    rows.clear();
+    for (const n of nodes.values()) if (shown(n)) rows.set(n.node, row(n));
+    fill(tbody, [...rows.values()]);
+  };
   const showNode = (n) => {
-    const tr = h('tr', { dataset: { node: n.node, state: n.state, area: n.area }, hidden: only !== '' && n.area !== only },
-      h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
-      h('td', {}, areaName(n.area)),
-      h('td', {}, badge(n.state, 'ack.')),
-      h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-      h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
-    if (rows.has(n.node)) rows.get(n.node).replaceWith(tr); else tbody.append(tr);
-    rows.set(n.node, tr);
     nodes.set(n.node, n);
+    const had = rows.get(n.node);
+    if (!shown(n)) {
+      if (had) { had.remove(); rows.delete(n.node); }
+      return;
+    }
+    const tr = row(n);
+    if (had) had.replaceWith(tr); else tbody.append(tr);
+    rows.set(n.node, tr);
   };
   showSummary(rep.summary, rep.state, rep.timing, rep.by_area);
-  rep.nodes.forEach(showNode);
+  for (const n of rep.nodes) nodes.set(n.node, n);
+  drawRows();
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
   // A large area's clusters spread their reports over a window: say so, or
   // "not yet reported" would read as a fault while they trickle in.
@@ -382,7 +413,7 @@ async function board(ctx, main, id) {
       rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
         h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim() })) }, t('emergency.all_clear'))) : null) : null,
     areas.section,
-    h('section', { class: 'panel' }, h('h2', {}, t('emergency.per_node')),
+    h('section', { class: 'panel' }, tableTop,
       areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
