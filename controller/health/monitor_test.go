@@ -149,6 +149,7 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 		{loaxa.AlarmWeakSignal, func(s *protocol.State) { s.Board.RSSIDBm, s.Board.Link = ptr(-110), "2g" }},
 		{loaxa.AlarmDiskLow, func(s *protocol.State) { s.DiskFreeBytes = ptr(int64(10 << 20)) }},
 		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 }},
+		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -157,6 +158,7 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			defer cancel()
 			good := online(healthy())
 			good.DiskFreeBytes = ptr(int64(1 << 30))
+			good.ClockUncertaintyUS = 40_000 // a clock measured over 4G
 			w.state("n1", good)
 			if open := w.open("n1"); len(open) != 0 {
 				t.Fatalf("healthy node has alarms: %v", open)
@@ -164,6 +166,7 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			w.clock.Advance(time.Minute)
 			broken := online(healthy())
 			broken.DiskFreeBytes = ptr(int64(1 << 30))
+			broken.ClockUncertaintyUS = 40_000
 			tt.fault(&broken)
 			w.state("n1", broken)
 			start := w.clock.Now()

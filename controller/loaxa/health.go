@@ -27,19 +27,24 @@ type Fault struct {
 // Alarm kinds. The board conditions are derived from the node's state with
 // the thresholds of health.Config; docs/fleet-health.md lists them.
 const (
-	AlarmSpeakerOpen   = "speaker-line-open"  // critical: the line is cut
-	AlarmSpeakerShort  = "speaker-line-short" // critical
-	AlarmAmplifier     = "amplifier-fault"    // critical: the amplifier's fault output
-	AlarmRelay         = "relay-feedback"     // critical: the relay did not follow its command
-	AlarmMainsOff      = "mains-off"          // warning: running on the battery
-	AlarmBatteryLow    = "battery-low"        // critical: about to drop the amplifier
-	AlarmOverheat      = "overheat"           // warning
-	AlarmDoorOpen      = "door-open"          // warning: tamper switch
-	AlarmWeakSignal    = "weak-signal"        // warning
-	AlarmDiskLow       = "disk-low"           // warning
-	AlarmClockOffset   = "clock-offset"       // warning: the board's clock is far off
-	AlarmOffline       = "offline"            // critical: silent longer than the threshold
-	AlarmFailedToSound = "failed-to-sound"    // critical: a play failed for a hardware or content reason
+	AlarmSpeakerOpen  = "speaker-line-open"  // critical: the line is cut
+	AlarmSpeakerShort = "speaker-line-short" // critical
+	AlarmAmplifier    = "amplifier-fault"    // critical: the amplifier's fault output
+	AlarmRelay        = "relay-feedback"     // critical: the relay did not follow its command
+	AlarmMainsOff     = "mains-off"          // warning: running on the battery
+	AlarmBatteryLow   = "battery-low"        // critical: about to drop the amplifier
+	AlarmOverheat     = "overheat"           // warning
+	AlarmDoorOpen     = "door-open"          // warning: tamper switch
+	AlarmWeakSignal   = "weak-signal"        // warning
+	AlarmDiskLow      = "disk-low"           // warning
+	AlarmClockOffset  = "clock-offset"       // warning: the board's clock is far off
+	// AlarmClockUncertain (warning): the node's corrected clock may be off
+	// the controller's by more than health.Config.ClockUncertaintyBound,
+	// so its synchronised starts may be audibly out of step with its
+	// neighbours'.
+	AlarmClockUncertain = "clock-uncertain"
+	AlarmOffline        = "offline"         // critical: silent longer than the threshold
+	AlarmFailedToSound  = "failed-to-sound" // critical: a play failed for a hardware or content reason
 	// AlarmDesiredUndelivered (warning): the broker has not accepted the
 	// node's newest desired state for a while; the scheduler keeps
 	// retrying it.
