@@ -145,6 +145,9 @@ type record struct {
 	lastContact time.Time
 	heartbeat   time.Duration
 	faults      map[string]loaxa.Fault
+	// clockOver says the last online state's clock uncertainty was over
+	// the bound (see ObserveState).
+	clockOver bool
 	// epoch and seq are the last event observed, so resent events are
 	// not counted twice.
 	epoch string
@@ -393,6 +396,16 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		m.endAlarm(ctx, a, at)
 	}
 	now := m.faultsOf(st)
+	// A node back from a long time offline reports the uncertainty its
+	// clock gathered meanwhile until it has measured again, which it does
+	// on connecting; the next state (a heartbeat later) carries the new
+	// one. So the clock is found uncertain only in two states in a row,
+	// or every return after a power cut would open an alarm for a minute.
+	_, over := now[loaxa.AlarmClockUncertain]
+	if _, open := r.faults[loaxa.AlarmClockUncertain]; over && !open && !r.clockOver {
+		delete(now, loaxa.AlarmClockUncertain)
+	}
+	r.clockOver = over
 	changed := false
 	var opened, cleared []string
 	for kind, detail := range now {
@@ -443,7 +456,7 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]string {
 		out[loaxa.AlarmClockOffset] = fmt.Sprintf("clock %d ms off", st.ClockOffsetMS)
 	}
 	if u := time.Duration(st.ClockUncertaintyUS) * time.Microsecond; u > c.ClockUncertaintyBound {
-		out[loaxa.AlarmClockUncertain] = fmt.Sprintf("clock may be %d ms off after correction", u.Milliseconds())
+		out[loaxa.AlarmClockUncertain] = fmt.Sprintf("corrected clock may be more than %d ms off", c.ClockUncertaintyBound.Milliseconds())
 	}
 	if st.DiskFreeBytes != nil && *st.DiskFreeBytes < c.DiskLowBytes {
 		out[loaxa.AlarmDiskLow] = fmt.Sprintf("%d MiB free", *st.DiskFreeBytes>>20)
