@@ -55,8 +55,10 @@ func (a *Agent) withAlerts() *protocol.DesiredState {
 }
 
 // acceptAlert takes a verified alert command. A copy of an alert the node
-// has (a resend, or the same alert through a parent area) changes nothing;
-// neither does one cancelled before it arrived.
+// has (a resend, or the same alert through a parent area) plays nothing
+// again, but sends the reports of it the node holds at once (the
+// controller resends because it has not heard of them); one cancelled
+// before it arrived changes nothing.
 func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 	if al == nil {
 		return fmt.Errorf("%w: alert command without an alert", protocol.ErrMalformed)
@@ -70,7 +72,11 @@ func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 		return nil
 	}
 	if _, seen := a.progress[id]; seen || slices.ContainsFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id }) {
-		a.log.Debug("agent: alert already held", "occurrence", id, "seq", env.Seq)
+		if a.releaseHold(id) {
+			a.log.Info("agent: alert sent again; its held reports go now", "occurrence", id, "seq", env.Seq)
+		} else {
+			a.log.Debug("agent: alert already held", "occurrence", id, "seq", env.Seq)
+		}
 		return nil
 	}
 	if slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == id }) {

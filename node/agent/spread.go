@@ -81,6 +81,28 @@ func (a *Agent) holdReports(al *protocol.Alert) {
 	a.log.Debug("agent: reports of the alert spread", "occurrence", al.Occurrence.ID, "window", w, "delay", d)
 }
 
+// releaseHold stops holding the reports of alert id: the controller sent
+// the alert again, to this node alone, because it has not heard that the
+// node has it, and until it does it sends the alert again (up to its
+// limit) and the officers' board shows the node as not reached. Resends
+// go to a bounded number of nodes at a time, so the released reports do
+// not come all at once. It reports whether any were held.
+func (a *Agent) releaseHold(id string) bool {
+	a.mu.Lock()
+	h, ok := a.holds[id]
+	held := ok && h.delay > 0
+	if held {
+		h.delay = 0
+		a.holds[id] = h
+	}
+	a.mu.Unlock()
+	if held {
+		a.alertsChanged() // the delay is stored with the held alerts
+		signal(a.outboxWake)
+	}
+	return held
+}
+
 // setHold holds the reports of alert id by d until until.
 func (a *Agent) setHold(id string, d time.Duration, until time.Time) {
 	a.mu.Lock()

@@ -159,6 +159,35 @@ func TestHeldReportsGoTogether(t *testing.T) {
 	}
 }
 
+// TestResendReleasesHeldReports: the controller sends an alert again to
+// a node whose receipt it has not heard of. The node plays nothing twice,
+// but its held reports go at once, not at their delay (the fake clock
+// does not move), and so does the start, later, which the resend came
+// before.
+func TestResendReleasesHeldReports(t *testing.T) {
+	c := newSpreadCase(t, options{})
+	fc, ctl := c.fc, c.ctl
+	start := fc.Now().Add(30 * time.Second)
+	const delay = 5 * time.Second
+	c.alert("e5@x", start, delay)
+	c.received(t)
+	have := func(n int) func() bool {
+		return func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= n }
+	}
+	quiet(t, 200*time.Millisecond, "receipt reported before its delay", have(1))
+
+	cmd := spreadAlert("e5@x", c.msg, c.opening, c.closing, start, start.Add(10*time.Minute), 2*delay)
+	ctl.SendCommand("n1", cmd)
+	nodetest.Eventually(t, 5*time.Second, "held receipt not sent after the resend", have(1))
+	// The start goes when it happens: with the clock a second past it,
+	// four before its delay would be over.
+	runUntil(t, fc, time.Minute, "the start", func() bool { return !fc.Now().Before(start.Add(time.Second)) })
+	nodetest.Eventually(t, 5*time.Second, "start not reported at once after the resend", have(2))
+	if events := waitEvents(t, ctl, "n1", []string{"received e5@x", "started e5@x"}); !events[1].At.Equal(start) {
+		t.Errorf("alert started at %v, want %v (once)", events[1].At, start)
+	}
+}
+
 // TestReportsNotSpreadWithoutWindow: with the same agent, an alert
 // without a window (a commune) and a scheduled play report at once, on a
 // clock that does not move.
