@@ -517,6 +517,9 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	}
 	syncDir(c.cfg.Dir)
 	size, _ := f.Seek(0, io.SeekEnd)
+	// Closed before it counts as present: whoever sees it there (a play
+	// opening it) finds no download still holding it.
+	f.Close()
 	c.mu.Lock()
 	c.present[ref.ID] = entry{size: size, used: now}
 	c.bytes += size
