@@ -192,7 +192,7 @@ func NewServer() *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
-	s.handler = s.logRequests(http.HandlerFunc(s.serveMux))
+	s.handler = s.logRequests(compress(http.HandlerFunc(s.serveMux)))
 	return s
 }
 
@@ -461,6 +461,16 @@ type writerOnly struct{ io.Writer }
 
 // Unwrap lets http.ResponseController reach the connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// FlushError passes a flush on to the connection.
+func (r *statusRecorder) FlushError() error {
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for the writers that look for an http.Flusher under
+// them, as the compressor (compress.go) does when a stream flushes; a
+// failed flush shows in the stream's next write.
+func (r *statusRecorder) Flush() { _ = r.FlushError() }
 
 func (r *statusRecorder) code() int {
 	if r.status == 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"loaxa.vn/controller/loaxa"
@@ -73,13 +74,16 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 // opening the board until the table shows its first rows (from 1,000
 // clusters on, one commune's: the one with the most not reached), the
 // page's JavaScript heap then, choosing another commune in the table's
-// filter, and choosing every area (all the rows).
+// filter, and choosing every area (all the rows); and the report's bytes
+// on the wire (compressed) and as JSON.
 //
 //	LOAXA_BENCH_BOARD_NODES=10000 go test -count=1 -run '^$' -bench EmergencyBoard -benchtime 3x ./e2e/console
 //
 // LOAXA_BENCH_BOARD_PHONE=4 shows the board as on a phone: a 412 × 915
 // portrait screen and the page's processor slowed down 4 times
 // (Chromium's CPU throttling; Lighthouse takes 4 for a mid-range phone).
+// LOAXA_BENCH_BOARD_KBPS=5000 puts the browser on a link of that many
+// kbit/s down, a third of it up, with 50 ms latency (a commune's 4G).
 func BenchmarkEmergencyBoard(b *testing.B) {
 	n := 10000
 	if v := os.Getenv("LOAXA_BENCH_BOARD_NODES"); v != "" {
@@ -120,6 +124,21 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 			}))
 	}
 	br.SignIn(c.URL, "can-bo-tinh", officerPassword, "Cán bộ thành phố Hải Phòng")
+	if v := os.Getenv("LOAXA_BENCH_BOARD_KBPS"); v != "" {
+		kbps, err := strconv.ParseFloat(v, 64)
+		if err != nil || kbps <= 0 {
+			b.Fatalf("LOAXA_BENCH_BOARD_KBPS=%q: give the link's kbit/s down", v)
+		}
+		br.Do("throttle the link", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			_, err := cdp.Call(ctx, t, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+				MatchedNetworkConditions: []*network.Conditions{{Latency: 50, DownloadThroughput: kbps * 1000 / 8, UploadThroughput: kbps * 1000 / 8 / 3}},
+			})
+			return err
+		}))
+	}
 	first := n // rows the board opens with
 	if n >= 1000 {
 		first = n / communes
@@ -140,7 +159,7 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 		})()`, area))
 		return time.Duration(ms * float64(time.Millisecond))
 	}
-	var heap, fetchMS float64
+	var heap, fetchMS, transferKB, bodyKB float64
 	var filter, all time.Duration
 	b.ResetTimer()
 	for b.Loop() {
@@ -151,7 +170,10 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 		br.Wait("the board's first rows", `document.querySelectorAll('#ack-board tbody tr').length === `+strconv.Itoa(first), 2*time.Minute)
 		b.StopTimer()
 		heap = MustEval[float64](br, `performance.memory ? performance.memory.usedJSHeapSize : 0`)
-		fetchMS = MustEval[float64](br, `performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/emergency/`+em.ID+`') && !e.name.includes('stream')).map(e => e.duration).pop() || 0`)
+		report := `performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/emergency/` + em.ID + `') && !e.name.includes('stream'))`
+		fetchMS = MustEval[float64](br, report+`.map(e => e.duration).pop() || 0`)
+		transferKB = MustEval[float64](br, report+`.map(e => e.transferSize).pop() || 0`) / 1e3
+		bodyKB = MustEval[float64](br, report+`.map(e => e.decodedBodySize).pop() || 0`) / 1e3
 		filter = choose("31007")
 		if got := shown(); got != n/communes {
 			b.Fatalf("%d rows shown for one commune, want %d", got, n/communes)
@@ -164,6 +186,8 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 	}
 	b.ReportMetric(heap/1e6, "heap-MB")
 	b.ReportMetric(fetchMS, "report-fetch-ms")
+	b.ReportMetric(transferKB, "report-transfer-KB")
+	b.ReportMetric(bodyKB, "report-body-KB")
 	b.ReportMetric(float64(filter.Milliseconds()), "filter-ms")
 	b.ReportMetric(float64(all.Milliseconds()), "all-ms")
 }
