@@ -31,7 +31,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"syscall"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -337,9 +336,9 @@ func lockStore(path string) (unlock func(), exists bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if inUse, err := tryLock(f); err != nil || inUse {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if inUse {
 			return nil, false, fmt.Errorf("%s is in use: stop the controller first (systemctl stop loaxa-controller)", path)
 		}
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/loaxa"
@@ -108,6 +109,30 @@ func TestRestoreChecksEverything(t *testing.T) {
 		Verify: func(string) ([]string, error) { return []string{id, strings.Repeat("0", 64)}, nil },
 	}); err == nil || !strings.Contains(err.Error(), "lacks") {
 		t.Fatalf("store naming missing content: %v", err)
+	}
+}
+
+// TestRestoreRefusesAStoreInUse: a controller running on the data
+// directory holds bbolt's lock on its store; a restore there fails, says
+// to stop the controller, and leaves the store as it was.
+func TestRestoreRefusesAStoreInUse(t *testing.T) {
+	raw, _ := archive(t)
+	dir := t.TempDir()
+	db, err := bbolt.Open(filepath.Join(dir, StoreFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before, err := os.ReadFile(filepath.Join(dir, StoreFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(context.Background(), bytes.NewReader(raw), dir, RestoreOptions{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "stop the controller first") {
+		t.Fatalf("restore onto a store in use: %v, want it refused", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, StoreFile)); !bytes.Equal(after, before) {
+		t.Error("the store in use was changed")
 	}
 }
 
