@@ -321,6 +321,26 @@ func BenchmarkAlertToSound(b *testing.B) {
 		round(k, true)
 	}
 	b.StopTimer()
+	// The alarms the run opened (a saturated fleet may, for instance, find
+	// its clocks uncertain), by kind: open and ended.
+	var alarms struct {
+		Alarms []struct {
+			Kind string    `json:"kind"`
+			End  time.Time `json:"end"`
+		} `json:"alarms"`
+	}
+	c.MustDo("GET", "/api/v1/alarms?limit=10000", nil, &alarms)
+	byKind := map[string][2]int{}
+	for _, a := range alarms.Alarms {
+		k := byKind[a.Kind]
+		if a.End.IsZero() {
+			k[0]++
+		} else {
+			k[1]++
+		}
+		byKind[a.Kind] = k
+	}
+	logf("alarms of the run (open, ended) by kind: %v", byKind)
 	for _, f := range fleets {
 		f.stop(b)
 	}
