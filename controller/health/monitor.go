@@ -59,6 +59,9 @@ type Config struct {
 	// clusters start an emergency together to within their clocks'
 	// errors; the target is 20 ms, and well past it their speakers echo.
 	ClockUncertaintyBound time.Duration
+	// ClockUncertainFor is how long a node's clock stays over that bound
+	// before the alarm opens.
+	ClockUncertainFor time.Duration
 	// SelfTestTimeout is how long nodes have to answer a self-test.
 	SelfTestTimeout time.Duration
 	// DailyTest is the local time ("03:00") of the daily silent self-test
@@ -89,6 +92,7 @@ func DefaultConfig() Config {
 		// a measurement is within 20–50 ms, so 100 ms is a time source
 		// that is really failing.
 		ClockUncertaintyBound: 100 * time.Millisecond,
+		ClockUncertainFor:     10 * time.Minute,
 		SelfTestTimeout:       2 * time.Minute,
 		DailyTest:             "03:00",
 		Location:              loc,
@@ -145,9 +149,9 @@ type record struct {
 	lastContact time.Time
 	heartbeat   time.Duration
 	faults      map[string]loaxa.Fault
-	// clockOver says the last online state's clock uncertainty was over
-	// the bound (see ObserveState).
-	clockOver bool
+	// clockOverSince is the first of the online states in a row whose
+	// clock uncertainty was over the bound; zero if the last was not.
+	clockOverSince time.Time
 	// epoch and seq are the last event observed, so resent events are
 	// not counted twice.
 	epoch string
@@ -396,16 +400,24 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		m.endAlarm(ctx, a, at)
 	}
 	now := m.faultsOf(st)
-	// A node back from a long time offline reports the uncertainty its
-	// clock gathered meanwhile until it has measured again, which it does
-	// on connecting; the next state (a heartbeat later) carries the new
-	// one. So the clock is found uncertain only in two states in a row,
-	// or every return after a power cut would open an alarm for a minute.
+	// A clock is found uncertain only when it has stayed so for
+	// ClockUncertainFor. A node measures its clock against the
+	// controller's, so while the controller or the network is overloaded
+	// (thousands of nodes reconnecting after a power cut, a province-wide
+	// alert) every node's measurement is poor for a few minutes: that is
+	// not the node's fault, and an alarm per node would bury the ones
+	// that are. A node back from a long time offline, too, reports the
+	// uncertainty its clock gathered meanwhile until it has measured again.
 	_, over := now[loaxa.AlarmClockUncertain]
-	if _, open := r.faults[loaxa.AlarmClockUncertain]; over && !open && !r.clockOver {
+	switch {
+	case !over:
+		r.clockOverSince = time.Time{}
+	case r.clockOverSince.IsZero():
+		r.clockOverSince = at
+	}
+	if _, open := r.faults[loaxa.AlarmClockUncertain]; over && !open && at.Sub(r.clockOverSince) < m.Config.ClockUncertainFor {
 		delete(now, loaxa.AlarmClockUncertain)
 	}
-	r.clockOver = over
 	changed := false
 	var opened, cleared []string
 	for kind, detail := range now {
@@ -456,7 +468,7 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]string {
 		out[loaxa.AlarmClockOffset] = fmt.Sprintf("clock %d ms off", st.ClockOffsetMS)
 	}
 	if u := time.Duration(st.ClockUncertaintyUS) * time.Microsecond; u > c.ClockUncertaintyBound {
-		out[loaxa.AlarmClockUncertain] = fmt.Sprintf("corrected clock may be more than %d ms off", c.ClockUncertaintyBound.Milliseconds())
+		out[loaxa.AlarmClockUncertain] = fmt.Sprintf("corrected clock may be more than %d ms off for %v", c.ClockUncertaintyBound.Milliseconds(), c.ClockUncertainFor)
 	}
 	if st.DiskFreeBytes != nil && *st.DiskFreeBytes < c.DiskLowBytes {
 		out[loaxa.AlarmDiskLow] = fmt.Sprintf("%d MiB free", *st.DiskFreeBytes>>20)

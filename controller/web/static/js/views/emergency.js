@@ -305,6 +305,9 @@ function showTiming(el, tm) {
  */
 const ONE_AREA_FROM = 1000;
 
+/** ROW_SLICE is how many of the board's rows are built at a time. */
+const ROW_SLICE = 500;
+
 async function board(ctx, main, id) {
   const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
   const counts = h('div', { class: 'stats', id: 'ack-counts' });
@@ -351,10 +354,31 @@ async function board(ctx, main, id) {
     h('td', {}, badge(n.state, 'ack.')),
     h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
     h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
+  // The table is built a slice of rows at a time, so that its first rows
+  // show at once and the page answers while the rest are built (a phone
+  // takes seconds for a province's 10,000). A newer drawing stops an older
+  // one; a cluster the stream changes meanwhile is drawn by showNode.
+  let drawing = 0;
   const drawRows = () => {
+    const gen = ++drawing;
     rows.clear();
-    for (const n of nodes.values()) if (shown(n)) rows.set(n.node, row(n));
-    fill(tbody, [...rows.values()]);
+    tbody.replaceChildren();
+    const ids = [...nodes.values()].filter(shown).map((n) => n.node);
+    let i = 0;
+    const slice = () => {
+      if (gen !== drawing) return;
+      const part = document.createDocumentFragment();
+      for (const end = Math.min(i + ROW_SLICE, ids.length); i < end; i++) {
+        const n = nodes.get(ids[i]);
+        if (rows.has(n.node) || !shown(n)) continue;
+        const tr = row(n);
+        rows.set(n.node, tr);
+        part.append(tr);
+      }
+      tbody.append(part);
+      if (i < ids.length) setTimeout(slice, 0);
+    };
+    slice();
   };
   const showNode = (n) => {
     nodes.set(n.node, n);
