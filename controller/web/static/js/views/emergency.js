@@ -356,18 +356,22 @@ async function board(ctx, main, id) {
     h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
   // The table is built a slice of rows at a time, so that its first rows
   // show at once and the page answers while the rest are built (a phone
-  // takes seconds for a province's 10,000). A newer drawing stops an older
-  // one; a cluster the stream changes meanwhile is drawn by showNode.
+  // takes seconds for a province's 10,000). The rest go into the table
+  // together at the end: a table laid out again after every slice costs
+  // the square of its rows. A newer drawing stops an older one; a cluster
+  // the stream changes meanwhile is drawn by showNode.
   let drawing = 0;
   const drawRows = () => {
     const gen = ++drawing;
     rows.clear();
     tbody.replaceChildren();
     const ids = [...nodes.values()].filter(shown).map((n) => n.node);
+    const rest = document.createDocumentFragment();
     let i = 0;
     const slice = () => {
       if (gen !== drawing) return;
-      const part = document.createDocumentFragment();
+      const first = i === 0;
+      const part = first ? document.createDocumentFragment() : rest;
       for (const end = Math.min(i + ROW_SLICE, ids.length); i < end; i++) {
         const n = nodes.get(ids[i]);
         if (rows.has(n.node) || !shown(n)) continue;
@@ -375,8 +379,9 @@ async function board(ctx, main, id) {
         rows.set(n.node, tr);
         part.append(tr);
       }
-      tbody.append(part);
+      if (first) tbody.append(part);
       if (i < ids.length) setTimeout(slice, 0);
+      else if (!first) tbody.append(rest);
     };
     slice();
   };
