@@ -44,8 +44,14 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "drill": true}, &em)
 
 	br := StartBrowser(t)
+	// On a phone's screen, as an officer away from the office reads it.
+	br.Do("a phone's screen", chromedp.EmulateViewport(412, 915, chromedp.EmulateScale(2), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
 	br.SignIn(c.URL, "can-bo-tinh", officerPassword, "Cán bộ thành phố Hải Phòng")
 	br.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	if w := MustEval[int](br, `document.documentElement.scrollWidth`); w > 412 {
+		t.Errorf("the board is %d px wide on a 412 px screen: the page scrolls sideways", w)
+	}
+	br.ScreenShot("22-bang-tinh-dien-thoai")
 	shown := func() (int, string) {
 		return MustEval[int](br, `document.querySelectorAll('#ack-board tbody tr').length`),
 			MustEval[string](br, `[...new Set([...document.querySelectorAll('#ack-board tbody tr')].map(r => r.dataset.area))].join(',')`)

@@ -189,11 +189,17 @@ func MustEval[T any](b *Browser, expr string) T {
 }
 
 // Shot saves a screenshot of the viewport as name.png.
-func (b *Browser) Shot(name string) {
+func (b *Browser) Shot(name string) { b.shot(name, chromedp.FullScreenshot(100)) }
+
+// ScreenShot saves what the screen shows (not the whole page), as
+// screenshots/<name>.png: a phone's first screen of a long page.
+func (b *Browser) ScreenShot(name string) { b.shot(name, chromedp.CaptureScreenshot()) }
+
+func (b *Browser) shot(name string, take chromedp.Action[[]byte]) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, minWait)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, take)
 	if err != nil {
 		b.t.Errorf("screenshot %s: %v", name, err)
 		return

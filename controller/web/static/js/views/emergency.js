@@ -261,24 +261,47 @@ const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending
  * district or the province sees at once which communes have not heard
  * it. It shows only when the clusters lie in more than one area. An
  * area's name shows its clusters in the table below (choose).
+ *
+ * The stream brings new counts several times a second while the alert
+ * spreads: each row is kept and only its numbers change, and the rows
+ * move only when the order does, so that an officer's tap on a name is
+ * never lost to a row drawn anew under the finger.
  */
 function areaBoard(areaName, choose) {
   const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
+  const cols = ['targeted', 'reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
+  const tbody = h('tbody');
+  fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
+    h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, t('common.area')),
+        cols.map((k) => h('th', { class: 'num' }, t(k === 'targeted' ? 'emergency.targeted' : 'ack.' + k))))),
+      tbody)));
+  const rows = new Map(); // area → { tr, cells: { column → td } }
   const show = (byArea) => {
     const areas = Object.entries(byArea || {});
     section.hidden = areas.length < 2;
-    if (section.hidden) { fill(section); return; }
-    const rows = areas.map(([area, s]) => ({ area, ...s })).sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
+    if (section.hidden) return;
+    const sorted = areas.map(([area, s]) => ({ area, ...s })).sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
       areaName(a.area).localeCompare(areaName(b.area), 'vi'));
-    const cols = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
-    fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
-      h('div', { class: 'table-wrap' }, h('table', {},
-        h('thead', {}, h('tr', {}, h('th', {}, t('common.area')), h('th', { class: 'num' }, t('emergency.targeted')),
-          cols.map((k) => h('th', { class: 'num' }, t('ack.' + k))))),
-        h('tbody', {}, rows.map((r) => h('tr', { dataset: { area: r.area, targeted: String(r.targeted), reached: String(r.reached) } },
+    for (const r of sorted) {
+      let e = rows.get(r.area);
+      if (!e) {
+        const cells = Object.fromEntries(cols.map((k) => [k, h('td', { class: k === 'targeted' ? 'num' : `num s-${k}` })]));
+        e = { tr: h('tr', { dataset: { area: r.area } },
           h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => choose(r.area) }, areaName(r.area))),
-          h('td', { class: 'num' }, fmtNumber(r.targeted)),
-          cols.map((k) => h('td', { class: `num s-${k}` }, fmtNumber(r[k])))))))));
+          cols.map((k) => cells[k])), cells };
+        rows.set(r.area, e);
+      }
+      e.tr.dataset.targeted = String(r.targeted);
+      e.tr.dataset.reached = String(r.reached);
+      for (const k of cols) {
+        const text = fmtNumber(r[k] || 0);
+        if (e.cells[k].textContent !== text) e.cells[k].textContent = text;
+      }
+    }
+    for (const [area, e] of rows) if (!(area in byArea)) { e.tr.remove(); rows.delete(area); }
+    const order = sorted.map((r) => rows.get(r.area).tr);
+    if (order.some((tr, i) => tbody.children[i] !== tr)) tbody.append(...order);
   };
   return { section, show };
 }
