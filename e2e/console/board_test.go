@@ -17,6 +17,42 @@ import (
 	"loaxa.vn/e2e/rig"
 )
 
+// provinceDrill enrols n clusters, none of them connected, in the
+// communes areaOf names (areas under province 31 that exist), adds the
+// province officer can-bo-tinh, and sends a drill to the whole province.
+func provinceDrill(tb testing.TB, c *rig.Controller, n int, areaOf func(i int) string) loaxa.Emergency {
+	tb.Helper()
+	for from := 0; from < n; from += 1000 {
+		reqs := make([]map[string]any, 0, 1000)
+		for i := from; i < min(from+1000, n); i++ {
+			id := fmt.Sprintf("cum-%05d", i)
+			reqs = append(reqs, map[string]any{"id": id, "name": "Cụm loa " + id, "area": areaOf(i), "lat": 20.8, "lon": 106.7})
+		}
+		c.MustDo("POST", "/api/v1/nodes/batch", map[string]any{"nodes": reqs}, nil)
+	}
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-tinh", "password": officerPassword, "role": "province", "area": "31"}, nil)
+	ct := c.Upload("bao.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "drill": true}, &em)
+	return em
+}
+
+// emulatePhone shows pages as on a phone: a 412 × 915 portrait screen,
+// touch, and (slowdown > 1) the page's processor slowed down that many
+// times (Chromium's CPU throttling).
+func emulatePhone(br *Browser, slowdown float64) {
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.EmulateViewport(412, 915, chromedp.EmulateScale(2.625), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch),
+	}
+	if slowdown > 1 {
+		steps = append(steps, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, emulation.SetCPUThrottlingRate, emulation.SetCPUThrottlingRateParams{Rate: slowdown})
+			return err
+		}))
+	}
+	br.Do("emulate a phone", steps...)
+}
+
 // TestEmergencyBoardOfAProvince: a province's alert to 1,000 clusters,
 // none connected, in two communes (600 and 400). The board opens on the
 // commune with the most clusters not reached, so the officer sees it
@@ -28,24 +64,15 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("31001", "Xã Lập Lễ", "31")
 	c.CreateArea("31002", "Xã Tam Hưng", "31")
-	reqs := make([]map[string]any, 0, 1000)
-	for i := range 1000 {
-		area := "31002"
+	em := provinceDrill(t, c, 1000, func(i int) string {
 		if i%5 < 2 {
-			area = "31001" // 400 of them
+			return "31001" // 400 of them
 		}
-		id := fmt.Sprintf("cum-%04d", i)
-		reqs = append(reqs, map[string]any{"id": id, "name": "Cụm loa " + id, "area": area, "lat": 20.8, "lon": 106.7})
-	}
-	c.MustDo("POST", "/api/v1/nodes/batch", map[string]any{"nodes": reqs}, nil)
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-tinh", "password": officerPassword, "role": "province", "area": "31"}, nil)
-	ct := c.Upload("bao.wav", rig.ToneWAV(880, time.Second, 16000, 1))
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "drill": true}, &em)
+		return "31002"
+	})
 
 	br := StartBrowser(t)
-	// On a phone's screen, as an officer away from the office reads it.
-	br.Do("a phone's screen", chromedp.EmulateViewport(412, 915, chromedp.EmulateScale(2), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
+	emulatePhone(br, 1) // as an officer away from the office reads it
 	br.SignIn(c.URL, "can-bo-tinh", officerPassword, "Cán bộ thành phố Hải Phòng")
 	br.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
 	if w := MustEval[int](br, `document.documentElement.scrollWidth`); w > 412 {
@@ -122,18 +149,7 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 	for i := range communes {
 		c.CreateArea(fmt.Sprintf("31%03d", i), fmt.Sprintf("Xã %03d", i), "31")
 	}
-	for from := 0; from < n; from += 1000 {
-		reqs := make([]map[string]any, 0, 1000)
-		for i := from; i < min(from+1000, n); i++ {
-			id := fmt.Sprintf("cum-%05d", i)
-			reqs = append(reqs, map[string]any{"id": id, "name": "Cụm loa " + id, "area": fmt.Sprintf("31%03d", i%communes), "lat": 20.8, "lon": 106.7})
-		}
-		c.MustDo("POST", "/api/v1/nodes/batch", map[string]any{"nodes": reqs}, nil)
-	}
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-tinh", "password": officerPassword, "role": "province", "area": "31"}, nil)
-	ct := c.Upload("bao.wav", rig.ToneWAV(880, time.Second, 16000, 1))
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "drill": true}, &em)
+	em := provinceDrill(b, c, n, func(i int) string { return fmt.Sprintf("31%03d", i%communes) })
 
 	br := StartBrowser(b)
 	if v := os.Getenv("LOAXA_BENCH_BOARD_PHONE"); v != "" {
@@ -141,11 +157,7 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 		if err != nil || rate < 1 {
 			b.Fatalf("LOAXA_BENCH_BOARD_PHONE=%q: give the slowdown, 1 or more", v)
 		}
-		br.Do("emulate a phone", chromedp.EmulateViewport(412, 915, chromedp.EmulateScale(2.625), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch),
-			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-				_, err := cdp.Call(ctx, t, emulation.SetCPUThrottlingRate, emulation.SetCPUThrottlingRateParams{Rate: rate})
-				return err
-			}))
+		emulatePhone(br, rate)
 	}
 	br.SignIn(c.URL, "can-bo-tinh", officerPassword, "Cán bộ thành phố Hải Phòng")
 	if v := os.Getenv("LOAXA_BENCH_BOARD_KBPS"); v != "" {
