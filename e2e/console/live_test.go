@@ -36,6 +36,9 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/live", `document.querySelector('#live-start')`)
+	// The page is drawn; wait for the commune's choice itself, so that a
+	// failure says whether it never came (the page text and a screenshot).
+	b.Wait("the commune among the areas", `document.querySelector('#live-areas option[value="11527"]')`, 10*time.Second)
 	b.Do("pick the commune and go on air", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 		`document.querySelector('#live-areas option[value=%q]').selected = true`, "11527")),
 		chromedp.Click(chromedp.CSS(`#live-start`)))

@@ -177,8 +177,13 @@ function visible(sc) {
   return true;
 }
 
+// routing counts navigations: a screen's render that ends after the
+// officer moved on is no longer the current one.
+let routing = 0;
+
 async function route() {
   if (!ctx) return;
+  const gen = ++routing;
   const [path, ...params] = (location.hash.replace(/^#\/?/, '') || 'overview').split('/').map(decodeURIComponent);
   const sc = screens.find((x) => x.path === path) || screens[0];
   for (const a of root.querySelectorAll('nav.side a')) {
@@ -186,14 +191,23 @@ async function route() {
     else a.removeAttribute('aria-current');
   }
   if (cleanup) { cleanup(); cleanup = null; }
-  const main = document.getElementById('main');
-  fill(main, h('p', { class: 'loading' }, t('common.loading')));
+  // Each screen draws into a main of its own. A screen still loading when
+  // the officer moves on (the overview's counts on a slow link) finishes
+  // into the main it was given, which is no longer on the page, and never
+  // over the screen that replaced it.
+  const main = h('main', { id: 'main', tabindex: '-1' }, h('p', { class: 'loading' }, t('common.loading')));
+  document.getElementById('main').replaceWith(main);
   document.title = `${t(sc.key)} — ${t('app.name')}`;
   try {
     const mod = await import(sc.module);
     const ret = await mod.render(ctx, main, params);
+    if (gen !== routing) {
+      if (typeof ret === 'function') ret(); // its streams and timers end with it
+      return;
+    }
     if (typeof ret === 'function') cleanup = ret;
   } catch (err) {
+    if (gen !== routing) return;
     console.error(err);
     fill(main, errorBox(err));
     if (err.status === undefined) toast(String(err), true);
