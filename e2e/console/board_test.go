@@ -228,3 +228,49 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 	b.ReportMetric(float64(allFirst.Milliseconds()), "all-first-ms")
 	b.ReportMetric(float64(all.Milliseconds()), "all-ms")
 }
+
+// TestEmergencyFromAPhone: a district officer away from the office sends a
+// drill from a phone's screen: the form fits the screen (no sideways
+// scroll), the district is chosen with a tap, the confirmation and the
+// board come as on a desktop, and the commune's cluster sounds it.
+func TestEmergencyFromAPhone(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateArea("11530", "Xã Tam Hưng", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	c.CreateNode("tam-hung-01", "11530") // enrolled, switched off
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 20*time.Second, 16000, 1))
+	rig.Eventually(t, minWait, "the running cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	emulatePhone(b, 1)
+	b.SignIn(c.URL, "can-bo-huyen", officerPassword, "Cán bộ huyện Thủy Nguyên")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	wide := func(where string) {
+		t.Helper()
+		if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 412 {
+			t.Errorf("%s is %d px wide on a 412 px screen: the page scrolls sideways (%s)", where, w,
+				MustEval[string](b, `[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 413).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join('; ')`))
+		}
+	}
+	wide("the emergency form")
+	b.Do("a drill to the district, with the recording",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.Click(chromedp.CSS(`#em-area-311`)),
+		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
+		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID))
+	b.ScreenShot("23-khan-cap-dien-thoai")
+	b.Do("send", chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-confirm")); !contains(got, "2 cụm loa", "Huyện Thủy Nguyên") {
+		t.Errorf("confirmation says %q", got)
+	}
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
+	b.Wait("the commune's cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1'`, 20*time.Second)
+	wide("the board")
+}

@@ -33,7 +33,9 @@ async function compose(ctx, main, recent) {
   const boxes = ctx.areaOptions().map(([id, label]) => {
     const c = count(id);
     const box = h('input', { type: 'checkbox', value: id, id: 'em-area-' + id, name: 'em-area' });
-    return h('label', { class: 'check', for: 'em-area-' + id, style: 'white-space:pre' }, box, `${label} — ${t('emergency.area_count', { online: c.online, all: c.all })}`);
+    // The tree's indentation is no-break spaces, kept as the line wraps on
+    // a phone's narrow screen.
+    return h('label', { class: 'check', for: 'em-area-' + id }, box, `${label} — ${t('emergency.area_count', { online: c.online, all: c.all })}`);
   });
   const drill = h('input', { type: 'checkbox', id: 'em-drill' });
   const how = h('select', { id: 'em-how' }, options([['text', t('emergency.by_text')], ['content', t('emergency.by_content')]], 'text'));
