@@ -34,8 +34,12 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
+	emulatePhone(b, 1) // an officer speaks from wherever they are
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/live", `document.querySelector('#live-start')`)
+	if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 412 {
+		t.Errorf("Phát trực tiếp is %d px wide on a 412 px screen: the page scrolls sideways", w)
+	}
 	// The page is drawn; wait for the commune's choice itself, so that a
 	// failure says whether it never came (the page text and a screenshot).
 	b.Wait("the commune among the areas", `document.querySelector('#live-areas option[value="11527"]')`, 10*time.Second)
