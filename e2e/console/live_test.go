@@ -57,6 +57,12 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 		return false
 	})
 	b.Wait("the level meter moves", `parseFloat(document.querySelector('#live-level').style.width) > 0`, 10*time.Second)
+	// The call on air is listed as a card whose cut button is on the
+	// screen, not off to the right of a table.
+	b.Wait("the call among those on air", `document.querySelector('tr[data-call] button.cut')`, 10*time.Second)
+	if right := MustEval[float64](b, `document.querySelector('tr[data-call] button.cut').getBoundingClientRect().right`); right > 412 {
+		t.Errorf("the cut button ends %.0f px from the left of a 412 px screen", right)
+	}
 	b.Shot("live-dang-phat")
 	b.Do("stop", chromedp.Click(chromedp.CSS(`#live-stop`)))
 	b.Wait("ended", text("#live-state")+`.startsWith('Đã kết thúc')`, 15*time.Second)

@@ -148,17 +148,21 @@ export async function render(ctx, main) {
     // One request for every call on air, each with its summary.
     const { calls } = await api('GET', '/live/calls', undefined, { active: 'true', summary: 'true' });
     if (calls.length === 0) return h('p', { class: 'muted', id: 'live-calls-none' }, t('live.calls_none'));
-    return h('div', { class: 'table-wrap' }, h('table', {},
-      h('thead', {}, h('tr', {}, [t('live.speaker'), t('live.areas'), t('live.since'), t('live.kind'), t('live.playing'), ''].map((x) => h('th', {}, x)))),
+    const head = [t('live.speaker'), t('live.areas'), t('live.since'), t('live.kind'), t('live.playing')];
+    // On a phone each call is a card (app.css, table.cards): data-label
+    // names each value there.
+    const cell = (i, attrs, ...kids) => h('td', { ...attrs, dataset: { label: head[i] } }, ...kids);
+    return h('div', { class: 'table-wrap' }, h('table', { class: 'cards' },
+      h('thead', {}, h('tr', {}, [...head, ''].map((x) => h('th', {}, x)))),
       h('tbody', {}, calls.map((c) => {
         const s = c.summary;
         return h('tr', { dataset: { call: c.id, drill: c.drill ? 'true' : 'false' } },
-          h('td', { class: 'speaker' }, c.created_by),
-          h('td', {}, c.areas.map((a) => ctx.areaName(a)).join(', ')),
-          h('td', {}, fmtTime(c.started)),
-          h('td', { class: 'kind' }, c.drill ? h('strong', { class: 'badge drill' }, t('live.drill_short')) : t('live.real'),
+          cell(0, { class: 'speaker' }, c.created_by),
+          cell(1, {}, c.areas.map((a) => ctx.areaName(a)).join(', ')),
+          cell(2, {}, fmtTime(c.started)),
+          cell(3, { class: 'kind' }, c.drill ? h('strong', { class: 'badge drill' }, t('live.drill_short')) : t('live.real'),
             c.priority === 'emergency' ? ` · ${t('live.prio_emergency')}` : ''),
-          h('td', { class: 'num playing' }, s ? t('live.playing_n', { n: fmtNumber(s.sounding), all: fmtNumber(s.targeted) }) : '—'),
+          cell(4, { class: 'num playing' }, s ? t('live.playing_n', { n: fmtNumber(s.sounding), all: fmtNumber(s.targeted) }) : '—'),
           h('td', {}, mayCut(c) ? h('button', { type: 'button', class: 'danger cut', onclick: cut(c) }, t('live.cut')) : null));
       }))));
   };
