@@ -88,6 +88,15 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 	}
 	b.Shot("20-cap-cho-duyet")
 
+	// The officer approves it from a phone: the warnings fit the screen
+	// and the button is on it.
+	emulatePhone(b, 1)
+	if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 412 {
+		t.Errorf("the waiting warnings are %d px wide on a 412 px screen: the page scrolls sideways", w)
+	}
+	if right := MustEval[float64](b, `document.querySelector('#cap-approve-`+ids["commune"]+`').getBoundingClientRect().right`); right > 412 {
+		t.Errorf("the approve button ends %.0f px from the left of a 412 px screen", right)
+	}
 	b.Do("approve the commune's warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+ids["commune"])))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
 	if got := MustEval[string](b, text("#cap-confirm")); !contains(got, "1 cụm loa sẽ phát ngay", "Xã Lập Lễ") {
