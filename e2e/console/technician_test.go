@@ -91,6 +91,33 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 	sim.SetSpeakerLine(protocol.LineOK)
 	b.Go("#/alarms", `document.querySelector('#h-open')`)
 	b.Wait("the alarm ended", `!document.querySelector('#alarms-open') && document.querySelector('#alarms-ended tr[data-kind="speaker-line-open"]')`, 15*time.Second)
+
+	// At the pole, with a phone: the door is opened; the technician sees
+	// the alarm and acknowledges it, and works the cluster's page, with
+	// every button on the screen and no page wider than it.
+	emulatePhone(b, 1)
+	onScreen := func(where string, buttons ...string) {
+		t.Helper()
+		if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 412 {
+			t.Errorf("%s is %d px wide on a 412 px screen: the page scrolls sideways", where, w)
+		}
+		for _, css := range buttons {
+			if right := MustEval[float64](b, `document.querySelector('`+css+`').getBoundingClientRect().right`); right > 412 {
+				t.Errorf("%s: %s ends %.0f px from the left of a 412 px screen", where, css, right)
+			}
+		}
+	}
+	sim.SetDoor(true)
+	b.Wait("the door alarm", `document.querySelector('#alarms-open tr[data-kind="door-open"] button')`, 15*time.Second)
+	onScreen("the alarms", `#alarms-open tr[data-kind="door-open"] button`)
+	b.ScreenShot("24-canh-bao-dien-thoai")
+	b.Do("acknowledge it from the phone", chromedp.Click(chromedp.CSS(`#alarms-open tr[data-kind="door-open"] button`)))
+	b.Wait("seen", text(`#alarms-open tr[data-kind="door-open"]`)+`.includes('ky-thuat-lap-le đã xem')`, 10*time.Second)
+	b.Go("#/clusters", `document.querySelector('#cluster-table')`)
+	onScreen("the clusters")
+	b.Go("#/clusters/lap-le-01", `document.querySelector('#node-remote')`)
+	onScreen("the cluster's page", `#test-silent`, `#node-save`)
+	b.ScreenShot("25-cum-loa-dien-thoai")
 }
 
 func contains(s string, subs ...string) bool {

@@ -32,19 +32,23 @@ export async function render(ctx, main) {
   const show = (alarms) => {
     const open = alarms.filter((a) => !a.end);
     const ended = alarms.filter((a) => a.end).slice(0, 50);
+    // On a phone each alarm is a card (app.css, table.cards), each value
+    // under its heading and the acknowledge button on the screen.
+    const head = [t('alarms.severity'), t('alarms.kind'), t('clusters.name'), t('common.time'), t('alarms.seen')];
+    const cell = (i, ...kids) => h('td', { dataset: { label: head[i] } }, ...kids);
     const row = (a) => h('tr', { dataset: { alarm: a.id, kind: a.kind } },
-      h('td', {}, badge(a.severity, 'severity.')),
-      h('td', {}, has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, a.detail ? h('div', { class: 'hint' }, a.detail) : null),
-      h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), h('div', { class: 'hint' }, ctx.areaName(a.area))),
-      h('td', {}, fmtDateTime(a.start), a.end ? ` – ${fmtDateTime(a.end)}` : ''),
-      h('td', {}, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
+      cell(0, badge(a.severity, 'severity.')),
+      cell(1, has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, a.detail ? h('div', { class: 'hint' }, a.detail) : null),
+      cell(2, h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), h('div', { class: 'hint' }, ctx.areaName(a.area))),
+      cell(3, fmtDateTime(a.start), a.end ? ` – ${fmtDateTime(a.end)}` : ''),
+      cell(4, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
         !a.end && ctx.may('nodes.maintain') ? h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
             try { await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`); toast(t('alarms.acked')); await reload(); } catch (err) { toast(err.message, true); }
           },
         }, t('alarms.ack')) : '—'));
-    const table = (list, id) => h('div', { class: 'table-wrap' }, h('table', { id },
-      h('thead', {}, h('tr', {}, [t('alarms.severity'), t('alarms.kind'), t('clusters.name'), t('common.time'), t('alarms.seen')].map((x) => h('th', {}, x)))),
+    const table = (list, id) => h('div', { class: 'table-wrap' }, h('table', { id, class: 'cards' },
+      h('thead', {}, h('tr', {}, head.map((x) => h('th', {}, x)))),
       h('tbody', {}, list.map(row))));
     fill(body,
       h('section', { class: 'panel', 'aria-labelledby': 'h-open' }, h('h2', { id: 'h-open' }, t('alarms.open', { n: open.length })),
