@@ -18,10 +18,12 @@ import (
 // Audio is not (the boards' content downloads resume with Range requests,
 // and ADPCM does not shrink), nor are answers under 1 KiB, nor a
 // connection that upgrades (a live call's WebSocket). Nor are the event
-// streams: a compressor takes about 0.8 MB for as long as its answer
+// streams here: a compressor takes about 0.8 MB for as long as its answer
 // lasts, which for a stream is as long as an officer keeps a board or the
-// alarms open, tens of them at once on a busy day; a stream opens after
-// the compressed report it follows and then carries only changes.
+// alarms open, tens of them at once on a busy day. The emergency stream,
+// whose first burst is every cluster, compresses itself a burst at a time
+// without keeping a compressor's window (burstWriter); the alarm stream's
+// events are small.
 
 // compressedTypes are the media types of the answers compressed.
 var compressedTypes = []string{

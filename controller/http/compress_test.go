@@ -78,11 +78,12 @@ func TestAnswersCompressed(t *testing.T) {
 	}
 }
 
-// TestStreamNotCompressed: an emergency's live stream is not compressed,
-// even for a client that accepts gzip (a compressor would hold 0.8 MB per
-// open stream), and its first events arrive while the stream stays open:
-// its flushes pass through the compressing handler and the request log.
-func TestStreamNotCompressed(t *testing.T) {
+// TestStreamCompressed: an emergency's live stream comes compressed to a
+// client that accepts gzip (each burst on its own) and plain to one that
+// does not; either way its first events arrive while the stream stays
+// open: each burst is flushed through the compressor, the compressing
+// handler and the request log.
+func TestStreamCompressed(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
 	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
@@ -90,31 +91,45 @@ func TestStreamNotCompressed(t *testing.T) {
 	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"318"}, "drill": true},
 		http.StatusCreated, &em)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/api/v1/emergency/"+em.ID+"/stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.admin)
-	req.Header.Set("Accept-Encoding", "gzip")
-	resp, err := e.ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
-		t.Fatalf("stream: status %d, Content-Encoding %q; want 200, none", resp.StatusCode, resp.Header.Get("Content-Encoding"))
-	}
-	seen := map[string]int{}
-	lines := bufio.NewScanner(resp.Body)
-	for seen["summary"] == 0 && lines.Scan() {
-		if ev, ok := strings.CutPrefix(lines.Text(), "event: "); ok {
-			seen[ev]++
-		}
-	}
-	if seen["summary"] == 0 || seen["node"] < 2 {
-		t.Errorf("events read from the open stream: %v (%v), want the summary and both clusters", seen, lines.Err())
+	for _, accept := range []string{"gzip", "gzip;q=0, identity", "identity"} {
+		t.Run(accept, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/api/v1/emergency/"+em.ID+"/stream", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+e.admin)
+			req.Header.Set("Accept-Encoding", accept)
+			resp, err := e.ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			want := ""
+			if accept == "gzip" {
+				want = "gzip"
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != want {
+				t.Fatalf("stream: status %d, Content-Encoding %q; want 200, %q", resp.StatusCode, resp.Header.Get("Content-Encoding"), want)
+			}
+			var body io.Reader = resp.Body
+			if want == "gzip" {
+				if body, err = gzip.NewReader(resp.Body); err != nil {
+					t.Fatalf("stream not gzip: %v", err)
+				}
+			}
+			seen := map[string]int{}
+			lines := bufio.NewScanner(body)
+			for seen["summary"] == 0 && lines.Scan() {
+				if ev, ok := strings.CutPrefix(lines.Text(), "event: "); ok {
+					seen[ev]++
+				}
+			}
+			if seen["summary"] == 0 || seen["node"] < 2 {
+				t.Errorf("events read from the open stream: %v (%v), want the summary and both clusters", seen, lines.Err())
+			}
+		})
 	}
 }
 

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"fmt"
+	"net/http/httptest"
 	"testing"
 
 	"loaxa.vn/controller/loaxa"
@@ -32,5 +34,44 @@ func TestSameNode(t *testing.T) {
 		if sameNode(a, b) {
 			t.Errorf("%s changed, but the entries are the same to the stream", name)
 		}
+	}
+}
+
+// BenchmarkStreamBurst writes the first burst of a province's emergency
+// stream, its 10,000 clusters (half of them through the alert), and a
+// later burst of one change, as a gzip client and a plain one get them:
+// the bytes on the wire and what the stream's writer allocates.
+//
+//	go test -run '^$' -bench StreamBurst -benchmem ./controller/http
+func BenchmarkStreamBurst(b *testing.B) {
+	nodes := make([]loaxa.EmergencyNode, 10000)
+	for i := range nodes {
+		n := loaxa.EmergencyNode{Node: fmt.Sprintf("cum-%05d", i), Area: fmt.Sprintf("31%03d", i%100), State: "offline"}
+		if i%2 == 0 {
+			received, sound := int64(300+i%700), int64(1400+i%20)
+			n.State, n.ReceivedMS, n.SoundMS, n.ContentReady, n.ContentReadyMS, n.Online = "started", &received, &sound, true, &received, true
+		}
+		nodes[i] = n
+	}
+	for _, accept := range []string{"gzip", "identity"} {
+		b.Run(accept, func(b *testing.B) {
+			var wire int
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", "/api/v1/emergency/e000001/stream", nil)
+				req.Header.Set("Accept-Encoding", accept)
+				out := newBurstWriter(rec, req)
+				for _, n := range nodes {
+					out.event("node", n)
+				}
+				out.event("summary", streamSummary{ID: "e000001"})
+				out.flush()
+				out.event("node", nodes[1])
+				out.flush()
+				out.close()
+				wire = rec.Body.Len()
+			}
+			b.ReportMetric(float64(wire)/1e3, "wire-KB")
+		})
 	}
 }
