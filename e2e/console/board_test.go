@@ -165,15 +165,7 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 		if err != nil || kbps <= 0 {
 			b.Fatalf("LOAXA_BENCH_BOARD_KBPS=%q: give the link's kbit/s down", v)
 		}
-		br.Do("throttle the link", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
-				return err
-			}
-			_, err := cdp.Call(ctx, t, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-				MatchedNetworkConditions: []*network.Conditions{{Latency: 50, DownloadThroughput: kbps * 1000 / 8, UploadThroughput: kbps * 1000 / 8 / 3}},
-			})
-			return err
-		}))
+		br.EmulateLink("throttle the link", &network.Conditions{Latency: 50, DownloadThroughput: kbps * 1000 / 8, UploadThroughput: kbps * 1000 / 8 / 3})
 	}
 	first := n // rows the board opens with
 	if n >= 1000 {

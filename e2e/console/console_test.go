@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
@@ -257,4 +259,18 @@ func (b *Browser) SignIn(base, username, password, scope string) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
 	b.Wait("the scope in the header", text("#scope")+fmt.Sprintf(` === %q`, scope), 15*time.Second)
+}
+
+// EmulateLink puts the browser's requests on the given network
+// conditions (Chromium's, by rule: a URLPattern limits one to some
+// requests), as on a slow or distant link.
+func (b *Browser) EmulateLink(what string, conds ...*network.Conditions) {
+	b.t.Helper()
+	b.Do(what, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, t, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: conds})
+		return err
+	}))
 }

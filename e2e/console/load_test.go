@@ -35,15 +35,7 @@ func BenchmarkConsoleLoad(b *testing.B) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), officerPassword),
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
 	br.Wait("overview", `document.querySelector('#count-never')`, 15*time.Second)
-	cdpDo("throttle to 3G", func(ctx context.Context, t *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, t, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-			MatchedNetworkConditions: []*network.Conditions{{Latency: 300, DownloadThroughput: 400_000 / 8, UploadThroughput: 150_000 / 8}},
-		})
-		return err
-	})
+	br.EmulateLink("throttle to 3G", &network.Conditions{Latency: 300, DownloadThroughput: 400_000 / 8, UploadThroughput: 150_000 / 8})
 	load := func(b *testing.B, cacheDisabled bool) {
 		cdpDo("cache", func(ctx context.Context, t *chromedp.Target) error {
 			_, err := cdp.Call(ctx, t, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: cacheDisabled})

@@ -1,11 +1,9 @@
 package console
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -25,15 +23,7 @@ func TestSlowScreenDoesNotCoverTheNext(t *testing.T) {
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	slow := c.URL + "/static/js/views/overview.js"
-	b.Do("slow down the overview's module", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-			MatchedNetworkConditions: []*network.Conditions{{URLPattern: slow, Latency: 2000, DownloadThroughput: -1, UploadThroughput: -1}},
-		})
-		return err
-	}))
+	b.EmulateLink("slow down the overview's module", &network.Conditions{URLPattern: slow, Latency: 2000, DownloadThroughput: -1, UploadThroughput: -1})
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Do("open Phát trực tiếp at once", chromedp.Evaluate[chromedp.Void](`location.hash = '#/live'`))
 	b.Wait("the live screen", `document.querySelector('#live-start')`, 15*time.Second)
