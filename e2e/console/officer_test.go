@@ -234,6 +234,24 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 		t.Errorf("overview on a phone is %d px wide, more than the 390 px screen", w)
 	}
 	b.Shot("09-dien-thoai")
+	// Every screen of the officer's day reads on it without scrolling
+	// sideways (tables scroll inside their own frame).
+	for route, ready := range map[string]string{
+		"#/clusters":             `#cluster-table`,
+		"#/library":              `#upload-form`,
+		"#/programme":            `#week`,
+		"#/deliveries/" + ann.ID: `#deliveries`,
+		"#/clusters/lap-le-01":   `#node-plays`,
+		"#/reports":              `#report-nodes`,
+		"#/emergency":            `main h1.emergency-title`,
+		"#/alarms":               `#h-open`,
+	} {
+		b.Go(route, `document.querySelector('`+ready+`')`)
+		if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+			t.Errorf("%s on a phone is %d px wide, more than the 390 px screen (%s)", route, w,
+				MustEval[string](b, `[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap')).slice(0, 4).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join('; ')`))
+		}
+	}
 	b.Do("desktop screen", chromedp.EmulateReset())
 
 	// English on request, and back.
