@@ -126,6 +126,10 @@ func TestEmergencyAckBoard(t *testing.T) {
 	if byArea["11527"] != "3/2" || byArea["11530"] != "1/0" {
 		t.Errorf("by area (targeted/reached) %v, want Lập Lễ 3/2 and Tam Hưng 1/0", byArea)
 	}
+	// What is not reached comes second, what the rows are ordered by.
+	if got := MustEval[string](b, `[...document.querySelectorAll('#em-areas tbody tr')].map(r => r.dataset.area + ':' + r.querySelector('td.s-not-reached').innerText).join(',')`); got != "11527:1,11530:1" {
+		t.Errorf("not reached by area %q, want Lập Lễ 1 then Tam Hưng 1 (in name order when equal)", got)
+	}
 	// The other commune is outside the officer's area, and still named.
 	for area, name := range map[string]string{"11527": "Xã Lập Lễ", "11530": "Xã Tam Hưng"} {
 		if got := MustEval[string](b, text(`#em-areas tr[data-area="`+area+`"] td`)); got != name {

@@ -271,24 +271,28 @@ const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending
  */
 function areaBoard(areaName, choose) {
   const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
-  const cols = ['targeted', 'reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
+  // Not reached (targeted less reached) comes right after the targeted
+  // count: it is what the rows are ordered by, and the column a phone
+  // shows without scrolling the table.
+  const cols = ['targeted', 'not_reached', 'reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
+  const heading = { targeted: 'emergency.targeted', not_reached: 'emergency.not_reached' };
   const tbody = h('tbody');
   fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, t('common.area')),
-        cols.map((k) => h('th', { class: 'num' }, t(k === 'targeted' ? 'emergency.targeted' : 'ack.' + k))))),
+        cols.map((k) => h('th', { class: 'num' }, t(heading[k] || 'ack.' + k))))),
       tbody)));
   const rows = new Map(); // area → { tr, cells: { column → td } }
   const show = (byArea) => {
     const areas = Object.entries(byArea || {});
     section.hidden = areas.length < 2;
     if (section.hidden) return;
-    const sorted = areas.map(([area, s]) => ({ area, ...s })).sort((a, b) => (b.targeted - b.reached) - (a.targeted - a.reached) ||
+    const sorted = areas.map(([area, s]) => ({ area, ...s, not_reached: s.targeted - s.reached })).sort((a, b) => b.not_reached - a.not_reached ||
       areaName(a.area).localeCompare(areaName(b.area), 'vi'));
     for (const r of sorted) {
       let e = rows.get(r.area);
       if (!e) {
-        const cells = Object.fromEntries(cols.map((k) => [k, h('td', { class: k === 'targeted' ? 'num' : `num s-${k}` })]));
+        const cells = Object.fromEntries(cols.map((k) => [k, h('td', { class: k === 'targeted' ? 'num' : `num s-${k.replace('_', '-')}` })]));
         e = { tr: h('tr', { dataset: { area: r.area } },
           h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => choose(r.area) }, areaName(r.area))),
           cols.map((k) => cells[k])), cells };
