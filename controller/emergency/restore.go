@@ -245,7 +245,10 @@ func fanoutOf(em *loaxa.Emergency, ds []*loaxa.Delivery, nodeArea map[string]str
 func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
 	if err != nil {
-		s.Logger.Error("emergency: deliveries of an emergency stopped while sending", "emergency", em.ID, "err", err)
+		// Whether it went out is not known: say so, not that it did not.
+		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency, and whether clusters reported it could not be read; closed as expired, see its report before sending it again",
+			"err", err)
+		return
 	}
 	var occurrence string
 	var plans []*loaxa.Delivery

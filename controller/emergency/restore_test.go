@@ -3,6 +3,7 @@ package emergency
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -320,6 +321,41 @@ func TestRestartAfterStopWhileSending(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// unreadableDeliveries is a store whose deliveries cannot be read.
+type unreadableDeliveries struct{ loaxa.DeliveryService }
+
+func (unreadableDeliveries) FindDeliveries(context.Context, loaxa.DeliveryFilter) ([]*loaxa.Delivery, error) {
+	return nil, errors.New("disk read failed")
+}
+
+// TestRestartAfterStopWhileSendingUnread: when the deliveries of an
+// emergency stopped while sending cannot be read, the restart closes it
+// without claiming that no cluster reported it.
+func TestRestartAfterStopWhileSendingUnread(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, ContentID: w.content, Targets: []string{"31"}, Repeat: 1, Volume: protocol.MaxVolume,
+		State: loaxa.EmergencyActive, CreatedBy: "admin"}
+	if err := s.Store.CreateEmergency(ctx, em); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s2 := NewService()
+	s2.Store, s2.Areas, s2.Nodes, s2.Contents, s2.Media = s.Store, s.Areas, s.Nodes, s.Contents, s.Media
+	s2.Deliveries, s2.Messenger, s2.Clock = unreadableDeliveries{s.Deliveries}, w.rec, w.fc
+	s2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := s2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s2.Store.FindEmergencyByID(ctx, em.ID); err != nil || st.State != loaxa.EmergencyExpired {
+		t.Errorf("the emergency: %+v, %v; want expired", st, err)
+	}
+	if got := logs.String(); !strings.Contains(got, "whether clusters reported it could not be read") || strings.Contains(got, "no cluster reported it") {
+		t.Errorf("log:\n%s\nwant it to say the reports could not be read, not that there were none", got)
 	}
 }
 
