@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +165,7 @@ func samePtr[T comparable](a, b *T) bool {
 // its fastest level holds 0.8 MB for as long as the stream lasts
 // (compress.go, which leaves event streams alone for that reason).
 type burstWriter struct {
-	w   http.ResponseWriter
+	out io.Writer // w, or zw over it
 	rc  *http.ResponseController
 	zw  *kgzip.Writer // nil: not compressed
 	buf bytes.Buffer
@@ -172,13 +174,15 @@ type burstWriter struct {
 // newBurstWriter returns the writer of w's events. It sets the answer's
 // encoding, so it comes before w.WriteHeader.
 func newBurstWriter(w http.ResponseWriter, r *http.Request) *burstWriter {
-	b := &burstWriter{w: w, rc: http.NewResponseController(w)}
-	w.Header().Add("Vary", "Accept-Encoding")
+	b := &burstWriter{out: w, rc: http.NewResponseController(w)}
+	if !slices.Contains(w.Header().Values("Vary"), "Accept-Encoding") { // compress (compress.go) adds it to every answer
+		w.Header().Add("Vary", "Accept-Encoding")
+	}
 	if acceptsGzip(r) {
 		zw, err := kgzip.NewWriterLevel(w, kgzip.StatelessCompression)
 		if err == nil { // a constant level: it does not fail
 			w.Header().Set("Content-Encoding", "gzip")
-			b.zw = zw
+			b.out, b.zw = zw, zw
 		}
 	}
 	return b
@@ -197,17 +201,13 @@ func (b *burstWriter) event(name string, v any) error {
 // flush sends the burst.
 func (b *burstWriter) flush() error {
 	defer b.buf.Reset()
-	if b.zw == nil {
-		if _, err := b.w.Write(b.buf.Bytes()); err != nil {
+	if _, err := b.out.Write(b.buf.Bytes()); err != nil {
+		return err
+	}
+	if b.zw != nil {
+		if err := b.zw.Flush(); err != nil {
 			return err
 		}
-		return b.rc.Flush()
-	}
-	if _, err := b.zw.Write(b.buf.Bytes()); err != nil {
-		return err
-	}
-	if err := b.zw.Flush(); err != nil {
-		return err
 	}
 	return b.rc.Flush()
 }
