@@ -185,6 +185,8 @@ func testUndeliveredDesiredStateReachesTheNode(t *testing.T, inline bool) {
 	waitUntil("the alarm", func() bool { return len(openAlarms()) == 1 })
 	if a := openAlarms()[0]; !a.Open() || a.Severity != loaxa.SeverityWarning || !a.Start.Equal(t0) {
 		t.Fatalf("alarm %+v, want an open warning since %v", a, t0)
+	} else if a.Facts.DesiredVersion == 0 || a.Facts.Attempts != 2 || a.Facts.Error == "" {
+		t.Errorf("alarm facts %+v, want the version, 2 attempts and the broker's error", a.Facts)
 	}
 	// The second retry, 2 s later: accepted, on the node's topic.
 	fc.Advance(2 * time.Second)

@@ -85,6 +85,9 @@ func cloneStatus(s *loaxa.NodeStatus) loaxa.NodeStatus {
 	st.DiskFreeBytes = clonePtr(s.DiskFreeBytes)
 	st.Volume = clonePtr(s.Volume)
 	st.Faults = slices.Clone(s.Faults)
+	for i := range st.Faults {
+		st.Faults[i].Facts = s.Faults[i].Facts.Clone()
+	}
 	return st
 }
 

@@ -307,7 +307,7 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 		}
 		if r.state == loaxa.NodeOffline && now.Sub(r.lastContact) >= m.Config.OfflineAlarmAfter {
 			if _, open := m.open[alarmKey{id, loaxa.AlarmOffline}]; !open {
-				m.openAlarm(ctx, id, r, loaxa.AlarmOffline, fmt.Sprintf("no message since %s", r.lastContact.UTC().Format(time.RFC3339)), now)
+				m.openAlarm(ctx, id, r, loaxa.AlarmOffline, loaxa.AlarmFacts{LastContact: r.lastContact.UTC()}, now)
 			}
 		}
 	}
@@ -420,16 +420,17 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	}
 	changed := false
 	var opened, cleared []string
-	for kind, detail := range now {
+	for kind, facts := range now {
+		detail := loaxa.AlarmDetail(kind, facts)
 		if f, open := r.faults[kind]; open {
 			if f.Detail != detail {
-				f.Detail = detail
+				f.Detail, f.Facts = detail, facts
 				r.faults[kind] = f
 				changed = true
 			}
 			continue
 		}
-		r.faults[kind] = loaxa.Fault{Kind: kind, Since: at, Detail: detail}
+		r.faults[kind] = loaxa.Fault{Kind: kind, Since: at, Detail: detail, Facts: facts}
 		changed = true
 		opened = append(opened, kind)
 	}
@@ -460,18 +461,21 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	}
 }
 
-// faultsOf derives the open conditions of a state: kind → detail.
-func (m *Monitor) faultsOf(st *protocol.State) map[string]string {
-	out := map[string]string{}
+// faultsOf derives the open conditions of a state: kind → facts.
+func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
+	out := map[string]loaxa.AlarmFacts{}
 	c := m.Config
 	if off := time.Duration(st.ClockOffsetMS) * time.Millisecond; off > c.ClockOffsetBound || off < -c.ClockOffsetBound {
-		out[loaxa.AlarmClockOffset] = fmt.Sprintf("clock %d ms off", st.ClockOffsetMS)
+		out[loaxa.AlarmClockOffset] = loaxa.AlarmFacts{ClockOffsetMS: new(st.ClockOffsetMS)}
 	}
 	if u := time.Duration(st.ClockUncertaintyUS) * time.Microsecond; u > c.ClockUncertaintyBound {
-		out[loaxa.AlarmClockUncertain] = fmt.Sprintf("corrected clock may be more than %d ms off for %v", c.ClockUncertaintyBound.Milliseconds(), c.ClockUncertainFor)
+		out[loaxa.AlarmClockUncertain] = loaxa.AlarmFacts{
+			UncertaintyBoundMS: c.ClockUncertaintyBound.Milliseconds(),
+			UncertainForS:      int64(c.ClockUncertainFor / time.Second),
+		}
 	}
 	if st.DiskFreeBytes != nil && *st.DiskFreeBytes < c.DiskLowBytes {
-		out[loaxa.AlarmDiskLow] = fmt.Sprintf("%d MiB free", *st.DiskFreeBytes>>20)
+		out[loaxa.AlarmDiskLow] = loaxa.AlarmFacts{DiskFreeBytes: st.DiskFreeBytes}
 	}
 	b := st.Board
 	if b == nil {
@@ -479,42 +483,32 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]string {
 	}
 	switch b.SpeakerLine {
 	case protocol.LineOpen:
-		out[loaxa.AlarmSpeakerOpen] = "no load on the speaker line"
+		out[loaxa.AlarmSpeakerOpen] = loaxa.AlarmFacts{}
 	case protocol.LineShort:
-		out[loaxa.AlarmSpeakerShort] = "speaker line shorted"
-		if b.SpeakerOhms != nil {
-			out[loaxa.AlarmSpeakerShort] = fmt.Sprintf("speaker line shorted (%.1f Ω)", *b.SpeakerOhms)
-		}
+		out[loaxa.AlarmSpeakerShort] = loaxa.AlarmFacts{SpeakerOhms: b.SpeakerOhms}
 	}
 	if b.AmplifierFault != nil && *b.AmplifierFault {
-		out[loaxa.AlarmAmplifier] = "amplifier reports a fault"
+		out[loaxa.AlarmAmplifier] = loaxa.AlarmFacts{}
 	}
 	if b.AmplifierCommand != nil && *b.AmplifierCommand != b.Amplifier {
-		out[loaxa.AlarmRelay] = fmt.Sprintf("relay commanded %s, feedback %s", onOff(*b.AmplifierCommand), onOff(b.Amplifier))
+		out[loaxa.AlarmRelay] = loaxa.AlarmFacts{RelayCommanded: b.AmplifierCommand, RelayFeedback: new(b.Amplifier)}
 	}
 	if b.Mains != nil && !*b.Mains {
-		out[loaxa.AlarmMainsOff] = "running on the battery"
+		out[loaxa.AlarmMainsOff] = loaxa.AlarmFacts{}
 	}
 	if b.BatteryVolts != nil && *b.BatteryVolts < c.BatteryLowVolts {
-		out[loaxa.AlarmBatteryLow] = fmt.Sprintf("battery %.2f V", *b.BatteryVolts)
+		out[loaxa.AlarmBatteryLow] = loaxa.AlarmFacts{BatteryVolts: b.BatteryVolts}
 	}
 	if b.TemperatureC != nil && *b.TemperatureC > c.OverheatC {
-		out[loaxa.AlarmOverheat] = fmt.Sprintf("enclosure %.1f °C", *b.TemperatureC)
+		out[loaxa.AlarmOverheat] = loaxa.AlarmFacts{TemperatureC: b.TemperatureC}
 	}
 	if b.DoorOpen != nil && *b.DoorOpen {
-		out[loaxa.AlarmDoorOpen] = "enclosure door open"
+		out[loaxa.AlarmDoorOpen] = loaxa.AlarmFacts{}
 	}
 	if b.RSSIDBm != nil && *b.RSSIDBm < c.WeakSignalDBm {
-		out[loaxa.AlarmWeakSignal] = fmt.Sprintf("signal %d dBm on %s", *b.RSSIDBm, b.Link)
+		out[loaxa.AlarmWeakSignal] = loaxa.AlarmFacts{RSSIDBm: b.RSSIDBm, Link: b.Link}
 	}
 	return out
-}
-
-func onOff(on bool) string {
-	if on {
-		return "on"
-	}
-	return "off"
 }
 
 // Failure reasons that mean the cluster could not sound: the hardware or
@@ -570,7 +564,7 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			}
 		case e.Type == protocol.EventFailed && slices.Contains(soundFailures, e.Reason):
 			if _, open := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; !open {
-				m.openAlarm(ctx, node, r, loaxa.AlarmFailedToSound, fmt.Sprintf("occurrence %s failed: %s", e.Occurrence, e.Reason), e.At)
+				m.openAlarm(ctx, node, r, loaxa.AlarmFailedToSound, loaxa.AlarmFacts{Occurrence: e.Occurrence, Reason: e.Reason}, e.At)
 			}
 		case e.Type == protocol.EventSelfTest && e.Test != nil:
 			m.recordTest(ctx, node, r, e)
@@ -581,7 +575,7 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 var _ loaxa.DesiredAlarms = (*Monitor)(nil)
 
 // DesiredUndelivered opens the node's desired-undelivered alarm.
-func (m *Monitor) DesiredUndelivered(ctx context.Context, node, detail string, since time.Time) {
+func (m *Monitor) DesiredUndelivered(ctx context.Context, node string, facts loaxa.AlarmFacts, since time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, err := m.record(ctx, node)
@@ -590,7 +584,7 @@ func (m *Monitor) DesiredUndelivered(ctx context.Context, node, detail string, s
 		return
 	}
 	if _, open := m.open[alarmKey{node, loaxa.AlarmDesiredUndelivered}]; !open {
-		m.openAlarm(ctx, node, r, loaxa.AlarmDesiredUndelivered, detail, since)
+		m.openAlarm(ctx, node, r, loaxa.AlarmDesiredUndelivered, facts, since)
 	}
 }
 
@@ -619,8 +613,9 @@ func (m *Monitor) recordTest(ctx context.Context, node string, r *record, e prot
 }
 
 // openAlarm stores and announces a new alarm. Called with m.mu held.
-func (m *Monitor) openAlarm(ctx context.Context, node string, r *record, kind, detail string, at time.Time) {
-	a := &loaxa.Alarm{Kind: kind, Severity: loaxa.AlarmSeverity(kind), Node: node, Area: r.area, Detail: detail, Start: at}
+func (m *Monitor) openAlarm(ctx context.Context, node string, r *record, kind string, facts loaxa.AlarmFacts, at time.Time) {
+	detail := loaxa.AlarmDetail(kind, facts)
+	a := &loaxa.Alarm{Kind: kind, Severity: loaxa.AlarmSeverity(kind), Node: node, Area: r.area, Detail: detail, Facts: facts, Start: at}
 	if err := m.Alarms.CreateAlarm(ctx, a); err != nil {
 		m.Logger.Error("health: alarm not stored", "node", node, "kind", kind, "err", err)
 		return

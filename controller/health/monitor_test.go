@@ -2,7 +2,9 @@ package health_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +124,14 @@ func (w *world) node(id string) *loaxa.Node {
 
 func ptr[T any](v T) *T { return &v }
 
+func jsonOf(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
 // healthy is a board with every sensor in range.
 func healthy() protocol.Board {
 	return protocol.Board{
@@ -157,22 +167,38 @@ func TestClockUncertainMustLast(t *testing.T) {
 // node) opens its alarm and a node fault with since-when; once it is fixed
 // both end.
 func TestFaultsRaiseAndClearAlarms(t *testing.T) {
+	// detail is the English wording; facts what it is made of, for a
+	// console to word in its own language.
 	tests := []struct {
-		kind  string
-		fault func(*protocol.State)
+		kind   string
+		fault  func(*protocol.State)
+		detail string
+		facts  loaxa.AlarmFacts
 	}{
-		{loaxa.AlarmSpeakerOpen, func(s *protocol.State) { s.Board.SpeakerLine, s.Board.SpeakerOhms = protocol.LineOpen, nil }},
-		{loaxa.AlarmSpeakerShort, func(s *protocol.State) { s.Board.SpeakerLine, s.Board.SpeakerOhms = protocol.LineShort, ptr(0.4) }},
-		{loaxa.AlarmAmplifier, func(s *protocol.State) { s.Board.AmplifierFault = ptr(true) }},
-		{loaxa.AlarmRelay, func(s *protocol.State) { s.Board.AmplifierCommand = ptr(true) }},
-		{loaxa.AlarmMainsOff, func(s *protocol.State) { s.Board.Mains, s.Board.Charging = ptr(false), ptr(false) }},
-		{loaxa.AlarmBatteryLow, func(s *protocol.State) { s.Board.BatteryVolts = ptr(11.6) }},
-		{loaxa.AlarmOverheat, func(s *protocol.State) { s.Board.TemperatureC = ptr(75.0) }},
-		{loaxa.AlarmDoorOpen, func(s *protocol.State) { s.Board.DoorOpen = ptr(true) }},
-		{loaxa.AlarmWeakSignal, func(s *protocol.State) { s.Board.RSSIDBm, s.Board.Link = ptr(-110), "2g" }},
-		{loaxa.AlarmDiskLow, func(s *protocol.State) { s.DiskFreeBytes = ptr(int64(10 << 20)) }},
-		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 }},
-		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 }},
+		{loaxa.AlarmSpeakerOpen, func(s *protocol.State) { s.Board.SpeakerLine, s.Board.SpeakerOhms = protocol.LineOpen, nil },
+			"no load on the speaker line", loaxa.AlarmFacts{}},
+		{loaxa.AlarmSpeakerShort, func(s *protocol.State) { s.Board.SpeakerLine, s.Board.SpeakerOhms = protocol.LineShort, ptr(0.4) },
+			"speaker line shorted (0.4 Ω)", loaxa.AlarmFacts{SpeakerOhms: ptr(0.4)}},
+		{loaxa.AlarmAmplifier, func(s *protocol.State) { s.Board.AmplifierFault = ptr(true) },
+			"amplifier reports a fault", loaxa.AlarmFacts{}},
+		{loaxa.AlarmRelay, func(s *protocol.State) { s.Board.AmplifierCommand = ptr(true) },
+			"relay commanded on, feedback off", loaxa.AlarmFacts{RelayCommanded: ptr(true), RelayFeedback: ptr(false)}},
+		{loaxa.AlarmMainsOff, func(s *protocol.State) { s.Board.Mains, s.Board.Charging = ptr(false), ptr(false) },
+			"running on the battery", loaxa.AlarmFacts{}},
+		{loaxa.AlarmBatteryLow, func(s *protocol.State) { s.Board.BatteryVolts = ptr(11.6) },
+			"battery 11.60 V", loaxa.AlarmFacts{BatteryVolts: ptr(11.6)}},
+		{loaxa.AlarmOverheat, func(s *protocol.State) { s.Board.TemperatureC = ptr(75.0) },
+			"enclosure 75.0 °C", loaxa.AlarmFacts{TemperatureC: ptr(75.0)}},
+		{loaxa.AlarmDoorOpen, func(s *protocol.State) { s.Board.DoorOpen = ptr(true) },
+			"enclosure door open", loaxa.AlarmFacts{}},
+		{loaxa.AlarmWeakSignal, func(s *protocol.State) { s.Board.RSSIDBm, s.Board.Link = ptr(-110), "2g" },
+			"signal -110 dBm on 2g", loaxa.AlarmFacts{RSSIDBm: ptr(-110), Link: "2g"}},
+		{loaxa.AlarmDiskLow, func(s *protocol.State) { s.DiskFreeBytes = ptr(int64(10 << 20)) },
+			"10 MiB free", loaxa.AlarmFacts{DiskFreeBytes: ptr(int64(10 << 20))}},
+		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 },
+			"clock -5000 ms off", loaxa.AlarmFacts{ClockOffsetMS: ptr(int64(-5000))}},
+		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 },
+			"corrected clock may be more than 100 ms off for 10m0s", loaxa.AlarmFacts{UncertaintyBoundMS: 100, UncertainForS: 600}},
 	}
 	// The kinds that open only once the fault has lasted a while.
 	lasting := map[string]bool{loaxa.AlarmClockUncertain: true}
@@ -208,10 +234,14 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			start := w.clock.Now()
 			open := w.open("n1")
 			a := open[tt.kind]
-			if len(open) != 1 || a == nil || !a.Start.Equal(start) || a.Area != "12346" || a.Severity != loaxa.AlarmSeverity(tt.kind) || a.Detail == "" {
+			if len(open) != 1 || a == nil || !a.Start.Equal(start) || a.Area != "12346" || a.Severity != loaxa.AlarmSeverity(tt.kind) {
 				t.Fatalf("open alarms %v, want one %s from %v", open, tt.kind, start)
 			}
-			if f := w.node("n1").Status.Faults; len(f) != 1 || f[0].Kind != tt.kind || !f[0].Since.Equal(start) {
+			if a.Detail != tt.detail || !reflect.DeepEqual(a.Facts, tt.facts) {
+				t.Errorf("alarm says %q with facts %s, want %q with %s", a.Detail, jsonOf(a.Facts), tt.detail, jsonOf(tt.facts))
+			}
+			if f := w.node("n1").Status.Faults; len(f) != 1 || f[0].Kind != tt.kind || !f[0].Since.Equal(start) ||
+				f[0].Detail != tt.detail || !reflect.DeepEqual(f[0].Facts, tt.facts) {
 				t.Errorf("node faults %+v", f)
 			}
 			// The same fault again (a heartbeat) opens nothing new.
@@ -276,6 +306,9 @@ func TestOfflineByHeartbeatTimeout(t *testing.T) {
 	if a == nil || a.Severity != loaxa.SeverityCritical {
 		t.Fatalf("no offline alarm 10 min after the last message: %v", w.open("n1"))
 	}
+	if !a.Facts.LastContact.Equal(last) || a.Detail != "no message since "+last.UTC().Format(time.RFC3339) {
+		t.Errorf("offline alarm says %q, facts %s; last contact %v", a.Detail, jsonOf(a.Facts), last)
+	}
 	if st := w.m.Status(); st.Nodes[loaxa.NodeOffline] != 1 || st.OpenAlarms != 1 {
 		t.Errorf("monitor status %+v", st)
 	}
@@ -332,6 +365,9 @@ func TestFailedToSound(t *testing.T) {
 	a := w.open("n1")[loaxa.AlarmFailedToSound]
 	if a == nil {
 		t.Fatal("no failed-to-sound alarm")
+	}
+	if a.Facts.Occurrence != "a1@x" || a.Facts.Reason != protocol.ReasonAmplifier || a.Detail != "occurrence a1@x failed: amplifier" {
+		t.Errorf("failed-to-sound alarm says %q, facts %s", a.Detail, jsonOf(a.Facts))
 	}
 	w.m.ObserveEvents(ctx, "n1", "e1", failed) // resent
 	if all, _ := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{}); len(all) != 1 {

@@ -37,8 +37,8 @@ type Scheduler interface {
 // finally is; controller/health turns that into an alarm.
 type DesiredAlarms interface {
 	// DesiredUndelivered says node's desired state is undelivered since
-	// since; detail says which version and why.
-	DesiredUndelivered(ctx context.Context, node, detail string, since time.Time)
+	// since; facts say which version and why.
+	DesiredUndelivered(ctx context.Context, node string, facts AlarmFacts, since time.Time)
 	// DesiredDelivered says the broker accepted it at at.
 	DesiredDelivered(ctx context.Context, node string, at time.Time)
 }

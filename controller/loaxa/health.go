@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -22,6 +23,114 @@ type Fault struct {
 	Kind   string    `json:"kind"`
 	Since  time.Time `json:"since"`
 	Detail string    `json:"detail,omitempty"`
+	// Facts are the measurements Detail is made of.
+	Facts AlarmFacts `json:"facts,omitzero"`
+}
+
+// AlarmFacts are the measurements an alarm or a fault was raised on. Detail
+// words them in English for logs and API clients; the console words them
+// in its officer's language from these. Only the fields of the alarm's
+// kind are set.
+type AlarmFacts struct {
+	ClockOffsetMS *int64 `json:"clock_offset_ms,omitempty"` // clock-offset
+	// UncertaintyBoundMS and UncertainForS are the bound a clock-uncertain
+	// node's clock stayed over, and for how long at least.
+	UncertaintyBoundMS int64    `json:"uncertainty_bound_ms,omitempty"`
+	UncertainForS      int64    `json:"uncertain_for_s,omitempty"`
+	DiskFreeBytes      *int64   `json:"disk_free_bytes,omitempty"` // disk-low
+	SpeakerOhms        *float64 `json:"speaker_ohms,omitempty"`    // speaker-line-short, when measured
+	// RelayCommanded and RelayFeedback (relay-feedback): true is on.
+	RelayCommanded *bool    `json:"relay_commanded,omitempty"`
+	RelayFeedback  *bool    `json:"relay_feedback,omitempty"`
+	BatteryVolts   *float64 `json:"battery_volts,omitempty"` // battery-low
+	TemperatureC   *float64 `json:"temperature_c,omitempty"` // overheat
+	RSSIDBm        *int     `json:"rssi_dbm,omitempty"`      // weak-signal
+	Link           string   `json:"link,omitempty"`          // weak-signal: 4g, wifi…
+	// Occurrence and Reason (failed-to-sound): the play that failed and
+	// the protocol's failure reason.
+	Occurrence  string    `json:"occurrence,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	LastContact time.Time `json:"last_contact,omitzero"` // offline
+	// DesiredVersion, Attempts and Error (desired-undelivered): the
+	// desired state the broker has not accepted, how often it was tried,
+	// and the last attempt's error.
+	DesiredVersion uint64 `json:"desired_version,omitempty"`
+	Attempts       int    `json:"attempts,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+// Clone returns a copy of f that shares no memory with it.
+func (f AlarmFacts) Clone() AlarmFacts {
+	c := f
+	c.ClockOffsetMS = clonePtr(f.ClockOffsetMS)
+	c.DiskFreeBytes = clonePtr(f.DiskFreeBytes)
+	c.SpeakerOhms = clonePtr(f.SpeakerOhms)
+	c.RelayCommanded, c.RelayFeedback = clonePtr(f.RelayCommanded), clonePtr(f.RelayFeedback)
+	c.BatteryVolts, c.TemperatureC, c.RSSIDBm = clonePtr(f.BatteryVolts), clonePtr(f.TemperatureC), clonePtr(f.RSSIDBm)
+	return c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	return new(*p)
+}
+
+// AlarmDetail words the facts of an alarm of kind in English.
+func AlarmDetail(kind string, f AlarmFacts) string {
+	onOff := func(on *bool) string {
+		if on != nil && *on {
+			return "on"
+		}
+		return "off"
+	}
+	switch kind {
+	case AlarmClockOffset:
+		if f.ClockOffsetMS != nil {
+			return fmt.Sprintf("clock %d ms off", *f.ClockOffsetMS)
+		}
+	case AlarmClockUncertain:
+		return fmt.Sprintf("corrected clock may be more than %d ms off for %v", f.UncertaintyBoundMS, time.Duration(f.UncertainForS)*time.Second)
+	case AlarmDiskLow:
+		if f.DiskFreeBytes != nil {
+			return fmt.Sprintf("%d MiB free", *f.DiskFreeBytes>>20)
+		}
+	case AlarmSpeakerOpen:
+		return "no load on the speaker line"
+	case AlarmSpeakerShort:
+		if f.SpeakerOhms != nil {
+			return fmt.Sprintf("speaker line shorted (%.1f Ω)", *f.SpeakerOhms)
+		}
+		return "speaker line shorted"
+	case AlarmAmplifier:
+		return "amplifier reports a fault"
+	case AlarmRelay:
+		return fmt.Sprintf("relay commanded %s, feedback %s", onOff(f.RelayCommanded), onOff(f.RelayFeedback))
+	case AlarmMainsOff:
+		return "running on the battery"
+	case AlarmBatteryLow:
+		if f.BatteryVolts != nil {
+			return fmt.Sprintf("battery %.2f V", *f.BatteryVolts)
+		}
+	case AlarmOverheat:
+		if f.TemperatureC != nil {
+			return fmt.Sprintf("enclosure %.1f °C", *f.TemperatureC)
+		}
+	case AlarmDoorOpen:
+		return "enclosure door open"
+	case AlarmWeakSignal:
+		if f.RSSIDBm != nil {
+			return fmt.Sprintf("signal %d dBm on %s", *f.RSSIDBm, f.Link)
+		}
+	case AlarmFailedToSound:
+		return fmt.Sprintf("occurrence %s failed: %s", f.Occurrence, f.Reason)
+	case AlarmOffline:
+		return fmt.Sprintf("no message since %s", f.LastContact.UTC().Format(time.RFC3339))
+	case AlarmDesiredUndelivered:
+		return fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", f.DesiredVersion, f.Attempts, f.Error)
+	}
+	return ""
 }
 
 // Alarm kinds. The board conditions are derived from the node's state with
@@ -80,6 +189,8 @@ type Alarm struct {
 	End      time.Time `json:"end,omitzero"`
 	AckBy    string    `json:"ack_by,omitempty"`
 	AckAt    time.Time `json:"ack_at,omitzero"`
+	// Facts are the measurements Detail is made of.
+	Facts AlarmFacts `json:"facts,omitzero"`
 }
 
 // Open reports whether the alarm's condition still holds.

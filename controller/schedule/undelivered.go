@@ -3,7 +3,6 @@ package schedule
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -88,20 +87,21 @@ func (s *Scheduler) raiseAlarms(ctx context.Context, now time.Time) {
 		return
 	}
 	type alarm struct {
-		node, detail string
-		since        time.Time
+		node  string
+		facts loaxa.AlarmFacts
+		since time.Time
 	}
 	var raise []alarm
 	s.mu.Lock()
 	for node, u := range s.undelivered {
 		if !u.alarmed && now.Sub(u.since) >= s.AlarmAfter {
 			u.alarmed = true
-			raise = append(raise, alarm{node, fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", u.version, u.attempts, u.err), u.since})
+			raise = append(raise, alarm{node, loaxa.AlarmFacts{DesiredVersion: u.version, Attempts: u.attempts, Error: u.err}, u.since})
 		}
 	}
 	s.mu.Unlock()
 	for _, a := range raise {
-		s.Alarms.DesiredUndelivered(ctx, a.node, a.detail, a.since)
+		s.Alarms.DesiredUndelivered(ctx, a.node, a.facts, a.since)
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -207,6 +209,73 @@ func TestTranslations(t *testing.T) {
 	for _, role := range []string{"admin", "province", "district", "commune", "technician", "viewer"} {
 		if !strings.Contains(vi["scope."+role], "{area}") || !strings.Contains(en["scope."+role], "{area}") {
 			t.Errorf("scope.%s must name the area in both languages", role)
+		}
+	}
+}
+
+// TestEveryAlarmAndReasonIsWorded: each alarm kind the controller can
+// raise has a name in both languages and a case in ui.js's alarmDetail
+// (which words its facts), and each failure reason a node or the
+// controller can give has words in both languages. The kinds and reasons
+// are read from their Go constants, so a new one cannot be missed.
+func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{}
+	for _, lang := range []string{"vi", "en"} {
+		raw, err := static.ReadFile("static/i18n/" + lang + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		dicts[lang] = m
+	}
+	ui, err := static.ReadFile("static/js/ui.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	constants := func(pattern string, files ...string) []string {
+		re := regexp.MustCompile(pattern)
+		var out []string
+		for _, f := range files {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range re.FindAllSubmatch(src, -1) {
+				out = append(out, string(m[1]))
+			}
+		}
+		return out
+	}
+	kinds := constants(`(?m)^\s*Alarm\w+\s*=\s*"([a-z-]+)"`, "../loaxa/health.go")
+	if len(kinds) < 15 {
+		t.Fatalf("found %d alarm kinds in ../loaxa/health.go: %v; the pattern is broken", len(kinds), kinds)
+	}
+	for _, k := range kinds {
+		for lang, d := range dicts {
+			if d["alarm."+k] == "" {
+				t.Errorf("%s.json has no name for the alarm kind %q", lang, k)
+			}
+		}
+		if !strings.Contains(string(ui), "case '"+k+"':") {
+			t.Errorf("ui.js alarmDetail has no case for the alarm kind %q", k)
+		}
+	}
+	protocolFiles, err := filepath.Glob("../../protocol/*.go")
+	if err != nil || len(protocolFiles) == 0 {
+		t.Fatalf("protocol sources: %v %v", protocolFiles, err)
+	}
+	reasons := constants(`(?m)^\s*(?:const\s+)?Reason\w*\s*=\s*"([a-z-]+)"`, append(protocolFiles, "../loaxa/emergency.go")...)
+	if len(reasons) < 12 {
+		t.Fatalf("found %d reasons: %v; the pattern is broken", len(reasons), reasons)
+	}
+	for _, r := range reasons {
+		for lang, d := range dicts {
+			if d["reason."+r] == "" {
+				t.Errorf("%s.json has no words for the failure reason %q", lang, r)
+			}
 		}
 	}
 }

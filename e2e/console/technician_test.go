@@ -49,7 +49,7 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 	if n := MustEval[string](b, `document.querySelector('main').dataset.streamEvents || '0'`); n == "0" {
 		t.Error("the alarm appeared without an event from the alarm stream")
 	}
-	if got := MustEval[string](b, text(`#alarms-open tr[data-kind="speaker-line-open"]`)); !contains(got, "Nghiêm trọng", "Đứt dây loa", "lap-le-01") {
+	if got := MustEval[string](b, text(`#alarms-open tr[data-kind="speaker-line-open"]`)); !contains(got, "Nghiêm trọng", "Đứt dây loa", "Không có tải trên đường dây loa", "lap-le-01") {
 		t.Errorf("alarm row %q", got)
 	}
 	b.Do("acknowledge it", chromedp.Click(chromedp.CSS(`#alarms-open tr[data-kind="speaker-line-open"] button`)))
@@ -64,10 +64,23 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 		t.Errorf("overview faulty count %q", got)
 	}
 
+	// An overheating enclosure: the alarm words what the board measured
+	// in Vietnamese, with a Vietnamese decimal comma, on the alarms screen
+	// and with the cluster's faults.
+	sim.SetTemperature(71.5)
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
+	b.Wait("the overheat alarm", `document.querySelector('#alarms-open tr[data-kind="overheat"]')`, 15*time.Second)
+	if got := MustEval[string](b, text(`#alarms-open tr[data-kind="overheat"]`)); !contains(got, "Quá nóng", "Trong tủ 71,5 °C") || strings.Contains(got, "enclosure") {
+		t.Errorf("overheat alarm row %q, want it worded in Vietnamese", got)
+	}
 	b.Go("#/clusters/lap-le-01", `document.querySelector('#node-remote')`)
 	if n := MustEval[int](b, `document.querySelectorAll('#node-faults li[data-fault="speaker-line-open"]').length`); n != 1 {
 		t.Errorf("%d speaker-line faults on the cluster page", n)
 	}
+	if got := MustEval[string](b, text(`#node-faults li[data-fault="overheat"]`)); !contains(got, "Quá nóng", "Trong tủ 71,5 °C") {
+		t.Errorf("overheat fault on the cluster page %q", got)
+	}
+	sim.SetTemperature(40)
 	b.Do("run a silent self-test", chromedp.Click(chromedp.CSS(`#test-silent`)))
 	b.Wait("the self-test fails on the line", `document.querySelector('#selftest-report [data-status="fail"]') && `+text("#selftest-report")+`.includes('Dây loa: Bị đứt')`, 20*time.Second)
 	b.Do("turn the volume down",

@@ -167,6 +167,68 @@ export function badge(state, prefix) {
   return h('span', { class: `badge s-${state}` }, has(key) ? t(key) : state);
 }
 
+/** reasonText words a play's failure reason (protocol's Reason…) for the officer. */
+export function reasonText(reason) {
+  if (!reason) return '';
+  return has('reason.' + reason) ? t('reason.' + reason) : reason;
+}
+
+/**
+ * alarmDetail words what an alarm (or a node's fault) measured, in the
+ * current language, from its facts. An alarm stored before alarms carried
+ * facts keeps the controller's English detail. Kinds whose name says it
+ * all add nothing. docs/fleet-health.md lists the kinds.
+ */
+export function alarmDetail(a) {
+  const f = a.facts || {};
+  const n = fmtNumber;
+  let words;
+  switch (a.kind) {
+    case 'clock-offset':
+      if (f.clock_offset_ms !== undefined) words = t('alarmfact.clock_offset', { ms: n(f.clock_offset_ms) });
+      break;
+    case 'clock-uncertain':
+      if (f.uncertainty_bound_ms) words = t('alarmfact.clock_uncertain', { ms: n(f.uncertainty_bound_ms), min: n((f.uncertain_for_s || 0) / 60) });
+      break;
+    case 'disk-low':
+      if (f.disk_free_bytes !== undefined) words = t('alarmfact.disk_low', { mib: n(f.disk_free_bytes / 1048576) });
+      break;
+    case 'speaker-line-open':
+      return t('alarmfact.speaker_open');
+    case 'speaker-line-short':
+      return f.speaker_ohms !== undefined ? t('alarmfact.speaker_short', { ohms: n(f.speaker_ohms, 1) }) : '';
+    case 'relay-feedback':
+      if (f.relay_commanded !== undefined) {
+        const word = (on) => t(on ? 'alarmfact.on' : 'alarmfact.off');
+        words = t('alarmfact.relay', { command: word(f.relay_commanded), feedback: word(f.relay_feedback) });
+      }
+      break;
+    case 'battery-low':
+      if (f.battery_volts !== undefined) words = t('alarmfact.battery_low', { v: n(f.battery_volts, 2) });
+      break;
+    case 'overheat':
+      if (f.temperature_c !== undefined) words = t('alarmfact.overheat', { c: n(f.temperature_c, 1) });
+      break;
+    case 'weak-signal':
+      if (f.rssi_dbm !== undefined) words = t('alarmfact.weak_signal', { dbm: n(f.rssi_dbm), link: f.link || '?' });
+      break;
+    case 'failed-to-sound':
+      if (f.reason) words = t('alarmfact.failed_to_sound', { reason: reasonText(f.reason), occurrence: f.occurrence || '?' });
+      break;
+    case 'offline':
+      if (f.last_contact) words = t('alarmfact.offline', { time: fmtDateTime(f.last_contact) });
+      break;
+    case 'desired-undelivered':
+      if (f.desired_version) words = t('alarmfact.desired_undelivered', { version: f.desired_version, attempts: n(f.attempts || 0), error: f.error || '?' });
+      break;
+    case 'amplifier-fault':
+    case 'mains-off':
+    case 'door-open':
+      return '';
+  }
+  return words ?? a.detail ?? '';
+}
+
 /** lowerFirst turns "Xã Lập Lễ" into "xã Lập Lễ" to follow a role word. */
 export function lowerFirst(str) {
   return str ? str.charAt(0).toLocaleLowerCase('vi') + str.slice(1) : str;

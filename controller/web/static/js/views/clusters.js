@@ -3,7 +3,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog } from '../ui.js';
+import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText } from '../ui.js';
 import { clusterMap } from '../map.js';
 import { nodeHealth } from './overview.js';
 
@@ -82,7 +82,7 @@ async function detail(ctx, main, id) {
     h('section', { class: 'panel', 'aria-labelledby': 'h-faults', id: 'node-faults' }, h('h2', { id: 'h-faults' }, t('clusters.faults')),
       (st.faults || []).length === 0 ? h('p', { class: 'muted' }, t('clusters.no_faults')) :
         h('ul', {}, st.faults.map((f) => h('li', { dataset: { fault: f.kind } }, h('strong', {}, has('alarm.' + f.kind) ? t('alarm.' + f.kind) : f.kind),
-          ` · ${t('overview.since', { time: fmtDateTime(f.since) })}`, f.detail ? ` · ${f.detail}` : '')))),
+          ` · ${t('overview.since', { time: fmtDateTime(f.since) })}`, alarmDetail(f) ? ` · ${alarmDetail(f)}` : '')))),
     ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id)) : null,
     h('section', { class: 'panel', 'aria-labelledby': 'h-plays' }, h('h2', { id: 'h-plays' }, t('clusters.plays')),
       plays.length === 0 ? h('p', { class: 'muted' }, t('clusters.no_plays')) :
@@ -92,7 +92,7 @@ async function detail(ctx, main, id) {
             h('td', {}, fmtDateTime(e.at)),
             h('td', {}, badge(e.type, 'event.')),
             h('td', {}, e.announcement ? h('a', { href: `#/deliveries/${encodeURIComponent(e.announcement)}` }, e.announcement) : '—'),
-            h('td', {}, [e.reason, e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
+            h('td', {}, [reasonText(e.reason), e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
 }
 
 /**

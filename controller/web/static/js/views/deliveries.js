@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber } from '../ui.js';
+import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber, reasonText } from '../ui.js';
 
 const REFRESH_MS = 4000;
 
@@ -27,7 +27,7 @@ export async function render(ctx, main, params) {
               h('td', {}, fmtDateTime(x.start)),
               h('td', {}, badge(x.state)),
               h('td', {}, x.content_ready ? t('deliveries.ready', { time: fmtTime(x.content_ready_at) }) : t('deliveries.not_ready')),
-              h('td', {}, [x.reason, x.failed_to_sound ? t('deliveries.failed_to_sound') : '', x.played_ms ? t('clusters.played', { s: fmtNumber(x.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
+              h('td', {}, [reasonText(x.reason), x.failed_to_sound ? t('deliveries.failed_to_sound') : '', x.played_ms ? t('clusters.played', { s: fmtNumber(x.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
   };
   let timer = 0;
   const tick = async () => {

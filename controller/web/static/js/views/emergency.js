@@ -6,7 +6,7 @@
 
 import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber, reasonText } from '../ui.js';
 
 export async function render(ctx, main, params) {
   let list;
@@ -382,7 +382,7 @@ async function board(ctx, main, id) {
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.')),
     h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-    h('td', {}, n.reason || '', n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
+    h('td', {}, reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
   // The table is built a slice of rows at a time, so that its first rows
   // show at once and the page answers while the rest are built (a phone
   // takes seconds for a province's 10,000). The rest go into the table
