@@ -277,6 +277,7 @@ func (s *Server) handleGetEmergency(w http.ResponseWriter, r *http.Request) erro
 	if rep.AreaNames, err = s.nodeAreaNames(r.Context(), rep); err != nil {
 		return err
 	}
+	rep.Resume = s.resume.remember(rep)
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, http.StatusOK, rep)
 	return nil

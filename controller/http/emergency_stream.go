@@ -46,12 +46,27 @@ type streamSummary struct {
 // handleEmergencyStream answers GET /api/v1/emergency/{id}/stream with
 // server-sent events for a live view: "summary" (the counts) at once and
 // after every change, "node" for each node whose state changed (all of
-// them at first), and "end" when nothing can change any more (every node
-// final: completed, failed, missed or cancelled; or a minute past the
-// expiry); then the stream closes.
+// them at first, or those changed since the report the client has), and
+// "end" when nothing can change any more (every node final: completed,
+// failed, missed or cancelled; or a minute past the expiry); then the
+// stream closes.
+//
+// The client names the report it has with since= (the report's resume
+// token) or, reconnecting, with the Last-Event-ID header its EventSource
+// sends: each burst's summary carries the token of the report it
+// completes as its event id. A token the controller no longer knows means
+// every node again. A malformed since= is refused; a malformed header,
+// which the officer cannot fix, is taken as none.
 func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r); err != nil {
+	if err := checkQuery(r, "since"); err != nil {
 		return err
+	}
+	since := r.URL.Query().Get("since")
+	if since != "" && !validResumeToken(since) {
+		return loaxa.Errorf(loaxa.EInvalid, "since=%q is not a resume token: give the resume of GET /emergency/{id}, or leave since out for every cluster.", since)
+	}
+	if h := r.Header.Get("Last-Event-ID"); validResumeToken(h) {
+		since = h // a reconnect: newer than the since= of the first connect
 	}
 	svc, err := s.emergencyService()
 	if err != nil {
@@ -74,6 +89,11 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 	w.WriteHeader(http.StatusOK)
 
 	last := map[string]loaxa.EmergencyNode{}
+	if had := s.resume.find(id, since); had != nil {
+		for _, n := range had.Nodes {
+			last[n.Node] = n
+		}
+	}
 	send := func(rep *loaxa.EmergencyReport) error {
 		for _, n := range rep.Nodes {
 			if old, ok := last[n.Node]; ok && sameNode(old, n) {
@@ -86,7 +106,9 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 		}
 		sum := streamSummary{ID: rep.ID, Kind: rep.Kind, Title: rep.Title, Drill: rep.Drill, State: rep.State,
 			Expires: rep.Expires, Summary: rep.Summary, ByArea: rep.ByArea, Timing: rep.Timing, At: rep.Generated}
-		if err := out.event("summary", sum); err != nil {
+		// The summary ends the burst: its id names the report the client
+		// now has, for a reconnect to resume from.
+		if err := out.eventID("summary", s.resume.remember(rep), sum); err != nil {
 			return err
 		}
 		return out.flush()
@@ -190,9 +212,17 @@ func newBurstWriter(w http.ResponseWriter, r *http.Request) *burstWriter {
 
 // event adds one server-sent event to the burst.
 func (b *burstWriter) event(name string, v any) error {
+	return b.eventID(name, "", v)
+}
+
+// eventID adds one server-sent event with an id (none if id is "").
+func (b *burstWriter) eventID(name, id string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	if id != "" {
+		fmt.Fprintf(&b.buf, "id: %s\n", id)
 	}
 	fmt.Fprintf(&b.buf, "event: %s\ndata: %s\n\n", name, raw)
 	return nil

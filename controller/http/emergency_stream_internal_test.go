@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -73,5 +74,52 @@ func BenchmarkStreamBurst(b *testing.B) {
 			}
 			b.ReportMetric(float64(wire)/1e3, "wire-KB")
 		})
+	}
+}
+
+// TestResumePointsBounded: a report kept again keeps its token; an
+// emergency keeps its last resumeKeep reports, each for resumeFor; tokens
+// are per emergency and have the form validResumeToken accepts.
+func TestResumePointsBounded(t *testing.T) {
+	now := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	p := &resumePoints{now: func() time.Time { return now }}
+	var reps []*loaxa.EmergencyReport
+	var tokens []string
+	for range resumeKeep + 2 {
+		rep := &loaxa.EmergencyReport{Emergency: &loaxa.Emergency{ID: "e000001"}}
+		reps, tokens = append(reps, rep), append(tokens, p.remember(rep))
+		now = now.Add(time.Second)
+	}
+	for i, tok := range tokens {
+		if !validResumeToken(tok) {
+			t.Errorf("token %q is not valid", tok)
+		}
+		want := reps[i]
+		if i < 2 {
+			want = nil // pushed out by the newer ones
+		}
+		if got := p.find("e000001", tok); got != want {
+			t.Errorf("find(token %d) = %p, want %p", i, got, want)
+		}
+	}
+	if got := p.remember(reps[4]); got != tokens[4] {
+		t.Errorf("kept again: token %q, want %q", got, tokens[4])
+	}
+	if p.find("e000002", tokens[7]) != nil {
+		t.Error("another emergency found by this one's token")
+	}
+	// Kept again, reps[4] is the newest: the others go first.
+	now = now.Add(resumeFor - 3*time.Second)
+	if p.find("e000001", tokens[2]) != nil || p.find("e000001", tokens[4]) != reps[4] || p.find("e000001", tokens[7]) != reps[7] {
+		t.Error("after resumeFor of the older ones, want them forgotten and the newest kept")
+	}
+	now = now.Add(resumeFor)
+	if p.find("e000001", tokens[4]) != nil || len(p.byID) != 0 {
+		t.Errorf("after resumeFor of every one: %d emergencies kept", len(p.byID))
+	}
+	for _, bad := range []string{"", "x", "0badcafe", "0badcafe-", "0badcafz-1", "0badcafe-1-2", "0badcafe0-1", "0badcafe-99999999999999999999999"} {
+		if validResumeToken(bad) {
+			t.Errorf("validResumeToken(%q) = true", bad)
+		}
 	}
 }

@@ -158,7 +158,10 @@ type Server struct {
 	// closing is closed when Close begins, so long-lived streams end.
 	closing chan struct{}
 	// reports shares the reports the emergency streams rebuild.
-	reports     reportShare
+	reports reportShare
+	// resume remembers the reports clients were given, for streams to
+	// begin from.
+	resume      resumePoints
 	closingOnce sync.Once
 	// lives counts live calls on air (hijacked connections, which
 	// http.Server.Shutdown does not wait for); liveMu orders their start

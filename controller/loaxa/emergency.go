@@ -291,7 +291,10 @@ type EmergencyReport struct {
 	// an officer who sees the emergency may not see its other communes in
 	// GET /areas, and the board names them.
 	AreaNames map[string]string `json:"area_names,omitempty"`
-	Nodes     []EmergencyNode   `json:"nodes"`
+	// Resume (GET /emergency/{id} only) is the token its stream takes as
+	// since= to begin from this report rather than with every node.
+	Resume string          `json:"resume,omitempty"`
+	Nodes  []EmergencyNode `json:"nodes"`
 	// Generated is when the report was made.
 	Generated time.Time `json:"generated"`
 }

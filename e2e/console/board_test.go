@@ -79,6 +79,13 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 		t.Errorf("the board is %d px wide on a 412 px screen: the page scrolls sideways", w)
 	}
 	br.ScreenShot("22-bang-tinh-dien-thoai")
+	// The board's stream begins from the report it loaded (its resume
+	// token): no cluster is connected, so nothing changed, and its first
+	// burst carries none of the 1,000 again.
+	br.Wait("the stream's first burst", `Number(document.querySelector('main').dataset.streamBursts || 0) >= 1`, 20*time.Second)
+	if n := MustEval[string](br, `document.querySelector('main').dataset.streamNodes || '0'`); n != "0" {
+		t.Errorf("the stream's first burst sent %s clusters the board had just loaded, want none", n)
+	}
 	shown := func() (int, string) {
 		return MustEval[int](br, `document.querySelectorAll('#ack-board tbody tr').length`),
 			MustEval[string](br, `[...new Set([...document.querySelectorAll('#ack-board tbody tr')].map(r => r.dataset.area))].join(',')`)
@@ -125,8 +132,10 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 // clusters on, one commune's: the one with the most not reached), the
 // page's JavaScript heap then, choosing another commune in the table's
 // filter, and choosing every area (the first rows, in the page, and all of
-// them, seen through the browser's protocol); and the report's bytes
-// on the wire (compressed) and as JSON.
+// them, seen through the browser's protocol); the report's bytes on the
+// wire (compressed) and as JSON; and when the live stream's first burst
+// was shown (from opening the board, in the page) with how many clusters
+// it carried.
 //
 //	LOAXA_BENCH_BOARD_NODES=10000 go test -count=1 -run '^$' -bench EmergencyBoard -benchtime 3x ./e2e/console
 //
@@ -187,16 +196,19 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 		})()`, area))
 		return time.Duration(ms * float64(time.Millisecond))
 	}
-	var heap, fetchMS, transferKB, bodyKB float64
+	var heap, fetchMS, transferKB, bodyKB, streamMS, streamNodes float64
 	var filter, allFirst, all time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
 		br.Go("#/overview", `document.querySelector('#count-never')`)
 		b.StartTimer()
-		br.Do("open the board", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = %q`, "#/emergency/"+em.ID)))
+		br.Do("open the board", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`window.openedAt = performance.now(); location.hash = %q`, "#/emergency/"+em.ID)))
 		br.Wait("the board's first rows", `document.querySelectorAll('#ack-board tbody tr').length === `+strconv.Itoa(first), 2*time.Minute)
 		b.StopTimer()
+		br.Wait("the stream's first burst", `Number(document.querySelector('main').dataset.streamBursts || 0) >= 1`, 2*time.Minute)
+		streamMS = MustEval[float64](br, `Number(document.querySelector('main').dataset.streamFirstAt) - window.openedAt`)
+		streamNodes = MustEval[float64](br, `Number(document.querySelector('main').dataset.streamNodes || 0)`)
 		heap = MustEval[float64](br, `performance.memory ? performance.memory.usedJSHeapSize : 0`)
 		report := `performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/emergency/` + em.ID + `') && !e.name.includes('stream'))`
 		fetchMS = MustEval[float64](br, report+`.map(e => e.duration).pop() || 0`)
@@ -219,6 +231,8 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 	b.ReportMetric(float64(filter.Milliseconds()), "filter-ms")
 	b.ReportMetric(float64(allFirst.Milliseconds()), "all-first-ms")
 	b.ReportMetric(float64(all.Milliseconds()), "all-ms")
+	b.ReportMetric(streamMS, "stream-first-ms")
+	b.ReportMetric(streamNodes, "stream-nodes")
 }
 
 // TestEmergencyFromAPhone: a district officer away from the office sends a
