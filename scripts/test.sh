@@ -98,6 +98,10 @@ CGO_ENABLED=0 "$go" build -o /dev/null ./controller
 # unix-likes; Windows is the one whose store lock differs
 # (controller/backup/lock_*.go).
 CGO_ENABLED=0 GOOS=windows GOARCH=amd64 "$go" build -o /dev/null ./controller
+# Its tests too, with the Mosquitto helper they use (internal/mosquittotest)
+# and the simulator: a Windows developer can run them. The ALSA capture
+# (internal/alsatest) and the benchmarks' CPU accounting stay Linux-only.
+CGO_ENABLED=0 GOOS=windows GOARCH=amd64 "$go" vet ./controller/... ./protocol/... ./internal/mosquittotest/ ./firmware-sim/...
 echo "ok"
 
 section "govulncheck"

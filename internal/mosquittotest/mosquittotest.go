@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Where Debian's mosquitto package installs the broker and its password
@@ -283,20 +281,6 @@ func (b *Broker) stop() error {
 		cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("mosquitto on %s ignored SIGTERM for 5s and was killed", b.Addr())
-	}
-	return nil
-}
-
-// setOpenFiles sets the soft limit of open files of process pid to n,
-// keeping its hard limit unless n is above it.
-func setOpenFiles(pid int, n uint64) error {
-	var old unix.Rlimit
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
-		return fmt.Errorf("read mosquitto's open files limit: %w", err)
-	}
-	lim := unix.Rlimit{Cur: n, Max: max(old.Max, n)}
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
-		return fmt.Errorf("set mosquitto's open files limit to %d (hard limit %d): %w", n, old.Max, err)
 	}
 	return nil
 }
