@@ -79,6 +79,13 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 		t.Errorf("the board is %d px wide on a 412 px screen: the page scrolls sideways", w)
 	}
 	br.ScreenShot("22-bang-tinh-dien-thoai")
+	// Theo địa bàn: what is wrong (not reached, offline, failed) shows
+	// on the phone's screen without scrolling the table.
+	for _, col := range []string{"not-reached", "offline", "failed"} {
+		if right := MustEval[float64](br, `document.querySelector('#em-areas tbody tr td.s-`+col+`').getBoundingClientRect().right`); right > 412 {
+			t.Errorf("Theo địa bàn: the %s column ends %.0f px from the left of a 412 px screen", col, right)
+		}
+	}
 	// The board's stream begins from the report it loaded (its resume
 	// token): no cluster is connected, so nothing changed, and its first
 	// burst carries none of the 1,000 again.

@@ -271,10 +271,11 @@ const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending
  */
 function areaBoard(areaName, choose) {
   const section = h('section', { class: 'panel', id: 'em-areas', 'aria-labelledby': 'h-em-areas', hidden: true });
-  // Not reached (targeted less reached) comes right after the targeted
-  // count: it is what the rows are ordered by, and the column a phone
-  // shows without scrolling the table.
-  const cols = ['targeted', 'not_reached', 'reached', 'sounding', 'completed', 'failed', 'offline', 'pending'];
+  // What is wrong comes first, the columns a phone shows without scrolling
+  // the table: not reached (targeted less reached, what the rows are
+  // ordered by), of those how many are offline, and how many failed to
+  // sound. The counts of the alert going well follow.
+  const cols = ['not_reached', 'offline', 'failed', 'targeted', 'reached', 'sounding', 'completed', 'pending'];
   const heading = { targeted: 'emergency.targeted', not_reached: 'emergency.not_reached' };
   const tbody = h('tbody');
   fill(section, h('h2', { id: 'h-em-areas' }, t('emergency.by_area')),
