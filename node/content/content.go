@@ -17,6 +17,16 @@
 // of the time until its first play. Failed downloads are retried with
 // exponential backoff and full jitter.
 //
+// # The sooner need first
+//
+// Downloads run one at a time, in need order. Content needed at once (an
+// emergency alert's message, typed text made into speech a moment ago)
+// must not wait behind a long download of tomorrow's bulletin over a slow
+// link: when Want names missing content that is due now and needed more
+// than MakeWayMargin before the content downloading, that download is
+// paused (ErrMakeWay) and resumes, from its partial file, once the sooner
+// one is in. A download of content nothing wants any more stops too.
+//
 // # Size limit
 //
 // The cache holds at most Config.MaxBytes. Content the current desired
@@ -51,6 +61,11 @@ import (
 
 // Errors of a download attempt.
 var (
+	// ErrMakeWay: the download was paused for content needed sooner (see
+	// the package doc); it resumes from where it stopped, with no backoff.
+	ErrMakeWay = errors.New("paused for content needed sooner")
+	// errUnwanted: nothing needs the content any more.
+	errUnwanted = errors.New("no longer wanted")
 	// ErrMismatch: the downloaded bytes do not hash to the content id; the
 	// partial file is deleted and the next attempt starts from zero.
 	ErrMismatch = errors.New("content does not match its id")
@@ -112,7 +127,20 @@ type Cache struct {
 	bytes   int64 // of present files
 	wanted  []Wanted
 	retry   map[string]retry
+	current *downloading // nil when no download runs
 }
+
+// downloading is the download Run has under way.
+type downloading struct {
+	id     string
+	ctx    context.Context // the download's; done once paused or stopped
+	cancel context.CancelCauseFunc
+}
+
+// MakeWayMargin is how much sooner content must be needed than the one
+// downloading for that download to pause for it: two bulletins of one
+// session do not take turns.
+const MakeWayMargin = time.Minute
 
 // entry is a verified file in the cache.
 type entry struct {
@@ -263,6 +291,7 @@ func (c *Cache) Want(wants []Wanted) {
 			c.retry[w.ID] = retry{next: now.Add(c.spread(w, now))}
 		}
 	}
+	c.makeWay(now)
 	drop := c.evict(0)
 	c.mu.Unlock()
 	c.remove(drop)
@@ -288,8 +317,46 @@ func (c *Cache) Reconnected() {
 			c.retry[w.ID] = retry{next: now.Add(c.spread(w, now))}
 		}
 	}
+	c.makeWay(now)
 	c.mu.Unlock()
 	c.signal(c.wake)
+}
+
+// makeWay stops the download under way when nothing wants its content any
+// more, or pauses it when missing content is needed more than
+// MakeWayMargin sooner (content no occurrence plays is needed last) and
+// is to be fetched within MakeWayMargin: due now, or at the end of its
+// first fetch's spread (an alert's message waits at most a quarter of the
+// lead), not after a failure. The paused download waits until then, so
+// that Run takes the sooner one first. c.mu is held.
+func (c *Cache) makeWay(now time.Time) {
+	cur := c.current
+	if cur == nil {
+		return
+	}
+	i := slices.IndexFunc(c.wanted, func(w Wanted) bool { return w.ID == cur.id })
+	if i < 0 {
+		cur.cancel(errUnwanted)
+		return
+	}
+	curNeed := c.wanted[i].Need
+	for _, w := range c.wanted {
+		if w.ID == cur.id || w.Need.IsZero() {
+			continue
+		}
+		rt := c.retry[w.ID]
+		if _, ok := c.present[w.ID]; ok || rt.attempts > 0 && rt.next.After(now) || rt.next.After(now.Add(MakeWayMargin)) {
+			continue
+		}
+		if curNeed.IsZero() || w.Need.Before(curNeed.Add(-MakeWayMargin)) {
+			c.log.Info("content: pausing a download for content needed sooner", "paused", cur.id, "for", w.ID, "needed_at", w.Need)
+			paused := c.retry[cur.id]
+			paused.next = rt.next
+			c.retry[cur.id] = paused
+			cur.cancel(ErrMakeWay)
+			return
+		}
+	}
 }
 
 // spread is the random wait before fetching w: up to Config.Spread, and
@@ -423,14 +490,28 @@ func (c *Cache) next() (protocol.ContentRef, time.Duration, bool) {
 }
 
 func (c *Cache) fetchOne(ctx context.Context, ref protocol.ContentRef) {
-	err := c.Fetch(ctx, ref)
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.mu.Lock()
+	c.current = &downloading{id: ref.ID, ctx: fctx, cancel: cancel}
+	c.makeWay(c.cfg.Clock.Now()) // for a Want since next picked ref
+	c.mu.Unlock()
+	err := c.Fetch(fctx, ref)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.current = nil
 	if err == nil {
 		delete(c.retry, ref.ID)
 		return
 	}
 	if ctx.Err() != nil {
+		return
+	}
+	switch cause := context.Cause(fctx); {
+	case errors.Is(cause, ErrMakeWay):
+		return // no failure: next picks the sooner one, then this again
+	case errors.Is(cause, errUnwanted):
+		c.log.Info("content: download stopped, nothing needs it any more", "content", ref.ID)
 		return
 	}
 	if !slices.ContainsFunc(c.wanted, func(w Wanted) bool { return w.ID == ref.ID }) {

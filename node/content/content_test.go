@@ -493,3 +493,144 @@ func FuzzRangeStart(f *testing.F) {
 		}
 	})
 }
+
+// stallingServer serves the content of id stalled: the first request for
+// it gets its first 64 KiB and then nothing, as over a link that is
+// slowly downloading tomorrow's bulletin, until the client gives up on it;
+// started is closed once those bytes are sent, gaveUp once the client
+// left. Later requests are served whole. It records each request as
+// "<id prefix> <Range>".
+func stallingServer(t *testing.T, s *server, id string) (started, gaveUp chan struct{}) {
+	started, gaveUp = make(chan struct{}), make(chan struct{})
+	first := true
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		s.mu.Lock()
+		s.requests[n-1] = r.URL.Path[len("/api/v1/content/"):][:8] + " " + r.Header.Get("Range")
+		stall := first && strings.Contains(r.URL.Path, id)
+		if stall {
+			first = false
+		}
+		b := s.files[id]
+		s.mu.Unlock()
+		if !stall {
+			return false
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(b[:64<<10])
+		w.(http.Flusher).Flush()
+		close(started)
+		<-r.Context().Done()
+		close(gaveUp)
+		return true
+	}
+	return started, gaveUp
+}
+
+// waitFor waits for cond, woken by the cache's changes.
+func waitFor(t *testing.T, c *Cache, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-c.Changed():
+		case <-time.After(10 * time.Millisecond): // cond may hold on what Changed does not signal
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestSoonerNeedMakesWay: an alert's message, needed in 300 ms (the
+// alert's lead), does not wait behind a download of a bulletin needed in
+// four hours over a slow link: that download pauses, the message comes in
+// after its spread (a quarter of the lead at most), and the bulletin
+// resumes from the bytes it had (a Range request), with no failure
+// counted.
+func TestSoonerNeedMakesWay(t *testing.T) {
+	s := newServer(t)
+	bulletin, bid := blob(1<<20, 3)
+	alert, aid := blob(50_000, 4)
+	s.files[bid], s.files[aid] = bulletin, alert
+	started, gaveUp := stallingServer(t, s, bid)
+	c := newCache(t, s)
+	c.cfg.Spread, c.cfg.Jitter = 200*time.Millisecond, func() float64 { return 0.5 }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	now := time.Now()
+	c.Want([]Wanted{{ContentRef: ref(bid, len(bulletin)), Need: now.Add(4 * time.Hour)}})
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bulletin's download did not start")
+	}
+	waitFor(t, c, "the bulletin's first bytes on disk", func() bool {
+		fi, err := os.Stat(c.Path(bid) + partSuffix)
+		return err == nil && fi.Size() > 0
+	})
+	c.Want([]Wanted{{ContentRef: ref(aid, len(alert)), Need: time.Now().Add(300 * time.Millisecond)}, {ContentRef: ref(bid, len(bulletin)), Need: now.Add(4 * time.Hour)}})
+	waitFor(t, c, "the alert's message", func() bool { return c.Has(aid) })
+	select {
+	case <-gaveUp:
+	default:
+		t.Error("the alert's message came in while the bulletin's download still held the link")
+	}
+	waitFor(t, c, "the bulletin", func() bool { return c.Has(bid) })
+	got, _ := os.ReadFile(c.Path(bid))
+	if !bytes.Equal(got, bulletin) {
+		t.Fatal("the resumed bulletin differs")
+	}
+	r := s.ranges()
+	if len(r) != 3 || r[0] != bid[:8]+" " || r[1] != aid[:8]+" " || !strings.HasPrefix(r[2], bid[:8]+" bytes=") || r[2] == bid[:8]+" bytes=0-" {
+		t.Errorf("requests %q, want the bulletin, the alert, then the bulletin from where it stopped", r)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rt, ok := c.retry[bid]; ok && rt.attempts > 0 {
+		t.Errorf("the pause counted as %d failures", rt.attempts)
+	}
+}
+
+// TestNoTurnsWithinTheMargin: content needed less than MakeWayMargin
+// sooner does not pause a download; content nothing wants any more stops
+// it.
+func TestNoTurnsWithinTheMargin(t *testing.T) {
+	s := newServer(t)
+	first, fid := blob(1<<20, 5)
+	second, sid := blob(50_000, 6)
+	s.files[fid], s.files[sid] = first, second
+	started, gaveUp := stallingServer(t, s, fid)
+	c := newCache(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	at := time.Now().Add(time.Hour)
+	c.Want([]Wanted{{ContentRef: ref(fid, len(first)), Need: at}})
+	<-started
+	// The second bulletin of the same session: 30 s sooner.
+	c.Want([]Wanted{{ContentRef: ref(sid, len(second)), Need: at.Add(-30 * time.Second)}, {ContentRef: ref(fid, len(first)), Need: at}})
+	// Want decides at once: the download's context says whether it did.
+	c.mu.Lock()
+	cur := c.current
+	c.mu.Unlock()
+	if cur == nil || cur.id != fid || cur.ctx.Err() != nil {
+		t.Fatalf("downloading %+v, want the first bulletin still going", cur)
+	}
+	// The first bulletin is dropped from the schedule: its download stops
+	// and the second comes in.
+	c.Want([]Wanted{{ContentRef: ref(sid, len(second)), Need: at.Add(-30 * time.Second)}})
+	waitFor(t, c, "the second bulletin", func() bool { return c.Has(sid) })
+	select {
+	case <-gaveUp:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the download of content nothing wants went on")
+	}
+	if c.Has(fid) {
+		t.Error("content nothing wants was cached")
+	}
+}
