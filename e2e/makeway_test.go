@@ -11,6 +11,7 @@ import (
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
 )
 
 // slowLink is a node's HTTP link on which the download of one content
@@ -126,5 +127,54 @@ func TestAlertDoesNotWaitForABulletinDownload(t *testing.T) {
 	rep := report(c, em.ID)
 	if len(rep.Nodes) != 1 || !rep.Nodes[0].Fetched {
 		t.Errorf("report nodes %+v, want the cluster's fetch of the alarm", rep.Nodes)
+	}
+}
+
+// TestStandingContentSoundsWithoutDownload: a commune keeps its flood
+// warning on its clusters (standing content); the cluster fetches it, and
+// the emergency chimes, before any alert; the console's list says the
+// cluster has it; an alert with it then sounds with no download at all.
+func TestStandingContentSoundsWithoutDownload(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	link := &slowLink{base: http.DefaultTransport, gaveUp: make(chan struct{})}
+	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
+		ContentSpread: time.Millisecond,
+		Tune:          func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
+	})
+	warning := c.Upload("canh-bao-lu.wav", rig.ToneWAV(660, 2*time.Second, 16000, 1))
+	c.MustDo("PUT", "/api/v1/content/"+warning.ID+"/standing", map[string]any{"areas": []string{"12346"}}, nil)
+	rig.Eventually(t, 20*time.Second, "the cluster has the warning", func() bool {
+		var l struct {
+			Standing []struct {
+				Content      string
+				Nodes, Ready int
+			}
+		}
+		c.MustDo("GET", "/api/v1/content/standing", nil, &l)
+		return len(l.Standing) == 1 && l.Standing[0].Content == warning.ID && l.Standing[0].Nodes == 1 && l.Standing[0].Ready == 1
+	})
+	// The chimes came with it: every desired state names them.
+	var rec struct{ State protocol.DesiredState }
+	c.MustDo("GET", "/api/v1/nodes/tien-thang-01/desired", nil, &rec)
+	desired := rec.State
+	if len(desired.Content) != 3 || len(desired.Occurrences) != 0 {
+		t.Errorf("desired state: content %+v, %d occurrences; want the chimes and the warning, none", desired.Content, len(desired.Occurrences))
+	}
+	rig.Eventually(t, 20*time.Second, "the cluster has everything it keeps", func() bool {
+		st := n.Agent.Status()
+		return st.DesiredVersion == desired.Version && len(st.ContentMissing) == 0
+	})
+	before := len(link.log())
+
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": warning.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true}, &em)
+	rig.Eventually(t, 30*time.Second, "the alert completed", func() bool { return report(c, em.ID).Summary.Completed == 1 })
+	if after := link.log()[before:]; len(after) != 0 {
+		t.Errorf("the cluster downloaded %q for the alert, want nothing", after)
+	}
+	if rep := report(c, em.ID); len(rep.Nodes) != 1 || rep.Nodes[0].Fetched {
+		t.Errorf("report nodes %+v, want the cluster not fetching", rep.Nodes)
 	}
 }

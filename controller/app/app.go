@@ -75,6 +75,7 @@ type App struct {
 	Keys          *bolt.KeyService
 	Sessions      *bolt.SessionService
 	Holidays      *bolt.HolidayService
+	Standing      *bolt.StandingService
 	Proposals     *bolt.ProposalService
 	Releases      *bolt.ReleaseService
 	Upstream      *bolt.UpstreamService
@@ -132,6 +133,7 @@ func (a *App) Open() (err error) {
 	a.Keys = bolt.NewKeyService(a.DB)
 	a.Sessions = bolt.NewSessionService(a.DB)
 	a.Holidays = bolt.NewHolidayService(a.DB)
+	a.Standing = bolt.NewStandingService(a.DB)
 	a.Proposals = bolt.NewProposalService(a.DB)
 	a.Releases = bolt.NewReleaseService(a.DB)
 	a.Emergencies = bolt.NewEmergencyService(a.DB)
@@ -254,6 +256,8 @@ func (a *App) Open() (err error) {
 	a.Scheduler.SessionService = a.Sessions
 	a.Scheduler.HolidayService = a.Holidays
 	a.Scheduler.ProposalService = a.Proposals
+	a.Scheduler.StandingService = a.Standing
+	a.Scheduler.AlwaysContent = a.Emergency.ChimeIDs
 	a.Scheduler.Clock = a.Clock
 	a.Scheduler.Horizon = cfg.Horizon
 	a.Scheduler.Logger = a.Logger
@@ -297,6 +301,8 @@ func (a *App) Open() (err error) {
 	a.HTTP.SessionService = a.Sessions
 	a.HTTP.HolidayService = a.Holidays
 	a.HTTP.ProposalService = a.Proposals
+	a.HTTP.StandingService = a.Standing
+	a.HTTP.AlwaysContent = a.Emergency.ChimeIDs
 	a.HTTP.ProgrammeService = a.Scheduler
 	a.HTTP.Backup = a.writeBackup
 	a.Rollouts = release.NewRunner()

@@ -87,6 +87,7 @@ var (
 	bucketCapAlerts      = []byte("cap_alerts")
 	bucketLiveCalls      = []byte("live_calls")
 	bucketLiveCallIDs    = []byte("live_call_ids")
+	bucketStanding       = []byte("standing")
 
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
@@ -98,6 +99,7 @@ var (
 		bucketAlarms, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
 		bucketLiveCalls, bucketLiveCallIDs,
+		bucketStanding,
 	}
 
 	keySigning  = []byte("signing")

@@ -64,6 +64,17 @@ func chimeWAV(notes []float64) []byte {
 	return b.Bytes()
 }
 
+// ChimeIDs returns the content ids of the opening and closing chimes
+// (stored if need be), for the scheduler to keep them on every node: an
+// alert then fetches at most its message.
+func (s *Service) ChimeIDs(ctx context.Context) ([]string, error) {
+	opening, closing, err := s.ensureChimes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []string{opening.ID, closing.ID}, nil
+}
+
 // ensureChimes stores the opening and closing chimes (once: identical
 // audio is stored once) and returns their content.
 func (s *Service) ensureChimes(ctx context.Context) (opening, closing *loaxa.Content, err error) {

@@ -3,6 +3,8 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -160,6 +162,17 @@ func authzCases() map[string][]authzCase {
 		}}},
 		"GET /api/v1/content/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content}
+		}}},
+		"GET /api/v1/content/standing": {{ok: 200, build: get("/api/v1/content/standing")}},
+		"PUT /api/v1/content/{id}/standing": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// Content of its own for each request, so that no request
+			// removes an area another one set.
+			sum := sha256.Sum256([]byte(a.unique("standing")))
+			id := hex.EncodeToString(sum[:])
+			if _, err := a.stores.contents.CreateContent(context.Background(), &loaxa.Content{ID: id, Title: "Cảnh báo", Size: 1000}); err != nil {
+				panic(err)
+			}
+			return jsonReq("PUT", "/api/v1/content/"+id+"/standing", map[string]any{"areas": []string{scopeArea[in]}})
 		}}},
 		"GET /api/v1/content/{id}/audio": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content + "/audio"}

@@ -60,6 +60,8 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/content", Action: loaxa.ActionUploadContent, handle: s.handleUploadContent},
 		{Method: "POST", Path: "/api/v1/content/tts", Action: loaxa.ActionUploadContent, handle: s.handleSpeech},
 		{Method: "GET", Path: "/api/v1/content/{id}", Action: loaxa.ActionRead, handle: s.handleGetContent},
+		{Method: "GET", Path: "/api/v1/content/standing", Action: loaxa.ActionRead, handle: s.handleListStanding},
+		{Method: "PUT", Path: "/api/v1/content/{id}/standing", Action: loaxa.ActionEmergency, handle: s.handleSetStanding},
 		{Method: "GET", Path: "/api/v1/content/{id}/audio", Action: loaxa.ActionRead, Nodes: true, handle: s.handleGetAudio},
 
 		{Method: "GET", Path: "/api/v1/announcements", Action: loaxa.ActionRead, handle: s.handleListAnnouncements},

@@ -119,6 +119,12 @@ type Server struct {
 	HolidayService   loaxa.HolidayService
 	ProposalService  loaxa.ProposalService
 	ProgrammeService loaxa.ProgrammeService
+	// StandingService keeps the content nodes keep at all times (nil:
+	// the standing routes answer 503).
+	StandingService loaxa.StandingService
+	// AlwaysContent, if set, names the content every node keeps (the
+	// emergency chimes), for GET /content/standing.
+	AlwaysContent func(ctx context.Context) ([]string, error)
 	// AuditService records state-changing actions (see Server.audit).
 	AuditService loaxa.AuditService
 	// EmergencyService sends and follows emergencies; nil answers those

@@ -121,6 +121,7 @@ type env struct {
 		holidays   *bolt.HolidayService
 		proposals  *bolt.ProposalService
 		alarms     *bolt.AlarmService
+		standing   *bolt.StandingService
 	}
 	health *health.Monitor
 	msgs   *fakeMessenger
@@ -182,6 +183,8 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	em.Deliveries, em.Messenger, em.Clock, em.Logger = st.deliveries, e.alerts, e.clock, logger
 	e.emergency = em
 	s.EmergencyService = em
+	st.standing = bolt.NewStandingService(e.db)
+	s.StandingService = st.standing
 	e.caps = bolt.NewCapService(e.db)
 	s.CapStore = e.caps
 	st.alarms, e.msgs = bolt.NewAlarmService(e.db), &fakeMessenger{}

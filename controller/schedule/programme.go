@@ -31,6 +31,10 @@ type compilation struct {
 	// longest is the longest planned occurrence, for how far back the
 	// desired state keeps occurrences that may still be playing.
 	longest time.Duration
+	// standing and always are the content nodes keep at all times
+	// (Scheduler.StandingService, Scheduler.AlwaysContent).
+	standing []*loaxa.StandingContent
+	always   []string
 
 	expanded  map[string][]time.Time // announcement id \x00 zone → starts
 	instances map[string][]time.Time // session id \x00 zone → starts
@@ -102,6 +106,34 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 				c.proposals[p.Announcement] = map[string]*loaxa.Proposal{}
 			}
 			c.proposals[p.Announcement][p.Area] = p
+		}
+	}
+	// Content kept at all times that cannot be read is left out (logged
+	// once a pass), not the nodes' schedules with it.
+	if s.StandingService != nil {
+		all, err := s.StandingService.FindStanding(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("standing content: %w", err)
+		}
+		for _, sc := range all {
+			if _, err := c.content(ctx, s.ContentService, sc.Content); err != nil {
+				s.Logger.Error("schedule: standing content left out", "content", sc.Content, "err", err)
+				continue
+			}
+			c.standing = append(c.standing, sc)
+		}
+	}
+	if s.AlwaysContent != nil {
+		ids, err := s.AlwaysContent(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("content every node keeps: %w", err)
+		}
+		for _, id := range ids {
+			if _, err := c.content(ctx, s.ContentService, id); err != nil {
+				s.Logger.Error("schedule: content every node keeps left out", "content", id, "err", err)
+				continue
+			}
+			c.always = append(c.always, id)
 		}
 	}
 	for _, a := range anns {

@@ -41,6 +41,13 @@ type Scheduler struct {
 	// KeyService, if set, gives the controller keys every desired state
 	// tells its node to trust (see protocol.DesiredState.Keys).
 	KeyService loaxa.KeyService
+	// StandingService, if set, names content the nodes of some areas keep
+	// at all times (loaxa.StandingContent); AlwaysContent, if set, content
+	// every node keeps (the emergency chimes). Each desired state lists
+	// them among its content, played by no occurrence: the node fetches
+	// them after the content it plays and keeps them.
+	StandingService loaxa.StandingService
+	AlwaysContent   func(ctx context.Context) ([]string, error)
 
 	Clock clock.Clock
 	// Horizon is how far ahead occurrences are compiled.
@@ -277,6 +284,15 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 				ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS,
 				Path: "/api/v1/content/" + ct.ID + "/audio",
 			})
+		}
+	}
+	// Content kept at all times (read by newCompilation).
+	for _, id := range c.always {
+		ref(c.contents[id])
+	}
+	for _, sc := range c.standing {
+		if slices.ContainsFunc(sc.Areas, func(a string) bool { return slices.Contains(chain, a) }) {
+			ref(c.contents[sc.Content])
 		}
 	}
 	var kept []programmed

@@ -3,6 +3,7 @@ package schedule_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -436,5 +437,53 @@ func TestPanicInOneNodeSparesTheOthers(t *testing.T) {
 		if r.msg.last(node) == nil {
 			t.Errorf("%s got no desired state because another node's compile panicked", node)
 		}
+	}
+}
+
+// TestStandingContentOnEveryNodeOfItsAreas: content standing for a commune
+// is listed in the desired state of each of its nodes, played by no
+// occurrence, and not in the sibling commune's; content every node keeps
+// (the emergency chimes) is in every desired state; a change to either
+// gives the nodes a new version; standing content that cannot be read is
+// left out, not the node's schedule with it.
+func TestStandingContentOnEveryNodeOfItsAreas(t *testing.T) {
+	r := newRig(t)
+	standing := bolt.NewStandingService(r.db)
+	r.s.StandingService = standing
+	const chime = "3c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	const warning = "4c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	for id, title := range map[string]string{chime: "Chuông", warning: "Cảnh báo lũ"} {
+		_, err := r.s.ContentService.CreateContent(r.ctx, &loaxa.Content{ID: id, Title: title, Size: 24_000, DurationMS: 3000})
+		r.must(t, err)
+	}
+	r.s.AlwaysContent = func(context.Context) ([]string, error) { return []string{chime}, nil }
+	r.compile(t, false)
+	v1 := r.msg.last("tt-01").Version
+	_, err := standing.SetStanding(r.ctx, warning, []string{"12346"}, "can-bo")
+	r.must(t, err)
+	r.compile(t, false)
+	for node, want := range map[string][]string{"tt-01": {chime, warning}, "tt-02": {chime, warning}, "tm-01": {chime}} {
+		d := r.msg.last(node)
+		var got []string
+		for _, c := range d.Content {
+			got = append(got, c.ID)
+		}
+		if !slices.Equal(got, want) || len(d.Occurrences) != 0 {
+			t.Errorf("%s: content %v with %d occurrences, want %v and none", node, got, len(d.Occurrences), want)
+		}
+		if err := d.Validate(); err != nil {
+			t.Errorf("%s: %v", node, err)
+		}
+	}
+	if v := r.msg.last("tt-01").Version; v == v1 {
+		t.Errorf("tt-01 kept version %d after its commune's standing content changed", v)
+	}
+	// Standing content whose record is gone: left out, the rest compiles.
+	r.s.AlwaysContent = func(context.Context) ([]string, error) {
+		return []string{chime, "5c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}, nil
+	}
+	r.compile(t, false)
+	if d := r.msg.last("tt-01"); len(d.Content) != 2 {
+		t.Errorf("tt-01 with an unreadable content to keep: content %+v, want the chime and the warning", d.Content)
 	}
 }

@@ -287,8 +287,20 @@ func (c *Cache) Want(wants []Wanted) {
 		}
 	}
 	for _, w := range valid {
-		if _, ok := c.present[w.ID]; !ok && !known[w.ID] {
-			c.retry[w.ID] = retry{next: now.Add(c.spread(w, now))}
+		if _, ok := c.present[w.ID]; ok {
+			continue
+		}
+		next := now.Add(c.spread(w, now))
+		rt, waiting := c.retry[w.ID]
+		switch {
+		case !known[w.ID]:
+			c.retry[w.ID] = retry{next: next}
+		case rt.attempts == 0 && waiting && next.Before(rt.next):
+			// Needed sooner than when its first fetch was spread (the
+			// emergency chimes every node keeps, now in an alert): the
+			// shorter wait of the sooner need.
+			rt.next = next
+			c.retry[w.ID] = rt
 		}
 	}
 	c.makeWay(now)

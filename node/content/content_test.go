@@ -634,3 +634,29 @@ func TestNoTurnsWithinTheMargin(t *testing.T) {
 		t.Error("content nothing wants was cached")
 	}
 }
+
+// TestSoonerNeedShortensTheSpread: content wanted with no play (kept at
+// all times, as the emergency chimes are) waits up to the whole spread
+// before its first fetch; when an alert then needs it in 300 ms, it waits
+// at most a quarter of that instead.
+func TestSoonerNeedShortensTheSpread(t *testing.T) {
+	s := newServer(t)
+	chime, id := blob(20_000, 9)
+	s.files[id] = chime
+	c := newCache(t, s)
+	c.cfg.Spread, c.cfg.Jitter = time.Hour, func() float64 { return 0.5 }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	c.Want([]Wanted{{ContentRef: ref(id, len(chime))}})
+	c.mu.Lock()
+	first := c.retry[id].next
+	c.mu.Unlock()
+	if wait := time.Until(first); wait < 25*time.Minute {
+		t.Fatalf("kept content waits %v before its first fetch, want half the hour's spread", wait)
+	}
+	c.Want([]Wanted{{ContentRef: ref(id, len(chime)), Need: time.Now().Add(300 * time.Millisecond)}})
+	waitFor(t, c, "the chime, needed by an alert", func() bool { return c.Has(id) })
+}

@@ -7,6 +7,7 @@
 import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber, reasonText } from '../ui.js';
+import { standingList } from './library.js';
 
 export async function render(ctx, main, params) {
   let list;
@@ -24,6 +25,9 @@ export async function render(ctx, main, params) {
 }
 
 async function compose(ctx, main, recent) {
+  // Which content the clusters keep is counted over every cluster in
+  // scope (a province's 10,000): the form does not wait for it.
+  const standingSoon = standingList().catch(() => ({ standing: [] }));
   const [{ nodes }, { content }] = await Promise.all([api('GET', '/nodes'), api('GET', '/content')]);
   const caps = await capWaiting(ctx, nodes);
   const count = (area) => {
@@ -40,7 +44,21 @@ async function compose(ctx, main, recent) {
   const drill = h('input', { type: 'checkbox', id: 'em-drill' });
   const how = h('select', { id: 'em-how' }, options([['text', t('emergency.by_text')], ['content', t('emergency.by_content')]], 'text'));
   const text = h('textarea', { id: 'em-text', rows: 4, maxlength: 10000 });
-  const contentSel = h('select', { id: 'em-content' }, h('option', { value: '' }, t('programme.pick_content')), content.map((c) => h('option', { value: c.id }, c.title)));
+  // Content kept on the clusters comes first: it sounds at the end of the
+  // lead, where any other must be downloaded by each cluster first.
+  const contentSel = h('select', { id: 'em-content' });
+  const contentOptions = (standing) => {
+    const kept = new Map(standing.map((s) => [s.content, s]));
+    const chosen = contentSel.value;
+    fill(contentSel, h('option', { value: '' }, t('programme.pick_content')),
+      kept.size ? h('optgroup', { label: t('emergency.standing_group') }, standing.map((s) =>
+        h('option', { value: s.content, dataset: { standing: 'yes' } }, t('emergency.standing_option', { title: s.title, ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) })))) : null,
+      h('optgroup', { label: kept.size ? t('emergency.other_group') : t('emergency.by_content') },
+        content.filter((c) => !kept.has(c.id)).map((c) => h('option', { value: c.id }, c.title))));
+    contentSel.value = chosen;
+  };
+  contentOptions([]);
+  standingSoon.then(({ standing }) => { contentOptions(standing); contentSel.dataset.standing = 'loaded'; });
   const repeat = h('input', { type: 'number', id: 'em-repeat', min: 1, max: 10, value: 3 });
   const volume = h('select', { id: 'em-volume' }, options(Array.from({ length: 15 }, (_, i) => [String(15 - i), i === 0 ? t('emergency.full') : String(15 - i)]), '15'));
   const status = h('div', { 'aria-live': 'polite' });
@@ -91,7 +109,7 @@ async function compose(ctx, main, recent) {
   },
   h('label', { class: 'check', for: 'em-drill', style: 'font-size:1.1rem' }, drill, t('emergency.drill')),
   h('fieldset', {}, h('legend', {}, t('emergency.areas')), boxes),
-  h('div', { class: 'form-grid' }, field(t('emergency.how'), how), field(t('emergency.repeat'), repeat), field(t('clusters.volume'), volume, t('emergency.volume_hint'))),
+  h('div', { class: 'form-grid' }, field(t('emergency.how'), how, t('emergency.how_hint')), field(t('emergency.repeat'), repeat), field(t('clusters.volume'), volume, t('emergency.volume_hint'))),
   field(t('emergency.text'), text, t('emergency.text_hint')),
   field(t('programme.content'), contentSel),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);

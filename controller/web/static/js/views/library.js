@@ -1,34 +1,101 @@
 // Thư viện âm thanh: upload WAV/MP3 with a progress bar, have typed
-// Vietnamese read out (text-to-speech) and hear it before use, search.
+// Vietnamese read out (text-to-speech) and hear it before use, search;
+// keep warnings on the clusters at all times for emergencies (standing
+// content: docs/content.md).
 
 import { api, upload } from '../api.js';
 import { player } from '../audio.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, fmtDuration, fmtDateTime, errorBox, waveform, toast } from '../ui.js';
+import { h, fill, field, options, fmtDuration, fmtDateTime, fmtNumber, errorBox, errorText, waveform, toast } from '../ui.js';
 
 export async function render(ctx, main) {
   const list = h('div');
+  const standingPanel = h('section', { class: 'panel', id: 'standing', 'aria-labelledby': 'h-standing' });
   const q = h('input', { type: 'search', id: 'library-search', placeholder: t('library.search_hint') });
   let timer = 0;
   const load = async () => {
-    const { content } = await api('GET', '/content', undefined, { q: q.value.trim() });
+    const [{ content }, standing] = await Promise.all([
+      api('GET', '/content', undefined, { q: q.value.trim() }), standingList()]);
+    const kept = new Map(standing.standing.map((s) => [s.content, s]));
+    const always = new Set(standing.always || []);
+    showStanding(ctx, standingPanel, standing);
     fill(list, content.length === 0 ? h('p', { class: 'muted' }, t('library.empty')) :
       h('div', { class: 'table-wrap' }, h('table', { id: 'library-table' },
-        h('thead', {}, h('tr', {}, h('th', {}, t('common.title')), h('th', {}, t('library.duration')), h('th', {}, t('library.shape')), h('th', {}, t('library.uploader')), h('th', {}, t('library.listen')))),
-        h('tbody', {}, content.map((c) => h('tr', { dataset: { content: c.id } },
+        h('thead', {}, h('tr', {}, h('th', {}, t('common.title')), h('th', {}, t('library.duration')), h('th', {}, t('library.shape')), h('th', {}, t('library.uploader')), h('th', {}, t('library.listen')), h('th', {}, t('library.standing_col')))),
+        h('tbody', {}, content.map((c) => h('tr', { dataset: { content: c.id, standing: kept.has(c.id) ? 'yes' : 'no' } },
           h('td', {}, c.title, h('div', { class: 'hint' }, sourceLabel(c))),
           h('td', { class: 'num' }, fmtDuration(c.duration_ms)),
           h('td', { style: 'min-width:8rem' }, waveform(c.waveform, t('library.shape'))),
           h('td', {}, c.created_by, h('div', { class: 'hint' }, fmtDateTime(c.created_at))),
-          h('td', {}, player(c.id, c.title, false))))))));
+          h('td', {}, player(c.id, c.title, false)),
+          h('td', {}, always.has(c.id) ? h('span', { class: 'hint' }, t('library.standing_always')) : standingCell(ctx, c, kept.get(c.id), load))))))));
   };
   q.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => load().catch((e) => fill(list, errorBox(e))), 300); });
 
   fill(main, h('h1', {}, t('library.title')),
     ctx.may('content.upload') ? h('div', { class: 'grid' }, uploadForm(load), speechForm(load)) : null,
+    standingPanel,
     h('section', { class: 'panel', 'aria-labelledby': 'h-lib' }, h('h2', { id: 'h-lib' }, t('library.all')), field(t('library.search'), q), list));
   await load();
   return () => clearTimeout(timer);
+}
+
+/** standingList is GET /content/standing, or none where it is not kept. */
+export async function standingList() {
+  try {
+    return await api('GET', '/content/standing');
+  } catch (err) {
+    if (err.status === 503) return { standing: [], always: [], max_bytes: 0 };
+    throw err;
+  }
+}
+
+/** standingReady says on how many of its clusters standing content is. */
+export function standingReady(s) {
+  return t('library.standing_ready', { ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) });
+}
+
+/**
+ * showStanding lists the content kept on the clusters at all times, with
+ * how many of the clusters have it: what an emergency can play at once.
+ */
+function showStanding(ctx, panel, list) {
+  const items = list.standing || [];
+  fill(panel, h('h2', { id: 'h-standing' }, t('library.standing_title')),
+    h('p', { class: 'hint' }, t('library.standing_explain', { mib: fmtNumber((list.max_bytes || 0) / 1048576) })),
+    items.length === 0 ? h('p', { class: 'muted' }, t('library.standing_none')) :
+      h('ul', { id: 'standing-list' }, items.map((s) => h('li', { dataset: { content: s.content } },
+        h('strong', {}, s.title), ` · ${fmtDuration(s.duration_ms)} · `, s.areas.map((a) => ctx.areaName(a)).join(', '), ' · ',
+        h('span', { class: s.ready < s.nodes ? 's-pending' : 's-completed' }, standingReady(s))))));
+}
+
+/**
+ * standingCell is a content's standing state in the library, with the
+ * button that keeps it on the clusters of the officer's area, or stops
+ * keeping it there, for an officer who may alert the area.
+ */
+function standingCell(ctx, c, s, reload) {
+  const area = ctx.defaultArea();
+  const here = s && s.areas.includes(area);
+  const state = s ? h('div', { class: 'hint' }, standingReady(s)) : null;
+  if (!ctx.may('emergency') || !area) return state || '—';
+  const button = h('button', {
+    type: 'button', class: here ? 'secondary' : '', dataset: { standing: c.id },
+    onclick: async () => {
+      const areas = (s ? s.areas : []).filter((a) => a !== area);
+      if (!here) areas.push(area);
+      button.disabled = true;
+      try {
+        await api('PUT', `/content/${encodeURIComponent(c.id)}/standing`, { areas });
+        toast(t(here ? 'library.standing_removed' : 'library.standing_added', { title: c.title, area: ctx.areaName(area) }));
+        await reload();
+      } catch (err) {
+        toast(errorText(err), true);
+        button.disabled = false;
+      }
+    },
+  }, t(here ? 'library.standing_remove' : 'library.standing_add'));
+  return h('div', {}, button, state);
 }
 
 function sourceLabel(c) {

@@ -1,0 +1,251 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// auditStanding is the audit action of a change to standing content.
+const auditStanding = "content.standing"
+
+// standingView is standing content as GET /content/standing lists it.
+type standingView struct {
+	*loaxa.StandingContent
+	Title      string `json:"title"`
+	Size       int64  `json:"size"`
+	DurationMS int64  `json:"duration_ms"`
+	// Nodes counts the nodes in the caller's scope that are to keep it;
+	// Ready those that have it: they run the desired state that names it
+	// and do not report it missing.
+	Nodes int `json:"nodes"`
+	Ready int `json:"ready"`
+}
+
+// handleListStanding answers GET /api/v1/content/standing: the content
+// kept on the nodes of some areas at all times that reaches the caller's
+// scope, with how many of the nodes in the scope have it.
+func (s *Server) handleListStanding(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.StandingService == nil {
+		return loaxa.Errorf(loaxa.EUnavailable, "Standing content is not kept by this controller.")
+	}
+	ctx := r.Context()
+	u := userFrom(ctx)
+	sc, err := s.scopeOf(ctx, u, false)
+	if err != nil {
+		return err
+	}
+	all, err := s.StandingService.FindStanding(ctx)
+	if err != nil {
+		return err
+	}
+	views := []*standingView{}
+	for _, e := range all {
+		if !sc.touches(e.Areas) {
+			continue
+		}
+		c, err := s.ContentService.FindContentByID(ctx, e.Content)
+		if err != nil {
+			return fmt.Errorf("standing content %s: %w", e.Content, err)
+		}
+		views = append(views, &standingView{StandingContent: e, Title: c.Title, Size: c.Size, DurationMS: c.DurationMS})
+	}
+	if err := s.countStanding(ctx, u.Area, views); err != nil {
+		return err
+	}
+	always := []string{}
+	if s.AlwaysContent != nil {
+		if always, err = s.AlwaysContent(ctx); err != nil {
+			return fmt.Errorf("content every node keeps: %w", err)
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"standing": views, "always": always, "max_bytes": loaxa.StandingMaxBytes})
+	return nil
+}
+
+// countStanding counts, for each view, the nodes within area ("" the whole
+// tree) that are to keep it and those that have it.
+func (s *Server) countStanding(ctx context.Context, area string, views []*standingView) error {
+	if len(views) == 0 {
+		return nil
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+	if err != nil {
+		return fmt.Errorf("standing content: nodes: %w", err)
+	}
+	chains := map[string][]string{}
+	for _, n := range nodes {
+		chain, ok := chains[n.Area]
+		if !ok {
+			if chain, err = s.AreaService.AreaChain(ctx, n.Area); err != nil {
+				return fmt.Errorf("standing content: area of %s: %w", n.ID, err)
+			}
+			chains[n.Area] = chain
+		}
+		var desired map[string]bool // the content of the desired state the node runs, read once
+		for _, v := range views {
+			if !slices.ContainsFunc(v.Areas, func(a string) bool { return slices.Contains(chain, a) }) {
+				continue
+			}
+			v.Nodes++
+			st := n.Status
+			if st.DesiredVersion == 0 || st.RunningVersion != st.DesiredVersion || slices.Contains(st.ContentMissing, v.Content) {
+				continue
+			}
+			if desired == nil {
+				desired = map[string]bool{}
+				if d, err := s.DesiredService.FindDesired(ctx, n.ID); err == nil && d.State != nil && d.State.Version == st.RunningVersion {
+					for _, c := range d.State.Content {
+						desired[c.ID] = true
+					}
+				}
+			}
+			if desired[v.Content] {
+				v.Ready++
+			}
+		}
+	}
+	return nil
+}
+
+// handleSetStanding answers PUT /api/v1/content/{id}/standing
+// {"areas": [...]}: the content is kept on every node of those areas at
+// all times (none: nowhere). The caller must be allowed to send
+// emergencies to every area added or removed. 200 with the standing
+// content as listed.
+func (s *Server) handleSetStanding(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if s.StandingService == nil {
+		return loaxa.Errorf(loaxa.EUnavailable, "Standing content is not kept by this controller.")
+	}
+	ctx := r.Context()
+	c, err := s.findContent(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Areas []string `json:"areas"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Areas == nil {
+		return loaxa.Errorf(loaxa.EInvalid, "areas is missing: name the areas whose clusters keep this content, e.g. {\"areas\": [\"31\"]}, or [] for none.")
+	}
+	areas := slices.Compact(slices.Sorted(slices.Values(req.Areas)))
+	for _, a := range areas {
+		if _, err := s.requireArea(ctx, "areas", a); err != nil {
+			return err
+		}
+	}
+	all, err := s.StandingService.FindStanding(ctx)
+	if err != nil {
+		return err
+	}
+	var old []string
+	if i := slices.IndexFunc(all, func(e *loaxa.StandingContent) bool { return e.Content == c.ID }); i >= 0 {
+		old = all[i].Areas
+	}
+	// Whoever adds or removes an area must be allowed to alert it: what
+	// its clusters keep ready is for its emergencies.
+	for _, a := range symmetricDifference(old, areas) {
+		if err := s.authorize(ctx, loaxa.ActionEmergency, a); err != nil {
+			return err
+		}
+	}
+	if err := s.checkStandingBudget(ctx, all, c, areas); err != nil {
+		return err
+	}
+	u := userFrom(ctx)
+	stored, err := s.StandingService.SetStanding(ctx, c.ID, areas, u.Username)
+	if err != nil {
+		return err
+	}
+	s.audit(r, auditStanding, c.ID, strings.Join(areas, ","), fmt.Sprintf("areas=%v before=%v title=%q size=%d", areas, old, c.Title, c.Size))
+	s.changed()
+	if stored == nil {
+		stored = &loaxa.StandingContent{Content: c.ID, Areas: []string{}, By: u.Username, At: s.now()}
+	}
+	view := &standingView{StandingContent: stored, Title: c.Title, Size: c.Size, DurationMS: c.DurationMS}
+	if err := s.countStanding(ctx, u.Area, []*standingView{view}); err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, view)
+	return nil
+}
+
+// checkStandingBudget refuses a change that would have some node keep
+// more than loaxa.StandingMaxBytes of standing content: c kept by the
+// nodes of areas, the rest as all says.
+func (s *Server) checkStandingBudget(ctx context.Context, all []*loaxa.StandingContent, c *loaxa.Content, areas []string) error {
+	if len(areas) == 0 {
+		return nil
+	}
+	type kept struct {
+		areas []string
+		size  int64
+	}
+	list := []kept{{areas, c.Size}}
+	for _, e := range all {
+		if e.Content == c.ID {
+			continue
+		}
+		ct, err := s.ContentService.FindContentByID(ctx, e.Content)
+		if err != nil {
+			return fmt.Errorf("standing content %s: %w", e.Content, err)
+		}
+		list = append(list, kept{e.Areas, ct.Size})
+	}
+	// The nodes of an area in a subtree of one of areas keep the most
+	// there: walk every area below them.
+	for _, top := range areas {
+		below, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: top})
+		if err != nil {
+			return fmt.Errorf("standing content: areas within %s: %w", top, err)
+		}
+		for _, x := range below {
+			chain, err := s.AreaService.AreaChain(ctx, x.ID)
+			if err != nil {
+				return fmt.Errorf("standing content: area %s: %w", x.ID, err)
+			}
+			var sum int64
+			for _, k := range list {
+				if slices.ContainsFunc(k.areas, func(a string) bool { return slices.Contains(chain, a) }) {
+					sum += k.size
+				}
+			}
+			if sum > loaxa.StandingMaxBytes {
+				return loaxa.Errorf(loaxa.ETooLarge, "The clusters of %s (%s) would keep %d MiB of standing content, over the %d MiB a cluster keeps ready: make other content standing in fewer areas first.",
+					x.Name, x.ID, sum>>20, loaxa.StandingMaxBytes>>20)
+			}
+		}
+	}
+	return nil
+}
+
+// symmetricDifference returns what is in one of the sorted lists a and b
+// but not the other.
+func symmetricDifference(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

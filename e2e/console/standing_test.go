@@ -1,0 +1,68 @@
+package console
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+)
+
+// TestStandingContentFromTheLibrary: the officer of Xã Lập Lễ keeps the
+// flood warning on the commune's clusters from the library; the library
+// says when the cluster has it; the emergency form offers it first, as
+// content that sounds at once; and the officer can stop keeping it.
+func TestStandingContentFromTheLibrary(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{ContentSpread: time.Millisecond})
+	flood := c.Upload("canh-bao-lu.wav", rig.ToneWAV(660, 2*time.Second, 16000, 1))
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/library", `document.querySelector('#library-table')`)
+	row := `#library-table tr[data-content="` + flood.ID + `"]`
+	if got := MustEval[string](b, text("#standing")); !contains(got, "Lưu sẵn trên cụm loa cho phát khẩn cấp", "Chưa có nội dung nào được lưu sẵn") {
+		t.Errorf("the standing panel before: %q", got)
+	}
+	b.Do("keep the warning on the commune's clusters", chromedp.Click(chromedp.CSS(row+` button[data-standing]`)))
+	b.Wait("the warning kept", `document.querySelector('`+row+`').dataset.standing === 'yes' && document.querySelector('#standing-list li[data-content="`+flood.ID+`"]')`, 10*time.Second)
+	if got := MustEval[string](b, text(row+` button[data-standing]`)); got != "Bỏ lưu sẵn" {
+		t.Errorf("the row's button now reads %q", got)
+	}
+	// The emergency chimes are on every cluster anyway.
+	chimes := `[...document.querySelectorAll('#library-table tbody tr')].filter(r => r.innerText.includes('Chuông'))`
+	if got := MustEval[[]string](b, chimes+`.map(r => r.lastElementChild.innerText)`); len(got) != 2 || got[0] != "Luôn có trên mọi cụm loa" || got[1] != got[0] {
+		t.Errorf("the chimes' standing cells read %q", got)
+	}
+
+	rig.Eventually(t, minWait, "the cluster has the warning", func() bool {
+		var l struct{ Standing []struct{ Ready int } }
+		c.MustDo("GET", "/api/v1/content/standing", nil, &l)
+		return len(l.Standing) == 1 && l.Standing[0].Ready == 1
+	})
+	b.Go("#/overview", `document.querySelector('#count-online')`)
+	b.Go("#/library", `document.querySelector('#standing-list')`)
+	if got := MustEval[string](b, text(`#standing-list li[data-content="`+flood.ID+`"]`)); !contains(got, "canh-bao-lu", "Xã Lập Lễ", "Có sẵn trên 1/1 cụm loa") {
+		t.Errorf("the standing list says %q", got)
+	}
+	b.Shot("26-luu-san")
+
+	b.Go("#/emergency", `document.querySelector('#em-content[data-standing="loaded"]')`)
+	b.Do("choose stored audio", chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`))
+	if got := MustEval[string](b, `(() => { const o = document.querySelector('#em-content option[data-standing]'); return o.parentElement.label + ' | ' + o.value + ' | ' + o.textContent; })()`); !contains(got, "Lưu sẵn trên cụm loa — phát ngay", flood.ID, "có sẵn trên 1/1 cụm loa") {
+		t.Errorf("the emergency form offers %q, want the kept warning first", got)
+	}
+
+	b.Go("#/library", `document.querySelector('#library-table')`)
+	b.Do("stop keeping it", chromedp.Click(chromedp.CSS(row+` button[data-standing]`)))
+	b.Wait("no longer kept", `document.querySelector('`+row+`').dataset.standing === 'no' && !document.querySelector('#standing-list')`, 10*time.Second)
+	b.CheckAccessible("#/library")
+}
