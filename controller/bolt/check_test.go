@@ -45,6 +45,7 @@ func CheckFile(path string) error {
 		c.users()
 		c.desired()
 		c.liveCalls()
+		c.standing()
 		return errors.Join(append(errs, c.errs...)...)
 	})
 }
@@ -144,6 +145,25 @@ func (c *checker) nodes() {
 	each(c, bucketEnrolments, func(k []byte, e *loaxa.Enrolment) {
 		if !c.has(bucketNodes, e.Node) {
 			c.fail("enrolment for missing node %s", e.Node)
+		}
+	})
+}
+
+func (c *checker) standing() {
+	each(c, bucketStanding, func(k []byte, s *loaxa.StandingContent) {
+		if string(k) != s.Content {
+			c.fail("standing key %q holds %q", k, s.Content)
+		}
+		if !c.has(bucketContents, s.Content) {
+			c.fail("standing content %s missing", s.Content)
+		}
+		if len(s.Areas) == 0 {
+			c.fail("standing content %s kept in no area", s.Content)
+		}
+		for _, a := range s.Areas {
+			if !c.has(bucketAreas, a) {
+				c.fail("standing content %s: area %s missing", s.Content, a)
+			}
 		}
 	})
 }
