@@ -61,6 +61,23 @@ func TestStandingContentFromTheLibrary(t *testing.T) {
 		t.Errorf("the emergency form offers %q, want the kept warning first", got)
 	}
 
+	// A drill with it: the confirmation says the cluster has it, and the
+	// board does not say it was fetched.
+	b.Do("a drill with the kept warning",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-confirm-ready")); got != "Nội dung đã lưu sẵn trên 1/1 cụm loa: các cụm loa này phát ngay." {
+		t.Errorf("the confirmation says %q", got)
+	}
+	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, 20*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('#ack-board .fetched').length`); n != 0 {
+		t.Errorf("the board says %d clusters fetched the kept warning", n)
+	}
+
 	b.Go("#/library", `document.querySelector('#library-table')`)
 	b.Do("stop keeping it", chromedp.Click(chromedp.CSS(row+` button[data-standing]`)))
 	b.Wait("no longer kept", `document.querySelector('`+row+`').dataset.standing === 'no' && !document.querySelector('#standing-list')`, 10*time.Second)

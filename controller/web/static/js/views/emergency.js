@@ -57,8 +57,20 @@ async function compose(ctx, main, recent) {
         content.filter((c) => !kept.has(c.id)).map((c) => h('option', { value: c.id }, c.title))));
     contentSel.value = chosen;
   };
+  let kept = new Map();
   contentOptions([]);
-  standingSoon.then(({ standing }) => { contentOptions(standing); contentSel.dataset.standing = 'loaded'; });
+  standingSoon.then(({ standing }) => {
+    kept = new Map(standing.map((s) => [s.content, s]));
+    contentOptions(standing);
+    contentSel.dataset.standing = 'loaded';
+  });
+  // ready says in the confirmation whether the clusters have the message
+  // or must download it first.
+  const ready = () => {
+    const s = how.value === 'content' ? kept.get(contentSel.value) : null;
+    if (s) return h('p', { id: 'em-confirm-ready' }, t('emergency.confirm_standing', { ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) }));
+    return h('p', { id: 'em-confirm-ready', class: 'hint' }, t('emergency.confirm_download'));
+  };
   const repeat = h('input', { type: 'number', id: 'em-repeat', min: 1, max: 10, value: 3 });
   const volume = h('select', { id: 'em-volume' }, options(Array.from({ length: 15 }, (_, i) => [String(15 - i), i === 0 ? t('emergency.full') : String(15 - i)]), '15'));
   const status = h('div', { 'aria-live': 'polite' });
@@ -91,6 +103,7 @@ async function compose(ctx, main, recent) {
           drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
           h('p', { class: 'stat', id: 'em-confirm-count' }, t('emergency.will_sound', { n: n.length })),
           h('p', {}, t('emergency.online_now', { online, all: n.length })),
+          ready(),
           h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
         drill.checked ? t('emergency.send_drill') : t('emergency.send'), true);
       if (!ok) return;
