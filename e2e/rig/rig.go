@@ -290,7 +290,9 @@ type NodeOptions struct {
 	Logger *slog.Logger
 	// ContentSpread is the agent's spread of first content fetches
 	// (default 2s: real, and short enough for tests that schedule far
-	// ahead on a fake clock; node/content tests the spread itself).
+	// ahead on a fake clock; node/content tests the spread itself). It
+	// is the spread of content kept with no play (the emergency chimes,
+	// standing content) too, rather than the agent's ten minutes.
 	ContentSpread time.Duration
 	// Board is the node's hardware (default board.None), e.g. a
 	// firmware-sim board to inject faults into.
@@ -332,7 +334,7 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	}
 	ac := agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: opt.Board,
-		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e", ContentSpread: opt.ContentSpread,
+		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e", ContentSpread: opt.ContentSpread, ContentKeepSpread: -1,
 	}
 	if opt.Tune != nil {
 		opt.Tune(&ac)

@@ -235,6 +235,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ContentSpread == 0 {
 		cfg.ContentSpread = DefaultContentSpread
 	}
+	switch {
+	case cfg.ContentKeepSpread == 0:
+		cfg.ContentKeepSpread = DefaultContentKeepSpread
+	case cfg.ContentKeepSpread < 0:
+		cfg.ContentKeepSpread = max(cfg.ContentSpread, 0)
+	}
 	if cfg.AmplifierWarmup <= 0 {
 		cfg.AmplifierWarmup = DefaultAmplifierWarmup
 	}
@@ -290,6 +296,7 @@ func New(cfg Config) (*Agent, error) {
 		BackoffMax: cfg.ContentBackoffMax,
 		MaxBytes:   cfg.CacheMaxBytes,
 		Spread:     cfg.ContentSpread,
+		KeepSpread: cfg.ContentKeepSpread,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)

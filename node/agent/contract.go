@@ -105,6 +105,13 @@ type Config struct {
 	// of new content and after a reconnect, so a fleet does not fetch in
 	// step (0: DefaultContentSpread; negative: none). See node/content.
 	ContentSpread time.Duration
+	// ContentKeepSpread is the same wait for content the node keeps with
+	// no play due (standing content, the emergency chimes): an officer
+	// who keeps a warning on a province's clusters must not have 10,000
+	// of them download it within half a minute. An alert that needs it
+	// shortens the wait. 0: DefaultContentKeepSpread; negative: as
+	// ContentSpread.
+	ContentKeepSpread time.Duration
 	// CacheMaxBytes limits the content cache (0: content.DefaultMaxBytes).
 	CacheMaxBytes int64
 
@@ -129,6 +136,11 @@ const DefaultHeartbeat = 60 * time.Second
 // DefaultContentSpread spreads 2,000 nodes' first requests for new content
 // over half a minute: about 70 a second.
 const DefaultContentSpread = 30 * time.Second
+
+// DefaultContentKeepSpread spreads the first requests for content kept
+// with no play due over ten minutes: 10,000 nodes ask about 17 times a
+// second.
+const DefaultContentKeepSpread = 10 * time.Minute
 
 // LatencyOutput is an Output that knows how long its audio takes to reach
 // the speaker: the sound device's buffer. The agent begins such an output

@@ -104,6 +104,10 @@ type Config struct {
 	// Spread is the longest wait before the first download of newly wanted
 	// content and after a reconnect (see the package doc); 0 means none.
 	Spread time.Duration
+	// KeepSpread is that wait for content wanted with no play (Need
+	// zero): content kept at all times, which a whole province may be
+	// told to keep at once. 0 means Spread.
+	KeepSpread time.Duration
 }
 
 // Wanted is content the desired state names and when it first plays.
@@ -371,10 +375,14 @@ func (c *Cache) makeWay(now time.Time) {
 	}
 }
 
-// spread is the random wait before fetching w: up to Config.Spread, and
-// up to a quarter of the time until w first plays.
+// spread is the random wait before fetching w: up to Config.Spread (and
+// Config.KeepSpread for content no play needs), and up to a quarter of
+// the time until w first plays.
 func (c *Cache) spread(w Wanted, now time.Time) time.Duration {
 	ceil := c.cfg.Spread
+	if w.Need.IsZero() && c.cfg.KeepSpread > 0 {
+		ceil = c.cfg.KeepSpread
+	}
 	if !w.Need.IsZero() {
 		ceil = min(ceil, w.Need.Sub(now)/4)
 	}

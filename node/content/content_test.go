@@ -660,3 +660,24 @@ func TestSoonerNeedShortensTheSpread(t *testing.T) {
 	c.Want([]Wanted{{ContentRef: ref(id, len(chime)), Need: time.Now().Add(300 * time.Millisecond)}})
 	waitFor(t, c, "the chime, needed by an alert", func() bool { return c.Has(id) })
 }
+
+// TestKeepSpread: content wanted with no play waits up to KeepSpread
+// before its first fetch; content a play needs, up to Spread.
+func TestKeepSpread(t *testing.T) {
+	s := newServer(t)
+	c := newCache(t, s)
+	c.cfg.Spread, c.cfg.KeepSpread, c.cfg.Jitter = 30*time.Second, 10*time.Minute, func() float64 { return 1 }
+	now := time.Now()
+	kept := Wanted{ContentRef: ref(strings.Repeat("ab", 32), 1000)}
+	played := Wanted{ContentRef: ref(strings.Repeat("cd", 32), 1000), Need: now.Add(time.Hour)}
+	if got := c.spread(kept, now); got != 10*time.Minute {
+		t.Errorf("kept content waits up to %v, want 10m", got)
+	}
+	if got := c.spread(played, now); got != 30*time.Second {
+		t.Errorf("content played in an hour waits up to %v, want 30s", got)
+	}
+	c.cfg.KeepSpread = 0
+	if got := c.spread(kept, now); got != 30*time.Second {
+		t.Errorf("without KeepSpread kept content waits up to %v, want Spread", got)
+	}
+}
