@@ -161,19 +161,22 @@ func TestModulesResolve(t *testing.T) {
 // TestTranslations: Vietnamese and English have the same keys, every key a
 // script names literally exists, and the Vietnamese words carry their
 // diacritics.
-func TestTranslations(t *testing.T) {
-	load := func(lang string) map[string]string {
-		raw, err := static.ReadFile("static/i18n/" + lang + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]string
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatalf("%s.json: %v", lang, err)
-		}
-		return m
+// dictionary reads a language's words.
+func dictionary(t *testing.T, lang string) map[string]string {
+	t.Helper()
+	raw, err := static.ReadFile("static/i18n/" + lang + ".json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	vi, en := load("vi"), load("en")
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s.json: %v", lang, err)
+	}
+	return m
+}
+
+func TestTranslations(t *testing.T) {
+	vi, en := dictionary(t, "vi"), dictionary(t, "en")
 	for k, v := range vi {
 		if _, ok := en[k]; !ok {
 			t.Errorf("key %q is in vi.json but not en.json", k)
@@ -219,18 +222,7 @@ func TestTranslations(t *testing.T) {
 // controller can give has words in both languages. The kinds and reasons
 // are read from their Go constants, so a new one cannot be missed.
 func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
-	dicts := map[string]map[string]string{}
-	for _, lang := range []string{"vi", "en"} {
-		raw, err := static.ReadFile("static/i18n/" + lang + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatal(err)
-		}
-		dicts[lang] = m
-	}
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
 	ui, err := static.ReadFile("static/js/ui.js")
 	if err != nil {
 		t.Fatal(err)

@@ -32,18 +32,8 @@ import (
 // It reports how long until every node has it, the most requests the
 // controller had in flight, request times and failures.
 func BenchmarkFleetFetch(b *testing.B) {
-	nodes := 2000
-	if v := os.Getenv("LOAXA_BENCH_NODES"); v != "" {
-		nodes, _ = strconv.Atoi(v)
-	}
-	c := rig.StartController(b, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	ct := c.Upload("bulletin.wav", speechWAV(60*time.Second))
-	creds := make([]*protocol.Credentials, nodes)
-	for i := range creds {
-		creds[i] = c.CreateNode(fmt.Sprintf("n%05d", i), "31")
-	}
-	ref := protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
+	nodes := benchNodes(2000)
+	creds, ref := fleet(b, nodes, speechWAV(60*time.Second))
 	for _, spread := range []time.Duration{0, 30 * time.Second} {
 		b.Run(fmt.Sprintf("nodes=%d/spread=%v", nodes, spread), func(b *testing.B) {
 			for b.Loop() {
@@ -62,23 +52,34 @@ func BenchmarkFleetFetch(b *testing.B) {
 //
 //	LOAXA_BENCH_NODES=2000 go test -run '^$' -bench AlertFetch -benchtime 1x -timeout 60m ./e2e/fetchbench/
 func BenchmarkAlertFetch(b *testing.B) {
-	nodes := 2000
-	if v := os.Getenv("LOAXA_BENCH_NODES"); v != "" {
-		nodes, _ = strconv.Atoi(v)
-	}
-	c := rig.StartController(b, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	ct := c.Upload("canh-bao.wav", speechWAV(20*time.Second))
-	creds := make([]*protocol.Credentials, nodes)
-	for i := range creds {
-		creds[i] = c.CreateNode(fmt.Sprintf("n%05d", i), "31")
-	}
-	ref := protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
-	b.Run(fmt.Sprintf("nodes=%d/KB=%d", nodes, ct.Size/1000), func(b *testing.B) {
+	nodes := benchNodes(2000)
+	creds, ref := fleet(b, nodes, speechWAV(20*time.Second))
+	b.Run(fmt.Sprintf("nodes=%d/KB=%d", nodes, ref.Size/1000), func(b *testing.B) {
 		for b.Loop() {
 			run(b, creds, ref, 30*time.Second, 300*time.Millisecond)
 		}
 	})
+}
+
+// benchNodes is LOAXA_BENCH_NODES, or def.
+func benchNodes(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("LOAXA_BENCH_NODES")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// fleet starts a controller with nodes enrolled nodes in one area and the
+// audio uploaded, and returns the nodes' credentials and the content.
+func fleet(b *testing.B, nodes int, audio []byte) ([]*protocol.Credentials, protocol.ContentRef) {
+	c := rig.StartController(b, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	ct := c.Upload("ban-tin.wav", audio)
+	creds := make([]*protocol.Credentials, nodes)
+	for i := range creds {
+		creds[i] = c.CreateNode(fmt.Sprintf("n%05d", i), "31")
+	}
+	return creds, protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
 }
 
 func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, spread, needIn time.Duration) {

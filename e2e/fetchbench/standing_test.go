@@ -2,8 +2,6 @@ package fetchbench
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,10 +17,7 @@ import (
 //
 //	LOAXA_BENCH_NODES=10000 go test -run '^$' -bench StandingList -benchtime 20x ./e2e/fetchbench/
 func BenchmarkStandingList(b *testing.B) {
-	n := 10000
-	if v := os.Getenv("LOAXA_BENCH_NODES"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchNodes(10000)
 	c := rig.StartController(b, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	for from := 0; from < n; from += 1000 {

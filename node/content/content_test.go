@@ -527,6 +527,14 @@ func stallingServer(t *testing.T, s *server, id string) (started, gaveUp chan st
 	return started, gaveUp
 }
 
+// runCache runs c until the test ends.
+func runCache(t *testing.T, c *Cache) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 // waitFor waits for cond, woken by the cache's changes.
 func waitFor(t *testing.T, c *Cache, what string, cond func() bool) {
 	t.Helper()
@@ -555,10 +563,7 @@ func TestSoonerNeedMakesWay(t *testing.T) {
 	started, gaveUp := stallingServer(t, s, bid)
 	c := newCache(t, s)
 	c.cfg.Spread, c.cfg.Jitter = 200*time.Millisecond, func() float64 { return 0.5 }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runCache(t, c)
 
 	now := time.Now()
 	c.Want([]Wanted{{ContentRef: ref(bid, len(bulletin)), Need: now.Add(4 * time.Hour)}})
@@ -604,10 +609,7 @@ func TestNoTurnsWithinTheMargin(t *testing.T) {
 	s.files[fid], s.files[sid] = first, second
 	started, gaveUp := stallingServer(t, s, fid)
 	c := newCache(t, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runCache(t, c)
 
 	at := time.Now().Add(time.Hour)
 	c.Want([]Wanted{{ContentRef: ref(fid, len(first)), Need: at}})
@@ -645,10 +647,7 @@ func TestSoonerNeedShortensTheSpread(t *testing.T) {
 	s.files[id] = chime
 	c := newCache(t, s)
 	c.cfg.Spread, c.cfg.Jitter = time.Hour, func() float64 { return 0.5 }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runCache(t, c)
 
 	c.Want([]Wanted{{ContentRef: ref(id, len(chime))}})
 	c.mu.Lock()
