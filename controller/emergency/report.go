@@ -80,6 +80,10 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		rep.Summary.Add(n)
 		area := rep.ByArea[n.Area]
 		area.Add(n)
+		if n.State == string(loaxa.DeliveryReceived) && !n.ContentReady {
+			rep.Summary.Fetching++
+			area.Fetching++
+		}
 		rep.ByArea[n.Area] = area
 		rep.Nodes = append(rep.Nodes, n)
 	}

@@ -154,9 +154,9 @@ func TestAllClearAuditSaysDrill(t *testing.T) {
 }
 
 // TestEmergencyReportSaysContentFetched: a node that did not have the
-// alert's audio fetches it at once; the report says so (fetched) and when
-// it had it (content_ready_ms after the issue), next to a node that had
-// it stored.
+// alert's audio fetches it at once; while it does, the report counts it
+// fetching; then it says so (fetched) and when it had it
+// (content_ready_ms after the issue), next to a node that had it stored.
 func TestEmergencyReportSaysContentFetched(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
@@ -167,16 +167,25 @@ func TestEmergencyReportSaysContentFetched(t *testing.T) {
 	ev := func(seq uint64, typ protocol.EventType, at time.Time) protocol.Event {
 		return protocol.Event{Seq: seq, Type: typ, At: at, Occurrence: em.Occurrence, Announcement: em.ID, Content: ct.ID}
 	}
-	for node, events := range map[string][]protocol.Event{
-		"n-a": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at)},                           // stored
-		"n-b": {ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at.Add(800*time.Millisecond))}, // fetched
-	} {
+	record := func(node string, events ...protocol.Event) {
+		t.Helper()
 		if _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: events}, at.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	record("n-a", ev(1, protocol.EventReceived, at), ev(2, protocol.EventContentReady, at)) // stored
+	record("n-b", ev(1, protocol.EventReceived, at))                                        // fetching
 	var rep loaxa.EmergencyReport
 	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.Summary.Fetching != 1 || rep.ByArea["12347"].Fetching != 1 || rep.ByArea["12346"].Fetching != 0 {
+		t.Errorf("while n-b fetches: summary %+v, by area %+v; want 1 fetching, in 12347", rep.Summary, rep.ByArea)
+	}
+	record("n-b", ev(2, protocol.EventContentReady, at.Add(800*time.Millisecond))) // fetched
+	rep = loaxa.EmergencyReport{}
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.Summary.Fetching != 0 {
+		t.Errorf("after n-b has it: %d fetching", rep.Summary.Fetching)
+	}
 	want := map[string]struct {
 		fetched bool
 		readyMS int64

@@ -245,6 +245,10 @@ type EmergencySummary struct {
 	Cancelled int `json:"cancelled"`
 	Offline   int `json:"offline"`
 	Pending   int `json:"pending"`
+	// Fetching (emergency reports) counts the nodes that have the alert
+	// but not yet its audio: they are downloading it, and sound once they
+	// have it (late, and saying how late).
+	Fetching int `json:"fetching,omitempty"`
 }
 
 // Add counts one node.

@@ -372,6 +372,9 @@ const ROW_SLICE = 500;
 async function board(ctx, main, id) {
   const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
   const counts = h('div', { class: 'stats', id: 'ack-counts' });
+  // Clusters that have the alert but not its audio yet are downloading it:
+  // said, or "reached" and not "sounding" would read as a fault.
+  const fetching = h('p', { class: 'hint', id: 'em-fetching', 'aria-live': 'polite', hidden: true });
   // Every cluster's latest report, in the report's order; rows only for
   // those the table shows.
   const nodes = new Map();
@@ -406,6 +409,8 @@ async function board(ctx, main, id) {
     fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
       BOARD.map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
     fill(state, badge(st, 'emstate.'));
+    fetching.hidden = !(s.fetching > 0);
+    fill(fetching, s.fetching > 0 ? t('emergency.fetching', { n: fmtNumber(s.fetching) }) : '');
     showTiming(timing, tm);
     areas.show(byArea);
   };
@@ -508,7 +513,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    counts, timing, live, spread,
+    counts, fetching, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') ? h('div', { class: 'panel row no-print' },

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/node/agent"
 )
 
 // TestStandingContentFromTheLibrary: the officer of Xã Lập Lễ keeps the
@@ -82,4 +85,50 @@ func TestStandingContentFromTheLibrary(t *testing.T) {
 	b.Do("stop keeping it", chromedp.Click(chromedp.CSS(row+` button[data-standing]`)))
 	b.Wait("no longer kept", `document.querySelector('`+row+`').dataset.standing === 'no' && !document.querySelector('#standing-list')`, 10*time.Second)
 	b.CheckAccessible("#/library")
+}
+
+// heldLink is a cluster's HTTP link on which downloads of one content wait
+// until released, as over a slow 4G link.
+type heldLink struct {
+	content string
+	release chan struct{}
+}
+
+func (l *heldLink) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, l.content) {
+		select {
+		case <-l.release:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestBoardSaysClustersAreDownloading: an alert whose message the cluster
+// does not have: while it downloads it, the board says the cluster has
+// the alert and is downloading its audio; once it plays, that goes.
+func TestBoardSaysClustersAreDownloading(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	link := &heldLink{content: alarm.ID, release: make(chan struct{})}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Tune: func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} }})
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	b.Wait("the board says it downloads", `!document.querySelector('#em-fetching').hidden`, 20*time.Second)
+	if got := MustEval[string](b, text("#em-fetching")); got != "1 cụm loa đã nhận lệnh và đang tải nội dung về: các cụm loa này phát ngay khi tải xong." {
+		t.Errorf("the board says %q", got)
+	}
+	close(link.release)
+	b.Wait("the cluster sounding, the note gone", `document.querySelector('#em-fetching').hidden && (`+
+		text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1')`, 20*time.Second)
 }
