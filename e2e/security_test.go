@@ -120,6 +120,11 @@ func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
 		}
 	}
 	for _, e := range c.Events(url.Values{"node": {"tt-01"}}) {
+		// Only plays count: the daily self-test (03:00 in Hải Phòng) may
+		// fall within the test.
+		if e.Occurrence == "" {
+			continue
+		}
 		if e.Type != protocol.EventReceived && e.Type != protocol.EventContentReady {
 			t.Errorf("node reported %s for %s", e.Type, e.Occurrence)
 		}
