@@ -42,7 +42,11 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 	if rate == 0 {
 		rate = 1
 	}
-	audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: req.Text, Voice: voice, Rate: rate})
+	// As an emergency's typed text is spoken (emergencyContent): the same
+	// words make the same content, so an alert typed as a kept warning
+	// reads is the content its clusters already have.
+	text := strings.TrimSpace(req.Text)
+	audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
 	if err != nil {
 		return fmt.Errorf("text to speech: %w", err)
 	}
@@ -51,7 +55,6 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("text to speech: ingest the speech: %w", err)
 	}
-	text := strings.TrimSpace(req.Text)
 	c.Source.Format = s.SpeechEngine.Name()
 	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
 	return s.saveContent(w, r, c, req.Title, speechTitle(text))

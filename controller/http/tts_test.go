@@ -90,3 +90,22 @@ func TestSpeechUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// TestTypedWarningIsTheKeptOne: a warning made into speech in the library
+// and kept on the clusters, then typed again word for word in an
+// emergency, is the same content (same id), so its clusters play it
+// without a download (docs/content.md, standing content).
+func TestTypedWarningIsTheKeptOne(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	const warning = "Bão số ba sắp đổ bộ. Bà con ở trong nhà, tránh xa bờ đê."
+	var kept loaxa.Content
+	e.call("POST", "/api/v1/content/tts", e.admin, map[string]any{"text": "  " + warning + "\n"}, http.StatusCreated, &kept)
+	e.call("PUT", "/api/v1/content/"+kept.ID+"/standing", e.admin, map[string]any{"areas": []string{"12346"}}, http.StatusOK, nil)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"text": warning, "targets": []string{"12346"}, "drill": true}, http.StatusCreated, &em)
+	if em.ContentID != kept.ID {
+		t.Errorf("the typed warning is content %s, the kept one %s", em.ContentID, kept.ID)
+	}
+}
+
