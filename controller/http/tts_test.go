@@ -108,4 +108,3 @@ func TestTypedWarningIsTheKeptOne(t *testing.T) {
 		t.Errorf("the typed warning is content %s, the kept one %s", em.ContentID, kept.ID)
 	}
 }
-
