@@ -24,6 +24,19 @@ type standingView struct {
 	// and do not report it missing.
 	Nodes int `json:"nodes"`
 	Ready int `json:"ready"`
+	// Text is the text the content was spoken from, when an emergency's
+	// typed text would be spoken alike (the default voice, rate 1): the
+	// same words typed in an emergency are this content.
+	Text string `json:"text,omitempty"`
+}
+
+// standingViewOf is e with what its content says.
+func (s *Server) standingViewOf(e *loaxa.StandingContent, c *loaxa.Content) *standingView {
+	v := &standingView{StandingContent: e, Title: c.Title, Size: c.Size, DurationMS: c.DurationMS}
+	if s.SpeechEngine != nil && c.Source.Format == s.SpeechEngine.Name() && c.Source.Voice == s.SpeechEngine.Voices()[0] && c.Source.Rate == 1 {
+		v.Text = c.Source.Text
+	}
+	return v
 }
 
 // handleListStanding answers GET /api/v1/content/standing: the content
@@ -55,7 +68,7 @@ func (s *Server) handleListStanding(w http.ResponseWriter, r *http.Request) erro
 		if err != nil {
 			return fmt.Errorf("standing content %s: %w", e.Content, err)
 		}
-		views = append(views, &standingView{StandingContent: e, Title: c.Title, Size: c.Size, DurationMS: c.DurationMS})
+		views = append(views, s.standingViewOf(e, c))
 	}
 	if err := s.countStanding(ctx, u.Area, views); err != nil {
 		return err
@@ -176,7 +189,7 @@ func (s *Server) handleSetStanding(w http.ResponseWriter, r *http.Request) error
 	if stored == nil {
 		stored = &loaxa.StandingContent{Content: c.ID, Areas: []string{}, By: u.Username, At: s.now()}
 	}
-	view := &standingView{StandingContent: stored, Title: c.Title, Size: c.Size, DurationMS: c.DurationMS}
+	view := s.standingViewOf(stored, c)
 	if err := s.countStanding(ctx, u.Area, []*standingView{view}); err != nil {
 		return err
 	}

@@ -132,3 +132,33 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	b.Wait("the cluster sounding, the note gone", `document.querySelector('#em-fetching').hidden && (`+
 		text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1')`, 20*time.Second)
 }
+
+// TestTypedKeptWarningSaysSo: an officer types, word for word, a warning
+// kept on the commune's clusters; the confirmation says the clusters have
+// it (the same words make the same content), not that they must download
+// it.
+func TestTypedKeptWarningSaysSo(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	const warning = "Nước sông đang lên nhanh. Bà con vùng bãi di chuyển lên chỗ cao."
+	var kept loaxa.Content
+	c.MustDo("POST", "/api/v1/content/tts", map[string]string{"text": warning}, &kept)
+	c.MustDo("PUT", "/api/v1/content/"+kept.ID+"/standing", map[string]any{"areas": []string{"11527"}}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-content[data-standing="loaded"]')`)
+	b.Do("type the warning as kept",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SendKeys(chromedp.CSS(`#em-text`), warning),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-confirm-ready")); got != "Nội dung đã lưu sẵn trên 0/1 cụm loa: các cụm loa này phát ngay." {
+		t.Errorf("the confirmation says %q", got)
+	}
+}

@@ -67,7 +67,8 @@ async function compose(ctx, main, recent) {
   // ready says in the confirmation whether the clusters have the message
   // or must download it first.
   const ready = () => {
-    const s = how.value === 'content' ? kept.get(contentSel.value) : null;
+    const typed = text.value.trim();
+    const s = how.value === 'content' ? kept.get(contentSel.value) : [...kept.values()].find((k) => k.text && k.text === typed);
     if (s) return h('p', { id: 'em-confirm-ready' }, t('emergency.confirm_standing', { ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) }));
     return h('p', { id: 'em-confirm-ready', class: 'hint' }, t('emergency.confirm_download'));
   };
