@@ -79,6 +79,11 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 		t.Errorf("the board is %d px wide on a 412 px screen: the page scrolls sideways", w)
 	}
 	br.ScreenShot("22-bang-tinh-dien-thoai")
+	// The cluster table shows one commune: no area column, and the detail
+	// on the screen.
+	if right := MustEval[float64](br, `document.querySelector('#ack-board thead th:last-child').getBoundingClientRect().right`); right > 412 {
+		t.Errorf("the cluster table's detail ends %.0f px from the left of a 412 px screen", right)
+	}
 	// Theo địa bàn: what is wrong (not reached, offline, failed) shows
 	// on the phone's screen without scrolling the table.
 	for _, col := range []string{"not-reached", "offline", "failed"} {
@@ -113,6 +118,9 @@ func TestEmergencyBoardOfAProvince(t *testing.T) {
 	br.Wait("every area's 1,000 rows", `document.querySelectorAll('#ack-board tbody tr').length === 1000`, 20*time.Second)
 	if n, areas := shown(); n != 1000 || areas != "31001,31002" {
 		t.Errorf("every area: %d rows of %q, want 1000 of both communes", n, areas)
+	}
+	if !MustEval[bool](br, `getComputedStyle(document.querySelector('#ack-board thead th:nth-child(2)')).display !== 'none'`) {
+		t.Error("every area: the area column is hidden")
 	}
 	// Going back to one commune while rows are still being built leaves
 	// only its rows, each once.

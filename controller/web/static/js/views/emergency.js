@@ -428,8 +428,12 @@ async function board(ctx, main, id) {
   // the square of its rows. A newer drawing stops an older one; a cluster
   // the stream changes meanwhile is drawn by showNode.
   let drawing = 0;
+  // The area column says nothing when the table shows one area: left out,
+  // so that a phone shows the detail without scrolling the table.
+  const oneArea = () => tbody.closest('table')?.classList.toggle('one-area', areaIDs.length <= 1 || only !== '');
   const drawRows = () => {
     const gen = ++drawing;
+    oneArea();
     rows.clear();
     tbody.replaceChildren();
     const ids = [...nodes.values()].filter(shown).map((n) => n.node);
@@ -526,5 +530,6 @@ async function board(ctx, main, id) {
       areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
+  oneArea();
   return () => { src.close(); main.classList.remove('drill'); };
 }
