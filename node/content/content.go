@@ -299,10 +299,12 @@ func (c *Cache) Want(wants []Wanted) {
 		switch {
 		case !known[w.ID]:
 			c.retry[w.ID] = retry{next: next}
-		case rt.attempts == 0 && waiting && next.Before(rt.next):
-			// Needed sooner than when its first fetch was spread (the
-			// emergency chimes every node keeps, now in an alert): the
-			// shorter wait of the sooner need.
+		case waiting && next.Before(rt.next) && (rt.attempts == 0 || !w.Need.IsZero() && w.Need.Before(rt.next)):
+			// Needed sooner than when its fetch was due: the emergency
+			// chimes every node keeps, or a kept warning whose download
+			// failed and backs off for minutes, now in an alert. It gets
+			// the shorter wait of the sooner need; a failed one keeps its
+			// count of failures, so its backoff grows on if it fails again.
 			rt.next = next
 			c.retry[w.ID] = rt
 		}

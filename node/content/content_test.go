@@ -680,3 +680,35 @@ func TestKeepSpread(t *testing.T) {
 		t.Errorf("without KeepSpread kept content waits up to %v, want Spread", got)
 	}
 }
+
+// TestAlertCutsTheBackoff: kept content whose download failed backs off;
+// an alert that needs it before the backoff ends tries again at once, and
+// the failures still count.
+func TestAlertCutsTheBackoff(t *testing.T) {
+	s := newServer(t)
+	warning, id := blob(20_000, 10)
+	s.files[id] = warning
+	var refused atomic.Bool
+	refused.Store(true)
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if refused.Load() {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	c := newCache(t, s)
+	c.cfg.BackoffMin, c.cfg.BackoffMax = time.Hour, time.Hour
+	c.cfg.Jitter = func() float64 { return 0.5 }
+	runCache(t, c)
+	c.Want([]Wanted{{ContentRef: ref(id, len(warning))}})
+	waitFor(t, c, "the first attempt to fail", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.retry[id].attempts == 1
+	})
+	refused.Store(false)
+	c.Want([]Wanted{{ContentRef: ref(id, len(warning)), Need: time.Now().Add(300 * time.Millisecond)}})
+	waitFor(t, c, "the warning, needed by an alert within the backoff", func() bool { return c.Has(id) })
+}
+
