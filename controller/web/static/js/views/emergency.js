@@ -47,21 +47,20 @@ async function compose(ctx, main, recent) {
   // Content kept on the clusters comes first: it sounds at the end of the
   // lead, where any other must be downloaded by each cluster first.
   const contentSel = h('select', { id: 'em-content' });
-  const contentOptions = (standing) => {
-    const kept = new Map(standing.map((s) => [s.content, s]));
+  let kept = new Map(); // content id → its standing entry
+  const contentOptions = () => {
     const chosen = contentSel.value;
     fill(contentSel, h('option', { value: '' }, t('programme.pick_content')),
-      kept.size ? h('optgroup', { label: t('emergency.standing_group') }, standing.map((s) =>
+      kept.size ? h('optgroup', { label: t('emergency.standing_group') }, [...kept.values()].map((s) =>
         h('option', { value: s.content, dataset: { standing: 'yes' } }, t('emergency.standing_option', { title: s.title, ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) })))) : null,
       h('optgroup', { label: kept.size ? t('emergency.other_group') : t('emergency.by_content') },
         content.filter((c) => !kept.has(c.id)).map((c) => h('option', { value: c.id }, c.title))));
     contentSel.value = chosen;
   };
-  let kept = new Map();
-  contentOptions([]);
+  contentOptions();
   standingSoon.then(({ standing }) => {
     kept = new Map(standing.map((s) => [s.content, s]));
-    contentOptions(standing);
+    contentOptions();
     contentSel.dataset.standing = 'loaded';
   });
   // ready says in the confirmation whether the clusters have the message
