@@ -108,7 +108,9 @@ func TestTypedWarningIsTheKeptOne(t *testing.T) {
 		t.Errorf("the typed warning is content %s, the kept one %s", em.ContentID, kept.ID)
 	}
 	// The list says which words make it, for the emergency form.
-	var l struct{ Standing []struct{ Content, Text string } }
+	var l struct {
+		Standing []struct{ Content, Text string }
+	}
 	e.call("GET", "/api/v1/content/standing", e.admin, nil, http.StatusOK, &l)
 	if len(l.Standing) != 1 || l.Standing[0].Text != warning {
 		t.Errorf("standing list %+v, want the warning's text", l)

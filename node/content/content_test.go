@@ -711,4 +711,3 @@ func TestAlertCutsTheBackoff(t *testing.T) {
 	c.Want([]Wanted{{ContentRef: ref(id, len(warning)), Need: time.Now().Add(300 * time.Millisecond)}})
 	waitFor(t, c, "the warning, needed by an alert within the backoff", func() bool { return c.Has(id) })
 }
-
