@@ -33,7 +33,7 @@ type standingView struct {
 // standingViewOf is e with what its content says.
 func (s *Server) standingViewOf(e *loaxa.StandingContent, c *loaxa.Content) *standingView {
 	v := &standingView{StandingContent: e, Title: c.Title, Size: c.Size, DurationMS: c.DurationMS}
-	if s.SpeechEngine != nil && c.Source.Format == s.SpeechEngine.Name() && c.Source.Voice == s.SpeechEngine.Voices()[0] && c.Source.Rate == 1 {
+	if tts := s.SpeechEngine; tts != nil && len(tts.Voices()) > 0 && c.Source.Format == tts.Name() && c.Source.Voice == tts.Voices()[0] && c.Source.Rate == 1 {
 		v.Text = c.Source.Text
 	}
 	return v
