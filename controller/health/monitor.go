@@ -62,6 +62,9 @@ type Config struct {
 	// ClockUncertainFor is how long a node's clock stays over that bound
 	// before the alarm opens.
 	ClockUncertainFor time.Duration
+	// ContentMissingFor is how long a node reports content it needs
+	// missing before the alarm opens.
+	ContentMissingFor time.Duration
 	// SelfTestTimeout is how long nodes have to answer a self-test.
 	SelfTestTimeout time.Duration
 	// DailyTest is the local time ("03:00") of the daily silent self-test
@@ -93,9 +96,12 @@ func DefaultConfig() Config {
 		// that is really failing.
 		ClockUncertaintyBound: 100 * time.Millisecond,
 		ClockUncertainFor:     10 * time.Minute,
-		SelfTestTimeout:       2 * time.Minute,
-		DailyTest:             "03:00",
-		Location:              loc,
+		// Well past the ten minutes over which nodes spread their first
+		// downloads of kept content, and a 3G link's slow hours.
+		ContentMissingFor: 6 * time.Hour,
+		SelfTestTimeout:   2 * time.Minute,
+		DailyTest:         "03:00",
+		Location:          loc,
 	}
 }
 
@@ -149,9 +155,9 @@ type record struct {
 	lastContact time.Time
 	heartbeat   time.Duration
 	faults      map[string]loaxa.Fault
-	// clockOverSince is the first of the online states in a row whose
-	// clock uncertainty was over the bound; zero if the last was not.
-	clockOverSince time.Time
+	// overSince is, for a condition that must last (lasting), the first of
+	// the online states in a row that had it.
+	overSince map[string]time.Time
 	// epoch and seq are the last event observed, so resent events are
 	// not counted twice.
 	epoch string
@@ -400,23 +406,21 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		m.endAlarm(ctx, a, at)
 	}
 	now := m.faultsOf(st)
-	// A clock is found uncertain only when it has stayed so for
-	// ClockUncertainFor. A node measures its clock against the
-	// controller's, so while the controller or the network is overloaded
-	// (thousands of nodes reconnecting after a power cut, a province-wide
-	// alert) every node's measurement is poor for a few minutes: that is
-	// not the node's fault, and an alarm per node would bury the ones
-	// that are. A node back from a long time offline, too, reports the
-	// uncertainty its clock gathered meanwhile until it has measured again.
-	_, over := now[loaxa.AlarmClockUncertain]
-	switch {
-	case !over:
-		r.clockOverSince = time.Time{}
-	case r.clockOverSince.IsZero():
-		r.clockOverSince = at
-	}
-	if _, open := r.faults[loaxa.AlarmClockUncertain]; over && !open && at.Sub(r.clockOverSince) < m.Config.ClockUncertainFor {
-		delete(now, loaxa.AlarmClockUncertain)
+	for kind, need := range m.lasting() {
+		_, over := now[kind]
+		since, was := r.overSince[kind]
+		switch {
+		case !over:
+			delete(r.overSince, kind)
+		case !was:
+			if r.overSince == nil {
+				r.overSince = map[string]time.Time{}
+			}
+			r.overSince[kind], since = at, at
+		}
+		if _, open := r.faults[kind]; over && !open && at.Sub(since) < need {
+			delete(now, kind)
+		}
 	}
 	changed := false
 	var opened, cleared []string
@@ -461,6 +465,31 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	}
 }
 
+// lasting are the conditions that are faults only once they have lasted,
+// and how long.
+//
+// A clock is found uncertain only when it has stayed so for
+// ClockUncertainFor. A node measures its clock against the controller's,
+// so while the controller or the network is overloaded (thousands of
+// nodes reconnecting after a power cut, a province-wide alert) every
+// node's measurement is poor for a few minutes: that is not the node's
+// fault, and an alarm per node would bury the ones that are. A node back
+// from a long time offline, too, reports the uncertainty its clock
+// gathered meanwhile until it has measured again.
+//
+// Content is missing for a while whenever a schedule names new content
+// (nodes spread their first downloads over up to ten minutes); missing
+// for ContentMissingFor, it is not coming: a full disk, a link that fails
+// every download. A play that needs it fails and says so
+// (failed-to-sound), but content kept for emergencies (standing content)
+// has no play to fail until the emergency.
+func (m *Monitor) lasting() map[string]time.Duration {
+	return map[string]time.Duration{
+		loaxa.AlarmClockUncertain: m.Config.ClockUncertainFor,
+		loaxa.AlarmContentMissing: m.Config.ContentMissingFor,
+	}
+}
+
 // faultsOf derives the open conditions of a state: kind → facts.
 func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	out := map[string]loaxa.AlarmFacts{}
@@ -473,6 +502,9 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 			UncertaintyBoundMS: c.ClockUncertaintyBound.Milliseconds(),
 			UncertainForS:      int64(c.ClockUncertainFor / time.Second),
 		}
+	}
+	if n := len(st.ContentMissing); n > 0 {
+		out[loaxa.AlarmContentMissing] = loaxa.AlarmFacts{MissingContent: n, MissingForS: int64(c.ContentMissingFor / time.Second)}
 	}
 	if st.DiskFreeBytes != nil && *st.DiskFreeBytes < c.DiskLowBytes {
 		out[loaxa.AlarmDiskLow] = loaxa.AlarmFacts{DiskFreeBytes: st.DiskFreeBytes}

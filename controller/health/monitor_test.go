@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,9 +200,13 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			"clock -5000 ms off", loaxa.AlarmFacts{ClockOffsetMS: ptr(int64(-5000))}},
 		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 },
 			"corrected clock may be more than 100 ms off for 10m0s", loaxa.AlarmFacts{UncertaintyBoundMS: 100, UncertainForS: 600}},
+		{loaxa.AlarmContentMissing, func(s *protocol.State) {
+			s.ContentMissing = []string{strings.Repeat("ab", 32), strings.Repeat("cd", 32)}
+		},
+			"2 contents missing for 6h0m0s", loaxa.AlarmFacts{MissingContent: 2, MissingForS: 6 * 3600}},
 	}
 	// The kinds that open only once the fault has lasted a while.
-	lasting := map[string]bool{loaxa.AlarmClockUncertain: true}
+	lasting := map[string]time.Duration{loaxa.AlarmClockUncertain: 10 * time.Minute, loaxa.AlarmContentMissing: 6 * time.Hour}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			w := newWorld(t)
@@ -219,15 +224,17 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			broken.DiskFreeBytes = ptr(int64(1 << 30))
 			broken.ClockUncertaintyUS = 40_000
 			tt.fault(&broken)
-			if lasting[tt.kind] {
+			if need := lasting[tt.kind]; need > 0 {
 				// An overloaded controller or network makes every clock
-				// uncertain for a few minutes: no alarm before 10.
+				// uncertain for a few minutes, new content is missing
+				// while nodes spread their downloads: no alarm before
+				// the condition has lasted.
 				for range 2 {
 					w.state("n1", broken)
 					if open := w.open("n1"); len(open) != 0 {
-						t.Fatalf("alarms while the fault is under 10 min old: %v", open)
+						t.Fatalf("alarms while the fault is under %v old: %v", need, open)
 					}
-					w.clock.Advance(5 * time.Minute)
+					w.clock.Advance(need / 2)
 				}
 			}
 			w.state("n1", broken)

@@ -51,6 +51,10 @@ type AlarmFacts struct {
 	Occurrence  string    `json:"occurrence,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	LastContact time.Time `json:"last_contact,omitzero"` // offline
+	// MissingContent and MissingForS (content-missing): how many contents
+	// the node lacks, and for how long at least.
+	MissingContent int   `json:"missing_content,omitempty"`
+	MissingForS    int64 `json:"missing_for_s,omitempty"`
 	// DesiredVersion, Attempts and Error (desired-undelivered): the
 	// desired state the broker has not accepted, how often it was tried,
 	// and the last attempt's error.
@@ -92,6 +96,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		}
 	case AlarmClockUncertain:
 		return fmt.Sprintf("corrected clock may be more than %d ms off for %v", f.UncertaintyBoundMS, time.Duration(f.UncertainForS)*time.Second)
+	case AlarmContentMissing:
+		return fmt.Sprintf("%d contents missing for %v", f.MissingContent, time.Duration(f.MissingForS)*time.Second)
 	case AlarmDiskLow:
 		if f.DiskFreeBytes != nil {
 			return fmt.Sprintf("%d MiB free", *f.DiskFreeBytes>>20)
@@ -146,7 +152,11 @@ const (
 	AlarmDoorOpen     = "door-open"          // warning: tamper switch
 	AlarmWeakSignal   = "weak-signal"        // warning
 	AlarmDiskLow      = "disk-low"           // warning
-	AlarmClockOffset  = "clock-offset"       // warning: the board's clock is far off
+	// AlarmContentMissing (warning): the node has reported content it
+	// needs (to play, or to keep for emergencies) missing for
+	// health.Config.ContentMissingFor.
+	AlarmContentMissing = "content-missing"
+	AlarmClockOffset    = "clock-offset" // warning: the board's clock is far off
 	// AlarmClockUncertain (warning): the node's corrected clock may be off
 	// the controller's by more than health.Config.ClockUncertaintyBound,
 	// so its synchronised starts may be audibly out of step with its

@@ -190,6 +190,9 @@ export function alarmDetail(a) {
     case 'clock-uncertain':
       if (f.uncertainty_bound_ms) words = t('alarmfact.clock_uncertain', { ms: n(f.uncertainty_bound_ms), min: n((f.uncertain_for_s || 0) / 60) });
       break;
+    case 'content-missing':
+      if (f.missing_content) words = t('alarmfact.content_missing', { n: n(f.missing_content), h: n((f.missing_for_s || 0) / 3600) });
+      break;
     case 'disk-low':
       if (f.disk_free_bytes !== undefined) words = t('alarmfact.disk_low', { mib: n(f.disk_free_bytes / 1048576) });
       break;
