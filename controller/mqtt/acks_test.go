@@ -99,9 +99,15 @@ func TestAcksCoalesced(t *testing.T) {
 	open(t, c)
 	node := newAckNode(t, r, "tt-01")
 
+	held := func(epoch string, seq uint64) func() bool {
+		return func() bool { e, s, ok := mqtt.HeldAck(c, "tt-01"); return ok && e == epoch && s == seq }
+	}
 	node.send(t, "ep1", 2)
+	// Its delay runs from when it is held, which follows the store.
+	poll(t, "the acknowledgement held", held("ep1", 2))
 	clk.Advance(30 * time.Second)
 	node.send(t, "ep1", 1)
+	poll(t, "the second batch under the same acknowledgement", held("ep1", 3))
 	if got := node.acks(t); len(got) != 0 {
 		t.Fatalf("acknowledged before the delay: %+v", got)
 	}
@@ -117,6 +123,7 @@ func TestAcksCoalesced(t *testing.T) {
 	node.send(t, "ep1", 1)
 	node.seq = 0
 	node.send(t, "ep2", 1)
+	poll(t, "the new epoch's acknowledgement held", held("ep2", 1))
 	clk.Advance(time.Minute)
 	poll(t, "the acknowledgement of the new epoch", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 1 })
 	got = node.acks(t)

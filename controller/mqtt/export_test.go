@@ -5,6 +5,16 @@ import "time"
 // SetAckClock makes c hold acknowledgements by now instead of real time.
 func SetAckClock(c *Client, now func() time.Time) { c.ackClock = now }
 
+// HeldAck returns the acknowledgement held for node: the controller
+// stores a batch's events before it holds their acknowledgement, so a test
+// that moves the delay's clock waits for this, not for the events.
+func HeldAck(c *Client, node string) (epoch string, seq uint64, ok bool) {
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	p, ok := c.acks.pending[node]
+	return p.epoch, p.seq, ok
+}
+
 // SetPublishBrokerURL makes c's publish connection dial url instead of
 // BrokerURL, so a test can put a proxy before one connection only.
 func SetPublishBrokerURL(c *Client, url string) { c.publishBrokerURL = url }
