@@ -7,7 +7,7 @@
 import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber, reasonText } from '../ui.js';
-import { standingList } from './library.js';
+import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
   let list;

@@ -7,6 +7,7 @@ import { api, upload } from '../api.js';
 import { player } from '../audio.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, fmtDuration, fmtDateTime, fmtNumber, errorBox, errorText, waveform, toast } from '../ui.js';
+import { standingList, standingReady } from '../standing.js';
 
 export async function render(ctx, main) {
   const list = h('div');
@@ -38,21 +39,6 @@ export async function render(ctx, main) {
     h('section', { class: 'panel', 'aria-labelledby': 'h-lib' }, h('h2', { id: 'h-lib' }, t('library.all')), field(t('library.search'), q), list));
   await load();
   return () => clearTimeout(timer);
-}
-
-/** standingList is GET /content/standing, or none where it is not kept. */
-export async function standingList() {
-  try {
-    return await api('GET', '/content/standing');
-  } catch (err) {
-    if (err.status === 503) return { standing: [], always: [], max_bytes: 0 };
-    throw err;
-  }
-}
-
-/** standingReady says on how many of its clusters standing content is. */
-export function standingReady(s) {
-  return t('library.standing_ready', { ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) });
 }
 
 /**
