@@ -87,9 +87,7 @@ func TestStreamCompressed(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
 	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
-	var em loaxa.Emergency
-	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"318"}, "drill": true},
-		http.StatusCreated, &em)
+	em := e.drill(ct.ID, "318")
 
 	for _, accept := range []string{"gzip", "gzip;q=0, identity", "identity"} {
 		t.Run(accept, func(t *testing.T) {

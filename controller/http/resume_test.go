@@ -72,6 +72,15 @@ func (e *env) firstBurst(t *testing.T, id, query string, header ...string) burst
 	return b
 }
 
+// drill sends a drill of content to area as the admin.
+func (e *env) drill(content, area string) loaxa.Emergency {
+	e.t.Helper()
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": content, "targets": []string{area}, "drill": true},
+		http.StatusCreated, &em)
+	return em
+}
+
 func (b burst) names() []string {
 	var out []string
 	for _, n := range b.nodes {
@@ -90,9 +99,7 @@ func TestStreamResumes(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
 	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
-	var em loaxa.Emergency
-	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"318"}, "drill": true},
-		http.StatusCreated, &em)
+	em := e.drill(ct.ID, "318")
 	var rep loaxa.EmergencyReport
 	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
 	if rep.Resume == "" || len(rep.Nodes) != 2 {
@@ -136,9 +143,7 @@ func TestStreamResumes(t *testing.T) {
 		t.Errorf("stream with a malformed Last-Event-ID: %v, want none (since= names the last burst)", got)
 	}
 	// Another emergency's token is not this one's.
-	var other loaxa.Emergency
-	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "drill": true},
-		http.StatusCreated, &other)
+	other := e.drill(ct.ID, "12346")
 	if got := e.firstBurst(t, other.ID, "?since="+url.QueryEscape(changed.id)).names(); !slices.Equal(got, []string{"n-a"}) {
 		t.Errorf("stream of %s from a token of %s: %v, want its every cluster", other.ID, em.ID, got)
 	}
