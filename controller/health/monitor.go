@@ -406,7 +406,8 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		m.endAlarm(ctx, a, at)
 	}
 	now := m.faultsOf(st)
-	for kind, need := range m.lasting() {
+	for _, l := range m.lasting() {
+		kind, need := l.kind, l.need
 		_, over := now[kind]
 		since, was := r.overSince[kind]
 		switch {
@@ -483,11 +484,18 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 // every download. A play that needs it fails and says so
 // (failed-to-sound), but content kept for emergencies (standing content)
 // has no play to fail until the emergency.
-func (m *Monitor) lasting() map[string]time.Duration {
-	return map[string]time.Duration{
-		loaxa.AlarmClockUncertain: m.Config.ClockUncertainFor,
-		loaxa.AlarmContentMissing: m.Config.ContentMissingFor,
+func (m *Monitor) lasting() [2]lastingCondition {
+	return [...]lastingCondition{
+		{loaxa.AlarmClockUncertain, m.Config.ClockUncertainFor},
+		{loaxa.AlarmContentMissing, m.Config.ContentMissingFor},
 	}
+}
+
+// lastingCondition is an alarm kind and how long its condition must last
+// (an array, not a map: ObserveState runs for every state of every node).
+type lastingCondition struct {
+	kind string
+	need time.Duration
 }
 
 // faultsOf derives the open conditions of a state: kind → facts.

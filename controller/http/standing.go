@@ -219,28 +219,33 @@ func (s *Server) checkStandingBudget(ctx context.Context, all []*loaxa.StandingC
 		}
 		list = append(list, kept{e.Areas, ct.Size})
 	}
-	// The nodes of an area in a subtree of one of areas keep the most
-	// there: walk every area below them.
-	for _, top := range areas {
-		below, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: top})
-		if err != nil {
-			return fmt.Errorf("standing content: areas within %s: %w", top, err)
+	// Every area where c is to be kept (in a subtree of one of areas), its
+	// chain from one read of the tree: what its nodes would keep.
+	tree, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
+	if err != nil {
+		return fmt.Errorf("standing content: areas: %w", err)
+	}
+	parent := make(map[string]string, len(tree))
+	for _, a := range tree {
+		parent[a.ID] = a.Parent
+	}
+	for _, x := range tree {
+		var chain []string
+		for a := x.ID; a != "" && len(chain) <= len(tree); a = parent[a] {
+			chain = append(chain, a)
 		}
-		for _, x := range below {
-			chain, err := s.AreaService.AreaChain(ctx, x.ID)
-			if err != nil {
-				return fmt.Errorf("standing content: area %s: %w", x.ID, err)
+		if !slices.ContainsFunc(areas, func(a string) bool { return slices.Contains(chain, a) }) {
+			continue // no node here is to keep c
+		}
+		var sum int64
+		for _, k := range list {
+			if slices.ContainsFunc(k.areas, func(a string) bool { return slices.Contains(chain, a) }) {
+				sum += k.size
 			}
-			var sum int64
-			for _, k := range list {
-				if slices.ContainsFunc(k.areas, func(a string) bool { return slices.Contains(chain, a) }) {
-					sum += k.size
-				}
-			}
-			if sum > loaxa.StandingMaxBytes {
-				return loaxa.Errorf(loaxa.ETooLarge, "The clusters of %s (%s) would keep %d MiB of standing content, over the %d MiB a cluster keeps ready: make other content standing in fewer areas first.",
-					x.Name, x.ID, sum>>20, loaxa.StandingMaxBytes>>20)
-			}
+		}
+		if sum > loaxa.StandingMaxBytes {
+			return loaxa.Errorf(loaxa.ETooLarge, "The clusters of %s (%s) would keep %d MiB of standing content, over the %d MiB a cluster keeps ready: make other content standing in fewer areas first.",
+				x.Name, x.ID, sum>>20, loaxa.StandingMaxBytes>>20)
 		}
 	}
 	return nil

@@ -22,10 +22,10 @@
 // Downloads run one at a time, in need order. Content needed at once (an
 // emergency alert's message, typed text made into speech a moment ago)
 // must not wait behind a long download of tomorrow's bulletin over a slow
-// link: when Want names missing content that is due now and needed more
-// than MakeWayMargin before the content downloading, that download is
-// paused (ErrMakeWay) and resumes, from its partial file, once the sooner
-// one is in. A download of content nothing wants any more stops too.
+// link: when Want names missing content that is to be fetched within
+// MakeWayMargin and needed more than MakeWayMargin before the content
+// downloading, that download is paused (ErrMakeWay) and resumes, from its
+// partial file, once the sooner one is in. A download of content nothing wants any more stops too.
 //
 // # Size limit
 //
@@ -343,10 +343,11 @@ func (c *Cache) Reconnected() {
 // makeWay stops the download under way when nothing wants its content any
 // more, or pauses it when missing content is needed more than
 // MakeWayMargin sooner (content no occurrence plays is needed last) and
-// is to be fetched within MakeWayMargin: due now, or at the end of its
-// first fetch's spread (an alert's message waits at most a quarter of the
-// lead), not after a failure. The paused download waits until then, so
-// that Run takes the sooner one first. c.mu is held.
+// is to be fetched within MakeWayMargin: due now, at the end of its first
+// fetch's spread (an alert's message waits at most a quarter of the lead),
+// or at a retry that Want brought forward for an alert. The paused
+// download waits until then, so that Run takes the sooner one first. c.mu
+// is held.
 func (c *Cache) makeWay(now time.Time) {
 	cur := c.current
 	if cur == nil {
@@ -363,7 +364,7 @@ func (c *Cache) makeWay(now time.Time) {
 			continue
 		}
 		rt := c.retry[w.ID]
-		if _, ok := c.present[w.ID]; ok || rt.attempts > 0 && rt.next.After(now) || rt.next.After(now.Add(MakeWayMargin)) {
+		if _, ok := c.present[w.ID]; ok || rt.next.After(now.Add(MakeWayMargin)) {
 			continue
 		}
 		if curNeed.IsZero() || w.Need.Before(curNeed.Add(-MakeWayMargin)) {
