@@ -618,7 +618,7 @@ func (a *Agent) step() time.Time {
 		m := markOf(o, PhaseReceived)
 		m.ReceivedAt = now
 		events = append(events, occurrenceEvent(protocol.EventReceived, m, now))
-		if a.cache.Has(o.Content) {
+		if o.Content != "" && a.cache.Playable(o.Content) {
 			m.ContentReady = true
 			events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
 		}
@@ -845,7 +845,7 @@ func (a *Agent) contentReady() []Progress {
 	var out []Progress
 	for _, o := range a.occurrences() {
 		p, ok := a.progress[o.ID]
-		if !ok || p.Phase != PhaseReceived || p.ContentReady || !a.cache.Has(o.Content) {
+		if !ok || p.Phase != PhaseReceived || p.ContentReady || o.Content == "" || !a.cache.Playable(o.Content) {
 			continue
 		}
 		p.ContentReady = true

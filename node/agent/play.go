@@ -10,6 +10,7 @@ import (
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/audio"
+	"loaxa.vn/node/content"
 	"loaxa.vn/node/relay"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
@@ -99,14 +100,17 @@ func (p *play) instant() time.Time { return time.Unix(0, p.at.Load()) }
 func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 	p := &play{occ: o}
 	p.at.Store(at.UnixNano())
+	// The context exists before the stream: a content still downloading
+	// is read as it arrives, until the play ends.
+	p.ctx, p.cancel = context.WithCancel(WithPlayOccurrence(context.Background(), o))
 	if err := a.openStream(p); err != nil {
+		p.cancel()
 		for _, f := range p.files {
 			f.Close()
 		}
 		p.files, p.openErr = nil, err
 		return p
 	}
-	p.ctx, p.cancel = context.WithCancel(WithPlayOccurrence(context.Background(), o))
 	p.begin = make(chan struct{})
 	p.nudge = make(chan struct{}, 1)
 	p.began = make(chan time.Time, 1)
@@ -131,13 +135,28 @@ func (a *Agent) openStream(p *play) error {
 		return a.openLive(p)
 	}
 	var parts []io.Reader
+	// ready is the PCM of the parts before the first one still
+	// downloading: what can be read ahead without waiting for the link.
+	var ready int64
+	streaming := false
 	open := func(id string) (*nodeaudio.Reader, error) {
-		f, err := a.cache.Open(id)
+		// Content the cache judged Playable while it downloads is read as
+		// it arrives (content.Cache.OpenStream); its header is there.
+		cached := a.cache.Has(id)
+		f, err := a.cache.OpenStream(p.ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		p.files = append(p.files, f)
-		return nodeaudio.NewReader(f)
+		r, err := nodeaudio.NewReader(f)
+		if err == nil && !streaming {
+			if cached {
+				ready += r.Size()
+			} else {
+				streaming = true
+			}
+		}
+		return r, err
 	}
 	chime := func(id string) {
 		if id == "" {
@@ -162,6 +181,9 @@ func (a *Agent) openStream(p *play) error {
 			gap := nodeaudio.Bytes(time.Duration(o.GapMS) * time.Millisecond)
 			parts = append(parts, io.LimitReader(zeros{}, gap))
 			p.length += nodeaudio.Duration(gap)
+			if !streaming {
+				ready += gap
+			}
 		}
 		pcm, err := open(o.Content)
 		if err != nil {
@@ -176,8 +198,12 @@ func (a *Agent) openStream(p *play) error {
 		src = &audio.Gain{R: src, Factor: g}
 	}
 	r := bufio.NewReaderSize(src, int(nodeaudio.Bytes(preload)))
-	// Read the start now: errors show later, when the output reads.
-	r.Peek(int(nodeaudio.Bytes(preload)))
+	// Read the start now: errors show later, when the output reads. Not
+	// past what is on disk: the main loop does not wait for the link.
+	if !streaming {
+		ready = nodeaudio.Bytes(preload)
+	}
+	r.Peek(int(min(ready, nodeaudio.Bytes(preload))))
 	p.stream = &audio.Counter{R: r}
 	return nil
 }
@@ -340,6 +366,10 @@ func (a *Agent) finishPlay(r playResult) {
 			e.Reason = protocol.ReasonInterrupted
 		case errors.Is(r.audioErr, relay.ErrFailed):
 			e.Reason = protocol.ReasonStream
+		case errors.Is(r.audioErr, content.ErrStreamBroken):
+			// Played as it downloaded, and the download did not finish
+			// (or its bytes were wrong).
+			e.Reason = protocol.ReasonContentMissing
 		}
 		a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
 	}

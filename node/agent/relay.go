@@ -42,7 +42,9 @@ func (a *Agent) openRelay(p *play) error {
 	return nil
 }
 
-// hasContent is what the executor asks before a start: a relay (no
-// content, a stream) has all it needs; its station is reached at the
-// start, and a failure then is a failed play with ReasonStream.
-func (a *Agent) hasContent(id string) bool { return id == "" || a.cache.Has(id) }
+// hasContent is what the executor asks before a start: content that is
+// cached or downloading fast enough to play as it arrives
+// (content.Cache.Playable); a relay (no content, a stream) has all it
+// needs: its station is reached at the start, and a failure then is a
+// failed play with ReasonStream.
+func (a *Agent) hasContent(id string) bool { return id == "" || a.cache.Playable(id) }

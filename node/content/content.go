@@ -27,6 +27,33 @@
 // downloading, that download is paused (ErrMakeWay) and resumes, from its
 // partial file, once the sooner one is in. A download of content nothing wants any more stops too.
 //
+// # Played as it arrives
+//
+// An alert's message typed a moment ago is on no cluster yet. Waiting for
+// the whole file before the first sound costs the whole download: over a
+// weak 4G link, or with a province fetching from one controller at once,
+// that is many seconds of a warning not heard. Node audio plays at 64
+// kbit/s, so a download that comes in faster than that, or one far enough
+// along that the rest arrives before the speaker needs it, can be played
+// as it arrives, as a radio plays a stream.
+//
+// Content is Playable while its download runs once the download has run
+// for PlayThroughEvidence and, at the rate measured so far in that
+// attempt, would be complete within PlayThroughShare of the content's
+// play time (ContentRef.DurationMS): a play from the beginning then does
+// not catch up with the download, with a margin for the rate to drop.
+// Once Playable it stays so until the attempt ends, so a play being
+// prepared is not dropped and made again; Changed signals when content
+// becomes Playable and when an attempt of Playable content fails.
+//
+// OpenStream returns a reader of the download that waits for bytes not
+// yet arrived, across a resumed attempt too, and ends at the content's
+// size once the download is verified. The bytes played before that are
+// not verified yet: they come from the controller over the node's
+// authenticated link, and if the finished file does not hash to its id
+// the reader fails (ErrStreamBroken wrapping ErrMismatch) and the cache
+// keeps nothing of it.
+//
 // # Size limit
 //
 // The cache holds at most Config.MaxBytes. Content the current desired
@@ -132,6 +159,7 @@ type Cache struct {
 	wanted  []Wanted
 	retry   map[string]retry
 	current *downloading // nil when no download runs
+	streams map[string]*stream
 }
 
 // downloading is the download Run has under way.
@@ -200,6 +228,7 @@ func Open(cfg Config) (*Cache, error) {
 		note:    make(chan struct{}, 1),
 		present: make(map[string]entry),
 		retry:   make(map[string]retry),
+		streams: make(map[string]*stream),
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !protocol.ValidContentID(e.Name()) {
@@ -288,6 +317,12 @@ func (c *Cache) Want(wants []Wanted) {
 	for id := range c.retry {
 		if !keep[id] {
 			delete(c.retry, id)
+		}
+	}
+	for id, s := range c.streams {
+		if !keep[id] {
+			s.finish(errUnwanted)
+			delete(c.streams, id)
 		}
 	}
 	for _, w := range valid {
@@ -534,6 +569,7 @@ func (c *Cache) fetchOne(ctx context.Context, ref protocol.ContentRef) {
 	case errors.Is(cause, ErrMakeWay):
 		return // no failure: next picks the sooner one, then this again
 	case errors.Is(cause, errUnwanted):
+		c.endAttempt(ref.ID, errUnwanted, true)
 		c.log.Info("content: download stopped, nothing needs it any more", "content", ref.ID)
 		return
 	}
@@ -599,20 +635,25 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
+	s := c.attempt(ref.ID, ref.Size, time.Duration(ref.DurationMS)*time.Millisecond, have)
 	if ref.Size <= 0 || have < ref.Size {
-		if err := c.download(ctx, ref, f, have); err != nil {
+		if err := c.download(ctx, ref, f, have, s); err != nil {
+			c.attemptEnded(ref.ID, err, false)
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
 	if err := f.Sync(); err != nil {
+		c.attemptEnded(ref.ID, err, false)
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
 	if err := verify(f, ref.ID); err != nil {
 		f.Close()
 		os.Remove(part)
+		c.attemptEnded(ref.ID, err, errors.Is(err, ErrMismatch))
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
 	if err := os.Rename(part, c.Path(ref.ID)); err != nil {
+		c.attemptEnded(ref.ID, err, false)
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
 	now := c.cfg.Clock.Now()
@@ -629,14 +670,16 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	c.bytes += size
 	drop = c.evict(0)
 	c.mu.Unlock()
+	c.attemptEnded(ref.ID, nil, true)
 	c.remove(drop)
 	c.signal(c.note)
 	c.log.Info("content: cached", "content", ref.ID)
 	return nil
 }
 
-// download appends the bytes after have to f.
-func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64) error {
+// download appends the bytes after have to f, telling s (if any) how far
+// it got.
+func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64, s *stream) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(ref), nil)
@@ -663,6 +706,8 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			if _, err := restart(f); err != nil {
 				return err
 			}
+			have = 0
+			c.progress(s, 0)
 		}
 	case http.StatusPartialContent:
 		start, err := rangeStart(resp.Header.Get("Content-Range"))
@@ -670,6 +715,7 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			if _, rerr := restart(f); rerr != nil {
 				return rerr
 			}
+			c.progress(s, 0)
 			return fmt.Errorf("server resumed at %q, asked from byte %d", resp.Header.Get("Content-Range"), have)
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
@@ -687,6 +733,8 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			if _, err := f.Write(buf[:n]); err != nil {
 				return err
 			}
+			have += int64(n)
+			c.progress(s, have)
 		}
 		if rerr == io.EOF {
 			return nil

@@ -224,6 +224,14 @@ func (c *Controller) AddFile(b []byte, d time.Duration) protocol.ContentRef {
 	return protocol.ContentRef{ID: id, Size: int64(len(b)), DurationMS: d.Milliseconds(), Path: "/api/v1/content/" + id + "/audio"}
 }
 
+// File returns the bytes stored for content id.
+func (c *Controller) File(id string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.content[id]
+	return b, ok
+}
+
 // ContentRequests returns how many times content id was requested.
 func (c *Controller) ContentRequests(id string) int {
 	c.mu.Lock()

@@ -1,0 +1,167 @@
+// Package streamaudio plays an alert whose message the cluster does not
+// have through the real audio path — controller, broker, agent, oto,
+// ALSA — while the message downloads over a slow link, and checks the
+// sound that came out. It is its own test binary because oto allows one
+// sound device per process.
+package streamaudio
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/alsatest"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio/oto"
+)
+
+func TestMain(m *testing.M) {
+	// oto's device loop lives for the whole process by design.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2.(*context).readAndWrite"),
+		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2/internal/mux.(*Mux).loop"))
+}
+
+// joinTolerance is how far apart, in samples, two parts of one stream may
+// appear in the capture (1 ms: the correlation's own precision).
+const joinTolerance = 16
+
+// meteredLink is a cluster's HTTP link that brings one content at 16 KB/s,
+// twice the rate node audio plays at, and holds its last 2 KB until
+// release is closed.
+type meteredLink struct {
+	content   atomic.Pointer[string]
+	release   chan struct{}
+	requests  atomic.Int32
+	delivered atomic.Bool // the last byte reached the agent
+}
+
+func (l *meteredLink) id() string {
+	if p := l.content.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (l *meteredLink) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if id := l.id(); err != nil || id == "" || !strings.Contains(r.URL.Path, id) {
+		return resp, err
+	}
+	l.requests.Add(1)
+	resp.Body = &meteredBody{body: resp.Body, left: resp.ContentLength, link: l, done: r.Context().Done()}
+	return resp, nil
+}
+
+type meteredBody struct {
+	body io.ReadCloser
+	left int64 // bytes still to come; the last 2 KB wait for release
+	link *meteredLink
+	done <-chan struct{}
+}
+
+func (b *meteredBody) Read(p []byte) (int, error) {
+	if b.left <= 2048 {
+		select {
+		case <-b.link.release:
+		case <-b.done:
+			return 0, io.ErrUnexpectedEOF
+		}
+	} else {
+		select {
+		case <-time.After(125 * time.Millisecond): // 2 KB per 125 ms
+		case <-b.done:
+			return 0, io.ErrUnexpectedEOF
+		}
+		p = p[:min(int64(len(p)), 2048, b.left-2048)]
+	}
+	n, err := b.body.Read(p)
+	b.left -= int64(n)
+	if b.left == 0 {
+		b.link.delivered.Store(true)
+	}
+	return n, err
+}
+
+func (b *meteredBody) Close() error { return b.body.Close() }
+
+// TestAlertPlaysAsItDownloadsThroughALSA: a commune officer sends a drill
+// with a message uploaded a moment ago, which the cluster does not have;
+// its link brings it at twice the rate it plays. The cluster starts before
+// the download ends (the link holds the message's last bytes until the
+// agent's output has begun), and what comes out of the sound device is the
+// opening chime, the whole message and the closing chime, back to back, as
+// from a cached file.
+func TestAlertPlaysAsItDownloadsThroughALSA(t *testing.T) {
+	capture := alsatest.Setup(t)
+	out, err := oto.Open()
+	if err != nil {
+		t.Fatalf("open sound device: %v", err)
+	}
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	link := &meteredLink{release: make(chan struct{})}
+	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
+		Output: out,
+		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
+	})
+	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
+		st := n.Agent.Status()
+		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
+	})
+
+	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
+	link.content.Store(&message.ID)
+	wantMessage := c.NodeAudio(message.ID)
+	from := capture.Len()
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{
+		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true,
+	}, &em)
+	rig.Eventually(t, 20*time.Second, "the cluster plays the alert while its message downloads", func() bool {
+		p := n.Agent.Status().Playing
+		return p != nil && p.Occurrence == em.Occurrence
+	})
+	if link.delivered.Load() {
+		t.Fatal("the message's last bytes reached the cluster before it played")
+	}
+	close(link.release)
+
+	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
+	mo := capture.Await(t, opening, from, 15*time.Second)
+	mm := capture.Await(t, wantMessage, mo.Offset+len(opening)-joinTolerance, 10*time.Second)
+	mc := capture.Await(t, closing, mm.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	for _, j := range []struct {
+		what      string
+		got, want int
+	}{
+		{"message after the opening chime", mm.Offset, mo.Offset + len(opening)},
+		{"closing chime after the message", mc.Offset, mm.Offset + len(wantMessage)},
+	} {
+		if d := j.got - j.want; d < -joinTolerance || d > joinTolerance {
+			t.Errorf("%s: %d samples off (a gap while the message downloaded?)", j.what, d)
+		}
+	}
+	for _, m := range []alsatest.Match{mo, mm, mc} {
+		if m.Score < 0.99 {
+			t.Errorf("a part of the template correlates %.4f with what was delivered, want ≥ 0.99", m.Score)
+		}
+	}
+	rig.Eventually(t, 15*time.Second, "the delivery completed and says the message was fetched", func() bool {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+		return rep.Summary.Completed == 1 && len(rep.Nodes) == 1 && rep.Nodes[0].Fetched
+	})
+	if got := link.requests.Load(); got != 1 {
+		t.Errorf("the message was requested %d times, want once", got)
+	}
+	t.Logf("template: opening %d, message %d, closing %d (samples); scores %.4f %.4f %.4f", mo.Offset, mm.Offset, mc.Offset, mo.Score, mm.Score, mc.Score)
+}

@@ -1,0 +1,206 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// pcmOutput plays nothing; it keeps the PCM of each play.
+type pcmOutput struct {
+	mu    sync.Mutex
+	plays [][]byte
+}
+
+func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
+	b, err := io.ReadAll(pcm)
+	o.mu.Lock()
+	o.plays = append(o.plays, b)
+	o.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (o *pcmOutput) Close() error { return nil }
+
+func (o *pcmOutput) Plays() [][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.plays)
+}
+
+// trickle serves content file b in 2 KB pieces every 50 ms (40 KB/s, five
+// times the rate node audio plays at) up to its last 2 KB, and those only
+// once release is closed, served as tail. It counts the requests.
+type trickle struct {
+	b       []byte
+	tail    []byte // what the last 2 KB are served as
+	release chan struct{}
+	served  atomic.Int32
+}
+
+func (tr *trickle) serve(w http.ResponseWriter, r *http.Request) {
+	tr.served.Add(1)
+	w.Header().Set("Content-Length", strconv.Itoa(len(tr.b)))
+	w.WriteHeader(http.StatusOK)
+	held := len(tr.b) - 2048
+	for off := 0; off < held; off += 2048 {
+		w.Write(tr.b[off:min(off+2048, held)])
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	select {
+	case <-tr.release:
+	case <-r.Context().Done():
+		return
+	}
+	w.Write(tr.tail)
+}
+
+// streamedAlert starts an agent recording its PCM, and sends it an alert
+// whose 4 s message it does not have, served by tr; the chimes are
+// served whole.
+func streamedAlert(t *testing.T, makeTail func(b []byte) []byte) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	out := &pcmOutput{}
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Output = out }})
+	waitConnected(t, n)
+
+	samples := make([]int16, 4*nodeaudio.SampleRate)
+	for i := range samples {
+		samples[i] = int16((i*37)%2000 - 1000)
+	}
+	file, err := nodeaudio.Encode(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := ctl.AddFile(file, 4*time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	tr := &trickle{b: file, tail: makeTail(file[len(file)-2048:]), release: make(chan struct{})}
+	ctl.ContentHook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, msg.ID) {
+			return false
+		}
+		tr.serve(w, r)
+		return true
+	}
+	t.Cleanup(func() {
+		select {
+		case <-tr.release:
+		default:
+			close(tr.release)
+		}
+	})
+	start := time.Now().Add(300 * time.Millisecond)
+	ctl.SendAreaCommand("x1", alert("e3@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
+	return ctl, n, out, tr, file, [3]protocol.ContentRef{opening, msg, closing}
+}
+
+// decoded returns the PCM of node audio file b.
+func decoded(t *testing.T, b []byte) []byte {
+	t.Helper()
+	r, err := nodeaudio.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pcm
+}
+
+// TestAlertPlaysAsItDownloads: an alert whose message the node does not
+// have starts while the message is still downloading (the download holds
+// its last bytes until the play has started: a node that waited for the
+// whole file would never start), and what it plays is the template with
+// every byte of the message, as if it had been cached.
+func TestAlertPlaysAsItDownloads(t *testing.T) {
+	ctl, _, out, tr, file, refs := streamedAlert(t, func(b []byte) []byte { return b })
+	// The download cannot end before release: a start now is a start
+	// while it runs.
+	nodetest.Eventually(t, 15*time.Second, "the alert started while its message downloads", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
+	})
+	close(tr.release)
+	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
+	if got := nodetest.ReadySummary(ctl.Events("n1")); !slices.Equal(got, []string{"e3@x"}) {
+		t.Errorf("content-ready events %v, want one for the alert, when it could play", got)
+	}
+	// 0.7 + 3 × 4 + 2 × 0.5 + 0.6 s.
+	if got := events[2].PlayedMS; got != 14300 {
+		t.Errorf("alert played %d ms, want 14300", got)
+	}
+	var want []byte
+	want = append(want, decoded(t, nodeFile(t, ctl, refs[0]))...)
+	msg := decoded(t, file)
+	gap := make([]byte, nodeaudio.Bytes(500*time.Millisecond))
+	want = append(append(append(append(append(want, msg...), gap...), msg...), gap...), msg...)
+	want = append(want, decoded(t, nodeFile(t, ctl, refs[2]))...)
+	plays := out.Plays()
+	if len(plays) != 1 || !bytes.Equal(plays[0], want) {
+		t.Errorf("output got %d plays (first %d bytes); want one of the template's %d bytes, identical", len(plays), lenFirst(plays), len(want))
+	}
+	if tr.served.Load() != 1 {
+		t.Errorf("message requested %d times, want once", tr.served.Load())
+	}
+}
+
+// TestAlertOfWrongBytesFails: the message played as it downloaded turns
+// out not to be the content its id names (its last bytes differ): the
+// play ends failed, content-missing, and the node keeps none of it.
+func TestAlertOfWrongBytesFails(t *testing.T) {
+	ctl, n, _, tr, _, refs := streamedAlert(t, func(b []byte) []byte {
+		bad := slices.Clone(b)
+		bad[len(bad)-1] ^= 0xff
+		return bad
+	})
+	nodetest.Eventually(t, 15*time.Second, "the alert started", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
+	})
+	close(tr.release)
+	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "failed e3@x content-missing"})
+	if events[2].PlayedMS <= 0 {
+		t.Errorf("failed play reports %d ms played, want what was heard before the end", events[2].PlayedMS)
+	}
+	if missing := n.a.Status().ContentMissing; !slices.Contains(missing, refs[1].ID) {
+		t.Errorf("content missing %v, want the message: none of the wrong bytes kept", missing)
+	}
+}
+
+// nodeFile returns the bytes the controller serves for ref.
+func nodeFile(t *testing.T, ctl *nodetest.Controller, ref protocol.ContentRef) []byte {
+	t.Helper()
+	b, ok := ctl.File(ref.ID)
+	if !ok {
+		t.Fatalf("content %s not on the test controller", ref.ID)
+	}
+	return b
+}
+
+func lenFirst(plays [][]byte) int {
+	if len(plays) == 0 {
+		return 0
+	}
+	return len(plays[0])
+}

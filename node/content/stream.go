@@ -1,0 +1,253 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// PlayThroughEvidence is how long a download must have run before its rate
+// counts: the first moments of a connection say little about it.
+const PlayThroughEvidence = 500 * time.Millisecond
+
+// PlayThroughShare is the share of the content's play time within which
+// the rest of the download must be expected for it to play as it arrives.
+const PlayThroughShare = 0.75
+
+// ErrStreamBroken: the download a stream reads ended without the verified
+// content (its bytes did not match the id, nothing needs it any more) or
+// brought nothing for the stall timeout. It wraps the cause.
+var ErrStreamBroken = errors.New("content stream broken")
+
+// stream is the progress of one content's download, shared by its
+// attempts and read by its streams.
+type stream struct {
+	size int64         // bytes of the content (ContentRef.Size)
+	play time.Duration // its play time (ContentRef.DurationMS)
+
+	// Guarded by Cache.mu.
+	have     int64         // bytes in the part file
+	grew     chan struct{} // closed when have changes or the stream ends
+	ended    bool
+	end      error     // why it ended; nil: the verified file is in place
+	from     int64     // have when the current attempt began
+	began    time.Time // when the current attempt began; zero between attempts
+	playable bool
+}
+
+// streamable reports whether ref carries what a stream needs to judge the
+// rate: its size and play time.
+func streamable(size int64, play time.Duration) bool {
+	return size > nodeaudio.HeaderSize && play > 0
+}
+
+// playThrough reports whether a download with have of size bytes, of which
+// got arrived in the elapsed time of this attempt, would be complete within
+// PlayThroughShare of the play time at that rate.
+func playThrough(size, have, got int64, elapsed, play time.Duration) bool {
+	if have >= size {
+		return true
+	}
+	if have < nodeaudio.HeaderSize || got <= 0 || elapsed < PlayThroughEvidence {
+		return false
+	}
+	rest := time.Duration(float64(size-have) / float64(got) * float64(elapsed))
+	return rest <= time.Duration(PlayThroughShare*float64(play))
+}
+
+// moved records that the part file now holds have bytes and wakes the
+// readers. c.mu is held.
+func (s *stream) moved(have int64) {
+	if have == s.have {
+		return
+	}
+	s.have = have
+	close(s.grew)
+	s.grew = make(chan struct{})
+}
+
+// finish ends the stream. c.mu is held.
+func (s *stream) finish(err error) {
+	if s.ended {
+		return
+	}
+	s.ended, s.end, s.playable = true, err, false
+	close(s.grew)
+	s.grew = make(chan struct{})
+}
+
+// attempt begins a download attempt of ref that starts from have bytes,
+// making the stream if there is none. It returns nil for content a stream
+// cannot be judged for.
+func (c *Cache) attempt(id string, size int64, play time.Duration, have int64) *stream {
+	if !streamable(size, play) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.streams[id]
+	if s == nil || s.ended {
+		s = &stream{size: size, play: play, grew: make(chan struct{})}
+		c.streams[id] = s
+	}
+	s.moved(have)
+	s.from, s.began = have, c.cfg.Clock.Now()
+	return s
+}
+
+// progress records the bytes the attempt has written so far and, the
+// first time the download can play through, signals Changed.
+func (c *Cache) progress(s *stream, have int64) {
+	if s == nil {
+		return
+	}
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	s.moved(have)
+	if have < s.from {
+		// Started again from zero (the server ignored the range).
+		s.from, s.began = have, now
+	}
+	became := !s.playable && !s.began.IsZero() &&
+		playThrough(s.size, have, have-s.from, now.Sub(s.began), s.play)
+	if became {
+		s.playable = true
+	}
+	c.mu.Unlock()
+	if became {
+		c.signal(c.note)
+	}
+}
+
+// attemptEnded closes an attempt: err nil means the verified file is in
+// place and the stream ends; otherwise the stream waits for the next
+// attempt unless final says there will be none (the bytes were wrong, or
+// nothing needs the content). It signals Changed if the content was
+// Playable.
+func (c *Cache) attemptEnded(id string, err error, final bool) {
+	c.mu.Lock()
+	c.endAttempt(id, err, final)
+	c.mu.Unlock()
+}
+
+// endAttempt is attemptEnded with c.mu held.
+func (c *Cache) endAttempt(id string, err error, final bool) {
+	s := c.streams[id]
+	if s == nil {
+		return
+	}
+	was := s.playable
+	s.playable, s.began = false, time.Time{}
+	if err == nil || final {
+		s.finish(err)
+		delete(c.streams, id)
+	}
+	if was && err != nil {
+		c.signal(c.note)
+	}
+}
+
+// Playable reports whether content id can be played now: cached, or
+// downloading fast enough to play as it arrives (see "Played as it
+// arrives" in the package doc).
+func (c *Cache) Playable(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.present[id]; ok {
+		return true
+	}
+	s := c.streams[id]
+	return s != nil && s.playable
+}
+
+// OpenStream opens content id for playing: the cached file if it is in
+// place, else a reader of its download that waits for bytes still to come.
+// Reads fail with ctx's error once ctx is done, and with ErrStreamBroken if
+// the download ends without the content or brings nothing for the stall
+// timeout. The reader does not mark the content used; the finished
+// download does.
+func (c *Cache) OpenStream(ctx context.Context, id string) (io.ReadCloser, error) {
+	c.mu.Lock()
+	s := c.streams[id]
+	c.mu.Unlock()
+	if s == nil {
+		return c.openCached(id)
+	}
+	f, err := os.Open(c.Path(id) + partSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		// Finished (or failed) since: the file is in place, or not at all.
+		return c.openCached(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open content stream %s: %w", id, err)
+	}
+	return &streamReader{c: c, s: s, f: f, ctx: ctx, id: id, stall: c.cfg.StallTimeout}, nil
+}
+
+// openCached is Open as an io.ReadCloser (no typed nil on failure).
+func (c *Cache) openCached(id string) (io.ReadCloser, error) {
+	f, err := c.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// streamReader reads a download as it arrives.
+type streamReader struct {
+	c     *Cache
+	s     *stream
+	f     *os.File
+	ctx   context.Context
+	id    string
+	off   int64
+	stall time.Duration // Config.StallTimeout
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	var stall *time.Timer
+	defer func() {
+		if stall != nil {
+			stall.Stop()
+		}
+	}()
+	for {
+		r.c.mu.Lock()
+		have, ended, end, grew, size := r.s.have, r.s.ended, r.s.end, r.s.grew, r.s.size
+		r.c.mu.Unlock()
+		if ended && end != nil {
+			return 0, fmt.Errorf("content %s: %w: %w", r.id, ErrStreamBroken, end)
+		}
+		if ended && r.off >= size {
+			return 0, io.EOF
+		}
+		if r.off < have {
+			n, err := r.f.ReadAt(p[:min(int64(len(p)), have-r.off)], r.off)
+			r.off += int64(n)
+			if n > 0 {
+				return n, nil
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("content %s: %w", r.id, err)
+			}
+			// The file is shorter than have: a restart emptied it since.
+		}
+		if stall == nil {
+			stall = time.NewTimer(r.stall)
+		}
+		select {
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		case <-grew:
+		case <-stall.C:
+			return 0, fmt.Errorf("content %s: %w: %w", r.id, ErrStreamBroken, ErrStalled)
+		}
+	}
+}
+
+func (r *streamReader) Close() error { return r.f.Close() }

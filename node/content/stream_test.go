@@ -1,0 +1,341 @@
+package content
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+func TestPlayThrough(t *testing.T) {
+	const size = 160_000 // 20 s of node audio
+	play := 20 * time.Second
+	for _, c := range []struct {
+		name          string
+		have, got     int64
+		elapsed, play time.Duration
+		want          bool
+	}{
+		{"complete", size, size, 0, play, true},
+		{"no header yet", nodeaudio.HeaderSize - 1, nodeaudio.HeaderSize - 1, time.Second, play, false},
+		{"too soon to tell", 100_000, 100_000, PlayThroughEvidence - time.Millisecond, play, false},
+		{"faster than it plays", 16_000, 16_000, time.Second, play, true},                // 9 s to go
+		{"slower, but done in time", 40_000, 40_000, 5 * time.Second, play, true},        // 15 s to go, 15 s allowed
+		{"slower, done too late", 40_000, 39_000, 5 * time.Second, play, false},          // 15.4 s to go
+		{"resumed: the rate is this attempt's", 150_000, 1_000, time.Second, play, true}, // 10 s to go
+		{"resumed slowly", 100_000, 1_000, time.Second, play, false},                     // 60 s to go
+		{"nothing this attempt", 100_000, 0, time.Second, play, false},
+	} {
+		if got := playThrough(size, c.have, c.got, c.elapsed, c.play); got != c.want {
+			t.Errorf("%s: playThrough(have %d, got %d in %v) = %v, want %v", c.name, c.have, c.got, c.elapsed, got, c.want)
+		}
+	}
+}
+
+// pacedServer serves id's bytes in the chunks the test sends on more, one
+// chunk per value (its length in bytes), and lets a test cut the answer
+// by sending -1. Later requests (a resume) are served the same way from
+// where they ask.
+func pacedServer(t *testing.T, s *server, b []byte) chan int {
+	more := make(chan int)
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		from := int64(0)
+		if v := r.Header.Get("Range"); v != "" {
+			from, _ = strconv.ParseInt(v[len("bytes="):len(v)-1], 10, 64)
+			w.Header().Set("Content-Range", "bytes "+itoa(from)+"-"+itoa(int64(len(b)-1))+"/"+strconv.Itoa(len(b)))
+			w.Header().Set("Content-Length", itoa(int64(len(b))-from))
+			w.WriteHeader(http.StatusPartialContent)
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			w.WriteHeader(http.StatusOK)
+		}
+		w.(http.Flusher).Flush()
+		for from < int64(len(b)) {
+			select {
+			case k := <-more:
+				if k < 0 {
+					if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+						conn.Close()
+					}
+					return true
+				}
+				end := min(from+int64(k), int64(len(b)))
+				w.Write(b[from:end])
+				w.(http.Flusher).Flush()
+				from = end
+			case <-r.Context().Done():
+				return true
+			}
+		}
+		return true
+	}
+	return more
+}
+
+// streamRef is the ref of b as node audio of play time play.
+func streamRef(id string, b []byte, play time.Duration) protocol.ContentRef {
+	r := ref(id, len(b))
+	r.DurationMS = play.Milliseconds()
+	return r
+}
+
+// readAll reads r to its end in a goroutine.
+func readAll(r io.Reader) <-chan readResult {
+	done := make(chan readResult, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		done <- readResult{b, err}
+	}()
+	return done
+}
+
+type readResult struct {
+	b   []byte
+	err error
+}
+
+// fetchAsync runs one Fetch attempt in a goroutine.
+func fetchAsync(c *Cache, r protocol.ContentRef) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- c.Fetch(context.Background(), r) }()
+	return done
+}
+
+// TestStreamPlaysAsItArrives: 20 s of audio arriving faster than it plays
+// becomes Playable once the download has run long enough to judge its
+// rate (not before), with a Changed signal; a stream opened then reads
+// every byte as it arrives and ends once the file is verified and in
+// place.
+func TestStreamPlaysAsItArrives(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(160_000, 11)
+	more := pacedServer(t, s, b)
+	c := newCache(t, s)
+	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
+	c.cfg.Clock = fake
+	r := streamRef(id, b, 20*time.Second)
+	fetched := fetchAsync(c, r)
+
+	more <- 20_000
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 20_000 })
+	if c.Playable(id) {
+		t.Fatal("Playable before the download ran PlayThroughEvidence")
+	}
+	drain(c.Changed())
+	fake.Advance(time.Second)
+	more <- 20_000 // 40,000 in 1 s: the rest in 3 s, far within 15 s
+	select {
+	case <-c.Changed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Changed signal after the second chunk")
+	}
+	if !c.Playable(id) {
+		t.Fatal("not Playable after the second chunk: 40,000 of 160,000 bytes in 1 s")
+	}
+
+	st, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := readAll(st)
+	for left := len(b) - 40_000; left > 0; left -= 30_000 {
+		more <- 30_000
+	}
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	res := <-got
+	if res.err != nil || !bytes.Equal(res.b, b) {
+		t.Fatalf("stream read %d bytes (equal %v), err %v; want the %d bytes of the content", len(res.b), bytes.Equal(res.b, b), res.err, len(b))
+	}
+	if !c.Has(id) || !c.Playable(id) {
+		t.Errorf("after the download: Has %v, Playable %v", c.Has(id), c.Playable(id))
+	}
+}
+
+// TestSlowDownloadIsNotPlayable: a download that would end after the play
+// reached its end is not Playable, however long it runs.
+func TestSlowDownloadIsNotPlayable(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(160_000, 12)
+	more := pacedServer(t, s, b)
+	c := newCache(t, s)
+	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
+	c.cfg.Clock = fake
+	fetched := fetchAsync(c, streamRef(id, b, 20*time.Second))
+	have := 0
+	for range 10 {
+		fake.Advance(time.Second)
+		more <- 4_000 // 4 KB/s against 8 KB/s of play: 30 s for the rest at best
+		have += 4_000
+		waitFor(t, c, "the chunk on disk", func() bool { return c.streamHas(id) == int64(have) })
+		if c.Playable(id) {
+			t.Fatalf("Playable at %d of %d bytes, 4 KB/s", have, len(b))
+		}
+	}
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStreamWaitsForTheResume: the link is cut mid-download; the stream
+// gives what arrived, waits, and goes on with the resumed attempt (a
+// Range request) to the end.
+func TestStreamWaitsForTheResume(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(100_000, 13)
+	more := pacedServer(t, s, b)
+	c := newCache(t, s)
+	r := streamRef(id, b, 12*time.Second)
+	fetched := fetchAsync(c, r)
+	more <- 30_000
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 30_000 })
+	st, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := readAll(st)
+	more <- -1
+	if err := <-fetched; err == nil {
+		t.Fatal("the cut attempt ended without an error")
+	}
+	select {
+	case res := <-got:
+		t.Fatalf("the stream ended with the cut attempt: %d bytes, %v", len(res.b), res.err)
+	default:
+	}
+	fetched = fetchAsync(c, r)
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	if res := <-got; res.err != nil || !bytes.Equal(res.b, b) {
+		t.Fatalf("stream across the resume: %d bytes (equal %v), err %v", len(res.b), bytes.Equal(res.b, b), res.err)
+	}
+	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=30000-" {
+		t.Errorf("requests had Range %q, want none then bytes=30000-", rs)
+	}
+}
+
+// TestStreamOfWrongBytesFails: bytes that turn out not to match the id
+// end the stream with ErrStreamBroken (and ErrMismatch), and the cache
+// keeps nothing.
+func TestStreamOfWrongBytesFails(t *testing.T) {
+	s := newServer(t)
+	_, id := blob(50_000, 14)
+	bad, _ := blob(50_000, 15)
+	more := pacedServer(t, s, bad)
+	c := newCache(t, s)
+	fetched := fetchAsync(c, streamRef(id, bad, 6*time.Second))
+	more <- 10_000
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 10_000 })
+	st, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := readAll(st)
+	more <- len(bad)
+	if err := <-fetched; !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Fetch = %v, want ErrMismatch", err)
+	}
+	res := <-got
+	if !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrMismatch) {
+		t.Fatalf("stream of wrong bytes ended with %v, want ErrStreamBroken wrapping ErrMismatch", res.err)
+	}
+	if c.Has(id) || c.Playable(id) || len(leftovers(t, c)) != 0 {
+		t.Errorf("after wrong bytes: Has %v, Playable %v, files %v", c.Has(id), c.Playable(id), leftovers(t, c))
+	}
+}
+
+// TestStreamStops: a reader waiting for bytes returns when its context
+// ends, and with ErrStreamBroken when nothing needs the content any more.
+func TestStreamStops(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(50_000, 16)
+	more := pacedServer(t, s, b)
+	c := newCache(t, s)
+	r := streamRef(id, b, 6*time.Second)
+	c.Want(wants(r))
+	fetched := fetchAsync(c, r)
+	more <- 1_000
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 1_000 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := c.OpenStream(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := readAll(st)
+	cancel()
+	if res := <-got; !errors.Is(res.err, context.Canceled) || len(res.b) != 1_000 {
+		t.Errorf("cancelled stream: %d bytes, %v; want 1000 and context.Canceled", len(res.b), res.err)
+	}
+
+	st3, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	got = readAll(st3)
+	c.Want(nil)
+	if res := <-got; !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, errUnwanted) {
+		t.Errorf("stream of content no longer wanted ended with %v, want ErrStreamBroken", res.err)
+	}
+	more <- len(b)
+	<-fetched
+}
+
+// TestStreamStalls: a reader waiting for bytes that do not come gives up
+// after the stall timeout with ErrStreamBroken wrapping ErrStalled.
+func TestStreamStalls(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(50_000, 17)
+	more := pacedServer(t, s, b)
+	c := newCache(t, s)
+	c.cfg.StallTimeout = 50 * time.Millisecond
+	fetched := fetchAsync(c, streamRef(id, b, 6*time.Second))
+	more <- 1_000
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 1_000 })
+	st, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if res := <-readAll(st); !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrStalled) || len(res.b) != 1_000 {
+		t.Errorf("stalled stream: %d bytes, %v; want 1000 and ErrStreamBroken wrapping ErrStalled", len(res.b), res.err)
+	}
+	if err := <-fetched; !errors.Is(err, ErrStalled) {
+		t.Errorf("Fetch = %v, want ErrStalled", err)
+	}
+}
+
+// streamHas returns the bytes the download of id has on disk, -1 without
+// a download.
+func (c *Cache) streamHas(id string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.streams[id]; s != nil {
+		return s.have
+	}
+	return -1
+}
+
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
+}
