@@ -235,7 +235,11 @@
 // shows content_ready on the delivery. An occurrence whose content is not on
 // the node at its start waits for it within the late grace
 // (NodeConfig.LateGraceMS) and plays late if it comes; past the grace it
-// fails with ReasonContentMissing.
+// fails with ReasonContentMissing. Content still downloading counts as on
+// the node once its download is fast enough to stay ahead of the speaker
+// (ContentRef.Size and DurationMS give the rate it must keep): the node
+// plays it as it arrives, and a download that then ends without the
+// verified content fails the play with ReasonContentMissing.
 //
 // # Agent updates
 //

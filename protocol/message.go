@@ -431,8 +431,9 @@ const (
 	// or a final one if it cannot start again in time.
 	EventSuspended EventType = "suspended"
 	// EventContentReady: the node has the occurrence's content cached and
-	// verified, ready to play. Sent once per occurrence, after received,
-	// as soon as both the occurrence and its content are on the node.
+	// verified, or downloading fast enough to play as it arrives: ready to
+	// play. Sent once per occurrence, after received, as soon as both the
+	// occurrence and its content are on the node.
 	EventContentReady EventType = "content-ready"
 	// EventSelfTest carries the result of a self-test (Test), not of an
 	// occurrence.

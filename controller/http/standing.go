@@ -169,6 +169,23 @@ func (s *Server) handleSetStanding(w http.ResponseWriter, r *http.Request) error
 	if i := slices.IndexFunc(all, func(e *loaxa.StandingContent) bool { return e.Content == c.ID }); i >= 0 {
 		old = all[i].Areas
 	}
+	// The areas outside the caller's own subtree are not the caller's to
+	// name: those that keep the content keep it. A commune officer who
+	// keeps a warning on the commune does not take it off the island
+	// district the province keeps it on, nor needs to know of it.
+	u := userFrom(ctx)
+	sc, err := s.scopeOf(ctx, u, false)
+	if err != nil {
+		return err
+	}
+	if !sc.all {
+		for _, a := range old {
+			if !sc.within[a] {
+				areas = append(areas, a)
+			}
+		}
+		areas = slices.Compact(slices.Sorted(slices.Values(areas)))
+	}
 	// Whoever adds or removes an area must be allowed to alert it: what
 	// its clusters keep ready is for its emergencies.
 	for _, a := range symmetricDifference(old, areas) {
@@ -179,7 +196,6 @@ func (s *Server) handleSetStanding(w http.ResponseWriter, r *http.Request) error
 	if err := s.checkStandingBudget(ctx, all, c, areas); err != nil {
 		return err
 	}
-	u := userFrom(ctx)
 	stored, err := s.StandingService.SetStanding(ctx, c.ID, areas, u.Username)
 	if err != nil {
 		return err

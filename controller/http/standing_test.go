@@ -90,14 +90,34 @@ func TestStandingContent(t *testing.T) {
 		t.Errorf("the sibling commune's officer sees %+v", l)
 	}
 
-	// The district keeps it on Tiên Minh too; the commune officer may not
-	// take that away, nor add the district.
+	// The district keeps it on Tiên Minh too. The commune officer names
+	// only areas of the commune: Tiên Minh is not theirs to name and
+	// stays, whether they name it or not; the district may not be added.
 	e.call("PUT", path, district, map[string]any{"areas": []string{"12346", "12347"}}, http.StatusOK, nil)
-	for _, areas := range [][]string{{"12346"}, {"12346", "12347", "318"}} {
+	for _, areas := range [][]string{{"12346"}, {"12346", "12347"}} {
+		e.call("PUT", path, officer, map[string]any{"areas": areas}, http.StatusOK, &set)
+		if strings.Join(set.Areas, ",") != "12346,12347" {
+			t.Errorf("the commune officer sets %v: kept in %v, want Tiên Minh still", areas, set.Areas)
+		}
+	}
+	for _, areas := range [][]string{{"12346", "12347", "318"}, {"12346", "31"}} {
 		r := e.request("PUT", path, officer, "application/json", jsonBody(t, map[string]any{"areas": areas}))
 		if r.status != http.StatusForbidden {
 			t.Errorf("the commune officer sets %v: %d %s, want 403", areas, r.status, r.body)
 		}
+	}
+	// Taking the commune off leaves Tiên Minh, which the commune officer
+	// then no longer sees.
+	e.call("PUT", path, officer, map[string]any{"areas": []string{}}, http.StatusOK, &set)
+	if strings.Join(set.Areas, ",") != "12347" {
+		t.Errorf("the commune officer clears it: kept in %v, want Tiên Minh only", set.Areas)
+	}
+	if l := list(officer); len(l.Standing) != 0 {
+		t.Errorf("the commune officer still sees %+v", l)
+	}
+	e.call("PUT", path, officer, map[string]any{"areas": []string{"12346"}}, http.StatusOK, &set)
+	if strings.Join(set.Areas, ",") != "12346,12347" {
+		t.Errorf("the commune officer keeps it again: kept in %v, want both communes", set.Areas)
 	}
 	if l := list(other); len(l.Standing) != 1 || l.Standing[0].Nodes != 1 {
 		t.Errorf("Tiên Minh's officer after the district's change: %+v", l)

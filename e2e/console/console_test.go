@@ -222,7 +222,8 @@ func (b *Browser) Go(route, ready string) {
 
 // CheckAccessible fails the test for controls a screen reader cannot name:
 // form fields without a label, buttons and links without text, a page
-// without one h1.
+// without one h1. A control's text is its text content, so that one not
+// shown yet (in a closed <details>) is checked too.
 func (b *Browser) CheckAccessible(where string) {
 	b.t.Helper()
 	bad := MustEval[[]string](b, `(() => {
@@ -232,7 +233,7 @@ func (b *Browser) CheckAccessible(where string) {
 			if (el.type !== 'hidden' && !named(el)) out.push('field without a label: ' + el.outerHTML.slice(0, 100));
 		}
 		for (const el of document.querySelectorAll('button, a[href]')) {
-			if (!el.innerText.trim() && !el.getAttribute('aria-label') && !el.querySelector('img[alt]:not([alt=""])')) out.push('nameless ' + el.outerHTML.slice(0, 100));
+			if (!el.textContent.trim() && !el.getAttribute('aria-label') && !el.querySelector('img[alt]:not([alt=""])')) out.push('nameless ' + el.outerHTML.slice(0, 100));
 		}
 		const h1 = document.querySelectorAll('main h1').length;
 		if (h1 !== 1) out.push(h1 + ' h1 headings in main');

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,73 @@ func TestStandingContentFromTheLibrary(t *testing.T) {
 	b.CheckAccessible("#/library")
 }
 
+// TestStandingContentForChosenAreas: a district officer keeps a storm
+// surge warning on the clusters of one commune of the district, chosen in
+// the library; the island district that keeps it already (set by the
+// province, outside the officer's sight) keeps it still. Clearing the
+// choice stops keeping it in the officer's areas only.
+func TestStandingContentForChosenAreas(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "31")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateArea("11530", "Xã Tam Hưng", "311")
+	c.CreateArea("313", "Huyện Cát Hải", "31")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-thuy-nguyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+	surge := c.Upload("canh-bao-nuoc-dang.wav", rig.ToneWAV(550, 2*time.Second, 16000, 1))
+	c.MustDo("PUT", "/api/v1/content/"+surge.ID+"/standing", map[string]any{"areas": []string{"313"}}, nil)
+	keptIn := func() []string {
+		var l struct {
+			Standing []struct {
+				Content string
+				Areas   []string
+			}
+		}
+		c.MustDo("GET", "/api/v1/content/standing", nil, &l)
+		for _, s := range l.Standing {
+			if s.Content == surge.ID {
+				return s.Areas
+			}
+		}
+		return nil
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-thuy-nguyen", officerPassword, "Cán bộ huyện Thủy Nguyên")
+	b.Go("#/library", `document.querySelector('#library-table')`)
+	pick := `#library-table details[data-standing="` + surge.ID + `"]`
+	if got := MustEval[string](b, text(pick+` summary`)); got != "Lưu sẵn trên cụm loa" {
+		t.Errorf("the picker reads %q", got)
+	}
+	if got := MustEval[[]string](b, `[...document.querySelectorAll('`+pick+` input')].map(i => i.value + (i.checked ? '+' : ''))`); !slices.Equal(got, []string{"311", "11527", "11530"}) {
+		t.Errorf("the picker offers %q, want the district and its communes, none chosen", got)
+	}
+	b.Do("keep it on Lập Lễ's clusters",
+		chromedp.Click(chromedp.CSS(pick+` summary`)),
+		chromedp.Click(chromedp.CSS(`#keep-`+surge.ID[:16]+`-11527`)),
+		chromedp.Click(chromedp.CSS(`[data-standing-save="`+surge.ID+`"]`)))
+	b.Wait("the warning kept", `document.querySelector('#standing-list li[data-content="`+surge.ID+`"]') && document.querySelector('#standing-list li[data-content="`+surge.ID+`"]').innerText.includes('Xã Lập Lễ')`, 10*time.Second)
+	if got := keptIn(); !slices.Equal(got, []string{"11527", "313"}) {
+		t.Errorf("kept in %q, want the island district still and Lập Lễ", got)
+	}
+	if got := MustEval[string](b, text(pick+` summary`)); got != "Đổi địa bàn lưu sẵn" {
+		t.Errorf("the picker then reads %q", got)
+	}
+	b.Shot("27-luu-san-chon-dia-ban")
+
+	b.Do("clear the choice",
+		chromedp.Click(chromedp.CSS(pick+` summary`)),
+		chromedp.Click(chromedp.CSS(`#keep-`+surge.ID[:16]+`-11527`)),
+		chromedp.Click(chromedp.CSS(`[data-standing-save="`+surge.ID+`"]`)))
+	// Kept in Cát Hải only, it no longer reaches the district: not listed.
+	b.Wait("no longer kept in Lập Lễ", `document.querySelector('`+pick+` summary').innerText === 'Lưu sẵn trên cụm loa' && !document.querySelector('#standing-list li[data-content="`+surge.ID+`"]')`, 10*time.Second)
+	if got := keptIn(); !slices.Equal(got, []string{"313"}) {
+		t.Errorf("kept in %q after clearing, want the island district only", got)
+	}
+	b.CheckAccessible("#/library")
+}
+
 // heldLink is a cluster's HTTP link on which downloads of one content wait
 // until released, as over a slow 4G link.
 type heldLink struct {
@@ -125,7 +193,7 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
 	b.Wait("the board says it downloads", `!document.querySelector('#em-fetching').hidden`, 20*time.Second)
-	if got := MustEval[string](b, text("#em-fetching")); got != "1 cụm loa đã nhận lệnh và đang tải nội dung về: các cụm loa này phát ngay khi tải xong." {
+	if got := MustEval[string](b, text("#em-fetching")); got != "1 cụm loa đã nhận lệnh và đang tải nội dung về: mỗi cụm loa phát ngay khi đã tải đủ để phát liền mạch." {
 		t.Errorf("the board says %q", got)
 	}
 	close(link.release)

@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +39,7 @@ func BenchmarkFleetFetch(b *testing.B) {
 	for _, spread := range []time.Duration{0, 30 * time.Second} {
 		b.Run(fmt.Sprintf("nodes=%d/spread=%v", nodes, spread), func(b *testing.B) {
 			for b.Loop() {
-				run(b, creds, ref, spread, 10*time.Minute)
+				run(b, creds, ref, spread, 10*time.Minute, 0)
 			}
 		})
 	}
@@ -47,18 +49,76 @@ func BenchmarkFleetFetch(b *testing.B) {
 // an alert whose message none of them has: 20 s of speech made from typed
 // text a moment before, needed at the end of a 300 ms lead, with the
 // agent's spread (30 s, so a quarter of the lead). It reports how long
-// until every node has it: what an alert without standing content
+// until every node has it, and until every node could begin to play it
+// as it arrives (s-playable-*): what an alert without standing content
 // (docs/content.md) waits for, on top of its lead, at its last cluster.
 //
 //	LOAXA_BENCH_NODES=2000 go test -run '^$' -bench AlertFetch -benchtime 1x -timeout 60m ./e2e/fetchbench/
+//
+// LOAXA_BENCH_UPLINK_MBIT (a list, e.g. "0,1000,100") runs it once per
+// controller uplink: every node's download shares one link of that many
+// Mbit/s (0: loopback, no limit), in 4 KB turns, as TCP flows through one
+// bottleneck share it.
 func BenchmarkAlertFetch(b *testing.B) {
 	nodes := benchNodes(2000)
 	creds, ref := fleet(b, nodes, speechWAV(20*time.Second))
-	b.Run(fmt.Sprintf("nodes=%d/KB=%d", nodes, ref.Size/1000), func(b *testing.B) {
-		for b.Loop() {
-			run(b, creds, ref, 30*time.Second, 300*time.Millisecond)
+	for _, mbit := range uplinks() {
+		b.Run(fmt.Sprintf("nodes=%d/KB=%d/uplink-mbit=%d", nodes, ref.Size/1000, mbit), func(b *testing.B) {
+			for b.Loop() {
+				run(b, creds, ref, 30*time.Second, 300*time.Millisecond, mbit)
+			}
+		})
+	}
+}
+
+// uplinks is LOAXA_BENCH_UPLINK_MBIT, or no limit.
+func uplinks() []int {
+	var out []int
+	for _, f := range strings.Split(os.Getenv("LOAXA_BENCH_UPLINK_MBIT"), ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n >= 0 {
+			out = append(out, n)
 		}
-	})
+	}
+	if len(out) == 0 {
+		out = []int{0}
+	}
+	return out
+}
+
+// uplink is a link of a fixed rate that readers take turns on: each read
+// of n bytes waits for the link to have carried the reads before it, then
+// for n bytes' time.
+type uplink struct {
+	bytesPerSec float64
+	mu          sync.Mutex
+	free        time.Time // when the link has carried every read so far
+}
+
+func (u *uplink) carry(n int) {
+	now := time.Now()
+	u.mu.Lock()
+	at := u.free
+	if at.Before(now) {
+		at = now
+	}
+	at = at.Add(time.Duration(float64(n) / u.bytesPerSec * float64(time.Second)))
+	u.free = at
+	u.mu.Unlock()
+	time.Sleep(time.Until(at))
+}
+
+// limitedBody reads through an uplink in turns of at most 4 KB.
+type limitedBody struct {
+	io.ReadCloser
+	link *uplink
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	n, err := l.ReadCloser.Read(p[:min(len(p), 4096)])
+	if n > 0 {
+		l.link.carry(n)
+	}
+	return n, err
 }
 
 // benchNodes is LOAXA_BENCH_NODES, or def.
@@ -82,8 +142,11 @@ func fleet(b *testing.B, nodes int, audio []byte) ([]*protocol.Credentials, prot
 	return creds, protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
 }
 
-func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, spread, needIn time.Duration) {
+func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, spread, needIn time.Duration, uplinkMbit int) {
 	rt := &meter{next: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 5 * time.Second}}
+	if uplinkMbit > 0 {
+		rt.link = &uplink{bytesPerSec: float64(uplinkMbit) * 1e6 / 8}
+	}
 	client := &http.Client{Transport: rt}
 	dir := b.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,37 +168,69 @@ func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, s
 	for _, cache := range caches {
 		cache.Want([]content.Wanted{{ContentRef: ref, Need: need}})
 	}
-	for _, cache := range caches {
-		for !cache.Has(ref.ID) {
-			select {
-			case <-cache.Changed():
-			case <-time.After(time.Second):
+	// Per node: when it could begin to play the content (played as it
+	// arrives, node/content) and when it has all of it.
+	playable := make([]time.Duration, len(caches))
+	has := make([]time.Duration, len(caches))
+	var late atomic.Bool
+	var watch sync.WaitGroup
+	for i, cache := range caches {
+		watch.Go(func() {
+			for !cache.Has(ref.ID) {
+				if playable[i] == 0 && cache.Playable(ref.ID) {
+					playable[i] = time.Since(start)
+				}
+				select {
+				case <-cache.Changed():
+				case <-time.After(100 * time.Millisecond):
+				}
+				if time.Since(start) > 10*time.Minute {
+					late.Store(true)
+					return
+				}
 			}
-			if time.Since(start) > 10*time.Minute {
-				b.Fatal("not every node has the content after 10 minutes")
+			has[i] = time.Since(start)
+			if playable[i] == 0 {
+				playable[i] = has[i]
 			}
-		}
+		})
 	}
-	all := time.Since(start)
+	watch.Wait()
+	if late.Load() {
+		b.Fatal("not every node has the content after 10 minutes")
+	}
+	all := slices.Max(has)
 	cancel()
 	wg.Wait()
 	rt.transportClose()
 	b.ReportMetric(all.Seconds(), "s-until-all")
 	b.ReportMetric(float64(rt.peak.Load()), "peak-in-flight")
 	b.ReportMetric(float64(rt.failed.Load()), "failed-requests")
+	for _, f := range rt.failures() {
+		b.Logf("failed requests: %s", f)
+	}
 	d := rt.durations()
 	b.ReportMetric(d[len(d)/2].Seconds()*1000, "p50-ms")
 	b.ReportMetric(d[len(d)*99/100].Seconds()*1000, "p99-ms")
+	if needIn < time.Minute {
+		slices.Sort(playable)
+		slices.Sort(has)
+		b.ReportMetric(playable[len(playable)/2].Seconds(), "s-playable-p50")
+		b.ReportMetric(playable[len(playable)-1].Seconds(), "s-playable-all")
+		b.ReportMetric(has[len(has)/2].Seconds(), "s-has-p50")
+	}
 }
 
 // meter counts requests in flight and times them to the end of the body.
 type meter struct {
 	next     *http.Transport
+	link     *uplink // nil: no limit
 	inFlight atomic.Int64
 	peak     atomic.Int64
 	failed   atomic.Int64
 	mu       sync.Mutex
 	times    []time.Duration
+	causes   map[string]int // failed requests by cause
 }
 
 func (m *meter) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -144,15 +239,49 @@ func (m *meter) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	start := time.Now()
 	resp, err := m.next.RoundTrip(r)
-	if err != nil || resp.StatusCode >= 300 {
-		m.failed.Add(1)
+	switch {
+	case err != nil:
+		m.fail(err.Error())
+	case resp.StatusCode >= 300:
+		m.fail(resp.Status)
 	}
 	if err != nil {
 		m.done(start)
 		return nil, err
 	}
+	if m.link != nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, link: m.link}
+	}
 	resp.Body = &timedBody{ReadCloser: resp.Body, end: func() { m.done(start) }}
 	return resp, nil
+}
+
+// fail counts a failed request by its cause, addresses and ports left
+// out so that like causes count together.
+func (m *meter) fail(cause string) {
+	m.failed.Add(1)
+	cause = addrs.ReplaceAllString(cause, "ADDR")
+	m.mu.Lock()
+	if m.causes == nil {
+		m.causes = map[string]int{}
+	}
+	m.causes[cause]++
+	m.mu.Unlock()
+}
+
+var addrs = regexp.MustCompile(`[0-9.]+:[0-9]+`)
+
+// failures lists the causes of failed requests, most frequent first.
+func (m *meter) failures() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for c, n := range m.causes {
+		out = append(out, fmt.Sprintf("%6d %s", n, c))
+	}
+	slices.Sort(out)
+	slices.Reverse(out)
+	return out
 }
 
 func (m *meter) done(start time.Time) {

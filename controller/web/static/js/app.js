@@ -67,6 +67,13 @@ class Context {
     walk('', 0);
     return out;
   }
+  /** within reports whether area lies in (or is) root. */
+  within(area, root) {
+    for (let a = area; a; a = (this.areaByID.get(a) || {}).parent) if (a === root) return true;
+    return false;
+  }
+  /** outermost keeps of areas those not inside another one of them. */
+  outermost(areas) { return areas.filter((a) => !areas.some((o) => o !== a && this.within(a, o))); }
   /** defaultArea is the user's own area, or the first root. */
   defaultArea() { return this.me.area || (this.roots()[0] || {}).id || ''; }
   /** scope says who the user is over which area: "Cán bộ xã Lập Lễ". */

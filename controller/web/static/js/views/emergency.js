@@ -92,7 +92,7 @@ async function compose(ctx, main, recent) {
       fill(status);
       const areas = boxes.map((l) => l.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
       // An area includes its subtree: drop areas already inside a chosen one.
-      const targets = areas.filter((a) => !areas.some((o) => o !== a && within(ctx, a, o)));
+      const targets = ctx.outermost(areas);
       if (targets.length === 0) { fill(status, h('p', { class: 'error' }, t('emergency.pick_area'))); return; }
       if (how.value === 'text' && !text.value.trim()) { fill(status, h('p', { class: 'error' }, t('emergency.need_text'))); return; }
       if (how.value === 'content' && !contentSel.value) { fill(status, h('p', { class: 'error' }, t('emergency.need_content'))); return; }
@@ -281,10 +281,7 @@ async function capFeeds() {
 }
 
 /** within reports whether area lies in (or is) root. */
-function within(ctx, area, root) {
-  for (let a = area; a; a = (ctx.areaByID.get(a) || {}).parent) if (a === root) return true;
-  return false;
-}
+function within(ctx, area, root) { return ctx.within(area, root); }
 
 const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
 

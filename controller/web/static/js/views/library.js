@@ -56,15 +56,19 @@ function showStanding(ctx, panel, list) {
 }
 
 /**
- * standingCell is a content's standing state in the library, with the
- * button that keeps it on the clusters of the officer's area, or stops
- * keeping it there, for an officer who may alert the area.
+ * standingCell is a content's standing state in the library, with what
+ * changes it for an officer who may alert: a commune officer's one button
+ * keeps it on the commune's clusters or stops; an officer over several
+ * areas chooses them (a storm-surge warning for the coastal districts
+ * only).
  */
 function standingCell(ctx, c, s, reload) {
   const area = ctx.defaultArea();
   const here = s && s.areas.includes(area);
   const state = s ? h('div', { class: 'hint' }, standingReady(s)) : null;
   if (!ctx.may('emergency') || !area) return state || '—';
+  const scope = ctx.areaOptions();
+  if (scope.length > 1) return h('div', {}, standingPicker(ctx, c, s, scope, reload), state);
   const button = h('button', {
     type: 'button', class: here ? 'secondary' : '', dataset: { standing: c.id },
     onclick: async () => {
@@ -82,6 +86,44 @@ function standingCell(ctx, c, s, reload) {
     },
   }, t(here ? 'library.standing_remove' : 'library.standing_add'));
   return h('div', {}, button, state);
+}
+
+/**
+ * standingPicker chooses the areas whose clusters keep c, among those the
+ * officer sees; areas outside them that keep it stay as they are.
+ */
+function standingPicker(ctx, c, s, scope, reload) {
+  const kept = s ? s.areas : [];
+  const seen = new Set(scope.map(([id]) => id));
+  const key = c.id.slice(0, 16);
+  const boxes = scope.map(([id, label]) => {
+    const box = h('input', { type: 'checkbox', value: id, id: `keep-${key}-${id}`, checked: kept.includes(id) });
+    return h('label', { class: 'check', for: box.id }, box, label);
+  });
+  const status = h('div', { 'aria-live': 'polite' });
+  const save = h('button', {
+    type: 'button', dataset: { standingSave: c.id },
+    onclick: async () => {
+      const chosen = ctx.outermost(boxes.map((l) => l.querySelector('input')).filter((b) => b.checked).map((b) => b.value));
+      const areas = [...kept.filter((a) => !seen.has(a)), ...chosen];
+      save.disabled = true;
+      fill(status);
+      try {
+        await api('PUT', `/content/${encodeURIComponent(c.id)}/standing`, { areas });
+        toast(chosen.length ?
+          t('library.standing_added', { title: c.title, area: chosen.map((a) => ctx.areaName(a)).join(', ') }) :
+          t('library.standing_cleared', { title: c.title }));
+        await reload();
+      } catch (err) {
+        fill(status, errorBox(err));
+        save.disabled = false;
+      }
+    },
+  }, t('library.standing_save'));
+  return h('details', { class: 'standing-pick', dataset: { standing: c.id } },
+    h('summary', {}, t(kept.length ? 'library.standing_change' : 'library.standing_add')),
+    h('p', { class: 'hint' }, t('library.standing_pick')),
+    h('div', { class: 'checks' }, boxes), save, status);
 }
 
 function sourceLabel(c) {
