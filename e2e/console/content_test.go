@@ -138,10 +138,15 @@ func TestStandingContentForChosenAreas(t *testing.T) {
 	if got := keptIn(); !slices.Equal(got, []string{"11527", "313"}) {
 		t.Errorf("kept in %q, want the island district still and Lập Lễ", got)
 	}
+	if got := MustEval[string](b, text(`#standing-list li[data-content="`+surge.ID+`"]`)); !contains(got, "Xã Lập Lễ và 1 địa bàn khác") {
+		t.Errorf("the standing list says %q, want Lập Lễ by name and the district it cannot see counted", got)
+	}
 	if got := MustEval[string](b, text(pick+` summary`)); got != "Đổi địa bàn lưu sẵn" {
 		t.Errorf("the picker then reads %q", got)
 	}
+	b.Do("open the picker", chromedp.Click(chromedp.CSS(pick+` summary`)))
 	b.Shot("27-luu-san-chon-dia-ban")
+	b.Do("close it", chromedp.Click(chromedp.CSS(pick+` summary`)))
 
 	b.Do("clear the choice",
 		chromedp.Click(chromedp.CSS(pick+` summary`)),

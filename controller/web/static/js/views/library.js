@@ -51,8 +51,21 @@ function showStanding(ctx, panel, list) {
     h('p', { class: 'hint' }, t('library.standing_explain', { mib: fmtNumber((list.max_bytes || 0) / 1048576) })),
     items.length === 0 ? h('p', { class: 'muted' }, t('library.standing_none')) :
       h('ul', { id: 'standing-list' }, items.map((s) => h('li', { dataset: { content: s.content } },
-        h('strong', {}, s.title), ` · ${fmtDuration(s.duration_ms)} · `, s.areas.map((a) => ctx.areaName(a)).join(', '), ' · ',
+        h('strong', {}, s.title), ` · ${fmtDuration(s.duration_ms)} · `, keptWhere(ctx, s.areas), ' · ',
         h('span', { class: s.ready < s.nodes ? 's-pending' : 's-completed' }, standingReady(s))))));
+}
+
+/**
+ * keptWhere names the areas that keep standing content: those the officer
+ * sees by name, the others (elsewhere in the province) by their number.
+ */
+function keptWhere(ctx, areas) {
+  const known = areas.filter((a) => ctx.areaByID.has(a) || ctx.aboveByID.has(a));
+  const names = known.map((a) => ctx.areaName(a)).join(', ');
+  const others = areas.length - known.length;
+  if (!others) return names;
+  if (!names) return t('library.standing_elsewhere', { n: fmtNumber(others) });
+  return names + ' ' + t('library.standing_elsewhere_more', { n: fmtNumber(others) });
 }
 
 /**
