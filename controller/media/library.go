@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -48,6 +49,54 @@ type Library struct {
 	MaxUploadBytes int64         // larger uploads are ETooLarge; 0 means the default
 	MaxDuration    time.Duration // longer audio is ETooLarge; 0 means the default
 	Logger         *slog.Logger
+
+	mu   sync.Mutex
+	open map[string]*sharedAudio // content id → its file while some reader has it open
+}
+
+// sharedAudio is one open file of a content's audio, shared by every
+// reader at once: an alert's message fetched by a province's 10,000 nodes
+// together is one open file at the controller, not 10,000 (each a file
+// descriptor, next to each node's connection, against the service's
+// LimitNOFILE). Readers read at their own offsets (ReadAt).
+type sharedAudio struct {
+	f    *os.File
+	size int64
+	refs int
+}
+
+// audioReader is one reader of a sharedAudio.
+type audioReader struct {
+	*io.SectionReader
+	l      *Library
+	id     string
+	s      *sharedAudio
+	closed bool
+}
+
+// Close releases the reader; the file closes with its last reader.
+func (r *audioReader) Close() error {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.s.refs--
+	if r.s.refs > 0 {
+		return nil
+	}
+	if r.l.open[r.id] == r.s {
+		delete(r.l.open, r.id)
+	}
+	return r.s.f.Close()
+}
+
+// openAudioFiles says how many audio files are open (tests).
+func (l *Library) openAudioFiles() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.open)
 }
 
 var _ loaxa.MediaService = (*Library)(nil)
@@ -191,13 +240,45 @@ func (l *Library) OpenAudio(ctx context.Context, id string) (io.ReadSeekCloser, 
 	if !protocol.ValidContentID(id) {
 		return nil, loaxa.Errorf(loaxa.EInvalid, "content id %q is not a lower-case hex SHA-256", id)
 	}
+	if r := l.share(id, nil, 0); r != nil {
+		return r, nil
+	}
 	f, err := os.Open(l.path(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, loaxa.Errorf(loaxa.ENotFound, "no audio stored for content %s", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("open audio %s: %w", id, err)
 	}
-	return f, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audio %s: %w", id, err)
+	}
+	return l.share(id, f, st.Size()), nil
+}
+
+// share returns a reader of the shared file of id: the one open already
+// (closing f, opened meanwhile, if given), or f of size if none is and f
+// is given; nil if none is open and no f is given. Content is named by
+// its bytes, so a file open already is the same audio.
+func (l *Library) share(id string, f *os.File, size int64) io.ReadSeekCloser {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.open[id]
+	switch {
+	case s != nil && f != nil:
+		f.Close()
+	case s == nil && f == nil:
+		return nil
+	case s == nil:
+		s = &sharedAudio{f: f, size: size}
+		if l.open == nil {
+			l.open = make(map[string]*sharedAudio)
+		}
+		l.open[id] = s
+	}
+	s.refs++
+	return &audioReader{SectionReader: io.NewSectionReader(s.f, 0, s.size), l: l, id: id, s: s}
 }
 
 // TempDir is where work in progress goes; Open empties it, so other parts

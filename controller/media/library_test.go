@@ -514,6 +514,76 @@ func TestIngestStoresIdenticalAudioOnce(t *testing.T) {
 	assertTmpEmpty(t, l)
 }
 
+// TestOpenAudioSharesOneFile: readers of one content at once share one
+// open file, each at its own offset; the file closes with the last of
+// them, and a later reader opens it again.
+func TestOpenAudioSharesOneFile(t *testing.T) {
+	l := newTestLibrary(t)
+	c := mustIngest(t, l, testWAV{rate: 16000, channels: 1, bits: 16}.bytes(16000, sine(1000, 0.5, 16000)), "one-second.wav")
+	want, err := os.ReadFile(l.path(c.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readers []io.ReadSeekCloser
+	for range 3 {
+		r, err := l.OpenAudio(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readers = append(readers, r)
+	}
+	if n := l.openAudioFiles(); n != 1 {
+		t.Fatalf("%d audio files open for three readers of one content, want 1", n)
+	}
+	// Interleaved reads and a seek: each reader keeps its own place.
+	got := make([][]byte, len(readers))
+	buf := make([]byte, 1000)
+	for done := 0; done < len(readers); {
+		done = 0
+		for i, r := range readers {
+			n, err := r.Read(buf)
+			got[i] = append(got[i], buf[:n]...)
+			if err == io.EOF {
+				done++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want) {
+			t.Errorf("reader %d read %d bytes, not the file's %d", i, len(got[i]), len(want))
+		}
+	}
+	if _, err := readers[0].Seek(100, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if rest, _ := io.ReadAll(readers[0]); !bytes.Equal(rest, want[100:]) {
+		t.Error("after a seek the reader does not read from there")
+	}
+	readers[0].Close()
+	readers[0].Close() // twice: no effect on the others
+	readers[1].Close()
+	if _, err := readers[2].Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := io.ReadAll(readers[2]); err != nil || !bytes.Equal(all, want) {
+		t.Errorf("the last reader after the others closed: %d bytes, %v", len(all), err)
+	}
+	readers[2].Close()
+	if n := l.openAudioFiles(); n != 0 {
+		t.Fatalf("%d audio files open after every reader closed", n)
+	}
+	r, err := l.OpenAudio(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if all, err := io.ReadAll(r); err != nil || !bytes.Equal(all, want) {
+		t.Errorf("a reader opened again: %d bytes, %v", len(all), err)
+	}
+}
+
 func TestOpenAudio(t *testing.T) {
 	l := newTestLibrary(t)
 	c := mustIngest(t, l, testWAV{rate: 16000, channels: 1, bits: 16}.bytes(16000, sine(1000, 0.5, 16000)), "one-second.wav")
