@@ -1,19 +1,23 @@
 // Package fetchbench measures a fleet fetching new content from a real
 // controller at once: the node content cache (node/content) of N enrolled
-// nodes against the controller's audio route, with and without the spread
-// of first fetches. It has benchmarks only; scripts/bench-content.sh runs
-// them.
+// nodes, in fleet processes of 2,500 (the test binary run again), against
+// the controller's audio route in the benchmark's process, with and
+// without the spread of first fetches. It has benchmarks only;
+// scripts/bench-content.sh runs them.
 package fetchbench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -142,43 +146,207 @@ func fleet(b *testing.B, nodes int, audio []byte) ([]*protocol.Credentials, prot
 	return creds, protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
 }
 
-func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, spread, needIn time.Duration, uplinkMbit int) {
-	rt := &meter{next: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 5 * time.Second}}
-	if uplinkMbit > 0 {
-		rt.link = &uplink{bytesPerSec: float64(uplinkMbit) * 1e6 / 8}
+// perProcess is how many nodes one fleet process holds: each node's
+// download is a connection and a part file, and one process (with the
+// controller in it) would pass this machine's 20,000 open files.
+const perProcess = 2500
+
+// job is what a fleet process is asked to do (JSON on its stdin).
+type job struct {
+	Creds       []*protocol.Credentials `json:"creds"`
+	Ref         protocol.ContentRef     `json:"ref"`
+	Spread      time.Duration           `json:"spread"`
+	NeedIn      time.Duration           `json:"need_in"`
+	BytesPerSec float64                 `json:"bytes_per_sec"` // its share of the uplink; 0: no limit
+}
+
+// result is what a fleet process measured (JSON on its stdout).
+type result struct {
+	Playable []time.Duration `json:"playable"` // per node, since the start
+	Has      []time.Duration `json:"has"`
+	Requests []time.Duration `json:"requests"`
+	Peak     int64           `json:"peak"`
+	Failures map[string]int  `json:"failures"`
+	Late     bool            `json:"late"`
+}
+
+// TestMain runs a fleet process when the benchmark starts the test binary
+// as one (fleetEnv set), else the benchmarks.
+func TestMain(m *testing.M) {
+	if os.Getenv(fleetEnv) != "" {
+		if err := fleetProcess(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	client := &http.Client{Transport: rt}
-	dir := b.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	caches := make([]*content.Cache, len(creds))
-	for i, cr := range creds {
-		cache, err := content.Open(content.Config{
-			Dir: filepath.Join(dir, cr.Node), BaseURL: cr.Controller, Username: cr.Username, Secret: cr.Secret,
-			Client: client, Spread: spread, BackoffMin: 2 * time.Second, BackoffMax: time.Minute,
-		})
+	os.Exit(m.Run())
+}
+
+const fleetEnv = "LOAXA_FETCHBENCH_FLEET"
+
+// run has the nodes of creds, in fleet processes of perProcess, learn at
+// the same instant that they need ref within needIn, and reports how long
+// until every node could play it as it arrives and until every node had
+// it. An uplink of uplinkMbit (0: no limit) is shared by all downloads:
+// each process gets its share of it, shared by its nodes.
+func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, spread, needIn time.Duration, uplinkMbit int) {
+	procs := (len(creds) + perProcess - 1) / perProcess
+	type proc struct {
+		cmd *exec.Cmd
+		in  io.WriteCloser
+		out *bufio.Scanner
+	}
+	var ps []proc
+	defer func() {
+		for _, p := range ps {
+			p.in.Close()
+			p.cmd.Wait()
+		}
+	}()
+	for i := range procs {
+		chunk := creds[i*perProcess : min((i+1)*perProcess, len(creds))]
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), fleetEnv+"=1")
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
 		if err != nil {
 			b.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		ps = append(ps, proc{cmd, in, sc})
+		j := job{Creds: chunk, Ref: ref, Spread: spread, NeedIn: needIn}
+		if uplinkMbit > 0 {
+			j.BytesPerSec = float64(uplinkMbit) * 1e6 / 8 * float64(len(chunk)) / float64(len(creds))
+		}
+		if err := json.NewEncoder(in).Encode(j); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, p := range ps {
+		if !p.out.Scan() || p.out.Text() != "ready" {
+			b.Fatalf("a fleet process did not get ready: %q %v", p.out.Text(), p.out.Err())
+		}
+	}
+	start := time.Now().Add(100 * time.Millisecond)
+	for _, p := range ps {
+		fmt.Fprintln(p.in, start.UnixNano())
+	}
+	var playable, has, requests []time.Duration
+	var peak int64
+	failures := map[string]int{}
+	for _, p := range ps {
+		if !p.out.Scan() {
+			b.Fatalf("a fleet process gave no result: %v", p.out.Err())
+		}
+		var r result
+		if err := json.Unmarshal(p.out.Bytes(), &r); err != nil {
+			b.Fatal(err)
+		}
+		if r.Late {
+			b.Fatal("not every node has the content after 10 minutes")
+		}
+		playable, has, requests = append(playable, r.Playable...), append(has, r.Has...), append(requests, r.Requests...)
+		peak += r.Peak
+		for c, n := range r.Failures {
+			failures[c] += n
+		}
+	}
+	slices.Sort(playable)
+	slices.Sort(has)
+	slices.Sort(requests)
+	failed := 0
+	for c, n := range failures {
+		failed += n
+		b.Logf("failed requests: %6d %s", n, c)
+	}
+	b.ReportMetric(has[len(has)-1].Seconds(), "s-until-all")
+	b.ReportMetric(float64(peak), "peak-in-flight")
+	b.ReportMetric(float64(failed), "failed-requests")
+	b.ReportMetric(requests[len(requests)/2].Seconds()*1000, "p50-ms")
+	b.ReportMetric(requests[len(requests)*99/100].Seconds()*1000, "p99-ms")
+	if needIn < time.Minute {
+		b.ReportMetric(playable[len(playable)/2].Seconds(), "s-playable-p50")
+		b.ReportMetric(playable[len(playable)-1].Seconds(), "s-playable-all")
+		b.ReportMetric(has[len(has)/2].Seconds(), "s-has-p50")
+	}
+}
+
+// fleetProcess runs the node caches of the job read from in: it says
+// "ready" once they run, waits for the start instant (Unix ns, a line),
+// then has every cache want the content at that instant and writes what
+// it measured.
+func fleetProcess(in io.Reader, out io.Writer) error {
+	dec := json.NewDecoder(in)
+	var j job
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("read job: %w", err)
+	}
+	rt := &meter{next: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 5 * time.Second}}
+	if j.BytesPerSec > 0 {
+		rt.link = &uplink{bytesPerSec: j.BytesPerSec}
+	}
+	client := &http.Client{Transport: rt}
+	dir, err := os.MkdirTemp("", "fetchbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		rt.transportClose()
+	}()
+	caches := make([]*content.Cache, len(j.Creds))
+	for i, cr := range j.Creds {
+		cache, err := content.Open(content.Config{
+			Dir: filepath.Join(dir, cr.Node), BaseURL: cr.Controller, Username: cr.Username, Secret: cr.Secret,
+			Client: client, Spread: j.Spread, BackoffMin: 2 * time.Second, BackoffMax: time.Minute,
+		})
+		if err != nil {
+			return err
 		}
 		caches[i] = cache
 		wg.Go(func() { cache.Run(ctx) })
 	}
-	start := time.Now()
-	need := start.Add(needIn)
+	fmt.Fprintln(out, "ready")
+	lines := bufio.NewReader(io.MultiReader(dec.Buffered(), in))
+	var line string
+	for strings.TrimSpace(line) == "" {
+		if line, err = lines.ReadString('\n'); err != nil && strings.TrimSpace(line) == "" {
+			return fmt.Errorf("read the start: %w", err)
+		}
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+	if err != nil {
+		return fmt.Errorf("read the start: %w", err)
+	}
+	start := time.Unix(0, ns)
+	time.Sleep(time.Until(start))
+	need := start.Add(j.NeedIn)
 	for _, cache := range caches {
-		cache.Want([]content.Wanted{{ContentRef: ref, Need: need}})
+		cache.Want([]content.Wanted{{ContentRef: j.Ref, Need: need}})
 	}
 	// Per node: when it could begin to play the content (played as it
 	// arrives, node/content) and when it has all of it.
-	playable := make([]time.Duration, len(caches))
-	has := make([]time.Duration, len(caches))
+	r := result{Playable: make([]time.Duration, len(caches)), Has: make([]time.Duration, len(caches))}
 	var late atomic.Bool
 	var watch sync.WaitGroup
 	for i, cache := range caches {
 		watch.Go(func() {
-			for !cache.Has(ref.ID) {
-				if playable[i] == 0 && cache.Playable(ref.ID) {
-					playable[i] = time.Since(start)
+			for !cache.Has(j.Ref.ID) {
+				if r.Playable[i] == 0 && cache.Playable(j.Ref.ID) {
+					r.Playable[i] = time.Since(start)
 				}
 				select {
 				case <-cache.Changed():
@@ -189,36 +357,20 @@ func run(b *testing.B, creds []*protocol.Credentials, ref protocol.ContentRef, s
 					return
 				}
 			}
-			has[i] = time.Since(start)
-			if playable[i] == 0 {
-				playable[i] = has[i]
+			r.Has[i] = time.Since(start)
+			if r.Playable[i] == 0 {
+				r.Playable[i] = r.Has[i]
 			}
 		})
 	}
 	watch.Wait()
-	if late.Load() {
-		b.Fatal("not every node has the content after 10 minutes")
-	}
-	all := slices.Max(has)
-	cancel()
-	wg.Wait()
-	rt.transportClose()
-	b.ReportMetric(all.Seconds(), "s-until-all")
-	b.ReportMetric(float64(rt.peak.Load()), "peak-in-flight")
-	b.ReportMetric(float64(rt.failed.Load()), "failed-requests")
-	for _, f := range rt.failures() {
-		b.Logf("failed requests: %s", f)
-	}
-	d := rt.durations()
-	b.ReportMetric(d[len(d)/2].Seconds()*1000, "p50-ms")
-	b.ReportMetric(d[len(d)*99/100].Seconds()*1000, "p99-ms")
-	if needIn < time.Minute {
-		slices.Sort(playable)
-		slices.Sort(has)
-		b.ReportMetric(playable[len(playable)/2].Seconds(), "s-playable-p50")
-		b.ReportMetric(playable[len(playable)-1].Seconds(), "s-playable-all")
-		b.ReportMetric(has[len(has)/2].Seconds(), "s-has-p50")
-	}
+	r.Late = late.Load()
+	r.Requests = rt.durations()
+	r.Peak = rt.peak.Load()
+	rt.mu.Lock()
+	r.Failures = rt.causes
+	rt.mu.Unlock()
+	return json.NewEncoder(out).Encode(r)
 }
 
 // meter counts requests in flight and times them to the end of the body.
@@ -270,19 +422,6 @@ func (m *meter) fail(cause string) {
 }
 
 var addrs = regexp.MustCompile(`[0-9.]+:[0-9]+`)
-
-// failures lists the causes of failed requests, most frequent first.
-func (m *meter) failures() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for c, n := range m.causes {
-		out = append(out, fmt.Sprintf("%6d %s", n, c))
-	}
-	slices.Sort(out)
-	slices.Reverse(out)
-	return out
-}
 
 func (m *meter) done(start time.Time) {
 	m.inFlight.Add(-1)
