@@ -38,9 +38,10 @@
 // as it arrives, as a radio plays a stream.
 //
 // Content is Playable while its download runs once the download has run
-// for PlayThroughEvidence and, at the rate measured so far in that
-// attempt, would be complete within PlayThroughShare of the content's
-// play time (ContentRef.DurationMS): a play from the beginning then does
+// for PlayThroughEvidence since its first bytes and, at the rate measured
+// since then (not counting the wait for the controller's answer), would
+// be complete within PlayThroughShare of the content's play time
+// (ContentRef.DurationMS): a play from the beginning then does
 // not catch up with the download, with a margin for the rate to drop.
 // Once Playable it stays so until the attempt ends, so a play being
 // prepared is not dropped and made again; Changed signals when content

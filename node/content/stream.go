@@ -31,12 +31,15 @@ type stream struct {
 	play time.Duration // its play time (ContentRef.DurationMS)
 
 	// Guarded by Cache.mu.
-	have     int64         // bytes in the part file
-	grew     chan struct{} // closed when have changes or the stream ends
-	ended    bool
-	end      error     // why it ended; nil: the verified file is in place
-	from     int64     // have when the current attempt began
-	began    time.Time // when the current attempt began; zero between attempts
+	have    int64         // bytes in the part file
+	grew    chan struct{} // closed when have changes or the stream ends
+	ended   bool
+	end     error // why it ended; nil: the verified file is in place
+	running bool  // an attempt is under way
+	// The rate of the attempt under way is measured from its first bytes:
+	// the wait for the controller's answer says nothing of the link.
+	from     int64     // have when they came
+	began    time.Time // when they came; zero before
 	playable bool
 }
 
@@ -96,7 +99,7 @@ func (c *Cache) attempt(id string, size int64, play time.Duration, have int64) *
 		c.streams[id] = s
 	}
 	s.moved(have)
-	s.from, s.began = have, c.cfg.Clock.Now()
+	s.running, s.from, s.began = true, have, time.Time{}
 	return s
 }
 
@@ -109,12 +112,15 @@ func (c *Cache) progress(s *stream, have int64) {
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
 	s.moved(have)
-	if have < s.from {
-		// Started again from zero (the server ignored the range).
+	switch {
+	case !s.running:
+	case s.began.IsZero() && have > s.from, have < s.from:
+		// The first bytes of the attempt: the rate counts from here. Or
+		// it started again from zero (the server ignored the range).
 		s.from, s.began = have, now
 	}
-	became := !s.playable && !s.began.IsZero() &&
-		playThrough(s.size, have, have-s.from, now.Sub(s.began), s.play)
+	became := s.running && !s.playable && (have >= s.size ||
+		!s.began.IsZero() && playThrough(s.size, have, have-s.from, now.Sub(s.began), s.play))
 	if became {
 		s.playable = true
 	}
@@ -142,7 +148,7 @@ func (c *Cache) endAttempt(id string, err error, final bool) {
 		return
 	}
 	was := s.playable
-	s.playable, s.began = false, time.Time{}
+	s.running, s.playable, s.began = false, false, time.Time{}
 	if err == nil || final {
 		s.finish(err)
 		delete(c.streams, id)

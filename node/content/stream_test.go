@@ -162,6 +162,30 @@ func TestStreamPlaysAsItArrives(t *testing.T) {
 	}
 }
 
+// TestWaitForTheAnswerDoesNotCount: a controller busy with a province's
+// downloads answers after 10 s; the rate that counts is the link's, from
+// the first bytes on.
+func TestWaitForTheAnswerDoesNotCount(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(160_000, 18)
+	more := pacedServer(t, s, b)
+	c := newCache(t, s)
+	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
+	c.cfg.Clock = fake
+	fetched := fetchAsync(c, streamRef(id, b, 20*time.Second))
+	waitFor(t, c, "the download begun", func() bool { return c.streamHas(id) == 0 })
+	fake.Advance(10 * time.Second)
+	more <- 10_000
+	waitFor(t, c, "the first bytes", func() bool { return c.streamHas(id) == 10_000 })
+	fake.Advance(time.Second)
+	more <- 12_000 // 12 KB/s since the first bytes: the rest in 11.5 s, within 15 s
+	waitFor(t, c, "Playable", func() bool { return c.Playable(id) })
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSlowDownloadIsNotPlayable: a download that would end after the play
 // reached its end is not Playable, however long it runs.
 func TestSlowDownloadIsNotPlayable(t *testing.T) {
