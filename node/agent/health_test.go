@@ -170,11 +170,13 @@ func TestSelfTests(t *testing.T) {
 	if len(peaks) != 1 || peaks[0] < want-2 || peaks[0] > want+2 {
 		t.Errorf("tone peaks %v, want one at about %d", peaks, want)
 	}
+	// The amplifier goes off after the result is sent: look at the relay
+	// once it has.
+	nodetest.Eventually(t, 5*time.Second, "amplifier left on after the audible test", func() bool { return !b.Amplifier() })
 	sw := b.Switches()
 	if len(sw) < 6 || !sw[4].On || sw[5].On {
 		t.Errorf("relay moves %+v: want on/off for each of the three tests", sw)
 	}
-	nodetest.Eventually(t, 5*time.Second, "amplifier left on after the audible test", func() bool { return !b.Amplifier() })
 }
 
 // TestRemoteCommands: reboot calls the board's reboot; state-now publishes

@@ -50,6 +50,12 @@ func TestReportsContentReady(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, "late content ready", func() bool {
 		return slices.Equal(nodetest.ReadySummary(ctl.Events("n1")), []string{"o-early", "o-early-again", "o-late"})
 	})
+	// Content is ready once it can play, which may be while its last
+	// bytes are checked (played as it arrives): the state says cached
+	// a moment later.
+	nodetest.Eventually(t, 10*time.Second, "late content cached", func() bool {
+		return len(n.a.Status().ContentMissing) == 1
+	})
 	st := n.a.Status()
 	if !slices.Equal(st.ContentMissing, []string{never.ID}) {
 		t.Errorf("ContentMissing = %v, want the one never served", st.ContentMissing)
