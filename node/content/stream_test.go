@@ -80,6 +80,21 @@ func pacedServer(t *testing.T, s *server, b []byte) chan int {
 	return more
 }
 
+// pacedCache is a cache of a server that serves b in the chunks the test
+// sends on more (pacedServer).
+func pacedCache(t *testing.T, b []byte) (c *Cache, more chan int, s *server) {
+	s = newServer(t)
+	more = pacedServer(t, s, b)
+	return newCache(t, s), more, s
+}
+
+// onFakeClock puts c on a fake clock, which times the download's rate.
+func onFakeClock(c *Cache) *clock.Fake {
+	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
+	c.cfg.Clock = fake
+	return fake
+}
+
 // streamRef is the ref of b as node audio of play time play.
 func streamRef(id string, b []byte, play time.Duration) protocol.ContentRef {
 	r := ref(id, len(b))
@@ -115,12 +130,9 @@ func fetchAsync(c *Cache, r protocol.ContentRef) <-chan error {
 // every byte as it arrives and ends once the file is verified and in
 // place.
 func TestStreamPlaysAsItArrives(t *testing.T) {
-	s := newServer(t)
 	b, id := blob(160_000, 11)
-	more := pacedServer(t, s, b)
-	c := newCache(t, s)
-	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
-	c.cfg.Clock = fake
+	c, more, _ := pacedCache(t, b)
+	fake := onFakeClock(c)
 	r := streamRef(id, b, 20*time.Second)
 	fetched := fetchAsync(c, r)
 
@@ -166,12 +178,9 @@ func TestStreamPlaysAsItArrives(t *testing.T) {
 // downloads answers after 10 s; the rate that counts is the link's, from
 // the first bytes on.
 func TestWaitForTheAnswerDoesNotCount(t *testing.T) {
-	s := newServer(t)
 	b, id := blob(160_000, 18)
-	more := pacedServer(t, s, b)
-	c := newCache(t, s)
-	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
-	c.cfg.Clock = fake
+	c, more, _ := pacedCache(t, b)
+	fake := onFakeClock(c)
 	fetched := fetchAsync(c, streamRef(id, b, 20*time.Second))
 	waitFor(t, c, "the download begun", func() bool { return c.streamHas(id) == 0 })
 	fake.Advance(10 * time.Second)
@@ -189,12 +198,9 @@ func TestWaitForTheAnswerDoesNotCount(t *testing.T) {
 // TestSlowDownloadIsNotPlayable: a download that would end after the play
 // reached its end is not Playable, however long it runs.
 func TestSlowDownloadIsNotPlayable(t *testing.T) {
-	s := newServer(t)
 	b, id := blob(160_000, 12)
-	more := pacedServer(t, s, b)
-	c := newCache(t, s)
-	fake := clock.NewFake(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
-	c.cfg.Clock = fake
+	c, more, _ := pacedCache(t, b)
+	fake := onFakeClock(c)
 	fetched := fetchAsync(c, streamRef(id, b, 20*time.Second))
 	have := 0
 	for range 10 {
@@ -216,10 +222,8 @@ func TestSlowDownloadIsNotPlayable(t *testing.T) {
 // gives what arrived, waits, and goes on with the resumed attempt (a
 // Range request) to the end.
 func TestStreamWaitsForTheResume(t *testing.T) {
-	s := newServer(t)
 	b, id := blob(100_000, 13)
-	more := pacedServer(t, s, b)
-	c := newCache(t, s)
+	c, more, s := pacedCache(t, b)
 	r := streamRef(id, b, 12*time.Second)
 	fetched := fetchAsync(c, r)
 	more <- 30_000
@@ -256,11 +260,9 @@ func TestStreamWaitsForTheResume(t *testing.T) {
 // end the stream with ErrStreamBroken (and ErrMismatch), and the cache
 // keeps nothing.
 func TestStreamOfWrongBytesFails(t *testing.T) {
-	s := newServer(t)
 	_, id := blob(50_000, 14)
 	bad, _ := blob(50_000, 15)
-	more := pacedServer(t, s, bad)
-	c := newCache(t, s)
+	c, more, _ := pacedCache(t, bad)
 	fetched := fetchAsync(c, streamRef(id, bad, 6*time.Second))
 	more <- 10_000
 	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 10_000 })
@@ -286,10 +288,8 @@ func TestStreamOfWrongBytesFails(t *testing.T) {
 // TestStreamStops: a reader waiting for bytes returns when its context
 // ends, and with ErrStreamBroken when nothing needs the content any more.
 func TestStreamStops(t *testing.T) {
-	s := newServer(t)
 	b, id := blob(50_000, 16)
-	more := pacedServer(t, s, b)
-	c := newCache(t, s)
+	c, more, _ := pacedCache(t, b)
 	r := streamRef(id, b, 6*time.Second)
 	c.Want(wants(r))
 	fetched := fetchAsync(c, r)
@@ -325,10 +325,8 @@ func TestStreamStops(t *testing.T) {
 // TestStreamStalls: a reader waiting for bytes that do not come gives up
 // after the stall timeout with ErrStreamBroken wrapping ErrStalled.
 func TestStreamStalls(t *testing.T) {
-	s := newServer(t)
 	b, id := blob(50_000, 17)
-	more := pacedServer(t, s, b)
-	c := newCache(t, s)
+	c, more, _ := pacedCache(t, b)
 	c.cfg.StallTimeout = 50 * time.Millisecond
 	fetched := fetchAsync(c, streamRef(id, b, 6*time.Second))
 	more <- 1_000
