@@ -29,10 +29,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// oto's device loop lives for the whole process by design.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2.(*context).readAndWrite"),
-		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2/internal/mux.(*Mux).loop"))
+	goleak.VerifyTestMain(m, alsatest.OtoLoops...)
 }
 
 // item is one piece of content in the matrix.

@@ -21,10 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// oto's device loop lives for the whole process by design.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2.(*context).readAndWrite"),
-		goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2/internal/mux.(*Mux).loop"))
+	goleak.VerifyTestMain(m, alsatest.OtoLoops...)
 }
 
 // joinTolerance is how far apart, in samples, two parts of one stream may

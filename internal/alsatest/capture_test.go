@@ -16,14 +16,8 @@ import (
 	"loaxa.vn/protocol/nodeaudio"
 )
 
-// otoLoops are oto's device and mixer goroutines: oto cannot close a
-// context, so they live as long as the process (suspended once TestOto ends).
-var otoLoops = []goleak.Option{
-	goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2.(*context).readAndWrite"),
-	goleak.IgnoreAnyFunction("github.com/hajimehoshi/oto/v2/internal/mux.(*Mux).loop"),
-}
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, otoLoops...) }
+// oto's loops live as long as the process (suspended once TestOto ends).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, OtoLoops...) }
 
 // writeWAV writes samples as a 16 kHz mono 16-bit PCM WAV file (the legacy
 // node format), which aplay plays bit for bit.
