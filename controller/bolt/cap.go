@@ -23,8 +23,9 @@ var _ loaxa.CapStore = (*CapService)(nil)
 func NewCapService(db *DB) *CapService { return &CapService{db: db} }
 
 var (
-	keyCapAutoStart = []byte("_auto_start") // not an id: ids start with c
-	capKeyPrefix    = "key:"                // by-key index entries in the same bucket
+	keyCapAutoStart  = []byte("_auto_start") // not an id: ids start with c
+	keyCapRecordings = []byte("_recordings")
+	capKeyPrefix     = "key:" // by-key index entries in the same bucket
 )
 
 func capNotFound(id string) error {
@@ -155,6 +156,26 @@ func (s *CapService) CapAutoStart(ctx context.Context) ([]string, error) {
 		return err
 	})
 	return events, err
+}
+
+// CapRecordings implements loaxa.CapStore.
+func (s *CapService) CapRecordings(ctx context.Context) (map[string]string, error) {
+	recordings := map[string]string{}
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketCapAlerts), keyCapRecordings, &recordings)
+		return err
+	})
+	return recordings, err
+}
+
+// SetCapRecordings implements loaxa.CapStore.
+func (s *CapService) SetCapRecordings(ctx context.Context, recordings map[string]string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	return s.db.update(func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bucketCapAlerts), keyCapRecordings, recordings)
+	})
 }
 
 // SetCapAutoStart implements loaxa.CapStore.

@@ -299,6 +299,10 @@ func authzCases() map[string][]authzCase {
 		"PUT /api/v1/cap/auto-start": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return jsonReq("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lũ quét"}})
 		}}},
+		"GET /api/v1/cap/recordings": {{ok: 200, build: get("/api/v1/cap/recordings")}},
+		"PUT /api/v1/cap/recordings": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PUT", "/api/v1/cap/recordings", map[string]map[string]string{"recordings": {}})
+		}}},
 		"GET /api/v1/cap/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/cap/" + a.pendingCap(in)}
 		}}},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,9 +18,10 @@ import (
 
 // Audit actions of CAP alerts.
 const (
-	auditCapReceive   = "cap.receive"
-	auditCapApprove   = "cap.approve"
-	auditCapAutoStart = "cap.auto_start"
+	auditCapReceive    = "cap.receive"
+	auditCapApprove    = "cap.approve"
+	auditCapAutoStart  = "cap.auto_start"
+	auditCapRecordings = "cap.recordings"
 )
 
 // capResponse answers POST /api/v1/cap and its approval.
@@ -303,11 +305,20 @@ func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error)
 	}, pos), nil
 }
 
-// playCap sends the emergency of a stored CAP alert and notes it.
+// playCap sends the emergency of a stored CAP alert and notes it: the
+// recording kept for its event type if there is one (as J-Alert plays a
+// fixed message per kind of alert: it needs no speech made and, kept on
+// the clusters, no download), else its text read out.
 func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert, actor, remote string) (*loaxa.Emergency, error) {
-	contentID, text, err := s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text})
+	recording, err := capRecording(ctx, store, rec.Event)
 	if err != nil {
 		return nil, err
+	}
+	contentID, text := recording, ""
+	if recording == "" {
+		if contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text}); err != nil {
+			return nil, err
+		}
 	}
 	expires := rec.Expires
 	if max := s.now().Add(loaxa.MaxEmergencyWindow); expires.After(max) {
@@ -320,13 +331,31 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 	if em != nil {
 		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), "cap="+rec.ID+" "+emergencyDetail(em))
 		if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
-			a.Emergency = em.ID
+			a.Emergency, a.Recording = em.ID, recording
 			return nil
 		}); uerr != nil {
 			return em, uerr
 		}
 	}
 	return em, err
+}
+
+// capRecording returns the recording kept for CAP event type event
+// (compared without case, as the auto-start list), or "".
+func capRecording(ctx context.Context, store loaxa.CapStore, event string) (string, error) {
+	if strings.TrimSpace(event) == "" {
+		return "", nil
+	}
+	recordings, err := store.CapRecordings(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cap: recordings: %w", err)
+	}
+	for e, id := range recordings {
+		if strings.EqualFold(strings.TrimSpace(e), strings.TrimSpace(event)) {
+			return id, nil
+		}
+	}
+	return "", nil
 }
 
 // handleApproveCap answers POST /api/v1/cap/{id}/approve: plays an alert
@@ -483,6 +512,84 @@ func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
 // autoStartBody is the body and answer of /api/v1/cap/auto-start.
 type autoStartBody struct {
 	Events []string `json:"events"`
+}
+
+// recordingsBody is the body of GET and PUT /api/v1/cap/recordings.
+type recordingsBody struct {
+	Recordings map[string]string `json:"recordings"`
+}
+
+// handleGetCapRecordings answers GET /api/v1/cap/recordings: the
+// recordings played for CAP event types instead of their text.
+func (s *Server) handleGetCapRecordings(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	store, _, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	recordings, err := store.CapRecordings(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, recordingsBody{Recordings: recordings})
+	return nil
+}
+
+// handlePutCapRecordings answers PUT /api/v1/cap/recordings: replaces
+// them (whole-tree users only, as the auto-start list: what plays for an
+// alert no person reads first). Each must be stored content.
+func (s *Server) handlePutCapRecordings(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	store, _, err := s.capStore()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if u := userFrom(ctx); u.Area != "" {
+		return loaxa.Errorf(loaxa.EForbidden, "Only a user over the whole tree may change what CAP alerts play.")
+	}
+	var body recordingsBody
+	if err := decodeJSON(w, r, &body); err != nil {
+		return err
+	}
+	if body.Recordings == nil {
+		return loaxa.Errorf(loaxa.EInvalid, "recordings is missing: map each CAP event type to the content played for it, e.g. {\"recordings\": {\"Sóng thần\": \"<content id>\"}}, or {} for none.")
+	}
+	recordings := make(map[string]string, len(body.Recordings))
+	seen := map[string]string{}
+	for e, id := range body.Recordings {
+		event, err := cleanText("recordings", e, true)
+		if err != nil {
+			return err
+		}
+		if prev, dup := seen[strings.ToLower(event)]; dup {
+			return loaxa.Errorf(loaxa.EInvalid, "recordings names the event type %q twice (as %q and %q); event types are compared without case.", event, prev, event)
+		}
+		seen[strings.ToLower(event)] = event
+		c, err := s.findContent(ctx, id)
+		if err != nil {
+			if loaxa.ErrorCode(err) == loaxa.ENotFound {
+				return loaxa.Errorf(loaxa.EInvalid, "recordings[%q]: there is no content %q; upload the recording first and give its id.", event, id)
+			}
+			return err
+		}
+		recordings[event] = c.ID
+	}
+	if err := store.SetCapRecordings(ctx, recordings); err != nil {
+		return err
+	}
+	pairs := make([]string, 0, len(recordings))
+	for e, id := range recordings {
+		pairs = append(pairs, e+"="+id)
+	}
+	slices.Sort(pairs)
+	s.audit(r, auditCapRecordings, "cap", "", strings.Join(pairs, ","))
+	s.writeJSON(w, r, http.StatusOK, recordingsBody{Recordings: recordings})
+	return nil
 }
 
 // handleCapFeeds answers GET /api/v1/cap/feeds: each configured feed,

@@ -123,6 +123,64 @@ func TestCapEffects(t *testing.T) {
 	}
 }
 
+// TestCapPlaysTheKeptRecording: with a recording kept for an event type,
+// a CAP alert of that type plays it instead of its text read out, so it
+// plays with no speech engine at all (as J-Alert plays a fixed message per
+// kind of alert), and its record says which recording played. Event types
+// are compared without case; a recording must be stored content; only a
+// whole-tree user may change the list, and each change is audited.
+func TestCapPlaysTheKeptRecording(t *testing.T) {
+	e := newEnv(t) // no speech engine
+	e.tree()
+	warning := e.upload(e.admin, "canh-bao-bao.wav", wav(16000, 1, 32000), "Cảnh báo bão", http.StatusCreated)
+	var got struct{ Recordings map[string]string }
+	e.call("GET", "/api/v1/cap/recordings", e.admin, nil, http.StatusOK, &got)
+	if got.Recordings == nil || len(got.Recordings) != 0 {
+		t.Errorf("recordings before any: %#v, want an empty map", got.Recordings)
+	}
+	e.call("PUT", "/api/v1/cap/recordings", e.admin, map[string]any{"recordings": map[string]string{" bão ": warning.ID}}, http.StatusOK, &got)
+	if len(got.Recordings) != 1 || got.Recordings["bão"] != warning.ID {
+		t.Errorf("recordings set: %#v", got.Recordings)
+	}
+	if a := e.auditActions(); !strings.Contains(a, "cap.recordings cap by admin") {
+		t.Errorf("audit:\n%s", a)
+	}
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+
+	a := e.postCap(capXML("r1", "Exercise", "12346"), http.StatusCreated)
+	if a.Action != "drill" || a.Emergency == nil || a.Emergency.ContentID != warning.ID || !a.Emergency.Drill {
+		t.Fatalf("an exercise of a type with a recording: %+v (emergency %+v), want a drill of the recording", a, a.Emergency)
+	}
+	var rec loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+a.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+	if rec.Recording != warning.ID || rec.Emergency != a.Emergency.ID || rec.Text == "" {
+		t.Errorf("the alert's record: recording %q, emergency %q, text %q", rec.Recording, rec.Emergency, rec.Text)
+	}
+
+	for _, bad := range []struct {
+		body any
+		says string
+	}{
+		{map[string]any{"recordings": map[string]string{"Bão": strings.Repeat("0", 64)}}, "there is no content"},
+		{map[string]any{"recordings": map[string]string{"Bão": warning.ID, "BÃO": warning.ID}}, "twice"},
+		{map[string]any{"recordings": map[string]string{" ": warning.ID}}, "required"},
+		{map[string]any{}, "recordings is missing"},
+	} {
+		r := e.request("PUT", "/api/v1/cap/recordings", e.admin, "application/json", jsonBody(t, bad.body))
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), bad.says) {
+			t.Errorf("PUT %v: %d %s, want 400 saying %q", bad.body, r.status, r.body, bad.says)
+		}
+	}
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	e.call("PUT", "/api/v1/cap/recordings", district, map[string]any{"recordings": map[string]string{}}, http.StatusForbidden, nil)
+
+	// Without it, the same kind of alert needs the speech engine again.
+	e.call("PUT", "/api/v1/cap/recordings", e.admin, map[string]any{"recordings": map[string]string{}}, http.StatusOK, nil)
+	if r := e.request("POST", "/api/v1/cap", e.admin, "application/xml", strings.NewReader(capXML("r2", "Exercise", "12346"))); r.status != http.StatusServiceUnavailable {
+		t.Errorf("an exercise with no recording and no speech engine: %d %s", r.status, r.body)
+	}
+}
+
 // TestCapScope: CAP alerts are shown to the users of the areas they
 // touch — their targets lie within the user's area or above it — and to
 // nobody else; approving one needs the right to send emergencies to every

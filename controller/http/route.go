@@ -87,6 +87,8 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionRead, handle: s.handleGetCapAutoStart},
 		{Method: "GET", Path: "/api/v1/cap/feeds", Action: loaxa.ActionRead, handle: s.handleCapFeeds},
 		{Method: "PUT", Path: "/api/v1/cap/auto-start", Action: loaxa.ActionEmergency, handle: s.handlePutCapAutoStart},
+		{Method: "GET", Path: "/api/v1/cap/recordings", Action: loaxa.ActionRead, handle: s.handleGetCapRecordings},
+		{Method: "PUT", Path: "/api/v1/cap/recordings", Action: loaxa.ActionEmergency, handle: s.handlePutCapRecordings},
 		{Method: "GET", Path: "/api/v1/cap/{id}", Action: loaxa.ActionRead, handle: s.handleGetCap},
 		{Method: "POST", Path: "/api/v1/cap/{id}/approve", Action: loaxa.ActionEmergency, handle: s.handleApproveCap},
 

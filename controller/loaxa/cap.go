@@ -19,10 +19,14 @@ type CapAlert struct {
 	Event      string    `json:"event,omitempty"`
 	Language   string    `json:"language,omitempty"`
 	Headline   string    `json:"headline,omitempty"`
-	// Text is what is (or would be) read out.
-	Text    string    `json:"text,omitempty"`
-	Targets []string  `json:"targets,omitempty"`
-	Expires time.Time `json:"expires,omitzero"`
+	// Text is what is (or would be) read out, unless Recording is set.
+	Text string `json:"text,omitempty"`
+	// Recording is the content played instead of reading Text: the
+	// recording the operators keep for the alert's event type
+	// (CapStore.CapRecordings), set when it is played.
+	Recording string    `json:"recording,omitempty"`
+	Targets   []string  `json:"targets,omitempty"`
+	Expires   time.Time `json:"expires,omitzero"`
 	// Action is what the controller did: play, drill, pending (waits for
 	// approval), approved, cancel, log, expired, no-target, or cancelled
 	// (a pending alert a later Cancel or Update withdrew).
@@ -52,4 +56,9 @@ type CapStore interface {
 	// approval; SetCapAutoStart replaces them.
 	CapAutoStart(ctx context.Context) ([]string, error)
 	SetCapAutoStart(ctx context.Context, events []string) error
+	// CapRecordings returns the recordings played for CAP event types
+	// instead of reading the alert's text (event type → content id);
+	// SetCapRecordings replaces them.
+	CapRecordings(ctx context.Context) (map[string]string, error)
+	SetCapRecordings(ctx context.Context, recordings map[string]string) error
 }
