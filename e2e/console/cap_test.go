@@ -193,3 +193,64 @@ func TestCapFeedsInTheConsole(t *testing.T) {
 	atomDown.Store(true)
 	b.Wait("the second feed down on the open screen", `document.querySelectorAll('#cap-feeds li.error').length === 2`, 40*time.Second)
 }
+
+// TestCapRecordingsInTheConsole: an administrator gives flash-flood
+// warnings a recording kept on the commune's clusters, on the emergency
+// screen; a flash-flood CAP warning then says, while it waits for
+// approval, that it will play that recording, and once approved the
+// cluster plays it instead of the warning's text read out.
+func TestCapRecordingsInTheConsole(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{ContentSpread: time.Millisecond})
+	flood := c.Upload("canh-bao-lu-quet.wav", rig.ToneWAV(620, 2*time.Second, 16000, 1))
+	c.MustDo("PUT", "/api/v1/content/"+flood.ID+"/standing", map[string]any{"areas": []string{"11527"}}, nil)
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/emergency", `document.querySelector('#cap-rec-rows[data-standing="loaded"]')`)
+	b.Do("add flash floods with the kept warning",
+		chromedp.Click(chromedp.CSS(`#cap-rec-add`)),
+		chromedp.SetValue(chromedp.CSS(`#cap-rec-event-0`), "Lũ quét"),
+		chromedp.SetValue(chromedp.CSS(`#cap-rec-content-0`), flood.ID))
+	if got := MustEval[string](b, `document.querySelector('#cap-rec-content-0 option[value="`+flood.ID+`"]').parentElement.label`); got != "Lưu sẵn trên cụm loa — phát ngay" {
+		t.Errorf("the kept warning is offered under %q", got)
+	}
+	b.Do("save", chromedp.Click(chromedp.CSS(`#cap-rec-save`)))
+	rig.Eventually(t, minWait, "the recordings saved", func() bool {
+		var got struct{ Recordings map[string]string }
+		c.MustDo("GET", "/api/v1/cap/recordings", nil, &got)
+		return len(got.Recordings) == 1 && got.Recordings["Lũ quét"] == flood.ID
+	})
+	b.CheckAccessible("#/emergency with the recordings")
+
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-9", "11527")))
+	req.Header.Set("Content-Type", "application/cap+xml")
+	var out struct {
+		Action string
+		Alert  loaxa.CapAlert
+	}
+	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "pending" {
+		t.Fatalf("the flash-flood warning: %d %s", status, raw)
+	}
+	b.Go("#/overview", `document.querySelector('#count-online')`)
+	b.Go("#/emergency", `document.querySelector('#cap-pending li')`)
+	if got := MustEval[string](b, text(`#cap-pending li[data-cap="`+out.Alert.ID+`"]`)); !contains(got, "Sẽ phát bản ghi sẵn «"+flood.Title+"» thay cho việc đọc nội dung.") {
+		t.Errorf("the waiting warning reads %q", got)
+	}
+	b.Shot("28-cap-ban-ghi-san")
+	b.Do("approve", chromedp.Click(chromedp.CSS(`#cap-approve-`+out.Alert.ID)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm .cap-recording')`, 5*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, 30*time.Second)
+	var rec loaxa.CapAlert
+	c.MustDo("GET", "/api/v1/cap/"+out.Alert.ID, nil, &rec)
+	var em loaxa.Emergency
+	c.MustDo("GET", "/api/v1/emergency/"+rec.Emergency, nil, &em)
+	if rec.Recording != flood.ID || em.ContentID != flood.ID {
+		t.Errorf("played %q (record says %q), want the kept warning %s", em.ContentID, rec.Recording, flood.ID)
+	}
+}

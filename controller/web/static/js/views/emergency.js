@@ -29,7 +29,15 @@ async function compose(ctx, main, recent) {
   // scope (a province's 10,000): the form does not wait for it.
   const standingSoon = standingList().catch(() => ({ standing: [] }));
   const [{ nodes }, { content }] = await Promise.all([api('GET', '/nodes'), api('GET', '/content')]);
-  const caps = await capWaiting(ctx, nodes);
+  // What a CAP alert waiting for approval will play, when its type has a
+  // recording (GET /cap/recordings); titles from the library.
+  const recordingsOf = await api('GET', '/cap/recordings').then((r) => r.recordings || {}, () => ({}));
+  const titles = new Map(content.map((c) => [c.id, c.title]));
+  const playsFor = (event) => {
+    const key = Object.keys(recordingsOf).find((e) => e.trim().toLowerCase() === (event || '').trim().toLowerCase());
+    return key ? titles.get(recordingsOf[key]) || recordingsOf[key] : '';
+  };
+  const caps = await capWaiting(ctx, nodes, playsFor);
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
     return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
@@ -128,13 +136,14 @@ async function compose(ctx, main, recent) {
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
 
   const autoStart = await capAutoStart(ctx);
+  const recordings = await capRecordings(ctx, content, standingSoon);
   const feeds = await capFeeds();
   fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, feeds.section, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
           h('a', { href: `#/emergency/${encodeURIComponent(e.id)}` }, e.title || e.id), ' · ', fmtDateTime(e.issued), ' · ',
-          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))), autoStart);
+          e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))), autoStart, recordings);
   update();
   return () => { caps.stop(); feeds.stop(); main.classList.remove('drill'); };
 }
@@ -171,7 +180,7 @@ function waitsFor(a) {
  * and plays it (for an officer who may alert every one of its areas; the
  * others see who must approve it).
  */
-async function capWaiting(ctx, nodes) {
+async function capWaiting(ctx, nodes, playsFor) {
   const section = h('section', { class: 'panel cap-waiting', id: 'cap-pending', 'aria-labelledby': 'h-cap', hidden: true });
   const mine = (a) => !ctx.me.area || within(ctx, a, ctx.me.area);
   const show = (alerts) => {
@@ -182,12 +191,14 @@ async function capWaiting(ctx, nodes) {
         const drill = a.status === 'Exercise';
         const targets = a.targets || [];
         const n = nodes.filter((x) => targets.some((ar) => within(ctx, x.area, ar))).length;
+        const recording = playsFor(a.event);
         const approve = async () => {
           const ok = await confirmDialog(drill ? t('cap.confirm_drill') : t('cap.confirm'),
             h('div', { id: 'cap-confirm' },
               drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
               h('p', { class: 'stat' }, t('emergency.will_sound', { n })),
               h('p', {}, targets.map((ar) => ctx.areaName(ar)).join(', ')),
+              recording ? h('p', { class: 'cap-recording' }, t('cap.plays_recording', { title: recording })) : null,
               h('p', {}, a.text || a.headline || a.event)),
             drill ? t('emergency.send_drill') : t('emergency.send'), true);
           if (!ok) return;
@@ -200,6 +211,7 @@ async function capWaiting(ctx, nodes) {
           drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
           h('p', {}, h('strong', {}, a.headline || a.event), ' · ', a.event, ' · ', t('cap.from', { sender: a.sender, time: fmtDateTime(a.sent) })),
           a.text ? h('p', {}, a.text) : null,
+          recording ? h('p', { class: 'cap-recording' }, t('cap.plays_recording', { title: recording })) : null,
           // The clusters of areas above the officer's are not theirs to count.
           h('p', {}, t('common.area'), ': ', targets.map((ar) => ctx.areaName(ar)).join(', '), targets.every(mine) ? ' — ' + t('cap.clusters', { n }) : '',
             a.expires ? ' · ' + t('cap.expires', { time: fmtDateTime(a.expires) }) : ''),
@@ -248,6 +260,77 @@ async function capAutoStart(ctx) {
     h('h2', { id: 'h-cap-auto' }, t('cap.auto_title')),
     field(t('cap.auto_events'), events, t('cap.auto_hint')),
     h('div', { class: 'row' }, h('button', { type: 'submit', id: 'cap-auto-save' }, t('cap.auto_save'))), status);
+}
+
+/**
+ * capRecordings is the editor of the recordings that CAP alerts of a type
+ * play instead of their text read out (a fixed message per kind of alert,
+ * as J-Alert plays), for a user over the whole tree; null for others or
+ * when this controller takes no CAP alerts. Content kept on the clusters
+ * is offered first: it sounds at once.
+ */
+async function capRecordings(ctx, content, standingSoon) {
+  if (ctx.me.area || !ctx.may('emergency')) return null;
+  let saved;
+  try {
+    saved = (await api('GET', '/cap/recordings')).recordings || {};
+  } catch (err) {
+    if (err.status === 404 || err.status === 503) return null;
+    throw err;
+  }
+  // What the clusters keep comes later (the form does not wait for it):
+  // the choices are sorted again then.
+  let kept = null;
+  const choices = (sel) => {
+    const chosen = sel.value;
+    fill(sel, h('option', { value: '' }, t('programme.pick_content')),
+      kept ? [
+        h('optgroup', { label: t('emergency.standing_group') }, content.filter((c) => kept.has(c.id)).map((c) => h('option', { value: c.id }, c.title))),
+        h('optgroup', { label: t('cap.rec_not_kept') }, content.filter((c) => !kept.has(c.id)).map((c) => h('option', { value: c.id }, c.title)))] :
+        content.map((c) => h('option', { value: c.id }, c.title)));
+    sel.value = chosen;
+  };
+  const rows = h('div', { id: 'cap-rec-rows' });
+  standingSoon.then(({ standing }) => {
+    kept = new Set((standing || []).map((s) => s.content));
+    for (const sel of rows.querySelectorAll('select')) choices(sel);
+    rows.dataset.standing = 'loaded';
+  });
+  let n = 0;
+  const row = (event, id) => {
+    const i = n++;
+    const input = h('input', { id: `cap-rec-event-${i}`, value: event, maxlength: 200, placeholder: t('cap.rec_event_example') });
+    const sel = h('select', { id: `cap-rec-content-${i}` }, h('option', { value: id }, ''));
+    sel.value = id;
+    choices(sel);
+    const line = h('div', { class: 'row cap-rec', dataset: { row: String(i) } },
+      field(t('cap.rec_event'), input), field(t('cap.rec_content'), sel),
+      h('button', { type: 'button', class: 'secondary', onclick: () => line.remove() }, t('cap.rec_remove')));
+    rows.append(line);
+  };
+  for (const [event, id] of Object.entries(saved).sort(([a], [b]) => a.localeCompare(b))) row(event, id);
+  const status = h('div', { 'aria-live': 'polite' });
+  const save = async (e) => {
+    e.preventDefault();
+    fill(status);
+    const recordings = {};
+    for (const line of rows.querySelectorAll('.cap-rec')) {
+      const event = line.querySelector('input').value.trim();
+      const id = line.querySelector('select').value;
+      if (event && id) recordings[event] = id;
+    }
+    try {
+      await api('PUT', '/cap/recordings', { recordings });
+      toast(t('cap.rec_saved'));
+    } catch (err) { fill(status, errorBox(err)); }
+  };
+  return h('form', { class: 'panel', id: 'cap-recordings', 'aria-labelledby': 'h-cap-rec', onsubmit: save },
+    h('h2', { id: 'h-cap-rec' }, t('cap.rec_title')),
+    h('p', { class: 'hint' }, t('cap.rec_hint')),
+    rows,
+    h('div', { class: 'row' },
+      h('button', { type: 'button', class: 'secondary', id: 'cap-rec-add', onclick: () => row('', '') }, t('cap.rec_add')),
+      h('button', { type: 'submit', id: 'cap-rec-save' }, t('cap.rec_save'))), status);
 }
 
 /**
