@@ -270,7 +270,8 @@ func (n *thinNode) alert(al *protocol.Alert, at time.Time) {
 	n.held[o.ID] = true
 	n.lines <- fmt.Sprintf("%s %d\n", o.ID, at.UnixNano())
 	n.delay, n.delayUntil = 0, time.Time{}
-	if w := al.ReportWindow(); w > 0 {
+	// As the agent: the window runs from the start (node/agent/spread.go).
+	if w := min(al.ReportWindow(), o.Start.Add(al.ReportWindow()).Sub(at)); w > 0 {
 		n.delay, n.delayUntil = mrand.N(w), o.Expires
 	}
 	n.events(o, protocol.Event{Type: protocol.EventReceived, At: at.UTC()}, protocol.Event{Type: protocol.EventContentReady, At: at.UTC()})

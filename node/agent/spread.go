@@ -70,8 +70,19 @@ func (a *Agent) reportDelay(w time.Duration) time.Duration {
 // holdReports starts holding the reports of al, if its window asks for it.
 // It runs in the main loop when the alert is accepted, before any event of
 // it is written.
+//
+// The window runs from the alert's start: a node that has the alert late
+// (a weak link, a busy broker) spreads its reports over what is left of
+// the window, and one that has it after the window reports at once. The
+// controller resends to a node it has not heard from by twice the lead
+// plus the window after the issue (the start is the issue plus the lead),
+// so a node that had the alert in time is not resent to for want of its
+// report.
 func (a *Agent) holdReports(al *protocol.Alert) {
 	w := al.ReportWindow()
+	if left := al.Occurrence.Start.Add(w).Sub(a.clock.Now()); left < w {
+		w = max(left, 0)
+	}
 	d := a.reportDelay(w)
 	if d <= 0 {
 		return

@@ -132,6 +132,30 @@ func TestAlertReportsSpread(t *testing.T) {
 	}
 }
 
+// TestLateAlertReportsWithinItsWindow: a node that has an alert 6 s after
+// its start, with an 8 s window, spreads its reports over the 2 s left of
+// the window (its delay is half: 1 s), not over a whole window from its
+// receipt; one that has an alert after its window reports at once.
+func TestLateAlertReportsWithinItsWindow(t *testing.T) {
+	c := newSpreadCase(t, options{})
+	fc, ctl := c.fc, c.ctl
+	t0 := fc.Now()
+	c.alert("e1@x", t0.Add(-6*time.Second), 4*time.Second) // window 8 s
+	c.received(t)
+	reportedAt(t, fc, ctl, "received", 1, t0.Add(time.Second))
+
+	runUntil(t, fc, time.Minute, "the first alert done", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
+	t1 := fc.Now()
+	c.alert("e2@x", t1.Add(-9*time.Second), 4*time.Second)
+	nodetest.Eventually(t, 5*time.Second, "the second alert reported at once", func() bool {
+		return len(nodetest.Summary(ctl.Events("n1"))) >= 4
+	})
+	events := waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "completed e1@x", "received e2@x", "started e2@x"})
+	if e := events[3]; !e.At.Equal(t1) {
+		t.Errorf("the second alert received at %v, want %v", e.At, t1)
+	}
+}
+
 // TestHeldReportsGoTogether: when the node's delay is longer than the
 // lead, the alert has started by the time its receipt is due, and the
 // received and started events reach the controller together, in one
