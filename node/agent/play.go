@@ -368,10 +368,14 @@ func (a *Agent) finishPlay(r playResult) {
 			e.Reason = protocol.ReasonStream
 		case errors.Is(r.audioErr, content.ErrStreamBroken):
 			// Played as it downloaded, and the download did not finish
-			// (or its bytes were wrong).
+			// (or its bytes were wrong): not the sound device's fault.
 			e.Reason = protocol.ReasonContentMissing
 		}
-		a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
+		if e.Reason == protocol.ReasonContentMissing {
+			a.log.Error("agent: play failed: its content stopped arriving, or was not what its id names", "occurrence", p.occ.ID, "err", r.audioErr)
+		} else {
+			a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
+		}
 	}
 	a.countLive(p, &e)
 	a.log.Info("agent: play ended", "occurrence", p.occ.ID, "event", e.Type, "reason", e.Reason, "played_ms", e.PlayedMS)
