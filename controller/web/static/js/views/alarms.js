@@ -11,8 +11,17 @@ import { nodeHealth } from './overview.js';
 const REFRESH_MS = 30000;
 
 export async function render(ctx, main) {
-  // Subscribe before reading the list, so no change falls between them.
+  // Subscribe before reading the list, so no change falls between them:
+  // a change that comes while the list is read (its answer may be older)
+  // is noted and the list read again once shown.
   const src = new EventSource(apiURL('/alarms/stream'));
+  let events = 0;
+  let missed = false;
+  let onChange = () => { missed = true; };
+  src.addEventListener('alarm', () => {
+    main.dataset.streamEvents = String(++events); // how many changes came live (tests read it)
+    onChange();
+  });
   await new Promise((resolve) => {
     const done = () => { clearTimeout(timeout); resolve(); };
     const timeout = setTimeout(done, 3000);
@@ -60,11 +69,8 @@ export async function render(ctx, main) {
   show(first.alarms || []);
   // Changes arrive as server-sent events; a slow poll covers a stream a
   // proxy cut.
-  let events = 0;
-  src.addEventListener('alarm', () => {
-    main.dataset.streamEvents = String(++events); // how many changes came live (tests read it)
-    reload().catch((err) => fill(body, errorBox(err)));
-  });
+  onChange = () => reload().catch((err) => fill(body, errorBox(err)));
+  if (missed) onChange();
   // Each (re)connection may have missed changes: read the list again once
   // subscribed (a slow first connection, or one a proxy cut).
   src.addEventListener('open', () => reload().catch((err) => fill(body, errorBox(err))));

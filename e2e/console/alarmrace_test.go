@@ -1,0 +1,99 @@
+package console
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
+)
+
+// TestAlarmDuringTheFirstReadIsShown: the alarms screen subscribes to the
+// alarm stream, then reads the list. An alarm that opens while that read
+// is on its way (its answer computed before the alarm) comes only on the
+// stream, and the screen must show it then, not at its 30 s re-read. The
+// browser holds the list's answer (Chromium's Fetch interception) until
+// the alarm has opened at the controller.
+func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "ky-thuat-lap-le", "password": officerPassword, "role": "technician", "area": "11527"}, nil)
+	sim, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: sim, Tune: func(ac *agent.Config) {
+		ac.StateDebounce = 20 * time.Millisecond
+	}})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "ky-thuat-lap-le", officerPassword, "Kỹ thuật viên xã Lập Lễ")
+	b.Wait("the cluster online", text("#count-online")+`.startsWith('1')`, 20*time.Second)
+
+	// The first answer of the list is held for the test; later ones go
+	// on at once.
+	paused := make(chan fetch.RequestID, 16)
+	if err := chromedp.Listen(b.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			select {
+			case paused <- e.RequestID:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cont := func(id fetch.RequestID) error {
+		return chromedp.Do(b.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id})
+			return err
+		}))
+	}
+	b.Do("hold the list's answers", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+			{URLPattern: `*/api/v1/alarms\?limit=*`, RequestStage: fetch.RequestStageResponse}}})
+		return err
+	}))
+	b.Do("open the alarms", chromedp.Evaluate[chromedp.Void](`location.hash = '#/alarms'`))
+	var first fetch.RequestID
+	select {
+	case first = <-paused:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the alarms screen did not read the list")
+	}
+	sim.SetSpeakerLine(protocol.LineOpen)
+	rig.Eventually(t, minWait, "the alarm open at the controller", func() bool {
+		var l struct{ Alarms []loaxa.Alarm }
+		c.MustDo("GET", "/api/v1/alarms", nil, &l)
+		return len(l.Alarms) == 1
+	})
+	b.Wait("the alarm on the stream while the list is held", `document.querySelector('main').dataset.streamEvents === '1'`, 10*time.Second)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case id := <-paused:
+				cont(id)
+			case <-done:
+				return
+			}
+		}
+	}()
+	if err := cont(first); err != nil {
+		t.Fatal(err)
+	}
+	b.Wait("the alarm shown, not at the 30 s re-read", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 10*time.Second)
+}
