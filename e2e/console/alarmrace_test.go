@@ -9,12 +9,8 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
-	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
-	"loaxa.vn/firmware-sim/board"
-	"loaxa.vn/internal/clock"
-	"loaxa.vn/node/agent"
 	"loaxa.vn/protocol"
 )
 
@@ -25,22 +21,8 @@ import (
 // browser holds the list's answer (Chromium's Fetch interception) until
 // the alarm has opened at the controller.
 func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
-	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
-	c.CreateArea("311", "Huyện Thủy Nguyên", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "ky-thuat-lap-le", "password": officerPassword, "role": "technician", "area": "11527"}, nil)
-	sim, err := board.New(clock.Real{}, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: sim, Tune: func(ac *agent.Config) {
-		ac.StateDebounce = 20 * time.Millisecond
-	}})
-
-	b := StartBrowser(t)
+	c, sim, b := technicianAtLapLe(t)
 	defer b.checkErrors()
-	b.SignIn(c.URL, "ky-thuat-lap-le", officerPassword, "Kỹ thuật viên xã Lập Lễ")
-	b.Wait("the cluster online", text("#count-online")+`.startsWith('1')`, 20*time.Second)
 
 	// The first answer of the list is held for the test; later ones go
 	// on at once.

@@ -16,13 +16,12 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// TestTechnicianFaultAlarmAndSelfTest: a cluster on a simulated board has
-// its speaker line cut. The technician of Xã Lập Lễ sees the alarm arrive
-// on the alarms screen without reloading, acknowledges it, finds the fault
-// on the overview and the cluster's page, runs a silent self-test there
-// that names the line, turns the volume down, and sees the alarm end when
-// the line is mended.
-func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
+// technicianAtLapLe starts a controller that sweeps its nodes every 50 ms,
+// the cluster lap-le-01 of Xã Lập Lễ on a simulated board, and a browser
+// signed in as the commune's technician, once the cluster is online. The
+// caller defers the browser's checkErrors.
+func technicianAtLapLe(t *testing.T) (*rig.Controller, *board.Board, *Browser) {
+	t.Helper()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -34,11 +33,21 @@ func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: sim, Tune: func(ac *agent.Config) {
 		ac.StateDebounce = 20 * time.Millisecond
 	}})
-
 	b := StartBrowser(t)
-	defer b.checkErrors()
 	b.SignIn(c.URL, "ky-thuat-lap-le", officerPassword, "Kỹ thuật viên xã Lập Lễ")
 	b.Wait("the cluster online and working", text("#count-online")+`.startsWith('1')`, 20*time.Second)
+	return c, sim, b
+}
+
+// TestTechnicianFaultAlarmAndSelfTest: a cluster on a simulated board has
+// its speaker line cut. The technician of Xã Lập Lễ sees the alarm arrive
+// on the alarms screen without reloading, acknowledges it, finds the fault
+// on the overview and the cluster's page, runs a silent self-test there
+// that names the line, turns the volume down, and sees the alarm end when
+// the line is mended.
+func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
+	c, sim, b := technicianAtLapLe(t)
+	defer b.checkErrors()
 	if n := MustEval[int](b, `document.querySelectorAll('#emergency-entry, nav a.nav-emergency').length`); n != 0 {
 		t.Errorf("a technician sees %d emergency entries, want none", n)
 	}
