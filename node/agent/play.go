@@ -139,16 +139,16 @@ func (a *Agent) openStream(p *play) error {
 	// downloading: what can be read ahead without waiting for the link.
 	var ready int64
 	streaming := false
-	open := func(id string) (*nodeaudio.Reader, error) {
+	open := func(id string) (pcmFile, error) {
 		// Content the cache judged Playable while it downloads is read as
 		// it arrives (content.Cache.OpenStream); its header is there.
 		cached := a.cache.Has(id)
 		f, err := a.cache.OpenStream(p.ctx, id)
 		if err != nil {
-			return nil, err
+			return pcmFile{}, err
 		}
 		p.files = append(p.files, f)
-		r, err := nodeaudio.NewReader(f)
+		r, err := openPCM(f)
 		if err == nil && !streaming {
 			if cached {
 				ready += r.Size()
@@ -321,6 +321,32 @@ func PlayOccurrence(ctx context.Context) (protocol.Occurrence, bool) {
 // passes it to Output.Play (tests of instruments make such a context).
 func WithPlayOccurrence(ctx context.Context, o protocol.Occurrence) context.Context {
 	return context.WithValue(ctx, playKey{}, o)
+}
+
+// pcmFile is node audio decoded from a content file or download: at the
+// end of its audio it reads the source to its end, which for a download
+// still running waits for it to be verified, so a message played as it
+// arrived ends in a failure (content.ErrStreamBroken) if its bytes were not
+// what its id names. The decoder alone stops at the last sample and never
+// learns that.
+type pcmFile struct {
+	*nodeaudio.Reader
+	src io.Reader
+}
+
+func openPCM(src io.Reader) (pcmFile, error) {
+	r, err := nodeaudio.NewReader(src)
+	return pcmFile{r, src}, err
+}
+
+func (f pcmFile) Read(p []byte) (int, error) {
+	n, err := f.Reader.Read(p)
+	if err == io.EOF {
+		if _, cerr := io.Copy(io.Discard, f.src); cerr != nil {
+			return n, cerr
+		}
+	}
+	return n, err
 }
 
 // zeros reads as silence.
