@@ -239,7 +239,11 @@
 // the node once its download is fast enough to stay ahead of the speaker
 // (ContentRef.Size and DurationMS give the rate it must keep): the node
 // plays it as it arrives, and a download that then ends without the
-// verified content fails the play with ReasonContentMissing.
+// verified content fails the play with ReasonContentMissing. An emergency
+// whose opening chime is cached does not wait at all: it starts at its
+// Start with the chime, its EventStarted carries ContentPending, and its
+// EventContentReady follows once the message can play (the message follows
+// the chime then).
 //
 // # Agent updates
 //

@@ -493,6 +493,11 @@ type Event struct {
 	Reason       string    `json:"reason,omitempty"`
 	LateMS       int64     `json:"late_ms,omitempty"`
 	PlayedMS     int64     `json:"played_ms,omitempty"`
+	// ContentPending, on a started event, says the play began with its
+	// opening chime while its content could not play yet (an emergency
+	// does not wait for the link); its content-ready event follows when
+	// it can. Without it a start proves the node has the content.
+	ContentPending bool `json:"content_pending,omitempty"`
 	// Drill marks events about an exercise (Occurrence.Drill).
 	Drill bool `json:"drill,omitempty"`
 	// FramesPlayed, FramesLost and FramesLate count a live call's frames

@@ -222,10 +222,12 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 }
 
 // markContentReady records in d that the node has the content, on a
-// content-ready event or on the start of the play (which proves it); it
+// content-ready event or on the start of the play (which proves it, unless
+// the play began with its chime while the content was still to come); it
 // reports whether the event was content-ready, which moves nothing else.
 func markContentReady(d *loaxa.Delivery, ev protocol.Event) bool {
-	if (ev.Type == protocol.EventContentReady || ev.Type == protocol.EventStarted) && !d.ContentReady {
+	proves := ev.Type == protocol.EventContentReady || ev.Type == protocol.EventStarted && !ev.ContentPending
+	if proves && !d.ContentReady {
 		d.ContentReady, d.ContentReadyAt = true, ev.At
 	}
 	return ev.Type == protocol.EventContentReady

@@ -197,6 +197,18 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			ev(protocol.EventStarted, late(7)),
 			ev(protocol.EventReceived, nil),
 		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 7, ContentReady: true, ContentReadyAt: start}},
+		// A start with its chime before the message could play proves
+		// nothing; the content-ready event after it does.
+		{"an alert that began with its chime, its message still to come", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventStarted, func(e *protocol.Event) { e.ContentPending = true }),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted}},
+		{"and once its message came", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventStarted, func(e *protocol.Event) { e.ContentPending = true }),
+			ev(protocol.EventContentReady, func(e *protocol.Event) { e.At = start.Add(2 * time.Second) }),
+			ev(protocol.EventCompleted, played(14000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 14000, ContentReady: true, ContentReadyAt: start.Add(2 * time.Second)}},
 		{"failure keeps its reason", true, []protocol.Event{
 			ev(protocol.EventReceived, nil),
 			ev(protocol.EventFailed, reason(protocol.ReasonContentMissing)),

@@ -80,7 +80,7 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		rep.Summary.Add(n)
 		area := rep.ByArea[n.Area]
 		area.Add(n)
-		if n.State == string(loaxa.DeliveryReceived) && !n.ContentReady {
+		if (n.State == string(loaxa.DeliveryReceived) || n.State == string(loaxa.DeliveryStarted)) && !n.ContentReady {
 			rep.Summary.Fetching++
 			area.Fetching++
 		}

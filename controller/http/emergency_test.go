@@ -180,7 +180,17 @@ func TestEmergencyReportSaysContentFetched(t *testing.T) {
 	if rep.Summary.Fetching != 1 || rep.ByArea["12347"].Fetching != 1 || rep.ByArea["12346"].Fetching != 0 {
 		t.Errorf("while n-b fetches: summary %+v, by area %+v; want 1 fetching, in 12347", rep.Summary, rep.ByArea)
 	}
-	record("n-b", ev(2, protocol.EventContentReady, at.Add(800*time.Millisecond))) // fetched
+	// It starts with its chime at the shared start, the message still to
+	// come: sounding, and still fetching.
+	chime := ev(2, protocol.EventStarted, at.Add(300*time.Millisecond))
+	chime.ContentPending = true
+	record("n-b", chime)
+	rep = loaxa.EmergencyReport{}
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	if rep.Summary.Fetching != 1 || rep.Summary.Sounding != 1 {
+		t.Errorf("n-b sounding its chime, fetching its message: summary %+v; want 1 sounding, 1 fetching", rep.Summary)
+	}
+	record("n-b", ev(3, protocol.EventContentReady, at.Add(800*time.Millisecond))) // fetched
 	rep = loaxa.EmergencyReport{}
 	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
 	if rep.Summary.Fetching != 0 {

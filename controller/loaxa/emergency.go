@@ -246,8 +246,9 @@ type EmergencySummary struct {
 	Offline   int `json:"offline"`
 	Pending   int `json:"pending"`
 	// Fetching (emergency reports) counts the nodes that have the alert
-	// but not yet its audio: they are downloading it, and sound once they
-	// have it (late, and saying how late).
+	// but not yet its audio: they are downloading it, sounding the opening
+	// chime meanwhile if they keep it, and play the message once enough of
+	// it has arrived.
 	Fetching int `json:"fetching,omitempty"`
 }
 

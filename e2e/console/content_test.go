@@ -179,8 +179,9 @@ func (l *heldLink) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestBoardSaysClustersAreDownloading: an alert whose message the cluster
-// does not have: while it downloads it, the board says the cluster has
-// the alert and is downloading its audio; once it plays, that goes.
+// does not have: while it downloads it (sounding its chime meanwhile), the
+// board says the cluster has the alert and is downloading its audio; once
+// the message can play, that goes.
 func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
@@ -198,7 +199,7 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
 	b.Wait("the board says it downloads", `!document.querySelector('#em-fetching').hidden`, 20*time.Second)
-	if got := MustEval[string](b, text("#em-fetching")); got != "1 cụm loa đã nhận lệnh và đang tải nội dung về: mỗi cụm loa phát ngay khi đã tải đủ để phát liền mạch." {
+	if got := MustEval[string](b, text("#em-fetching")); got != "1 cụm loa đã nhận lệnh và đang tải nội dung về: chuông báo phát ngay, bản tin phát khi đã tải đủ để phát liền mạch." {
 		t.Errorf("the board says %q", got)
 	}
 	close(link.release)

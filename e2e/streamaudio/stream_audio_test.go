@@ -1,8 +1,9 @@
 // Package streamaudio plays an alert whose message the cluster does not
 // have through the real audio path — controller, broker, agent, oto,
-// ALSA — while the message downloads over a slow link, and checks the
-// sound that came out. It is its own test binary because oto allows one
-// sound device per process.
+// ALSA — while the message downloads over a slow link, and with the
+// opening chime before any of it has come, and checks the sound that came
+// out. It is its own test binary because oto allows one sound device per
+// process.
 package streamaudio
 
 import (
@@ -32,11 +33,14 @@ const joinTolerance = 16
 
 // meteredLink is a cluster's HTTP link that brings one content at 16 KB/s,
 // twice the rate node audio plays at, and holds its last 2 KB until
-// release is closed.
+// release is closed; with start set, it holds every byte until start is
+// closed.
 type meteredLink struct {
 	content   atomic.Pointer[string]
+	start     chan struct{}
 	release   chan struct{}
 	requests  atomic.Int32
+	begun     atomic.Bool // a byte reached the agent
 	delivered atomic.Bool // the last byte reached the agent
 }
 
@@ -65,6 +69,13 @@ type meteredBody struct {
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
+	if b.link.start != nil {
+		select {
+		case <-b.link.start:
+		case <-b.done:
+			return 0, io.ErrUnexpectedEOF
+		}
+	}
 	if b.left <= 2048 {
 		select {
 		case <-b.link.release:
@@ -81,6 +92,9 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.body.Read(p)
 	b.left -= int64(n)
+	if n > 0 {
+		b.link.begun.Store(true)
+	}
 	if b.left == 0 {
 		b.link.delivered.Store(true)
 	}
@@ -89,19 +103,26 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 
 func (b *meteredBody) Close() error { return b.body.Close() }
 
-// TestAlertPlaysAsItDownloadsThroughALSA: a commune officer sends a drill
-// with a message uploaded a moment ago, which the cluster does not have;
-// its link brings it at twice the rate it plays. The cluster starts before
-// the download ends (the link holds the message's last bytes until the
-// agent's output has begun), and what comes out of the sound device is the
-// opening chime, the whole message and the closing chime, back to back, as
-// from a cached file.
-func TestAlertPlaysAsItDownloadsThroughALSA(t *testing.T) {
+// TestAlertWhoseMessageDownloadsThroughALSA: one sound device per process,
+// so both cases share it.
+func TestAlertWhoseMessageDownloadsThroughALSA(t *testing.T) {
 	capture := alsatest.Setup(t)
 	out, err := oto.Open()
 	if err != nil {
 		t.Fatalf("open sound device: %v", err)
 	}
+	t.Run("played as it arrives", func(t *testing.T) { playsAsItDownloads(t, capture, out) })
+	t.Run("the chime before the message", func(t *testing.T) { chimesBeforeItsMessage(t, capture, out) })
+}
+
+// playsAsItDownloads: a commune officer sends a drill with a message
+// uploaded a moment ago, which the cluster does not have; its link brings
+// it at twice the rate it plays. The cluster starts before the download
+// ends (the link holds the message's last bytes until the agent's output
+// has begun), and what comes out of the sound device is the opening chime,
+// the whole message and the closing chime, back to back, as from a cached
+// file.
+func playsAsItDownloads(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -161,4 +182,67 @@ func TestAlertPlaysAsItDownloadsThroughALSA(t *testing.T) {
 		t.Errorf("the message was requested %d times, want once", got)
 	}
 	t.Logf("template: opening %d, message %d, closing %d (samples); scores %.4f %.4f %.4f", mo.Offset, mm.Offset, mc.Offset, mo.Score, mm.Score, mc.Score)
+}
+
+// chimesBeforeItsMessage: the cluster's link brings nothing of the alert's
+// new message until the opening chime has come out of the sound device:
+// the cluster starts the alert at its start instant with the chime it
+// keeps, its report says it does not have the message yet, and it plays
+// the message once enough of it has arrived (after a silence, with the
+// amplifier on), then the closing chime right after it.
+func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	link := &meteredLink{start: make(chan struct{}), release: make(chan struct{})}
+	close(link.release)
+	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
+		Output: out,
+		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
+	})
+	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
+		st := n.Agent.Status()
+		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
+	})
+
+	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
+	link.content.Store(&message.ID)
+	wantMessage := c.NodeAudio(message.ID)
+	from := capture.Len()
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{
+		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true,
+	}, &em)
+	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
+	mo := capture.Await(t, opening, from, 15*time.Second)
+	if link.begun.Load() {
+		t.Fatal("a byte of the message reached the cluster before its chime played")
+	}
+	var rep loaxa.EmergencyReport
+	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+	if len(rep.Nodes) != 1 || rep.Nodes[0].ContentReady {
+		t.Errorf("report while the chime played: %+v; want the cluster without its content", rep.Nodes)
+	}
+	close(link.start)
+
+	mm := capture.Await(t, wantMessage, mo.Offset+len(opening)-joinTolerance, 15*time.Second)
+	mc := capture.Await(t, closing, mm.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	if mm.Offset < mo.Offset+len(opening)-joinTolerance {
+		t.Errorf("the message began %d samples before the chime ended", mo.Offset+len(opening)-mm.Offset)
+	}
+	if d := mc.Offset - (mm.Offset + len(wantMessage)); d < -joinTolerance || d > joinTolerance {
+		t.Errorf("closing chime %d samples off the message's end", d)
+	}
+	for _, m := range []alsatest.Match{mo, mm, mc} {
+		if m.Score < 0.99 {
+			t.Errorf("a part of the template correlates %.4f with what was delivered, want ≥ 0.99", m.Score)
+		}
+	}
+	rig.Eventually(t, 15*time.Second, "the delivery completed and says the message was fetched", func() bool {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+		return rep.Summary.Completed == 1 && len(rep.Nodes) == 1 && rep.Nodes[0].Fetched
+	})
+	t.Logf("opening at %d, message at %d (%.2f s after the chime ended), closing at %d; scores %.4f %.4f %.4f",
+		mo.Offset, mm.Offset, float64(mm.Offset-mo.Offset-len(opening))/16000, mc.Offset, mo.Score, mm.Score, mc.Score)
 }

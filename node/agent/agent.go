@@ -66,6 +66,11 @@ const DefaultAmplifierWarmup = 500 * time.Millisecond
 // issued.
 const DefaultAlertPrepare = 10 * time.Second
 
+// DefaultChimeAgainAfter is Config.ChimeAgainAfter's default: a message
+// that follows its chime within a few seconds still follows it; after a
+// longer silence the listeners are called again.
+const DefaultChimeAgainAfter = 5 * time.Second
+
 // amplifierTail is how long the amplifier stays on after the output
 // drained, on top of the output's latency (the sound still in the device),
 // so that switching it off does not clip the last word.
@@ -249,6 +254,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.AlertPrepare = DefaultAlertPrepare
 	case cfg.AlertPrepare < 0:
 		cfg.AlertPrepare = 0
+	}
+	if cfg.ChimeAgainAfter <= 0 {
+		cfg.ChimeAgainAfter = DefaultChimeAgainAfter
 	}
 	cred := cfg.Credentials
 	keys, err := cred.PublicKeys()
@@ -600,6 +608,7 @@ func (a *Agent) step() time.Time {
 		Progress:   a.progress,
 		LateGrace:  a.lateGrace(),
 		HasContent: a.hasContent,
+		Cached:     a.cache.Has,
 		Lead:       a.lead,
 		AlertLead:  a.cfg.AlertPrepare,
 	}
@@ -838,14 +847,14 @@ func (a *Agent) mark(o protocol.Occurrence, phase Phase) Progress {
 }
 
 // contentReady returns the marks of occurrences received earlier, not
-// started, whose content has arrived since: each gets its content-ready
-// event once. Occurrences d receives now are handled with their received
-// event.
+// started (or started with their chime before their content could play),
+// whose content can play since: each gets its content-ready event once.
+// Occurrences d receives now are handled with their received event.
 func (a *Agent) contentReady() []Progress {
 	var out []Progress
 	for _, o := range a.occurrences() {
 		p, ok := a.progress[o.ID]
-		if !ok || p.Phase != PhaseReceived || p.ContentReady || o.Content == "" || !a.cache.Playable(o.Content) {
+		if !ok || p.Phase != PhaseReceived && p.Phase != PhaseStarted || p.ContentReady || o.Content == "" || !a.cache.Playable(o.Content) {
 			continue
 		}
 		p.ContentReady = true

@@ -74,6 +74,12 @@ type Config struct {
 	// arrives (0: DefaultAlertPrepare, 10 s; negative: like any play,
 	// AmplifierWarmup before its start).
 	AlertPrepare time.Duration
+	// ChimeAgainAfter: an emergency that started with its opening chime
+	// before its message could play (Decide, ChimeFirst) plays the chime
+	// again before the message if the message came this long or more after
+	// the chime ended, so the words follow a call to attention (0:
+	// DefaultChimeAgainAfter, 5 s).
+	ChimeAgainAfter time.Duration
 	// TimeSyncInterval is how often the clock offset to the controller is
 	// measured besides at every connect (0: 5 minutes).
 	TimeSyncInterval time.Duration

@@ -28,8 +28,13 @@ type Situation struct {
 	Playing string
 	// LateGrace is how late an occurrence may still start.
 	LateGrace time.Duration
-	// HasContent reports whether content is cached (nil: nothing is).
+	// HasContent reports whether content can play: cached, or arriving
+	// fast enough to play as it does (nil: nothing can).
 	HasContent func(id string) bool
+	// Cached reports whether content is in the cache in full (nil: none
+	// is). Only a cached chime plays, and an emergency whose opening chime
+	// is cached starts with it while its message is still to come.
+	Cached func(id string) bool
 	// PlayingEnds is when the play on air will end (zero: not known), so
 	// that what follows it back to back can be prepared before it ends.
 	PlayingEnds time.Time
@@ -107,6 +112,9 @@ func (d Decision) Empty() bool {
 //     content or behind others does not change that. Past the deadline it
 //     is missed, or failed with content-missing if the node knew of it in
 //     time to fetch the content.
+//   - An emergency whose opening chime is cached does not wait for its
+//     content: it starts at its instant with the chime, and the message
+//     follows as soon as it can play (ChimeFirst).
 //   - An occurrence that was on air when the agent stopped resumes the same
 //     way after a restart; one that cannot is failed as interrupted.
 //   - A suspended or playing occurrence that the desired state no longer
@@ -127,8 +135,7 @@ func Decide(s Situation) Decision {
 // starts or ends, if that is within s.Lead; otherwise it asks to wake at
 // that instant less the lead.
 func prepare(s Situation, d *Decision) {
-	has := s.HasContent
-	if has == nil {
+	if s.HasContent == nil {
 		return // nothing can start
 	}
 	// The play on air after this decision, and whether its end is known.
@@ -142,7 +149,7 @@ func prepare(s Situation, d *Decision) {
 	var next time.Time
 	alert := false // an emergency starts at next
 	for _, o := range s.Occurrences {
-		if !o.Start.After(s.Now) || !has(o.Content) || !next.IsZero() && o.Start.After(next) {
+		if !o.Start.After(s.Now) || !s.startable(&o) || !next.IsZero() && o.Start.After(next) {
 			continue
 		}
 		if p, ok := s.Progress[o.ID]; ok && p.Phase != PhaseReceived {
@@ -293,7 +300,7 @@ func decide(s Situation) (d Decision) {
 			}
 			continue
 		}
-		if has(o.Content) {
+		if s.startable(o) {
 			ready = append(ready, o)
 		} else {
 			// Waiting for its content: a late start is better than none,
@@ -347,6 +354,22 @@ func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Dura
 		return protocol.EventPreempted, PhaseDone
 	}
 	return protocol.EventFailed, PhaseDone
+}
+
+// ChimeFirst reports whether o starts with its opening chime before its
+// content can play: an emergency's first sound must not wait for the link.
+// A cluster that has the alert but not its message (typed a moment ago,
+// made into speech) sounds the chime at the instant the whole area does,
+// and the message follows when enough of it has arrived: at the chime's
+// end on the clusters whose download kept up, so these stay in step.
+func ChimeFirst(o *protocol.Occurrence, cached func(id string) bool) bool {
+	return o.Priority == protocol.PriorityEmergency && o.Content != "" && o.OpeningChime != "" &&
+		cached != nil && cached(o.OpeningChime)
+}
+
+// startable reports whether o can start now as far as its audio goes.
+func (s *Situation) startable(o *protocol.Occurrence) bool {
+	return s.HasContent != nil && (s.HasContent(o.Content) || ChimeFirst(o, s.Cached))
 }
 
 // knewInTime reports whether the node had o before its start.

@@ -37,6 +37,15 @@ func playBy(o protocol.Occurrence, d time.Duration) protocol.Occurrence {
 	return o
 }
 
+// chimed returns o with an opening chime, "chime".
+func chimed(o protocol.Occurrence) protocol.Occurrence {
+	o.OpeningChime = "chime"
+	return o
+}
+
+// onlyChime is a cache that holds the chime alone.
+func onlyChime(id string) bool { return id == "chime" }
+
 func occ(id string, start time.Duration) protocol.Occurrence {
 	return protocol.Occurrence{ID: id, Announcement: "ann-" + id, Content: "c-" + id, Priority: protocol.PriorityNormal, Start: t0.Add(start), DurationMS: 60_000}
 }
@@ -91,9 +100,29 @@ func TestDecide(t *testing.T) {
 		playing  string
 		grace    time.Duration
 		has      func(string) bool
+		cached   func(string) bool
 		want     string
 	}{
 		{name: "nothing to run", want: ""},
+		{name: "an emergency whose opening chime is cached starts with it, its message still to come",
+			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: onlyChime, want: "start a"},
+		{name: "an emergency whose chime is not cached waits for its message",
+			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: none, want: "wake 10m0.001s"},
+		{name: "an emergency without an opening chime waits for its message",
+			occs: []protocol.Occurrence{at(a, protocol.PriorityEmergency)}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: all, want: "wake 10m0.001s"},
+		{name: "a bulletin below emergency with a chime waits for its content",
+			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityHigh))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: onlyChime, want: "wake 10m0.001s"},
+		{name: "an emergency starting with its chime preempts the play on air",
+			now: time.Minute, occs: []protocol.Occurrence{b, chimed(at(occ("d", time.Minute), protocol.PriorityEmergency))},
+			progress: []Progress{mark(b, PhaseStarted), mark(occ("d", time.Minute), PhaseReceived)}, playing: "b",
+			has: func(id string) bool { return id == "c-b" }, cached: onlyChime, want: "stop preempted; start d"},
+		{name: "past its deadline without its message it failed, chime or not",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: onlyChime, want: "failed a content-missing"},
 		{name: "new future occurrence is received and waited for",
 			now: -time.Hour, occs: []protocol.Occurrence{c}, has: all,
 			want: "received c; wake 5m0s"},
@@ -223,7 +252,7 @@ func TestDecide(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has})
+			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached})
 			if got := summary(d); got != tc.want {
 				t.Errorf("Decide = %q\n          want %q", got, tc.want)
 			}
@@ -258,9 +287,13 @@ func TestDecidePrepare(t *testing.T) {
 		playing  string
 		ends     time.Duration // of the play on air; 0: not known
 		has      func(string) bool
+		cached   func(string) bool
 		alert    time.Duration // AlertLead
 		want     string
 	}{
+		{name: "an emergency that starts with its chime is prepared as it arrives",
+			now: 5*time.Minute - 2*time.Second, occs: []protocol.Occurrence{chimed(at(c, protocol.PriorityEmergency))}, has: none, cached: onlyChime, alert: 3 * time.Second,
+			want: "received c; prepare c at 5m0s; wake 5m0s"},
 		{name: "an emergency within the alert lead is prepared as it arrives",
 			now: 5*time.Minute - 2*time.Second, occs: []protocol.Occurrence{at(c, protocol.PriorityEmergency)}, has: all, alert: 3 * time.Second,
 			want: "received c; prepare c at 5m0s; wake 5m0s"},
@@ -324,7 +357,7 @@ func TestDecidePrepare(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Lead: lead, AlertLead: tc.alert}
+			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Cached: tc.cached, Lead: lead, AlertLead: tc.alert}
 			if tc.ends != 0 {
 				s.PlayingEnds = t0.Add(tc.ends)
 			}

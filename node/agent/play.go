@@ -43,6 +43,9 @@ type play struct {
 	length  time.Duration // how long the stream plays
 	openErr error         // the content could not be opened; nothing to play
 	skipped []string      // chimes left out because they were not cached
+	// later: the content could not play when the play was prepared; it
+	// began with its chime and reads the content once it can (ChimeFirst).
+	later bool
 	// ampFailed: the amplifier did not switch on when the play was
 	// prepared; the cue stays held and the start tries once more.
 	ampFailed bool
@@ -176,6 +179,9 @@ func (a *Agent) openStream(p *play) error {
 		p.length += pcm.Duration()
 	}
 	chime(o.OpeningChime)
+	// Only an emergency that starts with its chime (Decide) gets here
+	// with content that cannot play yet.
+	p.later = !a.cache.Playable(o.Content)
 	for i := range o.Plays() {
 		if i > 0 && o.GapMS > 0 {
 			gap := nodeaudio.Bytes(time.Duration(o.GapMS) * time.Millisecond)
@@ -185,6 +191,19 @@ func (a *Agent) openStream(p *play) error {
 				ready += gap
 			}
 		}
+		if p.later {
+			l := &laterPart{a: a, ctx: p.ctx, occ: o.ID, id: o.Content}
+			if i == 0 && len(parts) > 0 {
+				l.chime = o.OpeningChime
+			}
+			if ref, ok := a.cache.Ref(o.Content); ok {
+				p.length += time.Duration(ref.DurationMS) * time.Millisecond
+			}
+			parts = append(parts, l)
+			p.files = append(p.files, l)
+			streaming = true
+			continue
+		}
 		pcm, err := open(o.Content)
 		if err != nil {
 			return err
@@ -192,7 +211,17 @@ func (a *Agent) openStream(p *play) error {
 		parts = append(parts, pcm)
 		p.length += pcm.Duration()
 	}
-	chime(o.ClosingChime)
+	if p.later && o.ClosingChime != "" && !a.cache.Has(o.ClosingChime) {
+		// Fetched with the message: looked for when the message has played.
+		l := &laterPart{a: a, ctx: p.ctx, occ: o.ID, id: o.ClosingChime, optional: true}
+		if ref, ok := a.cache.Ref(o.ClosingChime); ok {
+			p.length += time.Duration(ref.DurationMS) * time.Millisecond
+		}
+		parts = append(parts, l)
+		p.files = append(p.files, l)
+	} else {
+		chime(o.ClosingChime)
+	}
 	var src io.Reader = io.MultiReader(parts...)
 	if g := a.gain(o); g != 1 {
 		src = &audio.Gain{R: src, Factor: g}
@@ -280,12 +309,13 @@ func (a *Agent) onAir(p *play) {
 	mark.StartedAt = p.startedAt
 	e := occurrenceEvent(protocol.EventStarted, mark, p.startedAt)
 	e.LateMS = p.startedAt.Sub(p.occ.Start).Milliseconds()
+	e.ContentPending = p.later && !a.cache.Playable(p.occ.Content)
 	a.note([]protocol.Event{e}, mark)
 	a.mu.Lock()
 	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC(), Drill: p.occ.Drill}
 	a.mu.Unlock()
 	signal(a.dirty)
-	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS)
+	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS, "content_pending", e.ContentPending)
 }
 
 // dropCue discards the cue, which must be held (or never have begun).
@@ -323,6 +353,82 @@ func WithPlayOccurrence(ctx context.Context, o protocol.Occurrence) context.Cont
 	return context.WithValue(ctx, playKey{}, o)
 }
 
+// laterPart is content a play reaches before it could be opened: the
+// message of an emergency that began with its opening chime while the
+// message could not play yet (ChimeFirst). Its first Read, when the output
+// has played what came before, waits until the content can play (the
+// output meanwhile runs dry: silence), then reads it; before the first
+// repeat, after the opening chime once more if that wait reached
+// Config.ChimeAgainAfter. It fails like a stream (content.ErrStreamBroken)
+// if the content stops arriving, and with the play's context. An optional
+// part (the closing chime) does not wait: it plays if it is cached by its
+// turn, and is left out if not.
+type laterPart struct {
+	a        *Agent
+	ctx      context.Context
+	occ      string // for the log
+	id       string
+	chime    string // played again after a long wait; "" never
+	optional bool
+	r        io.Reader
+	err      error
+	files    []io.Closer
+}
+
+func (l *laterPart) Read(b []byte) (int, error) {
+	if l.r == nil && l.err == nil {
+		l.r, l.err = l.open()
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.r.Read(b)
+}
+
+func (l *laterPart) open() (io.Reader, error) {
+	if l.optional {
+		r, err := l.pcm(l.id)
+		if err != nil {
+			l.a.log.Warn("agent: chime not cached; playing without it", "occurrence", l.occ, "content", l.id, "err", err)
+			return eof{}, nil
+		}
+		return r, nil
+	}
+	began := time.Now()
+	if err := l.a.cache.AwaitPlayable(l.ctx, l.id); err != nil {
+		return nil, err
+	}
+	waited := time.Since(began)
+	var parts []io.Reader
+	again := l.chime != "" && waited >= l.a.cfg.ChimeAgainAfter
+	if again {
+		if r, err := l.pcm(l.chime); err == nil {
+			parts = append(parts, r)
+		} else {
+			again = false
+			l.a.log.Warn("agent: chime unplayable; the message follows without it", "occurrence", l.occ, "content", l.chime, "err", err)
+		}
+	}
+	msg, err := l.pcm(l.id)
+	if err != nil {
+		return nil, err
+	}
+	if l.chime != "" {
+		l.a.log.Info("agent: the message follows its chime", "occurrence", l.occ, "waited_ms", waited.Milliseconds(), "chime_again", again)
+	}
+	return io.MultiReader(append(parts, msg)...), nil
+}
+
+// pcm opens content id's node audio for reading as it arrives.
+func (l *laterPart) pcm(id string) (io.Reader, error) {
+	f, err := l.a.cache.OpenStream(l.ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	l.files = append(l.files, f)
+	return openPCM(f)
+}
+
 // pcmFile is node audio decoded from a content file or download: at the
 // end of its audio it reads the source to its end, which for a download
 // still running waits for it to be verified, so a message played as it
@@ -348,6 +454,20 @@ func (f pcmFile) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Close closes what the part opened; the play's goroutine calls it once
+// the output has returned.
+func (l *laterPart) Close() error {
+	for _, f := range l.files {
+		f.Close()
+	}
+	return nil
+}
+
+// eof is an empty reader.
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
 // zeros reads as silence.
 type zeros struct{}

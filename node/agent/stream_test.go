@@ -52,12 +52,22 @@ type trickle struct {
 	tail    []byte // what the last 2 KB are served as
 	release chan struct{}
 	served  atomic.Int32
+	// holdAll holds every byte, not the last 2 KB alone, until release.
+	holdAll bool
 }
 
 func (tr *trickle) serve(w http.ResponseWriter, r *http.Request) {
 	tr.served.Add(1)
 	w.Header().Set("Content-Length", strconv.Itoa(len(tr.b)))
 	w.WriteHeader(http.StatusOK)
+	if tr.holdAll {
+		w.(http.Flusher).Flush()
+		select {
+		case <-tr.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	held := len(tr.b) - 2048
 	for off := 0; off < held; off += 2048 {
 		w.Write(tr.b[off:min(off+2048, held)])
@@ -80,9 +90,15 @@ func (tr *trickle) serve(w http.ResponseWriter, r *http.Request) {
 // whose 4 s message it does not have, served by tr; the chimes are
 // served whole.
 func streamedAlert(t *testing.T, makeTail func(b []byte) []byte) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
+	return heldAlert(t, makeTail, false, 0)
+}
+
+// heldAlert is streamedAlert with the trickle's holdAll and the agent's
+// ChimeAgainAfter set.
+func heldAlert(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, chimeAgain time.Duration) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	out := &pcmOutput{}
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Output = out }})
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Output, c.ChimeAgainAfter = out, chimeAgain }})
 	waitConnected(t, n)
 
 	samples := make([]int16, 4*nodeaudio.SampleRate)
@@ -96,7 +112,7 @@ func streamedAlert(t *testing.T, makeTail func(b []byte) []byte) (*nodetest.Cont
 	msg := ctl.AddFile(file, 4*time.Second)
 	opening := ctl.AddContent(700 * time.Millisecond)
 	closing := ctl.AddContent(600 * time.Millisecond)
-	tr := &trickle{b: file, tail: makeTail(file[len(file)-2048:]), release: make(chan struct{})}
+	tr := &trickle{b: file, tail: makeTail(file[len(file)-2048:]), release: make(chan struct{}), holdAll: holdAll}
 	ctl.ContentHook = func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.Contains(r.URL.Path, msg.ID) {
 			return false
@@ -185,6 +201,57 @@ func TestAlertOfWrongBytesFails(t *testing.T) {
 	}
 	if missing := n.a.Status().ContentMissing; !slices.Contains(missing, refs[1].ID) {
 		t.Errorf("content missing %v, want the message: none of the wrong bytes kept", missing)
+	}
+}
+
+// TestAlertChimesWhileItsMessageComes: an alert whose message no byte of
+// has come starts at its instant with its cached opening chime, its start
+// saying the message is still to come; the message follows the chime
+// once it can play, with a content-ready event, and the output gets the
+// whole template. When the message came long after the chime
+// (ChimeAgainAfter), the chime plays again before it.
+func TestAlertChimesWhileItsMessageComes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		chimeAgain time.Duration
+		chimes     int // opening chimes before the message
+	}{
+		{"the message follows the chime", time.Hour, 1},
+		// Any wait is long here: the message plays no sooner than 0.5 s
+		// after its first bytes (content.PlayThroughEvidence).
+		{"after a long wait the chime again", time.Millisecond, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctl, _, out, tr, file, refs := heldAlert(t, func(b []byte) []byte { return b }, true, tc.chimeAgain)
+			nodetest.Eventually(t, 15*time.Second, "the alert started with its chime", func() bool {
+				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
+			})
+			for _, e := range ctl.Events("n1") {
+				if e.Type == protocol.EventStarted && !e.ContentPending {
+					t.Errorf("started event %+v does not say the message is still to come", e)
+				}
+			}
+			if got := nodetest.ReadySummary(ctl.Events("n1")); len(got) != 0 {
+				t.Errorf("content-ready events %v before any byte of the message was served", got)
+			}
+			close(tr.release)
+			waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
+			nodetest.Eventually(t, 15*time.Second, "content-ready after the start", func() bool {
+				return slices.Equal(nodetest.ReadySummary(ctl.Events("n1")), []string{"e3@x"})
+			})
+			opening, msg := decoded(t, nodeFile(t, ctl, refs[0])), decoded(t, file)
+			gap := make([]byte, nodeaudio.Bytes(500*time.Millisecond))
+			var want []byte
+			for range tc.chimes {
+				want = append(want, opening...)
+			}
+			want = append(append(append(append(append(want, msg...), gap...), msg...), gap...), msg...)
+			want = append(want, decoded(t, nodeFile(t, ctl, refs[2]))...)
+			plays := out.Plays()
+			if len(plays) != 1 || !bytes.Equal(plays[0], want) {
+				t.Errorf("output got %d plays (first %d bytes); want one of %d bytes: %d opening chimes, the message three times, the closing chime", len(plays), lenFirst(plays), len(want), tc.chimes)
+			}
+		})
 	}
 }
 

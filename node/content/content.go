@@ -161,6 +161,9 @@ type Cache struct {
 	retry   map[string]retry
 	current *downloading // nil when no download runs
 	streams map[string]*stream
+	// turned is closed (and replaced) whenever content may have become
+	// Playable or stopped being wanted: AwaitPlayable waits on it.
+	turned chan struct{}
 }
 
 // downloading is the download Run has under way.
@@ -230,6 +233,7 @@ func Open(cfg Config) (*Cache, error) {
 		present: make(map[string]entry),
 		retry:   make(map[string]retry),
 		streams: make(map[string]*stream),
+		turned:  make(chan struct{}),
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !protocol.ValidContentID(e.Name()) {
@@ -347,6 +351,7 @@ func (c *Cache) Want(wants []Wanted) {
 	}
 	c.makeWay(now)
 	drop := c.evict(0)
+	c.turn()
 	c.mu.Unlock()
 	c.remove(drop)
 	if entries, err := os.ReadDir(c.cfg.Dir); err == nil {
@@ -670,6 +675,7 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	c.present[ref.ID] = entry{size: size, used: now}
 	c.bytes += size
 	drop = c.evict(0)
+	c.turn()
 	c.mu.Unlock()
 	c.attemptEnded(ref.ID, nil, true)
 	c.remove(drop)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
+	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -123,6 +125,7 @@ func (c *Cache) progress(s *stream, have int64) {
 		!s.began.IsZero() && playThrough(s.size, have, have-s.from, now.Sub(s.began), s.play))
 	if became {
 		s.playable = true
+		c.turn()
 	}
 	c.mu.Unlock()
 	if became {
@@ -257,3 +260,83 @@ func (r *streamReader) Read(p []byte) (int, error) {
 }
 
 func (r *streamReader) Close() error { return r.f.Close() }
+
+// turn wakes every AwaitPlayable. c.mu is held.
+func (c *Cache) turn() {
+	close(c.turned)
+	c.turned = make(chan struct{})
+}
+
+// arrived returns how many bytes of content id the node has (the whole
+// file once it is in place) and whether the cache still wants or holds it.
+// c.mu is held.
+func (c *Cache) arrived(id string) (int64, bool) {
+	if e, ok := c.present[id]; ok {
+		return e.size, true
+	}
+	if !slices.ContainsFunc(c.wanted, func(w Wanted) bool { return w.ID == id }) {
+		return 0, false
+	}
+	if s := c.streams[id]; s != nil {
+		return s.have, true
+	}
+	return 0, true
+}
+
+// AwaitPlayable waits until content id is Playable (at once if it is). It
+// fails with ErrStreamBroken wrapping ErrStalled if no byte of it arrives
+// for the stall timeout (Config.StallTimeout) however many attempts that
+// spans, wrapping a cause if nothing wants it any more, and with ctx's
+// error once ctx is done. A play that begins before its content has come
+// (an alert's opening chime) waits here for the rest.
+func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
+	stall := time.NewTimer(c.cfg.StallTimeout)
+	defer stall.Stop()
+	last := int64(-1)
+	for {
+		c.mu.Lock()
+		_, present := c.present[id]
+		s := c.streams[id]
+		playable := present || s != nil && s.playable
+		have, wanted := c.arrived(id)
+		turned := c.turned
+		c.mu.Unlock()
+		switch {
+		case playable:
+			return nil
+		case !wanted:
+			return fmt.Errorf("content %s: %w: %w", id, ErrStreamBroken, errUnwanted)
+		}
+		if last < 0 {
+			last = have
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-turned:
+		case <-stall.C:
+			// Checked once a timeout: nothing came since the last check
+			// (a whole timeout ago), or the wait starts again from now.
+			c.mu.Lock()
+			have, _ = c.arrived(id)
+			c.mu.Unlock()
+			if have == last {
+				return fmt.Errorf("content %s: %w: %w", id, ErrStreamBroken, ErrStalled)
+			}
+			last = have
+			stall.Reset(c.cfg.StallTimeout)
+		}
+	}
+}
+
+// Ref returns the wanted content's reference (its size and play time).
+func (c *Cache) Ref(id string) (protocol.ContentRef, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.wanted {
+		if w.ID == id {
+			return w.ContentRef, true
+		}
+	}
+	return protocol.ContentRef{}, false
+}

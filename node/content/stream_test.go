@@ -361,3 +361,112 @@ func drain(ch <-chan struct{}) {
 	default:
 	}
 }
+
+// awaitAsync runs AwaitPlayable in a goroutine.
+func awaitAsync(ctx context.Context, c *Cache, id string) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- c.AwaitPlayable(ctx, id) }()
+	return done
+}
+
+// notYet fails the test if the wait ended.
+func notYet(t *testing.T, waited <-chan error, when string) {
+	t.Helper()
+	select {
+	case err := <-waited:
+		t.Fatalf("AwaitPlayable returned %v %s; want it still waiting", err, when)
+	default:
+	}
+}
+
+// TestAwaitPlayable: a wait for wanted content that has not come returns
+// when the download becomes Playable, not at its first bytes, and at once
+// for content in place.
+func TestAwaitPlayable(t *testing.T) {
+	b, id := blob(160_000, 21)
+	c, more, _ := pacedCache(t, b)
+	fake := onFakeClock(c)
+	r := streamRef(id, b, 20*time.Second)
+	c.Want([]Wanted{{ContentRef: r, Need: fake.Now()}})
+	waited := awaitAsync(context.Background(), c, id)
+	fetched := fetchAsync(c, r)
+	more <- 20_000
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 20_000 })
+	notYet(t, waited, "at the first bytes")
+	fake.Advance(time.Second)
+	more <- 20_000 // Playable: 40,000 in 1 s
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("AwaitPlayable = %v, want nil once Playable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitPlayable still waiting 10 s after the download became Playable")
+	}
+	if !c.Playable(id) {
+		t.Error("AwaitPlayable returned, Playable false")
+	}
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AwaitPlayable(context.Background(), id); err != nil {
+		t.Errorf("AwaitPlayable of cached content = %v", err)
+	}
+}
+
+// TestAwaitPlayableEnds: the wait fails when nothing wants the content any
+// more, and ends with its context.
+func TestAwaitPlayableEnds(t *testing.T) {
+	b, id := blob(50_000, 22)
+	c := newCache(t, newServer(t))
+	c.Want([]Wanted{{ContentRef: streamRef(id, b, 6*time.Second)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled := awaitAsync(ctx, c, id)
+	unwanted := awaitAsync(context.Background(), c, id)
+	notYet(t, unwanted, "before anything changed")
+	c.Want(nil)
+	if err := <-unwanted; !errors.Is(err, ErrStreamBroken) || !errors.Is(err, errUnwanted) {
+		t.Errorf("AwaitPlayable of content no longer wanted = %v, want ErrStreamBroken wrapping errUnwanted", err)
+	}
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStreamBroken) {
+		t.Errorf("AwaitPlayable after cancel = %v", err)
+	}
+	if err := c.AwaitPlayable(context.Background(), id); !errors.Is(err, ErrStreamBroken) {
+		t.Errorf("AwaitPlayable of content never wanted = %v, want ErrStreamBroken", err)
+	}
+}
+
+// TestAwaitPlayableStalls: bytes that keep coming, too slowly to play
+// through, keep the wait going past the stall timeout; once nothing comes
+// for the timeout, it fails as stalled.
+func TestAwaitPlayableStalls(t *testing.T) {
+	b, id := blob(160_000, 23)
+	c, more, _ := pacedCache(t, b)
+	c.cfg.StallTimeout = time.Second
+	onFakeClock(c) // never advanced: the rate is never judged, never Playable
+	r := streamRef(id, b, 20*time.Second)
+	c.Want([]Wanted{{ContentRef: r}})
+	fetched := fetchAsync(c, r)
+	waited := awaitAsync(context.Background(), c, id)
+	sent := 0
+	for range 25 { // 2.5 s of 100 bytes every 100 ms
+		more <- 100
+		sent += 100
+		waitFor(t, c, "the chunk on disk", func() bool { return c.streamHas(id) == int64(sent) })
+		time.Sleep(100 * time.Millisecond)
+	}
+	notYet(t, waited, "while bytes kept coming")
+	select {
+	case err := <-waited:
+		if !errors.Is(err, ErrStreamBroken) || !errors.Is(err, ErrStalled) {
+			t.Errorf("AwaitPlayable = %v, want ErrStreamBroken wrapping ErrStalled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitPlayable still waiting 10 s after the last byte, with a 1 s stall timeout")
+	}
+	if err := <-fetched; !errors.Is(err, ErrStalled) {
+		t.Errorf("Fetch = %v, want ErrStalled (its own watchdog)", err)
+	}
+}
