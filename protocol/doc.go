@@ -238,8 +238,11 @@
 // fails with ReasonContentMissing. Content still downloading counts as on
 // the node once its download is fast enough to stay ahead of the speaker
 // (ContentRef.Size and DurationMS give the rate it must keep): the node
-// plays it as it arrives, and a download that then ends without the
-// verified content fails the play with ReasonContentMissing. An emergency
+// plays it as it arrives. A download that then ends without the verified
+// content, or brings nothing for the stall timeout, stops the play with
+// EventSuspended and ReasonContentMissing; it plays again from the start
+// once the content is cached, before its deadline, and otherwise fails
+// with ReasonContentMissing. An emergency
 // whose opening chime is cached does not wait at all: it starts at its
 // Start with the chime, its EventStarted carries ContentPending, and its
 // EventContentReady follows once the message can play (the message follows

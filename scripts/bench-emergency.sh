@@ -18,6 +18,8 @@
 # LOAXA_BENCH_FLEET_PPROF=6060 serves pprof from fleet i on port 6060+i;
 # LOAXA_BENCH_ALERT_PREPARE=-1s has the nodes prepare alerts at the
 # amplifier warm-up only, as any play (for comparison);
+# LOAXA_BENCH_FRESH_SECONDS=20 sends a new 20 s message each round, which
+# no node has (each downloads it), and prints when the nodes could play it;
 # LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
 # and GOGC of the fleet processes only (the simulation's own overhead).
 # LOAXA_BENCH_FLEET_PROFILE=DIR (with LOAXA_BENCH_FLEET_PPROF) saves a CPU

@@ -53,10 +53,13 @@ const (
 	envFleetProfileSec = "LOAXA_BENCH_FLEET_PROFILE_SECONDS"
 	// The Go runtime settings of the fleet processes (GOMAXPROCS, GOGC),
 	// when set: the simulation's own overhead, not the system under test.
-	envFleetProcs  = "LOAXA_BENCH_FLEET_GOMAXPROCS"
-	envFleetGOGC   = "LOAXA_BENCH_FLEET_GOGC"
-	envPrepare     = "LOAXA_BENCH_ALERT_PREPARE" // the fleets' --alert-prepare (e.g. -1s: alerts prepared at the warm-up only)
-	envRole        = "LOAXA_BENCH_ROLE"          // set when the test binary runs as a helper process
+	envFleetProcs = "LOAXA_BENCH_FLEET_GOMAXPROCS"
+	envFleetGOGC  = "LOAXA_BENCH_FLEET_GOGC"
+	envPrepare    = "LOAXA_BENCH_ALERT_PREPARE" // the fleets' --alert-prepare (e.g. -1s: alerts prepared at the warm-up only)
+	// envFresh, a number of seconds, has every round send a new message of
+	// that length, which no node has: each must download it.
+	envFresh       = "LOAXA_BENCH_FRESH_SECONDS"
+	envRole        = "LOAXA_BENCH_ROLE" // set when the test binary runs as a helper process
 	envFloorBroker = "LOAXA_BENCH_FLOOR_BROKER"
 	envFloorFrom   = "LOAXA_BENCH_FLOOR_FROM"
 	envFloorCount  = "LOAXA_BENCH_FLOOR_COUNT"
@@ -189,6 +192,18 @@ func BenchmarkAlertToSound(b *testing.B) {
 	})
 	logf("%d nodes in %d fleet processes enrolled and online in %v", n, k, time.Since(t0).Round(time.Second))
 	ct := c.Upload("bao-dong.wav", rig.ToneWAV(880, 200*time.Millisecond, 16000, 1))
+	fresh := 0 // seconds of a new message each round; 0: the same short one
+	if v := os.Getenv(envFresh); v != "" {
+		var err error
+		if fresh, err = strconv.Atoi(v); err != nil || fresh < 1 {
+			b.Fatalf("%s=%q: want a number of seconds", envFresh, v)
+		}
+	}
+	// With a new message each round: when each node could play it, after
+	// the issue, and how many could by the end of the opening chime (their
+	// message followed the chime at once, in step).
+	var ready []time.Duration
+	inStep, fetched := 0, 0
 
 	sounds := map[string]map[string]time.Time{} // occurrence → node → sound instant
 	read := func() {
@@ -221,9 +236,13 @@ func BenchmarkAlertToSound(b *testing.B) {
 				})
 			}
 		}
+		msg := ct
+		if fresh > 0 {
+			msg = c.Upload(fmt.Sprintf("canh-bao-%d.wav", k), rig.ToneWAV(440+10*float64(k), time.Duration(fresh)*time.Second, 16000, 1))
+		}
 		t0 := time.Now()
 		var em loaxa.Emergency
-		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
+		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": msg.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
 		start := em.Areas[0].Start
 		deadline := time.Now().Add(5 * time.Minute)
 		for read(); len(sounds[em.Occurrence]) < n; read() {
@@ -294,6 +313,33 @@ func BenchmarkAlertToSound(b *testing.B) {
 		if tm, lp, ls := rep.Timing, loaxa.PercentilesOf(logged), loaxa.PercentilesOf(loggedSkew); tm.SoundMS != nil && tm.SkewMS != nil && lp != nil {
 			logf("round %d: after the issue, the report's sound_ms p50 / p99 / max %d / %d / %d ms (%d nodes), the sound logs' %d / %d / %d ms; skew p99 %d ms and %d ms; %d nodes off the start",
 				k, tm.SoundMS.P50, tm.SoundMS.P99, tm.SoundMS.Max, tm.Started, lp.P50, lp.P99, lp.Max, tm.SkewMS.P99, ls.P99, tm.OffStart)
+		}
+		if fresh > 0 {
+			var chime loaxa.Content
+			c.MustDo("GET", "/api/v1/content/"+em.OpeningChime, nil, &chime)
+			chimeEnd := start.Add(time.Duration(chime.DurationMS) * time.Millisecond).Sub(em.Issued)
+			var rr []time.Duration
+			follow := 0
+			for _, nd := range rep.Nodes {
+				if nd.ContentReadyMS == nil {
+					continue
+				}
+				d := time.Duration(*nd.ContentReadyMS) * time.Millisecond
+				rr = append(rr, d)
+				if d <= chimeEnd {
+					follow++
+				}
+			}
+			slices.Sort(rr)
+			if len(rr) > 0 {
+				logf("round %d: a new %d s message: %d nodes could play it after the issue p50 %v p99 %v max %v; %d by the chime's end (%v)",
+					k, fresh, len(rr), pct(rr, 50).Round(time.Millisecond), pct(rr, 99).Round(time.Millisecond), rr[len(rr)-1].Round(time.Millisecond), follow, chimeEnd.Round(time.Millisecond))
+			}
+			if measure {
+				ready = append(ready, rr...)
+				inStep += follow
+				fetched += len(rr)
+			}
 		}
 		if measure {
 			// The skew of the nodes that had the alert with time to
@@ -370,6 +416,11 @@ func BenchmarkAlertToSound(b *testing.B) {
 	if len(skewInTime) > 0 {
 		logf("start skew of the %d plays whose node had the alert 100 ms or more before the start: p50 %.2f p99 %.2f max %.2f ms",
 			len(skewInTime), ms(pct(skewInTime, 50)), ms(pct(skewInTime, 99)), ms(skewInTime[len(skewInTime)-1]))
+	}
+	if len(ready) > 0 {
+		slices.Sort(ready)
+		logf("a new %d s message each round: could play after the issue p50 %.0f p99 %.0f max %.0f ms (%d plays); %d of them by the end of the opening chime",
+			fresh, ms(pct(ready, 50)), ms(pct(ready, 99)), ms(ready[len(ready)-1]), fetched, inStep)
 	}
 }
 

@@ -294,17 +294,18 @@ func New(cfg Config) (*Agent, error) {
 	// Network retries run on real time: the injected clock says what time
 	// the schedule is at, not how long a broken link takes to mend.
 	a.cache, err = content.Open(content.Config{
-		Dir:        filepath.Join(cfg.DataDir, "content"),
-		BaseURL:    cred.Controller,
-		Username:   cred.Username,
-		Secret:     cred.Secret,
-		Client:     cfg.HTTPClient,
-		Logger:     log,
-		BackoffMin: cfg.ContentBackoffMin,
-		BackoffMax: cfg.ContentBackoffMax,
-		MaxBytes:   cfg.CacheMaxBytes,
-		Spread:     cfg.ContentSpread,
-		KeepSpread: cfg.ContentKeepSpread,
+		Dir:          filepath.Join(cfg.DataDir, "content"),
+		BaseURL:      cred.Controller,
+		Username:     cred.Username,
+		Secret:       cred.Secret,
+		Client:       cfg.HTTPClient,
+		Logger:       log,
+		BackoffMin:   cfg.ContentBackoffMin,
+		BackoffMax:   cfg.ContentBackoffMax,
+		StallTimeout: cfg.ContentStallTimeout,
+		MaxBytes:     cfg.CacheMaxBytes,
+		Spread:       cfg.ContentSpread,
+		KeepSpread:   cfg.ContentKeepSpread,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)

@@ -107,6 +107,9 @@ type Config struct {
 	// backoff between download attempts (0: 2s, 5m).
 	ContentBackoffMin time.Duration
 	ContentBackoffMax time.Duration
+	// ContentStallTimeout ends a download, or a play waiting for content,
+	// that receives nothing for this long (0: 60 s; see node/content).
+	ContentStallTimeout time.Duration
 	// ContentSpread is the longest random wait before the first download
 	// of new content and after a reconnect, so a fleet does not fetch in
 	// step (0: DefaultContentSpread; negative: none). See node/content.

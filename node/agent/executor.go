@@ -115,6 +115,9 @@ func (d Decision) Empty() bool {
 //   - An emergency whose opening chime is cached does not wait for its
 //     content: it starts at its instant with the chime, and the message
 //     follows as soon as it can play (ChimeFirst).
+//   - A play whose content stopped coming (or came wrong) is suspended like
+//     one preempted, and plays again from the beginning once its content
+//     is cached, if that is before its deadline.
 //   - An occurrence that was on air when the agent stopped resumes the same
 //     way after a restart; one that cannot is failed as interrupted.
 //   - A suspended or playing occurrence that the desired state no longer
@@ -340,13 +343,14 @@ func decide(s Situation) (d Decision) {
 
 // CutOff is the event for occurrence o stopped at now for reason before its
 // end: suspended (it plays again from the beginning) if its policy is
-// resume, the reason is a preemption or the agent stopping, and its deadline
-// has not passed; else final: preempted, or failed with the reason.
+// resume, the reason is a preemption, the agent stopping or its content
+// that stopped coming (or came wrong), and its deadline has not passed;
+// else final: preempted, or failed with the reason.
 func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Duration) (protocol.EventType, Phase) {
 	if grace <= 0 {
 		grace = DefaultLateGrace
 	}
-	resumable := reason == protocol.ReasonPreempted || reason == protocol.ReasonInterrupted
+	resumable := reason == protocol.ReasonPreempted || reason == protocol.ReasonInterrupted || reason == protocol.ReasonContentMissing
 	if resumable && o.Resumes() && !now.After(o.Deadline(grace)) {
 		return protocol.EventSuspended, PhaseSuspended
 	}
@@ -367,9 +371,19 @@ func ChimeFirst(o *protocol.Occurrence, cached func(id string) bool) bool {
 		cached != nil && cached(o.OpeningChime)
 }
 
-// startable reports whether o can start now as far as its audio goes.
+// startable reports whether o can start now as far as its audio goes. One
+// cut off because its content stopped coming, or came wrong, plays again
+// only once its content is in the cache, verified: not with its chime
+// alone, nor as it downloads, so a link that keeps failing does not sound
+// the chime, or the same wrong bytes, again and again.
 func (s *Situation) startable(o *protocol.Occurrence) bool {
-	return s.HasContent != nil && (s.HasContent(o.Content) || ChimeFirst(o, s.Cached))
+	if s.HasContent == nil {
+		return false
+	}
+	if p, ok := s.Progress[o.ID]; ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonContentMissing {
+		return s.Cached != nil && s.Cached(o.Content)
+	}
+	return s.HasContent(o.Content) || ChimeFirst(o, s.Cached)
 }
 
 // knewInTime reports whether the node had o before its start.

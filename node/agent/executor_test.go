@@ -120,6 +120,18 @@ func TestDecide(t *testing.T) {
 			now: time.Minute, occs: []protocol.Occurrence{b, chimed(at(occ("d", time.Minute), protocol.PriorityEmergency))},
 			progress: []Progress{mark(b, PhaseStarted), mark(occ("d", time.Minute), PhaseReceived)}, playing: "b",
 			has: func(id string) bool { return id == "c-b" }, cached: onlyChime, want: "stop preempted; start d"},
+		{name: "cut off when its content stopped coming: not again with its chime alone",
+			now: time.Minute, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonContentMissing)},
+			has: none, cached: onlyChime, want: "wake 10m0.001s"},
+		{name: "cut off when its content stopped coming: not again as it downloads",
+			now: time.Minute, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonContentMissing)},
+			has: all, cached: onlyChime, want: "wake 10m0.001s"},
+		{name: "cut off when its content stopped coming: again once it is cached",
+			now: time.Minute, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonContentMissing)},
+			has: all, cached: all, want: "start a"},
+		{name: "cut off when its content stopped coming, past its deadline: failed",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonContentMissing)},
+			has: none, cached: onlyChime, want: "failed a content-missing"},
 		{name: "past its deadline without its message it failed, chime or not",
 			now: 11 * time.Minute, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
 			has: none, cached: onlyChime, want: "failed a content-missing"},
@@ -495,6 +507,9 @@ func TestCutOff(t *testing.T) {
 		{"agent stopped, drop", protocol.PreemptDrop, protocol.ReasonInterrupted, time.Minute, "failed done"},
 		{"agent stopped past the deadline", "", protocol.ReasonInterrupted, 11 * time.Minute, "failed done"},
 		{"removed never resumes", "", protocol.ReasonRemoved, time.Minute, "failed done"},
+		{"content stopped coming, resume", "", protocol.ReasonContentMissing, time.Minute, "suspended suspended"},
+		{"content stopped coming, drop", protocol.PreemptDrop, protocol.ReasonContentMissing, time.Minute, "failed done"},
+		{"content stopped coming past the deadline", "", protocol.ReasonContentMissing, 11 * time.Minute, "failed done"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := occ("a", 0)

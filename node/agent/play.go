@@ -513,13 +513,22 @@ func (a *Agent) finishPlay(r playResult) {
 		case errors.Is(r.audioErr, relay.ErrFailed):
 			e.Reason = protocol.ReasonStream
 		case errors.Is(r.audioErr, content.ErrStreamBroken):
-			// Played as it downloaded, and the download did not finish
-			// (or its bytes were wrong): not the sound device's fault.
+			// Played as it downloaded (or waited for after the chime), and
+			// the download did not finish or its bytes were wrong: not the
+			// sound device's fault. It plays again once the content is
+			// cached, before its deadline.
 			e.Reason = protocol.ReasonContentMissing
+			e.Type, mark.Phase = CutOff(p.occ, e.Reason, now, a.lateGrace())
+			if mark.Phase == PhaseSuspended {
+				mark.CutBy = e.Reason
+			}
 		}
-		if e.Reason == protocol.ReasonContentMissing {
+		switch {
+		case e.Reason == protocol.ReasonContentMissing && e.Type == protocol.EventSuspended:
+			a.log.Error("agent: play stopped: its content stopped arriving, or was not what its id names; it plays again from the beginning once the content is cached", "occurrence", p.occ.ID, "err", r.audioErr)
+		case e.Reason == protocol.ReasonContentMissing:
 			a.log.Error("agent: play failed: its content stopped arriving, or was not what its id names", "occurrence", p.occ.ID, "err", r.audioErr)
-		} else {
+		default:
 			a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
 		}
 	}

@@ -96,9 +96,17 @@ func streamedAlert(t *testing.T, makeTail func(b []byte) []byte) (*nodetest.Cont
 // heldAlert is streamedAlert with the trickle's holdAll and the agent's
 // ChimeAgainAfter set.
 func heldAlert(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, chimeAgain time.Duration) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
+	return heldAlertWith(t, makeTail, holdAll, func(c *agent.Config) { c.ChimeAgainAfter = chimeAgain })
+}
+
+// heldAlertWith is heldAlert with the agent's configuration tuned.
+func heldAlertWith(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, tune func(*agent.Config)) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	out := &pcmOutput{}
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Output, c.ChimeAgainAfter = out, chimeAgain }})
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) {
+		tune(c)
+		c.Output = out
+	}})
 	waitConnected(t, n)
 
 	samples := make([]int16, 4*nodeaudio.SampleRate)
@@ -128,7 +136,9 @@ func heldAlert(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, chime
 		}
 	})
 	start := time.Now().Add(300 * time.Millisecond)
-	ctl.SendAreaCommand("x1", alert("e3@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
+	// The policy the controller sends alerts with: cut off, they play again
+	// from the beginning.
+	ctl.SendAreaCommand("x1", resumingAlert("e3@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
 	return ctl, n, out, tr, file, [3]protocol.ContentRef{opening, msg, closing}
 }
 
@@ -184,9 +194,12 @@ func TestAlertPlaysAsItDownloads(t *testing.T) {
 
 // TestAlertOfWrongBytesFails: the message played as it downloaded turns
 // out not to be the content its id names (its last bytes differ): the
-// play ends failed, content-missing, and the node keeps none of it.
+// play stops, suspended with content-missing, and the node keeps none of
+// it. It would play again once the message is cached; the downloads the
+// node tries again bring the same wrong bytes, so it does not play them
+// again.
 func TestAlertOfWrongBytesFails(t *testing.T) {
-	ctl, n, _, tr, _, refs := streamedAlert(t, func(b []byte) []byte {
+	ctl, n, out, tr, _, refs := streamedAlert(t, func(b []byte) []byte {
 		bad := slices.Clone(b)
 		bad[len(bad)-1] ^= 0xff
 		return bad
@@ -195,12 +208,38 @@ func TestAlertOfWrongBytesFails(t *testing.T) {
 		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
 	})
 	close(tr.release)
-	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "failed e3@x content-missing"})
+	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "suspended e3@x content-missing"})
 	if events[2].PlayedMS <= 0 {
-		t.Errorf("failed play reports %d ms played, want what was heard before the end", events[2].PlayedMS)
+		t.Errorf("stopped play reports %d ms played, want what was heard before the end", events[2].PlayedMS)
 	}
 	if missing := n.a.Status().ContentMissing; !slices.Contains(missing, refs[1].ID) {
 		t.Errorf("content missing %v, want the message: none of the wrong bytes kept", missing)
+	}
+	nodetest.Eventually(t, 15*time.Second, "three more downloads of the same wrong bytes", func() bool { return tr.served.Load() >= 4 })
+	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "suspended e3@x content-missing"})
+	if plays := out.Plays(); len(plays) != 1 {
+		t.Errorf("the output got %d plays, want the one of the wrong bytes alone", len(plays))
+	}
+}
+
+// TestAlertPlaysOnceItsMessageCame: an alert that began with its chime
+// waits for a message of which nothing comes for the stall timeout: the
+// play stops (suspended, content-missing) rather than holding the
+// amplifier on in silence. The message comes later, before the alert's
+// deadline: the alert plays again from the beginning, whole.
+func TestAlertPlaysOnceItsMessageCame(t *testing.T) {
+	ctl, _, out, tr, file, refs := heldAlertWith(t, func(b []byte) []byte { return b }, true, func(c *agent.Config) {
+		c.ContentStallTimeout = 500 * time.Millisecond
+	})
+	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "suspended e3@x content-missing"})
+	close(tr.release)
+	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "suspended e3@x content-missing", "started e3@x", "completed e3@x"})
+	opening, msg := decoded(t, nodeFile(t, ctl, refs[0])), decoded(t, file)
+	gap := make([]byte, nodeaudio.Bytes(500*time.Millisecond))
+	want := slices.Concat(opening, msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2])))
+	plays := out.Plays()
+	if len(plays) != 2 || !bytes.Equal(plays[0], opening) || !bytes.Equal(plays[1], want) {
+		t.Errorf("output got %d plays; want the opening chime alone, then the whole template", len(plays))
 	}
 }
 
