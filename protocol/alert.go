@@ -70,6 +70,8 @@ func (a *Alert) Validate() error {
 		return fmt.Errorf("alert %s needs content %s that is not listed", o.ID, o.Content)
 	case o.OpeningChime != "" && !refs[o.OpeningChime] || o.ClosingChime != "" && !refs[o.ClosingChime]:
 		return fmt.Errorf("alert %s needs a chime that is not listed", o.ID)
+	case o.Intro != "" && !refs[o.Intro]:
+		return fmt.Errorf("alert %s needs an intro %s that is not listed", o.ID, o.Intro)
 	case o.Priority != PriorityEmergency && o.Priority != PriorityHigh:
 		return fmt.Errorf("alert %s: priority %q, want %s or %s", o.ID, o.Priority, PriorityEmergency, PriorityHigh)
 	case o.Start.IsZero() || o.Expires.IsZero() || !o.Expires.After(o.Start):

@@ -26,6 +26,7 @@ func TestAlertValidate(t *testing.T) {
 		"no id":             func(a *protocol.Alert) { a.Occurrence.ID = "" },
 		"content unlisted":  func(a *protocol.Alert) { a.Content = a.Content[:1] },
 		"chime unlisted":    func(a *protocol.Alert) { a.Occurrence.OpeningChime = strings.Repeat("ef", 32) },
+		"intro unlisted":    func(a *protocol.Alert) { a.Occurrence.Intro = strings.Repeat("ef", 32) },
 		"bad content id":    func(a *protocol.Alert) { a.Content[0].ID = "x" },
 		"normal priority":   func(a *protocol.Alert) { a.Occurrence.Priority = protocol.PriorityNormal },
 		"no expiry":         func(a *protocol.Alert) { a.Occurrence.Expires = time.Time{} },

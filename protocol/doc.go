@@ -102,9 +102,10 @@
 // EventPreempted. The deadline is PlayBy (the end of its session) or Start
 // plus the late grace, whichever is later; it also bounds a late first
 // start. An occurrence that was on air when the agent stopped resumes the
-// same way after a restart. Repeat, GapMS and the chimes make one stream on
-// the node: opening chime, Content Repeat times with GapMS of silence
-// between, closing chime. These fields were added later; a zero value means
+// same way after a restart. Repeat, GapMS, the chimes and Intro make one
+// stream on the node: opening chime, Intro, Content Repeat times with GapMS
+// of silence between, closing chime. These fields were added later; a zero
+// value means
 // what an older node does: play Content once at Start, resume policy
 // unknown.
 //

@@ -82,6 +82,12 @@ type Occurrence struct {
 	// not cached is skipped rather than holding up the bulletin.
 	OpeningChime string `json:"opening_chime,omitempty"`
 	ClosingChime string `json:"closing_chime,omitempty"`
+	// Intro is a content id (listed in Content) played once after the
+	// opening chime and before the first repeat: a recording kept on the
+	// node (a CAP event type's) that sounds at once while Content, the
+	// alert's own words, may still be downloading. A node that does not
+	// know the field plays Content alone.
+	Intro string `json:"intro,omitempty"`
 	// OnPreempt says what happens when a higher level cuts the occurrence
 	// off: PreemptResume (the default, also for "") plays it again from the
 	// beginning once the higher one is over, if that is no later than
@@ -213,6 +219,8 @@ func (d *DesiredState) Validate() error {
 			return fmt.Errorf("desired state for %s: occurrence %s has no start", d.Node, o.ID)
 		case o.OpeningChime != "" && !refs[o.OpeningChime] || o.ClosingChime != "" && !refs[o.ClosingChime]:
 			return fmt.Errorf("desired state for %s: occurrence %s needs a chime that is not listed", d.Node, o.ID)
+		case o.Intro != "" && !refs[o.Intro]:
+			return fmt.Errorf("desired state for %s: occurrence %s needs an intro %s that is not listed", d.Node, o.ID, o.Intro)
 		case o.Repeat < 0 || o.Repeat > MaxRepeat || o.GapMS < 0 || o.GapMS > MaxGapMS:
 			return fmt.Errorf("desired state for %s: occurrence %s: repeat %d with gap %d ms is out of range", d.Node, o.ID, o.Repeat, o.GapMS)
 		case o.OnPreempt != "" && o.OnPreempt != PreemptResume && o.OnPreempt != PreemptDrop:

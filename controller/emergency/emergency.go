@@ -181,12 +181,24 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	} else if err != nil {
 		return nil, fmt.Errorf("emergency: content %s: %w", em.ContentID, err)
 	}
+	var intro *loaxa.Content
+	if em.IntroContentID != "" {
+		intro, err = s.Contents.FindContentByID(ctx, em.IntroContentID)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return nil, loaxa.Errorf(loaxa.EInvalid, "intro_content_id %q does not exist: give the id of stored content (a recording kept on the clusters), or leave it out.", em.IntroContentID)
+		} else if err != nil {
+			return nil, fmt.Errorf("emergency: intro %s: %w", em.IntroContentID, err)
+		}
+	}
 	opening, closing, err := s.ensureChimes(ctx)
 	if err != nil {
 		return nil, err
 	}
 	em.OpeningChime, em.ClosingChime = opening.ID, closing.ID
 	em.PlannedMS = opening.DurationMS + closing.DurationMS + int64(em.Repeat)*main.DurationMS + int64(em.Repeat-1)*Gap.Milliseconds()
+	if intro != nil {
+		em.PlannedMS += intro.DurationMS
+	}
 	if em.Title == "" {
 		em.Title = main.Title
 	}
@@ -235,7 +247,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		return nil, loaxa.Errorf(loaxa.EInvalid, "expires %s is before the alert could start (%s); give a later time or leave it out.",
 			em.Expires.Format(time.RFC3339), latest.Format(time.RFC3339Nano))
 	}
-	refs := alertContent(opening, closing, main)
+	refs := alertContent(opening, closing, main, intro)
 	t := &tracking{
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
@@ -342,9 +354,13 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 }
 
 // alertContent is what an alert's nodes fetch: the chimes first (they are
-// short), then the message.
-func alertContent(opening, closing, main *loaxa.Content) []protocol.ContentRef {
-	return []protocol.ContentRef{ref(opening), ref(closing), ref(main)}
+// short), the intro (nil: none) and then the message.
+func alertContent(opening, closing, main, intro *loaxa.Content) []protocol.ContentRef {
+	refs := []protocol.ContentRef{ref(opening), ref(closing)}
+	if intro != nil {
+		refs = append(refs, ref(intro))
+	}
+	return append(refs, ref(main))
 }
 
 // alertCommand is the alert of em for area a: its nodes start at its
@@ -357,6 +373,7 @@ func alertCommand(em *loaxa.Emergency, a loaxa.EmergencyArea, main *loaxa.Conten
 			ID: em.Occurrence, Announcement: em.ID, Title: em.Title, Content: main.ID,
 			Priority: protocol.PriorityEmergency, Start: start.UTC(), DurationMS: main.DurationMS,
 			Repeat: em.Repeat, GapMS: Gap.Milliseconds(), OpeningChime: em.OpeningChime, ClosingChime: em.ClosingChime,
+			Intro: em.IntroContentID,
 			// Nothing is above an emergency, so only the node's agent
 			// stopping (a restart, a power cut) cuts an alert off: it then
 			// plays again from the beginning until it expires. What the
@@ -379,7 +396,7 @@ func ref(c *loaxa.Content) protocol.ContentRef {
 // times), and for an all-clear the emergency it follows.
 func (s *Service) check(ctx context.Context, req loaxa.EmergencyRequest) (*loaxa.Emergency, *loaxa.Emergency, error) {
 	em := &loaxa.Emergency{
-		Kind: req.Kind, Title: strings.TrimSpace(req.Title), ContentID: req.ContentID, Text: req.Text,
+		Kind: req.Kind, Title: strings.TrimSpace(req.Title), ContentID: req.ContentID, Text: req.Text, IntroContentID: req.IntroContentID,
 		Repeat: req.Repeat, Volume: req.Volume, Drill: req.Drill, Expires: req.Expires,
 		State: loaxa.EmergencyActive, CreatedBy: req.CreatedBy,
 	}

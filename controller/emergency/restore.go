@@ -89,7 +89,10 @@ func (s *Service) restore(ctx context.Context) error {
 // track rebuilds the tracking of a sent emergency from the store.
 func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, error) {
 	contents := map[string]*loaxa.Content{}
-	for _, id := range []string{em.OpeningChime, em.ClosingChime, em.ContentID} {
+	for _, id := range []string{em.OpeningChime, em.ClosingChime, em.ContentID, em.IntroContentID} {
+		if id == "" {
+			continue
+		}
 		c, err := s.Contents.FindContentByID(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("content %s: %w", id, err)
@@ -97,7 +100,7 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		contents[id] = c
 	}
 	main := contents[em.ContentID]
-	refs := alertContent(contents[em.OpeningChime], contents[em.ClosingChime], main)
+	refs := alertContent(contents[em.OpeningChime], contents[em.ClosingChime], main, contents[em.IntroContentID])
 	t := &tracking{
 		em: *em, cmds: map[string]protocol.Command{}, issued: em.Issued, nodeArea: map[string]string{},
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},

@@ -453,3 +453,68 @@ func TestRestartKeepsCancelResends(t *testing.T) {
 		}
 	}
 }
+
+// TestIntroGoesWithTheAlert: an emergency with an intro (a recording kept
+// on the clusters, played after the opening chime) names it in the alert
+// and lists it before the message; its play time counts in the planned
+// length; a resend after a controller restart carries it too. An intro
+// that is not stored content is refused.
+func TestIntroGoesWithTheAlert(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	wav := toneWAV()
+	wav[len(wav)-1] ^= 0x40 // another recording of the same length
+	c, err := w.lib.Ingest(ctx, bytes.NewReader(wav), loaxa.IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Title = "Cảnh báo sóng thần"
+	intro, err := bolt.NewContentService(w.db).CreateContent(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, IntroContentID: intro.ID, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if em.IntroContentID != intro.ID || em.PlannedMS != plain.PlannedMS+intro.DurationMS {
+		t.Errorf("emergency: intro %q, planned %d ms; want %s and %d + %d ms", em.IntroContentID, em.PlannedMS, intro.ID, plain.PlannedMS, intro.DurationMS)
+	}
+	check := func(when string, cmd protocol.Command) {
+		t.Helper()
+		if cmd.Alert == nil || cmd.Alert.Occurrence.Intro != intro.ID {
+			t.Fatalf("%s: alert %+v, want intro %s", when, cmd.Alert, intro.ID)
+		}
+		var ids []string
+		for _, r := range cmd.Alert.Content {
+			ids = append(ids, r.ID)
+		}
+		if want := []string{em.OpeningChime, em.ClosingChime, intro.ID, w.content}; !slices.Equal(ids, want) {
+			t.Errorf("%s: content %v, want the chimes, the intro, the message: %v", when, ids, want)
+		}
+		if err := cmd.Alert.Validate(); err != nil {
+			t.Errorf("%s: %v", when, err)
+		}
+	}
+	check("sent", w.rec.lastSent("area/31"))
+	w.rec.take()
+
+	s2 := w.service() // the controller restarts
+	w.report(s2, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	w.report(s2, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: plain.Occurrence, At: w.fc.Now()})
+	w.report(s2, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: plain.Occurrence, At: w.fc.Now()})
+	if got := w.step(s2, 3*time.Second); !slices.Contains(got, "node/n2 alert") {
+		t.Fatalf("after the restart: %v, want a resend to n2", got)
+	}
+	check("resent after a restart", w.rec.lastSent("node/n2"))
+
+	_, err = s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, IntroContentID: strings.Repeat("ab", 32), Targets: []string{"31"}, CreatedBy: "admin"})
+	if loaxa.ErrorCode(err) != loaxa.EInvalid || !strings.Contains(loaxa.ErrorMessage(err), "intro_content_id") {
+		t.Errorf("an intro that is not stored: %v, want EInvalid naming intro_content_id", err)
+	}
+}

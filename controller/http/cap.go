@@ -305,19 +305,32 @@ func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error)
 	}, pos), nil
 }
 
-// playCap sends the emergency of a stored CAP alert and notes it: the
-// recording kept for its event type if there is one (as J-Alert plays a
-// fixed message per kind of alert: it needs no speech made and, kept on
-// the clusters, no download), else its text read out.
+// playCap sends the emergency of a stored CAP alert and notes it: its
+// text read out, after the recording kept for its event type if there is
+// one (as J-Alert plays a fixed message per kind of alert: kept on the
+// clusters, it sounds at once while the words download). With a recording
+// and no speech (text-to-speech down, or no text) the recording alone
+// plays.
 func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert, actor, remote string) (*loaxa.Emergency, error) {
 	recording, err := capRecording(ctx, store, rec.Event)
 	if err != nil {
 		return nil, err
 	}
-	contentID, text := recording, ""
-	if recording == "" {
+	var contentID, text, intro string
+	switch {
+	case recording == "":
 		if contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text}); err != nil {
 			return nil, err
+		}
+	case strings.TrimSpace(rec.Text) == "" || s.SpeechEngine == nil:
+		contentID = recording
+	default:
+		contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text})
+		if err != nil {
+			s.logger().Warn("cap: the text cannot be read out; the kept recording plays alone", "cap", rec.ID, "recording", recording, "err", err)
+			contentID, text = recording, ""
+		} else {
+			intro = recording
 		}
 	}
 	expires := rec.Expires
@@ -325,7 +338,7 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 		expires = max
 	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
-		Kind: loaxa.EmergencyAlert, Title: rec.Headline, ContentID: contentID, Text: text, Targets: rec.Targets,
+		Kind: loaxa.EmergencyAlert, Title: rec.Headline, ContentID: contentID, Text: text, IntroContentID: intro, Targets: rec.Targets,
 		Drill: rec.Status == "Exercise", Expires: expires, CreatedBy: actor,
 	})
 	if em != nil {

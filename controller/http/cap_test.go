@@ -3,6 +3,7 @@ package http_test
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -178,6 +179,45 @@ func TestCapPlaysTheKeptRecording(t *testing.T) {
 	e.call("PUT", "/api/v1/cap/recordings", e.admin, map[string]any{"recordings": map[string]string{}}, http.StatusOK, nil)
 	if r := e.request("POST", "/api/v1/cap", e.admin, "application/xml", strings.NewReader(capXML("r2", "Exercise", "12346"))); r.status != http.StatusServiceUnavailable {
 		t.Errorf("an exercise with no recording and no speech engine: %d %s", r.status, r.body)
+	}
+}
+
+// TestCapPlaysTheRecordingThenItsWords: with a speech engine, a CAP alert
+// of a type with a kept recording plays the recording first (the intro)
+// and then its own text read out; with an engine that fails, the
+// recording alone, and the alert is still played.
+func TestCapPlaysTheRecordingThenItsWords(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		engine *tts.Espeak
+		words  bool
+	}{
+		{"the engine speaks", &tts.Espeak{}, true},
+		{"the engine fails", &tts.Espeak{Command: filepath.Join(t.TempDir(), "espeak-ng")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = tc.engine })
+			e.tree()
+			warning := e.upload(e.admin, "canh-bao-bao.wav", wav(16000, 1, 32000), "Cảnh báo bão", http.StatusCreated)
+			e.call("PUT", "/api/v1/cap/recordings", e.admin, map[string]any{"recordings": map[string]string{"Bão": warning.ID}}, http.StatusOK, nil)
+			e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+			a := e.postCap(capXML("r1", "Exercise", "12346"), http.StatusCreated)
+			em := a.Emergency
+			if em == nil {
+				t.Fatalf("no emergency: %+v", a)
+			}
+			switch {
+			case tc.words && (em.IntroContentID != warning.ID || em.ContentID == warning.ID || !strings.Contains(em.Text, "Bà con vào nơi trú ẩn")):
+				t.Errorf("emergency: intro %q, content %q, text %q; want the recording as the intro, then the alert's words read out", em.IntroContentID, em.ContentID, em.Text)
+			case !tc.words && (em.IntroContentID != "" || em.ContentID != warning.ID || em.Text != ""):
+				t.Errorf("emergency: intro %q, content %q, text %q; want the recording alone", em.IntroContentID, em.ContentID, em.Text)
+			}
+			var rec loaxa.CapAlert
+			e.call("GET", "/api/v1/cap/"+a.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+			if rec.Recording != warning.ID {
+				t.Errorf("the alert's record names recording %q, want %s", rec.Recording, warning.ID)
+			}
+		})
 	}
 }
 

@@ -26,10 +26,13 @@ const (
 type emergencyRequest struct {
 	ContentID string `json:"content_id"`
 	// Text is read out by text-to-speech instead of stored content.
-	Text  string  `json:"text"`
-	Voice string  `json:"voice"`
-	Rate  float64 `json:"rate"`
-	Title string  `json:"title"`
+	Text string `json:"text"`
+	// IntroContentID names stored content (a warning kept on the
+	// clusters) played after the opening chime, before the message.
+	IntroContentID string  `json:"intro_content_id"`
+	Voice          string  `json:"voice"`
+	Rate           float64 `json:"rate"`
+	Title          string  `json:"title"`
 	// Targets is a list of area ids, or {"areas": [...]} as announcements
 	// write it.
 	Targets json.RawMessage `json:"targets"`
@@ -167,7 +170,7 @@ func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
-		Kind: loaxa.EmergencyAlert, Title: title, ContentID: contentID, Text: text, Targets: areas,
+		Kind: loaxa.EmergencyAlert, Title: title, ContentID: contentID, Text: text, IntroContentID: req.IntroContentID, Targets: areas,
 		Repeat: req.Repeat, Volume: req.Volume, Drill: req.Drill, Expires: expires, CreatedBy: userFrom(ctx).Username,
 	})
 	if em != nil {
@@ -394,7 +397,7 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 		s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), fmt.Sprintf("drill=%t by all-clear", rep.Drill))
 	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
-		Kind: loaxa.EmergencyAllClear, Follows: rep.ID, Title: title, ContentID: contentID, Text: text,
+		Kind: loaxa.EmergencyAllClear, Follows: rep.ID, Title: title, ContentID: contentID, Text: text, IntroContentID: req.IntroContentID,
 		Repeat: req.Repeat, Volume: req.Volume, CreatedBy: by,
 	})
 	if em != nil {

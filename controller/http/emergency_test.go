@@ -39,6 +39,9 @@ func TestEmergencySend(t *testing.T) {
 	if err := sent[0].cmd.Alert.Validate(); err != nil {
 		t.Errorf("the alert sent does not validate: %v", err)
 	}
+	if o.Intro != "" {
+		t.Errorf("alert without an intro names intro %q", o.Intro)
+	}
 	if want := em.Expires.Sub(e.clock.Now()); sent[0].ttl != want {
 		t.Errorf("alert valid for %v, want until the expiry (%v)", sent[0].ttl, want)
 	}
@@ -81,6 +84,23 @@ func TestEmergencySend(t *testing.T) {
 	}
 }
 
+// TestEmergencyWithIntro: a kept warning named as the intro goes with the
+// alert, after the chime and before the typed message.
+func TestEmergencyWithIntro(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	kept := e.upload(e.admin, "song-than.wav", wav(16000, 1, 32000), "Cảnh báo sóng thần", http.StatusCreated)
+	ct := e.upload(e.admin, "chi-tiet.wav", wav(16000, 1, 16000), "Chi tiết", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{
+		"content_id": ct.ID, "intro_content_id": kept.ID, "targets": []string{"12346"}, "drill": true,
+	}, http.StatusCreated, &em)
+	sent := e.alerts.commands()
+	if em.IntroContentID != kept.ID || len(sent) != 1 || sent[0].cmd.Alert.Occurrence.Intro != kept.ID {
+		t.Fatalf("emergency intro %q, sent %+v; want %s in both", em.IntroContentID, sent, kept.ID)
+	}
+}
+
 // TestEmergencyBadRequests: every wrong request says what was wrong and
 // sends nothing.
 func TestEmergencyBadRequests(t *testing.T) {
@@ -101,6 +121,7 @@ func TestEmergencyBadRequests(t *testing.T) {
 		{map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "expires": "tomorrow"}, 400, "RFC 3339"},
 		{map[string]any{"content_id": ct.ID, "targets": []string{"31"}, "expires": t0.Add(-time.Minute).Format(time.RFC3339)}, 400, "expires"},
 		{map[string]any{"content_id": strings.Repeat("ab", 32), "targets": []string{"31"}, "expires": future}, 400, "does not exist"},
+		{map[string]any{"content_id": ct.ID, "intro_content_id": strings.Repeat("ab", 32), "targets": []string{"31"}}, 400, "intro_content_id"},
 		{map[string]any{"targets": []string{"31"}}, 400, "content_id"},
 		{map[string]any{"text": "Bão số 3", "targets": []string{"31"}}, 503, "content_id"}, // no speech engine here
 	} {

@@ -51,13 +51,18 @@ type Emergency struct {
 	Follows  string `json:"follows,omitempty"`
 	AllClear string `json:"all_clear,omitempty"`
 
-	ContentID    string   `json:"content_id"`
-	Text         string   `json:"text,omitempty"` // what text-to-speech read, if it made the content
-	OpeningChime string   `json:"opening_chime"`
-	ClosingChime string   `json:"closing_chime"`
-	Targets      []string `json:"targets"` // areas
-	Repeat       int      `json:"repeat"`
-	Volume       int      `json:"volume"` // 1–15; 15 is full
+	ContentID string `json:"content_id"`
+	Text      string `json:"text,omitempty"` // what text-to-speech read, if it made the content
+	// IntroContentID, if set, is a recording played once after the opening
+	// chime, before the message: a warning kept on the clusters that
+	// sounds at once while the message (typed words, read out) may still
+	// be downloading.
+	IntroContentID string   `json:"intro_content_id,omitempty"`
+	OpeningChime   string   `json:"opening_chime"`
+	ClosingChime   string   `json:"closing_chime"`
+	Targets        []string `json:"targets"` // areas
+	Repeat         int      `json:"repeat"`
+	Volume         int      `json:"volume"` // 1–15; 15 is full
 	// Drill marks an exercise (diễn tập): every message, event, log line
 	// and report about it says so.
 	Drill bool `json:"drill"`
@@ -110,10 +115,12 @@ type EmergencyRequest struct {
 	Title     string
 	ContentID string
 	Text      string
-	Targets   []string
-	Repeat    int // 0: DefaultEmergencyRepeat
-	Volume    int // 0: full
-	Drill     bool
+	// IntroContentID is Emergency.IntroContentID; "" for none.
+	IntroContentID string
+	Targets        []string
+	Repeat         int // 0: DefaultEmergencyRepeat
+	Volume         int // 0: full
+	Drill          bool
 	// Expires, if not zero, is when nodes stop starting it; otherwise
 	// DefaultEmergencyWindow after its planned end.
 	Expires   time.Time

@@ -197,8 +197,8 @@ func TestCapFeedsInTheConsole(t *testing.T) {
 // TestCapRecordingsInTheConsole: an administrator gives flash-flood
 // warnings a recording kept on the commune's clusters, on the emergency
 // screen; a flash-flood CAP warning then says, while it waits for
-// approval, that it will play that recording, and once approved the
-// cluster plays it instead of the warning's text read out.
+// approval, that it will play that recording first, and once approved the
+// cluster plays it, then the warning's text read out.
 func TestCapRecordingsInTheConsole(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
@@ -238,7 +238,7 @@ func TestCapRecordingsInTheConsole(t *testing.T) {
 	}
 	b.Go("#/overview", `document.querySelector('#count-online')`)
 	b.Go("#/emergency", `document.querySelector('#cap-pending li')`)
-	if got := MustEval[string](b, text(`#cap-pending li[data-cap="`+out.Alert.ID+`"]`)); !contains(got, "Sẽ phát bản ghi sẵn «"+flood.Title+"» thay cho việc đọc nội dung.") {
+	if got := MustEval[string](b, text(`#cap-pending li[data-cap="`+out.Alert.ID+`"]`)); !contains(got, "Sẽ phát bản ghi sẵn «"+flood.Title+"» trước khi đọc nội dung.") {
 		t.Errorf("the waiting warning reads %q", got)
 	}
 	b.Shot("28-cap-ban-ghi-san")
@@ -250,7 +250,7 @@ func TestCapRecordingsInTheConsole(t *testing.T) {
 	c.MustDo("GET", "/api/v1/cap/"+out.Alert.ID, nil, &rec)
 	var em loaxa.Emergency
 	c.MustDo("GET", "/api/v1/emergency/"+rec.Emergency, nil, &em)
-	if rec.Recording != flood.ID || em.ContentID != flood.ID {
-		t.Errorf("played %q (record says %q), want the kept warning %s", em.ContentID, rec.Recording, flood.ID)
+	if rec.Recording != flood.ID || em.IntroContentID != flood.ID || em.ContentID == flood.ID || em.Text == "" {
+		t.Errorf("played intro %q, content %q, text %q (record says %q); want the kept warning %s, then the text read out", em.IntroContentID, em.ContentID, em.Text, rec.Recording, flood.ID)
 	}
 }

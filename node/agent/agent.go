@@ -955,7 +955,7 @@ func contentByNeed(d *protocol.DesiredState, now time.Time) []content.Wanted {
 	for _, o := range d.Occurrences {
 		// The chimes are needed when the content is: a chime fetched
 		// last would miss the start and be left out.
-		for _, id := range []string{o.OpeningChime, o.Content, o.ClosingChime} {
+		for _, id := range []string{o.OpeningChime, o.Intro, o.Content, o.ClosingChime} {
 			if t, ok := first[id]; id != "" && (!ok || o.Start.Before(t)) {
 				first[id] = o.Start
 			}

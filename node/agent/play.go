@@ -125,8 +125,8 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 	return p
 }
 
-// openStream builds o's stream: the opening chime, the content as many
-// times as o repeats with silence between, and the closing chime. One
+// openStream builds o's stream: the opening chime, the intro, the content
+// as many times as o repeats with silence between, and the closing chime. One
 // stream keeps the gaps exact (the output paces silence like sound) and
 // keeps the amplifier on throughout.
 func (a *Agent) openStream(p *play) error {
@@ -182,6 +182,26 @@ func (a *Agent) openStream(p *play) error {
 	// Only an emergency that starts with its chime (Decide) gets here
 	// with content that cannot play yet.
 	p.later = !a.cache.Playable(o.Content)
+	if o.Intro != "" {
+		// Kept on the node, it plays as the chime does; one still to
+		// come is waited for like the message.
+		if a.cache.Playable(o.Intro) {
+			pcm, err := open(o.Intro)
+			if err != nil {
+				return err
+			}
+			parts = append(parts, pcm)
+			p.length += pcm.Duration()
+		} else {
+			l := &laterPart{a: a, ctx: p.ctx, occ: o.ID, id: o.Intro}
+			if ref, ok := a.cache.Ref(o.Intro); ok {
+				p.length += time.Duration(ref.DurationMS) * time.Millisecond
+			}
+			parts = append(parts, l)
+			p.files = append(p.files, l)
+			streaming = true
+		}
+	}
 	for i := range o.Plays() {
 		if i > 0 && o.GapMS > 0 {
 			gap := nodeaudio.Bytes(time.Duration(o.GapMS) * time.Millisecond)

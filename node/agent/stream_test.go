@@ -101,6 +101,12 @@ func heldAlert(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, chime
 
 // heldAlertWith is heldAlert with the agent's configuration tuned.
 func heldAlertWith(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, tune func(*agent.Config)) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
+	return heldAlertEdited(t, makeTail, holdAll, tune, nil)
+}
+
+// heldAlertEdited is heldAlertWith with edit, if not nil, changing the
+// alert before it is sent.
+func heldAlertEdited(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, tune func(*agent.Config), edit func(*nodetest.Controller, *protocol.Command)) (*nodetest.Controller, *node, *pcmOutput, *trickle, []byte, [3]protocol.ContentRef) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	out := &pcmOutput{}
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) {
@@ -138,7 +144,11 @@ func heldAlertWith(t *testing.T, makeTail func(b []byte) []byte, holdAll bool, t
 	start := time.Now().Add(300 * time.Millisecond)
 	// The policy the controller sends alerts with: cut off, they play again
 	// from the beginning.
-	ctl.SendAreaCommand("x1", resumingAlert("e3@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
+	cmd := resumingAlert("e3@x", msg, opening, closing, start, start.Add(time.Minute))
+	if edit != nil {
+		edit(ctl, &cmd)
+	}
+	ctl.SendAreaCommand("x1", cmd, time.Minute)
 	return ctl, n, out, tr, file, [3]protocol.ContentRef{opening, msg, closing}
 }
 
@@ -291,6 +301,30 @@ func TestAlertChimesWhileItsMessageComes(t *testing.T) {
 				t.Errorf("output got %d plays (first %d bytes); want one of %d bytes: %d opening chimes, the message three times, the closing chime", len(plays), lenFirst(plays), len(want), tc.chimes)
 			}
 		})
+	}
+}
+
+// TestAlertPlaysItsIntro: an alert with an intro (a recording the node
+// keeps, as a CAP event type's) whose message has not come: it starts
+// with the chime and the intro, and the message follows once it can play.
+func TestAlertPlaysItsIntro(t *testing.T) {
+	var intro protocol.ContentRef
+	ctl, _, out, tr, file, refs := heldAlertEdited(t, func(b []byte) []byte { return b }, true, func(*agent.Config) {},
+		func(ctl *nodetest.Controller, cmd *protocol.Command) {
+			intro = ctl.AddContent(time.Second)
+			cmd.Alert.Occurrence.Intro = intro.ID
+			cmd.Alert.Content = append(cmd.Alert.Content, intro)
+		})
+	nodetest.Eventually(t, 15*time.Second, "the alert started", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
+	})
+	close(tr.release)
+	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
+	msg, gap := decoded(t, file), make([]byte, nodeaudio.Bytes(500*time.Millisecond))
+	want := slices.Concat(decoded(t, nodeFile(t, ctl, refs[0])), decoded(t, nodeFile(t, ctl, intro)),
+		msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2])))
+	if plays := out.Plays(); len(plays) != 1 || !bytes.Equal(plays[0], want) {
+		t.Errorf("output got %d plays (first %d bytes); want one of %d bytes: the chime, the intro, the message three times, the closing chime", len(plays), lenFirst(plays), len(want))
 	}
 }
 
