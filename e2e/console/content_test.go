@@ -236,3 +236,52 @@ func TestTypedKeptWarningSaysSo(t *testing.T) {
 		t.Errorf("the confirmation says %q", got)
 	}
 }
+
+// TestTypedAlertAfterAKeptRecording: a commune officer types the details
+// of a warning and has the commune's kept warning play first: the form
+// offers it, the confirmation says so, and the cluster plays the kept
+// recording, then the typed words.
+func TestTypedAlertAfterAKeptRecording(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	n := rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{ContentSpread: time.Millisecond})
+	kept := c.Upload("canh-bao-de.wav", rig.ToneWAV(540, time.Second, 16000, 1))
+	c.MustDo("PUT", "/api/v1/content/"+kept.ID+"/standing", map[string]any{"areas": []string{"11527"}}, nil)
+	rig.Eventually(t, minWait, "the cluster online with the kept warning", func() bool {
+		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && n.Agent.Status().DesiredVersion > 0 && len(n.Agent.Status().ContentMissing) == 0
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-content[data-standing="loaded"]')`)
+	if got := MustEval[string](b, `(() => { const o = document.querySelector('#em-intro option[data-standing]'); return o.parentElement.label + ' | ' + o.value; })()`); !contains(got, "Lưu sẵn trên cụm loa — phát ngay", kept.ID) {
+		t.Errorf("the intro offers %q, want the kept warning first", got)
+	}
+	const details = "Đê tả sông Văn Úc có nguy cơ vỡ. Bà con thôn Đông di chuyển lên trường học ngay."
+	b.Do("type the details after the kept warning",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SendKeys(chromedp.CSS(`#em-text`), details),
+		chromedp.SetValue(chromedp.CSS(`#em-intro`), kept.ID),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-confirm-intro")); got != "Phát trước bản ghi «"+kept.Title+"», rồi đọc văn bản." {
+		t.Errorf("the confirmation says %q", got)
+	}
+	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `location.hash.startsWith('#/emergency/e')`, 10*time.Second)
+	id := MustEval[string](b, `decodeURIComponent(location.hash.slice('#/emergency/'.length))`)
+	var em loaxa.Emergency
+	c.MustDo("GET", "/api/v1/emergency/"+id, nil, &em)
+	if em.IntroContentID != kept.ID || em.Text != details || !em.Drill {
+		t.Errorf("sent intro %q, text %q, drill %v; want the kept warning, then the typed words, as a drill", em.IntroContentID, em.Text, em.Drill)
+	}
+	rig.Eventually(t, 30*time.Second, "the cluster played it to the end", func() bool {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+id, nil, &rep)
+		return rep.Summary.Completed == 1
+	})
+}

@@ -64,7 +64,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID),
 		chromedp.Click(chromedp.CSS(`#em-send`)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
-	if got := MustEval[string](b, text("#em-confirm")); !contains(got, "3 cụm loa sẽ phát ngay", "2 trong 3 cụm loa đang trực tuyến", "Xã Lập Lễ", "Từng cụm loa phải tải nội dung này về trước khi phát") {
+	if got := MustEval[string](b, text("#em-confirm")); !contains(got, "3 cụm loa sẽ phát ngay", "2 trong 3 cụm loa đang trực tuyến", "Xã Lập Lễ", "Từng cụm loa phải tải nội dung này về: chuông báo phát ngay") {
 		t.Errorf("confirmation says %q", got)
 	}
 	b.Shot("18-xac-nhan-khan-cap")

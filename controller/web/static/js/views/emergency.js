@@ -55,20 +55,27 @@ async function compose(ctx, main, recent) {
   // Content kept on the clusters comes first: it sounds at the end of the
   // lead, where any other must be downloaded by each cluster first.
   const contentSel = h('select', { id: 'em-content' });
+  // A recording played before the typed words (the intro): a warning kept
+  // on the clusters sounds at once while they download the words.
+  const introSel = h('select', { id: 'em-intro' });
   let kept = new Map(); // content id → its standing entry
-  const contentOptions = () => {
-    const chosen = contentSel.value;
-    fill(contentSel, h('option', { value: '' }, t('programme.pick_content')),
+  const contentOptions = (sel, none) => {
+    const chosen = sel.value;
+    fill(sel, h('option', { value: '' }, none),
       kept.size ? h('optgroup', { label: t('emergency.standing_group') }, [...kept.values()].map((s) =>
         h('option', { value: s.content, dataset: { standing: 'yes' } }, t('emergency.standing_option', { title: s.title, ready: fmtNumber(s.ready), nodes: fmtNumber(s.nodes) })))) : null,
       h('optgroup', { label: kept.size ? t('emergency.other_group') : t('emergency.by_content') },
         content.filter((c) => !kept.has(c.id)).map((c) => h('option', { value: c.id }, c.title))));
-    contentSel.value = chosen;
+    sel.value = chosen;
   };
-  contentOptions();
+  const allOptions = () => {
+    contentOptions(contentSel, t('programme.pick_content'));
+    contentOptions(introSel, t('emergency.no_intro'));
+  };
+  allOptions();
   standingSoon.then(({ standing }) => {
     kept = new Map(standing.map((s) => [s.content, s]));
-    contentOptions();
+    allOptions();
     contentSel.dataset.standing = 'loaded';
   });
   // ready says in the confirmation whether the clusters have the message
@@ -88,6 +95,7 @@ async function compose(ctx, main, recent) {
     banner.hidden = !drill.checked;
     main.classList.toggle('drill', drill.checked);
     text.closest('.field').hidden = how.value !== 'text';
+    introSel.closest('.field').hidden = how.value !== 'text';
     contentSel.closest('.field').hidden = how.value !== 'content';
     submit.textContent = drill.checked ? t('emergency.next_drill') : t('emergency.next');
   };
@@ -111,6 +119,7 @@ async function compose(ctx, main, recent) {
           drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
           h('p', { class: 'stat', id: 'em-confirm-count' }, t('emergency.will_sound', { n: n.length })),
           h('p', {}, t('emergency.online_now', { online, all: n.length })),
+          how.value === 'text' && introSel.value ? h('p', { id: 'em-confirm-intro' }, t('emergency.confirm_intro', { title: titles.get(introSel.value) || introSel.value })) : null,
           ready(),
           h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
         drill.checked ? t('emergency.send_drill') : t('emergency.send'), true);
@@ -118,7 +127,10 @@ async function compose(ctx, main, recent) {
       submit.disabled = true;
       try {
         const body = { targets: { areas: targets }, repeat: Number(repeat.value) || 3, volume: Number(volume.value), drill: drill.checked };
-        if (how.value === 'text') body.text = text.value.trim(); else body.content_id = contentSel.value;
+        if (how.value === 'text') {
+          body.text = text.value.trim();
+          if (introSel.value) body.intro_content_id = introSel.value;
+        } else body.content_id = contentSel.value;
         const em = await api('POST', '/emergency', body);
         location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
       } catch (err) {
@@ -132,6 +144,7 @@ async function compose(ctx, main, recent) {
   h('fieldset', {}, h('legend', {}, t('emergency.areas')), boxes),
   h('div', { class: 'form-grid' }, field(t('emergency.how'), how, t('emergency.how_hint')), field(t('emergency.repeat'), repeat), field(t('clusters.volume'), volume, t('emergency.volume_hint'))),
   field(t('emergency.text'), text, t('emergency.text_hint')),
+  field(t('emergency.intro'), introSel, t('emergency.intro_hint')),
   field(t('programme.content'), contentSel),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
 
