@@ -123,27 +123,8 @@ func TestAlertWhoseMessageDownloadsThroughALSA(t *testing.T) {
 // the whole message and the closing chime, back to back, as from a cached
 // file.
 func playsAsItDownloads(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
 	link := &meteredLink{release: make(chan struct{})}
-	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
-		Output: out,
-		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
-	})
-	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
-		st := n.Agent.Status()
-		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
-
-	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
-	link.content.Store(&message.ID)
-	wantMessage := c.NodeAudio(message.ID)
-	from := capture.Len()
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{
-		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true,
-	}, &em)
+	c, n, em, wantMessage, from := alertOverLink(t, capture, out, link)
 	rig.Eventually(t, 20*time.Second, "the cluster plays the alert while its message downloads", func() bool {
 		p := n.Agent.Status().Playing
 		return p != nil && p.Occurrence == em.Occurrence
@@ -168,16 +149,7 @@ func playsAsItDownloads(t *testing.T, capture *alsatest.Capture, out *oto.Output
 			t.Errorf("%s: %d samples off (a gap while the message downloaded?)", j.what, d)
 		}
 	}
-	for _, m := range []alsatest.Match{mo, mm, mc} {
-		if m.Score < 0.99 {
-			t.Errorf("a part of the template correlates %.4f with what was delivered, want ≥ 0.99", m.Score)
-		}
-	}
-	rig.Eventually(t, 15*time.Second, "the delivery completed and says the message was fetched", func() bool {
-		var rep loaxa.EmergencyReport
-		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
-		return rep.Summary.Completed == 1 && len(rep.Nodes) == 1 && rep.Nodes[0].Fetched
-	})
+	playedAndFetched(t, c, em, mo, mm, mc)
 	if got := link.requests.Load(); got != 1 {
 		t.Errorf("the message was requested %d times, want once", got)
 	}
@@ -191,28 +163,9 @@ func playsAsItDownloads(t *testing.T, capture *alsatest.Capture, out *oto.Output
 // the message once enough of it has arrived (after a silence, with the
 // amplifier on), then the closing chime right after it.
 func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
 	link := &meteredLink{start: make(chan struct{}), release: make(chan struct{})}
 	close(link.release)
-	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
-		Output: out,
-		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
-	})
-	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
-		st := n.Agent.Status()
-		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
-
-	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
-	link.content.Store(&message.ID)
-	wantMessage := c.NodeAudio(message.ID)
-	from := capture.Len()
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{
-		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true,
-	}, &em)
+	c, _, em, wantMessage, from := alertOverLink(t, capture, out, link)
 	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
 	mo := capture.Await(t, opening, from, 15*time.Second)
 	if link.begun.Load() {
@@ -233,7 +186,45 @@ func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Ou
 	if d := mc.Offset - (mm.Offset + len(wantMessage)); d < -joinTolerance || d > joinTolerance {
 		t.Errorf("closing chime %d samples off the message's end", d)
 	}
-	for _, m := range []alsatest.Match{mo, mm, mc} {
+	playedAndFetched(t, c, em, mo, mm, mc)
+	t.Logf("opening at %d, message at %d (%.2f s after the chime ended), closing at %d; scores %.4f %.4f %.4f",
+		mo.Offset, mm.Offset, float64(mm.Offset-mo.Offset-len(opening))/16000, mc.Offset, mo.Score, mm.Score, mc.Score)
+}
+
+// alertOverLink starts a controller and a cluster on out whose content
+// comes over link, waits for it to keep the chimes, uploads a 2 s message
+// that link then meters, and sends a drill of it. It returns the
+// message's PCM as the cluster plays it and where the capture was at the
+// call.
+func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, link *meteredLink) (*rig.Controller, *rig.Node, loaxa.Emergency, []int16, int) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
+		Output: out,
+		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
+	})
+	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
+		st := n.Agent.Status()
+		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
+	})
+	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
+	link.content.Store(&message.ID)
+	wantMessage := c.NodeAudio(message.ID)
+	from := capture.Len()
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{
+		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true,
+	}, &em)
+	return c, n, em, wantMessage, from
+}
+
+// playedAndFetched checks that each part of the template came out as it
+// was delivered, and that the delivery completed saying the message was
+// fetched.
+func playedAndFetched(t *testing.T, c *rig.Controller, em loaxa.Emergency, parts ...alsatest.Match) {
+	t.Helper()
+	for _, m := range parts {
 		if m.Score < 0.99 {
 			t.Errorf("a part of the template correlates %.4f with what was delivered, want ≥ 0.99", m.Score)
 		}
@@ -243,6 +234,4 @@ func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Ou
 		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
 		return rep.Summary.Completed == 1 && len(rep.Nodes) == 1 && rep.Nodes[0].Fetched
 	})
-	t.Logf("opening at %d, message at %d (%.2f s after the chime ended), closing at %d; scores %.4f %.4f %.4f",
-		mo.Offset, mm.Offset, float64(mm.Offset-mo.Offset-len(opening))/16000, mc.Offset, mo.Score, mm.Score, mc.Score)
 }
