@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -467,7 +468,8 @@ func openPCM(src io.Reader) (pcmFile, error) {
 
 func (f pcmFile) Read(p []byte) (int, error) {
 	n, err := f.Reader.Read(p)
-	if err == io.EOF {
+	if _, cached := f.src.(*os.File); err == io.EOF && !cached {
+		// A cached file was verified before it was put in place.
 		if _, cerr := io.Copy(io.Discard, f.src); cerr != nil {
 			return n, cerr
 		}
