@@ -99,7 +99,7 @@ func (s *Service) resend(ctx context.Context) {
 			}
 			continue
 		}
-		if t.em.State != loaxa.EmergencyActive {
+		if t.em.State != loaxa.EmergencyActive || t.publishing {
 			continue
 		}
 		// A big area's own fan-out takes a good part of its lead: resending

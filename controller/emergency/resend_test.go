@@ -270,3 +270,44 @@ func TestResendBatchPassesOverOffline(t *testing.T) {
 		t.Errorf("second pass: %v, want n2", got)
 	}
 }
+
+// gatedMessenger holds every area publish until release is closed, saying
+// on entered that one began.
+type gatedMessenger struct {
+	*recorder
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedMessenger) SendAreaCommand(ctx context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.recorder.SendAreaCommand(ctx, area, cmd, ttl)
+}
+
+// TestNoResendWhilePublishing: a resend pass while the area publish is
+// still under way leaves its nodes alone (they have no send time yet, but
+// the publish is bringing them the alert); once it returns, nodes that do
+// not report are resent to as before.
+func TestNoResendWhilePublishing(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	g := &gatedMessenger{recorder: w.rec, entered: make(chan struct{}), release: make(chan struct{})}
+	s.Messenger = g
+	sent := make(chan error, 1)
+	go func() {
+		_, err := s.SendEmergency(context.Background(), loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+		sent <- err
+	}()
+	<-g.entered
+	if got := w.step(s, 10*time.Second); len(got) != 0 {
+		t.Errorf("a pass during the publish sent %v, want nothing", got)
+	}
+	close(g.release)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if got := w.step(s, 0); !slices.Equal(got, []string{"area/31 alert", "node/n1 alert", "node/n2 alert"}) {
+		t.Errorf("after the publish, 10 s without a receipt: %v, want the publish and a resend to each online node", got)
+	}
+}
