@@ -179,28 +179,32 @@ func (a *Agent) openStream(p *play) error {
 		parts = append(parts, pcm)
 		p.length += pcm.Duration()
 	}
+	// later adds a part read once it can play (laterPart), counting the
+	// play time its reference gives.
+	later := func(l *laterPart) {
+		l.a, l.ctx, l.occ = a, p.ctx, o.ID
+		if ref, ok := a.cache.Ref(l.id); ok {
+			p.length += time.Duration(ref.DurationMS) * time.Millisecond
+		}
+		parts = append(parts, l)
+		p.files = append(p.files, l)
+		streaming = true
+	}
 	chime(o.OpeningChime)
-	// Only an emergency that starts with its chime (Decide) gets here
-	// with content that cannot play yet.
+	// An emergency that starts with its chime (Decide) gets here with
+	// content that cannot play yet; so does a play whose download stopped
+	// being playable (an attempt failed) after the executor decided.
 	p.later = !a.cache.Playable(o.Content)
 	if o.Intro != "" {
 		// Kept on the node, it plays as the chime does; one still to
 		// come is waited for like the message.
-		if a.cache.Playable(o.Intro) {
-			pcm, err := open(o.Intro)
-			if err != nil {
-				return err
-			}
+		if !a.cache.Playable(o.Intro) {
+			later(&laterPart{id: o.Intro})
+		} else if pcm, err := open(o.Intro); err != nil {
+			return err
+		} else {
 			parts = append(parts, pcm)
 			p.length += pcm.Duration()
-		} else {
-			l := &laterPart{a: a, ctx: p.ctx, occ: o.ID, id: o.Intro}
-			if ref, ok := a.cache.Ref(o.Intro); ok {
-				p.length += time.Duration(ref.DurationMS) * time.Millisecond
-			}
-			parts = append(parts, l)
-			p.files = append(p.files, l)
-			streaming = true
 		}
 	}
 	for i := range o.Plays() {
@@ -213,16 +217,11 @@ func (a *Agent) openStream(p *play) error {
 			}
 		}
 		if p.later {
-			l := &laterPart{a: a, ctx: p.ctx, occ: o.ID, id: o.Content}
+			l := &laterPart{id: o.Content}
 			if i == 0 && len(parts) > 0 {
 				l.chime = o.OpeningChime
 			}
-			if ref, ok := a.cache.Ref(o.Content); ok {
-				p.length += time.Duration(ref.DurationMS) * time.Millisecond
-			}
-			parts = append(parts, l)
-			p.files = append(p.files, l)
-			streaming = true
+			later(l)
 			continue
 		}
 		pcm, err := open(o.Content)
@@ -234,12 +233,7 @@ func (a *Agent) openStream(p *play) error {
 	}
 	if p.later && o.ClosingChime != "" && !a.cache.Has(o.ClosingChime) {
 		// Fetched with the message: looked for when the message has played.
-		l := &laterPart{a: a, ctx: p.ctx, occ: o.ID, id: o.ClosingChime, optional: true}
-		if ref, ok := a.cache.Ref(o.ClosingChime); ok {
-			p.length += time.Duration(ref.DurationMS) * time.Millisecond
-		}
-		parts = append(parts, l)
-		p.files = append(p.files, l)
+		later(&laterPart{id: o.ClosingChime, optional: true})
 	} else {
 		chime(o.ClosingChime)
 	}
