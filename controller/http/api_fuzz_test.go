@@ -30,6 +30,7 @@ func FuzzAPI(f *testing.F) {
 		"POST /api/v1/enrol":         {`{"code":"7KQ2M-XH9DP-03RTW-VN5CE"}`, `{"code":"ıİ-ſ"}`},
 		"POST /api/v1/announcements": {`{"content_id":"00","targets":{"areas":["31"]},"start":"2026-03-02T06:00:00+07:00","repeat":-1}`, `{"rrule":"FREQ=DAILY"}`},
 		"POST /api/v1/keys/activate": {`{"force":false}`, `[]`},
+		"POST /api/v1/emergency":     {`{"content_id":"00","intro_content_id":"` + strings.Repeat("ab", 32) + `","targets":["31"],"drill":true}`, `{"text":"Bão","intro_content_id":7}`},
 		"GET /api/v1/events":         {""},
 	}
 	for i, rt := range routes {
