@@ -360,15 +360,18 @@ func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Dura
 	return protocol.EventFailed, PhaseDone
 }
 
-// ChimeFirst reports whether o starts with its opening chime before its
-// content can play: an emergency's first sound must not wait for the link.
-// A cluster that has the alert but not its message (typed a moment ago,
-// made into speech) sounds the chime at the instant the whole area does,
-// and the message follows when enough of it has arrived: at the chime's
-// end on the clusters whose download kept up, so these stay in step.
+// ChimeFirst reports whether o starts with its opening chime (or its
+// intro, a kept recording) before its content can play: an emergency's
+// first sound must not wait for the link. A cluster that has the alert but
+// not its message (typed a moment ago, made into speech) sounds the chime
+// at the instant the whole area does, and the message follows when enough
+// of it has arrived: at the chime's end on the clusters whose download
+// kept up, so these stay in step.
 func ChimeFirst(o *protocol.Occurrence, cached func(id string) bool) bool {
-	return o.Priority == protocol.PriorityEmergency && o.Content != "" && o.OpeningChime != "" &&
-		cached != nil && cached(o.OpeningChime)
+	if o.Priority != protocol.PriorityEmergency || o.Content == "" || cached == nil {
+		return false
+	}
+	return o.OpeningChime != "" && cached(o.OpeningChime) || o.Intro != "" && cached(o.Intro)
 }
 
 // startable reports whether o can start now as far as its audio goes. One

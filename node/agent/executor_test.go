@@ -43,6 +43,12 @@ func chimed(o protocol.Occurrence) protocol.Occurrence {
 	return o
 }
 
+// withIntro returns o with an intro, "intro".
+func withIntro(o protocol.Occurrence) protocol.Occurrence {
+	o.Intro = "intro"
+	return o
+}
+
 // onlyChime is a cache that holds the chime alone.
 func onlyChime(id string) bool { return id == "chime" }
 
@@ -110,6 +116,9 @@ func TestDecide(t *testing.T) {
 		{name: "an emergency whose chime is not cached waits for its message",
 			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
 			has: none, cached: none, want: "wake 10m0.001s"},
+		{name: "an emergency whose intro is cached, its chime not, starts with the intro",
+			occs: []protocol.Occurrence{withIntro(chimed(at(a, protocol.PriorityEmergency)))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: func(id string) bool { return id == "intro" }, want: "start a"},
 		{name: "an emergency without an opening chime waits for its message",
 			occs: []protocol.Occurrence{at(a, protocol.PriorityEmergency)}, progress: []Progress{mark(a, PhaseReceived)},
 			has: none, cached: all, want: "wake 10m0.001s"},
