@@ -167,6 +167,11 @@ func (c *Cache) endAttempt(id string, err error, final bool) {
 func (c *Cache) Playable(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.playable(id)
+}
+
+// playable is Playable with c.mu held.
+func (c *Cache) playable(id string) bool {
 	if _, ok := c.present[id]; ok {
 		return true
 	}
@@ -295,9 +300,7 @@ func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 	last := int64(-1)
 	for {
 		c.mu.Lock()
-		_, present := c.present[id]
-		s := c.streams[id]
-		playable := present || s != nil && s.playable
+		playable := c.playable(id)
 		have, wanted := c.arrived(id)
 		turned := c.turned
 		c.mu.Unlock()
