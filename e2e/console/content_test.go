@@ -202,9 +202,16 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	if got := MustEval[string](b, text("#em-fetching")); got != "1 cụm loa đã nhận lệnh và đang tải nội dung về: chuông báo phát ngay, bản tin phát khi đã tải đủ để phát liền mạch." {
 		t.Errorf("the board says %q", got)
 	}
+	// The cluster began with its chime: its row says the message is
+	// still on its way.
+	b.Wait("the cluster's row says it played the chime", `document.querySelector('tr[data-node="lap-le-01"] .fetching')`, 20*time.Second)
+	if got := MustEval[string](b, text(`tr[data-node="lap-le-01"] .fetching`)); got != "Đã phát chuông báo; đang tải bản tin về" {
+		t.Errorf("the cluster's row says %q", got)
+	}
 	close(link.release)
 	b.Wait("the cluster sounding, the note gone", `document.querySelector('#em-fetching').hidden && (`+
 		text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1')`, 20*time.Second)
+	b.Wait("the row says it fetched the message", `!document.querySelector('tr[data-node="lap-le-01"] .fetching') && document.querySelector('tr[data-node="lap-le-01"] .fetched')`, 20*time.Second)
 }
 
 // TestTypedKeptWarningSaysSo: an officer types, word for word, a warning

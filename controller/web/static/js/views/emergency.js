@@ -512,7 +512,9 @@ async function board(ctx, main, id) {
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.')),
     h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-    h('td', {}, reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) : ''));
+    h('td', {}, reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
+      // Begun with its chime, the message still downloading.
+      n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : ''));
   // The table is built a slice of rows at a time, so that its first rows
   // show at once and the page answers while the rest are built (a phone
   // takes seconds for a province's 10,000). The rest go into the table
