@@ -290,12 +290,12 @@ func (c *Cache) arrived(id string) (int64, bool) {
 
 // AwaitPlayable waits until content id is Playable (at once if it is). It
 // fails with ErrStreamBroken wrapping ErrStalled if no byte of it arrives
-// for the stall timeout (Config.StallTimeout) however many attempts that
-// spans, wrapping a cause if nothing wants it any more, and with ctx's
+// for the stall timeout (Config.StallTimeout, on Config.Clock) however
+// many attempts that spans, wrapping a cause if nothing wants it any more, and with ctx's
 // error once ctx is done. A play that begins before its content has come
 // (an alert's opening chime) waits here for the rest.
 func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
-	stall := time.NewTimer(c.cfg.StallTimeout)
+	stall := c.cfg.Clock.NewTimer(c.cfg.StallTimeout)
 	defer stall.Stop()
 	last := int64(-1)
 	for {
@@ -317,7 +317,7 @@ func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-turned:
-		case <-stall.C:
+		case <-stall.C():
 			// Checked once a timeout: nothing came since the last check
 			// (a whole timeout ago), or the wait starts again from now.
 			c.mu.Lock()

@@ -439,34 +439,36 @@ func TestAwaitPlayableEnds(t *testing.T) {
 }
 
 // TestAwaitPlayableStalls: bytes that keep coming, too slowly to play
-// through, keep the wait going past the stall timeout; once nothing comes
-// for the timeout, it fails as stalled.
+// through, keep the wait going past the stall timeout (on the cache's
+// clock); once nothing comes for the timeout, it fails as stalled.
 func TestAwaitPlayableStalls(t *testing.T) {
 	b, id := blob(160_000, 23)
 	c, more, _ := pacedCache(t, b)
-	c.cfg.StallTimeout = time.Second
-	onFakeClock(c) // never advanced: the rate is never judged, never Playable
+	c.cfg.StallTimeout = time.Minute // the download's own watchdog, real time, never fires here
+	fake := onFakeClock(c)           // the rate: 100 bytes a minute, never Playable
 	r := streamRef(id, b, 20*time.Second)
 	c.Want([]Wanted{{ContentRef: r}})
 	fetched := fetchAsync(c, r)
 	waited := awaitAsync(context.Background(), c, id)
+	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
 	sent := 0
-	for range 25 { // 2.5 s of 100 bytes every 100 ms
+	for range 3 { // three timeouts, a chunk in each
 		more <- 100
 		sent += 100
 		waitFor(t, c, "the chunk on disk", func() bool { return c.streamHas(id) == int64(sent) })
-		time.Sleep(100 * time.Millisecond)
+		fake.Advance(time.Minute)
+		waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 1 || len(waited) > 0 })
+		notYet(t, waited, "while bytes kept coming")
 	}
-	notYet(t, waited, "while bytes kept coming")
+	fake.Advance(time.Minute) // nothing came in this one
 	select {
 	case err := <-waited:
 		if !errors.Is(err, ErrStreamBroken) || !errors.Is(err, ErrStalled) {
 			t.Errorf("AwaitPlayable = %v, want ErrStreamBroken wrapping ErrStalled", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("AwaitPlayable still waiting 10 s after the last byte, with a 1 s stall timeout")
+		t.Fatal("AwaitPlayable still waiting 10 s after a stall timeout without bytes")
 	}
-	if err := <-fetched; !errors.Is(err, ErrStalled) {
-		t.Errorf("Fetch = %v, want ErrStalled (its own watchdog)", err)
-	}
+	more <- -1 // cut the download
+	<-fetched
 }
