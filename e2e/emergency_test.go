@@ -86,6 +86,34 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 	if p := playing(nodes["b1"]); p != occ {
 		t.Errorf("b1 in the sibling commune plays %q, want the bulletin %s", p, occ)
 	}
+	// While the alert sounds, the bulletin it cut off is suspended, not
+	// sounding. A node reports in order (the bulletin's suspended before
+	// the alert's started, its new start after the alert's completed), so
+	// a reading of the bulletin taken between two reports that both show
+	// the alert sounding on the node must show the bulletin suspended.
+	cutOff := map[string]bool{}
+	rig.Eventually(t, 20*time.Second, "the bulletin read suspended on both nodes of A while the alert sounds", func() bool {
+		sounding := func() map[string]bool {
+			on := map[string]bool{}
+			for _, n := range report(c, em.ID).Nodes {
+				on[n.Node] = n.State == string(loaxa.DeliveryStarted)
+			}
+			return on
+		}
+		before := sounding()
+		ds := c.Deliveries(ann.ID)
+		after := sounding()
+		for _, d := range ds {
+			if d.Occurrence != occ || !before[d.Node] || !after[d.Node] {
+				continue
+			}
+			if d.State != loaxa.DeliverySuspended || d.Reason != protocol.ReasonPreempted {
+				t.Errorf("%s: the bulletin reads %s (%q) while the alert sounds, want suspended (preempted)", d.Node, d.State, d.Reason)
+			}
+			cutOff[d.Node] = true
+		}
+		return cutOff["a1"] && cutOff["a2"]
+	})
 	rig.Eventually(t, 20*time.Second, "both nodes of A completed the emergency", func() bool {
 		s := report(c, em.ID).Summary
 		return s.Completed == 2
@@ -115,6 +143,19 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 	for _, id := range []string{"a1", "a2"} {
 		rig.Eventually(t, 10*time.Second, id+" resumes the bulletin", func() bool { return playing(nodes[id]) == occ })
 	}
+	// Sounding again: started, how late it first began, no reason.
+	rig.Eventually(t, 10*time.Second, "the bulletin reads started again on A", func() bool {
+		again := 0
+		for _, d := range c.Deliveries(ann.ID) {
+			if d.State == loaxa.DeliveryStarted && d.Node != "b1" {
+				again++
+				if d.Reason != "" || d.LateMS > 1000 {
+					t.Errorf("%s: the resumed bulletin reads %+v, want no reason and its first lateness", d.Node, d)
+				}
+			}
+		}
+		return again == 2
+	})
 
 	evs := c.Events(url.Values{"area": {"318"}})
 	counts := rig.CountEvents(evs, occ)

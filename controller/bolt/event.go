@@ -197,11 +197,13 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		return nil
 	}
 	if changed {
+		// A play that starts again after it was suspended keeps how late
+		// it first began (what an alert's timing counts) and drops the
+		// reason it was cut off.
+		resumed := d.State == loaxa.DeliverySuspended && next == loaxa.DeliveryStarted
 		d.State = next
-		if ev.Reason != "" {
-			d.Reason = ev.Reason
-		}
-		if ev.LateMS != 0 {
+		d.Reason = ev.Reason
+		if ev.LateMS != 0 && !resumed {
 			d.LateMS = ev.LateMS
 		}
 		if next == loaxa.DeliveryStarted && d.Unplanned && !ev.At.IsZero() {

@@ -217,6 +217,36 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			ev(protocol.EventStarted, nil),
 			ev(protocol.EventPreempted, played(1500)),
 		}, loaxa.Delivery{State: loaxa.DeliveryPreempted, PlayedMS: 1500, ContentReady: true, ContentReadyAt: start}},
+		// A play cut off to play again is suspended, not sounding, with
+		// what cut it off; started again, it keeps how late it first began.
+		{"suspended mid-play", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventStarted, late(120)),
+			ev(protocol.EventSuspended, func(e *protocol.Event) { e.Reason, e.PlayedMS = protocol.ReasonContentMissing, 1500 }),
+		}, loaxa.Delivery{State: loaxa.DeliverySuspended, Reason: protocol.ReasonContentMissing, LateMS: 120, PlayedMS: 1500, ContentReady: true, ContentReadyAt: start}},
+		{"suspended, then started again", true, []protocol.Event{
+			ev(protocol.EventStarted, late(120)),
+			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
+			ev(protocol.EventStarted, late(95000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 120, ContentReady: true, ContentReadyAt: start}},
+		{"suspended twice, then completed", true, []protocol.Event{
+			ev(protocol.EventStarted, nil),
+			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
+			ev(protocol.EventStarted, late(40000)),
+			ev(protocol.EventSuspended, reason(protocol.ReasonInterrupted)),
+			ev(protocol.EventStarted, late(90000)),
+			ev(protocol.EventCompleted, played(60000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 60000, ContentReady: true, ContentReadyAt: start}},
+		{"suspended, then failed at its deadline", true, []protocol.Event{
+			ev(protocol.EventStarted, nil),
+			ev(protocol.EventSuspended, reason(protocol.ReasonContentMissing)),
+			ev(protocol.EventFailed, reason(protocol.ReasonContentMissing)),
+		}, loaxa.Delivery{State: loaxa.DeliveryFailed, Reason: protocol.ReasonContentMissing, ContentReady: true, ContentReadyAt: start}},
+		{"a late received does not undo a suspension", true, []protocol.Event{
+			ev(protocol.EventStarted, nil),
+			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
+			ev(protocol.EventReceived, nil),
+		}, loaxa.Delivery{State: loaxa.DeliverySuspended, Reason: protocol.ReasonPreempted, ContentReady: true, ContentReadyAt: start}},
 		{"missed", true, []protocol.Event{
 			ev(protocol.EventMissed, reason(protocol.ReasonTooLate)),
 		}, loaxa.Delivery{State: loaxa.DeliveryMissed, Reason: protocol.ReasonTooLate}},

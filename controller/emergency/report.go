@@ -61,9 +61,10 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			n.ContentReadyMS = &ms
 			n.Fetched = !d.ReceivedAt.IsZero() && d.ContentReadyAt.After(d.ReceivedAt)
 		}
-		// A node that began: playing, done, or stopped after it had played
-		// some (a cancel, a later alert).
-		if d.State == loaxa.DeliveryStarted || d.State == loaxa.DeliveryCompleted || d.PlayedMS > 0 {
+		// A node that began: playing, done, suspended (only a play on air
+		// is), or stopped after it had played some (a cancel, a later
+		// alert).
+		if d.State == loaxa.DeliveryStarted || d.State == loaxa.DeliverySuspended || d.State == loaxa.DeliveryCompleted || d.PlayedMS > 0 {
 			ms := d.Start.Sub(em.Issued).Milliseconds() + d.LateMS
 			n.SoundMS = &ms
 		}

@@ -11,11 +11,14 @@ import (
 type DeliveryState string
 
 // Delivery states: pending → received → started → completed, or one of the
-// other terminal states.
+// other terminal states. A started play that was cut off and will play
+// again (a higher level on air, the agent stopping, its content that stopped
+// coming) is suspended, not sounding, until it starts again or ends.
 const (
 	DeliveryPending   DeliveryState = "pending"
 	DeliveryReceived  DeliveryState = "received"
 	DeliveryStarted   DeliveryState = "started"
+	DeliverySuspended DeliveryState = "suspended"
 	DeliveryCompleted DeliveryState = "completed"
 	DeliveryFailed    DeliveryState = "failed"
 	DeliveryPreempted DeliveryState = "preempted"
@@ -32,8 +35,9 @@ func (s DeliveryState) Terminal() bool {
 }
 
 // Advance returns the state after a node event of type t, and whether the
-// event changes anything. States only move forward; a terminal state is
-// final, so a late or repeated event cannot undo a completed play.
+// event changes anything. States only move forward, except that a started
+// play may be suspended and start again; a terminal state is final, so a
+// late or repeated event cannot undo a completed play.
 func (s DeliveryState) Advance(t protocol.EventType) (DeliveryState, bool) {
 	if s.Terminal() {
 		return s, false
@@ -44,6 +48,8 @@ func (s DeliveryState) Advance(t protocol.EventType) (DeliveryState, bool) {
 		next = DeliveryReceived
 	case protocol.EventStarted:
 		next = DeliveryStarted
+	case protocol.EventSuspended:
+		next = DeliverySuspended
 	case protocol.EventCompleted:
 		next = DeliveryCompleted
 	case protocol.EventFailed:
@@ -55,19 +61,21 @@ func (s DeliveryState) Advance(t protocol.EventType) (DeliveryState, bool) {
 	default:
 		return s, false
 	}
-	if rank(next) <= rank(s) {
+	if next == s || rank(next) < rank(s) {
 		return s, false
 	}
 	return next, true
 }
 
+// rank orders the states; started and suspended share a rank, so that a
+// play moves between them as it is cut off and resumes.
 func rank(s DeliveryState) int {
 	switch s {
 	case DeliveryPending:
 		return 0
 	case DeliveryReceived:
 		return 1
-	case DeliveryStarted:
+	case DeliveryStarted, DeliverySuspended:
 		return 2
 	}
 	return 3
@@ -133,10 +141,12 @@ type Delivery struct {
 // delivery as failed to sound.
 const SilenceBound = 2 * time.Minute
 
-// CheckSilence sets FailedToSound for the time now.
+// CheckSilence sets FailedToSound for the time now. A suspended play owes
+// its end by the same time as a started one: the controller does not know
+// how long what cut it off lasts.
 func (d *Delivery) CheckSilence(now time.Time, bound time.Duration) {
 	due := d.Start
-	if d.State == DeliveryStarted {
+	if d.State == DeliveryStarted || d.State == DeliverySuspended {
 		planned := time.Duration(d.PlannedMS) * time.Millisecond
 		if IsLiveCallID(d.Announcement) {
 			planned = protocol.MaxLiveDuration // a call's length is not known ahead

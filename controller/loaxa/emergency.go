@@ -241,12 +241,15 @@ func TimingOf(nodes []EmergencyNode) EmergencyTiming {
 
 // EmergencySummary counts the nodes of an emergency. Reached counts nodes
 // that reported the alert (received or further); Sounding those playing it
-// now; Offline pending nodes that are offline; Pending pending nodes that
-// are online (the controller resends to them).
+// now; Suspended those that began it and were cut off, silent until they
+// play it again (its message stopped coming, a restart, a later alert);
+// Offline pending nodes that are offline; Pending pending nodes that are
+// online (the controller resends to them).
 type EmergencySummary struct {
 	Targeted  int `json:"targeted"`
 	Reached   int `json:"reached"`
 	Sounding  int `json:"sounding"`
+	Suspended int `json:"suspended"`
 	Completed int `json:"completed"`
 	Failed    int `json:"failed"`
 	Cancelled int `json:"cancelled"`
@@ -268,6 +271,9 @@ func (s *EmergencySummary) Add(n EmergencyNode) {
 	case DeliveryStarted:
 		s.Reached++
 		s.Sounding++
+	case DeliverySuspended:
+		s.Reached++
+		s.Suspended++
 	case DeliveryCompleted:
 		s.Reached++
 		s.Completed++

@@ -109,14 +109,16 @@ type LiveNode struct {
 }
 
 // LiveCallSummary counts the nodes of a call: Reached reported it
-// (received or further), Sounding play it now, Completed played it to its
-// end (or cut), Failed ended otherwise (failed, preempted, missed),
-// Offline pending and offline, Pending pending and online. FramesLost sums
-// the frames nodes played as silence.
+// (received or further), Sounding play it now, Suspended were cut off and
+// are silent until they play it again, Completed played it to its end (or
+// cut), Failed ended otherwise (failed, preempted, missed), Offline pending
+// and offline, Pending pending and online. FramesLost sums the frames nodes
+// played as silence.
 type LiveCallSummary struct {
 	Targeted   int   `json:"targeted"`
 	Reached    int   `json:"reached"`
 	Sounding   int   `json:"sounding"`
+	Suspended  int   `json:"suspended"`
 	Completed  int   `json:"completed"`
 	Failed     int   `json:"failed"`
 	Offline    int   `json:"offline"`
@@ -134,6 +136,9 @@ func (s *LiveCallSummary) Add(n LiveNode) {
 	case DeliveryStarted:
 		s.Reached++
 		s.Sounding++
+	case DeliverySuspended:
+		s.Reached++
+		s.Suspended++
 	case DeliveryCompleted:
 		s.Reached++
 		s.Completed++

@@ -379,7 +379,7 @@ async function capFeeds() {
 /** within reports whether area lies in (or is) root. */
 function within(ctx, area, root) { return ctx.within(area, root); }
 
-const BOARD = ['reached', 'sounding', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
+const BOARD = ['reached', 'sounding', 'suspended', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
 
 /**
  * areaBoard shows the report's count of the clusters of each area (its
@@ -512,7 +512,7 @@ async function board(ctx, main, id) {
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.')),
     h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-    h('td', {}, reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
+    h('td', {}, n.state === 'suspended' && n.reason === 'content-missing' ? t('emergency.suspended_content') : reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
       n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : ''));
   // The table is built a slice of rows at a time, so that its first rows
