@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/internal/alsatest"
@@ -113,6 +114,7 @@ func TestAlertWhoseMessageDownloadsThroughALSA(t *testing.T) {
 	}
 	t.Run("played as it arrives", func(t *testing.T) { playsAsItDownloads(t, capture, out) })
 	t.Run("the chime before the message", func(t *testing.T) { chimesBeforeItsMessage(t, capture, out) })
+	t.Run("a late message joins a repeat", func(t *testing.T) { lateMessageJoinsARepeat(t, capture, out) })
 }
 
 // playsAsItDownloads: a commune officer sends a drill with a message
@@ -124,7 +126,7 @@ func TestAlertWhoseMessageDownloadsThroughALSA(t *testing.T) {
 // file.
 func playsAsItDownloads(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
 	link := &meteredLink{release: make(chan struct{})}
-	c, n, em, wantMessage, from := alertOverLink(t, capture, out, link)
+	c, n, em, wantMessage, from := alertOverLink(t, capture, out, link, 1)
 	rig.Eventually(t, 20*time.Second, "the cluster plays the alert while its message downloads", func() bool {
 		p := n.Agent.Status().Playing
 		return p != nil && p.Occurrence == em.Occurrence
@@ -165,7 +167,7 @@ func playsAsItDownloads(t *testing.T, capture *alsatest.Capture, out *oto.Output
 func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
 	link := &meteredLink{start: make(chan struct{}), release: make(chan struct{})}
 	close(link.release)
-	c, _, em, wantMessage, from := alertOverLink(t, capture, out, link)
+	c, _, em, wantMessage, from := alertOverLink(t, capture, out, link, 1)
 	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
 	mo := capture.Await(t, opening, from, 15*time.Second)
 	if link.begun.Load() {
@@ -191,12 +193,50 @@ func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Ou
 		mo.Offset, mm.Offset, float64(mm.Offset-mo.Offset-len(opening))/16000, mc.Offset, mo.Score, mm.Score, mc.Score)
 }
 
+// lateMessageJoinsARepeat: as above, but the alert repeats its message
+// twice. The clusters that had the message in time played it at the
+// chime's end and begin their second repeat a message and a gap later;
+// this one, whose message came after the chime's end, waits in silence
+// and begins its first repeat exactly then, in step with theirs (within
+// the 20 ms the issue allows between clusters), and plays both repeats.
+func lateMessageJoinsARepeat(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
+	link := &meteredLink{start: make(chan struct{}), release: make(chan struct{})}
+	close(link.release)
+	c, _, em, wantMessage, from := alertOverLink(t, capture, out, link, 2)
+	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
+	mo := capture.Await(t, opening, from, 15*time.Second)
+	close(link.start)
+
+	chimeEnd := mo.Offset + len(opening)
+	period := len(wantMessage) + int(emergency.Gap.Seconds()*16000)
+	m1 := capture.Await(t, wantMessage, chimeEnd-joinTolerance, 20*time.Second)
+	m2 := capture.Await(t, wantMessage, m1.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	mc := capture.Await(t, closing, m2.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	off := m1.Offset - (chimeEnd + period)
+	t.Logf("the message began %.3f s after the chime's end, %+.1f ms off the others' second repeat; scores %.4f %.4f %.4f %.4f",
+		float64(m1.Offset-chimeEnd)/16000, float64(off)/16, mo.Score, m1.Score, m2.Score, mc.Score)
+	if off < -inStep || off > inStep {
+		t.Errorf("the message began %.1f ms off the instant the others began their second repeat; want within 20 ms", float64(off)/16)
+	}
+	if d := m2.Offset - (m1.Offset + period); d < -joinTolerance || d > joinTolerance {
+		t.Errorf("second repeat %d samples off a message and a gap after the first", d)
+	}
+	if d := mc.Offset - (m2.Offset + len(wantMessage)); d < -joinTolerance || d > joinTolerance {
+		t.Errorf("closing chime %d samples off the second repeat's end", d)
+	}
+	playedAndFetched(t, c, em, mo, m1, m2, mc)
+}
+
+// inStep is the issue's bound on start skew between clusters, in samples
+// (20 ms).
+const inStep = 320
+
 // alertOverLink starts a controller and a cluster on out whose content
 // comes over link, waits for it to keep the chimes, uploads a 2 s message
-// that link then meters, and sends a drill of it. It returns the
-// message's PCM as the cluster plays it and where the capture was at the
-// call.
-func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, link *meteredLink) (*rig.Controller, *rig.Node, loaxa.Emergency, []int16, int) {
+// that link then meters, and sends a drill of it, repeated repeat times.
+// It returns the message's PCM as the cluster plays it and where the
+// capture was at the call.
+func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, link *meteredLink, repeat int) (*rig.Controller, *rig.Node, loaxa.Emergency, []int16, int) {
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -214,7 +254,7 @@ func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, lin
 	from := capture.Len()
 	var em loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{
-		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true,
+		"content_id": message.ID, "targets": []string{"12346"}, "repeat": repeat, "drill": true,
 	}, &em)
 	return c, n, em, wantMessage, from
 }

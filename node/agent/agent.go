@@ -71,6 +71,11 @@ const DefaultAlertPrepare = 10 * time.Second
 // longer silence the listeners are called again.
 const DefaultChimeAgainAfter = 5 * time.Second
 
+// DefaultInStepWait is Config.InStepWait's default: a message that came
+// after its chime's end waits up to this long in silence to begin with a
+// repeat of the clusters that had it in time, rather than as their echo.
+const DefaultInStepWait = 15 * time.Second
+
 // amplifierTail is how long the amplifier stays on after the output
 // drained, on top of the output's latency (the sound still in the device),
 // so that switching it off does not clip the last word.
@@ -254,6 +259,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.AlertPrepare = DefaultAlertPrepare
 	case cfg.AlertPrepare < 0:
 		cfg.AlertPrepare = 0
+	}
+	if cfg.InStepWait == 0 {
+		cfg.InStepWait = DefaultInStepWait
 	}
 	if cfg.ChimeAgainAfter <= 0 {
 		cfg.ChimeAgainAfter = DefaultChimeAgainAfter

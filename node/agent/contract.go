@@ -80,6 +80,14 @@ type Config struct {
 	// the chime ended, so the words follow a call to attention (0:
 	// DefaultChimeAgainAfter, 5 s).
 	ChimeAgainAfter time.Duration
+	// InStepWait: such a message that came after the chime's end, of an
+	// alert that repeats it, waits in silence up to this long to begin in
+	// step with a repeat of the area's clusters that had it in time (their
+	// shared start, the chime and each repeat's length tell when), so that
+	// neighbouring clusters are not heard as echoes of each other; it
+	// plays every repeat from there (0: DefaultInStepWait, 15 s; negative:
+	// it plays as soon as it can).
+	InStepWait time.Duration
 	// TimeSyncInterval is how often the clock offset to the controller is
 	// measured besides at every connect (0: 5 minutes).
 	TimeSyncInterval time.Duration

@@ -50,6 +50,13 @@ type play struct {
 	// ampFailed: the amplifier did not switch on when the play was
 	// prepared; the cue stays held and the start tries once more.
 	ampFailed bool
+	// heardAt (corrected clock, Unix ns) is when the output's first sample
+	// is heard, set by the play's goroutine as the output begins; inserted
+	// is the play time the parts waited for (laterPart) added to the
+	// stream (silence, a chime again). Both are read by the output's reads
+	// of those parts.
+	heardAt  atomic.Int64
+	inserted atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -182,7 +189,7 @@ func (a *Agent) openStream(p *play) error {
 	// later adds a part read once it can play (laterPart), counting the
 	// play time its reference gives.
 	later := func(l *laterPart) {
-		l.a, l.ctx, l.occ = a, p.ctx, o.ID
+		l.a, l.ctx, l.occ, l.p, l.offset = a, p.ctx, o.ID, p, p.length
 		if ref, ok := a.cache.Ref(l.id); ok {
 			p.length += time.Duration(ref.DurationMS) * time.Millisecond
 		}
@@ -220,6 +227,9 @@ func (a *Agent) openStream(p *play) error {
 			l := &laterPart{id: o.Content}
 			if i == 0 && len(parts) > 0 {
 				l.chime = o.OpeningChime
+			}
+			if i == 0 {
+				l.plays, l.gap = o.Plays(), time.Duration(o.GapMS)*time.Millisecond
 			}
 			later(l)
 			continue
@@ -282,6 +292,7 @@ wait:
 			p.timer.Reset(max(p.instant().Sub(a.clock.Now()), 0))
 		}
 	}
+	p.heardAt.Store(a.clock.Now().Add(a.latency).UnixNano())
 	p.began <- a.clock.Base.Now()
 	signal(a.cueBegan)
 	err := a.cfg.Output.Play(p.ctx, p.stream)
@@ -373,11 +384,15 @@ func WithPlayOccurrence(ctx context.Context, o protocol.Occurrence) context.Cont
 // message could not play yet (ChimeFirst). Its first Read, when the output
 // has played what came before, waits until the content can play (the
 // output meanwhile runs dry: silence), then reads it; before the first
-// repeat, after the opening chime once more if that wait reached
-// Config.ChimeAgainAfter. It fails like a stream (content.ErrStreamBroken)
-// if the content stops arriving, and with the play's context. An optional
-// part (the closing chime) does not wait: it plays if it is cached by its
-// turn, and is left out if not.
+// repeat, after the opening chime once more if the message came
+// Config.ChimeAgainAfter or more after the chime ended. A first repeat
+// that comes late waits on in silence, at most Config.InStepWait, for the
+// instant one of the repeats begins on the clusters that had the message
+// in time (planJoin), so that it plays in step with them rather than as an
+// echo. It fails like a stream (content.ErrStreamBroken) if the content
+// stops arriving, and with the play's context. An optional part (the
+// closing chime) does not wait: it plays if it is cached by its turn, and
+// is left out if not.
 type laterPart struct {
 	a        *Agent
 	ctx      context.Context
@@ -385,14 +400,31 @@ type laterPart struct {
 	id       string
 	chime    string // played again after a long wait; "" never
 	optional bool
-	r        io.Reader
-	err      error
-	files    []io.Closer
+	p        *play
+	// offset is where the part lies in the play's stream when nothing
+	// before it waited: it is heard at p.heardAt + offset.
+	offset time.Duration
+	// plays and gap are the occurrence's repeats and the silence between
+	// them, set on its first repeat only: the one that may wait to join
+	// the others' repeats.
+	plays int
+	gap   time.Duration
+	// ready brings the wait's end; silence counts the bytes of silence
+	// given meanwhile.
+	ready   chan error
+	silence int64
+	r       io.Reader
+	err     error
+	files   []io.Closer
 }
 
 func (l *laterPart) Read(b []byte) (int, error) {
 	if l.r == nil && l.err == nil {
-		l.r, l.err = l.open()
+		if l.optional {
+			l.r = l.openOptional()
+		} else if n := l.await(b); n > 0 || l.r == nil && l.err == nil {
+			return n, nil
+		}
 	}
 	if l.err != nil {
 		return 0, l.err
@@ -400,45 +432,151 @@ func (l *laterPart) Read(b []byte) (int, error) {
 	return l.r.Read(b)
 }
 
+// openOptional opens a part that does not wait: if it cannot play yet, it
+// is left out.
+func (l *laterPart) openOptional() io.Reader {
+	r, err := l.pcm(l.id)
+	if err != nil {
+		l.a.log.Warn("agent: chime not cached; playing without it", "occurrence", l.occ, "content", l.id, "err", err)
+		return eof{}
+	}
+	return r
+}
+
+// silenceAhead is how much silence a part waiting for its content gives
+// the output ahead of the speaker, so that it never runs dry: the stream
+// stays whole, and the instant each of its bytes is heard stays known.
+// More than audio.None reads at a time.
+const silenceAhead = 150 * time.Millisecond
+
+// await waits for the content and opens the part (l.r or l.err set, 0
+// returned), or fills b with silence if the speaker is about to reach
+// the part first (the bytes returned). It waits as long as the output
+// still has sound from before the part.
+func (l *laterPart) await(b []byte) int {
+	if l.ready == nil {
+		if l.a.cache.Playable(l.id) {
+			l.r, l.err = l.open()
+			return 0
+		}
+		l.ready = make(chan error, 1)
+		go func() { l.ready <- l.a.cache.AwaitPlayable(l.ctx, l.id) }()
+	}
+	due := time.Unix(0, l.p.heardAt.Load()).Add(l.offset + time.Duration(l.p.inserted.Load()))
+	for {
+		select {
+		case err := <-l.ready:
+			if err != nil {
+				l.err = err
+			} else {
+				l.r, l.err = l.open()
+			}
+			return 0
+		default:
+		}
+		now := l.a.clock.Now().Add(l.a.latency)
+		if n := min(nodeaudio.Bytes(now.Sub(due)+silenceAhead)-l.silence, int64(len(b))) &^ 1; n > 0 {
+			clear(b[:n])
+			l.silence += n
+			return int(n)
+		}
+		t := l.a.clock.NewTimer(due.Add(nodeaudio.Duration(l.silence) - silenceAhead + 10*time.Millisecond).Sub(now))
+		select {
+		case err := <-l.ready:
+			t.Stop()
+			if err != nil {
+				l.err = err
+			} else {
+				l.r, l.err = l.open()
+			}
+			return 0
+		case <-t.C():
+		}
+	}
+}
+
+// open opens the content once it can play: after the silence given while
+// it was awaited, the part begins its stream that much late, or later in
+// step with a repeat of the clusters that had it in time (planJoin), after
+// the chime again if it is that late.
 func (l *laterPart) open() (io.Reader, error) {
-	if l.optional {
-		r, err := l.pcm(l.id)
-		if err != nil {
-			l.a.log.Warn("agent: chime not cached; playing without it", "occurrence", l.occ, "content", l.id, "err", err)
-			return eof{}, nil
-		}
-		return r, nil
-	}
-	began := time.Now()
-	if err := l.a.cache.AwaitPlayable(l.ctx, l.id); err != nil {
-		return nil, err
-	}
-	waited := time.Since(began)
-	var parts []io.Reader
-	again := l.chime != "" && waited >= l.a.cfg.ChimeAgainAfter
-	if again {
-		if r, err := l.pcm(l.chime); err == nil {
-			parts = append(parts, r)
-		} else {
-			again = false
-			l.a.log.Warn("agent: chime unplayable; the message follows without it", "occurrence", l.occ, "content", l.chime, "err", err)
-		}
-	}
+	// Late by what was given in its place, and by what earlier parts of
+	// the play inserted before it.
+	late := nodeaudio.Duration(l.silence) + time.Duration(l.p.inserted.Load())
 	msg, err := l.pcm(l.id)
 	if err != nil {
 		return nil, err
 	}
-	if l.chime != "" {
-		l.a.log.Info("agent: the message follows its chime", "occurrence", l.occ, "waited_ms", waited.Milliseconds(), "chime_again", again)
+	var chimeLen time.Duration
+	var chime io.Reader // nil, not a nil pcmFile, when there is none
+	if l.chime != "" && late >= l.a.cfg.ChimeAgainAfter {
+		if r, err := l.pcm(l.chime); err == nil {
+			chime, chimeLen = r, r.Duration()
+		} else {
+			l.a.log.Warn("agent: chime unplayable; the message follows without it", "occurrence", l.occ, "content", l.chime, "err", err)
+		}
+	}
+	join := joinPlan{}
+	if l.plays > 1 && l.a.cfg.InStepWait > 0 {
+		// The stream plays on its area's timeline only if it began on the
+		// area's start.
+		if off := time.Unix(0, l.p.heardAt.Load()).Sub(l.p.occ.Start); off.Abs() <= inStepTolerance {
+			join = planJoin(late, msg.Duration()+l.gap, chimeLen, l.plays, l.a.cfg.InStepWait)
+		}
+	}
+	l.p.inserted.Add(int64(nodeaudio.Duration(l.silence) + join.pad + chimeLen))
+	if l.chime != "" || join.repeat > 0 {
+		l.a.log.Info("agent: the message follows its chime", "occurrence", l.occ, "late_ms", late.Milliseconds(),
+			"chime_again", chime != nil, "in_step_with_repeat", join.repeat+1, "silence_ms", join.pad.Milliseconds())
+	}
+	parts := []io.Reader{io.LimitReader(zeros{}, nodeaudio.Bytes(join.pad))}
+	if chime != nil {
+		parts = append(parts, chime)
 	}
 	return io.MultiReader(append(parts, msg)...), nil
 }
 
+// inStepTolerance is how far from its area's timeline a play may sound and
+// still count as in step (the skew bound).
+const inStepTolerance = 20 * time.Millisecond
+
+// joinPlan is where a message that came late begins: after pad of silence,
+// with the clusters that had it in time as they begin their repeat
+// (0-based; 0: not joined, it plays at once).
+type joinPlan struct {
+	pad    time.Duration
+	repeat int
+}
+
+// planJoin places a message's first repeat that can play late after the
+// instant the clusters of its area that had it in time began it, each
+// repeat period apart (the message and the gap), plays times in all:
+// at the next of their repeats, chime (its length, 0 for none) played
+// just before it, if the silence it waits for that is at most maxWait.
+// Past their last repeat, or waiting longer, it plays at once.
+// It plays every repeat from there, so its own listeners hear the whole
+// alert, in step with the others while they play.
+func planJoin(late, period, chime time.Duration, plays int, maxWait time.Duration) joinPlan {
+	if late <= inStepTolerance || period <= 0 {
+		return joinPlan{}
+	}
+	need := late + chime
+	k := int((need + period - 1) / period)
+	if k >= plays {
+		return joinPlan{}
+	}
+	pad := time.Duration(k)*period - need
+	if pad > maxWait {
+		return joinPlan{}
+	}
+	return joinPlan{pad: pad, repeat: k}
+}
+
 // pcm opens content id's node audio for reading as it arrives.
-func (l *laterPart) pcm(id string) (io.Reader, error) {
+func (l *laterPart) pcm(id string) (pcmFile, error) {
 	f, err := l.a.cache.OpenStream(l.ctx, id)
 	if err != nil {
-		return nil, err
+		return pcmFile{}, err
 	}
 	l.files = append(l.files, f)
 	return openPCM(f)

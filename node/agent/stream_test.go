@@ -14,18 +14,38 @@ import (
 	"time"
 
 	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
-// pcmOutput plays nothing; it keeps the PCM of each play.
+// pcmOutput plays nothing; it keeps the PCM of each play. It reads as fast
+// as it can, or, paced, in real time as audio.None does (a read that keeps
+// it waiting runs it dry), keeping when each read came: None reads a chunk
+// when the one before has been heard, or as it comes after a wait, so a
+// byte is heard when the read that brought it came, plus the play time of
+// the bytes before it in that read (heard).
 type pcmOutput struct {
+	paced bool
 	mu    sync.Mutex
 	plays [][]byte
+	reads []pcmRead // of the play under way, when paced
+}
+
+// pcmRead is a read of a paced pcmOutput: from byte off of the play, at at.
+type pcmRead struct {
+	off int
+	at  time.Time
 }
 
 func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
+	if o.paced {
+		o.mu.Lock()
+		o.plays, o.reads = append(o.plays, nil), nil
+		o.mu.Unlock()
+		return audio.NewNone(nil).Play(ctx, io.TeeReader(pcm, o))
+	}
 	b, err := io.ReadAll(pcm)
 	o.mu.Lock()
 	o.plays = append(o.plays, b)
@@ -34,6 +54,46 @@ func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// Write keeps what a paced play read.
+func (o *pcmOutput) Write(b []byte) (int, error) {
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	last := len(o.plays) - 1
+	o.reads = append(o.reads, pcmRead{off: len(o.plays[last]), at: now})
+	o.plays[last] = append(o.plays[last], b...)
+	return len(b), nil
+}
+
+// heard returns when byte off of the last paced play was heard: on the
+// timeline of the play's first read, moved on by every read that came
+// later than its turn on it (the output ran dry until then). The reads
+// that make up one chunk come together, at the chunk's turn.
+func (o *pcmOutput) heard(off int) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var base pcmRead
+	for i, x := range o.reads {
+		if x.off > off {
+			break
+		}
+		if i == 0 || x.at.After(base.at.Add(nodeaudio.Duration(int64(x.off-base.off))+10*time.Millisecond)) {
+			base = x
+		}
+	}
+	return base.at.Add(nodeaudio.Duration(int64(off - base.off)))
+}
+
+// read returns how many bytes the play under way has read.
+func (o *pcmOutput) read() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.plays) == 0 {
+		return 0
+	}
+	return len(o.plays[len(o.plays)-1])
 }
 
 func (o *pcmOutput) Close() error { return nil }
@@ -110,8 +170,8 @@ func heldAlertEdited(t *testing.T, makeTail func(b []byte) []byte, holdAll bool,
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	out := &pcmOutput{}
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) {
-		tune(c)
 		c.Output = out
+		tune(c) // may make out paced
 	}})
 	waitConnected(t, n)
 
@@ -257,48 +317,113 @@ func TestAlertPlaysOnceItsMessageCame(t *testing.T) {
 // has come starts at its instant with its cached opening chime, its start
 // saying the message is still to come; the message follows the chime
 // once it can play, with a content-ready event, and the output gets the
-// whole template. When the message came long after the chime
-// (ChimeAgainAfter), the chime plays again before it.
+// whole template. Here the message plays as soon as it can (InStepWait
+// negative); TestLateMessageJoinsARepeat has it wait to play in step.
 func TestAlertChimesWhileItsMessageComes(t *testing.T) {
+	ctl, _, out, tr, file, refs := heldAlertWith(t, func(b []byte) []byte { return b }, true, func(c *agent.Config) {
+		c.ChimeAgainAfter, c.InStepWait = time.Hour, -1
+	})
+	nodetest.Eventually(t, 15*time.Second, "the alert started with its chime", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
+	})
+	for _, e := range ctl.Events("n1") {
+		if e.Type == protocol.EventStarted && !e.ContentPending {
+			t.Errorf("started event %+v does not say the message is still to come", e)
+		}
+	}
+	if got := nodetest.ReadySummary(ctl.Events("n1")); len(got) != 0 {
+		t.Errorf("content-ready events %v before any byte of the message was served", got)
+	}
+	close(tr.release)
+	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
+	nodetest.Eventually(t, 15*time.Second, "content-ready after the start", func() bool {
+		return slices.Equal(nodetest.ReadySummary(ctl.Events("n1")), []string{"e3@x"})
+	})
+	msg, gap := decoded(t, file), make([]byte, nodeaudio.Bytes(500*time.Millisecond))
+	plays := out.Plays()
+	if len(plays) != 1 {
+		t.Fatalf("output got %d plays, want one", len(plays))
+	}
+	silence := checkTemplate(t, plays[0], decoded(t, nodeFile(t, ctl, refs[0])), nil, slices.Concat(msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2]))))
+	t.Logf("%v of silence while the message was awaited", nodeaudio.Duration(int64(silence)))
+}
+
+// checkTemplate checks that play is before (the opening chime, an intro),
+// silence (returned, in bytes), again (the chime played again, or
+// nothing), and rest: the message's repeats and the closing chime.
+func checkTemplate(t *testing.T, play, before, again, rest []byte) int {
+	t.Helper()
+	silence, ok := isTemplate(play, before, again, rest)
+	if !ok {
+		t.Fatalf("output of %d bytes; want %d bytes (the chime, an intro), silence, %d (the chime again), the message's repeats and the closing chime (%d)",
+			len(play), len(before), len(again), len(rest))
+	}
+	return silence
+}
+
+// isTemplate is checkTemplate's check.
+func isTemplate(play, before, again, rest []byte) (int, bool) {
+	silence := len(play) - len(before) - len(again) - len(rest)
+	return silence, silence >= 0 && bytes.Equal(play[:len(before)], before) &&
+		bytes.Equal(play[len(before):len(before)+silence], make([]byte, silence)) &&
+		bytes.Equal(play[len(before)+silence:len(play)-len(rest)], again) &&
+		bytes.Equal(play[len(play)-len(rest):], rest)
+}
+
+// TestLateMessageJoinsARepeat: the alert's message (4 s, three times, 0.5 s
+// apart) can play only after the opening chime (0.7 s) has been heard. The
+// clusters that had it in time began it at the chime's end, and begin their
+// next repeat 4.5 s later: this one waits in silence and begins its first
+// repeat then, in step with their second, and plays all three. After a
+// long wait (ChimeAgainAfter) the chime plays again, ending as the repeat
+// begins. The output runs in real time (audio.None), and the test reads
+// when the message was heard.
+func TestLateMessageJoinsARepeat(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		chimeAgain time.Duration
 		chimes     int // opening chimes before the message
 	}{
-		{"the message follows the chime", time.Hour, 1},
-		// Any wait is long here: the message plays no sooner than 0.5 s
-		// after its first bytes (content.PlayThroughEvidence).
-		{"after a long wait the chime again", time.Millisecond, 2},
+		{"in silence", time.Hour, 1},
+		{"after the chime again", time.Millisecond, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctl, _, out, tr, file, refs := heldAlert(t, func(b []byte) []byte { return b }, true, tc.chimeAgain)
-			nodetest.Eventually(t, 15*time.Second, "the alert started with its chime", func() bool {
-				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e3@x")
+			t.Parallel()
+			var out *pcmOutput
+			ctl, _, _, tr, file, refs := heldAlertWith(t, func(b []byte) []byte { return b }, true, func(c *agent.Config) {
+				out = c.Output.(*pcmOutput)
+				out.paced, c.ChimeAgainAfter = true, tc.chimeAgain
 			})
-			for _, e := range ctl.Events("n1") {
-				if e.Type == protocol.EventStarted && !e.ContentPending {
-					t.Errorf("started event %+v does not say the message is still to come", e)
-				}
-			}
-			if got := nodetest.ReadySummary(ctl.Events("n1")); len(got) != 0 {
-				t.Errorf("content-ready events %v before any byte of the message was served", got)
-			}
+			// The whole chime read: the output has it to the end, and the
+			// message (0.5 s of it at least) cannot come before it is heard.
+			nodetest.Eventually(t, 15*time.Second, "the chime played", func() bool {
+				return out.read() >= len(decoded(t, nodeFile(t, ctl, refs[0])))
+			})
 			close(tr.release)
-			waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
-			nodetest.Eventually(t, 15*time.Second, "content-ready after the start", func() bool {
-				return slices.Equal(nodetest.ReadySummary(ctl.Events("n1")), []string{"e3@x"})
+			// About 18 s: the chime, the wait, three repeats, the closing chime.
+			nodetest.Eventually(t, 40*time.Second, "the alert completed", func() bool {
+				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed e3@x")
 			})
+
 			opening, msg := decoded(t, nodeFile(t, ctl, refs[0])), decoded(t, file)
 			gap := make([]byte, nodeaudio.Bytes(500*time.Millisecond))
-			var want []byte
-			for range tc.chimes {
-				want = append(want, opening...)
-			}
-			want = append(append(append(append(append(want, msg...), gap...), msg...), gap...), msg...)
-			want = append(want, decoded(t, nodeFile(t, ctl, refs[2]))...)
+			rest := slices.Concat(msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2])))
 			plays := out.Plays()
-			if len(plays) != 1 || !bytes.Equal(plays[0], want) {
-				t.Errorf("output got %d plays (first %d bytes); want one of %d bytes: %d opening chimes, the message three times, the closing chime", len(plays), lenFirst(plays), len(want), tc.chimes)
+			if len(plays) != 1 {
+				t.Fatalf("output got %d plays, want one", len(plays))
+			}
+			play := plays[0]
+			checkTemplate(t, play, opening, slices.Repeat(opening, tc.chimes-1), rest)
+			// When it was heard, counted from the chime's start: the chime,
+			// then whole repeats of the others.
+			first := len(play) - len(rest)
+			period := nodeaudio.Duration(int64(len(msg) + len(gap)))
+			after := out.heard(first).Sub(out.heard(0)) - nodeaudio.Duration(int64(len(opening)))
+			k := (after + period/2) / period
+			off := after - k*period
+			t.Logf("the message began %v after the chime's end: %d repeats of 4.5 s %+v", after, k, off)
+			if k < 1 || off.Abs() > 50*time.Millisecond {
+				t.Errorf("the message began %v after the chime's end, %+v off the others' repeat %d; want it on a repeat after the first", after, off, k+1)
 			}
 		})
 	}
@@ -309,7 +434,9 @@ func TestAlertChimesWhileItsMessageComes(t *testing.T) {
 // with the chime and the intro, and the message follows once it can play.
 func TestAlertPlaysItsIntro(t *testing.T) {
 	var intro protocol.ContentRef
-	ctl, _, out, tr, file, refs := heldAlertEdited(t, func(b []byte) []byte { return b }, true, func(*agent.Config) {},
+	// The message plays as soon as it can (TestLateMessageJoinsARepeat has
+	// it wait to play in step).
+	ctl, _, out, tr, file, refs := heldAlertEdited(t, func(b []byte) []byte { return b }, true, func(c *agent.Config) { c.InStepWait = -1 },
 		func(ctl *nodetest.Controller, cmd *protocol.Command) {
 			intro = ctl.AddContent(time.Second)
 			cmd.Alert.Occurrence.Intro = intro.ID
@@ -321,10 +448,18 @@ func TestAlertPlaysItsIntro(t *testing.T) {
 	close(tr.release)
 	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
 	msg, gap := decoded(t, file), make([]byte, nodeaudio.Bytes(500*time.Millisecond))
-	want := slices.Concat(decoded(t, nodeFile(t, ctl, refs[0])), decoded(t, nodeFile(t, ctl, intro)),
-		msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2])))
-	if plays := out.Plays(); len(plays) != 1 || !bytes.Equal(plays[0], want) {
-		t.Errorf("output got %d plays (first %d bytes); want one of %d bytes: the chime, the intro, the message three times, the closing chime", len(plays), lenFirst(plays), len(want))
+	plays := out.Plays()
+	if len(plays) != 1 {
+		t.Fatalf("output got %d plays, want one", len(plays))
+	}
+	// Silence while the intro or the message was awaited.
+	opening, introPCM := decoded(t, nodeFile(t, ctl, refs[0])), decoded(t, nodeFile(t, ctl, intro))
+	rest := slices.Concat(msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2])))
+	_, beforeIntro := isTemplate(plays[0], opening, introPCM, rest)
+	_, afterIntro := isTemplate(plays[0], slices.Concat(opening, introPCM), nil, rest)
+	if !beforeIntro && !afterIntro {
+		t.Errorf("output of %d bytes; want the chime, the intro, the message three times, the closing chime (%d bytes), and silence before the intro or the message",
+			len(plays[0]), len(opening)+len(introPCM)+len(rest))
 	}
 }
 

@@ -74,7 +74,10 @@ func ReadChunk(r io.Reader, buf []byte) (n int, eof bool, err error) {
 
 // None is an Output without a device: it reads the PCM at the pace it would
 // play, on its clock, and discards it. Playing on None takes as long as on a
-// speaker, so schedules, events and stops behave as on a real board.
+// speaker, so schedules, events and stops behave as on a real board. A read
+// that keeps it waiting (content still to come) past when its sound was
+// due runs it dry, as a device: what comes after is heard from then on,
+// not read at once to catch up.
 type None struct {
 	clock clock.Clock
 	plays atomic.Int64
@@ -88,9 +91,35 @@ func NewNone(c clock.Clock) *None {
 	return &None{clock: c}
 }
 
+// dryAfter is how long a read may keep None waiting before it counts as
+// the output running dry: far longer than reading a cached file takes.
+const dryAfter = 50 * time.Millisecond
+
+// waitingReader notes the last read that kept None waiting: at which byte
+// of the stream (dryAt) and when it returned (cameAt).
+type waitingReader struct {
+	r      io.Reader
+	clock  clock.Clock
+	n      int64
+	waited bool
+	dryAt  int64
+	cameAt time.Time
+}
+
+func (w *waitingReader) Read(p []byte) (int, error) {
+	asked := w.clock.Now()
+	n, err := w.r.Read(p)
+	if now := w.clock.Now(); now.Sub(asked) > dryAfter {
+		w.waited, w.dryAt, w.cameAt = true, w.n, now
+	}
+	w.n += int64(n)
+	return n, err
+}
+
 // Play reads pcm in real time until EOF or ctx is cancelled.
 func (o *None) Play(ctx context.Context, pcm io.Reader) error {
 	o.plays.Add(1)
+	src := &waitingReader{r: pcm, clock: o.clock}
 	buf := make([]byte, nodeaudio.Bytes(Chunk))
 	start := o.clock.Now()
 	var played int64
@@ -104,9 +133,17 @@ func (o *None) Play(ctx context.Context, pcm io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, eof, err := ReadChunk(pcm, buf)
+		n, eof, err := ReadChunk(src, buf)
 		if err != nil {
 			return err
+		}
+		if src.waited {
+			// The sound after the wait is heard when it came, if that is
+			// later than its turn.
+			if due := start.Add(nodeaudio.Duration(src.dryAt)); src.cameAt.After(due) {
+				start = start.Add(src.cameAt.Sub(due))
+			}
+			src.waited = false
 		}
 		played += int64(n)
 		// Wait until the chunk would have been heard: pacing against the

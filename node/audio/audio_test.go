@@ -61,6 +61,57 @@ func TestNonePacesInRealTime(t *testing.T) {
 	}
 }
 
+// stallingReader reads like r, except that its read at byte at keeps the
+// caller waiting for stall on fc (a download that brought nothing).
+type stallingReader struct {
+	r     io.Reader
+	fc    *clock.Fake
+	at    int
+	stall time.Duration
+	n     int
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if s.n < s.at && s.n+len(p) > s.at {
+		p = p[:s.at-s.n] // up to the stall
+	} else if s.n == s.at && s.stall > 0 {
+		s.fc.Advance(s.stall)
+		s.stall = 0
+	}
+	n, err := s.r.Read(p)
+	s.n += n
+	return n, err
+}
+
+// TestNoneRunsDryWhileAReadWaits: a read that keeps None waiting 2 s
+// halfway through a second of audio runs it dry, as a device: the second
+// half is heard after the wait, so the play takes 3 s, not the 1 s it
+// would take if None read the rest at once to catch up.
+func TestNoneRunsDryWhileAReadWaits(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	out := audio.NewNone(fc)
+	half := int(nodeaudio.Bytes(500 * time.Millisecond))
+	src := &stallingReader{r: bytes.NewReader(make([]byte, 2*half)), fc: fc, at: half, stall: 2 * time.Second}
+	done := make(chan error, 1)
+	start := fc.Now()
+	go func() { done <- out.Play(context.Background(), src) }()
+	for {
+		waitTimer(t, fc, done)
+		fc.Advance(10 * time.Millisecond)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if played := fc.Now().Sub(start); played < 3*time.Second || played > 3*time.Second+20*time.Millisecond {
+				t.Fatalf("Play took %v of clock time for 1 s of audio and a 2 s wait, want 3 s", played)
+			}
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 func TestNoneStopsOnCancel(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	out := audio.NewNone(fc)
