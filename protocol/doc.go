@@ -247,7 +247,9 @@
 // whose opening chime is cached does not wait at all: it starts at its
 // Start with the chime, its EventStarted carries ContentPending, and its
 // EventContentReady follows once the message can play (the message follows
-// the chime then).
+// the chime then, or, if it came after the chime's end, with the next
+// repeat of the area's nodes that had it in time; its final event's
+// MessageMS says when it began).
 //
 // # Agent updates
 //

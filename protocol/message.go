@@ -506,6 +506,16 @@ type Event struct {
 	// does not wait for the link); its content-ready event follows when
 	// it can. Without it a start proves the node has the content.
 	ContentPending bool `json:"content_pending,omitempty"`
+	// MessageMS, on the final (or suspended) event of a play that began
+	// before its content could play (ContentPending) and reached the
+	// content's place before it could (the content came after the chime's
+	// end), is when the content's first repeat began, in ms of play after
+	// the start: the chime, any intro, the silence while the content was
+	// awaited and any chime again. The nodes of an area that began together play their
+	// first repeat at the end of the chime and intro and each next one a
+	// repeat (content and GapMS) later; a node whose MessageMS falls on one
+	// of those instants played its message in step with them.
+	MessageMS int64 `json:"message_ms,omitempty"`
 	// Drill marks events about an exercise (Occurrence.Drill).
 	Drill bool `json:"drill,omitempty"`
 	// FramesPlayed, FramesLost and FramesLate count a live call's frames

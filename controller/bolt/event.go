@@ -215,6 +215,9 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		if ev.PlayedMS != 0 {
 			d.PlayedMS = ev.PlayedMS
 		}
+		if ev.MessageMS != 0 {
+			d.MessageMS = ev.MessageMS
+		}
 		if ev.FramesPlayed != 0 || ev.FramesLost != 0 || ev.FramesLate != 0 {
 			d.FramesPlayed, d.FramesLost, d.FramesLate = ev.FramesPlayed, ev.FramesLost, ev.FramesLate
 		}

@@ -207,8 +207,8 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			ev(protocol.EventReceived, nil),
 			ev(protocol.EventStarted, func(e *protocol.Event) { e.ContentPending = true }),
 			ev(protocol.EventContentReady, func(e *protocol.Event) { e.At = start.Add(2 * time.Second) }),
-			ev(protocol.EventCompleted, played(14000)),
-		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 14000, ContentReady: true, ContentReadyAt: start.Add(2 * time.Second)}},
+			ev(protocol.EventCompleted, func(e *protocol.Event) { e.PlayedMS, e.MessageMS = 14000, 5200 }),
+		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 14000, MessageMS: 5200, ContentReady: true, ContentReadyAt: start.Add(2 * time.Second)}},
 		{"failure keeps its reason", true, []protocol.Event{
 			ev(protocol.EventReceived, nil),
 			ev(protocol.EventFailed, reason(protocol.ReasonContentMissing)),

@@ -32,6 +32,10 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	if err != nil {
 		return nil, fmt.Errorf("emergency %s: nodes: %w", id, err)
 	}
+	grid, err := s.messageGrid(ctx, em)
+	if err != nil {
+		s.Logger.Warn("emergency report: the message's timeline is unknown; whether late messages played in step is not said", "emergency", em.ID, "err", err)
+	}
 	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), ByArea: map[string]loaxa.EmergencySummary{}, Generated: now}
 	s.mu.Lock()
 	t := s.live[id]
@@ -60,6 +64,11 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			ms := max(d.ContentReadyAt.Sub(em.Issued).Milliseconds(), 0)
 			n.ContentReadyMS = &ms
 			n.Fetched = !d.ReceivedAt.IsZero() && d.ContentReadyAt.After(d.ReceivedAt)
+		}
+		if d.MessageMS != 0 && grid != nil {
+			// On its area's timeline only if it began on the area's start.
+			ms, in := d.MessageMS, grid.InStep(d.MessageMS) && d.LateMS >= -loaxa.StartTogether.Milliseconds() && d.LateMS <= loaxa.StartTogether.Milliseconds()
+			n.MessageMS, n.MessageInStep = &ms, &in
 		}
 		// A node that began: playing, done, suspended (only a play on air
 		// is), or stopped after it had played some (a cancel, a later
@@ -91,4 +100,29 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	s.mu.Unlock()
 	rep.Timing = loaxa.TimingOf(rep.Nodes)
 	return rep, nil
+}
+
+// messageGrid returns when em's nodes that began together and had the
+// message in time begin each of its repeats; nil for an alert without a
+// message of its own (a cancel, an all-clear has one) or chimes on record.
+func (s *Service) messageGrid(ctx context.Context, em *loaxa.Emergency) (*loaxa.MessageGrid, error) {
+	if em.ContentID == "" || em.Repeat <= 0 {
+		return nil, nil
+	}
+	var base int64
+	for _, id := range []string{em.OpeningChime, em.IntroContentID} {
+		if id == "" {
+			continue
+		}
+		c, err := s.Contents.FindContentByID(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("content %s: %w", id, err)
+		}
+		base += c.DurationMS
+	}
+	main, err := s.Contents.FindContentByID(ctx, em.ContentID)
+	if err != nil {
+		return nil, fmt.Errorf("content %s: %w", em.ContentID, err)
+	}
+	return &loaxa.MessageGrid{BaseMS: base, PeriodMS: main.DurationMS + Gap.Milliseconds(), Repeats: em.Repeat}, nil
 }

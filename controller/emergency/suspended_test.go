@@ -50,3 +50,47 @@ func TestSuspendedIsNotSounding(t *testing.T) {
 		t.Errorf("n1 playing again: %+v (sound_ms %v), want started, no reason, sound_ms %d", n1, n1.SoundMS, wantSound)
 	}
 }
+
+// TestReportSaysWhetherLateMessagesPlayedInStep: two nodes began with the
+// chime and said when they began the message: one on the others' second
+// repeat, one 300 ms off it; a third had it in time and says nothing. The
+// report says which, and counts them.
+func TestReportSaysWhetherLateMessagesPlayedInStep(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	em, err := s.SendEmergency(context.Background(), loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid, err := s.messageGrid(context.Background(), em)
+	if err != nil || grid == nil || grid.Repeats != em.Repeat || grid.BaseMS <= 0 || grid.PeriodMS <= Gap.Milliseconds() {
+		t.Fatalf("the alert's message grid %+v, %v", grid, err)
+	}
+	w.online(s, "n3")
+	start := em.Areas[0].Start
+	joined := grid.BaseMS + grid.PeriodMS
+	for node, message := range map[string]int64{"n1": joined, "n2": joined + 300, "n3": 0} {
+		w.report(s, node, protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+		w.report(s, node, protocol.Event{Type: protocol.EventStarted, Occurrence: em.Occurrence, At: start, ContentPending: message != 0})
+		w.report(s, node, protocol.Event{Type: protocol.EventCompleted, Occurrence: em.Occurrence, At: start.Add(time.Minute), PlayedMS: em.PlannedMS, MessageMS: message})
+	}
+	rep, err := s.EmergencyReport(context.Background(), em.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rep.Nodes {
+		switch n.Node {
+		case "n1", "n2":
+			if n.MessageMS == nil || n.MessageInStep == nil || *n.MessageInStep != (n.Node == "n1") {
+				t.Errorf("%s: message_ms %v, in step %v; want n1 in step, n2 not", n.Node, n.MessageMS, n.MessageInStep)
+			}
+		case "n3":
+			if n.MessageMS != nil || n.MessageInStep != nil {
+				t.Errorf("n3 had the message in time, and the report says it began it at %v (in step %v)", n.MessageMS, n.MessageInStep)
+			}
+		}
+	}
+	if tm := rep.Timing; tm.MessageLate != 2 || tm.MessageInStep != 1 {
+		t.Errorf("timing: %d late messages, %d in step; want 2 and 1", tm.MessageLate, tm.MessageInStep)
+	}
+}

@@ -91,6 +91,10 @@ type Delivery struct {
 	Reason       string        `json:"reason,omitempty"`
 	LateMS       int64         `json:"late_ms,omitempty"`
 	PlayedMS     int64         `json:"played_ms,omitempty"`
+	// MessageMS is when the play's content began, after its start, for a
+	// play that began with its chime before the content could play
+	// (protocol.Event.MessageMS).
+	MessageMS int64 `json:"message_ms,omitempty"`
 	// ContentReady says the node has the occurrence's audio (its
 	// content-ready event, or it started playing), since ContentReadyAt.
 	ContentReady   bool      `json:"content_ready"`

@@ -163,8 +163,40 @@ type EmergencyNode struct {
 	// area's lead plus its late_ms, on its clock corrected to the
 	// controller's. Only for a node that began.
 	SoundMS *int64 `json:"sound_ms,omitempty"`
-	Resends int    `json:"resends,omitempty"`
-	Online  bool   `json:"online"`
+	// MessageMS is how long after its start the node began the message,
+	// if the message came after the chime's end (it was downloading);
+	// MessageInStep says whether that was on one of the repeats of its
+	// area's nodes that had the message in time (MessageGrid), the node
+	// having begun on the area's start.
+	MessageMS     *int64 `json:"message_ms,omitempty"`
+	MessageInStep *bool  `json:"message_in_step,omitempty"`
+	Resends       int    `json:"resends,omitempty"`
+	Online        bool   `json:"online"`
+}
+
+// MessageGrid is when the nodes of an area that began an alert together
+// and had its message in time begin each repeat of the message, in ms
+// after their start: the first at BaseMS (the opening chime and any
+// intro), each next PeriodMS later (the message and the gap), Repeats in
+// all.
+type MessageGrid struct {
+	BaseMS, PeriodMS int64
+	Repeats          int
+}
+
+// InStep says whether a message begun ms after the start fell on one of
+// the grid's repeats, within StartTogether.
+func (g MessageGrid) InStep(ms int64) bool {
+	if g.PeriodMS <= 0 || g.Repeats <= 0 {
+		return false
+	}
+	d := ms - g.BaseMS
+	k := (d + g.PeriodMS/2) / g.PeriodMS
+	if d < 0 {
+		k = 0
+	}
+	off := d - k*g.PeriodMS
+	return k < int64(g.Repeats) && off >= -StartTogether.Milliseconds() && off <= StartTogether.Milliseconds()
 }
 
 // EmergencyTiming is how fast the alert reached the speakers, from the
@@ -187,6 +219,12 @@ type EmergencyTiming struct {
 	// their area's start: they had the alert late, or are out of step
 	// (a clock, a slow output).
 	OffStart int `json:"off_start"`
+	// MessageLate counts the nodes that began with the chime before they
+	// could play the message (downloading it) and have said when they
+	// began it; MessageInStep those of them that began it on a repeat of
+	// the nodes that had it in time, so that neighbours did not echo.
+	MessageLate   int `json:"message_late,omitempty"`
+	MessageInStep int `json:"message_in_step,omitempty"`
 }
 
 // StartTogether is how far from the shared start instant a node may begin
@@ -231,6 +269,12 @@ func TimingOf(nodes []EmergencyNode) EmergencyTiming {
 			skew = append(skew, off)
 			if off > together {
 				t.OffStart++
+			}
+		}
+		if n.MessageInStep != nil {
+			t.MessageLate++
+			if *n.MessageInStep {
+				t.MessageInStep++
 			}
 		}
 	}

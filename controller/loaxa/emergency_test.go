@@ -56,3 +56,22 @@ func TestTimingOf(t *testing.T) {
 		t.Errorf("TimingOf(nil) = %+v", empty)
 	}
 }
+
+// TestMessageGridInStep: a 3 s chime, a 20 s message repeated three times,
+// 1 s apart: the nodes that had it in time begin it 3, 24 and 45 s after
+// their start.
+func TestMessageGridInStep(t *testing.T) {
+	g := loaxa.MessageGrid{BaseMS: 3000, PeriodMS: 21000, Repeats: 3}
+	for ms, want := range map[int64]bool{
+		3000: true, 3020: true, 2980: true, 3021: false, 2979: false,
+		24000: true, 24015: true, 45000: true, 44990: true,
+		13500: false, 66000: false, 1000: false, 0: false,
+	} {
+		if got := g.InStep(ms); got != want {
+			t.Errorf("message begun %d ms in: in step %v, want %v", ms, got, want)
+		}
+	}
+	if (loaxa.MessageGrid{}).InStep(0) {
+		t.Error("an empty grid says in step")
+	}
+}

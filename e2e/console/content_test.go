@@ -189,8 +189,13 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
 	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, time.Second, 16000, 1))
 	link := &heldLink{content: alarm.ID, release: make(chan struct{})}
-	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Tune: func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} }})
-	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	n := rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Tune: func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} }})
+	// With the chimes every cluster keeps: without them the alert would
+	// wait for its message like a bulletin.
+	rig.Eventually(t, minWait, "the cluster online with the chimes it keeps", func() bool {
+		st := n.Agent.Status()
+		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
+	})
 	var em loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
 
@@ -208,10 +213,24 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	if got := MustEval[string](b, text(`tr[data-node="lap-le-01"] .fetching`)); got != "Đã phát chuông báo; đang tải bản tin về" {
 		t.Errorf("the cluster's row says %q", got)
 	}
+	// The message comes after the chime's end: the cluster plays it late.
+	var chime loaxa.Content
+	c.MustDo("GET", "/api/v1/content/"+em.OpeningChime, nil, &chime)
+	chimeEnd := em.Areas[0].Start.Add(time.Duration(chime.DurationMS) * time.Millisecond)
+	rig.Eventually(t, minWait, "the chime has ended", func() bool { return time.Now().After(chimeEnd) })
 	close(link.release)
 	b.Wait("the cluster sounding, the note gone", `document.querySelector('#em-fetching').hidden && (`+
 		text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1')`, 20*time.Second)
 	b.Wait("the row says it fetched the message", `!document.querySelector('tr[data-node="lap-le-01"] .fetching') && document.querySelector('tr[data-node="lap-le-01"] .fetched')`, 20*time.Second)
+	// Played once, after the chime's end: once it has played, the board
+	// says it began its message out of step with clusters that had it.
+	b.Wait("the board says when the message began", `document.querySelector('#em-timing-message') && document.querySelector('tr[data-node="lap-le-01"] .off-step')`, 20*time.Second)
+	if got := MustEval[string](b, text("#em-timing-message")); got != "Bản tin đến sau chuông báo ở 1 cụm loa: 0 cụm phát đồng bộ với các cụm đã có bản tin (vào đầu một lần lặp), 1 cụm phát lệch nhịp (có thể nghe vọng)" {
+		t.Errorf("the board says %q", got)
+	}
+	if got := MustEval[string](b, text(`tr[data-node="lap-le-01"] .off-step`)); !strings.Contains(got, "lệch nhịp với các cụm khác") {
+		t.Errorf("the cluster's row says %q", got)
+	}
 }
 
 // TestTypedKeptWarningSaysSo: an officer types, word for word, a warning

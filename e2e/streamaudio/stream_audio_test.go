@@ -189,6 +189,8 @@ func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Ou
 		t.Errorf("closing chime %d samples off the message's end", d)
 	}
 	playedAndFetched(t, c, em, mo, mm, mc)
+	// Played once, and late: the clusters that had it in time were done.
+	messageInStep(t, c, em, false)
 	t.Logf("opening at %d, message at %d (%.2f s after the chime ended), closing at %d; scores %.4f %.4f %.4f",
 		mo.Offset, mm.Offset, float64(mm.Offset-mo.Offset-len(opening))/16000, mc.Offset, mo.Score, mm.Score, mc.Score)
 }
@@ -225,6 +227,20 @@ func lateMessageJoinsARepeat(t *testing.T, capture *alsatest.Capture, out *oto.O
 		t.Errorf("closing chime %d samples off the second repeat's end", d)
 	}
 	playedAndFetched(t, c, em, mo, m1, m2, mc)
+	messageInStep(t, c, em, true)
+}
+
+// messageInStep checks what the report says of when the cluster began the
+// message: in step with the clusters that had it in time, or not.
+func messageInStep(t *testing.T, c *rig.Controller, em loaxa.Emergency, want bool) {
+	t.Helper()
+	var rep loaxa.EmergencyReport
+	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+	if n := rep.Nodes[0]; n.MessageMS == nil || n.MessageInStep == nil || *n.MessageInStep != want {
+		t.Errorf("report: message_ms %v, message_in_step %v; want in step %v", n.MessageMS, n.MessageInStep, want)
+	} else if tm := rep.Timing; tm.MessageLate != 1 || tm.MessageInStep != map[bool]int{true: 1}[want] {
+		t.Errorf("report's timing: %d late messages, %d in step", tm.MessageLate, tm.MessageInStep)
+	}
 }
 
 // inStep is the bound on start skew between clusters, in samples

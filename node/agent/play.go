@@ -57,6 +57,9 @@ type play struct {
 	// of those parts.
 	heardAt  atomic.Int64
 	inserted atomic.Int64
+	// messageAt is when the content's first repeat begins in the stream,
+	// for a play whose content came after its place (Event.MessageMS).
+	messageAt atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -524,6 +527,9 @@ func (l *laterPart) open() (io.Reader, error) {
 			join = planJoin(late, msg.Duration()+l.gap, chimeLen, l.plays, l.a.cfg.InStepWait)
 		}
 	}
+	if l.plays > 0 && late > inStepTolerance {
+		l.p.messageAt.Store(int64(l.offset + late + join.pad + chimeLen))
+	}
 	l.p.inserted.Add(int64(nodeaudio.Duration(l.silence) + join.pad + chimeLen))
 	if l.chime != "" || join.repeat > 0 {
 		l.a.log.Info("agent: the message follows its chime", "occurrence", l.occ, "late_ms", late.Milliseconds(),
@@ -685,6 +691,9 @@ func (a *Agent) finishPlay(r playResult) {
 		default:
 			a.log.Error("agent: audio output failed", "occurrence", p.occ.ID, "err", r.audioErr)
 		}
+	}
+	if at := time.Duration(p.messageAt.Load()); at > 0 {
+		e.MessageMS = at.Milliseconds()
 	}
 	a.countLive(p, &e)
 	a.log.Info("agent: play ended", "occurrence", p.occ.ID, "event", e.Type, "reason", e.Reason, "played_ms", e.PlayedMS)

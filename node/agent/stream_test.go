@@ -346,6 +346,28 @@ func TestAlertChimesWhileItsMessageComes(t *testing.T) {
 	}
 	silence := checkTemplate(t, plays[0], decoded(t, nodeFile(t, ctl, refs[0])), nil, slices.Concat(msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2]))))
 	t.Logf("%v of silence while the message was awaited", nodeaudio.Duration(int64(silence)))
+	// If it came after the chime's end, the completed event says when the
+	// message began: after the chime and the silence.
+	if late := nodeaudio.Duration(int64(silence)); late > 20*time.Millisecond {
+		checkMessageMS(t, ctl, 700*time.Millisecond+late)
+	} else {
+		checkMessageMS(t, ctl, 0)
+	}
+}
+
+// checkMessageMS checks the message_ms of the alert's completed event
+// (to the ms it is rounded down to).
+func checkMessageMS(t *testing.T, ctl *nodetest.Controller, want time.Duration) {
+	t.Helper()
+	for _, e := range ctl.Events("n1") {
+		if e.Type == protocol.EventCompleted {
+			if d := time.Duration(e.MessageMS)*time.Millisecond - want; d > 0 || d <= -time.Millisecond {
+				t.Errorf("completed event says the message began %d ms in; want %v", e.MessageMS, want)
+			}
+			return
+		}
+	}
+	t.Error("no completed event")
 }
 
 // checkTemplate checks that play is before (the opening chime, an intro),
@@ -425,6 +447,8 @@ func TestLateMessageJoinsARepeat(t *testing.T) {
 			if k < 1 || off.Abs() > 50*time.Millisecond {
 				t.Errorf("the message began %v after the chime's end, %+v off the others' repeat %d; want it on a repeat after the first", after, off, k+1)
 			}
+			// In the stream: the chime, then whole repeats of the others.
+			checkMessageMS(t, ctl, 700*time.Millisecond+time.Duration(k)*period)
 		})
 	}
 }

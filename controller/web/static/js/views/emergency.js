@@ -449,7 +449,9 @@ function showTiming(el, tm) {
     h('li', { id: 'em-timing-received' }, t('emergency.timing_received', { n: fmtNumber(tm.received), p50: ms(tm.received_ms.p50), p99: ms(tm.received_ms.p99) })),
     tm.sound_ms ? h('li', { id: 'em-timing-sound' }, t('emergency.timing_sound', {
       n: fmtNumber(tm.started), p50: ms(tm.sound_ms.p50), p99: ms(tm.sound_ms.p99), skew: ms(tm.skew_ms.p99) })) : null,
-    tm.off_start > 0 ? h('li', { id: 'em-timing-off' }, t('emergency.timing_off', { n: fmtNumber(tm.off_start) })) : null);
+    tm.off_start > 0 ? h('li', { id: 'em-timing-off' }, t('emergency.timing_off', { n: fmtNumber(tm.off_start) })) : null,
+    tm.message_late > 0 ? h('li', { id: 'em-timing-message' }, t('emergency.timing_message', {
+      n: fmtNumber(tm.message_late), in_step: fmtNumber(tm.message_in_step || 0), off: fmtNumber(tm.message_late - (tm.message_in_step || 0)) })) : null);
 }
 
 /**
@@ -514,7 +516,10 @@ async function board(ctx, main, id) {
     h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
     h('td', {}, n.state === 'suspended' && n.reason === 'content-missing' ? t('emergency.suspended_content') : reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
-      n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : ''));
+      n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : '',
+      // When a message that came after the chime began: with the others or not.
+      n.message_ms !== undefined && n.message_in_step !== undefined ? h('span', { class: n.message_in_step ? 'in-step' : 'off-step' },
+        ' · ' + t(n.message_in_step ? 'emergency.message_in_step' : 'emergency.message_off_step', { s: fmtNumber(n.message_ms / 1000, 1) })) : ''));
   // The table is built a slice of rows at a time, so that its first rows
   // show at once and the page answers while the rest are built (a phone
   // takes seconds for a province's 10,000). The rest go into the table
