@@ -19,7 +19,10 @@
 # LOAXA_BENCH_ALERT_PREPARE=-1s has the nodes prepare alerts at the
 # amplifier warm-up only, as any play (for comparison);
 # LOAXA_BENCH_FRESH_SECONDS=20 sends a new 20 s message each round, which
-# no node has (each downloads it), and prints when the nodes could play it;
+# no node has (each downloads it), and prints when the nodes could play it
+# and how many of those whose message came after the chime's end began it
+# in step with a repeat of the others (LOAXA_BENCH_REPEAT=3 repeats it;
+# default 1, where none can);
 # LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
 # and GOGC of the fleet processes only (the simulation's own overhead).
 # LOAXA_BENCH_FLEET_PROFILE=DIR (with LOAXA_BENCH_FLEET_PPROF) saves a CPU

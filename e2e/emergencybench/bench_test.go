@@ -59,7 +59,8 @@ const (
 	// envFresh, a number of seconds, has every round send a new message of
 	// that length, which no node has: each must download it.
 	envFresh       = "LOAXA_BENCH_FRESH_SECONDS"
-	envRole        = "LOAXA_BENCH_ROLE" // set when the test binary runs as a helper process
+	envRepeat      = "LOAXA_BENCH_REPEAT" // how many times each alert plays its message (default 1)
+	envRole        = "LOAXA_BENCH_ROLE"   // set when the test binary runs as a helper process
 	envFloorBroker = "LOAXA_BENCH_FLOOR_BROKER"
 	envFloorFrom   = "LOAXA_BENCH_FLOOR_FROM"
 	envFloorCount  = "LOAXA_BENCH_FLOOR_COUNT"
@@ -199,11 +200,18 @@ func BenchmarkAlertToSound(b *testing.B) {
 			b.Fatalf("%s=%q: want a number of seconds", envFresh, v)
 		}
 	}
+	repeat := 1
+	if v := os.Getenv(envRepeat); v != "" {
+		var err error
+		if repeat, err = strconv.Atoi(v); err != nil || repeat < 1 || repeat > 10 {
+			b.Fatalf("%s=%q: want 1 to 10 repeats", envRepeat, v)
+		}
+	}
 	// With a new message each round: when each node could play it, after
 	// the issue, and how many could by the end of the opening chime (their
 	// message followed the chime at once, in step).
 	var ready []time.Duration
-	inStep, fetched := 0, 0
+	inStep, fetched, lateMsgs, joined := 0, 0, 0, 0
 
 	sounds := map[string]map[string]time.Time{} // occurrence → node → sound instant
 	read := func() {
@@ -242,7 +250,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 		}
 		t0 := time.Now()
 		var em loaxa.Emergency
-		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": msg.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
+		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": msg.ID, "targets": []string{"12346"}, "repeat": repeat}, &em)
 		start := em.Areas[0].Start
 		deadline := time.Now().Add(5 * time.Minute)
 		for read(); len(sounds[em.Occurrence]) < n; read() {
@@ -335,10 +343,16 @@ func BenchmarkAlertToSound(b *testing.B) {
 				logf("round %d: a new %d s message: %d nodes could play it after the issue p50 %v p99 %v max %v; %d by the chime's end (%v)",
 					k, fresh, len(rr), pct(rr, 50).Round(time.Millisecond), pct(rr, 99).Round(time.Millisecond), rr[len(rr)-1].Round(time.Millisecond), follow, chimeEnd.Round(time.Millisecond))
 			}
+			// The nodes' own word on when they began it (message_ms): in
+			// step with a repeat of those that had it in time, or not.
+			logf("round %d: the message came after the chime's end on %d nodes (report): %d began it in step with a repeat of the others, %d out of step",
+				k, rep.Timing.MessageLate, rep.Timing.MessageInStep, rep.Timing.MessageLate-rep.Timing.MessageInStep)
 			if measure {
 				ready = append(ready, rr...)
 				inStep += follow
 				fetched += len(rr)
+				lateMsgs += rep.Timing.MessageLate
+				joined += rep.Timing.MessageInStep
 			}
 		}
 		if measure {
@@ -421,6 +435,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 		slices.Sort(ready)
 		logf("a new %d s message each round: could play after the issue p50 %.0f p99 %.0f max %.0f ms (%d plays); %d of them by the end of the opening chime",
 			fresh, ms(pct(ready, 50)), ms(pct(ready, 99)), ms(ready[len(ready)-1]), fetched, inStep)
+		logf("of the %d plays whose message came after the chime's end, %d began it in step with a repeat of the nodes that had it (%d repeats)", lateMsgs, joined, repeat)
 	}
 }
 
