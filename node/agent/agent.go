@@ -73,8 +73,11 @@ const DefaultChimeAgainAfter = 5 * time.Second
 
 // DefaultInStepWait is Config.InStepWait's default: a message that came
 // after its chime's end waits up to this long in silence to begin with a
-// repeat of the clusters that had it in time, rather than as their echo.
-const DefaultInStepWait = 15 * time.Second
+// repeat of the clusters that had it in time, rather than as their echo
+// for the rest of the alert. It covers a whole repeat of a typed warning
+// (20–30 s): the cluster's listeners have heard the chime, and hear every
+// repeat, up to one repeat later.
+const DefaultInStepWait = 30 * time.Second
 
 // amplifierTail is how long the amplifier stays on after the output
 // drained, on top of the output's latency (the sound still in the device),

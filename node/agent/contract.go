@@ -85,7 +85,7 @@ type Config struct {
 	// step with a repeat of the area's clusters that had it in time (their
 	// shared start, the chime and each repeat's length tell when), so that
 	// neighbouring clusters are not heard as echoes of each other; it
-	// plays every repeat from there (0: DefaultInStepWait, 15 s; negative:
+	// plays every repeat from there (0: DefaultInStepWait, 30 s; negative:
 	// it plays as soon as it can).
 	InStepWait time.Duration
 	// TimeSyncInterval is how often the clock offset to the controller is
