@@ -66,8 +66,8 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			n.Fetched = !d.ReceivedAt.IsZero() && d.ContentReadyAt.After(d.ReceivedAt)
 		}
 		if d.MessageMS != 0 && grid != nil {
-			// On its area's timeline only if it began on the area's start.
-			ms, in := d.MessageMS, grid.InStep(d.MessageMS) && d.LateMS >= -loaxa.StartTogether.Milliseconds() && d.LateMS <= loaxa.StartTogether.Milliseconds()
+			// On the area's timeline: after the area's start, not its own.
+			ms, in := d.MessageMS, grid.InStep(d.MessageMS+d.LateMS)
 			n.MessageMS, n.MessageInStep = &ms, &in
 		}
 		// A node that began: playing, done, suspended (only a play on air

@@ -51,13 +51,18 @@ func TestSuspendedIsNotSounding(t *testing.T) {
 	}
 }
 
-// TestReportSaysWhetherLateMessagesPlayedInStep: two nodes began with the
-// chime and said when they began the message: one on the others' second
-// repeat, one 300 ms off it; a third had it in time and says nothing. The
-// report says which, and counts them.
+// TestReportSaysWhetherLateMessagesPlayedInStep: three nodes began with
+// the chime and said when they began the message: one on the others'
+// second repeat, one that began the alert itself 500 ms late and its
+// message 500 ms sooner after that (on the second repeat too, counted from
+// the area's start), one 300 ms off it; a fourth had it in time and says
+// nothing. The report says which, and counts them.
 func TestReportSaysWhetherLateMessagesPlayedInStep(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
+	if err := s.Nodes.CreateNode(context.Background(), &loaxa.Node{ID: "n4", Name: "n4", Area: "31"}); err != nil {
+		t.Fatal(err)
+	}
 	em, err := s.SendEmergency(context.Background(), loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +71,16 @@ func TestReportSaysWhetherLateMessagesPlayedInStep(t *testing.T) {
 	if err != nil || grid == nil || grid.Repeats != em.Repeat || grid.BaseMS <= 0 || grid.PeriodMS <= Gap.Milliseconds() {
 		t.Fatalf("the alert's message grid %+v, %v", grid, err)
 	}
-	w.online(s, "n3")
+	w.online(s, "n3", "n4")
 	start := em.Areas[0].Start
 	joined := grid.BaseMS + grid.PeriodMS
-	for node, message := range map[string]int64{"n1": joined, "n2": joined + 300, "n3": 0} {
-		w.report(s, node, protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
-		w.report(s, node, protocol.Event{Type: protocol.EventStarted, Occurrence: em.Occurrence, At: start, ContentPending: message != 0})
-		w.report(s, node, protocol.Event{Type: protocol.EventCompleted, Occurrence: em.Occurrence, At: start.Add(time.Minute), PlayedMS: em.PlannedMS, MessageMS: message})
+	for _, n := range []struct {
+		node            string
+		lateMS, message int64
+	}{{"n1", 0, joined}, {"n2", 500, joined - 500}, {"n3", 0, joined + 300}, {"n4", 0, 0}} {
+		w.report(s, n.node, protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+		w.report(s, n.node, protocol.Event{Type: protocol.EventStarted, Occurrence: em.Occurrence, At: start.Add(time.Duration(n.lateMS) * time.Millisecond), LateMS: n.lateMS, ContentPending: n.message != 0})
+		w.report(s, n.node, protocol.Event{Type: protocol.EventCompleted, Occurrence: em.Occurrence, At: start.Add(time.Minute), PlayedMS: em.PlannedMS, MessageMS: n.message})
 	}
 	rep, err := s.EmergencyReport(context.Background(), em.ID)
 	if err != nil {
@@ -80,17 +88,17 @@ func TestReportSaysWhetherLateMessagesPlayedInStep(t *testing.T) {
 	}
 	for _, n := range rep.Nodes {
 		switch n.Node {
-		case "n1", "n2":
-			if n.MessageMS == nil || n.MessageInStep == nil || *n.MessageInStep != (n.Node == "n1") {
-				t.Errorf("%s: message_ms %v, in step %v; want n1 in step, n2 not", n.Node, n.MessageMS, n.MessageInStep)
+		case "n1", "n2", "n3":
+			if n.MessageMS == nil || n.MessageInStep == nil || *n.MessageInStep != (n.Node != "n3") {
+				t.Errorf("%s: message_ms %v, in step %v; want n1 and n2 in step, n3 not", n.Node, n.MessageMS, n.MessageInStep)
 			}
-		case "n3":
+		case "n4":
 			if n.MessageMS != nil || n.MessageInStep != nil {
-				t.Errorf("n3 had the message in time, and the report says it began it at %v (in step %v)", n.MessageMS, n.MessageInStep)
+				t.Errorf("n4 had the message in time, and the report says it began it at %v (in step %v)", n.MessageMS, n.MessageInStep)
 			}
 		}
 	}
-	if tm := rep.Timing; tm.MessageLate != 2 || tm.MessageInStep != 1 {
-		t.Errorf("timing: %d late messages, %d in step; want 2 and 1", tm.MessageLate, tm.MessageInStep)
+	if tm := rep.Timing; tm.MessageLate != 3 || tm.MessageInStep != 2 {
+		t.Errorf("timing: %d late messages, %d in step; want 3 and 2", tm.MessageLate, tm.MessageInStep)
 	}
 }

@@ -165,9 +165,9 @@ type EmergencyNode struct {
 	SoundMS *int64 `json:"sound_ms,omitempty"`
 	// MessageMS is how long after its start the node began the message,
 	// if the message came after the chime's end (it was downloading);
-	// MessageInStep says whether that was on one of the repeats of its
-	// area's nodes that had the message in time (MessageGrid), the node
-	// having begun on the area's start.
+	// MessageInStep says whether that (with the node's LateMS, after the
+	// area's start) was on one of the repeats of its area's nodes that had
+	// the message in time (MessageGrid).
 	MessageMS     *int64 `json:"message_ms,omitempty"`
 	MessageInStep *bool  `json:"message_in_step,omitempty"`
 	Resends       int    `json:"resends,omitempty"`

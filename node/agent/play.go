@@ -520,12 +520,11 @@ func (l *laterPart) open() (io.Reader, error) {
 		}
 	}
 	join := joinPlan{}
-	if l.plays > 1 && l.a.cfg.InStepWait > 0 {
-		// The stream plays on its area's timeline only if it began on the
-		// area's start.
-		if off := time.Unix(0, l.p.heardAt.Load()).Sub(l.p.occ.Start); off.Abs() <= inStepTolerance {
-			join = planJoin(late, msg.Duration()+l.gap, chimeLen, l.plays, l.a.cfg.InStepWait)
-		}
+	if l.plays > 1 && l.a.cfg.InStepWait > 0 && late > inStepTolerance {
+		// Behind the area's timeline by that and by how late the play
+		// itself began (it had the alert late, or its start was slow).
+		behind := late + time.Unix(0, l.p.heardAt.Load()).Sub(l.p.occ.Start)
+		join = planJoin(behind, msg.Duration()+l.gap, chimeLen, l.plays, l.a.cfg.InStepWait)
 	}
 	if l.plays > 0 && late > inStepTolerance {
 		l.p.messageAt.Store(int64(l.offset + late + join.pad + chimeLen))

@@ -355,13 +355,14 @@ func TestAlertChimesWhileItsMessageComes(t *testing.T) {
 	}
 }
 
-// checkMessageMS checks the message_ms of the alert's completed event
-// (to the ms it is rounded down to).
+// checkMessageMS checks the message_ms of the alert's completed event, to
+// the ms it is rounded down to and within how late the play began (a join
+// counts that too).
 func checkMessageMS(t *testing.T, ctl *nodetest.Controller, want time.Duration) {
 	t.Helper()
 	for _, e := range ctl.Events("n1") {
 		if e.Type == protocol.EventCompleted {
-			if d := time.Duration(e.MessageMS)*time.Millisecond - want; d > 0 || d <= -time.Millisecond {
+			if d := time.Duration(e.MessageMS)*time.Millisecond - want; d > 0 || d <= -20*time.Millisecond {
 				t.Errorf("completed event says the message began %d ms in; want %v", e.MessageMS, want)
 			}
 			return
@@ -398,23 +399,33 @@ func isTemplate(play, before, again, rest []byte) (int, bool) {
 // next repeat 4.5 s later: this one waits in silence and begins its first
 // repeat then, in step with their second, and plays all three. After a
 // long wait (ChimeAgainAfter) the chime plays again, ending as the repeat
-// begins. The output runs in real time (audio.None), and the test reads
-// when the message was heard.
+// begins. A cluster that had the alert itself 400 ms after its start began
+// the chime that late; its message joins the area's repeats all the same.
+// The output runs in real time (audio.None), and the test reads when the
+// message was heard, after the area's start.
 func TestLateMessageJoinsARepeat(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		chimeAgain time.Duration
-		chimes     int // opening chimes before the message
+		chimes     int           // opening chimes before the message
+		late       time.Duration // how long after its start the alert comes
 	}{
-		{"in silence", time.Hour, 1},
-		{"after the chime again", time.Millisecond, 2},
+		{"in silence", time.Hour, 1, 0},
+		{"after the chime again", time.Millisecond, 2, 0},
+		{"the alert came late", time.Hour, 1, 400 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var out *pcmOutput
-			ctl, _, _, tr, file, refs := heldAlertWith(t, func(b []byte) []byte { return b }, true, func(c *agent.Config) {
+			var start time.Time
+			ctl, _, _, tr, file, refs := heldAlertEdited(t, func(b []byte) []byte { return b }, true, func(c *agent.Config) {
 				out = c.Output.(*pcmOutput)
 				out.paced, c.ChimeAgainAfter = true, tc.chimeAgain
+			}, func(_ *nodetest.Controller, cmd *protocol.Command) {
+				if tc.late > 0 {
+					cmd.Alert.Occurrence.Start = time.Now().Add(-tc.late)
+				}
+				start = cmd.Alert.Occurrence.Start
 			})
 			// The whole chime read: the output has it to the end, and the
 			// message (0.5 s of it at least) cannot come before it is heard.
@@ -436,19 +447,24 @@ func TestLateMessageJoinsARepeat(t *testing.T) {
 			}
 			play := plays[0]
 			checkTemplate(t, play, opening, slices.Repeat(opening, tc.chimes-1), rest)
-			// When it was heard, counted from the chime's start: the chime,
+			// When it was heard, counted from the area's start: the chime,
 			// then whole repeats of the others.
+			began := out.heard(0).Sub(start)
+			if tc.late == 0 && began.Abs() > 50*time.Millisecond || tc.late > 0 && began < tc.late {
+				t.Errorf("the alert began %v after its start", began)
+			}
 			first := len(play) - len(rest)
 			period := nodeaudio.Duration(int64(len(msg) + len(gap)))
-			after := out.heard(first).Sub(out.heard(0)) - nodeaudio.Duration(int64(len(opening)))
+			after := out.heard(first).Sub(start) - nodeaudio.Duration(int64(len(opening)))
 			k := (after + period/2) / period
 			off := after - k*period
-			t.Logf("the message began %v after the chime's end: %d repeats of 4.5 s %+v", after, k, off)
+			t.Logf("the alert began %v after its start, the message %v after the area's chime ended: %d repeats of 4.5 s %+v", began, after, k, off)
 			if k < 1 || off.Abs() > 50*time.Millisecond {
-				t.Errorf("the message began %v after the chime's end, %+v off the others' repeat %d; want it on a repeat after the first", after, off, k+1)
+				t.Errorf("the message began %v after the area's chime ended, %+v off the others' repeat %d; want it on a repeat after the first", after, off, k+1)
 			}
-			// In the stream: the chime, then whole repeats of the others.
-			checkMessageMS(t, ctl, 700*time.Millisecond+time.Duration(k)*period)
+			// In the stream, after its own start: the chime, then whole
+			// repeats of the others, less how late it began.
+			checkMessageMS(t, ctl, 700*time.Millisecond+time.Duration(k)*period-began)
 		})
 	}
 }
