@@ -385,8 +385,8 @@ func WithPlayOccurrence(ctx context.Context, o protocol.Occurrence) context.Cont
 // laterPart is content a play reaches before it could be opened: the
 // message of an emergency that began with its opening chime while the
 // message could not play yet (ChimeFirst). Its first Read, when the output
-// has played what came before, waits until the content can play (the
-// output meanwhile runs dry: silence), then reads it; before the first
+// has played what came before, waits until the content can play (giving
+// the output silence meanwhile, await), then reads it; before the first
 // repeat, after the opening chime once more if the message came
 // Config.ChimeAgainAfter or more after the chime ended. A first repeat
 // that comes late waits on in silence, at most Config.InStepWait, for the
@@ -465,16 +465,17 @@ func (l *laterPart) await(b []byte) int {
 		l.ready = make(chan error, 1)
 		go func() { l.ready <- l.a.cache.AwaitPlayable(l.ctx, l.id) }()
 	}
+	came := func(err error) int {
+		if l.err = err; err == nil {
+			l.r, l.err = l.open()
+		}
+		return 0
+	}
 	due := time.Unix(0, l.p.heardAt.Load()).Add(l.offset + time.Duration(l.p.inserted.Load()))
 	for {
 		select {
 		case err := <-l.ready:
-			if err != nil {
-				l.err = err
-			} else {
-				l.r, l.err = l.open()
-			}
-			return 0
+			return came(err)
 		default:
 		}
 		now := l.a.clock.Now().Add(l.a.latency)
@@ -487,12 +488,7 @@ func (l *laterPart) await(b []byte) int {
 		select {
 		case err := <-l.ready:
 			t.Stop()
-			if err != nil {
-				l.err = err
-			} else {
-				l.r, l.err = l.open()
-			}
-			return 0
+			return came(err)
 		case <-t.C():
 		}
 	}
