@@ -74,6 +74,7 @@ var (
 	bucketUsers          = []byte("users")
 	bucketTokens         = []byte("tokens")
 	bucketDesired        = []byte("desired")
+	bucketDesiredHeads   = []byte("desired_heads") // node → its desired state's hash, version, published
 	bucketKeys           = []byte("keys")
 	bucketMeta           = []byte("meta")
 	bucketAudit          = []byte("audit")
@@ -93,7 +94,7 @@ var (
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
 		bucketContents, bucketAnnouncements, bucketDeliveries,
 		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
-		bucketUsers, bucketTokens, bucketDesired, bucketKeys, bucketMeta,
+		bucketUsers, bucketTokens, bucketDesired, bucketDesiredHeads, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
 		bucketAlarms, bucketSelfTests,

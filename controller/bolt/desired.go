@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"fmt"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -40,6 +41,45 @@ func (s *DesiredService) FindDesired(ctx context.Context, node string) (*loaxa.D
 	return &d, nil
 }
 
+var _ loaxa.DesiredHeads = (*DesiredService)(nil)
+
+// desiredHead is the record SaveDesired keeps beside each desired state,
+// so that a pass over every node reads a few bytes of each, not its
+// occurrences.
+type desiredHead struct {
+	Hash      string    `json:"hash"`
+	Version   uint64    `json:"version"`
+	Published time.Time `json:"published,omitzero"`
+}
+
+// FindDesiredHead returns the head of the node's last desired state, or
+// ENotFound. A state saved before heads were kept is read whole.
+func (s *DesiredService) FindDesiredHead(ctx context.Context, node string) (loaxa.DesiredHead, error) {
+	if err := checkCtx(ctx); err != nil {
+		return loaxa.DesiredHead{}, err
+	}
+	var h desiredHead
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		if ok, err := getJSON(tx.Bucket(bucketDesiredHeads), []byte(node), &h); ok || err != nil {
+			return err
+		}
+		var d loaxa.Desired
+		ok, err := getJSON(tx.Bucket(bucketDesired), []byte(node), &d)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return loaxa.Errorf(loaxa.ENotFound, "No desired state has been compiled for node %q yet.", node)
+		}
+		h = desiredHead{Hash: d.Hash, Version: d.State.Version, Published: d.Published}
+		return nil
+	})
+	if err != nil {
+		return loaxa.DesiredHead{}, fmt.Errorf("find desired state of %s: %w", node, err)
+	}
+	return loaxa.DesiredHead(h), nil
+}
+
 // SaveDesired stores d, replacing the node's previous one. The node must
 // exist, and d.State must be set and addressed to the same node.
 func (s *DesiredService) SaveDesired(ctx context.Context, d *loaxa.Desired) error {
@@ -55,6 +95,9 @@ func (s *DesiredService) SaveDesired(ctx context.Context, d *loaxa.Desired) erro
 	err := s.db.update(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketNodes).Get([]byte(d.Node)) == nil {
 			return nodeNotFound(d.Node)
+		}
+		if err := putJSON(tx.Bucket(bucketDesiredHeads), []byte(d.Node), desiredHead{Hash: d.Hash, Version: d.State.Version, Published: d.Published}); err != nil {
+			return err
 		}
 		return putJSON(tx.Bucket(bucketDesired), []byte(d.Node), d)
 	})

@@ -46,6 +46,20 @@ func TestDesiredService(t *testing.T) {
 		t.Errorf("after replace %+v", got)
 	}
 
+	// The head alone: what the scheduler compares every node's with.
+	head, err := s.FindDesiredHead(ctx, "n1")
+	must(t, err)
+	if want := (loaxa.DesiredHead{Hash: "h2", Version: 2, Published: clk.Now()}); head.Hash != want.Hash || head.Version != want.Version || !head.Published.Equal(want.Published) {
+		t.Errorf("head %+v, want %+v", head, want)
+	}
+	_, err = s.FindDesiredHead(ctx, "n2")
+	wantCode(t, err, loaxa.ENotFound)
+	// A state saved before heads were kept is read whole.
+	must(t, bolt.DropDesiredHead(db, "n1"))
+	if head, err = s.FindDesiredHead(ctx, "n1"); err != nil || head.Hash != "h2" || head.Version != 2 || !head.Published.Equal(clk.Now()) {
+		t.Errorf("head of a state saved without one: %+v, %v", head, err)
+	}
+
 	wantCode(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n9", State: &protocol.DesiredState{Node: "n9"}}), loaxa.ENotFound)
 	wantCode(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1"}), loaxa.EInvalid)
 	wantCode(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1", State: &protocol.DesiredState{Node: "n2"}}), loaxa.EInvalid)

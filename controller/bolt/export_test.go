@@ -141,3 +141,9 @@ func AsSchema1(db *DB) error {
 		return tx.Bucket(bucketMeta).Put(keySchema, u64(1))
 	})
 }
+
+// DropDesiredHead deletes node's desired-state head, as in a store written
+// before heads were kept.
+func DropDesiredHead(db *DB, node string) error {
+	return db.update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDesiredHeads).Delete([]byte(node)) })
+}

@@ -17,6 +17,22 @@ type Desired struct {
 	Published time.Time `json:"published,omitzero"`
 }
 
+// DesiredHead is what the scheduler compares a recompiled state with: the
+// stored state's Hash, Version and Published, without its occurrences.
+type DesiredHead struct {
+	Hash      string
+	Version   uint64
+	Published time.Time
+}
+
+// DesiredHeads is a DesiredService that reads a state's head alone, which
+// a pass over a province's unchanged schedules does for every node.
+type DesiredHeads interface {
+	// FindDesiredHead returns the head of the node's last desired state,
+	// or ENotFound.
+	FindDesiredHead(ctx context.Context, node string) (DesiredHead, error)
+}
+
 // DesiredService stores compiled desired states.
 type DesiredService interface {
 	// FindDesired returns the node's last desired state or ENotFound.

@@ -295,7 +295,8 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 			ref(c.contents[sc.Content])
 		}
 	}
-	var kept []programmed
+	d.Occurrences = make([]protocol.Occurrence, 0, len(items))
+	kept := make([]programmed, 0, len(items))
 	for _, it := range items {
 		// A packed session item may start before the window it was
 		// expanded for; keep only what has not ended long ago.
@@ -345,22 +346,26 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 		return err
 	}
 	hash := Hash(d)
-	prev, err := s.DesiredService.FindDesired(ctx, n.ID)
-	if err != nil && loaxa.ErrorCode(err) != loaxa.ENotFound {
+	prev, found, err := s.findHead(ctx, n.ID)
+	if err != nil {
 		return fmt.Errorf("load desired state: %w", err)
 	}
-	if prev != nil && prev.Hash == hash {
+	if found && prev.Hash == hash {
 		if s.retrying(n.ID) {
 			return nil // its retry publishes it, when due
 		}
 		if republish || prev.Published.IsZero() || c.now.Sub(prev.Published) >= s.RepublishAfter {
-			return s.publish(ctx, prev, c.now)
+			rec, err := s.DesiredService.FindDesired(ctx, n.ID)
+			if err != nil {
+				return fmt.Errorf("load desired state: %w", err)
+			}
+			return s.publish(ctx, rec, c.now)
 		}
 		return nil
 	}
 	d.Version = 1
-	if prev != nil {
-		d.Version = prev.State.Version + 1
+	if found {
+		d.Version = prev.Version + 1
 	}
 	d.Generated = c.now
 	ds := make([]*loaxa.Delivery, 0, len(items))
@@ -391,6 +396,29 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	}
 	s.Logger.Info("schedule: desired state changed", "node", n.ID, "version", d.Version, "occurrences", len(d.Occurrences))
 	return s.publish(ctx, rec, c.now)
+}
+
+// findHead reads the head of node's stored desired state (DesiredHeads if
+// the store has it: a pass over unchanged schedules reads every node's),
+// and whether there is one.
+func (s *Scheduler) findHead(ctx context.Context, node string) (loaxa.DesiredHead, bool, error) {
+	var head loaxa.DesiredHead
+	var err error
+	if hs, ok := s.DesiredService.(loaxa.DesiredHeads); ok {
+		head, err = hs.FindDesiredHead(ctx, node)
+	} else {
+		var d *loaxa.Desired
+		if d, err = s.DesiredService.FindDesired(ctx, node); err == nil {
+			head = loaxa.DesiredHead{Hash: d.Hash, Version: d.State.Version, Published: d.Published}
+		}
+	}
+	switch {
+	case loaxa.ErrorCode(err) == loaxa.ENotFound:
+		return head, false, nil
+	case err != nil:
+		return head, false, err
+	}
+	return head, true, nil
 }
 
 // publish sends rec and records when. A publish the broker did not accept
