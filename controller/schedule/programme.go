@@ -36,8 +36,8 @@ type compilation struct {
 	standing []*loaxa.StandingContent
 	always   []string
 
-	expanded  map[string][]time.Time // announcement id \x00 zone → starts
-	instances map[string][]time.Time // session id \x00 zone → starts
+	expanded  map[spanKey][]time.Time // an announcement's starts in a zone and window
+	instances map[spanKey][]time.Time // a session's starts in a zone and window
 	locs      map[string]*time.Location
 }
 
@@ -66,8 +66,8 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		session:   map[string]*loaxa.Session{},
 		holidays:  map[string]map[string]bool{},
 		proposals: map[string]map[string]*loaxa.Proposal{},
-		expanded:  map[string][]time.Time{},
-		instances: map[string][]time.Time{},
+		expanded:  map[spanKey][]time.Time{},
+		instances: map[spanKey][]time.Time{},
 		locs:      map[string]*time.Location{},
 	}
 	for _, a := range areas {
@@ -238,9 +238,17 @@ func gapOf(a *loaxa.Announcement) time.Duration {
 	return loaxa.RepeatGap
 }
 
+// spanKey names the starts of an announcement or a session (id) in a zone
+// and a window, which every node of the zone shares within a pass.
+type spanKey struct {
+	id       string
+	loc      *time.Location
+	from, to int64 // Unix ns
+}
+
 // expand returns a's starts in (from, to] in loc, cached per zone.
 func (c *compilation) expand(a *loaxa.Announcement, loc *time.Location, from, to time.Time) ([]time.Time, error) {
-	key := a.ID + "\x00" + loc.String() + "\x00" + from.String() + to.String()
+	key := spanKey{a.ID, loc, from.UnixNano(), to.UnixNano()}
 	if ts, ok := c.expanded[key]; ok {
 		return ts, nil
 	}
@@ -255,7 +263,7 @@ func (c *compilation) expand(a *loaxa.Announcement, loc *time.Location, from, to
 
 // sessionInstances returns the starts of x in (from, to] in loc, cached.
 func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, from, to time.Time) ([]time.Time, error) {
-	key := x.ID + "\x00" + loc.String() + "\x00" + from.String() + to.String()
+	key := spanKey{x.ID, loc, from.UnixNano(), to.UnixNano()}
 	if ts, ok := c.instances[key]; ok {
 		return ts, nil
 	}
