@@ -236,24 +236,33 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	}
 }
 
-// TestTypedKeptWarningSaysSo: an officer types, word for word, a warning
-// kept on the commune's clusters; the confirmation says the clusters have
-// it (the same words make the same content), not that they must download
-// it.
-func TestTypedKeptWarningSaysSo(t *testing.T) {
+// warning is a flood warning Xã Lập Lễ keeps on its cluster.
+const warning = "Nước sông đang lên nhanh. Bà con vùng bãi di chuyển lên chỗ cao."
+
+// keptWarningAtLapLe starts a controller where Xã Lập Lễ (one cluster)
+// keeps warning on its clusters, and a browser signed in as its officer.
+func keptWarningAtLapLe(t *testing.T) *Browser {
+	t.Helper()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
 	c.CreateNode("lap-le-01", "11527")
-	const warning = "Nước sông đang lên nhanh. Bà con vùng bãi di chuyển lên chỗ cao."
 	var kept loaxa.Content
 	c.MustDo("POST", "/api/v1/content/tts", map[string]string{"text": warning}, &kept)
 	c.MustDo("PUT", "/api/v1/content/"+kept.ID+"/standing", map[string]any{"areas": []string{"11527"}}, nil)
-
 	b := StartBrowser(t)
-	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	return b
+}
+
+// TestTypedKeptWarningSaysSo: an officer types, word for word, a warning
+// kept on the commune's clusters; the confirmation says the clusters have
+// it (the same words make the same content), not that they must download
+// it.
+func TestTypedKeptWarningSaysSo(t *testing.T) {
+	b := keptWarningAtLapLe(t)
+	defer b.checkErrors()
 	b.Go("#/emergency", `document.querySelector('#em-content[data-standing="loaded"]')`)
 	b.Do("type the warning as kept",
 		chromedp.Click(chromedp.CSS(`#em-drill`)),
@@ -322,19 +331,8 @@ func TestTypedAlertAfterAKeptRecording(t *testing.T) {
 // must download it. The browser holds the list's answer (Chromium's Fetch
 // interception) until the send was pressed.
 func TestConfirmationWaitsForKeptContent(t *testing.T) {
-	c := rig.StartController(t, "")
-	c.CreateArea("311", "Huyện Thủy Nguyên", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	c.CreateNode("lap-le-01", "11527")
-	const warning = "Nước sông đang lên nhanh. Bà con vùng bãi di chuyển lên chỗ cao."
-	var kept loaxa.Content
-	c.MustDo("POST", "/api/v1/content/tts", map[string]string{"text": warning}, &kept)
-	c.MustDo("PUT", "/api/v1/content/"+kept.ID+"/standing", map[string]any{"areas": []string{"11527"}}, nil)
-
-	b := StartBrowser(t)
+	b := keptWarningAtLapLe(t)
 	defer b.checkErrors()
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	paused := make(chan fetch.RequestID, 4)
 	if err := chromedp.Listen(b.ctx, func(ev any) {
 		if e, ok := ev.(*fetch.EventRequestPaused); ok {
