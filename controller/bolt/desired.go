@@ -41,8 +41,6 @@ func (s *DesiredService) FindDesired(ctx context.Context, node string) (*loaxa.D
 	return &d, nil
 }
 
-var _ loaxa.DesiredHeads = (*DesiredService)(nil)
-
 // desiredHead is the record SaveDesired keeps beside each desired state,
 // so that a pass over every node reads a few bytes of each, not its
 // occurrences.

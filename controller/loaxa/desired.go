@@ -25,18 +25,14 @@ type DesiredHead struct {
 	Published time.Time
 }
 
-// DesiredHeads is a DesiredService that reads a state's head alone, which
-// a pass over a province's unchanged schedules does for every node.
-type DesiredHeads interface {
-	// FindDesiredHead returns the head of the node's last desired state,
-	// or ENotFound.
-	FindDesiredHead(ctx context.Context, node string) (DesiredHead, error)
-}
-
 // DesiredService stores compiled desired states.
 type DesiredService interface {
 	// FindDesired returns the node's last desired state or ENotFound.
 	FindDesired(ctx context.Context, node string) (*Desired, error)
+	// FindDesiredHead returns the head of the node's last desired state,
+	// or ENotFound: what a pass over a province's unchanged schedules
+	// reads for every node.
+	FindDesiredHead(ctx context.Context, node string) (DesiredHead, error)
 	// SaveDesired stores d, replacing the node's previous one.
 	SaveDesired(ctx context.Context, d *Desired) error
 }

@@ -398,20 +398,10 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	return s.publish(ctx, rec, c.now)
 }
 
-// findHead reads the head of node's stored desired state (DesiredHeads if
-// the store has it: a pass over unchanged schedules reads every node's),
-// and whether there is one.
+// findHead reads the head of node's stored desired state, and whether
+// there is one.
 func (s *Scheduler) findHead(ctx context.Context, node string) (loaxa.DesiredHead, bool, error) {
-	var head loaxa.DesiredHead
-	var err error
-	if hs, ok := s.DesiredService.(loaxa.DesiredHeads); ok {
-		head, err = hs.FindDesiredHead(ctx, node)
-	} else {
-		var d *loaxa.Desired
-		if d, err = s.DesiredService.FindDesired(ctx, node); err == nil {
-			head = loaxa.DesiredHead{Hash: d.Hash, Version: d.State.Version, Published: d.Published}
-		}
-	}
+	head, err := s.DesiredService.FindDesiredHead(ctx, node)
 	switch {
 	case loaxa.ErrorCode(err) == loaxa.ENotFound:
 		return head, false, nil
