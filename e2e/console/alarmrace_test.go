@@ -1,11 +1,9 @@
 package console
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
@@ -26,28 +24,7 @@ func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
 
 	// The first answer of the list is held for the test; later ones go
 	// on at once.
-	paused := make(chan fetch.RequestID, 16)
-	if err := chromedp.Listen(b.ctx, func(ev any) {
-		if e, ok := ev.(*fetch.EventRequestPaused); ok {
-			select {
-			case paused <- e.RequestID:
-			default:
-			}
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cont := func(id fetch.RequestID) error {
-		return chromedp.Do(b.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id})
-			return err
-		}))
-	}
-	b.Do("hold the list's answers", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-			{URLPattern: `*/api/v1/alarms\?limit=*`, RequestStage: fetch.RequestStageResponse}}})
-		return err
-	}))
+	paused, cont := b.HoldResponses(`*/api/v1/alarms\?limit=*`)
 	b.Do("open the alarms", chromedp.Evaluate[chromedp.Void](`location.hash = '#/alarms'`))
 	var first fetch.RequestID
 	select {

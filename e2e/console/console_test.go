@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -134,6 +135,36 @@ func screenshotDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// HoldResponses has the browser hold the answers of requests whose URL
+// matches pattern (Chromium's Fetch interception) and hand their ids to
+// the channel returned (those that find it full go unheld ids: the test
+// never releases them); release lets one go on, from any goroutine.
+func (b *Browser) HoldResponses(pattern string) (held <-chan fetch.RequestID, release func(fetch.RequestID) error) {
+	b.t.Helper()
+	paused := make(chan fetch.RequestID, 16)
+	if err := chromedp.Listen(b.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			select {
+			case paused <- e.RequestID:
+			default:
+			}
+		}
+	}); err != nil {
+		b.t.Fatal(err)
+	}
+	b.Do("hold the answers to "+pattern, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+			{URLPattern: pattern, RequestStage: fetch.RequestStageResponse}}})
+		return err
+	}))
+	return paused, func(id fetch.RequestID) error {
+		return chromedp.Do(b.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: id})
+			return err
+		}))
+	}
 }
 
 // Do runs steps within a deadline; what names them in a failure.

@@ -1,14 +1,12 @@
 package console
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
@@ -333,19 +331,7 @@ func TestTypedAlertAfterAKeptRecording(t *testing.T) {
 func TestConfirmationWaitsForKeptContent(t *testing.T) {
 	b := keptWarningAtLapLe(t)
 	defer b.checkErrors()
-	paused := make(chan fetch.RequestID, 4)
-	if err := chromedp.Listen(b.ctx, func(ev any) {
-		if e, ok := ev.(*fetch.EventRequestPaused); ok {
-			paused <- e.RequestID
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	b.Do("hold the kept content's answer", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-			{URLPattern: `*/api/v1/content/standing*`, RequestStage: fetch.RequestStageResponse}}})
-		return err
-	}))
+	paused, release := b.HoldResponses(`*/api/v1/content/standing*`)
 	b.Do("open the emergency form", chromedp.Evaluate[chromedp.Void](`location.hash = '#/emergency'`))
 	var held fetch.RequestID
 	select {
@@ -363,10 +349,9 @@ func TestConfirmationWaitsForKeptContent(t *testing.T) {
 	if MustEval[bool](b, `!!document.querySelector('dialog[open] #em-confirm')`) {
 		t.Error("the confirmation opened before the kept content was known")
 	}
-	b.Do("let the answer go", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: held})
-		return err
-	}))
+	if err := release(held); err != nil {
+		t.Fatalf("let the kept content's answer go: %v", err)
+	}
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
 	if got := MustEval[string](b, text("#em-confirm-ready")); got != "Nội dung đã lưu sẵn trên 0/1 cụm loa: các cụm loa này phát ngay." {
 		t.Errorf("the confirmation says %q", got)
