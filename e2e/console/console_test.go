@@ -302,7 +302,19 @@ func (b *Browser) EmulateLink(what string, conds ...*network.Conditions) {
 		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
 			return err
 		}
-		_, err := cdp.Call(ctx, t, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: conds})
+		_, err := cdp.Call(ctx, t, emulateByRule, emulateByRuleParams{MatchedNetworkConditions: conds})
 		return err
 	}))
 }
+
+// emulateByRuleParams are Network.emulateNetworkConditionsByRule's
+// parameters with the top-level offline that Chromium up to 148 (Debian's)
+// requires, answering "Invalid parameters" without it; the protocol
+// cdproto follows has since moved it into each rule, and newer browsers
+// ignore it.
+type emulateByRuleParams struct {
+	Offline                  bool                  `json:"offline"`
+	MatchedNetworkConditions []*network.Conditions `json:"matchedNetworkConditions"`
+}
+
+var emulateByRule = cdp.Command[emulateByRuleParams, network.EmulateNetworkConditionsByRuleResult]{Method: network.CommandEmulateNetworkConditionsByRule}
