@@ -219,7 +219,10 @@
 // Audio travels over HTTP, not MQTT: GET {controller}/api/v1/content/{id}/audio
 // with the node's credentials (HTTP Basic, username and secret), Range
 // requests for resume. The content id is the hex SHA-256 of the bytes served;
-// the node checks it before use. The format is described in package
+// the node checks it before use. GET {controller}/api/v1/content/{id}/chunks
+// serves the chunk list (ChunkList: the SHA-256 of each ChunkSize of the
+// bytes), whose hash is ContentRef.Chunks; a node that plays content as it
+// downloads checks the list against that, then each chunk before playing it. The format is described in package
 // protocol/nodeaudio: IMA ADPCM WAV at 64 kbit/s; content stored before it
 // is 16-bit PCM WAV, which nodes still read.
 //
@@ -238,8 +241,9 @@
 // (NodeConfig.LateGraceMS) and plays late if it comes; past the grace it
 // fails with ReasonContentMissing. Content still downloading counts as on
 // the node once its download is fast enough to stay ahead of the speaker
-// (ContentRef.Size and DurationMS give the rate it must keep): the node
-// plays it as it arrives. A download that then ends without the verified
+// (ContentRef.Size and DurationMS give the rate it must keep) and its
+// ref carries Chunks: the node plays it as it arrives, chunk by checked
+// chunk. A download that then ends without the verified
 // content, or brings nothing for the stall timeout, stops the play with
 // EventSuspended and ReasonContentMissing; it plays again from the start
 // once the content is cached, before its deadline, and otherwise fails

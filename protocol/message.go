@@ -162,6 +162,11 @@ type ContentRef struct {
 	DurationMS int64  `json:"duration_ms"`
 	// Path is the HTTP path on the controller, e.g. /api/v1/content/{id}/audio.
 	Path string `json:"path"`
+	// Chunks is the ChunkRoot of the content's chunk list (GET
+	// /api/v1/content/{id}/chunks): with it a node checks each 16 KiB
+	// (ChunkSize) as it arrives and may play the content as it downloads.
+	// Without it a node plays only the whole verified file.
+	Chunks string `json:"chunks,omitempty"`
 }
 
 // NodeConfig carries settings the node applies.

@@ -160,6 +160,9 @@ func (a *App) Open() (err error) {
 	if err := a.Media.Open(); err != nil {
 		return fmt.Errorf("open audio library: %w", err)
 	}
+	if err := a.chunkOldContent(ctx); err != nil {
+		return err
+	}
 
 	tlsCfg, err := loadTLS(cfg)
 	if err != nil {
@@ -515,6 +518,38 @@ func (a *App) publicBroker() string {
 		}
 	}
 	return scheme + "{host}:" + port
+}
+
+// chunkOldContent records the chunk root of content stored by a build
+// that did not make chunk lists, so that nodes may play it as it
+// downloads (docs/content.md). Content whose audio is missing keeps none:
+// its downloads fail anyway.
+func (a *App) chunkOldContent(ctx context.Context) error {
+	cs, err := a.Contents.FindContents(ctx, loaxa.ContentFilter{})
+	if err != nil {
+		return fmt.Errorf("chunk lists: %w", err)
+	}
+	done := 0
+	for _, c := range cs {
+		if c.Chunks != "" {
+			continue
+		}
+		list, err := a.Media.ChunkList(ctx, c.ID)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			a.Logger.Warn("content has no audio in the library; no chunk list", "content", c.ID, "title", c.Title)
+			continue
+		} else if err != nil {
+			return fmt.Errorf("chunk lists: %w", err)
+		}
+		if err := a.Contents.SetContentChunks(ctx, c.ID, protocol.ChunkRoot(list)); err != nil {
+			return fmt.Errorf("chunk lists: %w", err)
+		}
+		done++
+	}
+	if done > 0 {
+		a.Logger.Info("made chunk lists of content stored before", "content", done)
+	}
+	return nil
 }
 
 func (a *App) markAllOffline(ctx context.Context) error {

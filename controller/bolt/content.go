@@ -26,8 +26,9 @@ func NewContentService(db *DB) *ContentService {
 }
 
 // CreateContent stores c with CreatedAt set and returns what is stored. If
-// content with the same id exists, it returns that one unchanged: identical
-// audio is stored once, whoever uploads it again.
+// content with the same id exists, it returns that one: identical audio is
+// stored once, whoever uploads it again (only a missing Chunks is filled
+// in from c).
 func (s *ContentService) CreateContent(ctx context.Context, c *loaxa.Content) (*loaxa.Content, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -41,8 +42,14 @@ func (s *ContentService) CreateContent(ctx context.Context, c *loaxa.Content) (*
 	var out loaxa.Content
 	err := s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketContents)
-		if ok, err := getJSON(b, []byte(c.ID), &out); ok || err != nil {
+		if ok, err := getJSON(b, []byte(c.ID), &out); err != nil {
 			return err
+		} else if ok {
+			if out.Chunks != "" || c.Chunks == "" {
+				return nil
+			}
+			out.Chunks = c.Chunks
+			return putJSON(b, []byte(c.ID), &out)
 		}
 		out = *c
 		out.CreatedAt = s.db.now()
@@ -71,6 +78,33 @@ func (s *ContentService) FindContentByID(ctx context.Context, id string) (*loaxa
 		return nil, fmt.Errorf("find content %s: %w", id, err)
 	}
 	return &c, nil
+}
+
+// SetContentChunks records the chunk root of content id.
+func (s *ContentService) SetContentChunks(ctx context.Context, id, chunks string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if !protocol.ValidContentID(chunks) {
+		return loaxa.Errorf(loaxa.EInvalid, "Chunk root %q of content %s is not a lower-case hex SHA-256.", chunks, id)
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketContents)
+		var c loaxa.Content
+		ok, err := getJSON(b, []byte(id), &c)
+		if err == nil && !ok {
+			return loaxa.Errorf(loaxa.ENotFound, "Content %q does not exist.", id)
+		}
+		if err != nil {
+			return err
+		}
+		c.Chunks = chunks
+		return putJSON(b, []byte(id), &c)
+	})
+	if err != nil {
+		return fmt.Errorf("set chunks of content %s: %w", id, err)
+	}
+	return nil
 }
 
 // FindContents returns content newest first (ties by id); f.Query keeps only

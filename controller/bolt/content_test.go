@@ -54,6 +54,42 @@ func TestContentService_CreateContent_Idempotent(t *testing.T) {
 	}
 }
 
+// Content stored before chunk lists were made gets its chunk root: from
+// the backfill at start (SetContentChunks) or from the same audio uploaded
+// again; a root once recorded stays.
+func TestContentService_Chunks(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	s := bolt.NewContentService(db)
+	ctx := context.Background()
+	old, again := contentID("old"), contentID("again")
+	for _, id := range []string{old, again} {
+		_, err := s.CreateContent(ctx, &loaxa.Content{ID: id, Title: "Bản tin cũ", Size: 10})
+		must(t, err)
+	}
+	root, other := contentID("root"), contentID("other")
+
+	must(t, s.SetContentChunks(ctx, old, root))
+	got, err := s.FindContentByID(ctx, old)
+	must(t, err)
+	if got.Chunks != root || got.Title != "Bản tin cũ" {
+		t.Errorf("after SetContentChunks: %+v, want chunks %s and the rest kept", got, root)
+	}
+
+	up, err := s.CreateContent(ctx, &loaxa.Content{ID: again, Title: "Tải lại", Size: 10, Chunks: root})
+	must(t, err)
+	if up.Chunks != root || up.Title != "Bản tin cũ" {
+		t.Errorf("uploaded again: %+v, want the first record with chunks %s", up, root)
+	}
+	up, err = s.CreateContent(ctx, &loaxa.Content{ID: again, Size: 10, Chunks: other})
+	must(t, err)
+	if up.Chunks != root {
+		t.Errorf("a third upload changed the chunk root to %s", up.Chunks)
+	}
+
+	wantCode(t, s.SetContentChunks(ctx, contentID("none"), root), loaxa.ENotFound)
+	wantCode(t, s.SetContentChunks(ctx, old, "not hex"), loaxa.EInvalid)
+}
+
 func TestContentService_CreateContent_Invalid(t *testing.T) {
 	db, _ := MustOpenDB(t)
 	s := bolt.NewContentService(db)

@@ -400,7 +400,7 @@ func alertCommand(em *loaxa.Emergency, a loaxa.EmergencyArea, main *loaxa.Conten
 const drillMark = "[DIỄN TẬP] "
 
 func ref(c *loaxa.Content) protocol.ContentRef {
-	return protocol.ContentRef{ID: c.ID, Size: c.Size, DurationMS: c.DurationMS, Path: "/api/v1/content/" + c.ID + "/audio"}
+	return protocol.ContentRef{ID: c.ID, Size: c.Size, DurationMS: c.DurationMS, Path: "/api/v1/content/" + c.ID + "/audio", Chunks: c.Chunks}
 }
 
 // check validates req and returns the emergency to send (without id or

@@ -177,6 +177,9 @@ func authzCases() map[string][]authzCase {
 		"GET /api/v1/content/{id}/audio": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content + "/audio"}
 		}}},
+		"GET /api/v1/content/{id}/chunks": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return authzRequest{method: "GET", path: "/api/v1/content/" + a.content + "/chunks"}
+		}}},
 
 		"GET /api/v1/announcements": {{ok: 200, build: get("/api/v1/announcements")}},
 		"POST /api/v1/announcements": {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,29 @@ func (s *Server) handleGetAudio(w http.ResponseWriter, r *http.Request) error {
 	if n := nodeFrom(ctx); n != nil {
 		s.logger().Debug("audio served to node", "node", n.ID, "content", c.ID, "range", r.Header.Get("Range"))
 	}
+	return nil
+}
+
+// handleGetChunks answers GET /api/v1/content/{id}/chunks with the chunk
+// list of the audio (protocol.ChunkList), for nodes that check a download
+// as it arrives.
+func (s *Server) handleGetChunks(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	c, err := s.findContent(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	list, err := s.MediaService.ChunkList(ctx, c.ID)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "The audio of content %s is missing from the library.", c.ID)
+	} else if err != nil {
+		return fmt.Errorf("chunk list of %s: %w", c.ID, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+protocol.ChunkRoot(list)+`"`)
+	h.Set("Cache-Control", "private, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", c.CreatedAt, bytes.NewReader(list))
 	return nil
 }
 

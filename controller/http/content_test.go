@@ -7,6 +7,7 @@ import (
 
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -86,6 +87,23 @@ func TestContentUploadAndRange(t *testing.T) {
 		r := e.request("GET", path, officer, "", nil, "If-None-Match", `"`+c.ID+`"`)
 		if r.status != http.StatusNotModified {
 			t.Errorf("If-None-Match with the id: status %d, want 304", r.status)
+		}
+	})
+	t.Run("chunk list", func(t *testing.T) {
+		r := e.request("GET", "/api/v1/content/"+c.ID+"/chunks", officer, "", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("chunks: status %d: %s", r.status, r.body)
+		}
+		want, err := protocol.ChunkList(bytes.NewReader(full.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r.body, want) || c.Chunks != protocol.ChunkRoot(want) {
+			t.Errorf("chunk list of %d bytes (content chunks %s); want the %d-byte list of the audio, root %s",
+				len(r.body), c.Chunks, len(want), protocol.ChunkRoot(want))
+		}
+		if err := protocol.CheckChunkList(protocol.ContentRef{Size: c.Size, Chunks: c.Chunks}, r.body); err != nil {
+			t.Error(err)
 		}
 	})
 }

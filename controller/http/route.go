@@ -63,6 +63,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/api/v1/content/standing", Action: loaxa.ActionRead, handle: s.handleListStanding},
 		{Method: "PUT", Path: "/api/v1/content/{id}/standing", Action: loaxa.ActionEmergency, handle: s.handleSetStanding},
 		{Method: "GET", Path: "/api/v1/content/{id}/audio", Action: loaxa.ActionRead, Nodes: true, handle: s.handleGetAudio},
+		{Method: "GET", Path: "/api/v1/content/{id}/chunks", Action: loaxa.ActionRead, Nodes: true, handle: s.handleGetChunks},
 
 		{Method: "GET", Path: "/api/v1/announcements", Action: loaxa.ActionRead, handle: s.handleListAnnouncements},
 		{Method: "POST", Path: "/api/v1/announcements", Action: loaxa.ActionSchedule, handle: s.handleCreateAnnouncement},

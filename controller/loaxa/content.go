@@ -14,6 +14,9 @@ type Content struct {
 	Format     string `json:"format"` // node format, see protocol/nodeaudio
 	Size       int64  `json:"size"`
 	DurationMS int64  `json:"duration_ms"`
+	// Chunks is the protocol.ChunkRoot of the audio's chunk list, which
+	// nodes check a download against as it arrives (ContentRef.Chunks).
+	Chunks string `json:"chunks,omitempty"`
 	// Source describes what was uploaded.
 	Source Source `json:"source"`
 	// Loudness says how the audio was brought to the common level.
@@ -91,23 +94,30 @@ type ContentFilter struct {
 // ContentService stores content metadata.
 type ContentService interface {
 	// CreateContent stores c. If content with the same id exists, it
-	// returns that one unchanged and no error: identical audio is stored once.
+	// returns that one and no error: identical audio is stored once (its
+	// Chunks is filled in if it had none).
 	CreateContent(ctx context.Context, c *Content) (*Content, error)
 	// FindContentByID returns the content or ENotFound.
 	FindContentByID(ctx context.Context, id string) (*Content, error)
 	// FindContents returns content newest first.
 	FindContents(ctx context.Context, f ContentFilter) ([]*Content, error)
+	// SetContentChunks records the chunk root of content stored before
+	// chunk lists were made; ENotFound if there is no such content.
+	SetContentChunks(ctx context.Context, id, chunks string) error
 }
 
 // MediaService turns uploads into node-format audio and keeps the bytes.
 type MediaService interface {
 	// Ingest reads an upload (WAV or MP3), validates it, converts it to the
 	// node format at the common loudness, stores the bytes under their
-	// SHA-256, and returns the content with ID, Format, Size, DurationMS,
+	// SHA-256, and returns the content with ID, Chunks, Format, Size, DurationMS,
 	// Source, Loudness, Trim and Waveform filled in. Bad input is EInvalid,
 	// EUnsupported or ETooLarge with a message naming the problem; nothing
 	// is kept.
 	Ingest(ctx context.Context, r io.Reader, opt IngestOptions) (*Content, error)
 	// OpenAudio opens the stored node-format bytes of content id.
 	OpenAudio(ctx context.Context, id string) (io.ReadSeekCloser, error)
+	// ChunkList returns the chunk list of content id's audio
+	// (protocol.ChunkList); ENotFound if the library does not hold it.
+	ChunkList(ctx context.Context, id string) ([]byte, error)
 }

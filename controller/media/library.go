@@ -50,9 +50,16 @@ type Library struct {
 	MaxDuration    time.Duration // longer audio is ETooLarge; 0 means the default
 	Logger         *slog.Logger
 
-	mu   sync.Mutex
-	open map[string]*sharedAudio // content id → its file while some reader has it open
+	mu         sync.Mutex
+	open       map[string]*sharedAudio // content id → its file while some reader has it open
+	chunks     map[string][]byte       // content id → its chunk list, made once
+	chunkBytes int                     // the lists' bytes, at most maxChunkCache
 }
+
+// maxChunkCache bounds the chunk lists kept in memory: a list is 0.2 % of
+// its audio (56 KB for an hour), so 4 MiB keeps some 70 hours of audio's.
+// What falls out is hashed again from the file when asked for.
+const maxChunkCache = 4 << 20
 
 // sharedAudio is one open file of a content's audio, shared by every
 // reader at once: an alert's message fetched by a province's 10,000 nodes
@@ -194,7 +201,8 @@ func (l *Library) store(ctx context.Context, up *os.File, src *upload, opt loaxa
 	}()
 
 	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(out, h), 64<<10)
+	var chunks protocol.ChunkHasher
+	w := bufio.NewWriterSize(io.MultiWriter(out, h, &chunks), 64<<10)
 	c, err := l.process(ctx, up, src, opt, w)
 	if err != nil {
 		return nil, err
@@ -228,7 +236,59 @@ func (l *Library) store(ctx context.Context, up *os.File, src *upload, opt loaxa
 		}
 	}
 	c.ID = id
+	list := chunks.List()
+	c.Chunks = protocol.ChunkRoot(list)
+	l.keepChunks(id, list)
 	return c, nil
+}
+
+// ChunkList returns the chunk list of content id's audio, made from the
+// file the first time and kept in memory (up to maxChunkCache): a
+// province's nodes ask for an alert's list together. ENotFound if the
+// library does not hold the audio.
+func (l *Library) ChunkList(ctx context.Context, id string) ([]byte, error) {
+	l.mu.Lock()
+	list, ok := l.chunks[id]
+	l.mu.Unlock()
+	if ok {
+		return list, nil
+	}
+	f, err := l.OpenAudio(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	list, err = protocol.ChunkList(ctxReader{ctx, f})
+	if err != nil {
+		return nil, fmt.Errorf("chunk list of %s: %w", id, err)
+	}
+	l.keepChunks(id, list)
+	return list, nil
+}
+
+// keepChunks keeps id's chunk list, letting others go to stay within
+// maxChunkCache.
+func (l *Library) keepChunks(id string, list []byte) {
+	if len(list) > maxChunkCache {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.chunks[id]; ok {
+		return
+	}
+	if l.chunks == nil {
+		l.chunks = make(map[string][]byte)
+	}
+	for k, v := range l.chunks {
+		if l.chunkBytes+len(list) <= maxChunkCache {
+			break
+		}
+		delete(l.chunks, k)
+		l.chunkBytes -= len(v)
+	}
+	l.chunks[id] = list
+	l.chunkBytes += len(list)
 }
 
 // OpenAudio opens the node-format bytes of content id; ENotFound if the

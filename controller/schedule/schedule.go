@@ -282,7 +282,7 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 			refs[ct.ID] = true
 			d.Content = append(d.Content, protocol.ContentRef{
 				ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS,
-				Path: "/api/v1/content/" + ct.ID + "/audio",
+				Path: "/api/v1/content/" + ct.ID + "/audio", Chunks: ct.Chunks,
 			})
 		}
 	}

@@ -234,9 +234,10 @@ func TestAlertPlaysAsItDownloads(t *testing.T) {
 // TestAlertOfWrongBytesFails: the message played as it downloaded turns
 // out not to be the content its id names (its last bytes differ): the
 // play stops, suspended with content-missing, and the node keeps none of
-// it. It would play again once the message is cached; the downloads the
-// node tries again bring the same wrong bytes, so it does not play them
-// again.
+// it; the speaker had the message's checked first chunk and not one
+// sample of the wrong bytes. It would play again once the message is
+// cached; the downloads the node tries again bring the same wrong bytes,
+// so it does not play them again.
 func TestAlertOfWrongBytesFails(t *testing.T) {
 	ctl, n, out, tr, _, refs := streamedAlert(t, func(b []byte) []byte {
 		bad := slices.Clone(b)
@@ -256,8 +257,18 @@ func TestAlertOfWrongBytesFails(t *testing.T) {
 	}
 	nodetest.Eventually(t, 15*time.Second, "three more downloads of the same wrong bytes", func() bool { return tr.served.Load() >= 4 })
 	waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "suspended e3@x content-missing"})
-	if plays := out.Plays(); len(plays) != 1 {
-		t.Errorf("the output got %d plays, want the one of the wrong bytes alone", len(plays))
+	plays := out.Plays()
+	if len(plays) != 1 {
+		t.Fatalf("the output got %d plays, want the one of the wrong bytes alone", len(plays))
+	}
+	// What a play from a cached message would have begun with, up to the
+	// end of the message's first chunk, the last it could check.
+	opening := decoded(t, nodeFile(t, ctl, refs[0]))
+	msg := decoded(t, tr.b)
+	checked := ((protocol.ChunkSize-nodeaudio.HeaderSize)/nodeaudio.BlockAlign + 1) * nodeaudio.SamplesPerBlock * nodeaudio.BytesPerSample
+	if !bytes.HasPrefix(slices.Concat(opening, msg), plays[0]) || len(plays[0]) > len(opening)+checked {
+		t.Errorf("the output got %d bytes: want no more than the opening chime's %d and the message's first chunk's %d, as in the message",
+			len(plays[0]), len(opening), checked)
 	}
 }
 

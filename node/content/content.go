@@ -43,17 +43,27 @@
 // be complete within PlayThroughShare of the content's play time
 // (ContentRef.DurationMS): a play from the beginning then does
 // not catch up with the download, with a margin for the rate to drop.
-// Once Playable it stays so until the attempt ends, so a play being
+// Its first chunk must also be checked (see below), so a play that
+// begins has sound to begin with. Once Playable it stays so until the attempt ends, so a play being
 // prepared is not dropped and made again; Changed signals when content
 // becomes Playable and when an attempt of Playable content fails.
 //
 // OpenStream returns a reader of the download that waits for bytes not
 // yet arrived, across a resumed attempt too, and ends at the content's
-// size once the download is verified. The bytes played before that are
-// not verified yet: they come from the controller over the node's
-// authenticated link, and if the finished file does not hash to its id
-// the reader fails (ErrStreamBroken wrapping ErrMismatch) and the cache
-// keeps nothing of it.
+// size once the download is verified.
+//
+// Nothing unverified is played. Only content whose ref carries a chunk
+// root (ContentRef.Chunks, signed with the rest of the desired state or
+// alert) is played as it arrives: the download first fetches the chunk
+// list (protocol.ChunkList) and checks it against the root, then checks
+// each 16 KiB (protocol.ChunkSize) as it completes, and a stream reads
+// only checked chunks. So a network that alters the bytes of a download
+// over plain HTTP, or a controller that serves a damaged file, cannot put
+// a sound on the speaker: the chunk that differs ends the download
+// (ErrMismatch), the stream fails (ErrStreamBroken wrapping ErrMismatch)
+// and the cache keeps nothing of it. A resumed download checks the chunks
+// already in its partial file first. Content without a chunk root plays
+// once the whole file is verified.
 //
 // # Size limit
 //
@@ -66,11 +76,13 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -641,10 +653,29 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
-	s := c.attempt(ref.ID, ref.Size, time.Duration(ref.DurationMS)*time.Millisecond, have)
+	// With the chunk list, each chunk is checked as it comes and the
+	// download may be played as it arrives; without it, neither.
+	var (
+		list []byte
+		s    *stream
+	)
+	if ref.Chunks != "" && ref.Size > 0 {
+		if list, err = c.chunkList(ctx, ref); err != nil {
+			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+		}
+		if have, err = checkPart(f, list, ref.Size, have); err != nil {
+			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+		}
+		s = c.attempt(ref.ID, ref.Size, time.Duration(ref.DurationMS)*time.Millisecond, have)
+	}
 	if ref.Size <= 0 || have < ref.Size {
-		if err := c.download(ctx, ref, f, have, s); err != nil {
-			c.attemptEnded(ref.ID, err, false)
+		if err := c.download(ctx, ref, f, have, s, list); err != nil {
+			mismatch := errors.Is(err, ErrMismatch)
+			if mismatch {
+				f.Close()
+				os.Remove(part)
+			}
+			c.attemptEnded(ref.ID, err, mismatch)
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
@@ -684,9 +715,110 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	return nil
 }
 
+// chunkList fetches ref's chunk list and checks it against ref.Chunks.
+func (c *Cache) chunkList(ctx context.Context, ref protocol.ContentRef) ([]byte, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.StallTimeout, ErrStalled)
+	defer cancel()
+	url := strings.TrimSuffix(c.cfg.BaseURL, "/") + "/api/v1/content/" + ref.ID + "/chunks"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(c.cfg.Username, c.cfg.Secret)
+	resp, err := c.cfg.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("chunk list: %w", stallCause(ctx, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("chunk list: GET %s: %s", req.URL.Redacted(), resp.Status)
+	}
+	want := int64(protocol.Chunks(ref.Size) * protocol.ChunkHashSize)
+	list, err := io.ReadAll(io.LimitReader(resp.Body, want+1))
+	if err != nil {
+		return nil, fmt.Errorf("chunk list: %w", stallCause(ctx, err))
+	}
+	if err := protocol.CheckChunkList(ref, list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// checkPart checks the whole chunks of the have bytes in a partial file
+// (from an earlier attempt, perhaps an earlier run) against list, for
+// content of size bytes, and cuts the file after the last good one; it
+// returns the bytes kept.
+func checkPart(f *os.File, list []byte, size, have int64) (int64, error) {
+	buf := make([]byte, protocol.ChunkSize)
+	good := int64(0)
+	for i := 0; ; i++ {
+		end := min(good+protocol.ChunkSize, size)
+		if end > have || end == good {
+			break
+		}
+		n, err := f.ReadAt(buf[:end-good], good)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return 0, err
+		}
+		if !protocol.CheckChunk(list, i, buf[:n]) {
+			break
+		}
+		good = end
+	}
+	if good == have {
+		return have, nil
+	}
+	if err := f.Truncate(good); err != nil {
+		return 0, err
+	}
+	return f.Seek(good, io.SeekStart)
+}
+
+// chunkCheck checks a download chunk by chunk as its bytes come.
+type chunkCheck struct {
+	list []byte
+	size int64
+	at   int64 // bytes checked: the end of the last good chunk
+	h    hash.Hash
+	n    int64 // bytes of the chunk after at hashed so far
+}
+
+func newChunkCheck(list []byte, size, from int64) *chunkCheck {
+	return &chunkCheck{list: list, size: size, at: from, h: sha256.New()}
+}
+
+// write takes the next bytes of the download and returns how far it is
+// checked; a chunk that differs from the list is ErrMismatch.
+func (k *chunkCheck) write(p []byte) (int64, error) {
+	for len(p) > 0 {
+		chunk := min(protocol.ChunkSize, k.size-k.at)
+		if chunk <= 0 {
+			return k.at, fmt.Errorf("%w: more than its %d bytes", ErrMismatch, k.size)
+		}
+		take := min(int64(len(p)), chunk-k.n)
+		k.h.Write(p[:take])
+		k.n += take
+		p = p[take:]
+		if k.n < chunk {
+			break
+		}
+		i := int(k.at / protocol.ChunkSize)
+		if got := k.h.Sum(nil); !bytes.Equal(got, k.list[i*protocol.ChunkHashSize:(i+1)*protocol.ChunkHashSize]) {
+			return k.at, fmt.Errorf("%w: bytes %d–%d (chunk %d) differ from the chunk list", ErrMismatch, k.at, k.at+chunk-1, i)
+		}
+		k.at += chunk
+		k.n = 0
+		k.h.Reset()
+	}
+	return k.at, nil
+}
+
 // download appends the bytes after have to f, telling s (if any) how far
-// it got.
-func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64, s *stream) error {
+// it got; with list, only as far as the chunks it checked.
+func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64, s *stream, list []byte) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(ref), nil)
@@ -714,7 +846,7 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 				return err
 			}
 			have = 0
-			c.progress(s, 0)
+			c.progress(s, 0, 0)
 		}
 	case http.StatusPartialContent:
 		start, err := rangeStart(resp.Header.Get("Content-Range"))
@@ -722,7 +854,7 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			if _, rerr := restart(f); rerr != nil {
 				return rerr
 			}
-			c.progress(s, 0)
+			c.progress(s, 0, 0)
 			return fmt.Errorf("server resumed at %q, asked from byte %d", resp.Header.Get("Content-Range"), have)
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
@@ -731,6 +863,10 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 	default:
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("GET %s: %s", req.URL.Redacted(), resp.Status)
+	}
+	var check *chunkCheck
+	if list != nil {
+		check = newChunkCheck(list, ref.Size, have)
 	}
 	buf := make([]byte, 32<<10)
 	for {
@@ -741,7 +877,13 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 				return err
 			}
 			have += int64(n)
-			c.progress(s, have)
+			checked := have
+			if check != nil {
+				if checked, err = check.write(buf[:n]); err != nil {
+					return err
+				}
+			}
+			c.progress(s, have, checked)
 		}
 		if rerr == io.EOF {
 			return nil

@@ -36,21 +36,34 @@ func blob(n int, seed byte) ([]byte, string) {
 }
 
 // server serves content by id with Range support and HTTP Basic auth, and
-// lets a test misbehave per request.
+// lets a test misbehave per request. Chunk lists are served from lists,
+// apart from the requests a test sees.
 type server struct {
 	*httptest.Server
 	mu       sync.Mutex
 	files    map[string][]byte
+	lists    map[string][]byte                                        // content id → its chunk list
 	requests []string                                                 // Range header of each request ("" for none)
 	handle   func(n int, w http.ResponseWriter, r *http.Request) bool // true: handled
 }
 
 func newServer(t *testing.T) *server {
-	s := &server{files: map[string][]byte{}}
+	s := &server{files: map[string][]byte{}, lists: map[string][]byte{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		if !ok || user != "n1" || pass != "s3cret" {
 			http.Error(w, "unauthorised", http.StatusUnauthorized)
+			return
+		}
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/content/"), "/chunks"); ok {
+			s.mu.Lock()
+			list, ok := s.lists[id]
+			s.mu.Unlock()
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write(list)
 			return
 		}
 		s.mu.Lock()
@@ -73,6 +86,20 @@ func newServer(t *testing.T) *server {
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// chunked returns the ref of content id with b's chunk list, which s
+// serves: b is what id names, whatever s serves as its audio.
+func (s *server) chunked(r protocol.ContentRef, b []byte) protocol.ContentRef {
+	list, err := protocol.ChunkList(bytes.NewReader(b))
+	if err != nil {
+		panic(err)
+	}
+	s.mu.Lock()
+	s.lists[r.ID] = list
+	s.mu.Unlock()
+	r.Chunks = protocol.ChunkRoot(list)
+	return r
 }
 
 func (s *server) ranges() []string {

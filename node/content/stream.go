@@ -34,7 +34,8 @@ type stream struct {
 
 	// Guarded by Cache.mu.
 	have    int64         // bytes in the part file
-	grew    chan struct{} // closed when have changes or the stream ends
+	checked int64         // of them, the whole chunks checked: what streams read
+	grew    chan struct{} // closed when have or checked changes or the stream ends
 	ended   bool
 	end     error // why it ended; nil: the verified file is in place
 	running bool  // an attempt is under way
@@ -65,13 +66,13 @@ func playThrough(size, have, got int64, elapsed, play time.Duration) bool {
 	return rest <= time.Duration(PlayThroughShare*float64(play))
 }
 
-// moved records that the part file now holds have bytes and wakes the
-// readers. c.mu is held.
-func (s *stream) moved(have int64) {
-	if have == s.have {
+// moved records that the part file now holds have bytes, checked of
+// them, and wakes the readers. c.mu is held.
+func (s *stream) moved(have, checked int64) {
+	if have == s.have && checked == s.checked {
 		return
 	}
-	s.have = have
+	s.have, s.checked = have, checked
 	close(s.grew)
 	s.grew = make(chan struct{})
 }
@@ -100,20 +101,21 @@ func (c *Cache) attempt(id string, size int64, play time.Duration, have int64) *
 		s = &stream{size: size, play: play, grew: make(chan struct{})}
 		c.streams[id] = s
 	}
-	s.moved(have)
+	s.moved(have, have)
 	s.running, s.from, s.began = true, have, time.Time{}
 	return s
 }
 
-// progress records the bytes the attempt has written so far and, the
-// first time the download can play through, signals Changed.
-func (c *Cache) progress(s *stream, have int64) {
+// progress records the bytes the attempt has written so far, and how many
+// of them are checked, and, the first time the download can play through,
+// signals Changed.
+func (c *Cache) progress(s *stream, have, checked int64) {
 	if s == nil {
 		return
 	}
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
-	s.moved(have)
+	s.moved(have, checked)
 	switch {
 	case !s.running:
 	case s.began.IsZero() && have > s.from, have < s.from:
@@ -121,7 +123,9 @@ func (c *Cache) progress(s *stream, have int64) {
 		// it started again from zero (the server ignored the range).
 		s.from, s.began = have, now
 	}
-	became := s.running && !s.playable && (have >= s.size ||
+	// A play reads checked chunks only: until the first is, it would
+	// begin with a wait, however fast the bytes come.
+	became := s.running && !s.playable && s.checked > 0 && (have >= s.size ||
 		!s.began.IsZero() && playThrough(s.size, have, have-s.from, now.Sub(s.began), s.play))
 	if became {
 		s.playable = true
@@ -232,7 +236,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	}()
 	for {
 		r.c.mu.Lock()
-		have, ended, end, grew, size := r.s.have, r.s.ended, r.s.end, r.s.grew, r.s.size
+		have, ended, end, grew, size := r.s.checked, r.s.ended, r.s.end, r.s.grew, r.s.size
 		r.c.mu.Unlock()
 		if ended && end != nil {
 			return 0, fmt.Errorf("content %s: %w: %w", r.id, ErrStreamBroken, end)

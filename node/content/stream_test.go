@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -95,11 +96,12 @@ func onFakeClock(c *Cache) *clock.Fake {
 	return fake
 }
 
-// streamRef is the ref of b as node audio of play time play.
-func streamRef(id string, b []byte, play time.Duration) protocol.ContentRef {
+// streamRef is the ref of b as node audio of play time play, with its
+// chunk list on s.
+func (s *server) streamRef(id string, b []byte, play time.Duration) protocol.ContentRef {
 	r := ref(id, len(b))
 	r.DurationMS = play.Milliseconds()
-	return r
+	return s.chunked(r, b)
 }
 
 // readAll reads r to its end in a goroutine.
@@ -131,9 +133,9 @@ func fetchAsync(c *Cache, r protocol.ContentRef) <-chan error {
 // place.
 func TestStreamPlaysAsItArrives(t *testing.T) {
 	b, id := blob(160_000, 11)
-	c, more, _ := pacedCache(t, b)
+	c, more, s := pacedCache(t, b)
 	fake := onFakeClock(c)
-	r := streamRef(id, b, 20*time.Second)
+	r := s.streamRef(id, b, 20*time.Second)
 	fetched := fetchAsync(c, r)
 
 	more <- 20_000
@@ -179,9 +181,9 @@ func TestStreamPlaysAsItArrives(t *testing.T) {
 // the first bytes on.
 func TestWaitForTheAnswerDoesNotCount(t *testing.T) {
 	b, id := blob(160_000, 18)
-	c, more, _ := pacedCache(t, b)
+	c, more, s := pacedCache(t, b)
 	fake := onFakeClock(c)
-	fetched := fetchAsync(c, streamRef(id, b, 20*time.Second))
+	fetched := fetchAsync(c, s.streamRef(id, b, 20*time.Second))
 	waitFor(t, c, "the download begun", func() bool { return c.streamHas(id) == 0 })
 	fake.Advance(10 * time.Second)
 	more <- 10_000
@@ -199,9 +201,9 @@ func TestWaitForTheAnswerDoesNotCount(t *testing.T) {
 // reached its end is not Playable, however long it runs.
 func TestSlowDownloadIsNotPlayable(t *testing.T) {
 	b, id := blob(160_000, 12)
-	c, more, _ := pacedCache(t, b)
+	c, more, s := pacedCache(t, b)
 	fake := onFakeClock(c)
-	fetched := fetchAsync(c, streamRef(id, b, 20*time.Second))
+	fetched := fetchAsync(c, s.streamRef(id, b, 20*time.Second))
 	have := 0
 	for range 10 {
 		fake.Advance(time.Second)
@@ -224,7 +226,7 @@ func TestSlowDownloadIsNotPlayable(t *testing.T) {
 func TestStreamWaitsForTheResume(t *testing.T) {
 	b, id := blob(100_000, 13)
 	c, more, s := pacedCache(t, b)
-	r := streamRef(id, b, 12*time.Second)
+	r := s.streamRef(id, b, 12*time.Second)
 	fetched := fetchAsync(c, r)
 	more <- 30_000
 	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 30_000 })
@@ -251,19 +253,21 @@ func TestStreamWaitsForTheResume(t *testing.T) {
 	if res := <-got; res.err != nil || !bytes.Equal(res.b, b) {
 		t.Fatalf("stream across the resume: %d bytes (equal %v), err %v", len(res.b), bytes.Equal(res.b, b), res.err)
 	}
-	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=30000-" {
-		t.Errorf("requests had Range %q, want none then bytes=30000-", rs)
+	// The resume keeps the whole chunks it checked and asks from there.
+	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=16384-" {
+		t.Errorf("requests had Range %q, want none then bytes=16384-", rs)
 	}
 }
 
-// TestStreamOfWrongBytesFails: bytes that turn out not to match the id
-// end the stream with ErrStreamBroken (and ErrMismatch), and the cache
-// keeps nothing.
+// TestStreamOfWrongBytesFails: bytes that do not match the id's chunk
+// list end the download at the first chunk that differs and the stream
+// with ErrStreamBroken (and ErrMismatch); the stream gave none of them,
+// and the cache keeps nothing.
 func TestStreamOfWrongBytesFails(t *testing.T) {
-	_, id := blob(50_000, 14)
+	good, id := blob(50_000, 14)
 	bad, _ := blob(50_000, 15)
-	c, more, _ := pacedCache(t, bad)
-	fetched := fetchAsync(c, streamRef(id, bad, 6*time.Second))
+	c, more, s := pacedCache(t, bad)
+	fetched := fetchAsync(c, s.streamRef(id, good, 6*time.Second))
 	more <- 10_000
 	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 10_000 })
 	st, err := c.OpenStream(context.Background(), id)
@@ -277,8 +281,8 @@ func TestStreamOfWrongBytesFails(t *testing.T) {
 		t.Fatalf("Fetch = %v, want ErrMismatch", err)
 	}
 	res := <-got
-	if !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrMismatch) {
-		t.Fatalf("stream of wrong bytes ended with %v, want ErrStreamBroken wrapping ErrMismatch", res.err)
+	if !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrMismatch) || len(res.b) != 0 {
+		t.Fatalf("stream of wrong bytes gave %d bytes and ended with %v, want none and ErrStreamBroken wrapping ErrMismatch", len(res.b), res.err)
 	}
 	if c.Has(id) || c.Playable(id) || len(leftovers(t, c)) != 0 {
 		t.Errorf("after wrong bytes: Has %v, Playable %v, files %v", c.Has(id), c.Playable(id), leftovers(t, c))
@@ -289,12 +293,12 @@ func TestStreamOfWrongBytesFails(t *testing.T) {
 // ends, and with ErrStreamBroken when nothing needs the content any more.
 func TestStreamStops(t *testing.T) {
 	b, id := blob(50_000, 16)
-	c, more, _ := pacedCache(t, b)
-	r := streamRef(id, b, 6*time.Second)
+	c, more, s := pacedCache(t, b)
+	r := s.streamRef(id, b, 6*time.Second)
 	c.Want(wants(r))
 	fetched := fetchAsync(c, r)
-	more <- 1_000
-	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 1_000 })
+	more <- protocol.ChunkSize
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == protocol.ChunkSize })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := c.OpenStream(ctx, id)
@@ -304,8 +308,8 @@ func TestStreamStops(t *testing.T) {
 	defer st.Close()
 	got := readAll(st)
 	cancel()
-	if res := <-got; !errors.Is(res.err, context.Canceled) || len(res.b) != 1_000 {
-		t.Errorf("cancelled stream: %d bytes, %v; want 1000 and context.Canceled", len(res.b), res.err)
+	if res := <-got; !errors.Is(res.err, context.Canceled) || len(res.b) != protocol.ChunkSize {
+		t.Errorf("cancelled stream: %d bytes, %v; want the first chunk and context.Canceled", len(res.b), res.err)
 	}
 
 	st3, err := c.OpenStream(context.Background(), id)
@@ -326,18 +330,18 @@ func TestStreamStops(t *testing.T) {
 // after the stall timeout with ErrStreamBroken wrapping ErrStalled.
 func TestStreamStalls(t *testing.T) {
 	b, id := blob(50_000, 17)
-	c, more, _ := pacedCache(t, b)
+	c, more, s := pacedCache(t, b)
 	c.cfg.StallTimeout = 50 * time.Millisecond
-	fetched := fetchAsync(c, streamRef(id, b, 6*time.Second))
-	more <- 1_000
-	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == 1_000 })
+	fetched := fetchAsync(c, s.streamRef(id, b, 6*time.Second))
+	more <- protocol.ChunkSize
+	waitFor(t, c, "the first chunk on disk", func() bool { return c.streamHas(id) == protocol.ChunkSize })
 	st, err := c.OpenStream(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if res := <-readAll(st); !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrStalled) || len(res.b) != 1_000 {
-		t.Errorf("stalled stream: %d bytes, %v; want 1000 and ErrStreamBroken wrapping ErrStalled", len(res.b), res.err)
+	if res := <-readAll(st); !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrStalled) || len(res.b) != protocol.ChunkSize {
+		t.Errorf("stalled stream: %d bytes, %v; want the first chunk and ErrStreamBroken wrapping ErrStalled", len(res.b), res.err)
 	}
 	if err := <-fetched; !errors.Is(err, ErrStalled) {
 		t.Errorf("Fetch = %v, want ErrStalled", err)
@@ -384,9 +388,9 @@ func notYet(t *testing.T, waited <-chan error, when string) {
 // for content in place.
 func TestAwaitPlayable(t *testing.T) {
 	b, id := blob(160_000, 21)
-	c, more, _ := pacedCache(t, b)
+	c, more, s := pacedCache(t, b)
 	fake := onFakeClock(c)
-	r := streamRef(id, b, 20*time.Second)
+	r := s.streamRef(id, b, 20*time.Second)
 	c.Want([]Wanted{{ContentRef: r, Need: fake.Now()}})
 	waited := awaitAsync(context.Background(), c, id)
 	fetched := fetchAsync(c, r)
@@ -419,8 +423,9 @@ func TestAwaitPlayable(t *testing.T) {
 // more, and ends with its context.
 func TestAwaitPlayableEnds(t *testing.T) {
 	b, id := blob(50_000, 22)
-	c := newCache(t, newServer(t))
-	c.Want([]Wanted{{ContentRef: streamRef(id, b, 6*time.Second)}})
+	s := newServer(t)
+	c := newCache(t, s)
+	c.Want([]Wanted{{ContentRef: s.streamRef(id, b, 6*time.Second)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancelled := awaitAsync(ctx, c, id)
 	unwanted := awaitAsync(context.Background(), c, id)
@@ -443,10 +448,10 @@ func TestAwaitPlayableEnds(t *testing.T) {
 // clock); once nothing comes for the timeout, it fails as stalled.
 func TestAwaitPlayableStalls(t *testing.T) {
 	b, id := blob(160_000, 23)
-	c, more, _ := pacedCache(t, b)
+	c, more, s := pacedCache(t, b)
 	c.cfg.StallTimeout = time.Minute // the download's own watchdog, real time, never fires here
 	fake := onFakeClock(c)           // the rate: 100 bytes a minute, never Playable
-	r := streamRef(id, b, 20*time.Second)
+	r := s.streamRef(id, b, 20*time.Second)
 	c.Want([]Wanted{{ContentRef: r}})
 	fetched := fetchAsync(c, r)
 	waited := awaitAsync(context.Background(), c, id)
@@ -471,4 +476,147 @@ func TestAwaitPlayableStalls(t *testing.T) {
 	}
 	more <- -1 // cut the download
 	<-fetched
+}
+
+// streamChecked returns the checked bytes of id's download, -1 without a
+// download.
+func (c *Cache) streamChecked(id string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.streams[id]; s != nil {
+		return s.checked
+	}
+	return -1
+}
+
+// TestStreamReadsOnlyCheckedChunks: of 20,000 bytes arrived, a stream reads
+// the first chunk, checked, and not the 3,616 after it until their chunk
+// is whole and checked.
+func TestStreamReadsOnlyCheckedChunks(t *testing.T) {
+	b, id := blob(50_000, 24)
+	c, more, s := pacedCache(t, b)
+	fetched := fetchAsync(c, s.streamRef(id, b, 6*time.Second))
+	more <- 20_000
+	waitFor(t, c, "20,000 bytes on disk", func() bool { return c.streamHas(id) == 20_000 })
+	if got := c.streamChecked(id); got != protocol.ChunkSize {
+		t.Fatalf("checked %d of 20,000 bytes, want the first chunk (%d)", got, protocol.ChunkSize)
+	}
+	// A reader whose context is over reads what it may and stops there.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	st, err := c.OpenStream(done, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := <-readAll(st)
+	st.Close()
+	if !errors.Is(res.err, context.Canceled) || !bytes.Equal(res.b, b[:protocol.ChunkSize]) {
+		t.Fatalf("stream of 20,000 bytes arrived read %d bytes (%v); want the first chunk's %d", len(res.b), res.err, protocol.ChunkSize)
+	}
+	more <- 3*protocol.ChunkSize - 20_000
+	waitFor(t, c, "two more chunks checked", func() bool { return c.streamChecked(id) == 3*protocol.ChunkSize })
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPlayableOnceAChunkIsChecked: bytes coming fast enough to play
+// through do not make the content Playable before its first chunk is
+// whole and checked: a play begun then would wait for it.
+func TestPlayableOnceAChunkIsChecked(t *testing.T) {
+	b, id := blob(160_000, 28)
+	c, more, s := pacedCache(t, b)
+	fake := onFakeClock(c)
+	fetched := fetchAsync(c, s.streamRef(id, b, 20*time.Second))
+	more <- 1_000
+	waitFor(t, c, "the first bytes", func() bool { return c.streamHas(id) == 1_000 })
+	fake.Advance(time.Second)
+	more <- 14_000 // 15,000 in 1 s since the first: the rest in 9.7 s, within 15 s
+	waitFor(t, c, "15,000 bytes on disk", func() bool { return c.streamHas(id) == 15_000 })
+	if c.Playable(id) {
+		t.Fatal("Playable with no chunk checked")
+	}
+	more <- protocol.ChunkSize - 15_000
+	waitFor(t, c, "Playable once the first chunk is checked", func() bool { return c.Playable(id) })
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResumeChecksThePartialFile: a partial file left by an earlier run
+// whose second chunk is damaged (a disk that lost a write) keeps only its
+// first chunk; the download resumes after it and ends with the content.
+func TestResumeChecksThePartialFile(t *testing.T) {
+	b, id := blob(50_000, 25)
+	s := newServer(t)
+	s.files[id] = b
+	c := newCache(t, s)
+	part := bytes.Clone(b[:40_000])
+	part[protocol.ChunkSize+100] ^= 0xff
+	if err := os.WriteFile(c.Path(id)+partSuffix, part, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(context.Background(), s.streamRef(id, b, 6*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if rs := s.ranges(); len(rs) != 1 || rs[0] != "bytes=16384-" {
+		t.Errorf("requests had Range %q, want bytes=16384-", rs)
+	}
+	f, err := c.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, _ := io.ReadAll(f); !bytes.Equal(got, b) {
+		t.Error("the cached file is not the content")
+	}
+}
+
+// TestWrongChunkListFetchesNothing: a chunk list that does not hash to
+// the ref's root (a network that changed it) fails the attempt before any
+// audio is asked for; nothing is kept and nothing is Playable.
+func TestWrongChunkListFetchesNothing(t *testing.T) {
+	b, id := blob(50_000, 26)
+	s := newServer(t)
+	s.files[id] = b
+	c := newCache(t, s)
+	r := s.streamRef(id, b, 6*time.Second)
+	s.lists[id][5] ^= 1
+	if err := c.Fetch(context.Background(), r); !errors.Is(err, protocol.ErrChunkList) {
+		t.Fatalf("Fetch = %v, want protocol.ErrChunkList", err)
+	}
+	if rs := s.ranges(); len(rs) != 0 || c.Has(id) || c.Playable(id) {
+		t.Errorf("after a wrong list: audio requests %q, Has %v, Playable %v", rs, c.Has(id), c.Playable(id))
+	}
+}
+
+// TestUnchunkedPlaysOnlyWhenCached: a ref without a chunk root (from a
+// controller that makes no chunk lists) is not played as it arrives, however
+// fast it comes: its bytes could not be checked before the speaker had them.
+func TestUnchunkedPlaysOnlyWhenCached(t *testing.T) {
+	b, id := blob(160_000, 27)
+	c, more, _ := pacedCache(t, b)
+	fake := onFakeClock(c)
+	r := ref(id, len(b))
+	r.DurationMS = 20_000
+	fetched := fetchAsync(c, r)
+	more <- 20_000
+	fake.Advance(time.Second)
+	more <- 20_000
+	waitFor(t, c, "40,000 bytes on disk", func() bool {
+		st, err := os.Stat(c.Path(id) + partSuffix)
+		return err == nil && st.Size() == 40_000
+	})
+	if c.Playable(id) || c.streamHas(id) != -1 {
+		t.Errorf("unchunked download at 40,000 of 160,000 bytes in 1 s: Playable %v, stream %d; want neither", c.Playable(id), c.streamHas(id))
+	}
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	if !c.Playable(id) {
+		t.Error("not Playable once cached")
+	}
 }
