@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"slices"
+	"strconv"
 )
 
 // ChunkSize is the span of content bytes each entry of a chunk list
@@ -19,6 +21,13 @@ const ChunkSize = 16 << 10
 
 // ChunkHashSize is the size of one entry of a chunk list: a SHA-256.
 const ChunkHashSize = sha256.Size
+
+// ChunkedAudioType is the media type of content answered with its chunk
+// list in front: GET /api/v1/content/{id}/audio?chunks=1 answers the
+// list, then the audio (from the start of a Range "bytes=N-", with 206 and
+// a Content-Range of the audio), so a node that checks as it downloads
+// needs one request, not two.
+const ChunkedAudioType = "application/vnd.loaxa.chunked-audio"
 
 // ErrChunkList: a chunk list does not match the ContentRef it is for.
 var ErrChunkList = errors.New("chunk list does not match the content")
@@ -106,3 +115,66 @@ func CheckChunk(list []byte, i int, b []byte) bool {
 	sum := sha256.Sum256(b)
 	return bytes.Equal(sum[:], list[i*ChunkHashSize:(i+1)*ChunkHashSize])
 }
+
+// ReadChunkList reads ref's chunk list from the front of a ChunkedAudioType
+// answer and checks it (CheckChunkList).
+func ReadChunkList(r io.Reader, ref ContentRef) ([]byte, error) {
+	list := make([]byte, Chunks(ref.Size)*ChunkHashSize)
+	if _, err := io.ReadFull(r, list); err != nil {
+		return nil, fmt.Errorf("read chunk list: %w", err)
+	}
+	return list, CheckChunkList(ref, list)
+}
+
+// ChunkedAudioWriter wraps w so that an answer of content bytes (200, or
+// 206 for a Range) goes out as ChunkedAudioType: list, then the bytes, its
+// Content-Length counting both. Other answers pass unchanged. Made for
+// http.ServeContent, which then answers ranges as for the audio alone.
+func ChunkedAudioWriter(w http.ResponseWriter, list []byte) http.ResponseWriter {
+	return &chunkedWriter{ResponseWriter: w, list: list}
+}
+
+type chunkedWriter struct {
+	http.ResponseWriter
+	list   []byte
+	headed bool
+	err    error // writing the list failed
+}
+
+func (c *chunkedWriter) WriteHeader(code int) {
+	if c.headed {
+		return
+	}
+	c.headed = true
+	if code != http.StatusOK && code != http.StatusPartialContent {
+		c.ResponseWriter.WriteHeader(code)
+		return
+	}
+	h := c.Header()
+	h.Set("Content-Type", ChunkedAudioType)
+	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil {
+		h.Set("Content-Length", strconv.FormatInt(n+int64(len(c.list)), 10))
+	}
+	c.ResponseWriter.WriteHeader(code)
+	_, c.err = c.ResponseWriter.Write(c.list)
+}
+
+func (c *chunkedWriter) Write(p []byte) (int, error) {
+	if !c.headed {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+// Flush passes a flush on, for answers written as they come.
+func (c *chunkedWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (c *chunkedWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -219,10 +219,12 @@
 // Audio travels over HTTP, not MQTT: GET {controller}/api/v1/content/{id}/audio
 // with the node's credentials (HTTP Basic, username and secret), Range
 // requests for resume. The content id is the hex SHA-256 of the bytes served;
-// the node checks it before use. GET {controller}/api/v1/content/{id}/chunks
-// serves the chunk list (ChunkList: the SHA-256 of each ChunkSize of the
-// bytes), whose hash is ContentRef.Chunks; a node that plays content as it
-// downloads checks the list against that, then each chunk before playing it. The format is described in package
+// the node checks it before use. With ?chunks=1 the answer has the chunk
+// list in front (ChunkedAudioType; ChunkList: the SHA-256 of each
+// ChunkSize of the bytes), whose hash is ContentRef.Chunks; a node that
+// plays content as it downloads checks the list against that, then each
+// chunk before playing it (GET .../{id}/chunks serves the list alone).
+// The format is described in package
 // protocol/nodeaudio: IMA ADPCM WAV at 64 kbit/s; content stored before it
 // is 16-bit PCM WAV, which nodes still read.
 //

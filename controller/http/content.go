@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -64,14 +65,39 @@ func (s *Server) findContent(ctx context.Context, id string) (*loaxa.Content, er
 	return c, nil
 }
 
-// handleGetAudio answers GET /api/v1/content/{id}/audio with the node
-// format bytes, for users and for nodes (HTTP Basic). Range requests work,
-// so a node on a flaky link resumes where it stopped.
+// handleGetAudio answers GET /api/v1/content/{id}/audio?chunks= with the
+// node format bytes, for users and for nodes (HTTP Basic). Range requests
+// work, so a node on a flaky link resumes where it stopped. With
+// chunks=1 the chunk list goes in front of the bytes
+// (protocol.ChunkedAudioType), for nodes that check them as they come.
 func (s *Server) handleGetAudio(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if err := checkQuery(r, "chunks"); err != nil {
+		return err
+	}
+	withChunks := false
+	switch v := r.URL.Query().Get("chunks"); v {
+	case "", "0", "false":
+	case "1", "true":
+		withChunks = true
+	default:
+		return loaxa.Errorf(loaxa.EInvalid, "chunks=%q: say chunks=1 to have the chunk list in front of the audio, or leave it out.", v)
+	}
 	c, err := s.findContent(ctx, r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if withChunks {
+		list, err := s.MediaService.ChunkList(ctx, c.ID)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return loaxa.Errorf(loaxa.ENotFound, "The audio of content %s is missing from the library.", c.ID)
+		} else if err != nil {
+			return fmt.Errorf("chunk list of %s: %w", c.ID, err)
+		}
+		w = protocol.ChunkedAudioWriter(w, list)
+		if strings.Contains(r.Header.Get("Range"), ",") {
+			r.Header.Del("Range") // several ranges would be a multipart answer: the whole instead
+		}
 	}
 	audio, err := s.MediaService.OpenAudio(ctx, c.ID)
 	if loaxa.ErrorCode(err) == loaxa.ENotFound {

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"testing"
 
 	lhttp "loaxa.vn/controller/http"
@@ -105,6 +106,32 @@ func TestContentUploadAndRange(t *testing.T) {
 		if err := protocol.CheckChunkList(protocol.ContentRef{Size: c.Size, Chunks: c.Chunks}, r.body); err != nil {
 			t.Error(err)
 		}
+
+		// The same list in front of the audio, whole or from a range.
+		for _, tc := range []struct {
+			rng    string
+			status int
+			from   int
+		}{{"", http.StatusOK, 0}, {"bytes=1000-", http.StatusPartialContent, 1000}, {"bytes=0-9,20-29", http.StatusOK, 0}} {
+			var hdr []string
+			if tc.rng != "" {
+				hdr = []string{"Range", tc.rng}
+			}
+			a := e.request("GET", path+"?chunks=1", officer, "", nil, hdr...)
+			if a.status != tc.status || a.header.Get("Content-Type") != protocol.ChunkedAudioType ||
+				!bytes.Equal(a.body, append(bytes.Clone(want), full.body[tc.from:]...)) {
+				t.Errorf("audio?chunks=1, Range %q: status %d, type %q, %d bytes; want %d, the list and the audio from byte %d",
+					tc.rng, a.status, a.header.Get("Content-Type"), len(a.body), tc.status, tc.from)
+			}
+			if cl := a.header.Get("Content-Length"); cl != strconv.Itoa(len(a.body)) {
+				t.Errorf("audio?chunks=1, Range %q: Content-Length %s for %d bytes", tc.rng, cl, len(a.body))
+			}
+			got, err := protocol.ReadChunkList(bytes.NewReader(a.body), protocol.ContentRef{Size: c.Size, Chunks: c.Chunks})
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("audio?chunks=1, Range %q: ReadChunkList %v", tc.rng, err)
+			}
+		}
+		checkError(t, e.request("GET", path+"?chunks=2", officer, "", nil), http.StatusBadRequest, loaxa.EInvalid, `chunks="2"`)
 	})
 }
 

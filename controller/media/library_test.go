@@ -738,3 +738,49 @@ func TestConcurrentIngestsOfTheSameAudio(t *testing.T) {
 	readSamples(t, l, ids[0])
 	assertTmpEmpty(t, l)
 }
+
+// TestChunkList: ingest makes the audio's chunk list and its root; asked
+// for, the list comes from memory while kept and from the file once let
+// go, the same; the lists kept stay within maxChunkCache.
+func TestChunkList(t *testing.T) {
+	l := newTestLibrary(t)
+	c := mustIngest(t, l, testWAV{rate: 16000, channels: 1, bits: 16}.bytes(16000*5, sine(300, 0.2, 16000)), "a.wav")
+	f, err := l.OpenAudio(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := protocol.ChunkList(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Chunks != protocol.ChunkRoot(want) || len(want) != protocol.Chunks(c.Size)*protocol.ChunkHashSize {
+		t.Fatalf("ingest: chunks %s for %d bytes; want the root of the file's %d-byte list", c.Chunks, c.Size, len(want))
+	}
+	for _, kept := range []bool{true, false} {
+		if !kept {
+			l.mu.Lock()
+			clear(l.chunks)
+			l.chunkBytes = 0
+			l.mu.Unlock()
+		}
+		got, err := l.ChunkList(context.Background(), c.ID)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("ChunkList (kept in memory %v): %d bytes, %v; want the file's list", kept, len(got), err)
+		}
+	}
+	if _, err := l.ChunkList(context.Background(), strings.Repeat("0", 64)); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("ChunkList of content not held: %v, want ENotFound", err)
+	}
+
+	big := make([]byte, maxChunkCache/3+1)
+	for i := range 5 {
+		l.keepChunks(fmt.Sprintf("%064d", i), big)
+		if l.chunkBytes > maxChunkCache {
+			t.Fatalf("after %d lists of %d bytes, %d kept: more than %d", i+1, len(big), l.chunkBytes, maxChunkCache)
+		}
+	}
+	if _, ok := l.chunks[fmt.Sprintf("%064d", 4)]; !ok {
+		t.Error("the list kept last was let go")
+	}
+}

@@ -143,7 +143,7 @@ func fleet(b *testing.B, nodes int, audio []byte) ([]*protocol.Credentials, prot
 	for i := range creds {
 		creds[i] = c.CreateNode(fmt.Sprintf("n%05d", i), "31")
 	}
-	return creds, protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio"}
+	return creds, protocol.ContentRef{ID: ct.ID, Size: ct.Size, DurationMS: ct.DurationMS, Path: "/api/v1/content/" + ct.ID + "/audio", Chunks: ct.Chunks}
 }
 
 // perProcess is how many nodes one fleet process holds: each node's

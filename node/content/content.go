@@ -653,23 +653,9 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
-	// With the chunk list, each chunk is checked as it comes and the
-	// download may be played as it arrives; without it, neither.
-	var (
-		list []byte
-		s    *stream
-	)
-	if ref.Chunks != "" && ref.Size > 0 {
-		if list, err = c.chunkList(ctx, ref); err != nil {
-			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
-		}
-		if have, err = checkPart(f, list, ref.Size, have); err != nil {
-			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
-		}
-		s = c.attempt(ref.ID, ref.Size, time.Duration(ref.DurationMS)*time.Millisecond, have)
-	}
+	checked := false
 	if ref.Size <= 0 || have < ref.Size {
-		if err := c.download(ctx, ref, f, have, s, list); err != nil {
+		if checked, err = c.fetchRest(ctx, ref, f, have); err != nil {
 			mismatch := errors.Is(err, ErrMismatch)
 			if mismatch {
 				f.Close()
@@ -683,11 +669,16 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 		c.attemptEnded(ref.ID, err, false)
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
-	if err := verify(f, ref.ID); err != nil {
-		f.Close()
-		os.Remove(part)
-		c.attemptEnded(ref.ID, err, errors.Is(err, ErrMismatch))
-		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+	// Every chunk checked against the list the signed ref names is the
+	// file the controller named by its id: hashing it again would only
+	// cost a board its time.
+	if !checked {
+		if err := verify(f, ref.ID); err != nil {
+			f.Close()
+			os.Remove(part)
+			c.attemptEnded(ref.ID, err, errors.Is(err, ErrMismatch))
+			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+		}
 	}
 	if err := os.Rename(part, c.Path(ref.ID)); err != nil {
 		c.attemptEnded(ref.ID, err, false)
@@ -715,40 +706,25 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	return nil
 }
 
-// chunkList fetches ref's chunk list and checks it against ref.Chunks.
-func (c *Cache) chunkList(ctx context.Context, ref protocol.ContentRef) ([]byte, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.StallTimeout, ErrStalled)
-	defer cancel()
-	url := strings.TrimSuffix(c.cfg.BaseURL, "/") + "/api/v1/content/" + ref.ID + "/chunks"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
+// fetchRest downloads the bytes of ref after the have in f. With a chunk
+// root it asks for the chunk list in front of them (protocol.ChunkedAudioType),
+// checks each chunk as it completes and lets streams read the checked
+// bytes; an answer without a list, or with a list that is not the one the
+// root names, checks nothing, and the content plays only once the whole
+// file is verified. It reports whether every byte of the file was checked.
+func (c *Cache) fetchRest(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64) (bool, error) {
+	if ref.Chunks == "" || ref.Size <= 0 {
+		return false, c.download(ctx, ref, f, have, nil)
 	}
-	req.SetBasicAuth(c.cfg.Username, c.cfg.Secret)
-	resp, err := c.cfg.Client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("chunk list: %w", stallCause(ctx, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("chunk list: GET %s: %s", req.URL.Redacted(), resp.Status)
-	}
-	want := int64(protocol.Chunks(ref.Size) * protocol.ChunkHashSize)
-	list, err := io.ReadAll(io.LimitReader(resp.Body, want+1))
-	if err != nil {
-		return nil, fmt.Errorf("chunk list: %w", stallCause(ctx, err))
-	}
-	if err := protocol.CheckChunkList(ref, list); err != nil {
-		return nil, err
-	}
-	return list, nil
+	s := c.attempt(ref.ID, ref.Size, time.Duration(ref.DurationMS)*time.Millisecond, have)
+	k := &chunkCheck{c: c, s: s, ref: ref, h: sha256.New()}
+	err := c.download(ctx, ref, f, have, k)
+	return err == nil && k.list != nil && k.at == ref.Size, err
 }
 
 // checkPart checks the whole chunks of the have bytes in a partial file
 // (from an earlier attempt, perhaps an earlier run) against list, for
-// content of size bytes, and cuts the file after the last good one; it
-// returns the bytes kept.
+// content of size bytes, and returns the end of the last good one.
 func checkPart(f *os.File, list []byte, size, have int64) (int64, error) {
 	buf := make([]byte, protocol.ChunkSize)
 	good := int64(0)
@@ -768,60 +744,115 @@ func checkPart(f *os.File, list []byte, size, have int64) (int64, error) {
 		}
 		good = end
 	}
-	if good == have {
-		return have, nil
-	}
-	if err := f.Truncate(good); err != nil {
-		return 0, err
-	}
-	return f.Seek(good, io.SeekStart)
+	return good, nil
 }
 
-// chunkCheck checks a download chunk by chunk as its bytes come.
+// chunkCheck checks a download chunk by chunk as its bytes come and tells
+// the stream (if any) how far they are checked.
 type chunkCheck struct {
-	list []byte
-	size int64
-	at   int64 // bytes checked: the end of the last good chunk
+	c    *Cache
+	s    *stream
+	ref  protocol.ContentRef
+	list []byte // nil: nothing is checked
+	at   int64  // bytes checked: the end of the last good chunk
+	got  int64  // bytes of the file so far
 	h    hash.Hash
 	n    int64 // bytes of the chunk after at hashed so far
 }
 
-func newChunkCheck(list []byte, size, from int64) *chunkCheck {
-	return &chunkCheck{list: list, size: size, at: from, h: sha256.New()}
-}
-
-// write takes the next bytes of the download and returns how far it is
-// checked; a chunk that differs from the list is ErrMismatch.
-func (k *chunkCheck) write(p []byte) (int64, error) {
-	for len(p) > 0 {
-		chunk := min(protocol.ChunkSize, k.size-k.at)
-		if chunk <= 0 {
-			return k.at, fmt.Errorf("%w: more than its %d bytes", ErrMismatch, k.size)
-		}
-		take := min(int64(len(p)), chunk-k.n)
-		k.h.Write(p[:take])
-		k.n += take
-		p = p[take:]
-		if k.n < chunk {
-			break
-		}
-		i := int(k.at / protocol.ChunkSize)
-		if got := k.h.Sum(nil); !bytes.Equal(got, k.list[i*protocol.ChunkHashSize:(i+1)*protocol.ChunkHashSize]) {
-			return k.at, fmt.Errorf("%w: bytes %d–%d (chunk %d) differ from the chunk list", ErrMismatch, k.at, k.at+chunk-1, i)
-		}
-		k.at += chunk
-		k.n = 0
-		k.h.Reset()
+// begin reads the chunk list from the front of the answer, if it has
+// one, and checks the have bytes already in f against it: the whole
+// chunks, and the start of the next is hashed for the bytes to come. A
+// partial file with a chunk that differs is cut after the last good one
+// and the attempt fails, so the next one asks from there.
+func (k *chunkCheck) begin(resp *http.Response, f *os.File, have int64) error {
+	if k == nil {
+		return nil
 	}
-	return k.at, nil
+	k.at, k.got, k.n, k.list = have, have, 0, nil
+	k.h.Reset()
+	if ct := resp.Header.Get("Content-Type"); ct != protocol.ChunkedAudioType {
+		k.c.log.Warn("content: answer without a chunk list; it plays once the whole file is verified", "content", k.ref.ID, "content_type", ct)
+		k.at = 0
+		k.c.progress(k.s, have, 0)
+		return nil
+	}
+	list, err := protocol.ReadChunkList(resp.Body, k.ref)
+	if errors.Is(err, protocol.ErrChunkList) {
+		k.c.log.Warn("content: wrong chunk list; it plays once the whole file is verified", "content", k.ref.ID, "err", err)
+		k.at = 0
+		k.c.progress(k.s, have, 0)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if have == 0 {
+		k.list = list
+		k.c.progress(k.s, 0, 0)
+		return nil
+	}
+	good, err := checkPart(f, list, k.ref.Size, have)
+	if err != nil {
+		return err
+	}
+	if whole := have - have%protocol.ChunkSize; good < whole {
+		if err := f.Truncate(good); err != nil {
+			return err
+		}
+		k.c.progress(k.s, good, good)
+		return fmt.Errorf("partial file differs from the chunk list after byte %d; kept that much", good)
+	}
+	if _, err := io.Copy(k.h, io.NewSectionReader(f, good, have-good)); err != nil {
+		return err
+	}
+	k.list, k.at, k.n = list, good, have-good
+	k.c.progress(k.s, have, good)
+	return nil
 }
 
-// download appends the bytes after have to f, telling s (if any) how far
-// it got; with list, only as far as the chunks it checked.
-func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64, s *stream, list []byte) error {
+// write takes the next bytes of the download; a chunk that differs from
+// the list is ErrMismatch. A nil check takes them unchecked.
+func (k *chunkCheck) write(p []byte) error {
+	if k == nil {
+		return nil
+	}
+	k.got += int64(len(p))
+	if k.list != nil {
+		for len(p) > 0 {
+			chunk := min(protocol.ChunkSize, k.ref.Size-k.at)
+			if chunk <= 0 {
+				return fmt.Errorf("%w: more than its %d bytes", ErrMismatch, k.ref.Size)
+			}
+			take := min(int64(len(p)), chunk-k.n)
+			k.h.Write(p[:take])
+			k.n += take
+			p = p[take:]
+			if k.n < chunk {
+				break
+			}
+			i := int(k.at / protocol.ChunkSize)
+			if !bytes.Equal(k.h.Sum(nil), k.list[i*protocol.ChunkHashSize:(i+1)*protocol.ChunkHashSize]) {
+				return fmt.Errorf("%w: bytes %d–%d (chunk %d) differ from the chunk list", ErrMismatch, k.at, k.at+chunk-1, i)
+			}
+			k.at += chunk
+			k.n = 0
+			k.h.Reset()
+		}
+	}
+	k.c.progress(k.s, k.got, k.at)
+	return nil
+}
+
+// download appends the bytes after have to f, passing them to check (if
+// any), which tells the stream how far they are checked.
+func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64, check *chunkCheck) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(ref), nil)
+	url := c.URL(ref)
+	if check != nil {
+		url += "?chunks=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -846,7 +877,6 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 				return err
 			}
 			have = 0
-			c.progress(s, 0, 0)
 		}
 	case http.StatusPartialContent:
 		start, err := rangeStart(resp.Header.Get("Content-Range"))
@@ -854,7 +884,9 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			if _, rerr := restart(f); rerr != nil {
 				return rerr
 			}
-			c.progress(s, 0, 0)
+			if check != nil {
+				c.progress(check.s, 0, 0)
+			}
 			return fmt.Errorf("server resumed at %q, asked from byte %d", resp.Header.Get("Content-Range"), have)
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
@@ -864,9 +896,8 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("GET %s: %s", req.URL.Redacted(), resp.Status)
 	}
-	var check *chunkCheck
-	if list != nil {
-		check = newChunkCheck(list, ref.Size, have)
+	if err := check.begin(resp, f, have); err != nil {
+		return stallCause(ctx, err)
 	}
 	buf := make([]byte, 32<<10)
 	for {
@@ -877,13 +908,9 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 				return err
 			}
 			have += int64(n)
-			checked := have
-			if check != nil {
-				if checked, err = check.write(buf[:n]); err != nil {
-					return err
-				}
+			if err := check.write(buf[:n]); err != nil {
+				return err
 			}
-			c.progress(s, have, checked)
 		}
 		if rerr == io.EOF {
 			return nil

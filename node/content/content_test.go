@@ -36,13 +36,15 @@ func blob(n int, seed byte) ([]byte, string) {
 }
 
 // server serves content by id with Range support and HTTP Basic auth, and
-// lets a test misbehave per request. Chunk lists are served from lists,
-// apart from the requests a test sees.
+// lets a test misbehave per request. Asked with chunks=1, it puts the
+// content's list from lists in front (unless noLists), as the controller
+// does, of whatever a test serves.
 type server struct {
 	*httptest.Server
 	mu       sync.Mutex
 	files    map[string][]byte
 	lists    map[string][]byte                                        // content id → its chunk list
+	noLists  bool                                                     // answer chunks=1 with the audio alone, as a proxy that drops the query
 	requests []string                                                 // Range header of each request ("" for none)
 	handle   func(n int, w http.ResponseWriter, r *http.Request) bool // true: handled
 }
@@ -55,29 +57,20 @@ func newServer(t *testing.T) *server {
 			http.Error(w, "unauthorised", http.StatusUnauthorized)
 			return
 		}
-		if id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/content/"), "/chunks"); ok {
-			s.mu.Lock()
-			list, ok := s.lists[id]
-			s.mu.Unlock()
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			w.Write(list)
-			return
-		}
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/content/"), "/audio")
 		s.mu.Lock()
 		s.requests = append(s.requests, r.Header.Get("Range"))
 		n := len(s.requests)
 		h := s.handle
+		b, ok := s.files[id]
+		list, listed := s.lists[id]
+		if r.URL.Query().Get("chunks") == "1" && listed && !s.noLists {
+			w = protocol.ChunkedAudioWriter(w, list)
+		}
 		s.mu.Unlock()
 		if h != nil && h(n, w, r) {
 			return
 		}
-		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/content/"), "/audio")
-		s.mu.Lock()
-		b, ok := s.files[id]
-		s.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return

@@ -101,7 +101,9 @@ func (c *Cache) attempt(id string, size int64, play time.Duration, have int64) *
 		s = &stream{size: size, play: play, grew: make(chan struct{})}
 		c.streams[id] = s
 	}
-	s.moved(have, have)
+	// The bytes of the partial file count as checked once the attempt's
+	// chunk list has checked them (chunkCheck.begin).
+	s.moved(have, min(s.checked, have))
 	s.running, s.from, s.began = true, have, time.Time{}
 	return s
 }

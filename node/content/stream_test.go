@@ -253,9 +253,8 @@ func TestStreamWaitsForTheResume(t *testing.T) {
 	if res := <-got; res.err != nil || !bytes.Equal(res.b, b) {
 		t.Fatalf("stream across the resume: %d bytes (equal %v), err %v", len(res.b), bytes.Equal(res.b, b), res.err)
 	}
-	// The resume keeps the whole chunks it checked and asks from there.
-	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=16384-" {
-		t.Errorf("requests had Range %q, want none then bytes=16384-", rs)
+	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=30000-" {
+		t.Errorf("requests had Range %q, want none then bytes=30000-", rs)
 	}
 }
 
@@ -546,8 +545,10 @@ func TestPlayableOnceAChunkIsChecked(t *testing.T) {
 }
 
 // TestResumeChecksThePartialFile: a partial file left by an earlier run
-// whose second chunk is damaged (a disk that lost a write) keeps only its
-// first chunk; the download resumes after it and ends with the content.
+// whose second chunk is damaged (a disk that lost a write) is checked
+// against the list that comes in front of the resumed bytes: the attempt
+// keeps the first chunk only and fails, and the next resumes after it and
+// ends with the content.
 func TestResumeChecksThePartialFile(t *testing.T) {
 	b, id := blob(50_000, 25)
 	s := newServer(t)
@@ -558,11 +559,15 @@ func TestResumeChecksThePartialFile(t *testing.T) {
 	if err := os.WriteFile(c.Path(id)+partSuffix, part, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Fetch(context.Background(), s.streamRef(id, b, 6*time.Second)); err != nil {
+	r := s.streamRef(id, b, 6*time.Second)
+	if err := c.Fetch(context.Background(), r); err == nil {
+		t.Fatal("the attempt that found the partial file damaged ended without an error")
+	}
+	if err := c.Fetch(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if rs := s.ranges(); len(rs) != 1 || rs[0] != "bytes=16384-" {
-		t.Errorf("requests had Range %q, want bytes=16384-", rs)
+	if rs := s.ranges(); len(rs) != 2 || rs[0] != "bytes=40000-" || rs[1] != "bytes=16384-" {
+		t.Errorf("requests had Range %q, want bytes=40000- then bytes=16384-", rs)
 	}
 	f, err := c.Open(id)
 	if err != nil {
@@ -574,21 +579,42 @@ func TestResumeChecksThePartialFile(t *testing.T) {
 	}
 }
 
-// TestWrongChunkListFetchesNothing: a chunk list that does not hash to
-// the ref's root (a network that changed it) fails the attempt before any
-// audio is asked for; nothing is kept and nothing is Playable.
-func TestWrongChunkListFetchesNothing(t *testing.T) {
-	b, id := blob(50_000, 26)
-	s := newServer(t)
-	s.files[id] = b
-	c := newCache(t, s)
-	r := s.streamRef(id, b, 6*time.Second)
-	s.lists[id][5] ^= 1
-	if err := c.Fetch(context.Background(), r); !errors.Is(err, protocol.ErrChunkList) {
-		t.Fatalf("Fetch = %v, want protocol.ErrChunkList", err)
+// TestWrongChunkListPlaysOnlyWhenCached: a chunk list that does not hash
+// to the ref's root (a network that changed it), or an answer without one
+// (a proxy that dropped the query), checks nothing: the download, however
+// fast, is not Playable until the whole file is in place, verified by its
+// id.
+func TestWrongChunkListPlaysOnlyWhenCached(t *testing.T) {
+	for _, wrong := range []bool{true, false} {
+		t.Run(map[bool]string{true: "wrong list", false: "no list"}[wrong], func(t *testing.T) { testNoGoodList(t, wrong) })
 	}
-	if rs := s.ranges(); len(rs) != 0 || c.Has(id) || c.Playable(id) {
-		t.Errorf("after a wrong list: audio requests %q, Has %v, Playable %v", rs, c.Has(id), c.Playable(id))
+}
+
+func testNoGoodList(t *testing.T, wrong bool) {
+	b, id := blob(160_000, 26)
+	c, more, s := pacedCache(t, b)
+	fake := onFakeClock(c)
+	r := s.streamRef(id, b, 20*time.Second)
+	if wrong {
+		s.lists[id][5] ^= 1
+	} else {
+		s.noLists = true
+	}
+	fetched := fetchAsync(c, r)
+	more <- 20_000
+	waitFor(t, c, "the first bytes", func() bool { return c.streamHas(id) == 20_000 })
+	fake.Advance(time.Second)
+	more <- 40_000 // 60,000 in 1 s, three whole chunks
+	waitFor(t, c, "60,000 bytes on disk", func() bool { return c.streamHas(id) == 60_000 })
+	if c.Playable(id) || c.streamChecked(id) != 0 {
+		t.Errorf("without a good list: Playable %v, %d bytes checked; want neither", c.Playable(id), c.streamChecked(id))
+	}
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	if !c.Has(id) || !c.Playable(id) {
+		t.Errorf("after the download: Has %v, Playable %v", c.Has(id), c.Playable(id))
 	}
 }
 
@@ -618,5 +644,33 @@ func TestUnchunkedPlaysOnlyWhenCached(t *testing.T) {
 	}
 	if !c.Playable(id) {
 		t.Error("not Playable once cached")
+	}
+}
+
+// TestUncheckedBytesAreVerified: bytes no list could check (an answer
+// without one, or a list made for them that the ref's root does not name:
+// a network that changed both) are verified whole against the id, and
+// refused.
+func TestUncheckedBytesAreVerified(t *testing.T) {
+	for _, name := range []string{"no list", "their own list"} {
+		t.Run(name, func(t *testing.T) {
+			good, id := blob(50_000, 30)
+			bad, _ := blob(50_000, 31)
+			s := newServer(t)
+			c := newCache(t, s)
+			r := s.streamRef(id, good, 6*time.Second)
+			s.files[id] = bad
+			if name == "no list" {
+				s.noLists = true
+			} else {
+				s.chunked(protocol.ContentRef{ID: id}, bad) // serves bad's list for id
+			}
+			if err := c.Fetch(context.Background(), r); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("Fetch = %v, want ErrMismatch", err)
+			}
+			if c.Has(id) || len(leftovers(t, c)) != 0 {
+				t.Errorf("after wrong bytes: Has %v, files %v", c.Has(id), leftovers(t, c))
+			}
+		})
 	}
 }

@@ -247,10 +247,6 @@ func (c *Controller) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/content/")
-	if id, chunks := strings.CutSuffix(rest, "/chunks"); ok && chunks {
-		c.serveChunks(w, r, id)
-		return
-	}
 	id, ok2 := strings.CutSuffix(rest, "/audio")
 	if !ok || !ok2 {
 		http.NotFound(w, r)
@@ -266,6 +262,11 @@ func (c *Controller) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "wrong node credentials", http.StatusUnauthorized)
 		return
 	}
+	if found && r.URL.Query().Get("chunks") == "1" {
+		// The list of the bytes AddFile stored, whatever the hook serves.
+		list, _ := protocol.ChunkList(bytes.NewReader(b))
+		w = protocol.ChunkedAudioWriter(w, list)
+	}
 	if c.ContentHook != nil && c.ContentHook(w, r) {
 		return
 	}
@@ -274,26 +275,6 @@ func (c *Controller) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
-}
-
-// serveChunks answers a chunk list request from the stored content, apart
-// from ContentHook and the counted requests: the bytes the list
-// describes are those AddFile stored, whatever the hook serves.
-func (c *Controller) serveChunks(w http.ResponseWriter, r *http.Request, id string) {
-	user, pass, _ := r.BasicAuth()
-	c.mu.Lock()
-	good := user != "" && c.secrets[user] == pass
-	b, found := c.content[id]
-	c.mu.Unlock()
-	switch {
-	case !good:
-		http.Error(w, "wrong node credentials", http.StatusUnauthorized)
-	case !found:
-		http.NotFound(w, r)
-	default:
-		list, _ := protocol.ChunkList(bytes.NewReader(b))
-		w.Write(list)
-	}
 }
 
 // ingest stores node messages like the controller: events in order only,
