@@ -68,3 +68,33 @@ func TestChunkList(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadChunkList feeds arbitrary answers and sizes to ReadChunkList: it
+// never panics, and it accepts an answer only if its front is the list of
+// the content the ref's root names.
+func FuzzReadChunkList(f *testing.F) {
+	content := bytes.Repeat([]byte("cảnh báo lũ "), 3000)
+	list, err := ChunkList(bytes.NewReader(content))
+	if err != nil {
+		f.Fatal(err)
+	}
+	root := ChunkRoot(list)
+	f.Add(append(bytes.Clone(list), content...), int64(len(content)))
+	f.Add(list[:len(list)-1], int64(len(content)))
+	f.Add([]byte{}, int64(0))
+	f.Add(list, int64(len(content))+ChunkSize)
+	f.Fuzz(func(t *testing.T, answer []byte, size int64) {
+		if size < 0 || size > 1<<30 {
+			return // refs come signed from the controller; no list that large is read
+		}
+		ref := ContentRef{Size: size, Chunks: root}
+		got, err := ReadChunkList(bytes.NewReader(answer), ref)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(got, list) || Chunks(size) != Chunks(int64(len(content))) {
+			t.Fatalf("accepted a list of %d bytes for %d bytes of content; only the content's own list (%d bytes, %d bytes of content) may pass",
+				len(got), size, len(list), len(content))
+		}
+	})
+}
