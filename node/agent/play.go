@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
@@ -163,6 +164,7 @@ func (a *Agent) openStream(p *play) error {
 		}
 		p.files = append(p.files, f)
 		r, err := openPCM(f)
+		r.id = id
 		if err == nil && !streaming {
 			if cached {
 				ready += r.Size()
@@ -580,7 +582,9 @@ func (l *laterPart) pcm(id string) (pcmFile, error) {
 		return pcmFile{}, err
 	}
 	l.files = append(l.files, f)
-	return openPCM(f)
+	r, err := openPCM(f)
+	r.id = id
+	return r, err
 }
 
 // pcmFile is node audio decoded from a content file or download: at the
@@ -592,15 +596,32 @@ func (l *laterPart) pcm(id string) (pcmFile, error) {
 type pcmFile struct {
 	*nodeaudio.Reader
 	src io.Reader
+	id  string // the content, to name it if its audio turns out damaged
 }
+
+// damagedError: the audio of cached content id does not decode (the
+// node's storage damaged the file after it was verified).
+type damagedError struct {
+	id  string
+	err error
+}
+
+func (e *damagedError) Error() string {
+	return fmt.Sprintf("content %s damaged: %v", e.id, e.err)
+}
+
+func (e *damagedError) Unwrap() error { return e.err }
 
 func openPCM(src io.Reader) (pcmFile, error) {
 	r, err := nodeaudio.NewReader(src)
-	return pcmFile{r, src}, err
+	return pcmFile{Reader: r, src: src}, err
 }
 
 func (f pcmFile) Read(p []byte) (int, error) {
 	n, err := f.Reader.Read(p)
+	if _, cached := f.src.(*os.File); cached && errors.Is(err, nodeaudio.ErrFormat) {
+		return n, &damagedError{f.id, err}
+	}
 	if _, cached := f.src.(*os.File); err == io.EOF && !cached {
 		// A cached file was verified before it was put in place.
 		if _, cerr := io.Copy(io.Discard, f.src); cerr != nil {
@@ -662,11 +683,22 @@ func (a *Agent) finishPlay(r playResult) {
 		}
 	default:
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
+		var damaged *damagedError
 		switch {
 		case errors.Is(r.audioErr, context.Canceled):
 			e.Reason = protocol.ReasonInterrupted
 		case errors.Is(r.audioErr, relay.ErrFailed):
 			e.Reason = protocol.ReasonStream
+		case errors.As(r.audioErr, &damaged):
+			// A cached file that no longer decodes: the storage's fault,
+			// not the sound device's. It is fetched again, and the play
+			// begins again once it is cached, before its deadline.
+			a.cache.Discard(damaged.id)
+			e.Reason = protocol.ReasonContentMissing
+			e.Type, mark.Phase = CutOff(p.occ, e.Reason, now, a.lateGrace())
+			if mark.Phase == PhaseSuspended {
+				mark.CutBy = e.Reason
+			}
 		case errors.Is(r.audioErr, content.ErrStreamBroken):
 			// Played as it downloaded (or waited for after the chime), and
 			// the download did not finish or its bytes were wrong: not the

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
@@ -504,4 +507,44 @@ func lenFirst(plays [][]byte) int {
 		return 0
 	}
 	return len(plays[0])
+}
+
+// TestDamagedCachedFileIsFetchedAgain: the alert's message, cached and
+// verified, is damaged on the board's storage before the alert plays (an
+// ADPCM block header no longer decodes). The play stops there, suspended
+// with content-missing (not failed as the sound device's fault), the
+// cache drops the file and fetches it again, and the alert plays again
+// from the beginning, whole.
+func TestDamagedCachedFileIsFetchedAgain(t *testing.T) {
+	fc := clock.NewFake(time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	dir := t.TempDir()
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, dir: dir})
+	waitConnected(t, n)
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(time.Second)
+	ctl.SendAreaCommand("d1", resumingAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e1@x"})
+	nodetest.Eventually(t, 5*time.Second, "the alert's content cached", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+
+	path := filepath.Join(dir, "content", msg.ID)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[nodeaudio.HeaderSize+2] = 200 // the first block's step index, beyond 88
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fc.Set(start)
+	runUntil(t, fc, time.Minute, "the alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 5 })
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "suspended e1@x content-missing", "started e1@x", "completed e1@x"})
+	if got := ctl.ContentRequests(msg.ID); got != 2 {
+		t.Errorf("message requested %d times, want twice: once more after the damage", got)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, nodeFile(t, ctl, msg)) {
+		t.Error("the cached message is not the content after the second fetch")
+	}
 }

@@ -484,6 +484,30 @@ func (c *Cache) evict(room int64) []string {
 }
 
 // remove deletes evicted files.
+// Discard drops content id from the cache because its file turned out
+// damaged as it played (storage that lost or flipped bits): the file is
+// deleted, and fetched again at once if wanted.
+func (c *Cache) Discard(id string) {
+	c.mu.Lock()
+	e, ok := c.present[id]
+	if ok {
+		delete(c.present, id)
+		delete(c.retry, id)
+		c.bytes -= e.size
+		c.turn()
+	}
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.Warn("content: cannot delete damaged content", "content", id, "err", err)
+	}
+	c.log.Error("content: cached file damaged; fetching it again", "content", id)
+	c.signal(c.note)
+	c.signal(c.wake)
+}
+
 func (c *Cache) remove(ids []string) {
 	for _, id := range ids {
 		if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
