@@ -735,6 +735,9 @@ func (a *Agent) start(o protocol.Occurrence, now time.Time) {
 	}
 	if p.openErr != nil {
 		a.log.Error("agent: content unplayable", "occurrence", o.ID, "content", o.Content, "err", p.openErr)
+		if damaged := (*content.DamagedError)(nil); errors.As(p.openErr, &damaged) {
+			a.cache.Discard(damaged.ID) // fetched again for the plays to come
+		}
 		fail(protocol.ReasonContentMissing)
 		return
 	}

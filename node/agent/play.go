@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -163,8 +161,7 @@ func (a *Agent) openStream(p *play) error {
 			return pcmFile{}, err
 		}
 		p.files = append(p.files, f)
-		r, err := openPCM(f)
-		r.id = id
+		r, err := openPCM(f, id)
 		if err == nil && !streaming {
 			if cached {
 				ready += r.Size()
@@ -186,6 +183,9 @@ func (a *Agent) openStream(p *play) error {
 		pcm, err := open(id)
 		if err != nil {
 			a.log.Warn("agent: chime unplayable; playing without it", "occurrence", o.ID, "content", id, "err", err)
+			if damaged := (*content.DamagedError)(nil); errors.As(err, &damaged) {
+				a.cache.Discard(damaged.ID)
+			}
 			return
 		}
 		parts = append(parts, pcm)
@@ -582,9 +582,7 @@ func (l *laterPart) pcm(id string) (pcmFile, error) {
 		return pcmFile{}, err
 	}
 	l.files = append(l.files, f)
-	r, err := openPCM(f)
-	r.id = id
-	return r, err
+	return openPCM(f, id)
 }
 
 // pcmFile is node audio decoded from a content file or download: at the
@@ -599,30 +597,25 @@ type pcmFile struct {
 	id  string // the content, to name it if its audio turns out damaged
 }
 
-// damagedError: the audio of cached content id does not decode (the
-// node's storage damaged the file after it was verified).
-type damagedError struct {
-	id  string
-	err error
-}
-
-func (e *damagedError) Error() string {
-	return fmt.Sprintf("content %s damaged: %v", e.id, e.err)
-}
-
-func (e *damagedError) Unwrap() error { return e.err }
-
-func openPCM(src io.Reader) (pcmFile, error) {
+func openPCM(src io.Reader, id string) (pcmFile, error) {
 	r, err := nodeaudio.NewReader(src)
-	return pcmFile{Reader: r, src: src}, err
+	return pcmFile{Reader: r, src: src, id: id}, asDamaged(src, id, err)
+}
+
+// asDamaged names content id in a decode error of its cached file read
+// from src: the file was verified when it was cached, so the node's
+// storage changed it since.
+func asDamaged(src io.Reader, id string, err error) error {
+	if err == nil || content.Streaming(src) || !errors.Is(err, nodeaudio.ErrFormat) || errors.Is(err, content.ErrDamaged) {
+		return err
+	}
+	return &content.DamagedError{ID: id, Err: err}
 }
 
 func (f pcmFile) Read(p []byte) (int, error) {
 	n, err := f.Reader.Read(p)
-	if _, cached := f.src.(*os.File); cached && errors.Is(err, nodeaudio.ErrFormat) {
-		return n, &damagedError{f.id, err}
-	}
-	if _, cached := f.src.(*os.File); err == io.EOF && !cached {
+	err = asDamaged(f.src, f.id, err)
+	if err == io.EOF && !content.Streaming(f.src) {
 		// A cached file was verified before it was put in place.
 		if _, cerr := io.Copy(io.Discard, f.src); cerr != nil {
 			return n, cerr
@@ -683,7 +676,7 @@ func (a *Agent) finishPlay(r playResult) {
 		}
 	default:
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
-		var damaged *damagedError
+		var damaged *content.DamagedError
 		switch {
 		case errors.Is(r.audioErr, context.Canceled):
 			e.Reason = protocol.ReasonInterrupted
@@ -693,7 +686,7 @@ func (a *Agent) finishPlay(r playResult) {
 			// A cached file that no longer decodes: the storage's fault,
 			// not the sound device's. It is fetched again, and the play
 			// begins again once it is cached, before its deadline.
-			a.cache.Discard(damaged.id)
+			a.cache.Discard(damaged.ID)
 			e.Reason = protocol.ReasonContentMissing
 			e.Type, mark.Phase = CutOff(p.occ, e.Reason, now, a.lateGrace())
 			if mark.Phase == PhaseSuspended {

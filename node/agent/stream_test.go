@@ -510,12 +510,31 @@ func lenFirst(plays [][]byte) int {
 }
 
 // TestDamagedCachedFileIsFetchedAgain: the alert's message, cached and
-// verified, is damaged on the board's storage before the alert plays (an
-// ADPCM block header no longer decodes). The play stops there, suspended
-// with content-missing (not failed as the sound device's fault), the
-// cache drops the file and fetches it again, and the alert plays again
-// from the beginning, whole.
+// verified, is damaged on the board's storage before the alert plays: a
+// sample changed (it would still decode, as a click), or an ADPCM block
+// header that no longer decodes, with and without the chunk list the
+// cache keeps beside the file. The play stops there, suspended with
+// content-missing (not failed as the sound device's fault), the cache
+// drops the file and fetches it again, and the alert plays again from the
+// beginning, whole. A changed sample with no list to check it against is
+// not found: that case plays it.
 func TestDamagedCachedFileIsFetchedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		at     int // the byte changed
+		noList bool
+		found  bool
+	}{
+		{"a sample", nodeaudio.HeaderSize + 700, false, true},
+		{"a block header", nodeaudio.HeaderSize + 2, false, true},
+		{"a block header, no list", nodeaudio.HeaderSize + 2, true, true},
+		{"a sample, no list", nodeaudio.HeaderSize + 700, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testDamagedCachedFile(t, tc.at, tc.noList, tc.found) })
+	}
+}
+
+func testDamagedCachedFile(t *testing.T, at int, noList, found bool) {
 	fc := clock.NewFake(time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC))
 	ctl := fakeClockController(t, fc)
 	dir := t.TempDir()
@@ -534,11 +553,25 @@ func TestDamagedCachedFileIsFetchedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[nodeaudio.HeaderSize+2] = 200 // the first block's step index, beyond 88
+	if at == nodeaudio.HeaderSize+2 {
+		b[at] = 200 // the first block's step index, beyond 88
+	} else {
+		b[at] ^= 0x5a
+	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if noList {
+		if err := os.Remove(path + ".chunks"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fc.Set(start)
+	if !found {
+		runUntil(t, fc, time.Minute, "the alert played", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
+		waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "completed e1@x"})
+		return
+	}
 	runUntil(t, fc, time.Minute, "the alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 5 })
 	waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "suspended e1@x content-missing", "started e1@x", "completed e1@x"})
 	if got := ctl.ContentRequests(msg.ID); got != 2 {

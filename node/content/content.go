@@ -109,12 +109,18 @@ var (
 	// ErrMismatch: the downloaded bytes do not hash to the content id; the
 	// partial file is deleted and the next attempt starts from zero.
 	ErrMismatch = errors.New("content does not match its id")
+	// ErrDamaged: a cached file read for a play is not what was verified
+	// (DamagedError names it).
+	ErrDamaged = errors.New("cached content damaged")
 	// ErrStalled: no bytes arrived for Config.StallTimeout.
 	ErrStalled = errors.New("download stalled")
 )
 
 // partSuffix marks a download in progress.
 const partSuffix = ".part"
+
+// listSuffix marks the chunk list kept beside a cached file.
+const listSuffix = ".chunks"
 
 // DefaultMaxBytes is the default cache size: 512 MiB, about 18 hours of
 // node audio at 64 kbit/s.
@@ -503,6 +509,7 @@ func (c *Cache) Discard(id string) {
 	if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Warn("content: cannot delete damaged content", "content", id, "err", err)
 	}
+	os.Remove(c.Path(id) + listSuffix)
 	c.log.Error("content: cached file damaged; fetching it again", "content", id)
 	c.signal(c.note)
 	c.signal(c.wake)
@@ -510,6 +517,7 @@ func (c *Cache) Discard(id string) {
 
 func (c *Cache) remove(ids []string) {
 	for _, id := range ids {
+		os.Remove(c.Path(id) + listSuffix)
 		if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			c.log.Warn("content: cannot delete evicted content", "content", id, "err", err)
 		} else {
@@ -677,9 +685,12 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
-	checked := false
+	var (
+		list    []byte // the chunk list the signed ref names, if the download had it
+		checked bool
+	)
 	if ref.Size <= 0 || have < ref.Size {
-		if checked, err = c.fetchRest(ctx, ref, f, have); err != nil {
+		if list, checked, err = c.fetchRest(ctx, ref, f, have); err != nil {
 			mismatch := errors.Is(err, ErrMismatch)
 			if mismatch {
 				f.Close()
@@ -702,6 +713,14 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			os.Remove(part)
 			c.attemptEnded(ref.ID, err, errors.Is(err, ErrMismatch))
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+		}
+	}
+	if list != nil {
+		// Kept beside the file, so that plays check it as they read
+		// (openCached). Written before the file is in place: a file never
+		// has a list of other bytes.
+		if err := os.WriteFile(c.Path(ref.ID)+listSuffix, list, 0o644); err != nil {
+			c.log.Warn("content: cannot keep the chunk list; plays will not check the file", "content", ref.ID, "err", err)
 		}
 	}
 	if err := os.Rename(part, c.Path(ref.ID)); err != nil {
@@ -735,15 +754,16 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 // checks each chunk as it completes and lets streams read the checked
 // bytes; an answer without a list, or with a list that is not the one the
 // root names, checks nothing, and the content plays only once the whole
-// file is verified. It reports whether every byte of the file was checked.
-func (c *Cache) fetchRest(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64) (bool, error) {
+// file is verified. It returns the list, if it had the right one, and
+// whether every byte of the file was checked.
+func (c *Cache) fetchRest(ctx context.Context, ref protocol.ContentRef, f *os.File, have int64) ([]byte, bool, error) {
 	if ref.Chunks == "" || ref.Size <= 0 {
-		return false, c.download(ctx, ref, f, have, nil)
+		return nil, false, c.download(ctx, ref, f, have, nil)
 	}
 	s := c.attempt(ref.ID, ref.Size, time.Duration(ref.DurationMS)*time.Millisecond, have)
 	k := &chunkCheck{c: c, s: s, ref: ref, h: sha256.New()}
 	err := c.download(ctx, ref, f, have, k)
-	return err == nil && k.list != nil && k.at == ref.Size, err
+	return k.list, err == nil && k.list != nil && k.at == ref.Size, err
 }
 
 // checkPart checks the whole chunks of the have bytes in a partial file

@@ -209,13 +209,90 @@ func (c *Cache) OpenStream(ctx context.Context, id string) (io.ReadCloser, error
 	return &streamReader{c: c, s: s, f: f, ctx: ctx, id: id, stall: c.cfg.StallTimeout}, nil
 }
 
-// openCached is Open as an io.ReadCloser (no typed nil on failure).
+// openCached opens cached content id for a play: with the chunk list
+// kept beside it, a reader that checks each chunk before giving its bytes
+// (a file the node's storage damaged fails with ErrDamaged); without one
+// (content cached before lists were kept, or from a controller without
+// them), the file.
 func (c *Cache) openCached(id string) (io.ReadCloser, error) {
 	f, err := c.Open(id)
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	list, err := os.ReadFile(c.Path(id) + listSuffix)
+	st, serr := f.Stat()
+	if err != nil || serr != nil || len(list) != protocol.Chunks(st.Size())*protocol.ChunkHashSize {
+		return f, nil
+	}
+	return &checkedFile{f: f, id: id, list: list, size: st.Size()}, nil
+}
+
+// DamagedError: cached content ID read for a play is not what was
+// verified: it differs from its chunk list, or no longer decodes (the
+// node's storage changed it). It is ErrDamaged.
+type DamagedError struct {
+	ID  string
+	Err error
+}
+
+func (e *DamagedError) Error() string { return fmt.Sprintf("content %s damaged: %v", e.ID, e.Err) }
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// Is makes a DamagedError ErrDamaged.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// checkedFile reads a cached file a chunk at a time, checking each
+// against its chunk list before giving its bytes.
+type checkedFile struct {
+	f    *os.File
+	id   string
+	list []byte
+	size int64
+	next int64  // where the next chunk begins
+	buf  []byte // checked bytes not read yet
+	err  error
+}
+
+func (r *checkedFile) Read(p []byte) (int, error) {
+	if len(r.buf) == 0 && r.err == nil {
+		r.fill()
+	}
+	if len(r.buf) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// fill reads and checks the next chunk.
+func (r *checkedFile) fill() {
+	if r.next >= r.size {
+		r.err = io.EOF
+		return
+	}
+	chunk := make([]byte, min(protocol.ChunkSize, r.size-r.next))
+	if _, err := io.ReadFull(r.f, chunk); err != nil {
+		r.err = fmt.Errorf("content %s: %w", r.id, err)
+		return
+	}
+	i := int(r.next / protocol.ChunkSize)
+	if !protocol.CheckChunk(r.list, i, chunk) {
+		r.err = &DamagedError{ID: r.id, Err: fmt.Errorf("bytes %d–%d (chunk %d) differ from its chunk list", r.next, r.next+int64(len(chunk))-1, i)}
+		return
+	}
+	r.next += int64(len(chunk))
+	r.buf = chunk
+}
+
+func (r *checkedFile) Close() error { return r.f.Close() }
+
+// Streaming reports whether r, from OpenStream, reads a download as it
+// arrives rather than a cached file.
+func Streaming(r io.Reader) bool {
+	_, ok := r.(*streamReader)
+	return ok
 }
 
 // streamReader reads a download as it arrives.

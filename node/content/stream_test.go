@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -672,5 +673,52 @@ func TestUncheckedBytesAreVerified(t *testing.T) {
 				t.Errorf("after wrong bytes: Has %v, files %v", c.Has(id), leftovers(t, c))
 			}
 		})
+	}
+}
+
+// TestCachedFileIsCheckedAsItIsRead: content fetched with its chunk list
+// keeps the list beside the file; a play's reader of the cached file
+// checks each chunk before giving it, so a file the node's storage damaged
+// gives its good first chunk and then ErrDamaged naming the content.
+// Without the list the file is read as it is. Discard deletes both.
+func TestCachedFileIsCheckedAsItIsRead(t *testing.T) {
+	b, id := blob(50_000, 32)
+	s := newServer(t)
+	s.files[id] = b
+	c := newCache(t, s)
+	if err := c.Fetch(context.Background(), s.streamRef(id, b, 6*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := leftovers(t, c); !slices.Equal(got, []string{id, id + listSuffix}) {
+		t.Fatalf("cache holds %v, want the file and its list", got)
+	}
+	damaged := bytes.Clone(b)
+	damaged[protocol.ChunkSize+100] ^= 1
+	if err := os.WriteFile(c.Path(id), damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := func() readResult {
+		st, err := c.OpenStream(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		return <-readAll(st)
+	}
+	res := read()
+	var de *DamagedError
+	if !errors.As(res.err, &de) || de.ID != id || !errors.Is(res.err, ErrDamaged) || !bytes.Equal(res.b, b[:protocol.ChunkSize]) {
+		t.Errorf("damaged file read %d bytes, %v; want the first chunk and a DamagedError naming %s", len(res.b), res.err, id)
+	}
+	if err := os.Remove(c.Path(id) + listSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if res := read(); res.err != nil || !bytes.Equal(res.b, damaged) {
+		t.Errorf("without its list the file read %d bytes, %v; want it as it is", len(res.b), res.err)
+	}
+	os.WriteFile(c.Path(id)+listSuffix, s.lists[id], 0o644)
+	c.Discard(id)
+	if c.Has(id) || len(leftovers(t, c)) != 0 {
+		t.Errorf("after Discard: Has %v, files %v", c.Has(id), leftovers(t, c))
 	}
 }

@@ -110,11 +110,11 @@ type Reader struct {
 func NewReader(r io.Reader) (*Reader, error) {
 	h := make([]byte, HeaderSize)
 	if _, err := io.ReadFull(r, h[:PCMHeaderSize]); err != nil {
-		return nil, fmt.Errorf("%w: reading header: %v", ErrFormat, err)
+		return nil, fmt.Errorf("%w: reading header: %w", ErrFormat, err)
 	}
 	if isADPCM(h) {
 		if _, err := io.ReadFull(r, h[PCMHeaderSize:]); err != nil {
-			return nil, fmt.Errorf("%w: reading header: %v", ErrFormat, err)
+			return nil, fmt.Errorf("%w: reading header: %w", ErrFormat, err)
 		}
 		info, err := parseADPCMHeader(h)
 		if err != nil {
