@@ -245,13 +245,14 @@ func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
 // checkedFile reads a cached file a chunk at a time, checking each
 // against its chunk list before giving its bytes.
 type checkedFile struct {
-	f    *os.File
-	id   string
-	list []byte
-	size int64
-	next int64  // where the next chunk begins
-	buf  []byte // checked bytes not read yet
-	err  error
+	f     *os.File
+	id    string
+	list  []byte
+	size  int64
+	next  int64  // where the next chunk begins
+	chunk []byte // the chunk being read, reused
+	buf   []byte // checked bytes of it not read yet
+	err   error
 }
 
 func (r *checkedFile) Read(p []byte) (int, error) {
@@ -272,7 +273,10 @@ func (r *checkedFile) fill() {
 		r.err = io.EOF
 		return
 	}
-	chunk := make([]byte, min(protocol.ChunkSize, r.size-r.next))
+	if r.chunk == nil {
+		r.chunk = make([]byte, protocol.ChunkSize)
+	}
+	chunk := r.chunk[:min(protocol.ChunkSize, r.size-r.next)]
 	if _, err := io.ReadFull(r.f, chunk); err != nil {
 		r.err = fmt.Errorf("content %s: %w", r.id, err)
 		return
