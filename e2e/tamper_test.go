@@ -159,10 +159,7 @@ func TestTamperedDownloadNeverSounds(t *testing.T) {
 		Output: out,
 		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
 	})
-	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
-		st := n.Agent.Status()
-		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
+	c.AwaitKept(n, 15*time.Second)
 	message := c.Upload("canh-bao.wav", rig.ToneWAV(523, 4*time.Second, 16000, 1))
 	if message.Size <= link.from+link.n || message.Chunks == "" {
 		t.Fatalf("message of %d bytes, chunks %q: want one past the changed bytes, with a chunk list", message.Size, message.Chunks)

@@ -193,10 +193,7 @@ func TestBoardSaysClustersAreDownloading(t *testing.T) {
 	n := rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Tune: func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} }})
 	// With the chimes every cluster keeps: without them the alert would
 	// wait for its message like a bulletin.
-	rig.Eventually(t, minWait, "the cluster online with the chimes it keeps", func() bool {
-		st := n.Agent.Status()
-		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
+	c.AwaitKept(n, minWait)
 	var em loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
 

@@ -384,6 +384,17 @@ func (n *Node) Stop(t testing.TB) {
 	}
 }
 
+// AwaitKept waits until node n is online with everything its desired
+// state names: the chimes every cluster keeps, standing content. An alert
+// sent before that waits for its chime like a bulletin for its content.
+func (c *Controller) AwaitKept(n *Node, within time.Duration) {
+	c.t.Helper()
+	Eventually(c.t, within, n.ID+" online with the content it keeps", func() bool {
+		st := n.Agent.Status()
+		return c.Node(n.ID).Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
+	})
+}
+
 // Eventually polls cond until it holds or the deadline passes; the message
 // says what was awaited. Polling observes asynchronous outcomes without
 // assuming how long they take.

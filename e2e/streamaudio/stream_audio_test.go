@@ -260,10 +260,7 @@ func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, lin
 		Output: out,
 		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
 	})
-	rig.Eventually(t, 15*time.Second, "the cluster online with the chimes it keeps", func() bool {
-		st := n.Agent.Status()
-		return c.Node("tien-thang-01").Status.State == loaxa.NodeOnline && st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
+	c.AwaitKept(n, 15*time.Second)
 	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
 	link.content.Store(&message.ID)
 	wantMessage := c.NodeAudio(message.ID)
