@@ -734,10 +734,17 @@ func (a *Agent) start(o protocol.Occurrence, now time.Time) {
 		a.note([]protocol.Event{e}, mark)
 	}
 	if p.openErr != nil {
-		a.log.Error("agent: content unplayable", "occurrence", o.ID, "content", o.Content, "err", p.openErr)
 		if damaged := (*content.DamagedError)(nil); errors.As(p.openErr, &damaged) {
-			a.cache.Discard(damaged.ID) // fetched again for the plays to come
+			// The node's storage changed the cached file: it is fetched
+			// again, and the occurrence waits for it like content not yet
+			// on the node (within its late grace; an alert starts with its
+			// chime).
+			a.log.Error("agent: cached content damaged; fetching it again before the play", "occurrence", o.ID, "err", p.openErr)
+			a.dropCue()
+			a.cache.Discard(damaged.ID)
+			return
 		}
+		a.log.Error("agent: content unplayable", "occurrence", o.ID, "content", o.Content, "err", p.openErr)
 		fail(protocol.ReasonContentMissing)
 		return
 	}

@@ -529,6 +529,7 @@ func TestDamagedCachedFileIsFetchedAgain(t *testing.T) {
 		{"a block header", nodeaudio.HeaderSize + 2, false, true},
 		{"a block header, no list", nodeaudio.HeaderSize + 2, true, true},
 		{"a sample, no list", nodeaudio.HeaderSize + 700, true, false},
+		{"the file header", 0, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testDamagedCachedFile(t, tc.at, tc.noList, tc.found) })
 	}
@@ -553,10 +554,11 @@ func testDamagedCachedFile(t *testing.T, at int, noList, found bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if at == nodeaudio.HeaderSize+2 {
+	switch at {
+	case nodeaudio.HeaderSize + 2:
 		b[at] = 200 // the first block's step index, beyond 88
-	} else {
-		b[at] ^= 0x5a
+	default:
+		b[at] ^= 0x5a // in the header: "RIFF" no more; the message cannot be opened
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -579,5 +581,38 @@ func testDamagedCachedFile(t *testing.T, at int, noList, found bool) {
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, nodeFile(t, ctl, msg)) {
 		t.Error("the cached message is not the content after the second fetch")
+	}
+}
+
+// TestDamagedBulletinIsFetchedBeforeItsPlay: a bulletin's cached file
+// whose header the board's storage changed cannot be opened when its play
+// is made. It is not failed: the file is fetched again, and the bulletin
+// plays, whole, once it is back (within its late grace).
+func TestDamagedBulletinIsFetchedBeforeItsPlay(t *testing.T) {
+	fc := clock.NewFake(time.Now())
+	ctl := fakeClockController(t, fc)
+	dir := t.TempDir()
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, dir: dir})
+	waitConnected(t, n)
+	ref := ctl.AddContent(time.Second)
+	start := fc.Now().Add(30 * time.Second)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
+	nodetest.Eventually(t, 10*time.Second, "the bulletin cached", func() bool {
+		st := n.a.Status()
+		return st.DesiredVersion == 1 && len(st.ContentMissing) == 0
+	})
+	path := filepath.Join(dir, "content", ref.ID)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5a // "RIFF" no more
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, fc, time.Minute, "the bulletin played", func() bool { return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed o1") })
+	waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	if got := ctl.ContentRequests(ref.ID); got != 2 {
+		t.Errorf("bulletin requested %d times, want twice: once more after the damage", got)
 	}
 }
