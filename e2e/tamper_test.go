@@ -164,14 +164,20 @@ func TestTamperedDownloadNeverSounds(t *testing.T) {
 	if message.Size <= link.from+link.n || message.Chunks == "" {
 		t.Fatalf("message of %d bytes, chunks %q: want one past the changed bytes, with a chunk list", message.Size, message.Chunks)
 	}
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true}, &em)
 	// Heard: the output played the opening chime and the message up to
-	// the end of the ADPCM block the changed bytes end in.
-	upTo := len(c.NodeAudio(em.OpeningChime))*2 + int((link.from+link.n-nodeaudio.HeaderSize)/nodeaudio.BlockAlign+1)*nodeaudio.SamplesPerBlock*2
-	link.heard = func() bool { p := out.Plays(); return len(p) > 0 && len(p[0]) >= upTo }
+	// the end of the ADPCM block the changed bytes end in (known once the
+	// alert names its chime). The link changes the message from its first
+	// request on, so it is set before the alert is sent.
+	var upTo atomic.Int64
+	link.heard = func() bool {
+		p := out.Plays()
+		return upTo.Load() > 0 && len(p) > 0 && int64(len(p[0])) >= upTo.Load()
+	}
 	link.listLen = int64(protocol.Chunks(message.Size) * protocol.ChunkHashSize)
 	link.content.Store(&message.ID)
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true}, &em)
+	upTo.Store(int64(len(c.NodeAudio(em.OpeningChime))*2) + (link.from+link.n-nodeaudio.HeaderSize)/nodeaudio.BlockAlign*nodeaudio.SamplesPerBlock*2 + nodeaudio.SamplesPerBlock*2)
 	var template []byte
 	for _, id := range []string{em.OpeningChime, message.ID, em.ClosingChime} {
 		for _, s := range c.NodeAudio(id) {
