@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -329,5 +333,85 @@ func TestRemoteVolume(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d node.settings audit entries, want 2", n)
+	}
+}
+
+// TestDamagedStorageRaisesAnAlarm: a bulletin cached on a cluster is
+// changed on the board's storage (an SD card that flipped a bit). The next
+// play of it stops at the damaged chunk before the speaker has it,
+// fetches the file again and plays it whole; the cluster reports the
+// damage, and the controller opens a storage-damaged alarm that tells a
+// technician to change the card.
+func TestDamagedStorageRaisesAnAlarm(t *testing.T) {
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	dir := t.TempDir()
+	out := &recordingOutput{}
+	rig.StartNode(t, c.CreateNode("tt-01", "12346"), rig.NodeOptions{Dir: dir, Output: out})
+	rig.Eventually(t, 15*time.Second, "tt-01 online", func() bool { return c.Node("tt-01").Status.State == loaxa.NodeOnline })
+	ct := c.Upload("tiem-chung.wav", rig.ToneWAV(440, 4*time.Second, 16000, 1))
+	completed := func(ann *loaxa.Announcement) func() bool {
+		return func() bool {
+			for _, d := range c.Deliveries(ann.ID) {
+				if d.Node == "tt-01" && d.State == loaxa.DeliveryCompleted {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	first := c.Announce(ct.ID, []string{"12346"}, nil, time.Now().Add(1500*time.Millisecond))
+	rig.Eventually(t, 30*time.Second, "the first play completed", completed(first))
+
+	cached := filepath.Join(dir, "content", ct.ID)
+	if _, err := os.Stat(cached + ".chunks"); err != nil {
+		t.Fatalf("the cluster keeps no chunk list beside its file: %v", err)
+	}
+	b, err := os.ReadFile(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[protocol.ChunkSize+500] ^= 0x10
+	if err := os.WriteFile(cached, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if open := openAlarms(c, "tt-01"); len(open) != 0 {
+		t.Fatalf("alarms open before the damage is found: %v", open)
+	}
+
+	start := time.Now().Add(1500 * time.Millisecond)
+	second := c.Announce(ct.ID, []string{"12346"}, nil, start)
+	rig.Eventually(t, 30*time.Second, "the second play completed", completed(second))
+	var types []string
+	for _, e := range c.Events(url.Values{"node": {"tt-01"}}) {
+		if e.Occurrence == loaxa.OccurrenceID(second.ID, start) && e.Type != protocol.EventReceived && e.Type != protocol.EventContentReady {
+			types = append(types, string(e.Type)+" "+e.Reason)
+		}
+	}
+	if want := []string{"started ", "suspended content-missing", "started ", "completed "}; strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Errorf("events %q, want %q: the damaged chunk stops the play, which plays again once the file is fetched again", types, want)
+	}
+	// At the cluster's volume, each play of the bulletin sounds the same
+	// as the first, from the file as it came.
+	if plays := out.Plays(); len(plays) != 3 || len(plays[0]) != 2*len(c.NodeAudio(ct.ID)) ||
+		!bytes.Equal(plays[2], plays[0]) || len(plays[1]) >= len(plays[0]) || !bytes.Equal(plays[1], plays[0][:len(plays[1])]) {
+		var lens []int
+		for _, p := range plays {
+			lens = append(lens, len(p))
+		}
+		t.Errorf("the output got plays of %v bytes; want the first, the stopped one (a beginning of the first) and the first again, whole", lens)
+	}
+
+	rig.Eventually(t, 10*time.Second, "storage-damaged alarm open", func() bool {
+		_, ok := openAlarms(c, "tt-01")[loaxa.AlarmStorageDamaged]
+		return ok
+	})
+	a, _ := alarm(c, "tt-01", loaxa.AlarmStorageDamaged)
+	if a.Severity != loaxa.SeverityWarning || a.Facts.DamagedFiles != 1 || a.Area != "12346" {
+		t.Errorf("alarm %+v, want a warning for one damaged file in 12346", a)
+	}
+	if st := c.Node("tt-01").Status; st.StorageDamaged != 1 || len(st.Faults) != 1 || st.Faults[0].Kind != loaxa.AlarmStorageDamaged {
+		t.Errorf("node reports %d damaged files with faults %+v, want 1 and the storage-damaged fault", st.StorageDamaged, st.Faults)
 	}
 }

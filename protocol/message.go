@@ -369,6 +369,10 @@ type State struct {
 	// DiskFreeBytes is the free space on the node's data volume; absent
 	// when it cannot be measured.
 	DiskFreeBytes *int64 `json:"disk_free_bytes,omitempty"`
+	// StorageDamaged is how many cached files the node found damaged in
+	// the last 24 hours: verified when stored, their bytes changed since
+	// on the board's storage (a failing SD card). Each is fetched again.
+	StorageDamaged int `json:"storage_damaged,omitempty"`
 	// Volume, Muted and AmplifierPolicy are the settings the node applies
 	// (from its desired state's NodeConfig); Volume is absent in a Last
 	// Will and from older nodes.

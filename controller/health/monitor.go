@@ -517,6 +517,9 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	if st.DiskFreeBytes != nil && *st.DiskFreeBytes < c.DiskLowBytes {
 		out[loaxa.AlarmDiskLow] = loaxa.AlarmFacts{DiskFreeBytes: st.DiskFreeBytes}
 	}
+	if st.StorageDamaged > 0 {
+		out[loaxa.AlarmStorageDamaged] = loaxa.AlarmFacts{DamagedFiles: st.StorageDamaged}
+	}
 	b := st.Board
 	if b == nil {
 		return out

@@ -196,6 +196,8 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			"signal -110 dBm on 2g", loaxa.AlarmFacts{RSSIDBm: ptr(-110), Link: "2g"}},
 		{loaxa.AlarmDiskLow, func(s *protocol.State) { s.DiskFreeBytes = ptr(int64(10 << 20)) },
 			"10 MiB free", loaxa.AlarmFacts{DiskFreeBytes: ptr(int64(10 << 20))}},
+		{loaxa.AlarmStorageDamaged, func(s *protocol.State) { s.StorageDamaged = 2 },
+			"2 cached files damaged on the board's storage in 24 h", loaxa.AlarmFacts{DamagedFiles: 2}},
 		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 },
 			"clock -5000 ms off", loaxa.AlarmFacts{ClockOffsetMS: ptr(int64(-5000))}},
 		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 },

@@ -55,6 +55,9 @@ type AlarmFacts struct {
 	// the node lacks, and for how long at least.
 	MissingContent int   `json:"missing_content,omitempty"`
 	MissingForS    int64 `json:"missing_for_s,omitempty"`
+	// DamagedFiles (storage-damaged): how many cached files the board's
+	// storage damaged in the last 24 hours.
+	DamagedFiles int `json:"damaged_files,omitempty"`
 	// DesiredVersion, Attempts and Error (desired-undelivered): the
 	// desired state the broker has not accepted, how often it was tried,
 	// and the last attempt's error.
@@ -102,6 +105,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		if f.DiskFreeBytes != nil {
 			return fmt.Sprintf("%d MiB free", *f.DiskFreeBytes>>20)
 		}
+	case AlarmStorageDamaged:
+		return fmt.Sprintf("%d cached files damaged on the board's storage in 24 h", f.DamagedFiles)
 	case AlarmSpeakerOpen:
 		return "no load on the speaker line"
 	case AlarmSpeakerShort:
@@ -152,6 +157,11 @@ const (
 	AlarmDoorOpen     = "door-open"          // warning: tamper switch
 	AlarmWeakSignal   = "weak-signal"        // warning
 	AlarmDiskLow      = "disk-low"           // warning
+	// AlarmStorageDamaged (warning): the node found cached files damaged
+	// on its storage (verified when stored, changed since) in the last 24
+	// hours: its SD card is failing. The node fetches each again, so it
+	// still plays; the card is what needs changing.
+	AlarmStorageDamaged = "storage-damaged"
 	// AlarmContentMissing (warning): the node has reported content it
 	// needs (to play, or to keep for emergencies) missing for
 	// health.Config.ContentMissingFor.

@@ -361,6 +361,7 @@ func (a *Agent) Status() protocol.State {
 		HeartbeatMS:     a.cfg.Heartbeat.Milliseconds(),
 		UptimeS:         int64(a.cfg.Clock.Now().Sub(a.started) / time.Second),
 		DiskFreeBytes:   diskFree(a.cfg.DataDir),
+		StorageDamaged:  a.cache.Damaged(),
 		Muted:           a.status.config.Muted,
 		AmplifierPolicy: a.status.config.AmplifierPolicy,
 	}

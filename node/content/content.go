@@ -182,6 +182,8 @@ type Cache struct {
 	// turned is closed (and replaced) whenever content may have become
 	// Playable or stopped being wanted: AwaitPlayable waits on it.
 	turned chan struct{}
+	// damaged are the times cached files were found damaged (Damaged).
+	damaged []time.Time
 }
 
 // downloading is the download Run has under way.
@@ -252,6 +254,9 @@ func Open(cfg Config) (*Cache, error) {
 		retry:   make(map[string]retry),
 		streams: make(map[string]*stream),
 		turned:  make(chan struct{}),
+	}
+	if c.damaged, err = readDamage(cfg.Dir); err != nil {
+		c.log.Warn("content: damage record unreadable; counting from none", "err", err)
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !protocol.ValidContentID(e.Name()) {
@@ -489,10 +494,9 @@ func (c *Cache) evict(room int64) []string {
 	return drop
 }
 
-// remove deletes evicted files.
 // Discard drops content id from the cache because its file turned out
 // damaged as it played (storage that lost or flipped bits): the file is
-// deleted, and fetched again at once if wanted.
+// deleted, and fetched again at once if wanted. It counts in Damaged.
 func (c *Cache) Discard(id string) {
 	c.mu.Lock()
 	e, ok := c.present[id]
@@ -501,6 +505,7 @@ func (c *Cache) Discard(id string) {
 		delete(c.retry, id)
 		c.bytes -= e.size
 		c.turn()
+		c.recordDamage(c.cfg.Clock.Now())
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -515,6 +520,7 @@ func (c *Cache) Discard(id string) {
 	c.signal(c.wake)
 }
 
+// remove deletes evicted files.
 func (c *Cache) remove(ids []string) {
 	for _, id := range ids {
 		os.Remove(c.Path(id) + listSuffix)

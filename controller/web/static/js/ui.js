@@ -196,6 +196,9 @@ export function alarmDetail(a) {
     case 'disk-low':
       if (f.disk_free_bytes !== undefined) words = t('alarmfact.disk_low', { mib: n(f.disk_free_bytes / 1048576) });
       break;
+    case 'storage-damaged':
+      if (f.damaged_files) words = t('alarmfact.storage_damaged', { n: n(f.damaged_files) });
+      break;
     case 'speaker-line-open':
       return t('alarmfact.speaker_open');
     case 'speaker-line-short':

@@ -1,0 +1,87 @@
+package content
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// DamageWindow is how far back Damaged counts: a board whose storage
+// damaged a cached file within it is reported as such (the controller's
+// storage-damaged alarm), and stops being so a day after the last one, or
+// at once when its card is changed (the record is on it).
+const DamageWindow = 24 * time.Hour
+
+// damageFile records when cached files were found damaged, one RFC 3339
+// time a line, in the cache directory: a failing card reboots the board
+// too, and the count must survive that. Its name is no content id, so the
+// index skips it.
+const damageFile = ".damaged"
+
+// Damaged returns how many cached files were found damaged (verified when
+// stored, changed since: storage that loses or flips bits) within
+// DamageWindow. One is already a sign of a failing card: files are checked
+// when they are written, and a healthy card keeps what it was given.
+func (c *Cache) Damaged() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.damaged = recent(c.damaged, c.cfg.Clock.Now())
+	return len(c.damaged)
+}
+
+// recordDamage notes a damaged file found now and writes the record.
+// Called with c.mu held.
+func (c *Cache) recordDamage(now time.Time) {
+	c.damaged = append(recent(c.damaged, now), now)
+	if err := writeDamage(c.cfg.Dir, c.damaged); err != nil {
+		c.log.Warn("content: cannot record a damaged file", "err", err)
+	}
+}
+
+// recent returns the times of ts within DamageWindow before now, reusing
+// its array.
+func recent(ts []time.Time, now time.Time) []time.Time {
+	return slices.DeleteFunc(ts, func(t time.Time) bool { return now.Sub(t) >= DamageWindow })
+}
+
+// readDamage reads the damage record of dir; a missing record is none,
+// and lines that do not parse are skipped (the card that damages files
+// may damage this one too: losing a count is better than failing to
+// start).
+func readDamage(dir string) ([]time.Time, error) {
+	b, err := os.ReadFile(filepath.Join(dir, damageFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read damage record: %w", err)
+	}
+	var out []time.Time
+	for line := range bytes.Lines(b) {
+		if t, err := time.Parse(time.RFC3339, string(bytes.TrimSpace(line))); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// writeDamage replaces the damage record of dir with ts.
+func writeDamage(dir string, ts []time.Time) error {
+	var b bytes.Buffer
+	for _, t := range ts {
+		b.WriteString(t.UTC().Format(time.RFC3339))
+		b.WriteByte('\n')
+	}
+	tmp := filepath.Join(dir, damageFile+".tmp")
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write damage record: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, damageFile)); err != nil {
+		return fmt.Errorf("write damage record: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package content
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+)
+
+// TestDamageIsCounted: each file Discard drops counts in Damaged for a
+// day, across a restart of the node (the record is in the cache's
+// directory); a Discard of content not cached (a second report of the
+// same damage) does not count, and a record the card damaged in turn
+// loses only its broken lines.
+func TestDamageIsCounted(t *testing.T) {
+	s := newServer(t)
+	fake := clock.NewFake(time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC))
+	dir := filepath.Join(t.TempDir(), "content")
+	open := func() *Cache {
+		c, err := Open(Config{Dir: dir, BaseURL: s.URL, Username: "n1", Secret: "s3cret", Client: s.Client(), Clock: fake})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := open()
+	var ids []string
+	for i := range 3 {
+		b, id := blob(20_000, byte(40+i))
+		s.files[id] = b
+		if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if n := c.Damaged(); n != 0 {
+		t.Fatalf("a new cache counts %d damaged files", n)
+	}
+	c.Discard(ids[0])
+	c.Discard(ids[0])
+	if n := c.Damaged(); n != 1 {
+		t.Errorf("one file discarded twice counts %d, want 1", n)
+	}
+	fake.Advance(20 * time.Hour)
+	c.Discard(ids[1])
+	if n := open().Damaged(); n != 2 {
+		t.Errorf("after a restart the cache counts %d damaged files, want 2", n)
+	}
+	fake.Advance(5 * time.Hour) // the first is more than a day old
+	if n := c.Damaged(); n != 1 {
+		t.Errorf("a day after the first, the cache counts %d, want 1", n)
+	}
+	rec, err := os.ReadFile(filepath.Join(dir, damageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, damageFile), append([]byte("2026-11-3\x00T08:00:00Z\n"), rec...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c = open()
+	if n := c.Damaged(); n != 1 {
+		t.Errorf("with a broken line in the record the cache counts %d, want 1", n)
+	}
+	if !c.Has(ids[2]) {
+		t.Error("the record was indexed as content, or the cached file lost")
+	}
+	fake.Advance(20 * time.Hour)
+	if n := c.Damaged(); n != 0 {
+		t.Errorf("a day after the last, the cache counts %d, want 0", n)
+	}
+}
