@@ -821,18 +821,20 @@ func (k *chunkCheck) begin(resp *http.Response, f *os.File, have int64) error {
 	}
 	k.at, k.got, k.n, k.list = have, have, 0, nil
 	k.h.Reset()
-	if ct := resp.Header.Get("Content-Type"); ct != protocol.ChunkedAudioType {
-		k.c.log.Warn("content: answer without a chunk list; it plays once the whole file is verified", "content", k.ref.ID, "content_type", ct)
+	// Without a list nothing is checked as it comes: the content plays
+	// once the whole file is verified.
+	unchecked := func(why string, attr ...any) error {
+		k.c.log.Warn("content: "+why+"; it plays once the whole file is verified", append([]any{"content", k.ref.ID}, attr...)...)
 		k.at = 0
 		k.c.progress(k.s, have, 0)
 		return nil
 	}
+	if ct := resp.Header.Get("Content-Type"); ct != protocol.ChunkedAudioType {
+		return unchecked("answer without a chunk list", "content_type", ct)
+	}
 	list, err := protocol.ReadChunkList(resp.Body, k.ref)
 	if errors.Is(err, protocol.ErrChunkList) {
-		k.c.log.Warn("content: wrong chunk list; it plays once the whole file is verified", "content", k.ref.ID, "err", err)
-		k.at = 0
-		k.c.progress(k.s, have, 0)
-		return nil
+		return unchecked("wrong chunk list", "err", err)
 	} else if err != nil {
 		return err
 	}
