@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,19 +19,36 @@ import (
 // a2 in commune A (12346), b1 in commune B (12347).
 func emergencyFleet(t *testing.T) (*rig.Controller, map[string]*rig.Node) {
 	t.Helper()
-	c := rig.StartController(t, "")
+	c, nodes, _ := emergencyFleetOn(t, nil)
+	return c, nodes
+}
+
+// emergencyFleetOn is emergencyFleet on broker m, installed with the
+// nodes' accounts and ACLs before they start; nil is the controller's
+// embedded broker. It returns each node's log as well, which goes to the
+// test's output too.
+func emergencyFleetOn(t *testing.T, m *rig.Mosquitto) (*rig.Controller, map[string]*rig.Node, map[string]*nodeLog) {
+	t.Helper()
+	c := rig.StartController(t, m.ControllerBroker())
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("318", "Huyện Tiên Lãng", "31")
 	c.CreateArea("12346", "Xã Tiên Thắng", "318")
 	c.CreateArea("12347", "Xã Tiên Minh", "318")
-	nodes := map[string]*rig.Node{}
+	creds := map[string]*protocol.Credentials{}
 	for id, area := range map[string]string{"a1": "12346", "a2": "12346", "b1": "12347"} {
-		nodes[id] = rig.StartNode(t, c.CreateNode(id, area), rig.NodeOptions{})
+		creds[id] = c.CreateNode(id, area)
+	}
+	m.Install(t, c, creds["b1"])
+	nodes, logs := map[string]*rig.Node{}, map[string]*nodeLog{}
+	for id, cr := range creds {
+		logs[id] = &nodeLog{}
+		logger := slog.New(slog.NewMultiHandler(rig.Logger(t, "node "+id).Handler(), slog.NewTextHandler(logs[id], nil)))
+		nodes[id] = rig.StartNode(t, cr, rig.NodeOptions{Logger: logger})
 	}
 	for id := range nodes {
 		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
 	}
-	return c, nodes
+	return c, nodes, logs
 }
 
 // playing returns the occurrence a node has on air, or "".
@@ -54,7 +72,20 @@ func report(c *rig.Controller, id string) *loaxa.EmergencyReport {
 // untouched. The report and the live stream count every node; every
 // event of the drill is marked as one.
 func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
-	c, nodes := emergencyFleet(t)
+	c, nodes, logs := emergencyFleetOn(t, nil)
+	testEmergencyPreempts(t, c, nodes, logs)
+}
+
+// TestEmergencyPreemptsOnlyItsAreaMosquitto is the same through a real
+// Mosquitto installed as a province installs it: the configuration,
+// password file and ACLs the controller exports, each node allowed only
+// its own topics and its areas'.
+func TestEmergencyPreemptsOnlyItsAreaMosquitto(t *testing.T) {
+	c, nodes, logs := emergencyFleetOn(t, rig.StartMosquitto(t, 0))
+	testEmergencyPreempts(t, c, nodes, logs)
+}
+
+func testEmergencyPreempts(t *testing.T, c *rig.Controller, nodes map[string]*rig.Node, logs map[string]*nodeLog) {
 	news := c.Upload("thoi-su.wav", rig.ToneWAV(440, 20*time.Second, 16000, 1))
 	start := time.Now().Add(3 * time.Second)
 	ann := c.Announce(news.ID, []string{"318"}, nil, start)
@@ -82,6 +113,12 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 
 	for _, id := range []string{"a1", "a2"} {
 		rig.Eventually(t, 10*time.Second, id+" plays the emergency", func() bool { return playing(nodes[id]) == em.Occurrence })
+		// From the area's one publish, the broker's fan-out: a resend on
+		// the node's own topic comes only seconds after that publish, so
+		// a node that is not let read its area's topic plays it too.
+		if got := logs[id].count(`occurrence=` + em.Occurrence + ` to=area/12346 `); got != 1 {
+			t.Errorf("%s took the alert from its area's publish %d times, want once:\n%s", id, got, logs[id].String())
+		}
 	}
 	if p := playing(nodes["b1"]); p != occ {
 		t.Errorf("b1 in the sibling commune plays %q, want the bulletin %s", p, occ)

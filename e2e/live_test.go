@@ -60,8 +60,17 @@ func liveReport(c *rig.Controller, id string) *loaxa.LiveCallReport {
 // delivery completes as cut, the amplifier is released) and in the record
 // (who cut it). A call that the speaker ends shows every node completed,
 // with the frames each played.
-func TestLiveCallRecordsAndCut(t *testing.T) {
-	c := rig.StartController(t, "")
+func TestLiveCallRecordsAndCut(t *testing.T) { testLiveCall(t, nil) }
+
+// TestLiveCallRecordsAndCutMosquitto is the same through a real Mosquitto
+// installed as a province installs it: each node may read only its own
+// topics and its areas' (their live topics among them).
+func TestLiveCallRecordsAndCutMosquitto(t *testing.T) { testLiveCall(t, rig.StartMosquitto(t, 0)) }
+
+// testLiveCall runs the live call tests on broker m (nil: the embedded
+// one).
+func testLiveCall(t *testing.T, m *rig.Mosquitto) {
+	c := rig.StartController(t, m.ControllerBroker())
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("318", "Huyện Tiên Lãng", "31")
 	c.CreateArea("12346", "Xã Tiên Thắng", "318")
@@ -70,8 +79,10 @@ func TestLiveCallRecordsAndCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{Board: amp})
-	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{})
+	a1Creds, b1Creds := c.CreateNode("a1", "12346"), c.CreateNode("b1", "12347")
+	m.Install(t, c, b1Creds)
+	a1 := rig.StartNode(t, a1Creds, rig.NodeOptions{Board: amp})
+	b1 := rig.StartNode(t, b1Creds, rig.NodeOptions{})
 	for _, id := range []string{"a1", "b1"} {
 		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
 	}

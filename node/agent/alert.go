@@ -87,7 +87,7 @@ func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 	a.alertsChanged()
 	a.wantContent()
 	o := al.Occurrence
-	a.log.Warn("agent: emergency alert", "occurrence", id, "drill", o.Drill, "start", o.Start, "expires", o.Expires,
+	a.log.Warn("agent: emergency alert", "occurrence", id, "to", env.To, "drill", o.Drill, "start", o.Start, "expires", o.Expires,
 		"late_ms", a.clock.Now().Sub(o.Start).Milliseconds(), "content_cached", a.cache.Has(o.Content))
 	return nil
 }
