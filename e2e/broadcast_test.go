@@ -9,7 +9,6 @@ import (
 	"go.uber.org/goleak"
 
 	"loaxa.vn/controller/loaxa"
-	"loaxa.vn/internal/mosquittotest"
 	"loaxa.vn/protocol"
 )
 
@@ -20,7 +19,8 @@ func TestMain(m *testing.M) {
 // Three clusters in two communes; a bulletin for commune A and for one
 // named cluster of commune B must play on exactly those two, each delivery
 // must complete, and each play must be in the log exactly once.
-func testBroadcast(t *testing.T, c *rig.Controller) {
+func testBroadcast(t *testing.T, m *rig.Mosquitto) {
+	c := rig.StartController(t, m.ControllerBroker())
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("318", "Huyện Tiên Lãng", "31")
 	c.CreateArea("12346", "Xã Tiên Thắng", "318")
@@ -30,6 +30,7 @@ func testBroadcast(t *testing.T, c *rig.Controller) {
 		"tm-01": c.CreateNode("tm-01", "12347"),
 		"tm-02": c.CreateNode("tm-02", "12347"),
 	}
+	m.Install(t, c, creds["tm-02"])
 	nodes := map[string]*rig.Node{}
 	for id, cr := range creds {
 		nodes[id] = rig.StartNode(t, cr, rig.NodeOptions{})
@@ -90,11 +91,9 @@ func testBroadcast(t *testing.T, c *rig.Controller) {
 	}
 }
 
-func TestBroadcastEmbeddedBroker(t *testing.T) {
-	testBroadcast(t, rig.StartController(t, ""))
-}
+func TestBroadcastEmbeddedBroker(t *testing.T) { testBroadcast(t, nil) }
 
-func TestBroadcastMosquitto(t *testing.T) {
-	b := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true})
-	testBroadcast(t, rig.StartController(t, b.URL()))
-}
+// TestBroadcastMosquitto runs it through a real Mosquitto installed as a
+// province installs it: the exported configuration, password file and
+// ACLs.
+func TestBroadcastMosquitto(t *testing.T) { testBroadcast(t, rig.StartMosquitto(t, 0)) }
