@@ -415,3 +415,28 @@ func TestDamagedStorageRaisesAnAlarm(t *testing.T) {
 		t.Errorf("node reports %d damaged files with faults %+v, want 1 and the storage-damaged fault", st.StorageDamaged, st.Faults)
 	}
 }
+
+// TestLastWillThroughMosquitto: on a Mosquitto installed as a province
+// installs it, a node's Last Will (its offline state, on its own state
+// topic, which the ACL lets it write) reaches the controller when its
+// link is cut, and the node is online again once it reconnects.
+func TestLastWillThroughMosquitto(t *testing.T) {
+	m := rig.StartMosquitto(t, 0)
+	c := rig.StartController(t, m.ControllerBroker())
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("tt-01", "12346")
+	m.Install(t, c, cr)
+	link, err := netproxy.Start(m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	rig.StartNode(t, cr, rig.NodeOptions{Broker: "tcp://" + link.Addr(), Tune: quickReconnect})
+	state := func() string { return c.Node("tt-01").Status.State }
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return state() == loaxa.NodeOnline })
+	link.Cut()
+	rig.Eventually(t, 10*time.Second, "node offline by its Last Will", func() bool { return state() == loaxa.NodeOffline })
+	link.Restore()
+	rig.Eventually(t, 15*time.Second, "node back online", func() bool { return state() == loaxa.NodeOnline })
+}
