@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -71,4 +72,38 @@ func TestDamageIsCounted(t *testing.T) {
 	if n := c.Damaged(); n != 0 {
 		t.Errorf("a day after the last, the cache counts %d, want 0", n)
 	}
+}
+
+// FuzzReadDamage: a damage record a failing card garbled reads as the
+// lines that still parse, never an error or a panic; what it read
+// survives a write and a read again.
+func FuzzReadDamage(f *testing.F) {
+	f.Add([]byte("2026-11-30T08:00:00Z\n2026-11-30T09:00:00Z\n"))
+	f.Add([]byte("2026-11-3\x00T08:00:00Z\n\n2026-11-30T09:00:00+07:00"))
+	f.Add([]byte{0xff, '\n', '\r'})
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, damageFile), rec, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts, err := readDamage(dir)
+		if err != nil {
+			t.Fatalf("a record on a readable file: %v", err)
+		}
+		if lines := bytes.Count(rec, []byte("\n")) + 1; len(ts) > lines {
+			t.Fatalf("%d times from %d lines", len(ts), lines)
+		}
+		if err := writeDamage(dir, ts); err != nil {
+			t.Fatal(err)
+		}
+		again, err := readDamage(dir)
+		if err != nil || len(again) != len(ts) {
+			t.Fatalf("read %d times, wrote and read back %d (%v)", len(ts), len(again), err)
+		}
+		for i := range ts {
+			if !again[i].Equal(ts[i].Truncate(time.Second)) {
+				t.Fatalf("time %d: wrote %v, read back %v", i, ts[i], again[i])
+			}
+		}
+	})
 }
