@@ -184,6 +184,9 @@ type Cache struct {
 	turned chan struct{}
 	// damaged are the times cached files were found damaged (Damaged).
 	damaged []time.Time
+	// listTried are the files cached without a list that Run has tried
+	// to list since the node started (listCached).
+	listTried map[string]bool
 }
 
 // downloading is the download Run has under way.
@@ -202,6 +205,9 @@ const MakeWayMargin = time.Minute
 type entry struct {
 	size int64
 	used time.Time // last play or download
+	// listed: its chunk list is kept beside it, so plays check it as
+	// they read (openCached).
+	listed bool
 }
 
 type retry struct {
@@ -254,9 +260,15 @@ func Open(cfg Config) (*Cache, error) {
 		retry:   make(map[string]retry),
 		streams: make(map[string]*stream),
 		turned:  make(chan struct{}),
+
+		listTried: make(map[string]bool),
 	}
 	if c.damaged, err = readDamage(cfg.Dir); err != nil {
 		c.log.Warn("content: damage record unreadable; counting from none", "err", err)
+	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !protocol.ValidContentID(e.Name()) {
@@ -266,7 +278,7 @@ func Open(cfg Config) (*Cache, error) {
 		if err != nil {
 			continue // gone since the listing
 		}
-		c.present[e.Name()] = entry{size: info.Size(), used: info.ModTime()}
+		c.present[e.Name()] = entry{size: info.Size(), used: info.ModTime(), listed: names[e.Name()+listSuffix]}
 		c.bytes += info.Size()
 	}
 	return c, nil
@@ -566,6 +578,13 @@ func (c *Cache) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		if ref, ok := c.nextUnlisted(); ok {
+			c.listCached(ctx, ref)
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
 		var tc <-chan time.Time
 		if wait > 0 {
 			timer.Reset(wait)
@@ -721,12 +740,15 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
+	listed := false
 	if list != nil {
 		// Kept beside the file, so that plays check it as they read
 		// (openCached). Written before the file is in place: a file never
 		// has a list of other bytes.
 		if err := os.WriteFile(c.Path(ref.ID)+listSuffix, list, 0o644); err != nil {
 			c.log.Warn("content: cannot keep the chunk list; plays will not check the file", "content", ref.ID, "err", err)
+		} else {
+			listed = true
 		}
 	}
 	if err := os.Rename(part, c.Path(ref.ID)); err != nil {
@@ -743,7 +765,7 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	// opening it) finds no download still holding it.
 	f.Close()
 	c.mu.Lock()
-	c.present[ref.ID] = entry{size: size, used: now}
+	c.present[ref.ID] = entry{size: size, used: now, listed: listed}
 	c.bytes += size
 	drop = c.evict(0)
 	c.turn()

@@ -103,8 +103,14 @@ func (s *server) ranges() []string {
 
 func newCache(t *testing.T, s *server) *Cache {
 	t.Helper()
+	return newCacheIn(t, s, filepath.Join(t.TempDir(), "content"))
+}
+
+// newCacheIn opens the cache in dir: what a restarted node finds there.
+func newCacheIn(t *testing.T, s *server, dir string) *Cache {
+	t.Helper()
 	c, err := Open(Config{
-		Dir: filepath.Join(t.TempDir(), "content"), BaseURL: s.URL, Username: "n1", Secret: "s3cret",
+		Dir: dir, BaseURL: s.URL, Username: "n1", Secret: "s3cret",
 		Client:     s.Client(),
 		BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 	})

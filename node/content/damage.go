@@ -2,12 +2,16 @@ package content
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"loaxa.vn/protocol"
 )
 
 // DamageWindow is how far back Damaged counts: a board whose storage
@@ -84,4 +88,80 @@ func writeDamage(dir string, ts []time.Time) error {
 		return fmt.Errorf("write damage record: %w", err)
 	}
 	return nil
+}
+
+// nextUnlisted picks a wanted file cached without its chunk list whose
+// ref names the list's root, not tried since the node started.
+func (c *Cache) nextUnlisted() (protocol.ContentRef, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.wanted {
+		if e, ok := c.present[w.ID]; ok && !e.listed && w.Chunks != "" && w.Size == e.size && !c.listTried[w.ID] {
+			return w.ContentRef, true
+		}
+	}
+	return protocol.ContentRef{}, false
+}
+
+// listCached makes the chunk list of a file cached without one (by an
+// earlier build, or from a ref without a root) from the file itself, now
+// that its signed ref names the root. The same root means the bytes
+// verified when the file was stored, and from then on a play checks the
+// file a chunk at a time as it reads; another root means the board's
+// storage has changed them since: the file is discarded (Damaged) and
+// fetched again, before a play sounds it. Run lists files only while no
+// download is due, and stops hashing when one is: the file is listed on a
+// later pass.
+func (c *Cache) listCached(ctx context.Context, ref protocol.ContentRef) {
+	c.mu.Lock()
+	c.listTried[ref.ID] = true
+	c.mu.Unlock()
+	f, err := os.Open(c.Path(ref.ID))
+	if err != nil {
+		c.log.Warn("content: cannot list a cached file", "content", ref.ID, "err", err)
+		return
+	}
+	defer f.Close()
+	var h protocol.ChunkHasher
+	buf := make([]byte, protocol.ChunkSize)
+	for {
+		if _, _, due := c.next(); due || ctx.Err() != nil { // the download goes first
+			c.mu.Lock()
+			delete(c.listTried, ref.ID)
+			c.mu.Unlock()
+			return
+		}
+		n, err := io.ReadFull(f, buf)
+		h.Write(buf[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			c.log.Warn("content: cannot list a cached file", "content", ref.ID, "err", err)
+			return
+		}
+	}
+	list := h.List()
+	if err := protocol.CheckChunkList(ref, list); err != nil {
+		c.log.Error("content: cached file differs from its signed chunk root", "content", ref.ID, "err", err)
+		c.Discard(ref.ID)
+		return
+	}
+	tmp := c.Path(ref.ID) + listSuffix + ".tmp"
+	if err := os.WriteFile(tmp, list, 0o644); err != nil {
+		c.log.Warn("content: cannot keep the chunk list of a cached file", "content", ref.ID, "err", err)
+		return
+	}
+	if err := os.Rename(tmp, c.Path(ref.ID)+listSuffix); err != nil {
+		os.Remove(tmp)
+		c.log.Warn("content: cannot keep the chunk list of a cached file", "content", ref.ID, "err", err)
+		return
+	}
+	c.mu.Lock()
+	if e, ok := c.present[ref.ID]; ok {
+		e.listed = true
+		c.present[ref.ID] = e
+	}
+	c.mu.Unlock()
+	c.log.Info("content: cached file listed", "content", ref.ID)
 }

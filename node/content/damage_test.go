@@ -3,12 +3,15 @@ package content
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
 )
 
 // TestDamageIsCounted: each file Discard drops counts in Damaged for a
@@ -106,4 +109,68 @@ func FuzzReadDamage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestUnlistedFileIsListed: a file cached without its chunk list (by an
+// earlier build; here from a ref without a root) gets the list from its
+// own bytes once its ref names the root, and plays then check it a chunk
+// at a time. A file whose bytes the storage changed before that is found
+// so: discarded, counted, fetched again whole.
+func TestUnlistedFileIsListed(t *testing.T) {
+	for _, damaged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "intact", true: "damaged"}[damaged], func(t *testing.T) {
+			b, id := blob(50_000, 61)
+			s := newServer(t)
+			s.files[id] = b
+			c := newCache(t, s)
+			if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+				t.Fatal(err)
+			}
+			if got := leftovers(t, c); !slices.Equal(got, []string{id}) {
+				t.Fatalf("cache holds %v, want the file alone", got)
+			}
+			if damaged {
+				changed := bytes.Clone(b)
+				changed[protocol.ChunkSize+7] ^= 4
+				if err := os.WriteFile(c.Path(id), changed, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A restart of the node: the index finds the file without a list.
+			c = newCacheIn(t, s, c.Dir())
+			runCache(t, c)
+			c.Want([]Wanted{{ContentRef: s.streamRef(id, b, 6*time.Second)}})
+			waitFor(t, c, "the list beside the file", func() bool {
+				_, err := os.Stat(c.Path(id) + listSuffix)
+				return err == nil && c.Has(id)
+			})
+			if got, err := os.ReadFile(c.Path(id)); err != nil || !bytes.Equal(got, b) {
+				t.Errorf("cached file of %d bytes (%v), want the content", len(got), err)
+			}
+			want := map[bool]int{false: 0, true: 1}[damaged]
+			s.mu.Lock()
+			gets := len(s.requests)
+			s.mu.Unlock()
+			if n := c.Damaged(); n != want || gets != 1+want {
+				t.Errorf("%d damaged files counted, %d downloads; want %d and %d", n, gets, want, 1+want)
+			}
+			// The list is the file's: a changed byte is found as a play reads.
+			changed := bytes.Clone(b)
+			changed[2*protocol.ChunkSize+9] ^= 1
+			if err := os.WriteFile(c.Path(id), changed, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			st, err := c.OpenStream(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			res := <-readAll(st)
+			if !errors.Is(res.err, ErrDamaged) || !bytes.Equal(res.b, b[:2*protocol.ChunkSize]) {
+				t.Errorf("a play read %d bytes, %v; want the first two chunks and ErrDamaged", len(res.b), res.err)
+			}
+		})
+	}
 }
