@@ -61,6 +61,9 @@ func (a *Agent) Collectors() []prometheus.Collector {
 			defer a.mu.Unlock()
 			return float64(len(a.status.missing))
 		}),
+		gauge("loaxa_node_storage_damaged_files", "Cached files found damaged on the node's storage in the last 24 hours (a failing SD card).", func() float64 {
+			return float64(a.cache.Damaged())
+		}),
 		gauge("loaxa_node_outbox_events", "Events not yet acknowledged by the controller.", func() float64 {
 			a.mu.Lock()
 			defer a.mu.Unlock()
