@@ -17,6 +17,11 @@ import (
 // covers: 16 KiB, two seconds of node audio. A node that plays content as
 // it downloads plays only whole chunks it has checked, so a chunk is also
 // how far its speaker runs behind the download.
+//
+// It is part of the wire contract, like ContentRef.Chunks: a node takes a
+// cached file whose own chunk list does not hash to its ref's root for a
+// file its storage damaged (node/content). Another size needs another ref
+// field, or every node would discard its cache as damaged.
 const ChunkSize = 16 << 10
 
 // ChunkHashSize is the size of one entry of a chunk list: a SHA-256.
