@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -161,6 +162,47 @@ func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 		if c.Node(id).Status.LastPlay.IsZero() {
 			t.Error("no last play after a completed play")
 		}
+	})
+
+	// A failing SD card: a bit of the cached bulletin changed through the
+	// simulator's control; the next play finds it and the alarm opens.
+	t.Run("storage-damaged", func(t *testing.T) {
+		damage := func(box, query string) (int, map[string]string) {
+			t.Helper()
+			resp, err := http.Post(control.URL+"/boards/"+box+"/storage/damage"+query, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, body
+		}
+		news := c.Upload("ban-tin.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+		played := func(ann *loaxa.Announcement) func() bool {
+			return func() bool {
+				ds := c.Deliveries(ann.ID)
+				return len(ds) == 1 && ds[0].State == loaxa.DeliveryCompleted
+			}
+		}
+		rig.Eventually(t, 30*time.Second, "the bulletin played", played(c.Announce(news.ID, []string{"12346"}, nil, time.Now().Add(2*time.Second))))
+		if status, body := damage("hf-9999", ""); status != http.StatusNotFound || body["error"] == "" {
+			t.Errorf("damage on an unknown box: %d %v, want 404 with an error", status, body)
+		}
+		if status, body := damage(id, "?content="+strings.Repeat("0", 64)); status != http.StatusConflict || !strings.Contains(body["error"], "no cached content") {
+			t.Errorf("damage of content not cached: %d %v, want 409 saying so", status, body)
+		}
+		if status, body := damage(id, "?content="+news.ID); status != http.StatusOK || body["content"] != news.ID {
+			t.Fatalf("damage the bulletin: %d %v", status, body)
+		}
+		again := c.Announce(news.ID, []string{"12346"}, nil, time.Now().Add(2*time.Second))
+		rig.Eventually(t, 20*time.Second, "storage-damaged alarm open", func() bool {
+			a, ok := openAlarms(c, id)[loaxa.AlarmStorageDamaged]
+			return ok && a.Facts.DamagedFiles == 1
+		})
+		rig.Eventually(t, 30*time.Second, "the bulletin played again, fetched anew", played(again))
 	})
 }
 

@@ -171,7 +171,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		srv := &http.Server{Handler: f.Control(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
-		fmt.Fprintf(stdout, "firmware-sim: fault injection on http://%s/boards/{id}/faults/{fault}\n", ln.Addr())
+		fmt.Fprintf(stdout, "firmware-sim: fault injection on http://%s/boards/{id}/faults/{fault} and /boards/{id}/storage/damage\n", ln.Addr())
 	}
 	connected := f.WaitConnected(ctx, wait)
 	fmt.Fprintf(stdout, "firmware-sim: %d nodes running in area %s as %s-0001…: %d enrolled, %d on saved credentials, %d of %d connected to the broker\n",

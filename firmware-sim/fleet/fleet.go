@@ -116,6 +116,8 @@ type Sim struct {
 	Agent       *agent.Agent
 	Output      *audio.None
 	Store       agent.Store
+	// Dir is the agent's data directory (its content cache in Dir/content).
+	Dir string
 
 	done chan struct{} // closed when the agent's Run returned
 	err  error         // what Run returned; read after done
@@ -338,6 +340,7 @@ func (f *Fleet) build(creds []*protocol.Credentials) error {
 		} else {
 			s.Store = store.NewMemory()
 		}
+		s.Dir = dir
 		// Registered before the agent exists, so release closes the store
 		// whatever fails next.
 		f.sims = append(f.sims, s)
@@ -378,17 +381,6 @@ func (f *Fleet) Sim(id string) *Sim {
 		}
 	}
 	return nil
-}
-
-// Control serves fault injection for the fleet's boards over HTTP (see
-// board.Control): POST /boards/{id}/faults/{fault} breaks a box.
-func (f *Fleet) Control() http.Handler {
-	return board.Control(func(id string) *board.Board {
-		if s := f.Sim(id); s != nil {
-			return s.Board
-		}
-		return nil
-	})
 }
 
 // Enrolled returns how many nodes this run enrolled with the controller.
