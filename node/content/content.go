@@ -182,8 +182,10 @@ type Cache struct {
 	// turned is closed (and replaced) whenever content may have become
 	// Playable or stopped being wanted: AwaitPlayable waits on it.
 	turned chan struct{}
-	// damaged are the times cached files were found damaged (Damaged).
+	// damaged are the times cached files were found damaged (Damaged);
+	// saveMu orders the writes of their record (saveDamage).
 	damaged []time.Time
+	saveMu  sync.Mutex
 	// listTried are the files cached without a list that Run has tried
 	// to list since the node started (listCached).
 	listTried map[string]bool
@@ -517,12 +519,14 @@ func (c *Cache) Discard(id string) {
 		delete(c.retry, id)
 		c.bytes -= e.size
 		c.turn()
-		c.recordDamage(c.cfg.Clock.Now())
+		now := c.cfg.Clock.Now()
+		c.damaged = append(recent(c.damaged, now), now)
 	}
 	c.mu.Unlock()
 	if !ok {
 		return
 	}
+	c.saveDamage()
 	if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.Warn("content: cannot delete damaged content", "content", id, "err", err)
 	}

@@ -37,11 +37,16 @@ func (c *Cache) Damaged() int {
 	return len(c.damaged)
 }
 
-// recordDamage notes a damaged file found now and writes the record.
-// Called with c.mu held.
-func (c *Cache) recordDamage(now time.Time) {
-	c.damaged = append(recent(c.damaged, now), now)
-	if err := writeDamage(c.cfg.Dir, c.damaged); err != nil {
+// saveDamage writes the damage record as it is now. It runs outside c.mu:
+// the card it writes to is failing and may take its time, and plays must
+// not wait for it; saveMu keeps two writes in order.
+func (c *Cache) saveDamage() {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	c.mu.Lock()
+	ts := slices.Clone(c.damaged)
+	c.mu.Unlock()
+	if err := writeDamage(c.cfg.Dir, ts); err != nil {
 		c.log.Warn("content: cannot record a damaged file", "err", err)
 	}
 }
