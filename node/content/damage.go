@@ -101,7 +101,7 @@ func (c *Cache) nextUnlisted() (protocol.ContentRef, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, w := range c.wanted {
-		if e, ok := c.present[w.ID]; ok && !e.listed && w.Chunks != "" && w.Size == e.size && !c.listTried[w.ID] {
+		if e, ok := c.present[w.ID]; ok && !e.listed && w.Chunks != "" && !c.listTried[w.ID] {
 			return w.ContentRef, true
 		}
 	}
@@ -113,10 +113,10 @@ func (c *Cache) nextUnlisted() (protocol.ContentRef, bool) {
 // that its signed ref names the root. The same root means the bytes
 // verified when the file was stored, and from then on a play checks the
 // file a chunk at a time as it reads; another root means the board's
-// storage has changed them since: the file is discarded (Damaged) and
-// fetched again, before a play sounds it. Run lists files only while no
-// download is due, and stops hashing when one is: the file is listed on a
-// later pass.
+// storage has changed them since (or cut the file short): the file is
+// discarded (Damaged) and fetched again, before a play sounds it. Run
+// lists files only while no download is due, and stops hashing when one
+// is: the file is listed on a later pass.
 func (c *Cache) listCached(ctx context.Context, ref protocol.ContentRef) {
 	c.mu.Lock()
 	c.listTried[ref.ID] = true

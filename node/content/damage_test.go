@@ -117,8 +117,20 @@ func FuzzReadDamage(f *testing.F) {
 // at a time. A file whose bytes the storage changed before that is found
 // so: discarded, counted, fetched again whole.
 func TestUnlistedFileIsListed(t *testing.T) {
-	for _, damaged := range []bool{false, true} {
-		t.Run(map[bool]string{false: "intact", true: "damaged"}[damaged], func(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(b []byte) []byte // nil: intact
+	}{
+		{"intact", nil},
+		{"a changed bit", func(b []byte) []byte {
+			changed := bytes.Clone(b)
+			changed[protocol.ChunkSize+7] ^= 4
+			return changed
+		}},
+		{"cut short", func(b []byte) []byte { return b[:protocol.ChunkSize+100] }},
+	} {
+		damaged := tt.damage != nil
+		t.Run(tt.name, func(t *testing.T) {
 			b, id := blob(50_000, 61)
 			s := newServer(t)
 			s.files[id] = b
@@ -130,9 +142,7 @@ func TestUnlistedFileIsListed(t *testing.T) {
 				t.Fatalf("cache holds %v, want the file alone", got)
 			}
 			if damaged {
-				changed := bytes.Clone(b)
-				changed[protocol.ChunkSize+7] ^= 4
-				if err := os.WriteFile(c.Path(id), changed, 0o644); err != nil {
+				if err := os.WriteFile(c.Path(id), tt.damage(b), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
