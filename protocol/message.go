@@ -523,7 +523,9 @@ type Event struct {
 	// awaited and any chime again. The nodes of an area that began together play their
 	// first repeat at the end of the chime and intro and each next one a
 	// repeat (content and GapMS) later; a node whose MessageMS falls on one
-	// of those instants played its message in step with them.
+	// of those instants played its message in step with them. The
+	// play's content-ready event carries it too, as the node places the
+	// content once it came (it may wait to begin on such an instant).
 	MessageMS int64 `json:"message_ms,omitempty"`
 	// Drill marks events about an exercise (Occurrence.Drill).
 	Drill bool `json:"drill,omitempty"`

@@ -189,6 +189,10 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		d.ReceivedAt = ev.At
 	}
 	if markContentReady(&d, ev) {
+		if ev.MessageMS != 0 {
+			// Where a late message plays, known as it came.
+			d.MessageMS = ev.MessageMS
+		}
 		d.UpdatedAt = receivedAt
 		return putDelivery(tx, &d)
 	}

@@ -209,6 +209,13 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			ev(protocol.EventContentReady, func(e *protocol.Event) { e.At = start.Add(2 * time.Second) }),
 			ev(protocol.EventCompleted, func(e *protocol.Event) { e.PlayedMS, e.MessageMS = 14000, 5200 }),
 		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 14000, MessageMS: 5200, ContentReady: true, ContentReadyAt: start.Add(2 * time.Second)}},
+		// Its message came after the chime's end: the content-ready event
+		// says where it plays, before the play ends.
+		{"a late message placed as it came", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventStarted, func(e *protocol.Event) { e.ContentPending = true }),
+			ev(protocol.EventContentReady, func(e *protocol.Event) { e.At, e.MessageMS = start.Add(2*time.Second), 5200 }),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, MessageMS: 5200, ContentReady: true, ContentReadyAt: start.Add(2 * time.Second)}},
 		{"failure keeps its reason", true, []protocol.Event{
 			ev(protocol.EventReceived, nil),
 			ev(protocol.EventFailed, reason(protocol.ReasonContentMissing)),

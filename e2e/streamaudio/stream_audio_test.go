@@ -9,6 +9,7 @@ package streamaudio
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"loaxa.vn/internal/alsatest"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio/oto"
+	"loaxa.vn/protocol"
 )
 
 func TestMain(m *testing.M) {
@@ -231,15 +233,29 @@ func lateMessageJoinsARepeat(t *testing.T, capture *alsatest.Capture, out *oto.O
 }
 
 // messageInStep checks what the report says of when the cluster began the
-// message: in step with the clusters that had it in time, or not.
+// message: in step with the clusters that had it in time, or not. The
+// cluster said where as its message came (its content-ready event), not
+// only when its play ended.
 func messageInStep(t *testing.T, c *rig.Controller, em loaxa.Emergency, want bool) {
 	t.Helper()
 	var rep loaxa.EmergencyReport
 	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
-	if n := rep.Nodes[0]; n.MessageMS == nil || n.MessageInStep == nil || *n.MessageInStep != want {
+	n := rep.Nodes[0]
+	if n.MessageMS == nil || n.MessageInStep == nil || *n.MessageInStep != want {
 		t.Errorf("report: message_ms %v, message_in_step %v; want in step %v", n.MessageMS, n.MessageInStep, want)
+		return
 	} else if tm := rep.Timing; tm.MessageLate != 1 || tm.MessageInStep != map[bool]int{true: 1}[want] {
 		t.Errorf("report's timing: %d late messages, %d in step", tm.MessageLate, tm.MessageInStep)
+	}
+	said := map[protocol.EventType]int64{}
+	for _, e := range c.Events(url.Values{"node": {n.Node}}) {
+		if e.Occurrence == em.Occurrence {
+			said[e.Type] = e.MessageMS
+		}
+	}
+	if said[protocol.EventContentReady] != *n.MessageMS || said[protocol.EventCompleted] != *n.MessageMS {
+		t.Errorf("the cluster's content-ready event says the message begins %d ms in, its completed event %d ms; the report %d ms",
+			said[protocol.EventContentReady], said[protocol.EventCompleted], *n.MessageMS)
 	}
 }
 

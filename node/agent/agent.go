@@ -107,6 +107,7 @@ type Agent struct {
 	// uncertainty. nil before the first.
 	clockEstimate atomic.Pointer[offsetEstimate]
 	cueBegan      chan struct{}      // to the main loop: a prepared play began on its own
+	messagePlaced chan struct{}      // to the main loop: a late message's place in its play is known (play.placed)
 	dirty         chan struct{}      // to the state publisher
 	outboxMoved   chan struct{}      // to the state publisher: the outbox count changed (outboxStateMin)
 	alive         chan chan struct{} // to the main loop: answer to prove it runs (Alive)
@@ -276,27 +277,28 @@ func New(cfg Config) (*Agent, error) {
 	}
 	log := cfg.Logger.With("node", cred.Node)
 	a := &Agent{
-		tls:         tlsConfig,
-		cfg:         cfg,
-		cred:        cred,
-		log:         log,
-		clock:       clock.NewOffset(cfg.Clock),
-		topics:      protocol.NewTopics(cred.Prefix()),
-		store:       cfg.Store,
-		epoch:       cfg.Store.Epoch(),
-		outboxWake:  make(chan struct{}, 1),
-		reconnected: make(chan struct{}, 1),
-		syncNow:     make(chan struct{}, 1),
-		clockMoved:  make(chan struct{}, 1),
-		cueBegan:    make(chan struct{}, 1),
-		alive:       make(chan chan struct{}),
-		inLoop:      make(chan func()),
-		dirty:       make(chan struct{}, 1),
-		outboxMoved: make(chan struct{}, 1),
-		lead:        cfg.AmplifierWarmup,
-		started:     cfg.Clock.Now(),
-		metrics:     newMetrics(),
-		rand:        newRand(),
+		tls:           tlsConfig,
+		cfg:           cfg,
+		cred:          cred,
+		log:           log,
+		clock:         clock.NewOffset(cfg.Clock),
+		topics:        protocol.NewTopics(cred.Prefix()),
+		store:         cfg.Store,
+		epoch:         cfg.Store.Epoch(),
+		outboxWake:    make(chan struct{}, 1),
+		reconnected:   make(chan struct{}, 1),
+		syncNow:       make(chan struct{}, 1),
+		clockMoved:    make(chan struct{}, 1),
+		cueBegan:      make(chan struct{}, 1),
+		messagePlaced: make(chan struct{}, 1),
+		alive:         make(chan chan struct{}),
+		inLoop:        make(chan func()),
+		dirty:         make(chan struct{}, 1),
+		outboxMoved:   make(chan struct{}, 1),
+		lead:          cfg.AmplifierWarmup,
+		started:       cfg.Clock.Now(),
+		metrics:       newMetrics(),
+		rand:          newRand(),
 	}
 	if o, ok := cfg.Output.(LatencyOutput); ok {
 		a.latency = max(o.Latency(), 0)
@@ -574,6 +576,7 @@ func (a *Agent) loop(ctx context.Context) {
 		case r := <-a.testDone():
 			a.finishTest(r)
 		case <-a.cueBegan:
+		case <-a.messagePlaced:
 		case reply := <-a.alive:
 			close(reply)
 		case f := <-a.inLoop:
@@ -647,7 +650,14 @@ func (a *Agent) step() time.Time {
 		marks = append(marks, m)
 	}
 	for _, m := range ready {
-		events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
+		e := occurrenceEvent(protocol.EventContentReady, m, now)
+		if p := a.play; p != nil && p.occ.ID == m.Occurrence {
+			e.MessageMS = time.Duration(p.messageAt.Load()).Milliseconds()
+			if !p.readySeen.IsZero() {
+				e.At = p.readySeen.UTC()
+			}
+		}
+		events = append(events, e)
 		marks = append(marks, m)
 	}
 	for _, c := range d.Close {
@@ -878,6 +888,17 @@ func (a *Agent) contentReady() []Progress {
 	for _, o := range a.occurrences() {
 		p, ok := a.progress[o.ID]
 		if !ok || p.Phase != PhaseReceived && p.Phase != PhaseStarted || p.ContentReady || o.Content == "" || !a.cache.Playable(o.Content) {
+			continue
+		}
+		if pl := a.play; pl != nil && pl.occ.ID == o.ID && pl.awaiting.Load() && !pl.placed.Load() {
+			// The play on air is at the message's place, waiting for
+			// it: the event waits the moment it takes to place the
+			// message (to join a repeat, laterPart.open), so that it
+			// says where (Event.MessageMS), and keeps the instant the
+			// content could play.
+			if pl.readySeen.IsZero() {
+				pl.readySeen = a.clock.Now()
+			}
 			continue
 		}
 		p.ContentReady = true

@@ -59,6 +59,16 @@ type play struct {
 	// messageAt is when the content's first repeat begins in the stream,
 	// for a play whose content came after its place (Event.MessageMS).
 	messageAt atomic.Int64
+	// awaiting: the speaker reached the message's place before it could
+	// play (its first repeat waits for it); placed: the message's place
+	// in the stream is decided since (messageAt, if it is late), or
+	// waiting for it failed. The main loop holds the content-ready event
+	// from awaiting to placed, noting when the content could play in
+	// readySeen (its own), so that the event says where the message
+	// plays.
+	awaiting  atomic.Bool
+	placed    atomic.Bool
+	readySeen time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -465,11 +475,18 @@ func (l *laterPart) await(b []byte) int {
 			return 0
 		}
 		l.ready = make(chan error, 1)
+		if l.plays > 0 {
+			l.p.awaiting.Store(true)
+		}
 		go func() { l.ready <- l.a.cache.AwaitPlayable(l.ctx, l.id) }()
 	}
 	came := func(err error) int {
 		if l.err = err; err == nil {
 			l.r, l.err = l.open()
+		}
+		if l.plays > 0 {
+			l.p.placed.Store(true)
+			signal(l.a.messagePlaced)
 		}
 		return 0
 	}

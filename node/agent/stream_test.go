@@ -340,13 +340,25 @@ func TestAlertChimesWhileItsMessageComes(t *testing.T) {
 
 // checkMessageMS checks the message_ms of the alert's completed event, to
 // the ms it is rounded down to and within how late the play began (a join
-// counts that too).
+// counts that too), and that its content-ready event said the same before
+// the play ended: the board need not wait for the end to know whether a
+// late message plays in step.
 func checkMessageMS(t *testing.T, ctl *nodetest.Controller, want time.Duration) {
 	t.Helper()
+	var ready *protocol.Event
 	for _, e := range ctl.Events("n1") {
-		if e.Type == protocol.EventCompleted {
+		switch e.Type {
+		case protocol.EventContentReady:
+			ready = &e
+		case protocol.EventCompleted:
 			if d := time.Duration(e.MessageMS)*time.Millisecond - want; d > 0 || d <= -20*time.Millisecond {
 				t.Errorf("completed event says the message began %d ms in; want %v", e.MessageMS, want)
+			}
+			switch {
+			case ready == nil:
+				t.Error("no content-ready event before the completed one")
+			case ready.MessageMS != e.MessageMS:
+				t.Errorf("content-ready event says the message begins %d ms in, the completed one %d ms", ready.MessageMS, e.MessageMS)
 			}
 			return
 		}
