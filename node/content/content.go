@@ -122,6 +122,9 @@ const partSuffix = ".part"
 // listSuffix marks the chunk list kept beside a cached file.
 const listSuffix = ".chunks"
 
+// tmpSuffix marks a file being written, renamed into place once whole.
+const tmpSuffix = ".tmp"
+
 // DefaultMaxBytes is the default cache size: 512 MiB, about 18 hours of
 // node audio at 64 kbit/s.
 const DefaultMaxBytes = 512 << 20
@@ -273,7 +276,18 @@ func Open(cfg Config) (*Cache, error) {
 		names[e.Name()] = true
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !protocol.ValidContentID(e.Name()) {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if id, list := strings.CutSuffix(e.Name(), listSuffix); strings.HasSuffix(e.Name(), tmpSuffix) || list && !names[id] {
+			// A record or list the power went off in the middle of
+			// writing, or the list of a file gone: nothing reads them.
+			if err := os.Remove(filepath.Join(cfg.Dir, e.Name())); err != nil {
+				c.log.Warn("content: cannot delete a leftover file", "file", e.Name(), "err", err)
+			}
+			continue
+		}
+		if !protocol.ValidContentID(e.Name()) {
 			continue
 		}
 		info, err := e.Info()
@@ -749,7 +763,7 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 		// Kept beside the file, so that plays check it as they read
 		// (openCached). Written before the file is in place: a file never
 		// has a list of other bytes.
-		if err := os.WriteFile(c.Path(ref.ID)+listSuffix, list, 0o644); err != nil {
+		if err := writeWhole(c.Path(ref.ID)+listSuffix, list); err != nil {
 			c.log.Warn("content: cannot keep the chunk list; plays will not check the file", "content", ref.ID, "err", err)
 		} else {
 			listed = true

@@ -85,14 +85,37 @@ func writeDamage(dir string, ts []time.Time) error {
 		b.WriteString(t.UTC().Format(time.RFC3339))
 		b.WriteByte('\n')
 	}
-	tmp := filepath.Join(dir, damageFile+".tmp")
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write damage record: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, damageFile)); err != nil {
+	if err := writeWhole(filepath.Join(dir, damageFile), b.Bytes()); err != nil {
 		return fmt.Errorf("write damage record: %w", err)
 	}
 	return nil
+}
+
+// writeWhole replaces the file name with b, whole or not at all: written
+// beside it (tmpSuffix), synced, then renamed into place. A power cut in
+// the middle of writing leaves the old file, or none, and a leftover Open
+// deletes; never a file of the right size whose bytes never came (which,
+// for a chunk list, would make plays take a good file for a damaged one).
+func writeWhole(name string, b []byte) error {
+	tmp := name + tmpSuffix
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // nextUnlisted picks a wanted file cached without its chunk list whose
@@ -152,13 +175,7 @@ func (c *Cache) listCached(ctx context.Context, ref protocol.ContentRef) {
 		c.Discard(ref.ID)
 		return
 	}
-	tmp := c.Path(ref.ID) + listSuffix + ".tmp"
-	if err := os.WriteFile(tmp, list, 0o644); err != nil {
-		c.log.Warn("content: cannot keep the chunk list of a cached file", "content", ref.ID, "err", err)
-		return
-	}
-	if err := os.Rename(tmp, c.Path(ref.ID)+listSuffix); err != nil {
-		os.Remove(tmp)
+	if err := writeWhole(c.Path(ref.ID)+listSuffix, list); err != nil {
 		c.log.Warn("content: cannot keep the chunk list of a cached file", "content", ref.ID, "err", err)
 		return
 	}

@@ -184,3 +184,43 @@ func TestUnlistedFileIsListed(t *testing.T) {
 		})
 	}
 }
+
+// TestLeftoversAreCleared: files the power went off in the middle of
+// writing (the damage record's, a chunk list's) and the list of a file
+// gone are deleted when the cache opens; the files, their lists and the
+// damage record stay.
+func TestLeftoversAreCleared(t *testing.T) {
+	s := newServer(t)
+	c := newCache(t, s)
+	var ids []string
+	for i := range 2 {
+		b, id := blob(20_000, byte(70+i))
+		s.files[id] = b
+		if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	kept, gone := ids[0], ids[1]
+	c.Discard(gone) // its list goes with it; the damage record stays
+	_, lost := blob(100, 99)
+	for name, body := range map[string]string{
+		kept + listSuffix:             "a list",
+		kept + listSuffix + tmpSuffix: "half a list",
+		damageFile + tmpSuffix:        "half a record",
+		lost + listSuffix:             "the list of a file gone",
+	} {
+		if err := os.WriteFile(filepath.Join(c.Dir(), name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = newCacheIn(t, s, c.Dir())
+	want := []string{damageFile, kept, kept + listSuffix}
+	slices.Sort(want)
+	if got := leftovers(t, c); !slices.Equal(got, want) {
+		t.Errorf("cache holds %v after it opened, want %v", got, want)
+	}
+	if !c.Has(kept) || c.Has(gone) || c.Damaged() != 1 {
+		t.Errorf("after it opened: has the kept file %v, the discarded one %v, %d damaged; want true, false, 1", c.Has(kept), c.Has(gone), c.Damaged())
+	}
+}
