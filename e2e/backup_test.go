@@ -24,6 +24,7 @@ import (
 // everything matches, the audio is byte for byte the same, and the node's
 // old credentials still join the restored controller.
 func TestBackupRestoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -139,6 +140,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 // A truncated or tampered backup is refused before anything is put in place.
 func TestRestoreRefusesDamagedBackup(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.Upload("a.wav", rig.ToneWAV(440, 300*time.Millisecond, 16000, 1))

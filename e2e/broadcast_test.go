@@ -91,9 +91,15 @@ func testBroadcast(t *testing.T, m *rig.Mosquitto) {
 	}
 }
 
-func TestBroadcastEmbeddedBroker(t *testing.T) { testBroadcast(t, nil) }
+func TestBroadcastEmbeddedBroker(t *testing.T) {
+	t.Parallel()
+	testBroadcast(t, nil)
+}
 
 // TestBroadcastMosquitto runs it through a real Mosquitto installed as a
 // province installs it: the exported configuration, password file and
 // ACLs.
-func TestBroadcastMosquitto(t *testing.T) { testBroadcast(t, rig.StartMosquitto(t, 0)) }
+func TestBroadcastMosquitto(t *testing.T) {
+	t.Parallel()
+	testBroadcast(t, rig.StartMosquitto(t, 0))
+}

@@ -23,6 +23,7 @@ import (
 // every node is in exactly one final state, the one its single final event
 // says, and the broadcast report counts exactly those states.
 func TestBusyDayEndsEveryDeliveryOnce(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	day := func(hh, mm, ss int) time.Time { return time.Date(2026, 3, 2, hh, mm, ss, 0, vn) }
 	fc := clock.NewFake(day(5, 0, 0))

@@ -17,6 +17,7 @@ import (
 // ends failed with reason removed, and the days still to come are no
 // longer scheduled or counted.
 func TestCancelStopsWhatPlays(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")

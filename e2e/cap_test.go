@@ -61,6 +61,7 @@ func capEmergency(out map[string]any) string {
 // text; a Cancel stops that; a malformed alert is refused naming the
 // field.
 func TestCapAlerts(t *testing.T) {
+	t.Parallel()
 	c, nodes := emergencyFleet(t)
 	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Bão"}}, nil)
 
@@ -140,6 +141,7 @@ func TestCapAlerts(t *testing.T) {
 // TestCapFeedPolled: an alert a configured feed serves is polled and
 // played (as a drill, for an Exercise) once, however often it is polled.
 func TestCapFeedPolled(t *testing.T) {
+	t.Parallel()
 	doc := capAlert("feed-1", "Exercise", "Alert", "12346", "")
 	var ready atomic.Bool // the feed has nothing until the area and the auto-start list are set up
 	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -72,6 +72,7 @@ func report(c *rig.Controller, id string) *loaxa.EmergencyReport {
 // untouched. The report and the live stream count every node; every
 // event of the drill is marked as one.
 func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
+	t.Parallel()
 	c, nodes, logs := emergencyFleetOn(t, nil)
 	testEmergencyPreempts(t, c, nodes, logs)
 }
@@ -81,6 +82,7 @@ func TestEmergencyPreemptsOnlyItsArea(t *testing.T) {
 // password file and ACLs the controller exports, each node allowed only
 // its own topics and its areas'.
 func TestEmergencyPreemptsOnlyItsAreaMosquitto(t *testing.T) {
+	t.Parallel()
 	c, nodes, logs := emergencyFleetOn(t, rig.StartMosquitto(t, 0))
 	testEmergencyPreempts(t, c, nodes, logs)
 }
@@ -267,6 +269,7 @@ func readStream(t *testing.T, c *rig.Controller, id string) []string {
 // every node at once, each node reports it cancelled, and the bulletin it
 // cut off plays again. An all-clear follows to the same areas.
 func TestEmergencyCancel(t *testing.T) {
+	t.Parallel()
 	c, nodes := emergencyFleet(t)
 	news := c.Upload("thoi-su.wav", rig.ToneWAV(440, 20*time.Second, 16000, 1))
 	start := time.Now().Add(3 * time.Second)
@@ -326,6 +329,7 @@ func TestEmergencyCancel(t *testing.T) {
 // controller does not resend it and the node plays nothing of it. A new
 // emergency reaches it as usual.
 func TestEmergencyOfflineNodeGetsNothingStale(t *testing.T) {
+	t.Parallel()
 	c, _ := emergencyFleet(t)
 	dir := t.TempDir()
 	creds := c.CreateNode("a3", "12346")
@@ -373,6 +377,7 @@ func TestEmergencyOfflineNodeGetsNothingStale(t *testing.T) {
 // and not the sibling one; a viewer may alert none; bad requests get
 // clear errors; the audit log says who sent the drill.
 func TestEmergencyPermissions(t *testing.T) {
+	t.Parallel()
 	c, _ := emergencyFleet(t)
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "xa-a", "password": "mat-khau-xa-a-dai", "role": "commune", "area": "12346"}, nil)
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "xem", "password": "mat-khau-xem-dai", "role": "viewer", "area": "12346"}, nil)

@@ -90,6 +90,7 @@ func alarm(c *rig.Controller, node, kind string) (loaxa.Alarm, bool) {
 // dead amplifier driver makes a bulletin fail: the failed-to-sound alarm
 // opens, and the next completed play ends it.
 func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
+	t.Parallel()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -213,6 +214,7 @@ func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 // node's Last Will: offline at once, the alarm after the threshold.
 // Reconnecting ends each alarm.
 func TestOfflineByHeartbeatTimeoutAndLastWill(t *testing.T) {
+	t.Parallel()
 	clk := clock.NewFake(time.Now())
 	c := rig.StartControllerOn(t, "", clk)
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
@@ -272,6 +274,7 @@ func TestOfflineByHeartbeatTimeoutAndLastWill(t *testing.T) {
 // TestSelfTestFindsTheCutLine: of 50 simulated clusters one has a cut
 // speaker line; a silent self-test of the commune names exactly that one.
 func TestSelfTestFindsTheCutLine(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -336,6 +339,7 @@ func (o *peakOutput) Peaks() []int {
 // TestRemoteVolume: a volume set through the API reaches the node in its
 // signed desired state, shows in its state, and the node plays at it.
 func TestRemoteVolume(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -385,6 +389,7 @@ func TestRemoteVolume(t *testing.T) {
 // damage, and the controller opens a storage-damaged alarm that tells a
 // technician to change the card.
 func TestDamagedStorageRaisesAnAlarm(t *testing.T) {
+	t.Parallel()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -463,6 +468,7 @@ func TestDamagedStorageRaisesAnAlarm(t *testing.T) {
 // topic, which the ACL lets it write) reaches the controller when its
 // link is cut, and the node is online again once it reconnects.
 func TestLastWillThroughMosquitto(t *testing.T) {
+	t.Parallel()
 	m := rig.StartMosquitto(t, 0)
 	c := rig.StartController(t, m.ControllerBroker())
 	c.CreateArea("31", "Thành phố Hải Phòng", "")

@@ -60,12 +60,18 @@ func liveReport(c *rig.Controller, id string) *loaxa.LiveCallReport {
 // delivery completes as cut, the amplifier is released) and in the record
 // (who cut it). A call that the speaker ends shows every node completed,
 // with the frames each played.
-func TestLiveCallRecordsAndCut(t *testing.T) { testLiveCall(t, nil) }
+func TestLiveCallRecordsAndCut(t *testing.T) {
+	t.Parallel()
+	testLiveCall(t, nil)
+}
 
 // TestLiveCallRecordsAndCutMosquitto is the same through a real Mosquitto
 // installed as a province installs it: each node may read only its own
 // topics and its areas' (their live topics among them).
-func TestLiveCallRecordsAndCutMosquitto(t *testing.T) { testLiveCall(t, rig.StartMosquitto(t, 0)) }
+func TestLiveCallRecordsAndCutMosquitto(t *testing.T) {
+	t.Parallel()
+	testLiveCall(t, rig.StartMosquitto(t, 0))
+}
 
 // testLiveCall runs the live call tests on broker m (nil: the embedded
 // one).
@@ -203,6 +209,7 @@ func testLiveCall(t *testing.T, m *rig.Mosquitto) {
 // deliveries and the audit entries, and its title starts with the drill
 // mark; a real call after it is marked in none of them.
 func TestLiveDrillMarked(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("318", "Huyện Tiên Lãng", "31")

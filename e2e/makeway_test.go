@@ -79,6 +79,7 @@ func (b *stallingBody) Close() error { return b.body.Close() }
 // way: the alert is fetched and sounds while the bulletin would still be
 // stalled, and the bulletin resumes afterwards from the bytes it had.
 func TestAlertDoesNotWaitForABulletinDownload(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -135,6 +136,7 @@ func TestAlertDoesNotWaitForABulletinDownload(t *testing.T) {
 // the emergency chimes, before any alert; the console's list says the
 // cluster has it; an alert with it then sounds with no download at all.
 func TestStandingContentSoundsWithoutDownload(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")

@@ -15,6 +15,7 @@ import (
 // node connected and parses it with Prometheus' own parser, and reads
 // GET /api/v1/health.
 func TestControllerMetricsAndHealth(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")

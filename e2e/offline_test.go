@@ -16,6 +16,7 @@ import (
 // time; once the link is back the controller receives every event exactly
 // once.
 func TestOfflineNodePlaysAndReportsLater(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")

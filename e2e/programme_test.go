@@ -25,6 +25,7 @@ import (
 // for it; jumping the clock to just before each play and then stepping it
 // in 100 ms ticks (the output's chunk) keeps the test at a few seconds.
 func TestDailyProgrammeTwoDays(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	fc := clock.NewFake(time.Date(2026, 3, 2, 5, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)

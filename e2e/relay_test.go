@@ -19,6 +19,7 @@ import (
 // completed at the end of its window; a relay of a dead station is
 // retried, then reported failed with reason stream, without hanging.
 func TestProgrammeRelay(t *testing.T) {
+	t.Parallel()
 	station := httptest.NewServer(rig.Station(rig.StationMP3(t, 2)))
 	defer station.Close()
 	dead := httptest.NewServer(http.NotFoundHandler())

@@ -32,6 +32,7 @@ func reportNodes(c *rig.Controller, id string) (*loaxa.EmergencyReport, map[stri
 // third node when that comes online, which then plays it late. No node
 // plays it twice.
 func TestEmergencyControllerRestart(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -117,6 +118,7 @@ func TestEmergencyControllerRestart(t *testing.T) {
 // to the end, and says so; a node that comes back only after the alert
 // expired plays nothing of it and reports it failed, expired.
 func TestEmergencyNodeRestart(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")

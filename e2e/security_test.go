@@ -23,6 +23,7 @@ import (
 // expired one, and a replay of a genuine schedule that the controller has
 // since replaced. The node must play nothing and report nothing as done.
 func TestNodeRefusesForgedExpiredAndReplayedMessages(t *testing.T) {
+	t.Parallel()
 	b := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true})
 	c := rig.StartController(t, b.URL())
 	c.CreateArea("31", "Thành phố Hải Phòng", "")

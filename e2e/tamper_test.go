@@ -148,6 +148,7 @@ func sounding(pcm []byte) []int16 {
 // content-missing) without a sample of it reaching the speaker, fetches
 // the message again and plays the alert from the beginning, whole.
 func TestTamperedDownloadNeverSounds(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")

@@ -18,6 +18,7 @@ import (
 // for a commune without a station plays as sent, and the export then
 // shows it played with the clusters' status.
 func TestUpstreamInboundAndExport(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("318", "Huyện Tiên Lãng", "31")
