@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -576,6 +577,14 @@ func (a *Agent) loop(ctx context.Context) {
 		case r := <-a.testDone():
 			a.finishTest(r)
 		case <-a.cueBegan:
+			// The play's goroutine, which woke the loop, runs first on
+			// its processor when it blocks. The notes of its start can
+			// wait behind whatever else is due now: in a process of
+			// many agents (the simulator's fleets), the other plays due
+			// at this instant, which would otherwise each wait behind
+			// the bookkeeping of those that began before them. On a
+			// board alone on its processor, this yields to nothing.
+			runtime.Gosched()
 		case <-a.messagePlaced:
 		case reply := <-a.alive:
 			close(reply)
