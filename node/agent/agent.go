@@ -577,13 +577,14 @@ func (a *Agent) loop(ctx context.Context) {
 		case r := <-a.testDone():
 			a.finishTest(r)
 		case <-a.cueBegan:
-			// The play's goroutine, which woke the loop, runs first on
-			// its processor when it blocks. The notes of its start can
-			// wait behind whatever else is due now: in a process of
-			// many agents (the simulator's fleets), the other plays due
-			// at this instant, which would otherwise each wait behind
-			// the bookkeeping of those that began before them. On a
-			// board alone on its processor, this yields to nothing.
+			// Woken by a play's goroutine, the loop is first in line on
+			// its processor (Go runs a goroutine woken so next). The
+			// notes of the start can wait behind whatever else is due
+			// now: in a process of many agents (the simulator's
+			// fleets), the other plays due at this instant, which would
+			// otherwise each wait behind the bookkeeping of those that
+			// began before them. On a board, alone on its processor,
+			// this yields to nothing.
 			runtime.Gosched()
 		case <-a.messagePlaced:
 		case reply := <-a.alive:
