@@ -255,6 +255,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 		deadline := time.Now().Add(5 * time.Minute)
 		for read(); len(sounds[em.Occurrence]) < n; read() {
 			if time.Now().After(deadline) {
+				silent(c, em, sounds[em.Occurrence], logf)
 				b.Fatalf("round %d: %d of %d nodes sounded within 5 min", k, len(sounds[em.Occurrence]), n)
 			}
 			time.Sleep(50 * time.Millisecond) // polling the sound logs
@@ -468,6 +469,30 @@ func maxOf(m map[string]time.Time) time.Time {
 		}
 	}
 	return last
+}
+
+// silent logs what the controller knows of the nodes that did not sound
+// (at most 20 of them): whether they are online, had the alert, and what
+// they reported.
+func silent(c *rig.Controller, em loaxa.Emergency, sounded map[string]time.Time, logf func(string, ...any)) {
+	var rep loaxa.EmergencyReport
+	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+	shown := 0
+	for _, nd := range rep.Nodes {
+		if _, ok := sounded[nd.Node]; ok || shown == 20 {
+			continue
+		}
+		shown++
+		received, ready := "never", "no"
+		if nd.ReceivedMS != nil {
+			received = fmt.Sprintf("%d ms", *nd.ReceivedMS)
+		}
+		if nd.ContentReadyMS != nil {
+			ready = fmt.Sprintf("%d ms", *nd.ContentReadyMS)
+		}
+		logf("did not sound: %s state %q reason %q online %v received %s content ready %s resends %d played %d ms",
+			nd.Node, nd.State, nd.Reason, nd.Online, received, ready, nd.Resends, nd.PlayedMS)
+	}
 }
 
 // soundReader reads a fleet's sound log as it grows.
