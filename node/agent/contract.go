@@ -112,7 +112,9 @@ type Config struct {
 	MQTTKeepAlive    time.Duration
 	MQTTMaxReconnect time.Duration
 	// ContentBackoffMin and ContentBackoffMax bound the full-jitter
-	// backoff between download attempts (0: 2s, 5m).
+	// backoff between download attempts (0: 2s, 5m); content needed
+	// within ContentBackoffMax waits at most 15 s (node/content's
+	// BackoffUrgent).
 	ContentBackoffMin time.Duration
 	ContentBackoffMax time.Duration
 	// ContentStallTimeout ends a download, or a play waiting for content,

@@ -143,6 +143,11 @@ type Config struct {
 	Logger           *slog.Logger  // default: discard
 	BackoffMin       time.Duration // first retry cap; default 2s
 	BackoffMax       time.Duration // retry cap; default 5m
+	// BackoffUrgent caps the retries of content needed before a longer
+	// wait would end (an alert's message, a play due): default 15s.
+	// Minutes between attempts spare a controller that is down, but not
+	// while a warning waits for its words.
+	BackoffUrgent time.Duration
 	// StallTimeout aborts a download that receives nothing for this long;
 	// default 60s. A slow 3G link is fine, a dead one is not.
 	StallTimeout time.Duration
@@ -239,6 +244,9 @@ func Open(cfg Config) (*Cache, error) {
 	}
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
+	}
+	if cfg.BackoffUrgent <= 0 {
+		cfg.BackoffUrgent = 15 * time.Second
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = time.Minute
@@ -666,25 +674,32 @@ func (c *Cache) fetchOne(ctx context.Context, ref protocol.ContentRef) {
 		c.log.Info("content: download stopped, nothing needs it any more", "content", ref.ID)
 		return
 	}
-	if !slices.ContainsFunc(c.wanted, func(w Wanted) bool { return w.ID == ref.ID }) {
+	i := slices.IndexFunc(c.wanted, func(w Wanted) bool { return w.ID == ref.ID })
+	if i < 0 {
 		return
 	}
 	rt := c.retry[ref.ID]
-	d := c.backoff(rt.attempts)
+	now := c.cfg.Clock.Now()
+	most := c.cfg.BackoffMax
+	if need := c.wanted[i].Need; !need.IsZero() && need.Before(now.Add(most)) {
+		// Needed before the longest wait would end: tried again sooner.
+		most = min(most, c.cfg.BackoffUrgent)
+	}
+	d := c.backoff(rt.attempts, most)
 	rt.attempts++
-	rt.next = c.cfg.Clock.Now().Add(d)
+	rt.next = now.Add(d)
 	c.retry[ref.ID] = rt
 	c.log.Warn("content: download failed, will retry", "content", ref.ID, "attempt", rt.attempts, "retry_in", d.Round(time.Millisecond), "err", err)
 }
 
 // backoff is "full jitter" exponential backoff: a uniform wait between zero
-// and a cap that doubles with every failure up to BackoffMax.
-func (c *Cache) backoff(attempts int) time.Duration {
+// and a cap that doubles with every failure up to most.
+func (c *Cache) backoff(attempts int, most time.Duration) time.Duration {
 	ceil := c.cfg.BackoffMin
-	for i := 0; i < attempts && ceil < c.cfg.BackoffMax; i++ {
+	for i := 0; i < attempts && ceil < most; i++ {
 		ceil *= 2
 	}
-	ceil = min(ceil, c.cfg.BackoffMax)
+	ceil = min(ceil, most)
 	return time.Duration(c.cfg.Jitter() * float64(ceil))
 }
 

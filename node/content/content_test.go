@@ -487,7 +487,7 @@ func TestBackoffFullJitter(t *testing.T) {
 		{50, 0.5, 30 * time.Second}, // no overflow far out
 	} {
 		c.cfg.Jitter = func() float64 { return tc.jitter }
-		if got := c.backoff(tc.attempts); got != tc.want {
+		if got := c.backoff(tc.attempts, c.cfg.BackoffMax); got != tc.want {
 			t.Errorf("backoff(%d) with jitter %v = %v, want %v", tc.attempts, tc.jitter, got, tc.want)
 		}
 	}
@@ -704,6 +704,52 @@ func TestKeepSpread(t *testing.T) {
 	c.cfg.KeepSpread = 0
 	if got := c.spread(kept, now); got != 30*time.Second {
 		t.Errorf("without KeepSpread kept content waits up to %v, want Spread", got)
+	}
+}
+
+// TestNeededContentRetriesSooner: after many failed downloads, content
+// no play needs, or needed only after the longest wait, waits up to
+// BackoffMax before the next attempt; content needed before then (an
+// alert's message, now) at most BackoffUrgent.
+func TestNeededContentRetriesSooner(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(20_000, 12)
+	s.files[id] = b
+	s.handle = func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return true
+	}
+	c := newCache(t, s)
+	c.cfg.BackoffMin, c.cfg.BackoffMax, c.cfg.BackoffUrgent = time.Second, time.Hour, 10*time.Second
+	c.cfg.Jitter = func() float64 { return 0.5 }
+	for _, tc := range []struct {
+		name string
+		need time.Duration // after now; 0: no play needs it
+		want time.Duration
+	}{
+		{"no play needs it", 0, 512 * time.Second}, // 2^10 s, half of it
+		{"needed after the longest wait", 2 * time.Hour, 512 * time.Second},
+		{"needed within it", 30 * time.Minute, 5 * time.Second},
+		{"needed now", -time.Second, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := Wanted{ContentRef: ref(id, len(b))}
+			if tc.need != 0 {
+				w.Need = time.Now().Add(tc.need)
+			}
+			c.Want([]Wanted{w})
+			c.mu.Lock()
+			c.retry[id] = retry{attempts: 10}
+			c.mu.Unlock()
+			before := time.Now()
+			c.fetchOne(context.Background(), w.ContentRef)
+			c.mu.Lock()
+			rt := c.retry[id]
+			c.mu.Unlock()
+			if got := rt.next.Sub(before); rt.attempts != 11 || got < tc.want || got > tc.want+time.Second {
+				t.Errorf("after the 11th failure (%d counted) the next attempt is in %v, want %v", rt.attempts, got.Round(time.Millisecond), tc.want)
+			}
+		})
 	}
 }
 
