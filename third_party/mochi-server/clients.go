@@ -88,6 +88,16 @@ func (cl *Clients) Delete(id string) {
 	delete(cl.internal, id)
 }
 
+// DeleteIf removes client c if it is the client known by its id, and not a
+// newer connection with the same id (loaxa: Server.expireClient).
+func (cl *Clients) DeleteIf(c *Client) {
+	cl.Lock()
+	defer cl.Unlock()
+	if cl.internal[c.ID] == c {
+		delete(cl.internal, c.ID)
+	}
+}
+
 // GetByListener returns clients matching a listener id.
 func (cl *Clients) GetByListener(id string) []*Client {
 	cl.RLock()

@@ -108,3 +108,50 @@ func TestLoaxaInlinePublishRejected(t *testing.T) {
 		t.Fatalf("publish: %d delivered, %d retained, want 1 and 1", got, s.Topics.Retained.Len())
 	}
 }
+
+// TestLoaxaReconnectKeepsTheNewConnection: a clean client's connection
+// ends at the moment the same client connects again (a node that missed a
+// keepalive on a loaded broker and reconnected at once). However the old
+// connection's clean-up and the new one's admission interleave, the new
+// client stays known and subscribed, so publishes reach it.
+func TestLoaxaReconnectKeepsTheNewConnection(t *testing.T) {
+	s := newServer()
+	defer s.Close()
+	connect := packets.TPacketData[packets.Connect].Get(packets.TConnectClean)
+	subscribe := packets.TPacketData[packets.Subscribe].Get(packets.TSubscribe).RawBytes
+	id := connect.Packet.Connect.ClientIdentifier
+	// open connects and subscribes a connection of the client, reading
+	// the connack and the suback; done is closed when the broker is done
+	// with it.
+	open := func() (w net.Conn, done chan struct{}) {
+		r, w := net.Pipe()
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.EstablishConnection("tcp", r)
+			_ = r.Close()
+		}()
+		_, _ = w.Write(connect.RawBytes)
+		buf := make([]byte, 64)
+		_, _ = w.Read(buf) // connack
+		_, _ = w.Write(subscribe)
+		_, _ = w.Read(buf) // suback
+		go func() { _, _ = io.Copy(io.Discard, w) }()
+		return w, done
+	}
+	for i := 0; i < 300; i++ {
+		oldConn, oldDone := open()
+		// The old connection drops as the new one connects.
+		go func() { _ = oldConn.Close() }()
+		newConn, newDone := open()
+		<-oldDone
+		cl, ok := s.Clients.Get(id)
+		subs := s.Topics.Subscribers("a/b/c")
+		if _, subscribed := subs.Subscriptions[id]; !ok || cl.Net.Conn == nil || cl.Closed() || !subscribed {
+			t.Fatalf("attempt %d: after the old connection's clean-up, client known %v (closed %v), subscribed %v; want the new connection, subscribed",
+				i, ok, ok && cl.Closed(), subscribed)
+		}
+		_ = newConn.Close()
+		<-newDone
+	}
+}
