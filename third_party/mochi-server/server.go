@@ -1752,7 +1752,7 @@ func (s *Server) loadRetained(v []storage.Message) {
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
-	for id, client := range s.Clients.GetAll() {
+	for _, client := range s.Clients.GetAll() {
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1765,7 +1765,8 @@ func (s *Server) clearExpiredClients(dt int64) {
 
 		if disconnected+int64(expire) < dt {
 			s.hooks.OnClientExpired(client)
-			s.Clients.Delete(id) // [MQTT-4.1.0-2]
+			s.Clients.DeleteIf(client) // [MQTT-4.1.0-2] loaxa: not a connection that took its id since
+
 		}
 	}
 }
