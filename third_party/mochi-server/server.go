@@ -480,6 +480,13 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
+	if existing, ok := s.Clients.Get(cl.ID); ok {
+		// loaxa: the earlier connection is told and closed before the
+		// lock is taken: writing to a peer that stopped reading can take
+		// long, and nothing else may wait behind it (inheritClientSession
+		// then finds it closed).
+		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)
+	}
 	s.sessions.Lock()
 	sessionPresent := s.inheritClientSession(pk, cl)
 	s.Clients.Add(cl) // [MQTT-4.1.0-1]
