@@ -69,7 +69,7 @@ func TestExportMosquitto(t *testing.T) {
 		strings.Contains(passwd, "cho-ma") || strings.Contains(passwd, "mat-khau") {
 		t.Errorf("password file:\n%s", passwd)
 	}
-	for _, want := range []string{"user n1\ntopic write loa/v1/node/n1/state\ntopic write loa/v1/node/n1/event\n", "topic read loa/v1/area/31/cmd\n", "user loaxa-controller\ntopic readwrite loa/v1/#\n", "user loaxa-controller-pub\ntopic write loa/v1/#\n"} {
+	for _, want := range []string{"user n1\ntopic readwrite loa/v1/node/n1/state\ntopic write loa/v1/node/n1/event\n", "topic read loa/v1/area/31/cmd\n", "user loaxa-controller\ntopic readwrite loa/v1/#\n", "user loaxa-controller-pub\ntopic write loa/v1/#\n"} {
 		if !strings.Contains(acl, want) {
 			t.Errorf("ACL lacks %q:\n%s", want, acl)
 		}

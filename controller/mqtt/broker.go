@@ -266,7 +266,9 @@ func (h *authHook) authenticate(cl *mochi.Client, pk packets.Packet, user, pass 
 	t := b.Topics
 	g := &grant{
 		publish: []string{t.Node(node.ID, protocol.ChanState), t.Node(node.ID, protocol.ChanEvent)},
-		read:    []string{t.Node(node.ID, protocol.ChanDesired), t.Node(node.ID, protocol.ChanCmd)},
+		// Its own state too: each state it publishes comes back, which
+		// tells the node the broker still delivers to it (node/mqtt).
+		read: []string{t.Node(node.ID, protocol.ChanDesired), t.Node(node.ID, protocol.ChanCmd), t.Node(node.ID, protocol.ChanState)},
 	}
 	for _, a := range chain {
 		g.read = append(g.read, t.Area(a, protocol.ChanCmd), t.Area(a, protocol.ChanLive))

@@ -172,6 +172,8 @@ func TestBrokerACL(t *testing.T) {
 		for topic, want := range map[string]bool{
 			topics.Node("tt-01", protocol.ChanDesired): true,
 			topics.Node("tt-01", protocol.ChanCmd):     true,
+			topics.Node("tt-01", protocol.ChanState):   true, // its echo (node/mqtt)
+			topics.Node("tm-01", protocol.ChanState):   false,
 			topics.Area("12346", protocol.ChanCmd):     true,
 			topics.Area("318", protocol.ChanCmd):       true,
 			topics.Area("31", protocol.ChanCmd):        true,

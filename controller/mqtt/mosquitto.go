@@ -80,7 +80,9 @@ func ExportMosquitto(ctx context.Context, nodes loaxa.NodeService, areas loaxa.A
 		// Ids are protocol.CheckID codes: no ':', '#', '+', '/' or spaces.
 		passwd.WriteString(n.ID + ":" + n.BrokerHash + "\n")
 		fmt.Fprintf(&acl, "\nuser %s\n", n.ID)
-		fmt.Fprintf(&acl, "topic write %s\ntopic write %s\n", topics.Node(n.ID, protocol.ChanState), topics.Node(n.ID, protocol.ChanEvent))
+		// readwrite state: the node reads its own state back to know the
+		// broker still delivers to it (node/mqtt).
+		fmt.Fprintf(&acl, "topic readwrite %s\ntopic write %s\n", topics.Node(n.ID, protocol.ChanState), topics.Node(n.ID, protocol.ChanEvent))
 		fmt.Fprintf(&acl, "topic read %s\ntopic read %s\n", topics.Node(n.ID, protocol.ChanDesired), topics.Node(n.ID, protocol.ChanCmd))
 		for _, a := range chain {
 			fmt.Fprintf(&acl, "topic read %s\ntopic read %s\n", topics.Area(a, protocol.ChanCmd), topics.Area(a, protocol.ChanLive))

@@ -14,6 +14,16 @@
 // step after a broker restart). The loop waits a random time up to an
 // exponentially growing cap before each retry, and dials with a context
 // that Close cancels.
+//
+// The link also checks that the broker still delivers to it, which a live
+// connection does not prove: a broker can keep a client connected and
+// answering pings while its subscriptions no longer reach it (the embedded
+// broker's reconnect race, fixed in third_party/mochi-server, was one
+// such bug). The node subscribes to its own state topic; each state it
+// publishes while connected is a probe whose echo must come back within
+// EchoTimeout after the broker accepted it. When one does not, the link
+// drops the connection (so the broker publishes the Last Will) and
+// connects again, and counts it (Deaf).
 package mqtt
 
 import (
@@ -71,7 +81,14 @@ type Config struct {
 	// PublishTimeout bounds waiting for the broker to accept a publish or
 	// subscription (default 10s).
 	PublishTimeout time.Duration
-	Logger         *slog.Logger
+	// EchoTimeout is how long after its hand-off a state publish the
+	// broker accepted may go without its echo before the link takes
+	// itself for deaf and reconnects (default 60s; negative: never). It
+	// must cover the broker's delivery under the heaviest load: at 10,000
+	// simulated nodes on two cores, alerts reached nodes up to 17 s
+	// after their publish (BENCHMARKS.md).
+	EchoTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Message is one message received from the broker.
@@ -88,6 +105,10 @@ type Link struct {
 	msgs     chan Message
 	connects chan struct{}
 	dropped  atomic.Uint64
+	deaf     atomic.Uint64
+	echoes   atomic.Uint64 // echoes heard, for tests
+	checked  atomic.Int64  // when watchEcho last looked (Unix ns), for tests
+	echo     echoWatch
 	closed   atomic.Bool
 	ready    atomic.Bool   // connected, subscribed and online state handed to paho
 	lost     chan struct{} // the connection dropped
@@ -104,7 +125,9 @@ type Link struct {
 
 	mu         sync.Mutex
 	areas      []string
-	subscribed []string // topics of the last successful subscription
+	subscribed []string  // topics of the last successful subscription
+	conn       *linkConn // the connection dial opened last
+	refusedMsg bool      // the refused echo subscription was logged
 }
 
 // Open starts connecting in the background and returns at once; the link
@@ -137,6 +160,9 @@ func Open(cfg Config) (*Link, error) {
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 10 * time.Second
+	}
+	if cfg.EchoTimeout == 0 {
+		cfg.EchoTimeout = 60 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -188,6 +214,10 @@ func Open(cfg Config) (*Link, error) {
 	// The agent runs its schedule offline meanwhile, so do not wait.
 	l.wg.Add(1)
 	go l.run()
+	if cfg.EchoTimeout > 0 {
+		l.wg.Add(1)
+		go l.watchEcho()
+	}
 	return l, nil
 }
 
@@ -259,6 +289,8 @@ func (l *Link) dial(u *url.URL, opts paho.ClientOptions) (net.Conn, error) {
 		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	d := &net.Dialer{}
+	var conn net.Conn
+	var err error
 	switch u.Scheme {
 	case "ssl", "tls", "mqtts":
 		cfg := opts.TLSConfig
@@ -269,10 +301,43 @@ func (l *Link) dial(u *url.URL, opts paho.ClientOptions) (net.Conn, error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName = u.Hostname()
 		}
-		return (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", host)
+		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", host)
 	default:
-		return d.DialContext(ctx, "tcp", host)
+		conn, err = d.DialContext(ctx, "tcp", host)
 	}
+	if err != nil {
+		return nil, err
+	}
+	c := &linkConn{Conn: conn}
+	l.mu.Lock()
+	l.conn = c
+	l.mu.Unlock()
+	return c, nil
+}
+
+// errDeaf ends a connection the broker no longer delivers to.
+var errDeaf = errors.New("the broker no longer delivers to this node")
+
+// linkConn is the connection paho uses, which the link can fail: closing it
+// would not do, since paho takes a read on a closed connection for a
+// disconnect it asked for and never reports the loss.
+type linkConn struct {
+	net.Conn
+	failed atomic.Bool
+}
+
+func (c *linkConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.failed.Load() {
+		return n, errDeaf
+	}
+	return n, err
+}
+
+// fail makes the pending or next read return errDeaf.
+func (c *linkConn) fail() {
+	c.failed.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Now()) // wakes a pending read
 }
 
 // Messages delivers incoming messages. It is never closed.
@@ -295,7 +360,12 @@ func (l *Link) Open() bool { return l.client.IsConnectionOpen() }
 // agent did not keep up.
 func (l *Link) Dropped() uint64 { return l.dropped.Load() }
 
-// Topics returns the topics the link subscribes to.
+// Deaf returns how many times the link found the broker no longer
+// delivering to it (a state's echo did not come back) and reconnected.
+func (l *Link) Deaf() uint64 { return l.deaf.Load() }
+
+// Topics returns the topics the link subscribes to: the agent's, and the
+// node's own state topic for the echo.
 func (l *Link) Topics() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -308,8 +378,13 @@ func (l *Link) topicsLocked() []string {
 	for _, a := range l.areas {
 		out = append(out, t.Area(a, protocol.ChanCmd), t.Area(a, protocol.ChanLive))
 	}
+	if l.cfg.EchoTimeout > 0 {
+		out = append(out, l.stateTopic())
+	}
 	return out
 }
+
+func (l *Link) stateTopic() string { return l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState) }
 
 // SetAreas changes the area chain; when it differs, the link subscribes to
 // the new areas' cmd topics and drops the old ones.
@@ -335,6 +410,7 @@ func (l *Link) SetAreas(areas []string) {
 
 func (l *Link) onConnect(c paho.Client) {
 	l.ready.Store(false)
+	l.echo.reset(false)
 	if err := l.subscribe(); err != nil {
 		// Without its subscriptions the node is deaf; keep trying in the
 		// background so this handler returns and paho carries on.
@@ -354,7 +430,8 @@ func (l *Link) connected(c paho.Client) {
 	if l.cfg.Online != nil {
 		// Not waited for: the on-connect handler must return for paho to go on.
 		l.stateMu.Lock()
-		c.Publish(l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState), 1, true, l.cfg.Online())
+		tok := c.Publish(l.stateTopic(), 1, true, l.cfg.Online())
+		l.echo.probe(tok, time.Now())
 		l.stateMu.Unlock()
 	}
 	l.ready.Store(true)
@@ -405,12 +482,27 @@ func (l *Link) subscribe() error {
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("subscribe %v: %w", want, err)
 	}
+	echo := l.cfg.EchoTimeout > 0
 	for topic, code := range tok.(*paho.SubscribeToken).Result() {
-		if code >= 0x80 {
+		switch {
+		case code < 0x80:
+		case topic == l.stateTopic():
+			// A broker whose ACLs predate the echo: the link cannot
+			// check that it hears, but works as before.
+			echo = false
+			l.mu.Lock()
+			first := !l.refusedMsg
+			l.refusedMsg = true
+			l.mu.Unlock()
+			if first {
+				l.log.Warn("mqtt: broker refused the node its own state topic; the link cannot check that the broker still delivers to it", "topic", topic)
+			}
+		default:
 			// The broker refused (ACL): say so, but keep the rest.
 			l.log.Warn("mqtt: broker refused a subscription", "topic", topic, "code", code)
 		}
 	}
+	l.echo.enable(echo)
 	var gone []string
 	for _, t := range old {
 		if !slices.Contains(want, t) {
@@ -428,6 +520,17 @@ func (l *Link) subscribe() error {
 
 // deliver runs in paho's goroutine: it must never block.
 func (l *Link) deliver(_ paho.Client, m paho.Message) {
+	if m.Topic() == l.stateTopic() {
+		// The node's own state: an echo, unless it is the retained copy
+		// a subscription brings, which the broker sends to the new
+		// subscriber directly and so proves nothing about later
+		// deliveries. The agent has no use for either.
+		if !m.Retained() {
+			l.echo.echoed()
+			l.echoes.Add(1)
+		}
+		return
+	}
 	select {
 	case l.msgs <- Message{Topic: m.Topic(), Payload: m.Payload()}:
 	default:
@@ -472,11 +575,152 @@ func (l *Link) PublishState(ctx context.Context, build func() []byte) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	topic := l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState)
+	topic := l.stateTopic()
 	l.stateMu.Lock()
 	tok := l.client.Publish(topic, 1, true, build())
+	if l.ready.Load() {
+		l.echo.probe(tok, time.Now())
+	}
 	l.stateMu.Unlock()
 	return l.wait(ctx, topic, tok)
+}
+
+// watchEcho reconnects when a probe's echo is overdue.
+//
+// Mosquitto grants a subscription its ACL denies and then delivers
+// nothing on it, so a node under an ACL from before the echo would take
+// itself for deaf on every connection. The check is therefore armed only
+// once the link has heard an echo; and each reconnect for deafness with no
+// echo since doubles the wait (up to 64 times EchoTimeout), so that a
+// broker that stops echoing for another reason costs a reconnect an hour,
+// not a minute.
+func (l *Link) watchEcho() {
+	defer l.wg.Done()
+	silent := false // the unarmed check was logged
+	tick := time.NewTicker(max(l.cfg.EchoTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case now := <-tick.C:
+			if !l.ready.Load() {
+				continue
+			}
+			late, armed, ok := l.echo.overdue(now, l.cfg.EchoTimeout)
+			l.checked.Store(now.UnixNano())
+			switch {
+			case !ok:
+			case !armed:
+				if !silent {
+					silent = true
+					l.log.Warn("mqtt: the broker does not send this node its own state (its ACL may predate the echo: regenerate it); the link cannot check that the broker still delivers to it")
+				}
+			default:
+				n := l.deaf.Add(1)
+				l.log.Error("mqtt: the broker no longer delivers to this node; reconnecting",
+					"echo_overdue", late.Round(time.Millisecond), "times", n)
+				l.echo.missed()
+				l.drop()
+			}
+		}
+	}
+}
+
+// drop fails the connection under paho as a network failure would: paho
+// reports the loss and closes it, the broker publishes the Last Will, and
+// run connects again.
+func (l *Link) drop() {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		c.fail()
+	}
+}
+
+// echoWatch tracks the probe of the echo check: the oldest state publish
+// of this connection not yet echoed.
+type echoWatch struct {
+	mu     sync.Mutex
+	on     bool       // the echo subscription was granted on this connection
+	tok    paho.Token // the oldest probe not echoed, nil if none
+	sent   time.Time
+	armed  bool // an echo was heard, on any connection
+	misses int  // reconnects for deafness since the last echo
+}
+
+// maxEchoBackoff bounds the doubling of the wait after reconnects for
+// deafness: 2⁶ = 64 times EchoTimeout.
+const maxEchoBackoff = 6
+
+// reset starts a connection's check: on when the broker granted the echo
+// subscription.
+func (w *echoWatch) reset(on bool) {
+	w.mu.Lock()
+	w.on, w.tok = on, nil
+	w.mu.Unlock()
+}
+
+// enable turns the check on or off once the subscriptions are granted
+// (again, when the areas change).
+func (w *echoWatch) enable(on bool) {
+	w.mu.Lock()
+	w.on = on
+	if !on {
+		w.tok = nil
+	}
+	w.mu.Unlock()
+}
+
+// probe notes a state publish handed to paho at now.
+func (w *echoWatch) probe(tok paho.Token, now time.Time) {
+	w.mu.Lock()
+	if w.on && w.tok == nil {
+		w.tok, w.sent = tok, now
+	}
+	w.mu.Unlock()
+}
+
+// echoed notes an echo: every probe so far is answered, since they travel
+// in order.
+func (w *echoWatch) echoed() {
+	w.mu.Lock()
+	w.tok, w.armed, w.misses = nil, true, 0
+	w.mu.Unlock()
+}
+
+// missed notes a reconnect for deafness: the connection's check ends and
+// the next waits twice as long.
+func (w *echoWatch) missed() {
+	w.mu.Lock()
+	w.on, w.tok = false, nil
+	w.misses++
+	w.mu.Unlock()
+}
+
+// overdue reports whether a probe the broker accepted has waited more than
+// timeout (doubled for each miss) for its echo, how long it has, and
+// whether the check is armed. A probe the broker refused, or that failed
+// with the connection, proves nothing and is forgotten; one not yet
+// accepted is the keep-alive's and PublishTimeout's business.
+func (w *echoWatch) overdue(now time.Time, timeout time.Duration) (late time.Duration, armed, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.on || w.tok == nil {
+		return 0, w.armed, false
+	}
+	select {
+	case <-w.tok.Done():
+	default:
+		return 0, w.armed, false
+	}
+	if w.tok.Error() != nil {
+		w.tok = nil
+		return 0, w.armed, false
+	}
+	late = now.Sub(w.sent)
+	return late, w.armed, late > timeout<<min(w.misses, maxEchoBackoff)
 }
 
 // Close disconnects cleanly. A clean disconnect does not fire the Last

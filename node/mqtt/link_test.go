@@ -2,8 +2,10 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"loaxa.vn/internal/brokerconn"
+	"loaxa.vn/internal/mosquittotest"
 	"loaxa.vn/internal/netproxy"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
@@ -32,9 +35,13 @@ type peer struct {
 	states chan []byte
 }
 
-func newPeer(t *testing.T, broker string) *peer {
+func newPeer(t *testing.T, broker string) *peer { return newPeerAs(t, broker, "", "") }
+
+// newPeerAs connects the peer with a username and password.
+func newPeerAs(t *testing.T, broker, user, password string) *peer {
 	p := &peer{t: t, states: make(chan []byte, 16)}
-	p.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("peer").SetCleanSession(true))
+	p.c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("peer").SetCleanSession(true).
+		SetUsername(user).SetPassword(password))
 	if tok := p.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -114,8 +121,8 @@ func TestLinkSubscribesAndFollowsAreas(t *testing.T) {
 		t.Fatal("Connected() = false after connect")
 	}
 	want := []string{topics.Node("n1", protocol.ChanDesired), topics.Node("n1", protocol.ChanCmd), topics.Area("x1", protocol.ChanCmd), topics.Area("x1", protocol.ChanLive), topics.Area("p1", protocol.ChanCmd), topics.Area("p1", protocol.ChanLive)}
-	if got := l.Topics(); !slices.Equal(got, want) {
-		t.Fatalf("Topics() = %v", got)
+	if got, all := l.Topics(), append(slices.Clone(want), topics.Node("n1", protocol.ChanState)); !slices.Equal(got, all) {
+		t.Fatalf("Topics() = %v, want %v", got, all)
 	}
 	for _, topic := range want {
 		p.publish(topic, "hello "+topic)
@@ -356,5 +363,253 @@ func TestConnectedOnlyOnceSubscribed(t *testing.T) {
 	waitConnect(t, l)
 	if !l.Connected() {
 		t.Fatal("not Connected after the link signalled its connect")
+	}
+}
+
+// token is a publish's token, completed by the test.
+type token struct {
+	done chan struct{}
+	err  error
+}
+
+func newToken() *token { return &token{done: make(chan struct{})} }
+
+func (t *token) complete(err error) { t.err = err; close(t.done) }
+
+func (t *token) Wait() bool                       { <-t.done; return true }
+func (t *token) WaitTimeout(d time.Duration) bool { return waitOn(t.done, d) }
+func (t *token) Done() <-chan struct{}            { return t.done }
+func (t *token) Error() error {
+	select {
+	case <-t.done:
+		return t.err
+	default:
+		return nil
+	}
+}
+
+func waitOn(c <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-c:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// TestEchoWatch: when a probe is overdue, and when it is not.
+func TestEchoWatch(t *testing.T) {
+	t0 := time.Now()
+	const timeout = time.Minute
+	accepted := func() paho.Token {
+		tok := newToken()
+		tok.complete(nil)
+		return tok
+	}
+	late := func(w *echoWatch, at time.Time) bool {
+		_, _, ok := w.overdue(at, timeout)
+		return ok
+	}
+	var w echoWatch
+	w.probe(accepted(), t0)
+	if late(&w, t0.Add(2*timeout)) {
+		t.Error("overdue before the echo subscription was granted")
+	}
+	w.enable(true)
+	w.probe(accepted(), t0)
+	w.probe(accepted(), t0.Add(timeout)) // a later probe does not restart the wait
+	if late(&w, t0.Add(timeout)) {
+		t.Error("overdue at the timeout")
+	}
+	d, armed, ok := w.overdue(t0.Add(timeout+time.Second), timeout)
+	if !ok || d != timeout+time.Second || armed {
+		t.Errorf("overdue = %v, armed %v, %v after the timeout, before any echo; want %v, false, true", d, armed, ok, timeout+time.Second)
+	}
+	w.echoed()
+	if _, armed, ok := w.overdue(t0.Add(10*timeout), timeout); ok || !armed {
+		t.Errorf("after the echo: armed %v, overdue %v; want true, false", armed, ok)
+	}
+
+	pending := newToken()
+	w.probe(pending, t0)
+	if late(&w, t0.Add(10*timeout)) {
+		t.Error("overdue while the broker has not accepted the probe")
+	}
+	pending.complete(errors.New("connection lost"))
+	if late(&w, t0.Add(10*timeout)) {
+		t.Error("overdue for a probe that failed")
+	}
+	w.probe(accepted(), t0.Add(10*timeout)) // the failed one was forgotten
+	if !late(&w, t0.Add(11*timeout+time.Second)) {
+		t.Error("the probe after a failed one is not watched")
+	}
+	w.reset(true)
+	if late(&w, t0.Add(20*timeout)) {
+		t.Error("a new connection inherited the old one's probe")
+	}
+
+	// Each reconnect for deafness with no echo since doubles the wait, up
+	// to 64 times; an echo brings it back.
+	for misses := range 8 {
+		wait := timeout << min(misses, 6)
+		w.reset(true)
+		w.probe(accepted(), t0)
+		if late(&w, t0.Add(wait)) || !late(&w, t0.Add(wait+time.Second)) {
+			t.Fatalf("after %d misses the probe is not overdue just after %v", misses, wait)
+		}
+		w.missed()
+		if late(&w, t0.Add(100*wait)) {
+			t.Fatalf("the check is on after a miss, before the next connection")
+		}
+	}
+	w.reset(true)
+	w.echoed()
+	w.probe(accepted(), t0)
+	if !late(&w, t0.Add(timeout+time.Second)) {
+		t.Error("an echo did not bring the wait back to the timeout")
+	}
+}
+
+// TestLinkReconnectsWhenTheBrokerStopsDelivering: the broker keeps the
+// node connected but delivers nothing more to it, as the embedded broker's
+// reconnect race once did (it dropped the client from its table while the
+// connection lived on). The link must notice from its own state's missing
+// echo, reconnect, and hear again.
+func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
+	srv, addr, err := nodetest.OpenBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	p := newPeer(t, addr)
+	l, err := Open(Config{
+		Broker: "tcp://" + addr, Node: "n1", Username: "n1", Secret: "s", Topics: topics,
+		Will:   []byte("offline"),
+		Online: func() []byte { return []byte("online") },
+		// The keep-alive's pings go on while the broker delivers nothing:
+		// they are no help here. (Shorter than 5 s, mochi's read deadline
+		// races paho's pings.)
+		KeepAlive:            10 * time.Second,
+		MaxReconnectInterval: 100 * time.Millisecond, ConnectRetryInterval: 50 * time.Millisecond,
+		EchoTimeout: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	waitConnect(t, l)
+	p.state("online")
+
+	// While the broker delivers, every state comes back and leaves no
+	// probe waiting.
+	nodetest.Eventually(t, 5*time.Second, "the on-connect state's echo did not come", func() bool { return l.echoes.Load() >= 1 })
+	for i := range 3 {
+		if err := l.PublishState(context.Background(), func() []byte { return []byte("state " + strconv.Itoa(i)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, 5*time.Second, "states' echoes did not come", func() bool { return l.echoes.Load() >= 4 })
+	if d, _, late := l.echo.overdue(time.Now().Add(time.Hour), l.cfg.EchoTimeout); late {
+		t.Fatalf("a probe is waiting %v with every echo heard", d)
+	}
+	if l.Deaf() != 0 {
+		t.Fatalf("Deaf() = %d while the broker delivers", l.Deaf())
+	}
+
+	// The broker forgets the client; the connection stays up.
+	cl, ok := srv.Clients.Get("n1")
+	if !ok {
+		t.Fatal("the broker does not know n1")
+	}
+	srv.Clients.Delete("n1")
+	if cl.Closed() || !l.Connected() {
+		t.Fatal("the connection went down with the broker's record")
+	}
+	p.publish(topics.Node("n1", protocol.ChanCmd), "unheard")
+	if err := l.PublishState(context.Background(), func() []byte { return []byte("probe") }); err != nil {
+		t.Fatal(err)
+	}
+	p.state("offline") // the link dropped the connection: the Last Will
+	waitConnect(t, l)
+	p.state("online")
+	if l.Deaf() != 1 {
+		t.Fatalf("Deaf() = %d after one deaf connection", l.Deaf())
+	}
+	p.publish(topics.Node("n1", protocol.ChanCmd), "heard")
+	for {
+		m := recv(t, l)
+		if string(m.Payload) == "heard" {
+			break
+		}
+		if string(m.Payload) != "unheard" {
+			t.Fatalf("got %q on %s", m.Payload, m.Topic)
+		}
+	}
+}
+
+// TestEchoThroughMosquitto: through Mosquitto with the ACL the controller
+// exports, the node's states come back to it; with an ACL from before the
+// echo (its own state write-only) the broker refuses the subscription and
+// the link works as it did, without the check and without reconnecting.
+func TestEchoThroughMosquitto(t *testing.T) {
+	for _, c := range []struct {
+		name, state string
+		echo        bool
+	}{
+		{"exported ACL", "readwrite", true},
+		{"ACL from before the echo", "write", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := mosquittotest.Start(t, mosquittotest.Options{
+				Users: map[string]string{"peer": "p", "n1": "s"},
+				ACL: "user peer\ntopic readwrite loa/v1/#\n\nuser n1\n" +
+					"topic " + c.state + " " + topics.Node("n1", protocol.ChanState) + "\n" +
+					"topic read " + topics.Node("n1", protocol.ChanDesired) + "\ntopic read " + topics.Node("n1", protocol.ChanCmd) + "\n",
+			})
+			p := newPeerAs(t, b.Addr(), "peer", "p")
+			l, err := Open(Config{
+				Broker: b.URL(), Node: "n1", Username: "n1", Secret: "s", Topics: topics,
+				Will:   []byte("offline"),
+				Online: func() []byte { return []byte("online") },
+				// Short enough that a missing echo would have reconnected
+				// the link by the end of the test.
+				EchoTimeout: 200 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(l.Close)
+			waitConnect(t, l)
+			p.state("online")
+			for i := range 3 {
+				if err := l.PublishState(context.Background(), func() []byte { return []byte("state " + strconv.Itoa(i)) }); err != nil {
+					t.Fatal(err)
+				}
+				p.state("state " + strconv.Itoa(i))
+			}
+			if c.echo {
+				nodetest.Eventually(t, 5*time.Second, "the states' echoes did not come", func() bool { return l.echoes.Load() == 4 })
+			}
+			if !c.echo {
+				// Mosquitto grants the subscription and sends nothing on
+				// it: the unarmed check must let the link be once the
+				// watchdog has looked well after the probes' timeout.
+				after := time.Now().Add(3 * l.cfg.EchoTimeout)
+				nodetest.Eventually(t, 10*time.Second, "the echo watchdog did not look", func() bool { return l.checked.Load() > after.UnixNano() })
+			}
+			// Whatever the check, the node hears its commands on the
+			// connection it made: the offline state in between would
+			// say it reconnected.
+			p.publish(topics.Node("n1", protocol.ChanCmd), "heard")
+			if m := recv(t, l); string(m.Payload) != "heard" {
+				t.Fatalf("got %q on %s", m.Payload, m.Topic)
+			}
+			if !c.echo && l.echoes.Load() != 0 {
+				t.Fatalf("%d echoes through an ACL that refuses them", l.echoes.Load())
+			}
+			if l.Deaf() != 0 || !l.Connected() {
+				t.Fatalf("Deaf() = %d, Connected() = %v", l.Deaf(), l.Connected())
+			}
+		})
 	}
 }
