@@ -488,3 +488,75 @@ func TestLastWillThroughMosquitto(t *testing.T) {
 	link.Restore()
 	rig.Eventually(t, 15*time.Second, "node back online", func() bool { return state() == loaxa.NodeOnline })
 }
+
+// TestDeafLinkThroughMosquitto: the broker stops delivering to a node that
+// stays connected; here Mosquitto is reloaded with an ACL that lets the
+// node read nothing, as a mistaken regeneration would. The node notices
+// that its own state no longer comes back, drops the connection and
+// reconnects, and says so in its state; the controller opens a link-deaf
+// alarm. Once the broker delivers again, the node reconnects by itself
+// and answers a self-test.
+func TestDeafLinkThroughMosquitto(t *testing.T) {
+	t.Parallel()
+	m := rig.StartMosquitto(t, 0)
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker(), Configure: fastHealth})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("tt-01", "12346")
+	m.Install(t, c, cr)
+	var files struct{ Files map[string]string }
+	c.MustDo("GET", "/api/v1/broker/mosquitto", nil, &files)
+	passwd, acl := files.Files["loaxa.passwd"], files.Files["loaxa.acl"]
+	own := "topic readwrite loa/v1/node/tt-01/state\n"
+	if !strings.Contains(acl, own) {
+		t.Fatalf("the exported ACL does not let the node read its own state:\n%s", acl)
+	}
+	var deaf strings.Builder
+	for line := range strings.Lines(strings.Replace(acl, own, "topic write loa/v1/node/tt-01/state\n", 1)) {
+		if !strings.HasPrefix(line, "topic read ") {
+			deaf.WriteString(line)
+		}
+	}
+
+	n := rig.StartNode(t, cr, rig.NodeOptions{Tune: func(ac *agent.Config) {
+		quickStates(ac)
+		ac.Heartbeat = time.Second // a probe a second
+		ac.MQTTEchoTimeout = time.Second
+	}})
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("tt-01").Status.State == loaxa.NodeOnline })
+	rig.Eventually(t, 15*time.Second, "the node hears its own state", n.Agent.LinkChecks)
+	if open := openAlarms(c, "tt-01"); len(open) != 0 {
+		t.Fatalf("alarms open before the broker went deaf: %v", open)
+	}
+
+	m.SetAuth(passwd, deaf.String())
+	rig.Eventually(t, 30*time.Second, "link-deaf alarm open", func() bool {
+		_, ok := openAlarms(c, "tt-01")[loaxa.AlarmLinkDeaf]
+		return ok
+	})
+	a, _ := alarm(c, "tt-01", loaxa.AlarmLinkDeaf)
+	if a.Severity != loaxa.SeverityWarning || a.Facts.DeafTimes < 1 || a.Area != "12346" {
+		t.Errorf("alarm %+v, want a warning in 12346 for at least one deaf connection", a)
+	}
+	if st := c.Node("tt-01").Status; st.LinkDeaf < 1 {
+		t.Errorf("node status reports link_deaf %d, want at least 1", st.LinkDeaf)
+	}
+
+	m.SetAuth(passwd, acl)
+	// board.None has no line check, so its silent self-test fails: an
+	// answer either way is what tells that the node hears.
+	rig.Eventually(t, 90*time.Second, "the node answers a self-test", func() bool {
+		var run loaxa.SelfTest
+		c.MustDo("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "area": "12346"}, &run)
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			var rep loaxa.SelfTestReport
+			c.MustDo("GET", "/api/v1/selftests/"+run.ID, nil, &rep)
+			if rep.Pass+rep.Fail == 1 {
+				return true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false
+	})
+}

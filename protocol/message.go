@@ -373,6 +373,11 @@ type State struct {
 	// the last 24 hours: verified when stored, their bytes changed since
 	// on the board's storage (a failing SD card). Each is fetched again.
 	StorageDamaged int `json:"storage_damaged,omitempty"`
+	// LinkDeaf is how many times in the last 24 hours (since the agent
+	// started, if later) the node found the broker no longer delivering to
+	// it while connected (its own state did not come back) and reconnected
+	// (node/mqtt).
+	LinkDeaf int `json:"link_deaf,omitempty"`
 	// Volume, Muted and AmplifierPolicy are the settings the node applies
 	// (from its desired state's NodeConfig); Volume is absent in a Last
 	// Will and from older nodes.

@@ -520,6 +520,9 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	if st.StorageDamaged > 0 {
 		out[loaxa.AlarmStorageDamaged] = loaxa.AlarmFacts{DamagedFiles: st.StorageDamaged}
 	}
+	if st.LinkDeaf > 0 {
+		out[loaxa.AlarmLinkDeaf] = loaxa.AlarmFacts{DeafTimes: st.LinkDeaf}
+	}
 	b := st.Board
 	if b == nil {
 		return out

@@ -58,6 +58,9 @@ type AlarmFacts struct {
 	// DamagedFiles (storage-damaged): how many cached files the board's
 	// storage damaged in the last 24 hours.
 	DamagedFiles int `json:"damaged_files,omitempty"`
+	// DeafTimes (link-deaf): how many times in the last 24 hours the node
+	// found the broker no longer delivering to it and reconnected.
+	DeafTimes int `json:"deaf_times,omitempty"`
 	// DesiredVersion, Attempts and Error (desired-undelivered): the
 	// desired state the broker has not accepted, how often it was tried,
 	// and the last attempt's error.
@@ -107,6 +110,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		}
 	case AlarmStorageDamaged:
 		return fmt.Sprintf("%d cached files damaged on the board's storage in 24 h", f.DamagedFiles)
+	case AlarmLinkDeaf:
+		return fmt.Sprintf("the broker stopped delivering to the node while connected (%d× in 24 h); it reconnected", f.DeafTimes)
 	case AlarmSpeakerOpen:
 		return "no load on the speaker line"
 	case AlarmSpeakerShort:
@@ -162,6 +167,12 @@ const (
 	// hours: its SD card is failing. The node fetches each again, so it
 	// still plays; the card is what needs changing.
 	AlarmStorageDamaged = "storage-damaged"
+	// AlarmLinkDeaf (warning): in the last 24 hours the node found the
+	// broker no longer delivering to it while connected (its own state's
+	// echo did not come back) and reconnected. It hears again, but what
+	// was sent to it meanwhile may have been missed, and the cause is the
+	// broker's (a bug, an overload, a changed ACL).
+	AlarmLinkDeaf = "link-deaf"
 	// AlarmContentMissing (warning): the node has reported content it
 	// needs (to play, or to keep for emergencies) missing for
 	// health.Config.ContentMissingFor.

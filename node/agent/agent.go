@@ -341,6 +341,24 @@ func (a *Agent) Connected() bool {
 	return link != nil && link.Connected()
 }
 
+// LinkChecks reports whether the broker link checks that it still hears:
+// it has heard its own state come back (node/mqtt).
+func (a *Agent) LinkChecks() bool {
+	a.mu.Lock()
+	link := a.link
+	a.mu.Unlock()
+	return link != nil && link.Checks()
+}
+
+// linkDeaf is how many times in the last 24 hours the link reconnected
+// because the broker no longer delivered to it. Called with a.mu held.
+func (a *Agent) linkDeaf() int {
+	if a.link == nil {
+		return 0
+	}
+	return a.link.DeafSince(time.Now().Add(-24 * time.Hour))
+}
+
 // Status returns the state the agent reports now.
 func (a *Agent) Status() protocol.State {
 	board := a.cfg.Board.Snapshot()
@@ -365,6 +383,7 @@ func (a *Agent) Status() protocol.State {
 		UptimeS:         int64(a.cfg.Clock.Now().Sub(a.started) / time.Second),
 		DiskFreeBytes:   diskFree(a.cfg.DataDir),
 		StorageDamaged:  a.cache.Damaged(),
+		LinkDeaf:        a.linkDeaf(),
 		Muted:           a.status.config.Muted,
 		AmplifierPolicy: a.status.config.AmplifierPolicy,
 	}
@@ -422,6 +441,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Online:               func() []byte { return a.encodeState(a.publishStatus()) },
 		KeepAlive:            a.cfg.MQTTKeepAlive,
 		MaxReconnectInterval: a.cfg.MQTTMaxReconnect,
+		EchoTimeout:          a.cfg.MQTTEchoTimeout,
 		Logger:               a.log,
 	})
 	if err != nil {

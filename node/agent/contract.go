@@ -111,6 +111,10 @@ type Config struct {
 	// MQTTKeepAlive and MQTTMaxReconnect tune the broker link (0: 30s, 2m).
 	MQTTKeepAlive    time.Duration
 	MQTTMaxReconnect time.Duration
+	// MQTTEchoTimeout is how long a state the broker accepted may go
+	// without coming back before the link takes itself for deaf and
+	// reconnects (0: 60 s; negative: no check). See node/mqtt.
+	MQTTEchoTimeout time.Duration
 	// ContentBackoffMin and ContentBackoffMax bound the full-jitter
 	// backoff between download attempts (0: 2s, 5m); content needed
 	// within ContentBackoffMax waits at most 15 s (node/content's

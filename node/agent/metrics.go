@@ -64,6 +64,17 @@ func (a *Agent) Collectors() []prometheus.Collector {
 		gauge("loaxa_node_storage_damaged_files", "Cached files found damaged on the node's storage in the last 24 hours (a failing SD card).", func() float64 {
 			return float64(a.cache.Damaged())
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_node_link_deaf_total",
+			Help: "Reconnects because the broker no longer delivered to the node while connected (its own state did not come back).",
+		}, func() float64 {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.link == nil {
+				return 0
+			}
+			return float64(a.link.Deaf())
+		}),
 		gauge("loaxa_node_outbox_events", "Events not yet acknowledged by the controller.", func() float64 {
 			a.mu.Lock()
 			defer a.mu.Unlock()

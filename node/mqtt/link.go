@@ -125,9 +125,10 @@ type Link struct {
 
 	mu         sync.Mutex
 	areas      []string
-	subscribed []string  // topics of the last successful subscription
-	conn       *linkConn // the connection dial opened last
-	refusedMsg bool      // the refused echo subscription was logged
+	subscribed []string    // topics of the last successful subscription
+	conn       *linkConn   // the connection dial opened last
+	deafAt     []time.Time // the last reconnects for deafness, oldest first
+	refusedMsg bool        // the refused echo subscription was logged
 }
 
 // Open starts connecting in the background and returns at once; the link
@@ -363,6 +364,32 @@ func (l *Link) Dropped() uint64 { return l.dropped.Load() }
 // Deaf returns how many times the link found the broker no longer
 // delivering to it (a state's echo did not come back) and reconnected.
 func (l *Link) Deaf() uint64 { return l.deaf.Load() }
+
+// Checks reports whether the link checks that the broker still delivers
+// to it: it has heard an echo, which arms the check.
+func (l *Link) Checks() bool {
+	l.echo.mu.Lock()
+	defer l.echo.mu.Unlock()
+	return l.echo.armed
+}
+
+// DeafSince returns how many of the link's reconnects for deafness were
+// after t (of the last maxDeafKept).
+func (l *Link) DeafSince(t time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.deafAt {
+		if at.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// maxDeafKept bounds the reconnects for deafness DeafSince counts: a
+// broker that deafens a node that often is reported as such already.
+const maxDeafKept = 100
 
 // Topics returns the topics the link subscribes to: the agent's, and the
 // node's own state topic for the echo.
@@ -617,7 +644,13 @@ func (l *Link) watchEcho() {
 					l.log.Warn("mqtt: the broker does not send this node its own state (its ACL may predate the echo: regenerate it); the link cannot check that the broker still delivers to it")
 				}
 			default:
+				l.mu.Lock()
+				if len(l.deafAt) == maxDeafKept {
+					l.deafAt = slices.Delete(l.deafAt, 0, 1)
+				}
+				l.deafAt = append(l.deafAt, now)
 				n := l.deaf.Add(1)
+				l.mu.Unlock()
 				l.log.Error("mqtt: the broker no longer delivers to this node; reconnecting",
 					"echo_overdue", late.Round(time.Millisecond), "times", n)
 				l.echo.missed()

@@ -532,8 +532,9 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 	p.state("offline") // the link dropped the connection: the Last Will
 	waitConnect(t, l)
 	p.state("online")
-	if l.Deaf() != 1 {
-		t.Fatalf("Deaf() = %d after one deaf connection", l.Deaf())
+	if l.Deaf() != 1 || l.DeafSince(time.Now().Add(-time.Minute)) != 1 || l.DeafSince(time.Now()) != 0 {
+		t.Fatalf("Deaf() = %d, DeafSince(a minute ago) = %d, DeafSince(now) = %d after one deaf connection",
+			l.Deaf(), l.DeafSince(time.Now().Add(-time.Minute)), l.DeafSince(time.Now()))
 	}
 	p.publish(topics.Node("n1", protocol.ChanCmd), "heard")
 	for {

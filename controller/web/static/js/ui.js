@@ -199,6 +199,9 @@ export function alarmDetail(a) {
     case 'storage-damaged':
       if (f.damaged_files) words = t('alarmfact.storage_damaged', { n: n(f.damaged_files) });
       break;
+    case 'link-deaf':
+      if (f.deaf_times) words = t('alarmfact.link_deaf', { n: n(f.deaf_times) });
+      break;
     case 'speaker-line-open':
       return t('alarmfact.speaker_open');
     case 'speaker-line-short':
