@@ -308,6 +308,10 @@ func BenchmarkAlertToSound(b *testing.B) {
 		if resentTo > 0 {
 			logf("round %d: resent to %d nodes, %d of which had the alert before %d ms (the resend bound)", k, resentTo, hadIt, bound)
 		}
+		drops := func(name string) float64 { return m1.Sum(name) - m0.Sum(name) }
+		if d, f := drops("loaxa_broker_messages_dropped_total"), drops("loaxa_broker_inflight_dropped_total"); d+f > 0 {
+			logf("round %d: the broker dropped %.0f messages to subscribers whose pending writes were full and %.0f to ones with too many unacknowledged", k, d, f)
+		}
 		logf("round %d: issued %v and published %v after the call, lead %d ms (%s), report window %d ms, every node sounded by %v, reported completed by %v, %d resends", k,
 			em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), em.Areas[0].LeadMS, em.Areas[0].LeadFrom,
 			em.Areas[0].ReportWindowMS, maxOf(sounds[em.Occurrence]).Sub(t0).Round(time.Millisecond), time.Since(t0).Round(100*time.Millisecond), r)
@@ -402,6 +406,9 @@ func BenchmarkAlertToSound(b *testing.B) {
 		byKind[a.Kind] = k
 	}
 	logf("alarms of the run (open, ended) by kind: %v", byKind)
+	m := promtest.Scrape(b, c.URL+"/metrics")
+	logf("the broker dropped, over the run, %.0f messages to subscribers whose pending writes were full and %.0f to ones with too many unacknowledged",
+		m.Sum("loaxa_broker_messages_dropped_total"), m.Sum("loaxa_broker_inflight_dropped_total"))
 	for _, f := range fleets {
 		f.stop(b)
 	}
