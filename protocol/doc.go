@@ -18,7 +18,11 @@
 //
 // A node subscribes to its own desired and cmd topics and to the cmd topic of
 // its area and of every ancestor area, so one publish on a province's topic
-// reaches every node in it; the broker does the fan-out.
+// reaches every node in it; the broker does the fan-out. It subscribes to its
+// own state topic too: each state it publishes comes back to it, which tells
+// it that the broker still delivers to it (node/mqtt); it reports reconnects
+// for a missing echo as State.LinkDeaf. Brokers must let it read that topic
+// (the controller's ACLs do).
 //
 // # Envelope
 //
