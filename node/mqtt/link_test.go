@@ -78,12 +78,20 @@ func (p *peer) state(want string) {
 
 func open(t *testing.T, broker string, areas []string) *Link {
 	t.Helper()
-	l, err := Open(Config{
-		Broker: "tcp://" + broker, Node: "n1", Username: "n1", Secret: "s", Topics: topics, Areas: areas,
-		Will:   []byte("offline"),
-		Online: func() []byte { return []byte("online") },
-		Queue:  4, KeepAlive: time.Second, MaxReconnectInterval: 100 * time.Millisecond,
+	return openWith(t, Config{
+		Broker: "tcp://" + broker, Areas: areas,
+		Queue: 4, KeepAlive: time.Second, MaxReconnectInterval: 100 * time.Millisecond,
 	})
+}
+
+// openWith opens a link of node n1 (secret "s", Last Will "offline",
+// online state "online") with the rest of cfg, closed when the test ends.
+func openWith(t *testing.T, cfg Config) *Link {
+	t.Helper()
+	cfg.Node, cfg.Username, cfg.Secret, cfg.Topics = "n1", "n1", "s", topics
+	cfg.Will = []byte("offline")
+	cfg.Online = func() []byte { return []byte("online") }
+	l, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,10 +490,8 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Close() })
 	p := newPeer(t, addr)
-	l, err := Open(Config{
-		Broker: "tcp://" + addr, Node: "n1", Username: "n1", Secret: "s", Topics: topics,
-		Will:   []byte("offline"),
-		Online: func() []byte { return []byte("online") },
+	l := openWith(t, Config{
+		Broker: "tcp://" + addr,
 		// The keep-alive's pings go on while the broker delivers nothing:
 		// they are no help here. (Shorter than 5 s, mochi's read deadline
 		// races paho's pings.)
@@ -493,10 +499,6 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 		MaxReconnectInterval: 100 * time.Millisecond, ConnectRetryInterval: 50 * time.Millisecond,
 		EchoTimeout: 500 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
 	waitConnect(t, l)
 	p.state("online")
 
@@ -568,18 +570,12 @@ func TestEchoThroughMosquitto(t *testing.T) {
 					"topic read " + topics.Node("n1", protocol.ChanDesired) + "\ntopic read " + topics.Node("n1", protocol.ChanCmd) + "\n",
 			})
 			p := newPeerAs(t, b.Addr(), "peer", "p")
-			l, err := Open(Config{
-				Broker: b.URL(), Node: "n1", Username: "n1", Secret: "s", Topics: topics,
-				Will:   []byte("offline"),
-				Online: func() []byte { return []byte("online") },
+			l := openWith(t, Config{
+				Broker: b.URL(),
 				// Short enough that a missing echo would have reconnected
 				// the link by the end of the test.
 				EchoTimeout: 200 * time.Millisecond,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(l.Close)
 			waitConnect(t, l)
 			p.state("online")
 			for i := range 3 {
