@@ -715,8 +715,9 @@ func (w *echoWatch) probe(tok paho.Token, now time.Time) {
 	w.mu.Unlock()
 }
 
-// echoed notes an echo: every probe so far is answered, since they travel
-// in order.
+// echoed notes an echo. It ends the wait of the oldest probe and of those
+// after it, whose echoes may still be on their way: a broker that stopped
+// delivering between them is found by the next probe, a heartbeat later.
 func (w *echoWatch) echoed() {
 	w.mu.Lock()
 	w.tok, w.armed, w.misses = nil, true, 0
