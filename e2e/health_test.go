@@ -521,7 +521,9 @@ func TestDeafLinkThroughMosquitto(t *testing.T) {
 	n := rig.StartNode(t, cr, rig.NodeOptions{Tune: func(ac *agent.Config) {
 		quickStates(ac)
 		ac.Heartbeat = time.Second // a probe a second
-		ac.MQTTEchoTimeout = time.Second
+		// Seconds, so that a slow echo on a loaded machine is not taken
+		// for deafness before the test makes the broker deaf.
+		ac.MQTTEchoTimeout = 3 * time.Second
 	}})
 	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("tt-01").Status.State == loaxa.NodeOnline })
 	rig.Eventually(t, 15*time.Second, "the node hears its own state", n.Agent.LinkChecks)

@@ -497,7 +497,9 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 		// races paho's pings.)
 		KeepAlive:            10 * time.Second,
 		MaxReconnectInterval: 100 * time.Millisecond, ConnectRetryInterval: 50 * time.Millisecond,
-		EchoTimeout: 500 * time.Millisecond,
+		// Long enough that a slow echo on a loaded machine (the race
+		// detector, other tests) is not taken for deafness.
+		EchoTimeout: 2 * time.Second,
 	})
 	waitConnect(t, l)
 	p.state("online")
@@ -573,8 +575,9 @@ func TestEchoThroughMosquitto(t *testing.T) {
 			l := openWith(t, Config{
 				Broker: b.URL(),
 				// Short enough that a missing echo would have reconnected
-				// the link by the end of the test.
-				EchoTimeout: 200 * time.Millisecond,
+				// the link by the end of the test, long enough that a slow
+				// one on a loaded machine is not taken for deafness.
+				EchoTimeout: time.Second,
 			})
 			waitConnect(t, l)
 			p.state("online")
