@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -51,7 +52,14 @@ type Broker struct {
 	// TLSConfig, when set, makes the listener MQTTS (URL then gives
 	// ssl://).
 	TLSConfig *tls.Config
+	// UnroutedSweep is how often the broker looks for connected clients
+	// it no longer routes publishes to (0: 5 s); see sweepUnrouted.
+	UnroutedSweep time.Duration
 
+	unrouted atomic.Int64  // clients sweepUnrouted disconnected
+	sweeps   atomic.Int64  // sweeps made, for tests
+	stop     chan struct{} // closed by Close: ends sweepUnrouted
+	sweeper  sync.WaitGroup
 	server   *mochi.Server
 	listener *brokerconn.Listener
 	auth     *authHook
@@ -123,7 +131,40 @@ func (b *Broker) Open() error {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	b.open.Store(true)
+	b.stop = make(chan struct{})
+	b.sweeper.Go(b.sweepUnrouted)
 	return nil
+}
+
+// sweepUnrouted disconnects, every UnroutedSweep, each connected client
+// whose publishes the broker no longer routes (mochi's DropUnrouted), so
+// that it reconnects. mochi once left reconnecting nodes so: connected,
+// shown online, deaf to alerts (third_party/mochi-server). That race is
+// fixed, and the node itself notices within minutes that its own state no
+// longer comes back (node/mqtt); this finds any such client in seconds and
+// says so in the log and in loaxa_broker_unrouted_clients_total.
+func (b *Broker) sweepUnrouted() {
+	every := b.UnroutedSweep
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+		for _, cl := range b.auth.established() {
+			if b.server.DropUnrouted(cl, packets.ErrServerBusy) {
+				n := b.unrouted.Add(1)
+				b.Logger.Error("broker: a connected client was missing from the broker's routing (it heard nothing); disconnected it so it reconnects",
+					"client", cl.ID, "remote", cl.Net.Remote, "times", n)
+			}
+		}
+		b.sweeps.Add(1)
+	}
 }
 
 // serving reports whether the broker is open and not closed.
@@ -183,6 +224,9 @@ func (b *Broker) Collectors() []prometheus.Collector {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "loaxa_broker_inflight_dropped_total", Help: "QoS 1 and 2 messages the embedded broker dropped because a subscriber had too many unacknowledged.",
 		}, func() float64 { return float64(atomic.LoadInt64(&b.server.Info.InflightDropped)) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_broker_unrouted_clients_total", Help: "Connected clients the embedded broker found it no longer routed publishes to (they heard nothing), and disconnected so they reconnect.",
+		}, func() float64 { return float64(b.unrouted.Load()) }),
 	}
 }
 
@@ -192,6 +236,10 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.open.Store(false)
+	if b.stop != nil {
+		close(b.stop)
+		b.sweeper.Wait()
+	}
 	return b.server.Close()
 }
 
@@ -200,6 +248,9 @@ type grant struct {
 	controller bool
 	publish    []string
 	read       []string
+	// established: the broker admitted the connection (its session is
+	// set up and acknowledged), so it must be routed.
+	established bool
 }
 
 type authHook struct {
@@ -213,7 +264,29 @@ type authHook struct {
 func (h *authHook) ID() string { return "loaxa-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnSessionEstablished, mochi.OnACLCheck, mochi.OnDisconnect}, []byte{b})
+}
+
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	h.mu.Lock()
+	if g := h.clients[cl]; g != nil {
+		g.established = true
+	}
+	h.mu.Unlock()
+}
+
+// established returns the connections the broker admitted and has not
+// seen end.
+func (h *authHook) established() []*mochi.Client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*mochi.Client, 0, len(h.clients))
+	for cl, g := range h.clients {
+		if g.established {
+			out = append(out, cl)
+		}
+	}
+	return out
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {

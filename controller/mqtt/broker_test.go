@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,10 @@ type rig struct {
 // newRig runs an embedded broker on a real store with areas 31 → 318 →
 // {12346, 12347} and nodes tt-01 (12346) and tm-01 (12347), whose secret is
 // "secret-<id>".
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+// newRigWith is newRig with tune changing the broker before it opens.
+func newRigWith(t *testing.T, tune func(*mqtt.Broker)) *rig {
 	t.Helper()
 	db := bolt.NewDB(t.TempDir() + "/loaxa.db")
 	if err := db.Open(); err != nil {
@@ -64,6 +68,9 @@ func newRig(t *testing.T) *rig {
 	b.Addr = "127.0.0.1:0"
 	b.NodeService, b.AreaService = r.nodes, r.areas
 	b.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if tune != nil {
+		tune(b)
+	}
 	if err := b.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -299,6 +306,83 @@ func TestReservedNodeIDsMatchTheBroker(t *testing.T) {
 	for _, id := range []string{mochi.InlineClientId, mqtt.ControllerUsername} {
 		if !slices.Contains(loaxa.ReservedNodeIDs, id) {
 			t.Errorf("loaxa.ReservedNodeIDs %q lacks %q, which the broker keeps for itself", loaxa.ReservedNodeIDs, id)
+		}
+	}
+}
+
+// TestBrokerDropsAClientItNoLongerRoutes: a node that is connected but
+// missing from the broker's routing (what mochi's clean-up race left)
+// hears nothing. The broker's sweep finds it within seconds and
+// disconnects it, so that it reconnects (its Last Will tells the
+// controller meanwhile); connected nodes it routes are left alone.
+func TestBrokerDropsAClientItNoLongerRoutes(t *testing.T) {
+	r := newRigWith(t, func(b *mqtt.Broker) { b.UnroutedSweep = 20 * time.Millisecond })
+	var unrouted prometheus.Metric
+	for _, c := range r.broker.Collectors() {
+		if m := c.(prometheus.Metric); strings.Contains(m.Desc().String(), "loaxa_broker_unrouted_clients_total") {
+			unrouted = m
+		}
+	}
+	if unrouted == nil {
+		t.Fatal("no loaxa_broker_unrouted_clients_total")
+	}
+	dropped := func() float64 {
+		var m dto.Metric
+		if err := unrouted.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	ctl, err := r.connect(t, "loaxa-controller", mqtt.ControllerUsername, r.broker.ControllerSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := topics.Node("tt-01", protocol.ChanState)
+	if !ctl.subscribe(t, state) {
+		t.Fatal("controller may not subscribe to the node's state")
+	}
+	deaf, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard, err := r.connect(t, "tm-01", "tm-01", "secret-tm-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := topics.Node("tm-01", protocol.ChanCmd)
+	if !heard.subscribe(t, cmd) {
+		t.Fatal("tm-01 may not subscribe to its cmd topic")
+	}
+	// Sweeps pass over both routed nodes before one is forgotten.
+	for swept := mqtt.Sweeps(r.broker); mqtt.Sweeps(r.broker) < swept+3; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if v := dropped(); v != 0 {
+		t.Fatalf("%v clients dropped while every one was routed", v)
+	}
+
+	mqtt.ForgetClient(r.broker, "tt-01")
+	select {
+	case <-deaf.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker left the client it no longer routes connected")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ctl.received(state) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped client's Last Will never came")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v := dropped(); v != 1 {
+		t.Fatalf("loaxa_broker_unrouted_clients_total = %v, want 1", v)
+	}
+	if tok := ctl.c.Publish(cmd, 1, false, "still heard"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	for deadline := time.Now().Add(10 * time.Second); heard.received(cmd) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) || !heard.c.IsConnectionOpen() {
+			t.Fatal("the routed node no longer hears")
 		}
 	}
 }

@@ -30,3 +30,11 @@ func PublishConnectionUp(c *Client) bool {
 	defer l.pub.mu.Unlock()
 	return l.pub.up
 }
+
+// ForgetClient removes the client with id from the embedded broker's
+// routing while its connection lives on: the effect of the clean-up race
+// third_party/mochi-server fixed.
+func ForgetClient(b *Broker, id string) { b.server.Clients.Delete(id) }
+
+// Sweeps returns how many sweeps for unrouted clients b has made.
+func Sweeps(b *Broker) int64 { return b.sweeps.Load() }

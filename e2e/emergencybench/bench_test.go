@@ -409,6 +409,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	m := promtest.Scrape(b, c.URL+"/metrics")
 	logf("the broker dropped, over the run, %.0f messages to subscribers whose pending writes were full and %.0f to ones with too many unacknowledged",
 		m.Sum("loaxa_broker_messages_dropped_total"), m.Sum("loaxa_broker_inflight_dropped_total"))
+	logf("the broker disconnected %.0f connected clients it no longer routed to", m.Sum("loaxa_broker_unrouted_clients_total"))
 	for _, f := range fleets {
 		f.stop(b)
 	}

@@ -155,3 +155,60 @@ func TestLoaxaReconnectKeepsTheNewConnection(t *testing.T) {
 		<-newDone
 	}
 }
+
+// TestLoaxaDropUnrouted: a connected client missing from s.Clients (what
+// the clean-up race once left) is disconnected, without unsubscribing the
+// id, which a newer connection may hold; a client in s.Clients is left
+// alone.
+func TestLoaxaDropUnrouted(t *testing.T) {
+	s := newServer()
+	defer s.Close()
+	connect := packets.TPacketData[packets.Connect].Get(packets.TConnectClean)
+	subscribe := packets.TPacketData[packets.Subscribe].Get(packets.TSubscribe).RawBytes
+	id := connect.Packet.Connect.ClientIdentifier
+	open := func() (w net.Conn, done chan struct{}) {
+		r, w := net.Pipe()
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.EstablishConnection("tcp", r)
+			_ = r.Close()
+		}()
+		_, _ = w.Write(connect.RawBytes)
+		buf := make([]byte, 64)
+		_, _ = w.Read(buf) // connack
+		_, _ = w.Write(subscribe)
+		_, _ = w.Read(buf) // suback
+		go func() { _, _ = io.Copy(io.Discard, w) }()
+		return w, done
+	}
+	conn, done := open()
+	defer conn.Close()
+	cl, ok := s.Clients.Get(id)
+	if !ok {
+		t.Fatal("client not known after connecting")
+	}
+	if s.DropUnrouted(cl, packets.ErrServerBusy) {
+		t.Fatal("a routed client was dropped")
+	}
+	if cl.Closed() {
+		t.Fatal("a routed client was closed")
+	}
+
+	s.Clients.Delete(id) // the race's effect: connected, subscribed, unknown
+	if !s.DropUnrouted(cl, packets.ErrServerBusy) {
+		t.Fatal("an unrouted client was left connected")
+	}
+	<-done
+	if !cl.Closed() {
+		t.Fatal("the unrouted client is still open")
+	}
+	// Its id's subscription is not removed with it: a newer connection of
+	// the same node may hold it by now.
+	if _, subscribed := s.Topics.Subscribers("a/b/c").Subscriptions[id]; !subscribed {
+		t.Fatal("dropping the unrouted client unsubscribed its id")
+	}
+	if s.DropUnrouted(cl, packets.ErrServerBusy) {
+		t.Fatal("a closed client was dropped again")
+	}
+}

@@ -552,6 +552,30 @@ func (s *Server) expireClient(cl *Client) {
 	s.Clients.DeleteIf(cl) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
 }
 
+// DropUnrouted disconnects cl, a client whose session was established, if
+// it is still connected but publishes no longer reach it: s.Clients, where
+// publishes find each subscriber's client, does not hold it for its id
+// (the clean-up race expireClient now closes left clients so: connected,
+// subscribed, deaf). It reports whether it did. The check is made under
+// the lock that orders admissions, so a client being admitted is not
+// taken for one. cl is marked taken over first, so the end of its
+// connection does not unsubscribe its id, which a newer connection of the
+// same node may hold by then. The node then reconnects as after any drop.
+//
+// loaxa: added; upstream has no such check.
+func (s *Server) DropUnrouted(cl *Client, code packets.Code) bool {
+	s.sessions.Lock()
+	cur, ok := s.Clients.Get(cl.ID)
+	if cl.Net.Inline || cl.Closed() || cl.IsTakenOver() || (ok && cur == cl) {
+		s.sessions.Unlock()
+		return false
+	}
+	cl.State.isTakenOver.Store(true)
+	s.sessions.Unlock()
+	_ = s.DisconnectClient(cl, code) // a write to the peer can take long: not under the lock
+	return true
+}
+
 // readConnectionPacket reads the first incoming header for a connection, and if
 // acceptable, returns the valid connection packet.
 func (s *Server) readConnectionPacket(cl *Client) (pk packets.Packet, err error) {
