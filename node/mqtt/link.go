@@ -107,6 +107,7 @@ type Link struct {
 	dropped  atomic.Uint64
 	deaf     atomic.Uint64
 	echoes   atomic.Uint64 // echoes heard, for tests
+	heard    atomic.Uint64 // messages received on any topic, echoes included
 	checked  atomic.Int64  // when watchEcho last looked (Unix ns), for tests
 	echo     echoWatch
 	closed   atomic.Bool
@@ -458,7 +459,7 @@ func (l *Link) connected(c paho.Client) {
 		// Not waited for: the on-connect handler must return for paho to go on.
 		l.stateMu.Lock()
 		tok := c.Publish(l.stateTopic(), 1, true, l.cfg.Online())
-		l.echo.probe(tok, time.Now())
+		l.echo.probe(tok, time.Now(), l.heard.Load())
 		l.stateMu.Unlock()
 	}
 	l.ready.Store(true)
@@ -547,6 +548,7 @@ func (l *Link) subscribe() error {
 
 // deliver runs in paho's goroutine: it must never block.
 func (l *Link) deliver(_ paho.Client, m paho.Message) {
+	l.heard.Add(1)
 	if m.Topic() == l.stateTopic() {
 		// The node's own state: an echo, unless it is the retained copy
 		// a subscription brings, which the broker sends to the new
@@ -606,7 +608,7 @@ func (l *Link) PublishState(ctx context.Context, build func() []byte) error {
 	l.stateMu.Lock()
 	tok := l.client.Publish(topic, 1, true, build())
 	if l.ready.Load() {
-		l.echo.probe(tok, time.Now())
+		l.echo.probe(tok, time.Now(), l.heard.Load())
 	}
 	l.stateMu.Unlock()
 	return l.wait(ctx, topic, tok)
@@ -635,6 +637,7 @@ func (l *Link) watchEcho() {
 				continue
 			}
 			late, armed, ok := l.echo.overdue(now, l.cfg.EchoTimeout)
+			heardAtProbe := l.echo.heardAtProbe()
 			l.checked.Store(now.UnixNano())
 			switch {
 			case !ok:
@@ -651,8 +654,11 @@ func (l *Link) watchEcho() {
 				l.deafAt = append(l.deafAt, now)
 				n := l.deaf.Add(1)
 				l.mu.Unlock()
+				// Whether anything else came since tells a connection
+				// that went silent from one that lost only the echo.
 				l.log.Error("mqtt: the broker no longer delivers to this node; reconnecting",
-					"echo_overdue", late.Round(time.Millisecond), "times", n)
+					"echo_overdue", late.Round(time.Millisecond), "times", n,
+					"messages_since_probe", l.heard.Load()-heardAtProbe)
 				l.echo.missed()
 				l.drop()
 			}
@@ -679,8 +685,9 @@ type echoWatch struct {
 	on     bool       // the echo subscription was granted on this connection
 	tok    paho.Token // the oldest probe not echoed, nil if none
 	sent   time.Time
-	armed  bool // an echo was heard, on any connection
-	misses int  // reconnects for deafness since the last echo
+	heard  uint64 // the link's messages received when tok was sent
+	armed  bool   // an echo was heard, on any connection
+	misses int    // reconnects for deafness since the last echo
 }
 
 // maxEchoBackoff bounds the doubling of the wait after reconnects for
@@ -706,13 +713,22 @@ func (w *echoWatch) enable(on bool) {
 	w.mu.Unlock()
 }
 
-// probe notes a state publish handed to paho at now.
-func (w *echoWatch) probe(tok paho.Token, now time.Time) {
+// probe notes a state publish handed to paho at now, when the link had
+// received heard messages.
+func (w *echoWatch) probe(tok paho.Token, now time.Time, heard uint64) {
 	w.mu.Lock()
 	if w.on && w.tok == nil {
-		w.tok, w.sent = tok, now
+		w.tok, w.sent, w.heard = tok, now, heard
 	}
 	w.mu.Unlock()
+}
+
+// heardAtProbe returns the link's count of received messages when the
+// probe watched now was sent.
+func (w *echoWatch) heardAtProbe() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.heard
 }
 
 // echoed notes an echo. It ends the wait of the oldest probe and of those

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"loaxa.vn/internal/brokerconn"
 	"loaxa.vn/internal/mosquittotest"
 	"loaxa.vn/internal/netproxy"
+	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 )
@@ -419,13 +421,13 @@ func TestEchoWatch(t *testing.T) {
 		return ok
 	}
 	var w echoWatch
-	w.probe(accepted(), t0)
+	w.probe(accepted(), t0, 0)
 	if late(&w, t0.Add(2*timeout)) {
 		t.Error("overdue before the echo subscription was granted")
 	}
 	w.enable(true)
-	w.probe(accepted(), t0)
-	w.probe(accepted(), t0.Add(timeout)) // a later probe does not restart the wait
+	w.probe(accepted(), t0, 0)
+	w.probe(accepted(), t0.Add(timeout), 0) // a later probe does not restart the wait
 	if late(&w, t0.Add(timeout)) {
 		t.Error("overdue at the timeout")
 	}
@@ -439,7 +441,7 @@ func TestEchoWatch(t *testing.T) {
 	}
 
 	pending := newToken()
-	w.probe(pending, t0)
+	w.probe(pending, t0, 0)
 	if late(&w, t0.Add(10*timeout)) {
 		t.Error("overdue while the broker has not accepted the probe")
 	}
@@ -447,7 +449,7 @@ func TestEchoWatch(t *testing.T) {
 	if late(&w, t0.Add(10*timeout)) {
 		t.Error("overdue for a probe that failed")
 	}
-	w.probe(accepted(), t0.Add(10*timeout)) // the failed one was forgotten
+	w.probe(accepted(), t0.Add(10*timeout), 0) // the failed one was forgotten
 	if !late(&w, t0.Add(11*timeout+time.Second)) {
 		t.Error("the probe after a failed one is not watched")
 	}
@@ -461,7 +463,7 @@ func TestEchoWatch(t *testing.T) {
 	for misses := range 8 {
 		wait := timeout << min(misses, 6)
 		w.reset(true)
-		w.probe(accepted(), t0)
+		w.probe(accepted(), t0, 0)
 		if late(&w, t0.Add(wait)) || !late(&w, t0.Add(wait+time.Second)) {
 			t.Fatalf("after %d misses the probe is not overdue just after %v", misses, wait)
 		}
@@ -472,7 +474,7 @@ func TestEchoWatch(t *testing.T) {
 	}
 	w.reset(true)
 	w.echoed()
-	w.probe(accepted(), t0)
+	w.probe(accepted(), t0, 0)
 	if !late(&w, t0.Add(timeout+time.Second)) {
 		t.Error("an echo did not bring the wait back to the timeout")
 	}
@@ -490,8 +492,10 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Close() })
 	p := newPeer(t, addr)
+	var log syncbuf.Buffer
 	l := openWith(t, Config{
 		Broker: "tcp://" + addr,
+		Logger: slog.New(slog.NewTextHandler(&log, nil)),
 		// The keep-alive's pings go on while the broker delivers nothing:
 		// they are no help here. (Shorter than 5 s, mochi's read deadline
 		// races paho's pings.)
@@ -534,6 +538,11 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.state("offline") // the link dropped the connection: the Last Will
+	// The log tells a silent connection (nothing came since the probe,
+	// not even the command) from one that lost only the echo.
+	if !strings.Contains(log.String(), "messages_since_probe=0") {
+		t.Errorf("the deaf connection's log does not say nothing came since the probe:\n%s", log.String())
+	}
 	waitConnect(t, l)
 	p.state("online")
 	if l.Deaf() != 1 || l.DeafSince(time.Now().Add(-time.Minute)) != 1 || l.DeafSince(time.Now()) != 0 {
