@@ -228,6 +228,7 @@ func TestMetrics(t *testing.T) {
 		{"loaxa_node_events_total", []string{"type", "started"}, func(v float64) bool { return v == 1 }},
 		{"loaxa_node_link_connects_total", nil, func(v float64) bool { return v >= 1 }},
 		{"loaxa_node_link_deaf_total", nil, func(v float64) bool { return v == 0 }},
+		{"loaxa_node_link_restated_total", nil, func(v float64) bool { return v == 0 }},
 		{"loaxa_node_cache_bytes", nil, func(v float64) bool { return v == float64(ref.Size) }},
 		{"loaxa_node_cache_limit_bytes", nil, func(v float64) bool { return v > 0 }},
 		{"loaxa_node_outbox_events", nil, func(v float64) bool { return v == 0 }},

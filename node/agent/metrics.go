@@ -75,6 +75,17 @@ func (a *Agent) Collectors() []prometheus.Collector {
 			}
 			return float64(a.link.Deaf())
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_node_link_restated_total",
+			Help: "States published again because the broker held another for the node while it was connected (a late Last Will of an earlier connection).",
+		}, func() float64 {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.link == nil {
+				return 0
+			}
+			return float64(a.link.Restated())
+		}),
 		gauge("loaxa_node_outbox_events", "Events not yet acknowledged by the controller.", func() float64 {
 			a.mu.Lock()
 			defer a.mu.Unlock()

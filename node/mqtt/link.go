@@ -24,9 +24,18 @@
 // EchoTimeout after the broker accepted it. When one does not, the link
 // drops the connection (so the broker publishes the Last Will) and
 // connects again, and counts it (Deaf).
+//
+// The same subscription shows the link when the retained state on the
+// broker is no longer its own while it is connected: a broker may publish
+// the Last Will of the node's earlier connection (or of its process before
+// a restart) after the new connection published its state, and the
+// controller would show the cluster offline until its next heartbeat. A
+// state on its topic that the link did not publish, while it is
+// connected, makes it publish the node's state again (Restated).
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -110,6 +119,9 @@ type Link struct {
 	heard    atomic.Uint64 // messages received on any topic, echoes included
 	checked  atomic.Int64  // when watchEcho last looked (Unix ns), for tests
 	echo     echoWatch
+	sent     sentStates  // the states the link published, to tell its own from others'
+	restate  atomic.Bool // a state is being published again after another's
+	restated atomic.Uint64
 	closed   atomic.Bool
 	ready    atomic.Bool   // connected, subscribed and online state handed to paho
 	lost     chan struct{} // the connection dropped
@@ -424,16 +436,30 @@ func (l *Link) SetAreas(areas []string) {
 	}
 	l.areas = slices.Clone(areas)
 	l.mu.Unlock()
-	if l.closed.Load() || !l.client.IsConnectionOpen() {
+	if !l.client.IsConnectionOpen() {
 		return // the next connect subscribes
+	}
+	l.background(func() {
+		if err := l.subscribe(); err != nil {
+			l.log.Warn("mqtt: resubscribe for new areas", "err", err)
+		}
+	})
+}
+
+// background runs fn in a goroutine Close waits for, unless the link is
+// closed; it reports whether fn runs.
+func (l *Link) background(fn func()) bool {
+	l.mu.Lock() // with Close's: no Add may race its Wait
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return false
 	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		if err := l.subscribe(); err != nil {
-			l.log.Warn("mqtt: resubscribe for new areas", "err", err)
-		}
+		fn()
 	}()
+	return true
 }
 
 func (l *Link) onConnect(c paho.Client) {
@@ -443,11 +469,7 @@ func (l *Link) onConnect(c paho.Client) {
 		// Without its subscriptions the node is deaf; keep trying in the
 		// background so this handler returns and paho carries on.
 		l.log.Error("mqtt: subscribe failed, retrying", "err", err)
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.retrySubscribe(c)
-		}()
+		l.background(func() { l.retrySubscribe(c) })
 		return
 	}
 	l.connected(c)
@@ -458,7 +480,9 @@ func (l *Link) connected(c paho.Client) {
 	if l.cfg.Online != nil {
 		// Not waited for: the on-connect handler must return for paho to go on.
 		l.stateMu.Lock()
-		tok := c.Publish(l.stateTopic(), 1, true, l.cfg.Online())
+		state := l.cfg.Online()
+		l.sent.add(state)
+		tok := c.Publish(l.stateTopic(), 1, true, state)
 		l.echo.probe(tok, time.Now(), l.heard.Load())
 		l.stateMu.Unlock()
 	}
@@ -554,10 +578,15 @@ func (l *Link) deliver(_ paho.Client, m paho.Message) {
 		// a subscription brings, which the broker sends to the new
 		// subscriber directly and so proves nothing about later
 		// deliveries. The agent has no use for either.
-		if !m.Retained() {
+		if m.Retained() {
+			return
+		}
+		if l.sent.has(m.Payload()) {
 			l.echo.echoed()
 			l.echoes.Add(1)
+			return
 		}
+		l.foreignState(m.Payload())
 		return
 	}
 	select {
@@ -568,11 +597,77 @@ func (l *Link) deliver(_ paho.Client, m paho.Message) {
 	}
 }
 
+// foreignState handles a state on the node's topic that the link did not
+// publish. An empty one clears the retained state (the node was removed)
+// and is left alone; any other replaced the node's state on the broker, and
+// while the link is connected that state is wrong: most likely the Last Will
+// of an earlier connection, published after this one said it is online. The
+// link publishes the node's state again, once at a time, in the background
+// (deliver must not block).
+func (l *Link) foreignState(payload []byte) {
+	if len(payload) == 0 || l.cfg.Online == nil || !l.ready.Load() || l.closed.Load() {
+		return
+	}
+	if l.restate.Swap(true) {
+		return // one is on its way; it carries the state as it is now
+	}
+	started := l.background(func() {
+		defer l.restate.Store(false)
+		l.log.Warn("mqtt: the broker holds a state for this node that it did not publish while it is connected (the Last Will of an earlier connection?); publishing its state again")
+		if err := l.PublishState(l.ctx, l.cfg.Online); err != nil {
+			l.log.Warn("mqtt: publish the state again", "err", err)
+			return
+		}
+		l.restated.Add(1)
+	})
+	if !started {
+		l.restate.Store(false)
+	}
+}
+
+// Restated returns how many times the link published the node's state
+// again because the broker held another while it was connected.
+func (l *Link) Restated() uint64 { return l.restated.Load() }
+
+// sentStates keeps the last states the link published, so that their
+// echoes are told from states published by others (the broker's Last Will).
+type sentStates struct {
+	mu   sync.Mutex
+	last [maxSentStates][]byte
+	next int
+}
+
+// maxSentStates bounds the states remembered: far more than can be on
+// their way at once (the agent publishes a state at most every few
+// seconds, and each comes back within a round trip).
+const maxSentStates = 16
+
+func (s *sentStates) add(payload []byte) {
+	s.mu.Lock()
+	s.last[s.next] = payload
+	s.next = (s.next + 1) % maxSentStates
+	s.mu.Unlock()
+}
+
+func (s *sentStates) has(payload []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.last {
+		if p != nil && bytes.Equal(p, payload) {
+			return true
+		}
+	}
+	return false
+}
+
 // Publish sends payload with QoS 1 and waits until the broker accepted it,
 // ctx ends, or PublishTimeout passes.
 func (l *Link) Publish(ctx context.Context, topic string, retained bool, payload []byte) error {
 	if l.closed.Load() {
 		return ErrClosed
+	}
+	if topic == l.stateTopic() {
+		l.sent.add(payload)
 	}
 	return l.wait(ctx, topic, l.client.Publish(topic, 1, retained, payload))
 }
@@ -606,7 +701,9 @@ func (l *Link) PublishState(ctx context.Context, build func() []byte) error {
 	}
 	topic := l.stateTopic()
 	l.stateMu.Lock()
-	tok := l.client.Publish(topic, 1, true, build())
+	state := build()
+	l.sent.add(state)
+	tok := l.client.Publish(topic, 1, true, state)
 	if l.ready.Load() {
 		l.echo.probe(tok, time.Now(), l.heard.Load())
 	}
@@ -776,7 +873,10 @@ func (w *echoWatch) overdue(now time.Time, timeout time.Duration) (late time.Dur
 // Close disconnects cleanly. A clean disconnect does not fire the Last
 // Will, so publish the offline state before calling it.
 func (l *Link) Close() {
-	if l.closed.Swap(true) {
+	l.mu.Lock()
+	already := l.closed.Swap(true)
+	l.mu.Unlock()
+	if already {
 		return
 	}
 	close(l.done)

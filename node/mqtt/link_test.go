@@ -561,6 +561,90 @@ func TestLinkReconnectsWhenTheBrokerStopsDelivering(t *testing.T) {
 	}
 }
 
+// TestLinkRestatesOverAStaleWill: a state on the node's topic that the link
+// did not publish (the Last Will of an earlier connection that the broker
+// published after this one's online state) makes the connected link publish
+// its state again, so the broker does not keep the node offline; its own
+// states, an empty retained state and the agent's goodbye do not.
+func TestLinkRestatesOverAStaleWill(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	p := newPeer(t, broker)
+	// A keep-alive of seconds: mochi drops a connection whose pings come
+	// at its read deadline, and a reconnect would publish the state too.
+	l := openWith(t, Config{Broker: "tcp://" + broker, Areas: []string{"x1"}, KeepAlive: 10 * time.Second})
+	waitConnect(t, l)
+	p.state("online")
+	nodetest.Eventually(t, 5*time.Second, "the on-connect state's echo did not come", func() bool { return l.echoes.Load() >= 1 })
+
+	stateTopic := topics.Node("n1", protocol.ChanState)
+	retain := func(payload string) {
+		t.Helper()
+		if tok := p.c.Publish(stateTopic, 1, true, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	// The old connection's Last Will, as the broker would publish it.
+	retain("offline")
+	p.state("offline")
+	p.state("online")
+	nodetest.Eventually(t, 5*time.Second, "Restated() did not count the state published again", func() bool { return l.Restated() == 1 })
+	// A newcomer (the controller after a restart) finds the node online.
+	if got := retained(t, broker, stateTopic); got != "online" {
+		t.Fatalf("the broker holds state %q, want online", got)
+	}
+
+	// The node's own states are echoes, not others'.
+	echoes := l.echoes.Load()
+	if err := l.PublishState(context.Background(), func() []byte { return []byte("playing") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Publish(context.Background(), stateTopic, true, []byte("goodbye")); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 5*time.Second, "the states' echoes did not come", func() bool { return l.echoes.Load() >= echoes+2 })
+	// The node removed: its retained state cleared, not restored. The
+	// state after it is the link's own, so the link handled the empty one
+	// first.
+	heard := l.heard.Load()
+	retain("")
+	if err := l.PublishState(context.Background(), func() []byte { return []byte("after") }); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 5*time.Second, "the empty state and the echo after it did not come", func() bool { return l.heard.Load() >= heard+2 })
+	if n := l.Restated(); n != 1 {
+		t.Fatalf("Restated() = %d after its own states and an empty one, want 1", n)
+	}
+}
+
+// retained returns the retained message on topic, "" if none comes within
+// a second of subscribing.
+func retained(t *testing.T, broker, topic string) string {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("observer").SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(50)
+	got := make(chan string, 1)
+	tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+		if m.Retained() {
+			select {
+			case got <- string(m.Payload()):
+			default:
+			}
+		}
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case s := <-got:
+		return s
+	case <-time.After(time.Second):
+		return ""
+	}
+}
+
 // TestEchoThroughMosquitto: through Mosquitto with the ACL the controller
 // exports, the node's states come back to it; with an ACL from before the
 // echo (its own state write-only) the broker refuses the subscription and
