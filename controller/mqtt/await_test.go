@@ -46,13 +46,13 @@ func TestPublishRoutedLateIsNotReportedRefused(t *testing.T) {
 	pending := pendingDelivery(make(chan struct{}))
 	timer := time.NewTimer(time.Millisecond)
 	defer timer.Stop()
-	if err := c.await(context.Background(), "t", pending, timer); err == nil || !strings.Contains(err.Error(), "did not accept it within") {
+	if err := c.await(context.Background(), "t", pending, timer, time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not accept it within") {
 		t.Fatalf("a delivery never done returned %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	timer.Reset(time.Hour)
-	if err := c.await(ctx, "t", pending, timer); !errors.Is(err, context.Canceled) {
+	if err := c.await(ctx, "t", pending, timer, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a cancelled wait returned %v", err)
 	}
 }

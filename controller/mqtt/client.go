@@ -395,10 +395,30 @@ func (c *Client) publish(ctx context.Context, kind, topic string, retained bool,
 }
 
 func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, payload []byte) error {
-	timer := time.NewTimer(c.PublishTimeout)
+	// With the broker out of reach, the caller learns it now rather than
+	// after PublishTimeout: an officer whose alert cannot go out has
+	// other ways to warn (the telephone to the communes) and should not
+	// wait 10 s to be told. paho keeps the message and sends it if the
+	// connection comes back; the emergency's resends do not count on it.
+	wait, down := c.PublishTimeout, !c.Connected()
+	if down {
+		wait = min(wait, downWait)
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	return c.await(ctx, topic, c.send(topic, 1, retained, payload), timer)
+	err := c.await(ctx, topic, c.send(topic, 1, retained, payload), timer, wait)
+	if down && errors.Is(err, errNotTaken) && !c.Connected() {
+		return fmt.Errorf("publish %s: not connected to the broker at %s", topic, c.Broker())
+	}
+	return err
 }
+
+// errNotTaken is a publish the broker did not acknowledge in time.
+var errNotTaken = errors.New("broker did not accept it")
+
+// downWait is how long a publish waits for the broker while the client is
+// not connected: long enough for a reconnect under way to take it.
+const downWait = time.Second
 
 // send hands a message to the broker.
 func (c *Client) send(topic string, qos byte, retained bool, payload []byte) delivery {
@@ -408,7 +428,8 @@ func (c *Client) send(topic string, qos byte, retained bool, payload []byte) del
 	return c.link.publish(topic, qos, retained, payload)
 }
 
-// await waits for the broker to take tok, until timer or ctx.
+// await waits for the broker to take tok, until timer (set to limit) or
+// ctx.
 //
 // A delivery that is done decides, even when the timer has fired too: the
 // embedded broker's publish routes the message to every subscriber within
@@ -417,7 +438,7 @@ func (c *Client) send(topic string, qos byte, retained bool, payload []byte) del
 // as well. A select between the two picks either at random, and half such
 // alerts were answered 503 "did not accept it" although every node had
 // been sent them: an officer told that would send the alert again.
-func (c *Client) await(ctx context.Context, topic string, tok delivery, timer *time.Timer) error {
+func (c *Client) await(ctx context.Context, topic string, tok delivery, timer *time.Timer, limit time.Duration) error {
 	select {
 	case <-tok.Done():
 	case <-timer.C:
@@ -434,7 +455,7 @@ func (c *Client) await(ctx context.Context, topic string, tok delivery, timer *t
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
-	return fmt.Errorf("publish %s: broker did not accept it within %v", topic, c.PublishTimeout)
+	return fmt.Errorf("publish %s: %w within %v", topic, errNotTaken, limit)
 }
 
 // publishDesired publishes a desired state once fewer than
@@ -459,7 +480,7 @@ func (c *Client) publishDesired(ctx context.Context, topic string, payload []byt
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
-	return c.await(ctx, topic, tok, timer)
+	return c.await(ctx, topic, tok, timer, c.PublishTimeout)
 }
 
 // ErrDesiredInflight is returned when DesiredInflight desired states stay

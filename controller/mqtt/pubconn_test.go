@@ -127,6 +127,33 @@ func TestMosquittoPublishConnection(t *testing.T) {
 	t.Logf("acknowledged in %v while the receiving connection was stalled", time.Since(start))
 }
 
+// With Mosquitto down, a command or alert is refused within a second
+// (downWait), saying the controller is not connected, instead of after the
+// whole PublishTimeout: the officer learns at once that the alert is not
+// going out. Once Mosquitto is back, publishes go through again.
+func TestMosquittoDownPublishSaysSo(t *testing.T) {
+	r := newMosquittoRig(t, nil)
+	c := r.client(t, pubUser, nil)
+	c.PublishTimeout = time.Minute // a wait this long would fail the test's own deadline
+	ctx, cancel := context.WithTimeout(open(t, c), 30*time.Second)
+	defer cancel()
+	poll(t, "the controller's publish connection up", func() bool { return mqtt.PublishConnectionUp(c) })
+	r.broker.Stop()
+	poll(t, "the controller sees the broker gone", func() bool { return !c.Connected() })
+	err := c.SendAreaCommand(ctx, "12346", protocol.Command{Name: protocol.CmdAlert}, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "not connected to the broker at tcp://"+r.proxy.Addr()) {
+		t.Fatalf("an alert with the broker down returned %v, want not connected to the broker", err)
+	}
+	if strings.Contains(err.Error(), r.pass) {
+		t.Fatalf("the error shows the controller's broker password: %v", err)
+	}
+	r.broker.Restart()
+	poll(t, "the controller reconnected", c.Connected)
+	if err := c.SendAreaCommand(ctx, "12346", protocol.Command{Name: protocol.CmdAlert}, time.Minute); err != nil {
+		t.Fatalf("an alert after the broker came back: %v", err)
+	}
+}
+
 // The same stall on one connection (no PublishUsername): the
 // acknowledgement waits behind what Mosquitto writes to the controller.
 func TestMosquittoOneConnectionStalls(t *testing.T) {

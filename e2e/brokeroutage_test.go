@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+)
+
+// TestEmergencyAcrossAMosquittoOutage: the province's Mosquitto goes down
+// on the day of an alert. An alert that is sounding when the broker
+// restarts sounds on to its end (the nodes play what they have without the
+// link), and their reports of it reach the controller once they are back.
+// An alert sent while the broker is down is answered 503 at once, saying
+// the controller is not connected and what happens next; it is kept, and reaches every node of its area once the
+// broker is back, and no node outside it.
+func TestEmergencyAcrossAMosquittoOutage(t *testing.T) {
+	t.Parallel()
+	m := rig.StartMosquitto(t, 0)
+	c, nodes, _ := emergencyFleetOn(t, m)
+	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, 3*time.Second, 16000, 1))
+
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12346"}, "repeat": 2}, &em)
+	for _, id := range []string{"a1", "a2"} {
+		rig.Eventually(t, 10*time.Second, id+" plays the emergency", func() bool { return playing(nodes[id]) == em.Occurrence })
+	}
+	m.Restart()
+	for _, id := range []string{"a1", "a2"} {
+		if p := playing(nodes[id]); p != em.Occurrence {
+			t.Errorf("%s plays %q right after the broker restarted, want the emergency %s", id, p, em.Occurrence)
+		}
+	}
+	rig.Eventually(t, 60*time.Second, "both nodes' reports of the emergency completed, after the restart", func() bool {
+		return report(c, em.ID).Summary.Completed == 2
+	})
+	if rep := report(c, em.ID); rep.Summary.Failed != 0 {
+		t.Errorf("after the restart: %s", rig.Describe(rep.Summary))
+	}
+
+	m.Stop()
+	rig.Eventually(t, 30*time.Second, "the controller sees the broker down", func() bool {
+		var h struct{ Checks map[string]struct{ OK bool } }
+		c.Do("GET", "/api/v1/health", nil, &h)
+		return !h.Checks["broker"].OK
+	})
+	status, raw := c.Do("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12346"}, "title": "Vỡ đê Tiên Lãng"}, nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(raw), "not connected to the broker") ||
+		!strings.Contains(string(raw), "retried") || !strings.Contains(string(raw), "check the broker") {
+		t.Fatalf("an alert sent while the broker is down: %d %s; want 503 saying the controller is not connected and the nodes are retried", status, raw)
+	}
+	var list struct{ Emergencies []*loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &list)
+	var down *loaxa.Emergency
+	for _, e := range list.Emergencies {
+		if e.Title == "Vỡ đê Tiên Lãng" {
+			down = e
+		}
+	}
+	if down == nil || down.State != loaxa.EmergencyActive {
+		t.Fatalf("the alert sent while the broker was down is not kept active: %s", rig.Describe(list))
+	}
+	if s := report(c, down.ID).Summary; s.Reached != 0 {
+		t.Errorf("reached %d nodes with the broker down", s.Reached)
+	}
+
+	m.Restart()
+	for _, id := range []string{"a1", "a2"} {
+		rig.Eventually(t, 60*time.Second, id+" plays the alert sent while the broker was down", func() bool {
+			return playing(nodes[id]) == down.Occurrence
+		})
+	}
+	rig.Eventually(t, 60*time.Second, "both nodes reported it completed", func() bool {
+		return report(c, down.ID).Summary.Completed == 2
+	})
+	if counts := rig.CountEvents(c.Events(nil), down.Occurrence); counts["b1"] != nil {
+		t.Errorf("b1, outside the area, played it: %v", counts["b1"])
+	}
+}
