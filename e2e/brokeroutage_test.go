@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 )
@@ -79,4 +80,62 @@ func TestEmergencyAcrossAMosquittoOutage(t *testing.T) {
 	if counts := rig.CountEvents(c.Events(nil), down.Occurrence); counts["b1"] != nil {
 		t.Errorf("b1, outside the area, played it: %v", counts["b1"])
 	}
+}
+
+// TestScheduleAfterMosquittoLostItsRetained: a bulletin is scheduled while
+// a cluster is off, and the province's Mosquitto then restarts without the
+// retained desired states (no persistence, or a crash before it saved
+// them). The cluster comes back running its old schedule; the controller
+// sees it run an older version than the broker had accepted and publishes
+// the newest again, so the cluster gets the bulletin without anyone
+// changing the schedule.
+func TestScheduleAfterMosquittoLostItsRetained(t *testing.T) {
+	t.Parallel()
+	m := rig.StartMosquitto(t, 0)
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker(), Configure: func(cfg *app.Config) {
+		cfg.DesiredBehindAfter = 2 * time.Second
+	}})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("tt-01", "12346")
+	m.Install(t, c, cr)
+	dir := t.TempDir()
+	n := rig.StartNode(t, cr, rig.NodeOptions{Dir: dir, Tune: quickStates})
+	status := func() loaxa.NodeStatus { return c.Node("tt-01").Status }
+	rig.Eventually(t, 30*time.Second, "the node runs its first desired state", func() bool {
+		st := status()
+		return st.State == loaxa.NodeOnline && st.DesiredVersion > 0 && st.RunningVersion == st.DesiredVersion
+	})
+	before := status().RunningVersion
+	n.Stop(t)
+
+	news := c.Upload("thoi-su.wav", rig.ToneWAV(440, time.Second, 16000, 1))
+	ann := c.Announce(news.ID, []string{"12346"}, nil, time.Now().Add(time.Hour))
+	var desired struct {
+		Published time.Time
+		State     struct{ Version uint64 }
+	}
+	rig.Eventually(t, 30*time.Second, "the broker accepted the new desired state", func() bool {
+		c.MustDo("GET", "/api/v1/nodes/tt-01/desired", nil, &desired)
+		return desired.State.Version > before && !desired.Published.IsZero()
+	})
+	m.Restart() // the retained desired states are gone
+	rig.Eventually(t, 30*time.Second, "the controller reconnected", c.App.MQTT.Connected)
+
+	rig.StartNode(t, cr, rig.NodeOptions{Dir: dir, Tune: quickStates})
+	// The scheduler looks every 30 s: within a minute of the node's return.
+	rig.Eventually(t, 90*time.Second, "the node runs the newest desired state", func() bool {
+		st := status()
+		return st.State == loaxa.NodeOnline && st.RunningVersion == desired.State.Version
+	})
+	if c.App.Scheduler.Republished() == 0 {
+		t.Error("the scheduler did not count the desired state it published again")
+	}
+	occ := loaxa.OccurrenceID(ann.ID, ann.Start)
+	for _, d := range c.Deliveries(ann.ID) {
+		if d.Node == "tt-01" && d.Occurrence == occ {
+			return
+		}
+	}
+	t.Errorf("no delivery of %s for tt-01", occ)
 }

@@ -263,6 +263,9 @@ func (a *App) Open() (err error) {
 	a.Scheduler.AlwaysContent = a.Emergency.ChimeIDs
 	a.Scheduler.Clock = a.Clock
 	a.Scheduler.Horizon = cfg.Horizon
+	if cfg.DesiredBehindAfter > 0 {
+		a.Scheduler.BehindAfter = cfg.DesiredBehindAfter
+	}
 	a.Scheduler.Logger = a.Logger
 	a.Scheduler.Alarms = a.Health
 

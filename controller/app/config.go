@@ -65,6 +65,11 @@ type Config struct {
 	// RolloutInterval is how often rollouts look at their nodes (0:
 	// release.DefaultInterval); no flag, tests shorten it.
 	RolloutInterval time.Duration
+	// DesiredBehindAfter is how long a node may be online running an
+	// older desired state than the broker accepted before it is published
+	// again (schedule.Scheduler.BehindAfter; 0: its default); no flag,
+	// tests shorten it.
+	DesiredBehindAfter time.Duration
 	// Health holds the thresholds of the fleet health model
 	// (controller/health); flags set the daily self-test and the offline
 	// alarm threshold.

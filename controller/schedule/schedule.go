@@ -74,6 +74,10 @@ type Scheduler struct {
 	// messenger's timeout) is published again: RetryMin after the first
 	// failure, doubling up to RetryMax. They run on Clock.
 	RetryMin, RetryMax time.Duration
+	// BehindAfter: a node online this long that still runs an older
+	// version than one published this long ago gets it published again
+	// (see behind); 0 turns it off.
+	BehindAfter time.Duration
 	// Alarms, if set, hears of a node whose desired state has been
 	// undelivered for AlarmAfter, and of its delivery after that.
 	Alarms     loaxa.DesiredAlarms
@@ -88,6 +92,11 @@ type Scheduler struct {
 	// broker that refused one will not take the next one at once either.
 	hold    time.Time
 	retries atomic.Uint64
+	// lagging are the nodes found running an older version than the one
+	// published, by node: the version republished and when it may be
+	// again (the wait doubles while the node stays behind).
+	lagging  map[string]*lag
+	caughtUp atomic.Uint64 // republishes for a node left behind
 
 	lastRun atomic.Int64 // Unix ns of the last finished pass
 }
@@ -106,6 +115,7 @@ func NewScheduler() *Scheduler {
 		RepublishAfter: 7 * 24 * time.Hour,
 		RetryMin:       time.Second,
 		RetryMax:       2 * time.Minute,
+		BehindAfter:    2 * time.Minute,
 		AlarmAfter:     5 * time.Minute,
 		Logger:         slog.Default(),
 		kick:           make(chan struct{}, 1),
@@ -354,7 +364,7 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 		if s.retrying(n.ID) {
 			return nil // its retry publishes it, when due
 		}
-		if republish || prev.Published.IsZero() || c.now.Sub(prev.Published) >= s.RepublishAfter {
+		if republish || prev.Published.IsZero() || c.now.Sub(prev.Published) >= s.RepublishAfter || s.behind(n, prev, c.now) {
 			rec, err := s.DesiredService.FindDesired(ctx, n.ID)
 			if err != nil {
 				return fmt.Errorf("load desired state: %w", err)

@@ -487,3 +487,65 @@ func TestStandingContentOnEveryNodeOfItsAreas(t *testing.T) {
 		t.Errorf("tt-01 with an unreadable content to keep: content %+v, want the chime and the warning", d.Content)
 	}
 }
+
+// TestNodeLeftBehindGetsItAgain: a node online for BehindAfter that still
+// runs an older desired state than the one the broker accepted (the broker
+// lost its retained copy) gets it published again, and while it stays
+// behind again after twice the wait each time; nodes that run it, or are
+// offline, or came online a moment ago, do not.
+func TestNodeLeftBehindGetsItAgain(t *testing.T) {
+	r := newRig(t)
+	r.compile(t, false)
+	v := r.msg.last("tt-01").Version
+	status := func(node, state string, since time.Time, running uint64) {
+		t.Helper()
+		r.must(t, r.s.NodeService.UpdateNodeStatus(r.ctx, node, func(st *loaxa.NodeStatus) {
+			st.State, st.Since, st.RunningVersion = state, since, running
+		}))
+	}
+	status("tt-01", loaxa.NodeOnline, t0, v-1)
+	status("tt-02", loaxa.NodeOnline, t0, v)
+	status("tm-01", loaxa.NodeOffline, t0, 0)
+	published := func(node string) int {
+		r.msg.mu.Lock()
+		defer r.msg.mu.Unlock()
+		n := 0
+		for _, d := range r.msg.published {
+			if d.Node == node {
+				n++
+			}
+		}
+		return n
+	}
+	check := func(at time.Duration, want map[string]int) {
+		t.Helper()
+		r.clock.Set(t0.Add(at))
+		r.compile(t, false)
+		for node, n := range want {
+			if got := published(node); got != n {
+				t.Errorf("at %v: %s published %d times, want %d", at, node, got, n)
+			}
+		}
+	}
+	check(time.Minute, map[string]int{"tt-01": 1, "tt-02": 1, "tm-01": 1})
+	check(2*time.Minute, map[string]int{"tt-01": 2, "tt-02": 1, "tm-01": 1})
+	if d := r.msg.last("tt-01"); d.Version != v {
+		t.Errorf("published again as version %d, want the same %d", d.Version, v)
+	}
+	check(3*time.Minute, map[string]int{"tt-01": 2})
+	check(4*time.Minute, map[string]int{"tt-01": 3}) // 2 min after the last
+	check(7*time.Minute, map[string]int{"tt-01": 3})
+	check(8*time.Minute, map[string]int{"tt-01": 4}) // 4 min after it
+	if n := r.s.Republished(); n != 3 {
+		t.Errorf("Republished() = %d, want 3", n)
+	}
+
+	// It runs it now; a later reconnect finds it caught up.
+	status("tt-01", loaxa.NodeOnline, t0.Add(8*time.Minute), v)
+	check(30*time.Minute, map[string]int{"tt-01": 4})
+	// Behind again after a restart of its board that lost the state, but
+	// online only a moment: the retained copy is on its way.
+	status("tt-01", loaxa.NodeOnline, t0.Add(30*time.Minute), 0)
+	check(31*time.Minute, map[string]int{"tt-01": 4})
+	check(32*time.Minute, map[string]int{"tt-01": 5}) // the wait starts over
+}

@@ -254,5 +254,9 @@ func (s *Scheduler) Collectors() []prometheus.Collector {
 			Name: "loaxa_desired_retries_total",
 			Help: "Publishes of a desired state the broker had not accepted before.",
 		}, func() float64 { return float64(s.retries.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_desired_republished_behind_total",
+			Help: "Desired states published again to an online node that still ran an older version (a broker that lost its retained copy, or a node that refuses it).",
+		}, func() float64 { return float64(s.caughtUp.Load()) }),
 	}
 }
