@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
 )
 
 // TestEmergencyAcrossAMosquittoOutage: the province's Mosquitto goes down
@@ -138,4 +144,62 @@ func TestScheduleAfterMosquittoLostItsRetained(t *testing.T) {
 		}
 	}
 	t.Errorf("no delivery of %s for tt-01", occ)
+}
+
+// TestLiveCallWhenMosquittoStops: the province's Mosquitto stops during a
+// live call. The speaker is told within seconds that the call ended for
+// the broker (not left speaking to nobody), the record says so, and the
+// node releases its amplifier on its frame timeout.
+func TestLiveCallWhenMosquittoStops(t *testing.T) {
+	t.Parallel()
+	m := rig.StartMosquitto(t, 0)
+	c := rig.StartController(t, m.ControllerBroker())
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	amp, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := c.CreateNode("a1", "12346")
+	m.Install(t, c, cr)
+	a1 := rig.StartNode(t, cr, rig.NodeOptions{Board: amp})
+	rig.Eventually(t, 15*time.Second, "a1 online", func() bool { return c.Node("a1").Status.State == loaxa.NodeOnline })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: c.Token, Areas: []string{"12346"}, Title: "Thông báo của xã"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := make(chan error, 1)
+	go func() { streamed <- call.Stream(ctx, bytes.NewReader(voicePCM(40*time.Second))) }()
+	var id string
+	rig.Eventually(t, 10*time.Second, "a1 plays the call with its amplifier on", func() bool {
+		id = playing(a1)
+		return strings.HasPrefix(id, "live-") && amp.Amplifier()
+	})
+
+	m.Stop()
+	select {
+	case err := <-streamed:
+		if !errors.Is(err, liveclient.ErrEnded) {
+			t.Fatalf("the speaker's stream after the broker stopped: %v, want ErrEnded", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the speaker was not told within 20 s that the broker is gone; the call would go on to nobody")
+	}
+	if st, err := call.End(ctx); err != nil || st.Reason != loaxa.LiveEndBroker {
+		t.Errorf("speaker's last status %+v, %v; want %q", st, err, loaxa.LiveEndBroker)
+	}
+	if rec := liveReport(c, id); rec.EndReason != loaxa.LiveEndBroker || rec.Active() {
+		t.Errorf("record %+v, want ended %q", rec.LiveCall, loaxa.LiveEndBroker)
+	}
+	rig.Eventually(t, 10*time.Second, "a1 off the air, amplifier released", func() bool {
+		return playing(a1) == "" && !amp.Amplifier()
+	})
+	// Back, so that the controller closes connected: paho's Disconnect
+	// of a client still trying to reconnect leaves a goroutine waiting
+	// for that attempt, after the test (goleak).
+	m.Restart()
+	rig.Eventually(t, 30*time.Second, "the controller reconnected", c.App.MQTT.Connected)
 }

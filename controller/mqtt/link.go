@@ -138,8 +138,17 @@ func (l *pahoLink) publish(topic string, qos byte, retained bool, payload []byte
 			return d
 		}
 	}
+	if qos == 0 && !l.client.IsConnectionOpen() {
+		// paho completes a QoS 0 publish made while it reconnects as if
+		// it had been sent, and drops it: a live call would go on with
+		// no node hearing it.
+		return done{errNotConnected}
+	}
 	return m.send(l.client)
 }
+
+// errNotConnected is a QoS 0 publish while the client is not connected.
+var errNotConnected = errors.New("not connected to the broker")
 
 // connected reports whether the main connection is up: it receives the
 // node messages, and publishes while the publish connection is down.

@@ -130,7 +130,10 @@ func TestMosquittoPublishConnection(t *testing.T) {
 // With Mosquitto down, a command or alert is refused within a second
 // (downWait), saying the controller is not connected, instead of after the
 // whole PublishTimeout: the officer learns at once that the alert is not
-// going out. Once Mosquitto is back, publishes go through again.
+// going out. A live call's frame (QoS 0, which paho takes as sent while it
+// reconnects, and drops) is refused too, so the call ends and its speaker
+// is told rather than speaking to nobody. Once Mosquitto is back,
+// publishes go through again.
 func TestMosquittoDownPublishSaysSo(t *testing.T) {
 	r := newMosquittoRig(t, nil)
 	c := r.client(t, pubUser, nil)
@@ -147,10 +150,17 @@ func TestMosquittoDownPublishSaysSo(t *testing.T) {
 	if strings.Contains(err.Error(), r.pass) {
 		t.Fatalf("the error shows the controller's broker password: %v", err)
 	}
+	frame := protocol.Live{Call: "live-1", Kind: protocol.LiveAudio, Seq: 7, Audio: []byte{1, 2, 3}}
+	if err := c.SendLive(ctx, "12346", frame); err == nil || !strings.Contains(err.Error(), "not connected to the broker") {
+		t.Fatalf("a live frame with the broker down returned %v, want not connected to the broker", err)
+	}
 	r.broker.Restart()
 	poll(t, "the controller reconnected", c.Connected)
 	if err := c.SendAreaCommand(ctx, "12346", protocol.Command{Name: protocol.CmdAlert}, time.Minute); err != nil {
 		t.Fatalf("an alert after the broker came back: %v", err)
+	}
+	if err := c.SendLive(ctx, "12346", frame); err != nil {
+		t.Fatalf("a live frame after the broker came back: %v", err)
 	}
 }
 
