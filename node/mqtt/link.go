@@ -482,8 +482,11 @@ func (l *Link) connected(c paho.Client) {
 		l.stateMu.Lock()
 		state := l.cfg.Online()
 		l.sent.add(state)
+		id, watched := l.echo.begin(time.Now(), l.heard.Load())
 		tok := c.Publish(l.stateTopic(), 1, true, state)
-		l.echo.probe(tok, time.Now(), l.heard.Load())
+		if watched {
+			l.echo.attach(id, tok)
+		}
 		l.stateMu.Unlock()
 	}
 	l.ready.Store(true)
@@ -703,9 +706,14 @@ func (l *Link) PublishState(ctx context.Context, build func() []byte) error {
 	l.stateMu.Lock()
 	state := build()
 	l.sent.add(state)
-	tok := l.client.Publish(topic, 1, true, state)
+	var id uint64
+	watched := false
 	if l.ready.Load() {
-		l.echo.probe(tok, time.Now(), l.heard.Load())
+		id, watched = l.echo.begin(time.Now(), l.heard.Load())
+	}
+	tok := l.client.Publish(topic, 1, true, state)
+	if watched {
+		l.echo.attach(id, tok)
 	}
 	l.stateMu.Unlock()
 	return l.wait(ctx, topic, tok)
@@ -777,14 +785,23 @@ func (l *Link) drop() {
 
 // echoWatch tracks the probe of the echo check: the oldest state publish
 // of this connection not yet echoed.
+//
+// A probe is begun before its publish is handed to paho and given its
+// token after: on a loaded machine the echo can come back before the
+// goroutine that published gets to run again, and a probe noted only
+// then would wait for an echo already heard, and take the node for deaf
+// (one node in 10,000 did, in two of seven runs of the emergency
+// benchmark, each a minute after the publish).
 type echoWatch struct {
-	mu     sync.Mutex
-	on     bool       // the echo subscription was granted on this connection
-	tok    paho.Token // the oldest probe not echoed, nil if none
-	sent   time.Time
-	heard  uint64 // the link's messages received when tok was sent
-	armed  bool   // an echo was heard, on any connection
-	misses int    // reconnects for deafness since the last echo
+	mu      sync.Mutex
+	on      bool       // the echo subscription was granted on this connection
+	waiting bool       // a probe not yet echoed
+	id      uint64     // the probe's, so a late attach finds its own
+	tok     paho.Token // its publish, once handed to paho (nil before)
+	sent    time.Time
+	heard   uint64 // the link's messages received when tok was sent
+	armed   bool   // an echo was heard, on any connection
+	misses  int    // reconnects for deafness since the last echo
 }
 
 // maxEchoBackoff bounds the doubling of the wait after reconnects for
@@ -795,7 +812,7 @@ const maxEchoBackoff = 6
 // subscription.
 func (w *echoWatch) reset(on bool) {
 	w.mu.Lock()
-	w.on, w.tok = on, nil
+	w.on, w.waiting, w.tok = on, false, nil
 	w.mu.Unlock()
 }
 
@@ -805,17 +822,32 @@ func (w *echoWatch) enable(on bool) {
 	w.mu.Lock()
 	w.on = on
 	if !on {
-		w.tok = nil
+		w.waiting, w.tok = false, nil
 	}
 	w.mu.Unlock()
 }
 
-// probe notes a state publish handed to paho at now, when the link had
-// received heard messages.
-func (w *echoWatch) probe(tok paho.Token, now time.Time, heard uint64) {
+// begin notes a state publish about to be handed to paho at now, when the
+// link had received heard messages: a probe, unless the check is off or
+// an older probe still waits (a later one does not restart the wait). It
+// returns the probe's id for attach, and whether it is one.
+func (w *echoWatch) begin(now time.Time, heard uint64) (uint64, bool) {
 	w.mu.Lock()
-	if w.on && w.tok == nil {
-		w.tok, w.sent, w.heard = tok, now, heard
+	defer w.mu.Unlock()
+	if !w.on || w.waiting {
+		return 0, false
+	}
+	w.id++
+	w.waiting, w.tok, w.sent, w.heard = true, nil, now, heard
+	return w.id, true
+}
+
+// attach gives probe id its publish's token, unless an echo ended its
+// wait meanwhile.
+func (w *echoWatch) attach(id uint64, tok paho.Token) {
+	w.mu.Lock()
+	if w.waiting && w.id == id {
+		w.tok = tok
 	}
 	w.mu.Unlock()
 }
@@ -833,7 +865,7 @@ func (w *echoWatch) heardAtProbe() uint64 {
 // delivering between them is found by the next probe, a heartbeat later.
 func (w *echoWatch) echoed() {
 	w.mu.Lock()
-	w.tok, w.armed, w.misses = nil, true, 0
+	w.waiting, w.tok, w.armed, w.misses = false, nil, true, 0
 	w.mu.Unlock()
 }
 
@@ -841,7 +873,7 @@ func (w *echoWatch) echoed() {
 // the next waits twice as long.
 func (w *echoWatch) missed() {
 	w.mu.Lock()
-	w.on, w.tok = false, nil
+	w.on, w.waiting, w.tok = false, false, nil
 	w.misses++
 	w.mu.Unlock()
 }
@@ -854,7 +886,7 @@ func (w *echoWatch) missed() {
 func (w *echoWatch) overdue(now time.Time, timeout time.Duration) (late time.Duration, armed, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.on || w.tok == nil {
+	if !w.on || !w.waiting || w.tok == nil {
 		return 0, w.armed, false
 	}
 	select {
@@ -863,7 +895,7 @@ func (w *echoWatch) overdue(now time.Time, timeout time.Duration) (late time.Dur
 		return 0, w.armed, false
 	}
 	if w.tok.Error() != nil {
-		w.tok = nil
+		w.waiting, w.tok = false, nil
 		return 0, w.armed, false
 	}
 	late = now.Sub(w.sent)

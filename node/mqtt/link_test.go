@@ -421,13 +421,13 @@ func TestEchoWatch(t *testing.T) {
 		return ok
 	}
 	var w echoWatch
-	w.probe(accepted(), t0, 0)
+	probe(&w, accepted(), t0)
 	if late(&w, t0.Add(2*timeout)) {
 		t.Error("overdue before the echo subscription was granted")
 	}
 	w.enable(true)
-	w.probe(accepted(), t0, 0)
-	w.probe(accepted(), t0.Add(timeout), 0) // a later probe does not restart the wait
+	probe(&w, accepted(), t0)
+	probe(&w, accepted(), t0.Add(timeout)) // a later probe does not restart the wait
 	if late(&w, t0.Add(timeout)) {
 		t.Error("overdue at the timeout")
 	}
@@ -441,7 +441,7 @@ func TestEchoWatch(t *testing.T) {
 	}
 
 	pending := newToken()
-	w.probe(pending, t0, 0)
+	probe(&w, pending, t0)
 	if late(&w, t0.Add(10*timeout)) {
 		t.Error("overdue while the broker has not accepted the probe")
 	}
@@ -449,7 +449,7 @@ func TestEchoWatch(t *testing.T) {
 	if late(&w, t0.Add(10*timeout)) {
 		t.Error("overdue for a probe that failed")
 	}
-	w.probe(accepted(), t0.Add(10*timeout), 0) // the failed one was forgotten
+	probe(&w, accepted(), t0.Add(10*timeout)) // the failed one was forgotten
 	if !late(&w, t0.Add(11*timeout+time.Second)) {
 		t.Error("the probe after a failed one is not watched")
 	}
@@ -463,7 +463,7 @@ func TestEchoWatch(t *testing.T) {
 	for misses := range 8 {
 		wait := timeout << min(misses, 6)
 		w.reset(true)
-		w.probe(accepted(), t0, 0)
+		probe(&w, accepted(), t0)
 		if late(&w, t0.Add(wait)) || !late(&w, t0.Add(wait+time.Second)) {
 			t.Fatalf("after %d misses the probe is not overdue just after %v", misses, wait)
 		}
@@ -474,9 +474,34 @@ func TestEchoWatch(t *testing.T) {
 	}
 	w.reset(true)
 	w.echoed()
-	w.probe(accepted(), t0, 0)
+	probe(&w, accepted(), t0)
 	if !late(&w, t0.Add(timeout+time.Second)) {
 		t.Error("an echo did not bring the wait back to the timeout")
+	}
+
+	// The echo comes back before the publishing goroutine has attached
+	// the probe's token (a loaded machine): the probe has its echo.
+	w.reset(true)
+	id, ok := w.begin(t0, 0)
+	if !ok {
+		t.Fatal("no probe begun on a fresh connection")
+	}
+	w.echoed()
+	w.attach(id, accepted())
+	if late(&w, t0.Add(100*timeout)) {
+		t.Error("a probe whose echo came before its token was attached is taken for unechoed")
+	}
+	// The next probe is watched as usual.
+	probe(&w, accepted(), t0.Add(100*timeout))
+	if !late(&w, t0.Add(101*timeout+time.Second)) {
+		t.Error("the probe after an early echo is not watched")
+	}
+}
+
+// probe begins a probe at now and attaches tok, as PublishState does.
+func probe(w *echoWatch, tok paho.Token, now time.Time) {
+	if id, ok := w.begin(now, 0); ok {
+		w.attach(id, tok)
 	}
 }
 
