@@ -282,7 +282,10 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 func (cl *Client) refreshDeadline(keepalive uint16) {
 	var expiry time.Time // nil time can be used to disable deadline if keepalive = 0
 	if keepalive > 0 {
-		expiry = time.Now().Add(time.Duration(keepalive+(keepalive/2)) * time.Second) // [MQTT-3.1.2-22]
+		// loaxa: one and a half times in full; upstream's integer
+		// keepalive+keepalive/2 gave a 1 s keep-alive a 1 s deadline,
+		// which its client's ping races.
+		expiry = time.Now().Add(time.Duration(keepalive) * 3 * time.Second / 2) // [MQTT-3.1.2-22]
 	}
 
 	if cl.Net.Conn != nil {

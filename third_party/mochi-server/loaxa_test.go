@@ -212,3 +212,31 @@ func TestLoaxaDropUnrouted(t *testing.T) {
 		t.Fatal("a closed client was dropped again")
 	}
 }
+
+// deadlineConn records the deadline set on it.
+type deadlineConn struct {
+	net.Conn
+	deadline time.Time
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error { c.deadline = t; return nil }
+
+// TestLoaxaKeepaliveDeadline: a client's read deadline is one and a half
+// keep-alives, also for a keep-alive of 1 s (upstream's integer arithmetic
+// made it 1 s, which the client's ping races) and for odd ones.
+func TestLoaxaKeepaliveDeadline(t *testing.T) {
+	cl, _, _ := newTestClient()
+	conn := &deadlineConn{Conn: cl.Net.Conn}
+	cl.Net.Conn = conn
+	for _, c := range []struct {
+		keepalive uint16
+		want      time.Duration
+	}{{1, 1500 * time.Millisecond}, {3, 4500 * time.Millisecond}, {30, 45 * time.Second}} {
+		before := time.Now()
+		cl.refreshDeadline(c.keepalive)
+		after := time.Now()
+		if conn.deadline.Before(before.Add(c.want)) || conn.deadline.After(after.Add(c.want)) {
+			t.Errorf("keep-alive %d s: deadline %v after the refresh, want %v", c.keepalive, conn.deadline.Sub(before), c.want)
+		}
+	}
+}
