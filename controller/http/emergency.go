@@ -176,10 +176,31 @@ func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) err
 	if em != nil {
 		s.audit(r, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), emergencyDetail(em))
 	}
-	if err != nil {
+	return s.answerSent(w, r, em, err)
+}
+
+// answerSent answers the sending of an emergency or all-clear: 201 with
+// it, or the error. An emergency stored but not published (the broker
+// away) is answered with the error and the emergency itself, so that the
+// console opens its board, where the clusters it reaches as it is sent
+// again show, rather than inviting a second send of the same alert.
+func (s *Server) answerSent(w http.ResponseWriter, r *http.Request, em *loaxa.Emergency, err error) error {
+	switch {
+	case err == nil:
+		s.writeJSON(w, r, http.StatusCreated, em)
+		return nil
+	case em == nil:
 		return err
 	}
-	s.writeJSON(w, r, http.StatusCreated, em)
+	code := loaxa.ErrorCode(err)
+	status := errorStatus(code)
+	if status == http.StatusInternalServerError {
+		return err
+	}
+	s.writeJSON(w, r, status, struct {
+		errorResponse
+		Emergency *loaxa.Emergency `json:"emergency"`
+	}{errorResponse{Error: errorBody{Code: code, Message: loaxa.ErrorMessage(err)}}, em})
 	return nil
 }
 
@@ -403,9 +424,5 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	if em != nil {
 		s.audit(r, auditEmergencyAllClear, em.ID, strings.Join(em.Targets, ","), "follows="+rep.ID+" "+emergencyDetail(em))
 	}
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, r, http.StatusCreated, em)
-	return nil
+	return s.answerSent(w, r, em, err)
 }

@@ -160,3 +160,54 @@ func TestEmergencyAckBoard(t *testing.T) {
 	b.CheckAccessible("the board by area")
 	b.Shot("21-theo-dia-ban")
 }
+
+// TestEmergencyWhileTheBrokerIsDown: the province's Mosquitto is down when
+// the officer opens the emergency screen. The screen says at once that an
+// alert would reach no cluster yet, and what to do. Sent anyway, the alert
+// is kept: the console opens its board, which says it has not gone out,
+// not to send it again, and to call the communes; once Mosquitto is back
+// the cluster gets it and the warning goes.
+func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
+	m := rig.StartMosquitto(t, 0)
+	c := rig.StartController(t, m.ControllerBroker())
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	cr := c.CreateNode("lap-le-01", "11527")
+	m.Install(t, c, cr)
+	rig.StartNode(t, cr, rig.NodeOptions{})
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	m.Stop()
+	rig.Eventually(t, minWait, "the controller sees the broker gone", func() bool { return !c.App.MQTT.Connected() })
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Wait("the screen says the broker is down", `!document.querySelector('#em-broker-down').hidden`, 10*time.Second)
+	if got := MustEval[string](b, text("#em-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "chưa đến được cụm loa nào", "gọi điện") {
+		t.Errorf("the broker warning says %q", got)
+	}
+	b.Do("choose the commune and the recording",
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
+		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
+	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the kept alert's board, saying it has not gone out", `document.querySelector('#ack-board') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
+	if got := MustEval[string](b, text("#em-unpublished")); !contains(got, "chưa phát đi được tới Xã Lập Lễ", "Đừng gửi lại cảnh báo này", "gọi điện") {
+		t.Errorf("the board's warning says %q", got)
+	}
+	b.Shot("19b-chua-phat-di-duoc")
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 1 {
+		t.Fatalf("emergencies after one send: %s", rig.Describe(ems))
+	}
+
+	m.Restart()
+	b.Wait("the cluster sounding it once the broker is back", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, minWait)
+	b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
+}

@@ -38,6 +38,13 @@ async function compose(ctx, main, recent) {
     return key ? titles.get(recordingsOf[key]) || recordingsOf[key] : '';
   };
   const caps = await capWaiting(ctx, nodes, playsFor);
+  // An alert cannot reach any cluster while the controller has lost its
+  // broker: said before the officer sends, so that they warn by other
+  // means at once (GET /health is public; it answers 503 when degraded).
+  const brokerDown = h('div', { class: 'error-box', role: 'alert', id: 'em-broker-down', hidden: true }, t('emergency.broker_down'));
+  api('GET', '/health').catch((err) => err.body).then((hl) => {
+    brokerDown.hidden = !(hl && hl.checks && hl.checks.broker && !hl.checks.broker.ok);
+  });
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
     return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
@@ -142,6 +149,14 @@ async function compose(ctx, main, recent) {
         const em = await api('POST', '/emergency', body);
         location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
       } catch (err) {
+        // Stored but not published (the broker away): its board says so
+        // and shows the clusters it reaches as it is sent again. Sending
+        // it a second time would only make a second alert.
+        const kept = err.body && err.body.emergency;
+        if (kept && kept.id) {
+          location.hash = `#/emergency/${encodeURIComponent(kept.id)}`;
+          return;
+        }
         fill(status, errorBox(err));
       } finally {
         submit.disabled = false;
@@ -159,7 +174,7 @@ async function compose(ctx, main, recent) {
   const autoStart = await capAutoStart(ctx);
   const recordings = await capRecordings(ctx, content, standingSoon);
   const feeds = await capFeeds();
-  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), caps.section, feeds.section, form,
+  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), brokerDown, caps.section, feeds.section, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
@@ -515,7 +530,14 @@ async function board(ctx, main, id) {
   });
   const state = h('span', { id: 'em-state' });
   const timing = h('ul', { class: 'hint', id: 'em-timing' });
+  // Areas whose publish the broker did not take when the alert was sent:
+  // the controller sends it to their clusters one by one as they can be
+  // reached. Said until every cluster has it, with what to do meanwhile.
+  const unsent = (rep.areas || []).filter((a) => a.error && !a.published_at).map((a) => areaName(a.area));
+  const unpublished = h('div', { class: 'error-box', role: 'alert', id: 'em-unpublished', hidden: true },
+    t('emergency.unpublished', { areas: unsent.join(', '), expires: fmtDateTime(rep.expires) }));
   const showSummary = (s, st, tm, byArea) => {
+    unpublished.hidden = unsent.length === 0 || st !== 'active' || (s.reached || 0) >= (s.targeted || 0);
     fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
       BOARD.map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
     fill(state, badge(st, 'emstate.'));
@@ -632,7 +654,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    counts, fetching, timing, live, spread,
+    unpublished, counts, fetching, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') ? h('div', { class: 'panel row no-print' },
