@@ -57,12 +57,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 	b.Shot("17-dien-tap")
 	b.Do("back to a real alert", chromedp.Click(chromedp.CSS(`#em-drill`)))
 
-	b.Do("choose the commune and the recording",
-		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
-		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
-		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID),
-		chromedp.Click(chromedp.CSS(`#em-send`)))
+	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
 	if got := MustEval[string](b, text("#em-confirm")); !contains(got, "3 cụm loa sẽ phát ngay", "2 trong 3 cụm loa đang trực tuyến", "Xã Lập Lễ", "Từng cụm loa phải tải nội dung này về: chuông báo phát ngay") {
 		t.Errorf("confirmation says %q", got)
@@ -188,12 +183,7 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	if got := MustEval[string](b, text("#em-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "chưa đến được cụm loa nào", "gọi điện") {
 		t.Errorf("the broker warning says %q", got)
 	}
-	b.Do("choose the commune and the recording",
-		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
-		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
-		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID),
-		chromedp.Click(chromedp.CSS(`#em-send`)))
+	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
 	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
 	b.Wait("the kept alert's board, saying it has not gone out", `document.querySelector('#ack-board') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
@@ -210,4 +200,16 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	m.Restart()
 	b.Wait("the cluster sounding it once the broker is back", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, minWait)
 	b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
+}
+
+// chooseAndSend fills the emergency form with area and stored content and
+// presses send, which opens the confirmation.
+func chooseAndSend(b *Browser, area, content string) {
+	b.t.Helper()
+	b.Do("choose the area and the recording",
+		chromedp.Click(chromedp.CSS(`#em-area-`+area)),
+		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
+		chromedp.SetValue(chromedp.CSS(`#em-content`), content),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
 }
