@@ -283,6 +283,11 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 		return "", nil
 	}
 	if _, err := svc.CancelEmergency(ctx, old.Emergency, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+		if loaxa.ErrorCode(err) == loaxa.EUnavailable {
+			// Cancelled in the store; the cancel follows the nodes once
+			// the broker takes it.
+			return old.Emergency, err
+		}
 		return "", err
 	}
 	return old.Emergency, nil
@@ -422,19 +427,26 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	}
 	em, err := s.playCap(ctx, store, svc, rec, userFrom(ctx).Username, r.RemoteAddr)
 	s.audit(r, auditCapApprove, rec.ID, strings.Join(rec.Targets, ","), "key="+rec.Key)
-	if err != nil {
+	if err != nil && em == nil {
 		return err
 	}
-	// Only once the update sounds: never a moment of silence between.
+	// Only once the update sounds: never a moment of silence between. An
+	// update stored but not published (the broker away) withdraws them
+	// too: it is sent, and their cancels follow, once the broker is back;
+	// left alone they would sound on after it, and the approval cannot be
+	// made again.
 	var cancelled []string
 	for _, old := range replaces {
-		id, err := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username)
-		if err != nil {
-			return err
+		id, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username)
+		if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
+			return werr
 		}
 		if id != "" {
 			cancelled = append(cancelled, id)
 		}
+	}
+	if err != nil {
+		return s.answerSent(w, r, em, err)
 	}
 	rec = mustCap(store.FindCapAlertByID(ctx, rec.ID))
 	s.writeJSON(w, r, http.StatusOK, capResponse{Action: rec.Action, Alert: rec, Emergency: em, Cancelled: cancelled})

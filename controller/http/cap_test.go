@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -484,6 +485,44 @@ func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
 	if st := e.emergencyState(playing.Emergency.ID); st != loaxa.EmergencyCancelled {
 		t.Errorf("the older warning after the update was approved: %s, want cancelled", st)
 	}
+}
+
+// TestCapUpdateApprovedWhileTheBrokerIsAway: an Update approved while the
+// broker is away is stored (answered 503 with its emergency) and still
+// withdraws the warning it updates, whose cancel follows once the broker
+// is back; otherwise that warning would sound on after the update, and the
+// approval cannot be made twice.
+func TestCapUpdateApprovedWhileTheBrokerIsAway(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	playing := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	if playing.Action != "play" || playing.Emergency == nil {
+		t.Fatalf("set-up: %+v", playing)
+	}
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {}}, http.StatusOK, nil)
+	ref := "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
+	u := e.postCap(strings.Replace(capXML("u1", "Actual", "12346", ref), "<msgType>Alert", "<msgType>Update", 1), http.StatusCreated)
+	if u.Action != "pending" {
+		t.Fatalf("set-up: the Update %+v, want pending", u)
+	}
+
+	e.alerts.setAway(errors.New("not connected to the broker at tcp://mqtt.haiphong.example:1883"))
+	var answer struct {
+		Error     struct{ Code, Message string }
+		Emergency *loaxa.Emergency
+	}
+	e.call("POST", "/api/v1/cap/"+u.Alert.ID+"/approve", e.admin, nil, http.StatusServiceUnavailable, &answer)
+	if answer.Emergency == nil || !strings.Contains(answer.Error.Message, "not connected to the broker") {
+		t.Fatalf("approval with the broker away answered %+v, want the error and the emergency stored", answer)
+	}
+	if st := e.emergencyState(playing.Emergency.ID); st != loaxa.EmergencyCancelled {
+		t.Errorf("the warning the update replaces: %s, want cancelled (its cancel follows the nodes)", st)
+	}
+	if st := e.emergencyState(answer.Emergency.ID); st != loaxa.EmergencyActive {
+		t.Errorf("the update's own emergency: %s, want active (sent again once the broker is back)", st)
+	}
+	e.call("POST", "/api/v1/cap/"+u.Alert.ID+"/approve", e.admin, nil, http.StatusConflict, nil)
 }
 
 // fakeFeeds reports fixed feed statuses.

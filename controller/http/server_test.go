@@ -49,6 +49,14 @@ func (f *fakeScheduler) Changed() { f.changed.Add(1) }
 type fakeAlerts struct {
 	mu   sync.Mutex
 	sent []sentAlert
+	away error // returned for every command while set: the broker away
+}
+
+// setAway has every command fail with err (nil: sent again).
+func (f *fakeAlerts) setAway(err error) {
+	f.mu.Lock()
+	f.away = err
+	f.mu.Unlock()
 }
 
 type sentAlert struct {
@@ -62,6 +70,9 @@ var _ loaxa.AlertMessenger = (*fakeAlerts)(nil)
 func (f *fakeAlerts) SendAreaCommand(_ context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.away != nil {
+		return f.away
+	}
 	f.sent = append(f.sent, sentAlert{"area", area, cmd, ttl})
 	return nil
 }
@@ -69,6 +80,9 @@ func (f *fakeAlerts) SendAreaCommand(_ context.Context, area string, cmd protoco
 func (f *fakeAlerts) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, ttl time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.away != nil {
+		return f.away
+	}
 	f.sent = append(f.sent, sentAlert{"node", node, cmd, ttl})
 	return nil
 }
