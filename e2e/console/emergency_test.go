@@ -178,6 +178,10 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Wait("the overview says the broker is down", `document.querySelector('#overview-broker-down')`, 20*time.Second)
+	if got := MustEval[string](b, text("#overview-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "lần cuối nhận được") {
+		t.Errorf("the overview's broker warning says %q", got)
+	}
 	b.Go("#/emergency", `document.querySelector('#em-form')`)
 	b.Wait("the screen says the broker is down", `!document.querySelector('#em-broker-down').hidden`, 10*time.Second)
 	if got := MustEval[string](b, text("#em-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "chưa đến được cụm loa nào", "gọi điện") {
@@ -200,6 +204,10 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	m.Restart()
 	b.Wait("the cluster sounding it once the broker is back", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, minWait)
 	b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
+	b.Go("#/", `document.querySelector('#h-fleet')`)
+	if MustEval[bool](b, `!!document.querySelector('#overview-broker-down')`) {
+		t.Error("the overview still says the broker is down after the controller reconnected")
+	}
 }
 
 // chooseAndSend fills the emergency form with area and stored content and

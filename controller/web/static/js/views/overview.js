@@ -30,11 +30,16 @@ export async function render(ctx, main) {
 
   async function load() {
     const today = ymd(now());
-    const [nodes, programme, alarms] = await Promise.all([
+    const [nodes, programme, alarms, health] = await Promise.all([
       api('GET', '/nodes', undefined, { area }),
       area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) }) : { items: [] },
       api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
+      // Public; 503 with the same body when a part is down.
+      api('GET', '/health').catch((err) => err.body),
     ]);
+    // With its broker away the controller reaches no cluster and hears
+    // from none: what the board shows is what it last heard.
+    const brokerDown = !!(health && health.checks && health.checks.broker && !health.checks.broker.ok);
     // A warning from a CAP feed that waits for approval must not go unseen.
     const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
@@ -44,6 +49,7 @@ export async function render(ctx, main) {
     const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
     const nowMS = now().getTime();
     fill(body,
+      brokerDown ? h('div', { class: 'error-box', role: 'alert', id: 'overview-broker-down' }, t('overview.broker_down')) : null,
       caps && caps.length ? h('a', { class: 'cap-entry', href: '#/emergency', id: 'cap-pending-entry', role: 'alert' },
         t('cap.waiting', { n: caps.length }), h('small', {}, t('cap.open_to_approve'))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
