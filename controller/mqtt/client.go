@@ -400,17 +400,27 @@ func (c *Client) publishRaw(ctx context.Context, topic string, retained bool, pa
 	// other ways to warn (the telephone to the communes) and should not
 	// wait 10 s to be told. paho keeps the message and sends it if the
 	// connection comes back; the emergency's resends do not count on it.
-	wait, down := c.PublishTimeout, !c.Connected()
+	wait, down := c.PublishTimeout, !c.reachable()
 	if down {
 		wait = min(wait, downWait)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	err := c.await(ctx, topic, c.send(topic, 1, retained, payload), timer, wait)
-	if down && errors.Is(err, errNotTaken) && !c.Connected() {
+	if down && errors.Is(err, errNotTaken) && !c.reachable() {
 		return fmt.Errorf("publish %s: not connected to the broker at %s", topic, c.Broker())
 	}
 	return err
+}
+
+// reachable reports whether a publish can reach the broker now: the main
+// connection or the publish connection is up.
+func (c *Client) reachable() bool {
+	if c.Connected() {
+		return true
+	}
+	l, ok := c.link.(*pahoLink)
+	return ok && l.pub != nil && l.pub.isUp()
 }
 
 // errNotTaken is a publish the broker did not acknowledge in time.

@@ -132,6 +132,13 @@ func refused(err error) bool {
 }
 
 // connectedNow routes publishes here.
+// isUp reports whether publishes go on this connection now.
+func (p *pubConn) isUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up && p.client.IsConnectionOpen()
+}
+
 func (p *pubConn) connectedNow() {
 	p.mu.Lock()
 	p.up = true

@@ -141,6 +141,15 @@ func TestMosquittoDownPublishSaysSo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(open(t, c), 30*time.Second)
 	defer cancel()
 	poll(t, "the controller's publish connection up", func() bool { return mqtt.PublishConnectionUp(c) })
+	// The main connection lost, the publish connection up: publishes go
+	// on, not refused.
+	r.proxy.Cut()
+	poll(t, "the main connection lost", func() bool { return !c.Connected() })
+	if err := c.SendAreaCommand(ctx, "12346", protocol.Command{Name: protocol.CmdAlert}, time.Minute); err != nil {
+		t.Fatalf("an alert with only the publish connection up: %v", err)
+	}
+	r.proxy.Restore()
+	poll(t, "the main connection back", c.Connected)
 	r.broker.Stop()
 	poll(t, "the controller sees the broker gone", func() bool { return !c.Connected() })
 	err := c.SendAreaCommand(ctx, "12346", protocol.Command{Name: protocol.CmdAlert}, time.Minute)
