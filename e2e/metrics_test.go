@@ -58,6 +58,9 @@ func TestControllerMetricsAndHealth(t *testing.T) {
 	if _, ok := m.Value("loaxa_store_node_status_unflushed"); !ok {
 		t.Error("no loaxa_store_node_status_unflushed")
 	}
+	if v, ok := m.Value("loaxa_store_volume_free_bytes"); !ok || v <= 0 {
+		t.Errorf("loaxa_store_volume_free_bytes = %v (present %v), want the free bytes", v, ok)
+	}
 	if v, ok := m.Value("loaxa_store_node_status_flush_failures_total"); !ok || v != 0 {
 		t.Errorf("loaxa_store_node_status_flush_failures_total = %v (present %v), want 0", v, ok)
 	}
@@ -83,7 +86,7 @@ func TestControllerMetricsAndHealth(t *testing.T) {
 	if resp.StatusCode != 200 || h.Status != "ok" {
 		t.Errorf("health %d %+v", resp.StatusCode, h)
 	}
-	for _, part := range []string{"broker", "store", "scheduler", "health"} {
+	for _, part := range []string{"broker", "store", "disk", "scheduler", "health"} {
 		if !h.Checks[part].OK {
 			t.Errorf("check %s: %+v", part, h.Checks[part])
 		}

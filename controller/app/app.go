@@ -439,6 +439,15 @@ func (a *App) metrics() http.Handler {
 		return float64(n)
 	}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loaxa_store_volume_free_bytes", Help: "Bytes free on the volume of the controller's data directory (-1 if not measured).",
+	}, func() float64 {
+		free, ok := volumeFree(a.Config.DataDir)
+		if !ok {
+			return -1
+		}
+		return float64(free)
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "loaxa_store_node_status_unflushed", Help: "Nodes whose status changed in memory and is not written to the store yet.",
 	}, func() float64 { return float64(a.DB.UnflushedStatuses()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -448,7 +457,8 @@ func (a *App) metrics() http.Handler {
 }
 
 // healthChecks are what GET /api/v1/health reports on: the broker link,
-// the store, the scheduler's and the health sweep's lag.
+// the store, the free space on its volume, the scheduler's and the health
+// sweep's lag.
 func (a *App) healthChecks() []lhttp.HealthCheck {
 	lag := func(last time.Time, every time.Duration, what string) (string, error) {
 		if last.IsZero() {
@@ -474,6 +484,18 @@ func (a *App) healthChecks() []lhttp.HealthCheck {
 				return "", err
 			}
 			return fmt.Sprintf("%d bytes", n), nil
+		}},
+		{Name: "disk", Check: func(ctx context.Context) (string, error) {
+			free, ok := volumeFree(a.Config.DataDir)
+			if !ok {
+				return "free space not measured on this system", nil
+			}
+			detail := fmt.Sprintf("%d MiB free on the store's volume", free>>20)
+			if free < a.Config.StoreMinFree {
+				return detail, fmt.Errorf("only %d MiB free on the store's volume, under %d MiB: free space now; when it is full the controller can neither store reports nor send alerts (an alert is recorded before it goes out)",
+					free>>20, a.Config.StoreMinFree>>20)
+			}
+			return detail, nil
 		}},
 		{Name: "scheduler", Check: func(ctx context.Context) (string, error) {
 			detail, err := lag(a.Scheduler.LastRun(), a.Scheduler.Interval, "the scheduler")

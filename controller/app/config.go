@@ -65,6 +65,12 @@ type Config struct {
 	// RolloutInterval is how often rollouts look at their nodes (0:
 	// release.DefaultInterval); no flag, tests shorten it.
 	RolloutInterval time.Duration
+	// StoreMinFree is the free space on the data directory's volume below
+	// which GET /health reports the disk check failed (and the console
+	// says so): bbolt grows its file by up to 1 GiB at a time, and a full
+	// disk stops the controller storing reports and sending alerts (an
+	// alert is recorded before it is published). No flag; tests raise it.
+	StoreMinFree int64
 	// DesiredBehindAfter is how long a node may be online running an
 	// older desired state than the broker accepted before it is published
 	// again (schedule.Scheduler.BehindAfter; 0: its default); no flag,
@@ -95,6 +101,7 @@ func DefaultConfig() Config {
 		SystemID:       "loaxa",
 		Health:         health.DefaultConfig(),
 		CapPoll:        time.Minute,
+		StoreMinFree:   2 << 30,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 )
@@ -161,10 +162,13 @@ func TestEmergencyAckBoard(t *testing.T) {
 // alert would reach no cluster yet, and what to do. Sent anyway, the alert
 // is kept: the console opens its board, which says it has not gone out,
 // not to send it again, and to call the communes; once Mosquitto is back
-// the cluster gets it and the warning goes.
+// the cluster gets it and the warning goes. The same controller's disk is
+// (made to read as) nearly full: the overview says that too.
 func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	m := rig.StartMosquitto(t, 0)
-	c := rig.StartController(t, m.ControllerBroker())
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker(), Configure: func(cfg *app.Config) {
+		cfg.StoreMinFree = 1 << 62
+	}})
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
 	cr := c.CreateNode("lap-le-01", "11527")
@@ -181,6 +185,9 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	b.Wait("the overview says the broker is down", `document.querySelector('#overview-broker-down')`, 20*time.Second)
 	if got := MustEval[string](b, text("#overview-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "lần cuối nhận được") {
 		t.Errorf("the overview's broker warning says %q", got)
+	}
+	if got := MustEval[string](b, `document.querySelector('#overview-disk-low')?.innerText ?? ''`); !contains(got, "Ổ đĩa của bộ điều khiển sắp đầy", "không gửi được cảnh báo") {
+		t.Errorf("the overview's disk warning says %q", got)
 	}
 	b.Go("#/emergency", `document.querySelector('#em-form')`)
 	b.Wait("the screen says the broker is down", `!document.querySelector('#em-broker-down').hidden`, 10*time.Second)
@@ -205,8 +212,8 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	b.Wait("the cluster sounding it once the broker is back", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, minWait)
 	b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
 	b.Go("#/", `document.querySelector('#h-fleet')`)
-	if MustEval[bool](b, `!!document.querySelector('#overview-broker-down')`) {
-		t.Error("the overview still says the broker is down after the controller reconnected")
+	if MustEval[bool](b, `!!document.querySelector('#overview-broker-down') || !document.querySelector('#overview-disk-low')`) {
+		t.Error("after the controller reconnected the overview still says the broker is down, or no longer says the disk is nearly full")
 	}
 }
 

@@ -104,6 +104,9 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 	// events to whatever test runs then. Tests of it set it
 	// (controller/health tests it on a fake clock).
 	cfg.Health.DailyTest = ""
+	// The disk check is about the controller's host, not what a test
+	// checks: off unless a test raises it.
+	cfg.StoreMinFree = 0
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
 	}

@@ -39,7 +39,10 @@ export async function render(ctx, main) {
     ]);
     // With its broker away the controller reaches no cluster and hears
     // from none: what the board shows is what it last heard.
-    const brokerDown = !!(health && health.checks && health.checks.broker && !health.checks.broker.ok);
+    const failing = (name) => !!(health && health.checks && health.checks[name] && !health.checks[name].ok);
+    const brokerDown = failing('broker');
+    // A full disk stops the controller storing reports and sending alerts.
+    const diskLow = failing('disk');
     // A warning from a CAP feed that waits for approval must not go unseen.
     const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
@@ -50,6 +53,7 @@ export async function render(ctx, main) {
     const nowMS = now().getTime();
     fill(body,
       brokerDown ? h('div', { class: 'error-box', role: 'alert', id: 'overview-broker-down' }, t('overview.broker_down')) : null,
+      diskLow ? h('div', { class: 'error-box', role: 'alert', id: 'overview-disk-low' }, t('overview.disk_low')) : null,
       caps && caps.length ? h('a', { class: 'cap-entry', href: '#/emergency', id: 'cap-pending-entry', role: 'alert' },
         t('cap.waiting', { n: caps.length }), h('small', {}, t('cap.open_to_approve'))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
