@@ -173,8 +173,13 @@ func (s *Service) resend(ctx context.Context) {
 	if picked == limit && limit < len(cands) {
 		s.Logger.Debug("emergency: resends held for the next pass", "due", len(cands), "batch", limit)
 	}
+	// A send the broker does not take says it takes none now (it is away,
+	// or too busy to acknowledge): the rest of the pass waits for the next
+	// one, rather than each send waiting out its own timeout in turn, which
+	// held every emergency's resends for minutes while a broker was down.
+	refused := false
 	for _, w := range work {
-		if len(w.nodes) == 0 {
+		if len(w.nodes) == 0 || refused {
 			continue
 		}
 		var resent []string
@@ -182,10 +187,12 @@ func (s *Service) resend(ctx context.Context) {
 		if w.cmd.Alert != nil {
 			occurrence = w.cmd.Alert.Occurrence.ID
 		}
-		for _, id := range w.nodes {
+		for i, id := range w.nodes {
 			if err := s.Messenger.SendNodeCommand(ctx, id, w.cmd, w.ttl); err != nil {
-				s.Logger.Warn("emergency: resend failed", "emergency", w.id, "node", id, "err", err)
-				continue
+				s.Logger.Warn("emergency: resend failed; the rest of this pass waits for the next", "emergency", w.id, "node", id,
+					"left", len(w.nodes)-i-1, "err", err)
+				refused = true
+				break
 			}
 			s.mu.Lock()
 			if t := s.live[w.id]; t != nil && w.cancel {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -19,9 +20,18 @@ import (
 
 // recorder is the broker as the service sees it: it records what was sent.
 type recorder struct {
-	mu   sync.Mutex
-	sent []string // "area/31 alert", "node/n1 alert-cancel", …
-	last map[string]protocol.Command
+	mu      sync.Mutex
+	sent    []string // "area/31 alert", "node/n1 alert-cancel", …
+	last    map[string]protocol.Command
+	away    error // returned for node commands while set: the broker away
+	refused int   // node commands refused
+}
+
+// setAway has node commands fail with err (nil: taken again).
+func (r *recorder) setAway(err error) {
+	r.mu.Lock()
+	r.away = err
+	r.mu.Unlock()
 }
 
 // lastSent returns the last command sent to "area/31", "node/n1", ….
@@ -51,6 +61,10 @@ func (r *recorder) SendAreaCommand(_ context.Context, area string, cmd protocol.
 func (r *recorder) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, _ time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.away != nil {
+		r.refused++
+		return r.away
+	}
 	r.note("node/"+node, cmd)
 	return nil
 }
@@ -244,6 +258,34 @@ func TestResendBatch(t *testing.T) {
 	// n1, sent to longest ago, is the first of the second round.
 	if got := w.step(s, 1500*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert"}) {
 		t.Errorf("second round: %v, want n1 first", got)
+	}
+}
+
+// TestResendStopsAtARefusal: a resend the broker refuses ends the pass (the
+// broker is away: the rest would each wait out their timeout in turn) and
+// counts against no node; once the broker takes them, every node due gets
+// its resend.
+func TestResendStopsAtARefusal(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	w.online(s, "n3")
+	if _, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	w.rec.setAway(errors.New("not connected to the broker"))
+	for range 3 {
+		if got := w.step(s, 2100*time.Millisecond); len(got) != 0 {
+			t.Fatalf("sent %v with the broker away", got)
+		}
+	}
+	if w.rec.refused != 3 {
+		t.Errorf("%d sends tried in three passes with the broker away, want one a pass", w.rec.refused)
+	}
+	w.rec.setAway(nil)
+	if got, want := w.step(s, 250*time.Millisecond), []string{"node/n1 alert", "node/n2 alert", "node/n3 alert"}; !slices.Equal(got, want) {
+		t.Errorf("once the broker takes them: %v, want %v", got, want)
 	}
 }
 
