@@ -241,7 +241,13 @@ async function capWaiting(ctx, nodes, playsFor) {
           try {
             const r = await api('POST', `/cap/${encodeURIComponent(a.id)}/approve`);
             if (r.emergency && r.emergency.id) location.hash = `#/emergency/${encodeURIComponent(r.emergency.id)}`;
-          } catch (err) { toast(err.message, true); refresh(); }
+          } catch (err) {
+            // Approved and kept but not published (the broker away): its
+            // board says so, as for an alert sent from the form.
+            const kept = err.body && err.body.emergency;
+            if (kept && kept.id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
+            toast(err.message, true); refresh();
+          }
         };
         return h('li', { dataset: { cap: a.id } },
           drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
