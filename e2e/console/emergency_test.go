@@ -1,6 +1,7 @@
 package console
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -162,8 +163,9 @@ func TestEmergencyAckBoard(t *testing.T) {
 // alert would reach no cluster yet, and what to do. Sent anyway, the alert
 // is kept: the console opens its board, which says it has not gone out,
 // not to send it again, and to call the communes; once Mosquitto is back
-// the cluster gets it and the warning goes. The same controller's disk is
-// (made to read as) nearly full: the overview says that too.
+// the cluster gets it and the warning goes. A CAP warning approved while
+// the broker is down opens its board the same way. The same controller's
+// disk is (made to read as) nearly full: the overview says that too.
 func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	m := rig.StartMosquitto(t, 0)
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker(), Configure: func(cfg *app.Config) {
@@ -176,6 +178,16 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	rig.StartNode(t, cr, rig.NodeOptions{})
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	// A CAP warning waits for approval, to be approved with the broker down.
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-1", "11527")))
+	req.Header.Set("Content-Type", "application/cap+xml")
+	var waiting struct {
+		Action string
+		Alert  loaxa.CapAlert
+	}
+	if status, raw := c.Send(req, &waiting); status != http.StatusCreated || waiting.Action != "pending" {
+		t.Fatalf("CAP warning: %d %s", status, raw)
+	}
 	m.Stop()
 	rig.Eventually(t, minWait, "the controller sees the broker gone", func() bool { return !c.App.MQTT.Connected() })
 
@@ -207,10 +219,26 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	if len(ems.Emergencies) != 1 {
 		t.Fatalf("emergencies after one send: %s", rig.Describe(ems))
 	}
+	sent := ems.Emergencies[0].ID
+
+	// The CAP warning approved now opens its board the same way.
+	b.Go("#/emergency", `document.querySelector('#cap-approve-`+waiting.Alert.ID+`')`)
+	b.Do("approve the CAP warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+waiting.Alert.ID)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the approved warning's board, saying it has not gone out", `location.hash !== '#/emergency/`+sent+`' && document.querySelector('#ack-board') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
+	if got := MustEval[string](b, text("main h1")); !strings.Contains(got, "Nguy cơ lũ quét") {
+		t.Errorf("the board after the approval is %q, want the CAP warning's", got)
+	}
 
 	m.Restart()
-	b.Wait("the cluster sounding it once the broker is back", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, minWait)
-	b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
+	for _, id := range []string{"", sent} { // the CAP warning's board, then the first alert's
+		if id != "" {
+			b.Go("#/emergency/"+id, `document.querySelector('#ack-board')`)
+		}
+		b.Wait("the cluster has it once the broker is back", text(`[data-count="reached"] .stat`)+` === '1'`, minWait)
+		b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
+	}
 	b.Go("#/", `document.querySelector('#h-fleet')`)
 	if MustEval[bool](b, `!!document.querySelector('#overview-broker-down') || !document.querySelector('#overview-disk-low')`) {
 		t.Error("after the controller reconnected the overview still says the broker is down, or no longer says the disk is nearly full")
