@@ -453,22 +453,30 @@ func (e *env) noCancelSent(when string) {
 	}
 }
 
-// TestCapUpdateWaitingKeepsTheWarning: an Update whose event does not
-// start on its own waits for approval, and the warning it updates sounds
-// on meanwhile (the answer says so) rather than leaving the area silent;
-// approving the update plays it and then stops the older warning.
-func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
-	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+// updateWaiting plays CAP warning p1 (its event then on the auto-start
+// list) and posts u1, an Update of it whose event no longer is: it waits
+// for approval.
+func updateWaiting(t *testing.T) (e *env, playing, update capAnswer) {
+	t.Helper()
+	e = newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
 	e.tree()
 	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
-	playing := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	playing = e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
 	if playing.Action != "play" || playing.Emergency == nil {
 		t.Fatalf("set-up: %+v", playing)
 	}
 	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {}}, http.StatusOK, nil)
 	ref := "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
-	update := strings.Replace(capXML("u1", "Actual", "12346", ref), "<msgType>Alert", "<msgType>Update", 1)
-	u := e.postCap(update, http.StatusCreated)
+	update = e.postCap(strings.Replace(capXML("u1", "Actual", "12346", ref), "<msgType>Alert", "<msgType>Update", 1), http.StatusCreated)
+	return e, playing, update
+}
+
+// TestCapUpdateWaitingKeepsTheWarning: an Update whose event does not
+// start on its own waits for approval, and the warning it updates sounds
+// on meanwhile (the answer says so) rather than leaving the area silent;
+// approving the update plays it and then stops the older warning.
+func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
+	e, playing, u := updateWaiting(t)
 	if u.Action != "pending" || len(u.Cancelled) != 0 || !strings.Contains(u.Reason, playing.Emergency.ID+" of nchmf.gov.vn,p1") {
 		t.Errorf("waiting Update: %+v, want pending, nothing cancelled, the reason naming what plays on", u)
 	}
@@ -493,16 +501,7 @@ func TestCapUpdateWaitingKeepsTheWarning(t *testing.T) {
 // is back; otherwise that warning would sound on after the update, and the
 // approval cannot be made twice.
 func TestCapUpdateApprovedWhileTheBrokerIsAway(t *testing.T) {
-	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
-	e.tree()
-	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
-	playing := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
-	if playing.Action != "play" || playing.Emergency == nil {
-		t.Fatalf("set-up: %+v", playing)
-	}
-	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {}}, http.StatusOK, nil)
-	ref := "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
-	u := e.postCap(strings.Replace(capXML("u1", "Actual", "12346", ref), "<msgType>Alert", "<msgType>Update", 1), http.StatusCreated)
+	e, playing, u := updateWaiting(t)
 	if u.Action != "pending" {
 		t.Fatalf("set-up: the Update %+v, want pending", u)
 	}

@@ -33,6 +33,22 @@ func capWarning(id, area string) string {
 </alert>`, id, now.Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), area)
 }
 
+// postCap posts CAP alert doc to c as a warning service does; the
+// controller must take it (201) with action want.
+func postCap(t *testing.T, c *rig.Controller, doc, want string) loaxa.CapAlert {
+	t.Helper()
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(doc))
+	req.Header.Set("Content-Type", "application/cap+xml")
+	var out struct {
+		Action string
+		Alert  loaxa.CapAlert
+	}
+	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != want {
+		t.Fatalf("CAP alert: %d %s, want 201 and action %s", status, raw, want)
+	}
+	return out.Alert
+}
+
 // TestCapApprovalInTheConsole: a CAP warning that is not on the
 // auto-start list waits for an officer; the commune officer sees it on the
 // overview without looking for it, opens it, and one click (and the
@@ -52,16 +68,7 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 	old := regexp.MustCompile(`<expires>[^<]*</expires>`).ReplaceAllString(capWarning("lq-0", "11527"), "")
 	old = regexp.MustCompile(`<sent>[^<]*</sent>`).ReplaceAllString(old, "<sent>"+time.Now().Add(-2*time.Hour).Format(time.RFC3339)+"</sent>")
 	for name, doc := range map[string]string{"commune": capWarning("lq-1", "11527"), "district": capWarning("lq-2", "311"), "old": old} {
-		req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(doc))
-		req.Header.Set("Content-Type", "application/cap+xml")
-		var out struct {
-			Action string
-			Alert  loaxa.CapAlert
-		}
-		if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "pending" {
-			t.Fatalf("CAP warning for %s: %d %s", name, status, raw)
-		}
-		ids[name] = out.Alert.ID
+		ids[name] = postCap(t, c, doc, "pending").ID
 	}
 
 	b := StartBrowser(t)
@@ -142,12 +149,7 @@ func TestCapAutoStartListInTheConsole(t *testing.T) {
 	if strings.Join(list.Events, "|") != "Bão|Lũ quét" {
 		t.Errorf("auto-start list after saving: %q", list.Events)
 	}
-	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-3", "11527")))
-	req.Header.Set("Content-Type", "application/cap+xml")
-	var out struct{ Action string }
-	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "play" {
-		t.Errorf("a flash-flood warning after the list has it: %d %s, want it played", status, raw)
-	}
+	postCap(t, c, capWarning("lq-3", "11527"), "play") // the list has it now
 }
 
 // TestCapFeedsInTheConsole: the emergency screen says how each CAP feed
@@ -227,27 +229,19 @@ func TestCapRecordingsInTheConsole(t *testing.T) {
 	})
 	b.CheckAccessible("#/emergency with the recordings")
 
-	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-9", "11527")))
-	req.Header.Set("Content-Type", "application/cap+xml")
-	var out struct {
-		Action string
-		Alert  loaxa.CapAlert
-	}
-	if status, raw := c.Send(req, &out); status != http.StatusCreated || out.Action != "pending" {
-		t.Fatalf("the flash-flood warning: %d %s", status, raw)
-	}
+	waiting := postCap(t, c, capWarning("lq-9", "11527"), "pending")
 	b.Go("#/overview", `document.querySelector('#count-online')`)
 	b.Go("#/emergency", `document.querySelector('#cap-pending li')`)
-	if got := MustEval[string](b, text(`#cap-pending li[data-cap="`+out.Alert.ID+`"]`)); !contains(got, "Sẽ phát bản ghi sẵn «"+flood.Title+"» trước khi đọc nội dung.") {
+	if got := MustEval[string](b, text(`#cap-pending li[data-cap="`+waiting.ID+`"]`)); !contains(got, "Sẽ phát bản ghi sẵn «"+flood.Title+"» trước khi đọc nội dung.") {
 		t.Errorf("the waiting warning reads %q", got)
 	}
 	b.Shot("28-cap-ban-ghi-san")
-	b.Do("approve", chromedp.Click(chromedp.CSS(`#cap-approve-`+out.Alert.ID)))
+	b.Do("approve", chromedp.Click(chromedp.CSS(`#cap-approve-`+waiting.ID)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm .cap-recording')`, 5*time.Second)
 	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
 	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, 30*time.Second)
 	var rec loaxa.CapAlert
-	c.MustDo("GET", "/api/v1/cap/"+out.Alert.ID, nil, &rec)
+	c.MustDo("GET", "/api/v1/cap/"+waiting.ID, nil, &rec)
 	var em loaxa.Emergency
 	c.MustDo("GET", "/api/v1/emergency/"+rec.Emergency, nil, &em)
 	if rec.Recording != flood.ID || em.IntroContentID != flood.ID || em.ContentID == flood.ID || em.Text == "" {

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -179,15 +178,7 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	// A CAP warning waits for approval, to be approved with the broker down.
-	req, _ := http.NewRequest("POST", c.URL+"/api/v1/cap", strings.NewReader(capWarning("lq-1", "11527")))
-	req.Header.Set("Content-Type", "application/cap+xml")
-	var waiting struct {
-		Action string
-		Alert  loaxa.CapAlert
-	}
-	if status, raw := c.Send(req, &waiting); status != http.StatusCreated || waiting.Action != "pending" {
-		t.Fatalf("CAP warning: %d %s", status, raw)
-	}
+	waiting := postCap(t, c, capWarning("lq-1", "11527"), "pending")
 	m.Stop()
 	rig.Eventually(t, minWait, "the controller sees the broker gone", func() bool { return !c.App.MQTT.Connected() })
 
@@ -222,8 +213,8 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	sent := ems.Emergencies[0].ID
 
 	// The CAP warning approved now opens its board the same way.
-	b.Go("#/emergency", `document.querySelector('#cap-approve-`+waiting.Alert.ID+`')`)
-	b.Do("approve the CAP warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+waiting.Alert.ID)))
+	b.Go("#/emergency", `document.querySelector('#cap-approve-`+waiting.ID+`')`)
+	b.Do("approve the CAP warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+waiting.ID)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
 	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
 	b.Wait("the approved warning's board, saying it has not gone out", `location.hash !== '#/emergency/`+sent+`' && document.querySelector('#ack-board') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
