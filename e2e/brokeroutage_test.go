@@ -23,13 +23,16 @@ import (
 // restarts sounds on to its end (the nodes play what they have without the
 // link), and their reports of it reach the controller once they are back.
 // An alert sent while the broker is down is answered 503 at once, saying
-// the controller is not connected and what happens next; it is kept, and reaches every node of its area once the
-// broker is back, and no node outside it.
+// the controller is not connected and what happens next; it is kept, and
+// reaches every node of its area once the broker is back, and no node
+// outside it.
 func TestEmergencyAcrossAMosquittoOutage(t *testing.T) {
 	t.Parallel()
 	m := rig.StartMosquitto(t, 0)
 	c, nodes, _ := emergencyFleetOn(t, m)
-	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, 3*time.Second, 16000, 1))
+	// Long enough (about 20 s with the chimes) to be sounding still when
+	// the restart returns, however slow the machine.
+	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, 8*time.Second, 16000, 1))
 
 	var em loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12346"}, "repeat": 2}, &em)
