@@ -35,6 +35,9 @@ type compilation struct {
 	// (Scheduler.StandingService, Scheduler.AlwaysContent).
 	standing []*loaxa.StandingContent
 	always   []string
+	// refused is the pass's first publish the broker did not accept: the
+	// pass tries no more (see publishIn).
+	refused error
 
 	expanded  map[spanKey][]time.Time // an announcement's starts in a zone and window
 	instances map[spanKey][]time.Time // a session's starts in a zone and window

@@ -369,7 +369,7 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 			if err != nil {
 				return fmt.Errorf("load desired state: %w", err)
 			}
-			return s.publish(ctx, rec, c.now)
+			return s.publishIn(ctx, c, rec)
 		}
 		return nil
 	}
@@ -405,7 +405,7 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 		return fmt.Errorf("node status: %w", err)
 	}
 	s.Logger.Info("schedule: desired state changed", "node", n.ID, "version", d.Version, "occurrences", len(d.Occurrences))
-	return s.publish(ctx, rec, c.now)
+	return s.publishIn(ctx, c, rec)
 }
 
 // findHead reads the head of node's stored desired state, and whether
@@ -419,6 +419,24 @@ func (s *Scheduler) findHead(ctx context.Context, node string) (loaxa.DesiredHea
 		return head, false, err
 	}
 	return head, true, nil
+}
+
+// publishIn publishes rec in pass c. Once the broker has refused one
+// publish of the pass it takes none (it is away, or too loaded to
+// acknowledge): the rest of the pass's nodes go straight onto the retry
+// list, which backs off and stops at the first refusal, rather than each
+// waiting out the publish timeout in turn (1,000 changed nodes with the
+// broker away held the pass for hours).
+func (s *Scheduler) publishIn(ctx context.Context, c *compilation, rec *loaxa.Desired) error {
+	if c.refused != nil {
+		s.notAccepted(rec, c.now, c.refused)
+		return fmt.Errorf("publish desired state %d: %w (not tried: the broker refused an earlier one of this pass)", rec.State.Version, ErrNotAccepted)
+	}
+	err := s.publish(ctx, rec, c.now)
+	if errors.Is(err, ErrNotAccepted) {
+		c.refused = err
+	}
+	return err
 }
 
 // publish sends rec and records when. A publish the broker did not accept

@@ -269,6 +269,11 @@ func TestFailedPublishWaitsForItsRetry(t *testing.T) {
 	if n, since := r.s.Undelivered(); n != 3 || !since.Equal(t0) {
 		t.Fatalf("Undelivered() = %d, %v; want 3 since %v", n, since, t0)
 	}
+	// One refusal is enough to say the broker is away: the pass tried no
+	// other node.
+	if got := r.msg.tries(); got != 1 {
+		t.Errorf("the pass tried %d publishes with the broker away, want 1", got)
+	}
 	// A pass leaves nodes waiting for their retry alone: one publish per
 	// retry, not one per pass as well.
 	r.msg.setFail(nil)
@@ -293,25 +298,27 @@ func TestRunRetriesUndeliveredWithBackoff(t *testing.T) {
 			t.Error(err)
 		}
 	}()
+	// The first refusal ends the pass's publishes: the other nodes go
+	// straight onto the retry list.
 	waitFor(t, "first pass", func() bool { n, _ := r.s.Undelivered(); return n == 3 && r.clock.Timers() == 1 })
-	if got := r.msg.tries(); got != 3 {
-		t.Fatalf("first pass: %d publishes, want 3", got)
+	if got := r.msg.tries(); got != 1 {
+		t.Fatalf("first pass: %d publishes, want 1", got)
 	}
 
 	// Due after RetryMin (1 s); the first retry fails and holds the
 	// others until its own next attempt, 2 s later.
 	r.clock.Advance(time.Second)
-	waitFor(t, "first retry", func() bool { return r.msg.tries() == 4 && r.clock.Timers() == 1 })
+	waitFor(t, "first retry", func() bool { return r.msg.tries() == 2 && r.clock.Timers() == 1 })
 	r.clock.Advance(time.Second)
 	waitFor(t, "held", func() bool { return r.clock.Timers() == 1 })
-	if got := r.msg.tries(); got != 4 {
-		t.Fatalf("retries while held: %d publishes, want 4", got)
+	if got := r.msg.tries(); got != 2 {
+		t.Fatalf("retries while held: %d publishes, want 2", got)
 	}
 
 	// A new version while undelivered: the retry publishes it.
 	r.announce(t, loaxa.Targets{Nodes: []string{"tm-01"}}, t0.Add(time.Hour))
 	r.s.Changed()
-	waitFor(t, "recompile", func() bool { return r.msg.tries() == 5 && r.clock.Timers() == 1 })
+	waitFor(t, "recompile", func() bool { return r.msg.tries() == 3 && r.clock.Timers() == 1 })
 
 	// Its publish failed too (third attempt: next in 4 s, at t0+6s).
 	r.msg.setFail(nil)
