@@ -651,7 +651,13 @@ async function board(ctx, main, id) {
       const r = await api('POST', `/emergency/${encodeURIComponent(id)}/${verb}`, body ? body() : undefined);
       toast(t('emergency.done_' + verb));
       if (verb === 'all-clear' && r && r.id) location.hash = `#/emergency/${encodeURIComponent(r.id)}`;
-    } catch (err) { toast(err.message, true); }
+    } catch (err) {
+      // An all-clear kept but not published (the broker away): its board
+      // says so; another press would make a second one.
+      const kept = err.body && err.body.emergency;
+      if (kept && kept.id && kept.id !== id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
+      toast(err.message, true);
+    }
   };
   const clearText = h('input', { id: 'em-clear-text', value: t('emergency.all_clear_text') });
   if (rep.drill) main.classList.add('drill');
