@@ -412,7 +412,10 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	}
 	by := userFrom(ctx).Username
 	if rep.State == loaxa.EmergencyActive {
-		if _, err := svc.CancelEmergency(ctx, rep.ID, by); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+		// A cancel stored but not published (the broker away) follows the
+		// nodes once the broker is back; the all-clear goes the same way,
+		// rather than the officer having to press twice.
+		if _, err := svc.CancelEmergency(ctx, rep.ID, by); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict && loaxa.ErrorCode(err) != loaxa.EUnavailable {
 			return err
 		}
 		s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), fmt.Sprintf("drill=%t by all-clear", rep.Drill))

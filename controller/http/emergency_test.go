@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -140,6 +141,30 @@ func TestEmergencyBadRequests(t *testing.T) {
 func TestEmergencyUnavailable(t *testing.T) {
 	e := newEnv(t, func(s *lhttp.Server) { s.EmergencyService = nil })
 	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": "x", "targets": []string{"31"}}, http.StatusServiceUnavailable, nil)
+}
+
+// TestAllClearWhileTheBrokerIsAway: an all-clear sent while the broker is
+// away cancels the alert (the cancel stored, to follow the nodes) and is
+// itself kept: one press, answered 503 with the all-clear, whose board the
+// console opens.
+func TestAllClearWhileTheBrokerIsAway(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}}, http.StatusCreated, &em)
+	e.alerts.setAway(errors.New("not connected to the broker at tcp://mqtt.haiphong.example:1883"))
+	var answer struct {
+		Error     struct{ Code, Message string }
+		Emergency *loaxa.Emergency
+	}
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": ct.ID}, http.StatusServiceUnavailable, &answer)
+	if answer.Emergency == nil || answer.Emergency.Kind != loaxa.EmergencyAllClear || answer.Emergency.Follows != em.ID {
+		t.Fatalf("all-clear with the broker away answered %+v, want 503 with the all-clear kept", answer)
+	}
+	if st := e.emergencyState(em.ID); st != loaxa.EmergencyCancelled {
+		t.Errorf("the alert after its all-clear: %s, want cancelled", st)
+	}
 }
 
 // TestAllClearAuditSaysDrill: the all-clear of a drill that still plays

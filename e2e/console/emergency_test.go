@@ -163,7 +163,8 @@ func TestEmergencyAckBoard(t *testing.T) {
 // is kept: the console opens its board, which says it has not gone out,
 // not to send it again, and to call the communes; once Mosquitto is back
 // the cluster gets it and the warning goes. A CAP warning approved while
-// the broker is down opens its board the same way. The same controller's
+// the broker is down, and then its all-clear, open their boards the same
+// way. The same controller's
 // disk is (made to read as) nearly full: the overview says that too.
 func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	m := rig.StartMosquitto(t, 0)
@@ -221,9 +222,15 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	if got := MustEval[string](b, text("main h1")); !strings.Contains(got, "Nguy cơ lũ quét") {
 		t.Errorf("the board after the approval is %q, want the CAP warning's", got)
 	}
+	// Its all-clear, one press: the warning stopped, the all-clear kept
+	// and its board opened, saying the same.
+	capBoard := MustEval[string](b, `location.hash`)
+	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the all-clear's board, saying it has not gone out", `location.hash !== '`+capBoard+`' && `+text("main h1")+`.startsWith('Thông báo an toàn') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
 
 	m.Restart()
-	for _, id := range []string{"", sent} { // the CAP warning's board, then the first alert's
+	for _, id := range []string{"", sent} { // the all-clear's board, then the first alert's
 		if id != "" {
 			b.Go("#/emergency/"+id, `document.querySelector('#ack-board')`)
 		}
