@@ -52,6 +52,26 @@ export async function api(method, path, body, query) {
   return decode(resp);
 }
 
+/**
+ * failingChecks resolves to the names of the controller's failing health
+ * checks (GET /health is public, and answers 503 with the same body when
+ * a part is down): "broker", "disk", ….
+ */
+export async function failingChecks() {
+  const health = await api('GET', '/health').catch((err) => err.body);
+  return new Set(Object.entries((health && health.checks) || {}).filter(([, c]) => !c.ok).map(([name]) => name));
+}
+
+/**
+ * keptEmergency is the emergency an error answer says was stored but not
+ * sent (the broker away: 503 with it), or null. Its board says so;
+ * sending it again would make a second alert.
+ */
+export function keptEmergency(err) {
+  const kept = err && err.body && err.body.emergency;
+  return kept && kept.id ? kept : null;
+}
+
 /** apiURL is the address of a GET route, for links and audio players. */
 export function apiURL(path, query) {
   const url = new URL('/api/v1' + path, location.origin);

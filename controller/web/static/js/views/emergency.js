@@ -4,7 +4,7 @@
 // A drill (diễn tập) is striped purple from top to bottom so nobody takes
 // it for the real thing.
 
-import { api, apiURL, now } from '../api.js';
+import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
 import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtNumber, reasonText } from '../ui.js';
 import { standingList } from '../standing.js';
@@ -40,11 +40,9 @@ async function compose(ctx, main, recent) {
   const caps = await capWaiting(ctx, nodes, playsFor);
   // An alert cannot reach any cluster while the controller has lost its
   // broker: said before the officer sends, so that they warn by other
-  // means at once (GET /health is public; it answers 503 when degraded).
+  // means at once.
   const brokerDown = h('div', { class: 'error-box', role: 'alert', id: 'em-broker-down', hidden: true }, t('emergency.broker_down'));
-  api('GET', '/health').catch((err) => err.body).then((hl) => {
-    brokerDown.hidden = !(hl && hl.checks && hl.checks.broker && !hl.checks.broker.ok);
-  });
+  failingChecks().then((failing) => { brokerDown.hidden = !failing.has('broker'); });
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
     return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
@@ -149,11 +147,10 @@ async function compose(ctx, main, recent) {
         const em = await api('POST', '/emergency', body);
         location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
       } catch (err) {
-        // Stored but not published (the broker away): its board says so
-        // and shows the clusters it reaches as it is sent again. Sending
-        // it a second time would only make a second alert.
-        const kept = err.body && err.body.emergency;
-        if (kept && kept.id) {
+        // Stored but not published (the broker away): its board shows the
+        // clusters it reaches as it is sent again.
+        const kept = keptEmergency(err);
+        if (kept) {
           location.hash = `#/emergency/${encodeURIComponent(kept.id)}`;
           return;
         }
@@ -242,10 +239,8 @@ async function capWaiting(ctx, nodes, playsFor) {
             const r = await api('POST', `/cap/${encodeURIComponent(a.id)}/approve`);
             if (r.emergency && r.emergency.id) location.hash = `#/emergency/${encodeURIComponent(r.emergency.id)}`;
           } catch (err) {
-            // Approved and kept but not published (the broker away): its
-            // board says so, as for an alert sent from the form.
-            const kept = err.body && err.body.emergency;
-            if (kept && kept.id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
+            const kept = keptEmergency(err); // approved, not published: as from the form
+            if (kept) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
             toast(err.message, true); refresh();
           }
         };
@@ -652,10 +647,8 @@ async function board(ctx, main, id) {
       toast(t('emergency.done_' + verb));
       if (verb === 'all-clear' && r && r.id) location.hash = `#/emergency/${encodeURIComponent(r.id)}`;
     } catch (err) {
-      // An all-clear kept but not published (the broker away): its board
-      // says so; another press would make a second one.
-      const kept = err.body && err.body.emergency;
-      if (kept && kept.id && kept.id !== id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
+      const kept = keptEmergency(err); // an all-clear kept, not published
+      if (kept && kept.id !== id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
       toast(err.message, true);
     }
   };

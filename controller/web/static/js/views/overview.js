@@ -1,7 +1,7 @@
 // Tổng quan: how many clusters of my area are online, what plays now and
 // today, and the emergency entry, set apart from everything else.
 
-import { api, now } from '../api.js';
+import { api, now, failingChecks } from '../api.js';
 import { t, has } from '../i18n.js';
 import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber } from '../ui.js';
 import { pendingCaps } from './emergency.js';
@@ -30,19 +30,17 @@ export async function render(ctx, main) {
 
   async function load() {
     const today = ymd(now());
-    const [nodes, programme, alarms, health] = await Promise.all([
+    const [nodes, programme, alarms, failing] = await Promise.all([
       api('GET', '/nodes', undefined, { area }),
       area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) }) : { items: [] },
       api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
-      // Public; 503 with the same body when a part is down.
-      api('GET', '/health').catch((err) => err.body),
+      failingChecks(),
     ]);
     // With its broker away the controller reaches no cluster and hears
-    // from none: what the board shows is what it last heard.
-    const failing = (name) => !!(health && health.checks && health.checks[name] && !health.checks[name].ok);
-    const brokerDown = failing('broker');
-    // A full disk stops the controller storing reports and sending alerts.
-    const diskLow = failing('disk');
+    // from none: what the board shows is what it last heard. A full disk
+    // stops it storing reports and sending alerts.
+    const brokerDown = failing.has('broker');
+    const diskLow = failing.has('disk');
     // A warning from a CAP feed that waits for approval must not go unseen.
     const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
