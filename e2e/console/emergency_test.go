@@ -193,6 +193,13 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	if got := MustEval[string](b, `document.querySelector('#overview-disk-low')?.innerText ?? ''`); !contains(got, "Ổ đĩa của bộ điều khiển sắp đầy", "không gửi được cảnh báo") {
 		t.Errorf("the overview's disk warning says %q", got)
 	}
+	// The clusters' list and a cluster's page say it too: the states
+	// they show are the last heard.
+	b.Go("#/clusters", `document.querySelector('#cluster-table')`)
+	b.Wait("the cluster list says the broker is down", `document.querySelector('#clusters-broker-down')`, 10*time.Second)
+	if got := MustEval[string](b, text("#clusters-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "lần cuối nhận được") {
+		t.Errorf("the cluster list's broker warning says %q", got)
+	}
 	b.Go("#/emergency", `document.querySelector('#em-form')`)
 	b.Wait("the screen says the broker is down", `!document.querySelector('#em-broker-down').hidden`, 10*time.Second)
 	if got := MustEval[string](b, text("#em-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "chưa đến được cụm loa nào", "gọi điện") {
@@ -228,12 +235,16 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
 	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
 	b.Wait("the all-clear's board, saying it has not gone out", `location.hash !== '`+capBoard+`' && `+text("main h1")+`.startsWith('Thông báo an toàn') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
+	allClearBoard := MustEval[string](b, `location.hash`)
 
+	// A cluster's page left open through the broker's return: its warning
+	// goes by itself.
+	b.Go("#/clusters/lap-le-01", `document.querySelector('#h-status')`)
+	b.Wait("the cluster's page says the broker is down", `document.querySelector('#cluster-broker-down')`, 10*time.Second)
 	m.Restart()
-	for _, id := range []string{"", sent} { // the all-clear's board, then the first alert's
-		if id != "" {
-			b.Go("#/emergency/"+id, `document.querySelector('#ack-board')`)
-		}
+	b.Wait("the cluster's page no longer says the broker is down", `!document.querySelector('#cluster-broker-down')`, minWait)
+	for _, board := range []string{allClearBoard, "#/emergency/" + sent} {
+		b.Go(board, `document.querySelector('#ack-board')`)
 		b.Wait("the cluster has it once the broker is back", text(`[data-count="reached"] .stat`)+` === '1'`, minWait)
 		b.Wait("the warning gone", `document.querySelector('#em-unpublished').hidden`, 10*time.Second)
 	}

@@ -2,6 +2,7 @@
 // Vietnam's time zone, and tell the user about errors in their language.
 
 import { t, has, locale } from './i18n.js';
+import { failingChecks } from './api.js';
 
 /** TZ is the time zone schedules are written in (docs/scheduling.md). */
 export const TZ = 'Asia/Ho_Chi_Minh';
@@ -92,6 +93,41 @@ export function errorText(err) {
 /** errorBox is an alert block for a form. */
 export function errorBox(err) {
   return h('div', { class: 'error-box', role: 'alert' }, errorText(err));
+}
+
+/**
+ * healthBanners are the red boxes for the controller's failing health
+ * checks (failingChecks) that change what a screen about the clusters
+ * means: its broker away (the states shown are the last it heard, and
+ * nothing reaches a cluster) and its disk nearly full. Their ids are
+ * `${prefix}-broker-down` and `${prefix}-disk-low`.
+ */
+export function healthBanners(failing, prefix) {
+  return [
+    failing.has('broker') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-broker-down' }, t('overview.broker_down')) : null,
+    failing.has('disk') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-disk-low' }, t('overview.disk_low')) : null,
+  ];
+}
+
+/** HEALTH_MS is how often a screen that shows healthBanners asks again. */
+const HEALTH_MS = 15000;
+
+/**
+ * watchHealth keeps el filled with the healthBanners, asking the
+ * controller every HEALTH_MS, so that a screen left open shows the broker
+ * going and coming back; the function it returns stops it.
+ */
+export function watchHealth(el, prefix) {
+  let timer = 0;
+  let stopped = false;
+  const tick = async () => {
+    const failing = await failingChecks();
+    if (stopped) return;
+    fill(el, healthBanners(failing, prefix));
+    timer = setTimeout(tick, HEALTH_MS);
+  };
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
 }
 
 /** vnParts gives the calendar fields of d in Vietnam's time zone. */

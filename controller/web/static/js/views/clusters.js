@@ -3,15 +3,30 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText } from '../ui.js';
+import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, watchHealth } from '../ui.js';
 import { clusterMap } from '../map.js';
 import { nodeHealth } from './overview.js';
 
 export async function render(ctx, main, params) {
-  if (params[0]) return detail(ctx, main, params[0]);
+  // With the controller's broker away, the states these screens show are
+  // the last it heard (a cluster shown online may have lost its power
+  // since): they say so, and stop saying it when the broker is back.
+  const health = h('div');
+  const stop = watchHealth(health, params[0] ? 'cluster' : 'clusters');
+  try {
+    if (params[0]) await detail(ctx, main, params[0], health);
+    else await list(ctx, main, health);
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return stop;
+}
+
+async function list(ctx, main, health) {
   const areaSel = h('select', { id: 'cluster-area' }, options(ctx.areaOptions(), ctx.defaultArea()));
   const body = h('div');
-  fill(main, h('h1', {}, t('clusters.title')),
+  fill(main, h('h1', {}, t('clusters.title')), health,
     h('div', { class: 'panel no-print' }, field(t('common.area'), areaSel)), body);
   const load = async () => {
     const { nodes } = await api('GET', '/nodes', undefined, { area: areaSel.value });
@@ -34,7 +49,7 @@ export async function render(ctx, main, params) {
   await load();
 }
 
-async function detail(ctx, main, id) {
+async function detail(ctx, main, id, health) {
   const from = new Date(now().getTime() - 7 * 86400000).toISOString();
   const [n, ev] = await Promise.all([
     api('GET', `/nodes/${encodeURIComponent(id)}`),
@@ -47,6 +62,7 @@ async function detail(ctx, main, id) {
   fill(main,
     h('p', { class: 'no-print' }, h('a', { href: '#/clusters' }, '← ', t('clusters.title'))),
     h('h1', {}, n.name, ' ', badge(nodeHealth(n), 'health.')),
+    health,
     h('div', { class: 'grid' },
       h('section', { class: 'panel', 'aria-labelledby': 'h-status' }, h('h2', { id: 'h-status' }, t('clusters.status')),
         h('table', {}, h('tbody', {},
@@ -83,7 +99,7 @@ async function detail(ctx, main, id) {
       (st.faults || []).length === 0 ? h('p', { class: 'muted' }, t('clusters.no_faults')) :
         h('ul', {}, st.faults.map((f) => h('li', { dataset: { fault: f.kind } }, h('strong', {}, has('alarm.' + f.kind) ? t('alarm.' + f.kind) : f.kind),
           ` · ${t('overview.since', { time: fmtDateTime(f.since) })}`, alarmDetail(f) ? ` · ${alarmDetail(f)}` : '')))),
-    ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id)) : null,
+    ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id, health)) : null,
     h('section', { class: 'panel', 'aria-labelledby': 'h-plays' }, h('h2', { id: 'h-plays' }, t('clusters.plays')),
       plays.length === 0 ? h('p', { class: 'muted' }, t('clusters.no_plays')) :
         h('div', { class: 'table-wrap' }, h('table', { id: 'node-plays' },

@@ -3,7 +3,7 @@
 
 import { api, now, failingChecks } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber } from '../ui.js';
+import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners } from '../ui.js';
 import { pendingCaps } from './emergency.js';
 
 const REFRESH_MS = 15000;
@@ -36,11 +36,6 @@ export async function render(ctx, main) {
       api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
       failingChecks(),
     ]);
-    // With its broker away the controller reaches no cluster and hears
-    // from none: what the board shows is what it last heard. A full disk
-    // stops it storing reports and sending alerts.
-    const brokerDown = failing.has('broker');
-    const diskLow = failing.has('disk');
     // A warning from a CAP feed that waits for approval must not go unseen.
     const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
@@ -50,8 +45,10 @@ export async function render(ctx, main) {
     const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
     const nowMS = now().getTime();
     fill(body,
-      brokerDown ? h('div', { class: 'error-box', role: 'alert', id: 'overview-broker-down' }, t('overview.broker_down')) : null,
-      diskLow ? h('div', { class: 'error-box', role: 'alert', id: 'overview-disk-low' }, t('overview.disk_low')) : null,
+      // With its broker away the controller reaches no cluster and hears
+      // from none: what the board shows is what it last heard. A full disk
+      // stops it storing reports and sending alerts.
+      healthBanners(failing, 'overview'),
       caps && caps.length ? h('a', { class: 'cap-entry', href: '#/emergency', id: 'cap-pending-entry', role: 'alert' },
         t('cap.waiting', { n: caps.length }), h('small', {}, t('cap.open_to_approve'))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
