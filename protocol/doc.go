@@ -198,6 +198,13 @@
 // delivery ends failed with ReasonCancelled, and a copy that arrives later
 // does not start it.
 //
+// Command{Name: "probe", Probe} (added later) goes the way of an alert, on
+// an area's cmd topic, so that the controller knows how long that takes
+// before the area's first alert: the node notes when it had it and lists
+// that in the ProbeReceipts of its next State (the heartbeat's, at the
+// latest), and does nothing else. An older node ignores it as an unknown
+// command.
+//
 // The node stores the alerts it holds. An alert's OnPreempt is
 // PreemptResume: nothing preempts an emergency, so only the agent stopping
 // (a restart, a power cut) cuts one off, and it then plays again from the

@@ -312,6 +312,8 @@ type Command struct {
 	// the result carries back.
 	Test   string `json:"test,omitempty"`
 	TestID string `json:"test_id,omitempty"`
+	// Probe names a CmdProbe, which the node's ProbeReceipts carry back.
+	Probe string `json:"probe,omitempty"`
 	// Update is the release to install, for CmdUpdate.
 	Update *Update `json:"update,omitempty"`
 }
@@ -384,6 +386,10 @@ type State struct {
 	Volume          *int   `json:"volume,omitempty"`
 	Muted           bool   `json:"muted,omitempty"`
 	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
+	// ProbeReceipts are when the node had the controller's latest probes
+	// (CmdProbe), newest last, at most MaxProbeReceipts, none older than
+	// ProbeReceiptAge.
+	ProbeReceipts []ProbeReceipt `json:"probe_receipts,omitempty"`
 }
 
 // Playing describes what a node has on air.

@@ -219,11 +219,15 @@ func (a *App) Open() (err error) {
 	a.Emergency.Messenger = a.MQTT
 	a.Emergency.Clock = a.Clock
 	a.Emergency.Logger = a.Logger
+	if cfg.Probing != (emergency.Probing{}) {
+		a.Emergency.Probing = cfg.Probing
+	}
 	if err := a.Emergency.Open(ctx); err != nil {
 		return fmt.Errorf("emergency: %w", err)
 	}
 	// Set before the client opens: its workers read it.
 	a.MQTT.OnEvents = a.Emergency.Events
+	a.MQTT.OnProbes = a.Emergency.ProbeReceipts
 
 	a.Health = health.NewMonitor()
 	a.Health.Config = cfg.Health

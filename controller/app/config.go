@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
 	"loaxa.vn/protocol"
 )
@@ -76,6 +77,10 @@ type Config struct {
 	// again (schedule.Scheduler.BehindAfter; 0: its default); no flag,
 	// tests shorten it.
 	DesiredBehindAfter time.Duration
+	// Probing sets the probes of the areas' fan-out before their first
+	// alert (emergency.Probing; the zero value: emergency.DefaultProbing,
+	// Every below zero: none); no flag, tests and benchmarks set it.
+	Probing emergency.Probing
 	// Health holds the thresholds of the fleet health model
 	// (controller/health); flags set the daily self-test and the offline
 	// alarm threshold.

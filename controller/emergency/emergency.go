@@ -78,13 +78,20 @@ type Service struct {
 	// those sent to longest ago first.
 	ResendQuiet time.Duration
 	ResendBatch int
+	// Probing sets how areas are probed before their first alert
+	// (probe.go); the zero value never probes.
+	Probing Probing
 
-	mu       sync.Mutex
-	opening  *loaxa.Content
-	closing  *loaxa.Content
-	live     map[string]*tracking       // by emergency id
-	fanout   map[string]*tracking       // area → the tracking of its last alert
-	watchers map[string][]chan struct{} // by emergency id
+	mu      sync.Mutex
+	opening *loaxa.Content
+	closing *loaxa.Content
+	live    map[string]*tracking // by emergency id
+	fanout  map[string]*tracking // area → the tracking of its last alert
+	// probes are the probes whose window is open, by id; probedArea the
+	// newest closed one of each area.
+	probes     map[string]*probe
+	probedArea map[string]*probe
+	watchers   map[string][]chan struct{} // by emergency id
 }
 
 var _ loaxa.EmergencyService = (*Service)(nil)
@@ -101,6 +108,7 @@ func NewService() *Service {
 		ResendEvery: DefaultResendEvery,
 		ResendQuiet: DefaultResendQuiet,
 		ResendBatch: DefaultResendBatch,
+		Probing:     DefaultProbing,
 	}
 }
 

@@ -16,8 +16,10 @@ import (
 // only receipts before any resend to the node) are its measured
 // fan-out. The next alert to the area starts Factor × the p99 of those,
 // plus Margin for the node to open the audio, after the issue: "measured".
-// Before any alert, the fan-out is estimated from the number of nodes:
-// Base plus PerNode each: "estimated". Either is kept within [Min, Max].
+// A probe of the area newer than its last alert measures it the same way:
+// "probed" (probe.go). Before any alert or probe, the fan-out is estimated
+// from the number of nodes: Base plus PerNode each: "estimated". Each is
+// kept within [Min, Max].
 // Nodes that get the alert after the start begin at once and report how
 // late (their started event's late_ms).
 type Lead struct {
@@ -42,8 +44,13 @@ var DefaultLead = Lead{
 // Lead sources, as reported in loaxa.EmergencyArea.LeadFrom.
 const (
 	LeadMeasured  = "measured"
+	LeadProbed    = "probed" // measured by a probe (probe.go)
 	LeadEstimated = "estimated"
 )
+
+// LeadFor is the lead an alert to area with nodes nodes would have now,
+// and where it comes from (LeadMeasured, LeadProbed or LeadEstimated).
+func (s *Service) LeadFor(area string, nodes int) (time.Duration, string) { return s.lead(area, nodes) }
 
 // lead returns the lead for an alert to area with nodes nodes, and where
 // it came from.
@@ -51,13 +58,21 @@ func (s *Service) lead(area string, nodes int) (time.Duration, string) {
 	l := s.Lead
 	s.mu.Lock()
 	var samples []time.Duration
+	var measured time.Time
+	from := LeadMeasured
 	if t := s.fanout[area]; t != nil {
-		samples = slices.Clone(t.fanout[area])
+		samples, measured = slices.Clone(t.fanout[area]), t.issued
+	}
+	// A probe newer than the area's last alert measures it too (probe.go).
+	if probed, at := s.probed(area, s.Clock.Now()); len(probed) > 0 && (len(samples) == 0 || at.After(measured)) {
+		samples, from = slices.Clone(probed), LeadProbed
 	}
 	s.mu.Unlock()
-	d, from := l.Base+time.Duration(nodes)*l.PerNode, LeadEstimated
+	d := l.Base + time.Duration(nodes)*l.PerNode
 	if p := p99(samples); len(samples) > 0 {
-		d, from = time.Duration(float64(p)*l.Factor)+l.Margin, LeadMeasured
+		d = time.Duration(float64(p)*l.Factor) + l.Margin
+	} else {
+		from = LeadEstimated
 	}
 	return min(max(d, l.Min), l.Max), from
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -27,7 +28,12 @@ import (
 // coming in (one less than ResendQuiet ago), since the publish is still
 // reaching it, and one pass sends at most ResendBatch, the nodes sent to
 // longest ago first; the rest wait for the next pass.
+//
+// Alongside, it probes the areas' fan-out every Probing.Every (probe.go).
 func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.runProbes(ctx) })
 	timer := s.Clock.NewTimer(s.ResendEvery)
 	defer timer.Stop()
 	for {

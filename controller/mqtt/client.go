@@ -108,6 +108,10 @@ type Client struct {
 	// OnEvents, if set, is told of every event batch stored from a node
 	// (resent events included), after it is stored; it must not block.
 	OnEvents func(node string, events []protocol.Event)
+	// OnProbes, if set, is told of the probe receipts of every state a
+	// node publishes online (protocol.CmdProbe), after it is stored; it
+	// must not block.
+	OnProbes func(node string, receipts []protocol.ProbeReceipt)
 	// Observer, if set, hears every stored state and event batch.
 	Observer Observer
 	Now      func() time.Time

@@ -99,6 +99,9 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 	if err != nil {
 		return err
 	}
+	if c.OnProbes != nil && st.Status == protocol.StatusOnline && len(st.ProbeReceipts) > 0 {
+		c.OnProbes(node, st.ProbeReceipts)
+	}
 	if c.Observer != nil {
 		c.Observer.ObserveState(ctx, node, &st, now)
 	}

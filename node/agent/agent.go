@@ -175,6 +175,9 @@ type status struct {
 	// published (outboxStateMin).
 	publishedOutbox int
 	config          protocol.NodeConfig // the settings applied
+	// probes are the receipts of the controller's latest probes, newest
+	// last (probe.go).
+	probes []protocol.ProbeReceipt
 }
 
 // outboxStateMin is the outbox count from which a change of the count
@@ -400,6 +403,7 @@ func (a *Agent) Status() protocol.State {
 		cp := *p
 		st.Playing = &cp
 	}
+	st.ProbeReceipts = a.probeReceipts()
 	return st
 }
 

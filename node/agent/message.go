@@ -177,6 +177,8 @@ func (a *Agent) acceptCommand(env *protocol.Envelope) error {
 		a.cfg.Reboot()
 	case protocol.CmdSelfTest:
 		a.startTest(cmd)
+	case protocol.CmdProbe:
+		a.noteProbe(cmd.Probe)
 	default:
 		a.log.Warn("agent: unknown command ignored", "command", cmd.Name)
 	}

@@ -1,0 +1,138 @@
+package emergency
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// TestProbeMeasuresTheLead: a probe of an area is its measured fan-out
+// once its window has passed (not before), from each node's first receipt
+// within the window; an alert measured after it wins; and an area an
+// alert measured within Probing.Every is not probed again.
+func TestProbeMeasuresTheLead(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	s.Probing = Probing{Every: time.Hour, First: time.Minute, Window: 90 * time.Second}
+	ctx := context.Background()
+	if err := s.sendProbe(ctx, "31"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := w.rec.take(); !slices.Equal(sent, []string{"area/31 probe"}) {
+		t.Fatalf("sent %v, want one probe on the area's topic", sent)
+	}
+	cmd := w.rec.lastSent("area/31")
+	if !strings.HasPrefix(cmd.Probe, "pr") {
+		t.Fatalf("probe named %q", cmd.Probe)
+	}
+	issued := w.fc.Now()
+	s.ProbeReceipts("n1", []protocol.ProbeReceipt{{ID: cmd.Probe, At: issued.Add(400 * time.Millisecond)}})
+	s.ProbeReceipts("n2", []protocol.ProbeReceipt{{ID: "pr-other", At: issued}, {ID: cmd.Probe, At: issued.Add(800 * time.Millisecond)}})
+	s.ProbeReceipts("n1", []protocol.ProbeReceipt{{ID: cmd.Probe, At: issued.Add(5 * time.Second)}}) // its next state: the same receipt
+	w.fc.Advance(30 * time.Second)
+	if d, from := s.lead("31", 3); from != LeadEstimated || d != 300*time.Millisecond+300*time.Microsecond {
+		t.Errorf("while the probe's window is open: %v %s, want the estimate", d, from)
+	}
+	w.fc.Advance(60 * time.Second)
+	s.ProbeReceipts("n3", []protocol.ProbeReceipt{{ID: cmd.Probe, At: issued.Add(10 * time.Second)}}) // after the window
+	// p99 of 400 and 800 ms: 1.5 × 800 + 100.
+	if d, from := s.lead("31", 3); from != LeadProbed || d != 1300*time.Millisecond {
+		t.Errorf("after the window: %v %s, want 1.3s probed", d, from)
+	}
+
+	// An alert measured since: its fan-out, and no probe of the area
+	// within the hour.
+	w.fc.Advance(time.Minute)
+	tr := &tracking{issued: w.fc.Now(), fanout: map[string][]time.Duration{"31": {200 * time.Millisecond}}}
+	s.mu.Lock()
+	s.fanout["31"] = tr
+	s.mu.Unlock()
+	if d, from := s.lead("31", 3); from != LeadMeasured || d != 400*time.Millisecond {
+		t.Errorf("after an alert: %v %s, want its 400ms measured", d, from)
+	}
+	if err := s.sendProbe(ctx, "31"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := w.rec.take(); len(sent) != 0 {
+		t.Errorf("probed an area an alert measured a minute ago: %v", sent)
+	}
+	w.fc.Advance(time.Hour)
+	if err := s.sendProbe(ctx, "31"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := w.rec.take(); !slices.Equal(sent, []string{"area/31 probe"}) {
+		t.Errorf("an hour after the alert sent %v, want a probe", sent)
+	}
+
+	// No probe while an alert is on air, wherever it is.
+	w.fc.Advance(2 * time.Hour)
+	onAir := &tracking{}
+	onAir.em.State, onAir.em.Expires = loaxa.EmergencyActive, w.fc.Now().Add(time.Minute)
+	s.mu.Lock()
+	s.live["e000009"] = onAir
+	s.mu.Unlock()
+	if err := s.sendProbe(ctx, "31"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := w.rec.take(); len(sent) != 0 {
+		t.Errorf("probed while an alert is on air: %v", sent)
+	}
+}
+
+// TestProbeRound: Run probes First after it starts, one depth of the
+// tree at a time, Window apart, and again Every after the round's last
+// window; an area without nodes is left out.
+func TestProbeRound(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	areas, nodes := bolt.NewAreaService(w.db), bolt.NewNodeService(w.db)
+	for _, a := range []*loaxa.Area{{ID: "311", Name: "Thủy Nguyên", Parent: "31"}, {ID: "312", Name: "trống", Parent: "31"}} {
+		if err := areas.CreateArea(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "311"}); err != nil {
+		t.Fatal(err)
+	}
+	s := w.service()
+	s.Probing = Probing{Every: time.Hour, First: time.Minute, Window: 90 * time.Second}
+	s.ResendEvery = time.Hour // no resend pass in the way
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// step waits for Run's timers (resend and probes) to be set, then
+	// moves the clock on by d and waits for what it sends.
+	step := func(d time.Duration, want []string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for w.fc.Timers() < 2 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		w.fc.Advance(d)
+		var got []string
+		for time.Now().Before(deadline) {
+			if got = w.rec.take(); len(got) > 0 || len(want) == 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after %v sent %v, want %v", d, got, want)
+		}
+	}
+	step(59*time.Second, nil)
+	step(time.Second, []string{"area/31 probe"})
+	step(90*time.Second, []string{"area/311 probe"})
+	step(90*time.Second, nil) // the last level's window
+	step(time.Hour, []string{"area/31 probe"})
+}
