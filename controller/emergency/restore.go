@@ -194,7 +194,7 @@ func (s *Service) restoreFanout(ctx context.Context, em *loaxa.Emergency) error 
 	if err != nil {
 		return err
 	}
-	t := &tracking{em: *em, fanout: fanoutOf(em, ds, nodeArea)}
+	t := &tracking{em: *em, issued: em.Issued, fanout: fanoutOf(em, ds, nodeArea)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range areas {

@@ -391,6 +391,16 @@ func TestRestartKeepsTheMeasuredLead(t *testing.T) {
 			t.Errorf("restarted at %v: lead %v %s, want %v measured", at.Sub(em.Issued), d, from, want)
 		}
 	}
+	// The restarted controller knows when that was: it does not probe the
+	// area within Probing.Every of it (probe.go).
+	s2 := w.service()
+	w.rec.take()
+	if err := s2.sendProbe(ctx, "31"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := w.rec.take(); len(sent) != 0 {
+		t.Errorf("a restarted controller probed an area measured %v ago: %v", w.fc.Now().Sub(em.Issued), sent)
+	}
 }
 
 // TestRestartKeepsCancelResends: the cancel's resends to a node are
