@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/app"
+	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/agent"
@@ -107,6 +108,9 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 	// The disk check is about the controller's host, not what a test
 	// checks: off unless a test raises it.
 	cfg.StoreMinFree = 0
+	// No fan-out probes: one 2 minutes in would give a slow test's later
+	// alert another lead than its first. Tests of them set them.
+	cfg.Probing = emergency.Probing{Every: -1}
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
 	}
