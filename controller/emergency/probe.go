@@ -110,13 +110,23 @@ func (s *Service) probeRound(ctx context.Context) error {
 		levels[d] = append(levels[d], a.ID)
 	}
 	for _, level := range levels {
+		sent := 0
 		for _, area := range level {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err := s.sendProbe(ctx, area); err != nil {
-				s.Logger.Warn("emergency: fan-out probe not sent", "area", area, "err", err)
+			ok, err := s.sendProbe(ctx, area)
+			if err != nil {
+				// The broker away, most likely: the next round tries
+				// again, rather than each area waiting out its refusal.
+				return fmt.Errorf("probe of area %s: %w", area, err)
 			}
+			if ok {
+				sent++
+			}
+		}
+		if sent == 0 {
+			continue
 		}
 		// The level's receipts come in with the nodes' next states.
 		if !s.sleep(ctx, s.Probing.Window) {
@@ -131,14 +141,14 @@ func (s *Service) probeRound(ctx context.Context) error {
 
 // sendProbe sends a probe to area, if it has nodes, no alert is on air (a
 // probe would measure the alert's load and add to it) and no alert
-// measured the area within Probing.Every.
-func (s *Service) sendProbe(ctx context.Context, area string) error {
+// measured the area within Probing.Every; it reports whether it sent one.
+func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 	ids, err := s.Nodes.NodeIDsWithin(ctx, area)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(ids) == 0 {
-		return nil
+		return false, nil
 	}
 	now := s.Clock.Now()
 	s.mu.Lock()
@@ -149,9 +159,9 @@ func (s *Service) sendProbe(ctx context.Context, area string) error {
 	switch {
 	case busy:
 		s.Logger.Info("emergency: fan-out probe left out: an alert is on air", "area", area)
-		return nil
+		return false, nil
 	case recent:
-		return nil // an alert measured it since the last round
+		return false, nil // an alert measured it since the last round
 	}
 	p := &probe{
 		id:    "pr" + strconv.FormatInt(now.UnixMilli(), 36) + "-" + area,
@@ -172,10 +182,10 @@ func (s *Service) sendProbe(ctx context.Context, area string) error {
 		s.mu.Lock()
 		delete(s.probes, p.id)
 		s.mu.Unlock()
-		return err
+		return false, err
 	}
 	s.Logger.Debug("emergency: fan-out probe sent", "area", area, "probe", p.id, "nodes", len(ids))
-	return nil
+	return true, nil
 }
 
 // alertOnAir reports whether an alert is active and not expired: its

@@ -2,6 +2,7 @@ package emergency
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func TestProbeMeasuresTheLead(t *testing.T) {
 	s := w.service()
 	s.Probing = Probing{Every: time.Hour, First: time.Minute, Window: 90 * time.Second}
 	ctx := context.Background()
-	if err := s.sendProbe(ctx, "31"); err != nil {
+	if _, err := s.sendProbe(ctx, "31"); err != nil {
 		t.Fatal(err)
 	}
 	if sent := w.rec.take(); !slices.Equal(sent, []string{"area/31 probe"}) {
@@ -56,14 +57,14 @@ func TestProbeMeasuresTheLead(t *testing.T) {
 	if d, from := s.lead("31", 3); from != LeadMeasured || d != 400*time.Millisecond {
 		t.Errorf("after an alert: %v %s, want its 400ms measured", d, from)
 	}
-	if err := s.sendProbe(ctx, "31"); err != nil {
+	if _, err := s.sendProbe(ctx, "31"); err != nil {
 		t.Fatal(err)
 	}
 	if sent := w.rec.take(); len(sent) != 0 {
 		t.Errorf("probed an area an alert measured a minute ago: %v", sent)
 	}
 	w.fc.Advance(time.Hour)
-	if err := s.sendProbe(ctx, "31"); err != nil {
+	if _, err := s.sendProbe(ctx, "31"); err != nil {
 		t.Fatal(err)
 	}
 	if sent := w.rec.take(); !slices.Equal(sent, []string{"area/31 probe"}) {
@@ -77,7 +78,7 @@ func TestProbeMeasuresTheLead(t *testing.T) {
 	s.mu.Lock()
 	s.live["e000009"] = onAir
 	s.mu.Unlock()
-	if err := s.sendProbe(ctx, "31"); err != nil {
+	if _, err := s.sendProbe(ctx, "31"); err != nil {
 		t.Fatal(err)
 	}
 	if sent := w.rec.take(); len(sent) != 0 {
@@ -135,4 +136,35 @@ func TestProbeRound(t *testing.T) {
 	step(90*time.Second, []string{"area/311 probe"})
 	step(90*time.Second, nil) // the last level's window
 	step(time.Hour, []string{"area/31 probe"})
+}
+
+// TestProbeRoundStopsAtARefusal: with the broker away, a round ends at
+// the first probe it refuses, rather than each area waiting out its own
+// refusal; the probe is forgotten, and the next round tries again.
+func TestProbeRoundStopsAtARefusal(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	areas, nodes := bolt.NewAreaService(w.db), bolt.NewNodeService(w.db)
+	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "01", Name: "Hà Nội"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "hn1", Name: "hn1", Area: "01"}); err != nil {
+		t.Fatal(err)
+	}
+	s := w.service()
+	w.rec.mu.Lock()
+	w.rec.areaAway = errors.New("not connected to the broker")
+	w.rec.mu.Unlock()
+	if err := s.probeRound(ctx); err == nil || !strings.Contains(err.Error(), "not connected to the broker") {
+		t.Errorf("round with the broker away: %v, want its refusal", err)
+	}
+	if sent := w.rec.take(); len(sent) != 1 {
+		t.Errorf("tried %v, want one probe and no more", sent)
+	}
+	s.mu.Lock()
+	open := len(s.probes)
+	s.mu.Unlock()
+	if open != 0 {
+		t.Errorf("%d refused probes kept open", open)
+	}
 }

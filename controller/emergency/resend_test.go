@@ -20,11 +20,13 @@ import (
 
 // recorder is the broker as the service sees it: it records what was sent.
 type recorder struct {
-	mu      sync.Mutex
-	sent    []string // "area/31 alert", "node/n1 alert-cancel", …
-	last    map[string]protocol.Command
-	away    error // returned for node commands while set: the broker away
-	refused int   // node commands refused
+	mu   sync.Mutex
+	sent []string // "area/31 alert", "node/n1 alert-cancel", …
+	last map[string]protocol.Command
+	away error // returned for node commands while set: the broker away
+	// areaAway is returned for area commands while set.
+	areaAway error
+	refused  int // node commands refused
 }
 
 // setAway has node commands fail with err (nil: taken again).
@@ -55,7 +57,7 @@ func (r *recorder) SendAreaCommand(_ context.Context, area string, cmd protocol.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.note("area/"+area, cmd)
-	return nil
+	return r.areaAway
 }
 
 func (r *recorder) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, _ time.Duration) error {

@@ -395,7 +395,7 @@ func TestRestartKeepsTheMeasuredLead(t *testing.T) {
 	// area within Probing.Every of it (probe.go).
 	s2 := w.service()
 	w.rec.take()
-	if err := s2.sendProbe(ctx, "31"); err != nil {
+	if _, err := s2.sendProbe(ctx, "31"); err != nil {
 		t.Fatal(err)
 	}
 	if sent := w.rec.take(); len(sent) != 0 {
