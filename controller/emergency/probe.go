@@ -109,6 +109,13 @@ func (s *Service) probeRound(ctx context.Context) error {
 		}
 		levels[d] = append(levels[d], a.ID)
 	}
+	s.mu.Lock()
+	busy := s.alertOnAir(s.Clock.Now())
+	s.mu.Unlock()
+	if busy {
+		s.Logger.Info("emergency: fan-out probes left out: an alert is on air")
+		return nil
+	}
 	for _, level := range levels {
 		sent := 0
 		for _, area := range level {
@@ -139,9 +146,10 @@ func (s *Service) probeRound(ctx context.Context) error {
 	return nil
 }
 
-// sendProbe sends a probe to area, if it has nodes, no alert is on air (a
-// probe would measure the alert's load and add to it) and no alert
-// measured the area within Probing.Every; it reports whether it sent one.
+// sendProbe sends a probe to area, if it has nodes and no alert measured
+// it within Probing.Every; it reports whether it sent one. probeRound
+// sends none while an alert is on air (a probe would measure the alert's
+// load and add to it).
 func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 	ids, err := s.Nodes.NodeIDsWithin(ctx, area)
 	if err != nil {
@@ -152,15 +160,10 @@ func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 	}
 	now := s.Clock.Now()
 	s.mu.Lock()
-	busy := s.alertOnAir(now)
 	t := s.fanout[area]
 	recent := t != nil && len(t.fanout[area]) > 0 && now.Sub(t.issued) < s.Probing.Every
 	s.mu.Unlock()
-	switch {
-	case busy:
-		s.Logger.Info("emergency: fan-out probe left out: an alert is on air", "area", area)
-		return false, nil
-	case recent:
+	if recent {
 		return false, nil // an alert measured it since the last round
 	}
 	p := &probe{
@@ -170,9 +173,8 @@ func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 		seen:  map[string]bool{},
 	}
 	cmd := protocol.Command{Name: protocol.CmdProbe, Probe: p.id}
+	p.issued, p.closes = now, now.Add(s.Probing.Window)
 	s.mu.Lock()
-	p.issued = s.Clock.Now()
-	p.closes = p.issued.Add(s.Probing.Window)
 	if s.probes == nil {
 		s.probes = map[string]*probe{}
 	}

@@ -71,14 +71,14 @@ func TestProbeMeasuresTheLead(t *testing.T) {
 		t.Errorf("an hour after the alert sent %v, want a probe", sent)
 	}
 
-	// No probe while an alert is on air, wherever it is.
+	// No round while an alert is on air, wherever it is.
 	w.fc.Advance(2 * time.Hour)
 	onAir := &tracking{}
 	onAir.em.State, onAir.em.Expires = loaxa.EmergencyActive, w.fc.Now().Add(time.Minute)
 	s.mu.Lock()
 	s.live["e000009"] = onAir
 	s.mu.Unlock()
-	if _, err := s.sendProbe(ctx, "31"); err != nil {
+	if err := s.probeRound(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if sent := w.rec.take(); len(sent) != 0 {
