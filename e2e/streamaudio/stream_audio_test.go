@@ -206,10 +206,26 @@ func chimesBeforeItsMessage(t *testing.T, capture *alsatest.Capture, out *oto.Ou
 func lateMessageJoinsARepeat(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
 	link := &meteredLink{start: make(chan struct{}), release: make(chan struct{})}
 	close(link.release)
-	c, _, em, wantMessage, from := alertOverLink(t, capture, out, link, 2)
+	c, n, em, wantMessage, from := alertOverLink(t, capture, out, link, 2)
 	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
-	mo := capture.Await(t, opening, from, 15*time.Second)
+	// The message must come after the speaker has had the chime, and
+	// well before the others' second repeat, three seconds later. The
+	// link opens 300 ms after the chime's end by the cluster's own
+	// account of when its first sample was heard: not once the capture
+	// shows the chime, which a test reading the capture on a busy
+	// machine can find seconds late.
+	var since time.Time
+	rig.Eventually(t, 20*time.Second, "the cluster plays the alert", func() bool {
+		p := n.Agent.Status().Playing
+		if p != nil && p.Occurrence == em.Occurrence {
+			since = p.Since
+		}
+		return !since.IsZero()
+	})
+	chime := time.Duration(len(opening)) * time.Second / 16000
+	<-time.After(time.Until(since.Add(chime + 300*time.Millisecond)))
 	close(link.start)
+	mo := capture.Await(t, opening, from, 15*time.Second)
 
 	chimeEnd := mo.Offset + len(opening)
 	period := len(wantMessage) + int(emergency.Gap.Seconds()*16000)
