@@ -165,7 +165,11 @@ section "end-to-end tests (race detector)"
 if [[ -d e2e ]]; then
 	# The console's browser tests fail, not skip, without chromium here.
 	export LOAXA_REQUIRE_BROWSER=1
-	gotest -race -count=1 -timeout 15m "${e2e[@]}"
+	# Three packages at once, not go's one per core: e2e and e2e/console
+	# take about five minutes each, and with two slots the small audio,
+	# content and update packages waited for one of them to end (the
+	# section took 428 s; 351 s with three, BENCHMARKS.md "Test time").
+	gotest -race -count=1 -p 3 -timeout 15m "${e2e[@]}"
 else
 	echo "no e2e/ directory yet"
 fi
