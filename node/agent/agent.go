@@ -659,6 +659,7 @@ func (a *Agent) step() time.Time {
 		LateGrace:  a.lateGrace(),
 		HasContent: a.hasContent,
 		Cached:     a.cache.Has,
+		ChimeKnown: a.chimeKnown,
 		Lead:       a.lead,
 		AlertLead:  a.cfg.AlertPrepare,
 	}
@@ -1001,6 +1002,13 @@ func (a *Agent) publishStatus() protocol.State {
 	a.status.publishedOutbox = st.Outbox
 	a.mu.Unlock()
 	return st
+}
+
+// chimeKnown reports whether the length of chime id is known (its ref is
+// wanted), so that its place can be kept while it is fetched (chimeSlot).
+func (a *Agent) chimeKnown(id string) bool {
+	ref, ok := a.cache.Ref(id)
+	return ok && ref.DurationMS > 0
 }
 
 // wantContent tells the cache what the desired state needs, soonest first.

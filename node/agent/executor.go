@@ -35,6 +35,10 @@ type Situation struct {
 	// is). Only a cached chime plays, and an emergency whose opening chime
 	// is cached starts with it while its message is still to come.
 	Cached func(id string) bool
+	// ChimeKnown reports whether an opening chime not cached has a known
+	// length (nil: none has), so that an emergency can start without it,
+	// its place kept in silence until it comes (ChimeFirst).
+	ChimeKnown func(id string) bool
 	// PlayingEnds is when the play on air will end (zero: not known), so
 	// that what follows it back to back can be prepared before it ends.
 	PlayingEnds time.Time
@@ -366,12 +370,19 @@ func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Dura
 // not its message (typed a moment ago, made into speech) sounds the chime
 // at the instant the whole area does, and the message follows when enough
 // of it has arrived: at the chime's end on the clusters whose download
-// kept up, so these stay in step.
-func ChimeFirst(o *protocol.Occurrence, cached func(id string) bool) bool {
+// kept up, so these stay in step. A cluster that does not have the chime
+// either (enrolled minutes ago) starts at that instant all the same if it
+// knows the chime's length (known; nil: never): it keeps the chime's
+// place in silence, plays the rest of the chime if it comes meanwhile,
+// and its message joins the area's timeline, rather than beginning the
+// whole template once its message has come, out of step with every
+// neighbour.
+func ChimeFirst(o *protocol.Occurrence, cached, known func(id string) bool) bool {
 	if o.Priority != protocol.PriorityEmergency || o.Content == "" || cached == nil {
 		return false
 	}
-	return o.OpeningChime != "" && cached(o.OpeningChime) || o.Intro != "" && cached(o.Intro)
+	return o.OpeningChime != "" && (cached(o.OpeningChime) || known != nil && known(o.OpeningChime)) ||
+		o.Intro != "" && cached(o.Intro)
 }
 
 // startable reports whether o can start now as far as its audio goes. One
@@ -386,7 +397,7 @@ func (s *Situation) startable(o *protocol.Occurrence) bool {
 	if p, ok := s.Progress[o.ID]; ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonContentMissing {
 		return s.Cached != nil && s.Cached(o.Content)
 	}
-	return s.HasContent(o.Content) || ChimeFirst(o, s.Cached)
+	return s.HasContent(o.Content) || ChimeFirst(o, s.Cached, s.ChimeKnown)
 }
 
 // knewInTime reports whether the node had o before its start.

@@ -107,15 +107,22 @@ func TestDecide(t *testing.T) {
 		grace    time.Duration
 		has      func(string) bool
 		cached   func(string) bool
+		known    func(string) bool // ChimeKnown
 		want     string
 	}{
 		{name: "nothing to run", want: ""},
 		{name: "an emergency whose opening chime is cached starts with it, its message still to come",
 			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
 			has: none, cached: onlyChime, want: "start a"},
-		{name: "an emergency whose chime is not cached waits for its message",
+		{name: "an emergency whose chime is not cached, nor its length known, waits for its message",
 			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
 			has: none, cached: none, want: "wake 10m0.001s"},
+		{name: "an emergency whose chime is not cached but its length known starts, keeping its place",
+			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: none, known: all, want: "start a"},
+		{name: "a bulletin below emergency does not start on a known chime",
+			occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityHigh))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: none, cached: none, known: all, want: "wake 10m0.001s"},
 		{name: "an emergency whose intro is cached, its chime not, starts with the intro",
 			occs: []protocol.Occurrence{withIntro(chimed(at(a, protocol.PriorityEmergency)))}, progress: []Progress{mark(a, PhaseReceived)},
 			has: none, cached: func(id string) bool { return id == "intro" }, want: "start a"},
@@ -273,7 +280,7 @@ func TestDecide(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached})
+			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached, ChimeKnown: tc.known})
 			if got := summary(d); got != tc.want {
 				t.Errorf("Decide = %q\n          want %q", got, tc.want)
 			}

@@ -186,8 +186,20 @@ func (a *Agent) openStream(p *play) error {
 			return
 		}
 		if !a.cache.Has(id) {
-			a.log.Warn("agent: chime not cached; playing without it", "occurrence", o.ID, "content", id)
 			p.skipped = append(p.skipped, id)
+			if ref, ok := a.cache.Ref(id); ok && ref.DurationMS > 0 && len(parts) == 0 {
+				// The opening chime keeps its place on the area's
+				// timeline, so the message after it sounds with the
+				// neighbours' and not a chime's length before theirs.
+				a.log.Warn("agent: opening chime not cached; its place kept in silence until it comes", "occurrence", o.ID, "content", id)
+				s := &chimeSlot{a: a, p: p, id: id, size: nodeaudio.Bytes(time.Duration(ref.DurationMS) * time.Millisecond)}
+				parts = append(parts, s)
+				p.files = append(p.files, s)
+				p.length += nodeaudio.Duration(s.size)
+				streaming = true
+				return
+			}
+			a.log.Warn("agent: chime not cached; playing without it", "occurrence", o.ID, "content", id)
 			return
 		}
 		pcm, err := open(id)
@@ -256,8 +268,9 @@ func (a *Agent) openStream(p *play) error {
 		parts = append(parts, pcm)
 		p.length += pcm.Duration()
 	}
-	if p.later && o.ClosingChime != "" && !a.cache.Has(o.ClosingChime) {
-		// Fetched with the message: looked for when the message has played.
+	if o.ClosingChime != "" && !a.cache.Has(o.ClosingChime) {
+		// Fetched with the message, or after it: looked for when the
+		// message has played.
 		later(&laterPart{id: o.ClosingChime, optional: true})
 	} else {
 		chime(o.ClosingChime)
@@ -645,6 +658,106 @@ func (f pcmFile) Read(p []byte) (int, error) {
 // the output has returned.
 func (l *laterPart) Close() error {
 	for _, f := range l.files {
+		f.Close()
+	}
+	return nil
+}
+
+// chimeSlot is the place of an opening chime the node did not have when
+// its play was prepared (a cluster enrolled minutes ago, or whose chime
+// was found damaged and is fetched again): the chime's length, by its ref,
+// of silence, given no further ahead of the speaker than silenceAhead.
+// If the chime is cached while its place plays, the rest of the chime
+// plays from there: the clusters of the area that had it are at that point
+// of theirs. The parts after it stay where they are on the area's
+// timeline either way.
+type chimeSlot struct {
+	a     *Agent
+	p     *play
+	id    string
+	size  int64     // the place's PCM bytes
+	given int64     // bytes read so far, silence or chime
+	r     io.Reader // the chime past what was given, once it came
+	done  bool      // the chime came (or failed to open): stop looking
+	files []io.Closer
+}
+
+func (s *chimeSlot) Read(b []byte) (int, error) {
+	left := s.size - s.given
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	b = b[:min(int64(len(b)), left)]
+	for {
+		if !s.done && s.a.cache.Has(s.id) {
+			s.done = true
+			s.r = s.open()
+		}
+		if s.r != nil {
+			n, err := s.r.Read(b)
+			s.given += int64(n)
+			if err != nil {
+				// Shorter than its ref says, or unreadable: silence for
+				// the rest of its place.
+				if err != io.EOF {
+					s.a.log.Warn("agent: opening chime unreadable; silence for the rest of its place", "occurrence", s.p.occ.ID, "content", s.id, "err", err)
+					s.discardIfDamaged(err)
+				}
+				s.r = nil
+			}
+			return n, nil
+		}
+		// Silence up to silenceAhead past the speaker, whose place in the
+		// stream is the slot's (the stream's first part).
+		now := s.a.clock.Now().Add(s.a.latency)
+		heard := time.Unix(0, s.p.heardAt.Load())
+		if n := min(nodeaudio.Bytes(now.Sub(heard)+silenceAhead)-s.given, int64(len(b))) &^ 1; n > 0 {
+			clear(b[:n])
+			s.given += n
+			return int(n), nil
+		}
+		t := s.a.clock.NewTimer(heard.Add(nodeaudio.Duration(s.given) - silenceAhead + 10*time.Millisecond).Sub(now))
+		select {
+		case <-s.p.ctx.Done():
+			t.Stop()
+			return 0, s.p.ctx.Err()
+		case <-t.C():
+		}
+	}
+}
+
+// open opens the cached chime past the bytes its place has given; nil if
+// it cannot.
+func (s *chimeSlot) open() io.Reader {
+	f, err := s.a.cache.OpenStream(s.p.ctx, s.id)
+	if err == nil {
+		s.files = append(s.files, f)
+		var r pcmFile
+		if r, err = openPCM(f, s.id); err == nil {
+			if _, err = io.CopyN(io.Discard, r, s.given); err == nil {
+				s.a.log.Info("agent: opening chime came during its place; it plays from there", "occurrence", s.p.occ.ID, "content", s.id,
+					"from_ms", nodeaudio.Duration(s.given).Milliseconds())
+				return r
+			}
+		}
+	}
+	s.a.log.Warn("agent: opening chime unplayable; silence for the rest of its place", "occurrence", s.p.occ.ID, "content", s.id, "err", err)
+	s.discardIfDamaged(err)
+	return nil
+}
+
+// discardIfDamaged has the cache fetch the chime again if err says its
+// cached file changed.
+func (s *chimeSlot) discardIfDamaged(err error) {
+	if damaged := (*content.DamagedError)(nil); errors.As(err, &damaged) {
+		s.a.cache.Discard(damaged.ID)
+	}
+}
+
+// Close closes the chime if it was opened; the play's goroutine calls it
+// once the output has returned.
+func (s *chimeSlot) Close() error {
+	for _, f := range s.files {
 		f.Close()
 	}
 	return nil

@@ -142,7 +142,7 @@ func heldAlertEdited(t *testing.T, makeTail func(b []byte) []byte, holdAll bool,
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	out := &pcmOutput{}
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) {
-		c.Output = out
+		c.Output, c.ContentKeepSpread = out, time.Millisecond
 		tune(c) // may make out paced
 	}})
 	waitConnected(t, n)
@@ -158,6 +158,13 @@ func heldAlertEdited(t *testing.T, makeTail func(b []byte) []byte, holdAll bool,
 	msg := ctl.AddFile(file, 4*time.Second)
 	opening := ctl.AddContent(700 * time.Millisecond)
 	closing := ctl.AddContent(600 * time.Millisecond)
+	// Every cluster keeps the chimes (TestAlertKeepsAMissingChimesPlace
+	// has one that does not).
+	ctl.PublishDesired(desired("n1", 1, nil, opening, closing))
+	nodetest.Eventually(t, 10*time.Second, "the chimes kept", func() bool {
+		st := n.a.Status()
+		return st.DesiredVersion == 1 && st.CacheBytes > 0 && len(st.ContentMissing) == 0
+	})
 	tr := &trickle{b: file, tail: makeTail(file[len(file)-2048:]), release: make(chan struct{}), holdAll: holdAll}
 	ctl.ContentHook = func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.Contains(r.URL.Path, msg.ID) {
@@ -626,5 +633,109 @@ func TestDamagedBulletinIsFetchedBeforeItsPlay(t *testing.T) {
 	waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
 	if got := ctl.ContentRequests(ref.ID); got != 2 {
 		t.Errorf("bulletin requested %d times, want twice: once more after the damage", got)
+	}
+}
+
+// TestAlertKeepsAMissingChimesPlace: a cluster that has an alert's message
+// but not its opening chime (enrolled minutes ago, or its chime found
+// damaged and fetched again) keeps the chime's place on the area's
+// timeline: silence of its length, joined by the rest of the chime if it
+// comes meanwhile (the clusters that had it are at that point of theirs),
+// so its message begins with the neighbours' and not a chime's length
+// before theirs. A cluster that has neither starts at the shared instant
+// all the same, rather than the whole template once its message came.
+// The output runs in real time (audio.None).
+func TestAlertKeepsAMissingChimesPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		comes bool // the chime comes while its place plays
+		kept  bool // the message was on the cluster before the alert
+	}{
+		{"the chime comes during its place", true, true},
+		{"the chime does not come", false, true},
+		{"neither the chime nor the message kept", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+			out := &pcmOutput{paced: true}
+			n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) {
+				c.Output, c.ContentKeepSpread = out, time.Millisecond
+			}})
+			waitConnected(t, n)
+			msg := ctl.AddContent(time.Second)
+			opening := ctl.AddContent(2 * time.Second)
+			closing := ctl.AddContent(600 * time.Millisecond)
+			if tc.kept {
+				// The message is kept on the cluster; the chimes are not yet.
+				ctl.PublishDesired(desired("n1", 1, nil, msg))
+				nodetest.Eventually(t, 10*time.Second, "the message kept", func() bool {
+					st := n.a.Status()
+					return st.DesiredVersion == 1 && st.CacheBytes > 0 && len(st.ContentMissing) == 0
+				})
+			}
+			release := make(chan struct{})
+			t.Cleanup(func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			})
+			ctl.ContentHook = func(w http.ResponseWriter, r *http.Request) bool {
+				if strings.Contains(r.URL.Path, opening.ID) {
+					<-release
+				}
+				return false
+			}
+			start := time.Now().Add(300 * time.Millisecond)
+			cmd := alert("e3@x", msg, opening, closing, start, start.Add(time.Minute))
+			cmd.Alert.Occurrence.Repeat = 2
+			ctl.SendAreaCommand("x1", cmd, time.Minute)
+
+			chime := decoded(t, nodeFile(t, ctl, opening))
+			if tc.comes {
+				nodetest.Eventually(t, 15*time.Second, "the chime's place began", func() bool {
+					return out.read() >= int(nodeaudio.Bytes(300*time.Millisecond))
+				})
+				close(release)
+			}
+			nodetest.Eventually(t, 30*time.Second, "the alert completed", func() bool {
+				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed e3@x")
+			})
+			m := decoded(t, nodeFile(t, ctl, msg))
+			rest := slices.Concat(m, make([]byte, nodeaudio.Bytes(500*time.Millisecond)), m)
+			if tc.comes {
+				// Downloaded after the opening one, it is there by its turn.
+				rest = append(rest, decoded(t, nodeFile(t, ctl, closing))...)
+			}
+			plays := out.Plays()
+			if len(plays) != 1 {
+				t.Fatalf("output got %d plays, want one", len(plays))
+			}
+			play := plays[0]
+			if len(play) != len(chime)+len(rest) || !bytes.Equal(play[len(chime):], rest) {
+				t.Fatalf("output of %d bytes; want the chime's place (%d), then the message's repeats from its end (%d)", len(play), len(chime), len(rest))
+			}
+			// The first sound in the chime's place, and from there the chime.
+			first := len(chime)
+			if i := slices.IndexFunc(play[:len(chime)], func(b byte) bool { return b != 0 }); i >= 0 {
+				first = i
+			}
+			if !bytes.Equal(play[first:len(chime)], chime[first:]) {
+				t.Errorf("the chime's place is %v of silence, then not the rest of the chime", nodeaudio.Duration(int64(first)))
+			}
+			joined := first < len(chime)
+			t.Logf("%v of silence in the chime's place of %v", nodeaudio.Duration(int64(first)), nodeaudio.Duration(int64(len(chime))))
+			if joined != tc.comes {
+				t.Errorf("the chime joined its place: %v; want %v", joined, tc.comes)
+			}
+			// It began at the shared instant, not once it had the message.
+			for _, e := range ctl.Events("n1") {
+				if e.Type == protocol.EventStarted && e.ContentPending == tc.kept {
+					t.Errorf("started event says the message is still to come: %v; want %v", e.ContentPending, !tc.kept)
+				}
+			}
+		})
 	}
 }
