@@ -117,6 +117,114 @@ func TestAlertWhoseMessageDownloadsThroughALSA(t *testing.T) {
 	t.Run("played as it arrives", func(t *testing.T) { playsAsItDownloads(t, capture, out) })
 	t.Run("the chime before the message", func(t *testing.T) { chimesBeforeItsMessage(t, capture, out) })
 	t.Run("a late message joins a repeat", func(t *testing.T) { lateMessageJoinsARepeat(t, capture, out) })
+	t.Run("a chime the cluster does not have keeps its place", func(t *testing.T) { missingChimeKeepsItsPlace(t, capture, out) })
+}
+
+// heldContent is a cluster's HTTP link that brings no content until open
+// is closed: a cluster enrolled a moment ago, whose chimes have not come.
+type heldContent struct{ open chan struct{} }
+
+func (l heldContent) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/content/") {
+		select {
+		case <-l.open:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// missingChimeKeepsItsPlace: a cluster enrolled a moment ago, which has
+// neither the chimes nor the message, gets an alert repeated twice. It
+// starts at the shared instant all the same, in silence where its opening
+// chime goes; the chime comes once the cluster is playing, and the rest
+// of it plays from there, then the message on the area's timeline: at the
+// chime's end, or a message and a gap later (with the others' second
+// repeat), within the 20 ms the issue allows between clusters.
+func missingChimeKeepsItsPlace(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
+	link := heldContent{open: make(chan struct{})}
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	n := rig.StartNode(t, c.CreateNode("tien-thang-02", "12346"), rig.NodeOptions{
+		Output: out,
+		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
+	})
+	t.Cleanup(func() {
+		select {
+		case <-link.open:
+		default:
+			close(link.open)
+		}
+	})
+	rig.Eventually(t, 15*time.Second, "the cluster online and running its desired state", func() bool {
+		return c.Node(n.ID).Status.State == loaxa.NodeOnline && n.Agent.Status().DesiredVersion > 0
+	})
+	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
+	wantMessage := c.NodeAudio(message.ID)
+	from := capture.Len()
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{
+		"content_id": message.ID, "targets": []string{"12346"}, "repeat": 2, "drill": true,
+	}, &em)
+	rig.Eventually(t, 20*time.Second, "the cluster plays the alert without its chime", func() bool {
+		p := n.Agent.Status().Playing
+		return p != nil && p.Occurrence == em.Occurrence
+	})
+	close(link.open)
+
+	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
+	m1 := capture.Await(t, wantMessage, from, 20*time.Second)
+	// The chime's last half second ends its place. Looked for once the
+	// message is captured after it: a ringing note matches itself a few
+	// periods off well enough to pass for it while half captured.
+	before, err := capture.SamplesFrom(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := opening[len(opening)-8000:]
+	mt, ok := alsatest.Find(before[:m1.Offset-from], tail)
+	if !ok {
+		t.Fatalf("the chime's end is not in the capture before the message (best score %.4f)", mt.Score)
+	}
+	mt.Offset += from
+	place := mt.Offset + len(tail) - len(opening)
+	period := len(wantMessage) + int(emergency.Gap.Seconds()*16000)
+	m2 := capture.Await(t, wantMessage, m1.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	mc := capture.Await(t, closing, m2.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	k := (m1.Offset - place - len(opening) + period/2) / period
+	off := m1.Offset - (place + len(opening) + k*period)
+	t.Logf("the chime's place at %d; the message %+.1f ms off the others' repeat %d; scores %.4f %.4f %.4f %.4f",
+		place, float64(off)/16, k+1, mt.Score, m1.Score, m2.Score, mc.Score)
+	if k < 0 || off < -inStep || off > inStep {
+		t.Errorf("the message began %.1f ms off the others' repeat %d; want within 20 ms of one", float64(off)/16, k+1)
+	}
+	// The chime came after the cluster began: the start of its place is
+	// silence (at least the first 100 ms, given before the link opened).
+	head, err := capture.SamplesFrom(place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range head[:1600] {
+		if s != 0 {
+			t.Errorf("sample %d of the chime's place is %d, want silence: the chime cannot have come yet", i, s)
+			break
+		}
+	}
+	for _, m := range []alsatest.Match{mt, m1, m2, mc} {
+		if m.Score < 0.99 {
+			t.Errorf("a part of the template correlates %.4f with what was delivered, want ≥ 0.99", m.Score)
+		}
+	}
+	if d := m2.Offset - (m1.Offset + period); d < -joinTolerance || d > joinTolerance {
+		t.Errorf("second repeat %d samples off a message and a gap after the first", d)
+	}
+	rig.Eventually(t, 15*time.Second, "the delivery completed", func() bool {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+		return rep.Summary.Completed == 1
+	})
 }
 
 // playsAsItDownloads: a commune officer sends a drill with a message
