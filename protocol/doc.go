@@ -169,7 +169,9 @@
 // content it needs, chimes first. Its Start is a short lead after the
 // issue, the same for every node of the area, so that neighbouring
 // clusters start together; a node that has it later starts at once and
-// its started event's LateMS says how late. Its Expires is the exact
+// its started event's LateMS says how late (and ChimeSkippedMS, added
+// later, how much of the opening chime's beginning it left out to play
+// the rest in step). Its Expires is the exact
 // deadline (Occurrence.Deadline) and the envelope's expiry: a node that
 // comes back after it hears nothing stale. Volume (1–15, 15 is full) is
 // applied whatever the node's own volume, -2 dB a step below full; Drill

@@ -526,6 +526,12 @@ type Event struct {
 	// does not wait for the link); its content-ready event follows when
 	// it can. Without it a start proves the node has the content.
 	ContentPending bool `json:"content_pending,omitempty"`
+	// ChimeSkippedMS, on a started event of an emergency that began late
+	// (LateMS) by less than its opening chime's length, is how much of
+	// the chime's beginning it left out, so that the rest of the alert
+	// plays on its area's timeline, in step with the nodes that began on
+	// time: it is LateMS - ChimeSkippedMS off that timeline, not LateMS.
+	ChimeSkippedMS int64 `json:"chime_skipped_ms,omitempty"`
 	// MessageMS, on the final (or suspended) event of a play that began
 	// before its content could play (ContentPending) and reached the
 	// content's place before it could (the content came after the chime's

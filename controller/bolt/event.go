@@ -208,7 +208,7 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		d.State = next
 		d.Reason = ev.Reason
 		if ev.LateMS != 0 && !resumed {
-			d.LateMS = ev.LateMS
+			d.LateMS, d.ChimeSkippedMS = ev.LateMS, ev.ChimeSkippedMS
 		}
 		if next == loaxa.DeliveryStarted && d.Unplanned && !ev.At.IsZero() {
 			// The node began LateMS after the start it was given: that

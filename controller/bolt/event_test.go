@@ -193,6 +193,13 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			ev(protocol.EventFailed, reason(protocol.ReasonInterrupted)),
 			ev(protocol.EventStarted, late(5)),
 		}, loaxa.Delivery{State: loaxa.DeliveryCompleted, PlayedMS: 60000}},
+		// Late, it skipped into its chime to play in step; started again
+		// after a cut, it keeps both.
+		{"an alert that began late, into its chime", true, []protocol.Event{
+			ev(protocol.EventStarted, func(e *protocol.Event) { e.LateMS, e.ChimeSkippedMS = 640, 640 }),
+			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
+			ev(protocol.EventStarted, late(95000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 640, ChimeSkippedMS: 640, ContentReady: true, ContentReadyAt: start}},
 		{"states only move forward", true, []protocol.Event{
 			ev(protocol.EventStarted, late(7)),
 			ev(protocol.EventReceived, nil),

@@ -43,7 +43,7 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	for _, d := range ds {
 		n := loaxa.EmergencyNode{
 			Node: d.Node, Area: nodes[d.Node].Area, State: string(d.State), Reason: d.Reason,
-			LateMS: d.LateMS, PlayedMS: d.PlayedMS, ContentReady: d.ContentReady, Online: nodes[d.Node].Online,
+			LateMS: d.LateMS, ChimeSkippedMS: d.ChimeSkippedMS, PlayedMS: d.PlayedMS, ContentReady: d.ContentReady, Online: nodes[d.Node].Online,
 		}
 		// The delivery keeps the receipt and the resends across a
 		// restart; the tracking may be ahead of it by a moment.

@@ -91,6 +91,10 @@ type Delivery struct {
 	Reason       string        `json:"reason,omitempty"`
 	LateMS       int64         `json:"late_ms,omitempty"`
 	PlayedMS     int64         `json:"played_ms,omitempty"`
+	// ChimeSkippedMS is how much of its opening chime's beginning an
+	// emergency that began late left out to play on its area's timeline
+	// (protocol.Event.ChimeSkippedMS).
+	ChimeSkippedMS int64 `json:"chime_skipped_ms,omitempty"`
 	// MessageMS is when the play's content began, after its start, for a
 	// play that began with its chime before the content could play
 	// (protocol.Event.MessageMS).

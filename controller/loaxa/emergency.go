@@ -150,10 +150,14 @@ type EmergencyNode struct {
 	Reason string `json:"reason,omitempty"`
 	// ReceivedMS is how long after the issue the node had it; LateMS how
 	// late after its area's start it began.
-	ReceivedMS   *int64 `json:"received_ms,omitempty"`
-	LateMS       int64  `json:"late_ms,omitempty"`
-	PlayedMS     int64  `json:"played_ms,omitempty"`
-	ContentReady bool   `json:"content_ready"`
+	ReceivedMS *int64 `json:"received_ms,omitempty"`
+	LateMS     int64  `json:"late_ms,omitempty"`
+	// ChimeSkippedMS is how much of the opening chime's beginning a node
+	// that began late left out, so that the rest played on its area's
+	// timeline: it was LateMS - ChimeSkippedMS off it.
+	ChimeSkippedMS int64 `json:"chime_skipped_ms,omitempty"`
+	PlayedMS       int64 `json:"played_ms,omitempty"`
+	ContentReady   bool  `json:"content_ready"`
 	// ContentReadyMS is how long after the issue the node had the audio;
 	// Fetched says it did not have it when the alert came and fetched it
 	// at once (its start may be late for that).
@@ -210,15 +214,19 @@ type EmergencyTiming struct {
 	Received   int          `json:"received"`
 	ReceivedMS *Percentiles `json:"received_ms,omitempty"`
 	// Started counts the nodes that began playing it; SoundMS is how long
-	// after the issue they did, SkewMS how far from their area's start
-	// instant (|late_ms|).
+	// after the issue they did, SkewMS how far from their area's timeline
+	// they played (|late_ms − chime_skipped_ms|: a node that began late
+	// and skipped into its chime by as much is on it).
 	Started int          `json:"started"`
 	SoundMS *Percentiles `json:"sound_ms,omitempty"`
 	SkewMS  *Percentiles `json:"skew_ms,omitempty"`
-	// OffStart counts the nodes that began more than StartTogether from
-	// their area's start: they had the alert late, or are out of step
-	// (a clock, a slow output).
+	// OffStart counts the nodes that played more than StartTogether off
+	// their area's timeline: they had the alert late (later than the
+	// chime can make up), or are out of step (a clock, a slow output).
 	OffStart int `json:"off_start"`
+	// ChimeSkipped counts the nodes that began late and left out the
+	// beginning of their opening chime to play in step.
+	ChimeSkipped int `json:"chime_skipped,omitempty"`
 	// MessageLate counts the nodes that began with the chime before they
 	// could play the message (downloading it) and have said when they
 	// began it; MessageInStep those of them that began it on a repeat of
@@ -262,9 +270,12 @@ func TimingOf(nodes []EmergencyNode) EmergencyTiming {
 		}
 		if n.SoundMS != nil {
 			sound = append(sound, *n.SoundMS)
-			off := n.LateMS
+			off := n.LateMS - n.ChimeSkippedMS
 			if off < 0 {
 				off = -off
+			}
+			if n.ChimeSkippedMS > 0 {
+				t.ChimeSkipped++
 			}
 			skew = append(skew, off)
 			if off > together {

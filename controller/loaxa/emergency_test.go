@@ -40,12 +40,14 @@ func TestTimingOf(t *testing.T) {
 		{Node: "c", ReceivedMS: ms(200), SoundMS: ms(1270), LateMS: -30},
 		{Node: "d", ReceivedMS: ms(2500)}, // had it, has not begun
 		{Node: "e"},                       // nothing yet
+		// Began 800 ms late, 790 ms into its chime: 10 ms off the timeline.
+		{Node: "f", ReceivedMS: ms(1900), SoundMS: ms(2100), LateMS: 800, ChimeSkippedMS: 790},
 	}
 	got := loaxa.TimingOf(nodes)
 	want := loaxa.EmergencyTiming{
-		Received: 4, ReceivedMS: &loaxa.Percentiles{P50: 200, P99: 2500, Max: 2500},
-		Started: 3, SoundMS: &loaxa.Percentiles{P50: 1305, P99: 1340, Max: 1340},
-		SkewMS: &loaxa.Percentiles{P50: 30, P99: 40, Max: 40}, OffStart: 2,
+		Received: 5, ReceivedMS: &loaxa.Percentiles{P50: 300, P99: 2500, Max: 2500},
+		Started: 4, SoundMS: &loaxa.Percentiles{P50: 1305, P99: 2100, Max: 2100},
+		SkewMS: &loaxa.Percentiles{P50: 10, P99: 40, Max: 40}, OffStart: 2, ChimeSkipped: 1,
 	}
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.Marshal(got)

@@ -214,14 +214,22 @@ func BenchmarkAlertToSound(b *testing.B) {
 	inStep, fetched, lateMsgs, joined := 0, 0, 0, 0
 
 	sounds := map[string]map[string]time.Time{} // occurrence → node → sound instant
+	// occurrence → node → how far into its stream it began (a late node
+	// skips into its chime to play on the area's timeline); absent: 0.
+	offsets := map[string]map[string]time.Duration{}
 	read := func() {
 		for _, l := range logs {
-			if err := l.read(sounds); err != nil {
+			if err := l.read(sounds, offsets); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
 	var toSound, skew, skewInTime, received []time.Duration
+	// timeline: |sound instant − offset − start|, how far from the area's
+	// timeline each play sounded; skipped counts the plays that began
+	// into their chime.
+	var timeline []time.Duration
+	offTimeline, skipped := 0, 0
 	var leads []int64
 	var resends []int
 	late := 0
@@ -261,11 +269,19 @@ func BenchmarkAlertToSound(b *testing.B) {
 			time.Sleep(50 * time.Millisecond) // polling the sound logs
 		}
 		if measure {
-			for _, at := range sounds[em.Occurrence] {
+			for node, at := range sounds[em.Occurrence] {
 				toSound = append(toSound, at.Sub(t0))
 				skew = append(skew, at.Sub(start).Abs())
 				if at.Sub(start) > 20*time.Millisecond {
 					late++
+				}
+				off := offsets[em.Occurrence][node]
+				timeline = append(timeline, at.Add(-off).Sub(start).Abs())
+				if at.Add(-off).Sub(start).Abs() > 20*time.Millisecond {
+					offTimeline++
+				}
+				if off > 0 {
+					skipped++
 				}
 			}
 		}
@@ -421,11 +437,13 @@ func BenchmarkAlertToSound(b *testing.B) {
 	slices.Sort(skew)
 	slices.Sort(received)
 	slices.Sort(skewInTime)
+	slices.Sort(timeline)
 	slices.Sort(floor)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(pct(toSound, 50)), "p50-sound-ms")
 	b.ReportMetric(ms(pct(toSound, 99)), "p99-sound-ms")
 	b.ReportMetric(ms(pct(skew, 99)), "p99-skew-ms")
+	b.ReportMetric(ms(pct(timeline, 99)), "p99-timeline-skew-ms")
 	b.ReportMetric(ms(pct(received, 50)), "p50-received-ms")
 	b.ReportMetric(ms(pct(received, 99)), "p99-received-ms")
 	b.ReportMetric(ms(pct(floor, 50)), "p50-floor-ms")
@@ -436,6 +454,8 @@ func BenchmarkAlertToSound(b *testing.B) {
 		n, rounds, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads, resends,
 		ms(pct(skew, 50)), ms(pct(skew, 99)), ms(skew[len(skew)-1]), late,
 		ms(pct(received, 50)), ms(pct(received, 99)), n, ms(pct(floor, 50)), ms(pct(floor, 99)), ms(floor[len(floor)-1]))
+	logf("off the area's timeline (start skew less how far a late play skipped into its chime): p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms off it; %d plays began late and skipped into their chime",
+		ms(pct(timeline, 50)), ms(pct(timeline, 99)), ms(timeline[len(timeline)-1]), offTimeline, skipped)
 	if len(skewInTime) > 0 {
 		logf("start skew of the %d plays whose node had the alert 100 ms or more before the start: p50 %.2f p99 %.2f max %.2f ms",
 			len(skewInTime), ms(pct(skewInTime, 50)), ms(pct(skewInTime, 99)), ms(skewInTime[len(skewInTime)-1]))
@@ -510,8 +530,9 @@ type soundReader struct {
 	part []byte // an incomplete last line
 }
 
-// read adds the complete lines written since the last read to sounds.
-func (r *soundReader) read(sounds map[string]map[string]time.Time) error {
+// read adds the complete lines written since the last read to sounds,
+// and the offsets of the plays that began into their stream to offsets.
+func (r *soundReader) read(sounds map[string]map[string]time.Time, offsets map[string]map[string]time.Duration) error {
 	if r.f == nil {
 		f, err := os.Open(r.path)
 		if os.IsNotExist(err) {
@@ -534,15 +555,28 @@ func (r *soundReader) read(sounds map[string]map[string]time.Time) error {
 			continue
 		}
 		f := strings.Fields(line)
-		ns, err := strconv.ParseInt(f[len(f)-1], 10, 64)
-		if len(f) != 3 || err != nil {
-			return fmt.Errorf("sound log %s: line %q: want <node> <occurrence> <Unix ns>", r.path, line)
+		var ns, offset int64
+		var err error
+		if len(f) == 4 {
+			ns, err = strconv.ParseInt(f[2], 10, 64)
+			if err == nil {
+				offset, err = strconv.ParseInt(f[3], 10, 64)
+			}
+		}
+		if len(f) != 4 || err != nil {
+			return fmt.Errorf("sound log %s: line %q: want <node> <occurrence> <Unix ns> <offset ns>", r.path, line)
 		}
 		if sounds[f[1]] == nil {
 			sounds[f[1]] = map[string]time.Time{}
 		}
 		if _, ok := sounds[f[1]][f[0]]; !ok { // the first play counts
 			sounds[f[1]][f[0]] = time.Unix(0, ns)
+			if offset > 0 {
+				if offsets[f[1]] == nil {
+					offsets[f[1]] = map[string]time.Duration{}
+				}
+				offsets[f[1]][f[0]] = time.Duration(offset)
+			}
 		}
 	}
 	return nil

@@ -99,8 +99,9 @@ type Config struct {
 	// EnrolWorkers is how many enrolments run at once (default 8).
 	EnrolWorkers int
 	// SoundLog, if set, gets one line per play of an occurrence an agent
-	// began: "<node> <occurrence> <Unix ns>", the real time its output
-	// took the first sample (see soundlog.go). Written from one goroutine;
+	// began: "<node> <occurrence> <Unix ns> <offset ns>", the real time
+	// its output took the first sample and where in the occurrence's
+	// stream that sample lies (see soundlog.go). Written from one goroutine;
 	// Close flushes it.
 	SoundLog io.Writer
 	// AlertPrepare is every agent's agent.Config.AlertPrepare (0: its

@@ -12,9 +12,12 @@ import (
 
 // A sound log has one line per play an agent began, written when its
 // output took the play's first sample (the instant it would be heard, on
-// the real wall clock of the machine):
+// the real wall clock of the machine), and how far into the occurrence's
+// stream that sample lies (a late emergency skips into its opening chime
+// to play on its area's timeline; agent.PlayOffset), 0 for a play from its
+// beginning:
 //
-//	<node id> <occurrence id> <Unix time in ns>
+//	<node id> <occurrence id> <Unix time in ns> <offset in ns>
 //
 // Benchmarks on one machine read it to measure alert-to-sound and start
 // skew across processes.
@@ -23,6 +26,7 @@ import (
 type soundLine struct {
 	node, occurrence string
 	at               time.Time
+	offset           time.Duration
 }
 
 // soundLog writes lines off the audio path: an output hands its line to a
@@ -39,7 +43,7 @@ func newSoundLog(w io.Writer) *soundLog {
 		var err error
 		for ln := range l.lines {
 			if err == nil {
-				_, err = fmt.Fprintf(bw, "%s %s %d\n", ln.node, ln.occurrence, ln.at.UnixNano())
+				_, err = fmt.Fprintf(bw, "%s %s %d %d\n", ln.node, ln.occurrence, ln.at.UnixNano(), ln.offset)
 			}
 			if len(l.lines) == 0 && err == nil {
 				err = bw.Flush()
@@ -76,8 +80,9 @@ func (o *soundOutput) Play(ctx context.Context, pcm io.Reader) error {
 	if !ok {
 		return o.Output.Play(ctx, pcm)
 	}
+	offset := agent.PlayOffset(ctx)
 	return o.Output.Play(ctx, &firstRead{r: pcm, at: func() {
-		o.log.lines <- soundLine{node: o.node, occurrence: occ.ID, at: time.Now()}
+		o.log.lines <- soundLine{node: o.node, occurrence: occ.ID, at: time.Now(), offset: offset}
 	}})
 }
 

@@ -16,8 +16,9 @@ import (
 )
 
 // TestSoundLog: a play of an occurrence writes one line with the node, the
-// occurrence and the real time the output took its first sample; a play
-// of no occurrence (the self-test tone) writes none.
+// occurrence, the real time the output took its first sample and how far
+// into its stream that sample lies; a play of no occurrence (the
+// self-test tone) writes none.
 func TestSoundLog(t *testing.T) {
 	var buf bytes.Buffer
 	l := newSoundLog(&buf)
@@ -31,7 +32,8 @@ func TestSoundLog(t *testing.T) {
 	if err := out.Play(context.Background(), pcm()); err != nil {
 		t.Fatal(err)
 	}
-	if err := out.Play(agent.WithPlayOccurrence(context.Background(), protocol.Occurrence{ID: "em-2"}), pcm()); err != nil {
+	late := agent.WithPlayOffset(agent.WithPlayOccurrence(context.Background(), protocol.Occurrence{ID: "em-2"}), 300*time.Millisecond)
+	if err := out.Play(late, pcm()); err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now()
@@ -42,10 +44,10 @@ func TestSoundLog(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("sound log %q: want 2 lines", buf.String())
 	}
-	for i, want := range []string{"em-1", "em-2"} {
+	for i, want := range []struct{ occ, offset string }{{"em-1", "0"}, {"em-2", "300000000"}} {
 		f := strings.Fields(lines[i])
-		if len(f) != 3 || f[0] != "sim-0001" || f[1] != want {
-			t.Fatalf("line %d %q: want sim-0001 %s <ns>", i, lines[i], want)
+		if len(f) != 4 || f[0] != "sim-0001" || f[1] != want.occ || f[3] != want.offset {
+			t.Fatalf("line %d %q: want sim-0001 %s <ns> %s", i, lines[i], want.occ, want.offset)
 		}
 		ns, err := strconv.ParseInt(f[2], 10, 64)
 		if at := time.Unix(0, ns); err != nil || at.Before(before) || at.After(after) {

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
 )
 
 // alert returns an alert command for content ref with chimes, starting at
@@ -273,4 +275,71 @@ func openContent(t *testing.T, dir string, ids []string) []string {
 		}
 	}
 	return open
+}
+
+// TestAlertLateSkipsIntoItsChime: a node that has the alert after its
+// start (its link was slow), with the chimes and the message cached,
+// begins at once and leaves out as much of the opening chime's beginning
+// as it is late, so that the rest plays on its area's timeline; its
+// started event says both. Later than the chime's length less its last
+// half second it plays the whole chime, as late as it is; within the
+// 20 ms the issue allows, it skips nothing.
+func TestAlertLateSkipsIntoItsChime(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		late time.Duration
+		skip bool
+	}{
+		{"late by 300 ms", 300 * time.Millisecond, true},
+		{"late by 1.8 s of a 2 s chime", 1800 * time.Millisecond, false},
+		{"within the tolerance", 10 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+			ctl := fakeClockController(t, fc)
+			out := &pcmOutput{}
+			n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, tune: func(c *agent.Config) {
+				c.Output, c.ContentKeepSpread = out, time.Millisecond
+			}})
+			waitConnected(t, n)
+			msg := ctl.AddContent(time.Second)
+			opening := ctl.AddContent(2 * time.Second)
+			closing := ctl.AddContent(600 * time.Millisecond)
+			ctl.PublishDesired(desired("n1", 1, nil, opening, closing, msg))
+			nodetest.Eventually(t, 10*time.Second, "the chimes and the message kept", func() bool {
+				st := n.a.Status()
+				return st.DesiredVersion == 1 && st.CacheBytes > 0 && len(st.ContentMissing) == 0
+			})
+			start := fc.Now()
+			fc.Set(start.Add(tc.late))
+			cmd := alert("e2@x", msg, opening, closing, start, start.Add(time.Minute))
+			cmd.Alert.Occurrence.Repeat = 1
+			ctl.SendAreaCommand("x1", cmd, time.Minute)
+			events := waitEvents(t, ctl, "n1", []string{"received e2@x", "started e2@x", "completed e2@x"})
+			began := events[1]
+			if began.LateMS != tc.late.Milliseconds() {
+				t.Errorf("started %d ms late, want %d", began.LateMS, tc.late.Milliseconds())
+			}
+			want := time.Duration(0)
+			if tc.skip {
+				want = tc.late
+			}
+			if got := time.Duration(began.ChimeSkippedMS) * time.Millisecond; got != want {
+				t.Errorf("started event says %v of the chime skipped, want %v", got, want)
+			}
+			chime := decoded(t, nodeFile(t, ctl, opening))
+			rest := slices.Concat(decoded(t, nodeFile(t, ctl, msg)), decoded(t, nodeFile(t, ctl, closing)))
+			plays := out.Plays()
+			if len(plays) != 1 {
+				t.Fatalf("output got %d plays, want one", len(plays))
+			}
+			if wantPlay := slices.Concat(chime[nodeaudio.Bytes(want):], rest); !bytes.Equal(plays[0], wantPlay) {
+				t.Errorf("output of %d bytes; want the chime from %v (%d bytes), the message and the closing chime (%d)", len(plays[0]), want, len(chime)-int(nodeaudio.Bytes(want)), len(rest))
+			}
+			if got, played := events[2].PlayedMS, (time.Duration(nodeaudio.Duration(int64(len(plays[0]))))).Milliseconds(); got != played {
+				t.Errorf("completed event says %d ms played, the output had %d ms", got, played)
+			}
+		})
+	}
 }

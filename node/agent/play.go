@@ -43,6 +43,14 @@ type play struct {
 	length  time.Duration // how long the stream plays
 	openErr error         // the content could not be opened; nothing to play
 	skipped []string      // chimes left out because they were not cached
+	// chime is the length of an emergency's opening chime, read from the
+	// cache with everything after it (nothing to wait for), 0 otherwise;
+	// buf is the stream's read-ahead. A play that begins late skips into
+	// the chime (intoChime, set as it begins) to stay on its area's
+	// timeline (lateSkip).
+	chime     time.Duration
+	buf       *bufio.Reader
+	intoChime time.Duration
 	// later: the content could not play when the play was prepared; it
 	// began with its chime and reads the content once it can (ChimeFirst).
 	later bool
@@ -210,6 +218,9 @@ func (a *Agent) openStream(p *play) error {
 			}
 			return
 		}
+		if len(parts) == 0 && o.Priority == protocol.PriorityEmergency {
+			p.chime = pcm.Duration()
+		}
 		parts = append(parts, pcm)
 		p.length += pcm.Duration()
 	}
@@ -223,6 +234,11 @@ func (a *Agent) openStream(p *play) error {
 		parts = append(parts, l)
 		p.files = append(p.files, l)
 		streaming = true
+		if !l.optional {
+			// It keeps its place by waiting, from the play's own
+			// start: no skip into the chime (lateSkip).
+			p.chime = 0
+		}
 	}
 	chime(o.OpeningChime)
 	// An emergency that starts with its chime (Decide) gets here with
@@ -286,7 +302,7 @@ func (a *Agent) openStream(p *play) error {
 		ready = nodeaudio.Bytes(preload)
 	}
 	r.Peek(int(min(ready, nodeaudio.Bytes(preload))))
-	p.stream = &audio.Counter{R: r}
+	p.stream, p.buf = &audio.Counter{R: r}, r
 	return nil
 }
 
@@ -320,11 +336,41 @@ wait:
 			p.timer.Reset(max(p.instant().Sub(a.clock.Now()), 0))
 		}
 	}
-	p.heardAt.Store(a.clock.Now().Add(a.latency).UnixNano())
+	heard := a.clock.Now().Add(a.latency)
+	p.heardAt.Store(heard.UnixNano())
+	if skip := p.lateSkip(heard); skip > 0 {
+		n, _ := p.buf.Discard(int(nodeaudio.Bytes(skip)))
+		p.intoChime = nodeaudio.Duration(int64(n))
+	}
 	p.began <- a.clock.Base.Now()
 	signal(a.cueBegan)
-	err := a.cfg.Output.Play(p.ctx, p.stream)
+	ctx := p.ctx
+	if p.intoChime > 0 {
+		ctx = WithPlayOffset(ctx, p.intoChime)
+	}
+	err := a.cfg.Output.Play(ctx, p.stream)
 	p.done <- playResult{begun: true, bytes: p.stream.N(), audioErr: err}
+}
+
+// chimeLeft is how much of its opening chime a late emergency plays at
+// least: the last note ringing. A play later than its chime's length
+// less this plays the whole chime, as late as it is.
+const chimeLeft = 500 * time.Millisecond
+
+// lateSkip is how far into its opening chime a play heard first at heard
+// begins: an emergency that begins late (it came late, or its node was
+// slow) leaves out as much of the chime's beginning as it is late, so
+// that the rest (the chime's end, the message and every repeat) sounds
+// with the nodes of its area that began on time, not an echo of theirs.
+// Only a play whose opening chime is cached and whose message can play
+// skips: one whose message is still to come keeps its place by waiting
+// (laterPart).
+func (p *play) lateSkip(heard time.Time) time.Duration {
+	late := heard.Sub(p.occ.Start)
+	if p.chime <= 0 || late <= inStepTolerance || late > p.chime-chimeLeft {
+		return 0
+	}
+	return late
 }
 
 // beginNow begins a held or free cue at once (unless it has begun on its
@@ -356,20 +402,21 @@ func (a *Agent) onAir(p *play) {
 	}
 	p.base = base
 	p.startedAt = base.Add(a.clock.Get()).Add(a.latency)
-	p.ends = p.startedAt.Add(p.length)
+	p.ends = p.startedAt.Add(p.length - p.intoChime)
 	a.play = p
 
 	mark := a.mark(p.occ, PhaseStarted)
 	mark.StartedAt = p.startedAt
 	e := occurrenceEvent(protocol.EventStarted, mark, p.startedAt)
 	e.LateMS = p.startedAt.Sub(p.occ.Start).Milliseconds()
+	e.ChimeSkippedMS = p.intoChime.Milliseconds()
 	e.ContentPending = p.later && !a.cache.Playable(p.occ.Content)
 	a.note([]protocol.Event{e}, mark)
 	a.mu.Lock()
 	a.status.playing = &protocol.Playing{Occurrence: p.occ.ID, Content: p.occ.Content, Priority: p.occ.Priority, Since: p.startedAt.UTC(), Drill: p.occ.Drill}
 	a.mu.Unlock()
 	signal(a.dirty)
-	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS, "content_pending", e.ContentPending)
+	a.log.Info("agent: playing", "occurrence", p.occ.ID, "content", p.occ.Content, "priority", p.occ.Priority, "drill", p.occ.Drill, "late_ms", e.LateMS, "chime_skipped_ms", e.ChimeSkippedMS, "content_pending", e.ContentPending)
 }
 
 // dropCue discards the cue, which must be held (or never have begun).
@@ -405,6 +452,25 @@ func PlayOccurrence(ctx context.Context) (protocol.Occurrence, bool) {
 // passes it to Output.Play (tests of instruments make such a context).
 func WithPlayOccurrence(ctx context.Context, o protocol.Occurrence) context.Context {
 	return context.WithValue(ctx, playKey{}, o)
+}
+
+// offsetKey keys a play's offset in the context an Output's Play is given.
+type offsetKey struct{}
+
+// PlayOffset returns how far into its occurrence's stream the first
+// sample of an Output.Play call lies, from the context the agent passes
+// it: a late emergency skips into its opening chime (lateSkip); 0 for a
+// play from the beginning. Instruments use it to place a play on its
+// area's timeline.
+func PlayOffset(ctx context.Context) time.Duration {
+	d, _ := ctx.Value(offsetKey{}).(time.Duration)
+	return d
+}
+
+// WithPlayOffset returns ctx saying that a play begins d into its stream,
+// as the agent passes it to Output.Play.
+func WithPlayOffset(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, offsetKey{}, d)
 }
 
 // laterPart is content a play reaches before it could be opened: the

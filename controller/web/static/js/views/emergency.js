@@ -481,6 +481,7 @@ function showTiming(el, tm) {
     tm.sound_ms ? h('li', { id: 'em-timing-sound' }, t('emergency.timing_sound', {
       n: fmtNumber(tm.started), p50: ms(tm.sound_ms.p50), p99: ms(tm.sound_ms.p99), skew: ms(tm.skew_ms.p99) })) : null,
     tm.off_start > 0 ? h('li', { id: 'em-timing-off' }, t('emergency.timing_off', { n: fmtNumber(tm.off_start) })) : null,
+    tm.chime_skipped > 0 ? h('li', { id: 'em-timing-chime-skipped' }, t('emergency.timing_chime_skipped', { n: fmtNumber(tm.chime_skipped) })) : null,
     tm.message_late > 0 ? h('li', { id: 'em-timing-message' }, t('emergency.timing_message', {
       n: fmtNumber(tm.message_late), in_step: fmtNumber(tm.message_in_step || 0), off: fmtNumber(tm.message_late - (tm.message_in_step || 0)) })) : null);
 }
@@ -557,7 +558,9 @@ async function board(ctx, main, id) {
       n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : '',
       // When a message that came after the chime began: with the others or not.
       n.message_ms !== undefined && n.message_in_step !== undefined ? h('span', { class: n.message_in_step ? 'in-step' : 'off-step' },
-        ' · ' + t(n.message_in_step ? 'emergency.message_in_step' : 'emergency.message_off_step', { s: fmtNumber(n.message_ms / 1000, 1) })) : ''));
+        ' · ' + t(n.message_in_step ? 'emergency.message_in_step' : 'emergency.message_off_step', { s: fmtNumber(n.message_ms / 1000, 1) })) : '',
+      // Began late, and caught up by leaving out the chime's beginning.
+      n.chime_skipped_ms > 0 ? h('span', { class: 'in-step chime-skipped' }, ' · ' + t('emergency.chime_skipped', { ms: fmtNumber(n.chime_skipped_ms) })) : ''));
   // The table is built a slice of rows at a time, so that its first rows
   // show at once and the page answers while the rest are built (a phone
   // takes seconds for a province's 10,000). The rest go into the table
