@@ -142,6 +142,11 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 		p.files, p.openErr = nil, err
 		return p
 	}
+	if pr, ok := a.progress[o.ID]; ok && (pr.Phase == PhaseSuspended || !pr.StartedAt.IsZero()) {
+		// Cut off before, it plays again from the beginning, chimes and
+		// all (its resume policy): not on its area's timeline.
+		p.chime = 0
+	}
 	p.begin = make(chan struct{})
 	p.nudge = make(chan struct{}, 1)
 	p.began = make(chan time.Time, 1)
@@ -364,7 +369,8 @@ const chimeLeft = 500 * time.Millisecond
 // with the nodes of its area that began on time, not an echo of theirs.
 // Only a play whose opening chime is cached and whose message can play
 // skips: one whose message is still to come keeps its place by waiting
-// (laterPart).
+// (laterPart), and one that plays again after it was cut off (a restart,
+// a preemption) plays from the beginning.
 func (p *play) lateSkip(heard time.Time) time.Duration {
 	late := heard.Sub(p.occ.Start)
 	if p.chime <= 0 || late <= inStepTolerance || late > p.chime-chimeLeft {
