@@ -144,13 +144,7 @@ func (l heldContent) RoundTrip(r *http.Request) (*http.Response, error) {
 // repeat), within the 20 ms the issue allows between clusters.
 func missingChimeKeepsItsPlace(t *testing.T, capture *alsatest.Capture, out *oto.Output) {
 	link := heldContent{open: make(chan struct{})}
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	n := rig.StartNode(t, c.CreateNode("tien-thang-02", "12346"), rig.NodeOptions{
-		Output: out,
-		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
-	})
+	c, n := clusterOverLink(t, out, link)
 	t.Cleanup(func() {
 		select {
 		case <-link.open:
@@ -393,13 +387,7 @@ const inStep = 320
 // It returns the message's PCM as the cluster plays it and where the
 // capture was at the call.
 func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, link *meteredLink, repeat int) (*rig.Controller, *rig.Node, loaxa.Emergency, []int16, int) {
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
-		Output: out,
-		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
-	})
+	c, n := clusterOverLink(t, out, link)
 	c.AwaitKept(n, 15*time.Second)
 	message := c.Upload("canh-bao.wav", rig.PCMWAV(alsatest.Chirp(2*time.Second, 12000), 16000, 1))
 	link.content.Store(&message.ID)
@@ -410,6 +398,19 @@ func alertOverLink(t *testing.T, capture *alsatest.Capture, out *oto.Output, lin
 		"content_id": message.ID, "targets": []string{"12346"}, "repeat": repeat, "drill": true,
 	}, &em)
 	return c, n, em, wantMessage, from
+}
+
+// clusterOverLink starts a controller and one cluster of commune 12346
+// playing on out, whose HTTP requests go over link.
+func clusterOverLink(t *testing.T, out *oto.Output, link http.RoundTripper) (*rig.Controller, *rig.Node) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	n := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{
+		Output: out,
+		Tune:   func(ac *agent.Config) { ac.HTTPClient = &http.Client{Transport: link} },
+	})
+	return c, n
 }
 
 // playedAndFetched checks that each part of the template came out as it
