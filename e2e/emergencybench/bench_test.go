@@ -229,7 +229,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	// timeline each play sounded; skipped counts the plays that began
 	// into their chime.
 	var timeline []time.Duration
-	offTimeline, skipped := 0, 0
+	offStart, offTimeline, skipped := 0, 0, 0
 	var leads []int64
 	var resends []int
 	late := 0
@@ -274,6 +274,9 @@ func BenchmarkAlertToSound(b *testing.B) {
 				skew = append(skew, at.Sub(start).Abs())
 				if at.Sub(start) > 20*time.Millisecond {
 					late++
+				}
+				if at.Sub(start).Abs() > 20*time.Millisecond {
+					offStart++
 				}
 				off := offsets[em.Occurrence][node]
 				timeline = append(timeline, at.Add(-off).Sub(start).Abs())
@@ -454,8 +457,8 @@ func BenchmarkAlertToSound(b *testing.B) {
 		n, rounds, ms(pct(toSound, 50)), ms(pct(toSound, 99)), ms(toSound[len(toSound)-1]), leads, resends,
 		ms(pct(skew, 50)), ms(pct(skew, 99)), ms(skew[len(skew)-1]), late,
 		ms(pct(received, 50)), ms(pct(received, 99)), n, ms(pct(floor, 50)), ms(pct(floor, 99)), ms(floor[len(floor)-1]))
-	logf("off the area's timeline (start skew less how far a late play skipped into its chime): p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms off it; %d plays began late and skipped into their chime",
-		ms(pct(timeline, 50)), ms(pct(timeline, 99)), ms(timeline[len(timeline)-1]), offTimeline, skipped)
+	logf("off the area's timeline (start skew less how far a late play skipped into its chime): p50 %.2f p99 %.2f max %.2f ms, %d plays >20 ms off it (%d >20 ms off the start, early or late); %d plays began late and skipped into their chime",
+		ms(pct(timeline, 50)), ms(pct(timeline, 99)), ms(timeline[len(timeline)-1]), offTimeline, offStart, skipped)
 	if len(skewInTime) > 0 {
 		logf("start skew of the %d plays whose node had the alert 100 ms or more before the start: p50 %.2f p99 %.2f max %.2f ms",
 			len(skewInTime), ms(pct(skewInTime, 50)), ms(pct(skewInTime, 99)), ms(skewInTime[len(skewInTime)-1]))
