@@ -549,6 +549,19 @@ func (l *laterPart) openOptional() io.Reader {
 // More than audio.None reads at a time.
 const silenceAhead = 150 * time.Millisecond
 
+// silenceDue fills b with the silence due for a part whose place in the
+// stream is heard from due on and that has given given bytes of it: as
+// much as brings it silenceAhead past the speaker (the bytes returned).
+// If none is due yet it returns 0 and a timer for when some is.
+func (a *Agent) silenceDue(b []byte, due time.Time, given int64) (int64, clock.Timer) {
+	now := a.clock.Now().Add(a.latency)
+	if n := min(nodeaudio.Bytes(now.Sub(due)+silenceAhead)-given, int64(len(b))) &^ 1; n > 0 {
+		clear(b[:n])
+		return n, nil
+	}
+	return 0, a.clock.NewTimer(due.Add(nodeaudio.Duration(given) - silenceAhead + 10*time.Millisecond).Sub(now))
+}
+
 // await waits for the content and opens the part (l.r or l.err set, 0
 // returned), or fills b with silence if the speaker is about to reach
 // the part first (the bytes returned). It waits as long as the output
@@ -582,13 +595,11 @@ func (l *laterPart) await(b []byte) int {
 			return came(err)
 		default:
 		}
-		now := l.a.clock.Now().Add(l.a.latency)
-		if n := min(nodeaudio.Bytes(now.Sub(due)+silenceAhead)-l.silence, int64(len(b))) &^ 1; n > 0 {
-			clear(b[:n])
+		n, t := l.a.silenceDue(b, due, l.silence)
+		if n > 0 {
 			l.silence += n
 			return int(n)
 		}
-		t := l.a.clock.NewTimer(due.Add(nodeaudio.Duration(l.silence) - silenceAhead + 10*time.Millisecond).Sub(now))
 		select {
 		case err := <-l.ready:
 			t.Stop()
@@ -779,16 +790,13 @@ func (s *chimeSlot) Read(b []byte) (int, error) {
 			}
 			return n, nil
 		}
-		// Silence up to silenceAhead past the speaker, whose place in the
-		// stream is the slot's (the stream's first part).
-		now := s.a.clock.Now().Add(s.a.latency)
-		heard := time.Unix(0, s.p.heardAt.Load())
-		if n := min(nodeaudio.Bytes(now.Sub(heard)+silenceAhead)-s.given, int64(len(b))) &^ 1; n > 0 {
-			clear(b[:n])
+		// The slot is the stream's first part: its place is heard from
+		// the play's first sample on.
+		n, t := s.a.silenceDue(b, time.Unix(0, s.p.heardAt.Load()), s.given)
+		if n > 0 {
 			s.given += n
 			return int(n), nil
 		}
-		t := s.a.clock.NewTimer(heard.Add(nodeaudio.Duration(s.given) - silenceAhead + 10*time.Millisecond).Sub(now))
 		select {
 		case <-s.p.ctx.Done():
 			t.Stop()
