@@ -218,9 +218,7 @@ func (a *Agent) openStream(p *play) error {
 		pcm, err := open(id)
 		if err != nil {
 			a.log.Warn("agent: chime unplayable; playing without it", "occurrence", o.ID, "content", id, "err", err)
-			if damaged := (*content.DamagedError)(nil); errors.As(err, &damaged) {
-				a.cache.Discard(damaged.ID)
-			}
+			a.discardDamaged(err)
 			return
 		}
 		if len(parts) == 0 && o.Priority == protocol.PriorityEmergency {
@@ -784,7 +782,7 @@ func (s *chimeSlot) Read(b []byte) (int, error) {
 				// the rest of its place.
 				if err != io.EOF {
 					s.a.log.Warn("agent: opening chime unreadable; silence for the rest of its place", "occurrence", s.p.occ.ID, "content", s.id, "err", err)
-					s.discardIfDamaged(err)
+					s.a.discardDamaged(err)
 				}
 				s.r = nil
 			}
@@ -822,15 +820,15 @@ func (s *chimeSlot) open() io.Reader {
 		}
 	}
 	s.a.log.Warn("agent: opening chime unplayable; silence for the rest of its place", "occurrence", s.p.occ.ID, "content", s.id, "err", err)
-	s.discardIfDamaged(err)
+	s.a.discardDamaged(err)
 	return nil
 }
 
-// discardIfDamaged has the cache fetch the chime again if err says its
-// cached file changed.
-func (s *chimeSlot) discardIfDamaged(err error) {
+// discardDamaged has the cache fetch content again if err says its cached
+// file changed.
+func (a *Agent) discardDamaged(err error) {
 	if damaged := (*content.DamagedError)(nil); errors.As(err, &damaged) {
-		s.a.cache.Discard(damaged.ID)
+		a.cache.Discard(damaged.ID)
 	}
 }
 
