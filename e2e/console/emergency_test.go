@@ -1,6 +1,8 @@
 package console
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/netproxy"
 )
 
 // TestEmergencyAckBoard: the officer of Xã Lập Lễ sends an emergency to
@@ -264,4 +267,75 @@ func chooseAndSend(b *Browser, area, content string) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
 		chromedp.SetValue(chromedp.CSS(`#em-content`), content),
 		chromedp.Click(chromedp.CSS(`#em-send`)))
+}
+
+// TestBoardSaysAClusterCaughtUp: of Xã Tiên Thắng's two clusters, one has
+// its alert in time and one through a link that holds it until 200 ms
+// after the area's start. The late one leaves out the beginning of its
+// chime to play with the other; the board, open while it happens, says
+// so: how many clusters caught up, and on that cluster's row how much of
+// the chime it left out. The cluster that began in time says nothing of
+// the kind.
+func TestBoardSaysAClusterCaughtUp(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-tien-thang", "password": officerPassword, "role": "commune", "area": "12346"}, nil)
+	link, err := netproxy.Start(strings.TrimPrefix(c.App.Broker.URL(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+	c.MustDo("PUT", "/api/v1/content/"+flood.ID+"/standing", map[string]any{"areas": []string{"12346"}}, nil)
+	onTime := rig.StartNode(t, c.CreateNode("tien-thang-01", "12346"), rig.NodeOptions{})
+	late := rig.StartNode(t, c.CreateNode("tien-thang-02", "12346"), rig.NodeOptions{Broker: "tcp://" + link.Addr()})
+	c.AwaitKept(onTime, minWait)
+	c.AwaitKept(late, minWait)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-tien-thang", officerPassword, "Cán bộ xã Tiên Thắng")
+	link.Hold()
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"12346"}, "repeat": 1, "drill": true}, &em)
+	// The late cluster has it 200 ms after the area's start, while the
+	// board opens.
+	release := time.AfterFunc(time.Until(em.Areas[0].Start.Add(200*time.Millisecond)), link.Release)
+	defer release.Stop()
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	b.Wait("the board says one cluster caught up", `document.querySelector('#em-timing-chime-skipped')`, minWait)
+	if got := MustEval[string](b, text("#em-timing-chime-skipped")); !contains(got, "1 cụm loa nhận lệnh muộn", "bỏ phần đầu tiếng chuông báo", "đồng bộ") {
+		t.Errorf("the timing says %q", got)
+	}
+	var rep loaxa.EmergencyReport
+	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+	skipped := map[string]int64{}
+	for _, n := range rep.Nodes {
+		skipped[n.Node] = n.ChimeSkippedMS
+	}
+	if skipped["tien-thang-01"] != 0 || skipped["tien-thang-02"] < 200 {
+		t.Fatalf("chime skipped per cluster %v, want none on time and at least the 200 ms the link held the alert back", skipped)
+	}
+	row := func(node string) string {
+		return MustEval[string](b, text(`#ack-board tr[data-node="`+node+`"]`))
+	}
+	b.Wait("the late cluster's row says it caught up", `document.querySelector('#ack-board tr[data-node="tien-thang-02"] .chime-skipped')`, 10*time.Second)
+	if got, want := row("tien-thang-02"), fmt.Sprintf("bắt kịp nhịp chung: bỏ %s ms đầu tiếng chuông", vnNumber(skipped["tien-thang-02"])); !strings.Contains(got, want) {
+		t.Errorf("the late cluster's row says %q, want %q in it", got, want)
+	}
+	if got := row("tien-thang-01"); strings.Contains(got, "bắt kịp") {
+		t.Errorf("the cluster that began in time says %q", got)
+	}
+	b.CheckAccessible("the board with a cluster that caught up")
+}
+
+// vnNumber writes n as the console does in Vietnamese: a dot between
+// thousands.
+func vnNumber(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "." + s[i:]
+	}
+	return s
 }
