@@ -57,12 +57,6 @@ func templateOverABulletin(t *testing.T, capture *alsatest.Capture, out *oto.Out
 
 	bulletin := c.Upload("ban-tin.wav", rig.PCMWAV(alsatest.Chirp(4*time.Second, 12000), 16000, 1))
 	message := c.Upload("bao-dong.wav", rig.PCMWAV(reversed(alsatest.Chirp(time.Second, 12000)), 16000, 1))
-	// The cluster keeps the message, so the template plays back to back
-	// however long a download would take on a busy machine (a message
-	// still downloading is e2e/streamaudio's case: it joins a later
-	// repeat, or plays after the chime as soon as it can).
-	c.MustDo("PUT", "/api/v1/content/"+message.ID+"/standing", map[string]any{"areas": []string{"31"}}, nil)
-	c.AwaitKept(n, 30*time.Second)
 	wantBulletin := c.NodeAudio(bulletin.ID)
 	wantMessage := c.NodeAudio(message.ID)
 	start := time.Now().Add(2 * time.Second)
