@@ -304,7 +304,8 @@ func Float32ToInt16(raw []byte) []int16 {
 }
 
 // Await polls the capture until needle appears at or after sample from, and
-// returns where (Offset counts from the start of the capture). It fails the
+// returns where it first does (Offset counts from the start of the
+// capture; Find says which copy counts as first). It fails the
 // test if the needle has not appeared within the given time.
 func (c *Capture) Await(t testing.TB, needle []int16, from int, within time.Duration) Match {
 	t.Helper()

@@ -23,8 +23,14 @@ type Match struct {
 	Score float64
 }
 
-// Find returns the offset in haystack where needle correlates best and
-// whether that score reaches MinScore. The score is the cosine between the
+// Find returns where needle first appears in haystack: of the offsets
+// within one needle's length of the first whose score reaches MinScore,
+// the one that correlates best (a ringing note also matches itself a few
+// periods off). A later copy, however good, is not looked at: a test
+// awaits the next copy after a point, and content that plays twice (an
+// alert's repeats) must not be found at its second play because the
+// capture already held both when it was searched. Without a match Find
+// returns the best offset anywhere, with false. The score is the cosine between the
 // needle and the haystack window, so it ignores volume (oto multiplies by
 // the player's volume) and tolerates the rounding of an int16 → float32 →
 // int16 round trip. Windows quieter than 1 LSB RMS are skipped, since
@@ -48,18 +54,26 @@ func Find(haystack, needle []int16) (Match, bool) {
 	}
 
 	best := Match{Offset: -1}
+	found, until := false, 0 // a score reached MinScore; the last offset of its neighbourhood
 	corr := newCorrelator(needle)
 	last := len(haystack) - m // the last offset where the needle fits
+scan:
 	for start := 0; start <= last; start += corr.step {
 		block := corr.correlate(haystack[start:])
 		for j := 0; j < corr.step && start+j <= last; j++ {
 			k := start + j
+			if found && k > until {
+				break scan
+			}
 			we := energy[k+m] - energy[k]
 			if we < float64(m) {
 				continue
 			}
 			if s := block[j] / math.Sqrt(we*needleEnergy); s > best.Score {
 				best = Match{Offset: k, Score: s}
+				if !found && s >= MinScore {
+					found, until = true, k+m-1
+				}
 			}
 		}
 	}

@@ -55,6 +55,12 @@ func TestFind(t *testing.T) {
 		{"played at volume 1/16", place(20000, nil, throughOto(chirp, 1.0/16), 777), chirp, 777},
 		{"played at volume 1/2 over hiss", place(30000, noise(1, 200), throughOto(chirp, 0.5), 15000), chirp, 15000},
 		{"after a different signal", slices.Concat(reversed, make([]int16, 100), chirp), chirp, len(reversed) + 100},
+		// An alert's message plays twice, identically: the first copy,
+		// not whichever rounding favours, and not a later one that is a
+		// better copy.
+		{"two identical copies", place(60000, nil, slices.Concat(throughOto(chirp, 0.1), make([]int16, 16000), throughOto(chirp, 0.1)), 3000), chirp, 3000},
+		{"a worse copy first", place(60000, noise(5, 200), slices.Concat(throughOto(chirp, 0.5), make([]int16, 16000), chirp), 3000), chirp, 3000},
+		{"copies in different FFT blocks", slices.Concat(place(250000, nil, chirp, 1000), place(100000, nil, chirp, 5000)), chirp, 1000},
 		// The offset lies past the first FFT block, so overlap-save must
 		// carry the search across blocks.
 		{"long haystack across blocks", place(300000, noise(2, 50), long, 250001), long, 250001},
