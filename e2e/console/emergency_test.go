@@ -272,10 +272,10 @@ func chooseAndSend(b *Browser, area, content string) {
 // TestBoardSaysAClusterCaughtUp: of Xã Tiên Thắng's two clusters, one has
 // its alert in time and one through a link that holds it until 200 ms
 // after the area's start. The late one leaves out the beginning of its
-// chime to play with the other; the board, open while it happens, says
-// so: how many clusters caught up, and on that cluster's row how much of
-// the chime it left out. The cluster that began in time says nothing of
-// the kind.
+// chime to play with the other; the board, opened as it does, says so:
+// how many clusters caught up, and on that cluster's row how much of the
+// chime it left out. The cluster that began in time says nothing of the
+// kind.
 func TestBoardSaysAClusterCaughtUp(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")

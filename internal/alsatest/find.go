@@ -30,8 +30,8 @@ type Match struct {
 // awaits the next copy after a point, and content that plays twice (an
 // alert's repeats) must not be found at its second play because the
 // capture already held both when it was searched. Without a match Find
-// returns the best offset anywhere, with false. The score is the cosine between the
-// needle and the haystack window, so it ignores volume (oto multiplies by
+// returns the best offset anywhere, with false. The score is the cosine
+// between the needle and the haystack window, so it ignores volume (oto multiplies by
 // the player's volume) and tolerates the rounding of an int16 → float32 →
 // int16 round trip. Windows quieter than 1 LSB RMS are skipped, since
 // silence correlates with nothing.
