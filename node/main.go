@@ -48,9 +48,10 @@ var version = "dev"
 const (
 	exitFailure = 1
 	exitUsage   = 2
-	// exitReboot: the controller asked for a reboot; the agent stopped
-	// cleanly and its service manager starts it again (systemd:
-	// Restart=on-failure or always).
+	// exitReboot: the controller asked for a reboot, or the sound device
+	// was lost (audio.ErrDeviceLost); the agent stopped cleanly and its
+	// service manager starts it again (systemd: Restart=on-failure or
+	// always).
 	exitReboot = 75
 )
 
@@ -174,6 +175,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := runAgent(ctx, cred, o, log); errors.Is(err, errReboot) {
 		log.Warn("node: stopped to reboot; the service manager starts it again", "exit", exitReboot)
 		return exitReboot
+	} else if errors.Is(err, audio.ErrDeviceLost) {
+		log.Error("node: stopped: the sound device failed and cannot be opened again in this process; the service manager starts the agent again", "err", err, "exit", exitReboot)
+		return exitReboot
 	} else if err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
@@ -237,6 +241,7 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		AmplifierWarmup: o.ampWarmup,
 		Heartbeat:       o.heartbeat,
 		Reboot:          func() { cancel(errReboot) },
+		Restart:         func(cause error) { cancel(cause) },
 	})
 	if err != nil {
 		return err
@@ -255,8 +260,8 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	if err := runSupervised(uctx, a, o.getenv, log); err != nil {
 		return err
 	}
-	if errors.Is(context.Cause(ctx), errReboot) {
-		return errReboot
+	if cause := context.Cause(ctx); errors.Is(cause, errReboot) || errors.Is(cause, audio.ErrDeviceLost) {
+		return cause
 	}
 	return nil
 }

@@ -608,7 +608,10 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 			if a := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; a != nil {
 				m.endAlarm(ctx, a, e.At)
 			}
-		case e.Type == protocol.EventFailed && slices.Contains(soundFailures, e.Reason):
+		case e.Type == protocol.EventFailed && slices.Contains(soundFailures, e.Reason),
+			// The sound device failed mid-play and the agent restarts to
+			// open it again: silent until it does.
+			e.Type == protocol.EventSuspended && e.Reason == protocol.ReasonAudioDevice:
 			if _, open := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; !open {
 				m.openAlarm(ctx, node, r, loaxa.AlarmFailedToSound, loaxa.AlarmFacts{Occurrence: e.Occurrence, Reason: e.Reason}, e.At)
 			}

@@ -392,6 +392,17 @@ func TestFailedToSound(t *testing.T) {
 	if lp := w.node("n1").Status.LastPlay; !lp.Equal(done) {
 		t.Errorf("last play %v, want %v", lp, done)
 	}
+	// A play cut off because the sound device was lost (the agent
+	// restarts to open it again) opens it too; one cut off by another
+	// play does not.
+	w.m.ObserveEvents(ctx, "n1", "e1", []protocol.Event{{Seq: 4, Type: protocol.EventSuspended, At: done, Occurrence: "a4@x", Reason: protocol.ReasonPreempted}})
+	if len(w.open("n1")) != 0 {
+		t.Errorf("alarm open after a play was preempted")
+	}
+	w.m.ObserveEvents(ctx, "n1", "e1", []protocol.Event{{Seq: 5, Type: protocol.EventSuspended, At: done, Occurrence: "e1@x", Reason: protocol.ReasonAudioDevice}})
+	if a := w.open("n1")[loaxa.AlarmFailedToSound]; a == nil || a.Facts.Reason != protocol.ReasonAudioDevice {
+		t.Errorf("after a play cut off by the lost sound device: alarm %+v, want failed-to-sound for audio-device", a)
+	}
 }
 
 // TestDailySelfTest: at the configured local time the monitor sends a

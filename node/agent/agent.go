@@ -569,6 +569,12 @@ func (a *Agent) loop(ctx context.Context) {
 	defer timer.Stop()
 	var wakeC <-chan time.Time
 	for {
+		if ctx.Err() != nil {
+			// Ended while the loop was busy (Config.Restart): begin nothing
+			// more.
+			a.shutdown()
+			return
+		}
 		wake := a.step()
 		if c := a.cue; c != nil && c.state.Load() == cueFree && !wake.Before(c.instant().Add(a.latency)) {
 			// The cue begins itself at its instant and wakes the loop then

@@ -90,6 +90,9 @@ type options struct {
 	statePoll time.Duration
 	timeSync  time.Duration // how often the clock offset is measured (0: the default)
 	tune      func(*agent.Config)
+	// restarted, if set, is the agent's Config.Restart: it is told the
+	// cause, and the agent is stopped as its service manager would.
+	restarted func(cause error)
 }
 
 func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
@@ -129,15 +132,22 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 		ContentSpread:     -1, // node/content tests the spread; here it would only slow tests down
 		ContentBackoffMax: 100 * time.Millisecond,
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if o.restarted != nil {
+		cfg.Restart = func(cause error) {
+			o.restarted(cause)
+			cancel()
+		}
+	}
 	if o.tune != nil {
 		o.tune(&cfg)
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	n.a = a
-	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() { n.done <- a.Run(ctx) }()
 	t.Cleanup(func() { n.stop(t) })

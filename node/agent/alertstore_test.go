@@ -1,6 +1,10 @@
 package agent_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -8,9 +12,11 @@ import (
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
 )
 
 // resumingAlert is alert with the policy the controller sends: cut off
@@ -243,4 +249,95 @@ func TestRestoredAlertJudgedAgainOnTheCorrectedClock(t *testing.T) {
 		h, err := st.HeldAlerts()
 		return err == nil && len(h.Alerts) == 0
 	})
+}
+
+// lostDevice is a sound device that fails for good: the first play stops
+// after 0.5 s of audio, and every play after it at once, as oto does once
+// ALSA could not recover a write (a USB sound card gone on a brownout).
+type lostDevice struct {
+	mu    sync.Mutex
+	plays int
+}
+
+func (d *lostDevice) Play(ctx context.Context, pcm io.Reader) error {
+	d.mu.Lock()
+	d.plays++
+	first := d.plays == 1
+	d.mu.Unlock()
+	if first {
+		if _, err := io.CopyN(io.Discard, pcm, nodeaudio.Bytes(500*time.Millisecond)); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("sound device: %w: snd_pcm_writei: No such device", audio.ErrDeviceLost)
+}
+
+func (d *lostDevice) Close() error { return nil }
+
+func (d *lostDevice) Plays() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.plays
+}
+
+// TestAlertCutByALostSoundDeviceResumesAfterRestart: the sound device
+// fails for good half a second into an alert. The agent stores the alert
+// suspended with reason audio-device and restarts (Config.Restart) rather
+// than fail it and every play after it; started again with the device
+// back, it reports the cut and plays the alert from the beginning to its
+// end. Without a way to restart, the play fails as before.
+func TestAlertCutByALostSoundDeviceResumesAfterRestart(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1", "d1")
+	st, dir := store.NewMemory(), t.TempDir()
+	dev := &lostDevice{}
+	restarts := make(chan error, 4)
+	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir,
+		tune:      func(c *agent.Config) { c.Output = dev },
+		restarted: func(cause error) { restarts <- cause }})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(time.Second)
+	ctl.SendAreaCommand("d1", resumingAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e1@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	fc.Set(start)
+	select {
+	case cause := <-restarts:
+		if !errors.Is(cause, audio.ErrDeviceLost) {
+			t.Errorf("restarted for %v, want the lost sound device", cause)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the agent did not restart after its sound device was lost")
+	}
+	n.stop(t)
+	if got := dev.Plays(); got != 1 {
+		t.Errorf("%d plays on the lost device, want 1: nothing more begins once the agent restarts", got)
+	}
+
+	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n2)
+	want := []string{"received e1@x", "started e1@x", "suspended e1@x audio-device", "started e1@x", "completed e1@x"}
+	runUntil(t, fc, time.Minute, "alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
+	events := waitEvents(t, ctl, "n1", want)
+	if got := events[4].PlayedMS; got != 5300 {
+		t.Errorf("played %d ms after the restart, want 5300: the whole template again", got)
+	}
+
+	// An agent that cannot restart fails the play, as it did before.
+	ctl2 := fakeClockController(t, fc)
+	cred2 := ctl2.Credentials("n2", "x1", "d1")
+	n3 := startAgent(t, cred2, options{clock: fc, tune: func(c *agent.Config) { c.Output = &lostDevice{} }})
+	waitConnected(t, n3)
+	msg2 := ctl2.AddContent(time.Second)
+	start = fc.Now().Add(time.Second)
+	ctl2.SendAreaCommand("d1", resumingAlert("e2@x", msg2, ctl2.AddContent(700*time.Millisecond), ctl2.AddContent(600*time.Millisecond), start, start.Add(10*time.Minute)), 10*time.Minute)
+	waitEvents(t, ctl2, "n2", []string{"received e2@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n3.a.Status().ContentMissing) == 0 })
+	fc.Set(start)
+	waitEvents(t, ctl2, "n2", []string{"received e2@x", "started e2@x", "failed e2@x audio-device"})
 }

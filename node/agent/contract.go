@@ -108,6 +108,15 @@ type Config struct {
 	// and is expected to end the process (or cancel Run) soon. nil refuses
 	// the command with a warning.
 	Reboot func()
+	// Restart, if set, ends the agent (cancels Run) so that its service
+	// manager starts it again, when the output failed for good: its error
+	// wraps audio.ErrDeviceLost, and the sound device plays again only in
+	// a new process. It is called with that error once the play it cut
+	// off is stored as suspended, with reason audio-device, to play again
+	// from the beginning after the restart (before its deadline); the
+	// report goes out from the outbox then. nil: the play fails, and so
+	// does every later one, until the agent is restarted by hand.
+	Restart func(cause error)
 	// MQTTKeepAlive and MQTTMaxReconnect tune the broker link (0: 30s, 2m).
 	MQTTKeepAlive    time.Duration
 	MQTTMaxReconnect time.Duration

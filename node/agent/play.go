@@ -865,6 +865,7 @@ func (a *Agent) finishPlay(r playResult) {
 
 	now := a.clock.Now()
 	a.lastSound = now.Add(a.latency)
+	var lost error // the output failed for good: the agent restarts (Config.Restart)
 	mark := a.mark(p.occ, PhaseDone)
 	mark.StartedAt = p.startedAt
 	e := occurrenceEvent(protocol.EventCompleted, mark, now)
@@ -886,6 +887,16 @@ func (a *Agent) finishPlay(r playResult) {
 		e.Type, e.Reason = protocol.EventFailed, protocol.ReasonAudioDevice
 		var damaged *content.DamagedError
 		switch {
+		case errors.Is(r.audioErr, audio.ErrDeviceLost) && a.cfg.Restart != nil:
+			// Cut off like a play the agent's stop interrupted: it plays
+			// again from the beginning once the agent has restarted with
+			// the device open again, before its deadline. The reason
+			// stays audio-device, for the failed-to-sound alarm.
+			e.Type, mark.Phase = CutOff(p.occ, protocol.ReasonInterrupted, now, a.lateGrace())
+			if mark.Phase == PhaseSuspended {
+				mark.CutBy = protocol.ReasonInterrupted
+			}
+			lost = r.audioErr
 		case errors.Is(r.audioErr, context.Canceled):
 			e.Reason = protocol.ReasonInterrupted
 		case errors.Is(r.audioErr, relay.ErrFailed):
@@ -927,6 +938,11 @@ func (a *Agent) finishPlay(r playResult) {
 	a.log.Info("agent: play ended", "occurrence", p.occ.ID, "event", e.Type, "reason", e.Reason, "played_ms", e.PlayedMS)
 	a.note([]protocol.Event{e}, mark)
 	signal(a.dirty)
+	if lost != nil {
+		a.flush() // the suspended mark and its report, stored before the agent ends
+		a.log.Error("agent: the sound device is lost for this process; restarting the agent to open it again", "err", lost)
+		a.cfg.Restart(lost)
+	}
 }
 
 // stopPlay stops what plays, waits for it and notes it with reason.

@@ -16,6 +16,13 @@ import (
 	"loaxa.vn/protocol/nodeaudio"
 )
 
+// ErrDeviceLost is what an output's error wraps when its sound device
+// failed in a way this process cannot recover from: oto keeps one device
+// per process and, once a write fails beyond ALSA's recovery (a USB sound
+// card gone on a brownout), never plays again. Only a new process can
+// open the device again.
+var ErrDeviceLost = errors.New("sound device lost: it plays again only once the agent has restarted")
+
 // Chunk is how much audio an output consumes at a time: short enough that a
 // stop takes effect at once, long enough to keep wake-ups rare.
 const Chunk = 100 * time.Millisecond

@@ -103,7 +103,7 @@ func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 		// A device that fails mid-play never drains the player.
 		if err := o.ctx.Err(); err != nil {
 			p.Pause()
-			return fmt.Errorf("sound device: %w", err)
+			return lost(err)
 		}
 	}
 	if err := p.Err(); err != nil {
@@ -119,9 +119,16 @@ func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 		}
 	}
 	if err := o.ctx.Err(); err != nil {
-		return fmt.Errorf("sound device: %w", err)
+		return lost(err)
 	}
 	return nil
+}
+
+// lost is the error of a device whose context failed: oto's context stops
+// for good on the first error (a write ALSA could not recover from), and
+// the process cannot open another.
+func lost(err error) error {
+	return fmt.Errorf("%w: %w", audio.ErrDeviceLost, err)
 }
 
 // Close releases nothing: the process-wide device stays open for the next
