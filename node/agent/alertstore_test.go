@@ -298,13 +298,7 @@ func TestAlertCutByALostSoundDeviceResumesAfterRestart(t *testing.T) {
 		restarted: func(cause error) { restarts <- cause }})
 	waitConnected(t, n)
 
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(time.Second)
-	ctl.SendAreaCommand("d1", resumingAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
-	waitEvents(t, ctl, "n1", []string{"received e1@x"})
-	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	start := sendCachedAlert(t, ctl, fc, n, "n1", "e1@x").start
 	fc.Set(start)
 	select {
 	case cause := <-restarts:
@@ -333,11 +327,28 @@ func TestAlertCutByALostSoundDeviceResumesAfterRestart(t *testing.T) {
 	cred2 := ctl2.Credentials("n2", "x1", "d1")
 	n3 := startAgent(t, cred2, options{clock: fc, tune: func(c *agent.Config) { c.Output = &lostDevice{} }})
 	waitConnected(t, n3)
-	msg2 := ctl2.AddContent(time.Second)
-	start = fc.Now().Add(time.Second)
-	ctl2.SendAreaCommand("d1", resumingAlert("e2@x", msg2, ctl2.AddContent(700*time.Millisecond), ctl2.AddContent(600*time.Millisecond), start, start.Add(10*time.Minute)), 10*time.Minute)
-	waitEvents(t, ctl2, "n2", []string{"received e2@x"})
-	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n3.a.Status().ContentMissing) == 0 })
-	fc.Set(start)
+	fc.Set(sendCachedAlert(t, ctl2, fc, n3, "n2", "e2@x").start)
 	waitEvents(t, ctl2, "n2", []string{"received e2@x", "started e2@x", "failed e2@x audio-device"})
+}
+
+// cachedAlert is what sendCachedAlert sent.
+type cachedAlert struct {
+	msg   protocol.ContentRef
+	start time.Time
+}
+
+// sendCachedAlert sends alert id to area d1 with the controller's resume
+// policy: a 1 s message between chimes of 0.7 and 0.6 s, due a second
+// from now and valid for ten minutes; and waits until node n (nodeID) has
+// it and its content cached.
+func sendCachedAlert(t *testing.T, ctl *nodetest.Controller, fc *clock.Fake, n *node, nodeID, id string) cachedAlert {
+	t.Helper()
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(time.Second)
+	ctl.SendAreaCommand("d1", resumingAlert(id, msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
+	waitEvents(t, ctl, nodeID, []string{"received " + id})
+	nodetest.Eventually(t, 5*time.Second, "the alert's content cached", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	return cachedAlert{msg: msg, start: start}
 }

@@ -560,13 +560,8 @@ func testDamagedCachedFile(t *testing.T, at int, noList, found bool) {
 	dir := t.TempDir()
 	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc, dir: dir})
 	waitConnected(t, n)
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(time.Second)
-	ctl.SendAreaCommand("d1", resumingAlert("e1@x", msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
-	waitEvents(t, ctl, "n1", []string{"received e1@x"})
-	nodetest.Eventually(t, 5*time.Second, "the alert's content cached", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	sent := sendCachedAlert(t, ctl, fc, n, "n1", "e1@x")
+	msg, start := sent.msg, sent.start
 
 	path := filepath.Join(dir, "content", msg.ID)
 	b, err := os.ReadFile(path)
