@@ -185,7 +185,13 @@ func lateClusterSkipsIntoItsChime(t *testing.T, capture *alsatest.Capture, out *
 	// agent.chimeLeft: a cluster later than its chime less half a second
 	// plays the whole chime.
 	if most := int64(len(opening))*1000/nodeaudio.SampleRate - 500; node.LateMS > most {
-		t.Fatalf("the cluster began %d ms late, more than the %d ms its chime can make up: this machine was too slow for the case", node.LateMS, most)
+		// A machine too busy for this case: the cluster plays the whole
+		// chime, as late as it is.
+		if node.ChimeSkippedMS != 0 {
+			t.Errorf("began %d ms late, more than the %d ms its chime can make up, and skipped %d ms of it; want none", node.LateMS, most, node.ChimeSkippedMS)
+		}
+		t.Logf("began %d ms late, more than the %d ms its chime can make up: the skip was not exercised", node.LateMS, most)
+		return
 	}
 	if d := node.LateMS - node.ChimeSkippedMS; d < -1 || d > 1 {
 		t.Errorf("began %d ms late and skipped %d ms of the chime, want as much as it was late", node.LateMS, node.ChimeSkippedMS)
