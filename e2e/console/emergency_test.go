@@ -304,18 +304,29 @@ func TestBoardSaysAClusterCaughtUp(t *testing.T) {
 	release := time.AfterFunc(time.Until(em.Areas[0].Start.Add(200*time.Millisecond)), link.Release)
 	defer release.Stop()
 	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
-	b.Wait("the board says one cluster caught up", `document.querySelector('#em-timing-chime-skipped')`, minWait)
-	if got := MustEval[string](b, text("#em-timing-chime-skipped")); !contains(got, "1 cụm loa nhận lệnh muộn", "bỏ phần đầu tiếng chuông báo", "đồng bộ") {
-		t.Errorf("the timing says %q", got)
-	}
 	var rep loaxa.EmergencyReport
-	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
-	skipped := map[string]int64{}
+	rig.Eventually(t, minWait, "both clusters' starts reported", func() bool {
+		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+		return rep.Timing.Started == 2
+	})
+	skipped, lateMS := map[string]int64{}, map[string]int64{}
 	for _, n := range rep.Nodes {
-		skipped[n.Node] = n.ChimeSkippedMS
+		skipped[n.Node], lateMS[n.Node] = n.ChimeSkippedMS, n.LateMS
+	}
+	if lateMS["tien-thang-02"] > 1180 {
+		// A machine too busy for this case: later than the chime can make
+		// up (agent.chimeLeft), the cluster plays all of it, out of step,
+		// and the board counts it so.
+		t.Logf("the late cluster began %d ms late: the skip was not exercised", lateMS["tien-thang-02"])
+		b.Wait("the board says one cluster played off the timeline", `document.querySelector('#em-timing-off')`, minWait)
+		return
 	}
 	if skipped["tien-thang-01"] != 0 || skipped["tien-thang-02"] < 200 {
 		t.Fatalf("chime skipped per cluster %v, want none on time and at least the 200 ms the link held the alert back", skipped)
+	}
+	b.Wait("the board says one cluster caught up", `document.querySelector('#em-timing-chime-skipped')`, minWait)
+	if got := MustEval[string](b, text("#em-timing-chime-skipped")); !contains(got, "1 cụm loa nhận lệnh muộn", "bỏ phần đầu tiếng chuông báo", "đồng bộ") {
+		t.Errorf("the timing says %q", got)
 	}
 	row := func(node string) string {
 		return MustEval[string](b, text(`#ack-board tr[data-node="`+node+`"]`))
