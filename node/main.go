@@ -48,10 +48,10 @@ var version = "dev"
 const (
 	exitFailure = 1
 	exitUsage   = 2
-	// exitReboot: the controller asked for a reboot, or the sound device
-	// was lost (audio.ErrDeviceLost); the agent stopped cleanly and its
-	// service manager starts it again (systemd: Restart=on-failure or
-	// always).
+	// exitReboot: the controller asked for a reboot, the sound device was
+	// lost (audio.ErrDeviceLost), or an agent that started without one can
+	// open it now (errSoundBack); the agent stopped cleanly and its service
+	// manager starts it again (systemd: Restart=on-failure or always).
 	exitReboot = 75
 )
 
@@ -80,6 +80,10 @@ type options struct {
 	ca          string
 	cacheSize   int64 // bytes
 	getenv      func(string) string
+	// sound is the sound device (--audio oto); soundRecheck how often an
+	// agent without it checks whether it is back.
+	sound        soundDevice
+	soundRecheck time.Duration
 	// trialTimeout bounds an update's trial (selfupdate.go).
 	trialTimeout time.Duration
 }
@@ -90,9 +94,14 @@ var _ agent.LatencyOutput = (*oto.Output)(nil)
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, getenv, stdout, stderr, realSound)
+}
+
+// runWith is run with the sound device given.
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, sound soundDevice) int {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := options{getenv: getenv}
+	o := options{getenv: getenv, sound: sound}
 	fs.StringVar(&o.credentials, "credentials", "", "credentials document from the controller (env LOAXA_CREDENTIALS)")
 	fs.StringVar(&o.data, "data", "./data", "data directory: store and content cache (env LOAXA_DATA)")
 	fs.StringVar(&o.audio, "audio", "oto", "audio output: oto (sound device) or none (env LOAXA_AUDIO)")
@@ -103,6 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
 		"how often the node publishes its state when nothing changes (env LOAXA_HEARTBEAT)")
+	fs.DurationVar(&o.soundRecheck, "sound-recheck", defaultSoundRecheck,
+		"how often an agent that started without its sound device checks whether it is back (env LOAXA_SOUND_RECHECK)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on ADDR/metrics, e.g. 127.0.0.1:9101 (env LOAXA_METRICS; default none)")
 	fs.StringVar(&o.board, "board", "", "board file: the GPIO lines of the amplifier relay, its feedback and fault, the door switch and mains (env LOAXA_BOARD; default: no board I/O)")
 	fs.StringVar(&o.enrol, "enrol", "", "one-time enrolment `CODE`: fetch the credentials document into --credentials and exit")
@@ -111,6 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cacheMB := fs.Int64("cache-size", content.DefaultMaxBytes>>20, "content cache limit in MiB; content the schedule needs is kept beyond it (env LOAXA_CACHE_SIZE)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "check the --credentials document and exit (install-node.sh does, before installing)")
+	soundCheck := fs.Bool("sound-check", false, "open the sound device and exit: status 0 if it opens (an agent without its device runs this to learn it is back)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -122,7 +134,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
 		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
-		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT"} {
+		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT",
+		"sound-recheck": "LOAXA_SOUND_RECHECK"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -138,6 +151,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.heartbeat < time.Second || o.heartbeat > time.Hour {
 		fmt.Fprintf(stderr, "node: --heartbeat %v: want a duration from 1s to 1h, e.g. 60s\n", o.heartbeat)
 		return exitUsage
+	}
+	if o.soundRecheck < 100*time.Millisecond || o.soundRecheck > time.Hour {
+		fmt.Fprintf(stderr, "node: --sound-recheck %v: want a duration from 100ms to 1h, e.g. 15s\n", o.soundRecheck)
+		return exitUsage
+	}
+	if *soundCheck {
+		out, err := o.sound.open()
+		if err != nil {
+			fmt.Fprintf(stderr, "node: %v\n", err)
+			return exitFailure
+		}
+		if err := out.Close(); err != nil {
+			fmt.Fprintf(stderr, "node: close the sound device: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintln(stdout, "sound device ok")
+		return 0
 	}
 
 	var level slog.Level
@@ -178,6 +208,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if errors.Is(err, audio.ErrDeviceLost) {
 		log.Error("node: stopped: the sound device failed and cannot be opened again in this process; the service manager starts the agent again", "err", err, "exit", exitReboot)
 		return exitReboot
+	} else if errors.Is(err, errSoundBack) {
+		log.Warn("node: stopped: the sound device that was missing can be opened now; the service manager starts the agent again with it", "exit", exitReboot)
+		return exitReboot
 	} else if err != nil {
 		log.Error("node: stopped", "err", err)
 		return exitFailure
@@ -198,13 +231,17 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	defer func() { err = errors.Join(err, st.Close()) }()
 
 	var out agent.Output
+	var missing bool // no sound device: run without, until it can be opened
 	switch o.audio {
 	case "oto":
-		dev, err := oto.Open()
+		dev, err := o.sound.open()
 		if err != nil {
-			return fmt.Errorf("%w (use --audio none on a machine without sound)", err)
+			log.Error("node: no sound device: running without it (the cluster cannot sound, the controller is told); the agent restarts once it can be opened (use --audio none on a machine meant to have no sound)",
+				"err", err, "check_every", o.soundRecheck)
+			out, missing = audio.Missing{Err: err}, true
+		} else {
+			out = dev
 		}
-		out = dev
 	default:
 		out = audio.NewNone(clock.Real{})
 	}
@@ -257,10 +294,18 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	defer stop()
 	done := u.serve(uctx, a, stop)
 	defer func() { <-done }()
+	if missing {
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			watchSound(uctx, o.sound.check, o.soundRecheck, func() { cancel(errSoundBack) }, log)
+		}()
+		defer func() { stop(); <-watched }()
+	}
 	if err := runSupervised(uctx, a, o.getenv, log); err != nil {
 		return err
 	}
-	if cause := context.Cause(ctx); errors.Is(cause, errReboot) || errors.Is(cause, audio.ErrDeviceLost) {
+	if cause := context.Cause(ctx); errors.Is(cause, errReboot) || errors.Is(cause, audio.ErrDeviceLost) || errors.Is(cause, errSoundBack) {
 		return cause
 	}
 	return nil

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 )
@@ -38,6 +43,8 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"amplifier warm-up without a unit", []string{"--amp-warmup", "500"}, nil, "invalid value \"500\" for flag -amp-warmup"},
 		{"amplifier warm-up of nothing", []string{"--amp-warmup", "0s"}, nil, "--amp-warmup 0s: want a duration above 0"},
 		{"heartbeat too short", []string{"--heartbeat", "100ms"}, nil, "--heartbeat 100ms: want a duration from 1s to 1h"},
+		{"sound recheck of nothing", []string{"--sound-recheck", "0s"}, nil, "--sound-recheck 0s: want a duration from 100ms to 1h"},
+		{"sound recheck from env", nil, map[string]string{"LOAXA_SOUND_RECHECK": "often"}, "LOAXA_SOUND_RECHECK=\"often\""},
 		{"amplifier warm-up from env", nil, map[string]string{"LOAXA_AMP_WARMUP": "soon"}, "LOAXA_AMP_WARMUP=\"soon\""},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 	} {
@@ -167,4 +174,107 @@ func TestRunTellsSystemd(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+}
+
+// fakeSound is a sound device that cannot be opened until back is set.
+type fakeSound struct {
+	back   atomic.Bool
+	checks atomic.Int64
+}
+
+var errNoCard = errors.New(`ALSA: cannot find card "0"`)
+
+func (f *fakeSound) device() soundDevice {
+	return soundDevice{
+		open: func() (agent.Output, error) {
+			if f.back.Load() {
+				return audio.NewNone(nil), nil
+			}
+			return nil, errNoCard
+		},
+		check: func(context.Context) error {
+			f.checks.Add(1)
+			if f.back.Load() {
+				return nil
+			}
+			return errNoCard
+		},
+	}
+}
+
+// TestRunWithoutSoundDevice: a node whose sound device cannot be opened
+// runs on without it (online, its state saying why), checks for it, and
+// exits with the restart status once the check finds it.
+func TestRunWithoutSoundDevice(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "node.json")
+	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
+	os.WriteFile(credFile, raw, 0o600)
+
+	snd := &fakeSound{}
+	done := make(chan int, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- runWith(context.Background(), []string{"--data", filepath.Join(dir, "data"), "--sound-recheck", "100ms"}, env(map[string]string{
+			"LOAXA_CREDENTIALS": credFile, "LOAXA_LOG_LEVEL": "warn",
+		}), &bytes.Buffer{}, &stderr, snd.device())
+	}()
+	nodetest.Eventually(t, 10*time.Second, "node online, saying it has no sound device", func() bool {
+		st := ctl.Log("n1").States
+		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOnline && st[len(st)-1].NoSoundDevice == errNoCard.Error()
+	})
+	nodetest.Eventually(t, 10*time.Second, "the device checked again and again", func() bool { return snd.checks.Load() >= 3 })
+	select {
+	case code := <-done:
+		t.Fatalf("exit %d while the device is still missing: %s", code, stderr.String())
+	default:
+	}
+	if got := strings.Count(stderr.String(), "still no sound device"); got != 1 {
+		t.Errorf("%q logged %d times over %d checks, want once (the error did not change)", "still no sound device", got, snd.checks.Load())
+	}
+
+	snd.back.Store(true)
+	select {
+	case code := <-done:
+		if code != exitReboot {
+			t.Fatalf("exit %d once the device is back, want %d: %s", code, exitReboot, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not end once the device was back")
+	}
+	if !strings.Contains(stderr.String(), "can be opened now") {
+		t.Errorf("log does not say why the agent stopped: %s", stderr.String())
+	}
+}
+
+func TestRunSoundCheck(t *testing.T) {
+	snd := &fakeSound{}
+	var stdout, stderr bytes.Buffer
+	if code := runWith(context.Background(), []string{"--sound-check"}, env(nil), &stdout, &stderr, snd.device()); code != exitFailure || !strings.Contains(stderr.String(), "cannot find card") {
+		t.Fatalf("device missing: exit %d, stderr %q; want %d and the reason", code, stderr.String(), exitFailure)
+	}
+	snd.back.Store(true)
+	stdout.Reset()
+	if code := runWith(context.Background(), []string{"--sound-check"}, env(nil), &stdout, &stderr, snd.device()); code != 0 || stdout.String() != "sound device ok\n" {
+		t.Fatalf("device there: exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

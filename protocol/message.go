@@ -390,6 +390,12 @@ type State struct {
 	// (CmdProbe), newest last, at most MaxProbeReceipts, none older than
 	// ProbeReceiptAge.
 	ProbeReceipts []ProbeReceipt `json:"probe_receipts,omitempty"`
+	// NoSoundDevice is why the node has no sound device: the error
+	// opening it when the agent started (a USB sound card unplugged, or
+	// not yet there at boot). The agent runs on without it, begins no
+	// play, and restarts once the device can be opened. Empty when the
+	// node has its device.
+	NoSoundDevice string `json:"no_sound_device,omitempty"`
 }
 
 // Playing describes what a node has on air.

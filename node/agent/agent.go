@@ -116,6 +116,9 @@ type Agent struct {
 
 	// latency is the output's (LatencyOutput), lead the amplifier warm-up.
 	latency time.Duration
+	// noSound is why the agent has no sound device (MissingOutput), nil
+	// when it has one.
+	noSound error
 	lead    time.Duration
 
 	link *mqtt.Link // set once by Run (under mu, for Connected)
@@ -307,6 +310,9 @@ func New(cfg Config) (*Agent, error) {
 	if o, ok := cfg.Output.(LatencyOutput); ok {
 		a.latency = max(o.Latency(), 0)
 	}
+	if o, ok := cfg.Output.(MissingOutput); ok {
+		a.noSound = o.Missing()
+	}
 	a.verifier = protocol.NewVerifier(keys, a.clock.Now, 0)
 	// Network retries run on real time: the injected clock says what time
 	// the schedule is at, not how long a broken link takes to mend.
@@ -404,6 +410,9 @@ func (a *Agent) Status() protocol.State {
 		st.Playing = &cp
 	}
 	st.ProbeReceipts = a.probeReceipts()
+	if a.noSound != nil {
+		st.NoSoundDevice = a.noSound.Error()
+	}
 	return st
 }
 
@@ -668,6 +677,7 @@ func (a *Agent) step() time.Time {
 		ChimeKnown: a.chimeKnown,
 		Lead:       a.lead,
 		AlertLead:  a.cfg.AlertPrepare,
+		NoSound:    a.noSound != nil,
 	}
 	a.pruneAlerts(now)
 	a.pruneLives()
@@ -716,6 +726,9 @@ func (a *Agent) step() time.Time {
 		events = append(events, e)
 		m := c.Progress
 		m.Phase, m.CutBy = PhaseSuspended, c.Reason
+		if m.ReceivedAt.IsZero() {
+			m.ReceivedAt = now // received in this decision (Situation.NoSound)
+		}
 		marks = append(marks, m)
 		a.log.Info("agent: occurrence suspended", "occurrence", c.Progress.Occurrence, "reason", c.Reason)
 	}

@@ -331,6 +331,52 @@ func TestAlertCutByALostSoundDeviceResumesAfterRestart(t *testing.T) {
 	waitEvents(t, ctl2, "n2", []string{"received e2@x", "started e2@x", "failed e2@x audio-device"})
 }
 
+// TestAlertOnANodeWithoutSoundDeviceWaitsForIt: an agent started without
+// its sound device (audio.Missing) comes online and says so in its state;
+// an alert due then is suspended with reason audio-device and the
+// amplifier stays off; the agent restarted with the device plays it
+// whole, before its deadline.
+func TestAlertOnANodeWithoutSoundDeviceWaitsForIt(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1", "d1")
+	st, dir := store.NewMemory(), t.TempDir()
+	hw := &fakeBoard{}
+	missing := audio.Missing{Err: errors.New(`ALSA: cannot find card "0"`)}
+	n := startAgent(t, cred, options{clock: fc, store: st, dir: dir, board: hw, tune: func(c *agent.Config) { c.Output = missing }})
+	waitConnected(t, n)
+	if got := n.a.Status().NoSoundDevice; got != missing.Err.Error() {
+		t.Errorf("state says no_sound_device %q, want %q", got, missing.Err)
+	}
+	nodetest.Eventually(t, 5*time.Second, "a state saying the device is missing at the controller", func() bool {
+		states := ctl.Log("n1").States
+		return len(states) > 0 && states[len(states)-1].NoSoundDevice != ""
+	})
+
+	start := sendCachedAlert(t, ctl, fc, n, "n1", "e1@x").start
+	fc.Set(start)
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "suspended e1@x audio-device"})
+	n.stop(t)
+	if got := nodetest.Summary(ctl.Events("n1")); len(got) != 2 {
+		t.Errorf("events %q, want the alert received and suspended only: suspended once, and not begun", got)
+	}
+	if flips := hw.Flips(); slices.Contains(flips, true) {
+		t.Errorf("amplifier switched %v without a sound device, want it left off", flips)
+	}
+
+	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir})
+	waitConnected(t, n2)
+	if got := n2.a.Status().NoSoundDevice; got != "" {
+		t.Errorf("with the device, state says no_sound_device %q", got)
+	}
+	want := []string{"received e1@x", "suspended e1@x audio-device", "started e1@x", "completed e1@x"}
+	runUntil(t, fc, time.Minute, "alert played after the restart", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
+	events := waitEvents(t, ctl, "n1", want)
+	if got := events[3].PlayedMS; got != 5300 {
+		t.Errorf("played %d ms after the restart, want 5300: the whole template", got)
+	}
+}
+
 // cachedAlert is what sendCachedAlert sent.
 type cachedAlert struct {
 	msg   protocol.ContentRef

@@ -23,6 +23,17 @@ type Output interface {
 	Close() error
 }
 
+// MissingOutput is an Output standing in for a sound device the node does
+// not have (audio.Missing): Missing returns why. The agent then begins no
+// play: what is due is suspended with reason audio-device and waits, until
+// its deadline, for the agent to restart with the device (node main checks
+// for it); its state says the device is missing (State.NoSoundDevice).
+// Outputs may implement it; a nil Missing means the device is there.
+type MissingOutput interface {
+	Output
+	Missing() error
+}
+
 // Board is the speaker box hardware the agent drives: the amplifier relay
 // and the sensors. firmware-sim simulates it; board.None is for machines
 // without one.

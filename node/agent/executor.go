@@ -51,6 +51,11 @@ type Situation struct {
 	// it arrives rather than all the area's nodes at the same instant
 	// shortly before the start.
 	AlertLead time.Duration
+	// NoSound says the node has no sound device (MissingOutput): nothing
+	// starts. What is due is suspended with reason audio-device and waits
+	// for its deadline, so that an agent restarted with its device plays it
+	// then, late rather than never.
+	NoSound bool
 }
 
 // Decision is what the agent should do now. The agent writes the events of
@@ -65,7 +70,9 @@ type Decision struct {
 	// failed, preempted) or that stopped without the agent seeing the end.
 	Close []Outcome
 	// Suspend lists occurrences that stopped without the agent seeing the
-	// end (it was restarted) and will start again from the beginning.
+	// end (it was restarted) and will start again from the beginning, and
+	// those due on a node without a sound device (Situation.NoSound), which
+	// wait for it.
 	Suspend []Outcome
 	// Stop, when not empty, is the reason for stopping what is playing:
 	// ReasonRemoved (no longer desired) or ReasonPreempted (Start is of a
@@ -307,6 +314,16 @@ func decide(s Situation) (d Decision) {
 			}
 			continue
 		}
+		if s.NoSound {
+			if !suspended {
+				mark := markOf(*o, cmp.Or(ph, PhaseReceived))
+				mark.ReceivedAt = s.Progress[o.ID].ReceivedAt // zero if received now: the agent sets it
+				d.Suspend = append(d.Suspend, Outcome{Progress: mark, Type: protocol.EventSuspended, Reason: protocol.ReasonAudioDevice})
+				phase[o.ID], cutBy[o.ID] = PhaseSuspended, protocol.ReasonAudioDevice
+			}
+			wake(deadline.Add(time.Millisecond))
+			continue
+		}
 		if s.startable(o) {
 			ready = append(ready, o)
 		} else {
@@ -391,7 +408,7 @@ func ChimeFirst(o *protocol.Occurrence, cached, known func(id string) bool) bool
 // alone, nor as it downloads, so a link that keeps failing does not sound
 // the chime, or the same wrong bytes, again and again.
 func (s *Situation) startable(o *protocol.Occurrence) bool {
-	if s.HasContent == nil {
+	if s.HasContent == nil || s.NoSound {
 		return false
 	}
 	if p, ok := s.Progress[o.ID]; ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonContentMissing {

@@ -108,6 +108,7 @@ func TestDecide(t *testing.T) {
 		has      func(string) bool
 		cached   func(string) bool
 		known    func(string) bool // ChimeKnown
+		noSound  bool
 		want     string
 	}{
 		{name: "nothing to run", want: ""},
@@ -271,6 +272,24 @@ func TestDecide(t *testing.T) {
 		{name: "clock jumped forward past several: each is missed once",
 			now: 3 * time.Hour, occs: []protocol.Occurrence{a, c, occ("d", 2*time.Hour+55*time.Minute)}, progress: []Progress{mark(a, PhaseReceived), mark(c, PhaseReceived), mark(occ("d", 2*time.Hour+55*time.Minute), PhaseReceived)},
 			has: all, want: "missed a too-late; missed c too-late; start d"},
+		{name: "without a sound device, a new due occurrence is received and waits for it, suspended",
+			noSound: true, occs: []protocol.Occurrence{a, c}, has: all, cached: all,
+			want: "received a; received c; suspended a audio-device; wake 5m0s"},
+		{name: "without a sound device, an emergency with its chime cached waits all the same",
+			noSound: true, occs: []protocol.Occurrence{chimed(at(a, protocol.PriorityEmergency))}, progress: []Progress{mark(a, PhaseReceived)},
+			has: all, cached: all, known: all, want: "suspended a audio-device; wake 10m0.001s"},
+		{name: "without a sound device, one suspended for it waits, and is not suspended again",
+			now: time.Minute, noSound: true, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonAudioDevice)},
+			has: all, cached: all, want: "wake 10m0.001s"},
+		{name: "without a sound device, one suspended by a preemption waits too",
+			now: time.Minute, noSound: true, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonPreempted)},
+			has: all, cached: all, want: "wake 10m0.001s"},
+		{name: "without a sound device past its deadline: failed audio-device",
+			now: 11 * time.Minute, noSound: true, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonAudioDevice)},
+			has: all, cached: all, want: "failed a audio-device"},
+		{name: "with the device again (the agent restarted), one suspended for it starts",
+			now: time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonAudioDevice)},
+			has: all, cached: all, want: "start a"},
 		{name: "removed occurrence that had not started needs nothing",
 			now: -time.Minute, occs: nil, progress: []Progress{mark(a, PhaseReceived)}, has: all,
 			want: ""},
@@ -280,11 +299,11 @@ func TestDecide(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached, ChimeKnown: tc.known})
+			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached, ChimeKnown: tc.known, NoSound: tc.noSound})
 			if got := summary(d); got != tc.want {
 				t.Errorf("Decide = %q\n          want %q", got, tc.want)
 			}
-			if d.Empty() != (d.Start == nil && d.Stop == "" && d.Prepare == nil && len(d.Close) == 0 && len(d.Received) == 0) {
+			if d.Empty() != (d.Start == nil && d.Stop == "" && d.Prepare == nil && len(d.Close) == 0 && len(d.Received) == 0 && len(d.Suspend) == 0) {
 				t.Errorf("Empty() = %v for %q", d.Empty(), summary(d))
 			}
 		})
@@ -317,6 +336,7 @@ func TestDecidePrepare(t *testing.T) {
 		has      func(string) bool
 		cached   func(string) bool
 		alert    time.Duration // AlertLead
+		noSound  bool
 		want     string
 	}{
 		{name: "an emergency that starts with its chime is prepared as it arrives",
@@ -376,6 +396,9 @@ func TestDecidePrepare(t *testing.T) {
 		{name: "of two starting together the higher is prepared",
 			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{c, at(occ("d", 5*time.Minute), protocol.PriorityHigh)}, progress: received(c, at(occ("d", 5*time.Minute), protocol.PriorityHigh)), has: all,
 			want: "prepare d at 5m0s; wake 5m0s"},
+		{name: "without a sound device nothing is prepared: the amplifier stays off",
+			now: 5*time.Minute - 2*time.Second, occs: []protocol.Occurrence{chimed(at(c, protocol.PriorityEmergency))}, has: all, cached: all, alert: 3 * time.Second, noSound: true,
+			want: "received c; wake 5m0s"},
 		{name: "done before a clock jump backwards: not prepared again",
 			now: 5*time.Minute - 100*time.Millisecond, occs: []protocol.Occurrence{c}, progress: []Progress{mark(c, PhaseDone)}, has: all,
 			want: ""},
@@ -385,7 +408,7 @@ func TestDecidePrepare(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Cached: tc.cached, Lead: lead, AlertLead: tc.alert}
+			s := Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, HasContent: tc.has, Cached: tc.cached, Lead: lead, AlertLead: tc.alert, NoSound: tc.noSound}
 			if tc.ends != 0 {
 				s.PlayingEnds = t0.Add(tc.ends)
 			}

@@ -178,3 +178,29 @@ func (o *None) Plays() int64 { return o.plays.Load() }
 
 // Close does nothing; None holds no device.
 func (o *None) Close() error { return nil }
+
+// ErrNoDevice is what Missing's Play returns: the agent runs without a
+// sound device, so nothing it plays is heard.
+var ErrNoDevice = errors.New("no sound device: it could not be opened when the agent started")
+
+// Missing is the output of an agent whose sound device could not be opened
+// at start (a USB sound card unplugged, or not yet there at boot): every
+// Play fails at once with ErrNoDevice. The agent keeps its link, its state
+// and its alarms up, reports the device missing (Missing) and does not
+// begin plays; it restarts once the device can be opened (node main).
+type Missing struct {
+	// Err is why the device could not be opened.
+	Err error
+}
+
+// Missing returns why the device could not be opened; the agent reports
+// it in its state.
+func (m Missing) Missing() error { return m.Err }
+
+// Play returns ErrNoDevice with the reason.
+func (m Missing) Play(context.Context, io.Reader) error {
+	return fmt.Errorf("%w: %w", ErrNoDevice, m.Err)
+}
+
+// Close does nothing.
+func (Missing) Close() error { return nil }
