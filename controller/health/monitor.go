@@ -523,6 +523,9 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	if st.LinkDeaf > 0 {
 		out[loaxa.AlarmLinkDeaf] = loaxa.AlarmFacts{DeafTimes: st.LinkDeaf}
 	}
+	if st.NoSoundDevice != "" {
+		out[loaxa.AlarmNoSoundDevice] = loaxa.AlarmFacts{Error: st.NoSoundDevice}
+	}
 	b := st.Board
 	if b == nil {
 		return out

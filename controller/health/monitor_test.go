@@ -200,6 +200,8 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			"2 cached files damaged on the board's storage in 24 h", loaxa.AlarmFacts{DamagedFiles: 2}},
 		{loaxa.AlarmLinkDeaf, func(s *protocol.State) { s.LinkDeaf = 1 },
 			"the broker stopped delivering to the node while connected (1× in 24 h); it reconnected", loaxa.AlarmFacts{DeafTimes: 1}},
+		{loaxa.AlarmNoSoundDevice, func(s *protocol.State) { s.NoSoundDevice = `open sound device: ALSA error: cannot find card "0"` },
+			`no sound device: open sound device: ALSA error: cannot find card "0"`, loaxa.AlarmFacts{Error: `open sound device: ALSA error: cannot find card "0"`}},
 		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 },
 			"clock -5000 ms off", loaxa.AlarmFacts{ClockOffsetMS: ptr(int64(-5000))}},
 		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 },

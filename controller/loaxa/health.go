@@ -63,7 +63,8 @@ type AlarmFacts struct {
 	DeafTimes int `json:"deaf_times,omitempty"`
 	// DesiredVersion, Attempts and Error (desired-undelivered): the
 	// desired state the broker has not accepted, how often it was tried,
-	// and the last attempt's error.
+	// and the last attempt's error. Error (no-sound-device) is why the
+	// node could not open its sound device.
 	DesiredVersion uint64 `json:"desired_version,omitempty"`
 	Attempts       int    `json:"attempts,omitempty"`
 	Error          string `json:"error,omitempty"`
@@ -143,6 +144,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		return fmt.Sprintf("occurrence %s failed: %s", f.Occurrence, f.Reason)
 	case AlarmOffline:
 		return fmt.Sprintf("no message since %s", f.LastContact.UTC().Format(time.RFC3339))
+	case AlarmNoSoundDevice:
+		return "no sound device: " + f.Error
 	case AlarmDesiredUndelivered:
 		return fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", f.DesiredVersion, f.Attempts, f.Error)
 	}
@@ -185,6 +188,12 @@ const (
 	AlarmClockUncertain = "clock-uncertain"
 	AlarmOffline        = "offline"         // critical: silent longer than the threshold
 	AlarmFailedToSound  = "failed-to-sound" // critical: a play failed for a hardware or content reason
+	// AlarmNoSoundDevice (critical): the node's agent could not open its
+	// sound device when it started (a USB sound card unplugged or dead, a
+	// loose connector). It runs on without it, so its link and the other
+	// alarms stay up, but the cluster cannot sound; it restarts by itself
+	// once the device can be opened.
+	AlarmNoSoundDevice = "no-sound-device"
 	// AlarmDesiredUndelivered (warning): the broker has not accepted the
 	// node's newest desired state for a while; the scheduler keeps
 	// retrying it.
@@ -200,7 +209,7 @@ const (
 // AlarmSeverity returns the severity of an alarm kind.
 func AlarmSeverity(kind string) string {
 	switch kind {
-	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound:
+	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice:
 		return SeverityCritical
 	}
 	return SeverityWarning

@@ -92,13 +92,14 @@ type NodeStatus struct {
 	Keys []string `json:"keys,omitempty"`
 
 	// Fleet health (controller/health). HeartbeatMS, UptimeS,
-	// DiskFreeBytes, StorageDamaged, LinkDeaf, Volume, Muted and
-	// AmplifierPolicy are as the node reports them.
+	// DiskFreeBytes, StorageDamaged, LinkDeaf, NoSoundDevice, Volume,
+	// Muted and AmplifierPolicy are as the node reports them.
 	HeartbeatMS     int64  `json:"heartbeat_ms,omitempty"`
 	UptimeS         int64  `json:"uptime_s,omitempty"`
 	DiskFreeBytes   *int64 `json:"disk_free_bytes,omitempty"`
 	StorageDamaged  int    `json:"storage_damaged,omitempty"`
 	LinkDeaf        int    `json:"link_deaf,omitempty"`
+	NoSoundDevice   string `json:"no_sound_device,omitempty"`
 	Volume          *int   `json:"volume,omitempty"`
 	Muted           bool   `json:"muted,omitempty"`
 	AmplifierPolicy string `json:"amplifier_policy,omitempty"`

@@ -263,6 +263,9 @@ export function alarmDetail(a) {
     case 'offline':
       if (f.last_contact) words = t('alarmfact.offline', { time: fmtDateTime(f.last_contact) });
       break;
+    case 'no-sound-device':
+      words = t('alarmfact.no_sound_device', { error: f.error || '?' });
+      break;
     case 'desired-undelivered':
       if (f.desired_version) words = t('alarmfact.desired_undelivered', { version: f.desired_version, attempts: n(f.attempts || 0), error: f.error || '?' });
       break;
