@@ -248,6 +248,38 @@ func TestRunWithoutSoundDevice(t *testing.T) {
 	}
 }
 
+// TestRunExitsToRebootOnCommand: the controller's reboot command ends the
+// node with the status its service manager starts it again on.
+func TestRunExitsToRebootOnCommand(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "node.json")
+	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
+	os.WriteFile(credFile, raw, 0o600)
+	done := make(chan int, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- run(context.Background(), []string{"--data", filepath.Join(dir, "data"), "--audio", "none", "--credentials", credFile, "--log-level", "warn"},
+			env(nil), &bytes.Buffer{}, &stderr)
+	}()
+	nodetest.Eventually(t, 10*time.Second, "node online", func() bool {
+		st := ctl.Log("n1").States
+		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOnline
+	})
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdReboot})
+	select {
+	case code := <-done:
+		if code != exitReboot {
+			t.Fatalf("exit %d after the reboot command, want %d: %s", code, exitReboot, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not end after the reboot command")
+	}
+	if !strings.Contains(stderr.String(), "stopped to reboot") {
+		t.Errorf("log does not say why the agent stopped: %s", stderr.String())
+	}
+}
+
 func TestRunSoundCheck(t *testing.T) {
 	snd := &fakeSound{}
 	var stdout, stderr bytes.Buffer
