@@ -224,7 +224,16 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	if err := os.MkdirAll(o.data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st, err := store.OpenBolt(filepath.Join(o.data, "node.db"))
+	st, _, err := store.OpenBoltOrSetAside(filepath.Join(o.data, "node.db"), time.Now())
+	damagedAtStart := 0
+	var damaged *store.DamagedError
+	if errors.As(err, &damaged) {
+		// The board runs on a new store rather than fail at every start;
+		// the storage-damaged alarm says the card is failing.
+		log.Error("node: the store was damaged (an SD card that lost writes in a power cut?); set aside, running on a new one: the desired state comes again from the broker, events not yet sent are lost",
+			"err", damaged.Err, "aside", damaged.Aside)
+		damagedAtStart, err = 1, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -275,6 +284,7 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		Updates:       u.requests,
 		StartupEvents: u.startup,
 
+		DamagedAtStart:  damagedAtStart,
 		AmplifierWarmup: o.ampWarmup,
 		Heartbeat:       o.heartbeat,
 		Reboot:          func() { cancel(errReboot) },

@@ -17,6 +17,7 @@ import (
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
 
@@ -277,6 +278,48 @@ func TestRunExitsToRebootOnCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "stopped to reboot") {
 		t.Errorf("log does not say why the agent stopped: %s", stderr.String())
+	}
+}
+
+// TestRunWithADamagedStore: a store a power cut left cut short does not
+// keep the node from starting: it is set aside, the node runs on a new
+// one, and its state counts a damaged file, for the storage-damaged alarm.
+func TestRunWithADamagedStore(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "node.json")
+	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
+	os.WriteFile(credFile, raw, 0o600)
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o755)
+	// The first half of a store, as a card that lost the rest leaves it.
+	st, err := store.OpenBolt(filepath.Join(data, "node.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	whole, _ := os.ReadFile(filepath.Join(data, "node.db"))
+	os.WriteFile(filepath.Join(data, "node.db"), whole[:len(whole)/2], 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- run(ctx, []string{"--data", data, "--audio", "none", "--credentials", credFile, "--log-level", "warn"}, env(nil), &bytes.Buffer{}, &stderr)
+	}()
+	nodetest.Eventually(t, 10*time.Second, "node online, counting a damaged file", func() bool {
+		st := ctl.Log("n1").States
+		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOnline && st[len(st)-1].StorageDamaged == 1
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if aside, _ := filepath.Glob(filepath.Join(data, "node.db.damaged-*")); len(aside) != 1 {
+		t.Errorf("damaged store kept as %v, want one file", aside)
+	}
+	if !strings.Contains(stderr.String(), "the store was damaged") {
+		t.Errorf("log does not say the store was damaged: %s", stderr.String())
 	}
 }
 

@@ -371,9 +371,10 @@ type State struct {
 	// DiskFreeBytes is the free space on the node's data volume; absent
 	// when it cannot be measured.
 	DiskFreeBytes *int64 `json:"disk_free_bytes,omitempty"`
-	// StorageDamaged is how many cached files the node found damaged in
-	// the last 24 hours: verified when stored, their bytes changed since
-	// on the board's storage (a failing SD card). Each is fetched again.
+	// StorageDamaged is how many files the node found damaged in the last
+	// 24 hours on the board's storage (a failing SD card): cached files,
+	// verified when stored and their bytes changed since, each fetched
+	// again; and its store, set aside and started anew.
 	StorageDamaged int `json:"storage_damaged,omitempty"`
 	// LinkDeaf is how many times in the last 24 hours (since the agent
 	// started, if later) the node found the broker no longer delivering to

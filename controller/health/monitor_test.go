@@ -197,7 +197,7 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 		{loaxa.AlarmDiskLow, func(s *protocol.State) { s.DiskFreeBytes = ptr(int64(10 << 20)) },
 			"10 MiB free", loaxa.AlarmFacts{DiskFreeBytes: ptr(int64(10 << 20))}},
 		{loaxa.AlarmStorageDamaged, func(s *protocol.State) { s.StorageDamaged = 2 },
-			"2 cached files damaged on the board's storage in 24 h", loaxa.AlarmFacts{DamagedFiles: 2}},
+			"2 files damaged on the board's storage in 24 h", loaxa.AlarmFacts{DamagedFiles: 2}},
 		{loaxa.AlarmLinkDeaf, func(s *protocol.State) { s.LinkDeaf = 1 },
 			"the broker stopped delivering to the node while connected (1× in 24 h); it reconnected", loaxa.AlarmFacts{DeafTimes: 1}},
 		{loaxa.AlarmNoSoundDevice, func(s *protocol.State) { s.NoSoundDevice = `open sound device: ALSA error: cannot find card "0"` },

@@ -110,7 +110,7 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 			return fmt.Sprintf("%d MiB free", *f.DiskFreeBytes>>20)
 		}
 	case AlarmStorageDamaged:
-		return fmt.Sprintf("%d cached files damaged on the board's storage in 24 h", f.DamagedFiles)
+		return fmt.Sprintf("%d files damaged on the board's storage in 24 h", f.DamagedFiles)
 	case AlarmLinkDeaf:
 		return fmt.Sprintf("the broker stopped delivering to the node while connected (%d× in 24 h); it reconnected", f.DeafTimes)
 	case AlarmSpeakerOpen:
@@ -166,8 +166,9 @@ const (
 	AlarmWeakSignal   = "weak-signal"        // warning
 	AlarmDiskLow      = "disk-low"           // warning
 	// AlarmStorageDamaged (warning): the node found cached files damaged
-	// on its storage (verified when stored, changed since) in the last 24
-	// hours: its SD card is failing. The node fetches each again, so it
+	// on its storage (verified when stored, changed since), or its store
+	// damaged and started a new one, in the last 24 hours: its SD card is
+	// failing. The node fetches each again, so it
 	// still plays; the card is what needs changing.
 	AlarmStorageDamaged = "storage-damaged"
 	// AlarmLinkDeaf (warning): in the last 24 hours the node found the

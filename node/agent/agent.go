@@ -333,6 +333,9 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)
 	}
+	for range cfg.DamagedAtStart {
+		a.cache.NoteDamaged()
+	}
 	return a, nil
 }
 

@@ -167,6 +167,13 @@ type Config struct {
 	// tests use it. Its result is kept within [0, w].
 	ReportDelay func(w time.Duration) time.Duration
 
+	// DamagedAtStart is how many of the node's files other than cached
+	// content were found damaged on its storage before the agent started:
+	// its store, set aside and started anew (store.OpenBoltOrSetAside).
+	// Each counts in the state's StorageDamaged like a damaged cached
+	// file, so the controller's storage-damaged alarm says the card is
+	// failing.
+	DamagedAtStart int
 	// StartupEvents are reported once when Run starts: update outcomes
 	// from before a restart. Their At is kept; Seq is assigned.
 	StartupEvents []protocol.Event

@@ -530,6 +530,17 @@ func (c *Cache) evict(room int64) []string {
 	return drop
 }
 
+// NoteDamaged counts, in Damaged, a file of the node's other than a cached
+// one found damaged on the same storage: the node's store, set aside and
+// started anew (store.OpenBoltOrSetAside). It is the same failing card.
+func (c *Cache) NoteDamaged() {
+	c.mu.Lock()
+	now := c.cfg.Clock.Now()
+	c.damaged = append(recent(c.damaged, now), now)
+	c.mu.Unlock()
+	c.saveDamage()
+}
+
 // Discard drops content id from the cache because its file turned out
 // damaged as it played (storage that lost or flipped bits): the file is
 // deleted, and fetched again at once if wanted. It counts in Damaged.

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// OpenBoltOrSetAside opens the store at path like OpenBolt, and if the file
+// is damaged — not a bbolt file, cut short, its pages or values corrupt,
+// as a power cut on an SD card that does not keep its writes leaves it —
+// renames it to path.damaged-<UTC time> and starts a new store, so that the
+// board runs rather than fail at every start until someone visits the
+// pole. aside is the new name of the damaged file, "" when the store was
+// sound. The new store has a new outbox epoch and nothing of the old: the
+// node gets its desired state again from the broker (retained), the
+// events it had not sent are lost, and so is its replay guard (a message
+// captured before and still within its expiry would be accepted once).
+// Only the newest damaged file is kept, for a technician to look at.
+//
+// A store that cannot be opened for another reason is not touched: held
+// by another process (ErrTimeout), not readable or writable by the agent,
+// or on a full or read-only file system.
+func OpenBoltOrSetAside(path string, now time.Time) (s *Bolt, aside string, err error) {
+	s, err = openChecked(path)
+	if err == nil || !damaged(path, err) {
+		return s, "", err
+	}
+	aside = fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
+	if olds, _ := filepath.Glob(path + ".damaged-*"); len(olds) > 0 {
+		for _, old := range olds {
+			os.Remove(old)
+		}
+	}
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, "", errors.Join(err, fmt.Errorf("set the damaged store aside: %w", rerr))
+	}
+	s, nerr := OpenBolt(path)
+	if nerr != nil {
+		return nil, aside, errors.Join(err, fmt.Errorf("new store after setting the damaged one aside as %s: %w", aside, nerr))
+	}
+	return s, aside, &DamagedError{Path: path, Aside: aside, Err: err}
+}
+
+// DamagedError is what OpenBoltOrSetAside returns, with a working store,
+// when it set a damaged store aside: Err is what was wrong with it.
+type DamagedError struct {
+	Path, Aside string
+	Err         error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("node store %s was damaged (%v); set aside as %s, a new one started", e.Path, e.Err, e.Aside)
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// openChecked checks every page and every stored value of the file, read
+// only (so that a damaged file is set aside as it was found), then opens
+// the store. A panic or a memory fault in bbolt (a file cut short maps
+// pages that are not there) is an error.
+func openChecked(path string) (s *Bolt, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if s != nil {
+				s.db.Close()
+				s = nil
+			}
+			err = fmt.Errorf("%w: %v", errCorrupt, r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		// The free list is read here, not on bbolt's checking goroutine.
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true, PreLoadFreelist: true})
+		if err != nil {
+			return nil, fmt.Errorf("open node store %s: %w", path, err)
+		}
+		err = check(db, fi.Size())
+		db.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w %s: %w", errCorrupt, path, err)
+		}
+	}
+	return OpenBolt(path)
+}
+
+// errCorrupt marks what openChecked found wrong inside the file.
+var errCorrupt = errors.New("corrupt node store")
+
+// check makes sure that the file of size bytes holds every page its meta
+// page counts, reads every bucket, key and value, runs bbolt's consistency
+// check, and decodes every JSON value the agent reads.
+func check(db *bolt.DB, size int64) error {
+	return db.View(func(tx *bolt.Tx) error {
+		if hw := tx.Size(); size < hw {
+			return fmt.Errorf("the file is %d bytes and its pages reach %d: cut short", size, hw)
+		}
+		// Read here first: a page id gone wild is a fault that
+		// openChecked recovers from on this goroutine, while bbolt's own
+		// check runs on a goroutine of its own, where it would end the
+		// process. Once every page has been read here, it reads the same.
+		if err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b) }); err != nil {
+			return err
+		}
+		var first error
+		for err := range tx.Check() { // drained: Check's goroutine sends until it is done
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return first
+		}
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			for _, k := range [][]byte{keyDesired, keyKeys, keyAlerts} {
+				if v := meta.Get(k); v != nil && !json.Valid(v) {
+					return fmt.Errorf("meta %s: not JSON", k)
+				}
+			}
+		}
+		for _, name := range [][]byte{bucketProgress, bucketEvents, bucketReplay} {
+			b := tx.Bucket(name)
+			if b == nil {
+				continue // made by OpenBolt
+			}
+			if err := b.ForEach(func(k, v []byte) error {
+				if !json.Valid(v) {
+					return fmt.Errorf("%s %x: not JSON", name, k)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// readSink keeps walk's reads from being optimised away.
+var readSink atomic.Uint32
+
+// walk reads every key and value of b and its nested buckets.
+func walk(b *bolt.Bucket) error {
+	var sum byte
+	err := b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			nested := b.Bucket(k)
+			if nested == nil {
+				return fmt.Errorf("key %x: neither a value nor a bucket", k)
+			}
+			return walk(nested)
+		}
+		for _, c := range v {
+			sum ^= c
+		}
+		return nil
+	})
+	readSink.Add(uint32(sum)) // read for its faults, not its value
+	return err
+}
+
+// damaged reports whether err, opening the file at path, says the file is
+// damaged, rather than that it cannot be reached.
+func damaged(path string, err error) bool {
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout), errors.Is(err, fs.ErrPermission),
+		errors.Is(err, syscall.EROFS), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return false
+	case errors.Is(err, errCorrupt), errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
+		errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrInvalidMapping):
+		return true
+	}
+	// Anything else bbolt says of the file itself ("file size too small",
+	// a page it cannot read): a damaged store, as long as there is a file
+	// to set aside.
+	fi, serr := os.Stat(path)
+	return serr == nil && fi.Mode().IsRegular()
+}

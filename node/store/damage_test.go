@@ -1,0 +1,197 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
+)
+
+var damageNow = time.Date(2026, 9, 14, 3, 20, 0, 0, time.UTC)
+
+// fullStore writes a store with a desired state, events and progress, as a
+// board that has run a while has, and returns its bytes and epoch.
+func fullStore(t testing.TB, path string) ([]byte, string) {
+	t.Helper()
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDesired(&protocol.DesiredState{Version: 7, Node: "tt-01"}); err != nil {
+		t.Fatal(err)
+	}
+	var events []protocol.Event
+	var marks []agent.Progress
+	for i := range 200 {
+		occ := "a1@" + damageNow.Add(time.Duration(i)*time.Minute).Format("20060102T150405Z")
+		events = append(events, protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: damageNow})
+		marks = append(marks, agent.Progress{Occurrence: occ, Phase: agent.PhaseReceived, Start: damageNow})
+	}
+	if _, err := s.Append(events, marks); err != nil {
+		t.Fatal(err)
+	}
+	epoch := s.Epoch()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, epoch
+}
+
+func TestOpenBoltOrSetAsideKeepsASoundStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	_, epoch := fullStore(t, path)
+	s, aside, err := OpenBoltOrSetAside(path, damageNow)
+	if err != nil || aside != "" {
+		t.Fatalf("sound store: aside %q, err %v", aside, err)
+	}
+	defer s.Close()
+	d, err := s.Desired()
+	if err != nil || d == nil || d.Version != 7 || s.Epoch() != epoch {
+		t.Fatalf("store reopened with desired %+v (%v), epoch %s; want version 7, epoch %s", d, err, s.Epoch(), epoch)
+	}
+	if p, err := s.Progress(); err != nil || len(p) != 200 {
+		t.Fatalf("%d progress marks (%v), want 200", len(p), err)
+	}
+}
+
+func TestOpenBoltOrSetAsideStartsAnewOnADamagedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string, raw []byte) []byte
+	}{
+		{"not a bbolt file", func(_ *testing.T, _ string, raw []byte) []byte { return bytes.Repeat([]byte("loaxa"), 100) }},
+		{"cut short by a power cut", func(_ *testing.T, _ string, raw []byte) []byte { return raw[:len(raw)/2] }},
+		{"cut to its first page", func(_ *testing.T, _ string, raw []byte) []byte { return raw[:4096] }},
+		{"both meta pages overwritten", func(_ *testing.T, _ string, raw []byte) []byte {
+			b := bytes.Clone(raw)
+			copy(b, bytes.Repeat([]byte{0xAB}, 8192))
+			return b
+		}},
+		{"every data page overwritten", func(_ *testing.T, _ string, raw []byte) []byte {
+			b := bytes.Clone(raw)
+			copy(b[8192:], bytes.Repeat([]byte{0xAB}, len(b)-8192))
+			return b
+		}},
+		{"a stored value garbled", func(t *testing.T, path string, _ []byte) []byte {
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketMeta).Put(keyDesired, []byte{'{', 0xFF, 0x00})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			raw, _ := os.ReadFile(path)
+			return raw
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "node.db")
+			raw, epoch := fullStore(t, path)
+			bad := tc.damage(t, path, raw)
+			if err := os.WriteFile(path, bad, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, aside, err := OpenBoltOrSetAside(path, damageNow)
+			var de *DamagedError
+			if s == nil || !errors.As(err, &de) {
+				t.Fatalf("store %v, err %v; want a new store and a DamagedError", s, err)
+			}
+			defer s.Close()
+			if want := path + ".damaged-20260914T032000Z"; aside != want || de.Aside != want {
+				t.Errorf("set aside as %q (error says %q), want %q", aside, de.Aside, want)
+			}
+			if kept, err := os.ReadFile(aside); err != nil || !bytes.Equal(kept, bad) {
+				t.Errorf("the damaged file was not kept as it was (%v)", err)
+			}
+			if s.Epoch() == epoch || s.Epoch() == "" {
+				t.Errorf("new store has epoch %q, want a new one (old %q)", s.Epoch(), epoch)
+			}
+			if d, err := s.Desired(); err != nil || d != nil {
+				t.Errorf("new store has desired %+v (%v), want none", d, err)
+			}
+			if _, err := s.Append([]protocol.Event{{Type: protocol.EventReceived, Occurrence: "b@1", At: damageNow}}, nil); err != nil {
+				t.Errorf("new store does not take events: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpenBoltOrSetAsideKeepsOnlyTheNewestDamagedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	for i := range 3 {
+		if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := OpenBoltOrSetAside(path, damageNow.Add(time.Duration(i)*time.Hour))
+		var de *DamagedError
+		if !errors.As(err, &de) {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		s.Close()
+	}
+	olds, _ := filepath.Glob(path + ".damaged-*")
+	if len(olds) != 1 || olds[0] != path+".damaged-20260914T052000Z" {
+		t.Errorf("damaged files kept: %v, want the newest only", olds)
+	}
+}
+
+// A store another process holds is not damaged: it is left alone.
+func TestOpenBoltOrSetAsideLeavesAHeldStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	fullStore(t, path)
+	held, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	raw, _ := os.ReadFile(path)
+	s, aside, err := OpenBoltOrSetAside(path, damageNow)
+	if s != nil || aside != "" || !errors.Is(err, bolterrors.ErrTimeout) {
+		t.Fatalf("held store: %v, aside %q, err %v; want ErrTimeout and nothing set aside", s, aside, err)
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, raw) {
+		t.Error("the held store's file changed")
+	}
+}
+
+// FuzzOpenBoltOrSetAside: whatever the file holds, the agent gets a store
+// it can write to, never a panic.
+func FuzzOpenBoltOrSetAside(f *testing.F) {
+	raw, _ := fullStore(f, filepath.Join(f.TempDir(), "node.db"))
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Add(raw[:4096])
+	f.Add([]byte{})
+	f.Add([]byte("loaxa"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "node.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := OpenBoltOrSetAside(path, damageNow)
+		var de *DamagedError
+		if s == nil || err != nil && !errors.As(err, &de) {
+			t.Fatalf("store %v, err %v", s, err)
+		}
+		defer s.Close()
+		if _, err := s.Append([]protocol.Event{{Type: protocol.EventReceived, Occurrence: "b@1", At: damageNow}}, nil); err != nil {
+			t.Fatalf("store does not take events: %v", err)
+		}
+	})
+}
