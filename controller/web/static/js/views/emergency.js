@@ -119,6 +119,10 @@ async function compose(ctx, main, recent) {
       if (how.value === 'content' && !contentSel.value) { fill(status, h('p', { class: 'error' }, t('emergency.need_content'))); return; }
       const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
       const online = n.filter((x) => x.status.state === 'online').length;
+      // Online clusters whose own report says they cannot sound: the
+      // officer warns those places by other means at once, and calls a
+      // technician, rather than learn it from the board afterwards.
+      const mute = n.filter((x) => x.status.state === 'online' && silencing(x).length > 0);
       // The confirmation says whether the clusters keep the message: the
       // list of kept content, read as the form opened, may still be on its
       // way. Wait for it a moment, not longer: the alert comes first.
@@ -132,6 +136,10 @@ async function compose(ctx, main, recent) {
           drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
           h('p', { class: 'stat', id: 'em-confirm-count' }, t('emergency.will_sound', { n: n.length })),
           h('p', {}, t('emergency.online_now', { online, all: n.length })),
+          mute.length ? h('div', { class: 'error-box', id: 'em-confirm-mute' },
+            h('p', {}, t('emergency.cannot_sound', { n: mute.length })),
+            h('ul', {}, mute.slice(0, MUTE_LISTED).map((x) => h('li', {}, `${x.name || x.id} (${ctx.areaName(x.area)}): ${silencing(x).map((k) => t('alarm.' + k)).join(', ')}`))),
+            mute.length > MUTE_LISTED ? h('p', {}, t('emergency.cannot_sound_more', { n: mute.length - MUTE_LISTED })) : null) : null,
           how.value === 'text' && introSel.value ? h('p', { id: 'em-confirm-intro' }, t('emergency.confirm_intro', { title: titles.get(introSel.value) || introSel.value })) : null,
           ready(),
           h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
@@ -402,6 +410,21 @@ async function capFeeds() {
 
 /** within reports whether area lies in (or is) root. */
 function within(ctx, area, root) { return ctx.within(area, root); }
+
+// SILENCING are the faults (docs/fleet-health.md) with which a cluster
+// cannot sound at all: no sound device, the speaker line cut or shorted,
+// the amplifier's fault output on. Others (a relay that disagrees, a low
+// battery, a weak signal) may still let it sound.
+const SILENCING = ['no-sound-device', 'speaker-line-open', 'speaker-line-short', 'amplifier-fault'];
+
+/** silencing returns the kinds of a node's open faults that keep it silent. */
+function silencing(node) {
+  return (node.status.faults || []).map((f) => f.kind).filter((k) => SILENCING.includes(k));
+}
+
+// MUTE_LISTED is how many silent clusters the confirmation names; a
+// province's alert may find hundreds, and the board lists every one.
+const MUTE_LISTED = 10;
 
 /**
  * STANDING_WAIT_MS is how long the send waits for the list of kept
