@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/promtest"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
@@ -352,6 +357,13 @@ func TestAlertOnANodeWithoutSoundDeviceWaitsForIt(t *testing.T) {
 		states := ctl.Log("n1").States
 		return len(states) > 0 && states[len(states)-1].NoSoundDevice != ""
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.a.Collectors()...)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	if v, ok := promtest.Scrape(t, srv.URL).Value("loaxa_node_sound_device_missing"); !ok || v != 1 {
+		t.Errorf("loaxa_node_sound_device_missing = %v (present %v), want 1", v, ok)
+	}
 
 	start := sendCachedAlert(t, ctl, fc, n, "n1", "e1@x").start
 	fc.Set(start)

@@ -61,8 +61,14 @@ func (a *Agent) Collectors() []prometheus.Collector {
 			defer a.mu.Unlock()
 			return float64(len(a.status.missing))
 		}),
-		gauge("loaxa_node_storage_damaged_files", "Cached files found damaged on the node's storage in the last 24 hours (a failing SD card).", func() float64 {
+		gauge("loaxa_node_storage_damaged_files", "Files found damaged on the node's storage in the last 24 hours (a failing SD card): cached content, and its store set aside at start.", func() float64 {
 			return float64(a.cache.Damaged())
+		}),
+		gauge("loaxa_node_sound_device_missing", "1 while the agent runs without its sound device, which it could not open when it started; 0 with it.", func() float64 {
+			if a.noSound != nil {
+				return 1
+			}
+			return 0
 		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "loaxa_node_link_deaf_total",
