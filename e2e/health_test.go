@@ -41,14 +41,19 @@ func quickStates(c *agent.Config) {
 	c.MQTTMaxReconnect = 200 * time.Millisecond
 }
 
-// startFleet enrols and runs n simulated boxes in area through the API.
-func startFleet(t *testing.T, c *rig.Controller, prefix, area string, n int) *fleet.Fleet {
+// startFleet enrols and runs n simulated boxes in area through the API;
+// tune, if given, adjusts the fleet's configuration.
+func startFleet(t *testing.T, c *rig.Controller, prefix, area string, n int, tune ...func(*fleet.Config)) *fleet.Fleet {
 	t.Helper()
-	f, err := fleet.Start(context.Background(), fleet.Config{
+	cfg := fleet.Config{
 		Controller: c.URL, Token: c.Token, Nodes: n, Area: area, Prefix: prefix,
 		AgentLogger: rig.Logger(t, "fleet"),
 		Tune:        func(ac *agent.Config) { quickStates(ac); ac.ContentSpread = -1 },
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	f, err := fleet.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +94,97 @@ func alarm(c *rig.Controller, node, kind string) (loaxa.Alarm, bool) {
 // surfaces as the right alarm and node fault, and ends when mended. Then a
 // dead amplifier driver makes a bulletin fail: the failed-to-sound alarm
 // opens, and the next completed play ends it.
+// TestSoundCardPulledOutOfASimulatedBox: a box's sound card is pulled out
+// in the middle of an alert, through the firmware simulator's control.
+// The agent stops the play and is started again without the card, as
+// systemd starts the node program: the alert waits, the board says
+// "suspended" for the sound device, the no-sound-device alarm opens. The
+// card plugged back in, the agent starts again with it and plays the whole
+// alert; the alarm ends. Pulled out again while nothing plays, the agent
+// finds it within its state poll.
+func TestSoundCardPulledOutOfASimulatedBox(t *testing.T) {
+	t.Parallel()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	f := startFleet(t, c, "sc", "12346", 1, func(cfg *fleet.Config) {
+		cfg.SoundRecheck = 100 * time.Millisecond
+		tune := cfg.Tune
+		cfg.Tune = func(ac *agent.Config) { tune(ac); ac.StatePoll = 200 * time.Millisecond }
+	})
+	control := httptest.NewServer(f.Control())
+	defer control.Close()
+	const id = "sc-0001"
+	card := func(method string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, control.URL+"/boards/"+id+"/faults/"+board.FaultSoundCardOut, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d", method, board.FaultSoundCardOut, resp.StatusCode)
+		}
+	}
+	message := c.Upload("bao-dong.wav", rig.ToneWAV(660, 4*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
+	report := func() loaxa.EmergencyNode {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+		if len(rep.Nodes) != 1 {
+			t.Fatalf("emergency report has %d nodes, want 1", len(rep.Nodes))
+		}
+		return rep.Nodes[0]
+	}
+	rig.Eventually(t, 20*time.Second, "the alert sounding", func() bool { return report().State == string(loaxa.DeliveryStarted) })
+
+	card("POST")
+	rig.Eventually(t, 20*time.Second, "the alert suspended for the sound device", func() bool {
+		n := report()
+		return n.State == string(loaxa.DeliverySuspended) && n.Reason == protocol.ReasonAudioDevice
+	})
+	rig.Eventually(t, 20*time.Second, "the no-sound-device alarm open", func() bool {
+		_, ok := openAlarms(c, id)[loaxa.AlarmNoSoundDevice]
+		return ok
+	})
+	if n := f.Sim(id).Restarts(); n != 1 {
+		t.Errorf("the box started its agent again %d times, want once (without the card)", n)
+	}
+	if got := report(); got.State != string(loaxa.DeliverySuspended) {
+		t.Errorf("without its card the alert is %s, want it still suspended", got.State)
+	}
+
+	card("DELETE")
+	rig.Eventually(t, 30*time.Second, "the alert played whole after the card came back", func() bool {
+		return report().State == string(loaxa.DeliveryCompleted)
+	})
+	if n := report(); n.PlayedMS < 4000 {
+		t.Errorf("played %d ms after the card came back, want the whole alert (its message alone is 4,000)", n.PlayedMS)
+	}
+	rig.Eventually(t, 10*time.Second, "the no-sound-device alarm ended", func() bool {
+		a, ok := alarm(c, id, loaxa.AlarmNoSoundDevice)
+		return ok && !a.Open()
+	})
+	if n := f.Sim(id).Restarts(); n != 2 {
+		t.Errorf("the box started its agent again %d times, want twice (without the card, then with it)", n)
+	}
+
+	// Pulled out while nothing plays: the agent finds it within its state
+	// poll, not when the next alert fails on it.
+	card("POST")
+	rig.Eventually(t, 20*time.Second, "the no-sound-device alarm open again, with nothing played", func() bool {
+		_, ok := openAlarms(c, id)[loaxa.AlarmNoSoundDevice]
+		return ok
+	})
+	card("DELETE")
+	rig.Eventually(t, 20*time.Second, "the no-sound-device alarm ended again", func() bool {
+		_, ok := openAlarms(c, id)[loaxa.AlarmNoSoundDevice]
+		return !ok && c.Node(id).Status.NoSoundDevice == ""
+	})
+}
+
 func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 	t.Parallel()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})

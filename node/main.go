@@ -92,6 +92,9 @@ type options struct {
 // that much early.
 var _ agent.LatencyOutput = (*oto.Output)(nil)
 
+// It tells the agent when it has failed while nothing played.
+var _ agent.CheckedOutput = (*oto.Output)(nil)
+
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	return runWith(ctx, args, getenv, stdout, stderr, realSound)

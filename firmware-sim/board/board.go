@@ -133,6 +133,7 @@ type Board struct {
 	door     bool
 	rssi     int
 	link     string
+	noCard   bool // the sound card is out (FaultSoundCardOut)
 	switches []Switch
 	changed  chan struct{}
 }
@@ -285,6 +286,19 @@ func (b *Board) SetSignal(rssiDBm int, link string) {
 			b.link = link
 		}
 	})
+}
+
+// SetSoundCard plugs the box's sound card in (true) or pulls it out: a
+// USB sound card that dropped off on a brownout, or a dead one. The agent
+// learns it from its sound output (firmware-sim/fleet), not from the
+// board's snapshot, as on a real box.
+func (b *Board) SetSoundCard(present bool) { b.set(func() { b.noCard = !present }) }
+
+// SoundCard reports whether the box has its sound card.
+func (b *Board) SoundCard() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.noCard
 }
 
 // set brings the physics up to now, then changes an input, and tells a

@@ -23,12 +23,13 @@ const (
 	FaultWeakSignal     = "weak-signal"     // the modem at −110 dBm on 2G
 	FaultAmplifierFault = "amplifier-fault" // the amplifier's fault output is on
 	FaultRelayStuck     = "relay-stuck"     // the relay ignores commands
+	FaultSoundCardOut   = "sound-card-out"  // the USB sound card is pulled out or dead
 )
 
 // Faults lists every fault Inject knows.
 var Faults = []string{
 	FaultSpeakerOpen, FaultSpeakerShort, FaultMainsOff, FaultBatteryLow, FaultOverheat,
-	FaultDoorOpen, FaultWeakSignal, FaultAmplifierFault, FaultRelayStuck,
+	FaultDoorOpen, FaultWeakSignal, FaultAmplifierFault, FaultRelayStuck, FaultSoundCardOut,
 }
 
 // ErrUnknownFault is returned by Inject for a name not in Faults.
@@ -86,6 +87,8 @@ func (b *Board) Inject(fault string, on bool) error {
 		b.SetAmplifierFault(on)
 	case FaultRelayStuck:
 		b.StickRelay(on)
+	case FaultSoundCardOut:
+		b.SetSoundCard(!on)
 	default:
 		return fmt.Errorf("%w %q; known faults: %s", ErrUnknownFault, fault, strings.Join(Faults, ", "))
 	}

@@ -77,6 +77,31 @@ func TestRelayStuckShowsInCommand(t *testing.T) {
 	}
 }
 
+// TestSoundCardOut: the sound card is the box's, but the agent learns of
+// it from its sound output, not from the snapshot.
+func TestSoundCardOut(t *testing.T) {
+	b, _ := newBoard(t)
+	before := describe(b.Snapshot())
+	if !b.SoundCard() {
+		t.Fatal("a new board has no sound card")
+	}
+	if err := b.Inject(FaultSoundCardOut, true); err != nil {
+		t.Fatal(err)
+	}
+	if b.SoundCard() {
+		t.Error("the sound card is still in after pulling it out")
+	}
+	if after := describe(b.Snapshot()); after != before {
+		t.Errorf("the snapshot changed with the sound card: %s, was %s", after, before)
+	}
+	if err := b.Inject(FaultSoundCardOut, false); err != nil {
+		t.Fatal(err)
+	}
+	if !b.SoundCard() {
+		t.Error("no sound card after plugging it back in")
+	}
+}
+
 func TestInjectUnknown(t *testing.T) {
 	b, _ := newBoard(t)
 	err := b.Inject("flood", true)

@@ -1,8 +1,10 @@
 // Package fleet enrols simulated speaker boxes with a controller and runs a
 // real node agent for each, in one process: the agents are the production
 // node/agent code with a silent, real-time-paced audio output
-// (audio.NewNone, as --audio none) and a simulated board (firmware-sim/board)
-// whose faults tests inject through Fleet.Sims.
+// (audio.NewNone, as --audio none) behind a simulated sound card, and a
+// simulated board (firmware-sim/board) whose faults tests inject through
+// Fleet.Sims. Each box starts its agent again when the agent asks to be
+// restarted, as systemd does the node program.
 //
 // Enrolment goes through the controller's public API (POST /api/v1/nodes
 // with a bearer token). The controller shows each node's credentials once;
@@ -107,21 +109,47 @@ type Config struct {
 	// AlertPrepare is every agent's agent.Config.AlertPrepare (0: its
 	// default; negative: alerts are prepared like any play).
 	AlertPrepare time.Duration
+	// SoundRecheck is how often a box whose agent runs without its sound
+	// card checks whether the card is back (0: one second), as the node
+	// program does every --sound-recheck.
+	SoundRecheck time.Duration
 }
 
 // Sim is one simulated box: its board, its agent and what they run on.
+// Like the node program under systemd, the box starts its agent again when
+// the agent asks to be restarted: its sound card was pulled out mid-play
+// (board.FaultSoundCardOut), or it ran without one and the card is back.
 type Sim struct {
 	ID          string
 	Credentials *protocol.Credentials
 	Board       *board.Board
-	Agent       *agent.Agent
 	Output      *audio.None
 	Store       agent.Store
 	// Dir is the agent's data directory (its content cache in Dir/content).
 	Dir string
 
+	mu       sync.Mutex
+	agent    *agent.Agent            // the agent running now
+	noCard   bool                    // it runs without the sound card
+	stopRun  context.CancelCauseFunc // ends its Run, to start it again
+	restarts int
+
 	done chan struct{} // closed when the agent's Run returned
 	err  error         // what Run returned; read after done
+}
+
+// Agent returns the box's agent: a new one after each restart.
+func (s *Sim) Agent() *agent.Agent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agent
+}
+
+// Restarts returns how many times the box started its agent again.
+func (s *Sim) Restarts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts
 }
 
 // Done is closed when the agent has stopped.
@@ -199,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	for _, s := range f.sims {
 		go func() {
 			defer close(s.done)
-			s.err = s.Agent.Run(runCtx)
+			s.err = f.runSim(runCtx, s)
 			if s.err != nil {
 				f.log.Error("fleet: agent stopped", "node", s.ID, "err", s.err)
 			}
@@ -345,29 +373,161 @@ func (f *Fleet) build(creds []*protocol.Credentials) error {
 		// Registered before the agent exists, so release closes the store
 		// whatever fails next.
 		f.sims = append(f.sims, s)
-		ac := agent.Config{
-			Credentials:  c,
-			DataDir:      dir,
-			Store:        s.Store,
-			Output:       s.Output,
-			Board:        s.Board,
-			Clock:        cfg.Clock,
-			Logger:       cfg.AgentLogger,
-			HTTPClient:   cfg.HTTPClient,
-			Version:      Version,
-			AlertPrepare: cfg.AlertPrepare,
-		}
-		if f.sounds != nil {
-			ac.Output = &soundOutput{Output: ac.Output, node: c.Node, log: f.sounds}
-		}
-		if cfg.Tune != nil {
-			cfg.Tune(&ac)
-		}
-		if s.Agent, err = agent.New(ac); err != nil {
-			return fmt.Errorf("fleet: node %s: %w", c.Node, err)
+		if err := f.newAgent(s); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// errNoCard is why a box without its sound card cannot open it.
+var errNoCard = errors.New("simulated sound card pulled out")
+
+// errCardBack ends the Run of an agent without its sound card once the
+// card is back.
+var errCardBack = errors.New("the sound card is back")
+
+// newAgent makes the box's agent, with its sound card or without it as the
+// board has it now.
+func (f *Fleet) newAgent(s *Sim) error {
+	cfg := f.cfg
+	ac := agent.Config{
+		Credentials:  s.Credentials,
+		DataDir:      s.Dir,
+		Store:        s.Store,
+		Output:       cardOutput{None: s.Output, board: s.Board},
+		Board:        s.Board,
+		Clock:        cfg.Clock,
+		Logger:       cfg.AgentLogger,
+		HTTPClient:   cfg.HTTPClient,
+		Version:      Version,
+		AlertPrepare: cfg.AlertPrepare,
+		Restart: func(cause error) {
+			s.mu.Lock()
+			stop := s.stopRun
+			s.mu.Unlock()
+			if stop != nil {
+				stop(cause)
+			}
+		},
+	}
+	noCard := !s.Board.SoundCard()
+	switch {
+	case noCard:
+		ac.Output = audio.Missing{Err: errNoCard}
+	case f.sounds != nil:
+		ac.Output = &soundOutput{Output: ac.Output, node: s.ID, log: f.sounds}
+	}
+	if cfg.Tune != nil {
+		cfg.Tune(&ac)
+	}
+	a, err := agent.New(ac)
+	if err != nil {
+		return fmt.Errorf("fleet: node %s: %w", s.ID, err)
+	}
+	s.mu.Lock()
+	s.agent, s.noCard = a, noCard
+	s.mu.Unlock()
+	return nil
+}
+
+// runSim runs the box's agent until ctx ends, starting it again, as
+// systemd does the node program, when it stops to be restarted (its sound
+// card lost) or when it ran without its sound card and the card is back.
+func (f *Fleet) runSim(ctx context.Context, s *Sim) error {
+	for {
+		rctx, stop := context.WithCancelCause(ctx)
+		s.mu.Lock()
+		a, noCard := s.agent, s.noCard
+		s.stopRun = stop
+		s.mu.Unlock()
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			if noCard {
+				f.watchCard(rctx, s, stop)
+			}
+		}()
+		err := a.Run(rctx)
+		cause := context.Cause(rctx)
+		stop(nil)
+		<-watched
+		if ctx.Err() != nil || !errors.Is(cause, audio.ErrDeviceLost) && !errors.Is(cause, errCardBack) {
+			return err
+		}
+		f.log.Warn("fleet: starting the agent again", "node", s.ID, "cause", cause)
+		if err := f.newAgent(s); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.restarts++
+		s.mu.Unlock()
+	}
+}
+
+// watchCard ends the run with errCardBack once the board has its sound
+// card again.
+func (f *Fleet) watchCard(ctx context.Context, s *Sim, stop context.CancelCauseFunc) {
+	every := f.cfg.SoundRecheck
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.Board.SoundCard() {
+				stop(errCardBack)
+				return
+			}
+		}
+	}
+}
+
+// cardOutput is a box's sound card: None's real-time pacing while the
+// board has the card. A play finds the card gone as it reads, and fails
+// as oto does once ALSA has lost its device (audio.ErrDeviceLost).
+type cardOutput struct {
+	*audio.None
+	board *board.Board
+}
+
+// errCardOut is what a play's reads return once the card is out.
+var errCardOut = errors.New("sound card pulled out")
+
+// Err says the card is out, as the oto output says its device failed.
+func (o cardOutput) Err() error {
+	if !o.board.SoundCard() {
+		return fmt.Errorf("%w: %w", audio.ErrDeviceLost, errCardOut)
+	}
+	return nil
+}
+
+func (o cardOutput) Play(ctx context.Context, pcm io.Reader) error {
+	if !o.board.SoundCard() {
+		return fmt.Errorf("%w: %w", audio.ErrDeviceLost, errCardOut)
+	}
+	err := o.None.Play(ctx, &cardReader{r: pcm, board: o.board})
+	if errors.Is(err, errCardOut) {
+		return fmt.Errorf("%w: %w", audio.ErrDeviceLost, err)
+	}
+	return err
+}
+
+// cardReader fails once the board's sound card is out.
+type cardReader struct {
+	r     io.Reader
+	board *board.Board
+}
+
+func (c *cardReader) Read(p []byte) (int, error) {
+	if !c.board.SoundCard() {
+		return 0, errCardOut
+	}
+	return c.r.Read(p)
 }
 
 // Sims returns the simulated boxes in id order. The slice is the fleet's;
@@ -458,7 +618,7 @@ func (f *Fleet) WaitConnected(ctx context.Context, timeout time.Duration) int {
 	for {
 		n := 0
 		for _, s := range f.sims {
-			if s.Agent.Connected() {
+			if s.Agent().Connected() {
 				n++
 			}
 		}

@@ -259,7 +259,7 @@ func TestRunsAgentsOnSimulatedBoards(t *testing.T) {
 	// A fault injected on one board shows in that agent's status only.
 	f.Sims()[1].Board.CutMains()
 	for i, s := range f.Sims() {
-		mains := *s.Agent.Status().Board.Mains
+		mains := *s.Agent().Status().Board.Mains
 		if mains != (i != 1) {
 			t.Errorf("%s: mains %v after cutting run-0002's", s.ID, mains)
 		}

@@ -75,6 +75,14 @@ type soundOutput struct {
 	log  *soundLog
 }
 
+// Err is the wrapped output's (agent.CheckedOutput), nil if it cannot tell.
+func (o *soundOutput) Err() error {
+	if c, ok := o.Output.(agent.CheckedOutput); ok {
+		return c.Err()
+	}
+	return nil
+}
+
 func (o *soundOutput) Play(ctx context.Context, pcm io.Reader) error {
 	occ, ok := agent.PlayOccurrence(ctx)
 	if !ok {

@@ -479,6 +479,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.sendEvents,
 		a.publishStates,
 		a.syncClock,
+		a.watchOutput,
 	} {
 		wg.Add(1)
 		go func() {
@@ -1125,6 +1126,45 @@ func (a *Agent) encodeState(st protocol.State) []byte {
 		a.log.Error("agent: encode state", "err", err)
 	}
 	return raw
+}
+
+// watchOutput looks at the sound device every StatePoll while the agent
+// can be restarted (Config.Restart) and its output can tell
+// (CheckedOutput): a device that failed for good while nothing played (a
+// USB sound card that dropped off between bulletins) restarts the agent
+// then, so that the cluster says it has no sound device within StatePoll
+// rather than when the next alert fails on it. A play on air finds the
+// failure itself.
+func (a *Agent) watchOutput(ctx context.Context) {
+	out, ok := a.cfg.Output.(CheckedOutput)
+	if !ok || a.cfg.Restart == nil || a.noSound != nil {
+		return
+	}
+	t := time.NewTicker(a.cfg.StatePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := out.Err()
+		if err == nil {
+			continue
+		}
+		select {
+		case a.inLoop <- func() {
+			if a.play != nil || ctx.Err() != nil {
+				return // the play fails on it, and restarts the agent
+			}
+			a.flush()
+			a.log.Error("agent: the sound device failed while nothing played; restarting the agent to open it again", "err", err)
+			a.cfg.Restart(err)
+		}:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // publishStates publishes the retained state after changes, at most once

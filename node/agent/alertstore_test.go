@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,6 +387,47 @@ func TestAlertOnANodeWithoutSoundDeviceWaitsForIt(t *testing.T) {
 	events := waitEvents(t, ctl, "n1", want)
 	if got := events[3].PlayedMS; got != 5300 {
 		t.Errorf("played %d ms after the restart, want 5300: the whole template", got)
+	}
+}
+
+// idleFailingDevice plays nothing and fails for good, while idle, once
+// failed is set; it says so through Err (agent.CheckedOutput).
+type idleFailingDevice struct {
+	*audio.None
+	failed atomic.Bool
+}
+
+func (d *idleFailingDevice) Err() error {
+	if d.failed.Load() {
+		return fmt.Errorf("oto: ALSA error at snd_pcm_writei: %w", audio.ErrDeviceLost)
+	}
+	return nil
+}
+
+// TestSoundDeviceLostWhileIdleRestartsTheAgent: a device that fails
+// between plays restarts the agent within StatePoll, not when the next
+// play fails on it; one that works does not.
+func TestSoundDeviceLostWhileIdleRestartsTheAgent(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	dev := &idleFailingDevice{None: audio.NewNone(nil)}
+	restarts := make(chan error, 4)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{statePoll: 50 * time.Millisecond,
+		tune:      func(c *agent.Config) { c.Output = dev },
+		restarted: func(cause error) { restarts <- cause }})
+	waitConnected(t, n)
+	select {
+	case cause := <-restarts:
+		t.Fatalf("restarted with the device working: %v", cause)
+	case <-time.After(300 * time.Millisecond): // six looks at the device
+	}
+	dev.failed.Store(true)
+	select {
+	case cause := <-restarts:
+		if !errors.Is(cause, audio.ErrDeviceLost) {
+			t.Errorf("restarted for %v, want the lost sound device", cause)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not restart after its sound device failed while idle")
 	}
 }
 

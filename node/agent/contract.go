@@ -23,6 +23,16 @@ type Output interface {
 	Close() error
 }
 
+// CheckedOutput is an Output that can tell, without playing, that its
+// device failed for good: Err returns an error wrapping
+// audio.ErrDeviceLost then, nil while the device works. The agent looks
+// at it every StatePoll and restarts (Config.Restart) if it failed while
+// nothing played. Outputs may implement it; none must.
+type CheckedOutput interface {
+	Output
+	Err() error
+}
+
 // MissingOutput is an Output standing in for a sound device the node does
 // not have (audio.Missing): Missing returns why. The agent then begins no
 // play: what is due is suspended with reason audio-device and waits, until

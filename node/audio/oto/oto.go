@@ -124,6 +124,17 @@ func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 	return nil
 }
 
+// Err returns the device's failure, wrapping audio.ErrDeviceLost, once
+// oto's context has stopped on an error it cannot recover from (a USB
+// sound card that dropped off, even while nothing played: oto keeps
+// writing silence); nil while it works.
+func (o *Output) Err() error {
+	if err := o.ctx.Err(); err != nil {
+		return lost(err)
+	}
+	return nil
+}
+
 // lost is the error of a device whose context failed: oto's context stops
 // for good on the first error (a write ALSA could not recover from), and
 // the process cannot open another.
