@@ -306,5 +306,11 @@ func TestEmergencyFromAPhone(t *testing.T) {
 	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
 	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
 	b.Wait("the commune's cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1'`, 20*time.Second)
+	// The cluster without its sound device waits: its row says for what,
+	// not only "Tạm dừng".
+	b.Wait("the silent cluster suspended", `document.querySelector('#ack-board tr[data-node="lap-le-02"][data-state="suspended"]')`, 20*time.Second)
+	if got := MustEval[string](b, text(`#ack-board tr[data-node="lap-le-02"]`)); !contains(got, "Lỗi thiết bị âm thanh: cụm loa chưa phát được; sẽ phát lại từ đầu khi mở được thiết bị") {
+		t.Errorf("the silent cluster's row says %q", got)
+	}
 	wide("the board")
 }

@@ -411,6 +411,18 @@ async function capFeeds() {
 /** within reports whether area lies in (or is) root. */
 function within(ctx, area, root) { return ctx.within(area, root); }
 
+/**
+ * suspendedText says what a suspended cluster waits for, where "Tạm dừng"
+ * alone would read as "resumes shortly": its message to download again,
+ * or its sound device ('' for the others).
+ */
+function suspendedText(n) {
+  if (n.state !== 'suspended') return '';
+  if (n.reason === 'content-missing') return t('emergency.suspended_content');
+  if (n.reason === 'audio-device') return t('emergency.suspended_device');
+  return '';
+}
+
 // SILENCING are the faults (docs/fleet-health.md) with which a cluster
 // cannot sound at all: no sound device, the speaker line cut or shorted,
 // the amplifier's fault output on. Others (a relay that disagrees, a low
@@ -576,7 +588,7 @@ async function board(ctx, main, id) {
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.')),
     h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
-    h('td', {}, n.state === 'suspended' && n.reason === 'content-missing' ? t('emergency.suspended_content') : reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
+    h('td', {}, suspendedText(n) || reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
       n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : '',
       // When a message that came after the chime began: with the others or not.
