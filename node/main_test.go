@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
@@ -203,81 +203,101 @@ func (f *fakeSound) device() soundDevice {
 	}
 }
 
-// TestRunWithoutSoundDevice: a node whose sound device cannot be opened
-// runs on without it (online, its state saying why), checks for it, and
-// exits with the restart status once the check finds it.
-func TestRunWithoutSoundDevice(t *testing.T) {
+// runningNode is the node program (runWith) run in a goroutine as node
+// n1 of area x1 against a test controller, its credentials and data in a
+// temporary directory.
+type runningNode struct {
+	ctl    *nodetest.Controller
+	data   string
+	stderr *syncbuf.Buffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+// startNode makes the controller and the credentials, calls prepare (if
+// not nil) with the data directory, and runs the node with args.
+func startNode(t *testing.T, args []string, environ map[string]string, sound soundDevice, prepare func(data string)) *runningNode {
+	t.Helper()
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	dir := t.TempDir()
 	credFile := filepath.Join(dir, "node.json")
 	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
-	os.WriteFile(credFile, raw, 0o600)
+	if err := os.WriteFile(credFile, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := &runningNode{ctl: ctl, data: filepath.Join(dir, "data"), stderr: &syncbuf.Buffer{}, done: make(chan int, 1)}
+	if prepare != nil {
+		prepare(n.data)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	t.Cleanup(cancel)
+	args = append([]string{"--credentials", credFile, "--data", n.data, "--log-level", "warn"}, args...)
+	go func() { n.done <- runWith(ctx, args, env(environ), &bytes.Buffer{}, n.stderr, sound) }()
+	return n
+}
 
+// awaitState waits for a state of the node that satisfies ok.
+func (n *runningNode) awaitState(t *testing.T, what string, ok func(protocol.State) bool) {
+	t.Helper()
+	nodetest.Eventually(t, 10*time.Second, what, func() bool {
+		st := n.ctl.Log("n1").States
+		return len(st) > 0 && ok(st[len(st)-1])
+	})
+}
+
+// exited waits for the program to end after what happened, and returns
+// its exit status.
+func (n *runningNode) exited(t *testing.T, after string) int {
+	t.Helper()
+	select {
+	case code := <-n.done:
+		return code
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the node did not end after %s", after)
+		return -1
+	}
+}
+
+// TestRunWithoutSoundDevice: a node whose sound device cannot be opened
+// runs on without it (online, its state saying why), checks for it, and
+// exits with the restart status once the check finds it.
+func TestRunWithoutSoundDevice(t *testing.T) {
 	snd := &fakeSound{}
-	done := make(chan int, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- runWith(context.Background(), []string{"--data", filepath.Join(dir, "data"), "--sound-recheck", "100ms"}, env(map[string]string{
-			"LOAXA_CREDENTIALS": credFile, "LOAXA_LOG_LEVEL": "warn",
-		}), &bytes.Buffer{}, &stderr, snd.device())
-	}()
-	nodetest.Eventually(t, 10*time.Second, "node online, saying it has no sound device", func() bool {
-		st := ctl.Log("n1").States
-		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOnline && st[len(st)-1].NoSoundDevice == errNoCard.Error()
+	n := startNode(t, []string{"--sound-recheck", "100ms"}, nil, snd.device(), nil)
+	n.awaitState(t, "node online, saying it has no sound device", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && st.NoSoundDevice == errNoCard.Error()
 	})
 	nodetest.Eventually(t, 10*time.Second, "the device checked again and again", func() bool { return snd.checks.Load() >= 3 })
 	select {
-	case code := <-done:
-		t.Fatalf("exit %d while the device is still missing: %s", code, stderr.String())
+	case code := <-n.done:
+		t.Fatalf("exit %d while the device is still missing: %s", code, n.stderr.String())
 	default:
 	}
-	if got := strings.Count(stderr.String(), "still no sound device"); got != 1 {
+	if got := strings.Count(n.stderr.String(), "still no sound device"); got != 1 {
 		t.Errorf("%q logged %d times over %d checks, want once (the error did not change)", "still no sound device", got, snd.checks.Load())
 	}
 
 	snd.back.Store(true)
-	select {
-	case code := <-done:
-		if code != exitReboot {
-			t.Fatalf("exit %d once the device is back, want %d: %s", code, exitReboot, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not end once the device was back")
+	if code := n.exited(t, "the device came back"); code != exitReboot {
+		t.Fatalf("exit %d once the device is back, want %d: %s", code, exitReboot, n.stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "can be opened now") {
-		t.Errorf("log does not say why the agent stopped: %s", stderr.String())
+	if !strings.Contains(n.stderr.String(), "can be opened now") {
+		t.Errorf("log does not say why the agent stopped: %s", n.stderr.String())
 	}
 }
 
 // TestRunExitsToRebootOnCommand: the controller's reboot command ends the
 // node with the status its service manager starts it again on.
 func TestRunExitsToRebootOnCommand(t *testing.T) {
-	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
-	dir := t.TempDir()
-	credFile := filepath.Join(dir, "node.json")
-	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
-	os.WriteFile(credFile, raw, 0o600)
-	done := make(chan int, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- run(context.Background(), []string{"--data", filepath.Join(dir, "data"), "--audio", "none", "--credentials", credFile, "--log-level", "warn"},
-			env(nil), &bytes.Buffer{}, &stderr)
-	}()
-	nodetest.Eventually(t, 10*time.Second, "node online", func() bool {
-		st := ctl.Log("n1").States
-		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOnline
-	})
-	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdReboot})
-	select {
-	case code := <-done:
-		if code != exitReboot {
-			t.Fatalf("exit %d after the reboot command, want %d: %s", code, exitReboot, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not end after the reboot command")
+	n := startNode(t, []string{"--audio", "none"}, nil, realSound, nil)
+	n.awaitState(t, "node online", func(st protocol.State) bool { return st.Status == protocol.StatusOnline })
+	n.ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdReboot})
+	if code := n.exited(t, "the reboot command"); code != exitReboot {
+		t.Fatalf("exit %d after the reboot command, want %d: %s", code, exitReboot, n.stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "stopped to reboot") {
-		t.Errorf("log does not say why the agent stopped: %s", stderr.String())
+	if !strings.Contains(n.stderr.String(), "stopped to reboot") {
+		t.Errorf("log does not say why the agent stopped: %s", n.stderr.String())
 	}
 }
 
@@ -285,41 +305,29 @@ func TestRunExitsToRebootOnCommand(t *testing.T) {
 // keep the node from starting: it is set aside, the node runs on a new
 // one, and its state counts a damaged file, for the storage-damaged alarm.
 func TestRunWithADamagedStore(t *testing.T) {
-	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
-	dir := t.TempDir()
-	credFile := filepath.Join(dir, "node.json")
-	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
-	os.WriteFile(credFile, raw, 0o600)
-	data := filepath.Join(dir, "data")
-	os.MkdirAll(data, 0o755)
-	// The first half of a store, as a card that lost the rest leaves it.
-	st, err := store.OpenBolt(filepath.Join(data, "node.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	whole, _ := os.ReadFile(filepath.Join(data, "node.db"))
-	os.WriteFile(filepath.Join(data, "node.db"), whole[:len(whole)/2], 0o600)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"--data", data, "--audio", "none", "--credentials", credFile, "--log-level", "warn"}, env(nil), &bytes.Buffer{}, &stderr)
-	}()
-	nodetest.Eventually(t, 10*time.Second, "node online, counting a damaged file", func() bool {
-		st := ctl.Log("n1").States
-		return len(st) > 0 && st[len(st)-1].Status == protocol.StatusOnline && st[len(st)-1].StorageDamaged == 1
+	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
+		// The first half of a store, as a card that lost the rest leaves it.
+		os.MkdirAll(data, 0o755)
+		st, err := store.OpenBolt(filepath.Join(data, "node.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		whole, _ := os.ReadFile(filepath.Join(data, "node.db"))
+		os.WriteFile(filepath.Join(data, "node.db"), whole[:len(whole)/2], 0o600)
 	})
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
+	n.awaitState(t, "node online, counting a damaged file", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && st.StorageDamaged == 1
+	})
+	n.cancel()
+	if code := n.exited(t, "cancel"); code != 0 {
+		t.Fatalf("exit %d: %s", code, n.stderr.String())
 	}
-	if aside, _ := filepath.Glob(filepath.Join(data, "node.db.damaged-*")); len(aside) != 1 {
+	if aside, _ := filepath.Glob(filepath.Join(n.data, "node.db.damaged-*")); len(aside) != 1 {
 		t.Errorf("damaged store kept as %v, want one file", aside)
 	}
-	if !strings.Contains(stderr.String(), "the store was damaged") {
-		t.Errorf("log does not say the store was damaged: %s", stderr.String())
+	if !strings.Contains(n.stderr.String(), "the store was damaged") {
+		t.Errorf("log does not say the store was damaged: %s", n.stderr.String())
 	}
 }
 
@@ -334,22 +342,4 @@ func TestRunSoundCheck(t *testing.T) {
 	if code := runWith(context.Background(), []string{"--sound-check"}, env(nil), &stdout, &stderr, snd.device()); code != 0 || stdout.String() != "sound device ok\n" {
 		t.Fatalf("device there: exit %d, stdout %q", code, stdout.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -306,14 +306,7 @@ func TestAlertCutByALostSoundDeviceResumesAfterRestart(t *testing.T) {
 
 	start := sendCachedAlert(t, ctl, fc, n, "n1", "e1@x").start
 	fc.Set(start)
-	select {
-	case cause := <-restarts:
-		if !errors.Is(cause, audio.ErrDeviceLost) {
-			t.Errorf("restarted for %v, want the lost sound device", cause)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the agent did not restart after its sound device was lost")
-	}
+	awaitDeviceLostRestart(t, restarts, "its sound device was lost mid-play")
 	n.stop(t)
 	if got := dev.Plays(); got != 1 {
 		t.Errorf("%d plays on the lost device, want 1: nothing more begins once the agent restarts", got)
@@ -421,13 +414,20 @@ func TestSoundDeviceLostWhileIdleRestartsTheAgent(t *testing.T) {
 	case <-time.After(300 * time.Millisecond): // six looks at the device
 	}
 	dev.failed.Store(true)
+	awaitDeviceLostRestart(t, restarts, "its sound device failed while idle")
+}
+
+// awaitDeviceLostRestart waits for the agent to ask for a restart (its
+// Config.Restart sends the cause on restarts) for a lost sound device.
+func awaitDeviceLostRestart(t *testing.T, restarts <-chan error, after string) {
+	t.Helper()
 	select {
 	case cause := <-restarts:
 		if !errors.Is(cause, audio.ErrDeviceLost) {
 			t.Errorf("restarted for %v, want the lost sound device", cause)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the agent did not restart after its sound device failed while idle")
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the agent did not restart after %s", after)
 	}
 }
 
