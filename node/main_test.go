@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -328,6 +329,21 @@ func TestRunWithADamagedStore(t *testing.T) {
 	}
 	if !strings.Contains(n.stderr.String(), "the store was damaged") {
 		t.Errorf("log does not say the store was damaged: %s", n.stderr.String())
+	}
+}
+
+// TestWatchSoundChecksSoonAfterStart: the first check does not wait for
+// the full interval, so a card that enumerates a moment after the agent
+// started at boot is found at once.
+func TestWatchSoundChecksSoonAfterStart(t *testing.T) {
+	back := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go watchSound(ctx, func(context.Context) error { return nil }, time.Hour, func() { close(back) }, slog.New(slog.DiscardHandler))
+	select {
+	case <-back:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no check within 30 s of starting, with an hour between checks")
 	}
 }
 

@@ -20,10 +20,11 @@ import (
 // restarted agent plays on it.
 var errSoundBack = errors.New("the sound device can be opened now")
 
-// defaultSoundRecheck is how often an agent without its sound device checks
-// whether it is back: a USB sound card that enumerates after the agent
-// started at boot is found within this, and a check costs a process start
-// (tens of milliseconds of CPU on a small board).
+// defaultSoundRecheck is how often, at most, an agent without its sound
+// device checks whether it is back (after 1, 2, 4 and 8 s first, for a
+// USB sound card that enumerates after the agent started at boot): a
+// check costs a process start, tens of milliseconds of CPU on a small
+// board.
 const defaultSoundRecheck = 15 * time.Second
 
 // soundDevice opens the node's sound device and checks, from a new
@@ -68,11 +69,16 @@ func checkSoundInChild(ctx context.Context) error {
 	return nil
 }
 
-// watchSound checks every interval whether the sound device can be opened
-// and calls back, once, when it can. It returns when ctx ends or after
-// back.
+// firstSoundRecheck is the first wait of watchSound: a USB sound card that
+// enumerates a moment after the agent started at boot is found at once.
+const firstSoundRecheck = time.Second
+
+// watchSound checks whether the sound device can be opened, after one
+// second and then twice as long each time up to every, and calls back,
+// once, when it can. It returns when ctx ends or after back.
 func watchSound(ctx context.Context, check func(context.Context) error, every time.Duration, back func(), log *slog.Logger) {
-	t := time.NewTicker(every)
+	wait := min(firstSoundRecheck, every)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	var last string
 	for {
@@ -81,6 +87,8 @@ func watchSound(ctx context.Context, check func(context.Context) error, every ti
 			return
 		case <-t.C:
 		}
+		wait = min(2*wait, every)
+		t.Reset(wait)
 		err := check(ctx)
 		if ctx.Err() != nil {
 			return
