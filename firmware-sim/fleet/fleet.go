@@ -507,8 +507,8 @@ func (o cardOutput) Err() error {
 }
 
 func (o cardOutput) Play(ctx context.Context, pcm io.Reader) error {
-	if !o.board.SoundCard() {
-		return fmt.Errorf("%w: %w", audio.ErrDeviceLost, errCardOut)
+	if err := o.Err(); err != nil {
+		return err
 	}
 	err := o.None.Play(ctx, &cardReader{r: pcm, board: o.board})
 	if errors.Is(err, errCardOut) {
