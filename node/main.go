@@ -126,6 +126,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "check the --credentials document and exit (install-node.sh does, before installing)")
 	soundCheck := fs.Bool("sound-check", false, "open the sound device and exit: status 0 if it opens (an agent without its device runs this to learn it is back)")
+	storeCheckFlag := fs.Bool("store-check", false, "check the store in --data, read only, and exit: status 0 if it is sound, 65 if it is damaged (the agent runs this as it starts)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -171,6 +172,9 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintln(stdout, "sound device ok")
 		return 0
+	}
+	if *storeCheckFlag {
+		return storeCheck(filepath.Join(o.data, "node.db"), stdout, stderr, os.Exit)
 	}
 
 	var level slog.Level
@@ -227,7 +231,21 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	if err := os.MkdirAll(o.data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st, _, err := store.OpenBoltOrSetAside(filepath.Join(o.data, "node.db"), time.Now())
+	path := filepath.Join(o.data, "node.db")
+	var st *store.Bolt
+	// Checked in a process of its own first: a garbled page tree can keep
+	// bbolt going round for ever, and that process has a time limit.
+	if why, cerr := checkStoreInChild(ctx, o.data, path); why != nil {
+		st, _, err = store.StartAnew(path, time.Now(), why)
+	} else {
+		if cerr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			log.Warn("node: the store could not be checked in a process of its own; the agent checks it itself", "err", cerr)
+		}
+		st, _, err = store.OpenBoltOrSetAside(path, time.Now())
+	}
 	damagedAtStart := 0
 	var damaged *store.DamagedError
 	if errors.As(err, &damaged) {

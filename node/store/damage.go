@@ -33,9 +33,19 @@ import (
 // or on a full or read-only file system.
 func OpenBoltOrSetAside(path string, now time.Time) (s *Bolt, aside string, err error) {
 	s, err = openChecked(path)
-	if err == nil || !damaged(path, err) {
+	if err == nil || !Damaged(path, err) {
 		return s, "", err
 	}
+	return StartAnew(path, now, err)
+}
+
+// StartAnew sets the damaged store at path aside, as OpenBoltOrSetAside
+// does, and starts a new one: why is what was found wrong with it (the
+// node program checks the file in a process of its own first, which a
+// page tree that loops cannot hang; see Check). The error is a
+// DamagedError when the new store opened.
+func StartAnew(path string, now time.Time, why error) (s *Bolt, aside string, err error) {
+	err = why
 	aside = fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
 	if olds, _ := filepath.Glob(path + ".damaged-*"); len(olds) > 0 {
 		for _, old := range olds {
@@ -65,10 +75,8 @@ func (e *DamagedError) Error() string {
 
 func (e *DamagedError) Unwrap() error { return e.Err }
 
-// openChecked checks every page and every stored value of the file, read
-// only (so that a damaged file is set aside as it was found), then opens
-// the store. A panic or a memory fault in bbolt (a file cut short maps
-// pages that are not there) is an error.
+// openChecked checks the file (Check), then opens the store. A panic or a
+// memory fault in bbolt while it opens is an error.
 func openChecked(path string) (s *Bolt, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -80,12 +88,35 @@ func openChecked(path string) (s *Bolt, err error) {
 		}
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		if err := checkFile(path, fi.Size()); err != nil {
-			return nil, err
-		}
+	if err := Check(path); err != nil {
+		return nil, err
 	}
 	return OpenBolt(path)
+}
+
+// Check reads every page and every stored value of the store file at
+// path, read only (so that a damaged file is set aside as it was found).
+// A panic or a memory fault in bbolt (a file cut short maps pages that are
+// not there) is an error. A missing or empty file is sound: OpenBolt
+// starts it. Damaged(path, err) tells a damaged file from one that cannot
+// be read (held by another process, not readable).
+//
+// bbolt's cursors have no depth bound: a garbled branch page that points
+// back into its own tree makes the check descend for ever, its stack
+// growing. The node program runs Check in a process of its own with a
+// time and memory limit for that reason.
+func Check(path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errCorrupt, r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() == 0 {
+		return nil
+	}
+	return checkFile(path, fi.Size())
 }
 
 // checkFile opens the file read only and checks it; the file is closed
@@ -179,9 +210,9 @@ func walk(b *bolt.Bucket) error {
 	return err
 }
 
-// damaged reports whether err, opening the file at path, says the file is
-// damaged, rather than that it cannot be reached.
-func damaged(path string, err error) bool {
+// Damaged reports whether err, from Check or from opening the store at
+// path, says the file is damaged rather than that it cannot be reached.
+func Damaged(path string, err error) bool {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout), errors.Is(err, fs.ErrPermission),
 		errors.Is(err, syscall.EROFS), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
