@@ -323,6 +323,9 @@ func TestEmergencyFromAPhone(t *testing.T) {
 		contains(got, "Không tải lại được") {
 		t.Errorf("confirmation says %q", got)
 	}
+	if got := MustEval[string](b, text(`label[for="em-area-11530"]`)); !contains(got, "Xã Tam Hưng — 1/1 cụm loa trực tuyến") {
+		t.Errorf("the form's commune, once the list was read again, says %q", got)
+	}
 	if got := MustEval[string](b, text("#em-confirm-mute")); !contains(got,
 		"2 cụm loa đang trực tuyến nhưng tự báo lỗi khiến không phát được. Hãy cảnh báo những nơi đó bằng cách khác và báo kỹ thuật viên:",
 		"Cụm loa lap-le-02 (Xã Lập Lễ): Không có card âm thanh", "Cụm loa tam-hung-01 (Xã Tam Hưng): Không có card âm thanh") || contains(got, "lap-le-01") {

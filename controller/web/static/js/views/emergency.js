@@ -53,13 +53,24 @@ async function compose(ctx, main, recent) {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
     return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
   };
-  const boxes = ctx.areaOptions().map(([id, label]) => {
+  const areaLabel = (id, label) => {
     const c = count(id);
+    return `${label} — ${t('emergency.area_count', { online: c.online, all: c.all })}`;
+  };
+  const boxes = ctx.areaOptions().map(([id, label]) => {
     const box = h('input', { type: 'checkbox', value: id, id: 'em-area-' + id, name: 'em-area' });
     // The tree's indentation is no-break spaces, kept as the line wraps on
     // a phone's narrow screen.
-    return h('label', { class: 'check', for: 'em-area-' + id }, box, `${label} — ${t('emergency.area_count', { online: c.online, all: c.all })}`);
+    return h('label', { class: 'check', for: 'em-area-' + id }, box, h('span', { dataset: { label } }, areaLabel(id, label)));
   });
+  // The areas' counts from the cluster list read again (as the officer
+  // sends): a confirmation cancelled leaves the form saying the same.
+  const relabel = () => {
+    for (const l of boxes) {
+      const span = l.querySelector('span');
+      span.textContent = areaLabel(l.querySelector('input').value, span.dataset.label);
+    }
+  };
   const drill = h('input', { type: 'checkbox', id: 'em-drill' });
   const how = h('select', { id: 'em-how' }, options([['text', t('emergency.by_text')], ['content', t('emergency.by_content')]], 'text'));
   const text = h('textarea', { id: 'em-text', rows: 4, maxlength: 10000 });
@@ -130,7 +141,10 @@ async function compose(ctx, main, recent) {
       fill(status, h('p', { class: 'hint', id: 'em-checking-nodes' }, t('emergency.checking_nodes')));
       const fresh = await Promise.race([freshSoon, nodesWait]);
       fill(status);
-      if (fresh) [nodes, nodesAt] = [fresh, new Date()];
+      if (fresh) {
+        [nodes, nodesAt] = [fresh, new Date()];
+        relabel();
+      }
       const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
       const online = n.filter((x) => x.status.state === 'online').length;
       // Online clusters whose own report says they cannot sound: the
