@@ -317,6 +317,13 @@ func TestRunWithADamagedStore(t *testing.T) {
 		whole, _ := os.ReadFile(filepath.Join(data, "node.db"))
 		os.WriteFile(filepath.Join(data, "node.db"), whole[:len(whole)/2], 0o600)
 	})
+	n.ranOnANewStore(t, "the store was damaged")
+}
+
+// ranOnANewStore checks that the node came online counting a damaged file,
+// kept the damaged store aside, stops cleanly, and logged each of says.
+func (n *runningNode) ranOnANewStore(t *testing.T, says ...string) {
+	t.Helper()
 	n.awaitState(t, "node online, counting a damaged file", func(st protocol.State) bool {
 		return st.Status == protocol.StatusOnline && st.StorageDamaged == 1
 	})
@@ -327,8 +334,10 @@ func TestRunWithADamagedStore(t *testing.T) {
 	if aside, _ := filepath.Glob(filepath.Join(n.data, "node.db.damaged-*")); len(aside) != 1 {
 		t.Errorf("damaged store kept as %v, want one file", aside)
 	}
-	if !strings.Contains(n.stderr.String(), "the store was damaged") {
-		t.Errorf("log does not say the store was damaged: %s", n.stderr.String())
+	for _, s := range says {
+		if !strings.Contains(n.stderr.String(), s) {
+			t.Errorf("log does not say %q: %s", s, n.stderr.String())
+		}
 	}
 }
 

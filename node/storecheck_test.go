@@ -13,7 +13,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/node/store"
-	"loaxa.vn/protocol"
 )
 
 // envTestAsNode makes this test binary the node program: the agent runs
@@ -96,19 +95,7 @@ func TestRunWithALoopingStore(t *testing.T) {
 		os.MkdirAll(data, 0o755)
 		loopingStore(t, filepath.Join(data, "node.db"))
 	})
-	n.awaitState(t, "node online, counting a damaged file", func(st protocol.State) bool {
-		return st.Status == protocol.StatusOnline && st.StorageDamaged == 1
-	})
-	n.cancel()
-	if code := n.exited(t, "cancel"); code != 0 {
-		t.Fatalf("exit %d: %s", code, n.stderr.String())
-	}
-	if aside, _ := filepath.Glob(filepath.Join(n.data, "node.db.damaged-*")); len(aside) != 1 {
-		t.Errorf("damaged store kept as %v, want one file", aside)
-	}
-	if log := n.stderr.String(); !strings.Contains(log, "the store was damaged") || !strings.Contains(log, "a garbled page tree that loops") {
-		t.Errorf("log does not say the store was damaged and why: %s", log)
-	}
+	n.ranOnANewStore(t, "the store was damaged", "a garbled page tree that loops")
 }
 
 func TestRunStoreCheck(t *testing.T) {
