@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -110,6 +112,54 @@ func TestEmergencyControllerRestart(t *testing.T) {
 	}
 	if len(evs["b1"]) != 0 {
 		t.Errorf("b1 in the sibling commune reported %v", evs["b1"])
+	}
+}
+
+// TestEmergencyNodeRestartOnANewStore: a node whose power is cut while an
+// alert plays, and whose store the cut leaves damaged, starts on a new
+// store and no longer holds the alert; the controller sees its new outbox
+// epoch and sends the alert again, and the node plays it to the end.
+func TestEmergencyNodeRestartOnANewStore(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cred, dir := c.CreateNode("a1", "12346"), t.TempDir()
+	a1 := rig.StartNode(t, cred, rig.NodeOptions{Dir: dir, Tune: quickReconnect})
+	rig.Eventually(t, 15*time.Second, "a1 online", func() bool { return c.Node("a1").Status.State == loaxa.NodeOnline })
+	msg := c.Upload("bao-dong.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": msg.ID, "targets": []string{"12346"}, "repeat": 2, "drill": true}, &em)
+	rig.Eventually(t, 10*time.Second, "a1 plays the alert", func() bool { return playing(a1) == em.Occurrence })
+	rig.Eventually(t, 10*time.Second, "the controller has a1 sounding", func() bool {
+		_, ns := reportNodes(c, em.ID)
+		return ns["a1"].State == "started"
+	})
+	a1.Stop(t)
+	// The cut leaves the store's second half unwritten.
+	path := filepath.Join(dir, "node.db")
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, whole[:len(whole)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a1 = rig.StartNode(t, cred, rig.NodeOptions{Dir: dir, Tune: quickReconnect})
+	rig.Eventually(t, 30*time.Second, "a1 completed the alert on its new store", func() bool {
+		_, ns := reportNodes(c, em.ID)
+		return ns["a1"].State == "completed"
+	})
+	if n := c.Node("a1"); n.Status.StorageDamaged != 1 {
+		t.Errorf("a1 reports %d damaged files, want its store", n.Status.StorageDamaged)
+	}
+	_, ns := reportNodes(c, em.ID)
+	if n := ns["a1"]; n.Resends < 1 || n.PlayedMS <= 0 {
+		t.Errorf("a1 after its restart on a new store: %s; want the alert sent again and played", rig.Describe(n))
+	}
+	if counts := rig.CountEvents(c.Events(url.Values{"node": {"a1"}}), em.Occurrence)["a1"]; counts[protocol.EventStarted] != 2 || counts[protocol.EventCompleted] != 1 {
+		t.Errorf("a1 events %v: want started before the cut and again after it, then completed", counts)
 	}
 }
 

@@ -358,6 +358,12 @@ type State struct {
 	// Keys are the ids of the controller keys the node trusts, so the
 	// controller knows when every node has learnt an announced key.
 	Keys []string `json:"keys,omitempty"`
+	// Epoch is the node's outbox epoch (EventBatch.Epoch), made with its
+	// store: a node whose epoch changed started on a new store (its old
+	// one damaged, or the board replaced) and no longer holds what it was
+	// sent, such as an alert it had reported received. Absent from older
+	// nodes.
+	Epoch string `json:"epoch,omitempty"`
 
 	// The fields below were added for fleet health; an older node leaves
 	// them out.

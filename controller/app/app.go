@@ -228,6 +228,7 @@ func (a *App) Open() (err error) {
 	// Set before the client opens: its workers read it.
 	a.MQTT.OnEvents = a.Emergency.Events
 	a.MQTT.OnProbes = a.Emergency.ProbeReceipts
+	a.MQTT.OnEpoch = a.Emergency.Epoch
 
 	a.Health = health.NewMonitor()
 	a.Health.Config = cfg.Health

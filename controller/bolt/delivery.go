@@ -13,6 +13,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // DeliveryService stores deliveries. Events move them (EventService).
@@ -260,6 +261,20 @@ func (s *DeliveryService) NoteCancelResends(ctx context.Context, occurrence stri
 	})
 	if err != nil {
 		return fmt.Errorf("note cancel resends of %s to %d nodes: %w", occurrence, len(nodes), err)
+	}
+	return nil
+}
+
+// NoteLost implements loaxa.DeliveryService.
+func (s *DeliveryService) NoteLost(ctx context.Context, occurrence, node string, at time.Time) error {
+	err := s.noteResends(ctx, occurrence, []string{node}, func(d *loaxa.Delivery) {
+		if d.State == loaxa.DeliveryStarted {
+			d.State, d.Reason = loaxa.DeliverySuspended, protocol.ReasonInterrupted
+		}
+		d.UpdatedAt = at.UTC()
+	})
+	if err != nil {
+		return fmt.Errorf("note that node %s no longer holds %s: %w", node, occurrence, err)
 	}
 	return nil
 }

@@ -162,6 +162,10 @@ type tracking struct {
 	lastReceipt map[string]time.Time
 	// closed: the expiry was noted in the store.
 	closed bool
+	// epochs are the outbox epochs of the nodes' reports of the alert: a
+	// node that comes online with another started on a new store and no
+	// longer holds the alert (Service.Epoch).
+	epochs map[string]string
 }
 
 // receive notes when node had the alert.
@@ -584,10 +588,11 @@ func (s *Service) notify(id string) {
 	}
 }
 
-// Events takes node events as they are stored (wire it to the MQTT
-// client's OnEvents): it notes when each node had an alert, which feeds
-// the next lead and stops resends, and tells the watchers.
-func (s *Service) Events(node string, events []protocol.Event) {
+// Events takes node events as they are stored, with the node's outbox
+// epoch (wire it to the MQTT client's OnEvents): it notes when each node
+// had an alert, which feeds the next lead and stops resends, and tells
+// the watchers.
+func (s *Service) Events(node, epoch string, events []protocol.Event) {
 	var changed []string
 	now := s.Clock.Now()
 	s.mu.Lock()
@@ -602,6 +607,12 @@ func (s *Service) Events(node string, events []protocol.Event) {
 		}
 		if !slices.Contains(changed, id) {
 			changed = append(changed, id)
+		}
+		if epoch != "" {
+			if t.epochs == nil {
+				t.epochs = map[string]string{}
+			}
+			t.epochs[node] = epoch
 		}
 		if _, had := t.received[node]; !had {
 			// A receipt of the area publish (not of a resend: see below,
@@ -645,6 +656,40 @@ func (s *Service) Events(node string, events []protocol.Event) {
 	}
 	s.mu.Unlock()
 	for _, id := range changed {
+		s.notify(id)
+	}
+}
+
+// Epoch takes the outbox epoch of a node's state as it comes online (wire
+// it to the MQTT client's OnEpoch). A node that reported a live alert
+// from another epoch and has not ended it started on a new store since:
+// its old one was damaged (a power cut on a card that does not keep its
+// writes, the moment a storm makes likely) and set aside, or the board was
+// replaced. It no longer holds the alert, so it waits for it again like a
+// node that never had it, and the next resend pass sends it (a node that
+// still holds an alert ignores a copy).
+func (s *Service) Epoch(node, epoch string) {
+	var forgot, occurrences []string
+	s.mu.Lock()
+	for id, t := range s.live {
+		old, ok := t.epochs[node]
+		if !ok || old == epoch || t.done[node] || t.em.State != loaxa.EmergencyActive {
+			continue
+		}
+		t.epochs[node] = epoch
+		delete(t.received, node)
+		t.waiting[node] = true
+		t.resends[node] = 0
+		forgot, occurrences = append(forgot, id), append(occurrences, t.em.Occurrence)
+	}
+	s.mu.Unlock()
+	for i, id := range forgot {
+		s.Logger.Warn("emergency: a node that had the alert started on a new store and no longer holds it; sending it again",
+			"emergency", id, "node", node, "epoch", epoch)
+		// Its board says the play was cut off, not that it sounds.
+		if err := s.Deliveries.NoteLost(context.Background(), occurrences[i], node, s.Clock.Now()); err != nil {
+			s.Logger.Error("emergency: a node's lost alert not noted", "emergency", id, "node", node, "err", err)
+		}
 		s.notify(id)
 	}
 }

@@ -59,11 +59,11 @@ func TestLead(t *testing.T) {
 	tr.em.ID, tr.em.Occurrence = "e000001", "e000001@x"
 	s.live = map[string]*tracking{"e000001": tr}
 	s.fanout = map[string]*tracking{"31": tr}
-	s.Events("n1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(100 * time.Millisecond)}})
-	s.Events("n2", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(200 * time.Millisecond)}})
-	s.Events("n2", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(5 * time.Second)}})        // a copy
-	s.Events("n3", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(9 * time.Second)}})        // after a resend
-	s.Events("n4", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(300 * time.Millisecond)}}) // resent to, but had the publish first
+	s.Events("n1", "e1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(100 * time.Millisecond)}})
+	s.Events("n2", "e1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(200 * time.Millisecond)}})
+	s.Events("n2", "e1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(5 * time.Second)}})        // a copy
+	s.Events("n3", "e1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(9 * time.Second)}})        // after a resend
+	s.Events("n4", "e1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: "e000001@x", At: issued.Add(300 * time.Millisecond)}}) // resent to, but had the publish first
 	if d, from := s.lead("31", 4); d != 550*time.Millisecond || from != LeadMeasured {
 		t.Errorf("measured p99 300ms: %v %s, want 1.5 × 300 + 100 = 550ms measured", d, from)
 	}

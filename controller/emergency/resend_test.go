@@ -162,7 +162,7 @@ func TestResendAndCancelFollowUp(t *testing.T) {
 	if got := step(1100 * time.Millisecond); !slices.Equal(got, []string{"node/n1 alert", "node/n2 alert"}) {
 		t.Errorf("after the bound: %v, want the two online nodes", got)
 	}
-	s.Events("n1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: fc.Now()}})
+	s.Events("n1", "e1", []protocol.Event{{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: fc.Now()}})
 	for i := 2; i <= 3; i++ {
 		if got := step(2100 * time.Millisecond); !slices.Equal(got, []string{"node/n2 alert"}) {
 			t.Errorf("resend %d: %v, want n2 only", i, got)
@@ -192,7 +192,7 @@ func TestResendAndCancelFollowUp(t *testing.T) {
 	if got := step(2100 * time.Millisecond); !slices.Equal(got, []string{"node/n1 alert-cancel"}) {
 		t.Errorf("after the cancel: %v, want the cancel again to n1, which had the alert", got)
 	}
-	s.Events("n1", []protocol.Event{{Type: protocol.EventFailed, Reason: protocol.ReasonCancelled, Occurrence: em.Occurrence, At: fc.Now()}})
+	s.Events("n1", "e1", []protocol.Event{{Type: protocol.EventFailed, Reason: protocol.ReasonCancelled, Occurrence: em.Occurrence, At: fc.Now()}})
 	if got := step(2100 * time.Millisecond); len(got) != 0 {
 		t.Errorf("after n1 reported it over: %v", got)
 	}
@@ -353,5 +353,54 @@ func TestNoResendWhilePublishing(t *testing.T) {
 	}
 	if got := w.step(s, 0); !slices.Equal(got, []string{"area/31 alert", "node/n1 alert", "node/n2 alert"}) {
 		t.Errorf("after the publish, 10 s without a receipt: %v, want the publish and a resend to each online node", got)
+	}
+}
+
+// TestNodeOnANewStoreGetsTheAlertAgain: a node that reported an alert
+// received and then comes online from a new store (another outbox epoch:
+// its old store damaged and set aside, or the board replaced) no longer
+// holds it, and is sent it again; a node that reconnects with its store,
+// or that ended the alert, is not.
+func TestNodeOnANewStoreGetsTheAlertAgain(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	ev := func(typ protocol.EventType) protocol.Event {
+		return protocol.Event{Type: typ, Occurrence: em.Occurrence, At: w.fc.Now()}
+	}
+	w.report(s, "n1", ev(protocol.EventReceived))
+	w.report(s, "n1", ev(protocol.EventStarted))
+	w.report(s, "n2", ev(protocol.EventReceived))
+	w.report(s, "n2", ev(protocol.EventCompleted))
+	if got := w.step(s, 10*time.Second); len(got) != 0 {
+		t.Fatalf("resent %v to nodes that had the alert", got)
+	}
+
+	s.Epoch("n1", "e-n1") // reconnected, its store kept
+	s.Epoch("n2", "e-n2-new")
+	if got := w.step(s, 10*time.Second); len(got) != 0 {
+		t.Errorf("resent %v after a reconnect with the same store, and to a node that completed", got)
+	}
+
+	s.Epoch("n1", "e-n1-new")
+	if nodes, sum := nodesOf(t, s, em.ID); nodes["n1"].State != "suspended" || nodes["n1"].Reason != protocol.ReasonInterrupted || sum.Sounding != 0 {
+		t.Errorf("once n1 lost the alert: n1 %+v, summary %+v; want n1 suspended (interrupted), none sounding", nodes["n1"], sum)
+	}
+	if got := w.step(s, 250*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert"}) {
+		t.Errorf("after n1 came from a new store: %v, want the alert again to n1", got)
+	}
+	w.reportFrom(s, "n1", "e-n1-new", ev(protocol.EventReceived))
+	s.Epoch("n1", "e-n1-new")
+	if got := w.step(s, 10*time.Second); len(got) != 0 {
+		t.Errorf("resent %v after n1 had it again", got)
+	}
+	w.reportFrom(s, "n1", "e-n1-new", ev(protocol.EventStarted))
+	if nodes, sum := nodesOf(t, s, em.ID); nodes["n1"].State != "started" || nodes["n1"].Resends != 1 || sum.Sounding != 1 {
+		t.Errorf("n1 playing it again: %+v, summary %+v; want started, one resend", nodes["n1"], sum)
 	}
 }

@@ -88,12 +88,18 @@ func (w *world) service() *Service {
 // client does.
 func (w *world) report(s *Service, node string, ev protocol.Event) {
 	w.t.Helper()
-	w.eventSeq[node]++
-	ev.Seq = w.eventSeq[node]
-	if _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: "e-" + node, Events: []protocol.Event{ev}}, w.fc.Now()); err != nil {
+	w.reportFrom(s, node, "e-"+node, ev)
+}
+
+// reportFrom is report from the node's outbox of epoch.
+func (w *world) reportFrom(s *Service, node, epoch string, ev protocol.Event) {
+	w.t.Helper()
+	w.eventSeq[node+" "+epoch]++ // each outbox counts from 1
+	ev.Seq = w.eventSeq[node+" "+epoch]
+	if _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: epoch, Events: []protocol.Event{ev}}, w.fc.Now()); err != nil {
 		w.t.Fatal(err)
 	}
-	s.Events(node, []protocol.Event{ev})
+	s.Events(node, epoch, []protocol.Event{ev})
 }
 
 // online marks nodes online, as their state messages would.

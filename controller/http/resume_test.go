@@ -118,7 +118,7 @@ func TestStreamResumes(t *testing.T) {
 	if _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "e1", Events: received}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	e.emergency.Events("n-a", received)
+	e.emergency.Events("n-a", "e1", received)
 
 	changed := e.firstBurst(t, em.ID, "?since="+url.QueryEscape(rep.Resume))
 	if got := changed.names(); !slices.Equal(got, []string{"n-a"}) || changed.nodes[0].State != string(loaxa.DeliveryReceived) {

@@ -193,4 +193,8 @@ type DeliveryService interface {
 	// occurrence, at at, to each of nodes (Delivery.CancelResends); nodes
 	// without a delivery of it are skipped.
 	NoteCancelResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error
+	// NoteLost notes, at at, that node no longer holds occurrence (it came
+	// online from a new store): a play of it that had started is
+	// suspended, reason interrupted, until the node starts it again.
+	NoteLost(ctx context.Context, occurrence, node string, at time.Time) error
 }

@@ -106,8 +106,13 @@ type Client struct {
 	NodeService  loaxa.NodeService
 	EventService loaxa.EventService
 	// OnEvents, if set, is told of every event batch stored from a node
-	// (resent events included), after it is stored; it must not block.
-	OnEvents func(node string, events []protocol.Event)
+	// (resent events included), with the node's outbox epoch, after it is
+	// stored; it must not block.
+	OnEvents func(node, epoch string, events []protocol.Event)
+	// OnEpoch, if set, is told of the outbox epoch of every state a node
+	// publishes online that carries one (protocol.State.Epoch), after it
+	// is stored; it must not block.
+	OnEpoch func(node, epoch string)
 	// OnProbes, if set, is told of the probe receipts of every state a
 	// node publishes online (protocol.CmdProbe), after it is stored; it
 	// must not block.

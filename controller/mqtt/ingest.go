@@ -102,6 +102,9 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 	if c.OnProbes != nil && st.Status == protocol.StatusOnline && len(st.ProbeReceipts) > 0 {
 		c.OnProbes(node, st.ProbeReceipts)
 	}
+	if c.OnEpoch != nil && st.Status == protocol.StatusOnline && st.Epoch != "" {
+		c.OnEpoch(node, st.Epoch)
+	}
 	if c.Observer != nil {
 		c.Observer.ObserveState(ctx, node, &st, now)
 	}
@@ -133,7 +136,7 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 		stored = stored[:len(stored)-1]
 	}
 	if c.OnEvents != nil && len(stored) > 0 {
-		c.OnEvents(node, stored)
+		c.OnEvents(node, b.Epoch, stored)
 	}
 	if c.Observer != nil && len(stored) > 0 {
 		c.Observer.ObserveEvents(ctx, node, b.Epoch, stored)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -324,7 +325,13 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	if opt.Dir == "" {
 		opt.Dir = t.TempDir()
 	}
-	st, err := store.OpenBolt(filepath.Join(opt.Dir, "node.db"))
+	// A damaged store is set aside and a new one started, as the node
+	// program does.
+	st, _, err := store.OpenBoltOrSetAside(filepath.Join(opt.Dir, "node.db"), time.Now())
+	damaged := 0
+	if de := (*store.DamagedError)(nil); errors.As(err, &de) {
+		damaged, err = 1, nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,6 +353,7 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 	ac := agent.Config{
 		Credentials: &cr, DataDir: opt.Dir, Store: st, Output: opt.Output, Board: opt.Board,
 		Clock: opt.Clock, Logger: opt.Logger, Version: "e2e", ContentSpread: opt.ContentSpread, ContentKeepSpread: -1,
+		DamagedAtStart: damaged,
 	}
 	if opt.Tune != nil {
 		opt.Tune(&ac)

@@ -391,6 +391,7 @@ func (a *Agent) Status() protocol.State {
 		Rejected:        a.status.rejected,
 		Outbox:          a.status.outbox,
 		Keys:            a.verifier.KeyIDs(),
+		Epoch:           a.epoch,
 		HeartbeatMS:     a.cfg.Heartbeat.Milliseconds(),
 		UptimeS:         int64(a.cfg.Clock.Now().Sub(a.started) / time.Second),
 		DiskFreeBytes:   diskFree(a.cfg.DataDir),
