@@ -208,11 +208,7 @@ func TestResendsWaitWhileReceiptsArrive(t *testing.T) {
 	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "31"}); err != nil { // offline for now
 		t.Fatal(err)
 	}
-	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.rec.take()
+	em := w.send(s)
 	w.fc.Advance(1900 * time.Millisecond)
 	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
 	if got := w.step(s, 200*time.Millisecond); len(got) != 0 {
@@ -362,14 +358,9 @@ func TestNoResendWhilePublishing(t *testing.T) {
 // holds it, and is sent it again; a node that reconnects with its store,
 // or that ended the alert, is not.
 func TestNodeOnANewStoreGetsTheAlertAgain(t *testing.T) {
-	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.rec.take()
+	em := w.send(s)
 	ev := func(typ protocol.EventType) protocol.Event {
 		return protocol.Event{Type: typ, Occurrence: em.Occurrence, At: w.fc.Now()}
 	}

@@ -102,6 +102,17 @@ func (w *world) reportFrom(s *Service, node, epoch string, ev protocol.Event) {
 	s.Events(node, epoch, []protocol.Event{ev})
 }
 
+// send sends an alert to area 31 and takes its publish.
+func (w *world) send(s *Service) *loaxa.Emergency {
+	w.t.Helper()
+	em, err := s.SendEmergency(context.Background(), loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.rec.take()
+	return em
+}
+
 // online marks nodes online, as their state messages would.
 func (w *world) online(s *Service, ids ...string) {
 	w.t.Helper()
@@ -374,11 +385,7 @@ func TestRestartKeepsTheMeasuredLead(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.rec.take()
+	em := w.send(s)
 	w.fc.Advance(150 * time.Millisecond)
 	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
 	if got := w.step(s, 2*time.Second); !slices.Equal(got, []string{"node/n2 alert"}) {
