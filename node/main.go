@@ -37,7 +37,6 @@ import (
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/node/board"
 	"loaxa.vn/node/content"
-	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
 
@@ -228,37 +227,11 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 // runAgentOnce runs the agent until ctx ends or an update has been
 // fetched and waits for its trial (u returns it, see selfupdate.go).
 func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger, u *updater) (err error) {
-	if err := os.MkdirAll(o.data, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	path := filepath.Join(o.data, "node.db")
-	var st *store.Bolt
-	// Checked in a process of its own first: a garbled page tree can keep
-	// bbolt going round for ever, and that process has a time limit.
-	if why, cerr := checkStoreInChild(ctx, o.data, path); why != nil {
-		st, _, err = store.StartAnew(path, time.Now(), why)
-	} else {
-		if cerr != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			log.Warn("node: the store could not be checked in a process of its own; the agent checks it itself", "err", cerr)
-		}
-		st, _, err = store.OpenBoltOrSetAside(path, time.Now())
-	}
-	damagedAtStart := 0
-	var damaged *store.DamagedError
-	if errors.As(err, &damaged) {
-		// The board runs on a new store rather than fail at every start;
-		// the storage-damaged alarm says the card is failing.
-		log.Error("node: the store was damaged (an SD card that lost writes in a power cut?); set aside, running on a new one: the desired state comes again from the broker, events not yet sent are lost",
-			"err", damaged.Err, "aside", damaged.Aside)
-		damagedAtStart, err = 1, nil
-	}
+	st, err := openStore(ctx, o.data, log)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, st.Close()) }()
+	defer func() { err = errors.Join(err, st.close()) }()
 
 	var out agent.Output
 	var missing bool // no sound device: run without, until it can be opened
@@ -296,7 +269,7 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	a, err := agent.New(agent.Config{
 		Credentials:   cred,
 		DataDir:       o.data,
-		Store:         st,
+		Store:         st.Store,
 		Output:        out,
 		Board:         hw,
 		Logger:        log,
@@ -305,7 +278,8 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		Updates:       u.requests,
 		StartupEvents: u.startup,
 
-		DamagedAtStart:  damagedAtStart,
+		DamagedAtStart:  st.damaged,
+		StoreFault:      st.fault,
 		AmplifierWarmup: o.ampWarmup,
 		Heartbeat:       o.heartbeat,
 		Reboot:          func() { cancel(errReboot) },

@@ -6,15 +6,76 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/metrics"
 	"strings"
 	"syscall"
 	"time"
 
+	"loaxa.vn/node/agent"
 	"loaxa.vn/node/store"
 )
+
+// nodeStore is the store the agent runs on, as openStore found it.
+type nodeStore struct {
+	agent.Store
+	// damaged is 1 when the store on the card was damaged and a new one
+	// started (agent.Config.DamagedAtStart); fault why the agent runs on
+	// a store in memory (agent.Config.StoreFault).
+	damaged int
+	fault   error
+	close   func() error
+}
+
+// openStore opens the node's store in data: checked in a process of its
+// own first (a garbled page tree can keep bbolt going round for ever, and
+// that process has a time limit), set aside and started anew if damaged.
+// A store that cannot be opened on the board's storage at all — the card
+// gone read-only (the kernel's answer to a failing SD card), full, or
+// failing with I/O errors — is replaced by one in memory, so that the
+// cluster stays connected, plays what it has and says what is wrong,
+// rather than fail at every start until someone visits the pole. Only a
+// store another agent holds (ErrTimeout) is an error.
+func openStore(ctx context.Context, data string, log *slog.Logger) (*nodeStore, error) {
+	path := filepath.Join(data, "node.db")
+	var st *store.Bolt
+	var err error
+	if err = os.MkdirAll(data, 0o755); err != nil {
+		err = fmt.Errorf("data directory: %w", err)
+	} else if why, cerr := checkStoreInChild(ctx, data, path); why != nil {
+		st, _, err = store.StartAnew(path, time.Now(), why)
+	} else {
+		if cerr != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			log.Warn("node: the store could not be checked in a process of its own; the agent checks it itself", "err", cerr)
+		}
+		st, _, err = store.OpenBoltOrSetAside(path, time.Now())
+	}
+	out := &nodeStore{close: func() error { return nil }}
+	var damaged *store.DamagedError
+	switch {
+	case errors.As(err, &damaged):
+		// The board runs on a new store rather than fail at every start;
+		// the storage-damaged alarm says the card is failing.
+		log.Error("node: the store was damaged (an SD card that lost writes in a power cut?); set aside, running on a new one: the desired state comes again from the broker, events not yet sent are lost",
+			"err", damaged.Err, "aside", damaged.Aside)
+		out.damaged = 1
+	case store.Held(err):
+		return nil, err
+	case err != nil:
+		log.Error("node: the store cannot be opened on the board's storage; running on one in memory, which a restart forgets: the cluster plays what it has cached, downloads nothing, and the controller is told (storage-failed); change the SD card",
+			"err", err)
+		out.Store, out.fault = store.NewMemory(), err
+		return out, nil
+	}
+	out.Store, out.close = st, st.Close
+	return out, nil
+}
 
 // exitStoreDamaged is --store-check's status for a damaged store
 // (sysexits' EX_DATAERR).

@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
 )
 
 // envTestAsNode makes this test binary the node program: the agent runs
@@ -152,5 +154,51 @@ func TestCheckStoreInChild(t *testing.T) {
 	cancel()
 	if damaged, err := checkStoreInChild(cancelled, data, path); damaged != nil || err == nil {
 		t.Errorf("stopped: damaged %v, err %v; want not damaged, the context's error", damaged, err)
+	}
+}
+
+// readOnly binds dir read-only over itself, as the kernel remounts an SD
+// card that fails; the test is skipped where this process may not mount
+// (not root, no CAP_SYS_ADMIN).
+func readOnly(t *testing.T, dir string) {
+	t.Helper()
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount %s read-only here (needs root or CAP_SYS_ADMIN): %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount %s read-only: %v", dir, err)
+	}
+}
+
+// TestRunOnAReadOnlyCard: a board whose SD card went read-only (and never
+// had its content cache made) runs on a store in memory rather than fail
+// at every start: online, its state saying why, for the storage-failed
+// alarm.
+func TestRunOnAReadOnlyCard(t *testing.T) {
+	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
+		os.MkdirAll(data, 0o755)
+		st, err := store.OpenBolt(filepath.Join(data, "node.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		readOnly(t, data)
+	})
+	n.awaitState(t, "node online, saying it cannot open its store on the card", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && strings.Contains(st.StorageFault, "read-only file system")
+	})
+	n.cancel()
+	if code := n.exited(t, "cancel"); code != 0 {
+		t.Fatalf("exit %d: %s", code, n.stderr.String())
+	}
+	for _, says := range []string{"running on one in memory", "the cache directory cannot be made"} {
+		if !strings.Contains(n.stderr.String(), says) {
+			t.Errorf("log does not say %q: %s", says, n.stderr.String())
+		}
 	}
 }

@@ -403,6 +403,13 @@ type State struct {
 	// play, and restarts once the device can be opened. Empty when the
 	// node has its device.
 	NoSoundDevice string `json:"no_sound_device,omitempty"`
+	// StorageFault is why the node could not open its store on its
+	// storage (the SD card gone read-only, full, or failing with I/O
+	// errors): the error. The node runs on a store in memory meanwhile:
+	// it plays what it has cached, can download nothing new if the card
+	// takes no writes, and forgets its state at its next restart. Absent
+	// when the store is on the card.
+	StorageFault string `json:"storage_fault,omitempty"`
 }
 
 // Playing describes what a node has on air.

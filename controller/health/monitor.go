@@ -526,6 +526,9 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	if st.NoSoundDevice != "" {
 		out[loaxa.AlarmNoSoundDevice] = loaxa.AlarmFacts{Error: st.NoSoundDevice}
 	}
+	if st.StorageFault != "" {
+		out[loaxa.AlarmStorageFailed] = loaxa.AlarmFacts{Error: st.StorageFault}
+	}
 	b := st.Board
 	if b == nil {
 		return out

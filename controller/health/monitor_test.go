@@ -202,6 +202,8 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 			"the broker stopped delivering to the node while connected (1× in 24 h); it reconnected", loaxa.AlarmFacts{DeafTimes: 1}},
 		{loaxa.AlarmNoSoundDevice, func(s *protocol.State) { s.NoSoundDevice = `open sound device: ALSA error: cannot find card "0"` },
 			`no sound device: open sound device: ALSA error: cannot find card "0"`, loaxa.AlarmFacts{Error: `open sound device: ALSA error: cannot find card "0"`}},
+		{loaxa.AlarmStorageFailed, func(s *protocol.State) { s.StorageFault = "open node store: read-only file system" },
+			"store in memory: open node store: read-only file system", loaxa.AlarmFacts{Error: "open node store: read-only file system"}},
 		{loaxa.AlarmClockOffset, func(s *protocol.State) { s.ClockOffsetMS = -5000 },
 			"clock -5000 ms off", loaxa.AlarmFacts{ClockOffsetMS: ptr(int64(-5000))}},
 		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 180_000 },

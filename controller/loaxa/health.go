@@ -64,7 +64,8 @@ type AlarmFacts struct {
 	// DesiredVersion, Attempts and Error (desired-undelivered): the
 	// desired state the broker has not accepted, how often it was tried,
 	// and the last attempt's error. Error (no-sound-device) is why the
-	// node could not open its sound device.
+	// node could not open its sound device; (storage-failed) why it could
+	// not open its store on its storage.
 	DesiredVersion uint64 `json:"desired_version,omitempty"`
 	Attempts       int    `json:"attempts,omitempty"`
 	Error          string `json:"error,omitempty"`
@@ -146,6 +147,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		return fmt.Sprintf("no message since %s", f.LastContact.UTC().Format(time.RFC3339))
 	case AlarmNoSoundDevice:
 		return "no sound device: " + f.Error
+	case AlarmStorageFailed:
+		return "store in memory: " + f.Error
 	case AlarmDesiredUndelivered:
 		return fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", f.DesiredVersion, f.Attempts, f.Error)
 	}
@@ -195,6 +198,13 @@ const (
 	// alarms stay up, but the cluster cannot sound; it restarts by itself
 	// once the device can be opened.
 	AlarmNoSoundDevice = "no-sound-device"
+	// AlarmStorageFailed (critical): the node's agent could not open its
+	// store on the board's storage when it started (the SD card gone
+	// read-only, full, or failing with I/O errors). It runs on a store in
+	// memory: connected, playing what it has cached, but it can download
+	// nothing new while the card takes no writes, and forgets its state at
+	// its next restart. The card needs changing.
+	AlarmStorageFailed = "storage-failed"
 	// AlarmDesiredUndelivered (warning): the broker has not accepted the
 	// node's newest desired state for a while; the scheduler keeps
 	// retrying it.
@@ -210,7 +220,7 @@ const (
 // AlarmSeverity returns the severity of an alarm kind.
 func AlarmSeverity(kind string) string {
 	switch kind {
-	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice:
+	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed:
 		return SeverityCritical
 	}
 	return SeverityWarning

@@ -92,7 +92,7 @@ type NodeStatus struct {
 	Keys []string `json:"keys,omitempty"`
 
 	// Fleet health (controller/health). HeartbeatMS, UptimeS,
-	// DiskFreeBytes, StorageDamaged, LinkDeaf, NoSoundDevice, Volume,
+	// DiskFreeBytes, StorageDamaged, LinkDeaf, NoSoundDevice, StorageFault, Volume,
 	// Muted and AmplifierPolicy are as the node reports them.
 	HeartbeatMS     int64  `json:"heartbeat_ms,omitempty"`
 	UptimeS         int64  `json:"uptime_s,omitempty"`
@@ -100,6 +100,7 @@ type NodeStatus struct {
 	StorageDamaged  int    `json:"storage_damaged,omitempty"`
 	LinkDeaf        int    `json:"link_deaf,omitempty"`
 	NoSoundDevice   string `json:"no_sound_device,omitempty"`
+	StorageFault    string `json:"storage_fault,omitempty"`
 	Volume          *int   `json:"volume,omitempty"`
 	Muted           bool   `json:"muted,omitempty"`
 	AmplifierPolicy string `json:"amplifier_policy,omitempty"`

@@ -417,6 +417,9 @@ func (a *Agent) Status() protocol.State {
 	if a.noSound != nil {
 		st.NoSoundDevice = a.noSound.Error()
 	}
+	if a.cfg.StoreFault != nil {
+		st.StorageFault = a.cfg.StoreFault.Error()
+	}
 	return st
 }
 

@@ -184,6 +184,12 @@ type Config struct {
 	// file, so the controller's storage-damaged alarm says the card is
 	// failing.
 	DamagedAtStart int
+	// StoreFault is why the node's store could not be opened on its
+	// storage (the card read-only, full, or failing with I/O errors), when
+	// Store is one in memory instead: the agent runs, plays what is
+	// cached, and forgets its state at the next restart. Its state says so
+	// (State.StorageFault), for the controller's storage-failed alarm.
+	StoreFault error
 	// StartupEvents are reported once when Run starts: update outcomes
 	// from before a restart. Their At is kept; Seq is assigned.
 	StartupEvents []protocol.Event

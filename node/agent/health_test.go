@@ -234,6 +234,7 @@ func TestMetrics(t *testing.T) {
 		{"loaxa_node_outbox_events", nil, func(v float64) bool { return v == 0 }},
 		{"loaxa_node_storage_damaged_files", nil, func(v float64) bool { return v == 0 }},
 		{"loaxa_node_sound_device_missing", nil, func(v float64) bool { return v == 0 }},
+		{"loaxa_node_store_in_memory", nil, func(v float64) bool { return v == 0 }},
 		{"loaxa_node_desired_version", nil, func(v float64) bool { return v == 1 }},
 	} {
 		if v, ok := m.Value(tt.name, tt.labels...); !ok || !tt.want(v) {

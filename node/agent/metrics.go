@@ -64,6 +64,12 @@ func (a *Agent) Collectors() []prometheus.Collector {
 		gauge("loaxa_node_storage_damaged_files", "Files found damaged on the node's storage in the last 24 hours (a failing SD card): cached content, and its store set aside at start.", func() float64 {
 			return float64(a.cache.Damaged())
 		}),
+		gauge("loaxa_node_store_in_memory", "1 while the agent runs on a store in memory because its store could not be opened on the board's storage (read-only, full, failing); 0 on its own.", func() float64 {
+			if a.cfg.StoreFault != nil {
+				return 1
+			}
+			return 0
+		}),
 		gauge("loaxa_node_sound_device_missing", "1 while the agent runs without its sound device, which it could not open when it started; 0 with it.", func() float64 {
 			if a.noSound != nil {
 				return 1

@@ -84,6 +84,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -257,12 +258,16 @@ func Open(cfg Config) (*Cache, error) {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("content cache: %w", err)
-	}
+	mkErr := os.MkdirAll(cfg.Dir, 0o755)
 	entries, err := os.ReadDir(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("content cache: %w", err)
+	switch {
+	case mkErr != nil && errors.Is(err, fs.ErrNotExist):
+		// A card gone read-only before the cache was made: the agent runs
+		// with an empty cache, every download failing until the card is
+		// changed, rather than not at all.
+		cfg.Logger.Error("content: the cache directory cannot be made; the node has nothing cached and can download nothing", "dir", cfg.Dir, "err", mkErr)
+	case err != nil:
+		return nil, fmt.Errorf("content cache: %w", errors.Join(mkErr, err))
 	}
 	c := &Cache{
 		cfg:     cfg,

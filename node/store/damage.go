@@ -210,11 +210,15 @@ func walk(b *bolt.Bucket) error {
 	return err
 }
 
+// Held reports whether err, opening a store, says another process holds
+// it (another agent runs on it).
+func Held(err error) bool { return errors.Is(err, bolterrors.ErrTimeout) }
+
 // Damaged reports whether err, from Check or from opening the store at
 // path, says the file is damaged rather than that it cannot be reached.
 func Damaged(path string, err error) bool {
 	switch {
-	case errors.Is(err, bolterrors.ErrTimeout), errors.Is(err, fs.ErrPermission),
+	case Held(err), errors.Is(err, fs.ErrPermission),
 		errors.Is(err, syscall.EROFS), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return false
 	case errors.Is(err, errCorrupt), errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),

@@ -266,6 +266,9 @@ export function alarmDetail(a) {
     case 'no-sound-device':
       words = t('alarmfact.no_sound_device', { error: f.error || '?' });
       break;
+    case 'storage-failed':
+      words = t('alarmfact.storage_failed', { error: f.error || '?' });
+      break;
     case 'desired-undelivered':
       if (f.desired_version) words = t('alarmfact.desired_undelivered', { version: f.desired_version, attempts: n(f.attempts || 0), error: f.error || '?' });
       break;
