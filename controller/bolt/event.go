@@ -150,14 +150,14 @@ func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev 
 	if ev.Occurrence == "" {
 		return nil
 	}
-	return s.advanceDelivery(tx, n.ID, ev, receivedAt)
+	return s.advanceDelivery(tx, n.ID, epoch, ev, receivedAt)
 }
 
 // advanceDelivery moves the delivery an event names. The announcement is
 // taken from the occurrence id (loaxa.OccurrenceID), which is how
 // deliveries are keyed; the event's own Announcement field is not trusted
 // to match.
-func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Event, receivedAt time.Time) error {
+func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, ev protocol.Event, receivedAt time.Time) error {
 	ann, _, ok := strings.Cut(ev.Occurrence, "@")
 	if !ok && loaxa.IsLiveCallID(ev.Occurrence) {
 		ann, ok = ev.Occurrence, true // a live call is its own occurrence (docs/live.md)
@@ -188,6 +188,10 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 	if noted {
 		d.ReceivedAt = ev.At
 	}
+	// From which outbox: the emergency service finds a node on a new
+	// store by it, after a controller restart too.
+	newEpoch := d.Epoch != epoch
+	d.Epoch = epoch
 	if markContentReady(&d, ev) {
 		if ev.MessageMS != 0 {
 			// Where a late message plays, known as it came.
@@ -197,7 +201,7 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node string, ev protocol.Ev
 		return putDelivery(tx, &d)
 	}
 	next, changed := d.State.Advance(ev.Type)
-	if !changed && !noted && found {
+	if !changed && !noted && !newEpoch && found {
 		return nil
 	}
 	if changed {

@@ -265,7 +265,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	refs := alertContent(opening, closing, main, intro)
 	t := &tracking{
 		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
-		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
+		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{}, epochs: map[string]string{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
 		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReceipt: map[string]time.Time{},
 	}
@@ -609,7 +609,7 @@ func (s *Service) Events(node, epoch string, events []protocol.Event) {
 			changed = append(changed, id)
 		}
 		if epoch != "" {
-			if t.epochs == nil {
+			if t.epochs == nil { // a tracking made by hand (tests)
 				t.epochs = map[string]string{}
 			}
 			t.epochs[node] = epoch

@@ -103,7 +103,7 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	refs := alertContent(contents[em.OpeningChime], contents[em.ClosingChime], main, contents[em.IntroContentID])
 	t := &tracking{
 		em: *em, cmds: map[string]protocol.Command{}, issued: em.Issued, nodeArea: map[string]string{},
-		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{},
+		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{}, epochs: map[string]string{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
 		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReceipt: map[string]time.Time{},
 	}
@@ -149,6 +149,9 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 			t.received[d.Node] = d.UpdatedAt // stored before receipts were kept
 		}
 		t.done[d.Node] = d.State.Terminal()
+		if d.Epoch != "" {
+			t.epochs[d.Node] = d.Epoch
+		}
 		t.resends[d.Node] = d.Resends
 		switch {
 		case !d.ResentAt.IsZero():

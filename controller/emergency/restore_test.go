@@ -541,3 +541,26 @@ func TestIntroGoesWithTheAlert(t *testing.T) {
 		t.Errorf("an intro that is not stored: %v, want EInvalid naming intro_content_id", err)
 	}
 }
+
+// TestRestartStillFindsANodeOnANewStore: the epoch of each node's reports
+// of a live alert is kept in its delivery, so a controller that restarted
+// during the alert still sends it again to a node that comes online from a
+// new store.
+func TestRestartStillFindsANodeOnANewStore(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	em := w.send(s)
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+	w.report(s, "n1", protocol.Event{Type: protocol.EventStarted, Occurrence: em.Occurrence, At: w.fc.Now()})
+	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
+
+	s = w.service() // restarted
+	s.Epoch("n2", "e-n2")
+	s.Epoch("n1", "e-n1-new")
+	if got := w.step(s, 10*time.Second); !slices.Equal(got, []string{"node/n1 alert"}) {
+		t.Errorf("after the restart, n1 from a new store: %v, want the alert again to n1 only", got)
+	}
+	if nodes, _ := nodesOf(t, s, em.ID); nodes["n1"].State != "suspended" {
+		t.Errorf("n1 once it lost the alert: %+v, want suspended", nodes["n1"])
+	}
+}

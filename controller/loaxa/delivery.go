@@ -107,6 +107,9 @@ type Delivery struct {
 	// or the first event about it; the node's clock, corrected to the
 	// controller's).
 	ReceivedAt time.Time `json:"received_at,omitzero"`
+	// Epoch is the outbox epoch of the node's last report of it: a node
+	// that comes online with another no longer holds it (a new store).
+	Epoch string `json:"epoch,omitempty"`
 	// Resends is how often the controller sent the occurrence again to
 	// this node because it had not acknowledged it (emergencies only), the
 	// last time at ResentAt.
