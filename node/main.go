@@ -232,6 +232,10 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		return err
 	}
 	defer func() { err = errors.Join(err, st.close()) }()
+	cacheSize := o.cacheSize
+	if st.contentInMemory != "" {
+		cacheSize = min(cacheSize, memoryCacheMax)
+	}
 
 	var out agent.Output
 	var missing bool // no sound device: run without, until it can be opened
@@ -274,12 +278,13 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		Board:         hw,
 		Logger:        log,
 		Version:       version,
-		CacheMaxBytes: o.cacheSize,
+		CacheMaxBytes: cacheSize,
 		Updates:       u.requests,
 		StartupEvents: u.startup,
 
 		DamagedAtStart:  st.damaged,
 		StoreFault:      st.fault,
+		ContentInMemory: st.contentInMemory,
 		AmplifierWarmup: o.ampWarmup,
 		Heartbeat:       o.heartbeat,
 		Reboot:          func() { cancel(errReboot) },

@@ -27,8 +27,17 @@ type nodeStore struct {
 	// a store in memory (agent.Config.StoreFault).
 	damaged int
 	fault   error
-	close   func() error
+	// contentInMemory is the directory in memory the content cache
+	// downloads to while the card takes no writes
+	// (agent.Config.ContentInMemory), "" if none could be made.
+	contentInMemory string
+	close           func() error
 }
+
+// memoryCacheMax bounds the content downloaded into memory while the card
+// takes no writes: a day's bulletins and an alert's message at
+// 64 kbit/s, on boards with 512 MiB of memory.
+const memoryCacheMax = 64 << 20
 
 // openStore opens the node's store in data: checked in a process of its
 // own first (a garbled page tree can keep bbolt going round for ever, and
@@ -68,13 +77,29 @@ func openStore(ctx context.Context, data string, log *slog.Logger) (*nodeStore, 
 	case store.Held(err):
 		return nil, err
 	case err != nil:
-		log.Error("node: the store cannot be opened on the board's storage; running on one in memory, which a restart forgets: the cluster plays what it has cached, downloads nothing, and the controller is told (storage-failed); change the SD card",
-			"err", err)
 		out.Store, out.fault = store.NewMemory(), err
+		// What it downloads goes to memory too: the card takes no writes.
+		if dir, merr := os.MkdirTemp(memoryDir(), "loaxa-content-"); merr != nil {
+			log.Error("node: no directory in memory for downloads either; the cluster plays only what the card holds", "err", merr)
+		} else {
+			out.contentInMemory = dir
+			out.close = func() error { return os.RemoveAll(dir) }
+		}
+		log.Error("node: the store cannot be opened on the board's storage; running on one in memory, which a restart forgets: the cluster plays what the card holds and what it downloads into memory, and the controller is told (storage-failed); change the SD card",
+			"err", err, "downloads_to", out.contentInMemory, "download_limit_mib", memoryCacheMax>>20)
 		return out, nil
 	}
 	out.Store, out.close = st, st.Close
 	return out, nil
+}
+
+// memoryDir is where openStore makes the directory in memory: /dev/shm,
+// a tmpfs on every Linux board, or else the system's temporary directory.
+func memoryDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
 
 // exitStoreDamaged is --store-check's status for a damaged store

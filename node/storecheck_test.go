@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
+	"loaxa.vn/internal/rocard"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
@@ -157,24 +157,6 @@ func TestCheckStoreInChild(t *testing.T) {
 	}
 }
 
-// readOnly binds dir read-only over itself, as the kernel remounts an SD
-// card that fails; the test is skipped where this process may not mount
-// (not root, no CAP_SYS_ADMIN).
-func readOnly(t *testing.T, dir string) {
-	t.Helper()
-	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
-		t.Skipf("cannot bind-mount %s read-only here (needs root or CAP_SYS_ADMIN): %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
-		t.Fatalf("remount %s read-only: %v", dir, err)
-	}
-}
-
 // TestRunOnAReadOnlyCard: a board whose SD card went read-only (and never
 // had its content cache made) runs on a store in memory rather than fail
 // at every start: online, its state saying why, for the storage-failed
@@ -187,7 +169,7 @@ func TestRunOnAReadOnlyCard(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.Close()
-		readOnly(t, data)
+		rocard.ReadOnly(t, data)
 	})
 	n.awaitState(t, "node online, saying it cannot open its store on the card", func(st protocol.State) bool {
 		return st.Status == protocol.StatusOnline && strings.Contains(st.StorageFault, "read-only file system")
@@ -196,9 +178,13 @@ func TestRunOnAReadOnlyCard(t *testing.T) {
 	if code := n.exited(t, "cancel"); code != 0 {
 		t.Fatalf("exit %d: %s", code, n.stderr.String())
 	}
-	for _, says := range []string{"running on one in memory", "the cache directory cannot be made"} {
-		if !strings.Contains(n.stderr.String(), says) {
-			t.Errorf("log does not say %q: %s", says, n.stderr.String())
+	if log := n.stderr.String(); !strings.Contains(log, "running on one in memory") || !strings.Contains(log, "downloads_to="+memoryDir()) {
+		t.Errorf("log does not say the store and the downloads are in memory: %s", log)
+	}
+	mem, _ := filepath.Glob(filepath.Join(memoryDir(), "loaxa-content-*"))
+	for _, dir := range mem {
+		if strings.Contains(n.stderr.String(), "downloads_to="+dir) {
+			t.Errorf("the directory in memory for downloads, %s, is left after the node stopped", dir)
 		}
 	}
 }

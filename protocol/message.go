@@ -406,8 +406,8 @@ type State struct {
 	// StorageFault is why the node could not open its store on its
 	// storage (the SD card gone read-only, full, or failing with I/O
 	// errors): the error. The node runs on a store in memory meanwhile:
-	// it plays what it has cached, can download nothing new if the card
-	// takes no writes, and forgets its state at its next restart. Absent
+	// it plays what the card holds, downloads what is new into memory, and
+	// forgets its state and those downloads at its next restart. Absent
 	// when the store is on the card.
 	StorageFault string `json:"storage_fault,omitempty"`
 }

@@ -201,8 +201,8 @@ const (
 	// AlarmStorageFailed (critical): the node's agent could not open its
 	// store on the board's storage when it started (the SD card gone
 	// read-only, full, or failing with I/O errors). It runs on a store in
-	// memory: connected, playing what it has cached, but it can download
-	// nothing new while the card takes no writes, and forgets its state at
+	// memory: connected, playing what the card holds and downloading what
+	// is new into memory, but it forgets its state and those downloads at
 	// its next restart. The card needs changing.
 	AlarmStorageFailed = "storage-failed"
 	// AlarmDesiredUndelivered (warning): the broker has not accepted the

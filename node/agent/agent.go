@@ -316,8 +316,13 @@ func New(cfg Config) (*Agent, error) {
 	a.verifier = protocol.NewVerifier(keys, a.clock.Now, 0)
 	// Network retries run on real time: the injected clock says what time
 	// the schedule is at, not how long a broken link takes to mend.
+	cacheDir, cardDir := filepath.Join(cfg.DataDir, "content"), ""
+	if cfg.ContentInMemory != "" {
+		cacheDir, cardDir = cfg.ContentInMemory, cacheDir
+	}
 	a.cache, err = content.Open(content.Config{
-		Dir:          filepath.Join(cfg.DataDir, "content"),
+		Dir:          cacheDir,
+		ReadOnlyDir:  cardDir,
 		BaseURL:      cred.Controller,
 		Username:     cred.Username,
 		Secret:       cred.Secret,

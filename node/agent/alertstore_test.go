@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/promtest"
+	"loaxa.vn/internal/rocard"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
@@ -383,6 +386,55 @@ func TestAlertOnANodeWithoutSoundDeviceWaitsForIt(t *testing.T) {
 	}
 }
 
+// TestAlertOnACardThatTakesNoWrites: a board whose SD card went read-only
+// runs on a store in memory (the node program does so, storage-failed);
+// the chimes it cached on the card play from there, and an alert's new
+// message, which the card cannot take, is downloaded into memory: the
+// alert plays whole, and nothing is written to the card.
+func TestAlertOnACardThatTakesNoWrites(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1", "d1")
+	dir := t.TempDir()
+	n := startAgent(t, cred, options{clock: fc, dir: dir})
+	waitConnected(t, n)
+	before := sendCachedAlert(t, ctl, fc, n, "n1", "e1@x") // its chimes cached on the card
+	n.stop(t)
+	onCard, err := os.ReadDir(filepath.Join(dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rocard.ReadOnly(t, dir)
+	mem := t.TempDir()
+	fault := errors.New("open node store: read-only file system")
+	n2 := startAgent(t, cred, options{clock: fc, dir: dir, tune: func(c *agent.Config) {
+		c.StoreFault, c.ContentInMemory = fault, mem
+	}})
+	waitConnected(t, n2)
+	nodetest.Eventually(t, 5*time.Second, "a state saying the store is in memory", func() bool {
+		states := ctl.Log("n1").States
+		return len(states) > 0 && states[len(states)-1].StorageFault == fault.Error()
+	})
+	msg := ctl.AddContent(1500 * time.Millisecond) // never on the card
+	start := fc.Now().Add(time.Second)
+	ctl.SendAreaCommand("d1", resumingAlert("e2@x", msg, before.opening, before.closing, start, start.Add(10*time.Minute)), 10*time.Minute)
+	want := []string{"received e2@x", "started e2@x", "completed e2@x"} // from the new store's outbox
+	runUntil(t, fc, time.Minute, "the alert played", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
+	events := waitEvents(t, ctl, "n1", want)
+	// The 0.7 s chime, the 1.5 s message three times 0.5 s apart, the
+	// 0.6 s chime.
+	if got := events[len(events)-1].PlayedMS; got != 6800 {
+		t.Errorf("played %d ms, want 6800: the whole template", got)
+	}
+	if _, err := os.Stat(filepath.Join(mem, msg.ID)); err != nil {
+		t.Errorf("the new message is not in memory: %v", err)
+	}
+	if after, _ := os.ReadDir(filepath.Join(dir, "content")); len(after) != len(onCard) {
+		t.Errorf("the card holds %d files after, %d before", len(after), len(onCard))
+	}
+}
+
 // idleFailingDevice plays nothing and fails for good, while idle, once
 // failed is set; it says so through Err (agent.CheckedOutput).
 type idleFailingDevice struct {
@@ -433,8 +485,8 @@ func awaitDeviceLostRestart(t *testing.T, restarts <-chan error, after string) {
 
 // cachedAlert is what sendCachedAlert sent.
 type cachedAlert struct {
-	msg   protocol.ContentRef
-	start time.Time
+	msg, opening, closing protocol.ContentRef
+	start                 time.Time
 }
 
 // sendCachedAlert sends alert id to area d1 with the controller's resume
@@ -450,5 +502,5 @@ func sendCachedAlert(t *testing.T, ctl *nodetest.Controller, fc *clock.Fake, n *
 	ctl.SendAreaCommand("d1", resumingAlert(id, msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
 	waitEvents(t, ctl, nodeID, []string{"received " + id})
 	nodetest.Eventually(t, 5*time.Second, "the alert's content cached", func() bool { return len(n.a.Status().ContentMissing) == 0 })
-	return cachedAlert{msg: msg, start: start}
+	return cachedAlert{msg: msg, opening: opening, closing: closing, start: start}
 }

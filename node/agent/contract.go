@@ -187,9 +187,16 @@ type Config struct {
 	// StoreFault is why the node's store could not be opened on its
 	// storage (the card read-only, full, or failing with I/O errors), when
 	// Store is one in memory instead: the agent runs, plays what is
-	// cached, and forgets its state at the next restart. Its state says so
+	// cached (see ContentInMemory), and forgets its state at the next
+	// restart. Its state says so
 	// (State.StorageFault), for the controller's storage-failed alarm.
 	StoreFault error
+	// ContentInMemory, if set, is a directory in memory (tmpfs) for the
+	// content cache to download to, with StoreFault: the card takes no
+	// writes, so what it cached before (DataDir/content) is played from
+	// there and what is new is kept in memory until the next restart
+	// (content.Config.ReadOnlyDir). CacheMaxBytes bounds only the latter.
+	ContentInMemory string
 	// StartupEvents are reported once when Run starts: update outcomes
 	// from before a restart. Their At is kept; Seq is assigned.
 	StartupEvents []protocol.Event

@@ -163,6 +163,13 @@ type Config struct {
 	// zero): content kept at all times, which a whole province may be
 	// told to keep at once. 0 means Spread.
 	KeepSpread time.Duration
+	// ReadOnlyDir, if set, is a cache directory on storage that takes no
+	// writes now (an SD card gone read-only, full, or failing), and Dir
+	// one in memory: the files cached in ReadOnlyDir before are played
+	// from there, never deleted and not counted against MaxBytes, and
+	// what is downloaded goes to Dir. The record of damaged files is read
+	// from ReadOnlyDir and kept in Dir.
+	ReadOnlyDir string
 }
 
 // Wanted is content the desired state names and when it first plays.
@@ -219,6 +226,9 @@ type entry struct {
 	// listed: its chunk list is kept beside it, so plays check it as
 	// they read (openCached).
 	listed bool
+	// kept: the file is in Config.ReadOnlyDir: read from there, not
+	// counted in the cache's bytes, never evicted.
+	kept bool
 }
 
 type retry struct {
@@ -281,7 +291,11 @@ func Open(cfg Config) (*Cache, error) {
 
 		listTried: make(map[string]bool),
 	}
-	if c.damaged, err = readDamage(cfg.Dir); err != nil {
+	damageDir := cfg.Dir
+	if cfg.ReadOnlyDir != "" {
+		damageDir = cfg.ReadOnlyDir // the card's record; Dir starts empty
+	}
+	if c.damaged, err = readDamage(damageDir); err != nil {
 		c.log.Warn("content: damage record unreadable; counting from none", "err", err)
 	}
 	names := make(map[string]bool, len(entries))
@@ -310,14 +324,62 @@ func Open(cfg Config) (*Cache, error) {
 		c.present[e.Name()] = entry{size: info.Size(), used: info.ModTime(), listed: names[e.Name()+listSuffix]}
 		c.bytes += info.Size()
 	}
+	if cfg.ReadOnlyDir != "" {
+		c.addKept()
+	}
 	return c, nil
+}
+
+// addKept adds the verified files of Config.ReadOnlyDir to the cache, as
+// kept: what a failing card still holds plays.
+func (c *Cache) addKept() {
+	entries, err := os.ReadDir(c.cfg.ReadOnlyDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // nothing was ever cached on the card
+	}
+	if err != nil {
+		c.log.Error("content: the cache on the card cannot be read; nothing of it plays", "dir", c.cfg.ReadOnlyDir, "err", err)
+		return
+	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	for _, e := range entries {
+		id := e.Name()
+		if _, ok := c.present[id]; ok || !e.Type().IsRegular() || !protocol.ValidContentID(id) {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			c.present[id] = entry{size: info.Size(), used: info.ModTime(), listed: names[id+listSuffix], kept: true}
+		}
+	}
 }
 
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.cfg.Dir }
 
-// Path returns the file name of content id.
-func (c *Cache) Path(id string) string { return filepath.Join(c.cfg.Dir, id) }
+// Path returns the file name of content id: in Dir, or in ReadOnlyDir if
+// it is there and not in Dir.
+func (c *Cache) Path(id string) string {
+	p := c.fresh(id)
+	if c.cfg.ReadOnlyDir != "" {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			if q := filepath.Join(c.cfg.ReadOnlyDir, id); fileExists(q) {
+				return q
+			}
+		}
+	}
+	return p
+}
+
+// fresh is where a download of content id goes: in Dir.
+func (c *Cache) fresh(id string) string { return filepath.Join(c.cfg.Dir, id) }
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
 
 // Has reports whether content id is cached and verified.
 func (c *Cache) Has(id string) bool {
@@ -512,8 +574,8 @@ func (c *Cache) evict(room int64) []string {
 		wanted[w.ID] = true
 	}
 	var cands []string
-	for id := range c.present {
-		if !wanted[id] {
+	for id, e := range c.present {
+		if !wanted[id] && !e.kept {
 			cands = append(cands, id)
 		}
 	}
@@ -555,7 +617,9 @@ func (c *Cache) Discard(id string) {
 	if ok {
 		delete(c.present, id)
 		delete(c.retry, id)
-		c.bytes -= e.size
+		if !e.kept {
+			c.bytes -= e.size
+		}
 		c.turn()
 		now := c.cfg.Clock.Now()
 		c.damaged = append(recent(c.damaged, now), now)
@@ -744,7 +808,7 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	drop := c.evict(max(ref.Size, 0))
 	c.mu.Unlock()
 	c.remove(drop)
-	part := c.Path(ref.ID) + partSuffix
+	part := c.fresh(ref.ID) + partSuffix
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
@@ -794,18 +858,18 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 		// Kept beside the file, so that plays check it as they read
 		// (openCached). Written before the file is in place: a file never
 		// has a list of other bytes.
-		if err := writeWhole(c.Path(ref.ID)+listSuffix, list); err != nil {
+		if err := writeWhole(c.fresh(ref.ID)+listSuffix, list); err != nil {
 			c.log.Warn("content: cannot keep the chunk list; plays will not check the file", "content", ref.ID, "err", err)
 		} else {
 			listed = true
 		}
 	}
-	if err := os.Rename(part, c.Path(ref.ID)); err != nil {
+	if err := os.Rename(part, c.fresh(ref.ID)); err != nil {
 		c.attemptEnded(ref.ID, err, false)
 		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
 	now := c.cfg.Clock.Now()
-	if err := os.Chtimes(c.Path(ref.ID), now, now); err != nil {
+	if err := os.Chtimes(c.fresh(ref.ID), now, now); err != nil {
 		c.log.Debug("content: cannot mark use", "content", ref.ID, "err", err)
 	}
 	syncDir(c.cfg.Dir)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -783,4 +784,72 @@ func TestAlertCutsTheBackoff(t *testing.T) {
 	refused.Store(false)
 	c.Want([]Wanted{{ContentRef: ref(id, len(warning)), Need: time.Now().Add(300 * time.Millisecond)}})
 	waitFor(t, c, "the warning, needed by an alert within the backoff", func() bool { return c.Has(id) })
+}
+
+// TestReadOnlyDirKeepsWhatTheCardHolds: a cache over a card that takes no
+// writes (ReadOnlyDir) plays what the card holds from there, downloads
+// into its own directory in memory, and counts and evicts only what it
+// downloaded; the card's files stay, and its record of damaged files
+// counts on.
+func TestReadOnlyDirKeepsWhatTheCardHolds(t *testing.T) {
+	s := newServer(t)
+	ids := map[string]string{} // name → id
+	for i, name := range []string{"chime", "a", "b"} {
+		b, id := blob(10_000, byte(i))
+		s.files[id] = b
+		ids[name] = id
+	}
+	r := func(name string) protocol.ContentRef { return ref(ids[name], 10_000) }
+	card := filepath.Join(t.TempDir(), "content")
+	before := newCacheIn(t, s, card)
+	if err := before.Fetch(context.Background(), r("chime")); err != nil {
+		t.Fatal(err)
+	}
+	before.NoteDamaged() // the card has failed before
+	onCard := leftovers(t, before)
+
+	mem := filepath.Join(t.TempDir(), "memory")
+	c, err := Open(Config{Dir: mem, ReadOnlyDir: card, BaseURL: s.URL, Username: "n1", Secret: "s3cret",
+		Client: s.Client(), MaxBytes: 15_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Has(ids["chime"]) || c.Path(ids["chime"]) != filepath.Join(card, ids["chime"]) {
+		t.Fatalf("the chime on the card: Has %v, path %s", c.Has(ids["chime"]), c.Path(ids["chime"]))
+	}
+	if got := c.Damaged(); got != 1 {
+		t.Errorf("Damaged = %d, want the card's 1", got)
+	}
+	f, err := c.openCached(ids["chime"]) // read as a play reads it, checked against its list
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || !bytes.Equal(got, s.files[ids["chime"]]) {
+		t.Fatalf("the chime read from the card: %v, equal %v", err, bytes.Equal(got, s.files[ids["chime"]]))
+	}
+
+	c.Want(wants(r("a")))
+	if err := c.Fetch(context.Background(), r("a")); err != nil {
+		t.Fatal(err)
+	}
+	c.Want(wants(r("b")))
+	if err := c.Fetch(context.Background(), r("b")); err != nil {
+		t.Fatal(err)
+	}
+	// Over the limit with a and b: a goes, from memory; the chime on the
+	// card is neither counted nor evicted.
+	if c.Has(ids["a"]) || !c.Has(ids["b"]) || !c.Has(ids["chime"]) {
+		t.Errorf("holds a %v, b %v, chime %v; want b and the chime", c.Has(ids["a"]), c.Has(ids["b"]), c.Has(ids["chime"]))
+	}
+	if used, _, n := c.Usage(); used != 10_000 || n != 2 {
+		t.Errorf("Usage = %d bytes in %d files, want b's 10000 counted, 2 files", used, n)
+	}
+	if c.Path(ids["b"]) != filepath.Join(mem, ids["b"]) {
+		t.Errorf("b downloaded to %s, want in memory", c.Path(ids["b"]))
+	}
+	if after := leftovers(t, before); !slices.Equal(after, onCard) {
+		t.Errorf("the card holds %v after, %v before: nothing may be written there", after, onCard)
+	}
 }

@@ -198,7 +198,7 @@ func (c *Cache) OpenStream(ctx context.Context, id string) (io.ReadCloser, error
 	if s == nil {
 		return c.openCached(id)
 	}
-	f, err := os.Open(c.Path(id) + partSuffix)
+	f, err := os.Open(c.fresh(id) + partSuffix)
 	if errors.Is(err, os.ErrNotExist) {
 		// Finished (or failed) since: the file is in place, or not at all.
 		return c.openCached(id)
