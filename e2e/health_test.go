@@ -115,18 +115,7 @@ func TestSoundCardPulledOutOfASimulatedBox(t *testing.T) {
 	control := httptest.NewServer(f.Control())
 	defer control.Close()
 	const id = "sc-0001"
-	card := func(method string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, control.URL+"/boards/"+id+"/faults/"+board.FaultSoundCardOut, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s: %d", method, board.FaultSoundCardOut, resp.StatusCode)
-		}
-	}
+	card := func(method string) { t.Helper(); injectFault(t, control.URL, id, method, board.FaultSoundCardOut) }
 	message := c.Upload("bao-dong.wav", rig.ToneWAV(660, 4*time.Second, 16000, 1))
 	var em loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
@@ -183,6 +172,68 @@ func TestSoundCardPulledOutOfASimulatedBox(t *testing.T) {
 	})
 }
 
+// injectFault raises (POST) or clears (DELETE) fault on box id through the
+// fleet's control at url.
+func injectFault(t *testing.T, url, id, method, fault string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url+"/boards/"+id+"/faults/"+fault, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s %s: %d", method, fault, resp.StatusCode)
+	}
+}
+
+// TestSDCardGoneReadOnlyInASimulatedBox: a box whose SD card goes
+// read-only restarts on a store in memory: the controller opens
+// storage-failed, and an alert whose message the box never had plays
+// whole, downloaded into memory. With a sound card again, the alarm ends.
+func TestSDCardGoneReadOnlyInASimulatedBox(t *testing.T) {
+	t.Parallel()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	f := startFleet(t, c, "ro", "12346", 1)
+	control := httptest.NewServer(f.Control())
+	defer control.Close()
+	const id = "ro-0001"
+	rig.Eventually(t, 20*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
+
+	injectFault(t, control.URL, id, "POST", board.FaultCardReadOnly)
+	rig.Eventually(t, 20*time.Second, "the storage-failed alarm open", func() bool {
+		_, ok := openAlarms(c, id)[loaxa.AlarmStorageFailed]
+		return ok
+	})
+	if got := c.Node(id).Status.StorageFault; !strings.Contains(got, "read-only") {
+		t.Errorf("the node's storage fault is %q, want the card read-only", got)
+	}
+	if n := f.Sim(id).Restarts(); n != 1 {
+		t.Errorf("the box started its agent again %d times, want once", n)
+	}
+	message := c.Upload("bao-dong.wav", rig.ToneWAV(660, 3*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
+	rig.Eventually(t, 30*time.Second, "the alert played", func() bool {
+		_, ns := reportNodes(c, em.ID)
+		return ns[id].State == string(loaxa.DeliveryCompleted)
+	})
+	if _, ns := reportNodes(c, em.ID); ns[id].PlayedMS < 3000 {
+		t.Errorf("played %d ms, want the whole alert (its message alone is 3,000)", ns[id].PlayedMS)
+	}
+
+	injectFault(t, control.URL, id, "DELETE", board.FaultCardReadOnly)
+	rig.Eventually(t, 20*time.Second, "the storage-failed alarm ended", func() bool {
+		a, ok := alarm(c, id, loaxa.AlarmStorageFailed)
+		return ok && !a.Open() && c.Node(id).Status.StorageFault == ""
+	})
+	if n := f.Sim(id).Restarts(); n != 2 {
+		t.Errorf("the box started its agent again %d times, want twice", n)
+	}
+}
+
 func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 	t.Parallel()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
@@ -192,18 +243,7 @@ func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 	control := httptest.NewServer(f.Control())
 	defer control.Close()
 	const id = "hf-0001"
-	inject := func(method, fault string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, control.URL+"/boards/"+id+"/faults/"+fault, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s: %d", method, fault, resp.StatusCode)
-		}
-	}
+	inject := func(method, fault string) { t.Helper(); injectFault(t, control.URL, id, method, fault) }
 	// relay-stuck shows only while the agent switches the relay; the
 	// health model's unit test and the self-tests cover it.
 	for fault, kind := range map[string]string{

@@ -134,6 +134,7 @@ type Board struct {
 	rssi     int
 	link     string
 	noCard   bool // the sound card is out (FaultSoundCardOut)
+	roCard   bool // the SD card went read-only (FaultCardReadOnly)
 	switches []Switch
 	changed  chan struct{}
 }
@@ -299,6 +300,19 @@ func (b *Board) SoundCard() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return !b.noCard
+}
+
+// SetCardReadOnly makes the box's SD card go read-only (true), as the
+// kernel remounts a failing card, or puts a sound one in. A fleet box
+// restarts its agent on the change (firmware-sim/fleet): on a store in
+// memory, downloading into memory, while the card is read-only.
+func (b *Board) SetCardReadOnly(ro bool) { b.set(func() { b.roCard = ro }) }
+
+// CardReadOnly reports whether the box's SD card is read-only.
+func (b *Board) CardReadOnly() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.roCard
 }
 
 // set brings the physics up to now, then changes an input, and tells a

@@ -24,12 +24,14 @@ const (
 	FaultAmplifierFault = "amplifier-fault" // the amplifier's fault output is on
 	FaultRelayStuck     = "relay-stuck"     // the relay ignores commands
 	FaultSoundCardOut   = "sound-card-out"  // the USB sound card is pulled out or dead
+	FaultCardReadOnly   = "card-read-only"  // the SD card went read-only: the box restarts on a store in memory
 )
 
 // Faults lists every fault Inject knows.
 var Faults = []string{
 	FaultSpeakerOpen, FaultSpeakerShort, FaultMainsOff, FaultBatteryLow, FaultOverheat,
 	FaultDoorOpen, FaultWeakSignal, FaultAmplifierFault, FaultRelayStuck, FaultSoundCardOut,
+	FaultCardReadOnly,
 }
 
 // ErrUnknownFault is returned by Inject for a name not in Faults.
@@ -89,6 +91,8 @@ func (b *Board) Inject(fault string, on bool) error {
 		b.StickRelay(on)
 	case FaultSoundCardOut:
 		b.SetSoundCard(!on)
+	case FaultCardReadOnly:
+		b.SetCardReadOnly(on)
 	default:
 		return fmt.Errorf("%w %q; known faults: %s", ErrUnknownFault, fault, strings.Join(Faults, ", "))
 	}

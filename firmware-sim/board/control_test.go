@@ -102,6 +102,28 @@ func TestSoundCardOut(t *testing.T) {
 	}
 }
 
+// TestCardReadOnly: the SD card is the box's too; its agent learns of it
+// when it starts again (firmware-sim/fleet), not from the snapshot.
+func TestCardReadOnly(t *testing.T) {
+	b, _ := newBoard(t)
+	before := describe(b.Snapshot())
+	if b.CardReadOnly() {
+		t.Fatal("a new board's card is read-only")
+	}
+	if err := b.Inject(FaultCardReadOnly, true); err != nil {
+		t.Fatal(err)
+	}
+	if !b.CardReadOnly() {
+		t.Error("the card is not read-only after the fault")
+	}
+	if after := describe(b.Snapshot()); after != before {
+		t.Errorf("the snapshot changed with the card: %s, was %s", after, before)
+	}
+	if err := b.Inject(FaultCardReadOnly, false); err != nil || b.CardReadOnly() {
+		t.Errorf("the card still read-only after clearing the fault (%v)", err)
+	}
+}
+
 func TestInjectUnknown(t *testing.T) {
 	b, _ := newBoard(t)
 	err := b.Inject("flood", true)

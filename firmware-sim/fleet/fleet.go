@@ -119,6 +119,13 @@ type Config struct {
 // Like the node program under systemd, the box starts its agent again when
 // the agent asks to be restarted: its sound card was pulled out mid-play
 // (board.FaultSoundCardOut), or it ran without one and the card is back.
+// It restarts too when its SD card goes read-only or is sound again
+// (board.FaultCardReadOnly, through Fleet.Control): with the card
+// read-only its agent runs as the node program's does, on a store in
+// memory, reading the content cached on the card and downloading into a
+// directory of its own (the simulator cannot make the card's directory
+// read-only: the agent only reads it, but for the use marks of what it
+// plays and deleting a file found damaged).
 type Sim struct {
 	ID          string
 	Credentials *protocol.Credentials
@@ -131,6 +138,8 @@ type Sim struct {
 	mu       sync.Mutex
 	agent    *agent.Agent            // the agent running now
 	noCard   bool                    // it runs without the sound card
+	roCard   bool                    // it runs with the SD card read-only
+	memDir   string                  // its downloads while the card is read-only
 	stopRun  context.CancelCauseFunc // ends its Run, to start it again
 	restarts int
 
@@ -387,6 +396,14 @@ var errNoCard = errors.New("simulated sound card pulled out")
 // card is back.
 var errCardBack = errors.New("the sound card is back")
 
+// errCardReadOnly is why a box whose SD card went read-only runs on a
+// store in memory (agent.Config.StoreFault).
+var errCardReadOnly = errors.New("open node store: simulated SD card read-only")
+
+// errCardChanged ends the Run of an agent whose SD card went read-only or
+// was mended: the box starts it again on what it has now.
+var errCardChanged = errors.New("the SD card went read-only or was mended")
+
 // newAgent makes the box's agent, with its sound card or without it as the
 // board has it now.
 func (f *Fleet) newAgent(s *Sim) error {
@@ -418,6 +435,16 @@ func (f *Fleet) newAgent(s *Sim) error {
 	case f.sounds != nil:
 		ac.Output = &soundOutput{Output: ac.Output, node: s.ID, log: f.sounds}
 	}
+	s.removeMemDir()
+	roCard := s.Board.CardReadOnly()
+	if roCard {
+		mem, err := os.MkdirTemp(f.tempDir, "memory-"+s.ID+"-*")
+		if err != nil {
+			return fmt.Errorf("fleet: node %s: downloads in memory: %w", s.ID, err)
+		}
+		s.memDir = mem
+		ac.Store, ac.StoreFault, ac.ContentInMemory = store.NewMemory(), errCardReadOnly, mem
+	}
 	if cfg.Tune != nil {
 		cfg.Tune(&ac)
 	}
@@ -426,9 +453,29 @@ func (f *Fleet) newAgent(s *Sim) error {
 		return fmt.Errorf("fleet: node %s: %w", s.ID, err)
 	}
 	s.mu.Lock()
-	s.agent, s.noCard = a, noCard
+	s.agent, s.noCard, s.roCard = a, noCard, roCard
 	s.mu.Unlock()
 	return nil
+}
+
+// removeMemDir removes the directory of the downloads made while the card
+// was read-only, if any: they were in memory, and a restart loses them.
+func (s *Sim) removeMemDir() {
+	if s.memDir != "" {
+		os.RemoveAll(s.memDir)
+		s.memDir = ""
+	}
+}
+
+// cardChanged starts the box's agent again if its SD card went read-only
+// or was mended since the agent started (board.FaultCardReadOnly).
+func (s *Sim) cardChanged() {
+	s.mu.Lock()
+	stop, changed := s.stopRun, s.roCard != s.Board.CardReadOnly()
+	s.mu.Unlock()
+	if changed && stop != nil {
+		stop(errCardChanged)
+	}
 }
 
 // runSim runs the box's agent until ctx ends, starting it again, as
@@ -452,7 +499,7 @@ func (f *Fleet) runSim(ctx context.Context, s *Sim) error {
 		cause := context.Cause(rctx)
 		stop(nil)
 		<-watched
-		if ctx.Err() != nil || !errors.Is(cause, audio.ErrDeviceLost) && !errors.Is(cause, errCardBack) {
+		if ctx.Err() != nil || !errors.Is(cause, audio.ErrDeviceLost) && !errors.Is(cause, errCardBack) && !errors.Is(cause, errCardChanged) {
 			return err
 		}
 		f.log.Warn("fleet: starting the agent again", "node", s.ID, "cause", cause)
@@ -593,6 +640,7 @@ func (f *Fleet) release() error {
 				errs = append(errs, fmt.Errorf("close store of %s: %w", s.ID, err))
 			}
 		}
+		s.removeMemDir()
 	}
 	if f.tempDir != "" {
 		if err := os.RemoveAll(f.tempDir); err != nil {

@@ -62,19 +62,29 @@ func (s *Sim) DamageCache(id string) (string, error) {
 }
 
 // Control serves fault injection for the fleet's boxes over HTTP: the
-// boards' faults (board.Control) and
+// boards' faults (board.Control; a box whose SD card goes read-only or is
+// mended, board.FaultCardReadOnly, starts its agent again) and
 //
 //	POST /boards/{id}/storage/damage[?content=ID]   a bit of a cached file changed (Sim.DamageCache)
 //
 // which answers {"content": id}, or 409 when the box has no such file.
 func (f *Fleet) Control() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", board.Control(func(id string) *board.Board {
+	boards := board.Control(func(id string) *board.Board {
 		if s := f.Sim(id); s != nil {
 			return s.Board
 		}
 		return nil
-	}))
+	})
+	mux.Handle("/", boards)
+	card := func(w http.ResponseWriter, r *http.Request) {
+		boards.ServeHTTP(w, r)
+		if s := f.Sim(r.PathValue("id")); s != nil {
+			s.cardChanged()
+		}
+	}
+	mux.HandleFunc("POST /boards/{id}/faults/"+board.FaultCardReadOnly, card)
+	mux.HandleFunc("DELETE /boards/{id}/faults/"+board.FaultCardReadOnly, card)
 	mux.HandleFunc("POST /boards/{id}/storage/damage", func(w http.ResponseWriter, r *http.Request) {
 		status, body := http.StatusOK, map[string]string{}
 		if s := f.Sim(r.PathValue("id")); s == nil {
