@@ -104,18 +104,13 @@ func alarm(c *rig.Controller, node, kind string) (loaxa.Alarm, bool) {
 // finds it within its state poll.
 func TestSoundCardPulledOutOfASimulatedBox(t *testing.T) {
 	t.Parallel()
-	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	f := startFleet(t, c, "sc", "12346", 1, func(cfg *fleet.Config) {
+	c, f, control := faultyBox(t, "sc", func(cfg *fleet.Config) {
 		cfg.SoundRecheck = 100 * time.Millisecond
 		tune := cfg.Tune
 		cfg.Tune = func(ac *agent.Config) { tune(ac); ac.StatePoll = 200 * time.Millisecond }
 	})
-	control := httptest.NewServer(f.Control())
-	defer control.Close()
 	const id = "sc-0001"
-	card := func(method string) { t.Helper(); injectFault(t, control.URL, id, method, board.FaultSoundCardOut) }
+	card := func(method string) { t.Helper(); injectFault(t, control, id, method, board.FaultSoundCardOut) }
 	message := c.Upload("bao-dong.wav", rig.ToneWAV(660, 4*time.Second, 16000, 1))
 	var em loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": message.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
@@ -172,6 +167,20 @@ func TestSoundCardPulledOutOfASimulatedBox(t *testing.T) {
 	})
 }
 
+// faultyBox starts a controller with fast health checks and a fleet of one
+// box, prefix-0001, in commune 12346, and serves the fleet's fault
+// injection (Fleet.Control) at the returned URL.
+func faultyBox(t *testing.T, prefix string, tune ...func(*fleet.Config)) (*rig.Controller, *fleet.Fleet, string) {
+	t.Helper()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	f := startFleet(t, c, prefix, "12346", 1, tune...)
+	control := httptest.NewServer(f.Control())
+	t.Cleanup(control.Close)
+	return c, f, control.URL
+}
+
 // injectFault raises (POST) or clears (DELETE) fault on box id through the
 // fleet's control at url.
 func injectFault(t *testing.T, url, id, method, fault string) {
@@ -190,19 +199,15 @@ func injectFault(t *testing.T, url, id, method, fault string) {
 // TestSDCardGoneReadOnlyInASimulatedBox: a box whose SD card goes
 // read-only restarts on a store in memory: the controller opens
 // storage-failed, and an alert whose message the box never had plays
-// whole, downloaded into memory. With a sound card again, the alarm ends.
+// whole, downloaded into memory. Once the card is sound again, the alarm
+// ends.
 func TestSDCardGoneReadOnlyInASimulatedBox(t *testing.T) {
 	t.Parallel()
-	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	f := startFleet(t, c, "ro", "12346", 1)
-	control := httptest.NewServer(f.Control())
-	defer control.Close()
+	c, f, control := faultyBox(t, "ro")
 	const id = "ro-0001"
 	rig.Eventually(t, 20*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
 
-	injectFault(t, control.URL, id, "POST", board.FaultCardReadOnly)
+	injectFault(t, control, id, "POST", board.FaultCardReadOnly)
 	rig.Eventually(t, 20*time.Second, "the storage-failed alarm open", func() bool {
 		_, ok := openAlarms(c, id)[loaxa.AlarmStorageFailed]
 		return ok
@@ -224,7 +229,7 @@ func TestSDCardGoneReadOnlyInASimulatedBox(t *testing.T) {
 		t.Errorf("played %d ms, want the whole alert (its message alone is 3,000)", ns[id].PlayedMS)
 	}
 
-	injectFault(t, control.URL, id, "DELETE", board.FaultCardReadOnly)
+	injectFault(t, control, id, "DELETE", board.FaultCardReadOnly)
 	rig.Eventually(t, 20*time.Second, "the storage-failed alarm ended", func() bool {
 		a, ok := alarm(c, id, loaxa.AlarmStorageFailed)
 		return ok && !a.Open() && c.Node(id).Status.StorageFault == ""
@@ -236,14 +241,9 @@ func TestSDCardGoneReadOnlyInASimulatedBox(t *testing.T) {
 
 func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 	t.Parallel()
-	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: fastHealth})
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	f := startFleet(t, c, "hf", "12346", 1)
-	control := httptest.NewServer(f.Control())
-	defer control.Close()
+	c, f, control := faultyBox(t, "hf")
 	const id = "hf-0001"
-	inject := func(method, fault string) { t.Helper(); injectFault(t, control.URL, id, method, fault) }
+	inject := func(method, fault string) { t.Helper(); injectFault(t, control, id, method, fault) }
 	// relay-stuck shows only while the agent switches the relay; the
 	// health model's unit test and the self-tests cover it.
 	for fault, kind := range map[string]string{
@@ -304,7 +304,7 @@ func TestInjectedFaultsRaiseAndClearAlarms(t *testing.T) {
 	t.Run("storage-damaged", func(t *testing.T) {
 		damage := func(box, query string) (int, map[string]string) {
 			t.Helper()
-			resp, err := http.Post(control.URL+"/boards/"+box+"/storage/damage"+query, "", nil)
+			resp, err := http.Post(control+"/boards/"+box+"/storage/damage"+query, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -308,16 +308,29 @@ func TestRunExitsToRebootOnCommand(t *testing.T) {
 func TestRunWithADamagedStore(t *testing.T) {
 	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
 		// The first half of a store, as a card that lost the rest leaves it.
-		os.MkdirAll(data, 0o755)
-		st, err := store.OpenBolt(filepath.Join(data, "node.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Close()
-		whole, _ := os.ReadFile(filepath.Join(data, "node.db"))
-		os.WriteFile(filepath.Join(data, "node.db"), whole[:len(whole)/2], 0o600)
+		path := newStoreIn(t, data)
+		whole, _ := os.ReadFile(path)
+		os.WriteFile(path, whole[:len(whole)/2], 0o600)
 	})
 	n.ranOnANewStore(t, "the store was damaged")
+}
+
+// newStoreIn makes data and an empty node store in it, and returns the
+// store's path.
+func newStoreIn(t *testing.T, data string) string {
+	t.Helper()
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(data, "node.db")
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // ranOnANewStore checks that the node came online counting a damaged file,

@@ -163,12 +163,7 @@ func TestCheckStoreInChild(t *testing.T) {
 // alarm.
 func TestRunOnAReadOnlyCard(t *testing.T) {
 	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
-		os.MkdirAll(data, 0o755)
-		st, err := store.OpenBolt(filepath.Join(data, "node.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Close()
+		newStoreIn(t, data)
 		rocard.ReadOnly(t, data)
 	})
 	n.awaitState(t, "node online, saying it cannot open its store on the card", func(st protocol.State) bool {
