@@ -227,7 +227,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 // runAgentOnce runs the agent until ctx ends or an update has been
 // fetched and waits for its trial (u returns it, see selfupdate.go).
 func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger, u *updater) (err error) {
-	st, err := openStore(ctx, o.data, log)
+	st, err := openStore(ctx, o.data, o.getenv, log)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ const memoryCacheMax = 64 << 20
 // cluster stays connected, plays what it has and says what is wrong,
 // rather than fail at every start until someone visits the pole. Only a
 // store another agent holds (ErrTimeout) is an error.
-func openStore(ctx context.Context, data string, log *slog.Logger) (*nodeStore, error) {
+func openStore(ctx context.Context, data string, getenv func(string) string, log *slog.Logger) (*nodeStore, error) {
 	path := filepath.Join(data, "node.db")
 	var st *store.Bolt
 	var err error
@@ -79,7 +79,7 @@ func openStore(ctx context.Context, data string, log *slog.Logger) (*nodeStore, 
 	case err != nil:
 		out.Store, out.fault = store.NewMemory(), err
 		// What it downloads goes to memory too: the card takes no writes.
-		if dir, merr := os.MkdirTemp(memoryDir(), "loaxa-content-"); merr != nil {
+		if dir, merr := os.MkdirTemp(memoryDir(getenv), "loaxa-content-"); merr != nil {
 			log.Error("node: no directory in memory for downloads either; the cluster plays only what the card holds", "err", merr)
 		} else {
 			out.contentInMemory = dir
@@ -93,9 +93,16 @@ func openStore(ctx context.Context, data string, log *slog.Logger) (*nodeStore, 
 	return out, nil
 }
 
-// memoryDir is where openStore makes the directory in memory: /dev/shm,
-// a tmpfs on every Linux board, or else the system's temporary directory.
-func memoryDir() string {
+// memoryDir is where openStore makes the directory in memory: the
+// service's runtime directory (RuntimeDirectory=, /run/loaxa-node, which
+// systemd names in $RUNTIME_DIRECTORY), else /dev/shm, a tmpfs on every
+// Linux board, else the system's temporary directory.
+func memoryDir(getenv func(string) string) string {
+	if dir, _, _ := strings.Cut(getenv("RUNTIME_DIRECTORY"), ":"); dir != "" {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return dir
+		}
+	}
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
 		return "/dev/shm"
 	}
@@ -107,9 +114,12 @@ func memoryDir() string {
 const exitStoreDamaged = 65
 
 // storeCheckTimeout bounds the store check's process. A sound store of a
-// few megabytes is read in well under a second even from a slow SD card;
-// a garbled page tree can keep bbolt's cursors going round for ever.
-const storeCheckTimeout = time.Minute
+// few megabytes is read in well under a second even from a slow SD card
+// (16 MiB in 20–30 ms here, BENCHMARKS.md); a garbled page tree can keep
+// bbolt's cursors going round for ever. Well within the unit's
+// TimeoutStartSec (60 s, scripts/systemd/loaxa-node.service), or systemd
+// would kill the agent before it is ready, at every start.
+const storeCheckTimeout = 20 * time.Second
 
 // storeCheckMemory bounds the heap of the store check's process. The check
 // reads the file through its memory map and keeps next to nothing; a

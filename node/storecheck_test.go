@@ -173,10 +173,10 @@ func TestRunOnAReadOnlyCard(t *testing.T) {
 	if code := n.exited(t, "cancel"); code != 0 {
 		t.Fatalf("exit %d: %s", code, n.stderr.String())
 	}
-	if log := n.stderr.String(); !strings.Contains(log, "running on one in memory") || !strings.Contains(log, "downloads_to="+memoryDir()) {
+	if log := n.stderr.String(); !strings.Contains(log, "running on one in memory") || !strings.Contains(log, "downloads_to="+memoryDir(os.Getenv)) {
 		t.Errorf("log does not say the store and the downloads are in memory: %s", log)
 	}
-	mem, _ := filepath.Glob(filepath.Join(memoryDir(), "loaxa-content-*"))
+	mem, _ := filepath.Glob(filepath.Join(memoryDir(os.Getenv), "loaxa-content-*"))
 	for _, dir := range mem {
 		if strings.Contains(n.stderr.String(), "downloads_to="+dir) {
 			t.Errorf("the directory in memory for downloads, %s, is left after the node stopped", dir)
