@@ -183,3 +183,21 @@ func TestRunOnAReadOnlyCard(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryDir: downloads in memory go to the service's runtime
+// directory when systemd gives one, else to /dev/shm.
+func TestMemoryDir(t *testing.T) {
+	run := t.TempDir()
+	if got := memoryDir(env(map[string]string{"RUNTIME_DIRECTORY": run})); got != run {
+		t.Errorf("with RUNTIME_DIRECTORY=%s: %s", run, got)
+	}
+	want := os.TempDir()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		want = "/dev/shm"
+	}
+	for _, dir := range []string{"", filepath.Join(run, "gone")} {
+		if got := memoryDir(env(map[string]string{"RUNTIME_DIRECTORY": dir})); got != want {
+			t.Errorf("with RUNTIME_DIRECTORY=%q: %s, want %s", dir, got, want)
+		}
+	}
+}
