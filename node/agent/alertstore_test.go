@@ -419,7 +419,10 @@ func TestAlertOnACardThatTakesNoWrites(t *testing.T) {
 	msg := ctl.AddContent(1500 * time.Millisecond) // never on the card
 	start := fc.Now().Add(time.Second)
 	ctl.SendAreaCommand("d1", resumingAlert("e2@x", msg, before.opening, before.closing, start, start.Add(10*time.Minute)), 10*time.Minute)
-	want := []string{"received e2@x", "started e2@x", "completed e2@x"} // from the new store's outbox
+	waitEvents(t, ctl, "n1", []string{"received e2@x"}) // from the new store's outbox
+	// Downloaded on real time before the fake clock runs the alert.
+	nodetest.Eventually(t, 5*time.Second, "the new message downloaded into memory", func() bool { return len(n2.a.Status().ContentMissing) == 0 })
+	want := []string{"received e2@x", "started e2@x", "completed e2@x"}
 	runUntil(t, fc, time.Minute, "the alert played", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
 	events := waitEvents(t, ctl, "n1", want)
 	// The 0.7 s chime, the 1.5 s message three times 0.5 s apart, the
