@@ -51,11 +51,12 @@ const memoryCacheMax = 64 << 20
 func openStore(ctx context.Context, data string, getenv func(string) string, log *slog.Logger) (*nodeStore, error) {
 	path := filepath.Join(data, "node.db")
 	var st *store.Bolt
+	var aside string // where a damaged store was set aside
 	var err error
 	if err = os.MkdirAll(data, 0o755); err != nil {
 		err = fmt.Errorf("data directory: %w", err)
 	} else if why, cerr := checkStoreInChild(ctx, data, path); why != nil {
-		st, _, err = store.StartAnew(path, time.Now(), why)
+		st, aside, err = store.StartAnew(path, time.Now(), why)
 	} else {
 		if cerr != nil {
 			if ctx.Err() != nil {
@@ -63,7 +64,7 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 			}
 			log.Warn("node: the store could not be checked in a process of its own; the agent checks it itself", "err", cerr)
 		}
-		st, _, err = store.OpenBoltOrSetAside(path, time.Now())
+		st, aside, err = store.OpenBoltOrSetAside(path, time.Now())
 	}
 	out := &nodeStore{close: func() error { return nil }}
 	var damaged *store.DamagedError
@@ -78,6 +79,9 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 		return nil, err
 	case err != nil:
 		out.Store, out.fault = store.NewMemory(), err
+		if aside != "" {
+			out.damaged = 1 // set aside, but no new one could be made on the card
+		}
 		// What it downloads goes to memory too: the card takes no writes.
 		if dir, merr := os.MkdirTemp(memoryDir(getenv), "loaxa-content-"); merr != nil {
 			log.Error("node: no directory in memory for downloads either; the cluster plays only what the card holds", "err", merr)
