@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -81,6 +82,13 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 		out.Store, out.fault = store.NewMemory(), err
 		if aside != "" {
 			out.damaged = 1 // set aside, but no new one could be made on the card
+		} else if mem, merr := store.MemoryFrom(path, time.Now()); merr == nil {
+			// What the card holds, read only: the schedule without a link,
+			// held alerts, what was played, the replay guard.
+			out.Store = mem
+			log.Warn("node: the store on the card was copied into memory: its desired state, held alerts, played marks and replay guard; events it had not sent are lost")
+		} else if !errors.Is(merr, fs.ErrNotExist) {
+			log.Error("node: the store on the card cannot be read either; the one in memory starts empty", "err", merr)
 		}
 		// What it downloads goes to memory too: the card takes no writes.
 		if dir, merr := os.MkdirTemp(memoryDir(getenv), "loaxa-content-"); merr != nil {

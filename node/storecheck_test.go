@@ -160,21 +160,29 @@ func TestCheckStoreInChild(t *testing.T) {
 // TestRunOnAReadOnlyCard: a board whose SD card went read-only (and never
 // had its content cache made) runs on a store in memory rather than fail
 // at every start: online, its state saying why, for the storage-failed
-// alarm.
+// alarm, and running the desired state the card holds.
 func TestRunOnAReadOnlyCard(t *testing.T) {
 	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
-		newStoreIn(t, data)
+		st, err := store.OpenBolt(newStoreIn(t, data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetDesired(&protocol.DesiredState{Version: 7, Node: "n1"}); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
 		rocard.ReadOnly(t, data)
 	})
-	n.awaitState(t, "node online, saying it cannot open its store on the card", func(st protocol.State) bool {
-		return st.Status == protocol.StatusOnline && strings.Contains(st.StorageFault, "read-only file system")
+	n.awaitState(t, "node online, saying it cannot open its store on the card, on the card's desired state", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && strings.Contains(st.StorageFault, "read-only file system") && st.DesiredVersion == 7
 	})
 	n.cancel()
 	if code := n.exited(t, "cancel"); code != 0 {
 		t.Fatalf("exit %d: %s", code, n.stderr.String())
 	}
-	if log := n.stderr.String(); !strings.Contains(log, "running on one in memory") || !strings.Contains(log, "downloads_to="+memoryDir(os.Getenv)) {
-		t.Errorf("log does not say the store and the downloads are in memory: %s", log)
+	if log := n.stderr.String(); !strings.Contains(log, "running on one in memory") || !strings.Contains(log, "copied into memory") ||
+		!strings.Contains(log, "downloads_to="+memoryDir(os.Getenv)) {
+		t.Errorf("log does not say the store, copied, and the downloads are in memory: %s", log)
 	}
 	mem, _ := filepath.Glob(filepath.Join(memoryDir(os.Getenv), "loaxa-content-*"))
 	for _, dir := range mem {

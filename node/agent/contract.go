@@ -186,8 +186,9 @@ type Config struct {
 	DamagedAtStart int
 	// StoreFault is why the node's store could not be opened on its
 	// storage (the card read-only, full, or failing with I/O errors), when
-	// Store is one in memory instead: the agent runs, plays what is
-	// cached (see ContentInMemory), and forgets its state at the next
+	// Store is one in memory instead (a copy of what the card's store
+	// holds, store.MemoryFrom): the agent runs, plays what is cached (see
+	// ContentInMemory), and loses what it adds to its state at the next
 	// restart. Its state says so
 	// (State.StorageFault), for the controller's storage-failed alarm.
 	StoreFault error

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/rocard"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
+)
+
+// TestMemoryFromCopiesWhatTheAgentNeeds: from a store on a card gone
+// read-only, the desired state, keys, held alerts, marks and replay guard
+// come into memory; the outbox does not (a new epoch), nor an expired
+// replay entry.
+func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.db")
+	_, epoch := fullStore(t, path) // desired state, 200 events and their marks
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []protocol.PublicKey{{ID: "k1", Key: "AAAA"}}
+	alerts := agent.HeldAlerts{Cancelled: map[string]time.Time{"e9@x": damageNow.Add(time.Hour).UTC()}}
+	kept := protocol.ReplayEntry{KeyID: "k1", Seq: 7, Expires: damageNow.Add(time.Hour).UnixMilli()}
+	for _, err := range []error{
+		s.SetKeys(keys), s.SetHeldAlerts(alerts),
+		s.AddReplay(kept, damageNow),
+		s.AddReplay(protocol.ReplayEntry{KeyID: "k1", Seq: 8, Expires: damageNow.Add(time.Minute).UnixMilli()}, damageNow),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantMarks, _ := s.Progress()
+	s.Close()
+	rocard.ReadOnly(t, dir)
+
+	m, err := MemoryFrom(path, damageNow.Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := m.Desired(); d == nil || d.Version != 7 {
+		t.Errorf("desired state %+v, want version 7", d)
+	}
+	if got, _ := m.Keys(); !reflect.DeepEqual(got, keys) {
+		t.Errorf("keys %v, want %v", got, keys)
+	}
+	if got, _ := m.HeldAlerts(); !reflect.DeepEqual(got.Cancelled, alerts.Cancelled) {
+		t.Errorf("held alerts %+v, want %+v", got, alerts)
+	}
+	if got, _ := m.Progress(); len(got) != 200 || !reflect.DeepEqual(got, wantMarks) {
+		t.Errorf("%d marks copied, want the 200 stored", len(got))
+	}
+	if got, _ := m.ReplayEntries(damageNow.Add(30 * time.Minute)); !reflect.DeepEqual(got, []protocol.ReplayEntry{kept}) {
+		t.Errorf("replay guard %v, want the unexpired %v", got, kept)
+	}
+	if out, _ := m.Outbox(); m.Epoch() == epoch || out.Len() != 0 {
+		t.Errorf("epoch %s (the file's %s), outbox %+v: want a new epoch and no events", m.Epoch(), epoch, out)
+	}
+}
+
+func TestMemoryFromRefusesWhatIsNotAStore(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := MemoryFrom(filepath.Join(dir, "none.db"), damageNow); err == nil {
+		t.Error("no file: copied")
+	}
+	path := filepath.Join(dir, "node.db")
+	raw, _ := fullStore(t, path)
+	for i := 4096; i < len(raw); i++ {
+		raw[i] = 0xA5 // every page after the meta pages garbled
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MemoryFrom(path, damageNow); err == nil {
+		t.Error("garbled pages: copied")
+	}
+}
