@@ -137,6 +137,12 @@
 // ahead of the acks, so the delay holds back no event; a node sends again
 // what is not acknowledged after its AckTimeout (30 s).
 //
+// A node whose store was damaged starts a new epoch, and sends the events
+// it could read back from the old outbox as EventBatch{Salvaged: true}
+// under the old epoch and numbers; a node whose card takes no writes does
+// the same with the card's unsent events. The controller acknowledges
+// each such batch at once, with its epoch.
+//
 // # State, heartbeat and health
 //
 // A node publishes its retained State on every change (gathered over a

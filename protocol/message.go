@@ -585,4 +585,12 @@ type Event struct {
 type EventBatch struct {
 	Epoch  string  `json:"epoch"`
 	Events []Event `json:"events"`
+	// Salvaged marks events of an earlier outbox (Epoch is that outbox's,
+	// not the node's own) that the node read back from a damaged store,
+	// or copied from a card that takes no writes, and sends under their
+	// old numbers, so that those the controller already stored are
+	// dropped as resends. They happened before anything of the node's
+	// own epoch: the controller stores them and acknowledges them at
+	// once, and they do not move what it tracks of the node now.
+	Salvaged bool `json:"salvaged,omitempty"`
 }

@@ -47,10 +47,18 @@ type Store interface {
 	// Events returns up to limit outbox events with a sequence above
 	// after, in sequence order.
 	Events(after uint64, limit int) ([]protocol.Event, error)
-	// Ack drops the events of epoch up to and including seq. An ack for
-	// another epoch returns ErrEpoch and changes nothing; one beyond the
-	// last event drops everything.
+	// Ack drops the events of epoch up to and including seq, of the
+	// store's own outbox or of an earlier one it keeps (Salvaged). An ack
+	// for any other epoch returns ErrEpoch and changes nothing; one beyond
+	// the last event drops everything.
 	Ack(epoch string, seq uint64) error
+	// Salvaged returns up to limit events, in sequence order, of one
+	// earlier outbox the store keeps to send, and that outbox's epoch:
+	// events read back from a store that was damaged, or copied from a
+	// card that takes no writes (protocol.EventBatch.Salvaged). It returns
+	// none when it keeps none. They leave the store as Ack acknowledges
+	// them.
+	Salvaged(limit int) (epoch string, events []protocol.Event, err error)
 
 	// ReplayEntries returns the accepted-command entries that have not
 	// expired by now.

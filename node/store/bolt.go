@@ -19,6 +19,7 @@ var (
 	bucketProgress = []byte("progress")
 	bucketEvents   = []byte("events") // big-endian seq → protocol.Event JSON
 	bucketReplay   = []byte("replay") // kid 0x00 big-endian seq → protocol.ReplayEntry JSON
+	// bucketSalvaged (salvage.go): epoch → big-endian seq → protocol.Event JSON
 
 	keyEpoch   = []byte("epoch")
 	keyDesired = []byte("desired")
@@ -48,7 +49,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	}
 	s := &Bolt{db: db, path: path}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketProgress, bucketEvents, bucketReplay} {
+		for _, name := range [][]byte{bucketMeta, bucketProgress, bucketEvents, bucketReplay, bucketSalvaged} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -242,7 +243,7 @@ func (s *Bolt) Events(after uint64, limit int) ([]protocol.Event, error) {
 // Ack drops events up to seq.
 func (s *Bolt) Ack(epoch string, seq uint64) error {
 	if epoch != s.epoch {
-		return ackEpochError(epoch, s.epoch)
+		return s.ackSalvaged(epoch, seq)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)

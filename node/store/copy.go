@@ -6,6 +6,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/protocol"
 )
 
 // MemoryFrom copies what the agent needs of the store file at path into a
@@ -16,12 +18,13 @@ import (
 // alert it held, does not play again what it played, and refuses a
 // message it already took.
 //
-// The outbox is not copied. The Memory has an epoch of its own, and the
-// events the file had not sent are lost, as with a store set aside: sent
-// under the new epoch they could be counted twice (the controller may have
-// stored some whose acknowledgement never came), and continuing the old
-// epoch's numbers from memory would reuse them for other events after the
-// next restart.
+// The Memory has an epoch of its own: continuing the file's numbers from
+// memory would reuse them for other events after the next restart. The
+// events the file had not had acknowledged are kept as salvaged events
+// under the file's epoch and numbers (salvage.go), as are those it still
+// kept of earlier outboxes, so that the agent sends them and the
+// controller drops those it already stored. After a restart they are
+// copied and sent again, and dropped again.
 //
 // A file bbolt cannot read, or that faults or panics in it, is an error
 // and nothing is copied.
@@ -79,6 +82,20 @@ func MemoryFrom(path string, now time.Time) (m *Memory, err error) {
 	}
 	for _, e := range replay {
 		m.replay[replayKey{e.KeyID, e.Seq}] = e
+	}
+	salvaged := map[string][]protocol.Event{}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return salvage(tx, func(epoch string, e protocol.Event) error {
+			salvaged[epoch] = append(salvaged[epoch], e)
+			return nil
+		})
+	}); err != nil {
+		return nil, fmt.Errorf("read the unsent events of node store %s: %w", path, err)
+	}
+	for epoch, es := range salvaged {
+		if err := m.AddSalvaged(epoch, es); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

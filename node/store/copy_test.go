@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 
 // TestMemoryFromCopiesWhatTheAgentNeeds: from a store on a card gone
 // read-only, the desired state, keys, held alerts, marks and replay guard
-// come into memory; the outbox does not (a new epoch), nor an expired
-// replay entry.
+// come into memory, and the unacknowledged events as salvaged events of
+// the card's epoch; the memory store has an epoch of its own, and no
+// expired replay entry.
 func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.db")
@@ -35,6 +37,9 @@ func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.Ack(epoch, 150); err != nil {
+		t.Fatal(err)
 	}
 	wantMarks, _ := s.Progress()
 	s.Close()
@@ -62,6 +67,19 @@ func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
 	if out, _ := m.Outbox(); m.Epoch() == epoch || out.Len() != 0 {
 		t.Errorf("epoch %s (the file's %s), outbox %+v: want a new epoch and no events", m.Epoch(), epoch, out)
 	}
+	// The 50 events the card had not had acknowledged, under its epoch.
+	if got, es, err := m.Salvaged(1000); err != nil || got != epoch || !slices.Equal(seqs(es), seqRange(151, 200)) {
+		t.Errorf("salvaged events of epoch %q: %v (%v); want %v of %q", got, seqs(es), err, seqRange(151, 200), epoch)
+	}
+}
+
+// seqRange is from, from+1, …, to.
+func seqRange(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
 }
 
 func TestMemoryFromRefusesWhatIsNotAStore(t *testing.T) {

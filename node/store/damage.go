@@ -183,6 +183,16 @@ func check(db *bolt.DB, size int64) error {
 				return err
 			}
 		}
+		if sb := tx.Bucket(bucketSalvaged); sb != nil {
+			return sb.ForEachBucket(func(epoch []byte) error {
+				return sb.Bucket(epoch).ForEach(func(k, v []byte) error {
+					if !json.Valid(v) {
+						return fmt.Errorf("salvaged %s %x: not JSON", epoch, k)
+					}
+					return nil
+				})
+			})
+		}
 		return nil
 	})
 }

@@ -25,6 +25,9 @@ type Memory struct {
 	replay   map[replayKey]protocol.ReplayEntry
 	keys     []protocol.PublicKey
 	alerts   []byte // JSON of agent.HeldAlerts
+	// salvaged holds events of earlier outboxes by epoch, in sequence
+	// order (salvage.go).
+	salvaged map[string][]protocol.Event
 }
 
 type replayKey struct {
@@ -127,11 +130,11 @@ func (m *Memory) Events(after uint64, limit int) ([]protocol.Event, error) {
 
 // Ack drops events up to seq.
 func (m *Memory) Ack(epoch string, seq uint64) error {
-	if epoch != m.epoch {
-		return ackEpochError(epoch, m.epoch)
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if epoch != m.epoch {
+		return m.ackSalvaged(epoch, seq)
+	}
 	seq = min(seq, m.out.Last)
 	if seq <= m.out.Acked {
 		return nil

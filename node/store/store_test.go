@@ -108,6 +108,7 @@ func TestStore(t *testing.T) {
 			t.Run("replay", func(t *testing.T) { testReplay(t, im) })
 			t.Run("keys", func(t *testing.T) { testKeys(t, im) })
 			t.Run("alerts", func(t *testing.T) { testAlerts(t, im) })
+			t.Run("salvaged", func(t *testing.T) { testSalvaged(t, im) })
 		})
 	}
 }
@@ -404,5 +405,89 @@ func testAlerts(t *testing.T, im impl) {
 	}
 	if got, err := im.reopen(t, s).HeldAlerts(); err != nil || len(got.Alerts) != 0 || len(got.Cancelled) != 0 {
 		t.Fatalf("HeldAlerts() after clearing = %+v, %v", got, err)
+	}
+}
+
+// salvager is the part of Bolt and Memory the node program fills with the
+// events read back from a damaged store.
+type salvager interface {
+	AddSalvaged(epoch string, events []protocol.Event) error
+}
+
+func mustSalvaged(t *testing.T, s agent.Store, limit int) (string, []uint64) {
+	t.Helper()
+	epoch, es, err := s.Salvaged(limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return epoch, seqs(es)
+}
+
+func testSalvaged(t *testing.T, im impl) {
+	s := im.open(t)
+	if epoch, got := mustSalvaged(t, s, 100); epoch != "" || got != nil {
+		t.Fatalf("new store keeps salvaged events %v of %q", got, epoch)
+	}
+	numbered := func(from, to uint64) []protocol.Event {
+		var out []protocol.Event
+		for seq := from; seq <= to; seq++ {
+			out = append(out, protocol.Event{Seq: seq, Type: protocol.EventCompleted, Occurrence: fmt.Sprintf("o%d", seq), At: t0})
+		}
+		return out
+	}
+	add := func(epoch string, es []protocol.Event) error { return s.(salvager).AddSalvaged(epoch, es) }
+	if err := add(s.Epoch(), numbered(1, 2)); err == nil {
+		t.Fatal("AddSalvaged took events of the store's own epoch")
+	}
+	for _, err := range []error{
+		add("e1", numbered(3, 5)), add("e0", numbered(7, 8)),
+		add("e1", numbered(4, 6)), // read back again: kept once
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store's own outbox is apart.
+	if _, err := s.Append(events(protocol.EventReceived), nil); err != nil {
+		t.Fatal(err)
+	}
+	s = im.reopen(t, s)
+	if epoch, got := mustSalvaged(t, s, 100); epoch != "e0" || !slices.Equal(got, []uint64{7, 8}) {
+		t.Fatalf("Salvaged = %v of %q, want 7 8 of e0", got, epoch)
+	}
+	_, es, _ := s.Salvaged(1)
+	if len(es) != 1 || es[0].Occurrence != "o7" || es[0].Type != protocol.EventCompleted || !es[0].At.Equal(t0) {
+		t.Fatalf("Salvaged(1) = %+v, want event 7 as added", es)
+	}
+	for _, c := range []struct {
+		epoch string
+		seq   uint64
+		want  string
+		seqs  []uint64
+	}{
+		{"e0", 7, "e0", []uint64{8}},
+		{"e0", 99, "e1", []uint64{3, 4, 5, 6}}, // e0 is gone
+		{"e1", 2, "e1", []uint64{3, 4, 5, 6}},
+		{"e1", 4, "e1", []uint64{5, 6}},
+	} {
+		if err := s.Ack(c.epoch, c.seq); err != nil {
+			t.Fatalf("Ack(%s, %d): %v", c.epoch, c.seq, err)
+		}
+		if epoch, got := mustSalvaged(t, s, 100); epoch != c.want || !slices.Equal(got, c.seqs) {
+			t.Fatalf("after Ack(%s, %d): Salvaged = %v of %q, want %v of %s", c.epoch, c.seq, got, epoch, c.seqs, c.want)
+		}
+	}
+	if err := s.Ack("e0", 9); !errors.Is(err, agent.ErrEpoch) {
+		t.Fatalf("Ack of an epoch no longer kept = %v, want ErrEpoch", err)
+	}
+	if o := mustOutbox(t, s); o != (agent.Outbox{Acked: 0, Last: 1}) {
+		t.Fatalf("own outbox = %+v after salvaged acks, want 0..1", o)
+	}
+	if err := s.Ack("e1", 6); err != nil {
+		t.Fatal(err)
+	}
+	s = im.reopen(t, s)
+	if epoch, got := mustSalvaged(t, s, 100); epoch != "" || got != nil {
+		t.Fatalf("all acknowledged, Salvaged = %v of %q", got, epoch)
 	}
 }

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/protocol"
+)
+
+// Events of earlier outboxes. A store set aside as damaged, or a card's
+// store the agent cannot write, may still hold events the controller has
+// not acknowledged: reports of what the cluster played. They are read
+// back (Salvage) and kept in the new store under their old epoch and
+// numbers, and the agent sends them as such (protocol.EventBatch.Salvaged):
+// the controller stores events by (node, epoch, seq), so those it already
+// had are dropped as resends, and none is counted twice.
+
+// bucketSalvaged holds one nested bucket per earlier epoch: big-endian
+// seq → protocol.Event JSON.
+var bucketSalvaged = []byte("salvaged")
+
+// MaxSalvaged bounds the events read back from one earlier outbox: a
+// damaged page tree can hold what looks like any number of them, and the
+// agent's own outbox rarely holds more than a few thousand (a week
+// offline).
+const MaxSalvaged = 100_000
+
+// Salvage reads back from the store file at path, read only, the events
+// its outbox had not had acknowledged and the events it still kept of
+// earlier outboxes, and calls emit with each, in sequence order within
+// its epoch. Within an epoch it stops at the first event it cannot read
+// or that does not follow the one before (the controller takes an epoch's
+// events only in order, so nothing after a gap could be stored), and
+// after MaxSalvaged.
+//
+// The file is meant to be damaged: a panic or a memory fault in bbolt is
+// an error, returned with what was emitted before it. A page tree that
+// loops is not stopped here; the node program runs Salvage in a process
+// of its own with a time and memory limit, as it does Check, and keeps
+// what came before the limit.
+func Salvage(path string, emit func(epoch string, e protocol.Event) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w %s: %v", errCorrupt, path, r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read node store %s: %w", path, err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error { return salvage(tx, emit) }); err != nil {
+		return fmt.Errorf("salvage the events of node store %s: %w", path, err)
+	}
+	return nil
+}
+
+// salvage is Salvage within a read transaction.
+func salvage(tx *bolt.Tx, emit func(epoch string, e protocol.Event) error) error {
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		if epoch := meta.Get(keyEpoch); len(epoch) > 0 {
+			if b := tx.Bucket(bucketEvents); b != nil {
+				if err := salvageRun(b, string(epoch), getUint(meta, keyAcked)+1, emit); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	sb := tx.Bucket(bucketSalvaged)
+	if sb == nil {
+		return nil
+	}
+	return sb.ForEachBucket(func(k []byte) error {
+		b := sb.Bucket(k)
+		first, _ := b.Cursor().First()
+		if len(first) != 8 {
+			return nil
+		}
+		return salvageRun(b, string(k), binary.BigEndian.Uint64(first), emit)
+	})
+}
+
+// salvageRun emits the events of epoch in b from sequence from on, as
+// long as they follow each other.
+func salvageRun(b *bolt.Bucket, epoch string, from uint64, emit func(string, protocol.Event) error) error {
+	c := b.Cursor()
+	want := from
+	for k, v := c.Seek(seqKey(from)); k != nil && want-from < MaxSalvaged; k, v = c.Next() {
+		if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
+			return nil
+		}
+		var e protocol.Event
+		if json.Unmarshal(v, &e) != nil || e.Seq != want {
+			return nil
+		}
+		if err := emit(epoch, e); err != nil {
+			return err
+		}
+		want++
+	}
+	return nil
+}
+
+// AddSalvaged keeps events of the earlier outbox epoch, to be sent as
+// such (Salvaged). Events it already keeps are kept once. The store's
+// own epoch is refused.
+func (s *Bolt) AddSalvaged(epoch string, events []protocol.Event) error {
+	if epoch == "" || epoch == s.epoch {
+		return fmt.Errorf("salvaged events of epoch %q: not an earlier epoch", epoch)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sb, err := tx.CreateBucketIfNotExists(bucketSalvaged)
+		if err != nil {
+			return err
+		}
+		b, err := sb.CreateBucketIfNotExists([]byte(epoch))
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			raw, err := json.Marshal(e)
+			if err != nil {
+				return fmt.Errorf("event %d: %w", e.Seq, err)
+			}
+			if err := b.Put(seqKey(e.Seq), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("keep %d salvaged events of epoch %s: %w", len(events), epoch, err)
+	}
+	return nil
+}
+
+// Salvaged returns up to limit events of the first earlier epoch it keeps.
+func (s *Bolt) Salvaged(limit int) (epoch string, events []protocol.Event, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSalvaged)
+		if sb == nil {
+			return nil
+		}
+		c := sb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				continue // not a bucket
+			}
+			ec := sb.Bucket(k).Cursor()
+			for sk, sv := ec.First(); sk != nil && len(events) < limit; sk, sv = ec.Next() {
+				var e protocol.Event
+				if err := json.Unmarshal(sv, &e); err != nil {
+					return fmt.Errorf("event %x: %w", sk, err)
+				}
+				events = append(events, e)
+			}
+			if len(events) > 0 {
+				epoch = string(k)
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("read salvaged events: %w", err)
+	}
+	return epoch, events, nil
+}
+
+// ackSalvaged drops the events of the earlier epoch up to seq, and the
+// epoch once none is left. It returns ErrEpoch if the store keeps no
+// events of that epoch.
+func (s *Bolt) ackSalvaged(epoch string, seq uint64) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSalvaged)
+		if sb == nil || sb.Bucket([]byte(epoch)) == nil {
+			return ackEpochError(epoch, s.epoch)
+		}
+		b := sb.Bucket([]byte(epoch))
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		if k, _ := b.Cursor().First(); k == nil {
+			return sb.DeleteBucket([]byte(epoch))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ack salvaged events of epoch %s up to %d: %w", epoch, seq, err)
+	}
+	return nil
+}
+
+// AddSalvaged keeps events of the earlier outbox epoch, as Bolt's does.
+func (m *Memory) AddSalvaged(epoch string, events []protocol.Event) error {
+	if epoch == "" || epoch == m.epoch {
+		return fmt.Errorf("salvaged events of epoch %q: not an earlier epoch", epoch)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.salvaged == nil {
+		m.salvaged = map[string][]protocol.Event{}
+	}
+	all := append(slices.Clone(m.salvaged[epoch]), events...)
+	slices.SortStableFunc(all, func(a, b protocol.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	m.salvaged[epoch] = slices.CompactFunc(all, func(a, b protocol.Event) bool { return a.Seq == b.Seq })
+	return nil
+}
+
+// Salvaged returns up to limit events of the first earlier epoch it keeps.
+func (m *Memory) Salvaged(limit int) (epoch string, events []protocol.Event, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ep := range slices.Sorted(maps.Keys(m.salvaged)) {
+		if es := m.salvaged[ep]; len(es) > 0 {
+			return ep, slices.Clone(es[:min(limit, len(es))]), nil
+		}
+	}
+	return "", nil, nil
+}
+
+// ackSalvaged drops the events of the earlier epoch up to seq; m.mu is
+// held.
+func (m *Memory) ackSalvaged(epoch string, seq uint64) error {
+	es, ok := m.salvaged[epoch]
+	if !ok {
+		return ackEpochError(epoch, m.epoch)
+	}
+	i, _ := slices.BinarySearchFunc(es, seq+1, func(e protocol.Event, s uint64) int { return cmp.Compare(e.Seq, s) })
+	if es = es[i:]; len(es) == 0 {
+		delete(m.salvaged, epoch)
+	} else {
+		m.salvaged[epoch] = es
+	}
+	return nil
+}
