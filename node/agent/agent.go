@@ -101,6 +101,7 @@ type Agent struct {
 	// Signals between goroutines; each holds at most one pending signal.
 	outboxWake  chan struct{} // the outbox grew or shrank
 	reconnected chan struct{} // to the sender: start again from the acknowledged end
+	salvageWake chan struct{} // to the salvaged events' sender: connected, or an ack of theirs
 	syncNow     chan struct{} // to the clock synchroniser
 	clockMoved  chan struct{} // to the main loop: the offset changed
 	// clockEstimate is the offset measurement in use (timesync.go): the
@@ -294,6 +295,7 @@ func New(cfg Config) (*Agent, error) {
 		epoch:         cfg.Store.Epoch(),
 		outboxWake:    make(chan struct{}, 1),
 		reconnected:   make(chan struct{}, 1),
+		salvageWake:   make(chan struct{}, 1),
 		syncNow:       make(chan struct{}, 1),
 		clockMoved:    make(chan struct{}, 1),
 		cueBegan:      make(chan struct{}, 1),
@@ -486,6 +488,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, fn := range []func(context.Context){
 		func(ctx context.Context) { a.cache.Run(ctx) },
 		a.sendEvents,
+		a.sendSalvaged,
 		a.publishStates,
 		a.syncClock,
 		a.watchOutput,
@@ -622,6 +625,7 @@ func (a *Agent) loop(ctx context.Context) {
 			a.metrics.connects.Inc()
 			a.cache.Reconnected()
 			signal(a.reconnected)
+			signal(a.salvageWake)
 			signal(a.syncNow)
 			signal(a.outboxWake)
 		case r := <-a.playDone():

@@ -195,5 +195,9 @@ func (a *Agent) ack(cmd protocol.Command) {
 		a.log.Error("agent: ack not stored", "seq", cmd.Seq, "err", err)
 		return
 	}
+	if cmd.Epoch != a.epoch {
+		signal(a.salvageWake) // events salvaged from an earlier store
+		return
+	}
 	a.outboxChanged()
 }

@@ -109,6 +109,12 @@ type NodeLog struct {
 	Batches int              // event batches received, resends included
 	Resent  int              // events received again after being stored
 	States  []protocol.State
+	// Salvaged holds, by epoch, the events of earlier outboxes stored
+	// from salvaged batches (protocol.EventBatch.Salvaged), in order; an
+	// epoch's first is the one after what Had said was stored already.
+	Salvaged        map[string][]protocol.Event
+	SalvagedBatches int
+	had             map[string]uint64
 }
 
 // NewController starts the controller's HTTP server and MQTT client against
@@ -304,7 +310,11 @@ func (c *Controller) ingest() {
 			if env.Decode(&b) != nil || env.Type != protocol.TypeEvents {
 				continue
 			}
-			ack := c.record(tp.ID, b)
+			record := c.record
+			if b.Salvaged {
+				record = c.recordSalvaged
+			}
+			ack := record(tp.ID, b)
 			if ack > 0 && c.AutoAck.Load() {
 				c.Ack(tp.ID, b.Epoch, ack)
 			}
@@ -348,7 +358,50 @@ func (c *Controller) Log(node string) NodeLog {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := c.log(node)
-	return NodeLog{Epoch: l.Epoch, Events: slices.Clone(l.Events), Batches: l.Batches, Resent: l.Resent, States: slices.Clone(l.States)}
+	salvaged := map[string][]protocol.Event{}
+	for epoch, es := range l.Salvaged {
+		salvaged[epoch] = slices.Clone(es)
+	}
+	return NodeLog{Epoch: l.Epoch, Events: slices.Clone(l.Events), Batches: l.Batches, Resent: l.Resent, States: slices.Clone(l.States),
+		Salvaged: salvaged, SalvagedBatches: l.SalvagedBatches}
+}
+
+// Had says that the controller had stored node's events of the earlier
+// epoch up to seq, before the node's store was lost: salvaged events up
+// to seq are resends.
+func (c *Controller) Had(node, epoch string, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.log(node)
+	if l.had == nil {
+		l.had = map[string]uint64{}
+	}
+	l.had[epoch] = seq
+}
+
+// recordSalvaged stores a salvaged batch as a controller does: in order
+// after what it had of that epoch.
+func (c *Controller) recordSalvaged(node string, b protocol.EventBatch) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.log(node)
+	l.SalvagedBatches++
+	if l.Salvaged == nil {
+		l.Salvaged = map[string][]protocol.Event{}
+	}
+	last := l.had[b.Epoch] + uint64(len(l.Salvaged[b.Epoch]))
+	for _, e := range b.Events {
+		switch {
+		case e.Seq <= last:
+			l.Resent++
+		case e.Seq == last+1:
+			l.Salvaged[b.Epoch] = append(l.Salvaged[b.Epoch], e)
+			last++
+		default:
+			return last
+		}
+	}
+	return last
 }
 
 // Events returns the stored events of node.
