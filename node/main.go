@@ -126,6 +126,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	check := fs.Bool("check", false, "check the --credentials document and exit (install-node.sh does, before installing)")
 	soundCheck := fs.Bool("sound-check", false, "open the sound device and exit: status 0 if it opens (an agent without its device runs this to learn it is back)")
 	storeCheckFlag := fs.Bool("store-check", false, "check the store in --data, read only, and exit: status 0 if it is sound, 65 if it is damaged (the agent runs this as it starts)")
+	salvageFile := fs.String("store-salvage", "", "read back, read only, the events the damaged store `FILE` had not sent, one JSON line each, and exit (the agent runs this on a store it set aside)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -174,6 +175,9 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if *storeCheckFlag {
 		return storeCheck(filepath.Join(o.data, "node.db"), stdout, stderr, os.Exit)
+	}
+	if *salvageFile != "" {
+		return storeSalvage(*salvageFile, stdout, stderr, os.Exit)
 	}
 
 	var level slog.Level

@@ -73,20 +73,24 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 	case errors.As(err, &damaged):
 		// The board runs on a new store rather than fail at every start;
 		// the storage-damaged alarm says the card is failing.
-		log.Error("node: the store was damaged (an SD card that lost writes in a power cut?); set aside, running on a new one: the desired state comes again from the broker, events not yet sent are lost",
+		log.Error("node: the store was damaged (an SD card that lost writes in a power cut?); set aside, running on a new one: the desired state comes again from the broker, the events not yet sent are read back from it",
 			"err", damaged.Err, "aside", damaged.Aside)
 		out.damaged = 1
+		salvageInto(ctx, damaged.Aside, st, log)
 	case store.Held(err):
 		return nil, err
 	case err != nil:
-		out.Store, out.fault = store.NewMemory(), err
+		empty := store.NewMemory()
+		out.Store, out.fault = empty, err
 		if aside != "" {
 			out.damaged = 1 // set aside, but no new one could be made on the card
+			salvageInto(ctx, aside, empty, log)
 		} else if mem, merr := store.MemoryFrom(path, time.Now()); merr == nil {
 			// What the card holds, read only: the schedule without a link,
-			// held alerts, what was played, the replay guard.
+			// held alerts, what was played, the replay guard, the events
+			// not sent yet.
 			out.Store = mem
-			log.Warn("node: the store on the card was copied into memory: its desired state, held alerts, played marks and replay guard; events it had not sent are lost")
+			log.Warn("node: the store on the card was copied into memory: its desired state, held alerts, played marks and replay guard, and the events it had not sent, which go under the card's outbox numbers")
 		} else if !errors.Is(merr, fs.ErrNotExist) {
 			log.Error("node: the store on the card cannot be read either; the one in memory starts empty", "err", merr)
 		}

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/internal/rocard"
+	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
@@ -30,10 +32,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// loopingStore writes a node store one of whose bucket trees has a branch
-// page that points at itself, as a garbled page can: bbolt's cursor
-// descends into it for ever, its stack growing.
-func loopingStore(t *testing.T, path string) {
+// loopingStore writes a node store one of whose bucket trees, bucket's,
+// has a branch page that points at itself, as a garbled page can: bbolt's
+// cursor descends into it for ever, its stack growing.
+func loopingStore(t *testing.T, path, bucket string) {
 	t.Helper()
 	st, err := store.OpenBolt(path)
 	if err != nil {
@@ -44,9 +46,9 @@ func loopingStore(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := []byte("many")
+	name := []byte(bucket)
 	if err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(name)
+		b, err := tx.CreateBucketIfNotExists(name)
 		if err != nil {
 			return err
 		}
@@ -95,7 +97,7 @@ func loopingStore(t *testing.T, path string) {
 func TestRunWithALoopingStore(t *testing.T) {
 	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
 		os.MkdirAll(data, 0o755)
-		loopingStore(t, filepath.Join(data, "node.db"))
+		loopingStore(t, filepath.Join(data, "node.db"), "many")
 	})
 	n.ranOnANewStore(t, "the store was damaged", "a garbled page tree that loops")
 }
@@ -146,7 +148,7 @@ func TestCheckStoreInChild(t *testing.T) {
 	if damaged, err := checkStoreInChild(ctx, data, path); damaged != nil || err != nil {
 		t.Errorf("sound store: damaged %v, err %v", damaged, err)
 	}
-	loopingStore(t, path)
+	loopingStore(t, path, "many")
 	if damaged, err := checkStoreInChild(ctx, data, path); damaged == nil || err != nil || !strings.Contains(damaged.Error(), "MiB of memory") {
 		t.Errorf("looping store: damaged %v, err %v; want damaged, over the memory limit", damaged, err)
 	}
@@ -162,8 +164,12 @@ func TestCheckStoreInChild(t *testing.T) {
 // at every start: online, its state saying why, for the storage-failed
 // alarm, and running the desired state the card holds.
 func TestRunOnAReadOnlyCard(t *testing.T) {
+	var epoch string
+	var unsent []protocol.Event
 	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
-		st, err := store.OpenBolt(newStoreIn(t, data))
+		path := newStoreIn(t, data)
+		epoch, unsent = storeWithUnsent(t, path, 3)
+		st, err := store.OpenBolt(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,6 +181,10 @@ func TestRunOnAReadOnlyCard(t *testing.T) {
 	})
 	n.awaitState(t, "node online, saying it cannot open its store on the card, on the card's desired state", func(st protocol.State) bool {
 		return st.Status == protocol.StatusOnline && strings.Contains(st.StorageFault, "read-only file system") && st.DesiredVersion == 7
+	})
+	// The events the card had not sent come under the card's epoch.
+	nodetest.Eventually(t, 10*time.Second, "the card's unsent events not at the controller", func() bool {
+		return sameEvents(n.ctl.Log("n1").Salvaged[epoch], unsent)
 	})
 	n.cancel()
 	if code := n.exited(t, "cancel"); code != 0 {

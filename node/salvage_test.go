@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// storeWithUnsent writes a store at path holding n events the controller
+// never acknowledged, and returns its epoch and the events.
+func storeWithUnsent(t *testing.T, path string, n int) (string, []protocol.Event) {
+	t.Helper()
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var events []protocol.Event
+	for i := range n {
+		events = append(events, protocol.Event{Type: protocol.EventCompleted, Occurrence: fmt.Sprintf("a1@%d", i), At: time.Now().Add(-time.Hour).UTC()})
+	}
+	stored, err := st.Append(events, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Epoch(), stored
+}
+
+// garbleDesired damages the store at path as a torn write can: its desired
+// state no longer JSON, its events intact.
+func garbleDesired(t *testing.T, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("desired"), []byte{'{', 0xFF}) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameEvents compares what the controller stored with what the node had.
+func sameEvents(got, want []protocol.Event) bool {
+	return slices.EqualFunc(got, want, func(a, b protocol.Event) bool {
+		return a.Seq == b.Seq && a.Type == b.Type && a.Occurrence == b.Occurrence && a.At.Equal(b.At)
+	})
+}
+
+// TestRunOnADamagedStoreSendsItsUnsentEvents: the node program sets a
+// damaged store aside, reads back the events it had not sent, in a
+// process of its own, and the agent sends them under the old epoch.
+func TestRunOnADamagedStoreSendsItsUnsentEvents(t *testing.T) {
+	var epoch string
+	var lost []protocol.Event
+	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
+		path := newStoreIn(t, data)
+		epoch, lost = storeWithUnsent(t, path, 140)
+		garbleDesired(t, path)
+	})
+	nodetest.Eventually(t, 10*time.Second, "the damaged store's events not at the controller", func() bool {
+		return len(n.ctl.Log("n1").Salvaged[epoch]) == len(lost)
+	})
+	l := n.ctl.Log("n1")
+	if !sameEvents(l.Salvaged[epoch], lost) {
+		t.Errorf("controller holds %d events of epoch %s, not the 140 the store had", len(l.Salvaged[epoch]), epoch)
+	}
+	if l.Epoch == epoch {
+		t.Errorf("the node's own events came under the damaged store's epoch %s", epoch)
+	}
+	n.ranOnANewStore(t, "the events not yet sent are read back")
+	// Acknowledged, they are gone from the new store.
+	st, err := store.OpenBolt(filepath.Join(n.data, "node.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if ep, es, err := st.Salvaged(1000); len(es) != 0 || err != nil {
+		t.Errorf("the new store still keeps %d salvaged events of %q (%v)", len(es), ep, err)
+	}
+}
+
+// TestSalvageInChild: what the agent gets back from the process that reads
+// a damaged store, including one whose events' page tree loops.
+func TestSalvageInChild(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "node.db")
+	epoch, lost := storeWithUnsent(t, path, 250)
+	garbleDesired(t, path)
+	got, err := salvageInChild(ctx, path)
+	if err != nil || len(got) != 1 || !sameEvents(got[epoch], lost) {
+		t.Fatalf("read back %d epochs, %d events of %s (%v); want the 250 unsent", len(got), len(got[epoch]), epoch, err)
+	}
+
+	// A page tree that loops where the events are: stopped, nothing made up.
+	loopingStore(t, path, "events")
+	got, err = salvageInChild(ctx, path)
+	if err == nil || !strings.Contains(err.Error(), "MiB of memory") {
+		t.Errorf("events' tree looping: err %v, want the memory limit", err)
+	}
+	for ep, es := range got {
+		if ep != epoch || !sameEvents(es, lost[:len(es)]) {
+			t.Errorf("events' tree looping: read back %d events of %q that are not the store's first", len(es), ep)
+		}
+	}
+
+	if got, err := salvageInChild(ctx, filepath.Join(t.TempDir(), "none.db")); err == nil || len(got) != 0 {
+		t.Errorf("no file: %d epochs read back, err %v", len(got), err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := salvageInChild(cancelled, path); err == nil {
+		t.Error("stopped: no error")
+	}
+}
+
+// TestRunStoreSalvage: `node --store-salvage FILE`, as a technician runs it.
+func TestRunStoreSalvage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	epoch, _ := storeWithUnsent(t, path, 3)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--store-salvage", path}, env(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if lines := strings.Split(strings.TrimSpace(stdout.String()), "\n"); len(lines) != 3 ||
+		!strings.HasPrefix(lines[2], `{"epoch":"`+epoch+`","event":{"seq":3,`) {
+		t.Errorf("stdout %q: want three lines, the last event 3 of %s", stdout.String(), epoch)
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"--store-salvage", filepath.Join(t.TempDir(), "none.db")}, env(nil), &stdout, &stderr); code != exitStoreDamaged || stdout.Len() != 0 {
+		t.Errorf("no file: exit %d, stdout %q; want %d and nothing", code, stdout.String(), exitStoreDamaged)
+	}
+}
