@@ -110,6 +110,15 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 			last = binary.BigEndian.Uint64(v)
 		}
 		stored := last
+		if b.Salvaged && b.Events[0].Seq > last+1 {
+			// Events an earlier store of the node read back after the
+			// ones it had acknowledged: this controller stored those once
+			// and lost them since (a restored backup). Waiting for them
+			// would have the node resend for ever.
+			s.db.Logger.Warn("salvaged events of a node follow events this controller does not hold; taken from where they start",
+				"node", node, "epoch", b.Epoch, "stored", last, "first", b.Events[0].Seq)
+			last = b.Events[0].Seq - 1
+		}
 		for i := range b.Events {
 			ev := b.Events[i]
 			if ev.Seq <= last {
@@ -118,7 +127,7 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 			if ev.Seq != last+1 {
 				break // a gap: the node resends from last+1
 			}
-			if err := s.storeEvent(tx, n, b.Epoch, ev, receivedAt); err != nil {
+			if err := s.storeEvent(tx, n, b.Epoch, b.Salvaged, ev, receivedAt); err != nil {
 				return fmt.Errorf("event %d: %w", ev.Seq, err)
 			}
 			last = ev.Seq
@@ -135,11 +144,11 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 }
 
 // storeEvent stores one accepted event and advances its delivery.
-func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev protocol.Event, receivedAt time.Time) error {
+func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time) error {
 	if ev.At.IsZero() {
 		ev.At = receivedAt
 	}
-	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Event: ev, ReceivedAt: receivedAt}
+	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Salvaged: salvaged, Event: ev, ReceivedAt: receivedAt}
 	key := eventKey(ev.At, n.ID, epoch, ev.Seq)
 	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
 		return err
@@ -150,14 +159,19 @@ func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, ev 
 	if ev.Occurrence == "" {
 		return nil
 	}
-	return s.advanceDelivery(tx, n.ID, epoch, ev, receivedAt)
+	return s.advanceDelivery(tx, n.ID, epoch, salvaged, ev, receivedAt)
 }
 
 // advanceDelivery moves the delivery an event names. The announcement is
 // taken from the occurrence id (loaxa.OccurrenceID), which is how
 // deliveries are keyed; the event's own Announcement field is not trusted
 // to match.
-func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, ev protocol.Event, receivedAt time.Time) error {
+//
+// A salvaged event (protocol.EventBatch.Salvaged) is older than anything
+// the node's own outbox reports: it moves a delivery only if no other
+// outbox has reported on it, and it does not change the delivery's epoch,
+// by which the emergency service finds a node on a new store.
+func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time) error {
 	ann, _, ok := strings.Cut(ev.Occurrence, "@")
 	if !ok && loaxa.IsLiveCallID(ev.Occurrence) {
 		ann, ok = ev.Occurrence, true // a live call is its own occurrence (docs/live.md)
@@ -176,6 +190,12 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, ev prot
 	if !found {
 		start := loaxa.OccurrenceTime(ev.Occurrence) // zero if it does not parse
 		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending, Unplanned: true}
+	}
+	if salvaged {
+		if d.Epoch != "" && d.Epoch != epoch {
+			return nil // the node's reports since say where it stands
+		}
+		epoch = d.Epoch
 	}
 	// Any event about the occurrence says the node has it; the received
 	// event itself may come in a later batch.

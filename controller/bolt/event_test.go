@@ -24,6 +24,12 @@ func batch(epoch string, seqs ...uint64) protocol.EventBatch {
 	return b
 }
 
+// salvaged marks b as events read back from a damaged store.
+func salvaged(b protocol.EventBatch) protocol.EventBatch {
+	b.Salvaged = true
+	return b
+}
+
 // storedSeqs returns "epoch/seq" of every stored event of node, oldest first.
 func storedSeqs(tb testing.TB, s *bolt.EventService, node string) []string {
 	tb.Helper()
@@ -91,6 +97,20 @@ func TestEventService_RecordEvents_Sequencing(t *testing.T) {
 		{"empty batch", []step{
 			{batch("e1"), 0},
 		}, nil},
+		// Events a node read back from its damaged store.
+		{"salvaged events continue their epoch", []step{
+			{batch("e1", 1, 2, 3), 3},
+			{batch("e2", 1), 1},
+			{salvaged(batch("e1", 2, 3, 4, 5)), 5},
+		}, []string{"e1/1", "e1/2", "e1/3", "e1/4", "e1/5", "e2/1"}},
+		{"salvaged events of an epoch not held start where they start", []step{
+			{salvaged(batch("e1", 4, 5)), 5},
+			{salvaged(batch("e1", 7)), 7},
+			{batch("e1", 8), 8},
+		}, []string{"e1/4", "e1/5", "e1/7", "e1/8"}},
+		{"a gap inside a salvaged batch stops it there", []step{
+			{salvaged(batch("e1", 4, 6)), 4},
+		}, []string{"e1/4"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -754,4 +774,72 @@ func FuzzRecordEvents(f *testing.F) {
 			t.Fatalf("stored %q, want %q", got, want)
 		}
 	})
+}
+
+// TestEventService_RecordEvents_Salvaged: events a node read back from its
+// damaged store are stored marked as such, and move a delivery only if no
+// other outbox of the node has reported on it, leaving its epoch alone.
+func TestEventService_RecordEvents_Salvaged(t *testing.T) {
+	ctx := context.Background()
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	deliveries := bolt.NewDeliveryService(db)
+	events := bolt.NewEventService(db)
+	start := t0.Add(time.Hour)
+	since := loaxa.OccurrenceID("a000001", start) // reported by the new store since
+	never := loaxa.OccurrenceID("a000002", start) // planned, no report but the salvaged
+	old := loaxa.OccurrenceID("a000003", start)   // reported by the old store
+	must(t, deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{
+		{Announcement: "a000001", Occurrence: since, Node: "n1", Start: start},
+		{Announcement: "a000002", Occurrence: never, Node: "n1", Start: start},
+		{Announcement: "a000003", Occurrence: old, Node: "n1", Start: start},
+	}))
+	ev := func(seq uint64, typ protocol.EventType, occ string) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, Occurrence: occ, At: start}
+	}
+	record := func(b protocol.EventBatch, want uint64) {
+		t.Helper()
+		ack, err := events.RecordEvents(ctx, "n1", b, clk.Now())
+		must(t, err)
+		if ack != want {
+			t.Fatalf("ack %d, want %d", ack, want)
+		}
+	}
+	record(protocol.EventBatch{Epoch: "e-old", Events: []protocol.Event{ev(1, protocol.EventReceived, old)}}, 1)
+	record(protocol.EventBatch{Epoch: "e-new", Events: []protocol.Event{ev(1, protocol.EventReceived, since)}}, 1)
+	record(protocol.EventBatch{Epoch: "e-old", Salvaged: true, Events: []protocol.Event{
+		ev(2, protocol.EventStarted, old), ev(3, protocol.EventCompleted, since), ev(4, protocol.EventStarted, never),
+	}}, 4)
+
+	ds, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+	must(t, err)
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.Occurrence] = fmt.Sprintf("%s epoch %q", d.State, d.Epoch)
+	}
+	want := map[string]string{
+		since: fmt.Sprintf("%s epoch %q", loaxa.DeliveryReceived, "e-new"),
+		never: fmt.Sprintf("%s epoch %q", loaxa.DeliveryStarted, ""),
+		old:   fmt.Sprintf("%s epoch %q", loaxa.DeliveryStarted, "e-old"),
+	}
+	for occ, w := range want {
+		if got[occ] != w {
+			t.Errorf("delivery %s: %s, want %s", occ, got[occ], w)
+		}
+	}
+	es, err := events.FindEvents(ctx, loaxa.EventFilter{Node: "n1"})
+	must(t, err)
+	marked := 0
+	for _, e := range es {
+		if e.Salvaged != (e.Epoch == "e-old" && e.Seq > 1) {
+			t.Errorf("event %s/%d stored with salvaged %v", e.Epoch, e.Seq, e.Salvaged)
+		}
+		if e.Salvaged {
+			marked++
+		}
+	}
+	if len(es) != 5 || marked != 3 {
+		t.Errorf("%d events stored, %d marked salvaged; want 5 and 3", len(es), marked)
+	}
 }

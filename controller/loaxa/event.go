@@ -13,6 +13,10 @@ type Event struct {
 	Node  string `json:"node"`
 	Area  string `json:"area"`
 	Epoch string `json:"epoch"`
+	// Salvaged marks an event the node read back from its damaged store,
+	// or copied from a card that takes no writes, and sent late under
+	// that store's epoch (protocol.EventBatch.Salvaged).
+	Salvaged bool `json:"salvaged,omitempty"`
 	protocol.Event
 	ReceivedAt time.Time `json:"received_at"`
 }
@@ -33,7 +37,9 @@ type EventService interface {
 	// order only: an already stored sequence is skipped (a resend), and a
 	// gap stops the batch (the node will resend from there). It returns the
 	// highest sequence stored for the batch's epoch, which is what to
-	// acknowledge. A new epoch starts the node's sequence over.
+	// acknowledge. A new epoch starts the node's sequence over. A salvaged
+	// batch of an epoch whose earlier events are not held starts where it
+	// starts, and moves only deliveries no other epoch has reported on.
 	RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (ack uint64, err error)
 	// FindEvents returns events sorted by time (At), oldest first.
 	FindEvents(ctx context.Context, f EventFilter) ([]*Event, error)

@@ -3,6 +3,8 @@ package mqtt_test
 import (
 	"context"
 	"crypto/ed25519"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,10 +43,17 @@ func (n *ackNode) send(t *testing.T, epoch string, count int) {
 	b := protocol.EventBatch{Epoch: epoch}
 	for range count {
 		n.seq++
-		n.sent++
 		b.Events = append(b.Events, protocol.Event{Seq: n.seq, Type: protocol.EventFailed, At: time.Now(), Reason: protocol.ReasonAmplifier})
 	}
-	raw, err := protocol.Encode(protocol.TypeEvents, n.id, "controller", n.seq, time.Now(), b)
+	n.publish(t, b, count)
+}
+
+// publish publishes b and waits until the controller stored stored more
+// events of the node.
+func (n *ackNode) publish(t *testing.T, b protocol.EventBatch, stored int) {
+	t.Helper()
+	n.sent += stored
+	raw, err := protocol.Encode(protocol.TypeEvents, n.id, "controller", b.Events[0].Seq, time.Now(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +164,42 @@ func TestHeldAcksSentOnClose(t *testing.T) {
 				t.Fatalf("acks %+v, want one: ep1 seq 2", got)
 			}
 		})
+	}
+}
+
+// Events a node read back from its damaged store are acknowledged at once,
+// with their epoch, beside the node's own held acknowledgement, and are
+// not passed on as news of the node.
+func TestSalvagedEventsAcknowledgedAtOnce(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t, true)
+	c.AckDelay = time.Hour
+	var told []string
+	var mu sync.Mutex
+	c.OnEvents = func(node, epoch string, events []protocol.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, epoch)
+	}
+	open(t, c)
+	node := newAckNode(t, r, "tt-01")
+	node.send(t, "ep2", 2)
+	b := protocol.EventBatch{Epoch: "ep1", Salvaged: true}
+	for seq := uint64(5); seq <= 7; seq++ {
+		b.Events = append(b.Events, protocol.Event{Seq: seq, Type: protocol.EventCompleted, At: time.Now().Add(-time.Hour)})
+	}
+	node.publish(t, b, 3)
+	poll(t, "the salvaged events' acknowledgement", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
+	if got := node.acks(t); len(got) != 1 || got[0].Epoch != "ep1" || got[0].Seq != 7 {
+		t.Fatalf("acks %+v, want one: ep1 seq 7", got)
+	}
+	if e, s, ok := mqtt.HeldAck(c, "tt-01"); !ok || e != "ep2" || s != 2 {
+		t.Errorf("held acknowledgement %s %d (%v), want the node's own: ep2 seq 2", e, s, ok)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(told, []string{"ep2"}) {
+		t.Errorf("OnEvents told of epochs %q, want only the node's own ep2", told)
 	}
 }
 

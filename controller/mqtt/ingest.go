@@ -130,6 +130,19 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if err != nil {
 		return fmt.Errorf("record events of %s: %w", node, err)
 	}
+	if b.Salvaged {
+		// Events of an earlier store of the node, read back after it was
+		// damaged: what they say happened before anything the node
+		// reports now, so they move no live tracking. Acknowledged at
+		// once, with their epoch: the held acknowledgement is the node's
+		// own outbox's.
+		c.Logger.Info("mqtt: events salvaged from a node's earlier store", "node", node, "epoch", b.Epoch,
+			"from", b.Events[0].Seq, "to", b.Events[len(b.Events)-1].Seq, "stored_up_to", ack)
+		if ack == 0 {
+			return nil
+		}
+		return c.sendAck(ctx, node, b.Epoch, ack)
+	}
 	// Only what is stored: events past a gap come again.
 	stored := b.Events
 	for len(stored) > 0 && stored[len(stored)-1].Seq > ack {
