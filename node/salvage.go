@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"loaxa.vn/node/agent"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
@@ -22,17 +23,12 @@ import (
 // TimeoutStartSec; reading a few thousand events takes milliseconds.
 const storeSalvageTimeout = 15 * time.Second
 
-// salvagedLine is one line of `node --store-salvage`.
-type salvagedLine struct {
-	Epoch string         `json:"epoch"`
-	Event protocol.Event `json:"event"`
-}
-
-// storeSalvage is `node --store-salvage FILE`: it writes the events the
-// store file had not had acknowledged (store.Salvage), one JSON line each
-// as it reads it, so that what was read before a fault, a crash or the
-// time limit is not lost, and returns 0, or exitStoreDamaged if it had to
-// stop early. A heap past storeCheckMemory ends the process through exit,
+// storeSalvage is `node --store-salvage FILE`: it writes what a new store
+// can use of the store file (store.Salvage: the events it had not had
+// acknowledged, its unexpired replay guard, the marks of what it
+// finished), one JSON line each (store.Found) as it reads it, so that
+// what was read before a fault, a crash or the time limit is not lost,
+// and returns 0, or exitStoreDamaged if it had to stop early. A heap past storeCheckMemory ends the process through exit,
 // as --store-check's does.
 func storeSalvage(path string, stdout, stderr io.Writer, exit func(int)) int {
 	ctx, stop := context.WithCancel(context.Background())
@@ -45,9 +41,9 @@ func storeSalvage(path string, stdout, stderr io.Writer, exit func(int)) int {
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	n := 0
-	err := store.Salvage(path, func(epoch string, e protocol.Event) error {
+	err := store.Salvage(path, time.Now(), func(f store.Found) error {
 		n++
-		if err := enc.Encode(salvagedLine{Epoch: epoch, Event: e}); err != nil {
+		if err := enc.Encode(f); err != nil {
 			return err
 		}
 		return w.Flush()
@@ -56,17 +52,17 @@ func storeSalvage(path string, stdout, stderr io.Writer, exit func(int)) int {
 		err = ferr
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "node: %d events read back, then: %v\n", n, err)
+		fmt.Fprintf(stderr, "node: %d things read back, then: %v\n", n, err)
 		return exitStoreDamaged
 	}
 	return 0
 }
 
 // salvageInChild runs this program with --store-salvage on the damaged
-// store file at path, with a time limit, and returns the events it read
-// back, by epoch. What the child wrote before it failed, crashed or ran
-// out of time is kept; err says why it stopped early.
-func salvageInChild(ctx context.Context, path string) (map[string][]protocol.Event, error) {
+// store file at path, with a time limit, and returns what it read back.
+// What the child wrote before it failed, crashed or ran out of time is
+// kept; err says why it stopped early.
+func salvageInChild(ctx context.Context, path string) (*store.Kept, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot tell where this program is: %w", err)
@@ -84,21 +80,19 @@ func salvageInChild(ctx context.Context, path string) (map[string][]protocol.Eve
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s --store-salvage: %w", exe, err)
 	}
-	got := map[string][]protocol.Event{}
+	got := &store.Kept{}
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var bad error
-	for n := 0; sc.Scan(); n++ {
-		var l salvagedLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Epoch == "" {
-			bad = fmt.Errorf("line %d of what it read back is not an event", n+1)
+	for n := 1; sc.Scan(); n++ {
+		var f store.Found
+		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+			bad = fmt.Errorf("line %d of what it read back: %w", n, err)
 			break
 		}
-		es := got[l.Epoch]
-		if len(es) >= store.MaxSalvaged || len(es) > 0 && l.Event.Seq != es[len(es)-1].Seq+1 {
-			continue // the child keeps to these; a line that does not is not trusted
+		if err := got.Add(f); err != nil && bad == nil {
+			bad = fmt.Errorf("line %d of what it read back, not taken: %w", n, err)
 		}
-		got[l.Epoch] = append(es, l.Event)
 	}
 	io.Copy(io.Discard, out) // let the child finish writing whatever it still has
 	runErr := cmd.Wait()
@@ -115,29 +109,27 @@ func salvageInChild(ctx context.Context, path string) (map[string][]protocol.Eve
 	return got, nil
 }
 
-// salvager keeps the events read back from a damaged store: the store the
-// node runs on next.
-type salvager interface {
+// salvageInto reads back what the new store into can use of the damaged
+// store set aside as aside (salvageInChild) and puts it there: the unsent
+// events, which the agent sends under their old epoch and numbers, the
+// marks of what the node finished, the unexpired replay guard.
+func salvageInto(ctx context.Context, aside string, into interface {
+	agent.Store
 	AddSalvaged(epoch string, events []protocol.Event) error
-}
-
-// salvageInto reads back the unsent events of the damaged store set aside
-// as aside and keeps them in into, which the agent sends them from under
-// their old epoch and numbers. It returns how many it kept.
-func salvageInto(ctx context.Context, aside string, into salvager, log *slog.Logger) int {
+}, log *slog.Logger) {
 	got, err := salvageInChild(ctx, aside)
-	kept := 0
-	for epoch, es := range got {
-		if aerr := into.AddSalvaged(epoch, es); aerr != nil {
-			err = errors.Join(err, aerr)
-			continue
-		}
-		kept += len(es)
+	if got != nil {
+		err = errors.Join(err, got.Into(into, time.Now()))
+	}
+	var events, marks, replay int
+	if got != nil {
+		events, marks, replay = got.Len()
 	}
 	if err != nil {
-		log.Warn("node: not every unsent event of the damaged store could be read back; those that could not are lost", "aside", aside, "kept", kept, "err", err)
+		log.Warn("node: not all of the damaged store could be read back; what could not is lost", "aside", aside,
+			"events", events, "finished_marks", marks, "replay_entries", replay, "err", err)
 	} else {
-		log.Info("node: the unsent events of the damaged store were read back; the agent sends them under their old numbers", "aside", aside, "kept", kept)
+		log.Info("node: the damaged store's unsent events, the marks of what it finished and its replay guard were read back; the agent sends the events under their old numbers",
+			"aside", aside, "events", events, "finished_marks", marks, "replay_entries", replay)
 	}
-	return kept
 }

@@ -12,13 +12,15 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
 
-// storeWithUnsent writes a store at path holding n events the controller
-// never acknowledged, and returns its epoch and the events.
+// storeWithUnsent writes a store at path holding n completed plays whose
+// events the controller never acknowledged, and returns its epoch and the
+// events.
 func storeWithUnsent(t *testing.T, path string, n int) (string, []protocol.Event) {
 	t.Helper()
 	st, err := store.OpenBolt(path)
@@ -27,10 +29,13 @@ func storeWithUnsent(t *testing.T, path string, n int) (string, []protocol.Event
 	}
 	defer st.Close()
 	var events []protocol.Event
+	var marks []agent.Progress
 	for i := range n {
-		events = append(events, protocol.Event{Type: protocol.EventCompleted, Occurrence: fmt.Sprintf("a1@%d", i), At: time.Now().Add(-time.Hour).UTC()})
+		occ, at := fmt.Sprintf("a1@%d", i), time.Now().Add(-time.Hour).UTC()
+		events = append(events, protocol.Event{Type: protocol.EventCompleted, Occurrence: occ, At: at})
+		marks = append(marks, agent.Progress{Occurrence: occ, Phase: agent.PhaseDone, Start: at})
 	}
-	stored, err := st.Append(events, nil)
+	stored, err := st.Append(events, marks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +94,9 @@ func TestRunOnADamagedStoreSendsItsUnsentEvents(t *testing.T) {
 	if ep, es, err := st.Salvaged(1000); len(es) != 0 || err != nil {
 		t.Errorf("the new store still keeps %d salvaged events of %q (%v)", len(es), ep, err)
 	}
+	if marks, err := st.Progress(); len(marks) != len(lost) {
+		t.Errorf("the new store has %d marks (%v), want those of the %d plays the damaged one finished", len(marks), err, len(lost))
+	}
 }
 
 // TestSalvageInChild: what the agent gets back from the process that reads
@@ -99,8 +107,11 @@ func TestSalvageInChild(t *testing.T) {
 	epoch, lost := storeWithUnsent(t, path, 250)
 	garbleDesired(t, path)
 	got, err := salvageInChild(ctx, path)
-	if err != nil || len(got) != 1 || !sameEvents(got[epoch], lost) {
-		t.Fatalf("read back %d epochs, %d events of %s (%v); want the 250 unsent", len(got), len(got[epoch]), epoch, err)
+	if err != nil || len(got.Events) != 1 || !sameEvents(got.Events[epoch], lost) {
+		t.Fatalf("read back %d epochs, %d events of %s (%v); want the 250 unsent", len(got.Events), len(got.Events[epoch]), epoch, err)
+	}
+	if len(got.Marks) != 250 {
+		t.Errorf("read back %d marks, want the 250 finished plays'", len(got.Marks))
 	}
 
 	// A page tree that loops where the events are: stopped, nothing made up.
@@ -109,14 +120,14 @@ func TestSalvageInChild(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "MiB of memory") {
 		t.Errorf("events' tree looping: err %v, want the memory limit", err)
 	}
-	for ep, es := range got {
+	for ep, es := range got.Events {
 		if ep != epoch || !sameEvents(es, lost[:len(es)]) {
 			t.Errorf("events' tree looping: read back %d events of %q that are not the store's first", len(es), ep)
 		}
 	}
 
-	if got, err := salvageInChild(ctx, filepath.Join(t.TempDir(), "none.db")); err == nil || len(got) != 0 {
-		t.Errorf("no file: %d epochs read back, err %v", len(got), err)
+	if got, err := salvageInChild(ctx, filepath.Join(t.TempDir(), "none.db")); err == nil || len(got.Events) != 0 {
+		t.Errorf("no file: %d epochs read back, err %v", len(got.Events), err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -133,9 +144,9 @@ func TestRunStoreSalvage(t *testing.T) {
 	if code := run(context.Background(), []string{"--store-salvage", path}, env(nil), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if lines := strings.Split(strings.TrimSpace(stdout.String()), "\n"); len(lines) != 3 ||
-		!strings.HasPrefix(lines[2], `{"epoch":"`+epoch+`","event":{"seq":3,`) {
-		t.Errorf("stdout %q: want three lines, the last event 3 of %s", stdout.String(), epoch)
+	if lines := strings.Split(strings.TrimSpace(stdout.String()), "\n"); len(lines) != 6 ||
+		!strings.HasPrefix(lines[2], `{"epoch":"`+epoch+`","event":{"seq":3,`) || !strings.HasPrefix(lines[5], `{"mark":{"occurrence":"a1@2",`) {
+		t.Errorf("stdout %q: want six lines, the events 1–3 of %s, then the marks of the three plays", stdout.String(), epoch)
 	}
 	stdout.Reset()
 	if code := run(context.Background(), []string{"--store-salvage", filepath.Join(t.TempDir(), "none.db")}, env(nil), &stdout, &stderr); code != exitStoreDamaged || stdout.Len() != 0 {

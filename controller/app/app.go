@@ -227,6 +227,7 @@ func (a *App) Open() (err error) {
 	}
 	// Set before the client opens: its workers read it.
 	a.MQTT.OnEvents = a.Emergency.Events
+	a.MQTT.OnSalvaged = a.Emergency.Salvaged
 	a.MQTT.OnProbes = a.Emergency.ProbeReceipts
 	a.MQTT.OnEpoch = a.Emergency.Epoch
 

@@ -660,6 +660,44 @@ func (s *Service) Events(node, epoch string, events []protocol.Event) {
 	}
 }
 
+// Salvaged takes the events a node read back from its damaged store, as
+// they are stored (protocol.EventBatch.Salvaged; wire it to the MQTT
+// client's OnSalvaged). Only an alert's end counts: the node finished the
+// alert before its store was lost, and it keeps the mark of that, so a
+// copy sent again would play nothing; it is not waited for any more.
+// That it had received or begun an alert says nothing of now: it lost
+// the alert with its store, and Epoch has it sent again.
+func (s *Service) Salvaged(node string, events []protocol.Event) {
+	var changed []string
+	s.mu.Lock()
+	for _, ev := range events {
+		switch ev.Type {
+		case protocol.EventCompleted, protocol.EventFailed, protocol.EventMissed, protocol.EventPreempted:
+		default:
+			continue
+		}
+		id, _, ok := strings.Cut(ev.Occurrence, "@")
+		if !ok || !loaxa.IsEmergencyID(id) {
+			continue
+		}
+		t := s.live[id]
+		if t == nil || t.em.Occurrence != ev.Occurrence || t.done[node] {
+			continue
+		}
+		t.done[node] = true
+		if _, ok := t.received[node]; !ok {
+			t.receive(node, ev.At)
+		}
+		if !slices.Contains(changed, id) {
+			changed = append(changed, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range changed {
+		s.notify(id)
+	}
+}
+
 // Epoch takes the outbox epoch of a node's state as it comes online (wire
 // it to the MQTT client's OnEpoch). A node that reported a live alert
 // from another epoch and has not ended it started on a new store since:

@@ -395,3 +395,35 @@ func TestNodeOnANewStoreGetsTheAlertAgain(t *testing.T) {
 		t.Errorf("n1 playing it again: %+v, summary %+v; want started, one resend", nodes["n1"], sum)
 	}
 }
+
+// TestSalvagedEndOfAlert: a node back on a new store is sent the alert
+// again; the events its damaged store still held and read back say it
+// had begun the alert (which does not stop the resends: it lost it) and
+// then finished it (which does: it keeps the mark, and a copy would play
+// nothing). Its delivery reads completed.
+func TestSalvagedEndOfAlert(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	em := w.send(s)
+	ev := func(typ protocol.EventType) protocol.Event {
+		return protocol.Event{Type: typ, Occurrence: em.Occurrence, At: w.fc.Now()}
+	}
+	w.report(s, "n1", ev(protocol.EventReceived))
+	w.report(s, "n2", ev(protocol.EventReceived))
+	w.report(s, "n2", ev(protocol.EventCompleted))
+	if got := w.step(s, 10*time.Second); len(got) != 0 {
+		t.Fatalf("resent %v to nodes that had the alert", got)
+	}
+	s.Epoch("n1", "e-n1-new")
+	w.salvage(s, "n1", "e-n1", 1, ev(protocol.EventReceived), ev(protocol.EventStarted))
+	if got := w.step(s, 250*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert"}) {
+		t.Errorf("with n1's salvaged receipt and start: %v, want the alert again to n1", got)
+	}
+	w.salvage(s, "n1", "e-n1", 3, ev(protocol.EventCompleted))
+	if got := w.step(s, 10*time.Second); len(got) != 0 {
+		t.Errorf("resent %v to n1 after its salvaged end of the alert", got)
+	}
+	if nodes, sum := nodesOf(t, s, em.ID); nodes["n1"].State != "completed" || sum.Completed != 2 {
+		t.Errorf("n1 %+v, summary %+v; want n1 completed, two completed", nodes["n1"], sum)
+	}
+}

@@ -102,6 +102,19 @@ func (w *world) reportFrom(s *Service, node, epoch string, ev protocol.Event) {
 	s.Events(node, epoch, []protocol.Event{ev})
 }
 
+// salvage reports events a node read back from its damaged store of
+// epoch, numbered from seq, as the ingest passes them on.
+func (w *world) salvage(s *Service, node, epoch string, seq uint64, evs ...protocol.Event) {
+	w.t.Helper()
+	for i := range evs {
+		evs[i].Seq = seq + uint64(i)
+	}
+	if _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: epoch, Events: evs, Salvaged: true}, w.fc.Now()); err != nil {
+		w.t.Fatal(err)
+	}
+	s.Salvaged(node, evs)
+}
+
 // send sends an alert to area 31 and takes its publish.
 func (w *world) send(s *Service) *loaxa.Emergency {
 	w.t.Helper()

@@ -169,17 +169,23 @@ func TestHeldAcksSentOnClose(t *testing.T) {
 
 // Events a node read back from its damaged store are acknowledged at once,
 // with their epoch, beside the node's own held acknowledgement, and are
-// not passed on as news of the node.
+// passed on as such (OnSalvaged), not as news of the node (OnEvents).
 func TestSalvagedEventsAcknowledgedAtOnce(t *testing.T) {
 	r := newRig(t)
 	c := r.client(t, true)
 	c.AckDelay = time.Hour
 	var told []string
+	var salvaged int
 	var mu sync.Mutex
 	c.OnEvents = func(node, epoch string, events []protocol.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		told = append(told, epoch)
+	}
+	c.OnSalvaged = func(node string, events []protocol.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		salvaged += len(events)
 	}
 	open(t, c)
 	node := newAckNode(t, r, "tt-01")
@@ -198,8 +204,8 @@ func TestSalvagedEventsAcknowledgedAtOnce(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(told, []string{"ep2"}) {
-		t.Errorf("OnEvents told of epochs %q, want only the node's own ep2", told)
+	if !slices.Equal(told, []string{"ep2"}) || salvaged != 3 {
+		t.Errorf("OnEvents told of epochs %q, OnSalvaged of %d events; want only the node's own ep2, and the 3 salvaged", told, salvaged)
 	}
 }
 

@@ -109,6 +109,11 @@ type Client struct {
 	// (resent events included), with the node's outbox epoch, after it is
 	// stored; it must not block.
 	OnEvents func(node, epoch string, events []protocol.Event)
+	// OnSalvaged, if set, is told of every salvaged event batch stored
+	// from a node (protocol.EventBatch.Salvaged: events of an earlier
+	// store, which OnEvents is not told of), after it is stored; it must
+	// not block.
+	OnSalvaged func(node string, events []protocol.Event)
 	// OnEpoch, if set, is told of the outbox epoch of every state a node
 	// publishes online that carries one (protocol.State.Epoch), after it
 	// is stored; it must not block.

@@ -133,11 +133,14 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if b.Salvaged {
 		// Events of an earlier store of the node, read back after it was
 		// damaged: what they say happened before anything the node
-		// reports now, so they move no live tracking. Acknowledged at
+		// reports now, so only OnSalvaged hears of them. Acknowledged at
 		// once, with their epoch: the held acknowledgement is the node's
 		// own outbox's.
 		c.Logger.Info("mqtt: events salvaged from a node's earlier store", "node", node, "epoch", b.Epoch,
 			"from", b.Events[0].Seq, "to", b.Events[len(b.Events)-1].Seq, "stored_up_to", ack)
+		if c.OnSalvaged != nil {
+			c.OnSalvaged(node, b.Events)
+		}
 		if ack == 0 {
 			return nil
 		}

@@ -326,11 +326,19 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 		opt.Dir = t.TempDir()
 	}
 	// A damaged store is set aside and a new one started, as the node
-	// program does.
+	// program does, which reads back what the new one can use of it (here
+	// in this process, not in one of its own).
 	st, _, err := store.OpenBoltOrSetAside(filepath.Join(opt.Dir, "node.db"), time.Now())
 	damaged := 0
 	if de := (*store.DamagedError)(nil); errors.As(err, &de) {
 		damaged, err = 1, nil
+		var kept store.Kept
+		if serr := store.Salvage(de.Aside, time.Now(), kept.Add); serr != nil {
+			t.Logf("node %s: the damaged store read back in part: %v", cr.Node, serr)
+		}
+		if err := kept.Into(st, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -85,7 +85,7 @@ func MemoryFrom(path string, now time.Time) (m *Memory, err error) {
 	}
 	salvaged := map[string][]protocol.Event{}
 	if err := db.View(func(tx *bolt.Tx) error {
-		return salvage(tx, func(epoch string, e protocol.Event) error {
+		return salvageEvents(tx, func(epoch string, e protocol.Event) error {
 			salvaged[epoch] = append(salvaged[epoch], e)
 			return nil
 		})

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime/debug"
@@ -12,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"loaxa.vn/node/agent"
 	"loaxa.vn/protocol"
 )
 
@@ -27,26 +30,54 @@ import (
 // seq → protocol.Event JSON.
 var bucketSalvaged = []byte("salvaged")
 
-// MaxSalvaged bounds the events read back from one earlier outbox: a
-// damaged page tree can hold what looks like any number of them, and the
-// agent's own outbox rarely holds more than a few thousand (a week
-// offline).
+// MaxSalvaged bounds the events read back from one earlier outbox, and
+// the marks: a damaged page tree can hold what looks like any number of
+// them, and the agent's own outbox rarely holds more than a few thousand
+// (a week offline).
 const MaxSalvaged = 100_000
 
-// Salvage reads back from the store file at path, read only, the events
-// its outbox had not had acknowledged and the events it still kept of
-// earlier outboxes, and calls emit with each, in sequence order within
-// its epoch. Within an epoch it stops at the first event it cannot read
-// or that does not follow the one before (the controller takes an epoch's
-// events only in order, so nothing after a gap could be stored), and
-// after MaxSalvaged.
+// Found is one thing Salvage read back: an event of an outbox (Epoch and
+// Event), the controller keys the node had learnt (Keys), an unexpired
+// entry of the replay guard (Replay), or the mark of an occurrence the
+// node had finished (Mark).
+type Found struct {
+	Epoch  string                `json:"epoch,omitempty"`
+	Event  *protocol.Event       `json:"event,omitempty"`
+	Keys   []protocol.PublicKey  `json:"keys,omitempty"`
+	Replay *protocol.ReplayEntry `json:"replay,omitempty"`
+	Mark   *agent.Progress       `json:"mark,omitempty"`
+}
+
+// Salvage reads back from the store file at path, read only, what a new
+// store can use of it, and calls emit with each thing found:
+//
+//   - the events its outbox had not had acknowledged, and those it still
+//     kept of earlier outboxes, in sequence order within their epoch.
+//     Within an epoch it stops at the first event it cannot read or that
+//     does not follow the one before (the controller takes an epoch's
+//     events only in order, so nothing after a gap could be stored);
+//   - the controller keys it had learnt (protocol.DesiredState.Keys), so
+//     that a node whose credentials' key has since been retired by a
+//     rotation still trusts the controller. Each key carries its id, a
+//     hash of the key, and one whose id does not match is left out: a
+//     garbled key cannot become a trusted one;
+//   - the entries of its replay guard that have not expired by now, so
+//     that a message captured before is still refused;
+//   - the marks of the occurrences it had finished (PhaseDone), so that a
+//     bulletin it played is not played again within its late grace, nor
+//     an alert it finished sounded again. Marks of an occurrence it had
+//     not finished are left: an alert the node marked started but lost
+//     with the store must be taken again when the controller resends it.
+//
+// Each kind stops after MaxSalvaged. Values that do not decode, or whose
+// key does not match, are skipped.
 //
 // The file is meant to be damaged: a panic or a memory fault in bbolt is
 // an error, returned with what was emitted before it. A page tree that
 // loops is not stopped here; the node program runs Salvage in a process
 // of its own with a time and memory limit, as it does Check, and keeps
 // what came before the limit.
-func Salvage(path string, emit func(epoch string, e protocol.Event) error) (err error) {
+func Salvage(path string, now time.Time, emit func(Found) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w %s: %v", errCorrupt, path, r)
@@ -58,14 +89,29 @@ func Salvage(path string, emit func(epoch string, e protocol.Event) error) (err 
 		return fmt.Errorf("read node store %s: %w", path, err)
 	}
 	defer db.Close()
-	if err := db.View(func(tx *bolt.Tx) error { return salvage(tx, emit) }); err != nil {
-		return fmt.Errorf("salvage the events of node store %s: %w", path, err)
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := salvageEvents(tx, func(epoch string, e protocol.Event) error {
+			return emit(Found{Epoch: epoch, Event: &e})
+		}); err != nil {
+			return err
+		}
+		if err := salvageKeys(tx, emit); err != nil {
+			return err
+		}
+		if err := salvageReplay(tx, now, emit); err != nil {
+			return err
+		}
+		return salvageMarks(tx, emit)
+	})
+	if err != nil {
+		return fmt.Errorf("salvage node store %s: %w", path, err)
 	}
 	return nil
 }
 
-// salvage is Salvage within a read transaction.
-func salvage(tx *bolt.Tx, emit func(epoch string, e protocol.Event) error) error {
+// salvageEvents emits the events of tx's outbox after the last
+// acknowledged one, and those kept of earlier outboxes.
+func salvageEvents(tx *bolt.Tx, emit func(epoch string, e protocol.Event) error) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		if epoch := meta.Get(keyEpoch); len(epoch) > 0 {
 			if b := tx.Bucket(bucketEvents); b != nil {
@@ -108,6 +154,136 @@ func salvageRun(b *bolt.Bucket, epoch string, from uint64, emit func(string, pro
 		want++
 	}
 	return nil
+}
+
+// salvageKeys emits the learnt controller keys whose ids match them.
+func salvageKeys(tx *bolt.Tx, emit func(Found) error) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return nil
+	}
+	var keys []protocol.PublicKey
+	if json.Unmarshal(meta.Get(keyKeys), &keys) != nil {
+		return nil
+	}
+	keys = slices.DeleteFunc(keys, func(k protocol.PublicKey) bool { _, err := k.Parse(); return err != nil })
+	if len(keys) == 0 {
+		return nil
+	}
+	return emit(Found{Keys: keys})
+}
+
+// salvageReplay emits the replay guard's entries unexpired at now.
+func salvageReplay(tx *bolt.Tx, now time.Time, emit func(Found) error) error {
+	b := tx.Bucket(bucketReplay)
+	if b == nil {
+		return nil
+	}
+	n := 0
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && n < MaxSalvaged; k, v = c.Next() {
+		var e protocol.ReplayEntry
+		if json.Unmarshal(v, &e) != nil || !bytes.Equal(k, replayKeyBytes(e)) || e.Expires <= now.UnixMilli() {
+			continue
+		}
+		n++
+		if err := emit(Found{Replay: &e}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// salvageMarks emits the marks of the occurrences finished.
+func salvageMarks(tx *bolt.Tx, emit func(Found) error) error {
+	b := tx.Bucket(bucketProgress)
+	if b == nil {
+		return nil
+	}
+	n := 0
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && n < MaxSalvaged; k, v = c.Next() {
+		var p agent.Progress
+		if json.Unmarshal(v, &p) != nil || p.Occurrence != string(k) || p.Phase != agent.PhaseDone {
+			continue
+		}
+		n++
+		if err := emit(Found{Mark: &p}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Kept gathers what Salvage read back, to put into a new store.
+type Kept struct {
+	Events map[string][]protocol.Event // by epoch, in sequence order
+	Keys   []protocol.PublicKey
+	Replay []protocol.ReplayEntry
+	Marks  []agent.Progress
+}
+
+// Add keeps f. An event that does not follow its epoch's last one is
+// refused, and so is anything past MaxSalvaged of its kind: what Salvage
+// writes keeps to both, so whatever does not is not trusted.
+func (k *Kept) Add(f Found) error {
+	switch {
+	case f.Event != nil && f.Epoch != "":
+		es := k.Events[f.Epoch]
+		if len(es) >= MaxSalvaged || len(es) > 0 && f.Event.Seq != es[len(es)-1].Seq+1 {
+			return fmt.Errorf("event %d of epoch %s out of order or past the limit", f.Event.Seq, f.Epoch)
+		}
+		if k.Events == nil {
+			k.Events = map[string][]protocol.Event{}
+		}
+		k.Events[f.Epoch] = append(es, *f.Event)
+	case f.Mark != nil && f.Mark.Occurrence != "" && f.Mark.Phase == agent.PhaseDone && len(k.Marks) < MaxSalvaged:
+		k.Marks = append(k.Marks, *f.Mark)
+	case f.Replay != nil && f.Replay.KeyID != "" && len(k.Replay) < MaxSalvaged:
+		k.Replay = append(k.Replay, *f.Replay)
+	case len(f.Keys) > 0 && k.Keys == nil:
+		for _, key := range f.Keys {
+			if _, err := key.Parse(); err != nil {
+				return err
+			}
+		}
+		k.Keys = f.Keys
+	default:
+		return errors.New("neither an event, the learnt keys, a replay entry nor a finished occurrence's mark, or past the limit")
+	}
+	return nil
+}
+
+// Len is how many things k holds.
+func (k *Kept) Len() (events, marks, replay int) {
+	for _, es := range k.Events {
+		events += len(es)
+	}
+	return events, len(k.Marks), len(k.Replay)
+}
+
+// Into puts what k holds into the new store s: the events to be sent
+// under their old epoch (AddSalvaged), the learnt keys, the marks, the
+// replay entries unexpired at now.
+func (k *Kept) Into(s interface {
+	agent.Store
+	AddSalvaged(epoch string, events []protocol.Event) error
+}, now time.Time) error {
+	var errs []error
+	for epoch, es := range k.Events {
+		errs = append(errs, s.AddSalvaged(epoch, es))
+	}
+	if len(k.Keys) > 0 {
+		errs = append(errs, s.SetKeys(k.Keys))
+	}
+	if len(k.Marks) > 0 {
+		_, err := s.Append(nil, k.Marks)
+		errs = append(errs, err)
+	}
+	for _, e := range k.Replay {
+		errs = append(errs, s.AddReplay(e, now))
+	}
+	return errors.Join(errs...)
 }
 
 // AddSalvaged keeps events of the earlier outbox epoch, to be sent as

@@ -1,25 +1,33 @@
 package store
 
 import (
+	"crypto/ed25519"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"loaxa.vn/node/agent"
 	"loaxa.vn/protocol"
 )
 
-// salvaged runs Salvage on path and returns what it read back, by epoch.
+// salvaged runs Salvage on path and returns the events it read back, by
+// epoch.
 func salvaged(t *testing.T, path string) (map[string][]protocol.Event, error) {
 	t.Helper()
-	got := map[string][]protocol.Event{}
-	err := Salvage(path, func(epoch string, e protocol.Event) error {
-		got[epoch] = append(got[epoch], e)
+	var k Kept
+	err := Salvage(path, damageNow, func(f Found) error {
+		if err := k.Add(f); err != nil {
+			t.Errorf("Salvage found what Kept does not take: %v", err)
+		}
 		return nil
 	})
-	return got, err
+	return k.Events, err
 }
 
 // ackedStore is fullStore with its first 120 events acknowledged: 121–200
@@ -148,5 +156,99 @@ func TestSalvageOfAWreckedFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSalvageKeepsFinishedMarksKeysAndTheReplayGuard: from a damaged store
+// the new one gets the marks of what the node finished (not of what it
+// had only begun), the learnt keys (not one garbled) and the unexpired
+// replay guard, with the unsent events.
+func TestSalvageKeepsFinishedMarksKeysAndTheReplayGuard(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := agent.Progress{Occurrence: "a1@1", Phase: agent.PhaseDone, Start: damageNow}
+	begun := agent.Progress{Occurrence: "e1@2", Phase: agent.PhaseStarted, Start: damageNow}
+	guard := protocol.ReplayEntry{KeyID: "k1", Seq: 9, Expires: damageNow.Add(time.Hour).UnixMilli()}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	key := protocol.NewPublicKey(pub)
+	garbled := key
+	garbled.Key = protocol.NewPublicKey(append(ed25519.PublicKey{pub[0] ^ 1}, pub[1:]...)).Key
+	epoch := s.Epoch()
+	for _, err := range []error{
+		s.SetKeys([]protocol.PublicKey{key, garbled}),
+		func() error {
+			_, err := s.Append([]protocol.Event{{Type: protocol.EventCompleted, Occurrence: "a1@1", At: damageNow}}, []agent.Progress{done, begun})
+			return err
+		}(),
+		s.AddReplay(guard, damageNow),
+		s.AddReplay(protocol.ReplayEntry{KeyID: "k1", Seq: 10, Expires: damageNow.Add(time.Minute).UnixMilli()}, damageNow),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	garble(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyDesired, []byte{'{', 0xFF}) })
+
+	var k Kept
+	later := damageNow.Add(30 * time.Minute) // the second entry has expired
+	if err := Salvage(path, later, func(f Found) error { return k.Add(f) }); err != nil {
+		t.Fatal(err)
+	}
+	if ev, marks, replay := k.Len(); ev != 1 || marks != 1 || replay != 1 {
+		t.Fatalf("read back %d events, %d marks, %d replay entries; want 1 each", ev, marks, replay)
+	}
+	ns, _, err := StartAnew(path, later, errors.New("damaged"))
+	if ns == nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := k.Into(ns, later); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ns.Progress(); !reflect.DeepEqual(got, map[string]agent.Progress{done.Occurrence: done}) {
+		t.Errorf("marks in the new store %+v, want only the finished %+v", got, done)
+	}
+	if got, _ := ns.Keys(); !reflect.DeepEqual(got, []protocol.PublicKey{key}) {
+		t.Errorf("keys of the new store %v, want the one intact %v", got, key)
+	}
+	if got, _ := ns.ReplayEntries(later); !reflect.DeepEqual(got, []protocol.ReplayEntry{guard}) {
+		t.Errorf("replay guard of the new store %v, want %v", got, guard)
+	}
+	if ep, es, _ := ns.Salvaged(10); ep != epoch || !slices.Equal(seqs(es), []uint64{1}) {
+		t.Errorf("salvaged events %v of %q, want 1 of %s", seqs(es), ep, epoch)
+	}
+	if o, _ := ns.Outbox(); o.Len() != 0 {
+		t.Errorf("the new store's own outbox %+v: the marks came with events", o)
+	}
+}
+
+func TestKeptRefusesWhatSalvageDoesNotWrite(t *testing.T) {
+	var k Kept
+	for _, f := range []Found{
+		{Epoch: "e1", Event: &protocol.Event{Seq: 4}},
+		{Epoch: "e1", Event: &protocol.Event{Seq: 5}},
+	} {
+		if err := k.Add(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, f := range map[string]Found{
+		"an event out of order":    {Epoch: "e1", Event: &protocol.Event{Seq: 7}},
+		"an event without epoch":   {Event: &protocol.Event{Seq: 1}},
+		"an unfinished mark":       {Mark: &agent.Progress{Occurrence: "o", Phase: agent.PhaseStarted}},
+		"a replay entry of no key": {Replay: &protocol.ReplayEntry{Seq: 3}},
+		"a key not its id's":       {Keys: []protocol.PublicKey{{ID: "0011223344556677", Key: "AAAA"}}},
+		"nothing":                  {},
+	} {
+		if err := k.Add(f); err == nil {
+			t.Errorf("%s: taken", name)
+		}
+	}
+	if ev, marks, replay := k.Len(); ev != 2 || marks != 0 || replay != 0 {
+		t.Errorf("kept %d events, %d marks, %d replay entries; want the 2 events", ev, marks, replay)
 	}
 }
