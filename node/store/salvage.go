@@ -36,6 +36,10 @@ var bucketSalvaged = []byte("salvaged")
 // (a week offline).
 const MaxSalvaged = 100_000
 
+// maxEpochLen is the longest outbox epoch the controller takes (its
+// maxEpochLen); the node's own are 16 hex digits.
+const maxEpochLen = 64
+
 // Found is one thing Salvage read back: an event of an outbox (Epoch and
 // Event), the controller keys the node had learnt (Keys), an unexpired
 // entry of the replay guard (Replay), or the mark of an occurrence the
@@ -113,7 +117,7 @@ func Salvage(path string, now time.Time, emit func(Found) error) (err error) {
 // acknowledged one, and those kept of earlier outboxes.
 func salvageEvents(tx *bolt.Tx, emit func(epoch string, e protocol.Event) error) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
-		if epoch := meta.Get(keyEpoch); len(epoch) > 0 {
+		if epoch := meta.Get(keyEpoch); len(epoch) > 0 && len(epoch) <= maxEpochLen {
 			if b := tx.Bucket(bucketEvents); b != nil {
 				if err := salvageRun(b, string(epoch), getUint(meta, keyAcked)+1, emit); err != nil {
 					return err
@@ -128,10 +132,10 @@ func salvageEvents(tx *bolt.Tx, emit func(epoch string, e protocol.Event) error)
 	return sb.ForEachBucket(func(k []byte) error {
 		b := sb.Bucket(k)
 		first, _ := b.Cursor().First()
-		if len(first) != 8 {
+		if len(first) != 8 || len(k) > maxEpochLen {
 			return nil
 		}
-		return salvageRun(b, string(k), binary.BigEndian.Uint64(first), emit)
+		return salvageRun(b, string(k), max(binary.BigEndian.Uint64(first), 1), emit)
 	})
 }
 
@@ -228,7 +232,11 @@ type Kept struct {
 // writes keeps to both, so whatever does not is not trusted.
 func (k *Kept) Add(f Found) error {
 	switch {
-	case f.Event != nil && f.Epoch != "":
+	case f.Event != nil && (f.Epoch == "" || len(f.Epoch) > maxEpochLen || f.Event.Seq == 0):
+		// The controller refuses such a batch, and the node would send
+		// it again for ever.
+		return fmt.Errorf("event %d of epoch %.64q: no epoch, an epoch over %d bytes, or sequence 0", f.Event.Seq, f.Epoch, maxEpochLen)
+	case f.Event != nil:
 		es := k.Events[f.Epoch]
 		if len(es) >= MaxSalvaged || len(es) > 0 && f.Event.Seq != es[len(es)-1].Seq+1 {
 			return fmt.Errorf("event %d of epoch %s out of order or past the limit", f.Event.Seq, f.Epoch)

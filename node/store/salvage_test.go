@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,6 +240,8 @@ func TestKeptRefusesWhatSalvageDoesNotWrite(t *testing.T) {
 	for name, f := range map[string]Found{
 		"an event out of order":    {Epoch: "e1", Event: &protocol.Event{Seq: 7}},
 		"an event without epoch":   {Event: &protocol.Event{Seq: 1}},
+		"an event numbered 0":      {Epoch: "e2", Event: &protocol.Event{Seq: 0}},
+		"an epoch of 65 bytes":     {Epoch: strings.Repeat("e", 65), Event: &protocol.Event{Seq: 1}},
 		"an unfinished mark":       {Mark: &agent.Progress{Occurrence: "o", Phase: agent.PhaseStarted}},
 		"a replay entry of no key": {Replay: &protocol.ReplayEntry{Seq: 3}},
 		"a key not its id's":       {Keys: []protocol.PublicKey{{ID: "0011223344556677", Key: "AAAA"}}},
@@ -251,4 +254,58 @@ func TestKeptRefusesWhatSalvageDoesNotWrite(t *testing.T) {
 	if ev, marks, replay := k.Len(); ev != 2 || marks != 0 || replay != 0 {
 		t.Errorf("kept %d events, %d marks, %d replay entries; want the 2 events", ev, marks, replay)
 	}
+}
+
+// FuzzSalvage: whatever the file holds, Salvage returns (an error at
+// worst), everything it finds is what Kept takes, and a new store takes
+// all of it.
+func FuzzSalvage(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "node.db")
+	raw, _ := fullStore(f, path)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	s, err := OpenBolt(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	for _, err := range []error{
+		s.AddSalvaged("e-old", []protocol.Event{{Seq: 3, Type: protocol.EventCompleted}, {Seq: 4, Type: protocol.EventStarted}}),
+		s.SetKeys([]protocol.PublicKey{protocol.NewPublicKey(pub)}),
+		s.AddReplay(protocol.ReplayEntry{KeyID: "k1", Seq: 9, Expires: damageNow.Add(time.Hour).UnixMilli()}, damageNow),
+		s.Ack(s.Epoch(), 150),
+	} {
+		if err != nil {
+			f.Fatal(err)
+		}
+	}
+	s.Close()
+	raw, err = os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add([]byte("loaxa"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "node.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var k Kept
+		Salvage(path, damageNow, func(f Found) error {
+			if err := k.Add(f); err != nil {
+				t.Fatalf("Salvage found %+v, which Kept refuses: %v", f, err)
+			}
+			return nil
+		})
+		ns, err := OpenBolt(filepath.Join(dir, "new.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		if err := k.Into(ns, damageNow); err != nil {
+			t.Fatalf("the new store does not take what was read back: %v", err)
+		}
+	})
 }
