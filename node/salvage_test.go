@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"loaxa.vn/internal/rocard"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/store"
@@ -151,5 +153,37 @@ func TestRunStoreSalvage(t *testing.T) {
 	stdout.Reset()
 	if code := run(context.Background(), []string{"--store-salvage", filepath.Join(t.TempDir(), "none.db")}, env(nil), &stdout, &stderr); code != exitStoreDamaged || stdout.Len() != 0 {
 		t.Errorf("no file: exit %d, stdout %q; want %d and nothing", code, stdout.String(), exitStoreDamaged)
+	}
+}
+
+// TestRunWhenTheDamagedStoreCannotBeReplaced: a damaged store on a card
+// that is also full is set aside, but no new store can be made there. The
+// node runs on a store in memory, counts the damaged file, says why, and
+// sends the events the damaged store had not sent.
+func TestRunWhenTheDamagedStoreCannotBeReplaced(t *testing.T) {
+	var epoch string
+	var lost []protocol.Event
+	n := startNode(t, []string{"--audio", "none"}, nil, realSound, func(data string) {
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		rocard.Small(t, data, 1<<20)
+		path := newStoreIn(t, data)
+		epoch, lost = storeWithUnsent(t, path, 60)
+		garbleDesired(t, path)
+		rocard.Fill(t, data)
+	})
+	n.awaitState(t, "node online on a store in memory, counting the damaged file", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && st.StorageDamaged == 1 && strings.Contains(st.StorageFault, "no space left")
+	})
+	nodetest.Eventually(t, 10*time.Second, "the damaged store's events not at the controller", func() bool {
+		return sameEvents(n.ctl.Log("n1").Salvaged[epoch], lost)
+	})
+	n.cancel()
+	if code := n.exited(t, "cancel"); code != 0 {
+		t.Fatalf("exit %d: %s", code, n.stderr.String())
+	}
+	if aside, _ := filepath.Glob(filepath.Join(n.data, "node.db.damaged-*")); len(aside) != 1 {
+		t.Errorf("damaged store kept as %v, want one file", aside)
 	}
 }

@@ -108,7 +108,8 @@ async function detail(ctx, main, id, health) {
             h('td', {}, fmtDateTime(e.at)),
             h('td', {}, badge(e.type, 'event.')),
             h('td', {}, e.announcement ? h('a', { href: `#/deliveries/${encodeURIComponent(e.announcement)}` }, e.announcement) : '—'),
-            h('td', {}, [reasonText(e.reason), e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
+            h('td', {}, [reasonText(e.reason), e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : '',
+              e.salvaged ? t('clusters.salvaged') : ''].filter(Boolean).join(' · ')))))))));
 }
 
 /**
