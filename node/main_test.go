@@ -213,6 +213,7 @@ type runningNode struct {
 	stderr *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan int
+	run    func() // runs the program again, as its service manager would
 }
 
 // startNode makes the controller and the credentials, calls prepare (if
@@ -230,11 +231,14 @@ func startNode(t *testing.T, args []string, environ map[string]string, sound sou
 	if prepare != nil {
 		prepare(n.data)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	t.Cleanup(cancel)
 	args = append([]string{"--credentials", credFile, "--data", n.data, "--log-level", "warn"}, args...)
-	go func() { n.done <- runWith(ctx, args, env(environ), &bytes.Buffer{}, n.stderr, sound) }()
+	n.run = func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		n.cancel = cancel
+		t.Cleanup(cancel)
+		go func() { n.done <- runWith(ctx, args, env(environ), &bytes.Buffer{}, n.stderr, sound) }()
+	}
+	n.run()
 	return n
 }
 

@@ -159,7 +159,8 @@ func TestRunStoreSalvage(t *testing.T) {
 // TestRunWhenTheDamagedStoreCannotBeReplaced: a damaged store on a card
 // that is also full is set aside, but no new store can be made there. The
 // node runs on a store in memory, counts the damaged file, says why, and
-// sends the events the damaged store had not sent.
+// sends the events the damaged store had not sent; so it does again after
+// a restart, from the file set aside.
 func TestRunWhenTheDamagedStoreCannotBeReplaced(t *testing.T) {
 	var epoch string
 	var lost []protocol.Event
@@ -185,5 +186,52 @@ func TestRunWhenTheDamagedStoreCannotBeReplaced(t *testing.T) {
 	}
 	if aside, _ := filepath.Glob(filepath.Join(n.data, "node.db.damaged-*")); len(aside) != 1 {
 		t.Errorf("damaged store kept as %v, want one file", aside)
+	}
+
+	batches := n.ctl.Log("n1").SalvagedBatches
+	n.run()
+	n.awaitState(t, "node online again on a store in memory, counting the damaged file", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && st.StorageDamaged == 1 && strings.Contains(st.StorageFault, "no space left")
+	})
+	nodetest.Eventually(t, 10*time.Second, "the damaged store's events not sent again", func() bool {
+		return n.ctl.Log("n1").SalvagedBatches > batches
+	})
+	if l := n.ctl.Log("n1"); !sameEvents(l.Salvaged[epoch], lost) {
+		t.Errorf("after the restart the controller holds %d events of %s, want the %d once", len(l.Salvaged[epoch]), epoch, len(lost))
+	}
+}
+
+// BenchmarkSalvageInChild: what a node on a new store spends at its start
+// reading back a damaged store of 20,000 unsent plays (a board offline
+// for weeks): the child process, its JSON lines, and the parent keeping
+// them.
+func BenchmarkSalvageInChild(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "node.db")
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2026, 9, 14, 3, 20, 0, 0, time.UTC)
+	for batch := range 100 {
+		var events []protocol.Event
+		var marks []agent.Progress
+		for i := range 200 {
+			occ := fmt.Sprintf("a1@%d", batch*200+i)
+			events = append(events, protocol.Event{Type: protocol.EventCompleted, Occurrence: occ, At: at, Content: "c-0123456789abcdef"})
+			marks = append(marks, agent.Progress{Occurrence: occ, Phase: agent.PhaseDone, Start: at})
+		}
+		if _, err := st.Append(events, marks); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st.Close()
+	for b.Loop() {
+		k, err := salvageInChild(context.Background(), path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ev, marks, _ := k.Len(); ev != 20000 || marks != 20000 {
+			b.Fatalf("read back %d events and %d marks, want 20,000 each", ev, marks)
+		}
 	}
 }

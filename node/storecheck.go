@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -91,8 +92,18 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 			// not sent yet.
 			out.Store = mem
 			log.Warn("node: the store on the card was copied into memory: its desired state, held alerts, played marks and replay guard, and the events it had not sent, which go under the card's outbox numbers")
-		} else if !errors.Is(merr, fs.ErrNotExist) {
-			log.Error("node: the store on the card cannot be read either; the one in memory starts empty", "err", merr)
+		} else {
+			if !errors.Is(merr, fs.ErrNotExist) {
+				log.Error("node: the store on the card cannot be read either; the one in memory starts empty", "err", merr)
+			}
+			// A damaged store set aside at an earlier start, whose new
+			// store the card could not make then either (it left none, or
+			// an empty file): what it holds still comes into memory, at
+			// every start until the card is changed.
+			if old := newestDamaged(path); old != "" {
+				out.damaged = 1
+				salvageInto(ctx, old, empty, log)
+			}
 		}
 		// What it downloads goes to memory too: the card takes no writes.
 		if dir, merr := os.MkdirTemp(memoryDir(getenv), "loaxa-content-"); merr != nil {
@@ -107,6 +118,16 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 	}
 	out.Store, out.close = st, st.Close
 	return out, nil
+}
+
+// newestDamaged is the damaged store set aside beside path
+// (store.StartAnew keeps only the newest), or "".
+func newestDamaged(path string) string {
+	olds, _ := filepath.Glob(path + ".damaged-*")
+	if len(olds) == 0 {
+		return ""
+	}
+	return slices.Max(olds) // named by UTC time
 }
 
 // memoryDir is where openStore makes the directory in memory: the

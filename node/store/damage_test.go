@@ -200,6 +200,35 @@ func FuzzOpenBoltOrSetAside(f *testing.F) {
 // store holding 20,000 unsent events and their marks (a board offline for
 // weeks), read from the page cache.
 func BenchmarkCheck(b *testing.B) {
+	path, size := weeksOffline(b, agent.PhaseReceived)
+	for b.Loop() {
+		if err := Check(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size)/(1<<20), "store-MiB")
+}
+
+// BenchmarkSalvage: reading back what a new store can use of that store,
+// its 20,000 plays finished, as the node program's child does (and then
+// keeping it, as the parent does).
+func BenchmarkSalvage(b *testing.B) {
+	path, size := weeksOffline(b, agent.PhaseDone)
+	for b.Loop() {
+		var k Kept
+		if err := Salvage(path, damageNow, k.Add); err != nil {
+			b.Fatal(err)
+		}
+		if ev, marks, _ := k.Len(); ev != 20000 || marks != 20000 {
+			b.Fatalf("read back %d events and %d marks, want 20,000 each", ev, marks)
+		}
+	}
+	b.ReportMetric(float64(size)/(1<<20), "store-MiB")
+}
+
+// weeksOffline writes a store of 20,000 unsent completed events and their
+// marks in phase, and returns its path and size.
+func weeksOffline(b *testing.B, phase agent.Phase) (string, int64) {
 	path := filepath.Join(b.TempDir(), "node.db")
 	s, err := OpenBolt(path)
 	if err != nil {
@@ -211,7 +240,7 @@ func BenchmarkCheck(b *testing.B) {
 		for i := range 200 {
 			occ := "a1@" + damageNow.Add(time.Duration(batch*200+i)*time.Minute).Format("20060102T150405Z")
 			events = append(events, protocol.Event{Type: protocol.EventCompleted, Occurrence: occ, At: damageNow, Content: "c-0123456789abcdef"})
-			marks = append(marks, agent.Progress{Occurrence: occ, Phase: agent.PhaseReceived, Start: damageNow})
+			marks = append(marks, agent.Progress{Occurrence: occ, Phase: phase, Start: damageNow})
 		}
 		if _, err := s.Append(events, marks); err != nil {
 			b.Fatal(err)
@@ -224,10 +253,5 @@ func BenchmarkCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		if err := Check(path); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(fi.Size())/(1<<20), "store-MiB")
+	return path, fi.Size()
 }
