@@ -87,15 +87,14 @@ func TestRunOnADamagedStoreSendsItsUnsentEvents(t *testing.T) {
 		t.Errorf("the node's own events came under the damaged store's epoch %s", epoch)
 	}
 	n.ranOnANewStore(t, "the events not yet sent are read back")
-	// Acknowledged, they are gone from the new store.
+	// (That acknowledged events leave the store is node/agent's
+	// TestSendsTheEventsSalvagedFromAnEarlierStore: here the last
+	// acknowledgement may still be on its way when the node stops.)
 	st, err := store.OpenBolt(filepath.Join(n.data, "node.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if ep, es, err := st.Salvaged(1000); len(es) != 0 || err != nil {
-		t.Errorf("the new store still keeps %d salvaged events of %q (%v)", len(es), ep, err)
-	}
 	if marks, err := st.Progress(); len(marks) != len(lost) {
 		t.Errorf("the new store has %d marks (%v), want those of the %d plays the damaged one finished", len(marks), err, len(lost))
 	}
