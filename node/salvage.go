@@ -94,6 +94,9 @@ func salvageInChild(ctx context.Context, path string) (*store.Kept, error) {
 			bad = fmt.Errorf("line %d of what it read back, not taken: %w", n, err)
 		}
 	}
+	if err := sc.Err(); err != nil && bad == nil {
+		bad = fmt.Errorf("reading what it read back: %w", err) // a line over 1 MiB: not an event the agent wrote
+	}
 	io.Copy(io.Discard, out) // let the child finish writing whatever it still has
 	runErr := cmd.Wait()
 	switch {
