@@ -7,13 +7,21 @@ import (
 	"loaxa.vn/protocol"
 )
 
+// salvagedBackoffMax bounds the wait between sends of a salvaged batch
+// that is not acknowledged: a controller older than the salvaged batch
+// (protocol.EventBatch.Salvaged) stores it but may never acknowledge it,
+// and a board on 4G should not send it every 30 s until the controller is
+// upgraded.
+const salvagedBackoffMax = 30 * time.Minute
+
 // sendSalvaged sends the events the store keeps of earlier outboxes
 // (Store.Salvaged: read back from a damaged store, or copied from a card
 // that takes no writes), one batch at a time under their old epoch and
-// numbers, each again if its acknowledgement has not come within
-// AckTimeout, and returns once none is left. The controller stores events
-// by (node, epoch, seq), so those it already had are dropped as resends;
-// it acknowledges a salvaged batch at once.
+// numbers, and returns once none is left. A batch whose acknowledgement
+// has not come is sent again after AckTimeout, then twice as long each
+// time up to salvagedBackoffMax, and at once after a reconnect. The
+// controller stores events by (node, epoch, seq), so those it already had
+// are dropped as resends; it acknowledges a salvaged batch at once.
 //
 // They are rare and old, so they go one batch at a time, beside the
 // outbox's own sender and never holding it up.
@@ -22,6 +30,9 @@ func (a *Agent) sendSalvaged(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	logged := false
+	var sentEpoch string // the batch last sent: its epoch and first sequence
+	var sentFrom uint64
+	backoff := a.cfg.AckTimeout
 	for {
 		var wait time.Duration // 0: wait for a signal only
 		epoch, events, err := a.store.Salvaged(BatchSize)
@@ -50,7 +61,12 @@ func (a *Agent) sendSalvaged(ctx context.Context) {
 				wait = time.Second // the link is flaky; a connect signal comes sooner if it dropped
 				break
 			}
-			wait = a.cfg.AckTimeout
+			if epoch != sentEpoch || events[0].Seq != sentFrom {
+				sentEpoch, sentFrom, backoff = epoch, events[0].Seq, a.cfg.AckTimeout // acknowledged: a new batch
+			} else {
+				backoff = min(2*backoff, max(salvagedBackoffMax, a.cfg.AckTimeout))
+			}
+			wait = backoff
 		}
 		var tc <-chan time.Time
 		if wait > 0 {
