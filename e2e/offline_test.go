@@ -17,69 +17,89 @@ import (
 	"loaxa.vn/protocol"
 )
 
+// offline is a cluster of Xã Tiên Thắng whose link to the broker goes
+// through a proxy that the test cuts.
+type offline struct {
+	c    *rig.Controller
+	cr   *protocol.Credentials
+	link *netproxy.Proxy
+	opt  rig.NodeOptions
+	n    *rig.Node
+}
+
+// startOffline starts the controller and the cluster tt-01 in dir, its
+// link through a proxy.
+func startOffline(t *testing.T, dir string) *offline {
+	t.Helper()
+	o := &offline{c: rig.StartController(t, "")}
+	o.c.CreateArea("31", "Thành phố Hải Phòng", "")
+	o.c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	o.cr = o.c.CreateNode("tt-01", "12346")
+	link, err := netproxy.Start(strings.TrimPrefix(o.c.App.Broker.URL(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.link = link
+	t.Cleanup(func() { link.Close() }) // after the node stops (cleanups run last-in first-out)
+	o.opt = rig.NodeOptions{Broker: "tcp://" + link.Addr(), Dir: dir}
+	o.n = rig.StartNode(t, o.cr, o.opt)
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return o.c.Node("tt-01").Status.State == loaxa.NodeOnline })
+	return o
+}
+
+// playCutOff schedules a one-second bulletin 4 s ahead, waits until the
+// cluster has it and its audio, cuts the link, and waits until the
+// cluster played it: its own outbox holds the completed event. It returns
+// the announcement and its occurrence.
+func (o *offline) playCutOff(t *testing.T) (*loaxa.Announcement, string) {
+	t.Helper()
+	ct := o.c.Upload("bao-bao.wav", rig.ToneWAV(660, time.Second, 16000, 1))
+	start := time.Now().Add(4 * time.Second).Truncate(time.Millisecond)
+	ann := o.c.Announce(ct.ID, []string{"12346"}, nil, start)
+	occ := loaxa.OccurrenceID(ann.ID, start)
+	rig.Eventually(t, 10*time.Second, "delivery received", func() bool {
+		ds := o.c.Deliveries(ann.ID)
+		return len(ds) == 1 && ds[0].State == loaxa.DeliveryReceived
+	})
+	rig.Eventually(t, 10*time.Second, "content cached on the node", func() bool {
+		st := o.n.Agent.Status()
+		return st.DesiredVersion > 0 && len(st.ContentMissing) == 0
+	})
+	o.link.Cut()
+	rig.Eventually(t, 20*time.Second, "node completed the play offline", func() bool {
+		ob, err := o.n.DB.Outbox()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := o.n.DB.Events(ob.Acked, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(evs, func(e protocol.Event) bool { return e.Occurrence == occ && e.Type == protocol.EventCompleted })
+	})
+	return ann, occ
+}
+
 // A cluster whose 4G link drops after it got its schedule still plays on
 // time; once the link is back the controller receives every event exactly
 // once.
 func TestOfflineNodePlaysAndReportsLater(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	cr := c.CreateNode("tt-01", "12346")
-
-	link, err := netproxy.Start(strings.TrimPrefix(c.App.Broker.URL(), "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { link.Close() }) // after the node stops (cleanups run last-in first-out)
-	n := rig.StartNode(t, cr, rig.NodeOptions{Broker: "tcp://" + link.Addr()})
-	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("tt-01").Status.State == loaxa.NodeOnline })
-
-	ct := c.Upload("bao-bao.wav", rig.ToneWAV(660, time.Second, 16000, 1))
-	start := time.Now().Add(4 * time.Second).Truncate(time.Millisecond)
-	ann := c.Announce(ct.ID, []string{"12346"}, nil, start)
-	occ := loaxa.OccurrenceID(ann.ID, start)
-
-	// Wait until the node has the schedule and the audio, then cut its link.
-	rig.Eventually(t, 10*time.Second, "delivery received", func() bool {
-		ds := c.Deliveries(ann.ID)
-		return len(ds) == 1 && ds[0].State == loaxa.DeliveryReceived
-	})
-	rig.Eventually(t, 10*time.Second, "content cached on the node", func() bool {
-		st := n.Agent.Status()
-		return st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
-	link.Cut()
+	o := startOffline(t, "")
+	c := o.c
+	ann, occ := o.playCutOff(t)
 	rig.Eventually(t, 15*time.Second, "controller sees the node offline", func() bool {
 		return c.Node("tt-01").Status.State == loaxa.NodeOffline
-	})
-
-	// The node plays while cut off: its own outbox holds the events.
-	rig.Eventually(t, 20*time.Second, "node completed the play offline", func() bool {
-		ob, err := n.DB.Outbox()
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := n.DB.Events(ob.Acked, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range evs {
-			if e.Occurrence == occ && e.Type == protocol.EventCompleted {
-				return true
-			}
-		}
-		return false
 	})
 	if st := c.Deliveries(ann.ID)[0].State; st != loaxa.DeliveryReceived {
 		t.Fatalf("controller saw delivery %s while the link was cut", st)
 	}
 
-	link.Restore()
+	o.link.Restore()
 	rig.Eventually(t, 30*time.Second, "delivery completed after reconnect", func() bool {
 		return c.Deliveries(ann.ID)[0].State == loaxa.DeliveryCompleted
 	})
-	n.Acknowledged(t, 15*time.Second)
+	o.n.Acknowledged(t, 15*time.Second)
 
 	d := c.Deliveries(ann.ID)[0]
 	if d.LateMS > 1000 {
@@ -101,48 +121,13 @@ func TestOfflineNodePlaysAndReportsLater(t *testing.T) {
 // play again.
 func TestOfflinePlayReportedFromADamagedStore(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("12346", "Xã Tiên Thắng", "31")
-	cr := c.CreateNode("tt-01", "12346")
-
-	link, err := netproxy.Start(strings.TrimPrefix(c.App.Broker.URL(), "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { link.Close() })
 	dir := t.TempDir()
-	opt := rig.NodeOptions{Broker: "tcp://" + link.Addr(), Dir: dir}
-	n := rig.StartNode(t, cr, opt)
-	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("tt-01").Status.State == loaxa.NodeOnline })
-	oldEpoch := n.DB.Epoch()
-
-	ct := c.Upload("bao-bao.wav", rig.ToneWAV(660, time.Second, 16000, 1))
-	start := time.Now().Add(4 * time.Second).Truncate(time.Millisecond)
-	ann := c.Announce(ct.ID, []string{"12346"}, nil, start)
-	occ := loaxa.OccurrenceID(ann.ID, start)
-	rig.Eventually(t, 10*time.Second, "delivery received", func() bool {
-		ds := c.Deliveries(ann.ID)
-		return len(ds) == 1 && ds[0].State == loaxa.DeliveryReceived
-	})
-	rig.Eventually(t, 10*time.Second, "content cached on the node", func() bool {
-		st := n.Agent.Status()
-		return st.DesiredVersion > 0 && len(st.ContentMissing) == 0
-	})
-	link.Cut()
-	rig.Eventually(t, 20*time.Second, "node completed the play offline", func() bool {
-		ob, err := n.DB.Outbox()
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := n.DB.Events(ob.Acked, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.ContainsFunc(evs, func(e protocol.Event) bool { return e.Occurrence == occ && e.Type == protocol.EventCompleted })
-	})
+	o := startOffline(t, dir)
+	c := o.c
+	oldEpoch := o.n.DB.Epoch()
+	ann, occ := o.playCutOff(t)
 	// The power cut: the store's desired state torn, its events intact.
-	n.Stop(t)
+	o.n.Stop(t)
 	db, err := bbolt.Open(filepath.Join(dir, "node.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +137,8 @@ func TestOfflinePlayReportedFromADamagedStore(t *testing.T) {
 	}
 	db.Close()
 
-	link.Restore()
-	n = rig.StartNode(t, cr, opt)
+	o.link.Restore()
+	n := rig.StartNode(t, o.cr, o.opt)
 	if n.DB.Epoch() == oldEpoch {
 		t.Fatal("the node started on its damaged store")
 	}

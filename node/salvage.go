@@ -28,16 +28,11 @@ const storeSalvageTimeout = 15 * time.Second
 // acknowledged, its unexpired replay guard, the marks of what it
 // finished), one JSON line each (store.Found) as it reads it, so that
 // what was read before a fault, a crash or the time limit is not lost,
-// and returns 0, or exitStoreDamaged if it had to stop early. A heap past storeCheckMemory ends the process through exit,
-// as --store-check's does.
+// and returns 0, or exitStoreDamaged if it had to stop early. A heap
+// past storeCheckMemory ends the process through exit, as --store-check's
+// does.
 func storeSalvage(path string, stdout, stderr io.Writer, exit func(int)) int {
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go watchHeap(ctx, storeCheckMemory, func(used uint64) {
-		fmt.Fprintf(stderr, "node: reading back the events of store %s took over %d MiB of memory (%d MiB), as a garbled page tree that loops does\n",
-			path, storeCheckMemory>>20, used>>20)
-		exit(exitStoreDamaged)
-	})
+	defer watchStoreHeap("reading back the store "+path, stderr, exit)()
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	n := 0

@@ -171,13 +171,7 @@ const storeCheckMemory = 64 << 20
 // storeCheckMemory writes why and ends the process through exit with
 // exitStoreDamaged: it is meant to run in a process of its own.
 func storeCheck(path string, stdout, stderr io.Writer, exit func(int)) int {
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go watchHeap(ctx, storeCheckMemory, func(used uint64) {
-		fmt.Fprintf(stderr, "node: store %s is damaged: reading it took over %d MiB of memory (%d MiB), as a garbled page tree that loops does\n",
-			path, storeCheckMemory>>20, used>>20)
-		exit(exitStoreDamaged)
-	})
+	defer watchStoreHeap("store "+path+" is damaged: reading it", stderr, exit)()
 	err := store.Check(path)
 	switch {
 	case err == nil:
@@ -190,6 +184,20 @@ func storeCheck(path string, stdout, stderr io.Writer, exit func(int)) int {
 		fmt.Fprintf(stderr, "node: cannot check the store: %v\n", err)
 		return exitFailure
 	}
+}
+
+// watchStoreHeap watches this process's heap while it reads a store, until
+// the function it returns is called: past storeCheckMemory, it writes
+// that doing took too much and ends the process through exit with
+// exitStoreDamaged.
+func watchStoreHeap(doing string, stderr io.Writer, exit func(int)) (stop func()) {
+	ctx, stop := context.WithCancel(context.Background())
+	go watchHeap(ctx, storeCheckMemory, func(used uint64) {
+		fmt.Fprintf(stderr, "node: %s took over %d MiB of memory (%d MiB), as a garbled page tree that loops does\n",
+			doing, storeCheckMemory>>20, used>>20)
+		exit(exitStoreDamaged)
+	})
+	return stop
 }
 
 // watchHeap calls over, once, if the heap's objects pass limit bytes, and
