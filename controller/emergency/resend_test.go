@@ -361,9 +361,7 @@ func TestNodeOnANewStoreGetsTheAlertAgain(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
 	em := w.send(s)
-	ev := func(typ protocol.EventType) protocol.Event {
-		return protocol.Event{Type: typ, Occurrence: em.Occurrence, At: w.fc.Now()}
-	}
+	ev := w.alertEvent(em)
 	w.report(s, "n1", ev(protocol.EventReceived))
 	w.report(s, "n1", ev(protocol.EventStarted))
 	w.report(s, "n2", ev(protocol.EventReceived))
@@ -405,9 +403,7 @@ func TestSalvagedEndOfAlert(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
 	em := w.send(s)
-	ev := func(typ protocol.EventType) protocol.Event {
-		return protocol.Event{Type: typ, Occurrence: em.Occurrence, At: w.fc.Now()}
-	}
+	ev := w.alertEvent(em)
 	w.report(s, "n1", ev(protocol.EventReceived))
 	w.report(s, "n2", ev(protocol.EventReceived))
 	w.report(s, "n2", ev(protocol.EventCompleted))

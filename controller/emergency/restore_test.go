@@ -102,6 +102,13 @@ func (w *world) reportFrom(s *Service, node, epoch string, ev protocol.Event) {
 	s.Events(node, epoch, []protocol.Event{ev})
 }
 
+// alertEvent makes events about em's alert, at the world's now.
+func (w *world) alertEvent(em *loaxa.Emergency) func(protocol.EventType) protocol.Event {
+	return func(typ protocol.EventType) protocol.Event {
+		return protocol.Event{Type: typ, Occurrence: em.Occurrence, At: w.fc.Now()}
+	}
+}
+
 // salvage reports events a node read back from its damaged store of
 // epoch, numbered from seq, as the ingest passes them on.
 func (w *world) salvage(s *Service, node, epoch string, seq uint64, evs ...protocol.Event) {
