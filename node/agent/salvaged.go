@@ -14,6 +14,16 @@ import (
 // upgraded.
 const salvagedBackoffMax = 30 * time.Minute
 
+// salvagedWait is how long to wait for the acknowledgement of a salvaged
+// batch just sent: ackTimeout for a new batch, and for one sent again,
+// twice the last wait, up to salvagedBackoffMax.
+func salvagedWait(last time.Duration, again bool, ackTimeout time.Duration) time.Duration {
+	if !again || last <= 0 {
+		return ackTimeout
+	}
+	return min(2*last, max(salvagedBackoffMax, ackTimeout))
+}
+
 // sendSalvaged sends the events the store keeps of earlier outboxes
 // (Store.Salvaged: read back from a damaged store, or copied from a card
 // that takes no writes), one batch at a time under their old epoch and
@@ -32,7 +42,7 @@ func (a *Agent) sendSalvaged(ctx context.Context) {
 	logged := false
 	var sentEpoch string // the batch last sent: its epoch and first sequence
 	var sentFrom uint64
-	backoff := a.cfg.AckTimeout
+	var backoff time.Duration
 	for {
 		var wait time.Duration // 0: wait for a signal only
 		epoch, events, err := a.store.Salvaged(BatchSize)
@@ -61,11 +71,9 @@ func (a *Agent) sendSalvaged(ctx context.Context) {
 				wait = time.Second // the link is flaky; a connect signal comes sooner if it dropped
 				break
 			}
-			if epoch != sentEpoch || events[0].Seq != sentFrom {
-				sentEpoch, sentFrom, backoff = epoch, events[0].Seq, a.cfg.AckTimeout // acknowledged: a new batch
-			} else {
-				backoff = min(2*backoff, max(salvagedBackoffMax, a.cfg.AckTimeout))
-			}
+			again := epoch == sentEpoch && events[0].Seq == sentFrom // not acknowledged since
+			sentEpoch, sentFrom = epoch, events[0].Seq
+			backoff = salvagedWait(backoff, again, a.cfg.AckTimeout)
 			wait = backoff
 		}
 		var tc <-chan time.Time
