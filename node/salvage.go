@@ -13,20 +13,19 @@ import (
 	"strings"
 	"time"
 
-	"loaxa.vn/node/agent"
 	"loaxa.vn/node/store"
-	"loaxa.vn/protocol"
 )
 
-// storeSalvageTimeout bounds the process that reads back a damaged store's
-// unsent events. With the check's 20 s it stays within the unit's 60 s
-// TimeoutStartSec; reading a few thousand events takes milliseconds.
+// storeSalvageTimeout bounds the process that reads back a damaged store.
+// With the check's 20 s it stays within the unit's 60 s TimeoutStartSec;
+// 20,000 unsent plays take under half a second here (BENCHMARKS.md
+// "Reading back a damaged store").
 const storeSalvageTimeout = 15 * time.Second
 
 // storeSalvage is `node --store-salvage FILE`: it writes what a new store
 // can use of the store file (store.Salvage: the events it had not had
-// acknowledged, its unexpired replay guard, the marks of what it
-// finished), one JSON line each (store.Found) as it reads it, so that
+// acknowledged, its learnt keys, its unexpired replay guard, the marks of
+// what it finished), one JSON line each (store.Found) as it reads it, so that
 // what was read before a fault, a crash or the time limit is not lost,
 // and returns 0, or exitStoreDamaged if it had to stop early. A heap
 // past storeCheckMemory ends the process through exit, as --store-check's
@@ -110,24 +109,23 @@ func salvageInChild(ctx context.Context, path string) (*store.Kept, error) {
 // salvageInto reads back what the new store into can use of the damaged
 // store set aside as aside (salvageInChild) and puts it there: the unsent
 // events, which the agent sends under their old epoch and numbers, the
-// marks of what the node finished, the unexpired replay guard.
-func salvageInto(ctx context.Context, aside string, into interface {
-	agent.Store
-	AddSalvaged(epoch string, events []protocol.Event) error
-}, log *slog.Logger) {
+// learnt keys, the unexpired replay guard, the marks of what the node
+// finished.
+func salvageInto(ctx context.Context, aside string, into store.Keeper, log *slog.Logger) {
 	got, err := salvageInChild(ctx, aside)
 	if got != nil {
 		err = errors.Join(err, got.Into(into, time.Now()))
 	}
-	var events, marks, replay int
+	var events, marks, replay, keys int
 	if got != nil {
 		events, marks, replay = got.Len()
+		keys = len(got.Keys)
 	}
 	if err != nil {
 		log.Warn("node: not all of the damaged store could be read back; what could not is lost", "aside", aside,
-			"events", events, "finished_marks", marks, "replay_entries", replay, "err", err)
+			"events", events, "keys", keys, "replay_entries", replay, "finished_marks", marks, "err", err)
 	} else {
-		log.Info("node: the damaged store's unsent events, the marks of what it finished and its replay guard were read back; the agent sends the events under their old numbers",
-			"aside", aside, "events", events, "finished_marks", marks, "replay_entries", replay)
+		log.Info("node: the damaged store's unsent events, learnt keys, replay guard and the marks of what it finished were read back; the agent sends the events under their old numbers",
+			"aside", aside, "events", events, "keys", keys, "replay_entries", replay, "finished_marks", marks)
 	}
 }

@@ -219,6 +219,15 @@ func salvageMarks(tx *bolt.Tx, emit func(Found) error) error {
 	return nil
 }
 
+// Keeper is a store that keeps events of earlier outboxes to send: Bolt
+// and Memory.
+type Keeper interface {
+	agent.Store
+	AddSalvaged(epoch string, events []protocol.Event) error
+}
+
+var _, _ Keeper = (*Bolt)(nil), (*Memory)(nil)
+
 // Kept gathers what Salvage read back, to put into a new store.
 type Kept struct {
 	Events map[string][]protocol.Event // by epoch, in sequence order
@@ -273,10 +282,7 @@ func (k *Kept) Len() (events, marks, replay int) {
 // Into puts what k holds into the new store s: the events to be sent
 // under their old epoch (AddSalvaged), the learnt keys, the marks, the
 // replay entries unexpired at now.
-func (k *Kept) Into(s interface {
-	agent.Store
-	AddSalvaged(epoch string, events []protocol.Event) error
-}, now time.Time) error {
+func (k *Kept) Into(s Keeper, now time.Time) error {
 	var errs []error
 	for epoch, es := range k.Events {
 		errs = append(errs, s.AddSalvaged(epoch, es))

@@ -408,12 +408,6 @@ func testAlerts(t *testing.T, im impl) {
 	}
 }
 
-// salvager is the part of Bolt and Memory the node program fills with the
-// events read back from a damaged store.
-type salvager interface {
-	AddSalvaged(epoch string, events []protocol.Event) error
-}
-
 func mustSalvaged(t *testing.T, s agent.Store, limit int) (string, []uint64) {
 	t.Helper()
 	epoch, es, err := s.Salvaged(limit)
@@ -435,7 +429,7 @@ func testSalvaged(t *testing.T, im impl) {
 		}
 		return out
 	}
-	add := func(epoch string, es []protocol.Event) error { return s.(salvager).AddSalvaged(epoch, es) }
+	add := func(epoch string, es []protocol.Event) error { return s.(Keeper).AddSalvaged(epoch, es) }
 	if err := add(s.Epoch(), numbered(1, 2)); err == nil {
 		t.Fatal("AddSalvaged took events of the store's own epoch")
 	}
