@@ -114,7 +114,7 @@ func salvageInChild(ctx context.Context, path string) (*store.Kept, error) {
 func salvageInto(ctx context.Context, aside string, into store.Keeper, log *slog.Logger) {
 	got, err := salvageInChild(ctx, aside)
 	if got != nil {
-		err = errors.Join(err, got.Into(into, time.Now()))
+		err = errors.Join(err, into.Keep(got, time.Now()))
 	}
 	var events, marks, replay, keys int
 	if got != nil {

@@ -336,7 +336,7 @@ func StartNode(t testing.TB, creds *protocol.Credentials, opt NodeOptions) *Node
 		if serr := store.Salvage(de.Aside, time.Now(), kept.Add); serr != nil {
 			t.Logf("node %s: the damaged store read back in part: %v", cr.Node, serr)
 		}
-		if err := kept.Into(st, time.Now()); err != nil {
+		if err := st.Keep(&kept, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -156,22 +156,26 @@ func (s *Bolt) Append(events []protocol.Event, marks []agent.Progress) ([]protoc
 		if err := putUint(meta, keyLast, last); err != nil {
 			return err
 		}
-		pb := tx.Bucket(bucketProgress)
-		for _, p := range marks {
-			raw, err := json.Marshal(p)
-			if err != nil {
-				return fmt.Errorf("progress %s: %w", p.Occurrence, err)
-			}
-			if err := pb.Put([]byte(p.Occurrence), raw); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putMarks(tx.Bucket(bucketProgress), marks)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d events: %w", len(events), err)
 	}
 	return out, nil
+}
+
+// putMarks writes marks into the progress bucket pb.
+func putMarks(pb *bolt.Bucket, marks []agent.Progress) error {
+	for _, p := range marks {
+		raw, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("progress %s: %w", p.Occurrence, err)
+		}
+		if err := pb.Put([]byte(p.Occurrence), raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PruneProgress forgets marks of occurrences outside keep that started

@@ -219,11 +219,17 @@ func salvageMarks(tx *bolt.Tx, emit func(Found) error) error {
 	return nil
 }
 
-// Keeper is a store that keeps events of earlier outboxes to send: Bolt
+// Keeper is a store that takes what was read back of a damaged one: Bolt
 // and Memory.
 type Keeper interface {
 	agent.Store
+	// AddSalvaged keeps events of the earlier outbox epoch, to be sent as
+	// such (Salvaged).
 	AddSalvaged(epoch string, events []protocol.Event) error
+	// Keep puts all of k into the store, in one step: the events to be
+	// sent under their old epochs, the learnt keys, the marks, the replay
+	// entries unexpired at now.
+	Keep(k *Kept, now time.Time) error
 }
 
 var _, _ Keeper = (*Bolt)(nil), (*Memory)(nil)
@@ -279,56 +285,112 @@ func (k *Kept) Len() (events, marks, replay int) {
 	return events, len(k.Marks), len(k.Replay)
 }
 
-// Into puts what k holds into the new store s: the events to be sent
-// under their old epoch (AddSalvaged), the learnt keys, the marks, the
-// replay entries unexpired at now.
-func (k *Kept) Into(s Keeper, now time.Time) error {
-	var errs []error
-	for epoch, es := range k.Events {
-		errs = append(errs, s.AddSalvaged(epoch, es))
+// Keep puts all of k into the store in one transaction: one write to the
+// card however many replay entries and marks, where a transaction each
+// would cost the board's start a sync each.
+func (s *Bolt) Keep(k *Kept, now time.Time) error {
+	if err := checkMarks(k.Marks); err != nil {
+		return err
 	}
+	var keys []byte
 	if len(k.Keys) > 0 {
-		errs = append(errs, s.SetKeys(k.Keys))
-	}
-	if len(k.Marks) > 0 {
-		_, err := s.Append(nil, k.Marks)
-		errs = append(errs, err)
-	}
-	for _, e := range k.Replay {
-		errs = append(errs, s.AddReplay(e, now))
-	}
-	return errors.Join(errs...)
-}
-
-// AddSalvaged keeps events of the earlier outbox epoch, to be sent as
-// such (Salvaged). Events it already keeps are kept once. The store's
-// own epoch is refused.
-func (s *Bolt) AddSalvaged(epoch string, events []protocol.Event) error {
-	if epoch == "" || epoch == s.epoch {
-		return fmt.Errorf("salvaged events of epoch %q: not an earlier epoch", epoch)
+		var err error
+		if keys, err = json.Marshal(k.Keys); err != nil {
+			return fmt.Errorf("keep the learnt keys: %w", err)
+		}
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		sb, err := tx.CreateBucketIfNotExists(bucketSalvaged)
-		if err != nil {
+		for epoch, es := range k.Events {
+			if err := s.putSalvaged(tx, epoch, es); err != nil {
+				return err
+			}
+		}
+		if keys != nil {
+			if err := tx.Bucket(bucketMeta).Put(keyKeys, keys); err != nil {
+				return err
+			}
+		}
+		if err := putMarks(tx.Bucket(bucketProgress), k.Marks); err != nil {
 			return err
 		}
-		b, err := sb.CreateBucketIfNotExists([]byte(epoch))
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
+		rb := tx.Bucket(bucketReplay)
+		for _, e := range k.Replay {
+			if e.Expires <= now.UnixMilli() {
+				continue
+			}
 			raw, err := json.Marshal(e)
 			if err != nil {
-				return fmt.Errorf("event %d: %w", e.Seq, err)
+				return fmt.Errorf("replay entry %s/%d: %w", e.KeyID, e.Seq, err)
 			}
-			if err := b.Put(seqKey(e.Seq), raw); err != nil {
+			if err := rb.Put(replayKeyBytes(e), raw); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("keep what was read back of a damaged store: %w", err)
+	}
+	return nil
+}
+
+// Keep puts all of k into the store, as Bolt's does.
+func (m *Memory) Keep(k *Kept, now time.Time) error {
+	if err := checkMarks(k.Marks); err != nil {
+		return err
+	}
+	for epoch, es := range k.Events {
+		if err := m.AddSalvaged(epoch, es); err != nil {
+			return err
+		}
+	}
+	if len(k.Keys) > 0 {
+		if err := m.SetKeys(k.Keys); err != nil {
+			return err
+		}
+	}
+	if _, err := m.Append(nil, k.Marks); err != nil {
+		return err
+	}
+	for _, e := range k.Replay {
+		if err := m.AddReplay(e, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddSalvaged keeps events of the earlier outbox epoch, to be sent as
+// such (Salvaged). Events it already keeps are kept once. The store's
+// own epoch is refused.
+func (s *Bolt) AddSalvaged(epoch string, events []protocol.Event) error {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return s.putSalvaged(tx, epoch, events) }); err != nil {
 		return fmt.Errorf("keep %d salvaged events of epoch %s: %w", len(events), epoch, err)
+	}
+	return nil
+}
+
+// putSalvaged is AddSalvaged within tx.
+func (s *Bolt) putSalvaged(tx *bolt.Tx, epoch string, events []protocol.Event) error {
+	if epoch == "" || epoch == s.epoch {
+		return fmt.Errorf("salvaged events of epoch %q: not an earlier epoch", epoch)
+	}
+	sb, err := tx.CreateBucketIfNotExists(bucketSalvaged)
+	if err != nil {
+		return err
+	}
+	b, err := sb.CreateBucketIfNotExists([]byte(epoch))
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", e.Seq, err)
+		}
+		if err := b.Put(seqKey(e.Seq), raw); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -207,7 +207,7 @@ func TestSalvageKeepsFinishedMarksKeysAndTheReplayGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	if err := k.Into(ns, later); err != nil {
+	if err := ns.Keep(&k, later); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := ns.Progress(); !reflect.DeepEqual(got, map[string]agent.Progress{done.Occurrence: done}) {
@@ -304,7 +304,7 @@ func FuzzSalvage(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer ns.Close()
-		if err := k.Into(ns, damageNow); err != nil {
+		if err := ns.Keep(&k, damageNow); err != nil {
 			t.Fatalf("the new store does not take what was read back: %v", err)
 		}
 	})

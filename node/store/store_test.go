@@ -109,6 +109,7 @@ func TestStore(t *testing.T) {
 			t.Run("keys", func(t *testing.T) { testKeys(t, im) })
 			t.Run("alerts", func(t *testing.T) { testAlerts(t, im) })
 			t.Run("salvaged", func(t *testing.T) { testSalvaged(t, im) })
+			t.Run("keep", func(t *testing.T) { testKeep(t, im) })
 		})
 	}
 }
@@ -483,5 +484,41 @@ func testSalvaged(t *testing.T, im impl) {
 	s = im.reopen(t, s)
 	if epoch, got := mustSalvaged(t, s, 100); epoch != "" || got != nil {
 		t.Fatalf("all acknowledged, Salvaged = %v of %q", got, epoch)
+	}
+}
+
+// testKeep: what was read back of a damaged store goes in whole.
+func testKeep(t *testing.T, im impl) {
+	s := im.open(t)
+	key := protocol.PublicKey{ID: "k1", Key: "AAAA"}
+	done := agent.Progress{Occurrence: "a@1", Phase: agent.PhaseDone, Start: t0}
+	guard := protocol.ReplayEntry{KeyID: "k1", Seq: 4, Expires: t0.Add(time.Hour).UnixMilli()}
+	k := &Kept{
+		Events: map[string][]protocol.Event{"e-old": {{Seq: 5, Type: protocol.EventCompleted, Occurrence: "a@1", At: t0}}},
+		Keys:   []protocol.PublicKey{key},
+		Marks:  []agent.Progress{done},
+		Replay: []protocol.ReplayEntry{guard, {KeyID: "k1", Seq: 3, Expires: t0.UnixMilli()}}, // the second expired
+	}
+	if err := s.(Keeper).Keep(k, t0); err != nil {
+		t.Fatal(err)
+	}
+	s = im.reopen(t, s)
+	if epoch, got := mustSalvaged(t, s, 10); epoch != "e-old" || !slices.Equal(got, []uint64{5}) {
+		t.Errorf("salvaged %v of %q, want 5 of e-old", got, epoch)
+	}
+	if got, _ := s.Keys(); !slices.Equal(got, []protocol.PublicKey{key}) {
+		t.Errorf("keys %v", got)
+	}
+	if got, _ := s.Progress(); len(got) != 1 || got["a@1"].Phase != agent.PhaseDone {
+		t.Errorf("marks %v", got)
+	}
+	if got, _ := s.ReplayEntries(t0); !slices.Equal(got, []protocol.ReplayEntry{guard}) {
+		t.Errorf("replay guard %v, want %v", got, guard)
+	}
+	if o := mustOutbox(t, s); o != (agent.Outbox{}) {
+		t.Errorf("own outbox %+v, want empty", o)
+	}
+	if err := s.(Keeper).Keep(&Kept{Events: map[string][]protocol.Event{s.Epoch(): {{Seq: 1}}}}, t0); err == nil {
+		t.Error("Keep took events under the store's own epoch")
 	}
 }
