@@ -96,6 +96,14 @@ func TestLiveCallCut(t *testing.T) {
 	if c.CreatedBy != "can-bo-a" || !slices.Equal(c.Areas, []string{"12346"}) || c.Nodes != 1 || c.Priority != protocol.PriorityHigh || c.Title != "Họp dân" {
 		t.Errorf("call on air %+v", c)
 	}
+	// Stream returns once the frames are written to the socket; the
+	// server publishes them as it reads them. The cut below is to come
+	// after all five.
+	for deadline := time.Now().Add(10 * time.Second); len(e.liveMsgs.of(c.ID, "12346")) < 6; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("published %q after 10 s, want start and 5 frames", e.liveMsgs.of(c.ID, "12346"))
+		}
+	}
 	if got := e.onAir(district); got.ID != c.ID {
 		t.Errorf("the district sees %s, want %s", got.ID, c.ID)
 	}
