@@ -176,8 +176,10 @@ func TestOfflinePlayReportedFromADamagedStore(t *testing.T) {
 	if !slices.Contains(salvaged, string(protocol.EventStarted)) || !slices.Contains(salvaged, string(protocol.EventCompleted)) {
 		t.Errorf("events stored as salvaged: %v; want the play's started and completed", salvaged)
 	}
-	if d := c.Deliveries(ann.ID)[0]; d.State != loaxa.DeliveryCompleted || d.LateMS > 1000 {
-		t.Errorf("delivery %s, %d ms late; want completed, on time", d.State, d.LateMS)
+	// (How late it began depends on how soon this machine fetched the
+	// audio; it is the offline play's, not this test's, to judge.)
+	if d := c.Deliveries(ann.ID)[0]; d.State != loaxa.DeliveryCompleted {
+		t.Errorf("delivery %s, want completed", d.State)
 	}
 	if st := c.Node("tt-01").Status; st.StorageDamaged != 1 {
 		t.Errorf("node reports %d damaged files, want its store", st.StorageDamaged)
