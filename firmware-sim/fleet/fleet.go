@@ -443,7 +443,15 @@ func (f *Fleet) newAgent(s *Sim) error {
 			return fmt.Errorf("fleet: node %s: downloads in memory: %w", s.ID, err)
 		}
 		s.memDir = mem
-		ac.Store, ac.StoreFault, ac.ContentInMemory = store.NewMemory(), errCardReadOnly, mem
+		// The node program copies what the card's store holds into
+		// memory (store.MemoryFrom); here the store stays open in this
+		// process, so it is copied through its interface.
+		copied, err := store.MemoryOf(s.Store, cfg.Clock.Now())
+		if err != nil {
+			f.log.Error("fleet: the store of a box whose card went read-only could not be copied; its store in memory starts empty", "node", s.ID, "err", err)
+			copied = store.NewMemory()
+		}
+		ac.Store, ac.StoreFault, ac.ContentInMemory = copied, errCardReadOnly, mem
 	}
 	if cfg.Tune != nil {
 		cfg.Tune(&ac)

@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"loaxa.vn/node/agent"
 	"loaxa.vn/protocol"
 )
 
@@ -50,38 +51,9 @@ func MemoryFrom(path string, now time.Time) (m *Memory, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("read node store %s: %w", path, err)
 	}
-	b := &Bolt{db: db, path: path}
 	m = NewMemory()
-	desired, err := b.Desired()
-	if err != nil {
+	if err := m.copyState(&Bolt{db: db, path: path}, now); err != nil {
 		return nil, err
-	}
-	if desired != nil {
-		if err := m.SetDesired(desired); err != nil {
-			return nil, err
-		}
-	}
-	keys, err := b.Keys()
-	if err != nil {
-		return nil, err
-	}
-	m.keys = keys
-	alerts, err := b.HeldAlerts()
-	if err != nil {
-		return nil, err
-	}
-	if err := m.SetHeldAlerts(alerts); err != nil {
-		return nil, err
-	}
-	if m.progress, err = b.Progress(); err != nil {
-		return nil, err
-	}
-	replay, err := b.ReplayEntries(now)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range replay {
-		m.replay[replayKey{e.KeyID, e.Seq}] = e
 	}
 	salvaged := map[string][]protocol.Event{}
 	if err := db.View(func(tx *bolt.Tx) error {
@@ -98,4 +70,76 @@ func MemoryFrom(path string, now time.Time) (m *Memory, err error) {
 		}
 	}
 	return m, nil
+}
+
+// MemoryOf copies into a new Memory what the agent needs of the store src,
+// as MemoryFrom does of a file, through the Store interface: for a
+// simulated box whose card goes read-only while its store stays open in
+// the fleet's process. Its unacknowledged events, and the first earlier
+// outbox it keeps, come along as salvaged events.
+func MemoryOf(src agent.Store, now time.Time) (*Memory, error) {
+	m := NewMemory()
+	if err := m.copyState(src, now); err != nil {
+		return nil, err
+	}
+	out, err := src.Outbox()
+	if err != nil {
+		return nil, err
+	}
+	events, err := src.Events(out.Acked, MaxSalvaged)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) > 0 {
+		if err := m.AddSalvaged(src.Epoch(), events); err != nil {
+			return nil, err
+		}
+	}
+	epoch, earlier, err := src.Salvaged(MaxSalvaged)
+	if err != nil {
+		return nil, err
+	}
+	if len(earlier) > 0 {
+		if err := m.AddSalvaged(epoch, earlier); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// copyState copies src's desired state, learnt keys, held alerts, marks
+// and replay guard unexpired at now into m.
+func (m *Memory) copyState(src agent.Store, now time.Time) error {
+	desired, err := src.Desired()
+	if err != nil {
+		return err
+	}
+	if desired != nil {
+		if err := m.SetDesired(desired); err != nil {
+			return err
+		}
+	}
+	keys, err := src.Keys()
+	if err != nil {
+		return err
+	}
+	m.keys = keys
+	alerts, err := src.HeldAlerts()
+	if err != nil {
+		return err
+	}
+	if err := m.SetHeldAlerts(alerts); err != nil {
+		return err
+	}
+	if m.progress, err = src.Progress(); err != nil {
+		return err
+	}
+	replay, err := src.ReplayEntries(now)
+	if err != nil {
+		return err
+	}
+	for _, e := range replay {
+		m.replay[replayKey{e.KeyID, e.Seq}] = e
+	}
+	return nil
 }

@@ -99,3 +99,65 @@ func TestMemoryFromRefusesWhatIsNotAStore(t *testing.T) {
 		t.Error("garbled pages: copied")
 	}
 }
+
+// TestMemoryOf: a simulated box whose card goes read-only copies its open
+// store through the Store interface, as MemoryFrom copies a file.
+func TestMemoryOf(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			s := im.open(t)
+			keys := []protocol.PublicKey{{ID: "k1", Key: "AAAA"}}
+			guard := protocol.ReplayEntry{KeyID: "k1", Seq: 7, Expires: damageNow.Add(time.Hour).UnixMilli()}
+			done := agent.Progress{Occurrence: "a@1", Phase: agent.PhaseDone, Start: damageNow}
+			for _, err := range []error{
+				s.SetDesired(&protocol.DesiredState{Version: 9, Node: "n1"}),
+				s.SetKeys(keys),
+				s.AddReplay(guard, damageNow),
+				func() error {
+					_, err := s.Append([]protocol.Event{{Type: protocol.EventReceived, Occurrence: "a@1"}, {Type: protocol.EventCompleted, Occurrence: "a@1"}}, []agent.Progress{done})
+					return err
+				}(),
+				s.Ack(s.Epoch(), 1),
+				s.(Keeper).AddSalvaged("e-old", []protocol.Event{{Seq: 4, Type: protocol.EventStarted}}),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := MemoryOf(s, damageNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := m.Desired(); d == nil || d.Version != 9 {
+				t.Errorf("desired state %+v, want version 9", d)
+			}
+			if got, _ := m.Keys(); !reflect.DeepEqual(got, keys) {
+				t.Errorf("keys %v", got)
+			}
+			if got, _ := m.Progress(); !reflect.DeepEqual(got, map[string]agent.Progress{"a@1": done}) {
+				t.Errorf("marks %v", got)
+			}
+			if got, _ := m.ReplayEntries(damageNow); !reflect.DeepEqual(got, []protocol.ReplayEntry{guard}) {
+				t.Errorf("replay guard %v", got)
+			}
+			if m.Epoch() == s.Epoch() {
+				t.Error("the copy has the store's epoch")
+			}
+			// Its unacknowledged event under its epoch, then the earlier one's.
+			got := map[string][]uint64{}
+			for {
+				epoch, es, _ := m.Salvaged(10)
+				if len(es) == 0 {
+					break
+				}
+				got[epoch] = seqs(es)
+				if err := m.Ack(epoch, es[len(es)-1].Seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if want := map[string][]uint64{s.Epoch(): {2}, "e-old": {4}}; !reflect.DeepEqual(got, want) {
+				t.Errorf("salvaged %v, want %v", got, want)
+			}
+		})
+	}
+}
