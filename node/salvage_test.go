@@ -198,6 +198,28 @@ func TestRunWhenTheDamagedStoreCannotBeReplaced(t *testing.T) {
 	if l := n.ctl.Log("n1"); !sameEvents(l.Salvaged[epoch], lost) {
 		t.Errorf("after the restart the controller holds %d events of %s, want the %d once", len(l.Salvaged[epoch]), epoch, len(lost))
 	}
+
+	// A file set aside more than a day ago is still read back, but no
+	// longer counts as a damaged file of this day.
+	n.cancel()
+	if code := n.exited(t, "cancel"); code != 0 {
+		t.Fatalf("exit %d: %s", code, n.stderr.String())
+	}
+	aside, _ := filepath.Glob(filepath.Join(n.data, "node.db.damaged-*"))
+	if len(aside) != 1 {
+		t.Fatalf("damaged store kept as %v, want one file", aside)
+	}
+	if err := os.Rename(aside[0], filepath.Join(n.data, "node.db.damaged-20200101T000000Z")); err != nil {
+		t.Fatal(err)
+	}
+	batches = n.ctl.Log("n1").SalvagedBatches
+	n.run()
+	n.awaitState(t, "node online on a store in memory, no damaged file counted", func(st protocol.State) bool {
+		return st.Status == protocol.StatusOnline && st.StorageDamaged == 0 && strings.Contains(st.StorageFault, "no space left")
+	})
+	nodetest.Eventually(t, 10*time.Second, "the old damaged store's events not sent again", func() bool {
+		return n.ctl.Log("n1").SalvagedBatches > batches
+	})
 }
 
 // BenchmarkSalvageInChild: what a node on a new store spends at its start

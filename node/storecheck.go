@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/metrics"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -100,8 +99,10 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 			// store the card could not make then either (it left none, or
 			// an empty file): what it holds still comes into memory, at
 			// every start until the card is changed.
-			if old := newestDamaged(path); old != "" {
-				out.damaged = 1
+			if old, at := store.SetAside(path); old != "" {
+				if time.Since(at) < 24*time.Hour {
+					out.damaged = 1 // a file set aside long ago is not this card's news
+				}
 				salvageInto(ctx, old, empty, log)
 			}
 		}
@@ -118,16 +119,6 @@ func openStore(ctx context.Context, data string, getenv func(string) string, log
 	}
 	out.Store, out.close = st, st.Close
 	return out, nil
-}
-
-// newestDamaged is the damaged store set aside beside path
-// (store.StartAnew keeps only the newest), or "".
-func newestDamaged(path string) string {
-	olds, _ := filepath.Glob(path + ".damaged-*")
-	if len(olds) == 0 {
-		return ""
-	}
-	return slices.Max(olds) // named by UTC time
 }
 
 // memoryDir is where openStore makes the directory in memory: the

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,7 +48,7 @@ func OpenBoltOrSetAside(path string, now time.Time) (s *Bolt, aside string, err 
 // DamagedError when the new store opened.
 func StartAnew(path string, now time.Time, why error) (s *Bolt, aside string, err error) {
 	err = why
-	aside = fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
+	aside = fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format(asideTime))
 	if olds, _ := filepath.Glob(path + ".damaged-*"); len(olds) > 0 {
 		for _, old := range olds {
 			os.Remove(old)
@@ -60,6 +62,22 @@ func StartAnew(path string, now time.Time, why error) (s *Bolt, aside string, er
 		return nil, aside, errors.Join(err, fmt.Errorf("new store after setting the damaged one aside as %s: %w", aside, nerr))
 	}
 	return s, aside, &DamagedError{Path: path, Aside: aside, Err: err}
+}
+
+// asideTime is the layout of the time in a damaged store's new name.
+const asideTime = "20060102T150405Z"
+
+// SetAside returns the damaged store set aside beside path (StartAnew
+// keeps only the newest), or "", and when it was set aside (zero if its
+// name does not say).
+func SetAside(path string) (string, time.Time) {
+	olds, _ := filepath.Glob(path + ".damaged-*")
+	if len(olds) == 0 {
+		return "", time.Time{}
+	}
+	newest := slices.Max(olds) // named by UTC time
+	at, _ := time.Parse(asideTime, strings.TrimPrefix(newest, path+".damaged-"))
+	return newest, at
 }
 
 // DamagedError is what OpenBoltOrSetAside returns, with a working store,

@@ -255,3 +255,21 @@ func weeksOffline(b *testing.B, phase agent.Phase) (string, int64) {
 	}
 	return path, fi.Size()
 }
+
+// TestSetAside: the newest damaged store beside a path, and when it was
+// set aside, from its name.
+func TestSetAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	if got, at := SetAside(path); got != "" || !at.IsZero() {
+		t.Errorf("nothing set aside: %q at %v", got, at)
+	}
+	fullStore(t, path)
+	s, aside, err := StartAnew(path, damageNow, errors.New("damaged"))
+	if s == nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if got, at := SetAside(path); got != aside || !at.Equal(damageNow) {
+		t.Errorf("SetAside = %q at %v, want %q at %v", got, at, aside, damageNow)
+	}
+}
