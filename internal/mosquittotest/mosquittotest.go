@@ -35,6 +35,10 @@ const (
 	PasswdBinary = "/usr/bin/mosquitto_passwd"
 )
 
+// binary is the broker Start runs: Binary, or in this package's tests a
+// stand-in that acts out mosquitto's start.
+var binary = Binary
+
 // startTimeout bounds how long a broker may take to accept connections.
 const startTimeout = 10 * time.Second
 
@@ -103,7 +107,7 @@ type Broker struct {
 // test when mosquitto is not installed.
 func Start(t testing.TB, opts Options) *Broker {
 	t.Helper()
-	if _, err := os.Stat(Binary); err != nil {
+	if _, err := os.Stat(binary); err != nil {
 		t.Skip("mosquitto not installed: run scripts/test.sh, which installs it")
 	}
 	b := &Broker{t: t, dir: t.TempDir(), openFiles: opts.OpenFiles}
@@ -201,25 +205,28 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// start runs mosquitto on b.port and waits until it accepts connections.
+// start runs mosquitto on b.port and waits until it accepts connections
+// and has said it runs: it accepts before it handles signals, and until
+// then a SIGHUP (SetAuth) would end it.
 func (b *Broker) start() error {
 	b.mu.Lock()
 	if b.cmd != nil {
 		b.mu.Unlock()
 		return errors.New("broker already running")
 	}
+	logFrom := b.log.Len()
 	conf := filepath.Join(b.dir, "mosquitto.conf")
 	listener := fmt.Sprintf("listener %d 127.0.0.1\n", b.port)
 	if err := os.WriteFile(conf, []byte(listener+b.body), 0o600); err != nil {
 		b.mu.Unlock()
 		return fmt.Errorf("write mosquitto.conf: %w", err)
 	}
-	cmd := exec.Command(Binary, "-c", conf)
+	cmd := exec.Command(binary, "-c", conf)
 	cmd.Stdout = &lockedWriter{mu: &b.mu, w: &b.log}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		b.mu.Unlock()
-		return fmt.Errorf("start %s: %w", Binary, err)
+		return fmt.Errorf("start %s: %w", binary, err)
 	}
 	exited := make(chan struct{})
 	b.cmd, b.exited = cmd, exited
@@ -245,7 +252,9 @@ func (b *Broker) start() error {
 		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
 		if err == nil {
 			c.Close()
-			return nil
+			if b.saidRunning(logFrom) {
+				return nil
+			}
 		}
 		select {
 		case <-exited:
@@ -258,7 +267,7 @@ func (b *Broker) start() error {
 		}
 		if time.Now().After(deadline) {
 			b.stop()
-			return fmt.Errorf("mosquitto on %s not accepting connections after %v", b.Addr(), startTimeout)
+			return fmt.Errorf("mosquitto on %s not accepting connections and running after %v", b.Addr(), startTimeout)
 		}
 	}
 }
@@ -275,14 +284,50 @@ func (b *Broker) stop() error {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop mosquitto: %w", err)
 	}
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("mosquitto on %s ignored SIGTERM for 5s and was killed", b.Addr())
+	// mosquitto accepts connections before it installs its signal
+	// handlers, and installs them before it sets the flag its main loop
+	// runs on (main in src/mosquitto.c: listeners__start, signal__setup,
+	// then run = 1). A SIGTERM between the last two is lost and the
+	// broker runs on: a broker stopped just after start can be there. So
+	// the signal goes again until it exits; a second one while it shuts
+	// down only sets the flag again.
+	again := time.NewTicker(termResend)
+	defer again.Stop()
+	give := time.NewTimer(5 * time.Second)
+	defer give.Stop()
+	for {
+		select {
+		case <-exited:
+			return nil
+		case <-again.C:
+			cmd.Process.Signal(syscall.SIGTERM)
+		case <-give.C:
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("mosquitto on %s ignored SIGTERM for 5s and was killed", b.Addr())
+		}
 	}
-	return nil
+}
+
+// termResend is how often stop sends SIGTERM again.
+const termResend = 200 * time.Millisecond
+
+// saidRunning reports whether mosquitto logged, after offset from of the
+// log, that it runs ("mosquitto version 2.0.11 running"), which it does
+// once its signal handlers are in place.
+func (b *Broker) saidRunning(from int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	log := b.log.String()
+	if from > len(log) {
+		return false
+	}
+	for line := range strings.Lines(log[from:]) {
+		if strings.Contains(line, "mosquitto version ") && strings.HasSuffix(strings.TrimSpace(line), " running") {
+			return true
+		}
+	}
+	return false
 }
 
 // Pid returns the running broker's process id (0 if stopped), e.g. to

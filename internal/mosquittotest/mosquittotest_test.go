@@ -12,7 +12,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(standInEnv) != "" {
+		os.Exit(standIn(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const wait = 10 * time.Second
 
