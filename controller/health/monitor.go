@@ -627,6 +627,31 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 	}
 }
 
+// ObserveSalvaged takes the events a node read back from its damaged
+// store: a play it completed before the store was lost, and reported only
+// now, is its last play if none since is later. Nothing else: they are
+// not the cluster's state now (a failure then opens no alarm), and the
+// node sends them again until acknowledged, so they are not counted.
+func (m *Monitor) ObserveSalvaged(ctx context.Context, node string, events []protocol.Event) {
+	var lastPlay time.Time
+	for _, e := range events {
+		if e.Type == protocol.EventCompleted && e.At.After(lastPlay) {
+			lastPlay = e.At
+		}
+	}
+	if lastPlay.IsZero() {
+		return
+	}
+	err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+		if lastPlay.After(s.LastPlay) {
+			s.LastPlay = lastPlay
+		}
+	})
+	if err != nil {
+		m.Logger.Error("health: last play of salvaged events not stored", "node", node, "err", err)
+	}
+}
+
 var _ loaxa.DesiredAlarms = (*Monitor)(nil)
 
 // DesiredUndelivered opens the node's desired-undelivered alarm.

@@ -3,8 +3,10 @@ package health_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -508,5 +510,33 @@ func TestLastPlaysStoredTogether(t *testing.T) {
 		if lp := w.node(id).Status.LastPlay; !lp.Equal(done) {
 			t.Errorf("%s last play %v, want %v", id, lp, done)
 		}
+	}
+}
+
+// TestSalvagedPlays: a play a node completed before its store was
+// damaged, reported only now, is its last play unless it has played
+// since; an old failure read back opens no alarm.
+func TestSalvagedPlays(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.state("n1", online(healthy()))
+	at := w.clock.Now()
+	old := []protocol.Event{
+		{Seq: 7, Type: protocol.EventCompleted, At: at.Add(-2 * time.Hour), Occurrence: "a1@x"},
+		{Seq: 8, Type: protocol.EventCompleted, At: at.Add(-time.Hour), Occurrence: "a2@x"},
+		{Seq: 9, Type: protocol.EventFailed, At: at.Add(-time.Hour), Occurrence: "a3@x", Reason: protocol.ReasonAmplifier},
+	}
+	w.m.ObserveSalvaged(ctx, "n1", old)
+	if lp := w.node("n1").Status.LastPlay; !lp.Equal(at.Add(-time.Hour)) {
+		t.Errorf("last play %v after the salvaged plays, want %v", lp, at.Add(-time.Hour))
+	}
+	if open := w.open("n1"); len(open) != 0 {
+		t.Errorf("salvaged events opened alarms: %v", slices.Collect(maps.Keys(open)))
+	}
+	// A play since, then the same salvaged batch again: the later stays.
+	w.m.ObserveEvents(ctx, "n1", "e2", []protocol.Event{{Seq: 1, Type: protocol.EventCompleted, At: at, Occurrence: "a4@x"}})
+	w.m.ObserveSalvaged(ctx, "n1", old)
+	if lp := w.node("n1").Status.LastPlay; !lp.Equal(at) {
+		t.Errorf("last play %v after a salvaged batch older than a play since, want %v", lp, at)
 	}
 }

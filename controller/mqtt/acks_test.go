@@ -187,6 +187,8 @@ func TestSalvagedEventsAcknowledgedAtOnce(t *testing.T) {
 		defer mu.Unlock()
 		salvaged += len(events)
 	}
+	obs := &observer{}
+	c.Observer = obs
 	open(t, c)
 	node := newAckNode(t, r, "tt-01")
 	node.send(t, "ep2", 2)
@@ -207,6 +209,32 @@ func TestSalvagedEventsAcknowledgedAtOnce(t *testing.T) {
 	if !slices.Equal(told, []string{"ep2"}) || salvaged != 3 {
 		t.Errorf("OnEvents told of epochs %q, OnSalvaged of %d events; want only the node's own ep2, and the 3 salvaged", told, salvaged)
 	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if !slices.Equal(obs.epochs, []string{"ep2"}) || obs.salvaged != 3 {
+		t.Errorf("the observer heard events of epochs %q and %d salvaged events; want only ep2, and the 3 salvaged", obs.epochs, obs.salvaged)
+	}
+}
+
+// observer notes what the ingest tells an Observer of events.
+type observer struct {
+	mu       sync.Mutex
+	epochs   []string
+	salvaged int
+}
+
+func (o *observer) ObserveState(context.Context, string, *protocol.State, time.Time) {}
+
+func (o *observer) ObserveEvents(_ context.Context, _, epoch string, _ []protocol.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.epochs = append(o.epochs, epoch)
+}
+
+func (o *observer) ObserveSalvaged(_ context.Context, _ string, events []protocol.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.salvaged += len(events)
 }
 
 // Without a delay every batch is acknowledged at once.

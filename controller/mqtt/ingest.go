@@ -15,6 +15,9 @@ import (
 type Observer interface {
 	ObserveState(ctx context.Context, node string, st *protocol.State, at time.Time)
 	ObserveEvents(ctx context.Context, node, epoch string, events []protocol.Event)
+	// ObserveSalvaged hears the events a node read back from its damaged
+	// store (protocol.EventBatch.Salvaged), which can come more than once.
+	ObserveSalvaged(ctx context.Context, node string, events []protocol.Event)
 }
 
 // openNodeMessage parses a node message and checks that it is what the
@@ -140,6 +143,9 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 			"from", b.Events[0].Seq, "to", b.Events[len(b.Events)-1].Seq, "stored_up_to", ack)
 		if c.OnSalvaged != nil {
 			c.OnSalvaged(node, b.Events)
+		}
+		if c.Observer != nil {
+			c.Observer.ObserveSalvaged(ctx, node, b.Events)
 		}
 		if ack == 0 {
 			return nil
