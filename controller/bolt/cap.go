@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -26,7 +27,51 @@ var (
 	keyCapAutoStart  = []byte("_auto_start") // not an id: ids start with c
 	keyCapRecordings = []byte("_recordings")
 	capKeyPrefix     = "key:" // by-key index entries in the same bucket
+	// By-reference index entries, in the same bucket too:
+	// "ref:" + referenced key + "\x00" + id of the alert that references it.
+	capRefPrefix = "ref:"
 )
+
+// capRefKey is the by-reference index entry of alert id referencing key.
+func capRefKey(key, id string) []byte { return []byte(capRefPrefix + key + "\x00" + id) }
+
+// putCapRefs indexes the references of a.
+func putCapRefs(b *bbolt.Bucket, a *loaxa.CapAlert) error {
+	for _, ref := range a.References {
+		if err := b.Put(capRefKey(ref, a.ID), []byte{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexCapReferences (schema 2 → 3) indexes the references of the CAP
+// alerts stored before the by-reference index, so that an alert that
+// comes after its own Update or Cancel finds them.
+func indexCapReferences(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketCapAlerts)
+	var all []*loaxa.CapAlert
+	err := b.ForEach(func(k, v []byte) error {
+		if len(k) == 0 || k[0] != 'c' {
+			return nil
+		}
+		var a loaxa.CapAlert
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("CAP alert %s: %w", k, err)
+		}
+		all = append(all, &a)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range all {
+		if err := putCapRefs(b, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func capNotFound(id string) error {
 	return loaxa.Errorf(loaxa.ENotFound, "There is no CAP alert %q; list them with GET /api/v1/cap.", id)
@@ -48,6 +93,9 @@ func (s *CapService) CreateCapAlert(ctx context.Context, a *loaxa.CapAlert) erro
 		}
 		a.ID = fmt.Sprintf("c%06d", seq)
 		if err := b.Put([]byte(capKeyPrefix+a.Key), []byte(a.ID)); err != nil {
+			return err
+		}
+		if err := putCapRefs(b, a); err != nil {
 			return err
 		}
 		return putJSON(b, []byte(a.ID), a)
@@ -145,6 +193,36 @@ func (s *CapService) FindCapAlerts(ctx context.Context, limit int) ([]*loaxa.Cap
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
+	return out, nil
+}
+
+// FindCapAlertsReferencing implements loaxa.CapStore.
+func (s *CapService) FindCapAlertsReferencing(ctx context.Context, key string) ([]*loaxa.CapAlert, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out []*loaxa.CapAlert
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCapAlerts)
+		prefix := []byte(capRefPrefix + key + "\x00")
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			var a loaxa.CapAlert
+			ok, err := getJSON(b, k[len(prefix):], &a)
+			if err != nil {
+				return err
+			} else if ok {
+				out = append(out, &a)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find CAP alerts referencing %s: %w", key, err)
+	}
+	slices.SortFunc(out, func(a, b *loaxa.CapAlert) int {
+		return cmp.Or(cmp.Compare(len(a.ID), len(b.ID)), cmp.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 

@@ -111,11 +111,12 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[v] brings a store of schema v to v+1.
 var migrations = map[uint64]func(tx *bbolt.Tx) error{
 	1: markDrillDeliveries,
+	2: indexCapReferences,
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

@@ -1,8 +1,10 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -139,6 +141,25 @@ func AsSchema1(db *DB) error {
 			}
 		}
 		return tx.Bucket(bucketMeta).Put(keySchema, u64(1))
+	})
+}
+
+// AsSchema2 makes db look like a store of schema 2: the CAP alerts
+// without their by-reference index.
+func AsSchema2(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCapAlerts)
+		var refs [][]byte
+		c := b.Cursor()
+		for k, _ := c.Seek([]byte(capRefPrefix)); k != nil && bytes.HasPrefix(k, []byte(capRefPrefix)); k, _ = c.Next() {
+			refs = append(refs, slices.Clone(k))
+		}
+		for _, k := range refs {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(2))
 	})
 }
 

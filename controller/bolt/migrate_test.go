@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,5 +57,41 @@ func TestOpenMarksOldDrillDeliveries(t *testing.T) {
 		if got := drills(); got[ids[0]] != 2 || got[ids[1]] != 0 {
 			t.Errorf("after Open: drill marks per emergency %v, want 2 on the drill %s and none on %s", got, ids[0], ids[1])
 		}
+	}
+}
+
+// TestOpenIndexesCapReferences: a store of schema 2 kept CAP alerts
+// without the by-reference index. Open brings it up to date: a Cancel
+// stored before is found by the alert it references, and an alert stored
+// after is indexed as it is created.
+func TestOpenIndexesCapReferences(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	caps := bolt.NewCapService(db)
+	cancel := &loaxa.CapAlert{Key: "nchmf.gov.vn,c1", MsgType: "Cancel", References: []string{"nchmf.gov.vn,p1"}, Action: "cancel"}
+	must(t, caps.CreateCapAlert(ctx, cancel))
+	must(t, bolt.AsSchema2(db))
+	refs := func(key string) []string {
+		got, err := caps.FindCapAlertsReferencing(ctx, key)
+		must(t, err)
+		var ids []string
+		for _, a := range got {
+			ids = append(ids, a.ID)
+		}
+		return ids
+	}
+	if got := refs("nchmf.gov.vn,p1"); len(got) != 0 {
+		t.Fatalf("set-up: %v found by reference before the migration", got)
+	}
+	must(t, db.Close())
+	must(t, db.Open())
+	update := &loaxa.CapAlert{Key: "nchmf.gov.vn,u1", MsgType: "Update", References: []string{"nchmf.gov.vn,p1", "nchmf.gov.vn,p0"}, Action: "pending"}
+	must(t, caps.CreateCapAlert(ctx, update))
+	if got := refs("nchmf.gov.vn,p1"); !slices.Equal(got, []string{cancel.ID, update.ID}) {
+		t.Errorf("alerts referencing p1: %v, want the Cancel %s and the Update %s, oldest first", got, cancel.ID, update.ID)
+	}
+	// A key that begins another is not that key.
+	if got := refs("nchmf.gov.vn,p"); len(got) != 0 {
+		t.Errorf("alerts referencing p: %v, want none", got)
 	}
 }

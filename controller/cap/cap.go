@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Namespace is the XML namespace of CAP 1.2.
@@ -110,6 +111,14 @@ func Parse(r io.Reader) (*Alert, error) {
 	if a.XMLName.Space != Namespace {
 		return nil, invalid("root element is in namespace %q, want %q", a.XMLName.Space, Namespace)
 	}
+	// Whitespace around a value, as an editor that indents the document
+	// leaves it: the schema collapses it in a language (xs:language); an
+	// identifier or sender with it would be another key than the one its
+	// Update or Cancel references.
+	a.Identifier, a.Sender = strings.TrimSpace(a.Identifier), strings.TrimSpace(a.Sender)
+	for i := range a.Infos {
+		a.Infos[i].Language = strings.TrimSpace(a.Infos[i].Language)
+	}
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
@@ -136,7 +145,7 @@ func (a *Alert) validate() error {
 		if strings.TrimSpace(f.v) == "" {
 			return invalid("%s is required", f.name)
 		}
-		if strings.ContainsAny(f.v, badIDChars) {
+		if strings.ContainsAny(f.v, badIDChars) || strings.ContainsFunc(f.v, unicode.IsSpace) {
 			return invalid("%s %q contains a space, comma, < or &", f.name, f.v)
 		}
 	}

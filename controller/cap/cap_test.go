@@ -49,6 +49,24 @@ func TestParseSample(t *testing.T) {
 	}
 }
 
+// TestParseIndented: a document an editor indented has whitespace around
+// its values. Around a language (xs:language) the schema drops it, so the
+// Vietnamese block is still the one read out, not the English one; around
+// an identifier or sender it would make another key than the one an
+// Update or Cancel references.
+func TestParseIndented(t *testing.T) {
+	a := variant(t,
+		"<language>vi-VN</language>", "<language>\n      vi-VN\n    </language>",
+		"<identifier>NCHMF-2025-0906-01</identifier>", "<identifier>\n    NCHMF-2025-0906-01\n  </identifier>",
+		"<sender>nchmf.gov.vn</sender>", "<sender> nchmf.gov.vn\t</sender>")
+	if in := a.Info(); in.Language != "vi-VN" {
+		t.Errorf("read out the %q block (%q), want the vi-VN one", in.Language, in.Message())
+	}
+	if a.Key() != "nchmf.gov.vn,NCHMF-2025-0906-01" {
+		t.Errorf("key %q, want the one without the indentation", a.Key())
+	}
+}
+
 func TestParseRefuses(t *testing.T) {
 	s := string(sample(t))
 	for name, doc := range map[string]string{
@@ -56,6 +74,7 @@ func TestParseRefuses(t *testing.T) {
 		"other namespace":           strings.Replace(s, "cap:1.2", "cap:1.1", 1),
 		"no identifier":             strings.Replace(s, "<identifier>NCHMF-2025-0906-01</identifier>", "", 1),
 		"space in sender":           strings.Replace(s, "nchmf.gov.vn", "nchmf gov", 1),
+		"tab in identifier":         strings.Replace(s, "NCHMF-2025-0906-01", "NCHMF-2025\t0906-01", 1),
 		"sent without zone":         strings.Replace(s, "2025-09-06T07:00:00+07:00", "2025-09-06T07:00:00", 1),
 		"bad status":                strings.Replace(s, "<status>Actual", "<status>Real", 1),
 		"no msgType":                strings.Replace(s, "<msgType>Alert</msgType>", "", 1),

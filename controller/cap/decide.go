@@ -20,6 +20,9 @@ const (
 	ActionExpired   Action = "expired"   // its info expired: recorded, not played
 	ActionDuplicate Action = "duplicate" // the same sender and identifier came before: nothing
 	ActionNoTarget  Action = "no-target" // its areas match no area and no node here
+	// ActionCancelled: a later Cancel or Update withdrew it before it
+	// played (it waited for approval, or it came after them).
+	ActionCancelled Action = "cancelled"
 )
 
 // StaleAfter is how old an alert without expires may be and still start

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,17 +27,26 @@ const DefaultPoll = time.Minute
 // application/cap+xml, else the entry's alternate or only link). Every
 // alert it finds goes to Handle, which de-duplicates; entries already
 // handled (by id and updated time) are not fetched again.
+//
+// Each feed is polled on its own, and one poll lasts at most Interval
+// (what it did not reach is tried at the next), so a feed that hangs does
+// not keep the others from being polled every Interval.
 type Poller struct {
 	URLs     []string
 	Interval time.Duration
 	Client   *http.Client
-	// Handle acts on one alert document from feed.
+	// Handle acts on one alert document from feed. An error that wraps
+	// ErrRefused or ErrInvalid refuses the alert for what it is: an Atom
+	// entry that brought it is not fetched again. Any other error is
+	// taken as passing (the store busy, the broker away): the entry is
+	// handed again at the next poll, and the poll counts as failed.
 	Handle func(ctx context.Context, raw []byte, feed string) error
 	Logger *slog.Logger
 
-	seen map[string]bool // Atom entry id + updated
+	initOnce sync.Once
 
 	mu     sync.Mutex
+	seen   map[string]bool        // feed URL + Atom entry id + updated
 	status map[string]*FeedStatus // by URL
 
 	metricsOnce sync.Once
@@ -76,21 +86,47 @@ func feedLabel(feed string) string {
 	return u.String()
 }
 
-// Run polls every Interval (at once first) until ctx ends.
-func (p *Poller) Run(ctx context.Context) error {
-	if p.Interval <= 0 {
-		p.Interval = DefaultPoll
-	}
-	t := time.NewTicker(p.Interval)
-	defer t.Stop()
-	for {
-		p.Poll(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+// ErrRefused marks an error of Handle that refuses the alert for what it
+// is (not allowed, too large): it is not handed again.
+var ErrRefused = errors.New("CAP alert refused")
+
+// init sets what was left unset.
+func (p *Poller) init() {
+	p.initOnce.Do(func() {
+		if p.Interval <= 0 {
+			p.Interval = DefaultPoll
 		}
+		if p.Client == nil {
+			p.Client = &http.Client{Timeout: 30 * time.Second}
+		}
+		if p.Logger == nil {
+			p.Logger = slog.New(slog.DiscardHandler)
+		}
+		p.initMetrics()
+	})
+}
+
+// Run polls each feed every Interval (at once first), each feed on its
+// own, until ctx ends.
+func (p *Poller) Run(ctx context.Context) error {
+	p.init()
+	var wg sync.WaitGroup
+	for _, u := range p.URLs {
+		wg.Go(func() {
+			t := time.NewTicker(p.Interval)
+			defer t.Stop()
+			for {
+				p.pollFeed(ctx, u)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
 	}
+	wg.Wait()
+	return nil
 }
 
 // FeedStatus is how the polls of one feed went, for the officers who
@@ -158,33 +194,49 @@ func redactURLs(msg string) string {
 	})
 }
 
-// Poll fetches every feed once.
+// Poll polls every feed once, all at once, and returns when all are done.
 func (p *Poller) Poll(ctx context.Context) {
+	p.init()
+	var wg sync.WaitGroup
+	for _, u := range p.URLs {
+		wg.Go(func() { p.pollFeed(ctx, u) })
+	}
+	wg.Wait()
+}
+
+// pollFeed polls feed once, for at most Interval, and notes how it went.
+func (p *Poller) pollFeed(ctx context.Context, feed string) {
+	pctx, cancel := context.WithTimeout(ctx, p.Interval)
+	defer cancel()
+	err := p.poll(pctx, feed)
+	if ctx.Err() != nil {
+		return
+	}
+	now, label := time.Now(), feedLabel(feed)
+	p.note(feed, err, now)
+	if err != nil {
+		p.Logger.Warn("cap: feed poll failed", "feed", feed, "err", err)
+		p.polls.WithLabelValues(label, "error").Inc()
+		return
+	}
+	p.polls.WithLabelValues(label, "ok").Inc()
+	p.lastOK.WithLabelValues(label).Set(float64(now.UnixNano()) / 1e9)
+}
+
+// seenEntry and markEntry keep which Atom entries were handled.
+func (p *Poller) seenEntry(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[key]
+}
+
+func (p *Poller) markEntry(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.seen == nil {
 		p.seen = map[string]bool{}
 	}
-	if p.Client == nil {
-		p.Client = &http.Client{Timeout: 30 * time.Second}
-	}
-	if p.Logger == nil {
-		p.Logger = slog.New(slog.DiscardHandler)
-	}
-	p.initMetrics()
-	for _, u := range p.URLs {
-		err := p.poll(ctx, u)
-		if ctx.Err() != nil {
-			return
-		}
-		now, label := time.Now(), feedLabel(u)
-		p.note(u, err, now)
-		if err != nil {
-			p.Logger.Warn("cap: feed poll failed", "feed", u, "err", err)
-			p.polls.WithLabelValues(label, "error").Inc()
-			continue
-		}
-		p.polls.WithLabelValues(label, "ok").Inc()
-		p.lastOK.WithLabelValues(label).Set(float64(now.UnixNano()) / 1e9)
-	}
+	p.seen[key] = true
 }
 
 // atom is the part of an Atom feed the poller reads.
@@ -218,9 +270,13 @@ func (p *Poller) poll(ctx context.Context, feed string) error {
 		return fmt.Errorf("feed %s: neither a CAP alert nor an Atom feed: %w", feed, err)
 	}
 	base, _ := url.Parse(feed)
+	// Entries not taken in for a passing reason: tried again next poll,
+	// and the poll fails, so that a feed whose alerts cannot be fetched
+	// does not look healthy.
+	var failed []error
 	for _, e := range f.Entries {
-		key := e.ID + "@" + e.Updated
-		if p.seen[key] {
+		key := feed + " " + e.ID + "@" + e.Updated
+		if p.seenEntry(key) {
 			continue
 		}
 		href := ""
@@ -234,24 +290,38 @@ func (p *Poller) poll(ctx context.Context, feed string) error {
 		}
 		if href == "" {
 			p.Logger.Warn("cap: feed entry without a link", "feed", feed, "entry", e.ID)
-			p.seen[key] = true
+			p.markEntry(key)
 			continue
 		}
 		ref, err := url.Parse(href)
 		if err != nil {
 			p.Logger.Warn("cap: feed entry with a bad link", "feed", feed, "entry", e.ID, "href", href)
-			p.seen[key] = true
+			p.markEntry(key)
+			continue
+		}
+		if ctx.Err() != nil {
+			failed = append(failed, fmt.Errorf("entry %s: not reached within the poll's %v", e.ID, p.Interval))
 			continue
 		}
 		doc, err := p.get(ctx, base.ResolveReference(ref).String())
 		if err != nil {
 			p.Logger.Warn("cap: feed entry not fetched; trying again next poll", "feed", feed, "entry", e.ID, "err", err)
+			failed = append(failed, fmt.Errorf("entry %s: %w", e.ID, err))
 			continue
 		}
-		if err := p.Handle(ctx, doc, feed); err != nil {
+		switch err := p.Handle(ctx, doc, feed); {
+		case err == nil:
+		case errors.Is(err, ErrRefused) || errors.Is(err, ErrInvalid):
 			p.Logger.Warn("cap: feed alert refused", "feed", feed, "entry", e.ID, "err", err)
+		default:
+			p.Logger.Warn("cap: feed alert not taken in; trying again next poll", "feed", feed, "entry", e.ID, "err", err)
+			failed = append(failed, fmt.Errorf("entry %s: %w", e.ID, err))
+			continue
 		}
-		p.seen[key] = true
+		p.markEntry(key)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("feed %s: %d new entries not taken in, tried again next poll: %w", feed, len(failed), errors.Join(failed...))
 	}
 	return nil
 }

@@ -44,12 +44,15 @@ func TestPollerReadsAlertsAndAtomFeeds(t *testing.T) {
 			if _, err := Parse(strings.NewReader(string(raw))); err != nil {
 				t.Errorf("handed an alert that does not parse: %v", err)
 			}
+			mu.Lock() // feeds are polled at once
+			defer mu.Unlock()
 			got = append(got, feed[len(srv.URL):])
 			return nil
 		}}
 	p.Poll(context.Background())
 	p.Poll(context.Background())
-	if want := []string{"/alert.xml", "/feed.atom", "/alert.xml"}; !slices.Equal(got, want) {
+	slices.Sort(got)
+	if want := []string{"/alert.xml", "/alert.xml", "/feed.atom"}; !slices.Equal(got, want) {
 		t.Errorf("handled %v, want %v", got, want)
 	}
 	if fetched["/a/1.xml"] != 1 || fetched["/page/1"] != 0 {
@@ -164,5 +167,123 @@ func TestPollerStatus(t *testing.T) {
 	p.Poll(context.Background())
 	if st := p.Status()[1]; st.Failures != 0 || st.LastOK.IsZero() {
 		t.Errorf("the feed answering again: %+v", st)
+	}
+}
+
+// TestPollerRetriesAnEntryNotTakenIn: an Atom entry whose alert could not
+// be taken in for a passing reason (the store busy) is handed again at the
+// next poll, and that poll of the feed counts as failed; an alert refused
+// for what it is (ErrRefused, ErrInvalid) is not handed again.
+func TestPollerRetriesAnEntryNotTakenIn(t *testing.T) {
+	alert := string(sample(t))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/feed.atom":
+			w.Write([]byte(`<feed xmlns="http://www.w3.org/2005/Atom">
+				<entry><id>busy</id><updated>u</updated><link type="application/cap+xml" href="/a/busy.xml"/></entry>
+				<entry><id>refused</id><updated>u</updated><link type="application/cap+xml" href="/a/refused.xml"/></entry>
+				</feed>`))
+		default:
+			w.Write([]byte(alert))
+		}
+	}))
+	defer srv.Close()
+	handed := map[string]int{}
+	var mu sync.Mutex
+	p := &Poller{URLs: []string{srv.URL + "/feed.atom"}, Handle: func(ctx context.Context, raw []byte, feed string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		handed["any"]++
+		switch handed["any"] {
+		case 1:
+			return fmt.Errorf("cap: nodes: database busy")
+		case 2:
+			return fmt.Errorf("%w: not allowed", ErrRefused)
+		}
+		return nil
+	}}
+	p.Poll(context.Background())
+	if st := p.Status()[0]; st.Failures != 1 || !strings.Contains(st.LastError, "entry busy: cap: nodes: database busy") {
+		t.Errorf("after an entry not taken in, status %+v; want one failure naming the entry", st)
+	}
+	p.Poll(context.Background())
+	if handed["any"] != 3 {
+		t.Errorf("handed %d alerts over two polls; want the busy entry's twice and the refused one's once", handed["any"])
+	}
+	if st := p.Status()[0]; st.Failures != 0 || st.LastOK.IsZero() {
+		t.Errorf("after the entry was taken in, status %+v; want the poll good", st)
+	}
+}
+
+// TestPollerFeedWithBrokenLinks: a feed whose entries' CAP links fail
+// brings no alert in; each poll of it counts as failed, saying why, so
+// the console does not show it working.
+func TestPollerFeedWithBrokenLinks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/feed.atom" {
+			w.Write([]byte(`<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>1</id><updated>u</updated>
+				<link type="application/cap+xml" href="/gone.xml"/></entry></feed>`))
+			return
+		}
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	p := &Poller{URLs: []string{srv.URL + "/feed.atom"}, Handle: func(context.Context, []byte, string) error {
+		t.Error("handed an alert no link gave")
+		return nil
+	}}
+	p.Poll(context.Background())
+	p.Poll(context.Background())
+	if st := p.Status()[0]; st.Failures != 2 || !st.LastOK.IsZero() || !strings.Contains(st.LastError, "500 Internal Server Error") {
+		t.Errorf("status %+v; want two failed polls saying the link answered 500", st)
+	}
+}
+
+// TestPollerFeedsDoNotWaitForEachOther: a feed whose entries' links never
+// answer does not keep another feed from being polled every Interval: the
+// good feed is polled again and again while the hanging one's requests
+// are cut at the end of each of its polls (its status says so).
+func TestPollerFeedsDoNotWaitForEachOther(t *testing.T) {
+	var good atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/good.xml":
+			good.Add(1)
+			w.Write(sample(t))
+		case "/hangs.atom":
+			var b strings.Builder
+			b.WriteString(`<feed xmlns="http://www.w3.org/2005/Atom">`)
+			for i := range 4 {
+				fmt.Fprintf(&b, `<entry><id>%d</id><updated>u</updated><link type="application/cap+xml" href="/hang/%d"/></entry>`, i, i)
+			}
+			b.WriteString(`</feed>`)
+			w.Write([]byte(b.String()))
+		default: // answers only when the request is given up
+			<-r.Context().Done()
+		}
+	}))
+	defer srv.Close()
+	p := &Poller{URLs: []string{srv.URL + "/hangs.atom", srv.URL + "/good.xml"}, Interval: 50 * time.Millisecond,
+		Client: &http.Client{Timeout: time.Hour}, // only the poll's own bound cuts a request
+		Handle: func(context.Context, []byte, string) error { return nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for good.Load() < 3 || p.Status()[0].Failures == 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("in 30 s the good feed was polled %d times, the hanging one's status %+v; want the good one polled on its own and the other's polls cut", good.Load(), p.Status()[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if st := p.Status()[0]; !strings.Contains(st.LastError, "not taken in") {
+		t.Errorf("the hanging feed's status %+v; want its entries not taken in", st)
 	}
 }

@@ -81,7 +81,10 @@ func (s *Server) handleReceiveCap(w http.ResponseWriter, r *http.Request) error 
 
 // ReceiveCapFeed acts on one CAP alert polled from a configured feed, as
 // actor "cap-feed": with the authority of whoever configured the feed
-// (the whole tree). Duplicates are answered as such and do nothing.
+// (the whole tree). Duplicates are answered as such and do nothing. An
+// alert refused for what it is wraps cap.ErrRefused, so that the poller
+// does not hand it again; any other error is passing, and the alert is
+// handed again at the next poll (a duplicate by then if it was stored).
 func (s *Server) ReceiveCapFeed(ctx context.Context, raw []byte, feed string) (action string, err error) {
 	store, svc, err := s.capStore()
 	if err != nil {
@@ -89,6 +92,10 @@ func (s *Server) ReceiveCapFeed(ctx context.Context, raw []byte, feed string) (a
 	}
 	all := func(*loaxa.CapAlert) bool { return true }
 	_, resp, err := s.receiveCap(ctx, store, svc, raw, CapFeedActor, feed, func(string) error { return nil }, all)
+	switch loaxa.ErrorCode(err) {
+	case loaxa.EInvalid, loaxa.ETooLarge, loaxa.EUnsupported, loaxa.EForbidden:
+		return resp.Action, fmt.Errorf("%w: %w", cap.ErrRefused, err)
+	}
 	return resp.Action, err
 }
 
@@ -156,6 +163,21 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			}
 		}
 	}
+	// An alert that comes after a Cancel or Update of it (a gateway that
+	// retried out of order, a feed that lists the newest first) was
+	// withdrawn before it came: recorded, never played. What it references
+	// itself is still withdrawn below.
+	switch cap.Action(rec.Action) {
+	case cap.ActionPlay, cap.ActionDrill, cap.ActionPending:
+		later, err := withdrawnBefore(ctx, store, a)
+		if err != nil {
+			return 0, capResponse{}, err
+		}
+		if later != nil {
+			rec.Action = string(cap.ActionCancelled)
+			rec.Reason = fmt.Sprintf("withdrawn by %s %s (%s), received before it", later.MsgType, later.Key, later.ID)
+		}
+	}
 	// Cancel and Update withdraw what the references started: the poster
 	// needs the right to stop it (emergency on every area it went to, as
 	// for POST /emergency/{id}/cancel), all checked before anything is
@@ -175,9 +197,20 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	// rather than none. What of them waits for approval too is withdrawn
 	// now; it is superseded.
 	keepPlaying := rec.Action == string(cap.ActionPending) && a.MsgType == "Update"
+	// An Update that plays now stops the warnings it updates only once it
+	// sounds, as an approved one does: never a moment of silence between,
+	// and if it cannot be played (text-to-speech down) they sound on while
+	// it waits for approval.
+	playsNow := rec.Action == string(cap.ActionPlay) || rec.Action == string(cap.ActionDrill)
+	var afterPlay []*loaxa.CapAlert
 	for _, old := range olds {
-		if keepPlaying && old.Action != string(cap.ActionPending) && old.Emergency != "" {
+		sounding := old.Action != string(cap.ActionPending) && old.Emergency != ""
+		if keepPlaying && sounding {
 			rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("emergency %s of %s plays on until this update is approved", old.Emergency, old.Key)
+			continue
+		}
+		if playsNow && sounding {
+			afterPlay = append(afterPlay, old)
 			continue
 		}
 		id, err := s.withdrawCap(ctx, store, svc, old, actor)
@@ -196,19 +229,36 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		}
 		return 0, capResponse{}, err
 	}
-	if rec.Action == string(cap.ActionPlay) || rec.Action == string(cap.ActionDrill) {
+	if playsNow {
 		em, err := s.playCap(ctx, store, svc, rec, actor, remote)
 		if err != nil && em == nil {
 			// Nothing was sent: hold it for approval, so that it can be
 			// played once the cause is fixed rather than being a duplicate.
+			reason := "could not be played (" + loaxa.ErrorMessage(err) + "); approve it once that is fixed"
+			for _, old := range afterPlay {
+				reason += fmt.Sprintf("; emergency %s of %s plays on until this update is approved", old.Emergency, old.Key)
+			}
 			if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
-				a.Action, a.Reason = string(cap.ActionPending), "could not be played ("+loaxa.ErrorMessage(err)+"); approve it once that is fixed"
+				a.Action, a.Reason = string(cap.ActionPending), reason
 				return nil
 			}); uerr != nil {
 				s.logger().Error("cap: alert left as played", "cap", rec.ID, "err", uerr)
 			}
 			return 0, capResponse{}, err
-		} else if err != nil {
+		}
+		// Sent, or stored and sent once the broker is back (err is then
+		// EUnavailable): the warnings it updates stop, their cancels
+		// following it (as POST /cap/{id}/approve does).
+		for _, old := range afterPlay {
+			id, werr := s.withdrawCap(ctx, store, svc, old, actor)
+			if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
+				return 0, capResponse{}, werr
+			}
+			if id != "" {
+				resp.Cancelled = append(resp.Cancelled, id)
+			}
+		}
+		if err != nil {
 			return 0, capResponse{}, err
 		}
 		resp.Emergency, rec = em, mustCap(store.FindCapAlertByID(ctx, rec.ID))
@@ -269,12 +319,28 @@ func withdrawable(ctx context.Context, store loaxa.CapStore, status, msgType str
 	return olds, otherStatus, nil
 }
 
+// withdrawnBefore returns a Cancel or Update received before a that
+// references it and withdraws it (of the same status: an Exercise
+// withdraws only exercises, an Actual alert only actual ones), or nil.
+func withdrawnBefore(ctx context.Context, store loaxa.CapStore, a *cap.Alert) (*loaxa.CapAlert, error) {
+	laters, err := store.FindCapAlertsReferencing(ctx, a.Key())
+	if err != nil {
+		return nil, fmt.Errorf("cap: alerts referencing %s: %w", a.Key(), err)
+	}
+	for _, l := range laters {
+		if (l.MsgType == "Cancel" || l.MsgType == "Update") && l.Status == a.Status {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
+
 // withdrawCap cancels what old started: its emergency if it plays, or its
 // approval if it waits. It returns the emergency cancelled.
 func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor string) (string, error) {
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
-			a.Action, a.Reason = "cancelled", "withdrawn by a later Cancel or Update"
+			a.Action, a.Reason = string(cap.ActionCancelled), "withdrawn by a later Cancel or Update"
 			return nil
 		})
 		return "", err

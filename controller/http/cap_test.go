@@ -553,3 +553,103 @@ func TestCapFeedsStatus(t *testing.T) {
 		t.Errorf("without feeds: %+v, want an empty list", got.Feeds)
 	}
 }
+
+// capRefP1 references alert p1 of capXML.
+const capRefP1 = "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"
+
+// TestCapAfterItsCancelOrUpdate: an alert that comes after a Cancel or
+// Update of it (a gateway that retried out of order, a feed that lists
+// the newest first) was withdrawn before it came: it is recorded as
+// cancelled and never sounds, beside or after the newer warning.
+func TestCapAfterItsCancelOrUpdate(t *testing.T) {
+	for _, msgType := range []string{"Cancel", "Update"} {
+		t.Run(msgType, func(t *testing.T) {
+			e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+			e.tree()
+			e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+			later := strings.Replace(capXML("l1", "Actual", "12346", capRefP1), "<msgType>Alert", "<msgType>"+msgType, 1)
+			l := e.postCap(later, http.StatusCreated)
+			p := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+			if p.Action != "cancelled" || p.Emergency != nil || !strings.Contains(p.Reason, msgType+" nchmf.gov.vn,l1") {
+				t.Errorf("p1 after its %s: %+v; want it recorded as cancelled, naming the %s, and not played", msgType, p, msgType)
+			}
+			if msgType == "Update" {
+				if l.Emergency == nil {
+					t.Fatalf("set-up: the Update did not play: %+v", l)
+				}
+				if st := e.emergencyState(l.Emergency.ID); st != loaxa.EmergencyActive {
+					t.Errorf("the Update's warning after p1 came: %s, want active", st)
+				}
+			}
+		})
+	}
+	// An exercise's Cancel withdraws only exercises: the real warning it
+	// references, coming after it, sounds.
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	e.postCap(strings.Replace(capXML("x1", "Exercise", "12346", capRefP1), "<msgType>Alert", "<msgType>Cancel", 1), http.StatusCreated)
+	if p := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated); p.Action != "play" || p.Emergency == nil {
+		t.Errorf("an Actual alert after an Exercise's Cancel of it: %+v, want it played", p)
+	}
+}
+
+// TestCapUpdateThatCannotPlayKeepsTheWarning: an Update that would start
+// on its own but cannot be played (text-to-speech fails) waits for
+// approval, and the warning it updates sounds on meanwhile: the area
+// keeps the older warning rather than none.
+func TestCapUpdateThatCannotPlayKeepsTheWarning(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) {
+		s.SpeechEngine = &tts.Espeak{Command: filepath.Join(t.TempDir(), "espeak-ng")} // fails
+	})
+	e.tree()
+	warning := e.upload(e.admin, "canh-bao-bao.wav", wav(16000, 1, 32000), "Cảnh báo bão", http.StatusCreated)
+	e.call("PUT", "/api/v1/cap/recordings", e.admin, map[string]any{"recordings": map[string]string{"Bão": warning.ID}}, http.StatusOK, nil)
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão", "Lũ"}}, http.StatusOK, nil)
+	p := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	if p.Action != "play" || p.Emergency == nil {
+		t.Fatalf("set-up: %+v", p)
+	}
+	update := strings.Replace(strings.Replace(capXML("u1", "Actual", "12346", capRefP1), "<msgType>Alert", "<msgType>Update", 1),
+		"<event>Bão</event>", "<event>Lũ</event>", 1)
+	r := e.request("POST", "/api/v1/cap", e.admin, "application/cap+xml", strings.NewReader(update))
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("the Update that cannot be read out answered %d: %s, want 503", r.status, r.body)
+	}
+	u, err := e.caps.FindCapAlertByKey(t.Context(), "nchmf.gov.vn,u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Action != "pending" || !strings.Contains(u.Reason, "emergency "+p.Emergency.ID+" of nchmf.gov.vn,p1 plays on until this update is approved") {
+		t.Errorf("the Update's record: %s, %q; want pending, saying the warning plays on", u.Action, u.Reason)
+	}
+	if st := e.emergencyState(p.Emergency.ID); st != loaxa.EmergencyActive {
+		t.Errorf("the warning the Update could not replace: %s, want active", st)
+	}
+	e.noCancelSent("while the update waits")
+}
+
+// TestCapFeedRefusalsAndPassingErrors: what ReceiveCapFeed answers the
+// feed poller. An alert refused for what it is wraps cap.ErrRefused, so
+// that its entry is not fetched again; one that could not be played for
+// a passing reason does not, so that it is handed again at the next poll,
+// which finds it stored (a duplicate, nothing more to do).
+func TestCapFeedRefusalsAndPassingErrors(t *testing.T) {
+	var srv *lhttp.Server
+	e := newEnv(t, func(s *lhttp.Server) {
+		srv = s
+		s.SpeechEngine = &tts.Espeak{Command: filepath.Join(t.TempDir(), "espeak-ng")} // fails
+	})
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	if _, err := srv.ReceiveCapFeed(t.Context(), []byte("<alert>bão</alert>"), "https://feed.example/cap.atom"); !errors.Is(err, cap.ErrRefused) {
+		t.Errorf("an invalid alert from a feed: %v, want it refused (cap.ErrRefused)", err)
+	}
+	doc := []byte(capXML("p1", "Actual", "12346"))
+	if _, err := srv.ReceiveCapFeed(t.Context(), doc, "https://feed.example/cap.atom"); err == nil || errors.Is(err, cap.ErrRefused) {
+		t.Errorf("an alert whose text cannot be read out: %v, want a passing error", err)
+	}
+	if action, err := srv.ReceiveCapFeed(t.Context(), doc, "https://feed.example/cap.atom"); err != nil || action != "duplicate" {
+		t.Errorf("the same alert handed again: %q, %v; want a duplicate", action, err)
+	}
+}

@@ -52,6 +52,10 @@ type CapStore interface {
 	UpdateCapAlert(ctx context.Context, id string, fn func(a *CapAlert) error) (*CapAlert, error)
 	// FindCapAlerts returns alerts newest first, at most limit (0: all).
 	FindCapAlerts(ctx context.Context, limit int) ([]*CapAlert, error)
+	// FindCapAlertsReferencing returns the alerts whose References name
+	// key (sender,identifier), oldest first: the Updates and Cancels of
+	// an alert that may have come before it.
+	FindCapAlertsReferencing(ctx context.Context, key string) ([]*CapAlert, error)
 	// CapAutoStart returns the CAP event types that play without
 	// approval; SetCapAutoStart replaces them.
 	CapAutoStart(ctx context.Context) ([]string, error)
