@@ -142,9 +142,12 @@ type Agent struct {
 	// (alertstore.go).
 	alertsDirty bool
 	// restored are the alerts held again at start-up, judged unexpired
-	// on the board's own clock; the first clock correction judges them
-	// again (alertstore.go).
-	restored map[string]bool
+	// on the board's own clock at restoredAt, when the correction was
+	// restoredOffset; the first clock correction judges them again at that
+	// instant (alertstore.go).
+	restored       map[string]bool
+	restoredAt     time.Time
+	restoredOffset time.Duration
 	// ampOn is whether the amplifier is switched on; lastSound is when
 	// the last play's sound ended (corrected clock).
 	ampOn     bool
@@ -654,7 +657,7 @@ func (a *Agent) loop(ctx context.Context) {
 			a.mu.Unlock()
 			signal(a.dirty)
 		case <-a.clockMoved:
-			a.recheckRestored(a.clock.Now())
+			a.recheckRestored()
 			if a.cue != nil && a.cue.openErr == nil {
 				signal(a.cue.nudge) // its wait was computed on the old offset
 			}

@@ -99,6 +99,7 @@ func (a *Agent) loadAlerts(now time.Time) error {
 	}
 	var events []protocol.Event
 	var marks []Progress
+	a.restoredAt, a.restoredOffset = now, a.clock.Get()
 	for _, al := range h.Alerts {
 		o := al.Occurrence
 		p, seen := a.progress[o.ID]
@@ -150,14 +151,19 @@ func (a *Agent) loadAlerts(now time.Time) error {
 // recheckRestored runs when the controller corrects the clock. The alerts
 // held again at start-up were judged unexpired on the board's own clock,
 // which after a power cut can be behind (no RTC, or fake-hwclock's time
-// from before the cut): one that has in fact expired is stopped if it
-// plays, or closed, with reason expired, as if found expired at start-up.
-// After the first correction the clock is the controller's, and every
-// alert is judged on it from then on.
-func (a *Agent) recheckRestored(now time.Time) {
+// from before the cut): one that had in fact expired at start-up is
+// stopped if it plays, or closed, with reason expired, as if found
+// expired then. The judgement is of the start-up instant on the corrected
+// clock, not of now: an alert that rightly began again before its expiry
+// plays to its end, as any alert that began in time does, however late
+// the correction comes (a modem that takes minutes to reconnect after the
+// power cut). After the first correction the clock is the controller's,
+// and every alert is judged on it from then on.
+func (a *Agent) recheckRestored() {
+	startup := a.restoredAt.Add(a.clock.Get() - a.restoredOffset)
 	for id := range a.restored {
 		i := slices.IndexFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id })
-		if i < 0 || now.Before(a.alerts[i].Occurrence.Expires) {
+		if i < 0 || startup.Before(a.alerts[i].Occurrence.Expires) {
 			continue
 		}
 		o := a.endAlert(i, protocol.ReasonExpired, protocol.EventMissed)

@@ -507,3 +507,63 @@ func sendCachedAlert(t *testing.T, ctl *nodetest.Controller, fc *clock.Fake, n *
 	nodetest.Eventually(t, 5*time.Second, "the alert's content cached", func() bool { return len(n.a.Status().ContentMissing) == 0 })
 	return cachedAlert{msg: msg, opening: opening, closing: closing, start: start}
 }
+
+// TestRestoredAlertPlaysToItsEndPastItsExpiry: a board whose clock is
+// right (50 ms behind the controller) restarts mid-alert; the alert, held
+// again, rightly plays again from the beginning before its expiry. Its
+// expiry passes while it plays, and only then does the first clock
+// correction come (the modem took a while after the power cut). As any
+// alert that began before its expiry, it plays to its end: the correction
+// judges the start-up, not now (it was cut off mid-message as "failed
+// expired").
+func TestRestoredAlertPlaysToItsEndPastItsExpiry(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(10 * time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("r@x", msg, opening, closing, start, fc.Now().Add(4*time.Second))
+	cmd.Alert.Occurrence.Repeat = 1
+	st := store.NewMemory()
+	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
+		t.Fatal(err)
+	}
+	o := cmd.Alert.Occurrence
+	mark := agent.Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start,
+		Phase: agent.PhaseStarted, ReceivedAt: start, StartedAt: start, Drill: o.Drill}
+	if _, err := st.Append([]protocol.Event{
+		{Type: protocol.EventReceived, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
+		{Type: protocol.EventStarted, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
+	}, []agent.Progress{mark}); err != nil {
+		t.Fatal(err)
+	}
+	board := clock.NewOffset(fc)
+	board.Set(-50 * time.Millisecond)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	runUntil(t, fc, time.Minute, "the alert on air again", func() bool {
+		p := n.a.Status().Playing
+		return p != nil && p.Occurrence == o.ID
+	})
+	// Past its expiry, well inside the 11.3 s it plays.
+	runUntil(t, fc, time.Minute, "six seconds in", func() bool { return !fc.Now().Before(o.Expires.Add(2 * time.Second)) })
+	open() // the link is up: the first clock correction (+50 ms)
+	runUntil(t, fc, time.Minute, "a final event", func() bool {
+		for _, e := range ctl.Events("n1") {
+			if e.Occurrence == o.ID && (e.Type == protocol.EventFailed || e.Type == protocol.EventCompleted) {
+				return true
+			}
+		}
+		return false
+	})
+	events := waitEvents(t, ctl, "n1", []string{"received r@x", "started r@x", "suspended r@x interrupted", "started r@x", "completed r@x"})
+	if events[4].PlayedMS != 11300 {
+		t.Errorf("played %d ms, want the whole 11300", events[4].PlayedMS)
+	}
+}
