@@ -92,6 +92,9 @@ type Service struct {
 	probes     map[string]*probe
 	probedArea map[string]*probe
 	watchers   map[string][]chan struct{} // by emergency id
+	// allClearing are the alerts whose all-clear is being sent, so that
+	// two at once (a double click, two officers) send one.
+	allClearing map[string]bool
 }
 
 var _ loaxa.EmergencyService = (*Service)(nil)
@@ -162,6 +165,9 @@ type tracking struct {
 	lastReceipt map[string]time.Time
 	// closed: the expiry was noted in the store.
 	closed bool
+	// sending, if not nil, is closed once SendEmergency has stored the
+	// alert as sent (its occurrence, its expiry): a cancel waits for it.
+	sending chan struct{}
 	// epochs are the outbox epochs of the nodes' reports of the alert: a
 	// node that comes online with another started on a new store and no
 	// longer holds the alert (Service.Epoch).
@@ -221,6 +227,23 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		em.Title = drillMark + em.Title
 	}
 
+	if follows != nil {
+		release, err := s.claimAllClear(ctx, follows.ID)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		// The alert it follows stops first if it still plays: only now,
+		// with the all-clear's request found good, so that a refused one
+		// leaves the warning sounding. A cancel stored but not published
+		// (the broker away) follows the nodes once the broker is back, as
+		// the all-clear does.
+		if _, err := s.CancelEmergency(ctx, follows.ID, req.CreatedBy); err != nil &&
+			loaxa.ErrorCode(err) != loaxa.EConflict && loaxa.ErrorCode(err) != loaxa.EUnavailable {
+			return nil, err
+		}
+	}
+
 	// Who is targeted, area by area.
 	nodeArea := map[string]string{}
 	var nodes []string
@@ -235,6 +258,32 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		}
 		nodes = append(nodes, ids...)
 	}
+	// Each area's lead, before anything is stored: an expiry before the
+	// alert could start is refused with nothing left behind.
+	var maxLead time.Duration
+	for i := range em.Areas {
+		a := &em.Areas[i]
+		lead, from := s.lead(a.Area, a.Nodes)
+		a.LeadMS, a.LeadFrom = lead.Milliseconds(), from
+		a.ReportWindowMS = s.Spread.Window(a.Nodes).Milliseconds()
+		maxLead = max(maxLead, lead)
+	}
+	tooSoon := func(latest time.Time) error {
+		return loaxa.Errorf(loaxa.EInvalid, "expires %s is before the alert could start (%s); give a later time or leave it out.",
+			em.Expires.Format(time.RFC3339), latest.Format(time.RFC3339Nano))
+	}
+	explicit := !em.Expires.IsZero()
+	now := s.Clock.Now()
+	if explicit && !em.Expires.After(now.Add(maxLead)) {
+		return nil, tooSoon(now.Add(maxLead))
+	}
+	// Until the publish returns, the record says it is being issued now,
+	// active until about then: listed, it reads as the live alert it is,
+	// and a cancel waits for the publish (CancelEmergency).
+	em.Issued = now
+	if !explicit {
+		em.Expires = now.Add(maxLead + time.Duration(em.PlannedMS)*time.Millisecond + loaxa.DefaultEmergencyWindow)
+	}
 	if err := s.Store.CreateEmergency(ctx, em); err != nil {
 		return nil, err
 	}
@@ -248,19 +297,23 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	var latest time.Time
 	for i := range em.Areas {
 		a := &em.Areas[i]
-		lead, from := s.lead(a.Area, a.Nodes)
-		a.LeadMS, a.LeadFrom = lead.Milliseconds(), from
-		a.ReportWindowMS = s.Spread.Window(a.Nodes).Milliseconds()
-		a.Start = issued.Add(lead)
+		a.Start = issued.Add(time.Duration(a.LeadMS) * time.Millisecond)
 		if a.Start.After(latest) {
 			latest = a.Start
 		}
 	}
-	if em.Expires.IsZero() {
+	if !explicit {
 		em.Expires = latest.Add(time.Duration(em.PlannedMS)*time.Millisecond + loaxa.DefaultEmergencyWindow)
 	} else if !em.Expires.After(latest) {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "expires %s is before the alert could start (%s); give a later time or leave it out.",
-			em.Expires.Format(time.RFC3339), latest.Format(time.RFC3339Nano))
+		// Within the store's milliseconds of the check above: closed, so
+		// that it is not listed as a live alert that never went out.
+		if _, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
+			e.State = loaxa.EmergencyExpired
+			return nil
+		}); err != nil {
+			log.Error("emergency: refused alert not closed", "err", err)
+		}
+		return nil, tooSoon(latest)
 	}
 	refs := alertContent(opening, closing, main, intro)
 	t := &tracking{
@@ -291,6 +344,8 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	// 1–2 s to 10,000 nodes in the benchmark: a batch of 100 spurious
 	// resends nearly every round).
 	t.publishing = true
+	t.sending = make(chan struct{})
+	defer close(t.sending) // once the record has its occurrence and expiry
 	s.mu.Lock()
 	if s.live == nil {
 		s.live, s.fanout = map[string]*tracking{}, map[string]*tracking{}
@@ -374,6 +429,37 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		return stored, loaxa.Errorf(loaxa.EUnavailable, "Emergency %s could not be published (the broker did not take it): %s. Nodes are retried one by one until it expires; check the broker.", em.ID, em.Areas[0].Error)
 	}
 	return stored, nil
+}
+
+// claimAllClear claims the sending of the all-clear of emergency id: an
+// error if one is being sent or was sent. release ends the claim (once
+// the all-clear is noted on id, or it failed).
+func (s *Service) claimAllClear(ctx context.Context, id string) (release func(), err error) {
+	s.mu.Lock()
+	if s.allClearing[id] {
+		s.mu.Unlock()
+		return nil, loaxa.Errorf(loaxa.EConflict, "The all-clear for %s is being sent already.", id)
+	}
+	if s.allClearing == nil {
+		s.allClearing = map[string]bool{}
+	}
+	s.allClearing[id] = true
+	s.mu.Unlock()
+	release = func() {
+		s.mu.Lock()
+		delete(s.allClearing, id)
+		s.mu.Unlock()
+	}
+	f, err := s.Store.FindEmergencyByID(ctx, id)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if f.AllClear != "" {
+		release()
+		return nil, loaxa.Errorf(loaxa.EConflict, "The all-clear for %s was sent already: %s.", id, f.AllClear)
+	}
+	return release, nil
 }
 
 // alertContent is what an alert's nodes fetch: the chimes first (they are
@@ -501,8 +587,21 @@ func (s *Service) fold(ctx context.Context, targets []string) ([]string, error) 
 	return out, nil
 }
 
-// CancelEmergency implements loaxa.EmergencyService.
+// CancelEmergency implements loaxa.EmergencyService. An alert still being
+// published (listed from the moment it is stored) is cancelled once the
+// publish returns, within the messenger's bound: the cancel must name the
+// occurrence the nodes were sent.
 func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Emergency, error) {
+	s.mu.Lock()
+	t := s.live[id]
+	s.mu.Unlock()
+	if t != nil && t.sending != nil {
+		select {
+		case <-t.sending:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("emergency %s: cancel while it is published: %w", id, ctx.Err())
+		}
+	}
 	now := s.Clock.Now()
 	em, err := s.Store.UpdateEmergency(ctx, id, func(e *loaxa.Emergency) error {
 		switch {
@@ -708,6 +807,7 @@ func (s *Service) Salvaged(node string, events []protocol.Event) {
 // still holds an alert ignores a copy).
 func (s *Service) Epoch(node, epoch string) {
 	var forgot, occurrences []string
+	var drills []bool
 	s.mu.Lock()
 	for id, t := range s.live {
 		old, ok := t.epochs[node]
@@ -718,15 +818,15 @@ func (s *Service) Epoch(node, epoch string) {
 		delete(t.received, node)
 		t.waiting[node] = true
 		t.resends[node] = 0
-		forgot, occurrences = append(forgot, id), append(occurrences, t.em.Occurrence)
+		forgot, occurrences, drills = append(forgot, id), append(occurrences, t.em.Occurrence), append(drills, t.em.Drill)
 	}
 	s.mu.Unlock()
 	for i, id := range forgot {
 		s.Logger.Warn("emergency: a node that had the alert started on a new store and no longer holds it; sending it again",
-			"emergency", id, "node", node, "epoch", epoch)
+			"emergency", id, "drill", drills[i], "node", node, "epoch", epoch)
 		// Its board says the play was cut off, not that it sounds.
 		if err := s.Deliveries.NoteLost(context.Background(), occurrences[i], node, s.Clock.Now()); err != nil {
-			s.Logger.Error("emergency: a node's lost alert not noted", "emergency", id, "node", node, "err", err)
+			s.Logger.Error("emergency: a node's lost alert not noted", "emergency", id, "drill", drills[i], "node", node, "err", err)
 		}
 		s.notify(id)
 	}

@@ -109,14 +109,16 @@ func (s *Service) probeRound(ctx context.Context) error {
 		}
 		levels[d] = append(levels[d], a.ID)
 	}
-	s.mu.Lock()
-	busy := s.alertOnAir(s.Clock.Now())
-	s.mu.Unlock()
-	if busy {
-		s.Logger.Info("emergency: fan-out probes left out: an alert is on air")
-		return nil
-	}
 	for _, level := range levels {
+		// Before each depth, not only the round's first: an alert sent
+		// during a depth's window ends the round (the next one probes).
+		s.mu.Lock()
+		busy := s.alertOnAir(s.Clock.Now())
+		s.mu.Unlock()
+		if busy {
+			s.Logger.Info("emergency: fan-out probes left out: an alert is on air")
+			return nil
+		}
 		sent := 0
 		for _, area := range level {
 			if ctx.Err() != nil {

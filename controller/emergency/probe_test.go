@@ -168,3 +168,57 @@ func TestProbeRoundStopsAtARefusal(t *testing.T) {
 		t.Errorf("%d refused probes kept open", open)
 	}
 }
+
+// TestNoProbeOfTheNextDepthWhileAnAlertIsOnAir: no area is probed while
+// an alert is on air, also when the alert is sent during a round: the
+// round ends before the next depth (it checked only when it began).
+func TestNoProbeOfTheNextDepthWhileAnAlertIsOnAir(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	areas, nodes := bolt.NewAreaService(w.db), bolt.NewNodeService(w.db)
+	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "311", Name: "Thủy Nguyên", Parent: "31"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "311"}); err != nil {
+		t.Fatal(err)
+	}
+	s := w.service()
+	s.Probing = Probing{Every: time.Hour, First: time.Minute, Window: 90 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- s.probeRound(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.fc.Timers() < 1 && time.Now().Before(deadline) { // the first level's window
+		time.Sleep(time.Millisecond)
+	}
+	if got := w.rec.take(); !slices.Equal(got, []string{"area/31 probe"}) {
+		t.Fatalf("first level: %v", got)
+	}
+	// An alert to 31 (and so 311), sounding for minutes.
+	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rec.take()
+	w.fc.Advance(90 * time.Second)
+	if !w.fc.Now().Before(em.Expires) {
+		t.Fatalf("the alert expired already (%v)", em.Expires)
+	}
+	// The round either ends (nothing more to probe while the alert is on
+	// air) or probes the next level; wait for one or the other.
+	var got []string
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && len(got) == 0; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			end = time.Now()
+		case <-time.After(10 * time.Millisecond):
+		}
+		got = w.rec.take()
+	}
+	if len(got) != 0 {
+		t.Errorf("probes sent while alert %s is on air: %v", em.ID, got)
+	}
+	w.fc.Advance(90 * time.Second) // let a round still under way end
+}

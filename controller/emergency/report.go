@@ -34,7 +34,7 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	}
 	grid, err := s.messageGrid(ctx, em)
 	if err != nil {
-		s.Logger.Warn("emergency report: the message's timeline is unknown; whether late messages played in step is not said", "emergency", em.ID, "err", err)
+		s.Logger.Warn("emergency report: the message's timeline is unknown; whether late messages played in step is not said", "emergency", em.ID, "drill", em.Drill, "err", err)
 	}
 	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), ByArea: map[string]loaxa.EmergencySummary{}, Generated: now}
 	s.mu.Lock()
@@ -86,6 +86,9 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 			n.State, n.Reason = string(loaxa.DeliveryMissed), loaxa.ReasonNotReached
 		case d.State == loaxa.DeliveryPending && !n.Online:
 			n.State = loaxa.EmergencyOffline
+		case (d.State == loaxa.DeliveryStarted || d.State == loaxa.DeliverySuspended) && now.After(loaxa.UnconfirmedAfter(em)):
+			// Not "sounding" for ever: it began, and went silent.
+			n.State = loaxa.EmergencyUnconfirmed
 		}
 		rep.Summary.Add(n)
 		area := rep.ByArea[n.Area]

@@ -56,6 +56,7 @@ func (s *Service) resend(ctx context.Context) {
 		nodes  []string
 		ttl    time.Duration
 		cancel bool
+		drill  bool
 	}
 	// A candidate node of work[w], last sent to at sent.
 	type candidate struct {
@@ -101,7 +102,7 @@ func (s *Service) resend(ctx context.Context) {
 			}
 			if len(cands) > 0 && cands[len(cands)-1].w == w {
 				work = append(work, due{id: id, cmd: protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: t.em.Occurrence},
-					ttl: t.em.Expires.Sub(now), cancel: true})
+					ttl: t.em.Expires.Sub(now), cancel: true, drill: t.em.Drill})
 			}
 			continue
 		}
@@ -134,7 +135,7 @@ func (s *Service) resend(ctx context.Context) {
 			if !ok {
 				w = len(work)
 				areaWork[area] = w
-				work = append(work, due{id: id, cmd: t.cmds[area], ttl: t.em.Expires.Sub(now)})
+				work = append(work, due{id: id, cmd: t.cmds[area], ttl: t.em.Expires.Sub(now), drill: t.em.Drill})
 			}
 			cands = append(cands, candidate{w, node, sent})
 		}
@@ -195,7 +196,7 @@ func (s *Service) resend(ctx context.Context) {
 		}
 		for i, id := range w.nodes {
 			if err := s.Messenger.SendNodeCommand(ctx, id, w.cmd, w.ttl); err != nil {
-				s.Logger.Warn("emergency: resend failed; the rest of this pass waits for the next", "emergency", w.id, "node", id,
+				s.Logger.Warn("emergency: resend failed; the rest of this pass waits for the next", "emergency", w.id, "drill", w.drill, "node", id,
 					"left", len(w.nodes)-i-1, "err", err)
 				refused = true
 				break
@@ -227,7 +228,7 @@ func (s *Service) resend(ctx context.Context) {
 				note, what = s.Deliveries.NoteCancelResends, "emergency: cancel resends not stored"
 			}
 			if err := note(ctx, occurrence, resent, now); err != nil {
-				s.Logger.Error(what, "emergency", w.id, "nodes", len(resent), "err", err)
+				s.Logger.Error(what, "emergency", w.id, "drill", w.drill, "nodes", len(resent), "err", err)
 			}
 		}
 	}

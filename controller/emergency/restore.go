@@ -298,7 +298,7 @@ func (s *Service) close(ctx context.Context, em *loaxa.Emergency, fn func(e *loa
 		}
 		return nil
 	}); err != nil {
-		s.Logger.Error("emergency: not closed", "emergency", em.ID, "err", err)
+		s.Logger.Error("emergency: not closed", "emergency", em.ID, "drill", em.Drill, "err", err)
 		return
 	}
 	attrs = append([]any{"emergency", em.ID, "drill", em.Drill, "expires", em.Expires}, attrs...)
@@ -307,7 +307,7 @@ func (s *Service) close(ctx context.Context, em *loaxa.Emergency, fn func(e *loa
 		attrs = append(attrs, "targeted", sum.Targeted, "reached", sum.Reached, "completed", sum.Completed,
 			"failed", sum.Failed, "not_reached", sum.Targeted-sum.Reached)
 	} else {
-		s.Logger.Error("emergency: report of a closed emergency", "emergency", em.ID, "err", err)
+		s.Logger.Error("emergency: report of a closed emergency", "emergency", em.ID, "drill", em.Drill, "err", err)
 	}
 	s.Logger.Warn(msg, attrs...)
 }

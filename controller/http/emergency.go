@@ -375,7 +375,8 @@ func (s *Server) handleCancelEmergency(w http.ResponseWriter, r *http.Request) e
 // handleAllClear answers POST /api/v1/emergency/{id}/all-clear: the
 // follow-up that the danger has passed, to the same areas (a drill's
 // all-clear is a drill too). The emergency it follows is cancelled first
-// if it still plays.
+// if it still plays, once the all-clear's request is found good
+// (SendEmergency).
 func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
@@ -411,19 +412,18 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	by := userFrom(ctx).Username
-	if rep.State == loaxa.EmergencyActive {
-		// A cancel stored but not published (the broker away) follows the
-		// nodes once the broker is back; the all-clear goes the same way,
-		// rather than the officer having to press twice.
-		if _, err := svc.CancelEmergency(ctx, rep.ID, by); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict && loaxa.ErrorCode(err) != loaxa.EUnavailable {
-			return err
-		}
-		s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), fmt.Sprintf("drill=%t by all-clear", rep.Drill))
-	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
 		Kind: loaxa.EmergencyAllClear, Follows: rep.ID, Title: title, ContentID: contentID, Text: text, IntroContentID: req.IntroContentID,
 		Repeat: req.Repeat, Volume: req.Volume, CreatedBy: by,
 	})
+	switch loaxa.ErrorCode(err) {
+	case loaxa.EInvalid, loaxa.EConflict, loaxa.ENotFound:
+		// Refused before anything was stopped.
+	default:
+		if rep.State == loaxa.EmergencyActive {
+			s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), fmt.Sprintf("drill=%t by all-clear", rep.Drill))
+		}
+	}
 	if em != nil {
 		s.audit(r, auditEmergencyAllClear, em.ID, strings.Join(em.Targets, ","), "follows="+rep.ID+" "+emergencyDetail(em))
 	}

@@ -257,3 +257,92 @@ func TestEmergencyReportSaysContentFetched(t *testing.T) {
 		}
 	}
 }
+
+// TestAllClearRefusedLeavesTheAlert: an all-clear request the service
+// refuses (repeat out of range) is answered 400 and changes nothing: the
+// alert it would follow goes on sounding. It was cancelled on every
+// speaker first, by a request that then sent no all-clear.
+func TestAllClearRefusedLeavesTheAlert(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}}, http.StatusCreated, &em)
+	r := e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": ct.ID, "repeat": 20}, http.StatusBadRequest, nil)
+	if !strings.Contains(string(r.body), "repeat") {
+		t.Errorf("answer %s, want it to name repeat", r.body)
+	}
+	if st := e.emergencyState(em.ID); st != loaxa.EmergencyActive {
+		t.Errorf("after a refused all-clear the alert is %s; want it still active", st)
+	}
+	for _, c := range e.alerts.commands() {
+		if c.cmd.Name == protocol.CmdAlertCancel {
+			t.Errorf("a refused all-clear sent %s to %s/%s", c.cmd.Name, c.scope, c.id)
+		}
+	}
+}
+
+// allClearGate holds alert publishes until release, saying on entered
+// that one began.
+type allClearGate struct {
+	*fakeAlerts
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *allClearGate) SendAreaCommand(ctx context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
+	if cmd.Name == protocol.CmdAlert {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.fakeAlerts.SendAreaCommand(ctx, area, cmd, ttl)
+}
+
+// TestAllClearOnlyOnce: two presses of all-clear for one alert (a
+// double click, or two officers) while the first is being published: the
+// second is refused (409), and one all-clear plays on every speaker, not
+// two.
+func TestAllClearOnlyOnce(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}}, http.StatusCreated, &em)
+	g := &allClearGate{fakeAlerts: e.alerts, entered: make(chan struct{}, 2), release: make(chan struct{})}
+	e.emergency.Messenger = g
+	body := `{"content_id":"` + ct.ID + `"}`
+	status := make(chan int, 2)
+	press := func() {
+		r := e.request("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, "application/json", strings.NewReader(body))
+		status <- r.status
+	}
+	go press()
+	<-g.entered // the first all-clear is being published
+	go press()
+	answered := 0
+	select {
+	case <-g.entered:
+		t.Errorf("a second all-clear for %s is being published while the first is", em.ID)
+	case st := <-status:
+		answered++
+		if st != http.StatusConflict {
+			t.Errorf("second press: %d, want 409", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second press did not answer")
+	}
+	close(g.release)
+	var got []int
+	for range 2 - answered {
+		got = append(got, <-status)
+	}
+	n := 0
+	for _, c := range e.alerts.commands() {
+		if c.cmd.Name == protocol.CmdAlert && c.cmd.Alert.Occurrence.Announcement != em.ID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d all-clears published for %s (answers %v), want 1", n, em.ID, got)
+	}
+}

@@ -134,6 +134,12 @@ const (
 	// EmergencyCancelledState: the node stopped it, or will never start
 	// it, because it was cancelled.
 	EmergencyCancelledState = "cancelled"
+	// EmergencyUnconfirmed: the node began the alert (or had it cut off,
+	// to play again), and by now every play of it would have ended
+	// (UnconfirmedAfter), but it has not reported how it ended: its power
+	// or its link went with the storm. Not sounding, as far as anyone
+	// knows; its report comes when it is back.
+	EmergencyUnconfirmed = "unconfirmed"
 	// ReasonNotReached: the alert expired or was cancelled before the
 	// node had it.
 	ReasonNotReached = "not-reached"
@@ -310,6 +316,10 @@ type EmergencySummary struct {
 	Cancelled int `json:"cancelled"`
 	Offline   int `json:"offline"`
 	Pending   int `json:"pending"`
+	// Unconfirmed counts the nodes that began the alert and have not
+	// reported its end long after it would have ended
+	// (EmergencyUnconfirmed).
+	Unconfirmed int `json:"unconfirmed,omitempty"`
 	// Fetching (emergency reports) counts the nodes that have the alert
 	// but not yet its audio: they are downloading it, sounding the opening
 	// chime meanwhile if they keep it, and play the message once enough of
@@ -348,7 +358,18 @@ func (s *EmergencySummary) Add(n EmergencyNode) {
 		}
 	case EmergencyOffline:
 		s.Offline++
+	case EmergencyUnconfirmed:
+		s.Reached++
+		s.Unconfirmed++
 	}
+}
+
+// UnconfirmedAfter is when a node that began an alert and has not
+// reported its end counts as EmergencyUnconfirmed rather than sounding:
+// no play of it starts after its expiry, so every play has ended by then
+// and its planned length, and the node has had SilenceBound to say so.
+func UnconfirmedAfter(e *Emergency) time.Time {
+	return e.Expires.Add(time.Duration(e.PlannedMS)*time.Millisecond + SilenceBound)
 }
 
 // EmergencyReport is an emergency with the state of every targeted node.

@@ -482,7 +482,9 @@ const STANDING_WAIT_MS = 2000;
  */
 const NODES_WAIT_MS = 3000;
 
-const BOARD = ['reached', 'sounding', 'suspended', 'completed', 'failed', 'offline', 'pending', 'cancelled'];
+// 'unconfirmed' (began, then no word of the end long after it) shows only
+// when there are such clusters.
+const BOARD = ['reached', 'sounding', 'suspended', 'completed', 'failed', 'unconfirmed', 'offline', 'pending', 'cancelled'];
 
 /**
  * areaBoard shows the report's count of the clusters of each area (its
@@ -613,7 +615,7 @@ async function board(ctx, main, id) {
   const showSummary = (s, st, tm, byArea) => {
     unpublished.hidden = unsent.length === 0 || st !== 'active' || (s.reached || 0) >= (s.targeted || 0);
     fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
-      BOARD.map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
+      BOARD.filter((k) => k !== 'unconfirmed' || s[k] > 0).map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
     fill(state, badge(st, 'emstate.'));
     fetching.hidden = !(s.fetching > 0);
     fill(fetching, s.fetching > 0 ? t('emergency.fetching', { n: fmtNumber(s.fetching) }) : '');
