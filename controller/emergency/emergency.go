@@ -21,6 +21,7 @@
 package emergency
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
@@ -225,6 +227,18 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	}
 	if em.Drill && !strings.HasPrefix(em.Title, drillMark) {
 		em.Title = drillMark + em.Title
+	} else if !em.Drill {
+		// Only drills carry the mark: a real alert whose title (or its
+		// content's) begins with it would read as an exercise on the board,
+		// in the reports and on the nodes. Taken out, not refused: a real
+		// warning is not held up for its title.
+		if t, ok := withoutDrillMark(em.Title); ok {
+			s.Logger.Warn("emergency: a real alert's title began with the drill mark; taken out", "title", em.Title, "by", em.CreatedBy)
+			em.Title = cmp.Or(t, main.Title)
+			if t, ok := withoutDrillMark(em.Title); ok {
+				em.Title = t
+			}
+		}
 	}
 
 	if follows != nil {
@@ -496,6 +510,26 @@ func alertCommand(em *loaxa.Emergency, a loaxa.EmergencyArea, main *loaxa.Conten
 // drillMark starts the title of every drill, in the language the officers
 // read, so that no one mistakes it for a real alert.
 const drillMark = "[DIỄN TẬP] "
+
+// withoutDrillMark returns title without the drill mark (in any case, as
+// often as it is repeated) and whether it had it.
+func withoutDrillMark(title string) (string, bool) {
+	mark := strings.TrimSpace(drillMark)
+	runes := utf8.RuneCountInString(mark)
+	had := false
+	for {
+		t := strings.TrimSpace(title)
+		end := 0
+		for range runes {
+			_, size := utf8.DecodeRuneInString(t[end:])
+			end += size
+		}
+		if !strings.EqualFold(t[:end], mark) {
+			return t, had
+		}
+		title, had = t[end:], true
+	}
+}
 
 func ref(c *loaxa.Content) protocol.ContentRef {
 	return protocol.ContentRef{ID: c.ID, Size: c.Size, DurationMS: c.DurationMS, Path: "/api/v1/content/" + c.ID + "/audio", Chunks: c.Chunks}

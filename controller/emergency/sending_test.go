@@ -165,3 +165,36 @@ func TestNothingSoundsAfterTheAlertIsOver(t *testing.T) {
 		t.Errorf("an hour after the alert expired: summary %+v, n1 %+v; want n1 unconfirmed, none sounding", sum, nodes["n1"])
 	}
 }
+
+// TestRealAlertWithoutTheDrillMark: only drills carry the drill mark. A
+// real alert whose title begins with it (typed so, in any case, or taken
+// from its content's title) has it taken out, so that it never reads as
+// an exercise; a drill's title gets it once.
+func TestRealAlertWithoutTheDrillMark(t *testing.T) {
+	w := newWorld(t)
+	s := w.service()
+	ctx := context.Background()
+	for _, c := range []struct {
+		title string
+		drill bool
+		want  string
+	}{
+		{"[DIỄN TẬP] Bão số 3", false, "Bão số 3"},
+		{"  [diễn tập] [DIỄN TẬP]Bão số 3", false, "Bão số 3"},
+		{"Bão số 3 [DIỄN TẬP]", false, "Bão số 3 [DIỄN TẬP]"},
+		{"[DIỄN TẬP] Bão số 3", true, "[DIỄN TẬP] Bão số 3"},
+		{"Bão số 3", true, "[DIỄN TẬP] Bão số 3"},
+		{"[DIỄN TẬP]", false, "Báo động"}, // the content's title
+	} {
+		em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{Title: c.title, Drill: c.drill, ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if em.Title != c.want {
+			t.Errorf("title %q (drill %t) sent as %q, want %q", c.title, c.drill, em.Title, c.want)
+		}
+		if _, err := s.CancelEmergency(ctx, em.ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
