@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
 
@@ -139,7 +140,7 @@ func TestEndedHoldSurvivesRestart(t *testing.T) {
 
 	restart := func(what string) *Agent {
 		t.Helper()
-		b := &Agent{store: st, log: quiet}
+		b := &Agent{store: st, log: quiet, clock: clock.NewOffset(clock.NewFake(t0.Add(6 * time.Second)))}
 		if err := b.loadAlerts(t0.Add(6 * time.Second)); err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +162,7 @@ func TestEndedHoldSurvivesRestart(t *testing.T) {
 
 	// A store from before the ends were kept.
 	st.h.ReportUntil = nil
-	c := &Agent{store: st, log: quiet}
+	c := &Agent{store: st, log: quiet, clock: clock.NewOffset(clock.NewFake(t0.Add(6 * time.Second)))}
 	if err := c.loadAlerts(t0.Add(6 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
