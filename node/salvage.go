@@ -35,7 +35,10 @@ func storeSalvage(path string, stdout, stderr io.Writer, exit func(int)) int {
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	n := 0
-	err := store.Salvage(path, time.Now(), func(f store.Found) error {
+	// The zero time keeps every replay entry: the board's clock is not
+	// checked yet at start (one running fast would drop entries still
+	// valid); the agent forgets them on its corrected clock.
+	err := store.Salvage(path, time.Time{}, func(f store.Found) error {
 		n++
 		if err := enc.Encode(f); err != nil {
 			return err
@@ -114,7 +117,7 @@ func salvageInChild(ctx context.Context, path string) (*store.Kept, error) {
 func salvageInto(ctx context.Context, aside string, into store.Keeper, log *slog.Logger) {
 	got, err := salvageInChild(ctx, aside)
 	if got != nil {
-		err = errors.Join(err, into.Keep(got, time.Now()))
+		err = errors.Join(err, into.Keep(got, time.Time{})) // every replay entry, as above
 	}
 	var events, marks, replay, keys int
 	if got != nil {

@@ -522,6 +522,18 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // load reads the durable state.
+// forgetAt is the time by which replay entries that have expired are
+// forgotten: the corrected clock, once this run has measured it. Before
+// that, none is: a board whose clock runs fast (an RTC set wrong) would
+// forget entries still valid by the controller's clock, and take a
+// captured copy again after a restart.
+func (a *Agent) forgetAt() time.Time {
+	if a.clockEstimate.Load() == nil {
+		return time.Time{}
+	}
+	return a.clock.Now()
+}
+
 func (a *Agent) load() error {
 	d, err := a.store.Desired()
 	if err != nil {
@@ -531,7 +543,7 @@ func (a *Agent) load() error {
 	if a.progress, err = a.store.Progress(); err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}
-	entries, err := a.store.ReplayEntries(a.clock.Now())
+	entries, err := a.store.ReplayEntries(a.forgetAt())
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}

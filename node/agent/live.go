@@ -25,8 +25,8 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 	if env.Type != protocol.TypeLive {
 		return fmt.Errorf("%w: %s message on a live topic", protocol.ErrMalformed, env.Type)
 	}
-	now := a.clock.Now()
-	entry, err := a.guard.Check(env, now)
+	now, forget := a.clock.Now(), a.forgetAt()
+	entry, err := a.guard.Check(env, forget)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 	if l.Kind != protocol.LiveAudio {
 		// Starts and ends are remembered across a restart, frames (25 a
 		// second, valid for seconds) only in memory.
-		if err := a.store.AddReplay(entry, now); err != nil {
+		if err := a.store.AddReplay(entry, forget); err != nil {
 			a.log.Error("agent: replay entry not stored", "err", err)
 		}
 	}

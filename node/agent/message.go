@@ -144,12 +144,12 @@ func (a *Agent) acceptCommand(env *protocol.Envelope) error {
 	if env.Type != protocol.TypeCommand {
 		return fmt.Errorf("%w: %s message on a cmd topic", protocol.ErrMalformed, env.Type)
 	}
-	now := a.clock.Now()
-	entry, err := a.guard.Check(env, now)
+	forget := a.forgetAt()
+	entry, err := a.guard.Check(env, forget)
 	if err != nil {
 		return err
 	}
-	if err := a.store.AddReplay(entry, now); err != nil {
+	if err := a.store.AddReplay(entry, forget); err != nil {
 		// The in-memory guard still refuses copies until a restart.
 		a.log.Error("agent: replay entry not stored", "err", err)
 	}
