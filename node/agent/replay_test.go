@@ -80,4 +80,3 @@ func TestReplayRefusedAfterARestartOnAFastBoard(t *testing.T) {
 		t.Fatalf("replayed command after a restart: rejected %d (want 1), reboots %d (want 1): the replay was accepted", got, reboots.Load())
 	}
 }
-
