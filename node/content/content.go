@@ -615,6 +615,13 @@ func (c *Cache) Discard(id string) {
 	c.mu.Lock()
 	e, ok := c.present[id]
 	if ok {
+		// The files go before the entry does: once it is gone the content
+		// is fetched again, and a delete after that would take the new
+		// copy (the damage record below can be slow on a failing card).
+		if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("content: cannot delete damaged content", "content", id, "err", err)
+		}
+		os.Remove(c.Path(id) + listSuffix)
 		delete(c.present, id)
 		delete(c.retry, id)
 		if !e.kept {
@@ -629,10 +636,6 @@ func (c *Cache) Discard(id string) {
 		return
 	}
 	c.saveDamage()
-	if err := os.Remove(c.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.log.Warn("content: cannot delete damaged content", "content", id, "err", err)
-	}
-	os.Remove(c.Path(id) + listSuffix)
 	c.log.Error("content: cached file damaged; fetching it again", "content", id)
 	c.signal(c.note)
 	c.signal(c.wake)
@@ -823,6 +826,19 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
 	}
+	if tail := have % protocol.ChunkSize; ref.Chunks != "" && tail != 0 && have < ref.Size {
+		// Less than a chunk at the end has never been checked, and a power
+		// cut can leave it torn (written, never synced): asked for again,
+		// so that only bytes checked against the chunk list are kept, and
+		// a torn tail is not taken for wrong bytes from the controller.
+		have -= tail
+		if err := f.Truncate(have); err != nil {
+			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+		}
+		if _, err := f.Seek(have, io.SeekStart); err != nil {
+			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
+		}
+	}
 	var (
 		list    []byte // the chunk list the signed ref names, if the download had it
 		checked bool
@@ -837,6 +853,14 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 			c.attemptEnded(ref.ID, err, mismatch)
 			return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 		}
+	}
+	if got, err := f.Seek(0, io.SeekEnd); err == nil && ref.Size > 0 && got < ref.Size {
+		// An answer that ended cleanly before the content's size (a body
+		// without a length, closed early on the way) is a cut link, not
+		// wrong bytes: the next attempt asks for the rest.
+		err := fmt.Errorf("the answer ended after %d of %d bytes: %w", got, ref.Size, io.ErrUnexpectedEOF)
+		c.attemptEnded(ref.ID, err, false)
+		return fmt.Errorf("fetch content %s: %w", ref.ID, err)
 	}
 	if err := f.Sync(); err != nil {
 		c.attemptEnded(ref.ID, err, false)

@@ -221,8 +221,15 @@ func (c *Cache) openCached(id string) (io.ReadCloser, error) {
 	}
 	list, err := os.ReadFile(c.Path(id) + listSuffix)
 	st, serr := f.Stat()
-	if err != nil || serr != nil || len(list) != protocol.Chunks(st.Size())*protocol.ChunkHashSize {
+	if err != nil || serr != nil {
 		return f, nil
+	}
+	if want := len(list) / protocol.ChunkHashSize; len(list)%protocol.ChunkHashSize != 0 || protocol.Chunks(st.Size()) != want {
+		// Cut short or lengthened on the card since it was verified (or
+		// its list was): not what its id names. Fetched again, rather
+		// than read to a clean end unchecked.
+		f.Close()
+		return nil, &DamagedError{ID: id, Err: fmt.Errorf("%d bytes on the card, and a chunk list of %d bytes", st.Size(), len(list))}
 	}
 	return &checkedFile{f: f, id: id, list: list, size: st.Size()}, nil
 }

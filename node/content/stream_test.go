@@ -223,7 +223,8 @@ func TestSlowDownloadIsNotPlayable(t *testing.T) {
 
 // TestStreamWaitsForTheResume: the link is cut mid-download; the stream
 // gives what arrived, waits, and goes on with the resumed attempt (a
-// Range request) to the end.
+// Range request, from the last whole chunk: the bytes after it were never
+// checked) to the end.
 func TestStreamWaitsForTheResume(t *testing.T) {
 	b, id := blob(100_000, 13)
 	c, more, s := pacedCache(t, b)
@@ -254,8 +255,8 @@ func TestStreamWaitsForTheResume(t *testing.T) {
 	if res := <-got; res.err != nil || !bytes.Equal(res.b, b) {
 		t.Fatalf("stream across the resume: %d bytes (equal %v), err %v", len(res.b), bytes.Equal(res.b, b), res.err)
 	}
-	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=30000-" {
-		t.Errorf("requests had Range %q, want none then bytes=30000-", rs)
+	if rs := s.ranges(); len(rs) != 2 || rs[1] != "bytes=16384-" {
+		t.Errorf("requests had Range %q, want none then bytes=16384-", rs)
 	}
 }
 
@@ -548,8 +549,9 @@ func TestPlayableOnceAChunkIsChecked(t *testing.T) {
 // TestResumeChecksThePartialFile: a partial file left by an earlier run
 // whose second chunk is damaged (a disk that lost a write) is checked
 // against the list that comes in front of the resumed bytes: the attempt
-// keeps the first chunk only and fails, and the next resumes after it and
-// ends with the content.
+// (which asks from the last whole chunk: the bytes after it were never
+// checked) keeps the first chunk only and fails, and the next resumes after
+// it and ends with the content.
 func TestResumeChecksThePartialFile(t *testing.T) {
 	b, id := blob(50_000, 25)
 	s := newServer(t)
@@ -567,8 +569,8 @@ func TestResumeChecksThePartialFile(t *testing.T) {
 	if err := c.Fetch(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if rs := s.ranges(); len(rs) != 2 || rs[0] != "bytes=40000-" || rs[1] != "bytes=16384-" {
-		t.Errorf("requests had Range %q, want bytes=40000- then bytes=16384-", rs)
+	if rs := s.ranges(); len(rs) != 2 || rs[0] != "bytes=32768-" || rs[1] != "bytes=16384-" {
+		t.Errorf("requests had Range %q, want bytes=32768- then bytes=16384-", rs)
 	}
 	f, err := c.Open(id)
 	if err != nil {
