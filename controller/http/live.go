@@ -39,8 +39,14 @@ const (
 const maxLiveMessage = 2 * nodeaudio.SampleRate
 
 // maxDroppedFrames ends a call whose frames could not be published for a
-// second in a row: the broker is gone.
-const maxDroppedFrames = 25
+// second in a row: the broker is gone. (25 was a second of the 40 ms
+// frames; the narrowband frames are 60 ms.)
+const maxDroppedFrames = (nodeaudio.SampleRate + nodeaudio.NarrowFrameWide - 1) / nodeaudio.NarrowFrameWide
+
+// liveSessionCheck is how often a call checks that its officer's session
+// still holds and still allows the call: signed out, revoked (a lost
+// phone), expired or no longer allowed, the call ends.
+var liveSessionCheck = time.Second
 
 // StatusLiveCut is the WebSocket close code of a call an officer cut
 // (an application code, 4000–4999); the last status message says who.
@@ -140,7 +146,10 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 		return nil // Accept has answered
 	}
 	defer c.CloseNow()
-	c.SetReadLimit(maxLiveMessage)
+	// The library closes the connection on a message over its limit, so
+	// the limit is above the call's: a message over maxLiveMessage is
+	// refused with a status (runLive), one over twice that by the library.
+	c.SetReadLimit(2 * maxLiveMessage)
 	user := userFrom(ctx).Username
 	rec := &loaxa.LiveCall{ID: loaxa.LiveCallIDPrefix + strings.ToLower(rand.Text()[:16]), CreatedBy: user,
 		Areas: areas, Priority: prio, Title: title, Drill: drill, Volume: volume, Started: s.now()}
@@ -286,8 +295,17 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	}
 	longest := time.NewTimer(protocol.MaxLiveDuration)
 	defer longest.Stop()
+	session := time.NewTicker(liveSessionCheck)
+	defer session.Stop()
 	for {
 		select {
+		case <-session.C:
+			if detail := s.liveSessionEnded(ctx, rec); detail != "" {
+				if err := flush(true); err != nil {
+					s.logger().Warn("live call: last frame not sent", "call", rec.ID, "drill", rec.Drill, "err", err)
+				}
+				return finish(loaxa.LiveEndSignedOut, detail)
+			}
 		case <-cut:
 			return finish(loaxa.LiveEndCut, "")
 		case <-s.closing:
@@ -302,7 +320,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 					reason = loaxa.LiveEndSpeakerStopped
 				case errors.Is(m.err, context.Canceled):
 					reason = loaxa.LiveEndShutdown
-				case websocket.CloseStatus(m.err) == websocket.StatusMessageTooBig:
+				case errors.Is(m.err, websocket.ErrMessageTooBig), websocket.CloseStatus(m.err) == websocket.StatusMessageTooBig:
 					reason, detail = loaxa.LiveEndBadAudio, fmt.Sprintf("a message over %d bytes (send 20–40 ms at a time)", maxLiveMessage)
 				}
 				if err := flush(true); err != nil {
@@ -311,13 +329,21 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 				return finish(reason, detail)
 			}
 			if m.typ != websocket.MessageBinary {
-				if strings.TrimSpace(string(m.data)) == `{"type":"end"}` {
+				// JSON, however it is spaced ({"type": "end"} from
+				// Python's json.dumps); other text is for future use.
+				var msg struct {
+					Type string `json:"type"`
+				}
+				if json.Unmarshal(m.data, &msg) == nil && msg.Type == "end" {
 					if err := flush(true); err != nil {
 						return finish(loaxa.LiveEndBroker, err.Error())
 					}
 					return finish(loaxa.LiveEndSpeakerStopped, "")
 				}
-				continue // other text is for future use
+				continue
+			}
+			if len(m.data) > maxLiveMessage {
+				return finish(loaxa.LiveEndBadAudio, fmt.Sprintf("a message of %d bytes, over %d (send 20–40 ms at a time)", len(m.data), maxLiveMessage))
 			}
 			if len(m.data)%2 != 0 {
 				return finish(loaxa.LiveEndBadAudio, fmt.Sprintf("a message of %d bytes is not 16-bit PCM", len(m.data)))
@@ -331,6 +357,27 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			}
 		}
 	}
+}
+
+// liveSessionEnded says why the session that began call rec no longer
+// holds, or "" if it does: signed out, revoked or expired, or its user no
+// longer allowed to speak to one of the call's areas.
+func (s *Server) liveSessionEnded(ctx context.Context, rec *loaxa.LiveCall) string {
+	u, err := s.UserService.UserByToken(ctx, callerFrom(ctx).token)
+	switch code := loaxa.ErrorCode(err); {
+	case code == loaxa.EUnauthorized || code == loaxa.ENotFound:
+		return "the session ended (signed out, revoked or expired)"
+	case err != nil:
+		// The store is busy or away: not a reason to cut an officer off.
+		s.logger().Warn("live call: session not checked", "call", rec.ID, "drill", rec.Drill, "err", err)
+		return ""
+	}
+	for _, a := range rec.Areas {
+		if err := loaxa.Authorize(ctx, s.AreaService, u, liveCallAction(rec.Priority), a); err != nil {
+			return fmt.Sprintf("%s may no longer speak to area %s", u.Username, a)
+		}
+	}
+	return ""
 }
 
 func status(ctx context.Context, c *websocket.Conn, st liveStatus) {

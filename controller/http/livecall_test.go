@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -511,5 +512,148 @@ func TestLiveCallRequests(t *testing.T) {
 	e.call("GET", "/api/v1/live/calls?active=false&limit=5", e.admin, nil, http.StatusOK, &list)
 	if list.Calls == nil || len(list.Calls) != 0 {
 		t.Errorf("calls %+v, want an empty list", list.Calls)
+	}
+}
+
+// dialRaw opens GET /api/v1/live as the holder of token on a raw
+// WebSocket and reads the on-air status.
+func dialRaw(t *testing.T, e *env, token, areas string) (*websocket.Conn, liveclient.Status) {
+	t.Helper()
+	ws, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(e.ts.URL, "http")+"/api/v1/live?areas="+areas,
+		&websocket.DialOptions{HTTPClient: e.ts.Client(), HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	ws.SetReadLimit(-1)
+	var onAir liveclient.Status
+	readStatus(t, ws, &onAir)
+	if onAir.State != "on_air" {
+		t.Fatalf("first status %+v, want on_air", onAir)
+	}
+	return ws, onAir
+}
+
+// TestLiveOversizeMessageIsBadAudio: a client message over the 1 s limit
+// ends the call as "bad audio" with a status saying so (docs/live.md). It
+// was recorded as "client disconnected", without a status: the library's
+// read error for it is not a close error.
+func TestLiveOversizeMessageIsBadAudio(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	ws, onAir := dialRaw(t, e, speaker, "12346")
+
+	big := make([]byte, 2*16000+2) // just over a second of 16 kHz PCM
+	if err := ws.Write(t.Context(), websocket.MessageBinary, big); err != nil {
+		t.Fatal(err)
+	}
+	c := waitEndedAny(t, e, speaker, onAir.Call)
+	if c.EndReason != loaxa.LiveEndBadAudio {
+		t.Errorf("oversize message: call recorded as ended %q (%q), want %q", c.EndReason, c.EndDetail, loaxa.LiveEndBadAudio)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	typ, b, err := ws.Read(ctx)
+	if err != nil || typ != websocket.MessageText || !strings.Contains(string(b), loaxa.LiveEndBadAudio) {
+		t.Errorf("speaker told %q (%v), want an ended status with reason %q", b, err, loaxa.LiveEndBadAudio)
+	}
+}
+
+// waitEndedAny waits until call id is over and returns its record.
+func waitEndedAny(t *testing.T, e *env, token, id string) *loaxa.LiveCall {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var rep loaxa.LiveCallReport
+		e.call("GET", "/api/v1/live/calls/"+id, token, nil, http.StatusOK, &rep)
+		if !rep.Active() {
+			return rep.LiveCall
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s still on air after 10s", id)
+		}
+	}
+}
+
+// TestLiveCallEndsWithItsSession: signing a user out everywhere (a lost
+// phone: DELETE /users/{u}/sessions, docs/api.md "end at once") ends that
+// user's call on air within liveSessionCheck, with reason "signed out";
+// it went on publishing, the WebSocket authorised only at the upgrade.
+func TestLiveCallEndsWithItsSession(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	ws, onAir := dialRaw(t, e, speaker, "12346")
+	if err := ws.Write(t.Context(), websocket.MessageBinary, voice); err != nil {
+		t.Fatal(err)
+	}
+	var rev struct{ Revoked int }
+	e.call("DELETE", "/api/v1/users/can-bo-a/sessions", e.admin, nil, http.StatusOK, &rev)
+	if rev.Revoked != 1 {
+		t.Fatalf("revoked %d sessions, want 1", rev.Revoked)
+	}
+	c := waitEndedAny(t, e, e.admin, onAir.Call)
+	if c.EndReason != loaxa.LiveEndSignedOut || !strings.Contains(c.EndDetail, "session ended") {
+		t.Errorf("call after its session was revoked: ended %q (%q), want %q", c.EndReason, c.EndDetail, loaxa.LiveEndSignedOut)
+	}
+}
+
+// TestLiveEndAsAnyJSON: the end message is JSON however it is spaced
+// (Python's json.dumps writes `{"type": "end"}`); it was ignored unless
+// written exactly `{"type":"end"}`, and the call stayed on air.
+func TestLiveEndAsAnyJSON(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	ws, onAir := dialRaw(t, e, speaker, "12346")
+	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type": "end"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	typ, b, err := ws.Read(ctx)
+	if err != nil || typ != websocket.MessageText || !strings.Contains(string(b), `"ended"`) {
+		t.Errorf(`after {"type": "end"}: read %q, %v; want an "ended" status`, b, err)
+	}
+	var rep loaxa.LiveCallReport
+	e.call("GET", "/api/v1/live/calls/"+onAir.Call, speaker, nil, http.StatusOK, &rep)
+	if rep.Active() {
+		t.Errorf("call %s still on air after the speaker's end message", onAir.Call)
+	}
+}
+
+// failFrames publishes starts and ends but no audio frame: the broker link
+// is gone for frames.
+type failFrames struct{ recordLive }
+
+func (f *failFrames) SendLive(ctx context.Context, area string, l protocol.Live) error {
+	if l.Kind == protocol.LiveAudio {
+		return errors.New("not connected")
+	}
+	return f.recordLive.SendLive(ctx, area, l)
+}
+
+// TestLiveBrokerGoneEndsAfterASecond: docs/live.md, "after a second of
+// them the call ends with reason broker unavailable". It took 25 frames, a
+// second of the old 40 ms frames but 1.5 s of the 60 ms ones sent now.
+func TestLiveBrokerGoneEndsAfterASecond(t *testing.T) {
+	ff := &failFrames{}
+	e := newEnv(t, func(s *lhttp.Server) { s.Live = ff })
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	ws, onAir := dialRaw(t, e, speaker, "12346")
+	sec := make([]byte, 2*16000)
+	for range 2 {
+		if err := ws.Write(t.Context(), websocket.MessageBinary, sec); err != nil {
+			break // the server may have closed already
+		}
+	}
+	c := waitEndedAny(t, e, speaker, onAir.Call)
+	if c.EndReason != loaxa.LiveEndBroker {
+		t.Fatalf("ended %q, want %q", c.EndReason, loaxa.LiveEndBroker)
+	}
+	frame := 60 * time.Millisecond
+	if d := time.Duration(c.FramesDropped) * frame; d > time.Second+frame {
+		t.Errorf("call ended after %d frames (%v of audio) not published, want about a second", c.FramesDropped, d)
 	}
 }

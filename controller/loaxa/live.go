@@ -27,6 +27,7 @@ const (
 	LiveEndBroker         = "broker unavailable"   // the start, or a second of frames, could not be published
 	LiveEndBadAudio       = "bad audio"            // the client sent what is not 16-bit PCM
 	LiveEndNotStarted     = "not started"          // the call's records could not be stored
+	LiveEndSignedOut      = "signed out"           // the officer's session ended (signed out, revoked, expired) or no longer allows the call
 )
 
 // LiveCall (cuộc gọi phát trực tiếp) is the record of one live broadcast:
