@@ -24,6 +24,12 @@ import (
 //     next frame (the output reads ahead of real time, so this is not
 //     heard), then plays a frame of silence, without skipping anything:
 //     a stall never holds the output longer than underrunWait;
+//   - frames lost while the buffer was empty (an outage of the link, not
+//     a stall) had their time played as those silences: when later frames
+//     come, as many missing ones are skipped without playing silence
+//     again, so the outage adds nothing to the call's latency (it added
+//     its length, for the rest of the call, on this node only: an echo of
+//     its neighbours);
 //   - more than MaxJitterDepth buffered drops the oldest, so latency stays
 //     bounded when the output runs slower than the sender;
 //   - the stream ends (io.EOF) when the end message came and the buffer is
@@ -67,6 +73,9 @@ type jitter struct {
 	last    time.Time // when the last frame (or the start) arrived
 	played  int       // frames played as sent
 	lost    int       // frames played as silence because they never came in time
+	// underruns are the frames of silence an empty buffer played since
+	// the last frame played: the time of as many frames that may be lost.
+	underruns int
 	late    int       // frames that came after their place was played
 	cut     bool      // ended by a cut: the buffered frames were dropped
 	arrived chan struct{}
@@ -218,11 +227,21 @@ func (j *jitter) fill() error {
 	}
 	defer j.mu.Unlock()
 	s, ok := j.frames[j.next]
+	if !ok && len(j.frames) > 0 {
+		// Overtaken after an empty buffer: the missing frames whose time
+		// its silences already took are lost without more silence.
+		for ; j.underruns > 0 && !ok; s, ok = j.frames[j.next] {
+			j.next++
+			j.lost++
+			j.underruns--
+		}
+	}
 	switch {
 	case ok:
 		delete(j.frames, j.next)
 		j.next++
 		j.played++
+		j.underruns = 0
 	case len(j.frames) > 0:
 		// Overtaken: the frame is lost.
 		j.next++
@@ -231,6 +250,8 @@ func (j *jitter) fill() error {
 		return io.EOF
 	case j.now().Sub(j.last) >= j.timeout:
 		return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
+	default:
+		j.underruns++ // a frame of silence while the buffer is empty
 	}
 	if j.narrow {
 		wide := make([]int16, nodeaudio.NarrowFrameWide)

@@ -232,3 +232,76 @@ func TestJitterNarrowFrames(t *testing.T) {
 		t.Errorf("counts %+v, want 3 played, 1 lost", c)
 	}
 }
+
+// TestJitterOutageAddsNoLatency: a network outage in which the
+// controller's QoS 0 frames are lost (not delayed). The output keeps
+// pulling one frame per 60 ms slot: while the buffer is empty it plays
+// silence; when the frames come back, the lost frames whose time that
+// silence took are skipped, and the buffer holds what it held before.
+// Before, each lost frame was played as silence a second time
+// ("overtaken") while new frames piled up until MaxJitterDepth dropped
+// the oldest, a frame that came in time: the call ran with 600 ms in the
+// buffer instead of 240 ms for the rest of it, on this node only (its
+// neighbours played 360 ms earlier: an echo between clusters).
+func TestJitterOutageAddsNoLatency(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	j := newJitter(clk.Now, LiveFrameTimeout)
+	var enc nodeaudio.NarrowFrameEncoder
+	pcm := make([]int16, nodeaudio.NarrowFrameWide)
+	for i := range pcm {
+		pcm[i] = 1000
+	}
+	push := func(seq uint64) {
+		t.Helper()
+		f, err := enc.Encode(pcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Push(seq, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() {
+		t.Helper()
+		if _, err := io.ReadFull(j, make([]byte, 2*nodeaudio.NarrowFrameWide)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// held is how many frames are buffered ahead of the output.
+	held := func() int {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return len(j.frames)
+	}
+	depth := framesFor(JitterDepth, narrowDuration)
+	var seq uint64
+	for ; seq < uint64(depth); seq++ {
+		push(seq)
+	}
+	slot := func(n int) { // n slots of one frame in, one frame out
+		for range n {
+			push(seq)
+			seq++
+			read()
+		}
+	}
+	slot(20)
+	before := held()
+
+	const outage = 17 // about a second of frames lost on the network
+	for range outage {
+		seq++ // sent, never arrives
+		read()
+	}
+	slot(60) // 3.6 s of normal traffic after it
+	after := held()
+	lost, _ := j.Stats()
+	t.Logf("buffered before the outage %d frames, after %d; lost %d (outage %d)", before, after, lost, outage)
+	if after > before+1 {
+		t.Errorf("3.6 s after a %d-frame outage the buffer holds %d frames (%v), it held %d (%v) before: the outage's length stays added to the call's latency",
+			outage, after, time.Duration(after)*narrowDuration, before, time.Duration(before)*narrowDuration)
+	}
+	if lost != outage {
+		t.Errorf("%d frames counted lost for %d lost on the network: frames that came in time were dropped", lost, outage)
+	}
+}
