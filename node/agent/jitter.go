@@ -76,11 +76,11 @@ type jitter struct {
 	// underruns are the frames of silence an empty buffer played since
 	// the last frame played: the time of as many frames that may be lost.
 	underruns int
-	late    int       // frames that came after their place was played
-	cut     bool      // ended by a cut: the buffered frames were dropped
-	arrived chan struct{}
-	closed  chan struct{}
-	once    sync.Once
+	late      int  // frames that came after their place was played
+	cut       bool // ended by a cut: the buffered frames were dropped
+	arrived   chan struct{}
+	closed    chan struct{}
+	once      sync.Once
 
 	pending []byte // decoded bytes not yet read
 
