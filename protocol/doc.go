@@ -93,7 +93,8 @@
 // versioned DesiredState. The node stores it, fetches the content it names
 // ahead of time, and plays each occurrence at its start on its own clock,
 // corrected by the offset it measures against the controller (HTTP GET
-// /api/v1/time). A lost link does not stop the schedule.
+// /api/v1/time?nonce=, answered with a TimeProof signed for that nonce:
+// timeproof.go). A lost link does not stop the schedule.
 //
 // # Priorities, preemption and repeats
 //

@@ -250,6 +250,36 @@ func (s *Signer) sign(typ Type, to string, body []byte, ttl time.Duration, compa
 	return env
 }
 
+// openSigned parses raw and checks its signature by a known key and its
+// audience; not its validity in time.
+func (v *Verifier) openSigned(raw []byte, audience string) (*Envelope, error) {
+	parse := Parse
+	if len(raw) > 0 && raw[0] == compactMagic {
+		parse = parseCompact
+	}
+	env, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(env.Sig) == 0 || env.KeyID == "" {
+		return nil, fmt.Errorf("%w: %s from %s", ErrUnsigned, env.Type, env.From)
+	}
+	v.mu.RLock()
+	pub, ok := v.keys[env.KeyID]
+	v.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, env.KeyID)
+	}
+	if !ed25519.Verify(pub, env.signingBytes(), env.Sig) {
+		return nil, fmt.Errorf("%w: %s seq %d from %s", ErrSignature, env.Type, env.Seq, env.From)
+	}
+	// Only a verified envelope's fields are worth reporting in detail.
+	if env.To != audience {
+		return nil, fmt.Errorf("%w: addressed to %q, arrived for %q", ErrAudience, env.To, audience)
+	}
+	return env, nil
+}
+
 // Encode wraps body in an unsigned envelope, as nodes send. seq is the
 // sender's own sequence (the event sequence for event batches, 0 otherwise).
 func Encode(typ Type, from, to string, seq uint64, now time.Time, body any) ([]byte, error) {
@@ -387,29 +417,9 @@ func (v *Verifier) KeyIDs() []string {
 // checked separately (ReplayGuard) because what counts as a replay depends
 // on the message type: desired states are versioned, commands are not.
 func (v *Verifier) Open(raw []byte, audience string) (*Envelope, error) {
-	parse := Parse
-	if len(raw) > 0 && raw[0] == compactMagic {
-		parse = parseCompact
-	}
-	env, err := parse(raw)
+	env, err := v.openSigned(raw, audience)
 	if err != nil {
 		return nil, err
-	}
-	if len(env.Sig) == 0 || env.KeyID == "" {
-		return nil, fmt.Errorf("%w: %s from %s", ErrUnsigned, env.Type, env.From)
-	}
-	v.mu.RLock()
-	pub, ok := v.keys[env.KeyID]
-	v.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, env.KeyID)
-	}
-	if !ed25519.Verify(pub, env.signingBytes(), env.Sig) {
-		return nil, fmt.Errorf("%w: %s seq %d from %s", ErrSignature, env.Type, env.Seq, env.From)
-	}
-	// Only a verified envelope's fields are worth reporting in detail.
-	if env.To != audience {
-		return nil, fmt.Errorf("%w: addressed to %q, arrived for %q", ErrAudience, env.To, audience)
 	}
 	// The difference is taken unsigned: once Expires > Issued it is exact,
 	// where a signed difference of extreme times could wrap negative and

@@ -281,6 +281,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.BrokerURL = a.publicBroker()
 	a.HTTP.TopicPrefix = topics.Prefix
 	a.HTTP.KeyService = a.Keys
+	a.HTTP.TimeSigner = a.Signer
 	a.HTTP.MaxUploadBytes = cfg.MaxUploadBytes
 	a.HTTP.Now = a.Clock.Now
 	a.HTTP.Logger = a.Logger

@@ -204,11 +204,13 @@ func (p *Poller) Poll(ctx context.Context) {
 	wg.Wait()
 }
 
-// pollFeed polls feed once, for at most Interval, and notes how it went.
+// pollFeed polls feed once and notes how it went. Its fetches end within
+// Interval; acting on an alert found (Handle: the speech, the store, the
+// publish) is not cut short by that bound.
 func (p *Poller) pollFeed(ctx context.Context, feed string) {
-	pctx, cancel := context.WithTimeout(ctx, p.Interval)
+	fetch, cancel := context.WithTimeout(ctx, p.Interval)
 	defer cancel()
-	err := p.poll(pctx, feed)
+	err := p.poll(ctx, fetch, feed)
 	if ctx.Err() != nil {
 		return
 	}
@@ -253,8 +255,10 @@ type atom struct {
 	} `xml:"entry"`
 }
 
-func (p *Poller) poll(ctx context.Context, feed string) error {
-	raw, err := p.get(ctx, feed)
+// poll fetches feed and its entries with fetch, and hands what it finds
+// to Handle with ctx.
+func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
+	raw, err := p.get(fetch, feed)
 	if err != nil {
 		return err
 	}
@@ -299,11 +303,11 @@ func (p *Poller) poll(ctx context.Context, feed string) error {
 			p.markEntry(key)
 			continue
 		}
-		if ctx.Err() != nil {
+		if fetch.Err() != nil {
 			failed = append(failed, fmt.Errorf("entry %s: not reached within the poll's %v", e.ID, p.Interval))
 			continue
 		}
-		doc, err := p.get(ctx, base.ResolveReference(ref).String())
+		doc, err := p.get(fetch, base.ResolveReference(ref).String())
 		if err != nil {
 			p.Logger.Warn("cap: feed entry not fetched; trying again next poll", "feed", feed, "entry", e.ID, "err", err)
 			failed = append(failed, fmt.Errorf("entry %s: %w", e.ID, err))

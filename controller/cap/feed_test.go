@@ -287,3 +287,28 @@ func TestPollerFeedsDoNotWaitForEachOther(t *testing.T) {
 		t.Errorf("the hanging feed's status %+v; want its entries not taken in", st)
 	}
 }
+
+// TestPollerHandlesAlertsBeyondTheFetchBound: a poll's fetches end within
+// Interval, but acting on an alert it found (reading it out, storing it,
+// sending it) is not cut short by that bound: an alert whose speech takes
+// longer than the poll interval is still played. With the bound on the
+// handling too, the alert was stored unplayed and then, as a duplicate,
+// never played (seen in e2e TestCapFeedPolled).
+func TestPollerHandlesAlertsBeyondTheFetchBound(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(sample(t)) }))
+	defer srv.Close()
+	var handled error
+	p := &Poller{URLs: []string{srv.URL + "/alert.xml"}, Interval: 20 * time.Millisecond,
+		Handle: func(ctx context.Context, raw []byte, feed string) error {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond): // ten poll intervals of work
+			}
+			handled = ctx.Err()
+			return nil
+		}}
+	p.Poll(context.Background())
+	if handled != nil {
+		t.Errorf("the alert's handling was cut short: %v", handled)
+	}
+}

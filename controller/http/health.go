@@ -2,8 +2,12 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // HealthCheck is one part of the controller that GET /api/v1/health
@@ -59,11 +63,29 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 // measure their offset against it over several round trips and keep the
 // fastest, so the handler does as little as it can between reading the
 // clock and writing the answer.
+//
+// With ?nonce= (protocol.ValidNonce) the answer also carries "proof": the
+// time and the nonce in an envelope signed with the controller's key, so
+// that no one on the way can set a node's clock (protocol/timeproof.go).
 func (s *Server) handleTime(w http.ResponseWriter, r *http.Request) error {
+	nonce := r.URL.Query().Get("nonce")
+	if nonce != "" && !protocol.ValidNonce(nonce) {
+		return loaxa.Errorf(loaxa.EInvalid, "nonce: give %d to %d letters, digits, - or _.", protocol.MinNonceLen, protocol.MaxNonceLen)
+	}
+	now := s.now().UTC()
 	buf := make([]byte, 0, 64)
 	buf = append(buf, `{"time":"`...)
-	buf = s.now().UTC().AppendFormat(buf, time.RFC3339Nano)
-	buf = append(buf, "\"}\n"...)
+	buf = now.AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, '"')
+	if nonce != "" && s.TimeSigner != nil {
+		proof, err := s.TimeSigner.Seal(protocol.TypeTime, protocol.TimeAudience, protocol.TimeProof{Nonce: nonce, Time: now}, protocol.TimeProofTTL)
+		if err != nil {
+			return fmt.Errorf("time proof: %w", err)
+		}
+		buf = append(buf, `,"proof":`...)
+		buf = append(buf, proof...)
+	}
+	buf = append(buf, "}\n"...)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -61,6 +61,10 @@ type Server struct {
 	ControllerKeys []protocol.PublicKey
 	// KeyService keeps the controller's signing keys and rotates them.
 	KeyService loaxa.KeyService
+	// TimeSigner signs the answers to GET /api/v1/time that carry a
+	// node's nonce (protocol.TimeProof), with the key nodes trust; nil:
+	// the answers are unsigned.
+	TimeSigner *protocol.Signer
 	// ControllerCA is the PEM certificate(s) nodes pin to verify the
 	// controller over TLS, written into credentials documents.
 	ControllerCA string

@@ -3,8 +3,10 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -183,6 +185,7 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 
 	s := lhttp.NewServer()
 	s.ControllerKeys = []protocol.PublicKey{e.key}
+	s.TimeSigner = protocol.NewSigner("controller", signing, 0, e.clock.Now)
 	s.Now = e.clock.Now
 	s.Logger = logger
 	s.AreaService, s.NodeService, s.ContentService, s.MediaService = st.areas, st.nodes, st.contents, e.lib
@@ -517,6 +520,38 @@ func TestHealthAndTimeArePublic(t *testing.T) {
 		t.Errorf("time Cache-Control %q, want no-store", cc)
 	}
 	e.call("GET", "/api/v1/health", "", nil, http.StatusOK, nil)
+}
+
+// TestTimeIsSignedForANonce: with a node's nonce the time comes with a
+// proof, signed with the key the nodes trust, that opens for that nonce
+// only; a nonce that is not one is refused.
+func TestTimeIsSignedForANonce(t *testing.T) {
+	e := newEnv(t)
+	const nonce = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	r := e.request("GET", "/api/v1/time?nonce="+nonce, "", "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("time with a nonce: %d %s", r.status, r.body)
+	}
+	var got struct {
+		Time  time.Time
+		Proof json.RawMessage
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := e.key.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := protocol.NewVerifier([]ed25519.PublicKey{pub}, time.Now, 0)
+	proven, err := v.OpenTimeProof(got.Proof, nonce)
+	if err != nil || !proven.Equal(e.clock.Now()) || !got.Time.Equal(proven) {
+		t.Errorf("proof %s opens as %v, %v; want the controller's clock %v, as the answer's time %v", got.Proof, proven, err, e.clock.Now(), got.Time)
+	}
+	if _, err := v.OpenTimeProof(got.Proof, "ANOTHERREQUESTSNONCE12345"); !errors.Is(err, protocol.ErrReplay) {
+		t.Errorf("the proof for another nonce: %v, want ErrReplay", err)
+	}
+	checkError(t, e.request("GET", "/api/v1/time?nonce=short", "", "", nil), http.StatusBadRequest, loaxa.EInvalid, "nonce")
 }
 
 func TestUnknownRoutesAnswerJSON(t *testing.T) {

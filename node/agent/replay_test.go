@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -78,5 +80,54 @@ func TestReplayRefusedAfterARestartOnAFastBoard(t *testing.T) {
 	settle(n)
 	if got := n.a.Status().Rejected; got != 1 || reboots.Load() != 1 {
 		t.Fatalf("replayed command after a restart: rejected %d (want 1), reboots %d (want 1): the replay was accepted", got, reboots.Load())
+	}
+}
+
+// TestForgedTimeAnswerMovesNoClock: whoever answers GET /api/v1/time on
+// the way (a network attacker, over plain HTTP) cannot set the node's
+// clock: an answer without a proof, or with a proof the controller signed
+// for another request, is refused, and the clock stays as it was. Before,
+// an answer an hour and forty minutes back set the node's clock so, and a
+// command that had expired an hour before was carried out.
+func TestForgedTimeAnswerMovesNoClock(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	back := time.Now().Add(-100 * time.Minute)
+	captured := protocol.NewSigner("controller", ctl.Key, 0, func() time.Time { return back })
+	replayed, err := captured.Seal(protocol.TypeTime, protocol.TimeAudience, protocol.TimeProof{Nonce: "an-earlier-request-nonce", Time: back}, protocol.TimeProofTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, answer := range map[string]string{
+		"no proof":                   fmt.Sprintf(`{"time":%q}`, back.Format(time.RFC3339Nano)),
+		"a proof of another request": fmt.Sprintf(`{"time":%q,"proof":%s}`, back.Format(time.RFC3339Nano), replayed),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var asked atomic.Int32
+			forged := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				asked.Add(1)
+				w.Write([]byte(answer))
+			}))
+			defer forged.Close()
+			cred := ctl.Credentials("n1", "x1", "p1")
+			cred.Controller = forged.URL
+			var reboots atomic.Int32
+			n := startAgent(t, cred, options{tune: func(c *agent.Config) { c.Reboot = func() { reboots.Add(1) } }})
+			waitConnected(t, n)
+			nodetest.Eventually(t, 10*time.Second, "the forged time asked for", func() bool { return asked.Load() > 0 })
+
+			// Signed 150 minutes ago, valid an hour: it expired 90 minutes ago.
+			old := protocol.NewSigner("controller", ctl.Key, 0, func() time.Time { return time.Now().Add(-150 * time.Minute) })
+			raw, err := old.Seal(protocol.TypeCommand, "node/n1", protocol.Command{Name: protocol.CmdReboot}, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctl.Publish(ctl.Topics.Node("n1", protocol.ChanCmd), false, raw)
+			nodetest.Eventually(t, 10*time.Second, "the old command handled", func() bool {
+				return reboots.Load() > 0 || n.a.Status().Rejected > 0
+			})
+			if got := n.a.Clock().Get(); got != 0 || reboots.Load() != 0 {
+				t.Errorf("after a forged time answer the clock's correction is %v and the node rebooted %d times on a command expired 90 minutes ago; want no correction and the command refused", got, reboots.Load())
+			}
+		})
 	}
 }

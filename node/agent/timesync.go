@@ -2,11 +2,12 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -128,7 +129,7 @@ func nextSync(best *offsetEstimate, now time.Time, retry, interval time.Duration
 	if best != nil && best.uncertainty(now) <= syncGood {
 		return interval, retry, false
 	}
-	next = retry/2 + rand.N(retry+1)
+	next = retry/2 + mrand.N(retry+1)
 	return min(interval, next), min(4*retry, interval), next < interval
 }
 
@@ -167,7 +168,8 @@ func (a *Agent) measureOffset(ctx context.Context, samples int) (offset, rtt tim
 func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	nonce := rand.Text()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?nonce="+nonce, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -178,11 +180,17 @@ func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Du
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	server, err := parseTime(resp.Body)
+	proof, err := readTimeAnswer(resp.Body)
 	t3 := base.Now()
 	if resp.StatusCode != http.StatusOK {
 		return 0, 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("GET %s: %w", url, err)
+	}
+	// Only a time the controller signed for this request moves the clock
+	// every message is judged on (protocol/timeproof.go).
+	server, err := a.verifier.OpenTimeProof(proof, nonce)
 	if err != nil {
 		return 0, 0, fmt.Errorf("GET %s: %w", url, err)
 	}
@@ -191,16 +199,17 @@ func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Du
 	return server.Sub(mid), rtt, nil
 }
 
-// parseTime reads the controller's answer {"time": "<RFC 3339>"}.
-func parseTime(r io.Reader) (time.Time, error) {
+// readTimeAnswer reads the controller's answer {"time": "<RFC 3339>",
+// "proof": <signed envelope>} and returns the proof.
+func readTimeAnswer(r io.Reader) ([]byte, error) {
 	var body struct {
-		Time time.Time `json:"time"`
+		Proof json.RawMessage `json:"proof"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r, 4096)).Decode(&body); err != nil {
-		return time.Time{}, fmt.Errorf("want {\"time\": RFC 3339}: %w", err)
+		return nil, fmt.Errorf(`want {"time": RFC 3339, "proof": envelope}: %w`, err)
 	}
-	if body.Time.IsZero() {
-		return time.Time{}, errors.New(`want {"time": RFC 3339}: no time`)
+	if len(body.Proof) == 0 {
+		return nil, errors.New(`the answer has no "proof": the controller signs its time since this node's version; upgrade the controller first (docs/deploy.md)`)
 	}
-	return body.Time, nil
+	return body.Proof, nil
 }

@@ -249,7 +249,19 @@ func (c *Controller) ContentRequests(id string) int {
 
 func (c *Controller) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/api/v1/time" {
-		json.NewEncoder(w).Encode(map[string]string{"time": c.Now().Format(time.RFC3339Nano)})
+		// As the controller answers: the time, and signed with the nonce.
+		now := c.Now()
+		answer := map[string]any{"time": now.Format(time.RFC3339Nano)}
+		if nonce := r.URL.Query().Get("nonce"); nonce != "" {
+			s := protocol.NewSigner("controller", c.Key, 0, func() time.Time { return now })
+			proof, err := s.Seal(protocol.TypeTime, protocol.TimeAudience, protocol.TimeProof{Nonce: nonce, Time: now}, protocol.TimeProofTTL)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			answer["proof"] = json.RawMessage(proof)
+		}
+		json.NewEncoder(w).Encode(answer)
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/content/")
