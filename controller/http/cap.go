@@ -238,7 +238,9 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			for _, old := range afterPlay {
 				reason += fmt.Sprintf("; emergency %s of %s plays on until this update is approved", old.Emergency, old.Key)
 			}
-			if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
+			// Even when the request is gone (its context is what failed):
+			// left as played, a duplicate would never play it.
+			if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
 				a.Action, a.Reason = string(cap.ActionPending), reason
 				return nil
 			}); uerr != nil {
