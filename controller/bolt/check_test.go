@@ -341,7 +341,7 @@ func TestCheckFile(t *testing.T) {
 				{Seq: 1, Type: protocol.EventReceived, At: time.Now(), Occurrence: loaxa.OccurrenceID("a000001", time.Now())},
 				{Seq: 2, Type: protocol.EventReceived, At: time.Now()},
 			}}
-			if _, err := NewEventService(db).RecordEvents(ctx, "n1", b, time.Now()); err != nil {
+			if _, _, err := NewEventService(db).RecordEvents(ctx, "n1", b, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.update(tt.corrupt); err != nil {

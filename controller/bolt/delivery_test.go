@@ -157,7 +157,7 @@ func TestDeliveryService_ReceiptsAndResends(t *testing.T) {
 	record := func(node string, seq uint64, typ protocol.EventType, at time.Time) {
 		t.Helper()
 		ev := protocol.Event{Seq: seq, Type: typ, At: at, Occurrence: occ}
-		if _, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "ep", Events: []protocol.Event{ev}}, clk.Now()); err != nil {
+		if _, _, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "ep", Events: []protocol.Event{ev}}, clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -86,17 +86,18 @@ func eventSeqKey(node, epoch string) []byte {
 // occurrence advances the delivery (announcement, occurrence, node) with
 // DeliveryState.Advance; a missing delivery is created from the event, so
 // that no report of a play is lost.
-func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (uint64, error) {
+func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (uint64, []protocol.Event, error) {
 	if err := checkCtx(ctx); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if b.Epoch == "" || len(b.Epoch) > maxEpochLen {
-		return 0, loaxa.Errorf(loaxa.EInvalid, "Event batch from node %q: epoch %q must be 1 to %d bytes.", node, b.Epoch, maxEpochLen)
+		return 0, nil, loaxa.Errorf(loaxa.EInvalid, "Event batch from node %q: epoch %q must be 1 to %d bytes.", node, b.Epoch, maxEpochLen)
 	}
 	receivedAt = receivedAt.UTC()
 	var last uint64
+	var fresh []protocol.Event
 	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
-		last = 0 // the function may run again (groupUpdate)
+		last, fresh = 0, fresh[:0] // the function may run again (groupUpdate)
 		n, err := getNode(tx, node)
 		if err != nil {
 			return err
@@ -131,6 +132,7 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 				return fmt.Errorf("event %d: %w", ev.Seq, err)
 			}
 			last = ev.Seq
+			fresh = append(fresh, ev)
 		}
 		if last == stored {
 			return nil
@@ -138,9 +140,9 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 		return seqs.Put(seqKey, u64(last))
 	})
 	if err != nil {
-		return 0, fmt.Errorf("record events of node %s: %w", node, err)
+		return 0, nil, fmt.Errorf("record events of node %s: %w", node, err)
 	}
-	return last, nil
+	return last, fresh, nil
 }
 
 // storeEvent stores one accepted event and advances its delivery.

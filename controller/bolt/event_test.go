@@ -119,7 +119,7 @@ func TestEventService_RecordEvents_Sequencing(t *testing.T) {
 			mustNode(t, db, "n1", "hp")
 			s := bolt.NewEventService(db)
 			for i, st := range tt.steps {
-				ack, err := s.RecordEvents(context.Background(), "n1", st.b, clk.Now())
+				ack, _, err := s.RecordEvents(context.Background(), "n1", st.b, clk.Now())
 				must(t, err)
 				if ack != st.ack {
 					t.Errorf("step %d: ack %d, want %d", i, ack, st.ack)
@@ -139,11 +139,11 @@ func TestEventService_RecordEvents_Refused(t *testing.T) {
 	s := bolt.NewEventService(db)
 	ctx := context.Background()
 
-	_, err := s.RecordEvents(ctx, "n9", batch("e1", 1), clk.Now())
+	_, _, err := s.RecordEvents(ctx, "n9", batch("e1", 1), clk.Now())
 	wantCode(t, err, loaxa.ENotFound)
-	_, err = s.RecordEvents(ctx, "n1", batch("", 1), clk.Now())
+	_, _, err = s.RecordEvents(ctx, "n1", batch("", 1), clk.Now())
 	wantCode(t, err, loaxa.EInvalid)
-	_, err = s.RecordEvents(ctx, "n1", batch(string(make([]byte, 65)), 1), clk.Now())
+	_, _, err = s.RecordEvents(ctx, "n1", batch(string(make([]byte, 65)), 1), clk.Now())
 	wantCode(t, err, loaxa.EInvalid)
 	if got := storedSeqs(t, s, "n1"); got != nil {
 		t.Errorf("refused batches stored %q", got)
@@ -161,7 +161,7 @@ func TestEventService_RecordEvents_Stored(t *testing.T) {
 		{Seq: 1, Type: protocol.EventReceived, At: t0.Add(time.Second)},
 		{Seq: 2, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier}, // no At
 	}}
-	_, err := s.RecordEvents(context.Background(), "n1", b, received)
+	_, _, err := s.RecordEvents(context.Background(), "n1", b, received)
 	must(t, err)
 	es, err := s.FindEvents(context.Background(), loaxa.EventFilter{Node: "n1"})
 	must(t, err)
@@ -311,7 +311,7 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 				e.Seq = uint64(i + 1)
 				b.Events = append(b.Events, e)
 			}
-			ack, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now())
+			ack, _, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now())
 			must(t, err)
 			if ack != uint64(len(tt.events)) {
 				t.Fatalf("ack %d, want %d", ack, len(tt.events))
@@ -363,7 +363,7 @@ func TestEnsureDeliveriesPlansUnplanned(t *testing.T) {
 		{Seq: 1, Type: protocol.EventReceived, At: issued.Add(400 * time.Millisecond), Occurrence: occ},
 		{Seq: 2, Type: protocol.EventStarted, At: start.Add(5 * time.Millisecond), Occurrence: occ, LateMS: 5},
 	}}
-	if _, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now()); err != nil {
+	if _, _, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	got := func(node string) loaxa.Delivery {
@@ -407,7 +407,7 @@ func TestEventService_RecordEvents_MalformedOccurrence(t *testing.T) {
 	mustArea(t, db, "hp", "")
 	mustNode(t, db, "n1", "hp")
 	b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{{Seq: 1, Type: protocol.EventStarted, At: t0, Occurrence: "no-announcement-part"}}}
-	ack, err := bolt.NewEventService(db).RecordEvents(context.Background(), "n1", b, clk.Now())
+	ack, _, err := bolt.NewEventService(db).RecordEvents(context.Background(), "n1", b, clk.Now())
 	must(t, err)
 	if ack != 1 {
 		t.Fatalf("ack %d: the event itself must still be stored", ack)
@@ -435,7 +435,7 @@ func TestEventService_FindEvents(t *testing.T) {
 		for i, m := range mins {
 			b.Events = append(b.Events, protocol.Event{Seq: uint64(i + 1), Type: protocol.EventReceived, At: at(m)})
 		}
-		_, err := s.RecordEvents(context.Background(), node, b, clk.Now())
+		_, _, err := s.RecordEvents(context.Background(), node, b, clk.Now())
 		must(t, err)
 	}
 	record("n-ll", 1, 5, 9)
@@ -491,7 +491,7 @@ func TestEventService_FindEvents_SubMillisecond(t *testing.T) {
 	mustNode(t, db, "b", "hp")
 	s := bolt.NewEventService(db)
 	for node, at := range map[string]time.Time{"a": t0.Add(700 * time.Microsecond), "b": t0.Add(200 * time.Microsecond)} {
-		_, err := s.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: "e", Events: []protocol.Event{{Seq: 1, Type: protocol.EventReceived, At: at}}}, clk.Now())
+		_, _, err := s.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: "e", Events: []protocol.Event{{Seq: 1, Type: protocol.EventReceived, At: at}}}, clk.Now())
 		must(t, err)
 	}
 	for _, tt := range []struct {
@@ -524,7 +524,7 @@ func TestEventService_FindEvents_Limits(t *testing.T) {
 	for i := range seqs {
 		seqs[i] = uint64(i + 1)
 	}
-	ack, err := s.RecordEvents(context.Background(), "n1", batch("e1", seqs...), clk.Now())
+	ack, _, err := s.RecordEvents(context.Background(), "n1", batch("e1", seqs...), clk.Now())
 	must(t, err)
 	if ack != n {
 		t.Fatalf("ack %d, want %d", ack, n)
@@ -574,7 +574,7 @@ func BenchmarkRecordEvents(b *testing.B) {
 			seq[k]++
 			occ := loaxa.OccurrenceID("a000001", t0.Add(time.Duration(seq[k]/3)*time.Hour))
 			ev := protocol.Event{Seq: seq[k], Type: types[seq[k]%3], At: time.Now(), Occurrence: occ}
-			ack, err := s.RecordEvents(context.Background(), mine[k], protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, time.Now())
+			ack, _, err := s.RecordEvents(context.Background(), mine[k], protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, time.Now())
 			if err != nil || ack != seq[k] {
 				b.Errorf("ack %d, %v; want %d", ack, err, seq[k])
 				return
@@ -600,7 +600,7 @@ func TestEventService_RecordEvents_Concurrent(t *testing.T) {
 			node := fmt.Sprintf("n%d", i) // n8 does not exist
 			for k := range batches {
 				seq := uint64(2*k + 1)
-				ack, err := s.RecordEvents(context.Background(), node, batch("e1", seq, seq+1), clk.Now())
+				ack, _, err := s.RecordEvents(context.Background(), node, batch("e1", seq, seq+1), clk.Now())
 				if i == nodes {
 					if loaxa.ErrorCode(err) != loaxa.ENotFound {
 						t.Errorf("unknown node: %v", err)
@@ -658,7 +658,7 @@ func TestEventService_FindEvents_MergeAndScan(t *testing.T) {
 			}
 			b.Events = append(b.Events, protocol.Event{Seq: seq, Type: protocol.EventReceived, At: at})
 		}
-		_, err := s.RecordEvents(context.Background(), n, b, clk.Now())
+		_, _, err := s.RecordEvents(context.Background(), n, b, clk.Now())
 		must(t, err)
 	}
 	all, err := s.FindEvents(context.Background(), loaxa.EventFilter{Limit: bolt.MaxEventLimit})
@@ -747,7 +747,7 @@ func FuzzRecordEvents(f *testing.F) {
 					break
 				}
 			}
-			ack, err := s.RecordEvents(ctx, "n1", b, clk.Now())
+			ack, _, err := s.RecordEvents(ctx, "n1", b, clk.Now())
 			must(t, err)
 			if ack != last[b.Epoch] {
 				t.Fatalf("batch %+v: ack %d, model says %d", b, ack, last[b.Epoch])
@@ -800,7 +800,7 @@ func TestEventService_RecordEvents_Salvaged(t *testing.T) {
 	}
 	record := func(b protocol.EventBatch, want uint64) {
 		t.Helper()
-		ack, err := events.RecordEvents(ctx, "n1", b, clk.Now())
+		ack, _, err := events.RecordEvents(ctx, "n1", b, clk.Now())
 		must(t, err)
 		if ack != want {
 			t.Fatalf("ack %d, want %d", ack, want)

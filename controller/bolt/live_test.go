@@ -88,14 +88,14 @@ func TestLiveCallDeliveries(t *testing.T) {
 	}
 	done := ev(3, protocol.EventCompleted)
 	done.Reason, done.PlayedMS, done.FramesPlayed, done.FramesLost, done.FramesLate = protocol.ReasonCut, 3000, 70, 3, 1
-	if _, err := es.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+	if _, _, err := es.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
 		ev(1, protocol.EventReceived), ev(2, protocol.EventStarted), done,
 	}}, t0.Add(4*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	failed := ev(1, protocol.EventFailed)
 	failed.Reason = protocol.ReasonStream
-	if _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{failed}}, t0.Add(4*time.Second)); err != nil {
+	if _, _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{failed}}, t0.Add(4*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ds.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: call})

@@ -29,14 +29,14 @@ func TestContentReadyMarksDeliveries(t *testing.T) {
 		return protocol.Event{Seq: seq, Type: typ, At: at, Occurrence: occ, Announcement: "a000001", Content: "c"}
 	}
 	readyAt := t0.Add(5 * time.Minute)
-	if _, err := es.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+	if _, _, err := es.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
 		ev(1, protocol.EventReceived, t0.Add(time.Minute)),
 		ev(2, protocol.EventContentReady, readyAt),
 		ev(3, protocol.EventContentReady, readyAt.Add(time.Minute)), // a repeat changes nothing
 	}}, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{
+	if _, _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{
 		ev(1, protocol.EventReceived, t0.Add(time.Minute)),
 	}}, clk.Now()); err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestContentReadyMarksDeliveries(t *testing.T) {
 	}
 
 	startAt := t0.Add(time.Hour)
-	if _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{
+	if _, _, err := es.RecordEvents(ctx, "n2", protocol.EventBatch{Epoch: "e2", Events: []protocol.Event{
 		ev(2, protocol.EventStarted, startAt), ev(3, protocol.EventCompleted, startAt.Add(time.Second)),
 	}}, clk.Now()); err != nil {
 		t.Fatal(err)

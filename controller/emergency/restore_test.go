@@ -96,7 +96,7 @@ func (w *world) reportFrom(s *Service, node, epoch string, ev protocol.Event) {
 	w.t.Helper()
 	w.eventSeq[node+" "+epoch]++ // each outbox counts from 1
 	ev.Seq = w.eventSeq[node+" "+epoch]
-	if _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: epoch, Events: []protocol.Event{ev}}, w.fc.Now()); err != nil {
+	if _, _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: epoch, Events: []protocol.Event{ev}}, w.fc.Now()); err != nil {
 		w.t.Fatal(err)
 	}
 	s.Events(node, epoch, []protocol.Event{ev})
@@ -116,7 +116,7 @@ func (w *world) salvage(s *Service, node, epoch string, seq uint64, evs ...proto
 	for i := range evs {
 		evs[i].Seq = seq + uint64(i)
 	}
-	if _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: epoch, Events: evs, Salvaged: true}, w.fc.Now()); err != nil {
+	if _, _, err := w.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: epoch, Events: evs, Salvaged: true}, w.fc.Now()); err != nil {
 		w.t.Fatal(err)
 	}
 	s.Salvaged(node, evs)

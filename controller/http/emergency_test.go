@@ -215,7 +215,7 @@ func TestEmergencyReportSaysContentFetched(t *testing.T) {
 	}
 	record := func(node string, events ...protocol.Event) {
 		t.Helper()
-		if _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: events}, at.Add(time.Second)); err != nil {
+		if _, _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: events}, at.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -43,7 +43,7 @@ func TestEventsAndDeliveries(t *testing.T) {
 		"n-b": {ev(1, protocol.EventReceived, start.Add(-40*time.Minute))},
 	}
 	for node, events := range batches {
-		if _, err := e.stores.events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: events}, start); err != nil {
+		if _, _, err := e.stores.events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: events}, start); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -312,7 +312,7 @@ func TestLiveCallEnds(t *testing.T) {
 	}
 	done := ev(3, protocol.EventCompleted)
 	done.FramesPlayed, done.FramesLost = 4, 1
-	if _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
 		ev(1, protocol.EventReceived), ev(2, protocol.EventStarted), done}}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestLiveCallListSummaries(t *testing.T) {
 	ev := func(seq uint64, typ protocol.EventType) protocol.Event {
 		return protocol.Event{Seq: seq, Type: typ, At: e.clock.Now(), Occurrence: a.ID, Announcement: a.ID}
 	}
-	if _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
 		ev(1, protocol.EventReceived), ev(2, protocol.EventStarted)}}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}

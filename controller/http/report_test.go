@@ -72,7 +72,7 @@ func TestBroadcastReport(t *testing.T) {
 		for i := range events {
 			events[i].Seq = uint64(i + 1)
 		}
-		if _, err := e.stores.events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: events}, h3); err != nil {
+		if _, _, err := e.stores.events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: events}, h3); err != nil {
 			t.Fatal(err)
 		}
 	}

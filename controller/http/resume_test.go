@@ -115,7 +115,7 @@ func TestStreamResumes(t *testing.T) {
 	// n-a has the alert.
 	e.clock.Advance(300 * time.Millisecond)
 	received := []protocol.Event{{Seq: 1, Type: protocol.EventReceived, At: e.clock.Now(), Occurrence: em.Occurrence, Announcement: em.ID, Content: ct.ID}}
-	if _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "e1", Events: received}, e.clock.Now()); err != nil {
+	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "e1", Events: received}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	e.emergency.Events("n-a", "e1", received)

@@ -40,7 +40,12 @@ type EventService interface {
 	// acknowledge. A new epoch starts the node's sequence over. A salvaged
 	// batch of an epoch whose earlier events are not held starts where it
 	// starts, and moves only deliveries no other epoch has reported on.
-	RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (ack uint64, err error)
+	//
+	// It also returns the events it stored now, in order: not those it
+	// held already (a resend, a late copy of an earlier epoch's batch), so
+	// that what follows the store (the emergency's tracking, the health
+	// monitor) hears each event once.
+	RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (ack uint64, stored []protocol.Event, err error)
 	// FindEvents returns events sorted by time (At), oldest first.
 	FindEvents(ctx context.Context, f EventFilter) ([]*Event, error)
 }

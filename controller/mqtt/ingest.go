@@ -129,7 +129,7 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if b.Epoch == "" || len(b.Events) == 0 {
 		return fmt.Errorf("%w: event batch without epoch or events", protocol.ErrMalformed)
 	}
-	ack, err := c.EventService.RecordEvents(ctx, node, b, c.Now())
+	ack, stored, err := c.EventService.RecordEvents(ctx, node, b, c.Now())
 	if err != nil {
 		return fmt.Errorf("record events of %s: %w", node, err)
 	}
@@ -141,22 +141,23 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 		// own outbox's.
 		c.Logger.Info("mqtt: events salvaged from a node's earlier store", "node", node, "epoch", b.Epoch,
 			"from", b.Events[0].Seq, "to", b.Events[len(b.Events)-1].Seq, "stored_up_to", ack)
-		if c.OnSalvaged != nil {
-			c.OnSalvaged(node, b.Events)
+		if c.OnSalvaged != nil && len(stored) > 0 {
+			c.OnSalvaged(node, stored)
 		}
-		if c.Observer != nil {
-			c.Observer.ObserveSalvaged(ctx, node, b.Events)
+		if c.Observer != nil && len(stored) > 0 {
+			c.Observer.ObserveSalvaged(ctx, node, stored)
 		}
 		if ack == 0 {
 			return nil
 		}
 		return c.sendAck(ctx, node, b.Epoch, ack)
 	}
-	// Only what is stored: events past a gap come again.
-	stored := b.Events
-	for len(stored) > 0 && stored[len(stored)-1].Seq > ack {
-		stored = stored[:len(stored)-1]
-	}
+	// Only what was stored now: events past a gap come again, and events
+	// held already (a resend, a late copy of an earlier epoch's batch)
+	// were heard when they were stored. Passed on again, a late copy of an
+	// old failure reopened an alarm a later play had ended, and an old
+	// epoch taken for the node's current one had a sounding alert taken
+	// for lost.
 	if c.OnEvents != nil && len(stored) > 0 {
 		c.OnEvents(node, b.Epoch, stored)
 	}

@@ -66,13 +66,13 @@ func (s *nodeStore) UpdateNodeStatus(_ context.Context, id string, fn func(*loax
 	return nil
 }
 
-func (s *nodeStore) RecordEvents(_ context.Context, node string, b protocol.EventBatch, _ time.Time) (uint64, error) {
+func (s *nodeStore) RecordEvents(_ context.Context, node string, b protocol.EventBatch, _ time.Time) (uint64, []protocol.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range b.Events {
 		s.batches = append(s.batches, node+" "+string(e.Type))
 	}
-	return 0, nil // nothing acknowledged: no command to send
+	return 0, nil, nil // nothing acknowledged: no command to send
 }
 
 // TestWorkerIngestsNodesTogether: what one worker finds queued is

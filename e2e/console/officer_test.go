@@ -203,7 +203,7 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	// The day before's play, read back from the cluster's store after a
 	// power cut damaged it, came late; the page says so.
 	before := loaxa.OccurrenceID(ann.ID, evening.Add(-24*time.Hour))
-	if _, err := c.App.Events.RecordEvents(context.Background(), "lap-le-01", protocol.EventBatch{Epoch: "0badc0de0badc0de", Salvaged: true,
+	if _, _, err := c.App.Events.RecordEvents(context.Background(), "lap-le-01", protocol.EventBatch{Epoch: "0badc0de0badc0de", Salvaged: true,
 		Events: []protocol.Event{{Seq: 7, Type: protocol.EventCompleted, Occurrence: before, At: evening.Add(-24 * time.Hour).Add(time.Minute), PlayedMS: 60000}}}, evening); err != nil {
 		t.Fatal(err)
 	}
