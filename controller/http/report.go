@@ -100,7 +100,7 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	cw.Write([]string{"level", "id", "area", "name", "nodes", "scheduled", "completed", "preempted", "failed", "missed",
 		"open", "failed_to_sound", "emergency", "minutes_planned", "minutes_played", "drill"})
 	row := func(level, id, area, name string, nodes int, f loaxa.BroadcastFigures) {
-		cw.Write([]string{level, id, area, name, strconv.Itoa(nodes), strconv.Itoa(f.Scheduled), strconv.Itoa(f.Completed),
+		cw.Write([]string{level, csvText(id), csvText(area), csvText(name), strconv.Itoa(nodes), strconv.Itoa(f.Scheduled), strconv.Itoa(f.Completed),
 			strconv.Itoa(f.Preempted), strconv.Itoa(f.Failed), strconv.Itoa(f.Missed), strconv.Itoa(f.Open),
 			strconv.Itoa(f.FailedToSound), strconv.Itoa(f.Emergency), minutes(f.PlannedMS), minutes(f.PlayedMS), strconv.Itoa(f.Drill)})
 	}
@@ -113,6 +113,18 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvText makes a text cell safe to open in a spreadsheet: one that
+// begins with =, +, -, @, a tab or a carriage return would be run as a
+// formula (CWE-1236: an area named =HYPERLINK(…) by one officer runs when
+// another opens the report), so it gets a leading apostrophe, which
+// spreadsheets show as text and do not display.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 func minutes(ms int64) string { return strconv.FormatFloat(float64(ms)/60000, 'f', 2, 64) }

