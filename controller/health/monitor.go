@@ -233,8 +233,29 @@ func (m *Monitor) Open(ctx context.Context) error {
 	}
 	for _, a := range alarms {
 		m.open[alarmKey{a.Node, a.Kind}] = a
+		// An alarm of a condition the node's state reports is ended by a
+		// state without it, which the record's faults say it had. The
+		// alarm is stored at once, the node's faults with its status every
+		// few seconds: after a crash between the two, the fault comes back
+		// from the alarm, or the alarm would never end.
+		if r := m.nodes[a.Node]; r != nil && stateKind(a.Kind) {
+			if _, ok := r.faults[a.Kind]; !ok {
+				r.faults[a.Kind] = loaxa.Fault{Kind: a.Kind, Since: a.Start, Detail: a.Detail, Facts: a.Facts}
+			}
+		}
 	}
 	return nil
+}
+
+// stateKind reports whether alarms of kind are of a condition the node's
+// state reports (faultsOf): all but the node going silent, a play failing
+// and its desired state not delivered.
+func stateKind(kind string) bool {
+	switch kind {
+	case loaxa.AlarmOffline, loaxa.AlarmFailedToSound, loaxa.AlarmDesiredUndelivered:
+		return false
+	}
+	return true
 }
 
 func newRecord(n *loaxa.Node) *record {
