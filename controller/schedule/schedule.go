@@ -309,8 +309,18 @@ func (s *Scheduler) compile(ctx context.Context, c *compilation, n *loaxa.Node) 
 	kept := make([]programmed, 0, len(items))
 	for _, it := range items {
 		// A packed session item may start before the window it was
-		// expanded for; keep only what has not ended long ago.
-		if !it.end.Add(s.LateGrace).After(c.now) {
+		// expanded for; keep only what has not ended long ago. One that
+		// may still start until its session ends (PlayBy: cut off, or
+		// queued, it starts again within it) is kept until it could have
+		// played from there; dropped at its planned end, the node failed it
+		// "removed" in the middle of its session.
+		until := it.end
+		if pb := it.occ.PlayBy; !pb.IsZero() {
+			if last := pb.Add(it.end.Sub(it.occ.Start)); last.After(until) {
+				until = last
+			}
+		}
+		if !until.Add(s.LateGrace).After(c.now) {
 			continue
 		}
 		d.Occurrences = append(d.Occurrences, it.occ)

@@ -556,3 +556,47 @@ func TestNodeLeftBehindGetsItAgain(t *testing.T) {
 	check(31*time.Minute, map[string]int{"tt-01": 4})
 	check(32*time.Minute, map[string]int{"tt-01": 5}) // the wait starts over
 }
+
+// ictZone is Hải Phòng's time.
+var ictZone = time.FixedZone("ICT", 7*3600)
+
+// TestSessionItemKeptUntilItsSessionEnds: a session item that was cut off
+// (or is queued) may start again until the end of its session (PlayBy),
+// per docs/scheduling.md, so the desired state keeps it until then. It
+// dropped it at its planned end plus the late grace, and the node failed
+// it "removed".
+func TestSessionItemKeptUntilItsSessionEnds(t *testing.T) {
+	r := newRig(t)
+	r.s.SessionService = bolt.NewSessionService(r.db)
+	// t0 is 12:00 in Hải Phòng; the evening session runs 17:00–18:00.
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 60, CreatedAt: t0}
+	r.must(t, r.s.SessionService.CreateSession(r.ctx, evening))
+	a := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+		Priority: protocol.PriorityNormal, Start: t0, Repeat: 1, Session: evening.ID}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+
+	r.compile(t, false)
+	d := r.msg.last("tt-01")
+	if len(d.Occurrences) != 1 {
+		t.Fatalf("occurrences %v", occurrenceIDs(d))
+	}
+	o := d.Occurrences[0]
+	sessionEnd := time.Date(2026, 11, 28, 18, 0, 0, 0, ictZone)
+	if !o.Start.Equal(time.Date(2026, 11, 28, 17, 0, 0, 0, ictZone)) || !o.PlayBy.Equal(sessionEnd) {
+		t.Fatalf("occurrence %s start %v play_by %v", o.ID, o.Start, o.PlayBy)
+	}
+	// 17:20: its planned end (17:01) plus the grace (10 min) is past, but
+	// the node may still play it until 18:00 (say an emergency cut it off
+	// at 17:00:30 and ran until 17:15).
+	r.clock.Set(time.Date(2026, 11, 28, 17, 20, 0, 0, ictZone))
+	r.compile(t, false)
+	d = r.msg.last("tt-01")
+	found := false
+	for _, x := range d.Occurrences {
+		found = found || x.ID == o.ID
+	}
+	if !found {
+		t.Errorf("at 17:20 desired state v%d dropped %s although its deadline (play_by) is %v: occurrences %v",
+			d.Version, o.ID, o.PlayBy.In(ictZone), occurrenceIDs(d))
+	}
+}
