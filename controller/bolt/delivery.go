@@ -194,10 +194,13 @@ func (s *DeliveryService) FindDeliveries(ctx context.Context, f loaxa.DeliveryFi
 	return out, nil
 }
 
-// DropDeliveries deletes node's pending and received deliveries that start
-// after after and whose occurrence keep does not hold. Started and final
-// ones stay: they are history.
-func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep map[string]bool, after time.Time) error {
+// DropDeliveries deletes node's pending and received deliveries whose
+// occurrence keep does not hold and that could still play at now (they
+// start after now, or within their planned length plus grace before it).
+// Started and final ones stay, and older ones: they are history. A due
+// one, waiting its turn when it was cancelled, was kept, and the node,
+// which no longer holds it, reported nothing: open for ever.
+func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep map[string]bool, now time.Time, grace time.Duration) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
@@ -217,7 +220,8 @@ func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep 
 			}
 			// Emergencies are sent, not scheduled: the scheduler never
 			// holds their occurrences.
-			if keep[d.Occurrence] || !d.Start.After(after) || loaxa.IsEmergencyID(d.Announcement) ||
+			over := d.Start.Add(time.Duration(d.PlannedMS)*time.Millisecond + grace)
+			if keep[d.Occurrence] || !over.After(now) || loaxa.IsEmergencyID(d.Announcement) ||
 				d.State != loaxa.DeliveryPending && d.State != loaxa.DeliveryReceived {
 				continue
 			}

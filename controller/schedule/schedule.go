@@ -404,7 +404,7 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	}
 	// Occurrences no longer planned (cancelled, declined, moved within a
 	// session) are not scheduled any more; only the future is rewritten.
-	if err := s.DeliveryService.DropDeliveries(ctx, n.ID, keep, c.now); err != nil {
+	if err := s.DeliveryService.DropDeliveries(ctx, n.ID, keep, c.now, s.LateGrace); err != nil {
 		return fmt.Errorf("deliveries: %w", err)
 	}
 	rec := &loaxa.Desired{Node: n.ID, State: d, Hash: hash}

@@ -600,3 +600,28 @@ func TestSessionItemKeptUntilItsSessionEnds(t *testing.T) {
 			d.Version, o.ID, o.PlayBy.In(ictZone), occurrenceIDs(d))
 	}
 }
+
+// TestCancelledWhileDueLeavesNoOpenDelivery: an occurrence cancelled after
+// its start, while the node still holds it queued (not yet started), is
+// dropped from the deliveries as a future one is: the node no longer
+// holds it and reports nothing, and it stayed open, then failed to sound,
+// for ever.
+func TestCancelledWhileDueLeavesNoOpenDelivery(t *testing.T) {
+	r := newRig(t)
+	start := t0.Add(time.Minute)
+	a := r.announce(t, loaxa.Targets{Nodes: []string{"tt-01"}}, start)
+	r.compile(t, false)
+	r.clock.Set(start.Add(time.Minute)) // due, the node busy with another bulletin
+	r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, a.ID))
+	r.compile(t, false)
+	if n := len(r.msg.last("tt-01").Occurrences); n != 0 {
+		t.Fatalf("cancelled occurrence still desired (%d)", n)
+	}
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Announcement: a.ID})
+	r.must(t, err)
+	for _, d := range ds {
+		d.CheckSilence(start.Add(time.Hour), loaxa.SilenceBound)
+		t.Errorf("delivery %s on %s left %s (failed_to_sound %v) after the cancellation; want it dropped",
+			d.Occurrence, d.Node, d.State, d.FailedToSound)
+	}
+}
