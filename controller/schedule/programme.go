@@ -383,7 +383,14 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		}
 		skip := func(t time.Time) bool { return a.Recurring() && !a.OnHolidays && holiday(t) }
 		wf, wt := from, to
-		if sessionID != "" || head {
+		switch {
+		case head:
+			// A bulletin from above opens the station's next session,
+			// found up to a week after its start (nextInstance): it is
+			// expanded from a week back, or one sent on a Saturday for a
+			// Monday session dropped out of the desired state on Sunday.
+			wf, wt = from.AddDate(0, 0, -7).Add(-c.longest), wideTo
+		case sessionID != "":
 			wf, wt = wideFrom, wideTo
 		}
 		starts, err := c.expand(a, loc, wf, wt)

@@ -625,3 +625,47 @@ func TestCancelledWhileDueLeavesNoOpenDelivery(t *testing.T) {
 			d.Occurrence, d.Node, d.State, d.FailedToSound)
 	}
 }
+
+// TestPriorityFromAboveKeptUntilItsSession: a priority bulletin from
+// above goes to the head of the station's next session within a week.
+// When that session is more than a day after the bulletin's start
+// (weekday sessions, a bulletin sent on Saturday), a later pass still
+// expands it. It did not (the wide window reached back only 24 h): the
+// bulletin disappeared from the node's desired state before it played.
+func TestPriorityFromAboveKeptUntilItsSession(t *testing.T) {
+	r := newRig(t)
+	r.s.SessionService = bolt.NewSessionService(r.db)
+	sat := time.Date(2026, 11, 28, 9, 0, 0, 0, ictZone)
+	if sat.Weekday() != time.Saturday {
+		t.Fatalf("%v is a %v", sat, sat.Weekday())
+	}
+	r.clock.Set(sat.Add(-time.Hour))
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30,
+		Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", CreatedAt: sat.Add(-time.Hour)}
+	r.must(t, r.s.SessionService.CreateSession(r.ctx, morning))
+	a := &loaxa.Announcement{Title: "Ưu tiên", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"318"}},
+		Priority: protocol.PriorityHigh, Start: sat, Repeat: 1, FromArea: "318"}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+	monday := time.Date(2026, 11, 30, 5, 30, 0, 0, ictZone)
+	want := loaxa.OccurrenceID(a.ID, monday)
+
+	has := func() bool {
+		for _, o := range r.msg.last("tt-01").Occurrences {
+			if o.ID == want {
+				return true
+			}
+		}
+		return false
+	}
+	r.compile(t, false)
+	if !has() {
+		t.Fatalf("Saturday 08:00: %s not in %v", want, occurrenceIDs(r.msg.last("tt-01")))
+	}
+	// Sunday noon, a later pass: Monday's session has not come yet.
+	r.clock.Set(time.Date(2026, 11, 29, 12, 0, 0, 0, ictZone))
+	r.compile(t, false)
+	if !has() {
+		t.Errorf("Sunday 12:00: desired state v%d lost %s (Monday 05:30) before it played: occurrences %v",
+			r.msg.last("tt-01").Version, want, occurrenceIDs(r.msg.last("tt-01")))
+	}
+}
