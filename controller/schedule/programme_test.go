@@ -170,3 +170,27 @@ func TestProposalsAndHead(t *testing.T) {
 		t.Errorf("accepted into the morning session:\n got  %s\n want %s", got, want)
 	}
 }
+
+// TestOneOffInTodaysEndedSessionIsAConflict: at 10:00 an officer schedules
+// a one-off bulletin for 12:00 today in the morning session (05:30). It is
+// packed into today's instance, which is over, so it would play nowhere:
+// the check says so (no-session), as for a day the session does not run.
+// It said nothing.
+func TestOneOffInTodaysEndedSessionIsAConflict(t *testing.T) {
+	f := newFixture(t)
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, morning); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(time.Date(2025, 3, 1, 10, 0, 0, 0, vn))
+	a := loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 3, 1, 12, 0, 0, 0, vn), Session: morning.ID,
+		Priority: protocol.PriorityNormal, Targets: loaxa.Targets{Areas: []string{"12346"}}}
+	conflicts, err := f.s.CheckAnnouncement(f.ctx, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.announce(a)
+	if got := f.programme(2); got == "" && (len(conflicts) == 0 || conflicts[0].Kind != loaxa.ConflictNoSession || !strings.Contains(conflicts[0].Message, "which is over")) {
+		t.Errorf("the bulletin plays nowhere in the next two days (programme %q) and the check says %+v; want a no-session conflict saying the session is over", got, conflicts)
+	}
+}
