@@ -420,16 +420,17 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					})
 					continue
 				}
-				if end := inst.start.Add(time.Duration(x.MaxMinutes) * time.Minute); !a.Recurring() && !end.After(c.now) {
-					// A one-off placed in the day's instance after it
-					// ended would play nowhere, unsaid.
+				if end := inst.start.Add(time.Duration(x.MaxMinutes) * time.Minute); !a.Recurring() && !t.Before(end) {
+					// A one-off whose own start is after the day's
+					// instance ended plays before its start, or (placed
+					// today, after the session) nowhere: said, not
+					// silently taken.
 					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},
-						Message: fmt.Sprintf("Announcement %s is placed in session %s (%s) of %s, which is over (it ended at %s); it will not play. Place it in a later session, or at its own time.",
-							orNew(a.ID), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout), end.In(loc).Format("15:04")),
+						Message: fmt.Sprintf("Announcement %s starts at %s, after session %s (%s) of %s is over (it ends at %s); it would not play then. Place it in a later session, or at its own time.",
+							orNew(a.ID), t.In(loc).Format("15:04"), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout), end.In(loc).Format("15:04")),
 					})
-					continue
 				}
 				inst.items = append(inst.items, mk(t))
 			case head:

@@ -190,7 +190,7 @@ func TestOneOffInTodaysEndedSessionIsAConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.announce(a)
-	if got := f.programme(2); got == "" && (len(conflicts) == 0 || conflicts[0].Kind != loaxa.ConflictNoSession || !strings.Contains(conflicts[0].Message, "which is over")) {
+	if got := f.programme(2); got == "" && (len(conflicts) == 0 || conflicts[0].Kind != loaxa.ConflictNoSession || !strings.Contains(conflicts[0].Message, "is over")) {
 		t.Errorf("the bulletin plays nowhere in the next two days (programme %q) and the check says %+v; want a no-session conflict saying the session is over", got, conflicts)
 	}
 }
