@@ -101,19 +101,7 @@ func TestAlertResumesAfterPowerCut(t *testing.T) {
 	start := fc.Now().Add(-3 * time.Second)
 	cmd := resumingAlert("e2@x", msg, opening, closing, start, start.Add(10*time.Minute))
 
-	st := store.NewMemory()
-	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
-		t.Fatal(err)
-	}
-	o := cmd.Alert.Occurrence
-	mark := agent.Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start,
-		Phase: agent.PhaseStarted, ReceivedAt: start, StartedAt: start, Drill: o.Drill}
-	if _, err := st.Append([]protocol.Event{
-		{Type: protocol.EventReceived, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
-		{Type: protocol.EventStarted, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
-	}, []agent.Progress{mark}); err != nil {
-		t.Fatal(err)
-	}
+	st := cutOffStore(t, cmd, start)
 
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: st})
 	waitConnected(t, n)
@@ -529,19 +517,8 @@ func TestRestoredAlertPlaysToItsEndPastItsExpiry(t *testing.T) {
 	start := fc.Now().Add(-3 * time.Second)
 	cmd := resumingAlert("r@x", msg, opening, closing, start, fc.Now().Add(4*time.Second))
 	cmd.Alert.Occurrence.Repeat = 1
-	st := store.NewMemory()
-	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
-		t.Fatal(err)
-	}
+	st := cutOffStore(t, cmd, start)
 	o := cmd.Alert.Occurrence
-	mark := agent.Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start,
-		Phase: agent.PhaseStarted, ReceivedAt: start, StartedAt: start, Drill: o.Drill}
-	if _, err := st.Append([]protocol.Event{
-		{Type: protocol.EventReceived, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
-		{Type: protocol.EventStarted, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
-	}, []agent.Progress{mark}); err != nil {
-		t.Fatal(err)
-	}
 	board := clock.NewOffset(fc)
 	board.Set(-50 * time.Millisecond)
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
@@ -566,4 +543,24 @@ func TestRestoredAlertPlaysToItsEndPastItsExpiry(t *testing.T) {
 	if events[4].PlayedMS != 11300 {
 		t.Errorf("played %d ms, want the whole 11300", events[4].PlayedMS)
 	}
+}
+
+// cutOffStore is a store as a power cut leaves it mid-alert: cmd's alert
+// held, and marked started (received and started reported) at start.
+func cutOffStore(t *testing.T, cmd protocol.Command, start time.Time) *store.Memory {
+	t.Helper()
+	st := store.NewMemory()
+	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
+		t.Fatal(err)
+	}
+	o := cmd.Alert.Occurrence
+	mark := agent.Progress{Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Start: o.Start,
+		Phase: agent.PhaseStarted, ReceivedAt: start, StartedAt: start, Drill: o.Drill}
+	if _, err := st.Append([]protocol.Event{
+		{Type: protocol.EventReceived, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
+		{Type: protocol.EventStarted, At: start, Occurrence: o.ID, Announcement: o.Announcement, Content: o.Content, Drill: true},
+	}, []agent.Progress{mark}); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
