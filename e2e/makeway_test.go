@@ -40,7 +40,9 @@ func (l *slowLink) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil || !stall {
 		return resp, err
 	}
-	resp.Body = &stallingBody{body: resp.Body, left: 16 << 10, done: r.Context().Done(), gaveUp: l.gaveUp}
+	// Several chunks (16 KiB each, the list in front): a resume asks from
+	// the last whole chunk it had.
+	resp.Body = &stallingBody{body: resp.Body, left: 64 << 10, done: r.Context().Done(), gaveUp: l.gaveUp}
 	return resp, nil
 }
 
