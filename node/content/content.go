@@ -77,6 +77,7 @@ package content
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -94,6 +95,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"loaxa.vn/internal/clock"
@@ -597,6 +599,45 @@ func (c *Cache) evict(room int64) []string {
 	return drop
 }
 
+// makeRoom deletes cached content no one wants any more (least recently
+// used first, kept content never) until need bytes are freed, or all of it
+// if need is not known: the card is full below MaxBytes.
+func (c *Cache) makeRoom(id string, need int64) {
+	c.mu.Lock()
+	wanted := make(map[string]bool, len(c.wanted))
+	for _, w := range c.wanted {
+		wanted[w.ID] = true
+	}
+	var cands []string
+	for cid, e := range c.present {
+		if !wanted[cid] && !e.kept {
+			cands = append(cands, cid)
+		}
+	}
+	slices.SortFunc(cands, func(a, b string) int {
+		return cmp.Or(c.present[a].used.Compare(c.present[b].used), strings.Compare(a, b))
+	})
+	var drop []string
+	var freed int64
+	for _, cid := range cands {
+		if need > 0 && freed >= need {
+			break
+		}
+		freed += c.present[cid].size
+		c.bytes -= c.present[cid].size
+		delete(c.present, cid)
+		drop = append(drop, cid)
+	}
+	c.mu.Unlock()
+	c.remove(drop)
+	if len(drop) > 0 {
+		c.log.Warn("content: the card is full; deleted content no longer wanted to make room", "content", id, "deleted", len(drop), "freed_bytes", freed)
+		c.signal(c.note)
+	} else {
+		c.log.Error("content: the card is full, and nothing cached can go: every file is wanted", "content", id, "need_bytes", need)
+	}
+}
+
 // NoteDamaged counts, in Damaged, a file of the node's other than a cached
 // one found damaged on the same storage: the node's store, set aside and
 // started anew (store.OpenBoltOrSetAside). It is the same failing card.
@@ -845,6 +886,13 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	)
 	if ref.Size <= 0 || have < ref.Size {
 		if list, checked, err = c.fetchRest(ctx, ref, f, have); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				// The card filled before the cache reached its size
+				// (other files on it, a size set above what it holds):
+				// what no one wants any more makes room for what is
+				// wanted, and the next attempt goes on from here.
+				c.makeRoom(ref.ID, ref.Size-have)
+			}
 			mismatch := errors.Is(err, ErrMismatch)
 			if mismatch {
 				f.Close()

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/rocard"
 	"loaxa.vn/protocol"
 )
 
@@ -146,5 +149,46 @@ func TestDiscardKeepsTheFreshCopy(t *testing.T) {
 	<-discarded
 	if _, err := os.Stat(c.Path(id)); !c.Has(id) || err != nil {
 		t.Errorf("Has(%s) = %t, its file: %v; want the fresh copy kept", id[:8], c.Has(id), err)
+	}
+}
+
+// TestFullCardMakesRoom: the card fills before the cache reaches its size
+// (a card smaller than MaxBytes, other files on it). Content no one wants
+// any more is deleted to make room, and the wanted bulletin arrives at the
+// next attempt. Before, every attempt failed "no space left on device"
+// while the old bulletins stayed on the card.
+func TestFullCardMakesRoom(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "content")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rocard.Small(t, dir, 256<<10)
+	s := newServer(t)
+	old1, id1 := blob(100_000, 41)
+	old2, id2 := blob(100_000, 42)
+	fresh, id3 := blob(100_000, 43)
+	s.files[id1], s.files[id2], s.files[id3] = old1, old2, fresh
+	c := newCacheIn(t, s, dir)
+	r1, r2, r3 := ref(id1, len(old1)), ref(id2, len(old2)), ref(id3, len(fresh))
+	c.Want(wants(r1, r2))
+	for _, r := range []protocol.ContentRef{r1, r2} {
+		if err := c.Fetch(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Want(wants(r3)) // the old bulletins are over; a new one is due
+	err := c.Fetch(context.Background(), r3)
+	if err == nil {
+		t.Fatal("a 100 kB download fitted in the 56 kB left: the test's card is not full")
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("first attempt: %v, want no space left", err)
+	}
+	if err := c.Fetch(context.Background(), r3); err != nil {
+		t.Fatalf("after making room: %v", err)
+	}
+	// As much as the rest of the download needed: one old bulletin.
+	if !c.Has(id3) || c.Has(id1) == c.Has(id2) {
+		t.Errorf("has the new one %t, the old ones %t %t; want the new one and one old one", c.Has(id3), c.Has(id1), c.Has(id2))
 	}
 }
