@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -409,13 +410,25 @@ func (s *Server) handleListSelfTests(w http.ResponseWriter, r *http.Request) err
 	if err := checkQuery(r); err != nil {
 		return err
 	}
-	runs, err := s.SelfTestService.FindSelfTests(r.Context(), 100)
+	ctx := r.Context()
+	runs, err := s.SelfTestService.FindSelfTests(ctx, 100)
+	if err != nil {
+		return err
+	}
+	mine, err := s.nodesOfUser(ctx)
 	if err != nil {
 		return err
 	}
 	out := make([]selfTestSummary, 0, len(runs))
 	for _, t := range runs {
-		out = append(out, selfTestSummary{ID: t.ID, Kind: t.Kind, Area: t.Area, Nodes: len(t.Nodes), RequestedBy: t.RequestedBy, Started: t.Started, Deadline: t.Deadline})
+		n := len(t.Nodes)
+		if mine != nil {
+			// Runs of other areas are theirs: not listed, nor counted.
+			if n = countIn(t.Nodes, mine); n == 0 {
+				continue
+			}
+		}
+		out = append(out, selfTestSummary{ID: t.ID, Kind: t.Kind, Area: t.Area, Nodes: n, RequestedBy: t.RequestedBy, Started: t.Started, Deadline: t.Deadline})
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"selftests": out})
 	return nil
@@ -432,17 +445,47 @@ func (s *Server) handleGetSelfTest(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if area := userFrom(ctx).Area; area != "" {
-		nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
-		if err != nil {
-			return err
+	mine, err := s.nodesOfUser(ctx)
+	if err != nil {
+		return err
+	}
+	if mine != nil {
+		if countIn(t.Nodes, mine) == 0 {
+			return loaxa.Errorf(loaxa.EForbidden, "Self-test %s tested no cluster of your area.", t.ID)
 		}
-		mine := make(map[string]bool, len(nodes))
-		for _, n := range nodes {
-			mine[n.ID] = true
-		}
+		// The nodes and their results both: the report carries the run.
 		t.Nodes = slices.DeleteFunc(t.Nodes, func(id string) bool { return !mine[id] })
+		maps.DeleteFunc(t.Results, func(id string, _ *protocol.TestResult) bool { return !mine[id] })
 	}
 	s.writeJSON(w, r, http.StatusOK, t.Report(s.now()))
 	return nil
+}
+
+// nodesOfUser returns the nodes within the signed-in user's area, or nil
+// for a whole-tree user.
+func (s *Server) nodesOfUser(ctx context.Context) (map[string]bool, error) {
+	area := userFrom(ctx).Area
+	if area == "" {
+		return nil, nil
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+	if err != nil {
+		return nil, err
+	}
+	mine := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		mine[n.ID] = true
+	}
+	return mine, nil
+}
+
+// countIn counts the ids in set.
+func countIn(ids []string, set map[string]bool) int {
+	n := 0
+	for _, id := range ids {
+		if set[id] {
+			n++
+		}
+	}
+	return n
 }

@@ -279,3 +279,51 @@ func TestSelfTestAPI(t *testing.T) {
 		t.Errorf("list: %+v", list)
 	}
 }
+
+// TestSelfTestReportShowsOnlyTheCallersNodes: a self-test report shows
+// only the caller's nodes (docs/api.md GET /selftests/{id}), its raw
+// results too: they carried other areas' nodes (their speaker lines,
+// amplifier faults), for anyone who guessed a run's id.
+func TestSelfTestReportShowsOnlyTheCallersNodes(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	var run loaxa.SelfTest
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "silent", "nodes": []string{"n-a", "n-b"}}, http.StatusAccepted, &run)
+	e.health.Close()
+	ohms := 0.4
+	e.health.ObserveEvents(context.Background(), "n-a", "e1", []protocol.Event{{Seq: 1, Type: protocol.EventSelfTest, At: e.clock.Now(),
+		Test: &protocol.TestResult{ID: run.ID, Kind: protocol.TestSilent, Problems: []string{protocol.ProblemLineShort}, Line: protocol.LineShort, Ohms: &ohms}}})
+	// A technician of commune 12347 (node n-b only).
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12347")
+	var rep struct {
+		Results map[string]any `json:"results"`
+	}
+	e.call("GET", "/api/v1/selftests/"+run.ID, tech, nil, http.StatusOK, &rep)
+	if _, ok := rep.Results["n-a"]; ok {
+		t.Errorf("a technician of 12347 reads the self-test result of node n-a in 12346: %v", rep.Results)
+	}
+}
+
+// TestSelfTestListIsScoped: GET /selftests lists the runs that tested
+// the caller's clusters only, and a run of another area is 403: a commune
+// officer saw every area's runs, who asked for them and on how many nodes.
+func TestSelfTestListIsScoped(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	var run loaxa.SelfTest
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "silent", "nodes": []string{"n-a"}}, http.StatusAccepted, &run)
+	officer := e.addUser("can-bo-tien-minh", loaxa.RoleCommune, "12347")
+	var list struct {
+		Selftests []struct {
+			ID string `json:"id"`
+		} `json:"selftests"`
+	}
+	e.call("GET", "/api/v1/selftests", officer, nil, http.StatusOK, &list)
+	for _, s := range list.Selftests {
+		if s.ID == run.ID {
+			t.Errorf("an officer of 12347 lists self-test %s of node n-a in 12346", run.ID)
+		}
+	}
+	// The run itself is no business of theirs either.
+	e.call("GET", "/api/v1/selftests/"+run.ID, officer, nil, http.StatusForbidden, nil)
+}
