@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -341,5 +342,37 @@ func TestAlertLateSkipsIntoItsChime(t *testing.T) {
 				t.Errorf("completed event says %d ms played, the output had %d ms", got, played)
 			}
 		})
+	}
+}
+
+// TestIdleSeesAHeldAlert: an emergency alert the node holds, due within
+// the idle window, keeps the node from counting as idle, or an agent
+// update would stop the agent (and later the trial child) right as the
+// emergency is due. Idle looked only at the desired state.
+func TestIdleSeesAHeldAlert(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	news := ctl.AddContent(time.Second)
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	// A desired state with nothing due for hours.
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("news", news, fc.Now().Add(3*time.Hour))}, news))
+	waitEvents(t, ctl, "n1", []string{"received news"})
+
+	start := fc.Now().Add(time.Minute)
+	ctl.SendAreaCommand("d1", alert("e9@x", msg, opening, closing, start, start.Add(10*time.Minute)), 10*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received news", "received e9@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+
+	idle, err := n.a.Idle(context.Background(), 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle {
+		t.Fatalf("Idle(2m) = true with emergency alert e9@x due in 1 minute: an update would restart the agent over it")
 	}
 }

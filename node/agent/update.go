@@ -77,14 +77,14 @@ func (a *Agent) Idle(ctx context.Context, window time.Duration) (bool, error) {
 }
 
 func (a *Agent) idle(window time.Duration) bool {
-	if a.play != nil || a.cue != nil {
+	if a.play != nil || a.cue != nil || a.test != nil {
 		return false
 	}
-	if a.desired == nil {
-		return true
-	}
+	// The alerts held too, not only the desired state: an emergency due
+	// within the window would be cut by the restart into the update (and
+	// the trial child that played it stopped).
 	now, grace := a.clock.Now(), a.lateGrace()
-	for _, o := range a.desired.Occurrences {
+	for _, o := range a.occurrences() {
 		if p, ok := a.progress[o.ID]; ok && p.Phase == PhaseDone {
 			continue
 		}
