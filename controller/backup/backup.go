@@ -250,6 +250,21 @@ type RestoreOptions struct {
 // store, without RestoreOptions.Force.
 var ErrStoreExists = errors.New("the data directory already holds a store")
 
+// sameContent reports whether the file at path holds content id: its
+// SHA-256 is the id.
+func sameContent(path, id string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == id
+}
+
 // Restore unpacks an archive into dataDir. The controller must be stopped:
 // Restore takes the store's file lock. Nothing is put in place until the
 // whole archive has been read and verified; the store file is renamed in
@@ -300,9 +315,11 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 	for _, id := range m.Content {
 		name := filepath.Join(contentDir, id+contentExt)
 		dst := filepath.Join(dataDir, name)
-		if _, err := os.Stat(dst); err == nil {
+		if sameContent(dst, id) {
 			continue // content-addressed: the same bytes are there
 		}
+		// Missing, or damaged (a failing disk is why one restores): the
+		// archive's checked copy takes its place.
 		if err := os.Rename(filepath.Join(stage, name), dst); err != nil {
 			return nil, fmt.Errorf("restore content %s: %w", id, err)
 		}
