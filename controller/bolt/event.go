@@ -369,7 +369,8 @@ func (q *eventQuery) visit(ms, k, v []byte) (bool, error) {
 	if err := json.Unmarshal(v, &e); err != nil {
 		return false, fmt.Errorf("decode event %q: %w", k, err)
 	}
-	if e.At.Before(q.f.From) || !q.f.To.IsZero() && !e.At.Before(q.f.To) || q.areas != nil && !q.areas[e.Area] {
+	if e.At.Before(q.f.From) || !q.f.To.IsZero() && !e.At.Before(q.f.To) || q.areas != nil && !q.areas[e.Area] ||
+		len(q.f.Types) > 0 && !slices.Contains(q.f.Types, e.Type) {
 		return true, nil
 	}
 	q.out = append(q.out, &e)

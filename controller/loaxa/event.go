@@ -27,7 +27,9 @@ type EventFilter struct {
 	Within string // area subtree
 	From   time.Time
 	To     time.Time
-	Limit  int // 0: a default cap
+	// Types, if any, keeps the events of these types only (before Limit).
+	Types []protocol.EventType
+	Limit int // 0: a default cap
 }
 
 // EventService stores node events.

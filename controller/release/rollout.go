@@ -222,7 +222,11 @@ func (r *Runner) step(ctx context.Context, id string) error {
 		// An asked node has updated when the installed version says so
 		// (the updated event), not when its state first shows the version:
 		// that may be the new agent on trial, not installed yet.
-		evs, err := r.Events.FindEvents(ctx, loaxa.EventFilter{Node: n.Node, From: ro.CreatedAt})
+		// Only those two types: a node back from days offline sends its
+		// backlog first, and the first 1,000 events (the default cap) did
+		// not reach its updated one.
+		evs, err := r.Events.FindEvents(ctx, loaxa.EventFilter{Node: n.Node, From: ro.CreatedAt,
+			Types: []protocol.EventType{protocol.EventUpdated, protocol.EventUpdateFailed}})
 		if err != nil {
 			return err
 		}
