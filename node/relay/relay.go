@@ -142,8 +142,11 @@ func (s *Stream) once1() (time.Duration, error) {
 		return 0, err
 	}
 	req.Header.Set("Icy-MetaData", "0")
-	// The stall watchdog: no bytes for StallTimeout cancels the request,
-	// including while connecting.
+	// The stall watchdog: no audio for StallTimeout cancels the request,
+	// including while connecting and looking for the first frame. Audio,
+	// not bytes: an endless stream that is not MP3 (a station's AAC)
+	// brings bytes for ever and never a frame, and the relay waited on it
+	// for good, neither playing nor failing.
 	stall := time.AfterFunc(s.opt.StallTimeout, cancel)
 	defer stall.Stop()
 	resp, err := s.opt.Client.Do(req)
@@ -154,9 +157,11 @@ func (s *Stream) once1() (time.Duration, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("%s", resp.Status)
 	}
-	body := &kicking{r: resp.Body, t: stall, d: s.opt.StallTimeout}
-	dec, err := mp3.NewDecoder(body)
+	dec, err := mp3.NewDecoder(resp.Body)
 	if err != nil {
+		if ctx.Err() != nil && s.ctx.Err() == nil {
+			err = fmt.Errorf("no MP3 frame within %v (%s)", s.opt.StallTimeout, resp.Header.Get("Content-Type"))
+		}
 		return 0, fmt.Errorf("not an MP3 stream: %w", err)
 	}
 	conv := newConverter(dec.SampleRate())
@@ -166,6 +171,7 @@ func (s *Stream) once1() (time.Duration, error) {
 	for {
 		n, rerr := dec.Read(in)
 		if n > 0 {
+			stall.Reset(s.opt.StallTimeout)
 			out = conv.convert(in[:n-n%4], out[:0])
 			if _, err := s.pw.Write(out); err != nil {
 				return nodeaudio.Duration(played), err
@@ -182,21 +188,6 @@ func (s *Stream) once1() (time.Duration, error) {
 			return nodeaudio.Duration(played), rerr
 		}
 	}
-}
-
-// kicking resets the stall timer on every read that brings bytes.
-type kicking struct {
-	r io.Reader
-	t *time.Timer
-	d time.Duration
-}
-
-func (k *kicking) Read(p []byte) (int, error) {
-	n, err := k.r.Read(p)
-	if n > 0 {
-		k.t.Reset(k.d)
-	}
-	return n, err
 }
 
 // converter mixes go-mp3's 16-bit stereo to mono and resamples it to the

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,5 +151,47 @@ func TestRelayGivesUp(t *testing.T) {
 				t.Fatal("relay hung")
 			}
 		})
+	}
+}
+
+// TestRelayGivesUpOnAnEndlessStreamThatIsNotMP3: a station that streams
+// without end in another format (AAC frames, as many radio stations
+// serve) never yields an MP3 frame. The relay tries again and then fails
+// (docs/scheduling.md), since its watchdog waits for audio, not bytes. It
+// read on for ever, bytes coming, neither playing nor failing.
+func TestRelayGivesUpOnAnEndlessStreamThatIsNotMP3(t *testing.T) {
+	frame := make([]byte, 256)
+	copy(frame, []byte{0xFF, 0xF1, 0x50, 0x80}) // an ADTS header, then payload
+	var connections atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		connections.Add(1)
+		w.Header().Set("Content-Type", "audio/aacp")
+		for {
+			if _, err := w.Write(frame); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(5 * time.Millisecond): // bytes keep coming
+			}
+		}
+	}))
+	defer ts.Close()
+	s := Open(ts.URL, Options{Retries: 2, Backoff: 10 * time.Millisecond, StallTimeout: 200 * time.Millisecond})
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(s, make([]byte, 3200))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "no MP3 frame") {
+			t.Fatalf("got %v, want ErrFailed saying no MP3 frame came", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("after 30 s of a non-MP3 stream (%d connections) the relay neither played nor failed", connections.Load())
 	}
 }
