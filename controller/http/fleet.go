@@ -136,6 +136,10 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 	}
 	keepAlive := time.NewTicker(30 * time.Second)
 	defer keepAlive.Stop()
+	// The stream ends with the session that opened it (a stolen phone's
+	// session revoked): it went on sending alarms.
+	session := time.NewTicker(sessionCheck)
+	defer session.Stop()
 	covers := map[string]bool{} // area → in scope, cached for the stream
 	for {
 		select {
@@ -145,6 +149,12 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 			return nil
 		case <-end:
 			return nil
+		case <-session.C:
+			if detail := s.sessionEnded(ctx, loaxa.ActionRead, []string{f.Within}); detail != "" {
+				s.logger().Info("alarm stream ended", "user", userFrom(ctx).Username, "why", detail)
+				return nil
+			}
+			continue
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 		case a := <-changes:

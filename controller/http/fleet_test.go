@@ -327,3 +327,51 @@ func TestSelfTestListIsScoped(t *testing.T) {
 	// The run itself is no business of theirs either.
 	e.call("GET", "/api/v1/selftests/"+run.ID, officer, nil, http.StatusForbidden, nil)
 }
+
+// TestAlarmStreamEndsWithItsSession: signing a user out everywhere
+// (DELETE /users/{u}/sessions) ends what their token opened: an alarm
+// stream opened before went on delivering alarms to the revoked token.
+func TestAlarmStreamEndsWithItsSession(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alarms/stream?area=12346", nil)
+	req.Header.Set("Authorization", "Bearer "+tech)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	events := make(chan loaxa.Alarm, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var a loaxa.Alarm
+				if json.Unmarshal([]byte(data), &a) == nil {
+					events <- a
+				}
+			}
+		}
+		close(events)
+	}()
+	// The technician's phone is lost: the admin signs them out everywhere.
+	e.call("DELETE", "/api/v1/users/ky-thuat/sessions", e.admin, nil, http.StatusOK, nil)
+	e.call("GET", "/api/v1/alarms", tech, nil, http.StatusUnauthorized, nil)
+	// The stream ends within sessionCheck; before, it stayed open.
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case a, ok := <-events:
+			if !ok {
+				return
+			}
+			t.Logf("alarm %s %s on %s", a.ID, a.Kind, a.Node)
+		case <-deadline:
+			t.Fatal("10 s after the session was revoked, its alarm stream is still open")
+		}
+	}
+}

@@ -43,10 +43,11 @@ const maxLiveMessage = 2 * nodeaudio.SampleRate
 // frames; the narrowband frames are 60 ms.)
 const maxDroppedFrames = (nodeaudio.SampleRate + nodeaudio.NarrowFrameWide - 1) / nodeaudio.NarrowFrameWide
 
-// liveSessionCheck is how often a call checks that its officer's session
-// still holds and still allows the call: signed out, revoked (a lost
-// phone), expired or no longer allowed, the call ends.
-var liveSessionCheck = time.Second
+// sessionCheck is how often what a request holds open (a live call, an
+// alarm stream) checks that its officer's session still holds and still
+// allows it: signed out, revoked (a lost phone), expired or no longer
+// allowed, it ends (sessionEnded).
+var sessionCheck = time.Second
 
 // StatusLiveCut is the WebSocket close code of a call an officer cut
 // (an application code, 4000–4999); the last status message says who.
@@ -295,12 +296,12 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	}
 	longest := time.NewTimer(protocol.MaxLiveDuration)
 	defer longest.Stop()
-	session := time.NewTicker(liveSessionCheck)
+	session := time.NewTicker(sessionCheck)
 	defer session.Stop()
 	for {
 		select {
 		case <-session.C:
-			if detail := s.liveSessionEnded(ctx, rec); detail != "" {
+			if detail := s.sessionEnded(ctx, liveCallAction(rec.Priority), rec.Areas); detail != "" {
 				if err := flush(true); err != nil {
 					s.logger().Warn("live call: last frame not sent", "call", rec.ID, "drill", rec.Drill, "err", err)
 				}
@@ -359,22 +360,22 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	}
 }
 
-// liveSessionEnded says why the session that began call rec no longer
+// sessionEnded says why the session of the request in ctx no longer
 // holds, or "" if it does: signed out, revoked or expired, or its user no
-// longer allowed to speak to one of the call's areas.
-func (s *Server) liveSessionEnded(ctx context.Context, rec *loaxa.LiveCall) string {
+// longer allowed action on one of areas ("" the whole tree).
+func (s *Server) sessionEnded(ctx context.Context, action loaxa.Action, areas []string) string {
 	u, err := s.UserService.UserByToken(ctx, callerFrom(ctx).token)
 	switch code := loaxa.ErrorCode(err); {
 	case code == loaxa.EUnauthorized || code == loaxa.ENotFound:
 		return "the session ended (signed out, revoked or expired)"
 	case err != nil:
 		// The store is busy or away: not a reason to cut an officer off.
-		s.logger().Warn("live call: session not checked", "call", rec.ID, "drill", rec.Drill, "err", err)
+		s.logger().Warn("session not checked", "err", err)
 		return ""
 	}
-	for _, a := range rec.Areas {
-		if err := loaxa.Authorize(ctx, s.AreaService, u, liveCallAction(rec.Priority), a); err != nil {
-			return fmt.Sprintf("%s may no longer speak to area %s", u.Username, a)
+	for _, a := range areas {
+		if err := loaxa.Authorize(ctx, s.AreaService, u, action, a); err != nil {
+			return fmt.Sprintf("%s may no longer do %s in area %q", u.Username, action, a)
 		}
 	}
 	return ""

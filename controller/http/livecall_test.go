@@ -577,7 +577,7 @@ func waitEndedAny(t *testing.T, e *env, token, id string) *loaxa.LiveCall {
 
 // TestLiveCallEndsWithItsSession: signing a user out everywhere (a lost
 // phone: DELETE /users/{u}/sessions, docs/api.md "end at once") ends that
-// user's call on air within liveSessionCheck, with reason "signed out";
+// user's call on air within sessionCheck, with reason "signed out";
 // it went on publishing, the WebSocket authorised only at the upgrade.
 func TestLiveCallEndsWithItsSession(t *testing.T) {
 	e := newEnv(t)
