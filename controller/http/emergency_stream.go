@@ -131,6 +131,12 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 		case <-s.closing:
 			return nil
 		case <-poll.C:
+			// The stream ends with the session that opened it, as the
+			// alarm stream does (a revoked phone's session went on).
+			if detail := s.sessionEnded(ctx, loaxa.ActionRead, []string{""}); detail != "" {
+				s.logger().Info("emergency stream ended", "emergency", id, "user", userFrom(ctx).Username, "why", detail)
+				return nil
+			}
 		case <-changed:
 			// More events of the same burst follow within moments.
 			t := time.NewTimer(streamCoalesce)

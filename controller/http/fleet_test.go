@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -373,5 +374,37 @@ func TestAlarmStreamEndsWithItsSession(t *testing.T) {
 		case <-deadline:
 			t.Fatal("10 s after the session was revoked, its alarm stream is still open")
 		}
+	}
+}
+
+// TestEmergencyStreamEndsWithItsSession: an emergency's live stream, like
+// the alarm stream, ends once the session that opened it is revoked; it
+// went on until the emergency ended.
+func TestEmergencyStreamEndsWithItsSession(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	em := e.drill(ct.ID, "318")
+	officer := e.addUser("can-bo-tinh", loaxa.RoleProvince, "31")
+	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/emergency/"+em.ID+"/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+officer)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		io.Copy(io.Discard, resp.Body)
+	}()
+	e.call("DELETE", "/api/v1/users/can-bo-tinh/sessions", e.admin, nil, http.StatusOK, nil)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("10 s after the session was revoked, its emergency stream is still open")
 	}
 }
