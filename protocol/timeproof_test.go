@@ -58,3 +58,25 @@ func TestOpenTimeProof(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpenTimeProof: no input makes OpenTimeProof panic, and only the
+// genuine proof opens (for its nonce, as its time): a changed byte breaks
+// the signature or the form.
+func FuzzOpenTimeProof(f *testing.F) {
+	const nonce = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	when := prototest.Now()
+	good, err := prototest.Signer(prototest.Now).Seal(protocol.TypeTime, protocol.TimeAudience, protocol.TimeProof{Nonce: nonce, Time: when}, protocol.TimeProofTTL)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"v":1,"type":"time","to":"time","body":{}}`))
+	f.Add([]byte{})
+	v := prototest.Verifier(prototest.Now)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := v.OpenTimeProof(raw, nonce)
+		if err == nil && !got.Equal(when) {
+			t.Fatalf("opened %q as %v, not the genuine proof's time %v", raw, got, when)
+		}
+	})
+}
