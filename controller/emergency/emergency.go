@@ -600,24 +600,12 @@ func (s *Service) fold(ctx context.Context, targets []string) ([]string, error) 
 	if len(targets) == 0 {
 		return nil, loaxa.Errorf(loaxa.EInvalid, "targets is empty: name the areas to alert, e.g. {\"targets\": [\"31\"]}.")
 	}
-	chains := map[string][]string{}
-	for _, id := range targets {
-		chain, err := s.Areas.AreaChain(ctx, id)
-		if loaxa.ErrorCode(err) == loaxa.ENotFound {
-			return nil, loaxa.Errorf(loaxa.EInvalid, "Target area %q does not exist; list areas with GET /api/v1/areas.", id)
-		} else if err != nil {
-			return nil, fmt.Errorf("emergency: area %s: %w", id, err)
-		}
-		chains[id] = chain
+	out, err := loaxa.FoldAreas(ctx, s.Areas, targets)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "Target area %s does not exist; list areas with GET /api/v1/areas.", strings.TrimPrefix(loaxa.ErrorMessage(err), "area "))
+	} else if err != nil {
+		return nil, fmt.Errorf("emergency: %w", err)
 	}
-	var out []string
-	for id, chain := range chains {
-		inside := slices.ContainsFunc(chain[1:], func(a string) bool { _, ok := chains[a]; return ok })
-		if !inside {
-			out = append(out, id)
-		}
-	}
-	slices.Sort(out)
 	return out, nil
 }
 

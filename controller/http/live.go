@@ -110,6 +110,13 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// Areas inside another of them are left out, as for an emergency: each
+	// frame is published once per area, and a node below two of them got
+	// every frame twice (112 kbit/s against the 64 kbit/s a call may take).
+	areas, err := loaxa.FoldAreas(ctx, s.AreaService, areas)
+	if err != nil {
+		return err
+	}
 	title, err := cleanText("title", q.Get("title"), false)
 	if err != nil {
 		return err

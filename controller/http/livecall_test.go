@@ -327,10 +327,18 @@ func TestLiveCallEnds(t *testing.T) {
 	if n := rep.Nodes[0]; n.Node != "n-a" || n.State != "completed" || n.FramesPlayed != 4 || n.FramesLost != 1 {
 		t.Errorf("n-a %+v", n)
 	}
-	for _, area := range []string{"12346", "12347", "318"} {
-		if got := e.liveMsgs.of(c.ID, area); len(got) != 7 || got[6] != "end" {
-			t.Errorf("published to %s: %q, want start, 5 frames, end", area, got)
+	// Once, to 318: its communes' nodes are below it, and published to
+	// each as well they got every frame twice.
+	if got := e.liveMsgs.of(c.ID, "318"); len(got) != 7 || got[6] != "end" {
+		t.Errorf("published to 318: %q, want start, 5 frames, end", got)
+	}
+	for _, area := range []string{"12346", "12347"} {
+		if got := e.liveMsgs.of(c.ID, area); len(got) != 0 {
+			t.Errorf("published to %s, inside 318: %q, want nothing", area, got)
 		}
+	}
+	if !slices.Equal(rep.Areas, []string{"318"}) {
+		t.Errorf("call's areas %v, want [318]: the communes are inside it", rep.Areas)
 	}
 
 	// The client disconnects.

@@ -2,6 +2,8 @@ package loaxa
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -39,4 +41,30 @@ type AreaService interface {
 	// AreaChain returns id followed by its ancestors up to the root, or
 	// ENotFound.
 	AreaChain(ctx context.Context, id string) ([]string, error)
+}
+
+// FoldAreas returns ids without those inside another of them (sorted,
+// without repeats), so that no node below two of them is reached twice:
+// an emergency or a live call to a district and one of its communes goes
+// to the district. An unknown area is ENotFound (its message "area <id>").
+func FoldAreas(ctx context.Context, areas AreaService, ids []string) ([]string, error) {
+	chains := map[string][]string{}
+	for _, id := range ids {
+		chain, err := areas.AreaChain(ctx, id)
+		if ErrorCode(err) == ENotFound {
+			return nil, Errorf(ENotFound, "area %q", id)
+		} else if err != nil {
+			return nil, fmt.Errorf("area %s: %w", id, err)
+		}
+		chains[id] = chain
+	}
+	var out []string
+	for id, chain := range chains {
+		inside := slices.ContainsFunc(chain[1:], func(a string) bool { _, ok := chains[a]; return ok })
+		if !inside {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
