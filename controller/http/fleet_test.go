@@ -137,29 +137,7 @@ func TestAlarmsAPI(t *testing.T) {
 	viewer := e.addUser("xem", loaxa.RoleViewer, "31")
 
 	// Stream first, so the alarms below arrive on it.
-	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alarms/stream?area=12346", nil)
-	req.Header.Set("Authorization", "Bearer "+tech)
-	resp, err := e.ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	events := make(chan loaxa.Alarm, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var a loaxa.Alarm
-				if json.Unmarshal([]byte(data), &a) == nil {
-					events <- a
-				}
-			}
-		}
-		close(events)
-	}()
+	events := alarmStream(t, e, tech, "12346")
 
 	open, door := true, true
 	e.observe("n-b", protocol.Board{DoorOpen: &door}) // 12347: not on the technician's stream
@@ -336,29 +314,7 @@ func TestAlarmStreamEndsWithItsSession(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
 	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
-	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alarms/stream?area=12346", nil)
-	req.Header.Set("Authorization", "Bearer "+tech)
-	resp, err := e.ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("stream: %d", resp.StatusCode)
-	}
-	events := make(chan loaxa.Alarm, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var a loaxa.Alarm
-				if json.Unmarshal([]byte(data), &a) == nil {
-					events <- a
-				}
-			}
-		}
-		close(events)
-	}()
+	events := alarmStream(t, e, tech, "12346")
 	// The technician's phone is lost: the admin signs them out everywhere.
 	e.call("DELETE", "/api/v1/users/ky-thuat/sessions", e.admin, nil, http.StatusOK, nil)
 	e.call("GET", "/api/v1/alarms", tech, nil, http.StatusUnauthorized, nil)
@@ -407,4 +363,34 @@ func TestEmergencyStreamEndsWithItsSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("10 s after the session was revoked, its emergency stream is still open")
 	}
+}
+
+// alarmStream opens GET /alarms/stream?area= as the holder of token and
+// returns the alarms it brings; the channel closes when the stream ends.
+func alarmStream(t *testing.T, e *env, token, area string) <-chan loaxa.Alarm {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alarms/stream?area="+area, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	events := make(chan loaxa.Alarm, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var a loaxa.Alarm
+				if json.Unmarshal([]byte(data), &a) == nil {
+					events <- a
+				}
+			}
+		}
+		close(events)
+	}()
+	return events
 }
