@@ -329,6 +329,14 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 	}
 	if exists {
 		kept := target + ".before-restore-" + opt.Now().UTC().Format("20060102T150405Z")
+		// A second restore within the same second would replace the
+		// first one's kept store, the original: it gets a name of its own.
+		for i := 2; ; i++ {
+			if _, err := os.Lstat(kept); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			kept = fmt.Sprintf("%s.before-restore-%s-%d", target, opt.Now().UTC().Format("20060102T150405Z"), i)
+		}
 		if err := os.Rename(target, kept); err != nil {
 			return nil, fmt.Errorf("restore: keep the old store: %w", err)
 		}

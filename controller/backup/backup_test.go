@@ -104,6 +104,17 @@ func TestRestoreChecksEverything(t *testing.T) {
 	if len(kept) != 1 {
 		t.Fatalf("kept stores %v, want one", kept)
 	}
+	// A second one in the same second keeps its own: the first kept store
+	// (the original) was replaced.
+	now := func() time.Time { return time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC) }
+	for range 2 {
+		if _, err := Restore(context.Background(), bytes.NewReader(raw), dir, RestoreOptions{Force: true, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kept, _ = filepath.Glob(filepath.Join(dir, StoreFile+".before-restore-*")); len(kept) != 3 {
+		t.Fatalf("kept stores %v after two more restores in one second, want three", kept)
+	}
 	// The store refers to content the archive lacks: refused.
 	if _, err := Restore(context.Background(), bytes.NewReader(raw), t.TempDir(), RestoreOptions{
 		Verify: func(string) ([]string, error) { return []string{id, strings.Repeat("0", 64)}, nil },
