@@ -425,14 +425,15 @@ func (s *Server) handleListSelfTests(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	mine, err := s.nodesOfUser(ctx)
+	sc, err := s.scopeOf(ctx, userFrom(ctx), true)
 	if err != nil {
 		return err
 	}
+	mine := sc.nodes
 	out := make([]selfTestSummary, 0, len(runs))
 	for _, t := range runs {
 		n := len(t.Nodes)
-		if mine != nil {
+		if !sc.all {
 			// Runs of other areas are theirs: not listed, nor counted.
 			if n = countIn(t.Nodes, mine); n == 0 {
 				continue
@@ -455,11 +456,11 @@ func (s *Server) handleGetSelfTest(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	mine, err := s.nodesOfUser(ctx)
+	sc, err := s.scopeOf(ctx, userFrom(ctx), true)
 	if err != nil {
 		return err
 	}
-	if mine != nil {
+	if mine := sc.nodes; !sc.all {
 		if countIn(t.Nodes, mine) == 0 {
 			return loaxa.Errorf(loaxa.EForbidden, "Self-test %s tested no cluster of your area.", t.ID)
 		}
@@ -469,24 +470,6 @@ func (s *Server) handleGetSelfTest(w http.ResponseWriter, r *http.Request) error
 	}
 	s.writeJSON(w, r, http.StatusOK, t.Report(s.now()))
 	return nil
-}
-
-// nodesOfUser returns the nodes within the signed-in user's area, or nil
-// for a whole-tree user.
-func (s *Server) nodesOfUser(ctx context.Context) (map[string]bool, error) {
-	area := userFrom(ctx).Area
-	if area == "" {
-		return nil, nil
-	}
-	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
-	if err != nil {
-		return nil, err
-	}
-	mine := make(map[string]bool, len(nodes))
-	for _, n := range nodes {
-		mine[n.ID] = true
-	}
-	return mine, nil
 }
 
 // countIn counts the ids in set.

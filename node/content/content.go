@@ -571,24 +571,8 @@ func (c *Cache) evict(room int64) []string {
 	if c.bytes+room <= c.cfg.MaxBytes {
 		return nil
 	}
-	wanted := make(map[string]bool, len(c.wanted))
-	for _, w := range c.wanted {
-		wanted[w.ID] = true
-	}
-	var cands []string
-	for id, e := range c.present {
-		if !wanted[id] && !e.kept {
-			cands = append(cands, id)
-		}
-	}
-	slices.SortFunc(cands, func(a, b string) int {
-		if d := c.present[a].used.Compare(c.present[b].used); d != 0 {
-			return d
-		}
-		return strings.Compare(a, b)
-	})
 	var drop []string
-	for _, id := range cands {
+	for _, id := range c.unwanted() {
 		if c.bytes+room <= c.cfg.MaxBytes {
 			break
 		}
@@ -599,27 +583,34 @@ func (c *Cache) evict(room int64) []string {
 	return drop
 }
 
+// unwanted returns the cached content no one wants any more and that is
+// not kept, least recently used first: what may go to make room. c.mu is
+// held.
+func (c *Cache) unwanted() []string {
+	wanted := make(map[string]bool, len(c.wanted))
+	for _, w := range c.wanted {
+		wanted[w.ID] = true
+	}
+	var ids []string
+	for id, e := range c.present {
+		if !wanted[id] && !e.kept {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		return cmp.Or(c.present[a].used.Compare(c.present[b].used), strings.Compare(a, b))
+	})
+	return ids
+}
+
 // makeRoom deletes cached content no one wants any more (least recently
 // used first, kept content never) until need bytes are freed, or all of it
 // if need is not known: the card is full below MaxBytes.
 func (c *Cache) makeRoom(id string, need int64) {
 	c.mu.Lock()
-	wanted := make(map[string]bool, len(c.wanted))
-	for _, w := range c.wanted {
-		wanted[w.ID] = true
-	}
-	var cands []string
-	for cid, e := range c.present {
-		if !wanted[cid] && !e.kept {
-			cands = append(cands, cid)
-		}
-	}
-	slices.SortFunc(cands, func(a, b string) int {
-		return cmp.Or(c.present[a].used.Compare(c.present[b].used), strings.Compare(a, b))
-	})
 	var drop []string
 	var freed int64
-	for _, cid := range cands {
+	for _, cid := range c.unwanted() {
 		if need > 0 && freed >= need {
 			break
 		}
