@@ -104,12 +104,7 @@ func (w *ingestWorld) storedEvents() int {
 // again, which nothing ended.
 func TestLateCopyOfAnOldEpochReopensNoAlarm(t *testing.T) {
 	w := newIngestWorld(t)
-	occ := "a000001@20260301T230000.000Z"
-	failed := protocol.Event{Seq: 1, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier, Occurrence: occ, At: ingestT0}
-	w.ingest(protocol.EventBatch{Epoch: "epoch-a", Events: []protocol.Event{failed}})
-	if n := len(w.alarmsOf(loaxa.AlarmFailedToSound)); n != 1 {
-		t.Fatalf("%d failed-to-sound alarms after the failure, want 1", n)
-	}
+	failed := w.ampFailure(t)
 	// The board's store is replaced; it plays the next occurrence fine.
 	w.clk.Advance(time.Hour)
 	done := protocol.Event{Seq: 1, Type: protocol.EventCompleted, Occurrence: "a000001@20260302T000000.000Z", At: w.clk.Now(), PlayedMS: 3000}
@@ -139,12 +134,7 @@ func TestLateCopyOfAnOldEpochReopensNoAlarm(t *testing.T) {
 // failed-to-sound alarm in the alarm history and on the alarm stream.
 func TestResendAfterRestartMakesNoSecondAlarm(t *testing.T) {
 	w := newIngestWorld(t)
-	occ := "a000001@20260301T230000.000Z"
-	failed := protocol.Event{Seq: 1, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier, Occurrence: occ, At: ingestT0}
-	w.ingest(protocol.EventBatch{Epoch: "epoch-a", Events: []protocol.Event{failed}})
-	if n := len(w.alarmsOf(loaxa.AlarmFailedToSound)); n != 1 {
-		t.Fatalf("%d failed-to-sound alarms after the failure, want 1", n)
-	}
+	failed := w.ampFailure(t)
 	w.clk.Advance(time.Hour)
 	done := protocol.Event{Seq: 2, Type: protocol.EventCompleted, Occurrence: "a000001@20260302T000000.000Z", At: w.clk.Now(), PlayedMS: 3000}
 	w.ingest(protocol.EventBatch{Epoch: "epoch-a", Events: []protocol.Event{done}})
@@ -161,4 +151,16 @@ func TestResendAfterRestartMakesNoSecondAlarm(t *testing.T) {
 		}
 		t.Fatalf("a resend of already stored events made %d failed-to-sound alarms for one failure, want 1", len(as))
 	}
+}
+
+// ampFailure ingests an amplifier failure of epoch-a, seq 1, which opens
+// a failed-to-sound alarm, and returns the event.
+func (w *ingestWorld) ampFailure(t *testing.T) protocol.Event {
+	t.Helper()
+	failed := protocol.Event{Seq: 1, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier, Occurrence: "a000001@20260301T230000.000Z", At: ingestT0}
+	w.ingest(protocol.EventBatch{Epoch: "epoch-a", Events: []protocol.Event{failed}})
+	if n := len(w.alarmsOf(loaxa.AlarmFailedToSound)); n != 1 {
+		t.Fatalf("%d failed-to-sound alarms after the failure, want 1", n)
+	}
+	return failed
 }
