@@ -176,8 +176,11 @@ type Server struct {
 	// lives counts live calls on air (hijacked connections, which
 	// http.Server.Shutdown does not wait for); liveMu orders their start
 	// against closing.
-	liveMu  sync.Mutex
-	lives   sync.WaitGroup
+	liveMu sync.Mutex
+	lives  sync.WaitGroup
+	// inbound holds one inbound bulletin id at a time (upstream.go): a
+	// resend that arrives while the first is still handled waits for it.
+	inbound keyLocks
 	mux     *http.ServeMux
 	handler http.Handler
 

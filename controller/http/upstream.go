@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -213,6 +214,13 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 	if req.ID == "" || len(req.ID) > 128 {
 		return loaxa.Errorf(loaxa.EInvalid, "id is required (your system's id of the bulletin, at most 128 characters), so that a resend is not scheduled twice.")
 	}
+	// A client that timed out resends while the first request is still
+	// read and sent: the resend waits for it, then finds its id.
+	unlock, err := s.inbound.lock(ctx, sys.ID+"\x00"+req.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if ann, err := s.UpstreamSystems.InboundAnnouncement(ctx, sys.ID, req.ID); err != nil {
 		return err
 	} else if ann != "" {
@@ -313,11 +321,14 @@ func (s *Server) inboundEmergency(w http.ResponseWriter, r *http.Request, sys *l
 	})
 	if em != nil {
 		s.auditAs(r, "system:"+sys.ID, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), emergencyDetail(em)+" inbound="+req.ID)
+		// An alert stored but not yet published (the broker away: 503)
+		// is sent by the emergency service once it can be; the system's
+		// resend of the 503 finds it rather than sending a second one.
+		if err := s.UpstreamSystems.SetInboundAnnouncement(context.WithoutCancel(ctx), sys.ID, req.ID, em.ID); err != nil {
+			return err
+		}
 	}
 	if err != nil {
-		return err
-	}
-	if err := s.UpstreamSystems.SetInboundAnnouncement(ctx, sys.ID, req.ID, em.ID); err != nil {
 		return err
 	}
 	s.writeJSON(w, r, http.StatusCreated, inboundResponse{Emergency: em.ID, Priority: protocol.PriorityEmergency, Handling: "immediate"})
@@ -425,4 +436,39 @@ func containsString(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// keyLocks holds keys one request at a time; the zero value is ready.
+type keyLocks struct {
+	mu   sync.Mutex
+	held map[string]chan struct{} // closed when the key is let go
+}
+
+// lock waits until no other request holds key, or ctx ends, and holds it
+// until unlock is called.
+func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	for {
+		k.mu.Lock()
+		busy, ok := k.held[key]
+		if !ok {
+			if k.held == nil {
+				k.held = make(map[string]chan struct{})
+			}
+			done := make(chan struct{})
+			k.held[key] = done
+			k.mu.Unlock()
+			return func() {
+				k.mu.Lock()
+				delete(k.held, key)
+				k.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		k.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the same bulletin sent before: %w", ctx.Err())
+		}
+	}
 }

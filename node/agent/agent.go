@@ -148,10 +148,13 @@ type Agent struct {
 	restored       map[string]bool
 	restoredAt     time.Time
 	restoredOffset time.Duration
-	// ampOn is whether the amplifier is switched on; lastSound is when
-	// the last play's sound ended (corrected clock).
-	ampOn     bool
-	lastSound time.Time
+	// ampOn is whether the amplifier is switched on; ampDriven, whether
+	// the relay may have been told to switch on without confirming it (a
+	// failed feedback check leaves the line driven), so that it is told
+	// off again too; lastSound is when the last play's sound ended
+	// (corrected clock).
+	ampOn, ampDriven bool
+	lastSound        time.Time
 	// test is the audible self-test on air, if any.
 	test *selfTest
 	// Events and marks noted but not yet written (flush).
@@ -902,6 +905,10 @@ func (a *Agent) amplifierOn() error {
 	if a.ampOn {
 		return nil
 	}
+	// A board that could not confirm the switch (its feedback contact
+	// disagrees) may still have energised the relay: it is switched off
+	// like one that is on, once nothing plays and when the agent stops.
+	a.ampDriven = true
 	if err := a.cfg.Board.SetAmplifier(true); err != nil {
 		return err
 	}
@@ -919,7 +926,7 @@ func (a *Agent) switchAmplifier(wake time.Time) time.Time {
 		}
 		return wake
 	}
-	if !a.ampOn || a.play != nil || a.cue != nil || a.test != nil {
+	if !a.ampDriven || a.play != nil || a.cue != nil || a.test != nil {
 		return wake
 	}
 	off := a.lastSound.Add(amplifierTail)
@@ -934,14 +941,14 @@ func (a *Agent) switchAmplifier(wake time.Time) time.Time {
 }
 
 func (a *Agent) amplifierOff() {
-	if !a.ampOn {
+	if !a.ampDriven {
 		return
 	}
 	if err := a.cfg.Board.SetAmplifier(false); err != nil {
 		a.log.Error("agent: amplifier did not switch off", "err", err)
 		return
 	}
-	a.ampOn = false
+	a.ampOn, a.ampDriven = false, false
 }
 
 // shutdown stops what plays (interrupted: it resumes after the restart),
