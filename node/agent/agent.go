@@ -188,6 +188,9 @@ type status struct {
 	// probes are the receipts of the controller's latest probes, newest
 	// last (probe.go).
 	probes []protocol.ProbeReceipt
+	// storeErr is why the last write to the store failed (flush), nil
+	// once one succeeds.
+	storeErr error
 }
 
 // outboxStateMin is the outbox count from which a change of the count
@@ -432,6 +435,8 @@ func (a *Agent) Status() protocol.State {
 	}
 	if a.cfg.StoreFault != nil {
 		st.StorageFault = a.cfg.StoreFault.Error()
+	} else if err := a.status.storeErr; err != nil {
+		st.StorageFault = "writing to the node store: " + err.Error()
 	}
 	return st
 }
@@ -772,12 +777,25 @@ func (a *Agent) step() time.Time {
 	if d.Stop != "" {
 		a.stopPlay(d.Stop)
 	}
+	wake := d.Wake
 	if o := d.Start; o != nil {
 		a.start(*o, now)
+		if a.play == nil && a.progress[o.ID].Phase == PhaseDone {
+			// It failed at once (muted, content unplayable, amplifier):
+			// no play on air will end and wake the loop, and another
+			// play due now would wait until its deadline and be missed.
+			wake = s.Now
+		}
 	}
 	a.prepare(d)
 	a.flush()
-	return a.switchAmplifier(d.Wake)
+	if len(a.pendingEvents) > 0 || len(a.pendingMarks) > 0 {
+		// The store did not take them: written again in a while.
+		if at := s.Now.Add(storeRetry); wake.IsZero() || at.Before(wake) {
+			wake = at
+		}
+	}
+	return a.switchAmplifier(wake)
 }
 
 // settings returns the node settings of the running desired state.
@@ -944,11 +962,15 @@ func (a *Agent) amplifierOff() {
 	if !a.ampDriven {
 		return
 	}
+	// Whatever the board answers, the amplifier is no longer known to be
+	// on: a relay that released later than the board waited (its feedback
+	// disagreed) is switched on again for the next play, not taken for on.
+	a.ampOn = false
 	if err := a.cfg.Board.SetAmplifier(false); err != nil {
 		a.log.Error("agent: amplifier did not switch off", "err", err)
 		return
 	}
-	a.ampOn, a.ampDriven = false, false
+	a.ampDriven = false
 }
 
 // shutdown stops what plays (interrupted: it resumes after the restart),
@@ -1016,20 +1038,39 @@ func (a *Agent) note(events []protocol.Event, marks ...Progress) {
 	a.pendingMarks = append(a.pendingMarks, marks...)
 }
 
-// flush writes the noted events and marks to the store in one step. A
-// failure is logged loudly because events are lost; the in-memory marks
-// stand, so the agent does not act twice on one occurrence.
+// storeRetry is how soon events the store did not take are written again.
+const storeRetry = 5 * time.Second
+
+// flush writes the noted events and marks to the store in one step. Those
+// the store does not take (a card full or failing for a while) are kept
+// and written again with the next ones (step tries within storeRetry, and
+// the agent's shutdown once more), so that none is lost and a play that
+// ended is not begun again after a restart; meanwhile the state says the
+// store fails (storage-failed). The in-memory marks stand, so the agent
+// does not act twice on one occurrence.
 func (a *Agent) flush() {
 	// The alerts first: a mark of an alert is never stored without it.
 	a.saveAlerts()
-	events, marks := a.pendingEvents, a.pendingMarks
-	if len(events) == 0 && len(marks) == 0 {
+	if len(a.pendingEvents) == 0 && len(a.pendingMarks) == 0 {
 		return
 	}
-	a.pendingEvents, a.pendingMarks = nil, nil
-	if _, err := a.store.Append(events, marks); err != nil {
-		a.log.Error("agent: events not stored", "events", len(events), "err", err)
+	_, err := a.store.Append(a.pendingEvents, a.pendingMarks)
+	a.mu.Lock()
+	failing := a.status.storeErr != nil
+	a.status.storeErr = err
+	a.mu.Unlock()
+	if err != nil {
+		if !failing {
+			a.log.Error("agent: events not stored; kept to store again", "events", len(a.pendingEvents), "err", err)
+			signal(a.dirty)
+		}
+		return
 	}
+	if failing {
+		a.log.Info("agent: events stored again", "events", len(a.pendingEvents))
+		signal(a.dirty)
+	}
+	a.pendingEvents, a.pendingMarks = nil, nil
 	a.outboxChanged()
 }
 
