@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -370,7 +371,13 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	if err != nil {
 		return fmt.Errorf("load desired state: %w", err)
 	}
-	if found && prev.Hash == hash {
+	// A node that runs a newer version than the last one stored here got
+	// it from this controller before its store was restored from an older
+	// backup: it would take every version up to the one it runs for a
+	// copy of what it has and keep its old schedule. It is given what
+	// this store says, as a version above its own.
+	ahead := found && n.Status.RunningVersion > prev.Version && n.Status.RunningVersion < math.MaxUint64
+	if found && prev.Hash == hash && !ahead {
 		if s.retrying(n.ID) {
 			return nil // its retry publishes it, when due
 		}
@@ -385,7 +392,11 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	}
 	d.Version = 1
 	if found {
-		d.Version = prev.Version + 1
+		d.Version = max(prev.Version, n.Status.RunningVersion) + 1
+	}
+	if ahead {
+		s.Logger.Warn("schedule: node runs a newer desired state than this controller stored (a store restored from an older backup); giving it this store's as a newer version",
+			"node", n.ID, "running", n.Status.RunningVersion, "stored", prev.Version, "version", d.Version)
 	}
 	d.Generated = c.now
 	ds := make([]*loaxa.Delivery, 0, len(items))

@@ -669,3 +669,36 @@ func TestPriorityFromAboveKeptUntilItsSession(t *testing.T) {
 			r.msg.last("tt-01").Version, want, occurrenceIDs(r.msg.last("tt-01")))
 	}
 }
+
+// TestNodeAheadOfARestoredStoreGetsANewerVersion: the controller's store
+// was restored from a backup older than the desired state a node runs
+// (published after the backup). The node takes every version up to its
+// own for a copy of what it has, so the restored store's schedule, and
+// every change after it, never reached it; nothing looked wrong, since a
+// node ahead is not behind. It is now given as a version above the one the
+// node runs, and again only when something changes.
+func TestNodeAheadOfARestoredStoreGetsANewerVersion(t *testing.T) {
+	r := newRig(t)
+	r.compile(t, false)
+	v := r.msg.last("tt-01").Version
+	r.must(t, r.s.NodeService.UpdateNodeStatus(r.ctx, "tt-01", func(st *loaxa.NodeStatus) {
+		st.State, st.Since, st.RunningVersion = loaxa.NodeOnline, t0, v+7
+	}))
+	r.compile(t, false)
+	if got := r.msg.last("tt-01").Version; got <= v+7 {
+		t.Fatalf("node running v%d, store at v%d: published v%d, want above v%d", v+7, v, got, v+7)
+	}
+	count := func() int {
+		r.msg.mu.Lock()
+		defer r.msg.mu.Unlock()
+		return len(r.msg.published)
+	}
+	n := count()
+	r.must(t, r.s.NodeService.UpdateNodeStatus(r.ctx, "tt-01", func(st *loaxa.NodeStatus) {
+		st.RunningVersion = r.msg.last("tt-01").Version
+	}))
+	r.compile(t, false)
+	if got := count(); got != n {
+		t.Errorf("published again once the node ran it: %d desired states, want %d", got, n)
+	}
+}
