@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,7 +44,26 @@ var _ agent.Store = (*Bolt)(nil)
 
 // OpenBolt opens or creates the store file at path. A new file gets a fresh
 // outbox epoch. It fails at once if another process holds the file.
+//
+// A file it makes (none was there, or an empty one) and cannot make whole
+// — a card that fills up part way through bbolt's first write — is
+// removed: left, it would look like a damaged store at the next start
+// (StartAnew), while it never held anything.
 func OpenBolt(path string) (*Bolt, error) {
+	fi, err := os.Stat(path)
+	making := errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0)
+	s, err := openBolt(path)
+	if err != nil && making && !Held(err) {
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("remove the store it could not make: %w", rerr))
+		}
+	}
+	return s, err
+}
+
+// openBolt opens or creates the store file at path, as OpenBolt does, and
+// leaves the file as it is when that fails.
+func openBolt(path string) (*Bolt, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open node store %s: %w", path, err)

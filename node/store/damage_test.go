@@ -3,14 +3,17 @@ package store
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"loaxa.vn/internal/rocard"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/protocol"
 )
@@ -271,5 +274,65 @@ func TestSetAside(t *testing.T) {
 	s.Close()
 	if got, at := SetAside(path); got != aside || !at.Equal(damageNow) {
 		t.Errorf("SetAside = %q at %v, want %q at %v", got, at, aside, damageNow)
+	}
+}
+
+// TestNearlyFullCardKeepsTheDamagedStoreToReadBack: a damaged store on a
+// card with a few KiB left, less than a new store's first write. The new
+// store was left half written; at the next start (a power cut, the
+// watchdog) it looked damaged, was set aside, and the damaged store that
+// held the unsent play reports, learnt keys and replay guard was deleted
+// for it. A store the card cannot make is removed: the next start finds
+// no store, fails as a card that takes no writes (storage-failed, not a
+// damaged store), and the damaged store is still there to read back.
+func TestNearlyFullCardKeepsTheDamagedStoreToReadBack(t *testing.T) {
+	dir := t.TempDir()
+	rocard.Small(t, dir, 1<<20)
+	path := filepath.Join(dir, "node.db")
+	epoch := ackedStore(t, path) // events 121–200 unsent
+	garble(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyDesired, []byte{'{', 0xFF}) })
+
+	// Fill the card, then free 8 KiB: a new store's first write (four
+	// pages) goes half way.
+	rocard.Fill(t, dir)
+	filler := filepath.Join(dir, "filler")
+	fi, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, fi.Size()-8192); err != nil {
+		t.Fatal(err)
+	}
+
+	s, aside, err := OpenBoltOrSetAside(path, damageNow)
+	if s != nil {
+		s.Close()
+		t.Fatal("a new store opened on the full card")
+	}
+	if aside == "" || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("first start: aside %q, err %v; want the damaged store set aside and the new one failing with ENOSPC", aside, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the new store the card could not hold is still there (%v)", err)
+	}
+
+	// Second start, the card still full: no store to open, nothing damaged.
+	s, again, err := OpenBoltOrSetAside(path, damageNow.Add(time.Minute))
+	if s != nil {
+		s.Close()
+		t.Fatal("a new store opened on the full card")
+	}
+	if again != "" || Damaged(path, err) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("second start: aside %q, err %v; want no file set aside and ENOSPC, a card that takes no writes", again, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the new store the card could not hold is still there (%v)", err)
+	}
+	// What the node program reads back into its store in memory.
+	if got, _ := SetAside(path); got != aside {
+		t.Fatalf("set aside: %q, want the damaged store %q", got, aside)
+	}
+	if got, err := salvaged(t, aside); len(got[epoch]) != 80 {
+		t.Fatalf("the damaged store holds %d unsent events (%v), want 80", len(got[epoch]), err)
 	}
 }
