@@ -28,7 +28,8 @@ import (
 // node gets its desired state again from the broker (retained), the
 // events it had not sent are lost, and so is its replay guard (a message
 // captured before and still within its expiry would be accepted once).
-// Only the newest damaged file is kept, for a technician to look at.
+// Only the newest damaged file is kept, for a technician to look at (but
+// see StartAnew: a file no store was made whole in is removed instead).
 //
 // A store that cannot be opened for another reason is not touched: held
 // by another process (ErrTimeout), not readable or writable by the agent,
@@ -46,8 +47,27 @@ func OpenBoltOrSetAside(path string, now time.Time) (s *Bolt, aside string, err 
 // node program checks the file in a process of its own first, which a
 // page tree that loops cannot hang; see Check). The error is a
 // DamagedError when the new store opened.
+//
+// The files set aside before are deleted only when the one at path is a
+// whole store (see unfinished): it was made at a start that read back into
+// it what they held. A shorter file never was a working store, so the
+// store set aside before it still holds the only copy of what it held:
+// the short file is removed (there is nothing in it to read back), the
+// older ones are kept, and aside is the newest of them, for the caller to
+// read back as it would the file just found damaged.
 func StartAnew(path string, now time.Time, why error) (s *Bolt, aside string, err error) {
 	err = why
+	if older, _ := SetAside(path); older != "" && unfinished(path) {
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, "", errors.Join(err, fmt.Errorf("remove the unfinished store: %w", rerr))
+		}
+		err = fmt.Errorf("%w; shorter than a whole store, a new store whose making was cut off: removed, the store set aside before it is read back", err)
+		s, nerr := OpenBolt(path)
+		if nerr != nil {
+			return nil, older, errors.Join(err, fmt.Errorf("new store: %w", nerr))
+		}
+		return s, older, &DamagedError{Path: path, Aside: older, Err: err}
+	}
 	aside = fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format(asideTime))
 	if olds, _ := filepath.Glob(path + ".damaged-*"); len(olds) > 0 {
 		for _, old := range olds {
@@ -66,6 +86,15 @@ func StartAnew(path string, now time.Time, why error) (s *Bolt, aside string, er
 
 // asideTime is the layout of the time in a damaged store's new name.
 const asideTime = "20060102T150405Z"
+
+// unfinished reports whether the file at path is shorter than the four
+// pages bbolt writes at once when it makes a store: no store was ever
+// made whole in it. OpenBolt removes a file it could not make whole; a
+// power cut while bbolt wrote them leaves one.
+func unfinished(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Size() < 4*int64(os.Getpagesize())
+}
 
 // SetAside returns the damaged store set aside beside path (StartAnew
 // keeps only the newest), or "", and when it was set aside (zero if its

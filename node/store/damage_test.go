@@ -137,8 +137,11 @@ func TestOpenBoltOrSetAsideStartsAnewOnADamagedStore(t *testing.T) {
 
 func TestOpenBoltOrSetAsideKeepsOnlyTheNewestDamagedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "node.db")
+	// As long as a whole store: a shorter file is removed, not kept
+	// (TestStartAnewKeepsWhatAnUnfinishedStoreNeverHeld).
+	garbage := bytes.Repeat([]byte("garbage!"), os.Getpagesize()/2)
 	for i := range 3 {
-		if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+		if err := os.WriteFile(path, garbage, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		s, _, err := OpenBoltOrSetAside(path, damageNow.Add(time.Duration(i)*time.Hour))
@@ -334,5 +337,54 @@ func TestNearlyFullCardKeepsTheDamagedStoreToReadBack(t *testing.T) {
 	}
 	if got, err := salvaged(t, aside); len(got[epoch]) != 80 {
 		t.Fatalf("the damaged store holds %d unsent events (%v), want 80", len(got[epoch]), err)
+	}
+}
+
+// TestStartAnewKeepsWhatAnUnfinishedStoreNeverHeld: a power cut while
+// bbolt made the new store after a damaged one was set aside leaves a
+// file shorter than a whole store. At the next start it looked damaged
+// too, and the store set aside before it, the only copy of the unsent
+// play reports, was deleted. The short file held nothing: it is removed,
+// the store set aside before is kept, and it is what is read back.
+func TestStartAnewKeepsWhatAnUnfinishedStoreNeverHeld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.db")
+	epoch := ackedStore(t, path) // events 121–200 unsent
+	s, aside, err := StartAnew(path, damageNow, errors.New("damaged"))
+	if s == nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// The new store, as a power cut leaves it: the first half of bbolt's
+	// first write.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw[:2*os.Getpagesize()], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	why := Check(path)
+	if !Damaged(path, why) {
+		t.Fatalf("the unfinished store checks as %v, want damaged", why)
+	}
+
+	s, again, err := StartAnew(path, damageNow.Add(time.Minute), why)
+	if s == nil {
+		t.Fatalf("no new store: %v", err)
+	}
+	defer s.Close()
+	var de *DamagedError
+	if again != aside || !errors.As(err, &de) || de.Aside != aside {
+		t.Fatalf("second start: aside %q, err %v; want the store set aside before, %q, to read back", again, err, aside)
+	}
+	if olds, _ := filepath.Glob(path + ".damaged-*"); len(olds) != 1 || olds[0] != aside {
+		t.Fatalf("files set aside: %v, want only %s", olds, aside)
+	}
+	if got, err := salvaged(t, aside); len(got[epoch]) != 80 {
+		t.Fatalf("the store set aside holds %d unsent events (%v), want 80", len(got[epoch]), err)
+	}
+	if err := s.SetDesired(&protocol.DesiredState{Version: 1, Node: "tt-01"}); err != nil {
+		t.Fatalf("the new store takes no writes: %v", err)
 	}
 }
