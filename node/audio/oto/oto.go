@@ -4,9 +4,11 @@ package oto
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	otolib "github.com/hajimehoshi/oto/v2"
@@ -79,10 +81,13 @@ func Open() (*Output, error) {
 }
 
 // Play plays pcm to its end and returns once the player has drained, or
-// stops at once when ctx is cancelled.
+// stops when ctx is cancelled: at once, or once a Read of pcm under way
+// has returned. Nothing reads pcm after Play has returned.
 func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
-	p := o.ctx.NewPlayer(pcm)
+	src := &source{pcm: pcm}
+	p := o.ctx.NewPlayer(src)
 	defer p.Close()
+	defer src.stop() // before the player is closed
 	if r, ok := pcm.(audio.ReadAhead); ok && r.ReadAhead() > 0 {
 		// A live call: oto's default player buffer (0.5 s) would be
 		// filled before the first sample sounds.
@@ -122,6 +127,45 @@ func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 		return lost(err)
 	}
 	return nil
+}
+
+// source is what a player reads: pcm until Play has stopped. oto reads a
+// player's source on goroutines of its own (its first fill on one that
+// Player.Play starts, then its mixer's), and a stop does not end the
+// fill: a stopped play went on taking the source's bytes after Play
+// returned (half a second, or a live call's frames from its jitter buffer
+// while the agent counted what was played and closed the files), and the
+// fill then added the closed player to oto's mixer for good.
+type source struct {
+	pcm     io.Reader
+	reading sync.Mutex // held through each Read of pcm
+	stopped atomic.Bool
+}
+
+// errStopped is what a player reads once its play has stopped: an error,
+// not io.EOF, so that oto closes the player rather than add it to its
+// mixer.
+var errStopped = errors.New("play stopped")
+
+func (s *source) Read(b []byte) (int, error) {
+	s.reading.Lock()
+	defer s.reading.Unlock()
+	if s.stopped.Load() {
+		return 0, errStopped
+	}
+	n, err := s.pcm.Read(b)
+	if s.stopped.Load() {
+		return 0, errStopped // stopped while it read: not played
+	}
+	return n, err
+}
+
+// stop makes every later Read fail at once without reading pcm, and waits
+// for a Read of pcm under way to return.
+func (s *source) stop() {
+	s.stopped.Store(true)
+	s.reading.Lock()
+	defer s.reading.Unlock()
 }
 
 // Err returns the device's failure, wrapping audio.ErrDeviceLost, once
