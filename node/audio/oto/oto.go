@@ -81,8 +81,9 @@ func Open() (*Output, error) {
 }
 
 // Play plays pcm to its end and returns once the player has drained, or
-// stops when ctx is cancelled: at once, or once a Read of pcm under way
-// has returned. Nothing reads pcm after Play has returned.
+// stops at once when ctx is cancelled. No Read of pcm begins after Play
+// has returned; one under way then (a live call waiting for its first
+// frames) is let finish, and what it read is not played.
 func (o *Output) Play(ctx context.Context, pcm io.Reader) error {
 	src := &source{pcm: pcm}
 	p := o.ctx.NewPlayer(src)
@@ -142,6 +143,10 @@ type source struct {
 	stopped atomic.Bool
 }
 
+// A stop does not wait for a Read under way: a live call's buffer waits
+// up to its frame timeout (2 s) for the first frames, and an alert that
+// preempts the call must not wait for it.
+
 // errStopped is what a player reads once its play has stopped: an error,
 // not io.EOF, so that oto closes the player rather than add it to its
 // mixer.
@@ -160,13 +165,8 @@ func (s *source) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// stop makes every later Read fail at once without reading pcm, and waits
-// for a Read of pcm under way to return.
-func (s *source) stop() {
-	s.stopped.Store(true)
-	s.reading.Lock()
-	defer s.reading.Unlock()
-}
+// stop makes every later Read fail at once without reading pcm.
+func (s *source) stop() { s.stopped.Store(true) }
 
 // Err returns the device's failure, wrapping audio.ErrDeviceLost, once
 // oto's context has stopped on an error it cannot recover from (a USB
