@@ -103,13 +103,14 @@ func (c Config) Validate() error {
 type Switch struct {
 	At time.Time
 	On bool
-	// Reason is SwitchCommand or SwitchCutOff.
+	// Reason is SwitchCommand, SwitchFreed or SwitchCutOff.
 	Reason string
 }
 
 // Switch reasons.
 const (
 	SwitchCommand = "command" // SetAmplifier moved it
+	SwitchFreed   = "freed"   // a stuck relay was mended and followed its last command
 	SwitchCutOff  = "cut-off" // the battery reached its cut-off voltage
 )
 
@@ -252,8 +253,19 @@ func (b *Board) FailAmplifier(err error) { b.set(func() { b.failErr = err }) }
 
 // StickRelay makes the relay ignore commands (stuck true) or obey them
 // again (false); while stuck, SetAmplifier reports ErrRelayFeedback when
-// the relay is not where it was told to go.
-func (b *Board) StickRelay(stuck bool) { b.set(func() { b.stuck = stuck }) }
+// the relay is not where it was told to go. A freed relay goes where its
+// coil was last told, as a healthy one is, so its feedback agrees with the
+// command again (unless the battery cannot hold the amplifier on).
+func (b *Board) StickRelay(stuck bool) {
+	b.set(func() {
+		b.stuck = stuck
+		if !stuck && b.relay != b.command {
+			b.relay = b.command
+			b.switches = append(b.switches, Switch{At: b.last, On: b.relay, Reason: SwitchFreed})
+			b.cutOff()
+		}
+	})
+}
 
 // SetTemperature sets the enclosure temperature now, e.g. to simulate a box
 // in the sun; it then evolves towards its equilibrium as usual.

@@ -77,6 +77,47 @@ func TestRelayStuckShowsInCommand(t *testing.T) {
 	}
 }
 
+// TestClearedRelayStuckFollowsItsCommand: a technician mended a relay that
+// stuck while the agent switched it (DELETE
+// /boards/{id}/faults/relay-stuck), and the relay stayed where it had
+// stuck, so its feedback kept disagreeing with the command and the
+// relay-feedback alarm never ended. Clearing a fault puts the input back
+// to its healthy value: a healthy relay is where its coil was last told to
+// go, and the log says it moved.
+func TestClearedRelayStuckFollowsItsCommand(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		before, cmd bool // the relay's position when it sticks; the command it then ignores
+	}{
+		{"stuck open, a play switched it on", false, true},
+		{"stuck closed, the play's end switched it off", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := newBoard(t)
+			if err := b.SetAmplifier(tt.before); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Inject(FaultRelayStuck, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetAmplifier(tt.cmd); !errors.Is(err, ErrRelayFeedback) {
+				t.Fatalf("switching a stuck relay: %v, want ErrRelayFeedback", err)
+			}
+			if err := b.Inject(FaultRelayStuck, false); err != nil {
+				t.Fatal(err)
+			}
+			s := b.Snapshot()
+			if s.Amplifier != tt.cmd || *s.AmplifierCommand != tt.cmd {
+				t.Errorf("after clearing relay-stuck: feedback %v, command %v; want both %v (else relay-feedback stays open after the repair)",
+					s.Amplifier, *s.AmplifierCommand, tt.cmd)
+			}
+			if sw := b.Switches(); len(sw) == 0 || sw[len(sw)-1] != (Switch{At: t0, On: tt.cmd, Reason: SwitchFreed}) {
+				t.Errorf("switches %+v, want the last one the relay freed to %v (%s)", sw, tt.cmd, SwitchFreed)
+			}
+		})
+	}
+}
+
 // TestSoundCardOut: the sound card is the box's, but the agent learns of
 // it from its sound output, not from the snapshot.
 func TestSoundCardOut(t *testing.T) {
