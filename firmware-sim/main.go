@@ -156,22 +156,29 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.SoundLog = file
 	}
 
+	// The control address is bound before the fleet enrols anything: a
+	// busy one found afterwards would leave the nodes enrolled on the
+	// controller, and without --data their credentials lost. It is served
+	// once the fleet runs; a request before waits in the listen queue.
+	var controlLn net.Listener
+	if control != "" {
+		if controlLn, err = net.Listen("tcp", control); err != nil {
+			fmt.Fprintf(stderr, "firmware-sim: --control %s: %v\n", control, err)
+			return exitFailure
+		}
+		defer controlLn.Close()
+	}
+
 	f, err := fleet.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "firmware-sim: %v\n", err)
 		return exitFailure
 	}
-	if control != "" {
-		ln, err := net.Listen("tcp", control)
-		if err != nil {
-			f.Close()
-			fmt.Fprintf(stderr, "firmware-sim: --control %s: %v\n", control, err)
-			return exitFailure
-		}
+	if controlLn != nil {
 		srv := &http.Server{Handler: f.Control(), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
+		go srv.Serve(controlLn)
 		defer srv.Close()
-		fmt.Fprintf(stdout, "firmware-sim: fault injection on http://%s/boards/{id}/faults/{fault} and /boards/{id}/storage/damage\n", ln.Addr())
+		fmt.Fprintf(stdout, "firmware-sim: fault injection on http://%s/boards/{id}/faults/{fault} and /boards/{id}/storage/damage\n", controlLn.Addr())
 	}
 	connected := f.WaitConnected(ctx, wait)
 	fmt.Fprintf(stdout, "firmware-sim: %d nodes running in area %s as %s-0001…: %d enrolled, %d on saved credentials, %d of %d connected to the broker\n",

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,7 +76,10 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func TestFleetRunsUntilInterrupted(t *testing.T) {
+// fakeController enrols any node asked for with token "tok" and gives it a
+// broker that is not there; it returns its URL and how many it enrolled.
+func fakeController(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +90,7 @@ func TestFleetRunsUntilInterrupted(t *testing.T) {
 	}
 	deadBroker := "tcp://" + l.Addr().String()
 	l.Close()
+	var enrolled atomic.Int32
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/nodes" || r.Header.Get("Authorization") != "Bearer tok" {
@@ -94,21 +99,51 @@ func TestFleetRunsUntilInterrupted(t *testing.T) {
 		}
 		var req struct{ ID, Area string }
 		json.NewDecoder(r.Body).Decode(&req)
+		enrolled.Add(1)
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(map[string]any{"credentials": protocol.Credentials{
 			Node: req.ID, Area: req.Area, Controller: srv.URL, Broker: deadBroker,
 			Username: req.ID, Secret: "s", Keys: []protocol.PublicKey{protocol.NewPublicKey(pub)},
 		}})
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv.URL, &enrolled
+}
 
+// TestBusyControlAddressEnrolsNothing: with --control on an address an
+// earlier fleet still held, the program enrolled every node and only then
+// gave up; without --data the credentials the controller shows once were
+// lost, and a re-run with the same prefix got 409 "node exists". A busy
+// control address must be found before anything is enrolled.
+func TestBusyControlAddressEnrolsNothing(t *testing.T) {
+	controller, enrolled := fakeController(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	var out, errOut syncbuf.Buffer
+	code := run(context.Background(), []string{"fleet", "--nodes", "2", "--area", "xa-an-lu", "--prefix", "busy",
+		"--control", busy.Addr().String(), "--wait", "0s"},
+		env(map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}), &out, &errOut)
+	if want := "--control " + busy.Addr().String(); code != exitFailure || !strings.Contains(errOut.String(), want) {
+		t.Fatalf("exit %d, stderr %q; want %d and %q", code, errOut.String(), exitFailure, want)
+	}
+	if n := enrolled.Load(); n != 0 {
+		t.Errorf("%d nodes enrolled before the busy --control address was found; want none", n)
+	}
+}
+
+func TestFleetRunsUntilInterrupted(t *testing.T) {
+	controller, _ := fakeController(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"fleet", "--nodes", "2", "--area", "xa-an-lu", "--prefix", "cli", "--wait", "0s"},
-			env(map[string]string{"LOAXA_CONTROLLER": srv.URL, "LOAXA_TOKEN": "tok"}), &out, &errOut)
+			env(map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}), &out, &errOut)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "running") {
@@ -129,5 +164,41 @@ func TestFleetRunsUntilInterrupted(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("fleet did not stop within 15s of the interrupt")
+	}
+}
+
+// TestControlServesTheRunningFleet: the control address, bound before
+// enrolment, serves the boxes once they run.
+func TestControlServesTheRunningFleet(t *testing.T) {
+	controller, _ := fakeController(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"fleet", "--nodes", "1", "--area", "xa-an-lu", "--prefix", "ctl", "--control", "127.0.0.1:0", "--wait", "0s"},
+			env(map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}), &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	const announced = "fault injection on http://"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), announced) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no control address within 10s; stdout %q, stderr %q", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	_, rest, _ := strings.Cut(out.String(), announced)
+	addr, _, _ := strings.Cut(rest, "/")
+	resp, err := http.Get("http://" + addr + "/boards/ctl-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /boards/ctl-0001 on the control address: %d, want 200", resp.StatusCode)
 	}
 }
