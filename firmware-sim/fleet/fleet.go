@@ -495,6 +495,12 @@ func (f *Fleet) runSim(ctx context.Context, s *Sim) error {
 		s.mu.Lock()
 		a, noCard := s.agent, s.noCard
 		s.stopRun = stop
+		// A card that changed after newAgent read it was reported to
+		// cardChanged before this run could be stopped: start again at
+		// once, or the box runs on the wrong store for good.
+		if s.roCard != s.Board.CardReadOnly() {
+			stop(errCardChanged)
+		}
 		s.mu.Unlock()
 		watched := make(chan struct{})
 		go func() {
