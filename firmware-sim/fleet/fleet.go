@@ -117,7 +117,8 @@ type Config struct {
 
 // Sim is one simulated box: its board, its agent and what they run on.
 // Like the node program under systemd, the box starts its agent again when
-// the agent asks to be restarted: its sound card was pulled out mid-play
+// the agent asks to be restarted: the controller told it to reboot
+// (protocol.CmdReboot), its sound card was pulled out mid-play
 // (board.FaultSoundCardOut), or it ran without one and the card is back.
 // It restarts too when its SD card goes read-only or is sound again
 // (board.FaultCardReadOnly, through Fleet.Control): with the card
@@ -400,6 +401,11 @@ var errCardBack = errors.New("the sound card is back")
 // store in memory (agent.Config.StoreFault).
 var errCardReadOnly = errors.New("open node store: simulated SD card read-only")
 
+// errReboot ends the Run of an agent the controller told to reboot
+// (protocol.CmdReboot): the box starts it again, as the service manager
+// does the node program that exits for it.
+var errReboot = errors.New("reboot requested by the controller")
+
 // errCardChanged ends the Run of an agent whose SD card went read-only or
 // was mended: the box starts it again on what it has now.
 var errCardChanged = errors.New("the SD card went read-only or was mended")
@@ -419,14 +425,8 @@ func (f *Fleet) newAgent(s *Sim) error {
 		HTTPClient:   cfg.HTTPClient,
 		Version:      Version,
 		AlertPrepare: cfg.AlertPrepare,
-		Restart: func(cause error) {
-			s.mu.Lock()
-			stop := s.stopRun
-			s.mu.Unlock()
-			if stop != nil {
-				stop(cause)
-			}
-		},
+		Restart:      s.stopAgent,
+		Reboot:       func() { s.stopAgent(errReboot) },
 	}
 	noCard := !s.Board.SoundCard()
 	switch {
@@ -466,6 +466,17 @@ func (f *Fleet) newAgent(s *Sim) error {
 	return nil
 }
 
+// stopAgent ends the run of the box's agent with cause, for runSim to
+// start it again if cause is among its restart causes.
+func (s *Sim) stopAgent(cause error) {
+	s.mu.Lock()
+	stop := s.stopRun
+	s.mu.Unlock()
+	if stop != nil {
+		stop(cause)
+	}
+}
+
 // removeMemDir removes the directory of the downloads made while the card
 // was read-only, if any: they were in memory, and a restart loses them.
 func (s *Sim) removeMemDir() {
@@ -488,7 +499,8 @@ func (s *Sim) cardChanged() {
 
 // runSim runs the box's agent until ctx ends, starting it again, as
 // systemd does the node program, when it stops to be restarted (its sound
-// card lost) or when it ran without its sound card and the card is back.
+// card lost, or the controller asked it to reboot), when it ran without its
+// sound card and the card is back, or when its SD card changed.
 func (f *Fleet) runSim(ctx context.Context, s *Sim) error {
 	for {
 		rctx, stop := context.WithCancelCause(ctx)
@@ -513,7 +525,7 @@ func (f *Fleet) runSim(ctx context.Context, s *Sim) error {
 		cause := context.Cause(rctx)
 		stop(nil)
 		<-watched
-		if ctx.Err() != nil || !errors.Is(cause, audio.ErrDeviceLost) && !errors.Is(cause, errCardBack) && !errors.Is(cause, errCardChanged) {
+		if ctx.Err() != nil || !errors.Is(cause, audio.ErrDeviceLost) && !errors.Is(cause, errCardBack) && !errors.Is(cause, errCardChanged) && !errors.Is(cause, errReboot) {
 			return err
 		}
 		f.log.Warn("fleet: starting the agent again", "node", s.ID, "cause", cause)

@@ -54,6 +54,7 @@ type controller struct {
 	srv    *httptest.Server
 	broker string
 	pub    ed25519.PublicKey
+	signer *protocol.Signer // signs commands as the controller does
 	// answer, if set, replaces the normal answer for a node id.
 	answer func(id string, w http.ResponseWriter) bool
 
@@ -64,11 +65,11 @@ type controller struct {
 
 func newController(t *testing.T, broker string) *controller {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &controller{t: t, broker: broker, pub: pub, exists: map[string]bool{}}
+	c := &controller{t: t, broker: broker, pub: pub, signer: protocol.NewSigner("controller", key, 0, nil), exists: map[string]bool{}}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(c.srv.Close)
 	return c

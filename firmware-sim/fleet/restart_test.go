@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/mosquittotest"
 	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
 )
 
 // awaitRestarts waits until the box has started its agent again n times.
@@ -102,5 +106,47 @@ func TestCardChangedWhileTheBoxRestartsIsNotLost(t *testing.T) {
 				t.Errorf("the box runs its agent as on a read-only card %v (storage fault %q); the card is read-only %v", roCard, storageFault, s.Board.CardReadOnly())
 			}
 		})
+	}
+}
+
+// TestRebootCommandRestartsTheBox: a technician sent "reboot" to a
+// simulated box (POST /api/v1/nodes/{id}/commands {"name":"reboot"}); the
+// controller answered 202, and the box only logged "this board has no way
+// to reboot" where the node program exits for systemd to start it again.
+// The box must start its agent again, which reaches the broker again.
+func TestRebootCommandRestartsTheBox(t *testing.T) {
+	broker := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true})
+	ctl := newController(t, broker.URL())
+	f, err := Start(context.Background(), Config{Controller: ctl.srv.URL, Token: token, Nodes: 1, Area: "xa-an-lu", Prefix: "rb", Tune: fastAgents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := f.WaitConnected(context.Background(), 15*time.Second); n != 1 {
+		t.Fatal("the box did not reach the broker")
+	}
+	s := f.Sim("rb-0001")
+	before := s.Agent()
+
+	raw, err := ctl.signer.Seal(protocol.TypeCommand, "node/"+s.ID, protocol.Command{Name: protocol.CmdReboot}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("technician"))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	topic := protocol.NewTopics(protocol.DefaultPrefix).Node(s.ID, protocol.ChanCmd)
+	if tok := c.Publish(topic, 1, false, raw); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish reboot: %v", tok.Error())
+	}
+
+	awaitRestarts(t, s, 1, "reboot command")
+	if s.Agent() == before {
+		t.Error("the box restarted but runs its old agent")
+	}
+	if n := f.WaitConnected(context.Background(), 15*time.Second); n != 1 || f.Running() != 1 {
+		t.Errorf("after the reboot: %d of 1 agents connected, %d running; want the new agent on the broker", n, f.Running())
 	}
 }
