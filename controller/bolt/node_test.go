@@ -43,6 +43,7 @@ func TestNodeService_CreateNode(t *testing.T) {
 		{"bad id", loaxa.Node{ID: "N/2", Area: "hp", SecretHash: hash}, loaxa.EInvalid},
 		{"the broker's own client id", loaxa.Node{ID: "inline", Area: "hp", SecretHash: hash}, loaxa.EInvalid},
 		{"the controller's broker account", loaxa.Node{ID: "loaxa-controller", Area: "hp", SecretHash: hash}, loaxa.EInvalid},
+		{"the controller's publishing account", loaxa.Node{ID: "loaxa-controller-pub", Area: "hp", SecretHash: hash}, loaxa.EInvalid},
 		{"short secret hash", loaxa.Node{ID: "n2", Area: "hp", SecretHash: []byte("short")}, loaxa.EInvalid},
 		{"latitude out of range", loaxa.Node{ID: "n2", Area: "hp", Lat: 91, SecretHash: hash}, loaxa.EInvalid},
 		{"longitude out of range", loaxa.Node{ID: "n2", Area: "hp", Lon: -181, SecretHash: hash}, loaxa.EInvalid},

@@ -16,11 +16,14 @@ import (
 
 // ReservedNodeIDs are ids no node may have: the embedded broker's own
 // client ("inline": mochi's inline client, through which the controller
-// reaches its embedded broker) and the controller's broker account. A node
-// enrolled under one could never connect (the broker refuses it), so they
-// are refused when the node is created. controller/mqtt's tests keep this
-// list in step with the broker.
-var ReservedNodeIDs = []string{"inline", "loaxa-controller"}
+// reaches its embedded broker) and the controller's broker accounts, its
+// own and its publishing one on an external broker. A node enrolled under
+// the first two could never connect (the broker refuses it); one under the
+// publishing account's name would share that account in the exported
+// Mosquitto files and so get its right to write every topic. They are
+// refused when the node is created. controller/mqtt's tests keep this
+// list in step with the broker and the exported files.
+var ReservedNodeIDs = []string{"inline", "loaxa-controller", "loaxa-controller-pub"}
 
 // Node (cụm loa) is one speaker box.
 type Node struct {

@@ -301,9 +301,10 @@ func TestBrokerHoldsABurstForTheController(t *testing.T) {
 }
 
 // The store refuses to create nodes under the ids the broker keeps for
-// itself: its inline client's and the controller's account.
+// itself: its inline client's, the controller's account and the
+// controller's publishing account in the exported Mosquitto files.
 func TestReservedNodeIDsMatchTheBroker(t *testing.T) {
-	for _, id := range []string{mochi.InlineClientId, mqtt.ControllerUsername} {
+	for _, id := range []string{mochi.InlineClientId, mqtt.ControllerUsername, mqtt.ControllerUsername + mqtt.PublishUsernameSuffix} {
 		if !slices.Contains(loaxa.ReservedNodeIDs, id) {
 			t.Errorf("loaxa.ReservedNodeIDs %q lacks %q, which the broker keeps for itself", loaxa.ReservedNodeIDs, id)
 		}

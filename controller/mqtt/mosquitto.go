@@ -48,7 +48,10 @@ max_queued_messages 100000
 // PublishUsernameSuffix with the same password, may only publish under
 // the prefix: the controller's publishing connection (Client.PublishUsername),
 // whose acknowledgements do not wait behind the node messages the broker
-// writes to the first.
+// writes to the first. A node with active credentials under either
+// account's name is refused (EConflict, naming it): Mosquitto would merge
+// its entries with the controller's and give the node the controller's
+// rights.
 func ExportMosquitto(ctx context.Context, nodes loaxa.NodeService, areas loaxa.AreaService, topics protocol.Topics, controllerUser, controllerHash string) (*MosquittoFiles, error) {
 	if controllerUser == "" || strings.ContainsAny(controllerUser, ":\n ") || controllerHash == "" {
 		return nil, fmt.Errorf("export mosquitto files: the controller's broker account %q needs a username without ':', spaces or newlines, and a password", controllerUser)
@@ -68,6 +71,9 @@ func ExportMosquitto(ctx context.Context, nodes loaxa.NodeService, areas loaxa.A
 	for _, n := range all {
 		if n.Credentials != loaxa.CredentialsActive {
 			continue // pending or revoked: no password, no access
+		}
+		if n.ID == controllerUser || n.ID == pubUser {
+			return nil, loaxa.Errorf(loaxa.EConflict, "Node %q has the name of one of the controller's broker accounts (%s, %s): Mosquitto would give the node the controller's rights. Revoke the node and enrol the board again under another id.", n.ID, controllerUser, pubUser)
 		}
 		if n.BrokerHash == "" {
 			out.Missing = append(out.Missing, n.ID)

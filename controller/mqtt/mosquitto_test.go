@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/internal/mosquittotest"
 )
@@ -103,6 +105,57 @@ func TestMosquittoConfQueuesABurstForTheController(t *testing.T) {
 			}
 			if strings.Contains(b.Log(), "being dropped") {
 				t.Errorf("mosquitto dropped messages:\n%s", grepLines(b.Log(), "dropped"))
+			}
+		})
+	}
+}
+
+// A technician created a node named "loaxa-controller-pub", the
+// controller's publishing account in the exported files. Mosquitto took
+// the node's password line (the last) and merged the two ACL sections: the
+// board could publish on every node's state and event topics (forged
+// proof of broadcast, forged emergency reports) and overwrite retained
+// desired states, and the controller's publishing account stopped
+// working. The store refuses the default account names; the export
+// refuses an active node under either of the controller's account names,
+// whatever the controller's username, with an error naming the node, and
+// once the node is revoked every account in the files is the one it says.
+func TestExportRefusesANodeNamedLikeTheController(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	_, sec := loaxa.NewNodeSecret()
+	newNode := func(id string) *loaxa.Node {
+		return &loaxa.Node{ID: id, Name: "cụm loa", Area: "12346", SecretHash: sec.Hash, BrokerHash: sec.BrokerHash}
+	}
+	if err := r.nodes.CreateNode(ctx, newNode(mqtt.ControllerUsername+mqtt.PublishUsernameSuffix)); loaxa.ErrorCode(err) != loaxa.EInvalid {
+		t.Errorf("creating node %q: %v, want %s", mqtt.ControllerUsername+mqtt.PublishUsernameSuffix, err, loaxa.EInvalid)
+	}
+	const user = "loaxa-hp" // a controller started with --broker tcp://loaxa-hp:PASSWORD@broker:1883
+	for _, id := range []string{user, user + mqtt.PublishUsernameSuffix} {
+		t.Run(id, func(t *testing.T) {
+			if err := r.nodes.CreateNode(ctx, newNode(id)); err != nil {
+				t.Fatal(err)
+			}
+			export := func() (*mqtt.MosquittoFiles, error) {
+				return mqtt.ExportMosquitto(ctx, r.nodes, r.areas, topics, user, loaxa.HashBrokerSecret("controller-secret"))
+			}
+			files, err := export()
+			if loaxa.ErrorCode(err) != loaxa.EConflict || !strings.Contains(loaxa.ErrorMessage(err), id) {
+				t.Fatalf("export with active node %q: %v (files %v), want %s naming the node", id, err, files != nil, loaxa.EConflict)
+			}
+			if _, err := r.nodes.RevokeNode(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if files, err = export(); err != nil {
+				t.Fatalf("export after revoking node %q: %v", id, err)
+			}
+			for _, u := range []string{user, user + mqtt.PublishUsernameSuffix} {
+				if n := strings.Count("\n"+files.Passwd, "\n"+u+":"); n != 1 {
+					t.Errorf("the password file has %d entries for %q:\n%s", n, u, files.Passwd)
+				}
+				if n := strings.Count(files.ACL, "\nuser "+u+"\n"); n != 1 {
+					t.Errorf("the ACL file has %d sections for %q:\n%s", n, u, files.ACL)
+				}
 			}
 		})
 	}
