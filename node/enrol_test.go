@@ -54,3 +54,80 @@ func TestRunEnrols(t *testing.T) {
 		t.Errorf("no controller: exit %d, %q", exit, stderrBuf.String())
 	}
 }
+
+// TestEnrolKeepsTheCodeWhenTheCredentialsCannotBeWritten: on a fresh
+// board /etc/loaxa does not exist yet (install-node.sh makes it later),
+// or the technician runs the enrolment without root. The node redeemed
+// the one-time code and only then failed to write the document: the new
+// secret was lost, and the same code was refused as used, so the board
+// on the pole could not enrol until someone issued a new code. A missing
+// directory is now made (0700, the document is a secret), and a path that
+// cannot be written is refused, naming it, before the code is redeemed:
+// the same code then enrols the board.
+func TestEnrolKeepsTheCodeWhenTheCredentialsCannotBeWritten(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	code := func(id string) string {
+		var created struct {
+			Enrolment struct{ Code string }
+		}
+		c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": id, "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
+		return created.Enrolment.Code
+	}
+	runEnrol := func(code, path string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		exit := run(context.Background(), []string{"--enrol", code, "--controller", c.URL, "--credentials", path}, env(nil), &stdout, &stderr)
+		return exit, stdout.String(), stderr.String()
+	}
+	enrolled := func(t *testing.T, path, node string) {
+		t.Helper()
+		cred, err := protocol.ReadCredentials(path)
+		if err != nil || cred.Node != node || cred.Secret == "" {
+			t.Fatalf("written credentials %+v, %v", cred, err)
+		}
+	}
+
+	t.Run("missing directory", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "etc", "loaxa")
+		path := filepath.Join(dir, "node.json")
+		if exit, stdout, stderr := runEnrol(code("tt-01"), path); exit != 0 {
+			t.Fatalf("enrol into a missing directory: exit %d, %q %q", exit, stdout, stderr)
+		}
+		enrolled(t, path, "tt-01")
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("directory made for the credentials: %v, %v; want mode 0700", fi, err)
+		}
+	})
+
+	t.Run("path that cannot be written", func(t *testing.T) {
+		tt02 := code("tt-02")
+		notDir := filepath.Join(t.TempDir(), "etc")
+		if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A file where the directory should be; and, unless the test runs
+		// as root (who writes anywhere), a directory the user may not write.
+		bad := []string{filepath.Join(notDir, "loaxa", "node.json")}
+		if os.Geteuid() != 0 {
+			readOnly := t.TempDir()
+			if err := os.Chmod(readOnly, 0o500); err != nil {
+				t.Fatal(err)
+			}
+			bad = append(bad, filepath.Join(readOnly, "node.json"))
+		}
+		for _, path := range bad {
+			exit, _, stderr := runEnrol(tt02, path)
+			if exit != exitUsage || !strings.Contains(stderr, path) || !strings.Contains(stderr, "not used") {
+				t.Errorf("enrol into %s: exit %d, %q; want %d naming the path and saying the code was not used", path, exit, stderr, exitUsage)
+			}
+			if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 0 {
+				t.Errorf("a refused enrolment left %v in %s", entries, filepath.Dir(path))
+			}
+		}
+		path := filepath.Join(t.TempDir(), "node.json")
+		if exit, stdout, stderr := runEnrol(tt02, path); exit != 0 {
+			t.Fatalf("the same code on a writable path: exit %d, %q %q: a refused enrolment spent the code", exit, stdout, stderr)
+		}
+		enrolled(t, path, "tt-02")
+	})
+}

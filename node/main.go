@@ -368,7 +368,9 @@ func runSupervised(ctx context.Context, a *agent.Agent, getenv func(string) stri
 
 // enrol redeems --enrol at --controller and writes the credentials
 // document. It refuses to overwrite a document: that would throw away a
-// working identity, and the code would be spent for nothing.
+// working identity, and the code would be spent for nothing. For the same
+// reason it makes sure the document can be written before it redeems the
+// code (credentialsWritable).
 func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if o.controller == "" {
 		fmt.Fprintln(stderr, "node: --enrol needs --controller URL: the controller's address, as the technician gave it with the code")
@@ -376,6 +378,10 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	if _, err := os.Stat(o.credentials); err == nil {
 		fmt.Fprintf(stderr, "node: %s exists already; this board is enrolled. Delete the file first to enrol it again with a new code.\n", o.credentials)
+		return exitUsage
+	}
+	if err := credentialsWritable(o.credentials); err != nil {
+		fmt.Fprintf(stderr, "node: cannot write the credentials to %s: %v. The code was not used: run as root, or give --credentials a path in a directory you may write, and enrol again with the same code.\n", o.credentials, err)
 		return exitUsage
 	}
 	client := &http.Client{Timeout: time.Minute}
@@ -409,6 +415,25 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\nStart the agent with: node --credentials %s --data DIR\n",
 		cred.Node, cred.Area, o.credentials, o.credentials)
 	return 0
+}
+
+// credentialsWritable makes sure a credentials document can be written
+// at path: it creates the directory (0700: the document is a secret) if it
+// is missing, and a file in it, which it removes. A fresh board has no
+// /etc/loaxa yet (install-node.sh makes it later), and a technician may
+// run the enrolment without root; finding that out after redeeming the
+// one-time code would lose the board's new secret with the code spent.
+func credentialsWritable(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(name))
 }
 
 // serveMetrics serves the agent's metrics (and the Go runtime's) on
