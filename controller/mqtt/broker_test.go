@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	mochi "github.com/mochi-mqtt/server/v2"
+	mpackets "github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
@@ -297,6 +298,60 @@ func TestBrokerHoldsABurstForTheController(t *testing.T) {
 	}
 	if dropped != 0 {
 		t.Fatalf("the broker dropped %.0f of %d messages to the controller's subscription", dropped, n)
+	}
+}
+
+// cutBeforeConnack closes every connection after the broker authenticated
+// it and before its CONNACK: a board on a 3G link that dropped just then.
+type cutBeforeConnack struct{ mochi.HookBase }
+
+func (h *cutBeforeConnack) ID() string { return "cut-before-connack" }
+
+func (h *cutBeforeConnack) Provides(b byte) bool { return b == mochi.OnSessionEstablish }
+
+func (h *cutBeforeConnack) OnSessionEstablish(cl *mochi.Client, _ mpackets.Packet) {
+	_ = cl.Net.Conn.Close()
+}
+
+// A board whose link dropped after the broker authenticated it and before
+// its CONNACK left its grant, and with it mochi's whole client (buffers, a
+// 512-slot write queue), in the auth hook for the life of the controller:
+// mochi never told the hooks that such a connection ended, and on flaky
+// 3G links that is a slow leak. A connection that ends, however it ends,
+// leaves no grant behind.
+func TestBrokerForgetsAConnectionCutBeforeConnack(t *testing.T) {
+	r := newRig(t)
+	if err := r.broker.AddHook(&cutBeforeConnack{}); err != nil {
+		t.Fatal(err)
+	}
+	const tries = 3
+	for range tries {
+		raw, err := net.Dial("tcp", r.broker.ListenAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+		cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = "MQTT", 4, "tt-01", 60, true
+		cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, "tt-01", true, []byte("secret-tt-01")
+		if err := cp.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if pk, err := packets.ReadPacket(raw); err == nil {
+			t.Fatalf("the broker answered %v although the connection was cut before its CONNACK", pk)
+		}
+		raw.Close()
+	}
+	// The broker counts a connection from its authentication until its
+	// goroutine has ended it, a moment after the client saw it close.
+	deadline := time.Now().Add(10 * time.Second)
+	for mqtt.ClientsConnected(r.broker) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker still serves %d connections", mqtt.ClientsConnected(r.broker))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := mqtt.Grants(r.broker); n != 0 {
+		t.Errorf("the broker holds %d grants after %d connections that all ended before their CONNACK", n, tries)
 	}
 }
 

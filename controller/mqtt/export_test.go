@@ -1,6 +1,9 @@
 package mqtt
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // SetAckClock makes c hold acknowledgements by now instead of real time.
 func SetAckClock(c *Client, now func() time.Time) { c.ackClock = now }
@@ -38,3 +41,14 @@ func ForgetClient(b *Broker, id string) { b.server.Clients.Delete(id) }
 
 // Sweeps returns how many sweeps for unrouted clients b has made.
 func Sweeps(b *Broker) int64 { return b.sweeps.Load() }
+
+// Grants returns how many connections b's auth hook holds a grant for.
+func Grants(b *Broker) int {
+	b.auth.mu.Lock()
+	defer b.auth.mu.Unlock()
+	return len(b.auth.clients)
+}
+
+// ClientsConnected returns how many connections b serves: mochi counts a
+// connection from its authentication until its goroutine has ended it.
+func ClientsConnected(b *Broker) int64 { return atomic.LoadInt64(&b.server.Info.ClientsConnected) }

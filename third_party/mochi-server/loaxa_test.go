@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,6 +211,61 @@ func TestLoaxaDropUnrouted(t *testing.T) {
 	}
 	if s.DropUnrouted(cl, packets.ErrServerBusy) {
 		t.Fatal("a closed client was dropped again")
+	}
+}
+
+// cutBeforeConnack is a hook that closes each connection after it
+// authenticated and before its CONNACK (a link that dropped at that
+// moment), and records the connections it is told ended.
+type cutBeforeConnack struct {
+	HookBase
+	mu    sync.Mutex
+	ended []*Client
+}
+
+func (h *cutBeforeConnack) ID() string { return "cut-before-connack" }
+
+func (h *cutBeforeConnack) Provides(b byte) bool {
+	return b == OnSessionEstablish || b == OnDisconnect
+}
+
+func (h *cutBeforeConnack) OnSessionEstablish(cl *Client, _ packets.Packet) { _ = cl.Net.Conn.Close() }
+
+func (h *cutBeforeConnack) OnDisconnect(cl *Client, _ error, _ bool) {
+	h.mu.Lock()
+	h.ended = append(h.ended, cl)
+	h.mu.Unlock()
+}
+
+// TestLoaxaConnectionCutBeforeConnackEnds: a connection that authenticated
+// and then could not be acknowledged ends like any other: the hooks get
+// OnDisconnect (upstream's never did, and the controller's auth hook kept
+// the connection's grant and *Client for ever), and its clean session
+// leaves s.Clients (upstream's stayed until the id connected again).
+func TestLoaxaConnectionCutBeforeConnackEnds(t *testing.T) {
+	s := newServer()
+	defer s.Close()
+	h := new(cutBeforeConnack)
+	if err := s.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	connect := packets.TPacketData[packets.Connect].Get(packets.TConnectClean)
+	r, w := net.Pipe()
+	defer w.Close()
+	go func() { _, _ = w.Write(connect.RawBytes) }()
+	if err := s.EstablishConnection("tcp", r); err == nil {
+		t.Fatal("a connection cut before its CONNACK was established")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ended) != 1 || h.ended[0].ID != connect.Packet.Connect.ClientIdentifier {
+		t.Fatalf("OnDisconnect was called for %d connections, want 1 for %q", len(h.ended), connect.Packet.Connect.ClientIdentifier)
+	}
+	if !h.ended[0].Closed() {
+		t.Error("the connection is open after OnDisconnect")
+	}
+	if _, ok := s.Clients.Get(connect.Packet.Connect.ClientIdentifier); ok {
+		t.Error("the clean session of a connection that ended before its CONNACK is still in s.Clients")
 	}
 }
 

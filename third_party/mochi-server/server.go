@@ -494,7 +494,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
+		return s.endAdmitted(cl, fmt.Errorf("ack connection packet: %w", err))
 	}
 
 	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
@@ -502,7 +502,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	if sessionPresent {
 		err = cl.ResendInflightMessages(true)
 		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
+			return s.endAdmitted(cl, fmt.Errorf("resend inflight: %w", err))
 		}
 	}
 
@@ -517,14 +517,34 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
 
+	s.endSession(cl, err)
+	return err
+}
+
+// endAdmitted ends the connection of cl, which authenticated and was
+// admitted to s.Clients, when it fails before it is served (its CONNACK or
+// the resend of its inflight messages could not be written), and returns
+// err.
+//
+// loaxa: upstream returned without OnDisconnect, so the hooks never
+// learnt that such a connection ended (the controller's auth hook kept its
+// grant, with the *Client, for ever), and a clean session stayed in
+// s.Clients until the same id connected again.
+func (s *Server) endAdmitted(cl *Client, err error) error {
+	cl.Stop(err)
+	s.endSession(cl, err)
+	return err
+}
+
+// endSession tells the hooks that cl's connection ended and expires its
+// session if it does not outlive the connection.
+func (s *Server) endSession(cl *Client, err error) {
 	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 	s.hooks.OnDisconnect(cl, err, expire)
 
 	if expire {
 		s.expireClient(cl)
 	}
-
-	return err
 }
 
 // expireClient ends the session of a clean client whose connection ended,
