@@ -204,7 +204,10 @@ func (b *Broker) URL() string {
 }
 
 // Disconnect drops the connection of a node, e.g. after its credentials
-// were revoked.
+// were revoked. A connection still being set up is not in the broker's
+// client list yet; it checks the node's credentials again once it is
+// (authHook.OnSessionEstablished), so call Disconnect after the change is
+// stored.
 func (b *Broker) Disconnect(nodeID string) {
 	if cl, ok := b.server.Clients.Get(nodeID); ok && !cl.Net.Inline {
 		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
@@ -267,11 +270,29 @@ func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnSessionEstablished, mochi.OnACLCheck, mochi.OnDisconnect}, []byte{b})
 }
 
-func (h *authHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+// OnSessionEstablished checks a node's credentials again, now that the
+// broker lists its connection, and disconnects it if they were revoked or
+// replaced (rotation, a new enrolment) since it authenticated: while the
+// connection was being set up, Broker.Disconnect, which finds connections
+// in that list, could not cut it, and it would have gone on with its old
+// grant. From here on Broker.Disconnect finds it.
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	h.mu.Lock()
-	if g := h.clients[cl]; g != nil {
-		g.established = true
+	g := h.clients[cl]
+	h.mu.Unlock()
+	if g == nil {
+		return
 	}
+	if !g.controller {
+		if _, err := h.broker.NodeService.AuthenticateNode(context.Background(), string(cl.Properties.Username), string(pk.Connect.Password)); err != nil {
+			h.broker.Logger.Warn("broker: a node's credentials were revoked or replaced while it connected; disconnected it",
+				"client", cl.ID, "remote", cl.Net.Remote, "err", err)
+			_ = h.broker.server.DisconnectClient(cl, packets.ErrNotAuthorized)
+			return
+		}
+	}
+	h.mu.Lock()
+	g.established = true
 	h.mu.Unlock()
 }
 

@@ -355,6 +355,100 @@ func TestBrokerForgetsAConnectionCutBeforeConnack(t *testing.T) {
 	}
 }
 
+// holdSession holds one client id's connection after the broker
+// authenticated it and before it is in the broker's client list
+// (OnSessionEstablish): where a node's reconnect is when a technician
+// revokes it.
+type holdSession struct {
+	mochi.HookBase
+	id      string
+	reached chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *holdSession) ID() string { return "hold-session" }
+
+func (h *holdSession) Provides(b byte) bool { return b == mochi.OnSessionEstablish }
+
+func (h *holdSession) OnSessionEstablish(cl *mochi.Client, _ mpackets.Packet) {
+	if cl.ID != h.id {
+		return
+	}
+	h.once.Do(func() {
+		close(h.reached)
+		<-h.release
+	})
+}
+
+// docs/security.md promises that a revoked or rotated secret stops
+// working at once: the broker drops the connection. A stolen board that
+// kept reconnecting, revoked while its connection was past authentication
+// but not yet in the broker's client list, was missed by
+// Broker.Disconnect, and its connection went on with its old grant,
+// receiving its areas' commands for as long as it stayed up. However the
+// change and the connection interleave, the connection ends, and the
+// broker holds nothing for it.
+func TestBrokerCutsANodeWhoseCredentialsChangeWhileItConnects(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(ctx context.Context, nodes *bolt.NodeService) error
+	}{
+		{"revoked", func(ctx context.Context, nodes *bolt.NodeService) error {
+			_, err := nodes.RevokeNode(ctx, "tt-01")
+			return err
+		}},
+		{"rotated", func(ctx context.Context, nodes *bolt.NodeService) error {
+			_, sec := loaxa.NewNodeSecret()
+			_, err := nodes.SetNodeSecret(ctx, "tt-01", sec)
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			h := &holdSession{id: "tt-01", reached: make(chan struct{}), release: make(chan struct{})}
+			if err := r.broker.AddHook(h); err != nil {
+				t.Fatal(err)
+			}
+			lost := make(chan error, 1)
+			cl := paho.NewClient(paho.NewClientOptions().AddBroker(r.broker.URL()).SetClientID("tt-01").SetUsername("tt-01").
+				SetPassword("secret-tt-01").SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).
+				SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err }))
+			tok := cl.Connect()
+			select {
+			case <-h.reached:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the connection never reached the broker")
+			}
+			// As the HTTP handler does: store the change, then cut the
+			// node's connection.
+			if err := c.change(context.Background(), r.nodes); err != nil {
+				t.Fatal(err)
+			}
+			r.broker.Disconnect("tt-01")
+			close(h.release)
+			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				defer cl.Disconnect(0)
+				select {
+				case <-lost:
+				case <-time.After(10 * time.Second):
+					t.Fatal("node tt-01 is still connected 10 s after its credentials were " + c.name)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for mqtt.ClientsConnected(r.broker) != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the broker still serves %d connections", mqtt.ClientsConnected(r.broker))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if n := mqtt.Grants(r.broker); n != 0 {
+				t.Errorf("the broker holds %d grants", n)
+			}
+		})
+	}
+}
+
 // The store refuses to create nodes under the ids the broker keeps for
 // itself: its inline client's, the controller's account and the
 // controller's publishing account in the exported Mosquitto files.
