@@ -107,6 +107,9 @@ func (s *Service) storeChime(ctx context.Context, wav []byte, title string) (*lo
 	}
 	c.Title, c.CreatedBy, c.CreatedAt = title, "system", s.Clock.Now()
 	stored, err := s.Contents.CreateContent(ctx, c)
+	if rerr := s.Media.Release(context.WithoutCancel(ctx), c.ID, err == nil); rerr != nil {
+		s.Logger.Warn("emergency chime: release its audio", "content", c.ID, "err", rerr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("emergency chime %q: %w", title, err)
 	}

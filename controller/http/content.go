@@ -199,6 +199,9 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 			if err != nil {
 				return uploadError(ctx, fmt.Errorf("ingest upload %q: %w", filename, err), limit)
 			}
+			// The rest of the body may still be refused (a second file,
+			// an unknown field, a bad title, a cut): the audio then goes.
+			defer s.releaseAudio(ctx, c.ID)
 		case "title":
 			b, err := io.ReadAll(io.LimitReader(bodyReader{part}, maxTitleBytes+1))
 			if err != nil {
@@ -207,7 +210,11 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 			if len(b) > maxTitleBytes {
 				return loaxa.Errorf(loaxa.EInvalid, "title is longer than %d characters; shorten it.", MaxNameLen)
 			}
-			title = string(b)
+			// Checked as it comes: the web console sends it before the
+			// file, which is then not converted for nothing.
+			if title, err = cleanText("title", string(b), false); err != nil {
+				return err
+			}
 		default:
 			return loaxa.Errorf(loaxa.EInvalid, "Unknown form field %q; send only \"file\" and \"title\".", part.FormName())
 		}
@@ -251,6 +258,20 @@ func (s *Server) saveContent(w http.ResponseWriter, r *http.Request, c *loaxa.Co
 	s.logger().Info("content created", "content", c.ID, "title", stored.Title, "format", c.Source.Format, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, stored)
 	return nil
+}
+
+// releaseAudio ends the hold of this request's Ingest on audio id
+// (loaxa.MediaService.Release), kept when a content record names it: the
+// audio of a request refused after the ingest is deleted, never the audio
+// of stored content. It runs when the request is done, even cancelled.
+func (s *Server) releaseAudio(ctx context.Context, id string) {
+	ctx = context.WithoutCancel(ctx)
+	_, err := s.ContentService.FindContentByID(ctx, id)
+	// Kept unless surely not recorded: a store error keeps the audio.
+	kept := loaxa.ErrorCode(err) != loaxa.ENotFound
+	if err := s.MediaService.Release(ctx, id, kept); err != nil {
+		s.logger().Warn("audio of a refused request not removed", "content", id, "err", err)
+	}
 }
 
 // bodyError marks a failure reading the request body: the client's side

@@ -2,8 +2,12 @@ package http_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	lhttp "loaxa.vn/controller/http"
@@ -144,4 +148,74 @@ func TestUploadLimit(t *testing.T) {
 	body, ct := multipartBody(t, part{"file", "over.wav", append(wav(16000, 1, frames), 0)})
 	checkError(t, e.request("POST", "/api/v1/content", e.admin, ct, body), http.StatusRequestEntityTooLarge, loaxa.ETooLarge,
 		"The upload is larger than the 16 KiB limit")
+}
+
+// storedAudio lists the audio files in the library's content/ directory.
+func storedAudio(t *testing.T, e *env) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(e.lib.Dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range entries {
+		names = append(names, d.Name())
+	}
+	return names
+}
+
+// TestRefusedUploadKeepsNoAudio: an upload refused with 400 left its
+// audio in content/ for ever: it was converted and stored as the file part
+// arrived, and the title, a second file, an unknown field or a body cut
+// after the file were refused only then, with no record naming the audio
+// and nothing deleting it (a user with content.upload could fill the
+// disk). A refused upload must leave nothing behind; a refused upload of
+// audio the library already holds as content must not take it away.
+func TestRefusedUploadKeepsNoAudio(t *testing.T) {
+	t.Parallel()
+	// cut ends the body within its last part, as a dropped connection
+	// does.
+	cut := func(body io.Reader) io.Reader {
+		b, _ := io.ReadAll(body)
+		return bytes.NewReader(b[:bytes.LastIndex(b, []byte("\r\n--"))])
+	}
+	tests := []struct {
+		name  string
+		parts []part
+		edit  func(io.Reader) io.Reader
+		msg   string
+	}{
+		{"title too long", []part{{"file", "bao-so-3.wav", wav(16000, 1, 8000)}, {"title", "", []byte(strings.Repeat("Thông báo bão số 3 ", 12))}}, nil, "title is"},
+		{"title on two lines", []part{{"file", "bao-so-3.wav", wav(16000, 1, 8001)}, {"title", "", []byte("Thông báo\nbão số 3")}}, nil, "control characters"},
+		{"title on two lines before the file", []part{{"title", "", []byte("Thông báo\nbão số 3")}, {"file", "bao-so-3.wav", wav(16000, 1, 8001)}}, nil, "control characters"},
+		{"two files", []part{{"file", "a.wav", wav(16000, 1, 8002)}, {"file", "b.wav", wav(16000, 1, 8003)}}, nil, "more than one part"},
+		{"unknown field after the file", []part{{"file", "a.wav", wav(16000, 1, 8004)}, {"ghi_chu", "", []byte("x")}}, nil, "Unknown form field"},
+		{"body cut after the file", []part{{"file", "a.wav", wav(16000, 1, 8005)}, {"title", "", []byte("Thông báo")}}, cut, "broke off"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			body, ct := multipartBody(t, tt.parts...)
+			if tt.edit != nil {
+				body = tt.edit(body)
+			}
+			checkError(t, e.request("POST", "/api/v1/content", e.admin, ct, body), http.StatusBadRequest, loaxa.EInvalid, tt.msg)
+			if got := storedAudio(t, e); len(got) != 0 {
+				t.Errorf("the refused upload left %v in content/", got)
+			}
+		})
+	}
+	t.Run("audio already stored", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		audio := wav(16000, 1, 8006)
+		kept := e.upload(e.admin, "a.wav", audio, "Thông báo bão số 3", http.StatusCreated)
+		body, ct := multipartBody(t, part{"file", "a.wav", audio}, part{"ghi_chu", "", []byte("x")})
+		checkError(t, e.request("POST", "/api/v1/content", e.admin, ct, body), http.StatusBadRequest, loaxa.EInvalid, "Unknown form field")
+		if got := storedAudio(t, e); len(got) != 1 || got[0] != kept.ID+".wav" {
+			t.Errorf("content/ holds %v after a refused upload of stored audio; want [%s.wav]", got, kept.ID)
+		}
+		e.call("GET", "/api/v1/content/"+kept.ID+"/audio", e.admin, nil, http.StatusOK, nil)
+	})
 }

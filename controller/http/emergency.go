@@ -112,6 +112,7 @@ func (s *Server) emergencyContent(ctx context.Context, actor string, req *emerge
 	if err != nil {
 		return "", "", fmt.Errorf("emergency: ingest the speech: %w", err)
 	}
+	defer s.releaseAudio(ctx, c.ID)
 	c.Source.Format = s.SpeechEngine.Name()
 	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
 	c.Title = speechTitle(text)

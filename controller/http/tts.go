@@ -46,6 +46,9 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 	// words make the same content, so an alert typed as a kept warning
 	// reads is the content its clusters already have.
 	text := strings.TrimSpace(req.Text)
+	if _, err := cleanText("title", req.Title, false); err != nil {
+		return err
+	}
 	audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
 	if err != nil {
 		return fmt.Errorf("text to speech: %w", err)
@@ -55,6 +58,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("text to speech: ingest the speech: %w", err)
 	}
+	defer s.releaseAudio(ctx, c.ID)
 	c.Source.Format = s.SpeechEngine.Name()
 	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
 	return s.saveContent(w, r, c, req.Title, speechTitle(text))

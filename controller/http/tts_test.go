@@ -116,3 +116,18 @@ func TestTypedWarningIsTheKeptOne(t *testing.T) {
 		t.Errorf("standing list %+v, want the warning's text", l)
 	}
 }
+
+// TestRefusedSpeechKeepsNoAudio: text-to-speech with a title the API
+// refuses left the speech in content/ for ever: it was spoken, converted
+// and stored before the title was checked. The title is checked first
+// now, and nothing is left.
+func TestRefusedSpeechKeepsNoAudio(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	r := e.request("POST", "/api/v1/content/tts", e.admin, "application/json",
+		strings.NewReader(`{"text":"Kính gửi bà con thôn Đông. Chiều nay có mưa lớn.","title":"Mưa lớn\nthôn Đông"}`))
+	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, "control characters")
+	if got := storedAudio(t, e); len(got) != 0 {
+		t.Errorf("the refused speech left %v in content/", got)
+	}
+}

@@ -387,6 +387,7 @@ func (s *Server) inboundContent(ctx context.Context, sys *loaxa.UpstreamSystem, 
 		}
 		c.Source.Format, c.Source.Text, c.Source.Voice, c.Source.Rate = s.SpeechEngine.Name(), strings.TrimSpace(req.Text), voice, 1
 	}
+	defer s.releaseAudio(ctx, c.ID)
 	if existing, err := s.ContentService.FindContentByID(ctx, c.ID); err == nil {
 		return existing, nil
 	}

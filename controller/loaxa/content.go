@@ -113,8 +113,15 @@ type MediaService interface {
 	// SHA-256, and returns the content with ID, Chunks, Format, Size, DurationMS,
 	// Source, Loudness, Trim and Waveform filled in. Bad input is EInvalid,
 	// EUnsupported or ETooLarge with a message naming the problem; nothing
-	// is kept.
+	// is kept. The audio is held for the caller, who calls Release once it
+	// has recorded the content or given up.
 	Ingest(ctx context.Context, r io.Reader, opt IngestOptions) (*Content, error)
+	// Release ends the hold of a successful Ingest on content id's audio;
+	// kept says whether a content record names it. Audio the ingests of
+	// id stored new goes with the last release if none kept it, so a
+	// request refused after its audio was ingested leaves nothing behind;
+	// audio stored before is never deleted.
+	Release(ctx context.Context, id string, kept bool) error
 	// OpenAudio opens the stored node-format bytes of content id.
 	OpenAudio(ctx context.Context, id string) (io.ReadSeekCloser, error)
 	// ChunkList returns the chunk list of content id's audio

@@ -7,7 +7,10 @@
 //	tmp/               uploads and conversions in progress; emptied by Open
 //
 // A file appears in content/ only complete and synced (written in tmp/,
-// then renamed), so a crash leaves at most leftovers in tmp/.
+// then renamed), so a crash leaves at most leftovers in tmp/. Ingest holds
+// the file it returns until its caller releases it (Release); a file that
+// an ingest stored new and that no caller kept goes with the last release,
+// so audio of a refused request is not left in content/.
 package media
 
 import (
@@ -50,10 +53,24 @@ type Library struct {
 	MaxDuration    time.Duration // longer audio is ETooLarge; 0 means the default
 	Logger         *slog.Logger
 
+	// storeMu orders the creation and removal of files in content/ with
+	// the holds on them.
+	storeMu sync.Mutex
+	holds   map[string]*hold // content id → the ingests of it not yet released
+
 	mu         sync.Mutex
 	open       map[string]*sharedAudio // content id → its file while some reader has it open
 	chunks     map[string][]byte       // content id → its chunk list, made once
 	chunkBytes int                     // the lists' bytes, at most maxChunkCache
+}
+
+// hold is what the ingests of one content id that are not yet released
+// did: how many there are, whether one of them stored the file new, and
+// whether a released one was kept.
+type hold struct {
+	n       int
+	created bool
+	kept    bool
 }
 
 // maxChunkCache bounds the chunk lists kept in memory: a list is 0.2 % of
@@ -145,9 +162,9 @@ func (l *Library) Open() error {
 // common loudness (see process.go), optionally without the silence at its
 // ends, and stores it under its SHA-256; identical audio is stored once.
 // It returns the content with ID, Format, Size, DurationMS, Source,
-// Loudness, Trim and Waveform set; the caller fills in the rest. Bad input
-// is EInvalid, EUnsupported or ETooLarge with a message that names the
-// problem, and nothing is kept.
+// Loudness, Trim and Waveform set; the caller fills in the rest and calls
+// Release. Bad input is EInvalid, EUnsupported or ETooLarge with a message
+// that names the problem, and nothing is kept.
 func (l *Library) Ingest(ctx context.Context, r io.Reader, opt loaxa.IngestOptions) (*loaxa.Content, error) {
 	filename := opt.Filename
 	up, err := os.CreateTemp(l.tmpDir(), "upload-*")
@@ -193,9 +210,9 @@ func (l *Library) store(ctx context.Context, up *os.File, src *upload, opt loaxa
 	if err != nil {
 		return nil, err
 	}
-	kept := false
+	moved := false
 	defer func() {
-		if !kept {
+		if !moved {
 			removeTemp(out)
 		}
 	}()
@@ -218,20 +235,16 @@ func (l *Library) store(ctx context.Context, up *os.File, src *upload, opt loaxa
 	}
 
 	id := hex.EncodeToString(h.Sum(nil))
-	final := l.path(id)
-	if _, err := os.Stat(final); err == nil {
-		// Identical audio is stored once; the temp file goes.
-		l.logger().Debug("content already stored", "id", id)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("check %s: %w", final, err)
-	} else {
-		// Two ingests of the same audio at once both rename identical
-		// bytes here; either wins and the content is the same.
-		if err := os.Rename(out.Name(), final); err != nil {
-			return nil, fmt.Errorf("store content %s: %w", id, err)
-		}
-		kept = true
+	created, err := l.place(id, out.Name())
+	if err != nil {
+		return nil, err
+	}
+	moved = created
+	if created {
 		if err := syncDir(l.contentDir()); err != nil {
+			if rerr := l.Release(ctx, id, false); rerr != nil {
+				l.logger().Warn("could not remove unsynced content", "id", id, "err", rerr)
+			}
 			return nil, fmt.Errorf("store content %s: %w", id, err)
 		}
 	}
@@ -240,6 +253,71 @@ func (l *Library) store(ctx context.Context, up *os.File, src *upload, opt loaxa
 	c.Chunks = protocol.ChunkRoot(list)
 	l.keepChunks(id, list)
 	return c, nil
+}
+
+// place moves the converted file at tmp into content/ as id, unless
+// identical audio is there already, and holds id for the caller. It says
+// whether it stored the file.
+func (l *Library) place(id, tmp string) (created bool, err error) {
+	l.storeMu.Lock()
+	defer l.storeMu.Unlock()
+	final := l.path(id)
+	if _, err := os.Stat(final); err == nil {
+		// Identical audio is stored once; the temp file goes.
+		l.logger().Debug("content already stored", "id", id)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("check %s: %w", final, err)
+	} else {
+		if err := os.Rename(tmp, final); err != nil {
+			return false, fmt.Errorf("store content %s: %w", id, err)
+		}
+		created = true
+	}
+	h := l.holds[id]
+	if h == nil {
+		if l.holds == nil {
+			l.holds = make(map[string]*hold)
+		}
+		h = &hold{}
+		l.holds[id] = h
+	}
+	h.n++
+	h.created = h.created || created
+	return created, nil
+}
+
+// Release ends the hold an Ingest put on content id's audio; kept says
+// whether the caller's content record names it. Once the last ingest of
+// id is released, audio that one of them stored new and none kept is
+// deleted: a request refused after its audio was ingested leaves nothing
+// behind. Audio that was in the library before is never deleted.
+func (l *Library) Release(ctx context.Context, id string, kept bool) error {
+	l.storeMu.Lock()
+	defer l.storeMu.Unlock()
+	h := l.holds[id]
+	if h == nil {
+		return fmt.Errorf("release content %s: it is not held by an ingest", id)
+	}
+	h.n--
+	h.kept = h.kept || kept
+	if h.n > 0 {
+		return nil
+	}
+	delete(l.holds, id)
+	if !h.created || h.kept {
+		return nil
+	}
+	l.mu.Lock()
+	if list, ok := l.chunks[id]; ok {
+		delete(l.chunks, id)
+		l.chunkBytes -= len(list)
+	}
+	l.mu.Unlock()
+	if err := os.Remove(l.path(id)); err != nil {
+		return fmt.Errorf("release content %s: %w", id, err)
+	}
+	l.logger().Info("removed audio no content record names", "id", id)
+	return nil
 }
 
 // ChunkList returns the chunk list of content id's audio, made from the

@@ -784,3 +784,69 @@ func TestChunkList(t *testing.T) {
 		t.Error("the list kept last was let go")
 	}
 }
+
+// TestReleaseDeletesOnlyAudioNoOneKept: audio that ingests stored new
+// goes when the last of them is released and none kept it (a request
+// refused after the ingest leaves nothing in content/); it stays while
+// another ingest of the same audio still holds it, once one kept it, and
+// always when it was in the library before.
+func TestReleaseDeletesOnlyAudioNoOneKept(t *testing.T) {
+	ctx := context.Background()
+	upload := testWAV{rate: 16000, channels: 1, bits: 16}.bytes(8000, sine(440, 0.3, 16000))
+	release := func(l *Library, id string, kept bool) {
+		t.Helper()
+		if err := l.Release(ctx, id, kept); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		l := newTestLibrary(t)
+		c := mustIngest(t, l, upload, "a.wav")
+		release(l, c.ID, false)
+		if names := dirNames(t, l.contentDir()); len(names) != 0 {
+			t.Errorf("content/ holds %v after the only ingest was released unkept", names)
+		}
+		if _, err := l.ChunkList(ctx, c.ID); loaxa.ErrorCode(err) != loaxa.ENotFound {
+			t.Errorf("ChunkList of the removed audio: %v, want ENotFound", err)
+		}
+		// The same audio again is stored again.
+		again := mustIngest(t, l, upload, "a.wav")
+		release(l, again.ID, true)
+		readSamples(t, l, again.ID)
+	})
+	t.Run("another ingest still holds it", func(t *testing.T) {
+		l := newTestLibrary(t)
+		refused := mustIngest(t, l, upload, "a.wav")
+		accepted := mustIngest(t, l, upload, "b.wav")
+		release(l, refused.ID, false)
+		readSamples(t, l, accepted.ID) // the other request records it now
+		release(l, accepted.ID, true)
+		readSamples(t, l, accepted.ID)
+	})
+	t.Run("another ingest kept it", func(t *testing.T) {
+		l := newTestLibrary(t)
+		refused := mustIngest(t, l, upload, "a.wav")
+		accepted := mustIngest(t, l, upload, "b.wav")
+		release(l, accepted.ID, true)
+		release(l, refused.ID, false)
+		readSamples(t, l, accepted.ID)
+	})
+	t.Run("stored before", func(t *testing.T) {
+		l := newTestLibrary(t)
+		c := mustIngest(t, l, upload, "a.wav")
+		release(l, c.ID, true)
+		refused := mustIngest(t, l, upload, "b.wav")
+		release(l, refused.ID, false)
+		readSamples(t, l, c.ID)
+	})
+	t.Run("not held", func(t *testing.T) {
+		l := newTestLibrary(t)
+		c := mustIngest(t, l, upload, "a.wav")
+		release(l, c.ID, true)
+		if err := l.Release(ctx, c.ID, false); err == nil {
+			t.Error("a second release of one ingest succeeded; want an error")
+		}
+		readSamples(t, l, c.ID)
+	})
+}
