@@ -82,7 +82,7 @@ func parseTargets(raw json.RawMessage) ([]string, error) {
 // emergencyContent returns the content id of a request: content_id as
 // given, or text read out by the speech engine and stored as content.
 func (s *Server) emergencyContent(ctx context.Context, actor string, req *emergencyRequest) (contentID, text string, err error) {
-	text = strings.TrimSpace(req.Text)
+	text = speechText(req.Text)
 	switch {
 	case req.ContentID != "" && text != "":
 		return "", "", loaxa.Errorf(loaxa.EInvalid, "Give content_id or text, not both.")
@@ -100,21 +100,14 @@ func (s *Server) emergencyContent(ctx context.Context, actor string, req *emerge
 	if rate == 0 {
 		rate = 1
 	}
-	audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
+	c, err := s.speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
 	if err != nil {
 		if loaxa.ErrorCode(err) == loaxa.EUnavailable {
 			return "", "", loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech failed, so the text cannot be read out (%s); upload a recording and send its content_id.", loaxa.ErrorMessage(err))
 		}
-		return "", "", fmt.Errorf("emergency: text to speech: %w", err)
-	}
-	defer audio.Close()
-	c, err := s.MediaService.Ingest(ctx, audio, loaxa.IngestOptions{TrimSilence: true})
-	if err != nil {
-		return "", "", fmt.Errorf("emergency: ingest the speech: %w", err)
+		return "", "", fmt.Errorf("emergency: %w", err)
 	}
 	defer s.releaseAudio(ctx, c.ID)
-	c.Source.Format = s.SpeechEngine.Name()
-	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
 	c.Title = speechTitle(text)
 	c.CreatedBy = actor
 	c.CreatedAt = s.now()

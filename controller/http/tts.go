@@ -1,10 +1,13 @@
 package http
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -42,26 +45,44 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 	if rate == 0 {
 		rate = 1
 	}
-	// As an emergency's typed text is spoken (emergencyContent): the same
-	// words make the same content, so an alert typed as a kept warning
-	// reads is the content its clusters already have.
-	text := strings.TrimSpace(req.Text)
 	if _, err := cleanText("title", req.Title, false); err != nil {
 		return err
 	}
-	audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
+	c, err := s.speak(ctx, loaxa.SpeechRequest{Text: speechText(req.Text), Voice: voice, Rate: rate})
 	if err != nil {
-		return fmt.Errorf("text to speech: %w", err)
+		return err
+	}
+	defer s.releaseAudio(ctx, c.ID)
+	return s.saveContent(w, r, c, req.Title, speechTitle(c.Source.Text))
+}
+
+// speechText is typed text as it is spoken and recorded: trimmed, and in
+// precomposed Unicode (NFC). Vietnamese pasted from Word or typed on a
+// Mac often comes decomposed (NFD: base letters followed by combining
+// marks), which espeak-ng misreads; and the same words must make the same
+// content however they were typed (docs/content.md, standing content).
+func speechText(text string) string {
+	return norm.NFC.String(strings.TrimSpace(text))
+}
+
+// speak reads req out with the speech engine and ingests the speech,
+// trimmed, as content whose source is the text, voice and rate. Every
+// route that speaks text comes here, with text made by speechText, so an
+// emergency's typed text is the content of the same words spoken in the
+// library. The caller releases the audio (releaseAudio).
+func (s *Server) speak(ctx context.Context, req loaxa.SpeechRequest) (*loaxa.Content, error) {
+	audio, err := s.SpeechEngine.Speak(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("text to speech: %w", err)
 	}
 	defer audio.Close()
 	c, err := s.MediaService.Ingest(ctx, audio, loaxa.IngestOptions{TrimSilence: true})
 	if err != nil {
-		return fmt.Errorf("text to speech: ingest the speech: %w", err)
+		return nil, fmt.Errorf("text to speech: ingest the speech: %w", err)
 	}
-	defer s.releaseAudio(ctx, c.ID)
 	c.Source.Format = s.SpeechEngine.Name()
-	c.Source.Text, c.Source.Voice, c.Source.Rate = text, voice, rate
-	return s.saveContent(w, r, c, req.Title, speechTitle(text))
+	c.Source.Text, c.Source.Voice, c.Source.Rate = req.Text, req.Voice, req.Rate
+	return c, nil
 }
 
 // speechTitle makes a title of the first words of text.

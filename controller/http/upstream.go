@@ -376,16 +376,11 @@ func (s *Server) inboundContent(ctx context.Context, sys *loaxa.UpstreamSystem, 
 		if s.SpeechEngine == nil {
 			return nil, loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not set up on this controller; send the bulletin as audio.")
 		}
-		voice := s.SpeechEngine.Voices()[0]
-		audio, err := s.SpeechEngine.Speak(ctx, loaxa.SpeechRequest{Text: req.Text, Voice: voice, Rate: 1})
-		if err != nil {
-			return nil, fmt.Errorf("inbound bulletin: text to speech: %w", err)
+		var err error
+		speech := loaxa.SpeechRequest{Text: speechText(req.Text), Voice: s.SpeechEngine.Voices()[0], Rate: 1}
+		if c, err = s.speak(ctx, speech); err != nil {
+			return nil, fmt.Errorf("inbound bulletin: %w", err)
 		}
-		defer audio.Close()
-		if c, err = s.MediaService.Ingest(ctx, audio, loaxa.IngestOptions{TrimSilence: true}); err != nil {
-			return nil, err
-		}
-		c.Source.Format, c.Source.Text, c.Source.Voice, c.Source.Rate = s.SpeechEngine.Name(), strings.TrimSpace(req.Text), voice, 1
 	}
 	defer s.releaseAudio(ctx, c.ID)
 	if existing, err := s.ContentService.FindContentByID(ctx, c.ID); err == nil {

@@ -29,6 +29,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"loaxa.vn/controller/loaxa"
 )
 
@@ -73,6 +75,10 @@ func (e *Espeak) Voices() []string { return slices.Clone(voices) }
 // Speak implements loaxa.SpeechEngine: it returns a 16-bit mono WAV file
 // (espeak-ng's 22,050 Hz) that is deleted when closed.
 func (e *Espeak) Speak(ctx context.Context, req loaxa.SpeechRequest) (io.ReadCloser, error) {
+	// espeak-ng reads Vietnamese diacritics only precomposed: decomposed
+	// text (NFD, pasted from Word or typed on a Mac) is misread, "tiêm"
+	// by English rules.
+	req.Text = norm.NFC.String(req.Text)
 	voice, wpm, err := e.check(req)
 	if err != nil {
 		return nil, err

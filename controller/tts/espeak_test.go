@@ -225,3 +225,30 @@ func TestSpeakIsDeterministic(t *testing.T) {
 		t.Errorf("the same text spoken twice: %d and %d bytes, equal %v", len(first), len(second), bytes.Equal(first, second))
 	}
 }
+
+// TestSpeakReadsDecomposedTextAsPrecomposed: espeak-ng reads Vietnamese
+// diacritics only precomposed; text typed decomposed (NFD: pasted from
+// Word, typed on a Mac) was misread ("Thông" as "thong", "tiêm" with
+// English rules). The same words in either form must give the same audio,
+// byte for byte.
+func TestSpeakReadsDecomposedTextAsPrecomposed(t *testing.T) {
+	e := &Espeak{TempDir: t.TempDir()}
+	speak := func(text string) []byte {
+		t.Helper()
+		r, err := e.Speak(context.Background(), loaxa.SpeechRequest{Text: text, Voice: "vi", Rate: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	nfc := speak("Thông báo tiêm chủng.")
+	nfd := speak("Tho\u0302ng ba\u0301o tie\u0302m chu\u0309ng.")
+	if !bytes.Equal(nfc, nfd) {
+		t.Errorf("the same words decomposed gave %d bytes of other audio than precomposed (%d bytes)", len(nfd), len(nfc))
+	}
+}
