@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	bbolt "go.etcd.io/bbolt"
+	"golang.org/x/text/unicode/norm"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -108,12 +109,12 @@ func (s *ContentService) SetContentChunks(ctx context.Context, id, chunks string
 }
 
 // FindContents returns content newest first (ties by id); f.Query keeps only
-// titles that contain it, ignoring case.
+// titles that contain it, ignoring case and Unicode form.
 func (s *ContentService) FindContents(ctx context.Context, f loaxa.ContentFilter) ([]*loaxa.Content, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
 	}
-	q := strings.ToLower(strings.TrimSpace(f.Query))
+	q := searchForm(strings.TrimSpace(f.Query))
 	var out []*loaxa.Content
 	err := s.db.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketContents)
@@ -122,7 +123,7 @@ func (s *ContentService) FindContents(ctx context.Context, f loaxa.ContentFilter
 			if _, err := getJSON(b, k, &c); err != nil {
 				return err
 			}
-			if q == "" || strings.Contains(strings.ToLower(c.Title), q) {
+			if q == "" || strings.Contains(searchForm(c.Title), q) {
 				out = append(out, &c)
 			}
 			return nil
@@ -138,4 +139,12 @@ func (s *ContentService) FindContents(ctx context.Context, f loaxa.ContentFilter
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
+}
+
+// searchForm is text as titles are searched: precomposed (NFC) and lower
+// case. Vietnamese typed decomposed (NFD: on a Mac, pasted from Word)
+// looks the same as precomposed but differs byte for byte; titles stored
+// before they were normalised on the way in are found too.
+func searchForm(s string) string {
+	return strings.ToLower(norm.NFC.String(s))
 }

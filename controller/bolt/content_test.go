@@ -144,3 +144,34 @@ func TestContentService_FindContents(t *testing.T) {
 		})
 	}
 }
+
+// TestContentService_FindContents_UnicodeForm: Vietnamese in decomposed
+// Unicode (NFD: a Mac's file names, text pasted from Word) looks like the
+// precomposed text people type but differs byte for byte, so a search in
+// one form missed titles in the other. A title stored decomposed (before
+// titles were made precomposed on the way in) is found by a precomposed
+// search, and a decomposed search finds precomposed titles.
+func TestContentService_FindContents_UnicodeForm(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	s := bolt.NewContentService(db)
+	old := mustContent(t, db, "Tho\u0302ng ba\u0301o tie\u0302m chu\u0309ng") // Thông báo tiêm chủng, NFD
+	clk.Advance(time.Minute)
+	typed := mustContent(t, db, "Bão số 3")
+	tests := []struct {
+		query string
+		want  string
+	}{
+		{"tiêm", old},
+		{"TIÊM CHỦNG", old},
+		{"ba\u0303o so\u0302\u0301", typed}, // bão số, NFD
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			cs, err := s.FindContents(context.Background(), loaxa.ContentFilter{Query: tt.query})
+			must(t, err)
+			if len(cs) != 1 || cs[0].ID != tt.want {
+				t.Errorf("search %+q found %d content; want %s", tt.query, len(cs), tt.want)
+			}
+		})
+	}
+}

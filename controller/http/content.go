@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/text/unicode/norm"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -212,7 +214,7 @@ func (s *Server) handleUploadContent(w http.ResponseWriter, r *http.Request) err
 			}
 			// Checked as it comes: the web console sends it before the
 			// file, which is then not converted for nothing.
-			if title, err = cleanText("title", string(b), false); err != nil {
+			if title, err = contentTitle(string(b)); err != nil {
 				return err
 			}
 		default:
@@ -238,12 +240,12 @@ func (s *Server) saveContent(w http.ResponseWriter, r *http.Request, c *loaxa.Co
 	} else if loaxa.ErrorCode(err) != loaxa.ENotFound {
 		return fmt.Errorf("save content: find %s: %w", c.ID, err)
 	}
-	title, err := cleanText("title", title, false)
+	title, err := contentTitle(title)
 	if err != nil {
 		return err
 	}
 	if title == "" {
-		if title, err = cleanText("title", fallback, false); err != nil || title == "" {
+		if title, err = contentTitle(fallback); err != nil || title == "" {
 			title = "Upload " + c.ID[:12]
 		}
 	}
@@ -258,6 +260,14 @@ func (s *Server) saveContent(w http.ResponseWriter, r *http.Request, c *loaxa.Co
 	s.logger().Info("content created", "content", c.ID, "title", stored.Title, "format", c.Source.Format, "duration_ms", stored.DurationMS, "by", c.CreatedBy)
 	s.writeJSON(w, r, http.StatusCreated, stored)
 	return nil
+}
+
+// contentTitle checks the title of content as cleanText does, in
+// precomposed Unicode (NFC): a title typed or named on a Mac, or pasted
+// from Word, often comes decomposed (NFD), which looks the same but is
+// not found by a search typed the usual way.
+func contentTitle(title string) (string, error) {
+	return cleanText("title", norm.NFC.String(title), false)
 }
 
 // releaseAudio ends the hold of this request's Ingest on audio id

@@ -45,7 +45,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 	if rate == 0 {
 		rate = 1
 	}
-	if _, err := cleanText("title", req.Title, false); err != nil {
+	if _, err := contentTitle(req.Title); err != nil {
 		return err
 	}
 	c, err := s.speak(ctx, loaxa.SpeechRequest{Text: speechText(req.Text), Voice: voice, Rate: rate})

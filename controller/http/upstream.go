@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -231,7 +233,8 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 		s.writeJSON(w, r, http.StatusOK, resp)
 		return nil
 	}
-	title, err := cleanText("title", req.Title, true)
+	// In NFC, as every content title is (contentTitle).
+	title, err := cleanText("title", norm.NFC.String(req.Title), true)
 	if err != nil {
 		return err
 	}
