@@ -14,7 +14,8 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// DefaultAlarmLimit and MaxAlarmLimit bound FindAlarms.
+// DefaultAlarmLimit and MaxAlarmLimit bound FindAlarms, a listing for
+// people; FindOpenAlarms has no bound.
 const (
 	DefaultAlarmLimit = 1000
 	MaxAlarmLimit     = 10000
@@ -181,6 +182,31 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find alarms: %w", err)
+	}
+	return out, nil
+}
+
+// FindOpenAlarms returns every open alarm, oldest first, however many
+// there are.
+func (s *AlarmService) FindOpenAlarms(ctx context.Context) ([]*loaxa.Alarm, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var out []*loaxa.Alarm
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketAlarms).ForEach(func(_, v []byte) error {
+			var a loaxa.Alarm
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode alarm: %w", err)
+			}
+			if a.Open() {
+				out = append(out, &a)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find open alarms: %w", err)
 	}
 	return out, nil
 }

@@ -80,6 +80,14 @@ func TestAlarmService(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, ids(got), tt.want)
 		}
 	}
+	// What the health monitor takes back at start: every open alarm,
+	// oldest first, with no limit (TestRestartDuringATyphoonTakesBackEveryOpenAlarm
+	// in controller/health goes past MaxAlarmLimit).
+	open, err := s.FindOpenAlarms(ctx)
+	must(t, err)
+	if got, want := ids(open), []string{"al000002", "al000003", "al000004"}; !slices.Equal(got, want) {
+		t.Errorf("FindOpenAlarms: %v, want %v", got, want)
+	}
 }
 
 func TestSelfTestService(t *testing.T) {

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -207,7 +206,7 @@ func (m *Monitor) reloadNodes(ctx context.Context) {
 	}
 }
 
-// Open loads the nodes' last known status and the open alarms.
+// Open loads the nodes' last known status and every open alarm.
 func (m *Monitor) Open(ctx context.Context) error {
 	if err := m.Config.Validate(); err != nil {
 		return err
@@ -219,7 +218,10 @@ func (m *Monitor) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("health: load nodes: %w", err)
 	}
-	alarms, err := m.Alarms.FindAlarms(ctx, loaxa.AlarmFilter{Open: "open", Limit: math.MaxInt32})
+	// Every one, however many: an alarm left out would never end, and its
+	// node would get a second one (10,000 were the most a listing gave,
+	// two per cluster in a province of 5,000 that a typhoon cut off).
+	alarms, err := m.Alarms.FindOpenAlarms(ctx)
 	if err != nil {
 		return fmt.Errorf("health: load alarms: %w", err)
 	}
@@ -231,8 +233,20 @@ func (m *Monitor) Open(ctx context.Context) error {
 	for _, n := range nodes {
 		m.nodes[n.ID] = newRecord(n)
 	}
+	now := m.Clock.Now()
 	for _, a := range alarms {
-		m.open[alarmKey{a.Node, a.Kind}] = a
+		key := alarmKey{a.Node, a.Kind}
+		if first := m.open[key]; first != nil {
+			// Left by a monitor that had not loaded the first: one alarm
+			// per node and kind, the oldest (alarms come oldest first).
+			if _, err := m.Alarms.EndAlarm(ctx, a.ID, now); err != nil {
+				m.Logger.Error("health: second open alarm of a node and kind not ended", "id", a.ID, "node", a.Node, "kind", a.Kind, "err", err)
+			} else {
+				m.Logger.Warn("health: second open alarm of a node and kind ended", "id", a.ID, "node", a.Node, "kind", a.Kind, "first", first.ID)
+			}
+			continue
+		}
+		m.open[key] = a
 		// An alarm of a condition the node's state reports is ended by a
 		// state without it, which the record's faults say it had. The
 		// alarm is stored at once, the node's faults with its status every
@@ -781,14 +795,16 @@ func (m *Monitor) AckAlarm(ctx context.Context, id, by string) (*loaxa.Alarm, er
 	return a, nil
 }
 
-// AreaHealth sums up the nodes and open alarms of area's subtree.
+// AreaHealth sums up the nodes of area's subtree and their open alarms.
 func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealth, error) {
 	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})
 	if err != nil {
 		return nil, fmt.Errorf("area health: %w", err)
 	}
 	h := &loaxa.AreaHealth{Area: area, Nodes: len(nodes)}
+	within := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
+		within[n.ID] = true
 		switch n.Status.State {
 		case loaxa.NodeOnline:
 			h.Online++
@@ -805,17 +821,19 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 			h.Healthy++
 		}
 	}
-	alarms, err := m.Alarms.FindAlarms(ctx, loaxa.AlarmFilter{Within: area, Open: "open", Limit: math.MaxInt32})
-	if err != nil {
-		return nil, fmt.Errorf("area health: %w", err)
-	}
-	for _, a := range alarms {
-		if a.Severity == loaxa.SeverityCritical {
+	// The open alarms in memory, every one (a listing from the store
+	// stops at 10,000), and without reading the alarms of years.
+	m.mu.Lock()
+	for key, a := range m.open {
+		switch {
+		case !within[key.node]:
+		case a.Severity == loaxa.SeverityCritical:
 			h.Critical++
-		} else {
+		default:
 			h.Warning++
 		}
 	}
+	m.mu.Unlock()
 	h.Score = 100
 	if h.Nodes > 0 {
 		h.Score = 100 * h.Healthy / h.Nodes

@@ -270,8 +270,12 @@ type AlarmService interface {
 	AckAlarm(ctx context.Context, id, by string, at time.Time) (*Alarm, error)
 	// FindAlarmByID returns the alarm or ENotFound.
 	FindAlarmByID(ctx context.Context, id string) (*Alarm, error)
-	// FindAlarms returns alarms newest first.
+	// FindAlarms returns alarms newest first, at most Limit (the store
+	// may bound it lower): a listing, not a count.
 	FindAlarms(ctx context.Context, f AlarmFilter) ([]*Alarm, error)
+	// FindOpenAlarms returns every open alarm, oldest first, however many
+	// there are: what the health model takes back at start.
+	FindOpenAlarms(ctx context.Context) ([]*Alarm, error)
 }
 
 // AreaHealth sums up the nodes of an area's subtree.
