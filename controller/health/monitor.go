@@ -155,7 +155,7 @@ type record struct {
 	heartbeat   time.Duration
 	faults      map[string]loaxa.Fault
 	// overSince is, for a condition that must last (lasting), the first of
-	// the online states in a row that had it.
+	// the online states in a row that had it: going offline ends the row.
 	overSince map[string]time.Time
 	// epoch and seq are the last event observed, so resent events are
 	// not counted twice.
@@ -382,8 +382,19 @@ func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state str
 	if applied {
 		m.Logger.Info("health: node silent", "node", id, "state", state, "last_contact", r.lastContact)
 		r.state = state
+		if state == loaxa.NodeOffline {
+			r.offline()
+		}
 	}
 }
+
+// offline forgets since when the node's conditions that must last have
+// held. Offline, a node cannot measure its clock or download, so the time
+// away does not count, and its first state back (a clock uncertain for not
+// having measured meanwhile, content not downloaded yet) starts the count
+// again rather than opening the alarm at once, for every node at once
+// after a province-wide outage.
+func (r *record) offline() { r.overSince = nil }
 
 // dailyDue reports whether the daily self-test's time passed between the
 // previous sweep and this one. A controller that was down at that time
@@ -433,6 +444,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		// A Last Will says nothing of the hardware: faults stay as they
 		// were until the node says otherwise.
 		r.state = loaxa.NodeOffline
+		r.offline()
 		return
 	}
 	r.state = loaxa.NodeOnline

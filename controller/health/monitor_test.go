@@ -167,6 +167,72 @@ func TestClockUncertainMustLast(t *testing.T) {
 	}
 }
 
+// TestLastingConditionsDoNotLastWhileOffline: a node reported its clock
+// uncertain (or content missing) once, then dropped off, by its Last Will
+// or silent until the sweep found it offline. It came back hours later,
+// its first state still saying so (a clock not measured meanwhile,
+// content not downloaded yet), and the alarm opened at once: the hours
+// offline counted as hours over the bound, for every node at once after a
+// province-wide outage. Going offline ends the run of states: the count
+// starts again at the first state back.
+func TestLastingConditionsDoNotLastWhileOffline(t *testing.T) {
+	conditions := []struct {
+		kind  string
+		fault func(*protocol.State)
+		need  time.Duration
+		away  time.Duration
+	}{
+		{loaxa.AlarmClockUncertain, func(s *protocol.State) { s.ClockUncertaintyUS = 900_000 }, 10 * time.Minute, 5 * time.Hour},
+		{loaxa.AlarmContentMissing, func(s *protocol.State) { s.ContentMissing = []string{strings.Repeat("ab", 32)} }, 6 * time.Hour, 7 * time.Hour},
+	}
+	ways := []struct {
+		name    string
+		dropOff func(w *world)
+	}{
+		{"last will", func(w *world) { w.state("n1", protocol.State{Status: protocol.StatusOffline}) }},
+		{"sweep", func(w *world) {
+			w.clock.Advance(6 * time.Minute) // over 5 heartbeats of silence
+			w.m.SweepNow(context.Background())
+			if got := w.m.Status().Nodes[loaxa.NodeOffline]; got != 1 {
+				w.t.Fatalf("silent for 6 heartbeats: %d nodes offline, want 1", got)
+			}
+		}},
+	}
+	for _, c := range conditions {
+		for _, way := range ways {
+			t.Run(c.kind+"/"+way.name, func(t *testing.T) {
+				w := newWorld(t)
+				good := online(healthy())
+				good.DiskFreeBytes = ptr(int64(1 << 30))
+				good.ClockUncertaintyUS = 40_000
+				broken := good
+				c.fault(&broken)
+				w.state("n1", good)
+				w.clock.Advance(time.Minute)
+				w.state("n1", broken) // the run starts
+				w.clock.Advance(time.Minute)
+				way.dropOff(w)
+				w.clock.Advance(c.away)
+				w.state("n1", broken) // back
+				if a := w.open("n1")[c.kind]; a != nil {
+					t.Fatalf("first state after %v offline: %s opened at once (since %v), want none before %v of online states", c.away, a.Kind, a.Start, c.need)
+				}
+				// The count starts again from that state.
+				w.clock.Advance(c.need / 2)
+				w.state("n1", broken)
+				if a := w.open("n1")[c.kind]; a != nil {
+					t.Fatalf("%v after coming back: %s open, want none before %v", c.need/2, a.Kind, c.need)
+				}
+				w.clock.Advance(c.need / 2)
+				w.state("n1", broken)
+				if w.open("n1")[c.kind] == nil {
+					t.Errorf("%v of online states over the bound after coming back: no %s alarm", c.need, c.kind)
+				}
+			})
+		}
+	}
+}
+
 // TestFaultsRaiseAndClearAlarms: each condition of the board (and of the
 // node) opens its alarm and a node fault with since-when; once it is fixed
 // both end.
