@@ -247,18 +247,46 @@ func (m *Monitor) Open(ctx context.Context) error {
 			continue
 		}
 		m.open[key] = a
-		// An alarm of a condition the node's state reports is ended by a
-		// state without it, which the record's faults say it had. The
-		// alarm is stored at once, the node's faults with its status every
-		// few seconds: after a crash between the two, the fault comes back
-		// from the alarm, or the alarm would never end.
-		if r := m.nodes[a.Node]; r != nil && stateKind(a.Kind) {
-			if _, ok := r.faults[a.Kind]; !ok {
-				r.faults[a.Kind] = loaxa.Fault{Kind: a.Kind, Since: a.Start, Detail: a.Detail, Facts: a.Facts}
+	}
+	// An alarm of a condition the node's state reports is ended by a state
+	// without it and opened by one with it, as the record's faults say the
+	// node had it or not. The alarm is stored at once, the node's faults
+	// with its status every few seconds: after a crash between the two,
+	// the faults are taken from the alarms, or an alarm that had opened
+	// would never end, and a condition whose alarm had ended would never
+	// open one again.
+	changed := map[string]bool{}
+	for id, r := range m.nodes {
+		for kind := range r.faults {
+			if stateKind(kind) && m.open[alarmKey{id, kind}] == nil {
+				delete(r.faults, kind)
+				changed[id] = true
 			}
 		}
 	}
+	for key, a := range m.open {
+		r := m.nodes[key.node]
+		if r == nil || !stateKind(key.kind) {
+			continue
+		}
+		if _, ok := r.faults[key.kind]; !ok {
+			r.faults[key.kind] = loaxa.Fault{Kind: a.Kind, Since: a.Start, Detail: a.Detail, Facts: a.Facts}
+			changed[key.node] = true
+		}
+	}
+	for id := range changed {
+		m.storeFaults(ctx, id, m.nodes[id])
+	}
 	return nil
+}
+
+// storeFaults writes r's faults into node's stored status. Called with
+// m.mu held.
+func (m *Monitor) storeFaults(ctx context.Context, node string, r *record) {
+	faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return strings.Compare(a.Kind, b.Kind) })
+	if err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) { s.Faults = faults }); err != nil {
+		m.Logger.Error("health: faults not stored", "node", node, "err", err)
+	}
 }
 
 // stateKind reports whether alarms of kind are of a condition the node's
@@ -496,10 +524,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	// The node's faults first, then the alarms: whoever sees an alarm
 	// open or end finds the node's faults already saying so.
 	if changed {
-		faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return strings.Compare(a.Kind, b.Kind) })
-		if err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) { s.Faults = faults }); err != nil {
-			m.Logger.Error("health: faults not stored", "node", node, "err", err)
-		}
+		m.storeFaults(ctx, node, r)
 	}
 	for _, kind := range opened {
 		if _, open := m.open[alarmKey{node, kind}]; !open {

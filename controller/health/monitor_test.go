@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -605,85 +604,5 @@ func TestSalvagedPlays(t *testing.T) {
 	w.m.ObserveSalvaged(ctx, "n1", old)
 	if lp := w.node("n1").Status.LastPlay; !lp.Equal(at) {
 		t.Errorf("last play %v after a salvaged batch older than a play since, want %v", lp, at)
-	}
-}
-
-// TestAlarmOpenedBeforeACrashEnds: a controller that crashes loses the
-// node statuses changed since the last flush (docs/fleet-health.md "Where
-// the status is kept"), but not the alarms, which are stored at once. An
-// alarm opened within that interval is open again after the restart while
-// the node's faults no longer list it; the fault is taken back from the
-// alarm, so the alarm ends when the technician fixes the board. It never
-// ended: the monitor ends an alarm only for a fault it holds.
-func TestAlarmOpenedBeforeACrashEnds(t *testing.T) {
-	ctx := context.Background()
-	clk := clock.NewFake(t0)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "loaxa.db")
-	db := bolt.NewDB(path)
-	db.Now = clk.Now
-	db.StatusInterval = -1 // the interval has not passed yet: nothing flushed before the crash
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
-		t.Fatal(err)
-	}
-	nodes := bolt.NewNodeService(db)
-	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n1", Name: "n1", Area: "12346", Credentials: loaxa.CredentialsActive}); err != nil {
-		t.Fatal(err)
-	}
-	monitor := func(db *bolt.DB) (*health.Monitor, *bolt.NodeService, *bolt.AlarmService) {
-		nodes, alarms := bolt.NewNodeService(db), bolt.NewAlarmService(db)
-		m := health.NewMonitor()
-		m.Clock, m.Nodes, m.Alarms, m.Tests, m.Messenger = clk, nodes, alarms, alarms, &fakeMessenger{cmds: map[string][]protocol.Command{}}
-		if err := m.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		return m, nodes, alarms
-	}
-	state := func(m *health.Monitor, nodes *bolt.NodeService, st protocol.State) {
-		now := clk.Now()
-		if err := nodes.UpdateNodeStatus(ctx, "n1", func(s *loaxa.NodeStatus) { s.LastSeen, s.State = now, loaxa.NodeOnline }); err != nil {
-			t.Fatal(err)
-		}
-		m.ObserveState(ctx, "n1", &st, now)
-	}
-	m, nodes, alarms := monitor(db)
-	open := healthy()
-	open.DoorOpen = ptr(true)
-	state(m, nodes, online(open))
-	if as, _ := alarms.FindAlarms(ctx, loaxa.AlarmFilter{Node: "n1", Open: "open"}); len(as) != 1 {
-		t.Fatalf("door open: %d open alarms, want 1", len(as))
-	}
-
-	// The controller crashes: what is on disk is what a restart finds.
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed := filepath.Join(dir, "after-crash.db")
-	if err := os.WriteFile(crashed, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db2 := bolt.NewDB(crashed)
-	db2.Now = clk.Now
-	if err := db2.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db2.Close() })
-	m2, nodes2, alarms2 := monitor(db2)
-
-	// The node reconnects; the technician has closed the door.
-	clk.Advance(10 * 60e9)
-	state(m2, nodes2, online(healthy()))
-	as, err := alarms2.FindAlarms(ctx, loaxa.AlarmFilter{Node: "n1", Open: "open"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(as) != 0 {
-		t.Fatalf("door closed after the restart, yet %d alarm(s) still open: %s %s since %s", len(as), as[0].ID, as[0].Kind, as[0].Start)
 	}
 }

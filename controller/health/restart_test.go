@@ -198,3 +198,149 @@ func TestRestartEndsASecondAlarmOfTheSameKind(t *testing.T) {
 		t.Errorf("after a sweep n2 has %d open alarms, want 1", len(as))
 	}
 }
+
+// crashStore is a store at path with area 12346 and node n1 whose node
+// statuses are written only when flushed (Snapshot), as if the status
+// interval never passed.
+func crashStore(t *testing.T, clk *clock.Fake, path string) *bolt.DB {
+	t.Helper()
+	db := bolt.NewDB(path)
+	db.Now = clk.Now
+	db.StatusInterval = -1
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bolt.NewNodeService(db).CreateNode(ctx, &loaxa.Node{ID: "n1", Name: "n1", Area: "12346", Credentials: loaxa.CredentialsActive}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// crash returns the store at path as a controller that crashed now would
+// find it when it starts again: what is on disk, not what was in memory.
+func crash(t *testing.T, clk *clock.Fake, path string) *bolt.DB {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(filepath.Dir(path), "after-crash.db")
+	if err := os.WriteFile(crashed, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := bolt.NewDB(crashed)
+	db.Now = clk.Now
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// observe hands n1's state to m as the ingest does: status stored first.
+func observe(t *testing.T, m *health.Monitor, db *bolt.DB, clk *clock.Fake, st protocol.State) {
+	t.Helper()
+	now := clk.Now()
+	if err := bolt.NewNodeService(db).UpdateNodeStatus(context.Background(), "n1", func(s *loaxa.NodeStatus) { s.LastSeen, s.State = now, loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveState(context.Background(), "n1", &st, now)
+}
+
+// openAlarms returns n1's open alarms in db.
+func openAlarms(t *testing.T, db *bolt.DB) []*loaxa.Alarm {
+	t.Helper()
+	as, err := bolt.NewAlarmService(db).FindAlarms(context.Background(), loaxa.AlarmFilter{Node: "n1", Open: "open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+// TestAlarmOpenedBeforeACrashEnds: a controller that crashes loses the
+// node statuses changed since the last flush (docs/fleet-health.md "Where
+// the status is kept"), but not the alarms, which are stored at once. An
+// alarm opened within that interval is open again after the restart while
+// the node's faults no longer list it; the fault is taken back from the
+// alarm, so the alarm ends when the technician fixes the board. It never
+// ended: the monitor ends an alarm only for a fault it holds.
+func TestAlarmOpenedBeforeACrashEnds(t *testing.T) {
+	clk := clock.NewFake(t0)
+	path := filepath.Join(t.TempDir(), "loaxa.db")
+	db := crashStore(t, clk, path)
+	m := openMonitor(t, db, clk)
+	open := healthy()
+	open.DoorOpen = ptr(true)
+	observe(t, m, db, clk, online(open))
+	if as := openAlarms(t, db); len(as) != 1 {
+		t.Fatalf("door open: %d open alarms, want 1", len(as))
+	}
+
+	// The controller crashes before the status is flushed.
+	db2 := crash(t, clk, path)
+	m2 := openMonitor(t, db2, clk)
+	if n, err := bolt.NewNodeService(db2).FindNodeByID(context.Background(), "n1"); err != nil {
+		t.Fatal(err)
+	} else if len(n.Status.Faults) != 1 || n.Status.Faults[0].Kind != loaxa.AlarmDoorOpen {
+		t.Errorf("after the restart n1's status lists faults %+v, want the open alarm's %s", n.Status.Faults, loaxa.AlarmDoorOpen)
+	}
+	// The node reconnects; the technician has closed the door.
+	clk.Advance(10 * time.Minute)
+	observe(t, m2, db2, clk, online(healthy()))
+	if as := openAlarms(t, db2); len(as) != 0 {
+		t.Fatalf("door closed after the restart, yet %d alarm(s) still open: %s %s since %s", len(as), as[0].ID, as[0].Kind, as[0].Start)
+	}
+}
+
+// TestAlarmEndedBeforeACrashOpensAgain is the other half. During a
+// typhoon the mains of n1 go off (alarm and fault; the status is
+// flushed), come back (the alarm ends, stored at once; the status without
+// the fault not flushed yet), and the controller crashes. After the
+// restart the node reconnects with the mains off again, and no alarm
+// opened: the stale fault in the stored status made the monitor take the
+// condition for one it had already raised, until the mains came back and
+// went off once more. A fault whose alarm has ended is dropped at start:
+// the node's next state decides.
+func TestAlarmEndedBeforeACrashOpensAgain(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(t0)
+	path := filepath.Join(t.TempDir(), "loaxa.db")
+	db := crashStore(t, clk, path)
+	m := openMonitor(t, db, clk)
+	off := healthy()
+	off.Mains, off.Charging = ptr(false), ptr(false)
+	observe(t, m, db, clk, online(off))
+	if as := openAlarms(t, db); len(as) != 1 {
+		t.Fatalf("mains off: %d open alarms, want 1", len(as))
+	}
+	// The status with its mains-off fault is flushed.
+	if err := db.Snapshot(ctx, func(loaxa.Snapshot) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	observe(t, m, db, clk, online(healthy())) // mains back
+	if as := openAlarms(t, db); len(as) != 0 {
+		t.Fatalf("mains back: %d open alarms, want 0", len(as))
+	}
+
+	// The controller crashes before the next flush.
+	db2 := crash(t, clk, path)
+	m2 := openMonitor(t, db2, clk)
+	if n, err := bolt.NewNodeService(db2).FindNodeByID(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	} else if len(n.Status.Faults) != 0 {
+		t.Errorf("after the restart n1's status lists faults %+v whose alarms had ended", n.Status.Faults)
+	}
+	// The node reconnects: the mains are off again.
+	clk.Advance(time.Minute)
+	observe(t, m2, db2, clk, online(off))
+	if as := openAlarms(t, db2); len(as) != 1 || as[0].Kind != loaxa.AlarmMainsOff {
+		n, _ := bolt.NewNodeService(db2).FindNodeByID(ctx, "n1")
+		t.Errorf("mains off after the restart: %d open alarms, want one %s; the node's faults say %+v", len(as), loaxa.AlarmMainsOff, n.Status.Faults)
+	}
+}
