@@ -45,13 +45,16 @@ type Scheduler interface {
 }
 
 // DesiredAlarms hears when a node's newest desired state has not been
-// accepted by the broker for a while (the scheduler retries it) and when it
-// finally is; controller/health turns that into an alarm.
+// accepted by the broker for a while (the scheduler retries it) and each
+// time one is; controller/health turns that into an alarm.
 type DesiredAlarms interface {
 	// DesiredUndelivered says node's desired state is undelivered since
 	// since; facts say which version and why.
 	DesiredUndelivered(ctx context.Context, node string, facts AlarmFacts, since time.Time)
-	// DesiredDelivered says the broker accepted it at at.
+	// DesiredDelivered says the broker accepted node's newest desired
+	// state at at. It is called for every such publish, whether or not
+	// an alarm is open (a restarted scheduler cannot know), so it must be
+	// cheap when none is.
 	DesiredDelivered(ctx context.Context, node string, at time.Time)
 }
 

@@ -40,7 +40,7 @@ type undelivered struct {
 	attempts int
 	due      time.Time // next retry
 	err      string
-	alarmed  bool // Alarms was told
+	alarmed  bool // Alarms was told it is undelivered
 }
 
 // Undelivered reports how many nodes have a desired state the broker has
@@ -119,17 +119,20 @@ func (s *Scheduler) backoff(n int) time.Duration {
 }
 
 // accepted takes node off the retry list once version (or a newer one)
-// was accepted at now, and ends its alarm.
+// was accepted at now, and ends its alarm. Alarms hears of every such
+// publish, not only of the nodes on the list: the list is in memory, and
+// an alarm opened before a restart is ended by the new controller's first
+// pass (for a node with no alarm it is a map lookup).
 func (s *Scheduler) accepted(ctx context.Context, node string, version uint64, now time.Time) {
 	s.mu.Lock()
 	u := s.undelivered[node]
-	if u == nil || version < u.version {
+	if u != nil && version < u.version {
 		s.mu.Unlock()
 		return
 	}
 	delete(s.undelivered, node)
 	s.mu.Unlock()
-	if u.alarmed {
+	if s.Alarms != nil {
 		s.Alarms.DesiredDelivered(ctx, node, now)
 	}
 }
