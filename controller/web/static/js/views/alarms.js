@@ -75,12 +75,14 @@ export async function render(ctx, main) {
   // subscribed (a slow first connection, or one a proxy cut).
   src.addEventListener('open', () => reload().catch((err) => fill(body, errorBox(err))));
   let timer = 0;
+  let stopped = false;
   const tick = async () => {
     try { await reload(); } catch (err) { fill(body, errorBox(err)); }
+    if (stopped) return; // left while re-reading: ask no more
     timer = setTimeout(tick, REFRESH_MS);
   };
   timer = setTimeout(tick, REFRESH_MS);
-  return () => { clearTimeout(timer); src.close(); delete main.dataset.streamEvents; };
+  return () => { stopped = true; clearTimeout(timer); src.close(); delete main.dataset.streamEvents; };
 }
 
 async function fallback(ctx, main) {

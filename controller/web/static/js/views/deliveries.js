@@ -29,11 +29,15 @@ export async function render(ctx, main, params) {
               h('td', {}, x.content_ready ? t('deliveries.ready', { time: fmtTime(x.content_ready_at) }) : t('deliveries.not_ready')),
               h('td', {}, [reasonText(x.reason), x.failed_to_sound ? t('deliveries.failed_to_sound') : '', x.played_ms ? t('clusters.played', { s: fmtNumber(x.played_ms / 1000, 1) }) : ''].filter(Boolean).join(' · ')))))))));
   };
+  // A refresh still on its way when the officer leaves must not schedule
+  // another: the screen would keep asking, unseen, once per visit.
   let timer = 0;
+  let stopped = false;
   const tick = async () => {
     try { await load(); } catch (err) { fill(body, errorBox(err)); }
+    if (stopped) return;
     timer = setTimeout(tick, REFRESH_MS);
   };
   await tick();
-  return () => clearTimeout(timer);
+  return () => { stopped = true; clearTimeout(timer); };
 }

@@ -80,11 +80,15 @@ export async function render(ctx, main) {
               h('td', { class: 'num' }, (it.nodes || []).length))))))));
   }
 
+  // A refresh still on its way when the officer leaves must not schedule
+  // another: the screen would keep asking, unseen, once per visit.
   let timer = 0;
+  let stopped = false;
   const tick = async () => {
     try { await load(); } catch (err) { fill(body, errorBox(err)); }
+    if (stopped) return;
     timer = setTimeout(tick, REFRESH_MS);
   };
   await tick();
-  return () => clearTimeout(timer);
+  return () => { stopped = true; clearTimeout(timer); };
 }
