@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/loaxa"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -227,21 +229,7 @@ func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	constants := func(pattern string, files ...string) []string {
-		re := regexp.MustCompile(pattern)
-		var out []string
-		for _, f := range files {
-			src, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range re.FindAllSubmatch(src, -1) {
-				out = append(out, string(m[1]))
-			}
-		}
-		return out
-	}
-	kinds := constants(`(?m)^\s*Alarm\w+\s*=\s*"([a-z-]+)"`, "../loaxa/health.go")
+	kinds := constants(t, `(?m)^\s*Alarm\w+\s*=\s*"([a-z-]+)"`, "../loaxa/health.go")
 	if len(kinds) < 15 {
 		t.Fatalf("found %d alarm kinds in ../loaxa/health.go: %v; the pattern is broken", len(kinds), kinds)
 	}
@@ -255,11 +243,7 @@ func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
 			t.Errorf("ui.js alarmDetail has no case for the alarm kind %q", k)
 		}
 	}
-	protocolFiles, err := filepath.Glob("../../protocol/*.go")
-	if err != nil || len(protocolFiles) == 0 {
-		t.Fatalf("protocol sources: %v %v", protocolFiles, err)
-	}
-	reasons := constants(`(?m)^\s*(?:const\s+)?Reason\w*\s*=\s*"([a-z-]+)"`, append(protocolFiles, "../loaxa/emergency.go")...)
+	reasons := constants(t, `(?m)^\s*(?:const\s+)?Reason\w*\s*=\s*"([a-z-]+)"`, append(protocolFiles(t), "../loaxa/emergency.go")...)
 	if len(reasons) < 12 {
 		t.Fatalf("found %d reasons: %v; the pattern is broken", len(reasons), reasons)
 	}
@@ -270,6 +254,70 @@ func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEveryNodeStateAndEventIsWorded: a cluster's page showed "stale",
+// "updated" and "update-failed" in English to a Vietnamese officer (its
+// state's badge, badge(st.state, 'state.'), and its plays' badges,
+// badge(e.type, 'event.'), fall back to the raw word without a warning),
+// and the cluster and admin pages showed the credential states "active",
+// "pending" and "revoked" raw. Every node state, every event type a node
+// reports and every credential state has words in both languages; they
+// are read from the Go code, so a new one cannot be missed.
+func TestEveryNodeStateAndEventIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
+	events := constants(t, `(?m)^\s*Event\w+\s+EventType\s*=\s*"([a-z-]+)"`, protocolFiles(t)...)
+	if len(events) < 10 {
+		t.Fatalf("found %d event types in the protocol: %v; the pattern is broken", len(events), events)
+	}
+	credentials := constants(t, `(?m)^\s*Credentials\w+\s*=\s*"([a-z-]+)"`, "../loaxa/node.go")
+	if len(credentials) < 3 {
+		t.Fatalf("found %d credential states in ../loaxa/node.go: %v; the pattern is broken", len(credentials), credentials)
+	}
+	for _, c := range []struct {
+		prefix, what string
+		values       []string
+	}{
+		{"state.", "node state", loaxa.NodeStates},
+		{"event.", "event type", events},
+		{"credentials.", "credential state", credentials},
+	} {
+		for _, v := range c.values {
+			for lang, d := range dicts {
+				if d[c.prefix+v] == "" {
+					t.Errorf("%s.json has no word for the %s %q (key %s%s): the console shows it raw", lang, c.what, v, c.prefix, v)
+				}
+			}
+		}
+	}
+}
+
+// constants collects the first group of pattern in Go source files: the
+// values of a family of constants.
+func constants(t *testing.T, pattern string, files ...string) []string {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	var out []string
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllSubmatch(src, -1) {
+			out = append(out, string(m[1]))
+		}
+	}
+	return out
+}
+
+// protocolFiles are the wire contract's Go sources.
+func protocolFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../../protocol/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("protocol sources: %v %v", files, err)
+	}
+	return files
 }
 
 // TestContrast: text colours of the stylesheet against the backgrounds

@@ -203,6 +203,15 @@ export function badge(state, prefix) {
   return h('span', { class: `badge s-${state}` }, has(key) ? t(key) : state);
 }
 
+/**
+ * credentialsText words a node's credential state (active, pending,
+ * revoked); not a badge, whose colours are those of play and alarm states.
+ */
+export function credentialsText(state) {
+  if (!state) return null;
+  return has('credentials.' + state) ? t('credentials.' + state) : state;
+}
+
 /** reasonText words a play's failure reason (protocol's Reason…) for the officer. */
 export function reasonText(reason) {
   if (!reason) return '';

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, fmtDateTime, errorBox, toast, confirmDialog } from '../ui.js';
+import { h, fill, field, options, fmtDateTime, errorBox, toast, confirmDialog, credentialsText } from '../ui.js';
 
 export async function render(ctx, main) {
   const parts = [];
@@ -118,7 +118,7 @@ async function nodes(ctx, reload) {
     result,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.credentials'), ''].map((x) => h('th', {}, x)))),
-      h('tbody', {}, nodes.map((n) => h('tr', {}, h('td', {}, n.name, h('div', { class: 'hint' }, n.id)), h('td', {}, ctx.areaName(n.area)), h('td', {}, n.credentials),
+      h('tbody', {}, nodes.map((n) => h('tr', {}, h('td', {}, n.name, h('div', { class: 'hint' }, n.id)), h('td', {}, ctx.areaName(n.area)), h('td', {}, credentialsText(n.credentials)),
         h('td', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: act(n, 'enrolment') }, t('admin.enrolment')),
           h('button', { type: 'button', class: 'secondary', onclick: act(n, 'rotate') }, t('admin.rotate')),
           h('button', { type: 'button', class: 'danger', onclick: act(n, 'revoke') }, t('admin.revoke')))))))));

@@ -3,7 +3,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, watchHealth } from '../ui.js';
+import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, credentialsText, watchHealth } from '../ui.js';
 import { clusterMap } from '../map.js';
 import { nodeHealth } from './overview.js';
 
@@ -75,7 +75,7 @@ async function detail(ctx, main, id, health) {
           row(t('clusters.schedule'), t('clusters.versions', { running: st.running_version, desired: st.desired_version })),
           row(t('clusters.playing'), st.playing ? `${t('priority.' + st.playing.priority)} · ${t('overview.since', { time: fmtTime(st.playing.since) })}` : '—'),
           row(t('clusters.missing'), (st.content_missing || []).length ? String(st.content_missing.length) : '0'),
-          row(t('clusters.credentials'), n.credentials)))),
+          row(t('clusters.credentials'), credentialsText(n.credentials))))),
       h('section', { class: 'panel', 'aria-labelledby': 'h-tele' }, h('h2', { id: 'h-tele' }, t('clusters.telemetry')),
         h('table', {}, h('tbody', {},
           row(t('clusters.amplifier'), st.board ? (b.amplifier ? t('common.on') : t('common.off')) + (b.amplifier_fault ? ` · ${t('alarm.amplifier-fault')}` : '') : null),
