@@ -350,3 +350,45 @@ func vnNumber(n int64) string {
 	}
 	return s
 }
+
+// TestEmergencyStopOfferedOnlyWhereItCanBeDone: the district sent a drill
+// to the whole district; the officer of one commune in it opened its board
+// (it reached their commune) and was offered "DỪNG PHÁT" and the all-clear,
+// which the API refuses them (only an officer over the whole district may
+// stop it), and the refusal was told only in the API's English. The
+// board offers neither beyond the officer's area and says who can; and a
+// stop refused for any reason (here: the province stopped the commune's
+// drill first) is said in Vietnamese, for its code, before the API's own
+// message (docs/web.md, "Errors in the user's language").
+func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	var district, commune loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"311"}, "repeat": 1, "drill": true}, &district)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency/"+district.ID, `document.querySelector('#ack-board')`)
+	if MustEval[bool](b, `!!document.querySelector('#em-cancel, #em-all-clear')`) {
+		t.Error("the district's drill offers the commune officer DỪNG PHÁT or the all-clear, which the API refuses them")
+	}
+	if got := MustEval[string](b, text("#em-higher-up")); !contains(got, "chỉ cán bộ quản lý mọi địa bàn đó") {
+		t.Errorf("the district's drill's board says %q, want who may stop it", got)
+	}
+
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &commune)
+	b.Go("#/emergency/"+commune.ID, `document.querySelector('#em-cancel')`)
+	c.MustDo("POST", "/api/v1/emergency/"+commune.ID+"/cancel", nil, nil) // the province, meanwhile
+	b.Do("press DỪNG PHÁT", chromedp.Click(chromedp.CSS(`#em-cancel`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] button.danger')`, 10*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the answer", `document.querySelector('.toast.bad')`, 15*time.Second)
+	if got := MustEval[string](b, text(".toast.bad")); !strings.HasPrefix(got, "Bị trùng hoặc xung đột. ") || !strings.Contains(got, "cancelled already") {
+		t.Errorf("the refused stop is told as %q; want the Vietnamese sentence for code conflict, then the API's message", got)
+	}
+}

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, fmtDateTime, errorBox, toast, confirmDialog, credentialsText } from '../ui.js';
+import { h, fill, field, options, fmtDateTime, errorBox, errorText, toast, confirmDialog, credentialsText } from '../ui.js';
 
 export async function render(ctx, main) {
   const parts = [];
@@ -20,13 +20,13 @@ async function users(ctx) {
     h('td', { class: 'row' }, h('button', {
       type: 'button', class: 'secondary', onclick: async () => {
         if (!(await confirmDialog(t('admin.signout_title', { user: u.username }), h('p', {}, t('admin.signout_body')), t('admin.signout'), true))) return;
-        try { const r = await api('DELETE', `/users/${encodeURIComponent(u.username)}/sessions`); toast(t('admin.signed_out', { n: r.revoked })); } catch (err) { toast(err.message, true); }
+        try { const r = await api('DELETE', `/users/${encodeURIComponent(u.username)}/sessions`); toast(t('admin.signed_out', { n: r.revoked })); } catch (err) { toast(errorText(err), true); }
       },
     }, t('admin.signout')), h('button', {
       type: 'button', class: 'secondary', onclick: async () => {
         const pw = h('input', { type: 'password', autocomplete: 'new-password', minlength: 10 });
         if (!(await confirmDialog(t('admin.reset_title', { user: u.username }), field(t('account.new'), pw, t('admin.reset_hint')), t('admin.reset'), true))) return;
-        try { const r = await api('PUT', `/users/${encodeURIComponent(u.username)}/password`, { password: pw.value }); toast(t('admin.reset_done', { user: u.username, n: r.revoked })); } catch (err) { toast(err.message, true); }
+        try { const r = await api('PUT', `/users/${encodeURIComponent(u.username)}/password`, { password: pw.value }); toast(t('admin.reset_done', { user: u.username, n: r.revoked })); } catch (err) { toast(errorText(err), true); }
       },
     }, t('admin.reset'))))));
   const username = h('input', { id: 'user-name', required: true, autocapitalize: 'none', pattern: '[a-z0-9._\\-]{3,32}' });
@@ -92,7 +92,7 @@ async function nodes(ctx, reload) {
       if (r.enrolment) showCode(r.enrolment);
       else if (r.credentials && typeof r.credentials === 'object') showDoc(r.credentials);
       else toast(t('admin.revoked', { node: n.name }));
-    } catch (err) { toast(err.message, true); }
+    } catch (err) { toast(errorText(err), true); }
   };
   const id = h('input', { id: 'node-id', required: true, autocapitalize: 'none' });
   const name = h('input', { id: 'node-name', required: true, maxlength: 200 });

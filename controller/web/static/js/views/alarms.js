@@ -5,7 +5,7 @@
 
 import { api, apiURL } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, errorBox, toast, alarmDetail } from '../ui.js';
+import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail } from '../ui.js';
 import { nodeHealth } from './overview.js';
 
 const REFRESH_MS = 30000;
@@ -53,7 +53,7 @@ export async function render(ctx, main) {
       cell(4, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
         !a.end && ctx.may('nodes.maintain') ? h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
-            try { await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`); toast(t('alarms.acked')); await reload(); } catch (err) { toast(err.message, true); }
+            try { await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`); toast(t('alarms.acked')); await reload(); } catch (err) { toast(errorText(err), true); }
           },
         }, t('alarms.ack')) : '—'));
     const table = (list, id) => h('div', { class: 'table-wrap' }, h('table', { id, class: 'cards' },

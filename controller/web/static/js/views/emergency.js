@@ -6,7 +6,7 @@
 
 import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText } from '../ui.js';
 import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
@@ -278,7 +278,7 @@ async function capWaiting(ctx, nodes, playsFor) {
           } catch (err) {
             const kept = keptEmergency(err); // approved, not published: as from the form
             if (kept) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
-            toast(err.message, true); refresh();
+            toast(errorText(err), true); refresh();
           }
         };
         return h('li', { dataset: { cap: a.id } },
@@ -726,10 +726,14 @@ async function board(ctx, main, id) {
     } catch (err) {
       const kept = keptEmergency(err); // an all-clear kept, not published
       if (kept && kept.id !== id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
-      toast(err.message, true);
+      toast(errorText(err), true);
     }
   };
   const clearText = h('input', { id: 'em-clear-text', value: t('emergency.all_clear_text') });
+  // Only an officer over every area the alert went to may stop it or send
+  // its all-clear (the API refuses the others); a commune's officer looking
+  // at the district's alert is told who can.
+  const ours = (rep.targets || []).every((a) => !ctx.me.area || within(ctx, a, ctx.me.area));
   if (rep.drill) main.classList.add('drill');
   fill(main,
     rep.drill ? h('div', { class: 'drill-banner', id: 'em-drill-banner' }, t('emergency.drill_banner')) : null,
@@ -739,7 +743,8 @@ async function board(ctx, main, id) {
     unpublished, counts, fetching, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
-    ctx.may('emergency') ? h('div', { class: 'panel row no-print' },
+    ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
+    ctx.may('emergency') && ours ? h('div', { class: 'panel row no-print' },
       rep.state === 'active' ? h('button', { type: 'button', class: 'danger', id: 'em-cancel', onclick: act('cancel', t('emergency.cancel_title'), t('emergency.cancel')) }, t('emergency.cancel')) : null,
       rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
         h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim() })) }, t('emergency.all_clear'))) : null) : null,

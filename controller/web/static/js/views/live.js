@@ -9,7 +9,7 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, errorBox, toast, confirmDialog, fmtTime, fmtNumber } from '../ui.js';
+import { h, fill, field, options, errorBox, errorText, toast, confirmDialog, fmtTime, fmtNumber } from '../ui.js';
 
 const RATE = 16000;
 const FRAME = RATE / 50; // 20 ms
@@ -140,7 +140,7 @@ export async function render(ctx, main) {
       await api('POST', `/live/calls/${encodeURIComponent(c.id)}/cut`);
       toast(t('live.cut_done'));
     } catch (err) {
-      toast(err.message, true);
+      toast(errorText(err), true);
     }
     refresh();
   };

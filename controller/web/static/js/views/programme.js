@@ -4,7 +4,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, toast, confirmDialog, vnParts } from '../ui.js';
+import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
@@ -217,7 +217,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, titles) {
           await api('POST', `/proposals/${p.id}/${verb}`, verb === 'accept' ? { session: sel.value || undefined } : {});
           toast(t('programme.proposal_' + verb));
           await reload();
-        } catch (err) { toast(err.message, true); }
+        } catch (err) { toast(errorText(err), true); }
       };
       return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, titles.get(p.announcement) || p.announcement), ` · ${ctx.areaName(p.area)} `,
         ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
@@ -237,7 +237,7 @@ function sessionsPanel(ctx, area, sessions, reload) {
         ctx.may('schedule') && s.area === area ? h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
             if (!(await confirmDialog(t('programme.delete_session'), h('p', {}, s.name), t('programme.delete'), true))) return;
-            try { await api('DELETE', `/sessions/${s.id}`); await reload(); } catch (err) { toast(err.message, true); }
+            try { await api('DELETE', `/sessions/${s.id}`); await reload(); } catch (err) { toast(errorText(err), true); }
           },
         }, t('programme.delete')) : null))),
     ctx.may('schedule') ? h('form', {
@@ -272,7 +272,7 @@ function announcementsPanel(ctx, anns, reload) {
             h('td', {}, ctx.may('schedule') ? h('button', {
               type: 'button', class: 'secondary', onclick: async () => {
                 if (!(await confirmDialog(t('programme.cancel_title'), h('p', {}, a.title), t('programme.cancel_yes'), true))) return;
-                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(err.message, true); }
+                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(errorText(err), true); }
               },
             }, t('programme.cancel')) : null));
         })))));
