@@ -292,6 +292,30 @@ func TestEveryNodeStateAndEventIsWorded(t *testing.T) {
 	}
 }
 
+// TestEveryLiveEndReasonIsWorded: a live call that ended for the broker,
+// the officer's session or bad audio was told only as "Đã kết thúc: n
+// khung âm thanh.", as one the officer ended. Each reason the controller
+// ends a call with has words in both languages (live.js's endReason), but
+// those the state line says itself: the speaker stopped, or who cut it.
+func TestEveryLiveEndReasonIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
+	reasons := constants(t, `(?m)^\s*LiveEnd\w+\s*=\s*"([a-z ]+)"`, "../loaxa/live.go")
+	if len(reasons) < 10 {
+		t.Fatalf("found %d live end reasons in ../loaxa/live.go: %v; the pattern is broken", len(reasons), reasons)
+	}
+	for _, r := range reasons {
+		if r == loaxa.LiveEndSpeakerStopped || r == loaxa.LiveEndCut {
+			continue
+		}
+		key := "live.reason." + strings.ReplaceAll(r, " ", "_")
+		for lang, d := range dicts {
+			if d[key] == "" {
+				t.Errorf("%s.json has no words for the live call's end reason %q (key %s)", lang, r, key)
+			}
+		}
+	}
+}
+
 // constants collects the first group of pattern in Go source files: the
 // values of a family of constants.
 func constants(t *testing.T, pattern string, files ...string) []string {

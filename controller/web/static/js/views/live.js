@@ -8,12 +8,25 @@
 // cut it.
 
 import { api } from '../api.js';
-import { t } from '../i18n.js';
+import { t, has } from '../i18n.js';
 import { h, fill, field, options, errorBox, errorText, toast, confirmDialog, fmtTime, fmtNumber } from '../ui.js';
 
 const RATE = 16000;
 const FRAME = RATE / 50; // 20 ms
 const REFRESH_MS = 3000;
+
+/**
+ * endReason words why a call ended (the controller's reason, then its
+ * detail: docs/live.md, "Ending"), or is empty when the speaker ended it
+ * or it was cut, which the state line says with who cut it.
+ */
+function endReason(st) {
+  const reason = st.reason || '';
+  if (reason === '' || reason === 'speaker stopped' || reason === 'cut') return '';
+  const key = 'live.reason.' + reason.replace(/ /g, '_');
+  const words = has(key) ? t(key) : t('live.reason.other', { reason });
+  return st.detail ? `${words} (${st.detail})` : words;
+}
 
 export async function render(ctx, main) {
   const areaSel = h('select', { id: 'live-areas', multiple: true, size: 8 }, options(ctx.areaOptions(), ''));
@@ -97,6 +110,12 @@ export async function render(ctx, main) {
         pending = pending.slice(FRAME);
       }
     };
+    // Whether the controller said the call ended (and why): a close
+    // without it is the connection lost, or the call refused before it
+    // began, and is said so.
+    let opened = false;
+    let ended = false;
+    ws.onopen = () => { opened = true; };
     ws.onmessage = (e) => {
       if (typeof e.data !== 'string') return;
       const st = JSON.parse(e.data);
@@ -105,17 +124,20 @@ export async function render(ctx, main) {
         fill(state, st.drill ? t('live.on_air_drill') : t('live.on_air'));
         refresh();
       } else if (st.state === 'ended') {
+        ended = true;
         state.className = 'muted';
         fill(state, st.cut_by ? t('live.ended_cut', { n: st.frames || 0, user: st.cut_by }) : t('live.ended', { n: st.frames || 0 }));
+        const why = endReason(st);
+        if (why) fill(msg, h('div', { class: 'error-box', role: 'alert', id: 'live-ended-why' }, why));
         refresh();
       }
     };
     ws.onclose = (e) => {
       if (call && call.ws === ws) stop();
-      if (e.code !== 1000 && state.className !== 'muted') {
+      if (!ended && e.code !== 1000) {
         state.className = 'muted';
         fill(state, t('live.off_air'));
-        fill(msg, errorBox(new Error(t('live.closed'))));
+        fill(msg, h('div', { class: 'error-box', role: 'alert', id: 'live-ended-why' }, t(opened ? 'live.closed' : 'live.refused')));
       }
     };
   };
