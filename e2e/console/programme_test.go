@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,48 @@ func TestConflictsAndProposals(t *testing.T) {
 		t.Errorf("sign-in with the new password: %d", status)
 	}
 	b.Go("#/overview", `document.querySelector('#count-online')`) // still signed in
+}
+
+// TestOldDailyBulletinStaysCancellable: a commune officer placed the daily
+// morning news long ago and then, as officers do, a one-off bulletin most
+// days. A one-off stays "active" once played (announcements are only
+// active or cancelled), and "Bản tin đang có hiệu lực" kept the 50 newest:
+// after 50 one-offs the daily news, still playing every morning, was no
+// longer listed and could not be cancelled from the console. The list
+// holds what can still play — the daily news and the one-off to come —
+// and leaves out the one-offs played days ago.
+func TestOldDailyBulletinStaysCancellable(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	begin := time.Date(2026, 3, 2, 5, 0, 0, 0, vn)
+	fc := clock.NewFake(begin)
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	ct := c.Upload("tin.wav", rig.ToneWAV(440, time.Second, 16000, 1))
+	place := func(title string, start time.Time, rrule string) string {
+		t.Helper()
+		var a loaxa.Announcement
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": title, "content_id": ct.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": start.Format(time.RFC3339), "rrule": rrule}, &a)
+		return a.ID
+	}
+	daily := place("Tin sáng hằng ngày", begin.Add(30*time.Minute), "FREQ=DAILY")
+	for i := range 60 {
+		place(fmt.Sprintf("Thông báo số %d", i+1), begin.Add(2*time.Hour+time.Duration(i)*10*time.Minute), "")
+	}
+	fc.Set(begin.Add(3 * 24 * time.Hour)) // three days on: the one-offs have played
+	c.SignIn()                            // the admin's token has expired meanwhile
+	coming := place("Thông báo lịch tiêm chủng", fc.Now().Add(2*time.Hour), "")
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	listed := MustEval[[]string](b, `[...document.querySelectorAll('tr[data-announcement]')].map(r => r.dataset.announcement)`)
+	if strings.Join(listed, ",") != coming+","+daily {
+		t.Errorf("the active bulletins listed are %v; want the one-off to come %s and the daily news %s, not the one-offs played days ago", listed, coming, daily)
+	}
+	if !MustEval[bool](b, fmt.Sprintf(`!!document.querySelector('tr[data-announcement=%q] button')`, daily)) {
+		t.Errorf("the daily news %s has no cancel button", daily)
+	}
 }

@@ -253,10 +253,40 @@ function sessionsPanel(ctx, area, sessions, reload) {
     h('button', { type: 'submit' }, t('programme.add')), status) : null);
 }
 
+/**
+ * PLAYED_OUT_MS is how long after its last start (and a relay's window)
+ * a bulletin may still play: no late grace, session or resume reaches a
+ * day further.
+ */
+const PLAYED_OUT_MS = 24 * 3600 * 1000;
+
+/**
+ * ONE_OFFS_SHOWN bounds the one-off bulletins listed, newest first, so
+ * that a province's list stays quick to draw; the rest are counted below
+ * it. Recurring bulletins are always listed.
+ */
+const ONE_OFFS_SHOWN = 200;
+
+/**
+ * mayStillPlay reports whether an active bulletin can play again: a
+ * recurring one until its until, a one-off until a day after its start.
+ * A one-off stays "active" once played (announcements are only active or
+ * cancelled), so without this the list filled with them.
+ */
+export function mayStillPlay(a, nowMS) {
+  if (a.rrule) return !a.until || Date.parse(a.until) + PLAYED_OUT_MS > nowMS;
+  return Date.parse(a.start) + (a.duration_ms || 0) + PLAYED_OUT_MS > nowMS;
+}
+
 function announcementsPanel(ctx, anns, reload) {
-  const list = anns.filter((a) => a.priority !== 'emergency').slice(-50).reverse();
+  const nowMS = now().getTime();
+  const active = anns.filter((a) => a.priority !== 'emergency' && mayStillPlay(a, nowMS)).reverse();
+  let oneOffs = 0;
+  const list = active.filter((a) => a.rrule || ++oneOffs <= ONE_OFFS_SHOWN);
+  const more = active.length - list.length;
   return h('section', { class: 'panel', 'aria-labelledby': 'h-anns' },
     h('h2', { id: 'h-anns' }, t('programme.active')),
+    more ? h('p', { class: 'hint', id: 'anns-more' }, t('programme.more_active', { n: more, shown: ONE_OFFS_SHOWN })) : null,
     list.length === 0 ? h('p', { class: 'muted' }, t('programme.none_active')) :
       h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, h('th', {}, t('common.title')), h('th', {}, t('programme.recurrence')), h('th', {}, t('common.priority')), h('th', {}, t('programme.by')), h('th', {}))),
