@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/bolt"
 	capfeed "loaxa.vn/controller/cap"
@@ -119,6 +120,9 @@ func (a *App) Open() (err error) {
 	a.DB.Logger = a.Logger
 	a.DB.StatusInterval = cfg.StatusFlush
 	if err := a.DB.Open(); err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return fmt.Errorf("open store: the store in %s is in use: a controller is running on it (stop it, or give this one another --data): %w", cfg.DataDir, err)
+		}
 		return fmt.Errorf("open store: %w", err)
 	}
 	a.Areas = bolt.NewAreaService(a.DB)
@@ -140,7 +144,8 @@ func (a *App) Open() (err error) {
 	a.Alarms = bolt.NewAlarmService(a.DB)
 
 	ctx := context.Background()
-	if err := a.bootstrapAdmin(ctx); err != nil {
+	admin, err := a.adminToCreate(ctx)
+	if err != nil {
 		return err
 	}
 
@@ -373,6 +378,12 @@ func (a *App) Open() (err error) {
 	if err := a.HTTP.Open(); err != nil {
 		return err
 	}
+	// The first admin is made once everything listens: a start that
+	// failed before (the MQTT port taken) must not leave an admin whose
+	// one-time password was printed above the error.
+	if err := a.createAdmin(ctx, admin); err != nil {
+		return err
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -601,31 +612,46 @@ func (a *App) markAllOffline(ctx context.Context) error {
 	return nil
 }
 
-// bootstrapAdmin creates user admin when the store has no users, with
-// LOAXA_ADMIN_PASSWORD or a generated password printed once.
-func (a *App) bootstrapAdmin(ctx context.Context) error {
+// firstAdmin is the user admin a store without users gets.
+type firstAdmin struct {
+	password  string
+	generated bool // not LOAXA_ADMIN_PASSWORD's: printed once
+}
+
+// adminToCreate returns the admin to create when the store has no users
+// (nil if it has), with LOAXA_ADMIN_PASSWORD, checked as the API checks a
+// user's password, or a generated one.
+func (a *App) adminToCreate(ctx context.Context) (*firstAdmin, error) {
 	users, err := a.Users.FindUsers(ctx)
 	if err != nil {
-		return fmt.Errorf("bootstrap admin: %w", err)
+		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
 	if len(users) > 0 {
+		return nil, nil
+	}
+	if p := a.Config.AdminPassword; p != "" {
+		if err := loaxa.CheckPassword("LOAXA_ADMIN_PASSWORD", p); err != nil {
+			return nil, err
+		}
+		return &firstAdmin{password: p}, nil
+	}
+	return &firstAdmin{password: loaxa.NewSecret()[:20], generated: true}, nil
+}
+
+// createAdmin creates admin, if any, and prints a generated password once.
+func (a *App) createAdmin(ctx context.Context, admin *firstAdmin) error {
+	if admin == nil {
 		return nil
 	}
-	password, generated := a.Config.AdminPassword, false
-	if password == "" {
-		password, generated = loaxa.NewSecret()[:20], true
-	} else if len(password) < loaxa.MinPasswordLen {
-		return fmt.Errorf("LOAXA_ADMIN_PASSWORD is %d characters; use at least %d", len(password), loaxa.MinPasswordLen)
-	}
-	hash, err := loaxa.HashPassword(password)
+	hash, err := loaxa.HashPassword(admin.password)
 	if err != nil {
-		return err
+		return fmt.Errorf("bootstrap admin: %w", err)
 	}
 	if err := a.Users.CreateUser(ctx, &loaxa.User{Username: "admin", Role: loaxa.RoleAdmin, PasswordHash: hash}); err != nil {
 		return fmt.Errorf("bootstrap admin: %w", err)
 	}
-	if generated {
-		fmt.Fprintf(a.Out, "\nCreated user \"admin\" with password: %s\nIt is shown only this once; set LOAXA_ADMIN_PASSWORD to choose it instead.\n\n", password)
+	if admin.generated {
+		fmt.Fprintf(a.Out, "\nCreated user \"admin\" with password: %s\nIt is shown only this once; set LOAXA_ADMIN_PASSWORD to choose it instead.\n\n", admin.password)
 	} else {
 		a.Logger.Info("created user admin with the password from LOAXA_ADMIN_PASSWORD")
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -175,6 +176,11 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 				return fmt.Errorf("cap-feeds: %q is not an http(s) URL", f)
 			}
 			c.CapFeeds = append(c.CapFeeds, f)
+		}
+	}
+	if c.UpstreamURL != "" {
+		if u, err := url.Parse(c.UpstreamURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("upstream-url %q: want the system's http(s) URL, e.g. https://ttn.example.gov.vn/api/loaxa", c.UpstreamURL)
 		}
 	}
 	if c.CapPoll, err = time.ParseDuration(capPoll); err != nil || c.CapPoll <= 0 || c.CapPoll > time.Minute {

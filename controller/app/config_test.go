@@ -1,11 +1,13 @@
 package app
 
 import (
-	"loaxa.vn/controller/loaxa"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"loaxa.vn/controller/loaxa"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -46,6 +48,9 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--cap-poll", "5m"}, "up to 1m"},
 		{[]string{"--status-flush", "10ms"}, "from 100ms to 1m"},
 		{[]string{"--status-flush", "5m"}, "from 100ms to 1m"},
+		// A typo left the exports piling up, every push failing in the log.
+		{[]string{"--upstream-url", "ttn.haiphong.gov.vn/api/loaxa"}, "http(s) URL"},
+		{[]string{"--upstream-url", "ftp://ttn.haiphong.gov.vn/api/loaxa"}, "http(s) URL"},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })
@@ -117,5 +122,85 @@ func TestBootstrapAdminOnce(t *testing.T) {
 	}
 	if u, err := b.Users.FindUserByUsername(t.Context(), "admin"); err != nil || !loaxa.PasswordMatches(u.PasswordHash, password) {
 		t.Errorf("admin password changed on restart: %v", err)
+	}
+}
+
+// A second controller on a data directory a running one holds (the
+// systemd service and a `go run` in the same directory) is told so, as
+// `controller backup --data` tells it, not "timeout".
+func TestSecondControllerOnTheSameDataSaysTheStoreIsInUse(t *testing.T) {
+	cfg := testConfig(t)
+	first := New(cfg, slog.New(slog.DiscardHandler))
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second := New(cfg, slog.New(slog.DiscardHandler))
+	err := second.Open()
+	if err == nil {
+		second.Close()
+		t.Fatal("a second controller opened the store a running one holds")
+	}
+	if !strings.Contains(err.Error(), "in use: a controller is running on it") {
+		t.Errorf("error %q does not say a controller runs on %s", err, cfg.DataDir)
+	}
+}
+
+// LOAXA_ADMIN_PASSWORD is held to the rule of every user's password:
+// characters, not bytes, counted (a 9-character Vietnamese password was
+// taken), and bcrypt's 72 bytes at most, refused naming the variable
+// rather than with bcrypt's own error.
+func TestAdminPasswordFromTheEnvironmentIsChecked(t *testing.T) {
+	for _, password := range []string{"mật khẩu1", strings.Repeat("mật khẩu đài truyền thanh ", 3)} {
+		cfg := testConfig(t)
+		cfg.AdminPassword = password
+		a := New(cfg, slog.New(slog.DiscardHandler))
+		err := a.Open()
+		if err == nil {
+			a.Close()
+			t.Errorf("started with admin password %q", password)
+			continue
+		}
+		if !strings.Contains(err.Error(), "LOAXA_ADMIN_PASSWORD") {
+			t.Errorf("password %q: error %q does not name LOAXA_ADMIN_PASSWORD", password, err)
+		}
+	}
+}
+
+// A first start that fails (the MQTT port held by Debian's own mosquitto)
+// creates no admin: the generated password it would have printed once,
+// above the error, is printed by the first start that runs.
+func TestFailedFirstStartLeavesTheAdminToTheNext(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := testConfig(t)
+	cfg.AdminPassword = ""
+	cfg.MQTTAddr = busy.Addr().String()
+	var out strings.Builder
+	a := New(cfg, slog.New(slog.DiscardHandler))
+	a.Out = &out
+	if err := a.Open(); err == nil {
+		a.Close()
+		t.Fatal("opened on a busy MQTT port")
+	}
+	if out.Len() != 0 {
+		t.Errorf("the failed start printed %q", out.String())
+	}
+
+	cfg.MQTTAddr = "127.0.0.1:0"
+	b := New(cfg, slog.New(slog.DiscardHandler))
+	b.Out = &out
+	if err := b.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, after, ok := strings.Cut(out.String(), "password: ")
+	password, _, _ := strings.Cut(after, "\n")
+	u, err := b.Users.FindUserByUsername(t.Context(), "admin")
+	if err != nil || !ok || !loaxa.PasswordMatches(u.PasswordHash, password) {
+		t.Errorf("the first start that runs printed %q; admin: %v", out.String(), err)
 	}
 }

@@ -3,7 +3,6 @@ package http
 import (
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -19,17 +18,6 @@ type passwordChange struct {
 // changed and how many of their sessions it ended.
 type passwordReset struct {
 	Password string `json:"password"`
-}
-
-// checkPassword explains why a password cannot be used, or returns nil.
-func checkPassword(field, password string) error {
-	if n := utf8.RuneCountInString(password); n < loaxa.MinPasswordLen {
-		return loaxa.Errorf(loaxa.EInvalid, "%s is %d characters long; use at least %d.", field, n, loaxa.MinPasswordLen)
-	}
-	if len(password) > maxPasswordBytes {
-		return loaxa.Errorf(loaxa.EInvalid, "%s is %d bytes long; use at most %d bytes.", field, len(password), maxPasswordBytes)
-	}
-	return nil
 }
 
 // handleChangePassword answers POST /api/v1/auth/password: a user changes
@@ -58,7 +46,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) er
 		s.audit(r, auditPasswordChangeFailed, u.Username, u.Area, "wrong current password")
 		return loaxa.Errorf(loaxa.EForbidden, "The current password is wrong; the password was not changed.")
 	}
-	if err := checkPassword("new_password", req.NewPassword); err != nil {
+	if err := loaxa.CheckPassword("new_password", req.NewPassword); err != nil {
 		return err
 	}
 	if req.NewPassword == req.CurrentPassword {
@@ -92,7 +80,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if err := checkPassword("password", req.Password); err != nil {
+	if err := loaxa.CheckPassword("password", req.Password); err != nil {
 		return err
 	}
 	hash, err := loaxa.HashPassword(req.Password)

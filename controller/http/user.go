@@ -8,9 +8,6 @@ import (
 	"loaxa.vn/controller/loaxa"
 )
 
-// maxPasswordBytes is bcrypt's limit; longer passwords cannot be hashed.
-const maxPasswordBytes = 72
-
 var roles = []loaxa.Role{loaxa.RoleAdmin, loaxa.RoleProvince, loaxa.RoleDistrict, loaxa.RoleCommune, loaxa.RoleTechnician, loaxa.RoleViewer}
 
 // userRequest is the body of POST /api/v1/users.
@@ -63,7 +60,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 	if err := checkID("username", req.Username); err != nil {
 		return err
 	}
-	if err := checkPassword("password", req.Password); err != nil {
+	if err := loaxa.CheckPassword("password", req.Password); err != nil {
 		return err
 	}
 	if !req.Role.Valid() {

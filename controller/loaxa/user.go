@@ -1,11 +1,12 @@
 package loaxa
 
 import (
-	"fmt"
-
 	"context"
-	"golang.org/x/crypto/bcrypt"
+	"fmt"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Role is what a user may do; every role is limited to the subtree of the
@@ -81,5 +82,21 @@ func PasswordMatches(hash []byte, password string) bool {
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
-// MinPasswordLen is the shortest password accepted for a user.
-const MinPasswordLen = 10
+// MinPasswordLen is the shortest password accepted for a user, in
+// characters; MaxPasswordBytes, bcrypt's limit, the longest, in bytes.
+const (
+	MinPasswordLen   = 10
+	MaxPasswordBytes = 72
+)
+
+// CheckPassword explains, naming field (what the user filled in), why a
+// password cannot be a user's, or returns nil.
+func CheckPassword(field, password string) error {
+	if n := utf8.RuneCountInString(password); n < MinPasswordLen {
+		return Errorf(EInvalid, "%s is %d characters long; use at least %d.", field, n, MinPasswordLen)
+	}
+	if len(password) > MaxPasswordBytes {
+		return Errorf(EInvalid, "%s is %d bytes long; use at most %d bytes.", field, len(password), MaxPasswordBytes)
+	}
+	return nil
+}
