@@ -326,16 +326,50 @@ func (s *Server) zoneOf(ctx context.Context, area string) (string, error) {
 
 // proposalStations returns the stations a normal bulletin from a district
 // or province officer is proposed to: the areas with sessions within its
-// target areas, strictly below the officer's own area. Other bulletins
-// (other levels, other roles, a session named) are scheduled as sent.
+// target areas, and the station each target area and target node's area
+// lies in (the nearest area with sessions above it, as the scheduler finds
+// it), strictly below the officer's own area. Other bulletins (other
+// levels, other roles, a session named) are scheduled as sent.
 func (s *Server) proposalStations(ctx context.Context, a *loaxa.Announcement) ([]string, error) {
 	u := userFrom(ctx)
 	if u == nil || (u.Role != loaxa.RoleProvince && u.Role != loaxa.RoleDistrict) ||
 		a.Priority != protocol.PriorityNormal || a.Session != "" || s.SessionService == nil || s.ProposalService == nil {
 		return nil, nil
 	}
+	targets, err := s.targetAreas(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("proposals: %w", err)
+	}
 	var out []string
-	for _, target := range a.Targets.Areas {
+	add := func(station string) {
+		if !slices.Contains(out, station) {
+			out = append(out, station)
+		}
+	}
+	for _, target := range targets {
+		// A target below a station (a village of a commune, or one of the
+		// commune's clusters) plays through that station.
+		chain, err := s.AreaService.AreaChain(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		below := chain
+		if i := slices.Index(chain, u.Area); i >= 0 {
+			below = chain[:i]
+		}
+		sessions, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: below})
+		if err != nil {
+			return nil, fmt.Errorf("proposals: %w", err)
+		}
+		for _, id := range below {
+			if slices.ContainsFunc(sessions, func(x *loaxa.Session) bool { return x.Area == id }) {
+				add(id)
+				break
+			}
+		}
+		if !slices.Contains(a.Targets.Areas, target) {
+			continue // a node's area: its own station only
+		}
 		areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: target})
 		if err != nil {
 			return nil, fmt.Errorf("proposals: %w", err)
@@ -346,17 +380,31 @@ func (s *Server) proposalStations(ctx context.Context, a *loaxa.Announcement) ([
 				ids = append(ids, ar.ID)
 			}
 		}
-		sessions, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: ids})
+		sessions, err = s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: ids})
 		if err != nil {
 			return nil, fmt.Errorf("proposals: %w", err)
 		}
 		for _, x := range sessions {
-			if !slices.Contains(out, x.Area) {
-				out = append(out, x.Area)
-			}
+			add(x.Area)
 		}
 	}
 	return out, nil
+}
+
+// targetAreas returns a's target areas and the areas of its target nodes,
+// each once: the areas it plays in.
+func (s *Server) targetAreas(ctx context.Context, a *loaxa.Announcement) ([]string, error) {
+	areas := slices.Clone(a.Targets.Areas)
+	for _, id := range a.Targets.Nodes {
+		n, err := s.requireNode(ctx, "targets.nodes", id)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(areas, n.Area) {
+			areas = append(areas, n.Area)
+		}
+	}
+	return areas, nil
 }
 
 // parseStart reads an announcement start: RFC 3339, at most a year ahead,
@@ -422,15 +470,9 @@ func (s *Server) authorizeTargets(ctx context.Context, a *loaxa.Announcement) er
 	if a.Priority == protocol.PriorityEmergency {
 		actions = append(actions, loaxa.ActionEmergency)
 	}
-	areas := slices.Clone(a.Targets.Areas)
-	for _, id := range a.Targets.Nodes {
-		n, err := s.requireNode(ctx, "targets.nodes", id)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(areas, n.Area) {
-			areas = append(areas, n.Area)
-		}
+	areas, err := s.targetAreas(ctx, a)
+	if err != nil {
+		return err
 	}
 	for _, area := range areas {
 		for _, act := range actions {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +184,60 @@ func TestProposals(t *testing.T) {
 	}
 	if got, want := e.programmeOf(e.admin, "n-b", "2026-03-02", "2026-03-04"), []string{urgent.ID + " 03 05:30"}; !slices.Equal(got, want) {
 		t.Errorf("n-b programme %v, want %v", got, want)
+	}
+}
+
+// TestBulletinFromAboveBelowAStationIsProposed: a district officer named a
+// commune's cluster directly (targets.nodes), or a village of the commune,
+// instead of the commune: no proposal was made and the cluster played the
+// normal bulletin as sent, though the commune officer never accepted it.
+// Whatever the target, the station its nodes play through gets the
+// proposal, and they play the bulletin only once it is accepted.
+func TestBulletinFromAboveBelowAStationIsProposed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "1234601", "name": "Thôn Đông", "parent": "12346"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-v", "name": "Cụm loa thôn Đông", "area": "1234601", "lat": 20.72, "lon": 106.55},
+		http.StatusCreated, nil)
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin huyện", http.StatusCreated)
+	// Tiên Thắng (12346) is a station: it has an evening session.
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, nil)
+
+	for i, tc := range []struct {
+		name    string
+		targets map[string]any
+		node    string
+	}{
+		{"a cluster of the station", map[string]any{"nodes": []string{"n-a"}}, "n-a"},
+		{"a village of the station", map[string]any{"areas": []string{"1234601"}}, "n-v"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out struct {
+				loaxa.Announcement
+				Proposals []loaxa.Proposal
+			}
+			e.call("POST", "/api/v1/announcements", district, map[string]any{
+				"content_id": c.ID, "targets": tc.targets, "priority": "normal",
+				"start": t0.Add(time.Duration(i+1) * time.Hour).Format(time.RFC3339),
+			}, http.StatusCreated, &out)
+			if !out.Proposed || len(out.Proposals) != 1 || out.Proposals[0].Area != "12346" {
+				t.Fatalf("district bulletin to %v below station 12346: proposed %v, proposals %+v; want one proposal to 12346",
+					tc.targets, out.Proposed, out.Proposals)
+			}
+			if got := e.programmeOf(e.admin, tc.node, "2026-03-02", "2026-03-04"); slices.ContainsFunc(got, func(s string) bool {
+				return strings.HasPrefix(s, out.ID+" ")
+			}) {
+				t.Errorf("%s plays the district's normal bulletin before the commune officer accepted it: %v", tc.node, got)
+			}
+			e.call("POST", "/api/v1/proposals/"+out.Proposals[0].ID+"/accept", officerA, map[string]any{}, http.StatusOK, nil)
+			want := fmt.Sprintf("%s 02 %02d:00", out.ID, 6+i)
+			if got := e.programmeOf(e.admin, tc.node, "2026-03-02", "2026-03-04"); !slices.Contains(got, want) {
+				t.Errorf("accepted at its own time, %s programme %v, want %s", tc.node, got, want)
+			}
+		})
 	}
 }
