@@ -164,6 +164,9 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 	if err := s.authorizeTargets(ctx, a); err != nil {
 		return err
 	}
+	if err := s.checkSessionTargets(ctx, a); err != nil {
+		return err
+	}
 	if err := s.checkRecurrence(ctx, a); err != nil {
 		return err
 	}
@@ -278,6 +281,51 @@ func (s *Server) readSchedule(ctx context.Context, req *announcementRequest, a *
 	}
 	if u := userFrom(ctx); u != nil {
 		a.FromArea = u.Area
+	}
+	return nil
+}
+
+// checkSessionTargets refuses a session that some target does not follow:
+// a session plays on the nodes of its area and below only, so an item in
+// another area's session would play nowhere there.
+func (s *Server) checkSessionTargets(ctx context.Context, a *loaxa.Announcement) error {
+	if a.Session == "" {
+		return nil
+	}
+	sess, err := s.SessionService.FindSessionByID(ctx, a.Session)
+	if err != nil {
+		return fmt.Errorf("find session %s: %w", a.Session, err)
+	}
+	var off []string
+	follows := func(area string) (bool, error) {
+		chain, err := s.AreaService.AreaChain(ctx, area)
+		if err != nil {
+			return false, fmt.Errorf("session %s: %w", a.Session, err)
+		}
+		return slices.Contains(chain, sess.Area), nil
+	}
+	for _, id := range a.Targets.Areas {
+		if ok, err := follows(id); err != nil {
+			return err
+		} else if !ok {
+			off = append(off, "area "+id)
+		}
+	}
+	for _, id := range a.Targets.Nodes {
+		n, err := s.requireNode(ctx, "targets.nodes", id)
+		if err != nil {
+			return err
+		}
+		if ok, err := follows(n.Area); err != nil {
+			return err
+		} else if !ok {
+			off = append(off, fmt.Sprintf("node %s (area %s)", id, n.Area))
+		}
+	}
+	if len(off) > 0 {
+		return loaxa.Errorf(loaxa.EInvalid,
+			"session %s (%s) is a session of area %s, which these targets do not follow: %s. A session plays only on the nodes of its area and below; pick a session of the targets' own area or one above it (GET /api/v1/sessions?area=...), or target area %s.",
+			sess.ID, sess.Name, sess.Area, strings.Join(off, ", "), sess.Area)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -139,4 +140,52 @@ func TestSessions(t *testing.T) {
 		t.Errorf("after the delete: %v", got)
 	}
 	checkError(t, e.request("DELETE", "/api/v1/sessions/"+morning.ID, officerA, "", nil), 404, loaxa.ENotFound, "There is no session")
+}
+
+// TestSessionOfAnotherAreaIsRefused: a district officer, who lists every
+// commune's sessions, placed a bulletin for Tiên Thắng (12346) in Tiên
+// Minh's (12347) evening session: it was stored with 201 and no conflict,
+// and then played nowhere, since 12346's clusters do not follow 12347's
+// sessions. A session that a target does not follow is refused, naming
+// the session's area and the targets that do not follow it.
+func TestSessionOfAnotherAreaIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var eveningB loaxa.Session
+	e.call("POST", "/api/v1/sessions", officerB, map[string]any{"area": "12347", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &eveningB)
+
+	for _, tc := range []struct {
+		name    string
+		targets map[string]any
+		status  int
+		msg     string
+	}{
+		{"another commune", map[string]any{"areas": []string{"12346"}}, 400, "which these targets do not follow: area 12346."},
+		{"another commune's cluster", map[string]any{"nodes": []string{"n-b", "n-a"}}, 400, "do not follow: node n-a (area 12346)."},
+		{"the district above it", map[string]any{"areas": []string{"318"}}, 400, "do not follow: area 318."},
+		{"its own commune", map[string]any{"areas": []string{"12347"}}, 201, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.request("POST", "/api/v1/announcements", district, "application/json", jsonBody(t, map[string]any{
+				"content_id": c.ID, "targets": tc.targets, "priority": "priority",
+				"start": t0.Add(time.Hour).Format(time.RFC3339), "session": eveningB.ID,
+			}))
+			if tc.status == 201 {
+				if r.status != 201 {
+					t.Errorf("announcement in its own commune's session: %d %s", r.status, r.body)
+				}
+				return
+			}
+			checkError(t, r, tc.status, loaxa.EInvalid, "session "+eveningB.ID+" (Buổi chiều) is a session of area 12347")
+			checkError(t, r, tc.status, loaxa.EInvalid, tc.msg)
+		})
+	}
+	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
+		t.Errorf("n-a programme %v, want nothing: nothing was placed for it", got)
+	}
 }
