@@ -173,7 +173,10 @@ func (s *AnnouncementService) CancelAnnouncement(ctx context.Context, id string)
 			return nil
 		}
 		a.State = loaxa.AnnouncementCancelled
-		return putJSON(b, []byte(id), &a)
+		if err := putJSON(b, []byte(id), &a); err != nil {
+			return err
+		}
+		return withdrawProposals(tx, id, s.db.now())
 	})
 	if err != nil {
 		return fmt.Errorf("cancel announcement %s: %w", id, err)

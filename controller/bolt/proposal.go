@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -132,7 +133,14 @@ func (s *ProposalService) DecideProposal(ctx context.Context, p *loaxa.Proposal)
 		} else if !ok {
 			return loaxa.Errorf(loaxa.ENotFound, "Proposal %q does not exist.", p.ID)
 		}
-		if rec.State != loaxa.ProposalPending {
+		var a loaxa.Announcement
+		if _, err := getJSON(tx.Bucket(bucketAnnouncements), []byte(rec.Announcement), &a); err != nil {
+			return err
+		}
+		switch {
+		case rec.State == loaxa.ProposalWithdrawn || a.State == loaxa.AnnouncementCancelled:
+			return loaxa.Errorf(loaxa.EConflict, "Proposal %s is withdrawn: announcement %s was cancelled, so there is nothing to accept or decline.", rec.ID, rec.Announcement)
+		case rec.State != loaxa.ProposalPending:
 			return loaxa.Errorf(loaxa.EConflict, "Proposal %s was already %s by %s.", rec.ID, rec.State, rec.DecidedBy)
 		}
 		if p.Session != "" {
@@ -156,5 +164,32 @@ func (s *ProposalService) DecideProposal(ctx context.Context, p *loaxa.Proposal)
 		return fmt.Errorf("decide proposal %s: %w", p.ID, err)
 	}
 	*p = rec
+	return nil
+}
+
+// withdrawProposals withdraws the pending proposals of announcement ann,
+// which was cancelled, in tx.
+func withdrawProposals(tx *bbolt.Tx, ann string, now time.Time) error {
+	b := tx.Bucket(bucketProposals)
+	var withdrawn []loaxa.Proposal
+	err := b.ForEach(func(k, _ []byte) error {
+		var p loaxa.Proposal
+		if _, err := getJSON(b, k, &p); err != nil {
+			return err
+		}
+		if p.Announcement == ann && p.State == loaxa.ProposalPending {
+			p.State, p.DecidedAt = loaxa.ProposalWithdrawn, now
+			withdrawn = append(withdrawn, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("withdraw proposals of %s: %w", ann, err)
+	}
+	for _, p := range withdrawn {
+		if err := putJSON(b, []byte(p.ID), &p); err != nil {
+			return fmt.Errorf("withdraw proposal %s: %w", p.ID, err)
+		}
+	}
 	return nil
 }

@@ -431,9 +431,16 @@ func (a *authzEnv) day() string {
 	return time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(a.seq.Add(1))).Format("2006-01-02")
 }
 
-// proposal stores a pending proposal for the in- or out-of-scope commune.
+// proposal stores a pending proposal for the in- or out-of-scope commune,
+// of an announcement of its own: the shared ones may have been cancelled
+// (POST /announcements/{id}/cancel), which withdraws their proposals.
 func (a *authzEnv) proposal(in bool) string {
-	p := &loaxa.Proposal{Announcement: a.ann[in], Area: scopeArea[in], State: loaxa.ProposalPending}
+	ann := &loaxa.Announcement{ContentID: a.content, Targets: loaxa.Targets{Areas: []string{scopeArea[in]}},
+		Priority: protocol.PriorityNormal, Start: a.clock.Now().Add(time.Hour), Repeat: 1, Proposed: true}
+	if err := a.stores.anns.CreateAnnouncement(context.Background(), ann); err != nil {
+		a.t.Fatal(err)
+	}
+	p := &loaxa.Proposal{Announcement: ann.ID, Area: scopeArea[in], State: loaxa.ProposalPending}
 	if err := a.stores.proposals.CreateProposals(context.Background(), []*loaxa.Proposal{p}); err != nil {
 		a.t.Fatal(err)
 	}

@@ -38,9 +38,9 @@ func (s *Server) handleListProposals(w http.ResponseWriter, r *http.Request) err
 	ctx, q := r.Context(), r.URL.Query()
 	f := loaxa.ProposalFilter{State: q.Get("state"), Announcement: q.Get("announcement")}
 	switch f.State {
-	case "", loaxa.ProposalPending, loaxa.ProposalAccepted, loaxa.ProposalDeclined:
+	case "", loaxa.ProposalPending, loaxa.ProposalAccepted, loaxa.ProposalDeclined, loaxa.ProposalWithdrawn:
 	default:
-		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a proposal state; use pending, accepted or declined.", f.State)
+		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a proposal state; use pending, accepted, declined or withdrawn.", f.State)
 	}
 	within := userFrom(ctx).Area
 	if area := q.Get("area"); area != "" {

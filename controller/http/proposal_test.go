@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -117,7 +118,7 @@ func TestProposals(t *testing.T) {
 		{"a viewer decides", decide(e.addUser("xem-a", loaxa.RoleViewer, "12346"), pA.ID, "accept", map[string]any{}), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},
 		{"unknown field", decide(officerA, pA.ID, "accept", map[string]any{"sesion": eveningA.ID}), 400, loaxa.EInvalid, `Unknown field "sesion"; the accepted fields are session, note.`},
 		{"bad state filter", e.request("GET", "/api/v1/proposals?state=open", officerA, "", nil), 400, loaxa.EInvalid,
-			`state "open" is not a proposal state; use pending, accepted or declined.`},
+			`state "open" is not a proposal state; use pending, accepted, declined or withdrawn.`},
 		{"another commune's list", e.request("GET", "/api/v1/proposals?area=12347", officerA, "", nil), 403, loaxa.EForbidden, "outside your area"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkError(t, tc.r, tc.status, tc.code, tc.msg) })
@@ -239,5 +240,65 @@ func TestBulletinFromAboveBelowAStationIsProposed(t *testing.T) {
 				t.Errorf("accepted at its own time, %s programme %v, want %s", tc.node, got, want)
 			}
 		})
+	}
+}
+
+// TestProposalOfCancelledBulletinIsWithdrawn: the district cancelled its
+// bulletin, and the commune still listed the proposal as pending and could
+// accept it (200), believing it would be broadcast, though nothing played.
+// Cancelling withdraws the bulletin's pending proposals, and deciding one
+// answers 409 saying the bulletin was cancelled; a proposal already
+// decided keeps its decision.
+func TestProposalOfCancelledBulletinIsWithdrawn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	officerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin huyện", http.StatusCreated)
+	var eveningA loaxa.Session
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &eveningA)
+	e.call("POST", "/api/v1/sessions", officerB, map[string]any{"area": "12347", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, nil)
+	var out struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	}
+	e.call("POST", "/api/v1/announcements", district, map[string]any{
+		"content_id": c.ID, "targets": map[string]any{"areas": []string{"318"}}, "priority": "normal",
+		"start": t0.Add(time.Hour).Format(time.RFC3339),
+	}, http.StatusCreated, &out)
+	if len(out.Proposals) != 2 || out.Proposals[0].Area != "12346" || out.Proposals[1].Area != "12347" {
+		t.Fatalf("proposals %+v, want one to 12346 and one to 12347", out.Proposals)
+	}
+	pa, pb := out.Proposals[0].ID, out.Proposals[1].ID
+	e.call("POST", "/api/v1/proposals/"+pb+"/decline", officerB, map[string]any{"note": "Trùng lịch"}, http.StatusOK, nil)
+	e.call("POST", "/api/v1/announcements/"+out.ID+"/cancel", district, nil, http.StatusOK, nil)
+
+	var l struct{ Proposals []loaxa.Proposal }
+	e.call("GET", "/api/v1/proposals?state=pending", officerA, nil, http.StatusOK, &l)
+	if len(l.Proposals) != 0 {
+		t.Errorf("after the district cancelled %s, the commune still has pending proposals %+v", out.ID, l.Proposals)
+	}
+	e.call("GET", "/api/v1/proposals?announcement="+out.ID, district, nil, http.StatusOK, &l)
+	states := map[string]string{}
+	for _, p := range l.Proposals {
+		states[p.ID] = p.State
+	}
+	if want := map[string]string{pa: loaxa.ProposalWithdrawn, pb: loaxa.ProposalDeclined}; !maps.Equal(states, want) {
+		t.Errorf("proposals of the cancelled bulletin: %v, want %v (a decided one keeps its decision)", states, want)
+	}
+	for _, verb := range []string{"accept", "decline"} {
+		body := map[string]any{}
+		if verb == "accept" {
+			body["session"] = eveningA.ID
+		}
+		checkError(t, e.request("POST", "/api/v1/proposals/"+pa+"/"+verb, officerA, "application/json", jsonBody(t, body)),
+			http.StatusConflict, loaxa.EConflict, "Proposal "+pa+" is withdrawn: announcement "+out.ID+" was cancelled")
+	}
+	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
+		t.Errorf("n-a programme %v after the cancel, want nothing", got)
 	}
 }

@@ -10,6 +10,9 @@ const (
 	ProposalPending  = "pending"
 	ProposalAccepted = "accepted"
 	ProposalDeclined = "declined"
+	// ProposalWithdrawn is a proposal whose announcement was cancelled
+	// before the station decided: there is nothing left to accept.
+	ProposalWithdrawn = "withdrawn"
 )
 
 // Proposal is a normal-level bulletin sent down from a district or province
@@ -47,6 +50,7 @@ type ProposalService interface {
 	// FindProposals returns proposals sorted by id.
 	FindProposals(ctx context.Context, f ProposalFilter) ([]*Proposal, error)
 	// DecideProposal moves a pending proposal to accepted or declined;
-	// deciding one already decided is EConflict.
+	// deciding one already decided or withdrawn, or one whose announcement
+	// was cancelled, is EConflict.
 	DecideProposal(ctx context.Context, p *Proposal) error
 }
