@@ -432,11 +432,12 @@ func (a *authzEnv) day() string {
 }
 
 // proposal stores a pending proposal for the in- or out-of-scope commune,
-// of an announcement of its own: the shared ones may have been cancelled
-// (POST /announcements/{id}/cancel), which withdraws their proposals.
+// of an announcement of its own at a time of its own: the shared ones may
+// have been cancelled (POST /announcements/{id}/cancel), which withdraws
+// their proposals, and one at a taken time is a conflict to accept.
 func (a *authzEnv) proposal(in bool) string {
 	ann := &loaxa.Announcement{ContentID: a.content, Targets: loaxa.Targets{Areas: []string{scopeArea[in]}},
-		Priority: protocol.PriorityNormal, Start: a.clock.Now().Add(time.Hour), Repeat: 1, Proposed: true}
+		Priority: protocol.PriorityNormal, Start: a.clock.Now().Add(2*time.Hour + time.Duration(a.seq.Add(1))*time.Minute), Repeat: 1, Proposed: true}
 	if err := a.stores.anns.CreateAnnouncement(context.Background(), ann); err != nil {
 		a.t.Fatal(err)
 	}

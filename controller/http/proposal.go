@@ -12,6 +12,15 @@ import (
 type decisionRequest struct {
 	Session string `json:"session"`
 	Note    string `json:"note"`
+	// Force accepts despite conflicts, as it creates an announcement.
+	Force bool `json:"force"`
+}
+
+// decidedProposal answers an accept or decline: the proposal and the
+// conflicts it was forced in with.
+type decidedProposal struct {
+	*loaxa.Proposal
+	Conflicts []loaxa.Conflict `json:"conflicts,omitempty"`
 }
 
 // proposalsResponse answers GET /api/v1/proposals.
@@ -104,9 +113,28 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 	if state == loaxa.ProposalDeclined && req.Session != "" {
 		return loaxa.Errorf(loaxa.EInvalid, "session is for accepting; leave it out to decline.")
 	}
+	pending := p.State == loaxa.ProposalPending
 	p.State, p.Session, p.DecidedBy = state, req.Session, userFrom(ctx).Username
 	if p.Note, err = cleanText("note", req.Note, false); err != nil {
 		return err
+	}
+	// Accepting places the bulletin as creating it there would: the same
+	// conflicts refuse it, or a one-off accepted into a session over
+	// before its start would play early.
+	var conflicts []loaxa.Conflict
+	if state == loaxa.ProposalAccepted && pending && s.ProgrammeService != nil {
+		if conflicts, err = s.ProgrammeService.CheckProposal(ctx, p); err != nil {
+			return fmt.Errorf("decide proposal %s: %w", id, err)
+		}
+		if len(conflicts) > 0 && !req.Force {
+			s.writeJSON(w, r, http.StatusConflict, conflictResponse{
+				Error: errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
+					"Accepting proposal %s conflicts with the programme in %d place(s): %s Pick another session, or send the same request with \"force\": true to accept it anyway.",
+					p.ID, len(conflicts), conflicts[0].Message)},
+				Conflicts: conflicts,
+			})
+			return nil
+		}
 	}
 	if err := s.ProposalService.DecideProposal(ctx, p); err != nil {
 		if c := loaxa.ErrorCode(err); c == loaxa.EInvalid || c == loaxa.EConflict {
@@ -115,7 +143,7 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 		return fmt.Errorf("decide proposal %s: %w", id, err)
 	}
 	s.changed()
-	s.audit(r, "proposal."+state, p.ID, p.Area, p.Session)
-	s.writeJSON(w, r, http.StatusOK, p)
+	s.audit(r, "proposal."+state, p.ID, p.Area, fmt.Sprintf("session=%s, %d conflicts forced", p.Session, len(conflicts)))
+	s.writeJSON(w, r, http.StatusOK, decidedProposal{Proposal: p, Conflicts: conflicts})
 	return nil
 }

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -116,7 +117,7 @@ func TestProposals(t *testing.T) {
 		{"unknown proposal", decide(officerA, "p999999", "accept", map[string]any{}), 404, loaxa.ENotFound,
 			`There is no proposal "p999999"; list them with GET /api/v1/proposals.`},
 		{"a viewer decides", decide(e.addUser("xem-a", loaxa.RoleViewer, "12346"), pA.ID, "accept", map[string]any{}), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},
-		{"unknown field", decide(officerA, pA.ID, "accept", map[string]any{"sesion": eveningA.ID}), 400, loaxa.EInvalid, `Unknown field "sesion"; the accepted fields are session, note.`},
+		{"unknown field", decide(officerA, pA.ID, "accept", map[string]any{"sesion": eveningA.ID}), 400, loaxa.EInvalid, `Unknown field "sesion"; the accepted fields are session, note, force.`},
 		{"bad state filter", e.request("GET", "/api/v1/proposals?state=open", officerA, "", nil), 400, loaxa.EInvalid,
 			`state "open" is not a proposal state; use pending, accepted, declined or withdrawn.`},
 		{"another commune's list", e.request("GET", "/api/v1/proposals?area=12347", officerA, "", nil), 403, loaxa.EForbidden, "outside your area"},
@@ -300,5 +301,77 @@ func TestProposalOfCancelledBulletinIsWithdrawn(t *testing.T) {
 	}
 	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
 		t.Errorf("n-a programme %v after the cancel, want nothing", got)
+	}
+}
+
+// TestAcceptIntoSessionOverBeforeBulletinStart: the district sent a
+// one-off bulletin for Monday 18:00; the commune officer accepted it into
+// the 17:00 session (45 min, over at 17:45): 200, and the clusters played
+// it at 17:00, an hour before its time, though the same placement made
+// directly is refused as a conflict. Accepting runs the same check: 409
+// with the conflicts, nothing accepted; "force" accepts it anyway, and
+// accepting it at its own time is fine.
+func TestAcceptIntoSessionOverBeforeBulletinStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin huyện", http.StatusCreated)
+	var eveningA loaxa.Session
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &eveningA)
+	at := t0.Add(13 * time.Hour) // Monday 18:00 +07
+	propose := func() (string, string) {
+		var out struct {
+			loaxa.Announcement
+			Proposals []loaxa.Proposal
+		}
+		e.call("POST", "/api/v1/announcements", district, map[string]any{
+			"content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}}, "priority": "normal", "start": at.Format(time.RFC3339),
+		}, http.StatusCreated, &out)
+		if len(out.Proposals) != 1 {
+			t.Fatalf("proposals %+v, want one to 12346", out.Proposals)
+		}
+		return out.ID, out.Proposals[0].ID
+	}
+	// The same placement made directly is refused as a conflict.
+	direct := e.request("POST", "/api/v1/announcements", officerA, "application/json", jsonBody(t, map[string]any{
+		"content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}}, "start": at.Format(time.RFC3339), "session": eveningA.ID,
+	}))
+	if direct.status != http.StatusConflict {
+		t.Fatalf("the same placement made directly: %d %s, want 409", direct.status, direct.body)
+	}
+
+	ann, p := propose()
+	r := e.request("POST", "/api/v1/proposals/"+p+"/accept", officerA, "application/json", jsonBody(t, map[string]any{"session": eveningA.ID}))
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Accepting proposal "+p+" conflicts with the programme in 1 place(s): Announcement "+ann+" starts at 18:00, after session "+eveningA.ID)
+	var refused conflictAnswer
+	if err := json.Unmarshal(r.body, &refused); err != nil || len(refused.Conflicts) != 1 || refused.Conflicts[0].Kind != loaxa.ConflictNoSession || refused.Conflicts[0].Node != "n-a" {
+		t.Errorf("conflicts %+v (%v), want one no-session conflict on n-a", refused.Conflicts, err)
+	}
+	var l struct{ Proposals []loaxa.Proposal }
+	e.call("GET", "/api/v1/proposals?state=pending", officerA, nil, http.StatusOK, &l)
+	if len(l.Proposals) != 1 || l.Proposals[0].ID != p {
+		t.Errorf("pending after the refused accept: %+v, want %s still pending", l.Proposals, p)
+	}
+	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
+		t.Errorf("n-a plays %v after the refused accept, want nothing", got)
+	}
+
+	// Forced, it is accepted and the conflict is listed.
+	var forced struct {
+		loaxa.Proposal
+		Conflicts []loaxa.Conflict
+	}
+	e.call("POST", "/api/v1/proposals/"+p+"/accept", officerA, map[string]any{"session": eveningA.ID, "force": true}, http.StatusOK, &forced)
+	if forced.State != loaxa.ProposalAccepted || len(forced.Conflicts) != 1 {
+		t.Errorf("forced accept: %+v, want accepted with the one conflict", forced)
+	}
+	// At its own time there is nothing in the way.
+	ann2, p2 := propose()
+	e.call("POST", "/api/v1/proposals/"+p2+"/accept", officerA, map[string]any{}, http.StatusOK, nil)
+	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); !slices.Contains(got, ann2+" 02 18:00") {
+		t.Errorf("n-a programme %v, want %s at 18:00", got, ann2)
 	}
 }

@@ -50,4 +50,9 @@ type ProgrammeService interface {
 	// CheckAnnouncement compiles the programme as it would be with a added
 	// (a.ID may be empty) and returns the conflicts that a causes.
 	CheckAnnouncement(ctx context.Context, a *Announcement) ([]Conflict, error)
+	// CheckProposal compiles the programme as it would be with p decided
+	// as given (accepted into p.Session, or at the announcement's own
+	// times) and returns the conflicts its announcement then causes on the
+	// nodes that play it through p.
+	CheckProposal(ctx context.Context, p *Proposal) ([]Conflict, error)
 }

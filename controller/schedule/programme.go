@@ -685,6 +685,47 @@ func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to tim
 	return out, nil
 }
 
+// CheckProposal compiles the programme of the nodes that play p's
+// announcement through p over the horizon as if p were decided as given,
+// and returns the conflicts the announcement is part of there. A cancelled
+// (or unknown) announcement plays nowhere and has none.
+func (s *Scheduler) CheckProposal(ctx context.Context, p *loaxa.Proposal) ([]loaxa.Conflict, error) {
+	c, err := s.newCompilation(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("check proposal: %w", err)
+	}
+	out := []loaxa.Conflict{}
+	i := slices.IndexFunc(c.anns, func(a *loaxa.Announcement) bool { return a.ID == p.Announcement })
+	if i < 0 {
+		return out, nil
+	}
+	a, cand := c.anns[i], *p
+	if c.proposals[a.ID] == nil {
+		c.proposals[a.ID] = map[string]*loaxa.Proposal{}
+	}
+	c.proposals[a.ID][cand.Area] = &cand
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: cand.Area})
+	if err != nil {
+		return nil, fmt.Errorf("check proposal: %w", err)
+	}
+	for _, n := range nodes {
+		chain := c.chain(n.Area)
+		if !Targets(a, n.ID, chain) || c.proposalFor(a.ID, chain) != &cand {
+			continue
+		}
+		pl, err := s.plan(ctx, c, n, c.now, c.now.Add(s.Horizon))
+		if err != nil {
+			return nil, fmt.Errorf("check proposal: %w", err)
+		}
+		for _, cf := range pl.conflicts {
+			if slices.ContainsFunc(cf.Occurrences, func(o string) bool { return strings.HasPrefix(o, a.ID+"@") }) {
+				out = append(out, cf)
+			}
+		}
+	}
+	return out, nil
+}
+
 // CheckAnnouncement compiles the programme of a's target nodes over the
 // horizon as if a were stored, and returns the conflicts a is part of.
 func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement) ([]loaxa.Conflict, error) {
