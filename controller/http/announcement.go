@@ -331,7 +331,10 @@ func (s *Server) checkSessionTargets(ctx context.Context, a *loaxa.Announcement)
 }
 
 // checkRecurrence expands a's rule in the zone of every target area, so a
-// bad rule or exception is refused with the library's reason.
+// bad rule or exception is refused with the library's reason, and so is a
+// recurrence with nothing left to play from now on (an UNTIL in the past,
+// a COUNT used up, a day that does not exist): stored, it would never
+// sound.
 func (s *Server) checkRecurrence(ctx context.Context, a *loaxa.Announcement) error {
 	zones := map[string]bool{loaxa.DefaultTimeZone: true}
 	for _, id := range a.Targets.Areas {
@@ -346,8 +349,14 @@ func (s *Server) checkRecurrence(ctx context.Context, a *loaxa.Announcement) err
 		if err != nil {
 			return err
 		}
-		if _, err := loaxa.NewRecurrence(a, loc); err != nil {
+		rec, err := loaxa.NewRecurrence(a, loc)
+		if err != nil {
 			return err
+		}
+		if _, ok := rec.Next(s.now().Add(-time.Second)); a.Recurring() && !ok {
+			return loaxa.Errorf(loaxa.EInvalid,
+				"rrule %q plays no more from now on (in %s): its UNTIL or count has passed, or it matches no day (like 30 February), so the speakers would stay silent. Check the dates in the rule, e.g. FREQ=DAILY;UNTIL=20261231T165959Z.",
+				a.RRule, z)
 		}
 	}
 	return nil

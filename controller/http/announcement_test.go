@@ -171,3 +171,47 @@ func decode(t *testing.T, r response, want int, out any) {
 		t.Fatal(err)
 	}
 }
+
+// TestRuleThatNeverPlaysIsRefused: the until field is refused when it is
+// not after start, but the same bound written in the rule (a year typo,
+// UNTIL 2025 for 2026), a count already used up, or a rule that matches no
+// day (30 February) was stored with 201 and then never played: the officer
+// believed the bulletin scheduled and the speakers stayed silent. A
+// recurrence with nothing to play from now on is refused (400, saying so);
+// one that plays again only years ahead (29 February) is not.
+func TestRuleThatNeverPlaysIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	start := t0.Add(time.Hour).Format(time.RFC3339) // Monday 2026-03-02 06:00 +07
+	lastMonth := t0.AddDate(0, -1, 0).Format(time.RFC3339)
+	for _, tc := range []struct {
+		rule, start string
+		count       int
+		status      int
+	}{
+		{"FREQ=DAILY;UNTIL=20251231T165959Z", start, 0, 400},
+		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", start, 0, 400},
+		{"FREQ=DAILY", lastMonth, 3, 400},
+		{"FREQ=DAILY;UNTIL=20261231T165959Z", start, 0, 201},
+		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", start, 0, 201}, // 2028
+		{"FREQ=DAILY", lastMonth, 40, 201},
+	} {
+		t.Run(fmt.Sprintf("%s count %d", tc.rule, tc.count), func(t *testing.T) {
+			body := map[string]any{"content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}}, "start": tc.start, "rrule": tc.rule}
+			if tc.count > 0 {
+				body["count"] = tc.count
+			}
+			r := e.request("POST", "/api/v1/announcements", officer, "application/json", jsonBody(t, body))
+			if tc.status == 201 {
+				if r.status != 201 {
+					t.Errorf("a rule that plays again: %d %s, want 201", r.status, r.body)
+				}
+				return
+			}
+			checkError(t, r, 400, loaxa.EInvalid, fmt.Sprintf("rrule %q plays no more from now on (in Asia/Ho_Chi_Minh)", tc.rule))
+		})
+	}
+}

@@ -129,11 +129,33 @@ func (r *Recurrence) Location() *time.Location { return r.loc }
 // recurrence's zone.
 func (r *Recurrence) Between(from, to time.Time) []time.Time {
 	var out []time.Time
+	r.each(from, to, func(t time.Time) bool {
+		out = append(out, t)
+		return true
+	})
+	return out
+}
+
+// Next returns the first instant after from, or false if there is none:
+// the rule, its bounds and its exceptions leave nothing to play.
+func (r *Recurrence) Next(from time.Time) (time.Time, bool) {
+	var next time.Time
+	r.each(from, time.Time{}, func(t time.Time) bool {
+		next = t
+		return false
+	})
+	return next, !next.IsZero()
+}
+
+// each calls yield with the instants in (from, to] in order (to zero:
+// no end) until it returns false.
+func (r *Recurrence) each(from, to time.Time, yield func(time.Time) bool) {
+	after := func(t time.Time) bool { return !to.IsZero() && t.After(to) }
 	if len(r.rules) == 0 {
-		if r.start.After(from) && !r.start.After(to) && !r.excluded(r.start) {
-			out = append(out, r.start)
+		if r.start.After(from) && !after(r.start) && !r.excluded(r.start) {
+			yield(r.start)
 		}
-		return out
+		return
 	}
 	// Merge the rules' streams from DTSTART: Count counts the merged
 	// instants, exceptions included, as RFC 5545 counts COUNT.
@@ -157,14 +179,13 @@ func (r *Recurrence) Between(from, to time.Time) []time.Time {
 		}
 		last = t
 		n++
-		if r.count > 0 && n > r.count || !r.until.IsZero() && t.After(r.until) || t.After(to) {
-			break
+		if r.count > 0 && n > r.count || !r.until.IsZero() && t.After(r.until) || after(t) {
+			return
 		}
-		if t.After(from) && !r.excluded(t) {
-			out = append(out, t)
+		if t.After(from) && !r.excluded(t) && !yield(t) {
+			return
 		}
 	}
-	return out
 }
 
 func (r *Recurrence) excluded(t time.Time) bool {

@@ -171,3 +171,45 @@ func FuzzExDates(f *testing.F) {
 		}
 	})
 }
+
+// TestRecurrenceNext: the first play after an instant, or none when the
+// rule, its bounds and exceptions leave nothing (how the API refuses a
+// bulletin that would never sound).
+func TestRecurrenceNext(t *testing.T) {
+	loc, err := loaxa.Location(loaxa.DefaultTimeZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 2, 6, 0, 0, 0, loc)
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, loc)
+	for _, tc := range []struct {
+		name string
+		a    loaxa.Announcement
+		want time.Time // zero: none
+	}{
+		{"daily", loaxa.Announcement{RRule: "FREQ=DAILY"}, time.Date(2026, 3, 11, 6, 0, 0, 0, loc)},
+		{"UNTIL passed", loaxa.Announcement{RRule: "FREQ=DAILY;UNTIL=20251231T165959Z"}, time.Time{}},
+		{"count used up", loaxa.Announcement{RRule: "FREQ=DAILY", Count: 3}, time.Time{}},
+		{"until field passed", loaxa.Announcement{RRule: "FREQ=DAILY", Until: now.Add(-time.Hour)}, time.Time{}},
+		{"no such day", loaxa.Announcement{RRule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, time.Time{}},
+		{"leap day", loaxa.Announcement{RRule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"}, time.Date(2028, 2, 29, 6, 0, 0, 0, loc)},
+		{"next one excepted", loaxa.Announcement{RRule: "FREQ=DAILY", ExDates: []string{"2026-03-11"}}, time.Date(2026, 3, 12, 6, 0, 0, 0, loc)},
+		{"one-off ahead", loaxa.Announcement{Start: now.Add(time.Hour)}, now.Add(time.Hour)},
+		{"one-off past", loaxa.Announcement{Start: now.Add(-time.Hour)}, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.a
+			if a.Start.IsZero() {
+				a.Start = start
+			}
+			r, err := loaxa.NewRecurrence(&a, loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := r.Next(now)
+			if ok != !tc.want.IsZero() || !got.Equal(tc.want) {
+				t.Errorf("Next(%s) = %s, %v; want %s", now, got, ok, tc.want)
+			}
+		})
+	}
+}
