@@ -27,7 +27,9 @@ func (s *Server) holidaysAvailable() error {
 }
 
 // handleListHolidays answers GET /api/v1/holidays?area=: the holidays that
-// apply to the area (its own, its ancestors' and the global ones), or all.
+// apply to the area (its own, its ancestors' and the global ones); without
+// area, those that apply somewhere in the user's subtree (all for a user
+// without an area).
 func (s *Server) handleListHolidays(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r, "area"); err != nil {
 		return err
@@ -49,6 +51,21 @@ func (s *Server) handleListHolidays(w http.ResponseWriter, r *http.Request) erro
 			return fmt.Errorf("list holidays: %w", err)
 		}
 		f.Areas = chain
+	} else if u := userFrom(ctx); u.Area != "" {
+		chain, err := s.AreaService.AreaChain(ctx, u.Area)
+		if err != nil {
+			return fmt.Errorf("list holidays: %w", err)
+		}
+		below, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: u.Area})
+		if err != nil {
+			return fmt.Errorf("list holidays: %w", err)
+		}
+		f.Areas = chain
+		for _, a := range below {
+			if a.ID != u.Area {
+				f.Areas = append(f.Areas, a.ID)
+			}
+		}
 	}
 	hs, err := s.HolidayService.FindHolidays(ctx, f)
 	if err != nil {

@@ -94,3 +94,59 @@ func TestHolidays(t *testing.T) {
 		t.Errorf("scheduler told %d times for 2 deletes", got)
 	}
 }
+
+// TestHolidayListIsScoped: GET /holidays without area listed every area's
+// holidays to everyone, the neighbouring commune's included, where every
+// other list shows only what lies in the caller's subtree. Without area a
+// user sees the holidays that apply somewhere in their subtree: their
+// area's and those below it, their ancestors' and the global ones.
+func TestHolidayListIsScoped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "1234601", "name": "Thôn Đông", "parent": "12346"}, http.StatusCreated, nil)
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	officerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	ids := map[string]string{}
+	for _, h := range []struct{ by, area, date, name string }{
+		{e.admin, "", "2026-09-02", "Quốc khánh"},
+		{e.admin, "31", "2026-04-09", "Ngày giải phóng Hải Phòng"},
+		{district, "318", "2026-04-20", "Lễ hội huyện Tiên Lãng"},
+		{officerA, "12346", "2026-04-11", "Lễ hội xã Tiên Thắng"},
+		{officerA, "1234601", "2026-04-12", "Lễ hội thôn Đông"},
+		{officerB, "12347", "2026-04-10", "Lễ hội làng Tiên Minh"},
+	} {
+		var got loaxa.Holiday
+		e.call("POST", "/api/v1/holidays", h.by, map[string]any{"area": h.area, "date": h.date, "name": h.name}, http.StatusCreated, &got)
+		ids[h.area] = got.ID
+	}
+	list := func(token, query string) []string {
+		var l struct{ Holidays []loaxa.Holiday }
+		e.call("GET", "/api/v1/holidays"+query, token, nil, http.StatusOK, &l)
+		var out []string
+		for _, h := range l.Holidays {
+			out = append(out, h.Area)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		who, token, query string
+		want              []string
+	}{
+		{"12346's officer", officerA, "", []string{"", "12346", "1234601", "31", "318"}},
+		{"12347's officer", officerB, "", []string{"", "12347", "31", "318"}},
+		{"the district officer", district, "", []string{"", "12346", "1234601", "12347", "31", "318"}},
+		{"admin", e.admin, "", []string{"", "12346", "1234601", "12347", "31", "318"}},
+		{"12346's officer for the village", officerA, "?area=1234601", []string{"", "12346", "1234601", "31", "318"}},
+	} {
+		if got := list(tc.token, tc.query); !slices.Equal(got, tc.want) {
+			t.Errorf("GET /holidays%s by %s lists the holidays of %q, want %q", tc.query, tc.who, got, tc.want)
+		}
+	}
+	// Naming the neighbouring commune is refused.
+	if r := e.request("GET", "/api/v1/holidays?area=12347", officerA, "", nil); r.status != http.StatusForbidden {
+		t.Errorf("GET /holidays?area=12347 by 12346's officer: %d, want 403", r.status)
+	}
+}
