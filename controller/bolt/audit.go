@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -93,7 +94,7 @@ func (s *AuditService) FindAudit(ctx context.Context, f loaxa.AuditFilter) ([]*l
 			}
 			switch {
 			case f.Actor != "" && e.Actor != f.Actor:
-			case within != nil && !within[e.Area]:
+			case within != nil && !within[e.Area] && !slices.ContainsFunc(e.Areas, func(a string) bool { return within[a] }):
 			case !f.From.IsZero() && e.At.Before(f.From):
 			case !f.To.IsZero() && !e.At.Before(f.To):
 			default:

@@ -22,6 +22,8 @@ func TestAuditService(t *testing.T) {
 		{Actor: "admin", Action: "user.create", Target: "tinh", Area: "hp"},
 		{Actor: "admin", Action: "auth.login", Target: "admin"},
 		{Actor: "ky-thuat", Action: "node.revoke", Target: "n1", Area: "hn"},
+		// On several areas: filed under the province, seen in each.
+		{Actor: "admin", Action: "announcement.create", Target: "a000002", Area: "hp", Areas: []string{"hp.an-duong.le-loi", "hp.other"}},
 	}
 	for i := range entries {
 		clk.Advance(time.Minute)
@@ -38,10 +40,11 @@ func TestAuditService(t *testing.T) {
 		f    loaxa.AuditFilter
 		want []uint64
 	}{
-		{"all", loaxa.AuditFilter{}, []uint64{1, 2, 3, 4, 5}},
-		{"actor", loaxa.AuditFilter{Actor: "admin"}, []uint64{1, 3, 4}},
-		{"district subtree", loaxa.AuditFilter{Within: "hp.an-duong"}, []uint64{1, 2}},
-		{"province subtree leaves out the whole-installation entry", loaxa.AuditFilter{Within: "hp"}, []uint64{1, 2, 3}},
+		{"all", loaxa.AuditFilter{}, []uint64{1, 2, 3, 4, 5, 6}},
+		{"actor", loaxa.AuditFilter{Actor: "admin"}, []uint64{1, 3, 4, 6}},
+		{"district subtree, with an entry on one of its areas among others", loaxa.AuditFilter{Within: "hp.an-duong"}, []uint64{1, 2, 6}},
+		{"province subtree leaves out the whole-installation entry", loaxa.AuditFilter{Within: "hp"}, []uint64{1, 2, 3, 6}},
+		{"another province sees none of hp's", loaxa.AuditFilter{Within: "hn"}, []uint64{5}},
 		{"from inclusive, to exclusive", loaxa.AuditFilter{From: at(1), To: at(3)}, []uint64{2, 3}},
 		{"limit", loaxa.AuditFilter{Limit: 2}, []uint64{1, 2}},
 	}

@@ -161,7 +161,8 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 			return err
 		}
 	}
-	if err := s.authorizeTargets(ctx, a); err != nil {
+	areas, err := s.authorizeTargets(ctx, a)
+	if err != nil {
 		return err
 	}
 	if err := s.checkSessionTargets(ctx, a); err != nil {
@@ -206,7 +207,7 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		}
 	}
 	s.changed()
-	s.audit(r, auditAnnCreate, a.ID, auditArea(a), auditTargets(a)+fmt.Sprintf(", %d conflicts forced, %d proposals", len(resp.Conflicts), len(resp.Proposals)))
+	s.auditIn(r, auditAnnCreate, a.ID, areas, auditTargets(a)+fmt.Sprintf(", %d conflicts forced, %d proposals", len(resp.Conflicts), len(resp.Proposals)))
 	s.logger().Info("announcement created", "announcement", a.ID, "content", a.ContentID, "priority", a.Priority,
 		"start", a.Start, "rrule", a.RRule, "session", a.Session, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes,
 		"proposals", len(resp.Proposals), "conflicts", len(resp.Conflicts), "by", a.CreatedBy)
@@ -521,24 +522,24 @@ func cleanTargets(t loaxa.Targets) (loaxa.Targets, error) {
 
 // authorizeTargets checks that every target node exists and that the user
 // may schedule a (and, for an emergency, send one) on every target area and
-// every target node's area.
-func (s *Server) authorizeTargets(ctx context.Context, a *loaxa.Announcement) error {
+// every target node's area, and returns those areas (targetAreas).
+func (s *Server) authorizeTargets(ctx context.Context, a *loaxa.Announcement) ([]string, error) {
 	actions := []loaxa.Action{loaxa.ActionSchedule}
 	if a.Priority == protocol.PriorityEmergency {
 		actions = append(actions, loaxa.ActionEmergency)
 	}
 	areas, err := s.targetAreas(ctx, a)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, area := range areas {
 		for _, act := range actions {
 			if err := s.authorize(ctx, act, area); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return areas, nil
 }
 
 // requireNode returns node id named by a request field, or EInvalid if it
@@ -638,7 +639,8 @@ func (s *Server) handleCancelAnnouncement(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	if err := s.authorizeTargets(ctx, a); err != nil {
+	areas, err := s.authorizeTargets(ctx, a)
+	if err != nil {
 		return err
 	}
 	if a.State == loaxa.AnnouncementCancelled {
@@ -654,7 +656,7 @@ func (s *Server) handleCancelAnnouncement(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return fmt.Errorf("cancel announcement: %w", err)
 	}
-	s.audit(r, auditAnnCancel, a.ID, auditArea(a), auditTargets(a))
+	s.auditIn(r, auditAnnCancel, a.ID, areas, auditTargets(a))
 	s.logger().Info("announcement cancelled", "announcement", a.ID, "by", userFrom(ctx).Username)
 	s.writeJSON(w, r, http.StatusOK, a)
 	return nil

@@ -1,8 +1,10 @@
 package http
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,28 +38,83 @@ const (
 // action not tied to an area is filed under the actor's own area, so that
 // the actor's supervisors see it.
 func (s *Server) audit(r *http.Request, action, target, area, detail string) {
-	actor := "anonymous"
+	s.record(r, &loaxa.AuditEntry{Action: action, Target: target, Area: area, Detail: detail})
+}
+
+// auditIn records an action on several areas (an announcement's targets,
+// the areas keeping standing content): filed under the lowest area they
+// all lie in, and seen by the readers of each of them.
+func (s *Server) auditIn(r *http.Request, action, target string, areas []string, detail string) {
+	e := &loaxa.AuditEntry{Action: action, Target: target, Detail: detail}
+	area, err := s.commonArea(r.Context(), areas)
+	if err != nil {
+		// Still recorded: under the first area, for the readers of each.
+		s.logger().Error("audit: common area", "action", action, "target", target, "areas", areas, "err", err)
+		area = areas[0]
+	}
+	e.Area = area
+	if len(areas) > 1 || len(areas) == 1 && areas[0] != area {
+		e.Areas = slices.Clone(areas)
+	}
+	s.record(r, e)
+}
+
+// record records e by the requesting user (or node). An action not tied
+// to an area is filed under the actor's own area.
+func (s *Server) record(r *http.Request, e *loaxa.AuditEntry) {
+	e.Actor = "anonymous"
 	if u := userFrom(r.Context()); u != nil {
-		actor = u.Username
-		if area == "" {
-			area = u.Area
+		e.Actor = u.Username
+		if e.Area == "" {
+			e.Area = u.Area
 		}
 	} else if n := nodeFrom(r.Context()); n != nil {
-		actor = "node:" + n.ID
+		e.Actor = "node:" + n.ID
 	}
-	s.auditAs(r, actor, action, target, area, detail)
+	s.recordAs(r, e)
 }
 
 // auditAs records an action by a named actor, for requests that are not
 // signed in yet (a sign-in attempt, an enrolment).
 func (s *Server) auditAs(r *http.Request, actor, action, target, area, detail string) {
+	s.recordAs(r, &loaxa.AuditEntry{Actor: actor, Action: action, Target: target, Area: area, Detail: detail})
+}
+
+// recordAs appends e, stamped now with the request's remote address.
+func (s *Server) recordAs(r *http.Request, e *loaxa.AuditEntry) {
 	if s.AuditService == nil {
 		return
 	}
-	e := &loaxa.AuditEntry{At: s.now(), Actor: actor, Action: action, Target: target, Area: area, Detail: detail, Remote: r.RemoteAddr}
+	e.At, e.Remote = s.now(), r.RemoteAddr
 	if err := s.AuditService.RecordAudit(r.Context(), e); err != nil {
-		s.logger().Error("audit: record failed", "action", action, "target", target, "err", err)
+		s.logger().Error("audit: record failed", "action", e.Action, "target", e.Target, "err", err)
 	}
+}
+
+// commonArea returns the lowest area that areas all lie in (one of them,
+// or an ancestor), or "" if there is none or no areas.
+func (s *Server) commonArea(ctx context.Context, areas []string) (string, error) {
+	var common []string // root first
+	for i, id := range areas {
+		chain, err := s.AreaService.AreaChain(ctx, id)
+		if err != nil {
+			return "", fmt.Errorf("common area of %v: %w", areas, err)
+		}
+		slices.Reverse(chain)
+		if i == 0 {
+			common = chain
+			continue
+		}
+		n := 0
+		for n < len(common) && n < len(chain) && common[n] == chain[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	if len(common) == 0 {
+		return "", nil
+	}
+	return common[len(common)-1], nil
 }
 
 // auditResponse answers GET /api/v1/audit.
@@ -105,15 +162,6 @@ func (s *Server) handleListAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.writeJSON(w, r, http.StatusOK, auditResponse{Entries: nonNil(entries)})
 	return nil
-}
-
-// auditArea files an announcement under its first target area, or, for one
-// that names nodes only, under the actor's area.
-func auditArea(a *loaxa.Announcement) string {
-	if len(a.Targets.Areas) > 0 {
-		return a.Targets.Areas[0]
-	}
-	return ""
 }
 
 // auditTargets describes an announcement for the audit log.

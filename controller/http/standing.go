@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -200,7 +199,7 @@ func (s *Server) handleSetStanding(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.audit(r, auditStanding, c.ID, strings.Join(areas, ","), fmt.Sprintf("areas=%v before=%v title=%q size=%d", areas, old, c.Title, c.Size))
+	s.auditIn(r, auditStanding, c.ID, slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(old), areas...)))), fmt.Sprintf("areas=%v before=%v title=%q size=%d", areas, old, c.Title, c.Size))
 	s.changed()
 	if stored == nil {
 		stored = &loaxa.StandingContent{Content: c.ID, Areas: []string{}, By: u.Username, At: s.now()}

@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,5 +164,38 @@ func TestStandingContent(t *testing.T) {
 	}
 	if l := list(district); len(l.Standing) != 1 || l.Standing[0].Content != first {
 		t.Errorf("standing after removing the warning: %+v, want the long recording only", l)
+	}
+}
+
+// TestStandingChangeVisibleInSupervisorsAudit: a district officer kept a
+// warning on two communes of the district; the change was filed in the
+// audit log under "12346,12347", which is no area, so only whole-tree
+// admins saw it, not the province nor the district officer who made it. It
+// is filed under the lowest area the communes kept on (or taken off) lie
+// in, and seen by the readers of each of them.
+func TestStandingChangeVisibleInSupervisorsAudit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	province := e.addUser("can-bo-tinh", loaxa.RoleProvince, "31")
+	warning := e.upload(district, "canh-bao-lu.wav", wav(16000, 1, 32000), "Cảnh báo lũ", http.StatusCreated)
+	e.call("PUT", "/api/v1/content/"+warning.ID+"/standing", district,
+		map[string]any{"areas": []string{"12346", "12347"}}, http.StatusOK, nil)
+	// Taken off 12347 again: filed for 12347 too.
+	e.call("PUT", "/api/v1/content/"+warning.ID+"/standing", district,
+		map[string]any{"areas": []string{"12346"}}, http.StatusOK, nil)
+
+	got := e.auditSeen(e.admin, "content.standing")
+	if len(got) != 2 || got[0].Area != "318" || !slices.Equal(got[0].Areas, []string{"12346", "12347"}) ||
+		got[1].Area != "318" || !slices.Equal(got[1].Areas, []string{"12346", "12347"}) {
+		t.Fatalf("content.standing entries %+v, want two filed under 318 for 12346 and 12347", got)
+	}
+	for _, tc := range []struct {
+		who, token string
+	}{{"the province officer", province}, {"the district officer who made it", district}} {
+		if got := e.auditSeen(tc.token, "content.standing"); len(got) != 2 {
+			t.Errorf("%s sees %d content.standing entries of the changes in district 318, want 2", tc.who, len(got))
+		}
 	}
 }

@@ -13,15 +13,21 @@ type AuditEntry struct {
 	Actor  string    `json:"actor"`  // username, or "node:<id>" / "system"
 	Action string    `json:"action"` // e.g. "announcement.create", "node.volume"
 	Target string    `json:"target"` // the id acted on
-	Area   string    `json:"area,omitempty"`
-	Detail string    `json:"detail,omitempty"`
-	Remote string    `json:"remote,omitempty"` // client address
+	// Area is the area the action is filed under; for one on several
+	// areas, the lowest one they all lie in.
+	Area string `json:"area,omitempty"`
+	// Areas are the areas an action on several touches (an
+	// announcement's targets and its target nodes' areas): a reader whose
+	// subtree holds any of them sees the entry, not only one above Area.
+	Areas  []string `json:"areas,omitempty"`
+	Detail string   `json:"detail,omitempty"`
+	Remote string   `json:"remote,omitempty"` // client address
 }
 
 // AuditFilter selects audit entries. Zero fields do not filter.
 type AuditFilter struct {
 	Actor  string
-	Within string // area subtree
+	Within string // area subtree: entries whose Area, or one of whose Areas, lies in it
 	From   time.Time
 	To     time.Time
 	Limit  int

@@ -1,0 +1,86 @@
+package http_test
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// auditSeen returns the entries of action that GET /api/v1/audit shows
+// the user.
+func (e *env) auditSeen(token, action string) []loaxa.AuditEntry {
+	e.t.Helper()
+	var l struct {
+		Entries []loaxa.AuditEntry `json:"entries"`
+	}
+	e.call("GET", "/api/v1/audit", token, nil, http.StatusOK, &l)
+	var out []loaxa.AuditEntry
+	for _, x := range l.Entries {
+		if x.Action == action {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// TestAnnouncementAuditVisibleInEveryTargetArea: an announcement was filed
+// in the audit log under its first target area only, or, naming clusters
+// only, under the actor's area ("" for an admin, seen by whole-tree users
+// alone). A district's auditor could not see who scheduled what on the
+// district's own clusters. Created and cancelled, an announcement is filed
+// under the lowest area all its targets lie in, and every reader whose
+// subtree holds one of its target areas or target nodes' areas sees it;
+// the others do not.
+func TestAnnouncementAuditVisibleInEveryTargetArea(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "319", "name": "Huyện Vĩnh Bảo", "parent": "31"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
+	province := e.addUser("can-bo-tinh", loaxa.RoleProvince, "31")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	other := e.addUser("can-bo-vinh-bao", loaxa.RoleDistrict, "319")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var a1, a2 loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", province, map[string]any{
+		"content_id": c.ID, "targets": map[string]any{"areas": []string{"12350", "12346"}}, "priority": "priority",
+		"start": t0.Add(time.Hour).Format(time.RFC3339),
+	}, http.StatusCreated, &a1)
+	e.call("POST", "/api/v1/announcements", e.admin, map[string]any{
+		"content_id": c.ID, "targets": map[string]any{"nodes": []string{"n-a"}}, "priority": "priority",
+		"start": t0.Add(2 * time.Hour).Format(time.RFC3339),
+	}, http.StatusCreated, &a2)
+	for _, a := range []loaxa.Announcement{a1, a2} {
+		e.call("POST", "/api/v1/announcements/"+a.ID+"/cancel", e.admin, nil, http.StatusOK, nil)
+	}
+
+	for _, action := range []string{"announcement.create", "announcement.cancel"} {
+		filed := map[string]string{}
+		for _, x := range e.auditSeen(e.admin, action) {
+			filed[x.Target] = x.Area
+		}
+		if want := map[string]string{a1.ID: "31", a2.ID: "12346"}; !maps.Equal(filed, want) {
+			t.Errorf("%s filed under %v, want %v", action, filed, want)
+		}
+		for _, tc := range []struct {
+			who, token string
+			want       []string
+		}{
+			{"province 31", province, []string{a1.ID, a2.ID}},
+			{"district 318", district, []string{a1.ID, a2.ID}},
+			{"district 319", other, []string{a1.ID}},
+		} {
+			var seen []string
+			for _, x := range e.auditSeen(tc.token, action) {
+				seen = append(seen, x.Target)
+			}
+			if !slices.Equal(seen, tc.want) {
+				t.Errorf("%s's audit shows %s of %v, want %v (a1 plays in 12350 and 12346, a2 on n-a in 12346)", tc.who, action, seen, tc.want)
+			}
+		}
+	}
+}
