@@ -46,17 +46,26 @@ func (s *Server) audit(r *http.Request, action, target, area, detail string) {
 // all lie in, and seen by the readers of each of them.
 func (s *Server) auditIn(r *http.Request, action, target string, areas []string, detail string) {
 	e := &loaxa.AuditEntry{Action: action, Target: target, Detail: detail}
-	area, err := s.commonArea(r.Context(), areas)
+	s.fileUnder(r.Context(), e, areas)
+	s.record(r, e)
+}
+
+// fileUnder files e under the lowest area that areas all lie in, listing
+// them when there are several, so that the readers of each see it.
+func (s *Server) fileUnder(ctx context.Context, e *loaxa.AuditEntry, areas []string) {
+	if len(areas) == 0 {
+		return
+	}
+	area, err := s.commonArea(ctx, areas)
 	if err != nil {
 		// Still recorded: under the first area, for the readers of each.
-		s.logger().Error("audit: common area", "action", action, "target", target, "areas", areas, "err", err)
+		s.logger().Error("audit: common area", "action", e.Action, "target", e.Target, "areas", areas, "err", err)
 		area = areas[0]
 	}
 	e.Area = area
-	if len(areas) > 1 || len(areas) == 1 && areas[0] != area {
+	if len(areas) > 1 || areas[0] != area {
 		e.Areas = slices.Clone(areas)
 	}
-	s.record(r, e)
 }
 
 // record records e by the requesting user (or node). An action not tied

@@ -84,3 +84,34 @@ func TestAnnouncementAuditVisibleInEveryTargetArea(t *testing.T) {
 		}
 	}
 }
+
+// TestEmergencyAuditVisibleInEveryTargetArea: an alert to communes of two
+// districts was filed under "12350,12346", no area, so only whole-tree
+// admins saw who sounded the district's speakers. Sending and cancelling
+// are filed under the lowest common area and seen in each district.
+func TestEmergencyAuditVisibleInEveryTargetArea(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "319", "name": "Huyện Vĩnh Bảo", "parent": "31"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
+	province := e.addUser("can-bo-tinh", loaxa.RoleProvince, "31")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	other := e.addUser("can-bo-vinh-bao", loaxa.RoleDistrict, "319")
+	c := e.upload(e.admin, "canh-bao.wav", wav(16000, 1, 16000), "Cảnh báo bão", http.StatusCreated)
+	var em struct{ ID string }
+	e.call("POST", "/api/v1/emergency", province, map[string]any{
+		"content_id": c.ID, "targets": []string{"12350", "12346"}, "drill": true,
+	}, http.StatusCreated, &em)
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/cancel", province, nil, http.StatusOK, nil)
+	for _, action := range []string{"emergency.send", "emergency.cancel"} {
+		if got := e.auditSeen(e.admin, action); len(got) != 1 || got[0].Area != "31" || !slices.Equal(got[0].Areas, []string{"12346", "12350"}) {
+			t.Errorf("%s entries %+v, want one filed under 31 for 12346 and 12350", action, got)
+		}
+		for _, tc := range []struct{ who, token string }{{"province 31", province}, {"district 318", district}, {"district 319", other}} {
+			if got := e.auditSeen(tc.token, action); len(got) != 1 || got[0].Target != em.ID {
+				t.Errorf("%s's audit shows %d %s entries, want the one of %s", tc.who, len(got), action, em.ID)
+			}
+		}
+	}
+}

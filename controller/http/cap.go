@@ -267,18 +267,19 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		resp.Alert = rec
 	}
 	resp.Action, resp.Reason = rec.Action, rec.Reason
-	s.auditActor(ctx, actor, remote, auditCapReceive, rec.ID, strings.Join(rec.Targets, ","), fmt.Sprintf("key=%s status=%s msgType=%s action=%s", rec.Key, rec.Status, rec.MsgType, rec.Action))
+	s.auditActor(ctx, actor, remote, auditCapReceive, rec.ID, rec.Targets, fmt.Sprintf("key=%s status=%s msgType=%s action=%s", rec.Key, rec.Status, rec.MsgType, rec.Action))
 	s.logger().Warn("cap: alert received", "cap", rec.ID, "key", rec.Key, "status", rec.Status, "msg_type", rec.MsgType,
 		"event", rec.Event, "action", rec.Action, "targets", rec.Targets, "emergency", rec.Emergency, "by", actor)
 	return http.StatusCreated, resp, nil
 }
 
 // auditActor records an action by actor without a request at hand.
-func (s *Server) auditActor(ctx context.Context, actor, remote, action, target, area, detail string) {
+func (s *Server) auditActor(ctx context.Context, actor, remote, action, target string, areas []string, detail string) {
 	if s.AuditService == nil {
 		return
 	}
-	e := &loaxa.AuditEntry{At: s.now(), Actor: actor, Action: action, Target: target, Area: area, Detail: detail, Remote: remote}
+	e := &loaxa.AuditEntry{At: s.now(), Actor: actor, Action: action, Target: target, Detail: detail, Remote: remote}
+	s.fileUnder(ctx, e, areas)
 	if err := s.AuditService.RecordAudit(ctx, e); err != nil {
 		s.logger().Error("audit: record failed", "action", action, "target", target, "err", err)
 	}
@@ -415,7 +416,7 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 		Drill: rec.Status == "Exercise", Expires: expires, CreatedBy: actor,
 	})
 	if em != nil {
-		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), "cap="+rec.ID+" "+emergencyDetail(em))
+		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, em.Targets, "cap="+rec.ID+" "+emergencyDetail(em))
 		if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
 			a.Emergency, a.Recording = em.ID, recording
 			return nil
@@ -494,7 +495,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	em, err := s.playCap(ctx, store, svc, rec, userFrom(ctx).Username, r.RemoteAddr)
-	s.audit(r, auditCapApprove, rec.ID, strings.Join(rec.Targets, ","), "key="+rec.Key)
+	s.auditIn(r, auditCapApprove, rec.ID, rec.Targets, "key="+rec.Key)
 	if err != nil && em == nil {
 		return err
 	}

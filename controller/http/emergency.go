@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -168,7 +167,7 @@ func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) err
 		Repeat: req.Repeat, Volume: req.Volume, Drill: req.Drill, Expires: expires, CreatedBy: userFrom(ctx).Username,
 	})
 	if em != nil {
-		s.audit(r, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), emergencyDetail(em))
+		s.auditIn(r, auditEmergencySend, em.ID, em.Targets, emergencyDetail(em))
 	}
 	return s.answerSent(w, r, em, err)
 }
@@ -357,7 +356,7 @@ func (s *Server) handleCancelEmergency(w http.ResponseWriter, r *http.Request) e
 	}
 	em, err := svc.CancelEmergency(ctx, rep.ID, userFrom(ctx).Username)
 	if em != nil {
-		s.audit(r, auditEmergencyCancel, em.ID, strings.Join(em.Targets, ","), fmt.Sprintf("drill=%t", em.Drill))
+		s.auditIn(r, auditEmergencyCancel, em.ID, em.Targets, fmt.Sprintf("drill=%t", em.Drill))
 	}
 	if err != nil {
 		return err
@@ -415,11 +414,11 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 		// Refused before anything was stopped.
 	default:
 		if rep.State == loaxa.EmergencyActive {
-			s.audit(r, auditEmergencyCancel, rep.ID, strings.Join(rep.Targets, ","), fmt.Sprintf("drill=%t by all-clear", rep.Drill))
+			s.auditIn(r, auditEmergencyCancel, rep.ID, rep.Targets, fmt.Sprintf("drill=%t by all-clear", rep.Drill))
 		}
 	}
 	if em != nil {
-		s.audit(r, auditEmergencyAllClear, em.ID, strings.Join(em.Targets, ","), "follows="+rep.ID+" "+emergencyDetail(em))
+		s.auditIn(r, auditEmergencyAllClear, em.ID, em.Targets, "follows="+rep.ID+" "+emergencyDetail(em))
 	}
 	return s.answerSent(w, r, em, err)
 }

@@ -169,7 +169,7 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	// BeginCall marks a drill's title.
-	s.audit(r, auditLiveStart, rec.ID, strings.Join(areas, ","), fmt.Sprintf("drill=%t priority=%s volume=%d title=%q", rec.Drill, prio, rec.Volume, rec.Title))
+	s.auditIn(r, auditLiveStart, rec.ID, areas, fmt.Sprintf("drill=%t priority=%s volume=%d title=%q", rec.Drill, prio, rec.Volume, rec.Title))
 	s.logger().Warn("live call on air", "call", rec.ID, "areas", areas, "priority", prio, "drill", rec.Drill, "volume", rec.Volume, "user", user, "nodes", rec.Nodes)
 
 	// The service audits the end (live.stop) when it records it.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -210,7 +209,7 @@ func (s *Server) handleCutLiveCall(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.audit(r, auditLiveCut, c.ID, strings.Join(c.Areas, ","), fmt.Sprintf("drill=%t priority=%s speaker=%s frames=%d", c.Drill, c.Priority, c.CreatedBy, ended.FramesSent))
+	s.auditIn(r, auditLiveCut, c.ID, c.Areas, fmt.Sprintf("drill=%t priority=%s speaker=%s frames=%d", c.Drill, c.Priority, c.CreatedBy, ended.FramesSent))
 	s.writeJSON(w, r, http.StatusOK, ended)
 	return nil
 }

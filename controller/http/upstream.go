@@ -323,7 +323,9 @@ func (s *Server) inboundEmergency(w http.ResponseWriter, r *http.Request, sys *l
 		Kind: loaxa.EmergencyAlert, Title: title, ContentID: c.ID, Targets: req.Areas, CreatedBy: "system:" + sys.ID,
 	})
 	if em != nil {
-		s.auditAs(r, "system:"+sys.ID, auditEmergencySend, em.ID, strings.Join(em.Targets, ","), emergencyDetail(em)+" inbound="+req.ID)
+		e := &loaxa.AuditEntry{Actor: "system:" + sys.ID, Action: auditEmergencySend, Target: em.ID, Detail: emergencyDetail(em) + " inbound=" + req.ID}
+		s.fileUnder(r.Context(), e, em.Targets)
+		s.recordAs(r, e)
 		// An alert stored but not yet published (the broker away: 503)
 		// is sent by the emergency service once it can be; the system's
 		// resend of the 503 finds it rather than sending a second one.
