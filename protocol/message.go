@@ -593,4 +593,10 @@ type EventBatch struct {
 	// own epoch: the controller stores them and acknowledges them at
 	// once, and they do not move what it tracks of the node now.
 	Salvaged bool `json:"salvaged,omitempty"`
+	// Acked is the highest sequence of Epoch the node holds acknowledged
+	// (0: none, or an older node): the events up to it are no longer in
+	// its outbox. A controller that holds fewer of them stored them once
+	// and lost them since (a store restored from a backup) and takes the
+	// batch from there rather than wait for events the node cannot send.
+	Acked uint64 `json:"acked,omitempty"`
 }

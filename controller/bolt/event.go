@@ -111,6 +111,15 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 			last = binary.BigEndian.Uint64(v)
 		}
 		stored := last
+		if !b.Salvaged && b.Acked > last {
+			// The node holds events up to Acked acknowledged: this
+			// controller acknowledged them and lost them since (a
+			// restored backup). Waiting for them would have the node
+			// resend for ever and nothing it reports stored again.
+			s.db.Logger.Warn("a node holds acknowledged events this controller does not hold (a restored store?); its events taken from there",
+				"node", node, "epoch", b.Epoch, "stored", last, "acked", b.Acked)
+			last = b.Acked
+		}
 		if b.Salvaged && b.Events[0].Seq > last+1 {
 			// Events an earlier store of the node read back after the
 			// ones it had acknowledged: this controller stored those once

@@ -125,7 +125,11 @@ func (a *Agent) sendBatch(ctx context.Context, topic string, after uint64) (uint
 	if t := a.heldUntil(events[0]); t.After(a.clock.Now()) {
 		return after, t, nil
 	}
-	raw, err := protocol.Encode(protocol.TypeEvents, a.cred.Node, controllerAudience, events[0].Seq, a.clock.Now(), protocol.EventBatch{Epoch: a.epoch, Events: events})
+	out, err := a.store.Outbox()
+	if err != nil {
+		return after, time.Time{}, err
+	}
+	raw, err := protocol.Encode(protocol.TypeEvents, a.cred.Node, controllerAudience, events[0].Seq, a.clock.Now(), protocol.EventBatch{Epoch: a.epoch, Events: events, Acked: out.Acked})
 	if err != nil {
 		return after, time.Time{}, err
 	}

@@ -87,3 +87,27 @@ func TestOutboxBacklogPublishesStates(t *testing.T) {
 		return st[len(st)-1].Outbox == 0
 	})
 }
+
+// TestBatchesSayWhatIsAcknowledged: each event batch carries the sequence
+// the node holds acknowledged (EventBatch.Acked), so that a controller
+// restored from a backup, which lost events it had acknowledged, takes the
+// node's next events rather than wait for those for ever.
+func TestBatchesSayWhatIsAcknowledged(t *testing.T) {
+	ctl, n := unackedAgent(t)
+	ref := ctl.AddContent(200 * time.Millisecond)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, time.Now().Add(time.Second))}, ref))
+	waitEvents(t, ctl, "n1", []string{"received o1", "started o1", "completed o1"})
+	if got := ctl.Log("n1").Acked; got != 0 {
+		t.Fatalf("batch before any acknowledgement says acked %d, want 0", got)
+	}
+	events := ctl.Events("n1")
+	last := events[len(events)-1].Seq
+	ctl.Ack("n1", n.a.Epoch(), last)
+	nodetest.Eventually(t, 5*time.Second, "outbox emptied by the acknowledgement", func() bool { return n.a.Status().Outbox == 0 })
+
+	ctl.PublishDesired(desired("n1", 2, []protocol.Occurrence{occurrence("o2", ref, time.Now().Add(time.Hour))}, ref))
+	nodetest.Eventually(t, 5*time.Second, "the next batch", func() bool { return len(ctl.Events("n1")) > len(events) })
+	if got := ctl.Log("n1").Acked; got != last {
+		t.Errorf("the next batch says acked %d, want %d", got, last)
+	}
+}

@@ -107,6 +107,7 @@ type NodeLog struct {
 	Epoch   string
 	Events  []protocol.Event // stored events of Epoch, seq 1… without gaps
 	Batches int              // event batches received, resends included
+	Acked   uint64           // the Acked of the last batch received
 	Resent  int              // events received again after being stored
 	States  []protocol.State
 	// Salvaged holds, by epoch, the events of earlier outboxes stored
@@ -348,6 +349,7 @@ func (c *Controller) record(node string, b protocol.EventBatch) uint64 {
 	defer c.mu.Unlock()
 	l := c.log(node)
 	l.Batches++
+	l.Acked = b.Acked
 	if b.Epoch != l.Epoch {
 		l.Epoch, l.Events = b.Epoch, nil
 	}
@@ -374,7 +376,7 @@ func (c *Controller) Log(node string) NodeLog {
 	for epoch, es := range l.Salvaged {
 		salvaged[epoch] = slices.Clone(es)
 	}
-	return NodeLog{Epoch: l.Epoch, Events: slices.Clone(l.Events), Batches: l.Batches, Resent: l.Resent, States: slices.Clone(l.States),
+	return NodeLog{Epoch: l.Epoch, Events: slices.Clone(l.Events), Batches: l.Batches, Acked: l.Acked, Resent: l.Resent, States: slices.Clone(l.States),
 		Salvaged: salvaged, SalvagedBatches: l.SalvagedBatches}
 }
 
