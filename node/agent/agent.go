@@ -155,6 +155,9 @@ type Agent struct {
 	// (corrected clock).
 	ampOn, ampDriven bool
 	lastSound        time.Time
+	// emergencyEnded is when the last emergency play ended, on the
+	// executor's clock (Situation.EmergencyUntil).
+	emergencyEnded time.Time
 	// test is the audible self-test on air, if any.
 	test *selfTest
 	// Events and marks noted but not yet written (flush).
@@ -722,8 +725,12 @@ func (a *Agent) step() time.Time {
 	a.pruneAlerts(now)
 	a.pruneLives()
 	s.Occurrences = a.occurrences()
+	s.EmergencyUntil = a.emergencyEnded
 	if a.play != nil {
 		s.Playing, s.PlayingEnds = a.play.occ.ID, a.play.ends
+		if a.play.occ.Priority == protocol.PriorityEmergency {
+			s.EmergencyUntil = s.Now
+		}
 	}
 	d := Decide(s)
 	ready := a.contentReady()
@@ -913,7 +920,7 @@ func (a *Agent) prepare(d Decision) {
 		p.ampFailed = true
 		return
 	}
-	if a.play == nil || next.Priority.Rank() > a.play.occ.Priority.Rank() {
+	if a.play == nil || rank(next) > rank(&a.play.occ) {
 		p.free()
 	}
 }

@@ -56,6 +56,41 @@ type Situation struct {
 	// for its deadline, so that an agent restarted with its device plays it
 	// then, late rather than never.
 	NoSound bool
+	// EmergencyUntil is until when an emergency held the speaker: Now
+	// while one is on air, else when the last one ended (zero: none has).
+	// A real alert the node had in time, held behind it past its own
+	// deadline (a district's long typhoon warning on air when a commune's
+	// dyke warning comes), may still start until heldAlertGrace after it.
+	EmergencyUntil time.Time
+}
+
+// heldAlertGrace is how long after the emergency that held it back a real
+// alert past its deadline may still start (Situation.EmergencyUntil): the
+// decision after the end starts it at once.
+const heldAlertGrace = 30 * time.Second
+
+// deadline is o's deadline (Occurrence.Deadline), put back for a real
+// alert the node received before it that an emergency on air held back.
+func (s Situation) deadline(o *protocol.Occurrence, grace time.Duration) time.Time {
+	d := o.Deadline(grace)
+	if o.Priority != protocol.PriorityEmergency || o.Drill || !s.EmergencyUntil.After(d) {
+		return d
+	}
+	if p, ok := s.Progress[o.ID]; !ok || p.ReceivedAt.IsZero() || p.ReceivedAt.After(d) {
+		return d
+	}
+	return s.EmergencyUntil.Add(heldAlertGrace)
+}
+
+// rank orders occurrences for preemption: by level and, at one level, a
+// real one above an exercise, so that a real warning cuts off a drill
+// rather than wait for all its repeats.
+func rank(o *protocol.Occurrence) int {
+	r := 2 * o.Priority.Rank()
+	if !o.Drill {
+		r++
+	}
+	return r
 }
 
 // Decision is what the agent should do now. The agent writes the events of
@@ -277,7 +312,7 @@ func decide(s Situation) (d Decision) {
 		if o := desired[s.Playing]; o == nil {
 			d.Stop = protocol.ReasonRemoved
 		} else {
-			onAir = o.Priority.Rank()
+			onAir = rank(o)
 		}
 	}
 
@@ -293,7 +328,7 @@ func decide(s Situation) (d Decision) {
 			wake(o.Start)
 			continue
 		}
-		deadline := o.Deadline(grace)
+		deadline := s.deadline(o, grace)
 		if s.Now.After(deadline) {
 			late := s.Now.Sub(o.Start).Milliseconds()
 			mark := markOf(*o, cmp.Or(ph, PhaseReceived))
@@ -338,7 +373,7 @@ func decide(s Situation) (d Decision) {
 		// deadline, and whenever a play ends.
 		for _, o := range ready {
 			if o != d.Start {
-				wake(o.Deadline(grace).Add(time.Millisecond))
+				wake(s.deadline(o, grace).Add(time.Millisecond))
 			}
 		}
 	}()
@@ -349,14 +384,14 @@ func decide(s Situation) (d Decision) {
 	// in queue order.
 	best := ready[0]
 	for _, o := range ready[1:] {
-		if o.Priority.Rank() > best.Priority.Rank() {
+		if rank(o) > rank(best) {
 			best = o
 		}
 	}
 	switch {
 	case d.Stop != "" || onAir < 0:
 		d.Start = best
-	case best.Priority.Rank() > onAir:
+	case rank(best) > onAir:
 		d.Stop, d.Start = protocol.ReasonPreempted, best
 	}
 	return d
@@ -366,12 +401,13 @@ func decide(s Situation) (d Decision) {
 // end: suspended (it plays again from the beginning) if its policy is
 // resume, the reason is a preemption, the agent stopping or its content
 // that stopped coming (or came wrong), and its deadline has not passed;
-// else final: preempted, or failed with the reason.
+// else final: preempted, or failed with the reason. An exercise cut off by
+// another message is over: it does not play again after a real warning.
 func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Duration) (protocol.EventType, Phase) {
 	if grace <= 0 {
 		grace = DefaultLateGrace
 	}
-	resumable := reason == protocol.ReasonPreempted || reason == protocol.ReasonInterrupted || reason == protocol.ReasonContentMissing
+	resumable := reason == protocol.ReasonPreempted && !o.Drill || reason == protocol.ReasonInterrupted || reason == protocol.ReasonContentMissing
 	if resumable && o.Resumes() && !now.After(o.Deadline(grace)) {
 		return protocol.EventSuspended, PhaseSuspended
 	}

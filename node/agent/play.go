@@ -865,6 +865,9 @@ func (a *Agent) finishPlay(r playResult) {
 
 	now := a.clock.Now()
 	a.lastSound = now.Add(a.latency)
+	if p.occ.Priority == protocol.PriorityEmergency {
+		a.emergencyEnded = now.Add(a.latency)
+	}
 	var lost error // the output failed for good: the agent restarts (Config.Restart)
 	mark := a.mark(p.occ, PhaseDone)
 	mark.StartedAt = p.startedAt
