@@ -708,17 +708,30 @@ func (s *Scheduler) CheckProposal(ctx context.Context, p *loaxa.Proposal) ([]loa
 	if err != nil {
 		return nil, fmt.Errorf("check proposal: %w", err)
 	}
-	for _, n := range nodes {
+	out, err = s.conflictsOf(ctx, c, a.ID, nodes, func(n *loaxa.Node) bool {
 		chain := c.chain(n.Area)
-		if !Targets(a, n.ID, chain) || c.proposalFor(a.ID, chain) != &cand {
+		return Targets(a, n.ID, chain) && c.proposalFor(a.ID, chain) == &cand
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check proposal: %w", err)
+	}
+	return out, nil
+}
+
+// conflictsOf plans over the horizon the nodes plays selects and returns
+// the conflicts announcement id is part of there.
+func (s *Scheduler) conflictsOf(ctx context.Context, c *compilation, id string, nodes []*loaxa.Node, plays func(*loaxa.Node) bool) ([]loaxa.Conflict, error) {
+	out := []loaxa.Conflict{}
+	for _, n := range nodes {
+		if !plays(n) {
 			continue
 		}
-		pl, err := s.plan(ctx, c, n, c.now, c.now.Add(s.Horizon))
+		p, err := s.plan(ctx, c, n, c.now, c.now.Add(s.Horizon))
 		if err != nil {
-			return nil, fmt.Errorf("check proposal: %w", err)
+			return nil, err
 		}
-		for _, cf := range pl.conflicts {
-			if slices.ContainsFunc(cf.Occurrences, func(o string) bool { return strings.HasPrefix(o, a.ID+"@") }) {
+		for _, cf := range p.conflicts {
+			if slices.ContainsFunc(cf.Occurrences, func(o string) bool { return strings.HasPrefix(o, id+"@") }) {
 				out = append(out, cf)
 			}
 		}
@@ -742,20 +755,9 @@ func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement
 	if err != nil {
 		return nil, fmt.Errorf("check announcement: %w", err)
 	}
-	out := []loaxa.Conflict{}
-	for _, n := range nodes {
-		if !Targets(&cand, n.ID, c.chain(n.Area)) {
-			continue
-		}
-		p, err := s.plan(ctx, c, n, c.now, c.now.Add(s.Horizon))
-		if err != nil {
-			return nil, fmt.Errorf("check announcement: %w", err)
-		}
-		for _, cf := range p.conflicts {
-			if slices.ContainsFunc(cf.Occurrences, func(o string) bool { return strings.HasPrefix(o, cand.ID+"@") }) {
-				out = append(out, cf)
-			}
-		}
+	out, err := s.conflictsOf(ctx, c, cand.ID, nodes, func(n *loaxa.Node) bool { return Targets(&cand, n.ID, c.chain(n.Area)) })
+	if err != nil {
+		return nil, fmt.Errorf("check announcement: %w", err)
 	}
 	return out, nil
 }
