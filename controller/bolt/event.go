@@ -84,8 +84,12 @@ func eventSeqKey(node, epoch string) []byte {
 //
 // An event with a zero At is stored at receivedAt. An event naming an
 // occurrence advances the delivery (announcement, occurrence, node) with
-// DeliveryState.Advance; a missing delivery is created from the event, so
-// that no report of a play is lost.
+// DeliveryState.Advance. A missing delivery is created from the event, so
+// that no report of a play is lost: for an announcement only from an event
+// that reports a play (started, suspended or final), since one that was
+// dropped (DeliveryService.DropDeliveries) must not come back from a late
+// received event; for an emergency or a live call from any event, since
+// nodes may report before their deliveries are stored.
 func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (uint64, []protocol.Event, error) {
 	if err := checkCtx(ctx); err != nil {
 		return 0, nil, err
@@ -199,6 +203,14 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 		return err
 	}
 	if !found {
+		if !sentNotScheduled(ann) && !reportsPlay(ev.Type) {
+			// The scheduler stores an announcement's deliveries before it
+			// publishes them, so a missing one was dropped (cancelled,
+			// moved): a late received or content-ready would bring it back
+			// open, and failed to sound, for ever, as the node never
+			// reports again on an occurrence it only held.
+			return nil
+		}
 		start := loaxa.OccurrenceTime(ev.Occurrence) // zero if it does not parse
 		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending, Unplanned: true}
 	}
@@ -263,6 +275,25 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 	}
 	d.UpdatedAt = receivedAt
 	return putDelivery(tx, &d)
+}
+
+// sentNotScheduled reports whether ann is an emergency or a live call:
+// sent while their deliveries are stored, so any report may come before
+// its delivery.
+func sentNotScheduled(ann string) bool {
+	return loaxa.IsEmergencyID(ann) || loaxa.IsLiveCallID(ann)
+}
+
+// reportsPlay reports whether an event of type t says the node played, or
+// had to play, its occurrence: it started, was cut off, or ended one way
+// or another.
+func reportsPlay(t protocol.EventType) bool {
+	switch t {
+	case protocol.EventStarted, protocol.EventSuspended, protocol.EventCompleted,
+		protocol.EventFailed, protocol.EventPreempted, protocol.EventMissed:
+		return true
+	}
+	return false
 }
 
 // markContentReady records in d that the node has the content, on a

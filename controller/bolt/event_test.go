@@ -288,9 +288,6 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 		{"unknown occurrence creates the delivery", false, []protocol.Event{
 			ev(protocol.EventStarted, late(30)),
 		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 30, ContentReady: true, ContentReadyAt: start, Start: start.Add(-30 * time.Millisecond)}},
-		{"unknown occurrence, event that moves nothing", false, []protocol.Event{
-			ev("rebooted", nil),
-		}, loaxa.Delivery{State: loaxa.DeliveryPending}},
 		{"announcement is taken from the occurrence id", false, []protocol.Event{
 			ev(protocol.EventCompleted, func(e *protocol.Event) { e.Announcement = "a000009" }),
 		}, loaxa.Delivery{State: loaxa.DeliveryCompleted}},
@@ -399,6 +396,111 @@ func TestEnsureDeliveriesPlansUnplanned(t *testing.T) {
 	must(t, deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{plan("n1", false, start.Add(time.Hour))}))
 	if d := got("n1"); !d.Start.Equal(start) || !d.Drill {
 		t.Errorf("a second plan changed a planned delivery: %+v", d)
+	}
+}
+
+// TestLateReceivedOfDroppedOccurrenceLeavesNoDelivery: a node wrote
+// "received" for a bulletin of its desired state v1; before the event
+// reached the controller (a 4G drop, its outbox sent on reconnect) the
+// officer cancelled or moved the bulletin and the scheduler dropped the
+// delivery (DropDeliveries). The late event brought the delivery back as an
+// Unplanned "received" one that nothing ends, since the node never reports
+// again on an occurrence it only held: GET /reports/broadcast counted it
+// scheduled and open, and two minutes after its time failed to sound, for a
+// bulletin the officer cancelled. A late event that reports no play must
+// leave the dropped delivery dropped.
+func TestLateReceivedOfDroppedOccurrenceLeavesNoDelivery(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	ds := bolt.NewDeliveryService(db)
+	es := bolt.NewEventService(db)
+	ctx := context.Background()
+
+	start := clk.Now().Add(3 * time.Hour)
+	occ := loaxa.OccurrenceID("a000001", start)
+	// v1: the scheduler plans the occurrence on n1.
+	must(t, ds.EnsureDeliveries(ctx, []*loaxa.Delivery{{
+		Announcement: "a000001", Occurrence: occ, Node: "n1", Start: start,
+		Priority: protocol.PriorityNormal, PlannedMS: 60_000,
+	}}))
+	// v2: the officer cancelled it; the scheduler drops the delivery.
+	clk.Advance(10 * time.Second)
+	must(t, ds.DropDeliveries(ctx, "n1", map[string]bool{}, clk.Now(), 10*time.Minute))
+
+	// The node's received and content-ready events of v1 arrive late.
+	clk.Advance(20 * time.Second)
+	at := clk.Now().Add(-25 * time.Second)
+	ack, _, err := es.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+		{Seq: 1, Type: protocol.EventReceived, Occurrence: occ, Announcement: "a000001", At: at},
+		{Seq: 2, Type: protocol.EventContentReady, Occurrence: occ, Announcement: "a000001", At: at},
+	}}, clk.Now())
+	must(t, err)
+	if ack != 2 {
+		t.Fatalf("ack %d, want 2: the events themselves are stored", ack)
+	}
+	got, err := ds.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+	must(t, err)
+	if len(got) != 0 {
+		d := got[0]
+		d.CheckSilence(start.Add(5*time.Minute), loaxa.SilenceBound)
+		t.Fatalf("a late received event of a cancelled occurrence brought back its delivery: %s %s (unplanned %v, failed_to_sound %v at its time + 5 min), counted scheduled and open, and failed to sound, for ever",
+			d.Occurrence, d.State, d.Unplanned, d.FailedToSound)
+	}
+}
+
+// TestEventOfUnknownOccurrence: which events make the delivery of an
+// occurrence that has none. An announcement's deliveries are stored before
+// its desired state leaves, so only a play (started, suspended or final)
+// makes one: the node played what it held. An emergency or a live call is
+// sent while its deliveries are stored, so any report makes one.
+func TestEventOfUnknownOccurrence(t *testing.T) {
+	ann := loaxa.OccurrenceID("a000001", t0)
+	em := loaxa.OccurrenceID("e000001", t0)
+	const call = "live-0001"
+	tests := []struct {
+		name  string
+		occ   string
+		typ   protocol.EventType
+		state loaxa.DeliveryState // "": no delivery
+	}{
+		{"announcement received", ann, protocol.EventReceived, ""},
+		{"announcement content ready", ann, protocol.EventContentReady, ""},
+		{"announcement, event that moves nothing", ann, "rebooted", ""},
+		{"announcement started", ann, protocol.EventStarted, loaxa.DeliveryStarted},
+		{"announcement suspended", ann, protocol.EventSuspended, loaxa.DeliverySuspended},
+		{"announcement completed", ann, protocol.EventCompleted, loaxa.DeliveryCompleted},
+		{"announcement failed", ann, protocol.EventFailed, loaxa.DeliveryFailed},
+		{"announcement preempted", ann, protocol.EventPreempted, loaxa.DeliveryPreempted},
+		{"announcement missed", ann, protocol.EventMissed, loaxa.DeliveryMissed},
+		{"emergency received", em, protocol.EventReceived, loaxa.DeliveryReceived},
+		{"emergency content ready", em, protocol.EventContentReady, loaxa.DeliveryPending},
+		{"emergency, event that moves nothing", em, "rebooted", loaxa.DeliveryPending},
+		{"live call received", call, protocol.EventReceived, loaxa.DeliveryReceived},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, clk := MustOpenDB(t)
+			mustArea(t, db, "hp", "")
+			mustNode(t, db, "n1", "hp")
+			ctx := context.Background()
+			b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{{Seq: 1, Type: tt.typ, Occurrence: tt.occ, At: t0}}}
+			ack, _, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now())
+			must(t, err)
+			if ack != 1 {
+				t.Fatalf("ack %d, want 1: the event itself is stored", ack)
+			}
+			ds, err := bolt.NewDeliveryService(db).FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+			must(t, err)
+			switch {
+			case tt.state == "" && len(ds) != 0:
+				t.Errorf("deliveries %q, want none", deliveryIDs(ds))
+			case tt.state != "" && len(ds) != 1:
+				t.Errorf("deliveries %q, want one", deliveryIDs(ds))
+			case tt.state != "" && (ds[0].State != tt.state || !ds[0].Unplanned):
+				t.Errorf("delivery %s unplanned %v, want %s unplanned", ds[0].State, ds[0].Unplanned, tt.state)
+			}
+		})
 	}
 }
 

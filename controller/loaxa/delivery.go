@@ -138,7 +138,9 @@ type Delivery struct {
 	// is the occurrence's own time and it has no Priority, PlannedMS or
 	// Drill. An emergency publishes while it stores its deliveries, so its
 	// fastest nodes can report first; EnsureDeliveries then puts the plan
-	// into such a delivery and clears the mark.
+	// into such a delivery and clears the mark. An announcement's delivery
+	// is made so only from a report of a play: its plan is stored before
+	// it is sent, so one missing was dropped.
 	Unplanned bool `json:"unplanned,omitempty"`
 	// FailedToSound is computed when read, never stored: the delivery is
 	// not final and the node has not reported the start (or the end) it
