@@ -37,24 +37,31 @@ type ackQueue struct {
 	pending map[string]pendingAck
 }
 
-// add records that node's events up to seq of epoch are stored and returns
-// whether an acknowledgement was already pending (which then covers them).
-// An acknowledgement of another epoch is replaced: the node keeps only its
-// newest epoch's outbox and ignores acknowledgements of any other.
-func (q *ackQueue) add(node, epoch string, seq uint64, due time.Time) bool {
+// add holds the acknowledgement of node's events up to seq of epoch until
+// due. It reports whether it holds it, and whether one was pending already
+// (which then covers them). A pending acknowledgement of another epoch is
+// replaced when the batch stored events (fresh): the node keeps only its
+// newest epoch's outbox and ignores acknowledgements of any other. A batch
+// that stored nothing may be a late copy of one from an outbox the node
+// has since replaced (an MQTT redelivery): it leaves the pending one, and
+// add holds nothing, for the caller to send at once.
+func (q *ackQueue) add(node, epoch string, seq uint64, due time.Time, fresh bool) (held, coalesced bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.pending == nil {
 		q.pending = map[string]pendingAck{}
 	}
 	p, ok := q.pending[node]
-	if ok && p.epoch == epoch {
+	switch {
+	case ok && p.epoch == epoch:
 		p.seq = max(p.seq, seq)
 		q.pending[node] = p
-		return true
+		return true, true
+	case ok && !fresh:
+		return false, false
 	}
 	q.pending[node] = pendingAck{epoch: epoch, seq: seq, due: due}
-	return false
+	return true, false
 }
 
 // take removes and returns the acknowledgements due at now (all of them
@@ -75,15 +82,20 @@ func (q *ackQueue) take(now time.Time) map[string]pendingAck {
 	return due
 }
 
-// acknowledge acknowledges node's events up to seq of epoch: at once
-// without an AckDelay, else when the delay has passed since the first
-// batch it covers.
-func (c *Client) acknowledge(ctx context.Context, node, epoch string, seq uint64) error {
+// acknowledge acknowledges node's events up to seq of epoch, of a batch
+// that stored events (fresh) or none: at once without an AckDelay, else
+// when the delay has passed since the first batch it covers, or at once
+// if the queue does not hold it (ackQueue.add).
+func (c *Client) acknowledge(ctx context.Context, node, epoch string, seq uint64, fresh bool) error {
 	if c.AckDelay <= 0 {
 		return c.sendAck(ctx, node, epoch, seq)
 	}
-	if c.acks.add(node, epoch, seq, c.ackNow().Add(c.AckDelay)) {
+	held, coalesced := c.acks.add(node, epoch, seq, c.ackNow().Add(c.AckDelay), fresh)
+	if coalesced {
 		c.metrics().acksCoalesced.Inc()
+	}
+	if !held {
+		return c.sendAck(ctx, node, epoch, seq)
 	}
 	return nil
 }

@@ -167,6 +167,9 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if ack == 0 {
 		return nil
 	}
-	// Acknowledge even when the batch was a resend, so the node can drop it.
-	return c.acknowledge(ctx, node, b.Epoch, ack)
+	// Acknowledge even when the batch was a resend, so the node can drop
+	// it; such a batch may also be a late copy of an old epoch's, which
+	// must not take the place of the acknowledgement held for the node's
+	// current outbox.
+	return c.acknowledge(ctx, node, b.Epoch, ack, len(stored) > 0)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 )
 
 // ingestWorld is the ingest over a real store with the real health monitor
-// as its observer; acknowledgements are held (never sent).
+// as its observer; acknowledgements are held (never sent when due), and
+// those the ingest sends at once are taken by a link that keeps them.
 type ingestWorld struct {
 	t      *testing.T
 	db     *bolt.DB
@@ -26,7 +28,25 @@ type ingestWorld struct {
 	clk    *clock.Fake
 	c      *Client
 	m      *health.Monitor
+	sent   *keepLink
 }
+
+// keepLink takes every publish at once and keeps it.
+type keepLink struct {
+	mu       sync.Mutex
+	payloads [][]byte
+}
+
+func (l *keepLink) open([]string, func(string, []byte)) error { return nil }
+func (l *keepLink) publish(_ string, _ byte, _ bool, payload []byte) delivery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.payloads = append(l.payloads, payload)
+	return done{}
+}
+func (l *keepLink) connected() bool { return true }
+func (l *keepLink) close()          {}
+func (l *keepLink) String() string  { return "keep" }
 
 var ingestT0 = time.Date(2026, 3, 2, 6, 0, 0, 0, time.FixedZone("+07", 7*3600))
 
@@ -42,7 +62,7 @@ func newIngestWorld(t *testing.T) *ingestWorld {
 		t.Fatal(err)
 	}
 	w := &ingestWorld{t: t, db: db, nodes: bolt.NewNodeService(db), alarms: bolt.NewAlarmService(db),
-		events: bolt.NewEventService(db), clk: clock.NewFake(ingestT0)}
+		events: bolt.NewEventService(db), clk: clock.NewFake(ingestT0), sent: &keepLink{}}
 	if err := w.nodes.CreateNode(ctx, &loaxa.Node{ID: "tt-01", Name: "tt-01", Area: "12346", SecretHash: loaxa.HashSecret("secret-tt-01")}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +81,14 @@ func (w *ingestWorld) restartMonitor() {
 	}
 	c := NewClient()
 	c.NodeService, c.EventService, c.Observer = w.nodes, w.events, m
-	c.AckDelay = time.Hour // held, never sent: no broker in this test
+	c.AckDelay = time.Hour // held, never sent when due: no broker in this test
 	c.Now = w.clk.Now
+	key, err := w.db.SigningKey()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c.Signer = protocol.NewSigner("controller", key, 0, nil)
+	c.link = w.sent
 	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	w.c, w.m = c, m
 }
@@ -76,6 +102,26 @@ func (w *ingestWorld) ingest(b protocol.EventBatch) {
 	if err := w.c.ingestEvents(context.Background(), "tt-01", raw); err != nil {
 		w.t.Fatal(err)
 	}
+}
+
+// sentCommands returns the commands the ingest sent at once, in order.
+func (w *ingestWorld) sentCommands() []protocol.Command {
+	w.t.Helper()
+	w.sent.mu.Lock()
+	defer w.sent.mu.Unlock()
+	var cmds []protocol.Command
+	for _, raw := range w.sent.payloads {
+		env, err := protocol.Parse(raw)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		var cmd protocol.Command
+		if err := env.Decode(&cmd); err != nil {
+			w.t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
 }
 
 func (w *ingestWorld) alarmsOf(kind string) []*loaxa.Alarm {
@@ -124,6 +170,42 @@ func TestLateCopyOfAnOldEpochReopensNoAlarm(t *testing.T) {
 			t.Logf("alarm %s start %s end %v", a.ID, a.Start, a.End)
 		}
 		t.Fatalf("a late copy of an already stored, already ended failure made %d failed-to-sound alarms, want 1", len(as))
+	}
+}
+
+// TestLateCopyOfOldEpochKeepsTheHeldAck: the controller held a node's
+// acknowledgement (AckDelay) for its current outbox (a new epoch: its
+// store was replaced) when a late copy of a batch of its old outbox came
+// (an MQTT redelivery), stored already. The copy's acknowledgement took
+// the place of the held one; the node ignores acknowledgements of any
+// epoch but its own, so its current events stayed unacknowledged and it
+// sent them all again after its AckTimeout (30 s more over 4G, its outbox
+// count up meanwhile). The copy is acknowledged at once and the held
+// acknowledgement stays.
+func TestLateCopyOfOldEpochKeepsTheHeldAck(t *testing.T) {
+	w := newIngestWorld(t)
+	occ := "a000001@20260302T000000.000Z"
+	old := protocol.Event{Seq: 1, Type: protocol.EventReceived, Occurrence: occ, At: w.clk.Now()}
+	w.ingest(protocol.EventBatch{Epoch: "epoch-a", Events: []protocol.Event{old}})
+	w.c.acks.take(time.Time{}) // that acknowledgement went out
+
+	// The board's store is replaced (epoch-b); it reports a play.
+	w.clk.Advance(time.Hour)
+	w.ingest(protocol.EventBatch{Epoch: "epoch-b", Events: []protocol.Event{
+		{Seq: 1, Type: protocol.EventStarted, Occurrence: occ, At: w.clk.Now()},
+		{Seq: 2, Type: protocol.EventCompleted, Occurrence: occ, At: w.clk.Now(), PlayedMS: 3000},
+	}})
+	if e, s, ok := HeldAck(w.c, "tt-01"); !ok || e != "epoch-b" || s != 2 {
+		t.Fatalf("held acknowledgement %q up to %d (held %v), want epoch-b up to 2", e, s, ok)
+	}
+
+	// A late copy of the old outbox's batch, within the delay.
+	w.ingest(protocol.EventBatch{Epoch: "epoch-a", Events: []protocol.Event{old}})
+	if e, s, ok := HeldAck(w.c, "tt-01"); !ok || e != "epoch-b" || s != 2 {
+		t.Fatalf("after a late copy of an old epoch's batch the held acknowledgement is %q up to %d (held %v): the node's current outbox would go unacknowledged; want epoch-b up to 2", e, s, ok)
+	}
+	if cmds := w.sentCommands(); len(cmds) != 1 || cmds[0].Name != protocol.CmdAck || cmds[0].Epoch != "epoch-a" || cmds[0].Seq != 1 {
+		t.Errorf("sent at once %+v, want the copy's acknowledgement: epoch-a up to 1", cmds)
 	}
 }
 
