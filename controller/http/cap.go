@@ -522,11 +522,25 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// handleListCap answers GET /api/v1/cap?limit=: received alerts that
-// touch the caller's area (findCap), newest first.
+// capListActions are the actions a stored CAP alert can have, which
+// GET /api/v1/cap?action= filters on.
+var capListActions = []string{
+	string(cap.ActionPlay), string(cap.ActionDrill), string(cap.ActionPending), "approved",
+	string(cap.ActionCancel), string(cap.ActionLog), string(cap.ActionExpired),
+	string(cap.ActionNoTarget), string(cap.ActionCancelled),
+}
+
+// handleListCap answers GET /api/v1/cap?limit=&action=: received alerts
+// that touch the caller's area (findCap), newest first; with action, only
+// those with that action, so that an alert waiting for approval is found
+// however many newer ones came after it.
 func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "limit"); err != nil {
+	if err := checkQuery(r, "limit", "action"); err != nil {
 		return err
+	}
+	action := r.URL.Query().Get("action")
+	if action != "" && !slices.Contains(capListActions, action) {
+		return loaxa.Errorf(loaxa.EInvalid, "action %q is not a CAP alert's action; use one of %s.", action, strings.Join(capListActions, ", "))
 	}
 	store, _, err := s.capStore()
 	if err != nil {
@@ -552,7 +566,7 @@ func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
 		if len(alerts) == limit {
 			break
 		}
-		if sc.touches(a.Targets) {
+		if (action == "" || a.Action == action) && sc.touches(a.Targets) {
 			alerts = append(alerts, a)
 		}
 	}

@@ -340,6 +340,34 @@ func TestCapScope(t *testing.T) {
 	e.call("POST", "/api/v1/cap/"+ids["ab"]+"/approve", district, nil, http.StatusOK, nil)
 }
 
+// TestCapListByAction: the console asked for the newest 100 alerts and
+// looked for those waiting for approval among them, so a warning waiting
+// since before 100 others came (another province's, recorded only) was
+// no longer shown for approval anywhere. GET /cap?action=pending finds it
+// however many came after; the limit counts what matches; an action that
+// no alert can have is refused, naming those it can.
+func TestCapListByAction(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	waiting := e.postCap(capXML("w", "Actual", "12346"), http.StatusCreated)
+	for i := range 3 {
+		e.postCap(capXML(fmt.Sprint("t", i), "Test", "12346"), http.StatusCreated)
+	}
+	var got struct{ Alerts []loaxa.CapAlert }
+	e.call("GET", "/api/v1/cap?action=pending&limit=1", e.admin, nil, http.StatusOK, &got)
+	if len(got.Alerts) != 1 || got.Alerts[0].ID != waiting.Alert.ID {
+		t.Errorf("GET /cap?action=pending&limit=1 = %+v, want only %s", got.Alerts, waiting.Alert.ID)
+	}
+	e.call("GET", "/api/v1/cap?action=log", e.admin, nil, http.StatusOK, &got)
+	if len(got.Alerts) != 3 {
+		t.Errorf("GET /cap?action=log lists %d alerts, want the 3 recorded", len(got.Alerts))
+	}
+	r := e.call("GET", "/api/v1/cap?action=waiting", e.admin, nil, http.StatusBadRequest, nil)
+	if !strings.Contains(string(r.body), "pending") {
+		t.Errorf("an unknown action is refused without naming the valid ones: %s", r.body)
+	}
+}
+
 // TestCapWithdrawNeedsItsRights: a CAP Cancel or Update stops what its
 // references started, so its poster needs the right to stop that: to send
 // emergencies to every area the referenced alert went to, as for

@@ -248,3 +248,32 @@ func TestCapRecordingsInTheConsole(t *testing.T) {
 		t.Errorf("played intro %q, content %q, text %q (record says %q); want the kept warning %s, then the text read out", em.IntroContentID, em.ContentID, em.Text, rec.Recording, flood.ID)
 	}
 }
+
+// TestPendingCapNotHiddenByNewerAlerts: the console looked for the CAP
+// warnings waiting for approval among the newest 100 alerts, so once 100
+// more had come (here another province's, recorded only) a flash-flood
+// warning for Xã Lập Lễ still waiting was gone from the overview's
+// "Cảnh báo CAP chờ duyệt" and from the emergency screen. Both must show
+// it however many alerts came after it.
+func TestPendingCapNotHiddenByNewerAlerts(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateNode("lap-le-01", "11527")
+	waiting := postCap(t, c, capWarning("lq-1", "11527"), "pending")
+	for i := range 100 {
+		postCap(t, c, capWarning(fmt.Sprintf("other-%d", i), "99999"), "no-target")
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/overview", `document.querySelector('#count-online')`)
+	if got := MustEval[string](b, text("#cap-pending-entry")); !strings.Contains(got, "Cảnh báo CAP chờ duyệt: 1") {
+		t.Errorf("overview: the waiting warning %s is not announced (entry says %q)", waiting.ID, got)
+	}
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	if !MustEval[bool](b, fmt.Sprintf(`!!document.querySelector('#cap-pending li[data-cap=%q]')`, waiting.ID)) {
+		t.Errorf("emergency screen: the waiting warning %s is not listed for approval", waiting.ID)
+	}
+}

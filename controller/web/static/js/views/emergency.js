@@ -223,12 +223,13 @@ const CAP_REFRESH_MS = 15000;
 /**
  * pendingCaps returns the CAP alerts (from a warning service) that wait
  * for an officer's approval and can still play, or null when this
- * controller takes no CAP alerts.
+ * controller takes no CAP alerts. The API picks them out: among the
+ * newest alerts of every kind, one waiting since before them was missed.
  */
 export async function pendingCaps(at) {
   let list;
   try {
-    list = await api('GET', '/cap', undefined, { limit: 100 });
+    list = await api('GET', '/cap', undefined, { action: 'pending', limit: 1000 });
   } catch (err) {
     if (err.status === 404 || err.status === 503) return null;
     throw err;
