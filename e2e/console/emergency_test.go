@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"loaxa.vn/controller/app"
@@ -390,5 +391,116 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 	b.Wait("the answer", `document.querySelector('.toast.bad')`, 15*time.Second)
 	if got := MustEval[string](b, text(".toast.bad")); !strings.HasPrefix(got, "Bị trùng hoặc xung đột. ") || !strings.Contains(got, "cancelled already") {
 		t.Errorf("the refused stop is told as %q; want the Vietnamese sentence for code conflict, then the API's message", got)
+	}
+}
+
+// TestDoubleClickSendsOneAlert: "Tiếp tục →" was disabled only once the
+// officer had confirmed; while the form read the cluster list again (up to
+// 3 s on a slow link) a second click — a double click, as many office
+// users click — opened a second confirmation, which stayed over the board
+// the first one opened, asking "PHÁT NGAY" again: confirming it sent a
+// second alert to every speaker. One double click must make one
+// confirmation and one alert.
+func TestDoubleClickSendsOneAlert(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Do("choose the area and the recording",
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
+		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID))
+	// A commune office on 3G: each round trip ~300 ms, so the cluster list
+	// read again is still on its way at the second click.
+	b.EmulateLink("a 3G link", &network.Conditions{Latency: 300, DownloadThroughput: 400_000 / 8, UploadThroughput: 150_000 / 8})
+	// The second click comes while the first one's submit waits; it must
+	// be ignored whether it reaches the button or the form (Enter).
+	b.Do("double-click Tiếp tục",
+		chromedp.Click(chromedp.CSS(`#em-send`)),
+		chromedp.Click(chromedp.CSS(`#em-send`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-form').requestSubmit()`))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('dialog[open]').length`); n != 1 {
+		t.Errorf("one double click opened %d confirmations", n)
+	}
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('dialog[open]').length`); n > 0 {
+		t.Errorf("after confirming once, %d more confirmation(s) still open over the board, asking %q", n, MustEval[string](b, text("dialog[open]")))
+	}
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 1 {
+		t.Errorf("one double click sent %d alerts to Xã Lập Lễ", len(ems.Emergencies))
+	}
+}
+
+// TestConfirmationSaysTheVolumeChosen: the form lets the officer choose
+// the volume (1–15; a drill is often played low so as not to alarm
+// anyone), but the confirmation — the last thing read before PHÁT NGAY —
+// always said "âm lượng tối đa", whatever was chosen. It must say the
+// volume chosen, and "tối đa" only at full volume.
+func TestConfirmationSaysTheVolumeChosen(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Do("a drill at volume 5",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	if got, want := MustEval[string](b, text("#em-confirm-count")), "1 cụm loa sẽ phát ngay, âm lượng 5/15"; got != want {
+		t.Errorf("volume 5 chosen; the confirmation says %q, want %q", got, want)
+	}
+	b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
+	b.Do("full volume", chromedp.SetValue(chromedp.CSS(`#em-volume`), "15"), chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	if got, want := MustEval[string](b, text("#em-confirm-count")), "1 cụm loa sẽ phát ngay, âm lượng tối đa"; got != want {
+		t.Errorf("full volume chosen; the confirmation says %q, want %q", got, want)
+	}
+	b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
+}
+
+// TestConfirmationClosesWhenTheScreenChanges: a confirmation lives above
+// every screen; left open when the officer goes back to another screen
+// (the browser's Back, a bookmark), it asked "PHÁT NGAY" over a screen
+// that has no form, and a yes sent the form's alert. Leaving the screen
+// must close it, sending nothing.
+func TestConfirmationClosesWhenTheScreenChanges(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	b.Do("go to the overview", chromedp.Evaluate[chromedp.Void](`location.hash = '#/overview'`))
+	b.Wait("the overview", `document.querySelector('#count-online')`, 10*time.Second)
+	if n := MustEval[int](b, `document.querySelectorAll('dialog').length`); n > 0 {
+		t.Errorf("the emergency confirmation is still on the overview: %q", MustEval[string](b, text("dialog")))
+	}
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 0 {
+		t.Errorf("leaving the confirmation sent %d alerts", len(ems.Emergencies))
 	}
 }

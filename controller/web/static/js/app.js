@@ -198,6 +198,11 @@ async function route() {
     else a.removeAttribute('aria-current');
   }
   if (cleanup) { cleanup(); cleanup = null; }
+  // A confirmation asks about the screen it was opened on: left open (it
+  // lives in the body, above every screen) it would ask over the next
+  // one, and a yes would act on a form no longer shown. Closed, it
+  // answers no.
+  for (const dlg of document.querySelectorAll('dialog[open]')) dlg.close();
   // Each screen draws into a main of its own. A screen still loading when
   // the officer moves on (the overview's counts on a slow link) finishes
   // into the main it was given, which is no longer on the page, and never

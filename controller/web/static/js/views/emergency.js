@@ -124,75 +124,20 @@ async function compose(ctx, main, recent) {
   drill.addEventListener('change', update);
   how.addEventListener('change', update);
 
+  // One send at a time, from the click until the confirmation is answered
+  // and the alert sent: a double click on a slow link (the cluster list is
+  // read again first) opened a second confirmation, and a second alert.
+  let sending = false;
   const form = h('form', {
     class: 'panel', id: 'em-form', onsubmit: async (e) => {
       e.preventDefault();
-      fill(status);
-      const freshSoon = api('GET', '/nodes').then((r) => r.nodes, () => null);
-      const nodesWait = new Promise((r) => setTimeout(() => r(null), NODES_WAIT_MS));
-      const areas = boxes.map((l) => l.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
-      // An area includes its subtree: drop areas already inside a chosen one.
-      const targets = ctx.outermost(areas);
-      if (targets.length === 0) { fill(status, h('p', { class: 'error' }, t('emergency.pick_area'))); return; }
-      if (how.value === 'text' && !text.value.trim()) { fill(status, h('p', { class: 'error' }, t('emergency.need_text'))); return; }
-      if (how.value === 'content' && !contentSel.value) { fill(status, h('p', { class: 'error' }, t('emergency.need_content'))); return; }
-      // The list read again, waited for a moment: if it does not come
-      // the confirmation says how old its counts are.
-      fill(status, h('p', { class: 'hint', id: 'em-checking-nodes' }, t('emergency.checking_nodes')));
-      const fresh = await Promise.race([freshSoon, nodesWait]);
-      fill(status);
-      if (fresh) {
-        [nodes, nodesAt] = [fresh, new Date()];
-        relabel();
-      }
-      const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
-      const online = n.filter((x) => x.status.state === 'online').length;
-      // Online clusters whose own report says they cannot sound: the
-      // officer warns those places by other means at once, and calls a
-      // technician, rather than learn it from the board afterwards.
-      const mute = n.filter((x) => x.status.state === 'online' && silencing(x).length > 0);
-      // The confirmation says whether the clusters keep the message: the
-      // list of kept content, read as the form opened, may still be on its
-      // way. Wait for it a moment, not longer: the alert comes first.
-      if (contentSel.dataset.standing !== 'loaded') {
-        fill(status, h('p', { class: 'hint', id: 'em-checking' }, t('emergency.checking_standing')));
-        await Promise.race([standingSoon, new Promise((r) => setTimeout(r, STANDING_WAIT_MS))]);
-        fill(status);
-      }
-      const ok = await confirmDialog(drill.checked ? t('emergency.confirm_drill') : t('emergency.confirm_title'),
-        h('div', { id: 'em-confirm' },
-          drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
-          h('p', { class: 'stat', id: 'em-confirm-count' }, t('emergency.will_sound', { n: n.length })),
-          h('p', {}, t('emergency.online_now', { online, all: n.length })),
-          fresh ? null : h('p', { class: 'error', id: 'em-confirm-stale' }, t('emergency.counts_as_of', { time: fmtTime(nodesAt) })),
-          mute.length ? h('div', { class: 'error-box', id: 'em-confirm-mute' },
-            h('p', {}, t('emergency.cannot_sound', { n: mute.length })),
-            h('ul', {}, mute.slice(0, MUTE_LISTED).map((x) => h('li', {}, `${x.name || x.id} (${ctx.areaName(x.area)}): ${silencing(x).map((k) => t('alarm.' + k)).join(', ')}`))),
-            mute.length > MUTE_LISTED ? h('p', {}, t('emergency.cannot_sound_more', { n: mute.length - MUTE_LISTED })) : null) : null,
-          how.value === 'text' && introSel.value ? h('p', { id: 'em-confirm-intro' }, t('emergency.confirm_intro', { title: titles.get(introSel.value) || introSel.value })) : null,
-          ready(),
-          h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
-        drill.checked ? t('emergency.send_drill') : t('emergency.send'), true);
-      if (!ok) return;
+      if (sending) return;
+      sending = true;
       submit.disabled = true;
       try {
-        const body = { targets: { areas: targets }, repeat: Number(repeat.value) || 3, volume: Number(volume.value), drill: drill.checked };
-        if (how.value === 'text') {
-          body.text = text.value.trim();
-          if (introSel.value) body.intro_content_id = introSel.value;
-        } else body.content_id = contentSel.value;
-        const em = await api('POST', '/emergency', body);
-        location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
-      } catch (err) {
-        // Stored but not published (the broker away): its board shows the
-        // clusters it reaches as it is sent again.
-        const kept = keptEmergency(err);
-        if (kept) {
-          location.hash = `#/emergency/${encodeURIComponent(kept.id)}`;
-          return;
-        }
-        fill(status, errorBox(err));
+        await send();
       } finally {
+        sending = false;
         submit.disabled = false;
       }
     },
@@ -204,6 +149,74 @@ async function compose(ctx, main, recent) {
   field(t('emergency.intro'), introSel, t('emergency.intro_hint')),
   field(t('programme.content'), contentSel),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit), status);
+
+  async function send() {
+    fill(status);
+    const freshSoon = api('GET', '/nodes').then((r) => r.nodes, () => null);
+    const nodesWait = new Promise((r) => setTimeout(() => r(null), NODES_WAIT_MS));
+    const areas = boxes.map((l) => l.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
+    // An area includes its subtree: drop areas already inside a chosen one.
+    const targets = ctx.outermost(areas);
+    if (targets.length === 0) { fill(status, h('p', { class: 'error' }, t('emergency.pick_area'))); return; }
+    if (how.value === 'text' && !text.value.trim()) { fill(status, h('p', { class: 'error' }, t('emergency.need_text'))); return; }
+    if (how.value === 'content' && !contentSel.value) { fill(status, h('p', { class: 'error' }, t('emergency.need_content'))); return; }
+    // The list read again, waited for a moment: if it does not come
+    // the confirmation says how old its counts are.
+    fill(status, h('p', { class: 'hint', id: 'em-checking-nodes' }, t('emergency.checking_nodes')));
+    const fresh = await Promise.race([freshSoon, nodesWait]);
+    fill(status);
+    if (fresh) {
+      [nodes, nodesAt] = [fresh, new Date()];
+      relabel();
+    }
+    const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
+    const online = n.filter((x) => x.status.state === 'online').length;
+    // Online clusters whose own report says they cannot sound: the
+    // officer warns those places by other means at once, and calls a
+    // technician, rather than learn it from the board afterwards.
+    const mute = n.filter((x) => x.status.state === 'online' && silencing(x).length > 0);
+    // The confirmation says whether the clusters keep the message: the
+    // list of kept content, read as the form opened, may still be on its
+    // way. Wait for it a moment, not longer: the alert comes first.
+    if (contentSel.dataset.standing !== 'loaded') {
+      fill(status, h('p', { class: 'hint', id: 'em-checking' }, t('emergency.checking_standing')));
+      await Promise.race([standingSoon, new Promise((r) => setTimeout(r, STANDING_WAIT_MS))]);
+      fill(status);
+    }
+    const ok = await confirmDialog(drill.checked ? t('emergency.confirm_drill') : t('emergency.confirm_title'),
+      h('div', { id: 'em-confirm' },
+        drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
+        h('p', { class: 'stat', id: 'em-confirm-count' }, willSound(n.length, Number(volume.value))),
+        h('p', {}, t('emergency.online_now', { online, all: n.length })),
+        fresh ? null : h('p', { class: 'error', id: 'em-confirm-stale' }, t('emergency.counts_as_of', { time: fmtTime(nodesAt) })),
+        mute.length ? h('div', { class: 'error-box', id: 'em-confirm-mute' },
+          h('p', {}, t('emergency.cannot_sound', { n: mute.length })),
+          h('ul', {}, mute.slice(0, MUTE_LISTED).map((x) => h('li', {}, `${x.name || x.id} (${ctx.areaName(x.area)}): ${silencing(x).map((k) => t('alarm.' + k)).join(', ')}`))),
+          mute.length > MUTE_LISTED ? h('p', {}, t('emergency.cannot_sound_more', { n: mute.length - MUTE_LISTED })) : null) : null,
+        how.value === 'text' && introSel.value ? h('p', { id: 'em-confirm-intro' }, t('emergency.confirm_intro', { title: titles.get(introSel.value) || introSel.value })) : null,
+        ready(),
+        h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
+      drill.checked ? t('emergency.send_drill') : t('emergency.send'), true);
+    if (!ok) return;
+    try {
+      const body = { targets: { areas: targets }, repeat: Number(repeat.value) || 3, volume: Number(volume.value), drill: drill.checked };
+      if (how.value === 'text') {
+        body.text = text.value.trim();
+        if (introSel.value) body.intro_content_id = introSel.value;
+      } else body.content_id = contentSel.value;
+      const em = await api('POST', '/emergency', body);
+      location.hash = `#/emergency/${encodeURIComponent(em.id)}`;
+    } catch (err) {
+      // Stored but not published (the broker away): its board shows the
+      // clusters it reaches as it is sent again.
+      const kept = keptEmergency(err);
+      if (kept) {
+        location.hash = `#/emergency/${encodeURIComponent(kept.id)}`;
+        return;
+      }
+      fill(status, errorBox(err));
+    }
+  }
 
   const autoStart = await capAutoStart(ctx);
   const recordings = await capRecordings(ctx, content, standingSoon);
@@ -217,6 +230,18 @@ async function compose(ctx, main, recent) {
   update();
   return () => { caps.stop(); feeds.stop(); main.classList.remove('drill'); };
 }
+
+/**
+ * willSound says how many clusters will sound and how loud: the volume
+ * chosen (a drill is often played low), full only when it is 15 or none
+ * was chosen (a CAP alert plays at full volume).
+ */
+function willSound(n, vol) {
+  return vol && vol < FULL_VOLUME ? t('emergency.will_sound_at', { n, volume: vol }) : t('emergency.will_sound', { n });
+}
+
+/** FULL_VOLUME is the loudest of the volumes 1–15 an alert is played at. */
+const FULL_VOLUME = 15;
 
 const CAP_REFRESH_MS = 15000;
 
@@ -267,7 +292,7 @@ async function capWaiting(ctx, nodes, playsFor) {
           const ok = await confirmDialog(drill ? t('cap.confirm_drill') : t('cap.confirm'),
             h('div', { id: 'cap-confirm' },
               drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
-              h('p', { class: 'stat' }, t('emergency.will_sound', { n })),
+              h('p', { class: 'stat' }, willSound(n)),
               h('p', {}, targets.map((ar) => ctx.areaName(ar)).join(', ')),
               recording ? h('p', { class: 'cap-recording' }, t('cap.plays_recording', { title: recording })) : null,
               h('p', {}, a.text || a.headline || a.event)),
