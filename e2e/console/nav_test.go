@@ -118,3 +118,37 @@ func leaveDuringRefresh(t *testing.T, b *Browser, pattern string, period time.Du
 	case <-time.After(period + 8*time.Second):
 	}
 }
+
+// TestSkipLinkStaysOnTheScreen: "Bỏ qua đến nội dung chính" was a plain
+// link to #main, and the console routes on the hash: the router read
+// "main" as an unknown screen and opened the overview. A keyboard or
+// screen-reader user on the emergency form who used it lost the form, and
+// the warning typed in it. It must move the focus into the screen and
+// leave the screen as it is.
+func TestSkipLinkStaysOnTheScreen(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Do("type the warning", chromedp.SendKeys(chromedp.CSS(`#em-text`), "Bão số 3 sắp đổ bộ"))
+	b.Do("use the skip link from the keyboard",
+		chromedp.Focus(chromedp.CSS(`a.skip`)),
+		chromedp.KeyEvent("\r"))
+	// Either the router has drawn another screen (the fault), or the
+	// focus is in the screen's main.
+	b.Wait("the skip link's effect", `document.querySelector('#count-online') || (document.activeElement && document.activeElement.closest('main'))`, 10*time.Second)
+	if got := MustEval[string](b, `location.hash`); got != "#/emergency" || !MustEval[bool](b, `!!document.querySelector('#em-form')`) {
+		t.Errorf("after the skip link the console shows %q (h1 %q), not the emergency form it was on", got, MustEval[string](b, text("main h1")))
+	}
+	if got := MustEval[string](b, `(document.querySelector('#em-text') || {value: ''}).value`); got != "Bão số 3 sắp đổ bộ" {
+		t.Errorf("the typed warning is gone: %q", got)
+	}
+	if got := MustEval[string](b, `document.activeElement.id`); got != "main" {
+		t.Errorf("after the skip link the focus is on %q, not the screen's main", got)
+	}
+}

@@ -93,7 +93,16 @@ document.addEventListener('securitypolicyviolation', (e) => console.error('CSP b
 
 async function boot() {
   window.addEventListener('loaxa:signed-out', () => { if (ctx) { ctx = null; showLogin(t('login.expired')); } });
-  window.addEventListener('hashchange', route);
+  // Only hashes that name a screen route: another (an in-page link's
+  // "#main") leaves the screen, and what was typed in it, as it is.
+  window.addEventListener('hashchange', () => { if (/^(#\/|#?$)/.test(location.hash)) route(); });
+  // The skip link moves the focus into the screen; followed as a link it
+  // would change the hash the screens are routed on.
+  document.querySelector('a.skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    const main = document.getElementById('main');
+    if (main) main.focus();
+  });
   // The words and who is signed in, in parallel: one round trip, not two.
   const session = api('GET', '/auth/session');
   session.catch(() => {}); // handled below, after the words are in
@@ -149,7 +158,7 @@ function showLogin(message) {
   field(t('login.password'), pass),
   h('div', { class: 'row', style: 'margin-top:1rem' }, submit, h('span', { class: 'right' }, langSwitch(() => showLogin(message)))),
   status);
-  fill(root, h('main', { id: 'main', class: 'login' },
+  fill(root, h('main', { id: 'main', class: 'login', tabindex: '-1' },
     h('h1', {}, t('app.name')),
     h('p', { class: 'muted', style: 'text-align:center' }, t('login.intro')),
     form));
