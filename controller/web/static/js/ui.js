@@ -180,6 +180,12 @@ export function fmtDateTime(v) {
   return new Intl.DateTimeFormat(locale(), { timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(v));
 }
 
+/** fmtDate is a YYYY-MM-DD day written for the locale: "02/03/2026". */
+export function fmtDate(day) {
+  if (!day) return '';
+  return new Intl.DateTimeFormat(locale(), { timeZone: TZ, day: '2-digit', month: '2-digit', year: 'numeric' }).format(vnDate(day, '12:00'));
+}
+
 /** fmtDay is a weekday and date, e.g. "Thứ Hai, 02/03". */
 export function fmtDay(day) {
   return new Intl.DateTimeFormat(locale(), { timeZone: TZ, weekday: 'long', day: '2-digit', month: '2-digit' }).format(vnDate(day, '12:00'));

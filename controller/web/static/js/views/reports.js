@@ -4,7 +4,7 @@
 
 import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, errorBox, fmtNumber, vnParts } from '../ui.js';
+import { h, fill, field, options, errorBox, fmtNumber, fmtDate, vnParts } from '../ui.js';
 import { bars } from '../chart.js';
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -34,19 +34,35 @@ export async function render(ctx, main) {
 
 const minutes = (ms) => Math.round(ms / 600) / 100;
 
+/**
+ * notDue counts the plays of figures f whose time has not come (open, and
+ * not overdue: failed_to_sound are open too). A period runs to the end of
+ * the month, so they are most of a month's plays early in it.
+ */
+const notDue = (f) => f.open - (f.failed_to_sound || 0);
+
+/**
+ * rate is the completion rate over the plays that were due, or '—' when
+ * none was: counting those to come made a commune whose every bulletin
+ * so far played read 50%.
+ */
+function rate(f) {
+  const due = f.scheduled - notDue(f);
+  return due > 0 ? `${Math.round((100 * f.completed) / due)}%` : '—';
+}
+
 async function period(ctx, body, area, from, to) {
   const q = { area, from, to };
   const rep = await api('GET', '/reports/broadcast', undefined, q);
   const f = rep.total;
-  const rate = f.scheduled ? Math.round((100 * f.completed) / f.scheduled) : 0;
   const notPlayed = (x) => x.failed + x.missed + x.preempted;
   const rows = rep.areas.map((a) => ({ label: a.name || a.area, values: [a.completed, notPlayed(a), a.open] }));
   fill(body,
     h('section', { class: 'panel', 'aria-labelledby': 'h-rep' },
-      h('h2', { id: 'h-rep' }, t('reports.period', { area: ctx.areaName(area), from, to })),
+      h('h2', { id: 'h-rep' }, t('reports.period', { area: ctx.areaName(area), from: fmtDate(from), to: fmtDate(to) })),
       h('div', { class: 'stats' },
         stat(fmtNumber(f.scheduled), t('reports.scheduled')), stat(fmtNumber(f.completed), t('reports.completed')),
-        stat(`${rate}%`, t('reports.rate')), stat(fmtNumber(minutes(f.played_ms), 1), t('reports.minutes')),
+        stat(rate(f), t('reports.rate')), stat(fmtNumber(notDue(f)), t('reports.not_due')), stat(fmtNumber(minutes(f.played_ms), 1), t('reports.minutes')),
         stat(fmtNumber(f.failed_to_sound), t('reports.failed_to_sound')), stat(fmtNumber(f.emergency), t('reports.emergency')),
         stat(fmtNumber(f.drill || 0), t('reports.drill'))),
       h('p', { class: 'no-print' }, h('a', { class: 'button secondary', id: 'report-csv', href: apiURL('/reports/broadcast', { ...q, format: 'csv' }), download: `bao-cao-${area}-${from}.csv` }, t('reports.csv'))),
@@ -85,5 +101,5 @@ async function yearly(ctx, body, area, y) {
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('common.area'), t('reports.scheduled'), t('reports.completed'), t('reports.rate'), t('reports.minutes'), t('reports.emergency')].map((x, i) => h('th', { class: i ? 'num' : '' }, x)))),
       h('tbody', {}, whole.areas.map((a) => h('tr', {}, h('td', {}, a.name || a.area),
-        [fmtNumber(a.scheduled), fmtNumber(a.completed), a.scheduled ? `${Math.round((100 * a.completed) / a.scheduled)}%` : '—', fmtNumber(minutes(a.played_ms), 1), fmtNumber(a.emergency)].map((v) => h('td', { class: 'num' }, v)))))))));
+        [fmtNumber(a.scheduled), fmtNumber(a.completed), rate(a), fmtNumber(minutes(a.played_ms), 1), fmtNumber(a.emergency)].map((v) => h('td', { class: 'num' }, v)))))))));
 }
