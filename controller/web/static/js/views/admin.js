@@ -9,7 +9,7 @@ export async function render(ctx, main) {
   const parts = [];
   if (ctx.may('users.manage')) parts.push(await users(ctx));
   if (ctx.may('areas.manage')) parts.push(areas(ctx, () => render(ctx, main)));
-  if (ctx.may('nodes.manage')) parts.push(await nodes(ctx, () => render(ctx, main)));
+  if (ctx.may('nodes.manage')) parts.push(await nodes(ctx));
   fill(main, h('h1', {}, t('admin.title')), parts);
 }
 
@@ -74,8 +74,7 @@ function areas(ctx, reload) {
     h('button', { type: 'submit' }, t('admin.create_area')), status));
 }
 
-async function nodes(ctx, reload) {
-  const { nodes } = await api('GET', '/nodes');
+async function nodes(ctx) {
   const result = h('div', { id: 'enrol-result', 'aria-live': 'polite' });
   const showCode = (en) => fill(result, h('div', { class: 'panel', style: 'border:2px solid var(--ok)' },
     h('p', {}, t('admin.code_intro')), h('p', { class: 'stat', style: 'font-family:monospace' }, en.code),
@@ -92,8 +91,21 @@ async function nodes(ctx, reload) {
       if (r.enrolment) showCode(r.enrolment);
       else if (r.credentials && typeof r.credentials === 'object') showDoc(r.credentials);
       else toast(t('admin.revoked', { node: n.name }));
-    } catch (err) { toast(errorText(err), true); }
+    } catch (err) { toast(errorText(err), true); return; }
+    await redraw().catch((err) => toast(errorText(err), true));
   };
+  // The table is read again after each change, leaving the code or file
+  // just shown in place: after "Thu hồi" a revoked cluster read "Đang dùng
+  // được", and one just enrolled was missing, with its buttons.
+  const tbody = h('tbody');
+  const redraw = async () => {
+    const { nodes } = await api('GET', '/nodes');
+    fill(tbody, nodes.map((n) => h('tr', { dataset: { node: n.id } }, h('td', {}, n.name, h('div', { class: 'hint' }, n.id)), h('td', {}, ctx.areaName(n.area)), h('td', {}, credentialsText(n.credentials)),
+      h('td', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: act(n, 'enrolment') }, t('admin.enrolment')),
+        h('button', { type: 'button', class: 'secondary', onclick: act(n, 'rotate') }, t('admin.rotate')),
+        h('button', { type: 'button', class: 'danger', onclick: act(n, 'revoke') }, t('admin.revoke'))))));
+  };
+  await redraw();
   const id = h('input', { id: 'node-id', required: true, autocapitalize: 'none' });
   const name = h('input', { id: 'node-name', required: true, maxlength: 200 });
   const area = h('select', { id: 'node-area' }, options(ctx.areaOptions(), ctx.defaultArea()));
@@ -109,7 +121,8 @@ async function nodes(ctx, reload) {
           const r = await api('POST', '/nodes', { id: id.value.trim(), name: name.value.trim(), area: area.value, lat: Number(lat.value) || 0, lon: Number(lon.value) || 0, credentials: how.value });
           fill(status);
           if (r.enrolment) showCode(r.enrolment); else showDoc(r.credentials);
-        } catch (err) { fill(status, errorBox(err)); }
+        } catch (err) { fill(status, errorBox(err)); return; }
+        await redraw().catch((err) => toast(errorText(err), true));
       },
     }, h('h3', {}, t('admin.enrol')),
     h('div', { class: 'form-grid' }, field(t('admin.node_id'), id, t('admin.area_id_hint')), field(t('clusters.name'), name), field(t('common.area'), area),
@@ -118,8 +131,5 @@ async function nodes(ctx, reload) {
     result,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.credentials'), ''].map((x) => h('th', {}, x)))),
-      h('tbody', {}, nodes.map((n) => h('tr', {}, h('td', {}, n.name, h('div', { class: 'hint' }, n.id)), h('td', {}, ctx.areaName(n.area)), h('td', {}, credentialsText(n.credentials)),
-        h('td', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: act(n, 'enrolment') }, t('admin.enrolment')),
-          h('button', { type: 'button', class: 'secondary', onclick: act(n, 'rotate') }, t('admin.rotate')),
-          h('button', { type: 'button', class: 'danger', onclick: act(n, 'revoke') }, t('admin.revoke')))))))));
+      tbody)));
 }
