@@ -173,3 +173,71 @@ func TestOldDailyBulletinStaysCancellable(t *testing.T) {
 		t.Errorf("the daily news %s has no cancel button", daily)
 	}
 }
+
+// TestProposalConflictCanBeSeenAndForced: accepting a proposal is checked
+// like placing a bulletin (docs/api.md: 409 with the conflicts, "force":
+// true accepts it anyway). The district's one-off at 18:00 accepted into
+// the commune's 17:00 session is such a conflict. The console showed only
+// a toast with the API's English telling the officer to send "force":
+// true, which nobody can do from it. It must show the conflicts in the
+// officer's words and let them accept it anyway, as the placing form does
+// with "Vẫn đặt lịch".
+func TestProposalConflictCanBeSeenAndForced(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateNode("lap-le-01", "11527")
+	for _, u := range []map[string]string{
+		{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"},
+		{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"},
+	} {
+		c.MustDo("POST", "/api/v1/users", u, nil)
+	}
+	var evening loaxa.Session
+	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, &evening)
+	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+	var fromDistrict loaxa.Announcement
+	asUser(c, "can-bo-huyen", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo của huyện", "content_id": news.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {"311"}, "nodes": {}}, "start": "2026-03-03T18:00:00+07:00"}, &fromDistrict)
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#proposals li select')`)
+	b.Do("accept it into the evening session",
+		chromedp.SetValue(chromedp.CSS(`#proposals li select`), evening.ID),
+		chromedp.Click(chromedp.CSS(`#proposals li button`)))
+	b.Wait("an answer to the accept", `document.querySelector('.toast') || document.querySelector('#proposals .error-box')`, 10*time.Second)
+	proposals := func() []loaxa.Proposal {
+		var props struct{ Proposals []loaxa.Proposal }
+		c.MustDo("GET", "/api/v1/proposals?area=11527", nil, &props)
+		return props.Proposals
+	}
+	if p := proposals(); len(p) != 1 || p[0].State != "pending" {
+		t.Fatalf("proposals after the refused accept: %s", rig.Describe(p))
+	}
+	box := MustEval[string](b, text("#proposals .error-box"))
+	// conflict.no-session in vi.json: "Buổi “{session}” không có vào ngày {when}."
+	if !strings.Contains(box, "Buổi “Buổi chiều” không có vào ngày") || strings.Contains(box, `"force": true`) {
+		t.Errorf("the conflict is not shown in Vietnamese; the proposal says %q", box)
+	}
+	b.Do("accept it anyway", chromedp.Click(chromedp.CSS(`#proposals .error-box button.danger`)))
+	b.Wait("the toast", `document.querySelector('.toast:not(.bad)')`, 10*time.Second)
+	if p := proposals(); len(p) != 1 || p[0].State != "accepted" || p[0].Session != evening.ID {
+		t.Errorf("after \"Vẫn nhận phát\" the proposal is %s", rig.Describe(p))
+	}
+}
+
+// asUser runs fn with c's API calls made as username.
+func asUser(c *rig.Controller, username string, fn func()) {
+	admin := c.Token
+	var tok struct{ Token string }
+	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": username, "password": officerPassword}, &tok)
+	c.Token = tok.Token
+	defer func() { c.Token = admin }()
+	fn()
+}

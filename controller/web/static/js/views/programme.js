@@ -152,11 +152,7 @@ function placeForm(ctx, area, sessions, content, reload) {
     } catch (err) {
       const conflicts = (err.body && err.body.conflicts) || [];
       if (err.status === 409 && conflicts.length) {
-        const shown = conflicts.slice(0, 5);
-        fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-conflicts' },
-          h('p', {}, h('strong', {}, t('programme.conflicts', { n: conflicts.length }))),
-          h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions))),
-            conflicts.length > shown.length ? h('li', {}, t('programme.more_conflicts', { n: conflicts.length - shown.length })) : null),
+        fill(status, conflictsBox('place-conflicts', t('programme.conflicts', { n: conflicts.length }), conflicts, sessions,
           h('button', { type: 'button', class: 'danger', onclick: () => send(true) }, t('programme.force'))));
       } else {
         fill(status, errorBox(err));
@@ -197,6 +193,22 @@ function occurrenceTime(occ) {
   return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : null;
 }
 
+/** CONFLICTS_SHOWN is how many conflicts a box lists before counting the rest. */
+const CONFLICTS_SHOWN = 5;
+
+/**
+ * conflictsBox lists the conflicts of a 409 answer in the user's words,
+ * under heading, with the button that does it anyway.
+ */
+function conflictsBox(id, heading, conflicts, sessions, force) {
+  const shown = conflicts.slice(0, CONFLICTS_SHOWN);
+  return h('div', { class: 'error-box', role: 'alert', id },
+    h('p', {}, h('strong', {}, heading)),
+    h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions))),
+      conflicts.length > shown.length ? h('li', {}, t('programme.more_conflicts', { n: conflicts.length - shown.length })) : null),
+    force);
+}
+
 /** conflictText says a conflict in the user's language from its fields. */
 function conflictText(c, sessions) {
   const at = occurrenceTime((c.occurrences || [])[0]);
@@ -212,16 +224,27 @@ function proposalsPanel(ctx, proposals, sessions, reload, titles) {
     h('h2', { id: 'h-prop' }, t('programme.proposals', { n: proposals.length })),
     h('ul', {}, proposals.map((p) => {
       const sel = h('select', { 'aria-label': t('programme.proposal_session') }, options([['', t('programme.own_times')], ...sessions.filter((s) => s.area === p.area).map((s) => [s.id, s.name])], ''));
-      const act = (verb) => async () => {
+      const status = h('div', { 'aria-live': 'polite' });
+      // Accepting is checked like placing a bulletin: its conflicts are
+      // shown here, with the button that accepts it anyway (force), as
+      // the placing form does.
+      const act = (verb, force) => async () => {
+        fill(status);
         try {
-          await api('POST', `/proposals/${p.id}/${verb}`, verb === 'accept' ? { session: sel.value || undefined } : {});
+          await api('POST', `/proposals/${p.id}/${verb}`, verb === 'accept' ? { session: sel.value || undefined, force: force || undefined } : {});
           toast(t('programme.proposal_' + verb));
           await reload();
-        } catch (err) { toast(errorText(err), true); }
+        } catch (err) {
+          const conflicts = (err.body && err.body.conflicts) || [];
+          if (verb === 'accept' && err.status === 409 && conflicts.length) {
+            fill(status, conflictsBox('proposal-conflicts-' + p.id, t('programme.accept_conflicts', { n: conflicts.length }), conflicts, sessions,
+              h('button', { type: 'button', class: 'danger', onclick: act('accept', true) }, t('programme.accept_force'))));
+          } else toast(errorText(err), true);
+        }
       };
       return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, titles.get(p.announcement) || p.announcement), ` · ${ctx.areaName(p.area)} `,
         ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
-          h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null);
+          h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null, status);
     })));
 }
 
