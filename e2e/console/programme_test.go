@@ -232,6 +232,72 @@ func TestProposalConflictCanBeSeenAndForced(t *testing.T) {
 	}
 }
 
+// TestBulletinCancelOfferedOnlyWhereItCanBeDone: cancelling a bulletin
+// needs "schedule" on every one of its targets, its areas and its
+// clusters' areas (docs/api.md, POST /announcements/{id}/cancel). "Bản tin
+// đang có hiệu lực" offered "Huỷ lịch" to the commune officer on the
+// district's bulletin too: they confirmed, and were refused (the same
+// fault as the emergency stop's, 3e9ffea). It must be offered on the
+// bulletins the officer may cancel, and only on those.
+func TestBulletinCancelOfferedOnlyWhereItCanBeDone(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateArea("11528", "Xã Kiền Bái", "311")
+	c.CreateNode("lap-le-01", "11527")
+	c.CreateNode("kien-bai-01", "11528")
+	for _, u := range []map[string]string{
+		{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"},
+		{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"},
+	} {
+		c.MustDo("POST", "/api/v1/users", u, nil)
+	}
+	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+	placed := 0
+	daily := func(title string, areas, nodes []string) loaxa.Announcement {
+		var a loaxa.Announcement
+		placed++ // ten minutes apart, so that none conflicts with another
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": title, "content_id": news.ID, "priority": "priority",
+			"targets": map[string][]string{"areas": areas, "nodes": nodes}, "start": fmt.Sprintf("2026-03-03T18:%d0:00+07:00", placed), "rrule": "FREQ=DAILY"}, &a)
+		return a
+	}
+	var district, ourCluster, twoCommunes, own loaxa.Announcement
+	asUser(c, "can-bo-huyen", func() {
+		district = daily("Thông báo của huyện", []string{"311"}, nil)
+		ourCluster = daily("Cho cụm loa Lập Lễ", nil, []string{"lap-le-01"})
+		twoCommunes = daily("Cho Lập Lễ và một cụm Kiền Bái", []string{"11527"}, []string{"kien-bai-01"})
+	})
+	asUser(c, "can-bo-lap-le", func() { own = daily("Tin của xã", []string{"11527"}, nil) })
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	for _, tc := range []struct {
+		a       loaxa.Announcement
+		offered bool
+	}{{district, false}, {twoCommunes, false}, {ourCluster, true}, {own, true}} {
+		row := fmt.Sprintf(`document.querySelector('tr[data-announcement=%q]')`, tc.a.ID)
+		if !MustEval[bool](b, `!!`+row) {
+			t.Errorf("%q is not listed", tc.a.Title)
+			continue
+		}
+		if got := MustEval[bool](b, `!!`+row+`.querySelector('button')`); got != tc.offered {
+			t.Errorf("\"Huỷ lịch\" offered on %q: %t, want %t", tc.a.Title, got, tc.offered)
+		}
+	}
+	b.Do("cancel the bulletin for the commune's cluster", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-announcement=%q] button`, ourCluster.ID))))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the row gone", fmt.Sprintf(`!document.querySelector('tr[data-announcement=%q]') || document.querySelector('.toast.bad')`, ourCluster.ID), 10*time.Second)
+	var a loaxa.Announcement
+	c.MustDo("GET", "/api/v1/announcements/"+ourCluster.ID, nil, &a)
+	if a.State != "cancelled" {
+		t.Errorf("the bulletin for the commune's cluster is %s after \"Huỷ lịch\"; the page says %q", a.State, MustEval[string](b, text(".toast.bad")))
+	}
+}
+
 // asUser runs fn with c's API calls made as username.
 func asUser(c *rig.Controller, username string, fn func()) {
 	admin := c.Token

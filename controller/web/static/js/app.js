@@ -72,6 +72,13 @@ class Context {
     for (let a = area; a; a = (this.areaByID.get(a) || {}).parent) if (a === root) return true;
     return false;
   }
+  /**
+   * covers reports whether every one of areas lies in the user's own area
+   * (any, for a user over the whole tree): the API refuses to stop,
+   * cancel or approve what reaches beyond it, so the button is offered
+   * only then.
+   */
+  covers(areas) { return areas.every((a) => !this.me.area || this.within(a, this.me.area)); }
   /** outermost keeps of areas those not inside another one of them. */
   outermost(areas) { return areas.filter((a) => !areas.some((o) => o !== a && this.within(a, o))); }
   /** defaultArea is the user's own area, or the first root. */

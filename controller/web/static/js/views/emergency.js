@@ -278,7 +278,6 @@ function waitsFor(a) {
  */
 async function capWaiting(ctx, nodes, playsFor) {
   const section = h('section', { class: 'panel cap-waiting', id: 'cap-pending', 'aria-labelledby': 'h-cap', hidden: true });
-  const mine = (a) => !ctx.me.area || within(ctx, a, ctx.me.area);
   const show = (alerts) => {
     section.hidden = !alerts || alerts.length === 0;
     if (section.hidden) { fill(section); return; }
@@ -313,10 +312,10 @@ async function capWaiting(ctx, nodes, playsFor) {
           a.text ? h('p', {}, a.text) : null,
           recording ? h('p', { class: 'cap-recording' }, t('cap.plays_recording', { title: recording })) : null,
           // The clusters of areas above the officer's are not theirs to count.
-          h('p', {}, t('common.area'), ': ', targets.map((ar) => ctx.areaName(ar)).join(', '), targets.every(mine) ? ' — ' + t('cap.clusters', { n }) : '',
+          h('p', {}, t('common.area'), ': ', targets.map((ar) => ctx.areaName(ar)).join(', '), ctx.covers(targets) ? ' — ' + t('cap.clusters', { n }) : '',
             a.expires ? ' · ' + t('cap.expires', { time: fmtDateTime(a.expires) }) : ''),
           h('p', { class: 'hint' }, waitsFor(a)),
-          ctx.may('emergency') && targets.every(mine) ?
+          ctx.may('emergency') && ctx.covers(targets) ?
             h('button', { type: 'button', class: 'danger', id: 'cap-approve-' + a.id, onclick: approve }, drill ? t('cap.approve_drill') : t('cap.approve')) :
             h('p', { class: 'muted' }, t('cap.higher_up')));
       })));
@@ -759,7 +758,7 @@ async function board(ctx, main, id) {
   // Only an officer over every area the alert went to may stop it or send
   // its all-clear (the API refuses the others); a commune's officer looking
   // at the district's alert is told who can.
-  const ours = (rep.targets || []).every((a) => !ctx.me.area || within(ctx, a, ctx.me.area));
+  const ours = ctx.covers(rep.targets || []);
   if (rep.drill) main.classList.add('drill');
   fill(main,
     rep.drill ? h('div', { class: 'drill-banner', id: 'em-drill-banner' }, t('emergency.drill_banner')) : null,

@@ -34,12 +34,13 @@ export async function render(ctx, main, params) {
       api('GET', '/holidays', undefined, { area }),
     ]);
     const sessions = sess.sessions;
+    const nodeArea = await nodeAreas(ctx, anns.announcements);
     fill(body,
       calendar(week, prog.items, sessions, hol.holidays || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
       proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
       sessionsPanel(ctx, area, sessions, reload),
-      announcementsPanel(ctx, anns.announcements, reload));
+      announcementsPanel(ctx, anns.announcements, nodeArea, reload));
   }
   await load();
 }
@@ -301,7 +302,33 @@ export function mayStillPlay(a, nowMS) {
   return Date.parse(a.start) + (a.duration_ms || 0) + PLAYED_OUT_MS > nowMS;
 }
 
-function announcementsPanel(ctx, anns, reload) {
+/**
+ * nodeAreas maps the clusters that active bulletins target one by one to
+ * their areas, for mayCancel; read only when a user over part of the tree
+ * who may schedule has such a bulletin in the list. A cluster outside the
+ * user's area is not in the list, and so not theirs.
+ */
+async function nodeAreas(ctx, anns) {
+  if (!ctx.may('schedule') || !ctx.me.area || !anns.some((a) => ((a.targets || {}).nodes || []).length)) return new Map();
+  const { nodes } = await api('GET', '/nodes');
+  return new Map(nodes.map((n) => [n.id, n.area]));
+}
+
+/**
+ * mayCancel reports whether the user may cancel bulletin a: the API
+ * needs "schedule" on every target, its areas and its clusters' areas,
+ * as for the emergency stop (ctx.covers). A commune's officer was offered
+ * "Huỷ lịch" on the district's bulletin and refused after confirming.
+ */
+function mayCancel(ctx, a, nodeArea) {
+  if (!ctx.may('schedule')) return false;
+  const targets = a.targets || {};
+  const nodes = targets.nodes || [];
+  if (ctx.me.area && nodes.some((n) => !nodeArea.has(n))) return false;
+  return ctx.covers([...(targets.areas || []), ...nodes.map((n) => nodeArea.get(n)).filter(Boolean)]);
+}
+
+function announcementsPanel(ctx, anns, nodeArea, reload) {
   const nowMS = now().getTime();
   const active = anns.filter((a) => a.priority !== 'emergency' && mayStillPlay(a, nowMS)).reverse();
   let oneOffs = 0;
@@ -322,7 +349,7 @@ function announcementsPanel(ctx, anns, reload) {
             h('td', {}, describe({ kind: rec.kind, days: rec.days, time: fmtTime(a.start), date })),
             h('td', {}, t('priority.' + a.priority)),
             h('td', {}, a.created_by),
-            h('td', {}, ctx.may('schedule') ? h('button', {
+            h('td', {}, mayCancel(ctx, a, nodeArea) ? h('button', {
               type: 'button', class: 'secondary', onclick: async () => {
                 if (!(await confirmDialog(t('programme.cancel_title'), h('p', {}, a.title), t('programme.cancel_yes'), true))) return;
                 try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(errorText(err), true); }
