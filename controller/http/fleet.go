@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -55,6 +56,9 @@ func (s *Server) handleListAlarms(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	f.Node, f.Kind, f.Open = q.Get("node"), q.Get("kind"), q.Get("state")
+	if f.Kind != "" && !slices.Contains(loaxa.AlarmKinds, f.Kind) {
+		return loaxa.Errorf(loaxa.EInvalid, "kind %q is not an alarm kind; use one of %s.", f.Kind, strings.Join(loaxa.AlarmKinds, ", "))
+	}
 	if f.Open != "" && f.Open != "open" && f.Open != "closed" {
 		return loaxa.Errorf(loaxa.EInvalid, "state %q: use open or closed (or leave it out for both).", f.Open)
 	}

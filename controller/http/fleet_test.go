@@ -170,6 +170,10 @@ func TestAlarmsAPI(t *testing.T) {
 	}
 	e.call("GET", "/api/v1/alarms?area=12347", tech, nil, http.StatusForbidden, nil)
 	e.call("GET", "/api/v1/alarms?state=maybe", viewer, nil, http.StatusBadRequest, nil)
+	// A misspelt kind is refused, not answered with an empty list that
+	// reads as "no door open anywhere".
+	e.call("GET", "/api/v1/alarms?kind=door_open", viewer, nil, http.StatusBadRequest, nil)
+	e.call("GET", "/api/v1/alarms?kind="+loaxa.AlarmDoorOpen, viewer, nil, http.StatusOK, nil)
 
 	line := got[loaxa.AlarmSpeakerOpen]
 	e.call("POST", "/api/v1/alarms/"+line.ID+"/ack", viewer, nil, http.StatusForbidden, nil)

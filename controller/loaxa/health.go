@@ -211,6 +211,15 @@ const (
 	AlarmDesiredUndelivered = "desired-undelivered"
 )
 
+// AlarmKinds lists every alarm kind (TestAlarmKindsListsEveryKind keeps
+// it in step with the constants above).
+var AlarmKinds = []string{
+	AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmMainsOff, AlarmBatteryLow,
+	AlarmOverheat, AlarmDoorOpen, AlarmWeakSignal, AlarmDiskLow, AlarmStorageDamaged, AlarmLinkDeaf,
+	AlarmContentMissing, AlarmClockOffset, AlarmClockUncertain, AlarmOffline, AlarmFailedToSound,
+	AlarmNoSoundDevice, AlarmStorageFailed, AlarmDesiredUndelivered,
+}
+
 // Alarm severities.
 const (
 	SeverityCritical = "critical"
