@@ -169,9 +169,12 @@ func (a *App) Open() (err error) {
 		return err
 	}
 
-	tlsCfg, err := loadTLS(cfg)
+	tlsCfg, warning, err := loadTLS(cfg)
 	if err != nil {
 		return err
+	}
+	if warning != "" {
+		a.Logger.Warn("tls: " + warning)
 	}
 	a.tls = tlsCfg
 	topics := protocol.NewTopics(cfg.TopicPrefix)
