@@ -178,6 +178,16 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 			c.CapFeeds = append(c.CapFeeds, f)
 		}
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("public-url %q: want the controller's http(s) URL as boards reach it, e.g. https://loa.example.gov.vn", c.PublicURL)
+		}
+	}
+	// A wildcard or NUL in the prefix makes every topic one no client may
+	// publish on (MQTT), and the fleet would look offline with no error.
+	if strings.ContainsAny(c.TopicPrefix, "+#\x00") || strings.HasPrefix(c.TopicPrefix, "$") {
+		return fmt.Errorf("topic-prefix %q: an MQTT topic level without +, #, NUL or a leading $, e.g. loa/v1", c.TopicPrefix)
+	}
 	if c.UpstreamURL != "" {
 		if u, err := url.Parse(c.UpstreamURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("upstream-url %q: want the system's http(s) URL, e.g. https://ttn.example.gov.vn/api/loaxa", c.UpstreamURL)

@@ -51,6 +51,11 @@ func TestConfigErrors(t *testing.T) {
 		// A typo left the exports piling up, every push failing in the log.
 		{[]string{"--upstream-url", "ttn.haiphong.gov.vn/api/loaxa"}, "http(s) URL"},
 		{[]string{"--upstream-url", "ftp://ttn.haiphong.gov.vn/api/loaxa"}, "http(s) URL"},
+		// Accepted at start, these failed only later: at enrolment, or
+		// as a fleet that looked offline.
+		{[]string{"--public-url", "loa.haiphong.gov.vn"}, "http(s) URL"},
+		{[]string{"--topic-prefix", "loa/+/v1"}, "without +, #"},
+		{[]string{"--topic-prefix", "$SYS/loa"}, "leading $"},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })
