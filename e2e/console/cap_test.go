@@ -157,6 +157,9 @@ func TestCapAutoStartListInTheConsole(t *testing.T) {
 // answering is seen before a typhoon, not found in a log after it; the
 // feed's credentials are not shown.
 func TestCapFeedsInTheConsole(t *testing.T) {
+	// Mostly waiting for the feeds' polls: it runs beside the other
+	// parallel one once the rest are done.
+	t.Parallel()
 	var atomDown atomic.Bool
 	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/down.xml" || atomDown.Load() {

@@ -25,7 +25,72 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain closes the browser the tests share before it looks for leaked
+// goroutines.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shared.close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// shared is the one Chromium the package's tests share: starting it is
+// most of a short test's time, and each test gets a browser context of its
+// own (StartBrowser), with its own cookies, storage and cache, as a fresh
+// browser has.
+var shared struct {
+	once  sync.Once
+	ctx   context.Context // the browser's first tab, open until close
+	close func()
+	err   error
+}
+
+func init() { shared.close = func() {} }
+
+// sharedBrowser starts the shared Chromium the first time.
+func sharedBrowser(t testing.TB) context.Context {
+	t.Helper()
+	path := browserPath(t)
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "loaxa-chromium-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		opts := []chromedp.ExecAllocatorOption{
+			chromedp.ExecPath(path),
+			chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("no-default-browser-check", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			// A fake microphone (a beep) that needs no permission prompt,
+			// for the live screen.
+			chromedp.Flag("use-fake-device-for-media-stream", true),
+			chromedp.Flag("use-fake-ui-for-media-stream", true),
+			chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam (Accept-Language, navigator.language)
+			chromedp.UserDataDir(dir),
+			chromedp.WindowSize(1280, 900),
+		}
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel := chromedp.NewContext(allocCtx)
+		shared.ctx = ctx
+		shared.close = func() { cancel(); cancelAlloc(); os.RemoveAll(dir) }
+		// The first Run starts the browser; it must not have a deadline.
+		shared.err = chromedp.Listen(ctx, func(any) {})
+	})
+	if shared.err != nil {
+		t.Fatalf("start chromium: %v", shared.err)
+	}
+	return shared.ctx
+}
 
 // browserPath finds Debian's chromium; scripts/test.sh installs it and
 // sets LOAXA_REQUIRE_BROWSER so CI fails rather than skips without it.
@@ -57,35 +122,19 @@ type Browser struct {
 	errors []string
 }
 
-// StartBrowser starts Chromium with the flags CI needs and nothing that
-// reaches the internet; it stops when the test ends.
+// StartBrowser opens a tab in a browser context of its own (nothing
+// shared with another test's: cookies, storage, cache) of the package's
+// Chromium, started with the flags CI needs and nothing that reaches the
+// internet; the context goes when the test ends.
 func StartBrowser(t testing.TB) *Browser {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browserPath(t)),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// A fake microphone (a beep) that needs no permission prompt, for
-		// the live screen.
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam (Accept-Language, navigator.language)
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	ctx, cancel := chromedp.NewContext(sharedBrowser(t), chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
 	b := &Browser{t: t, ctx: ctx, shots: screenshotDir(t)}
-	// The first Run starts the browser; it must not have a deadline.
 	if err := chromedp.Listen(ctx, b.watch); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("open a tab: %v", err)
 	}
+	b.Do("the window's size", chromedp.EmulateViewport(1280, 900))
 	return b
 }
 
