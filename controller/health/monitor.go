@@ -161,6 +161,10 @@ type record struct {
 	// not counted twice.
 	epoch string
 	seq   uint64
+	// revoked: the node's credentials were revoked (a stolen or retired
+	// board): it is offline and raises no alarm until it is enrolled
+	// again.
+	revoked bool
 }
 
 type alarmKey struct{ node, kind string }
@@ -182,9 +186,10 @@ func (m *Monitor) Changed() {
 	}
 }
 
-// reloadNodes adds the nodes enrolled since the last look and forgets
-// those that are gone.
-func (m *Monitor) reloadNodes(ctx context.Context) {
+// ReloadNodes adds the nodes enrolled since the last look, forgets those
+// that are gone and notes which are revoked; Run calls it soon after
+// Changed, tests call it themselves.
+func (m *Monitor) ReloadNodes(ctx context.Context) {
 	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
 	if err != nil {
 		m.Logger.Warn("health: reload nodes", "err", err)
@@ -195,8 +200,10 @@ func (m *Monitor) reloadNodes(ctx context.Context) {
 	seen := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
 		seen[n.ID] = true
-		if m.nodes[n.ID] == nil {
+		if r := m.nodes[n.ID]; r == nil {
 			m.nodes[n.ID] = newRecord(n)
+		} else {
+			r.revoked = n.Credentials == loaxa.CredentialsRevoked
 		}
 	}
 	for id := range m.nodes {
@@ -302,7 +309,8 @@ func stateKind(kind string) bool {
 
 func newRecord(n *loaxa.Node) *record {
 	r := &record{area: n.Area, state: n.Status.State, lastContact: n.Status.LastSeen,
-		heartbeat: time.Duration(n.Status.HeartbeatMS) * time.Millisecond, faults: map[string]loaxa.Fault{}}
+		heartbeat: time.Duration(n.Status.HeartbeatMS) * time.Millisecond, faults: map[string]loaxa.Fault{},
+		revoked: n.Credentials == loaxa.CredentialsRevoked}
 	if r.state == "" {
 		r.state = loaxa.NodeNever
 	}
@@ -334,7 +342,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			timer.Reset(m.Config.Sweep)
 			m.SweepNow(ctx)
 		case <-m.reload:
-			m.reloadNodes(ctx)
+			m.ReloadNodes(ctx)
 		}
 	}
 }
@@ -361,6 +369,10 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 	prev := m.lastSweep
 	m.lastSweep = now
 	for id, r := range m.nodes {
+		if r.revoked {
+			m.retire(ctx, id, r, now)
+			continue
+		}
 		silent := now.Sub(r.lastContact)
 		hb := m.beat(r)
 		want := r.state
@@ -416,6 +428,25 @@ func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state str
 	}
 }
 
+// retire makes a revoked node offline, without the offline alarm, ends
+// its open alarms and forgets its faults: a board revoked on purpose needs
+// no one, and once enrolled again its first state decides. Called with
+// m.mu held.
+func (m *Monitor) retire(ctx context.Context, id string, r *record, now time.Time) {
+	if r.state != loaxa.NodeOffline && r.state != loaxa.NodeNever {
+		m.setSilent(ctx, id, r, loaxa.NodeOffline, now)
+	}
+	for _, kind := range loaxa.AlarmKinds {
+		if a := m.open[alarmKey{id, kind}]; a != nil {
+			m.endAlarm(ctx, a, now)
+		}
+	}
+	if len(r.faults) > 0 {
+		clear(r.faults)
+		m.storeFaults(ctx, id, r)
+	}
+}
+
 // offline forgets since when the node's conditions that must last have
 // held. Offline, a node cannot measure its clock or download, so the time
 // away does not count, and its first state back (a clock uncertain for not
@@ -468,6 +499,9 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		return
 	}
 	r.lastContact = at
+	// Only a node with active credentials gets this far (the ingest
+	// drops the others' messages): enrolled again since it was revoked.
+	r.revoked = false
 	if st.Status != protocol.StatusOnline {
 		// A Last Will says nothing of the hardware: faults stay as they
 		// were until the node says otherwise.

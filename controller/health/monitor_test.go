@@ -606,3 +606,49 @@ func TestSalvagedPlays(t *testing.T) {
 		t.Errorf("last play %v after a salvaged batch older than a play since, want %v", lp, at)
 	}
 }
+
+// TestRevokedNodeRaisesNoAlarm: a board revoked on purpose (stolen,
+// retired) is cut off the broker; it stayed "online" until the sweep and
+// then raised an offline alarm, and its open alarms stayed open, for no
+// one to act on. It is offline without an alarm and its alarms end; once
+// enrolled again, its state is taken as any node's.
+func TestRevokedNodeRaisesNoAlarm(t *testing.T) {
+	w := newWorld(t, func(c *health.Config) { c.OfflineAlarmAfter = 2 * time.Minute })
+	ctx := context.Background()
+	door := healthy()
+	open := true
+	door.DoorOpen = &open
+	w.state("n1", online(door))
+	if w.open("n1")[loaxa.AlarmDoorOpen] == nil {
+		t.Fatal("no door-open alarm")
+	}
+	if _, err := w.nodes.RevokeNode(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	w.m.ReloadNodes(ctx)
+	w.clock.Advance(10 * time.Minute)
+	w.m.SweepNow(ctx)
+	if got := w.open("n1"); len(got) != 0 {
+		t.Errorf("alarms of the revoked node: %v, want none", slices.Collect(maps.Keys(got)))
+	}
+	if got := w.node("n1").Status.State; got != loaxa.NodeOffline {
+		t.Errorf("revoked node's state %s, want offline", got)
+	}
+	// n2, silent as long, is alarmed as before.
+	w.state("n2", online(healthy()))
+	w.clock.Advance(10 * time.Minute)
+	w.m.SweepNow(ctx)
+	if w.open("n2")[loaxa.AlarmOffline] == nil {
+		t.Error("no offline alarm for the node that was not revoked")
+	}
+	// Enrolled again: its state counts, and its door opens an alarm again.
+	_, sec := loaxa.NewNodeSecret()
+	if _, err := w.nodes.SetNodeSecret(ctx, "n1", sec); err != nil {
+		t.Fatal(err)
+	}
+	w.state("n1", online(door))
+	w.m.SweepNow(ctx)
+	if w.open("n1")[loaxa.AlarmDoorOpen] == nil {
+		t.Error("no door-open alarm once the node is enrolled again")
+	}
+}

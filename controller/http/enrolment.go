@@ -194,6 +194,7 @@ func (s *Server) handleRevokeNode(w http.ResponseWriter, r *http.Request) error 
 		return fmt.Errorf("revoke node %s: %w", n.ID, err)
 	}
 	s.disconnect(n.ID)
+	s.changed() // the health model retires it: offline, no alarm
 	s.audit(r, "node.revoke", n.ID, n.Area, "")
 	s.logger().Warn("node credentials revoked", "node", n.ID, "by", userFrom(r.Context()).Username)
 	s.writeJSON(w, r, http.StatusOK, n)
