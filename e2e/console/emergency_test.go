@@ -262,12 +262,35 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 // presses send, which opens the confirmation.
 func chooseAndSend(b *Browser, area, content string) {
 	b.t.Helper()
+	choose(b, area, content)
+	b.Do("send", chromedp.Click(chromedp.CSS(`#em-send`)))
+}
+
+// choose fills the emergency form with area and the recording content.
+func choose(b *Browser, area, content string) {
+	b.t.Helper()
 	b.Do("choose the area and the recording",
 		chromedp.Click(chromedp.CSS(`#em-area-`+area)),
 		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
-		chromedp.SetValue(chromedp.CSS(`#em-content`), content),
-		chromedp.Click(chromedp.CSS(`#em-send`)))
+		chromedp.SetValue(chromedp.CSS(`#em-content`), content))
+}
+
+// lapLeEmergencyForm starts a controller with Xã Lập Lễ, its officer, one
+// cluster and a recording, and opens the emergency form as that officer;
+// the page's errors fail the test at its end.
+func lapLeEmergencyForm(t *testing.T) (*rig.Controller, *Browser, *loaxa.Content) {
+	t.Helper()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+	b := StartBrowser(t)
+	t.Cleanup(b.checkErrors)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	return c, b, flood
 }
 
 // TestBoardSaysAClusterCaughtUp: of Xã Tiên Thắng's two clusters, one has
@@ -402,21 +425,8 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 // second alert to every speaker. One double click must make one
 // confirmation and one alert.
 func TestDoubleClickSendsOneAlert(t *testing.T) {
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	c.CreateNode("lap-le-01", "11527")
-	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
-
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	b.Go("#/emergency", `document.querySelector('#em-form')`)
-	b.Do("choose the area and the recording",
-		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
-		chromedp.SetValue(chromedp.CSS(`#em-how`), "content"),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('#em-how').dispatchEvent(new Event('change'))`),
-		chromedp.SetValue(chromedp.CSS(`#em-content`), flood.ID))
+	c, b, flood := lapLeEmergencyForm(t)
+	choose(b, "11527", flood.ID)
 	// A commune office on 3G: each round trip ~300 ms, so the cluster list
 	// read again is still on its way at the second click.
 	b.EmulateLink("a 3G link", &network.Conditions{Latency: 300, DownloadThroughput: 400_000 / 8, UploadThroughput: 150_000 / 8})
@@ -448,16 +458,7 @@ func TestDoubleClickSendsOneAlert(t *testing.T) {
 // always said "âm lượng tối đa", whatever was chosen. It must say the
 // volume chosen, and "tối đa" only at full volume.
 func TestConfirmationSaysTheVolumeChosen(t *testing.T) {
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	c.CreateNode("lap-le-01", "11527")
-	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
-
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	_, b, flood := lapLeEmergencyForm(t)
 	b.Do("a drill at volume 5",
 		chromedp.Click(chromedp.CSS(`#em-drill`)),
 		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
@@ -481,16 +482,7 @@ func TestConfirmationSaysTheVolumeChosen(t *testing.T) {
 // that has no form, and a yes sent the form's alert. Leaving the screen
 // must close it, sending nothing.
 func TestConfirmationClosesWhenTheScreenChanges(t *testing.T) {
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	c.CreateNode("lap-le-01", "11527")
-	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
-
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	c, b, flood := lapLeEmergencyForm(t)
 	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
 	b.Do("go to the overview", chromedp.Evaluate[chromedp.Void](`location.hash = '#/overview'`))
