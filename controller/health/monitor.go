@@ -49,6 +49,13 @@ type Config struct {
 	OverheatC       float64
 	WeakSignalDBm   int
 	DiskLowBytes    int64
+	// BatteryMarginVolts and WeakSignalMarginDB are how far above its
+	// threshold the battery or the signal must come back before its alarm
+	// ends (a deadband): a battery that sags under the amplifier's load and
+	// recovers when it stops, a signal in rain fade, hover around the
+	// threshold, and would open and end the alarm at every state.
+	BatteryMarginVolts float64
+	WeakSignalMarginDB int
 	// ClockOffsetBound is the largest clock offset (either way) before an
 	// alarm: nodes correct for it, but a board clock that far off has a
 	// flat RTC battery or no time source.
@@ -88,7 +95,15 @@ func DefaultConfig() Config {
 		OverheatC:         65,
 		WeakSignalDBm:     -105,
 		DiskLowBytes:      50 << 20,
-		ClockOffsetBound:  2 * time.Second,
+		// A 12 V lead-acid battery sags 0.2–0.4 V under a 100 W
+		// amplifier's 8 A and recovers as much when it stops; 12.2 V at
+		// rest is still only half charged, so the alarm ends there or
+		// once the charger runs (13 V and more).
+		BatteryMarginVolts: 0.4,
+		// A 4G signal fades by a few dB from one reading to the next (rain,
+		// moving obstacles); −100 dBm is a usable link again.
+		WeakSignalMarginDB: 5,
+		ClockOffsetBound:   2 * time.Second,
 		// A node measures again while it is uncertain by more than 5 ms;
 		// between measurements the drift bound adds up to 30 ms. Over 4G
 		// a measurement is within 20–50 ms, so 100 ms is a time source
@@ -112,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.StaleBeats >= 1 && c.OfflineBeats > c.StaleBeats) {
 		errs = append(errs, fmt.Errorf("want 1 ≤ stale beats (%.1f) < offline beats (%.1f)", c.StaleBeats, c.OfflineBeats))
+	}
+	if c.BatteryMarginVolts < 0 || c.WeakSignalMarginDB < 0 {
+		errs = append(errs, fmt.Errorf("battery margin (%.2f V) and weak signal margin (%d dB) must not be negative", c.BatteryMarginVolts, c.WeakSignalMarginDB))
 	}
 	if c.DailyTest != "" {
 		if _, err := time.Parse("15:04", c.DailyTest); err != nil {
@@ -514,7 +532,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	if a := m.open[alarmKey{node, loaxa.AlarmOffline}]; a != nil {
 		m.endAlarm(ctx, a, at)
 	}
-	now := m.faultsOf(st)
+	now := m.faultsOf(st, r.faults)
 	for _, l := range m.lasting() {
 		kind, need := l.kind, l.need
 		_, over := now[kind]
@@ -604,8 +622,10 @@ type lastingCondition struct {
 	need time.Duration
 }
 
-// faultsOf derives the open conditions of a state: kind → facts.
-func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
+// faultsOf derives the open conditions of a state: kind → facts. open are
+// the node's faults so far: a battery or signal already found low stays
+// so until it is back past its threshold's margin.
+func (m *Monitor) faultsOf(st *protocol.State, open map[string]loaxa.Fault) map[string]loaxa.AlarmFacts {
 	out := map[string]loaxa.AlarmFacts{}
 	c := m.Config
 	if off := time.Duration(st.ClockOffsetMS) * time.Millisecond; off > c.ClockOffsetBound || off < -c.ClockOffsetBound {
@@ -654,7 +674,8 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	if b.Mains != nil && !*b.Mains {
 		out[loaxa.AlarmMainsOff] = loaxa.AlarmFacts{}
 	}
-	if b.BatteryVolts != nil && *b.BatteryVolts < c.BatteryLowVolts {
+	_, wasLow := open[loaxa.AlarmBatteryLow]
+	if v := b.BatteryVolts; v != nil && (*v < c.BatteryLowVolts || wasLow && *v < c.BatteryLowVolts+c.BatteryMarginVolts) {
 		out[loaxa.AlarmBatteryLow] = loaxa.AlarmFacts{BatteryVolts: b.BatteryVolts}
 	}
 	if b.TemperatureC != nil && *b.TemperatureC > c.OverheatC {
@@ -663,7 +684,8 @@ func (m *Monitor) faultsOf(st *protocol.State) map[string]loaxa.AlarmFacts {
 	if b.DoorOpen != nil && *b.DoorOpen {
 		out[loaxa.AlarmDoorOpen] = loaxa.AlarmFacts{}
 	}
-	if b.RSSIDBm != nil && *b.RSSIDBm < c.WeakSignalDBm {
+	_, wasWeak := open[loaxa.AlarmWeakSignal]
+	if v := b.RSSIDBm; v != nil && (*v < c.WeakSignalDBm || wasWeak && *v < c.WeakSignalDBm+c.WeakSignalMarginDB) {
 		out[loaxa.AlarmWeakSignal] = loaxa.AlarmFacts{RSSIDBm: b.RSSIDBm, Link: b.Link}
 	}
 	return out

@@ -362,6 +362,65 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 	}
 }
 
+// TestBatteryAndSignalNearTheThresholdDoNotFlap: during a typhoon a 4G
+// cluster's signal hovered around −105 dBm (rain fade), and a battery sagged
+// under the amplifier's load below 11.8 V and recovered when it stopped:
+// every state report opened or ended the alarm, and the officers' alarm list
+// and stream filled with open/end pairs of the same cluster. An alarm opens
+// below the threshold and ends only once the value is back above the
+// threshold plus a margin (0.4 V, 5 dB); a value in that band opens nothing.
+func TestBatteryAndSignalNearTheThresholdDoNotFlap(t *testing.T) {
+	tests := []struct {
+		kind                    string
+		set                     func(*protocol.Board, float64)
+		below, above, in, clear float64
+	}{
+		{loaxa.AlarmBatteryLow, func(b *protocol.Board, v float64) { b.BatteryVolts = ptr(v) }, 11.75, 11.85, 12.1, 12.25},
+		{loaxa.AlarmWeakSignal, func(b *protocol.Board, v float64) { b.RSSIDBm = ptr(int(v)) }, -106, -104, -101, -99},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			w := newWorld(t)
+			ctx := context.Background()
+			state := func(v float64) {
+				b := healthy()
+				tt.set(&b, v)
+				st := online(b)
+				st.DiskFreeBytes = ptr(int64(1 << 30))
+				w.state("n1", st)
+				w.clock.Advance(30 * time.Second)
+			}
+			// Inside the band from a healthy start: no alarm.
+			state(tt.in)
+			if open := w.open("n1"); len(open) != 0 {
+				t.Fatalf("%v, above the threshold: alarms %v, want none", tt.in, open)
+			}
+			for range 10 {
+				state(tt.below)
+				state(tt.above)
+			}
+			all, err := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{Node: "n1", Kind: tt.kind})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 1 || !all[0].Open() {
+				t.Fatalf("20 states alternating %v and %v opened %d alarms (open: %v), want one that stays open", tt.below, tt.above, len(all), w.open("n1"))
+			}
+			state(tt.in)
+			if w.open("n1")[tt.kind] == nil {
+				t.Fatalf("%v, under the threshold plus the margin, ended the alarm", tt.in)
+			}
+			state(tt.clear)
+			if open := w.open("n1"); len(open) != 0 {
+				t.Errorf("%v, over the threshold plus the margin: alarms %v, want none", tt.clear, open)
+			}
+			if f := w.node("n1").Status.Faults; len(f) != 0 {
+				t.Errorf("node faults after the value came back: %+v", f)
+			}
+		})
+	}
+}
+
 // TestOfflineByHeartbeatTimeout: a half-open link sends no Last Will; the
 // node goes stale after 2.5 missed heartbeats, offline after 5, raises the
 // offline alarm after the threshold, and recovers with its next state.
