@@ -52,27 +52,47 @@ func seqOf(prefix, id string) uint64 {
 
 // CreateAlarm stores a, assigning its ID.
 func (s *AlarmService) CreateAlarm(ctx context.Context, a *loaxa.Alarm) error {
+	return s.CreateAlarms(ctx, []*loaxa.Alarm{a})
+}
+
+// CreateAlarms stores as in one transaction, assigning their IDs: a sweep
+// that finds thousands of nodes offline at once pays one commit (one
+// fsync), not one each.
+func (s *AlarmService) CreateAlarms(ctx context.Context, as []*loaxa.Alarm) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	if a.Kind == "" || a.Node == "" || a.Start.IsZero() {
-		return loaxa.Errorf(loaxa.EInvalid, "An alarm needs a kind, a node and a start (got %q, %q, %v).", a.Kind, a.Node, a.Start)
+	recs := make([]loaxa.Alarm, len(as))
+	for i, a := range as {
+		if a.Kind == "" || a.Node == "" || a.Start.IsZero() {
+			return loaxa.Errorf(loaxa.EInvalid, "An alarm needs a kind, a node and a start (got %q, %q, %v).", a.Kind, a.Node, a.Start)
+		}
+		recs[i] = *a
+		recs[i].Start = recs[i].Start.UTC()
 	}
-	rec := *a
-	rec.Start = rec.Start.UTC()
 	err := s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAlarms)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
+		for i := range recs {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			recs[i].ID = seqID("al", seq)
+			if err := putJSON(b, u64(seq), &recs[i]); err != nil {
+				return err
+			}
 		}
-		rec.ID = seqID("al", seq)
-		return putJSON(b, u64(seq), &rec)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("create alarm %s of %s: %w", a.Kind, a.Node, err)
+		if len(as) == 1 {
+			return fmt.Errorf("create alarm %s of %s: %w", as[0].Kind, as[0].Node, err)
+		}
+		return fmt.Errorf("create %d alarms (%s of %s first): %w", len(as), as[0].Kind, as[0].Node, err)
 	}
-	*a = rec
+	for i, a := range as {
+		*a = recs[i]
+	}
 	return nil
 }
 

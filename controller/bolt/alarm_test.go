@@ -115,3 +115,31 @@ func TestSelfTestService(t *testing.T) {
 		t.Errorf("FindSelfTests: %v", list)
 	}
 }
+
+// TestCreateAlarmsInOneWrite: the health sweep stores the offline alarms
+// of thousands of nodes at once, in one commit (one commit each held the
+// monitor for seconds, BENCHMARKS.md). Each gets its ID, in order; an
+// alarm that cannot be stored stores none of them.
+func TestCreateAlarmsInOneWrite(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	s := bolt.NewAlarmService(db)
+	ctx := context.Background()
+	as := []*loaxa.Alarm{
+		{Kind: loaxa.AlarmOffline, Node: "n1", Area: "hn", Start: clk.Now()},
+		{Kind: loaxa.AlarmOffline, Node: "n2", Area: "hn", Start: clk.Now()},
+	}
+	must(t, s.CreateAlarms(ctx, as))
+	if as[0].ID != "al000001" || as[1].ID != "al000002" || !as[1].Start.Equal(clk.Now().UTC()) {
+		t.Fatalf("created %+v, %+v", as[0], as[1])
+	}
+	bad := []*loaxa.Alarm{
+		{Kind: loaxa.AlarmOffline, Node: "n3", Area: "hn", Start: clk.Now()},
+		{Kind: loaxa.AlarmOffline, Area: "hn", Start: clk.Now()},
+	}
+	wantCode(t, s.CreateAlarms(ctx, bad), loaxa.EInvalid)
+	open, err := s.FindOpenAlarms(ctx)
+	must(t, err)
+	if len(open) != 2 || bad[0].ID != "" {
+		t.Errorf("after a batch with an invalid alarm: %d open, first of it given id %q; want 2 and none", len(open), bad[0].ID)
+	}
+}

@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -124,4 +125,106 @@ func BenchmarkSweepOfAMassOutage(b *testing.B) {
 	}
 	b.ReportMetric(sweepTotal.Seconds()/float64(b.N), "sweep_s")
 	b.ReportMetric(waitTotal.Seconds()/float64(b.N), "state_wait_s")
+}
+
+// failingAlarms is an alarm store whose writes fail (a full disk, or the
+// controller dying before it wrote).
+type failingAlarms struct{ loaxa.AlarmService }
+
+func (failingAlarms) CreateAlarm(context.Context, *loaxa.Alarm) error {
+	return errors.New("write alarm: no space left on device")
+}
+
+func (failingAlarms) CreateAlarms(context.Context, []*loaxa.Alarm) error {
+	return errors.New("write alarms: no space left on device")
+}
+
+// TestOfflineAlarmsNotWrittenOpenLater: the sweep decided that n1 and n2
+// were offline long enough for their alarm, and the write of those alarms
+// (one for the whole sweep) did not happen: it failed, or the controller
+// died first. Nothing is lost: the same monitor's next sweep, or a
+// restarted one's first, opens each alarm, once.
+func TestOfflineAlarmsNotWrittenOpenLater(t *testing.T) {
+	ctx := context.Background()
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "next sweep", true: "restart"}[restart], func(t *testing.T) {
+			w := newWorld(t)
+			for _, id := range []string{"n1", "n2"} {
+				w.state(id, online(healthy()))
+			}
+			w.m.Alarms = failingAlarms{w.alarms}
+			w.clock.Advance(11 * time.Minute)
+			w.m.SweepNow(ctx)
+			if st := w.m.Status(); st.Nodes[loaxa.NodeOffline] != 2 || st.OpenAlarms != 0 {
+				t.Fatalf("after a sweep whose alarms were not written: %+v, want 2 offline, no alarm open", st)
+			}
+			m := w.m
+			if restart {
+				m = health.NewMonitor()
+				m.Clock, m.Nodes, m.Alarms, m.Tests, m.Messenger = w.clock, w.nodes, w.alarms, w.alarms, w.msgs
+				if err := m.Open(ctx); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(m.Close)
+			} else {
+				m.Alarms = w.alarms
+			}
+			for range 2 {
+				w.clock.Advance(5 * time.Second)
+				m.SweepNow(ctx)
+			}
+			all, err := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, a := range all {
+				if a.Kind == loaxa.AlarmOffline && a.Open() {
+					got[a.Node]++
+				}
+			}
+			if len(all) != 2 || got["n1"] != 1 || got["n2"] != 1 || m.Status().OpenAlarms != 2 {
+				t.Errorf("alarms %v (%d in all, %d open in the monitor), want one offline alarm open for n1 and n2", got, len(all), m.Status().OpenAlarms)
+			}
+		})
+	}
+}
+
+// countingAlarms counts the writes of new alarms.
+type countingAlarms struct {
+	loaxa.AlarmService
+	writes int
+}
+
+func (c *countingAlarms) CreateAlarm(ctx context.Context, a *loaxa.Alarm) error {
+	c.writes++
+	return c.AlarmService.CreateAlarm(ctx, a)
+}
+
+func (c *countingAlarms) CreateAlarms(ctx context.Context, as []*loaxa.Alarm) error {
+	c.writes++
+	return c.AlarmService.CreateAlarms(ctx, as)
+}
+
+// TestSweepStoresItsAlarmsInOneWrite: a typhoon cut off 5,000 clusters
+// at once and the sweep stored each one's offline alarm in a commit of its
+// own while holding the monitor's lock: 15 s in which no state or event
+// was taken in (BenchmarkSweepOfAMassOutage). The alarms a sweep opens are
+// stored in one write.
+func TestSweepStoresItsAlarmsInOneWrite(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	for _, id := range []string{"n1", "n2"} {
+		w.state(id, online(healthy()))
+	}
+	c := &countingAlarms{AlarmService: w.alarms}
+	w.m.Alarms = c
+	w.clock.Advance(11 * time.Minute)
+	w.m.SweepNow(ctx)
+	if len(w.open("n1")) != 1 || len(w.open("n2")) != 1 {
+		t.Fatalf("open alarms n1 %v, n2 %v; want offline for each", w.open("n1"), w.open("n2"))
+	}
+	if c.writes != 1 {
+		t.Errorf("the sweep's 2 alarms took %d writes, want 1", c.writes)
+	}
 }

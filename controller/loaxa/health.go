@@ -272,6 +272,9 @@ type AlarmFilter struct {
 type AlarmService interface {
 	// CreateAlarm stores a new alarm, assigning its ID.
 	CreateAlarm(ctx context.Context, a *Alarm) error
+	// CreateAlarms stores new alarms in one write, assigning their IDs:
+	// all of them, or none if one cannot be.
+	CreateAlarms(ctx context.Context, as []*Alarm) error
 	// EndAlarm sets the alarm's End; an ended alarm is left alone.
 	EndAlarm(ctx context.Context, id string, end time.Time) (*Alarm, error)
 	// AckAlarm records who acknowledged the alarm and when; ENotFound if
