@@ -837,8 +837,8 @@ func (m *Monitor) newAlarm(node string, r *record, kind string, facts loaxa.Alar
 }
 
 // openAlarms stores new alarms in one write and announces them; none is
-// open if they could not be stored, so the next state or sweep that finds
-// the condition tries again. Called with m.mu held.
+// open if they could not be stored (the next sweep decides the offline
+// ones again). Called with m.mu held.
 func (m *Monitor) openAlarms(ctx context.Context, as ...*loaxa.Alarm) {
 	if len(as) == 0 {
 		return
