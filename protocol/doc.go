@@ -54,8 +54,10 @@
 //     (ErrAudience);
 //   - it has not expired and was not issued further in the future than the
 //     tolerated clock skew, judged on the node's controller-corrected clock
-//     (ErrExpired, ErrNotYetValid); no message may be valid longer than
-//     MaxTTL;
+//     (before its first measurement, never earlier than the latest
+//     controller time the node had proof of: docs/security.md "Clock
+//     floor") (ErrExpired, ErrNotYetValid); no message may be valid
+//     longer than MaxTTL;
 //   - it is not a copy of one already accepted: commands go through a
 //     ReplayGuard that remembers (key, sequence) until expiry; desired states
 //     must carry a higher Version than the one the node runs (ErrReplay).

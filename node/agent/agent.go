@@ -173,6 +173,17 @@ type Agent struct {
 	// rand picks report delays; main loop only.
 	rand *rand.Rand
 
+	// floorDue: to the main loop, store the clock floor (clockfloor.go).
+	floorDue chan struct{}
+	// proven is the latest time the controller's clock is known to have
+	// reached (clockfloor.go); the synchroniser and the main loop set it.
+	provenMu sync.Mutex
+	proven   provenTime
+	// floorStored is the clock floor last stored; floored, the floor the
+	// board's clock was moved up to at start-up (zero if it was not).
+	// Main loop only.
+	floorStored, floored time.Time
+
 	started time.Time // base clock, for the uptime
 	metrics *metrics
 }
@@ -310,6 +321,7 @@ func New(cfg Config) (*Agent, error) {
 		salvageWake:   make(chan struct{}, 1),
 		syncNow:       make(chan struct{}, 1),
 		clockMoved:    make(chan struct{}, 1),
+		floorDue:      make(chan struct{}, 1),
 		cueBegan:      make(chan struct{}, 1),
 		messagePlaced: make(chan struct{}, 1),
 		alive:         make(chan chan struct{}),
@@ -554,6 +566,9 @@ func (a *Agent) load() error {
 	if a.progress, err = a.store.Progress(); err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}
+	// Before anything is judged on the clock: the held alerts and the
+	// messages.
+	a.loadFloor()
 	entries, err := a.store.ReplayEntries(a.forgetAt())
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)
@@ -679,6 +694,8 @@ func (a *Agent) loop(ctx context.Context) {
 			a.status.missing = a.cache.Missing()
 			a.mu.Unlock()
 			signal(a.dirty)
+		case <-a.floorDue:
+			a.saveFloor(0)
 		case <-a.clockMoved:
 			a.recheckRestored()
 			if a.cue != nil && a.cue.openErr == nil {
@@ -991,6 +1008,7 @@ func (a *Agent) shutdown() {
 	a.stopTest(a.clock.Now())
 	a.amplifierOff()
 	a.flush()
+	a.saveFloor(0)
 }
 
 // mark is o's progress at phase, keeping when the node first had it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"loaxa.vn/node/mqtt"
 	"loaxa.vn/protocol"
@@ -45,6 +46,10 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 	}
 	env, err := a.verifier.Open(m.Payload, topic.Audience())
 	if err != nil {
+		if errors.Is(err, protocol.ErrExpired) && !a.floored.IsZero() && a.clockEstimate.Load() == nil {
+			err = fmt.Errorf("%w, by the time the controller last proved (%s): the board's clock is behind it and not measured yet",
+				err, a.floored.UTC().Format(time.RFC3339))
+		}
 		if topic.Channel == protocol.ChanDesired && (errors.Is(err, protocol.ErrExpired) || errors.Is(err, protocol.ErrNotYetValid)) {
 			// The retained copy will not come again; if our clock is what
 			// is wrong, the next correction lets it through.
@@ -52,6 +57,9 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 		}
 		return err
 	}
+	// The controller's clock read at least its issue time.
+	a.proved(env.IssuedAt())
+	a.saveFloor(floorStep)
 	switch topic.Channel {
 	case protocol.ChanDesired:
 		return a.acceptDesired(env)

@@ -73,6 +73,13 @@ type Store interface {
 	Keys() ([]protocol.PublicKey, error)
 	// SetKeys replaces the learnt controller keys.
 	SetKeys(keys []protocol.PublicKey) error
+
+	// ClockFloor returns the time SetClockFloor stored last (zero if
+	// never): a time the controller's clock was known to have reached
+	// (clockfloor.go).
+	ClockFloor() (time.Time, error)
+	// SetClockFloor replaces the clock floor.
+	SetClockFloor(t time.Time) error
 }
 
 // ErrEpoch is returned by Store.Ack for an acknowledgement of another

@@ -114,6 +114,10 @@ func (a *Agent) syncClock(ctx context.Context) {
 				}
 			}
 		}
+		if e := a.clockEstimate.Load(); e != nil {
+			a.measuredFloor(e)
+		}
+		signal(a.floorDue) // stored even unmeasured: the floor has run on
 		var next time.Duration
 		next, retry, early = nextSync(a.clockEstimate.Load(), a.clock.Base.Now(), retry, a.cfg.TimeSyncInterval)
 		timer.Reset(next)

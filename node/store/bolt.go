@@ -27,8 +27,9 @@ var (
 	keyDesired = []byte("desired")
 	keyAcked   = []byte("acked")
 	keyLast    = []byte("last")
-	keyKeys    = []byte("keys")   // in meta: learnt controller keys, JSON
-	keyAlerts  = []byte("alerts") // in meta: agent.HeldAlerts, JSON
+	keyKeys    = []byte("keys")        // in meta: learnt controller keys, JSON
+	keyAlerts  = []byte("alerts")      // in meta: agent.HeldAlerts, JSON
+	keyFloor   = []byte("clock_floor") // in meta: the clock floor, RFC 3339
 )
 
 // Bolt is a Store in one bbolt file. Every change is one transaction, synced
@@ -431,6 +432,36 @@ func (s *Bolt) SetHeldAlerts(h agent.HeldAlerts) error {
 		return tx.Bucket(bucketMeta).Put(keyAlerts, raw)
 	}); err != nil {
 		return fmt.Errorf("store held alerts: %w", err)
+	}
+	return nil
+}
+
+// ClockFloor returns the stored clock floor, or zero.
+func (s *Bolt) ClockFloor() (time.Time, error) {
+	var floor time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyFloor)
+		if v == nil {
+			return nil
+		}
+		return floor.UnmarshalText(v)
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("load clock floor: %w", err)
+	}
+	return floor, nil
+}
+
+// SetClockFloor replaces the clock floor.
+func (s *Bolt) SetClockFloor(t time.Time) error {
+	raw, err := t.UTC().MarshalText()
+	if err != nil {
+		return fmt.Errorf("store clock floor %v: %w", t, err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyFloor, raw)
+	}); err != nil {
+		return fmt.Errorf("store clock floor %v: %w", t, err)
 	}
 	return nil
 }

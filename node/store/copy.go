@@ -13,11 +13,11 @@ import (
 
 // MemoryFrom copies what the agent needs of the store file at path into a
 // new Memory store, reading the file only: its desired state, learnt
-// keys, held alerts, progress marks and unexpired replay guard. A node
-// whose SD card takes no writes any more runs on it (the node program
-// does), so that it keeps its schedule without a link, plays again an
-// alert it held, does not play again what it played, and refuses a
-// message it already took.
+// keys, clock floor, held alerts, progress marks and unexpired replay
+// guard. A node whose SD card takes no writes any more runs on it (the
+// node program does), so that it keeps its schedule without a link, plays
+// again an alert it held, does not play again what it played, and refuses
+// a message it already took.
 //
 // The Memory has an epoch of its own: continuing the file's numbers from
 // memory would reuse them for other events after the next restart. The
@@ -107,8 +107,8 @@ func MemoryOf(src agent.Store, now time.Time) (*Memory, error) {
 	return m, nil
 }
 
-// copyState copies src's desired state, learnt keys, held alerts, marks
-// and replay guard unexpired at now into m.
+// copyState copies src's desired state, learnt keys, clock floor, held
+// alerts, marks and replay guard unexpired at now into m.
 func (m *Memory) copyState(src agent.Store, now time.Time) error {
 	desired, err := src.Desired()
 	if err != nil {
@@ -124,6 +124,9 @@ func (m *Memory) copyState(src agent.Store, now time.Time) error {
 		return err
 	}
 	m.keys = keys
+	if m.floor, err = src.ClockFloor(); err != nil {
+		return err
+	}
 	alerts, err := src.HeldAlerts()
 	if err != nil {
 		return err

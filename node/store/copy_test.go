@@ -14,10 +14,10 @@ import (
 )
 
 // TestMemoryFromCopiesWhatTheAgentNeeds: from a store on a card gone
-// read-only, the desired state, keys, held alerts, marks and replay guard
-// come into memory, and the unacknowledged events as salvaged events of
-// the card's epoch; the memory store has an epoch of its own, and no
-// expired replay entry.
+// read-only, the desired state, keys, clock floor, held alerts, marks and
+// replay guard come into memory, and the unacknowledged events as
+// salvaged events of the card's epoch; the memory store has an epoch of
+// its own, and no expired replay entry.
 func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.db")
@@ -30,7 +30,7 @@ func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
 	alerts := agent.HeldAlerts{Cancelled: map[string]time.Time{"e9@x": damageNow.Add(time.Hour).UTC()}}
 	kept := protocol.ReplayEntry{KeyID: "k1", Seq: 7, Expires: damageNow.Add(time.Hour).UnixMilli()}
 	for _, err := range []error{
-		s.SetKeys(keys), s.SetHeldAlerts(alerts),
+		s.SetKeys(keys), s.SetHeldAlerts(alerts), s.SetClockFloor(damageNow),
 		s.AddReplay(kept, damageNow),
 		s.AddReplay(protocol.ReplayEntry{KeyID: "k1", Seq: 8, Expires: damageNow.Add(time.Minute).UnixMilli()}, damageNow),
 	} {
@@ -54,6 +54,9 @@ func TestMemoryFromCopiesWhatTheAgentNeeds(t *testing.T) {
 	}
 	if got, _ := m.Keys(); !reflect.DeepEqual(got, keys) {
 		t.Errorf("keys %v, want %v", got, keys)
+	}
+	if got, _ := m.ClockFloor(); !got.Equal(damageNow) {
+		t.Errorf("clock floor %v, want %v", got, damageNow)
 	}
 	if got, _ := m.HeldAlerts(); !reflect.DeepEqual(got.Cancelled, alerts.Cancelled) {
 		t.Errorf("held alerts %+v, want %+v", got, alerts)

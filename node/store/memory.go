@@ -25,6 +25,7 @@ type Memory struct {
 	replay   map[replayKey]protocol.ReplayEntry
 	keys     []protocol.PublicKey
 	alerts   []byte // JSON of agent.HeldAlerts
+	floor    time.Time
 	// salvaged holds events of earlier outboxes by epoch, in sequence
 	// order (salvage.go).
 	salvaged map[string][]protocol.Event
@@ -213,5 +214,20 @@ func (m *Memory) SetHeldAlerts(h agent.HeldAlerts) error {
 	m.mu.Lock()
 	m.alerts = raw
 	m.mu.Unlock()
+	return nil
+}
+
+// ClockFloor returns the stored clock floor, or zero.
+func (m *Memory) ClockFloor() (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.floor, nil
+}
+
+// SetClockFloor replaces the clock floor.
+func (m *Memory) SetClockFloor(t time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.floor = t.UTC().Round(0)
 	return nil
 }

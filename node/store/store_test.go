@@ -107,6 +107,7 @@ func TestStore(t *testing.T) {
 			t.Run("progress", func(t *testing.T) { testProgress(t, im) })
 			t.Run("replay", func(t *testing.T) { testReplay(t, im) })
 			t.Run("keys", func(t *testing.T) { testKeys(t, im) })
+			t.Run("clock floor", func(t *testing.T) { testClockFloor(t, im) })
 			t.Run("alerts", func(t *testing.T) { testAlerts(t, im) })
 			t.Run("salvaged", func(t *testing.T) { testSalvaged(t, im) })
 			t.Run("keep", func(t *testing.T) { testKeep(t, im) })
@@ -369,6 +370,20 @@ func testKeys(t *testing.T, im impl) {
 	got, err := im.reopen(t, s).Keys()
 	if err != nil || len(got) != 2 || got[0].ID != "k1" || got[1] != want[1] {
 		t.Fatalf("Keys() after reopen = %v, %v", got, err)
+	}
+}
+
+func testClockFloor(t *testing.T, im impl) {
+	s := im.open(t)
+	if f, err := s.ClockFloor(); err != nil || !f.IsZero() {
+		t.Fatalf("ClockFloor() of a new store = %v, %v; want zero, nil", f, err)
+	}
+	want := t0.Add(1234567 * time.Nanosecond)
+	if err := s.SetClockFloor(want.In(time.FixedZone("ICT", 7*3600))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := im.reopen(t, s).ClockFloor(); err != nil || !got.Equal(want) {
+		t.Fatalf("ClockFloor() after reopen = %v, %v; want %v", got, err, want)
 	}
 }
 

@@ -1,0 +1,109 @@
+package agent_test
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// TestOldAlertRefusedOnABoardClockBehindItsFloor: a board without an RTC
+// battery comes back from a power cut with its clock at its build date, a
+// month behind, and the controller has not answered its time request yet.
+// Someone on the network replays an emergency alert recorded a month ago:
+// on the board's clock it had just been issued, and the board sounded it.
+// The node had proved the controller's time before the cut; the alert
+// expired a month before that, so it must be refused and never play. A
+// board whose clock is ahead of that proven time keeps its own clock
+// until it is measured, as before.
+func TestOldAlertRefusedOnABoardClockBehindItsFloor(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the HTTP server closes, even if the test fails
+	var unanswered atomic.Bool
+	ctl.Clock = func() time.Time {
+		if unanswered.Load() {
+			<-gate
+		}
+		return fc.Now()
+	}
+	cred := ctl.Credentials("n1", "x1", "d1")
+	st := store.NewMemory()
+
+	// In service: the board measures the controller's time.
+	n := startAgent(t, cred, options{clock: fc, store: st})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "clock not measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })
+	proven := fc.Now()
+	n.stop(t)
+
+	// The power was off an hour; the board starts at its build date, and
+	// its time request is not answered.
+	fc.Advance(time.Hour)
+	unanswered.Store(true)
+	board := clock.NewOffset(fc)
+	board.Set(-30 * 24 * time.Hour)
+	n = startAgent(t, cred, options{clock: board, store: st})
+	waitConnected(t, n)
+	if now := n.a.Clock().Now(); now.Before(proven) {
+		t.Errorf("before its first measurement the node's clock reads %v, before the time it proved (%v)", now, proven)
+	}
+
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	recorded := board.Now() // a month ago
+	old := protocol.NewSigner("controller", ctl.Key, 0, func() time.Time { return recorded })
+	raw, err := old.Seal(protocol.TypeCommand, "area/d1",
+		alert("old@x", msg, opening, closing, recorded.Add(time.Second), recorded.Add(time.Hour)), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl.Publish(ctl.Topics.Area("d1", protocol.ChanCmd), false, raw)
+	received := func() bool { return slices.Contains(nodetest.Summary(ctl.Events("n1")), "received old@x") }
+	nodetest.Eventually(t, 10*time.Second, "the replayed alert not handled", func() bool {
+		return n.a.Status().Rejected > 0 || received()
+	})
+	if received() || n.a.Status().Rejected != 1 {
+		t.Fatalf("an alert that expired a month before the node's proven time: events %q, rejected %d; want it refused",
+			nodetest.Summary(ctl.Events("n1")), n.a.Status().Rejected)
+	}
+	n.stop(t)
+
+	// A board whose clock is two hours ahead keeps it until measured.
+	board.Set(2 * time.Hour)
+	n = startAgent(t, cred, options{clock: board, store: st})
+	waitConnected(t, n)
+	if got := n.a.Clock().Get(); got != 0 {
+		t.Errorf("a board ahead of its proven time had its clock moved by %v before any measurement; want it kept", got)
+	}
+}
+
+// TestClockFloorStoredOnceMeasured: a power cut leaves no clean stop to
+// store the floor at, so the node stores it as soon as it has measured
+// the controller's time: the controller's, not the board's (an hour
+// behind here).
+func TestClockFloorStoredOnceMeasured(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	st := store.NewMemory()
+	board := clock.NewOffset(fc)
+	board.Set(-time.Hour)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "no clock floor stored after the first measurement", func() bool {
+		f, err := st.ClockFloor()
+		return err == nil && !f.IsZero()
+	})
+	if f, _ := st.ClockFloor(); !f.Equal(fc.Now()) {
+		t.Errorf("clock floor %v stored, want the controller's time %v", f, fc.Now())
+	}
+}
