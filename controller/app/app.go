@@ -169,7 +169,7 @@ func (a *App) Open() (err error) {
 		return err
 	}
 
-	tlsCfg, warning, err := loadTLS(cfg)
+	tlsCfg, warning, err := loadTLS(cfg, a.Clock.Now, a.Logger)
 	if err != nil {
 		return err
 	}

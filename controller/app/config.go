@@ -128,7 +128,7 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&c.PublicURL, "public-url", "LOAXA_PUBLIC_URL", "controller URL written into node credentials (default: the URL used to enrol)")
 	str(&c.PublicBroker, "public-broker", "LOAXA_PUBLIC_BROKER", "broker URL written into node credentials")
 	str(&c.TopicPrefix, "topic-prefix", "LOAXA_TOPIC_PREFIX", "MQTT topic prefix")
-	str(&c.TLSCert, "tls-cert", "LOAXA_TLS_CERT", "PEM certificate (chain) file: serve HTTPS and MQTTS")
+	str(&c.TLSCert, "tls-cert", "LOAXA_TLS_CERT", "PEM certificate (chain) file: serve HTTPS and MQTTS (read again when it changes)")
 	str(&c.TLSKey, "tls-key", "LOAXA_TLS_KEY", "PEM private key file of --tls-cert")
 	str(&c.TLSCA, "tls-ca", "LOAXA_TLS_CA", "PEM certificate nodes pin to verify the controller (default: the last certificate of --tls-cert)")
 	c.AdminPassword = getenv("LOAXA_ADMIN_PASSWORD")

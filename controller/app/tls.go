@@ -1,28 +1,43 @@
 package app
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
+	"time"
 )
+
+// certCheckEvery is how often, at most, a TLS handshake looks whether
+// --tls-cert or --tls-key changed on disk.
+const certCheckEvery = time.Minute
 
 // serverTLS is the controller's TLS identity: the certificate it serves
 // and the PEM nodes pin.
 type serverTLS struct {
 	server *tls.Config
 	pin    string // PEM written into credentials documents
+	reload *certReloader
 }
 
 // loadTLS reads --tls-cert, --tls-key and --tls-ca; nil without them.
 // warning says why the certificate nodes will pin may not outlive a
-// renewal.
-func loadTLS(cfg Config) (_ *serverTLS, warning string, _ error) {
+// renewal. The certificate served is read again when its files change
+// (certReloader); now and logger are the reloader's.
+func loadTLS(cfg Config, now func() time.Time, logger *slog.Logger) (_ *serverTLS, warning string, _ error) {
 	if cfg.TLSCert == "" {
 		return nil, "", nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	certPEM, keyPEM, err := readPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, "", err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, "", fmt.Errorf("--tls-cert %s, --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
 	}
@@ -31,36 +46,129 @@ func loadTLS(cfg Config) (_ *serverTLS, warning string, _ error) {
 		return nil, "", fmt.Errorf("--tls-cert %s: %w", cfg.TLSCert, err)
 	}
 	var pin []byte
+	pool := x509.NewCertPool()
 	if cfg.TLSCA != "" {
 		if pin, err = os.ReadFile(cfg.TLSCA); err != nil {
 			return nil, "", fmt.Errorf("--tls-ca: %w", err)
 		}
-		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pin) {
 			return nil, "", fmt.Errorf("--tls-ca %s: no PEM certificate in it", cfg.TLSCA)
 		}
-		inter := x509.NewCertPool()
-		for _, der := range cert.Certificate[1:] {
-			if c, err := x509.ParseCertificate(der); err == nil {
-				inter.AddCert(c)
-			}
-		}
 		// Nodes will verify the chain against it: check now, not on the
 		// first board in the field.
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err != nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: intermediates(cert)}); err != nil {
 			return nil, "", fmt.Errorf("--tls-cert %s does not verify against --tls-ca %s: %w", cfg.TLSCert, cfg.TLSCA, err)
 		}
 	} else {
 		last := cert.Certificate[len(cert.Certificate)-1]
 		pin = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: last})
+		pool.AppendCertsFromPEM(pin)
 		if top, err := x509.ParseCertificate(last); err == nil && top.CheckSignatureFrom(top) != nil {
 			// A public CA's fullchain ends with an intermediate, and the
 			// CA may issue the next renewal under another one.
 			warning = fmt.Sprintf("nodes will pin %q, the top of --tls-cert's chain, which is not self-signed: a renewed certificate under another intermediate would cut every board off; give --tls-ca the root (or the CA's certificate) to pin instead", top.Subject.CommonName)
 		}
 	}
+	r := &certReloader{
+		certFile: cfg.TLSCert, keyFile: cfg.TLSKey, pinned: pool,
+		now: now, every: certCheckEvery, logger: logger,
+		cert: &cert, certPEM: certPEM, keyPEM: keyPEM, checked: now(),
+	}
 	return &serverTLS{
-		server: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		server: &tls.Config{GetCertificate: r.getCertificate, MinVersion: tls.VersionTLS12},
 		pin:    string(pin),
+		reload: r,
 	}, warning, nil
+}
+
+// readPair reads the certificate and key files.
+func readPair(certFile, keyFile string) (certPEM, keyPEM []byte, _ error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-cert: %w", err)
+	}
+	keyPEM, err = os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-key: %w", err)
+	}
+	return certPEM, keyPEM, nil
+}
+
+// intermediates returns the certificates of cert's chain after its leaf.
+func intermediates(cert tls.Certificate) *x509.CertPool {
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	return inter
+}
+
+// certReloader serves the certificate of --tls-cert and --tls-key to the
+// HTTPS and MQTTS listeners, and takes a renewed one without a restart: a
+// public CA's certificate lasts 60–90 days, and restarting the controller
+// cuts every board's broker connection and any live call. At most every
+// `every`, a handshake reads both files again; when they changed, the new
+// pair is served from the next handshake on, if it loads and verifies
+// against the certificate nodes pin. Otherwise the pair served until now
+// stays and the error is logged once: a certificate the boards refuse
+// would cut them all off, and the old one still works until it expires.
+type certReloader struct {
+	certFile, keyFile string
+	pinned            *x509.CertPool // what nodes verify the controller with
+	now               func() time.Time
+	every             time.Duration
+	logger            *slog.Logger
+
+	mu              sync.Mutex
+	cert            *tls.Certificate
+	certPEM, keyPEM []byte // the files as last read
+	checked         time.Time
+	failed          string // the error last logged, not to repeat it
+}
+
+// getCertificate is tls.Config.GetCertificate.
+func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := r.now(); now.Sub(r.checked) >= r.every || now.Before(r.checked) {
+		r.checked = now
+		switch err := r.check(now); {
+		case err == nil:
+			r.failed = ""
+		case err.Error() != r.failed:
+			r.failed = err.Error()
+			r.logger.Error("tls: still serving the certificate served until now; the controller takes the new one once the files hold a pair that loads", "err", err)
+		}
+	}
+	return r.cert, nil
+}
+
+// check reads the files and, when they changed, serves the pair they hold.
+func (r *certReloader) check(now time.Time) error {
+	certPEM, keyPEM, err := readPair(r.certFile, r.keyFile)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(certPEM, r.certPEM) && bytes.Equal(keyPEM, r.keyPEM) {
+		return nil
+	}
+	// Tried once per change: a pair written half (the certificate, not
+	// yet its key) is taken when the key follows.
+	r.certPEM, r.keyPEM = certPEM, keyPEM
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("renewed --tls-cert %s, --tls-key %s: %w", r.certFile, r.keyFile, err)
+	}
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: r.pinned, Intermediates: intermediates(cert), CurrentTime: now}); err != nil {
+		var unknown x509.UnknownAuthorityError
+		if errors.As(err, &unknown) {
+			return fmt.Errorf("renewed --tls-cert %s is not signed under the certificate nodes pin (--tls-ca, or the top of the chain served at start), so every board would refuse it: renew with the same CA, or restart and enrol the boards again: %w", r.certFile, err)
+		}
+		return fmt.Errorf("renewed --tls-cert %s: %w", r.certFile, err)
+	}
+	r.cert = &cert
+	r.logger.Info("tls: serving the renewed certificate", "subject", cert.Leaf.Subject.CommonName, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
+	return nil
 }

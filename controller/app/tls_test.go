@@ -4,15 +4,20 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/syncbuf"
 )
 
 // issue makes a certificate for cn signed by parent's key (itself when
@@ -47,6 +52,15 @@ func issue(t *testing.T, cn string, ca bool, parent *x509.Certificate, parentKey
 func writeChain(t *testing.T, key *ecdsa.PrivateKey, certs ...*x509.Certificate) (certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "key.pem")
+	writePair(t, certFile, keyFile, key, certs...)
+	return certFile, keyFile
+}
+
+// writePair writes certs as one PEM file to certFile and key to keyFile,
+// replacing what they held, as a renewal does.
+func writePair(t *testing.T, certFile, keyFile string, key *ecdsa.PrivateKey, certs ...*x509.Certificate) {
+	t.Helper()
 	var chain []byte
 	for _, c := range certs {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
@@ -55,14 +69,12 @@ func writeChain(t *testing.T, key *ecdsa.PrivateKey, certs ...*x509.Certificate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, chain, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return certFile, keyFile
 }
 
 // TestTLSWarnsOfAnIntermediatePin: without --tls-ca nodes pin the top of
@@ -76,18 +88,89 @@ func TestTLSWarnsOfAnIntermediatePin(t *testing.T) {
 	leaf, leafKey := issue(t, "loa.example.vn", false, inter, interKey)
 	cfg := DefaultConfig()
 	cfg.TLSCert, cfg.TLSKey = writeChain(t, leafKey, leaf, inter)
-	if _, warning, err := loadTLS(cfg); err != nil || !strings.Contains(warning, `"R11"`) || !strings.Contains(warning, "--tls-ca") {
+	if _, warning, err := loadTLS(cfg, time.Now, slog.New(slog.DiscardHandler)); err != nil || !strings.Contains(warning, `"R11"`) || !strings.Contains(warning, "--tls-ca") {
 		t.Errorf("fullchain without --tls-ca: warning %q, err %v; want one naming R11 and --tls-ca", warning, err)
 	}
 	rootFile, _ := writeChain(t, rootKey, root)
 	cfg.TLSCA = rootFile
-	if _, warning, err := loadTLS(cfg); err != nil || warning != "" {
+	if _, warning, err := loadTLS(cfg, time.Now, slog.New(slog.DiscardHandler)); err != nil || warning != "" {
 		t.Errorf("with --tls-ca: warning %q, err %v; want none", warning, err)
 	}
 	self, selfKey := issue(t, "loa.example.vn", true, nil, nil)
 	cfg = DefaultConfig()
 	cfg.TLSCert, cfg.TLSKey = writeChain(t, selfKey, self)
-	if _, warning, err := loadTLS(cfg); err != nil || warning != "" {
+	if _, warning, err := loadTLS(cfg, time.Now, slog.New(slog.DiscardHandler)); err != nil || warning != "" {
 		t.Errorf("self-signed: warning %q, err %v; want none", warning, err)
+	}
+}
+
+// TestTLSRenewedCertificateServedWithoutRestart: a province on a public
+// CA renews its certificate every 60–90 days, and the controller served
+// the one it read at start until restarted, which cuts every board's
+// broker connection and any live call; left alone, the boards were cut
+// off when it expired. Both listeners, HTTPS and MQTTS, must serve the
+// renewed pair once its files change (checked at most every
+// certCheckEvery), and keep the pair they serve, saying why in the log,
+// when the new files do not hold a pair that loads or one the boards'
+// pin would accept.
+func TestTLSRenewedCertificateServedWithoutRestart(t *testing.T) {
+	root, rootKey := issue(t, "Root CA", true, nil, nil)
+	first, firstKey := issue(t, "loa.example.vn", false, root, rootKey)
+	cfg := testConfig(t)
+	cfg.TLSCert, cfg.TLSKey = writeChain(t, firstKey, first)
+	cfg.TLSCA, _ = writeChain(t, rootKey, root)
+	var logs syncbuf.Buffer
+	a := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	fc := clock.NewFake(time.Now())
+	a.Clock = fc
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	listeners := map[string]string{"HTTPS": strings.TrimPrefix(a.HTTP.URL(), "https://"), "MQTTS": a.Broker.ListenAddr()}
+	// served checks that every listener serves want in a real handshake.
+	served := func(step string, want *x509.Certificate) {
+		t.Helper()
+		for name, addr := range listeners {
+			conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "loa.example.vn", MinVersion: tls.VersionTLS12})
+			if err != nil {
+				t.Errorf("%s: %s handshake: %v", step, name, err)
+				continue
+			}
+			if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(want) {
+				t.Errorf("%s: %s serves serial %v, want %v", step, name, got.SerialNumber, want.SerialNumber)
+			}
+			conn.Close()
+		}
+	}
+	served("at start", first)
+
+	renewed, renewedKey := issue(t, "loa.example.vn", false, root, rootKey)
+	writePair(t, cfg.TLSCert, cfg.TLSKey, renewedKey, renewed)
+	served("renewed, before the next check", first)
+	fc.Advance(certCheckEvery)
+	served("renewed", renewed)
+	if !strings.Contains(logs.String(), "serving the renewed certificate") {
+		t.Errorf("the log does not say the renewed certificate is served:\n%s", logs.String())
+	}
+
+	broken, _ := issue(t, "loa.example.vn", false, root, rootKey)
+	writePair(t, cfg.TLSCert, cfg.TLSKey, renewedKey, broken) // the key of another certificate
+	fc.Advance(certCheckEvery)
+	served("a certificate with another's key", renewed)
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "private key does not match public key") {
+		t.Errorf("the log does not say why the new pair was not taken:\n%s", logs.String())
+	}
+
+	other, otherKey := issue(t, "Other CA", true, nil, nil)
+	stranger, strangerKey := issue(t, "loa.example.vn", false, other, otherKey)
+	writePair(t, cfg.TLSCert, cfg.TLSKey, strangerKey, stranger)
+	fc.Advance(certCheckEvery)
+	served("a certificate of another CA", renewed)
+	if !strings.Contains(logs.String(), "not signed under the certificate nodes pin") {
+		t.Errorf("the log does not say the boards would refuse the new certificate:\n%s", logs.String())
 	}
 }
