@@ -28,6 +28,9 @@ import (
 // ControllerUsername is the broker account of the controller itself.
 const ControllerUsername = "loaxa-controller"
 
+// maxConnectSize is the largest CONNECT packet the broker reads.
+const maxConnectSize = 8 << 10
+
 // Bounds of the messages the broker holds for a client that it has not
 // written to the client's connection yet; more are dropped.
 const (
@@ -52,6 +55,9 @@ type Broker struct {
 	// TLSConfig, when set, makes the listener MQTTS (URL then gives
 	// ssl://).
 	TLSConfig *tls.Config
+	// ConnectTimeout is how long a new connection may take to send its
+	// CONNECT, TLS handshake included (0: brokerconn.DefaultConnectTimeout).
+	ConnectTimeout time.Duration
 	// UnroutedSweep is how often the broker looks for connected clients
 	// it no longer routes publishes to (0: 5 s); see sweepUnrouted.
 	UnroutedSweep time.Duration
@@ -114,6 +120,12 @@ func (b *Broker) Open() error {
 		}
 		return nodeWritesPending
 	}
+	// Before a client has authenticated, mochi allocated the whole body
+	// its CONNECT's header declared, up to MaximumPacketSize: 1 MiB for
+	// each of an attacker's connections that sent 5 bytes and stopped
+	// (BENCHMARKS.md). A node's CONNECT (ids, secret, its offline Last
+	// Will) is well under 1 KB (third_party/mochi-server).
+	opts.MaximumConnectPacketSize = maxConnectSize
 	b.server = mochi.New(opts)
 	b.auth = &authHook{broker: b, clients: make(map[*mochi.Client]*grant)}
 	if err := b.server.AddHook(b.auth, nil); err != nil {
@@ -123,6 +135,9 @@ func (b *Broker) Open() error {
 		return fmt.Errorf("broker: add session gate: %w", err)
 	}
 	b.listener = brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: b.Addr, TLSConfig: b.TLSConfig}, 0)
+	if b.ConnectTimeout > 0 {
+		b.listener.ConnectTimeout = b.ConnectTimeout
+	}
 	b.listener.Server = b.server // its Close disconnects clients without mochi's double read lock
 	if err := b.server.AddListener(b.listener); err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)

@@ -41,10 +41,10 @@ type rig struct {
 // newRig runs an embedded broker on a real store with areas 31 → 318 →
 // {12346, 12347} and nodes tt-01 (12346) and tm-01 (12347), whose secret is
 // "secret-<id>".
-func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+func newRig(t testing.TB) *rig { return newRigWith(t, nil) }
 
 // newRigWith is newRig with tune changing the broker before it opens.
-func newRigWith(t *testing.T, tune func(*mqtt.Broker)) *rig {
+func newRigWith(t testing.TB, tune func(*mqtt.Broker)) *rig {
 	t.Helper()
 	db := bolt.NewDB(t.TempDir() + "/loaxa.db")
 	if err := db.Open(); err != nil {

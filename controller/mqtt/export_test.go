@@ -52,3 +52,7 @@ func Grants(b *Broker) int {
 // ClientsConnected returns how many connections b serves: mochi counts a
 // connection from its authentication until its goroutine has ended it.
 func ClientsConnected(b *Broker) int64 { return atomic.LoadInt64(&b.server.Info.ClientsConnected) }
+
+// BytesReceived returns the bytes the embedded broker has read from its
+// clients: a CONNECT's fixed header is counted before its body is read.
+func BytesReceived(b *Broker) int64 { return atomic.LoadInt64(&b.server.Info.BytesReceived) }

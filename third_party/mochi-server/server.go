@@ -137,6 +137,15 @@ type Options struct {
 	// the one.)
 	ClientWritesPending func(cl *Client) int32 `yaml:"-" json:"-"`
 
+	// MaximumConnectPacketSize, if set, is the largest CONNECT packet the
+	// server reads; a larger one ends the connection before its body is
+	// read. (loaxa: a packet's body is allocated whole, at the size its
+	// fixed header declares, before it is read: with
+	// Capabilities.MaximumPacketSize at 1 MiB, each connection that sent
+	// only the header of a 1 MiB CONNECT held 1 MiB before anyone knew who
+	// it was. A client's CONNECT is a few hundred bytes.)
+	MaximumConnectPacketSize uint32 `yaml:"maximum_connect_packet_size" json:"maximum_connect_packet_size"`
+
 	// Enable Inline client to allow direct subscribing and publishing from the parent codebase,
 	// with negligible performance difference (disabled by default to prevent confusion in statistics).
 	InlineClient bool `yaml:"inline_client" json:"inline_client"`
@@ -607,6 +616,12 @@ func (s *Server) readConnectionPacket(cl *Client) (pk packets.Packet, err error)
 
 	if fh.Type != packets.Connect {
 		return pk, packets.ErrProtocolViolationRequireFirstConnect // [MQTT-3.1.0-1]
+	}
+
+	// loaxa: ReadPacket allocates the body whole before reading it; refuse
+	// a CONNECT larger than a client needs before it does.
+	if limit := s.Options.MaximumConnectPacketSize; limit > 0 && uint32(fh.Remaining+1) > limit {
+		return pk, packets.ErrPacketTooLarge
 	}
 
 	pk, err = cl.ReadPacket(fh)
