@@ -49,13 +49,15 @@ type Config struct {
 	OverheatC       float64
 	WeakSignalDBm   int
 	DiskLowBytes    int64
-	// BatteryMarginVolts and WeakSignalMarginDB are how far above its
-	// threshold the battery or the signal must come back before its alarm
-	// ends (a deadband): a battery that sags under the amplifier's load and
-	// recovers when it stops, a signal in rain fade, hover around the
-	// threshold, and would open and end the alarm at every state.
+	// BatteryMarginVolts, WeakSignalMarginDB and OverheatMarginC are how
+	// far past its threshold the battery, the signal or the enclosure's
+	// temperature must come back before its alarm ends (a deadband): a
+	// battery that sags under the amplifier's load and recovers when it
+	// stops, a signal in rain fade, a box in the afternoon sun, hover around
+	// the threshold, and would open and end the alarm at every state.
 	BatteryMarginVolts float64
 	WeakSignalMarginDB int
+	OverheatMarginC    float64
 	// ClockOffsetBound is the largest clock offset (either way) before an
 	// alarm: nodes correct for it, but a board clock that far off has a
 	// flat RTC battery or no time source.
@@ -103,7 +105,10 @@ func DefaultConfig() Config {
 		// A 4G signal fades by a few dB from one reading to the next (rain,
 		// moving obstacles); −100 dBm is a usable link again.
 		WeakSignalMarginDB: 5,
-		ClockOffsetBound:   2 * time.Second,
+		// An enclosure in the sun swings a few degrees as clouds pass and
+		// the amplifier plays; 60 °C is a box that cooled down.
+		OverheatMarginC:  5,
+		ClockOffsetBound: 2 * time.Second,
 		// A node measures again while it is uncertain by more than 5 ms;
 		// between measurements the drift bound adds up to 30 ms. Over 4G
 		// a measurement is within 20–50 ms, so 100 ms is a time source
@@ -128,8 +133,9 @@ func (c Config) Validate() error {
 	if !(c.StaleBeats >= 1 && c.OfflineBeats > c.StaleBeats) {
 		errs = append(errs, fmt.Errorf("want 1 ≤ stale beats (%.1f) < offline beats (%.1f)", c.StaleBeats, c.OfflineBeats))
 	}
-	if c.BatteryMarginVolts < 0 || c.WeakSignalMarginDB < 0 {
-		errs = append(errs, fmt.Errorf("battery margin (%.2f V) and weak signal margin (%d dB) must not be negative", c.BatteryMarginVolts, c.WeakSignalMarginDB))
+	if c.BatteryMarginVolts < 0 || c.WeakSignalMarginDB < 0 || c.OverheatMarginC < 0 {
+		errs = append(errs, fmt.Errorf("battery margin (%.2f V), weak signal margin (%d dB) and overheat margin (%.1f °C) must not be negative",
+			c.BatteryMarginVolts, c.WeakSignalMarginDB, c.OverheatMarginC))
 	}
 	if c.DailyTest != "" {
 		if _, err := time.Parse("15:04", c.DailyTest); err != nil {
@@ -628,8 +634,9 @@ type lastingCondition struct {
 }
 
 // faultsOf derives the open conditions of a state: kind → facts. open are
-// the node's faults so far: a battery or signal already found low stays
-// so until it is back past its threshold's margin.
+// the node's faults so far: a battery or signal already found low, an
+// enclosure found hot, stays so until it is back past its threshold's
+// margin.
 func (m *Monitor) faultsOf(st *protocol.State, open map[string]loaxa.Fault) map[string]loaxa.AlarmFacts {
 	out := map[string]loaxa.AlarmFacts{}
 	c := m.Config
@@ -683,7 +690,8 @@ func (m *Monitor) faultsOf(st *protocol.State, open map[string]loaxa.Fault) map[
 	if v := b.BatteryVolts; v != nil && (*v < c.BatteryLowVolts || wasLow && *v < c.BatteryLowVolts+c.BatteryMarginVolts) {
 		out[loaxa.AlarmBatteryLow] = loaxa.AlarmFacts{BatteryVolts: b.BatteryVolts}
 	}
-	if b.TemperatureC != nil && *b.TemperatureC > c.OverheatC {
+	_, wasHot := open[loaxa.AlarmOverheat]
+	if v := b.TemperatureC; v != nil && (*v > c.OverheatC || wasHot && *v > c.OverheatC-c.OverheatMarginC) {
 		out[loaxa.AlarmOverheat] = loaxa.AlarmFacts{TemperatureC: b.TemperatureC}
 	}
 	if b.DoorOpen != nil && *b.DoorOpen {

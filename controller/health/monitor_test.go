@@ -362,21 +362,25 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 	}
 }
 
-// TestBatteryAndSignalNearTheThresholdDoNotFlap: during a typhoon a 4G
-// cluster's signal hovered around −105 dBm (rain fade), and a battery sagged
-// under the amplifier's load below 11.8 V and recovered when it stopped:
-// every state report opened or ended the alarm, and the officers' alarm list
-// and stream filled with open/end pairs of the same cluster. An alarm opens
-// below the threshold and ends only once the value is back above the
-// threshold plus a margin (0.4 V, 5 dB); a value in that band opens nothing.
-func TestBatteryAndSignalNearTheThresholdDoNotFlap(t *testing.T) {
+// TestSensorsNearTheThresholdDoNotFlap: during a typhoon a 4G cluster's
+// signal hovered around −105 dBm (rain fade), and a battery sagged under the
+// amplifier's load below 11.8 V and recovered when it stopped; on a sunny
+// afternoon a box's enclosure hovered around 65 °C: every state report
+// opened or ended the alarm, and the officers' alarm list and stream filled
+// with open/end pairs of the same cluster. An alarm opens past the threshold
+// and ends only once the value is back past the threshold by a margin
+// (0.4 V, 5 dB, 5 °C); a value in that band opens nothing.
+func TestSensorsNearTheThresholdDoNotFlap(t *testing.T) {
 	tests := []struct {
-		kind                    string
-		set                     func(*protocol.Board, float64)
-		below, above, in, clear float64
+		kind string
+		set  func(*protocol.Board, float64)
+		// fault is just past the threshold, near just short of it, in
+		// inside the margin, clear past the margin.
+		fault, near, in, clear float64
 	}{
 		{loaxa.AlarmBatteryLow, func(b *protocol.Board, v float64) { b.BatteryVolts = ptr(v) }, 11.75, 11.85, 12.1, 12.25},
 		{loaxa.AlarmWeakSignal, func(b *protocol.Board, v float64) { b.RSSIDBm = ptr(int(v)) }, -106, -104, -101, -99},
+		{loaxa.AlarmOverheat, func(b *protocol.Board, v float64) { b.TemperatureC = ptr(v) }, 65.5, 64.5, 61, 59.5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -393,31 +397,50 @@ func TestBatteryAndSignalNearTheThresholdDoNotFlap(t *testing.T) {
 			// Inside the band from a healthy start: no alarm.
 			state(tt.in)
 			if open := w.open("n1"); len(open) != 0 {
-				t.Fatalf("%v, above the threshold: alarms %v, want none", tt.in, open)
+				t.Fatalf("%v, short of the threshold: alarms %v, want none", tt.in, open)
 			}
 			for range 10 {
-				state(tt.below)
-				state(tt.above)
+				state(tt.fault)
+				state(tt.near)
 			}
 			all, err := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{Node: "n1", Kind: tt.kind})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(all) != 1 || !all[0].Open() {
-				t.Fatalf("20 states alternating %v and %v opened %d alarms (open: %v), want one that stays open", tt.below, tt.above, len(all), w.open("n1"))
+				t.Fatalf("20 states alternating %v and %v opened %d alarms (open: %v), want one that stays open", tt.fault, tt.near, len(all), w.open("n1"))
 			}
 			state(tt.in)
 			if w.open("n1")[tt.kind] == nil {
-				t.Fatalf("%v, under the threshold plus the margin, ended the alarm", tt.in)
+				t.Fatalf("%v, inside the margin, ended the alarm", tt.in)
 			}
 			state(tt.clear)
 			if open := w.open("n1"); len(open) != 0 {
-				t.Errorf("%v, over the threshold plus the margin: alarms %v, want none", tt.clear, open)
+				t.Errorf("%v, past the margin: alarms %v, want none", tt.clear, open)
 			}
 			if f := w.node("n1").Status.Faults; len(f) != 0 {
 				t.Errorf("node faults after the value came back: %+v", f)
 			}
 		})
+	}
+}
+
+// TestConfigRefusesNegativeMargins: a negative margin would end an alarm
+// before its value is even back at the threshold.
+func TestConfigRefusesNegativeMargins(t *testing.T) {
+	for name, set := range map[string]func(*health.Config){
+		"battery":  func(c *health.Config) { c.BatteryMarginVolts = -0.1 },
+		"signal":   func(c *health.Config) { c.WeakSignalMarginDB = -1 },
+		"overheat": func(c *health.Config) { c.OverheatMarginC = -5 },
+	} {
+		c := health.DefaultConfig()
+		set(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "margin") {
+			t.Errorf("%s: negative margin: %v, want an error about the margin", name, err)
+		}
+	}
+	if err := health.DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config: %v", err)
 	}
 }
 
