@@ -562,7 +562,6 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		}
 	}
 	changed := false
-	var opened, cleared []string
 	for kind, facts := range now {
 		detail := loaxa.AlarmDetail(kind, facts)
 		if f, open := r.faults[kind]; open {
@@ -575,13 +574,11 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		}
 		r.faults[kind] = loaxa.Fault{Kind: kind, Since: at, Detail: detail, Facts: facts}
 		changed = true
-		opened = append(opened, kind)
 	}
 	for kind := range r.faults {
 		if _, still := now[kind]; !still {
 			delete(r.faults, kind)
 			changed = true
-			cleared = append(cleared, kind)
 		}
 	}
 	// The node's faults first, then the alarms: whoever sees an alarm
@@ -589,12 +586,21 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	if changed {
 		m.storeFaults(ctx, node, r)
 	}
-	for _, kind := range opened {
+	// Every fault has its alarm open and no other alarm of the state's
+	// conditions is, not only those that started or cleared with this
+	// state: an alarm whose write failed (a full disk) is stored by the
+	// next state, not when its condition clears and comes back.
+	var opening []*loaxa.Alarm
+	for kind, f := range r.faults {
 		if _, open := m.open[alarmKey{node, kind}]; !open {
-			m.openAlarm(ctx, node, r, kind, now[kind], at)
+			opening = append(opening, m.newAlarm(node, r, kind, f.Facts, f.Since))
 		}
 	}
-	for _, kind := range cleared {
+	m.openAlarms(ctx, opening...)
+	for _, kind := range loaxa.AlarmKinds {
+		if _, still := r.faults[kind]; still || !stateKind(kind) {
+			continue
+		}
 		if a := m.open[alarmKey{node, kind}]; a != nil {
 			m.endAlarm(ctx, a, at)
 		}
@@ -845,8 +851,9 @@ func (m *Monitor) newAlarm(node string, r *record, kind string, facts loaxa.Alar
 }
 
 // openAlarms stores new alarms in one write and announces them; none is
-// open if they could not be stored (the next sweep decides the offline
-// ones again). Called with m.mu held.
+// open if they could not be stored, and the next sweep (offline) or state
+// (a fault the node still has) that finds its alarm missing tries again.
+// Called with m.mu held.
 func (m *Monitor) openAlarms(ctx context.Context, as ...*loaxa.Alarm) {
 	if len(as) == 0 {
 		return

@@ -425,6 +425,59 @@ func TestSensorsNearTheThresholdDoNotFlap(t *testing.T) {
 	}
 }
 
+// TestStateAlarmsNotWrittenAreWrittenAtTheNextState: a cluster's door was
+// found open while the alarm store failed (a full disk): the node's fault
+// was recorded, its alarm not, and the later states with the door still
+// open opened nothing, so no technician heard of the open door until it
+// closed and opened again. The other way, an alarm whose end was not
+// written stayed open after the door closed. The next state stores what
+// could not be: one alarm, from when the door was found open, that ends
+// once the door is closed.
+func TestStateAlarmsNotWrittenAreWrittenAtTheNextState(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	closed := online(healthy())
+	opened := online(healthy())
+	opened.Board.DoorOpen = ptr(true)
+	w.state("n1", closed)
+	w.clock.Advance(time.Minute)
+
+	w.m.Alarms = failingAlarms{w.alarms}
+	start := w.clock.Now()
+	w.state("n1", opened)
+	if open := w.open("n1"); len(open) != 0 {
+		t.Fatalf("alarms stored while the store fails: %v", open)
+	}
+	w.m.Alarms = w.alarms
+	for range 2 {
+		w.clock.Advance(time.Minute)
+		w.state("n1", opened)
+	}
+	all, err := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{Node: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0].Kind != loaxa.AlarmDoorOpen || !all[0].Open() || !all[0].Start.Equal(start) {
+		t.Fatalf("after two more states with the door open: alarms %+v, want one door-open alarm open since %v", all, start)
+	}
+
+	w.m.Alarms = failingAlarms{w.alarms}
+	w.clock.Advance(time.Minute)
+	w.state("n1", closed)
+	if w.open("n1")[loaxa.AlarmDoorOpen] == nil {
+		t.Fatal("the alarm ended while the store fails")
+	}
+	w.m.Alarms = w.alarms
+	w.clock.Advance(time.Minute)
+	w.state("n1", closed)
+	if open := w.open("n1"); len(open) != 0 || w.m.Status().OpenAlarms != 0 {
+		t.Errorf("after the next state with the door closed: alarms %v (%d open in the monitor), want none", open, w.m.Status().OpenAlarms)
+	}
+	if all, _ := w.alarms.FindAlarms(ctx, loaxa.AlarmFilter{Node: "n1"}); len(all) != 1 {
+		t.Errorf("%d alarms in all, want 1", len(all))
+	}
+}
+
 // TestConfigRefusesNegativeMargins: a negative margin would end an alarm
 // before its value is even back at the threshold.
 func TestConfigRefusesNegativeMargins(t *testing.T) {

@@ -139,6 +139,10 @@ func (failingAlarms) CreateAlarms(context.Context, []*loaxa.Alarm) error {
 	return errors.New("write alarms: no space left on device")
 }
 
+func (failingAlarms) EndAlarm(context.Context, string, time.Time) (*loaxa.Alarm, error) {
+	return nil, errors.New("end alarm: no space left on device")
+}
+
 // TestOfflineAlarmsNotWrittenOpenLater: the sweep decided that n1 and n2
 // were offline long enough for their alarm, and the write of those alarms
 // (one for the whole sweep) did not happen: it failed, or the controller
