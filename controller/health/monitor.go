@@ -881,19 +881,27 @@ func (m *Monitor) endAlarm(ctx context.Context, a *loaxa.Alarm, at time.Time) {
 	m.publish(ended)
 }
 
-// publish hands a copy of a to every subscriber that has room. Called with
-// m.mu held.
+// publish hands a copy of a to every subscriber. One that has no room left
+// fell behind (a sweep that opened thousands of alarms at once) and loses
+// the change: its channel is closed, after the changes it holds, so that it
+// knows to read the alarms again rather than show part of them; nothing
+// waits for it. Called with m.mu held.
 func (m *Monitor) publish(a *loaxa.Alarm) {
 	for ch := range m.subs {
 		cp := *a
 		select {
 		case ch <- &cp:
 		default:
+			close(ch)
+			delete(m.subs, ch)
+			m.Logger.Warn("health: an alarm subscriber fell behind and lost changes; its channel is closed")
 		}
 	}
 }
 
-// SubscribeAlarms returns alarm changes until cancel is called.
+// SubscribeAlarms returns alarm changes until cancel is called, or until
+// the channel is closed because the reader fell behind and lost changes
+// (loaxa.HealthService).
 func (m *Monitor) SubscribeAlarms() (<-chan *loaxa.Alarm, func()) {
 	ch := make(chan *loaxa.Alarm, 256)
 	m.mu.Lock()

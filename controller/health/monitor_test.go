@@ -478,6 +478,59 @@ func TestStateAlarmsNotWrittenAreWrittenAtTheNextState(t *testing.T) {
 	}
 }
 
+// TestSubscriberThatFellBehindIsTold: a typhoon cut off thousands of
+// clusters and one sweep opened their alarms at once; the console's stream
+// holds 256 changes and lost the rest without a word, so it showed part of
+// the outage until its re-read 30 s later. A subscriber that falls behind
+// gets the changes it holds, then its channel closes, so it knows to read
+// the alarms again; one that keeps up is not affected, and nothing waits
+// for the slow one.
+func TestSubscriberThatFellBehindIsTold(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	slow, cancelSlow := w.m.SubscribeAlarms()
+	defer cancelSlow()
+	st := online(healthy())
+	st.Board.DoorOpen = ptr(true)
+	w.state("n1", st)
+	door := w.open("n1")[loaxa.AlarmDoorOpen]
+	if door == nil {
+		t.Fatal("no door-open alarm")
+	}
+	fast, cancelFast := w.m.SubscribeAlarms()
+	defer cancelFast()
+	const changes = 300 // the door-open alarm and its acknowledgements
+	for range changes {
+		if _, err := w.m.AckAlarm(ctx, door.ID, "ky-thuat"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case a := <-fast:
+			if a.ID != door.ID || a.AckBy != "ky-thuat" {
+				t.Fatalf("fast reader got %+v, want the acknowledged door-open alarm", a)
+			}
+		default:
+			t.Fatal("a reader that keeps up lost a change")
+		}
+	}
+	held := 0
+	for {
+		select {
+		case _, ok := <-slow:
+			if ok {
+				held++
+				continue
+			}
+			if held == 0 || held >= changes+1 {
+				t.Errorf("the slow reader got %d of %d changes before its channel closed", held, changes+1)
+			}
+			return
+		default:
+			t.Fatalf("the slow reader got %d of %d changes and its channel is still open: it cannot know it lost the rest", held, changes+1)
+		}
+	}
+}
+
 // TestConfigRefusesNegativeMargins: a negative margin would end an alarm
 // before its value is even back at the threshold.
 func TestConfigRefusesNegativeMargins(t *testing.T) {

@@ -100,10 +100,11 @@ func (s *Server) alarmScope(ctx context.Context, area string) (loaxa.AlarmFilter
 
 // handleAlarmStream answers GET /api/v1/alarms/stream?area=&max= with a
 // server-sent event stream: an "alarm" event (the alarm as JSON) whenever
-// an alarm in scope opens, ends or is acknowledged, and a comment every
-// 30 s to keep proxies from closing the connection. max (a duration, e.g.
-// 10m) ends the stream after that long, for proxies that cut long
-// requests; EventSource reconnects by itself.
+// an alarm in scope opens, ends or is acknowledged, a "resync" event when
+// the stream fell behind and lost changes (the client reads the alarms
+// again), and a comment every 30 s to keep proxies from closing the
+// connection. max (a duration, e.g. 10m) ends the stream after that long,
+// for proxies that cut long requests; EventSource reconnects by itself.
 func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error {
 	if err := s.healthServices(); err != nil {
 		return err
@@ -127,7 +128,7 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 		end = t.C
 	}
 	changes, cancel := s.HealthService.SubscribeAlarms()
-	defer cancel()
+	defer func() { cancel() }() // the subscription of the moment
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -161,7 +162,18 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 			continue
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-		case a := <-changes:
+		case a, ok := <-changes:
+			if !ok {
+				// Fell behind (a sweep that opened thousands of alarms
+				// at once) and lost changes: subscribe again, then tell
+				// the client to read the alarms again, so that none
+				// falls between its reading and the new subscription.
+				cancel()
+				changes, cancel = s.HealthService.SubscribeAlarms()
+				s.logger().Info("alarm stream fell behind; the client is told to read the alarms again", "user", userFrom(ctx).Username)
+				fmt.Fprint(w, "event: resync\ndata: {}\n\n")
+				break
+			}
 			in, seen := covers[a.Area]
 			if !seen {
 				in = f.Within == "" || s.within(ctx, a.Area, f.Within)

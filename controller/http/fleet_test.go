@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
@@ -335,6 +336,151 @@ func TestAlarmStreamEndsWithItsSession(t *testing.T) {
 			t.Fatal("10 s after the session was revoked, its alarm stream is still open")
 		}
 	}
+}
+
+// TestAlarmStreamThatFellBehindSaysResync: a typhoon cut off thousands of
+// clusters and one sweep opened their alarms at once; an officer's console
+// got the first 256 on its alarm stream, lost the rest without a word, and
+// showed part of the outage until its re-read 30 s later. A stream that
+// fell behind sends "resync" (the console reads the alarms again at once)
+// and goes on with the changes that follow; the monitor never waits for it.
+func TestAlarmStreamThatFellBehindSaysResync(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(s *lhttp.Server) {
+		s.HealthService = &laggingHealth{HealthService: s.HealthService, release: release}
+	})
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	events := streamEvents(t, e, tech, "/api/v1/alarms/stream?area=12346")
+
+	door := true
+	e.observe("n-a", protocol.Board{DoorOpen: &door})
+	var list struct{ Alarms []loaxa.Alarm }
+	e.call("GET", "/api/v1/alarms?state=open", tech, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 1 {
+		t.Fatalf("open alarms %+v, want the door-open alarm", list.Alarms)
+	}
+	// The door-open alarm and 300 acknowledgements: more than a stream
+	// holds while its reader is held up.
+	const changes = 301
+	for range changes - 1 {
+		if _, err := e.health.AckAlarm(context.Background(), list.Alarms[0].ID, "ky-thuat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	alarms := 0
+	deadline := time.After(10 * time.Second)
+	for resync := false; !resync; {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("stream ended after %d alarm events", alarms)
+			}
+			switch ev.name {
+			case "alarm":
+				alarms++
+			case "resync":
+				resync = true
+			default:
+				t.Fatalf("unexpected event %q: %s", ev.name, ev.data)
+			}
+		case <-deadline:
+			t.Fatalf("the stream gave %d of %d changes and no resync: the console cannot know it lost the rest", alarms, changes)
+		}
+	}
+	if alarms == 0 || alarms >= changes {
+		t.Errorf("%d alarm events before the resync, want some but not all %d", alarms, changes)
+	}
+	// Followed again: the door is closed, and its alarm's end comes.
+	door = false
+	e.observe("n-a", protocol.Board{DoorOpen: &door})
+	select {
+	case ev := <-events:
+		var a loaxa.Alarm
+		if err := json.Unmarshal([]byte(ev.data), &a); ev.name != "alarm" || err != nil || a.Kind != loaxa.AlarmDoorOpen || a.Open() {
+			t.Errorf("after the resync: %q %s, want the door-open alarm ended", ev.name, ev.data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change on the stream after the resync")
+	}
+}
+
+// laggingHealth is the health service with its alarm subscribers' reading
+// held up until release is closed, as a stream whose client is slow is.
+type laggingHealth struct {
+	loaxa.HealthService
+	release chan struct{}
+}
+
+func (l *laggingHealth) SubscribeAlarms() (<-chan *loaxa.Alarm, func()) {
+	src, cancel := l.HealthService.SubscribeAlarms()
+	out, done := make(chan *loaxa.Alarm), make(chan struct{})
+	go func() {
+		defer close(out) // src closed: the reader fell behind
+		select {
+		case <-l.release:
+		case <-done:
+			return
+		}
+		for {
+			select {
+			case a, ok := <-src:
+				if !ok {
+					return
+				}
+				select {
+				case out <- a:
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() { once.Do(func() { close(done); cancel() }) }
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct{ name, data string }
+
+// streamEvents opens the server-sent event stream at path as the holder of
+// token; the channel closes when the stream ends.
+func streamEvents(t *testing.T, e *env, token, path string) <-chan sseEvent {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.ts.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream %s: %d", path, resp.StatusCode)
+	}
+	events := make(chan sseEvent, 1024)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.name != "" {
+					events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return events
 }
 
 // TestEmergencyStreamEndsWithItsSession: an emergency's live stream, like

@@ -368,7 +368,9 @@ type HealthService interface {
 	AckAlarm(ctx context.Context, id, by string) (*Alarm, error)
 	// SubscribeAlarms returns alarm changes (opened, ended, acknowledged)
 	// as they happen until cancel is called. A slow reader loses changes
-	// rather than holding the controller up.
+	// rather than holding the controller up: once it has lost one, the
+	// channel closes after the changes it holds, and the reader must read
+	// the alarms again (and subscribe again to follow them).
 	SubscribeAlarms() (changes <-chan *Alarm, cancel func())
 	// StartSelfTest sends a self-test to nodes and returns the run; its
 	// report fills in as results come.

@@ -22,6 +22,10 @@ export async function render(ctx, main) {
     main.dataset.streamEvents = String(++events); // how many changes came live (tests read it)
     onChange();
   });
+  // The stream fell behind (a sweep that opened thousands of alarms at
+  // once) and lost changes: read the list again at once, not at the next
+  // poll.
+  src.addEventListener('resync', () => onChange());
   await new Promise((resolve) => {
     const done = () => { clearTimeout(timeout); resolve(); };
     const timeout = setTimeout(done, 3000);
