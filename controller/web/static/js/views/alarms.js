@@ -71,15 +71,27 @@ export async function render(ctx, main) {
   };
   const reload = async () => show((await api('GET', '/alarms', undefined, { limit: 500 })).alarms || []);
   show(first.alarms || []);
+  let timer = 0;
+  let stopped = false;
+  // One read at a time: a burst of changes (a sweep that opened thousands
+  // of alarms in an outage) makes one more read after the one under way,
+  // not a read each.
+  let reading = null;
+  let again = false;
+  const refresh = () => {
+    if (reading) { again = true; return; }
+    reading = reload().catch((err) => fill(body, errorBox(err))).finally(() => {
+      reading = null;
+      if (again && !stopped) { again = false; refresh(); }
+    });
+  };
   // Changes arrive as server-sent events; a slow poll covers a stream a
   // proxy cut.
-  onChange = () => reload().catch((err) => fill(body, errorBox(err)));
+  onChange = refresh;
   if (missed) onChange();
   // Each (re)connection may have missed changes: read the list again once
   // subscribed (a slow first connection, or one a proxy cut).
-  src.addEventListener('open', () => reload().catch((err) => fill(body, errorBox(err))));
-  let timer = 0;
-  let stopped = false;
+  src.addEventListener('open', refresh);
   const tick = async () => {
     try { await reload(); } catch (err) { fill(body, errorBox(err)); }
     if (stopped) return; // left while re-reading: ask no more
