@@ -138,7 +138,11 @@
 // up to its Seq: the controller holds a node's ack for a short delay (2 s by
 // default) so that it covers the batches that follow, and the node sends
 // ahead of the acks, so the delay holds back no event; a node sends again
-// what is not acknowledged after its AckTimeout (30 s).
+// what is not acknowledged after its AckTimeout (30 s). An event the
+// controller cannot take (Event.Validate: no type, an id too long for its
+// store's keys, a time JSON cannot hold) is refused alone: its sequence is
+// acknowledged with the batch, so that it never holds back the events
+// after it.
 //
 // A node whose store was damaged starts a new epoch, and sends the events
 // it could read back from the old outbox as EventBatch{Salvaged: true}

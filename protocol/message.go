@@ -3,6 +3,8 @@ package protocol
 import (
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Priority is the national level of a broadcast. Higher levels preempt lower
@@ -577,6 +579,117 @@ type Event struct {
 	Test *TestResult `json:"test,omitempty"`
 	// Version is the agent version an update event is about.
 	Version string `json:"version,omitempty"`
+}
+
+// Limits on what one event may carry (Event.Validate). The controller keeps
+// ids of events in its store's keys, which bbolt limits to 32 KiB, and times
+// derived from them in JSON, which holds the years 0 to 9999 only.
+const (
+	// MaxEventTypeLen bounds Event.Type.
+	MaxEventTypeLen = 32
+	// MaxEventIDLen bounds each id an event names: its occurrence,
+	// announcement and content, the agent version and a self-test's id
+	// and kind.
+	MaxEventIDLen = 256
+	// MaxEventTextLen bounds an event's reason and each self-test
+	// problem: free text, which may carry an error's chain (a failed
+	// update's download).
+	MaxEventTextLen = 4096
+	// MaxEventProblems bounds TestResult.Problems.
+	MaxEventProblems = 32
+	// MaxEventSpanMS bounds the durations an event reports (LateMS,
+	// PlayedMS, MessageMS, ChimeSkippedMS), either way: ten years of 365
+	// days, far beyond a node that was off for a season.
+	MaxEventSpanMS = 10 * 365 * 24 * 3600 * 1000
+)
+
+// Times an event may carry (At): a board whose clock was never set reads
+// 1970, and nothing a node reports happens after 3000.
+var (
+	minEventTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxEventTime = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Validate reports what makes e an event the controller cannot take: a
+// type that is not a short token of a-z, 0-9 and '-', an id longer than
+// MaxEventIDLen or with control characters or invalid UTF-8, a reason or
+// problem longer than MaxEventTextLen,
+// a time outside the years 1900 to 2999, or a duration beyond
+// MaxEventSpanMS. Types it does not know are valid: a newer node may
+// report more. It does not look at Seq, which the batch orders.
+func (e *Event) Validate() error {
+	if err := checkEventType(e.Type); err != nil {
+		return fmt.Errorf("event %d: %w", e.Seq, err)
+	}
+	if !e.At.IsZero() && (e.At.Before(minEventTime) || !e.At.Before(maxEventTime)) {
+		return fmt.Errorf("event %d: time %s is outside the years 1900 to 2999", e.Seq, e.At.Format(time.RFC3339))
+	}
+	for _, f := range []struct {
+		name string
+		ms   int64
+	}{{"late_ms", e.LateMS}, {"played_ms", e.PlayedMS}, {"message_ms", e.MessageMS}, {"chime_skipped_ms", e.ChimeSkippedMS}} {
+		if f.ms > MaxEventSpanMS || f.ms < -MaxEventSpanMS {
+			return fmt.Errorf("event %d: %s %d is beyond ten years either way", e.Seq, f.name, f.ms)
+		}
+	}
+	ids := []struct{ name, s string }{
+		{"occurrence", e.Occurrence}, {"announcement", e.Announcement}, {"content", e.Content}, {"version", e.Version},
+	}
+	texts := []struct{ name, s string }{{"reason", e.Reason}}
+	if t := e.Test; t != nil {
+		if len(t.Problems) > MaxEventProblems {
+			return fmt.Errorf("event %d: %d self-test problems, the limit is %d", e.Seq, len(t.Problems), MaxEventProblems)
+		}
+		ids = append(ids, struct{ name, s string }{"test id", t.ID}, struct{ name, s string }{"test kind", t.Kind})
+		for _, p := range t.Problems {
+			texts = append(texts, struct{ name, s string }{"test problem", p})
+		}
+	}
+	for _, f := range texts {
+		if len(f.s) > MaxEventTextLen {
+			return fmt.Errorf("event %d: %s %.20q… is %d bytes long, the limit is %d", e.Seq, f.name, f.s, len(f.s), MaxEventTextLen)
+		}
+	}
+	for _, f := range ids {
+		if len(f.s) > MaxEventIDLen {
+			return fmt.Errorf("event %d: %s %.20q… is %d bytes long, the limit is %d", e.Seq, f.name, f.s, len(f.s), MaxEventIDLen)
+		}
+		if err := checkEventID(f.s); err != nil {
+			return fmt.Errorf("event %d: %s %w", e.Seq, f.name, err)
+		}
+	}
+	return nil
+}
+
+// checkEventType explains why t cannot be an event type, or returns nil.
+func checkEventType(t EventType) error {
+	if t == "" {
+		return fmt.Errorf("no type")
+	}
+	if len(t) > MaxEventTypeLen {
+		return fmt.Errorf("type %.20q… is %d bytes long, the limit is %d", t, len(t), MaxEventTypeLen)
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("type %q has %q at position %d: use a-z, 0-9 and '-'", t, string(rune(c)), i)
+		}
+	}
+	return nil
+}
+
+// checkEventID explains why s cannot be an id an event names (the
+// controller keys its records with them, its parts separated by NUL), or
+// returns nil.
+func checkEventID(s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%.20q is not valid UTF-8", s)
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%.20q has the control character %U at byte %d", s, r, i)
+		}
+	}
+	return nil
 }
 
 // EventBatch is the body of an events message: consecutive events from the

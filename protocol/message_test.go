@@ -88,3 +88,55 @@ func TestValidContentID(t *testing.T) {
 		}
 	}
 }
+
+// TestEventValidate: the controller keeps what a node reports in its
+// store's keys and in JSON; an event it cannot hold there is refused by
+// Validate, before the store fails the whole batch, while anything a node
+// really reports (a newer node's types, a board whose clock reads 1970)
+// passes.
+func TestEventValidate(t *testing.T) {
+	at := time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)
+	ok := func(e protocol.Event) protocol.Event {
+		if e.Type == "" {
+			e.Type = protocol.EventStarted
+		}
+		return e
+	}
+	tests := []struct {
+		name  string
+		e     protocol.Event
+		valid bool
+	}{
+		{"a start", ok(protocol.Event{At: at, Occurrence: "a000001@20260301T220000.000Z", Announcement: "a000001", Content: strings.Repeat("f", 64), LateMS: 120}), true},
+		{"no time", ok(protocol.Event{}), true},
+		{"a clock never set", ok(protocol.Event{At: time.Unix(0, 0)}), true},
+		{"a type of a newer node", protocol.Event{Type: "update-staged", At: at}, true},
+		{"a self-test", protocol.Event{Type: protocol.EventSelfTest, Test: &protocol.TestResult{ID: "t1", Kind: protocol.TestSilent, Problems: []string{protocol.ProblemLineOpen}}}, true},
+		{"late by a year", ok(protocol.Event{At: at, LateMS: 365 * 24 * 3600 * 1000}), true},
+		{"a reason in Vietnamese", ok(protocol.Event{Reason: "mất điện\tlưới"}), true},
+		{"no type", protocol.Event{At: at}, false},
+		{"a type in capitals", protocol.Event{Type: "Started"}, false},
+		{"a type too long", protocol.Event{Type: protocol.EventType(strings.Repeat("a", protocol.MaxEventTypeLen+1))}, false},
+		{"an occurrence too long", ok(protocol.Event{Occurrence: strings.Repeat("a", protocol.MaxEventIDLen+1)}), false},
+		{"a long error chain as reason", ok(protocol.Event{Reason: strings.Repeat("a", 1000)}), true},
+		{"a reason too long", ok(protocol.Event{Reason: strings.Repeat("a", protocol.MaxEventTextLen+1)}), false},
+		{"NUL in an occurrence", ok(protocol.Event{Occurrence: "a1\x00n2"}), false},
+		{"invalid UTF-8 in a content id", ok(protocol.Event{Content: "\xff"}), false},
+		{"a newline in a version", ok(protocol.Event{Version: "1.0\n"}), false},
+		{"year 9999", ok(protocol.Event{At: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}), false},
+		{"year 1", ok(protocol.Event{At: time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)}), false},
+		{"late beyond ten years", ok(protocol.Event{LateMS: protocol.MaxEventSpanMS + 1}), false},
+		{"early beyond ten years", ok(protocol.Event{LateMS: -protocol.MaxEventSpanMS - 1}), false},
+		{"too many problems", protocol.Event{Type: protocol.EventSelfTest, Test: &protocol.TestResult{Problems: make([]string, protocol.MaxEventProblems+1)}}, false},
+		{"a self-test id too long", protocol.Event{Type: protocol.EventSelfTest, Test: &protocol.TestResult{ID: strings.Repeat("a", protocol.MaxEventIDLen+1)}}, false},
+	}
+	for _, tt := range tests {
+		err := tt.e.Validate()
+		if (err == nil) != tt.valid {
+			t.Errorf("%s: Validate() = %v, want valid %v", tt.name, err, tt.valid)
+		}
+		if err != nil && len(err.Error()) > 200 {
+			t.Errorf("%s: a refusal of %d bytes, which the controller stores and logs", tt.name, len(err.Error()))
+		}
+	}
+}

@@ -80,7 +80,10 @@ func eventSeqKey(node, epoch string) []byte {
 // batch's epoch is accepted: an already stored sequence is skipped as a
 // resend, and a gap ends the batch (the node resends from there). A new
 // epoch starts at sequence 1. It returns the highest sequence stored for the
-// epoch, which is what to acknowledge (0 if none).
+// epoch, which is what to acknowledge (0 if none). An event that
+// protocol.Event.Validate refuses (longer than a key, a time JSON cannot
+// hold, …) takes its sequence all the same, so that the acknowledgement
+// passes it: storeRefused keeps why in its place.
 //
 // An event with a zero At is stored at receivedAt. An event naming an
 // occurrence advances the delivery (announcement, occurrence, node) with
@@ -141,6 +144,17 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 			if ev.Seq != last+1 {
 				break // a gap: the node resends from last+1
 			}
+			if verr := ev.Validate(); verr != nil {
+				// Its sequence is taken, so that the acknowledgement
+				// passes it: waiting for it, the node would send the batch
+				// again for ever and nothing it reports after it would be
+				// stored.
+				if err := s.storeRefused(tx, n, b.Epoch, b.Salvaged, ev.Seq, verr, receivedAt); err != nil {
+					return fmt.Errorf("event %d: %w", ev.Seq, err)
+				}
+				last = ev.Seq
+				continue
+			}
 			if err := s.storeEvent(tx, n, b.Epoch, b.Salvaged, ev, receivedAt); err != nil {
 				return fmt.Errorf("event %d: %w", ev.Seq, err)
 			}
@@ -175,6 +189,22 @@ func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, sal
 		return nil
 	}
 	return s.advanceDelivery(tx, n.ID, epoch, salvaged, ev, receivedAt)
+}
+
+// storeRefused stores, under seq, why the event the node sent there was
+// refused, at receivedAt: none of what it said is kept, as any of it may
+// be what the store cannot hold. The play log then shows the refusal, and
+// every sequence up to the outbox's last is held.
+func (s *EventService) storeRefused(tx *bbolt.Tx, n *loaxa.Node, epoch string, salvaged bool, seq uint64, why error, receivedAt time.Time) error {
+	s.db.Logger.Warn("event of a node refused; its sequence is acknowledged and the refusal stored in its place",
+		"node", n.ID, "epoch", epoch, "seq", seq, "err", why)
+	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Salvaged: salvaged,
+		Event: protocol.Event{Seq: seq, At: receivedAt}, ReceivedAt: receivedAt, Refused: why.Error()}
+	key := eventKey(receivedAt, n.ID, epoch, seq)
+	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketNodeEvents).Put(nodeEventKey(receivedAt, n.ID, epoch, seq), key)
 }
 
 // advanceDelivery moves the delivery an event names. The announcement is

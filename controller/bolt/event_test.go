@@ -2,8 +2,11 @@ package bolt_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,6 +150,79 @@ func TestEventService_RecordEvents_Refused(t *testing.T) {
 	wantCode(t, err, loaxa.EInvalid)
 	if got := storedSeqs(t, s, "n1"); got != nil {
 		t.Errorf("refused batches stored %q", got)
+	}
+}
+
+// A node's outbox sends its events in order and sends a batch again until
+// it is acknowledged. One event the store could not keep (an occurrence
+// longer than bbolt's key limit, a time that does not encode) failed the
+// whole batch, for ever: the node resent it every 30 s and no later event
+// of the cluster (proof of broadcast, alert acknowledgements) was stored.
+// Such an event must be refused alone: its sequence is taken, so the
+// acknowledgement passes it, the refusal is stored in its place (the play
+// log shows it, and moves no delivery), and the events around it are
+// stored.
+func TestEventService_RecordEvents_UnstorableEventTakenNotStored(t *testing.T) {
+	good := func(seq uint64) protocol.Event {
+		return protocol.Event{Seq: seq, Type: protocol.EventReceived, At: t0.Add(time.Duration(seq) * time.Second)}
+	}
+	tests := []struct {
+		name string
+		bad  protocol.Event
+	}{
+		{"occurrence longer than a bbolt key", protocol.Event{Type: protocol.EventStarted, At: t0,
+			Occurrence: "e" + strings.Repeat("x", 40000) + "@20250301T053000.000Z"}},
+		{"start out of the years JSON can encode", protocol.Event{Type: protocol.EventStarted,
+			At: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), LateMS: -86_400_000, Occurrence: "e1@20250301T053000.000Z"}},
+		{"NUL inside the occurrence", protocol.Event{Type: protocol.EventStarted, At: t0, Occurrence: "e1\x00n2@20250301T053000.000Z"}},
+		{"no type", protocol.Event{At: t0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, clk := MustOpenDB(t)
+			mustArea(t, db, "hp", "")
+			mustNode(t, db, "n1", "hp")
+			s := bolt.NewEventService(db)
+			ctx := context.Background()
+
+			bad := tt.bad
+			bad.Seq = 2
+			b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{good(1), bad, good(3)}}
+			ack, stored, err := s.RecordEvents(ctx, "n1", b, clk.Now())
+			if err != nil {
+				t.Fatalf("batch with one unstorable event: %v", err)
+			}
+			if ack != 3 {
+				t.Errorf("ack %d, want 3 (past the refused event)", ack)
+			}
+			if got := len(stored); got != 2 {
+				t.Errorf("%d events stored now, want 2", got)
+			}
+			ack, _, err = s.RecordEvents(ctx, "n1", batch("e1", 4), clk.Now())
+			must(t, err)
+			if ack != 4 {
+				t.Errorf("next batch: ack %d, want 4", ack)
+			}
+			if got, want := storedSeqs(t, s, "n1"), []string{"e1/1", "e1/2", "e1/3", "e1/4"}; !slices.Equal(got, want) {
+				t.Errorf("stored %q, want %q", got, want)
+			}
+			es, err := s.FindEvents(ctx, loaxa.EventFilter{Node: "n1"})
+			must(t, err)
+			for _, e := range es {
+				refused := e.Seq == 2
+				if (e.Refused != "") != refused {
+					t.Errorf("event %d: refused %q", e.Seq, e.Refused)
+				}
+				if refused && (e.Type != "" || e.Occurrence != "" || !e.At.Equal(clk.Now())) {
+					t.Errorf("refused event stored with what it said: %+v", e.Event)
+				}
+			}
+			ds, err := bolt.NewDeliveryService(db).FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+			must(t, err)
+			if len(ds) != 0 {
+				t.Errorf("a refused event made deliveries: %+v", ds)
+			}
+		})
 	}
 }
 
@@ -874,6 +950,47 @@ func FuzzRecordEvents(f *testing.F) {
 		slices.Sort(want)
 		if got := storedSeqs(t, s, "n1"); !slices.Equal(got, want) {
 			t.Fatalf("stored %q, want %q", got, want)
+		}
+	})
+}
+
+// FuzzRecordEventContents feeds the events of arbitrary event batches, in order,
+// to RecordEvents: whatever a node sends, valid or not, the batch must be
+// taken whole and acknowledged to its last event, so that one event the
+// store cannot hold never stops the node's outbox (and the store's
+// invariants, checked on cleanup, hold).
+func FuzzRecordEventContents(f *testing.F) {
+	for _, seed := range []string{
+		`{"events":[{"type":"received","at":"2025-03-01T05:30:00Z","occurrence":"a1@20250301T053000.000Z"}]}`,
+		`{"events":[{"type":"started","at":"9999-12-31T23:59:59Z","late_ms":-86400000,"occurrence":"e1@20250301T053000.000Z"}]}`,
+		`{"events":[{"type":"started","at":"0000-01-01T00:00:00Z","late_ms":86400000,"occurrence":"e1@x"}]}`,
+		`{"events":[{"type":"started","occurrence":"e1\u0000n2@20250301T053000.000Z"},{"type":""}]}`,
+		`{"events":[{"type":"self-test","test":{"id":"t1","kind":"silent","pass":false,"problems":["busy"]}}]}`,
+		`{"events":[{"type":"completed","occurrence":"live-` + strings.Repeat("x", 33000) + `"}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	db, clk := MustOpenDB(f)
+	mustArea(f, db, "hp", "")
+	mustNode(f, db, "n1", "hp")
+	s := bolt.NewEventService(db)
+	epoch := 0
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var b protocol.EventBatch
+		if json.Unmarshal(raw, &b) != nil || len(b.Events) == 0 {
+			return
+		}
+		epoch++
+		b.Epoch, b.Salvaged, b.Acked = strconv.Itoa(epoch), false, 0
+		for i := range b.Events {
+			b.Events[i].Seq = uint64(i + 1)
+		}
+		ack, _, err := s.RecordEvents(context.Background(), "n1", b, clk.Now())
+		if err != nil {
+			t.Fatalf("batch refused: %v", err)
+		}
+		if ack != uint64(len(b.Events)) {
+			t.Fatalf("acknowledged up to %d of %d events", ack, len(b.Events))
 		}
 	})
 }

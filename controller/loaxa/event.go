@@ -19,6 +19,10 @@ type Event struct {
 	Salvaged bool `json:"salvaged,omitempty"`
 	protocol.Event
 	ReceivedAt time.Time `json:"received_at"`
+	// Refused, if set, says why the event the node sent under this
+	// sequence could not be taken (protocol.Event.Validate): what is
+	// stored in its place holds only its sequence, at ReceivedAt.
+	Refused string `json:"refused,omitempty"`
 }
 
 // EventFilter selects events. Zero fields do not filter.
@@ -39,7 +43,10 @@ type EventService interface {
 	// order only: an already stored sequence is skipped (a resend), and a
 	// gap stops the batch (the node will resend from there). It returns the
 	// highest sequence stored for the batch's epoch, which is what to
-	// acknowledge. A new epoch starts the node's sequence over. A salvaged
+	// acknowledge. An event protocol.Event.Validate refuses takes its
+	// sequence all the same, so that the node's outbox moves past it: what
+	// is stored in its place says why (Event.Refused), moves no delivery
+	// and is not returned. A new epoch starts the node's sequence over. A salvaged
 	// batch of an epoch whose earlier events are not held starts where it
 	// starts, and moves only deliveries no other epoch has reported on.
 	//

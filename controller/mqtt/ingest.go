@@ -129,6 +129,13 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if b.Epoch == "" || len(b.Events) == 0 {
 		return fmt.Errorf("%w: event batch without epoch or events", protocol.ErrMalformed)
 	}
+	for i := range b.Events {
+		// RecordEvents stores a refusal in the place of such an event
+		// and logs why, so that the node's outbox moves on.
+		if b.Events[i].Validate() != nil {
+			c.metrics().eventsRefused.Inc()
+		}
+	}
 	ack, stored, err := c.EventService.RecordEvents(ctx, node, b, c.Now())
 	if err != nil {
 		return fmt.Errorf("record events of %s: %w", node, err)

@@ -16,6 +16,8 @@ type metrics struct {
 	// acksCoalesced counts event batches whose acknowledgement one
 	// already held for the node covers (Client.AckDelay).
 	acksCoalesced prometheus.Counter
+	// eventsRefused counts node events protocol.Event.Validate refused.
+	eventsRefused prometheus.Counter
 }
 
 func newMetrics(c *Client) *metrics {
@@ -44,13 +46,16 @@ func newMetrics(c *Client) *metrics {
 		acksCoalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_acks_coalesced_total", Help: "Node event batches acknowledged together with an earlier batch of the same node (AckDelay) instead of with a signed command of their own.",
 		}),
+		eventsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_events_refused_total", Help: "Node events refused as ones the controller cannot take (a text too long, no type, a time out of range), acknowledged with their batch and stored as refusals; a copy received again counts again.",
+		}),
 	}
 }
 
 // Collectors returns the client's metrics for a Prometheus registry.
 func (c *Client) Collectors() []prometheus.Collector {
 	m := c.metrics()
-	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.inflightWaits, m.acksCoalesced}
+	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.inflightWaits, m.acksCoalesced, m.eventsRefused}
 }
 
 // metrics returns the client's metrics, made on first use so that a Client
