@@ -134,6 +134,10 @@ type Client struct {
 	metricsOnce      sync.Once
 	statesMu         sync.Mutex
 	states           map[string][]byte // newest queued state by node
+	eventsMu         sync.Mutex
+	eventsQueued     map[string]int       // event batches queued or being ingested, by node
+	floodWarned      map[string]time.Time // when a node's excess was last logged
+	flooded          atomic.Uint64
 	wg               sync.WaitGroup
 	cancel           context.CancelFunc
 	dropped          atomic.Uint64
@@ -249,6 +253,24 @@ func (c *Client) Close() error {
 // are superseded by the next one.
 func (c *Client) Dropped() uint64 { return c.dropped.Load() }
 
+// Flooded returns how many event batches were dropped because their node
+// had nodeQueueLimit waiting already.
+func (c *Client) Flooded() uint64 { return c.flooded.Load() }
+
+// nodeQueueLimit is the most event batches of one node that wait for (or
+// are in) the ingest. A node sends at most a few batches ahead of its
+// acknowledgements (node/agent/outbox.go: 500 events, in batches of up to
+// 100; an emergency round is three or four batches), so only a node
+// publishing far faster than any agent does (a bug, or an attacker with
+// its credentials) reaches it; without it such a node filled its worker's
+// queue, and the reports of every other node hashed onto that worker were
+// dropped. A batch dropped here is one the node sends again after its
+// AckTimeout, like one dropped for a full queue.
+const nodeQueueLimit = 32
+
+// floodLogEvery is how often a node's dropped excess is logged.
+const floodLogEvery = time.Minute
+
 // makeQueues returns the ingest queues of n workers: queueTotal messages
 // in all, however many workers share them.
 func makeQueues(n int) []chan message {
@@ -276,7 +298,9 @@ func (c *Client) route(topic string, payload []byte) {
 // coalesced: only its newest matters, so while one is queued a newer one
 // replaces it in place (states[node]) instead of taking a queue slot. A
 // burst of every node at once (a broker restart) then queues at most one
-// state per node, and events are never crowded out by stale states.
+// state per node, and events are never crowded out by stale states. A
+// node's event batches take at most nodeQueueLimit slots, so that a node
+// flooding its topic does not crowd out the others on its worker.
 func (c *Client) enqueue(t protocol.Topic, payload []byte) {
 	msg := message{topic: t, payload: payload}
 	if t.Channel == protocol.ChanState {
@@ -292,6 +316,8 @@ func (c *Client) enqueue(t protocol.Topic, payload []byte) {
 			return
 		}
 		msg.payload = nil // the worker takes the newest from states
+	} else if !c.takeEventSlot(t.ID) {
+		return
 	}
 	h := fnv.New32a()
 	h.Write([]byte(t.ID))
@@ -303,10 +329,51 @@ func (c *Client) enqueue(t protocol.Topic, payload []byte) {
 			c.statesMu.Lock()
 			delete(c.states, t.ID)
 			c.statesMu.Unlock()
+		} else {
+			c.releaseEventSlot(t.ID)
 		}
 		c.dropped.Add(1)
 		c.Logger.Warn("mqtt: ingest queue full, message dropped", "node", t.ID, "channel", t.Channel)
 	}
+}
+
+// takeEventSlot counts an event batch of node into the ingest, or drops
+// it, logging at most every floodLogEvery by node, if the node has
+// nodeQueueLimit in already.
+func (c *Client) takeEventSlot(node string) bool {
+	c.eventsMu.Lock()
+	if c.eventsQueued == nil {
+		c.eventsQueued, c.floodWarned = map[string]int{}, map[string]time.Time{}
+	}
+	if c.eventsQueued[node] < nodeQueueLimit {
+		c.eventsQueued[node]++
+		c.eventsMu.Unlock()
+		return true
+	}
+	now := time.Now() // of the log only
+	last, warned := c.floodWarned[node]
+	warn := !warned || now.Sub(last) >= floodLogEvery
+	if warn {
+		c.floodWarned[node] = now
+	}
+	c.eventsMu.Unlock()
+	total := c.flooded.Add(1)
+	if warn {
+		c.Logger.Warn("mqtt: a node publishes event batches faster than they are ingested; its excess is dropped",
+			"node", node, "waiting", nodeQueueLimit, "dropped_total", total)
+	}
+	return false
+}
+
+// releaseEventSlot counts an event batch of node out of the ingest.
+func (c *Client) releaseEventSlot(node string) {
+	c.eventsMu.Lock()
+	defer c.eventsMu.Unlock()
+	if c.eventsQueued[node] <= 1 {
+		delete(c.eventsQueued, node)
+		return
+	}
+	c.eventsQueued[node]--
 }
 
 // takeState returns the newest state of node queued by enqueue.
@@ -387,6 +454,7 @@ func (c *Client) ingest(ctx context.Context, m message) {
 		}
 	case protocol.ChanEvent:
 		err = c.ingestEvents(ctx, m.topic.ID, m.payload)
+		c.releaseEventSlot(m.topic.ID)
 	}
 	result := "ok"
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -10,6 +10,7 @@ type metrics struct {
 	out       *prometheus.CounterVec // by kind: desired, command
 	failed    *prometheus.CounterVec // publishes the broker did not take, by kind
 	dropped   prometheus.CounterFunc
+	flooded   prometheus.CounterFunc
 	// inflightWaits counts desired publishes that waited for a slot
 	// (Client.DesiredInflight).
 	inflightWaits prometheus.Counter
@@ -40,6 +41,9 @@ func newMetrics(c *Client) *metrics {
 		dropped: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_messages_dropped_total", Help: "Node messages dropped because the ingest queues were full.",
 		}, func() float64 { return float64(c.Dropped()) }),
+		flooded: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loaxa_mqtt_node_flood_dropped_total", Help: "Node event batches dropped because their node already had as many waiting as one node may (a node publishing far faster than any agent does).",
+		}, func() float64 { return float64(c.Flooded()) }),
 		inflightWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loaxa_mqtt_desired_inflight_waits_total", Help: "Desired-state publishes that waited because DesiredInflight were not yet acknowledged by the broker.",
 		}),
@@ -55,7 +59,7 @@ func newMetrics(c *Client) *metrics {
 // Collectors returns the client's metrics for a Prometheus registry.
 func (c *Client) Collectors() []prometheus.Collector {
 	m := c.metrics()
-	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.inflightWaits, m.acksCoalesced, m.eventsRefused}
+	return []prometheus.Collector{m.in, m.ingested, m.coalesced, m.out, m.failed, m.dropped, m.flooded, m.inflightWaits, m.acksCoalesced, m.eventsRefused}
 }
 
 // metrics returns the client's metrics, made on first use so that a Client
