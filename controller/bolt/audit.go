@@ -61,7 +61,8 @@ func (s *AuditService) RecordAudit(ctx context.Context, e *loaxa.AuditEntry) err
 	return nil
 }
 
-// FindAudit returns entries oldest first. f.Within keeps the entries whose
+// FindAudit returns entries oldest first, or newest first with f.Newest
+// (the limit then keeps the newest). f.Within keeps the entries whose
 // area lies in that subtree (entries without an area are left out, since
 // they concern the whole installation); f.Within must name an existing area.
 // f.Actor matches exactly; From is inclusive and To exclusive. Limit is
@@ -85,7 +86,11 @@ func (s *AuditService) FindAudit(ctx context.Context, f loaxa.AuditFilter) ([]*l
 			}
 		}
 		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		first, next := c.First, c.Next
+		if f.Newest {
+			first, next = c.Last, c.Prev
+		}
+		for k, v := first(); k != nil && len(out) < limit; k, v = next() {
 			// Entries are in time order but for clock steps; a time
 			// filter still has to look at each one.
 			var e loaxa.AuditEntry

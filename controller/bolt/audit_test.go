@@ -47,6 +47,8 @@ func TestAuditService(t *testing.T) {
 		{"another province sees none of hp's", loaxa.AuditFilter{Within: "hn"}, []uint64{5}},
 		{"from inclusive, to exclusive", loaxa.AuditFilter{From: at(1), To: at(3)}, []uint64{2, 3}},
 		{"limit", loaxa.AuditFilter{Limit: 2}, []uint64{1, 2}},
+		{"newest first, the limit keeping the newest", loaxa.AuditFilter{Limit: 2, Newest: true}, []uint64{6, 5}},
+		{"newest first within a subtree and a time range", loaxa.AuditFilter{Within: "hp", From: at(1), To: at(6), Newest: true}, []uint64{6, 3, 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

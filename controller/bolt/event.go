@@ -344,7 +344,8 @@ func markContentReady(d *loaxa.Delivery, ev protocol.Event) bool {
 // province has; a province's thousands match most events anyway.
 const maxMergeNodes = 256
 
-// FindEvents returns events sorted by time (At), oldest first. From is
+// FindEvents returns events sorted by time (At), oldest first, or newest
+// first with f.Newest (the limit then keeps the newest). From is
 // inclusive and To exclusive; a zero bound is open. Limit 0 means
 // DefaultEventLimit, and no more than MaxEventLimit are returned.
 //
@@ -370,6 +371,9 @@ func (s *EventService) FindEvents(ctx context.Context, f loaxa.EventFilter) ([]*
 		q := eventQuery{f: f, limit: limit, events: tx.Bucket(bucketEvents)}
 		if !f.To.IsZero() {
 			q.endMS = msKey(f.To)
+		}
+		if !f.From.IsZero() {
+			q.fromMS = msKey(f.From)
 		}
 		var nodes []string // the nodes to merge; nil: scan the time index
 		if f.Within != "" {
@@ -414,6 +418,7 @@ type eventQuery struct {
 	f      loaxa.EventFilter
 	limit  int
 	endMS  []byte          // msKey(f.To), nil if open
+	fromMS []byte          // msKey(f.From), nil if open
 	areas  map[string]bool // the Within subtree, nil if none
 	nodes  map[string]bool // the nodes in it, nil if none
 	events *bbolt.Bucket
@@ -428,11 +433,41 @@ func (q *eventQuery) startKey(p []byte) []byte {
 	return append(bytes.Clone(p), msKey(q.f.From)...)
 }
 
+// last positions c at the last key of the range under prefix p (the
+// whole time index if p is nil): the newest event before the range's end.
+func (q *eventQuery) last(c *bbolt.Cursor, p []byte) (k, v []byte) {
+	var past []byte // the first key after the range
+	switch {
+	case q.endMS != nil:
+		past = append(bytes.Clone(p), u64(binary.BigEndian.Uint64(q.endMS)+1)...)
+	case p != nil:
+		// p ends with the separator 0; the next byte value ends the prefix.
+		past = append(bytes.Clone(p[:len(p)-1]), 1)
+	}
+	if past == nil {
+		return c.Last()
+	}
+	if k, _ = c.Seek(past); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// passed reports whether millisecond ms lies past the range in the
+// direction of the query: after its end, or before its start when newest
+// first.
+func (q *eventQuery) passed(ms []byte) bool {
+	if q.f.Newest {
+		return q.fromMS != nil && bytes.Compare(ms, q.fromMS) < 0
+	}
+	return q.endMS != nil && bytes.Compare(ms, q.endMS) > 0
+}
+
 // visit takes the event at key k, whose key says it is at millisecond ms,
 // and reports whether to go on. Keys order by millisecond only, so the
 // exact bounds are checked on At.
 func (q *eventQuery) visit(ms, k, v []byte) (bool, error) {
-	if q.endMS != nil && bytes.Compare(ms, q.endMS) > 0 {
+	if q.passed(ms) {
 		return false, nil
 	}
 	var e loaxa.Event
@@ -451,11 +486,17 @@ func (q *eventQuery) visit(ms, k, v []byte) (bool, error) {
 // q.nodes.
 func (q *eventQuery) scan() error {
 	c := q.events.Cursor()
-	for k, v := c.Seek(q.startKey(nil)); k != nil; k, v = c.Next() {
+	k, v := c.Seek(q.startKey(nil))
+	next := c.Next
+	if q.f.Newest {
+		k, v = q.last(c, nil)
+		next = c.Prev
+	}
+	for ; k != nil; k, v = next() {
 		if q.nodes != nil {
 			node, _, _ := bytes.Cut(k[8:], []byte{0})
 			if !q.nodes[string(node)] {
-				if q.endMS != nil && bytes.Compare(k[:8], q.endMS) > 0 {
+				if q.passed(k[:8]) {
 					return nil
 				}
 				continue
@@ -469,7 +510,8 @@ func (q *eventQuery) scan() error {
 }
 
 // merge reads the by-node index of each node and merges them into the
-// time index's order: millisecond, then node, then epoch and sequence.
+// time index's order: millisecond, then node, then epoch and sequence
+// (all reversed when newest first).
 func (q *eventQuery) merge(index *bbolt.Bucket, nodes []string) error {
 	type head struct {
 		c    *bbolt.Cursor
@@ -479,17 +521,24 @@ func (q *eventQuery) merge(index *bbolt.Bucket, nodes []string) error {
 	heads := make([]*head, 0, len(nodes))
 	for _, node := range nodes {
 		h := &head{c: index.Cursor(), p: prefix(node)}
-		if h.k, h.v = h.c.Seek(q.startKey(h.p)); h.k != nil && bytes.HasPrefix(h.k, h.p) {
+		if q.f.Newest {
+			h.k, h.v = q.last(h.c, h.p)
+		} else {
+			h.k, h.v = h.c.Seek(q.startKey(h.p))
+		}
+		if h.k != nil && bytes.HasPrefix(h.k, h.p) {
 			heads = append(heads, h)
 		}
 	}
 	for len(heads) > 0 {
 		// nodes is sorted, so on equal milliseconds the earlier head is
-		// the earlier node; a linear pick is cheap for maxMergeNodes.
+		// the earlier node (the later one when newest first); a linear
+		// pick is cheap for maxMergeNodes.
 		best := 0
 		for i, h := range heads[1:] {
 			b := heads[best]
-			if bytes.Compare(h.k[len(h.p):len(h.p)+8], b.k[len(b.p):len(b.p)+8]) < 0 {
+			c := bytes.Compare(h.k[len(h.p):len(h.p)+8], b.k[len(b.p):len(b.p)+8])
+			if c < 0 && !q.f.Newest || c >= 0 && q.f.Newest {
 				best = i + 1
 			}
 		}
@@ -502,7 +551,12 @@ func (q *eventQuery) merge(index *bbolt.Bucket, nodes []string) error {
 		if more, err := q.visit(h.k[len(h.p):len(h.p)+8], key, v); err != nil || !more {
 			return err
 		}
-		if h.k, h.v = h.c.Next(); h.k == nil || !bytes.HasPrefix(h.k, h.p) {
+		if q.f.Newest {
+			h.k, h.v = h.c.Prev()
+		} else {
+			h.k, h.v = h.c.Next()
+		}
+		if h.k == nil || !bytes.HasPrefix(h.k, h.p) {
 			heads = slices.Delete(heads, best, best+1)
 		}
 	}

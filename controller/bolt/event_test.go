@@ -855,23 +855,32 @@ func TestEventService_FindEvents_MergeAndScan(t *testing.T) {
 	for w, areas := range within {
 		for _, r := range []struct{ from, to time.Duration }{{0, 0}, {2 * time.Minute, 5 * time.Minute}, {time.Hour, 0}} {
 			for _, limit := range []int{0, 7} {
-				f := loaxa.EventFilter{Within: w, Limit: limit}
-				if r.from != 0 {
-					f.From = t0.Add(r.from)
-				}
-				if r.to != 0 {
-					f.To = t0.Add(r.to)
-				}
-				var want []*loaxa.Event
-				for _, e := range all {
-					if slices.Contains(areas, e.Area) && !e.At.Before(f.From) && (f.To.IsZero() || e.At.Before(f.To)) && (limit == 0 || len(want) < limit) {
-						want = append(want, e)
+				for _, newest := range []bool{false, true} {
+					f := loaxa.EventFilter{Within: w, Limit: limit, Newest: newest}
+					if r.from != 0 {
+						f.From = t0.Add(r.from)
 					}
-				}
-				got, err := s.FindEvents(context.Background(), f)
-				must(t, err)
-				if !slices.Equal(render(got), render(want)) {
-					t.Errorf("within %s from %v to %v limit %d:\n got %q\nwant %q", w, r.from, r.to, limit, render(got), render(want))
+					if r.to != 0 {
+						f.To = t0.Add(r.to)
+					}
+					var want []*loaxa.Event
+					for _, e := range all {
+						if slices.Contains(areas, e.Area) && !e.At.Before(f.From) && (f.To.IsZero() || e.At.Before(f.To)) {
+							want = append(want, e)
+						}
+					}
+					if newest {
+						// The log read backwards: the limit keeps the newest.
+						slices.Reverse(want)
+					}
+					if limit != 0 {
+						want = want[:min(limit, len(want))]
+					}
+					got, err := s.FindEvents(context.Background(), f)
+					must(t, err)
+					if !slices.Equal(render(got), render(want)) {
+						t.Errorf("within %s from %v to %v limit %d newest %t:\n got %q\nwant %q", w, r.from, r.to, limit, newest, render(got), render(want))
+					}
 				}
 			}
 		}

@@ -131,10 +131,10 @@ type auditResponse struct {
 	Entries []*loaxa.AuditEntry `json:"entries"`
 }
 
-// handleListAudit answers GET /api/v1/audit?actor=&area=&from=&to=&limit=:
-// the audit log of the user's area, oldest first.
+// handleListAudit answers GET /api/v1/audit?actor=&area=&from=&to=&limit=&order=:
+// the audit log of the user's area, oldest first (or newest first).
 func (s *Server) handleListAudit(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "actor", "area", "from", "to", "limit"); err != nil {
+	if err := checkQuery(r, "actor", "area", "from", "to", "limit", "order"); err != nil {
 		return err
 	}
 	ctx, q := r.Context(), r.URL.Query()
@@ -164,6 +164,9 @@ func (s *Server) handleListAudit(w http.ResponseWriter, r *http.Request) error {
 			return loaxa.Errorf(loaxa.EInvalid, "limit %q is not a number from 1 to %d.", v, MaxAuditLimit)
 		}
 		f.Limit = n
+	}
+	if f.Newest, err = parseOrder(q.Get("order")); err != nil {
+		return err
 	}
 	entries, err := s.AuditService.FindAudit(ctx, f)
 	if err != nil {

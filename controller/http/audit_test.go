@@ -115,3 +115,31 @@ func TestEmergencyAuditVisibleInEveryTargetArea(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditNewestFirstPastTheLimit: the audit screen read the log oldest
+// first with a limit and turned it round, so once the period held more
+// entries than the limit it showed the oldest and none of today's. With
+// order=newest the limit keeps the newest, newest first; the default order
+// stays oldest first.
+func TestAuditNewestFirstPastTheLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree() // the areas and nodes created are audited in this order
+	targets := func(query string) []string {
+		var l struct{ Entries []loaxa.AuditEntry }
+		e.call("GET", "/api/v1/audit?limit=2"+query, e.admin, nil, http.StatusOK, &l)
+		var out []string
+		for _, x := range l.Entries {
+			out = append(out, x.Target)
+		}
+		return out
+	}
+	if got, want := targets("&order=newest"), []string{"n-b", "n-a"}; !slices.Equal(got, want) {
+		t.Errorf("newest first: %v, want the two latest %v", got, want)
+	}
+	if got := targets(""); len(got) != 2 || slices.Contains(got, "n-b") {
+		t.Errorf("by default: %v, want the two oldest", got)
+	}
+	r := e.call("GET", "/api/v1/audit?order=desc", e.admin, nil, http.StatusBadRequest, nil)
+	checkError(t, r, http.StatusBadRequest, "invalid", "order")
+}

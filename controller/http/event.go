@@ -17,10 +17,10 @@ type eventsResponse struct {
 	Events []*loaxa.Event `json:"events"`
 }
 
-// handleListEvents answers GET /api/v1/events?node=&area=&from=&to=&limit=:
-// the play log of the user's area, oldest first.
+// handleListEvents answers GET /api/v1/events?node=&area=&from=&to=&limit=&order=:
+// the play log of the user's area, oldest first (or newest first).
 func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "node", "area", "from", "to", "limit"); err != nil {
+	if err := checkQuery(r, "node", "area", "from", "to", "limit", "order"); err != nil {
 		return err
 	}
 	ctx, q := r.Context(), r.URL.Query()
@@ -61,12 +61,28 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) error 
 		}
 		f.Limit = n
 	}
+	if f.Newest, err = parseOrder(q.Get("order")); err != nil {
+		return err
+	}
 	events, err := s.EventService.FindEvents(ctx, f)
 	if err != nil {
 		return fmt.Errorf("list events: %w", err)
 	}
 	s.writeJSON(w, r, http.StatusOK, eventsResponse{Events: nonNil(events)})
 	return nil
+}
+
+// parseOrder reads the optional order query parameter of a log: "oldest"
+// (the default) or "newest", which reports true. Newest first, a limit
+// keeps the latest entries.
+func parseOrder(v string) (newest bool, err error) {
+	switch v {
+	case "", "oldest":
+		return false, nil
+	case "newest":
+		return true, nil
+	}
+	return false, loaxa.Errorf(loaxa.EInvalid, "order %q is neither oldest nor newest; give order=newest for the latest first (the limit then keeps the newest).", v)
 }
 
 // parseQueryTime reads an optional RFC 3339 query parameter.

@@ -114,3 +114,44 @@ func TestEventsAndDeliveries(t *testing.T) {
 		}
 	})
 }
+
+// TestEventsNewestFirstPastTheLimit: the cluster page reads a cluster's
+// last week of plays with a limit, and the log answered oldest first, so
+// once the week held more events than the limit the newest were cut off:
+// an officer checking whether this morning's typhoon bulletin played saw
+// last week's plays. With order=newest the limit keeps the newest, newest
+// first; the default order stays oldest first for the scripts that rely
+// on it.
+func TestEventsNewestFirstPastTheLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	day := e.clock.Now().Add(-7 * 24 * time.Hour)
+	var events []protocol.Event
+	for i := range 5 { // one play a day; the limit holds three
+		events = append(events, protocol.Event{Seq: uint64(i + 1), Type: protocol.EventCompleted, At: day.Add(time.Duration(i+1) * 24 * time.Hour)})
+	}
+	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "e1", Events: events}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	seqs := func(query string) []uint64 {
+		var got struct{ Events []loaxa.Event }
+		e.call("GET", "/api/v1/events?node=n-a&from="+url.QueryEscape(day.Format(time.RFC3339))+"&limit=3"+query, e.admin, nil, http.StatusOK, &got)
+		var out []uint64
+		for _, ev := range got.Events {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	if got, want := seqs("&order=newest"), []uint64{5, 4, 3}; !slices.Equal(got, want) {
+		t.Errorf("newest first: plays %v, want the latest three %v", got, want)
+	}
+	if got, want := seqs(""), []uint64{1, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("by default: plays %v, want the oldest three %v", got, want)
+	}
+	if got, want := seqs("&order=oldest"), []uint64{1, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("oldest first: plays %v, want %v", got, want)
+	}
+	r := e.call("GET", "/api/v1/events?order=latest", e.admin, nil, http.StatusBadRequest, nil)
+	checkError(t, r, http.StatusBadRequest, "invalid", "order")
+}

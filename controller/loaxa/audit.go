@@ -31,12 +31,16 @@ type AuditFilter struct {
 	From   time.Time
 	To     time.Time
 	Limit  int
+	// Newest returns the entries newest first, so that Limit keeps the
+	// latest ones rather than the earliest.
+	Newest bool
 }
 
 // AuditService keeps the audit log.
 type AuditService interface {
 	// RecordAudit appends e, assigning Seq (and At if zero).
 	RecordAudit(ctx context.Context, e *AuditEntry) error
-	// FindAudit returns entries oldest first.
+	// FindAudit returns entries oldest first, or newest first with
+	// Newest.
 	FindAudit(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)
 }

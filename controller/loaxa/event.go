@@ -34,6 +34,9 @@ type EventFilter struct {
 	// Types, if any, keeps the events of these types only (before Limit).
 	Types []protocol.EventType
 	Limit int // 0: a default cap
+	// Newest returns the events newest first, so that Limit keeps the
+	// latest ones (a cluster's last plays) rather than the earliest.
+	Newest bool
 }
 
 // EventService stores node events.
@@ -55,6 +58,7 @@ type EventService interface {
 	// that what follows the store (the emergency's tracking, the health
 	// monitor) hears each event once.
 	RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (ack uint64, stored []protocol.Event, err error)
-	// FindEvents returns events sorted by time (At), oldest first.
+	// FindEvents returns events sorted by time (At), oldest first, or
+	// newest first with Newest.
 	FindEvents(ctx context.Context, f EventFilter) ([]*Event, error)
 }

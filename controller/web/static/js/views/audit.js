@@ -15,11 +15,12 @@ export async function render(ctx, main) {
   const load = async () => {
     const { entries } = await api('GET', '/audit', undefined, {
       actor: actor.value.trim(), area: areaSel.value, from: rfc3339(vnDate(from.value)), to: rfc3339(vnDate(addDays(to.value, 1))), limit: 10000,
+      order: 'newest', // past the limit, the newest are the ones kept
     });
     fill(body, entries.length === 0 ? h('p', { class: 'muted' }, t('audit.none')) :
       h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
         h('thead', {}, h('tr', {}, [t('common.time'), t('audit.actor'), t('audit.action'), t('audit.target'), t('common.area'), t('clusters.detail'), t('audit.remote')].map((x) => h('th', {}, x)))),
-        h('tbody', {}, entries.slice().reverse().map((e) => h('tr', {},
+        h('tbody', {}, entries.map((e) => h('tr', {},
           h('td', {}, fmtDateTime(e.at)), h('td', {}, e.actor), h('td', {}, h('code', {}, e.action)), h('td', {}, e.target),
           h('td', {}, e.area ? ctx.areaName(e.area) : ''), h('td', { style: 'word-break:break-word' }, e.detail || ''), h('td', {}, e.remote || '')))))));
   };

@@ -53,12 +53,13 @@ async function detail(ctx, main, id, health) {
   const from = new Date(now().getTime() - 7 * 86400000).toISOString();
   const [n, ev] = await Promise.all([
     api('GET', `/nodes/${encodeURIComponent(id)}`),
-    api('GET', '/events', undefined, { node: id, from, limit: 1000 }),
+    // Newest first, so that a busy week past the limit still shows today's plays.
+    api('GET', '/events', undefined, { node: id, from, limit: 1000, order: 'newest' }),
   ]);
   const st = n.status || {};
   const b = st.board || {};
   const row = (k, v) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v ?? '—'));
-  const plays = ev.events.filter((e) => e.type !== 'content-ready').slice(-30).reverse();
+  const plays = ev.events.filter((e) => e.type !== 'content-ready').slice(0, 30);
   fill(main,
     h('p', { class: 'no-print' }, h('a', { href: '#/clusters' }, '← ', t('clusters.title'))),
     h('h1', {}, n.name, ' ', badge(nodeHealth(n), 'health.')),
