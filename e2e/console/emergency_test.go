@@ -496,3 +496,30 @@ func TestConfirmationClosesWhenTheScreenChanges(t *testing.T) {
 		t.Errorf("leaving the confirmation sent %d alerts", len(ems.Emergencies))
 	}
 }
+
+// TestAllClearKeepsTheAlertsVolume: after a quiet drill (volume 5) the
+// all-clear sent from its board went out with no volume, which the API
+// takes as full: the drill was quiet and its all-clear blared. The
+// all-clear must sound at the volume of the alert it clears unless the
+// officer chooses another.
+func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
+	c, b, flood := lapLeEmergencyForm(t)
+	b.Do("a drill at volume 5",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
+	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the all-clear's own board", text("main h1")+`.startsWith('Thông báo an toàn')`, 20*time.Second)
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 2 || ems.Emergencies[0].Kind != "all-clear" {
+		t.Fatalf("emergencies %s", rig.Describe(ems))
+	}
+	if got := ems.Emergencies[0].Volume; got != 5 {
+		t.Errorf("the all-clear of a drill at volume 5 sounds at volume %d", got)
+	}
+}

@@ -109,7 +109,7 @@ async function compose(ctx, main, recent) {
     return h('p', { id: 'em-confirm-ready', class: 'hint' }, t('emergency.confirm_download'));
   };
   const repeat = h('input', { type: 'number', id: 'em-repeat', min: 1, max: 10, value: 3 });
-  const volume = h('select', { id: 'em-volume' }, options(Array.from({ length: 15 }, (_, i) => [String(15 - i), i === 0 ? t('emergency.full') : String(15 - i)]), '15'));
+  const volume = h('select', { id: 'em-volume' }, volumeOptions(FULL_VOLUME));
   const status = h('div', { 'aria-live': 'polite' });
   const banner = h('div', { class: 'drill-banner', hidden: true, id: 'em-drill-banner' }, t('emergency.drill_banner'));
   const submit = h('button', { type: 'submit', class: 'danger', id: 'em-send', style: 'font-size:1.3rem;padding:.8rem 1.6rem' }, t('emergency.next'));
@@ -238,6 +238,11 @@ async function compose(ctx, main, recent) {
  */
 function willSound(n, vol) {
   return vol && vol < FULL_VOLUME ? t('emergency.will_sound_at', { n, volume: vol }) : t('emergency.will_sound', { n });
+}
+
+/** volumeOptions makes the choices of an alert's volume, loudest first, with selected chosen. */
+function volumeOptions(selected) {
+  return options(Array.from({ length: FULL_VOLUME }, (_, i) => [String(FULL_VOLUME - i), i === 0 ? t('emergency.full') : String(FULL_VOLUME - i)]), String(selected));
 }
 
 /** FULL_VOLUME is the loudest of the volumes 1–15 an alert is played at. */
@@ -755,6 +760,10 @@ async function board(ctx, main, id) {
     }
   };
   const clearText = h('input', { id: 'em-clear-text', value: t('emergency.all_clear_text') });
+  // The all-clear sounds as loud as the alert it clears unless the officer
+  // chooses otherwise: the API's default is full volume, which after a
+  // quiet drill would blare.
+  const clearVolume = h('select', { id: 'em-clear-volume' }, volumeOptions(rep.volume || FULL_VOLUME));
   // Only an officer over every area the alert went to may stop it or send
   // its all-clear (the API refuses the others); a commune's officer looking
   // at the district's alert is told who can.
@@ -772,7 +781,8 @@ async function board(ctx, main, id) {
     ctx.may('emergency') && ours ? h('div', { class: 'panel row no-print' },
       rep.state === 'active' ? h('button', { type: 'button', class: 'danger', id: 'em-cancel', onclick: act('cancel', t('emergency.cancel_title'), t('emergency.cancel')) }, t('emergency.cancel')) : null,
       rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
-        h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim() })) }, t('emergency.all_clear'))) : null) : null,
+        field(t('clusters.volume'), clearVolume, t('emergency.all_clear_volume_hint')),
+        h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim(), volume: Number(clearVolume.value) })) }, t('emergency.all_clear'))) : null) : null,
     areas.section,
     h('section', { class: 'panel' }, tableTop,
       areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
