@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
@@ -521,5 +522,29 @@ func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
 	}
 	if got := ems.Emergencies[0].Volume; got != 5 {
 		t.Errorf("the all-clear of a drill at volume 5 sounds at volume %d", got)
+	}
+}
+
+// TestEnterDoesNotConfirmAnAlert: the confirmation opened with the focus
+// on its danger button, so Enter — pressed out of habit after "Tiếp tục",
+// or a stray key — sent the emergency to every speaker at once. A
+// dangerous confirmation must open on its heading, and Enter must leave
+// it open, sending nothing until the officer chooses.
+func TestEnterDoesNotConfirmAnAlert(t *testing.T) {
+	c, b, flood := lapLeEmergencyForm(t)
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	if got := MustEval[string](b, `document.activeElement.outerHTML.slice(0, 80)`); !MustEval[bool](b, `document.activeElement === document.querySelector('dialog[open] h2')`) {
+		t.Errorf("the confirmation opens with the focus on %q, want its heading", got)
+	}
+	b.Do("press Enter", chromedp.KeyEvent(kb.Enter))
+	if !MustEval[bool](b, `!!document.querySelector('dialog[open] #em-confirm')`) {
+		t.Fatalf("Enter closed the confirmation, as PHÁT NGAY does")
+	}
+	b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 0 {
+		t.Errorf("Enter on the confirmation sent %d alerts", len(ems.Emergencies))
 	}
 }

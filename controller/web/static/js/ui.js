@@ -308,11 +308,17 @@ export function waveform(wf, label) {
     peaks.map((p, i) => s('rect', { x: i + 0.1, width: 0.8, y: 500 - p / 2, height: Math.max(p, 8) })));
 }
 
-/** confirmDialog asks a yes/no question in a modal; resolves true on yes. */
+/**
+ * confirmDialog asks a yes/no question in a modal; resolves true on yes.
+ * A dangerous one opens on its heading (or on the field it asks for), not
+ * on its yes button: Enter or a stray key must not send an emergency to
+ * every speaker before the officer has read what it does.
+ */
 export function confirmDialog(title, body, yes, danger) {
   return new Promise((resolve) => {
+    const heading = h('h2', { id: 'dlg-title', tabindex: danger ? '-1' : null }, title);
     const dlg = h('dialog', { 'aria-labelledby': 'dlg-title' },
-      h('h2', { id: 'dlg-title' }, title),
+      heading,
       body,
       h('div', { class: 'row', style: 'margin-top:1rem' },
         h('button', { class: danger ? 'danger' : '', onclick: () => { dlg.close('yes'); } }, yes),
@@ -320,5 +326,6 @@ export function confirmDialog(title, body, yes, danger) {
     dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'yes'); dlg.remove(); });
     document.body.append(dlg);
     dlg.showModal();
+    if (danger) (dlg.querySelector('input, select, textarea') || heading).focus();
   });
 }
