@@ -302,7 +302,8 @@ func (b *Browser) Go(route, ready string) {
 
 // CheckAccessible fails the test for controls a screen reader cannot name:
 // form fields without a label, buttons and links without text, a page
-// without one h1. A control's text is its text content, so that one not
+// without one h1; and for a screen inside a live region, whose every
+// redraw a screen reader would read out. A control's text is its text content, so that one not
 // shown yet (in a closed <details>) is checked too.
 func (b *Browser) CheckAccessible(where string) {
 	b.t.Helper()
@@ -315,6 +316,9 @@ func (b *Browser) CheckAccessible(where string) {
 		for (const el of document.querySelectorAll('button, a[href]')) {
 			if (!el.textContent.trim() && !el.getAttribute('aria-label') && !el.querySelector('img[alt]:not([alt=""])')) out.push('nameless ' + el.outerHTML.slice(0, 100));
 		}
+		// A live region around the screen reads every redraw out.
+		const live = document.querySelector('main') && document.querySelector('main').closest('[aria-live]');
+		if (live) out.push('the screen lies in a live region: ' + live.outerHTML.slice(0, 100));
 		const h1 = document.querySelectorAll('main h1').length;
 		if (h1 !== 1) out.push(h1 + ' h1 headings in main');
 		return out;

@@ -548,3 +548,31 @@ func TestEnterDoesNotConfirmAnAlert(t *testing.T) {
 		t.Errorf("Enter on the confirmation sent %d alerts", len(ems.Emergencies))
 	}
 }
+
+// TestBoardRedrawsAreNotAnnounced: the whole console (#app) was one
+// aria-live region, so a screen reader read out every redraw of the
+// emergency board — its table of clusters, as the stream and the polls
+// redrew them every few seconds — and the officer could hear nothing
+// else. Only status messages may be live, politely: the toasts and the
+// board's counts; the screen, its table and its forms are not.
+func TestBoardRedrawsAreNotAnnounced(t *testing.T) {
+	_, b, flood := lapLeEmergencyForm(t)
+	b.Do("a drill", chromedp.Click(chromedp.CSS(`#em-drill`)))
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `document.querySelector('#ack-board tbody tr')`, 10*time.Second)
+	live := func(sel string) string {
+		return MustEval[string](b, `(() => { const r = document.querySelector(`+strconv.Quote(sel)+`).closest('[aria-live]'); return r ? r.getAttribute('aria-live') : ''; })()`)
+	}
+	for _, sel := range []string{"main", "#ack-board", "#app"} {
+		if got := live(sel); got != "" {
+			t.Errorf("%s lies in an aria-live=%q region: every redraw is read out", sel, got)
+		}
+	}
+	for _, sel := range []string{"#ack-counts", "#toasts"} {
+		if got := live(sel); got != "polite" {
+			t.Errorf("%s is in a live region %q, want polite", sel, got)
+		}
+	}
+}

@@ -602,7 +602,9 @@ const ROW_SLICE = 500;
 
 async function board(ctx, main, id) {
   const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
-  const counts = h('div', { class: 'stats', id: 'ack-counts' });
+  // The counts are the board's status: read out, politely, as they change;
+  // the table below them is not.
+  const counts = h('div', { class: 'stats', id: 'ack-counts', role: 'status', 'aria-live': 'polite' });
   // Clusters that have the alert but not its audio yet are downloading it:
   // said, or "reached" and not "sounding" would read as a fault.
   const fetching = h('p', { class: 'hint', id: 'em-fetching', 'aria-live': 'polite', hidden: true });
