@@ -307,3 +307,50 @@ func asUser(c *rig.Controller, username string, fn func()) {
 	defer func() { c.Token = admin }()
 	fn()
 }
+
+// TestScheduleAnywaySendsWhatWasChecked: "Vẫn đặt lịch" under a conflict
+// warning sent the form as it stood when pressed, with force. An officer
+// who, reading the warning, moved the bulletin from 18:00 to 19:00 and
+// pressed it had the 19:00 one saved unchecked — whatever it overlapped.
+// Force must apply only to the form that was checked: once the form
+// changes, the warning (and its button) goes, and the form is checked
+// again on "Đặt lịch".
+func TestScheduleAnywaySendsWhatWasChecked(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.CreateNode("lap-le-01", "11527")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T18:00:00+07:00", "rrule": "FREQ=DAILY"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	b.Do("place a daily 18:00 bulletin over it",
+		chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
+		chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
+		chromedp.SetValue(chromedp.CSS(`#place-time`), "18:00"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-when').dispatchEvent(new Event('change'))`),
+		chromedp.Click(chromedp.CSS(`#place-submit`)))
+	b.Wait("the conflict", `document.querySelector('#place-conflicts button')`, 10*time.Second)
+	b.Do("move it to 19:00, as a user types",
+		chromedp.SetValue(chromedp.CSS(`#place-time`), "19:00"),
+		chromedp.Evaluate[chromedp.Void](`for (const type of ['input', 'change']) document.querySelector('#place-time').dispatchEvent(new Event(type, { bubbles: true }))`))
+	if MustEval[bool](b, `!!document.querySelector('#place-conflicts button')`) {
+		b.Do("schedule anyway", chromedp.Click(chromedp.CSS(`#place-conflicts button`)))
+		var anns struct{ Announcements []loaxa.Announcement }
+		rig.Eventually(t, minWait, "the bulletin saved", func() bool {
+			c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+			return len(anns.Announcements) == 2
+		})
+		for _, a := range anns.Announcements {
+			if h := a.Start.In(vn).Hour(); h != 18 {
+				t.Errorf("\"Vẫn đặt lịch\" saved the bulletin at %02d:00 unchecked; the warning was about the one at 18:00", h)
+			}
+		}
+	}
+}

@@ -121,7 +121,7 @@ function placeForm(ctx, area, sessions, content, reload) {
     const when = describe({ kind: kind.value, days: days(), time: time.value, session: session(), date: `${d}/${m}/${y}` });
     fill(summary, relay() ? t('programme.relay_summary', { n: minutes.value, when }) : when);
   };
-  const request = (force) => {
+  const request = () => {
     const s = session();
     const at = vnDate(start.value, s ? s.start : time.value);
     const rrule = toRule(kind.value, days());
@@ -140,21 +140,22 @@ function placeForm(ctx, area, sessions, content, reload) {
     if (rrule) body.rrule = rrule;
     if (rrule && until.value) body.until = rfc3339(vnDate(until.value, '23:59'));
     if (s) body.session = s.id;
-    if (force) body.force = true;
     return body;
   };
-  const send = async (force) => {
+  // send posts body; on conflicts, "Vẫn đặt lịch" forces that same body,
+  // the one checked, not the form as it stands when pressed.
+  const send = async (body) => {
     submit.disabled = true;
     fill(status);
     try {
-      const a = await api('POST', '/announcements', request(force));
+      const a = await api('POST', '/announcements', body);
       toast(t('programme.placed', { title: a.title }));
       await reload();
     } catch (err) {
       const conflicts = (err.body && err.body.conflicts) || [];
       if (err.status === 409 && conflicts.length) {
         fill(status, conflictsBox('place-conflicts', t('programme.conflicts', { n: conflicts.length }), conflicts, sessions,
-          h('button', { type: 'button', class: 'danger', onclick: () => send(true) }, t('programme.force'))));
+          h('button', { type: 'button', class: 'danger', onclick: () => send({ ...body, force: true }) }, t('programme.force'))));
       } else {
         fill(status, errorBox(err));
       }
@@ -169,8 +170,12 @@ function placeForm(ctx, area, sessions, content, reload) {
     class: 'panel', id: 'place-form', 'aria-labelledby': 'h-place', onsubmit: (e) => {
       e.preventDefault();
       try { toRule(kind.value, days()); } catch (err) { fill(status, h('p', { class: 'error' }, err.message)); return; }
-      send(false);
+      send(request());
     },
+    // A changed form is not the one the conflicts were found for: their
+    // warning and its "Vẫn đặt lịch" go, and "Đặt lịch" checks it again.
+    oninput: () => { if (status.querySelector('#place-conflicts')) fill(status); },
+    onchange: () => { if (status.querySelector('#place-conflicts')) fill(status); },
   },
   h('h2', { id: 'h-place' }, t('programme.place_title', { area: ctx.areaName(area) })),
   h('div', { class: 'form-grid' },
