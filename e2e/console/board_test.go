@@ -314,8 +314,8 @@ func TestEmergencyFromAPhone(t *testing.T) {
 		"Không tải lại được danh sách cụm loa: số liệu trên là lúc") {
 		t.Errorf("confirmation without the list read again says %q", got)
 	}
-	b.Do("cancel, and let the list come", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)),
-		chromedp.Evaluate[chromedp.Void](`window.fetch = window.realFetch`))
+	b.Do("let the list come", chromedp.Evaluate[chromedp.Void](`window.fetch = window.realFetch`))
+	cancelConfirmation(b)
 
 	b.Do("send", chromedp.Click(chromedp.CSS(`#em-send`)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)

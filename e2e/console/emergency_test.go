@@ -267,6 +267,16 @@ func chooseAndSend(b *Browser, area, content string) {
 	b.Do("send", chromedp.Click(chromedp.CSS(`#em-send`)))
 }
 
+// cancelConfirmation answers the open confirmation "no" and waits until
+// the form may send again: its button is enabled once the confirmation
+// has closed (one send at a time), and a click before that is ignored, as
+// an officer's would be.
+func cancelConfirmation(b *Browser) {
+	b.t.Helper()
+	b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
+	b.Wait("the form ready to send again", `!document.querySelector('dialog[open]') && !document.querySelector('#em-send').disabled`, 10*time.Second)
+}
+
 // choose fills the emergency form with area and the recording content.
 func choose(b *Browser, area, content string) {
 	b.t.Helper()
@@ -468,7 +478,7 @@ func TestConfirmationSaysTheVolumeChosen(t *testing.T) {
 	if got, want := MustEval[string](b, text("#em-confirm-count")), "1 cụm loa sẽ phát ngay, âm lượng 5/15"; got != want {
 		t.Errorf("volume 5 chosen; the confirmation says %q, want %q", got, want)
 	}
-	b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
+	cancelConfirmation(b)
 	b.Do("full volume", chromedp.SetValue(chromedp.CSS(`#em-volume`), "15"), chromedp.Click(chromedp.CSS(`#em-send`)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
 	if got, want := MustEval[string](b, text("#em-confirm-count")), "1 cụm loa sẽ phát ngay, âm lượng tối đa"; got != want {
