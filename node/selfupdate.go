@@ -7,7 +7,9 @@ package main
 //  1. fetches the archive for its architecture and checks size and
 //     SHA-256 (node/update), writing the new binary beside its own
 //     (.loaxa-node.new, synced) — a bad download is reported
-//     (update-failed) and nothing else changes;
+//     (update-failed) and nothing else changes. The download makes way
+//     for content a play needs (an alert's message): it stops while
+//     that is fetched and then goes on from where it was;
 //  2. waits until nothing plays and nothing is due for idleWindow, so an
 //     update never cuts a broadcast;
 //  3. stops its agent and starts the new binary as a child on trial, with
@@ -145,7 +147,9 @@ func (u *updater) stage(ctx context.Context, a *agent.Agent, req protocol.Update
 		return err
 	}
 	defer client.CloseIdleConnections()
-	if err := update.Fetch(ctx, client, u.cred.Controller, u.cred.Username, u.cred.Secret, *arch, u.newPath()); err != nil {
+	// The release makes way for the content plays need: an alert's
+	// message is not fetched behind it over a thin link.
+	if err := update.Fetch(ctx, client, u.cred.Controller, u.cred.Username, u.cred.Secret, *arch, u.newPath(), a); err != nil {
 		return err
 	}
 	u.log.Info("update: fetched and checked; waiting for a quiet moment", "version", req.Version)

@@ -51,6 +51,17 @@ func (a *Agent) requestUpdate(u *protocol.Update) {
 	}
 }
 
+// Lend is the content cache's (content.Cache.Lend): a download of the
+// node's that no play needs, a release of the agent, makes way for the
+// content plays need, an alert's message above all.
+func (a *Agent) Lend(ctx context.Context, what string) (context.Context, func()) {
+	return a.cache.Lend(ctx, what)
+}
+
+// AwaitWay is the content cache's (content.Cache.AwaitWay): it waits
+// until no content a play needs is to be fetched.
+func (a *Agent) AwaitWay(ctx context.Context) error { return a.cache.AwaitWay(ctx) }
+
 // do runs f in the main loop, where the schedule and the play live.
 func (a *Agent) do(ctx context.Context, f func()) error {
 	done := make(chan struct{})

@@ -27,6 +27,13 @@
 // downloading, that download is paused (ErrMakeWay) and resumes, from its
 // partial file, once the sooner one is in. A download of content nothing wants any more stops too.
 //
+// The node's other downloads that no play needs (a release of the agent
+// itself, node/update) make way the same way: Lend gives such a download
+// a context that ends, with cause ErrMakeWay, as soon as missing content a
+// play needs is to be fetched within MakeWayMargin, and AwaitWay waits
+// until none is, so that the download goes on from where it stopped once
+// the alert's message is in.
+//
 // # Played as it arrives
 //
 // An alert's message typed a moment ago is on no cluster yet. Waiting for
@@ -196,6 +203,9 @@ type Cache struct {
 	wanted  []Wanted
 	retry   map[string]retry
 	current *downloading // nil when no download runs
+	// lent are the downloads no play needs running outside the cache
+	// (Lend), paused with the cache's own.
+	lent    map[*downloading]bool
 	streams map[string]*stream
 	// turned is closed (and replaced) whenever content may have become
 	// Playable or stopped being wanted: AwaitPlayable waits on it.
@@ -290,6 +300,7 @@ func Open(cfg Config) (*Cache, error) {
 		retry:   make(map[string]retry),
 		streams: make(map[string]*stream),
 		turned:  make(chan struct{}),
+		lent:    make(map[*downloading]bool),
 
 		listTried: make(map[string]bool),
 	}
@@ -518,6 +529,13 @@ func (c *Cache) Reconnected() {
 // download waits until then, so that Run takes the sooner one first. c.mu
 // is held.
 func (c *Cache) makeWay(now time.Time) {
+	if id, ok := c.wayWanted(now); ok {
+		for d := range c.lent {
+			c.log.Info("content: pausing a download no play needs for content a play needs", "paused", d.id, "for", id)
+			d.cancel(ErrMakeWay)
+			delete(c.lent, d)
+		}
+	}
 	cur := c.current
 	if cur == nil {
 		return
@@ -543,6 +561,63 @@ func (c *Cache) makeWay(now time.Time) {
 			c.retry[cur.id] = paused
 			cur.cancel(ErrMakeWay)
 			return
+		}
+	}
+}
+
+// wayWanted returns missing content a play needs that is to be fetched
+// within MakeWayMargin (as makeWay judges it), if there is one: what a
+// download no play needs makes way for. c.mu is held.
+func (c *Cache) wayWanted(now time.Time) (string, bool) {
+	for _, w := range c.wanted {
+		if w.Need.IsZero() {
+			continue
+		}
+		if _, ok := c.present[w.ID]; ok || c.retry[w.ID].next.After(now.Add(MakeWayMargin)) {
+			continue
+		}
+		return w.ID, true
+	}
+	return "", false
+}
+
+// Lend returns the context for a download of the node's that no play
+// needs and the cache does not make (what names it: a release of the
+// agent), and done, to call once that download ends. The context ends,
+// with cause ErrMakeWay, as soon as missing content a play needs is to be
+// fetched within MakeWayMargin — at once if some is: wait with AwaitWay
+// first. The download then stops and, after AwaitWay, goes on from where
+// it was.
+func (c *Cache) Lend(ctx context.Context, what string) (context.Context, func()) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	d := &downloading{id: what, ctx: lctx, cancel: cancel}
+	c.mu.Lock()
+	c.lent[d] = true
+	c.makeWay(c.cfg.Clock.Now())
+	c.mu.Unlock()
+	return lctx, func() {
+		c.mu.Lock()
+		delete(c.lent, d)
+		c.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// AwaitWay waits until no missing content a play needs is to be fetched
+// within MakeWayMargin (see Lend), or ctx is done.
+func (c *Cache) AwaitWay(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		_, busy := c.wayWanted(c.cfg.Clock.Now())
+		turned := c.turned
+		c.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-turned:
 		}
 	}
 }
@@ -804,6 +879,7 @@ func (c *Cache) fetchOne(ctx context.Context, ref protocol.ContentRef) {
 	rt.attempts++
 	rt.next = now.Add(d)
 	c.retry[ref.ID] = rt
+	c.turn() // a retry later than MakeWayMargin frees the link (AwaitWay)
 	c.log.Warn("content: download failed, will retry", "content", ref.ID, "attempt", rt.attempts, "retry_in", d.Round(time.Millisecond), "err", err)
 }
 

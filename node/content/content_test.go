@@ -626,6 +626,49 @@ func TestSoonerNeedMakesWay(t *testing.T) {
 	}
 }
 
+// TestLentDownloadMakesWayForAPlaysContent: a release of the agent
+// downloading beside the cache kept the link while an alert's message
+// waited. A download lent the link (Lend) goes on while only kept content
+// (no play) is missing, ends with ErrMakeWay once content a play needs is
+// to be fetched, and AwaitWay holds it back until that content is in.
+func TestLentDownloadMakesWayForAPlaysContent(t *testing.T) {
+	s := newServer(t)
+	chime, cid := blob(20_000, 5)
+	alert, aid := blob(50_000, 6)
+	s.files[aid] = alert // the chime is not served: it stays missing
+	c := newCache(t, s)
+	c.cfg.Jitter = func() float64 { return 0 }
+	ctx := context.Background()
+
+	c.Want([]Wanted{{ContentRef: ref(cid, len(chime))}})
+	if err := c.AwaitWay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lctx, done := c.Lend(ctx, "release 2.0.0")
+	defer done()
+	if lctx.Err() != nil {
+		t.Fatal("a loan ended for content no play needs")
+	}
+	c.Want([]Wanted{{ContentRef: ref(aid, len(alert)), Need: time.Now()}, {ContentRef: ref(cid, len(chime))}})
+	if !errors.Is(context.Cause(lctx), ErrMakeWay) {
+		t.Fatalf("the loan goes on (cause %v) while an alert's message is to be fetched", context.Cause(lctx))
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- c.AwaitWay(ctx) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("AwaitWay returned (%v) before the alert's message was cached", err)
+	default:
+	}
+	runCache(t, c)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	if !c.Has(aid) {
+		t.Error("AwaitWay returned before the alert's message was cached")
+	}
+}
+
 // TestNoTurnsWithinTheMargin: content needed less than MakeWayMargin
 // sooner does not pause a download; content nothing wants any more stops
 // it.

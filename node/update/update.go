@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -39,43 +40,149 @@ var (
 // maxBinary bounds the extracted binary (a node agent is about 15 MB).
 const maxBinary = 256 << 20
 
+// Way is what a release download makes way for: the node's downloads of
+// content its plays need (content.Cache), an alert's message above all. A
+// release is needed by no play, so over a thin 4G link it waits.
+type Way interface {
+	// Lend returns the context for a download no play needs, named by
+	// what, which ends as soon as content a play needs is to be fetched,
+	// and done, called once the download ends.
+	Lend(ctx context.Context, what string) (context.Context, func())
+	// AwaitWay waits until no content a play needs is to be fetched.
+	AwaitWay(ctx context.Context) error
+}
+
 // Fetch downloads a (from the controller at base, as node user with
 // secret), checks it against the command, and writes the node binary in
 // it to dst (mode 0755, synced). Nothing is left at dst on error.
-func Fetch(ctx context.Context, client *http.Client, base, user, secret string, a protocol.UpdateArchive, dst string) (err error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(base, "/")+a.Path, nil)
+//
+// With way set, the download makes way for content a play needs: it
+// stops when way's loan ends, waits for way, and goes on from where it
+// was, with an HTTP Range request. The bytes so far are kept beside dst
+// (partPath) after any failure but wrong bytes, so a cut link or a
+// restart resumes too.
+func Fetch(ctx context.Context, client *http.Client, base, user, secret string, a protocol.UpdateArchive, dst string, way Way) error {
+	removeStaleParts(dst, a)
+	for {
+		if way == nil {
+			return fetchOnce(ctx, client, base, user, secret, a, dst)
+		}
+		if err := way.AwaitWay(ctx); err != nil {
+			return fmt.Errorf("fetch release: %w", err)
+		}
+		lctx, done := way.Lend(ctx, "release "+a.Path)
+		err := fetchOnce(lctx, client, base, user, secret, a, dst)
+		paused := lctx.Err() != nil && ctx.Err() == nil
+		done()
+		if err == nil || !paused {
+			return err
+		}
+	}
+}
+
+// partPath is where the bytes of a downloaded so far are kept: named by
+// its SHA-256, so that a download never goes on from another release's.
+func partPath(dst string, a protocol.UpdateArchive) string {
+	return dst + "." + a.SHA256 + ".part"
+}
+
+// removeStaleParts deletes what downloads of other releases left beside
+// dst.
+func removeStaleParts(dst string, a protocol.UpdateArchive) {
+	parts, _ := filepath.Glob(dst + ".*.part")
+	for _, p := range parts {
+		if p != partPath(dst, a) {
+			os.Remove(p)
+		}
+	}
+}
+
+// fetchOnce makes one attempt to download a, going on from its partial
+// file, and extracts the binary once the whole archive is checked.
+func fetchOnce(ctx context.Context, client *http.Client, base, user, secret string, a protocol.UpdateArchive, dst string) error {
+	part := partPath(dst, a)
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("fetch release: %w", err)
 	}
-	req.SetBasicAuth(user, secret)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch release: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch release %s: %s", a.Path, resp.Status)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".release-*.tar.gz")
-	if err != nil {
-		return fmt.Errorf("fetch release: %w", err)
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
+	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, a.Size+1))
+	have, err := io.Copy(h, f)
 	if err != nil {
 		return fmt.Errorf("fetch release: %w", err)
 	}
-	if n != a.Size || hex.EncodeToString(h.Sum(nil)) != a.SHA256 {
+	if have > a.Size {
+		if have, err = restart(f, h); err != nil {
+			return fmt.Errorf("fetch release: %w", err)
+		}
+	}
+	if have < a.Size {
+		if have, err = fetchRest(ctx, client, base, user, secret, a, f, h, have); err != nil {
+			return err
+		}
+	}
+	if have != a.Size || hex.EncodeToString(h.Sum(nil)) != a.SHA256 {
+		f.Close()
+		os.Remove(part)
 		return fmt.Errorf("fetch release %s: %w", a.Path, ErrTampered)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("fetch release: %w", err)
 	}
-	return extract(tmp, dst)
+	if err := extract(f, dst); err != nil {
+		return err
+	}
+	f.Close()
+	os.Remove(part)
+	return nil
+}
+
+// fetchRest asks for the bytes of a after the have in f (all of them if
+// the controller does not answer the Range), appends them to f and h, and
+// returns how many f holds.
+func fetchRest(ctx context.Context, client *http.Client, base, user, secret string, a protocol.UpdateArchive, f *os.File, h hash.Hash, have int64) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(base, "/")+a.Path, nil)
+	if err != nil {
+		return have, fmt.Errorf("fetch release: %w", err)
+	}
+	req.SetBasicAuth(user, secret)
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return have, fmt.Errorf("fetch release: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK && have > 0:
+		// The whole archive again: what f holds goes.
+		if have, err = restart(f, h); err != nil {
+			return have, fmt.Errorf("fetch release: %w", err)
+		}
+	case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusPartialContent && have > 0:
+	default:
+		return have, fmt.Errorf("fetch release %s: %s", a.Path, resp.Status)
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, a.Size-have+1))
+	have += n
+	if err != nil {
+		return have, fmt.Errorf("fetch release %s after %d of %d bytes: %w", a.Path, have, a.Size, err)
+	}
+	if err := f.Sync(); err != nil {
+		return have, fmt.Errorf("fetch release: %w", err)
+	}
+	return have, nil
+}
+
+// restart empties the partial file f and resets h.
+func restart(f *os.File, h hash.Hash) (int64, error) {
+	h.Reset()
+	if err := f.Truncate(0); err != nil {
+		return 0, err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return 0, err
 }
 
 // extract writes the archive's node binary (a member named "node" in its

@@ -8,14 +8,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/content"
 	"loaxa.vn/protocol"
 )
 
@@ -68,7 +76,7 @@ func TestFetchChecksAndInstalls(t *testing.T) {
 		"without binary": {describe(served["/nobinary"], "/nobinary"), ErrNoBinary},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := Fetch(ctx, ts.Client(), ts.URL, "n1", "secret", tc.a, dst); !errors.Is(err, tc.want) {
+			if err := Fetch(ctx, ts.Client(), ts.URL, "n1", "secret", tc.a, dst, nil); !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			if _, err := os.Stat(dst); !os.IsNotExist(err) {
@@ -77,7 +85,7 @@ func TestFetchChecksAndInstalls(t *testing.T) {
 		})
 	}
 
-	if err := Fetch(ctx, ts.Client(), ts.URL, "n1", "secret", describe(good, "/good"), dst); err != nil {
+	if err := Fetch(ctx, ts.Client(), ts.URL, "n1", "secret", describe(good, "/good"), dst, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := Install(dst, exe); err != nil {
@@ -91,6 +99,127 @@ func TestFetchChecksAndInstalls(t *testing.T) {
 	}
 	if fi, _ := os.Stat(exe); fi.Mode().Perm()&0o100 == 0 {
 		t.Fatalf("installed binary not executable: %v", fi.Mode())
+	}
+}
+
+// TestFetchMakesWayForAnAlertsMessage: a board was fetching a new agent
+// over a thin 4G link when a typhoon warning came; the release kept the
+// link and the warning's message came in behind it, so the warning
+// sounded late. The release download must stop as soon as the content
+// cache has the message to fetch, not ask again until the message is
+// cached, and then go on from the byte it had reached (a Range request),
+// not start over.
+func TestFetchMakesWayForAnAlertsMessage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	agentBin := make([]byte, 256<<10)
+	for i := range agentBin {
+		agentBin[i] = byte(rng.Uint32()) // does not compress: the archive is as long
+	}
+	good := archive(t, map[string][]byte{"loaxa-node-2.0.0-linux-arm64/node": agentBin})
+	half := len(good) / 2
+	message := []byte(strings.Repeat("Bão số 3 sắp đổ bộ. ", 1000))
+	sum := sha256.Sum256(message)
+	alert := protocol.ContentRef{ID: hex.EncodeToString(sum[:]), Size: int64(len(message))}
+	alert.Path = "/api/v1/content/" + alert.ID + "/audio"
+
+	var (
+		mu       sync.Mutex
+		ranges   []string // the Range of each release request
+		early    bool     // the release asked for again before the message was in
+		cache    *content.Cache
+		halfway  = make(chan struct{})
+		cut      = make(chan struct{})
+		unblock  = make(chan struct{}) // lets the first answer end, if it was not cut
+		released sync.Once
+	)
+	defer released.Do(func() { close(unblock) })
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, _ := r.BasicAuth(); u != "n1" || p != "secret" {
+			http.Error(w, "who?", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == alert.Path {
+			w.Write(message)
+			return
+		}
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		first := len(ranges) == 1
+		if !first && !cache.Has(alert.ID) {
+			early = true
+		}
+		mu.Unlock()
+		if !first {
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(good))
+			return
+		}
+		// A thin link: half the archive, then nothing more for now.
+		w.Header().Set("Content-Length", strconv.Itoa(len(good)))
+		w.Write(good[:half])
+		w.(http.Flusher).Flush()
+		close(halfway)
+		select {
+		case <-r.Context().Done():
+			close(cut)
+		case <-unblock:
+			w.Write(good[half:])
+		}
+	}))
+	defer ts.Close()
+
+	fc := clock.NewFake(time.Date(2026, 9, 6, 14, 0, 0, 0, time.UTC))
+	var err error
+	cache, err = content.Open(content.Config{Dir: t.TempDir(), BaseURL: ts.URL, Username: "n1", Secret: "secret", Client: ts.Client(), Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); cache.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	dst := filepath.Join(t.TempDir(), ".loaxa-node.new")
+	fetched := make(chan error, 1)
+	go func() {
+		fetched <- Fetch(ctx, ts.Client(), ts.URL, "n1", "secret", describe(good, "/release"), dst, cache)
+	}()
+	<-halfway
+	// Under way: the node has the half it was sent.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if fi, err := os.Stat(partPath(dst, describe(good, "/release"))); err == nil && fi.Size() == int64(half) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the release download did not get the half it was sent")
+		}
+	}
+	cache.Want([]content.Wanted{{ContentRef: alert, Need: fc.Now()}})
+	select {
+	case <-cut:
+	case <-time.After(10 * time.Second):
+		released.Do(func() { close(unblock) })
+		<-fetched
+		t.Fatal("the release download kept the link while the alert's message was to be fetched")
+	}
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	if !cache.Has(alert.ID) {
+		t.Error("the alert's message is not cached")
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, agentBin) {
+		t.Errorf("extracted %d bytes, want the new agent's %d", len(got), len(agentBin))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "bytes=" + strconv.Itoa(half) + "-"}; !slices.Equal(ranges, want) {
+		t.Errorf("release requests with Range %q, want %q: on from where it stopped", ranges, want)
+	}
+	if early {
+		t.Error("the release was asked for again before the alert's message was cached")
+	}
+	if parts, _ := filepath.Glob(dst + ".*.part"); len(parts) > 0 {
+		t.Errorf("left %v behind", parts)
 	}
 }
 
