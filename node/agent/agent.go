@@ -1211,6 +1211,7 @@ func (a *Agent) applyDesired(d *protocol.DesiredState) {
 	}
 	a.link.SetAreas(a.areas())
 	a.wantContent()
+	a.setVolume()
 	a.mu.Lock()
 	a.status.desiredVersion = d.Version
 	a.status.config = d.Config

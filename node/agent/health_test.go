@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
 )
 
 // TestHeartbeat: with nothing changing, the node still publishes its state
@@ -129,6 +131,143 @@ func TestVolumeMuteAndEmergency(t *testing.T) {
 	if peaks[2] != peaks[0] {
 		t.Errorf("emergency peak %d, want the full level %d", peaks[2], peaks[0])
 	}
+}
+
+// gatedOutput hands the test the peak sample of each 100 ms the play
+// gives it and waits for the test's word before it reads on, until free
+// is closed.
+type gatedOutput struct {
+	peaks chan int
+	next  chan struct{}
+	free  chan struct{}
+}
+
+var _ agent.Output = (*gatedOutput)(nil)
+
+func (g *gatedOutput) Play(ctx context.Context, pcm io.Reader) error {
+	buf := make([]byte, nodeaudio.Bytes(100*time.Millisecond))
+	for {
+		n, err := io.ReadFull(pcm, buf)
+		peak := 0
+		for i := 0; i+1 < n; i += 2 {
+			v := int(int16(binary.LittleEndian.Uint16(buf[i:])))
+			peak = max(peak, v, -v)
+		}
+		if err != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-g.free:
+			continue
+		default:
+		}
+		select {
+		case g.peaks <- peak:
+		case <-g.free:
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-g.next:
+		case <-g.free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (g *gatedOutput) Close() error { return nil }
+
+// TestVolumeAndMuteApplyToThePlayOnAir: residents complained at night of a
+// long bulletin at full level; the technician turned the cluster down,
+// then muted it, and nothing changed until the next bulletin. A volume or
+// mute set while a normal play is on air applies to it at once: the next
+// audio the output reads is at the new level, and muted, the play stops,
+// failed with reason muted. An emergency on air keeps its full level and
+// plays on whatever the node's volume and mute.
+func TestVolumeAndMuteApplyToThePlayOnAir(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	out := &gatedOutput{peaks: make(chan int), next: make(chan struct{}), free: make(chan struct{})}
+	freed := false
+	free := func() {
+		if !freed {
+			close(out.free)
+			freed = true
+		}
+	}
+	defer free()
+	n := startAgent(t, cred, options{tune: func(c *agent.Config) { c.Output = out }})
+	waitConnected(t, n)
+	samples := make([]int16, 5*nodeaudio.SampleRate)
+	for i := range samples {
+		samples[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/nodeaudio.SampleRate))
+	}
+	b, err := nodeaudio.Encode(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := ctl.AddFile(b, 5*time.Second)
+	peak := func() int {
+		t.Helper()
+		select {
+		case p := <-out.peaks:
+			return p
+		case <-time.After(15 * time.Second):
+			t.Fatal("the output was given no audio")
+			return 0
+		}
+	}
+	readOn := func() {
+		t.Helper()
+		select {
+		case out.next <- struct{}{}:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the output is not reading on: the play ended")
+		}
+	}
+	// settings publishes version v of the desired state with occs, and
+	// waits until the node says it applies it.
+	settings := func(v uint64, occs []protocol.Occurrence, volume int, muted bool) {
+		t.Helper()
+		d := desired("n1", v, occs, ref)
+		d.Config.Volume, d.Config.Muted = volume, muted
+		ctl.PublishDesired(d)
+		nodetest.Eventually(t, 10*time.Second, fmt.Sprintf("version %d not applied", v), func() bool {
+			st := ctl.Log("n1").States
+			return len(st) > 0 && st[len(st)-1].DesiredVersion == v
+		})
+	}
+	within := func(got, want float64) bool { return math.Abs(got-want) <= 0.1*want }
+
+	night := []protocol.Occurrence{occurrence("night", ref, time.Now().Add(800*time.Millisecond))}
+	settings(1, night, 15, false)
+	peak()
+	readOn()
+	full := peak()
+	settings(2, night, 5, false)
+	readOn()
+	if got, want := float64(peak())/float64(full), audio.VolumeGain(5); !within(got, want) {
+		t.Errorf("turned down to 5 during the play, the next audio is at %.3f of full, want %.3f", got, want)
+	}
+	settings(3, night, 5, true) // the output, waiting to read on, is stopped
+	waitEvents(t, ctl, "n1", []string{"received night", "started night", "failed night muted"})
+
+	alarm := occurrence("alarm", ref, time.Now().Add(800*time.Millisecond))
+	alarm.Priority = protocol.PriorityEmergency
+	alarms := []protocol.Occurrence{night[0], alarm}
+	settings(4, alarms, 15, false)
+	peak()
+	readOn()
+	peak()
+	settings(5, alarms, 1, true)
+	readOn()
+	if got := float64(peak()) / float64(full); !within(got, 1) {
+		t.Errorf("an emergency on air turned down and muted plays at %.3f of full, want full", got)
+	}
+	free()
+	waitEvents(t, ctl, "n1", []string{"received night", "started night", "failed night muted", "received alarm", "started alarm", "completed alarm"})
 }
 
 // TestSelfTests: the silent test reports the speaker line and passes on a

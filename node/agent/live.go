@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -99,11 +98,8 @@ func (a *Agent) openLive(p *play) error {
 	p.length = protocol.MaxLiveDuration
 	// At the call's volume if it gives one (a quiet drill), else the
 	// node's own, or full for an emergency call: as for any play.
-	var src io.Reader = j
-	if g := a.gain(p.occ); g != 1 {
-		src = &audio.Gain{R: j, Factor: g}
-	}
-	p.stream = &audio.Counter{R: src}
+	p.gain = audio.NewGain(j, a.gain(p.occ))
+	p.stream = &audio.Counter{R: p.gain}
 	return nil
 }
 

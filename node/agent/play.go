@@ -39,6 +39,7 @@ type play struct {
 	occ     protocol.Occurrence
 	at      atomic.Int64 // corrected clock, Unix ns: when the output is to begin
 	stream  *audio.Counter
+	gain    *audio.Gain // the level it plays at, set again when the node's volume changes
 	files   []io.Closer
 	length  time.Duration // how long the stream plays
 	openErr error         // the content could not be opened; nothing to play
@@ -294,18 +295,17 @@ func (a *Agent) openStream(p *play) error {
 	} else {
 		chime(o.ClosingChime)
 	}
-	var src io.Reader = io.MultiReader(parts...)
-	if g := a.gain(o); g != 1 {
-		src = &audio.Gain{R: src, Factor: g}
-	}
-	r := bufio.NewReaderSize(src, int(nodeaudio.Bytes(preload)))
+	r := bufio.NewReaderSize(io.MultiReader(parts...), int(nodeaudio.Bytes(preload)))
 	// Read the start now: errors show later, when the output reads. Not
 	// past what is on disk: the main loop does not wait for the link.
 	if !streaming {
 		ready = nodeaudio.Bytes(preload)
 	}
 	r.Peek(int(min(ready, nodeaudio.Bytes(preload))))
-	p.stream, p.buf = &audio.Counter{R: r}, r
+	// The gain after the read-ahead: a volume set during the play is
+	// heard from the output's next read (setVolume).
+	p.gain = audio.NewGain(r, a.gain(o))
+	p.stream, p.buf = &audio.Counter{R: p.gain}, r
 	return nil
 }
 
@@ -945,6 +945,23 @@ func (a *Agent) finishPlay(r playResult) {
 		a.flush() // the suspended mark and its report, stored before the agent ends
 		a.log.Error("agent: the sound device is lost for this process; restarting the agent to open it again", "err", lost)
 		a.cfg.Restart(lost)
+	}
+}
+
+// setVolume applies the node's settings to the play on air and the one
+// prepared, at once rather than from the next play: a bulletin turned down
+// at night is heard quieter within the output's buffer, and one muted
+// stops, failed with reason muted, as it would have at its start. An
+// emergency, and a play at an alert's own level, keep theirs (gain,
+// mutes).
+func (a *Agent) setVolume() {
+	for _, p := range []*play{a.play, a.cue} {
+		if p != nil && p.gain != nil {
+			p.gain.SetFactor(a.gain(p.occ))
+		}
+	}
+	if p := a.play; p != nil && a.mutes(p.occ) {
+		a.stopPlay(protocol.ReasonMuted)
 	}
 }
 

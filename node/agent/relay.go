@@ -34,11 +34,8 @@ func (a *Agent) openRelay(p *play) error {
 	p.files = append(p.files, s)
 	// At the node's volume, like any play: a station relayed at night on
 	// a turned-down commune must not sound at full scale.
-	var src io.Reader = io.LimitReader(s, nodeaudio.Bytes(p.length))
-	if g := a.gain(o); g != 1 {
-		src = &audio.Gain{R: src, Factor: g}
-	}
-	p.stream = &audio.Counter{R: src}
+	p.gain = audio.NewGain(io.LimitReader(s, nodeaudio.Bytes(p.length)), a.gain(o))
+	p.stream = &audio.Counter{R: p.gain}
 	return nil
 }
 

@@ -59,7 +59,7 @@ func (a *Agent) startTest(cmd protocol.Command) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &selfTest{result: r, cancel: cancel, done: make(chan error, 1)}
 	a.test = t
-	tone := &audio.Gain{R: testTone(), Factor: audio.VolumeGain(protocol.TestVolume)}
+	tone := audio.NewGain(testTone(), audio.VolumeGain(protocol.TestVolume))
 	go func() { t.done <- a.cfg.Output.Play(ctx, tone) }()
 	a.log.Info("agent: audible self-test playing", "test", cmd.TestID)
 }

@@ -28,7 +28,7 @@ func TestGainOneByteAtATime(t *testing.T) {
 		in = binary.LittleEndian.AppendUint16(in, uint16(int16(i*300-15000)))
 	}
 	for _, r := range []io.Reader{bytes.NewReader(in), iotest.OneByteReader(bytes.NewReader(in)), iotest.HalfReader(bytes.NewReader(in))} {
-		out, err := io.ReadAll(&Gain{R: r, Factor: 0.5})
+		out, err := io.ReadAll(NewGain(r, 0.5))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func (aheadReader) ReadAhead() time.Duration { return 80 * time.Millisecond }
 
 // A live source's bounded read-ahead shows through a Gain and a Counter.
 func TestGainKeepsReadAhead(t *testing.T) {
-	c := &Counter{R: &Gain{R: aheadReader{bytes.NewReader(nil)}, Factor: 0.1}}
+	c := &Counter{R: NewGain(aheadReader{bytes.NewReader(nil)}, 0.1)}
 	if got := c.ReadAhead(); got != 80*time.Millisecond {
 		t.Errorf("ReadAhead through a Gain = %v, want 80ms", got)
 	}
