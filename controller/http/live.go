@@ -38,9 +38,10 @@ const (
 // maxLiveMessage bounds one client message: a second of PCM.
 const maxLiveMessage = 2 * nodeaudio.SampleRate
 
-// maxDroppedFrames ends a call whose frames could not be published for a
-// second in a row: the broker is gone. (25 was a second of the 40 ms
-// frames; the narrowband frames are 60 ms.)
+// maxDroppedFrames is a second of frames: an area whose frames could not
+// be published for that long in a row is failing (the speaker is told),
+// and a call whose every area is failing ends: the broker is gone. (25 was
+// a second of the 40 ms frames; the narrowband frames are 60 ms.)
 const maxDroppedFrames = (nodeaudio.SampleRate + nodeaudio.NarrowFrameWide - 1) / nodeaudio.NarrowFrameWide
 
 // sessionCheck is how often what a request holds open (a live call, an
@@ -65,6 +66,12 @@ type liveStatus struct {
 	Reason   string   `json:"reason,omitempty"`
 	Detail   string   `json:"detail,omitempty"`
 	CutBy    string   `json:"cut_by,omitempty"`
+	// FailingAreas, in an "on_air" status, are the areas the call does
+	// not reach now (their start or a second of frames in a row not
+	// published; Detail says why): the call goes on for the others. Each
+	// "on_air" status after the first gives the whole list; without it,
+	// every area is reached again.
+	FailingAreas []string `json:"failing_areas,omitempty"`
 }
 
 // liveCallAction is what a user's role must grant on every area of a
@@ -189,16 +196,22 @@ type wsMessage struct {
 // end; it returns the ended record.
 func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.LiveCall, cut <-chan struct{}) *loaxa.LiveCall {
 	var result loaxa.LiveCallEnd
-	send := func(ctx context.Context, l protocol.Live) error {
+	// send publishes a start or an end to every area and returns the areas
+	// it did not reach.
+	send := func(ctx context.Context, l protocol.Live) ([]string, error) {
 		l.Call, l.Drill = rec.ID, rec.Drill // every message says whether it is a drill
+		var failed []string
 		var errs []error
 		for _, a := range rec.Areas {
 			if err := s.Live.SendLive(ctx, a, l); err != nil {
+				failed = append(failed, a)
 				errs = append(errs, fmt.Errorf("area %s: %w", a, err))
 			}
 		}
-		return errors.Join(errs...)
+		return failed, errors.Join(errs...)
 	}
+	// The frames go to each area on its own (livefeed.go).
+	var feeds *liveFeeds
 	// The end goes out, and is recorded, even when the client's request
 	// is gone.
 	finish := func(reason, detail string) *loaxa.LiveCall {
@@ -208,7 +221,12 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 		if reason == loaxa.LiveEndCut {
 			endMsg.Reason = protocol.LiveCut
 		}
-		if err := send(ctx, endMsg); err != nil {
+		if feeds != nil {
+			// Each area's frames go out before its end; a cut call's
+			// queued frames are dropped.
+			result.FramesSent, result.FramesDropped = feeds.Close(reason != loaxa.LiveEndCut)
+		}
+		if _, err := send(ctx, endMsg); err != nil {
 			s.logger().Error("live call: end not sent; nodes end it on their frame timeout", "call", rec.ID, "drill", rec.Drill, "err", err)
 		}
 		result.Reason, result.Detail = reason, detail
@@ -238,10 +256,33 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 		c.Close(code, text)
 		return ended
 	}
-	if err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: rec.Priority, Title: rec.Title, Volume: rec.Volume}); err != nil {
+	noStart, err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: rec.Priority, Title: rec.Title, Volume: rec.Volume})
+	if len(noStart) == len(rec.Areas) {
 		return finish(loaxa.LiveEndBroker, "start not sent: "+err.Error())
 	}
-	status(ctx, c, liveStatus{State: "on_air", Call: rec.ID, Areas: rec.Areas, Priority: string(rec.Priority), Drill: rec.Drill, Volume: rec.Volume})
+	onAir := liveStatus{State: "on_air", Call: rec.ID, Areas: rec.Areas, Priority: string(rec.Priority), Drill: rec.Drill, Volume: rec.Volume}
+	if err != nil {
+		// The call goes on for the areas that took its start.
+		s.logger().Error("live call: start not sent to some areas; their nodes do not play it", "call", rec.ID, "drill", rec.Drill, "areas", noStart, "err", err)
+		onAir.FailingAreas, onAir.Detail = noStart, "start not sent: "+err.Error()
+	}
+	status(ctx, c, onAir)
+	feeds = newLiveFeeds(ctx, rec.Areas, s.Live.SendLive)
+	// failing tells the speaker which areas the call does not reach now.
+	failing := func() {
+		areas, why := feeds.Failing()
+		if why != nil {
+			s.logger().Error("live call: frames not published to some areas; the call goes on for the others", "call", rec.ID, "drill", rec.Drill, "areas", areas, "err", why)
+		} else {
+			s.logger().Info("live call: frames published to every area again", "call", rec.ID, "drill", rec.Drill)
+		}
+		st := onAir
+		st.FailingAreas = slices.Compact(slices.Sorted(slices.Values(slices.Concat(noStart, areas))))
+		if why != nil {
+			st.Detail = strings.TrimPrefix(st.Detail+"; "+why.Error(), "; ")
+		}
+		status(ctx, c, st)
+	}
 
 	// The client is read in its own goroutine so that a cut or a shutdown
 	// ends the call while a read waits.
@@ -271,10 +312,9 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	var (
 		// Narrowband frames: 60 ms in 244 bytes, so that a signed frame
 		// stays within 64 kbit/s (docs/live.md).
-		enc     nodeaudio.NarrowFrameEncoder
-		pcm     = make([]int16, 0, 2*nodeaudio.NarrowFrameWide)
-		seq     uint64
-		dropped int // in a row
+		enc nodeaudio.NarrowFrameEncoder
+		pcm = make([]int16, 0, 2*nodeaudio.NarrowFrameWide)
+		seq uint64
 	)
 	flush := func(all bool) error {
 		for len(pcm) >= nodeaudio.NarrowFrameWide || (all && len(pcm) > 0) {
@@ -283,20 +323,13 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			}
 			f, err := enc.Encode(pcm[:nodeaudio.NarrowFrameWide])
 			if err != nil {
-				return err
+				return fmt.Errorf("frame %d not encoded: %w", seq, err)
 			}
 			pcm = append(pcm[:0], pcm[nodeaudio.NarrowFrameWide:]...)
 			// A frame that is not published is dropped, not waited for:
-			// nodes play it as silence. A second of them ends the call.
-			if err := send(ctx, protocol.Live{Kind: protocol.LiveAudio, Seq: seq, Audio: f}); err != nil {
-				result.FramesDropped++
-				if dropped++; dropped >= maxDroppedFrames {
-					return fmt.Errorf("%d frames in a row not published: %w", dropped, err)
-				}
-			} else {
-				result.FramesSent++
-				dropped = 0
-			}
+			// nodes play it as silence. A second of them in every area
+			// ends the call (feeds.gone).
+			feeds.Send(protocol.Live{Call: rec.ID, Drill: rec.Drill, Kind: protocol.LiveAudio, Seq: seq, Audio: f})
 			seq++
 		}
 		return nil
@@ -316,6 +349,10 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			}
 		case <-cut:
 			return finish(loaxa.LiveEndCut, "")
+		case <-feeds.changed:
+			failing()
+		case <-feeds.gone:
+			return finish(loaxa.LiveEndBroker, feeds.GoneErr().Error())
 		case <-s.closing:
 			return finish(loaxa.LiveEndShutdown, "")
 		case <-longest.C:
@@ -344,7 +381,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 				}
 				if json.Unmarshal(m.data, &msg) == nil && msg.Type == "end" {
 					if err := flush(true); err != nil {
-						return finish(loaxa.LiveEndBroker, err.Error())
+						return finish(loaxa.LiveEndBadAudio, err.Error())
 					}
 					return finish(loaxa.LiveEndSpeakerStopped, "")
 				}
@@ -361,7 +398,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 				pcm = append(pcm, int16(binary.LittleEndian.Uint16(m.data[i:])))
 			}
 			if err := flush(false); err != nil {
-				return finish(loaxa.LiveEndBroker, err.Error())
+				return finish(loaxa.LiveEndBadAudio, err.Error())
 			}
 		}
 	}

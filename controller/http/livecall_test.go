@@ -665,3 +665,134 @@ func TestLiveBrokerGoneEndsAfterASecond(t *testing.T) {
 		t.Errorf("call ended after %d frames (%v of audio) not published, want about a second", c.FramesDropped, d)
 	}
 }
+
+// areaFaults publishes like recordLive, but audio frames to area fail
+// fail, and those to area slow wait until release is closed.
+type areaFaults struct {
+	recordLive
+	fail, slow string
+	release    chan struct{}
+}
+
+func (f *areaFaults) SendLive(ctx context.Context, area string, l protocol.Live) error {
+	if l.Kind == protocol.LiveAudio {
+		switch area {
+		case f.fail:
+			return errors.New("publish refused")
+		case f.slow:
+			select {
+			case <-f.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return f.recordLive.SendLive(ctx, area, l)
+}
+
+// readUntil reads the speaker's statuses until one that ok accepts.
+func readUntil(t *testing.T, ws *websocket.Conn, ok func(liveclient.Status) bool) liveclient.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		typ, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("no status as wanted: %v", err)
+		}
+		var st liveclient.Status
+		if typ != websocket.MessageText || json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		if ok(st) {
+			return st
+		}
+		if st.State == "ended" {
+			t.Fatalf("call ended before the status wanted: %+v", st)
+		}
+	}
+}
+
+// TestLiveFailingAreaLosesOnlyItsFrames: a call to three communes whose
+// frames to one cannot be published. The other two communes heard it
+// whole only while that went on for less than a second: then the call
+// ended for all three as "broker unavailable". The others must get every
+// frame, the speaker be told which area is not reached, and the call go on
+// until the speaker stops.
+func TestLiveFailingAreaLosesOnlyItsFrames(t *testing.T) {
+	faults := &areaFaults{fail: "12347"}
+	e := newEnv(t, func(s *lhttp.Server) { s.Live = faults })
+	e.tree()
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12348", "name": "Xã Tiên Cường", "parent": "318"}, http.StatusCreated, nil)
+	speaker := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	ws, onAir := dialRaw(t, e, speaker, "12346,12347,12348")
+
+	sec := make([]byte, 2*16000) // two seconds, 33 frames and a part
+	for range 2 {
+		if err := ws.Write(t.Context(), websocket.MessageBinary, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := readUntil(t, ws, func(st liveclient.Status) bool { return len(st.FailingAreas) > 0 })
+	if st.State != "on_air" || !slices.Equal(st.FailingAreas, []string{"12347"}) || !strings.Contains(st.Detail, "publish refused") {
+		t.Errorf("status %+v, want on air with 12347 failing, and why", st)
+	}
+	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
+		t.Fatal(err)
+	}
+	st = readUntil(t, ws, func(st liveclient.Status) bool { return st.State == "ended" })
+	if st.Reason != loaxa.LiveEndSpeakerStopped || st.Frames != 34 {
+		t.Errorf("end %+v, want speaker stopped after 34 frames", st)
+	}
+	whole := slices.Concat([]string{"start"}, slices.Repeat([]string{"audio"}, 34), []string{"end"})
+	for _, area := range []string{"12346", "12348"} {
+		if got := faults.of(onAir.Call, area); !slices.Equal(got, whole) {
+			t.Errorf("published to %s: %q, want start, 34 frames, end", area, got)
+		}
+	}
+	if got := faults.of(onAir.Call, "12347"); !slices.Equal(got, []string{"start", "end"}) {
+		t.Errorf("published to 12347: %q, want start and end", got)
+	}
+	c := waitEndedAny(t, e, speaker, onAir.Call)
+	if c.FramesSent != 34 || c.FramesDropped != 34 {
+		t.Errorf("record: %d frames sent, %d dropped; want 34 and 34 (all of 12347's)", c.FramesSent, c.FramesDropped)
+	}
+}
+
+// TestLiveSlowAreaDoesNotHoldOthersBack: the frames went out area after
+// area, so a commune whose publish was slow held back every other
+// commune's audio. The others must get their frames while it waits.
+func TestLiveSlowAreaDoesNotHoldOthersBack(t *testing.T) {
+	faults := &areaFaults{slow: "12346", release: make(chan struct{})}
+	e := newEnv(t, func(s *lhttp.Server) { s.Live = faults })
+	e.tree()
+	speaker := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	ws, onAir := dialRaw(t, e, speaker, "12346,12347")
+	released := false
+	defer func() {
+		if !released {
+			close(faults.release)
+		}
+	}()
+	if err := ws.Write(t.Context(), websocket.MessageBinary, voice); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(faults.of(onAir.Call, "12347")) < 6; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("published to 12347 while 12346 waits: %q, want start and 5 frames", faults.of(onAir.Call, "12347"))
+		}
+	}
+	close(faults.release)
+	released = true
+	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if st := readUntil(t, ws, func(st liveclient.Status) bool { return st.State == "ended" }); st.Reason != loaxa.LiveEndSpeakerStopped || st.Frames != 5 {
+		t.Errorf("end %+v, want speaker stopped after 5 frames", st)
+	}
+	for _, area := range []string{"12346", "12347"} {
+		if got := faults.of(onAir.Call, area); len(got) != 7 || got[6] != "end" {
+			t.Errorf("published to %s: %q, want start, 5 frames, end", area, got)
+		}
+	}
+}

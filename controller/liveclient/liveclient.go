@@ -54,6 +54,9 @@ type Status struct {
 	Reason   string   `json:"reason"`
 	Detail   string   `json:"detail"`
 	CutBy    string   `json:"cut_by"` // who cut the call, when Reason is "cut"
+	// FailingAreas, in an "on_air" status, are the areas the call does not
+	// reach now (Detail says why); it goes on for the others.
+	FailingAreas []string `json:"failing_areas"`
 }
 
 // ErrEnded is what Stream returns when the controller ended the call

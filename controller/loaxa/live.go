@@ -57,9 +57,10 @@ type LiveCall struct {
 	// EndDetail says more about an end that went wrong.
 	EndDetail string `json:"end_detail,omitempty"`
 	CutBy     string `json:"cut_by,omitempty"`
-	// FramesSent counts 40 ms frames published to every area;
-	// FramesDropped those that could not be published; Bytes the PCM the
-	// client sent.
+	// FramesSent counts the frames published to the area that got most;
+	// FramesDropped those not published to the area that missed most
+	// (each area's frames go out on their own); Bytes the PCM the client
+	// sent.
 	FramesSent    uint64 `json:"frames_sent"`
 	FramesDropped uint64 `json:"frames_dropped,omitempty"`
 	Bytes         uint64 `json:"bytes"`

@@ -122,6 +122,15 @@ export async function render(ctx, main) {
       if (st.state === 'on_air') {
         state.className = 'badge bad';
         fill(state, st.drill ? t('live.on_air_drill') : t('live.on_air'));
+        // Areas the call does not reach now; a later status without
+        // them: every area is reached again.
+        const failing = st.failing_areas || [];
+        if (failing.length) {
+          const words = t('live.failing_areas', { areas: failing.join(', ') });
+          fill(msg, h('div', { class: 'error-box', role: 'alert', id: 'live-failing' }, st.detail ? `${words} (${st.detail})` : words));
+        } else {
+          fill(msg);
+        }
         refresh();
       } else if (st.state === 'ended') {
         ended = true;

@@ -1,0 +1,198 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"loaxa.vn/protocol"
+)
+
+// liveFeeds publish a call's audio frames to each of its areas on its
+// own: one queue and one goroutine per area, so that an area whose
+// publish fails or is slow loses its own frames and nobody else's. (The
+// frames went out area after area: a slow area held the others' frames
+// back, and a second of one area's failures ended the call for all.)
+//
+// An area that has not taken maxDroppedFrames frames in a row is failing:
+// the speaker is told (changed) and the call goes on for the others. Once
+// every area is failing, the broker is gone: gone is closed and the call
+// ends.
+type liveFeeds struct {
+	publish func(ctx context.Context, area string, l protocol.Live) error
+	cancel  context.CancelFunc
+	stop    chan struct{} // closed: the queued frames are dropped
+	wg      sync.WaitGroup
+
+	// changed is signalled when an area begins or stops failing; gone is
+	// closed when every area is failing.
+	changed chan struct{}
+	gone    chan struct{}
+
+	mu      sync.Mutex
+	feeds   []*areaFeed
+	over    bool  // gone is closed: nothing more is counted
+	goneErr error // the last area's error when gone was closed
+}
+
+// areaFeed is the frames of one area. Its counts are guarded by
+// liveFeeds.mu.
+type areaFeed struct {
+	area  string
+	queue chan protocol.Live
+
+	sent, dropped uint64
+	inRow         int   // frames in a row not published
+	err           error // why the last frame was not published
+}
+
+// liveFeedQueue is how many frames an area's queue holds: two seconds,
+// two of the largest messages a client may send, which come at once after
+// a stall of its network. A frame that finds the queue full is dropped for
+// that area only: its publishing is two seconds behind. (A node holds
+// 600 ms at most and skips to the newest frames, so it does not stay late.)
+const liveFeedQueue = 2 * maxDroppedFrames
+
+// liveDrainWait bounds how long the end of a call waits for the frames
+// still queued to be published.
+const liveDrainWait = 2 * time.Second
+
+// errFeedBehind is a frame dropped because its area's queue was full.
+var errFeedBehind = errors.New("publishing to the area is two seconds behind")
+
+// newLiveFeeds starts a feed for each of areas, publishing with publish.
+func newLiveFeeds(ctx context.Context, areas []string, publish func(ctx context.Context, area string, l protocol.Live) error) *liveFeeds {
+	ctx, cancel := context.WithCancel(ctx)
+	fs := &liveFeeds{publish: publish, cancel: cancel, stop: make(chan struct{}),
+		changed: make(chan struct{}, 1), gone: make(chan struct{})}
+	for _, a := range areas {
+		f := &areaFeed{area: a, queue: make(chan protocol.Live, liveFeedQueue)}
+		fs.feeds = append(fs.feeds, f)
+		fs.wg.Add(1)
+		go fs.run(ctx, f)
+	}
+	return fs
+}
+
+// run publishes f's frames in order until its queue is closed or the
+// feeds are stopped.
+func (fs *liveFeeds) run(ctx context.Context, f *areaFeed) {
+	defer fs.wg.Done()
+	for {
+		select {
+		case <-fs.stop:
+			return
+		default:
+		}
+		select {
+		case l, ok := <-f.queue:
+			if !ok {
+				return
+			}
+			if fs.isOver() {
+				continue
+			}
+			fs.count(f, fs.publish(ctx, f.area, l))
+		case <-fs.stop:
+			return
+		}
+	}
+}
+
+func (fs *liveFeeds) isOver() bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.over
+}
+
+// Send queues frame l for every area.
+func (fs *liveFeeds) Send(l protocol.Live) {
+	for _, f := range fs.feeds {
+		select {
+		case f.queue <- l:
+		default:
+			fs.count(f, fmt.Errorf("frame %d: %w", l.Seq, errFeedBehind))
+		}
+	}
+}
+
+// count records the fate of one of f's frames: published (err nil) or
+// not.
+func (fs *liveFeeds) count(f *areaFeed, err error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.over {
+		return
+	}
+	wasFailing := f.inRow >= maxDroppedFrames
+	if err == nil {
+		f.sent++
+		f.inRow, f.err = 0, nil
+	} else {
+		f.dropped++
+		f.inRow++
+		f.err = err
+	}
+	if failing := f.inRow >= maxDroppedFrames; failing == wasFailing {
+		return
+	}
+	if !slices.ContainsFunc(fs.feeds, func(f *areaFeed) bool { return f.inRow < maxDroppedFrames }) {
+		fs.over, fs.goneErr = true, fmt.Errorf("%d frames in a row not published: area %s: %w", f.inRow, f.area, err)
+		close(fs.gone)
+		return
+	}
+	select {
+	case fs.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Failing returns the areas failing now, and why each last failed.
+func (fs *liveFeeds) Failing() (areas []string, why error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	var errs []error
+	for _, f := range fs.feeds {
+		if f.inRow >= maxDroppedFrames {
+			areas = append(areas, f.area)
+			errs = append(errs, fmt.Errorf("area %s: %d frames in a row not published: %w", f.area, f.inRow, f.err))
+		}
+	}
+	return areas, errors.Join(errs...)
+}
+
+// GoneErr says why gone was closed.
+func (fs *liveFeeds) GoneErr() error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.goneErr
+}
+
+// Close stops the feeds and waits for them: with drain, what is queued is
+// published first (the speaker stopped: their last words go out); without
+// it, it is dropped (a cut). It returns the frames published to the area
+// that got most, and not published to the area that missed most.
+func (fs *liveFeeds) Close(drain bool) (sent, dropped uint64) {
+	if drain {
+		for _, f := range fs.feeds {
+			close(f.queue)
+		}
+		// A publish that hangs does not hold the end back: frames older
+		// than the nodes' frame timeout are of no use anyway.
+		t := time.AfterFunc(liveDrainWait, fs.cancel)
+		defer t.Stop()
+	} else {
+		close(fs.stop)
+	}
+	fs.wg.Wait()
+	fs.cancel()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, f := range fs.feeds {
+		sent, dropped = max(sent, f.sent), max(dropped, f.dropped)
+	}
+	return sent, dropped
+}
