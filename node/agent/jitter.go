@@ -109,7 +109,8 @@ func newJitter(now func() time.Time, timeout time.Duration) *jitter {
 func (j *jitter) ReadAhead() time.Duration { return 2 * frameDuration }
 
 // Push decodes and stores frame seq. A frame whose place has been played,
-// or a copy, is dropped.
+// a copy, or one that comes after a cut is dropped (counted late): a cut
+// call plays nothing more.
 func (j *jitter) Push(seq uint64, frame []byte) error {
 	narrow := len(frame) == nodeaudio.NarrowFrameBytes
 	var s []int16
@@ -135,7 +136,7 @@ func (j *jitter) Push(seq uint64, frame []byte) error {
 		return fmt.Errorf("%w: live frame of %d bytes: the call's frames so far were of another kind", nodeaudio.ErrFormat, len(frame))
 	}
 	j.last = j.now()
-	if seq < j.next {
+	if seq < j.next || j.cut {
 		j.late++
 		return nil
 	}
@@ -183,15 +184,16 @@ func (j *jitter) Stats() (lost, late int) {
 // jitterCounts is what a call's buffer counted.
 type jitterCounts struct {
 	played, lost, late int
+	buffered           int // frames held, not yet played
 	cut                bool
 }
 
-// Counts returns the frames played, lost and late so far, and whether the
-// call was cut.
+// Counts returns the frames played, lost and late so far, those held, and
+// whether the call was cut.
 func (j *jitter) Counts() jitterCounts {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return jitterCounts{played: j.played, lost: j.lost, late: j.late, cut: j.cut}
+	return jitterCounts{played: j.played, lost: j.lost, late: j.late, buffered: len(j.frames), cut: j.cut}
 }
 
 // Read serves PCM: never blocking once started.

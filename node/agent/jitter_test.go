@@ -180,6 +180,37 @@ func TestJitterCutDropsTheBuffer(t *testing.T) {
 	}
 }
 
+// TestJitterCutTakesNoLaterFrames: frames of a cut call that come after
+// the cut (late, queued at the broker) were buffered again and played
+// after it, silence for the frames between: the commune heard the call go
+// on after an officer cut it. After a cut the stream ends, whatever comes.
+func TestJitterCutTakesNoLaterFrames(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	j := newJitter(clk.Now, time.Second)
+	for seq := range uint64(5) {
+		if err := j.Push(seq, liveFrame(t, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if _, err := readFrame(t, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Cut()
+	for seq := uint64(5); seq < 9; seq++ {
+		if err := j.Push(seq, liveFrame(t, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := readFrame(t, j); !errors.Is(err, io.EOF) {
+		t.Fatalf("frames after the cut: read a frame (%d, %v), want EOF", v, err)
+	}
+	if got, want := j.Counts(), (jitterCounts{played: 2, late: 4, cut: true}); got != want {
+		t.Errorf("counts %+v, want %+v (the frames after the cut late)", got, want)
+	}
+}
+
 // TestJitterNarrowFrames: the controller's narrowband frames come out at
 // the output's rate, 642 samples each, in order; a lost frame is silence
 // once the filter's tail has passed; a wideband frame in a narrowband call

@@ -78,6 +78,7 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 	case protocol.LiveEnd:
 		switch {
 		case j == nil:
+			return nil
 		case l.Reason == protocol.LiveCut:
 			j.Cut()
 			a.log.Warn("agent: live call cut off at the controller", "call", l.Call, "drill", j.drill)
@@ -85,8 +86,39 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 			j.End()
 			a.log.Info("agent: live call ended by the speaker", "call", l.Call, "drill", j.drill)
 		}
+		a.closeLiveNotBegun(l.Call, j)
 	}
 	return nil
+}
+
+// closeLiveNotBegun closes live call id, just ended, if its play has not
+// begun (it waits behind a higher level) and it has nothing to play: it
+// was cut, or the speaker ended it before any frame came. Its delivery
+// ends missed, with reason cut or too-late. Held, it began once the
+// higher level was over, and played what came after its end (late or
+// queued frames): a call over for seconds. One whose frames came before
+// the speaker's end still plays them, as a short call does.
+func (a *Agent) closeLiveNotBegun(id string, j *jitter) {
+	if a.play != nil && a.play.occ.ID == id {
+		return
+	}
+	if p, ok := a.progress[id]; ok && p.Phase != PhaseReceived {
+		return // begun, or over
+	}
+	c := j.Counts()
+	if !c.cut && c.buffered > 0 {
+		return
+	}
+	i := slices.IndexFunc(a.alerts, func(al protocol.Alert) bool { return al.Occurrence.ID == id })
+	if i < 0 {
+		return
+	}
+	reason := protocol.ReasonTooLate
+	if c.cut {
+		reason = protocol.ReasonCut
+	}
+	a.endAlert(i, reason, protocol.EventMissed)
+	a.log.Warn("agent: live call over before it began here; it will not play", "call", id, "drill", j.drill, "reason", reason)
 }
 
 // openLive makes the stream of a live occurrence: its jitter buffer.

@@ -1,8 +1,11 @@
 package agent_test
 
 import (
+	"slices"
 	"testing"
+	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
@@ -86,4 +89,121 @@ func TestLiveDrillMarked(t *testing.T) {
 	if got := n.a.Status().Rejected - before; got != 1 {
 		t.Errorf("%d messages of the real call refused, want 1 (the frame marked drill)", got)
 	}
+}
+
+// TestLiveCallEndedBeforeItBeganNeverPlays: a live call waiting behind an
+// emergency alert (its start came, no frame yet) is cut by an officer, or
+// ended by its speaker; then its frames come, late. When the alert ended,
+// the node played those frames: a call that was over, seconds old, on
+// the commune's speakers. A call over before its play began must never
+// begin: it is closed at once, missed, with the reason of its end.
+func TestLiveCallEndedBeforeItBeganNeverPlays(t *testing.T) {
+	for _, tc := range []struct {
+		name, reason string
+		end          protocol.Live
+	}{
+		{"cut", protocol.ReasonCut, protocol.Live{Kind: protocol.LiveEnd, Reason: protocol.LiveCut}},
+		{"speaker stopped", protocol.ReasonTooLate, protocol.Live{Kind: protocol.LiveEnd}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+			ctl := fakeClockController(t, fc)
+			n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+			waitConnected(t, n)
+
+			msg := ctl.AddContent(time.Second)
+			opening := ctl.AddContent(700 * time.Millisecond)
+			closing := ctl.AddContent(600 * time.Millisecond)
+			start := fc.Now().Add(time.Minute)
+			ctl.SendAreaCommand("x1", alert("e1@x", msg, opening, closing, start, start.Add(time.Minute)), 2*time.Minute)
+			waitEvents(t, ctl, "n1", []string{"received e1@x"})
+			nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+			fc.Set(start)
+			waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x"})
+			runUntil(t, fc, 10*time.Second, "alert played 2 s", func() bool { return !fc.Now().Before(start.Add(2 * time.Second)) })
+
+			// The call comes while the alert (5.3 s) plays: it may begin
+			// within 5 s, when the alert is over.
+			sendLive(t, ctl, "x1", protocol.Live{Call: "live-c1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
+			nodetest.Eventually(t, 10*time.Second, "call not received", func() bool {
+				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "received live-c1")
+			})
+			end := tc.end
+			end.Call = "live-c1"
+			sendLive(t, ctl, "x1", end)
+			var enc nodeaudio.NarrowFrameEncoder
+			pcm := make([]int16, nodeaudio.NarrowFrameWide)
+			for i := range pcm {
+				pcm[i] = int16(i%64*64 - 2048)
+			}
+			for seq := range 10 {
+				f, err := enc.Encode(pcm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sendLive(t, ctl, "x1", protocol.Live{Call: "live-c1", Kind: protocol.LiveAudio, Seq: uint64(seq), Audio: f})
+			}
+			// A refused message after the frames says they were taken in.
+			before := n.a.Status().Rejected
+			sendLive(t, ctl, "x1", protocol.Live{Call: "live-c1", Kind: "marker"})
+			nodetest.Eventually(t, 10*time.Second, "marker not refused", func() bool { return n.a.Status().Rejected > before })
+
+			runUntil(t, fc, 30*time.Second, "alert done and the call's window past", func() bool {
+				return fc.Now().After(start.Add(12*time.Second)) && n.a.Status().Playing == nil
+			})
+			var call []string
+			played := int64(0)
+			for _, e := range ctl.Events("n1") {
+				if e.Occurrence == "live-c1" {
+					call = append(call, nodetest.Summary([]protocol.Event{e})...)
+					played += e.FramesPlayed
+				}
+			}
+			if want := []string{"received live-c1", "missed live-c1 " + tc.reason}; !slices.Equal(call, want) || played != 0 {
+				t.Errorf("events of the call ended before it began: %q, %d frames played; want %q, none played", call, played, want)
+			}
+		})
+	}
+}
+
+// TestLiveCallPreemptedBeforeItsFramesNeverResumes: a live call on air
+// waiting for its first frames is cut off by an emergency alert; its
+// frames come during the alert. Once the (short) alert is over, within
+// the call's start window, the call must not begin again with them: a
+// cut-off call is not resumed (on_preempt drop, docs/live.md).
+func TestLiveCallPreemptedBeforeItsFramesNeverResumes(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	cmd := alert("e1@x", msg, protocol.ContentRef{}, protocol.ContentRef{}, fc.Now().Add(time.Minute), fc.Now().Add(2*time.Minute))
+	cmd.Alert.Occurrence.Repeat, cmd.Alert.Occurrence.GapMS = 1, 0
+	cmd.Alert.Occurrence.OpeningChime, cmd.Alert.Occurrence.ClosingChime = "", ""
+	cmd.Alert.Content = []protocol.ContentRef{msg}
+	ctl.SendAreaCommand("x1", cmd, 3*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e1@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+
+	fc.Set(cmd.Alert.Occurrence.Start.Add(-500 * time.Millisecond))
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-p1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh})
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "received live-p1", "started live-p1"})
+	fc.Set(cmd.Alert.Occurrence.Start)
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "received live-p1", "started live-p1", "preempted live-p1 preempted", "started e1@x"})
+	var enc nodeaudio.NarrowFrameEncoder
+	for seq := range 10 {
+		f, err := enc.Encode(make([]int16, nodeaudio.NarrowFrameWide))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendLive(t, ctl, "x1", protocol.Live{Call: "live-p1", Kind: protocol.LiveAudio, Seq: uint64(seq), Audio: f})
+	}
+	before := n.a.Status().Rejected
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-p1", Kind: "marker"})
+	nodetest.Eventually(t, 10*time.Second, "marker not refused", func() bool { return n.a.Status().Rejected > before })
+	runUntil(t, fc, 30*time.Second, "alert done and the call's window past", func() bool {
+		return fc.Now().After(cmd.Alert.Occurrence.Start.Add(6*time.Second)) && n.a.Status().Playing == nil
+	})
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "received live-p1", "started live-p1", "preempted live-p1 preempted", "started e1@x", "completed e1@x"})
 }
