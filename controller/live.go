@@ -62,6 +62,7 @@ func runLive(args []string) int {
 	defer stop()
 	call, err := liveclient.Dial(ctx, liveclient.Options{
 		URL: *url, Token: *token, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
+		OnStatus: failingAreas(os.Stderr),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller", err)
@@ -92,6 +93,23 @@ func runLive(args []string) int {
 	}
 	fmt.Printf("Call %s ended: %d frames, %s.\n", st.Call, st.Frames, how)
 	return 0
+}
+
+// failingAreas returns an OnStatus that tells the speaker on w when areas
+// of the call stop being reached, and when they are reached again.
+func failingAreas(w io.Writer) func(liveclient.Status) {
+	failing := false
+	return func(st liveclient.Status) {
+		switch {
+		case st.State != "on_air":
+		case len(st.FailingAreas) > 0:
+			failing = true
+			fmt.Fprintf(w, "Not reaching area %s: %s. The call goes on for the other areas.\n", strings.Join(st.FailingAreas, ","), st.Detail)
+		case failing:
+			failing = false
+			fmt.Fprintln(w, "Every area is reached again.")
+		}
+	}
 }
 
 // liveSource opens what a call speaks: a node-format WAV file, or raw PCM

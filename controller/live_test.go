@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -60,5 +61,21 @@ func TestLiveSource(t *testing.T) {
 	// A file that is not a node-format WAV says how to convert it.
 	if _, _, _, err := liveSource(rawPath, "", nil); err == nil || !bytes.Contains([]byte(err.Error()), []byte("sox")) {
 		t.Errorf("raw PCM given as --wav: %v, want an error saying how to convert it", err)
+	}
+}
+
+// TestLiveFailingAreasTold: "controller live" tells the speaker when an
+// area of the call is not reached, and when it is again; the statuses of
+// a call that reaches every area say nothing.
+func TestLiveFailingAreasTold(t *testing.T) {
+	var out bytes.Buffer
+	on := failingAreas(&out)
+	on(liveclient.Status{State: "on_air", Call: "live-1"})
+	on(liveclient.Status{State: "on_air", Call: "live-1", FailingAreas: []string{"12347"}, Detail: "area 12347: 17 frames in a row not published"})
+	on(liveclient.Status{State: "on_air", Call: "live-1"})
+	on(liveclient.Status{State: "ended", Call: "live-1", Reason: "speaker stopped"})
+	want := "Not reaching area 12347: area 12347: 17 frames in a row not published. The call goes on for the other areas.\nEvery area is reached again.\n"
+	if out.String() != want {
+		t.Errorf("told the speaker %q, want %q", out.String(), want)
 	}
 }
