@@ -296,3 +296,31 @@ func TestLoaxaKeepaliveDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestLoaxaConnectionAfterCloseIsRefused: a connection whose goroutine
+// reaches the server once Close has begun waiting for its clients is
+// refused and closed. Before, it added itself to the wait group Close was
+// already waiting on (a data race the race detector reported in loaxa's
+// broker tests) and then ran, reading its CONNECT, after Close returned.
+func TestLoaxaConnectionAfterCloseIsRefused(t *testing.T) {
+	s := newServer()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, w := net.Pipe()
+	defer w.Close()
+	refused := make(chan error, 1)
+	go func() { refused <- s.EstablishConnection("tcp", r) }()
+	select {
+	case err := <-refused:
+		if !errors.Is(err, packets.ErrServerShuttingDown) {
+			t.Errorf("connection after Close: %v, want %v", err, packets.ErrServerShuttingDown)
+		}
+	case <-time.After(10 * time.Second):
+		_ = r.Close() // let the goroutine end
+		t.Fatal("a connection after Close was taken in: it waits for its CONNECT")
+	}
+	if _, err := w.Write([]byte{0x10}); err == nil {
+		t.Error("the refused connection is still open")
+	}
+}

@@ -43,6 +43,26 @@ type Listeners struct {
 	ClientsWg sync.WaitGroup      // a waitgroup that waits for all clients in all listeners to finish.
 	internal  map[string]Listener // a map of active listeners.
 	sync.RWMutex
+
+	// loaxa: clientsMu orders AddClient against CloseAll's wait; closing
+	// is set once CloseAll began.
+	clientsMu sync.Mutex
+	closing   bool
+}
+
+// AddClient counts a new client connection in ClientsWg, unless CloseAll
+// has begun (false: the connection is to be refused). (loaxa: a client's
+// goroutine called ClientsWg.Add itself, which could run while Close's
+// ClientsWg.Wait was already waiting on a zero count: a data race, and a
+// client left running after Close returned.)
+func (l *Listeners) AddClient() bool {
+	l.clientsMu.Lock()
+	defer l.clientsMu.Unlock()
+	if l.closing {
+		return false
+	}
+	l.ClientsWg.Add(1)
+	return true
 }
 
 // New returns a new instance of Listeners.
@@ -119,6 +139,10 @@ func (l *Listeners) Close(id string, closer CloseFn) {
 
 // CloseAll iterates and closes all registered listeners.
 func (l *Listeners) CloseAll(closer CloseFn) {
+	l.clientsMu.Lock()
+	l.closing = true
+	l.clientsMu.Unlock()
+
 	l.RLock()
 	i := 0
 	ids := make([]string, len(l.internal))
