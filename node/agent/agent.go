@@ -660,8 +660,10 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-ctx.Done():
 			a.shutdown()
 			return
-		case m := <-a.link.Messages():
-			a.handle(m, false)
+		case <-a.link.Waiting():
+			if m, ok := a.link.Next(); ok {
+				a.handle(m, false)
+			}
 		case <-a.link.Connects():
 			a.metrics.connects.Inc()
 			a.cache.Reconnected()

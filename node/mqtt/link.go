@@ -5,8 +5,13 @@
 // publishes a retained "online" state and (re)subscribes to the node's
 // desired and cmd topics and to the cmd topic of every area in its chain on
 // every connect, and reconnects by itself. Incoming
-// messages are handed to a buffered channel without blocking paho; the
-// agent drains it.
+// messages are queued without blocking paho; the agent takes them (Next)
+// in the order the broker sent them. The queue keeps separate room
+// for control messages (desired states, commands, live starts and ends)
+// and for live audio frames: while the agent's loop is held up (opening a
+// play, a slow SD card write), a burst of frames drops the oldest frames,
+// never a command that comes after them (a frame is worth nothing late; a
+// command may be an alert).
 //
 // Reconnecting is the link's own loop, not paho's: paho's reconnect sleeps
 // cannot be interrupted (a closed link would leave a goroutine behind for up
@@ -72,8 +77,13 @@ type Config struct {
 	Will []byte
 	// Online returns the retained state published on every connect.
 	Online func() []byte
-	// Queue is the size of the incoming message buffer (default 256).
+	// Queue is how many incoming control messages (all but live audio
+	// frames) wait for the agent; one more is dropped (default 256).
 	Queue int
+	// FrameQueue is how many live audio frames wait for the agent; one
+	// more drops the oldest (default 16: about a second of a call, more
+	// than the node's jitter buffer keeps).
+	FrameQueue int
 	// ConnectTimeout bounds one connection attempt (default 10s).
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff (default 2m).
@@ -111,9 +121,10 @@ type Link struct {
 	cfg      Config
 	log      *slog.Logger
 	client   paho.Client
-	msgs     chan Message
+	in       inbox // incoming messages the agent has not taken
 	connects chan struct{}
-	dropped  atomic.Uint64
+	dropped  atomic.Uint64 // control messages dropped
+	frames   atomic.Uint64 // live frames dropped
 	deaf     atomic.Uint64
 	echoes   atomic.Uint64 // echoes heard, for tests
 	heard    atomic.Uint64 // messages received on any topic, echoes included
@@ -160,6 +171,9 @@ func Open(cfg Config) (*Link, error) {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 256
 	}
+	if cfg.FrameQueue <= 0 {
+		cfg.FrameQueue = 16
+	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
@@ -184,7 +198,7 @@ func Open(cfg Config) (*Link, error) {
 	l := &Link{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		msgs:     make(chan Message, cfg.Queue),
+		in:       inbox{controlRoom: cfg.Queue, frameRoom: cfg.FrameQueue, waiting: make(chan struct{}, 1)},
 		connects: make(chan struct{}, 1),
 		lost:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -354,8 +368,13 @@ func (c *linkConn) fail() {
 	_ = c.Conn.SetReadDeadline(time.Now()) // wakes a pending read
 }
 
-// Messages delivers incoming messages. It is never closed.
-func (l *Link) Messages() <-chan Message { return l.msgs }
+// Waiting signals that incoming messages wait to be taken with Next. It
+// is never closed.
+func (l *Link) Waiting() <-chan struct{} { return l.in.waiting }
+
+// Next takes the oldest incoming message, if any; when more wait, Waiting
+// signals again.
+func (l *Link) Next() (Message, bool) { return l.in.next() }
 
 // Connects signals (coalesced) each time the link has connected, subscribed
 // and published the online state.
@@ -370,9 +389,13 @@ func (l *Link) Connected() bool { return l.ready.Load() && l.client.IsConnection
 // not.
 func (l *Link) Open() bool { return l.client.IsConnectionOpen() }
 
-// Dropped returns how many incoming messages were dropped because the
-// agent did not keep up.
+// Dropped returns how many incoming control messages (all but live audio
+// frames) were dropped because the agent did not keep up.
 func (l *Link) Dropped() uint64 { return l.dropped.Load() }
+
+// FramesDropped returns how many live audio frames were dropped, the
+// oldest first, because the agent did not keep up.
+func (l *Link) FramesDropped() uint64 { return l.frames.Load() }
 
 // Deaf returns how many times the link found the broker no longer
 // delivering to it (a state's echo did not come back) and reconnected.
@@ -592,12 +615,114 @@ func (l *Link) deliver(_ paho.Client, m paho.Message) {
 		l.foreignState(m.Payload())
 		return
 	}
-	select {
-	case l.msgs <- Message{Topic: m.Topic(), Payload: m.Payload()}:
-	default:
+	frame := m.Qos() == 0 && l.liveTopic(m.Topic())
+	switch l.in.push(Message{Topic: m.Topic(), Payload: m.Payload()}, frame) {
+	case pushed:
+	case frameDropped:
+		if n := l.frames.Add(1); n == 1 || n%100 == 0 {
+			l.log.Warn("mqtt: live frames coming faster than the agent takes them; oldest dropped", "topic", m.Topic(), "dropped", n)
+		}
+	case controlDropped:
 		n := l.dropped.Add(1)
 		l.log.Warn("mqtt: incoming queue full, message dropped", "topic", m.Topic(), "dropped", n)
 	}
+}
+
+// liveTopic reports whether topic is an area's live topic. Of its
+// messages, those delivered at QoS 0 are audio frames (starts and ends go
+// at QoS 1): the controller sends them at most once, since a late frame is
+// worth nothing.
+func (l *Link) liveTopic(topic string) bool {
+	t, err := l.cfg.Topics.Parse(topic)
+	return err == nil && t.Scope == protocol.ScopeArea && t.Channel == protocol.ChanLive
+}
+
+// inbox is the link's incoming queue: messages in the order the broker
+// sent them, with room for controlRoom control messages and, apart from
+// them, frameRoom live frames. A control message that finds no room is
+// dropped (the controller resends alerts; a desired state found behind is
+// asked for again); a frame that finds none drops the oldest frame. So a
+// burst of frames never costs a command, and the frames the agent gets
+// after a stall are the newest.
+type inbox struct {
+	controlRoom, frameRoom int
+	waiting                chan struct{} // holds a signal while messages wait
+
+	mu       sync.Mutex
+	queue    []inboxMessage
+	controls int // control messages queued
+	frames   int // frames queued
+}
+
+type inboxMessage struct {
+	Message
+	frame bool
+}
+
+// pushResult is what push did with a message.
+type pushResult int
+
+const (
+	pushed         pushResult = iota
+	frameDropped              // queued, the oldest frame dropped for it
+	controlDropped            // dropped: no room
+)
+
+func (q *inbox) push(m Message, frame bool) pushResult {
+	q.mu.Lock()
+	res := pushed
+	switch {
+	case frame && q.frames >= q.frameRoom:
+		i := slices.IndexFunc(q.queue, func(m inboxMessage) bool { return m.frame })
+		if i < 0 {
+			q.mu.Unlock()
+			return frameDropped // no room at all; cannot happen with frameRoom > 0
+		}
+		q.queue = slices.Delete(q.queue, i, i+1)
+		q.frames--
+		res = frameDropped
+	case !frame && q.controls >= q.controlRoom:
+		q.mu.Unlock()
+		return controlDropped
+	}
+	q.queue = append(q.queue, inboxMessage{Message: m, frame: frame})
+	if frame {
+		q.frames++
+	} else {
+		q.controls++
+	}
+	q.mu.Unlock()
+	q.signal()
+	return res
+}
+
+func (q *inbox) signal() {
+	select {
+	case q.waiting <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the oldest message off the queue, if any, and signals again
+// if more wait.
+func (q *inbox) next() (Message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 {
+		return Message{}, false
+	}
+	m := q.queue[0]
+	q.queue[0] = inboxMessage{}
+	q.queue = q.queue[1:]
+	if m.frame {
+		q.frames--
+	} else {
+		q.controls--
+	}
+	if len(q.queue) > 0 {
+		q.signal()
+	}
+	return m.Message, true
 }
 
 // foreignState handles a state on the node's topic that the link did not

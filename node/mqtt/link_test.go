@@ -127,12 +127,17 @@ func waitConnect(t *testing.T, l *Link) {
 
 func recv(t *testing.T, l *Link) Message {
 	t.Helper()
-	select {
-	case m := <-l.Messages():
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message")
-		return Message{}
+	timeout := time.After(10 * time.Second)
+	for {
+		if m, ok := l.Next(); ok {
+			return m
+		}
+		select {
+		case <-l.Waiting():
+		case <-timeout:
+			t.Fatal("no message")
+			return Message{}
+		}
 	}
 }
 
@@ -162,14 +167,15 @@ func TestLinkSubscribesAndFollowsAreas(t *testing.T) {
 	nodetest.Eventually(t, 5*time.Second, "x2 not subscribed", func() bool {
 		p.publish(x2, "probe")
 		select {
-		case m := <-l.Messages():
-			return m.Topic == x2
+		case <-l.Waiting():
+			m, ok := l.Next()
+			return ok && m.Topic == x2
 		case <-time.After(50 * time.Millisecond):
 			return false
 		}
 	})
-	for len(l.Messages()) > 0 {
-		<-l.Messages() // extra probes
+	for _, ok := l.Next(); ok; _, ok = l.Next() {
+		// extra probes
 	}
 	// The link subscribes to x2 first and then leaves x1, without
 	// waiting: x1 may deliver for a moment after x2 does, and then never.
@@ -231,8 +237,65 @@ func TestLinkDropsWhenAgentLags(t *testing.T) {
 		p.publish(topics.Node("n1", protocol.ChanCmd), "x")
 	}
 	nodetest.Eventually(t, 5*time.Second, "drops not counted", func() bool { return l.Dropped() == 6 })
-	if len(l.Messages()) != 4 {
-		t.Fatalf("%d messages queued, want 4", len(l.Messages()))
+	queued := 0
+	for _, ok := l.Next(); ok; _, ok = l.Next() {
+		queued++
+	}
+	if queued != 4 {
+		t.Fatalf("%d messages queued, want 4", queued)
+	}
+}
+
+// TestLinkKeepsCommandsBehindLiveFrames: the link handed every incoming
+// message to the agent through one bounded queue. While the agent's loop
+// was held up (opening a play, a slow SD card write), a burst of live
+// frames filled it, and a command that came right after them was dropped:
+// an alert a node never heard. Live frames must never take the room of
+// control messages: the command arrives, after the newest frames (in the
+// order the broker sent them); only the oldest frames are dropped.
+func TestLinkKeepsCommandsBehindLiveFrames(t *testing.T) {
+	broker := nodetest.StartBroker(t)
+	p := newPeer(t, broker)
+	// No echo: every message the link hears is one of the test's.
+	l := openWith(t, Config{
+		Broker: "tcp://" + broker, Areas: []string{"x1"}, EchoTimeout: -1,
+		Queue: 4, KeepAlive: time.Second, MaxReconnectInterval: 100 * time.Millisecond,
+	})
+	waitConnect(t, l)
+	const frames = 40
+	live, cmd := topics.Area("x1", protocol.ChanLive), topics.Area("x1", protocol.ChanCmd)
+	for i := range frames {
+		// Frames go at QoS 0, as the controller sends them.
+		if tok := p.c.Publish(live, 0, false, "frame "+strconv.Itoa(i)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	p.publish(cmd, "alert")
+	// The agent's loop is busy until the link has heard them all.
+	nodetest.Eventually(t, 10*time.Second, "link did not hear every message", func() bool { return l.heard.Load() == frames+1 })
+
+	var got []string
+	for {
+		m := recv(t, l)
+		got = append(got, string(m.Payload))
+		if m.Topic == cmd {
+			break
+		}
+	}
+	kept := len(got) - 1
+	if kept == 0 || kept > frames {
+		t.Fatalf("got %q: want the newest frames, then the command", got)
+	}
+	for i, s := range got[:kept] {
+		if want := "frame " + strconv.Itoa(frames-kept+i); s != want {
+			t.Fatalf("got %q: message %d is %q, want %q (the newest frames in order, then the command)", got, i, s, want)
+		}
+	}
+	if d := l.Dropped(); d != 0 {
+		t.Errorf("Dropped() = %d, want 0: no control message was dropped", d)
+	}
+	if d := l.FramesDropped(); d != uint64(frames-kept) {
+		t.Errorf("FramesDropped() = %d, want %d", d, frames-kept)
 	}
 }
 
