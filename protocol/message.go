@@ -389,6 +389,11 @@ type State struct {
 	// it while connected (its own state did not come back) and reconnected
 	// (node/mqtt).
 	LinkDeaf int `json:"link_deaf,omitempty"`
+	// AreasUnheard are the areas of the node's chain whose cmd or live
+	// topic the broker has not granted it while connected (an ACL not yet
+	// updated after the node moved): it would miss their alerts. The node
+	// keeps subscribing until it hears them (node/mqtt).
+	AreasUnheard []string `json:"areas_unheard,omitempty"`
 	// Volume, Muted and AmplifierPolicy are the settings the node applies
 	// (from its desired state's NodeConfig); Volume is absent in a Last
 	// Will and from older nodes.

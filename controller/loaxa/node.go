@@ -107,6 +107,11 @@ type NodeStatus struct {
 	Volume          *int   `json:"volume,omitempty"`
 	Muted           bool   `json:"muted,omitempty"`
 	AmplifierPolicy string `json:"amplifier_policy,omitempty"`
+
+	// AreasUnheard are the areas of its chain the node does not hear
+	// (its subscription refused or failed; it keeps trying), as it
+	// reports them.
+	AreasUnheard []string `json:"areas_unheard,omitempty"`
 	// LastPlay is when the node last completed a play.
 	LastPlay time.Time `json:"last_play,omitzero"`
 	// Faults are the node's open board faults, each since when.

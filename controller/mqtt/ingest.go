@@ -97,6 +97,7 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		s.Keys = st.Keys
 		s.HeartbeatMS, s.UptimeS, s.DiskFreeBytes, s.StorageDamaged = st.HeartbeatMS, st.UptimeS, st.DiskFreeBytes, st.StorageDamaged
 		s.LinkDeaf, s.NoSoundDevice, s.StorageFault = st.LinkDeaf, st.NoSoundDevice, st.StorageFault
+		s.AreasUnheard = st.AreasUnheard
 		s.Volume, s.Muted, s.AmplifierPolicy = st.Volume, st.Muted, st.AmplifierPolicy
 	})
 	if err != nil {

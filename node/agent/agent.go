@@ -402,6 +402,15 @@ func (a *Agent) linkDeaf() int {
 	return a.link.DeafSince(time.Now().Add(-24 * time.Hour))
 }
 
+// areasUnheard is the areas of the chain the link does not hear yet.
+// Called with a.mu held.
+func (a *Agent) areasUnheard() []string {
+	if a.link == nil {
+		return nil
+	}
+	return a.link.AreasUnheard()
+}
+
 // Status returns the state the agent reports now.
 func (a *Agent) Status() protocol.State {
 	board := a.cfg.Board.Snapshot()
@@ -428,6 +437,7 @@ func (a *Agent) Status() protocol.State {
 		DiskFreeBytes:   diskFree(a.cfg.DataDir),
 		StorageDamaged:  a.cache.Damaged(),
 		LinkDeaf:        a.linkDeaf(),
+		AreasUnheard:    a.areasUnheard(),
 		Muted:           a.status.config.Muted,
 		AmplifierPolicy: a.status.config.AmplifierPolicy,
 	}
@@ -1301,6 +1311,7 @@ func (a *Agent) publishStates(ctx context.Context) {
 				continue
 			}
 		case <-boardChanged:
+		case <-a.link.UnheardChanged():
 		case <-heartbeat.C:
 			heartbeat.Reset(heartbeatAfter(a.cfg.Heartbeat, rng))
 		case <-poll.C:

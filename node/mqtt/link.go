@@ -20,6 +20,14 @@
 // exponentially growing cap before each retry, and dials with a context
 // that Close cancels.
 //
+// A node moved to another area (SetAreas), or whose subscription to an
+// area's topics the broker refused (an ACL not yet updated for the move),
+// would hear nothing of that area, alerts included, until it next
+// connects. So until the broker grants the topics of every area in the
+// chain, the link subscribes again, waiting longer after each failure (up
+// to MaxReconnectInterval), and AreasUnheard names the areas it does not
+// hear (the node's state reports them).
+//
 // The link also checks that the broker still delivers to it, which a live
 // connection does not prove: a broker can keep a client connected and
 // answering pings while its subscriptions no longer reach it (the embedded
@@ -142,6 +150,15 @@ type Link struct {
 	wg       sync.WaitGroup
 	rand     *rand.Rand
 
+	// subMu makes subscriptions one at a time, so that the last to
+	// finish is the last asked for (the areas as they are now).
+	subMu sync.Mutex
+	// retryNow wakes followAreas: the areas changed, or the link connected
+	// again.
+	retryNow chan struct{}
+	// unheardMoved signals that AreasUnheard changed.
+	unheardMoved chan struct{}
+
 	// stateMu orders the retained state publishes: the one on connect
 	// and PublishState each build their state and hand it to paho under
 	// it, so the state published last is also the state built last.
@@ -149,7 +166,10 @@ type Link struct {
 
 	mu         sync.Mutex
 	areas      []string
-	subscribed []string    // topics of the last successful subscription
+	areasGen   uint64      // counts the changes of areas
+	subscribed []string    // topics the broker granted on this connection
+	following  bool        // follow runs
+	unheard    []string    // AreasUnheard as last signalled
 	conn       *linkConn   // the connection dial opened last
 	deafAt     []time.Time // the last reconnects for deafness, oldest first
 	refusedMsg bool        // the refused echo subscription was logged
@@ -196,14 +216,16 @@ func Open(cfg Config) (*Link, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Link{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		in:       inbox{controlRoom: cfg.Queue, frameRoom: cfg.FrameQueue, waiting: make(chan struct{}, 1)},
-		connects: make(chan struct{}, 1),
-		lost:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		areas:    slices.Clone(cfg.Areas),
-		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		in:           inbox{controlRoom: cfg.Queue, frameRoom: cfg.FrameQueue, waiting: make(chan struct{}, 1)},
+		connects:     make(chan struct{}, 1),
+		lost:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		areas:        slices.Clone(cfg.Areas),
+		retryNow:     make(chan struct{}, 1),
+		unheardMoved: make(chan struct{}, 1),
+		rand:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	opts := paho.NewClientOptions().
@@ -450,7 +472,8 @@ func (l *Link) topicsLocked() []string {
 func (l *Link) stateTopic() string { return l.cfg.Topics.Node(l.cfg.Node, protocol.ChanState) }
 
 // SetAreas changes the area chain; when it differs, the link subscribes to
-// the new areas' cmd topics and drops the old ones.
+// the new areas' topics, until the broker grants them, and drops the old
+// ones.
 func (l *Link) SetAreas(areas []string) {
 	l.mu.Lock()
 	if slices.Equal(l.areas, areas) {
@@ -458,15 +481,129 @@ func (l *Link) SetAreas(areas []string) {
 		return
 	}
 	l.areas = slices.Clone(areas)
+	l.areasGen++
 	l.mu.Unlock()
 	if !l.client.IsConnectionOpen() {
 		return // the next connect subscribes
 	}
-	l.background(func() {
-		if err := l.subscribe(); err != nil {
-			l.log.Warn("mqtt: resubscribe for new areas", "err", err)
+	l.follow()
+}
+
+// AreasUnheard returns the areas of the chain whose cmd or live topic the
+// broker has not granted the link on its connection (it keeps trying);
+// nil while it is not connected.
+func (l *Link) AreasUnheard() []string {
+	if !l.client.IsConnectionOpen() {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.unheardLocked()
+}
+
+// UnheardChanged signals (coalesced) that AreasUnheard may have changed.
+func (l *Link) UnheardChanged() <-chan struct{} { return l.unheardMoved }
+
+func (l *Link) unheardLocked() []string {
+	t := l.cfg.Topics
+	var out []string
+	for _, a := range l.areas {
+		if !slices.Contains(l.subscribed, t.Area(a, protocol.ChanCmd)) || !slices.Contains(l.subscribed, t.Area(a, protocol.ChanLive)) {
+			out = append(out, a)
 		}
-	})
+	}
+	return out
+}
+
+// noteUnheard signals UnheardChanged if the areas not heard changed.
+func (l *Link) noteUnheard() {
+	l.mu.Lock()
+	now := l.unheardLocked()
+	moved := !slices.Equal(now, l.unheard)
+	l.unheard = now
+	l.mu.Unlock()
+	if moved {
+		select {
+		case l.unheardMoved <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// follow makes sure that the link subscribes again until it hears every
+// area of its chain: it starts followAreas, or wakes it.
+func (l *Link) follow() {
+	l.mu.Lock()
+	running := l.following
+	l.following = true
+	l.mu.Unlock()
+	if running {
+		select {
+		case l.retryNow <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if !l.background(l.followAreas) {
+		l.mu.Lock()
+		l.following = false
+		l.mu.Unlock()
+	}
+}
+
+// followAreas subscribes until the broker grants the topics of every area
+// of the chain as it is then, while the connection lasts, waiting longer
+// after each failure. Without it a refused or failed subscription was only
+// logged, and the node heard nothing of its new area until it next
+// connected.
+func (l *Link) followAreas() {
+	wait := l.cfg.ConnectRetryInterval
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-timer.C:
+		case <-l.retryNow:
+			wait = l.cfg.ConnectRetryInterval
+		}
+		gen, err := l.subscribe()
+		l.mu.Lock()
+		unheard := l.unheardLocked()
+		switch {
+		case !l.client.IsConnectionOpen():
+			// The next connect subscribes again, and follows if need be.
+			l.following = false
+			l.mu.Unlock()
+			return
+		case err == nil && len(unheard) == 0 && gen == l.areasGen:
+			l.following = false
+			l.mu.Unlock()
+			if failures > 0 {
+				l.log.Info("mqtt: the node hears every area of its chain again", "areas", l.Areas(), "attempts", failures+1)
+			}
+			return
+		}
+		l.mu.Unlock()
+		if err == nil && len(unheard) == 0 {
+			timer.Reset(0) // the areas changed meanwhile
+			continue
+		}
+		failures++
+		l.log.Error("mqtt: the node does not hear some areas of its chain (it would miss their alerts); subscribing again",
+			"areas", unheard, "attempt", failures, "retry_in", wait, "err", err)
+		timer.Reset(wait)
+		wait = min(2*wait, l.cfg.MaxReconnectInterval)
+	}
+}
+
+// Areas returns the area chain the link follows.
+func (l *Link) Areas() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.areas)
 }
 
 // background runs fn in a goroutine Close waits for, unless the link is
@@ -488,7 +625,10 @@ func (l *Link) background(fn func()) bool {
 func (l *Link) onConnect(c paho.Client) {
 	l.ready.Store(false)
 	l.echo.reset(false)
-	if err := l.subscribe(); err != nil {
+	l.mu.Lock()
+	l.subscribed = nil // a clean session starts with none
+	l.mu.Unlock()
+	if _, err := l.subscribe(); err != nil {
 		// Without its subscriptions the node is deaf; keep trying in the
 		// background so this handler returns and paho carries on.
 		l.log.Error("mqtt: subscribe failed, retrying", "err", err)
@@ -496,6 +636,17 @@ func (l *Link) onConnect(c paho.Client) {
 		return
 	}
 	l.connected(c)
+	l.followIfUnheard()
+}
+
+// followIfUnheard follows the areas if the broker refused some of them.
+func (l *Link) followIfUnheard() {
+	l.mu.Lock()
+	unheard := len(l.unheardLocked()) > 0
+	l.mu.Unlock()
+	if unheard {
+		l.follow()
+	}
 }
 
 // connected finishes a connect once subscribed: online state, then signal.
@@ -533,9 +684,10 @@ func (l *Link) retrySubscribe(c paho.Client) {
 		if !c.IsConnectionOpen() {
 			return // the next connect subscribes again
 		}
-		err := l.subscribe()
+		_, err := l.subscribe()
 		if err == nil {
 			l.connected(c)
+			l.followIfUnheard()
 			return
 		}
 		l.log.Warn("mqtt: subscribe failed again", "err", err)
@@ -544,24 +696,35 @@ func (l *Link) retrySubscribe(c paho.Client) {
 	}
 }
 
-func (l *Link) subscribe() error {
+// subscribe subscribes to the link's topics for the areas as they are now,
+// whose generation (areasGen) it returns. Topics the broker refuses are
+// logged, not an error; AreasUnheard names their areas.
+func (l *Link) subscribe() (uint64, error) {
+	l.subMu.Lock()
+	defer l.subMu.Unlock()
 	l.mu.Lock()
 	want := l.topicsLocked()
+	gen := l.areasGen
 	old := l.subscribed
 	l.mu.Unlock()
+	defer l.noteUnheard()
 	filters := make(map[string]byte, len(want))
 	for _, t := range want {
 		filters[t] = 1
 	}
 	tok := l.client.SubscribeMultiple(filters, l.deliver)
 	if !tok.WaitTimeout(l.cfg.PublishTimeout) {
-		return fmt.Errorf("subscribe %v: no answer within %v", want, l.cfg.PublishTimeout)
+		return gen, fmt.Errorf("subscribe %v: no answer within %v", want, l.cfg.PublishTimeout)
 	}
 	if err := tok.Error(); err != nil {
-		return fmt.Errorf("subscribe %v: %w", want, err)
+		return gen, fmt.Errorf("subscribe %v: %w", want, err)
 	}
 	echo := l.cfg.EchoTimeout > 0
+	granted := slices.Clone(want)
 	for topic, code := range tok.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			granted = slices.DeleteFunc(granted, func(t string) bool { return t == topic })
+		}
 		switch {
 		case code < 0x80:
 		case topic == l.stateTopic():
@@ -591,9 +754,9 @@ func (l *Link) subscribe() error {
 		l.client.Unsubscribe(gone...) // best effort: messages there fail the audience check anyway
 	}
 	l.mu.Lock()
-	l.subscribed = want
+	l.subscribed = granted
 	l.mu.Unlock()
-	return nil
+	return gen, nil
 }
 
 // deliver runs in paho's goroutine: it must never block.

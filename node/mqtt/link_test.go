@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -462,6 +463,100 @@ func TestConnectedOnlyOnceSubscribed(t *testing.T) {
 	waitConnect(t, l)
 	if !l.Connected() {
 		t.Fatal("not Connected after the link signalled its connect")
+	}
+}
+
+// refuseTopic is a broker hook whose ACL refuses subscriptions to topic
+// while refusing is set, and lets everything else through.
+type refuseTopic struct {
+	mochi.HookBase
+	topic    string
+	refusing atomic.Bool
+	refused  atomic.Int32 // subscriptions refused
+}
+
+func (h *refuseTopic) ID() string { return "refuse-topic" }
+
+func (h *refuseTopic) Provides(b byte) bool {
+	return b == mochi.OnACLCheck || b == mochi.OnConnectAuthenticate
+}
+
+func (h *refuseTopic) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+
+func (h *refuseTopic) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
+	if !write && topic == h.topic && h.refusing.Load() {
+		h.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+// startBrokerWith runs an embedded broker with hooks until the test ends
+// and returns its address.
+func startBrokerWith(t *testing.T, hooks ...mochi.Hook) string {
+	t.Helper()
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler), Capabilities: mochi.NewDefaultServerCapabilities()})
+	for _, h := range hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
+	ln.Server = srv
+	if err := srv.AddListener(ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return ln.Address()
+}
+
+// TestLinkRetriesANewAreaUntilSubscribed: a node moved to another area
+// subscribes to the new area's topics; when the broker refused that
+// subscription (its ACL not yet updated for the move), the link only
+// logged it, and the node heard nothing of its new area, alerts included,
+// until its next reconnect. It must try again, with backoff, until the
+// broker grants it, and say meanwhile which areas it does not hear.
+func TestLinkRetriesANewAreaUntilSubscribed(t *testing.T) {
+	x2 := topics.Area("x2", protocol.ChanCmd)
+	acl := &refuseTopic{topic: x2}
+	broker := startBrokerWith(t, acl)
+	p := newPeer(t, broker)
+	l := openWith(t, Config{
+		Broker: "tcp://" + broker, Areas: []string{"x1"},
+		KeepAlive: time.Second, ConnectRetryInterval: 20 * time.Millisecond, MaxReconnectInterval: 100 * time.Millisecond,
+	})
+	waitConnect(t, l)
+	p.state("online")
+
+	acl.refusing.Store(true)
+	l.SetAreas([]string{"x2"})
+	nodetest.Eventually(t, 5*time.Second, "the new area's subscription was never refused", func() bool { return acl.refused.Load() > 0 })
+	nodetest.Eventually(t, 5*time.Second, "the link does not say it misses x2", func() bool { return slices.Equal(l.AreasUnheard(), []string{"x2"}) })
+	select {
+	case <-l.UnheardChanged():
+	default:
+		t.Error("UnheardChanged not signalled")
+	}
+	acl.refusing.Store(false)
+	// The connection stays up throughout: only a retry subscribes.
+	nodetest.Eventually(t, 5*time.Second, "the node never heard its new area", func() bool {
+		p.publish(x2, "alert")
+		select {
+		case <-l.Waiting():
+			m, ok := l.Next()
+			return ok && m.Topic == x2
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+	nodetest.Eventually(t, 5*time.Second, "the link still says it misses an area", func() bool { return len(l.AreasUnheard()) == 0 })
+	select {
+	case <-l.Connects():
+		t.Error("the link connected again; it must retry on its connection")
+	default:
 	}
 }
 
