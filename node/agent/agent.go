@@ -873,7 +873,7 @@ func (a *Agent) start(o protocol.Occurrence, now time.Time) {
 		return
 	}
 	a.stopTest(now)
-	if a.cue != nil && a.cue.occ.ID != o.ID {
+	if a.cue != nil && !sameSound(a.cue.occ, o) {
 		a.dropCue()
 	}
 	if a.cue == nil {
@@ -918,7 +918,9 @@ func (a *Agent) prepare(d Decision) {
 	if next != nil && a.mutes(*next) {
 		next = nil // start fails it as muted; nothing to warm up
 	}
-	if next == nil || a.cue != nil && a.cue.occ.ID != next.ID {
+	if next == nil || a.cue != nil && !sameSound(a.cue.occ, *next) {
+		// Another occurrence, or this one corrected (a wrong recording
+		// replaced under its id): what was prepared is not what plays.
 		a.dropCue()
 	}
 	if next == nil {

@@ -125,6 +125,18 @@ func (p *play) setAt(at time.Time) {
 
 func (p *play) instant() time.Time { return time.Unix(0, p.at.Load()) }
 
+// sameSound reports whether a cue prepared for occurrence x plays what
+// occurrence y should: they are one occurrence (id) and its audio is made
+// of the same parts, at the same level. A correction sent under the
+// occurrence's id (a wrong recording replaced, a chime added) arriving
+// while the old one is prepared must not play the old audio.
+func sameSound(x, y protocol.Occurrence) bool {
+	return x.ID == y.ID && x.Content == y.Content && x.DurationMS == y.DurationMS &&
+		x.OpeningChime == y.OpeningChime && x.Intro == y.Intro && x.ClosingChime == y.ClosingChime &&
+		x.Repeat == y.Repeat && x.GapMS == y.GapMS && x.Stream == y.Stream && x.Live == y.Live &&
+		x.Priority == y.Priority && x.Volume == y.Volume
+}
+
 // cueUp prepares occurrence o to begin at at (corrected clock): opens its
 // stream, reads the first of it, and starts the goroutine that begins it.
 // The cue starts held. An occurrence whose content cannot be opened gets a
