@@ -201,7 +201,9 @@
 // it holds the alert — that delay after the report's own time. Events keep
 // their At; they wait in the outbox, so a restart or a lost link during
 // the delay loses nothing. The events are sent in order, so an event
-// written after a held report waits with it. Playing is never delayed.
+// written after a held report waits with it, except a report of another
+// alert: each alert's reports go at their own time, taking the held ones
+// before them along. Playing is never delayed.
 // A node applies at most MaxReportWindowMS; a negative window is malformed.
 //
 // The node plays an alert like any occurrence of its level: it preempts

@@ -105,14 +105,12 @@ func (a *Agent) loadAlerts(now time.Time) error {
 		p, seen := a.progress[o.ID]
 		if now.Before(o.Expires) {
 			a.alerts = append(a.alerts, al)
-			if ms := h.ReportDelayMS[o.ID]; ms > 0 {
-				d := time.Duration(ms) * time.Millisecond
-				until, ok := h.ReportUntil[o.ID]
-				if !ok {
-					until = o.Expires.Add(d)
-				}
-				a.setHold(o.ID, d, until)
+			d := time.Duration(max(h.ReportDelayMS[o.ID], 0)) * time.Millisecond
+			until, ok := h.ReportUntil[o.ID]
+			if !ok {
+				until = o.Expires.Add(d)
 			}
+			a.setHold(o.ID, d, until, o.Expires)
 			if a.restored == nil {
 				a.restored = map[string]bool{}
 			}

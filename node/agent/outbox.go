@@ -111,7 +111,8 @@ func (a *Agent) sendEvents(ctx context.Context) {
 
 // sendBatch publishes the events after seq after and returns the last
 // sequence sent. If the first of them is a held report (spread.go) not yet
-// due, it sends nothing and returns when that one may be sent. A batch
+// due, nor any report of another alert among them, it sends nothing and
+// returns when the first of those may be sent. A batch
 // that goes out takes the held reports after its first event along: they
 // have happened, and one message for the received and started events of
 // an alert costs the node, the broker and the controller less than two.
@@ -122,7 +123,7 @@ func (a *Agent) sendBatch(ctx context.Context, topic string, after uint64) (uint
 	if err != nil || len(events) == 0 {
 		return after, time.Time{}, err
 	}
-	if t := a.heldUntil(events[0]); t.After(a.clock.Now()) {
+	if t := a.heldUntil(events); t.After(a.clock.Now()) {
 		return after, t, nil
 	}
 	out, err := a.store.Outbox()

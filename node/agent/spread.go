@@ -23,23 +23,33 @@ import (
 //     delay. The outbox is sent in order (the controller accepts a node's
 //     events only in order), so an event written after a held one waits
 //     with it; and a batch that goes out takes the events written after its
-//     first along, held or not (one message, not one per report). The
-//     outbox is durable, and the delay is stored with the held alerts, so
-//     a restart or a lost link during the delay loses nothing and keeps
-//     the delay.
+//     first along, held or not (one message, not one per report). Each
+//     alert's reports go on their own schedule, though: a report of
+//     another alert that is due (at once for an alert without a window)
+//     sends the batch, the held reports before it along, since the
+//     controller resends an alert whose receipt it has not heard within a
+//     few seconds. The outbox is durable, and the delay is stored with the
+//     held alerts, so a restart or a lost link during the delay loses
+//     nothing and keeps the delay.
 //   - its retained state: a change while the node holds the alert is
 //     published the delay after the usual debounce.
 //
 // Nothing about playing waits: only the reports. Alerts without a window,
 // the desired state's plays and live calls report at once as before.
 
-// reportHold is how long the reports of one alert wait.
+// reportHold is how long the reports of one alert wait. Every alert the
+// node holds has one, with no delay if its window asks for none, so that
+// the sender knows its reports as an alert's.
 type reportHold struct {
 	delay time.Duration
-	// until is when the hold is forgotten: the alert's expiry plus the
-	// delay, so that a final event written at the expiry is held too; or,
-	// once the final event is written, its time plus the delay.
+	// until is when the hold ends: the alert's expiry plus the delay, so
+	// that a final event written at the expiry is held too; or, once the
+	// final event is written, its time plus the delay.
 	until time.Time
+	// forget is when the hold is forgotten: the alert's expiry plus the
+	// delay. Its reports still in the outbox until then are known as the
+	// alert's, which another alert's held reports do not hold back.
+	forget time.Time
 }
 
 // newRand returns the agent's own random source, seeded from the
@@ -67,9 +77,9 @@ func (a *Agent) reportDelay(w time.Duration) time.Duration {
 	return time.Duration(a.rand.Int64N(int64(w)))
 }
 
-// holdReports starts holding the reports of al, if its window asks for it.
-// It runs in the main loop when the alert is accepted, before any event of
-// it is written.
+// holdReports starts holding the reports of al, if its window asks for it
+// (else it only notes them as an alert's, with no delay). It runs in the
+// main loop when the alert is accepted, before any event of it is written.
 //
 // The window runs from the alert's start: a node that has the alert late
 // (a weak link, a busy broker) spreads its reports over what is left of
@@ -84,10 +94,10 @@ func (a *Agent) holdReports(al *protocol.Alert) {
 		w = max(left, 0)
 	}
 	d := a.reportDelay(w)
+	a.setHold(al.Occurrence.ID, d, al.Occurrence.Expires.Add(d), al.Occurrence.Expires)
 	if d <= 0 {
 		return
 	}
-	a.setHold(al.Occurrence.ID, d, al.Occurrence.Expires.Add(d))
 	a.alertsChanged()
 	a.log.Debug("agent: reports of the alert spread", "occurrence", al.Occurrence.ID, "window", w, "delay", d)
 }
@@ -114,13 +124,14 @@ func (a *Agent) releaseHold(id string) bool {
 	return held
 }
 
-// setHold holds the reports of alert id by d until until.
-func (a *Agent) setHold(id string, d time.Duration, until time.Time) {
+// setHold holds the reports of alert id, which expires at expires, by d
+// until until.
+func (a *Agent) setHold(id string, d time.Duration, until, expires time.Time) {
 	a.mu.Lock()
 	if a.holds == nil {
 		a.holds = map[string]reportHold{}
 	}
-	a.holds[id] = reportHold{delay: d, until: until}
+	a.holds[id] = reportHold{delay: d, until: until, forget: expires.Add(d)}
 	a.mu.Unlock()
 }
 
@@ -149,12 +160,12 @@ func (a *Agent) endHolds(events []protocol.Event) {
 	}
 }
 
-// pruneHolds forgets the holds past their end.
+// pruneHolds forgets the holds of alerts past their expiry and delay.
 func (a *Agent) pruneHolds(now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, h := range a.holds {
-		if now.After(h.until) {
+		if now.After(h.forget) {
 			delete(a.holds, id)
 			a.alertsDirty = true
 		}
@@ -169,23 +180,41 @@ func (a *Agent) heldDelays() (delays map[string]int64, until map[string]time.Tim
 	if len(a.holds) == 0 {
 		return nil, nil
 	}
-	delays, until = make(map[string]int64, len(a.holds)), make(map[string]time.Time, len(a.holds))
 	for id, h := range a.holds {
+		if h.delay <= 0 {
+			continue // nothing to keep: its reports go at their time
+		}
+		if delays == nil {
+			delays, until = map[string]int64{}, map[string]time.Time{}
+		}
 		delays[id], until[id] = h.delay.Milliseconds(), h.until
 	}
 	return delays, until
 }
 
-// heldUntil returns when e may be sent: its At plus the delay of its
-// alert's reports, or zero if it is not held. Called by the sender.
-func (a *Agent) heldUntil(e protocol.Event) time.Time {
+// heldUntil returns when a batch of events, oldest first, may be sent:
+// at once (zero) if the first is not a report of an alert, else when the
+// first report of an alert among them is due, its At plus the delay of
+// its alert's reports. So one alert's held reports do not hold back
+// another's: the controller resends an alert whose receipt it has not
+// heard by its own bound. Called by the sender.
+func (a *Agent) heldUntil(events []protocol.Event) time.Time {
 	a.mu.Lock()
-	h, ok := a.holds[e.Occurrence]
-	a.mu.Unlock()
-	if !ok {
-		return time.Time{}
+	defer a.mu.Unlock()
+	var due time.Time
+	for i, e := range events {
+		h, ok := a.holds[e.Occurrence]
+		if !ok {
+			if i == 0 {
+				return time.Time{}
+			}
+			continue
+		}
+		if t := e.At.Add(h.delay); due.IsZero() || t.Before(due) {
+			due = t
+		}
 	}
-	return e.At.Add(h.delay)
+	return due
 }
 
 // stateDelay returns how much longer than the debounce a state change now

@@ -79,8 +79,8 @@ func TestFinalEventEndsHold(t *testing.T) {
 	t0 := time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)
 	const d = 4 * time.Second
 	a := &Agent{}
-	a.setHold("e1@x", d, t0.Add(10*time.Minute+d))
-	a.setHold("e2@x", d, t0.Add(10*time.Minute+d))
+	a.setHold("e1@x", d, t0.Add(10*time.Minute+d), t0.Add(10*time.Minute))
+	a.setHold("e2@x", d, t0.Add(10*time.Minute+d), t0.Add(10*time.Minute))
 	a.endHolds([]protocol.Event{
 		{Type: protocol.EventStarted, Occurrence: "e1@x", At: t0},
 		{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)},
@@ -95,7 +95,7 @@ func TestFinalEventEndsHold(t *testing.T) {
 	if h := a.holds["e2@x"]; !h.until.Equal(t0.Add(5*time.Second + d)) {
 		t.Errorf("hold of the completed alert ends %v, want its completion plus the delay", h.until)
 	}
-	if got := a.heldUntil(protocol.Event{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)}); !got.Equal(t0.Add(9 * time.Second)) {
+	if got := a.heldUntil([]protocol.Event{{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)}}); !got.Equal(t0.Add(9 * time.Second)) {
 		t.Errorf("the final event is sent at %v, want its time plus the delay", got)
 	}
 	delete(a.holds, "e1@x")
@@ -129,7 +129,7 @@ func TestEndedHoldSurvivesRestart(t *testing.T) {
 	a := &Agent{store: st, log: quiet}
 	for _, id := range []string{"e1@x", "e2@x"} {
 		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{ID: id, Start: t0, Expires: expires}})
-		a.setHold(id, d, expires.Add(d))
+		a.setHold(id, d, expires.Add(d), expires)
 	}
 	a.endHolds([]protocol.Event{{Type: protocol.EventCompleted, Occurrence: "e1@x", At: t0.Add(5 * time.Second)}})
 	if !a.alertsDirty {

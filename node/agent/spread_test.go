@@ -300,3 +300,45 @@ func TestStateSpread(t *testing.T) {
 		t.Errorf("state after the alert published %v after it, want at least the delay %v", got, delay)
 	}
 }
+
+// TestAnotherAlertsReceiptNotHeld: a node of a commune held its reports
+// of the district's typhoon warning (a large area: a report window) when
+// the commune's dyke warning came. Its receipt of the second waited in
+// the outbox behind the first's held receipt, up to the first's delay,
+// while the controller resends an alert whose receipt it has not heard
+// within 2 s (plus that alert's own window): it resent the dyke warning to
+// every node of the commune. Each alert's reports go on their own
+// schedule: the second's receipt reaches the controller at its own time
+// (at once without a window, its own delay with one), taking the first's
+// held reports along, as the events are sent in order.
+func TestAnotherAlertsReceiptNotHeld(t *testing.T) {
+	t.Run("without a window", func(t *testing.T) {
+		c := newSpreadCase(t, options{})
+		fc, ctl := c.fc, c.ctl
+		t0 := fc.Now()
+		c.alert("e1@x", t0.Add(30*time.Second), 5*time.Second)
+		c.received(t)
+		quiet(t, 200*time.Millisecond, "the first alert's receipt reported before its delay", func() bool { return len(ctl.Events("n1")) > 0 })
+
+		// The commune's own alert: no window. The fake clock does not move.
+		ctl.SendAreaCommand("x1", spreadAlert("e2@x", c.msg, c.opening, c.closing, t0.Add(40*time.Second), t0.Add(10*time.Minute), 0), 10*time.Minute)
+		events := waitEvents(t, ctl, "n1", []string{"received e1@x", "received e2@x"})
+		if !events[0].At.Equal(t0) || !events[1].At.Equal(t0) {
+			t.Errorf("receipts at %v and %v, want both at %v: events keep their true time", events[0].At, events[1].At, t0)
+		}
+	})
+	t.Run("with a shorter delay", func(t *testing.T) {
+		c := newSpreadCase(t, options{})
+		fc, ctl := c.fc, c.ctl
+		t0 := fc.Now()
+		c.alert("e1@x", t0.Add(30*time.Second), 10*time.Second)
+		c.received(t)
+		c.ctl.SendAreaCommand("x1", spreadAlert("e2@x", c.msg, c.opening, c.closing, t0.Add(40*time.Second), t0.Add(10*time.Minute), 2*time.Second), 10*time.Minute)
+		nodetest.Eventually(t, 5*time.Second, "the second alert not received", func() bool { return c.n.a.Status().Outbox >= 3 })
+		// The second's delay is half its window: 1 s, not the first's 10 s.
+		reportedAt(t, fc, ctl, "the second alert's receipt", 2, t0.Add(time.Second))
+		waitEvents(t, ctl, "n1", []string{"received e1@x", "received e2@x"})
+		// The first alert's later reports keep its delay.
+		reportedAt(t, fc, ctl, "the first alert's start", 3, t0.Add(40*time.Second))
+	})
+}
