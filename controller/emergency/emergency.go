@@ -624,6 +624,24 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 			return nil, fmt.Errorf("emergency %s: cancel while it is published: %w", id, ctx.Err())
 		}
 	}
+	// One the controller stopped sending (restore.go, closeUnsent) is not
+	// tracked, and its record may not name what its clusters were sent:
+	// its deliveries do, so that the cancel names it.
+	var found string
+	if t == nil {
+		em, err := s.Store.FindEmergencyByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if em.Occurrence == "" && em.State != loaxa.EmergencyCancelled && s.Clock.Now().Before(em.Expires) {
+			if found, err = s.sentOccurrence(ctx, id); err != nil {
+				return nil, fmt.Errorf("emergency %s: cancel: %w", id, err)
+			}
+			if found == "" {
+				return nil, loaxa.Errorf(loaxa.EConflict, "Emergency %s was cut off while it was sent (the controller stopped), and nothing says what its clusters were sent: no cluster has reported it. If a cluster sounds it, cancel again once its report has come.", id)
+			}
+		}
+	}
 	now := s.Clock.Now()
 	em, err := s.Store.UpdateEmergency(ctx, id, func(e *loaxa.Emergency) error {
 		switch {
@@ -632,6 +650,9 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 		case !now.Before(e.Expires):
 			return loaxa.Errorf(loaxa.EConflict, "Emergency %s expired at %s; no node starts it any more.", e.ID, e.Expires.Format(time.RFC3339))
 		}
+		if e.Occurrence == "" && found != "" {
+			e.Occurrence, e.Issued = found, loaxa.OccurrenceTime(found)
+		}
 		e.State, e.CancelledAt, e.CancelledBy = loaxa.EmergencyCancelled, now, by
 		return nil
 	})
@@ -639,10 +660,16 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 		return nil, err
 	}
 	s.mu.Lock()
-	if t := s.live[id]; t != nil {
+	t = s.live[id]
+	if t != nil {
 		t.em.State, t.cancelled = loaxa.EmergencyCancelled, now
 	}
 	s.mu.Unlock()
+	if t == nil && em.Occurrence != "" {
+		// Taken up, so that the cancel follows the clusters that had the
+		// alert (their reports may come only now) as any cancel does.
+		s.takeUp(ctx, em)
+	}
 	cmd := protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: em.Occurrence}
 	ttl := max(em.Expires.Sub(now), time.Second)
 	var errs []error

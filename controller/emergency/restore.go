@@ -86,6 +86,41 @@ func (s *Service) restore(ctx context.Context) error {
 	return nil
 }
 
+// takeUp tracks em, which the controller stopped sending and an officer
+// cancelled since: the cancel then follows the clusters that had it. The
+// cancel went to its areas all the same if this fails.
+func (s *Service) takeUp(ctx context.Context, em *loaxa.Emergency) {
+	t, err := s.track(ctx, em)
+	if err != nil {
+		s.Logger.Error("emergency: cancel not followed node by node; it went to the areas", "emergency", em.ID, "drill", em.Drill, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.live == nil {
+		s.live, s.fanout = map[string]*tracking{}, map[string]*tracking{}
+	}
+	if s.live[em.ID] == nil {
+		s.live[em.ID] = t
+	}
+	s.mu.Unlock()
+}
+
+// sentOccurrence returns the occurrence the alert of emergency id was
+// sent as, from its deliveries (the plan stored while it was published,
+// or the reports of its clusters), or "" if none has it.
+func (s *Service) sentOccurrence(ctx context.Context, id string) (string, error) {
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+	if err != nil {
+		return "", fmt.Errorf("deliveries: %w", err)
+	}
+	for _, d := range ds {
+		if d.Occurrence != "" {
+			return d.Occurrence, nil
+		}
+	}
+	return "", nil
+}
+
 // track rebuilds the tracking of a sent emergency from the store.
 func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, error) {
 	contents := map[string]*loaxa.Content{}
@@ -274,6 +309,13 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 		if err := s.Deliveries.EnsureDeliveries(ctx, plans); err != nil {
 			s.Logger.Error("emergency: deliveries reported before a stop not marked with the alert's level and drill mark", "emergency", em.ID, "nodes", len(plans), "err", err)
 		}
+	}
+	if reported == 0 && len(ds) > 0 {
+		// The plan was stored while it was published: it may have gone
+		// out, and its clusters may hold their reports (a report window).
+		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; closed as expired, it may have gone out: see its report, and cancel it if clusters sound it, before sending it again",
+			"planned", len(ds))
+		return
 	}
 	if reported == 0 {
 		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster reported it; closed as expired, send it again if it is still needed")

@@ -584,3 +584,116 @@ func TestRestartStillFindsANodeOnANewStore(t *testing.T) {
 		t.Errorf("n1 once it lost the alert: %+v, want suspended", nodes["n1"])
 	}
 }
+
+// stuckArea is the broker as a controller sees it that stops while it
+// publishes: the alert to area 32 never returns (until ctx ends); the
+// others are taken and recorded.
+type stuckArea struct {
+	*recorder
+	entered chan struct{}
+}
+
+func (g *stuckArea) SendAreaCommand(ctx context.Context, area string, cmd protocol.Command, ttl time.Duration) error {
+	if area == "32" && cmd.Name == protocol.CmdAlert {
+		close(g.entered)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return g.recorder.SendAreaCommand(ctx, area, cmd, ttl)
+}
+
+// TestRestartMidSendThenCancel: the controller stops (a crash) while it
+// publishes an alert to two areas: area 31 has it, the publish to 32 is
+// under way, and no cluster's report has come yet (the clusters of a large
+// area hold theirs over the report window). The restarted controller
+// closes it as cut off while sending; an officer then cancels it. Before,
+// the cancel named no occurrence, since none was recorded: every cluster
+// ignored it ("alert-cancel without an occurrence") and the alert sounded
+// on to its expiry. The cancel must name what the clusters were sent, go
+// to every area, follow the clusters that report the alert until they
+// report it over, and the alert is never sent again.
+func TestRestartMidSendThenCancel(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	if err := bolt.NewAreaService(w.db).CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Quảng Ninh"}); err != nil {
+		t.Fatal(err)
+	}
+	nodes := bolt.NewNodeService(w.db)
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "32"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.UpdateNodeStatus(ctx, "n4", func(s *loaxa.NodeStatus) { s.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	s := w.service()
+	gate := &stuckArea{recorder: w.rec, entered: make(chan struct{})}
+	s.Messenger = gate
+	sendCtx, crash := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.SendEmergency(sendCtx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31", "32"}, CreatedBy: "admin"}); err == nil {
+			t.Error("the stopped controller's send ended well")
+		}
+	}()
+	<-gate.entered
+	alert := w.rec.lastSent("area/31")
+	for alert.Name == "" {
+		time.Sleep(time.Millisecond) // the publish to 31 runs beside the stuck one
+		alert = w.rec.lastSent("area/31")
+	}
+	occ := alert.Alert.Occurrence.ID
+	ems, err := s.Store.FindEmergencies(ctx, 1)
+	if err != nil || len(ems) != 1 {
+		t.Fatalf("emergencies %v, %v", ems, err)
+	}
+	id := ems[0].ID
+	// The plan of the nodes is stored beside the publish; the stop comes
+	// after it.
+	for {
+		ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 4 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	w.fc.Advance(time.Second)
+	s2 := w.service() // the restarted controller, on the same store
+	crash()           // the old one is gone: nothing more of it is stored
+	<-done
+	w.rec.take()
+
+	if _, err := s2.CancelEmergency(ctx, id, "admin"); err != nil {
+		t.Fatalf("cancel after the restart: %v", err)
+	}
+	if got := w.rec.take(); !slices.Equal(got, []string{"area/31 alert-cancel", "area/32 alert-cancel"}) {
+		t.Errorf("cancel sent %v, want it to each area", got)
+	}
+	for _, to := range []string{"area/31", "area/32"} {
+		if got := w.rec.lastSent(to); got.Occurrence != occ {
+			t.Errorf("cancel to %s names %q, want %q, the alert the clusters were sent", to, got.Occurrence, occ)
+		}
+	}
+	// n1's held receipt comes after the cancel: the cancel follows it
+	// until it reports the alert over; the alert is not sent again.
+	w.report(s2, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: w.fc.Now()})
+	if got := w.step(s2, 2100*time.Millisecond); !slices.Equal(got, []string{"node/n1 alert-cancel"}) {
+		t.Errorf("after n1's receipt: sent %v, want the cancel to n1", got)
+	}
+	w.report(s2, "n1", protocol.Event{Type: protocol.EventFailed, Occurrence: occ, Reason: protocol.ReasonCancelled, At: w.fc.Now()})
+	for range 5 {
+		if got := w.step(s2, 2100*time.Millisecond); len(got) != 0 {
+			t.Errorf("after n1 reported it cancelled: sent %v", got)
+		}
+	}
+	// A second restart follows the cancel as well and sends no alert.
+	s3 := w.service()
+	w.report(s3, "n4", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: w.fc.Now()})
+	if got := w.step(s3, 2100*time.Millisecond); !slices.Equal(got, []string{"node/n4 alert-cancel"}) {
+		t.Errorf("after a second restart and n4's receipt: sent %v, want the cancel to n4", got)
+	}
+}
