@@ -33,8 +33,12 @@ type Alert struct {
 	Status     string   `xml:"status"`
 	MsgType    string   `xml:"msgType"`
 	Scope      string   `xml:"scope"`
-	References string   `xml:"references"`
-	Infos      []Info   `xml:"info"`
+	// Restriction says who a Restricted alert is for; Addresses, the
+	// recipients of a Private one.
+	Restriction string `xml:"restriction"`
+	Addresses   string `xml:"addresses"`
+	References  string `xml:"references"`
+	Infos       []Info `xml:"info"`
 
 	sent time.Time
 }

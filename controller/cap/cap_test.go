@@ -136,6 +136,41 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestDecideScopeNotPublic: a CAP alert whose scope is Restricted (for
+// users with an operational requirement) or Private (for the addressed
+// recipients) was played at once on every public loudspeaker of its
+// areas, like a Public one. A loudspeaker reaches everyone within earshot,
+// so such an alert must never start on its own: it waits for an officer's
+// approval, and the reason says why. A Cancel of it still withdraws.
+func TestDecideScopeNotPublic(t *testing.T) {
+	now := time.Date(2025, 9, 6, 8, 0, 0, 0, time.FixedZone("+07", 7*3600))
+	never := func(string) bool { return false }
+	all := func(string) bool { return true }
+	for _, c := range []struct {
+		name  string
+		a     *Alert
+		want  Action
+		words string
+	}{
+		{"restricted", variant(t, "<scope>Public</scope>", "<scope>Restricted</scope><restriction>Ban chỉ huy PCTT các xã</restriction>"),
+			ActionPending, `scope Restricted ("Ban chỉ huy PCTT các xã")`},
+		{"private", variant(t, "<scope>Public</scope>", "<scope>Private</scope><addresses>pctt.haiphong.gov.vn</addresses>"),
+			ActionPending, `scope Private (addresses "pctt.haiphong.gov.vn")`},
+		{"restricted exercise", variant(t, "<scope>Public</scope>", "<scope>Restricted</scope>", "<status>Actual", "<status>Exercise"),
+			ActionPending, "scope Restricted"},
+		{"restricted cancel", variant(t, "<msgType>Alert", "<msgType>Cancel", "<scope>Public</scope>",
+			"<scope>Restricted</scope><references>nchmf.gov.vn,NCHMF-2025-0906-00,2025-09-06T06:00:00+07:00</references>"),
+			ActionCancel, ""},
+		{"restricted test", variant(t, "<scope>Public</scope>", "<scope>Restricted</scope>", "<status>Actual", "<status>Test"),
+			ActionLog, ""},
+	} {
+		d := Decide(c.a, now, never, all)
+		if d.Action != c.want || !strings.Contains(d.Reason, c.words) {
+			t.Errorf("%s: %s (%s), want %s saying %q", c.name, d.Action, d.Reason, c.want, c.words)
+		}
+	}
+}
+
 func TestTargets(t *testing.T) {
 	a := variant(t)
 	nodes := []NodePosition{

@@ -78,6 +78,16 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 	if a.Status == "Exercise" {
 		d.Action = ActionDrill
 	}
+	// CAP 1.2 (3.2.1): only a Public alert is "for general dissemination
+	// to unrestricted audiences"; a loudspeaker reaches everyone within
+	// earshot, so a Restricted or Private one is broadcast only if an
+	// officer decides it should be.
+	if a.Scope != "Public" {
+		d.Action = ActionPending
+		d.Reason = fmt.Sprintf("scope %s%s: it is not for the public, and a loudspeaker reaches everyone within earshot; "+
+			"approve it with POST /api/v1/cap/{id}/approve only if it should be broadcast", a.Scope, a.audience())
+		return d
+	}
 	if d.Expires.IsZero() && now.Sub(a.SentAt()) > StaleAfter {
 		d.Action = ActionPending
 		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and gives no expires; approve it with POST /api/v1/cap/{id}/approve if it still holds",
@@ -89,6 +99,18 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 		d.Action = ActionPending
 	}
 	return d
+}
+
+// audience says whom a Restricted or Private alert is for, as its sender
+// wrote it, or nothing.
+func (a *Alert) audience() string {
+	switch {
+	case a.Scope == "Restricted" && strings.TrimSpace(a.Restriction) != "":
+		return fmt.Sprintf(" (%q)", strings.Join(strings.Fields(a.Restriction), " "))
+	case a.Scope == "Private" && strings.TrimSpace(a.Addresses) != "":
+		return fmt.Sprintf(" (addresses %q)", strings.Join(strings.Fields(a.Addresses), " "))
+	}
+	return ""
 }
 
 // NodePosition is where a node stands and which area it is in.

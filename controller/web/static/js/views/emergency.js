@@ -272,6 +272,7 @@ function waitsFor(a) {
   const reason = a.reason || '';
   if (reason.startsWith('could not be played')) return t('cap.failed_before');
   if (reason.startsWith('it was sent at')) return t('cap.stale', { time: fmtDateTime(a.sent) });
+  if (reason.startsWith('scope ')) return t('cap.scope', { scope: reason.slice(6).split(/[\s:(]/)[0] });
   return t('cap.not_auto', { event: a.event });
 }
 
