@@ -272,6 +272,24 @@ func (a *Alert) Info() *Info {
 	return nil
 }
 
+// Blocks returns the info blocks of the language Info plays, in order:
+// CAP 1.2 treats each set of blocks of one language as a sequence, each
+// block for its own areas (a later one may expand an earlier one where
+// their areas overlap, not override it). nil if the alert has none.
+func (a *Alert) Blocks() []*Info {
+	first := a.Info()
+	if first == nil {
+		return nil
+	}
+	var out []*Info
+	for i := range a.Infos {
+		if strings.EqualFold(a.Infos[i].Language, first.Language) {
+			out = append(out, &a.Infos[i])
+		}
+	}
+	return out
+}
+
 // Message is the text to read out: headline, description and instruction.
 func (in *Info) Message() string {
 	var parts []string

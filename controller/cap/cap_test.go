@@ -209,3 +209,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDecideEveryBlockOfTheLanguage: an alert with two vi-VN blocks (for
+// different areas) has both to play, in order, not only the first; an
+// expired one is left out; one whose event is not on the auto-start list
+// makes the alert wait.
+func TestDecideEveryBlockOfTheLanguage(t *testing.T) {
+	now := time.Date(2025, 9, 6, 8, 0, 0, 0, time.FixedZone("+07", 7*3600))
+	second := func(expires, event string) string {
+		return `<info><language>vi-VN</language><category>Met</category><event>` + event + `</event><urgency>Expected</urgency>
+    <severity>Severe</severity><certainty>Likely</certainty><expires>` + expires + `</expires><headline>Mưa lớn</headline>
+    <area><areaDesc>Huyện Vĩnh Bảo</areaDesc><geocode><valueName>loaxa</valueName><value>319</value></geocode></area></info></alert>`
+	}
+	never := func(string) bool { return false }
+	d := Decide(variant(t, "</alert>", second("2025-09-06T20:00:00+07:00", "Bão")), now, never, func(string) bool { return true })
+	if d.Action != ActionPlay || len(d.Blocks) != 2 || d.Blocks[0] != d.Info || d.Blocks[1].Headline != "Mưa lớn" {
+		t.Errorf("two vi-VN blocks: %s, blocks %v; want both to play, the first first", d.Action, d.Blocks)
+	}
+	if d := Decide(variant(t, "</alert>", second("2025-09-06T07:30:00+07:00", "Bão")), now, never, func(string) bool { return true }); d.Blocks != nil {
+		t.Errorf("an expired second block: blocks %v, want none (Info alone)", d.Blocks)
+	}
+	if d := Decide(variant(t, "</alert>", second("2025-09-06T20:00:00+07:00", "Lũ")), now, never, func(e string) bool { return e == "Bão" }); d.Action != ActionPending || !strings.Contains(d.Reason, `"Lũ"`) {
+		t.Errorf("a second block of an event not on the list: %s (%s), want pending naming it", d.Action, d.Reason)
+	}
+	if d := Decide(variant(t), now, never, func(string) bool { return true }); d.Blocks != nil {
+		t.Errorf("one vi-VN block and one en-US: blocks %v, want none (Info alone)", d.Blocks)
+	}
+}

@@ -37,6 +37,10 @@ type Decision struct {
 	Reason string
 	// Info is the block to play (Vietnamese if present).
 	Info *Info
+	// Blocks, when the alert has more than one block in Info's language,
+	// are those to play, Info first, each to its own areas: the others of
+	// the sequence that have not expired (Alert.Blocks).
+	Blocks []*Info
 	// Cancel lists the keys of earlier alerts to cancel first (Update,
 	// Cancel).
 	Cancel []string
@@ -74,6 +78,16 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 		d.Action, d.Reason = ActionExpired, "it expired at "+d.Expires.Format(time.RFC3339)
 		return d
 	}
+	if blocks := a.Blocks(); len(blocks) > 1 {
+		for _, in := range blocks {
+			if exp := in.ExpiresAt(); in == d.Info || exp.IsZero() || exp.After(now) {
+				d.Blocks = append(d.Blocks, in)
+			}
+		}
+		if len(d.Blocks) < 2 {
+			d.Blocks = nil // Info alone
+		}
+	}
 	d.Action = ActionPlay
 	if a.Status == "Exercise" {
 		d.Action = ActionDrill
@@ -94,9 +108,12 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 			a.SentAt().Format(time.RFC3339), StaleAfter)
 		return d
 	}
-	if !autoStart(d.Info.Event) {
-		d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", d.Info.Event)
-		d.Action = ActionPending
+	for _, in := range append([]*Info{d.Info}, d.Blocks...) {
+		if !autoStart(in.Event) {
+			d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", in.Event)
+			d.Action = ActionPending
+			break
+		}
 	}
 	return d
 }

@@ -150,7 +150,11 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	}
 	resp := capResponse{Alert: rec}
 	if d.Action == cap.ActionPlay || d.Action == cap.ActionDrill || d.Action == cap.ActionPending {
-		rec.Targets, err = s.capTargets(ctx, d.Info)
+		if len(d.Blocks) > 0 {
+			err = s.capBlocks(ctx, rec, d.Blocks)
+		} else {
+			rec.Targets, err = s.capTargets(ctx, d.Info)
+		}
 		if err != nil {
 			return 0, capResponse{}, err
 		}
@@ -213,13 +217,11 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			afterPlay = append(afterPlay, old)
 			continue
 		}
-		id, err := s.withdrawCap(ctx, store, svc, old, actor)
+		ids, err := s.withdrawCap(ctx, store, svc, old, actor)
 		if err != nil {
 			return 0, capResponse{}, err
 		}
-		if id != "" {
-			resp.Cancelled = append(resp.Cancelled, id)
-		}
+		resp.Cancelled = append(resp.Cancelled, ids...)
 	}
 	if err := store.CreateCapAlert(ctx, rec); err != nil {
 		if loaxa.ErrorCode(err) == loaxa.EConflict { // the same alert, posted twice at once
@@ -252,13 +254,11 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		// EUnavailable): the warnings it updates stop, their cancels
 		// following it (as POST /cap/{id}/approve does).
 		for _, old := range afterPlay {
-			id, werr := s.withdrawCap(ctx, store, svc, old, actor)
+			ids, werr := s.withdrawCap(ctx, store, svc, old, actor)
 			if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
 				return 0, capResponse{}, werr
 			}
-			if id != "" {
-				resp.Cancelled = append(resp.Cancelled, id)
-			}
+			resp.Cancelled = append(resp.Cancelled, ids...)
 		}
 		if err != nil {
 			return 0, capResponse{}, err
@@ -338,28 +338,79 @@ func withdrawnBefore(ctx context.Context, store loaxa.CapStore, a *cap.Alert) (*
 	return nil, nil
 }
 
-// withdrawCap cancels what old started: its emergency if it plays, or its
-// approval if it waits. It returns the emergency cancelled.
-func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor string) (string, error) {
+// withdrawCap cancels what old started: its emergencies (one per info
+// block it plays) if it plays, or its approval if it waits. It returns the
+// emergencies cancelled.
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor string) ([]string, error) {
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 			a.Action, a.Reason = string(cap.ActionCancelled), "withdrawn by a later Cancel or Update"
 			return nil
 		})
-		return "", err
+		return nil, err
 	}
-	if old.Emergency == "" {
-		return "", nil
+	var ids []string
+	for _, id := range append([]string{old.Emergency}, capBlockEmergencies(old)...) {
+		if id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
-	if _, err := svc.CancelEmergency(ctx, old.Emergency, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
-		if loaxa.ErrorCode(err) == loaxa.EUnavailable {
+	var cancelled []string
+	var away error
+	for _, id := range ids {
+		if _, err := svc.CancelEmergency(ctx, id, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+			if loaxa.ErrorCode(err) != loaxa.EUnavailable {
+				return cancelled, err
+			}
 			// Cancelled in the store; the cancel follows the nodes once
 			// the broker takes it.
-			return old.Emergency, err
+			away = err
 		}
-		return "", err
+		cancelled = append(cancelled, id)
 	}
-	return old.Emergency, nil
+	return cancelled, away
+}
+
+// capBlockEmergencies returns the emergencies of a's info blocks.
+func capBlockEmergencies(a *loaxa.CapAlert) []string {
+	var out []string
+	for _, b := range a.Blocks {
+		out = append(out, b.Emergency)
+	}
+	return out
+}
+
+// capBlocks fills rec from the info blocks it plays, each to its own
+// areas: those an earlier block does not name (CAP 1.2: a later block may
+// expand an earlier one, not override it). A block left with no area here
+// is not played; if only one is left, the alert plays it alone.
+func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*cap.Info) error {
+	var blocks []loaxa.CapBlock
+	var all []string
+	for _, in := range infos {
+		targets, err := s.capTargets(ctx, in)
+		if err != nil {
+			return err
+		}
+		targets = slices.DeleteFunc(targets, func(t string) bool { return slices.Contains(all, t) })
+		if len(targets) == 0 {
+			continue
+		}
+		all = append(all, targets...)
+		blocks = append(blocks, loaxa.CapBlock{Event: in.Event, Headline: strings.TrimSpace(in.Headline), Text: in.Message(),
+			Targets: targets, Expires: in.ExpiresAt()})
+	}
+	slices.Sort(all)
+	rec.Targets = all
+	if len(blocks) == 0 {
+		return nil
+	}
+	b := blocks[0]
+	rec.Event, rec.Headline, rec.Text, rec.Expires = b.Event, b.Headline, b.Text, b.Expires
+	if len(blocks) > 1 {
+		rec.Blocks = blocks
+	}
+	return nil
 }
 
 // capTargets maps an info block to areas: geocodes that are area ids, and
@@ -384,47 +435,94 @@ func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error)
 // one (as J-Alert plays a fixed message per kind of alert: kept on the
 // clusters, it sounds at once while the words download). With a recording
 // and no speech (text-to-speech down, or no text) the recording alone
-// plays.
+// plays. An alert that plays several info blocks sends one emergency per
+// block, each to its areas; every block's audio is made before any is
+// sent, so that one that cannot be leaves nothing half sent. It returns
+// the first block's emergency.
 func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert, actor, remote string) (*loaxa.Emergency, error) {
-	recording, err := capRecording(ctx, store, rec.Event)
+	blocks := slices.Clone(rec.Blocks)
+	if len(blocks) == 0 {
+		blocks = []loaxa.CapBlock{{Event: rec.Event, Headline: rec.Headline, Text: rec.Text, Targets: rec.Targets, Expires: rec.Expires}}
+	}
+	reqs := make([]loaxa.EmergencyRequest, len(blocks))
+	for i := range blocks {
+		b := &blocks[i]
+		req, recording, err := s.capRequest(ctx, store, rec.ID, b, actor)
+		if err != nil {
+			return nil, err
+		}
+		req.Drill = rec.Status == "Exercise"
+		reqs[i], b.Recording = req, recording
+	}
+	var first *loaxa.Emergency
+	var errs []error
+	for i, req := range reqs {
+		em, err := svc.SendEmergency(ctx, req)
+		if err != nil {
+			if em == nil {
+				s.logger().Error("cap: an info block's emergency not sent", "cap", rec.ID, "block", i+1, "targets", req.Targets, "err", err)
+			}
+			errs = append(errs, err)
+		}
+		if em == nil {
+			if i == 0 {
+				return nil, err // nothing sent yet: the alert waits for approval
+			}
+			continue
+		}
+		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, em.Targets, "cap="+rec.ID+" "+emergencyDetail(em))
+		blocks[i].Emergency = em.ID
+		if i == 0 {
+			first = em
+		}
+	}
+	if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
+		a.Emergency, a.Recording = first.ID, blocks[0].Recording
+		if len(a.Blocks) == len(blocks) {
+			a.Blocks = blocks
+		}
+		return nil
+	}); uerr != nil {
+		return first, uerr
+	}
+	if len(errs) > 0 {
+		return first, errs[0]
+	}
+	return first, nil
+}
+
+// capRequest makes the emergency of one info block of CAP alert id, and
+// returns the recording kept for its event type that it plays, if any.
+func (s *Server) capRequest(ctx context.Context, store loaxa.CapStore, id string, b *loaxa.CapBlock, actor string) (loaxa.EmergencyRequest, string, error) {
+	recording, err := capRecording(ctx, store, b.Event)
 	if err != nil {
-		return nil, err
+		return loaxa.EmergencyRequest{}, "", err
 	}
 	var contentID, text, intro string
 	switch {
 	case recording == "":
-		if contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text}); err != nil {
-			return nil, err
+		if contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: b.Text}); err != nil {
+			return loaxa.EmergencyRequest{}, "", err
 		}
-	case strings.TrimSpace(rec.Text) == "" || s.SpeechEngine == nil:
+	case strings.TrimSpace(b.Text) == "" || s.SpeechEngine == nil:
 		contentID = recording
 	default:
-		contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: rec.Text})
+		contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: b.Text})
 		if err != nil {
-			s.logger().Warn("cap: the text cannot be read out; the kept recording plays alone", "cap", rec.ID, "recording", recording, "err", err)
+			s.logger().Warn("cap: the text cannot be read out; the kept recording plays alone", "cap", id, "recording", recording, "err", err)
 			contentID, text = recording, ""
 		} else {
 			intro = recording
 		}
 	}
-	expires := rec.Expires
+	expires := b.Expires
 	if max := s.now().Add(loaxa.MaxEmergencyWindow); expires.After(max) {
 		expires = max
 	}
-	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
-		Kind: loaxa.EmergencyAlert, Title: rec.Headline, ContentID: contentID, Text: text, IntroContentID: intro, Targets: rec.Targets,
-		Drill: rec.Status == "Exercise", Expires: expires, CreatedBy: actor,
-	})
-	if em != nil {
-		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, em.Targets, "cap="+rec.ID+" "+emergencyDetail(em))
-		if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
-			a.Emergency, a.Recording = em.ID, recording
-			return nil
-		}); uerr != nil {
-			return em, uerr
-		}
-	}
-	return em, err
+	return loaxa.EmergencyRequest{
+		Kind: loaxa.EmergencyAlert, Title: b.Headline, ContentID: contentID, Text: text, IntroContentID: intro, Targets: b.Targets,
+		Expires: expires, CreatedBy: actor,
+	}, recording, nil
 }
 
 // capRecording returns the recording kept for CAP event type event
@@ -506,13 +604,11 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	// made again.
 	var cancelled []string
 	for _, old := range replaces {
-		id, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username)
+		ids, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username)
 		if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
 			return werr
 		}
-		if id != "" {
-			cancelled = append(cancelled, id)
-		}
+		cancelled = append(cancelled, ids...)
 	}
 	if err != nil {
 		return s.answerSent(w, r, em, err)

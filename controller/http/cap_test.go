@@ -681,3 +681,58 @@ func TestCapFeedRefusalsAndPassingErrors(t *testing.T) {
 		t.Errorf("the same alert handed again: %q, %v; want a duplicate", action, err)
 	}
 }
+
+// TestCapPlaysEachVietnameseBlock: a CAP alert with two vi-VN info blocks,
+// one for each commune (the coast to shelter now, inland to make ready),
+// played only the first block: the second commune heard nothing, and
+// nothing said so. CAP 1.2 treats each block as its own (a later one may
+// expand, not override, an earlier one where their areas overlap): each
+// block's words go to its own areas, as an emergency of its own, and a
+// Cancel of the alert stops both.
+func TestCapPlaysEachVietnameseBlock(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	second := `<info><language>vi-VN</language><category>Met</category><event>Bão</event><urgency>Expected</urgency>
+  <severity>Severe</severity><certainty>Likely</certainty><expires>2026-03-02T09:00:00+07:00</expires>
+  <headline>Bão số 3 gây mưa lớn</headline><instruction>Bà con chằng chống nhà cửa</instruction>
+  <area><areaDesc>Vùng 2</areaDesc><geocode><valueName>loaxa</valueName><value>12347</value></geocode></area>
+  <area><areaDesc>Vùng 1 nữa</areaDesc><geocode><valueName>loaxa</valueName><value>12346</value></geocode></area></info>
+</alert>`
+	doc := strings.Replace(capXML("two", "Actual", "12346"), "</alert>", second, 1)
+	a := e.postCap(doc, http.StatusCreated)
+	if a.Action != "play" || a.Emergency == nil {
+		t.Fatalf("alert with two vi-VN blocks: %+v", a)
+	}
+	if got := strings.Join(a.Alert.Targets, " "); got != "12346 12347" {
+		t.Errorf("the alert's targets %q, want both communes", got)
+	}
+	words := map[string]string{}
+	for _, c := range e.alerts.commands() {
+		if c.scope != "area" || c.cmd.Alert == nil {
+			t.Errorf("sent %s/%s %s, want alerts to areas only", c.scope, c.id, c.cmd.Name)
+			continue
+		}
+		words[c.id] = c.cmd.Alert.Occurrence.Announcement
+	}
+	if len(words) != 2 || words["12346"] == "" || words["12347"] == "" || words["12346"] == words["12347"] {
+		t.Fatalf("alerts sent %v, want one emergency to each commune", words)
+	}
+	for area, want := range map[string]string{"12346": "Bà con vào nơi trú ẩn", "12347": "Bà con chằng chống nhà cửa"} {
+		var em loaxa.Emergency
+		e.call("GET", "/api/v1/emergency/"+words[area], e.admin, nil, http.StatusOK, &em)
+		if !strings.Contains(em.Text, want) || !slices.Equal(em.Targets, []string{area}) {
+			t.Errorf("emergency to %s: text %q, targets %v; want %q there only (the first block keeps the commune both name)", area, em.Text, em.Targets, want)
+		}
+	}
+
+	cancel := strings.NewReplacer("<identifier>two<", "<identifier>two-cancel<", "<msgType>Alert", "<msgType>Cancel",
+		"<scope>Public</scope>", "<scope>Public</scope><references>nchmf.gov.vn,two,2026-03-02T04:50:00+07:00</references>").Replace(capXML("two", "Actual", "12346"))
+	c := e.postCap(cancel, http.StatusCreated)
+	slices.Sort(c.Cancelled)
+	want := []string{words["12346"], words["12347"]}
+	slices.Sort(want)
+	if !slices.Equal(c.Cancelled, want) {
+		t.Errorf("the Cancel stopped %v, want both emergencies %v", c.Cancelled, want)
+	}
+}

@@ -27,6 +27,12 @@ type CapAlert struct {
 	Recording string    `json:"recording,omitempty"`
 	Targets   []string  `json:"targets,omitempty"`
 	Expires   time.Time `json:"expires,omitzero"`
+	// Blocks are the info blocks played when the alert has more than one
+	// in its language (CAP 1.2 treats each as its own, for its areas):
+	// each is an emergency of its own to its areas. Event, Headline, Text,
+	// Recording, Expires and Emergency above are then the first's, and
+	// Targets are all of theirs. Empty for an alert with one block.
+	Blocks []CapBlock `json:"blocks,omitempty"`
 	// Action is what the controller did: play, drill, pending (waits for
 	// approval), approved, cancel, log, expired, no-target, or cancelled
 	// (a pending alert a later Cancel or Update withdrew).
@@ -38,6 +44,18 @@ type CapAlert struct {
 	ApprovedBy string    `json:"approved_by,omitempty"`
 	// XML is the alert as received.
 	XML string `json:"xml"`
+}
+
+// CapBlock is one info block of a CapAlert that plays several: its words
+// to its areas (those an earlier block of the alert does not name).
+type CapBlock struct {
+	Event     string    `json:"event,omitempty"`
+	Headline  string    `json:"headline,omitempty"`
+	Text      string    `json:"text,omitempty"`
+	Targets   []string  `json:"targets"`
+	Expires   time.Time `json:"expires,omitzero"`
+	Recording string    `json:"recording,omitempty"`
+	Emergency string    `json:"emergency,omitempty"`
 }
 
 // CapStore keeps received CAP alerts and the auto-start list.
