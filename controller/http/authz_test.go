@@ -323,14 +323,14 @@ func authzCases() map[string][]authzCase {
 		}}},
 		"GET /api/v1/broker/mosquitto": {{wholeTree: true, ok: 200, build: get("/api/v1/broker/mosquitto")}},
 		"GET /api/v1/backup":           {{wholeTree: true, ok: 200, build: get("/api/v1/backup")}},
-		"GET /api/v1/releases":         {{ok: 200, build: get("/api/v1/releases")}},
+		"GET /api/v1/releases":         {{wholeTree: true, ok: 200, build: get("/api/v1/releases")}},
 		"POST /api/v1/releases": {{wholeTree: true, ok: 201, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "POST", path: fmt.Sprintf("/api/v1/releases?version=2.%d&arch=amd64", a.seq.Add(1)), contentType: "application/gzip", body: bytes.NewReader(releaseArchive(a.t, 62))}
 		}}},
-		"GET /api/v1/releases/archives/{sha}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+		"GET /api/v1/releases/archives/{sha}": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/releases/archives/" + a.archive}
 		}}},
-		"GET /api/v1/rollouts": {{ok: 200, build: get("/api/v1/rollouts")}},
+		"GET /api/v1/rollouts": {{wholeTree: true, ok: 200, build: get("/api/v1/rollouts")}},
 		"GET /api/v1/upstream/export": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/upstream/export?area=" + scopeArea[in]}
 		}}},
@@ -349,7 +349,7 @@ func authzCases() map[string][]authzCase {
 			}
 			return authzRequest{method: "POST", path: "/api/v1/rollouts/" + ro.ID + "/halt"}
 		}}},
-		"GET /api/v1/rollouts/{id}": {{ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+		"GET /api/v1/rollouts/{id}": {{wholeTree: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/rollouts/" + a.rollout}
 		}}},
 		"GET /api/v1/audit": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {

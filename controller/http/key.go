@@ -43,11 +43,12 @@ type activateRequest struct {
 	Force bool `json:"force"`
 }
 
-// requireWholeTree refuses a caller limited to a subtree: keys sign for
-// every node.
+// requireWholeTree refuses a user limited to a subtree: keys sign for
+// every node, and broker files, backups, releases and rollouts concern
+// every node too. A node calling with its own credentials passes.
 func requireWholeTree(ctx context.Context) error {
-	if u := userFrom(ctx); u.Area != "" {
-		return loaxa.Errorf(loaxa.EForbidden, "Controller keys and broker credentials concern every node; only a user over the whole tree may manage them, not one limited to %q.", u.Area)
+	if u := userFrom(ctx); u != nil && u.Area != "" {
+		return loaxa.Errorf(loaxa.EForbidden, "Controller keys, broker credentials, backups and agent releases concern every node; only a user over the whole tree may manage or read them, not one limited to %q.", u.Area)
 	}
 	return nil
 }

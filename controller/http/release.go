@@ -61,6 +61,9 @@ func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) erro
 	if err := checkQuery(r); err != nil {
 		return err
 	}
+	if err := requireWholeTree(r.Context()); err != nil {
+		return err
+	}
 	if s.ReleaseService == nil {
 		return loaxa.Errorf(loaxa.EConflict, "This controller does not host agent releases.")
 	}
@@ -76,6 +79,9 @@ func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) erro
 // the archive bytes, for nodes (HTTP Basic with their credentials) and
 // admins. Nodes check the SHA-256 against the signed update command.
 func (s *Server) handleGetReleaseArchive(w http.ResponseWriter, r *http.Request) error {
+	if err := requireWholeTree(r.Context()); err != nil {
+		return err
+	}
 	if s.ReleaseService == nil || s.ReleaseArchives == nil {
 		return loaxa.Errorf(loaxa.ENotFound, "This controller does not host agent releases.")
 	}
@@ -142,6 +148,9 @@ func (s *Server) handleListRollouts(w http.ResponseWriter, r *http.Request) erro
 	if err := checkQuery(r); err != nil {
 		return err
 	}
+	if err := requireWholeTree(r.Context()); err != nil {
+		return err
+	}
 	if s.ReleaseService == nil {
 		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
 	}
@@ -157,6 +166,9 @@ func (s *Server) handleListRollouts(w http.ResponseWriter, r *http.Request) erro
 // every node's progress.
 func (s *Server) handleGetRollout(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
+		return err
+	}
+	if err := requireWholeTree(r.Context()); err != nil {
 		return err
 	}
 	if s.ReleaseService == nil {

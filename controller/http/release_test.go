@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // releaseArchive is a release archive as build-boards.sh writes it, whose
@@ -92,5 +93,44 @@ func TestHaltRollout(t *testing.T) {
 	}
 	if !slices.ContainsFunc(entries, func(e *loaxa.AuditEntry) bool { return e.Action == "rollout.halt" && e.Target == ro.ID }) {
 		t.Error("no rollout.halt audit entry")
+	}
+}
+
+// TestReleaseReadsNeedTheWholeTree: an admin limited to one commune read
+// the province's releases and rollouts (which nodes, which version, when)
+// and could fetch the archives, although docs/security.md says
+// system.manage routes need a user over the whole tree. Every release and
+// rollout route now refuses a caller limited to an area, and answers the
+// whole-tree admin and a node fetching an archive with its credentials.
+func TestReleaseReadsNeedTheWholeTree(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	commune := a.addUser("admin-xa", loaxa.RoleAdmin, "12346")
+	for _, path := range []string{
+		"/api/v1/releases",
+		"/api/v1/releases/archives/" + a.archive,
+		"/api/v1/rollouts",
+		"/api/v1/rollouts/" + a.rollout,
+	} {
+		checkError(t, a.request("GET", path, commune, "", nil), http.StatusForbidden, loaxa.EForbidden, "only a user over the whole tree")
+		if r := a.request("GET", path, a.admin, "", nil); r.status != http.StatusOK {
+			t.Errorf("GET %s as the whole-tree admin: %d %s", path, r.status, r.body)
+		}
+	}
+	checkError(t, a.request("POST", "/api/v1/rollouts/"+a.rollout+"/halt", commune, "", nil), http.StatusForbidden, loaxa.EForbidden, "only a user over the whole tree")
+
+	var created struct {
+		Credentials protocol.Credentials `json:"credentials"`
+	}
+	a.call("POST", "/api/v1/nodes", a.admin, map[string]any{"id": "n-r", "name": "Cụm loa trạm y tế", "area": "12346", "lat": 20.7, "lon": 106.5}, http.StatusCreated, &created)
+	creds := created.Credentials
+	req, _ := http.NewRequest("GET", a.ts.URL+"/api/v1/releases/archives/"+a.archive, nil)
+	req.SetBasicAuth(creds.Username, creds.Secret)
+	resp, err := a.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !bytes.Equal(body, releaseArchive(t, 62)) {
+		t.Errorf("archive fetched by a node: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
