@@ -14,6 +14,8 @@ import (
 type ReleaseArchives interface {
 	Put(r io.Reader, arch, filename string) (*loaxa.ReleaseArchive, error)
 	Open(sha string) (*os.File, error)
+	// Remove deletes a stored archive.
+	Remove(sha string) error
 }
 
 // RolloutRunner plans and drives rollouts (controller/release).
@@ -43,17 +45,37 @@ func (s *Server) handleUploadRelease(w http.ResponseWriter, r *http.Request) err
 	if arch == "" {
 		return loaxa.Errorf(loaxa.EInvalid, "arch is required: arm64, arm or amd64, the architecture the archive was built for.")
 	}
+	s.releaseUploads.Lock()
+	defer s.releaseUploads.Unlock()
 	a, err := s.ReleaseArchives.Put(http.MaxBytesReader(w, r.Body, 256<<20+1), arch, "loaxa-node-"+version+"-linux-"+arch+".tar.gz")
 	if err != nil {
 		return err
 	}
 	rel, err := s.ReleaseService.PutReleaseArchive(ctx, version, *a, userFrom(ctx).Username)
 	if err != nil {
+		s.discardReleaseArchive(ctx, a.SHA256)
 		return err
 	}
 	s.audit(r, "release.upload", version, "", arch+" "+a.SHA256)
 	s.writeJSON(w, r, http.StatusCreated, rel)
 	return nil
+}
+
+// discardReleaseArchive removes the archive of a refused upload, unless a
+// release names it (the same build uploaded again): nothing half-done
+// stays on the controller's disk.
+func (s *Server) discardReleaseArchive(ctx context.Context, sha string) {
+	known, err := s.ReleaseService.ReleaseArchiveKnown(ctx, sha)
+	if err != nil {
+		s.Logger.Error("release upload refused; its archive is kept, as the store could not say whether a release names it", "sha256", sha, "err", err)
+		return
+	}
+	if known {
+		return
+	}
+	if err := s.ReleaseArchives.Remove(sha); err != nil {
+		s.Logger.Error("release upload refused; its archive could not be removed", "sha256", sha, "err", err)
+	}
 }
 
 // handleListReleases answers GET /api/v1/releases.

@@ -6,11 +6,13 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/release"
 	"loaxa.vn/protocol"
 )
 
@@ -132,5 +134,52 @@ func TestReleaseReadsNeedTheWholeTree(t *testing.T) {
 	}
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !bytes.Equal(body, releaseArchive(t, 62)) {
 		t.Errorf("archive fetched by a node: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+// TestRefusedReleaseUploadLeavesNothing: an upload refused after its bytes
+// were stored (another build of a version and architecture the controller
+// has) stayed in DATA/releases for ever, 15 MB or more each time. A
+// refused upload must leave the release directory as it was, and an
+// identical archive the controller already serves must stay.
+func TestRefusedReleaseUploadLeavesNothing(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	dir := a.srv.ReleaseArchives.(*release.Archives).Dir
+	files := func() []string {
+		t.Helper()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := files()
+	other := releaseArchive(t, 62)
+	other = append(other[:len(other):len(other)], 0) // another build: trailing bytes a gzip reader ignores
+	for _, tc := range []struct {
+		name, query string
+		body        []byte
+		status      int
+	}{
+		{"wrong architecture", "version=2.0.0&arch=arm64", releaseArchive(t, 62), http.StatusBadRequest},
+		{"corrupt archive", "version=2.0.0&arch=amd64", releaseArchive(t, 62)[:40], http.StatusBadRequest},
+		{"another build of a version held", "version=1.0.0&arch=amd64", other, http.StatusConflict},
+		{"the same build again", "version=1.0.0&arch=amd64", releaseArchive(t, 62), http.StatusConflict},
+	} {
+		r := a.request("POST", "/api/v1/releases?"+tc.query, a.admin, "application/gzip", bytes.NewReader(tc.body))
+		if r.status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.body, tc.status)
+		}
+		if got := files(); !slices.Equal(got, before) {
+			t.Errorf("after %s, the release directory holds %q, want %q", tc.name, got, before)
+		}
+	}
+	if r := a.request("GET", "/api/v1/releases/archives/"+a.archive, a.admin, "", nil); r.status != http.StatusOK {
+		t.Errorf("the archive served before: %d %s", r.status, r.body)
 	}
 }

@@ -181,8 +181,12 @@ type Server struct {
 	// inbound holds one inbound bulletin id at a time (upstream.go): a
 	// resend that arrives while the first is still handled waits for it.
 	inbound keyLocks
-	mux     *http.ServeMux
-	handler http.Handler
+	// releaseUploads takes one release upload at a time from storing its
+	// archive to registering it, so that a refused one removes only an
+	// archive no release names (release.go).
+	releaseUploads sync.Mutex
+	mux            *http.ServeMux
+	handler        http.Handler
 
 	mu       sync.Mutex
 	listener net.Listener

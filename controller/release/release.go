@@ -97,6 +97,17 @@ func (s *Archives) Open(sha string) (*os.File, error) {
 	return f, err
 }
 
+// Remove deletes a stored archive; one that is not there is no error.
+func (s *Archives) Remove(sha string) error {
+	if !protocol.ValidContentID(sha) {
+		return loaxa.Errorf(loaxa.EInvalid, "Release archive id %q is not a SHA-256.", sha)
+	}
+	if err := os.Remove(s.path(sha)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove release archive %s: %w", sha, err)
+	}
+	return nil
+}
+
 func (s *Archives) path(sha string) string { return filepath.Join(s.Dir, sha+".tar.gz") }
 
 // binaryMachine finds the node binary in a release archive (a member
