@@ -274,7 +274,7 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Credentials:   cred,
 		DataDir:       o.data,
 		Store:         st.Store,
@@ -283,7 +283,6 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		Logger:        log,
 		Version:       version,
 		CacheMaxBytes: cacheSize,
-		Updates:       u.requests,
 		StartupEvents: u.startup,
 
 		DamagedAtStart:  st.damaged,
@@ -293,7 +292,11 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 		Heartbeat:       o.heartbeat,
 		Reboot:          func() { cancel(errReboot) },
 		Restart:         func(cause error) { cancel(cause) },
-	})
+	}
+	if u.requests != nil {
+		cfg.Updates = u.requests
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}

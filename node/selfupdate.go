@@ -11,7 +11,9 @@ package main
 //     for content a play needs (an alert's message): it stops while
 //     that is fetched and then goes on from where it was;
 //  2. waits until nothing plays and nothing is due for idleWindow, so an
-//     update never cuts a broadcast;
+//     update never cuts a broadcast. Until then it follows the controller's
+//     latest wish (update.Requests): a request for another release, or
+//     none renewed in time (the rollout halted), drops this one;
 //  3. stops its agent and starts the new binary as a child on trial, with
 //     the same arguments, and waits up to --update-trial for it to say, on
 //     a pipe, that it connected to the broker and its main loop runs;
@@ -64,7 +66,7 @@ type updater struct {
 	cred     *protocol.Credentials
 	log      *slog.Logger
 	exe      string
-	requests chan protocol.Update
+	requests *update.Requests // nil: updates off
 	startup  []protocol.Event
 	trial    bool // this process is a child on trial
 	staged   *protocol.Update
@@ -73,7 +75,7 @@ type updater struct {
 // runAgent runs the agent, and tries updates it is asked for: see the top
 // of this file.
 func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger) error {
-	u := &updater{cred: cred, log: log, requests: make(chan protocol.Update, 1), trial: o.getenv(envTrial) == "1"}
+	u := &updater{cred: cred, log: log, requests: update.NewRequests(time.Now), trial: o.getenv(envTrial) == "1"}
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
@@ -105,8 +107,9 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 func (u *updater) newPath() string { return filepath.Join(filepath.Dir(u.exe), ".loaxa-node.new") }
 
 // serve handles the agent's update requests until ctx ends; when one is
-// fetched and the node is idle, it sets u.staged and stops the agent.
-// A child on trial says when it is healthy. The returned channel closes
+// fetched and the node is idle, it sets u.staged and stops the agent. A
+// request the controller withdraws before that is dropped. A child on
+// trial says when it is healthy. The returned channel closes
 // when it is done.
 func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan struct{} {
 	done := make(chan struct{})
@@ -115,24 +118,36 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 		if u.trial {
 			u.sayHealthy(ctx, a)
 		}
+		if u.requests == nil {
+			return
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case req := <-u.requests:
-				if err := u.stage(ctx, a, req); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
+			case <-u.requests.Wake():
+				req, ok := u.requests.Take()
+				if !ok {
+					break
+				}
+				err := u.stage(ctx, a, req)
+				switch {
+				case ctx.Err() != nil:
+					return
+				case errors.Is(err, update.ErrWithdrawn):
+					os.Remove(u.newPath())
+					u.log.Info("update: the controller no longer asks for this release (a newer one, or the rollout stopped); dropped", "version", req.Version)
+				case err != nil:
+					u.requests.Settle(req)
 					u.log.Error("update: not staged", "version", req.Version, "err", err)
 					if err := a.Report(ctx, protocol.Event{Type: protocol.EventUpdateFailed, Version: req.Version, Reason: err.Error()}); err != nil {
 						u.log.Error("update: failure not reported", "err", err)
 					}
-					continue
+				default:
+					u.staged = &req
+					stop()
+					return
 				}
-				u.staged = &req
-				stop()
-				return
 			}
 		}
 	}()
@@ -154,6 +169,11 @@ func (u *updater) stage(ctx context.Context, a *agent.Agent, req protocol.Update
 	}
 	u.log.Info("update: fetched and checked; waiting for a quiet moment", "version", req.Version)
 	for {
+		// The controller may have replaced or withdrawn the release
+		// meanwhile: an outdated agent is not installed.
+		if !u.requests.Wanted(req) {
+			return update.ErrWithdrawn
+		}
 		idle, err := a.Idle(ctx, idleWindow)
 		if err != nil {
 			return err

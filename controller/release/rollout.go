@@ -128,8 +128,10 @@ func (r *Runner) Start(ctx context.Context, version string, targets loaxa.Target
 const maxHaltReason = 200
 
 // Halt stops an active rollout by hand: no node is asked any more.
-// Nodes already asked may still install the version while their command
-// lives (Resend); a new rollout of the previous version brings them back.
+// A node already asked drops the request once it is not renewed within a
+// command's lifetime (Resend) after it expired (node/update.Requests),
+// unless it is trying the version already; a new rollout of the previous
+// version brings those back.
 func (r *Runner) Halt(ctx context.Context, id, by, reason string) (*loaxa.Rollout, error) {
 	if len(reason) > maxHaltReason {
 		return nil, loaxa.Errorf(loaxa.EInvalid, "reason is %d bytes long; say it in at most %d.", len(reason), maxHaltReason)

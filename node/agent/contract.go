@@ -170,8 +170,8 @@ type Config struct {
 
 	// Updates receives the agent releases the controller asks this node
 	// to install (CmdUpdate), for the process to fetch, install and try
-	// (node/update); nil refuses them with an update-failed event.
-	Updates chan<- protocol.Update
+	// (node/update.Requests); nil refuses them with an update-failed event.
+	Updates UpdateRequests
 	// ReportDelay, if set, picks the delay of an alert's reports within
 	// its report window w (spread.go) instead of uniformly at random;
 	// tests use it. Its result is kept within [0, w].
@@ -226,4 +226,13 @@ type LatencyOutput interface {
 	// Latency is the time from Play taking a sample to the sample being
 	// heard.
 	Latency() time.Duration
+}
+
+// UpdateRequests takes the agent releases the controller asks a node to
+// install (node/update.Requests).
+type UpdateRequests interface {
+	// Ask records a request for u in a command signed at issued and valid
+	// until expires, judged at now on the node's corrected clock; it must
+	// not block.
+	Ask(u protocol.Update, issued, expires, now time.Time)
 }

@@ -169,7 +169,7 @@ func (a *Agent) acceptCommand(env *protocol.Envelope) error {
 	case protocol.CmdAck:
 		a.ack(cmd)
 	case protocol.CmdUpdate:
-		a.requestUpdate(cmd.Update)
+		a.requestUpdate(cmd.Update, env)
 	case protocol.CmdAlert:
 		return a.acceptAlert(env, cmd.Alert)
 	case protocol.CmdAlertCancel:

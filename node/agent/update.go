@@ -13,10 +13,10 @@ import (
 // Arch is the board architecture an update archive must be built for.
 var Arch = runtime.GOARCH
 
-// requestUpdate hands a release the controller signed to the process
-// (Config.Updates), which fetches, installs and tries it. It runs in the
-// main loop.
-func (a *Agent) requestUpdate(u *protocol.Update) {
+// requestUpdate hands a release the controller signed in env to the
+// process (Config.Updates), which fetches, installs and tries it while the
+// controller keeps asking for it. It runs in the main loop.
+func (a *Agent) requestUpdate(u *protocol.Update, env *protocol.Envelope) {
 	fail := func(reason string) {
 		a.log.Warn("agent: update refused", "reason", reason)
 		v := ""
@@ -43,12 +43,8 @@ func (a *Agent) requestUpdate(u *protocol.Update) {
 		fail(fmt.Sprintf("release %s has no archive for %s", u.Version, Arch))
 		return
 	}
-	select {
-	case a.cfg.Updates <- *u:
-		a.log.Info("agent: update requested", "version", u.Version)
-	default:
-		a.log.Info("agent: update already in progress; request dropped", "version", u.Version)
-	}
+	a.cfg.Updates.Ask(*u, env.IssuedAt(), env.ExpiresAt(), a.clock.Now())
+	a.log.Info("agent: update requested", "version", u.Version)
 }
 
 // Lend is the content cache's (content.Cache.Lend): a download of the

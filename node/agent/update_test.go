@@ -1,0 +1,75 @@
+package agent_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/update"
+	"loaxa.vn/protocol"
+)
+
+// release is an update to version with one archive for this board.
+func release(version string) *protocol.Update {
+	sha := strings.Repeat(version[:1], 64)
+	return &protocol.Update{Version: version, Archives: []protocol.UpdateArchive{{Arch: agent.Arch,
+		SHA256: sha, Size: 15 << 20, Path: "/api/v1/releases/archives/" + sha}}}
+}
+
+// boardClock is a board's clock a test moves by hand.
+type boardClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *boardClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *boardClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestNewerUpdateReplacesAWaitingOne: a node busy with one update request
+// kept the next one waiting and dropped every request after it, so when
+// the controller replaced release 2.0.0 by 3.0.0 the node took 2.0.0 next
+// and installed an outdated agent; and it took a request whatever time
+// had passed, one from a rollout halted long before included. The latest
+// request must win, and one the controller stopped renewing must lapse.
+func TestNewerUpdateReplacesAWaitingOne(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	board := &boardClock{now: time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)}
+	reqs := update.NewRequests(board.Now)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Updates = reqs }})
+	waitConnected(t, n)
+
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdUpdate, Update: release("2.0.0")})
+	nodetest.Eventually(t, 10*time.Second, "release 2.0.0 asked for", func() bool { return reqs.Wanted(*release("2.0.0")) })
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdUpdate, Update: release("3.0.0")})
+	nodetest.Eventually(t, 10*time.Second, "release 3.0.0 asked for", func() bool { return reqs.Wanted(*release("3.0.0")) })
+	if reqs.Wanted(*release("2.0.0")) {
+		t.Error("release 2.0.0 is still wanted after the controller asked for 3.0.0")
+	}
+	got, ok := reqs.Take()
+	if !ok || got.Version != "3.0.0" {
+		t.Fatalf("the node takes %q (%v), want 3.0.0", got.Version, ok)
+	}
+
+	// nodetest's commands live 10 minutes: not renewed within another
+	// 10 after that, the request was withdrawn.
+	board.add(19 * time.Minute)
+	if !reqs.Wanted(got) {
+		t.Error("release 3.0.0 lapsed before its command and a lifetime more passed")
+	}
+	board.add(2 * time.Minute)
+	if reqs.Wanted(got) {
+		t.Error("release 3.0.0 is still wanted 21 minutes after a 10-minute command, never renewed")
+	}
+}
