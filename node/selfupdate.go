@@ -108,8 +108,9 @@ func (u *updater) newPath() string { return filepath.Join(filepath.Dir(u.exe), "
 
 // serve handles the agent's update requests until ctx ends; when one is
 // fetched and the node is idle, it sets u.staged and stops the agent. A
-// request the controller withdraws before that is dropped. A child on
-// trial says when it is healthy. The returned channel closes
+// request the controller withdraws before that is dropped, and once
+// nothing is asked for, the partial download of a release is removed. A
+// child on trial says when it is healthy. The returned channel closes
 // when it is done.
 func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan struct{} {
 	done := make(chan struct{})
@@ -121,10 +122,16 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 		if u.requests == nil {
 			return
 		}
+		lapse := time.NewTimer(time.Until(u.requests.Lapse()))
+		defer lapse.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-lapse.C:
+				if n := u.requests.Sweep(u.newPath()); n > 0 {
+					u.log.Info("update: no release asked for any more; its partial download removed", "files", n)
+				}
 			case <-u.requests.Wake():
 				req, ok := u.requests.Take()
 				if !ok {
@@ -148,6 +155,9 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 					stop()
 					return
 				}
+			}
+			if d := time.Until(u.requests.Lapse()); d > 0 {
+				lapse.Reset(d)
 			}
 		}
 	}()

@@ -2,6 +2,8 @@ package update
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -13,6 +15,11 @@ import (
 // fetched or waiting to be tried (a newer release replaced it, or the
 // rollout stopped asking).
 var ErrWithdrawn = errors.New("update withdrawn by the controller")
+
+// StartGrace is how long after a start the partial download of a release
+// is kept for a request to come and resume it (three of the controller's
+// default update command lifetimes).
+const StartGrace = 15 * time.Minute
 
 // Requests keeps the release the controller asks this node to install.
 //
@@ -29,14 +36,15 @@ type Requests struct {
 	mu      sync.Mutex
 	req     protocol.Update
 	asked   bool      // req is set
-	until   time.Time // when req lapses
+	until   time.Time // when req lapses; after a start, when StartGrace ends
 	pending bool      // asked since last taken
 	wake    chan struct{}
 }
 
-// NewRequests returns Requests with nothing asked yet.
+// NewRequests returns Requests with nothing asked yet, at the board's
+// start.
 func NewRequests(now func() time.Time) *Requests {
-	return &Requests{Now: now, wake: make(chan struct{}, 1)}
+	return &Requests{Now: now, until: now().Add(StartGrace), wake: make(chan struct{}, 1)}
 }
 
 // Ask records that the controller asks for u in a command signed at
@@ -89,6 +97,35 @@ func (r *Requests) Wanted(u protocol.Update) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.liveLocked() && sameRelease(r.req, u)
+}
+
+// Lapse returns when the request asked last lapses, or, before any, when
+// the grace after the start ends.
+func (r *Requests) Lapse() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.until
+}
+
+// Sweep removes the partial downloads beside dst (Fetch) once nothing is
+// asked for: the last request lapsed, or none came within StartGrace of
+// the start. A release is about 15 MB, much of a small SD card. It
+// returns how many it removed.
+func (r *Requests) Sweep(dst string) int {
+	r.mu.Lock()
+	lapsed := !r.Now().Before(r.until)
+	r.mu.Unlock()
+	if !lapsed {
+		return 0
+	}
+	parts, _ := filepath.Glob(dst + ".*.part")
+	n := 0
+	for _, p := range parts {
+		if os.Remove(p) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Requests) liveLocked() bool { return r.asked && r.Now().Before(r.until) }

@@ -1,6 +1,12 @@
 package update
 
 import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +80,64 @@ func TestStaleUpdateRequestIsDropped(t *testing.T) {
 	r.Settle(releaseOf("2.0.0"))
 	if _, ok := r.Take(); ok {
 		t.Error("a failed request taken again without a new ask")
+	}
+}
+
+// TestAbandonedReleaseDownloadIsRemoved: a board whose download of a
+// release was cut kept the ~15 MB it had (<dst>.<sha256>.part) after the
+// rollout that asked for it was halted, until the next release's
+// download, on a small SD card. Once no request is renewed in time, or
+// none comes within StartGrace of a start, the partial download goes;
+// while the controller still asks, it stays for the download to resume.
+func TestAbandonedReleaseDownloadIsRemoved(t *testing.T) {
+	raw := archive(t, map[string][]byte{"loaxa-node-2.0.0-linux-arm64/node": bytes.Repeat([]byte("new agent "), 10000)})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The link drops halfway.
+		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+		w.Write(raw[:len(raw)/2])
+	}))
+	defer ts.Close()
+	dst := filepath.Join(t.TempDir(), ".loaxa-node.new")
+	a := describe(raw, "/a")
+	parts := func() []string {
+		t.Helper()
+		got, err := filepath.Glob(dst + ".*.part")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	start := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
+	board := start
+	r := NewRequests(func() time.Time { return board })
+	r.Ask(protocol.Update{Version: "2.0.0", Archives: []protocol.UpdateArchive{a}}, start, start.Add(5*time.Minute), start)
+	if err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", a, dst, nil); err == nil {
+		t.Fatal("a cut download succeeded")
+	}
+	if len(parts()) != 1 {
+		t.Fatalf("partial downloads %q, want the one kept to resume", parts())
+	}
+	board = start.Add(9 * time.Minute)
+	if n := r.Sweep(dst); n != 0 || len(parts()) != 1 {
+		t.Errorf("swept %d while the request is live; left %q", n, parts())
+	}
+	board = start.Add(10 * time.Minute) // the rollout halted: not renewed
+	if n := r.Sweep(dst); n != 1 || len(parts()) != 0 {
+		t.Errorf("swept %d once the request lapsed; left %q", n, parts())
+	}
+
+	// After a restart, nothing asked for within StartGrace.
+	if err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", a, dst, nil); err == nil || len(parts()) != 1 {
+		t.Fatalf("a cut download: %v, parts %q", err, parts())
+	}
+	r = NewRequests(func() time.Time { return board })
+	start, board = board, board.Add(StartGrace-time.Second)
+	if n := r.Sweep(dst); n != 0 {
+		t.Errorf("swept %d within the grace after a start", n)
+	}
+	board = start.Add(StartGrace)
+	if n := r.Sweep(dst); n != 1 || len(parts()) != 0 {
+		t.Errorf("swept %d after the grace, none asked for; left %q", n, parts())
 	}
 }
