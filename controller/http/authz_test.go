@@ -580,6 +580,10 @@ func TestAuthorization(t *testing.T) {
 					if req.token != "" {
 						token = req.token
 					}
+					var sent bytes.Buffer
+					if req.body != nil {
+						req.body = io.TeeReader(req.body, &sent)
+					}
 					r := a.request(req.method, req.path, token, req.contentType, req.body)
 					where := map[bool]string{true: "in scope", false: "out of scope"}[in]
 					name := fmt.Sprintf("%s #%d as %s, %s", key, i, cl.name, where)
@@ -590,6 +594,8 @@ func TestAuthorization(t *testing.T) {
 						t.Errorf("%s: status %d, want 403: %.300s", name, r.status, r.body)
 					case !allowed && !strings.Contains(string(r.body), `"code":"forbidden"`):
 						t.Errorf("%s: body %.300s, want code forbidden", name, r.body)
+					case !allowed && leaksArea(r.body, req.path+sent.String()):
+						t.Errorf("%s: the refusal names the area of what it refused: %.300s", name, r.body)
 					}
 				}
 			}
@@ -598,6 +604,48 @@ func TestAuthorization(t *testing.T) {
 	for key := range cases {
 		t.Errorf("authzCases has %s, which is not a route", key)
 	}
+}
+
+// TestOutOfScopeRefusalSaysNotWhere: an officer of one commune who asked
+// for another district's node or alarm by its id was told "Area \"12350\"
+// is outside your area", learning in which commune it lies. A refusal of
+// an object outside the caller's area is 403 (docs/api.md) and says only
+// that it is outside their area; an id that names nothing is 404.
+func TestOutOfScopeRefusalSaysNotWhere(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	officer := a.addUser("can-bo-tien-thang", loaxa.RoleCommune, scopeArea[true])
+	for _, tc := range []struct {
+		method, path, want string
+	}{
+		{"GET", "/api/v1/nodes/n-c", `Node \"n-c\" is outside your area \"12346\"`},
+		{"GET", "/api/v1/nodes/n-c/desired", `Node \"n-c\" is outside your area`},
+		{"GET", "/api/v1/events?node=n-c", `Node \"n-c\" is outside your area`},
+		{"POST", "/api/v1/alarms/" + a.alarm(false) + "/ack", "is outside your area"},
+		{"GET", "/api/v1/emergency/" + a.emergency(false, false), "outside your area"},
+		{"GET", "/api/v1/areas/319", `Area \"319\" is outside your area`},
+	} {
+		r := a.request(tc.method, tc.path, officer, "", nil)
+		if r.status != http.StatusForbidden || !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("%s %s: %d %s, want 403 saying %s", tc.method, tc.path, r.status, r.body, tc.want)
+		}
+		if leaksArea(r.body, tc.path) {
+			t.Errorf("%s %s: the refusal says where: %s", tc.method, tc.path, r.body)
+		}
+	}
+	checkError(t, a.request("GET", "/api/v1/nodes/n-x", officer, "", nil), http.StatusNotFound, loaxa.ENotFound, `There is no node "n-x"`)
+}
+
+// leaksArea reports whether a refusal names the out-of-scope area (or
+// its district) that the request did not name: an officer asking for
+// another commune's node, alarm or call learnt where it is.
+func leaksArea(body []byte, request string) bool {
+	for _, area := range []string{scopeArea[false], "319"} {
+		if strings.Contains(string(body), `\"`+area+`\"`) && !strings.Contains(request, area) {
+			return true
+		}
+	}
+	return false
 }
 
 // liveCall stores a live call on air by another officer to the in-scope

@@ -125,7 +125,7 @@ func (s *Server) findManagedNode(r *http.Request) (*loaxa.Node, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, loaxa.ActionManageNodes, n.Area); err != nil {
+	if err := s.authorizeOn(ctx, loaxa.ActionManageNodes, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
 		return nil, err
 	}
 	return n, nil

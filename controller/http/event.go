@@ -30,7 +30,7 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		if err := s.authorize(ctx, loaxa.ActionRead, n.Area); err != nil {
+		if err := s.authorizeOn(ctx, loaxa.ActionRead, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
 			return err
 		}
 		f.Node = n.ID

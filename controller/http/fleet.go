@@ -211,7 +211,7 @@ func (s *Server) handleAckAlarm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(ctx, loaxa.ActionMaintain, a.Area); err != nil {
+	if err := s.authorizeOn(ctx, loaxa.ActionMaintain, a.Area, fmt.Sprintf("Alarm %s", a.ID)); err != nil {
 		return err
 	}
 	u := userFrom(ctx)
@@ -323,7 +323,7 @@ func (s *Server) maintainNode(r *http.Request) (*loaxa.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(r.Context(), loaxa.ActionMaintain, n.Area); err != nil {
+	if err := s.authorizeOn(r.Context(), loaxa.ActionMaintain, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -404,7 +404,7 @@ func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) err
 		} else if err != nil {
 			return err
 		}
-		if err := s.authorize(ctx, loaxa.ActionMaintain, n.Area); err != nil {
+		if err := s.authorizeOn(ctx, loaxa.ActionMaintain, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
 			return err
 		}
 	}

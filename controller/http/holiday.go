@@ -138,7 +138,7 @@ func (s *Server) handleDeleteHoliday(w http.ResponseWriter, r *http.Request) err
 	if h.Area == "" && userFrom(ctx).Area != "" {
 		return loaxa.Errorf(loaxa.EForbidden, "Holiday %s applies everywhere; only a user without an area may remove it.", id)
 	}
-	if err := s.authorize(ctx, loaxa.ActionSchedule, h.Area); err != nil {
+	if err := s.authorizeOn(ctx, loaxa.ActionSchedule, h.Area, fmt.Sprintf("Holiday %s", id)); err != nil {
 		return err
 	}
 	if err := s.HolidayService.DeleteHoliday(ctx, id); err != nil {

@@ -76,7 +76,7 @@ func TestHolidays(t *testing.T) {
 		{"delete the national one as an officer", e.request("DELETE", "/api/v1/holidays/"+national.ID, officerA, "", nil), 403, loaxa.EForbidden,
 			"applies everywhere; only a user without an area may remove it."},
 		{"delete another commune's", e.request("DELETE", "/api/v1/holidays/"+local.ID, officerB, "", nil), 403, loaxa.EForbidden,
-			`Area "12346" is outside your area "12347"`},
+			`is outside your area "12347"`},
 		{"list another commune's", e.request("GET", "/api/v1/holidays?area=12347", officerA, "", nil), 403, loaxa.EForbidden, "outside your area"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkError(t, tc.r, tc.status, tc.code, tc.msg) })

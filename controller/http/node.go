@@ -109,7 +109,7 @@ func (s *Server) findNode(r *http.Request) (*loaxa.Node, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", id, err)
 	}
-	if err := s.authorize(ctx, loaxa.ActionRead, n.Area); err != nil {
+	if err := s.authorizeOn(ctx, loaxa.ActionRead, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
 		return nil, err
 	}
 	return n, nil

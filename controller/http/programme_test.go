@@ -83,7 +83,7 @@ func TestProgramme(t *testing.T) {
 		{"misspelt parameter", e.admin, "/api/v1/nodes/n-a/programme?form=2026-03-05", 400, loaxa.EInvalid, `Unknown query parameter "form"; the accepted ones are from, to.`},
 		{"unknown node", e.admin, "/api/v1/nodes/n-z/programme", 404, loaxa.ENotFound, `There is no node "n-z"`},
 		{"unknown area", e.admin, "/api/v1/areas/99999/programme", 404, loaxa.ENotFound, `There is no area "99999"`},
-		{"another commune's node", officerA, "/api/v1/nodes/n-b/programme", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
+		{"another commune's node", officerA, "/api/v1/nodes/n-b/programme", 403, loaxa.EForbidden, `Node "n-b" is outside your area "12346"`},
 		{"another commune", officerA, "/api/v1/areas/12347/programme", 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -107,7 +107,7 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 	} else if err != nil {
 		return fmt.Errorf("decide proposal %s: %w", id, err)
 	}
-	if err := s.authorize(ctx, loaxa.ActionSchedule, p.Area); err != nil {
+	if err := s.authorizeOn(ctx, loaxa.ActionSchedule, p.Area, fmt.Sprintf("Proposal %s", p.ID)); err != nil {
 		return err
 	}
 	if state == loaxa.ProposalDeclined && req.Session != "" {

@@ -262,3 +262,16 @@ func nodeFrom(ctx context.Context) *loaxa.Node {
 func (s *Server) authorize(ctx context.Context, a loaxa.Action, area string) error {
 	return loaxa.Authorize(ctx, s.AreaService, userFrom(ctx), a, area)
 }
+
+// authorizeOn checks that the signed-in user may do a on an object the
+// request named by its id, what ("Node \"n-1\""), which lies in area. A
+// refusal for the area says only that the object is outside the user's
+// area, not where it is: an officer of one commune must not learn from it
+// in which commune another's node, alarm or session lies.
+func (s *Server) authorizeOn(ctx context.Context, a loaxa.Action, area, what string) error {
+	err := s.authorize(ctx, a, area)
+	if u := userFrom(ctx); loaxa.ErrorCode(err) == loaxa.EForbidden && u != nil && u.May(a) {
+		return loaxa.Errorf(loaxa.EForbidden, "%s is outside your area %q.", what, u.Area)
+	}
+	return err
+}

@@ -140,7 +140,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
-	if err := s.authorize(ctx, loaxa.ActionSchedule, sess.Area); err != nil {
+	if err := s.authorizeOn(ctx, loaxa.ActionSchedule, sess.Area, fmt.Sprintf("Session %s", sess.ID)); err != nil {
 		return err
 	}
 	if err := s.SessionService.DeleteSession(ctx, id); err != nil {
