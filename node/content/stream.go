@@ -77,10 +77,17 @@ func (s *stream) moved(have, checked int64) {
 	s.grew = make(chan struct{})
 }
 
-// finish ends the stream. c.mu is held.
+// finish ends the stream; err nil means the verified file is in place.
+// c.mu is held.
 func (s *stream) finish(err error) {
 	if s.ended {
 		return
+	}
+	if err == nil {
+		// Verified whole against its id: every byte is checked, also
+		// those of an attempt that came without a chunk list, which
+		// readers would otherwise wait for until the stall timeout.
+		s.have, s.checked = s.size, s.size
 	}
 	s.ended, s.end, s.playable = true, err, false
 	close(s.grew)

@@ -724,3 +724,48 @@ func TestCachedFileIsCheckedAsItIsRead(t *testing.T) {
 		t.Errorf("after Discard: Has %v, files %v; want only the damage record", c.Has(id), got)
 	}
 }
+
+// TestStreamEndsWithAResumeWithoutAList: an alert's message was playing
+// as it arrived when the link was cut; the resumed attempt came without a
+// chunk list (a proxy that dropped the query), so nothing more was checked
+// as it came, and the play waited the whole stall timeout after the
+// message was in the cache, verified, and then stopped (suspended) to
+// begin again. Once the download is verified every byte of it is checked:
+// the stream reads to its end.
+func TestStreamEndsWithAResumeWithoutAList(t *testing.T) {
+	b, id := blob(100_000, 31)
+	c, more, s := pacedCache(t, b)
+	fake := onFakeClock(c)
+	r := s.streamRef(id, b, 12*time.Second)
+	fetched := fetchAsync(c, r)
+	more <- 40_000
+	waitFor(t, c, "two chunks checked", func() bool { return c.streamChecked(id) == 2*protocol.ChunkSize })
+	st, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := readAll(st)
+	more <- -1
+	if err := <-fetched; err == nil {
+		t.Fatal("the cut attempt ended without an error")
+	}
+	s.mu.Lock()
+	s.noLists = true
+	s.mu.Unlock()
+	fetched = fetchAsync(c, r)
+	more <- len(b)
+	if err := <-fetched; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-got:
+		if res.err != nil || !bytes.Equal(res.b, b) {
+			t.Fatalf("stream across a resume without a list: %d bytes (equal %v), err %v", len(res.b), bytes.Equal(res.b, b), res.err)
+		}
+	case <-time.After(10 * time.Second):
+		fake.Advance(c.cfg.StallTimeout)
+		res := <-got
+		t.Fatalf("the stream of verified content still waited 10 s after its download ended (then %d bytes, %v)", len(res.b), res.err)
+	}
+}
