@@ -149,7 +149,7 @@ type Config struct {
 	// Username and Secret are the node's credentials (HTTP Basic).
 	Username, Secret string
 	Client           *http.Client  // default: http.DefaultClient's transport, no overall timeout
-	Clock            clock.Clock   // times backoff waits; default clock.Real
+	Clock            clock.Clock   // times backoff waits and stalls; default clock.Real
 	Logger           *slog.Logger  // default: discard
 	BackoffMin       time.Duration // first retry cap; default 2s
 	BackoffMax       time.Duration // retry cap; default 5m
@@ -158,8 +158,10 @@ type Config struct {
 	// Minutes between attempts spare a controller that is down, but not
 	// while a warning waits for its words.
 	BackoffUrgent time.Duration
-	// StallTimeout aborts a download that receives nothing for this long;
-	// default 60s. A slow 3G link is fine, a dead one is not.
+	// StallTimeout aborts a download that receives nothing for this long
+	// (no byte of the answer: its chunk list counts as much as its audio),
+	// and fails a stream whose download brings nothing for it; default
+	// 60s. A slow 3G link is fine, a dead one is not.
 	StallTimeout time.Duration
 	// Jitter returns a number in [0, 1); default math/rand/v2.Float64.
 	Jitter func() float64
@@ -1084,12 +1086,13 @@ type chunkCheck struct {
 	n    int64 // bytes of the chunk after at hashed so far
 }
 
-// begin reads the chunk list from the front of the answer, if it has
-// one, and checks the have bytes already in f against it: the whole
-// chunks, and the start of the next is hashed for the bytes to come. A
-// partial file with a chunk that differs is cut after the last good one
-// and the attempt fails, so the next one asks from there.
-func (k *chunkCheck) begin(resp *http.Response, f *os.File, have int64) error {
+// begin reads the chunk list from the front of the answer's body, if
+// the answer has one (its Content-Type says), and checks the have bytes
+// already in f against it: the whole chunks, and the start of the next is
+// hashed for the bytes to come. A partial file with a chunk that differs
+// is cut after the last good one and the attempt fails, so the next one
+// asks from there.
+func (k *chunkCheck) begin(contentType string, body io.Reader, f *os.File, have int64) error {
 	if k == nil {
 		return nil
 	}
@@ -1103,10 +1106,10 @@ func (k *chunkCheck) begin(resp *http.Response, f *os.File, have int64) error {
 		k.c.progress(k.s, have, 0)
 		return nil
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != protocol.ChunkedAudioType {
-		return unchecked("answer without a chunk list", "content_type", ct)
+	if contentType != protocol.ChunkedAudioType {
+		return unchecked("answer without a chunk list", "content_type", contentType)
 	}
-	list, err := protocol.ReadChunkList(resp.Body, k.ref)
+	list, err := protocol.ReadChunkList(body, k.ref)
 	if errors.Is(err, protocol.ErrChunkList) {
 		return unchecked("wrong chunk list", "err", err)
 	} else if err != nil {
@@ -1186,15 +1189,20 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 	if have > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
 	}
-	// The watchdog cancels the request when nothing arrives for a while;
-	// an overall timeout would cut long downloads on slow links.
-	watchdog := time.AfterFunc(c.cfg.StallTimeout, func() { cancel(ErrStalled) })
-	defer watchdog.Stop()
+	// The watchdog cancels the request when nothing arrives for the stall
+	// timeout: every byte of the answer sets it again, those of the chunk
+	// list in front included (an hour's list is 56 KB, a minute's reading
+	// over a weak link). An overall timeout would cut long downloads on
+	// slow links.
+	watchdog := c.watch(cancel)
+	defer watchdog.stop()
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
 		return stallCause(ctx, err)
 	}
 	defer resp.Body.Close()
+	watchdog.fed()
+	body := watchedBody{resp.Body, watchdog}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if have > 0 {
@@ -1222,14 +1230,13 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("GET %s: %s", req.URL.Redacted(), resp.Status)
 	}
-	if err := check.begin(resp, f, have); err != nil {
+	if err := check.begin(resp.Header.Get("Content-Type"), body, f, have); err != nil {
 		return stallCause(ctx, err)
 	}
 	buf := make([]byte, 32<<10)
 	for {
-		n, rerr := resp.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		if n > 0 {
-			watchdog.Reset(c.cfg.StallTimeout)
 			if _, err := f.Write(buf[:n]); err != nil {
 				return err
 			}
@@ -1245,6 +1252,58 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			return stallCause(ctx, rerr)
 		}
 	}
+}
+
+// watchdog cancels a download with ErrStalled once nothing has arrived
+// for Config.StallTimeout, on Config.Clock.
+type watchdog struct {
+	timer clock.Timer
+	d     time.Duration
+	done  chan struct{} // closed by stop
+	ended chan struct{} // closed once its goroutine has returned
+}
+
+// watch starts a watchdog that calls cancel.
+func (c *Cache) watch(cancel context.CancelCauseFunc) *watchdog {
+	w := &watchdog{
+		timer: c.cfg.Clock.NewTimer(c.cfg.StallTimeout),
+		d:     c.cfg.StallTimeout,
+		done:  make(chan struct{}),
+		ended: make(chan struct{}),
+	}
+	go func() {
+		defer close(w.ended)
+		select {
+		case <-w.timer.C():
+			cancel(ErrStalled)
+		case <-w.done:
+		}
+	}()
+	return w
+}
+
+// fed records that bytes arrived: the stall timeout counts from now.
+func (w *watchdog) fed() { w.timer.Reset(w.d) }
+
+// stop ends the watchdog and waits for its goroutine.
+func (w *watchdog) stop() {
+	w.timer.Stop()
+	close(w.done)
+	<-w.ended
+}
+
+// watchedBody feeds the watchdog with every byte read from the answer.
+type watchedBody struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (b watchedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.w.fed()
+	}
+	return n, err
 }
 
 func stallCause(ctx context.Context, err error) error {

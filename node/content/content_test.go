@@ -896,3 +896,128 @@ func TestReadOnlyDirKeepsWhatTheCardHolds(t *testing.T) {
 		t.Errorf("the card holds %v after, %v before: nothing may be written there", after, onCard)
 	}
 }
+
+// readsTransport tells, at each read of an answer's body, how many bytes
+// the reader had before it: a reader that asks for more has done with
+// those (the cache has noted their arrival).
+type readsTransport struct {
+	base  http.RoundTripper
+	reads chan int64
+}
+
+func (t *readsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = &readsBody{ReadCloser: resp.Body, reads: t.reads}
+	}
+	return resp, err
+}
+
+type readsBody struct {
+	io.ReadCloser
+	reads chan int64
+	n     int64
+}
+
+func (b *readsBody) Read(p []byte) (int, error) {
+	select {
+	case b.reads <- b.n:
+	default:
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// awaitRead waits until the client reads on after n bytes of the answer.
+func awaitRead(t *testing.T, reads chan int64, n int64) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-reads:
+			if got >= n {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the client did not read %d bytes of the answer", n)
+		}
+	}
+}
+
+// TestSlowChunkListIsNoStall: over a weak link the chunk list in front of
+// a long bulletin (2 KB for 1 MiB) came slowly but steadily, a piece every
+// 40 s, and the download was cut as stalled a minute after the answer
+// began, although bytes kept coming; every attempt then failed the same
+// way. A stall is no byte for the stall timeout (on the cache's clock),
+// in the list as in the audio: the download goes on, and is cut only once
+// nothing comes for the whole timeout.
+func TestSlowChunkListIsNoStall(t *testing.T) {
+	b, id := blob(1<<20, 43)
+	s := newServer(t)
+	list, err := protocol.ChunkList(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ref(id, len(b))
+	r.Chunks = protocol.ChunkRoot(list)
+	answer := slices.Concat(list, b)
+	const pieces = 4
+	more := make(chan int)
+	s.handle = func(n int, w http.ResponseWriter, req *http.Request) bool {
+		w.Header().Set("Content-Type", protocol.ChunkedAudioType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for from := 0; from < len(answer); {
+			select {
+			case k := <-more:
+				end := min(from+k, len(answer))
+				w.Write(answer[from:end])
+				w.(http.Flusher).Flush()
+				from = end
+			case <-req.Context().Done():
+				return true
+			}
+		}
+		return true
+	}
+	c := newCache(t, s)
+	fake := onFakeClock(c)
+	reads := make(chan int64, 64)
+	c.cfg.Client = &http.Client{Transport: &readsTransport{base: s.Client().Transport, reads: reads}}
+	start := fake.Now()
+	fetched := fetchInTest(t, c, r)
+	sent := 0
+	send := func(k int) {
+		t.Helper()
+		select {
+		case more <- k:
+			sent += k
+			awaitRead(t, reads, int64(sent))
+		case err := <-fetched:
+			t.Fatalf("Fetch = %v while bytes kept coming (%d bytes of the answer sent, %v since the first)", err, sent, fake.Now().Sub(start))
+		}
+	}
+	for range pieces { // the list, a piece every 40 s: 160 s in all
+		send(len(list) / pieces)
+		fake.Advance(40 * time.Second)
+	}
+	send(len(b) / 2)
+	fake.Advance(c.cfg.StallTimeout - time.Second)
+	if fake.Timers() != 1 {
+		t.Fatalf("%d timers waiting %v after the last bytes, want the download's watchdog", fake.Timers(), c.cfg.StallTimeout-time.Second)
+	}
+	fake.Advance(time.Second) // nothing for the whole timeout
+	select {
+	case err := <-fetched:
+		if !errors.Is(err, ErrStalled) {
+			t.Fatalf("Fetch = %v after nothing came for the stall timeout, want ErrStalled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the download still ran 10 s after nothing came for the stall timeout")
+	}
+	if st, err := os.Stat(c.Path(id) + partSuffix); err != nil || st.Size() != int64(len(b)/2) {
+		t.Errorf("after the stall the partial file is %v (%v), want the %d bytes that came", st, err, len(b)/2)
+	}
+}

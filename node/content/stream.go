@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -37,8 +38,9 @@ type stream struct {
 	checked int64         // of them, the whole chunks checked: what streams read
 	grew    chan struct{} // closed when have or checked changes or the stream ends
 	ended   bool
-	end     error // why it ended; nil: the verified file is in place
-	running bool  // an attempt is under way
+	end     error     // why it ended; nil: the verified file is in place
+	running bool      // an attempt is under way
+	came    time.Time // when bytes last arrived (or the stream began), on Config.Clock
 	// The rate of the attempt under way is measured from its first bytes:
 	// the wait for the controller's answer says nothing of the link.
 	from     int64     // have when they came
@@ -105,7 +107,7 @@ func (c *Cache) attempt(id string, size int64, play time.Duration, have int64) *
 	defer c.mu.Unlock()
 	s := c.streams[id]
 	if s == nil || s.ended {
-		s = &stream{size: size, play: play, grew: make(chan struct{})}
+		s = &stream{size: size, play: play, grew: make(chan struct{}), came: c.cfg.Clock.Now()}
 		c.streams[id] = s
 	}
 	// The bytes of the partial file count as checked once the attempt's
@@ -124,6 +126,9 @@ func (c *Cache) progress(s *stream, have, checked int64) {
 	}
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
+	if have > s.have {
+		s.came = now
+	}
 	s.moved(have, checked)
 	switch {
 	case !s.running:
@@ -325,7 +330,7 @@ type streamReader struct {
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
-	var stall *time.Timer
+	var stall clock.Timer
 	defer func() {
 		if stall != nil {
 			stall.Stop()
@@ -353,14 +358,23 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			// The file is shorter than have: a restart emptied it since.
 		}
 		if stall == nil {
-			stall = time.NewTimer(r.stall)
+			stall = r.c.cfg.Clock.NewTimer(r.stall)
 		}
 		select {
 		case <-r.ctx.Done():
 			return 0, r.ctx.Err()
 		case <-grew:
-		case <-stall.C:
-			return 0, fmt.Errorf("content %s: %w: %w", r.id, ErrStreamBroken, ErrStalled)
+		case <-stall.C():
+			// A stall is no byte for the timeout, checked or not yet: a
+			// chunk that a slow link has not completed, an attempt
+			// without a chunk list (checked once it is whole), still come.
+			r.c.mu.Lock()
+			idle := r.c.cfg.Clock.Now().Sub(r.s.came)
+			r.c.mu.Unlock()
+			if idle >= r.stall {
+				return 0, fmt.Errorf("content %s: %w: %w", r.id, ErrStreamBroken, ErrStalled)
+			}
+			stall.Reset(r.stall - idle)
 		}
 	}
 }

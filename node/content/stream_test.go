@@ -120,6 +120,16 @@ type readResult struct {
 	err error
 }
 
+// fetchInTest runs one Fetch attempt in a goroutine, cancelled when the
+// test ends (a failed test does not leave it waiting for bytes).
+func fetchInTest(t *testing.T, c *Cache, r protocol.ContentRef) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Fetch(ctx, r) }()
+	t.Cleanup(cancel)
+	return done
+}
+
 // fetchAsync runs one Fetch attempt in a goroutine.
 func fetchAsync(c *Cache, r protocol.ContentRef) <-chan error {
 	done := make(chan error, 1)
@@ -450,20 +460,24 @@ func TestAwaitPlayableEnds(t *testing.T) {
 func TestAwaitPlayableStalls(t *testing.T) {
 	b, id := blob(160_000, 23)
 	c, more, s := pacedCache(t, b)
-	c.cfg.StallTimeout = time.Minute // the download's own watchdog, real time, never fires here
-	fake := onFakeClock(c)           // the rate: 100 bytes a minute, never Playable
+	c.cfg.StallTimeout = time.Minute
+	fake := onFakeClock(c) // the rate: 100 bytes a minute, never Playable
 	r := s.streamRef(id, b, 20*time.Second)
 	c.Want([]Wanted{{ContentRef: r}})
-	fetched := fetchAsync(c, r)
 	waited := awaitAsync(context.Background(), c, id)
 	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
+	fetched := fetchAsync(c, r)
+	waitFor(t, c, "the download's watchdog", func() bool { return fake.Timers() == 2 })
 	sent := 0
-	for range 3 { // three timeouts, a chunk in each
-		more <- 100
-		sent += 100
-		waitFor(t, c, "the chunk on disk", func() bool { return c.streamHas(id) == int64(sent) })
-		fake.Advance(time.Minute)
-		waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 1 || len(waited) > 0 })
+	for range 3 { // three timeouts, two chunks in each: never a timeout between two
+		for range 2 {
+			fake.Advance(20 * time.Second)
+			more <- 50
+			sent += 50
+			waitFor(t, c, "the chunk on disk", func() bool { return c.streamHas(id) == int64(sent) })
+		}
+		fake.Advance(20 * time.Second)
+		waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 2 || len(waited) > 0 })
 		notYet(t, waited, "while bytes kept coming")
 	}
 	fake.Advance(time.Minute) // nothing came in this one
@@ -475,8 +489,9 @@ func TestAwaitPlayableStalls(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("AwaitPlayable still waiting 10 s after a stall timeout without bytes")
 	}
-	more <- -1 // cut the download
-	<-fetched
+	if err := <-fetched; !errors.Is(err, ErrStalled) { // the download's watchdog, on the same clock
+		t.Errorf("Fetch = %v, want ErrStalled", err)
+	}
 }
 
 // streamChecked returns the checked bytes of id's download, -1 without a
@@ -767,5 +782,55 @@ func TestStreamEndsWithAResumeWithoutAList(t *testing.T) {
 		fake.Advance(c.cfg.StallTimeout)
 		res := <-got
 		t.Fatalf("the stream of verified content still waited 10 s after its download ended (then %d bytes, %v)", len(res.b), res.err)
+	}
+}
+
+// TestStreamWaitsWhileBytesCome: a play reading a message as it arrived
+// over a link that slowed down stopped as stalled a minute after it began
+// to wait, although bytes kept coming, too slowly to complete the next
+// chunk within the minute. A stream fails as stalled only when its
+// download brings nothing for the stall timeout (on the cache's clock),
+// whether or not the bytes that come complete a chunk.
+func TestStreamWaitsWhileBytesCome(t *testing.T) {
+	b, id := blob(100_000, 32)
+	c, more, s := pacedCache(t, b)
+	fake := onFakeClock(c)
+	fetched := fetchInTest(t, c, s.streamRef(id, b, 12*time.Second))
+	more <- 40_000
+	waitFor(t, c, "two chunks checked", func() bool { return c.streamChecked(id) == 2*protocol.ChunkSize })
+	st, err := c.OpenStream(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := readAll(st)
+	armed := func(when string) {
+		t.Helper()
+		waitFor(t, c, "the stream's stall timer "+when, func() bool { return fake.Timers() == 2 || len(got) > 0 })
+		if len(got) > 0 {
+			res := <-got
+			t.Fatalf("the stream ended %s: %d bytes, %v", when, len(res.b), res.err)
+		}
+	}
+	armed("at the wait")
+	have := 40_000
+	for range 5 { // 1,000 bytes every 40 s: no chunk completes in 200 s
+		more <- 1_000
+		have += 1_000
+		waitFor(t, c, "the bytes on disk", func() bool { return c.streamHas(id) == int64(have) })
+		fake.Advance(40 * time.Second)
+		armed("while bytes kept coming")
+	}
+	fake.Advance(c.cfg.StallTimeout) // nothing came in a whole timeout
+	select {
+	case res := <-got:
+		if !errors.Is(res.err, ErrStreamBroken) || !errors.Is(res.err, ErrStalled) || !bytes.Equal(res.b, b[:2*protocol.ChunkSize]) {
+			t.Errorf("stalled stream: %d bytes, %v; want the two checked chunks and ErrStreamBroken wrapping ErrStalled", len(res.b), res.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream still waited 10 s after nothing came for the stall timeout")
+	}
+	if err := <-fetched; !errors.Is(err, ErrStalled) {
+		t.Errorf("Fetch = %v, want ErrStalled", err)
 	}
 }
