@@ -124,6 +124,9 @@ var (
 	ErrDamaged = errors.New("cached content damaged")
 	// ErrStalled: no bytes arrived for Config.StallTimeout.
 	ErrStalled = errors.New("download stalled")
+	// ErrNotContent: a 200 answer that is not the content whole (a
+	// captive portal's page): refused before it touches the partial file.
+	ErrNotContent = errors.New("answer is not the content")
 )
 
 // partSuffix marks a download in progress.
@@ -1202,9 +1205,12 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 	}
 	defer resp.Body.Close()
 	watchdog.fed()
-	body := watchedBody{resp.Body, watchdog}
+	var body io.Reader = watchedBody{resp.Body, watchdog}
 	switch resp.StatusCode {
 	case http.StatusOK:
+		if body, err = wholeAnswer(ref, resp, body, f, have, check != nil); err != nil {
+			return err
+		}
 		if have > 0 {
 			// The server ignored the range: take the whole file again.
 			if _, err := restart(f); err != nil {
@@ -1252,6 +1258,47 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 			return stallCause(ctx, rerr)
 		}
 	}
+}
+
+// portalPrefix is how many first bytes of a partial file a 200 answer
+// to its Range request must repeat: a WAV header and then some, which no
+// captive portal's page begins with.
+const portalPrefix = 512
+
+// wholeAnswer checks that a 200 answer to a request for ref from byte
+// have is the content whole, before the partial file f is given up for
+// it: a captive portal (a 4G provider's, a guest Wi-Fi's) answers any
+// request with 200 and its own page. Its length, if it says one, must be
+// the content's (with the chunk list in front, if its type says so and
+// chunked asked for it), and, answering a Range, its first bytes must be
+// those of the partial file. It returns the body to read, the bytes it
+// read still in front; the hash of the id checks the rest.
+func wholeAnswer(ref protocol.ContentRef, resp *http.Response, body io.Reader, f *os.File, have int64, chunked bool) (io.Reader, error) {
+	ct := resp.Header.Get("Content-Type")
+	front := 0 // the chunk list's bytes
+	if chunked && ct == protocol.ChunkedAudioType {
+		front = protocol.Chunks(ref.Size) * protocol.ChunkHashSize
+	}
+	if want := int64(front) + ref.Size; ref.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != want {
+		return nil, fmt.Errorf("%w: %s with %d bytes of %q, want %d (a captive portal's page?); the %d bytes downloaded are kept",
+			ErrNotContent, resp.Status, resp.ContentLength, ct, want, have)
+	}
+	if have == 0 {
+		return body, nil
+	}
+	head := make([]byte, front+int(min(have, portalPrefix)))
+	if _, err := io.ReadFull(body, head); err != nil {
+		return nil, fmt.Errorf("%w: %s to a request from byte %d ended after its first bytes: %v; the partial file is kept", ErrNotContent, resp.Status, have, err)
+	}
+	mine := make([]byte, len(head)-front)
+	if _, err := f.ReadAt(mine, 0); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(head[front:], mine) {
+		return nil, fmt.Errorf("%w: %s of %q to a request from byte %d does not begin as the %d bytes downloaded (a captive portal's page?); they are kept",
+			ErrNotContent, resp.Status, ct, have, have)
+	}
+	return io.MultiReader(bytes.NewReader(head), body), nil
 }
 
 // watchdog cancels a download with ErrStalled once nothing has arrived

@@ -1021,3 +1021,60 @@ func TestSlowChunkListIsNoStall(t *testing.T) {
 		t.Errorf("after the stall the partial file is %v (%v), want the %d bytes that came", st, err, len(b)/2)
 	}
 }
+
+// TestCaptivePortalKeepsThePartial: a node's 4G provider (or a guest
+// Wi-Fi on its backhaul) answered the request that resumed a bulletin
+// with 200 and its login page; the node took it for the whole file, cut
+// the 32 KiB it had, and stored the page in their place, so the next
+// attempt resumed after the page and the download ended in a mismatch,
+// all of it fetched again. A 200 that is not the content whole (its
+// length, or its first bytes, not the content's) is refused, and the
+// partial file stays as it was; the next answer that is the content
+// resumes it.
+func TestCaptivePortalKeepsThePartial(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(100_000, 44)
+	s.files[id] = b
+	r := s.chunked(ref(id, len(b)), b)
+	page := []byte("<!DOCTYPE html><html><body>Đăng nhập để dùng Internet / Log in to use the Internet</body></html>")
+	s.handle = func(n int, w http.ResponseWriter, req *http.Request) bool {
+		switch n {
+		case 1: // with its length
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(page)
+			return true
+		case 2: // without one: sent as it is made
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			w.Write(bytes.Repeat(page, 100))
+			return true
+		}
+		return false
+	}
+	c := newCache(t, s)
+	if err := os.WriteFile(c.Path(id)+partSuffix, b[:2*protocol.ChunkSize], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := c.Fetch(context.Background(), r); !errors.Is(err, ErrNotContent) {
+			t.Fatalf("Fetch answered by a captive portal (%d) = %v, want ErrNotContent", i+1, err)
+		}
+		if part, err := os.ReadFile(c.Path(id) + partSuffix); err != nil || !bytes.Equal(part, b[:2*protocol.ChunkSize]) {
+			t.Fatalf("after the portal's page (%d) the partial file is %d bytes (%v), equal to the content's first %d: %v",
+				i+1, len(part), err, 2*protocol.ChunkSize, bytes.Equal(part, b[:len(part)]))
+		}
+	}
+	if err := c.Fetch(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(c.Path(id)); !bytes.Equal(got, b) {
+		t.Fatal("the cached file is not the content")
+	}
+	want := "bytes=" + itoa(2*protocol.ChunkSize) + "-"
+	if rs := s.ranges(); len(rs) != 3 || rs[2] != want {
+		t.Errorf("requests had Range %q, want the last one %s", rs, want)
+	}
+}
