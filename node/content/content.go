@@ -1271,19 +1271,25 @@ const portalPrefix = 512
 // request with 200 and its own page. Its length, if it says one, must be
 // the content's (with the chunk list in front, if its type says so and
 // chunked asked for it), and, answering a Range, its first bytes must be
-// those of the partial file. It returns the body to read, the bytes it
-// read still in front; the hash of the id checks the rest.
+// those of the partial file when it says no length. It returns the body
+// to read, the bytes it read still in front; the hash of the id checks the
+// rest.
+//
+// An answer of the content's exact length is taken without comparing its
+// first bytes: a partial file whose start the card damaged would refuse
+// the real content for ever through a proxy that ignores ranges.
 func wholeAnswer(ref protocol.ContentRef, resp *http.Response, body io.Reader, f *os.File, have int64, chunked bool) (io.Reader, error) {
 	ct := resp.Header.Get("Content-Type")
 	front := 0 // the chunk list's bytes
 	if chunked && ct == protocol.ChunkedAudioType {
 		front = protocol.Chunks(ref.Size) * protocol.ChunkHashSize
 	}
-	if want := int64(front) + ref.Size; ref.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != want {
+	want := int64(front) + ref.Size
+	if ref.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != want {
 		return nil, fmt.Errorf("%w: %s with %d bytes of %q, want %d (a captive portal's page?); the %d bytes downloaded are kept",
 			ErrNotContent, resp.Status, resp.ContentLength, ct, want, have)
 	}
-	if have == 0 {
+	if have == 0 || ref.Size > 0 && resp.ContentLength == want {
 		return body, nil
 	}
 	head := make([]byte, front+int(min(have, portalPrefix)))

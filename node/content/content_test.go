@@ -259,6 +259,33 @@ func TestFetchServerIgnoresRange(t *testing.T) {
 	}
 }
 
+// TestFetchServerIgnoresRangeOverADamagedStart: a partial file whose
+// first bytes the card damaged, fetched through a proxy that ignores
+// ranges, is replaced by the content whole when the answer has the
+// content's length; compared with the damaged start, the real content
+// would be refused as a captive portal's page on every attempt.
+func TestFetchServerIgnoresRangeOverADamagedStart(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(30_000, 5)
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b) // always 200 with everything
+		return true
+	}
+	c := newCache(t, s)
+	damaged := bytes.Clone(b[:1000])
+	damaged[10] ^= 0xff
+	if err := os.WriteFile(c.Path(id)+partSuffix, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(context.Background(), ref(id, len(b))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(c.Path(id)); !bytes.Equal(got, b) {
+		t.Fatal("file differs after a 200 answer of the content's length over a damaged partial")
+	}
+}
+
 func TestFetchStalls(t *testing.T) {
 	s := newServer(t)
 	b, id := blob(30_000, 6)
