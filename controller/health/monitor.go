@@ -73,6 +73,9 @@ type Config struct {
 	// ContentMissingFor is how long a node reports content it needs
 	// missing before the alarm opens.
 	ContentMissingFor time.Duration
+	// AreaUnheardFor is how long a node reports areas it does not hear
+	// before the alarm opens.
+	AreaUnheardFor time.Duration
 	// SelfTestTimeout is how long nodes have to answer a self-test.
 	SelfTestTimeout time.Duration
 	// DailyTest is the local time ("03:00") of the daily silent self-test
@@ -118,9 +121,14 @@ func DefaultConfig() Config {
 		// Well past the ten minutes over which nodes spread their first
 		// downloads of kept content, and a 3G link's slow hours.
 		ContentMissingFor: 6 * time.Hour,
-		SelfTestTimeout:   2 * time.Minute,
-		DailyTest:         "03:00",
-		Location:          loc,
+		// A refused subscription is retried after 2 s, then waits longer
+		// each time up to 2 min: a broker that was slow to answer, or an
+		// ACL updated a moment after the move, is heard again well within
+		// this.
+		AreaUnheardFor:  2 * time.Minute,
+		SelfTestTimeout: 2 * time.Minute,
+		DailyTest:       "03:00",
+		Location:        loc,
 	}
 }
 
@@ -625,10 +633,15 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 // every download. A play that needs it fails and says so
 // (failed-to-sound), but content kept for emergencies (standing content)
 // has no play to fail until the emergency.
-func (m *Monitor) lasting() [2]lastingCondition {
+//
+// An area is unheard for a moment when a node moves and the broker's ACL
+// follows a little later, or a subscription is not answered: the node
+// retries, and one retry that succeeds must not page a technician.
+func (m *Monitor) lasting() [3]lastingCondition {
 	return [...]lastingCondition{
 		{loaxa.AlarmClockUncertain, m.Config.ClockUncertainFor},
 		{loaxa.AlarmContentMissing, m.Config.ContentMissingFor},
+		{loaxa.AlarmAreaUnheard, m.Config.AreaUnheardFor},
 	}
 }
 
@@ -672,6 +685,9 @@ func (m *Monitor) faultsOf(st *protocol.State, open map[string]loaxa.Fault) map[
 	}
 	if st.StorageFault != "" {
 		out[loaxa.AlarmStorageFailed] = loaxa.AlarmFacts{Error: st.StorageFault}
+	}
+	if len(st.AreasUnheard) > 0 {
+		out[loaxa.AlarmAreaUnheard] = loaxa.AlarmFacts{Areas: slices.Clone(st.AreasUnheard)}
 	}
 	b := st.Board
 	if b == nil {

@@ -840,3 +840,52 @@ func TestRevokedNodeRaisesNoAlarm(t *testing.T) {
 		t.Error("no door-open alarm once the node is enrolled again")
 	}
 }
+
+// TestAreaUnheardOpensAnAlarm: a cluster moved to another commune whose
+// broker ACL was not updated reported areas_unheard for hours, and no
+// alarm opened: it heard no live broadcast of its area and had alerts
+// only late, by the controller's resends to it alone, and no technician
+// knew. The alarm opens once the list has lasted AreaUnheardFor (a
+// refusal the node's next retry overcomes raises none), names the areas,
+// and ends when the node hears every area again.
+func TestAreaUnheardOpensAnAlarm(t *testing.T) {
+	const kind = "area-unheard"
+	w := newWorld(t)
+	good := online(healthy())
+	good.DiskFreeBytes = ptr(int64(1 << 30))
+	deaf := good
+	deaf.AreasUnheard = []string{"12346"}
+
+	// A refusal the retry overcomes within a minute raises nothing.
+	w.state("n1", deaf)
+	w.clock.Advance(time.Minute)
+	w.state("n1", good)
+	w.clock.Advance(2 * time.Minute)
+	w.state("n1", deaf) // the count starts again
+	if a := w.open("n1")[kind]; a != nil {
+		t.Fatalf("areas unheard for a minute at a time: %s opened (%s), want none", kind, a.Detail)
+	}
+	w.clock.Advance(time.Minute)
+	w.state("n1", deaf)
+	if a := w.open("n1")[kind]; a != nil {
+		t.Fatalf("areas unheard for 1 min: %s opened (%s), want none before 2 min", kind, a.Detail)
+	}
+	w.clock.Advance(time.Minute)
+	w.state("n1", deaf)
+	a := w.open("n1")[kind]
+	if a == nil {
+		t.Fatalf("areas unheard for 2 min: open alarms %v, want %s", slices.Collect(maps.Keys(w.open("n1"))), kind)
+	}
+	if a.Severity != loaxa.SeverityCritical || jsonOf(a.Facts) != `{"areas":["12346"]}` || !strings.Contains(a.Detail, "12346") {
+		t.Errorf("alarm %s, want critical with the area 12346 in its facts and detail", jsonOf(a))
+	}
+	if fs := w.node("n1").Status.Faults; len(fs) != 1 || fs[0].Kind != kind {
+		t.Errorf("node faults %s, want %s", jsonOf(fs), kind)
+	}
+	// It hears its area again.
+	w.clock.Advance(time.Minute)
+	w.state("n1", good)
+	if open := w.open("n1"); len(open) != 0 {
+		t.Errorf("areas heard again: open alarms %v, want none", slices.Collect(maps.Keys(open)))
+	}
+}

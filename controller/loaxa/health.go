@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -69,6 +70,8 @@ type AlarmFacts struct {
 	DesiredVersion uint64 `json:"desired_version,omitempty"`
 	Attempts       int    `json:"attempts,omitempty"`
 	Error          string `json:"error,omitempty"`
+	// Areas (area-unheard): the areas of its chain the node does not hear.
+	Areas []string `json:"areas,omitempty"`
 }
 
 // Clone returns a copy of f that shares no memory with it.
@@ -79,6 +82,7 @@ func (f AlarmFacts) Clone() AlarmFacts {
 	c.SpeakerOhms = clonePtr(f.SpeakerOhms)
 	c.RelayCommanded, c.RelayFeedback = clonePtr(f.RelayCommanded), clonePtr(f.RelayFeedback)
 	c.BatteryVolts, c.TemperatureC, c.RSSIDBm = clonePtr(f.BatteryVolts), clonePtr(f.TemperatureC), clonePtr(f.RSSIDBm)
+	c.Areas = slices.Clone(f.Areas)
 	return c
 }
 
@@ -149,6 +153,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		return "no sound device: " + f.Error
 	case AlarmStorageFailed:
 		return "store in memory: " + f.Error
+	case AlarmAreaUnheard:
+		return "does not hear the commands and live broadcasts of area " + strings.Join(f.Areas, ", ")
 	case AlarmDesiredUndelivered:
 		return fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", f.DesiredVersion, f.Attempts, f.Error)
 	}
@@ -205,6 +211,13 @@ const (
 	// is new into memory, but it forgets its state and those downloads at
 	// its next restart. The card needs changing.
 	AlarmStorageFailed = "storage-failed"
+	// AlarmAreaUnheard (critical): the node has not heard the cmd or live
+	// topic of some areas of its chain (its subscription refused or
+	// failed: a broker ACL not updated after the node moved) for
+	// health.Config.AreaUnheardFor. It misses their live broadcasts and
+	// has their alerts only from the controller's resends to it alone,
+	// late. The node keeps subscribing; the broker's ACL needs fixing.
+	AlarmAreaUnheard = "area-unheard"
 	// AlarmDesiredUndelivered (warning): the broker has not accepted the
 	// node's newest desired state for a while; the scheduler keeps
 	// retrying it.
@@ -217,7 +230,7 @@ var AlarmKinds = []string{
 	AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmMainsOff, AlarmBatteryLow,
 	AlarmOverheat, AlarmDoorOpen, AlarmWeakSignal, AlarmDiskLow, AlarmStorageDamaged, AlarmLinkDeaf,
 	AlarmContentMissing, AlarmClockOffset, AlarmClockUncertain, AlarmOffline, AlarmFailedToSound,
-	AlarmNoSoundDevice, AlarmStorageFailed, AlarmDesiredUndelivered,
+	AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmDesiredUndelivered,
 }
 
 // Alarm severities.
@@ -229,7 +242,7 @@ const (
 // AlarmSeverity returns the severity of an alarm kind.
 func AlarmSeverity(kind string) string {
 	switch kind {
-	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed:
+	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard:
 		return SeverityCritical
 	}
 	return SeverityWarning

@@ -284,6 +284,9 @@ export function alarmDetail(a) {
     case 'storage-failed':
       words = t('alarmfact.storage_failed', { error: f.error || '?' });
       break;
+    case 'area-unheard':
+      if (f.areas && f.areas.length) words = t('alarmfact.area_unheard', { areas: f.areas.join(', ') });
+      break;
     case 'desired-undelivered':
       if (f.desired_version) words = t('alarmfact.desired_undelivered', { version: f.desired_version, attempts: n(f.attempts || 0), error: f.error || '?' });
       break;
