@@ -22,7 +22,10 @@ import (
 // MaxResends, until the expiry; a cancelled one has its cancel followed
 // again, with what is left of each node's MaxResends of the cancel. An
 // active emergency that expired while the controller was down is closed:
-// stored as expired, its outcome logged.
+// stored as expired, its outcome logged. One the controller stopped
+// sending before it was recorded as sent is not sent again: closed if
+// nothing says it went out, otherwise marked cut off and left active until
+// its expiry, so that an officer can cancel it (closeUnsent).
 //
 // The fan-out an area's next lead is measured on (lead.go) is rebuilt too,
 // from the newest emergency to the area whose deliveries hold receipts:
@@ -57,6 +60,8 @@ func (s *Service) restore(ctx context.Context) error {
 			continue
 		}
 		switch {
+		case em.CutOff && em.State == loaxa.EmergencyActive && now.Before(em.Expires):
+			// Found cut off by an earlier start: left as it is.
 		case em.Occurrence == "":
 			// The controller stopped while sending it, before it was
 			// recorded as sent.
@@ -282,7 +287,9 @@ func fanoutOf(em *loaxa.Emergency, ds []*loaxa.Delivery, nodeArea map[string]str
 // occurrence they name and its issue instant, and the deliveries made
 // from the reports alone (Unplanned) take its level, planned length and
 // drill mark, so that no report shows a drill as a real alert; each keeps
-// the start its node reported.
+// the start its node reported. One that may have gone out (a report, or
+// the plan stored beside the publish) stays active until its expiry,
+// marked cut off: neither followed nor sent again, but cancellable.
 func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
 	if err != nil {
@@ -310,9 +317,18 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 			s.Logger.Error("emergency: deliveries reported before a stop not marked with the alert's level and drill mark", "emergency", em.ID, "nodes", len(plans), "err", err)
 		}
 	}
+	// One that may have gone out stays active until its expiry, so that
+	// an officer can cancel it (the console offers that only for an
+	// active alert); it was listed expired at once.
+	active := s.Clock.Now().Before(em.Expires)
 	if reported == 0 && len(ds) > 0 {
 		// The plan was stored while it was published: it may have gone
 		// out, and its clusters may hold their reports (a report window).
+		if active {
+			s.cutOff(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; it may have gone out, so it stays active until its expiry and is not sent again: see its report, and cancel it if clusters sound it, before sending it again",
+				"planned", len(ds))
+			return
+		}
 		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; closed as expired, it may have gone out: see its report, and cancel it if clusters sound it, before sending it again",
 			"planned", len(ds))
 		return
@@ -322,10 +338,31 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 		return
 	}
 	issued := loaxa.OccurrenceTime(occurrence)
-	s.close(ctx, em, func(e *loaxa.Emergency) {
-		e.Occurrence, e.Issued = occurrence, issued
-	}, "emergency: the controller stopped while sending this emergency, but clusters reported it, so it went out; closed as expired, see its report before sending it again",
+	named := func(e *loaxa.Emergency) { e.Occurrence, e.Issued = occurrence, issued }
+	if active {
+		s.cutOff(ctx, em, named, "emergency: the controller stopped while sending this emergency, but clusters reported it, so it went out; it stays active until its expiry and is not sent again: see its report, and cancel it if it should stop, before sending it again",
+			"reported_by", reported)
+		return
+	}
+	s.close(ctx, em, named, "emergency: the controller stopped while sending this emergency, but clusters reported it, so it went out; closed as expired, see its report before sending it again",
 		"reported_by", reported)
+}
+
+// cutOff marks an active emergency the controller stopped sending, which
+// may have gone out, as cut off (changed by fn, if not nil): active until
+// its expiry, neither followed nor sent again; and logs msg and attrs.
+func (s *Service) cutOff(ctx context.Context, em *loaxa.Emergency, fn func(e *loaxa.Emergency), msg string, attrs ...any) {
+	if _, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
+		e.CutOff = true
+		if fn != nil {
+			fn(e)
+		}
+		return nil
+	}); err != nil {
+		s.Logger.Error("emergency: cut-off emergency not marked", "emergency", em.ID, "drill", em.Drill, "err", err)
+		return
+	}
+	s.Logger.Warn(msg, append([]any{"emergency", em.ID, "drill", em.Drill, "expires", em.Expires}, attrs...)...)
 }
 
 // close stores an active emergency as expired (changed by fn, if not nil)

@@ -697,3 +697,93 @@ func TestRestartMidSendThenCancel(t *testing.T) {
 		t.Errorf("after a second restart and n4's receipt: sent %v, want the cancel to n4", got)
 	}
 }
+
+// TestRestartMidSendKeepsItCancellable: the controller crashed while
+// publishing an alert whose clusters had it and were sounding it. After
+// the restart it was listed "expired" although its expiry was 14 minutes
+// away, and the console, which offers "Dừng" only for an active alert,
+// gave the officer no way to stop what was still playing. Until its
+// expiry it stays active (cancellable), across later restarts too; it is
+// not sent again; past its expiry it reads expired.
+func TestRestartMidSendKeepsItCancellable(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	issued := w.fc.Now()
+	cutOff := func() (*loaxa.Emergency, string) {
+		t.Helper()
+		// As SendEmergency stores it before the publish returns.
+		em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, Title: "Bão số 3", ContentID: w.content, Targets: []string{"31"},
+			OpeningChime: s.opening.ID, ClosingChime: s.closing.ID, Areas: []loaxa.EmergencyArea{{Area: "31", Nodes: 3, LeadMS: 1200}},
+			Repeat: 3, Volume: protocol.MaxVolume, PlannedMS: 30000, Issued: issued, Expires: issued.Add(15 * time.Minute),
+			State: loaxa.EmergencyActive, CreatedBy: "admin"}
+		if err := s.Store.CreateEmergency(ctx, em); err != nil {
+			t.Fatal(err)
+		}
+		occ := loaxa.OccurrenceID(em.ID, issued)
+		w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: issued.Add(300 * time.Millisecond)})
+		w.report(s, "n1", protocol.Event{Type: protocol.EventStarted, Occurrence: occ, At: issued.Add(1200 * time.Millisecond)})
+		return em, occ
+	}
+	stopped, occ := cutOff()
+	left, _ := cutOff()
+	w.rec.take()
+
+	state := func(s *Service, id string) string {
+		t.Helper()
+		rep, err := s.EmergencyReport(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.State
+	}
+	w.fc.Advance(time.Minute) // the controller is down meanwhile
+	s2 := w.service()
+	for _, id := range []string{stopped.ID, left.ID} {
+		if got := state(s2, id); got != loaxa.EmergencyActive {
+			t.Errorf("after the restart, 14 min before its expiry: %s is %s, want %s so that it can be stopped", id, got, loaxa.EmergencyActive)
+		}
+	}
+	ems, err := s2.FindEmergencies(ctx, 0)
+	if err != nil || len(ems) != 2 {
+		t.Fatalf("listed after the restart: %d, %v; want 2", len(ems), err)
+	}
+	for _, em := range ems {
+		if em.State != loaxa.EmergencyActive {
+			t.Errorf("listed after the restart: %s is %s, want %s", em.ID, em.State, loaxa.EmergencyActive)
+		}
+	}
+	for range 5 {
+		if got := w.step(s2, 2100*time.Millisecond); len(got) != 0 {
+			t.Fatalf("after the restart: sent %v, want nothing (a cut-off alert is not sent again)", got)
+		}
+	}
+	// A second restart changes nothing of it.
+	s3 := w.service()
+	if got := state(s3, stopped.ID); got != loaxa.EmergencyActive {
+		t.Errorf("after a second restart: %s, want %s", got, loaxa.EmergencyActive)
+	}
+	for range 5 {
+		if got := w.step(s3, 2100*time.Millisecond); len(got) != 0 {
+			t.Fatalf("after a second restart: sent %v, want nothing", got)
+		}
+	}
+	if _, err := s3.CancelEmergency(ctx, stopped.ID, "admin"); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if got := w.rec.lastSent("area/31"); got.Name != protocol.CmdAlertCancel || got.Occurrence != occ {
+		t.Errorf("cancel sent %+v, want alert-cancel of %s to area 31", got, occ)
+	}
+	if got := state(s3, stopped.ID); got != loaxa.EmergencyCancelled {
+		t.Errorf("after the cancel: %s, want %s", got, loaxa.EmergencyCancelled)
+	}
+	// Past its expiry the other reads expired, and a restart closes it.
+	w.fc.Advance(15 * time.Minute)
+	if got := state(s3, left.ID); got != loaxa.EmergencyExpired {
+		t.Errorf("past its expiry: %s, want %s", got, loaxa.EmergencyExpired)
+	}
+	s4 := w.service()
+	if em, err := s4.Store.FindEmergencyByID(ctx, left.ID); err != nil || em.State != loaxa.EmergencyExpired {
+		t.Errorf("restarted past its expiry: stored %+v, %v; want %s", em, err, loaxa.EmergencyExpired)
+	}
+}

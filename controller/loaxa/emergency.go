@@ -76,7 +76,12 @@ type Emergency struct {
 	// Areas is what was sent per targeted area.
 	Areas []EmergencyArea `json:"areas"`
 
-	State       string    `json:"state"`
+	State string `json:"state"`
+	// CutOff: the controller stopped while it was being sent, and its
+	// clusters may sound it. It stays active, so that it can be
+	// cancelled, until its expiry, but it is not followed node by node
+	// or sent again (controller/emergency restore.go).
+	CutOff      bool      `json:"cut_off,omitempty"`
 	CancelledAt time.Time `json:"cancelled_at,omitzero"`
 	CancelledBy string    `json:"cancelled_by,omitempty"`
 	CreatedBy   string    `json:"created_by"`

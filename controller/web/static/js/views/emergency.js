@@ -645,7 +645,12 @@ async function board(ctx, main, id) {
   const unsent = (rep.areas || []).filter((a) => a.error && !a.published_at).map((a) => areaName(a.area));
   const unpublished = h('div', { class: 'error-box', role: 'alert', id: 'em-unpublished', hidden: true },
     t('emergency.unpublished', { areas: unsent.join(', '), expires: fmtDateTime(rep.expires) }));
+  // Cut off by a controller stop while it was sent: not sent again nor
+  // followed, but clusters may sound it until its expiry (docs/emergency.md).
+  const cutOff = h('div', { class: 'error-box', role: 'alert', id: 'em-cut-off', hidden: true },
+    t('emergency.cut_off', { expires: fmtDateTime(rep.expires) }));
   const showSummary = (s, st, tm, byArea) => {
+    cutOff.hidden = !rep.cut_off || st !== 'active';
     unpublished.hidden = unsent.length === 0 || st !== 'active' || (s.reached || 0) >= (s.targeted || 0);
     fill(counts, h('div', { class: 'panel' }, h('div', { class: 'stat' }, fmtNumber(s.targeted)), t('emergency.targeted')),
       BOARD.filter((k) => k !== 'unconfirmed' || s[k] > 0).map((k) => h('div', { class: 'panel', dataset: { count: k } }, h('div', { class: `stat s-${k}` }, fmtNumber(s[k] || 0)), t('ack.' + k))));
@@ -777,7 +782,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    unpublished, counts, fetching, timing, live, spread,
+    unpublished, cutOff, counts, fetching, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
