@@ -236,3 +236,38 @@ func TestDecideEveryBlockOfTheLanguage(t *testing.T) {
 		t.Errorf("one vi-VN block and one en-US: blocks %v, want none (Info alone)", d.Blocks)
 	}
 }
+
+// TestDecideJudgesEachBlock: a storm alert's first vi-VN block (the coast,
+// to shelter overnight) had expired while its second (inland, heavy rain
+// until evening) had not, and the whole alert was recorded expired: the
+// inland communes heard nothing. Each block is judged on its own: the
+// alert plays what has not expired and is expired only when every block
+// is; an old alert waits for approval if a block it plays gives no expiry.
+func TestDecideJudgesEachBlock(t *testing.T) {
+	now := time.Date(2025, 9, 6, 20, 0, 0, 0, time.FixedZone("+07", 7*3600)) // the first block expired at 19:00
+	second := func(expires string) string {
+		if expires != "" {
+			expires = "<expires>" + expires + "</expires>"
+		}
+		return `<info><language>vi-VN</language><category>Met</category><event>Bão</event><urgency>Expected</urgency>
+    <severity>Severe</severity><certainty>Likely</certainty>` + expires + `<headline>Mưa lớn</headline>
+    <area><areaDesc>Huyện Vĩnh Bảo</areaDesc><geocode><valueName>loaxa</valueName><value>319</value></geocode></area></info></alert>`
+	}
+	never, always := func(string) bool { return false }, func(string) bool { return true }
+	d := Decide(variant(t, "</alert>", second("2025-09-06T23:00:00+07:00")), now, never, always)
+	if d.Action != ActionPlay || d.Info == nil || d.Info.Headline != "Mưa lớn" || d.Blocks != nil {
+		t.Errorf("first block expired, second not: %s (%s), info %v, blocks %v; want the second to play alone", d.Action, d.Reason, d.Info, d.Blocks)
+	}
+	if want := time.Date(2025, 9, 6, 23, 0, 0, 0, time.FixedZone("+07", 7*3600)); !d.Expires.Equal(want) {
+		t.Errorf("expires %v, want the second block's %v", d.Expires, want)
+	}
+	d = Decide(variant(t, "</alert>", second("2025-09-06T19:30:00+07:00")), now, never, always)
+	if d.Action != ActionExpired || !strings.Contains(d.Reason, "19:30") {
+		t.Errorf("both blocks expired: %s (%s), want expired at the later, 19:30", d.Action, d.Reason)
+	}
+	// Sent at 07:00, 13 hours before: a block without expires may be over.
+	d = Decide(variant(t, "</alert>", second("")), now, never, always)
+	if d.Action != ActionPending || !strings.Contains(d.Reason, "no expires") {
+		t.Errorf("the block left to play gives no expires, sent 13 h ago: %s (%s), want pending", d.Action, d.Reason)
+	}
+}

@@ -35,16 +35,18 @@ const StaleAfter = time.Hour
 type Decision struct {
 	Action Action
 	Reason string
-	// Info is the block to play (Vietnamese if present).
+	// Info is the block to play (Vietnamese if present): the first of the
+	// sequence that has not expired (Alert.Blocks); of an expired alert,
+	// the first.
 	Info *Info
-	// Blocks, when the alert has more than one block in Info's language,
-	// are those to play, Info first, each to its own areas: the others of
-	// the sequence that have not expired (Alert.Blocks).
+	// Blocks, when more than one block in Info's language has not
+	// expired, are those to play, Info first, each to its own areas.
 	Blocks []*Info
 	// Cancel lists the keys of earlier alerts to cancel first (Update,
 	// Cancel).
 	Cancel []string
-	// Expires is the info's expiry, zero if none.
+	// Expires is Info's expiry, zero if none; of an expired alert, when
+	// its last block expired.
 	Expires time.Time
 }
 
@@ -73,20 +75,27 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 		d.Action, d.Reason = ActionLog, "the alert has no info block to play"
 		return d
 	}
-	d.Expires = d.Info.ExpiresAt()
-	if !d.Expires.IsZero() && !d.Expires.After(now) {
-		d.Action, d.Reason = ActionExpired, "it expired at "+d.Expires.Format(time.RFC3339)
+	// Each block of the sequence is judged on its own: the first may have
+	// expired (the coast's warning overnight) while a later one holds
+	// (inland, until the evening). The alert has expired only when every
+	// block has.
+	var live []*Info
+	var last time.Time // the latest expiry of the blocks that expired
+	for _, in := range a.Blocks() {
+		if exp := in.ExpiresAt(); exp.IsZero() || exp.After(now) {
+			live = append(live, in)
+		} else if exp.After(last) {
+			last = exp
+		}
+	}
+	if len(live) == 0 {
+		d.Expires = last
+		d.Action, d.Reason = ActionExpired, "it expired at "+last.Format(time.RFC3339)
 		return d
 	}
-	if blocks := a.Blocks(); len(blocks) > 1 {
-		for _, in := range blocks {
-			if exp := in.ExpiresAt(); in == d.Info || exp.IsZero() || exp.After(now) {
-				d.Blocks = append(d.Blocks, in)
-			}
-		}
-		if len(d.Blocks) < 2 {
-			d.Blocks = nil // Info alone
-		}
+	d.Info, d.Expires = live[0], live[0].ExpiresAt()
+	if len(live) > 1 {
+		d.Blocks = live
 	}
 	d.Action = ActionPlay
 	if a.Status == "Exercise" {
@@ -102,13 +111,13 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 			"approve it with POST /api/v1/cap/{id}/approve only if it should be broadcast", a.Scope, a.audience())
 		return d
 	}
-	if d.Expires.IsZero() && now.Sub(a.SentAt()) > StaleAfter {
+	if now.Sub(a.SentAt()) > StaleAfter && slices.ContainsFunc(live, func(in *Info) bool { return in.ExpiresAt().IsZero() }) {
 		d.Action = ActionPending
-		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and gives no expires; approve it with POST /api/v1/cap/{id}/approve if it still holds",
+		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and an info block it plays gives no expires; approve it with POST /api/v1/cap/{id}/approve if it still holds",
 			a.SentAt().Format(time.RFC3339), StaleAfter)
 		return d
 	}
-	for _, in := range append([]*Info{d.Info}, d.Blocks...) {
+	for _, in := range live {
 		if !autoStart(in.Event) {
 			d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", in.Event)
 			d.Action = ActionPending

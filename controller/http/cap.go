@@ -430,6 +430,26 @@ func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error)
 	}, pos), nil
 }
 
+// capExpired reports whether every info block rec plays has expired at
+// now, and when the last did. Each block is judged on its own: a later
+// block may still hold when the first has expired.
+func capExpired(rec *loaxa.CapAlert, now time.Time) (time.Time, bool) {
+	blocks := rec.Blocks
+	if len(blocks) == 0 {
+		blocks = []loaxa.CapBlock{{Expires: rec.Expires}}
+	}
+	var last time.Time
+	for _, b := range blocks {
+		if b.Expires.IsZero() || b.Expires.After(now) {
+			return time.Time{}, false
+		}
+		if b.Expires.After(last) {
+			last = b.Expires
+		}
+	}
+	return last, true
+}
+
 // playCap sends the emergency of a stored CAP alert and notes it: its
 // text read out, after the recording kept for its event type if there is
 // one (as J-Alert plays a fixed message per kind of alert: kept on the
@@ -437,15 +457,26 @@ func (s *Server) capTargets(ctx context.Context, in *cap.Info) ([]string, error)
 // and no speech (text-to-speech down, or no text) the recording alone
 // plays. An alert that plays several info blocks sends one emergency per
 // block, each to its areas; every block's audio is made before any is
-// sent, so that one that cannot be leaves nothing half sent. It returns
-// the first block's emergency.
+// sent, so that one that cannot be leaves nothing half sent. A block that
+// expired while the alert waited for approval is left out. It returns the
+// first block's emergency.
 func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert, actor, remote string) (*loaxa.Emergency, error) {
 	blocks := slices.Clone(rec.Blocks)
 	if len(blocks) == 0 {
 		blocks = []loaxa.CapBlock{{Event: rec.Event, Headline: rec.Headline, Text: rec.Text, Targets: rec.Targets, Expires: rec.Expires}}
 	}
+	now := s.now()
+	var plays []int // the blocks that have not expired
+	for i, b := range blocks {
+		if b.Expires.IsZero() || b.Expires.After(now) {
+			plays = append(plays, i)
+		}
+	}
+	if len(plays) == 0 {
+		return nil, loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired.", rec.ID)
+	}
 	reqs := make([]loaxa.EmergencyRequest, len(blocks))
-	for i := range blocks {
+	for _, i := range plays {
 		b := &blocks[i]
 		req, recording, err := s.capRequest(ctx, store, rec.ID, b, actor)
 		if err != nil {
@@ -456,7 +487,8 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 	}
 	var first *loaxa.Emergency
 	var errs []error
-	for i, req := range reqs {
+	for n, i := range plays {
+		req := reqs[i]
 		em, err := svc.SendEmergency(ctx, req)
 		if err != nil {
 			if em == nil {
@@ -465,19 +497,19 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 			errs = append(errs, err)
 		}
 		if em == nil {
-			if i == 0 {
+			if n == 0 {
 				return nil, err // nothing sent yet: the alert waits for approval
 			}
 			continue
 		}
 		s.auditActor(ctx, actor, remote, auditEmergencySend, em.ID, em.Targets, "cap="+rec.ID+" "+emergencyDetail(em))
 		blocks[i].Emergency = em.ID
-		if i == 0 {
+		if n == 0 {
 			first = em
 		}
 	}
 	if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
-		a.Emergency, a.Recording = first.ID, blocks[0].Recording
+		a.Emergency, a.Recording = first.ID, blocks[plays[0]].Recording
 		if len(a.Blocks) == len(blocks) {
 			a.Blocks = blocks
 		}
@@ -568,8 +600,8 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	if rec.Action != string(cap.ActionPending) {
 		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s is %s, not waiting for approval.", rec.ID, rec.Action)
 	}
-	if !rec.Expires.IsZero() && !rec.Expires.After(s.now()) {
-		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired at %s.", rec.ID, rec.Expires.Format(time.RFC3339))
+	if last, expired := capExpired(rec, s.now()); expired {
+		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired at %s.", rec.ID, last.Format(time.RFC3339))
 	}
 	// An Update stops the warnings it updates once it plays; they kept
 	// sounding while it waited. The approver needs the right to stop them.

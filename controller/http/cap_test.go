@@ -736,3 +736,56 @@ func TestCapPlaysEachVietnameseBlock(t *testing.T) {
 		t.Errorf("the Cancel stopped %v, want both emergencies %v", c.Cancelled, want)
 	}
 }
+
+// TestCapPlaysTheBlocksThatHaveNotExpired: a CAP alert's first vi-VN block
+// (the coast) had expired and its second (inland) had not; the whole
+// alert was recorded expired and the inland commune heard nothing. Each
+// block is judged on its own, when the alert comes and when it is
+// approved: what has not expired plays, to its own areas.
+func TestCapPlaysTheBlocksThatHaveNotExpired(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	second := func(event string) string {
+		return `<info><language>vi-VN</language><category>Met</category><event>` + event + `</event><urgency>Expected</urgency>
+  <severity>Severe</severity><certainty>Likely</certainty><expires>2026-03-02T09:00:00+07:00</expires>
+  <headline>Bão số 3 gây mưa lớn</headline><instruction>Bà con chằng chống nhà cửa</instruction>
+  <area><areaDesc>Vùng 2</areaDesc><geocode><valueName>loaxa</valueName><value>12347</value></geocode></area></info>
+</alert>`
+	}
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	// The first block expired at 04:59, a minute before the controller's 05:00.
+	doc := strings.Replace(strings.Replace(capXML("late", "Actual", "12346"), "2026-03-02T09:00:00+07:00", "2026-03-02T04:59:00+07:00", 1),
+		"</alert>", second("Bão"), 1)
+	a := e.postCap(doc, http.StatusCreated)
+	if a.Action != "play" || a.Emergency == nil {
+		t.Fatalf("first block expired, second not: %s (%s), want the second to play", a.Action, a.Reason)
+	}
+	sent := e.alerts.commands()
+	if len(sent) != 1 || sent[0].id != "12347" || sent[0].cmd.Alert == nil {
+		t.Fatalf("sent %v, want one alert, to 12347", sent)
+	}
+	if !strings.Contains(a.Emergency.Text, "chằng chống") || !slices.Equal(a.Emergency.Targets, []string{"12347"}) {
+		t.Errorf("emergency: text %q, targets %v; want the second block's words to 12347", a.Emergency.Text, a.Emergency.Targets)
+	}
+
+	// Waiting for approval (its second block's event is not on the list)
+	// while its first block expires: approving plays the second.
+	doc = strings.Replace(strings.Replace(capXML("waits", "Actual", "12346"), "2026-03-02T09:00:00+07:00", "2026-03-02T05:20:00+07:00", 1),
+		"</alert>", second("Lũ"), 1)
+	p := e.postCap(doc, http.StatusCreated)
+	if p.Action != "pending" || len(p.Alert.Blocks) != 2 {
+		t.Fatalf("second block's event not on the list: %s, %d blocks; want pending with both", p.Action, len(p.Alert.Blocks))
+	}
+	e.clock.Advance(30 * time.Minute) // 05:30: the first block expired at 05:20
+	var approved capAnswer
+	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &approved)
+	var to []string
+	for _, c := range e.alerts.commands()[1:] {
+		if c.cmd.Alert != nil {
+			to = append(to, c.id)
+		}
+	}
+	if !slices.Equal(to, []string{"12347"}) {
+		t.Errorf("approved after its first block expired: alerts to %v, want only the second block's, 12347", to)
+	}
+}
