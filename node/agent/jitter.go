@@ -32,6 +32,12 @@ import (
 //     its neighbours);
 //   - more than MaxJitterDepth buffered drops the oldest, so latency stays
 //     bounded when the output runs slower than the sender;
+//   - a buffer that held more than JitterDepth after every frame played
+//     for JitterSettle (late frames came all at once, the numbering
+//     jumped, the call waited behind a higher level) drops its oldest
+//     frames down to JitterDepth, as the bound above does: the node plays
+//     in step with its neighbours again instead of behind them for the
+//     rest of the call;
 //   - the stream ends (io.EOF) when the end message came and the buffer is
 //     drained, and fails (relay.ErrFailed) when no frame came for
 //     LiveFrameTimeout.
@@ -42,6 +48,13 @@ const JitterDepth = 200 * time.Millisecond
 
 // MaxJitterDepth is the most audio the buffer holds: 600 ms.
 const MaxJitterDepth = 600 * time.Millisecond
+
+// JitterSettle is how long the buffer may hold more than JitterDepth,
+// after every frame played, before it drops the excess: 1 s of frames,
+// counted in frames played so that only the output's pace matters. Over
+// a second, network jitter makes the buffer dip to its depth or below;
+// one that never does holds a burst's backlog.
+const JitterSettle = time.Second
 
 // framesFor returns how many frames of length frame it takes to hold d.
 func framesFor(d, frame time.Duration) int { return int((d + frame - 1) / frame) }
@@ -91,15 +104,19 @@ type jitter struct {
 	narrow bool
 	typed  bool // narrow is set
 	up     nodeaudio.Upsampler
-	// depth and maxDepth are JitterDepth and MaxJitterDepth in frames of
-	// the call's kind.
-	depth, maxDepth int
+	// depth, maxDepth and settle are JitterDepth, MaxJitterDepth and
+	// JitterSettle in frames of the call's kind.
+	depth, maxDepth, settle int
+	// low is the fewest frames held after a read in the current window;
+	// window counts its reads, up to settle.
+	low, window int
 }
 
 func newJitter(now func() time.Time, timeout time.Duration) *jitter {
 	return &jitter{
 		now: now, timeout: timeout, frames: map[uint64][]int16{}, last: now(),
 		depth: framesFor(JitterDepth, frameDuration), maxDepth: framesFor(MaxJitterDepth, frameDuration),
+		settle:  framesFor(JitterSettle, frameDuration),
 		arrived: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 }
@@ -131,6 +148,7 @@ func (j *jitter) Push(seq uint64, frame []byte) error {
 		j.narrow, j.typed = narrow, true // the first frame says what the call sends
 		if narrow {
 			j.depth, j.maxDepth = framesFor(JitterDepth, narrowDuration), framesFor(MaxJitterDepth, narrowDuration)
+			j.settle = framesFor(JitterSettle, narrowDuration)
 		}
 	} else if narrow != j.narrow {
 		return fmt.Errorf("%w: live frame of %d bytes: the call's frames so far were of another kind", nodeaudio.ErrFormat, len(frame))
@@ -255,6 +273,7 @@ func (j *jitter) fill() error {
 	default:
 		j.underruns++ // a frame of silence while the buffer is empty
 	}
+	j.trim()
 	if j.narrow {
 		wide := make([]int16, nodeaudio.NarrowFrameWide)
 		if err := j.up.Upsample(s, wide); err != nil { // s nil: silence through the filter
@@ -268,6 +287,23 @@ func (j *jitter) fill() error {
 	}
 	j.pending = buf
 	return nil
+}
+
+// trim drops the oldest frames held beyond the depth once the buffer has
+// held more than its depth after every read for a settle window.
+func (j *jitter) trim() {
+	if held := len(j.frames); j.window == 0 || held < j.low {
+		j.low = held
+	}
+	if j.window++; j.window < j.settle {
+		return
+	}
+	for keep := len(j.frames) - (j.low - j.depth); len(j.frames) > keep; {
+		delete(j.frames, j.next) // a gap in the numbering counts as lost too
+		j.next++
+		j.lost++
+	}
+	j.window = 0
 }
 
 // waitStart blocks until JitterDepth is buffered, the call ended,

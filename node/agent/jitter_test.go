@@ -336,3 +336,105 @@ func TestJitterOutageAddsNoLatency(t *testing.T) {
 		t.Errorf("%d frames counted lost for %d lost on the network: frames that came in time were dropped", lost, outage)
 	}
 }
+
+// TestJitterReturnsToItsDepthAfterABurst: frames that come late and then
+// all at once, a jump in the numbering while frames are buffered, or a
+// call that waited behind a higher level with its buffer full left the
+// buffer holding 560–600 ms instead of its 240 ms for the rest of the
+// call: the node played 360 ms behind its neighbours, an echo between
+// poles (measured with wideband frames: 560 ms held instead of 200 ms). Once it has held more than its depth after every frame played
+// for JitterSettle, the buffer drops the oldest frames down to its depth,
+// once, and no frame that came in time is dropped when it does not.
+func TestJitterReturnsToItsDepthAfterABurst(t *testing.T) {
+	depth := framesFor(JitterDepth, narrowDuration)
+	settle := framesFor(time.Second, narrowDuration) // JitterSettle
+	for _, tc := range []struct {
+		name string
+		// before runs after the call has played 20 frames in step, with
+		// push and read; it returns the next seq to send.
+		before   func(seq uint64, push func(uint64), read func()) uint64
+		wantLost int
+	}{
+		{"steady", func(seq uint64, _ func(uint64), _ func()) uint64 { return seq }, 0},
+		{"late frames all at once", func(seq uint64, push func(uint64), read func()) uint64 {
+			// 600 ms of frames held up on the way: the buffer plays its
+			// 4 frames, then 6 of silence, then they come all at once.
+			late := depth + 6
+			for range late {
+				read()
+			}
+			for range late {
+				push(seq)
+				seq++
+			}
+			return seq
+		}, 6},
+		{"numbering jumps", func(seq uint64, push func(uint64), read func()) uint64 {
+			return seq + 25 // 25 frames never sent, in no time
+		}, 25 + 6}, // the gap, then the 6 frames over the depth that piled up to the bound
+		{"output held up", func(seq uint64, push func(uint64), _ func()) uint64 {
+			for range 8 { // 480 ms without a read (a call that waited behind an alert)
+				push(seq)
+				seq++
+			}
+			return seq
+		}, 2 + 6}, // 2 over the bound, then 6 over the depth
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeNow{t: time.Unix(1e9, 0)}
+			j := newJitter(clk.Now, LiveFrameTimeout)
+			var enc nodeaudio.NarrowFrameEncoder
+			pcm := make([]int16, nodeaudio.NarrowFrameWide)
+			for i := range pcm {
+				pcm[i] = 1000
+			}
+			push := func(seq uint64) {
+				t.Helper()
+				f, err := enc.Encode(pcm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := j.Push(seq, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read := func() {
+				t.Helper()
+				if _, err := io.ReadFull(j, make([]byte, 2*nodeaudio.NarrowFrameWide)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			held := func() int {
+				j.mu.Lock()
+				defer j.mu.Unlock()
+				return len(j.frames)
+			}
+			var seq uint64
+			for ; seq < uint64(depth); seq++ {
+				push(seq)
+			}
+			slot := func(n int) { // n slots of one frame in, one frame out
+				for range n {
+					push(seq)
+					seq++
+					read()
+				}
+			}
+			slot(20)
+			if h := held(); h != depth {
+				t.Fatalf("in step the buffer holds %d frames, want its depth %d", h, depth)
+			}
+			seq = tc.before(seq, push, read)
+			slot(3 * settle) // 3 s of normal traffic
+			lost, _ := j.Stats()
+			t.Logf("3 s after it: %d frames held (%v), %d lost", held(), time.Duration(held())*narrowDuration, lost)
+			if h := held(); h != depth {
+				t.Errorf("3 s after it the buffer holds %d frames (%v), want its depth %d (%v): the node plays %v behind its neighbours",
+					h, time.Duration(h)*narrowDuration, depth, time.Duration(depth)*narrowDuration, time.Duration(h-depth)*narrowDuration)
+			}
+			if lost != tc.wantLost {
+				t.Errorf("%d frames lost, want %d", lost, tc.wantLost)
+			}
+		})
+	}
+}
