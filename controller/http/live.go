@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -43,6 +44,13 @@ const maxLiveMessage = 2 * nodeaudio.SampleRate
 // and a call whose every area is failing ends: the broker is gone. (25 was
 // a second of the 40 ms frames; the narrowband frames are 60 ms.)
 const maxDroppedFrames = (nodeaudio.SampleRate + nodeaudio.NarrowFrameWide - 1) / nodeaudio.NarrowFrameWide
+
+// liveSendInflight bounds the starts or ends of a call published at once.
+// Each waits for the broker's PUBACK (QoS 1); sent area after area, a slow
+// area held back every other area's start, and its end. 64 at once, as
+// for the event acknowledgements (controller/mqtt), bound what the client
+// holds for a broker that stopped answering.
+const liveSendInflight = 64
 
 // sessionCheck is how often what a request holds open (a live call, an
 // alarm stream) checks that its officer's session still holds and still
@@ -196,16 +204,28 @@ type wsMessage struct {
 // end; it returns the ended record.
 func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.LiveCall, cut <-chan struct{}) *loaxa.LiveCall {
 	var result loaxa.LiveCallEnd
-	// send publishes a start or an end to every area and returns the areas
-	// it did not reach.
+	// send publishes a start or an end to every area, up to
+	// liveSendInflight at once, and returns the areas it did not reach, in
+	// the call's order.
 	send := func(ctx context.Context, l protocol.Live) ([]string, error) {
 		l.Call, l.Drill = rec.ID, rec.Drill // every message says whether it is a drill
+		errs := make([]error, len(rec.Areas))
+		slots := make(chan struct{}, liveSendInflight)
+		var wg sync.WaitGroup
+		for i, a := range rec.Areas {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				if err := s.Live.SendLive(ctx, a, l); err != nil {
+					errs[i] = fmt.Errorf("area %s: %w", a, err)
+				}
+			})
+		}
+		wg.Wait()
 		var failed []string
-		var errs []error
-		for _, a := range rec.Areas {
-			if err := s.Live.SendLive(ctx, a, l); err != nil {
-				failed = append(failed, a)
-				errs = append(errs, fmt.Errorf("area %s: %w", a, err))
+		for i, err := range errs {
+			if err != nil {
+				failed = append(failed, rec.Areas[i])
 			}
 		}
 		return failed, errors.Join(errs...)

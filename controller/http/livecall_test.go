@@ -796,3 +796,82 @@ func TestLiveSlowAreaDoesNotHoldOthersBack(t *testing.T) {
 		}
 	}
 }
+
+// holdControl publishes like recordLive, but a start or an end to an area
+// waits until the channel held for that area and kind is closed.
+type holdControl struct {
+	recordLive
+	hold map[string]chan struct{} // by area+" "+kind
+}
+
+func (h *holdControl) SendLive(ctx context.Context, area string, l protocol.Live) error {
+	if gate, ok := h.hold[area+" "+l.Kind]; ok {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return h.recordLive.SendLive(ctx, area, l)
+}
+
+// has reports whether a message of kind went to area.
+func (h *holdControl) has(area, kind string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.ContainsFunc(h.sent, func(m areaLive) bool { return m.area == area && m.l.Kind == kind })
+}
+
+// TestLiveSlowAreaDoesNotHoldOthersStartOrEnd: a call's start and end went
+// to its areas one after another, each waiting for the broker to take it,
+// so a commune whose publish was slow kept the others' nodes from
+// starting (and ending) the call. Each area's start and end must go out
+// while another area's waits; the call still goes on air only once every
+// start has been answered (an area whose start failed is named from the
+// first status).
+func TestLiveSlowAreaDoesNotHoldOthersStartOrEnd(t *testing.T) {
+	startHeld, endHeld := make(chan struct{}), make(chan struct{})
+	hc := &holdControl{hold: map[string]chan struct{}{"12346 start": startHeld, "12346 end": endHeld}}
+	e := newEnv(t, func(s *lhttp.Server) { s.Live = hc })
+	e.tree()
+	speaker := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	var once [2]sync.Once
+	release := func(i int, c chan struct{}) { once[i].Do(func() { close(c) }) }
+	defer release(0, startHeld)
+	defer release(1, endHeld)
+
+	ws, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(e.ts.URL, "http")+"/api/v1/live?areas=12346,12347",
+		&websocket.DialOptions{HTTPClient: e.ts.Client(), HTTPHeader: http.Header{"Authorization": {"Bearer " + speaker}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+	waitFor("no start published to 12347 while 12346's waits", func() bool { return hc.has("12347", protocol.LiveStart) })
+	release(0, startHeld)
+	var onAir liveclient.Status
+	readStatus(t, ws, &onAir)
+	if onAir.State != "on_air" || len(onAir.FailingAreas) != 0 {
+		t.Fatalf("first status %+v, want on air to both areas", onAir)
+	}
+	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("no end published to 12347 while 12346's waits", func() bool { return hc.has("12347", protocol.LiveEnd) })
+	release(1, endHeld)
+	if st := readUntil(t, ws, func(st liveclient.Status) bool { return st.State == "ended" }); st.Reason != loaxa.LiveEndSpeakerStopped {
+		t.Errorf("end %+v, want speaker stopped", st)
+	}
+	for _, area := range []string{"12346", "12347"} {
+		if got := hc.of(onAir.Call, area); !slices.Equal(got, []string{"start", "end"}) {
+			t.Errorf("published to %s: %q, want start and end", area, got)
+		}
+	}
+}
