@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/relay"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -74,7 +75,9 @@ const (
 const underrunWait = 2 * frameDuration
 
 type jitter struct {
-	now     func() time.Time
+	// clock is the agent's: the frame timeout runs on it. The underrun
+	// wait is the output's, in real time.
+	clock   clock.Clock
 	timeout time.Duration
 	drill   bool // the call is an exercise: set once, before use
 
@@ -112,9 +115,9 @@ type jitter struct {
 	low, window int
 }
 
-func newJitter(now func() time.Time, timeout time.Duration) *jitter {
+func newJitter(clk clock.Clock, timeout time.Duration) *jitter {
 	return &jitter{
-		now: now, timeout: timeout, frames: map[uint64][]int16{}, last: now(),
+		clock: clk, timeout: timeout, frames: map[uint64][]int16{}, last: clk.Now(),
 		depth: framesFor(JitterDepth, frameDuration), maxDepth: framesFor(MaxJitterDepth, frameDuration),
 		settle:  framesFor(JitterSettle, frameDuration),
 		arrived: make(chan struct{}, 1), closed: make(chan struct{}),
@@ -153,7 +156,7 @@ func (j *jitter) Push(seq uint64, frame []byte) error {
 	} else if narrow != j.narrow {
 		return fmt.Errorf("%w: live frame of %d bytes: the call's frames so far were of another kind", nodeaudio.ErrFormat, len(frame))
 	}
-	j.last = j.now()
+	j.last = j.clock.Now()
 	if seq < j.next || j.cut {
 		j.late++
 		return nil
@@ -268,7 +271,7 @@ func (j *jitter) fill() error {
 		j.lost++
 	case j.ended:
 		return io.EOF
-	case j.now().Sub(j.last) >= j.timeout:
+	case j.clock.Now().Sub(j.last) >= j.timeout:
 		return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
 	default:
 		j.underruns++ // a frame of silence while the buffer is empty
@@ -316,18 +319,18 @@ func (j *jitter) waitStart() error {
 			j.mu.Unlock()
 			return nil
 		}
-		wait := j.timeout - j.now().Sub(j.last)
+		wait := j.timeout - j.clock.Now().Sub(j.last)
 		j.mu.Unlock()
 		if wait <= 0 {
 			return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
 		}
-		t := time.NewTimer(wait)
+		t := j.clock.NewTimer(wait)
 		select {
 		case <-j.arrived:
 		case <-j.closed:
 			t.Stop()
 			return fmt.Errorf("live call closed before it began: %w", io.ErrClosedPipe)
-		case <-t.C:
+		case <-t.C():
 		}
 		t.Stop()
 	}

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/relay"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -28,19 +28,6 @@ func liveFrame(t *testing.T, v int16) []byte {
 	return f
 }
 
-// fakeNow is a settable clock for the buffer's frame timeout.
-type fakeNow struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeNow) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
-func (f *fakeNow) Add(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
-
 // readFrame reads one frame of PCM and returns its first sample.
 func readFrame(t *testing.T, j *jitter) (int16, error) {
 	t.Helper()
@@ -52,8 +39,8 @@ func readFrame(t *testing.T, j *jitter) (int16, error) {
 }
 
 func TestJitterOrdersLateFramesAndFillsLostOnes(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
-	j := newJitter(clk.Now, time.Second)
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, time.Second)
 	// Frames 0..5 with 2 missing and 4 before 3.
 	for _, seq := range []uint64{0, 1, 4, 3, 5, 6} {
 		if err := j.Push(seq, liveFrame(t, int16(1000*(seq+1)))); err != nil {
@@ -94,8 +81,8 @@ func TestJitterOrdersLateFramesAndFillsLostOnes(t *testing.T) {
 }
 
 func TestJitterTimesOut(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
-	j := newJitter(clk.Now, 2*time.Second)
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, 2*time.Second)
 	for seq := range uint64(framesFor(JitterDepth, frameDuration)) {
 		if err := j.Push(seq, liveFrame(t, 100)); err != nil {
 			t.Fatal(err)
@@ -109,14 +96,14 @@ func TestJitterTimesOut(t *testing.T) {
 	if _, err := readFrame(t, j); err != nil {
 		t.Fatalf("before the timeout an empty buffer plays silence, got %v", err)
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if _, err := readFrame(t, j); !errors.Is(err, relay.ErrFailed) {
 		t.Fatalf("after the timeout: %v, want relay.ErrFailed", err)
 	}
 }
 
 func TestJitterBoundsItsDepth(t *testing.T) {
-	j := newJitter(time.Now, time.Second)
+	j := newJitter(clock.Real{}, time.Second)
 	for seq := range uint64(framesFor(MaxJitterDepth, frameDuration) + 10) {
 		if err := j.Push(seq, liveFrame(t, int16(seq))); err != nil {
 			t.Fatal(err)
@@ -132,7 +119,7 @@ func TestJitterBoundsItsDepth(t *testing.T) {
 }
 
 func TestJitterWaitsForItsDepthThenCloses(t *testing.T) {
-	j := newJitter(time.Now, time.Minute)
+	j := newJitter(clock.Real{}, time.Minute)
 	done := make(chan error, 1)
 	go func() { _, err := readFrame(t, j); done <- err }()
 	select {
@@ -147,7 +134,7 @@ func TestJitterWaitsForItsDepthThenCloses(t *testing.T) {
 }
 
 func TestJitterRefusesBadFrames(t *testing.T) {
-	j := newJitter(time.Now, time.Second)
+	j := newJitter(clock.Real{}, time.Second)
 	if err := j.Push(0, []byte{1, 2, 3}); !errors.Is(err, nodeaudio.ErrFormat) {
 		t.Fatalf("short frame: %v", err)
 	}
@@ -156,8 +143,8 @@ func TestJitterRefusesBadFrames(t *testing.T) {
 // A cut drops what is buffered: the stream ends at once, and the counts
 // say what played, what was lost and late, and that the call was cut.
 func TestJitterCutDropsTheBuffer(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
-	j := newJitter(clk.Now, time.Second)
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, time.Second)
 	for _, seq := range []uint64{0, 2, 3, 4, 5, 6, 7} {
 		if err := j.Push(seq, liveFrame(t, 500)); err != nil {
 			t.Fatal(err)
@@ -185,8 +172,8 @@ func TestJitterCutDropsTheBuffer(t *testing.T) {
 // after it, silence for the frames between: the commune heard the call go
 // on after an officer cut it. After a cut the stream ends, whatever comes.
 func TestJitterCutTakesNoLaterFrames(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
-	j := newJitter(clk.Now, time.Second)
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, time.Second)
 	for seq := range uint64(5) {
 		if err := j.Push(seq, liveFrame(t, 500)); err != nil {
 			t.Fatal(err)
@@ -216,8 +203,8 @@ func TestJitterCutTakesNoLaterFrames(t *testing.T) {
 // once the filter's tail has passed; a wideband frame in a narrowband call
 // is refused.
 func TestJitterNarrowFrames(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
-	j := newJitter(clk.Now, time.Second)
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, time.Second)
 	var e nodeaudio.NarrowFrameEncoder
 	for seq := range uint64(4) {
 		s := make([]int16, nodeaudio.NarrowFrameWide)
@@ -275,8 +262,8 @@ func TestJitterNarrowFrames(t *testing.T) {
 // buffer instead of 240 ms for the rest of it, on this node only (its
 // neighbours played 360 ms earlier: an echo between clusters).
 func TestJitterOutageAddsNoLatency(t *testing.T) {
-	clk := &fakeNow{t: time.Unix(1e9, 0)}
-	j := newJitter(clk.Now, LiveFrameTimeout)
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, LiveFrameTimeout)
 	var enc nodeaudio.NarrowFrameEncoder
 	pcm := make([]int16, nodeaudio.NarrowFrameWide)
 	for i := range pcm {
@@ -381,8 +368,8 @@ func TestJitterReturnsToItsDepthAfterABurst(t *testing.T) {
 		}, 2 + 6}, // 2 over the bound, then 6 over the depth
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeNow{t: time.Unix(1e9, 0)}
-			j := newJitter(clk.Now, LiveFrameTimeout)
+			clk := clock.NewFake(time.Unix(1e9, 0))
+			j := newJitter(clk, LiveFrameTimeout)
 			var enc nodeaudio.NarrowFrameEncoder
 			pcm := make([]int16, nodeaudio.NarrowFrameWide)
 			for i := range pcm {

@@ -60,7 +60,7 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		if _, seen := a.progress[l.Call]; seen || slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == l.Call }) {
 			return fmt.Errorf("%w: live call %s has the id of a known occurrence", protocol.ErrMalformed, l.Call)
 		}
-		j = newJitter(time.Now, LiveFrameTimeout)
+		j = newJitter(a.clock, LiveFrameTimeout)
 		j.drill = l.Drill
 		a.lives[l.Call] = j
 		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{

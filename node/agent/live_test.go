@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
@@ -206,4 +207,30 @@ func TestLiveCallPreemptedBeforeItsFramesNeverResumes(t *testing.T) {
 		return fc.Now().After(cmd.Alert.Occurrence.Start.Add(6*time.Second)) && n.a.Status().Playing == nil
 	})
 	waitEvents(t, ctl, "n1", []string{"received e1@x", "received live-p1", "started live-p1", "preempted live-p1 preempted", "started e1@x", "completed e1@x"})
+}
+
+// TestLiveFrameTimeoutOnTheAgentsClock: the jitter buffer of a call took
+// the real clock, not the agent's, so its 2 s frame timeout ran in real
+// time: on a fake clock a call that had no frame failed after 2 real
+// seconds while the agent's time stood still, and moving the agent's
+// clock on did not end it. The timeout must run on the agent's clock.
+func TestLiveFrameTimeoutOnTheAgentsClock(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	sent := time.Now()
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-t1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
+	waitEvents(t, ctl, "n1", []string{"received live-t1", "started live-t1"})
+	// The agent's clock stands still: however long this takes in real
+	// time, no frame timeout can pass.
+	for time.Since(sent) < agent.LiveFrameTimeout+500*time.Millisecond {
+		if slices.Contains(nodetest.Summary(ctl.Events("n1")), "failed live-t1 "+protocol.ReasonStream) {
+			t.Fatalf("the call failed on its frame timeout after %v of real time while the agent's clock stood still", time.Since(sent).Round(100*time.Millisecond))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fc.Advance(agent.LiveFrameTimeout)
+	waitEvents(t, ctl, "n1", []string{"received live-t1", "started live-t1", "failed live-t1 " + protocol.ReasonStream})
 }

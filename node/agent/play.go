@@ -988,6 +988,13 @@ func (a *Agent) stopPlay(reason string) {
 		p.stopReason = reason
 	}
 	p.cancel()
+	if j := a.lives[p.occ.Live]; p.occ.Live != "" && j != nil {
+		// A live call waiting for its first frames holds the output's
+		// read until its frame timeout (an output that waits for the read
+		// under way, as audio.None does): a stopped call is not resumed
+		// (on_preempt drop), so its buffer is closed now.
+		j.Close()
+	}
 	a.finishPlay(<-p.done)
 }
 
