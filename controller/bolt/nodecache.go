@@ -82,6 +82,7 @@ func cloneStatus(s *loaxa.NodeStatus) loaxa.NodeStatus {
 		st.Board = &cb
 	}
 	st.Keys = slices.Clone(s.Keys)
+	st.AreasUnheard = slices.Clone(s.AreasUnheard)
 	st.DiskFreeBytes = clonePtr(s.DiskFreeBytes)
 	st.Volume = clonePtr(s.Volume)
 	st.Faults = slices.Clone(s.Faults)
