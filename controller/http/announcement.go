@@ -522,24 +522,41 @@ func cleanTargets(t loaxa.Targets) (loaxa.Targets, error) {
 
 // authorizeTargets checks that every target node exists and that the user
 // may schedule a (and, for an emergency, send one) on every target area and
-// every target node's area, and returns those areas (targetAreas).
+// every target node's area, and returns those areas (targetAreas). A
+// refusal names an area only if the request named it: not the area of a
+// target node, nor, for a stored announcement (a.ID set), which of its
+// targets lies outside the caller's area (authorizeOn).
 func (s *Server) authorizeTargets(ctx context.Context, a *loaxa.Announcement) ([]string, error) {
 	actions := []loaxa.Action{loaxa.ActionSchedule}
 	if a.Priority == protocol.PriorityEmergency {
 		actions = append(actions, loaxa.ActionEmergency)
 	}
-	areas, err := s.targetAreas(ctx, a)
-	if err != nil {
-		return nil, err
-	}
-	for _, area := range areas {
+	check := func(area, what string) error {
+		if a.ID != "" {
+			what = fmt.Sprintf("Part of announcement %s", a.ID)
+		}
 		for _, act := range actions {
-			if err := s.authorize(ctx, act, area); err != nil {
-				return nil, err
+			if err := s.authorizeOn(ctx, act, area, what); err != nil {
+				return err
 			}
 		}
+		return nil
 	}
-	return areas, nil
+	for _, area := range a.Targets.Areas {
+		if err := check(area, fmt.Sprintf("Area %q", area)); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range a.Targets.Nodes {
+		n, err := s.requireNode(ctx, "targets.nodes", id)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
+			return nil, err
+		}
+	}
+	return s.targetAreas(ctx, a)
 }
 
 // requireNode returns node id named by a request field, or EInvalid if it

@@ -131,7 +131,7 @@ func TestCommuneScope(t *testing.T) {
 		{"the district above", e.request("GET", "/api/v1/areas/318", officer, "", nil), 403, loaxa.EForbidden, "outside your area"},
 		{"schedule onto another commune", announce(officer, map[string]any{"areas": []string{"12347"}}, ""), 403, loaxa.EForbidden, `Area "12347" is outside your area "12346"`},
 		{"schedule onto the province", announce(officer, map[string]any{"areas": []string{"31"}}, ""), 403, loaxa.EForbidden, "outside your area"},
-		{"schedule onto another commune's node", announce(officer, map[string]any{"nodes": []string{"n-b"}}, ""), 403, loaxa.EForbidden, `Area "12347" is outside`},
+		{"schedule onto another commune's node", announce(officer, map[string]any{"nodes": []string{"n-b"}}, ""), 403, loaxa.EForbidden, `Node "n-b" is outside your area "12346"`},
 		{"schedule as a viewer", announce(viewer, map[string]any{"areas": []string{"12346"}}, ""), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},
 		{"emergency as a technician", announce(tech, map[string]any{"areas": []string{"12346"}}, "emergency"), 403, loaxa.EForbidden, `Role "technician" may not schedule`},
 		{"enrol in another commune", e.request("POST", "/api/v1/nodes", tech, "application/json", jsonBody(t, map[string]any{"id": "n-c", "name": "Loa", "area": "12347"})),
@@ -140,7 +140,7 @@ func TestCommuneScope(t *testing.T) {
 			403, loaxa.EForbidden, `Role "commune" may not areas.manage`},
 		{"another commune's announcement", e.request("GET", "/api/v1/announcements/"+other.ID, officer, "", nil), 403, loaxa.EForbidden, "does not play in your area"},
 		{"its deliveries", e.request("GET", "/api/v1/announcements/"+other.ID+"/deliveries", officer, "", nil), 403, loaxa.EForbidden, "does not play in your area"},
-		{"cancel the province's announcement", e.request("POST", "/api/v1/announcements/"+province.ID+"/cancel", officer, "", nil), 403, loaxa.EForbidden, `Area "31" is outside`},
+		{"cancel the province's announcement", e.request("POST", "/api/v1/announcements/"+province.ID+"/cancel", officer, "", nil), 403, loaxa.EForbidden, `Part of announcement ` + province.ID + ` is outside your area "12346"`},
 		{"events of another commune", e.request("GET", "/api/v1/events?area=12347", officer, "", nil), 403, loaxa.EForbidden, "outside your area"},
 		{"events of another commune's node", e.request("GET", "/api/v1/events?node=n-b", officer, "", nil), 403, loaxa.EForbidden, "outside your area"},
 	}

@@ -281,8 +281,6 @@ func (s *Server) secure(r *http.Request) bool {
 	return err == nil && u.Scheme == "https"
 }
 
-// authorizeUser checks that the caller may manage user u: u's area lies in
-// the caller's subtree, and a whole-tree user only by a whole-tree caller.
 // managedUser returns the user named by the request's {username} once the
 // caller may manage them (users.manage on their area).
 func (s *Server) managedUser(r *http.Request) (*loaxa.User, error) {
@@ -299,6 +297,9 @@ func (s *Server) managedUser(r *http.Request) (*loaxa.User, error) {
 	return u, nil
 }
 
+// authorizeUser checks that the caller may manage user u: u's area lies in
+// the caller's subtree, and a whole-tree user only by a whole-tree caller.
+// A refusal does not say where u is (authorizeOn).
 func (s *Server) authorizeUser(ctx context.Context, u *loaxa.User) error {
 	caller := userFrom(ctx)
 	if u.Area == "" {
@@ -307,5 +308,5 @@ func (s *Server) authorizeUser(ctx context.Context, u *loaxa.User) error {
 		}
 		return s.authorize(ctx, loaxa.ActionManageUsers, "")
 	}
-	return s.authorize(ctx, loaxa.ActionManageUsers, u.Area)
+	return s.authorizeOn(ctx, loaxa.ActionManageUsers, u.Area, fmt.Sprintf("User %q", u.Username))
 }

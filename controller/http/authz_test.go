@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -608,28 +609,79 @@ func TestAuthorization(t *testing.T) {
 
 // TestOutOfScopeRefusalSaysNotWhere: an officer of one commune who asked
 // for another district's node or alarm by its id was told "Area \"12350\"
-// is outside your area", learning in which commune it lies. A refusal of
-// an object outside the caller's area is 403 (docs/api.md) and says only
+// is outside your area", learning in which commune it lies; cutting a
+// live call, cancelling an emergency or an announcement, approving or
+// withdrawing a CAP alert that also reaches elsewhere, or naming another's
+// node or user, told the same. A refusal of an object outside the
+// caller's area, wholly or in part, is 403 (docs/api.md) and says only
 // that it is outside their area; an id that names nothing is 404.
 func TestOutOfScopeRefusalSaysNotWhere(t *testing.T) {
 	t.Parallel()
 	a := newAuthzEnv(t)
+	ctx := context.Background()
 	officer := a.addUser("can-bo-tien-thang", loaxa.RoleCommune, scopeArea[true])
+	userAdmin := a.addUser("quan-tri-tien-thang", loaxa.RoleAdmin, scopeArea[true])
+	a.addUser("thu-ky-xa-ben", loaxa.RoleViewer, scopeArea[false])
+	both := []string{scopeArea[true], scopeArea[false]}
+
+	// What another officer made for both communes, which this officer
+	// sees but may not stop alone.
+	em, err := a.env.emergency.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: a.content, Targets: both, Drill: true, CreatedBy: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := &loaxa.LiveCall{ID: loaxa.LiveCallIDPrefix + a.unique("call"), CreatedBy: "admin", Areas: both, Priority: protocol.PriorityHigh, Started: a.clock.Now()}
+	if err := a.live.Store.CreateLiveCall(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	key := a.unique("cap")
+	pending := &loaxa.CapAlert{Key: key, Identifier: key, Sender: "test", Status: "Actual", MsgType: "Alert", Event: "Bão",
+		Text: "Bão.", Targets: both, Action: "pending", ReceivedAt: a.clock.Now()}
+	if err := a.env.caps.CreateCapAlert(ctx, pending); err != nil {
+		t.Fatal(err)
+	}
+	var ann loaxa.Announcement
+	a.call("POST", "/api/v1/announcements", a.admin, map[string]any{
+		"content_id": a.content, "priority": protocol.PriorityNormal, "start": a.clock.Now().Add(time.Hour).Format(time.RFC3339), "force": true,
+		"targets": map[string][]string{"areas": {scopeArea[true]}, "nodes": {scopeNode[false]}},
+	}, http.StatusCreated, &ann)
+	// A warning for the other district only, which a Cancel names.
+	a.request("POST", "/api/v1/cap", a.admin, "application/cap+xml", strings.NewReader(capXML("xa-ben-1", "Actual", scopeArea[false])))
+	cancel := strings.Replace(capXML("tien-thang-1", "Actual", scopeArea[true], "<references>nchmf.gov.vn,xa-ben-1,2026-03-02T04:50:00+07:00</references>"),
+		"<msgType>Alert", "<msgType>Cancel", 1)
+	announce, err := json.Marshal(map[string]any{
+		"content_id": a.content, "priority": protocol.PriorityNormal, "start": a.clock.Now().Add(time.Hour).Format(time.RFC3339), "force": true,
+		"targets": map[string][]string{"areas": {}, "nodes": {scopeNode[false]}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	for _, tc := range []struct {
-		method, path, want string
+		token, method, path, contentType, body, want string
 	}{
-		{"GET", "/api/v1/nodes/n-c", `Node \"n-c\" is outside your area \"12346\"`},
-		{"GET", "/api/v1/nodes/n-c/desired", `Node \"n-c\" is outside your area`},
-		{"GET", "/api/v1/events?node=n-c", `Node \"n-c\" is outside your area`},
-		{"POST", "/api/v1/alarms/" + a.alarm(false) + "/ack", "is outside your area"},
-		{"GET", "/api/v1/emergency/" + a.emergency(false, false), "outside your area"},
-		{"GET", "/api/v1/areas/319", `Area \"319\" is outside your area`},
+		{officer, "GET", "/api/v1/nodes/n-c", "", "", `Node \"n-c\" is outside your area \"12346\"`},
+		{officer, "GET", "/api/v1/nodes/n-c/desired", "", "", `Node \"n-c\" is outside your area`},
+		{officer, "GET", "/api/v1/events?node=n-c", "", "", `Node \"n-c\" is outside your area`},
+		{officer, "POST", "/api/v1/alarms/" + a.alarm(false) + "/ack", "", "", "is outside your area"},
+		{officer, "GET", "/api/v1/emergency/" + a.emergency(false, false), "", "", "outside your area"},
+		{officer, "GET", "/api/v1/areas/319", "", "", `Area \"319\" is outside your area`},
+		{officer, "GET", "/api/v1/cap/" + a.pendingCap(false), "", "", `is for areas outside your area \"12346\"`},
+		{officer, "POST", "/api/v1/cap/" + pending.ID + "/approve", "", "", `Part of CAP alert ` + pending.ID + ` is outside your area \"12346\"`},
+		{officer, "POST", "/api/v1/cap", "application/cap+xml", cancel, "nchmf.gov.vn,xa-ben-1, which went to areas outside your area"},
+		{officer, "POST", "/api/v1/emergency/" + em.ID + "/cancel", "", "", `Part of emergency ` + em.ID + ` is outside your area \"12346\"`},
+		{officer, "POST", "/api/v1/emergency/" + em.ID + "/all-clear", "application/json", `{"content_id":"` + a.content + `"}`, `Part of emergency ` + em.ID + ` is outside your area`},
+		{officer, "POST", "/api/v1/live/calls/" + call.ID + "/cut", "", "", `Part of live call ` + call.ID + ` is outside your area \"12346\"`},
+		{officer, "POST", "/api/v1/announcements/" + ann.ID + "/cancel", "", "", `Part of announcement ` + ann.ID + ` is outside your area \"12346\"`},
+		{officer, "POST", "/api/v1/announcements", "application/json", string(announce), `Node \"n-c\" is outside your area \"12346\"`},
+		{userAdmin, "DELETE", "/api/v1/users/thu-ky-xa-ben/sessions", "", "", `User \"thu-ky-xa-ben\" is outside your area \"12346\"`},
+		{userAdmin, "PUT", "/api/v1/users/thu-ky-xa-ben/password", "application/json", `{"password":"mật khẩu mới 2026"}`, `User \"thu-ky-xa-ben\" is outside your area \"12346\"`},
 	} {
-		r := a.request(tc.method, tc.path, officer, "", nil)
+		r := a.request(tc.method, tc.path, tc.token, tc.contentType, strings.NewReader(tc.body))
 		if r.status != http.StatusForbidden || !strings.Contains(string(r.body), tc.want) {
 			t.Errorf("%s %s: %d %s, want 403 saying %s", tc.method, tc.path, r.status, r.body, tc.want)
 		}
-		if leaksArea(r.body, tc.path) {
+		if leaksArea(r.body, tc.path+tc.body) {
 			t.Errorf("%s %s: the refusal says where: %s", tc.method, tc.path, r.body)
 		}
 	}
@@ -637,11 +689,13 @@ func TestOutOfScopeRefusalSaysNotWhere(t *testing.T) {
 }
 
 // leaksArea reports whether a refusal names the out-of-scope area (or
-// its district) that the request did not name: an officer asking for
-// another commune's node, alarm or call learnt where it is.
+// its district), by id or by name, that the request did not name: an
+// officer asking for another commune's node, alarm or call learnt where
+// it is.
 func leaksArea(body []byte, request string) bool {
-	for _, area := range []string{scopeArea[false], "319"} {
-		if strings.Contains(string(body), `\"`+area+`\"`) && !strings.Contains(request, area) {
+	for _, area := range []string{scopeArea[false], "319", "Vĩnh An", "Vĩnh Bảo"} {
+		named := regexp.MustCompile(`(^|[^0-9A-Za-z-])` + regexp.QuoteMeta(area) + `($|[^0-9A-Za-z-])`)
+		if named.Match(body) && !strings.Contains(request, area) {
 			return true
 		}
 	}

@@ -312,9 +312,13 @@ func withdrawable(ctx context.Context, store loaxa.CapStore, status, msgType str
 			continue
 		}
 		for _, t := range old.Targets {
-			if err := check(t); err != nil {
-				return nil, nil, loaxa.Errorf(loaxa.EForbidden, "This %s references CAP alert %s, which went to area %s: %s",
-					msgType, key, t, loaxa.ErrorMessage(err))
+			// Which of its areas is not the poster's is not theirs to
+			// learn: the record is for areas outside theirs (findCap).
+			if err := check(t); loaxa.ErrorCode(err) == loaxa.EForbidden {
+				return nil, nil, loaxa.Errorf(loaxa.EForbidden, "This %s references CAP alert %s, which went to areas outside your area; only a user who may alert all of them may withdraw it.",
+					msgType, key)
+			} else if err != nil {
+				return nil, nil, fmt.Errorf("withdraw CAP alert %s: %w", key, err)
 			}
 		}
 		olds = append(olds, old)
@@ -593,7 +597,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	// Approving sends an emergency to every target: the approver needs
 	// that right on each of them, as if they sent it themselves.
 	for _, t := range rec.Targets {
-		if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
+		if err := s.authorizeOn(ctx, loaxa.ActionEmergency, t, fmt.Sprintf("Part of CAP alert %s", rec.ID)); err != nil {
 			return err
 		}
 	}
@@ -722,7 +726,7 @@ func (s *Server) findCap(ctx context.Context, store loaxa.CapStore, id string) (
 		if len(a.Targets) == 0 {
 			return nil, loaxa.Errorf(loaxa.EForbidden, "CAP alert %s names no area of this controller; only a user over the whole tree may read it.", id)
 		}
-		return nil, loaxa.Errorf(loaxa.EForbidden, "CAP alert %s is for areas outside your area %q (%s).", id, u.Area, strings.Join(a.Targets, ", "))
+		return nil, loaxa.Errorf(loaxa.EForbidden, "CAP alert %s is for areas outside your area %q.", id, u.Area)
 	}
 	return a, nil
 }

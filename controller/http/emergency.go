@@ -332,7 +332,7 @@ func (s *Server) emergencyToAct(ctx context.Context, svc loaxa.EmergencyService,
 		return nil, err
 	}
 	for _, t := range rep.Targets {
-		if err := s.authorize(ctx, loaxa.ActionEmergency, t); err != nil {
+		if err := s.authorizeOn(ctx, loaxa.ActionEmergency, t, fmt.Sprintf("Part of emergency %s", rep.ID)); err != nil {
 			return nil, err
 		}
 	}

@@ -199,9 +199,9 @@ func (s *Server) handleCutLiveCall(w http.ResponseWriter, r *http.Request) error
 	user := userFrom(ctx).Username
 	if user != c.CreatedBy {
 		for _, a := range c.Areas {
-			if err := s.authorize(ctx, liveCallAction(c.Priority), a); err != nil {
-				return loaxa.Errorf(loaxa.EForbidden, "Only %s, who speaks, or a user who may make this call (%s on area %s) may cut live call %s: %s",
-					c.CreatedBy, liveCallAction(c.Priority), a, c.ID, loaxa.ErrorMessage(err))
+			if err := s.authorizeOn(ctx, liveCallAction(c.Priority), a, fmt.Sprintf("Part of live call %s", c.ID)); err != nil {
+				return loaxa.Errorf(loaxa.EForbidden, "Only %s, who speaks, or a user who may make this call (%s on each of its areas) may cut live call %s: %s",
+					c.CreatedBy, liveCallAction(c.Priority), c.ID, loaxa.ErrorMessage(err))
 			}
 		}
 	}
