@@ -85,7 +85,8 @@ func eventSeqKey(node, epoch string) []byte {
 // hold, …) takes its sequence all the same, so that the acknowledgement
 // passes it: storeRefused keeps why in its place.
 //
-// An event with a zero At is stored at receivedAt. An event naming an
+// An event with a zero At (a node that did not say when) is stored, and
+// returned, at receivedAt. An event naming an
 // occurrence advances the delivery (announcement, occurrence, node) with
 // DeliveryState.Advance. A missing delivery is created from the event, so
 // that no report of a play is lost: for an announcement only from an event
@@ -155,6 +156,11 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 				last = ev.Seq
 				continue
 			}
+			if ev.At.IsZero() {
+				// Stamped here, not in storeEvent: what follows the store
+				// (health alarms, an emergency's tracking) reads At too.
+				ev.At = receivedAt
+			}
 			if err := s.storeEvent(tx, n, b.Epoch, b.Salvaged, ev, receivedAt); err != nil {
 				return fmt.Errorf("event %d: %w", ev.Seq, err)
 			}
@@ -174,9 +180,6 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 
 // storeEvent stores one accepted event and advances its delivery.
 func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time) error {
-	if ev.At.IsZero() {
-		ev.At = receivedAt
-	}
 	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Salvaged: salvaged, Event: ev, ReceivedAt: receivedAt}
 	key := eventKey(ev.At, n.ID, epoch, ev.Seq)
 	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {

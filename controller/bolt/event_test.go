@@ -258,6 +258,36 @@ func TestEventService_RecordEvents_Stored(t *testing.T) {
 	}
 }
 
+// TestEventService_RecordEvents_FreshEventWithoutTimeIsStamped: a node
+// that sent an amplifier failure without a time (an old or hostile agent)
+// had it stored at its arrival, but handed to the health monitor and the
+// emergency's tracking at year 1: a failed-to-sound alarm opened 2,025
+// years ago, an alert received long before it was sent. The events
+// RecordEvents returns are those it stored, At included.
+func TestEventService_RecordEvents_FreshEventWithoutTimeIsStamped(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustTree(t, db)
+	mustNode(t, db, "n1", "hp.an-duong.le-loi")
+	s := bolt.NewEventService(db)
+	received := clk.Now().Add(time.Minute)
+
+	b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+		{Seq: 1, Type: protocol.EventReceived, At: t0.Add(time.Second)},
+		{Seq: 2, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier}, // no At
+	}}
+	_, fresh, err := s.RecordEvents(context.Background(), "n1", b, received)
+	must(t, err)
+	if len(fresh) != 2 {
+		t.Fatalf("%d fresh events, want 2", len(fresh))
+	}
+	if !fresh[0].At.Equal(t0.Add(time.Second)) {
+		t.Errorf("fresh event 1 at %v, want the node's time %v", fresh[0].At, t0.Add(time.Second))
+	}
+	if !fresh[1].At.Equal(received) {
+		t.Errorf("fresh event 2 (sent without a time) at %v, want its arrival %v", fresh[1].At, received)
+	}
+}
+
 func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 	start := t0.Add(time.Hour)
 	occ := loaxa.OccurrenceID("a000001", start)

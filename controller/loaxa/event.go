@@ -56,7 +56,8 @@ type EventService interface {
 	// It also returns the events it stored now, in order: not those it
 	// held already (a resend, a late copy of an earlier epoch's batch), so
 	// that what follows the store (the emergency's tracking, the health
-	// monitor) hears each event once.
+	// monitor) hears each event once, as stored: an event the node sent
+	// without a time (At zero) at receivedAt.
 	RecordEvents(ctx context.Context, node string, b protocol.EventBatch, receivedAt time.Time) (ack uint64, stored []protocol.Event, err error)
 	// FindEvents returns events sorted by time (At), oldest first, or
 	// newest first with Newest.
