@@ -11,9 +11,10 @@ package main
 //     for content a play needs (an alert's message): it stops while
 //     that is fetched and then goes on from where it was;
 //  2. waits until nothing plays and nothing is due for idleWindow, so an
-//     update never cuts a broadcast. Until then it follows the controller's
-//     latest wish (update.Requests): a request for another release, or
-//     none renewed in time (the rollout halted), drops this one;
+//     update never cuts a broadcast. Until then, the download included,
+//     it follows the controller's latest wish (update.Requests.Hold): a
+//     request for another release, or none renewed in time (the rollout
+//     halted), drops this one at once;
 //  3. stops its agent and starts the new binary as a child on trial, with
 //     the same arguments, and waits up to --update-trial for it to say, on
 //     a pipe, that it connected to the broker and its main loop runs;
@@ -42,6 +43,7 @@ import (
 	"syscall"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/sdnotify"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/update"
@@ -75,7 +77,7 @@ type updater struct {
 // runAgent runs the agent, and tries updates it is asked for: see the top
 // of this file.
 func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *slog.Logger) error {
-	u := &updater{cred: cred, log: log, requests: update.NewRequests(time.Now), trial: o.getenv(envTrial) == "1"}
+	u := &updater{cred: cred, log: log, requests: update.NewRequests(clock.Real{}), trial: o.getenv(envTrial) == "1"}
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
@@ -165,7 +167,21 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 }
 
 // stage fetches and checks the release, then waits for a quiet moment.
+// The controller may replace or withdraw the release meanwhile: the
+// download stops then, and an outdated agent is not installed
+// (update.ErrWithdrawn).
 func (u *updater) stage(ctx context.Context, a *agent.Agent, req protocol.Update) error {
+	hctx, release := u.requests.Hold(ctx, req)
+	defer release()
+	err := u.fetchAndWait(hctx, a, req)
+	if errors.Is(context.Cause(hctx), update.ErrWithdrawn) {
+		return update.ErrWithdrawn
+	}
+	return err
+}
+
+// fetchAndWait is stage's work, in the request's hold.
+func (u *updater) fetchAndWait(ctx context.Context, a *agent.Agent, req protocol.Update) error {
 	arch := req.For(agent.Arch)
 	client, err := httpClient(u.cred)
 	if err != nil {
@@ -179,11 +195,6 @@ func (u *updater) stage(ctx context.Context, a *agent.Agent, req protocol.Update
 	}
 	u.log.Info("update: fetched and checked; waiting for a quiet moment", "version", req.Version)
 	for {
-		// The controller may have replaced or withdrawn the release
-		// meanwhile: an outdated agent is not installed.
-		if !u.requests.Wanted(req) {
-			return update.ErrWithdrawn
-		}
 		idle, err := a.Idle(ctx, idleWindow)
 		if err != nil {
 			return err

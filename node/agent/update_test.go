@@ -2,10 +2,10 @@ package agent_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/update"
@@ -19,24 +19,6 @@ func release(version string) *protocol.Update {
 		SHA256: sha, Size: 15 << 20, Path: "/api/v1/releases/archives/" + sha}}}
 }
 
-// boardClock is a board's clock a test moves by hand.
-type boardClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *boardClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *boardClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestNewerUpdateReplacesAWaitingOne: a node busy with one update request
 // kept the next one waiting and dropped every request after it, so when
 // the controller replaced release 2.0.0 by 3.0.0 the node took 2.0.0 next
@@ -45,8 +27,8 @@ func (c *boardClock) add(d time.Duration) {
 // request must win, and one the controller stopped renewing must lapse.
 func TestNewerUpdateReplacesAWaitingOne(t *testing.T) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
-	board := &boardClock{now: time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)}
-	reqs := update.NewRequests(board.Now)
+	board := clock.NewFake(time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC))
+	reqs := update.NewRequests(board)
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Updates = reqs }})
 	waitConnected(t, n)
 
@@ -64,11 +46,11 @@ func TestNewerUpdateReplacesAWaitingOne(t *testing.T) {
 
 	// nodetest's commands live 10 minutes: not renewed within another
 	// 10 after that, the request was withdrawn.
-	board.add(19 * time.Minute)
+	board.Advance(19 * time.Minute)
 	if !reqs.Wanted(got) {
 		t.Error("release 3.0.0 lapsed before its command and a lifetime more passed")
 	}
-	board.add(2 * time.Minute)
+	board.Advance(2 * time.Minute)
 	if reqs.Wanted(got) {
 		t.Error("release 3.0.0 is still wanted 21 minutes after a 10-minute command, never renewed")
 	}

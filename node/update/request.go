@@ -1,6 +1,7 @@
 package update
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
 
@@ -28,10 +30,11 @@ const StartGrace = 15 * time.Minute
 // and never withdraws one otherwise. So the latest request wins — a newer
 // release, or the previous one again, replaces a request not yet tried —
 // and a request not renewed within a lifetime after its command expired
-// is withdrawn: the rollout halted or ended, or took the node off.
+// is withdrawn: the rollout halted or ended, or took the node off. A
+// fetch of a withdrawn release stops at once (Hold).
 type Requests struct {
-	// Now is the board's clock (monotonic); tests set a fake one.
-	Now func() time.Time
+	// Clock is the board's clock (monotonic); tests set a fake one.
+	Clock clock.Clock
 
 	mu      sync.Mutex
 	req     protocol.Update
@@ -39,12 +42,19 @@ type Requests struct {
 	until   time.Time // when req lapses; after a start, when StartGrace ends
 	pending bool      // asked since last taken
 	wake    chan struct{}
+	held    map[*hold]struct{} // fetches and tries of req under way
+}
+
+// hold is a fetch or try of a release under way (Hold).
+type hold struct {
+	u      protocol.Update
+	cancel context.CancelCauseFunc
 }
 
 // NewRequests returns Requests with nothing asked yet, at the board's
 // start.
-func NewRequests(now func() time.Time) *Requests {
-	return &Requests{Now: now, until: now().Add(StartGrace), wake: make(chan struct{}, 1)}
+func NewRequests(c clock.Clock) *Requests {
+	return &Requests{Clock: c, until: c.Now().Add(StartGrace), wake: make(chan struct{}, 1), held: map[*hold]struct{}{}}
 }
 
 // Ask records that the controller asks for u in a command signed at
@@ -54,10 +64,17 @@ func (r *Requests) Ask(u protocol.Update, issued, expires, now time.Time) {
 	r.mu.Lock()
 	if !r.asked || !sameRelease(r.req, u) {
 		r.req = u
+		// Another release replaces the one being fetched: its ~15 MB
+		// are not downloaded over the board's 4G for nothing.
+		for h := range r.held {
+			if !sameRelease(h.u, u) {
+				h.cancel(ErrWithdrawn)
+			}
+		}
 	}
 	r.asked, r.pending = true, true
 	// A renewal comes within the command's lifetime after it expires.
-	r.until = r.Now().Add(expires.Sub(now) + expires.Sub(issued))
+	r.until = r.Clock.Now().Add(expires.Sub(now) + expires.Sub(issued))
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -99,6 +116,52 @@ func (r *Requests) Wanted(u protocol.Update) bool {
 	return r.liveLocked() && sameRelease(r.req, u)
 }
 
+// Hold returns a context, from ctx, in which to fetch and try u: it
+// ends, with cause ErrWithdrawn, as soon as the controller no longer asks
+// for u — a request for another release replaces it, or it lapses (the
+// rollout was halted because the release is bad) — so that a download
+// stops then rather than when it is done. A renewal of u keeps it. The
+// returned function ends the hold; call it once the fetch or try is over.
+func (r *Requests) Hold(ctx context.Context, u protocol.Update) (context.Context, func()) {
+	hctx, cancel := context.WithCancelCause(ctx)
+	h := &hold{u: u, cancel: cancel}
+	r.mu.Lock()
+	if !r.liveLocked() || !sameRelease(r.req, u) {
+		cancel(ErrWithdrawn)
+	}
+	r.held[h] = struct{}{}
+	lapse := r.Clock.NewTimer(r.until.Sub(r.Clock.Now()))
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer lapse.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-lapse.C():
+			}
+			r.mu.Lock()
+			wanted := r.liveLocked() && sameRelease(r.req, u)
+			left := r.until.Sub(r.Clock.Now()) // renewed meanwhile
+			r.mu.Unlock()
+			if !wanted {
+				cancel(ErrWithdrawn)
+				return
+			}
+			lapse.Reset(left)
+		}
+	}()
+	return hctx, func() {
+		cancel(context.Canceled)
+		<-done
+		r.mu.Lock()
+		delete(r.held, h)
+		r.mu.Unlock()
+	}
+}
+
 // Lapse returns when the request asked last lapses, or, before any, when
 // the grace after the start ends.
 func (r *Requests) Lapse() time.Time {
@@ -113,7 +176,7 @@ func (r *Requests) Lapse() time.Time {
 // returns how many it removed.
 func (r *Requests) Sweep(dst string) int {
 	r.mu.Lock()
-	lapsed := !r.Now().Before(r.until)
+	lapsed := !r.Clock.Now().Before(r.until)
 	r.mu.Unlock()
 	if !lapsed {
 		return 0
@@ -128,7 +191,7 @@ func (r *Requests) Sweep(dst string) int {
 	return n
 }
 
-func (r *Requests) liveLocked() bool { return r.asked && r.Now().Before(r.until) }
+func (r *Requests) liveLocked() bool { return r.asked && r.Clock.Now().Before(r.until) }
 
 // sameRelease reports whether a and b ask for the same archives.
 func sameRelease(a, b protocol.Update) bool {

@@ -3,14 +3,17 @@ package update
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
 
@@ -27,8 +30,8 @@ func releaseOf(version string) protocol.Update {
 // again.
 func TestStaleUpdateRequestIsDropped(t *testing.T) {
 	now := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
-	board := now.Add(-time.Hour) // the board's clock need not agree with the controller's
-	r := NewRequests(func() time.Time { return board })
+	board := clock.NewFake(now.Add(-time.Hour)) // the board's clock need not agree with the controller's
+	r := NewRequests(board)
 	ask := func(u protocol.Update) {
 		r.Ask(u, now, now.Add(5*time.Minute), now) // a rollout's command: 5 minutes
 	}
@@ -52,15 +55,16 @@ func TestStaleUpdateRequestIsDropped(t *testing.T) {
 
 	// Renewed every 5 minutes while the rollout wants it.
 	for range 4 {
-		board, now = board.Add(5*time.Minute), now.Add(5*time.Minute)
+		board.Advance(5 * time.Minute)
+		now = now.Add(5 * time.Minute)
 		ask(releaseOf("3.0.0"))
 	}
-	board = board.Add(9 * time.Minute)
+	board.Advance(9 * time.Minute)
 	if !r.Wanted(got) {
 		t.Error("3.0.0 lapsed within its command's lifetime after it expired")
 	}
 	// The rollout halted: no renewal.
-	board = board.Add(2 * time.Minute)
+	board.Advance(2 * time.Minute)
 	if r.Wanted(got) {
 		t.Error("3.0.0 still wanted 11 minutes after its last 5-minute command")
 	}
@@ -109,8 +113,8 @@ func TestAbandonedReleaseDownloadIsRemoved(t *testing.T) {
 	}
 
 	start := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
-	board := start
-	r := NewRequests(func() time.Time { return board })
+	board := clock.NewFake(start)
+	r := NewRequests(board)
 	r.Ask(protocol.Update{Version: "2.0.0", Archives: []protocol.UpdateArchive{a}}, start, start.Add(5*time.Minute), start)
 	if err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", a, dst, nil); err == nil {
 		t.Fatal("a cut download succeeded")
@@ -118,11 +122,11 @@ func TestAbandonedReleaseDownloadIsRemoved(t *testing.T) {
 	if len(parts()) != 1 {
 		t.Fatalf("partial downloads %q, want the one kept to resume", parts())
 	}
-	board = start.Add(9 * time.Minute)
+	board.Set(start.Add(9 * time.Minute))
 	if n := r.Sweep(dst); n != 0 || len(parts()) != 1 {
 		t.Errorf("swept %d while the request is live; left %q", n, parts())
 	}
-	board = start.Add(10 * time.Minute) // the rollout halted: not renewed
+	board.Set(start.Add(10 * time.Minute)) // the rollout halted: not renewed
 	if n := r.Sweep(dst); n != 1 || len(parts()) != 0 {
 		t.Errorf("swept %d once the request lapsed; left %q", n, parts())
 	}
@@ -131,13 +135,100 @@ func TestAbandonedReleaseDownloadIsRemoved(t *testing.T) {
 	if err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", a, dst, nil); err == nil || len(parts()) != 1 {
 		t.Fatalf("a cut download: %v, parts %q", err, parts())
 	}
-	r = NewRequests(func() time.Time { return board })
-	start, board = board, board.Add(StartGrace-time.Second)
+	r = NewRequests(board)
+	start = board.Now()
+	board.Advance(StartGrace - time.Second)
 	if n := r.Sweep(dst); n != 0 {
 		t.Errorf("swept %d within the grace after a start", n)
 	}
-	board = start.Add(StartGrace)
+	board.Set(start.Add(StartGrace))
 	if n := r.Sweep(dst); n != 1 || len(parts()) != 0 {
 		t.Errorf("swept %d after the grace, none asked for; left %q", n, parts())
 	}
+}
+
+// TestWithdrawnUpdateStopsItsDownload: an officer halted a rollout because
+// the release was bad, and every board went on downloading its ~15 MB
+// over 4G to the end before noticing the controller no longer asked for
+// it. A fetch held for a request (Hold) stops as soon as a request for
+// another release replaces it, or it lapses; a renewal of the same
+// release lets it go on.
+func TestWithdrawnUpdateStopsItsDownload(t *testing.T) {
+	raw := archive(t, map[string][]byte{"loaxa-node-2.0.0-linux-arm64/node": bytes.Repeat([]byte("new agent "), 10000)})
+	streaming, gone, quit := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Half the archive, then a link so thin the rest never comes.
+		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+		w.Write(raw[:len(raw)/2])
+		w.(http.Flusher).Flush()
+		streaming <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			gone <- struct{}{}
+		case <-quit:
+		}
+	}))
+	defer ts.Close()
+	defer close(quit)
+	a := describe(raw, "/a")
+	v2 := protocol.Update{Version: "2.0.0", Archives: []protocol.UpdateArchive{a}}
+	now := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
+
+	for _, tc := range []struct {
+		name     string
+		withdraw func(t *testing.T, r *Requests, board *clock.Fake, hctx context.Context)
+	}{
+		{"replaced by another release", func(t *testing.T, r *Requests, board *clock.Fake, hctx context.Context) {
+			r.Ask(releaseOf("3.0.0"), now, now.Add(5*time.Minute), now)
+		}},
+		{"not renewed (the rollout halted)", func(t *testing.T, r *Requests, board *clock.Fake, hctx context.Context) {
+			board.Advance(10 * time.Minute)
+		}},
+		{"not renewed after a renewal", func(t *testing.T, r *Requests, board *clock.Fake, hctx context.Context) {
+			board.Advance(4 * time.Minute)
+			r.Ask(v2, now.Add(4*time.Minute), now.Add(9*time.Minute), now.Add(4*time.Minute))
+			board.Advance(6 * time.Minute) // the first command's lapse, renewed since
+			// The hold looks again and waits for the renewal's lapse.
+			for deadline := time.Now().Add(10 * time.Second); board.Timers() == 0 && hctx.Err() == nil; runtime.Gosched() {
+				if time.Now().After(deadline) {
+					t.Fatal("the hold neither waits for the renewal's lapse nor ended")
+				}
+			}
+			if hctx.Err() != nil {
+				t.Fatalf("the fetch of a renewed release ended: %v", context.Cause(hctx))
+			}
+			board.Advance(4 * time.Minute)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			board := clock.NewFake(now)
+			r := NewRequests(board)
+			r.Ask(v2, now, now.Add(5*time.Minute), now)
+			hctx, release := r.Hold(context.Background(), v2)
+			defer release()
+			fetched := make(chan error, 1)
+			go func() {
+				fetched <- Fetch(hctx, ts.Client(), ts.URL, "n1", "secret", a, filepath.Join(t.TempDir(), ".loaxa-node.new"), nil)
+			}()
+			<-streaming
+			r.Ask(v2, now, now.Add(5*time.Minute), now) // the same request again
+			if err := hctx.Err(); err != nil {
+				t.Fatalf("the fetch ended when its release was asked again: %v", context.Cause(hctx))
+			}
+			tc.withdraw(t, r, board, hctx)
+			select {
+			case err := <-fetched:
+				if err == nil {
+					t.Fatal("the download of a withdrawn release completed")
+				}
+			case <-time.After(time.Minute): // only if it is broken: the link never brings the rest
+				t.Fatal("the download of a withdrawn release went on")
+			}
+			<-gone
+			if cause := context.Cause(hctx); !errors.Is(cause, ErrWithdrawn) {
+				t.Errorf("the fetch ended with %v, want ErrWithdrawn", cause)
+			}
+		})
+	}
+	ts.Client().CloseIdleConnections()
 }
