@@ -262,35 +262,7 @@ func TestJitterNarrowFrames(t *testing.T) {
 // buffer instead of 240 ms for the rest of it, on this node only (its
 // neighbours played 360 ms earlier: an echo between clusters).
 func TestJitterOutageAddsNoLatency(t *testing.T) {
-	clk := clock.NewFake(time.Unix(1e9, 0))
-	j := newJitter(clk, LiveFrameTimeout)
-	var enc nodeaudio.NarrowFrameEncoder
-	pcm := make([]int16, nodeaudio.NarrowFrameWide)
-	for i := range pcm {
-		pcm[i] = 1000
-	}
-	push := func(seq uint64) {
-		t.Helper()
-		f, err := enc.Encode(pcm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := j.Push(seq, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func() {
-		t.Helper()
-		if _, err := io.ReadFull(j, make([]byte, 2*nodeaudio.NarrowFrameWide)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// held is how many frames are buffered ahead of the output.
-	held := func() int {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		return len(j.frames)
-	}
+	j, push, read, held := narrowFrames(t)
 	depth := framesFor(JitterDepth, narrowDuration)
 	var seq uint64
 	for ; seq < uint64(depth); seq++ {
@@ -368,34 +340,7 @@ func TestJitterReturnsToItsDepthAfterABurst(t *testing.T) {
 		}, 2 + 6}, // 2 over the bound, then 6 over the depth
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := clock.NewFake(time.Unix(1e9, 0))
-			j := newJitter(clk, LiveFrameTimeout)
-			var enc nodeaudio.NarrowFrameEncoder
-			pcm := make([]int16, nodeaudio.NarrowFrameWide)
-			for i := range pcm {
-				pcm[i] = 1000
-			}
-			push := func(seq uint64) {
-				t.Helper()
-				f, err := enc.Encode(pcm)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := j.Push(seq, f); err != nil {
-					t.Fatal(err)
-				}
-			}
-			read := func() {
-				t.Helper()
-				if _, err := io.ReadFull(j, make([]byte, 2*nodeaudio.NarrowFrameWide)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			held := func() int {
-				j.mu.Lock()
-				defer j.mu.Unlock()
-				return len(j.frames)
-			}
+			j, push, read, held := narrowFrames(t)
 			var seq uint64
 			for ; seq < uint64(depth); seq++ {
 				push(seq)
@@ -424,4 +369,39 @@ func TestJitterReturnsToItsDepthAfterABurst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// narrowFrames gives a jitter buffer j on a fake clock, fed steady
+// narrowband frames: push queues frame seq, read takes one frame's
+// worth as the output does, held is how many frames are buffered ahead
+// of the output.
+func narrowFrames(t *testing.T) (j *jitter, push func(seq uint64), read func(), held func() int) {
+	j = newJitter(clock.NewFake(time.Unix(1e9, 0)), LiveFrameTimeout)
+	var enc nodeaudio.NarrowFrameEncoder
+	pcm := make([]int16, nodeaudio.NarrowFrameWide)
+	for i := range pcm {
+		pcm[i] = 1000
+	}
+	push = func(seq uint64) {
+		t.Helper()
+		f, err := enc.Encode(pcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Push(seq, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read = func() {
+		t.Helper()
+		if _, err := io.ReadFull(j, make([]byte, 2*nodeaudio.NarrowFrameWide)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held = func() int {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return len(j.frames)
+	}
+	return j, push, read, held
 }
