@@ -226,45 +226,13 @@ func TestEventService_RecordEvents_UnstorableEventTakenNotStored(t *testing.T) {
 	}
 }
 
+// TestEventService_RecordEvents_Stored: events are stored with the node,
+// its area and the batch's epoch; one the node sent without a time (an
+// old or hostile agent) is taken to mean "just now", both stored and in
+// what RecordEvents returns: those went to the health monitor and the
+// emergency's tracking at year 1 (a failed-to-sound alarm opened 2,025
+// years ago, an alert received long before it was sent).
 func TestEventService_RecordEvents_Stored(t *testing.T) {
-	db, clk := MustOpenDB(t)
-	mustTree(t, db)
-	mustNode(t, db, "n1", "hp.an-duong.le-loi")
-	s := bolt.NewEventService(db)
-	received := clk.Now().Add(time.Minute)
-
-	b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
-		{Seq: 1, Type: protocol.EventReceived, At: t0.Add(time.Second)},
-		{Seq: 2, Type: protocol.EventFailed, Reason: protocol.ReasonAmplifier}, // no At
-	}}
-	_, _, err := s.RecordEvents(context.Background(), "n1", b, received)
-	must(t, err)
-	es, err := s.FindEvents(context.Background(), loaxa.EventFilter{Node: "n1"})
-	must(t, err)
-	if len(es) != 2 {
-		t.Fatalf("%d events stored, want 2", len(es))
-	}
-	for _, e := range es {
-		if e.Node != "n1" || e.Area != "hp.an-duong.le-loi" || e.Epoch != "e1" || !e.ReceivedAt.Equal(received) {
-			t.Errorf("event %+v: want node n1, its area, epoch e1, received %v", e, received)
-		}
-	}
-	if !es[0].At.Equal(t0.Add(time.Second)) {
-		t.Errorf("event 1 at %v, want the node's time", es[0].At)
-	}
-	// A node that did not say when is taken to mean "just now".
-	if !es[1].At.Equal(received) || es[1].Reason != protocol.ReasonAmplifier {
-		t.Errorf("event 2 %+v: want At = received time and the reason kept", es[1])
-	}
-}
-
-// TestEventService_RecordEvents_FreshEventWithoutTimeIsStamped: a node
-// that sent an amplifier failure without a time (an old or hostile agent)
-// had it stored at its arrival, but handed to the health monitor and the
-// emergency's tracking at year 1: a failed-to-sound alarm opened 2,025
-// years ago, an alert received long before it was sent. The events
-// RecordEvents returns are those it stored, At included.
-func TestEventService_RecordEvents_FreshEventWithoutTimeIsStamped(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	mustTree(t, db)
 	mustNode(t, db, "n1", "hp.an-duong.le-loi")
@@ -277,14 +245,27 @@ func TestEventService_RecordEvents_FreshEventWithoutTimeIsStamped(t *testing.T) 
 	}}
 	_, fresh, err := s.RecordEvents(context.Background(), "n1", b, received)
 	must(t, err)
-	if len(fresh) != 2 {
-		t.Fatalf("%d fresh events, want 2", len(fresh))
+	es, err := s.FindEvents(context.Background(), loaxa.EventFilter{Node: "n1"})
+	must(t, err)
+	if len(es) != 2 || len(fresh) != 2 {
+		t.Fatalf("%d events stored, %d fresh, want 2", len(es), len(fresh))
 	}
-	if !fresh[0].At.Equal(t0.Add(time.Second)) {
-		t.Errorf("fresh event 1 at %v, want the node's time %v", fresh[0].At, t0.Add(time.Second))
+	for i := range fresh {
+		if !fresh[i].At.Equal(es[i].At) {
+			t.Errorf("fresh event %d at %v, stored at %v: want the same", i+1, fresh[i].At, es[i].At)
+		}
 	}
-	if !fresh[1].At.Equal(received) {
-		t.Errorf("fresh event 2 (sent without a time) at %v, want its arrival %v", fresh[1].At, received)
+	for _, e := range es {
+		if e.Node != "n1" || e.Area != "hp.an-duong.le-loi" || e.Epoch != "e1" || !e.ReceivedAt.Equal(received) {
+			t.Errorf("event %+v: want node n1, its area, epoch e1, received %v", e, received)
+		}
+	}
+	if !es[0].At.Equal(t0.Add(time.Second)) {
+		t.Errorf("event 1 at %v, want the node's time", es[0].At)
+	}
+	// A node that did not say when is taken to mean "just now".
+	if !es[1].At.Equal(received) || es[1].Reason != protocol.ReasonAmplifier {
+		t.Errorf("event 2 %+v: want At = received time and the reason kept", es[1])
 	}
 }
 
