@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -40,16 +39,7 @@ func (s *sweepStarts) UpdateNodeStatus(ctx context.Context, id string, fn func(*
 func massOutage(tb testing.TB, dir string) (*health.Monitor, *bolt.AlarmService, *sweepStarts, *clock.Fake) {
 	tb.Helper()
 	ctx := context.Background()
-	clk := clock.NewFake(t0)
-	db := bolt.NewDB(filepath.Join(dir, "loaxa.db"))
-	db.Now = clk.Now
-	if err := db.Open(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
-		tb.Fatal(err)
-	}
+	db, clk := communeStore(tb, dir)
 	nodes, alarms := bolt.NewNodeService(db), bolt.NewAlarmService(db)
 	all := []*loaxa.Node{{ID: "n1", Name: "n1", Area: "12346", Credentials: loaxa.CredentialsActive}}
 	for i := 1; i <= outageNodes; i++ {

@@ -32,16 +32,7 @@ func typhoonStore(t *testing.T) (*bolt.DB, *clock.Fake, map[string]*loaxa.Alarm)
 	} else {
 		t.Cleanup(func() { os.RemoveAll(dir) })
 	}
-	clk := clock.NewFake(t0)
-	db := bolt.NewDB(filepath.Join(dir, "loaxa.db"))
-	db.Now = clk.Now
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
-		t.Fatal(err)
-	}
+	db, clk := communeStore(t, dir)
 	nodes, alarms := bolt.NewNodeService(db), bolt.NewAlarmService(db)
 	var all []*loaxa.Node
 	for _, id := range []string{"n1", "n2"} {
@@ -86,6 +77,23 @@ func typhoonStore(t *testing.T) (*bolt.DB, *clock.Fake, map[string]*loaxa.Alarm)
 	}
 	clk.Set(at.Add(time.Hour))
 	return db, clk, old
+}
+
+// communeStore opens a store on disk in dir, on a fake clock at t0, with
+// one commune, Xã Tiên Thắng (12346).
+func communeStore(tb testing.TB, dir string) (*bolt.DB, *clock.Fake) {
+	tb.Helper()
+	clk := clock.NewFake(t0)
+	db := bolt.NewDB(filepath.Join(dir, "loaxa.db"))
+	db.Now = clk.Now
+	if err := db.Open(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if err := bolt.NewAreaService(db).CreateArea(context.Background(), &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
+		tb.Fatal(err)
+	}
+	return db, clk
 }
 
 // openMonitor is a monitor opened on db, as a controller starting.
