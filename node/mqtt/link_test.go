@@ -423,22 +423,8 @@ func (h *holdSubscribe) OnSubscribe(_ *mochi.Client, pk packets.Packet) packets.
 // published to the node (a command sent then is lost), so it must not say
 // it is connected until they are.
 func TestConnectedOnlyOnceSubscribed(t *testing.T) {
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler), Capabilities: mochi.NewDefaultServerCapabilities()})
 	hold := &holdSubscribe{held: make(chan struct{}), release: make(chan struct{})}
-	for _, h := range []mochi.Hook{new(auth.AllowHook), hold} {
-		if err := srv.AddHook(h, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln := brokerconn.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}, 0)
-	ln.Server = srv
-	if err := srv.AddListener(ln); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	addr := startBrokerWith(t, new(auth.AllowHook), hold)
 	released := false
 	t.Cleanup(func() {
 		if !released {
@@ -446,7 +432,7 @@ func TestConnectedOnlyOnceSubscribed(t *testing.T) {
 		}
 	})
 
-	l := open(t, ln.Address(), []string{"p1"})
+	l := open(t, addr, []string{"p1"})
 	select {
 	case <-hold.held:
 	case <-time.After(10 * time.Second):
