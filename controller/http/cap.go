@@ -385,9 +385,12 @@ func capBlockEmergencies(a *loaxa.CapAlert) []string {
 }
 
 // capBlocks fills rec from the info blocks it plays, each to its own
-// areas: those an earlier block does not name (CAP 1.2: a later block may
-// expand an earlier one, not override it). A block left with no area here
-// is not played; if only one is left, the alert plays it alone.
+// areas: those an earlier block does not cover, naming them or an area
+// they lie in (CAP 1.2: a later block may expand an earlier one, not
+// override it; the clusters of a commune inside an earlier block's
+// district hear that block only). A block left with no area here is not
+// played, and rec's reason says so if an earlier block covers its areas;
+// if only one is left, the alert plays it alone.
 func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*cap.Info) error {
 	var blocks []loaxa.CapBlock
 	var all []string
@@ -396,8 +399,30 @@ func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*ca
 		if err != nil {
 			return err
 		}
-		targets = slices.DeleteFunc(targets, func(t string) bool { return slices.Contains(all, t) })
+		var own, covered []string // covered: "area" or "area within earlier area"
+		for _, t := range targets {
+			chain, err := s.AreaService.AreaChain(ctx, t)
+			if err != nil {
+				return fmt.Errorf("cap: info block %q: area %s: %w", strings.TrimSpace(in.Headline), t, err)
+			}
+			switch j := slices.IndexFunc(chain, func(a string) bool { return slices.Contains(all, a) }); {
+			case j < 0:
+				own = append(own, t)
+			case j == 0:
+				covered = append(covered, t)
+			default:
+				covered = append(covered, t+" within "+chain[j])
+			}
+		}
+		targets = own
 		if len(targets) == 0 {
+			if len(covered) > 0 {
+				note := fmt.Sprintf("info block %q (%s) not played: an earlier block covers its areas (%s)",
+					strings.TrimSpace(in.Headline), in.Event, strings.Join(covered, ", "))
+				rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + note
+				s.logger().Info("cap: an info block not played, an earlier one covers its areas", "key", rec.Key,
+					"headline", strings.TrimSpace(in.Headline), "covered", covered)
+			}
 			continue
 		}
 		all = append(all, targets...)

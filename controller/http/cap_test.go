@@ -791,3 +791,41 @@ func TestCapPlaysTheBlocksThatHaveNotExpired(t *testing.T) {
 		t.Errorf("approved after its first block expired: alerts to %v, want only the second block's, 12347", to)
 	}
 }
+
+// TestCapFoldsABlockInsideAnEarlierBlocksArea: a CAP alert's first vi-VN
+// block named the district (318) and its second a commune inside it
+// (12347); the commune's clusters heard both blocks, one after the other,
+// though the district's block already covered it (CAP 1.2: a later block
+// adds to an earlier one, never overrides it). An area inside an earlier
+// block's area is left out of the later block; a block left with no area
+// does not play, and the record says so.
+func TestCapFoldsABlockInsideAnEarlierBlocksArea(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	second := `<info><language>vi-VN</language><category>Met</category><event>Bão</event><urgency>Expected</urgency>
+  <severity>Severe</severity><certainty>Likely</certainty><expires>2026-03-02T09:00:00+07:00</expires>
+  <headline>Bão số 3 gây mưa lớn</headline><instruction>Bà con chằng chống nhà cửa</instruction>
+  <area><areaDesc>Xã Tiên Minh</areaDesc><geocode><valueName>loaxa</valueName><value>12347</value></geocode></area></info>
+</alert>`
+	doc := strings.Replace(capXML("district", "Actual", "318"), "</alert>", second, 1)
+	a := e.postCap(doc, http.StatusCreated)
+	if a.Action != "play" || a.Emergency == nil {
+		t.Fatalf("district then a commune in it: %s (%s), want play", a.Action, a.Reason)
+	}
+	var to []string
+	for _, c := range e.alerts.commands() {
+		if c.cmd.Alert != nil {
+			to = append(to, c.id)
+		}
+	}
+	if !slices.Equal(to, []string{"318"}) {
+		t.Errorf("alerts sent to %v, want one, to the district 318 (the commune 12347 lies inside it)", to)
+	}
+	if !slices.Equal(a.Alert.Targets, []string{"318"}) || len(a.Alert.Blocks) != 0 {
+		t.Errorf("record: targets %v, %d blocks; want the district alone, as a single block", a.Alert.Targets, len(a.Alert.Blocks))
+	}
+	if !strings.Contains(a.Reason, "12347") || !strings.Contains(a.Reason, "318") {
+		t.Errorf("reason %q, want it to say the second block's 12347 lies within the first block's 318", a.Reason)
+	}
+}
