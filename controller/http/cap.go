@@ -488,7 +488,7 @@ func capExpired(rec *loaxa.CapAlert, now time.Time) (time.Time, bool) {
 // block, each to its areas; every block's audio is made before any is
 // sent, so that one that cannot be leaves nothing half sent. A block that
 // expired while the alert waited for approval is left out. It returns the
-// first block's emergency.
+// first block's emergency, whose words and expiry the record then gives.
 func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, rec *loaxa.CapAlert, actor, remote string) (*loaxa.Emergency, error) {
 	blocks := slices.Clone(rec.Blocks)
 	if len(blocks) == 0 {
@@ -537,8 +537,12 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 			first = em
 		}
 	}
+	// The record says what played: the first block that did, which is not
+	// the first one received if that expired while the alert waited.
+	played := blocks[plays[0]]
 	if _, uerr := store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
-		a.Emergency, a.Recording = first.ID, blocks[plays[0]].Recording
+		a.Emergency, a.Recording = first.ID, played.Recording
+		a.Event, a.Headline, a.Text, a.Expires = played.Event, played.Headline, played.Text, played.Expires
 		if len(a.Blocks) == len(blocks) {
 			a.Blocks = blocks
 		}

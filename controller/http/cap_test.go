@@ -829,3 +829,40 @@ func TestCapFoldsABlockInsideAnEarlierBlocksArea(t *testing.T) {
 		t.Errorf("reason %q, want it to say the second block's 12347 lies within the first block's 318", a.Reason)
 	}
 }
+
+// TestCapApprovedRecordSaysWhatPlayed: a pending alert with two vi-VN
+// blocks was approved after its first block (the coast) had expired; only
+// the second (inland) played, and its emergency was the record's, yet the
+// record's event, headline and text still showed the first block, so the
+// console showed words nobody heard. The record gives the words of the
+// first block that played.
+func TestCapApprovedRecordSaysWhatPlayed(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	second := `<info><language>vi-VN</language><category>Met</category><event>Lũ</event><urgency>Expected</urgency>
+  <severity>Severe</severity><certainty>Likely</certainty><expires>2026-03-02T09:00:00+07:00</expires>
+  <headline>Lũ trên sông Văn Úc</headline><instruction>Bà con chằng chống nhà cửa</instruction>
+  <area><areaDesc>Vùng 2</areaDesc><geocode><valueName>loaxa</valueName><value>12347</value></geocode></area></info>
+</alert>`
+	doc := strings.Replace(strings.Replace(capXML("waits", "Actual", "12346"), "2026-03-02T09:00:00+07:00", "2026-03-02T05:20:00+07:00", 1),
+		"</alert>", second, 1)
+	p := e.postCap(doc, http.StatusCreated)
+	if p.Action != "pending" || p.Alert.Event != "Bão" {
+		t.Fatalf("neither event on the auto-start list: %s, event %q; want pending, showing the first block", p.Action, p.Alert.Event)
+	}
+	e.clock.Advance(30 * time.Minute) // 05:30: the first block expired at 05:20
+	var approved capAnswer
+	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &approved)
+	if approved.Emergency == nil || !slices.Equal(approved.Emergency.Targets, []string{"12347"}) {
+		t.Fatalf("approved: emergency %+v, want the second block's, to 12347", approved.Emergency)
+	}
+	var rec loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+	for _, got := range []*loaxa.CapAlert{&approved.Alert, &rec} {
+		if got.Emergency != approved.Emergency.ID || got.Event != "Lũ" || got.Headline != "Lũ trên sông Văn Úc" ||
+			!strings.Contains(got.Text, "chằng chống") || !got.Expires.Equal(time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)) {
+			t.Errorf("record after approval: emergency %s, event %q, headline %q, text %q, expires %v; want the second block's, which played (%s)",
+				got.Emergency, got.Event, got.Headline, got.Text, got.Expires, approved.Emergency.ID)
+		}
+	}
+}
