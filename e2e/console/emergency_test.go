@@ -535,6 +535,42 @@ func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
 	}
 }
 
+// TestAllClearConfirmationSaysTheVolumeChosen: the alert's confirmation
+// repeats the volume chosen ("âm lượng 5/15"), the all-clear's did not:
+// an officer who had turned the all-clear's volume up or down (or left a
+// quiet drill's) confirmed it without seeing how loud it would sound. Its
+// confirmation must say the volume chosen, full when 15.
+func TestAllClearConfirmationSaysTheVolumeChosen(t *testing.T) {
+	c, b, flood := lapLeEmergencyForm(t)
+	b.Do("a drill at volume 5",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
+	for _, tc := range []struct{ volume, want string }{
+		{"5", "Thông báo an toàn sẽ phát ở âm lượng 5/15"}, // the drill's, kept
+		{"3", "Thông báo an toàn sẽ phát ở âm lượng 3/15"},
+		{"15", "Thông báo an toàn sẽ phát ở âm lượng tối đa"},
+	} {
+		b.Do("volume "+tc.volume+", then the all-clear",
+			chromedp.SetValue(chromedp.CSS(`#em-clear-volume`), tc.volume),
+			chromedp.Click(chromedp.CSS(`#em-all-clear`)))
+		b.Wait("the all-clear's confirmation", `document.querySelector('dialog[open]')`, 10*time.Second)
+		if got := MustEval[string](b, text("dialog[open]")); !strings.Contains(got, tc.want) {
+			t.Errorf("volume %s chosen; the all-clear's confirmation says %q, want it to say %q", tc.volume, got, tc.want)
+		}
+		b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
+		b.Wait("the confirmation closed", `!document.querySelector('dialog[open]')`, 10*time.Second)
+	}
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 1 {
+		t.Errorf("the all-clear's confirmations answered no; emergencies %s, want the drill alone", rig.Describe(ems))
+	}
+}
+
 // TestEnterDoesNotConfirmAnAlert: the confirmation opened with the focus
 // on its danger button, so Enter — pressed out of habit after "Tiếp tục",
 // or a stray key — sent the emergency to every speaker at once. A

@@ -240,6 +240,14 @@ function willSound(n, vol) {
   return vol && vol < FULL_VOLUME ? t('emergency.will_sound_at', { n, volume: vol }) : t('emergency.will_sound', { n });
 }
 
+/**
+ * clearSounds says how loud an all-clear will sound, as willSound does for
+ * the alert: the volume chosen, full when it is 15.
+ */
+function clearSounds(vol) {
+  return vol && vol < FULL_VOLUME ? t('emergency.all_clear_sounds_at', { volume: vol }) : t('emergency.all_clear_sounds');
+}
+
 /** volumeOptions makes the choices of an alert's volume, loudest first, with selected chosen. */
 function volumeOptions(selected) {
   return options(Array.from({ length: FULL_VOLUME }, (_, i) => [String(FULL_VOLUME - i), i === 0 ? t('emergency.full') : String(FULL_VOLUME - i)]), String(selected));
@@ -755,8 +763,10 @@ async function board(ctx, main, id) {
   src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
 
-  const act = (verb, title, yes, body) => async () => {
-    if (!(await confirmDialog(title, h('p', {}, rep.title || rep.id), yes, true))) return;
+  // more, if given, adds to the confirmation what the officer chose (the
+  // all-clear's volume), read when the button is pressed.
+  const act = (verb, title, yes, body, more) => async () => {
+    if (!(await confirmDialog(title, h('div', {}, h('p', {}, rep.title || rep.id), more ? more() : null), yes, true))) return;
     try {
       const r = await api('POST', `/emergency/${encodeURIComponent(id)}/${verb}`, body ? body() : undefined);
       toast(t('emergency.done_' + verb));
@@ -790,7 +800,8 @@ async function board(ctx, main, id) {
       rep.state === 'active' ? h('button', { type: 'button', class: 'danger', id: 'em-cancel', onclick: act('cancel', t('emergency.cancel_title'), t('emergency.cancel')) }, t('emergency.cancel')) : null,
       rep.kind !== 'all-clear' && !rep.all_clear ? h('span', { class: 'row' }, field(t('emergency.all_clear_label'), clearText),
         field(t('clusters.volume'), clearVolume, t('emergency.all_clear_volume_hint')),
-        h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim(), volume: Number(clearVolume.value) })) }, t('emergency.all_clear'))) : null) : null,
+        h('button', { type: 'button', id: 'em-all-clear', onclick: act('all-clear', t('emergency.all_clear_confirm'), t('emergency.all_clear'), () => ({ text: clearText.value.trim(), volume: Number(clearVolume.value) }),
+          () => h('p', { class: 'stat', id: 'em-clear-confirm-volume' }, clearSounds(Number(clearVolume.value)))) }, t('emergency.all_clear'))) : null) : null,
     areas.section,
     h('section', { class: 'panel' }, tableTop,
       areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
