@@ -24,8 +24,8 @@ const storeSalvageTimeout = 15 * time.Second
 
 // storeSalvage is `node --store-salvage FILE`: it writes what a new store
 // can use of the store file (store.Salvage: the events it had not had
-// acknowledged, its learnt keys, its unexpired replay guard, the marks of
-// what it finished), one JSON line each (store.Found) as it reads it, so that
+// acknowledged, its learnt keys, its clock floor, its unexpired replay
+// guard, the marks of what it finished), one JSON line each (store.Found) as it reads it, so that
 // what was read before a fault, a crash or the time limit is not lost,
 // and returns 0, or exitStoreDamaged if it had to stop early. A heap
 // past storeCheckMemory ends the process through exit, as --store-check's
@@ -112,23 +112,24 @@ func salvageInChild(ctx context.Context, path string) (*store.Kept, error) {
 // salvageInto reads back what the new store into can use of the damaged
 // store set aside as aside (salvageInChild) and puts it there: the unsent
 // events, which the agent sends under their old epoch and numbers, the
-// learnt keys, the unexpired replay guard, the marks of what the node
-// finished.
+// learnt keys, the clock floor (the newer of it and the new store's), the
+// unexpired replay guard, the marks of what the node finished.
 func salvageInto(ctx context.Context, aside string, into store.Keeper, log *slog.Logger) {
 	got, err := salvageInChild(ctx, aside)
 	if got != nil {
 		err = errors.Join(err, into.Keep(got, time.Time{})) // every replay entry, as above
 	}
 	var events, marks, replay, keys int
+	var floor time.Time
 	if got != nil {
 		events, marks, replay = got.Len()
-		keys = len(got.Keys)
+		keys, floor = len(got.Keys), got.Floor
 	}
 	if err != nil {
 		log.Warn("node: not all of the damaged store could be read back; what could not is lost", "aside", aside,
-			"events", events, "keys", keys, "replay_entries", replay, "finished_marks", marks, "err", err)
+			"events", events, "keys", keys, "clock_floor", floor, "replay_entries", replay, "finished_marks", marks, "err", err)
 	} else {
-		log.Info("node: the damaged store's unsent events, learnt keys, replay guard and the marks of what it finished were read back; the agent sends the events under their old numbers",
-			"aside", aside, "events", events, "keys", keys, "replay_entries", replay, "finished_marks", marks)
+		log.Info("node: the damaged store's unsent events, learnt keys, clock floor, replay guard and the marks of what it finished were read back; the agent sends the events under their old numbers",
+			"aside", aside, "events", events, "keys", keys, "clock_floor", floor, "replay_entries", replay, "finished_marks", marks)
 	}
 }

@@ -44,6 +44,19 @@ func storeWithUnsent(t *testing.T, path string, n int) (string, []protocol.Event
 	return st.Epoch(), stored
 }
 
+// setFloor stores the clock floor in the store at path.
+func setFloor(t *testing.T, path string, floor time.Time) {
+	t.Helper()
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SetClockFloor(floor); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // garbleDesired damages the store at path as a torn write can: its desired
 // state no longer JSON, its events intact.
 func garbleDesired(t *testing.T, path string) {
@@ -106,6 +119,8 @@ func TestSalvageInChild(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "node.db")
 	epoch, lost := storeWithUnsent(t, path, 250)
+	floor := time.Date(2026, 9, 14, 3, 18, 0, 0, time.UTC)
+	setFloor(t, path, floor)
 	garbleDesired(t, path)
 	got, err := salvageInChild(ctx, path)
 	if err != nil || len(got.Events) != 1 || !sameEvents(got.Events[epoch], lost) {
@@ -113,6 +128,9 @@ func TestSalvageInChild(t *testing.T) {
 	}
 	if len(got.Marks) != 250 {
 		t.Errorf("read back %d marks, want the 250 finished plays'", len(got.Marks))
+	}
+	if !got.Floor.Equal(floor) {
+		t.Errorf("read back the clock floor %v, want %v", got.Floor, floor)
 	}
 
 	// A page tree that loops where the events are: stopped, nothing made up.

@@ -41,13 +41,14 @@ const MaxSalvaged = 100_000
 const maxEpochLen = 64
 
 // Found is one thing Salvage read back: an event of an outbox (Epoch and
-// Event), the controller keys the node had learnt (Keys), an unexpired
-// entry of the replay guard (Replay), or the mark of an occurrence the
-// node had finished (Mark).
+// Event), the controller keys the node had learnt (Keys), its clock floor
+// (Floor), an unexpired entry of the replay guard (Replay), or the mark
+// of an occurrence the node had finished (Mark).
 type Found struct {
 	Epoch  string                `json:"epoch,omitempty"`
 	Event  *protocol.Event       `json:"event,omitempty"`
 	Keys   []protocol.PublicKey  `json:"keys,omitempty"`
+	Floor  *time.Time            `json:"clock_floor,omitempty"`
 	Replay *protocol.ReplayEntry `json:"replay,omitempty"`
 	Mark   *agent.Progress       `json:"mark,omitempty"`
 }
@@ -65,6 +66,10 @@ type Found struct {
 //     rotation still trusts the controller. Each key carries its id, a
 //     hash of the key, and one whose id does not match is left out: a
 //     garbled key cannot become a trusted one;
+//   - its clock floor (agent.Store.ClockFloor), so that the board a power
+//     cut left with its clock behind, the one whose store it damaged,
+//     still refuses messages that expired before the last time the
+//     controller proved. A floor that does not read as a time is left;
 //   - the entries of its replay guard that have not expired by now, so
 //     that a message captured before is still refused;
 //   - the marks of the occurrences it had finished (PhaseDone), so that a
@@ -100,6 +105,9 @@ func Salvage(path string, now time.Time, emit func(Found) error) (err error) {
 			return err
 		}
 		if err := salvageKeys(tx, emit); err != nil {
+			return err
+		}
+		if err := salvageFloor(tx, emit); err != nil {
 			return err
 		}
 		if err := salvageReplay(tx, now, emit); err != nil {
@@ -177,6 +185,20 @@ func salvageKeys(tx *bolt.Tx, emit func(Found) error) error {
 	return emit(Found{Keys: keys})
 }
 
+// salvageFloor emits the clock floor, if there is one that reads as a
+// time.
+func salvageFloor(tx *bolt.Tx, emit func(Found) error) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return nil
+	}
+	var floor time.Time
+	if floor.UnmarshalText(meta.Get(keyFloor)) != nil || floor.IsZero() {
+		return nil
+	}
+	return emit(Found{Floor: &floor})
+}
+
 // salvageReplay emits the replay guard's entries unexpired at now.
 func salvageReplay(tx *bolt.Tx, now time.Time, emit func(Found) error) error {
 	b := tx.Bucket(bucketReplay)
@@ -238,6 +260,7 @@ var _, _ Keeper = (*Bolt)(nil), (*Memory)(nil)
 type Kept struct {
 	Events map[string][]protocol.Event // by epoch, in sequence order
 	Keys   []protocol.PublicKey
+	Floor  time.Time // the clock floor, zero if none was read back
 	Replay []protocol.ReplayEntry
 	Marks  []agent.Progress
 }
@@ -271,8 +294,10 @@ func (k *Kept) Add(f Found) error {
 			}
 		}
 		k.Keys = f.Keys
+	case f.Floor != nil && !f.Floor.IsZero() && k.Floor.IsZero():
+		k.Floor = *f.Floor
 	default:
-		return errors.New("neither an event, the learnt keys, a replay entry nor a finished occurrence's mark, or past the limit")
+		return errors.New("neither an event, the learnt keys, the clock floor, a replay entry nor a finished occurrence's mark, or past the limit")
 	}
 	return nil
 }
@@ -287,7 +312,8 @@ func (k *Kept) Len() (events, marks, replay int) {
 
 // Keep puts all of k into the store in one transaction: one write to the
 // card however many replay entries and marks, where a transaction each
-// would cost the board's start a sync each.
+// would cost the board's start a sync each. Of k's clock floor and the
+// store's own, the newer is kept: each is a time the controller proved.
 func (s *Bolt) Keep(k *Kept, now time.Time) error {
 	if err := checkMarks(k.Marks); err != nil {
 		return err
@@ -309,6 +335,9 @@ func (s *Bolt) Keep(k *Kept, now time.Time) error {
 			if err := tx.Bucket(bucketMeta).Put(keyKeys, keys); err != nil {
 				return err
 			}
+		}
+		if err := raiseFloor(tx.Bucket(bucketMeta), k.Floor); err != nil {
+			return err
 		}
 		if err := putMarks(tx.Bucket(bucketProgress), k.Marks); err != nil {
 			return err
@@ -334,6 +363,23 @@ func (s *Bolt) Keep(k *Kept, now time.Time) error {
 	return nil
 }
 
+// raiseFloor stores floor in meta if it is newer than the stored one (or
+// that one does not read as a time).
+func raiseFloor(meta *bolt.Bucket, floor time.Time) error {
+	if floor.IsZero() {
+		return nil
+	}
+	var had time.Time
+	if had.UnmarshalText(meta.Get(keyFloor)) == nil && !floor.After(had) {
+		return nil
+	}
+	raw, err := floor.UTC().MarshalText()
+	if err != nil {
+		return fmt.Errorf("clock floor %v: %w", floor, err)
+	}
+	return meta.Put(keyFloor, raw)
+}
+
 // Keep puts all of k into the store, as Bolt's does.
 func (m *Memory) Keep(k *Kept, now time.Time) error {
 	if err := checkMarks(k.Marks); err != nil {
@@ -356,6 +402,11 @@ func (m *Memory) Keep(k *Kept, now time.Time) error {
 		if err := m.AddReplay(e, now); err != nil {
 			return err
 		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k.Floor.After(m.floor) {
+		m.floor = k.Floor.UTC().Round(0)
 	}
 	return nil
 }

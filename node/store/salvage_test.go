@@ -227,6 +227,80 @@ func TestSalvageKeepsFinishedMarksKeysAndTheReplayGuard(t *testing.T) {
 	}
 }
 
+// TestSalvageKeepsTheClockFloor: a board whose store a power cut damaged
+// is the one that starts with its clock behind, and its new store had no
+// clock floor, so it took alerts recorded long before as new until its
+// first measurement. The floor is read back with the rest, and the new
+// store keeps the newest of it and any floor it already has.
+func TestSalvageKeepsTheClockFloor(t *testing.T) {
+	floor := damageNow.Add(-2 * time.Minute)
+	for _, tc := range []struct {
+		name string
+		had  time.Time // the new store's floor before the read-back
+		want time.Time
+	}{
+		{"into a new store", time.Time{}, floor},
+		{"older than the new store's", floor.Add(time.Hour), floor.Add(time.Hour)},
+		{"newer than the new store's", floor.Add(-time.Hour), floor},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "node.db")
+			ackedStore(t, path)
+			s, err := OpenBolt(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.SetClockFloor(floor)
+			s.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			garble(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyDesired, []byte{'{', 0xFF}) })
+
+			var k Kept
+			if err := Salvage(path, damageNow, k.Add); err != nil {
+				t.Fatal(err)
+			}
+			ns, _, err := StartAnew(path, damageNow, errors.New("damaged"))
+			if ns == nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			if !tc.had.IsZero() {
+				if err := ns.SetClockFloor(tc.had); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ns.Keep(&k, damageNow); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := ns.ClockFloor(); err != nil || !got.Equal(tc.want) {
+				t.Errorf("clock floor of the new store = %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+
+	// A floor that does not read as a time is not read back.
+	path := filepath.Join(t.TempDir(), "node.db")
+	ackedStore(t, path)
+	garble(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFloor, []byte("2026-09-1\xff")) })
+	var k Kept
+	if err := Salvage(path, damageNow, k.Add); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := OpenBolt(filepath.Join(t.TempDir(), "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := ns.Keep(&k, damageNow); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ns.ClockFloor(); err != nil || !got.IsZero() {
+		t.Errorf("a garbled floor read back as %v (%v)", got, err)
+	}
+}
+
 func TestKeptRefusesWhatSalvageDoesNotWrite(t *testing.T) {
 	var k Kept
 	for _, f := range []Found{
@@ -245,6 +319,7 @@ func TestKeptRefusesWhatSalvageDoesNotWrite(t *testing.T) {
 		"an unfinished mark":       {Mark: &agent.Progress{Occurrence: "o", Phase: agent.PhaseStarted}},
 		"a replay entry of no key": {Replay: &protocol.ReplayEntry{Seq: 3}},
 		"a key not its id's":       {Keys: []protocol.PublicKey{{ID: "0011223344556677", Key: "AAAA"}}},
+		"a zero clock floor":       {Floor: &time.Time{}},
 		"nothing":                  {},
 	} {
 		if err := k.Add(f); err == nil {

@@ -513,11 +513,18 @@ func testKeep(t *testing.T, im impl) {
 		Keys:   []protocol.PublicKey{key},
 		Marks:  []agent.Progress{done},
 		Replay: []protocol.ReplayEntry{guard, {KeyID: "k1", Seq: 3, Expires: t0.UnixMilli()}}, // the second expired
+		Floor:  t0.Add(-time.Minute),
+	}
+	if err := s.SetClockFloor(t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.(Keeper).Keep(k, t0); err != nil {
 		t.Fatal(err)
 	}
 	s = im.reopen(t, s)
+	if got, err := s.ClockFloor(); err != nil || !got.Equal(k.Floor) {
+		t.Errorf("clock floor %v (%v), want the newer %v read back", got, err, k.Floor)
+	}
 	if epoch, got := mustSalvaged(t, s, 10); epoch != "e-old" || !slices.Equal(got, []uint64{5}) {
 		t.Errorf("salvaged %v of %q, want 5 of e-old", got, epoch)
 	}
