@@ -30,7 +30,7 @@ func (a *Agent) openRelay(p *play) error {
 	if p.length <= 0 {
 		return errors.New("relay window is over")
 	}
-	s := relay.Open(o.Stream, relay.Options{Client: relayClient, Logger: a.log.With("occurrence", o.ID)})
+	s := relay.Open(o.Stream, relay.Options{Client: relayClient, Logger: a.log.With("occurrence", o.ID), Clock: a.clock})
 	p.files = append(p.files, s)
 	// At the node's volume, like any play: a station relayed at night on
 	// a turned-down commune must not sound at full scale.

@@ -7,6 +7,7 @@
 // reconnected after Backoff, up to Retries times in a row; then Read
 // returns an error wrapping ErrFailed, so the play ends as failed and is
 // reported, and never hangs. A stretch of Healthy audio resets the count.
+// The stall and the backoff are timed on Options.Clock.
 package relay
 
 import (
@@ -22,6 +23,7 @@ import (
 
 	"github.com/hajimehoshi/go-mp3"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -46,6 +48,9 @@ type Options struct {
 	// Healthy is how much audio in a row resets the retry count.
 	Healthy time.Duration
 	Logger  *slog.Logger
+	// Clock times the stall watchdog and the waits between attempts;
+	// default clock.Real.
+	Clock clock.Clock
 }
 
 // Stream is an open relay: Read gives node PCM; Close stops it.
@@ -80,6 +85,9 @@ func Open(url string, opt Options) *Stream {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
 	}
 	s := &Stream{url: url, opt: opt, done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -121,13 +129,13 @@ func (s *Stream) run() {
 			return
 		}
 		s.opt.Logger.Warn("relay: stream broke; reconnecting", "url", s.url, "attempt", failures, "of", s.opt.Retries, "err", err)
-		t := time.NewTimer(s.opt.Backoff)
+		t := s.opt.Clock.NewTimer(s.opt.Backoff)
 		select {
 		case <-s.ctx.Done():
 			t.Stop()
 			s.pw.CloseWithError(s.ctx.Err())
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -147,10 +155,13 @@ func (s *Stream) once1() (time.Duration, error) {
 	// not bytes: an endless stream that is not MP3 (a station's AAC)
 	// brings bytes for ever and never a frame, and the relay waited on it
 	// for good, neither playing nor failing.
-	stall := time.AfterFunc(s.opt.StallTimeout, cancel)
-	defer stall.Stop()
+	stall := s.watch(cancel)
+	defer stall.stop()
 	resp, err := s.opt.Client.Do(req)
 	if err != nil {
+		if ctx.Err() != nil && s.ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %v: %w", s.opt.StallTimeout, err)
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()
@@ -171,7 +182,7 @@ func (s *Stream) once1() (time.Duration, error) {
 	for {
 		n, rerr := dec.Read(in)
 		if n > 0 {
-			stall.Reset(s.opt.StallTimeout)
+			stall.fed()
 			out = conv.convert(in[:n-n%4], out[:0])
 			if _, err := s.pw.Write(out); err != nil {
 				return nodeaudio.Duration(played), err
@@ -188,6 +199,44 @@ func (s *Stream) once1() (time.Duration, error) {
 			return nodeaudio.Duration(played), rerr
 		}
 	}
+}
+
+// watchdog calls cancel once no audio has come for Options.StallTimeout,
+// on Options.Clock.
+type watchdog struct {
+	timer clock.Timer
+	d     time.Duration
+	done  chan struct{} // closed by stop
+	ended chan struct{} // closed once its goroutine has returned
+}
+
+// watch starts a watchdog that calls cancel.
+func (s *Stream) watch(cancel context.CancelFunc) *watchdog {
+	w := &watchdog{
+		timer: s.opt.Clock.NewTimer(s.opt.StallTimeout),
+		d:     s.opt.StallTimeout,
+		done:  make(chan struct{}),
+		ended: make(chan struct{}),
+	}
+	go func() {
+		defer close(w.ended)
+		select {
+		case <-w.timer.C():
+			cancel()
+		case <-w.done:
+		}
+	}()
+	return w
+}
+
+// fed records that audio came: the stall timeout counts from now.
+func (w *watchdog) fed() { w.timer.Reset(w.d) }
+
+// stop ends the watchdog and waits for its goroutine.
+func (w *watchdog) stop() {
+	w.timer.Stop()
+	close(w.done)
+	<-w.ended
 }
 
 // converter mixes go-mp3's 16-bit stereo to mono and resamples it to the

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -128,17 +130,11 @@ func TestRelayGivesUp(t *testing.T) {
 	for name, h := range map[string]http.HandlerFunc{
 		"refused": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no such mount", http.StatusNotFound) },
 		"not mp3": func(w http.ResponseWriter, r *http.Request) { w.Write(bytes.Repeat([]byte("<html>"), 4000)) },
-		"silent": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "audio/mpeg")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			<-r.Context().Done() // headers, then nothing: a stalled station
-		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ts := httptest.NewServer(h)
 			defer ts.Close()
-			s := Open(ts.URL, Options{Retries: 2, Backoff: 10 * time.Millisecond, StallTimeout: 200 * time.Millisecond})
+			s := Open(ts.URL, Options{Retries: 2, Backoff: 10 * time.Millisecond})
 			defer s.Close()
 			done := make(chan error, 1)
 			go func() { _, err := readPCM(t, s, time.Second); done <- err }()
@@ -154,17 +150,21 @@ func TestRelayGivesUp(t *testing.T) {
 	}
 }
 
-// TestRelayGivesUpOnAnEndlessStreamThatIsNotMP3: a station that streams
-// without end in another format (AAC frames, as many radio stations
-// serve) never yields an MP3 frame. The relay tries again and then fails
-// (docs/scheduling.md), since its watchdog waits for audio, not bytes. It
-// read on for ever, bytes coming, neither playing nor failing.
-func TestRelayGivesUpOnAnEndlessStreamThatIsNotMP3(t *testing.T) {
-	frame := make([]byte, 256)
-	copy(frame, []byte{0xFF, 0xF1, 0x50, 0x80}) // an ADTS header, then payload
-	var connections atomic.Int32
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		connections.Add(1)
+// stalledStations are stations that connect and then never bring an MP3
+// frame: only the stall watchdog ends their attempts.
+var stalledStations = map[string]http.HandlerFunc{
+	// Headers, then nothing: a stalled station.
+	"silent": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/mpeg")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	},
+	// A station that streams without end in another format (AAC frames,
+	// as many radio stations serve) never yields an MP3 frame.
+	"endless and not mp3": func(w http.ResponseWriter, r *http.Request) {
+		frame := make([]byte, 256)
+		copy(frame, []byte{0xFF, 0xF1, 0x50, 0x80}) // an ADTS header, then payload
 		w.Header().Set("Content-Type", "audio/aacp")
 		for {
 			if _, err := w.Write(frame); err != nil {
@@ -177,21 +177,73 @@ func TestRelayGivesUpOnAnEndlessStreamThatIsNotMP3(t *testing.T) {
 			case <-time.After(5 * time.Millisecond): // bytes keep coming
 			}
 		}
-	}))
-	defer ts.Close()
-	s := Open(ts.URL, Options{Retries: 2, Backoff: 10 * time.Millisecond, StallTimeout: 200 * time.Millisecond})
-	defer s.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, err := io.ReadFull(s, make([]byte, 3200))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "no MP3 frame") {
-			t.Fatalf("got %v, want ErrFailed saying no MP3 frame came", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("after 30 s of a non-MP3 stream (%d connections) the relay neither played nor failed", connections.Load())
+	},
+}
+
+// TestRelayGivesUpOnAStalledStation: a station that sends no audio is
+// tried again after Backoff and then given up (docs/scheduling.md), its
+// watchdog waiting for audio, not bytes: on a stream that is not MP3 the
+// relay read on for ever, bytes coming, neither playing nor failing. The
+// stall and the backoff are timed on the relay's clock (a fake one here,
+// with the default 10 s stall and 2 s backoff); they ran on the real
+// clock, whatever clock the node gave it.
+func TestRelayGivesUpOnAStalledStation(t *testing.T) {
+	for name, h := range stalledStations {
+		t.Run(name, func(t *testing.T) {
+			conns := make(chan struct{}, 10)
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				conns <- struct{}{}
+				h(w, r)
+			}))
+			defer ts.Close()
+			fake := clock.NewFake(time.Date(2026, 9, 14, 5, 30, 0, 0, time.UTC))
+			s := Open(ts.URL, Options{Retries: 2, Clock: fake, Logger: slog.New(slog.DiscardHandler)})
+			defer s.Close()
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.ReadFull(s, make([]byte, 3200))
+				done <- err
+			}()
+			var err error
+			for attempt := 1; ; attempt++ {
+				// The request is made after its watchdog is set.
+				select {
+				case <-conns:
+				case err = <-done:
+					t.Fatalf("attempt %d: the relay ended before it connected: %v", attempt, err)
+				case <-time.After(30 * time.Second):
+					t.Fatalf("attempt %d: the relay never connected", attempt)
+				}
+				fake.Advance(DefaultStallTimeout)
+				if err = awaitBackoff(t, fake, done); err != nil {
+					if attempt != 3 {
+						t.Fatalf("gave up after %d attempts, want 3: %v", attempt, err)
+					}
+					break
+				}
+				fake.Advance(DefaultBackoff)
+			}
+			// Stalled before the answer's headers reached it, or after.
+			if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "no answer within 10s") && !strings.Contains(err.Error(), "no MP3 frame within 10s") {
+				t.Fatalf("got %v, want ErrFailed saying no answer or no MP3 frame came within the stall timeout", err)
+			}
+		})
 	}
+}
+
+// awaitBackoff waits until the relay waits on the fake clock to try again
+// (nil), or has ended (its error).
+func awaitBackoff(t *testing.T, fake *clock.Fake, done <-chan error) error {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for fake.Timers() == 0 {
+		select {
+		case err := <-done:
+			return err
+		case <-deadline:
+			t.Fatal("the relay neither waited to try again nor ended")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }
