@@ -169,3 +169,39 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	}
 	return active
 }
+
+// Watchdog calls its function once it has not been fed for its period,
+// on a clock: a download or a stream that stops bringing bytes is cut,
+// however long a steady one takes.
+type Watchdog struct {
+	timer Timer
+	d     time.Duration
+	done  chan struct{} // closed by Stop
+	ended chan struct{} // closed once its goroutine has returned
+}
+
+// NewWatchdog starts a watchdog on c that calls fire once d passes
+// without Feed.
+func NewWatchdog(c Clock, d time.Duration, fire func()) *Watchdog {
+	w := &Watchdog{timer: c.NewTimer(d), d: d, done: make(chan struct{}), ended: make(chan struct{})}
+	go func() {
+		defer close(w.ended)
+		select {
+		case <-w.timer.C():
+			fire()
+		case <-w.done:
+		}
+	}()
+	return w
+}
+
+// Feed records that something came: the period counts from now.
+func (w *Watchdog) Feed() { w.timer.Reset(w.d) }
+
+// Stop ends the watchdog and waits for its goroutine (and fire, if it
+// was called).
+func (w *Watchdog) Stop() {
+	w.timer.Stop()
+	close(w.done)
+	<-w.ended
+}

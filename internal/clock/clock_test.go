@@ -112,3 +112,27 @@ func TestFakeSetWhileTimersReset(t *testing.T) {
 		t.Fatalf("%d timers left after every worker stopped its own", f.Timers())
 	}
 }
+
+// TestWatchdog: fed, the watchdog waits its period again from the feed;
+// unfed for its period, it fires once; stopped, it never fires.
+func TestWatchdog(t *testing.T) {
+	f := NewFake(t0)
+	fire := make(chan struct{}, 2)
+	w := NewWatchdog(f, time.Minute, func() { fire <- struct{}{} })
+	f.Advance(50 * time.Second)
+	w.Feed()
+	f.Advance(50 * time.Second) // 100 s from its start, 50 s from the feed
+	if f.Timers() != 1 {
+		t.Fatal("a watchdog fed 50 s before is no longer waiting 50 s after")
+	}
+	f.Advance(10 * time.Second)
+	<-fire // a minute after the feed
+	w.Stop()
+
+	w = NewWatchdog(f, time.Minute, func() { fire <- struct{}{} })
+	w.Stop()
+	f.Advance(time.Hour)
+	if len(fire) != 0 || f.Timers() != 0 {
+		t.Fatalf("a stopped watchdog fired (%d) or left its timer waiting (%d)", len(fire), f.Timers())
+	}
+}

@@ -1197,14 +1197,14 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 	// list in front included (an hour's list is 56 KB, a minute's reading
 	// over a weak link). An overall timeout would cut long downloads on
 	// slow links.
-	watchdog := c.watch(cancel)
-	defer watchdog.stop()
+	watchdog := clock.NewWatchdog(c.cfg.Clock, c.cfg.StallTimeout, func() { cancel(ErrStalled) })
+	defer watchdog.Stop()
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
 		return stallCause(ctx, err)
 	}
 	defer resp.Body.Close()
-	watchdog.fed()
+	watchdog.Feed()
 	var body io.Reader = watchedBody{resp.Body, watchdog}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -1307,54 +1307,16 @@ func wholeAnswer(ref protocol.ContentRef, resp *http.Response, body io.Reader, f
 	return io.MultiReader(bytes.NewReader(head), body), nil
 }
 
-// watchdog cancels a download with ErrStalled once nothing has arrived
-// for Config.StallTimeout, on Config.Clock.
-type watchdog struct {
-	timer clock.Timer
-	d     time.Duration
-	done  chan struct{} // closed by stop
-	ended chan struct{} // closed once its goroutine has returned
-}
-
-// watch starts a watchdog that calls cancel.
-func (c *Cache) watch(cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{
-		timer: c.cfg.Clock.NewTimer(c.cfg.StallTimeout),
-		d:     c.cfg.StallTimeout,
-		done:  make(chan struct{}),
-		ended: make(chan struct{}),
-	}
-	go func() {
-		defer close(w.ended)
-		select {
-		case <-w.timer.C():
-			cancel(ErrStalled)
-		case <-w.done:
-		}
-	}()
-	return w
-}
-
-// fed records that bytes arrived: the stall timeout counts from now.
-func (w *watchdog) fed() { w.timer.Reset(w.d) }
-
-// stop ends the watchdog and waits for its goroutine.
-func (w *watchdog) stop() {
-	w.timer.Stop()
-	close(w.done)
-	<-w.ended
-}
-
 // watchedBody feeds the watchdog with every byte read from the answer.
 type watchedBody struct {
 	r io.Reader
-	w *watchdog
+	w *clock.Watchdog
 }
 
 func (b watchedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
-		b.w.fed()
+		b.w.Feed()
 	}
 	return n, err
 }

@@ -155,8 +155,8 @@ func (s *Stream) once1() (time.Duration, error) {
 	// not bytes: an endless stream that is not MP3 (a station's AAC)
 	// brings bytes for ever and never a frame, and the relay waited on it
 	// for good, neither playing nor failing.
-	stall := s.watch(cancel)
-	defer stall.stop()
+	stall := clock.NewWatchdog(s.opt.Clock, s.opt.StallTimeout, cancel)
+	defer stall.Stop()
 	resp, err := s.opt.Client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil && s.ctx.Err() == nil {
@@ -182,7 +182,7 @@ func (s *Stream) once1() (time.Duration, error) {
 	for {
 		n, rerr := dec.Read(in)
 		if n > 0 {
-			stall.fed()
+			stall.Feed()
 			out = conv.convert(in[:n-n%4], out[:0])
 			if _, err := s.pw.Write(out); err != nil {
 				return nodeaudio.Duration(played), err
@@ -199,44 +199,6 @@ func (s *Stream) once1() (time.Duration, error) {
 			return nodeaudio.Duration(played), rerr
 		}
 	}
-}
-
-// watchdog calls cancel once no audio has come for Options.StallTimeout,
-// on Options.Clock.
-type watchdog struct {
-	timer clock.Timer
-	d     time.Duration
-	done  chan struct{} // closed by stop
-	ended chan struct{} // closed once its goroutine has returned
-}
-
-// watch starts a watchdog that calls cancel.
-func (s *Stream) watch(cancel context.CancelFunc) *watchdog {
-	w := &watchdog{
-		timer: s.opt.Clock.NewTimer(s.opt.StallTimeout),
-		d:     s.opt.StallTimeout,
-		done:  make(chan struct{}),
-		ended: make(chan struct{}),
-	}
-	go func() {
-		defer close(w.ended)
-		select {
-		case <-w.timer.C():
-			cancel()
-		case <-w.done:
-		}
-	}()
-	return w
-}
-
-// fed records that audio came: the stall timeout counts from now.
-func (w *watchdog) fed() { w.timer.Reset(w.d) }
-
-// stop ends the watchdog and waits for its goroutine.
-func (w *watchdog) stop() {
-	w.timer.Stop()
-	close(w.done)
-	<-w.ended
 }
 
 // converter mixes go-mp3's 16-bit stereo to mono and resamples it to the
