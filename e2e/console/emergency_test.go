@@ -267,6 +267,18 @@ func chooseAndSend(b *Browser, area, content string) {
 	b.Do("send", chromedp.Click(chromedp.CSS(`#em-send`)))
 }
 
+// sendQuietDrill sends a drill at volume 5 to Xã Lập Lễ with the
+// recording content and confirms it.
+func sendQuietDrill(b *Browser, content string) {
+	b.t.Helper()
+	b.Do("a drill at volume 5",
+		chromedp.Click(chromedp.CSS(`#em-drill`)),
+		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
+	chooseAndSend(b, "11527", content)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+}
+
 // cancelConfirmation answers the open confirmation "no" and waits until
 // the form may send again: its button is enabled once the confirmation
 // has closed (one send at a time), and a click before that is ignored, as
@@ -515,12 +527,7 @@ func TestConfirmationClosesWhenTheScreenChanges(t *testing.T) {
 // officer chooses another.
 func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
 	c, b, flood := lapLeEmergencyForm(t)
-	b.Do("a drill at volume 5",
-		chromedp.Click(chromedp.CSS(`#em-drill`)),
-		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
-	chooseAndSend(b, "11527", flood.ID)
-	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	sendQuietDrill(b, flood.ID)
 	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
 	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
 	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
@@ -542,12 +549,7 @@ func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
 // confirmation must say the volume chosen, full when 15.
 func TestAllClearConfirmationSaysTheVolumeChosen(t *testing.T) {
 	c, b, flood := lapLeEmergencyForm(t)
-	b.Do("a drill at volume 5",
-		chromedp.Click(chromedp.CSS(`#em-drill`)),
-		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
-	chooseAndSend(b, "11527", flood.ID)
-	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	sendQuietDrill(b, flood.ID)
 	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
 	for _, tc := range []struct{ volume, want string }{
 		{"5", "Thông báo an toàn sẽ phát ở âm lượng 5/15"}, // the drill's, kept
