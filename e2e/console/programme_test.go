@@ -18,21 +18,7 @@ import (
 // bulletin the district sends becomes a proposal the officer accepts into
 // the evening session from the browser.
 func TestConflictsAndProposals(t *testing.T) {
-	vn := time.FixedZone("+07", 7*3600)
-	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
-	c := rig.StartControllerOn(t, "", fc)
-	c.CreateArea("311", "Huyện Thủy Nguyên", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.CreateNode("lap-le-01", "11527")
-	for _, u := range []map[string]string{
-		{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"},
-		{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"},
-	} {
-		c.MustDo("POST", "/api/v1/users", u, nil)
-	}
-	var evening loaxa.Session
-	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, &evening)
-	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+	c, evening, news := lapLeWithEvening(t)
 
 	// The district's bulletin for the whole district: a proposal to Lập Lễ.
 	admin := c.Token
@@ -183,21 +169,7 @@ func TestOldDailyBulletinStaysCancellable(t *testing.T) {
 // officer's words and let them accept it anyway, as the placing form does
 // with "Vẫn đặt lịch".
 func TestProposalConflictCanBeSeenAndForced(t *testing.T) {
-	vn := time.FixedZone("+07", 7*3600)
-	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
-	c := rig.StartControllerOn(t, "", fc)
-	c.CreateArea("311", "Huyện Thủy Nguyên", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.CreateNode("lap-le-01", "11527")
-	for _, u := range []map[string]string{
-		{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"},
-		{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"},
-	} {
-		c.MustDo("POST", "/api/v1/users", u, nil)
-	}
-	var evening loaxa.Session
-	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, &evening)
-	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+	c, evening, news := lapLeWithEvening(t)
 	var fromDistrict loaxa.Announcement
 	asUser(c, "can-bo-huyen", func() {
 		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo của huyện", "content_id": news.ID, "priority": "normal",
@@ -353,4 +325,24 @@ func TestScheduleAnywaySendsWhatWasChecked(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lapLeWithEvening starts a controller on a fake clock (2 March 2026,
+// 09:00 +07) with Xã Lập Lễ under Huyện Thủy Nguyên, a cluster, the
+// commune's and the district's officers, the commune's 17:00 session
+// "Buổi chiều" and a news recording.
+func lapLeWithEvening(t *testing.T) (c *rig.Controller, evening loaxa.Session, news *loaxa.Content) {
+	c = rig.StartControllerOn(t, "", clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))))
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.CreateNode("lap-le-01", "11527")
+	for _, u := range []map[string]string{
+		{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"},
+		{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"},
+	} {
+		c.MustDo("POST", "/api/v1/users", u, nil)
+	}
+	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, &evening)
+	news = c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
+	return c, evening, news
 }
