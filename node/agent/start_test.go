@@ -99,10 +99,8 @@ func TestStartsOnTimeWhileTheStoreIsSlow(t *testing.T) {
 	st.release()
 	runUntil(t, fc, 10*time.Second, "o1 completed", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 4 })
 	events := waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "started o1", "completed o1"})
-	// On time: the fake clock moves on in steps of 100 ms, and the cue's
-	// goroutine may take the step to the start for its own wait's end.
-	if e := events[2]; e.LateMS > 100 {
-		t.Errorf("started at %v, %d ms late; want at %v", e.At, e.LateMS, start)
+	if e := events[2]; e.LateMS != 0 || !e.At.Equal(start) {
+		t.Errorf("started at %v, %d ms late; want exactly %v", e.At, e.LateMS, start)
 	}
 	if events[3].PlayedMS != 1000 {
 		t.Errorf("played %d ms, want 1000", events[3].PlayedMS)
@@ -171,7 +169,12 @@ func TestCorrectedWhilePreparedPlaysTheCorrection(t *testing.T) {
 	if err := n.a.Alive(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The clock stands at the start until the play has begun: on time,
+	// it begins there, not late.
 	fc.Set(start)
+	nodetest.Eventually(t, 5*time.Second, "o1 not started at its start", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started o1")
+	})
 	runUntil(t, fc, 10*time.Second, "o1 completed", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 4 })
 	events := waitEvents(t, ctl, "n1", []string{"received o1", "received o2", "started o1", "completed o1"})
 	if n.out.Plays() != 1 {
@@ -182,9 +185,7 @@ func TestCorrectedWhilePreparedPlaysTheCorrection(t *testing.T) {
 			t.Errorf("%s event of content %s, want the correction %s (not the wrong recording %s)", e.Type, e.Content, right.ID, wrong.ID)
 		}
 	}
-	// On time: the fake clock moves on in steps of 100 ms, and the cue's
-	// goroutine may take the step to the start for its own wait's end.
-	if e := events[2]; e.LateMS > 100 {
+	if e := events[2]; e.LateMS != 0 {
 		t.Errorf("started at %v, %d ms late; want at %v", e.At, e.LateMS, start)
 	}
 	if e := events[3]; e.PlayedMS != 2000 {
