@@ -154,8 +154,9 @@ func (s *AnnouncementService) FindAnnouncements(ctx context.Context, f loaxa.Ann
 	return out, nil
 }
 
-// CancelAnnouncement marks the announcement cancelled. Cancelling it again
-// changes nothing and is not an error, so an operator may safely retry.
+// CancelAnnouncement marks the announcement cancelled, at CancelledAt.
+// Cancelling it again changes nothing and is not an error, so an operator
+// may safely retry.
 func (s *AnnouncementService) CancelAnnouncement(ctx context.Context, id string) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
@@ -172,7 +173,7 @@ func (s *AnnouncementService) CancelAnnouncement(ctx context.Context, id string)
 		if a.State == loaxa.AnnouncementCancelled {
 			return nil
 		}
-		a.State = loaxa.AnnouncementCancelled
+		a.State, a.CancelledAt = loaxa.AnnouncementCancelled, s.db.now()
 		if err := putJSON(b, []byte(id), &a); err != nil {
 			return err
 		}

@@ -86,7 +86,7 @@ func TestAnnouncementService_CreateAnnouncement(t *testing.T) {
 }
 
 func TestAnnouncementService_FindAndCancel(t *testing.T) {
-	db, _ := MustOpenDB(t)
+	db, clk := MustOpenDB(t)
 	mustArea(t, db, "hp", "")
 	content := mustContent(t, db, "c")
 	s := bolt.NewAnnouncementService(db)
@@ -95,10 +95,19 @@ func TestAnnouncementService_FindAndCancel(t *testing.T) {
 	for range 3 {
 		ids = append(ids, mustAnnouncement(t, db, content, "hp"))
 	}
+	clk.Set(t0.Add(time.Minute))
 	must(t, s.CancelAnnouncement(ctx, ids[1]))
+	clk.Set(t0.Add(2 * time.Minute))
 	must(t, s.CancelAnnouncement(ctx, ids[1])) // again: a safe retry
+	// The scheduler keeps a session item's slot by when it was cancelled
+	// (docs/scheduling.md): the first cancel is that moment.
+	cancelled, err := s.FindAnnouncementByID(ctx, ids[1])
+	must(t, err)
+	if !cancelled.CancelledAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("cancelled_at %v, want the first cancel, %v", cancelled.CancelledAt, t0.Add(time.Minute))
+	}
 	wantCode(t, s.CancelAnnouncement(ctx, "a999999"), loaxa.ENotFound)
-	_, err := s.FindAnnouncementByID(ctx, "a999999")
+	_, err = s.FindAnnouncementByID(ctx, "a999999")
 	wantCode(t, err, loaxa.ENotFound)
 
 	tests := []struct {

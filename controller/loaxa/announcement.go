@@ -69,6 +69,11 @@ type Announcement struct {
 	State     string    `json:"state"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
+	// CancelledAt is when it was cancelled (zero while active, and for
+	// announcements cancelled before it was recorded). A session item
+	// cancelled after its slot began keeps that slot in the day's session,
+	// so the items after it do not move (docs/scheduling.md "Sessions").
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
 }
 
 // Targets are the areas (with all their descendants) and nodes an
@@ -91,8 +96,8 @@ type AnnouncementService interface {
 	FindAnnouncementByID(ctx context.Context, id string) (*Announcement, error)
 	// FindAnnouncements returns announcements sorted by id (creation order).
 	FindAnnouncements(ctx context.Context, f AnnouncementFilter) ([]*Announcement, error)
-	// CancelAnnouncement marks it cancelled; future occurrences are dropped
-	// from desired states.
+	// CancelAnnouncement marks it cancelled and sets CancelledAt; future
+	// occurrences are dropped from desired states.
 	CancelAnnouncement(ctx context.Context, id string) error
 }
 

@@ -22,7 +22,11 @@ type compilation struct {
 	parent   map[string]string
 	zone     map[string]string // area id → its own TimeZone ("" inherits)
 	contents map[string]*loaxa.Content
-	anns     []*loaxa.Announcement
+	anns     []*loaxa.Announcement // active
+	// placed are the active announcements and those cancelled within
+	// cancelledKept, whose slots in a session already under way stay
+	// (see pack).
+	placed   []*loaxa.Announcement
 	sessions map[string][]*loaxa.Session // by area
 	session  map[string]*loaxa.Session   // by id
 	holidays map[string]map[string]bool  // area ("" global) → dates
@@ -44,27 +48,47 @@ type compilation struct {
 	locs      map[string]*time.Location
 }
 
+// cancelledKept is how long after its cancellation an announcement still
+// holds its slots in sessions that were under way: longer than any session
+// instance and the days the desired state keeps behind now, and the week
+// of a programme looked at from today.
+const cancelledKept = 8 * 24 * time.Hour
+
 // newCompilation reads areas, announcements, sessions, holidays and
-// proposals. extra, if not nil, is compiled as if it were stored (for
+// proposals. extra, if not nil, is compiled as if it were stored now (for
 // conflict checks before creating it).
 func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcement) (*compilation, error) {
 	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
 	if err != nil {
 		return nil, fmt.Errorf("areas: %w", err)
 	}
-	anns, err := s.AnnouncementService.FindAnnouncements(ctx, loaxa.AnnouncementFilter{State: loaxa.AnnouncementActive})
+	all, err := s.AnnouncementService.FindAnnouncements(ctx, loaxa.AnnouncementFilter{})
 	if err != nil {
 		return nil, fmt.Errorf("announcements: %w", err)
 	}
+	now := s.Clock.Now()
+	var anns, cancelled []*loaxa.Announcement
+	for _, a := range all {
+		switch {
+		case a.State == loaxa.AnnouncementActive:
+			anns = append(anns, a)
+		case a.State == loaxa.AnnouncementCancelled && a.CancelledAt.After(now.Add(-cancelledKept)):
+			cancelled = append(cancelled, a)
+		}
+	}
 	if extra != nil {
+		if extra.CreatedAt.IsZero() {
+			extra.CreatedAt = now
+		}
 		anns = append(anns, extra)
 	}
 	c := &compilation{
-		now:       s.Clock.Now(),
+		now:       now,
 		parent:    make(map[string]string, len(areas)),
 		zone:      make(map[string]string, len(areas)),
 		contents:  make(map[string]*loaxa.Content),
 		anns:      anns,
+		placed:    slices.Concat(anns, cancelled),
 		sessions:  map[string][]*loaxa.Session{},
 		session:   map[string]*loaxa.Session{},
 		holidays:  map[string]map[string]bool{},
@@ -285,6 +309,10 @@ type programmed struct {
 	content, opening, closing *loaxa.Content
 	ann                       *loaxa.Announcement
 	head                      bool // placed at the head of its session
+	// joined is when the item was put in its session (its announcement
+	// created, or its proposal accepted into it); left, when it was taken
+	// out (cancelled), or zero. See pack.
+	joined, left time.Time
 }
 
 // instance is one day's run of a session on one node, being packed.
@@ -343,24 +371,40 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 	// the instance, the packing decides the start.
 	wideFrom, wideTo := from.Add(-24*time.Hour-c.longest), to.Add(24*time.Hour)
 
-	for _, a := range c.anns {
+	for _, a := range c.placed {
 		if !Targets(a, n.ID, chain) {
 			continue
 		}
-		main, opening, closing, length, err := s.contentOf(ctx, c, a)
-		if err != nil {
-			return nil, err
-		}
-		sessionID, head := a.Session, false
+		// A cancelled announcement plays nowhere; it is here only to hold
+		// its slots in sessions it was cancelled from while under way.
+		gone := a.State == loaxa.AnnouncementCancelled
+		sessionID, head, joined := a.Session, false, a.CreatedAt
 		if a.Proposed {
 			if p := c.proposalFor(a.ID, chain); p != nil {
 				if p.State != loaxa.ProposalAccepted {
 					continue
 				}
 				sessionID = p.Session
+				if p.DecidedAt.After(joined) {
+					joined = p.DecidedAt
+				}
 			}
 		} else if a.Priority == protocol.PriorityHigh && sessionID == "" && station != "" && above(a.FromArea, station, chain) {
 			head = true // a priority bulletin from above opens the next session
+		}
+		if gone && sessionID == "" && !head {
+			continue
+		}
+		main, opening, closing, length, err := s.contentOf(ctx, c, a)
+		if err != nil {
+			if gone {
+				continue // its slot goes with its content
+			}
+			return nil, err
+		}
+		var left time.Time
+		if gone {
+			left = a.CancelledAt
 		}
 		mk := func(start time.Time) programmed {
 			id, ms := "", a.DurationMS
@@ -375,6 +419,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					OpeningChime: a.OpeningChime, ClosingChime: a.ClosingChime,
 				},
 				end: start.Add(length), content: main, opening: opening, closing: closing, ann: a, head: head,
+				joined: joined, left: left,
 			}
 			if a.Repeat > 1 {
 				it.occ.Repeat, it.occ.GapMS = a.Repeat, gapOf(a).Milliseconds()
@@ -395,6 +440,9 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		}
 		starts, err := c.expand(a, loc, wf, wt)
 		if err != nil {
+			if gone {
+				continue
+			}
 			return nil, err
 		}
 		for _, t := range starts {
@@ -412,6 +460,9 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					return nil, err
 				}
 				if inst == nil {
+					if gone {
+						continue
+					}
 					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},
@@ -420,7 +471,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					})
 					continue
 				}
-				if end := inst.start.Add(time.Duration(x.MaxMinutes) * time.Minute); !a.Recurring() && !t.Before(end) {
+				if end := inst.start.Add(time.Duration(x.MaxMinutes) * time.Minute); !gone && !a.Recurring() && !t.Before(end) {
 					// A one-off whose own start is after the day's
 					// instance ended plays before its start, or (placed
 					// today, after the session) nowhere: said, not
@@ -439,7 +490,9 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					return nil, err
 				}
 				if inst == nil {
-					plan.items = append(plan.items, mk(t)) // no session ahead: play as sent
+					if !gone {
+						plan.items = append(plan.items, mk(t)) // no session ahead: play as sent
+					}
 					continue
 				}
 				inst.items = append(inst.items, mk(t))
@@ -529,8 +582,36 @@ func instanceAt(x *loaxa.Session, start time.Time, loc *time.Location, m map[str
 // back to back from the session's start. Every item may start (or start
 // again after being cut off) until the session's end. Items that run past
 // the end are a conflict.
+//
+// Once the instance has begun, a change must not move what already began:
+// a node drops an occurrence whose id (announcement@start) leaves its
+// desired state, cutting it off on air. So the order is that of the
+// items put in by the instance's start; an item put in later (joined)
+// follows all of them, in the order they came, and starts no earlier
+// than it came; one added after the instance ended is not in it. An item
+// taken out after the start (left) whose slot had begun by then keeps
+// what it played of that slot: the next item starts at the end of its
+// slot, or when it was taken out if that is sooner (it was on air). One
+// whose slot had not begun is left out, and the items after it move up,
+// to no earlier than its slot. Items only ever move to after the change
+// that moved them, and each pass recomputes the same slots from these
+// times, so an item that has begun never moves.
 func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
+	end := inst.start.Add(inst.session.MaxLength())
+	inst.items = slices.DeleteFunc(inst.items, func(it programmed) bool {
+		return !it.left.IsZero() && !it.left.After(inst.start) || !it.joined.Before(end)
+	})
 	slices.SortStableFunc(inst.items, func(x, y programmed) int {
+		xLate, yLate := x.joined.After(inst.start), y.joined.After(inst.start)
+		if xLate != yLate {
+			if xLate {
+				return 1
+			}
+			return -1
+		}
+		if xLate && !x.joined.Equal(y.joined) {
+			return x.joined.Compare(y.joined)
+		}
 		if x.head != y.head {
 			if x.head {
 				return -1
@@ -543,12 +624,25 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 			cmp.Compare(isNew(x.ann.ID), isNew(y.ann.ID)),
 			cmp.Compare(len(x.ann.ID), len(y.ann.ID)), strings.Compare(x.ann.ID, y.ann.ID))
 	})
-	end := inst.start.Add(inst.session.MaxLength())
 	t := inst.start
 	var over []string
-	for i := range inst.items {
-		it := &inst.items[i]
+	placed := inst.items[:0]
+	for _, it := range inst.items {
 		length := it.end.Sub(it.occ.Start)
+		if it.joined.After(t) {
+			t = ceilSecond(it.joined)
+		}
+		if !it.left.IsZero() {
+			if it.left.After(t) {
+				// It had begun: what it played stays, and what follows
+				// starts when it was taken off the air.
+				t = t.Add(length)
+				if off := ceilSecond(it.left); off.Before(t) {
+					t = off
+				}
+			}
+			continue
+		}
 		it.occ.Start = t.UTC()
 		it.occ.ID = loaxa.OccurrenceID(it.ann.ID, t)
 		it.occ.PlayBy = end.UTC()
@@ -558,7 +652,9 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 		if t.After(end) {
 			over = append(over, it.occ.ID)
 		}
+		placed = append(placed, it)
 	}
+	inst.items = placed
 	if len(over) == 0 {
 		return nil
 	}
@@ -568,6 +664,15 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 			inst.session.ID, inst.session.Name, inst.start.In(loc).Format("2006-01-02 15:04"),
 			t.Sub(inst.start).Round(time.Second), inst.session.MaxMinutes, joinIDs(over)),
 	}}
+}
+
+// ceilSecond rounds t up to a whole second, so that an item placed when it
+// was added has an occurrence id naming its start exactly.
+func ceilSecond(t time.Time) time.Time {
+	if s := t.Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t
 }
 
 // overlaps finds items of the same level (background aside: it yields to
@@ -700,6 +805,9 @@ func (s *Scheduler) CheckProposal(ctx context.Context, p *loaxa.Proposal) ([]loa
 		return out, nil
 	}
 	a, cand := c.anns[i], *p
+	if cand.DecidedAt.IsZero() {
+		cand.DecidedAt = c.now // decided now: see pack for one under way
+	}
 	if c.proposals[a.ID] == nil {
 		c.proposals[a.ID] = map[string]*loaxa.Proposal{}
 	}

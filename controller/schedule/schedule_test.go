@@ -702,3 +702,188 @@ func TestNodeAheadOfARestoredStoreGetsANewerVersion(t *testing.T) {
 		t.Errorf("published again once the node ran it: %d desired states, want %d", got, n)
 	}
 }
+
+// TestChangeDuringASessionLeavesTheItemOnAir: the evening session plays
+// A, B and C back to back from 17:00. At 17:01:30, while B is on air, the
+// commune officer cancels A (already played), or a higher item joins the
+// session, or a priority bulletin from above lands at its head, or one
+// sent down before the session is accepted into it. Each
+// repacked the session from 17:00: B got a new start and so a new id, the
+// desired state no longer held the one playing, and the node cut it off
+// mid-play (then played the "new" B again, or the rest shifted). B must
+// keep its occurrence exactly, its delivery must stay, and nothing may be
+// placed to start before B ends or before the moment of the change. B
+// itself cancelled on air ends there, and C follows from that moment (it
+// was put at 17:01, in the past).
+func TestChangeDuringASessionLeavesTheItemOnAir(t *testing.T) {
+	at := func(h, m, s int) time.Time { return time.Date(2026, 11, 28, h, m, s, 0, ictZone) }
+	change := at(17, 1, 30)
+	for _, tc := range []struct {
+		name string
+		// change is done at 17:01:30 with the session's A, B and C.
+		change func(t *testing.T, r *rig, a, b, c *loaxa.Announcement, evening *loaxa.Session)
+		// want is the session's programme after the change, "HH:MM:SS x".
+		want string
+		// before, if set, runs at noon before A, B and C are created.
+		before func(t *testing.T, r *rig)
+	}{
+		{"cancel the item already played", func(t *testing.T, r *rig, a, _, _ *loaxa.Announcement, _ *loaxa.Session) {
+			r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, a.ID))
+		}, "17:01:00 B; 17:02:00 C", nil},
+		{"cancel the item on air", func(t *testing.T, r *rig, _, b, _ *loaxa.Announcement, _ *loaxa.Session) {
+			r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, b.ID))
+		}, "17:00:00 A; 17:01:30 C", nil},
+		{"cancel the item after it", func(t *testing.T, r *rig, _, _, c *loaxa.Announcement, _ *loaxa.Session) {
+			r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, c.ID))
+		}, "17:00:00 A; 17:01:00 B", nil},
+		{"a priority item joins the session", func(t *testing.T, r *rig, _, _, _ *loaxa.Announcement, evening *loaxa.Session) {
+			r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, &loaxa.Announcement{Title: "D", ContentID: contentID,
+				Targets: loaxa.Targets{Nodes: []string{"tt-01"}}, Priority: protocol.PriorityHigh, Start: t0, Repeat: 1, Session: evening.ID}))
+		}, "17:00:00 A; 17:01:00 B; 17:02:00 C; 17:03:00 D", nil},
+		{"a priority bulletin from above opens the session", func(t *testing.T, r *rig, _, _, _ *loaxa.Announcement, _ *loaxa.Session) {
+			// Every day from 05:00, sent now: today's goes to the head of
+			// the next session at or after 05:00, the one on air.
+			r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, &loaxa.Announcement{Title: "D", ContentID: contentID,
+				Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityHigh, Start: at(5, 0, 0), RRule: "FREQ=DAILY",
+				Repeat: 1, FromArea: "318"}))
+		}, "17:00:00 A; 17:01:00 B; 17:02:00 C; 17:03:00 D", nil},
+		{"a bulletin from above is accepted into the session", func(t *testing.T, r *rig, _, _, _ *loaxa.Announcement, evening *loaxa.Session) {
+			ps, err := r.s.ProposalService.FindProposals(r.ctx, loaxa.ProposalFilter{})
+			r.must(t, err)
+			ps[0].State, ps[0].Session, ps[0].DecidedBy = loaxa.ProposalAccepted, evening.ID, "can-bo-tien-thang"
+			r.must(t, r.s.ProposalService.DecideProposal(r.ctx, ps[0]))
+		}, "17:00:00 A; 17:01:00 B; 17:02:00 C; 17:03:00 D", func(t *testing.T, r *rig) {
+			// Sent down by the province at noon, before A, B and C.
+			r.s.ProposalService = bolt.NewProposalService(r.db)
+			d := &loaxa.Announcement{Title: "D", ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+				Priority: protocol.PriorityNormal, Start: at(17, 0, 0), Repeat: 1, Proposed: true, FromArea: "31"}
+			r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, d))
+			r.must(t, r.s.ProposalService.CreateProposals(r.ctx, []*loaxa.Proposal{{Announcement: d.ID, Area: "12346"}}))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.s.SessionService = bolt.NewSessionService(r.db)
+			// t0 is 12:00 in Hải Phòng; the evening session runs 17:00–18:00.
+			evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 60, CreatedAt: t0}
+			r.must(t, r.s.SessionService.CreateSession(r.ctx, evening))
+			if tc.before != nil {
+				tc.before(t, r)
+			}
+			var abc []*loaxa.Announcement
+			for _, name := range []string{"A", "B", "C"} {
+				a := &loaxa.Announcement{Title: name, ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+					Priority: protocol.PriorityNormal, Start: t0, Repeat: 1, Session: evening.ID}
+				r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+				abc = append(abc, a)
+			}
+			r.compile(t, false)
+			onAir := func(d *protocol.DesiredState) (protocol.Occurrence, bool) {
+				for _, o := range d.Occurrences {
+					if o.Announcement == abc[1].ID {
+						return o, true
+					}
+				}
+				return protocol.Occurrence{}, false
+			}
+			b, ok := onAir(r.msg.last("tt-01"))
+			if !ok || !b.Start.Equal(at(17, 1, 0)) {
+				t.Fatalf("before the change: B is %+v in %v; want it at 17:01", b, occurrenceIDs(r.msg.last("tt-01")))
+			}
+			bEnd := b.Start.Add(time.Duration(b.DurationMS) * time.Millisecond)
+
+			r.clock.Set(change) // B on air
+			tc.change(t, r, abc[0], abc[1], abc[2], evening)
+			r.compile(t, false)
+			d := r.msg.last("tt-01")
+			bAnn, err := r.s.AnnouncementService.FindAnnouncementByID(r.ctx, abc[1].ID)
+			r.must(t, err)
+			cancelled := bAnn.State == loaxa.AnnouncementCancelled
+			if cancelled {
+				bEnd = change // cut off there
+			}
+			if got, ok := onAir(d); !cancelled && (!ok || got != b) {
+				t.Errorf("desired state v%d: B, on air since 17:01, is now %+v; want it unchanged: %+v", d.Version, got, b)
+			}
+			var got []string
+			for _, o := range d.Occurrences {
+				if o.Session != b.Session {
+					continue // a later day's
+				}
+				a, err := r.s.AnnouncementService.FindAnnouncementByID(r.ctx, o.Announcement)
+				r.must(t, err)
+				got = append(got, o.Start.In(ictZone).Format("15:04:05")+" "+a.Title)
+				if o.ID != b.ID && o.Start.After(change) && o.Start.Before(bEnd) {
+					t.Errorf("%s (%s) starts at %s, while B plays until %s", a.Title, o.ID, o.Start.In(ictZone).Format("15:04:05"), bEnd.In(ictZone).Format("15:04:05"))
+				}
+			}
+			if strings.Join(got, "; ") != tc.want {
+				t.Errorf("session after the change\n got  %s\n want %s", strings.Join(got, "; "), tc.want)
+			}
+			ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Announcement: abc[1].ID})
+			r.must(t, err)
+			if !cancelled && (len(ds) != 1 || ds[0].Occurrence != b.ID) {
+				var ids []string
+				for _, x := range ds {
+					ids = append(ids, x.Occurrence)
+				}
+				t.Errorf("deliveries of B: %v; want its own, %s, kept", ids, b.ID)
+			}
+		})
+	}
+}
+
+// TestItemAddedToASessionUnderWayStartsWhenAdded: the evening session
+// (17:00–18:00) has played its one item by 17:01. An item the officer
+// adds to it at 17:05 was packed at 17:01, in the past: the node got an
+// occurrence already four minutes late. One added at 18:05, after the
+// session, was packed there too and reached the node, whose delivery then
+// ended "missed" in the reports though it could never have played. An
+// item added to a session under way starts no earlier than it was added,
+// and one added after the session ended is not in that day's session.
+func TestItemAddedToASessionUnderWayStartsWhenAdded(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 28, h, m, 0, 0, ictZone) }
+	r := newRig(t)
+	r.s.SessionService = bolt.NewSessionService(r.db)
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 60, CreatedAt: t0}
+	r.must(t, r.s.SessionService.CreateSession(r.ctx, evening))
+	add := func(title string) *loaxa.Announcement {
+		// Every day in the evening session, from this morning.
+		a := &loaxa.Announcement{Title: title, ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+			Priority: protocol.PriorityNormal, Start: at(6, 0), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
+		r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+		return a
+	}
+	today := loaxa.SessionInstanceID(evening.ID, at(17, 0), ictZone)
+	todays := func(a *loaxa.Announcement) []protocol.Occurrence {
+		var out []protocol.Occurrence
+		for _, o := range r.msg.last("tt-01").Occurrences {
+			if o.Announcement == a.ID && o.Session == today {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	add("A")
+	r.clock.Set(at(17, 5))
+	b := add("B")
+	r.compile(t, false)
+	if got := todays(b); len(got) != 1 || !got[0].Start.Equal(at(17, 5)) {
+		t.Errorf("B, added at 17:05: today's occurrences %+v; want one starting at 17:05", got)
+	}
+
+	r.clock.Set(at(18, 5))
+	c := add("C")
+	r.compile(t, false)
+	if got := todays(c); len(got) != 0 {
+		t.Errorf("C, added at 18:05 after the session: today's occurrences %+v; want none", got)
+	}
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Announcement: c.ID, To: at(18, 5)})
+	r.must(t, err)
+	for _, d := range ds {
+		t.Errorf("C has a delivery %s (%s) in today's session, which was over when it was added", d.Occurrence, d.State)
+	}
+	if got := todays(b); len(got) != 1 || !got[0].Start.Equal(at(17, 5)) {
+		t.Errorf("B, added at 17:05: at 18:05 today's occurrences %+v; want it kept at 17:05", got)
+	}
+}
