@@ -97,6 +97,10 @@ type Service struct {
 	// allClearing are the alerts whose all-clear is being sent, so that
 	// two at once (a double click, two officers) send one.
 	allClearing map[string]bool
+	// cutOffs are the active emergencies the controller stopped sending
+	// (restore.go), by id: neither followed nor sent again, but closed at
+	// their expiry as the tracked ones are (resend.go).
+	cutOffs map[string]loaxa.Emergency
 }
 
 var _ loaxa.EmergencyService = (*Service)(nil)
@@ -664,6 +668,7 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 	if t != nil {
 		t.em.State, t.cancelled = loaxa.EmergencyCancelled, now
 	}
+	delete(s.cutOffs, id) // cancelled: it does not expire
 	s.mu.Unlock()
 	if t == nil && em.Occurrence != "" {
 		// Taken up, so that the cancel follows the clusters that had the

@@ -19,6 +19,8 @@ import (
 // lead, if longer) plus the area's report window after the last send,
 // at most MaxResends times per node, never after the alert expired or was
 // cancelled. A node that comes back online before the expiry gets it then.
+// At its expiry an active emergency is stored expired and its outcome
+// logged, one cut off by a restart (not followed) too.
 // After a cancel, the cancel is resent the same way to online nodes that
 // had the alert and have not reported it over (a final event) AckBound
 // plus their area's report window after the last send.
@@ -68,6 +70,12 @@ func (s *Service) resend(ctx context.Context) {
 	var cands []candidate
 	var expired []loaxa.Emergency
 	s.mu.Lock()
+	for id, em := range s.cutOffs {
+		if !now.Before(em.Expires) {
+			delete(s.cutOffs, id)
+			expired = append(expired, em)
+		}
+	}
 	for id, t := range s.live {
 		if now.After(t.em.Expires.Add(trackFor)) {
 			delete(s.live, id)

@@ -25,7 +25,8 @@ import (
 // stored as expired, its outcome logged. One the controller stopped
 // sending before it was recorded as sent is not sent again: closed if
 // nothing says it went out, otherwise marked cut off and left active until
-// its expiry, so that an officer can cancel it (closeUnsent).
+// its expiry, so that an officer can cancel it (closeUnsent), and closed
+// at its expiry by the resend passes as a tracked one is.
 //
 // The fan-out an area's next lead is measured on (lead.go) is rebuilt too,
 // from the newest emergency to the area whose deliveries hold receipts:
@@ -61,7 +62,9 @@ func (s *Service) restore(ctx context.Context) error {
 		}
 		switch {
 		case em.CutOff && em.State == loaxa.EmergencyActive && now.Before(em.Expires):
-			// Found cut off by an earlier start: left as it is.
+			// Found cut off by an earlier start: left as it is until its
+			// expiry.
+			s.noteCutOff(em)
 		case em.Occurrence == "":
 			// The controller stopped while sending it, before it was
 			// recorded as sent.
@@ -352,17 +355,31 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 // may have gone out, as cut off (changed by fn, if not nil): active until
 // its expiry, neither followed nor sent again; and logs msg and attrs.
 func (s *Service) cutOff(ctx context.Context, em *loaxa.Emergency, fn func(e *loaxa.Emergency), msg string, attrs ...any) {
-	if _, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
+	marked, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
 		e.CutOff = true
 		if fn != nil {
 			fn(e)
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		s.Logger.Error("emergency: cut-off emergency not marked", "emergency", em.ID, "drill", em.Drill, "err", err)
 		return
 	}
+	s.noteCutOff(marked)
 	s.Logger.Warn(msg, append([]any{"emergency", em.ID, "drill", em.Drill, "expires", em.Expires}, attrs...)...)
+}
+
+// noteCutOff has the resend passes close em, active and cut off, at its
+// expiry: it is not tracked, and would otherwise be stored active until
+// the next start.
+func (s *Service) noteCutOff(em *loaxa.Emergency) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cutOffs == nil {
+		s.cutOffs = map[string]loaxa.Emergency{}
+	}
+	s.cutOffs[em.ID] = *em
 }
 
 // close stores an active emergency as expired (changed by fn, if not nil)

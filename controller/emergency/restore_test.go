@@ -787,3 +787,90 @@ func TestRestartMidSendKeepsItCancellable(t *testing.T) {
 		t.Errorf("restarted past its expiry: stored %+v, %v; want %s", em, err, loaxa.EmergencyExpired)
 	}
 }
+
+// TestRestartClosesACutOffAlertAtItsExpiry: an alert the controller
+// crashed while sending stays active after the restart, marked cut off, so
+// that an officer can stop it. Past its expiry it read expired, but the
+// store kept it active, and its outcome was never logged, until the
+// controller happened to start again (which then said it "expired while
+// the controller was stopped"). It is closed at its expiry as any alert
+// is: stored expired, its outcome logged; whether this start or an
+// earlier one found it cut off. One cancelled meanwhile stays cancelled.
+func TestRestartClosesACutOffAlertAtItsExpiry(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	issued := w.fc.Now()
+	cutOff := func() *loaxa.Emergency {
+		t.Helper()
+		// As SendEmergency stores it before the publish returns; n1
+		// reports it, so it went out.
+		em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, Title: "Bão số 3", ContentID: w.content, Targets: []string{"31"},
+			OpeningChime: s.opening.ID, ClosingChime: s.closing.ID, Areas: []loaxa.EmergencyArea{{Area: "31", Nodes: 3, LeadMS: 1200}},
+			Repeat: 3, Volume: protocol.MaxVolume, PlannedMS: 30000, Issued: issued, Expires: issued.Add(15 * time.Minute),
+			State: loaxa.EmergencyActive, CreatedBy: "admin"}
+		if err := s.Store.CreateEmergency(ctx, em); err != nil {
+			t.Fatal(err)
+		}
+		w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: loaxa.OccurrenceID(em.ID, issued), At: issued.Add(300 * time.Millisecond)})
+		return em
+	}
+	earlier := cutOff()
+	w.fc.Advance(time.Minute)
+	w.service() // this start marks it cut off, then the controller stops again
+	now, cancelled := cutOff(), cutOff()
+	w.rec.take()
+
+	w.fc.Advance(time.Minute)
+	var logs bytes.Buffer
+	s2 := NewService()
+	s2.Store, s2.Areas, s2.Nodes, s2.Contents, s2.Media = s.Store, s.Areas, s.Nodes, s.Contents, s.Media
+	s2.Deliveries, s2.Messenger, s2.Clock = s.Deliveries, w.rec, w.fc
+	s2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := s2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.CancelEmergency(ctx, cancelled.ID, "admin"); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	stored := func(id string) string {
+		t.Helper()
+		em, err := s2.Store.FindEmergencyByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return em.State
+	}
+	for _, id := range []string{earlier.ID, now.ID} {
+		if got := stored(id); got != loaxa.EmergencyActive {
+			t.Fatalf("cut off %s before its expiry: stored %s, want %s", id, got, loaxa.EmergencyActive)
+		}
+	}
+	w.fc.Set(earlier.Expires.Add(-time.Second))
+	w.step(s2, 0)
+	if got := stored(now.ID); got != loaxa.EmergencyActive {
+		t.Errorf("a second before its expiry: stored %s, want %s", got, loaxa.EmergencyActive)
+	}
+	w.step(s2, time.Second) // at the expiry, the next pass
+	for _, id := range []string{earlier.ID, now.ID} {
+		if got := stored(id); got != loaxa.EmergencyExpired {
+			t.Errorf("cut off %s at its expiry: stored %s, want %s", id, got, loaxa.EmergencyExpired)
+		}
+		if !strings.Contains(logs.String(), `msg="emergency: expired" emergency=`+id) {
+			t.Errorf("log lacks the expiry of %s with its outcome:\n%s", id, logs.String())
+		}
+	}
+	if got := stored(cancelled.ID); got != loaxa.EmergencyCancelled {
+		t.Errorf("the one cancelled: stored %s, want %s", got, loaxa.EmergencyCancelled)
+	}
+	if strings.Contains(logs.String(), `msg="emergency: expired" emergency=`+cancelled.ID) {
+		t.Errorf("the one cancelled is logged as expired:\n%s", logs.String())
+	}
+	if strings.Count(logs.String(), `msg="emergency: expired"`) != 2 {
+		t.Errorf("want each logged expired once:\n%s", logs.String())
+	}
+	w.step(s2, time.Minute)
+	if n := strings.Count(logs.String(), `msg="emergency: expired"`); n != 2 {
+		t.Errorf("logged expired %d times after another pass, want 2 (once each)", n)
+	}
+}
