@@ -385,16 +385,22 @@ func capBlockEmergencies(a *loaxa.CapAlert) []string {
 }
 
 // capBlocks fills rec from the info blocks it plays, each to its own
-// areas: those an earlier block does not cover, naming them or an area
-// they lie in (CAP 1.2: a later block may expand an earlier one, not
-// override it; the clusters of a commune inside an earlier block's
-// district hear that block only). A block left with no area here is not
-// played, and rec's reason says so if an earlier block covers its areas;
-// if only one is left, the alert plays it alone.
+// areas. CAP 1.2: where the blocks of a language overlap, a later one may
+// expand an earlier one, never override it; so an earlier block keeps the
+// areas it names. A later block's area that an earlier block covers
+// (itself or an area it lies in) is left out: the clusters of a commune
+// inside an earlier block's district hear that block only. A later
+// block's area that holds an earlier block's goes to the rest of it
+// (capAround): a district block after a commune's plays to the district's
+// other communes, not to that commune again. A block left with no area
+// here is not played, and rec's reason says so if an earlier block covers
+// its areas; if only one is left, the alert plays it alone.
 func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*cap.Info) error {
 	var blocks []loaxa.CapBlock
 	var all []string
+	note := func(n string) { rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + n }
 	for _, in := range infos {
+		headline := strings.TrimSpace(in.Headline)
 		targets, err := s.capTargets(ctx, in)
 		if err != nil {
 			return err
@@ -403,30 +409,45 @@ func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*ca
 		for _, t := range targets {
 			chain, err := s.AreaService.AreaChain(ctx, t)
 			if err != nil {
-				return fmt.Errorf("cap: info block %q: area %s: %w", strings.TrimSpace(in.Headline), t, err)
+				return fmt.Errorf("cap: info block %q: area %s: %w", headline, t, err)
 			}
 			switch j := slices.IndexFunc(chain, func(a string) bool { return slices.Contains(all, a) }); {
-			case j < 0:
-				own = append(own, t)
 			case j == 0:
 				covered = append(covered, t)
-			default:
+				continue
+			case j > 0:
 				covered = append(covered, t+" within "+chain[j])
+				continue
 			}
+			parts, inside, whole, err := s.capAround(ctx, t, all)
+			if err != nil {
+				return fmt.Errorf("cap: info block %q: area %s: %w", headline, t, err)
+			}
+			switch {
+			case whole:
+				note(fmt.Sprintf("info block %q (%s) plays to all of %s: it has clusters of its own, and an emergency goes to whole areas, so %s, which an earlier block has, hears both",
+					headline, in.Event, t, strings.Join(inside, ", ")))
+				s.logger().Warn("cap: a later info block plays over an earlier one's area", "key", rec.Key, "headline", headline, "area", t, "inside", inside)
+			case len(inside) > 0 && len(parts) == 0:
+				covered = append(covered, "all of "+t+" ("+strings.Join(inside, ", ")+")")
+			case len(inside) > 0:
+				note(fmt.Sprintf("info block %q (%s) plays to %s around %s, which an earlier block has: to %s",
+					headline, in.Event, t, strings.Join(inside, ", "), strings.Join(parts, ", ")))
+			}
+			own = append(own, parts...)
 		}
 		targets = own
 		if len(targets) == 0 {
 			if len(covered) > 0 {
-				note := fmt.Sprintf("info block %q (%s) not played: an earlier block covers its areas (%s)",
-					strings.TrimSpace(in.Headline), in.Event, strings.Join(covered, ", "))
-				rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + note
+				note(fmt.Sprintf("info block %q (%s) not played: an earlier block covers its areas (%s)", headline, in.Event, strings.Join(covered, ", ")))
 				s.logger().Info("cap: an info block not played, an earlier one covers its areas", "key", rec.Key,
-					"headline", strings.TrimSpace(in.Headline), "covered", covered)
+					"headline", headline, "covered", covered)
 			}
 			continue
 		}
+		slices.Sort(targets)
 		all = append(all, targets...)
-		blocks = append(blocks, loaxa.CapBlock{Event: in.Event, Headline: strings.TrimSpace(in.Headline), Text: in.Message(),
+		blocks = append(blocks, loaxa.CapBlock{Event: in.Event, Headline: headline, Text: in.Message(),
 			Targets: targets, Expires: in.ExpiresAt()})
 	}
 	slices.Sort(all)
@@ -440,6 +461,67 @@ func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*ca
 		rec.Blocks = blocks
 	}
 	return nil
+}
+
+// capAround returns the parts of area t that the earlier blocks' areas
+// (earlier) leave to a later block: t itself if none of them lies inside
+// it; otherwise the areas below t that hold none of them, found going down
+// towards those that do, with inside the earlier areas within t. An area
+// on the way down that has clusters of its own cannot be split from those
+// below it (an emergency goes to whole areas, one publish each): then
+// whole, and t is the one part, so that none of its clusters misses the
+// later block's warning.
+func (s *Server) capAround(ctx context.Context, t string, earlier []string) (parts, inside []string, whole bool, err error) {
+	if len(earlier) == 0 {
+		return []string{t}, nil, false, nil
+	}
+	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: t})
+	if err != nil {
+		return nil, nil, false, err
+	}
+	parent := map[string]string{}
+	children := map[string][]string{}
+	for _, a := range areas {
+		if a.ID != t {
+			parent[a.ID] = a.Parent
+			children[a.Parent] = append(children[a.Parent], a.ID)
+		}
+	}
+	// split: the areas from t down to an earlier one, which lose a part.
+	split := map[string]bool{}
+	for _, e := range earlier {
+		if _, ok := parent[e]; !ok {
+			continue
+		}
+		inside = append(inside, e)
+		for a := parent[e]; a != "" && !split[a]; a = parent[a] {
+			split[a] = true
+		}
+	}
+	if len(inside) == 0 {
+		return []string{t}, nil, false, nil
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: t})
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("nodes: %w", err)
+	}
+	if slices.ContainsFunc(nodes, func(n *loaxa.Node) bool { return split[n.Area] }) {
+		return []string{t}, inside, true, nil
+	}
+	var walk func(a string)
+	walk = func(a string) {
+		for _, c := range children[a] {
+			switch {
+			case split[c]:
+				walk(c)
+			case !slices.Contains(inside, c):
+				parts = append(parts, c)
+			}
+		}
+	}
+	walk(t)
+	slices.Sort(parts)
+	return parts, inside, false, nil
 }
 
 // capTargets maps an info block to areas: geocodes that are area ids, and

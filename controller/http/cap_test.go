@@ -3,6 +3,7 @@ package http_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -864,5 +865,105 @@ func TestCapApprovedRecordSaysWhatPlayed(t *testing.T) {
 			t.Errorf("record after approval: emergency %s, event %q, headline %q, text %q, expires %v; want the second block's, which played (%s)",
 				got.Emergency, got.Event, got.Headline, got.Text, got.Expires, approved.Emergency.ID)
 		}
+	}
+}
+
+// capBlock is a vi-VN info block of event Bão with instruction say, for
+// the areas given as geocodes.
+func capBlock(say string, areas ...string) string {
+	var b strings.Builder
+	b.WriteString(`<info><language>vi-VN</language><category>Met</category><event>Bão</event><urgency>Expected</urgency>
+  <severity>Severe</severity><certainty>Likely</certainty><expires>2026-03-02T09:00:00+07:00</expires>
+  <headline>Bão số 3 gây mưa lớn</headline><instruction>` + say + `</instruction>`)
+	for _, a := range areas {
+		b.WriteString(`<area><areaDesc>Vùng ` + a + `</areaDesc><geocode><valueName>loaxa</valueName><value>` + a + `</value></geocode></area>`)
+	}
+	b.WriteString("</info>\n")
+	return b.String()
+}
+
+// capWords returns the words of each area's alert sent since the n-th
+// command: area → the emergency's text.
+func (e *env) capWords(n int) map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	for _, c := range e.alerts.commands()[n:] {
+		if c.scope != "area" || c.cmd.Alert == nil {
+			continue
+		}
+		var em loaxa.Emergency
+		e.call("GET", "/api/v1/emergency/"+c.cmd.Alert.Occurrence.Announcement, e.admin, nil, http.StatusOK, &em)
+		out[c.id] = em.Text
+	}
+	return out
+}
+
+// TestCapSendsALaterDistrictBlockAroundAnEarlierCommune: a CAP alert's
+// first vi-VN block named a village (1234801) and its second the
+// district it lies in (318); the village's clusters heard the village's
+// warning and then the district's, two different messages back to back.
+// CAP 1.2: where blocks of a language overlap, a later one may expand an
+// earlier one but not override it; so the earlier block keeps its area,
+// and the later one goes to the rest of the district: its communes other
+// than the village's (12346, 12347) and the village's sister (1234802).
+// An area on the way down with clusters of its own cannot be split from
+// what lies below it (an emergency goes to whole areas): the later block
+// then goes to it whole, as no cluster of its area may miss its warning,
+// and the reason says which earlier area hears both.
+func TestCapSendsALaterDistrictBlockAroundAnEarlierCommune(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	for _, a := range []map[string]string{
+		{"id": "12348", "name": "Xã Tiên Cường", "parent": "318"},
+		{"id": "1234801", "name": "Thôn Đông", "parent": "12348"},
+		{"id": "1234802", "name": "Thôn Tây", "parent": "12348"},
+	} {
+		e.call("POST", "/api/v1/areas", e.admin, a, http.StatusCreated, nil)
+	}
+	for id, area := range map[string]string{"n-c": "1234801", "n-d": "1234802"} {
+		e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": id, "name": "Cụm loa " + id, "area": area, "lat": 20.69, "lon": 106.57},
+			http.StatusCreated, nil)
+	}
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+
+	doc := capXML("village-then-district", "Actual", "1234801")
+	doc = strings.Replace(doc, "</alert>", capBlock("Bà con chằng chống nhà cửa", "318")+"</alert>", 1)
+	a := e.postCap(doc, http.StatusCreated)
+	if a.Action != "play" || a.Emergency == nil {
+		t.Fatalf("a village, then its district: %s (%s), want play", a.Action, a.Reason)
+	}
+	words := e.capWords(0)
+	want := map[string]string{"1234801": "vào nơi trú ẩn", "1234802": "chằng chống", "12346": "chằng chống", "12347": "chằng chống"}
+	if len(words) != len(want) {
+		t.Errorf("alerts sent to %v, want one to each of %v (none to the district 318, whose village 1234801 has the first block)", slices.Sorted(maps.Keys(words)), slices.Sorted(maps.Keys(want)))
+	}
+	for area, say := range want {
+		if !strings.Contains(words[area], say) {
+			t.Errorf("alert to %s says %q, want %q", area, words[area], say)
+		}
+	}
+	if len(a.Alert.Blocks) != 2 || !slices.Equal(a.Alert.Blocks[1].Targets, []string{"12346", "12347", "1234802"}) {
+		t.Fatalf("record's blocks %+v, want the district block to 12346, 12347 and 1234802", a.Alert.Blocks)
+	}
+	if got := strings.Join(a.Alert.Targets, " "); got != "12346 12347 1234801 1234802" {
+		t.Errorf("the alert's targets %q, want the areas its blocks went to", got)
+	}
+	if !strings.Contains(a.Reason, "318") || !strings.Contains(a.Reason, "1234801") {
+		t.Errorf("reason %q, want it to say the district block 318 plays around 1234801, which the first block has", a.Reason)
+	}
+
+	// The district has a cluster of its own, at the district office: only
+	// the whole district reaches it.
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-e", "name": "Cụm loa huyện", "area": "318", "lat": 20.70, "lon": 106.55},
+		http.StatusCreated, nil)
+	n := len(e.alerts.commands())
+	doc = strings.Replace(capXML("commune-then-district", "Actual", "12346"), "</alert>", capBlock("Bà con chằng chống nhà cửa", "318")+"</alert>", 1)
+	a = e.postCap(doc, http.StatusCreated)
+	words = e.capWords(n)
+	if len(words) != 2 || !strings.Contains(words["12346"], "vào nơi trú ẩn") || !strings.Contains(words["318"], "chằng chống") {
+		t.Errorf("with a cluster in the district itself: alerts %v, want the first block to 12346 and the second to the whole district 318", words)
+	}
+	if !strings.Contains(a.Reason, "12346") || !strings.Contains(a.Reason, "318") || !strings.Contains(a.Reason, "both") {
+		t.Errorf("reason %q, want it to say 12346 hears both blocks, as 318 has clusters of its own", a.Reason)
 	}
 }
