@@ -34,6 +34,8 @@ const StaleAfter = time.Hour
 // Decision is what to do with one alert.
 type Decision struct {
 	Action Action
+	// Reason says why (for a pending alert, first why it waits), then
+	// notes each info block of the sequence left out because it expired.
 	Reason string
 	// Info is the block to play (Vietnamese if present): the first of the
 	// sequence that has not expired (Alert.Blocks); of an expired alert,
@@ -81,12 +83,17 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 	// block has.
 	var live []*Info
 	var last time.Time // the latest expiry of the blocks that expired
+	var gone []string  // a note for each block that expired
 	for _, in := range a.Blocks() {
-		if exp := in.ExpiresAt(); exp.IsZero() || exp.After(now) {
+		exp := in.ExpiresAt()
+		if exp.IsZero() || exp.After(now) {
 			live = append(live, in)
-		} else if exp.After(last) {
+			continue
+		}
+		if exp.After(last) {
 			last = exp
 		}
+		gone = append(gone, fmt.Sprintf("info block %q (%s) not played: it expired at %s", strings.TrimSpace(in.Headline), in.Event, exp.Format(time.RFC3339)))
 	}
 	if len(live) == 0 {
 		d.Expires = last
@@ -105,25 +112,27 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 	// to unrestricted audiences"; a loudspeaker reaches everyone within
 	// earshot, so a Restricted or Private one is broadcast only if an
 	// officer decides it should be.
-	if a.Scope != "Public" {
+	switch {
+	case a.Scope != "Public":
 		d.Action = ActionPending
 		d.Reason = fmt.Sprintf("scope %s%s: it is not for the public, and a loudspeaker reaches everyone within earshot; "+
 			"approve it with POST /api/v1/cap/{id}/approve only if it should be broadcast", a.Scope, a.audience())
-		return d
-	}
-	if now.Sub(a.SentAt()) > StaleAfter && slices.ContainsFunc(live, func(in *Info) bool { return in.ExpiresAt().IsZero() }) {
+	case now.Sub(a.SentAt()) > StaleAfter && slices.ContainsFunc(live, func(in *Info) bool { return in.ExpiresAt().IsZero() }):
 		d.Action = ActionPending
 		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and an info block it plays gives no expires; approve it with POST /api/v1/cap/{id}/approve if it still holds",
 			a.SentAt().Format(time.RFC3339), StaleAfter)
-		return d
-	}
-	for _, in := range live {
-		if !autoStart(in.Event) {
-			d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", in.Event)
-			d.Action = ActionPending
-			break
+	default:
+		for _, in := range live {
+			if !autoStart(in.Event) {
+				d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", in.Event)
+				d.Action = ActionPending
+				break
+			}
 		}
 	}
+	// Why it waits comes first (the console reads it); what of it does not
+	// play follows.
+	d.Reason = strings.Join(slices.DeleteFunc(append([]string{d.Reason}, gone...), func(s string) bool { return s == "" }), "; ")
 	return d
 }
 

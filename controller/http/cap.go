@@ -240,6 +240,9 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			for _, old := range afterPlay {
 				reason += fmt.Sprintf("; emergency %s of %s plays on until this update is approved", old.Emergency, old.Key)
 			}
+			if rec.Reason != "" { // what of it does not play, and why
+				reason += "; " + rec.Reason
+			}
 			// Even when the request is gone (its context is what failed):
 			// left as played, a duplicate would never play it.
 			if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
@@ -393,8 +396,8 @@ func capBlockEmergencies(a *loaxa.CapAlert) []string {
 // block's area that holds an earlier block's goes to the rest of it
 // (capAround): a district block after a commune's plays to the district's
 // other communes, not to that commune again. A block left with no area
-// here is not played, and rec's reason says so if an earlier block covers
-// its areas; if only one is left, the alert plays it alone.
+// here is not played; if only one is left, the alert plays it alone.
+// rec's reason notes each block left out or cut down, and why.
 func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*cap.Info) error {
 	var blocks []loaxa.CapBlock
 	var all []string
@@ -437,13 +440,17 @@ func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*ca
 			own = append(own, parts...)
 		}
 		targets = own
-		if len(targets) == 0 {
-			if len(covered) > 0 {
-				note(fmt.Sprintf("info block %q (%s) not played: an earlier block covers its areas (%s)", headline, in.Event, strings.Join(covered, ", ")))
-				s.logger().Info("cap: an info block not played, an earlier one covers its areas", "key", rec.Key,
-					"headline", headline, "covered", covered)
-			}
+		switch {
+		case len(targets) == 0 && len(covered) > 0:
+			note(fmt.Sprintf("info block %q (%s) not played: an earlier block covers its areas (%s)", headline, in.Event, strings.Join(covered, ", ")))
+			s.logger().Info("cap: an info block not played, an earlier one covers its areas", "key", rec.Key,
+				"headline", headline, "covered", covered)
 			continue
+		case len(targets) == 0:
+			note(fmt.Sprintf("info block %q (%s) not played: no geocode names an area here and no node lies in its polygons or circles", headline, in.Event))
+			continue
+		case len(covered) > 0:
+			note(fmt.Sprintf("info block %q (%s) plays to %s only: an earlier block has %s", headline, in.Event, strings.Join(targets, ", "), strings.Join(covered, ", ")))
 		}
 		slices.Sort(targets)
 		all = append(all, targets...)
@@ -577,11 +584,15 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 		blocks = []loaxa.CapBlock{{Event: rec.Event, Headline: rec.Headline, Text: rec.Text, Targets: rec.Targets, Expires: rec.Expires}}
 	}
 	now := s.now()
-	var plays []int // the blocks that have not expired
+	var plays []int   // the blocks that have not expired
+	var gone []string // a note for each that has, while the alert waited
 	for i, b := range blocks {
 		if b.Expires.IsZero() || b.Expires.After(now) {
 			plays = append(plays, i)
+			continue
 		}
+		gone = append(gone, fmt.Sprintf("info block %q (%s) not played: it expired at %s while the alert waited",
+			b.Headline, b.Event, b.Expires.Format(time.RFC3339)))
 	}
 	if len(plays) == 0 {
 		return nil, loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired.", rec.ID)
@@ -627,6 +638,9 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 		a.Event, a.Headline, a.Text, a.Expires = played.Event, played.Headline, played.Text, played.Expires
 		if len(a.Blocks) == len(blocks) {
 			a.Blocks = blocks
+		}
+		if len(gone) > 0 {
+			a.Approval = strings.Join(gone, "; ")
 		}
 		return nil
 	}); uerr != nil {
@@ -733,7 +747,9 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		if a.Action != string(cap.ActionPending) {
 			return loaxa.Errorf(loaxa.EConflict, "CAP alert %s was %s meanwhile.", a.ID, a.Action)
 		}
-		a.Action, a.ApprovedBy, a.Reason = "approved", userFrom(ctx).Username, ""
+		// The reason stays: what of the alert does not play, and why it
+		// waited, are still true.
+		a.Action, a.ApprovedBy, a.ApprovedAt = "approved", userFrom(ctx).Username, s.now()
 		return nil
 	})
 	if err != nil {

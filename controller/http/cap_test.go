@@ -967,3 +967,68 @@ func TestCapSendsALaterDistrictBlockAroundAnEarlierCommune(t *testing.T) {
 		t.Errorf("reason %q, want it to say 12346 hears both blocks, as 318 has clusters of its own", a.Reason)
 	}
 }
+
+// TestCapApprovalKeepsWhatTheRecordSaid: a pending CAP alert's reason said
+// which info blocks would not play and why; approving it cleared the
+// reason, so what was left out was then only in the log, and a block only
+// partly covered by an earlier one, or one expired or for no area here,
+// got no note at all. The record keeps its reason through the approval,
+// with a note for every block left out or cut down, and gains what was
+// decided at approval: when, and the blocks that expired while it waited.
+func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	doc := strings.Replace(capXML("noted", "Actual", "12346"), "2026-03-02T09:00:00+07:00", "2026-03-02T05:20:00+07:00", 1)
+	gone := strings.Replace(capBlock("Bà con đề phòng sạt lở", "12347"), "2026-03-02T09:00:00+07:00", "2026-03-02T04:55:00+07:00", 1)
+	doc = strings.Replace(doc, "</alert>", capBlock("Bà con chằng chống nhà cửa", "12346", "12347")+ // 12346 is the first block's
+		capBlock("Bà con theo dõi tin bão", "318")+ // both its communes are taken
+		capBlock("Bà con ở Quảng Ninh sơ tán", "22")+ // no such area here
+		gone+"</alert>", 1)
+	p := e.postCap(doc, http.StatusCreated)
+	if p.Action != "pending" || len(p.Alert.Blocks) != 2 {
+		t.Fatalf("posted: %s, %d blocks (%s); want pending with two blocks", p.Action, len(p.Alert.Blocks), p.Reason)
+	}
+	said := []string{
+		`event "Bão" is not on the auto-start list`,
+		`plays to 12347 only: an earlier block has 12346`,
+		`not played: an earlier block covers its areas (all of 318 (12346, 12347))`,
+		`not played: no geocode names an area here`,
+		`not played: it expired at 2026-03-02T04:55:00+07:00`,
+	}
+	for _, want := range said {
+		if !strings.Contains(p.Reason, want) {
+			t.Errorf("reason when posted %q lacks %q", p.Reason, want)
+		}
+	}
+
+	e.clock.Advance(30 * time.Minute) // 05:30: the first block expired at 05:20
+	var approved capAnswer
+	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &approved)
+	var rec loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+	for _, got := range []*loaxa.CapAlert{&approved.Alert, &rec} {
+		if got.Action != "approved" || got.Reason != p.Reason {
+			t.Errorf("after approval: %s, reason %q; want approved, the reason as it was: %q", got.Action, got.Reason, p.Reason)
+		}
+		if !got.ApprovedAt.Equal(t0.Add(30*time.Minute)) || got.ApprovedBy != "admin" {
+			t.Errorf("approved at %v by %q, want %v by admin", got.ApprovedAt, got.ApprovedBy, t0.Add(30*time.Minute))
+		}
+		if want := `info block "Bão số 3 đổ bộ" (Bão) not played: it expired at 2026-03-02T05:20:00+07:00 while the alert waited`; got.Approval != want {
+			t.Errorf("approval %q, want %q", got.Approval, want)
+		}
+	}
+
+	// One held for approval because it could not be played keeps its
+	// notes after saying so.
+	quiet := newEnv(t) // no speech engine
+	quiet.tree()
+	quiet.call("PUT", "/api/v1/cap/auto-start", quiet.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	quiet.postCap(strings.Replace(capXML("unspoken", "Actual", "12346"), "</alert>", capBlock("Bà con chằng chống nhà cửa", "12347")+gone+"</alert>", 1),
+		http.StatusServiceUnavailable)
+	var held struct{ Alerts []loaxa.CapAlert }
+	quiet.call("GET", "/api/v1/cap?limit=1", quiet.admin, nil, http.StatusOK, &held)
+	if len(held.Alerts) != 1 || held.Alerts[0].Action != "pending" || !strings.HasPrefix(held.Alerts[0].Reason, "could not be played") ||
+		!strings.Contains(held.Alerts[0].Reason, "not played: it expired at 2026-03-02T04:55:00+07:00") {
+		t.Errorf("held as it could not be played: %+v; want pending, saying so first, then the block that expired", held.Alerts)
+	}
+}

@@ -42,6 +42,11 @@ type CapAlert struct {
 	ReceivedAt time.Time `json:"received_at"`
 	ReceivedBy string    `json:"received_by"`
 	ApprovedBy string    `json:"approved_by,omitempty"`
+	// ApprovedAt is when it was approved. Approval is what was decided
+	// then that Reason, kept as it was, does not say: the info blocks left
+	// out because they expired while it waited.
+	ApprovedAt time.Time `json:"approved_at,omitzero"`
+	Approval   string    `json:"approval,omitempty"`
 	// XML is the alert as received.
 	XML string `json:"xml"`
 }
