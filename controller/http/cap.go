@@ -758,6 +758,18 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	em, err := s.playCap(ctx, store, svc, rec, userFrom(ctx).Username, r.RemoteAddr)
 	s.auditIn(r, auditCapApprove, rec.ID, rec.Targets, "key="+rec.Key)
 	if err != nil && em == nil {
+		// Nothing was sent (text-to-speech down, say): it waits again, as
+		// one that could not be played on arrival does. Left approved, it
+		// could never be approved, nor played, again.
+		note := fmt.Sprintf("approval by %s could not be played (%s); approve it again once that is fixed",
+			userFrom(ctx).Username, loaxa.ErrorMessage(err))
+		if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
+			a.Action, a.ApprovedBy, a.ApprovedAt = string(cap.ActionPending), "", time.Time{}
+			a.Reason = strings.TrimPrefix(a.Reason+"; ", "; ") + note
+			return nil
+		}); uerr != nil {
+			s.logger().Error("cap: alert left approved, not played", "cap", rec.ID, "err", uerr)
+		}
 		return err
 	}
 	// Only once the update sounds: never a moment of silence between. An

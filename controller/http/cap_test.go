@@ -1032,3 +1032,36 @@ func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
 		t.Errorf("held as it could not be played: %+v; want pending, saying so first, then the block that expired", held.Alerts)
 	}
 }
+
+// TestCapApprovalThatCannotPlayWaitsAgain: an officer approved a waiting
+// typhoon warning while text-to-speech was down; the approval failed
+// (503), yet the record stayed "approved" with no emergency, and every
+// later approval answered 409: the warning could never be played from
+// its CAP record. A failed approval leaves it waiting, saying why, and
+// approving again once the engine is back plays it.
+func TestCapApprovalThatCannotPlayWaitsAgain(t *testing.T) {
+	engine := &tts.Espeak{Command: filepath.Join(t.TempDir(), "espeak-ng")} // fails
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = engine })
+	e.tree()
+	p := e.postCap(capXML("down", "Actual", "12346"), http.StatusCreated)
+	if p.Action != "pending" {
+		t.Fatalf("set-up: %s, want pending (Bão is not on the auto-start list)", p.Action)
+	}
+	waited := p.Alert.Reason
+	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusServiceUnavailable, nil)
+	var rec loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+	if rec.Action != "pending" || rec.Emergency != "" || rec.ApprovedBy != "" || !rec.ApprovedAt.IsZero() {
+		t.Errorf("after the failed approval: %s, emergency %q, approved by %q at %v; want pending, none",
+			rec.Action, rec.Emergency, rec.ApprovedBy, rec.ApprovedAt)
+	}
+	if !strings.HasPrefix(rec.Reason, waited) || !strings.Contains(rec.Reason, "approval by admin could not be played") {
+		t.Errorf("reason after the failed approval: %q; want what it said (%q) and that the approval could not be played", rec.Reason, waited)
+	}
+	engine.Command = "" // the engine is back
+	var approved capAnswer
+	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &approved)
+	if approved.Emergency == nil || approved.Alert.Action != "approved" {
+		t.Errorf("approved again: %s, emergency %+v; want approved, playing", approved.Alert.Action, approved.Emergency)
+	}
+}
