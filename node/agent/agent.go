@@ -340,8 +340,11 @@ func New(cfg Config) (*Agent, error) {
 		a.noSound = o.Missing()
 	}
 	a.verifier = protocol.NewVerifier(keys, a.clock.Now, 0)
-	// Network retries run on real time: the injected clock says what time
-	// the schedule is at, not how long a broken link takes to mend.
+	// The cache's waits (spread, backoff, stall) run on the agent's base
+	// clock: the clock the corrected one runs on, which a correction does
+	// not move, so a retry due in 10 s is not put off by an hour when the
+	// board's clock turns out an hour fast. wantContent gives it the needs
+	// on that clock.
 	cacheDir, cardDir := filepath.Join(cfg.DataDir, "content"), ""
 	if cfg.ContentInMemory != "" {
 		cacheDir, cardDir = cfg.ContentInMemory, cacheDir
@@ -353,6 +356,7 @@ func New(cfg Config) (*Agent, error) {
 		Username:     cred.Username,
 		Secret:       cred.Secret,
 		Client:       cfg.HTTPClient,
+		Clock:        cfg.Clock,
 		Logger:       log,
 		BackoffMin:   cfg.ContentBackoffMin,
 		BackoffMax:   cfg.ContentBackoffMax,
@@ -1154,13 +1158,13 @@ func (a *Agent) wantContent() {
 	if a.desired == nil && len(a.alerts) == 0 {
 		a.cache.Want(nil)
 	} else {
-		// The cache times its waits on real time (see New); the schedule
-		// is on the corrected clock.
-		now, base := a.clock.Now(), time.Now()
-		wants := contentByNeed(a.withAlerts(), now)
+		// The cache times its waits on the base clock (see New); the
+		// schedule is on the corrected clock, the offset ahead of it.
+		offset := a.clock.Get()
+		wants := contentByNeed(a.withAlerts(), a.clock.Now())
 		for i := range wants {
 			if !wants[i].Need.IsZero() {
-				wants[i].Need = base.Add(wants[i].Need.Sub(now))
+				wants[i].Need = wants[i].Need.Add(-offset)
 			}
 		}
 		a.cache.Want(wants)

@@ -3,9 +3,12 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -461,6 +464,63 @@ func TestPlaysOnFakeClock(t *testing.T) {
 	}
 	if events[2].PlayedMS != 2000 {
 		t.Errorf("PlayedMS = %d, want 2000", events[2].PlayedMS)
+	}
+}
+
+// TestStalledDownloadCutOnTheAgentsClock: a download that stops bringing
+// bytes is cut after the stall timeout on the agent's clock, and fetched
+// again. The cache ran on real time while the agent ran on its own clock,
+// so on a simulated fleet's clock a stalled download was cut (and its
+// retry's backoff ran) by the machine's clock, not the board's, and a
+// test could not see the stall handled without waiting a real minute.
+func TestStalledDownloadCutOnTheAgentsClock(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 9, 22, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	ref := ctl.AddContent(2 * time.Second)
+	b, _ := ctl.File(ref.ID)
+	sent, gaveUp := make(chan time.Time, 1), make(chan time.Time, 1)
+	var asked atomic.Int32
+	ctl.ContentHook = func(w http.ResponseWriter, r *http.Request) bool {
+		if asked.Add(1) > 1 {
+			return false
+		}
+		// The first answer brings 1,000 bytes and then nothing.
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(b[:1000])
+		w.(http.Flusher).Flush()
+		sent <- fc.Now()
+		<-r.Context().Done()
+		gaveUp <- fc.Now()
+		return true
+	}
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, tune: func(c *agent.Config) {
+		c.ContentStallTimeout = time.Minute
+	}})
+	waitConnected(t, n)
+
+	start := fc.Now().Add(30 * time.Minute)
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
+	var began, cut time.Time
+	select {
+	case began = <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the content was not asked for")
+	}
+	runUntil(t, fc, 2*time.Minute, "the stalled download cut", func() bool {
+		select {
+		case cut = <-gaveUp:
+			return true
+		default:
+			return false
+		}
+	})
+	if idle := cut.Sub(began); idle < time.Minute {
+		t.Errorf("the download was cut %v after its last bytes, within the stall timeout (1m)", idle)
+	}
+	runUntil(t, fc, time.Minute, "the content fetched again", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	if got := ctl.ContentRequests(ref.ID); got != 2 {
+		t.Errorf("content asked for %d times, want twice: the stalled answer and the retry", got)
 	}
 }
 

@@ -301,7 +301,9 @@ func TestAlertLateSkipsIntoItsChime(t *testing.T) {
 			ctl := fakeClockController(t, fc)
 			out := &pcmOutput{}
 			n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, tune: func(c *agent.Config) {
-				c.Output, c.ContentKeepSpread = out, time.Millisecond
+				// No wait before the kept chimes and message are fetched:
+				// the fake clock stands still until they are in.
+				c.Output, c.ContentKeepSpread = out, -1
 			}})
 			waitConnected(t, n)
 			msg := ctl.AddContent(time.Second)

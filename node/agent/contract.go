@@ -75,7 +75,8 @@ type Config struct {
 	Output  Output
 	Board   Board
 	// Clock is the system clock (default clock.Real); the agent corrects it
-	// by the offset it measures against the controller.
+	// by the offset it measures against the controller. The content
+	// cache's waits (spread, backoff, stall) run on it uncorrected.
 	Clock      clock.Clock
 	Logger     *slog.Logger
 	HTTPClient *http.Client
