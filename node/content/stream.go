@@ -387,20 +387,13 @@ func (c *Cache) turn() {
 	c.turned = make(chan struct{})
 }
 
-// arrived returns how many bytes of content id the node has (the whole
-// file once it is in place) and whether the cache still wants or holds it.
+// held reports whether the cache holds content id or still wants it.
 // c.mu is held.
-func (c *Cache) arrived(id string) (int64, bool) {
-	if e, ok := c.present[id]; ok {
-		return e.size, true
+func (c *Cache) held(id string) bool {
+	if _, ok := c.present[id]; ok {
+		return true
 	}
-	if !slices.ContainsFunc(c.wanted, func(w Wanted) bool { return w.ID == id }) {
-		return 0, false
-	}
-	if s := c.streams[id]; s != nil {
-		return s.have, true
-	}
-	return 0, true
+	return slices.ContainsFunc(c.wanted, func(w Wanted) bool { return w.ID == id })
 }
 
 // AwaitPlayable waits until content id is Playable (at once if it is). It
@@ -412,11 +405,14 @@ func (c *Cache) arrived(id string) (int64, bool) {
 func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 	stall := c.cfg.Clock.NewTimer(c.cfg.StallTimeout)
 	defer stall.Stop()
-	last := int64(-1)
+	// since is when the last byte came, or the wait began if none has
+	// come since: the stall is reported one timeout after it, not at the
+	// next look a whole timeout after the look that saw the byte.
+	since := c.cfg.Clock.Now()
 	for {
 		c.mu.Lock()
 		playable := c.playable(id)
-		have, wanted := c.arrived(id)
+		wanted := c.held(id)
 		turned := c.turned
 		c.mu.Unlock()
 		switch {
@@ -425,24 +421,21 @@ func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 		case !wanted:
 			return fmt.Errorf("content %s: %w: %w", id, ErrStreamBroken, errUnwanted)
 		}
-		if last < 0 {
-			last = have
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-turned:
 		case <-stall.C():
-			// Checked once a timeout: nothing came since the last check
-			// (a whole timeout ago), or the wait starts again from now.
 			c.mu.Lock()
-			have, _ = c.arrived(id)
+			if s := c.streams[id]; s != nil && s.came.After(since) {
+				since = s.came
+			}
+			idle := c.cfg.Clock.Now().Sub(since)
 			c.mu.Unlock()
-			if have == last {
+			if idle >= c.cfg.StallTimeout {
 				return fmt.Errorf("content %s: %w: %w", id, ErrStreamBroken, ErrStalled)
 			}
-			last = have
-			stall.Reset(c.cfg.StallTimeout)
+			stall.Reset(c.cfg.StallTimeout - idle)
 		}
 	}
 }

@@ -494,6 +494,44 @@ func TestAwaitPlayableStalls(t *testing.T) {
 	}
 }
 
+// TestAwaitPlayableStallsOneTimeoutAfterTheLastByte: a play waiting for
+// its message learns of a stall one stall timeout after the last byte
+// came, not later. The wait looked once a timeout whether anything had
+// come since its last look: a byte 10 s into a one-minute timeout put the
+// next look at 2 min, and the stall was reported 110 s after that byte,
+// the speaker silent for the extra 50 s before the node tried again.
+func TestAwaitPlayableStallsOneTimeoutAfterTheLastByte(t *testing.T) {
+	b, id := blob(160_000, 24)
+	c, more, s := pacedCache(t, b)
+	c.cfg.StallTimeout = time.Minute
+	fake := onFakeClock(c)
+	r := s.streamRef(id, b, 20*time.Second)
+	c.Want([]Wanted{{ContentRef: r}})
+	waited := awaitAsync(context.Background(), c, id)
+	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
+	fetched := fetchAsync(c, r)
+	waitFor(t, c, "the download's watchdog", func() bool { return fake.Timers() == 2 })
+	fake.Advance(10 * time.Second)
+	more <- 50 // the last bytes that come: too few to play through
+	waitFor(t, c, "the bytes on disk", func() bool { return c.streamHas(id) == 50 })
+	fake.Advance(50 * time.Second) // a timeout into the wait, 50 s after the bytes
+	waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 2 || len(waited) > 0 })
+	notYet(t, waited, "50 s after the last bytes")
+	fake.Advance(10 * time.Second) // a timeout after the last bytes
+	// The download's watchdog, fed by the same bytes, cuts it now too.
+	if err := <-fetched; !errors.Is(err, ErrStalled) {
+		t.Errorf("Fetch = %v, want ErrStalled", err)
+	}
+	select {
+	case err := <-waited:
+		if !errors.Is(err, ErrStreamBroken) || !errors.Is(err, ErrStalled) {
+			t.Errorf("AwaitPlayable = %v, want ErrStreamBroken wrapping ErrStalled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitPlayable still waiting a stall timeout after the last bytes came")
+	}
+}
+
 // streamChecked returns the checked bytes of id's download, -1 without a
 // download.
 func (c *Cache) streamChecked(id string) int64 {
