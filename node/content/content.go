@@ -95,6 +95,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -1289,6 +1290,13 @@ func wholeAnswer(ref protocol.ContentRef, resp *http.Response, body io.Reader, f
 		return nil, fmt.Errorf("%w: %s with %d bytes of %q, want %d (a captive portal's page?); the %d bytes downloaded are kept",
 			ErrNotContent, resp.Status, resp.ContentLength, ct, want, have)
 	}
+	if resp.ContentLength < 0 && !servedType(ct) {
+		// Refused at its header: read on, a portal's page would spend
+		// the link (a thin 4G one) and the time before the hash or the
+		// first bytes refused it.
+		return nil, fmt.Errorf("%w: %s of %q without a length, where the controller answers with audio/wav or %s (a captive portal's page?); the %d bytes downloaded are kept",
+			ErrNotContent, resp.Status, ct, protocol.ChunkedAudioType, have)
+	}
 	if have == 0 || ref.Size > 0 && resp.ContentLength == want {
 		return body, nil
 	}
@@ -1305,6 +1313,20 @@ func wholeAnswer(ref protocol.ContentRef, resp *http.Response, body io.Reader, f
 			ErrNotContent, resp.Status, ct, have, have)
 	}
 	return io.MultiReader(bytes.NewReader(head), body), nil
+}
+
+// servedTypes are the media types the controller gives content
+// (controller/http: the audio, audio/wav or with its chunk list in front
+// protocol.ChunkedAudioType; the chunk list alone, application/octet-stream)
+// and the other names of WAV a proxy may give it. A 200 without a length
+// must say one of them: nothing else can be checked before its bytes are
+// read, and no captive portal sends its page as one.
+var servedTypes = []string{"audio/wav", "audio/wave", "audio/x-wav", "audio/vnd.wave", protocol.ChunkedAudioType, "application/octet-stream"}
+
+// servedType reports whether the Content-Type ct is one of servedTypes.
+func servedType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && slices.Contains(servedTypes, mt)
 }
 
 // watchedBody feeds the watchdog with every byte read from the answer.

@@ -1105,3 +1105,89 @@ func TestCaptivePortalKeepsThePartial(t *testing.T) {
 		t.Errorf("requests had Range %q, want the last one %s", rs, want)
 	}
 }
+
+// portal is the ResponseWriter a captive portal answers with: in front of
+// the controller, so without the chunk list the test server adds.
+func portal(w http.ResponseWriter) http.ResponseWriter {
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		return u.Unwrap()
+	}
+	return w
+}
+
+// TestCaptivePortalRefusedAtOnce: a captive portal's login page, sent
+// without a length as the answer to a download with nothing downloaded
+// yet, is refused at its header. It was written to the partial file to
+// its end; the hash refused it there, so nothing reached the speaker, but
+// the node had spent its thin 4G link and the time on it, and the next
+// attempt resumed after the page. A 200 without a length must say a type
+// the controller serves content with.
+func TestCaptivePortalRefusedAtOnce(t *testing.T) {
+	s := newServer(t)
+	b, id := blob(100_000, 45)
+	s.files[id] = b
+	r := s.chunked(ref(id, len(b)), b)
+	page := []byte("<!DOCTYPE html><html><body>Đăng nhập để dùng Internet / Log in to use the Internet</body></html>")
+	s.handle = func(n int, w http.ResponseWriter, req *http.Request) bool {
+		if n > 1 {
+			return false
+		}
+		w = portal(w)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		w.Write(bytes.Repeat(page, 100))
+		return true
+	}
+	c := newCache(t, s)
+	err := c.Fetch(context.Background(), r)
+	if !errors.Is(err, ErrNotContent) || !strings.Contains(err.Error(), `"text/html; charset=utf-8"`) {
+		t.Fatalf("Fetch answered by a captive portal = %v, want ErrNotContent naming the page's type", err)
+	}
+	if part, err := os.ReadFile(c.Path(id) + partSuffix); len(part) > 0 {
+		t.Fatalf("the portal's page left %d bytes in the partial file (%v), want none", len(part), err)
+	}
+	if err := c.Fetch(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if rs := s.ranges(); len(rs) != 2 || rs[1] != "" {
+		t.Errorf("requests had Range %q, want the second from the start", rs)
+	}
+}
+
+// TestContentWithoutALengthIsTaken: the controller's answers without a
+// length (sent as they are made, through a proxy that drops it) are
+// content, with the chunk list in front or without it.
+func TestContentWithoutALengthIsTaken(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		chunked bool
+		typ     string
+	}{
+		{"audio", false, "audio/wav"},
+		{"audio with its chunk list", true, protocol.ChunkedAudioType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			b, id := blob(100_000, 46)
+			r := ref(id, len(b))
+			if tc.chunked {
+				r = s.chunked(r, b)
+			}
+			s.handle = func(n int, w http.ResponseWriter, req *http.Request) bool {
+				w.Header().Set("Content-Type", tc.typ)
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				w.Write(b)
+				return true
+			}
+			c := newCache(t, s)
+			if err := c.Fetch(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(c.Path(id)); !bytes.Equal(got, b) {
+				t.Fatal("the cached file is not the content")
+			}
+		})
+	}
+}
