@@ -197,6 +197,13 @@ func TestLiveCallDrill(t *testing.T) {
 	if !c.Drill || c.Volume != 3 || c.Title != "[DIỄN TẬP] Diễn tập phòng chống bão" {
 		t.Errorf("drill call listed as %+v, want drill, volume 3, title marked", c)
 	}
+	// As in TestLiveCall: the frames are published after Stream returns,
+	// each area's by its own sender; the cut is to come after all five.
+	for deadline := time.Now().Add(10 * time.Second); len(e.liveMsgs.of(c.ID, "12346")) < 6; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("published %q after 10 s, want start and 5 frames", e.liveMsgs.of(c.ID, "12346"))
+		}
+	}
 	var cut loaxa.LiveCall
 	e.call("POST", "/api/v1/live/calls/"+c.ID+"/cut", colleague, nil, http.StatusOK, &cut)
 	if st, err := call.End(t.Context()); err != nil || !st.Drill || st.Reason != loaxa.LiveEndCut {
