@@ -463,6 +463,12 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					if gone {
 						continue
 					}
+					if y, mo, d := t.In(loc).Date(); !time.Date(y, mo, d+1, 0, 0, 0, 0, loc).After(from) {
+						// A day over before the window, expanded only for
+						// packing (a daily bulletin dated before its session
+						// was made): nothing of it could play, so no conflict.
+						continue
+					}
 					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},

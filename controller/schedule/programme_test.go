@@ -171,6 +171,33 @@ func TestProposalsAndHead(t *testing.T) {
 	}
 }
 
+// TestDailyBulletinFromBeforeItsSessionIsNoConflict: the README's evening
+// session example, typed on a machine on UTC at 03:58 in Vietnam, dated a
+// daily bulletin in a session created that minute with the day before
+// (the machine's date), and it was refused: the session "does not run on"
+// that day. The day was over and its occurrence could never play; a day
+// gone is no conflict, and the bulletin plays from the session's first day.
+func TestDailyBulletinFromBeforeItsSessionIsNoConflict(t *testing.T) {
+	f := newFixture(t) // 2025-03-01 04:00 in Vietnam
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 30, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, evening); err != nil {
+		t.Fatal(err)
+	}
+	a := loaxa.Announcement{ContentID: f.ids["1m"], Start: time.Date(2025, 2, 28, 17, 0, 0, 0, vn), RRule: "FREQ=DAILY", Session: evening.ID,
+		Priority: protocol.PriorityNormal, Targets: loaxa.Targets{Areas: []string{"12346"}}}
+	conflicts, err := f.s.CheckAnnouncement(f.ctx, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conflicts) != 0 {
+		t.Errorf("conflicts %+v; want none: 2025-02-28 is over", conflicts)
+	}
+	f.announce(a)
+	if got, want := f.programme(2), "01 17:00 a000001 1m0s; 02 17:00 a000001 1m0s"; got != want {
+		t.Errorf("programme:\n got  %s\n want %s", got, want)
+	}
+}
+
 // TestOneOffInTodaysEndedSessionIsAConflict: at 10:00 an officer schedules
 // a one-off bulletin for 12:00 today in the morning session (05:30). It is
 // packed into today's instance, which is over, so it would play nowhere:
