@@ -662,13 +662,13 @@ func (s *Server) capRequest(ctx context.Context, store loaxa.CapStore, id string
 	var contentID, text, intro string
 	switch {
 	case recording == "":
-		if contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: b.Text}); err != nil {
+		if contentID, text, err = s.emergencyContent(ctx, actor, &emergencyMessage{Text: b.Text}); err != nil {
 			return loaxa.EmergencyRequest{}, "", err
 		}
 	case strings.TrimSpace(b.Text) == "" || s.SpeechEngine == nil:
 		contentID = recording
 	default:
-		contentID, text, err = s.emergencyContent(ctx, actor, &emergencyRequest{Text: b.Text})
+		contentID, text, err = s.emergencyContent(ctx, actor, &emergencyMessage{Text: b.Text})
 		if err != nil {
 			s.logger().Warn("cap: the text cannot be read out; the kept recording plays alone", "cap", id, "recording", recording, "err", err)
 			contentID, text = recording, ""

@@ -20,9 +20,9 @@ const (
 	auditEmergencyAllClear = "emergency.all_clear"
 )
 
-// emergencyRequest is the body of POST /api/v1/emergency and, without
-// targets and drill, of POST /api/v1/emergency/{id}/all-clear.
-type emergencyRequest struct {
+// emergencyMessage is what an alert or its all-clear plays: the whole of
+// an all-clear's request, and part of an alert's.
+type emergencyMessage struct {
 	ContentID string `json:"content_id"`
 	// Text is read out by text-to-speech instead of stored content.
 	Text string `json:"text"`
@@ -32,13 +32,33 @@ type emergencyRequest struct {
 	Voice          string  `json:"voice"`
 	Rate           float64 `json:"rate"`
 	Title          string  `json:"title"`
+	Repeat         int     `json:"repeat"`
+	Volume         int     `json:"volume"`
+}
+
+// emergencyRequest is the body of POST /api/v1/emergency.
+type emergencyRequest struct {
+	emergencyMessage
 	// Targets is a list of area ids, or {"areas": [...]} as announcements
 	// write it.
 	Targets json.RawMessage `json:"targets"`
-	Repeat  int             `json:"repeat"`
-	Volume  int             `json:"volume"`
 	Drill   bool            `json:"drill"`
 	Expires string          `json:"expires"`
+}
+
+// allClearRequest is the body of POST /api/v1/emergency/{id}/all-clear:
+// only the message, since the all-clear goes where its alert went.
+type allClearRequest struct {
+	emergencyMessage
+}
+
+// refuseField says why an all-clear does not take the alert's own fields.
+func (allClearRequest) refuseField(name string) (string, bool) {
+	switch name {
+	case "targets", "drill", "expires":
+		return fmt.Sprintf("An all-clear goes to the areas of the emergency it follows, as a drill if that was one; leave out %s and send only content_id or text, and optionally title, repeat and volume.", name), true
+	}
+	return "", false
 }
 
 // emergencyService returns the service or says that there is none.
@@ -80,7 +100,7 @@ func parseTargets(raw json.RawMessage) ([]string, error) {
 
 // emergencyContent returns the content id of a request: content_id as
 // given, or text read out by the speech engine and stored as content.
-func (s *Server) emergencyContent(ctx context.Context, actor string, req *emergencyRequest) (contentID, text string, err error) {
+func (s *Server) emergencyContent(ctx context.Context, actor string, req *emergencyMessage) (contentID, text string, err error) {
 	text = speechText(req.Text)
 	switch {
 	case req.ContentID != "" && text != "":
@@ -158,7 +178,7 @@ func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req)
+	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req.emergencyMessage)
 	if err != nil {
 		return err
 	}
@@ -379,12 +399,9 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	var req emergencyRequest
+	var req allClearRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
-	}
-	if len(bytes.TrimSpace(req.Targets)) > 0 || req.Drill || req.Expires != "" {
-		return loaxa.Errorf(loaxa.EInvalid, "An all-clear goes to the areas of the emergency it follows, as a drill if that was one; send only content_id or text, and optionally title, repeat and volume.")
 	}
 	rep, err := s.emergencyToAct(ctx, svc, r.PathValue("id"))
 	if err != nil {
@@ -400,7 +417,7 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req)
+	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req.emergencyMessage)
 	if err != nil {
 		return err
 	}

@@ -282,6 +282,47 @@ func TestAllClearRefusedLeavesTheAlert(t *testing.T) {
 	}
 }
 
+// TestAllClearBadRequestsNameItsOwnFields: an operator who sent an empty
+// all-clear, or one with a misspelt field, was told to send the fields of
+// an alert — targets, drill, expires among them — which the all-clear then
+// refuses. An all-clear's bad request names the all-clear's own fields,
+// and one that names areas, a drill or an expiry says why they are not
+// its to choose; none of them stops the alert.
+func TestAllClearBadRequestsNameItsOwnFields(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}}, http.StatusCreated, &em)
+	const fields = "content_id, text, intro_content_id, voice, rate, title, repeat, volume."
+	const goesWhereItsAlertWent = "An all-clear goes to the areas of the emergency it follows, as a drill if that was one"
+	for _, c := range []struct {
+		name, body, want string
+	}{
+		{"empty", "", "The request body is empty; send a JSON object with the fields " + fields},
+		{"misspelt", `{"txt":"Bão đã tan."}`, `Unknown field "txt"; the accepted fields are ` + fields},
+		{"areas", `{"text":"Bão đã tan.","targets":["12346"]}`, goesWhereItsAlertWent},
+		{"drill", `{"content_id":"` + ct.ID + `","drill":true}`, goesWhereItsAlertWent},
+		{"expiry", `{"content_id":"` + ct.ID + `","expires":"2026-03-02T06:00:00+07:00"}`, goesWhereItsAlertWent},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.request("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, "application/json", strings.NewReader(c.body))
+			var ans struct {
+				Error struct{ Code, Message string }
+			}
+			if err := jsonUnmarshal(r.body, &ans); err != nil {
+				t.Fatal(err)
+			}
+			if r.status != http.StatusBadRequest || !strings.Contains(ans.Error.Message, c.want) {
+				t.Errorf("%d %q; want 400 saying %q", r.status, ans.Error.Message, c.want)
+			}
+		})
+	}
+	if st := e.emergencyState(em.ID); st != loaxa.EmergencyActive {
+		t.Errorf("after refused all-clears the alert is %s; want it still active", st)
+	}
+}
+
 // allClearGate holds alert publishes until release, saying on entered
 // that one began.
 type allClearGate struct {

@@ -103,12 +103,24 @@ func jsonError(err error, v any) error {
 		if unq, uerr := strconv.Unquote(name); uerr == nil {
 			name = unq
 		}
+		if fr, ok := v.(fieldRefuser); ok {
+			if msg, ok := fr.refuseField(name); ok {
+				return loaxa.Errorf(loaxa.EInvalid, "%s", msg)
+			}
+		}
 		return loaxa.Errorf(loaxa.EInvalid, "Unknown field %q; the accepted fields are %s.", name, fieldList(v))
 	}
 	// Left: a read error from the connection, or a custom decoder's
 	// complaint; either way the request did not arrive as JSON we can use.
 	return loaxa.Errorf(loaxa.EInvalid, "The request body could not be read as JSON (%s); send one JSON object.",
 		strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// fieldRefuser is a request type that says why it does not take a field
+// a related request takes (an all-clear's targets), more than that the
+// field is unknown.
+type fieldRefuser interface {
+	refuseField(name string) (message string, ok bool)
 }
 
 // describeValue turns UnmarshalTypeError.Value ("number -5", "string")
@@ -179,6 +191,12 @@ func jsonFields(t reflect.Type, prefix string, depth int) []string {
 	var out []string
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+			// An embedded struct's fields are the request's own, as
+			// encoding/json reads them.
+			out = append(out, jsonFields(f.Type, prefix, depth)...)
+			continue
+		}
 		if !f.IsExported() {
 			continue
 		}
