@@ -40,8 +40,10 @@ func runLive(args []string) int {
 		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
-	if *token == "" {
-		*token = os.Getenv("LOAXA_TOKEN")
+	tok, err := liveToken(*token, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller live:", err)
+		return 2
 	}
 	pcm, length, closeSource, err := liveSource(*wav, *raw, os.Stdin)
 	if err != nil {
@@ -61,7 +63,7 @@ func runLive(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	call, err := liveclient.Dial(ctx, liveclient.Options{
-		URL: *url, Token: *token, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
+		URL: *url, Token: tok, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
 		OnStatus: failingAreas(os.Stderr),
 	})
 	if err != nil {
@@ -93,6 +95,19 @@ func runLive(args []string) int {
 	}
 	fmt.Printf("Call %s ended: %d frames, %s.\n", st.Call, st.Frames, how)
 	return 0
+}
+
+// liveToken returns the token a call signs in with: --token, else
+// LOAXA_TOKEN. Without either it says how to get one, before dialling: the
+// controller would only answer that an Authorization header is missing.
+func liveToken(flagToken string, getenv func(string) string) (string, error) {
+	if flagToken != "" {
+		return flagToken, nil
+	}
+	if tok := getenv("LOAXA_TOKEN"); tok != "" {
+		return tok, nil
+	}
+	return "", errors.New("no token: sign in with POST /api/v1/auth/token (as a user who may speak to the areas) and set LOAXA_TOKEN to the token it answers, or give --token")
 }
 
 // failingAreas returns an OnStatus that tells the speaker on w when areas

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +81,49 @@ func TestLiveFailingAreasTold(t *testing.T) {
 	want := "Not reaching area 12347: area 12347: 17 frames in a row not published. The call goes on for the other areas.\nEvery area is reached again.\n"
 	if out.String() != want {
 		t.Errorf("told the speaker %q, want %q", out.String(), want)
+	}
+}
+
+// TestLiveNeedsAToken: "controller live" typed in a new terminal, without
+// LOAXA_TOKEN, reached the controller and printed its answer to a request
+// without an Authorization header ("send Authorization: Bearer …"). It
+// now says, before dialling anything, to sign in and set LOAXA_TOKEN;
+// --token comes before the environment.
+func TestLiveNeedsAToken(t *testing.T) {
+	var dialled atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dialled.Add(1)
+		http.Error(w, `{"error":{"code":"unauthorized","message":"Sign in first"}}`, http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	header, err := nodeaudio.PCMHeader(320)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav := filepath.Join(t.TempDir(), "loi-noi.wav")
+	if err := os.WriteFile(wav, append(header, make([]byte, 320)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOAXA_TOKEN", "")
+	if code := runLive([]string{"--url", srv.URL, "--areas", "12346", "--wav", wav}); code != 2 || dialled.Load() != 0 {
+		t.Errorf("without a token: exit %d after %d requests; want 2 before any request", code, dialled.Load())
+	}
+
+	env := func(tok string) func(string) string {
+		return func(k string) string {
+			if k == "LOAXA_TOKEN" {
+				return tok
+			}
+			return ""
+		}
+	}
+	if _, err := liveToken("", env("")); err == nil || !strings.Contains(err.Error(), "LOAXA_TOKEN") || !strings.Contains(err.Error(), "/api/v1/auth/token") {
+		t.Errorf("no token: %v; want an error saying to sign in and set LOAXA_TOKEN", err)
+	}
+	if tok, err := liveToken("", env("from-env")); err != nil || tok != "from-env" {
+		t.Errorf("LOAXA_TOKEN: %q, %v", tok, err)
+	}
+	if tok, err := liveToken("from-flag", env("from-env")); err != nil || tok != "from-flag" {
+		t.Errorf("--token and LOAXA_TOKEN: %q, %v; want the flag's", tok, err)
 	}
 }
