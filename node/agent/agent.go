@@ -754,6 +754,7 @@ func (a *Agent) step() time.Time {
 		Lead:       a.lead,
 		AlertLead:  a.cfg.AlertPrepare,
 		NoSound:    a.noSound != nil,
+		LiveFrames: a.liveFrames,
 	}
 	a.pruneAlerts(now)
 	a.pruneLives()

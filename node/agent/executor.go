@@ -62,6 +62,11 @@ type Situation struct {
 	// deadline (a district's long typhoon warning on air when a commune's
 	// dyke warning comes), may still start until heldAlertGrace after it.
 	EmergencyUntil time.Time
+	// LiveFrames reports whether a live call's jitter buffer holds frames
+	// to play (nil: none does). A live call whose frames stopped (it was
+	// suspended with ReasonStream: the node's link dropped) starts again
+	// only once they come again.
+	LiveFrames func(call string) bool
 }
 
 // heldAlertGrace is how long after the emergency that held it back a real
@@ -72,6 +77,11 @@ const heldAlertGrace = 30 * time.Second
 // deadline is o's deadline (Occurrence.Deadline), put back for a real
 // alert the node received before it that an emergency on air held back.
 func (s Situation) deadline(o *protocol.Occurrence, grace time.Duration) time.Time {
+	if s.rejoins(o) {
+		// A live call whose frames stopped may begin again as long as the
+		// call may last: the frames that come prove it goes on.
+		return o.Start.Add(time.Duration(o.DurationMS) * time.Millisecond)
+	}
 	d := o.Deadline(grace)
 	if o.Priority != protocol.PriorityEmergency || o.Drill || !s.EmergencyUntil.After(d) {
 		return d
@@ -80,6 +90,13 @@ func (s Situation) deadline(o *protocol.Occurrence, grace time.Duration) time.Ti
 		return d
 	}
 	return s.EmergencyUntil.Add(heldAlertGrace)
+}
+
+// rejoins reports whether o is a live call suspended because its frames
+// stopped coming (ReasonStream): it waits for them to begin again.
+func (s Situation) rejoins(o *protocol.Occurrence) bool {
+	p, ok := s.Progress[o.ID]
+	return o.Live != "" && ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonStream
 }
 
 // rank orders occurrences for preemption: by level and, at one level, a
@@ -164,6 +181,12 @@ func (d Decision) Empty() bool {
 //   - A play whose content stopped coming (or came wrong) is suspended like
 //     one preempted, and plays again from the beginning once its content
 //     is cached, if that is before its deadline.
+//   - A live call whose frames stopped coming (its play failed on the
+//     frame timeout) is suspended, not over: it begins again once frames
+//     of it come (Situation.LiveFrames), until the call's longest length
+//     (Occurrence.DurationMS) from its start. Something that outranks it
+//     on air or starting ends it as preempted (a live call does not
+//     resume after a preemption): it never begins after that.
 //   - An occurrence that was on air when the agent stopped resumes the same
 //     way after a restart; one that cannot is failed as interrupted.
 //   - A suspended or playing occurrence that the desired state no longer
@@ -377,6 +400,31 @@ func decide(s Situation) (d Decision) {
 			}
 		}
 	}()
+	defer func() {
+		// A live call waiting for its frames to come again is over once
+		// something that outranks it is on air: the nodes that played it
+		// were cut off, and do not resume it either.
+		top := onAir
+		if d.Stop != "" {
+			top = -1
+		}
+		if d.Start != nil {
+			top = rank(d.Start)
+		}
+		for _, o := range occs {
+			o := desired[o.ID]
+			if phase[o.ID] != PhaseSuspended || !s.rejoins(o) || rank(o) >= top {
+				continue
+			}
+			mark := markOf(*o, PhaseSuspended)
+			mark.ReceivedAt = s.Progress[o.ID].ReceivedAt
+			d.Close = append(d.Close, Outcome{Progress: mark, Type: protocol.EventPreempted, Reason: protocol.ReasonPreempted})
+			phase[o.ID] = PhaseDone
+			if i := slices.Index(ready, o); i >= 0 {
+				ready = slices.Delete(ready, i, i+1)
+			}
+		}
+	}()
 	if len(ready) == 0 {
 		return d
 	}
@@ -449,6 +497,9 @@ func (s *Situation) startable(o *protocol.Occurrence) bool {
 	}
 	if p, ok := s.Progress[o.ID]; ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonContentMissing {
 		return s.Cached != nil && s.Cached(o.Content)
+	}
+	if s.rejoins(o) {
+		return s.LiveFrames != nil && s.LiveFrames(o.Live)
 	}
 	return s.HasContent(o.Content) || ChimeFirst(o, s.Cached, s.ChimeKnown)
 }

@@ -310,6 +310,60 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestDecideLiveCallOutOfFrames: a live call whose frames stopped on the
+// node (suspended with reason stream) begins again once frames of it are
+// held, until the call's longest length; something that outranks it, on
+// the air or starting, ends it preempted, so it never begins after that.
+// Before, the frame timeout failed the call and the node ignored the
+// frames that came again: the pole was silent for the rest of the call.
+func TestDecideLiveCallOutOfFrames(t *testing.T) {
+	l := drop(at(occ("l", 0), protocol.PriorityHigh))
+	l.Live, l.Content, l.Expires, l.DurationMS = "l", "", t0.Add(liveStartWindow), protocol.MaxLiveDuration.Milliseconds()
+	stalled := cut(mark(l, PhaseSuspended), protocol.ReasonStream)
+	e := at(occ("e", time.Minute), protocol.PriorityEmergency)
+	b, n := at(occ("b", 0), protocol.PriorityHigh), occ("n", 0)
+	for _, tc := range []struct {
+		name     string
+		now      time.Duration
+		occs     []protocol.Occurrence
+		progress []Progress
+		playing  string
+		frames   bool
+		want     string
+	}{
+		{name: "without frames it waits for them until the call's longest length",
+			now: time.Minute, want: "wake 2h0m0.001s"},
+		{name: "with frames it begins again",
+			now: time.Minute, frames: true, want: "start l"},
+		{name: "past the call's longest length without frames it fails",
+			now: protocol.MaxLiveDuration + time.Second, want: "failed l stream"},
+		{name: "an emergency that starts ends it preempted",
+			now: time.Minute, occs: []protocol.Occurrence{e}, progress: []Progress{mark(e, PhaseReceived)}, frames: true,
+			want: "preempted l preempted; start e"},
+		{name: "an emergency on the air ends it preempted",
+			now: 2 * time.Minute, occs: []protocol.Occurrence{e}, progress: []Progress{mark(e, PhaseStarted)}, playing: "e", frames: true,
+			want: "preempted l preempted"},
+		{name: "behind a play of its level it waits its turn",
+			now: time.Minute, occs: []protocol.Occurrence{b}, progress: []Progress{mark(b, PhaseStarted)}, playing: "b", frames: true,
+			want: "wake 2h0m0.001s"},
+		{name: "with frames it preempts a lower level",
+			now: time.Minute, occs: []protocol.Occurrence{n}, progress: []Progress{mark(n, PhaseStarted)}, playing: "n", frames: true,
+			want: "stop preempted; start l"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := map[string]Progress{"l": stalled}
+			for _, m := range tc.progress {
+				p[m.Occurrence] = m
+			}
+			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: append([]protocol.Occurrence{l}, tc.occs...), Progress: p, Playing: tc.playing,
+				HasContent: func(string) bool { return true }, LiveFrames: func(string) bool { return tc.frames }})
+			if got := summary(d); got != tc.want {
+				t.Errorf("Decide = %q\n          want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestDecidePrepare: looking ahead by the amplifier's warm-up, the
 // executor names what will start next and when, so the agent can have it
 // ready; it names nothing that would not start then.

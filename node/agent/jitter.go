@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +43,9 @@ import (
 //     rest of the call;
 //   - the stream ends (io.EOF) when the end message came and the buffer is
 //     drained, and fails (relay.ErrFailed) when no frame came for
-//     LiveFrameTimeout.
+//     LiveFrameTimeout; the call is not over for that: the frames that
+//     come next play again from the newest (Rejoin), once the buffer
+//     holds its depth.
 
 // JitterDepth is the audio the buffer holds before it starts: 200 ms,
 // 4 of the controller's 60 ms narrowband frames (5 wideband ones).
@@ -94,6 +98,7 @@ type jitter struct {
 	underruns int
 	late      int  // frames that came after their place was played
 	cut       bool // ended by a cut: the buffered frames were dropped
+	timedOut  bool // the stream failed: no frame came for the timeout
 	arrived   chan struct{}
 	closed    chan struct{}
 	once      sync.Once
@@ -169,6 +174,33 @@ func (j *jitter) Push(seq uint64, frame []byte) error {
 	}
 	signal(j.arrived)
 	return nil
+}
+
+// Rejoin readies a buffer whose stream failed (no frame came for the
+// timeout) to play the call again, and reports whether it had failed. It
+// plays from the newest frames it holds, at most its depth of them, once
+// it holds its depth, as at the call's start: the call's current audio,
+// not what was said before or during the outage. The frames it skips
+// count as lost.
+func (j *jitter) Rejoin() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.timedOut {
+		return false
+	}
+	j.timedOut, j.started = false, false
+	j.underruns, j.low, j.window = 0, 0, 0
+	if len(j.frames) == 0 {
+		return true
+	}
+	held := slices.Sorted(maps.Keys(j.frames)) // all at or after next
+	for _, seq := range held[:max(len(held)-j.depth, 0)] {
+		delete(j.frames, seq)
+	}
+	from := held[max(len(held)-j.depth, 0)]
+	j.lost += int(from - j.next)
+	j.next = from
+	return true
 }
 
 // End marks the end of the call: what is buffered still plays.
@@ -272,6 +304,7 @@ func (j *jitter) fill() error {
 	case j.ended:
 		return io.EOF
 	case j.clock.Now().Sub(j.last) >= j.timeout:
+		j.timedOut = true
 		return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)
 	default:
 		j.underruns++ // a frame of silence while the buffer is empty
@@ -320,6 +353,7 @@ func (j *jitter) waitStart() error {
 			return nil
 		}
 		wait := j.timeout - j.clock.Now().Sub(j.last)
+		j.timedOut = wait <= 0
 		j.mu.Unlock()
 		if wait <= 0 {
 			return fmt.Errorf("%w: no live frame for %s", relay.ErrFailed, j.timeout)

@@ -102,6 +102,50 @@ func TestJitterTimesOut(t *testing.T) {
 	}
 }
 
+// TestJitterRejoinsFromItsNewestFrames: a buffer that timed out (the
+// node's link dropped) plays the call again when its frames come back:
+// from the newest it holds, at its depth, as the call's neighbours play
+// it now, not from what was said seconds ago; what it skipped is lost.
+func TestJitterRejoinsFromItsNewestFrames(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	j := newJitter(clk, 2*time.Second)
+	depth := framesFor(JitterDepth, frameDuration)
+	for seq := range uint64(depth) {
+		if err := j.Push(seq, liveFrame(t, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range depth {
+		if _, err := readFrame(t, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j.Rejoin() {
+		t.Fatal("Rejoin of a buffer that plays on says it had failed")
+	}
+	clk.Advance(2 * time.Second)
+	if _, err := readFrame(t, j); !errors.Is(err, relay.ErrFailed) {
+		t.Fatalf("after the timeout: %v, want relay.ErrFailed", err)
+	}
+	for seq := uint64(40); seq < 50; seq++ {
+		if err := j.Push(seq, liveFrame(t, int16(500*(seq-39)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !j.Rejoin() {
+		t.Fatal("Rejoin of a buffer that timed out says it had not")
+	}
+	for seq := 50 - depth; seq < 50; seq++ {
+		got, err := readFrame(t, j)
+		if w := 500 * (seq - 39); err != nil || int(got) < w-64 || int(got) > w+64 {
+			t.Fatalf("frame %d read %d, %v; want about %d", seq, got, err, w)
+		}
+	}
+	if lost, _ := j.Stats(); lost != 50-depth-depth {
+		t.Errorf("lost = %d, want the %d frames skipped", lost, 50-depth-depth)
+	}
+}
+
 func TestJitterBoundsItsDepth(t *testing.T) {
 	j := newJitter(clock.Real{}, time.Second)
 	for seq := range uint64(framesFor(MaxJitterDepth, frameDuration) + 10) {

@@ -13,7 +13,10 @@ import (
 // frames, an end. The start makes an occurrence of the call's priority
 // held like an emergency alert (alert.go), so it preempts lower levels and
 // what it cut off resumes after it, by the executor's usual rules. Its
-// stream is the call's jitter buffer.
+// stream is the call's jitter buffer. A call whose frames stop coming for
+// LiveFrameTimeout (the node's link dropped) goes off the air, suspended,
+// and begins again with the frames that come next (Decide): a pole whose
+// 4G dropped for a few seconds hears the rest of the call.
 
 // liveStartWindow is how long after its start message a live call may
 // still begin (waiting for a higher level to end); a call that could not
@@ -86,24 +89,28 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 			j.End()
 			a.log.Info("agent: live call ended by the speaker", "call", l.Call, "drill", j.drill)
 		}
-		a.closeLiveNotBegun(l.Call, j)
+		a.closeLiveOffAir(l.Call, j)
 	}
 	return nil
 }
 
-// closeLiveNotBegun closes live call id, just ended, if its play has not
-// begun (it waits behind a higher level) and it has nothing to play: it
-// was cut, or the speaker ended it before any frame came. Its delivery
-// ends missed, with reason cut or too-late. Held, it began once the
+// closeLiveOffAir closes live call id, just ended, if it is not on the
+// air and has nothing to play: it was cut, or the speaker ended it with
+// no frame held. One whose play has not begun (it waits behind a higher
+// level) ends missed, with reason cut or too-late: held, it began once the
 // higher level was over, and played what came after its end (late or
-// queued frames): a call over for seconds. One whose frames came before
-// the speaker's end still plays them, as a short call does.
-func (a *Agent) closeLiveNotBegun(id string, j *jitter) {
+// queued frames), a call over for seconds. One off the air because its
+// frames stopped ends failed with reason stream: it would wait for frames
+// that will not come. One whose frames came before the speaker's end
+// still plays them, as a short call does.
+func (a *Agent) closeLiveOffAir(id string, j *jitter) {
 	if a.play != nil && a.play.occ.ID == id {
 		return
 	}
-	if p, ok := a.progress[id]; ok && p.Phase != PhaseReceived {
-		return // begun, or over
+	p, ok := a.progress[id]
+	stalled := ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonStream
+	if ok && p.Phase != PhaseReceived && !stalled {
+		return // on the air, or over
 	}
 	c := j.Counts()
 	if !c.cut && c.buffered > 0 {
@@ -111,6 +118,11 @@ func (a *Agent) closeLiveNotBegun(id string, j *jitter) {
 	}
 	i := slices.IndexFunc(a.alerts, func(al protocol.Alert) bool { return al.Occurrence.ID == id })
 	if i < 0 {
+		return
+	}
+	if stalled {
+		a.endAlert(i, protocol.ReasonStream, protocol.EventFailed)
+		a.log.Warn("agent: live call ended while its frames had stopped here", "call", id, "drill", j.drill, "cut", c.cut)
 		return
 	}
 	reason := protocol.ReasonTooLate
@@ -121,11 +133,21 @@ func (a *Agent) closeLiveNotBegun(id string, j *jitter) {
 	a.log.Warn("agent: live call over before it began here; it will not play", "call", id, "drill", j.drill, "reason", reason)
 }
 
+// liveFrames reports whether live call id's buffer holds frames to play
+// (Situation.LiveFrames).
+func (a *Agent) liveFrames(id string) bool {
+	j := a.lives[id]
+	return j != nil && j.Counts().buffered > 0
+}
+
 // openLive makes the stream of a live occurrence: its jitter buffer.
 func (a *Agent) openLive(p *play) error {
 	j := a.lives[p.occ.Live]
 	if j == nil {
 		return fmt.Errorf("live call %s is not held", p.occ.Live)
+	}
+	if j.Rejoin() {
+		a.log.Info("agent: live call's frames come again; it plays again from them", "call", p.occ.Live, "drill", j.drill)
 	}
 	p.length = protocol.MaxLiveDuration
 	// At the call's volume if it gives one (a quiet drill), else the

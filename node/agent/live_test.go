@@ -213,7 +213,8 @@ func TestLiveCallPreemptedBeforeItsFramesNeverResumes(t *testing.T) {
 // the real clock, not the agent's, so its 2 s frame timeout ran in real
 // time: on a fake clock a call that had no frame failed after 2 real
 // seconds while the agent's time stood still, and moving the agent's
-// clock on did not end it. The timeout must run on the agent's clock.
+// clock on did not end it. The timeout must run on the agent's clock (it
+// suspends the call until its frames come: TestLiveCallRejoinsAfterItsFramesStop).
 func TestLiveFrameTimeoutOnTheAgentsClock(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
 	ctl := fakeClockController(t, fc)
@@ -226,11 +227,128 @@ func TestLiveFrameTimeoutOnTheAgentsClock(t *testing.T) {
 	// The agent's clock stands still: however long this takes in real
 	// time, no frame timeout can pass.
 	for time.Since(sent) < agent.LiveFrameTimeout+500*time.Millisecond {
-		if slices.Contains(nodetest.Summary(ctl.Events("n1")), "failed live-t1 "+protocol.ReasonStream) {
-			t.Fatalf("the call failed on its frame timeout after %v of real time while the agent's clock stood still", time.Since(sent).Round(100*time.Millisecond))
+		if slices.Contains(nodetest.Summary(ctl.Events("n1")), "suspended live-t1 "+protocol.ReasonStream) {
+			t.Fatalf("the call stopped on its frame timeout after %v of real time while the agent's clock stood still", time.Since(sent).Round(100*time.Millisecond))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	fc.Advance(agent.LiveFrameTimeout)
-	waitEvents(t, ctl, "n1", []string{"received live-t1", "started live-t1", "failed live-t1 " + protocol.ReasonStream})
+	waitEvents(t, ctl, "n1", []string{"received live-t1", "started live-t1", "suspended live-t1 " + protocol.ReasonStream})
+}
+
+// sendNarrowFrames sends frames from to to-1 of call, narrowband as the
+// controller sends them, then a message the agent refuses and waits for
+// its refusal: the frames before it were taken in.
+func sendNarrowFrames(t *testing.T, ctl *nodetest.Controller, n *node, area, call string, from, to int) {
+	t.Helper()
+	var enc nodeaudio.NarrowFrameEncoder
+	pcm := make([]int16, nodeaudio.NarrowFrameWide)
+	for i := range pcm {
+		pcm[i] = int16(i%64*64 - 2048)
+	}
+	for seq := from; seq < to; seq++ {
+		f, err := enc.Encode(pcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendLive(t, ctl, area, protocol.Live{Call: call, Kind: protocol.LiveAudio, Seq: uint64(seq), Audio: f})
+	}
+	before := n.a.Status().Rejected
+	sendLive(t, ctl, area, protocol.Live{Call: call, Kind: "marker"})
+	nodetest.Eventually(t, 10*time.Second, "marker not refused", func() bool { return n.a.Status().Rejected > before })
+}
+
+// TestLiveCallRejoinsAfterItsFramesStop: an officer speaks live during a
+// typhoon and one pole's 4G drops for a few seconds. The node's jitter
+// buffer timed out after 2 s without frames, failed the play and released
+// the amplifier; when the call's frames came again the node ignored them,
+// and that pole stayed silent for the rest of the officer's call. A call
+// whose frames stopped must be suspended (its amplifier released), and
+// begin again, amplifier on, with the frames that come, playing them to
+// the call's end.
+func TestLiveCallRejoinsAfterItsFramesStop(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-r1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Phòng chống bão"})
+	waitEvents(t, ctl, "n1", []string{"received live-r1", "started live-r1"})
+	sendNarrowFrames(t, ctl, n, "x1", "live-r1", 0, 10)
+
+	// The link drops: no frame for longer than the frame timeout.
+	runUntil(t, fc, 10*time.Second, "the call off the air with its amplifier released", func() bool {
+		return n.a.Status().Playing == nil && !n.board.Snapshot().Amplifier
+	})
+
+	// The link is back and the officer still speaks.
+	sendNarrowFrames(t, ctl, n, "x1", "live-r1", 60, 70)
+	runUntil(t, fc, 5*time.Second, "the call on the air again", func() bool {
+		p := n.a.Status().Playing
+		return p != nil && p.Occurrence == "live-r1"
+	})
+	if !n.board.Snapshot().Amplifier {
+		t.Error("the call plays again with its amplifier off")
+	}
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-r1", Kind: protocol.LiveEnd})
+	runUntil(t, fc, 5*time.Second, "the call played to its end", func() bool { return n.a.Status().Playing == nil })
+	events := waitEvents(t, ctl, "n1", []string{"received live-r1", "started live-r1", "suspended live-r1 " + protocol.ReasonStream,
+		"started live-r1", "completed live-r1"})
+	if done := events[4]; done.FramesPlayed != 20 {
+		t.Errorf("the call completed with %d frames played (%d lost), want the 20 sent before and after the outage", done.FramesPlayed, done.FramesLost)
+	}
+}
+
+// TestLiveCallOutOfFramesEndsForGood: a call whose frames stopped on a
+// node waits there for them to come again, but not once the call is over
+// for it: the speaker's end or a cut that comes meanwhile ends it (failed,
+// stream: the node lost the call's end), and something that outranks it
+// (an emergency call here) ends it preempted, as it ends a call on the air.
+// Frames that come after must never begin it again.
+func TestLiveCallOutOfFramesEndsForGood(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(t *testing.T, ctl *nodetest.Controller)
+		want string
+	}{
+		{"speaker stopped", func(t *testing.T, ctl *nodetest.Controller) {
+			sendLive(t, ctl, "x1", protocol.Live{Call: "live-s1", Kind: protocol.LiveEnd})
+		}, "failed live-s1 " + protocol.ReasonStream},
+		{"cut", func(t *testing.T, ctl *nodetest.Controller) {
+			sendLive(t, ctl, "x1", protocol.Live{Call: "live-s1", Kind: protocol.LiveEnd, Reason: protocol.LiveCut})
+		}, "failed live-s1 " + protocol.ReasonStream},
+		{"preempted", func(t *testing.T, ctl *nodetest.Controller) {
+			sendLive(t, ctl, "x1", protocol.Live{Call: "live-e1", Kind: protocol.LiveStart, Priority: protocol.PriorityEmergency, Title: "Vỡ đê"})
+		}, "preempted live-s1 " + protocol.ReasonPreempted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+			ctl := fakeClockController(t, fc)
+			n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+			waitConnected(t, n)
+
+			sendLive(t, ctl, "x1", protocol.Live{Call: "live-s1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
+			waitEvents(t, ctl, "n1", []string{"received live-s1", "started live-s1"})
+			sendNarrowFrames(t, ctl, n, "x1", "live-s1", 0, 10)
+			runUntil(t, fc, 10*time.Second, "the call's frames stopped", func() bool {
+				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "suspended live-s1 "+protocol.ReasonStream)
+			})
+			tc.end(t, ctl)
+			nodetest.Eventually(t, 10*time.Second, "the call not ended", func() bool {
+				return slices.Contains(nodetest.Summary(ctl.Events("n1")), tc.want)
+			})
+			sendNarrowFrames(t, ctl, n, "x1", "live-s1", 60, 70)
+			played := fc.Now().Add(5 * time.Second)
+			runUntil(t, fc, 10*time.Second, "time for the frames to play", func() bool { return fc.Now().After(played) })
+			var call []string
+			for _, e := range ctl.Events("n1") {
+				if e.Occurrence == "live-s1" {
+					call = append(call, nodetest.Summary([]protocol.Event{e})...)
+				}
+			}
+			if want := []string{"received live-s1", "started live-s1", "suspended live-s1 " + protocol.ReasonStream, tc.want}; !slices.Equal(call, want) {
+				t.Errorf("events of the call: %q; want %q and no more", call, want)
+			}
+		})
+	}
 }

@@ -914,6 +914,12 @@ func (a *Agent) finishPlay(r playResult) {
 			lost = r.audioErr
 		case errors.Is(r.audioErr, context.Canceled):
 			e.Reason = protocol.ReasonInterrupted
+		case errors.Is(r.audioErr, relay.ErrFailed) && p.occ.Live != "":
+			// A live call's frames stopped coming (the node's link
+			// dropped): off the air, amplifier released, until they come
+			// again (Decide).
+			e.Type, e.Reason = protocol.EventSuspended, protocol.ReasonStream
+			mark.Phase, mark.CutBy = PhaseSuspended, protocol.ReasonStream
 		case errors.Is(r.audioErr, relay.ErrFailed):
 			e.Reason = protocol.ReasonStream
 		case errors.As(r.audioErr, &damaged):
@@ -938,6 +944,8 @@ func (a *Agent) finishPlay(r playResult) {
 			}
 		}
 		switch {
+		case e.Reason == protocol.ReasonStream && e.Type == protocol.EventSuspended:
+			a.log.Warn("agent: live call's frames stopped; it plays again when they come", "occurrence", p.occ.ID, "drill", p.occ.Drill, "err", r.audioErr)
 		case e.Reason == protocol.ReasonContentMissing && e.Type == protocol.EventSuspended:
 			a.log.Error("agent: play stopped: its content stopped arriving, or was not what its id names; it plays again from the beginning once the content is cached", "occurrence", p.occ.ID, "err", r.audioErr)
 		case e.Reason == protocol.ReasonContentMissing:
