@@ -45,6 +45,14 @@ const maxLiveMessage = 2 * nodeaudio.SampleRate
 // a second of the 40 ms frames; the narrowband frames are 60 ms.)
 const maxDroppedFrames = (nodeaudio.SampleRate + nodeaudio.NarrowFrameWide - 1) / nodeaudio.NarrowFrameWide
 
+// liveOnAirWait is how long a call waits for the other areas' starts once
+// one area took its start, before it goes on air without them: a broker
+// that answers takes them all within it, so the first status names only
+// the areas slow or failing. (The call waited for every area's start: one
+// slow commune held the officer's "on air" and every other commune's
+// audio until its publish timed out, 10 s.)
+const liveOnAirWait = 200 * time.Millisecond
+
 // liveSendInflight bounds the starts or ends of a call published at once.
 // Each waits for the broker's PUBACK (QoS 1); sent area after area, a slow
 // area held back every other area's start, and its end. 64 at once, as
@@ -75,10 +83,11 @@ type liveStatus struct {
 	Detail   string   `json:"detail,omitempty"`
 	CutBy    string   `json:"cut_by,omitempty"`
 	// FailingAreas, in an "on_air" status, are the areas the call does
-	// not reach now (their start or a second of frames in a row not
-	// published; Detail says why): the call goes on for the others. Each
-	// "on_air" status after the first gives the whole list; without it,
-	// every area is reached again.
+	// not reach now (their start not taken by the broker yet, or not
+	// published, or a second of frames in a row not published; Detail
+	// says why): the call goes on for the others. Each "on_air" status
+	// after the first gives the whole list; without it, every area is
+	// reached.
 	FailingAreas []string `json:"failing_areas,omitempty"`
 }
 
@@ -204,9 +213,8 @@ type wsMessage struct {
 // end; it returns the ended record.
 func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.LiveCall, cut <-chan struct{}) *loaxa.LiveCall {
 	var result loaxa.LiveCallEnd
-	// send publishes a start or an end to every area, up to
-	// liveSendInflight at once, and returns the areas it did not reach, in
-	// the call's order.
+	// send publishes the end to every area, up to liveSendInflight at
+	// once, and returns the areas it did not reach, in the call's order.
 	send := func(ctx context.Context, l protocol.Live) ([]string, error) {
 		l.Call, l.Drill = rec.ID, rec.Drill // every message says whether it is a drill
 		errs := make([]error, len(rec.Areas))
@@ -276,32 +284,59 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 		c.Close(code, text)
 		return ended
 	}
-	noStart, err := send(ctx, protocol.Live{Kind: protocol.LiveStart, Priority: rec.Priority, Title: rec.Title, Volume: rec.Volume})
-	if len(noStart) == len(rec.Areas) {
-		return finish(loaxa.LiveEndBroker, "start not sent: "+err.Error())
+	// Each area gets the start, then the frames, on its own (livefeed.go):
+	// the call is on air once one area took its start.
+	feeds = newLiveFeeds(ctx, rec.Areas, protocol.Live{Call: rec.ID, Drill: rec.Drill, Kind: protocol.LiveStart,
+		Priority: rec.Priority, Title: rec.Title, Volume: rec.Volume}, s.Live.SendLive)
+	select {
+	case <-feeds.taken:
+	case <-feeds.gone:
+		return finish(loaxa.LiveEndBroker, feeds.GoneErr().Error())
+	case <-cut:
+		return finish(loaxa.LiveEndCut, "")
+	case <-s.closing:
+		return finish(loaxa.LiveEndShutdown, "")
 	}
+	// The others' starts, from a broker that answers, come at once: the
+	// first status names only the areas slow or failing.
+	wait := time.NewTimer(liveOnAirWait)
+	select {
+	case <-feeds.answered:
+	case <-wait.C:
+	}
+	wait.Stop()
 	onAir := liveStatus{State: "on_air", Call: rec.ID, Areas: rec.Areas, Priority: string(rec.Priority), Drill: rec.Drill, Volume: rec.Volume}
-	if err != nil {
-		// The call goes on for the areas that took its start.
-		s.logger().Error("live call: start not sent to some areas; their nodes do not play it", "call", rec.ID, "drill", rec.Drill, "areas", noStart, "err", err)
-		onAir.FailingAreas, onAir.Detail = noStart, "start not sent: "+err.Error()
-	}
-	status(ctx, c, onAir)
-	feeds = newLiveFeeds(ctx, rec.Areas, s.Live.SendLive)
-	// failing tells the speaker which areas the call does not reach now.
-	failing := func() {
+	// tell tells the speaker the call is on air, and which areas it does
+	// not reach now (their start not taken yet or not published, or their
+	// frames not published): it goes on for the others. It says nothing
+	// the speaker was told already (an area's start taken before the
+	// first status), and reports whether it said anything.
+	var told *liveStatus
+	tell := func() bool {
+		st := onAir
 		areas, why := feeds.Failing()
 		if why != nil {
-			s.logger().Error("live call: frames not published to some areas; the call goes on for the others", "call", rec.ID, "drill", rec.Drill, "areas", areas, "err", why)
-		} else {
-			s.logger().Info("live call: frames published to every area again", "call", rec.ID, "drill", rec.Drill)
+			st.FailingAreas, st.Detail = slices.Sorted(slices.Values(areas)), why.Error()
 		}
-		st := onAir
-		st.FailingAreas = slices.Compact(slices.Sorted(slices.Values(slices.Concat(noStart, areas))))
-		if why != nil {
-			st.Detail = strings.TrimPrefix(st.Detail+"; "+why.Error(), "; ")
+		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail {
+			return false
 		}
+		told = &st
 		status(ctx, c, st)
+		return true
+	}
+	tell()
+	if len(told.FailingAreas) > 0 {
+		s.logger().Error("live call on air, not reaching some areas (yet); the call goes on for the others", "call", rec.ID, "drill", rec.Drill, "areas", told.FailingAreas, "detail", told.Detail)
+	}
+	failing := func() {
+		switch {
+		case !tell():
+		case len(told.FailingAreas) > 0:
+			s.logger().Error("live call: not reaching some areas; the call goes on for the others", "call", rec.ID, "drill", rec.Drill, "areas", told.FailingAreas, "detail", told.Detail)
+		default:
+			s.logger().Info("live call: reaching every area", "call", rec.ID, "drill", rec.Drill)
+		}
 	}
 
 	// The client is read in its own goroutine so that a cut or a shutdown

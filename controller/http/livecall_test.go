@@ -833,9 +833,8 @@ func (h *holdControl) has(area, kind string) bool {
 // to its areas one after another, each waiting for the broker to take it,
 // so a commune whose publish was slow kept the others' nodes from
 // starting (and ending) the call. Each area's start and end must go out
-// while another area's waits; the call still goes on air only once every
-// start has been answered (an area whose start failed is named from the
-// first status).
+// while another area's waits (the call on air meanwhile:
+// TestLiveSlowAreaStartDoesNotHoldTheCallOffAir).
 func TestLiveSlowAreaDoesNotHoldOthersStartOrEnd(t *testing.T) {
 	startHeld, endHeld := make(chan struct{}), make(chan struct{})
 	hc := &holdControl{hold: map[string]chan struct{}{"12346 start": startHeld, "12346 end": endHeld}}
@@ -863,11 +862,7 @@ func TestLiveSlowAreaDoesNotHoldOthersStartOrEnd(t *testing.T) {
 	}
 	waitFor("no start published to 12347 while 12346's waits", func() bool { return hc.has("12347", protocol.LiveStart) })
 	release(0, startHeld)
-	var onAir liveclient.Status
-	readStatus(t, ws, &onAir)
-	if onAir.State != "on_air" || len(onAir.FailingAreas) != 0 {
-		t.Fatalf("first status %+v, want on air to both areas", onAir)
-	}
+	onAir := readUntil(t, ws, func(st liveclient.Status) bool { return st.State == "on_air" && len(st.FailingAreas) == 0 })
 	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -879,6 +874,71 @@ func TestLiveSlowAreaDoesNotHoldOthersStartOrEnd(t *testing.T) {
 	for _, area := range []string{"12346", "12347"} {
 		if got := hc.of(onAir.Call, area); !slices.Equal(got, []string{"start", "end"}) {
 			t.Errorf("published to %s: %q, want start and end", area, got)
+		}
+	}
+}
+
+// TestLiveSlowAreaStartDoesNotHoldTheCallOffAir: the call went on air (the
+// officer's "on air", and its frames) only once every area's start was
+// answered, so one commune whose broker path was slow held the officer's
+// "you are on air" and every other commune's audio until its publish timed
+// out. The call must go on air once an area has taken its start, the
+// first status naming the area not started yet, its frames go to the
+// areas that started, and the slow area get its start, then its frames,
+// when its broker answers (and a status saying every area is reached).
+func TestLiveSlowAreaStartDoesNotHoldTheCallOffAir(t *testing.T) {
+	startHeld := make(chan struct{})
+	hc := &holdControl{hold: map[string]chan struct{}{"12346 start": startHeld}}
+	e := newEnv(t, func(s *lhttp.Server) { s.Live = hc })
+	e.tree()
+	speaker := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	released := false
+	defer func() {
+		if !released {
+			close(startHeld)
+		}
+	}()
+
+	ws, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(e.ts.URL, "http")+"/api/v1/live?areas=12346,12347",
+		&websocket.DialOptions{HTTPClient: e.ts.Client(), HTTPHeader: http.Header{"Authorization": {"Bearer " + speaker}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("no status while area 12346's start waits: one area holds the call off the air (%v)", err)
+	}
+	var onAir liveclient.Status
+	if err := json.Unmarshal(b, &onAir); err != nil {
+		t.Fatal(err)
+	}
+	if onAir.State != "on_air" || !slices.Equal(onAir.FailingAreas, []string{"12346"}) || !strings.Contains(onAir.Detail, "12346: start not yet taken") {
+		t.Fatalf("first status %+v, want on air with 12346 named as not started yet", onAir)
+	}
+	if err := ws.Write(t.Context(), websocket.MessageBinary, voice); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(hc.of(onAir.Call, "12347")) < 6; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("published to 12347 while 12346's start waits: %q, want start and 5 frames", hc.of(onAir.Call, "12347"))
+		}
+	}
+	close(startHeld)
+	released = true
+	readUntil(t, ws, func(st liveclient.Status) bool { return st.State == "on_air" && len(st.FailingAreas) == 0 })
+	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"end"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if st := readUntil(t, ws, func(st liveclient.Status) bool { return st.State == "ended" }); st.Reason != loaxa.LiveEndSpeakerStopped || st.Frames != 5 {
+		t.Errorf("end %+v, want speaker stopped after 5 frames", st)
+	}
+	whole := slices.Concat([]string{"start"}, slices.Repeat([]string{"audio"}, 5), []string{"end"})
+	for _, area := range []string{"12346", "12347"} {
+		if got := hc.of(onAir.Call, area); !slices.Equal(got, whole) {
+			t.Errorf("published to %s: %q, want its start, then 5 frames, then its end", area, got)
 		}
 	}
 }

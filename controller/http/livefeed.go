@@ -11,42 +11,57 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// liveFeeds publish a call's audio frames to each of its areas on its
-// own: one queue and one goroutine per area, so that an area whose
+// liveFeeds publish a call's start and audio frames to each of its areas
+// on its own: one queue and one goroutine per area, so that an area whose
 // publish fails or is slow loses its own frames and nobody else's. (The
 // frames went out area after area: a slow area held the others' frames
-// back, and a second of one area's failures ended the call for all.)
+// back, and a second of one area's failures ended the call for all.) Each
+// area's goroutine publishes the call's start first and its frames after
+// it, so an area whose start is slow holds back only its own frames: the
+// call is on air (taken) once one area took its start. (It went on air
+// once every area's start was answered: one slow commune held every
+// other's audio and the officer's "on air" until its publish timed out.)
 //
 // An area that has not taken maxDroppedFrames frames in a row is failing:
 // the speaker is told (changed) and the call goes on for the others. Once
-// every area is failing, the broker is gone: gone is closed and the call
-// ends.
+// every area is failing, or every start failed, the broker is gone: gone
+// is closed and the call ends.
 type liveFeeds struct {
 	publish func(ctx context.Context, area string, l protocol.Live) error
+	start   protocol.Live
 	cancel  context.CancelFunc
 	stop    chan struct{} // closed: the queued frames are dropped
+	slots   chan struct{} // bounds the starts waiting for the broker at once
 	wg      sync.WaitGroup
 
-	// changed is signalled when an area begins or stops failing; gone is
-	// closed when every area is failing.
-	changed chan struct{}
-	gone    chan struct{}
+	// changed is signalled when an area begins or stops failing, or its
+	// start is answered; gone is closed when every area is failing or
+	// every start failed; taken is closed when the first area took its
+	// start, answered when every start was answered.
+	changed  chan struct{}
+	gone     chan struct{}
+	taken    chan struct{}
+	answered chan struct{}
 
-	mu      sync.Mutex
-	feeds   []*areaFeed
-	over    bool  // gone is closed: nothing more is counted
-	goneErr error // the last area's error when gone was closed
+	mu       sync.Mutex
+	feeds    []*areaFeed
+	starting int   // starts not answered yet
+	over     bool  // gone is closed: nothing more is counted
+	goneErr  error // the last area's error when gone was closed
 }
 
-// areaFeed is the frames of one area. Its counts are guarded by
+// areaFeed is the start and frames of one area. Its state is guarded by
 // liveFeeds.mu.
 type areaFeed struct {
 	area  string
 	queue chan protocol.Live
 
-	sent, dropped uint64
-	inRow         int   // frames in a row not published
-	err           error // why the last frame was not published
+	starting bool  // its start is not answered yet
+	startErr error // why its start was not published
+	sent     uint64
+	dropped  uint64
+	inRow    int   // frames in a row not published
+	err      error // why the last frame was not published
 }
 
 // liveFeedQueue is how many frames an area's queue holds: two seconds,
@@ -63,24 +78,36 @@ const liveDrainWait = 2 * time.Second
 // errFeedBehind is a frame dropped because its area's queue was full.
 var errFeedBehind = errors.New("publishing to the area is two seconds behind")
 
-// newLiveFeeds starts a feed for each of areas, publishing with publish.
-func newLiveFeeds(ctx context.Context, areas []string, publish func(ctx context.Context, area string, l protocol.Live) error) *liveFeeds {
+// newLiveFeeds starts a feed for each of areas, publishing start, then
+// the frames, with publish.
+func newLiveFeeds(ctx context.Context, areas []string, start protocol.Live, publish func(ctx context.Context, area string, l protocol.Live) error) *liveFeeds {
 	ctx, cancel := context.WithCancel(ctx)
-	fs := &liveFeeds{publish: publish, cancel: cancel, stop: make(chan struct{}),
-		changed: make(chan struct{}, 1), gone: make(chan struct{})}
+	fs := &liveFeeds{publish: publish, start: start, cancel: cancel, stop: make(chan struct{}), slots: make(chan struct{}, liveSendInflight),
+		changed: make(chan struct{}, 1), gone: make(chan struct{}), taken: make(chan struct{}), answered: make(chan struct{}),
+		starting: len(areas)}
 	for _, a := range areas {
-		f := &areaFeed{area: a, queue: make(chan protocol.Live, liveFeedQueue)}
+		f := &areaFeed{area: a, queue: make(chan protocol.Live, liveFeedQueue), starting: true}
 		fs.feeds = append(fs.feeds, f)
+	}
+	for _, f := range fs.feeds {
 		fs.wg.Add(1)
 		go fs.run(ctx, f)
 	}
 	return fs
 }
 
-// run publishes f's frames in order until its queue is closed or the
-// feeds are stopped.
+// run publishes the start to f's area, then its frames in order until its
+// queue is closed or the feeds are stopped.
 func (fs *liveFeeds) run(ctx context.Context, f *areaFeed) {
 	defer fs.wg.Done()
+	select {
+	case fs.slots <- struct{}{}:
+		err := fs.publish(ctx, f.area, fs.start)
+		<-fs.slots
+		fs.started(f, err)
+	case <-fs.stop:
+		return
+	}
 	for {
 		select {
 		case <-fs.stop:
@@ -100,6 +127,45 @@ func (fs *liveFeeds) run(ctx context.Context, f *areaFeed) {
 			return
 		}
 	}
+}
+
+// started records the answer to f's start: taken (err nil) or not.
+func (fs *liveFeeds) started(f *areaFeed, err error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f.starting, f.startErr = false, err
+	if fs.starting--; fs.starting == 0 {
+		close(fs.answered)
+	}
+	if fs.over {
+		return
+	}
+	if err == nil {
+		select {
+		case <-fs.taken:
+		default:
+			close(fs.taken)
+		}
+	} else if !slices.ContainsFunc(fs.feeds, func(f *areaFeed) bool { return f.starting || f.startErr == nil }) {
+		fs.over, fs.goneErr = true, fmt.Errorf("start not sent to any area: %w", fs.startErrs())
+		close(fs.gone)
+		return
+	}
+	select {
+	case fs.changed <- struct{}{}:
+	default:
+	}
+}
+
+// startErrs joins why each start not published failed; fs.mu is held.
+func (fs *liveFeeds) startErrs() error {
+	var errs []error
+	for _, f := range fs.feeds {
+		if f.startErr != nil {
+			errs = append(errs, fmt.Errorf("area %s: %w", f.area, f.startErr))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (fs *liveFeeds) isOver() bool {
@@ -150,16 +216,27 @@ func (fs *liveFeeds) count(f *areaFeed, err error) {
 	}
 }
 
-// Failing returns the areas failing now, and why each last failed.
+// Failing returns the areas the call does not reach now, and why: their
+// start not answered yet or not published, or maxDroppedFrames frames in
+// a row not published.
 func (fs *liveFeeds) Failing() (areas []string, why error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var errs []error
 	for _, f := range fs.feeds {
-		if f.inRow >= maxDroppedFrames {
-			areas = append(areas, f.area)
-			errs = append(errs, fmt.Errorf("area %s: %d frames in a row not published: %w", f.area, f.inRow, f.err))
+		var err error
+		switch {
+		case f.starting:
+			err = fmt.Errorf("area %s: start not yet taken by the broker", f.area)
+		case f.startErr != nil:
+			err = fmt.Errorf("area %s: start not sent: %w", f.area, f.startErr)
+		case f.inRow >= maxDroppedFrames:
+			err = fmt.Errorf("area %s: %d frames in a row not published: %w", f.area, f.inRow, f.err)
+		default:
+			continue
 		}
+		areas = append(areas, f.area)
+		errs = append(errs, err)
 	}
 	return areas, errors.Join(errs...)
 }
