@@ -181,6 +181,7 @@ func (c *checker) announcements() {
 
 func (c *checker) deliveries() {
 	want := make(map[string]string)
+	open := make(map[string]string)
 	each(c, bucketDeliveries, func(k []byte, d *loaxa.Delivery) {
 		key := deliveryKey(d.Announcement, d.Occurrence, d.Node)
 		if !bytes.Equal(k, key) {
@@ -192,9 +193,15 @@ func (c *checker) deliveries() {
 		if !occurrenceOf(d.Announcement, d.Occurrence) {
 			c.fail("delivery %s: occurrence not of announcement %s", d.Occurrence, d.Announcement)
 		}
-		want[string(nodeDeliveryKey(d.Announcement, d.Occurrence, d.Node))] = string(key)
+		nkey := string(nodeDeliveryKey(d.Announcement, d.Occurrence, d.Node))
+		want[nkey] = string(key)
+		if openDelivery(d) {
+			end := d.Start.Add(time.Duration(d.PlannedMS) * time.Millisecond)
+			open[nkey] = string(u64(uint64(end.UnixMilli())))
+		}
 	})
 	c.sameKeys("node_deliveries", want, bucketNodeDeliveries)
+	c.sameKeys("open_deliveries", open, bucketOpenDeliveries)
 }
 
 func (c *checker) events() {

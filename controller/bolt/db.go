@@ -15,6 +15,8 @@
 //	announcements    announcement id → Announcement
 //	deliveries       announcement \x00 occurrence \x00 node → Delivery
 //	node_deliveries  node \x00 announcement \x00 occurrence → primary key
+//	open_deliveries  the same keys, of the pending and received deliveries
+//	                 only → planned end, ms(8) (what DropDeliveries reads)
 //	events           ms(8) node \x00 epoch \x00 seq(8) → Event (time order)
 //	node_events      node \x00 ms(8) epoch \x00 seq(8) → events key
 //	event_seqs       node \x00 epoch → last stored seq (8 bytes)
@@ -68,6 +70,7 @@ var (
 	bucketAnnouncements  = []byte("announcements")
 	bucketDeliveries     = []byte("deliveries")
 	bucketNodeDeliveries = []byte("node_deliveries")
+	bucketOpenDeliveries = []byte("open_deliveries")
 	bucketEvents         = []byte("events")
 	bucketNodeEvents     = []byte("node_events")
 	bucketEventSeqs      = []byte("event_seqs")
@@ -93,7 +96,7 @@ var (
 	allBuckets = [][]byte{
 		bucketAreas, bucketAreaParents, bucketNodes, bucketNodeAreas,
 		bucketContents, bucketAnnouncements, bucketDeliveries,
-		bucketNodeDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
+		bucketNodeDeliveries, bucketOpenDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketDesiredHeads, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
@@ -111,12 +114,13 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 3
+const schemaVersion = 4
 
 // migrations[v] brings a store of schema v to v+1.
 var migrations = map[uint64]func(tx *bbolt.Tx) error{
 	1: markDrillDeliveries,
 	2: indexCapReferences,
+	3: indexOpenDeliveries,
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

@@ -227,6 +227,60 @@ func TestFindDeliveriesOfAnnouncementSeesChanges(t *testing.T) {
 	}
 }
 
+// TestDropDeliveries: a schedule change drops a node's pending and received
+// deliveries that are no longer planned and could still play, a due one
+// waiting its turn included; what is kept, started, final, over, an
+// emergency's or another node's stays. A delivery that moved on (an event)
+// after it was stored is judged by its state now.
+func TestDropDeliveries(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	s, events := bolt.NewDeliveryService(db), bolt.NewEventService(db)
+	ctx := context.Background()
+	now := clk.Now()
+	at := func(ann string, d time.Duration, node string, state loaxa.DeliveryState) *loaxa.Delivery {
+		start := now.Add(d)
+		return &loaxa.Delivery{Announcement: ann, Occurrence: loaxa.OccurrenceID(ann, start), Node: node,
+			Start: start, State: state, PlannedMS: 5 * 60_000}
+	}
+	var (
+		future   = at("a000001", time.Hour, "n1", loaxa.DeliveryPending)
+		received = at("a000001", 2*time.Hour, "n1", loaxa.DeliveryReceived)
+		kept     = at("a000002", time.Hour, "n1", loaxa.DeliveryPending)
+		due      = at("a000003", -8*time.Minute, "n1", loaxa.DeliveryPending) // its 5 min and 10 min of grace not over
+		over     = at("a000003", -24*time.Hour, "n1", loaxa.DeliveryPending)
+		started  = at("a000004", -time.Minute, "n1", loaxa.DeliveryStarted)
+		final    = at("a000004", time.Hour, "n1", loaxa.DeliveryFailed)
+		alert    = at("e000001", time.Minute, "n1", loaxa.DeliveryPending)
+		other    = at("a000001", time.Hour, "n2", loaxa.DeliveryPending)
+		playing  = at("a000005", -time.Minute, "n1", loaxa.DeliveryPending) // started since it was stored
+	)
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{future, received, kept, due, over, started, final, alert, other, playing}))
+	if _, _, err := events.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "ep", Events: []protocol.Event{
+		{Seq: 1, Type: protocol.EventStarted, At: now, Occurrence: playing.Occurrence},
+	}}, now); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.DropDeliveries(ctx, "n1", map[string]bool{kept.Occurrence: true}, now, 10*time.Minute))
+	got, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{})
+	must(t, err)
+	var want []string
+	for _, d := range []*loaxa.Delivery{over, started, playing, alert, kept, final, other} {
+		want = append(want, d.Occurrence+"/"+d.Node)
+	}
+	slices.Sort(want)
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, d.Occurrence+"/"+d.Node)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, want) {
+		t.Errorf("deliveries after the drop\n%q\nwant\n%q", ids, want)
+	}
+}
+
 // BenchmarkFindDeliveriesOfAnnouncement reads the 10,000 deliveries of one
 // emergency, as its report does each time it is built (per op: all of
 // them), with one in a hundred changed between reads.
@@ -250,5 +304,70 @@ func BenchmarkFindDeliveriesOfAnnouncement(b *testing.B) {
 		if got, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: "e000001"}); err != nil || len(got) != nodes {
 			b.Fatal(err, len(got))
 		}
+	}
+}
+
+// BenchmarkDropDeliveriesWithHistory is one schedule change of a commune
+// a year on (per op): the scheduler drops the cancelled occurrences of each
+// of its 100 nodes, each of which holds 3,000 past deliveries (ten daily
+// bulletins for 300 days) and a week of pending ones, three of them
+// cancelled.
+func BenchmarkDropDeliveriesWithHistory(b *testing.B) {
+	const (
+		nodes         = 100
+		announcements = 10
+		pastDays      = 300
+		futureDays    = 7
+		cancelled     = 3
+	)
+	db, ids := seededDB(b, nodes)
+	s := bolt.NewDeliveryService(db)
+	ctx := context.Background()
+	now := t0.Add(pastDays * 24 * time.Hour)
+	var future []*loaxa.Delivery // of one node
+	keep := make(map[string]bool)
+	for i, id := range ids {
+		var ds []*loaxa.Delivery
+		for a := range announcements {
+			ann := fmt.Sprintf("a%06d", a)
+			for day := range pastDays + futureDays {
+				start := t0.Add(time.Duration(day)*24*time.Hour + time.Duration(a)*5*time.Minute)
+				d := &loaxa.Delivery{Announcement: ann, Occurrence: loaxa.OccurrenceID(ann, start), Node: id,
+					Start: start, State: loaxa.DeliveryCompleted, PlannedMS: 180_000}
+				if day >= pastDays {
+					d.State = loaxa.DeliveryPending
+					if i == 0 {
+						future = append(future, d)
+						keep[d.Occurrence] = a != 0 || day >= pastDays+cancelled
+					}
+				}
+				ds = append(ds, d)
+			}
+		}
+		must(b, s.EnsureDeliveries(ctx, ds))
+	}
+	var dropped []*loaxa.Delivery
+	for _, id := range ids {
+		for _, d := range future {
+			if !keep[d.Occurrence] {
+				c := *d
+				c.Node = id
+				dropped = append(dropped, &c)
+			}
+		}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		must(b, s.EnsureDeliveries(ctx, dropped))
+		b.StartTimer()
+		for _, id := range ids {
+			must(b, s.DropDeliveries(ctx, id, keep, now, time.Minute))
+		}
+	}
+	b.StopTimer()
+	left, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: ids[0], From: now})
+	must(b, err)
+	if want := announcements*futureDays - cancelled; len(left) != want {
+		b.Fatalf("%d future deliveries left on %s, want %d", len(left), ids[0], want)
 	}
 }

@@ -163,6 +163,20 @@ func AsSchema2(db *DB) error {
 	})
 }
 
+// AsSchema3 makes db look like a store of schema 3: deliveries without
+// the index of the open ones.
+func AsSchema3(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketOpenDeliveries); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketOpenDeliveries); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(3))
+	})
+}
+
 // DropDesiredHead deletes node's desired-state head, as in a store written
 // before heads were kept.
 func DropDesiredHead(db *DB, node string) error {

@@ -95,3 +95,33 @@ func TestOpenIndexesCapReferences(t *testing.T) {
 		t.Errorf("alerts referencing p: %v, want none", got)
 	}
 }
+
+// TestOpenIndexesOpenDeliveries: a store of schema 3 had no index of the
+// open deliveries, which DropDeliveries reads instead of a node's whole
+// history. Open builds it: a pending delivery stored before is dropped
+// when its occurrence is no longer planned, and a completed one, or one
+// already over, stays.
+func TestOpenIndexesOpenDeliveries(t *testing.T) {
+	ctx := context.Background()
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "31", "")
+	mustNode(t, db, "n1", "31")
+	ds := bolt.NewDeliveryService(db)
+	at := func(d time.Duration) *loaxa.Delivery {
+		start := t0.Add(d)
+		return &loaxa.Delivery{Announcement: "a000001", Occurrence: loaxa.OccurrenceID("a000001", start), Node: "n1", Start: start, PlannedMS: 60_000}
+	}
+	past, played, cancelled := at(-24*time.Hour), at(-time.Hour), at(time.Hour)
+	played.State = loaxa.DeliveryCompleted
+	must(t, ds.EnsureDeliveries(ctx, []*loaxa.Delivery{past, played, cancelled}))
+	must(t, bolt.AsSchema3(db))
+	must(t, db.Close())
+	must(t, db.Open())
+	must(t, ds.DropDeliveries(ctx, "n1", map[string]bool{}, clk.Now(), 10*time.Minute))
+	got, err := ds.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
+	must(t, err)
+	want := []string{past.Occurrence + "/n1 pending", played.Occurrence + "/n1 completed"}
+	if ids := deliveryIDs(got); !slices.Equal(ids, want) {
+		t.Errorf("deliveries after the drop %q, want %q (the cancelled %s dropped)", ids, want, cancelled.Occurrence)
+	}
+}
