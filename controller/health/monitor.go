@@ -171,6 +171,7 @@ type Monitor struct {
 	open      map[alarmKey]*loaxa.Alarm
 	subs      map[chan *loaxa.Alarm]struct{}
 	lastSweep time.Time
+	failures  storeFailures // failed alarm writes, for their log
 	wg        sync.WaitGroup
 	ctx       context.Context // Run's, for background sends
 
@@ -394,16 +395,21 @@ func (m *Monitor) beat(r *record) time.Duration {
 // SweepNow checks every node's silence against its heartbeat: stale,
 // offline, and the offline alarm; and starts the daily self-test when it
 // is due. Run calls it every Sweep; tests call it after moving a fake
-// clock.
+// clock. What it changed is logged in one line, after it let the lock go:
+// a typhoon makes thousands of nodes silent in one sweep, and a line for
+// each, written under the lock, held up the ingest.
 func (m *Monitor) SweepNow(ctx context.Context) {
 	now := m.Clock.Now()
 	m.mu.Lock()
 	prev := m.lastSweep
 	m.lastSweep = now
 	var offline []*loaxa.Alarm
+	var note sweepNote
 	for id, r := range m.nodes {
+		was := r.state
 		if r.revoked {
 			m.retire(ctx, id, r, now)
+			note.silent(id, r, was)
 			continue
 		}
 		silent := now.Sub(r.lastContact)
@@ -418,6 +424,7 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 		}
 		if want != r.state {
 			m.setSilent(ctx, id, r, want, now)
+			note.silent(id, r, was)
 		}
 		if r.state == loaxa.NodeOffline && now.Sub(r.lastContact) >= m.Config.OfflineAlarmAfter {
 			if _, open := m.open[alarmKey{id, loaxa.AlarmOffline}]; !open {
@@ -428,14 +435,73 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 	// In one write: a province-wide outage makes thousands of nodes'
 	// alarms due in one sweep, and a commit each (an fsync) held the lock,
 	// and so the ingest of every state and event, for 15 s at 5,000.
-	m.openAlarms(ctx, offline...)
+	if m.storeAlarms(ctx, offline) {
+		note.alarms(offline)
+	}
 	daily := m.dailyDue(prev, now)
 	m.mu.Unlock()
+	note.log(m.Logger)
 	if daily {
 		if _, err := m.StartSelfTest(ctx, protocol.TestSilent, "", nil, RequestedBySchedule); err != nil {
 			m.Logger.Error("health: daily self-test not started", "err", err)
 		}
 	}
+}
+
+// sweepNote is what one sweep changed, for its log line.
+type sweepNote struct {
+	stale, offline, offlineAlarms int
+	nodes                         map[string]bool
+	areas                         map[string]bool
+}
+
+// sweepNoteMax is how many node ids and areas the sweep's line names.
+const sweepNoteMax = 10
+
+// silent notes node id if the sweep changed its state from was.
+func (n *sweepNote) silent(id string, r *record, was string) {
+	switch {
+	case r.state == was:
+		return
+	case r.state == loaxa.NodeStale:
+		n.stale++
+	case r.state == loaxa.NodeOffline:
+		n.offline++
+	}
+	n.node(id, r.area)
+}
+
+// alarms notes the offline alarms the sweep opened.
+func (n *sweepNote) alarms(as []*loaxa.Alarm) {
+	n.offlineAlarms += len(as)
+	for _, a := range as {
+		n.node(a.Node, a.Area)
+	}
+}
+
+func (n *sweepNote) node(id, area string) {
+	if n.nodes == nil {
+		n.nodes, n.areas = map[string]bool{}, map[string]bool{}
+	}
+	n.nodes[id], n.areas[area] = true, true
+}
+
+// log writes the line, if the sweep changed anything: how many nodes went
+// stale or offline and how many offline alarms opened, the first few
+// nodes, and the areas. A warning if an alarm opened.
+func (n *sweepNote) log(l *slog.Logger) {
+	if len(n.nodes) == 0 {
+		return
+	}
+	nodes, areas := slices.Sorted(maps.Keys(n.nodes)), slices.Sorted(maps.Keys(n.areas))
+	level := slog.LevelInfo
+	if n.offlineAlarms > 0 {
+		level = slog.LevelWarn
+	}
+	l.Log(context.Background(), level, "health: sweep found nodes silent",
+		"stale", n.stale, "offline", n.offline, "offline_alarms", n.offlineAlarms,
+		"node_count", len(nodes), "nodes", nodes[:min(len(nodes), sweepNoteMax)],
+		"area_count", len(areas), "areas", areas[:min(len(areas), sweepNoteMax)])
 }
 
 // setSilent records that node id went stale or offline for silence, if no
@@ -456,8 +522,7 @@ func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state str
 		m.Logger.Error("health: node state not stored", "node", id, "state", state, "err", err)
 		return
 	}
-	if applied {
-		m.Logger.Info("health: node silent", "node", id, "state", state, "last_contact", r.lastContact)
+	if applied { // logged by the sweep, in one line for all
 		r.state = state
 		if state == loaxa.NodeOffline {
 			r.offline()
@@ -866,35 +931,83 @@ func (m *Monitor) newAlarm(node string, r *record, kind string, facts loaxa.Alar
 		Detail: loaxa.AlarmDetail(kind, facts), Facts: facts, Start: at}
 }
 
-// openAlarms stores new alarms in one write and announces them; none is
-// open if they could not be stored, and the next sweep (offline) or state
-// (a fault the node still has) that finds its alarm missing tries again.
-// Called with m.mu held.
+// openAlarms stores new alarms in one write, announces them and logs
+// each; none is open if they could not be stored, and the next sweep
+// (offline) or state (a fault the node still has) that finds its alarm
+// missing tries again. Called with m.mu held.
 func (m *Monitor) openAlarms(ctx context.Context, as ...*loaxa.Alarm) {
-	if len(as) == 0 {
-		return
-	}
-	if err := m.Alarms.CreateAlarms(ctx, as); err != nil {
-		m.Logger.Error("health: alarms not stored", "count", len(as), "node", as[0].Node, "kind", as[0].Kind, "err", err)
+	if !m.storeAlarms(ctx, as) {
 		return
 	}
 	for _, a := range as {
 		m.Logger.Warn("health: alarm", "id", a.ID, "node", a.Node, "kind", a.Kind, "detail", a.Detail)
+	}
+}
+
+// storeAlarms is openAlarms without a line for each alarm (the sweep logs
+// one for all), and reports whether they were stored. Called with m.mu
+// held.
+func (m *Monitor) storeAlarms(ctx context.Context, as []*loaxa.Alarm) bool {
+	if len(as) == 0 {
+		return false
+	}
+	if err := m.Alarms.CreateAlarms(ctx, as); err != nil {
+		m.storeFailed("health: alarms not stored", "count", len(as), "node", as[0].Node, "kind", as[0].Kind, "err", err)
+		return false
+	}
+	m.storeWorks()
+	for _, a := range as {
 		m.open[alarmKey{a.Node, a.Kind}] = a
 		m.publish(a)
 	}
+	return true
 }
 
 // endAlarm ends an open alarm. Called with m.mu held.
 func (m *Monitor) endAlarm(ctx context.Context, a *loaxa.Alarm, at time.Time) {
 	ended, err := m.Alarms.EndAlarm(ctx, a.ID, at)
 	if err != nil {
-		m.Logger.Error("health: alarm end not stored", "id", a.ID, "err", err)
+		m.storeFailed("health: alarm end not stored", "id", a.ID, "node", a.Node, "kind", a.Kind, "err", err)
 		return
 	}
+	m.storeWorks()
 	m.Logger.Info("health: alarm ended", "id", a.ID, "node", a.Node, "kind", a.Kind)
 	delete(m.open, alarmKey{a.Node, a.Kind})
 	m.publish(ended)
+}
+
+// storeFailures counts the failed alarm writes since the last one logged.
+// While the store fails (a full disk), every state of every faulty node
+// and every sweep tries its alarms again: a line for each failure was
+// thousands a minute in a typhoon.
+type storeFailures struct {
+	logged   time.Time // when a failure was last logged; zero: none since the store last worked
+	unlogged int       // failures since, not logged
+}
+
+// storeFailureLogEvery is how often a failing alarm store is logged.
+const storeFailureLogEvery = time.Minute
+
+// storeFailed logs a failed alarm write, at most once every
+// storeFailureLogEvery, with how many failed since the last line and were
+// not logged. Called with m.mu held.
+func (m *Monitor) storeFailed(msg string, args ...any) {
+	now, f := m.Clock.Now(), &m.failures
+	if !f.logged.IsZero() && now.Sub(f.logged) < storeFailureLogEvery {
+		f.unlogged++
+		return
+	}
+	m.Logger.Error(msg, append(args, "unlogged_failures", f.unlogged)...)
+	f.logged, f.unlogged = now, 0
+}
+
+// storeWorks notes an alarm write that worked; the first after failures
+// says so, with the failures not logged yet. Called with m.mu held.
+func (m *Monitor) storeWorks() {
+	if f := &m.failures; !f.logged.IsZero() {
+		m.Logger.Info("health: the alarm store takes writes again", "unlogged_failures", f.unlogged)
+		*f = storeFailures{}
+	}
 }
 
 // publish hands a copy of a to every subscriber. One that has no room left

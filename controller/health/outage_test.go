@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,8 +78,9 @@ func massOutage(tb testing.TB, dir string) (*health.Monitor, *bolt.AlarmService,
 }
 
 // BenchmarkSweepOfAMassOutage measures the sweep that finds 5,000 nodes
-// offline at once and opens their offline alarms (sweep_s, all of it
-// under the monitor's lock), and how long a state of a node still online,
+// offline at once and opens their offline alarms, logging to a file as the
+// controller logs to stderr (sweep_s, nearly all of it under the monitor's
+// lock), and how long a state of a node still online,
 // arriving as the sweep begins, waits for that lock
 // (state_wait_s): the ingest waits as long for every state and event.
 // One sweep an iteration; run with -benchtime=1x.
@@ -84,7 +89,15 @@ func BenchmarkSweepOfAMassOutage(b *testing.B) {
 	var sweepTotal, waitTotal time.Duration
 	for range b.N {
 		b.StopTimer()
-		m, alarms, sig, clk := massOutage(b, b.TempDir())
+		dir := b.TempDir()
+		m, alarms, sig, clk := massOutage(b, dir)
+		// Logged as the controller logs (text, one write a line), to a
+		// file rather than stderr.
+		logs, err := os.Create(filepath.Join(dir, "controller.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		var wait time.Duration
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -102,6 +115,7 @@ func BenchmarkSweepOfAMassOutage(b *testing.B) {
 		sweep := time.Since(start)
 		b.StopTimer()
 		wg.Wait()
+		logs.Close()
 		open, err := alarms.FindOpenAlarms(ctx)
 		if err != nil {
 			b.Fatal(err)
@@ -220,5 +234,167 @@ func TestSweepStoresItsAlarmsInOneWrite(t *testing.T) {
 	}
 	if c.writes != 1 {
 		t.Errorf("the sweep's 2 alarms took %d writes, want 1", c.writes)
+	}
+}
+
+// logLine is one line a logLines handler kept.
+type logLine struct {
+	level  slog.Level
+	msg    string
+	attrs  map[string]slog.Value
+	locked bool // the monitor's lock was held as it was logged
+}
+
+// logLines is a slog handler that keeps every line, and whether the
+// monitor's lock was held as it was logged.
+type logLines struct {
+	m     *health.Monitor
+	mu    sync.Mutex
+	lines []logLine
+}
+
+func (h *logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logLines) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logLines) WithGroup(string) slog.Handler            { return h }
+
+func (h *logLines) Handle(_ context.Context, r slog.Record) error {
+	l := logLine{level: r.Level, msg: r.Message, attrs: map[string]slog.Value{}, locked: h.m.LockHeld()}
+	r.Attrs(func(a slog.Attr) bool {
+		l.attrs[a.Key] = a.Value.Resolve()
+		return true
+	})
+	h.mu.Lock()
+	h.lines = append(h.lines, l)
+	h.mu.Unlock()
+	return nil
+}
+
+// int returns the line's integer attribute key, 0 if it has none.
+func (l logLine) int(key string) int {
+	if v, ok := l.attrs[key]; ok && v.Kind() == slog.KindInt64 {
+		return int(v.Int64())
+	}
+	return 0
+}
+
+// take returns the lines kept since the last take.
+func (h *logLines) take() []logLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.lines
+	h.lines = nil
+	return out
+}
+
+// captureLogs has m log into the returned handler.
+func captureLogs(m *health.Monitor) *logLines {
+	h := &logLines{m: m}
+	m.Logger = slog.New(h)
+	return h
+}
+
+// TestMassOutageSweepLogsOneLine: a typhoon cut off 400 clusters of two
+// communes at once, and the sweep that found them logged two lines for
+// each (silent, then its offline alarm), written while it held the
+// monitor's lock, which every state and event the ingest hands on waits
+// for. The sweep logs one line that sums it up (how many, a few of the
+// nodes, the areas), once it has let the lock go.
+func TestMassOutageSweepLogsOneLine(t *testing.T) {
+	ctx := context.Background()
+	db, clk := communeStore(t, t.TempDir())
+	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12347", Name: "Xã Tiên Cường"}); err != nil {
+		t.Fatal(err)
+	}
+	nodes, alarms := bolt.NewNodeService(db), bolt.NewAlarmService(db)
+	var all []*loaxa.Node
+	for i := range 400 {
+		id := fmt.Sprintf("x%04d", i)
+		all = append(all, &loaxa.Node{ID: id, Name: id, Area: []string{"12346", "12347"}[i%2], Credentials: loaxa.CredentialsActive})
+	}
+	if err := nodes.CreateNodes(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range all {
+		if err := nodes.UpdateNodeStatus(ctx, n.ID, func(s *loaxa.NodeStatus) {
+			s.State, s.LastSeen, s.HeartbeatMS = loaxa.NodeOnline, t0, 60000
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := health.NewMonitor()
+	m.Config.DailyTest = ""
+	m.Clock, m.Nodes, m.Alarms, m.Tests, m.Messenger = clk, nodes, alarms, alarms, &fakeMessenger{cmds: map[string][]protocol.Command{}}
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	logs := captureLogs(m)
+	clk.Set(t0.Add(11 * time.Minute))
+	m.SweepNow(ctx)
+	if st := m.Status(); st.Nodes[loaxa.NodeOffline] != 400 || st.OpenAlarms != 400 {
+		t.Fatalf("after the sweep: %+v, want 400 offline, 400 alarms open", st)
+	}
+	lines := logs.take()
+	if len(lines) != 1 {
+		t.Fatalf("the sweep logged %d lines, want 1; the first: %+v", len(lines), lines[0])
+	}
+	l := lines[0]
+	if l.locked {
+		t.Error("the sweep's line was logged while it held the monitor's lock")
+	}
+	if l.level != slog.LevelWarn || l.int("offline") != 400 || l.int("offline_alarms") != 400 {
+		t.Errorf("line %s %q %v, want a warning of 400 offline and 400 offline alarms", l.level, l.msg, l.attrs)
+	}
+	if got := fmt.Sprint(l.attrs["areas"]); got != "[12346 12347]" {
+		t.Errorf("areas %s, want [12346 12347]", got)
+	}
+	if got, want := fmt.Sprint(l.attrs["nodes"]), "[x0000 x0001 x0002 x0003 x0004 x0005 x0006 x0007 x0008 x0009]"; got != want {
+		t.Errorf("nodes %s, want the first ten: %s", got, want)
+	}
+}
+
+// TestFailingAlarmStoreLogsOnceAMinute: with the alarm store failing (a
+// full disk), every state of a cluster with a fault tried its alarm again
+// and logged the failure: a line per faulty node and state, thousands a
+// minute in a typhoon. The failure is logged at most once a minute, with
+// how many were not; once a write works again, one line says so, with the
+// rest of the count, so every failure is accounted for.
+func TestFailingAlarmStoreLogsOnceAMinute(t *testing.T) {
+	w := newWorld(t)
+	logs := captureLogs(w.m)
+	w.m.Alarms = failingAlarms{w.alarms}
+	board := healthy()
+	board.DoorOpen = ptr(true)
+	failures := 0
+	for range 30 { // 5 minutes, a state of each node every 10 s
+		for _, id := range []string{"n1", "n2"} {
+			w.state(id, online(board))
+			failures++
+		}
+		w.clock.Advance(10 * time.Second)
+	}
+	w.m.Alarms = w.alarms
+	w.state("n1", online(board))
+	w.state("n2", online(board))
+	if len(w.open("n1")) != 1 || len(w.open("n2")) != 1 {
+		t.Fatalf("open alarms n1 %v, n2 %v once the store takes writes; want door-open each", w.open("n1"), w.open("n2"))
+	}
+	var errorLines, counted int
+	recovered := false
+	for _, l := range logs.take() {
+		switch {
+		case l.level == slog.LevelError:
+			errorLines++
+			counted += 1 + l.int("unlogged_failures")
+		case strings.Contains(l.msg, "takes writes again"):
+			recovered = true
+			counted += l.int("unlogged_failures")
+		}
+	}
+	if errorLines > 6 {
+		t.Errorf("%d failed alarm writes in 5 minutes logged %d error lines, want one a minute at most", failures, errorLines)
+	}
+	if !recovered || counted != failures {
+		t.Errorf("the lines account for %d failed writes (recovery logged: %v), want all %d", counted, recovered, failures)
 	}
 }
