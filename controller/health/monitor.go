@@ -169,7 +169,7 @@ type Monitor struct {
 	mu        sync.Mutex
 	nodes     map[string]*record
 	open      map[alarmKey]*loaxa.Alarm
-	subs      map[chan *loaxa.Alarm]struct{}
+	subs      map[chan *loaxa.Alarm]func(area string) bool // each subscriber's areas; nil: all
 	lastSweep time.Time
 	failures  storeFailures // failed alarm writes, for their log
 	wg        sync.WaitGroup
@@ -269,7 +269,7 @@ func (m *Monitor) Open(ctx context.Context) error {
 	defer m.mu.Unlock()
 	m.nodes = make(map[string]*record, len(nodes))
 	m.open = make(map[alarmKey]*loaxa.Alarm, len(alarms))
-	m.subs = map[chan *loaxa.Alarm]struct{}{}
+	m.subs = map[chan *loaxa.Alarm]func(string) bool{}
 	for _, n := range nodes {
 		m.nodes[n.ID] = newRecord(n)
 	}
@@ -1010,13 +1010,19 @@ func (m *Monitor) storeWorks() {
 	}
 }
 
-// publish hands a copy of a to every subscriber. One that has no room left
-// fell behind (a sweep that opened thousands of alarms at once) and loses
-// the change: its channel is closed, after the changes it holds, so that it
-// knows to read the alarms again rather than show part of them; nothing
-// waits for it. Called with m.mu held.
+// publish hands a copy of a to every subscriber of its area. One that has
+// no room left fell behind (a sweep that opened thousands of alarms at
+// once) and loses the change: its channel is closed, after the changes it
+// holds, so that it knows to read the alarms again rather than show part
+// of them; nothing waits for it. A change outside a subscriber's areas
+// takes no room: an outage in another district neither fills a commune
+// console's stream nor makes it read every alarm again. Called with m.mu
+// held.
 func (m *Monitor) publish(a *loaxa.Alarm) {
-	for ch := range m.subs {
+	for ch, in := range m.subs {
+		if in != nil && !in(a.Area) {
+			continue
+		}
 		cp := *a
 		select {
 		case ch <- &cp:
@@ -1028,13 +1034,13 @@ func (m *Monitor) publish(a *loaxa.Alarm) {
 	}
 }
 
-// SubscribeAlarms returns alarm changes until cancel is called, or until
-// the channel is closed because the reader fell behind and lost changes
-// (loaxa.HealthService).
-func (m *Monitor) SubscribeAlarms() (<-chan *loaxa.Alarm, func()) {
+// SubscribeAlarms returns the alarm changes whose area in accepts (all if
+// in is nil) until cancel is called, or until the channel is closed
+// because the reader fell behind and lost changes (loaxa.HealthService).
+func (m *Monitor) SubscribeAlarms(in func(area string) bool) (<-chan *loaxa.Alarm, func()) {
 	ch := make(chan *loaxa.Alarm, 256)
 	m.mu.Lock()
-	m.subs[ch] = struct{}{}
+	m.subs[ch] = in
 	m.mu.Unlock()
 	var once sync.Once
 	return ch, func() {

@@ -44,6 +44,7 @@ type world struct {
 	t      *testing.T
 	clock  *clock.Fake
 	nodes  *bolt.NodeService
+	areas  *bolt.AreaService
 	alarms *bolt.AlarmService
 	m      *health.Monitor
 	msgs   *fakeMessenger
@@ -60,10 +61,11 @@ func newWorld(t *testing.T, configure ...func(*health.Config)) *world {
 	}
 	t.Cleanup(func() { db.Close() })
 	ctx := context.Background()
-	if err := bolt.NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
+	areas := bolt.NewAreaService(db)
+	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng"}); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, clock: clk, nodes: bolt.NewNodeService(db), alarms: bolt.NewAlarmService(db), msgs: &fakeMessenger{cmds: map[string][]protocol.Command{}}}
+	w := &world{t: t, clock: clk, nodes: bolt.NewNodeService(db), areas: areas, alarms: bolt.NewAlarmService(db), msgs: &fakeMessenger{cmds: map[string][]protocol.Command{}}}
 	for _, id := range []string{"n1", "n2"} {
 		if err := w.nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "12346", Credentials: loaxa.CredentialsActive}); err != nil {
 			t.Fatal(err)
@@ -286,7 +288,7 @@ func TestFaultsRaiseAndClearAlarms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			w := newWorld(t)
-			changes, cancel := w.m.SubscribeAlarms()
+			changes, cancel := w.m.SubscribeAlarms(nil)
 			defer cancel()
 			good := online(healthy())
 			good.DiskFreeBytes = ptr(int64(1 << 30))
@@ -478,6 +480,50 @@ func TestStateAlarmsNotWrittenAreWrittenAtTheNextState(t *testing.T) {
 	}
 }
 
+// TestSubscriberSeesOnlyItsAreas: a commune console's subscription took
+// every area's changes, so an outage in another district filled it and
+// closed it (read every alarm again) although none of its own changed. A
+// subscriber of some areas gets their changes only; the others take no
+// room in its channel.
+func TestSubscriberSeesOnlyItsAreas(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if err := w.areas.CreateArea(ctx, &loaxa.Area{ID: "12347", Name: "Xã Tiên Minh"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.nodes.CreateNode(ctx, &loaxa.Node{ID: "n3", Name: "n3", Area: "12347", Credentials: loaxa.CredentialsActive}); err != nil {
+		t.Fatal(err)
+	}
+	changes, cancel := w.m.SubscribeAlarms(func(area string) bool { return area == "12346" })
+	defer cancel()
+	st := online(healthy())
+	st.Board.DoorOpen = ptr(true)
+	w.state("n3", st)
+	door := w.open("n3")[loaxa.AlarmDoorOpen]
+	if door == nil {
+		t.Fatal("no door-open alarm on n3")
+	}
+	for range 300 {
+		if _, err := w.m.AckAlarm(ctx, door.ID, "ky-thuat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.state("n1", st)
+	select {
+	case a, ok := <-changes:
+		if !ok || a.Node != "n1" || a.Kind != loaxa.AlarmDoorOpen {
+			t.Errorf("first change %+v (open %v), want n1's door-open alarm", a, ok)
+		}
+	default:
+		t.Fatal("n1's door-open alarm did not reach the subscriber of 12346")
+	}
+	select {
+	case a, ok := <-changes:
+		t.Errorf("a second change %+v (open %v), want none", a, ok)
+	default:
+	}
+}
+
 // TestSubscriberThatFellBehindIsTold: a typhoon cut off thousands of
 // clusters and one sweep opened their alarms at once; the console's stream
 // holds 256 changes and lost the rest without a word, so it showed part of
@@ -488,7 +534,7 @@ func TestStateAlarmsNotWrittenAreWrittenAtTheNextState(t *testing.T) {
 func TestSubscriberThatFellBehindIsTold(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	slow, cancelSlow := w.m.SubscribeAlarms()
+	slow, cancelSlow := w.m.SubscribeAlarms(nil)
 	defer cancelSlow()
 	st := online(healthy())
 	st.Board.DoorOpen = ptr(true)
@@ -497,7 +543,7 @@ func TestSubscriberThatFellBehindIsTold(t *testing.T) {
 	if door == nil {
 		t.Fatal("no door-open alarm")
 	}
-	fast, cancelFast := w.m.SubscribeAlarms()
+	fast, cancelFast := w.m.SubscribeAlarms(nil)
 	defer cancelFast()
 	const changes = 300 // the door-open alarm and its acknowledgements
 	for range changes {

@@ -127,7 +127,11 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 		defer t.Stop()
 		end = t.C
 	}
-	changes, cancel := s.HealthService.SubscribeAlarms()
+	in, err := s.alarmAreas(ctx, f.Within)
+	if err != nil {
+		return err
+	}
+	changes, cancel := s.HealthService.SubscribeAlarms(in)
 	defer func() { cancel() }() // the subscription of the moment
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -169,7 +173,7 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 				// the client to read the alarms again, so that none
 				// falls between its reading and the new subscription.
 				cancel()
-				changes, cancel = s.HealthService.SubscribeAlarms()
+				changes, cancel = s.HealthService.SubscribeAlarms(in)
 				s.logger().Info("alarm stream fell behind; the client is told to read the alarms again", "user", userFrom(ctx).Username)
 				fmt.Fprint(w, "event: resync\ndata: {}\n\n")
 				break
@@ -192,6 +196,36 @@ func (s *Server) handleAlarmStream(w http.ResponseWriter, r *http.Request) error
 			return nil
 		}
 	}
+}
+
+// alarmAreas returns which areas' alarm changes a stream of root's subtree
+// subscribes to (nil: every area, for the whole tree): those of the
+// subtree, and those of an area made since, which the stream checks itself.
+// An outage elsewhere then takes no room in the stream's buffer, so it
+// neither delays its changes nor makes it resync.
+func (s *Server) alarmAreas(ctx context.Context, root string) (func(area string) bool, error) {
+	if root == "" {
+		return nil, nil
+	}
+	all, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("areas of the alarm stream: %w", err)
+	}
+	sub, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{Within: root})
+	if err != nil {
+		return nil, fmt.Errorf("areas of the alarm stream within %s: %w", root, err)
+	}
+	scope := make(map[string]bool, len(all)) // area → in the subtree; read only from here on
+	for _, a := range all {
+		scope[a.ID] = false
+	}
+	for _, a := range sub {
+		scope[a.ID] = true
+	}
+	return func(area string) bool {
+		in, known := scope[area]
+		return in || !known
+	}, nil
 }
 
 // within reports whether area lies in root's subtree.

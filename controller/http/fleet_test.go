@@ -406,6 +406,78 @@ func TestAlarmStreamThatFellBehindSaysResync(t *testing.T) {
 	}
 }
 
+// TestAlarmStreamIgnoresOtherAreas: an outage in another commune filled a
+// commune technician's alarm stream with changes it was never to show, and
+// the stream, fallen behind, sent "resync": the console read every alarm
+// again although none of its own had changed. Changes outside the stream's
+// areas take no room in it: 300 changes in 12347 while the technician's
+// console (12346) is held up, and the next change in 12346 is the next
+// event, not a resync.
+func TestAlarmStreamIgnoresOtherAreas(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(s *lhttp.Server) {
+		s.HealthService = &laggingHealth{HealthService: s.HealthService, release: release}
+	})
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	events := streamEvents(t, e, tech, "/api/v1/alarms/stream")
+
+	door := true
+	e.observe("n-b", protocol.Board{DoorOpen: &door})
+	var list struct{ Alarms []loaxa.Alarm }
+	e.call("GET", "/api/v1/alarms?state=open", e.admin, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 1 || list.Alarms[0].Node != "n-b" {
+		t.Fatalf("open alarms %+v, want n-b's door-open alarm", list.Alarms)
+	}
+	for range 300 {
+		if _, err := e.health.AckAlarm(context.Background(), list.Alarms[0].ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	e.observe("n-a", protocol.Board{DoorOpen: &door})
+	select {
+	case ev := <-events:
+		var a loaxa.Alarm
+		if err := json.Unmarshal([]byte(ev.data), &a); ev.name != "alarm" || err != nil || a.Node != "n-a" || a.Kind != loaxa.AlarmDoorOpen {
+			t.Errorf("first event %q %s, want n-a's door-open alarm: nothing in 12346 changed before it", ev.name, ev.data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event on the stream for n-a's door-open alarm")
+	}
+}
+
+// TestAlarmStreamFollowsAreasMadeSince: a stream takes the changes of the
+// areas of its subtree as they were when it opened, and of areas made
+// since, which it checks itself: a village added under the commune while
+// the console is open has its alarms on it; one added elsewhere does not.
+func TestAlarmStreamFollowsAreasMadeSince(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	events := alarmStream(t, e, tech, "")
+	for _, a := range []map[string]string{
+		{"id": "1234601", "name": "Thôn Đông", "parent": "12346"},
+		{"id": "1234701", "name": "Thôn Tây", "parent": "12347"},
+	} {
+		e.call("POST", "/api/v1/areas", e.admin, a, http.StatusCreated, nil)
+	}
+	for id, area := range map[string]string{"n-tay": "1234701", "n-dong": "1234601"} {
+		e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": id, "name": "Cụm loa " + id, "area": area, "lat": 20.71, "lon": 106.55}, http.StatusCreated, nil)
+	}
+	door := true
+	e.observe("n-tay", protocol.Board{DoorOpen: &door})
+	e.observe("n-dong", protocol.Board{DoorOpen: &door})
+	select {
+	case a := <-events:
+		if a.Node != "n-dong" || a.Kind != loaxa.AlarmDoorOpen {
+			t.Errorf("first alarm on the stream %s %s, want n-dong's door-open (n-tay is outside 12346)", a.Node, a.Kind)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alarm on the stream for n-dong, in a village made under 12346 after it opened")
+	}
+}
+
 // laggingHealth is the health service with its alarm subscribers' reading
 // held up until release is closed, as a stream whose client is slow is.
 type laggingHealth struct {
@@ -413,8 +485,8 @@ type laggingHealth struct {
 	release chan struct{}
 }
 
-func (l *laggingHealth) SubscribeAlarms() (<-chan *loaxa.Alarm, func()) {
-	src, cancel := l.HealthService.SubscribeAlarms()
+func (l *laggingHealth) SubscribeAlarms(in func(area string) bool) (<-chan *loaxa.Alarm, func()) {
+	src, cancel := l.HealthService.SubscribeAlarms(in)
 	out, done := make(chan *loaxa.Alarm), make(chan struct{})
 	go func() {
 		defer close(out) // src closed: the reader fell behind

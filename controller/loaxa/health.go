@@ -380,11 +380,14 @@ type HealthService interface {
 	// AckAlarm acknowledges an alarm as user by.
 	AckAlarm(ctx context.Context, id, by string) (*Alarm, error)
 	// SubscribeAlarms returns alarm changes (opened, ended, acknowledged)
-	// as they happen until cancel is called. A slow reader loses changes
-	// rather than holding the controller up: once it has lost one, the
-	// channel closes after the changes it holds, and the reader must read
-	// the alarms again (and subscribe again to follow them).
-	SubscribeAlarms() (changes <-chan *Alarm, cancel func())
+	// as they happen until cancel is called: those whose area in accepts,
+	// or of every area if in is nil. in is called for every change while
+	// the health model is held, so it must be quick and never block. A
+	// slow reader loses changes rather than holding the controller up:
+	// once it has lost one, the channel closes after the changes it holds,
+	// and the reader must read the alarms again (and subscribe again to
+	// follow them).
+	SubscribeAlarms(in func(area string) bool) (changes <-chan *Alarm, cancel func())
 	// StartSelfTest sends a self-test to nodes and returns the run; its
 	// report fills in as results come.
 	StartSelfTest(ctx context.Context, kind, area string, nodes []string, by string) (*SelfTest, error)
