@@ -148,6 +148,10 @@ type Agent struct {
 	restored       map[string]bool
 	restoredAt     time.Time
 	restoredOffset time.Duration
+	// aside are the stored alerts that looked expired at start-up only on
+	// the board's clock, not yet measured: kept, not played, until the
+	// first measurement judges them (alertstore.go).
+	aside []asideAlert
 	// ampOn is whether the amplifier is switched on; ampDriven, whether
 	// the relay may have been told to switch on without confirming it (a
 	// failed feedback check leaves the line driven), so that it is told
@@ -742,11 +746,12 @@ func (a *Agent) step() time.Time {
 		a.onAir(c)
 	}
 	now := a.clock.Now()
+	asideUntil := a.judgeAside(now)
 	// The executor works on the time at the speaker: audio given to the
 	// output now is heard a latency later.
 	s := Situation{
 		Now:        now.Add(a.latency),
-		Progress:   a.progress,
+		Progress:   a.progressSeen(),
 		LateGrace:  a.lateGrace(),
 		HasContent: a.hasContent,
 		Cached:     a.cache.Has,
@@ -829,6 +834,9 @@ func (a *Agent) step() time.Time {
 		}
 	}
 	a.prepare(d)
+	if !asideUntil.IsZero() && (wake.IsZero() || asideUntil.Add(a.latency).Before(wake)) {
+		wake = asideUntil.Add(a.latency) // wakes are on the executor's clock, a latency ahead
+	}
 	a.flush()
 	if len(a.pendingEvents) > 0 || len(a.pendingMarks) > 0 {
 		// The store did not take them: written again in a while.
@@ -1156,7 +1164,7 @@ func (a *Agent) chimeKnown(id string) bool {
 
 // wantContent tells the cache what the desired state needs, soonest first.
 func (a *Agent) wantContent() {
-	if a.desired == nil && len(a.alerts) == 0 {
+	if a.desired == nil && len(a.alerts) == 0 && len(a.aside) == 0 {
 		a.cache.Want(nil)
 	} else {
 		// The cache times its waits on the base clock (see New); the

@@ -39,12 +39,18 @@ func (a *Agent) withAlerts() *protocol.DesiredState {
 		cp := *a.desired
 		d = &cp
 	}
-	if len(a.alerts) == 0 {
+	if len(a.alerts) == 0 && len(a.aside) == 0 {
 		return d
 	}
-	d.Occurrences = a.occurrences()
+	// An alert kept aside (alertstore.go) may play as soon as the clock
+	// is measured: its content is wanted as a held alert's is.
+	aside := a.asideAlerts()
+	d.Occurrences = slices.Clip(a.occurrences())
+	for _, al := range aside {
+		d.Occurrences = append(d.Occurrences, al.Occurrence)
+	}
 	d.Content = slices.Clip(d.Content)
-	for _, al := range a.alerts {
+	for _, al := range slices.Concat(a.alerts, aside) {
 		for _, c := range al.Content {
 			if !slices.ContainsFunc(d.Content, func(r protocol.ContentRef) bool { return r.ID == c.ID }) {
 				d.Content = append(d.Content, c)
@@ -71,7 +77,8 @@ func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 		a.log.Info("agent: alert was cancelled before it arrived", "occurrence", id)
 		return nil
 	}
-	if _, seen := a.progress[id]; seen || slices.ContainsFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id }) {
+	if _, seen := a.progress[id]; seen || slices.ContainsFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id }) ||
+		slices.ContainsFunc(a.aside, func(x asideAlert) bool { return x.alert.Occurrence.ID == id }) {
 		if a.releaseHold(id) {
 			a.log.Info("agent: alert sent again; its held reports go now", "occurrence", id, "seq", env.Seq)
 		} else {
@@ -107,6 +114,9 @@ func (a *Agent) cancelAlert(id string, expires time.Time) {
 	a.cancelled[id] = expires
 	a.alertsChanged()
 	i := slices.IndexFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id })
+	if i < 0 {
+		i = a.takeAside(id)
+	}
 	if i < 0 {
 		a.log.Info("agent: cancel for an alert not held", "occurrence", id)
 		return

@@ -26,6 +26,17 @@ import (
 // event, reason expired: failed if it had begun, missed if it had not. A
 // cancelled alert stays cancelled: its id is remembered until it expires.
 //
+// The start-up clock is the board's own, not yet measured, and a board
+// without an RTC battery may start hours ahead: an alert that looks
+// expired on it, but not on the latest time the controller proved (the
+// clock floor, clockfloor.go), is kept aside — stored, not played — until
+// the first measurement judges it on the corrected clock: held again if it
+// has not expired, dropped as above if it has. Dropping it on the board's
+// word left the pole silent for the rest of the warning (the controller
+// does not send an alert again to a node that reported it). Without a
+// measurement within unmeasuredWait, it is judged on the board's clock and
+// dropped.
+//
 // A stored alert is not a command: it does not pass the replay guard
 // again. A copy of the alert's command arriving after the restart (the
 // controller's resend, or an attacker replaying the old packet) is
@@ -58,6 +69,21 @@ type HeldAlerts struct {
 	ReportUntil map[string]time.Time `json:"report_until,omitempty"`
 }
 
+// unmeasuredWait is how long an alert kept aside at start-up waits for
+// the first measurement of the clock before it is judged on the board's
+// own: long enough for a link a typhoon took down to come back (the agent
+// measures at every connect), short enough that a node whose controller
+// does not sign its time reports the alert's end within the hour.
+const unmeasuredWait = time.Hour
+
+// asideAlert is a stored alert kept aside at start-up (loadAlerts), with
+// the delay and end of the hold of its reports as stored.
+type asideAlert struct {
+	alert protocol.Alert
+	delay time.Duration
+	until time.Time
+}
+
 // alertsChanged marks the held alerts to be written by the next flush.
 func (a *Agent) alertsChanged() { a.alertsDirty = true }
 
@@ -74,6 +100,16 @@ func (a *Agent) saveAlerts() {
 			h.Alerts = append(h.Alerts, al)
 		}
 	}
+	for _, x := range a.aside {
+		id := x.alert.Occurrence.ID
+		h.Alerts = append(h.Alerts, x.alert)
+		if x.delay > 0 {
+			if h.ReportDelayMS == nil {
+				h.ReportDelayMS, h.ReportUntil = map[string]int64{}, map[string]time.Time{}
+			}
+			h.ReportDelayMS[id], h.ReportUntil[id] = x.delay.Milliseconds(), x.until
+		}
+	}
 	if err := a.store.SetHeldAlerts(h); err != nil {
 		a.log.Error("agent: emergency alerts not stored; an alert may not resume after a restart", "alerts", len(h.Alerts), "err", err)
 		return
@@ -81,9 +117,10 @@ func (a *Agent) saveAlerts() {
 	a.alertsDirty = false
 }
 
-// loadAlerts holds again the stored alerts that have not expired, and
-// closes those that expired while the agent was stopped. It runs in load,
-// after the progress marks.
+// loadAlerts holds again the stored alerts that have not expired, closes
+// those that expired while the agent was stopped, and keeps aside those
+// that look expired only on the board's unmeasured clock. It runs in load,
+// after the progress marks and the clock floor.
 func (a *Agent) loadAlerts(now time.Time) error {
 	h, err := a.store.HeldAlerts()
 	if err != nil {
@@ -97,20 +134,20 @@ func (a *Agent) loadAlerts(now time.Time) error {
 			a.cancelled[id] = exp
 		}
 	}
-	var events []protocol.Event
-	var marks []Progress
 	a.restoredAt, a.restoredOffset = now, a.clock.Get()
+	proven := a.floor()
 	for _, al := range h.Alerts {
 		o := al.Occurrence
+		d := time.Duration(max(h.ReportDelayMS[o.ID], 0)) * time.Millisecond
+		until, ok := h.ReportUntil[o.ID]
+		if !ok {
+			until = o.Expires.Add(d)
+		}
+		x := asideAlert{alert: al, delay: d, until: until}
 		p, seen := a.progress[o.ID]
-		if now.Before(o.Expires) {
-			a.alerts = append(a.alerts, al)
-			d := time.Duration(max(h.ReportDelayMS[o.ID], 0)) * time.Millisecond
-			until, ok := h.ReportUntil[o.ID]
-			if !ok {
-				until = o.Expires.Add(d)
-			}
-			a.setHold(o.ID, d, until, o.Expires)
+		switch {
+		case now.Before(o.Expires):
+			a.holdAgain(x)
 			if a.restored == nil {
 				a.restored = map[string]bool{}
 			}
@@ -119,31 +156,122 @@ func (a *Agent) loadAlerts(now time.Time) error {
 				a.log.Warn("agent: emergency alert held again after a restart", "occurrence", o.ID, "drill", o.Drill,
 					"phase", p.Phase, "expires", o.Expires)
 			}
-			continue
+		case seen && p.Phase == PhaseDone:
+			a.alertsChanged() // over before the stop, and expired since
+		case proven.Before(o.Expires):
+			a.aside = append(a.aside, x)
+			a.log.Warn("agent: emergency alert held before a restart looks expired on the board's clock, which is not measured yet; kept, not played, until the controller's time is measured",
+				"occurrence", o.ID, "drill", o.Drill, "phase", p.Phase, "expires", o.Expires, "board_clock", now, "wait", unmeasuredWait)
+		default:
+			a.dropExpired(o, now)
+			a.log.Warn("agent: emergency alert expired while the agent was stopped; dropped", "occurrence", o.ID, "drill", o.Drill,
+				"phase", p.Phase, "expired", o.Expires)
 		}
-		a.alertsChanged()
-		if seen && p.Phase == PhaseDone {
-			continue // over before the stop, and expired since
-		}
-		m := a.mark(o, PhaseDone)
-		typ := protocol.EventMissed
-		if seen && (p.Phase == PhaseStarted || p.Phase == PhaseSuspended) {
-			typ = protocol.EventFailed
-		}
-		e := occurrenceEvent(typ, m, now)
-		e.Reason = protocol.ReasonExpired
-		events, marks = append(events, e), append(marks, m)
-		a.log.Warn("agent: emergency alert expired while the agent was stopped; dropped", "occurrence", o.ID, "drill", o.Drill,
-			"phase", p.Phase, "expired", o.Expires, "event", typ)
 	}
 	if len(h.Cancelled) != len(a.cancelled) {
 		a.alertsChanged()
 	}
-	if len(events) > 0 {
-		a.note(events, marks...)
-	}
 	a.flush()
 	return nil
+}
+
+// holdAgain holds x's alert again, with its reports' stored hold.
+func (a *Agent) holdAgain(x asideAlert) {
+	o := x.alert.Occurrence
+	a.alerts = append(a.alerts, x.alert)
+	a.setHold(o.ID, x.delay, x.until, o.Expires)
+}
+
+// dropExpired closes o, a stored alert found expired at now, with its
+// final event, reason expired: failed if it had begun, missed if not. The
+// caller no longer holds it.
+func (a *Agent) dropExpired(o protocol.Occurrence, now time.Time) {
+	a.alertsChanged()
+	p, seen := a.progress[o.ID]
+	if seen && p.Phase == PhaseDone {
+		return
+	}
+	m := a.mark(o, PhaseDone)
+	typ := protocol.EventMissed
+	if seen && (p.Phase == PhaseStarted || p.Phase == PhaseSuspended) {
+		typ = protocol.EventFailed
+	}
+	e := occurrenceEvent(typ, m, now)
+	e.Reason = protocol.ReasonExpired
+	a.note([]protocol.Event{e}, m)
+}
+
+// judgeAside judges the alerts kept aside at start-up: at the first
+// measurement, on the corrected clock, and once unmeasuredWait has passed
+// without one, on the board's own. It returns when to look again: the
+// end of the wait while some are kept and the clock is not measured, else
+// zero. Main loop only.
+func (a *Agent) judgeAside(now time.Time) time.Time {
+	if len(a.aside) == 0 {
+		return time.Time{}
+	}
+	measured := a.clockEstimate.Load() != nil
+	giveUp := a.restoredAt.Add(unmeasuredWait)
+	if !measured && now.Before(giveUp) {
+		return giveUp
+	}
+	for _, x := range a.aside {
+		o := x.alert.Occurrence
+		switch {
+		case now.Before(o.Expires):
+			a.holdAgain(x)
+			a.alertsChanged()
+			a.log.Warn("agent: emergency alert kept aside after a restart has not expired by the corrected clock; held again",
+				"occurrence", o.ID, "drill", o.Drill, "expires", o.Expires)
+		case measured:
+			a.dropExpired(o, now)
+			a.log.Warn("agent: emergency alert kept aside after a restart has expired by the corrected clock; dropped",
+				"occurrence", o.ID, "drill", o.Drill, "expired", o.Expires)
+		default:
+			a.dropExpired(o, now)
+			a.log.Warn("agent: emergency alert kept aside after a restart dropped: the controller's time was not measured in time, and on the board's clock it has expired",
+				"occurrence", o.ID, "drill", o.Drill, "expired", o.Expires, "waited", unmeasuredWait)
+		}
+	}
+	a.aside = nil
+	a.wantContent()
+	a.flush()
+	return time.Time{}
+}
+
+// progressSeen returns the progress marks the executor decides from: all
+// but those of the alerts kept aside, which it would otherwise close as
+// occurrences it no longer has.
+func (a *Agent) progressSeen() map[string]Progress {
+	if len(a.aside) == 0 {
+		return a.progress
+	}
+	seen := maps.Clone(a.progress)
+	for _, x := range a.aside {
+		delete(seen, x.alert.Occurrence.ID)
+	}
+	return seen
+}
+
+// asideAlerts returns the alerts kept aside.
+func (a *Agent) asideAlerts() []protocol.Alert {
+	out := make([]protocol.Alert, len(a.aside))
+	for i, x := range a.aside {
+		out[i] = x.alert
+	}
+	return out
+}
+
+// takeAside holds again the alert kept aside under id and returns its
+// index in a.alerts, or -1 if none is kept aside under id.
+func (a *Agent) takeAside(id string) int {
+	i := slices.IndexFunc(a.aside, func(x asideAlert) bool { return x.alert.Occurrence.ID == id })
+	if i < 0 {
+		return -1
+	}
+	a.holdAgain(a.aside[i])
+	a.aside = slices.Delete(a.aside, i, i+1)
+	return len(a.alerts) - 1
 }
 
 // recheckRestored runs when the controller corrects the clock. The alerts

@@ -564,3 +564,157 @@ func cutOffStore(t *testing.T, cmd protocol.Command, start time.Time) *store.Mem
 	}
 	return st
 }
+
+// TestStoredAlertKeptOnABoardClockAheadUntilMeasured: a board without an
+// RTC battery reboots in a typhoon (a power cut) with its clock two hours
+// ahead, holding an alert that is valid for another hour. On its own clock
+// the alert had expired: the agent dropped it before it had asked the
+// controller the time, and the controller, which had the node's receipt,
+// sent it nothing again, so the pole stayed silent. An alert that looks
+// expired only on a clock not yet measured must be kept, and not played,
+// until the first measurement; on the corrected clock it is valid, and it
+// plays again from the beginning, as any alert held after a restart.
+func TestStoredAlertKeptOnABoardClockAheadUntilMeasured(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the HTTP server closes, even if the test fails
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("a@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
+	st := cutOffStore(t, cmd, start)
+
+	board := clock.NewOffset(fc)
+	board.Set(2 * time.Hour)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	waitEvents(t, ctl, "n1", []string{"received a@x", "started a@x"}) // from the outbox
+	if h, err := st.HeldAlerts(); err != nil || len(h.Alerts) != 1 {
+		t.Fatalf("before the clock is measured the store holds %+v (%v); want the alert kept", h, err)
+	}
+	if p := n.a.Status().Playing; p != nil || n.out.Plays() != 0 {
+		t.Errorf("playing %+v (%d plays) before the clock is measured; want nothing: the alert looks expired on the board's clock", p, n.out.Plays())
+	}
+
+	open() // the controller answers the time request: two hours back
+	want := []string{"received a@x", "started a@x", "suspended a@x interrupted", "started a@x", "completed a@x"}
+	runUntil(t, fc, time.Minute, "the alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
+	events := waitEvents(t, ctl, "n1", want)
+	if got := events[4].PlayedMS; got != 5300 {
+		t.Errorf("played %d ms after the restart, want 5300: the whole template again", got)
+	}
+}
+
+// TestStoredAlertJudgedAtAFirstMeasurementThatMovesNothing: the board's
+// clock is half a millisecond ahead and a held alert expired a minute
+// ago. The first measurement, which comes once the node has nothing else
+// to do, moves the clock by less than the agent logs or acts on for a
+// correction; it must still judge the alert kept aside until it, and
+// drop it at once (failed, expired), not an hour later.
+func TestStoredAlertJudgedAtAFirstMeasurementThatMovesNothing(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-10 * time.Minute)
+	cmd := resumingAlert("b@x", msg, opening, closing, start, fc.Now().Add(-time.Minute))
+	st := cutOffStore(t, cmd, start)
+
+	board := clock.NewOffset(fc)
+	board.Set(500 * time.Microsecond)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	waitEvents(t, ctl, "n1", []string{"received b@x", "started b@x"})
+	nodetest.Eventually(t, 5*time.Second, "outbox acknowledged", func() bool { return n.a.Status().Outbox == 0 })
+	// The fake time stands still: only the measurement can end the wait.
+	open()
+	waitEvents(t, ctl, "n1", []string{"received b@x", "started b@x", "failed b@x expired"})
+	if got := n.out.Plays(); got != 0 {
+		t.Errorf("%d plays of an expired alert, want none", got)
+	}
+}
+
+// TestStoredAlertDroppedWhenTheClockIsNeverMeasured: a board two hours
+// ahead holds an alert that looks expired, and the controller never
+// answers its time request (unreachable, or too old to sign its time).
+// The alert is kept, not played, for an hour; then it is judged on the
+// board's own clock, as before, and dropped (failed, expired), so that
+// its delivery does not read as sounding for ever.
+func TestStoredAlertDroppedWhenTheClockIsNeverMeasured(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("c@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
+	st := cutOffStore(t, cmd, start)
+
+	board := clock.NewOffset(fc)
+	board.Set(2 * time.Hour)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	waitEvents(t, ctl, "n1", []string{"received c@x", "started c@x"})
+	if h, err := st.HeldAlerts(); err != nil || len(h.Alerts) != 1 {
+		t.Fatalf("before the clock is measured the store holds %+v (%v); want the alert kept", h, err)
+	}
+	fc.Advance(time.Hour)
+	waitEvents(t, ctl, "n1", []string{"received c@x", "started c@x", "failed c@x expired"})
+	if got := n.out.Plays(); got != 0 {
+		t.Errorf("%d plays, want none: on the board's clock the alert had expired", got)
+	}
+	nodetest.Eventually(t, 5*time.Second, "the dropped alert still stored", func() bool {
+		h, err := st.HeldAlerts()
+		return err == nil && len(h.Alerts) == 0
+	})
+}
+
+// TestStoredAlertKeptAsideCanBeCancelled: an officer cancels an alert
+// that a board two hours ahead keeps aside after a restart (the cancel
+// valid long enough to pass on that clock). It ends failed, cancelled,
+// and does not play once the clock is measured.
+func TestStoredAlertKeptAsideCanBeCancelled(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("d@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
+	st := cutOffStore(t, cmd, start)
+
+	board := clock.NewOffset(fc)
+	board.Set(2 * time.Hour)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	waitEvents(t, ctl, "n1", []string{"received d@x", "started d@x"})
+	ctl.SendAreaCommand("d1", protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: "d@x"}, 3*time.Hour)
+	want := []string{"received d@x", "started d@x", "failed d@x cancelled"}
+	waitEvents(t, ctl, "n1", want)
+	open()
+	nodetest.Eventually(t, 5*time.Second, "clock measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })
+	runUntil(t, fc, 10*time.Second, "ten seconds", func() bool { return fc.Now().After(start.Add(13 * time.Second)) })
+	waitEvents(t, ctl, "n1", want)
+	if got := n.out.Plays(); got != 0 {
+		t.Errorf("%d plays of the cancelled alert, want none", got)
+	}
+}

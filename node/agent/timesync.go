@@ -93,20 +93,27 @@ func (a *Agent) syncClock(ctx context.Context) {
 			a.log.Warn("agent: clock offset not measured", "err", err)
 		default:
 			n := offsetEstimate{offset: offset, rtt: rtt, at: a.clock.Base.Now()}
-			if best := a.clockEstimate.Load(); best != nil && !best.replacedBy(n) {
+			best := a.clockEstimate.Load()
+			if best != nil && !best.replacedBy(n) {
 				a.log.Debug("agent: clock offset kept", "offset", best.offset, "uncertainty", best.uncertainty(n.at), "measured", offset, "rtt", rtt)
 				break
 			}
 			a.clockEstimate.Store(&n)
 			old := a.clock.Get()
 			a.clock.Set(offset)
-			if d := (offset - old).Abs(); d >= time.Millisecond {
+			d := (offset - old).Abs()
+			if d >= time.Millisecond || best == nil {
+				// The first measurement is signalled however little it
+				// moves the clock: what waited for it is judged then
+				// (alertstore.go).
+				signal(a.clockMoved)
+			}
+			if d >= time.Millisecond {
 				level := a.log.Debug
 				if d > time.Second {
 					level = a.log.Info
 				}
 				level("agent: clock corrected", "offset", offset, "change", offset-old, "rtt", rtt)
-				signal(a.clockMoved)
 				if d > time.Second {
 					// The state shows the offset (a 2 s one is alarmed);
 					// smaller changes go with the next heartbeat.
