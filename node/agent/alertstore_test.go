@@ -550,6 +550,13 @@ func TestRestoredAlertPlaysToItsEndPastItsExpiry(t *testing.T) {
 func cutOffStore(t *testing.T, cmd protocol.Command, start time.Time) *store.Memory {
 	t.Helper()
 	st := store.NewMemory()
+	cutOff(t, st, cmd, start)
+	return st
+}
+
+// cutOff puts into st what a power cut leaves mid-alert (cutOffStore).
+func cutOff(t *testing.T, st agent.Store, cmd protocol.Command, start time.Time) {
+	t.Helper()
 	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +569,6 @@ func cutOffStore(t *testing.T, cmd protocol.Command, start time.Time) *store.Mem
 	}, []agent.Progress{mark}); err != nil {
 		t.Fatal(err)
 	}
-	return st
 }
 
 // TestStoredAlertKeptOnABoardClockAheadUntilMeasured: a board without an

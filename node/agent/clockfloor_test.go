@@ -1,6 +1,9 @@
 package agent_test
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -106,4 +109,69 @@ func TestClockFloorStoredOnceMeasured(t *testing.T) {
 	if f, _ := st.ClockFloor(); !f.Equal(fc.Now()) {
 		t.Errorf("clock floor %v stored, want the controller's time %v", f, fc.Now())
 	}
+}
+
+// TestDamagedClockFloorLeavesTheClock: one bit flipped on the SD card
+// turns the stored clock floor's year 2025 into 3025, still a valid time.
+// The board restarted mid-alert with its clock right, and the controller
+// does not answer its time request yet: the agent moved its clock a
+// thousand years ahead to that floor, dropped the alert as expired (it
+// would have marked every bulletin of the day missed too) and refused
+// every message. A floor that does not match what was stored must be
+// ignored, as one that cannot be read: the board keeps its own clock and
+// plays the alert again.
+func TestDamagedClockFloorLeavesTheClock(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the HTTP server closes, even if the test fails
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("f@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
+
+	path := filepath.Join(t.TempDir(), "node.db")
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutOff(t, st, cmd, start)
+	floor := fc.Now().Add(-time.Minute)
+	if err := st.SetClockFloor(floor); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := floor.MarshalText()
+	flipped := bytes.Clone(text)
+	flipped[0] ^= 1 // '2' becomes '3'
+	if !bytes.Contains(raw, text) {
+		t.Fatalf("the store file does not hold the floor as %q", text)
+	}
+	if err := os.WriteFile(path, bytes.ReplaceAll(raw, text, flipped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err = store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // after the agent stops
+
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: st})
+	waitConnected(t, n)
+	if got := n.a.Clock().Get(); got != 0 {
+		t.Errorf("the board's clock was moved by %v to a damaged floor (%s); want it left", got, flipped)
+	}
+	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	want := []string{"received f@x", "started f@x", "suspended f@x interrupted", "started f@x", "completed f@x"}
+	runUntil(t, fc, time.Minute, "the alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
+	waitEvents(t, ctl, "n1", want)
 }

@@ -30,6 +30,9 @@ var (
 	keyKeys    = []byte("keys")        // in meta: learnt controller keys, JSON
 	keyAlerts  = []byte("alerts")      // in meta: agent.HeldAlerts, JSON
 	keyFloor   = []byte("clock_floor") // in meta: the clock floor, RFC 3339
+	// keyFloorSum, in meta: the CRC-32 (IEEE, big-endian) of the floor's
+	// bytes (floor.go).
+	keyFloorSum = []byte("clock_floor_crc")
 )
 
 // Bolt is a Store in one bbolt file. Every change is one transaction, synced
@@ -436,15 +439,14 @@ func (s *Bolt) SetHeldAlerts(h agent.HeldAlerts) error {
 	return nil
 }
 
-// ClockFloor returns the stored clock floor, or zero.
+// ClockFloor returns the stored clock floor, or zero. A damaged one is
+// an error that wraps ErrClockFloorDamaged.
 func (s *Bolt) ClockFloor() (time.Time, error) {
 	var floor time.Time
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketMeta).Get(keyFloor)
-		if v == nil {
-			return nil
-		}
-		return floor.UnmarshalText(v)
+		var err error
+		floor, err = readFloor(tx.Bucket(bucketMeta))
+		return err
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("load clock floor: %w", err)
@@ -454,12 +456,8 @@ func (s *Bolt) ClockFloor() (time.Time, error) {
 
 // SetClockFloor replaces the clock floor.
 func (s *Bolt) SetClockFloor(t time.Time) error {
-	raw, err := t.UTC().MarshalText()
-	if err != nil {
-		return fmt.Errorf("store clock floor %v: %w", t, err)
-	}
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyFloor, raw)
+		return putFloor(tx.Bucket(bucketMeta), t)
 	}); err != nil {
 		return fmt.Errorf("store clock floor %v: %w", t, err)
 	}

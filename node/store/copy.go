@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -124,7 +125,9 @@ func (m *Memory) copyState(src agent.Store, now time.Time) error {
 		return err
 	}
 	m.keys = keys
-	if m.floor, err = src.ClockFloor(); err != nil {
+	// A damaged floor is left, as the agent leaves it (floor.go): the
+	// board starts on its own clock rather than with nothing of the card.
+	if m.floor, err = src.ClockFloor(); err != nil && !errors.Is(err, ErrClockFloorDamaged) {
 		return err
 	}
 	alerts, err := src.HeldAlerts()

@@ -186,14 +186,14 @@ func salvageKeys(tx *bolt.Tx, emit func(Found) error) error {
 }
 
 // salvageFloor emits the clock floor, if there is one that reads as a
-// time.
+// time and matches its checksum (floor.go).
 func salvageFloor(tx *bolt.Tx, emit func(Found) error) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		return nil
 	}
-	var floor time.Time
-	if floor.UnmarshalText(meta.Get(keyFloor)) != nil || floor.IsZero() {
+	floor, err := readFloor(meta)
+	if err != nil || floor.IsZero() {
 		return nil
 	}
 	return emit(Found{Floor: &floor})
@@ -364,20 +364,15 @@ func (s *Bolt) Keep(k *Kept, now time.Time) error {
 }
 
 // raiseFloor stores floor in meta if it is newer than the stored one (or
-// that one does not read as a time).
+// that one is damaged).
 func raiseFloor(meta *bolt.Bucket, floor time.Time) error {
 	if floor.IsZero() {
 		return nil
 	}
-	var had time.Time
-	if had.UnmarshalText(meta.Get(keyFloor)) == nil && !floor.After(had) {
+	if had, err := readFloor(meta); err == nil && !floor.After(had) {
 		return nil
 	}
-	raw, err := floor.UTC().MarshalText()
-	if err != nil {
-		return fmt.Errorf("clock floor %v: %w", floor, err)
-	}
-	return meta.Put(keyFloor, raw)
+	return putFloor(meta, floor)
 }
 
 // Keep puts all of k into the store, as Bolt's does.
