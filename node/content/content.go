@@ -67,8 +67,9 @@
 // only checked chunks. So a network that alters the bytes of a download
 // over plain HTTP, or a controller that serves a damaged file, cannot put
 // a sound on the speaker: the chunk that differs ends the download
-// (ErrMismatch), the stream fails (ErrStreamBroken wrapping ErrMismatch)
-// and the cache keeps nothing of it. A resumed download checks the chunks
+// (ErrMismatch), the stream and a wait for the content (AwaitPlayable)
+// fail at once (ErrStreamBroken wrapping ErrMismatch), and the cache keeps
+// nothing of it. A resumed download checks the chunks
 // already in its partial file first. Content without a chunk root plays
 // once the whole file is verified.
 //
@@ -214,8 +215,15 @@ type Cache struct {
 	lent    map[*downloading]bool
 	streams map[string]*stream
 	// turned is closed (and replaced) whenever content may have become
-	// Playable or stopped being wanted: AwaitPlayable waits on it.
+	// Playable, stopped being wanted, or its download turned out wrong:
+	// AwaitPlayable waits on it.
 	turned chan struct{}
+	// news are, by content whose download has run, what a wait for it
+	// (AwaitPlayable) learns of its attempts; forgotten once it is cached
+	// or no longer wanted. wrongs counts the attempts that ended in wrong
+	// bytes, across all content: a wait fails of those after its start.
+	news   map[string]news
+	wrongs int
 	// damaged are the times cached files were found damaged (Damaged);
 	// saveMu orders the writes of their record (saveDamage).
 	damaged []time.Time
@@ -306,6 +314,7 @@ func Open(cfg Config) (*Cache, error) {
 		retry:   make(map[string]retry),
 		streams: make(map[string]*stream),
 		turned:  make(chan struct{}),
+		news:    make(map[string]news),
 		lent:    make(map[*downloading]bool),
 
 		listTried: make(map[string]bool),
@@ -467,6 +476,11 @@ func (c *Cache) Want(wants []Wanted) {
 	for id := range c.retry {
 		if !keep[id] {
 			delete(c.retry, id)
+		}
+	}
+	for id := range c.news {
+		if !keep[id] {
+			delete(c.news, id)
 		}
 	}
 	for id, s := range c.streams {
@@ -1025,6 +1039,7 @@ func (c *Cache) Fetch(ctx context.Context, ref protocol.ContentRef) error {
 	c.mu.Lock()
 	c.present[ref.ID] = entry{size: size, used: now, listed: listed}
 	c.bytes += size
+	delete(c.news, ref.ID)
 	drop = c.evict(0)
 	c.turn()
 	c.mu.Unlock()

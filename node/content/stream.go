@@ -162,8 +162,23 @@ func (c *Cache) attemptEnded(id string, err error, final bool) {
 	c.mu.Unlock()
 }
 
+// news is what a wait for content learns of its downloads (Cache.news).
+type news struct {
+	wrong    int   // Cache.wrongs after the last attempt that ended in wrong bytes
+	wrongErr error // why that attempt ended
+}
+
 // endAttempt is attemptEnded with c.mu held.
 func (c *Cache) endAttempt(id string, err error, final bool) {
+	if errors.Is(err, ErrMismatch) {
+		// Whatever waits for the content learns of it now, not a stall
+		// timeout later: the bytes that came are gone.
+		c.wrongs++
+		n := c.news[id]
+		n.wrong, n.wrongErr = c.wrongs, err
+		c.news[id] = n
+		c.turn()
+	}
 	s := c.streams[id]
 	if s == nil {
 		return
@@ -399,9 +414,11 @@ func (c *Cache) held(id string) bool {
 // AwaitPlayable waits until content id is Playable (at once if it is). It
 // fails with ErrStreamBroken wrapping ErrStalled if no byte of it arrives
 // for the stall timeout (Config.StallTimeout, on Config.Clock) however
-// many attempts that spans, wrapping a cause if nothing wants it any more, and with ctx's
-// error once ctx is done. A play that begins before its content has come
-// (an alert's opening chime) waits here for the rest.
+// many attempts that spans, wrapping ErrMismatch as soon as an attempt
+// ends in wrong bytes (the download is retried as any failed one), wrapping
+// a cause if nothing wants it any more, and with ctx's error once ctx is
+// done. A play that begins before its content has come (an alert's
+// opening chime) waits here for the rest.
 func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 	stall := c.cfg.Clock.NewTimer(c.cfg.StallTimeout)
 	defer stall.Stop()
@@ -409,10 +426,14 @@ func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 	// come since: the stall is reported one timeout after it, not at the
 	// next look a whole timeout after the look that saw the byte.
 	since := c.cfg.Clock.Now()
+	c.mu.Lock()
+	wrongs := c.wrongs // attempts that ended in wrong bytes before the wait
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		playable := c.playable(id)
 		wanted := c.held(id)
+		n := c.news[id]
 		turned := c.turned
 		c.mu.Unlock()
 		switch {
@@ -420,6 +441,8 @@ func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 			return nil
 		case !wanted:
 			return fmt.Errorf("content %s: %w: %w", id, ErrStreamBroken, errUnwanted)
+		case n.wrong > wrongs:
+			return fmt.Errorf("content %s: %w: %w", id, ErrStreamBroken, n.wrongErr)
 		}
 		select {
 		case <-ctx.Done():

@@ -872,3 +872,52 @@ func TestStreamWaitsWhileBytesCome(t *testing.T) {
 		t.Errorf("Fetch = %v, want ErrStalled", err)
 	}
 }
+
+// TestAwaitPlayableFailsAtOnceOnWrongBytes: an alert's message whose first
+// chunk did not match its list (a network that altered it) left the play
+// waiting after its chime, the speaker on in silence, until the stall
+// timeout, or for as long as each retry brought wrong bytes again. A wait
+// learns of an attempt that ended in wrong bytes at once (ErrStreamBroken
+// wrapping ErrMismatch), and the download is retried as any failed one.
+func TestAwaitPlayableFailsAtOnceOnWrongBytes(t *testing.T) {
+	good, id := blob(160_000, 33)
+	bad, _ := blob(160_000, 34)
+	s := newServer(t)
+	s.files[id] = good
+	s.handle = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n > 1 {
+			return false // the retry gets the content
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(bad))
+		return true
+	}
+	c := newCache(t, s)
+	fake := onFakeClock(c)
+	c.cfg.Jitter = func() float64 { return 0.5 }
+	r := s.streamRef(id, good, 20*time.Second)
+	c.Want([]Wanted{{ContentRef: r, Need: fake.Now()}})
+	waited := awaitAsync(context.Background(), c, id)
+	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
+	runCache(t, c) // the clock stands still: no stall timeout passes
+	select {
+	case err := <-waited:
+		if !errors.Is(err, ErrStreamBroken) || !errors.Is(err, ErrMismatch) {
+			t.Fatalf("AwaitPlayable = %v, want ErrStreamBroken wrapping ErrMismatch", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitPlayable still waiting 10 s after the download's bytes turned out wrong, the clock standing still")
+	}
+	waitFor(t, c, "the retry's backoff", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.retry[id].attempts == 1
+	})
+	fake.Advance(c.cfg.BackoffMin)
+	waitFor(t, c, "the content, retried", func() bool { return c.Has(id) })
+	if err := c.AwaitPlayable(context.Background(), id); err != nil {
+		t.Errorf("AwaitPlayable once the retry cached the content = %v", err)
+	}
+	if got := len(s.ranges()); got != 2 {
+		t.Errorf("%d requests, want the wrong answer and the retry", got)
+	}
+}
