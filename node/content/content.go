@@ -219,9 +219,11 @@ type Cache struct {
 	// AwaitPlayable waits on it.
 	turned chan struct{}
 	// news are, by content whose download has run, what a wait for it
-	// (AwaitPlayable) learns of its attempts; forgotten once it is cached
-	// or no longer wanted. wrongs counts the attempts that ended in wrong
-	// bytes, across all content: a wait fails of those after its start.
+	// (AwaitPlayable, a stream's reader) learns of its attempts: when its
+	// bytes last came, whether one ended in wrong bytes; forgotten once it
+	// is cached or no longer wanted. wrongs counts the attempts that ended
+	// in wrong bytes, across all content: a wait fails of those after its
+	// start.
 	news   map[string]news
 	wrongs int
 	// damaged are the times cached files were found damaged (Damaged);
@@ -1263,6 +1265,7 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 				return err
 			}
 			have += int64(n)
+			c.arrived(ref.ID)
 			if err := check.write(buf[:n]); err != nil {
 				return err
 			}

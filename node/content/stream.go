@@ -38,9 +38,8 @@ type stream struct {
 	checked int64         // of them, the whole chunks checked: what streams read
 	grew    chan struct{} // closed when have or checked changes or the stream ends
 	ended   bool
-	end     error     // why it ended; nil: the verified file is in place
-	running bool      // an attempt is under way
-	came    time.Time // when bytes last arrived (or the stream began), on Config.Clock
+	end     error // why it ended; nil: the verified file is in place
+	running bool  // an attempt is under way
 	// The rate of the attempt under way is measured from its first bytes:
 	// the wait for the controller's answer says nothing of the link.
 	from     int64     // have when they came
@@ -107,7 +106,7 @@ func (c *Cache) attempt(id string, size int64, play time.Duration, have int64) *
 	defer c.mu.Unlock()
 	s := c.streams[id]
 	if s == nil || s.ended {
-		s = &stream{size: size, play: play, grew: make(chan struct{}), came: c.cfg.Clock.Now()}
+		s = &stream{size: size, play: play, grew: make(chan struct{})}
 		c.streams[id] = s
 	}
 	// The bytes of the partial file count as checked once the attempt's
@@ -126,9 +125,6 @@ func (c *Cache) progress(s *stream, have, checked int64) {
 	}
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
-	if have > s.have {
-		s.came = now
-	}
 	s.moved(have, checked)
 	switch {
 	case !s.running:
@@ -164,8 +160,29 @@ func (c *Cache) attemptEnded(id string, err error, final bool) {
 
 // news is what a wait for content learns of its downloads (Cache.news).
 type news struct {
-	wrong    int   // Cache.wrongs after the last attempt that ended in wrong bytes
-	wrongErr error // why that attempt ended
+	came     time.Time // when bytes of its audio last came, on Config.Clock
+	wrong    int       // Cache.wrongs after the last attempt that ended in wrong bytes
+	wrongErr error     // why that attempt ended
+}
+
+// arrived records that bytes of content id's audio came now, from any
+// download, with a chunk root or without.
+func (c *Cache) arrived(id string) {
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	n := c.news[id]
+	n.came = now
+	c.news[id] = n
+	c.mu.Unlock()
+}
+
+// lastByte returns when a byte of content id's download last came, or
+// since if none came after it. c.mu is held.
+func (c *Cache) lastByte(id string, since time.Time) time.Time {
+	if came := c.news[id].came; came.After(since) {
+		return came
+	}
+	return since
 }
 
 // endAttempt is attemptEnded with c.mu held.
@@ -346,6 +363,7 @@ type streamReader struct {
 
 func (r *streamReader) Read(p []byte) (int, error) {
 	var stall clock.Timer
+	var since time.Time // when the wait began, then the last byte after it
 	defer func() {
 		if stall != nil {
 			stall.Stop()
@@ -374,6 +392,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		}
 		if stall == nil {
 			stall = r.c.cfg.Clock.NewTimer(r.stall)
+			since = r.c.cfg.Clock.Now()
 		}
 		select {
 		case <-r.ctx.Done():
@@ -384,7 +403,8 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			// chunk that a slow link has not completed, an attempt
 			// without a chunk list (checked once it is whole), still come.
 			r.c.mu.Lock()
-			idle := r.c.cfg.Clock.Now().Sub(r.s.came)
+			since = r.c.lastByte(r.id, since)
+			idle := r.c.cfg.Clock.Now().Sub(since)
 			r.c.mu.Unlock()
 			if idle >= r.stall {
 				return 0, fmt.Errorf("content %s: %w: %w", r.id, ErrStreamBroken, ErrStalled)
@@ -450,9 +470,7 @@ func (c *Cache) AwaitPlayable(ctx context.Context, id string) error {
 		case <-turned:
 		case <-stall.C():
 			c.mu.Lock()
-			if s := c.streams[id]; s != nil && s.came.After(since) {
-				since = s.came
-			}
+			since = c.lastByte(id, since)
 			idle := c.cfg.Clock.Now().Sub(since)
 			c.mu.Unlock()
 			if idle >= c.cfg.StallTimeout {

@@ -921,3 +921,53 @@ func TestAwaitPlayableFailsAtOnceOnWrongBytes(t *testing.T) {
 		t.Errorf("%d requests, want the wrong answer and the retry", got)
 	}
 }
+
+// TestAwaitPlayableWaitsWhileUnchunkedBytesCome: an alert's message from a
+// controller that makes no chunk lists (a ref without a chunk root) was
+// reported stalled a minute after the play began to wait for it, its bytes
+// coming steadily all the while: only chunked downloads recorded when
+// bytes came. Every download's bytes count: the wait fails as stalled only
+// once nothing comes for the stall timeout.
+func TestAwaitPlayableWaitsWhileUnchunkedBytesCome(t *testing.T) {
+	b, id := blob(160_000, 35)
+	c, more, _ := pacedCache(t, b)
+	c.cfg.StallTimeout = time.Minute
+	fake := onFakeClock(c)
+	r := ref(id, len(b))
+	r.DurationMS = 20_000
+	c.Want([]Wanted{{ContentRef: r}})
+	waited := awaitAsync(context.Background(), c, id)
+	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
+	fetched := fetchInTest(t, c, r)
+	waitFor(t, c, "the download's watchdog", func() bool { return fake.Timers() == 2 })
+	onDisk := func(n int) func() bool {
+		return func() bool {
+			st, err := os.Stat(c.Path(id) + partSuffix)
+			return err == nil && st.Size() == int64(n)
+		}
+	}
+	sent := 0
+	for range 3 { // three timeouts, two pieces in each: never a timeout between two
+		for range 2 {
+			fake.Advance(20 * time.Second)
+			more <- 10_000
+			sent += 10_000
+			waitFor(t, c, "the bytes on disk", onDisk(sent))
+		}
+		fake.Advance(20 * time.Second)
+		waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 2 || len(waited) > 0 })
+		notYet(t, waited, "while bytes kept coming")
+	}
+	fake.Advance(time.Minute) // nothing came in this one
+	select {
+	case err := <-waited:
+		if !errors.Is(err, ErrStreamBroken) || !errors.Is(err, ErrStalled) {
+			t.Errorf("AwaitPlayable = %v, want ErrStreamBroken wrapping ErrStalled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitPlayable still waiting 10 s after a stall timeout without bytes")
+	}
+	if err := <-fetched; !errors.Is(err, ErrStalled) {
+		t.Errorf("Fetch = %v, want ErrStalled", err)
+	}
+}
