@@ -724,3 +724,48 @@ func TestStoredAlertKeptAsideCanBeCancelled(t *testing.T) {
 		t.Errorf("%d plays of the cancelled alert, want none", got)
 	}
 }
+
+// TestIdleSeesAnAlertKeptAside: a board two hours ahead keeps aside a
+// stored alert valid for another hour until its clock is measured. Idle
+// looked only at the alerts held, so an agent update could restart the
+// agent meanwhile: the alert came back kept aside, but the restart cost
+// the warning its time (the wait for the measurement began again). While
+// an alert is kept aside the node is not idle; once it is judged (here
+// dropped on the board's clock after the hour without a measurement), it
+// is.
+func TestIdleSeesAnAlertKeptAside(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	msg := ctl.AddContent(time.Second)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	start := fc.Now().Add(-3 * time.Second)
+	cmd := resumingAlert("k@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
+	st := cutOffStore(t, cmd, start)
+
+	board := clock.NewOffset(fc)
+	board.Set(2 * time.Hour)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	waitEvents(t, ctl, "n1", []string{"received k@x", "started k@x"})
+	idle := func() bool {
+		t.Helper()
+		idle, err := n.a.Idle(context.Background(), 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idle
+	}
+	if idle() {
+		t.Fatal("Idle(2m) = true while alert k@x is kept aside until the clock is measured: an update would restart the agent over it")
+	}
+	fc.Advance(time.Hour) // never measured: judged on the board's clock, dropped
+	waitEvents(t, ctl, "n1", []string{"received k@x", "started k@x", "failed k@x expired"})
+	if !idle() {
+		t.Error("Idle(2m) = false once the alert kept aside was dropped, nothing else due")
+	}
+}

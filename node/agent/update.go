@@ -74,9 +74,10 @@ func (a *Agent) do(ctx context.Context, f func()) error {
 	}
 }
 
-// Idle reports whether nothing plays or is prepared and no occurrence is
-// due within the next window: the time to restart into an update without
-// cutting a broadcast.
+// Idle reports whether nothing plays or is prepared, no occurrence is
+// due within the next window and no alert is kept aside for the clock's
+// measurement (alertstore.go): the time to restart into an update without
+// cutting a broadcast or putting off a warning.
 func (a *Agent) Idle(ctx context.Context, window time.Duration) (bool, error) {
 	var idle bool
 	err := a.do(ctx, func() { idle = a.idle(window) })
@@ -85,6 +86,11 @@ func (a *Agent) Idle(ctx context.Context, window time.Duration) (bool, error) {
 
 func (a *Agent) idle(window time.Duration) bool {
 	if a.play != nil || a.cue != nil || a.test != nil {
+		return false
+	}
+	if len(a.aside) > 0 {
+		// When it is due is not known until the clock is measured, and a
+		// restart would begin the wait for the measurement again.
 		return false
 	}
 	// The alerts held too, not only the desired state: an emergency due
