@@ -131,6 +131,9 @@ type Agent struct {
 	play     *play         // on air
 	cue      *play         // prepared, not on air yet
 	stashed  *mqtt.Message // a desired state refused for time; retried when the clock moves
+	// heldAcks are acknowledgements that looked expired on the clock not
+	// measured yet, judged once it is (message.go).
+	heldAcks []mqtt.Message
 	// alerts are the emergency alerts the node holds besides the desired
 	// state (alert.go); cancelled remembers cancelled alert ids until
 	// they expire, so a late copy cannot start one.
@@ -724,6 +727,11 @@ func (a *Agent) loop(ctx context.Context) {
 			if m := a.stashed; m != nil {
 				a.stashed = nil
 				a.handle(*m, true)
+			}
+			held := a.heldAcks
+			a.heldAcks = nil
+			for _, m := range held {
+				a.handle(m, false) // on the measured clock: taken, or refused as any
 			}
 		}
 	}

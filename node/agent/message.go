@@ -20,6 +20,10 @@ func (a *Agent) handle(m mqtt.Message, retry bool) {
 		return // the retained desired state being cleared: keep running ours
 	}
 	if err := a.accept(m, retry); err != nil {
+		if errors.Is(err, errHeld) {
+			a.log.Info("agent: acknowledgement held until the clock is measured", "topic", m.Topic, "err", err)
+			return
+		}
 		if retry {
 			a.log.Debug("agent: desired state still refused", "topic", m.Topic, "reason", protocol.Reason(err), "err", err)
 			return
@@ -46,6 +50,13 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 	}
 	env, err := a.verifier.Open(m.Payload, topic.Audience())
 	if err != nil {
+		if errors.Is(err, protocol.ErrExpired) && a.clockEstimate.Load() == nil && topic.Channel == protocol.ChanCmd && isAck(m.Payload) {
+			// A board whose clock is ahead would refuse every
+			// acknowledgement until its first measurement, and send its
+			// whole outbox again each AckTimeout: judged once measured.
+			a.holdAck(m)
+			return fmt.Errorf("%w: %w", errHeld, err)
+		}
 		if errors.Is(err, protocol.ErrExpired) && !a.floored.IsZero() && a.clockEstimate.Load() == nil {
 			err = fmt.Errorf("%w, by the time the controller last proved (%s): the board's clock is behind it and not measured yet",
 				err, a.floored.UTC().Format(time.RFC3339))
@@ -69,6 +80,36 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 		return a.acceptLive(env)
 	}
 	return fmt.Errorf("%w: nothing to do with a message on %s", protocol.ErrMalformed, m.Topic)
+}
+
+// errHeld: a message kept for the clock's first measurement (holdAck),
+// not refused.
+var errHeld = errors.New("held until the clock is measured")
+
+// maxHeldAcks bounds the acknowledgements held for the first measurement:
+// the newest are kept, and a later one of an epoch covers the earlier.
+const maxHeldAcks = 16
+
+// holdAck keeps m, an acknowledgement that looks expired on the clock not
+// measured yet, to be judged once it is (the main loop, on clockMoved).
+// Its expiry is judged then as any message's is: a copy recorded long ago
+// is refused, and one still valid by the controller's time is taken.
+func (a *Agent) holdAck(m mqtt.Message) {
+	if len(a.heldAcks) >= maxHeldAcks {
+		a.heldAcks = slices.Delete(a.heldAcks, 0, len(a.heldAcks)-maxHeldAcks+1)
+	}
+	a.heldAcks = append(a.heldAcks, m)
+}
+
+// isAck reports whether raw, a message whose signature verified and whose
+// times did not, is an acknowledgement of events.
+func isAck(raw []byte) bool {
+	env, err := protocol.Parse(raw)
+	if err != nil || env.Type != protocol.TypeCommand {
+		return false
+	}
+	var cmd protocol.Command
+	return env.Decode(&cmd) == nil && cmd.Name == protocol.CmdAck
 }
 
 func (a *Agent) acceptDesired(env *protocol.Envelope) error {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,5 +130,54 @@ func TestForgedTimeAnswerMovesNoClock(t *testing.T) {
 				t.Errorf("after a forged time answer the clock's correction is %v and the node rebooted %d times on a command expired 90 minutes ago; want no correction and the command refused", got, reboots.Load())
 			}
 		})
+	}
+}
+
+// TestAcksHeldOnAFastBoardUntilMeasured: a board two hours ahead refused
+// the controller's acknowledgements of its events ("expired 1h50m0s ago")
+// until its first clock measurement, and sent its whole outbox again every
+// ack timeout meanwhile. An acknowledgement that looks expired on a clock
+// not measured yet is held, not refused, and judged once the clock is
+// measured: taken if valid by the controller's time, refused as expired if
+// not (a copy recorded hours ago), as on any measured clock.
+func TestAcksHeldOnAFastBoardUntilMeasured(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctl.AutoAck.Store(false)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the HTTP server closes, even if the test fails
+	ctl.Clock = func() time.Time { <-gate; return time.Now() }
+	ref := ctl.AddContent(100 * time.Millisecond)
+	// Due after the board's clock too: not missed before the measurement.
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, time.Now().Add(3*time.Hour))}, ref))
+
+	// No resend within the test: only the acknowledgement can empty the outbox.
+	tune := func(c *agent.Config) { c.AckTimeout = time.Hour }
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: skewedBoard{d: 2 * time.Hour}, tune: tune})
+	waitConnected(t, n)
+	waitEvents(t, ctl, "n1", []string{"received o1"})
+	nodetest.Eventually(t, 10*time.Second, "content-ready sent", func() bool { return len(ctl.Events("n1")) == 2 })
+	epoch := ctl.Log("n1").Epoch
+	ack := protocol.Command{Name: protocol.CmdAck, Epoch: epoch, Seq: 2}
+	// A copy of an acknowledgement recorded three hours ago: expired by the
+	// controller's clock too.
+	old := protocol.NewSigner("controller", ctl.Key, 0, func() time.Time { return time.Now().Add(-3 * time.Hour) })
+	raw, err := old.Seal(protocol.TypeCommand, "node/n1", ack, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl.Publish(ctl.Topics.Node("n1", protocol.ChanCmd), false, raw)
+	ctl.Ack("n1", epoch, 2) // valid ten minutes by the controller's clock
+	ctl.PublishDesired(desired("n1", 2, nil))
+	nodetest.Eventually(t, 10*time.Second, "desired version 2 applied", func() bool { return n.a.Status().DesiredVersion == 2 })
+	if st := n.a.Status(); st.Rejected != 0 || st.Outbox != 2 {
+		t.Fatalf("before the clock is measured: rejected %d, outbox %d; want the acknowledgements held: none refused, none applied", st.Rejected, st.Outbox)
+	}
+
+	open() // the controller answers the time request: two hours back
+	nodetest.Eventually(t, 10*time.Second, "outbox acknowledged once the clock is measured", func() bool { return n.a.Status().Outbox == 0 })
+	nodetest.Eventually(t, 10*time.Second, "the old copy refused", func() bool { return n.a.Status().Rejected == 1 })
+	if got := n.a.Clock().Get(); got > -119*time.Minute {
+		t.Errorf("clock offset %v, want about -2h", got)
 	}
 }
