@@ -73,7 +73,10 @@ type HeldAlerts struct {
 // the first measurement of the clock before it is judged on the board's
 // own: long enough for a link a typhoon took down to come back (the agent
 // measures at every connect), short enough that a node whose controller
-// does not sign its time reports the alert's end within the hour.
+// does not sign its time reports the alert's end within the hour. It
+// counts from the agent's start: across a reboot the board has only the
+// clock that cannot be trusted, and a wait timed on it could drop a valid
+// alert at once.
 const unmeasuredWait = time.Hour
 
 // asideAlert is a stored alert kept aside at start-up (loadAlerts), with
