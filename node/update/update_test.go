@@ -139,6 +139,10 @@ func TestFetchMakesWayForAnAlertsMessage(t *testing.T) {
 			return
 		}
 		if r.URL.Path == alert.Path {
+			// As the controller answers: audio with its length (a 200
+			// without either is taken for a captive portal's page).
+			w.Header().Set("Content-Type", "audio/wav")
+			w.Header().Set("Content-Length", strconv.Itoa(len(message)))
 			w.Write(message)
 			return
 		}
