@@ -422,8 +422,28 @@ func (a *App) Open() (err error) {
 			_ = a.CapFeeds.Run(runCtx)
 		}()
 	}
-	a.Logger.Info("controller started", "http", a.HTTP.URL(), "broker", a.MQTT.Broker(), "data", cfg.DataDir)
+	a.Logger.Info("controller started", a.listeners()...)
 	return nil
+}
+
+// listeners returns the start-up log's attributes: every address the
+// controller is bound to, with the scheme that says whether it is TLS
+// (http or https; the embedded broker's tcp or ssl), the broker its
+// client uses and the data directory.
+func (a *App) listeners() []any {
+	scheme := "http://"
+	if a.tls != nil {
+		scheme = "https://"
+	}
+	attrs := []any{"http", scheme + a.HTTP.ListenAddr()}
+	if a.Broker != nil {
+		scheme = "tcp://"
+		if a.tls != nil {
+			scheme = "ssl://"
+		}
+		attrs = append(attrs, "mqtt", scheme+a.Broker.ListenAddr())
+	}
+	return append(attrs, "broker", a.MQTT.Broker(), "data", a.Config.DataDir)
 }
 
 // changes tells several parts that areas, nodes or announcements changed:

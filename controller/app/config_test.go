@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/syncbuf"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -65,13 +66,16 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// A busy port fails Open at once, and nothing stays open behind it.
+// A busy port fails Open at once, and nothing stays open behind it. The
+// start-up log names the addresses the first one is bound to.
 func TestOpenFailsOnBusyPort(t *testing.T) {
-	first := New(testConfig(t), slog.New(slog.DiscardHandler))
+	var logs syncbuf.Buffer
+	first := New(testConfig(t), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := first.Open(); err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
+	startLogNames(t, logs.String(), "http=http://"+first.HTTP.ListenAddr(), "mqtt=tcp://"+first.Broker.ListenAddr())
 	cfg := testConfig(t)
 	cfg.HTTPAddr = first.HTTP.Addr
 	if l := first.HTTP.URL(); l != "" {
@@ -85,6 +89,29 @@ func TestOpenFailsOnBusyPort(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "listen") {
 		t.Errorf("error %q does not say the port is busy", err)
+	}
+}
+
+// startLogNames checks that the "controller started" line in logs holds
+// every one of want. A technician reading the journal saw only "embedded
+// broker (in-process)" and could not tell where the broker listened, or
+// whether with TLS: the line names every listener with its scheme and
+// the port actually bound.
+func startLogNames(t *testing.T, logs string, want ...string) {
+	t.Helper()
+	var line string
+	for l := range strings.Lines(logs) {
+		if strings.Contains(l, `msg="controller started"`) {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no start-up line in the log:\n%s", logs)
+	}
+	for _, w := range want {
+		if !strings.Contains(line, w+" ") {
+			t.Errorf("start-up line %q does not name %s", strings.TrimSpace(line), w)
+		}
 	}
 }
 

@@ -127,6 +127,7 @@ func TestTLSRenewedCertificateServedWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	startLogNames(t, logs.String(), "http=https://"+a.HTTP.ListenAddr(), "mqtt=ssl://"+a.Broker.ListenAddr())
 
 	roots := x509.NewCertPool()
 	roots.AddCert(root)

@@ -329,6 +329,17 @@ func (s *Server) Close() error {
 	return err
 }
 
+// ListenAddr returns the address the server is bound to (the port chosen
+// for ":0"), or "" before Open.
+func (s *Server) ListenAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
 // URL returns the base URL the server listens on, with localhost for an
 // unspecified address, or "" before Open.
 func (s *Server) URL() string {
