@@ -113,7 +113,7 @@ func (s *Server) handleGetAudio(w http.ResponseWriter, r *http.Request) error {
 	// The id is the SHA-256 of these bytes, so they never change.
 	h.Set("ETag", `"`+c.ID+`"`)
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
-	http.ServeContent(w, r, "", c.CreatedAt, audio)
+	http.ServeContent(s.rangeRefusals(w, r, c.Size, "the audio of content "+c.ID), r, "", c.CreatedAt, audio)
 	if n := nodeFrom(ctx); n != nil {
 		s.logger().Debug("audio served to node", "node", n.ID, "content", c.ID, "range", r.Header.Get("Range"))
 	}
@@ -139,9 +139,58 @@ func (s *Server) handleGetChunks(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+protocol.ChunkRoot(list)+`"`)
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
-	http.ServeContent(w, r, "", c.CreatedAt, bytes.NewReader(list))
+	http.ServeContent(s.rangeRefusals(w, r, int64(len(list)), "the chunk list of content "+c.ID), r, "", c.CreatedAt, bytes.NewReader(list))
 	return nil
 }
+
+// rangeRefusals wraps w for http.ServeContent of size bytes (what names
+// them in the message): its plain-text 416, for a Range that holds no
+// byte of them, becomes the API's JSON error with Content-Range: bytes
+// */size (RFC 9110, 15.5.17). Any other answer passes through.
+func (s *Server) rangeRefusals(w http.ResponseWriter, r *http.Request, size int64, what string) http.ResponseWriter {
+	return &rangeWriter{ResponseWriter: w, s: s, r: r, size: size, what: what}
+}
+
+type rangeWriter struct {
+	http.ResponseWriter
+	s           *Server
+	r           *http.Request
+	size        int64
+	what        string
+	intercepted bool
+}
+
+func (f *rangeWriter) WriteHeader(code int) {
+	if code != http.StatusRequestedRangeNotSatisfiable {
+		f.ResponseWriter.WriteHeader(code)
+		return
+	}
+	f.intercepted = true
+	f.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", f.size))
+	f.s.writeJSON(f.ResponseWriter, f.r, code, errorResponse{Error: errorBody{
+		Code: "range_not_satisfiable",
+		Message: fmt.Sprintf("Range %q asks for no byte of %s, which has %d bytes; ask for bytes=N- with N under %d, or leave Range out for the whole.",
+			f.r.Header.Get("Range"), f.what, f.size, f.size),
+	}})
+}
+
+func (f *rangeWriter) Write(b []byte) (int, error) {
+	if f.intercepted {
+		return len(b), nil
+	}
+	return f.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the connection's sendfile path for audio downloads.
+func (f *rangeWriter) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := f.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{f.ResponseWriter}, src)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (f *rangeWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // handleUploadContent answers POST /api/v1/content?trim=: a multipart
 // upload with the audio in part "file" and an optional "title"; trim=true

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -137,6 +138,39 @@ func TestContentUploadAndRange(t *testing.T) {
 		}
 		checkError(t, e.request("GET", path+"?chunks=2", officer, "", nil), http.StatusBadRequest, loaxa.EInvalid, `chunks="2"`)
 	})
+}
+
+// TestRangePastTheEndIsAJSONError: a node resuming a download asked for a
+// Range past the end of the audio (a part file already whole) and got
+// Go's plain-text 416, the one answer of the API not in its JSON error
+// shape. It must be the JSON error that says what was wrong, with
+// Content-Range: bytes */size (RFC 9110) so the client learns the size,
+// on the audio (with and without the chunk list) and on the chunk list.
+func TestRangePastTheEndIsAJSONError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 1600), "", http.StatusCreated)
+	list := e.request("GET", "/api/v1/content/"+c.ID+"/chunks", e.admin, "", nil)
+	if list.status != http.StatusOK {
+		t.Fatalf("chunks: status %d: %s", list.status, list.body)
+	}
+	for _, tc := range []struct {
+		path, rng string
+		size      int64
+		what      string
+	}{
+		{"/api/v1/content/" + c.ID + "/audio", fmt.Sprintf("bytes=%d-", c.Size), c.Size, "the audio of content " + c.ID},
+		{"/api/v1/content/" + c.ID + "/audio?chunks=1", fmt.Sprintf("bytes=%d-", c.Size+100), c.Size, "the audio of content " + c.ID},
+		{"/api/v1/content/" + c.ID + "/chunks", fmt.Sprintf("bytes=%d-", len(list.body)), int64(len(list.body)), "the chunk list of content " + c.ID},
+		{"/api/v1/content/" + c.ID + "/audio", "bytes=end-", c.Size, "the audio of content " + c.ID},
+	} {
+		r := e.request("GET", tc.path, e.admin, "", nil, "Range", tc.rng)
+		checkError(t, r, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable",
+			fmt.Sprintf("Range %q asks for no byte of %s, which has %d bytes", tc.rng, tc.what, tc.size))
+		if cr, want := r.header.Get("Content-Range"), fmt.Sprintf("bytes */%d", tc.size); cr != want {
+			t.Errorf("GET %s, Range %s: Content-Range %q, want %q", tc.path, tc.rng, cr, want)
+		}
+	}
 }
 
 func TestUploadLimit(t *testing.T) {
