@@ -57,7 +57,8 @@ type Info struct {
 	Instruction string   `xml:"instruction"`
 	Areas       []Area   `xml:"area"`
 
-	expires time.Time
+	expires  time.Time
+	position int // among the alert's info elements, from 1
 }
 
 // Area is a CAP area: a description and any of polygons, circles and
@@ -182,6 +183,7 @@ func (a *Alert) validate() error {
 }
 
 func (in *Info) validate(i int) error {
+	in.position = i + 1
 	if len(in.Categories) == 0 {
 		return invalid("info %d: category is required", i+1)
 	}
@@ -241,6 +243,26 @@ func (a *Alert) SentAt() time.Time { return a.sent }
 
 // ExpiresAt returns the parsed expiry of an info block (zero: none given).
 func (in *Info) ExpiresAt() time.Time { return in.expires }
+
+// Position returns the block's place among the alert's info elements,
+// from 1, as the document has them (0 for a block not read by Parse).
+func (in *Info) Position() int { return in.position }
+
+// Label names the block in notes and errors: its place, headline and
+// event, as BlockLabel does.
+func (in *Info) Label() string {
+	return BlockLabel(in.position, strings.TrimSpace(in.Headline), in.Event)
+}
+
+// BlockLabel names an info block in notes: `info block 2 "headline"
+// (event)`. The place tells apart blocks that share a headline, as the
+// blocks of one warning for several areas often do; 0 leaves it out.
+func BlockLabel(position int, headline, event string) string {
+	if position == 0 {
+		return fmt.Sprintf("info block %q (%s)", headline, event)
+	}
+	return fmt.Sprintf("info block %d %q (%s)", position, headline, event)
+}
 
 // Key identifies an alert for de-duplication: sender and identifier.
 func (a *Alert) Key() string { return a.Sender + "," + a.Identifier }

@@ -261,12 +261,13 @@ func TestDecideJudgesEachBlock(t *testing.T) {
 	if want := time.Date(2025, 9, 6, 23, 0, 0, 0, time.FixedZone("+07", 7*3600)); !d.Expires.Equal(want) {
 		t.Errorf("expires %v, want the second block's %v", d.Expires, want)
 	}
-	// The block left out is noted, after why it waits if it does.
-	if want := `info block "Bão số 5 đổ bộ vào Hải Phòng" (Bão) not played: it expired at 2025-09-06T19:00:00+07:00`; d.Reason != want {
+	// The block left out is noted by its place among the info elements
+	// (the first is en-US), after why it waits if it does.
+	if want := `info block 2 "Bão số 5 đổ bộ vào Hải Phòng" (Bão) not played: it expired at 2025-09-06T19:00:00+07:00`; d.Reason != want {
 		t.Errorf("reason %q, want %q", d.Reason, want)
 	}
 	if d = Decide(variant(t, "</alert>", second("2025-09-06T23:00:00+07:00")), now, never, never); !strings.HasPrefix(d.Reason, `event "Bão" is not on the auto-start list`) ||
-		!strings.HasSuffix(d.Reason, "; info block \"Bão số 5 đổ bộ vào Hải Phòng\" (Bão) not played: it expired at 2025-09-06T19:00:00+07:00") {
+		!strings.HasSuffix(d.Reason, "; info block 2 \"Bão số 5 đổ bộ vào Hải Phòng\" (Bão) not played: it expired at 2025-09-06T19:00:00+07:00") {
 		t.Errorf("reason %q, want why it waits, then the block that expired", d.Reason)
 	}
 	d = Decide(variant(t, "</alert>", second("2025-09-06T19:30:00+07:00")), now, never, always)

@@ -93,7 +93,7 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 		if exp.After(last) {
 			last = exp
 		}
-		gone = append(gone, fmt.Sprintf("info block %q (%s) not played: it expired at %s", strings.TrimSpace(in.Headline), in.Event, exp.Format(time.RFC3339)))
+		gone = append(gone, fmt.Sprintf("%s not played: it expired at %s", in.Label(), exp.Format(time.RFC3339)))
 	}
 	if len(live) == 0 {
 		d.Expires = last

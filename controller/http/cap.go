@@ -179,7 +179,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		}
 		if later != nil {
 			rec.Action = string(cap.ActionCancelled)
-			rec.Reason = fmt.Sprintf("withdrawn by %s %s (%s), received before it", later.MsgType, later.Key, later.ID)
+			rec.Reason = capNote(rec.Reason, fmt.Sprintf("withdrawn by %s %s (%s), received before it", later.MsgType, later.Key, later.ID))
 		}
 	}
 	// Cancel and Update withdraw what the references started: the poster
@@ -194,7 +194,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		return 0, capResponse{}, err
 	}
 	for _, key := range otherStatus {
-		rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("%s not withdrawn: its status is not %s", key, a.Status)
+		rec.Reason = capNote(rec.Reason, fmt.Sprintf("%s not withdrawn: its status is not %s", key, a.Status))
 	}
 	// An Update that waits for approval leaves the warnings it updates
 	// sounding until it is approved: the area keeps the older warning
@@ -210,7 +210,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	for _, old := range olds {
 		sounding := old.Action != string(cap.ActionPending) && old.Emergency != ""
 		if keepPlaying && sounding {
-			rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + fmt.Sprintf("emergency %s of %s plays on until this update is approved", old.Emergency, old.Key)
+			rec.Reason = capNote(rec.Reason, fmt.Sprintf("emergency %s of %s plays on until this update is approved", old.Emergency, old.Key))
 			continue
 		}
 		if playsNow && sounding {
@@ -351,7 +351,7 @@ func withdrawnBefore(ctx context.Context, store loaxa.CapStore, a *cap.Alert) (*
 func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor string) ([]string, error) {
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
-			a.Action, a.Reason = string(cap.ActionCancelled), "withdrawn by a later Cancel or Update"
+			a.Action, a.Reason = string(cap.ActionCancelled), capNote(a.Reason, "withdrawn by a later Cancel or Update")
 			return nil
 		})
 		return nil, err
@@ -378,6 +378,16 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 	return cancelled, away
 }
 
+// capNote returns reason with note after what it says: a record's reason
+// keeps every note made on it (why it waits, the blocks left out), and
+// what happens to it later follows.
+func capNote(reason, note string) string {
+	if reason == "" {
+		return note
+	}
+	return reason + "; " + note
+}
+
 // capBlockEmergencies returns the emergencies of a's info blocks.
 func capBlockEmergencies(a *loaxa.CapAlert) []string {
 	var out []string
@@ -401,9 +411,9 @@ func capBlockEmergencies(a *loaxa.CapAlert) []string {
 func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*cap.Info) error {
 	var blocks []loaxa.CapBlock
 	var all []string
-	note := func(n string) { rec.Reason = strings.TrimPrefix(rec.Reason+"; ", "; ") + n }
+	note := func(n string) { rec.Reason = capNote(rec.Reason, n) }
 	for _, in := range infos {
-		headline := strings.TrimSpace(in.Headline)
+		headline, label := strings.TrimSpace(in.Headline), in.Label()
 		targets, err := s.capTargets(ctx, in)
 		if err != nil {
 			return err
@@ -412,7 +422,7 @@ func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*ca
 		for _, t := range targets {
 			chain, err := s.AreaService.AreaChain(ctx, t)
 			if err != nil {
-				return fmt.Errorf("cap: info block %q: area %s: %w", headline, t, err)
+				return fmt.Errorf("cap: %s: area %s: %w", label, t, err)
 			}
 			switch j := slices.IndexFunc(chain, func(a string) bool { return slices.Contains(all, a) }); {
 			case j == 0:
@@ -424,37 +434,37 @@ func (s *Server) capBlocks(ctx context.Context, rec *loaxa.CapAlert, infos []*ca
 			}
 			parts, inside, whole, err := s.capAround(ctx, t, all)
 			if err != nil {
-				return fmt.Errorf("cap: info block %q: area %s: %w", headline, t, err)
+				return fmt.Errorf("cap: %s: area %s: %w", label, t, err)
 			}
 			switch {
 			case whole:
-				note(fmt.Sprintf("info block %q (%s) plays to all of %s: it has clusters of its own, and an emergency goes to whole areas, so %s, which an earlier block has, hears both",
-					headline, in.Event, t, strings.Join(inside, ", ")))
-				s.logger().Warn("cap: a later info block plays over an earlier one's area", "key", rec.Key, "headline", headline, "area", t, "inside", inside)
+				note(fmt.Sprintf("%s plays to all of %s: it has clusters of its own, and an emergency goes to whole areas, so %s, which an earlier block has, hears both",
+					label, t, strings.Join(inside, ", ")))
+				s.logger().Warn("cap: a later info block plays over an earlier one's area", "key", rec.Key, "block", in.Position(), "headline", headline, "area", t, "inside", inside)
 			case len(inside) > 0 && len(parts) == 0:
 				covered = append(covered, "all of "+t+" ("+strings.Join(inside, ", ")+")")
 			case len(inside) > 0:
-				note(fmt.Sprintf("info block %q (%s) plays to %s around %s, which an earlier block has: to %s",
-					headline, in.Event, t, strings.Join(inside, ", "), strings.Join(parts, ", ")))
+				note(fmt.Sprintf("%s plays to %s around %s, which an earlier block has: to %s",
+					label, t, strings.Join(inside, ", "), strings.Join(parts, ", ")))
 			}
 			own = append(own, parts...)
 		}
 		targets = own
 		switch {
 		case len(targets) == 0 && len(covered) > 0:
-			note(fmt.Sprintf("info block %q (%s) not played: an earlier block covers its areas (%s)", headline, in.Event, strings.Join(covered, ", ")))
+			note(fmt.Sprintf("%s not played: an earlier block covers its areas (%s)", label, strings.Join(covered, ", ")))
 			s.logger().Info("cap: an info block not played, an earlier one covers its areas", "key", rec.Key,
-				"headline", headline, "covered", covered)
+				"block", in.Position(), "headline", headline, "covered", covered)
 			continue
 		case len(targets) == 0:
-			note(fmt.Sprintf("info block %q (%s) not played: no geocode names an area here and no node lies in its polygons or circles", headline, in.Event))
+			note(fmt.Sprintf("%s not played: no geocode names an area here and no node lies in its polygons or circles", label))
 			continue
 		case len(covered) > 0:
-			note(fmt.Sprintf("info block %q (%s) plays to %s only: an earlier block has %s", headline, in.Event, strings.Join(targets, ", "), strings.Join(covered, ", ")))
+			note(fmt.Sprintf("%s plays to %s only: an earlier block has %s", label, strings.Join(targets, ", "), strings.Join(covered, ", ")))
 		}
 		slices.Sort(targets)
 		all = append(all, targets...)
-		blocks = append(blocks, loaxa.CapBlock{Event: in.Event, Headline: headline, Text: in.Message(),
+		blocks = append(blocks, loaxa.CapBlock{Position: in.Position(), Event: in.Event, Headline: headline, Text: in.Message(),
 			Targets: targets, Expires: in.ExpiresAt()})
 	}
 	slices.Sort(all)
@@ -591,8 +601,8 @@ func (s *Server) playCap(ctx context.Context, store loaxa.CapStore, svc loaxa.Em
 			plays = append(plays, i)
 			continue
 		}
-		gone = append(gone, fmt.Sprintf("info block %q (%s) not played: it expired at %s while the alert waited",
-			b.Headline, b.Event, b.Expires.Format(time.RFC3339)))
+		gone = append(gone, fmt.Sprintf("%s not played: it expired at %s while the alert waited",
+			cap.BlockLabel(b.Position, b.Headline, b.Event), b.Expires.Format(time.RFC3339)))
 	}
 	if len(plays) == 0 {
 		return nil, loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired.", rec.ID)
@@ -765,7 +775,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 			userFrom(ctx).Username, loaxa.ErrorMessage(err))
 		if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
 			a.Action, a.ApprovedBy, a.ApprovedAt = string(cap.ActionPending), "", time.Time{}
-			a.Reason = strings.TrimPrefix(a.Reason+"; ", "; ") + note
+			a.Reason = capNote(a.Reason, note)
 			return nil
 		}); uerr != nil {
 			s.logger().Error("cap: alert left approved, not played", "cap", rec.ID, "err", uerr)

@@ -988,12 +988,14 @@ func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
 	if p.Action != "pending" || len(p.Alert.Blocks) != 2 {
 		t.Fatalf("posted: %s, %d blocks (%s); want pending with two blocks", p.Action, len(p.Alert.Blocks), p.Reason)
 	}
+	// The four later blocks share one headline: each note names its
+	// block by its place among the alert's info elements too.
 	said := []string{
 		`event "Bão" is not on the auto-start list`,
-		`plays to 12347 only: an earlier block has 12346`,
-		`not played: an earlier block covers its areas (all of 318 (12346, 12347))`,
-		`not played: no geocode names an area here`,
-		`not played: it expired at 2026-03-02T04:55:00+07:00`,
+		`info block 2 "Bão số 3 gây mưa lớn" (Bão) plays to 12347 only: an earlier block has 12346`,
+		`info block 3 "Bão số 3 gây mưa lớn" (Bão) not played: an earlier block covers its areas (all of 318 (12346, 12347))`,
+		`info block 4 "Bão số 3 gây mưa lớn" (Bão) not played: no geocode names an area here`,
+		`info block 5 "Bão số 3 gây mưa lớn" (Bão) not played: it expired at 2026-03-02T04:55:00+07:00`,
 	}
 	for _, want := range said {
 		if !strings.Contains(p.Reason, want) {
@@ -1013,7 +1015,7 @@ func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
 		if !got.ApprovedAt.Equal(t0.Add(30*time.Minute)) || got.ApprovedBy != "admin" {
 			t.Errorf("approved at %v by %q, want %v by admin", got.ApprovedAt, got.ApprovedBy, t0.Add(30*time.Minute))
 		}
-		if want := `info block "Bão số 3 đổ bộ" (Bão) not played: it expired at 2026-03-02T05:20:00+07:00 while the alert waited`; got.Approval != want {
+		if want := `info block 1 "Bão số 3 đổ bộ" (Bão) not played: it expired at 2026-03-02T05:20:00+07:00 while the alert waited`; got.Approval != want {
 			t.Errorf("approval %q, want %q", got.Approval, want)
 		}
 	}
@@ -1030,6 +1032,40 @@ func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
 	if len(held.Alerts) != 1 || held.Alerts[0].Action != "pending" || !strings.HasPrefix(held.Alerts[0].Reason, "could not be played") ||
 		!strings.Contains(held.Alerts[0].Reason, "not played: it expired at 2026-03-02T04:55:00+07:00") {
 		t.Errorf("held as it could not be played: %+v; want pending, saying so first, then the block that expired", held.Alerts)
+	}
+}
+
+// TestCapWithdrawalKeepsTheNotes: a Cancel withdrew a pending CAP alert
+// and its reason became "withdrawn by a later Cancel or Update" alone:
+// why it waited and which of its info blocks would not play were gone
+// from the record. The withdrawal is noted after what the reason said;
+// so it is for an alert whose Cancel came before it.
+func TestCapWithdrawalKeepsTheNotes(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	noted := func(id string, extra ...string) string {
+		return strings.Replace(capXML(id, "Actual", "12346", extra...), "</alert>", capBlock("Bà con theo dõi tin bão", "22")+"</alert>", 1)
+	}
+	p := e.postCap(noted("p1"), http.StatusCreated)
+	if p.Action != "pending" || !strings.Contains(p.Reason, `(Bão) not played: no geocode names an area here`) {
+		t.Fatalf("set-up: %s (%s), want pending, noting the second block", p.Action, p.Reason)
+	}
+	cancel := strings.Replace(capXML("c1", "Actual", "12346", capRefP1), "<msgType>Alert", "<msgType>Cancel", 1)
+	e.postCap(cancel, http.StatusCreated)
+	var rec loaxa.CapAlert
+	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+	if want := p.Reason + "; withdrawn by a later Cancel or Update"; rec.Action != "cancelled" || rec.Reason != want {
+		t.Errorf("withdrawn while pending: %s, reason %q; want cancelled, %q", rec.Action, rec.Reason, want)
+	}
+
+	// Its Cancel first, then the alert.
+	e.postCap(strings.Replace(capXML("c2", "Actual", "12346", "<references>nchmf.gov.vn,p2,2026-03-02T04:50:00+07:00</references>"),
+		"<msgType>Alert", "<msgType>Cancel", 1), http.StatusCreated)
+	late := e.postCap(noted("p2"), http.StatusCreated)
+	if late.Action != "cancelled" || !strings.Contains(late.Reason, `event "Bão" is not on the auto-start list`) ||
+		!strings.Contains(late.Reason, `(Bão) not played: no geocode names an area here`) ||
+		!strings.Contains(late.Reason, "; withdrawn by Cancel nchmf.gov.vn,c2 (") || !strings.HasSuffix(late.Reason, "received before it") {
+		t.Errorf("withdrawn before it came: %s, reason %q; want cancelled, its notes, then the withdrawal", late.Action, late.Reason)
 	}
 }
 

@@ -54,6 +54,9 @@ type CapAlert struct {
 // CapBlock is one info block of a CapAlert that plays several: its words
 // to its areas (those an earlier block of the alert does not name).
 type CapBlock struct {
+	// Position is the block's place among the alert's info elements,
+	// from 1 (0 in records stored before it was kept).
+	Position  int       `json:"position,omitempty"`
 	Event     string    `json:"event,omitempty"`
 	Headline  string    `json:"headline,omitempty"`
 	Text      string    `json:"text,omitempty"`
