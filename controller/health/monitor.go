@@ -166,14 +166,15 @@ type Monitor struct {
 	Messenger loaxa.Messenger
 	Logger    *slog.Logger
 
-	mu        sync.Mutex
-	nodes     map[string]*record
-	open      map[alarmKey]*loaxa.Alarm
-	subs      map[chan *loaxa.Alarm]func(area string) bool // each subscriber's areas; nil: all
-	lastSweep time.Time
-	failures  storeFailures // failed alarm writes, for their log
-	wg        sync.WaitGroup
-	ctx       context.Context // Run's, for background sends
+	mu             sync.Mutex
+	nodes          map[string]*record
+	open           map[alarmKey]*loaxa.Alarm
+	subs           map[chan *loaxa.Alarm]func(area string) bool // each subscriber's areas; nil: all
+	lastSweep      time.Time
+	failures       storeFailures // failed alarm writes, for their log
+	statusFailures storeFailures // failed node status writes, for their log
+	wg             sync.WaitGroup
+	ctx            context.Context // Run's, for background sends
 
 	events     *prometheus.CounterVec
 	eventsOnce sync.Once
@@ -325,8 +326,10 @@ func (m *Monitor) Open(ctx context.Context) error {
 func (m *Monitor) storeFaults(ctx context.Context, node string, r *record) {
 	faults := slices.SortedFunc(maps.Values(r.faults), func(a, b loaxa.Fault) int { return strings.Compare(a.Kind, b.Kind) })
 	if err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) { s.Faults = faults }); err != nil {
-		m.Logger.Error("health: faults not stored", "node", node, "err", err)
+		m.storeFailed(&m.statusFailures, "health: faults not stored", "node", node, "err", err)
+		return
 	}
+	m.storeWorks(&m.statusFailures, nodeStoreWorks)
 }
 
 // stateKind reports whether alarms of kind are of a condition the node's
@@ -519,9 +522,10 @@ func (m *Monitor) setSilent(ctx context.Context, id string, r *record, state str
 		}
 	})
 	if err != nil {
-		m.Logger.Error("health: node state not stored", "node", id, "state", state, "err", err)
+		m.storeFailed(&m.statusFailures, "health: node state not stored", "node", id, "state", state, "err", err)
 		return
 	}
+	m.storeWorks(&m.statusFailures, nodeStoreWorks)
 	if applied { // logged by the sweep, in one line for all
 		r.state = state
 		if state == loaxa.NodeOffline {
@@ -952,10 +956,10 @@ func (m *Monitor) storeAlarms(ctx context.Context, as []*loaxa.Alarm) bool {
 		return false
 	}
 	if err := m.Alarms.CreateAlarms(ctx, as); err != nil {
-		m.storeFailed("health: alarms not stored", "count", len(as), "node", as[0].Node, "kind", as[0].Kind, "err", err)
+		m.storeFailed(&m.failures, "health: alarms not stored", "count", len(as), "node", as[0].Node, "kind", as[0].Kind, "err", err)
 		return false
 	}
-	m.storeWorks()
+	m.storeWorks(&m.failures, alarmStoreWorks)
 	for _, a := range as {
 		m.open[alarmKey{a.Node, a.Kind}] = a
 		m.publish(a)
@@ -967,32 +971,40 @@ func (m *Monitor) storeAlarms(ctx context.Context, as []*loaxa.Alarm) bool {
 func (m *Monitor) endAlarm(ctx context.Context, a *loaxa.Alarm, at time.Time) {
 	ended, err := m.Alarms.EndAlarm(ctx, a.ID, at)
 	if err != nil {
-		m.storeFailed("health: alarm end not stored", "id", a.ID, "node", a.Node, "kind", a.Kind, "err", err)
+		m.storeFailed(&m.failures, "health: alarm end not stored", "id", a.ID, "node", a.Node, "kind", a.Kind, "err", err)
 		return
 	}
-	m.storeWorks()
+	m.storeWorks(&m.failures, alarmStoreWorks)
 	m.Logger.Info("health: alarm ended", "id", a.ID, "node", a.Node, "kind", a.Kind)
 	delete(m.open, alarmKey{a.Node, a.Kind})
 	m.publish(ended)
 }
 
-// storeFailures counts the failed alarm writes since the last one logged.
-// While the store fails (a full disk), every state of every faulty node
-// and every sweep tries its alarms again: a line for each failure was
-// thousands a minute in a typhoon.
+// storeFailures counts the failed writes to one store (the alarms', or
+// the nodes' statuses) since the last one logged. While the store fails
+// (a full disk), every state of every faulty node and every sweep tries
+// its alarms again, and every sweep each silent node's state: a line for
+// each failure was thousands a minute in a typhoon.
 type storeFailures struct {
 	logged   time.Time // when a failure was last logged; zero: none since the store last worked
 	unlogged int       // failures since, not logged
 }
 
-// storeFailureLogEvery is how often a failing alarm store is logged.
+// storeFailureLogEvery is how often a failing store is logged.
 const storeFailureLogEvery = time.Minute
 
-// storeFailed logs a failed alarm write, at most once every
+// alarmStoreWorks and nodeStoreWorks are the lines of the first write
+// that works after failures, to the alarms and to the nodes' statuses.
+const (
+	alarmStoreWorks = "health: the alarm store takes writes again"
+	nodeStoreWorks  = "health: the node store takes writes again"
+)
+
+// storeFailed logs a failed write counted in f, at most once every
 // storeFailureLogEvery, with how many failed since the last line and were
 // not logged. Called with m.mu held.
-func (m *Monitor) storeFailed(msg string, args ...any) {
-	now, f := m.Clock.Now(), &m.failures
+func (m *Monitor) storeFailed(f *storeFailures, msg string, args ...any) {
+	now := m.Clock.Now()
 	if !f.logged.IsZero() && now.Sub(f.logged) < storeFailureLogEvery {
 		f.unlogged++
 		return
@@ -1001,11 +1013,12 @@ func (m *Monitor) storeFailed(msg string, args ...any) {
 	f.logged, f.unlogged = now, 0
 }
 
-// storeWorks notes an alarm write that worked; the first after failures
-// says so, with the failures not logged yet. Called with m.mu held.
-func (m *Monitor) storeWorks() {
-	if f := &m.failures; !f.logged.IsZero() {
-		m.Logger.Info("health: the alarm store takes writes again", "unlogged_failures", f.unlogged)
+// storeWorks notes a write counted in f that worked; the first after
+// failures says so with msg and the failures not logged yet. Called with
+// m.mu held.
+func (m *Monitor) storeWorks(f *storeFailures, msg string) {
+	if !f.logged.IsZero() {
+		m.Logger.Info(msg, "unlogged_failures", f.unlogged)
 		*f = storeFailures{}
 	}
 }

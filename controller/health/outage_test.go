@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -393,6 +394,67 @@ func TestFailingAlarmStoreLogsOnceAMinute(t *testing.T) {
 	}
 	if errorLines > 6 {
 		t.Errorf("%d failed alarm writes in 5 minutes logged %d error lines, want one a minute at most", failures, errorLines)
+	}
+	if !recovered || counted != failures {
+		t.Errorf("the lines account for %d failed writes (recovery logged: %v), want all %d", counted, recovered, failures)
+	}
+}
+
+// failingNodes is a node store whose status writes fail (a full disk),
+// counting them.
+type failingNodes struct {
+	loaxa.NodeService
+	failed *atomic.Int64
+}
+
+func (f failingNodes) UpdateNodeStatus(context.Context, string, func(*loaxa.NodeStatus)) error {
+	f.failed.Add(1)
+	return errors.New("write node status: no space left on device")
+}
+
+// TestFailingNodeStoreLogsOnceAMinute: with the node store failing (a full
+// disk), every sweep tried again to store each silent node's state and
+// logged "node state not stored" for each, under the monitor's lock: a
+// line per silent node every 5 s, tens of thousands a minute when a
+// typhoon cuts off a province. It is logged at most once a minute, with
+// how many were not, as a failing alarm store is; once a write works
+// again, one line says so with the rest of the count.
+func TestFailingNodeStoreLogsOnceAMinute(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.state("n1", online(healthy()))
+	w.state("n2", online(healthy()))
+	logs := captureLogs(w.m)
+	var failed atomic.Int64
+	w.m.Nodes = failingNodes{w.nodes, &failed}
+	for range 60 { // 5 minutes from the last state, a sweep every 5 s
+		w.clock.Advance(5 * time.Second)
+		w.m.SweepNow(ctx)
+	}
+	w.m.Nodes = w.nodes
+	w.clock.Advance(5 * time.Second)
+	w.m.SweepNow(ctx)
+	if st := w.m.Status(); st.Nodes[loaxa.NodeOffline] != 2 {
+		t.Fatalf("nodes by state %v once the store takes writes; want both offline", st.Nodes)
+	}
+	var errorLines, counted int
+	recovered := false
+	for _, l := range logs.take() {
+		switch {
+		case l.level == slog.LevelError:
+			errorLines++
+			counted += 1 + l.int("unlogged_failures")
+		case strings.Contains(l.msg, "node store takes writes again"):
+			recovered = true
+			counted += l.int("unlogged_failures")
+		}
+	}
+	failures := int(failed.Load())
+	if failures < 60 {
+		t.Fatalf("set-up: %d failed status writes, want a failing write of each silent node in every sweep", failures)
+	}
+	if errorLines > 6 {
+		t.Errorf("%d failed node status writes in 5 minutes logged %d error lines, want one a minute at most", failures, errorLines)
 	}
 	if !recovered || counted != failures {
 		t.Errorf("the lines account for %d failed writes (recovery logged: %v), want all %d", counted, recovered, failures)
