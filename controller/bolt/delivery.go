@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -236,57 +237,73 @@ func (s *DeliveryService) FindDeliveries(ctx context.Context, f loaxa.DeliveryFi
 	return out, nil
 }
 
-// DropDeliveries deletes node's pending and received deliveries whose
-// occurrence keep does not hold and that could still play at now (they
-// start after now, or within their planned length plus grace before it).
-// Started and final ones stay, and older ones: they are history. A due
-// one, waiting its turn when it was cancelled, was kept, and the node,
-// which no longer holds it, reported nothing: open for ever.
+// DropDeliveries deletes, for each node in keep, its pending and received
+// deliveries whose occurrence keep[node] does not hold and that could
+// still play at now (they start after now, or within their planned length
+// plus grace before it). Started and final ones stay, and older ones: they
+// are history. A due one, waiting its turn when it was cancelled, was
+// kept, and the node, which no longer holds it, reported nothing: open for
+// ever.
 //
-// It reads only the index of the node's open deliveries, which holds each
-// one's planned end: nothing is decoded, and the node's history is not
+// It reads only the index of the nodes' open deliveries, which holds each
+// one's planned end: nothing is decoded, and a node's history is not
 // read. Decoding every delivery of the node cost a commune of 100 nodes
-// with a year's history 3–4 s of store time per schedule change.
-func (s *DeliveryService) DropDeliveries(ctx context.Context, node string, keep map[string]bool, now time.Time, grace time.Duration) error {
+// with a year's history 3–4 s of store time per schedule change. All the
+// nodes are one transaction: one commit (an fsync) for a pass of the
+// scheduler, not one per node (BenchmarkDropDeliveriesWithHistory).
+func (s *DeliveryService) DropDeliveries(ctx context.Context, keep map[string]map[string]bool, now time.Time, grace time.Duration) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
+	if len(keep) == 0 {
+		return nil
+	}
 	err := s.db.update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketDeliveries)
-		idx := tx.Bucket(bucketNodeDeliveries)
-		open := tx.Bucket(bucketOpenDeliveries)
-		p := prefix(node)
-		var drop [][]byte
-		c := open.Cursor()
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			ann, occ, ok := bytes.Cut(k[len(p):], []byte{0})
-			if !ok || len(v) != 8 {
-				return fmt.Errorf("open delivery index entry %q: want an announcement and an occurrence after the node, and an 8-byte end, got %d bytes", k, len(v))
-			}
-			// Emergencies are sent, not scheduled: the scheduler never
-			// holds their occurrences.
-			end := time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
-			if keep[string(occ)] || !end.Add(grace).After(now) || loaxa.IsEmergencyID(string(ann)) {
-				continue
-			}
-			drop = append(drop, bytes.Clone(k))
-		}
-		for _, k := range drop {
-			ann, occ, _ := bytes.Cut(k[len(p):], []byte{0})
-			if err := b.Delete(deliveryKey(string(ann), string(occ), node)); err != nil {
-				return err
-			}
-			if err := idx.Delete(k); err != nil {
-				return err
-			}
-			if err := open.Delete(k); err != nil {
-				return err
+		for _, node := range slices.Sorted(maps.Keys(keep)) {
+			if err := dropDeliveries(tx, node, keep[node], now, grace); err != nil {
+				return fmt.Errorf("node %s: %w", node, err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("drop deliveries of node %s: %w", node, err)
+		return fmt.Errorf("drop deliveries of %d nodes: %w", len(keep), err)
+	}
+	return nil
+}
+
+// dropDeliveries is DropDeliveries for one node, in tx.
+func dropDeliveries(tx *bbolt.Tx, node string, keep map[string]bool, now time.Time, grace time.Duration) error {
+	b := tx.Bucket(bucketDeliveries)
+	idx := tx.Bucket(bucketNodeDeliveries)
+	open := tx.Bucket(bucketOpenDeliveries)
+	p := prefix(node)
+	var drop [][]byte
+	c := open.Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		ann, occ, ok := bytes.Cut(k[len(p):], []byte{0})
+		if !ok || len(v) != 8 {
+			return fmt.Errorf("open delivery index entry %q: want an announcement and an occurrence after the node, and an 8-byte end, got %d bytes", k, len(v))
+		}
+		// Emergencies are sent, not scheduled: the scheduler never
+		// holds their occurrences.
+		end := time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
+		if keep[string(occ)] || !end.Add(grace).After(now) || loaxa.IsEmergencyID(string(ann)) {
+			continue
+		}
+		drop = append(drop, bytes.Clone(k))
+	}
+	for _, k := range drop {
+		ann, occ, _ := bytes.Cut(k[len(p):], []byte{0})
+		if err := b.Delete(deliveryKey(string(ann), string(occ), node)); err != nil {
+			return err
+		}
+		if err := idx.Delete(k); err != nil {
+			return err
+		}
+		if err := open.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

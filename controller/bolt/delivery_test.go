@@ -231,12 +231,14 @@ func TestFindDeliveriesOfAnnouncementSeesChanges(t *testing.T) {
 // deliveries that are no longer planned and could still play, a due one
 // waiting its turn included; what is kept, started, final, over, an
 // emergency's or another node's stays. A delivery that moved on (an event)
-// after it was stored is judged by its state now.
+// after it was stored is judged by its state now. Several nodes are
+// dropped in one call, each by its own keep.
 func TestDropDeliveries(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	mustArea(t, db, "hp", "")
 	mustNode(t, db, "n1", "hp")
 	mustNode(t, db, "n2", "hp")
+	mustNode(t, db, "n3", "hp")
 	s, events := bolt.NewDeliveryService(db), bolt.NewEventService(db)
 	ctx := context.Background()
 	now := clk.Now()
@@ -256,18 +258,20 @@ func TestDropDeliveries(t *testing.T) {
 		alert    = at("e000001", time.Minute, "n1", loaxa.DeliveryPending)
 		other    = at("a000001", time.Hour, "n2", loaxa.DeliveryPending)
 		playing  = at("a000005", -time.Minute, "n1", loaxa.DeliveryPending) // started since it was stored
+		third    = at("a000001", time.Hour, "n3", loaxa.DeliveryPending)
+		thirdKey = at("a000002", time.Hour, "n3", loaxa.DeliveryPending)
 	)
-	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{future, received, kept, due, over, started, final, alert, other, playing}))
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{future, received, kept, due, over, started, final, alert, other, playing, third, thirdKey}))
 	if _, _, err := events.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "ep", Events: []protocol.Event{
 		{Seq: 1, Type: protocol.EventStarted, At: now, Occurrence: playing.Occurrence},
 	}}, now); err != nil {
 		t.Fatal(err)
 	}
-	must(t, s.DropDeliveries(ctx, "n1", map[string]bool{kept.Occurrence: true}, now, 10*time.Minute))
+	must(t, s.DropDeliveries(ctx, map[string]map[string]bool{"n1": {kept.Occurrence: true}, "n3": {thirdKey.Occurrence: true}}, now, 10*time.Minute))
 	got, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{})
 	must(t, err)
 	var want []string
-	for _, d := range []*loaxa.Delivery{over, started, playing, alert, kept, final, other} {
+	for _, d := range []*loaxa.Delivery{over, started, playing, alert, kept, final, other, thirdKey} {
 		want = append(want, d.Occurrence+"/"+d.Node)
 	}
 	slices.Sort(want)
@@ -308,10 +312,10 @@ func BenchmarkFindDeliveriesOfAnnouncement(b *testing.B) {
 }
 
 // BenchmarkDropDeliveriesWithHistory is one schedule change of a commune
-// a year on (per op): the scheduler drops the cancelled occurrences of each
-// of its 100 nodes, each of which holds 3,000 past deliveries (ten daily
-// bulletins for 300 days) and a week of pending ones, three of them
-// cancelled.
+// a year on (per op): the scheduler drops the cancelled occurrences of its
+// 100 nodes, in one call as a pass does, each of which holds 3,000 past
+// deliveries (ten daily bulletins for 300 days) and a week of pending
+// ones, three of them cancelled.
 func BenchmarkDropDeliveriesWithHistory(b *testing.B) {
 	const (
 		nodes         = 100
@@ -347,7 +351,9 @@ func BenchmarkDropDeliveriesWithHistory(b *testing.B) {
 		must(b, s.EnsureDeliveries(ctx, ds))
 	}
 	var dropped []*loaxa.Delivery
+	keeps := make(map[string]map[string]bool, len(ids))
 	for _, id := range ids {
+		keeps[id] = keep
 		for _, d := range future {
 			if !keep[d.Occurrence] {
 				c := *d
@@ -360,9 +366,7 @@ func BenchmarkDropDeliveriesWithHistory(b *testing.B) {
 		b.StopTimer()
 		must(b, s.EnsureDeliveries(ctx, dropped))
 		b.StartTimer()
-		for _, id := range ids {
-			must(b, s.DropDeliveries(ctx, id, keep, now, time.Minute))
-		}
+		must(b, s.DropDeliveries(ctx, keeps, now, time.Minute))
 	}
 	b.StopTimer()
 	left, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: ids[0], From: now})

@@ -513,7 +513,7 @@ func TestLateReceivedOfDroppedOccurrenceLeavesNoDelivery(t *testing.T) {
 	}}))
 	// v2: the officer cancelled it; the scheduler drops the delivery.
 	clk.Advance(10 * time.Second)
-	must(t, ds.DropDeliveries(ctx, "n1", map[string]bool{}, clk.Now(), 10*time.Minute))
+	must(t, ds.DropDeliveries(ctx, map[string]map[string]bool{"n1": {}}, clk.Now(), 10*time.Minute))
 
 	// The node's received and content-ready events of v1 arrive late.
 	clk.Advance(20 * time.Second)

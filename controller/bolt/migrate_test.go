@@ -117,7 +117,7 @@ func TestOpenIndexesOpenDeliveries(t *testing.T) {
 	must(t, bolt.AsSchema3(db))
 	must(t, db.Close())
 	must(t, db.Open())
-	must(t, ds.DropDeliveries(ctx, "n1", map[string]bool{}, clk.Now(), 10*time.Minute))
+	must(t, ds.DropDeliveries(ctx, map[string]map[string]bool{"n1": {}}, clk.Now(), 10*time.Minute))
 	got, err := ds.FindDeliveries(ctx, loaxa.DeliveryFilter{Node: "n1"})
 	must(t, err)
 	want := []string{past.Occurrence + "/n1 pending", played.Occurrence + "/n1 completed"}

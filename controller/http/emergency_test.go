@@ -65,7 +65,7 @@ func TestEmergencySend(t *testing.T) {
 	}
 	// The scheduler's clean-up of deliveries it no longer plans leaves
 	// emergencies alone.
-	if err := e.stores.deliveries.DropDeliveries(context.Background(), "n-a", map[string]bool{}, t0.Add(-time.Hour), 10*time.Minute); err != nil {
+	if err := e.stores.deliveries.DropDeliveries(context.Background(), map[string]map[string]bool{"n-a": {}}, t0.Add(-time.Hour), 10*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if ds, _ := e.stores.deliveries.FindDeliveries(context.Background(), loaxa.DeliveryFilter{Announcement: em.ID}); len(ds) != 2 {

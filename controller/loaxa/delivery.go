@@ -187,13 +187,14 @@ type DeliveryService interface {
 	EnsureDeliveries(ctx context.Context, ds []*Delivery) error
 	// FindDeliveries returns deliveries sorted by start, then node.
 	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
-	// DropDeliveries deletes node's pending and received deliveries whose
-	// occurrence keep does not hold and that could still play at now:
-	// they start after now, or started within their planned length plus
-	// grace before it (due, waiting their turn). The scheduler no longer
-	// plans them (cancelled, declined, moved). Those older are history:
-	// missed, or failed to sound.
-	DropDeliveries(ctx context.Context, node string, keep map[string]bool, now time.Time, grace time.Duration) error
+	// DropDeliveries deletes, for each node in keep, its pending and
+	// received deliveries whose occurrence keep[node] does not hold and
+	// that could still play at now: they start after now, or started
+	// within their planned length plus grace before it (due, waiting
+	// their turn). The scheduler no longer plans them (cancelled,
+	// declined, moved). Those older are history: missed, or failed to
+	// sound. All the nodes' are dropped in one transaction, or none.
+	DropDeliveries(ctx context.Context, keep map[string]map[string]bool, now time.Time, grace time.Duration) error
 	// NoteResends counts one more resend of occurrence, at at, to each of
 	// nodes (Delivery.Resends); nodes without a delivery of it are skipped.
 	NoteResends(ctx context.Context, occurrence string, nodes []string, at time.Time) error

@@ -231,11 +231,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		return fmt.Errorf("compile: nodes: %w", err)
 	}
 	var first, firstUndelivered error
-	for _, n := range nodes {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := s.compileNodeSafely(ctx, c, n, republish)
+	note := func(n *loaxa.Node, err error) {
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrNotAccepted):
@@ -249,6 +245,27 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 			}
 		}
 	}
+	var batch []*change
+	store := func() {
+		for i, err := range s.storeChanges(ctx, c, batch) {
+			note(batch[i].node, err)
+		}
+		batch = batch[:0]
+	}
+	for _, n := range nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ch, err := s.compileNodeSafely(ctx, c, n, republish)
+		note(n, err)
+		if ch != nil {
+			batch = append(batch, ch)
+		}
+		if len(batch) == changeBatch {
+			store()
+		}
+	}
+	store()
 	if first != nil {
 		return first
 	}
@@ -347,8 +364,12 @@ func Hash(d *protocol.DesiredState) string {
 // compileNodeSafely compiles one node and turns a panic (a library
 // choking on an input it accepted) into that node's error, so one bad
 // announcement cannot stop the schedules of a whole province.
-func (s *Scheduler) compileNodeSafely(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) error {
-	return safely("compile node "+n.ID, func() error { return s.compileNode(ctx, c, n, republish) })
+func (s *Scheduler) compileNodeSafely(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) (ch *change, err error) {
+	err = safely("compile node "+n.ID, func() error {
+		ch, err = s.compileNode(ctx, c, n, republish)
+		return err
+	})
+	return ch, err
 }
 
 // safely runs fn, returning a panic in it as an error named by what.
@@ -361,15 +382,33 @@ func safely(what string, fn func() error) (err error) {
 	return fn()
 }
 
-func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) error {
+// change is a node whose schedule changed in a pass: its new desired
+// state, with the occurrences it plans (keep), to store once the
+// deliveries it no longer plans are dropped.
+type change struct {
+	node *loaxa.Node
+	rec  *loaxa.Desired
+	keep map[string]bool
+}
+
+// changeBatch is how many changed nodes a pass stores together: their
+// unplanned deliveries are dropped in one transaction (one fsync), not
+// one each, which cost a commune of 100 nodes ~0.5 s a schedule change.
+// It bounds how many compiled states a pass holds at once.
+const changeBatch = 200
+
+// compileNode compiles n. An unchanged schedule is published again if
+// due; a changed one gets its new deliveries, and is returned to be
+// stored by storeChanges.
+func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) (*change, error) {
 	d, items, err := s.compile(ctx, c, n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hash := Hash(d)
 	prev, found, err := s.findHead(ctx, n.ID)
 	if err != nil {
-		return fmt.Errorf("load desired state: %w", err)
+		return nil, fmt.Errorf("load desired state: %w", err)
 	}
 	// A node that runs a newer version than the last one stored here got
 	// it from this controller before its store was restored from an older
@@ -379,16 +418,16 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 	ahead := found && n.Status.RunningVersion > prev.Version && n.Status.RunningVersion < math.MaxUint64
 	if found && prev.Hash == hash && !ahead {
 		if s.retrying(n.ID) {
-			return nil // its retry publishes it, when due
+			return nil, nil // its retry publishes it, when due
 		}
 		if republish || prev.Published.IsZero() || c.now.Sub(prev.Published) >= s.RepublishAfter || s.behind(n, prev, c.now) {
 			rec, err := s.DesiredService.FindDesired(ctx, n.ID)
 			if err != nil {
-				return fmt.Errorf("load desired state: %w", err)
+				return nil, fmt.Errorf("load desired state: %w", err)
 			}
-			return s.publishIn(ctx, c, rec)
+			return nil, s.publishIn(ctx, c, rec)
 		}
-		return nil
+		return nil, nil
 	}
 	d.Version = 1
 	if found {
@@ -411,21 +450,50 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 		})
 	}
 	if err := s.DeliveryService.EnsureDeliveries(ctx, ds); err != nil {
-		return fmt.Errorf("deliveries: %w", err)
+		return nil, fmt.Errorf("deliveries: %w", err)
 	}
-	// Occurrences no longer planned (cancelled, declined, moved within a
-	// session) are not scheduled any more; only the future is rewritten.
-	if err := s.DeliveryService.DropDeliveries(ctx, n.ID, keep, c.now, s.LateGrace); err != nil {
-		return fmt.Errorf("deliveries: %w", err)
+	return &change{node: n, rec: &loaxa.Desired{Node: n.ID, State: d, Hash: hash}, keep: keep}, nil
+}
+
+// storeChanges drops the deliveries the changed nodes of batch no longer
+// plan (cancelled, declined, moved within a session; only the future is
+// rewritten), all in one transaction, then stores and publishes each
+// node's desired state. The drop comes first: a node's new state, once
+// stored, is what the next pass compares against, so a controller that
+// stopped between the two would never drop them. It returns each node's
+// error.
+func (s *Scheduler) storeChanges(ctx context.Context, c *compilation, batch []*change) []error {
+	errs := make([]error, len(batch))
+	if len(batch) == 0 {
+		return errs
 	}
-	rec := &loaxa.Desired{Node: n.ID, State: d, Hash: hash}
+	keep := make(map[string]map[string]bool, len(batch))
+	for _, ch := range batch {
+		keep[ch.node.ID] = ch.keep
+	}
+	if err := s.DeliveryService.DropDeliveries(ctx, keep, c.now, s.LateGrace); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("deliveries: %w", err)
+		}
+		return errs
+	}
+	for i, ch := range batch {
+		errs[i] = s.storeChange(ctx, c, ch)
+	}
+	return errs
+}
+
+// storeChange stores and publishes the new desired state of a node whose
+// unplanned deliveries are dropped.
+func (s *Scheduler) storeChange(ctx context.Context, c *compilation, ch *change) error {
+	rec, d := ch.rec, ch.rec.State
 	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
 		return fmt.Errorf("save desired state: %w", err)
 	}
-	if err := s.NodeService.UpdateNodeStatus(ctx, n.ID, func(st *loaxa.NodeStatus) { st.DesiredVersion = d.Version }); err != nil {
+	if err := s.NodeService.UpdateNodeStatus(ctx, ch.node.ID, func(st *loaxa.NodeStatus) { st.DesiredVersion = d.Version }); err != nil {
 		return fmt.Errorf("node status: %w", err)
 	}
-	s.Logger.Info("schedule: desired state changed", "node", n.ID, "version", d.Version, "occurrences", len(d.Occurrences))
+	s.Logger.Info("schedule: desired state changed", "node", ch.node.ID, "version", d.Version, "occurrences", len(d.Occurrences))
 	return s.publishIn(ctx, c, rec)
 }
 
