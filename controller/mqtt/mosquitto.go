@@ -29,6 +29,10 @@ type MosquittoFiles struct {
 const MosquittoConf = `# loaxa: include from mosquitto.conf (Mosquitto 2), or copy into it.
 # Nobody connects without a password; each client id is its username, so
 # no client can take over another's session; the ACL file limits topics.
+# use_username_as_clientid holds only for the listener above it in this
+# file, and Mosquitto reads an included file from its default listener
+# (1883, every address): put a listener of your own (another port, TLS)
+# at the top of this file, not in another one (docs/deploy.md).
 allow_anonymous false
 use_username_as_clientid true
 password_file /etc/mosquitto/loaxa.passwd
