@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -50,6 +51,19 @@ func (s *Server) handleUploadRelease(w http.ResponseWriter, r *http.Request) err
 	a, err := s.ReleaseArchives.Put(http.MaxBytesReader(w, r.Body, 256<<20+1), arch, "loaxa-node-"+version+"-linux-"+arch+".tar.gz")
 	if err != nil {
 		return err
+	}
+	// The same build again is taken: backups leave the archives out, and
+	// after a restore the store names a release whose file is gone until
+	// it is uploaded again (docs/deploy.md).
+	held, err := s.ReleaseService.FindReleaseByVersion(ctx, version)
+	if err != nil && loaxa.ErrorCode(err) != loaxa.ENotFound {
+		s.discardReleaseArchive(ctx, a.SHA256)
+		return err
+	}
+	if held != nil && slices.ContainsFunc(held.Archives, func(x loaxa.ReleaseArchive) bool { return x.Arch == a.Arch && x.SHA256 == a.SHA256 }) {
+		s.audit(r, "release.upload", version, "", arch+" "+a.SHA256)
+		s.writeJSON(w, r, http.StatusOK, held)
+		return nil
 	}
 	rel, err := s.ReleaseService.PutReleaseArchive(ctx, version, *a, userFrom(ctx).Username)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -46,7 +48,7 @@ func TestUploadReleaseRefusesBadArchives(t *testing.T) {
 		{"not an archive", "version=2.0.0&arch=amd64", []byte("#!/bin/sh\nexit 1\n"), 400, "not a node release archive"},
 		{"unknown architecture", "version=2.0.0&arch=mips", releaseArchive(t, 62), 400, "not one of arm64, arm, amd64"},
 		{"bad version", "version=2.0%2F0&arch=amd64", releaseArchive(t, 62), 400, `version=\"2.0/0\"`},
-		{"same version and arch again", "version=1.0.0&arch=amd64", releaseArchive(t, 62), 409, "already has an archive for amd64"},
+		{"another build of a version and arch held", "version=1.0.0&arch=amd64", append(releaseArchive(t, 62), 0), 409, "already has an archive for amd64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := a.request("POST", "/api/v1/releases?"+tc.query, a.admin, "application/gzip", bytes.NewReader(tc.body))
@@ -169,7 +171,6 @@ func TestRefusedReleaseUploadLeavesNothing(t *testing.T) {
 		{"wrong architecture", "version=2.0.0&arch=arm64", releaseArchive(t, 62), http.StatusBadRequest},
 		{"corrupt archive", "version=2.0.0&arch=amd64", releaseArchive(t, 62)[:40], http.StatusBadRequest},
 		{"another build of a version held", "version=1.0.0&arch=amd64", other, http.StatusConflict},
-		{"the same build again", "version=1.0.0&arch=amd64", releaseArchive(t, 62), http.StatusConflict},
 	} {
 		r := a.request("POST", "/api/v1/releases?"+tc.query, a.admin, "application/gzip", bytes.NewReader(tc.body))
 		if r.status != tc.status {
@@ -182,4 +183,42 @@ func TestRefusedReleaseUploadLeavesNothing(t *testing.T) {
 	if r := a.request("GET", "/api/v1/releases/archives/"+a.archive, a.admin, "", nil); r.status != http.StatusOK {
 		t.Errorf("the archive served before: %d %s", r.status, r.body)
 	}
+}
+
+// TestReleaseUploadedAgainAfterARestore: backups leave release archives
+// out, and docs/deploy.md says to upload them again after a restore; but
+// the restored store still named the release, so the upload was answered
+// 409 "give the new build a new version" (while its file was in fact kept)
+// and a rollout's canary failed fetching the archive. The same build of a
+// version and architecture already held is taken again: 200 with the
+// release as it was, and the archive is served.
+func TestReleaseUploadedAgainAfterARestore(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	dir := a.srv.ReleaseArchives.(*release.Archives).Dir
+	// What a restore leaves: the release in the store, no archive on disk.
+	if err := os.Remove(filepath.Join(dir, a.archive+".tar.gz")); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.request("GET", "/api/v1/releases/archives/"+a.archive, a.admin, "", nil); r.status != http.StatusNotFound {
+		t.Fatalf("archive left out by the restore: %d %s, want 404", r.status, r.body)
+	}
+	r := a.request("POST", "/api/v1/releases?version=1.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(releaseArchive(t, 62)))
+	if r.status != http.StatusOK {
+		t.Fatalf("the same build uploaded again: %d %s, want 200", r.status, r.body)
+	}
+	var rel loaxa.Release
+	if err := json.Unmarshal(r.body, &rel); err != nil {
+		t.Fatal(err)
+	}
+	if len(rel.Archives) != 1 || rel.Archives[0].SHA256 != a.archive {
+		t.Errorf("release after the upload again: %+v, want its one archive %s", rel, a.archive)
+	}
+	r = a.request("GET", "/api/v1/releases/archives/"+a.archive, a.admin, "", nil)
+	if r.status != http.StatusOK || !bytes.Equal(r.body, releaseArchive(t, 62)) {
+		t.Errorf("archive uploaded again: %d, %d bytes", r.status, len(r.body))
+	}
+	// Another build of the version and architecture is still refused.
+	checkError(t, a.request("POST", "/api/v1/releases?version=1.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(append(releaseArchive(t, 62), 0))),
+		http.StatusConflict, loaxa.EConflict, "already has an archive for amd64")
 }
