@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,9 +124,18 @@ func BackupOffline(ctx context.Context, cfg Config, file string) (*backup.Manife
 // writeAtomic writes file through fill into a temporary file beside it,
 // syncs it, checks it is a whole backup, and renames it into place.
 func writeAtomic(ctx context.Context, file string, fill func(*os.File) error) (*backup.Manifest, error) {
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	dir := filepath.Dir(file)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".*")
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		// Its error names the temporary file, which the operator never gave.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("backup: cannot write %s: the directory %s does not exist; create it first", file, dir)
+		}
+		return nil, fmt.Errorf("backup: cannot write %s in %s: %w", file, dir, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
