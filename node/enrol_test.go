@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"loaxa.vn/e2e/rig"
@@ -130,4 +135,34 @@ func TestEnrolKeepsTheCodeWhenTheCredentialsCannotBeWritten(t *testing.T) {
 		}
 		enrolled(t, path, "tt-02")
 	})
+}
+
+// TestEnrolWithoutTheControllerCASaysToGiveIt: a technician enrolling a
+// board at a controller whose certificate comes from the province's own CA
+// ran the command the controller printed, without --ca, and got only "x509:
+// certificate signed by unknown authority". The board's answer must say to
+// give the certificate the controller pins with --ca, and that the code was
+// not used (the TLS handshake failed before it was sent).
+func TestEnrolWithoutTheControllerCASaysToGiveIt(t *testing.T) {
+	var used atomic.Bool
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { used.Store(true) }))
+	defer ts.Close()
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	path := filepath.Join(t.TempDir(), "node.json")
+	var stdout, stderr bytes.Buffer
+	exit := run(context.Background(), []string{"--enrol", "7KQ2M-XH9DP-03RTW-VN5CE", "--controller", ts.URL, "--credentials", path}, env(nil), &stdout, &stderr)
+	if exit != exitFailure {
+		t.Errorf("exit %d, want %d", exit, exitFailure)
+	}
+	for _, want := range []string{"unknown authority", "--ca", "The code was not used"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q does not say %q", stderr.String(), want)
+		}
+	}
+	if used.Load() {
+		t.Error("the code reached the server")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("a failed enrolment left %s: %v", path, err)
+	}
 }

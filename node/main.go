@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -402,6 +403,12 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		client.Transport = &http.Transport{TLSClientConfig: cfg}
 	}
 	cred, err := agent.Enrol(ctx, client, o.controller, o.enrol)
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		// The handshake failed before the code was sent.
+		fmt.Fprintf(stderr, "node: %v\nThis board does not trust the controller's certificate: give the certificate the controller pins with --ca PEM (its --tls-ca, or the last certificate of its --tls-cert). The code was not used; enrol again with it.\n", err)
+		return exitFailure
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitFailure

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,16 @@ type BackupClient struct {
 // temporary file beside it first, checked end to end, then renamed, so
 // file is a whole, verified backup or is left as it was.
 func (c *BackupClient) Fetch(ctx context.Context, file string) (*backup.Manifest, error) {
+	m, err := c.fetch(ctx, file)
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return nil, fmt.Errorf("%w; give the certificate the controller's nodes pin with --ca PEM (its --tls-ca, or the last certificate of its --tls-cert)", err)
+	}
+	return m, err
+}
+
+// fetch is Fetch without the advice on an untrusted certificate.
+func (c *BackupClient) fetch(ctx context.Context, file string) (*backup.Manifest, error) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLS, Proxy: http.ProxyFromEnvironment}}
 	defer client.CloseIdleConnections()
 	base := strings.TrimRight(c.URL, "/")

@@ -2,6 +2,10 @@ package app
 
 import (
 	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +55,24 @@ func TestBackupIntoAMissingDirectorySaysWhich(t *testing.T) {
 	}
 	if _, err := BackupOffline(context.Background(), cfg, file); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBackupOfAControllerOnAnUntrustedCertificateSaysToGiveTheCA: "controller
+// backup --url https://…" without --ca, at a controller whose certificate
+// comes from the province's own CA, said only "x509: certificate signed by
+// unknown authority". It must say to give the controller's certificate
+// with --ca.
+func TestBackupOfAControllerOnAnUntrustedCertificateSaysToGiveTheCA(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	file := filepath.Join(t.TempDir(), "loaxa.tar.gz")
+	_, err := (&BackupClient{URL: ts.URL, Token: "token"}).Fetch(context.Background(), file)
+	if err == nil || !strings.Contains(err.Error(), "unknown authority") || !strings.Contains(err.Error(), "--ca") {
+		t.Errorf("backup of a controller on an untrusted certificate: %v; want it to say to give --ca", err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("a failed backup left %s: %v", file, err)
 	}
 }
