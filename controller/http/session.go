@@ -1,9 +1,11 @@
 package http
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -116,12 +118,49 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if _, err := sess.Instances(loc, sess.CreatedAt, sess.CreatedAt.AddDate(0, 0, 7)); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
 	}
+	if err := s.checkSameStart(ctx, sess, loc); err != nil {
+		return err
+	}
 	if err := s.SessionService.CreateSession(ctx, sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	s.changed()
 	s.audit(r, "session.create", sess.ID, sess.Area, sess.Name)
 	s.writeJSON(w, r, http.StatusCreated, sess)
+	return nil
+}
+
+// sameStartLookahead is how far ahead a new session's days are compared
+// with those of its area's sessions at the same start: a year covers every
+// weekly, monthly and yearly days rule.
+const sameStartLookahead = 366 * 24 * time.Hour
+
+// checkSameStart refuses a session that starts at the same time as
+// another of its area on a day both run: every item of the one would
+// overlap the other's on the same speakers (a README step run twice made
+// such a twin, and a bulletin placed in it then reported an overlap
+// conflict per node and day). Sessions at one start on different days
+// (weekdays and weekends) are fine.
+func (s *Server) checkSameStart(ctx context.Context, sess *loaxa.Session, loc *time.Location) error {
+	others, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: []string{sess.Area}})
+	if err != nil {
+		return fmt.Errorf("sessions of area %s: %w", sess.Area, err)
+	}
+	from := sess.CreatedAt.Add(-24 * time.Hour)
+	for _, o := range others {
+		if o.Start != sess.Start {
+			continue
+		}
+		day, err := sess.SharedDay(o, loc, from, from.Add(sameStartLookahead))
+		if err != nil {
+			return fmt.Errorf("compare with session %s: %w", o.ID, err)
+		}
+		if day != "" {
+			return loaxa.Errorf(loaxa.EConflict,
+				"Area %s already has session %s (%s) starting at %s, and both would run on %s: one area's sessions cannot start together. Place the items in %s, give this one other days or another start, or delete %s first.",
+				sess.Area, o.ID, o.Name, o.Start, day, o.ID, o.ID)
+		}
+	}
 	return nil
 }
 

@@ -189,3 +189,56 @@ func TestSessionOfAnotherAreaIsRefused(t *testing.T) {
 		t.Errorf("n-a programme %v, want nothing: nothing was placed for it", got)
 	}
 }
+
+// TestSessionAtTheSameStartIsRefused: re-running a README step made a
+// second "Buổi sáng" at 05:30 in the same commune, both accepted; a
+// bulletin placed in one then reported an overlap conflict per node and
+// day with the other's items. A session starting with another of its area
+// on a day both run is refused (409) naming the one there; the same start
+// on other days (weekdays and weekends) or in another commune is fine.
+func TestSessionAtTheSameStartIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	var morning, weekdays loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều ngày thường", "start": "17:00", "max_minutes": 30,
+		"days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, http.StatusCreated, &weekdays)
+	changed := e.sched.changed.Load()
+
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		msg  string
+	}{
+		{"the same session again", map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+			"Area 12346 already has session " + morning.ID + " (Buổi sáng) starting at 05:30, and both would run on 2026-03-02"},
+		{"another name at the same start", map[string]any{"area": "12346", "name": "Bản tin sáng", "start": "05:30", "max_minutes": 30, "days": "FREQ=WEEKLY;BYDAY=SU"},
+			"session " + morning.ID + " (Buổi sáng) starting at 05:30, and both would run on 2026-03-08"},
+		{"a day the weekday session runs", map[string]any{"area": "12346", "name": "Buổi chiều thứ Sáu", "start": "17:00", "max_minutes": 45, "days": "FREQ=WEEKLY;BYDAY=FR"},
+			"session " + weekdays.ID + " (Buổi chiều ngày thường) starting at 17:00, and both would run on 2026-03-06"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.request("POST", "/api/v1/sessions", officer, "application/json", jsonBody(t, tc.body))
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, tc.msg)
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, "Place the items in ")
+		})
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused sessions", got-changed)
+	}
+
+	// The same start on days the other does not run, or in another
+	// commune, is another slot.
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều cuối tuần", "start": "17:00", "max_minutes": 60,
+		"days": "FREQ=WEEKLY;BYDAY=SA,SU"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/sessions", e.admin, map[string]any{"area": "12347", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, nil)
+	var resp struct{ Sessions []loaxa.Session }
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &resp)
+	if got := len(resp.Sessions); got != 3 {
+		t.Errorf("commune 12346 has %d sessions %v, want 3 (no twin)", got, sessionIDs(resp.Sessions))
+	}
+}

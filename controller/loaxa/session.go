@@ -88,6 +88,29 @@ func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time
 	return out, nil
 }
 
+// SharedDay returns the first day in (from, to] on which s and o both
+// run, as a date in loc (DateLayout), or "" if there is none.
+func (s *Session) SharedDay(o *Session, loc *time.Location, from, to time.Time) (string, error) {
+	mine, err := s.Instances(loc, from, to)
+	if err != nil {
+		return "", err
+	}
+	theirs, err := o.Instances(loc, from, to)
+	if err != nil {
+		return "", err
+	}
+	days := make(map[string]bool, len(theirs))
+	for _, t := range theirs {
+		days[t.In(loc).Format(DateLayout)] = true
+	}
+	for _, t := range mine {
+		if day := t.In(loc).Format(DateLayout); days[day] {
+			return day, nil
+		}
+	}
+	return "", nil
+}
+
 // SessionInstanceID names one day's instance of session id.
 func SessionInstanceID(session string, start time.Time, loc *time.Location) string {
 	return session + "@" + start.In(loc).Format("20060102")
