@@ -1,8 +1,11 @@
 package http_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,4 +244,115 @@ func TestSessionAtTheSameStartIsRefused(t *testing.T) {
 	if got := len(resp.Sessions); got != 3 {
 		t.Errorf("commune 12346 has %d sessions %v, want 3 (no twin)", got, sessionIDs(resp.Sessions))
 	}
+}
+
+// TestDeletingASessionWithItemsToPlayIsRefused: an officer deleted the
+// morning session with no warning, and its bulletins never played again,
+// even after a session of the same name was made again (they point at the
+// deleted id). A delete is refused (409) while active items placed in the
+// session, or accepted into it from above, still have plays to come,
+// naming how many and the first few; ?force=true deletes it anyway and
+// lists them in the answer and the audit entry. Items already played,
+// cancelled, or in another session do not hold it.
+func TestDeletingASessionWithItemsToPlayIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var morning, evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &evening)
+	place := func(token, title, session, rrule string, at time.Time) loaxa.Announcement {
+		body := map[string]any{"title": title, "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}},
+			"priority": "normal", "start": at.Format(time.RFC3339)}
+		if session != "" && token == officer {
+			body["session"] = session
+		}
+		if rrule != "" {
+			body["rrule"] = rrule
+		}
+		var a struct {
+			loaxa.Announcement
+			Proposals []loaxa.Proposal
+		}
+		e.call("POST", "/api/v1/announcements", token, body, http.StatusCreated, &a)
+		if len(a.Proposals) == 1 {
+			e.call("POST", "/api/v1/proposals/"+a.Proposals[0].ID+"/accept", officer, map[string]any{"session": session}, http.StatusOK, nil)
+		}
+		return a.Announcement
+	}
+	weather := place(officer, "Bản tin thời tiết", morning.ID, "FREQ=DAILY", t0.Add(30*time.Minute))
+	today := place(officer, "Thông báo tiêm chủng", morning.ID, "", t0.Add(30*time.Minute))
+	cancelled := place(officer, "Thông báo đã huỷ", morning.ID, "", t0.Add(24*time.Hour+30*time.Minute))
+	e.call("POST", "/api/v1/announcements/"+cancelled.ID+"/cancel", officer, nil, http.StatusOK, nil)
+	fromAbove := place(district, "Bản tin huyện", morning.ID, "", t0.Add(24*time.Hour+40*time.Minute)) // accepted into it
+	place(officer, "Bản tin chiều", evening.ID, "FREQ=DAILY", t0.Add(12*time.Hour))
+
+	del := func(query string) response {
+		return e.request("DELETE", "/api/v1/sessions/"+morning.ID+query, officer, "", nil)
+	}
+	type answer struct {
+		Session string
+		Items   []struct{ Announcement, Title, Proposal string }
+	}
+	items := func(r response) []string {
+		var a answer
+		if err := json.Unmarshal(r.body, &a); err != nil {
+			t.Fatalf("answer %s: %v", r.body, err)
+		}
+		var out []string
+		for _, it := range a.Items {
+			out = append(out, it.Announcement)
+			if (it.Proposal != "") != (it.Announcement == fromAbove.ID) {
+				t.Errorf("item %+v: a proposal only for the bulletin from above", it)
+			}
+		}
+		return out
+	}
+	changed := e.sched.changed.Load()
+	r := del("")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
+		"Session %s (Buổi sáng) still has 3 item(s) to play: %s (Bản tin thời tiết), %s (Thông báo tiêm chủng), %s (Bản tin huyện). Once it is deleted they play nowhere",
+		morning.ID, weather.ID, today.ID, fromAbove.ID))
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "or delete with ?force=true")
+	if got, want := items(r), []string{weather.ID, today.ID, fromAbove.ID}; !slices.Equal(got, want) {
+		t.Errorf("items named %v, want %v", got, want)
+	}
+
+	// Once this morning's session is over, today's one-off is played.
+	e.clock.Set(t0.Add(90 * time.Minute))
+	officer = e.token("can-bo-a")
+	r = del("")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "still has 2 item(s) to play: ")
+	checkError(t, del("?force=maybe"), http.StatusBadRequest, loaxa.EInvalid, `force "maybe": write true to delete the session`)
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused deletes", got-changed)
+	}
+
+	r = del("?force=true")
+	if r.status != http.StatusOK {
+		t.Fatalf("forced delete: %d %s", r.status, r.body)
+	}
+	if got, want := items(r), []string{weather.ID, fromAbove.ID}; !slices.Equal(got, want) {
+		t.Errorf("forced delete lists %v, want %v", got, want)
+	}
+	entries := e.auditSeen(e.token("admin"), "session.delete")
+	if len(entries) != 1 || !strings.Contains(entries[0].Detail, fmt.Sprintf("forced, 2 item(s) left unplayed: %s, %s", weather.ID, fromAbove.ID)) {
+		t.Errorf("audit %+v, want the forced delete with the items left", entries)
+	}
+	checkError(t, del(""), http.StatusNotFound, loaxa.ENotFound, "There is no session")
+
+	// A session whose only item was cancelled goes as before.
+	var ev struct{ Announcements []loaxa.Announcement }
+	e.call("GET", "/api/v1/announcements", officer, nil, http.StatusOK, &ev)
+	for _, a := range ev.Announcements {
+		if a.Session == evening.ID {
+			e.call("POST", "/api/v1/announcements/"+a.ID+"/cancel", officer, nil, http.StatusOK, nil)
+		}
+	}
+	e.call("DELETE", "/api/v1/sessions/"+evening.ID, officer, nil, http.StatusNoContent, nil)
 }

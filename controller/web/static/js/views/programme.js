@@ -266,7 +266,18 @@ function sessionsPanel(ctx, area, sessions, reload) {
         ctx.may('schedule') && s.area === area ? h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
             if (!(await confirmDialog(t('programme.delete_session'), h('p', {}, s.name), t('programme.delete'), true))) return;
-            try { await api('DELETE', `/sessions/${s.id}`); await reload(); } catch (err) { toast(errorText(err), true); }
+            try {
+              await api('DELETE', `/sessions/${s.id}`);
+            } catch (err) {
+              // 409: bulletins are still placed in it, which would never
+              // play again; the officer sees them and may delete anyway.
+              const items = (err.status === 409 && err.body && err.body.items) || null;
+              if (!items) { toast(errorText(err), true); return; }
+              const list = h('ul', { id: 'session-items' }, items.map((it) => h('li', {}, it.title || it.announcement)));
+              if (!(await confirmDialog(t('programme.session_has_items', { n: items.length }), list, t('programme.delete_anyway'), true))) return;
+              try { await api('DELETE', `/sessions/${s.id}`, undefined, { force: 'true' }); } catch (err2) { toast(errorText(err2), true); return; }
+            }
+            await reload();
           },
         }, t('programme.delete')) : null))),
     ctx.may('schedule') ? h('form', {
