@@ -960,3 +960,50 @@ func TestItemAddedToASessionUnderWayStartsWhenAdded(t *testing.T) {
 		t.Errorf("B, added at 17:05: at 18:05 today's occurrences %+v; want it kept at 17:05", got)
 	}
 }
+
+// TestNodeEnrolledAfterAnOccurrenceDoesNotGetIt: a cluster put up at
+// 12:05 got the commune's 12:00 bulletin in its first desired state, still
+// within the late grace, and played it five minutes late, out of step with
+// nothing (the others were done); one that came online later had it
+// reported missed, against a bulletin planned before it existed. A node
+// gets no occurrence that started before it was enrolled in its area;
+// later ones, and later days of a recurring bulletin, it plays as every
+// other node does, and the nodes that were there keep theirs.
+func TestNodeEnrolledAfterAnOccurrenceDoesNotGetIt(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 28, h, m, 0, 0, ictZone) }
+	r := newRig(t)
+	commune := loaxa.Targets{Areas: []string{"12346"}}
+	noon := r.announce(t, commune, at(12, 0))
+	later := r.announce(t, commune, at(12, 30))
+	daily := &loaxa.Announcement{Title: "Hằng ngày", ContentID: contentID, Targets: commune, Priority: protocol.PriorityBackground,
+		Start: at(12, 0), RRule: "FREQ=DAILY", Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, daily))
+
+	r.clock.Set(at(12, 5))
+	r.must(t, r.s.NodeService.CreateNode(r.ctx, &loaxa.Node{ID: "tt-03", Name: "tt-03", Area: "12346", Lat: 20.7, Lon: 106.5,
+		SecretHash: loaxa.HashSecret("s")}))
+	r.compile(t, false)
+
+	tomorrow := at(12, 0).AddDate(0, 0, 1)
+	for _, tc := range []struct {
+		node string
+		want []string
+	}{
+		{"tt-03", []string{loaxa.OccurrenceID(later.ID, at(12, 30)), loaxa.OccurrenceID(daily.ID, tomorrow)}},
+		{"tt-01", []string{loaxa.OccurrenceID(noon.ID, at(12, 0)), loaxa.OccurrenceID(daily.ID, at(12, 0)),
+			loaxa.OccurrenceID(later.ID, at(12, 30)), loaxa.OccurrenceID(daily.ID, tomorrow)}},
+	} {
+		d := r.msg.last(tc.node)
+		if d == nil {
+			t.Fatalf("nothing published for %s", tc.node)
+		}
+		if got := occurrenceIDs(d)[:min(len(d.Occurrences), len(tc.want))]; !slices.Equal(got, tc.want) {
+			t.Errorf("%s: first occurrences %v, want %v", tc.node, got, tc.want)
+		}
+	}
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Node: "tt-03", To: at(12, 5)})
+	r.must(t, err)
+	for _, d := range ds {
+		t.Errorf("tt-03, enrolled at 12:05, has a delivery %s (%s) of an occurrence that started before", d.Occurrence, d.State)
+	}
+}
