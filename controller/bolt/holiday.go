@@ -40,12 +40,15 @@ func (s *HolidayService) CreateHoliday(ctx context.Context, h *loaxa.Holiday) er
 			return loaxa.Errorf(loaxa.EInvalid, "Area %q does not exist.", h.Area)
 		}
 		b := tx.Bucket(bucketHolidays)
+		if err := purgeDeletedHolidays(b, s.db.now()); err != nil {
+			return err
+		}
 		err := b.ForEach(func(k, _ []byte) error {
 			var o loaxa.Holiday
 			if _, err := getJSON(b, k, &o); err != nil {
 				return err
 			}
-			if o.Area == h.Area && o.Date == h.Date {
+			if o.DeletedAt.IsZero() && o.Area == h.Area && o.Date == h.Date {
 				return loaxa.Errorf(loaxa.EConflict, "%s is already a holiday (%s, %s) for this area.", h.Date, o.Name, o.ID)
 			}
 			return nil
@@ -81,6 +84,9 @@ func (s *HolidayService) FindHolidays(ctx context.Context, f loaxa.HolidayFilter
 			if _, err := getJSON(b, k, &h); err != nil {
 				return err
 			}
+			if !h.DeletedAt.IsZero() && (f.DeletedSince.IsZero() || h.DeletedAt.Before(f.DeletedSince)) {
+				return nil
+			}
 			if f.Areas == nil || h.Area == "" || slices.Contains(f.Areas, h.Area) {
 				out = append(out, &h)
 			}
@@ -96,20 +102,57 @@ func (s *HolidayService) FindHolidays(ctx context.Context, f loaxa.HolidayFilter
 	return out, nil
 }
 
-// DeleteHoliday removes the holiday.
+// DeleteHoliday takes the holiday off the calendar. It is kept, with
+// DeletedAt, for loaxa.HolidayDeletedKept: a session under way when it
+// went must not repack as if the day had never been a holiday.
 func (s *HolidayService) DeleteHoliday(ctx context.Context, id string) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
 	err := s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketHolidays)
-		if b.Get([]byte(id)) == nil {
+		now := s.db.now()
+		if err := purgeDeletedHolidays(b, now); err != nil {
+			return err
+		}
+		var h loaxa.Holiday
+		ok, err := getJSON(b, []byte(id), &h)
+		if err != nil {
+			return err
+		}
+		if !ok || !h.DeletedAt.IsZero() {
 			return loaxa.Errorf(loaxa.ENotFound, "Holiday %q does not exist.", id)
 		}
-		return b.Delete([]byte(id))
+		h.DeletedAt = now
+		return putJSON(b, []byte(id), &h)
 	})
 	if err != nil {
 		return fmt.Errorf("delete holiday %s: %w", id, err)
+	}
+	return nil
+}
+
+// purgeDeletedHolidays removes the holidays deleted more than
+// loaxa.HolidayDeletedKept before now.
+func purgeDeletedHolidays(b *bbolt.Bucket, now time.Time) error {
+	var old [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		var h loaxa.Holiday
+		if _, err := getJSON(b, k, &h); err != nil {
+			return err
+		}
+		if !h.DeletedAt.IsZero() && h.DeletedAt.Before(now.Add(-loaxa.HolidayDeletedKept)) {
+			old = append(old, slices.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("purge deleted holidays: %w", err)
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("purge deleted holiday %s: %w", k, err)
+		}
 	}
 	return nil
 }

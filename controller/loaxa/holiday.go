@@ -15,12 +15,24 @@ type Holiday struct {
 	Name      string    `json:"name"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
+	// DeletedAt is when it was deleted; zero while it stands. A deleted
+	// holiday is kept for HolidayDeletedKept, for the sessions that were
+	// under way when it went (docs/scheduling.md "Changes while a session
+	// is under way"), and listed only with HolidayFilter.DeletedSince.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 }
+
+// HolidayDeletedKept is how long a deleted holiday is kept: longer than
+// any session instance and the days a desired state keeps behind now.
+const HolidayDeletedKept = 8 * 24 * time.Hour
 
 // HolidayFilter selects holidays. Zero fields do not filter.
 type HolidayFilter struct {
 	// Areas limits the result to holidays of these areas and global ones.
 	Areas []string
+	// DeletedSince, if not zero, also returns the holidays deleted at or
+	// after it (DeletedAt set); otherwise only those standing.
+	DeletedSince time.Time
 }
 
 // HolidayService stores the holiday calendar.
@@ -30,6 +42,7 @@ type HolidayService interface {
 	CreateHoliday(ctx context.Context, h *Holiday) error
 	// FindHolidays returns holidays sorted by date, then area.
 	FindHolidays(ctx context.Context, f HolidayFilter) ([]*Holiday, error)
-	// DeleteHoliday removes it.
+	// DeleteHoliday removes it from the calendar (setting DeletedAt); a
+	// deleted one is ENotFound.
 	DeleteHoliday(ctx context.Context, id string) error
 }

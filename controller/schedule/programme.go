@@ -29,7 +29,9 @@ type compilation struct {
 	placed   []*loaxa.Announcement
 	sessions map[string][]*loaxa.Session // by area
 	session  map[string]*loaxa.Session   // by id
-	holidays map[string]map[string]bool  // area ("" global) → dates
+	// holidays: area ("" global) → date → the holidays on it, standing
+	// and deleted within loaxa.HolidayDeletedKept (see holidayState).
+	holidays map[string]map[string][]*loaxa.Holiday
 	// proposals: announcement → station area → proposal
 	proposals map[string]map[string]*loaxa.Proposal
 	// longest is the longest planned occurrence, for how far back the
@@ -91,7 +93,7 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		placed:    slices.Concat(anns, cancelled),
 		sessions:  map[string][]*loaxa.Session{},
 		session:   map[string]*loaxa.Session{},
-		holidays:  map[string]map[string]bool{},
+		holidays:  map[string]map[string][]*loaxa.Holiday{},
 		proposals: map[string]map[string]*loaxa.Proposal{},
 		expanded:  map[spanKey][]time.Time{},
 		instances: map[spanKey][]time.Time{},
@@ -112,15 +114,15 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		}
 	}
 	if s.HolidayService != nil {
-		hs, err := s.HolidayService.FindHolidays(ctx, loaxa.HolidayFilter{})
+		hs, err := s.HolidayService.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: now.Add(-loaxa.HolidayDeletedKept)})
 		if err != nil {
 			return nil, fmt.Errorf("holidays: %w", err)
 		}
 		for _, h := range hs {
 			if c.holidays[h.Area] == nil {
-				c.holidays[h.Area] = map[string]bool{}
+				c.holidays[h.Area] = map[string][]*loaxa.Holiday{}
 			}
-			c.holidays[h.Area][h.Date] = true
+			c.holidays[h.Area][h.Date] = append(c.holidays[h.Area][h.Date], h)
 		}
 	}
 	if s.ProposalService != nil {
@@ -310,9 +312,54 @@ type programmed struct {
 	ann                       *loaxa.Announcement
 	head                      bool // placed at the head of its session
 	// joined is when the item was put in its session (its announcement
-	// created, or its proposal accepted into it); left, when it was taken
-	// out (cancelled), or zero. See pack.
-	joined, left time.Time
+	// created, or its proposal accepted into it, or a holiday on its day
+	// deleted while the session ran); left, when it was taken out
+	// (cancelled), or zero; holiday, when a holiday on its day was added
+	// while its session ran, or zero. See pack.
+	joined, left, holiday time.Time
+}
+
+// holidayAt reports whether one of hs stood at t: added by then and not
+// deleted by then.
+func holidayAt(hs []*loaxa.Holiday, t time.Time) bool {
+	return slices.ContainsFunc(hs, func(h *loaxa.Holiday) bool {
+		return !h.CreatedAt.After(t) && (h.DeletedAt.IsZero() || h.DeletedAt.After(t))
+	})
+}
+
+// holidayEnd returns when the holidays of hs standing at t were all
+// deleted, or zero if one still stands.
+func holidayEnd(hs []*loaxa.Holiday, t time.Time) time.Time {
+	var end time.Time
+	for _, h := range hs {
+		if h.CreatedAt.After(t) {
+			continue
+		}
+		if h.DeletedAt.IsZero() {
+			return time.Time{}
+		}
+		end = maxTime(end, h.DeletedAt)
+	}
+	return end
+}
+
+// holidayAdded returns when the first holiday of hs that still stands was
+// added after t, or zero.
+func holidayAdded(hs []*loaxa.Holiday, t time.Time) time.Time {
+	var added time.Time
+	for _, h := range hs {
+		if h.CreatedAt.After(t) && h.DeletedAt.IsZero() && (added.IsZero() || h.CreatedAt.Before(added)) {
+			added = h.CreatedAt
+		}
+	}
+	return added
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // instance is one day's run of a session on one node, being packed.
@@ -345,17 +392,15 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", n.ID, err)
 	}
-	holiday := func(t time.Time) bool {
+	// holidays returns the holidays on t's day for the node, standing
+	// and recently deleted.
+	holidays := func(t time.Time) []*loaxa.Holiday {
 		day := t.In(loc).Format(loaxa.DateLayout)
-		if c.holidays[""][day] {
-			return true
-		}
+		hs := c.holidays[""][day]
 		for _, a := range chain {
-			if c.holidays[a][day] {
-				return true
-			}
+			hs = append(slices.Clip(hs), c.holidays[a][day]...)
 		}
-		return false
+		return hs
 	}
 	// The station is the nearest area in the chain with sessions.
 	station := ""
@@ -426,7 +471,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 			}
 			return it
 		}
-		skip := func(t time.Time) bool { return a.Recurring() && !a.OnHolidays && holiday(t) }
+		skips := a.Recurring() && !a.OnHolidays
 		wf, wt := from, to
 		switch {
 		case head:
@@ -446,8 +491,12 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 			return nil, err
 		}
 		for _, t := range starts {
-			if skip(t) {
-				continue
+			var hs []*loaxa.Holiday
+			if skips {
+				hs = holidays(t)
+			}
+			if sessionID == "" && holidayAt(hs, t) {
+				continue // a holiday when it was due; a session item's is judged at its instance
 			}
 			switch {
 			case sessionID != "":
@@ -460,7 +509,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					return nil, err
 				}
 				if inst == nil {
-					if gone {
+					if gone || holidayAt(hs, c.now) {
 						continue
 					}
 					if y, mo, d := t.In(loc).Date(); !time.Date(y, mo, d+1, 0, 0, 0, 0, loc).After(from) {
@@ -489,7 +538,18 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 							orNew(a.ID), t.In(loc).Format("15:04"), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout), end.In(loc).Format("15:04")),
 					})
 				}
-				inst.items = append(inst.items, mk(t))
+				it := mk(t)
+				if holidayAt(hs, inst.start) {
+					back := holidayEnd(hs, inst.start)
+					if back.IsZero() {
+						continue // a holiday, as the session began and still
+					}
+					// The holiday was deleted while the instance ran: the
+					// item joins it then, as one added then would.
+					it.joined = maxTime(it.joined, back)
+				}
+				it.holiday = holidayAdded(hs, inst.start)
+				inst.items = append(inst.items, it)
 			case head:
 				inst, err := c.nextInstance(c.sessions[station], loc, t, instances)
 				if err != nil {
@@ -604,9 +664,12 @@ func instanceAt(x *loaxa.Session, start time.Time, loc *time.Location, m map[str
 // what it played of that slot: the next item starts at the end of its
 // slot, or when it was taken out if that is sooner (it was on air). One
 // whose slot had not begun is left out, and the items after it move up,
-// to no earlier than its slot. Items only ever move to after the change
-// that moved them, and each pass recomputes the same slots from these
-// times, so an item that has begun never moves.
+// to no earlier than its slot. A holiday added after the start (holiday)
+// takes out the items whose slots had not begun by then, in the same way,
+// and leaves those that had begun to play on; a holiday deleted after the
+// start puts its items in as if they joined then. Items only ever move to
+// after the change that moved them, and each pass recomputes the same
+// slots from these times, so an item that has begun never moves.
 func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 	end := inst.start.Add(inst.session.MaxLength())
 	inst.items = slices.DeleteFunc(inst.items, func(it programmed) bool {
@@ -642,6 +705,9 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 		length := it.end.Sub(it.occ.Start)
 		if it.joined.After(t) {
 			t = ceilSecond(it.joined)
+		}
+		if !it.holiday.IsZero() && !it.holiday.After(t) {
+			continue // a holiday added before its slot began
 		}
 		if !it.left.IsZero() {
 			if it.left.After(t) {

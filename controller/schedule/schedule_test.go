@@ -1007,3 +1007,92 @@ func TestNodeEnrolledAfterAnOccurrenceDoesNotGetIt(t *testing.T) {
 		t.Errorf("tt-03, enrolled at 12:05, has a delivery %s (%s) of an occurrence that started before", d.Occurrence, d.State)
 	}
 }
+
+// TestHolidayChangedDuringASessionLeavesTheItemOnAir: the evening session
+// (17:00–18:00) plays daily items A, B, C and today's one-off D. An
+// officer who marked today a holiday at 17:01:30, with B on air, took
+// every daily item out of the session at once: B was cut off ("removed")
+// and D moved back to 17:00, in the past, under a new id. Deleting a
+// holiday during its session brought A, B and C back ahead of D, on air
+// alone, which was cut off and moved. A holiday added after the instance
+// began leaves the items that had begun by then (B plays on) and takes out
+// the rest, the items after them moving up no earlier than the change; a
+// holiday deleted during the instance brings its items back after those
+// under way, from the moment it was deleted, as items added then.
+func TestHolidayChangedDuringASessionLeavesTheItemOnAir(t *testing.T) {
+	at := func(h, m, s int) time.Time { return time.Date(2026, 11, 28, h, m, s, 0, ictZone) }
+	for _, tc := range []struct {
+		name string
+		// holidayBefore marks today a holiday at noon, before the session.
+		holidayBefore bool
+		change        time.Time
+		before, want  string
+	}{
+		{"added with B on air", false, at(17, 1, 30),
+			"17:00:00 A; 17:01:00 B; 17:02:00 C; 17:03:00 D", "17:00:00 A; 17:01:00 B; 17:02:00 D"},
+		{"added with A on air, B not begun", false, at(17, 0, 30),
+			"17:00:00 A; 17:01:00 B; 17:02:00 C; 17:03:00 D", "17:00:00 A; 17:01:00 D"},
+		{"deleted with D on air", true, at(17, 0, 30),
+			"17:00:00 D", "17:00:00 D; 17:01:00 A; 17:02:00 B; 17:03:00 C"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.s.SessionService = bolt.NewSessionService(r.db)
+			holidays := bolt.NewHolidayService(r.db)
+			r.s.HolidayService = holidays
+			evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 60, CreatedAt: t0}
+			r.must(t, r.s.SessionService.CreateSession(r.ctx, evening))
+			today := &loaxa.Holiday{Area: "12346", Date: "2026-11-28", Name: "Lễ hội làng"}
+			if tc.holidayBefore {
+				r.must(t, holidays.CreateHoliday(r.ctx, today))
+			}
+			titles := map[string]string{}
+			for _, name := range []string{"A", "B", "C", "D"} {
+				a := &loaxa.Announcement{Title: name, ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+					Priority: protocol.PriorityNormal, Start: at(6, 0, 0), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
+				if name == "D" {
+					a.Start, a.RRule = at(17, 0, 0), "" // today only, holiday or not
+				}
+				r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+				titles[a.ID] = name
+			}
+			instance := loaxa.SessionInstanceID(evening.ID, at(17, 0, 0), ictZone)
+			session := func() (string, map[string]protocol.Occurrence) {
+				var got []string
+				byTitle := map[string]protocol.Occurrence{}
+				for _, o := range r.msg.last("tt-01").Occurrences {
+					if o.Session == instance {
+						got = append(got, o.Start.In(ictZone).Format("15:04:05")+" "+titles[o.Announcement])
+						byTitle[titles[o.Announcement]] = o
+					}
+				}
+				return strings.Join(got, "; "), byTitle
+			}
+			r.compile(t, false)
+			got, before := session()
+			if got != tc.before {
+				t.Fatalf("before the change\n got  %s\n want %s", got, tc.before)
+			}
+
+			r.clock.Set(tc.change)
+			if tc.holidayBefore {
+				r.must(t, holidays.DeleteHoliday(r.ctx, today.ID))
+			} else {
+				r.must(t, holidays.CreateHoliday(r.ctx, today))
+			}
+			r.compile(t, false)
+			got, after := session()
+			if got != tc.want {
+				t.Errorf("after the change at %s\n got  %s\n want %s", tc.change.Format("15:04:05"), got, tc.want)
+			}
+			for name, o := range before {
+				if o.Start.After(tc.change) {
+					continue
+				}
+				if a, ok := after[name]; !ok || a != o {
+					t.Errorf("%s, begun before the change, is now %+v; want it unchanged: %+v", name, a, o)
+				}
+			}
+		})
+	}
+}

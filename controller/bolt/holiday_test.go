@@ -1,0 +1,53 @@
+package bolt_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+)
+
+// TestDeletedHolidayIsKeptForSessionsUnderWay: a holiday deleted during
+// the session it fell on was forgotten at once, and the scheduler repacked
+// that session as if the day had never been one, moving the item on air.
+// A deleted holiday leaves the calendar (not listed, 404 to delete again,
+// the date free for a new one) but is kept, with when it went, for
+// loaxa.HolidayDeletedKept, and listed with DeletedSince; then it is purged.
+func TestDeletedHolidayIsKeptForSessionsUnderWay(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "hp", "")
+	s := bolt.NewHolidayService(db)
+	h := &loaxa.Holiday{Area: "hp", Date: "2026-09-02", Name: "Quốc khánh"}
+	must(t, s.CreateHoliday(ctx, h))
+
+	clk.Advance(time.Hour)
+	deleted := clk.Now()
+	must(t, s.DeleteHoliday(ctx, h.ID))
+	if hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{}); err != nil || len(hs) != 0 {
+		t.Errorf("calendar after the delete: %v, %v; want nothing", hs, err)
+	}
+	if err := s.DeleteHoliday(ctx, h.ID); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("deleting it again: %v, want %s", err, loaxa.ENotFound)
+	}
+	again := &loaxa.Holiday{Area: "hp", Date: "2026-09-02", Name: "Quốc khánh"}
+	must(t, s.CreateHoliday(ctx, again))
+	hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: deleted})
+	must(t, err)
+	if len(hs) != 2 || !hs[0].DeletedAt.Equal(deleted) && !hs[1].DeletedAt.Equal(deleted) {
+		t.Errorf("with the deleted ones: %+v; want the new one and the deleted one, deleted at %s", hs, deleted)
+	}
+	if hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: deleted.Add(time.Second)}); err != nil || len(hs) != 1 || hs[0].ID != again.ID {
+		t.Errorf("deleted since after it went: %+v, %v; want only the new one", hs, err)
+	}
+
+	clk.Advance(loaxa.HolidayDeletedKept + time.Second)
+	must(t, s.DeleteHoliday(ctx, again.ID)) // purges the first
+	hs, err = s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: deleted})
+	must(t, err)
+	if len(hs) != 1 || hs[0].ID != again.ID {
+		t.Errorf("after %s: %+v; want only the one deleted just now", loaxa.HolidayDeletedKept, hs)
+	}
+}
