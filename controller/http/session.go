@@ -121,8 +121,16 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if _, err := sess.Instances(loc, sess.CreatedAt, sess.CreatedAt.AddDate(0, 0, 7)); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
 	}
-	if err := s.checkSameStart(ctx, sess, loc); err != nil {
+	if twin, day, err := s.sameStart(ctx, sess, loc); err != nil {
 		return err
+	} else if twin != nil {
+		s.writeJSON(w, r, http.StatusConflict, sessionTwinResponse{
+			Error: errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
+				"Area %s already has session %s (%s) starting at %s, and both would run on %s: one area's sessions cannot start together. Place the items in %s, give this one other days or another start, or delete %s first.",
+				sess.Area, twin.ID, twin.Name, twin.Start, day, twin.ID, twin.ID)},
+			Session: twin,
+		})
+		return nil
 	}
 	if err := s.SessionService.CreateSession(ctx, sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
@@ -138,16 +146,24 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 // weekly, monthly and yearly days rule.
 const sameStartLookahead = 366 * 24 * time.Hour
 
-// checkSameStart refuses a session that starts at the same time as
-// another of its area on a day both run: every item of the one would
-// overlap the other's on the same speakers (a README step run twice made
-// such a twin, and a bulletin placed in it then reported an overlap
-// conflict per node and day). Sessions at one start on different days
-// (weekdays and weekends) are fine.
-func (s *Server) checkSameStart(ctx context.Context, sess *loaxa.Session, loc *time.Location) error {
+// sessionTwinResponse answers a session refused for starting with another
+// of its area (409): the error and the session already there, so that a
+// script run twice can go on with it.
+type sessionTwinResponse struct {
+	Error   errorBody      `json:"error"`
+	Session *loaxa.Session `json:"session"`
+}
+
+// sameStart returns the session of sess's area that starts at the same
+// time on a day both run, and that day, or nil. Such a twin is refused:
+// every item of the one would overlap the other's on the same speakers (a
+// README step run twice made one, and a bulletin placed in it then
+// reported an overlap conflict per node and day). Sessions at one start on
+// different days (weekdays and weekends) are fine.
+func (s *Server) sameStart(ctx context.Context, sess *loaxa.Session, loc *time.Location) (*loaxa.Session, string, error) {
 	others, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: []string{sess.Area}})
 	if err != nil {
-		return fmt.Errorf("sessions of area %s: %w", sess.Area, err)
+		return nil, "", fmt.Errorf("sessions of area %s: %w", sess.Area, err)
 	}
 	from := sess.CreatedAt.Add(-24 * time.Hour)
 	for _, o := range others {
@@ -156,15 +172,13 @@ func (s *Server) checkSameStart(ctx context.Context, sess *loaxa.Session, loc *t
 		}
 		day, err := sess.SharedDay(o, loc, from, from.Add(sameStartLookahead))
 		if err != nil {
-			return fmt.Errorf("compare with session %s: %w", o.ID, err)
+			return nil, "", fmt.Errorf("compare with session %s: %w", o.ID, err)
 		}
 		if day != "" {
-			return loaxa.Errorf(loaxa.EConflict,
-				"Area %s already has session %s (%s) starting at %s, and both would run on %s: one area's sessions cannot start together. Place the items in %s, give this one other days or another start, or delete %s first.",
-				sess.Area, o.ID, o.Name, o.Start, day, o.ID, o.ID)
+			return o, day, nil
 		}
 	}
-	return nil
+	return nil, "", nil
 }
 
 // sessionItem is an announcement placed in a session (or accepted into it

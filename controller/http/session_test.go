@@ -229,6 +229,14 @@ func TestSessionAtTheSameStartIsRefused(t *testing.T) {
 			checkError(t, r, http.StatusConflict, loaxa.EConflict, "Place the items in ")
 		})
 	}
+	// The answer carries the session already there, so that a script run
+	// twice (the README's) goes on with it.
+	var twin struct{ Session loaxa.Session }
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusConflict, &twin)
+	if twin.Session.ID != morning.ID || twin.Session.Name != "Buổi sáng" {
+		t.Errorf("409 names session %+v, want %s", twin.Session, morning.ID)
+	}
 	if got := e.sched.changed.Load(); got != changed {
 		t.Errorf("scheduler told %d times by refused sessions", got-changed)
 	}
