@@ -239,13 +239,14 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 		for _, it := range items[:min(len(items), shownItems)] {
 			named = append(named, fmt.Sprintf("%s (%s)", it.Announcement, it.Title))
 		}
+		list := strings.Join(named, ", ")
 		if len(items) > shownItems {
-			named = append(named, fmt.Sprintf("and %d more", len(items)-shownItems))
+			list += fmt.Sprintf(" and %d more", len(items)-shownItems)
 		}
 		s.writeJSON(w, r, http.StatusConflict, sessionItemsResponse{
 			Error: &errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
 				"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to leave them unplayed.",
-				sess.ID, sess.Name, len(items), strings.Join(named, ", "))},
+				sess.ID, sess.Name, len(items), list)},
 			Session: sess.ID, Items: items,
 		})
 		return nil
@@ -325,8 +326,8 @@ func (s *Server) itemsToPlayIn(ctx context.Context, sess *loaxa.Session) ([]sess
 		}
 		for _, p := range ps {
 			a := byID[p.Announcement]
-			if p.Session != sess.ID || a == nil {
-				continue
+			if p.Session != sess.ID || a == nil || a.Session == sess.ID {
+				continue // not in it, cancelled, or listed already
 			}
 			if ok, err := plays(a); err != nil {
 				return nil, err
