@@ -346,3 +346,39 @@ func lapLeWithEvening(t *testing.T) (c *rig.Controller, evening loaxa.Session, n
 	news = c.Upload("thoi-su.wav", rig.ToneWAV(523, 3*time.Second, 16000, 1))
 	return c, evening, news
 }
+
+// TestSessionDeleteWithBulletinsAsksFirst: "Xoá" on a session took it away
+// with its bulletins, which then never played again, without a word. The
+// API now refuses (409) while bulletins still to play are placed in it;
+// the console must show which, and delete it only if the officer insists
+// ("Vẫn xoá", ?force=true).
+func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
+	c, evening, news := lapLeWithEvening(t)
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, nil)
+	sessions := func() []loaxa.Session {
+		var l struct{ Sessions []loaxa.Session }
+		c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+		return l.Sessions
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button')`)
+	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button`)))
+	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the bulletins still placed in it", `document.querySelector('dialog[open] #session-items')`, 10*time.Second)
+	if got := MustEval[string](b, text("dialog[open]")); !strings.Contains(got, "còn 1 bản tin sẽ phát") || !strings.Contains(got, "Thời sự hằng ngày") {
+		t.Errorf("the dialog says %q; want the bulletin still placed in the session named", got)
+	}
+	if got := sessions(); len(got) != 1 {
+		t.Fatalf("sessions while the officer reads the warning: %s; want the evening one kept", rig.Describe(got))
+	}
+	b.Do("delete anyway", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button') || document.querySelector('.toast.bad')`, 10*time.Second)
+	if got := sessions(); len(got) != 0 {
+		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))
+	}
+}
