@@ -38,6 +38,7 @@ import (
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/node/board"
 	"loaxa.vn/node/content"
+	"loaxa.vn/node/update"
 	"loaxa.vn/protocol"
 )
 
@@ -84,8 +85,10 @@ type options struct {
 	// agent without it checks whether it is back.
 	sound        soundDevice
 	soundRecheck time.Duration
-	// trialTimeout bounds an update's trial (selfupdate.go).
+	// trialTimeout bounds an update's trial; probation is how long an
+	// installed release must then run healthy (selfupdate.go).
 	trialTimeout time.Duration
+	probation    time.Duration
 }
 
 // The sound device reports its latency to the agent, which starts plays
@@ -111,6 +114,8 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (env LOAXA_LOG_LEVEL)")
 	fs.DurationVar(&o.trialTimeout, "update-trial", defaultTrialTimeout,
 		"how long a new agent release has to connect before it is thrown away (env LOAXA_UPDATE_TRIAL_TIMEOUT)")
+	fs.DurationVar(&o.probation, "update-probation", update.DefaultProbation,
+		"how long an installed agent release must run connected and answering before it is kept; one that starts 3 times or takes 6 times this is rolled back (env LOAXA_UPDATE_PROBATION)")
 	fs.DurationVar(&o.ampWarmup, "amp-warmup", agent.DefaultAmplifierWarmup,
 		"how long before a play the amplifier is switched on, e.g. 500ms or 2s (env LOAXA_AMP_WARMUP)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", agent.DefaultHeartbeat,
@@ -140,7 +145,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	for flagName, env := range map[string]string{"credentials": "LOAXA_CREDENTIALS", "data": "LOAXA_DATA", "audio": "LOAXA_AUDIO",
 		"log-level": "LOAXA_LOG_LEVEL", "cache-size": "LOAXA_CACHE_SIZE", "amp-warmup": "LOAXA_AMP_WARMUP",
 		"heartbeat": "LOAXA_HEARTBEAT", "metrics": "LOAXA_METRICS", "board": "LOAXA_BOARD", "update-trial": "LOAXA_UPDATE_TRIAL_TIMEOUT",
-		"sound-recheck": "LOAXA_SOUND_RECHECK"} {
+		"update-probation": "LOAXA_UPDATE_PROBATION", "sound-recheck": "LOAXA_SOUND_RECHECK"} {
 		if v := getenv(env); v != "" && !set[flagName] {
 			if err := fs.Set(flagName, v); err != nil {
 				fmt.Fprintf(stderr, "node: %s=%q: %v\n", env, v, err)
@@ -155,6 +160,10 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 
 	if o.heartbeat < time.Second || o.heartbeat > time.Hour {
 		fmt.Fprintf(stderr, "node: --heartbeat %v: want a duration from 1s to 1h, e.g. 60s\n", o.heartbeat)
+		return exitUsage
+	}
+	if o.probation < time.Second || o.probation > 24*time.Hour {
+		fmt.Fprintf(stderr, "node: --update-probation %v: want a duration from 1s to 24h, e.g. 10m\n", o.probation)
 		return exitUsage
 	}
 	if o.soundRecheck < 100*time.Millisecond || o.soundRecheck > time.Hour {

@@ -45,6 +45,8 @@ func TestRunRefusesBadInput(t *testing.T) {
 		{"amplifier warm-up without a unit", []string{"--amp-warmup", "500"}, nil, "invalid value \"500\" for flag -amp-warmup"},
 		{"amplifier warm-up of nothing", []string{"--amp-warmup", "0s"}, nil, "--amp-warmup 0s: want a duration above 0"},
 		{"heartbeat too short", []string{"--heartbeat", "100ms"}, nil, "--heartbeat 100ms: want a duration from 1s to 1h"},
+		{"update probation too short", []string{"--update-probation", "500ms"}, nil, "--update-probation 500ms: want a duration from 1s to 24h"},
+		{"update probation from env", nil, map[string]string{"LOAXA_UPDATE_PROBATION": "a while"}, "LOAXA_UPDATE_PROBATION=\"a while\""},
 		{"sound recheck of nothing", []string{"--sound-recheck", "0s"}, nil, "--sound-recheck 0s: want a duration from 100ms to 1h"},
 		{"sound recheck from env", nil, map[string]string{"LOAXA_SOUND_RECHECK": "often"}, "LOAXA_SOUND_RECHECK=\"often\""},
 		{"amplifier warm-up from env", nil, map[string]string{"LOAXA_AMP_WARMUP": "soon"}, "LOAXA_AMP_WARMUP=\"soon\""},

@@ -18,9 +18,14 @@ package main
 //  3. stops its agent and starts the new binary as a child on trial, with
 //     the same arguments, and waits up to --update-trial for it to say, on
 //     a pipe, that it connected to the broker and its main loop runs;
-//  4. on success stops the child, renames the new binary over its own
-//     (the old one kept as <exe>.previous) and execs it: the new version
-//     runs as the service's main process and reports "updated";
+//  4. on success stops the child, puts the new release on probation (a
+//     marker beside the binary, node/update), renames the new binary over
+//     its own (the old one kept as <exe>.previous) and execs it: the new
+//     version runs as the service's main process. It reports "updated"
+//     once it has run healthy for --update-probation; if it starts too
+//     often before that (it crashes, and systemd restarts it) or takes
+//     too long, one of its starts puts <exe>.previous back and execs it,
+//     and the previous version reports update-failed saying why;
 //  5. otherwise — the child exited (a build that cannot start), or did not
 //     connect in time — kills it, deletes the new binary, and starts its
 //     own agent again, which reports update-failed with the reason: the
@@ -72,6 +77,10 @@ type updater struct {
 	startup  []protocol.Event
 	trial    bool // this process is a child on trial
 	staged   *protocol.Update
+	// probation judges the installed release; verdict is what this
+	// start found (node/update).
+	probation *update.Probation
+	verdict   update.Verdict
 }
 
 // runAgent runs the agent, and tries updates it is asked for: see the top
@@ -87,7 +96,24 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 		u.requests = nil
 	}
 	u.exe = exe
-	if from := o.getenv(envUpdatedFrom); from != "" && !u.trial {
+	switch from := o.getenv(envUpdatedFrom); {
+	case u.trial:
+	case u.requests != nil:
+		// First, before anything that could crash: a release on
+		// probation counts this start, or is rolled back.
+		u.probation = &update.Probation{Exe: exe, Version: version, Period: o.probation, Clock: clock.Real{}, Log: log}
+		v, err := u.probation.Start(from)
+		if err != nil {
+			log.Error("update: probation", "err", err)
+		}
+		if v.Exec {
+			log.Warn("update: starting the previous agent in this one's place", "exe", exe)
+			err := syscall.Exec(exe, append([]string{exe}, os.Args[1:]...), execEnv(""))
+			// The previous agent is at exe: systemd starts it.
+			return fmt.Errorf("update: exec the previous agent %s: %w", exe, err)
+		}
+		u.verdict, u.startup = v, v.Events
+	case from != "":
 		u.startup = []protocol.Event{{Type: protocol.EventUpdated, At: time.Now().UTC(), Version: version, Reason: "from " + from}}
 	}
 	for {
@@ -116,8 +142,14 @@ func (u *updater) newPath() string { return filepath.Join(filepath.Dir(u.exe), "
 // when it is done.
 func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan struct{} {
 	done := make(chan struct{})
+	probation := make(chan struct{})
+	go func() {
+		defer close(probation)
+		u.judge(ctx, a)
+	}()
 	go func() {
 		defer close(done)
+		defer func() { <-probation }()
 		if u.trial {
 			u.sayHealthy(ctx, a)
 		}
@@ -164,6 +196,47 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 		}
 	}()
 	return done
+}
+
+// judge ends the probation of this release once it has run healthy for
+// its period, reporting it updated; or, in the previous release put back,
+// once the rollback's report is stored.
+func (u *updater) judge(ctx context.Context, a *agent.Agent) {
+	switch {
+	case u.verdict.On:
+		healthy := func(ctx context.Context) bool {
+			if !a.Connected() {
+				return false
+			}
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			return a.Alive(actx) == nil
+		}
+		if u.probation.Watch(ctx, healthy) != nil {
+			return
+		}
+		// Stored before the marker goes: a power cut between the two
+		// reports it twice, never not at all.
+		if err := a.Report(ctx, protocol.Event{Type: protocol.EventUpdated, Version: version, Reason: "from " + u.verdict.From}); err != nil {
+			u.log.Error("update: probation passed but not reported; judged again at the next start", "err", err)
+			return
+		}
+	case u.verdict.EndAfterReport:
+		// The main loop answers once the startup events are stored.
+		if a.Alive(ctx) != nil {
+			return
+		}
+	default:
+		return
+	}
+	if err := u.probation.End(); err != nil {
+		u.log.Error("update: end the probation", "err", err)
+		return
+	}
+	if u.verdict.On {
+		u.log.Info("update: this release passed its probation; kept", "version", version, "previous", u.verdict.From)
+	}
+	u.verdict = update.Verdict{}
 }
 
 // stage fetches and checks the release, then waits for a quiet moment.
@@ -250,13 +323,21 @@ func (u *updater) try(ctx context.Context, staged protocol.Update, o options) st
 	case ok := <-healthy:
 		if ok {
 			stopChild(cmd, exited)
+			// The marker first: no new binary at exe without it.
+			if err := update.BeginProbation(u.exe, update.Marker{Version: staged.Version, Previous: version, Since: time.Now()}); err != nil {
+				return fmt.Sprintf("new agent %s not installed: %v", staged.Version, err)
+			}
 			if err := update.Install(u.newPath(), u.exe); err != nil {
+				if err := update.EndProbation(u.exe); err != nil {
+					u.log.Error("update: probation marker of a release not installed", "err", err)
+				}
 				return err.Error()
 			}
 			stopFeeding()
-			u.log.Info("update: new agent healthy; restarting into it", "version", staged.Version)
-			env := append(os.Environ(), envUpdatedFrom+"="+version)
-			err := syscall.Exec(u.exe, append([]string{u.exe}, os.Args[1:]...), env)
+			u.log.Info("update: new agent healthy; restarting into it, on probation", "version", staged.Version, "probation", o.probation)
+			// LOAXA_UPDATED_FROM for a release older than probation,
+			// which reports updated from it.
+			err := syscall.Exec(u.exe, append([]string{u.exe}, os.Args[1:]...), execEnv(version))
 			// Exec failed: the binary is installed; exit and let systemd start it.
 			u.log.Error("update: exec the new agent", "err", err)
 			os.Exit(exitFailure)
@@ -297,6 +378,22 @@ func childEnv() []string {
 			continue
 		}
 		env = append(env, kv)
+	}
+	return env
+}
+
+// execEnv is this process's environment for the agent exec'd in its
+// place, told it replaced from (none if empty): an earlier
+// LOAXA_UPDATED_FROM would shadow a new one.
+func execEnv(from string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != envUpdatedFrom {
+			env = append(env, kv)
+		}
+	}
+	if from != "" {
+		env = append(env, envUpdatedFrom+"="+from)
 	}
 	return env
 }

@@ -294,8 +294,10 @@
 // covers the archive's bytes. The node fetches the archive for its
 // architecture over HTTP with its credentials, refuses it unless size and
 // SHA-256 match, runs the new binary on trial, and installs it only if it
-// connects within a bound. It reports EventUpdated (Version; Reason "from
-// <old version>") from the installed new version, or EventUpdateFailed
+// connects within a bound; installed, it is on probation until it has run
+// healthy for a while, and put back by the previous one if it crashes
+// before. It reports EventUpdated (Version; Reason "from <old version>")
+// from the new version once it passed its probation, or EventUpdateFailed
 // (Version; Reason) from the old one, which carries on. It never restarts
 // while something plays or is due within two minutes.
 package protocol

@@ -14,12 +14,14 @@ const CmdUpdate = "update"
 // Update events a node reports about agent releases (Event.Version names
 // the release).
 const (
-	// EventUpdated: the node runs Version, after connecting and reporting
-	// healthy with it; Reason names the version it came from.
+	// EventUpdated: the node runs Version, installed after its trial and
+	// kept after its probation (it ran healthy for a while); Reason names
+	// the version it came from.
 	EventUpdated EventType = "updated"
 	// EventUpdateFailed: the node did not move to Version; Reason says why
 	// (download, checksum, the new agent exited or did not connect in
-	// time and was rolled back).
+	// time, or it crashed on probation and the previous one was put
+	// back: "rolled back from …").
 	EventUpdateFailed EventType = "update-failed"
 )
 

@@ -21,8 +21,9 @@ const (
 	// command when it is back.
 	DefaultResend = 5 * time.Minute
 	// DefaultCanaryTimeout bounds a canary's update: download, waiting
-	// for a quiet moment (no broadcast due), the trial.
-	DefaultCanaryTimeout = 30 * time.Minute
+	// for a quiet moment (no broadcast due), the trial, and the probation
+	// (10 minutes by default) after which the node reports updated.
+	DefaultCanaryTimeout = 40 * time.Minute
 )
 
 // ArchivePath is where nodes fetch an archive (GET, node credentials).

@@ -8,12 +8,18 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,10 +35,11 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// build compiles pkg with the version embedded.
-func build(t *testing.T, pkg, version, out string) {
+// build compiles pkg with the version embedded, and extra arguments.
+func build(t *testing.T, pkg, version, out string, extra ...string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-ldflags", "-s -w -X main.version="+version, "-o", out, pkg)
+	args := append([]string{"build", "-ldflags", "-s -w -X main.version=" + version, "-o", out}, extra...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
@@ -59,12 +66,38 @@ func archive(t *testing.T, version, bin string) []byte {
 	return buf.Bytes()
 }
 
-// board is a node agent process.
+// buildCrashingLater builds a node agent release that passes its trial
+// and crashes a second after each start as the installed agent: the node
+// package with testdata/crashlater.go added (go build -overlay).
+func buildCrashingLater(t *testing.T, version, out string) {
+	t.Helper()
+	nodeDir, err := filepath.Abs(filepath.Join("..", "..", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash, err := filepath.Abs(filepath.Join("testdata", "crashlater.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(t.TempDir(), "overlay.json")
+	raw, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(nodeDir, "zz_crashlater.go"): crash}})
+	if err := os.WriteFile(overlay, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	build(t, "loaxa.vn/node", version, out, "-overlay", overlay)
+}
+
+// probation is the boards' --update-probation (LOAXA_UPDATE_PROBATION):
+// an installed release is kept after running this long connected.
+const probation = 3 * time.Second
+
+// board is a node agent process, restarted when it exits as systemd
+// restarts the service (Restart=always).
 type board struct {
 	id, exe string
-	cmd     *exec.Cmd
 	log     *syncbuf.Buffer
-	done    chan struct{}
+	done    chan struct{} // closed once the board is stopped
+	starts  atomic.Int32  // processes started
 }
 
 func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string) *board {
@@ -84,18 +117,53 @@ func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string)
 		t.Fatal(err)
 	}
 	b := &board{id: id, exe: exe, log: &syncbuf.Buffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(exe, "--credentials", credFile, "--data", filepath.Join(dir, "data"), "--audio", "none", "--update-trial", "20s")
-	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	if err := b.cmd.Start(); err != nil {
+	var (
+		mu       sync.Mutex
+		cmd      *exec.Cmd // the agent process
+		stopping = make(chan struct{})
+	)
+	start := func() error {
+		cmd = exec.Command(exe, "--credentials", credFile, "--data", filepath.Join(dir, "data"), "--audio", "none", "--update-trial", "20s")
+		cmd.Env = append(os.Environ(), "LOAXA_UPDATE_PROBATION="+probation.String())
+		cmd.Stdout, cmd.Stderr = b.log, b.log
+		b.starts.Add(1)
+		return cmd.Start()
+	}
+	if err := start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { b.cmd.Wait(); close(b.done) }()
+	go func() {
+		defer close(b.done)
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			c := cmd
+			mu.Unlock()
+			err := c.Wait()
+			select {
+			case <-stopping:
+				mu.Lock()
+				return
+			case <-time.After(100 * time.Millisecond): // RestartSec
+			}
+			mu.Lock()
+			fmt.Fprintf(b.log, "board: the agent ended (%v); starting it again\n", err)
+			if err := start(); err != nil {
+				fmt.Fprintf(b.log, "board: start the agent: %v\n", err)
+				return
+			}
+		}
+	}()
 	t.Cleanup(func() {
-		b.cmd.Process.Signal(syscall.SIGTERM)
+		mu.Lock()
+		close(stopping)
+		p := cmd.Process
+		mu.Unlock()
+		p.Signal(syscall.SIGTERM)
 		select {
 		case <-b.done:
 		case <-time.After(20 * time.Second):
-			b.cmd.Process.Kill()
+			p.Kill()
 			<-b.done
 		}
 		if t.Failed() {
@@ -107,10 +175,11 @@ func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string)
 
 func TestOverTheAirUpdates(t *testing.T) {
 	dir := t.TempDir()
-	v1, v2, bad := filepath.Join(dir, "v1"), filepath.Join(dir, "v2"), filepath.Join(dir, "bad")
+	v1, v2, bad, crashing := filepath.Join(dir, "v1"), filepath.Join(dir, "v2"), filepath.Join(dir, "bad"), filepath.Join(dir, "crashing")
 	build(t, "loaxa.vn/node", "1.0.0", v1)
 	build(t, "loaxa.vn/node", "2.0.0", v2)
 	build(t, "loaxa.vn/e2e/ota/badagent", "3.0.0", bad)
+	buildCrashingLater(t, "5.0.0", crashing)
 
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.RolloutInterval = 200 * time.Millisecond }})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
@@ -186,6 +255,10 @@ func TestOverTheAirUpdates(t *testing.T) {
 				}
 				return false
 			})
+			rig.Eventually(t, 20*time.Second, id+" kept 2.0.0 (probation passed)", func() bool {
+				_, err := os.Stat(boards[id].exe + ".probation")
+				return errors.Is(err, os.ErrNotExist)
+			})
 			// The updated event comes from the installed binary.
 			if !bytes.Equal(binary(boards[id].exe), v2Bytes) || !bytes.Equal(binary(boards[id].exe+".previous"), v1Bytes) {
 				t.Errorf("%s: the installed binary is not 2.0.0, or 1.0.0 was not kept beside it", id)
@@ -195,8 +268,13 @@ func TestOverTheAirUpdates(t *testing.T) {
 
 	// canaryFails rolls version out and checks that the canary refused
 	// it with a reason saying want, that it still runs 2.0.0, and that
-	// nobody else was asked.
-	canaryFails := func(t *testing.T, version, want string) {
+	// nobody else was asked. The canary's agent was started again by its
+	// service manager only if restarted.
+	canaryFails := func(t *testing.T, version, want string, restarted bool) {
+		starts := map[string]int32{}
+		for _, id := range ids {
+			starts[id] = boards[id].starts.Load()
+		}
 		ro := await(rollout(version, 1).ID, loaxa.RolloutHalted)
 		if !strings.Contains(ro.Reason, want) {
 			t.Errorf("halted because %q; want %q in it", ro.Reason, want)
@@ -214,17 +292,32 @@ func TestOverTheAirUpdates(t *testing.T) {
 			if !bytes.Equal(binary(boards[id].exe), v2Bytes) {
 				t.Errorf("%s: the binary changed", id)
 			}
-			select {
-			case <-boards[id].done:
-				t.Errorf("%s: the agent process ended", id)
-			default:
+			canary := slices.ContainsFunc(ro.Nodes, func(n loaxa.RolloutNode) bool { return n.Node == id && n.Canary })
+			if n := boards[id].starts.Load() - starts[id]; (n > 0) != (restarted && canary) {
+				t.Errorf("%s: the agent was started again %d times", id, n)
 			}
 		}
 	}
 
+	// A release that passes its trial and then crashes (at its first
+	// play, at an alert) left the board crash-looping under systemd for
+	// ever, and the canary, reported updated at once, let the rollout
+	// take every board down with it. On probation it starts at most 3
+	// times; the next start puts 2.0.0 back, which reports why, and the
+	// rollout halts on the canary.
+	t.Run("a release that crashes after its trial is rolled back on the canary and the rollout halts", func(t *testing.T) {
+		upload("5.0.0", archive(t, "5.0.0", crashing))
+		canaryFails(t, "5.0.0", "rolled back from 5.0.0: it started 3 times in", true)
+		for _, id := range ids {
+			if _, err := os.Stat(boards[id].exe + ".probation"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: the probation marker is still there (%v)", id, err)
+			}
+		}
+	})
+
 	t.Run("a build that exits at start is rolled back on the canary and the rollout halts", func(t *testing.T) {
 		upload("3.0.0", archive(t, "3.0.0", bad))
-		canaryFails(t, "3.0.0", "exited at start")
+		canaryFails(t, "3.0.0", "exited at start", false)
 	})
 
 	t.Run("a tampered archive is refused", func(t *testing.T) {
@@ -237,6 +330,6 @@ func TestOverTheAirUpdates(t *testing.T) {
 		if err := os.WriteFile(path, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		canaryFails(t, "4.0.0", "does not match the signed update")
+		canaryFails(t, "4.0.0", "does not match the signed update", false)
 	})
 }

@@ -2,7 +2,9 @@
 // release archive for the board's architecture from the controller,
 // checks its size and SHA-256 against the signed update command, extracts
 // the agent binary beside the running one and swaps it in with a rename,
-// keeping the previous binary to roll back to.
+// keeping the previous binary to roll back to. The installed release is
+// on probation until it has run healthy for a while; one that crashes
+// before is rolled back at its next start (probation.go).
 //
 // The trial of a new binary — run it, wait for it to connect and report
 // healthy, and otherwise throw it away and carry on with the running one —
@@ -228,14 +230,21 @@ func Previous(exe string) string { return exe + ".previous" }
 // Install makes newBin the binary at exe: the current one is kept as
 // Previous(exe) (a hard link, so exe never disappears), then newBin is
 // renamed over exe and the directory synced. A crash leaves the old
-// binary or the new one at exe, never a partial file.
+// binary or the new one at exe, never a partial file. Put the release on
+// probation first (BeginProbation).
 func Install(newBin, exe string) error {
 	prev := Previous(exe)
+	if err := step("keep previous"); err != nil {
+		return err
+	}
 	if err := os.Remove(prev); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("install: %w", err)
 	}
 	if err := os.Link(exe, prev); err != nil {
 		return fmt.Errorf("install: keep the previous agent: %w", err)
+	}
+	if err := step("install new"); err != nil {
+		return err
 	}
 	if err := os.Rename(newBin, exe); err != nil {
 		return fmt.Errorf("install: %w", err)

@@ -1,0 +1,313 @@
+package update
+
+// Probation after an update: a release that passed its trial may still
+// crash later — at its first play, at the first alert, after a reboot — and
+// systemd would restart it for ever (Restart=always), leaving a pole silent
+// until a technician climbs to it. So, as embedded fleets do with A/B
+// images and boot counting, the new release runs on probation: a marker
+// beside the binary (<exe>.probation) counts its starts, and the release
+// passes once it has run healthy for a period in a row. A release that
+// starts too often or takes too long is replaced by the previous binary,
+// which reports why.
+//
+// Every change to the marker and the binaries is one rename followed by a
+// sync of the directory, in an order that leaves, after a power cut at any
+// point, a whole binary at exe and a marker that says what to do next:
+//
+//	install (the old agent, after the trial):
+//	  marker {version: new, previous: old, starts: 0} written and synced
+//	  exe linked as <exe>.previous; new binary renamed over exe; synced
+//	each start of the new agent: starts+1, synced, before anything else
+//	passing: the updated event stored, then the marker removed
+//	rolling back (a start of the new agent):
+//	  marker {rolled_back: why} synced; <exe>.previous renamed over exe
+//	  (the new binary goes with it); synced; the previous agent exec'd
+//	the previous agent's start: update-failed {version: new, reason: why}
+//	  stored, then the marker removed
+//
+// A marker naming another release than the one running, and not a rollback
+// to the running one, is left from an install cut short before its rename
+// (or from a binary replaced by hand): it is removed.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+const (
+	// DefaultProbation is how long a new release must run healthy — its
+	// broker link up, its main loop answering — in a row to pass.
+	DefaultProbation = 10 * time.Minute
+	// MaxStarts is how many starts a release on probation has: the next
+	// one puts the previous release back.
+	MaxStarts = 3
+	// deadlineFactor: a release still on probation this many periods
+	// after its install is put back at its next start.
+	deadlineFactor = 6
+)
+
+// Marker is what the probation marker says.
+type Marker struct {
+	// Version is the release on probation; Previous the one it replaced,
+	// kept at Previous(exe).
+	Version  string `json:"version"`
+	Previous string `json:"previous"`
+	// Since is when it was installed (the board's clock).
+	Since time.Time `json:"since"`
+	// Starts counts its starts since.
+	Starts int `json:"starts"`
+	// RolledBack says why the previous release is being put back; set
+	// before it is.
+	RolledBack string `json:"rolled_back,omitempty"`
+}
+
+// MarkerPath is where the probation marker of the agent at exe is kept.
+func MarkerPath(exe string) string { return exe + ".probation" }
+
+// failpoint, when set by a test, is called before each step that changes
+// the disk; an error stops the operation there, as a power cut would.
+var failpoint func(step string) error
+
+func step(name string) error {
+	if failpoint == nil {
+		return nil
+	}
+	return failpoint(name)
+}
+
+// BeginProbation puts a release on probation: call it after its trial and
+// before Install, so that no new binary runs at exe without a marker.
+func BeginProbation(exe string, m Marker) error {
+	return writeMarker(exe, m)
+}
+
+// writeMarker replaces the marker with m: written beside it, synced,
+// renamed over it, the directory synced.
+func writeMarker(exe string, m Marker) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("probation marker: %w", err)
+	}
+	path := MarkerPath(exe)
+	tmp := path + ".tmp"
+	if err := step("write marker"); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("probation marker: %w", err)
+	}
+	_, werr := f.Write(raw)
+	serr := f.Sync()
+	if err := errors.Join(werr, serr, f.Close()); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("probation marker %s: %w", tmp, err)
+	}
+	if err := step("rename marker"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("probation marker: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("probation marker: sync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
+}
+
+// readMarker returns the marker of the agent at exe, nil if there is none.
+func readMarker(exe string) (*Marker, error) {
+	raw, err := os.ReadFile(MarkerPath(exe))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("probation marker: %w", err)
+	}
+	var m Marker
+	if err := json.Unmarshal(raw, &m); err != nil || m.Version == "" {
+		return nil, fmt.Errorf("probation marker %s unreadable (%q)", MarkerPath(exe), raw)
+	}
+	return &m, nil
+}
+
+// removeMarker removes the marker and syncs the directory.
+func removeMarker(exe string) error {
+	if err := step("remove marker"); err != nil {
+		return err
+	}
+	if err := os.Remove(MarkerPath(exe)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("probation marker: %w", err)
+	}
+	if err := syncDir(filepath.Dir(exe)); err != nil {
+		return fmt.Errorf("probation marker: sync %s: %w", filepath.Dir(exe), err)
+	}
+	return nil
+}
+
+// Probation judges, at each start of the agent at Exe, its release on
+// probation.
+type Probation struct {
+	// Exe is the installed agent; Version the release running.
+	Exe     string
+	Version string
+	// Period is how long the release must run healthy in a row to pass
+	// (DefaultProbation).
+	Period time.Duration
+	// Clock is the board's clock: the marker's Since survives reboots.
+	Clock clock.Clock
+	Log   *slog.Logger
+}
+
+// Deadline is how long after its install a release may stay on probation:
+// one still on it then is put back at its next start.
+func (p *Probation) Deadline() time.Duration { return deadlineFactor * p.Period }
+
+// Verdict is what a start found.
+type Verdict struct {
+	// On: this start is on probation; Watch, then report updated from
+	// From, then End.
+	On   bool
+	From string
+	// Exec: the previous agent is back at Exe; run it in this process's
+	// place (exec) before anything else.
+	Exec bool
+	// Events are to be reported as the agent starts.
+	Events []protocol.Event
+	// EndAfterReport: the marker goes once Events are stored (End).
+	EndAfterReport bool
+}
+
+// Start is called first at each start of the agent (not of a child on
+// trial), before anything that could crash. updatedFrom is the release
+// that exec'd this one, when an agent older than probation did (it
+// wrote no marker): this start then begins the probation.
+//
+// An error says the marker could not be read or written; the verdict is
+// still to be followed.
+func (p *Probation) Start(updatedFrom string) (Verdict, error) {
+	now := p.Clock.Now()
+	m, err := readMarker(p.Exe)
+	if err != nil {
+		// A marker damaged on the card: nothing it says can be trusted,
+		// not even whether a release is on probation.
+		return Verdict{}, errors.Join(fmt.Errorf("probation off: %w", err), removeMarker(p.Exe))
+	}
+	if m != nil && m.Version != p.Version {
+		if m.RolledBack != "" && m.Previous == p.Version {
+			// This is the previous release, put back: say why.
+			p.Log.Warn("update: back on this release after a rollback", "rejected", m.Version, "reason", m.RolledBack)
+			return Verdict{EndAfterReport: true, Events: []protocol.Event{{Type: protocol.EventUpdateFailed, At: now.UTC(), Version: m.Version, Reason: m.RolledBack}}}, nil
+		}
+		p.Log.Warn("update: probation marker of another release removed (its install was cut short, or the agent was replaced by hand)", "marker", m.Version, "running", p.Version)
+		if err := removeMarker(p.Exe); err != nil {
+			return Verdict{}, err
+		}
+		m = nil
+	}
+	if m == nil {
+		if updatedFrom == "" {
+			return Verdict{}, nil
+		}
+		m = &Marker{Version: p.Version, Previous: updatedFrom, Since: now}
+	}
+	why := m.RolledBack
+	age := now.Sub(m.Since).Round(time.Second)
+	switch {
+	case why != "":
+		// A rollback was cut short: finish it.
+	case m.Starts >= MaxStarts:
+		why = fmt.Sprintf("it started %d times in %v without running %v", m.Starts, age, p.Period)
+	case age >= p.Deadline():
+		why = fmt.Sprintf("it did not run %v in a row within %v of its install", p.Period, p.Deadline())
+	}
+	if _, err := os.Stat(Previous(p.Exe)); err != nil {
+		// Nothing to go back to (removed by hand): say so, once.
+		p.Log.Warn("update: no previous agent to go back to; this release runs without probation", "previous", Previous(p.Exe), "err", err)
+		ev := protocol.Event{Type: protocol.EventUpdated, At: now.UTC(), Version: p.Version, Reason: "from " + m.Previous}
+		if why != "" {
+			ev.Type, ev.Reason = protocol.EventUpdateFailed, fmt.Sprintf("failed its probation (%s) but not rolled back: no previous agent", why)
+		}
+		return Verdict{EndAfterReport: true, Events: []protocol.Event{ev}}, nil
+	}
+	if why != "" && m.RolledBack == "" {
+		why = fmt.Sprintf("rolled back from %s: %s", m.Version, why)
+	}
+	if why != "" {
+		p.Log.Error("update: this release failed its probation; putting the previous one back", "version", m.Version, "previous", m.Previous, "reason", why)
+		m.RolledBack = why
+		if err := writeMarker(p.Exe, *m); err != nil {
+			return Verdict{}, fmt.Errorf("roll back: %w", err)
+		}
+		if err := rollBack(p.Exe); err != nil {
+			return Verdict{}, err
+		}
+		return Verdict{Exec: true}, nil
+	}
+	m.Starts++
+	if err := writeMarker(p.Exe, *m); err != nil {
+		// Not counted: run on probation all the same.
+		return Verdict{On: true, From: m.Previous}, err
+	}
+	p.Log.Info("update: this release is on probation", "version", p.Version, "start", m.Starts, "of", MaxStarts, "passes_after", p.Period)
+	return Verdict{On: true, From: m.Previous}, nil
+}
+
+// rollBack renames the previous agent over exe: one rename, so exe is the
+// new binary until it and the previous one after.
+func rollBack(exe string) error {
+	if err := step("put previous back"); err != nil {
+		return err
+	}
+	if err := os.Rename(Previous(exe), exe); err != nil {
+		return fmt.Errorf("roll back: %w", err)
+	}
+	if err := syncDir(filepath.Dir(exe)); err != nil {
+		return fmt.Errorf("roll back: sync %s: %w", filepath.Dir(exe), err)
+	}
+	return nil
+}
+
+// Watch returns nil once healthy has answered true for Period in a row,
+// asked every Period/20 (at most every 5 s), or ctx's error.
+func (p *Probation) Watch(ctx context.Context, healthy func(context.Context) bool) error {
+	every := min(max(p.Period/20, 10*time.Millisecond), 5*time.Second)
+	var since time.Time // healthy since; zero: not healthy
+	for {
+		if healthy(ctx) {
+			now := p.Clock.Now()
+			if since.IsZero() {
+				since = now
+			}
+			if now.Sub(since) >= p.Period {
+				return nil
+			}
+		} else {
+			since = time.Time{}
+		}
+		t := p.Clock.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+	}
+}
+
+// End ends the probation: call it once the release passed and its updated
+// event is stored, or once the rollback's update-failed is.
+func (p *Probation) End() error { return EndProbation(p.Exe) }
+
+// EndProbation removes the probation marker of the agent at exe: after a
+// release put on probation could not be installed.
+func EndProbation(exe string) error { return removeMarker(exe) }

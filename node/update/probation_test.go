@@ -1,0 +1,350 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
+)
+
+// board is an agent's install directory: exe, whose bytes are the
+// version it holds, and Previous(exe).
+type board struct {
+	t   *testing.T
+	exe string
+	clk *clock.Fake
+}
+
+func newBoard(t *testing.T, running string) *board {
+	b := &board{t: t, exe: filepath.Join(t.TempDir(), "loaxa-node"), clk: clock.NewFake(time.Date(2026, 9, 6, 8, 0, 0, 0, time.UTC))}
+	b.write(b.exe, running)
+	return b
+}
+
+func (b *board) write(path, version string) {
+	b.t.Helper()
+	if err := os.WriteFile(path, []byte(version), 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// running is the version at exe.
+func (b *board) running() string {
+	b.t.Helper()
+	raw, err := os.ReadFile(b.exe)
+	if err != nil {
+		b.t.Fatalf("no agent at %s: %v", b.exe, err)
+	}
+	return string(raw)
+}
+
+// update installs version as the running agent does after a trial.
+func (b *board) update(version string) error {
+	if err := BeginProbation(b.exe, Marker{Version: version, Previous: b.running(), Since: b.clk.Now()}); err != nil {
+		return err
+	}
+	newBin := filepath.Join(filepath.Dir(b.exe), ".loaxa-node.new")
+	b.write(newBin, version)
+	return Install(newBin, b.exe)
+}
+
+// start is a start of the agent at exe.
+func (b *board) start() (Verdict, error) {
+	p := &Probation{Exe: b.exe, Version: b.running(), Period: DefaultProbation, Clock: b.clk, Log: slog.New(slog.DiscardHandler)}
+	return p.Start("")
+}
+
+func (b *board) marker() *Marker {
+	b.t.Helper()
+	m, err := readMarker(b.exe)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return m
+}
+
+// A release that passed its trial and then crashed at every start (at its
+// first play, at the first alert) was restarted by systemd for ever: the
+// pole stayed silent until a technician climbed it to put the previous
+// binary back. It must start at most MaxStarts times; the next start puts
+// the previous release back, and that one reports update-failed, naming the
+// rejected release and why.
+func TestCrashingReleaseIsRolledBack(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= MaxStarts; i++ {
+		v, err := b.start()
+		if err != nil || !v.On || v.From != "1.0.0" || v.Exec || len(v.Events) > 0 {
+			t.Fatalf("start %d: %+v, %v; want on probation from 1.0.0", i, v, err)
+		}
+		if m := b.marker(); m.Starts != i {
+			t.Fatalf("start %d: the marker counts %d", i, m.Starts)
+		}
+		b.clk.Advance(2 * time.Minute) // it crashes before passing
+	}
+	v, err := b.start()
+	if err != nil || !v.Exec {
+		t.Fatalf("start %d: %+v, %v; want the previous agent put back and exec'd", MaxStarts+1, v, err)
+	}
+	if got := b.running(); got != "1.0.0" {
+		t.Fatalf("after the rollback %s is at exe, want 1.0.0", got)
+	}
+	if _, err := os.Stat(Previous(b.exe)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the previous agent is still kept beside (%v): it is the one running", err)
+	}
+
+	// The previous agent, exec'd, reports it.
+	v, err = b.start()
+	want := protocol.Event{Type: protocol.EventUpdateFailed, At: b.clk.Now().UTC(), Version: "2.0.0",
+		Reason: "rolled back from 2.0.0: it started 3 times in 6m0s without running 10m0s"}
+	if err != nil || v.On || v.Exec || !v.EndAfterReport || len(v.Events) != 1 || v.Events[0] != want {
+		t.Fatalf("the previous agent's start: %+v, %v; want to report %+v", v, err, want)
+	}
+	p := &Probation{Exe: b.exe}
+	if err := p.End(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.start(); err != nil || v.On || v.Exec || len(v.Events) > 0 {
+		t.Fatalf("a later start: %+v, %v; want nothing to do", v, err)
+	}
+}
+
+// A release that ran but never healthy for its period (it kept losing its
+// link, its main loop stuck) until a restart long after its install is
+// put back as well.
+func TestReleaseStillOnProbationAfterItsDeadlineIsRolledBack(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.start(); err != nil || !v.On {
+		t.Fatalf("first start: %+v, %v", v, err)
+	}
+	b.clk.Advance(6 * DefaultProbation)
+	if v, err := b.start(); err != nil || !v.Exec {
+		t.Fatalf("a start after the deadline: %+v, %v; want a rollback", v, err)
+	}
+	v, _ := b.start()
+	if len(v.Events) != 1 || v.Events[0].Reason != "rolled back from 2.0.0: it did not run 10m0s in a row within 1h0m0s of its install" {
+		t.Fatalf("the previous agent reports %+v", v.Events)
+	}
+}
+
+// A release that runs healthy for its period in a row passes: the marker
+// goes, and later starts are not counted.
+func TestHealthyReleasePassesProbation(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.start(); err != nil || !v.On {
+		t.Fatalf("first start: %+v, %v", v, err)
+	}
+	p := &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk}
+	answers := make(chan bool) // what each check of its health finds
+	passed := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		passed <- p.Watch(ctx, func(ctx context.Context) bool {
+			select {
+			case ok := <-answers:
+				return ok
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+	every := DefaultProbation / 20
+	// tick answers one check, then moves the clock to the next.
+	tick := func(healthy bool) {
+		t.Helper()
+		answers <- healthy
+		for deadline := time.Now().Add(10 * time.Second); b.clk.Timers() == 0; runtime.Gosched() {
+			select {
+			case err := <-passed:
+				t.Fatalf("passed at %v: %v", b.clk.Now(), err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("Watch does not wait for its next check")
+			}
+		}
+		b.clk.Advance(every)
+	}
+	start := b.clk.Now()
+	for b.clk.Now().Sub(start) < DefaultProbation/2 {
+		tick(true)
+	}
+	tick(false) // its link drops: the period starts again
+	again := b.clk.Now()
+	for b.clk.Now().Sub(again) < DefaultProbation {
+		tick(true)
+	}
+	answers <- true
+	if err := <-passed; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.clk.Now().Sub(again); got != DefaultProbation {
+		t.Fatalf("passed after %v healthy in a row, want %v", got, DefaultProbation)
+	}
+	if err := p.End(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < MaxStarts+1; i++ {
+		if v, err := b.start(); err != nil || v.On || v.Exec || len(v.Events) > 0 {
+			t.Fatalf("a start after passing: %+v, %v; want nothing to do", v, err)
+		}
+	}
+	if got := b.running(); got != "2.0.0" {
+		t.Fatalf("%s runs, want 2.0.0 kept", got)
+	}
+}
+
+// With no previous binary beside the new one (removed by hand) there is
+// nothing to roll back to: the release runs without probation, says so,
+// and reports updated at once.
+func TestNoPreviousAgentMeansNoProbation(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(Previous(b.exe))
+	v, err := b.start()
+	if err != nil || v.On || v.Exec || !v.EndAfterReport || len(v.Events) != 1 || v.Events[0].Type != protocol.EventUpdated || v.Events[0].Reason != "from 1.0.0" {
+		t.Fatalf("start: %+v, %v; want updated reported, no probation", v, err)
+	}
+}
+
+// An agent older than probation execs the new one with
+// LOAXA_UPDATED_FROM and writes no marker: the new one begins its
+// probation itself.
+func TestUpdateFromAnAgentWithoutProbation(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	newBin := filepath.Join(filepath.Dir(b.exe), ".loaxa-node.new")
+	b.write(newBin, "2.0.0")
+	if err := Install(newBin, b.exe); err != nil {
+		t.Fatal(err)
+	}
+	p := &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk, Log: slog.New(slog.DiscardHandler)}
+	v, err := p.Start("1.0.0")
+	if err != nil || !v.On || v.From != "1.0.0" {
+		t.Fatalf("start: %+v, %v; want on probation", v, err)
+	}
+	if m := b.marker(); m == nil || m.Version != "2.0.0" || m.Previous != "1.0.0" || m.Starts != 1 {
+		t.Fatalf("marker %+v", m)
+	}
+}
+
+var errPowerCut = errors.New("power cut")
+
+// A power cut at any step of an install or a rollback must leave a whole
+// agent at exe and a marker that says what to do: the board, started again
+// and again (systemd), ends on 1.0.0 with nothing on probation, and
+// update-failed is reported if and only if 2.0.0 was ever installed.
+func TestPowerCutAtAnyStepLeavesABootableAgent(t *testing.T) {
+	// Count the steps of a story without a cut.
+	var steps []string
+	failpoint = func(s string) error { steps = append(steps, s); return nil }
+	t.Cleanup(func() { failpoint = nil })
+	story(t, newBoard(t, "1.0.0"))
+	if len(steps) < 8 {
+		t.Fatalf("steps %q in the story; the failpoints are not reached", steps)
+	}
+	for cut, at := range steps {
+		n := 0
+		failpoint = func(string) error {
+			if n++; n == cut+1 {
+				return errPowerCut
+			}
+			return nil
+		}
+		t.Run(fmt.Sprintf("%d %s", cut+1, at), func(t *testing.T) {
+			b := newBoard(t, "1.0.0")
+			installed, reports := story(t, b)
+			t.Logf("cut before %q: 2.0.0 installed %v, update-failed reported %d times", at, installed, reports)
+			if got := b.running(); got != "1.0.0" {
+				t.Errorf("cut before %q: %s runs at the end, want 1.0.0", at, got)
+			}
+			if m := b.marker(); m != nil {
+				t.Errorf("cut before %q: marker left %+v", at, m)
+			}
+			if installed != (reports > 0) {
+				t.Errorf("cut before %q: 2.0.0 installed %v, update-failed reported %d times", at, installed, reports)
+			}
+		})
+	}
+}
+
+// story installs 2.0.0, which crashes at every start, and starts the
+// board until it settles, as systemd would. A power cut (failpoint) stops
+// what runs; the board starts again from what is on its card, with no
+// more cuts. It reports whether 2.0.0 was ever at exe and how many
+// update-failed events were reported.
+func story(t *testing.T, b *board) (installed bool, reports int) {
+	t.Helper()
+	check := func() {
+		t.Helper()
+		if v := b.running(); v != "1.0.0" && v != "2.0.0" {
+			t.Fatalf("a broken agent at exe: %q", v)
+		}
+		installed = installed || b.running() == "2.0.0"
+		if _, err := readMarker(b.exe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := func(err error) bool {
+		if errors.Is(err, errPowerCut) {
+			failpoint = nil
+			return true
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	cut(b.update("2.0.0"))
+	for boots := 0; ; boots++ {
+		check()
+		if boots > 2*MaxStarts+4 {
+			t.Fatalf("still not settled after %d starts; %s runs, marker %+v", boots, b.running(), b.marker())
+		}
+		b.clk.Advance(time.Minute)
+		v, err := b.start()
+		if cut(err) {
+			continue
+		}
+		switch {
+		case v.Exec: // the previous agent execs at once
+			continue
+		case v.On:
+			if b.running() != "2.0.0" {
+				t.Fatalf("%s on probation", b.running())
+			}
+			continue // 2.0.0 crashes
+		case len(v.Events) > 0:
+			for _, ev := range v.Events {
+				if ev.Type != protocol.EventUpdateFailed || ev.Version != "2.0.0" || !strings.HasPrefix(ev.Reason, "rolled back from 2.0.0: it started 3 times") {
+					t.Fatalf("reported %+v", ev)
+				}
+				reports++
+			}
+			if v.EndAfterReport && cut((&Probation{Exe: b.exe}).End()) {
+				continue
+			}
+			continue
+		}
+		return installed, reports
+	}
+}
