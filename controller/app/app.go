@@ -233,7 +233,16 @@ func (a *App) Open() (err error) {
 	if err := a.Emergency.Open(ctx); err != nil {
 		return fmt.Errorf("emergency: %w", err)
 	}
+	a.LiveCalls = live.NewService()
+	a.LiveCalls.Store = bolt.NewLiveCallService(a.DB)
+	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
+	a.LiveCalls.Clock, a.LiveCalls.Logger, a.LiveCalls.Messenger = a.Clock, a.Logger, a.MQTT
+	// Calls a previous run left on air are closed before any new one.
+	if err := a.LiveCalls.Open(ctx); err != nil {
+		return err
+	}
 	// Set before the client opens: its workers read it.
+	a.MQTT.OnOnline = a.LiveCalls.NodeOnline
 	a.MQTT.OnEvents = a.Emergency.Events
 	a.MQTT.OnSalvaged = a.Emergency.Salvaged
 	a.MQTT.OnProbes = a.Emergency.ProbeReceipts
@@ -359,14 +368,6 @@ func (a *App) Open() (err error) {
 	a.HTTP.SelfTestService = a.Alarms
 	a.HTTP.Messenger = a.MQTT
 	a.HTTP.Live = a.MQTT
-	a.LiveCalls = live.NewService()
-	a.LiveCalls.Store = bolt.NewLiveCallService(a.DB)
-	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
-	a.LiveCalls.Clock, a.LiveCalls.Logger = a.Clock, a.Logger
-	// Calls a previous run left on air are closed before any new one.
-	if err := a.LiveCalls.Open(ctx); err != nil {
-		return err
-	}
 	a.HTTP.LiveCalls = a.LiveCalls
 	a.HTTP.Checks = a.healthChecks()
 	if len(cfg.CapFeeds) > 0 {
@@ -692,6 +693,9 @@ func (a *App) Close() error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.LiveCalls != nil {
+		a.LiveCalls.Close() // its sends to nodes back online
+	}
 	if a.MQTT != nil {
 		errs = append(errs, a.MQTT.Close())
 	}

@@ -31,16 +31,22 @@ type Service struct {
 	Audit      loaxa.AuditService // nil: the restart's closures are only logged
 	Clock      clock.Clock
 	Logger     *slog.Logger
+	// Messenger sends a call's start or end again to a node that comes
+	// online (NodeOnline); nil sends nothing.
+	Messenger loaxa.LiveNodeMessenger
 
-	mu    sync.Mutex
-	calls map[string]*onAir
+	mu     sync.Mutex
+	calls  map[string]*onAir
+	closed bool
+	sends  sync.WaitGroup // NodeOnline's sends
 }
 
 var _ loaxa.LiveCallService = (*Service)(nil)
 
 // onAir is a call running in this process.
 type onAir struct {
-	cut   chan struct{} // closed by CutCall
+	call  loaxa.LiveCall // as begun: what its start says
+	cut   chan struct{}  // closed by CutCall
 	cutBy string
 	done  chan struct{} // closed by EndCall
 }
@@ -71,6 +77,69 @@ func (s *Service) Open(ctx context.Context) error {
 		s.audit(ctx, "system", c)
 	}
 	return nil
+}
+
+// nodeSendTimeout bounds NodeOnline's look-ups and sends for one node.
+const nodeSendTimeout = 10 * time.Second
+
+// NodeOnline sends node, which has just come online (wire it to the MQTT
+// client's OnOnline), what it missed of the live calls while it was
+// away: nodes use clean sessions, so a start published on an area's live
+// topic meanwhile is lost to it. The start of each call on air whose
+// delivery to node is not over goes on the node's own cmd topic, signed
+// for it alone: the node joins the call at its current frames; without
+// it, it ignored every frame of the call, silent to its end. It returns
+// at once; the sends run in the background until Close.
+func (s *Service) NodeOnline(node string) {
+	if s.Messenger == nil {
+		return
+	}
+	var calls []loaxa.LiveCall
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	for _, r := range s.calls {
+		calls = append(calls, r.call)
+	}
+	if len(calls) > 0 {
+		s.sends.Add(1)
+	}
+	s.mu.Unlock()
+	if len(calls) == 0 {
+		return
+	}
+	go func() {
+		defer s.sends.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), nodeSendTimeout)
+		defer cancel()
+		for i := range calls {
+			c := &calls[i]
+			ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: c.ID, Node: node})
+			if err != nil {
+				s.Logger.Error("live call: a node back online not looked up", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
+				continue
+			}
+			if len(ds) == 0 || ds[0].State.Terminal() {
+				continue // not in the call, or done with it
+			}
+			l := protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveStart, Priority: c.Priority, Title: c.Title, Volume: c.Volume}
+			if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
+				s.Logger.Error("live call: not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "err", err)
+				continue
+			}
+			s.Logger.Info("live call sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "delivery", ds[0].State)
+		}
+	}()
+}
+
+// Close waits for NodeOnline's sends; NodeOnline sends nothing after it.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.sends.Wait()
 }
 
 // BeginCall implements loaxa.LiveCallService. The deliveries are stored
@@ -111,7 +180,7 @@ func (s *Service) BeginCall(ctx context.Context, c *loaxa.LiveCall) (<-chan stru
 		s.end(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndNotStarted, Detail: "deliveries not stored"})
 		return nil, fmt.Errorf("begin live call %s: %w", c.ID, err)
 	}
-	r := &onAir{cut: make(chan struct{}), done: make(chan struct{})}
+	r := &onAir{call: *c, cut: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.calls == nil {
 		s.calls = map[string]*onAir{}

@@ -5,8 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,13 +30,41 @@ type fixture struct {
 	audit *bolt.AuditService
 	clock *clock.Fake
 	db    *bolt.DB
+	sent  *nodeLive
+	seqs  map[string]uint64 // the last event sequence of each node
+}
+
+// nodeLive records the live messages sent to single nodes, as
+// "node kind[:reason]", and the messages themselves.
+type nodeLive struct {
+	mu   sync.Mutex
+	sent []string
+	msgs []protocol.Live
+}
+
+var _ loaxa.LiveNodeMessenger = (*nodeLive)(nil)
+
+func (r *nodeLive) SendNodeLive(_ context.Context, node string, l protocol.Live) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, strings.TrimSuffix(node+" "+l.Call+" "+l.Kind+":"+l.Reason, ":"))
+	r.msgs = append(r.msgs, l)
+	return nil
+}
+
+func (r *nodeLive) all() ([]string, []protocol.Live) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.sent)
+	slices.Sort(out)
+	return out, slices.Clone(r.msgs)
 }
 
 // newService is a Service on a real store in a temp dir with areas 31 →
 // 318 → 12346 and 12347, nodes a1, a2 in 12346 and b1 in 12347.
 func newService(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{clock: clock.NewFake(t0)}
+	f := &fixture{clock: clock.NewFake(t0), sent: &nodeLive{}}
 	f.db = bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
 	f.db.Now = f.clock.Now
 	f.db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -69,11 +99,30 @@ func (f *fixture) open(t *testing.T) *live.Service {
 	t.Helper()
 	s := live.NewService()
 	s.Store, s.Nodes, s.Deliveries, s.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
-	s.Clock = f.clock
+	s.Clock, s.Messenger = f.clock, f.sent
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	return s
+}
+
+// report records node's events of call at the fixture's time.
+func (f *fixture) report(t *testing.T, node, call string, types ...protocol.EventType) {
+	t.Helper()
+	events := bolt.NewEventService(f.db)
+	var batch protocol.EventBatch
+	batch.Epoch = "e1"
+	if f.seqs == nil {
+		f.seqs = map[string]uint64{}
+	}
+	for _, typ := range types {
+		f.seqs[node]++
+		batch.Events = append(batch.Events, protocol.Event{Seq: f.seqs[node], Type: typ, At: f.clock.Now(), Occurrence: call, Announcement: call})
+	}
+	if _, _, err := events.RecordEvents(context.Background(), node, batch, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) audits(t *testing.T, id string) []string {
@@ -248,5 +297,38 @@ func TestOpenClosesCallsLeftOnAir(t *testing.T) {
 	active, err := svc.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true})
 	if err != nil || len(active) != 0 {
 		t.Errorf("calls on air after the restart: %v %v", active, err)
+	}
+}
+
+// TestNodeBackOnlineJoinsTheCallOnAir: a pole whose 4G came back in the
+// middle of an officer's call stayed silent to its end. The call's start
+// had gone out on the commune's live topic while it was away, and nodes
+// use clean sessions: nothing kept it for the node, which ignored every
+// frame after. A node of the call that comes online while the call is on
+// air, and has not done with it, must get the call's start again on its
+// own topic, as it was (priority, title, volume, drill); a node of another
+// area, or one done with the call, gets nothing.
+func TestNodeBackOnlineJoinsTheCallOnAir(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	c := &loaxa.LiveCall{ID: "live-j1", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh, Title: "Họp dân", Drill: true, Volume: 3}
+	if _, err := f.svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	f.report(t, "a2", "live-j1", protocol.EventReceived, protocol.EventStarted, protocol.EventPreempted)
+	for _, n := range []string{"a1", "a2", "b1"} {
+		f.svc.NodeOnline(n)
+	}
+	f.svc.Close() // waits for the sends
+	sent, msgs := f.sent.all()
+	if want := []string{"a1 live-j1 start"}; !slices.Equal(sent, want) {
+		t.Fatalf("sent %q, want %q", sent, want)
+	}
+	want := protocol.Live{Call: "live-j1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: loaxa.DrillMark + "Họp dân", Drill: true, Volume: 3}
+	if !reflect.DeepEqual(msgs[0], want) {
+		t.Errorf("start sent again %+v, want %+v", msgs[0], want)
+	}
+	if _, err := f.svc.EndCall(ctx, "live-j1", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
 	}
 }

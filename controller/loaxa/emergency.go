@@ -444,3 +444,10 @@ type LiveMessenger interface {
 	// SendLive publishes l on the area's live topic.
 	SendLive(ctx context.Context, area string, l protocol.Live) error
 }
+
+// LiveNodeMessenger sends a live call's start or end again to one node
+// that missed it (docs/live.md). Implementations sign them.
+type LiveNodeMessenger interface {
+	// SendNodeLive publishes l on the node's cmd topic.
+	SendNodeLive(ctx context.Context, node string, l protocol.Live) error
+}

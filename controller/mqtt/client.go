@@ -118,6 +118,10 @@ type Client struct {
 	// publishes online that carries one (protocol.State.Epoch), after it
 	// is stored; it must not block.
 	OnEpoch func(node, epoch string)
+	// OnOnline, if set, is told of every node whose state brings it
+	// online (it was offline, or never seen), after it is stored; it must
+	// not block.
+	OnOnline func(node string)
 	// OnProbes, if set, is told of the probe receipts of every state a
 	// node publishes online (protocol.CmdProbe), after it is stored; it
 	// must not block.
@@ -630,6 +634,17 @@ func (c *Client) SendNodeCommand(ctx context.Context, node string, cmd protocol.
 		return fmt.Errorf("send %s to %s: %w", cmd.Name, node, err)
 	}
 	return c.publish(ctx, "command", c.Topics.Node(node, protocol.ChanCmd), false, raw)
+}
+
+// SendNodeLive signs l for the node alone and publishes it on the node's
+// cmd topic: a call's start or end sent again to a node that missed it.
+func (c *Client) SendNodeLive(ctx context.Context, node string, l protocol.Live) error {
+	to := protocol.Topic{Scope: protocol.ScopeNode, ID: node}.Audience()
+	raw, err := c.Signer.Seal(protocol.TypeLive, to, l, protocol.LiveTTL)
+	if err != nil {
+		return fmt.Errorf("send live %s of %s to %s: %w", l.Kind, l.Call, node, err)
+	}
+	return c.publish(ctx, "live", c.Topics.Node(node, protocol.ChanCmd), false, raw)
 }
 
 // SendAreaCommand signs cmd and publishes it on the area's cmd topic; the

@@ -74,7 +74,9 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 	if st.Status == protocol.StatusOnline {
 		state = loaxa.NodeOnline
 	}
+	cameOnline := false
 	err = c.NodeService.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+		cameOnline = s.State != loaxa.NodeOnline && state == loaxa.NodeOnline
 		if s.State != state {
 			s.State = state
 			s.Since = now
@@ -108,6 +110,9 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 	}
 	if c.OnEpoch != nil && st.Status == protocol.StatusOnline && st.Epoch != "" {
 		c.OnEpoch(node, st.Epoch)
+	}
+	if c.OnOnline != nil && cameOnline {
+		c.OnOnline(node)
 	}
 	if c.Observer != nil {
 		c.Observer.ObserveState(ctx, node, &st, now)

@@ -141,6 +141,10 @@ type Agent struct {
 	// lives are the jitter buffers of the live calls among alerts (live.go).
 	lives     map[string]*jitter
 	cancelled map[string]time.Time
+	// endsHeard are the calls whose end came while the node did not hold
+	// them, and when: a start sent again that crossed the end is not
+	// taken for a call on air (live.go).
+	endsHeard map[string]time.Time
 	// alertsDirty: alerts or cancelled changed since they were stored
 	// (alertstore.go).
 	alertsDirty bool

@@ -45,7 +45,11 @@ import (
 //     drained, and fails (relay.ErrFailed) when no frame came for
 //     LiveFrameTimeout; the call is not over for that: the frames that
 //     come next play again from the newest (Rejoin), once the buffer
-//     holds its depth.
+//     holds its depth;
+//   - a buffer that joins a call under way (its start was sent again to a
+//     node that came online mid-call) plays from the first frame that
+//     comes (waiting for frame 0, it played a frame of silence for every
+//     frame said before it joined, minutes of it, and counted them lost).
 
 // JitterDepth is the audio the buffer holds before it starts: 200 ms,
 // 4 of the controller's 60 ms narrowband frames (5 wideband ones).
@@ -84,6 +88,10 @@ type jitter struct {
 	clock   clock.Clock
 	timeout time.Duration
 	drill   bool // the call is an exercise: set once, before use
+	// joining: the buffer joins a call under way (its start was sent
+	// again to this node): it plays from the first frame that comes, and
+	// the frames said before it joined are neither played nor lost.
+	joining bool
 
 	mu      sync.Mutex
 	frames  map[uint64][]int16
@@ -162,6 +170,10 @@ func (j *jitter) Push(seq uint64, frame []byte) error {
 		return fmt.Errorf("%w: live frame of %d bytes: the call's frames so far were of another kind", nodeaudio.ErrFormat, len(frame))
 	}
 	j.last = j.clock.Now()
+	if j.joining {
+		j.joining = false
+		j.next = seq
+	}
 	if seq < j.next || j.cut {
 		j.late++
 		return nil

@@ -16,14 +16,17 @@ import (
 // stream is the call's jitter buffer. A call whose frames stop coming for
 // LiveFrameTimeout (the node's link dropped) goes off the air, suspended,
 // and begins again with the frames that come next (Decide): a pole whose
-// 4G dropped for a few seconds hears the rest of the call.
+// 4G dropped for a few seconds hears the rest of the call. A node that
+// missed the start (offline when it went out) gets it again on its own
+// cmd topic when it comes online (resent): it joins the call at the
+// frames that come after it.
 
 // liveStartWindow is how long after its start message a live call may
 // still begin (waiting for a higher level to end); a call that could not
 // begin by then is over.
 const liveStartWindow = 5 * time.Second
 
-func (a *Agent) acceptLive(env *protocol.Envelope) error {
+func (a *Agent) acceptLive(env *protocol.Envelope, resent bool) error {
 	if env.Type != protocol.TypeLive {
 		return fmt.Errorf("%w: %s message on a live topic", protocol.ErrMalformed, env.Type)
 	}
@@ -60,18 +63,32 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		if a.lives == nil {
 			a.lives = map[string]*jitter{}
 		}
+		if p, seen := a.progress[l.Call]; resent && seen && p.Phase == PhaseDone {
+			// Over here (ended, cut off, or closed by a restart) before
+			// the controller heard so: it never begins again.
+			a.log.Info("agent: live call's start sent again, but the call is over here", "call", l.Call, "drill", l.Drill)
+			return nil
+		}
+		if at, ok := a.endsHeard[l.Call]; resent && ok && now.Sub(at) < protocol.LiveTTL {
+			// Sent again as the call ended: its end came first.
+			a.log.Info("agent: live call's start sent again after its end; not taken", "call", l.Call, "drill", l.Drill)
+			return nil
+		}
 		if _, seen := a.progress[l.Call]; seen || slices.ContainsFunc(a.occurrences(), func(o protocol.Occurrence) bool { return o.ID == l.Call }) {
 			return fmt.Errorf("%w: live call %s has the id of a known occurrence", protocol.ErrMalformed, l.Call)
 		}
 		j = newJitter(a.clock, LiveFrameTimeout)
 		j.drill = l.Drill
+		// Joining a call under way: its frames are numbered from its
+		// start, long before this one.
+		j.joining = resent
 		a.lives[l.Call] = j
 		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{
 			ID: l.Call, Announcement: l.Call, Title: l.Title, Priority: l.Priority, Live: l.Call,
 			Start: now, DurationMS: protocol.MaxLiveDuration.Milliseconds(), Expires: now.Add(liveStartWindow),
 			OnPreempt: protocol.PreemptDrop, Volume: l.Volume, Drill: l.Drill,
 		}})
-		a.log.Warn("agent: live call", "call", l.Call, "priority", l.Priority, "drill", l.Drill, "volume", l.Volume)
+		a.log.Warn("agent: live call", "call", l.Call, "priority", l.Priority, "drill", l.Drill, "volume", l.Volume, "joined", resent)
 	case protocol.LiveAudio:
 		if j == nil {
 			a.log.Debug("agent: live frame of a call not held", "call", l.Call, "seq", l.Seq)
@@ -81,6 +98,7 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 	case protocol.LiveEnd:
 		switch {
 		case j == nil:
+			a.heardEnd(l.Call, now)
 			return nil
 		case l.Reason == protocol.LiveCut:
 			j.Cut()
@@ -92,6 +110,20 @@ func (a *Agent) acceptLive(env *protocol.Envelope) error {
 		a.closeLiveOffAir(l.Call, j)
 	}
 	return nil
+}
+
+// heardEnd notes the end of call id, which the node does not hold, at
+// now, and forgets those heard longer ago than a message is valid.
+func (a *Agent) heardEnd(id string, now time.Time) {
+	if a.endsHeard == nil {
+		a.endsHeard = map[string]time.Time{}
+	}
+	for c, at := range a.endsHeard {
+		if now.Sub(at) >= protocol.LiveTTL {
+			delete(a.endsHeard, c)
+		}
+	}
+	a.endsHeard[id] = now
 }
 
 // closeLiveOffAir closes live call id, just ended, if it is not on the

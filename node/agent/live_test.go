@@ -352,3 +352,64 @@ func TestLiveCallOutOfFramesEndsForGood(t *testing.T) {
 		})
 	}
 }
+
+// sendNodeLive signs l for node, as the controller does when it sends a
+// call's start or end again to a node that comes online, and publishes it
+// on the node's own cmd topic.
+func sendNodeLive(t *testing.T, ctl *nodetest.Controller, node string, l protocol.Live) {
+	t.Helper()
+	raw, err := ctl.Signer.Seal(protocol.TypeLive, "node/"+node, l, protocol.LiveTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl.Publish(ctl.Topics.Node(node, protocol.ChanCmd), false, raw)
+}
+
+// TestLiveCallJoinedFromItsResentStart: a pole's 4G came back in the
+// middle of an officer's call. The call's start had gone out on the area's
+// topic while it was away (a clean session keeps nothing), so the node
+// ignored every frame after and stayed silent for the rest of the call.
+// The controller now sends the start again on the node's own topic: the
+// node must take it, begin the call at its current frames (not play
+// silence for every frame said before it joined, nor count them lost), and
+// play it to its end. A start sent again that is stale (its call long
+// over) must be refused as any expired message is.
+func TestLiveCallJoinedFromItsResentStart(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	start := protocol.Live{Call: "live-j1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Phòng chống bão"}
+	// Frames of a call the node does not hold are ignored.
+	sendNarrowFrames(t, ctl, n, "x1", "live-j1", 480, 490)
+	if len(ctl.Events("n1")) != 0 {
+		t.Fatalf("events %q before the node had the call's start", nodetest.Summary(ctl.Events("n1")))
+	}
+	sendNodeLive(t, ctl, "n1", start)
+	waitEvents(t, ctl, "n1", []string{"received live-j1", "started live-j1"})
+	sendNarrowFrames(t, ctl, n, "x1", "live-j1", 500, 510)
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-j1", Kind: protocol.LiveEnd})
+	runUntil(t, fc, 10*time.Second, "the call played to its end", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed live-j1")
+	})
+	events := waitEvents(t, ctl, "n1", []string{"received live-j1", "started live-j1", "completed live-j1"})
+	if done := events[2]; done.FramesPlayed != 10 || done.FramesLost != 0 {
+		t.Errorf("the call completed with %d frames played, %d lost; want the 10 sent after the node joined, none lost", done.FramesPlayed, done.FramesLost)
+	}
+
+	// A start sent again 11 s ago, delivered now: refused, nothing plays.
+	stale, err := ctl.Signer.Seal(protocol.TypeLive, "node/n1", protocol.Live{Call: "live-j2", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh}, protocol.LiveTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Advance(protocol.LiveTTL + time.Second)
+	before := n.a.Status().Rejected
+	ctl.Publish(ctl.Topics.Node("n1", protocol.ChanCmd), false, stale)
+	nodetest.Eventually(t, 10*time.Second, "the stale start not refused", func() bool { return n.a.Status().Rejected > before })
+	for _, e := range ctl.Events("n1") {
+		if e.Occurrence == "live-j2" {
+			t.Errorf("event %s of a call whose stale start was refused", e.Type)
+		}
+	}
+}

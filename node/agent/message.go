@@ -75,9 +75,14 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 	case protocol.ChanDesired:
 		return a.acceptDesired(env)
 	case protocol.ChanCmd:
+		if env.Type == protocol.TypeLive && topic.Scope == protocol.ScopeNode {
+			// A call's start or end sent again to this node alone: it
+			// came online while the call was on air, or after its end.
+			return a.acceptLive(env, true)
+		}
 		return a.acceptCommand(env)
 	case protocol.ChanLive:
-		return a.acceptLive(env)
+		return a.acceptLive(env, false)
 	}
 	return fmt.Errorf("%w: nothing to do with a message on %s", protocol.ErrMalformed, m.Topic)
 }

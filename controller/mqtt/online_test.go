@@ -1,0 +1,102 @@
+package mqtt_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"sync"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// TestOnOnlineWhenANodeComesOnline: a node that missed a live call's start
+// or end while it was away gets it again when it comes online (controller/
+// live NodeOnline). The client must say so once per return (a state that
+// brings the node online after an offline one, or the first), not on every
+// state an online node publishes (that would send the call's start again
+// to every node of a call every heartbeat); and what it sends a node, a
+// call's start or end on the node's own cmd topic, is signed for that node.
+func TestOnOnlineWhenANodeComesOnline(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t, true)
+	var mu sync.Mutex
+	var online []string
+	c.OnOnline = func(node string) {
+		mu.Lock()
+		defer mu.Unlock()
+		online = append(online, node)
+	}
+	ctx := open(t, c)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(online)
+	}
+
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdTopic := topics.Node("tt-01", protocol.ChanCmd)
+	if !node.subscribe(t, cmdTopic) {
+		t.Fatal("node may not subscribe to its cmd topic")
+	}
+	state := func(st protocol.Status, version uint64) {
+		t.Helper()
+		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: st, At: time.Now(), DesiredVersion: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, true, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	stored := func(what string, cond func(*loaxa.Node) bool) {
+		t.Helper()
+		poll(t, what, func() bool {
+			n, err := r.nodes.FindNodeByID(context.Background(), "tt-01")
+			return err == nil && cond(n)
+		})
+	}
+	state(protocol.StatusOnline, 1)
+	poll(t, "told the node came online", func() bool { return count() == 1 })
+	state(protocol.StatusOnline, 2) // a heartbeat
+	stored("the heartbeat stored", func(n *loaxa.Node) bool { return n.Status.RunningVersion == 2 })
+	state(protocol.StatusOffline, 0) // its Last Will
+	stored("the node offline", func(n *loaxa.Node) bool { return n.Status.State == loaxa.NodeOffline })
+	if got := count(); got != 1 {
+		t.Errorf("told %d times, want once: a heartbeat or going offline is no return", got)
+	}
+	state(protocol.StatusOnline, 3)
+	poll(t, "told the node came online again", func() bool { return count() == 2 })
+
+	l := protocol.Live{Call: "live-j1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"}
+	if err := c.SendNodeLive(ctx, "tt-01", l); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the start on the node's cmd topic", func() bool { return node.received(cmdTopic) > 0 })
+	node.mu.Lock()
+	raw := node.got[cmdTopic][0]
+	node.mu.Unlock()
+	key, err := r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
+	env, err := v.Open(raw, "node/tt-01")
+	if err != nil {
+		t.Fatalf("the start does not verify for the node: %v", err)
+	}
+	var got protocol.Live
+	if err := env.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if env.Type != protocol.TypeLive || got.Call != l.Call || got.Kind != l.Kind || got.Title != l.Title || got.Priority != l.Priority {
+		t.Errorf("sent %s %+v, want live %+v", env.Type, got, l)
+	}
+	if ttl := env.ExpiresAt().Sub(env.IssuedAt()); ttl != protocol.LiveTTL {
+		t.Errorf("valid for %s, want %s as any live message", ttl, protocol.LiveTTL)
+	}
+}
