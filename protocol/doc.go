@@ -10,7 +10,7 @@
 //
 //	topic                      direction            QoS  retained  body
 //	loa/v1/node/{node}/desired controller → node    1    yes       DesiredState (signed)
-//	loa/v1/node/{node}/cmd     controller → node    1    no        Command (signed); Live: a call's start sent again
+//	loa/v1/node/{node}/cmd     controller → node    1    no        Command (signed); Live: a call's start or end sent again
 //	loa/v1/area/{area}/cmd     controller → nodes   1    no        Command (signed)
 //	loa/v1/area/{area}/live    controller → nodes   0    no        live audio frames
 //	loa/v1/node/{node}/state   node → controller    1    yes       State; Last Will: State{Status: offline}
@@ -242,13 +242,14 @@
 // call: the node drops what it has buffered, releases the amplifier, and
 // reports the play completed with ReasonCut.
 //
-// A node that was offline when a call's start went out (a clean session
-// keeps nothing) gets it again, signed for the node alone, as a Live
-// message (envelope type live) on its own cmd topic when its online state
-// reaches the controller while the call is on air: the node joins at the
-// frames that come after it. It is valid for LiveTTL, so a start delivered
-// late, its call over, is refused. An older node refuses such a message
-// (counted as rejected); nothing else changes for it.
+// A node that was offline when a call's start or end went out (a clean
+// session keeps nothing) gets it again, signed for the node alone, as a
+// Live message (envelope type live) on its own cmd topic when its online
+// state reaches the controller: the start while the call is on air (the
+// node joins at the frames that come after it), the end once it is over
+// (the node closes the call it holds). Both are valid for LiveTTL, so a
+// start delivered late, its call over, is refused. An older node refuses
+// such a message (counted as rejected); nothing else changes for it.
 //
 // # Content
 //

@@ -237,7 +237,9 @@ func (a *App) Open() (err error) {
 	a.LiveCalls.Store = bolt.NewLiveCallService(a.DB)
 	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
 	a.LiveCalls.Clock, a.LiveCalls.Logger, a.LiveCalls.Messenger = a.Clock, a.Logger, a.MQTT
-	// Calls a previous run left on air are closed before any new one.
+	// Calls a previous run left on air are closed before any new one, and
+	// before the nodes come online: those that missed the end of a call
+	// ended lately get it then.
 	if err := a.LiveCalls.Open(ctx); err != nil {
 		return err
 	}

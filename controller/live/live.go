@@ -35,8 +35,12 @@ type Service struct {
 	// online (NodeOnline); nil sends nothing.
 	Messenger loaxa.LiveNodeMessenger
 
-	mu     sync.Mutex
-	calls  map[string]*onAir
+	mu    sync.Mutex
+	calls map[string]*onAir
+	// over are the calls ended less than protocol.MaxLiveDuration ago: a
+	// node that comes online may still hold one, suspended, having missed
+	// its end (NodeOnline).
+	over   map[string]*loaxa.LiveCall
 	closed bool
 	sends  sync.WaitGroup // NodeOnline's sends
 }
@@ -76,7 +80,36 @@ func (s *Service) Open(ctx context.Context) error {
 		s.Logger.Warn("live call left open by the last run closed", "call", c.ID, "drill", c.Drill, "started", c.Started, "user", c.CreatedBy)
 		s.audit(ctx, "system", c)
 	}
+	// The nodes of calls ended lately, closed above or not, may still
+	// hold them, suspended, if they missed the end: they get it when
+	// they come online.
+	all, err := s.Store.FindLiveCalls(ctx, loaxa.LiveCallFilter{})
+	if err != nil {
+		return fmt.Errorf("live calls ended lately: %w", err)
+	}
+	for _, c := range all {
+		if !c.Active() && now.Sub(c.Ended) < protocol.MaxLiveDuration {
+			s.noteEnded(c)
+		}
+	}
 	return nil
+}
+
+// noteEnded notes call c, just ended, for NodeOnline, and forgets the calls
+// ended longer ago than a node may hold one.
+func (s *Service) noteEnded(c *loaxa.LiveCall) {
+	now := s.Clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.over == nil {
+		s.over = map[string]*loaxa.LiveCall{}
+	}
+	for id, o := range s.over {
+		if now.Sub(o.Ended) >= protocol.MaxLiveDuration {
+			delete(s.over, id)
+		}
+	}
+	s.over[c.ID] = c
 }
 
 // nodeSendTimeout bounds NodeOnline's look-ups and sends for one node.
@@ -84,38 +117,54 @@ const nodeSendTimeout = 10 * time.Second
 
 // NodeOnline sends node, which has just come online (wire it to the MQTT
 // client's OnOnline), what it missed of the live calls while it was
-// away: nodes use clean sessions, so a start published on an area's live
-// topic meanwhile is lost to it. The start of each call on air whose
-// delivery to node is not over goes on the node's own cmd topic, signed
-// for it alone: the node joins the call at its current frames; without
-// it, it ignored every frame of the call, silent to its end. It returns
-// at once; the sends run in the background until Close.
+// away: nodes use clean sessions, so a start or an end published on an
+// area's live topic meanwhile is lost to it. The start of each call on
+// air whose delivery to node is not over: the node joins the call at its
+// current frames; without it, it ignored every frame of the call, silent
+// to its end. The end of each call ended in the last
+// protocol.MaxLiveDuration that node received and has not reported over:
+// without it, the node kept the call suspended, waiting for frames, for
+// up to 2 h (the call's report said so). Both go on the node's own cmd
+// topic, signed for it alone. It returns at once; the sends run in the
+// background until Close.
 func (s *Service) NodeOnline(node string) {
 	if s.Messenger == nil {
 		return
 	}
-	var calls []loaxa.LiveCall
+	type due struct {
+		call  loaxa.LiveCall
+		onAir bool
+	}
+	var dues []due
+	now := s.Clock.Now()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
 	for _, r := range s.calls {
-		calls = append(calls, r.call)
+		dues = append(dues, due{r.call, true})
 	}
-	if len(calls) > 0 {
+	for id, c := range s.over {
+		if now.Sub(c.Ended) >= protocol.MaxLiveDuration {
+			delete(s.over, id)
+			continue
+		}
+		dues = append(dues, due{*c, false})
+	}
+	if len(dues) > 0 {
 		s.sends.Add(1)
 	}
 	s.mu.Unlock()
-	if len(calls) == 0 {
+	if len(dues) == 0 {
 		return
 	}
 	go func() {
 		defer s.sends.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), nodeSendTimeout)
 		defer cancel()
-		for i := range calls {
-			c := &calls[i]
+		for _, d := range dues {
+			c := &d.call
 			ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: c.ID, Node: node})
 			if err != nil {
 				s.Logger.Error("live call: a node back online not looked up", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
@@ -124,12 +173,37 @@ func (s *Service) NodeOnline(node string) {
 			if len(ds) == 0 || ds[0].State.Terminal() {
 				continue // not in the call, or done with it
 			}
-			l := protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveStart, Priority: c.Priority, Title: c.Title, Volume: c.Volume}
+			l := protocol.Live{Call: c.ID, Drill: c.Drill}
+			switch {
+			case d.onAir:
+				l.Kind, l.Priority, l.Title, l.Volume = protocol.LiveStart, c.Priority, c.Title, c.Volume
+			case ds[0].State == loaxa.DeliveryPending:
+				continue // it never had the call
+			default:
+				l.Kind = protocol.LiveEnd
+				if c.EndReason == loaxa.LiveEndCut {
+					l.Reason = protocol.LiveCut
+				}
+			}
 			if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
 				s.Logger.Error("live call: not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "err", err)
 				continue
 			}
 			s.Logger.Info("live call sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "delivery", ds[0].State)
+			s.mu.Lock()
+			over := s.over[c.ID]
+			s.mu.Unlock()
+			if d.onAir && over != nil {
+				// It ended as its start went: the node may have had the
+				// areas' end before it.
+				l = protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveEnd}
+				if over.EndReason == loaxa.LiveEndCut {
+					l.Reason = protocol.LiveCut
+				}
+				if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
+					s.Logger.Error("live call: end not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
+				}
+			}
 		}
 	}()
 }
@@ -213,6 +287,7 @@ func (s *Service) EndCall(ctx context.Context, id string, end loaxa.LiveCallEnd)
 	if err != nil {
 		return nil, fmt.Errorf("end live call: %w", err)
 	}
+	s.noteEnded(c)
 	// Recorded before a CutCall waiting on done returns.
 	s.audit(ctx, c.CreatedBy, c)
 	return c, nil
@@ -264,6 +339,7 @@ func (s *Service) CutCall(ctx context.Context, id, by string) (*loaxa.LiveCall, 
 		if err != nil {
 			return nil, err
 		}
+		s.noteEnded(c)
 		s.audit(ctx, c.CreatedBy, c)
 		return c, nil
 	}

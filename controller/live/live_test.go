@@ -332,3 +332,65 @@ func TestNodeBackOnlineJoinsTheCallOnAir(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodeBackOnlineGetsTheEndItMissed: a node whose link dropped during
+// a call (its delivery suspended) missed the call's end: published while
+// it was away, it was lost to it, and a crashed controller sends none. The
+// node kept the call suspended, waiting for frames, for 2 h, and the
+// call's report said so. A node that comes online holding a call ended
+// less than protocol.MaxLiveDuration ago (received, started or suspended)
+// must get its end on its own topic (with the cut's reason for a cut
+// call), also after a restart of the controller; a node done with the
+// call, or that never had it, gets nothing, and nothing is sent for a
+// call ended longer ago than a node keeps one.
+func TestNodeBackOnlineGetsTheEndItMissed(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	for _, id := range []string{"live-e1", "live-e2"} {
+		if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: id, CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.report(t, "a1", "live-e1", protocol.EventReceived, protocol.EventStarted, protocol.EventSuspended)
+	f.report(t, "a2", "live-e1", protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted)
+	f.report(t, "a1", "live-e2", protocol.EventReceived, protocol.EventStarted, protocol.EventSuspended)
+	f.report(t, "a2", "live-e2", protocol.EventReceived)
+	if _, err := f.svc.EndCall(ctx, "live-e1", loaxa.LiveCallEnd{Reason: loaxa.LiveEndCut}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	for _, n := range []string{"a1", "a2", "b1"} {
+		f.svc.NodeOnline(n)
+	}
+	f.svc.Close()
+	sent, _ := f.sent.all()
+	// live-e2 is on air: a1, which holds it, gets its start again (and
+	// ignores it), a2 too.
+	if want := []string{"a1 live-e1 end:cut", "a1 live-e2 start", "a2 live-e2 start"}; !slices.Equal(sent, want) {
+		t.Errorf("sent %q, want %q", sent, want)
+	}
+
+	// The controller dies with live-e2 on air and starts again an hour
+	// later: it closes live-e2, and a1, back online, gets both ends.
+	f.clock.Advance(time.Hour)
+	f.sent = &nodeLive{}
+	svc := f.open(t)
+	for _, n := range []string{"a1", "a2", "b1"} {
+		svc.NodeOnline(n)
+	}
+	svc.Close()
+	sent, _ = f.sent.all()
+	if want := []string{"a1 live-e1 end:cut", "a1 live-e2 end", "a2 live-e2 end"}; !slices.Equal(sent, want) {
+		t.Errorf("after a restart: sent %q, want %q", sent, want)
+	}
+
+	// Past the longest a node holds a call after its end: nothing.
+	f.clock.Advance(protocol.MaxLiveDuration)
+	f.sent = &nodeLive{}
+	svc = f.open(t)
+	svc.NodeOnline("a1")
+	svc.Close()
+	if sent, _ = f.sent.all(); len(sent) != 0 {
+		t.Errorf("%s after the calls' end: sent %q, want nothing", protocol.MaxLiveDuration+time.Hour, sent)
+	}
+}

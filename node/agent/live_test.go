@@ -317,6 +317,13 @@ func TestLiveCallOutOfFramesEndsForGood(t *testing.T) {
 		{"cut", func(t *testing.T, ctl *nodetest.Controller) {
 			sendLive(t, ctl, "x1", protocol.Live{Call: "live-s1", Kind: protocol.LiveEnd, Reason: protocol.LiveCut})
 		}, "failed live-s1 " + protocol.ReasonStream},
+		// The node was away when the end went out on the area's topic; the
+		// controller sends it again on the node's own when it comes back.
+		// The node refused it (a live message on a cmd topic) and kept the
+		// call suspended for 2 h.
+		{"end sent again to the node", func(t *testing.T, ctl *nodetest.Controller) {
+			sendNodeLive(t, ctl, "n1", protocol.Live{Call: "live-s1", Kind: protocol.LiveEnd})
+		}, "failed live-s1 " + protocol.ReasonStream},
 		{"preempted", func(t *testing.T, ctl *nodetest.Controller) {
 			sendLive(t, ctl, "x1", protocol.Live{Call: "live-e1", Kind: protocol.LiveStart, Priority: protocol.PriorityEmergency, Title: "Vỡ đê"})
 		}, "preempted live-s1 " + protocol.ReasonPreempted},
