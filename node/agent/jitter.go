@@ -261,6 +261,14 @@ func (j *jitter) Counts() jitterCounts {
 	return jitterCounts{played: j.played, lost: j.lost, late: j.late, buffered: len(j.frames), cut: j.cut}
 }
 
+// Fresh reports whether the buffer holds frames and the last came less
+// than the frame timeout ago: frames it could begin to play again.
+func (j *jitter) Fresh() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.frames) > 0 && j.clock.Now().Sub(j.last) < j.timeout
+}
+
 // Read serves PCM: never blocking once started.
 func (j *jitter) Read(p []byte) (int, error) {
 	if len(j.pending) == 0 {

@@ -133,7 +133,8 @@ func (a *Agent) heardEnd(id string, now time.Time) {
 // higher level was over, and played what came after its end (late or
 // queued frames), a call over for seconds. One off the air because its
 // frames stopped ends failed with reason stream: it would wait for frames
-// that will not come. One whose frames came before the speaker's end
+// that will not come, and so does one that holds only frames older than
+// the frame timeout. One whose frames came before the speaker's end
 // still plays them, as a short call does.
 func (a *Agent) closeLiveOffAir(id string, j *jitter) {
 	if a.play != nil && a.play.occ.ID == id {
@@ -145,7 +146,9 @@ func (a *Agent) closeLiveOffAir(id string, j *jitter) {
 		return // on the air, or over
 	}
 	c := j.Counts()
-	if !c.cut && c.buffered > 0 {
+	// A stalled call does not begin again for frames older than the
+	// frame timeout (liveFrames): they will not play.
+	if !c.cut && c.buffered > 0 && (!stalled || j.Fresh()) {
 		return
 	}
 	i := slices.IndexFunc(a.alerts, func(al protocol.Alert) bool { return al.Occurrence.ID == id })
@@ -166,10 +169,13 @@ func (a *Agent) closeLiveOffAir(id string, j *jitter) {
 }
 
 // liveFrames reports whether live call id's buffer holds frames to play
-// (Situation.LiveFrames).
+// (Situation.LiveFrames): frames that came within the frame timeout. Older
+// ones (the link dropped while it held fewer than its depth) would time
+// out again at once: the call was begun again and suspended again,
+// hundreds of times a second, until frames came.
 func (a *Agent) liveFrames(id string) bool {
 	j := a.lives[id]
-	return j != nil && j.Counts().buffered > 0
+	return j != nil && j.Fresh()
 }
 
 // openLive makes the stream of a live occurrence: its jitter buffer.

@@ -420,3 +420,41 @@ func TestLiveCallJoinedFromItsResentStart(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveCallStalledBeforeItsDepthWaitsForNewFrames: a pole's link
+// dropped while its buffer held fewer frames than its depth (just after
+// the call began, or just after it came back to a call): on the frame
+// timeout the call was suspended, and at once begun again for the frames
+// it still held, which timed out again at once, hundreds of times a
+// second: a started and a suspended event each time, the amplifier
+// switched on and off, until frames came or the call ended. Frames older
+// than the frame timeout must not begin the call again: it waits,
+// suspended, for new ones.
+func TestLiveCallStalledBeforeItsDepthWaitsForNewFrames(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-d1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
+	waitEvents(t, ctl, "n1", []string{"received live-d1", "started live-d1"})
+	sendNarrowFrames(t, ctl, n, "x1", "live-d1", 0, 2) // fewer than the depth
+	fc.Advance(agent.LiveFrameTimeout)
+	nodetest.Eventually(t, 10*time.Second, "the call not suspended", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "suspended live-d1 "+protocol.ReasonStream)
+	})
+	sendNarrowFrames(t, ctl, n, "x1", "live-d1", 0, 0) // the agent's loop took its turns
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-d1", Kind: protocol.LiveEnd})
+	nodetest.Eventually(t, 10*time.Second, "the call not ended", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "failed live-d1 "+protocol.ReasonStream)
+	})
+	var call []string
+	for _, e := range ctl.Events("n1") {
+		if e.Occurrence == "live-d1" {
+			call = append(call, nodetest.Summary([]protocol.Event{e})...)
+		}
+	}
+	if want := []string{"received live-d1", "started live-d1", "suspended live-d1 " + protocol.ReasonStream, "failed live-d1 " + protocol.ReasonStream}; !slices.Equal(call, want) {
+		t.Errorf("events of the call: %d, %q; want %q", len(call), call[:min(len(call), 8)], want)
+	}
+}
