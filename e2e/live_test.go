@@ -19,6 +19,7 @@ import (
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/firmware-sim/board"
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/netproxy"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -288,4 +289,73 @@ func TestLiveDrillMarked(t *testing.T) {
 	if want := []string{"live.start drill=false", "live.stop drill=false"}; !slices.Equal(marks[realCall.ID], want) {
 		t.Errorf("audit of the real call %q, want %q", marks[realCall.ID], want)
 	}
+}
+
+// TestLiveCallReachesANodeWhoseLinkComesBack: a pole's 4G is down when an
+// officer's call begins and comes back during it. Nodes use clean MQTT
+// sessions, so the call's start was lost to it, and it stayed silent for
+// the whole call. Then its link drops again and the call is cut meanwhile:
+// the end was lost to it too, and it kept the call suspended for 2 h (the
+// report said so). Through the real controller, embedded broker and agent:
+// the node must play the call once it is back, and, back after the cut,
+// end it (failed, stream: it lost the call before its end).
+func TestLiveCallReachesANodeWhoseLinkComesBack(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	cr := c.CreateNode("a1", "12346")
+	link, err := netproxy.Start(strings.TrimPrefix(c.App.Broker.URL(), "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() }) // after the node stops
+	a1 := rig.StartNode(t, cr, rig.NodeOptions{Broker: "tcp://" + link.Addr()})
+	rig.Eventually(t, 15*time.Second, "a1 online", func() bool { return c.Node("a1").Status.State == loaxa.NodeOnline })
+	link.Cut()
+	rig.Eventually(t, 15*time.Second, "a1 offline", func() bool { return c.Node("a1").Status.State == loaxa.NodeOffline })
+
+	speaker := signInAs(t, c, "can-bo-phat", loaxa.RoleCommune, "12346")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var sent atomic.Int64 // samples
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: speaker.Token, Areas: []string{"12346"}, Title: "Phòng chống bão",
+		OnSend: func(n int) { sent.Add(int64(n)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := make(chan error, 1)
+	go func() { streamed <- call.Stream(ctx, bytes.NewReader(voicePCM(60*time.Second))) }()
+	var id string
+	rig.Eventually(t, 10*time.Second, "the call on air", func() bool {
+		var out struct{ Calls []*loaxa.LiveCall }
+		speaker.MustDo("GET", "/api/v1/live/calls?active=true", nil, &out)
+		if len(out.Calls) == 1 {
+			id = out.Calls[0].ID
+		}
+		return id != ""
+	})
+	rig.Eventually(t, 10*time.Second, "2 s of the call said while a1 is away", func() bool { return sent.Load() >= 2*nodeaudio.SampleRate })
+	link.Restore()
+	rig.Eventually(t, 20*time.Second, "a1, back online, plays the call", func() bool { return playing(a1) == id })
+	rig.Eventually(t, 10*time.Second, "a1's delivery started", func() bool {
+		return liveReport(speaker, id).Nodes[0].State == string(loaxa.DeliveryStarted)
+	})
+
+	// Its link drops again, and the call is cut while it is away.
+	joined := sent.Load()
+	rig.Eventually(t, 10*time.Second, "another second of the call said", func() bool { return sent.Load() >= joined+nodeaudio.SampleRate })
+	link.Cut()
+	rig.Eventually(t, 15*time.Second, "a1 offline again", func() bool { return c.Node("a1").Status.State == loaxa.NodeOffline })
+	rig.Eventually(t, 10*time.Second, "a1 off the air without frames", func() bool { return playing(a1) == "" })
+	speaker.MustDo("POST", "/api/v1/live/calls/"+id+"/cut", nil, nil)
+	if err := <-streamed; !errors.Is(err, liveclient.ErrEnded) {
+		t.Errorf("the speaker's stream after the cut: %v, want ErrEnded", err)
+	}
+	link.Restore()
+	rig.Eventually(t, 20*time.Second, "a1, back after the cut, ends the call", func() bool {
+		n := liveReport(speaker, id).Nodes[0]
+		return n.State == string(loaxa.DeliveryFailed) && n.Reason == protocol.ReasonStream
+	})
+	t.Logf("a1 after the call: %+v", liveReport(speaker, id).Nodes[0])
 }
