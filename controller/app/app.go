@@ -236,7 +236,7 @@ func (a *App) Open() (err error) {
 	a.LiveCalls = live.NewService()
 	a.LiveCalls.Store = bolt.NewLiveCallService(a.DB)
 	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
-	a.LiveCalls.Clock, a.LiveCalls.Logger, a.LiveCalls.Messenger = a.Clock, a.Logger, a.MQTT
+	a.LiveCalls.Clock, a.LiveCalls.Logger, a.LiveCalls.Messenger, a.LiveCalls.Areas = a.Clock, a.Logger, a.MQTT, a.MQTT
 	// Calls a previous run left on air are closed before any new one, and
 	// before the nodes come online: those that missed the end of a call
 	// ended lately get it then.
@@ -417,6 +417,15 @@ func (a *App) Open() (err error) {
 	go func() {
 		defer a.wg.Done()
 		_ = a.Emergency.Run(runCtx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		// The nodes that stayed connected to the broker through a crash
+		// get the end of the calls it left on air.
+		if a.MQTT.WaitConnected(runCtx) == nil {
+			a.LiveCalls.EndLeftOpen(runCtx)
+		}
 	}()
 	if a.CapFeeds != nil {
 		a.wg.Add(1)

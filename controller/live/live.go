@@ -34,6 +34,9 @@ type Service struct {
 	// Messenger sends a call's start or end again to a node that comes
 	// online (NodeOnline); nil sends nothing.
 	Messenger loaxa.LiveNodeMessenger
+	// Areas sends the end of the calls the last run left on air to their
+	// areas (EndLeftOpen); nil sends nothing.
+	Areas loaxa.LiveMessenger
 
 	mu    sync.Mutex
 	calls map[string]*onAir
@@ -43,6 +46,8 @@ type Service struct {
 	over   map[string]*loaxa.LiveCall
 	closed bool
 	sends  sync.WaitGroup // NodeOnline's sends
+	// leftOpen are the calls Open closed: the last run left them on air.
+	leftOpen []*loaxa.LiveCall
 }
 
 var _ loaxa.LiveCallService = (*Service)(nil)
@@ -79,6 +84,7 @@ func (s *Service) Open(ctx context.Context) error {
 		}
 		s.Logger.Warn("live call left open by the last run closed", "call", c.ID, "drill", c.Drill, "started", c.Started, "user", c.CreatedBy)
 		s.audit(ctx, "system", c)
+		s.leftOpen = append(s.leftOpen, c)
 	}
 	// The nodes of calls ended lately, closed above or not, may still
 	// hold them, suspended, if they missed the end: they get it when
@@ -206,6 +212,27 @@ func (s *Service) NodeOnline(node string) {
 			}
 		}
 	}()
+}
+
+// EndLeftOpen sends the end of each call the last run left on air (closed
+// by Open) to the call's areas; call it once the broker takes publishes.
+// Nodes that stayed connected to an external broker while the controller
+// was down come online for nobody: without it they kept the call
+// suspended, waiting for frames, for up to 2 h. (Those that reconnect get
+// the end from NodeOnline.)
+func (s *Service) EndLeftOpen(ctx context.Context) {
+	if s.Areas == nil {
+		return
+	}
+	for _, c := range s.leftOpen {
+		for _, a := range c.Areas {
+			if err := s.Areas.SendLive(ctx, a, protocol.Live{Call: c.ID, Kind: protocol.LiveEnd, Drill: c.Drill}); err != nil {
+				s.Logger.Error("live call left open by the last run: end not sent; its nodes still connected keep it suspended", "call", c.ID, "drill", c.Drill, "area", a, "err", err)
+				continue
+			}
+			s.Logger.Info("live call left open by the last run: end sent", "call", c.ID, "drill", c.Drill, "area", a)
+		}
+	}
 }
 
 // Close waits for NodeOnline's sends; NodeOnline sends nothing after it.

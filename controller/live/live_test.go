@@ -42,7 +42,15 @@ type nodeLive struct {
 	msgs []protocol.Live
 }
 
-var _ loaxa.LiveNodeMessenger = (*nodeLive)(nil)
+var (
+	_ loaxa.LiveNodeMessenger = (*nodeLive)(nil)
+	_ loaxa.LiveMessenger     = (*nodeLive)(nil)
+)
+
+// SendLive records l to area as "area/{area} call kind".
+func (r *nodeLive) SendLive(ctx context.Context, area string, l protocol.Live) error {
+	return r.SendNodeLive(ctx, "area/"+area, l)
+}
 
 func (r *nodeLive) SendNodeLive(_ context.Context, node string, l protocol.Live) error {
 	r.mu.Lock()
@@ -99,7 +107,7 @@ func (f *fixture) open(t *testing.T) *live.Service {
 	t.Helper()
 	s := live.NewService()
 	s.Store, s.Nodes, s.Deliveries, s.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
-	s.Clock, s.Messenger = f.clock, f.sent
+	s.Clock, s.Messenger, s.Areas = f.clock, f.sent, f.sent
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -392,5 +400,37 @@ func TestNodeBackOnlineGetsTheEndItMissed(t *testing.T) {
 	svc.Close()
 	if sent, _ = f.sent.all(); len(sent) != 0 {
 		t.Errorf("%s after the calls' end: sent %q, want nothing", protocol.MaxLiveDuration+time.Hour, sent)
+	}
+}
+
+// TestEndLeftOpenReachesNodesThatStayedConnected: the controller crashed
+// during a call while its nodes stayed connected to an external broker.
+// They went off the air, the call suspended, and, never coming online
+// again for the restarted controller, kept it so for 2 h: nothing sent
+// them its end. Once the broker takes publishes, the restarted controller
+// must send the end of each call it closed as left open to that call's
+// areas, and nothing for a call that had ended.
+func TestEndLeftOpenReachesNodesThatStayedConnected(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	for _, id := range []string{"live-o1", "live-o2"} {
+		if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: id, CreatedBy: "an", Areas: []string{"12346", "12347"}, Priority: protocol.PriorityHigh, Drill: id == "live-o1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.svc.EndCall(ctx, "live-o2", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	svc := f.open(t) // the controller dies with live-o1 on air and starts again
+	svc.EndLeftOpen(ctx)
+	sent, msgs := f.sent.all()
+	if want := []string{"area/12346 live-o1 end", "area/12347 live-o1 end"}; !slices.Equal(sent, want) {
+		t.Errorf("sent %q, want %q", sent, want)
+	}
+	for _, m := range msgs {
+		if !m.Drill {
+			t.Errorf("end of the drill call %+v not marked drill", m)
+		}
 	}
 }
