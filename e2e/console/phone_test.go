@@ -1,7 +1,9 @@
 package console
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -11,6 +13,59 @@ import (
 // onSmallPhone shows pages as on a small phone: 390 × 844, touch.
 func onSmallPhone(b *Browser) {
 	b.Do("emulate a small phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
+}
+
+// tooSmallToTap is a JavaScript expression listing the controls on the
+// page a finger can hardly hit: buttons, fields and menu entries under
+// 44 px high (WCAG's target size), and check boxes whose label is not
+// that high either.
+const tooSmallToTap = `(() => {
+	const out = [];
+	const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+	const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' "' + (el.innerText || el.value || el.getAttribute('aria-label') || '').trim().slice(0, 30) + '"';
+	for (const el of document.querySelectorAll('button, .button, select, input, textarea, nav.side a')) {
+		if (!shown(el) || el.type === 'hidden' || el.type === 'file') continue;
+		let box = el.getBoundingClientRect();
+		if (el.type === 'checkbox' || el.type === 'radio') {
+			const label = el.closest('label') || (el.labels && el.labels[0]);
+			if (label) box = label.getBoundingClientRect();
+		}
+		if (box.height < 43.5) out.push(name(el) + ' ' + Math.round(box.height) + ' px');
+	}
+	return out;
+})()`
+
+// TestPhoneControlsAreBigEnoughToTap: an officer on a phone in the rain
+// tapped beside buttons, fields and menu entries 39–40 px high and the
+// check boxes of 13 px (the drill switch, the areas to alert). Every
+// control on the screens an officer uses on a phone must be at least
+// 44 px high (or, a check box, its label).
+func TestPhoneControlsAreBigEnoughToTap(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	onSmallPhone(b)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	for _, sc := range []struct{ route, ready string }{
+		{"#/overview", `document.querySelector('#emergency-entry')`},
+		{"#/clusters", `document.querySelector('main table')`},
+		{"#/clusters/lap-le-01", `document.querySelector('main h1') && document.querySelector('main button')`},
+		{"#/library", `document.querySelector('main input[type=file]')`},
+		{"#/programme", `document.querySelector('#week')`},
+		{"#/alarms", `document.querySelector('#h-open')`},
+		{"#/emergency", `document.querySelector('#em-form')`},
+	} {
+		b.Go(sc.route, sc.ready)
+		if small := MustEval[[]string](b, tooSmallToTap); len(small) > 0 {
+			t.Errorf("%s on a phone: too small to tap: %s", sc.route, strings.Join(small, "; "))
+		}
+	}
 }
 
 // TestPhoneMenuIsOneRow: on a phone, a short screen (the alarms with
