@@ -624,3 +624,40 @@ func TestBoardRedrawsAreNotAnnounced(t *testing.T) {
 		}
 	}
 }
+
+// TestDrillIsNotShownAsARealAlert: during a drill the overview's "Đang
+// phát", the cluster list and the cluster's page said "Khẩn cấp" of every
+// cluster, as of a real alert: an officer opening the overview took the
+// drill for a real warning. What a cluster plays in a drill is named a
+// drill wherever it is shown, and a real alert still "Khẩn cấp" alone.
+func TestDrillIsNotShownAsARealAlert(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 60*time.Second, 16000, 1))
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	var drill loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "drill": true}, &drill)
+	rig.Eventually(t, minWait, "the cluster playing the drill", func() bool {
+		p := c.Node("lap-le-01").Status.Playing
+		return p != nil && p.Drill
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	const drillText = "Diễn tập (khẩn cấp), không phải báo động thật"
+	b.Wait("the overview's clusters playing", `document.querySelector('section[aria-labelledby="h-now"] li')`, 10*time.Second)
+	if got := MustEval[string](b, text(`section[aria-labelledby="h-now"] li`)); !strings.Contains(got, drillText) {
+		t.Errorf("the overview says of the cluster playing the drill %q, want %q", got, drillText)
+	}
+	b.Go("#/clusters", `document.querySelector('main table tbody tr')`)
+	if got := MustEval[string](b, text(`main table tbody tr`)); !strings.Contains(got, drillText) {
+		t.Errorf("the cluster list says of the cluster playing the drill %q, want %q", got, drillText)
+	}
+	b.Go("#/clusters/lap-le-01", `document.querySelector('main table')`)
+	if got := MustEval[string](b, text("main")); !strings.Contains(got, drillText) {
+		t.Errorf("the cluster's page says of the drill it plays %q, want %q", got, drillText)
+	}
+}

@@ -303,6 +303,15 @@ export function lowerFirst(str) {
   return str ? str.charAt(0).toLocaleLowerCase('vi') + str.slice(1) : str;
 }
 
+/**
+ * playingText names the level a cluster plays at, and a drill as one:
+ * "Khẩn cấp" alone over a drill read as a real alert.
+ */
+export function playingText(p) {
+  const level = t('priority.' + p.priority);
+  return p.drill ? t('playing.drill', { priority: lowerFirst(level) }) : level;
+}
+
 /** waveform draws the content's peak shape as bars. */
 export function waveform(wf, label) {
   const peaks = (wf && wf.peak) || [];

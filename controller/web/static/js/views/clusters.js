@@ -3,7 +3,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, credentialsText, watchHealth } from '../ui.js';
+import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, credentialsText, watchHealth, playingText } from '../ui.js';
 import { clusterMap } from '../map.js';
 import { nodeHealth } from './overview.js';
 
@@ -43,7 +43,7 @@ async function list(ctx, main, health) {
               h('td', {}, ctx.areaName(n.area)),
               h('td', {}, badge(nodeHealth(n), 'health.')),
               h('td', {}, fmtDateTime(n.status.last_seen)),
-              h('td', {}, n.status.playing ? t('priority.' + n.status.playing.priority) : '—'))))))));
+              h('td', {}, n.status.playing ? playingText(n.status.playing) : '—'))))))));
   };
   areaSel.addEventListener('change', () => load().catch((e) => fill(body, errorBox(e))));
   await load();
@@ -74,7 +74,7 @@ async function detail(ctx, main, id, health) {
           row(t('clusters.since'), fmtDateTime(st.since)),
           row(t('clusters.last_seen'), fmtDateTime(st.last_seen)),
           row(t('clusters.schedule'), t('clusters.versions', { running: st.running_version, desired: st.desired_version })),
-          row(t('clusters.playing'), st.playing ? `${t('priority.' + st.playing.priority)} · ${t('overview.since', { time: fmtTime(st.playing.since) })}` : '—'),
+          row(t('clusters.playing'), st.playing ? `${playingText(st.playing)} · ${t('overview.since', { time: fmtTime(st.playing.since) })}` : '—'),
           row(t('clusters.missing'), (st.content_missing || []).length ? String(st.content_missing.length) : '0'),
           row(t('clusters.credentials'), credentialsText(n.credentials))))),
       h('section', { class: 'panel', 'aria-labelledby': 'h-tele' }, h('h2', { id: 'h-tele' }, t('clusters.telemetry')),

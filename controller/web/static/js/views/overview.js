@@ -3,7 +3,7 @@
 
 import { api, now, failingChecks } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners } from '../ui.js';
+import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners, playingText } from '../ui.js';
 import { pendingCaps } from './emergency.js';
 
 const REFRESH_MS = 15000;
@@ -67,7 +67,7 @@ export async function render(ctx, main) {
         playing.length === 0 ? h('p', { class: 'muted' }, t('overview.silent')) :
           h('ul', {}, playing.map((n) => h('li', {},
             h('a', { href: `#/clusters/${encodeURIComponent(n.id)}` }, n.name), ' — ',
-            t('priority.' + n.status.playing.priority), ' · ', t('overview.since', { time: fmtTime(n.status.playing.since) }))))),
+            playingText(n.status.playing), ' · ', t('overview.since', { time: fmtTime(n.status.playing.since) }))))),
       h('section', { class: 'panel', 'aria-labelledby': 'h-today' },
         h('h2', { id: 'h-today' }, t('overview.today')),
         programme.items.length === 0 ? h('p', { class: 'muted' }, t('overview.no_programme')) :
