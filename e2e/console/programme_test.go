@@ -382,3 +382,24 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))
 	}
 }
+
+// TestActiveBulletinsSayTheirSession: a daily bulletin placed in the
+// evening session by a script (its start only choosing the first day, at
+// midnight) was listed under "Bản tin đang có hiệu lực" as "Hằng ngày lúc
+// 0:00": the officer read that it plays at midnight. A bulletin in a
+// session is said with its session, at the session's time.
+func TestActiveBulletinsSayTheirSession(t *testing.T) {
+	c, evening, news := lapLeWithEvening(t)
+	var ann loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự buổi chiều", "content_id": news.ID,
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T00:00:00+07:00",
+		"rrule": "FREQ=DAILY", "session": evening.ID}, &ann)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('tr[data-announcement="`+ann.ID+`"]')`)
+	if got := MustEval[string](b, text(`tr[data-announcement="`+ann.ID+`"]`)); !strings.Contains(got, "Hằng ngày trong buổi “Buổi chiều” (17:00)") {
+		t.Errorf("the active bulletin in the evening session is listed as %q, want \"Hằng ngày trong buổi “Buổi chiều” (17:00)\"", got)
+	}
+}

@@ -40,7 +40,7 @@ export async function render(ctx, main, params) {
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
       proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
       sessionsPanel(ctx, area, sessions, reload),
-      announcementsPanel(ctx, anns.announcements, nodeArea, reload));
+      announcementsPanel(ctx, anns.announcements, sessions, nodeArea, reload));
   }
   await load();
 }
@@ -344,7 +344,10 @@ function mayCancel(ctx, a, nodeArea) {
   return ctx.covers([...(targets.areas || []), ...nodes.map((n) => nodeArea.get(n)).filter(Boolean)]);
 }
 
-function announcementsPanel(ctx, anns, nodeArea, reload) {
+function announcementsPanel(ctx, anns, sessions, nodeArea, reload) {
+  // A bulletin in a session plays at the session's time: its start only
+  // chooses the days (a script's is often midnight).
+  const sessionByID = new Map(sessions.map((s) => [s.id, s]));
   const nowMS = now().getTime();
   const active = anns.filter((a) => a.priority !== 'emergency' && mayStillPlay(a, nowMS)).reverse();
   let oneOffs = 0;
@@ -362,7 +365,7 @@ function announcementsPanel(ctx, anns, nodeArea, reload) {
           const rec = fromRule(a.rrule);
           return h('tr', { dataset: { announcement: a.id } },
             h('td', {}, h('a', { href: `#/deliveries/${encodeURIComponent(a.id)}` }, a.title)),
-            h('td', {}, describe({ kind: rec.kind, days: rec.days, time: fmtTime(a.start), date })),
+            h('td', {}, describe({ kind: rec.kind, days: rec.days, time: fmtTime(a.start), session: sessionByID.get(a.session), date })),
             h('td', {}, t('priority.' + a.priority)),
             h('td', {}, a.created_by),
             h('td', {}, mayCancel(ctx, a, nodeArea) ? h('button', {
