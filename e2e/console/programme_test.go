@@ -403,3 +403,24 @@ func TestActiveBulletinsSayTheirSession(t *testing.T) {
 		t.Errorf("the active bulletin in the evening session is listed as %q, want \"Hằng ngày trong buổi “Buổi chiều” (17:00)\"", got)
 	}
 }
+
+// TestCalendarDayInTheOrderOfItsHours: a one-off bulletin at 10:00 was
+// drawn on its day below the 17:00 session, every item outside a session
+// after all the sessions, so the officer read the day out of order. A
+// day lists its sessions and the items outside them by time.
+func TestCalendarDayInTheOrderOfItsHours(t *testing.T) {
+	c, evening, news := lapLeWithEvening(t)
+	var ann loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Họp thôn", "content_id": news.ID,
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T10:00:00+07:00"}, &ann)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	day := `section.day[data-day="2026-03-02"]`
+	b.Go("#/programme", `document.querySelector('`+day+` > .slot[data-announcement="`+ann.ID+`"]')`)
+	got := MustEval[[]string](b, `[...document.querySelector('`+day+`').children].filter(e => e.matches('.session, .slot')).map(e => e.dataset.session || e.dataset.announcement)`)
+	if want := []string{ann.ID, evening.ID}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Monday lists %v, want the 10:00 bulletin before the 17:00 session: %v", got, want)
+	}
+}

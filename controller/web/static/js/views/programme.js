@@ -67,10 +67,17 @@ function calendar(week, items, sessions, holidays) {
     days.push(h('section', { class: 'day' + (day === today ? ' today' : ''), 'aria-label': fmtDay(day), dataset: { day } },
       h('h3', {}, fmtDay(day), day === today ? ` · ${t('programme.today')}` : ''),
       holidays.filter((x) => x.date === day).map((x) => h('p', { class: 'hint holiday' }, t('programme.holiday', { name: x.name }))),
-      sessions.filter((s) => !s.days || inSession(s).length).map((s) => h('div', { class: 'session', dataset: { session: s.id } },
-        h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}`),
-        inSession(s).map(slot))),
-      loose.map(slot),
+      // Sessions and the items outside them in the order of the day: a
+      // bulletin at 04:21 comes before the 17:00 session, not after it.
+      [
+        ...sessions.filter((s) => !s.days || inSession(s).length).map((s) => ({
+          at: vnDate(day, s.start).getTime(),
+          el: h('div', { class: 'session', dataset: { session: s.id } },
+            h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}`),
+            inSession(s).map(slot)),
+        })),
+        ...loose.map((it) => ({ at: Date.parse(it.start), el: slot(it) })),
+      ].sort((a, b) => a.at - b.at).map((x) => x.el),
       list.length === 0 && sessions.length === 0 ? h('p', { class: 'hint' }, t('programme.empty_day')) : null));
   }
   return h('section', { class: 'panel', 'aria-labelledby': 'h-week' }, h('h2', { id: 'h-week' }, t('programme.week')),
