@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 )
 
@@ -88,5 +89,43 @@ func TestPhoneMenuIsOneRow(t *testing.T) {
 		if menu > entry+30 {
 			t.Errorf("%s on a phone: the menu is %.0f px high for entries %.0f px high", route, menu, entry)
 		}
+	}
+}
+
+// TestPhoneBoardDetailIsReadable: on a phone the emergency board's
+// cluster table squeezed its detail column to a word a line ("Cụm /
+// loa / chưa / có / nội / dung, …", ten lines a cluster) and broke
+// "11 ms" in two. On a phone each cluster is a card: its detail is as
+// wide as the card and the time it received on one line.
+func TestPhoneBoardDetailIsReadable(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 30*time.Second, 16000, 1))
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	var drill loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "drill": true}, &drill)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	onSmallPhone(b)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	row := `#ack-board tr[data-node="lap-le-01"]`
+	b.Go("#/emergency/"+drill.ID, `document.querySelector('#ack-board')`)
+	b.Wait("the cluster's detail", `document.querySelector('`+row+` td:last-child').innerText.trim() !== ''`, 20*time.Second)
+	detail := MustEval[float64](b, `document.querySelector('`+row+` td:last-child').getBoundingClientRect().width`)
+	card := MustEval[float64](b, `document.querySelector('`+row+`').getBoundingClientRect().width`)
+	if detail < 0.8*card {
+		t.Errorf("the cluster's detail is %.0f px wide in a row %.0f px wide: %q", detail, card, MustEval[string](b, text(row+` td:last-child`)))
+	}
+	// The lines of text the cell's words are set on.
+	lines := MustEval[int](b, `(() => { const r = document.createRange(); r.selectNodeContents(document.querySelector('`+row+` td.num'));
+		return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; })()`)
+	if lines != 1 {
+		t.Errorf("the time the cluster received is set on %d lines: %q", lines, MustEval[string](b, text(row+` td.num`)))
+	}
+	if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("the board is %d px wide on a 390 px screen", w)
 	}
 }

@@ -672,7 +672,7 @@ async function board(ctx, main, id) {
     h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.')),
-    h('td', { class: 'num' }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
+    h('td', { class: 'num', dataset: { label: t('emergency.received_after') } }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
     h('td', {}, suspendedText(n) || reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
       n.state === 'started' && !n.content_ready ? h('span', { class: 'fetching' }, t('emergency.chime_only')) : '',
@@ -804,7 +804,7 @@ async function board(ctx, main, id) {
           () => h('p', { class: 'stat', id: 'em-clear-confirm-volume' }, clearSounds(Number(clearVolume.value)))) }, t('emergency.all_clear'))) : null) : null,
     areas.section,
     h('section', { class: 'panel' }, tableTop,
-      areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board' },
+      areaIDs.length > 1 ? field(t('emergency.filter_area'), pick) : null, h('div', { class: 'table-wrap' }, h('table', { id: 'ack-board', class: 'cards' },
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
   oneArea();
