@@ -424,3 +424,25 @@ func TestCalendarDayInTheOrderOfItsHours(t *testing.T) {
 		t.Errorf("Monday lists %v, want the 10:00 bulletin before the 17:00 session: %v", got, want)
 	}
 }
+
+// TestTodaysShortBulletinSaysItsTime: the overview's "Lịch phát hôm
+// nay" said a 3-second bulletin in the 17:00 session "17:00–17:00", which
+// read as nothing at all. One shorter than a minute is said at its start
+// alone; a longer one still from–to.
+func TestTodaysShortBulletinSaysItsTime(t *testing.T) {
+	c, evening, news := lapLeWithEvening(t)
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự buổi chiều", "content_id": news.ID,
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "session": evening.ID}, nil)
+	long := c.Upload("nong-nghiep.wav", rig.ToneWAV(440, 120*time.Second, 16000, 1))
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Bản tin nông nghiệp", "content_id": long.ID,
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T11:00:00+07:00"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Wait("today's programme", `document.querySelectorAll('section[aria-labelledby="h-today"] tbody tr').length === 2`, 10*time.Second)
+	got := MustEval[[]string](b, `[...document.querySelectorAll('section[aria-labelledby="h-today"] tbody tr')].map((tr) => tr.cells[0].innerText + ' ' + tr.cells[1].innerText)`)
+	if want := []string{"11:00–11:02 Bản tin nông nghiệp", "17:00 Thời sự buổi chiều"}; strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("today's programme says %q, want %q", got, want)
+	}
+}

@@ -74,7 +74,9 @@ export async function render(ctx, main) {
           h('div', { class: 'table-wrap' }, h('table', {},
             h('thead', {}, h('tr', {}, h('th', {}, t('common.time')), h('th', {}, t('common.title')), h('th', {}, t('common.priority')), h('th', { class: 'num' }, t('common.clusters')))),
             h('tbody', {}, programme.items.map((it) => h('tr', { class: Date.parse(it.end) < nowMS ? 'muted' : '' },
-              h('td', {}, fmtTime(it.start), '–', fmtTime(it.end)),
+              // A bulletin shorter than a minute is said at its start:
+              // "17:00–17:00" read as nothing at all.
+              h('td', {}, fmtTime(it.start), fmtTime(it.end) !== fmtTime(it.start) ? `–${fmtTime(it.end)}` : ''),
               h('td', {}, h('a', { href: `#/deliveries/${encodeURIComponent(it.announcement)}` }, it.title)),
               h('td', {}, t('priority.' + it.priority)),
               h('td', { class: 'num' }, (it.nodes || []).length))))))));
