@@ -64,3 +64,34 @@ func TestReportPeriodInVietnameseDates(t *testing.T) {
 		t.Errorf("the report's heading reads %q, want %q", got, want)
 	}
 }
+
+// TestReportChartReadableOnAPhone: the report's chart was drawn 760
+// wide and shrunk to a phone's screen, its words 5 px high; nobody could
+// read it. On a 390 px phone its words are at least 9 px high and its
+// legend within the chart.
+func TestReportChartReadableOnAPhone(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	fc := clock.NewFake(time.Date(2026, 3, 12, 9, 0, 0, 0, vn))
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	ct := c.Upload("tin.wav", rig.ToneWAV(440, time.Second, 16000, 1))
+	c.Announce(ct.ID, []string{"11527"}, nil, time.Date(2026, 3, 12, 17, 0, 0, 0, vn))
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	onSmallPhone(b)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/reports", `document.querySelector('#h-rep ~ svg.chart')`)
+	bad := MustEval[[]string](b, `(() => {
+		const svg = document.querySelector('#h-rep ~ svg.chart').getBoundingClientRect();
+		return [...document.querySelectorAll('#h-rep ~ svg.chart text')].filter((el) => {
+			const r = el.getBoundingClientRect();
+			return r.height < 9 || r.left < svg.left - 1 || r.right > svg.right + 1;
+		}).map((el) => el.textContent + ' ' + Math.round(el.getBoundingClientRect().height) + ' px high');
+	})()`)
+	if len(bad) > 0 {
+		t.Errorf("the report's chart on a phone: words too small or outside it: %s", strings.Join(bad, "; "))
+	}
+}
