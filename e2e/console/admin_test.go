@@ -53,3 +53,21 @@ func TestAdminClusterTableFollowsChanges(t *testing.T) {
 		t.Errorf("its code is not on the screen")
 	}
 }
+
+// TestAdminWithoutRightsSaysSo: a commune officer who opened "Quản trị"
+// from an old link saw the heading over an empty page, not knowing
+// whether it was still loading or broken. Without rights to any of its
+// parts, the screen says so.
+func TestAdminWithoutRightsSaysSo(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/admin", `document.querySelector('main h1')`)
+	if got := MustEval[string](b, text("main")); !strings.Contains(got, "Tài khoản của bạn không có quyền quản trị") {
+		t.Errorf("the administration screen without rights says %q", got)
+	}
+}

@@ -10,7 +10,9 @@ export async function render(ctx, main) {
   if (ctx.may('users.manage')) parts.push(await users(ctx));
   if (ctx.may('areas.manage')) parts.push(areas(ctx, () => render(ctx, main)));
   if (ctx.may('nodes.manage')) parts.push(await nodes(ctx));
-  fill(main, h('h1', {}, t('admin.title')), parts);
+  // Reached by an old link or a bookmark without the rights: say so,
+  // rather than an empty page under the heading.
+  fill(main, h('h1', {}, t('admin.title')), parts.length ? parts : h('p', { class: 'panel muted', id: 'admin-none' }, t('admin.none')));
 }
 
 async function users(ctx) {
