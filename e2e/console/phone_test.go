@@ -129,3 +129,33 @@ func TestPhoneBoardDetailIsReadable(t *testing.T) {
 		t.Errorf("the board is %d px wide on a 390 px screen", w)
 	}
 }
+
+// TestToastDoesNotTakeTaps: a message shown after an action ("Đã lưu …")
+// lies for seconds over the bottom of the screen, where on a phone the
+// next button often is; a tap there hit the message and did nothing
+// (TestStandingContentForChosenAreas's second "Lưu" was lost so once the
+// buttons grew to 44 px). Taps go through a message to what is under it.
+func TestToastDoesNotTakeTaps(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	onSmallPhone(b)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/account", `document.querySelector('main h1')`)
+	if hit := MustEval[string](b, `(() => {
+		const el = document.createElement('div');
+		el.className = 'toast';
+		el.textContent = 'Đã lưu địa bàn lưu sẵn cho bản tin cảnh báo nước dâng.';
+		document.getElementById('toasts').append(el);
+		const r = el.getBoundingClientRect();
+		const under = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+		const hit = document.getElementById('toasts').contains(under) ? under.className : '';
+		el.remove();
+		return hit;
+	})()`); hit != "" {
+		t.Errorf("a tap on a message's place hits the message (%s), not what is under it", hit)
+	}
+}
