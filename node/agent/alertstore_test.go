@@ -200,19 +200,11 @@ func heldIDs(h agent.HeldAlerts) []string {
 // expired: it stops with reason expired instead of playing on.
 func TestRestoredAlertJudgedAgainOnTheCorrectedClock(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open) // before the HTTP server closes, even if the test fails
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(10 * time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
+	ctl, open := timeUnansweredController(t, fc)
 	// Issued 15 minutes ago, expired a minute ago: on the board's clock
 	// it began 5 minutes ago and has 9 to go.
-	start := fc.Now().Add(-15 * time.Minute)
-	cmd := resumingAlert("e9@x", msg, opening, closing, start, fc.Now().Add(-time.Minute))
-	st := store.NewMemory()
+	cmd := storedAlert{id: "e9@x", message: 10 * time.Second, began: -15 * time.Minute, expires: -time.Minute}.command(ctl, fc)
+	st := store.NewMemory() // held, not marked begun
 	if err := st.SetHeldAlerts(agent.HeldAlerts{Alerts: []protocol.Alert{*cmd.Alert}}); err != nil {
 		t.Fatal(err)
 	}
@@ -505,24 +497,10 @@ func sendCachedAlert(t *testing.T, ctl *nodetest.Controller, fc *clock.Fake, n *
 // judges the start-up, not now (it was cut off mid-message as "failed
 // expired").
 func TestRestoredAlertPlaysToItsEndPastItsExpiry(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open)
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(10 * time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-3 * time.Second)
-	cmd := resumingAlert("r@x", msg, opening, closing, start, fc.Now().Add(4*time.Second))
-	cmd.Alert.Occurrence.Repeat = 1
-	st := cutOffStore(t, cmd, start)
-	o := cmd.Alert.Occurrence
-	board := clock.NewOffset(fc)
-	board.Set(-50 * time.Millisecond)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
-	waitConnected(t, n)
+	r := startAfterPowerCut(t, -50*time.Millisecond,
+		storedAlert{id: "r@x", message: 10 * time.Second, began: -3 * time.Second, expires: 4 * time.Second, repeat: 1})
+	fc, ctl, n, open := r.fc, r.ctl, r.n, r.open
+	o := r.cmd.Alert.Occurrence
 	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
 	runUntil(t, fc, time.Minute, "the alert on air again", func() bool {
 		p := n.a.Status().Playing
@@ -571,6 +549,74 @@ func cutOff(t *testing.T, st agent.Store, cmd protocol.Command, start time.Time)
 	}
 }
 
+// timeUnansweredController is a controller on fake time fc
+// (fakeClockController) whose answers to the node's time requests wait
+// until open is called: the board's clock stays unmeasured until then.
+// open also runs at cleanup, before the HTTP server closes, even if the
+// test fails.
+func timeUnansweredController(t *testing.T, fc *clock.Fake) (ctl *nodetest.Controller, open func()) {
+	t.Helper()
+	ctl = fakeClockController(t, fc)
+	gate := make(chan struct{})
+	open = sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
+	return ctl, open
+}
+
+// storedAlert is an alert a board held when it was stopped: a message
+// between chimes of 0.7 and 0.6 s, with the controller's resume policy.
+type storedAlert struct {
+	id      string
+	message time.Duration // the message's length
+	began   time.Duration // its start, from the controller's time now
+	expires time.Duration // its expiry, from the controller's time now
+	repeat  int           // how often the message plays; 0: alert's 3
+}
+
+// command adds a's message and chimes to ctl and returns a's alert, timed
+// from fc's now.
+func (a storedAlert) command(ctl *nodetest.Controller, fc *clock.Fake) protocol.Command {
+	msg := ctl.AddContent(a.message)
+	opening := ctl.AddContent(700 * time.Millisecond)
+	closing := ctl.AddContent(600 * time.Millisecond)
+	cmd := resumingAlert(a.id, msg, opening, closing, fc.Now().Add(a.began), fc.Now().Add(a.expires))
+	if a.repeat != 0 {
+		cmd.Alert.Occurrence.Repeat = a.repeat
+	}
+	return cmd
+}
+
+// poweredBack is a board back from a power cut (startAfterPowerCut).
+type poweredBack struct {
+	fc    *clock.Fake
+	ctl   *nodetest.Controller
+	open  func() // the controller answers time requests from now on
+	cmd   protocol.Command
+	start time.Time // when the alert began
+	st    *store.Memory
+	n     *node
+}
+
+// startAfterPowerCut starts node n1 (areas x1 and d1) as a board comes
+// back from a power cut mid-alert: the store holds a's alert marked
+// started (cutOffStore), the board's clock is off by boardClock from the
+// controller's fake time, and the controller does not answer the node's
+// time request until open (timeUnansweredController).
+func startAfterPowerCut(t *testing.T, boardClock time.Duration, a storedAlert) poweredBack {
+	t.Helper()
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl, open := timeUnansweredController(t, fc)
+	cmd := a.command(ctl, fc)
+	start := fc.Now().Add(a.began)
+	st := cutOffStore(t, cmd, start)
+	board := clock.NewOffset(fc)
+	board.Set(boardClock)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: board, store: st})
+	waitConnected(t, n)
+	return poweredBack{fc: fc, ctl: ctl, open: open, cmd: cmd, start: start, st: st, n: n}
+}
+
 // TestStoredAlertKeptOnABoardClockAheadUntilMeasured: a board without an
 // RTC battery reboots in a typhoon (a power cut) with its clock two hours
 // ahead, holding an alert that is valid for another hour. On its own clock
@@ -581,23 +627,8 @@ func cutOff(t *testing.T, st agent.Store, cmd protocol.Command, start time.Time)
 // until the first measurement; on the corrected clock it is valid, and it
 // plays again from the beginning, as any alert held after a restart.
 func TestStoredAlertKeptOnABoardClockAheadUntilMeasured(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open) // before the HTTP server closes, even if the test fails
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-3 * time.Second)
-	cmd := resumingAlert("a@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
-	st := cutOffStore(t, cmd, start)
-
-	board := clock.NewOffset(fc)
-	board.Set(2 * time.Hour)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
-	waitConnected(t, n)
+	r := startAfterPowerCut(t, 2*time.Hour, storedAlert{id: "a@x", message: time.Second, began: -3 * time.Second, expires: time.Hour})
+	fc, ctl, n, st := r.fc, r.ctl, r.n, r.st
 	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
 	waitEvents(t, ctl, "n1", []string{"received a@x", "started a@x"}) // from the outbox
 	if h, err := st.HeldAlerts(); err != nil || len(h.Alerts) != 1 {
@@ -607,7 +638,7 @@ func TestStoredAlertKeptOnABoardClockAheadUntilMeasured(t *testing.T) {
 		t.Errorf("playing %+v (%d plays) before the clock is measured; want nothing: the alert looks expired on the board's clock", p, n.out.Plays())
 	}
 
-	open() // the controller answers the time request: two hours back
+	r.open() // the controller answers the time request: two hours back
 	want := []string{"received a@x", "started a@x", "suspended a@x interrupted", "started a@x", "completed a@x"}
 	runUntil(t, fc, time.Minute, "the alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
 	events := waitEvents(t, ctl, "n1", want)
@@ -623,28 +654,13 @@ func TestStoredAlertKeptOnABoardClockAheadUntilMeasured(t *testing.T) {
 // correction; it must still judge the alert kept aside until it, and
 // drop it at once (failed, expired), not an hour later.
 func TestStoredAlertJudgedAtAFirstMeasurementThatMovesNothing(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open)
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-10 * time.Minute)
-	cmd := resumingAlert("b@x", msg, opening, closing, start, fc.Now().Add(-time.Minute))
-	st := cutOffStore(t, cmd, start)
-
-	board := clock.NewOffset(fc)
-	board.Set(500 * time.Microsecond)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
-	waitConnected(t, n)
+	r := startAfterPowerCut(t, 500*time.Microsecond, storedAlert{id: "b@x", message: time.Second, began: -10 * time.Minute, expires: -time.Minute})
+	ctl, n := r.ctl, r.n
 	nodetest.Eventually(t, 5*time.Second, "alert content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
 	waitEvents(t, ctl, "n1", []string{"received b@x", "started b@x"})
 	nodetest.Eventually(t, 5*time.Second, "outbox acknowledged", func() bool { return n.a.Status().Outbox == 0 })
 	// The fake time stands still: only the measurement can end the wait.
-	open()
+	r.open()
 	waitEvents(t, ctl, "n1", []string{"received b@x", "started b@x", "failed b@x expired"})
 	if got := n.out.Plays(); got != 0 {
 		t.Errorf("%d plays of an expired alert, want none", got)
@@ -658,23 +674,8 @@ func TestStoredAlertJudgedAtAFirstMeasurementThatMovesNothing(t *testing.T) {
 // board's own clock, as before, and dropped (failed, expired), so that
 // its delivery does not read as sounding for ever.
 func TestStoredAlertDroppedWhenTheClockIsNeverMeasured(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open)
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-3 * time.Second)
-	cmd := resumingAlert("c@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
-	st := cutOffStore(t, cmd, start)
-
-	board := clock.NewOffset(fc)
-	board.Set(2 * time.Hour)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
-	waitConnected(t, n)
+	r := startAfterPowerCut(t, 2*time.Hour, storedAlert{id: "c@x", message: time.Second, began: -3 * time.Second, expires: time.Hour})
+	fc, ctl, n, st := r.fc, r.ctl, r.n, r.st
 	waitEvents(t, ctl, "n1", []string{"received c@x", "started c@x"})
 	if h, err := st.HeldAlerts(); err != nil || len(h.Alerts) != 1 {
 		t.Fatalf("before the clock is measured the store holds %+v (%v); want the alert kept", h, err)
@@ -695,30 +696,15 @@ func TestStoredAlertDroppedWhenTheClockIsNeverMeasured(t *testing.T) {
 // valid long enough to pass on that clock). It ends failed, cancelled,
 // and does not play once the clock is measured.
 func TestStoredAlertKeptAsideCanBeCancelled(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open)
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-3 * time.Second)
-	cmd := resumingAlert("d@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
-	st := cutOffStore(t, cmd, start)
-
-	board := clock.NewOffset(fc)
-	board.Set(2 * time.Hour)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: board, store: st})
-	waitConnected(t, n)
+	r := startAfterPowerCut(t, 2*time.Hour, storedAlert{id: "d@x", message: time.Second, began: -3 * time.Second, expires: time.Hour})
+	fc, ctl, n := r.fc, r.ctl, r.n
 	waitEvents(t, ctl, "n1", []string{"received d@x", "started d@x"})
 	ctl.SendAreaCommand("d1", protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: "d@x"}, 3*time.Hour)
 	want := []string{"received d@x", "started d@x", "failed d@x cancelled"}
 	waitEvents(t, ctl, "n1", want)
-	open()
+	r.open()
 	nodetest.Eventually(t, 5*time.Second, "clock measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })
-	runUntil(t, fc, 10*time.Second, "ten seconds", func() bool { return fc.Now().After(start.Add(13 * time.Second)) })
+	runUntil(t, fc, 10*time.Second, "ten seconds", func() bool { return fc.Now().After(r.start.Add(13 * time.Second)) })
 	waitEvents(t, ctl, "n1", want)
 	if got := n.out.Plays(); got != 0 {
 		t.Errorf("%d plays of the cancelled alert, want none", got)
@@ -734,23 +720,8 @@ func TestStoredAlertKeptAsideCanBeCancelled(t *testing.T) {
 // dropped on the board's clock after the hour without a measurement), it
 // is.
 func TestIdleSeesAnAlertKeptAside(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open)
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-3 * time.Second)
-	cmd := resumingAlert("k@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
-	st := cutOffStore(t, cmd, start)
-
-	board := clock.NewOffset(fc)
-	board.Set(2 * time.Hour)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
-	waitConnected(t, n)
+	r := startAfterPowerCut(t, 2*time.Hour, storedAlert{id: "k@x", message: time.Second, began: -3 * time.Second, expires: time.Hour})
+	fc, ctl, n := r.fc, r.ctl, r.n
 	waitEvents(t, ctl, "n1", []string{"received k@x", "started k@x"})
 	idle := func() bool {
 		t.Helper()

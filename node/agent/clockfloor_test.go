@@ -122,16 +122,9 @@ func TestClockFloorStoredOnceMeasured(t *testing.T) {
 // plays the alert again.
 func TestDamagedClockFloorLeavesTheClock(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	gate := make(chan struct{})
-	open := sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(open) // before the HTTP server closes, even if the test fails
-	ctl.Clock = func() time.Time { <-gate; return fc.Now() }
-	msg := ctl.AddContent(time.Second)
-	opening := ctl.AddContent(700 * time.Millisecond)
-	closing := ctl.AddContent(600 * time.Millisecond)
-	start := fc.Now().Add(-3 * time.Second)
-	cmd := resumingAlert("f@x", msg, opening, closing, start, fc.Now().Add(time.Hour))
+	ctl, _ := timeUnansweredController(t, fc) // never answered here
+	a := storedAlert{id: "f@x", message: time.Second, began: -3 * time.Second, expires: time.Hour}
+	cmd, start := a.command(ctl, fc), fc.Now().Add(a.began)
 
 	path := filepath.Join(t.TempDir(), "node.db")
 	st, err := store.OpenBolt(path)

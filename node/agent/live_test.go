@@ -258,6 +258,32 @@ func sendNarrowFrames(t *testing.T, ctl *nodetest.Controller, n *node, area, cal
 	nodetest.Eventually(t, 10*time.Second, "marker not refused", func() bool { return n.a.Status().Rejected > before })
 }
 
+// liveCallOnAir starts node n1 (areas x1 and d1) on a fake clock, begins
+// live call call there (high priority, titled title; received and
+// started) and sends it narrow frames 0 to frames (sendNarrowFrames).
+func liveCallOnAir(t *testing.T, call, title string, frames int) (*clock.Fake, *nodetest.Controller, *node) {
+	t.Helper()
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+	sendLive(t, ctl, "x1", protocol.Live{Call: call, Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: title})
+	waitEvents(t, ctl, "n1", []string{"received " + call, "started " + call})
+	sendNarrowFrames(t, ctl, n, "x1", call, 0, frames)
+	return fc, ctl, n
+}
+
+// callEvents is the summary of the events n1 reported of call, in order.
+func callEvents(ctl *nodetest.Controller, call string) []string {
+	var out []string
+	for _, e := range ctl.Events("n1") {
+		if e.Occurrence == call {
+			out = append(out, nodetest.Summary([]protocol.Event{e})...)
+		}
+	}
+	return out
+}
+
 // TestLiveCallRejoinsAfterItsFramesStop: an officer speaks live during a
 // typhoon and one pole's 4G drops for a few seconds. The node's jitter
 // buffer timed out after 2 s without frames, failed the play and released
@@ -267,14 +293,7 @@ func sendNarrowFrames(t *testing.T, ctl *nodetest.Controller, n *node, area, cal
 // begin again, amplifier on, with the frames that come, playing them to
 // the call's end.
 func TestLiveCallRejoinsAfterItsFramesStop(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
-	waitConnected(t, n)
-
-	sendLive(t, ctl, "x1", protocol.Live{Call: "live-r1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Phòng chống bão"})
-	waitEvents(t, ctl, "n1", []string{"received live-r1", "started live-r1"})
-	sendNarrowFrames(t, ctl, n, "x1", "live-r1", 0, 10)
+	fc, ctl, n := liveCallOnAir(t, "live-r1", "Phòng chống bão", 10)
 
 	// The link drops: no frame for longer than the frame timeout.
 	runUntil(t, fc, 10*time.Second, "the call off the air with its amplifier released", func() bool {
@@ -329,14 +348,7 @@ func TestLiveCallOutOfFramesEndsForGood(t *testing.T) {
 		}, "preempted live-s1 " + protocol.ReasonPreempted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-			ctl := fakeClockController(t, fc)
-			n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
-			waitConnected(t, n)
-
-			sendLive(t, ctl, "x1", protocol.Live{Call: "live-s1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
-			waitEvents(t, ctl, "n1", []string{"received live-s1", "started live-s1"})
-			sendNarrowFrames(t, ctl, n, "x1", "live-s1", 0, 10)
+			fc, ctl, n := liveCallOnAir(t, "live-s1", "Họp dân", 10)
 			runUntil(t, fc, 10*time.Second, "the call's frames stopped", func() bool {
 				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "suspended live-s1 "+protocol.ReasonStream)
 			})
@@ -347,12 +359,7 @@ func TestLiveCallOutOfFramesEndsForGood(t *testing.T) {
 			sendNarrowFrames(t, ctl, n, "x1", "live-s1", 60, 70)
 			played := fc.Now().Add(5 * time.Second)
 			runUntil(t, fc, 10*time.Second, "time for the frames to play", func() bool { return fc.Now().After(played) })
-			var call []string
-			for _, e := range ctl.Events("n1") {
-				if e.Occurrence == "live-s1" {
-					call = append(call, nodetest.Summary([]protocol.Event{e})...)
-				}
-			}
+			call := callEvents(ctl, "live-s1")
 			if want := []string{"received live-s1", "started live-s1", "suspended live-s1 " + protocol.ReasonStream, tc.want}; !slices.Equal(call, want) {
 				t.Errorf("events of the call: %q; want %q and no more", call, want)
 			}
@@ -431,14 +438,7 @@ func TestLiveCallJoinedFromItsResentStart(t *testing.T) {
 // than the frame timeout must not begin the call again: it waits,
 // suspended, for new ones.
 func TestLiveCallStalledBeforeItsDepthWaitsForNewFrames(t *testing.T) {
-	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
-	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
-	waitConnected(t, n)
-
-	sendLive(t, ctl, "x1", protocol.Live{Call: "live-d1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
-	waitEvents(t, ctl, "n1", []string{"received live-d1", "started live-d1"})
-	sendNarrowFrames(t, ctl, n, "x1", "live-d1", 0, 2) // fewer than the depth
+	fc, ctl, n := liveCallOnAir(t, "live-d1", "Họp dân", 2) // fewer frames than the depth
 	fc.Advance(agent.LiveFrameTimeout)
 	nodetest.Eventually(t, 10*time.Second, "the call not suspended", func() bool {
 		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "suspended live-d1 "+protocol.ReasonStream)
@@ -448,12 +448,7 @@ func TestLiveCallStalledBeforeItsDepthWaitsForNewFrames(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, "the call not ended", func() bool {
 		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "failed live-d1 "+protocol.ReasonStream)
 	})
-	var call []string
-	for _, e := range ctl.Events("n1") {
-		if e.Occurrence == "live-d1" {
-			call = append(call, nodetest.Summary([]protocol.Event{e})...)
-		}
-	}
+	call := callEvents(ctl, "live-d1")
 	if want := []string{"received live-d1", "started live-d1", "suspended live-d1 " + protocol.ReasonStream, "failed live-d1 " + protocol.ReasonStream}; !slices.Equal(call, want) {
 		t.Errorf("events of the call: %d, %q; want %q", len(call), call[:min(len(call), 8)], want)
 	}
