@@ -380,24 +380,31 @@ func TestFailingAlarmStoreLogsOnceAMinute(t *testing.T) {
 	if len(w.open("n1")) != 1 || len(w.open("n2")) != 1 {
 		t.Fatalf("open alarms n1 %v, n2 %v once the store takes writes; want door-open each", w.open("n1"), w.open("n2"))
 	}
-	var errorLines, counted int
-	recovered := false
-	for _, l := range logs.take() {
-		switch {
-		case l.level == slog.LevelError:
-			errorLines++
-			counted += 1 + l.int("unlogged_failures")
-		case strings.Contains(l.msg, "takes writes again"):
-			recovered = true
-			counted += l.int("unlogged_failures")
-		}
-	}
+	errorLines, counted, recovered := failureAccount(logs.take(), "takes writes again")
 	if errorLines > 6 {
 		t.Errorf("%d failed alarm writes in 5 minutes logged %d error lines, want one a minute at most", failures, errorLines)
 	}
 	if !recovered || counted != failures {
 		t.Errorf("the lines account for %d failed writes (recovery logged: %v), want all %d", counted, recovered, failures)
 	}
+}
+
+// failureAccount reads the lines a failing store left: how many error
+// lines, how many failed writes they and the line saying the store works
+// again (its message contains recovery) account for (each error line its
+// own and its unlogged_failures), and whether that line came.
+func failureAccount(lines []logLine, recovery string) (errorLines, counted int, recovered bool) {
+	for _, l := range lines {
+		switch {
+		case l.level == slog.LevelError:
+			errorLines++
+			counted += 1 + l.int("unlogged_failures")
+		case strings.Contains(l.msg, recovery):
+			recovered = true
+			counted += l.int("unlogged_failures")
+		}
+	}
+	return errorLines, counted, recovered
 }
 
 // failingNodes is a node store whose status writes fail (a full disk),
@@ -437,18 +444,7 @@ func TestFailingNodeStoreLogsOnceAMinute(t *testing.T) {
 	if st := w.m.Status(); st.Nodes[loaxa.NodeOffline] != 2 {
 		t.Fatalf("nodes by state %v once the store takes writes; want both offline", st.Nodes)
 	}
-	var errorLines, counted int
-	recovered := false
-	for _, l := range logs.take() {
-		switch {
-		case l.level == slog.LevelError:
-			errorLines++
-			counted += 1 + l.int("unlogged_failures")
-		case strings.Contains(l.msg, "node store takes writes again"):
-			recovered = true
-			counted += l.int("unlogged_failures")
-		}
-	}
+	errorLines, counted, recovered := failureAccount(logs.take(), "node store takes writes again")
 	failures := int(failed.Load())
 	if failures < 60 {
 		t.Fatalf("set-up: %d failed status writes, want a failing write of each silent node in every sweep", failures)
