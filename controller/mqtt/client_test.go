@@ -50,14 +50,7 @@ func testClientIngestsAndAcknowledges(t *testing.T, inline bool) {
 	c := r.client(t, inline)
 	open(t, c)
 
-	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmdTopic := topics.Node("tt-01", protocol.ChanCmd)
-	if !node.subscribe(t, cmdTopic) {
-		t.Fatal("node may not subscribe to its cmd topic")
-	}
+	node, cmdTopic := r.nodeOnItsCmdTopic(t)
 	publish := func(ch protocol.Channel, typ protocol.Type, seq uint64, body any) {
 		t.Helper()
 		raw, err := protocol.Encode(typ, "tt-01", "controller", seq, time.Now(), body)
@@ -85,18 +78,7 @@ func testClientIngestsAndAcknowledges(t *testing.T, inline bool) {
 	publish(protocol.ChanEvent, protocol.TypeEvents, 1, batch)
 	poll(t, "signed ack for seq 2", func() bool { return node.received(cmdTopic) > 0 })
 
-	node.mu.Lock()
-	ack := node.got[cmdTopic][0]
-	node.mu.Unlock()
-	key, err := r.db.SigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
-	env, err := v.Open(ack, "node/tt-01")
-	if err != nil {
-		t.Fatalf("ack does not verify: %v", err)
-	}
+	env := r.openFirst(t, node, cmdTopic, "the ack")
 	var cmd protocol.Command
 	if err := env.Decode(&cmd); err != nil {
 		t.Fatal(err)
@@ -117,6 +99,41 @@ func testClientIngestsAndAcknowledges(t *testing.T, inline bool) {
 	if got, want := sessions.users(), map[bool][]string{true: {"tt-01"}, false: {mqtt.ControllerUsername, "tt-01"}}[inline]; !slices.Equal(got, want) {
 		t.Errorf("sessions established by %v, want %v", got, want)
 	}
+}
+
+// nodeOnItsCmdTopic connects node tt-01 with its secret and subscribes it
+// to its cmd topic, which it returns.
+func (r *rig) nodeOnItsCmdTopic(t *testing.T) (node *conn, cmdTopic string) {
+	t.Helper()
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdTopic = topics.Node("tt-01", protocol.ChanCmd)
+	if !node.subscribe(t, cmdTopic) {
+		t.Fatal("node may not subscribe to its cmd topic")
+	}
+	return node, cmdTopic
+}
+
+// openFirst opens the first message cn got on topic as node tt-01 does:
+// it must be signed with the controller's key, for node/tt-01. what names
+// the message in the failure.
+func (r *rig) openFirst(t *testing.T, cn *conn, topic, what string) *protocol.Envelope {
+	t.Helper()
+	cn.mu.Lock()
+	raw := cn.got[topic][0]
+	cn.mu.Unlock()
+	key, err := r.db.SigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
+	env, err := v.Open(raw, "node/tt-01")
+	if err != nil {
+		t.Fatalf("%s does not verify for the node: %v", what, err)
+	}
+	return env
 }
 
 // sessionLog records the username of every client that establishes a

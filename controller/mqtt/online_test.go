@@ -2,7 +2,6 @@ package mqtt_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"sync"
 	"testing"
 	"time"
@@ -35,14 +34,7 @@ func TestOnOnlineWhenANodeComesOnline(t *testing.T) {
 		return len(online)
 	}
 
-	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmdTopic := topics.Node("tt-01", protocol.ChanCmd)
-	if !node.subscribe(t, cmdTopic) {
-		t.Fatal("node may not subscribe to its cmd topic")
-	}
+	node, cmdTopic := r.nodeOnItsCmdTopic(t)
 	state := func(st protocol.Status, version uint64) {
 		t.Helper()
 		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: st, At: time.Now(), DesiredVersion: version})
@@ -77,18 +69,7 @@ func TestOnOnlineWhenANodeComesOnline(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, "the start on the node's cmd topic", func() bool { return node.received(cmdTopic) > 0 })
-	node.mu.Lock()
-	raw := node.got[cmdTopic][0]
-	node.mu.Unlock()
-	key, err := r.db.SigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := protocol.NewVerifier([]ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, nil, 0)
-	env, err := v.Open(raw, "node/tt-01")
-	if err != nil {
-		t.Fatalf("the start does not verify for the node: %v", err)
-	}
+	env := r.openFirst(t, node, cmdTopic, "the start")
 	var got protocol.Live
 	if err := env.Decode(&got); err != nil {
 		t.Fatal(err)
