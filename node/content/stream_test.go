@@ -460,21 +460,43 @@ func TestAwaitPlayableEnds(t *testing.T) {
 func TestAwaitPlayableStalls(t *testing.T) {
 	b, id := blob(160_000, 23)
 	c, more, s := pacedCache(t, b)
+	fake, waited, fetched := awaitWhileFetching(t, c, s.streamRef(id, b, 20*time.Second))
+	// The rate: 100 bytes a minute, never Playable.
+	trickleThenStall(t, c, fake, more, waited, fetched, 50, func(sent int) bool { return c.streamHas(id) == int64(sent) })
+}
+
+// awaitWhileFetching wants r on c, on a fake clock with a one-minute stall
+// timeout, and starts a wait for r and then its download (cancelled when
+// the test ends); it returns once both have set their timers: the wait's
+// stall timer, the download's watchdog.
+func awaitWhileFetching(t *testing.T, c *Cache, r protocol.ContentRef) (fake *clock.Fake, waited, fetched <-chan error) {
+	t.Helper()
 	c.cfg.StallTimeout = time.Minute
-	fake := onFakeClock(c) // the rate: 100 bytes a minute, never Playable
-	r := s.streamRef(id, b, 20*time.Second)
+	fake = onFakeClock(c)
 	c.Want([]Wanted{{ContentRef: r}})
-	waited := awaitAsync(context.Background(), c, id)
+	waited = awaitAsync(context.Background(), c, r.ID)
 	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
-	fetched := fetchAsync(c, r)
+	fetched = fetchInTest(t, c, r)
 	waitFor(t, c, "the download's watchdog", func() bool { return fake.Timers() == 2 })
+	return fake, waited, fetched
+}
+
+// trickleThenStall runs a download awaitWhileFetching started through
+// three stall timeouts with bytes coming all the while (piece bytes sent
+// on more every 20 s, two in each timeout: never a timeout between two;
+// onDisk(sent) says the bytes sent so far are on disk), the wait still
+// waiting after each; then nothing comes for a timeout, and the wait must
+// fail as stalled (ErrStreamBroken wrapping ErrStalled), as must the
+// download (its watchdog, on the same clock).
+func trickleThenStall(t *testing.T, c *Cache, fake *clock.Fake, more chan<- int, waited, fetched <-chan error, piece int, onDisk func(sent int) bool) {
+	t.Helper()
 	sent := 0
-	for range 3 { // three timeouts, two chunks in each: never a timeout between two
+	for range 3 {
 		for range 2 {
 			fake.Advance(20 * time.Second)
-			more <- 50
-			sent += 50
-			waitFor(t, c, "the chunk on disk", func() bool { return c.streamHas(id) == int64(sent) })
+			more <- piece
+			sent += piece
+			waitFor(t, c, "the bytes on disk", func() bool { return onDisk(sent) })
 		}
 		fake.Advance(20 * time.Second)
 		waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 2 || len(waited) > 0 })
@@ -489,7 +511,7 @@ func TestAwaitPlayableStalls(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("AwaitPlayable still waiting 10 s after a stall timeout without bytes")
 	}
-	if err := <-fetched; !errors.Is(err, ErrStalled) { // the download's watchdog, on the same clock
+	if err := <-fetched; !errors.Is(err, ErrStalled) {
 		t.Errorf("Fetch = %v, want ErrStalled", err)
 	}
 }
@@ -503,14 +525,7 @@ func TestAwaitPlayableStalls(t *testing.T) {
 func TestAwaitPlayableStallsOneTimeoutAfterTheLastByte(t *testing.T) {
 	b, id := blob(160_000, 24)
 	c, more, s := pacedCache(t, b)
-	c.cfg.StallTimeout = time.Minute
-	fake := onFakeClock(c)
-	r := s.streamRef(id, b, 20*time.Second)
-	c.Want([]Wanted{{ContentRef: r}})
-	waited := awaitAsync(context.Background(), c, id)
-	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
-	fetched := fetchAsync(c, r)
-	waitFor(t, c, "the download's watchdog", func() bool { return fake.Timers() == 2 })
+	fake, waited, fetched := awaitWhileFetching(t, c, s.streamRef(id, b, 20*time.Second))
 	fake.Advance(10 * time.Second)
 	more <- 50 // the last bytes that come: too few to play through
 	waitFor(t, c, "the bytes on disk", func() bool { return c.streamHas(id) == 50 })
@@ -931,43 +946,12 @@ func TestAwaitPlayableFailsAtOnceOnWrongBytes(t *testing.T) {
 func TestAwaitPlayableWaitsWhileUnchunkedBytesCome(t *testing.T) {
 	b, id := blob(160_000, 35)
 	c, more, _ := pacedCache(t, b)
-	c.cfg.StallTimeout = time.Minute
-	fake := onFakeClock(c)
-	r := ref(id, len(b))
+	r := ref(id, len(b)) // no chunk root
 	r.DurationMS = 20_000
-	c.Want([]Wanted{{ContentRef: r}})
-	waited := awaitAsync(context.Background(), c, id)
-	waitFor(t, c, "the wait's stall timer", func() bool { return fake.Timers() == 1 })
-	fetched := fetchInTest(t, c, r)
-	waitFor(t, c, "the download's watchdog", func() bool { return fake.Timers() == 2 })
-	onDisk := func(n int) func() bool {
-		return func() bool {
-			st, err := os.Stat(c.Path(id) + partSuffix)
-			return err == nil && st.Size() == int64(n)
-		}
-	}
-	sent := 0
-	for range 3 { // three timeouts, two pieces in each: never a timeout between two
-		for range 2 {
-			fake.Advance(20 * time.Second)
-			more <- 10_000
-			sent += 10_000
-			waitFor(t, c, "the bytes on disk", onDisk(sent))
-		}
-		fake.Advance(20 * time.Second)
-		waitFor(t, c, "the stall timer set again", func() bool { return fake.Timers() == 2 || len(waited) > 0 })
-		notYet(t, waited, "while bytes kept coming")
-	}
-	fake.Advance(time.Minute) // nothing came in this one
-	select {
-	case err := <-waited:
-		if !errors.Is(err, ErrStreamBroken) || !errors.Is(err, ErrStalled) {
-			t.Errorf("AwaitPlayable = %v, want ErrStreamBroken wrapping ErrStalled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("AwaitPlayable still waiting 10 s after a stall timeout without bytes")
-	}
-	if err := <-fetched; !errors.Is(err, ErrStalled) {
-		t.Errorf("Fetch = %v, want ErrStalled", err)
-	}
+	fake, waited, fetched := awaitWhileFetching(t, c, r)
+	// Unchunked, the download has no checked bytes to count: the part file's size.
+	trickleThenStall(t, c, fake, more, waited, fetched, 10_000, func(sent int) bool {
+		st, err := os.Stat(c.Path(id) + partSuffix)
+		return err == nil && st.Size() == int64(sent)
+	})
 }
