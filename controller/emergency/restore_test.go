@@ -698,6 +698,23 @@ func TestRestartMidSendThenCancel(t *testing.T) {
 	}
 }
 
+// sentWhenCutOff stores an alert to area 31 issued at issued, valid 15
+// minutes, as SendEmergency stores it before the publish returns (active),
+// and n1 reports it received 0.3 s after: it went out, and the controller
+// crashed before the publish returned.
+func (w *world) sentWhenCutOff(s *Service, issued time.Time) *loaxa.Emergency {
+	w.t.Helper()
+	em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, Title: "Bão số 3", ContentID: w.content, Targets: []string{"31"},
+		OpeningChime: s.opening.ID, ClosingChime: s.closing.ID, Areas: []loaxa.EmergencyArea{{Area: "31", Nodes: 3, LeadMS: 1200}},
+		Repeat: 3, Volume: protocol.MaxVolume, PlannedMS: 30000, Issued: issued, Expires: issued.Add(15 * time.Minute),
+		State: loaxa.EmergencyActive, CreatedBy: "admin"}
+	if err := s.Store.CreateEmergency(context.Background(), em); err != nil {
+		w.t.Fatal(err)
+	}
+	w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: loaxa.OccurrenceID(em.ID, issued), At: issued.Add(300 * time.Millisecond)})
+	return em
+}
+
 // TestRestartMidSendKeepsItCancellable: the controller crashed while
 // publishing an alert whose clusters had it and were sounding it. After
 // the restart it was listed "expired" although its expiry was 14 minutes
@@ -712,16 +729,8 @@ func TestRestartMidSendKeepsItCancellable(t *testing.T) {
 	issued := w.fc.Now()
 	cutOff := func() (*loaxa.Emergency, string) {
 		t.Helper()
-		// As SendEmergency stores it before the publish returns.
-		em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, Title: "Bão số 3", ContentID: w.content, Targets: []string{"31"},
-			OpeningChime: s.opening.ID, ClosingChime: s.closing.ID, Areas: []loaxa.EmergencyArea{{Area: "31", Nodes: 3, LeadMS: 1200}},
-			Repeat: 3, Volume: protocol.MaxVolume, PlannedMS: 30000, Issued: issued, Expires: issued.Add(15 * time.Minute),
-			State: loaxa.EmergencyActive, CreatedBy: "admin"}
-		if err := s.Store.CreateEmergency(ctx, em); err != nil {
-			t.Fatal(err)
-		}
+		em := w.sentWhenCutOff(s, issued)
 		occ := loaxa.OccurrenceID(em.ID, issued)
-		w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: occ, At: issued.Add(300 * time.Millisecond)})
 		w.report(s, "n1", protocol.Event{Type: protocol.EventStarted, Occurrence: occ, At: issued.Add(1200 * time.Millisecond)})
 		return em, occ
 	}
@@ -801,24 +810,10 @@ func TestRestartClosesACutOffAlertAtItsExpiry(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
 	issued := w.fc.Now()
-	cutOff := func() *loaxa.Emergency {
-		t.Helper()
-		// As SendEmergency stores it before the publish returns; n1
-		// reports it, so it went out.
-		em := &loaxa.Emergency{Kind: loaxa.EmergencyAlert, Title: "Bão số 3", ContentID: w.content, Targets: []string{"31"},
-			OpeningChime: s.opening.ID, ClosingChime: s.closing.ID, Areas: []loaxa.EmergencyArea{{Area: "31", Nodes: 3, LeadMS: 1200}},
-			Repeat: 3, Volume: protocol.MaxVolume, PlannedMS: 30000, Issued: issued, Expires: issued.Add(15 * time.Minute),
-			State: loaxa.EmergencyActive, CreatedBy: "admin"}
-		if err := s.Store.CreateEmergency(ctx, em); err != nil {
-			t.Fatal(err)
-		}
-		w.report(s, "n1", protocol.Event{Type: protocol.EventReceived, Occurrence: loaxa.OccurrenceID(em.ID, issued), At: issued.Add(300 * time.Millisecond)})
-		return em
-	}
-	earlier := cutOff()
+	earlier := w.sentWhenCutOff(s, issued)
 	w.fc.Advance(time.Minute)
 	w.service() // this start marks it cut off, then the controller stops again
-	now, cancelled := cutOff(), cutOff()
+	now, cancelled := w.sentWhenCutOff(s, issued), w.sentWhenCutOff(s, issued)
 	w.rec.take()
 
 	w.fc.Advance(time.Minute)
