@@ -130,9 +130,11 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	if st.State != "ended" || st.Reason != "speaker stopped" || st.Call != callID {
 		t.Errorf("end status %+v, want ended by the speaker for call %s", st, callID)
 	}
-	// The whole call came out, frame by frame, in order: a frame that came
-	// too late plays as silence in its place (counted, not failed: it
-	// depends on this machine's load).
+	// The call came out frame by frame, in order: a frame that came too
+	// late plays as silence in its place. How many came late depends on
+	// this machine's load (5 of 49 in a full run at load 16), so what must
+	// hold is that every frame the node says it played was heard at the
+	// sound device, and that it says why for every other one.
 	rig.Eventually(t, 15*time.Second, "the call's length captured", func() bool {
 		return capture.Len() >= m.Offset+len(wantVoice)+nodeaudio.SampleRate
 	})
@@ -151,9 +153,7 @@ func TestLiveCallThroughALSA(t *testing.T) {
 		end = end + f.Offset + nodeaudio.NarrowFrameWide
 	}
 	frames := len(wantVoice) / nodeaudio.NarrowFrameWide
-	if missing > frames/10 {
-		t.Errorf("%d of %d frames of the call not heard", missing, frames)
-	}
+	heardAsPlayed(t, c, "hp-01", callID, st.Frames, frames, frames-missing)
 	stretch := time.Duration(end-m.Offset-frames*nodeaudio.NarrowFrameWide) * time.Second / nodeaudio.SampleRate
 	t.Logf("call heard: %d of %d frames, %v of silence inserted for late frames", frames-missing, frames, stretch)
 	mu.Lock()
@@ -244,7 +244,8 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	if err := <-streamed; err != nil {
 		t.Fatal(err)
 	}
-	if st, err := drill.End(ctx); err != nil || !st.Drill || st.Reason != loaxa.LiveEndSpeakerStopped {
+	st, err = drill.End(ctx)
+	if err != nil || !st.Drill || st.Reason != loaxa.LiveEndSpeakerStopped {
 		t.Fatalf("drill's end %+v, %v", st, err)
 	}
 	rig.Eventually(t, 15*time.Second, "the drill's length captured", func() bool {
@@ -269,14 +270,47 @@ func TestLiveCallThroughALSA(t *testing.T) {
 		wantE += energy(want)
 		at += f.Offset + nodeaudio.NarrowFrameWide
 	}
-	if found < frames*9/10 {
-		t.Errorf("%d of %d frames of the drill heard", found, frames)
+	heardAsPlayed(t, c, "hp-01", st.Call, st.Frames, frames, found)
+	if found == 0 {
+		t.Error("no frame of the drill heard")
 	} else if db := 10 * math.Log10(heardE/wantE); math.Abs(db-(-20)) > 0.5 {
 		t.Errorf("drill heard at %.2f dB of its delivered level, want −20 dB (volume 5)", db)
 	} else {
 		t.Logf("drill at volume 5: %d of %d frames heard at %.2f dB", found, frames, db)
 	}
 	t.Logf("calls %s and %s; statuses %+v", callID, call2ID, statuses)
+}
+
+// heardAsPlayed checks a live call's frames heard at the sound device
+// against the node's own account, on the final event of its play: of the
+// sent frames (the controller's count, the last one padded with silence),
+// the first checked were looked for and heard of them were found; each
+// frame the node played as sent must be among those heard (but for the
+// ones not looked for), and each frame sent played or lost. A frame the
+// node played that the device did not sound, or one it does not account
+// for, is a fault of the audio path; how many came late is this machine's.
+func heardAsPlayed(t *testing.T, c *rig.Controller, node, call string, sent uint64, checked, heard int) {
+	t.Helper()
+	var final *loaxa.Event
+	rig.Eventually(t, 15*time.Second, "the final event of "+call+" on "+node, func() bool {
+		for _, e := range c.Events(url.Values{"node": {node}}) {
+			if e.Occurrence == call && (e.Type == protocol.EventCompleted || e.Type == protocol.EventFailed) {
+				final = e
+				return true
+			}
+		}
+		return false
+	})
+	played, lost, late := int(final.FramesPlayed), int(final.FramesLost), int(final.FramesLate)
+	t.Logf("%s on %s: %d of the %d frames looked for heard (%d sent); the node played %d, lost %d, late %d",
+		call, node, heard, checked, sent, played, lost, late)
+	if notLooked := int(sent) - checked; heard < played-notLooked {
+		t.Errorf("%s: the node played %d of %d frames sent, the sound device sounded %d of the %d looked for",
+			call, played, sent, heard, checked)
+	}
+	if uint64(played+lost) < sent {
+		t.Errorf("%s: the node accounts for %d played and %d lost of the %d frames sent", call, played, lost, sent)
+	}
 }
 
 func energy(s []int16) float64 {
