@@ -14,7 +14,11 @@ import (
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/netproxy"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/protocol"
 )
 
 // TestEmergencyAckBoard: the officer of Xã Lập Lễ sends an emergency to
@@ -659,5 +663,53 @@ func TestDrillIsNotShownAsARealAlert(t *testing.T) {
 	b.Go("#/clusters/lap-le-01", `document.querySelector('main table')`)
 	if got := MustEval[string](b, text("main")); !strings.Contains(got, drillText) {
 		t.Errorf("the cluster's page says of the drill it plays %q, want %q", got, drillText)
+	}
+}
+
+// TestBoardSaysASoundingClusterMayBeSilent: of Xã Lập Lễ's two clusters,
+// one has its speaker line cut before the alert. Both report sounding;
+// the board said "Đang phát" for both, and the officer believed that pole
+// was warning its people. The cut one's row must say that it may not be
+// heard, and the board count such clusters; the other says neither.
+func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	cut, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: cut, Tune: func(ac *agent.Config) {
+		ac.StateDebounce = 20 * time.Millisecond
+	}})
+	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
+	cut.SetSpeakerLine(protocol.LineOpen)
+	rig.Eventually(t, minWait, "the cut line's alarm open and both clusters online", func() bool {
+		var open struct{ Alarms []struct{ Kind, Node string } }
+		c.MustDo("GET", "/api/v1/alarms?state=open&kind=speaker-line-open", nil, &open)
+		return len(open.Alarms) == 1 && open.Alarms[0].Node == "lap-le-01" &&
+			c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
+	})
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 20*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	b.Wait("both clusters sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
+	row := func(node string) string { return MustEval[string](b, text(`#ack-board tr[data-node="`+node+`"]`)) }
+	if got := row("lap-le-01"); !contains(got, "Đang phát — Đứt dây loa: có thể không nghe được") {
+		t.Errorf("the cut cluster's row says %q", got)
+	}
+	if !MustEval[bool](b, `document.querySelector('#ack-board tr[data-node="lap-le-01"]').dataset.silent === 'true' && !!document.querySelector('#ack-board tr[data-node="lap-le-01"] .silent-fault')`) {
+		t.Error("the cut cluster's row is not marked as a warning")
+	}
+	if got := row("lap-le-02"); strings.Contains(got, "không nghe được") {
+		t.Errorf("the working cluster's row says %q", got)
+	}
+	if got := MustEval[string](b, `(document.querySelector('#em-silent') || {hidden: true}).hidden ? '' : `+text("#em-silent")); !strings.HasPrefix(got, "1 cụm loa báo đang phát nhưng có lỗi khiến không phát được") {
+		t.Errorf("the board's count of silent clusters says %q", got)
 	}
 }

@@ -610,13 +610,39 @@ const ONE_AREA_FROM = 1000;
 const ROW_SLICE = 500;
 
 async function board(ctx, main, id) {
-  const rep = await api('GET', `/emergency/${encodeURIComponent(id)}`);
+  // The open alarms, read once with the report, say which clusters have a
+  // fault that keeps them silent: such a cluster may report "sounding"
+  // while its pole says nothing, and the officer must warn that place by
+  // other means. Without them the board shows the reports alone.
+  const [rep, open] = await Promise.all([
+    api('GET', `/emergency/${encodeURIComponent(id)}`),
+    api('GET', '/alarms', undefined, { state: 'open', limit: 10000 }).catch(() => null),
+  ]);
+  const mute = new Map();
+  for (const a of (open && open.alarms) || []) {
+    if (!SILENCING.includes(a.kind)) continue;
+    mute.set(a.node, [...(mute.get(a.node) || []), a.kind]);
+  }
+  const muteSounding = (n) => (n.state === 'started' && mute.has(n.node) ? mute.get(n.node) : null);
   // The counts are the board's status: read out, politely, as they change;
   // the table below them is not.
   const counts = h('div', { class: 'stats', id: 'ack-counts', role: 'status', 'aria-live': 'polite' });
   // Clusters that have the alert but not its audio yet are downloading it:
   // said, or "reached" and not "sounding" would read as a fault.
   const fetching = h('p', { class: 'hint', id: 'em-fetching', 'aria-live': 'polite', hidden: true });
+  // Clusters that report sounding with a fault that silences them, counted.
+  const silent = h('p', { class: 'error-box', id: 'em-silent', hidden: true });
+  // Kept as a set, so that a province's burst of reports counts each
+  // cluster once rather than all of them again.
+  const silentNodes = new Set();
+  const showSilent = (changed) => {
+    for (const n of changed) {
+      if (muteSounding(n)) silentNodes.add(n.node); else silentNodes.delete(n.node);
+    }
+    const k = silentNodes.size;
+    silent.hidden = k === 0;
+    fill(silent, k > 0 ? t('emergency.sounding_silent', { n: fmtNumber(k) }) : '');
+  };
   // Every cluster's latest report, in the report's order; rows only for
   // those the table shows.
   const nodes = new Map();
@@ -668,10 +694,11 @@ async function board(ctx, main, id) {
     showTiming(timing, tm);
     areas.show(byArea);
   };
-  const row = (n) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area } },
+  const row = (n) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area, ...(muteSounding(n) ? { silent: 'true' } : {}) } },
     h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
     h('td', {}, areaName(n.area)),
-    h('td', {}, badge(n.state, 'ack.')),
+    h('td', {}, badge(n.state, 'ack.'), muteSounding(n) ? h('span', { class: 'silent-fault' },
+      ' — ', t('emergency.row_silent', { faults: muteSounding(n).map((k) => t('alarm.' + k)).join(', ') })) : ''),
     h('td', { class: 'num', dataset: { label: t('emergency.received_after') } }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
     h('td', {}, suspendedText(n) || reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
@@ -718,6 +745,7 @@ async function board(ctx, main, id) {
   };
   const showNode = (n) => {
     nodes.set(n.node, n);
+    showSilent([n]);
     const had = rows.get(n.node);
     if (!shown(n)) {
       if (had) { had.remove(); rows.delete(n.node); }
@@ -730,6 +758,7 @@ async function board(ctx, main, id) {
   showSummary(rep.summary, rep.state, rep.timing, rep.by_area);
   for (const n of rep.nodes) nodes.set(n.node, n);
   drawRows();
+  showSilent(rep.nodes);
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
   // A large area's clusters spread their reports over a window: say so, or
   // "not yet reported" would read as a fault while they trickle in.
@@ -792,7 +821,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    unpublished, cutOff, counts, fetching, timing, live, spread,
+    unpublished, cutOff, counts, silent, fetching, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
