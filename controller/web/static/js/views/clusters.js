@@ -14,7 +14,7 @@ export async function render(ctx, main, params) {
   const health = h('div');
   const stop = watchHealth(health, params[0] ? 'cluster' : 'clusters');
   try {
-    if (params[0]) await detail(ctx, main, params[0], health);
+    if (params[0]) await detail(ctx, main, params[0], health, { titles: new Map(), read: new Set() });
     else await list(ctx, main, health);
   } catch (err) {
     stop();
@@ -49,7 +49,9 @@ async function list(ctx, main, health) {
   await load();
 }
 
-async function detail(ctx, main, id, health) {
+// detail shows one cluster; titles caches, for this page view, the names
+// of the bulletins its plays name (see playTitles).
+async function detail(ctx, main, id, health, titles) {
   const from = new Date(now().getTime() - 7 * 86400000).toISOString();
   const [n, ev] = await Promise.all([
     api('GET', `/nodes/${encodeURIComponent(id)}`),
@@ -60,6 +62,7 @@ async function detail(ctx, main, id, health) {
   const b = st.board || {};
   const row = (k, v) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v ?? '—'));
   const plays = ev.events.filter((e) => e.type !== 'content-ready').slice(0, 30);
+  await playTitles(plays, titles);
   fill(main,
     h('p', { class: 'no-print' }, h('a', { href: '#/clusters' }, '← ', t('clusters.title'))),
     h('h1', {}, n.name, ' ', badge(nodeHealth(n), 'health.')),
@@ -100,7 +103,7 @@ async function detail(ctx, main, id, health) {
       (st.faults || []).length === 0 ? h('p', { class: 'muted' }, t('clusters.no_faults')) :
         h('ul', {}, st.faults.map((f) => h('li', { dataset: { fault: f.kind } }, h('strong', {}, has('alarm.' + f.kind) ? t('alarm.' + f.kind) : f.kind),
           ` · ${t('overview.since', { time: fmtDateTime(f.since) })}`, alarmDetail(f) ? ` · ${alarmDetail(f)}` : '')))),
-    ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id, health)) : null,
+    ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id, health, titles)) : null,
     h('section', { class: 'panel', 'aria-labelledby': 'h-plays' }, h('h2', { id: 'h-plays' }, t('clusters.plays')),
       plays.length === 0 ? h('p', { class: 'muted' }, t('clusters.no_plays')) :
         h('div', { class: 'table-wrap' }, h('table', { id: 'node-plays' },
@@ -108,9 +111,44 @@ async function detail(ctx, main, id, health) {
           h('tbody', {}, plays.map((e) => h('tr', { dataset: { type: e.type, occurrence: e.occurrence || '' } },
             h('td', {}, fmtDateTime(e.at)),
             h('td', {}, badge(e.type, 'event.')),
-            h('td', {}, e.announcement ? h('a', { href: `#/deliveries/${encodeURIComponent(e.announcement)}` }, e.announcement) : '—'),
+            h('td', {}, e.announcement ? h('a', { href: `#/deliveries/${encodeURIComponent(e.announcement)}`, title: e.announcement }, playTitle(e.announcement, titles)) : '—'),
             h('td', {}, [reasonText(e.reason), e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : '',
               e.salvaged ? t('clusters.salvaged') : ''].filter(Boolean).join(' · ')))))))));
+}
+
+// LIVE_PREFIX begins the id of a live call (loaxa.LiveCallIDPrefix), the
+// announcement its plays name; an emergency's begins with "e".
+const LIVE_PREFIX = 'live-';
+
+/**
+ * playTitles reads the titles of the announcements and emergencies the
+ * plays name into cache.titles: each list once per page view, as the API
+ * reads no set of ids (GET /announcements and GET /emergency, in the
+ * caller's area), and only when a play names one not yet known. A list
+ * that cannot be read leaves its ids as they are.
+ */
+async function playTitles(plays, cache) {
+  const ids = new Set(plays.map((e) => e.announcement).filter((x) => x && !x.startsWith(LIVE_PREFIX) && !cache.titles.has(x)));
+  const lists = [
+    ['a', () => api('GET', '/announcements').then((r) => r.announcements || [])],
+    ['e', () => api('GET', '/emergency', undefined, { limit: 1000 }).then((r) => r.emergencies || [])],
+  ].filter(([prefix]) => !cache.read.has(prefix) && [...ids].some((x) => x.startsWith(prefix)));
+  await Promise.all(lists.map(async ([prefix, read]) => {
+    cache.read.add(prefix);
+    try {
+      for (const x of await read()) if (x.title) cache.titles.set(x.id, x.title);
+    } catch {
+      // Shown by id: the plays matter more than their names.
+    }
+  }));
+}
+
+/** playTitle names what a play played: its bulletin's title, or its id. */
+function playTitle(id, cache) {
+  if (id.startsWith(LIVE_PREFIX)) return t('clusters.play_live');
+  const title = cache.titles.get(id);
+  if (!title) return id;
+  return id.startsWith('e') ? t('clusters.play_emergency', { title }) : title;
 }
 
 /**

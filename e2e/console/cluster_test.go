@@ -1,0 +1,85 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/liveclient"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/e2e/rig"
+	"loaxa.vn/protocol/nodeaudio"
+)
+
+// TestClusterPlaysSayWhatPlayed: a cluster plays a bulletin, an emergency
+// and a live call. Its page listed them as "a000001", "e000001" and the
+// call's id, which told the officer nothing; it must name the bulletin's
+// title, "Khẩn cấp: <tiêu đề>" and "Phát trực tiếp", each link still
+// leading to the play's deliveries.
+func TestClusterPlaysSayWhatPlayed(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	tone := c.Upload("tin.wav", rig.ToneWAV(660, time.Second, 16000, 1))
+
+	var ann loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Lịch tiêm chủng tháng 12", "content_id": tone.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": time.Now().Add(2 * time.Second).Format(time.RFC3339)}, &ann)
+	played := func(what, id string) {
+		t.Helper()
+		rig.Eventually(t, minWait, what+" played", func() bool {
+			var ev struct {
+				Events []struct{ Type, Announcement string }
+			}
+			c.MustDo("GET", "/api/v1/events?node=lap-le-01", nil, &ev)
+			for _, e := range ev.Events {
+				if e.Announcement == id && e.Type == "completed" {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	played("the bulletin", ann.ID)
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": tone.ID, "targets": []string{"11527"}, "repeat": 1, "title": "Lũ quét thôn 3"}, &em)
+	played("the emergency", em.ID)
+
+	var tok struct{ Token string }
+	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-lap-le", "password": officerPassword}, &tok)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: tok.Token, Areas: []string{"11527"}, Title: "Họp thôn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Stream(ctx, bytes.NewReader(make([]byte, nodeaudio.Bytes(time.Second)))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	played("the live call", call.ID())
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/clusters/lap-le-01", `document.querySelector('#node-plays')`)
+	links := MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('#node-plays tbody a')].map(a => [decodeURIComponent(a.hash.slice('#/deliveries/'.length)), a.innerText]))`)
+	want := map[string]string{ann.ID: "Lịch tiêm chủng tháng 12", em.ID: "Khẩn cấp: Lũ quét thôn 3", call.ID(): "Phát trực tiếp"}
+	for id, w := range want {
+		if links[id] != w {
+			t.Errorf("the plays of %s read %q, want %q (all: %v)", id, links[id], w, links)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	if got := MustEval[string](b, text("#node-plays")); strings.Contains(got, ann.ID) || strings.Contains(got, em.ID) {
+		t.Errorf("the plays still name ids: %q", got)
+	}
+}
