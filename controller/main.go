@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,7 +28,7 @@ func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "export-mosquitto-acl":
-			os.Exit(exportMosquitto(os.Args[2:]))
+			os.Exit(exportMosquitto(os.Args[2:], os.Stdout, os.Stderr))
 		case "backup":
 			os.Exit(runBackup(os.Args[2:]))
 		case "live":
@@ -75,8 +76,10 @@ func main() {
 
 // exportMosquitto runs "controller export-mosquitto-acl --out DIR [flags]":
 // it writes an external Mosquitto's password file, ACL file and
-// configuration snippet from the store in --data.
-func exportMosquitto(args []string) int {
+// configuration snippet from the store in --data, and says how to install
+// them: a first install moves loaxa.conf into conf.d and restarts
+// Mosquitto, a later export only reloads it (docs/deploy.md).
+func exportMosquitto(args []string, stdout, stderr io.Writer) int {
 	var out string
 	var rest []string
 	for i := 0; i < len(args); i++ {
@@ -95,21 +98,24 @@ func exportMosquitto(args []string) int {
 	cfg := app.DefaultConfig()
 	if err := cfg.Parse(rest, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "usage: controller export-mosquitto-acl --out DIR --data DIR --broker tcp://user:password@host:1883")
+			fmt.Fprintln(stderr, "usage: controller export-mosquitto-acl --out DIR --data DIR --broker tcp://user:password@host:1883")
 			return 0
 		}
-		fmt.Fprintln(os.Stderr, "controller export-mosquitto-acl:", err)
+		fmt.Fprintln(stderr, "controller export-mosquitto-acl:", err)
 		return 2
 	}
 	missing, err := app.ExportMosquitto(cfg, out)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller export-mosquitto-acl:", err)
+		fmt.Fprintln(stderr, "controller export-mosquitto-acl:", err)
 		return 1
 	}
-	fmt.Printf("Wrote %s, %s and %s into %s. Install them in /etc/mosquitto and reload Mosquitto (systemctl reload mosquitto).\n",
-		app.MosquittoPasswdFile, app.MosquittoACLFile, app.MosquittoConfFile, out)
+	fmt.Fprintf(stdout, `Wrote %[1]s, %[2]s and %[3]s into %[4]s.
+First install: keep %[1]s and %[2]s in /etc/mosquitto (root:mosquitto, 0640), move %[3]s into /etc/mosquitto/conf.d/ (include_dir /etc/mosquitto/conf.d in mosquitto.conf; a listener of your own goes at its top) and restart Mosquitto (systemctl restart mosquitto).
+Later exports (after enrolling, rotating or revoking nodes): put %[1]s and %[2]s in /etc/mosquitto and reload Mosquitto (systemctl reload mosquitto).
+See docs/deploy.md, "External broker".
+`, app.MosquittoPasswdFile, app.MosquittoACLFile, app.MosquittoConfFile, out)
 	if len(missing) > 0 {
-		fmt.Printf("Left out (enrolled before broker hashes were kept; rotate their credentials): %s\n", strings.Join(missing, ", "))
+		fmt.Fprintf(stdout, "Left out (enrolled before broker hashes were kept; rotate their credentials): %s\n", strings.Join(missing, ", "))
 	}
 	return 0
 }

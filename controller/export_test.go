@@ -1,0 +1,40 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"loaxa.vn/controller/bolt"
+)
+
+// TestExportMosquittoSaysHowToInstall: "controller export-mosquitto-acl"
+// told a technician only to "reload Mosquitto", but on a first install
+// loaxa.conf must go into /etc/mosquitto/conf.d and Mosquitto be
+// restarted (a reload does not open the listener the snippet configures),
+// as docs/deploy.md says. The message must name both cases.
+func TestExportMosquittoSaysHowToInstall(t *testing.T) {
+	data := t.TempDir()
+	db := bolt.NewDB(filepath.Join(data, "loaxa.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	args := []string{"--data", data, "--broker", "tcp://loaxa-controller:mat-khau@broker:1883", "--out", t.TempDir()}
+	if code := exportMosquitto(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("export-mosquitto-acl: exit %d, %s", code, stderr.String())
+	}
+	said := stdout.String()
+	for _, want := range []string{"/etc/mosquitto/conf.d", "systemctl restart mosquitto", "systemctl reload mosquitto", "docs/deploy.md"} {
+		if !strings.Contains(said, want) {
+			t.Errorf("export-mosquitto-acl said\n%s\nwant it to name %q", said, want)
+		}
+	}
+	first, later, ok := strings.Cut(said, "Later")
+	if !ok || !strings.Contains(first, "restart") || strings.Contains(later, "restart") {
+		t.Errorf("export-mosquitto-acl said\n%s\nwant the first install to restart Mosquitto and later exports to reload it", said)
+	}
+}
