@@ -17,7 +17,7 @@
 #
 # Each archive, DIR/loaxa-<program>-<version>-linux-<arch>.tar.gz, holds one
 # directory of the same name with the binary, and for the node the install
-# script and systemd units; DIR/SHA256SUMS lists every archive's sum
+# script, its systemd unit and a README for technicians; DIR/SHA256SUMS lists every archive's sum
 # (check with `cd DIR && sha256sum -c SHA256SUMS`).
 set -euo pipefail
 
@@ -115,6 +115,9 @@ for target in "${targets[@]}"; do
 			PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
 			"$go" build -trimpath -ldflags "$ldflags" -o "$dir/node" ./node
 		cp scripts/install-node.sh "$dir/" 2>/dev/null || true
+		# The technician's README, installed as /opt/loaxa-node/README (the
+		# unit's Documentation=).
+		cp scripts/loaxa-node-README "$dir/README" 2>/dev/null || true
 		if [[ -d scripts/systemd ]]; then
 			cp scripts/systemd/loaxa-node.service "$dir/" 2>/dev/null || true
 		fi

@@ -9,7 +9,8 @@
 #
 # It creates the system user loaxa-node in the audio group, installs the
 # binary to /opt/loaxa-node/bin/loaxa-node, the credentials to
-# /etc/loaxa/node.json (root:loaxa-node, 0640), the unit to
+# /etc/loaxa/node.json (root:loaxa-node, 0640), a README for technicians to
+# /opt/loaxa-node/README, the unit to
 # /etc/systemd/system/loaxa-node.service, and enables and starts it. Logs:
 # journalctl -u loaxa-node. Running it again upgrades the binary and
 # credentials in place.
@@ -52,6 +53,11 @@ for u in "$here/loaxa-node.service" "$here/systemd/loaxa-node.service"; do
 	[[ -f $u ]] && unit=$u && break
 done
 [[ -n $unit ]] || fail "loaxa-node.service not found beside this script"
+readme=""
+for r in "$here/README" "$here/loaxa-node-README"; do
+	[[ -f $r ]] && readme=$r && break
+done
+[[ -n $readme ]] || fail "README not found beside this script (the unit's Documentation=); use the whole release archive"
 
 # run runs a command, or with --root only prints it.
 run() {
@@ -94,6 +100,7 @@ install -d -m 0755 "${owner[@]}" "$root/opt/loaxa-node/bin"
 # restarts, and a crash leaves the old binary or the new one.
 install -m 0755 "${owner[@]}" "$binary" "$root/opt/loaxa-node/bin/.loaxa-node.new"
 mv -f "$root/opt/loaxa-node/bin/.loaxa-node.new" "$root/opt/loaxa-node/bin/loaxa-node"
+install -m 0644 "$readme" "$root/opt/loaxa-node/README"
 install -d -m 0755 "$root/etc/loaxa"
 install -m 0640 "${cred_owner[@]}" "$credentials" "$root/etc/loaxa/node.json"
 if [[ ! -f $root/etc/loaxa/node.env ]]; then

@@ -87,6 +87,7 @@ func TestBuildBoards(t *testing.T) {
 				// What a technician needs on the board comes with it.
 				extract(t, raw, name+"/install-node.sh", filepath.Join(t.TempDir(), "install-node.sh"))
 				extract(t, raw, name+"/loaxa-node.service", filepath.Join(t.TempDir(), "loaxa-node.service"))
+				extract(t, raw, name+"/README", filepath.Join(t.TempDir(), "README"))
 			}
 
 			f, err := elf.Open(bin)

@@ -51,6 +51,7 @@ func TestInstallNode(t *testing.T) {
 		"etc/loaxa/node.json":                   0o640,
 		"etc/loaxa/node.env":                    0o644,
 		"etc/systemd/system/loaxa-node.service": 0o644,
+		"opt/loaxa-node/README":                 0o644,
 	} {
 		fi, err := os.Stat(filepath.Join(root, path))
 		if err != nil {
@@ -87,6 +88,27 @@ func TestInstallNode(t *testing.T) {
 	} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q", want)
+		}
+	}
+	// The unit's documentation is a file the install put there: it named
+	// /opt/loaxa-node/README, which nothing installed, so a technician
+	// following `systemctl status`'s "Docs:" line found nothing. The README
+	// says where things are, how to check the service and read its logs, and
+	// how to roll back by hand.
+	for line := range strings.Lines(string(unit)) {
+		doc, ok := strings.CutPrefix(strings.TrimSpace(line), "Documentation=file://")
+		if !ok {
+			continue
+		}
+		readme, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Errorf("the unit's Documentation=file://%s is not installed: %v", doc, err)
+			continue
+		}
+		for _, want := range []string{"/opt/loaxa-node/bin/loaxa-node", "/etc/loaxa/node.json", "systemctl status loaxa-node", "journalctl -u loaxa-node", "loaxa-node.previous", "docs/deploy.md"} {
+			if !strings.Contains(string(readme), want) {
+				t.Errorf("%s does not mention %q", doc, want)
+			}
 		}
 	}
 
