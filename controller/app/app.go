@@ -176,6 +176,9 @@ func (a *App) Open() (err error) {
 	if warning != "" {
 		a.Logger.Warn("tls: " + warning)
 	}
+	if tlsCfg != nil && tlsCfg.enrolCA != "" {
+		a.Logger.Info("tls: the certificate does not verify against the system's roots; enrolment answers carry the certificate boards pin (ca_pem) and their command reads it with --ca " + lhttp.EnrolCAFile)
+	}
 	a.tls = tlsCfg
 	topics := protocol.NewTopics(cfg.TopicPrefix)
 	var disconnect func(string)
@@ -320,6 +323,7 @@ func (a *App) Open() (err error) {
 	if tlsCfg != nil {
 		a.HTTP.TLSConfig = tlsCfg.server
 		a.HTTP.ControllerCA = tlsCfg.pin
+		a.HTTP.EnrolCA = tlsCfg.enrolCA
 	}
 	if cfg.BrokerURL != "" {
 		a.HTTP.BrokerFiles = func(ctx context.Context) (map[string]string, []string, error) {

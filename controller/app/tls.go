@@ -22,7 +22,11 @@ const certCheckEvery = time.Minute
 type serverTLS struct {
 	server *tls.Config
 	pin    string // PEM written into credentials documents
-	reload *certReloader
+	// enrolCA is pin when the certificate served does not verify against
+	// the system's roots, so a board enrolling needs it (node --enrol
+	// --ca); "" when the roots every board has suffice.
+	enrolCA string
+	reload  *certReloader
 }
 
 // loadTLS reads --tls-cert, --tls-key and --tls-ca; nil without them.
@@ -69,16 +73,33 @@ func loadTLS(cfg Config, now func() time.Time, logger *slog.Logger) (_ *serverTL
 			warning = fmt.Sprintf("nodes will pin %q, the top of --tls-cert's chain, which is not self-signed: a renewed certificate under another intermediate would cut every board off; give --tls-ca the root (or the CA's certificate) to pin instead", top.Subject.CommonName)
 		}
 	}
+	// Judged once: a renewal is served only if it verifies against the
+	// same pin (certReloader), which is in the system's roots or not for
+	// the renewal as for this certificate.
+	var enrolCA string
+	if !verifiesWith(leaf, cert, nil, now()) {
+		enrolCA = string(pin)
+	}
 	r := &certReloader{
 		certFile: cfg.TLSCert, keyFile: cfg.TLSKey, pinned: pool,
 		now: now, every: certCheckEvery, logger: logger,
 		cert: &cert, certPEM: certPEM, keyPEM: keyPEM, checked: now(),
 	}
 	return &serverTLS{
-		server: &tls.Config{GetCertificate: r.getCertificate, MinVersion: tls.VersionTLS12},
-		pin:    string(pin),
-		reload: r,
+		server:  &tls.Config{GetCertificate: r.getCertificate, MinVersion: tls.VersionTLS12},
+		pin:     string(pin),
+		enrolCA: enrolCA,
+		reload:  r,
 	}, warning, nil
+}
+
+// verifiesWith reports whether cert, whose first certificate is leaf,
+// verifies against roots (the system's when nil), as a board that pins
+// nothing yet checks the controller while it enrols. Only the chain is
+// judged: the name the boards reach the controller by is not known here.
+func verifiesWith(leaf *x509.Certificate, cert tls.Certificate, roots *x509.CertPool, now time.Time) bool {
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates(cert), CurrentTime: now})
+	return err == nil
 }
 
 // readPair reads the certificate and key files.

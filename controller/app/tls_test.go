@@ -1,21 +1,28 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	lhttp "loaxa.vn/controller/http"
+	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/syncbuf"
 )
@@ -173,5 +180,95 @@ func TestTLSRenewedCertificateServedWithoutRestart(t *testing.T) {
 	served("a certificate of another CA", renewed)
 	if !strings.Contains(logs.String(), "not signed under the certificate nodes pin") {
 		t.Errorf("the log does not say the boards would refuse the new certificate:\n%s", logs.String())
+	}
+}
+
+// TestEnrolmentCommandReadsTheCertificateToTrust: a controller on a
+// certificate of the province's own CA (or a self-signed one) printed the
+// enrolment command without --ca, and a technician who ran it as printed
+// got "certificate signed by unknown authority" on the board. When the
+// certificate does not verify against the system's roots, the answer must
+// carry the certificate the boards pin (ca_pem) and its command read it
+// with --ca; when it does, neither.
+func TestEnrolmentCommandReadsTheCertificateToTrust(t *testing.T) {
+	root, rootKey := issue(t, "Sở TT&TT Hải Phòng CA", true, nil, nil)
+	leaf, leafKey := issue(t, "loa.example.vn", false, root, rootKey)
+	self, selfKey := issue(t, "loa.example.vn", true, nil, nil)
+	rootPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}))
+	selfPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: self.Raw}))
+	for _, tc := range []struct {
+		name   string
+		key    *ecdsa.PrivateKey
+		chain  []*x509.Certificate
+		ca     *x509.Certificate // --tls-ca
+		pinned string
+	}{
+		{"the province's own CA", leafKey, []*x509.Certificate{leaf}, root, rootPEM},
+		{"self-signed", selfKey, []*x509.Certificate{self}, nil, selfPEM},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.TLSCert, cfg.TLSKey = writeChain(t, tc.key, tc.chain...)
+			if tc.ca != nil {
+				cfg.TLSCA, _ = writeChain(t, rootKey, tc.ca)
+			}
+			a := New(cfg, slog.New(slog.DiscardHandler))
+			if err := a.Open(); err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if err := a.Areas.CreateArea(context.Background(), &loaxa.Area{ID: "31", Name: "Hải Phòng"}); err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM([]byte(tc.pinned))
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "loa.example.vn", MinVersion: tls.VersionTLS12}}}
+			defer client.CloseIdleConnections()
+			call := func(path, token string, body any, out any) {
+				t.Helper()
+				raw, _ := json.Marshal(body)
+				req, _ := http.NewRequest("POST", a.HTTP.URL()+path, bytes.NewReader(raw))
+				req.Header.Set("Content-Type", "application/json")
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					msg, _ := io.ReadAll(resp.Body)
+					t.Fatalf("POST %s: %d %s", path, resp.StatusCode, msg)
+				}
+				if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var signedIn struct{ Token string }
+			call("/api/v1/auth/token", "", map[string]string{"username": "admin", "password": cfg.AdminPassword}, &signedIn)
+			var created struct {
+				Enrolment struct {
+					Command string
+					CAPEM   string `json:"ca_pem"`
+				}
+			}
+			call("/api/v1/nodes", signedIn.Token, map[string]any{"id": "tt-01", "name": "Cụm loa 1", "area": "31", "credentials": "code"}, &created)
+			if en := created.Enrolment; !strings.HasSuffix(en.Command, " --ca "+lhttp.EnrolCAFile) || en.CAPEM != tc.pinned {
+				t.Errorf("enrolment answer: command %q, ca_pem the pinned certificate: %v; want the command to end with --ca %s and ca_pem the pinned certificate", en.Command, en.CAPEM == tc.pinned, lhttp.EnrolCAFile)
+			}
+		})
+	}
+
+	// A certificate the system's roots verify needs nothing more: the same
+	// judgement with the province's root among the roots.
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	cert := tls.Certificate{Certificate: [][]byte{leaf.Raw}}
+	if !verifiesWith(leaf, cert, roots, time.Now()) {
+		t.Error("a certificate under a trusted root is judged to need --ca")
+	}
+	if verifiesWith(leaf, cert, nil, time.Now()) {
+		t.Error("a certificate of the province's own CA is judged to verify against the system's roots")
 	}
 }

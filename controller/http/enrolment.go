@@ -16,6 +16,11 @@ const DefaultEnrolmentTTL = 14 * 24 * time.Hour
 // MaxBatch is the most nodes one POST /api/v1/nodes/batch creates.
 const MaxBatch = 1000
 
+// EnrolCAFile is where the enrolment command has the board read the
+// certificate it must trust (Server.EnrolCA) from: the technician saves the
+// answer's ca_pem there first.
+const EnrolCAFile = "/etc/loaxa/controller-ca.pem"
+
 // Ways a new node gets its secret.
 const (
 	modeDocument = "document" // the credentials document, in the answer
@@ -40,6 +45,10 @@ type enrolmentCode struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Command is what to run on the board.
 	Command string `json:"command"`
+	// CAPEM is the certificate the board must trust to enrol, when its
+	// system's roots do not verify the controller's: saved on the board as
+	// EnrolCAFile, which Command then names with --ca.
+	CAPEM string `json:"ca_pem,omitempty"`
 }
 
 // newEnrolment makes a one-time code for node n, replacing older ones.
@@ -57,11 +66,17 @@ func (s *Server) newEnrolment(r *http.Request, n *loaxa.Node) (*enrolmentCode, e
 	if err := s.NodeService.CreateEnrolment(r.Context(), e); err != nil {
 		return nil, fmt.Errorf("enrolment code for %s: %w", n.ID, err)
 	}
-	return &enrolmentCode{
+	ec := &enrolmentCode{
 		Code:      code,
 		ExpiresAt: e.Expires.UTC(),
 		Command:   fmt.Sprintf("node --enrol %s --controller %s --credentials /etc/loaxa/node.json", code, s.controllerURL(r)),
-	}, nil
+	}
+	if s.EnrolCA != "" {
+		// Without it the board refuses the controller's certificate.
+		ec.Command += " --ca " + EnrolCAFile
+		ec.CAPEM = s.EnrolCA
+	}
+	return ec, nil
 }
 
 // batchRequest is the body of POST /api/v1/nodes/batch.

@@ -175,3 +175,36 @@ func TestEnrolmentRotationRevocation(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrolmentCommandReadsTheCertificateToTrust: behind a certificate
+// the boards' system roots do not verify, the printed command without --ca
+// failed on the board with "certificate signed by unknown authority". With
+// EnrolCA set, every enrolment answer (a node, a batch, a new code) carries
+// it as ca_pem and its command reads it with --ca; without, neither.
+func TestEnrolmentCommandReadsTheCertificateToTrust(t *testing.T) {
+	t.Parallel()
+	const pin = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	type answer struct {
+		Command string
+		CAPEM   *string `json:"ca_pem"`
+	}
+	for _, enrolCA := range []string{pin, ""} {
+		e := newEnv(t, func(s *lhttp.Server) { s.EnrolCA = enrolCA })
+		e.tree()
+		var one struct{ Enrolment answer }
+		e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "tt-01", "name": "Cụm loa 1", "area": "12346", "credentials": "code"}, http.StatusCreated, &one)
+		var batch struct{ Nodes []struct{ Enrolment answer } }
+		e.call("POST", "/api/v1/nodes/batch", e.admin, map[string]any{"credentials": "code", "nodes": []map[string]any{{"id": "tt-02", "name": "Cụm loa 2", "area": "12346"}}}, http.StatusCreated, &batch)
+		var again struct{ Enrolment answer }
+		e.call("POST", "/api/v1/nodes/tt-01/enrolment", e.admin, nil, http.StatusCreated, &again)
+		for name, a := range map[string]answer{"POST /nodes": one.Enrolment, "POST /nodes/batch": batch.Nodes[0].Enrolment, "POST /nodes/{id}/enrolment": again.Enrolment} {
+			withCA := strings.HasSuffix(a.Command, " --ca "+lhttp.EnrolCAFile)
+			switch {
+			case enrolCA != "" && (!withCA || a.CAPEM == nil || *a.CAPEM != pin):
+				t.Errorf("%s with EnrolCA: command %q, ca_pem %v; want --ca %s and the certificate", name, a.Command, a.CAPEM, lhttp.EnrolCAFile)
+			case enrolCA == "" && (withCA || a.CAPEM != nil):
+				t.Errorf("%s without EnrolCA: command %q, ca_pem %v; want neither --ca nor ca_pem", name, a.Command, a.CAPEM)
+			}
+		}
+	}
+}

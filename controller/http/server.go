@@ -68,6 +68,12 @@ type Server struct {
 	// ControllerCA is the PEM certificate(s) nodes pin to verify the
 	// controller over TLS, written into credentials documents.
 	ControllerCA string
+	// EnrolCA is the PEM a board must trust to reach the controller while
+	// it enrols, when the controller's certificate does not verify against
+	// the system's roots (a province's own CA, a self-signed certificate):
+	// enrolment answers then carry it and print their command with
+	// --ca EnrolCAFile. "" when the system's roots suffice, or without TLS.
+	EnrolCA string
 	// TLSConfig, when set, makes Open serve HTTPS.
 	TLSConfig *tls.Config
 	// EnrolmentTTL is how long enrolment codes last (0:

@@ -80,7 +80,11 @@ async function nodes(ctx) {
   const result = h('div', { id: 'enrol-result', 'aria-live': 'polite' });
   const showCode = (en) => fill(result, h('div', { class: 'panel', style: 'border:2px solid var(--ok)' },
     h('p', {}, t('admin.code_intro')), h('p', { class: 'stat', style: 'font-family:monospace' }, en.code),
-    h('p', { class: 'hint' }, t('admin.code_expires', { time: fmtDateTime(en.expires_at) })), h('pre', { style: 'white-space:pre-wrap' }, en.command)));
+    h('p', { class: 'hint' }, t('admin.code_expires', { time: fmtDateTime(en.expires_at) })), h('pre', { style: 'white-space:pre-wrap' }, en.command),
+    // The board's own roots do not verify the controller's certificate:
+    // the command's --ca names this file, saved on the board first.
+    en.ca_pem ? h('p', { class: 'hint' }, t('admin.ca_hint')) : null,
+    en.ca_pem ? h('a', { class: 'button secondary', href: URL.createObjectURL(new Blob([en.ca_pem], { type: 'application/x-pem-file' })), download: 'controller-ca.pem' }, t('admin.ca_download')) : null));
   const showDoc = (creds) => {
     const blob = new Blob([JSON.stringify(creds, null, 1)], { type: 'application/json' });
     fill(result, h('div', { class: 'panel', style: 'border:2px solid var(--ok)' }, h('p', {}, t('admin.doc_intro')),
