@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,8 @@ import (
 type ReleaseArchives interface {
 	Put(r io.Reader, arch, filename string) (*loaxa.ReleaseArchive, error)
 	Open(sha string) (*os.File, error)
+	// Has reports whether a stored archive is on disk.
+	Has(sha string) (bool, error)
 	// Remove deletes a stored archive.
 	Remove(sha string) error
 }
@@ -151,7 +154,9 @@ type rolloutRequest struct {
 	Canaries int           `json:"canaries"`
 }
 
-// handleCreateRollout answers POST /api/v1/rollouts.
+// handleCreateRollout answers POST /api/v1/rollouts. A release whose
+// archive is not on disk (a restore leaves them out) is refused: its
+// canaries would get 404 fetching it and the rollout would halt.
 func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
@@ -160,7 +165,7 @@ func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) err
 	if err := requireWholeTree(ctx); err != nil {
 		return err
 	}
-	if s.Rollouts == nil {
+	if s.Rollouts == nil || s.ReleaseService == nil || s.ReleaseArchives == nil {
 		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
 	}
 	req := rolloutRequest{Percent: 100, Canaries: 1}
@@ -169,6 +174,20 @@ func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) err
 	}
 	if len(req.Targets.Areas) == 0 && len(req.Targets.Nodes) == 0 {
 		return loaxa.Errorf(loaxa.EInvalid, "targets: name at least one area or node to update.")
+	}
+	rel, err := s.ReleaseService.FindReleaseByVersion(ctx, req.Version)
+	if err != nil {
+		return err
+	}
+	for _, a := range rel.Archives {
+		ok, err := s.ReleaseArchives.Has(a.SHA256)
+		if err != nil {
+			return fmt.Errorf("rollout of %s: %w", rel.Version, err)
+		}
+		if !ok {
+			return loaxa.Errorf(loaxa.EConflict, "Release %q has no %s archive on this controller (release archives are not in backups); upload it again with POST /api/v1/releases?version=%s&arch=%s, the same archive, then start the rollout.",
+				rel.Version, a.Arch, rel.Version, a.Arch)
+		}
 	}
 	ro, err := s.Rollouts.Start(ctx, req.Version, req.Targets, req.Percent, req.Canaries, userFrom(ctx).Username)
 	if err != nil {

@@ -222,3 +222,45 @@ func TestReleaseUploadedAgainAfterARestore(t *testing.T) {
 	checkError(t, a.request("POST", "/api/v1/releases?version=1.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(append(releaseArchive(t, 62), 0))),
 		http.StatusConflict, loaxa.EConflict, "already has an archive for amd64")
 }
+
+// TestRolloutRefusedWhileAnArchiveIsMissing: after a restore (which leaves
+// release archives out) an admin started a rollout of a release the store
+// still named; it was taken (201), its canary got 404 fetching the
+// archive and the rollout halted, having updated nobody. A rollout of a
+// release whose archive is not on the controller's disk is refused with
+// 409 naming the release and the architecture and saying to upload it
+// again; nothing is created, and once the archive is uploaded again the
+// rollout starts.
+func TestRolloutRefusedWhileAnArchiveIsMissing(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	dir := a.srv.ReleaseArchives.(*release.Archives).Dir
+	if err := os.Remove(filepath.Join(dir, a.archive+".tar.gz")); err != nil {
+		t.Fatal(err)
+	}
+	rollouts := func() int {
+		t.Helper()
+		ros, err := a.srv.ReleaseService.FindRollouts(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ros)
+	}
+	before := rollouts()
+	body := `{"version":"1.0.0","targets":{"nodes":["n-c"]}}`
+	r := a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(body))
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, `Release "1.0.0" has no amd64 archive on this controller`)
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "upload it again")
+	if n := rollouts(); n != before {
+		t.Errorf("%d rollouts after the refusal, want %d", n, before)
+	}
+
+	if r := a.request("POST", "/api/v1/releases?version=1.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(releaseArchive(t, 62))); r.status != http.StatusOK {
+		t.Fatalf("the same build uploaded again: %d %s, want 200", r.status, r.body)
+	}
+	var ro loaxa.Rollout
+	a.call("POST", "/api/v1/rollouts", a.admin, map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}}, http.StatusCreated, &ro)
+	if ro.Version != "1.0.0" || ro.State != loaxa.RolloutCanary {
+		t.Errorf("rollout after the upload again: %s %s, want 1.0.0 canary", ro.Version, ro.State)
+	}
+}

@@ -97,6 +97,22 @@ func (s *Archives) Open(sha string) (*os.File, error) {
 	return f, err
 }
 
+// Has reports whether the archive is on disk: a restore leaves archives
+// out while the store still names their releases.
+func (s *Archives) Has(sha string) (bool, error) {
+	if !protocol.ValidContentID(sha) {
+		return false, nil
+	}
+	_, err := os.Stat(s.path(sha))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("release archive %s: %w", sha, err)
+	}
+	return true, nil
+}
+
 // Remove deletes a stored archive; one that is not there is no error.
 func (s *Archives) Remove(sha string) error {
 	if !protocol.ValidContentID(sha) {
