@@ -45,7 +45,11 @@ type Service struct {
 	// its end (NodeOnline).
 	over   map[string]*loaxa.LiveCall
 	closed bool
-	sends  sync.WaitGroup // NodeOnline's sends
+	// queue holds the nodes back online whose sends wait for a sender;
+	// senders run at most NodeOnlineSends at a time (NodeOnline).
+	queue   []nodeSends
+	senders int
+	sends   sync.WaitGroup // the senders
 	// leftOpen are the calls Open closed: the last run left them on air.
 	leftOpen []*loaxa.LiveCall
 }
@@ -121,6 +125,25 @@ func (s *Service) noteEnded(c *loaxa.LiveCall) {
 // nodeSendTimeout bounds NodeOnline's look-ups and sends for one node.
 const nodeSendTimeout = 10 * time.Second
 
+// NodeOnlineSends is how many nodes back online NodeOnline looks up and
+// sends to at a time: after a broker outage thousands of boards come back
+// within a minute or two, and each would otherwise read the store and
+// publish at once.
+const NodeOnlineSends = 16
+
+// nodeSends is what NodeOnline sends node: its calls as they were when it
+// came online.
+type nodeSends struct {
+	node string
+	dues []due
+}
+
+// due is a call NodeOnline may send a node the start or end of.
+type due struct {
+	call  loaxa.LiveCall
+	onAir bool
+}
+
 // NodeOnline sends node, which has just come online (wire it to the MQTT
 // client's OnOnline), what it missed of the live calls while it was
 // away: nodes use clean sessions, so a start or an end published on an
@@ -132,14 +155,11 @@ const nodeSendTimeout = 10 * time.Second
 // without it, the node kept the call suspended, waiting for frames, for
 // up to 2 h (the call's report said so). Both go on the node's own cmd
 // topic, signed for it alone. It returns at once; the sends run in the
-// background until Close.
+// background, NodeOnlineSends nodes at a time in the order they came
+// online, the others queued.
 func (s *Service) NodeOnline(node string) {
 	if s.Messenger == nil {
 		return
-	}
-	type due struct {
-		call  loaxa.LiveCall
-		onAir bool
 	}
 	var dues []due
 	now := s.Clock.Now()
@@ -158,60 +178,88 @@ func (s *Service) NodeOnline(node string) {
 		}
 		dues = append(dues, due{*c, false})
 	}
-	if len(dues) > 0 {
+	if len(dues) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, nodeSends{node, dues})
+	start := s.senders < NodeOnlineSends
+	if start {
+		s.senders++
 		s.sends.Add(1)
 	}
 	s.mu.Unlock()
-	if len(dues) == 0 {
-		return
+	if start {
+		go s.sendQueued()
 	}
-	go func() {
-		defer s.sends.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), nodeSendTimeout)
-		defer cancel()
-		for _, d := range dues {
-			c := &d.call
-			ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: c.ID, Node: node})
-			if err != nil {
-				s.Logger.Error("live call: a node back online not looked up", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
-				continue
-			}
-			if len(ds) == 0 || ds[0].State.Terminal() {
-				continue // not in the call, or done with it
-			}
-			l := protocol.Live{Call: c.ID, Drill: c.Drill}
-			switch {
-			case d.onAir:
-				l.Kind, l.Priority, l.Title, l.Volume = protocol.LiveStart, c.Priority, c.Title, c.Volume
-			case ds[0].State == loaxa.DeliveryPending:
-				continue // it never had the call
-			default:
-				l.Kind = protocol.LiveEnd
-				if c.EndReason == loaxa.LiveEndCut {
-					l.Reason = protocol.LiveCut
-				}
-			}
-			if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
-				s.Logger.Error("live call: not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "err", err)
-				continue
-			}
-			s.Logger.Info("live call sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "delivery", ds[0].State)
-			s.mu.Lock()
-			over := s.over[c.ID]
+}
+
+// sendQueued sends to the nodes queued by NodeOnline, one after another,
+// until the queue is empty.
+func (s *Service) sendQueued() {
+	defer s.sends.Done()
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.senders--
 			s.mu.Unlock()
-			if d.onAir && over != nil {
-				// It ended as its start went: the node may have had the
-				// areas' end before it.
-				l = protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveEnd}
-				if over.EndReason == loaxa.LiveEndCut {
-					l.Reason = protocol.LiveCut
-				}
-				if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
-					s.Logger.Error("live call: end not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
-				}
+			return
+		}
+		n := s.queue[0]
+		s.queue[0] = nodeSends{}
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		s.sendAgain(n.node, n.dues)
+	}
+}
+
+// sendAgain sends node, back online, the starts and ends of dues it
+// missed (NodeOnline).
+func (s *Service) sendAgain(node string, dues []due) {
+	ctx, cancel := context.WithTimeout(context.Background(), nodeSendTimeout)
+	defer cancel()
+	for _, d := range dues {
+		c := &d.call
+		ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: c.ID, Node: node})
+		if err != nil {
+			s.Logger.Error("live call: a node back online not looked up", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
+			continue
+		}
+		if len(ds) == 0 || ds[0].State.Terminal() {
+			continue // not in the call, or done with it
+		}
+		l := protocol.Live{Call: c.ID, Drill: c.Drill}
+		switch {
+		case d.onAir:
+			l.Kind, l.Priority, l.Title, l.Volume = protocol.LiveStart, c.Priority, c.Title, c.Volume
+		case ds[0].State == loaxa.DeliveryPending:
+			continue // it never had the call
+		default:
+			l.Kind = protocol.LiveEnd
+			if c.EndReason == loaxa.LiveEndCut {
+				l.Reason = protocol.LiveCut
 			}
 		}
-	}()
+		if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
+			s.Logger.Error("live call: not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "err", err)
+			continue
+		}
+		s.Logger.Info("live call sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "kind", l.Kind, "delivery", ds[0].State)
+		s.mu.Lock()
+		over := s.over[c.ID]
+		s.mu.Unlock()
+		if d.onAir && over != nil {
+			// It ended as its start went: the node may have had the
+			// areas' end before it.
+			l = protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveEnd}
+			if over.EndReason == loaxa.LiveEndCut {
+				l.Reason = protocol.LiveCut
+			}
+			if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
+				s.Logger.Error("live call: end not sent again to a node back online", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
+			}
+		}
+	}
 }
 
 // EndLeftOpen sends the end of each call the last run left on air (closed
@@ -235,7 +283,8 @@ func (s *Service) EndLeftOpen(ctx context.Context) {
 	}
 }
 
-// Close waits for NodeOnline's sends; NodeOnline sends nothing after it.
+// Close waits for NodeOnline's sends, the queued ones too; NodeOnline
+// sends nothing after it.
 func (s *Service) Close() {
 	s.mu.Lock()
 	s.closed = true

@@ -2,14 +2,17 @@ package live_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -401,6 +404,91 @@ func TestNodeBackOnlineGetsTheEndItMissed(t *testing.T) {
 	if sent, _ = f.sent.all(); len(sent) != 0 {
 		t.Errorf("%s after the calls' end: sent %q, want nothing", protocol.MaxLiveDuration+time.Hour, sent)
 	}
+}
+
+// gatedLive is a LiveNodeMessenger whose sends wait for the test to open
+// its gate, counting the sends under way.
+type gatedLive struct {
+	gate chan struct{}
+
+	mu       sync.Mutex
+	inFlight map[string]bool // the nodes whose send is under way
+	most     int             // the most sends under way at once
+	sent     []string
+}
+
+var _ loaxa.LiveNodeMessenger = (*gatedLive)(nil)
+
+func (g *gatedLive) SendNodeLive(ctx context.Context, node string, l protocol.Live) error {
+	g.mu.Lock()
+	g.inFlight[node] = true
+	g.most = max(g.most, len(g.inFlight))
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.inFlight, node)
+		g.sent = append(g.sent, node+" "+l.Call+" "+l.Kind)
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestManyNodesBackOnlineAreSentToAFewAtATime: after a broker outage the
+// province's 10,000 boards reconnect within a minute or two during a
+// call, and NodeOnline started a goroutine for each, every one reading
+// the store and publishing at once. At most live.NodeOnlineSends nodes
+// are looked up and sent to at a time, the first to come online first;
+// the others wait their turn and none is dropped: every node gets the
+// call's start.
+func TestManyNodesBackOnlineAreSentToAFewAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newService(t)
+		ctx := context.Background()
+		nodes := bolt.NewNodeService(f.db)
+		var order []string
+		for i := range 4 * live.NodeOnlineSends {
+			id := fmt.Sprintf("m%03d", i)
+			if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Area: "12347", SecretHash: loaxa.HashSecret("s")}); err != nil {
+				t.Fatal(err)
+			}
+			order = append(order, id)
+		}
+		if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-m1", CreatedBy: "an", Areas: []string{"12347"}, Priority: protocol.PriorityHigh}); err != nil {
+			t.Fatal(err)
+		}
+		g := &gatedLive{gate: make(chan struct{}), inFlight: map[string]bool{}}
+		f.svc.Messenger = g
+		for _, n := range order {
+			f.svc.NodeOnline(n)
+		}
+		synctest.Wait() // every send that could start has started
+		g.mu.Lock()
+		first := slices.Sorted(maps.Keys(g.inFlight))
+		g.mu.Unlock()
+		if want := order[:live.NodeOnlineSends]; !slices.Equal(first, want) {
+			t.Errorf("sends under way before any ended: %d %q, want the first %d to come online %q", len(first), first, len(want), want)
+		}
+		close(g.gate)
+		f.svc.Close() // waits for the sends
+		if g.most > live.NodeOnlineSends {
+			t.Errorf("%d sends under way at once, want at most %d", g.most, live.NodeOnlineSends)
+		}
+		var want []string
+		for _, n := range order {
+			want = append(want, n+" live-m1 start")
+		}
+		if got := slices.Sorted(slices.Values(g.sent)); !slices.Equal(got, want) {
+			t.Errorf("sent %d starts %q, want one to each of the %d nodes", len(got), got, len(want))
+		}
+		if _, err := f.svc.EndCall(ctx, "live-m1", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestEndLeftOpenReachesNodesThatStayedConnected: the controller crashed
