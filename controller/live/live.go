@@ -182,34 +182,34 @@ func (s *Service) NodeOnline(node string) {
 		s.mu.Unlock()
 		return
 	}
-	s.queue = append(s.queue, nodeSends{node, dues})
-	start := s.senders < NodeOnlineSends
-	if start {
-		s.senders++
-		s.sends.Add(1)
+	n := nodeSends{node, dues}
+	if s.senders == NodeOnlineSends {
+		s.queue = append(s.queue, n)
+		s.mu.Unlock()
+		return
 	}
+	s.senders++
+	s.sends.Add(1)
 	s.mu.Unlock()
-	if start {
-		go s.sendQueued()
-	}
+	go s.sendQueued(n)
 }
 
-// sendQueued sends to the nodes queued by NodeOnline, one after another,
-// until the queue is empty.
-func (s *Service) sendQueued() {
+// sendQueued sends to n, then to the nodes queued by NodeOnline, one
+// after another, until the queue is empty or the service closed.
+func (s *Service) sendQueued(n nodeSends) {
 	defer s.sends.Done()
 	for {
+		s.sendAgain(n.node, n.dues)
 		s.mu.Lock()
-		if len(s.queue) == 0 {
+		if len(s.queue) == 0 || s.closed {
 			s.senders--
 			s.mu.Unlock()
 			return
 		}
-		n := s.queue[0]
+		n = s.queue[0]
 		s.queue[0] = nodeSends{}
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
-		s.sendAgain(n.node, n.dues)
 	}
 }
 
@@ -283,11 +283,18 @@ func (s *Service) EndLeftOpen(ctx context.Context) {
 	}
 }
 
-// Close waits for NodeOnline's sends, the queued ones too; NodeOnline
-// sends nothing after it.
+// Close waits for NodeOnline's sends under way and drops the nodes still
+// queued; NodeOnline sends nothing after it.
 func (s *Service) Close() {
 	s.mu.Lock()
 	s.closed = true
+	if n := len(s.queue); n > 0 {
+		// Stopping while thousands of boards come back: waiting for each
+		// (up to nodeSendTimeout) could outlast the service manager's
+		// patience. They come online again to the next controller.
+		s.Logger.Info("live calls: nodes back online not sent to, the service stopping", "nodes", n)
+		s.queue = nil
+	}
 	s.mu.Unlock()
 	s.sends.Wait()
 }

@@ -474,7 +474,8 @@ func TestManyNodesBackOnlineAreSentToAFewAtATime(t *testing.T) {
 			t.Errorf("sends under way before any ended: %d %q, want the first %d to come online %q", len(first), first, len(want), want)
 		}
 		close(g.gate)
-		f.svc.Close() // waits for the sends
+		synctest.Wait() // every node sent to
+		f.svc.Close()
 		if g.most > live.NodeOnlineSends {
 			t.Errorf("%d sends under way at once, want at most %d", g.most, live.NodeOnlineSends)
 		}
@@ -487,6 +488,54 @@ func TestManyNodesBackOnlineAreSentToAFewAtATime(t *testing.T) {
 		}
 		if _, err := f.svc.EndCall(ctx, "live-m1", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestCloseLeavesTheQueuedNodes: a controller stopped while thousands of
+// boards came back online waited for every queued node's look-up and
+// sends (each up to seconds on a slow broker) before it could stop,
+// longer than a service manager waits. Close waits for the sends under
+// way and drops the nodes still queued: they come online again to the
+// next controller.
+func TestCloseLeavesTheQueuedNodes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newService(t)
+		ctx := context.Background()
+		nodes := bolt.NewNodeService(f.db)
+		var order []string
+		for i := range 2 * live.NodeOnlineSends {
+			id := fmt.Sprintf("q%03d", i)
+			if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Area: "12347", SecretHash: loaxa.HashSecret("s")}); err != nil {
+				t.Fatal(err)
+			}
+			order = append(order, id)
+		}
+		if _, err := f.svc.BeginCall(ctx, &loaxa.LiveCall{ID: "live-q1", CreatedBy: "an", Areas: []string{"12347"}, Priority: protocol.PriorityHigh}); err != nil {
+			t.Fatal(err)
+		}
+		g := &gatedLive{gate: make(chan struct{}), inFlight: map[string]bool{}}
+		f.svc.Messenger = g
+		for _, n := range order {
+			f.svc.NodeOnline(n)
+		}
+		synctest.Wait() // the first NodeOnlineSends sending, the rest queued
+		closed := make(chan struct{})
+		go func() { defer close(closed); f.svc.Close() }()
+		synctest.Wait() // Close waits for the sends under way
+		select {
+		case <-closed:
+			t.Fatal("Close returned with sends under way")
+		default:
+		}
+		close(g.gate)
+		<-closed
+		var want []string
+		for _, n := range order[:live.NodeOnlineSends] {
+			want = append(want, n+" live-q1 start")
+		}
+		if got := slices.Sorted(slices.Values(g.sent)); !slices.Equal(got, want) {
+			t.Errorf("sent %d starts %q, want only the %d under way when it closed", len(got), got, len(want))
 		}
 	})
 }
