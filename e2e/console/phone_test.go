@@ -16,6 +16,23 @@ func onSmallPhone(b *Browser) {
 	b.Do("emulate a small phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
 }
 
+// addLapLeOfficer adds can-bo-lap-le, the commune officer of Xã Lập Lễ
+// (11527, which c must have), the officer of the phone tests.
+func addLapLeOfficer(c *rig.Controller) {
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+}
+
+// lapLeOfficerOnAPhone opens c's console on a small phone, signed in as
+// can-bo-lap-le (addLapLeOfficer); the page's errors are checked when
+// the test ends.
+func lapLeOfficerOnAPhone(t *testing.T, c *rig.Controller) *Browser {
+	b := StartBrowser(t)
+	t.Cleanup(b.checkErrors)
+	onSmallPhone(b)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	return b
+}
+
 // tooSmallToTap is a JavaScript expression listing the controls on the
 // page a finger can hardly hit: buttons, fields and menu entries under
 // 44 px high (WCAG's target size), and check boxes whose label is not
@@ -45,14 +62,11 @@ func TestPhoneControlsAreBigEnoughToTap(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	addLapLeOfficer(c)
 	c.CreateNode("lap-le-01", "11527")
 	c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
 
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	onSmallPhone(b)
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b := lapLeOfficerOnAPhone(t, c)
 	for _, sc := range []struct{ route, ready string }{
 		{"#/overview", `document.querySelector('#emergency-entry')`},
 		{"#/clusters", `document.querySelector('main table')`},
@@ -76,12 +90,9 @@ func TestPhoneControlsAreBigEnoughToTap(t *testing.T) {
 func TestPhoneMenuIsOneRow(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	addLapLeOfficer(c)
 
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	onSmallPhone(b)
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b := lapLeOfficerOnAPhone(t, c)
 	for _, route := range []string{"#/alarms", "#/account"} {
 		b.Go(route, `document.querySelector('main h1')`)
 		menu := MustEval[float64](b, `document.querySelector('nav.side').getBoundingClientRect().height`)
@@ -100,17 +111,14 @@ func TestPhoneMenuIsOneRow(t *testing.T) {
 func TestPhoneBoardDetailIsReadable(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	addLapLeOfficer(c)
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, 30*time.Second, 16000, 1))
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	var drill loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "drill": true}, &drill)
 
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	onSmallPhone(b)
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b := lapLeOfficerOnAPhone(t, c)
 	row := `#ack-board tr[data-node="lap-le-01"]`
 	b.Go("#/emergency/"+drill.ID, `document.querySelector('#ack-board')`)
 	b.Wait("the cluster's detail", `document.querySelector('`+row+` td:last-child').innerText.trim() !== ''`, 20*time.Second)
@@ -138,12 +146,9 @@ func TestPhoneBoardDetailIsReadable(t *testing.T) {
 func TestToastDoesNotTakeTaps(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	addLapLeOfficer(c)
 
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	onSmallPhone(b)
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b := lapLeOfficerOnAPhone(t, c)
 	b.Go("#/account", `document.querySelector('main h1')`)
 	if hit := MustEval[string](b, `(() => {
 		const el = document.createElement('div');

@@ -74,15 +74,12 @@ func TestReportChartReadableOnAPhone(t *testing.T) {
 	fc := clock.NewFake(time.Date(2026, 3, 12, 9, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)
 	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	addLapLeOfficer(c)
 	c.CreateNode("lap-le-01", "11527")
 	ct := c.Upload("tin.wav", rig.ToneWAV(440, time.Second, 16000, 1))
 	c.Announce(ct.ID, []string{"11527"}, nil, time.Date(2026, 3, 12, 17, 0, 0, 0, vn))
 
-	b := StartBrowser(t)
-	defer b.checkErrors()
-	onSmallPhone(b)
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b := lapLeOfficerOnAPhone(t, c)
 	b.Go("#/reports", `document.querySelector('#h-rep ~ svg.chart')`)
 	bad := MustEval[[]string](b, `(() => {
 		const svg = document.querySelector('#h-rep ~ svg.chart').getBoundingClientRect();
