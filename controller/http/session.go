@@ -3,6 +3,7 @@ package http
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -121,16 +122,20 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if _, err := sess.Instances(loc, sess.CreatedAt, sess.CreatedAt.AddDate(0, 0, 7)); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
 	}
-	if twin, day, err := s.sameStart(ctx, sess, loc); err != nil {
-		return err
-	} else if twin != nil {
+	others, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: []string{sess.Area}})
+	if err != nil {
+		return fmt.Errorf("create session: sessions of area %s: %w", sess.Area, err)
+	}
+	var overlap *loaxa.SessionOverlapError
+	if err := loaxa.CheckSessionOverlap(sess, others, loc); errors.As(err, &overlap) {
 		s.writeJSON(w, r, http.StatusConflict, sessionTwinResponse{
-			Error: errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
-				"Area %s already has session %s (%s) starting at %s, and both would run on %s: one area's sessions cannot start together. Place the items in %s, give this one other days or another start, or delete %s first.",
-				sess.Area, twin.ID, twin.Name, twin.Start, day, twin.ID, twin.ID)},
-			Session: twin,
+			Error:   errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
+			Session: overlap.Session,
+			Overlap: &sessionOverlap{From: overlap.From, To: overlap.To, Minutes: int(overlap.To.Sub(overlap.From) / time.Minute)},
 		})
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("create session: %w", err)
 	}
 	if err := s.SessionService.CreateSession(ctx, sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
@@ -141,44 +146,21 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-// sameStartLookahead is how far ahead a new session's days are compared
-// with those of its area's sessions at the same start: a year covers every
-// weekly, monthly and yearly days rule.
-const sameStartLookahead = 366 * 24 * time.Hour
-
-// sessionTwinResponse answers a session refused for starting with another
-// of its area (409): the error and the session already there, so that a
-// script run twice can go on with it.
+// sessionTwinResponse answers a session refused for running at the same
+// time as another of its area (409): the error, the session already there
+// (so that a script run twice can go on with it) and when they overlap.
 type sessionTwinResponse struct {
-	Error   errorBody      `json:"error"`
-	Session *loaxa.Session `json:"session"`
+	Error   errorBody       `json:"error"`
+	Session *loaxa.Session  `json:"session"`
+	Overlap *sessionOverlap `json:"overlap"`
 }
 
-// sameStart returns the session of sess's area that starts at the same
-// time on a day both run, and that day, or nil. Such a twin is refused:
-// every item of the one would overlap the other's on the same speakers (a
-// README step run twice made one, and a bulletin placed in it then
-// reported an overlap conflict per node and day). Sessions at one start on
-// different days (weekdays and weekends) are fine.
-func (s *Server) sameStart(ctx context.Context, sess *loaxa.Session, loc *time.Location) (*loaxa.Session, string, error) {
-	others, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: []string{sess.Area}})
-	if err != nil {
-		return nil, "", fmt.Errorf("sessions of area %s: %w", sess.Area, err)
-	}
-	from := sess.CreatedAt.Add(-24 * time.Hour)
-	for _, o := range others {
-		if o.Start != sess.Start {
-			continue
-		}
-		day, err := sess.SharedDay(o, loc, from, from.Add(sameStartLookahead))
-		if err != nil {
-			return nil, "", fmt.Errorf("compare with session %s: %w", o.ID, err)
-		}
-		if day != "" {
-			return o, day, nil
-		}
-	}
-	return nil, "", nil
+// sessionOverlap is the first span two sessions of an area would both run,
+// in the area's zone.
+type sessionOverlap struct {
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Minutes int       `json:"minutes"`
 }
 
 // sessionItem is an announcement placed in a session (or accepted into it

@@ -254,6 +254,82 @@ func TestSessionAtTheSameStartIsRefused(t *testing.T) {
 	}
 }
 
+// TestSessionOverlappingAnotherIsRefused: a commune had its evening session
+// 17:00–17:30 and an officer added another from 17:15 for 30 minutes on
+// the same days; it was accepted (only the same start was refused), and
+// the nodes got both sessions' items for 17:15–17:30. A session that would
+// run at the same time as another of its area on a day both run is
+// refused (409) naming and carrying the one there and the minutes they
+// share; back to back, on other days, or a session of the district above
+// (a parent area's, which its own officers keep) is fine.
+func TestSessionOverlappingAnotherIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	var evening, late loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30,
+		"days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, http.StatusCreated, &evening)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi tối", "start": "23:30", "max_minutes": 60},
+		http.StatusCreated, &late)
+	changed := e.sched.changed.Load()
+
+	vn := time.FixedZone("+07", 7*3600)
+	for _, tc := range []struct {
+		name     string
+		body     map[string]any
+		other    string
+		msg      string
+		from, to time.Time
+	}{
+		{"starting within it", map[string]any{"area": "12346", "name": "Bản tin tối", "start": "17:15", "max_minutes": 30},
+			evening.ID, "Area 12346 already has session " + evening.ID + " (Buổi chiều) from 17:00 for 30 minutes, and this one (17:15 for 30 minutes) would run at the same time from 17:15 to 17:30 on 2026-03-02",
+			time.Date(2026, 3, 2, 17, 15, 0, 0, vn), time.Date(2026, 3, 2, 17, 30, 0, 0, vn)},
+		{"running into it on a day it runs", map[string]any{"area": "12346", "name": "Buổi chiều thứ Sáu", "start": "16:45", "max_minutes": 20, "days": "FREQ=WEEKLY;BYDAY=FR"},
+			evening.ID, "would run at the same time from 17:00 to 17:05 on 2026-03-06",
+			time.Date(2026, 3, 6, 17, 0, 0, 0, vn), time.Date(2026, 3, 6, 17, 5, 0, 0, vn)},
+		{"past midnight into the late session", map[string]any{"area": "12346", "name": "Buổi khuya", "start": "00:15", "max_minutes": 15},
+			late.ID, "already has session " + late.ID + " (Buổi tối) from 23:30 for 60 minutes, and this one (00:15 for 15 minutes) would run at the same time from 00:15 to 00:30 on 2026-03-03",
+			time.Date(2026, 3, 3, 0, 15, 0, 0, vn), time.Date(2026, 3, 3, 0, 30, 0, 0, vn)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.request("POST", "/api/v1/sessions", officer, "application/json", jsonBody(t, tc.body))
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, tc.msg)
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, "Place the items in "+tc.other)
+			var got struct {
+				Session loaxa.Session
+				Overlap struct {
+					From, To time.Time
+					Minutes  int
+				}
+			}
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Session.ID != tc.other || !got.Overlap.From.Equal(tc.from) || !got.Overlap.To.Equal(tc.to) ||
+				got.Overlap.Minutes != int(tc.to.Sub(tc.from)/time.Minute) {
+				t.Errorf("409 carries %s and %+v, want %s and %s–%s", got.Session.ID, got.Overlap, tc.other, tc.from, tc.to)
+			}
+		})
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused sessions", got-changed)
+	}
+
+	// Back to back, on the days the other does not run, or the district's.
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Bản tin tối", "start": "17:30", "max_minutes": 30},
+		http.StatusCreated, nil)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều cuối tuần", "start": "17:15", "max_minutes": 10,
+		"days": "FREQ=WEEKLY;BYDAY=SA,SU"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/sessions", e.admin, map[string]any{"area": "318", "name": "Buổi huyện", "start": "17:10", "max_minutes": 30},
+		http.StatusCreated, nil)
+	var resp struct{ Sessions []loaxa.Session }
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &resp)
+	if got := len(resp.Sessions); got != 5 {
+		t.Errorf("commune 12346 follows %d sessions %v, want 5", got, sessionIDs(resp.Sessions))
+	}
+}
+
 // TestDeletingASessionWithItemsToPlayIsRefused: an officer deleted the
 // morning session with no warning, and its bulletins never played again,
 // even after a session of the same name was made again (they point at the

@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -88,27 +89,89 @@ func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time
 	return out, nil
 }
 
-// SharedDay returns the first day in (from, to] on which s and o both
-// run, as a date in loc (DateLayout), or "" if there is none.
-func (s *Session) SharedDay(o *Session, loc *time.Location, from, to time.Time) (string, error) {
+// Overlap returns the first span in (from, to] in which s and o both run
+// (an instance of each, each lasting its MaxLength), or zero times if they
+// never do.
+func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
 	mine, err := s.Instances(loc, from, to)
 	if err != nil {
-		return "", err
+		return time.Time{}, time.Time{}, err
 	}
 	theirs, err := o.Instances(loc, from, to)
 	if err != nil {
-		return "", err
+		return time.Time{}, time.Time{}, err
 	}
-	days := make(map[string]bool, len(theirs))
-	for _, t := range theirs {
-		days[t.In(loc).Format(DateLayout)] = true
-	}
-	for _, t := range mine {
-		if day := t.In(loc).Format(DateLayout); days[day] {
-			return day, nil
+	for i, j := 0, 0; i < len(mine) && j < len(theirs); {
+		a, b := mine[i], theirs[j]
+		aEnd, bEnd := a.Add(s.MaxLength()), b.Add(o.MaxLength())
+		switch {
+		case !aEnd.After(b):
+			i++
+		case !bEnd.After(a):
+			j++
+		default:
+			if b.After(a) {
+				a = b
+			}
+			if bEnd.Before(aEnd) {
+				aEnd = bEnd
+			}
+			return a, aEnd, nil
 		}
 	}
-	return "", nil
+	return time.Time{}, time.Time{}, nil
+}
+
+// SessionOverlapLookahead is how far ahead a new session's instances are
+// compared with those of its area's sessions: a year covers every weekly,
+// monthly and yearly days rule.
+const SessionOverlapLookahead = 366 * 24 * time.Hour
+
+// SessionOverlapError is the EConflict of a session that would run at the
+// same time as another of its area on a day both run: the nodes would get
+// two sessions' items for the same minutes.
+type SessionOverlapError struct {
+	// Session is the one already there.
+	Session *Session
+	// From and To are the first span both would run, in the area's zone.
+	From, To time.Time
+	err      *Error
+}
+
+func (e *SessionOverlapError) Error() string { return e.err.Error() }
+
+// Unwrap returns the EConflict *Error with the message for the officer.
+func (e *SessionOverlapError) Unwrap() error { return e.err }
+
+// CheckSessionOverlap returns a *SessionOverlapError if sess would run at
+// the same time as one of others (sessions of its area, whose zone is
+// loc) on a day both run within SessionOverlapLookahead of its creation,
+// or nil. Sessions at the same times on different days are fine.
+func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location) error {
+	from := sess.CreatedAt.Add(-24 * time.Hour)
+	for _, o := range others {
+		if o.Area != sess.Area {
+			continue
+		}
+		start, end, err := sess.Overlap(o, loc, from, from.Add(SessionOverlapLookahead))
+		if err != nil {
+			return fmt.Errorf("compare with session %s: %w", o.ID, err)
+		}
+		if start.IsZero() {
+			continue
+		}
+		day, hhmm := start.In(loc).Format(DateLayout), func(t time.Time) string { return t.In(loc).Format("15:04") }
+		e := &SessionOverlapError{Session: o, From: start.In(loc), To: end.In(loc)}
+		if o.Start == sess.Start {
+			e.err = Errorf(EConflict, "Area %s already has session %s (%s) starting at %s, and both would run on %s: one area's sessions cannot start together. Place the items in %s, give this one other days or another start, or delete %s first.",
+				sess.Area, o.ID, o.Name, o.Start, day, o.ID, o.ID)
+		} else {
+			e.err = Errorf(EConflict, "Area %s already has session %s (%s) from %s for %d minutes, and this one (%s for %d minutes) would run at the same time from %s to %s on %s: one area's sessions cannot overlap, or their items compete for the same minutes. Place the items in %s, or give this one other days, another start or fewer minutes.",
+				sess.Area, o.ID, o.Name, o.Start, o.MaxMinutes, sess.Start, sess.MaxMinutes, hhmm(start), hhmm(end), day, o.ID)
+		}
+		return e
+	}
+	return nil
 }
 
 // SessionInstanceID names one day's instance of session id.

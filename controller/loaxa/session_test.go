@@ -82,3 +82,44 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionOverlap: two sessions overlap when an instance of each runs
+// at the same time, each for its max_minutes, also across midnight; back
+// to back or on different days they do not.
+func TestSessionOverlap(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 2, 4, 0, 0, 0, vn) // a Monday
+	for _, tc := range []struct {
+		name     string
+		a, b     loaxa.Session
+		from, to string // local 2006-01-02 15:04; "" for none
+	}{
+		{"same start", loaxa.Session{Start: "05:30", MaxMinutes: 15}, loaxa.Session{Start: "05:30", MaxMinutes: 30}, "2026-03-02 05:30", "2026-03-02 05:45"},
+		{"starts within", loaxa.Session{Start: "17:15", MaxMinutes: 30}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "2026-03-02 17:15", "2026-03-02 17:30"},
+		{"runs into", loaxa.Session{Start: "16:45", MaxMinutes: 20}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "2026-03-02 17:00", "2026-03-02 17:05"},
+		{"back to back", loaxa.Session{Start: "17:30", MaxMinutes: 30}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "", ""},
+		{"other days", loaxa.Session{Start: "17:15", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=SA,SU"},
+			loaxa.Session{Start: "17:00", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, "", ""},
+		{"a shared day", loaxa.Session{Start: "17:15", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=FR"},
+			loaxa.Session{Start: "17:00", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, "2026-03-06 17:15", "2026-03-06 17:30"},
+		{"past midnight", loaxa.Session{Start: "00:15", MaxMinutes: 15}, loaxa.Session{Start: "23:30", MaxMinutes: 60}, "2026-03-03 00:15", "2026-03-03 00:30"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.a.CreatedAt, tc.b.CreatedAt = created, created
+			from := created.Add(-24 * time.Hour)
+			start, end, err := tc.a.Overlap(&tc.b, vn, from, from.Add(loaxa.SessionOverlapLookahead))
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := func(t time.Time) string {
+				if t.IsZero() {
+					return ""
+				}
+				return t.In(vn).Format("2006-01-02 15:04")
+			}
+			if local(start) != tc.from || local(end) != tc.to {
+				t.Errorf("overlap %q–%q, want %q–%q", local(start), local(end), tc.from, tc.to)
+			}
+		})
+	}
+}
