@@ -180,6 +180,31 @@ func areaChain(tx *bbolt.Tx, id string) ([]string, error) {
 	return chain, nil
 }
 
+// areaLocation returns the time zone of area id in tx: that of its nearest
+// area with a time zone, else loaxa.DefaultTimeZone.
+func areaLocation(tx *bbolt.Tx, id string) (*time.Location, error) {
+	chain, err := areaChain(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	zone := ""
+	for _, a := range chain {
+		var ar loaxa.Area
+		if _, err := getJSON(tx.Bucket(bucketAreas), []byte(a), &ar); err != nil {
+			return nil, fmt.Errorf("zone of %s: %w", id, err)
+		}
+		if ar.TimeZone != "" {
+			zone = ar.TimeZone
+			break
+		}
+	}
+	loc, err := loaxa.Location(zone)
+	if err != nil {
+		return nil, fmt.Errorf("zone of %s: %w", id, err)
+	}
+	return loc, nil
+}
+
 // subtree returns root and all its descendants, sorted by id, or ENotFound.
 // It reads every parent link: the tree is a few thousand areas, and the
 // links are short values, so this costs well under a millisecond.

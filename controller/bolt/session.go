@@ -24,7 +24,9 @@ func NewSessionService(db *DB) *SessionService {
 	return &SessionService{db: db}
 }
 
-// CreateSession checks s, assigns s.ID and CreatedAt, and stores it.
+// CreateSession checks s, assigns s.ID and CreatedAt, and stores it. A
+// session that would run at the same time as another of its area on a day
+// both run is a *loaxa.SessionOverlapError (EConflict).
 func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
@@ -41,14 +43,20 @@ func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session)
 			return loaxa.Errorf(loaxa.EInvalid, "Area %q does not exist.", sess.Area)
 		}
 		b := tx.Bucket(bucketSessions)
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = s.db.now()
+		}
+		// Checked in the transaction that stores it: two requests at one
+		// instant (a script run twice) both passed a check made before it
+		// and stored twins.
+		if err := checkSessionOverlap(tx, &rec); err != nil {
+			return err
+		}
 		seq, err := b.NextSequence()
 		if err != nil {
 			return fmt.Errorf("next session id: %w", err)
 		}
 		rec.ID = fmt.Sprintf("s%06d", seq)
-		if rec.CreatedAt.IsZero() {
-			rec.CreatedAt = s.db.now()
-		}
 		return putJSON(b, []byte(rec.ID), &rec)
 	})
 	if err != nil {
@@ -56,6 +64,34 @@ func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session)
 	}
 	*sess = rec
 	return nil
+}
+
+// checkSessionOverlap returns a *loaxa.SessionOverlapError if sess would
+// run at the same time as a session of its area stored in tx.
+func checkSessionOverlap(tx *bbolt.Tx, sess *loaxa.Session) error {
+	loc, err := areaLocation(tx, sess.Area)
+	if err != nil {
+		return err
+	}
+	var others []*loaxa.Session
+	b := tx.Bucket(bucketSessions)
+	err = b.ForEach(func(k, _ []byte) error {
+		var o loaxa.Session
+		if _, err := getJSON(b, k, &o); err != nil {
+			return err
+		}
+		if o.Area == sess.Area {
+			others = append(others, &o)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sessions of area %s: %w", sess.Area, err)
+	}
+	slices.SortFunc(others, func(a, b *loaxa.Session) int {
+		return cmp.Or(strings.Compare(a.Start, b.Start), cmp.Compare(len(a.ID), len(b.ID)), strings.Compare(a.ID, b.ID))
+	})
+	return loaxa.CheckSessionOverlap(sess, others, loc)
 }
 
 // FindSessionByID returns the session or ENotFound.

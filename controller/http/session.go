@@ -122,12 +122,8 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if _, err := sess.Instances(loc, sess.CreatedAt, sess.CreatedAt.AddDate(0, 0, 7)); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
 	}
-	others, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{Areas: []string{sess.Area}})
-	if err != nil {
-		return fmt.Errorf("create session: sessions of area %s: %w", sess.Area, err)
-	}
 	var overlap *loaxa.SessionOverlapError
-	if err := loaxa.CheckSessionOverlap(sess, others, loc); errors.As(err, &overlap) {
+	if err := s.SessionService.CreateSession(ctx, sess); errors.As(err, &overlap) {
 		s.writeJSON(w, r, http.StatusConflict, sessionTwinResponse{
 			Error:   errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
 			Session: overlap.Session,
@@ -135,9 +131,6 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 		})
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("create session: %w", err)
-	}
-	if err := s.SessionService.CreateSession(ctx, sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	s.changed()

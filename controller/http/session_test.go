@@ -3,6 +3,7 @@ package http_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -327,6 +328,86 @@ func TestSessionOverlappingAnotherIsRefused(t *testing.T) {
 	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &resp)
 	if got := len(resp.Sessions); got != 5 {
 		t.Errorf("commune 12346 follows %d sessions %v, want 5", got, sessionIDs(resp.Sessions))
+	}
+}
+
+// TestSameSessionSentAtOnceIsStoredOnce: the same-start check ran in the
+// handler before the store, so the same request sent twice at one instant
+// (a double tap, a script retrying) could pass it twice and store twins.
+// Of 8 identical requests at once exactly one is stored (201) and the
+// others are refused (409) naming it.
+func TestSameSessionSentAtOnceIsStoredOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	const n = 8
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	answers := make(chan answer, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			req, err := http.NewRequest("POST", e.ts.URL+"/api/v1/sessions",
+				strings.NewReader(`{"area":"12346","name":"Buổi sáng","start":"05:30","max_minutes":15}`))
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+officer)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := e.ts.Client().Do(req)
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			answers <- answer{resp.StatusCode, b, err}
+		}()
+	}
+	close(start)
+	var created loaxa.Session
+	var refused []string
+	for range n {
+		a := <-answers
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		switch a.status {
+		case http.StatusCreated:
+			if created.ID != "" {
+				t.Errorf("a second session stored: %s after %s", a.body, created.ID)
+			}
+			if err := json.Unmarshal(a.body, &created); err != nil {
+				t.Fatal(err)
+			}
+		case http.StatusConflict:
+			var twin struct{ Session loaxa.Session }
+			if err := json.Unmarshal(a.body, &twin); err != nil {
+				t.Fatal(err)
+			}
+			refused = append(refused, twin.Session.ID)
+		default:
+			t.Errorf("status %d: %s", a.status, a.body)
+		}
+	}
+	if created.ID == "" || len(refused) != n-1 {
+		t.Fatalf("%q created, %d refused; want one created and %d refused", created.ID, len(refused), n-1)
+	}
+	for _, id := range refused {
+		if id != created.ID {
+			t.Errorf("409 names session %q, want the stored %s", id, created.ID)
+		}
+	}
+	var resp struct{ Sessions []loaxa.Session }
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &resp)
+	if got := sessionIDs(resp.Sessions); len(got) != 1 {
+		t.Errorf("sessions stored %v, want only %s", got, created.ID)
 	}
 }
 

@@ -187,7 +187,9 @@ type SessionFilter struct {
 
 // SessionService stores sessions.
 type SessionService interface {
-	// CreateSession assigns s.ID and stores s; its area must exist.
+	// CreateSession assigns s.ID and stores s; its area must exist. One
+	// that would run at the same time as another of its area on a day both
+	// run is a *SessionOverlapError, checked as it is stored.
 	CreateSession(ctx context.Context, s *Session) error
 	// FindSessionByID returns the session or ENotFound.
 	FindSessionByID(ctx context.Context, id string) (*Session, error)
