@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -141,20 +142,108 @@ func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter
 	return out, nil
 }
 
-// DeleteSession removes the session.
-func (s *SessionService) DeleteSession(ctx context.Context, id string) error {
+// DeleteSession removes the session and returns its items still to play.
+// With any, it is refused with a *loaxa.SessionItemsError unless d.Force;
+// forced, in the same transaction, the announcements placed in it are
+// cancelled (CancelledAt now, CancelReason loaxa.CancelSessionDeleted) and
+// the proposals from above accepted into it declined, so that lists and
+// reports show them as not to be played rather than active for good.
+func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.SessionDeletion) ([]loaxa.SessionItem, error) {
 	if err := checkCtx(ctx); err != nil {
-		return err
+		return nil, err
 	}
+	var items []loaxa.SessionItem
 	err := s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
-		if b.Get([]byte(id)) == nil {
+		var sess loaxa.Session
+		if ok, err := getJSON(b, []byte(id), &sess); err != nil {
+			return err
+		} else if !ok {
 			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
+		}
+		loc, err := areaLocation(tx, sess.Area)
+		if err != nil {
+			return err
+		}
+		anns, err := decodeAll[loaxa.Announcement](tx.Bucket(bucketAnnouncements))
+		if err != nil {
+			return fmt.Errorf("announcements: %w", err)
+		}
+		ps, err := decodeAll[loaxa.Proposal](tx.Bucket(bucketProposals))
+		if err != nil {
+			return fmt.Errorf("proposals: %w", err)
+		}
+		now := s.db.now()
+		if items, err = sess.ItemsToPlay(anns, ps, loc, now); err != nil {
+			return err
+		}
+		if len(items) > 0 && !d.Force {
+			return loaxa.NewSessionItemsError(&sess, items)
+		}
+		for _, it := range items {
+			if it.Proposal != "" {
+				if err := declineWithSession(tx, it.Proposal, d.By, now); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := cancelWithSession(tx, it.Announcement, now); err != nil {
+				return err
+			}
 		}
 		return b.Delete([]byte(id))
 	})
 	if err != nil {
-		return fmt.Errorf("delete session %s: %w", id, err)
+		return nil, fmt.Errorf("delete session %s: %w", id, err)
+	}
+	return items, nil
+}
+
+// cancelWithSession cancels announcement id, placed in a session deleted
+// at now, in tx, and withdraws its pending proposals.
+func cancelWithSession(tx *bbolt.Tx, id string, now time.Time) error {
+	b := tx.Bucket(bucketAnnouncements)
+	var a loaxa.Announcement
+	if ok, err := getJSON(b, []byte(id), &a); err != nil {
+		return err
+	} else if !ok {
+		return announcementNotFound(id)
+	}
+	a.State, a.CancelledAt, a.CancelReason = loaxa.AnnouncementCancelled, now, loaxa.CancelSessionDeleted
+	if err := putJSON(b, []byte(id), &a); err != nil {
+		return fmt.Errorf("cancel announcement %s: %w", id, err)
+	}
+	return withdrawProposals(tx, id, now)
+}
+
+// declineWithSession declines proposal id in tx, in the name of by, who
+// deleted at now the session it was accepted into: the station no longer
+// plays it.
+func declineWithSession(tx *bbolt.Tx, id, by string, now time.Time) error {
+	b := tx.Bucket(bucketProposals)
+	var p loaxa.Proposal
+	if ok, err := getJSON(b, []byte(id), &p); err != nil {
+		return err
+	} else if !ok {
+		return loaxa.Errorf(loaxa.ENotFound, "Proposal %q does not exist.", id)
+	}
+	p.State, p.Session, p.Reason, p.DecidedBy, p.DecidedAt = loaxa.ProposalDeclined, "", loaxa.CancelSessionDeleted, by, now
+	if err := putJSON(b, []byte(id), &p); err != nil {
+		return fmt.Errorf("decline proposal %s: %w", id, err)
 	}
 	return nil
+}
+
+// decodeAll decodes every value of b.
+func decodeAll[T any](b *bbolt.Bucket) ([]*T, error) {
+	var out []*T
+	err := b.ForEach(func(k, _ []byte) error {
+		var v T
+		if _, err := getJSON(b, k, &v); err != nil {
+			return err
+		}
+		out = append(out, &v)
+		return nil
+	})
+	return out, err
 }

@@ -1,12 +1,9 @@
 package http
 
 import (
-	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,31 +153,19 @@ type sessionOverlap struct {
 	Minutes int       `json:"minutes"`
 }
 
-// sessionItem is an announcement placed in a session (or accepted into it
-// through a proposal) that still has plays to come.
-type sessionItem struct {
-	Announcement string `json:"announcement"`
-	Title        string `json:"title"`
-	// Proposal is set when the item came down from above and was accepted
-	// into the session.
-	Proposal string `json:"proposal,omitempty"`
-}
-
 // sessionItemsResponse answers a delete refused for the items still placed
-// in the session (409), and a forced delete that left them (200).
+// in the session (409), and a forced delete that cancelled them (200).
 type sessionItemsResponse struct {
-	Error   *errorBody    `json:"error,omitempty"`
-	Session string        `json:"session"`
-	Items   []sessionItem `json:"items"`
+	Error   *errorBody          `json:"error,omitempty"`
+	Session string              `json:"session"`
+	Items   []loaxa.SessionItem `json:"items"`
 }
-
-// shownItems is how many items a refused delete names in its message.
-const shownItems = 3
 
 // handleDeleteSession answers DELETE /api/v1/sessions/{id}?force=. An item
 // still placed in the session would never play again once it is gone (a
 // session made again under the same name is another id), and nothing said
-// so: the delete is refused while there are any, unless forced.
+// so: the delete is refused while there are any, unless forced, which
+// cancels them with the session.
 func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r, "force"); err != nil {
 		return err
@@ -192,7 +177,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	if v := r.URL.Query().Get("force"); v != "" {
 		var err error
 		if force, err = strconv.ParseBool(v); err != nil {
-			return loaxa.Errorf(loaxa.EInvalid, "force %q: write true to delete the session with the items still placed in it, or leave it out.", v)
+			return loaxa.Errorf(loaxa.EInvalid, "force %q: write true to delete the session and cancel the items still placed in it, or leave it out.", v)
 		}
 	}
 	ctx, id := r.Context(), r.PathValue("id")
@@ -205,28 +190,18 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	if err := s.authorizeOn(ctx, loaxa.ActionSchedule, sess.Area, fmt.Sprintf("Session %s", sess.ID)); err != nil {
 		return err
 	}
-	items, err := s.itemsToPlayIn(ctx, sess)
-	if err != nil {
-		return fmt.Errorf("delete session %s: %w", id, err)
-	}
-	if len(items) > 0 && !force {
-		var named []string
-		for _, it := range items[:min(len(items), shownItems)] {
-			named = append(named, fmt.Sprintf("%s (%s)", it.Announcement, it.Title))
-		}
-		list := strings.Join(named, ", ")
-		if len(items) > shownItems {
-			list += fmt.Sprintf(" and %d more", len(items)-shownItems)
-		}
+	items, err := s.SessionService.DeleteSession(ctx, id, loaxa.SessionDeletion{Force: force, By: userFrom(ctx).Username})
+	var held *loaxa.SessionItemsError
+	switch {
+	case errors.As(err, &held):
 		s.writeJSON(w, r, http.StatusConflict, sessionItemsResponse{
-			Error: &errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
-				"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to leave them unplayed.",
-				sess.ID, sess.Name, len(items), list)},
-			Session: sess.ID, Items: items,
+			Error:   &errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
+			Session: sess.ID, Items: held.Items,
 		})
 		return nil
-	}
-	if err := s.SessionService.DeleteSession(ctx, id); err != nil {
+	case loaxa.ErrorCode(err) == loaxa.ENotFound:
+		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
+	case err != nil:
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
 	s.changed()
@@ -236,7 +211,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 		for _, it := range items {
 			ids = append(ids, it.Announcement)
 		}
-		detail += fmt.Sprintf("; forced, %d item(s) left unplayed: %s", len(items), strings.Join(ids, ", "))
+		detail += fmt.Sprintf("; forced, %d item(s) cancelled with it: %s", len(items), strings.Join(ids, ", "))
 	}
 	s.audit(r, "session.delete", id, sess.Area, detail)
 	if len(items) == 0 {
@@ -245,74 +220,4 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	}
 	s.writeJSON(w, r, http.StatusOK, sessionItemsResponse{Session: sess.ID, Items: items})
 	return nil
-}
-
-// itemsToPlayIn returns the active announcements placed in sess, or
-// accepted into it, that have a play on or after the first day whose
-// instance of sess is not over yet, in id order.
-func (s *Server) itemsToPlayIn(ctx context.Context, sess *loaxa.Session) ([]sessionItem, error) {
-	zone, err := s.zoneOf(ctx, sess.Area)
-	if err != nil {
-		return nil, err
-	}
-	loc, err := loaxa.Location(zone)
-	if err != nil {
-		return nil, err
-	}
-	clock, err := loaxa.ParseClock(sess.Start)
-	if err != nil {
-		return nil, fmt.Errorf("session %s: %w", sess.ID, err)
-	}
-	now := s.now()
-	y, m, d := now.In(loc).Date()
-	from := time.Date(y, m, d, 0, 0, 0, 0, loc)
-	if !loaxa.AtClock(now, clock, loc).Add(sess.MaxLength()).After(now) {
-		from = time.Date(y, m, d+1, 0, 0, 0, 0, loc) // today's is over
-	}
-	plays := func(a *loaxa.Announcement) (bool, error) {
-		rec, err := loaxa.NewRecurrence(a, loc)
-		if err != nil {
-			return false, fmt.Errorf("announcement %s: %w", a.ID, err)
-		}
-		_, ok := rec.Next(from.Add(-time.Nanosecond))
-		return ok, nil
-	}
-	anns, err := s.AnnouncementService.FindAnnouncements(ctx, loaxa.AnnouncementFilter{State: loaxa.AnnouncementActive})
-	if err != nil {
-		return nil, fmt.Errorf("announcements: %w", err)
-	}
-	byID := map[string]*loaxa.Announcement{}
-	var out []sessionItem
-	for _, a := range anns {
-		byID[a.ID] = a
-		if a.Session != sess.ID {
-			continue
-		}
-		if ok, err := plays(a); err != nil {
-			return nil, err
-		} else if ok {
-			out = append(out, sessionItem{Announcement: a.ID, Title: a.Title})
-		}
-	}
-	if s.ProposalService != nil {
-		ps, err := s.ProposalService.FindProposals(ctx, loaxa.ProposalFilter{State: loaxa.ProposalAccepted})
-		if err != nil {
-			return nil, fmt.Errorf("proposals: %w", err)
-		}
-		for _, p := range ps {
-			a := byID[p.Announcement]
-			if p.Session != sess.ID || a == nil || a.Session == sess.ID {
-				continue // not in it, cancelled, or listed already
-			}
-			if ok, err := plays(a); err != nil {
-				return nil, err
-			} else if ok {
-				out = append(out, sessionItem{Announcement: a.ID, Title: a.Title, Proposal: p.ID})
-			}
-		}
-	}
-	slices.SortFunc(out, func(x, y sessionItem) int {
-		return cmp.Or(cmp.Compare(len(x.Announcement), len(y.Announcement)), strings.Compare(x.Announcement, y.Announcement))
-	})
-	return out, nil
 }

@@ -506,7 +506,7 @@ func TestDeletingASessionWithItemsToPlayIsRefused(t *testing.T) {
 		t.Errorf("forced delete lists %v, want %v", got, want)
 	}
 	entries := e.auditSeen(e.token("admin"), "session.delete")
-	if len(entries) != 1 || !strings.Contains(entries[0].Detail, fmt.Sprintf("forced, 2 item(s) left unplayed: %s, %s", weather.ID, fromAbove.ID)) {
+	if len(entries) != 1 || !strings.Contains(entries[0].Detail, fmt.Sprintf("forced, 2 item(s) cancelled with it: %s, %s", weather.ID, fromAbove.ID)) {
 		t.Errorf("audit %+v, want the forced delete with the items left", entries)
 	}
 	checkError(t, del(""), http.StatusNotFound, loaxa.ENotFound, "There is no session")
@@ -520,4 +520,117 @@ func TestDeletingASessionWithItemsToPlayIsRefused(t *testing.T) {
 		}
 	}
 	e.call("DELETE", "/api/v1/sessions/"+evening.ID, officer, nil, http.StatusNoContent, nil)
+}
+
+// TestForcedSessionDeleteCancelsItsItems: a session deleted with
+// ?force=true named its bulletins still to play in the answer and the
+// audit, but left them active: they never played again, yet lists showed
+// them active (the console's "Bản tin đang có hiệu lực") for good. The
+// forced delete cancels them in the same transaction: each announcement
+// placed in it is cancelled, at the moment of the delete, with the reason
+// session-deleted (the one on air included: it stops as any item cancelled
+// under way), and a bulletin from above accepted into it is declined for
+// this commune only. Items of other sessions, and a refused delete, change
+// nothing.
+func TestForcedSessionDeleteCancelsItsItems(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var morning, evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &evening)
+	create := func(token, title, session, rrule string, at time.Time) (loaxa.Announcement, []loaxa.Proposal) {
+		body := map[string]any{"title": title, "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}},
+			"priority": "normal", "start": at.Format(time.RFC3339)}
+		if session != "" {
+			body["session"] = session
+		}
+		if rrule != "" {
+			body["rrule"] = rrule
+		}
+		var a struct {
+			loaxa.Announcement
+			Proposals []loaxa.Proposal
+		}
+		e.call("POST", "/api/v1/announcements", token, body, http.StatusCreated, &a)
+		return a.Announcement, a.Proposals
+	}
+	weather, _ := create(officer, "Bản tin thời tiết", morning.ID, "FREQ=DAILY", t0.Add(30*time.Minute))
+	onAir, _ := create(officer, "Thông báo tiêm chủng", morning.ID, "", t0.Add(30*time.Minute))
+	news, _ := create(officer, "Bản tin chiều", evening.ID, "FREQ=DAILY", t0.Add(12*time.Hour))
+	fromAbove, ps := create(district, "Bản tin huyện", "", "", t0.Add(24*time.Hour+40*time.Minute))
+	if len(ps) != 1 {
+		t.Fatalf("bulletin from above made proposals %+v, want one for 12346", ps)
+	}
+	e.call("POST", "/api/v1/proposals/"+ps[0].ID+"/accept", officer, map[string]any{"session": morning.ID}, http.StatusOK, nil)
+
+	ann := func(id string) loaxa.Announcement {
+		var a loaxa.Announcement
+		e.call("GET", "/api/v1/announcements/"+id, e.admin, nil, http.StatusOK, &a)
+		return a
+	}
+	proposal := func() loaxa.Proposal {
+		var l struct{ Proposals []loaxa.Proposal }
+		e.call("GET", "/api/v1/proposals?area=12346", e.admin, nil, http.StatusOK, &l)
+		if len(l.Proposals) != 1 {
+			t.Fatalf("proposals %+v, want one", l.Proposals)
+		}
+		return l.Proposals[0]
+	}
+
+	// 05:40: the morning session is under way, its one-off on air.
+	e.clock.Set(t0.Add(40 * time.Minute))
+	officer = e.token("can-bo-a")
+	r := e.request("DELETE", "/api/v1/sessions/"+morning.ID, officer, "", nil)
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "or delete with ?force=true to cancel them with the session.")
+	for _, id := range []string{weather.ID, onAir.ID} {
+		if a := ann(id); a.State != loaxa.AnnouncementActive || !a.CancelledAt.IsZero() {
+			t.Errorf("after a refused delete %s is %s (cancelled at %s), want active", id, a.State, a.CancelledAt)
+		}
+	}
+	if p := proposal(); p.State != loaxa.ProposalAccepted {
+		t.Errorf("after a refused delete the proposal is %s, want accepted", p.State)
+	}
+
+	var answer struct{ Items []loaxa.SessionItem }
+	e.call("DELETE", "/api/v1/sessions/"+morning.ID+"?force=true", officer, nil, http.StatusOK, &answer)
+	if len(answer.Items) != 3 {
+		t.Errorf("forced delete answers %+v, want the 3 items it cancelled", answer.Items)
+	}
+	deleted := e.clock.Now()
+	for _, id := range []string{weather.ID, onAir.ID} {
+		a := ann(id)
+		if a.State != loaxa.AnnouncementCancelled || !a.CancelledAt.Equal(deleted) || a.CancelReason != loaxa.CancelSessionDeleted {
+			t.Errorf("%s after the forced delete: %s, cancelled at %s, reason %q; want cancelled at %s with reason %q",
+				id, a.State, a.CancelledAt, a.CancelReason, deleted, loaxa.CancelSessionDeleted)
+		}
+	}
+	if a := ann(news.ID); a.State != loaxa.AnnouncementActive {
+		t.Errorf("the evening session's item is %s, want active", a.State)
+	}
+	// The district's bulletin is declined here only: it is the district's
+	// to cancel, and other communes may play it.
+	if a := ann(fromAbove.ID); a.State != loaxa.AnnouncementActive {
+		t.Errorf("the bulletin from above is %s, want active", a.State)
+	}
+	if p := proposal(); p.State != loaxa.ProposalDeclined || p.Reason != loaxa.CancelSessionDeleted || p.DecidedBy != "can-bo-a" ||
+		!p.DecidedAt.Equal(deleted) || p.Session != "" {
+		t.Errorf("the proposal after the forced delete: %+v; want declined by can-bo-a at %s with reason %q", p, deleted, loaxa.CancelSessionDeleted)
+	}
+	var active struct{ Announcements []loaxa.Announcement }
+	e.call("GET", "/api/v1/announcements?state=active", officer, nil, http.StatusOK, &active)
+	for _, a := range active.Announcements {
+		if a.ID == weather.ID || a.ID == onAir.ID {
+			t.Errorf("%s (%s) still listed active", a.ID, a.Title)
+		}
+	}
+	entries := e.auditSeen(e.token("admin"), "session.delete")
+	if len(entries) != 1 || !strings.Contains(entries[0].Detail, "forced, 3 item(s) cancelled with it") {
+		t.Errorf("audit %+v, want the forced delete with the items cancelled", entries)
+	}
 }

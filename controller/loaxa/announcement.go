@@ -74,7 +74,16 @@ type Announcement struct {
 	// cancelled after its slot began keeps that slot in the day's session,
 	// so the items after it do not move (docs/scheduling.md "Sessions").
 	CancelledAt time.Time `json:"cancelled_at,omitzero"`
+	// CancelReason says why it was cancelled when an officer did not
+	// cancel it by hand: CancelSessionDeleted. Empty otherwise.
+	CancelReason string `json:"cancel_reason,omitempty"`
 }
+
+// CancelSessionDeleted is the CancelReason of an item cancelled with the
+// session it was placed in (a forced DELETE /sessions/{id}), and the
+// Reason of a proposal from above declined with the session it was
+// accepted into.
+const CancelSessionDeleted = "session-deleted"
 
 // Targets are the areas (with all their descendants) and nodes an
 // announcement plays on.

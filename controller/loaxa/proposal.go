@@ -32,6 +32,9 @@ type Proposal struct {
 	DecidedBy string    `json:"decided_by,omitempty"`
 	DecidedAt time.Time `json:"decided_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
+	// Reason says why a proposal accepted into a session was declined
+	// after all: CancelSessionDeleted when that session was deleted.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ProposalFilter selects proposals. Zero fields do not filter.

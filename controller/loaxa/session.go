@@ -1,8 +1,10 @@
 package loaxa
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -179,6 +181,114 @@ func SessionInstanceID(session string, start time.Time, loc *time.Location) stri
 	return session + "@" + start.In(loc).Format("20060102")
 }
 
+// SessionItem is an announcement placed in a session, or accepted into it
+// from above, that still has plays to come.
+type SessionItem struct {
+	Announcement string `json:"announcement"`
+	Title        string `json:"title"`
+	// Proposal is set when the item came down from above and was accepted
+	// into the session.
+	Proposal string `json:"proposal,omitempty"`
+}
+
+// ItemsToPlay returns the items of s among anns and ps: the active
+// announcements placed in s, or accepted into it by an accepted proposal,
+// that have a play on or after the first day (in loc) whose instance of s
+// is not over at now, in id order. Each is listed once.
+func (s *Session) ItemsToPlay(anns []*Announcement, ps []*Proposal, loc *time.Location, now time.Time) ([]SessionItem, error) {
+	clock, err := ParseClock(s.Start)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", s.ID, err)
+	}
+	y, m, d := now.In(loc).Date()
+	from := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if !AtClock(now, clock, loc).Add(s.MaxLength()).After(now) {
+		from = time.Date(y, m, d+1, 0, 0, 0, 0, loc) // today's is over
+	}
+	plays := func(a *Announcement) (bool, error) {
+		rec, err := NewRecurrence(a, loc)
+		if err != nil {
+			return false, fmt.Errorf("announcement %s: %w", a.ID, err)
+		}
+		_, ok := rec.Next(from.Add(-time.Nanosecond))
+		return ok, nil
+	}
+	byID := map[string]*Announcement{}
+	var out []SessionItem
+	for _, a := range anns {
+		if a.State != AnnouncementActive {
+			continue
+		}
+		byID[a.ID] = a
+		if a.Session != s.ID {
+			continue
+		}
+		if ok, err := plays(a); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, SessionItem{Announcement: a.ID, Title: a.Title})
+		}
+	}
+	for _, p := range ps {
+		a := byID[p.Announcement]
+		if p.State != ProposalAccepted || p.Session != s.ID || a == nil || a.Session == s.ID {
+			continue // not in it, cancelled, or listed already
+		}
+		if ok, err := plays(a); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, SessionItem{Announcement: a.ID, Title: a.Title, Proposal: p.ID})
+		}
+	}
+	slices.SortFunc(out, func(x, y SessionItem) int {
+		return cmp.Or(cmp.Compare(len(x.Announcement), len(y.Announcement)), strings.Compare(x.Announcement, y.Announcement))
+	})
+	return out, nil
+}
+
+// shownItems is how many items a refused delete names in its message.
+const shownItems = 3
+
+// SessionItemsError is the EConflict of a session deleted, without Force,
+// while items still to play are placed in it: once it is gone they would
+// play nowhere.
+type SessionItemsError struct {
+	Session *Session
+	Items   []SessionItem
+	err     *Error
+}
+
+func (e *SessionItemsError) Error() string { return e.err.Error() }
+
+// Unwrap returns the EConflict *Error with the message for the officer.
+func (e *SessionItemsError) Unwrap() error { return e.err }
+
+// NewSessionItemsError returns the *SessionItemsError refusing to delete
+// s while items are placed in it, naming the first few.
+func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
+	var named []string
+	for _, it := range items[:min(len(items), shownItems)] {
+		named = append(named, fmt.Sprintf("%s (%s)", it.Announcement, it.Title))
+	}
+	list := strings.Join(named, ", ")
+	if len(items) > shownItems {
+		list += fmt.Sprintf(" and %d more", len(items)-shownItems)
+	}
+	return &SessionItemsError{Session: s, Items: items, err: Errorf(EConflict,
+		"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to cancel them with the session.",
+		s.ID, s.Name, len(items), list)}
+}
+
+// SessionDeletion says how to delete a session.
+type SessionDeletion struct {
+	// Force deletes it even with items still to play, and cancels them:
+	// announcements placed in it are cancelled (CancelSessionDeleted),
+	// proposals accepted into it are declined.
+	Force bool
+	// By is the user deleting it, who declines those proposals.
+	By string
+}
+
 // SessionFilter selects sessions. Zero fields do not filter.
 type SessionFilter struct {
 	// Areas limits the result to sessions of these areas.
@@ -195,6 +305,9 @@ type SessionService interface {
 	FindSessionByID(ctx context.Context, id string) (*Session, error)
 	// FindSessions returns sessions sorted by area, then start, then id.
 	FindSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
-	// DeleteSession removes it; announcements placed in it no longer play.
-	DeleteSession(ctx context.Context, id string) error
+	// DeleteSession removes it and returns the items it had still to play
+	// (Session.ItemsToPlay). With any, it is refused with a
+	// *SessionItemsError unless d.Force, which cancels them in the same
+	// transaction.
+	DeleteSession(ctx context.Context, id string, d SessionDeletion) ([]SessionItem, error)
 }

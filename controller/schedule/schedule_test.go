@@ -961,6 +961,56 @@ func TestItemAddedToASessionUnderWayStartsWhenAdded(t *testing.T) {
 	}
 }
 
+// TestForcedSessionDeleteTakesItsItemsOffTheNodes: the evening session
+// (17:00–18:00) is deleted with ?force=true at 17:00:30, its first item on
+// air. Its items are cancelled with it (docs/scheduling.md "Sessions"), as
+// an item cancelled under way: none stays in the node's desired state, so
+// the node stops the one on air (failed "removed"), and the deliveries of
+// those not begun, today's and later days', are dropped, so reports do not
+// count them as planned.
+func TestForcedSessionDeleteTakesItsItemsOffTheNodes(t *testing.T) {
+	at := func(h, m, s int) time.Time { return time.Date(2026, 11, 28, h, m, s, 0, ictZone) }
+	r := newRig(t)
+	sessions := bolt.NewSessionService(r.db)
+	r.s.SessionService = sessions
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 60, CreatedAt: t0}
+	r.must(t, sessions.CreateSession(r.ctx, evening))
+	var items []*loaxa.Announcement
+	for _, title := range []string{"A", "B"} {
+		a := &loaxa.Announcement{Title: title, ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+			Priority: protocol.PriorityNormal, Start: at(6, 0, 0), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
+		r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+		items = append(items, a)
+	}
+	r.compile(t, false)
+	if got := len(r.msg.last("tt-01").Occurrences); got == 0 {
+		t.Fatal("no occurrences before the delete")
+	}
+
+	r.clock.Set(at(17, 0, 30))
+	deleted, err := sessions.DeleteSession(r.ctx, evening.ID, loaxa.SessionDeletion{Force: true, By: "can-bo-a"})
+	r.must(t, err)
+	if len(deleted) != 2 {
+		t.Errorf("forced delete cancelled %+v, want A and B", deleted)
+	}
+	r.compile(t, false)
+	if d := r.msg.last("tt-01"); len(d.Occurrences) != 0 {
+		t.Errorf("desired state v%d after the forced delete still has %v; want nothing", d.Version, occurrenceIDs(d))
+	}
+	for _, a := range items {
+		got, err := r.s.AnnouncementService.FindAnnouncementByID(r.ctx, a.ID)
+		r.must(t, err)
+		if got.State != loaxa.AnnouncementCancelled || got.CancelReason != loaxa.CancelSessionDeleted || !got.CancelledAt.Equal(at(17, 0, 30)) {
+			t.Errorf("%s after the forced delete: %s, reason %q, at %v", a.Title, got.State, got.CancelReason, got.CancelledAt)
+		}
+	}
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Announcement: items[1].ID})
+	r.must(t, err)
+	for _, d := range ds {
+		t.Errorf("B, not begun, keeps delivery %s (%s) after the forced delete; want it dropped", d.Occurrence, d.State)
+	}
+}
+
 // TestNodeEnrolledAfterAnOccurrenceDoesNotGetIt: a cluster put up at
 // 12:05 got the commune's 12:00 bulletin in its first desired state, still
 // within the late grace, and played it five minutes late, out of step with

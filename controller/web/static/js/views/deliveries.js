@@ -15,7 +15,10 @@ export async function render(ctx, main, params) {
     const [a, d] = await Promise.all([api('GET', `/announcements/${encodeURIComponent(id)}`), api('GET', `/announcements/${encodeURIComponent(id)}/deliveries`)]);
     fill(body,
       h('h1', {}, a.title),
-      h('p', {}, `${t('priority.' + a.priority)} · ${t('deliveries.by', { user: a.created_by })} · `, badge(a.state, 'ann.')),
+      // A bulletin cancelled with its session says so: the officer who
+      // placed it did not cancel it.
+      h('p', {}, `${t('priority.' + a.priority)} · ${t('deliveries.by', { user: a.created_by })} · `, badge(a.state, 'ann.'),
+        a.cancel_reason ? h('span', { id: 'cancel-reason' }, ` · ${reasonText(a.cancel_reason)}`) : null),
       h('div', { class: 'stats', id: 'delivery-counts' }, Object.entries(d.counts || {}).map(([k, n]) =>
         h('div', { class: 'panel' }, h('div', { class: `stat s-${k}` }, fmtNumber(n)), badge(k)))),
       h('section', { class: 'panel', 'aria-labelledby': 'h-del' }, h('h2', { id: 'h-del' }, t('deliveries.title')),
