@@ -827,18 +827,23 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 	// for every node that completed a play, and under the lock they would
 	// wait for each other (a node's messages all go to one worker, so its
 	// own stay in order).
+	var lastPlayErr error
 	if !lastPlay.IsZero() {
-		err := m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+		lastPlayErr = m.Nodes.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
 			if lastPlay.After(s.LastPlay) {
 				s.LastPlay = lastPlay
 			}
 		})
-		if err != nil {
-			m.Logger.Error("health: last play not stored", "node", node, "err", err)
-		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	switch {
+	case lastPlay.IsZero():
+	case lastPlayErr != nil:
+		m.storeFailed(&m.statusFailures, "health: last play not stored", "node", node, "err", lastPlayErr)
+	default:
+		m.storeWorks(&m.statusFailures, nodeStoreWorks)
+	}
 	for _, e := range fresh {
 		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
 		switch {
@@ -983,8 +988,9 @@ func (m *Monitor) endAlarm(ctx context.Context, a *loaxa.Alarm, at time.Time) {
 // storeFailures counts the failed writes to one store (the alarms', or
 // the nodes' statuses) since the last one logged. While the store fails
 // (a full disk), every state of every faulty node and every sweep tries
-// its alarms again, and every sweep each silent node's state: a line for
-// each failure was thousands a minute in a typhoon.
+// its alarms again, every sweep each silent node's state, and every batch
+// with a completed play its node's last play: a line for each failure was
+// thousands a minute in a typhoon.
 type storeFailures struct {
 	logged   time.Time // when a failure was last logged; zero: none since the store last worked
 	unlogged int       // failures since, not logged

@@ -456,3 +456,43 @@ func TestFailingNodeStoreLogsOnceAMinute(t *testing.T) {
 		t.Errorf("the lines account for %d failed writes (recovery logged: %v), want all %d", counted, recovered, failures)
 	}
 }
+
+// TestFailingLastPlayStoreLogsOnceAMinute: with the node store failing (a
+// full disk), every batch of events with a completed play logged "health:
+// last play not stored": after each morning session, a line per node, ten
+// thousand at once in a province. It is logged at most once a minute, with
+// how many were not, counted with the node store's other failures; once a
+// write works again, one line says so with the rest of the count.
+func TestFailingLastPlayStoreLogsOnceAMinute(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	logs := captureLogs(w.m)
+	var failed atomic.Int64
+	w.m.Nodes = failingNodes{w.nodes, &failed}
+	seq := uint64(0)
+	play := func(node string) {
+		seq++
+		w.m.ObserveEvents(ctx, node, "e1", []protocol.Event{{Seq: seq, Type: protocol.EventCompleted, At: w.clock.Now(), Occurrence: fmt.Sprintf("a%d@x", seq)}})
+	}
+	for range 30 { // 5 minutes, a play of each node every 10 s
+		play("n1")
+		play("n2")
+		w.clock.Advance(10 * time.Second)
+	}
+	w.m.Nodes = w.nodes
+	play("n1")
+	if lp := w.node("n1").Status.LastPlay; !lp.Equal(w.clock.Now()) {
+		t.Fatalf("n1's last play %v once the store takes writes, want %v", lp, w.clock.Now())
+	}
+	errorLines, counted, recovered := failureAccount(logs.take(), "node store takes writes again")
+	failures := int(failed.Load())
+	if failures != 60 {
+		t.Fatalf("set-up: %d failed status writes, want one for each of the 60 plays", failures)
+	}
+	if errorLines > 6 {
+		t.Errorf("%d failed last play writes in 5 minutes logged %d error lines, want one a minute at most", failures, errorLines)
+	}
+	if !recovered || counted != failures {
+		t.Errorf("the lines account for %d failed writes (recovery logged: %v), want all %d", counted, recovered, failures)
+	}
+}
