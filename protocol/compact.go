@@ -56,7 +56,10 @@ func (s *Signer) SealCompact(typ Type, to string, body encoding.BinaryMarshaler,
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: encode body: %w", typ, to, err)
 	}
-	env := s.sign(typ, to, raw, ttl, true)
+	env, err := s.sign(typ, to, raw, ttl, true)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)
+	}
 	out, err := env.MarshalCompact()
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)

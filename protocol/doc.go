@@ -61,6 +61,9 @@
 //   - it is not a copy of one already accepted: commands go through a
 //     ReplayGuard that remembers (key, sequence) until expiry; desired states
 //     must carry a higher Version than the one the node runs (ErrReplay).
+//     So a signer must never use a sequence number twice with a key, even
+//     after a crash on a clock set back: Signer.Reserve stores how far it
+//     may count before it counts there.
 //     Copies are recognised by these values, never by their bytes: JSON
 //     lets one signed envelope be spelled several ways (field names match
 //     case-insensitively, base64 ignores spare bits), all of which verify.

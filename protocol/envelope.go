@@ -167,12 +167,20 @@ type Signer struct {
 	key ed25519.PrivateKey
 	kid string
 	seq uint64
+	// With Reserve: the numbers up to ceiling are stored as used, and
+	// save stores the next block of them before they are.
+	save    func(ceiling uint64) error
+	block   uint64
+	ceiling uint64
 }
 
 // NewSigner returns a signer for messages from sender from. Sequence numbers
 // start above both floor and the current time in microseconds, so a restarted
-// signer keeps counting upwards without persisting every number; callers
-// that can should persist Seq() on shutdown and pass it back as floor.
+// signer keeps counting upwards without persisting every number. The clock
+// alone is not enough: a signer restarted on a clock set back (a server
+// without an RTC battery booting at the same time again) would sign the
+// numbers it signed before, which receivers refuse as replays. Callers that
+// can store a floor should Reserve, and pass the stored ceiling back as floor.
 func NewSigner(from string, key ed25519.PrivateKey, floor uint64, now func() time.Time) *Signer {
 	if now == nil {
 		now = time.Now
@@ -211,6 +219,37 @@ func (s *Signer) Seq() uint64 {
 	return s.seq
 }
 
+// Reserve makes the signer store how far it has counted before it counts
+// there: save must store ceiling durably (a synced write) before it
+// returns, and a signer started again must be given the stored ceiling as
+// its floor. Reserve stores the first block, the block numbers after the
+// last one used, at once; each time the signer reaches the stored ceiling,
+// it stores the next block before it signs. So no number is signed twice
+// across a crash, whatever the clock did, at the cost of one save every
+// block messages and at most block numbers skipped at each restart. A
+// message whose block cannot be stored is not signed (Seal's error); the
+// next Seal tries again.
+func (s *Signer) Reserve(block uint64, save func(ceiling uint64) error) error {
+	if block == 0 {
+		return fmt.Errorf("reserve sequence numbers of %s: a block of 0", s.from)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.save, s.block = save, block
+	return s.reserve()
+}
+
+// reserve stores the next block of sequence numbers. Called with s.mu held:
+// no number of the block is signed before it is stored.
+func (s *Signer) reserve() error {
+	ceiling := s.seq + s.block
+	if err := s.save(ceiling); err != nil {
+		return fmt.Errorf("reserve sequence numbers of %s up to %d: %w", s.from, ceiling, err)
+	}
+	s.ceiling = ceiling
+	return nil
+}
+
 // Seal encodes body, wraps it in a signed envelope of type typ for audience
 // to, valid for ttl from now, and returns the wire bytes.
 func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte, error) {
@@ -223,7 +262,10 @@ func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: encode body: %w", typ, to, err)
 	}
-	env := s.sign(typ, to, raw, ttl, false)
+	env, err := s.sign(typ, to, raw, ttl, false)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)
+	}
 	out, err := json.Marshal(&env)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s for %s: %w", typ, to, err)
@@ -235,9 +277,16 @@ func (s *Signer) Seal(typ Type, to string, body any, ttl time.Duration) ([]byte,
 }
 
 // sign builds the envelope of body with the next sequence number, valid
-// for ttl from now, and signs it.
-func (s *Signer) sign(typ Type, to string, body []byte, ttl time.Duration, compact bool) Envelope {
+// for ttl from now, and signs it. It fails only when the next block of
+// sequence numbers cannot be reserved (see Reserve).
+func (s *Signer) sign(typ Type, to string, body []byte, ttl time.Duration, compact bool) (Envelope, error) {
 	s.mu.Lock()
+	if s.save != nil && s.seq >= s.ceiling {
+		if err := s.reserve(); err != nil {
+			s.mu.Unlock()
+			return Envelope{}, err
+		}
+	}
 	s.seq++
 	seq, key, kid := s.seq, s.key, s.kid
 	s.mu.Unlock()
@@ -247,7 +296,7 @@ func (s *Signer) sign(typ Type, to string, body []byte, ttl time.Duration, compa
 		Issued: now.UnixMilli(), Expires: now.Add(ttl).UnixMilli(), Body: body, compact: compact,
 	}
 	env.Sig = ed25519.Sign(key, env.signingBytes())
-	return env
+	return env, nil
 }
 
 // openSigned parses raw and checks its signature by a known key and its

@@ -464,6 +464,89 @@ func TestSealConcurrentSeq(t *testing.T) {
 	}
 }
 
+// TestSignerReservesBeforeItSigns: a signer restarted after a crash on a
+// clock set back signed the numbers it had signed before, and receivers
+// refused them as replays. With Reserve, every number is signed only once
+// a ceiling at or above it is stored; a signer started again on the stored
+// ceiling goes on above everything signed, whatever the clock says; and a
+// message whose block cannot be stored is not signed, the next Seal trying
+// again.
+func TestSignerReservesBeforeItSigns(t *testing.T) {
+	var stored uint64
+	var fail error
+	save := func(ceiling uint64) error {
+		if fail != nil {
+			return fail
+		}
+		stored = ceiling
+		return nil
+	}
+	seal := func(s *protocol.Signer) (uint64, error) {
+		t.Helper()
+		raw, err := s.Seal(protocol.TypeCommand, nodeTo, prototest.Ack(), time.Minute)
+		if err != nil {
+			return 0, err
+		}
+		env, err := protocol.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.Seq, nil
+	}
+	s := protocol.NewSigner(prototest.Controller, prototest.Key(), 0, prototest.Now)
+	start := s.Seq()
+	if err := s.Reserve(4, save); err != nil {
+		t.Fatal(err)
+	}
+	if stored != start+4 {
+		t.Fatalf("Reserve stored %d, want the first block's ceiling %d", stored, start+4)
+	}
+	var last uint64
+	for i := range 10 {
+		seq, err := seal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq > stored {
+			t.Fatalf("message %d signed with %d above the stored ceiling %d", i, seq, stored)
+		}
+		last = seq
+	}
+
+	// The store fails as the block runs out: no message, and no number
+	// used; once it works, the next message is signed.
+	for seq := last; seq < stored; seq++ {
+		if _, err := seal(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail = errors.New("no space left on device")
+	before := s.Seq()
+	if _, err := seal(s); err == nil || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), "reserve sequence numbers") {
+		t.Fatalf("Seal with the store failing = %v, want the reservation's error", err)
+	}
+	if s.Seq() != before {
+		t.Fatalf("a refused Seal used sequence %d", s.Seq())
+	}
+	fail = nil
+	if seq, err := seal(s); err != nil || seq != before+1 || stored < seq {
+		t.Fatalf("Seal once the store works = %d, %v (stored %d); want %d", seq, err, stored, before+1)
+	}
+
+	// A crash, and the clock back where it was at the first start.
+	used := s.Seq()
+	restarted := protocol.NewSigner(prototest.Controller, prototest.Key(), stored, prototest.Now)
+	if err := restarted.Reserve(4, save); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := seal(restarted); err != nil || seq <= used {
+		t.Fatalf("first message after the restart = %d, %v; want above %d, the last signed before", seq, err, used)
+	}
+	if err := restarted.Reserve(0, save); err == nil {
+		t.Error("Reserve took a block of 0")
+	}
+}
+
 func TestReason(t *testing.T) {
 	tests := []struct {
 		err  error

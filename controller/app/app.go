@@ -158,6 +158,9 @@ func (a *App) Open() (err error) {
 		return fmt.Errorf("signing sequence: %w", err)
 	}
 	a.Signer = protocol.NewSigner("controller", key, floor, a.Clock.Now)
+	if err := a.Signer.Reserve(seqBlock, a.DB.SaveSeqFloor); err != nil {
+		return fmt.Errorf("signing sequence: %w", err)
+	}
 
 	a.Media = media.NewLibrary(cfg.DataDir)
 	a.Media.MaxUploadBytes = cfg.MaxUploadBytes
@@ -697,6 +700,12 @@ func (a *App) createAdmin(ctx context.Context, admin *firstAdmin) error {
 	return nil
 }
 
+// seqBlock is how many message sequence numbers the signer reserves in the
+// store at a time (protocol.Signer.Reserve): one synced write every 65,536
+// signed messages, and as many numbers skipped at most at each restart, in
+// a sequence that starts from the clock in microseconds.
+const seqBlock = 1 << 16
+
 // Close stops everything in the reverse order of Open and closes the store
 // last, so in-flight requests and messages finish writing.
 func (a *App) Close() error {
@@ -718,9 +727,6 @@ func (a *App) Close() error {
 		errs = append(errs, a.Broker.Close())
 	}
 	if a.DB != nil {
-		if a.Signer != nil {
-			errs = append(errs, a.DB.SaveSeqFloor(a.Signer.Seq()))
-		}
 		errs = append(errs, a.DB.Close())
 	}
 	return errors.Join(errs...)

@@ -332,8 +332,9 @@ func signingKey(tx *bbolt.Tx, db *DB) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// SeqFloor returns the stored floor for the signer's message sequence, 0 if
-// none was saved.
+// SeqFloor returns the stored floor for the signer's message sequence: the
+// ceiling of the numbers it reserved, every number it signed at or below
+// it; 0 if none was saved.
 func (db *DB) SeqFloor() (uint64, error) {
 	var floor uint64
 	err := db.view(func(tx *bbolt.Tx) error {
@@ -354,7 +355,10 @@ func (db *DB) SeqFloor() (uint64, error) {
 }
 
 // SaveSeqFloor stores floor unless a higher floor is stored already: the
-// floor only grows, because nodes refuse sequences they have seen.
+// floor only grows, because nodes refuse sequences they have seen. The
+// signer calls it before it signs with the numbers up to floor, and its
+// commit is synced to the disk (bbolt's default), so it holds after a
+// power cut.
 func (db *DB) SaveSeqFloor(floor uint64) error {
 	err := db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
