@@ -58,6 +58,10 @@ type Broker struct {
 	// ConnectTimeout is how long a new connection may take to send its
 	// CONNECT, TLS handshake included (0: brokerconn.DefaultConnectTimeout).
 	ConnectTimeout time.Duration
+	// MaxConnecting is how many connections may wait for their CONNECT
+	// (TLS handshake included) at once; the broker ends the next ones at
+	// once (0: brokerconn.DefaultMaxConnecting).
+	MaxConnecting int
 	// UnroutedSweep is how often the broker looks for connected clients
 	// it no longer routes publishes to (0: 5 s); see sweepUnrouted.
 	UnroutedSweep time.Duration
@@ -138,6 +142,10 @@ func (b *Broker) Open() error {
 	if b.ConnectTimeout > 0 {
 		b.listener.ConnectTimeout = b.ConnectTimeout
 	}
+	if b.MaxConnecting > 0 {
+		b.listener.MaxConnecting = b.MaxConnecting
+	}
+	b.listener.Logger = b.Logger // mochi's own logger passes errors only
 	b.listener.Server = b.server // its Close disconnects clients without mochi's double read lock
 	if err := b.server.AddListener(b.listener); err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.Addr, err)

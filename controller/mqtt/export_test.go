@@ -56,3 +56,10 @@ func ClientsConnected(b *Broker) int64 { return atomic.LoadInt64(&b.server.Info.
 // BytesReceived returns the bytes the embedded broker has read from its
 // clients: a CONNECT's fixed header is counted before its body is read.
 func BytesReceived(b *Broker) int64 { return atomic.LoadInt64(&b.server.Info.BytesReceived) }
+
+// Connecting returns how many connections to b wait for their CONNECT.
+func Connecting(b *Broker) int { return b.listener.Connecting() }
+
+// RefusedConnections returns how many connections b ended at once because
+// MaxConnecting were waiting for their CONNECT.
+func RefusedConnections(b *Broker) int64 { return b.listener.Refused() }

@@ -188,6 +188,86 @@ func TestBrokerEndsAConnectionThatSendsNoConnect(t *testing.T) {
 	}
 }
 
+// TestBrokerLimitsConnectionsWaitingForTheirConnect: the broker bounded
+// how long a connection may wait for its CONNECT, not how many may: 3,000
+// silent connections opened at once all stayed, a goroutine and a file
+// each, and someone opening them faster than they time out could take
+// every file the controller may open. Beyond MaxConnecting waiting at
+// once, a new connection must be ended at once, over TCP and TLS alike;
+// connected nodes must not count, and a node must connect once there is
+// room again.
+func TestBrokerLimitsConnectionsWaitingForTheirConnect(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := map[bool]string{false: "tcp", true: "tls"}[useTLS]
+		t.Run(name, func(t *testing.T) {
+			// Not ended for taking too long: for lack of room.
+			r := newRigWith(t, func(b *mqtt.Broker) {
+				b.ConnectTimeout = time.Hour
+				b.MaxConnecting = 3
+				if useTLS {
+					b.TLSConfig = selfSigned(t)
+				}
+			})
+			if !useTLS { // the rig's nodes speak plain MQTT
+				if _, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", ""); err != nil {
+					t.Fatalf("a node before anyone else: %v", err)
+				}
+			}
+			waitUntil(t, "no connection waits for its CONNECT", func() bool { return mqtt.Connecting(r.broker) == 0 })
+			silent := make([]net.Conn, 3)
+			for i := range silent {
+				cn, err := net.Dial("tcp", r.broker.ListenAddr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cn.Close()
+				silent[i] = cn
+			}
+			waitUntil(t, "3 connections wait for their CONNECT", func() bool { return mqtt.Connecting(r.broker) == 3 })
+
+			cn, err := net.Dial("tcp", r.broker.ListenAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cn.Close()
+			if err := endedByTheBroker(cn); err != nil {
+				t.Fatalf("a fourth connection while 3 wait for their CONNECT: %v", err)
+			}
+			if n := mqtt.RefusedConnections(r.broker); n != 1 {
+				t.Errorf("%d connections refused, want the fourth", n)
+			}
+			if n := mqtt.Connecting(r.broker); n != 3 {
+				t.Errorf("%d connections wait for their CONNECT after the refusal, want 3", n)
+			}
+
+			// Room again: a node connects, and once connected no longer
+			// counts.
+			silent[0].Close()
+			waitUntil(t, "2 connections wait for their CONNECT", func() bool { return mqtt.Connecting(r.broker) == 2 })
+			if useTLS {
+				return
+			}
+			if _, err := r.connect(t, "tm-01", "tm-01", "secret-tm-01", ""); err != nil {
+				t.Fatalf("a node once there is room: %v", err)
+			}
+			if n := mqtt.Connecting(r.broker); n != 2 {
+				t.Errorf("%d connections wait for their CONNECT with the node connected, want the 2 silent ones", n)
+			}
+		})
+	}
+}
+
+// waitUntil waits for cond, for at most a minute: the broker takes and
+// ends connections on its own goroutines.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not so after a minute: %s", what)
+		}
+	}
+}
+
 // selfSigned returns a server TLS configuration with a new self-signed
 // certificate.
 func selfSigned(t *testing.T) *tls.Config {
