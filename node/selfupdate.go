@@ -10,8 +10,10 @@ package main
 //     (update-failed) and nothing else changes. The download makes way
 //     for content a play needs (an alert's message): it stops while
 //     that is fetched and then goes on from where it was;
-//  2. waits until nothing plays and nothing is due for idleWindow, so an
-//     update never cuts a broadcast. Until then, the download included,
+//  2. waits until this release has passed its probation (below), so the
+//     release kept to go back to is always one that ran, and until nothing
+//     plays and nothing is due for idleWindow, so an update never cuts a
+//     broadcast. Until then, the download included,
 //     it follows the controller's latest wish (update.Requests.Hold): a
 //     request for another release, or none renewed in time (the rollout
 //     halted), drops this one at once;
@@ -267,13 +269,25 @@ func (u *updater) fetchAndWait(ctx context.Context, a *agent.Agent, req protocol
 		return err
 	}
 	u.log.Info("update: fetched and checked; waiting for a quiet moment", "version", req.Version)
+	told := false
 	for {
-		idle, err := a.Idle(ctx, idleWindow)
-		if err != nil {
-			return err
-		}
-		if idle {
-			return nil
+		// The release kept to go back to must be one that ran: this one
+		// first passes its own probation (update.BeginProbation).
+		on, err := update.OnProbation(u.exe, version)
+		switch {
+		case err != nil:
+			return fmt.Errorf("release %s not tried: %w", req.Version, err)
+		case on && !told:
+			u.log.Info("update: waiting for this release to pass its probation before trying the next", "running", version, "next", req.Version)
+			told = true
+		case !on:
+			idle, err := a.Idle(ctx, idleWindow)
+			if err != nil {
+				return err
+			}
+			if idle {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -14,7 +14,8 @@ package update
 // sync of the directory, in an order that leaves, after a power cut at any
 // point, a whole binary at exe and a marker that says what to do next:
 //
-//	install (the old agent, after the trial):
+//	install (the old agent, after the trial, once it passed its own
+//	probation: the release kept to go back to is always one that ran):
 //	  marker {version: new, previous: old, starts: 0} written and synced
 //	  exe linked as <exe>.previous; new binary renamed over exe; synced
 //	each start of the new agent: starts+1, synced, before anything else
@@ -84,10 +85,36 @@ func step(name string) error {
 	return failpoint(name)
 }
 
+// ErrOnProbation: the running release is still on probation, and another
+// may not replace it before it passed: the release it would keep to go
+// back to is one that never proved itself, and the one that did would be
+// gone.
+var ErrOnProbation = errors.New("the running release is still on probation")
+
 // BeginProbation puts a release on probation: call it after its trial and
-// before Install, so that no new binary runs at exe without a marker.
+// before Install, so that no new binary runs at exe without a marker. It
+// refuses (ErrOnProbation) while m.Previous, the release at exe, is on
+// probation itself.
 func BeginProbation(exe string, m Marker) error {
+	on, err := OnProbation(exe, m.Previous)
+	if err != nil {
+		return fmt.Errorf("put %s on probation: %w", m.Version, err)
+	}
+	if on {
+		return fmt.Errorf("put %s on probation: %s has not passed its own yet: %w", m.Version, m.Previous, ErrOnProbation)
+	}
 	return writeMarker(exe, m)
+}
+
+// OnProbation reports whether version, the release at exe, is on
+// probation: it has not passed yet and is not being rolled back. An
+// update waits until it is not (BeginProbation).
+func OnProbation(exe, version string) (bool, error) {
+	m, err := readMarker(exe)
+	if err != nil {
+		return false, err
+	}
+	return m != nil && m.Version == version && m.RolledBack == "", nil
 }
 
 // writeMarker replaces the marker with m: written beside it, synced,

@@ -212,6 +212,73 @@ func TestHealthyReleasePassesProbation(t *testing.T) {
 	}
 }
 
+// A rollout of 3.0.0 reached a board whose 2.0.0 was still on probation,
+// 1.0.0 kept behind it. Installing 3.0.0 kept the unproven 2.0.0 to go back
+// to and threw 1.0.0 away: 3.0.0 crashed, the board went back to 2.0.0,
+// which nothing had proven and which then ran without probation; crashing
+// too, it left the pole silent. No release may replace one on probation:
+// the install is refused until 2.0.0 passed, the board keeps 1.0.0 to go
+// back to, and 3.0.0, once installed, has the proven 2.0.0 behind it.
+func TestNoReleaseReplacesOneOnProbation(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.start(); err != nil || !v.On {
+		t.Fatalf("first start of 2.0.0: %+v, %v", v, err)
+	}
+	if on, err := OnProbation(b.exe, "2.0.0"); err != nil || !on {
+		t.Fatalf("OnProbation(2.0.0) = %v, %v; want true", on, err)
+	}
+	if err := b.update("3.0.0"); !errors.Is(err, ErrOnProbation) {
+		t.Fatalf("3.0.0 installed over 2.0.0 on probation (%v); want ErrOnProbation", err)
+	}
+	if got := b.running(); got != "2.0.0" {
+		t.Fatalf("%s runs, want 2.0.0", got)
+	}
+	if m := b.marker(); m == nil || m.Version != "2.0.0" || m.Previous != "1.0.0" || m.Starts != 1 {
+		t.Fatalf("marker %+v; want 2.0.0's, started once, 1.0.0 behind it", m)
+	}
+	// 2.0.0 crashes at every start: the board goes back to 1.0.0.
+	for i := 2; i <= MaxStarts; i++ {
+		b.clk.Advance(time.Minute)
+		if v, err := b.start(); err != nil || !v.On {
+			t.Fatalf("start %d of 2.0.0: %+v, %v", i, v, err)
+		}
+	}
+	b.clk.Advance(time.Minute)
+	if v, err := b.start(); err != nil || !v.Exec {
+		t.Fatalf("start %d of 2.0.0: %+v, %v; want a rollback", MaxStarts+1, v, err)
+	}
+	if got := b.running(); got != "1.0.0" {
+		t.Fatalf("rolled back to %s, want 1.0.0, the release that ran", got)
+	}
+
+	// Once 2.0.0 has passed, 3.0.0 goes on probation behind it.
+	b = newBoard(t, "1.0.0")
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.start(); err != nil || !v.On {
+		t.Fatalf("first start of 2.0.0: %+v, %v", v, err)
+	}
+	if err := (&Probation{Exe: b.exe}).End(); err != nil { // it passed
+		t.Fatal(err)
+	}
+	if on, err := OnProbation(b.exe, "2.0.0"); err != nil || on {
+		t.Fatalf("OnProbation(2.0.0) after it passed = %v, %v; want false", on, err)
+	}
+	if err := b.update("3.0.0"); err != nil {
+		t.Fatalf("3.0.0 after 2.0.0 passed: %v", err)
+	}
+	if m := b.marker(); m == nil || m.Version != "3.0.0" || m.Previous != "2.0.0" {
+		t.Fatalf("marker %+v; want 3.0.0 on probation from 2.0.0", m)
+	}
+	if raw, err := os.ReadFile(Previous(b.exe)); err != nil || string(raw) != "2.0.0" {
+		t.Fatalf("kept to go back to: %q, %v; want 2.0.0", raw, err)
+	}
+}
+
 // With no previous binary beside the new one (removed by hand) there is
 // nothing to roll back to: the release runs without probation, says so,
 // and reports updated at once.
