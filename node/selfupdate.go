@@ -26,8 +26,9 @@ package main
 //     version runs as the service's main process. It reports "updated"
 //     once it has run healthy for --update-probation; if it starts too
 //     often before that (it crashes, and systemd restarts it) or takes
-//     too long, one of its starts puts <exe>.previous back and execs it,
-//     and the previous version reports update-failed saying why;
+//     too long, one of its starts puts <exe>.previous back, stores
+//     update-failed saying why in the node's outbox (an agent older than
+//     probation sends it without knowing it) and execs the previous one;
 //  5. otherwise — the child exited (a build that cannot start), or did not
 //     connect in time — kills it, deletes the new binary, and starts its
 //     own agent again, which reports update-failed with the reason: the
@@ -53,6 +54,7 @@ import (
 	"loaxa.vn/internal/clock"
 	"loaxa.vn/internal/sdnotify"
 	"loaxa.vn/node/agent"
+	"loaxa.vn/node/store"
 	"loaxa.vn/node/update"
 	"loaxa.vn/protocol"
 )
@@ -103,7 +105,8 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	case u.requests != nil:
 		// First, before anything that could crash: a release on
 		// probation counts this start, or is rolled back.
-		u.probation = &update.Probation{Exe: exe, Version: version, Period: o.probation, Clock: clock.Real{}, Log: log}
+		u.probation = &update.Probation{Exe: exe, Version: version, Period: o.probation, Clock: clock.Real{}, Log: log,
+			Outbox: func(ev protocol.Event) error { return storeInOutbox(o.data, ev) }}
 		v, err := u.probation.Start(from)
 		if err != nil {
 			log.Error("update: probation", "err", err)
@@ -135,6 +138,25 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 }
 
 func (u *updater) newPath() string { return filepath.Join(filepath.Dir(u.exe), ".loaxa-node.new") }
+
+// storeInOutbox stores ev in the outbox of the node's store in data, from
+// which whatever agent runs next sends it: a rollback's update-failed, for
+// a previous release older than probation, which does not read the marker
+// (update.Probation.Outbox). The events bucket is the same in every
+// release. A store that is not there (the board runs on one in memory) is
+// not made for it.
+func storeInOutbox(data string, ev protocol.Event) error {
+	path := filepath.Join(data, "node.db")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("store %s %s in the outbox: %w", ev.Type, ev.Version, err)
+	}
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		return fmt.Errorf("store %s %s in the outbox: %w", ev.Type, ev.Version, err)
+	}
+	_, err = st.Append([]protocol.Event{ev}, nil)
+	return errors.Join(err, st.Close())
+}
 
 // serve handles the agent's update requests until ctx ends; when one is
 // fetched and the node is idle, it sets u.staged and stops the agent. A

@@ -22,13 +22,17 @@ package update
 //	passing: the updated event stored, then the marker removed
 //	rolling back (a start of the new agent):
 //	  marker {rolled_back: why} synced; <exe>.previous renamed over exe
-//	  (the new binary goes with it); synced; the previous agent exec'd
-//	the previous agent's start: update-failed {version: new, reason: why}
-//	  stored, then the marker removed
+//	  (the new binary goes with it); synced; update-failed {version: new,
+//	  reason: why} stored in the node's outbox, then marker {reported}
+//	  synced; the previous agent exec'd
+//	the previous agent's start: update-failed stored unless reported,
+//	  then the marker removed (an agent older than probation leaves it:
+//	  it sends the stored report with its other events)
 //
 // A marker naming another release than the one running, and not a rollback
 // to the running one, is left from an install cut short before its rename
-// (or from a binary replaced by hand): it is removed.
+// (or from a binary replaced by hand): it is removed. So is a rollback's
+// marker found by a release installed by an agent that writes none.
 
 import (
 	"context"
@@ -69,6 +73,10 @@ type Marker struct {
 	// RolledBack says why the previous release is being put back; set
 	// before it is.
 	RolledBack string `json:"rolled_back,omitempty"`
+	// Reported: the rollback's update-failed is stored in the node's
+	// outbox already (Probation.Outbox); the previous release does not
+	// report it again.
+	Reported bool `json:"reported,omitempty"`
 }
 
 // MarkerPath is where the probation marker of the agent at exe is kept.
@@ -193,6 +201,12 @@ type Probation struct {
 	// Clock is the board's clock: the marker's Since survives reboots.
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Outbox, when set, stores an event in the node's outbox, from which
+	// whatever agent runs next sends it. A rollback stores its
+	// update-failed there before the previous release runs: one older
+	// than probation does not read the marker and would not report it,
+	// and the rollout would get no answer.
+	Outbox func(protocol.Event) error
 }
 
 // Deadline is how long after its install a release may stay on probation:
@@ -229,10 +243,26 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 		// not even whether a release is on probation.
 		return Verdict{}, errors.Join(fmt.Errorf("probation off: %w", err), removeMarker(p.Exe))
 	}
+	if m != nil && m.RolledBack != "" && updatedFrom != "" {
+		// An agent that writes no marker installed this release after its
+		// trial: the marker is left from an earlier rollback to that
+		// agent, which does not remove it. Not a rollback cut short (a
+		// start by the service manager, without updatedFrom): this
+		// install is judged anew.
+		p.Log.Warn("update: probation marker of an earlier rollback removed; this install is on probation anew", "marker", m.Version, "reason", m.RolledBack, "from", updatedFrom)
+		if err := removeMarker(p.Exe); err != nil {
+			return Verdict{}, err
+		}
+		m = nil
+	}
 	if m != nil && m.Version != p.Version {
 		if m.RolledBack != "" && m.Previous == p.Version {
-			// This is the previous release, put back: say why.
-			p.Log.Warn("update: back on this release after a rollback", "rejected", m.Version, "reason", m.RolledBack)
+			// This is the previous release, put back: say why, unless
+			// the rollback stored it already.
+			p.Log.Warn("update: back on this release after a rollback", "rejected", m.Version, "reason", m.RolledBack, "reported", m.Reported)
+			if m.Reported {
+				return Verdict{EndAfterReport: true}, nil
+			}
 			return Verdict{EndAfterReport: true, Events: []protocol.Event{{Type: protocol.EventUpdateFailed, At: now.UTC(), Version: m.Version, Reason: m.RolledBack}}}, nil
 		}
 		p.Log.Warn("update: probation marker of another release removed (its install was cut short, or the agent was replaced by hand)", "marker", m.Version, "running", p.Version)
@@ -278,6 +308,7 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 		if err := rollBack(p.Exe); err != nil {
 			return Verdict{}, err
 		}
+		p.storeReport(m, now)
 		return Verdict{Exec: true}, nil
 	}
 	m.Starts++
@@ -287,6 +318,30 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 	}
 	p.Log.Info("update: this release is on probation", "version", p.Version, "start", m.Starts, "of", MaxStarts, "passes_after", p.Period)
 	return Verdict{On: true, From: m.Previous}, nil
+}
+
+// storeReport stores the update-failed of the rollback m in the node's
+// outbox (Outbox), then notes in the marker that it did. After the rollback
+// is on disk: a crash here, or a hang on a damaged store that the service
+// manager's timeout ends, loses at most this report, which a previous
+// release with probation makes itself from the marker. A power cut between
+// the two reports it twice, never not at all.
+func (p *Probation) storeReport(m *Marker, now time.Time) {
+	if p.Outbox == nil || m.Reported {
+		return
+	}
+	if err := step("store report"); err != nil {
+		return
+	}
+	ev := protocol.Event{Type: protocol.EventUpdateFailed, At: now.UTC(), Version: m.Version, Reason: m.RolledBack}
+	if err := p.Outbox(ev); err != nil {
+		p.Log.Warn("update: the rollback's report not stored in the outbox; only a previous release with probation reports it", "err", err)
+		return
+	}
+	m.Reported = true
+	if err := writeMarker(p.Exe, *m); err != nil {
+		p.Log.Warn("update: the rollback's report stored, but not noted in the marker; the previous release may report it twice", "err", err)
+	}
 }
 
 // rollBack renames the previous agent over exe: one rename, so exe is the

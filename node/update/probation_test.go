@@ -22,6 +22,8 @@ type board struct {
 	t   *testing.T
 	exe string
 	clk *clock.Fake
+	// outbox, when set, is the node's outbox (Probation.Outbox).
+	outbox *[]protocol.Event
 }
 
 func newBoard(t *testing.T, running string) *board {
@@ -58,9 +60,30 @@ func (b *board) update(version string) error {
 }
 
 // start is a start of the agent at exe.
-func (b *board) start() (Verdict, error) {
+func (b *board) start() (Verdict, error) { return b.startFrom("") }
+
+// startFrom is a start of the agent at exe, exec'd by an agent older than
+// probation that updated it from the release from.
+func (b *board) startFrom(from string) (Verdict, error) {
 	p := &Probation{Exe: b.exe, Version: b.running(), Period: DefaultProbation, Clock: b.clk, Log: slog.New(slog.DiscardHandler)}
-	return p.Start("")
+	if b.outbox != nil {
+		p.Outbox = func(ev protocol.Event) error {
+			*b.outbox = append(*b.outbox, ev)
+			return nil
+		}
+	}
+	return p.Start(from)
+}
+
+// updateWithoutProbation installs version as an agent older than
+// probation does: no marker.
+func (b *board) updateWithoutProbation(version string) {
+	b.t.Helper()
+	newBin := filepath.Join(filepath.Dir(b.exe), ".loaxa-node.new")
+	b.write(newBin, version)
+	if err := Install(newBin, b.exe); err != nil {
+		b.t.Fatal(err)
+	}
 }
 
 func (b *board) marker() *Marker {
@@ -314,6 +337,81 @@ func TestUpdateFromAnAgentWithoutProbation(t *testing.T) {
 	}
 }
 
+// A board ran 1.0.0, an agent older than probation, and took 2.0.0, which
+// crashed at every start: the board went back to 1.0.0, which does not
+// read the probation marker and said nothing. The rollout, without an
+// answer, asked again every 5 minutes; 1.0.0 downloaded, tried and
+// installed 2.0.0 again, which found the rollback's marker and went back
+// at once, and again nothing was said: a canary halted its rollout only
+// after 40 minutes of silence, and any other node did it over again (15 MB
+// over 4G each time) for as long as the rollout ran. The rollback must
+// store its update-failed in the node's outbox, which 1.0.0 sends with its
+// own events; and 2.0.0 installed again by 1.0.0 is on probation anew.
+func TestRollbackToAnAgentWithoutProbationIsReported(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	var outbox []protocol.Event
+	b.outbox = &outbox
+	b.updateWithoutProbation("2.0.0")
+	if v, err := b.startFrom("1.0.0"); err != nil || !v.On {
+		t.Fatalf("first start of 2.0.0: %+v, %v; want on probation", v, err)
+	}
+	for i := 2; i <= MaxStarts; i++ {
+		b.clk.Advance(time.Minute)
+		if v, err := b.start(); err != nil || !v.On {
+			t.Fatalf("start %d of 2.0.0: %+v, %v", i, v, err)
+		}
+	}
+	b.clk.Advance(time.Minute)
+	if v, err := b.start(); err != nil || !v.Exec {
+		t.Fatalf("start %d of 2.0.0: %+v, %v; want a rollback", MaxStarts+1, v, err)
+	}
+	if got := b.running(); got != "1.0.0" {
+		t.Fatalf("rolled back to %s, want 1.0.0", got)
+	}
+	want := protocol.Event{Type: protocol.EventUpdateFailed, At: b.clk.Now().UTC(), Version: "2.0.0",
+		Reason: "rolled back from 2.0.0: it started 3 times in 3m0s without running 10m0s"}
+	if len(outbox) != 1 || outbox[0] != want {
+		t.Fatalf("the outbox 1.0.0 sends holds %+v; want %+v", outbox, want)
+	}
+
+	// 1.0.0 runs without reading the marker; the rollout, answered, would
+	// not ask again, but a new rollout of 2.0.0 may.
+	b.clk.Advance(time.Hour)
+	b.updateWithoutProbation("2.0.0")
+	v, err := b.startFrom("1.0.0")
+	if err != nil || !v.On || v.Exec {
+		t.Fatalf("2.0.0 installed again by 1.0.0: %+v, %v; want on probation anew, not rolled back at once", v, err)
+	}
+	if m := b.marker(); m == nil || m.Version != "2.0.0" || m.Previous != "1.0.0" || m.Starts != 1 || m.RolledBack != "" {
+		t.Fatalf("marker %+v; want a new probation of 2.0.0", m)
+	}
+	if len(outbox) != 1 {
+		t.Fatalf("reported again: %+v", outbox)
+	}
+}
+
+// A previous release with probation, put back by a rollback whose report
+// is in the outbox already, does not report it again.
+func TestRollbackReportedOnce(t *testing.T) {
+	b := newBoard(t, "1.0.0")
+	var outbox []protocol.Event
+	b.outbox = &outbox
+	if err := b.update("2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	b.clk.Advance(6 * DefaultProbation)
+	if v, err := b.start(); err != nil || !v.Exec {
+		t.Fatalf("a start after the deadline: %+v, %v; want a rollback", v, err)
+	}
+	if len(outbox) != 1 || outbox[0].Type != protocol.EventUpdateFailed || outbox[0].Version != "2.0.0" {
+		t.Fatalf("outbox %+v; want 2.0.0's update-failed", outbox)
+	}
+	v, err := b.start()
+	if err != nil || v.Exec || v.On || !v.EndAfterReport || len(v.Events) != 0 {
+		t.Fatalf("1.0.0's start: %+v, %v; want the marker ended with nothing more to report", v, err)
+	}
+}
+
 var errPowerCut = errors.New("power cut")
 
 // A power cut at any step of an install or a rollback must leave a whole
@@ -347,7 +445,7 @@ func TestPowerCutAtAnyStepLeavesABootableAgent(t *testing.T) {
 			if m := b.marker(); m != nil {
 				t.Errorf("cut before %q: marker left %+v", at, m)
 			}
-			if installed != (reports > 0) {
+			if installed != (reports > 0) || reports > 2 {
 				t.Errorf("cut before %q: 2.0.0 installed %v, update-failed reported %d times", at, installed, reports)
 			}
 		})
@@ -358,9 +456,20 @@ func TestPowerCutAtAnyStepLeavesABootableAgent(t *testing.T) {
 // board until it settles, as systemd would. A power cut (failpoint) stops
 // what runs; the board starts again from what is on its card, with no
 // more cuts. It reports whether 2.0.0 was ever at exe and how many
-// update-failed events were reported.
+// update-failed events were reported, stored in the outbox by the
+// rollback or by the previous agent's start.
 func story(t *testing.T, b *board) (installed bool, reports int) {
 	t.Helper()
+	var outbox []protocol.Event
+	b.outbox = &outbox
+	defer func() {
+		for _, ev := range outbox {
+			if ev.Type != protocol.EventUpdateFailed || ev.Version != "2.0.0" || !strings.HasPrefix(ev.Reason, "rolled back from 2.0.0: it started 3 times") {
+				t.Fatalf("stored %+v", ev)
+			}
+		}
+		reports += len(outbox)
+	}()
 	check := func() {
 		t.Helper()
 		if v := b.running(); v != "1.0.0" && v != "2.0.0" {
@@ -400,7 +509,7 @@ func story(t *testing.T, b *board) (installed bool, reports int) {
 				t.Fatalf("%s on probation", b.running())
 			}
 			continue // 2.0.0 crashes
-		case len(v.Events) > 0:
+		case len(v.Events) > 0 || v.EndAfterReport:
 			for _, ev := range v.Events {
 				if ev.Type != protocol.EventUpdateFailed || ev.Version != "2.0.0" || !strings.HasPrefix(ev.Reason, "rolled back from 2.0.0: it started 3 times") {
 					t.Fatalf("reported %+v", ev)
