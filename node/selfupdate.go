@@ -85,6 +85,10 @@ type updater struct {
 	// start found (node/update).
 	probation *update.Probation
 	verdict   update.Verdict
+	// rolledBack: the previous agent is back at exe while this one ran
+	// (it never connected to the broker its link reached); runAgent execs
+	// it once the agent stopped.
+	rolledBack bool
 }
 
 // runAgent runs the agent, and tries updates it is asked for: see the top
@@ -112,10 +116,7 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 			log.Error("update: probation", "err", err)
 		}
 		if v.Exec {
-			log.Warn("update: starting the previous agent in this one's place", "exe", exe)
-			err := syscall.Exec(exe, append([]string{exe}, os.Args[1:]...), execEnv(""))
-			// The previous agent is at exe: systemd starts it.
-			return fmt.Errorf("update: exec the previous agent %s: %w", exe, err)
+			return execPrevious(exe, log)
 		}
 		u.verdict, u.startup = v, v.Events
 	case from != "":
@@ -123,7 +124,11 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	}
 	for {
 		u.staged = nil
-		if err := runAgentOnce(ctx, cred, o, log, u); err != nil || u.staged == nil {
+		err := runAgentOnce(ctx, cred, o, log, u)
+		if u.rolledBack && ctx.Err() == nil {
+			return execPrevious(exe, log)
+		}
+		if err != nil || u.staged == nil {
 			return err
 		}
 		staged := *u.staged
@@ -138,6 +143,15 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 }
 
 func (u *updater) newPath() string { return filepath.Join(filepath.Dir(u.exe), ".loaxa-node.new") }
+
+// execPrevious runs the previous agent, put back at exe by a rollback, in
+// this process's place; it returns only if that fails.
+func execPrevious(exe string, log *slog.Logger) error {
+	log.Warn("update: starting the previous agent in this one's place", "exe", exe)
+	err := syscall.Exec(exe, append([]string{exe}, os.Args[1:]...), execEnv(""))
+	// The previous agent is at exe: systemd starts it.
+	return fmt.Errorf("update: exec the previous agent %s: %w", exe, err)
+}
 
 // storeInOutbox stores ev in the outbox of the node's store in data, from
 // which whatever agent runs next sends it: a rollback's update-failed, for
@@ -169,7 +183,7 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 	probation := make(chan struct{})
 	go func() {
 		defer close(probation)
-		u.judge(ctx, a)
+		u.judge(ctx, a, stop)
 	}()
 	go func() {
 		defer close(done)
@@ -224,19 +238,26 @@ func (u *updater) serve(ctx context.Context, a *agent.Agent, stop func()) <-chan
 
 // judge ends the probation of this release once it has run healthy for
 // its period, reporting it updated; or, in the previous release put back,
-// once the rollback's report is stored.
-func (u *updater) judge(ctx context.Context, a *agent.Agent) {
+// once the rollback's report is stored. A release that never connects to
+// the broker its link reaches is put back (rollBackRunning).
+func (u *updater) judge(ctx context.Context, a *agent.Agent, stop func()) {
 	switch {
 	case u.verdict.On:
-		healthy := func(ctx context.Context) bool {
+		check := func(ctx context.Context) update.Check {
 			if !a.Connected() {
-				return false
+				return update.Check{Reached: a.BrokerReached()}
 			}
 			actx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			return a.Alive(actx) == nil
+			// Connected, its main loop stuck: the watchdog's to judge.
+			return update.Check{Healthy: a.Alive(actx) == nil}
 		}
-		if u.probation.Watch(ctx, healthy) != nil {
+		err := u.probation.Watch(ctx, check)
+		if errors.Is(err, update.ErrNeverConnected) {
+			u.rollBackRunning(ctx, a, err, stop)
+			return
+		}
+		if err != nil {
 			return
 		}
 		// Stored before the marker goes: a power cut between the two
@@ -261,6 +282,36 @@ func (u *updater) judge(ctx context.Context, a *agent.Agent) {
 		u.log.Info("update: this release passed its probation; kept", "version", version, "previous", u.verdict.From)
 	}
 	u.verdict = update.Verdict{}
+}
+
+// rollBackRunning puts the previous release back while this one runs, why
+// being that it never connected to the broker its link reached, once
+// nothing plays or is due (a rollback cuts no broadcast either), and stops
+// the agent: runAgent then execs the previous one, which sends the
+// update-failed stored meanwhile.
+func (u *updater) rollBackRunning(ctx context.Context, a *agent.Agent, why error, stop func()) {
+	u.log.Error("update: this release never connected to the broker its link reached; putting the previous one back once nothing plays", "version", version, "reason", why)
+	for {
+		idle, err := a.Idle(ctx, idleWindow)
+		if err != nil {
+			return
+		}
+		if idle {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	report := func(ev protocol.Event) error { return a.Report(ctx, ev) }
+	if err := u.probation.RollBack(why.Error(), report); err != nil {
+		u.log.Error("update: roll back; running on, judged again at the next start", "err", err)
+		return
+	}
+	u.rolledBack = true
+	stop()
 }
 
 // stage fetches and checks the release, then waits for a quiet moment.

@@ -66,21 +66,23 @@ func archive(t *testing.T, version, bin string) []byte {
 	return buf.Bytes()
 }
 
-// buildCrashingLater builds a node agent release that passes its trial
-// and crashes a second after each start as the installed agent: the node
-// package with testdata/crashlater.go added (go build -overlay).
-func buildCrashingLater(t *testing.T, version, out string) {
+// buildWith builds a node agent release with testdata/file added to the
+// node package (go build -overlay): crashlater.go, a release that passes
+// its trial and crashes a second after each start as the installed agent;
+// deaflater.go, one that passes its trial and, installed, never connects
+// to the broker it reaches.
+func buildWith(t *testing.T, file, version, out string) {
 	t.Helper()
 	nodeDir, err := filepath.Abs(filepath.Join("..", "..", "node"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	crash, err := filepath.Abs(filepath.Join("testdata", "crashlater.go"))
+	add, err := filepath.Abs(filepath.Join("testdata", file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	overlay := filepath.Join(t.TempDir(), "overlay.json")
-	raw, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(nodeDir, "zz_crashlater.go"): crash}})
+	raw, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(nodeDir, "zz_"+file): add}})
 	if err := os.WriteFile(overlay, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +177,12 @@ func startBoard(t *testing.T, id string, creds *protocol.Credentials, v1 string)
 
 func TestOverTheAirUpdates(t *testing.T) {
 	dir := t.TempDir()
-	v1, v2, bad, crashing := filepath.Join(dir, "v1"), filepath.Join(dir, "v2"), filepath.Join(dir, "bad"), filepath.Join(dir, "crashing")
+	v1, v2, bad, crashing, deaf := filepath.Join(dir, "v1"), filepath.Join(dir, "v2"), filepath.Join(dir, "bad"), filepath.Join(dir, "crashing"), filepath.Join(dir, "deaf")
 	build(t, "loaxa.vn/node", "1.0.0", v1)
 	build(t, "loaxa.vn/node", "2.0.0", v2)
 	build(t, "loaxa.vn/e2e/ota/badagent", "3.0.0", bad)
-	buildCrashingLater(t, "5.0.0", crashing)
+	buildWith(t, "crashlater.go", "5.0.0", crashing)
+	buildWith(t, "deaflater.go", "6.0.0", deaf)
 
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.RolloutInterval = 200 * time.Millisecond }})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
@@ -308,6 +311,22 @@ func TestOverTheAirUpdates(t *testing.T) {
 	t.Run("a release that crashes after its trial is rolled back on the canary and the rollout halts", func(t *testing.T) {
 		upload("5.0.0", archive(t, "5.0.0", crashing))
 		canaryFails(t, "5.0.0", "rolled back from 5.0.0: it started 3 times in", true)
+		for _, id := range ids {
+			if _, err := os.Stat(boards[id].exe + ".probation"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: the probation marker is still there (%v)", id, err)
+			}
+		}
+	})
+
+	// A release that passed its trial but, installed, never connected to
+	// the broker it reached was kept until its next start: deaf to alerts,
+	// the canary said nothing and the rollout halted only after 40
+	// minutes. Once it has run its probation without once connecting while
+	// reaching the broker, it puts 2.0.0 back by itself (no restart), which
+	// reports why, and the rollout halts on the canary.
+	t.Run("a release that never connects once installed is rolled back on the canary and the rollout halts", func(t *testing.T) {
+		upload("6.0.0", archive(t, "6.0.0", deaf))
+		canaryFails(t, "6.0.0", "rolled back from 6.0.0: it ran 3s without once connecting to the broker", false)
 		for _, id := range ids {
 			if _, err := os.Stat(boards[id].exe + ".probation"); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s: the probation marker is still there (%v)", id, err)

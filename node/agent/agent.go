@@ -399,6 +399,16 @@ func (a *Agent) Connected() bool {
 	return link != nil && link.Connected()
 }
 
+// BrokerReached reports whether the broker link's last attempt to connect
+// reached the broker and was not refused by it (mqtt.Link.Reaches): not
+// Connected then, the fault is not the network's.
+func (a *Agent) BrokerReached() bool {
+	a.mu.Lock()
+	link := a.link
+	a.mu.Unlock()
+	return link != nil && link.Reaches()
+}
+
 // LinkChecks reports whether the broker link checks that it still hears:
 // it has heard its own state come back (node/mqtt).
 func (a *Agent) LinkChecks() bool {

@@ -63,6 +63,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"loaxa.vn/protocol"
 )
@@ -143,6 +144,8 @@ type Link struct {
 	restated atomic.Uint64
 	closed   atomic.Bool
 	ready    atomic.Bool   // connected, subscribed and online state handed to paho
+	reached  atomic.Bool   // the last connect reached the broker, which did not refuse it (Reaches)
+	dialed   atomic.Bool   // the connect under way reached the broker (TCP, TLS)
 	lost     chan struct{} // the connection dropped
 	done     chan struct{} // closed by Close
 	ctx      context.Context
@@ -277,12 +280,14 @@ func (l *Link) run() {
 	defer l.wg.Done()
 	failures := 0
 	for {
+		l.dialed.Store(false)
 		tok := l.client.Connect()
 		select {
 		case <-tok.Done():
 		case <-l.done:
 			return
 		}
+		l.reached.Store(l.dialed.Load() && !refused(tok.Error()))
 		if err := tok.Error(); err != nil {
 			failures++
 			l.log.Warn("mqtt: connect failed", "broker", l.cfg.Broker, "attempt", failures, "err", err)
@@ -358,6 +363,7 @@ func (l *Link) dial(u *url.URL, opts paho.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.dialed.Store(true)
 	c := &linkConn{Conn: conn}
 	l.mu.Lock()
 	l.conn = c
@@ -389,6 +395,28 @@ func (c *linkConn) fail() {
 	c.failed.Store(true)
 	_ = c.Conn.SetReadDeadline(time.Now()) // wakes a pending read
 }
+
+// refused reports whether err is the broker's refusal of the node in its
+// CONNACK: its credentials, its client id, or the broker unavailable.
+func refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, r := range []error{packets.ErrorRefusedBadProtocolVersion, packets.ErrorRefusedIDRejected, packets.ErrorRefusedServerUnavailable,
+		packets.ErrorRefusedBadUsernameOrPassword, packets.ErrorRefusedNotAuthorised} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// Reaches reports whether the link's last attempt to connect reached the
+// broker — a TCP connection, and the TLS handshake for ssl:// — and was not
+// refused by it (CONNACK). A link that is not Connected while this holds
+// fails past both the network and the broker's judgement of the node: at
+// MQTT, in this program (an agent release on probation, node/update).
+func (l *Link) Reaches() bool { return l.reached.Load() }
 
 // Waiting signals that incoming messages wait to be taken with Next. It
 // is never closed.

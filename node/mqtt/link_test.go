@@ -3,7 +3,9 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -901,4 +903,99 @@ func TestEchoThroughMosquitto(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refuseConnect is a broker hook that refuses every node's CONNECT while
+// refusing is set.
+type refuseConnect struct {
+	mochi.HookBase
+	refusing atomic.Bool
+}
+
+func (h *refuseConnect) ID() string { return "refuse-connect" }
+
+func (h *refuseConnect) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *refuseConnect) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool {
+	return !h.refusing.Load()
+}
+
+func (h *refuseConnect) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+// An agent release on probation that never connected was kept whatever
+// the reason, so a release that could not speak to a broker it reached was
+// kept as long as a board whose 4G was down. Reaches tells them apart: it
+// holds when the last connect reached the broker (TCP, TLS) and the broker
+// did not refuse the node, and not when nothing answers at the address or
+// the broker refuses the node's credentials (no release would do better).
+func TestLinkReachesTellsTheNetworkFromTheBroker(t *testing.T) {
+	// attempt opens a link to broker and waits for its first connect to fail.
+	attempt := func(t *testing.T, broker string) *Link {
+		t.Helper()
+		log := &syncbuf.Buffer{}
+		l := openWith(t, Config{Broker: "tcp://" + broker, ConnectTimeout: 300 * time.Millisecond, MaxReconnectInterval: time.Minute,
+			Logger: slog.New(slog.NewTextHandler(log, nil))})
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "mqtt: connect failed"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no connect failed:\n%s", log)
+			}
+		}
+		return l
+	}
+
+	t.Run("nothing answers at the address", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if l := attempt(t, addr); l.Reaches() || l.Connected() {
+			t.Fatalf("Reaches %v, Connected %v; want neither", l.Reaches(), l.Connected())
+		}
+	})
+
+	t.Run("something answers but does not speak MQTT", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, c) // never a CONNACK
+				c.Close()
+			}
+		}()
+		l := attempt(t, ln.Addr().String())
+		if !l.Reaches() || l.Connected() {
+			t.Errorf("Reaches %v, Connected %v; want it reached, not connected", l.Reaches(), l.Connected())
+		}
+		l.Close()
+		ln.Close()
+		wg.Wait()
+	})
+
+	t.Run("the broker refuses the node, then takes it", func(t *testing.T) {
+		hook := &refuseConnect{}
+		hook.refusing.Store(true)
+		addr := startBrokerWith(t, hook)
+		l := attempt(t, addr)
+		if l.Reaches() || l.Connected() {
+			t.Fatalf("refused: Reaches %v, Connected %v; want neither", l.Reaches(), l.Connected())
+		}
+		hook.refusing.Store(false)
+		waitConnect(t, l)
+		if !l.Reaches() || !l.Connected() {
+			t.Fatalf("taken: Reaches %v, Connected %v; want both", l.Reaches(), l.Connected())
+		}
+	})
 }

@@ -7,8 +7,9 @@ package update
 // images and boot counting, the new release runs on probation: a marker
 // beside the binary (<exe>.probation) counts its starts, and the release
 // passes once it has run healthy for a period in a row. A release that
-// starts too often or takes too long is replaced by the previous binary,
-// which reports why.
+// starts too often or takes too long, or runs a period without once
+// connecting to the broker its link reaches, is replaced by the previous
+// binary; the report of why is stored for the previous agent to send.
 //
 // Every change to the marker and the binaries is one rename followed by a
 // sync of the directory, in an order that leaves, after a power cut at any
@@ -300,15 +301,9 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 		why = fmt.Sprintf("rolled back from %s: %s", m.Version, why)
 	}
 	if why != "" {
-		p.Log.Error("update: this release failed its probation; putting the previous one back", "version", m.Version, "previous", m.Previous, "reason", why)
-		m.RolledBack = why
-		if err := writeMarker(p.Exe, *m); err != nil {
-			return Verdict{}, fmt.Errorf("roll back: %w", err)
-		}
-		if err := rollBack(p.Exe); err != nil {
+		if err := p.putBack(m, why, p.Outbox); err != nil {
 			return Verdict{}, err
 		}
-		p.storeReport(m, now)
 		return Verdict{Exec: true}, nil
 	}
 	m.Starts++
@@ -320,21 +315,55 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 	return Verdict{On: true, From: m.Previous}, nil
 }
 
+// putBack puts the previous release back for the reason why: noted in the
+// marker m first, then the previous binary renamed over exe, then the
+// report stored in outbox (storeReport). The caller then execs exe.
+func (p *Probation) putBack(m *Marker, why string, outbox func(protocol.Event) error) error {
+	p.Log.Error("update: this release failed its probation; putting the previous one back", "version", m.Version, "previous", m.Previous, "reason", why)
+	m.RolledBack = why
+	if err := writeMarker(p.Exe, *m); err != nil {
+		return fmt.Errorf("roll back: %w", err)
+	}
+	if err := rollBack(p.Exe); err != nil {
+		return err
+	}
+	p.storeReport(m, p.Clock.Now(), outbox)
+	return nil
+}
+
+// RollBack puts the previous release back while this one runs, on
+// probation, for the reason why (Watch's error): the caller stops the
+// agent and execs exe. outbox stores the report in the node's outbox, as
+// Outbox does at a start; the running agent holds the store.
+func (p *Probation) RollBack(why string, outbox func(protocol.Event) error) error {
+	m, err := readMarker(p.Exe)
+	if err != nil {
+		return fmt.Errorf("roll back: %w", err)
+	}
+	if m == nil || m.Version != p.Version || m.RolledBack != "" {
+		return fmt.Errorf("roll back %s: it is not on probation (marker %+v)", p.Version, m)
+	}
+	if _, err := os.Stat(Previous(p.Exe)); err != nil {
+		return fmt.Errorf("roll back %s: %w", p.Version, err)
+	}
+	return p.putBack(m, fmt.Sprintf("rolled back from %s: %s", m.Version, why), outbox)
+}
+
 // storeReport stores the update-failed of the rollback m in the node's
-// outbox (Outbox), then notes in the marker that it did. After the rollback
+// outbox, then notes in the marker that it did. After the rollback
 // is on disk: a crash here, or a hang on a damaged store that the service
 // manager's timeout ends, loses at most this report, which a previous
 // release with probation makes itself from the marker. A power cut between
 // the two reports it twice, never not at all.
-func (p *Probation) storeReport(m *Marker, now time.Time) {
-	if p.Outbox == nil || m.Reported {
+func (p *Probation) storeReport(m *Marker, now time.Time, outbox func(protocol.Event) error) {
+	if outbox == nil || m.Reported {
 		return
 	}
 	if err := step("store report"); err != nil {
 		return
 	}
 	ev := protocol.Event{Type: protocol.EventUpdateFailed, At: now.UTC(), Version: m.Version, Reason: m.RolledBack}
-	if err := p.Outbox(ev); err != nil {
+	if err := outbox(ev); err != nil {
 		p.Log.Warn("update: the rollback's report not stored in the outbox; only a previous release with probation reports it", "err", err)
 		return
 	}
@@ -359,22 +388,65 @@ func rollBack(exe string) error {
 	return nil
 }
 
-// Watch returns nil once healthy has answered true for Period in a row,
-// asked every Period/20 (at most every 5 s), or ctx's error.
-func (p *Probation) Watch(ctx context.Context, healthy func(context.Context) bool) error {
+// Check is what a check of the release on probation finds.
+type Check struct {
+	// Healthy: connected to the broker, its main loop answering.
+	Healthy bool
+	// Reached: its link's last attempt to connect reached the broker (TCP,
+	// TLS) and was not refused by it (mqtt.Link.Reaches). Not connected
+	// then, the release fails where neither the network nor the broker's
+	// judgement of the node is to blame.
+	Reached bool
+}
+
+// ErrNeverConnected: the release on probation ran Period without once
+// being healthy while its link reached the broker at every check (Watch).
+var ErrNeverConnected = errors.New("never connected to the broker its link reached")
+
+// neverConnected is Watch's ErrNeverConnected, saying how long.
+type neverConnected struct{ ran time.Duration }
+
+func (e neverConnected) Error() string {
+	return fmt.Sprintf("it ran %v without once connecting to the broker, which its link reached all along", e.ran)
+}
+
+func (e neverConnected) Is(target error) bool { return target == ErrNeverConnected }
+
+// Watch returns nil once check has found it healthy for Period in a row,
+// asked every Period/20 (at most every 5 s); ErrNeverConnected once, never
+// healthy since Watch began, it has found the broker reached yet not
+// connected for Period in a row; or ctx's error. A check that finds the
+// broker not reached (no network, the broker down or refusing the node)
+// starts that period again: a release is not put back for the network.
+func (p *Probation) Watch(ctx context.Context, check func(context.Context) Check) error {
 	every := min(max(p.Period/20, 10*time.Millisecond), 5*time.Second)
-	var since time.Time // healthy since; zero: not healthy
+	var (
+		since time.Time // healthy since; zero: not healthy
+		deaf  time.Time // reached but not connected since; zero: not
+		once  bool      // healthy once
+	)
 	for {
-		if healthy(ctx) {
-			now := p.Clock.Now()
+		c := check(ctx)
+		now := p.Clock.Now()
+		switch {
+		case c.Healthy:
+			once, deaf = true, time.Time{}
 			if since.IsZero() {
 				since = now
 			}
 			if now.Sub(since) >= p.Period {
 				return nil
 			}
-		} else {
+		case c.Reached && !once:
 			since = time.Time{}
+			if deaf.IsZero() {
+				deaf = now
+			}
+			if now.Sub(deaf) >= p.Period {
+				return neverConnected{ran: p.Period}
+			}
+		default:
+			since, deaf = time.Time{}, time.Time{}
 		}
 		t := p.Clock.NewTimer(every)
 		select {

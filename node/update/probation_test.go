@@ -164,6 +164,63 @@ func TestReleaseStillOnProbationAfterItsDeadlineIsRolledBack(t *testing.T) {
 	}
 }
 
+// watching is p.Watch run in the background on the board's clock, each of
+// its checks answered by the test.
+type watching struct {
+	t       *testing.T
+	clk     *clock.Fake
+	every   time.Duration
+	answers chan Check
+	result  chan error
+}
+
+func watch(t *testing.T, b *board, p *Probation) *watching {
+	w := &watching{t: t, clk: b.clk, every: p.Period / 20, answers: make(chan Check), result: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		w.result <- p.Watch(ctx, func(ctx context.Context) Check {
+			select {
+			case c := <-w.answers:
+				return c
+			case <-ctx.Done():
+				return Check{}
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-w.result
+	})
+	return w
+}
+
+// tick answers one check with c, then moves the clock to the next; Watch
+// must not have returned.
+func (w *watching) tick(c Check) {
+	w.t.Helper()
+	w.answers <- c
+	for deadline := time.Now().Add(10 * time.Second); w.clk.Timers() == 0; runtime.Gosched() {
+		select {
+		case err := <-w.result:
+			w.result <- err // for the cleanup
+			w.t.Fatalf("Watch returned at %v: %v", w.clk.Now(), err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatal("Watch does not wait for its next check")
+		}
+	}
+	w.clk.Advance(w.every)
+}
+
+// last answers one check with c and returns what Watch returned then.
+func (w *watching) last(c Check) error {
+	w.answers <- c
+	err := <-w.result
+	w.result <- err // for the cleanup
+	return err
+}
+
 // A release that runs healthy for its period in a row passes: the marker
 // goes, and later starts are not counted.
 func TestHealthyReleasePassesProbation(t *testing.T) {
@@ -175,48 +232,18 @@ func TestHealthyReleasePassesProbation(t *testing.T) {
 		t.Fatalf("first start: %+v, %v", v, err)
 	}
 	p := &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk}
-	answers := make(chan bool) // what each check of its health finds
-	passed := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		passed <- p.Watch(ctx, func(ctx context.Context) bool {
-			select {
-			case ok := <-answers:
-				return ok
-			case <-ctx.Done():
-				return false
-			}
-		})
-	}()
-	every := DefaultProbation / 20
-	// tick answers one check, then moves the clock to the next.
-	tick := func(healthy bool) {
-		t.Helper()
-		answers <- healthy
-		for deadline := time.Now().Add(10 * time.Second); b.clk.Timers() == 0; runtime.Gosched() {
-			select {
-			case err := <-passed:
-				t.Fatalf("passed at %v: %v", b.clk.Now(), err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("Watch does not wait for its next check")
-			}
-		}
-		b.clk.Advance(every)
-	}
+	w := watch(t, b, p)
+	healthy := Check{Healthy: true, Reached: true}
 	start := b.clk.Now()
 	for b.clk.Now().Sub(start) < DefaultProbation/2 {
-		tick(true)
+		w.tick(healthy)
 	}
-	tick(false) // its link drops: the period starts again
+	w.tick(Check{}) // its link drops: the period starts again
 	again := b.clk.Now()
 	for b.clk.Now().Sub(again) < DefaultProbation {
-		tick(true)
+		w.tick(healthy)
 	}
-	answers <- true
-	if err := <-passed; err != nil {
+	if err := w.last(healthy); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.clk.Now().Sub(again); got != DefaultProbation {
@@ -233,6 +260,100 @@ func TestHealthyReleasePassesProbation(t *testing.T) {
 	if got := b.running(); got != "2.0.0" {
 		t.Fatalf("%s runs, want 2.0.0 kept", got)
 	}
+}
+
+// A release that passed its trial but, installed, never connected (its
+// link reached the broker and could not speak to it) was kept: only a
+// start was judged, a board runs for months between starts, and all that
+// time it heard no alert; only the canary's silence halted the rollout,
+// after 40 minutes. A release that has run its probation's period without
+// once being connected, while its link reached the broker at every check,
+// is put back; one whose board has no network (the broker not reached, or
+// refusing the node) is not, however long, nor one that was connected
+// once (the network's doing afterwards, as far as it can tell).
+func TestReleaseThatNeverConnectsIsRolledBack(t *testing.T) {
+	reached, offline := Check{Reached: true}, Check{}
+
+	t.Run("no network for hours", func(t *testing.T) {
+		b := newBoard(t, "1.0.0")
+		if err := b.update("2.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		b.start()
+		w := watch(t, b, &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk})
+		start := b.clk.Now()
+		for b.clk.Now().Sub(start) < 3*time.Hour {
+			w.tick(offline)
+		}
+		// Reached a while, then the 4G drops again: not a whole period.
+		for i := 0; i < 19; i++ {
+			w.tick(reached)
+		}
+		w.tick(offline)
+		for i := 0; i < 19; i++ {
+			w.tick(reached)
+		}
+		if got := b.running(); got != "2.0.0" {
+			t.Fatalf("%s runs, want 2.0.0 kept", got)
+		}
+	})
+
+	t.Run("connected once", func(t *testing.T) {
+		b := newBoard(t, "1.0.0")
+		if err := b.update("2.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		b.start()
+		w := watch(t, b, &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk})
+		w.tick(Check{Healthy: true, Reached: true})
+		start := b.clk.Now()
+		for b.clk.Now().Sub(start) < 2*DefaultProbation {
+			w.tick(reached)
+		}
+	})
+
+	t.Run("the broker reached, never connected", func(t *testing.T) {
+		b := newBoard(t, "1.0.0")
+		var outbox []protocol.Event
+		b.outbox = &outbox
+		if err := b.update("2.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := b.start(); err != nil || !v.On {
+			t.Fatalf("first start: %+v, %v", v, err)
+		}
+		p := &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk, Log: slog.New(slog.DiscardHandler)}
+		w := watch(t, b, p)
+		for i := 0; i < 10; i++ {
+			w.tick(offline) // not connected yet
+		}
+		start := b.clk.Now()
+		for b.clk.Now().Sub(start) < DefaultProbation {
+			w.tick(reached)
+		}
+		err := w.last(reached)
+		if !errors.Is(err, ErrNeverConnected) {
+			t.Fatalf("Watch after %v reached and never connected: %v; want ErrNeverConnected", b.clk.Now().Sub(start), err)
+		}
+		report := func(ev protocol.Event) error {
+			outbox = append(outbox, ev)
+			return nil
+		}
+		if err := p.RollBack(err.Error(), report); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.running(); got != "1.0.0" {
+			t.Fatalf("%s at exe after the rollback, want 1.0.0", got)
+		}
+		want := protocol.Event{Type: protocol.EventUpdateFailed, At: b.clk.Now().UTC(), Version: "2.0.0",
+			Reason: "rolled back from 2.0.0: it ran 10m0s without once connecting to the broker, which its link reached all along"}
+		if len(outbox) != 1 || outbox[0] != want {
+			t.Fatalf("outbox %+v; want %+v", outbox, want)
+		}
+		if v, err := b.start(); err != nil || v.Exec || v.On || !v.EndAfterReport || len(v.Events) != 0 {
+			t.Fatalf("1.0.0's start: %+v, %v; want the marker ended, nothing more to report", v, err)
+		}
+	})
 }
 
 // A rollout of 3.0.0 reached a board whose 2.0.0 was still on probation,

@@ -4,7 +4,8 @@
 // the agent binary beside the running one and swaps it in with a rename,
 // keeping the previous binary to roll back to. The installed release is
 // on probation until it has run healthy for a while; one that crashes
-// before is rolled back at its next start (probation.go).
+// before is rolled back at its next start, and one that never connects to
+// the broker its link reaches, while it runs (probation.go).
 //
 // The trial of a new binary — run it, wait for it to connect and report
 // healthy, and otherwise throw it away and carry on with the running one —
