@@ -174,7 +174,7 @@ func (a *Agent) pruneAlerts(now time.Time) {
 	a.alerts = slices.DeleteFunc(a.alerts, func(al protocol.Alert) bool {
 		p, ok := a.progress[al.Occurrence.ID]
 		drop := ok && p.Phase == PhaseDone && now.After(al.Occurrence.Expires)
-		if drop && al.Occurrence.Live == "" {
+		if drop {
 			a.alertsChanged()
 		}
 		return drop

@@ -26,6 +26,13 @@ import (
 // event, reason expired: failed if it had begun, missed if it had not. A
 // cancelled alert stays cancelled: its id is remembered until it expires.
 //
+// Live calls are held alerts too, and kept the same way. One that had
+// begun is held again for as long as the call may last (its expiry is its
+// start window): suspended (interrupted), off the air until the call's
+// frames come, it then plays again from them (live.go). Not kept, a board
+// whose agent restarted mid-call reported the call failed and ignored its
+// frames: silent for the rest of the officer's call.
+//
 // The start-up clock is the board's own, not yet measured, and a board
 // without an RTC battery may start hours ahead: an alert that looks
 // expired on it, but not on the latest time the controller proved (the
@@ -52,9 +59,10 @@ type AlertStore interface {
 	SetHeldAlerts(h HeldAlerts) error
 }
 
-// HeldAlerts is what a node remembers of emergency alerts: those it holds
-// (live calls are not kept: their stream does not survive a restart) and
-// the cancelled ids with their expiry.
+// HeldAlerts is what a node remembers of emergency alerts: those it holds,
+// the live calls among them (a restart mid-call holds the call again, off
+// the air until its frames come: live.go), and the cancelled ids with
+// their expiry.
 type HeldAlerts struct {
 	Alerts    []protocol.Alert     `json:"alerts,omitempty"`
 	Cancelled map[string]time.Time `json:"cancelled,omitempty"`
@@ -98,11 +106,7 @@ func (a *Agent) saveAlerts() {
 	}
 	h := HeldAlerts{Cancelled: maps.Clone(a.cancelled)}
 	h.ReportDelayMS, h.ReportUntil = a.heldDelays()
-	for _, al := range a.alerts {
-		if al.Occurrence.Live == "" {
-			h.Alerts = append(h.Alerts, al)
-		}
-	}
+	h.Alerts = slices.Clone(a.alerts)
 	for _, x := range a.aside {
 		id := x.alert.Occurrence.ID
 		h.Alerts = append(h.Alerts, x.alert)
@@ -149,19 +153,24 @@ func (a *Agent) loadAlerts(now time.Time) error {
 		x := asideAlert{alert: al, delay: d, until: until}
 		p, seen := a.progress[o.ID]
 		switch {
-		case now.Before(o.Expires):
+		case now.Before(a.restoreUntil(o)):
 			a.holdAgain(x)
 			if a.restored == nil {
 				a.restored = map[string]bool{}
 			}
 			a.restored[o.ID] = true
-			if !seen || p.Phase != PhaseDone {
+			switch {
+			case seen && p.Phase == PhaseDone:
+			case o.Live != "":
+				a.log.Warn("agent: live call held again after a restart; it plays again when its frames come", "call", o.Live, "drill", o.Drill,
+					"phase", p.Phase, "priority", o.Priority)
+			default:
 				a.log.Warn("agent: emergency alert held again after a restart", "occurrence", o.ID, "drill", o.Drill,
 					"phase", p.Phase, "expires", o.Expires)
 			}
 		case seen && p.Phase == PhaseDone:
 			a.alertsChanged() // over before the stop, and expired since
-		case proven.Before(o.Expires):
+		case proven.Before(a.restoreUntil(o)):
 			a.aside = append(a.aside, x)
 			a.log.Warn("agent: emergency alert held before a restart looks expired on the board's clock, which is not measured yet; kept, not played, until the controller's time is measured",
 				"occurrence", o.ID, "drill", o.Drill, "phase", p.Phase, "expires", o.Expires, "board_clock", now, "wait", unmeasuredWait)
@@ -178,11 +187,44 @@ func (a *Agent) loadAlerts(now time.Time) error {
 	return nil
 }
 
-// holdAgain holds x's alert again, with its reports' stored hold.
+// holdAgain holds x's alert again, with its reports' stored hold. A live
+// call gets a new jitter buffer, which joins the call at the frames that
+// come (those said while the agent was stopped are neither played nor
+// counted lost); one that was on the air (the agent crashed: nothing said
+// it stopped) is suspended, off the air until its frames come, as one
+// the agent's stop cut off is (CutOff).
 func (a *Agent) holdAgain(x asideAlert) {
 	o := x.alert.Occurrence
 	a.alerts = append(a.alerts, x.alert)
-	a.setHold(o.ID, x.delay, x.until, o.Expires)
+	if o.Live == "" {
+		a.setHold(o.ID, x.delay, x.until, o.Expires)
+		return
+	}
+	if a.lives == nil {
+		a.lives = map[string]*jitter{}
+	}
+	j := newJitter(a.clock, LiveFrameTimeout)
+	j.drill, j.joining = o.Drill, true
+	a.lives[o.Live] = j
+	if p, ok := a.progress[o.ID]; ok && p.Phase == PhaseStarted {
+		m := p
+		m.Phase, m.CutBy = PhaseSuspended, protocol.ReasonInterrupted
+		e := occurrenceEvent(protocol.EventSuspended, m, a.clock.Now())
+		e.Reason = protocol.ReasonInterrupted
+		a.note([]protocol.Event{e}, m)
+	}
+}
+
+// restoreUntil returns until when stored alert o is held again after a
+// restart: its expiry, or for a live call that began (the agent stopped
+// while it played, or waited for its frames) the latest the call can end:
+// its expiry is its start window, long past while the officer speaks on;
+// one that is over is held until then too, and pruned as any alert over.
+func (a *Agent) restoreUntil(o protocol.Occurrence) time.Time {
+	if p, ok := a.progress[o.ID]; o.Live != "" && ok && p.Phase != PhaseReceived {
+		return liveEnds(&o)
+	}
+	return o.Expires
 }
 
 // dropExpired closes o, a stored alert found expired at now, with its
@@ -221,7 +263,7 @@ func (a *Agent) judgeAside(now time.Time) time.Time {
 	for _, x := range a.aside {
 		o := x.alert.Occurrence
 		switch {
-		case now.Before(o.Expires):
+		case now.Before(a.restoreUntil(o)):
 			a.holdAgain(x)
 			a.alertsChanged()
 			a.log.Warn("agent: emergency alert kept aside after a restart has not expired by the corrected clock; held again",
@@ -292,7 +334,7 @@ func (a *Agent) recheckRestored() {
 	startup := a.restoredAt.Add(a.clock.Get() - a.restoredOffset)
 	for id := range a.restored {
 		i := slices.IndexFunc(a.alerts, func(x protocol.Alert) bool { return x.Occurrence.ID == id })
-		if i < 0 || startup.Before(a.alerts[i].Occurrence.Expires) {
+		if i < 0 || startup.Before(a.restoreUntil(a.alerts[i].Occurrence)) {
 			continue
 		}
 		o := a.endAlert(i, protocol.ReasonExpired, protocol.EventMissed)

@@ -80,7 +80,7 @@ func (s Situation) deadline(o *protocol.Occurrence, grace time.Duration) time.Ti
 	if s.rejoins(o) {
 		// A live call whose frames stopped may begin again as long as the
 		// call may last: the frames that come prove it goes on.
-		return o.Start.Add(time.Duration(o.DurationMS) * time.Millisecond)
+		return liveEnds(o)
 	}
 	d := o.Deadline(grace)
 	if o.Priority != protocol.PriorityEmergency || o.Drill || !s.EmergencyUntil.After(d) {
@@ -93,10 +93,24 @@ func (s Situation) deadline(o *protocol.Occurrence, grace time.Duration) time.Ti
 }
 
 // rejoins reports whether o is a live call suspended because its frames
-// stopped coming (ReasonStream): it waits for them to begin again.
+// stopped coming (ReasonStream) or the agent stopped (ReasonInterrupted):
+// it waits for them to begin again.
 func (s Situation) rejoins(o *protocol.Occurrence) bool {
 	p, ok := s.Progress[o.ID]
-	return o.Live != "" && ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonStream
+	return o.Live != "" && ok && waitsForFrames(p)
+}
+
+// waitsForFrames reports whether p, the mark of a live call, is off the
+// air waiting for the call's frames: they stopped coming (the node's
+// link dropped), or the agent stopped (a restart) while it held the call.
+func waitsForFrames(p Progress) bool {
+	return p.Phase == PhaseSuspended && (p.CutBy == protocol.ReasonStream || p.CutBy == protocol.ReasonInterrupted)
+}
+
+// liveEnds returns when live call o can be over at the latest: the
+// longest a call may last, from its start.
+func liveEnds(o *protocol.Occurrence) time.Time {
+	return o.Start.Add(time.Duration(o.DurationMS) * time.Millisecond)
 }
 
 // rank orders occurrences for preemption: by level and, at one level, a
@@ -451,9 +465,14 @@ func decide(s Situation) (d Decision) {
 // that stopped coming (or came wrong), and its deadline has not passed;
 // else final: preempted, or failed with the reason. An exercise cut off by
 // another message is over: it does not play again after a real warning.
+// A live call cut off by the agent stopping is suspended while the call
+// may last: after the restart it plays again from the frames that come.
 func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Duration) (protocol.EventType, Phase) {
 	if grace <= 0 {
 		grace = DefaultLateGrace
+	}
+	if o.Live != "" && reason == protocol.ReasonInterrupted && now.Before(liveEnds(&o)) {
+		return protocol.EventSuspended, PhaseSuspended
 	}
 	resumable := reason == protocol.ReasonPreempted && !o.Drill || reason == protocol.ReasonInterrupted || reason == protocol.ReasonContentMissing
 	if resumable && o.Resumes() && !now.After(o.Deadline(grace)) {

@@ -19,7 +19,9 @@ import (
 // 4G dropped for a few seconds hears the rest of the call. A node that
 // missed the start (offline when it went out) gets it again on its own
 // cmd topic when it comes online (resent): it joins the call at the
-// frames that come after it.
+// frames that come after it. The calls held are stored with the alerts:
+// after a restart of the agent mid-call, the node holds the call again,
+// suspended, and plays again from the frames that come (alertstore.go).
 
 // liveStartWindow is how long after its start message a live call may
 // still begin (waiting for a higher level to end); a call that could not
@@ -88,6 +90,7 @@ func (a *Agent) acceptLive(env *protocol.Envelope, resent bool) error {
 			Start: now, DurationMS: protocol.MaxLiveDuration.Milliseconds(), Expires: now.Add(liveStartWindow),
 			OnPreempt: protocol.PreemptDrop, Volume: l.Volume, Drill: l.Drill,
 		}})
+		a.alertsChanged() // kept across a restart (alertstore.go)
 		a.log.Warn("agent: live call", "call", l.Call, "priority", l.Priority, "drill", l.Drill, "volume", l.Volume, "joined", resent)
 	case protocol.LiveAudio:
 		if j == nil {
@@ -141,7 +144,7 @@ func (a *Agent) closeLiveOffAir(id string, j *jitter) {
 		return
 	}
 	p, ok := a.progress[id]
-	stalled := ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonStream
+	stalled := ok && waitsForFrames(p)
 	if ok && p.Phase != PhaseReceived && !stalled {
 		return // on the air, or over
 	}
