@@ -286,13 +286,18 @@ func (c *checker) desired() {
 
 func (c *checker) liveCalls() {
 	want := make(map[string]string)
+	onAir := make(map[string]string)
 	each(c, bucketLiveCalls, func(k []byte, l *loaxa.LiveCall) {
 		if key := liveCallKey(l); !bytes.Equal(k, key) {
 			c.fail("live call key %q holds %q", k, key)
 		}
 		want[l.ID] = string(k)
+		if l.Active() {
+			onAir[l.ID] = string(k)
+		}
 	})
 	c.sameKeys("live_call_ids", want, bucketLiveCallIDs)
+	c.sameKeys("live_calls_on_air", onAir, bucketLiveCallsOnAir)
 }
 
 // TestCheckFile makes sure the cleanup check would catch a broken store:

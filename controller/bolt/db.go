@@ -91,6 +91,7 @@ var (
 	bucketCapAlerts      = []byte("cap_alerts")
 	bucketLiveCalls      = []byte("live_calls")
 	bucketLiveCallIDs    = []byte("live_call_ids")
+	bucketLiveCallsOnAir = []byte("live_calls_on_air") // id → key of the calls not ended
 	bucketStanding       = []byte("standing")
 
 	allBuckets = [][]byte{
@@ -102,7 +103,7 @@ var (
 		bucketSessions, bucketHolidays, bucketProposals,
 		bucketAlarms, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
-		bucketLiveCalls, bucketLiveCallIDs,
+		bucketLiveCalls, bucketLiveCallIDs, bucketLiveCallsOnAir,
 		bucketStanding,
 	}
 
@@ -114,13 +115,14 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 4
+const schemaVersion = 5
 
 // migrations[v] brings a store of schema v to v+1.
 var migrations = map[uint64]func(tx *bbolt.Tx) error{
 	1: markDrillDeliveries,
 	2: indexCapReferences,
 	3: indexOpenDeliveries,
+	4: indexLiveCallsOnAir,
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

@@ -177,6 +177,38 @@ func AsSchema3(db *DB) error {
 	})
 }
 
+// AsSchema4 makes db look like a store of schema 4: live calls without
+// the index of those on air.
+func AsSchema4(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketLiveCallsOnAir); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketLiveCallsOnAir); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(4))
+	})
+}
+
+// DamageLiveCall replaces the stored record of call id with bytes that do
+// not decode, as a reader that reaches it finds out; repair puts the
+// record back.
+func DamageLiveCall(db *DB, id string) (repair func() error, err error) {
+	var key, whole []byte
+	err = db.db.Update(func(tx *bbolt.Tx) error {
+		key = slices.Clone(tx.Bucket(bucketLiveCallIDs).Get([]byte(id)))
+		if key == nil {
+			return fmt.Errorf("no live call %s", id)
+		}
+		whole = slices.Clone(tx.Bucket(bucketLiveCalls).Get(key))
+		return tx.Bucket(bucketLiveCalls).Put(key, []byte("{damaged"))
+	})
+	return func() error {
+		return db.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketLiveCalls).Put(key, whole) })
+	}, err
+}
+
 // DropDesiredHead deletes node's desired-state head, as in a store written
 // before heads were kept.
 func DropDesiredHead(db *DB, node string) error {

@@ -1,8 +1,11 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -11,7 +14,10 @@ import (
 
 // LiveCallService stores live call records (loaxa.LiveCallStore). Calls
 // are keyed by start time then id, so that the newest are a reverse scan;
-// live_call_ids finds a call's key by its (random) id.
+// live_call_ids finds a call's key by its (random) id, and
+// live_calls_on_air holds the keys of the calls not ended, so that finding
+// them reads no other record (a year of calls, at each start and each
+// listing of the calls on air).
 type LiveCallService struct {
 	db *DB
 }
@@ -48,12 +54,37 @@ func (s *LiveCallService) CreateLiveCall(ctx context.Context, c *loaxa.LiveCall)
 		if err := putJSON(tx.Bucket(bucketLiveCalls), key, c); err != nil {
 			return err
 		}
-		return ids.Put([]byte(c.ID), key)
+		if err := ids.Put([]byte(c.ID), key); err != nil {
+			return err
+		}
+		return indexLiveCallOnAir(tx, key, c)
 	})
 	if err != nil {
 		return fmt.Errorf("create live call %s: %w", c.ID, err)
 	}
 	return nil
+}
+
+// indexLiveCallOnAir keeps call c, stored under key, in live_calls_on_air
+// while it is on air.
+func indexLiveCallOnAir(tx *bbolt.Tx, key []byte, c *loaxa.LiveCall) error {
+	onAir := tx.Bucket(bucketLiveCallsOnAir)
+	if !c.Active() {
+		return onAir.Delete([]byte(c.ID))
+	}
+	return onAir.Put([]byte(c.ID), key)
+}
+
+// indexLiveCallsOnAir (schema 4 → 5) indexes the calls not ended, which
+// FindLiveCalls reads instead of every record.
+func indexLiveCallsOnAir(tx *bbolt.Tx) error {
+	return tx.Bucket(bucketLiveCalls).ForEach(func(k, v []byte) error {
+		var c loaxa.LiveCall
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("decode live call %q: %w", k, err)
+		}
+		return indexLiveCallOnAir(tx, k, &c)
+	})
 }
 
 // getLiveCall reads call id into c and returns its key.
@@ -89,7 +120,10 @@ func (s *LiveCallService) UpdateLiveCall(ctx context.Context, id string, fn func
 			return err
 		}
 		c.ID, c.Started = id, started
-		return putJSON(tx.Bucket(bucketLiveCalls), key, &c)
+		if err := putJSON(tx.Bucket(bucketLiveCalls), key, &c); err != nil {
+			return err
+		}
+		return indexLiveCallOnAir(tx, key, &c)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update live call %s: %w", id, err)
@@ -113,25 +147,48 @@ func (s *LiveCallService) FindLiveCallByID(ctx context.Context, id string) (*loa
 	return &c, nil
 }
 
-// FindLiveCalls returns calls newest first (by start).
+// FindLiveCalls returns calls newest first (by start). The calls on air
+// are read through their index, and a scan stops at the first call
+// started before f.Since, undecoded.
 func (s *LiveCallService) FindLiveCalls(ctx context.Context, f loaxa.LiveCallFilter) ([]*loaxa.LiveCall, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
 	}
+	var since []byte
+	if !f.Since.IsZero() {
+		since = msKey(f.Since)
+	}
 	var out []*loaxa.LiveCall
 	err := s.db.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLiveCalls)
-		c := b.Cursor()
-		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
-			if f.Limit > 0 && len(out) == f.Limit {
+		var keys [][]byte
+		if f.Active {
+			if err := tx.Bucket(bucketLiveCallsOnAir).ForEach(func(_, k []byte) error {
+				keys = append(keys, k)
+				return nil
+			}); err != nil {
+				return err
+			}
+			slices.SortFunc(keys, func(x, y []byte) int { return bytes.Compare(y, x) })
+		} else {
+			c := b.Cursor()
+			for k, _ := c.Last(); k != nil && (f.Limit <= 0 || len(keys) < f.Limit); k, _ = c.Prev() {
+				if since != nil && bytes.Compare(k[:len(since)], since) < 0 {
+					break
+				}
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			if f.Limit > 0 && len(out) == f.Limit || since != nil && bytes.Compare(k[:len(since)], since) < 0 {
 				break
 			}
 			var call loaxa.LiveCall
-			if _, err := getJSON(b, k, &call); err != nil {
+			ok, err := getJSON(b, k, &call)
+			if err != nil {
 				return err
-			}
-			if f.Active && !call.Active() {
-				continue
+			} else if !ok {
+				return fmt.Errorf("live calls on air: %q points to a missing call", k)
 			}
 			out = append(out, &call)
 		}

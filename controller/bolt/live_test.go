@@ -118,3 +118,58 @@ func TestLiveCallDeliveries(t *testing.T) {
 		t.Error("a live call started an hour ago is flagged failed to sound")
 	}
 }
+
+// TestFindLiveCallsReadsOnlyWhatItNeeds: the calls on air, and those
+// started since a time, were found by decoding every call record, a
+// province's year of them at each start of the controller (and each
+// listing of the calls on air). Older records, and those ended, must not
+// be read: one that does not decode stands in the way of nothing.
+func TestFindLiveCallsReadsOnlyWhatItNeeds(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	s := bolt.NewLiveCallService(db)
+	ctx := context.Background()
+	call := func(id string, started time.Duration, ended bool) {
+		t.Helper()
+		c := &loaxa.LiveCall{ID: id, CreatedBy: "an", Areas: []string{"31"}, Priority: protocol.PriorityHigh, Started: t0.Add(started)}
+		must(t, s.CreateLiveCall(ctx, c))
+		if ended {
+			_, err := s.UpdateLiveCall(ctx, id, func(c *loaxa.LiveCall) error {
+				c.Ended, c.EndReason = c.Started.Add(10*time.Minute), loaxa.LiveEndSpeakerStopped
+				return nil
+			})
+			must(t, err)
+		}
+	}
+	call("live-old", -365*24*time.Hour, true)
+	call("live-left", -30*24*time.Hour, false) // left on air by a crash
+	call("live-week", -7*24*time.Hour, true)
+	call("live-hour", -time.Hour, true)
+	call("live-now", 0, false)
+	for _, id := range []string{"live-old", "live-week"} {
+		repair, err := bolt.DamageLiveCall(db, id)
+		must(t, err)
+		defer func() { must(t, repair()) }()
+	}
+	if _, err := s.FindLiveCalls(ctx, loaxa.LiveCallFilter{}); err == nil {
+		t.Fatal("every call found with two records damaged: the test would not see them read")
+	}
+	for _, tt := range []struct {
+		f    loaxa.LiveCallFilter
+		want []string
+	}{
+		{loaxa.LiveCallFilter{Active: true}, []string{"live-now", "live-left"}},
+		{loaxa.LiveCallFilter{Since: t0.Add(-2 * time.Hour)}, []string{"live-now", "live-hour"}},
+		{loaxa.LiveCallFilter{Since: t0.Add(-2 * time.Hour), Active: true}, []string{"live-now"}},
+		{loaxa.LiveCallFilter{Since: t0.Add(-time.Hour)}, []string{"live-now", "live-hour"}},
+		{loaxa.LiveCallFilter{Limit: 1}, []string{"live-now"}},
+	} {
+		cs, err := s.FindLiveCalls(ctx, tt.f)
+		if err != nil {
+			t.Errorf("FindLiveCalls(%+v): %v", tt.f, err)
+			continue
+		}
+		if got := liveCallIDs(cs); !slices.Equal(got, tt.want) {
+			t.Errorf("FindLiveCalls(%+v) = %q, want %q", tt.f, got, tt.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // TestOpenMarksOldDrillDeliveries: a store of schema 1 kept the
@@ -123,5 +124,34 @@ func TestOpenIndexesOpenDeliveries(t *testing.T) {
 	want := []string{past.Occurrence + "/n1 pending", played.Occurrence + "/n1 completed"}
 	if ids := deliveryIDs(got); !slices.Equal(ids, want) {
 		t.Errorf("deliveries after the drop %q, want %q (the cancelled %s dropped)", ids, want, cancelled.Occurrence)
+	}
+}
+
+// TestOpenIndexesLiveCallsOnAir: a store written before the calls on air
+// were indexed (schema 4) has Open index them, so that a call a crashed
+// controller left on air is found, and closed, after the upgrade.
+func TestOpenIndexesLiveCallsOnAir(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	s := bolt.NewLiveCallService(db)
+	for i, id := range []string{"live-left", "live-over"} {
+		must(t, s.CreateLiveCall(ctx, &loaxa.LiveCall{ID: id, CreatedBy: "an", Areas: []string{"31"}, Priority: protocol.PriorityHigh,
+			Started: t0.Add(time.Duration(i) * time.Minute)}))
+	}
+	_, err := s.UpdateLiveCall(ctx, "live-over", func(c *loaxa.LiveCall) error {
+		c.Ended, c.EndReason = t0.Add(time.Hour), loaxa.LiveEndSpeakerStopped
+		return nil
+	})
+	must(t, err)
+	must(t, bolt.AsSchema4(db))
+	if cs, err := s.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true}); err != nil || len(cs) != 0 {
+		t.Fatalf("calls on air in the schema-4 store before Open: %v, %v; want none indexed", liveCallIDs(cs), err)
+	}
+	must(t, db.Close())
+	must(t, db.Open())
+	cs, err := s.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true})
+	must(t, err)
+	if got := liveCallIDs(cs); !slices.Equal(got, []string{"live-left"}) {
+		t.Errorf("calls on air after Open brought the store up to date: %q, want the one left on air", got)
 	}
 }

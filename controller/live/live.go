@@ -89,21 +89,29 @@ func (s *Service) Open(ctx context.Context) error {
 		s.Logger.Warn("live call left open by the last run closed", "call", c.ID, "drill", c.Drill, "started", c.Started, "user", c.CreatedBy)
 		s.audit(ctx, "system", c)
 		s.leftOpen = append(s.leftOpen, c)
+		s.noteEnded(c)
 	}
 	// The nodes of calls ended lately, closed above or not, may still
 	// hold them, suspended, if they missed the end: they get it when
-	// they come online.
-	all, err := s.Store.FindLiveCalls(ctx, loaxa.LiveCallFilter{})
+	// they come online. Only calls that can have ended lately are read:
+	// a year of them was every record on each start.
+	lately, err := s.Store.FindLiveCalls(ctx, loaxa.LiveCallFilter{Since: now.Add(-protocol.MaxLiveDuration - longestCall)})
 	if err != nil {
 		return fmt.Errorf("live calls ended lately: %w", err)
 	}
-	for _, c := range all {
+	for _, c := range lately {
 		if !c.Active() && now.Sub(c.Ended) < protocol.MaxLiveDuration {
 			s.noteEnded(c)
 		}
 	}
 	return nil
 }
+
+// longestCall bounds how long after its start a call ended by its runner
+// can end: the longest a call may last, its end's sends, and room for the
+// clock's steps. (The calls the last run left on air, of any age, Open
+// closes and notes itself.)
+const longestCall = protocol.MaxLiveDuration + time.Hour
 
 // noteEnded notes call c, just ended, for NodeOnline, and forgets the calls
 // ended longer ago than a node may hold one.

@@ -571,3 +571,71 @@ func TestEndLeftOpenReachesNodesThatStayedConnected(t *testing.T) {
 		}
 	}
 }
+
+// countedCalls is a LiveCallStore that counts the call records its
+// FindLiveCalls returned.
+type countedCalls struct {
+	loaxa.LiveCallStore
+	mu   sync.Mutex
+	read int
+}
+
+func (s *countedCalls) FindLiveCalls(ctx context.Context, f loaxa.LiveCallFilter) ([]*loaxa.LiveCall, error) {
+	cs, err := s.LiveCallStore.FindLiveCalls(ctx, f)
+	s.mu.Lock()
+	s.read += len(cs)
+	s.mu.Unlock()
+	return cs, err
+}
+
+// TestOpenReadsOnlyTheCallsItNeeds: to find the calls ended in the last
+// protocol.MaxLiveDuration, whose ends a node back online may have missed,
+// Open read every call record in the store: with a province's year of
+// calls, every record on each start of the controller. It must read the
+// calls left on air and those that can have ended lately, no more, and
+// still send a node back online the ends of both.
+func TestOpenReadsOnlyTheCallsItNeeds(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	store := bolt.NewLiveCallService(f.db)
+	const year = 400 // a call every 22 hours
+	for i := range year {
+		started := t0.Add(-time.Duration(i+1) * 22 * time.Hour)
+		c := &loaxa.LiveCall{ID: fmt.Sprintf("live-y%03d", i), CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh,
+			Started: started, Ended: started.Add(20 * time.Minute), EndReason: loaxa.LiveEndSpeakerStopped}
+		if err := store.CreateLiveCall(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A call the last run left on air ten hours ago (the controller
+	// crashed and stayed down), and one ended an hour before the restart.
+	for _, c := range []*loaxa.LiveCall{
+		{ID: "live-open", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh, Started: t0.Add(-10 * time.Hour)},
+		{ID: "live-late", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh, Started: t0.Add(-80 * time.Minute)},
+	} {
+		if _, err := f.svc.BeginCall(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		f.report(t, "a1", c.ID, protocol.EventReceived, protocol.EventStarted, protocol.EventSuspended)
+	}
+	if _, err := f.svc.EndCall(ctx, "live-late", loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+
+	f.clock.Advance(time.Hour)
+	counted := &countedCalls{LiveCallStore: store}
+	svc := live.NewService()
+	svc.Store, svc.Nodes, svc.Deliveries, svc.Audit = counted, bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
+	svc.Clock, svc.Messenger = f.clock, f.sent
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if counted.read > 3 {
+		t.Errorf("Open read %d call records of the %d stored, want those left on air or ended lately (2)", counted.read, year+2)
+	}
+	svc.NodeOnline("a1")
+	svc.Close()
+	if sent, _ := f.sent.all(); !slices.Equal(sent, []string{"a1 live-late end", "a1 live-open end"}) {
+		t.Errorf("sent %q to a1 back online, want the ends of the call left on air and of the one ended lately", sent)
+	}
+}

@@ -76,7 +76,10 @@ func (c *LiveCall) Active() bool { return c.Ended.IsZero() }
 // LiveCallFilter selects live calls. Zero fields do not filter.
 type LiveCallFilter struct {
 	Active bool // only calls on air
-	Limit  int  // 0: all
+	// Since keeps the calls started at or after it; zero keeps all. The
+	// store reads no older record.
+	Since time.Time
+	Limit int // 0: all
 }
 
 // LiveCallStore keeps live call records.
@@ -88,7 +91,8 @@ type LiveCallStore interface {
 	UpdateLiveCall(ctx context.Context, id string, fn func(c *LiveCall) error) (*LiveCall, error)
 	// FindLiveCallByID returns the call or ENotFound.
 	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
-	// FindLiveCalls returns calls newest first.
+	// FindLiveCalls returns calls newest first (by start). The calls on
+	// air are found without reading the others.
 	FindLiveCalls(ctx context.Context, f LiveCallFilter) ([]*LiveCall, error)
 }
 
@@ -193,6 +197,7 @@ type LiveCallService interface {
 	LiveCallSummaries(ctx context.Context, ids []string) (map[string]LiveCallSummary, error)
 	// FindLiveCallByID returns the call or ENotFound.
 	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
-	// FindLiveCalls returns calls newest first.
+	// FindLiveCalls returns calls newest first (by start). The calls on
+	// air are found without reading the others.
 	FindLiveCalls(ctx context.Context, f LiveCallFilter) ([]*LiveCall, error)
 }
