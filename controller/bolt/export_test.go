@@ -191,6 +191,26 @@ func AsSchema4(db *DB) error {
 	})
 }
 
+// SeedLiveCalls stores calls in one transaction, for benchmarks that need
+// a year of them: one commit (and fsync) per call would dominate them.
+func SeedLiveCalls(db *DB, calls []*loaxa.LiveCall) error {
+	return db.update(func(tx *bbolt.Tx) error {
+		for _, c := range calls {
+			key := liveCallKey(c)
+			if err := putJSON(tx.Bucket(bucketLiveCalls), key, c); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketLiveCallIDs).Put([]byte(c.ID), key); err != nil {
+				return err
+			}
+			if err := indexLiveCallOnAir(tx, key, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // DamageLiveCall replaces the stored record of call id with bytes that do
 // not decode, as a reader that reaches it finds out; repair puts the
 // record back.

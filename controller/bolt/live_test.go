@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -172,4 +173,44 @@ func TestFindLiveCallsReadsOnlyWhatItNeeds(t *testing.T) {
 			t.Errorf("FindLiveCalls(%+v) = %q, want %q", tt.f, got, tt.want)
 		}
 	}
+}
+
+// BenchmarkLiveCallsReadAtStart is what a controller's start reads of a
+// year of live calls (20,000: a province's hundred communes speaking live
+// a few times a week), one of them left on air: "every record" is what
+// each of its two look-ups read before (the calls on air, and those ended
+// in the last 2 h), "on air and lately" both look-ups as they are now.
+func BenchmarkLiveCallsReadAtStart(b *testing.B) {
+	const year = 20000
+	db, _ := MustOpenDB(b)
+	calls := make([]*loaxa.LiveCall, year)
+	for i := range calls {
+		started := t0.Add(-time.Duration(i) * (365 * 24 * time.Hour / year))
+		calls[i] = &loaxa.LiveCall{ID: fmt.Sprintf("live-%016d", i), CreatedBy: "can-bo-phat", Areas: []string{"12346"},
+			Priority: protocol.PriorityHigh, Title: "Phòng chống bão số 3", Nodes: 25, Started: started,
+			Ended: started.Add(12 * time.Minute), EndReason: loaxa.LiveEndSpeakerStopped, FramesSent: 12000, Bytes: 23040000}
+	}
+	calls[year/2].Ended, calls[year/2].EndReason = time.Time{}, ""
+	must(b, bolt.SeedLiveCalls(db, calls))
+	s := bolt.NewLiveCallService(db)
+	ctx := context.Background()
+	b.Run("every record", func(b *testing.B) {
+		for b.Loop() {
+			if cs, err := s.FindLiveCalls(ctx, loaxa.LiveCallFilter{}); err != nil || len(cs) != year {
+				b.Fatal(err, len(cs))
+			}
+		}
+	})
+	b.Run("on air and lately", func(b *testing.B) {
+		for b.Loop() {
+			open, err := s.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true})
+			if err != nil || len(open) != 1 {
+				b.Fatal(err, len(open))
+			}
+			lately, err := s.FindLiveCalls(ctx, loaxa.LiveCallFilter{Since: t0.Add(-5 * time.Hour)})
+			if err != nil || len(lately) != 12 {
+				b.Fatal(err, len(lately))
+			}
+		}
+	})
 }
