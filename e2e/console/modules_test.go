@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http/httptest"
@@ -113,6 +114,36 @@ func TestModulesInTheBrowser(t *testing.T) {
 		}
 		if got := eval[string](t, b, `import('/static/js/recurrence.js').then(r => r.fromRule('FREQ=MONTHLY;BYDAY=1MO').kind)`); got != "other" {
 			t.Errorf("a monthly rule reads as %q, want other", got)
+		}
+	})
+
+	// The cluster's page said "Thời gian chạy 1:01" and the library
+	// "Thời lượng 0:02", with no unit: an officer could not tell minutes
+	// from hours. Every duration is said with its units, in both languages.
+	t.Run("durations say their units", func(t *testing.T) {
+		cases := []struct {
+			ms     int
+			vi, en string
+		}{
+			{0, "0 giây", "0 s"},
+			{2000, "2 giây", "2 s"},
+			{61000, "1 phút 1 giây", "1 min 1 s"},
+			{120000, "2 phút", "2 min"},
+			{3723000, "1 giờ 2 phút 3 giây", "1 h 2 min 3 s"},
+			{90061000, "25 giờ 1 phút 1 giây", "25 h 1 min 1 s"},
+		}
+		for _, tc := range cases {
+			got := eval[[]string](t, b, fmt.Sprintf(`Promise.all([import('/static/js/ui.js'), import('/static/js/i18n.js')]).then(async ([u, i]) => {
+				await i.loadLanguage('vi');
+				const vi = u.fmtDuration(%[1]d);
+				await i.loadLanguage('en');
+				const en = u.fmtDuration(%[1]d);
+				await i.loadLanguage('vi');
+				return [vi, en];
+			})`, tc.ms))
+			if len(got) != 2 || got[0] != tc.vi || got[1] != tc.en {
+				t.Errorf("fmtDuration(%d) = %q, want %q and %q", tc.ms, got, tc.vi, tc.en)
+			}
 		}
 	})
 }

@@ -100,7 +100,7 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.CSS(`#upload-file`), []string{wav}),
 		chromedp.SendKeys(chromedp.CSS(`#upload-title`), "Bản tin chiều"),
 		chromedp.Click(chromedp.CSS(`#upload-form button[type=submit]`)))
-	b.Wait("the upload saved", text("#upload-status")+`.includes('Đã lưu “Bản tin chiều” (0:02)')`, 20*time.Second)
+	b.Wait("the upload saved", text("#upload-status")+`.includes('Đã lưu “Bản tin chiều” (2 giây)')`, 20*time.Second)
 	if v := MustEval[float64](b, `document.querySelector('#upload-progress').value`); v != 1 {
 		t.Errorf("progress bar at %v after the upload, want 1", v)
 	}

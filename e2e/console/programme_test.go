@@ -81,7 +81,7 @@ func TestConflictsAndProposals(t *testing.T) {
 		t.Errorf("relay form says %q", got)
 	}
 	b.Do("schedule the relay", chromedp.Click(chromedp.CSS(`#place-submit`)))
-	b.Wait("the relay on Tuesday morning", `[...document.querySelectorAll('[data-day="2026-03-03"] .slot')].some(s => s.innerText.includes('06:00 Tiếp sóng đài huyện') && s.innerText.includes('45:00'))`, 10*time.Second)
+	b.Wait("the relay on Tuesday morning", `[...document.querySelectorAll('[data-day="2026-03-03"] .slot')].some(s => s.innerText.includes('06:00 Tiếp sóng đài huyện') && s.innerText.includes('45 phút'))`, 10*time.Second)
 	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
 	if relay := anns.Announcements[len(anns.Announcements)-1]; relay.StreamURL != "http://radio.thuynguyen.example/live.mp3" || relay.Priority != "background" || relay.DurationMS != 45*60*1000 {
 		t.Errorf("relay scheduled as %s", rig.Describe(relay))

@@ -191,11 +191,16 @@ export function fmtDay(day) {
   return new Intl.DateTimeFormat(locale(), { timeZone: TZ, weekday: 'long', day: '2-digit', month: '2-digit' }).format(vnDate(day, '12:00'));
 }
 
-/** fmtDuration is m:ss (or h:mm:ss) of milliseconds. */
+/**
+ * fmtDuration says milliseconds with their units, "1 phút 1 giây" / "1 min
+ * 1 s", leaving out the parts that are zero: "1:01" alone could be read as
+ * minutes or hours.
+ */
 export function fmtDuration(ms) {
   const s = Math.round((ms || 0) / 1000);
-  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
-  return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${mm}:${pad(ss)}`;
+  const parts = [[Math.floor(s / 3600), 'dur.h'], [Math.floor((s % 3600) / 60), 'dur.min'], [s % 60, 'dur.s']]
+    .filter(([n]) => n > 0).map(([n, key]) => t(key, { n }));
+  return parts.length ? parts.join(' ') : t('dur.s', { n: 0 });
 }
 
 /** fmtNumber formats a number for the locale. */
