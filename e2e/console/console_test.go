@@ -25,11 +25,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain closes the browser the tests share before it looks for leaked
+// TestMain closes the browsers the tests share before it looks for leaked
 // goroutines.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	shared.close()
+	closeBrowsers()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
@@ -39,29 +39,56 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// shared is the one Chromium the package's tests share: starting it is
+// sharedChromium is a Chromium the package's tests share: starting it is
 // most of a short test's time, and each test gets a browser context of its
 // own (StartBrowser), with its own cookies, storage and cache, as a fresh
 // browser has.
-var shared struct {
+type sharedChromium struct {
 	once  sync.Once
 	ctx   context.Context // the browser's first tab, open until close
 	close func()
 	err   error
 }
 
-func init() { shared.close = func() {} }
+// browsers are the shared Chromiums by their user interface language:
+// vi-VN (an office PC in Vietnam) for most tests, en-US for those that
+// check what an English browser does to the page.
+var browsers = struct {
+	sync.Mutex
+	by map[string]*sharedChromium
+}{by: map[string]*sharedChromium{}}
 
-// sharedBrowser starts the shared Chromium the first time.
-func sharedBrowser(t testing.TB) context.Context {
+func closeBrowsers() {
+	browsers.Lock()
+	defer browsers.Unlock()
+	for _, sc := range browsers.by {
+		if sc.close != nil {
+			sc.close()
+		}
+	}
+}
+
+// sharedBrowser starts the shared Chromium of the language lang (a BCP 47
+// tag, "vi-VN") the first time.
+func sharedBrowser(t testing.TB, lang string) context.Context {
 	t.Helper()
 	path := browserPath(t)
-	shared.once.Do(func() {
+	browsers.Lock()
+	sc := browsers.by[lang]
+	if sc == nil {
+		sc = &sharedChromium{}
+		browsers.by[lang] = sc
+	}
+	browsers.Unlock()
+	sc.once.Do(func() {
 		dir, err := os.MkdirTemp("", "loaxa-chromium-")
 		if err != nil {
-			shared.err = err
+			sc.err = err
 			return
 		}
+		// The browser's language is that of its user interface: the
+		// flag, and the environment a desktop session would give it.
+		posix := strings.ReplaceAll(lang, "-", "_") + ".UTF-8"
 		opts := []chromedp.ExecAllocatorOption{
 			chromedp.ExecPath(path),
 			chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -75,21 +102,22 @@ func sharedBrowser(t testing.TB) context.Context {
 			// for the live screen.
 			chromedp.Flag("use-fake-device-for-media-stream", true),
 			chromedp.Flag("use-fake-ui-for-media-stream", true),
-			chromedp.Flag("lang", "vi-VN"), // an office PC in Vietnam (Accept-Language, navigator.language)
+			chromedp.Flag("lang", lang), // Accept-Language, navigator.language, the form controls' own words
+			chromedp.Env("LANG="+posix, "LANGUAGE="+strings.ReplaceAll(lang, "-", "_"), "LC_ALL="+posix),
 			chromedp.UserDataDir(dir),
 			chromedp.WindowSize(1280, 900),
 		}
 		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel := chromedp.NewContext(allocCtx)
-		shared.ctx = ctx
-		shared.close = func() { cancel(); cancelAlloc(); os.RemoveAll(dir) }
+		sc.ctx = ctx
+		sc.close = func() { cancel(); cancelAlloc(); os.RemoveAll(dir) }
 		// The first Run starts the browser; it must not have a deadline.
-		shared.err = chromedp.Listen(ctx, func(any) {})
+		sc.err = chromedp.Listen(ctx, func(any) {})
 	})
-	if shared.err != nil {
-		t.Fatalf("start chromium: %v", shared.err)
+	if sc.err != nil {
+		t.Fatalf("start chromium (%s): %v", lang, sc.err)
 	}
-	return shared.ctx
+	return sc.ctx
 }
 
 // browserPath finds Debian's chromium; scripts/test.sh installs it and
@@ -128,7 +156,14 @@ type Browser struct {
 // internet; the context goes when the test ends.
 func StartBrowser(t testing.TB) *Browser {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(sharedBrowser(t), chromedp.WithNewBrowserContext())
+	return StartBrowserIn(t, "vi-VN")
+}
+
+// StartBrowserIn is StartBrowser in a Chromium whose user interface is in
+// the language lang ("en-US"): an office PC set up in English.
+func StartBrowserIn(t testing.TB, lang string) *Browser {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(sharedBrowser(t, lang), chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	b := &Browser{t: t, ctx: ctx, shots: screenshotDir(t)}
 	if err := chromedp.Listen(ctx, b.watch); err != nil {

@@ -117,6 +117,39 @@ func TestModulesInTheBrowser(t *testing.T) {
 		}
 	})
 
+	// An English browser's date and time fields read 02/12/2026 as
+	// 12 February and showed "05:00 PM" (TestDatesInVietnameseOrderInAnEnglishBrowser);
+	// the console's own read the day first and the 24-hour clock, as
+	// officers write them, and refuse what is no real day or time.
+	t.Run("dates and times as officers write them", func(t *testing.T) {
+		days := map[string]any{
+			"02/12/2026": "2026-12-02", "2/12/2026": "2026-12-02", "02-12-2026": "2026-12-02", "2.12.2026": "2026-12-02",
+			" 2 / 12 / 2026 ": "2026-12-02", "02122026": "2026-12-02", "2/12/26": "2026-12-02", "29/02/2028": "2028-02-29",
+			"": "", "31/02/2026": nil, "29/02/2026": nil, "12/13/2026": nil, "00/12/2026": nil, "2026-12-02": nil, "2/12": nil, "hôm nay": nil,
+		}
+		times := map[string]any{
+			"17:00": "17:00", "17h": "17:00", "17H": "17:00", "17h30": "17:30", "17g30": "17:30", "5:30": "05:30", "17.30": "17:30",
+			"17": "17:00", "1730": "17:30", "530": "05:30", "0:00": "00:00", "": "",
+			"24:00": nil, "17:60": nil, "5 PM": nil, "17:5": nil, "chiều": nil,
+		}
+		got := eval[map[string]map[string]any](t, b, `import('/static/js/ui.js').then(u => {
+			const days = {}, times = {};
+			for (const s of `+mustJSON(t, keys(days))+`) days[s] = u.parseDay(s);
+			for (const s of `+mustJSON(t, keys(times))+`) times[s] = u.parseTime(s);
+			return {days, times};
+		})`)
+		for in, want := range days {
+			if g := got["days"][in]; g != want {
+				t.Errorf("parseDay(%q) = %v, want %v", in, g, want)
+			}
+		}
+		for in, want := range times {
+			if g := got["times"][in]; g != want {
+				t.Errorf("parseTime(%q) = %v, want %v", in, g, want)
+			}
+		}
+	})
+
 	// The cluster's page said "Thời gian chạy 1:01" and the library
 	// "Thời lượng 0:02", with no unit: an officer could not tell minutes
 	// from hours. Every duration is said with its units, in both languages.
@@ -146,6 +179,23 @@ func TestModulesInTheBrowser(t *testing.T) {
 			}
 		}
 	})
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 type session struct {

@@ -132,7 +132,7 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 	if got := MustEval[string](b, text("#place-summary")); got != "Hằng ngày trong buổi “Buổi chiều” (17:00)" {
 		t.Errorf("the form says the bulletin plays %q", got)
 	}
-	if v := MustEval[string](b, `document.querySelector('#place-start').value`); v != "2026-03-02" {
+	if v := MustEval[string](b, `document.querySelector('#place-start').value`); v != "02/03/2026" {
 		t.Errorf("start date %q: the console should take today from the controller's clock", v)
 	}
 	b.Do("schedule it", chromedp.Click(chromedp.CSS(`#place-submit`)))

@@ -168,6 +168,129 @@ export function mondayOf(day) {
   return addDays(day, -((wd + 6) % 7));
 }
 
+/*
+ * Date and time fields. <input type="date"> and <input type="time"> are
+ * drawn in the browser's language: an English Chromium shows mm/dd/yyyy
+ * and "05:00 PM", and a Vietnamese officer who typed 02/12/2026 for
+ * 2 December had the bulletin placed on 12 February. Ours are text fields
+ * that always read and write dd/mm/yyyy and 24-hour hh:mm, and give the
+ * forms the API's YYYY-MM-DD and HH:MM.
+ */
+
+/** dmy writes a YYYY-MM-DD day as dd/mm/yyyy. */
+export function dmy(day) {
+  const [y, m, d] = (day || '').split('-');
+  return day ? `${d}/${m}/${y}` : '';
+}
+
+/**
+ * parseDay reads a day written the Vietnamese way, day first: "02/12/2026",
+ * "2/12/2026", "02-12-2026", "2.12.26", or the digits alone "02122026" (a
+ * phone's number pad has no "/"). It gives YYYY-MM-DD, '' for nothing
+ * typed, or null when it is not a real day (31/02/2026).
+ */
+export function parseDay(text) {
+  const v = (text || '').trim();
+  if (!v) return '';
+  const m = /^(\d{1,2})\s*[/.\-\s]\s*(\d{1,2})\s*[/.\-\s]\s*(\d{4}|\d{2})$/.exec(v) || /^(\d{2})(\d{2})(\d{4}|\d{2})$/.exec(v);
+  if (!m) return null;
+  const d = Number(m[1]), mo = Number(m[2]), y = Number(m[3]) + (m[3].length === 2 ? 2000 : 0);
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  if (date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
+  return `${y}-${pad(mo)}-${pad(d)}`;
+}
+
+/**
+ * parseTime reads a time on the 24-hour clock as officers write it:
+ * "17:00", "5:30", "17h", "17h30", "17g30", "17.30", or the digits alone
+ * "1730". It gives HH:MM, '' for nothing typed, or null for no such time.
+ */
+export function parseTime(text) {
+  const v = (text || '').trim().toLowerCase();
+  if (!v) return '';
+  const m = /^(\d{1,2})(?:\s*[:hg.]\s*(\d{2})?)?$/.exec(v) || /^(\d{1,2})(\d{2})$/.exec(v);
+  if (!m) return null;
+  const H = Number(m[1]), M = Number(m[2] || 0);
+  return H <= 23 && M <= 59 ? `${pad(H)}:${pad(M)}` : null;
+}
+
+const DATETIME = {
+  day: { parse: parseDay, show: dmy, placeholder: 'dd/mm/yyyy', bad: 'datetime.bad_day', empty: 'datetime.empty_day' },
+  time: { parse: parseTime, show: (v) => v || '', placeholder: 'hh:mm', bad: 'datetime.bad_time', empty: 'datetime.empty_time' },
+};
+
+/**
+ * dayInput is a field for a day in dd/mm/yyyy, its value given and read
+ * (readFields) as YYYY-MM-DD; timeInput one for a 24-hour hh:mm. attrs
+ * are h's: id, value, required.
+ */
+export function dayInput(attrs) { return datetimeInput('day', attrs); }
+
+/** timeInput is dayInput for a time of day, HH:MM. */
+export function timeInput(attrs) { return datetimeInput('time', attrs); }
+
+function datetimeInput(kind, attrs) {
+  const k = DATETIME[kind];
+  const { value, required, ...rest } = attrs || {};
+  // Not the browser's required: its bubble speaks the browser's language.
+  const el = h('input', {
+    ...rest, type: 'text', inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false',
+    placeholder: k.placeholder, 'aria-required': required ? 'true' : null, value: k.show(value),
+    dataset: { datetime: kind, required: required ? 'true' : '' },
+  });
+  // Leaving the field writes what was understood, or says what is wrong.
+  el.addEventListener('change', () => { if (readField(el) !== null) el.value = k.show(k.parse(el.value)); });
+  el.addEventListener('input', () => { if (el.getAttribute('aria-invalid')) markField(el, ''); });
+  return el;
+}
+
+/**
+ * readField gives a dayInput's or timeInput's value for the API
+ * (YYYY-MM-DD, HH:MM, '' when empty and not required), or null when it is
+ * wrong, saying so next to the field, the field named.
+ */
+function readField(el) {
+  const k = DATETIME[el.dataset.datetime];
+  const v = k.parse(el.value);
+  const name = el.labels && el.labels[0] ? el.labels[0].textContent : '';
+  let problem = '';
+  if (v === null) problem = t(k.bad, { field: name, text: el.value.trim() });
+  else if (v === '' && el.dataset.required) problem = t(k.empty, { field: name });
+  markField(el, problem);
+  return problem ? null : v;
+}
+
+function markField(el, problem) {
+  const id = el.id + '-error';
+  let msg = document.getElementById(id);
+  if (!msg && problem) {
+    msg = h('p', { class: 'field-error', id, role: 'alert' });
+    el.after(msg);
+    el.setAttribute('aria-describedby', [el.getAttribute('aria-describedby'), id].filter(Boolean).join(' '));
+  }
+  if (msg) { msg.hidden = !problem; fill(msg, problem); }
+  if (problem) el.setAttribute('aria-invalid', 'true');
+  else el.removeAttribute('aria-invalid');
+}
+
+/**
+ * readFields reads the date and time fields of a form, {name: input}
+ * (a false input is skipped: a hidden field), into {name: value}; if one
+ * is wrong, each wrong one says why, the first has the focus and it gives
+ * null: the form is not sent.
+ */
+export function readFields(inputs) {
+  const out = {};
+  let first = null;
+  for (const [name, el] of Object.entries(inputs)) {
+    if (!el) continue;
+    out[name] = readField(el);
+    if (out[name] === null && !first) first = el;
+  }
+  if (first) { first.focus(); return null; }
+  return out;
+}
+
 /** fmtTime is HH:MM of an RFC 3339 string or Date, in Vietnam. */
 export function fmtTime(v) {
   if (!v) return '';

@@ -3,18 +3,20 @@
 
 import { api, now } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, fmtDateTime, errorBox, ymd, addDays, vnDate, rfc3339 } from '../ui.js';
+import { h, fill, field, options, fmtDateTime, errorBox, ymd, addDays, vnDate, rfc3339, dayInput, readFields } from '../ui.js';
 
 export async function render(ctx, main) {
   const today = ymd(now());
   const actor = h('input', { id: 'audit-actor', autocapitalize: 'none' });
   const areaSel = h('select', { id: 'audit-area' }, options([['', t('audit.all_areas')], ...ctx.areaOptions()], ''));
-  const from = h('input', { type: 'date', id: 'audit-from', value: addDays(today, -7) });
-  const to = h('input', { type: 'date', id: 'audit-to', value: today });
+  const from = dayInput({ id: 'audit-from', value: addDays(today, -7), required: true });
+  const to = dayInput({ id: 'audit-to', value: today, required: true });
   const body = h('div');
   const load = async () => {
+    const v = readFields({ from, to });
+    if (!v) return;
     const { entries } = await api('GET', '/audit', undefined, {
-      actor: actor.value.trim(), area: areaSel.value, from: rfc3339(vnDate(from.value)), to: rfc3339(vnDate(addDays(to.value, 1))), limit: 10000,
+      actor: actor.value.trim(), area: areaSel.value, from: rfc3339(vnDate(v.from)), to: rfc3339(vnDate(addDays(v.to, 1))), limit: 10000,
       order: 'newest', // past the limit, the newest are the ones kept
     });
     fill(body, entries.length === 0 ? h('p', { class: 'muted' }, t('audit.none')) :

@@ -4,7 +4,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts } from '../ui.js';
+import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
@@ -97,13 +97,13 @@ function placeForm(ctx, area, sessions, content, reload) {
   const whenSel = h('select', { id: 'place-when' }, options([
     ...sessions.map((s) => ['s:' + s.id, t('programme.in_session', { name: s.name, time: clock(s.start) })]),
     ['time', t('programme.at_time')]], sessions.length ? 's:' + sessions[sessions.length - 1].id : 'time'));
-  const time = h('input', { type: 'time', id: 'place-time', value: '17:00' });
+  const time = timeInput({ id: 'place-time', value: '17:00', required: true });
   const kind = h('select', { id: 'place-recurrence' }, options(['once', 'daily', 'weekdays', 'weekly'].map((k) => [k, t('rec.kind_' + k)]), 'daily'));
   const dayBoxes = DAYS.map((d) => h('input', { type: 'checkbox', value: d, id: 'place-day-' + d }));
   const daysSet = h('fieldset', { hidden: true }, h('legend', {}, t('programme.days')),
     h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'place-day-' + d }, dayBoxes[i], t('day.' + d)))));
-  const start = h('input', { type: 'date', id: 'place-start', value: ymd(now()), required: true });
-  const until = h('input', { type: 'date', id: 'place-until' });
+  const start = dayInput({ id: 'place-start', value: ymd(now()), required: true });
+  const until = dayInput({ id: 'place-until' });
   const priority = h('select', { id: 'place-priority' }, options(['normal', 'priority', 'background'].map((p) => [p, t('priority.' + p)]), 'normal'));
   const repeat = h('input', { type: 'number', id: 'place-repeat', min: 1, max: 10, value: 1 });
   const summary = h('p', { id: 'place-summary', class: 'stat', style: 'font-size:1.15rem', 'aria-live': 'polite' });
@@ -124,13 +124,17 @@ function placeForm(ctx, area, sessions, content, reload) {
     time.closest('.field').hidden = !!session();
     daysSet.hidden = kind.value !== 'weekly';
     until.closest('.field').hidden = kind.value === 'once';
-    const [y, m, d] = (start.value || ymd(now())).split('-');
-    const when = describe({ kind: kind.value, days: days(), time: time.value, session: session(), date: `${d}/${m}/${y}` });
+    // What is typed so far, as understood, or as typed until it can be.
+    const when = describe({ kind: kind.value, days: days(), time: parseTime(time.value) || time.value, session: session(), date: dmy(parseDay(start.value)) || start.value });
     fill(summary, relay() ? t('programme.relay_summary', { n: minutes.value, when }) : when);
   };
+  // request is the bulletin the form describes, or null when a date or
+  // time field is wrong (each says why beside it).
   const request = () => {
     const s = session();
-    const at = vnDate(start.value, s ? s.start : time.value);
+    const v = readFields({ time: !s && time, start, until: kind.value !== 'once' && until });
+    if (!v) return null;
+    const at = vnDate(v.start, s ? s.start : v.time);
     const rrule = toRule(kind.value, days());
     const body = {
       title: title.value.trim() || undefined, priority: priority.value,
@@ -145,7 +149,7 @@ function placeForm(ctx, area, sessions, content, reload) {
       body.repeat = Number(repeat.value) || 1;
     }
     if (rrule) body.rrule = rrule;
-    if (rrule && until.value) body.until = rfc3339(vnDate(until.value, '23:59'));
+    if (rrule && v.until) body.until = rfc3339(vnDate(v.until, '23:59'));
     if (s) body.session = s.id;
     return body;
   };
@@ -171,13 +175,13 @@ function placeForm(ctx, area, sessions, content, reload) {
     }
   };
   for (const el of [source, whenSel, time, kind, start, ...dayBoxes]) el.addEventListener('change', update);
-  minutes.addEventListener('input', update);
-  time.addEventListener('input', update);
+  for (const el of [minutes, time, start]) el.addEventListener('input', update);
   const form = h('form', {
     class: 'panel', id: 'place-form', 'aria-labelledby': 'h-place', onsubmit: (e) => {
       e.preventDefault();
       try { toRule(kind.value, days()); } catch (err) { fill(status, h('p', { class: 'error' }, err.message)); return; }
-      send(request());
+      const body = request();
+      if (body) send(body);
     },
     // A changed form is not the one the conflicts were found for: their
     // warning and its "Vẫn đặt lịch" go, and "Đặt lịch" checks it again.
@@ -263,7 +267,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, titles) {
 
 function sessionsPanel(ctx, area, sessions, reload) {
   const name = h('input', { id: 'session-name', required: true, maxlength: 200, value: t('programme.evening') });
-  const start = h('input', { type: 'time', id: 'session-start', required: true, value: '17:00' });
+  const start = timeInput({ id: 'session-start', required: true, value: '17:00' });
   const max = h('input', { type: 'number', id: 'session-max', min: 1, max: 240, value: 30 });
   const status = h('div');
   return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
@@ -290,8 +294,10 @@ function sessionsPanel(ctx, area, sessions, reload) {
     ctx.may('schedule') ? h('form', {
       onsubmit: async (e) => {
         e.preventDefault();
+        const v = readFields({ start });
+        if (!v) return;
         try {
-          await api('POST', '/sessions', { area, name: name.value.trim(), start: start.value, max_minutes: Number(max.value) });
+          await api('POST', '/sessions', { area, name: name.value.trim(), start: v.start, max_minutes: Number(max.value) });
           await reload();
         } catch (err) { fill(status, errorBox(err)); }
       },

@@ -4,7 +4,7 @@
 
 import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, errorBox, fmtNumber, fmtDate, vnParts } from '../ui.js';
+import { h, fill, field, options, errorBox, fmtNumber, fmtDate, vnParts, dayInput, readFields } from '../ui.js';
 import { bars } from '../chart.js';
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -12,12 +12,15 @@ const pad = (n) => String(n).padStart(2, '0');
 export async function render(ctx, main) {
   const p = vnParts(now());
   const areaSel = h('select', { id: 'report-area' }, options(ctx.areaOptions(), ctx.defaultArea()));
-  const from = h('input', { type: 'date', id: 'report-from', value: `${p.y}-${pad(p.m)}-01` });
-  const to = h('input', { type: 'date', id: 'report-to', value: p.m === 12 ? `${p.y + 1}-01-01` : `${p.y}-${pad(p.m + 1)}-01` });
+  const from = dayInput({ id: 'report-from', value: `${p.y}-${pad(p.m)}-01`, required: true });
+  const to = dayInput({ id: 'report-to', value: p.m === 12 ? `${p.y + 1}-01-01` : `${p.y}-${pad(p.m + 1)}-01`, required: true });
   const year = h('input', { type: 'number', id: 'report-year', min: 2020, max: 2100, value: p.y });
   const body = h('div');
   const yearBody = h('div');
-  const show = () => period(ctx, body, areaSel.value, from.value, to.value).catch((e) => fill(body, errorBox(e)));
+  const show = () => {
+    const v = readFields({ from, to });
+    return v ? period(ctx, body, areaSel.value, v.from, v.to).catch((e) => fill(body, errorBox(e))) : Promise.resolve();
+  };
   fill(main, h('h1', {}, t('reports.title')),
     h('form', { class: 'panel no-print', onsubmit: (e) => { e.preventDefault(); show(); } },
       h('div', { class: 'form-grid' }, field(t('common.area'), areaSel), field(t('reports.from'), from), field(t('reports.to'), to, t('reports.to_hint'))),
