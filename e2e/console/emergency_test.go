@@ -713,3 +713,68 @@ func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
 		t.Errorf("the board's count of silent clusters says %q", got)
 	}
 }
+
+// TestBoardFollowsAlarmsWhileOpen: the board read the open alarms once, as
+// it opened. A cluster whose speaker line was cut during the alert still
+// read "Đang phát" until the officer opened the board again, and the
+// officer believed that pole was warning its people. The board follows
+// the alarm stream while it is open: the cut, and the line mended, show
+// on the cluster's row and in the count above the table by themselves.
+func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	cut, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: cut, Tune: func(ac *agent.Config) {
+		ac.StateDebounce = 20 * time.Millisecond
+	}})
+	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "both clusters online", func() bool {
+		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
+	})
+	// Long enough to sound while the line is cut and mended.
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 90*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	// Every stream the page opens, to see that leaving closes them.
+	b.Do("note the page's streams", chromedp.Evaluate[chromedp.Void](`window.streams = []; window.EventSource = class extends EventSource {
+		constructor(...args) { super(...args); window.streams.push(this); } }`))
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	b.Wait("both clusters sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
+	row := func(node string) string { return MustEval[string](b, text(`#ack-board tr[data-node="`+node+`"]`)) }
+	if got := row("lap-le-01"); strings.Contains(got, "không nghe được") {
+		t.Fatalf("before the cut, the cluster's row says %q", got)
+	}
+
+	cut.SetSpeakerLine(protocol.LineOpen)
+	b.Wait("the cut on the cluster's row, the board left open",
+		`(document.querySelector('#ack-board tr[data-node="lap-le-01"]') || {}).dataset?.silent === 'true'`, 20*time.Second)
+	if got := row("lap-le-01"); !contains(got, "Đang phát — Đứt dây loa: có thể không nghe được") {
+		t.Errorf("the cut cluster's row says %q", got)
+	}
+	if got := MustEval[string](b, `document.querySelector('#em-silent').hidden ? '' : `+text("#em-silent")); !strings.HasPrefix(got, "1 cụm loa báo đang phát nhưng có lỗi khiến không phát được") {
+		t.Errorf("the board's count of silent clusters says %q", got)
+	}
+	if got := row("lap-le-02"); strings.Contains(got, "không nghe được") {
+		t.Errorf("the working cluster's row says %q", got)
+	}
+	if n := MustEval[string](b, `document.querySelector('main').dataset.alarmEvents || '0'`); n == "0" {
+		t.Error("the board learned of the cut without an event on the alarm stream")
+	}
+
+	cut.SetSpeakerLine(protocol.LineOK)
+	b.Wait("the mended line's warning gone", `document.querySelector('#ack-board tr[data-node="lap-le-01"]').dataset.silent === undefined && document.querySelector('#em-silent').hidden`, 20*time.Second)
+
+	// Leaving the board ends its streams with it.
+	b.Go("#/overview", `document.querySelector('#count-online')`)
+	if open := MustEval[[]string](b, `window.streams.filter((s) => s.readyState !== EventSource.CLOSED).map((s) => s.url)`); len(open) != 0 {
+		t.Errorf("streams left open after leaving the board: %q", open)
+	}
+}

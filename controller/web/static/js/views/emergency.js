@@ -609,20 +609,29 @@ const ONE_AREA_FROM = 1000;
 /** ROW_SLICE is how many of the board's rows are built at a time. */
 const ROW_SLICE = 500;
 
+/** openAlarms reads the open alarms, or null where they cannot be read. */
+const openAlarms = () => api('GET', '/alarms', undefined, { state: 'open', limit: 10000 }).then((r) => r.alarms || [], () => null);
+
 async function board(ctx, main, id) {
-  // The open alarms, read once with the report, say which clusters have a
-  // fault that keeps them silent: such a cluster may report "sounding"
-  // while its pole says nothing, and the officer must warn that place by
-  // other means. Without them the board shows the reports alone.
-  const [rep, open] = await Promise.all([
-    api('GET', `/emergency/${encodeURIComponent(id)}`),
-    api('GET', '/alarms', undefined, { state: 'open', limit: 10000 }).catch(() => null),
-  ]);
+  // The open alarms say which clusters have a fault that keeps them
+  // silent: such a cluster may report "sounding" while its pole says
+  // nothing, and the officer must warn that place by other means. Read
+  // with the report, then followed on the alarm stream while the board is
+  // open: a line cut during the alert shows without opening it again.
+  // Without them the board shows the reports alone.
+  const [rep, open] = await Promise.all([api('GET', `/emergency/${encodeURIComponent(id)}`), openAlarms()]);
+  // The silencing alarms open, by id; a node's kinds are drawn from them.
+  const silencers = new Map();
   const mute = new Map();
-  for (const a of (open && open.alarms) || []) {
-    if (!SILENCING.includes(a.kind)) continue;
-    mute.set(a.node, [...(mute.get(a.node) || []), a.kind]);
-  }
+  const muteOf = (node) => {
+    const kinds = [...silencers.values()].filter((a) => a.node === node).map((a) => a.kind);
+    if (kinds.length) mute.set(node, kinds); else mute.delete(node);
+  };
+  const noteAlarm = (a) => {
+    if (a.end || !SILENCING.includes(a.kind)) silencers.delete(a.id); else silencers.set(a.id, a);
+    muteOf(a.node);
+  };
+  for (const a of open || []) noteAlarm(a);
   const muteSounding = (n) => (n.state === 'started' && mute.has(n.node) ? mute.get(n.node) : null);
   // The counts are the board's status: read out, politely, as they change;
   // the table below them is not.
@@ -792,6 +801,39 @@ async function board(ctx, main, id) {
   src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
 
+  // The alarm stream: a cluster's silencing fault opening or ending
+  // redraws its row and the count above the table.
+  const alarms = new EventSource(apiURL('/alarms/stream'));
+  const redraw = (node) => { const n = nodes.get(node); if (n) showNode(n); };
+  let alarmEvents = 0;
+  alarms.addEventListener('alarm', (e) => {
+    main.dataset.alarmEvents = String(++alarmEvents); // how many came live (tests read it)
+    const a = JSON.parse(e.data);
+    noteAlarm(a);
+    redraw(a.node);
+  });
+  // Each (re)connection may have missed changes (those between the read
+  // above and the subscription, or while a proxy cut it), and a stream
+  // that fell behind says so (resync): read the open alarms again, one
+  // read at a time, and once more after it when asked meanwhile.
+  let reading = null;
+  let again = false;
+  const reread = () => {
+    if (reading) { again = true; return; }
+    reading = openAlarms().then((list) => {
+      reading = null;
+      if (again) { again = false; reread(); }
+      if (!list) return;
+      const before = new Set(mute.keys());
+      silencers.clear();
+      mute.clear();
+      for (const a of list) noteAlarm(a);
+      for (const node of new Set([...before, ...mute.keys()])) redraw(node);
+    });
+  };
+  alarms.addEventListener('open', reread);
+  alarms.addEventListener('resync', reread);
+
   // more, if given, adds to the confirmation what the officer chose (the
   // all-clear's volume), read when the button is pressed.
   const act = (verb, title, yes, body, more) => async () => {
@@ -837,5 +879,5 @@ async function board(ctx, main, id) {
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
   oneArea();
-  return () => { src.close(); main.classList.remove('drill'); };
+  return () => { src.close(); alarms.close(); main.classList.remove('drill'); };
 }
