@@ -70,8 +70,9 @@ func NewService() *Service {
 }
 
 // Open closes the calls a previous run left open: the controller stopped
-// without ending them (a crash, a power cut). Their nodes ended them on
-// their own frame timeout.
+// without ending them (a crash, a power cut). Their nodes, out of frames,
+// hold them suspended until their end reaches them: EndLeftOpen sends it
+// to the calls' areas, NodeOnline to each node that comes online.
 func (s *Service) Open(ctx context.Context) error {
 	open, err := s.Store.FindLiveCalls(ctx, loaxa.LiveCallFilter{Active: true})
 	if err != nil {
