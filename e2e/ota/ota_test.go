@@ -192,38 +192,40 @@ func TestOverTheAirUpdates(t *testing.T) {
 	for _, id := range ids {
 		boards[id] = startBoard(t, id, c.CreateNode(id, "12346"), v1)
 	}
-	runs := func(id, version string) bool {
-		n := c.Node(id)
+	runs := func(t testing.TB, id, version string) bool {
+		n := c.For(t).Node(id)
 		return n.Status.State == loaxa.NodeOnline && n.Status.Agent == version
 	}
 	for _, id := range ids {
-		rig.Eventually(t, 20*time.Second, id+" online with 1.0.0", func() bool { return runs(id, "1.0.0") })
+		rig.Eventually(t, 20*time.Second, id+" online with 1.0.0", func() bool { return runs(t, id, "1.0.0") })
 	}
 
-	upload := func(version string, body []byte) *loaxa.Release {
+	// The helpers below take the subtest's t, so that one failing stops
+	// that subtest only.
+	upload := func(t *testing.T, version string, body []byte) *loaxa.Release {
 		t.Helper()
 		req, _ := http.NewRequest("POST", c.URL+"/api/v1/releases?version="+version+"&arch=amd64", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/gzip")
 		var rel loaxa.Release
-		if status, raw := c.Send(req, &rel); status != http.StatusCreated {
+		if status, raw := c.For(t).Send(req, &rel); status != http.StatusCreated {
 			t.Fatalf("upload %s: %d %s", version, status, raw)
 		}
 		return &rel
 	}
-	rollout := func(version string, canaries int) *loaxa.Rollout {
+	rollout := func(t *testing.T, version string, canaries int) *loaxa.Rollout {
 		t.Helper()
 		var ro loaxa.Rollout
-		c.MustDo("POST", "/api/v1/rollouts", map[string]any{"version": version, "targets": map[string][]string{"areas": {"12346"}}, "canaries": canaries}, &ro)
+		c.For(t).MustDo("POST", "/api/v1/rollouts", map[string]any{"version": version, "targets": map[string][]string{"areas": {"12346"}}, "canaries": canaries}, &ro)
 		if len(ro.Nodes) != len(ids) {
 			t.Fatalf("rollout targets %d nodes, want %d", len(ro.Nodes), len(ids))
 		}
 		return &ro
 	}
-	await := func(id, state string) *loaxa.Rollout {
+	await := func(t *testing.T, id, state string) *loaxa.Rollout {
 		t.Helper()
 		var ro loaxa.Rollout
 		rig.Eventually(t, 90*time.Second, "rollout "+id+" "+state, func() bool {
-			c.MustDo("GET", "/api/v1/rollouts/"+id, nil, &ro)
+			c.For(t).MustDo("GET", "/api/v1/rollouts/"+id, nil, &ro)
 			return ro.State == state || !ro.Active()
 		})
 		if ro.State != state {
@@ -231,27 +233,28 @@ func TestOverTheAirUpdates(t *testing.T) {
 		}
 		return &ro
 	}
-	binary := func(path string) []byte {
+	binary := func(t *testing.T, path string) []byte {
+		t.Helper()
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return raw
 	}
-	v1Bytes, v2Bytes := binary(v1), binary(v2)
+	v1Bytes, v2Bytes := binary(t, v1), binary(t, v2)
 
 	t.Run("a good release reaches every targeted node", func(t *testing.T) {
-		upload("2.0.0", archive(t, "2.0.0", v2))
-		ro := await(rollout("2.0.0", 1).ID, loaxa.RolloutDone)
+		upload(t, "2.0.0", archive(t, "2.0.0", v2))
+		ro := await(t, rollout(t, "2.0.0", 1).ID, loaxa.RolloutDone)
 		for _, n := range ro.Nodes {
 			if n.State != loaxa.RolloutNodeUpdated {
 				t.Errorf("%s: %s %s", n.Node, n.State, n.Detail)
 			}
 		}
 		for _, id := range ids {
-			rig.Eventually(t, 20*time.Second, id+" online with 2.0.0", func() bool { return runs(id, "2.0.0") })
+			rig.Eventually(t, 20*time.Second, id+" online with 2.0.0", func() bool { return runs(t, id, "2.0.0") })
 			rig.Eventually(t, 20*time.Second, id+" reports updated", func() bool {
-				for _, ev := range c.Events(url.Values{"node": {id}}) {
+				for _, ev := range c.For(t).Events(url.Values{"node": {id}}) {
 					if ev.Type == protocol.EventUpdated && ev.Version == "2.0.0" && ev.Reason == "from 1.0.0" {
 						return true
 					}
@@ -263,7 +266,7 @@ func TestOverTheAirUpdates(t *testing.T) {
 				return errors.Is(err, os.ErrNotExist)
 			})
 			// The updated event comes from the installed binary.
-			if !bytes.Equal(binary(boards[id].exe), v2Bytes) || !bytes.Equal(binary(boards[id].exe+".previous"), v1Bytes) {
+			if !bytes.Equal(binary(t, boards[id].exe), v2Bytes) || !bytes.Equal(binary(t, boards[id].exe+".previous"), v1Bytes) {
 				t.Errorf("%s: the installed binary is not 2.0.0, or 1.0.0 was not kept beside it", id)
 			}
 		}
@@ -278,7 +281,7 @@ func TestOverTheAirUpdates(t *testing.T) {
 		for _, id := range ids {
 			starts[id] = boards[id].starts.Load()
 		}
-		ro := await(rollout(version, 1).ID, loaxa.RolloutHalted)
+		ro := await(t, rollout(t, version, 1).ID, loaxa.RolloutHalted)
 		if !strings.Contains(ro.Reason, want) {
 			t.Errorf("halted because %q; want %q in it", ro.Reason, want)
 		}
@@ -291,8 +294,8 @@ func TestOverTheAirUpdates(t *testing.T) {
 			}
 		}
 		for _, id := range ids {
-			rig.Eventually(t, 20*time.Second, id+" still online with 2.0.0", func() bool { return runs(id, "2.0.0") })
-			if !bytes.Equal(binary(boards[id].exe), v2Bytes) {
+			rig.Eventually(t, 20*time.Second, id+" still online with 2.0.0", func() bool { return runs(t, id, "2.0.0") })
+			if !bytes.Equal(binary(t, boards[id].exe), v2Bytes) {
 				t.Errorf("%s: the binary changed", id)
 			}
 			canary := slices.ContainsFunc(ro.Nodes, func(n loaxa.RolloutNode) bool { return n.Node == id && n.Canary })
@@ -309,7 +312,7 @@ func TestOverTheAirUpdates(t *testing.T) {
 	// times; the next start puts 2.0.0 back, which reports why, and the
 	// rollout halts on the canary.
 	t.Run("a release that crashes after its trial is rolled back on the canary and the rollout halts", func(t *testing.T) {
-		upload("5.0.0", archive(t, "5.0.0", crashing))
+		upload(t, "5.0.0", archive(t, "5.0.0", crashing))
 		canaryFails(t, "5.0.0", "rolled back from 5.0.0: it started 3 times in", true)
 		for _, id := range ids {
 			if _, err := os.Stat(boards[id].exe + ".probation"); !errors.Is(err, os.ErrNotExist) {
@@ -325,7 +328,7 @@ func TestOverTheAirUpdates(t *testing.T) {
 	// reaching the broker, it puts 2.0.0 back by itself (no restart), which
 	// reports why, and the rollout halts on the canary.
 	t.Run("a release that never connects once installed is rolled back on the canary and the rollout halts", func(t *testing.T) {
-		upload("6.0.0", archive(t, "6.0.0", deaf))
+		upload(t, "6.0.0", archive(t, "6.0.0", deaf))
 		canaryFails(t, "6.0.0", "rolled back from 6.0.0: it ran 3s without once connecting to the broker", false)
 		for _, id := range ids {
 			if _, err := os.Stat(boards[id].exe + ".probation"); !errors.Is(err, os.ErrNotExist) {
@@ -335,16 +338,16 @@ func TestOverTheAirUpdates(t *testing.T) {
 	})
 
 	t.Run("a build that exits at start is rolled back on the canary and the rollout halts", func(t *testing.T) {
-		upload("3.0.0", archive(t, "3.0.0", bad))
+		upload(t, "3.0.0", archive(t, "3.0.0", bad))
 		canaryFails(t, "3.0.0", "exited at start", false)
 	})
 
 	t.Run("a tampered archive is refused", func(t *testing.T) {
-		rel := upload("4.0.0", archive(t, "4.0.0", v2))
+		rel := upload(t, "4.0.0", archive(t, "4.0.0", v2))
 		// Someone changes the archive on the server after it was uploaded
 		// (and signed into the command by its SHA-256).
 		path := filepath.Join(c.App.Config.DataDir, "releases", rel.Archives[0].SHA256+".tar.gz")
-		raw := binary(path)
+		raw := binary(t, path)
 		raw[len(raw)/2] ^= 0xff
 		if err := os.WriteFile(path, raw, 0o600); err != nil {
 			t.Fatal(err)

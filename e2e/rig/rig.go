@@ -203,6 +203,16 @@ func (c *Controller) MustDo(method, path string, in, out any) {
 	}
 }
 
+// For returns c making its API calls on behalf of t: a helper called
+// from a subtest fails that subtest, not the test that started the
+// controller (whose Fatal, from a subtest, would also stop the subtests
+// after it). Only for API calls; stop and restart c itself.
+func (c *Controller) For(t testing.TB) *Controller {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 // CreateArea adds an area.
 func (c *Controller) CreateArea(id, name, parent string) {
 	c.t.Helper()
