@@ -135,6 +135,8 @@ func intermediates(cert tls.Certificate) *x509.CertPool {
 // against the certificate nodes pin. Otherwise the pair served until now
 // stays and the error is logged once: a certificate the boards refuse
 // would cut them all off, and the old one still works until it expires.
+// A pair refused only because it is not valid yet (its NotBefore ahead of
+// the controller's clock) is tried again at every check until it is.
 type certReloader struct {
 	certFile, keyFile string
 	pinned            *x509.CertPool // what nodes verify the controller with
@@ -160,7 +162,7 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 			r.failed = ""
 		case err.Error() != r.failed:
 			r.failed = err.Error()
-			r.logger.Error("tls: still serving the certificate served until now; the controller takes the new one once the files hold a pair that loads", "err", err)
+			r.logger.Error("tls: still serving the certificate served until now, not the pair the files hold", "err", err)
 		}
 	}
 	return r.cert, nil
@@ -177,12 +179,24 @@ func (r *certReloader) check(now time.Time) error {
 	}
 	// Tried once per change: a pair written half (the certificate, not
 	// yet its key) is taken when the key follows.
+	triedCert, triedKey := r.certPEM, r.keyPEM
 	r.certPEM, r.keyPEM = certPEM, keyPEM
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("renewed --tls-cert %s, --tls-key %s: %w", r.certFile, r.keyFile, err)
 	}
-	if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: r.pinned, Intermediates: intermediates(cert), CurrentTime: now}); err != nil {
+	verify := func(at time.Time) error {
+		_, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: r.pinned, Intermediates: intermediates(cert), CurrentTime: at})
+		return err
+	}
+	if err := verify(now); err != nil {
+		if from := validFrom(cert); now.Before(from) && verify(from) == nil {
+			// Issued minutes ago by a CA whose clock is ahead of ours: it
+			// is good from its NotBefore on, and the files will not
+			// change again to say so. Tried again at every check.
+			r.certPEM, r.keyPEM = triedCert, triedKey
+			return fmt.Errorf("renewed --tls-cert %s is valid only from %s, later than the controller's clock: it is served from the first check after then", r.certFile, from.UTC().Format(time.RFC3339))
+		}
 		var unknown x509.UnknownAuthorityError
 		if errors.As(err, &unknown) {
 			return fmt.Errorf("renewed --tls-cert %s is not signed under the certificate nodes pin (--tls-ca, or the top of the chain served at start), so every board would refuse it: renew with the same CA, or restart and enrol the boards again: %w", r.certFile, err)
@@ -192,4 +206,16 @@ func (r *certReloader) check(now time.Time) error {
 	r.cert = &cert
 	r.logger.Info("tls: serving the renewed certificate", "subject", cert.Leaf.Subject.CommonName, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
 	return nil
+}
+
+// validFrom is when every certificate of cert's chain is valid: the
+// latest of their NotBefore.
+func validFrom(cert tls.Certificate) time.Time {
+	var from time.Time
+	for _, der := range cert.Certificate {
+		if c, err := x509.ParseCertificate(der); err == nil && c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+	}
+	return from
 }

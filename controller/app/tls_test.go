@@ -31,13 +31,19 @@ import (
 // parent is nil) and returns it with its key.
 func issue(t *testing.T, cn string, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
+	return issueFrom(t, time.Now().Add(-time.Hour), cn, ca, parent, parentKey)
+}
+
+// issueFrom is issue for a certificate valid from notBefore.
+func issueFrom(t *testing.T, notBefore time.Time, cn string, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: notBefore, NotAfter: notBefore.Add(25 * time.Hour),
 		IsCA: ca, BasicConstraintsValid: true, DNSNames: []string{"loa.example.vn"},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
@@ -180,6 +186,51 @@ func TestTLSRenewedCertificateServedWithoutRestart(t *testing.T) {
 	served("a certificate of another CA", renewed)
 	if !strings.Contains(logs.String(), "not signed under the certificate nodes pin") {
 		t.Errorf("the log does not say the boards would refuse the new certificate:\n%s", logs.String())
+	}
+}
+
+// TestTLSRenewedCertificateNotYetValidServedFromItsNotBefore: a renewal
+// issued minutes ago by a CA whose clock runs ahead of the controller's
+// is not valid yet on the controller's clock. It was refused, and, its
+// files tried once per change, never tried again: the controller served
+// the old certificate until it expired and every board was cut off. It
+// must be kept aside, said once in the log, and served from the first
+// check after its NotBefore, the files unchanged.
+func TestTLSRenewedCertificateNotYetValidServedFromItsNotBefore(t *testing.T) {
+	root, rootKey := issue(t, "Root CA", true, nil, nil)
+	first, firstKey := issue(t, "loa.example.vn", false, root, rootKey)
+	cfg := DefaultConfig()
+	cfg.TLSCert, cfg.TLSKey = writeChain(t, firstKey, first)
+	cfg.TLSCA, _ = writeChain(t, rootKey, root)
+	var logs syncbuf.Buffer
+	fc := clock.NewFake(time.Now().Truncate(time.Second)) // as certificates hold it
+	s, _, err := loadTLS(cfg, fc.Now, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serves := func(step string, want *x509.Certificate) {
+		t.Helper()
+		got, err := s.server.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if !bytes.Equal(got.Certificate[0], want.Raw) {
+			t.Fatalf("%s: serves another certificate than serial %v", step, want.SerialNumber)
+		}
+	}
+	renewed, renewedKey := issueFrom(t, fc.Now().Add(10*time.Minute), "loa.example.vn", false, root, rootKey)
+	writePair(t, cfg.TLSCert, cfg.TLSKey, renewedKey, renewed)
+	for range 9 {
+		fc.Advance(certCheckEvery)
+		serves(renewed.NotBefore.Sub(fc.Now()).String()+" before its NotBefore", first)
+	}
+	if n := strings.Count(logs.String(), "is valid only from"); n != 1 {
+		t.Errorf("the log says %d times that the renewal is not valid yet, want once:\n%s", n, logs.String())
+	}
+	fc.Advance(certCheckEvery)
+	serves("at its NotBefore", renewed)
+	if !strings.Contains(logs.String(), "serving the renewed certificate") {
+		t.Errorf("the log does not say the renewed certificate is served:\n%s", logs.String())
 	}
 }
 
