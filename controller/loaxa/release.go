@@ -27,7 +27,7 @@ type ReleaseArchive struct {
 const (
 	RolloutCanary  = "canary"  // the canaries are updating
 	RolloutRolling = "rolling" // canaries are healthy; the rest are updating
-	RolloutDone    = "done"    // every target answered (updated or failed)
+	RolloutDone    = "done"    // every target answered (updated or failed) or is counted unreached
 	RolloutHalted  = "halted"  // a canary failed; nobody else was asked
 )
 
@@ -37,6 +37,10 @@ const (
 	RolloutNodeSent    = "sent"    // asked; not answered yet
 	RolloutNodeUpdated = "updated" // runs the version
 	RolloutNodeFailed  = "failed"  // refused or rolled back; Detail says why
+	// RolloutNodeUnreached: asked, and no answer within the wait (a board
+	// switched off, stolen, without power or link); still asked once it
+	// is online, and its answer replaces this.
+	RolloutNodeUnreached = "unreached"
 )
 
 // Rollout moves a set of nodes to a release: canaries first, the rest once
@@ -48,13 +52,17 @@ type Rollout struct {
 	// Percent of the targeted nodes take part (1-100).
 	Percent int `json:"percent"`
 	// Canaries is how many of them update first.
-	Canaries  int           `json:"canaries"`
-	State     string        `json:"state"`
-	Reason    string        `json:"reason,omitempty"`
-	Nodes     []RolloutNode `json:"nodes"`
-	CreatedBy string        `json:"created_by"`
-	CreatedAt time.Time     `json:"created_at"`
-	UpdatedAt time.Time     `json:"updated_at"`
+	Canaries int           `json:"canaries"`
+	State    string        `json:"state"`
+	Reason   string        `json:"reason,omitempty"`
+	Nodes    []RolloutNode `json:"nodes"`
+	// Unreached counts the nodes in state unreached: a done rollout with
+	// some is "done, N not reached", and still asks them when they are
+	// back.
+	Unreached int       `json:"unreached,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // RolloutNode is one node's progress in a rollout.
@@ -71,6 +79,10 @@ type RolloutNode struct {
 
 // Active reports whether the rollout still has work to do.
 func (r *Rollout) Active() bool { return r.State == RolloutCanary || r.State == RolloutRolling }
+
+// Waiting reports whether a done rollout still waits for nodes it
+// counted unreached, to ask them again when they are back.
+func (r *Rollout) Waiting() bool { return r.State == RolloutDone && r.Unreached > 0 }
 
 // ReleaseService stores releases and rollouts.
 type ReleaseService interface {

@@ -24,6 +24,11 @@ const (
 	// for a quiet moment (no broadcast due), the trial, and the probation
 	// (10 minutes by default) after which the node reports updated.
 	DefaultCanaryTimeout = 40 * time.Minute
+	// DefaultNodeTimeout is how long the rollout waits for another node's
+	// answer before counting it unreached: enough for an online node to
+	// fetch the release over a thin link while a province fetches it
+	// too, wait out a session, and run its probation.
+	DefaultNodeTimeout = 6 * time.Hour
 )
 
 // ArchivePath is where nodes fetch an archive (GET, node credentials).
@@ -44,13 +49,19 @@ type Runner struct {
 	Interval      time.Duration
 	Resend        time.Duration
 	CanaryTimeout time.Duration
+	// NodeTimeout bounds the wait for a node that is not a canary: one
+	// that has not answered within it of being asked (of when it was
+	// last seen, for a node offline since before) is counted unreached,
+	// so a rollout completes while boards are switched off or gone.
+	NodeTimeout time.Duration
 
 	wake chan struct{}
 }
 
 // NewRunner returns a Runner with default timings.
 func NewRunner() *Runner {
-	return &Runner{Interval: DefaultInterval, Resend: DefaultResend, CanaryTimeout: DefaultCanaryTimeout, Now: time.Now, Logger: slog.Default(), wake: make(chan struct{}, 1)}
+	return &Runner{Interval: DefaultInterval, Resend: DefaultResend, CanaryTimeout: DefaultCanaryTimeout, NodeTimeout: DefaultNodeTimeout,
+		Now: time.Now, Logger: slog.Default(), wake: make(chan struct{}, 1)}
 }
 
 // Start plans a rollout of version to the nodes of targets: percent of
@@ -125,10 +136,16 @@ func (r *Runner) Start(ctx context.Context, version string, targets loaxa.Target
 	return ro, nil
 }
 
+// asking reports whether a rollout still asks a node in state s.
+func asking(s string) bool {
+	return s == loaxa.RolloutNodePending || s == loaxa.RolloutNodeSent || s == loaxa.RolloutNodeUnreached
+}
+
 // maxHaltReason bounds the reason an admin gives for a halt.
 const maxHaltReason = 200
 
-// Halt stops an active rollout by hand: no node is asked any more.
+// Halt stops an active rollout by hand, or a done one still waiting for
+// nodes it counted unreached: no node is asked any more.
 // A node already asked drops the request once it is not renewed within a
 // command's lifetime (Resend) after it expired (node/update.Requests),
 // unless it is trying the version already; a new rollout of the previous
@@ -138,8 +155,8 @@ func (r *Runner) Halt(ctx context.Context, id, by, reason string) (*loaxa.Rollou
 		return nil, loaxa.Errorf(loaxa.EInvalid, "reason is %d bytes long; say it in at most %d.", len(reason), maxHaltReason)
 	}
 	ro, err := r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
-		if !x.Active() {
-			return loaxa.Errorf(loaxa.EConflict, "Rollout %s is %s already; only a rollout in progress can be halted.", x.ID, x.State)
+		if !x.Active() && !x.Waiting() {
+			return loaxa.Errorf(loaxa.EConflict, "Rollout %s is %s already; only a rollout in progress, or done and waiting for nodes it did not reach, can be halted.", x.ID, x.State)
 		}
 		x.State, x.Reason = loaxa.RolloutHalted, "halted by "+by
 		if reason != "" {
@@ -162,7 +179,8 @@ func (r *Runner) Wake() {
 	}
 }
 
-// Run drives the active rollouts until ctx ends.
+// Run drives the active rollouts, and the done ones still waiting for
+// nodes they counted unreached, until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
@@ -172,7 +190,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.Logger.Error("rollouts: list", "err", err)
 		}
 		for _, ro := range rollouts {
-			if ro.Active() {
+			if ro.Active() || ro.Waiting() {
 				if err := r.step(ctx, ro.ID); err != nil && ctx.Err() == nil {
 					r.Logger.Error("rollout: step", "rollout", ro.ID, "err", err)
 				}
@@ -206,8 +224,9 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	now := r.Now()
 	// Read the answers outside the rollout's transaction.
 	answers := map[string]answer{}
+	status := map[string]loaxa.NodeStatus{}
 	for _, n := range ro.Nodes {
-		if n.State != loaxa.RolloutNodeSent && n.State != loaxa.RolloutNodePending {
+		if !asking(n.State) {
 			continue
 		}
 		node, err := r.Nodes.FindNodeByID(ctx, n.Node)
@@ -215,6 +234,7 @@ func (r *Runner) step(ctx context.Context, id string) error {
 			answers[n.Node] = answer{failed: "node removed"}
 			continue
 		}
+		status[n.Node] = node.Status
 		if n.State == loaxa.RolloutNodePending {
 			// Already there: nothing to ask.
 			if node.Status.Agent == ro.Version {
@@ -243,13 +263,17 @@ func (r *Runner) step(ctx context.Context, id string) error {
 			}
 		}
 	}
+	if !ro.Active() && !r.due(ro, answers, status, now) {
+		return nil // waiting, and none of its unreached nodes is back
+	}
 	var (
-		send   []string
-		passed bool // the canaries just passed
+		send    []string
+		passed  bool     // the canaries just passed
+		counted []string // the nodes just counted unreached
 	)
 	ro, err = r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
-		send, passed = nil, false
-		if !x.Active() {
+		send, passed, counted = nil, false, nil
+		if !x.Active() && !x.Waiting() {
 			return nil
 		}
 		canaryStage := x.State == loaxa.RolloutCanary
@@ -258,20 +282,35 @@ func (r *Runner) step(ctx context.Context, id string) error {
 			if canaryStage && !n.Canary {
 				continue
 			}
+			st, known := status[n.Node]
 			switch a := answers[n.Node]; {
-			case n.State != loaxa.RolloutNodePending && n.State != loaxa.RolloutNodeSent:
+			case !asking(n.State):
 			case a.updated:
 				n.State, n.At, n.Detail = loaxa.RolloutNodeUpdated, now, ""
 			case a.failed != "":
 				n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, a.failed
 			case n.Canary && n.State == loaxa.RolloutNodeSent && now.Sub(n.FirstSentAt) > r.CanaryTimeout:
 				n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, fmt.Sprintf("no answer within %v", r.CanaryTimeout)
+			case !n.Canary && n.State == loaxa.RolloutNodeSent && known && r.unreached(n, st, now):
+				n.State, n.At, n.Detail = loaxa.RolloutNodeUnreached, now, r.unreachedDetail(st)
+				counted = append(counted, n.Node)
+			case n.State == loaxa.RolloutNodeUnreached && st.State != loaxa.NodeOnline:
+				// Asked again once it is back.
 			case n.State == loaxa.RolloutNodePending || now.Sub(n.SentAt) >= r.Resend:
 				if n.FirstSentAt.IsZero() {
 					n.FirstSentAt = now
 				}
-				n.State, n.SentAt = loaxa.RolloutNodeSent, now
+				if n.State == loaxa.RolloutNodePending {
+					n.State = loaxa.RolloutNodeSent
+				}
+				n.SentAt = now
 				send = append(send, n.Node)
+			}
+		}
+		x.Unreached = 0
+		for _, n := range x.Nodes {
+			if n.State == loaxa.RolloutNodeUnreached {
+				x.Unreached++
 			}
 		}
 		if canaryStage {
@@ -312,10 +351,56 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	if ro.State == loaxa.RolloutRolling || len(send) > 0 {
 		r.Logger.Info("rollout", "rollout", id, "state", ro.State, "asked", len(send))
 	}
+	if len(counted) > 0 {
+		r.Logger.Warn("rollout: nodes counted unreached; asked again once they are online", "rollout", id, "nodes", counted, "unreached", ro.Unreached, "state", ro.State)
+	}
 	if passed {
 		r.Wake() // ask the rest now
 	}
 	return nil
+}
+
+// due reports whether a done rollout waiting for unreached nodes has
+// anything to do: an answer to record, or a node online to ask again.
+// It is looked at every Interval for as long as a board stays away, so
+// it writes nothing otherwise.
+func (r *Runner) due(ro *loaxa.Rollout, answers map[string]answer, status map[string]loaxa.NodeStatus, now time.Time) bool {
+	for _, n := range ro.Nodes {
+		if n.State != loaxa.RolloutNodeUnreached {
+			continue
+		}
+		if a := answers[n.Node]; a.updated || a.failed != "" {
+			return true
+		}
+		if status[n.Node].State == loaxa.NodeOnline && now.Sub(n.SentAt) >= r.Resend {
+			return true
+		}
+	}
+	return false
+}
+
+// unreached reports whether n, asked and silent, has waited NodeTimeout:
+// from when it was asked, or from when it was last seen if it has been
+// offline since before (a board switched off for the season is counted
+// at once, not NodeTimeout later).
+func (r *Runner) unreached(n *loaxa.RolloutNode, st loaxa.NodeStatus, now time.Time) bool {
+	from := n.FirstSentAt
+	if st.State != loaxa.NodeOnline && st.LastSeen.Before(from) {
+		from = st.LastSeen
+	}
+	return now.Sub(from) > r.NodeTimeout
+}
+
+// unreachedDetail says why a node is counted unreached.
+func (r *Runner) unreachedDetail(st loaxa.NodeStatus) string {
+	switch {
+	case st.State == loaxa.NodeOnline:
+		return fmt.Sprintf("online but no answer within %v; asked again", r.NodeTimeout)
+	case st.LastSeen.IsZero():
+		return "never connected; asked once it is online"
+	default:
+		return fmt.Sprintf("offline since %s; asked again once it is online", st.LastSeen.UTC().Format(time.RFC3339))
+	}
 }
 
 // updateOf is the command body for rel.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +16,187 @@ import (
 	"loaxa.vn/protocol"
 )
 
-type recordingMessenger struct{ sent []string }
+type recordingMessenger struct {
+	sent  []string
+	asked []string // node@version of each update command
+}
 
 func (m *recordingMessenger) PublishDesired(context.Context, *protocol.DesiredState) error {
 	return nil
 }
-func (m *recordingMessenger) SendNodeCommand(_ context.Context, node string, _ protocol.Command, _ time.Duration) error {
+func (m *recordingMessenger) SendNodeCommand(_ context.Context, node string, cmd protocol.Command, _ time.Duration) error {
 	m.sent = append(m.sent, node)
+	if cmd.Update != nil {
+		m.asked = append(m.asked, node+"@"+cmd.Update.Version)
+	}
 	return nil
+}
+
+var _ loaxa.Messenger = (*recordingMessenger)(nil)
+
+// rolloutRig is a Runner on a real store and a fake clock, with nodes
+// in area hp and releases 2.0 and 3.0.
+type rolloutRig struct {
+	t      *testing.T
+	ctx    context.Context
+	clk    *clock.Fake
+	nodes  *bolt.NodeService
+	rels   *bolt.ReleaseService
+	events *bolt.EventService
+	msgr   *recordingMessenger
+	r      *Runner
+	seq    map[string]uint64
+}
+
+func newRolloutRig(t *testing.T, nodeIDs ...string) *rolloutRig {
+	t.Helper()
+	clk := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	db := bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	db.Now = clk.Now
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	g := &rolloutRig{t: t, ctx: context.Background(), clk: clk, nodes: bolt.NewNodeService(db), rels: bolt.NewReleaseService(db),
+		events: bolt.NewEventService(db), msgr: &recordingMessenger{}, seq: map[string]uint64{}}
+	if err := bolt.NewAreaService(db).CreateArea(g.ctx, &loaxa.Area{ID: "hp", Name: "HP"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range nodeIDs {
+		if err := g.nodes.CreateNode(g.ctx, &loaxa.Node{ID: id, Name: id, Area: "hp", SecretHash: loaxa.HashSecret(loaxa.NewSecret())}); err != nil {
+			t.Fatal(err)
+		}
+		g.online(id)
+	}
+	for i, v := range []string{"2.0", "3.0"} {
+		if _, err := g.rels.PutReleaseArchive(g.ctx, v, loaxa.ReleaseArchive{Arch: "arm64", SHA256: strings.Repeat(string(rune('a'+i)), 64), Size: 10}, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.r = NewRunner()
+	g.r.Releases, g.r.Nodes, g.r.Events, g.r.Messenger, g.r.Now = g.rels, g.nodes, g.events, g.msgr, clk.Now
+	g.r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return g
+}
+
+// status sets a node's connection state, seen now.
+func (g *rolloutRig) status(id, state string, lastSeen time.Time) {
+	g.t.Helper()
+	if err := g.nodes.UpdateNodeStatus(g.ctx, id, func(s *loaxa.NodeStatus) {
+		s.State, s.LastSeen, s.Agent = state, lastSeen, "1.0"
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *rolloutRig) online(id string) { g.status(id, loaxa.NodeOnline, g.clk.Now()) }
+
+// updated records the node's updated event for version.
+func (g *rolloutRig) updated(id, version string) {
+	g.t.Helper()
+	g.seq[id]++
+	b := protocol.EventBatch{Epoch: id, Events: []protocol.Event{{Seq: g.seq[id], Type: protocol.EventUpdated, Version: version, At: g.clk.Now()}}}
+	if _, _, err := g.events.RecordEvents(g.ctx, id, b, g.clk.Now()); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// step advances the rollout by d and steps it.
+func (g *rolloutRig) step(id string, d time.Duration) *loaxa.Rollout {
+	g.t.Helper()
+	g.clk.Advance(d)
+	if err := g.r.step(g.ctx, id); err != nil {
+		g.t.Fatal(err)
+	}
+	ro, err := g.rels.FindRolloutByID(g.ctx, id)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return ro
+}
+
+// nodeStates maps each node of ro to its state.
+func nodeStates(ro *loaxa.Rollout) map[string]string {
+	m := map[string]string{}
+	for _, n := range ro.Nodes {
+		m[n.Node] = n.State
+	}
+	return m
+}
+
+// TestRolloutCompletesWithoutTheNodesThatNeverAnswer: a board stolen a
+// week before, and one whose pole the typhoon knocked down just after it
+// was asked, never answer. Only canaries had a bound on their answer, so
+// the rollout stayed rolling for ever and the operator could not tell
+// "still going" from "done but for dead boards". A node offline since
+// before it was asked is counted unreached at once, one that goes silent
+// once NodeTimeout (6 h) has passed; the rollout is then done, N
+// unreached. A
+// node back online is asked again and its answer updates the record;
+// one still offline is not asked, nor any once the rollout is halted.
+func TestRolloutCompletesWithoutTheNodesThatNeverAnswer(t *testing.T) {
+	g := newRolloutRig(t, "n1", "n2", "n3", "n4")
+	ro, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := ro.Nodes[0].Node
+	good, fallen, stolen := ro.Nodes[1].Node, ro.Nodes[2].Node, ro.Nodes[3].Node
+	g.status(stolen, loaxa.NodeOffline, g.clk.Now().Add(-7*24*time.Hour))
+	g.step(ro.ID, time.Second)
+	g.updated(canary, "2.0")
+	g.step(ro.ID, time.Minute)
+	ro = g.step(ro.ID, time.Second) // the rest are asked
+	if got := nodeStates(ro); got[good] != loaxa.RolloutNodeSent || got[fallen] != loaxa.RolloutNodeSent || got[stolen] != loaxa.RolloutNodeSent {
+		t.Fatalf("after the canary passed: %v, want the rest sent", got)
+	}
+	g.status(fallen, loaxa.NodeOffline, g.clk.Now())
+	g.updated(good, "2.0")
+	ro = g.step(ro.ID, time.Minute)
+	if got := nodeStates(ro); got[good] != loaxa.RolloutNodeUpdated || got[stolen] != "unreached" || got[fallen] != loaxa.RolloutNodeSent {
+		t.Errorf("a minute later: %v, want %s updated, %s (offline for a week) unreached, %s (offline a minute) sent", got, good, stolen, fallen)
+	}
+	for range 48 { // a day
+		ro = g.step(ro.ID, 30*time.Minute)
+	}
+	if ro.State != loaxa.RolloutDone || ro.Unreached != 2 {
+		t.Fatalf("a day later: rollout %s with %d unreached (%v), want done with 2", ro.State, ro.Unreached, nodeStates(ro))
+	}
+	for _, n := range ro.Nodes {
+		if n.State == "unreached" && !strings.Contains(n.Detail, "offline since") {
+			t.Errorf("%s unreached, detail %q; want it to say since when it is offline", n.Node, n.Detail)
+		}
+	}
+
+	// The fallen board is put up again: it is asked, and its answer
+	// updates the rollout's record. The stolen one is not asked.
+	g.msgr.sent = nil
+	g.online(fallen)
+	ro = g.step(ro.ID, 2*time.Second)
+	if !slices.Equal(g.msgr.sent, []string{fallen}) {
+		t.Fatalf("with %s back online the rollout asked %v, want it alone", fallen, g.msgr.sent)
+	}
+	g.updated(fallen, "2.0")
+	ro = g.step(ro.ID, 10*time.Minute)
+	if got := nodeStates(ro); got[fallen] != loaxa.RolloutNodeUpdated || ro.State != loaxa.RolloutDone || ro.Unreached != 1 {
+		t.Fatalf("after %s updated: rollout %s, %d unreached, %v; want done, 1 unreached, %s updated", fallen, ro.State, ro.Unreached, got, fallen)
+	}
+	if slices.Contains(g.msgr.sent, stolen) {
+		t.Errorf("%s, offline, was asked: %v", stolen, g.msgr.sent)
+	}
+
+	// Halted while it waits (the release turned out bad), it asks the
+	// stolen board nothing when that is back.
+	if ro, err = g.r.Halt(g.ctx, ro.ID, "admin", "loa rè sau cập nhật"); err != nil || ro.State != loaxa.RolloutHalted {
+		t.Fatalf("halt a done rollout waiting for %s: %v, %v; want halted", stolen, ro, err)
+	}
+	g.msgr.sent = nil
+	g.online(stolen)
+	g.step(ro.ID, g.r.Resend)
+	if len(g.msgr.sent) > 0 {
+		t.Errorf("the halted rollout asked %v", g.msgr.sent)
+	}
 }
 
 // TestRolloutSeesUpdatedAfterABacklog: a non-canary node that was offline
