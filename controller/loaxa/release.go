@@ -41,6 +41,9 @@ const (
 	// switched off, stolen, without power or link); still asked once it
 	// is online, and its answer replaces this.
 	RolloutNodeUnreached = "unreached"
+	// RolloutNodeReplaced: a newer rollout names the node and asks it
+	// now; this one no longer does.
+	RolloutNodeReplaced = "replaced"
 )
 
 // Rollout moves a set of nodes to a release: canaries first, the rest once

@@ -132,8 +132,53 @@ func (r *Runner) Start(ctx context.Context, version string, targets loaxa.Target
 	if err != nil {
 		return nil, err
 	}
+	if err := r.takeOver(ctx, ro); err != nil {
+		return nil, err
+	}
 	r.Wake()
 	return ro, nil
+}
+
+// takeOver makes ro the one rollout that asks its nodes: an older rollout
+// still asking some (active, or done and waiting for nodes it counted
+// unreached) counts them replaced and asks them no more. Two rollouts
+// asking a node for two releases would have it drop each for the other
+// every few minutes (the node follows the latest request) and install
+// neither. A canary taken so halts its rollout at its next step.
+func (r *Runner) takeOver(ctx context.Context, ro *loaxa.Rollout) error {
+	mine := make(map[string]bool, len(ro.Nodes))
+	for _, n := range ro.Nodes {
+		mine[n.Node] = true
+	}
+	all, err := r.Releases.FindRollouts(ctx)
+	if err != nil {
+		return fmt.Errorf("rollout %s: take its nodes from older rollouts: %w", ro.ID, err)
+	}
+	detail := fmt.Sprintf("rollout %s of %s asks it now", ro.ID, ro.Version)
+	for _, old := range all {
+		// Ids grow with time (r000001, …): only older rollouts give way.
+		if old.ID >= ro.ID || !(old.Active() || old.Waiting()) || !slices.ContainsFunc(old.Nodes, func(n loaxa.RolloutNode) bool { return mine[n.Node] && asking(n.State) }) {
+			continue
+		}
+		_, err := r.Releases.UpdateRollout(ctx, old.ID, func(x *loaxa.Rollout) error {
+			x.Unreached = 0
+			for i := range x.Nodes {
+				n := &x.Nodes[i]
+				if mine[n.Node] && asking(n.State) {
+					n.State, n.At, n.Detail = loaxa.RolloutNodeReplaced, r.Now(), detail
+				}
+				if n.State == loaxa.RolloutNodeUnreached {
+					x.Unreached++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("rollout %s: take its nodes from rollout %s: %w", ro.ID, old.ID, err)
+		}
+		r.Logger.Info("rollout: nodes taken by a newer rollout", "rollout", old.ID, "by", ro.ID)
+	}
+	return nil
 }
 
 // asking reports whether a rollout still asks a node in state s.
@@ -319,8 +364,13 @@ func (r *Runner) step(ctx context.Context, id string) error {
 				if !n.Canary {
 					continue
 				}
-				if n.State == loaxa.RolloutNodeFailed {
+				switch n.State {
+				case loaxa.RolloutNodeFailed:
 					x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s failed: %s", n.Node, n.Detail)
+					send = nil
+					return nil
+				case loaxa.RolloutNodeReplaced:
+					x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s: %s", n.Node, n.Detail)
 					send = nil
 					return nil
 				}

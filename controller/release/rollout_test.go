@@ -199,6 +199,53 @@ func TestRolloutCompletesWithoutTheNodesThatNeverAnswer(t *testing.T) {
 	}
 }
 
+// TestNewerRolloutTakesTheNodesOfAnOlderOne: a second rollout could be
+// started for nodes the first still asked, and each asked them for its
+// own release every few minutes; a node drops a request for the next
+// one, so it fetched neither to the end. The newer rollout takes them:
+// the older counts them replaced, asks them no more and completes; a
+// canary taken so halts it.
+func TestNewerRolloutTakesTheNodesOfAnOlderOne(t *testing.T) {
+	g := newRolloutRig(t, "n1", "n2", "n3")
+	a, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary, other, taken := a.Nodes[0].Node, a.Nodes[1].Node, a.Nodes[2].Node
+	g.step(a.ID, time.Second)
+	g.updated(canary, "2.0")
+	g.step(a.ID, time.Minute)
+	g.step(a.ID, time.Second) // the rest are asked
+	b, err := g.r.Start(g.ctx, "3.0", loaxa.Targets{Nodes: []string{taken}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.msgr.asked = nil
+	g.step(b.ID, time.Second)
+	g.updated(other, "2.0")
+	a = g.step(a.ID, g.r.Resend)
+	if slices.Contains(g.msgr.asked, taken+"@2.0") || !slices.Contains(g.msgr.asked, taken+"@3.0") {
+		t.Errorf("update commands %v; want %s asked for 3.0 only", g.msgr.asked, taken)
+	}
+	got := nodeStates(a)
+	if a.State != loaxa.RolloutDone || got[taken] != "replaced" || got[other] != loaxa.RolloutNodeUpdated {
+		t.Fatalf("older rollout %s %v; want done, %s replaced, %s updated", a.State, got, taken, other)
+	}
+
+	// A newer rollout naming an older one's canary halts it.
+	c, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Nodes: []string{other}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := g.r.Start(g.ctx, "3.0", loaxa.Targets{Nodes: []string{other}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c = g.step(c.ID, time.Second); c.State != loaxa.RolloutHalted || !strings.Contains(c.Reason, d.ID) {
+		t.Errorf("rollout whose canary a newer one named: %s %q; want halted, naming %s", c.State, c.Reason, d.ID)
+	}
+}
+
 // TestRolloutSeesUpdatedAfterABacklog: a non-canary node that was offline
 // for days comes back, sends the backlog of its schedule's events (it
 // plays offline), then installs the release and reports "updated". The
