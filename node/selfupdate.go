@@ -331,10 +331,7 @@ func (u *updater) stage(ctx context.Context, a *agent.Agent, req protocol.Update
 // fetchAndWait is stage's work, in the request's hold.
 func (u *updater) fetchAndWait(ctx context.Context, a *agent.Agent, req protocol.Update) error {
 	arch := req.For(agent.Arch)
-	client, err := httpClient(u.cred)
-	if err != nil {
-		return err
-	}
+	client := httpClient(a)
 	defer client.CloseIdleConnections()
 	// The release makes way for the content plays need: an alert's
 	// message is not fetched behind it over a thin link.
@@ -516,11 +513,8 @@ func (u *updater) sayHealthy(ctx context.Context, a *agent.Agent) {
 	}
 }
 
-// httpClient reaches the controller as the agent does (pinned CA).
-func httpClient(cred *protocol.Credentials) (*http.Client, error) {
-	cfg, err := cred.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment}}, nil
+// httpClient reaches the controller as the agent does: its pinned CA, on
+// the agent's clock, which a board without an RTC has only once measured.
+func httpClient(a *agent.Agent) *http.Client {
+	return &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: a.ControllerTLS(), Proxy: http.ProxyFromEnvironment}}
 }

@@ -88,7 +88,7 @@ const amplifierTail = 200 * time.Millisecond
 // Agent runs one node.
 type Agent struct {
 	cfg      Config
-	tls      *tls.Config
+	tls      *tls.Config // to the broker; httpTLS to the HTTP API
 	cred     *protocol.Credentials
 	log      *slog.Logger
 	clock    *clock.Offset
@@ -97,6 +97,12 @@ type Agent struct {
 	store    Store
 	cache    *content.Cache
 	epoch    string
+
+	// httpTLS reaches the controller's HTTP API; it and tls verify its
+	// certificate on the agent's clock, and earlyCertLogged is set once a
+	// certificate not valid yet on it was taken (tlsclock.go).
+	httpTLS         *tls.Config
+	earlyCertLogged atomic.Bool
 
 	// Signals between goroutines; each holds at most one pending signal.
 	outboxWake  chan struct{} // the outbox grew or shrank
@@ -261,15 +267,6 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)
 	}
-	if cfg.HTTPClient == nil {
-		// The controller is verified against the pinned CA of the
-		// credentials, if they have one.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		// A copy: the HTTP transport writes into its TLS config (HTTP/2
-		// protocols) while the broker link reads its own.
-		tr.TLSClientConfig = tlsConfig.Clone()
-		cfg.HTTPClient = &http.Client{Transport: tr}
-	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
@@ -319,7 +316,6 @@ func New(cfg Config) (*Agent, error) {
 	}
 	log := cfg.Logger.With("node", cred.Node)
 	a := &Agent{
-		tls:           tlsConfig,
 		cfg:           cfg,
 		cred:          cred,
 		log:           log,
@@ -351,6 +347,17 @@ func New(cfg Config) (*Agent, error) {
 		a.noSound = o.Missing()
 	}
 	a.verifier = protocol.NewVerifier(keys, a.clock.Now, 0)
+	// The controller is verified against the pinned CA of the credentials,
+	// if they have one, on the agent's clock (tlsclock.go). Two configs:
+	// the HTTP transport writes into its own (HTTP/2 protocols) while the
+	// broker link reads the other.
+	a.tls = a.controllerTLS(tlsConfig, cred.Broker)
+	a.httpTLS = a.controllerTLS(tlsConfig, cred.Controller)
+	if a.cfg.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = a.httpTLS.Clone()
+		a.cfg.HTTPClient = &http.Client{Transport: tr}
+	}
 	// The cache's waits (spread, backoff, stall) run on the agent's base
 	// clock: the clock the corrected one runs on, which a correction does
 	// not move, so a retry due in 10 s is not put off by an hour when the
@@ -366,7 +373,7 @@ func New(cfg Config) (*Agent, error) {
 		BaseURL:      cred.Controller,
 		Username:     cred.Username,
 		Secret:       cred.Secret,
-		Client:       cfg.HTTPClient,
+		Client:       a.cfg.HTTPClient,
 		Clock:        cfg.Clock,
 		Logger:       log,
 		BackoffMin:   cfg.ContentBackoffMin,
@@ -384,6 +391,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return a, nil
 }
+
+// ControllerTLS returns the TLS settings for the controller's HTTP API that
+// the agent's own client uses: its certificate verified on the agent's
+// clock (tlsclock.go), for other clients of the node (the updater).
+func (a *Agent) ControllerTLS() *tls.Config { return a.httpTLS.Clone() }
 
 // Clock returns the controller-corrected clock the agent schedules on.
 func (a *Agent) Clock() *clock.Offset { return a.clock }

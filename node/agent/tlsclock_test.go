@@ -1,0 +1,300 @@
+package agent_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
+	"loaxa.vn/protocol"
+)
+
+// TestBoardClockBehindTheCertificateConnects: a board without an RTC
+// battery, on an APN where NTP is blocked, boots with its clock 30 days
+// behind. The controller's certificate was issued an hour ago, under the
+// CA the board pins: the board verified it on its own clock, found it not
+// valid yet, and neither connected to the broker nor measured the
+// controller's time (over the same HTTPS) that would have corrected that
+// clock. The pole stayed silent until a technician came. The board must
+// connect and measure, fetch content once measured, and from then judge
+// certificates on the measured clock: one that expired before the
+// controller's time is refused, however valid it looks on the board's.
+func TestBoardClockBehindTheCertificateConnects(t *testing.T) {
+	const behind = 30 * 24 * time.Hour
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctlNow := func() time.Time { return time.Now().Add(behind) }
+	ctl.Clock = ctlNow
+	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, ctlNow)
+	ca := newTestCA(t, "loaxa test CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
+	fresh := ca.issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour))
+	https := startTLSFront(t, strings.TrimPrefix(ctl.HTTP.URL, "http://"), fresh)
+	mqtts := startTLSFront(t, ctl.Broker, fresh)
+	cred := ctl.Credentials("n1", "x1")
+	cred.Controller, cred.Broker, cred.ControllerCA = "https://"+https.addr(), "ssl://"+mqtts.addr(), ca.pem
+
+	n := startAgent(t, cred, options{}) // the board's clock: the system's, 30 days behind
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "the controller's time not measured over HTTPS", func() bool {
+		return n.a.Status().ClockUncertaintyUS > 0
+	})
+	if off := n.a.Clock().Get(); (off - behind).Abs() > time.Minute {
+		t.Fatalf("clock corrected by %v, want about %v", off, behind)
+	}
+
+	ref := ctl.AddContent(time.Second)
+	start := ctlNow().Add(time.Hour)
+	ctl.PublishDesired(&protocol.DesiredState{
+		Node: "n1", Version: 1, Generated: ctlNow().UTC(), Horizon: start.Add(time.Hour).UTC(),
+		Occurrences: []protocol.Occurrence{occurrence("o1", ref, start)}, Content: []protocol.ContentRef{ref},
+	})
+	nodetest.Eventually(t, 10*time.Second, "content not fetched over HTTPS", func() bool {
+		st := n.a.Status()
+		return st.DesiredVersion == 1 && len(st.ContentMissing) == 0
+	})
+
+	// Someone serves a certificate of the same CA that expired yesterday
+	// by the controller's time: valid on the board's clock, not on the
+	// measured one.
+	expired := ca.issue(t, "127.0.0.1", ctlNow().Add(-60*24*time.Hour), ctlNow().Add(-24*time.Hour))
+	https.serve(expired)
+	if _, _, err := n.a.MeasureOffset(t.Context()); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("time measured through a certificate expired on the measured clock: err %v; want it refused as expired", err)
+	}
+	// Nor, once measured, one not valid yet by the controller's time.
+	https.serve(ca.issue(t, "127.0.0.1", ctlNow().Add(24*time.Hour), ctlNow().Add(90*24*time.Hour)))
+	if _, _, err := n.a.MeasureOffset(t.Context()); err == nil || !strings.Contains(err.Error(), "is before") {
+		t.Errorf("time measured through a certificate not valid yet on the measured clock: err %v; want it refused", err)
+	}
+	refused := mqtts.failed.Load()
+	mqtts.serve(expired)
+	nodetest.Eventually(t, 10*time.Second, "the link never tried the expired certificate", func() bool { return mqtts.failed.Load() > refused })
+	if n.a.Connected() {
+		t.Error("the link connected through a certificate expired on the measured clock")
+	}
+}
+
+// TestCertificateNotValidYetTakenOnlyFromThePinnedCA: taking a
+// certificate not valid yet on a board's clock not measured yet must not
+// let in anything else: not another CA's, not one for another host, not
+// one that expired before the last time the controller proved (the clock
+// floor), though still valid on the board's own clock.
+func TestCertificateNotValidYetTakenOnlyFromThePinnedCA(t *testing.T) {
+	const behind = 30 * 24 * time.Hour
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctlNow := func() time.Time { return time.Now().Add(behind) }
+	ctl.Clock = ctlNow
+	ca := newTestCA(t, "loaxa test CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
+	other := newTestCA(t, "someone else's CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
+	fresh := ca.issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour))
+	https := startTLSFront(t, strings.TrimPrefix(ctl.HTTP.URL, "http://"), fresh)
+	cred := ctl.Credentials("n1", "x1")
+	cred.Controller, cred.ControllerCA = "https://"+https.addr(), ca.pem
+	// The broker stays plain: the board's clock is measured only by the
+	// HTTPS answers this test controls.
+
+	for _, c := range []struct {
+		name  string
+		cert  tls.Certificate
+		floor time.Time // the board's clock floor (zero: none)
+		want  string    // the refusal; empty: taken
+	}{
+		{name: "pinned CA, not valid yet", cert: fresh},
+		{name: "another CA, not valid yet", cert: other.issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "unknown authority"},
+		{name: "another host, not valid yet", cert: ca.issue(t, "10.9.9.9", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "valid for 10.9.9.9"},
+		{name: "expired on the board's clock", cert: ca.issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), want: "expired"},
+		{
+			name:  "expired before the clock floor",
+			cert:  ca.issue(t, "127.0.0.1", time.Now().Add(-10*24*time.Hour), time.Now().Add(10*24*time.Hour)),
+			floor: ctlNow().Add(-time.Hour),
+			want:  "expired",
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			https.serve(c.cert)
+			st := store.NewMemory()
+			if !c.floor.IsZero() {
+				if err := st.SetClockFloor(c.floor); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := startAgent(t, cred, options{store: st})
+			waitConnected(t, n) // the floor is loaded
+			_, _, err := n.a.MeasureOffset(t.Context())
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("time not measured through the pinned CA's certificate: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("time measured through it: err %v; want it refused (%q)", err, c.want)
+			}
+		})
+	}
+}
+
+// testCA is a certificate authority for tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  string
+}
+
+func newTestCA(t *testing.T, name string, from, to time.Time) testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    from, NotAfter: to,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+// issue returns a server certificate for the IP address ip, valid over
+// [from, to], with the chain up to ca.
+func (ca testCA) issue(t *testing.T, ip string, from, to time.Time) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "loa-controller"},
+		NotBefore:    from, NotAfter: to,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP(ip)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
+}
+
+// tlsFront serves TLS on 127.0.0.1 with the certificate it is given and
+// forwards the bytes to a plain backend: the controller's HTTPS or MQTTS
+// as a board reaches it.
+type tlsFront struct {
+	ln     net.Listener
+	cert   atomic.Pointer[tls.Certificate]
+	failed atomic.Int64 // handshakes that failed (the board refused the certificate)
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func startTLSFront(t *testing.T, backend string, cert tls.Certificate) *tlsFront {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &tlsFront{ln: ln, conns: map[net.Conn]struct{}{}}
+	f.cert.Store(&cert)
+	cfg := &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return f.cert.Load(), nil }}
+	f.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.wg.Go(func() { f.forward(tls.Server(c, cfg), backend) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		f.drop()
+		f.wg.Wait()
+	})
+	return f
+}
+
+func (f *tlsFront) addr() string { return f.ln.Addr().String() }
+
+// serve makes the front serve cert from now on, and ends the connections
+// made with the one before.
+func (f *tlsFront) serve(cert tls.Certificate) {
+	f.cert.Store(&cert)
+	f.drop()
+}
+
+func (f *tlsFront) drop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
+}
+
+// track notes c as open, or no longer.
+func (f *tlsFront) track(c net.Conn, open bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if open {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *tlsFront) forward(c *tls.Conn, backend string) {
+	f.track(c, true)
+	defer f.track(c, false)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.Handshake(); err != nil {
+		if !errors.Is(err, net.ErrClosed) {
+			f.failed.Add(1)
+		}
+		return
+	}
+	c.SetDeadline(time.Time{})
+	b, err := net.Dial("tcp", backend)
+	if err != nil {
+		return
+	}
+	f.track(b, true)
+	defer f.track(b, false)
+	defer b.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(b, c)
+		b.Close()
+	}()
+	io.Copy(c, b)
+	c.Close()
+	<-done
+}
