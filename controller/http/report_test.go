@@ -315,3 +315,42 @@ func TestReportCSVFormulaCellsAreText(t *testing.T) {
 		t.Errorf("no area row names %q as text: %v", name, rows)
 	}
 }
+
+// TestReportCSVOpensInExcel: commune and district officers open the
+// report's CSV in Excel, which reads a file without a byte order mark in
+// the PC's code page: "Xã Lập Lễ" showed as "XÃ£ Láº­p Lá»…". Asked with
+// bom=true (as the console's download link asks), the CSV begins with the
+// UTF-8 byte order mark; without it, it begins with the header as before,
+// so that scripts reading it with encoding/csv still find "level".
+func TestReportCSVOpensInExcel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "11527", "name": "Xã Lập Lễ"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "lap-le-01", "name": "Cụm loa chợ", "area": "11527", "lat": 20.8, "lon": 106.6},
+		http.StatusCreated, nil)
+	const query = "/api/v1/reports/broadcast?area=11527&format=csv"
+
+	r := e.request("GET", query+"&bom=true", e.admin, "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("csv with bom=true: %d %s", r.status, r.body)
+	}
+	if want := "\xef\xbb\xbflevel,"; !bytes.HasPrefix(r.body, []byte(want)) {
+		t.Errorf("csv with bom=true begins %q, want %q: Excel reads it in the PC's code page", r.body[:min(len(r.body), 12)], want)
+	}
+	if !bytes.Contains(r.body, []byte(",Xã Lập Lễ,")) {
+		t.Errorf("csv with bom=true does not name the commune in UTF-8:\n%s", r.body)
+	}
+
+	r = e.request("GET", query, e.admin, "", nil)
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if r.status != http.StatusOK || err != nil || len(rows) == 0 || rows[0][0] != "level" {
+		t.Errorf("csv without bom: %d, %v, first row %q; want the header as scripts read it", r.status, err, rows)
+	}
+
+	for _, bad := range []string{query + "&bom=perhaps", "/api/v1/reports/broadcast?area=11527&bom=true"} {
+		r := e.request("GET", bad, e.admin, "", nil)
+		if r.status != http.StatusBadRequest || !bytes.Contains(r.body, []byte("bom")) {
+			t.Errorf("GET %s: %d %s, want 400 naming bom", bad, r.status, r.body)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/internal/clock"
@@ -90,5 +92,37 @@ func TestReportChartReadableOnAPhone(t *testing.T) {
 	})()`)
 	if len(bad) > 0 {
 		t.Errorf("the report's chart on a phone: words too small or outside it: %s", strings.Join(bad, "; "))
+	}
+}
+
+// TestReportCSVDownloadOpensInExcel: officers open the report's CSV in
+// Excel, which read the file the console gave them (UTF-8 without a byte
+// order mark) in the PC's code page: "Xã Lập Lễ" showed as "XÃ£ Láº­p
+// Lá»…". Both downloads, the period's and the year's, must give a file
+// that begins with the UTF-8 byte order mark and names the commune.
+func TestReportCSVDownloadOpensInExcel(t *testing.T) {
+	vn := time.FixedZone("+07", 7*3600)
+	fc := clock.NewFake(time.Date(2026, 3, 12, 9, 0, 0, 0, vn))
+	c := rig.StartControllerOn(t, "", fc)
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	addLapLeOfficer(c)
+	c.CreateNode("lap-le-01", "11527")
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/reports", `document.querySelector('#report-csv')`)
+	b.Do("show the year", chromedp.Click(chromedp.CSS(`form:has(#report-year) button[type="submit"]`)))
+	b.Wait("the year's report", `document.querySelector('#report-year-result a[download]')`, minWait)
+	for _, link := range []string{"#report-csv", "#report-year-result a[download]"} {
+		got := MustEval[string](b, `(async () => {
+			const resp = await fetch(document.querySelector('`+link+`').href);
+			const bytes = new Uint8Array(await resp.arrayBuffer());
+			const head = [...bytes.slice(0, 3)].map((x) => x.toString(16)).join(' ');
+			return resp.status + ' ' + head + ' ' + new TextDecoder().decode(bytes).includes(',Xã Lập Lễ,');
+		})()`)
+		if want := "200 ef bb bf true"; got != want {
+			t.Errorf("the CSV of %s: status, first bytes and whether it names Xã Lập Lễ: %q, want %q", link, got, want)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 // Báo cáo: broadcast figures per commune and cluster over a period, as SVG
 // charts that print well, with CSV export; and the year's report by month
-// (communes and districts report before 10 December each year).
+// (communes and districts report before 10 December each year). The CSV
+// downloads ask for a byte order mark (bom=true): without it, Excel reads
+// the file in the PC's code page and garbles the Vietnamese names.
 
 import { api, apiURL, now } from '../api.js';
 import { t } from '../i18n.js';
@@ -68,7 +70,7 @@ async function period(ctx, body, area, from, to) {
         stat(rate(f), t('reports.rate')), stat(fmtNumber(notDue(f)), t('reports.not_due')), stat(fmtNumber(minutes(f.played_ms), 1), t('reports.minutes')),
         stat(fmtNumber(f.failed_to_sound), t('reports.failed_to_sound')), stat(fmtNumber(f.emergency), t('reports.emergency')),
         stat(fmtNumber(f.drill || 0), t('reports.drill'))),
-      h('p', { class: 'no-print' }, h('a', { class: 'button secondary', id: 'report-csv', href: apiURL('/reports/broadcast', { ...q, format: 'csv' }), download: `bao-cao-${area}-${from}.csv` }, t('reports.csv'))),
+      h('p', { class: 'no-print' }, h('a', { class: 'button secondary', id: 'report-csv', href: apiURL('/reports/broadcast', { ...q, format: 'csv', bom: 'true' }), download: `bao-cao-${area}-${from}.csv` }, t('reports.csv'))),
       rows.length ? bars(rows, [{ name: t('reports.completed'), cls: 'bar-done' }, { name: t('reports.not_completed'), cls: 'bar-other' }, { name: t('reports.open'), cls: 'bar-planned' }], { title: t('reports.chart_areas') }) : null),
     h('section', { class: 'panel', 'aria-labelledby': 'h-nodes' }, h('h2', { id: 'h-nodes' }, t('reports.per_node')),
       rep.nodes.length === 0 ? h('p', { class: 'muted' }, t('reports.nothing')) :
@@ -94,7 +96,7 @@ async function yearly(ctx, body, area, y) {
   const label = (m) => t('reports.month', { m });
   fill(body, h('section', { class: 'panel', 'aria-labelledby': 'h-year', id: 'report-year-result' },
     h('h2', { id: 'h-year' }, t('reports.year_of', { year: y, area: ctx.areaName(area) })),
-    h('p', { class: 'no-print' }, h('a', { class: 'button secondary', href: apiURL('/reports/broadcast', { area, from: `${y}-01-01`, to: `${y + 1}-01-01`, format: 'csv' }), download: `bao-cao-nam-${y}-${area}.csv` }, t('reports.csv'))),
+    h('p', { class: 'no-print' }, h('a', { class: 'button secondary', href: apiURL('/reports/broadcast', { area, from: `${y}-01-01`, to: `${y + 1}-01-01`, format: 'csv', bom: 'true' }), download: `bao-cao-nam-${y}-${area}.csv` }, t('reports.csv'))),
     bars(reps.map((r, i) => ({ label: label(i + 1), values: [minutes(r.total.planned_ms), minutes(r.total.played_ms)] })),
       [{ name: t('reports.minutes_planned'), cls: 'bar-planned' }, { name: t('reports.minutes'), cls: 'bar-done' }],
       { title: t('reports.chart_minutes'), format: (v) => fmtNumber(v, 1) }),
