@@ -97,3 +97,71 @@ func authenticate(s *bolt.NodeService, id, secret string) error {
 	_, err := s.AuthenticateNode(context.Background(), id, secret)
 	return err
 }
+
+// TestNodeEnrolledAtIsWhenItFirstHadASecret: a node enrolled with a code
+// counted from when the code was issued (its creation), and a province
+// that issued codes a week before the poles went up had a week of missed
+// plays on each. enrolled_at is when the node first had a secret: at its
+// creation with one, at the redemption of its code; a later rotation or
+// code (the same cluster, a new board) keeps it. Records stored before it
+// was kept read as enrolled at their creation, but for those still
+// waiting for their code.
+func TestNodeEnrolledAtIsWhenItFirstHadASecret(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	s := bolt.NewNodeService(db)
+	ctx := context.Background()
+	created := clk.Now()
+	mustNode(t, db, "doc", "hp")
+	must(t, s.CreateNodes(ctx, []*loaxa.Node{{ID: "code", Area: "hp"}, {ID: "waits", Area: "hp"}}))
+	enrolledAt := func(id string) time.Time {
+		t.Helper()
+		n, err := s.FindNodeByID(ctx, id)
+		must(t, err)
+		return n.EnrolledAt
+	}
+	if got := enrolledAt("doc"); !got.Equal(created) {
+		t.Errorf("a node created with its credentials document: enrolled_at %v, want its creation %v", got, created)
+	}
+	if got := enrolledAt("code"); !got.IsZero() {
+		t.Errorf("a node waiting for its code: enrolled_at %v, want none", got)
+	}
+
+	redeem := func(id string) {
+		t.Helper()
+		code := loaxa.HashEnrolmentCode("CODE-" + id)
+		must(t, s.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: id, Expires: clk.Now().Add(time.Hour)}))
+		_, sec := loaxa.NewNodeSecret()
+		_, err := s.RedeemEnrolment(ctx, code, sec)
+		must(t, err)
+	}
+	clk.Advance(7 * 24 * time.Hour)
+	redeemed := clk.Now()
+	redeem("code")
+	if got := enrolledAt("code"); !got.Equal(redeemed) {
+		t.Errorf("a node whose board redeemed its code a week later: enrolled_at %v, want %v", got, redeemed)
+	}
+	clk.Advance(time.Hour)
+	_, sec := loaxa.NewNodeSecret()
+	_, err := s.SetNodeSecret(ctx, "code", sec)
+	must(t, err)
+	_, err = s.RevokeNode(ctx, "doc")
+	must(t, err)
+	redeem("doc")
+	if got := enrolledAt("code"); !got.Equal(redeemed) {
+		t.Errorf("after a rotation: enrolled_at %v, want still %v", got, redeemed)
+	}
+	if got := enrolledAt("doc"); !got.Equal(created) {
+		t.Errorf("a revoked node given a new code: enrolled_at %v, want still %v", got, created)
+	}
+
+	for _, id := range []string{"doc", "waits"} {
+		must(t, bolt.AsStoredBeforeEnrolledAt(db, id))
+	}
+	if got := enrolledAt("doc"); !got.Equal(created) {
+		t.Errorf("an enrolled node stored before enrolled_at: %v, want its creation %v", got, created)
+	}
+	if got := enrolledAt("waits"); !got.IsZero() {
+		t.Errorf("a node waiting for its code stored before enrolled_at: %v, want none", got)
+	}
+}

@@ -22,7 +22,7 @@ func SeedNodes(db *DB, area string, ids []string) error {
 			return fmt.Errorf("area %s missing", area)
 		}
 		for _, id := range ids {
-			n := &loaxa.Node{ID: id, Area: area, CreatedAt: now, SecretHash: loaxa.HashSecret(id),
+			n := &loaxa.Node{ID: id, Area: area, CreatedAt: now, EnrolledAt: now, SecretHash: loaxa.HashSecret(id),
 				Credentials: loaxa.CredentialsActive,
 				Status:      loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}}
 			if err := putJSON(tx.Bucket(bucketNodes), []byte(id), nodeRecord{n, n.SecretHash, n.BrokerHash}); err != nil {
@@ -116,6 +116,21 @@ func DuringFlush(db *DB, fn func()) {
 // OnCredentialsCommitted runs fn after every credentials write committed
 // and before the node table has the change, or no longer with nil.
 func OnCredentialsCommitted(db *DB, fn func()) { db.credentialsCommitted = fn }
+
+// AsStoredBeforeEnrolledAt makes node id's record look as stores kept it
+// before a node's enrolment was kept apart from its creation: without
+// enrolled_at.
+func AsStoredBeforeEnrolledAt(db *DB, id string) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketNodes)
+		var rec map[string]json.RawMessage
+		if err := json.Unmarshal(b.Get([]byte(id)), &rec); err != nil {
+			return err
+		}
+		delete(rec, "enrolled_at")
+		return putJSON(b, []byte(id), rec)
+	})
+}
 
 // AsSchema1 makes db's file look as schema 1 left it: the version, and no
 // delivery marked drill.

@@ -72,8 +72,9 @@ func (s *NodeService) CreateNodes(ctx context.Context, nodes []*loaxa.Node) erro
 			rec.CreatedAt = now
 			rec.Status = loaxa.NodeStatus{State: loaxa.NodeNever, Since: now}
 			rec.Credentials, rec.SecretSetAt, rec.RevokedAt = loaxa.CredentialsPending, time.Time{}, time.Time{}
+			rec.EnrolledAt = time.Time{}
 			if len(rec.SecretHash) > 0 {
-				rec.Credentials, rec.SecretSetAt = loaxa.CredentialsActive, now
+				rec.Credentials, rec.SecretSetAt, rec.EnrolledAt = loaxa.CredentialsActive, now, now
 			}
 			if err := putNode(tx, &rec); err != nil {
 				return err
@@ -151,6 +152,11 @@ func setSecret(tx *bbolt.Tx, id string, sec loaxa.NodeSecret, now time.Time) (*l
 	}
 	n.SecretHash, n.BrokerHash = sec.Hash, sec.BrokerHash
 	n.Credentials, n.SecretSetAt, n.RevokedAt = loaxa.CredentialsActive, now, time.Time{}
+	if n.EnrolledAt.IsZero() {
+		// Its first secret: the board is up (a new code or a rotation
+		// later is the same cluster, enrolled since then).
+		n.EnrolledAt = now
+	}
 	if err := deleteEnrolments(tx, id, now); err != nil {
 		return nil, err
 	}
@@ -504,6 +510,11 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 	if rec.Node.Credentials == "" {
 		// Stored before credentials could be revoked or pending.
 		rec.Node.Credentials = loaxa.CredentialsActive
+	}
+	if rec.Node.EnrolledAt.IsZero() && rec.Node.Credentials != loaxa.CredentialsPending {
+		// Stored before enrolment was kept apart from creation: it counted
+		// from its creation then. A pending one never had a secret.
+		rec.Node.EnrolledAt = rec.Node.CreatedAt
 	}
 	remember(key, v, rec.Node)
 	return rec.Node, nil

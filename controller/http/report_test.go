@@ -354,3 +354,63 @@ func TestReportCSVOpensInExcel(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCountsAClusterFromItsEnrolment: a cluster enrolled with a
+// code was counted from when the code was issued, so a pole put up days
+// later read as days of plays that failed to sound. The report and the
+// upstream export count a node's plays from when its board redeemed its
+// code (the node's enrolled_at): not the plays an older controller
+// planned for it while it waited, nor an alert to its area then.
+func TestReportCountsAClusterFromItsEnrolment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	var batch struct {
+		Nodes []struct {
+			Enrolment struct{ Code string }
+		}
+	}
+	e.call("POST", "/api/v1/nodes/batch", e.admin, map[string]any{"credentials": "code", "nodes": []map[string]any{
+		{"id": "tt-09", "name": "Cụm loa mới", "area": "12346"}}}, http.StatusCreated, &batch)
+	ctx := t.Context()
+	delivery := func(ann string, at time.Time, prio protocol.Priority) *loaxa.Delivery {
+		return &loaxa.Delivery{Announcement: ann, Occurrence: loaxa.OccurrenceID(ann, at), Node: "tt-09", Start: at, Priority: prio, PlannedMS: 1000}
+	}
+	// What an older controller planned while the code waited, and an alert
+	// to the commune then.
+	if err := e.stores.deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{delivery("a000001", t0.Add(time.Hour), protocol.PriorityNormal),
+		delivery("a000001", t0.Add(25*time.Hour), protocol.PriorityNormal), delivery("e000001", t0.Add(26*time.Hour), protocol.PriorityEmergency)}); err != nil {
+		t.Fatal(err)
+	}
+	enrolled := t0.Add(48 * time.Hour)
+	e.clock.Set(enrolled)
+	r := e.request("POST", "/api/v1/enrol", "", "application/json", jsonBody(t, map[string]string{"code": batch.Nodes[0].Enrolment.Code}))
+	if r.status != http.StatusOK {
+		t.Fatalf("enrol: %d %s", r.status, r.body)
+	}
+	if err := e.stores.deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{delivery("a000001", t0.Add(49*time.Hour), protocol.PriorityNormal)}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(t0.Add(52 * time.Hour))
+	admin := e.token("admin") // signed in again: the first token is two days old
+	var n loaxa.Node
+	e.call("GET", "/api/v1/nodes/tt-09", admin, nil, http.StatusOK, &n)
+	if !n.EnrolledAt.Equal(enrolled) || !n.CreatedAt.Equal(t0) {
+		t.Errorf("tt-09: created_at %v, enrolled_at %v; want %v and %v", n.CreatedAt, n.EnrolledAt, t0, enrolled)
+	}
+
+	query := "?area=12346&from=" + url.QueryEscape(t0.Format(time.RFC3339)) + "&to=" + url.QueryEscape(t0.Add(72*time.Hour).Format(time.RFC3339))
+	var rep loaxa.BroadcastReport
+	e.call("GET", "/api/v1/reports/broadcast"+query, admin, nil, http.StatusOK, &rep)
+	for _, nf := range rep.Nodes {
+		if nf.Node == "tt-09" && (nf.Scheduled != 1 || nf.FailedToSound != 1 || nf.Emergency != 0) {
+			t.Errorf("tt-09 in the report: %+v; want the one play after it was enrolled, not the three before", nf.BroadcastFigures)
+		}
+	}
+	var x upstream.Export
+	e.call("GET", "/api/v1/upstream/export"+query, admin, nil, http.StatusOK, &x)
+	if x.Total.Scheduled != 1 || x.Total.Emergency != 0 {
+		t.Errorf("upstream export total %+v; want tt-09's one play after it was enrolled", x.Total)
+	}
+}

@@ -33,6 +33,12 @@ type Node struct {
 	Lat       float64   `json:"lat"`
 	Lon       float64   `json:"lon"`
 	CreatedAt time.Time `json:"created_at"`
+	// EnrolledAt is when the node first had a secret: at its creation with
+	// a credentials document, or when its board redeemed its enrolment
+	// code (or it was first rotated); zero while it waits for its code. It
+	// plays, and is counted for, what starts from then on: codes issued a
+	// week before the poles went up made a week of missed plays.
+	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
 	// SecretHash is SHA-256 of the node's broker and HTTP secret. The secret
 	// is 256 random bits, so a fast hash is enough; the secret itself is
 	// shown once, in the credentials document.
@@ -52,6 +58,12 @@ type Node struct {
 	// in the node's desired state.
 	Settings NodeSettings `json:"settings"`
 	Status   NodeStatus   `json:"status"`
+}
+
+// EnrolledBy reports whether n was enrolled at t: a node plays, and is
+// counted for, what starts from its enrolment on.
+func (n *Node) EnrolledBy(t time.Time) bool {
+	return !n.EnrolledAt.IsZero() && !t.Before(n.EnrolledAt)
 }
 
 // Node credential states.

@@ -578,8 +578,12 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 	// A node enrolled after an occurrence began was no part of it: given
 	// it within the late grace, a cluster put up at 08:05 played the 08:00
 	// bulletin then, and one that came online later had it counted missed.
-	// (Nodes do not change areas; enrolment is when a node joins one.)
-	plan.items = slices.DeleteFunc(plan.items, func(it programmed) bool { return it.occ.Start.Before(n.CreatedAt) })
+	// Enrolled is when its board redeemed its code, not when the code was
+	// issued: 200 codes issued a week before the poles went up made a
+	// week of missed plays each. A node waiting for its code plays
+	// nothing yet. (Nodes do not change areas; enrolment is when a node
+	// joins one.)
+	plan.items = slices.DeleteFunc(plan.items, func(it programmed) bool { return !n.EnrolledBy(it.occ.Start) })
 	slices.SortFunc(plan.items, func(x, y programmed) int {
 		return cmp.Or(x.occ.Start.Compare(y.occ.Start), strings.Compare(x.occ.ID, y.occ.ID))
 	})

@@ -1058,6 +1058,62 @@ func TestNodeEnrolledAfterAnOccurrenceDoesNotGetIt(t *testing.T) {
 	}
 }
 
+// TestNodeEnrolledWithACodeCountsFromItsRedemption: a node enrolled with
+// a code was made when the code was issued, and counted from then: a
+// province that issued codes for its poles days before the installers
+// put them up had every bulletin of those days missed (or failed to
+// sound) on each pole, which officers read as broken clusters. A node
+// waiting for its code gets no occurrence and no delivery; once its board
+// redeems the code, it gets what starts from then on, like a node
+// enrolled then.
+func TestNodeEnrolledWithACodeCountsFromItsRedemption(t *testing.T) {
+	day := func(d, h, m int) time.Time { return time.Date(2026, 11, 28+d, h, m, 0, 0, ictZone) }
+	r := newRig(t)
+	daily := &loaxa.Announcement{Title: "Hằng ngày", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"12346"}},
+		Priority: protocol.PriorityNormal, Start: day(0, 12, 0), RRule: "FREQ=DAILY", Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, daily))
+
+	// The code is issued on the 28th, before noon; the board redeems it on
+	// the 30th at 09:00.
+	r.clock.Set(day(0, 11, 0))
+	r.must(t, r.s.NodeService.CreateNode(r.ctx, &loaxa.Node{ID: "tt-03", Name: "tt-03", Area: "12346", Lat: 20.7, Lon: 106.5}))
+	code := loaxa.HashEnrolmentCode("ABCDE12345ABCDE12345")
+	r.must(t, r.s.NodeService.CreateEnrolment(r.ctx, &loaxa.Enrolment{CodeHash: code, Node: "tt-03", Expires: day(14, 0, 0)}))
+	for d := range 2 {
+		for _, at := range []time.Time{day(d, 11, 30), day(d, 12, 30), day(d, 13, 30)} {
+			r.clock.Set(at)
+			r.compile(t, false)
+		}
+	}
+	redeemed := day(2, 9, 0)
+	r.clock.Set(redeemed)
+	n, err := r.s.NodeService.RedeemEnrolment(r.ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("s"), BrokerHash: "x"})
+	r.must(t, err)
+	if !n.EnrolledAt.Equal(redeemed) {
+		t.Errorf("tt-03 redeemed its code at %v; enrolled_at %v", redeemed, n.EnrolledAt)
+	}
+	r.compile(t, false)
+
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Node: "tt-03"})
+	r.must(t, err)
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Occurrence)
+		if d.Start.Before(redeemed) {
+			t.Errorf("tt-03, enrolled at %v, has a delivery %s (%s) of a play before it", redeemed.Format("02/01 15:04"), d.Occurrence, d.State)
+		}
+	}
+	if first := loaxa.OccurrenceID(daily.ID, day(2, 12, 0)); len(got) == 0 || got[0] != first {
+		t.Errorf("tt-03's deliveries %v; want them from %s, the first play after it redeemed its code", got, first)
+	}
+	// The node that was there keeps every day's.
+	ds, err = r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Node: "tt-01", To: redeemed})
+	r.must(t, err)
+	if len(ds) != 2 {
+		t.Errorf("tt-01 has %d deliveries before the 30th, want 2 (the 28th and the 29th)", len(ds))
+	}
+}
+
 // TestHolidayChangedDuringASessionLeavesTheItemOnAir: the evening session
 // (17:00–18:00) plays daily items A, B, C and today's one-off D. An
 // officer who marked today a holiday at 17:01:30, with B on air, took
