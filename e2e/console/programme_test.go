@@ -464,3 +464,66 @@ func TestWeekFitsADesktopScreen(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionOverlapSaidInWords: a session refused for running at the
+// same time as another of the commune's (409) showed the API's English
+// sentence after a Vietnamese head ("Bị trùng hoặc xung đột. Area 11527
+// already has session s000001 …"). The form must say it in Vietnamese from
+// the answer's fields: which session it overlaps, from when to when on
+// which day (dd/mm/yyyy), and what to do; the same start is said as such.
+func TestSessionOverlapSaidInWords(t *testing.T) {
+	c, _, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#session-start')`)
+	for _, tc := range []struct{ start, want string }{
+		{"17:15", "Trùng giờ với buổi “Buổi chiều” (17:00, 30 phút): cả hai cùng phát từ 17:15 đến 17:30 ngày 02/03/2026. Chọn giờ bắt đầu khác hoặc ít phút hơn, hoặc đặt bản tin vào buổi “Buổi chiều”."},
+		{"17:00", "Đã có buổi “Buổi chiều” bắt đầu lúc 17:00 (30 phút), cùng phát ngày 02/03/2026: hai buổi của một địa bàn không thể bắt đầu cùng lúc. Chọn giờ bắt đầu khác, hoặc đặt bản tin vào buổi “Buổi chiều”."},
+	} {
+		b.Do("add a session at "+tc.start,
+			chromedp.SetValue(chromedp.CSS(`#session-name`), "Buổi tối"),
+			chromedp.SetValue(chromedp.CSS(`#session-start`), tc.start),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').dispatchEvent(new Event('change', { bubbles: true }))`),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').form.requestSubmit()`))
+		b.Wait("the refusal", `document.querySelector('section[aria-labelledby="h-sess"] .error-box')`, 10*time.Second)
+		if got := MustEval[string](b, text(`section[aria-labelledby="h-sess"] .error-box`)); got != tc.want {
+			t.Errorf("a session at %s over Buổi chiều: the form says\n%q, want\n%q", tc.start, got, tc.want)
+		}
+		b.Do("clear the refusal", chromedp.Evaluate[chromedp.Void](`document.querySelector('section[aria-labelledby="h-sess"] .error-box').remove()`))
+	}
+	var l struct{ Sessions []loaxa.Session }
+	c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+	if len(l.Sessions) != 1 {
+		t.Errorf("sessions: %s; want Buổi chiều alone", rig.Describe(l.Sessions))
+	}
+}
+
+// TestPastOneOffSaidInWords: a one-off bulletin placed for a time that had
+// passed (08:00 today, at 09:00) was refused with the API's English, an
+// RFC 3339 time in it ("start 2026-03-02T08:00:00+07:00 is in the past;
+// …"). The form says in Vietnamese which time has passed and sends nothing.
+func TestPastOneOffSaidInWords(t *testing.T) {
+	c, _, news := lapLeWithEvening(t) // 2 March 2026, 09:00
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	b.Do("place a one-off at 08:00 today",
+		chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
+		chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
+		chromedp.SetValue(chromedp.CSS(`#place-recurrence`), "once"),
+		chromedp.SetValue(chromedp.CSS(`#place-time`), "08:00"),
+		chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-when', '#place-recurrence', '#place-time']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
+		chromedp.Click(chromedp.CSS(`#place-submit`)))
+	b.Wait("the refusal", `document.querySelector('#place-status .error-box')`, 10*time.Second)
+	want := "Giờ phát 08:00 ngày 02/03/2026 đã qua (bây giờ là 09:00). Chọn giờ hoặc ngày muộn hơn, hoặc chọn lặp lại."
+	if got := MustEval[string](b, text("#place-status")); got != want {
+		t.Errorf("a one-off at 08:00 placed at 09:00: the form says\n%q, want\n%q", got, want)
+	}
+	var anns struct{ Announcements []loaxa.Announcement }
+	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+	if len(anns.Announcements) != 0 {
+		t.Errorf("bulletins: %s; want none placed", rig.Describe(anns.Announcements))
+	}
+}

@@ -181,7 +181,16 @@ function placeForm(ctx, area, sessions, content, reload) {
       e.preventDefault();
       try { toRule(kind.value, days()); } catch (err) { fill(status, h('p', { class: 'error' }, err.message)); return; }
       const body = request();
-      if (body) send(body);
+      if (!body) return;
+      // A one-off whose time has passed (17:00 today, placed at 17:20):
+      // the API refuses it in English, with an RFC 3339 time.
+      const at = new Date(body.start);
+      if (!body.rrule && at.getTime() < now().getTime() - START_SLACK_MS) {
+        fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-past' },
+          t('programme.start_past', { time: fmtTime(at), day: dmy(ymd(at)), now: fmtTime(now()) })));
+        return;
+      }
+      send(body);
     },
     // A changed form is not the one the conflicts were found for: their
     // warning and its "Vẫn đặt lịch" go, and "Đặt lịch" checks it again.
@@ -203,6 +212,9 @@ function placeForm(ctx, area, sessions, content, reload) {
   update();
   return form;
 }
+
+/** START_SLACK_MS is how far in the past the API still takes a one-off's start (startSlack). */
+const START_SLACK_MS = 5000;
 
 /** occurrenceTime reads the start out of an occurrence id, "a000002@20260302T110000.000Z". */
 function occurrenceTime(occ) {
@@ -269,7 +281,7 @@ function sessionsPanel(ctx, area, sessions, reload) {
   const name = h('input', { id: 'session-name', required: true, maxlength: 200, value: t('programme.evening') });
   const start = timeInput({ id: 'session-start', required: true, value: '17:00' });
   const max = h('input', { type: 'number', id: 'session-max', min: 1, max: 240, value: 30 });
-  const status = h('div');
+  const status = h('div', { id: 'session-status', 'aria-live': 'polite' });
   return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
     h('h2', { id: 'h-sess' }, t('programme.sessions')),
     sessions.length === 0 ? h('p', { class: 'muted' }, t('programme.no_sessions')) :
@@ -299,11 +311,32 @@ function sessionsPanel(ctx, area, sessions, reload) {
         try {
           await api('POST', '/sessions', { area, name: name.value.trim(), start: v.start, max_minutes: Number(max.value) });
           await reload();
-        } catch (err) { fill(status, errorBox(err)); }
+        } catch (err) { fill(status, sessionOverlapBox(err, v.start) || errorBox(err)); }
       },
     }, h('h3', {}, t('programme.add_session')),
     h('div', { class: 'form-grid' }, field(t('programme.session_name'), name), field(t('programme.session_start'), start), field(t('programme.session_max'), max)),
     h('button', { type: 'submit' }, t('programme.add')), status) : null);
+}
+
+/**
+ * sessionOverlapBox says a session refused for running at the same time as
+ * another of its area (409 with the session there and the overlap) in the
+ * user's words, from the answer's fields: the API's own sentence, in
+ * English, is kept as the tooltip. It is null for any other refusal.
+ * start is the refused session's HH:MM.
+ */
+function sessionOverlapBox(err, start) {
+  const body = (err && err.status === 409 && err.body) || {};
+  const other = body.session, o = body.overlap;
+  if (!other || !o || !o.from || !o.to) return null;
+  // The overlap is written in the area's zone, as sessions' starts are:
+  // its digits are the area's day and times.
+  const args = {
+    name: other.name, start: clock(other.start), max: other.max_minutes,
+    from: clock(o.from.slice(11, 16)), to: clock(o.to.slice(11, 16)), day: dmy(o.from.slice(0, 10)),
+  };
+  const key = other.start === start ? 'programme.session_same_start' : 'programme.session_overlap';
+  return h('div', { class: 'error-box', role: 'alert', id: 'session-overlap', title: err.message }, t(key, args));
 }
 
 /**
