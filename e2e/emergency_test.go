@@ -66,6 +66,14 @@ func report(c *rig.Controller, id string) *loaxa.EmergencyReport {
 	return &rep
 }
 
+// playedWhole reports whether n played em's whole template: all of it but
+// the opening chime's beginning a node that began late leaves out to
+// sound on its area's timeline (on a busy machine a node may begin a few
+// milliseconds late, and then plays that much less).
+func playedWhole(n loaxa.EmergencyNode, em *loaxa.Emergency) bool {
+	return n.PlayedMS+n.ChimeSkippedMS == em.PlannedMS && n.ChimeSkippedMS <= n.LateMS
+}
+
 // TestEmergencyPreemptsOnlyItsArea: an emergency drill to commune A cuts
 // the bulletin playing on A's nodes off, plays there, and the bulletin
 // plays again afterwards; commune B's node plays its bulletin on,
@@ -163,7 +171,7 @@ func testEmergencyPreempts(t *testing.T, c *rig.Controller, nodes map[string]*ri
 		t.Errorf("summary %+v, want %+v", rep.Summary, want)
 	}
 	for _, n := range rep.Nodes {
-		if n.ReceivedMS == nil || n.PlayedMS != em.PlannedMS || n.State != "completed" {
+		if n.ReceivedMS == nil || !playedWhole(n, &em) || n.State != "completed" {
 			t.Errorf("node %s: %+v (planned %d ms)", n.Node, n, em.PlannedMS)
 		}
 		// The alarm was uploaded just before: no node had it, each fetched
