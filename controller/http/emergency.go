@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // Audit actions of emergencies.
@@ -32,8 +33,27 @@ type emergencyMessage struct {
 	Voice          string  `json:"voice"`
 	Rate           float64 `json:"rate"`
 	Title          string  `json:"title"`
-	Repeat         int     `json:"repeat"`
-	Volume         int     `json:"volume"`
+	// Repeat and Volume are nil when left out: the service's 0 means its
+	// default, and a 0 the caller wrote must not become full volume.
+	Repeat *int `json:"repeat"`
+	Volume *int `json:"volume"`
+}
+
+// levels returns repeat and volume for the service (0: its default),
+// refusing a value out of range, 0 included, before anything is read
+// out or sent; defaultRepeat is what the answer names as the default.
+func (m *emergencyMessage) levels(defaultRepeat int) (repeat, volume int, err error) {
+	if m.Repeat != nil {
+		if repeat = *m.Repeat; repeat < 1 || repeat > protocol.MaxRepeat {
+			return 0, 0, loaxa.Errorf(loaxa.EInvalid, "repeat %d: give 1 to %d (default %d).", repeat, protocol.MaxRepeat, defaultRepeat)
+		}
+	}
+	if m.Volume != nil {
+		if volume = *m.Volume; volume < 1 || volume > protocol.MaxVolume {
+			return 0, 0, loaxa.Errorf(loaxa.EInvalid, "volume %d: give 1 to %d (%d, the default, is full volume; 3 is a quiet drill).", volume, protocol.MaxVolume, protocol.MaxVolume)
+		}
+	}
+	return repeat, volume, nil
 }
 
 // emergencyRequest is the body of POST /api/v1/emergency.
@@ -178,13 +198,17 @@ func (s *Server) handleSendEmergency(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	repeat, volume, err := req.levels(loaxa.DefaultEmergencyRepeat)
+	if err != nil {
+		return err
+	}
 	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req.emergencyMessage)
 	if err != nil {
 		return err
 	}
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
 		Kind: loaxa.EmergencyAlert, Title: title, ContentID: contentID, Text: text, IntroContentID: req.IntroContentID, Targets: areas,
-		Repeat: req.Repeat, Volume: req.Volume, Drill: req.Drill, Expires: expires, CreatedBy: userFrom(ctx).Username,
+		Repeat: repeat, Volume: volume, Drill: req.Drill, Expires: expires, CreatedBy: userFrom(ctx).Username,
 	})
 	if em != nil {
 		s.auditIn(r, auditEmergencySend, em.ID, em.Targets, emergencyDetail(em))
@@ -417,6 +441,10 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	repeat, volume, err := req.levels(1)
+	if err != nil {
+		return err
+	}
 	contentID, text, err := s.emergencyContent(ctx, userFrom(ctx).Username, &req.emergencyMessage)
 	if err != nil {
 		return err
@@ -424,7 +452,7 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 	by := userFrom(ctx).Username
 	em, err := svc.SendEmergency(ctx, loaxa.EmergencyRequest{
 		Kind: loaxa.EmergencyAllClear, Follows: rep.ID, Title: title, ContentID: contentID, Text: text, IntroContentID: req.IntroContentID,
-		Repeat: req.Repeat, Volume: req.Volume, CreatedBy: by,
+		Repeat: repeat, Volume: volume, CreatedBy: by,
 	})
 	switch loaxa.ErrorCode(err) {
 	case loaxa.EInvalid, loaxa.EConflict, loaxa.ENotFound:

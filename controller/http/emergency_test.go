@@ -137,6 +137,60 @@ func TestEmergencyBadRequests(t *testing.T) {
 	e.call("GET", "/api/v1/emergency/e999999", e.admin, nil, http.StatusNotFound, nil)
 }
 
+// TestEmergencyZeroVolumeOrRepeatRefused: an officer who sent a drill
+// with "volume": 0, meaning it to be silent or as quiet as can be, had it
+// sound at full volume on every speaker of the commune, and "repeat": 0
+// played the message three times: a 0 written in the request was taken
+// as "not given". Volume and repeat are 1–15 and 1–10, for an alert and
+// its all-clear alike: a 0 is refused (400 naming the field) before
+// anything is read out, stored or sent, and the alert sounding is left
+// alone.
+func TestEmergencyZeroVolumeOrRepeatRefused(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	for _, c := range []struct {
+		field string
+		body  map[string]any
+	}{
+		{"volume", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "drill": true, "volume": 0}},
+		{"repeat", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 0}},
+		// Refused before the text is read out (no speech engine here: 503).
+		{"volume", map[string]any{"text": "Diễn tập phòng chống bão.", "targets": []string{"12346"}, "drill": true, "volume": 0}},
+	} {
+		r := e.call("POST", "/api/v1/emergency", e.admin, c.body, http.StatusBadRequest, nil)
+		if !strings.Contains(string(r.body), c.field+" 0: give 1 to") {
+			t.Errorf("%v: %s; want a message saying %s 0 is out of range", c.body, r.body, c.field)
+		}
+	}
+	if sent := e.alerts.commands(); len(sent) != 0 {
+		t.Fatalf("refused requests sent %+v", sent)
+	}
+	var list struct{ Emergencies []loaxa.Emergency }
+	e.call("GET", "/api/v1/emergency", e.admin, nil, http.StatusOK, &list)
+	if len(list.Emergencies) != 0 {
+		t.Fatalf("refused requests stored %+v", list.Emergencies)
+	}
+
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "drill": true, "volume": 3}, http.StatusCreated, &em)
+	for _, field := range []string{"volume", "repeat"} {
+		r := e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": ct.ID, field: 0}, http.StatusBadRequest, nil)
+		if !strings.Contains(string(r.body), field+" 0: give 1 to") {
+			t.Errorf("all-clear with %s 0: %s; want a message saying it is out of range", field, r.body)
+		}
+	}
+	if st := e.emergencyState(em.ID); st != loaxa.EmergencyActive {
+		t.Errorf("after refused all-clears the alert is %s; want it still active", st)
+	}
+	// Left out, they take their defaults.
+	var ac loaxa.Emergency
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": ct.ID}, http.StatusCreated, &ac)
+	if ac.Volume != protocol.MaxVolume || ac.Repeat != 1 {
+		t.Errorf("all-clear without volume or repeat: volume %d, repeat %d; want %d and 1", ac.Volume, ac.Repeat, protocol.MaxVolume)
+	}
+}
+
 // TestEmergencyUnavailable: a controller without the service says so.
 func TestEmergencyUnavailable(t *testing.T) {
 	e := newEnv(t, func(s *lhttp.Server) { s.EmergencyService = nil })
