@@ -77,7 +77,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&agentLogLevel, "agent-log-level", "warn", "node agents' log level (env LOAXA_AGENT_LOG_LEVEL)")
 	fs.StringVar(&control, "control", "", "serve fault injection over HTTP on ADDR, e.g. 127.0.0.1:9090 (env LOAXA_CONTROL; see firmware-sim/board.Control)")
 	fs.IntVar(&cfg.EnrolWorkers, "enrol-workers", fleet.DefaultEnrolWorkers, "how many enrolments run at once (env LOAXA_ENROL_WORKERS)")
-	fs.StringVar(&soundLog, "sound-log", "", "write a line \"<node> <occurrence> <Unix ns> <offset ns>\" to FILE when a node's output takes the first sample of a play (offset: how far into its stream, for a late alert that skips into its chime) (env LOAXA_SOUND_LOG)")
+	fs.StringVar(&soundLog, "sound-log", "", "append a line \"<node> <occurrence> <Unix ns> <offset ns>\" to FILE when a node's output takes the first sample of a play (offset: how far into its stream, for a late alert that skips into its chime) (env LOAXA_SOUND_LOG)")
 	fs.DurationVar(&cfg.AlertPrepare, "alert-prepare", 0, "prepare an emergency alert as it arrives if it starts within this (0: the agent's default, 10s; negative: only the amplifier warm-up before its start, like any play) (env LOAXA_ALERT_PREPARE)")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on ADDR, e.g. 127.0.0.1:6060 (env LOAXA_PPROF)")
 	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agents to reach the broker before printing the summary (env LOAXA_WAIT)")
@@ -147,7 +147,9 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "firmware-sim: profiles on http://%s/debug/pprof/\n", ln.Addr())
 	}
 	if soundLog != "" {
-		file, err := os.Create(soundLog)
+		// Appended to: a fleet started again on the same file (a cluster
+		// taken off the air and back) keeps the plays before.
+		file, err := os.OpenFile(soundLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			fmt.Fprintf(stderr, "firmware-sim: --sound-log: %v\n", err)
 			return exitFailure

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,6 +133,41 @@ func TestBusyControlAddressEnrolsNothing(t *testing.T) {
 	}
 	if n := enrolled.Load(); n != 0 {
 		t.Errorf("%d nodes enrolled before the busy --control address was found; want none", n)
+	}
+}
+
+// TestSoundLogKeptWhenTheFleetStartsAgain: to take a cluster off the air
+// and back during an alert, an operator stops its fleet and starts it
+// again on the same --data and --sound-log; the new process emptied the
+// sound log, and the plays before (the alert's first start, every earlier
+// alert) were gone from it while the controller's report still counted
+// them. A fleet adds to the sound log it is given.
+func TestSoundLogKeptWhenTheFleetStartsAgain(t *testing.T) {
+	controller, _ := fakeController(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	log := filepath.Join(t.TempDir(), "sounds")
+	const earlier = "sim-0001 e000001@20260302T000000.000Z 1772409600304000000 0\n"
+	if err := os.WriteFile(log, []byte(earlier), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A run that opens the sound log and stops before any node plays.
+	var out, errOut syncbuf.Buffer
+	code := run(context.Background(), []string{"fleet", "--nodes", "1", "--area", "xa-an-lu", "--prefix", "again",
+		"--sound-log", log, "--control", busy.Addr().String(), "--wait", "0s"},
+		env(map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}), &out, &errOut)
+	if code != exitFailure {
+		t.Fatalf("exit %d, stderr %q; want %d (busy --control)", code, errOut.String(), exitFailure)
+	}
+	got, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != earlier {
+		t.Errorf("sound log after the fleet started again: %q; want the earlier line kept, %q", got, earlier)
 	}
 }
 
