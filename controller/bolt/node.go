@@ -137,7 +137,7 @@ func (s *NodeService) SetNodeSecret(ctx context.Context, id string, sec loaxa.No
 		var err error
 		n, err = setSecret(tx, id, sec, s.db.now())
 		return err
-	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
+	}, func() { s.db.nodes.setCredentials(n) })
 	if err != nil {
 		return nil, fmt.Errorf("set secret of node %s: %w", id, err)
 	}
@@ -182,7 +182,7 @@ func (s *NodeService) RevokeNode(ctx context.Context, id string) (*loaxa.Node, e
 			return err
 		}
 		return putNode(tx, n)
-	}, func() { s.db.nodes.setCredentials(id, n.Credentials) })
+	}, func() { s.db.nodes.setCredentials(n) })
 	if err != nil {
 		return nil, fmt.Errorf("revoke node %s: %w", id, err)
 	}
@@ -247,7 +247,7 @@ func (s *NodeService) RedeemEnrolment(ctx context.Context, codeHash []byte, sec 
 		}
 		n, err = setSecret(tx, e.Node, sec, now)
 		return err
-	}, func() { s.db.nodes.setCredentials(n.ID, n.Credentials) })
+	}, func() { s.db.nodes.setCredentials(n) })
 	if err != nil {
 		return nil, fmt.Errorf("redeem enrolment: %w", err)
 	}
@@ -313,8 +313,8 @@ func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, e
 	return c, nil
 }
 
-// NodePresence returns the area and whether it is online of every node
-// among ids that exists, from memory: no record is read.
+// NodePresence returns the area, whether it is online and its enrolment
+// of every node among ids that exists, from memory: no record is read.
 func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[string]loaxa.NodePresence, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -326,7 +326,7 @@ func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[strin
 			continue
 		}
 		e.mu.Lock()
-		out[id] = loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline}
+		out[id] = loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline, EnrolledAt: e.enrolledAt}
 		e.mu.Unlock()
 	}
 	return out, nil

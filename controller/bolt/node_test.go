@@ -281,27 +281,47 @@ func seededDB(b *testing.B, n int) (*bolt.DB, []string) {
 	return db, ids
 }
 
-// TestNodePresence: each existing node's area and whether it is online,
-// from memory, current with status changes and with nodes created since
-// the store was opened, and after a reopen; unknown ids are left out.
+// TestNodePresence: each existing node's area, whether it is online and
+// since when it is enrolled (none while it waits for its code), from
+// memory, current with status changes, nodes created since the store was
+// opened and a code redeemed, and after a reopen; unknown ids are left
+// out. An emergency tells by it the clusters it targets from those not
+// put up yet.
 func TestNodePresence(t *testing.T) {
 	ctx := context.Background()
-	db, _ := MustOpenDB(t)
+	db, clk := MustOpenDB(t)
 	mustArea(t, db, "31", "")
 	mustArea(t, db, "318", "31")
+	created := clk.Now()
 	mustNode(t, db, "a", "31")
 	mustNode(t, db, "b", "318")
 	s := bolt.NewNodeService(db)
+	must(t, s.CreateNodes(ctx, []*loaxa.Node{{ID: "c", Area: "318"}, {ID: "d", Area: "318"}}))
 	must(t, s.UpdateNodeStatus(ctx, "b", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }))
-	want := map[string]loaxa.NodePresence{"a": {Area: "31"}, "b": {Area: "318", Online: true}}
-	got, err := s.NodePresence(ctx, []string{"a", "b", "no-such-node"})
+	want := map[string]loaxa.NodePresence{"a": {Area: "31", EnrolledAt: created}, "b": {Area: "318", Online: true, EnrolledAt: created},
+		"c": {Area: "318"}, "d": {Area: "318"}}
+	ids := []string{"a", "b", "c", "d"}
+	got, err := s.NodePresence(ctx, append(ids, "no-such-node"))
 	must(t, err)
 	if !maps.Equal(got, want) {
 		t.Errorf("NodePresence = %v, want %v", got, want)
 	}
+	clk.Advance(time.Hour)
+	code := loaxa.HashEnrolmentCode("CODE-C")
+	must(t, s.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "c", Expires: clk.Now().Add(time.Hour)}))
+	_, err = s.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("s"), BrokerHash: "x"})
+	must(t, err)
+	want["c"] = loaxa.NodePresence{Area: "318", EnrolledAt: clk.Now()}
+	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.Equal(got, want) {
+		t.Errorf("after c redeemed its code: %v, %v; want %v", got, err, want)
+	}
 	must(t, db.Close())
 	must(t, db.Open())
-	if got, err := s.NodePresence(ctx, []string{"a", "b"}); err != nil || !maps.Equal(got, want) {
+	for id, p := range want {
+		p.EnrolledAt = p.EnrolledAt.Round(0) // as read back from the file
+		want[id] = p
+	}
+	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.Equal(got, want) {
 		t.Errorf("after a reopen: %v, %v; want %v", got, err, want)
 	}
 }

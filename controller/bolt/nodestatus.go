@@ -56,9 +56,10 @@ type nodeEntry struct {
 	mu          sync.Mutex
 	status      loaxa.NodeStatus
 	credentials string
-	area        string // set at creation, never changed
-	gen         uint64 // counts status changes
-	flushed     uint64 // the gen last written to the store
+	area        string    // set at creation, never changed
+	enrolledAt  time.Time // zero while the node waits for its code
+	gen         uint64    // counts status changes
+	flushed     uint64    // the gen last written to the store
 }
 
 // load fills the table from the node records.
@@ -68,6 +69,8 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 		var rec struct {
 			Area        string           `json:"area"`
 			Credentials string           `json:"credentials"`
+			CreatedAt   time.Time        `json:"created_at"`
+			EnrolledAt  time.Time        `json:"enrolled_at"`
 			Status      loaxa.NodeStatus `json:"status"`
 		}
 		if err := json.Unmarshal(v, &rec); err != nil {
@@ -76,7 +79,10 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 		if rec.Credentials == "" {
 			rec.Credentials = loaxa.CredentialsActive // as decodeNode
 		}
-		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area}
+		if rec.EnrolledAt.IsZero() && rec.Credentials != loaxa.CredentialsPending {
+			rec.EnrolledAt = rec.CreatedAt // as decodeNode
+		}
+		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area, enrolledAt: rec.EnrolledAt}
 		return nil
 	})
 	if err != nil {
@@ -97,7 +103,7 @@ func (t *nodeTable) entry(id string) *nodeEntry {
 
 // put adds or replaces the entry of n, after n was stored.
 func (t *nodeTable) put(n *loaxa.Node) {
-	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area}
+	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area, enrolledAt: n.EnrolledAt}
 	t.mu.Lock()
 	if t.m == nil {
 		t.m = make(map[string]*nodeEntry)
@@ -106,12 +112,12 @@ func (t *nodeTable) put(n *loaxa.Node) {
 	t.mu.Unlock()
 }
 
-// setCredentials records the credential state of node id after it was
-// stored.
-func (t *nodeTable) setCredentials(id, credentials string) {
-	if e := t.entry(id); e != nil {
+// setCredentials records the credential state of node n after it was
+// stored, and its enrolment (its first secret may be this one).
+func (t *nodeTable) setCredentials(n *loaxa.Node) {
+	if e := t.entry(n.ID); e != nil {
 		e.mu.Lock()
-		e.credentials = credentials
+		e.credentials, e.enrolledAt = n.Credentials, n.EnrolledAt
 		e.mu.Unlock()
 	}
 }

@@ -142,7 +142,12 @@ type tracking struct {
 	em       loaxa.Emergency
 	cmds     map[string]protocol.Command // area → its alert command
 	issued   time.Time
-	nodeArea map[string]string    // node → the targeted area it is under
+	nodeArea map[string]string // node → the targeted area it is under
+	// awaiting are the nodes of nodeArea that waited for their enrolment
+	// code when the alert was sent: they have no delivery and are not
+	// counted. One online has redeemed its code since: it is given its
+	// delivery with its first resend (resend.go).
+	awaiting map[string]bool
 	received map[string]time.Time // node → when it had the alert (its clock)
 	// waiting are the nodes of nodeArea without a receipt: all a resend
 	// pass looks at (a pass every 250 ms over every targeted node of a
@@ -262,19 +267,41 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		}
 	}
 
-	// Who is targeted, area by area.
+	// Who is targeted, area by area: the enrolled nodes. One still
+	// waiting for its code is a pole not put up yet: counted and given a
+	// delivery, it read as offline, then not reached, and 200 codes issued
+	// ahead made "200 offline" on typhoon day, dead clusters and clusters
+	// not installed alike. It is followed all the same (awaiting): one
+	// that comes online has redeemed its code, and the resends give it
+	// the warning still in force, as to a node back online.
 	nodeArea := map[string]string{}
+	awaiting := map[string]bool{}
 	var nodes []string
 	for _, area := range em.Targets {
 		ids, err := s.Nodes.NodeIDsWithin(ctx, area)
 		if err != nil {
 			return nil, fmt.Errorf("emergency: nodes of %s: %w", area, err)
 		}
-		em.Areas = append(em.Areas, loaxa.EmergencyArea{Area: area, Nodes: len(ids)})
-		for _, id := range ids {
-			nodeArea[id] = area
+		presence, err := s.Nodes.NodePresence(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("emergency: nodes of %s: %w", area, err)
 		}
-		nodes = append(nodes, ids...)
+		a := loaxa.EmergencyArea{Area: area}
+		for _, id := range ids {
+			p, ok := presence[id]
+			if !ok {
+				continue // removed meanwhile
+			}
+			nodeArea[id] = area
+			if p.EnrolledAt.IsZero() {
+				awaiting[id] = true
+				a.AwaitingEnrolment++
+				continue
+			}
+			nodes = append(nodes, id)
+			a.Nodes++
+		}
+		em.Areas = append(em.Areas, a)
 	}
 	// Each area's lead, before anything is stored: an expiry before the
 	// alert could start is refused with nothing left behind.
@@ -335,7 +362,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	}
 	refs := alertContent(opening, closing, main, intro)
 	t := &tracking{
-		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea,
+		cmds: map[string]protocol.Command{}, issued: issued, nodeArea: nodeArea, awaiting: awaiting,
 		received: map[string]time.Time{}, sent: map[string]time.Time{}, resends: map[string]int{}, epochs: map[string]string{},
 		resentAt: map[string]time.Time{}, done: map[string]bool{}, fanout: map[string][]time.Duration{},
 		cancelSent: map[string]time.Time{}, cancelResends: map[string]int{}, lastReceipt: map[string]time.Time{},
@@ -348,8 +375,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	}
 	ds := make([]*loaxa.Delivery, 0, len(nodes))
 	for _, id := range nodes {
-		ds = append(ds, &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: id, Start: starts[nodeArea[id]],
-			State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill, UpdatedAt: issued})
+		ds = append(ds, plannedDelivery(em, id, starts[nodeArea[id]], issued))
 	}
 	// A copy with its own areas: the publishers below write em.Areas
 	// without the lock while resend reads t.em.Areas under it.
@@ -439,7 +465,7 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 			published++
 		}
 	}
-	log.Warn("emergency: sent", "title", em.Title, "targets", em.Targets, "nodes", len(nodes),
+	log.Warn("emergency: sent", "title", em.Title, "targets", em.Targets, "nodes", len(nodes), "awaiting_enrolment", len(awaiting),
 		"published", published, "occurrence", em.Occurrence, "expires", em.Expires, "by", em.CreatedBy)
 	if published == 0 && len(em.Areas) > 0 {
 		// Nothing left the controller: resends to single nodes still try,
@@ -447,6 +473,13 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		return stored, loaxa.Errorf(loaxa.EUnavailable, "Emergency %s could not be published (the broker did not take it): %s. Nodes are retried one by one until it expires; check the broker.", em.ID, em.Areas[0].Error)
 	}
 	return stored, nil
+}
+
+// plannedDelivery is the delivery of em's alert to node, which starts at
+// start, as planned at.
+func plannedDelivery(em *loaxa.Emergency, node string, start, at time.Time) *loaxa.Delivery {
+	return &loaxa.Delivery{Announcement: em.ID, Occurrence: em.Occurrence, Node: node, Start: start,
+		State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill, UpdatedAt: at}
 }
 
 // claimAllClear claims the sending of the all-clear of emergency id: an

@@ -98,7 +98,7 @@ func TestProbeRound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "311"}); err != nil {
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "311", SecretHash: loaxa.HashSecret("n4")}); err != nil {
 		t.Fatal(err)
 	}
 	s := w.service()
@@ -148,7 +148,7 @@ func TestProbeRoundStopsAtARefusal(t *testing.T) {
 	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "01", Name: "Hà Nội"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "hn1", Name: "hn1", Area: "01"}); err != nil {
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "hn1", Name: "hn1", Area: "01", SecretHash: loaxa.HashSecret("hn1")}); err != nil {
 		t.Fatal(err)
 	}
 	s := w.service()
@@ -179,7 +179,7 @@ func TestNoProbeOfTheNextDepthWhileAnAlertIsOnAir(t *testing.T) {
 	if err := areas.CreateArea(ctx, &loaxa.Area{ID: "311", Name: "Thủy Nguyên", Parent: "31"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "311"}); err != nil {
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "311", SecretHash: loaxa.HashSecret("n4")}); err != nil {
 		t.Fatal(err)
 	}
 	s := w.service()

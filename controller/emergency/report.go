@@ -12,7 +12,8 @@ import (
 // EmergencyReport implements loaxa.EmergencyService: every targeted node's
 // state, from the alert's deliveries (which node events move, and which
 // survive a restart, with when each node had it and how often it was
-// resent), the nodes' status, and what the service has seen since.
+// resent), the nodes' status, and what the service has seen since; and
+// how many nodes of its areas still wait for their enrolment code.
 func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.EmergencyReport, error) {
 	em, err := s.Store.FindEmergencyByID(ctx, id)
 	if err != nil {
@@ -101,6 +102,15 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	s.mu.Unlock()
+	// The clusters that waited for their code when it was sent, but those
+	// that redeemed it since and were given the alert: the deliveries
+	// beyond the nodes it targeted then.
+	targeted, awaiting := 0, 0
+	for _, a := range em.Areas {
+		targeted += a.Nodes
+		awaiting += a.AwaitingEnrolment
+	}
+	rep.Summary.AwaitingEnrolment = max(awaiting-max(len(ds)-targeted, 0), 0)
 	rep.Timing = loaxa.TimingOf(rep.Nodes)
 	return rep, nil
 }

@@ -59,12 +59,18 @@ func (s *Service) resend(ctx context.Context) {
 		ttl    time.Duration
 		cancel bool
 		drill  bool
+		// em is the emergency (a copy), for the deliveries of joins: the
+		// nodes among nodes that waited for their code when it was sent.
+		em    loaxa.Emergency
+		joins []string
 	}
-	// A candidate node of work[w], last sent to at sent.
+	// A candidate node of work[w], last sent to at sent; joins: it waited
+	// for its code when the alert was sent.
 	type candidate struct {
-		w    int
-		node string
-		sent time.Time
+		w     int
+		node  string
+		sent  time.Time
+		joins bool
 	}
 	var work []due
 	var cands []candidate
@@ -105,7 +111,7 @@ func (s *Service) resend(ctx context.Context) {
 				}
 				bound := s.AckBound + window[t.nodeArea[node]]
 				if !t.done[node] && t.cancelResends[node] < s.MaxResends && now.Sub(sent) >= bound {
-					cands = append(cands, candidate{w, node, sent})
+					cands = append(cands, candidate{w, node, sent, false})
 				}
 			}
 			if len(cands) > 0 && cands[len(cands)-1].w == w {
@@ -143,9 +149,9 @@ func (s *Service) resend(ctx context.Context) {
 			if !ok {
 				w = len(work)
 				areaWork[area] = w
-				work = append(work, due{id: id, cmd: t.cmds[area], ttl: t.em.Expires.Sub(now), drill: t.em.Drill})
+				work = append(work, due{id: id, cmd: t.cmds[area], ttl: t.em.Expires.Sub(now), drill: t.em.Drill, em: t.em})
 			}
-			cands = append(cands, candidate{w, node, sent})
+			cands = append(cands, candidate{w, node, sent, t.awaiting[node]})
 		}
 	}
 	s.mu.Unlock()
@@ -181,6 +187,9 @@ func (s *Service) resend(ctx context.Context) {
 		for _, c := range part {
 			if presence[c.node].Online && picked < limit {
 				work[c.w].nodes = append(work[c.w].nodes, c.node)
+				if c.joins {
+					work[c.w].joins = append(work[c.w].joins, c.node)
+				}
 				picked++
 			}
 		}
@@ -196,6 +205,9 @@ func (s *Service) resend(ctx context.Context) {
 	for _, w := range work {
 		if len(w.nodes) == 0 || refused {
 			continue
+		}
+		if len(w.joins) > 0 {
+			s.join(ctx, &w.em, w.joins, now)
 		}
 		var resent []string
 		occurrence := w.cmd.Occurrence
@@ -239,5 +251,41 @@ func (s *Service) resend(ctx context.Context) {
 				s.Logger.Error(what, "emergency", w.id, "drill", w.drill, "nodes", len(resent), "err", err)
 			}
 		}
+	}
+}
+
+// join gives nodes, which waited for their enrolment code when em was
+// sent and are online now (they redeemed it: a board put up during the
+// typhoon), their delivery of em's alert before it is sent to them: from
+// now on they are targeted and counted like the others. A delivery not
+// stored is logged; the alert goes all the same, and the node's report
+// makes one.
+func (s *Service) join(ctx context.Context, em *loaxa.Emergency, nodes []string, now time.Time) {
+	s.mu.Lock()
+	t := s.live[em.ID]
+	var ds []*loaxa.Delivery
+	for _, node := range nodes {
+		if t == nil || !t.awaiting[node] {
+			continue
+		}
+		delete(t.awaiting, node)
+		for _, a := range em.Areas {
+			if a.Area == t.nodeArea[node] {
+				ds = append(ds, plannedDelivery(em, node, a.Start, now))
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(ds) == 0 {
+		return
+	}
+	err := s.Deliveries.EnsureDeliveries(ctx, ds)
+	for _, d := range ds {
+		s.Logger.Warn("emergency: a cluster that waited for its enrolment code when the alert was sent is up; sending it the alert",
+			"emergency", em.ID, "drill", em.Drill, "node", d.Node)
+	}
+	if err != nil {
+		s.Logger.Error("emergency: deliveries of clusters enrolled during the alert not stored; their reports make them", "emergency", em.ID,
+			"drill", em.Drill, "nodes", len(ds), "err", err)
 	}
 }

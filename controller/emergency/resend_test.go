@@ -122,7 +122,7 @@ func TestResendAndCancelFollowUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31", SecretHash: loaxa.HashSecret(id)}); err != nil {
 			t.Fatal(err)
 		}
 		if id != "n3" { // n3 stays offline
@@ -205,7 +205,7 @@ func TestResendsWaitWhileReceiptsArrive(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "31"}); err != nil { // offline for now
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "31", SecretHash: loaxa.HashSecret("n4")}); err != nil { // offline for now
 		t.Fatal(err)
 	}
 	em := w.send(s)
@@ -295,7 +295,7 @@ func TestResendBatchPassesOverOffline(t *testing.T) {
 	s := w.service()
 	s.ResendBatch = 1
 	for _, id := range []string{"a1", "a2", "a3"} { // offline, and first in order
-		if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+		if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31", SecretHash: loaxa.HashSecret(id)}); err != nil {
 			t.Fatal(err)
 		}
 	}

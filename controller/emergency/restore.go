@@ -212,6 +212,29 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 			t.resentAt[d.Node] = em.Issued
 		}
 	}
+	// The nodes that waited for their code when it was sent (without a
+	// delivery, and not enrolled by then) are followed again: one that
+	// comes online has redeemed it, and is sent the alert.
+	var without []string
+	for node := range t.nodeArea {
+		if _, ok := tracked[node]; !ok {
+			without = append(without, node)
+		}
+	}
+	presence, err := s.Nodes.NodePresence(ctx, without)
+	if err != nil {
+		return nil, fmt.Errorf("nodes: %w", err)
+	}
+	t.awaiting = map[string]bool{}
+	for node, p := range presence {
+		if p.EnrolledAt.IsZero() || !p.EnrolledAt.Before(em.Issued) {
+			t.awaiting[node] = true
+			tracked[node] = t.nodeArea[node]
+			if published[tracked[node]] {
+				t.sent[node] = em.Issued
+			}
+		}
+	}
 	t.nodeArea = tracked
 	t.wait()
 	t.fanout = fanoutOf(em, ds, tracked)

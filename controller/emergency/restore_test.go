@@ -18,8 +18,8 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// world is a store with area 31 and nodes n1, n2 (online) and n3
-// (offline), and a message; service makes a controller's emergency
+// world is a store with area 31 and enrolled nodes n1, n2 (online) and
+// n3 (offline), and a message; service makes a controller's emergency
 // service on it, as a (re)started controller does.
 type world struct {
 	t        *testing.T
@@ -52,7 +52,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31"}); err != nil {
+		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31", SecretHash: loaxa.HashSecret(id)}); err != nil {
 			t.Fatal(err)
 		}
 		if id != "n3" {
@@ -619,7 +619,7 @@ func TestRestartMidSendThenCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := bolt.NewNodeService(w.db)
-	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "32"}); err != nil {
+	if err := nodes.CreateNode(ctx, &loaxa.Node{ID: "n4", Name: "n4", Area: "32", SecretHash: loaxa.HashSecret("n4")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := nodes.UpdateNodeStatus(ctx, "n4", func(s *loaxa.NodeStatus) { s.State = loaxa.NodeOnline }); err != nil {

@@ -60,7 +60,7 @@ func TestSuspendedIsNotSounding(t *testing.T) {
 func TestReportSaysWhetherLateMessagesPlayedInStep(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
-	if err := s.Nodes.CreateNode(context.Background(), &loaxa.Node{ID: "n4", Name: "n4", Area: "31"}); err != nil {
+	if err := s.Nodes.CreateNode(context.Background(), &loaxa.Node{ID: "n4", Name: "n4", Area: "31", SecretHash: loaxa.HashSecret("n4")}); err != nil {
 		t.Fatal(err)
 	}
 	em, err := s.SendEmergency(context.Background(), loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, CreatedBy: "admin"})

@@ -62,6 +62,9 @@ type onAir struct {
 	cut   chan struct{}  // closed by CutCall
 	cutBy string
 	done  chan struct{} // closed by EndCall
+	// awaiting are the nodes of its areas that waited for their code
+	// when it began: one that comes online joins it (NodeOnline).
+	awaiting map[string]bool
 }
 
 // NewService returns a Service on the real clock.
@@ -147,10 +150,12 @@ type nodeSends struct {
 	dues []due
 }
 
-// due is a call NodeOnline may send a node the start or end of.
+// due is a call NodeOnline may send a node the start or end of; joins:
+// the call is on air, and the node waited for its code when it began.
 type due struct {
 	call  loaxa.LiveCall
 	onAir bool
+	joins bool
 }
 
 // NodeOnline sends node, which has just come online (wire it to the MQTT
@@ -178,14 +183,14 @@ func (s *Service) NodeOnline(node string) {
 		return
 	}
 	for _, r := range s.calls {
-		dues = append(dues, due{r.call, true})
+		dues = append(dues, due{r.call, true, r.awaiting[node]})
 	}
 	for id, c := range s.over {
 		if now.Sub(c.Ended) >= protocol.MaxLiveDuration {
 			delete(s.over, id)
 			continue
 		}
-		dues = append(dues, due{*c, false})
+		dues = append(dues, due{*c, false, false})
 	}
 	if len(dues) == 0 {
 		s.mu.Unlock()
@@ -233,6 +238,16 @@ func (s *Service) sendAgain(node string, dues []due) {
 		if err != nil {
 			s.Logger.Error("live call: a node back online not looked up", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
 			continue
+		}
+		if len(ds) == 0 && d.joins {
+			// It waited for its code when the call began; online, it has
+			// redeemed it since: a board put up during the call joins it.
+			ds = []*loaxa.Delivery{{Announcement: c.ID, Occurrence: c.ID, Node: node, Start: c.Started, Priority: c.Priority, Drill: c.Drill}}
+			if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
+				s.Logger.Error("live call: a cluster enrolled during the call not added to it", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
+				continue
+			}
+			s.Logger.Info("live call: a cluster that waited for its enrolment code when the call began is up; it joins the call", "call", c.ID, "drill", c.Drill, "node", node)
 		}
 		if len(ds) == 0 || ds[0].State.Terminal() {
 			continue // not in the call, or done with it
@@ -321,19 +336,28 @@ func (s *Service) BeginCall(ctx context.Context, c *loaxa.LiveCall) (<-chan stru
 	if c.Drill && !strings.HasPrefix(c.Title, loaxa.DrillMark) {
 		c.Title = strings.TrimSpace(loaxa.DrillMark + c.Title)
 	}
+	// The call's nodes are the enrolled ones: one still waiting for its
+	// code (a pole not put up yet) had a delivery and read as offline.
+	// It joins the call if it comes online while the call is on air
+	// (NodeOnline): it redeemed its code.
 	var nodes []string
+	awaiting := map[string]bool{}
 	for _, a := range c.Areas {
 		ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: a})
 		if err != nil {
 			return nil, fmt.Errorf("begin live call %s: nodes of %s: %w", c.ID, a, err)
 		}
 		for _, n := range ns {
+			if n.EnrolledAt.IsZero() {
+				awaiting[n.ID] = true
+				continue
+			}
 			nodes = append(nodes, n.ID)
 		}
 	}
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes) // an area inside another target
-	c.Nodes = len(nodes)
+	c.Nodes, c.AwaitingEnrolment = len(nodes), len(awaiting)
 	if err := s.Store.CreateLiveCall(ctx, c); err != nil {
 		return nil, err
 	}
@@ -346,7 +370,7 @@ func (s *Service) BeginCall(ctx context.Context, c *loaxa.LiveCall) (<-chan stru
 		s.end(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndNotStarted, Detail: "deliveries not stored"})
 		return nil, fmt.Errorf("begin live call %s: %w", c.ID, err)
 	}
-	r := &onAir{call: *c, cut: make(chan struct{}), done: make(chan struct{})}
+	r := &onAir{call: *c, cut: make(chan struct{}), done: make(chan struct{}), awaiting: awaiting}
 	s.mu.Lock()
 	if s.calls == nil {
 		s.calls = map[string]*onAir{}

@@ -344,6 +344,65 @@ func TestNodeBackOnlineJoinsTheCallOnAir(t *testing.T) {
 	}
 }
 
+// TestCallLeavesOutClustersAwaitingTheirCode: a call to a commune whose
+// new poles had codes issued but not yet redeemed gave each pole a
+// delivery, and its report read them offline, like broken clusters. The
+// call is for the enrolled nodes; it says how many more wait for their
+// code. A board put up during the call (its code redeemed, online) joins
+// it: it is given its delivery and the start.
+func TestCallLeavesOutClustersAwaitingTheirCode(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	nodes := bolt.NewNodeService(f.db)
+	if err := nodes.CreateNodes(ctx, []*loaxa.Node{{ID: "w1", Area: "12346"}, {ID: "w2", Area: "12346"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := &loaxa.LiveCall{ID: "live-w1", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityEmergency, Title: "Bão số 3"}
+	if _, err := f.svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Nodes != 2 || c.AwaitingEnrolment != 2 {
+		t.Errorf("call of %d nodes, %d awaiting enrolment; want a1, a2 and w1, w2", c.Nodes, c.AwaitingEnrolment)
+	}
+	states := func() []string {
+		t.Helper()
+		rep, err := f.svc.LiveCallReport(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, n := range rep.Nodes {
+			out = append(out, n.Node+" "+n.State)
+		}
+		return out
+	}
+	if got, want := states(), []string{"a1 offline", "a2 offline"}; !slices.Equal(got, want) {
+		t.Errorf("report %q, want %q: w1 and w2 are not put up yet", got, want)
+	}
+
+	code := loaxa.HashEnrolmentCode("CODE-W1")
+	if err := nodes.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "w1", Expires: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("w1"), BrokerHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.UpdateNodeStatus(ctx, "w1", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.NodeOnline("w1")
+	f.svc.Close() // waits for the sends
+	if sent, _ := f.sent.all(); !slices.Equal(sent, []string{"w1 live-w1 start"}) {
+		t.Errorf("sent %q, want the start to w1, put up during the call", sent)
+	}
+	if got, want := states(), []string{"a1 offline", "a2 offline", "w1 pending"}; !slices.Equal(got, want) {
+		t.Errorf("report once w1 is up %q, want %q", got, want)
+	}
+	if _, err := f.svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestNodeBackOnlineGetsTheEndItMissed: a node whose link dropped during
 // a call (its delivery suspended) missed the call's end: published while
 // it was away, it was lost to it, and a crashed controller sends none. The

@@ -90,8 +90,13 @@ type Emergency struct {
 // EmergencyArea is the alert published on one area's cmd topic.
 type EmergencyArea struct {
 	Area string `json:"area"`
-	// Nodes is how many nodes the area held when it was sent.
+	// Nodes is how many nodes the area held when it was sent: its
+	// enrolled ones, those it targets.
 	Nodes int `json:"nodes"`
+	// AwaitingEnrolment is how many more it held that waited for their
+	// enrolment code (clusters not put up yet): not targeted, but one that
+	// redeems its code while the alert is in force is sent it then.
+	AwaitingEnrolment int `json:"awaiting_enrolment,omitempty"`
 	// Start is the instant every node of the area starts together: the
 	// issue time plus LeadMS.
 	Start  time.Time `json:"start"`
@@ -330,6 +335,11 @@ type EmergencySummary struct {
 	// chime meanwhile if they keep it, and play the message once enough of
 	// it has arrived.
 	Fetching int `json:"fetching,omitempty"`
+	// AwaitingEnrolment (an emergency's summary only) counts the nodes of
+	// its areas that waited for their enrolment code when it was sent
+	// and have not redeemed it and had the alert since: clusters not put
+	// up yet, not targeted, neither offline nor failed.
+	AwaitingEnrolment int `json:"awaiting_enrolment,omitempty"`
 }
 
 // Add counts one node.

@@ -48,9 +48,14 @@ type LiveCall struct {
 	// Volume, 1–15, is the level nodes play the call at whatever their
 	// own volume (e.g. low for a drill); 0 means the node's own.
 	Volume int `json:"volume,omitempty"`
-	// Nodes is how many nodes the areas held when the call began.
-	Nodes   int       `json:"nodes"`
-	Started time.Time `json:"started"`
+	// Nodes is how many nodes the areas held when the call began: the
+	// enrolled ones, those it was for.
+	Nodes int `json:"nodes"`
+	// AwaitingEnrolment is how many more waited for their enrolment code
+	// (clusters not put up yet): not in the call, but one that redeems its
+	// code while the call is on air joins it.
+	AwaitingEnrolment int       `json:"awaiting_enrolment,omitempty"`
+	Started           time.Time `json:"started"`
 	// Ended is zero while the call is on air.
 	Ended     time.Time `json:"ended,omitzero"`
 	EndReason string    `json:"end_reason,omitempty"`

@@ -145,8 +145,8 @@ type NodeService interface {
 	FindNodeByID(ctx context.Context, id string) (*Node, error)
 	// FindNodes returns nodes sorted by id.
 	FindNodes(ctx context.Context, f NodeFilter) ([]*Node, error)
-	// NodePresence returns the area and online state of each node among
-	// ids that exists, cheaply: an emergency's report asks it for every
+	// NodePresence returns the area, online state and enrolment of each
+	// node among ids that exists, cheaply: an emergency's report asks it for every
 	// targeted node each time it is built.
 	NodePresence(ctx context.Context, ids []string) (map[string]NodePresence, error)
 	// NodeIDsWithin returns the ids of the nodes within area's subtree,
@@ -187,10 +187,12 @@ type NodeService interface {
 	RedeemEnrolment(ctx context.Context, codeHash []byte, s NodeSecret) (*Node, error)
 }
 
-// NodePresence is where a node is and whether it is online.
+// NodePresence is where a node is, whether it is online and since when it
+// is enrolled (its EnrolledAt: zero while it waits for its code).
 type NodePresence struct {
-	Area   string
-	Online bool
+	Area       string
+	Online     bool
+	EnrolledAt time.Time
 }
 
 // NodeSecret is the stored form of a node secret: never the secret itself.

@@ -169,7 +169,11 @@ async function compose(ctx, main, recent) {
       [nodes, nodesAt] = [fresh, new Date()];
       relabel();
     }
-    const n = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
+    // The alert targets the enrolled clusters: one waiting for its code
+    // (pole not put up yet) is said apart, not counted as offline.
+    const inAreas = nodes.filter((x) => targets.some((a) => within(ctx, x.area, a)));
+    const n = inAreas.filter((x) => x.enrolled_at);
+    const awaiting = inAreas.length - n.length;
     const online = n.filter((x) => x.status.state === 'online').length;
     // Online clusters whose own report says they cannot sound: the
     // officer warns those places by other means at once, and calls a
@@ -188,6 +192,7 @@ async function compose(ctx, main, recent) {
         drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
         h('p', { class: 'stat', id: 'em-confirm-count' }, willSound(n.length, Number(volume.value))),
         h('p', {}, t('emergency.online_now', { online, all: n.length })),
+        awaiting > 0 ? h('p', { class: 'hint', id: 'em-confirm-awaiting' }, t('emergency.awaiting_enrolment', { n: fmtNumber(awaiting) })) : null,
         fresh ? null : h('p', { class: 'error', id: 'em-confirm-stale' }, t('emergency.counts_as_of', { time: fmtTime(nodesAt) })),
         mute.length ? h('div', { class: 'error-box', id: 'em-confirm-mute' },
           h('p', {}, t('emergency.cannot_sound', { n: mute.length })),
@@ -299,7 +304,7 @@ async function capWaiting(ctx, nodes, playsFor) {
       h('ul', { class: 'cap-list' }, alerts.map((a) => {
         const drill = a.status === 'Exercise';
         const targets = a.targets || [];
-        const n = nodes.filter((x) => targets.some((ar) => within(ctx, x.area, ar))).length;
+        const n = nodes.filter((x) => x.enrolled_at && targets.some((ar) => within(ctx, x.area, ar))).length;
         const recording = playsFor(a.event);
         const approve = async () => {
           const ok = await confirmDialog(drill ? t('cap.confirm_drill') : t('cap.confirm'),
@@ -639,6 +644,9 @@ async function board(ctx, main, id) {
   // Clusters that have the alert but not its audio yet are downloading it:
   // said, or "reached" and not "sounding" would read as a fault.
   const fetching = h('p', { class: 'hint', id: 'em-fetching', 'aria-live': 'polite', hidden: true });
+  // Clusters of its areas waiting for their enrolment code: not put up
+  // yet, so not targeted; said apart, or they would be taken for dead.
+  const awaiting = h('p', { class: 'hint', id: 'em-awaiting', hidden: true });
   // Clusters that report sounding with a fault that silences them, counted.
   const silent = h('p', { class: 'error-box', id: 'em-silent', hidden: true });
   // Kept as a set, so that a province's burst of reports counts each
@@ -700,6 +708,8 @@ async function board(ctx, main, id) {
     fill(state, badge(st, 'emstate.'));
     fetching.hidden = !(s.fetching > 0);
     fill(fetching, s.fetching > 0 ? t('emergency.fetching', { n: fmtNumber(s.fetching) }) : '');
+    awaiting.hidden = !(s.awaiting_enrolment > 0);
+    fill(awaiting, s.awaiting_enrolment > 0 ? t('emergency.awaiting_enrolment', { n: fmtNumber(s.awaiting_enrolment) }) : '');
     showTiming(timing, tm);
     areas.show(byArea);
   };
@@ -863,7 +873,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    unpublished, cutOff, counts, silent, fetching, timing, live, spread,
+    unpublished, cutOff, counts, silent, fetching, awaiting, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
