@@ -1105,6 +1105,9 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 			h.Offline++
 		default:
 			h.Never++
+			if n.EnrolledAt.IsZero() {
+				h.AwaitingEnrolment++
+			}
 		}
 		if len(n.Status.Faults) > 0 {
 			h.Faulty++
@@ -1125,9 +1128,12 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 		}
 	}
 	m.mu.Unlock()
+	// A pole not put up yet would sound nothing, and is no fault: 200
+	// codes issued ahead of the installers took a commune's score to a
+	// tenth of its clusters.
 	h.Score = 100
-	if h.Nodes > 0 {
-		h.Score = 100 * h.Healthy / h.Nodes
+	if up := h.Nodes - h.AwaitingEnrolment; up > 0 {
+		h.Score = 100 * h.Healthy / up
 	}
 	return h, nil
 }

@@ -312,6 +312,9 @@ type AreaHealth struct {
 	Stale   int `json:"stale"`
 	Offline int `json:"offline"`
 	Never   int `json:"never"`
+	// AwaitingEnrolment counts, of Never, the nodes waiting for their
+	// enrolment code: clusters not put up yet, no fault.
+	AwaitingEnrolment int `json:"awaiting_enrolment,omitempty"`
 	// Faulty counts nodes with at least one open fault; Healthy online
 	// nodes with none.
 	Faulty  int `json:"faulty"`
@@ -319,8 +322,9 @@ type AreaHealth struct {
 	// Alarms counts open alarms by severity.
 	Critical int `json:"critical_alarms"`
 	Warning  int `json:"warning_alarms"`
-	// Score is 100 × Healthy / Nodes, rounded down (100 for no nodes): the
-	// share of clusters that would sound now.
+	// Score is 100 × Healthy / (Nodes − AwaitingEnrolment), rounded down
+	// (100 for none): the share of the clusters put up that would sound
+	// now.
 	Score int `json:"score"`
 }
 

@@ -64,8 +64,8 @@ export function clusterMap(nodes, { health, areaName, onPick }) {
     }, s('title', {}, label));
   });
   const svg = s('svg', { class: 'map', viewBox: `0 0 ${W} ${H}`, role: 'group', 'aria-label': t('map.label') }, shapes, dots);
-  const legend = h('div', { class: 'legend' }, ['online', 'faulty', 'stale', 'offline', 'never'].map((k) =>
-    h('span', {}, h('span', { class: 'dot', style: `background:var(--${{ online: 'ok', faulty: 'warn', stale: 'warn', offline: 'bad', never: 'never' }[k]})` }), t('health.' + k))));
+  const legend = h('div', { class: 'legend' }, ['online', 'faulty', 'stale', 'offline', 'never', 'awaiting'].map((k) =>
+    h('span', {}, h('span', { class: 'dot', style: `background:var(--${{ online: 'ok', faulty: 'warn', stale: 'warn', offline: 'bad', never: 'never', awaiting: 'never' }[k]})` }), t('health.' + k))));
   const unplaced = nodes.length - placed.length;
   return h('div', {}, svg, legend, unplaced ? h('p', { class: 'hint' }, t('map.unplaced', { n: unplaced })) : null);
 }

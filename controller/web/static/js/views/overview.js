@@ -11,10 +11,12 @@ const REFRESH_MS = 15000;
 /**
  * nodeHealth sorts a node as the fleet health model does: offline, never
  * connected, stale (missed heartbeats), faulty (an open board fault), or
- * online and healthy.
+ * online and healthy; a node never connected that waits for its enrolment
+ * code (no enrolled_at) is awaiting: a pole not put up yet, no fault.
  */
 export function nodeHealth(n) {
   const st = n.status || {};
+  if ((st.state === 'never' || !st.state) && !n.enrolled_at) return 'awaiting';
   if (st.state === 'offline' || st.state === 'never' || st.state === 'stale') return st.state;
   return (st.faults || []).length ? 'faulty' : 'online';
 }
@@ -38,7 +40,7 @@ export async function render(ctx, main) {
     ]);
     // A warning from a CAP feed that waits for approval must not go unseen.
     const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
-    const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0 };
+    const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0, awaiting: 0 };
     for (const n of nodes.nodes) counts[nodeHealth(n)]++;
     const open = alarms ? alarms.alarms : [];
     const critical = open.filter((a) => a.severity === 'critical').length;
@@ -53,7 +55,7 @@ export async function render(ctx, main) {
         t('cap.waiting', { n: caps.length }), h('small', {}, t('cap.open_to_approve'))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
         h('h2', { id: 'h-fleet' }, t('overview.fleet', { n: nodes.nodes.length })),
-        h('div', { class: 'stats' }, ['online', 'faulty', 'stale', 'offline', 'never'].map((k) =>
+        h('div', { class: 'stats' }, ['online', 'faulty', 'stale', 'offline', 'never', 'awaiting'].filter((k) => k !== 'awaiting' || counts[k] > 0).map((k) =>
           h('a', { class: 'panel', href: '#/clusters', id: 'count-' + k, style: 'text-decoration:none;color:inherit' },
             h('div', { class: `stat s-${k}` }, fmtNumber(counts[k])), badge(k, 'health.'))))),
       alarms ? h('section', { class: 'panel', 'aria-labelledby': 'h-alarms', id: 'overview-alarms' },
