@@ -98,7 +98,7 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 		}
 		af.Nodes++
 		for _, d := range ds {
-			if !n.EnrolledBy(d.Start) {
+			if !n.AnswersFor(d) {
 				// Not the node's to answer for: an alert to its area
 				// while it waited for its code, or plays an older
 				// controller planned from when the code was issued.

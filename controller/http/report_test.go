@@ -414,3 +414,67 @@ func TestReportCountsAClusterFromItsEnrolment(t *testing.T) {
 		t.Errorf("upstream export total %+v; want tt-09's one play after it was enrolled", x.Total)
 	}
 }
+
+// TestReportCountsAnAlertAClusterPutUpDuringItPlayed: a board put up
+// while an emergency was in force redeems its code and is sent the alert
+// (docs/emergency.md); its delivery starts at its area's start, before
+// the board was enrolled, and the report and the upstream export left
+// the warning it sounded out of its figures. A play from before a node's
+// enrolment is its to answer for once the node reported it: a node
+// reports only what it had, and it has nothing before its code.
+func TestReportCountsAnAlertAClusterPutUpDuringItPlayed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	var batch struct {
+		Nodes []struct {
+			Enrolment struct{ Code string }
+		}
+	}
+	e.call("POST", "/api/v1/nodes/batch", e.admin, map[string]any{"credentials": "code", "nodes": []map[string]any{
+		{"id": "tt-09", "name": "Cụm loa mới", "area": "12346"}}}, http.StatusCreated, &batch)
+	ctx := t.Context()
+	start := t0.Add(time.Hour)
+	occ := loaxa.OccurrenceID("e000001", start)
+	e.clock.Set(start.Add(30 * time.Second))
+	r := e.request("POST", "/api/v1/enrol", "", "application/json", jsonBody(t, map[string]string{"code": batch.Nodes[0].Enrolment.Code}))
+	if r.status != http.StatusOK {
+		t.Fatalf("enrol: %d %s", r.status, r.body)
+	}
+	// Sent the alert as it came online: its delivery keeps the area's start.
+	if err := e.stores.deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{{Announcement: "e000001", Occurrence: occ, Node: "tt-09", Start: start,
+		State: loaxa.DeliveryPending, Priority: protocol.PriorityEmergency, PlannedMS: 1000, UpdatedAt: e.clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	at := start.Add(40 * time.Second)
+	var events []protocol.Event
+	for i, typ := range []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted} {
+		events = append(events, protocol.Event{Seq: uint64(i + 1), Type: typ, Occurrence: occ, Announcement: "e000001", At: at, LateMS: 40_000, PlayedMS: 1000})
+	}
+	if _, _, err := e.stores.events.RecordEvents(ctx, "tt-09", protocol.EventBatch{Epoch: "e1", Events: events}, at); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(start.Add(time.Hour))
+	admin := e.token("admin")
+	query := "?area=12346&from=" + url.QueryEscape(t0.Format(time.RFC3339)) + "&to=" + url.QueryEscape(t0.Add(24*time.Hour).Format(time.RFC3339))
+	var rep loaxa.BroadcastReport
+	e.call("GET", "/api/v1/reports/broadcast"+query, admin, nil, http.StatusOK, &rep)
+	found := false
+	for _, nf := range rep.Nodes {
+		if nf.Node == "tt-09" {
+			found = true
+			if nf.Scheduled != 1 || nf.Completed != 1 || nf.Emergency != 1 {
+				t.Errorf("tt-09 in the report: %+v; want the alert it sounded, completed", nf.BroadcastFigures)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("tt-09 is not in the report")
+	}
+	var x upstream.Export
+	e.call("GET", "/api/v1/upstream/export"+query, admin, nil, http.StatusOK, &x)
+	if x.Total.Emergency != 1 || x.Total.Completed != 1 {
+		t.Errorf("upstream export total %+v; want tt-09's alert, completed", x.Total)
+	}
+}

@@ -66,6 +66,15 @@ func (n *Node) EnrolledBy(t time.Time) bool {
 	return !n.EnrolledAt.IsZero() && !t.Before(n.EnrolledAt)
 }
 
+// AnswersFor reports whether delivery d of n counts in n's figures
+// (reports, the upstream export): a play from its enrolment on, or one
+// from before it that the node reported. A node reports only what it had,
+// and it has nothing before its code: a board put up while an alert was
+// in force is sent it with its area's start, before its enrolment.
+func (n *Node) AnswersFor(d *Delivery) bool {
+	return n.EnrolledBy(d.Start) || !d.ReceivedAt.IsZero()
+}
+
 // Node credential states.
 const (
 	CredentialsActive  = "active"  // the node has a secret and may connect

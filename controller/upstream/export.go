@@ -105,7 +105,7 @@ func (s *Source) Build(ctx context.Context, area string, from, to, now time.Time
 		}
 		cl := Cluster{Node: n.ID, Name: n.Name, Lat: n.Lat, Lon: n.Lon, Status: n.Status.State, LastSeen: n.Status.LastSeen, Agent: n.Status.Agent}
 		for _, d := range ds {
-			if !n.EnrolledBy(d.Start) {
+			if !n.AnswersFor(d) {
 				// Not the node's to answer for: an alert to its area
 				// while it waited for its code, or plays an older
 				// controller planned from when the code was issued.
