@@ -191,9 +191,10 @@ func missingChimeKeepsItsPlace(t *testing.T, capture *alsatest.Capture, out *oto
 	off := m1.Offset - (place + len(opening) + k*period)
 	t.Logf("the chime's place at %d; the message %+.1f ms off the others' repeat %d; scores %.4f %.4f %.4f %.4f",
 		place, float64(off)/16, k+1, mt.Score, m1.Score, m2.Score, mc.Score)
-	if k < 0 || off < -inStep || off > inStep {
-		t.Errorf("the message began %.1f ms off the others' repeat %d; want within 20 ms of one", float64(off)/16, k+1)
+	if k < 0 {
+		t.Errorf("the message began %.1f ms off the others' repeat %d: before the chime's place ended", float64(off)/16, k+1)
 	}
+	onItsRepeat(t, c, em, len(opening), period, k)
 	// The chime came after the cluster began: the start of its place is
 	// silence (at least the first 100 ms, given before the link opened).
 	head, err := capture.SamplesFrom(place)
@@ -337,9 +338,10 @@ func lateMessageJoinsARepeat(t *testing.T, capture *alsatest.Capture, out *oto.O
 	off := m1.Offset - (chimeEnd + period)
 	t.Logf("the message began %.3f s after the chime's end, %+.1f ms off the others' second repeat; scores %.4f %.4f %.4f %.4f",
 		float64(m1.Offset-chimeEnd)/16000, float64(off)/16, mo.Score, m1.Score, m2.Score, mc.Score)
-	if off < -inStep || off > inStep {
-		t.Errorf("the message began %.1f ms off the instant the others began their second repeat; want within 20 ms", float64(off)/16)
+	if off < -period/4 || off > period/4 {
+		t.Errorf("the message began %.1f ms off the instant the others began their second repeat: not on that repeat", float64(off)/16)
 	}
+	onItsRepeat(t, c, em, len(opening), period, 1)
 	if d := m2.Offset - (m1.Offset + period); d < -joinTolerance || d > joinTolerance {
 		t.Errorf("second repeat %d samples off a message and a gap after the first", d)
 	}
@@ -377,9 +379,35 @@ func messageInStep(t *testing.T, c *rig.Controller, em loaxa.Emergency, want boo
 	}
 }
 
-// inStep is the bound on start skew between clusters, in samples
-// (20 ms).
-const inStep = 320
+// onItsRepeat checks, by the cluster's own account (the report's
+// message_ms, where in its play it began a message that came late; none
+// for one that followed the chime on its first repeat), that it began the
+// message within 20 ms (the bound between clusters) of where the
+// others began repeat k+1: after the opening chime (opening samples) and
+// k periods. The capture shows which repeat it joined; its samples are not
+// the wall clock to 20 ms on a busy machine, where a starved output falls
+// behind and the agent, keeping to its area's timeline, leaves out what it
+// could not play in time (a full run at load 10 found a message 140 ms
+// early in the capture, in step by the cluster's account).
+func onItsRepeat(t *testing.T, c *rig.Controller, em loaxa.Emergency, opening, period, k int) {
+	t.Helper()
+	var rep loaxa.EmergencyReport
+	c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+	if len(rep.Nodes) == 1 && rep.Nodes[0].MessageMS == nil && k == 0 {
+		return // not late: the message followed the chime's place, in one stream
+	}
+	if len(rep.Nodes) != 1 || rep.Nodes[0].MessageMS == nil {
+		t.Errorf("report: %+v; want the cluster's message_ms (it joined repeat %d)", rep.Nodes, k+1)
+		return
+	}
+	want := int64(opening+k*period) / 16
+	if got := *rep.Nodes[0].MessageMS; got < want-inStepMS || got > want+inStepMS {
+		t.Errorf("the cluster began the message %d ms into its play; the others began repeat %d at %d ms: want within %d ms", got, k+1, want, inStepMS)
+	}
+}
+
+// inStepMS is the bound on start skew between clusters (20 ms).
+const inStepMS = 20
 
 // alertOverLink starts a controller and a cluster on out whose content
 // comes over link, waits for it to keep the chimes, uploads a 2 s message
