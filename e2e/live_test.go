@@ -49,6 +49,22 @@ func signInAs(t *testing.T, c *rig.Controller, name string, role loaxa.Role, are
 	return &u
 }
 
+// callOnAir waits for the one live call on air that speaker sees and
+// returns its id.
+func callOnAir(t *testing.T, speaker *rig.Controller) string {
+	t.Helper()
+	var id string
+	rig.Eventually(t, 10*time.Second, "the call on air", func() bool {
+		var out struct{ Calls []*loaxa.LiveCall }
+		speaker.MustDo("GET", "/api/v1/live/calls?active=true", nil, &out)
+		if len(out.Calls) == 1 {
+			id = out.Calls[0].ID
+		}
+		return id != ""
+	})
+	return id
+}
+
 func liveReport(c *rig.Controller, id string) *loaxa.LiveCallReport {
 	var rep loaxa.LiveCallReport
 	c.MustDo("GET", "/api/v1/live/calls/"+id, nil, &rep)
@@ -326,15 +342,7 @@ func TestLiveCallReachesANodeWhoseLinkComesBack(t *testing.T) {
 	}
 	streamed := make(chan error, 1)
 	go func() { streamed <- call.Stream(ctx, bytes.NewReader(voicePCM(60*time.Second))) }()
-	var id string
-	rig.Eventually(t, 10*time.Second, "the call on air", func() bool {
-		var out struct{ Calls []*loaxa.LiveCall }
-		speaker.MustDo("GET", "/api/v1/live/calls?active=true", nil, &out)
-		if len(out.Calls) == 1 {
-			id = out.Calls[0].ID
-		}
-		return id != ""
-	})
+	id := callOnAir(t, speaker)
 	rig.Eventually(t, 10*time.Second, "2 s of the call said while a1 is away", func() bool { return sent.Load() >= 2*nodeaudio.SampleRate })
 	link.Restore()
 	rig.Eventually(t, 20*time.Second, "a1, back online, plays the call", func() bool { return playing(a1) == id })

@@ -105,15 +105,7 @@ func TestLiveCallRejoinedByANodeThatRestarts(t *testing.T) {
 			}
 			streamed := make(chan error, 1)
 			go func() { streamed <- call.Stream(ctx, bytes.NewReader(voicePCM(60*time.Second))) }()
-			var id string
-			rig.Eventually(t, 10*time.Second, "the call on air", func() bool {
-				var out struct{ Calls []*loaxa.LiveCall }
-				speaker.MustDo("GET", "/api/v1/live/calls?active=true", nil, &out)
-				if len(out.Calls) == 1 {
-					id = out.Calls[0].ID
-				}
-				return id != ""
-			})
+			id := callOnAir(t, speaker)
 			rig.Eventually(t, 10*time.Second, "a1 plays the call", func() bool { return playing(a1) == id })
 			rig.Eventually(t, 10*time.Second, "a1's delivery started", func() bool {
 				return liveReport(speaker, id).Nodes[0].State == string(loaxa.DeliveryStarted)
