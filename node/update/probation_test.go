@@ -62,6 +62,18 @@ func (b *board) update(version string) error {
 // start is a start of the agent at exe.
 func (b *board) start() (Verdict, error) { return b.startFrom("") }
 
+// onProbation installs version and starts it: the release on probation,
+// the one running before it kept to go back to.
+func (b *board) onProbation(t *testing.T, version string) {
+	t.Helper()
+	if err := b.update(version); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.start(); err != nil || !v.On {
+		t.Fatalf("first start of %s: %+v, %v; want it on probation", version, v, err)
+	}
+}
+
 // startFrom is a start of the agent at exe, exec'd by an agent older than
 // probation that updated it from the release from.
 func (b *board) startFrom(from string) (Verdict, error) {
@@ -148,12 +160,7 @@ func TestCrashingReleaseIsRolledBack(t *testing.T) {
 // put back as well.
 func TestReleaseStillOnProbationAfterItsDeadlineIsRolledBack(t *testing.T) {
 	b := newBoard(t, "1.0.0")
-	if err := b.update("2.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := b.start(); err != nil || !v.On {
-		t.Fatalf("first start: %+v, %v", v, err)
-	}
+	b.onProbation(t, "2.0.0")
 	b.clk.Advance(6 * DefaultProbation)
 	if v, err := b.start(); err != nil || !v.Exec {
 		t.Fatalf("a start after the deadline: %+v, %v; want a rollback", v, err)
@@ -225,12 +232,7 @@ func (w *watching) last(c Check) error {
 // goes, and later starts are not counted.
 func TestHealthyReleasePassesProbation(t *testing.T) {
 	b := newBoard(t, "1.0.0")
-	if err := b.update("2.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := b.start(); err != nil || !v.On {
-		t.Fatalf("first start: %+v, %v", v, err)
-	}
+	b.onProbation(t, "2.0.0")
 	p := &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk}
 	w := watch(t, b, p)
 	healthy := Check{Healthy: true, Reached: true}
@@ -316,12 +318,7 @@ func TestReleaseThatNeverConnectsIsRolledBack(t *testing.T) {
 		b := newBoard(t, "1.0.0")
 		var outbox []protocol.Event
 		b.outbox = &outbox
-		if err := b.update("2.0.0"); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := b.start(); err != nil || !v.On {
-			t.Fatalf("first start: %+v, %v", v, err)
-		}
+		b.onProbation(t, "2.0.0")
 		p := &Probation{Exe: b.exe, Version: "2.0.0", Period: DefaultProbation, Clock: b.clk, Log: slog.New(slog.DiscardHandler)}
 		w := watch(t, b, p)
 		for i := 0; i < 10; i++ {
@@ -365,12 +362,7 @@ func TestReleaseThatNeverConnectsIsRolledBack(t *testing.T) {
 // back to, and 3.0.0, once installed, has the proven 2.0.0 behind it.
 func TestNoReleaseReplacesOneOnProbation(t *testing.T) {
 	b := newBoard(t, "1.0.0")
-	if err := b.update("2.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := b.start(); err != nil || !v.On {
-		t.Fatalf("first start of 2.0.0: %+v, %v", v, err)
-	}
+	b.onProbation(t, "2.0.0")
 	if on, err := OnProbation(b.exe, "2.0.0"); err != nil || !on {
 		t.Fatalf("OnProbation(2.0.0) = %v, %v; want true", on, err)
 	}
@@ -400,12 +392,7 @@ func TestNoReleaseReplacesOneOnProbation(t *testing.T) {
 
 	// Once 2.0.0 has passed, 3.0.0 goes on probation behind it.
 	b = newBoard(t, "1.0.0")
-	if err := b.update("2.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := b.start(); err != nil || !v.On {
-		t.Fatalf("first start of 2.0.0: %+v, %v", v, err)
-	}
+	b.onProbation(t, "2.0.0")
 	if err := (&Probation{Exe: b.exe}).End(); err != nil { // it passed
 		t.Fatal(err)
 	}
