@@ -138,7 +138,14 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	rig.Eventually(t, 15*time.Second, "the call's length captured", func() bool {
 		return capture.Len() >= m.Offset+len(wantVoice)+nodeaudio.SampleRate
 	})
-	end, missing := m.Offset, 0
+	// A frame not found whole may have been cut in two by silence the
+	// device played while the node's output, starved of the CPU on a busy
+	// machine, had nothing ready (a full run found 60 ms of it and one
+	// frame so cut, the node having played every frame on time): the
+	// next frame found then comes after the cut frame's rest and that
+	// silence. Such a frame was sounded, in two parts; one not found
+	// before a frame that follows at once, or after no silence, was not.
+	end, missing, cut, lastMissing := m.Offset, 0, 0, false
 	for k := 0; k+nodeaudio.NarrowFrameWide <= len(wantVoice); k += nodeaudio.NarrowFrameWide {
 		all, err := capture.SamplesFrom(end)
 		if err != nil {
@@ -148,12 +155,20 @@ func TestLiveCallThroughALSA(t *testing.T) {
 		f, ok := alsatest.Find(all, wantVoice[k:k+nodeaudio.NarrowFrameWide])
 		if !ok || f.Score < 0.99 {
 			missing++
+			lastMissing = true
 			continue
 		}
+		if lastMissing && silenceIn(all[:f.Offset], 32) {
+			cut++
+		}
+		lastMissing = false
 		end = end + f.Offset + nodeaudio.NarrowFrameWide
 	}
 	frames := len(wantVoice) / nodeaudio.NarrowFrameWide
-	heardAsPlayed(t, c, "hp-01", callID, st.Frames, frames, frames-missing)
+	if cut > 0 {
+		t.Logf("%d frames not found whole were cut by silence the device played", cut)
+	}
+	heardAsPlayed(t, c, "hp-01", callID, st.Frames, frames, frames-missing+cut)
 	stretch := time.Duration(end-m.Offset-frames*nodeaudio.NarrowFrameWide) * time.Second / nodeaudio.SampleRate
 	t.Logf("call heard: %d of %d frames, %v of silence inserted for late frames", frames-missing, frames, stretch)
 	mu.Lock()
@@ -311,6 +326,23 @@ func heardAsPlayed(t *testing.T, c *rig.Controller, node, call string, sent uint
 	if uint64(played+lost) < sent {
 		t.Errorf("%s: the node accounts for %d played and %d lost of the %d frames sent", call, played, lost, sent)
 	}
+}
+
+// silenceIn reports whether s holds a run of at least n samples of exact
+// silence: what the device plays while the node's output has nothing
+// ready (the voice itself has no such runs).
+func silenceIn(s []int16, n int) bool {
+	run := 0
+	for _, v := range s {
+		if v != 0 {
+			run = 0
+			continue
+		}
+		if run++; run >= n {
+			return true
+		}
+	}
+	return false
 }
 
 func energy(s []int16) float64 {
