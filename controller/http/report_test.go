@@ -355,6 +355,22 @@ func TestReportCSVOpensInExcel(t *testing.T) {
 	}
 }
 
+// clusterAwaitingItsCode links e's upstream export to its stores and
+// creates cluster tt-09 in commune 12346 with an enrolment code, returned:
+// a pole not put up yet.
+func clusterAwaitingItsCode(t *testing.T, e *env) string {
+	t.Helper()
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	var batch struct {
+		Nodes []struct {
+			Enrolment struct{ Code string }
+		}
+	}
+	e.call("POST", "/api/v1/nodes/batch", e.admin, map[string]any{"credentials": "code", "nodes": []map[string]any{
+		{"id": "tt-09", "name": "Cụm loa mới", "area": "12346"}}}, http.StatusCreated, &batch)
+	return batch.Nodes[0].Enrolment.Code
+}
+
 // TestReportCountsAClusterFromItsEnrolment: a cluster enrolled with a
 // code was counted from when the code was issued, so a pole put up days
 // later read as days of plays that failed to sound. The report and the
@@ -365,14 +381,7 @@ func TestReportCountsAClusterFromItsEnrolment(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.tree()
-	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
-	var batch struct {
-		Nodes []struct {
-			Enrolment struct{ Code string }
-		}
-	}
-	e.call("POST", "/api/v1/nodes/batch", e.admin, map[string]any{"credentials": "code", "nodes": []map[string]any{
-		{"id": "tt-09", "name": "Cụm loa mới", "area": "12346"}}}, http.StatusCreated, &batch)
+	code := clusterAwaitingItsCode(t, e)
 	ctx := t.Context()
 	delivery := func(ann string, at time.Time, prio protocol.Priority) *loaxa.Delivery {
 		return &loaxa.Delivery{Announcement: ann, Occurrence: loaxa.OccurrenceID(ann, at), Node: "tt-09", Start: at, Priority: prio, PlannedMS: 1000}
@@ -385,7 +394,7 @@ func TestReportCountsAClusterFromItsEnrolment(t *testing.T) {
 	}
 	enrolled := t0.Add(48 * time.Hour)
 	e.clock.Set(enrolled)
-	r := e.request("POST", "/api/v1/enrol", "", "application/json", jsonBody(t, map[string]string{"code": batch.Nodes[0].Enrolment.Code}))
+	r := e.request("POST", "/api/v1/enrol", "", "application/json", jsonBody(t, map[string]string{"code": code}))
 	if r.status != http.StatusOK {
 		t.Fatalf("enrol: %d %s", r.status, r.body)
 	}
@@ -426,19 +435,12 @@ func TestReportCountsAnAlertAClusterPutUpDuringItPlayed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.tree()
-	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
-	var batch struct {
-		Nodes []struct {
-			Enrolment struct{ Code string }
-		}
-	}
-	e.call("POST", "/api/v1/nodes/batch", e.admin, map[string]any{"credentials": "code", "nodes": []map[string]any{
-		{"id": "tt-09", "name": "Cụm loa mới", "area": "12346"}}}, http.StatusCreated, &batch)
+	code := clusterAwaitingItsCode(t, e)
 	ctx := t.Context()
 	start := t0.Add(time.Hour)
 	occ := loaxa.OccurrenceID("e000001", start)
 	e.clock.Set(start.Add(30 * time.Second))
-	r := e.request("POST", "/api/v1/enrol", "", "application/json", jsonBody(t, map[string]string{"code": batch.Nodes[0].Enrolment.Code}))
+	r := e.request("POST", "/api/v1/enrol", "", "application/json", jsonBody(t, map[string]string{"code": code}))
 	if r.status != http.StatusOK {
 		t.Fatalf("enrol: %d %s", r.status, r.body)
 	}
