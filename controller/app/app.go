@@ -199,6 +199,7 @@ func (a *App) Open() (err error) {
 		a.Broker.NodeService = a.Nodes
 		a.Broker.AreaService = a.Areas
 		a.Broker.Logger = a.Logger
+		a.Broker.MaxConnecting = cfg.MQTTMaxConnecting
 		if tlsCfg != nil {
 			a.Broker.TLSConfig = tlsCfg.server
 		}
@@ -351,6 +352,9 @@ func (a *App) Open() (err error) {
 	a.Rollouts.Messenger = a.MQTT
 	a.Rollouts.Now = a.Clock.Now
 	a.Rollouts.Logger = a.Logger
+	if cfg.RolloutNodeTimeout > 0 {
+		a.Rollouts.NodeTimeout = cfg.RolloutNodeTimeout
+	}
 	if cfg.RolloutInterval > 0 {
 		a.Rollouts.Interval = cfg.RolloutInterval
 	}

@@ -12,6 +12,8 @@ import (
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/health"
+	"loaxa.vn/controller/release"
+	"loaxa.vn/internal/brokerconn"
 	"loaxa.vn/protocol"
 )
 
@@ -67,6 +69,13 @@ type Config struct {
 	// RolloutInterval is how often rollouts look at their nodes (0:
 	// release.DefaultInterval); no flag, tests shorten it.
 	RolloutInterval time.Duration
+	// RolloutNodeTimeout is how long a rollout waits for a node that is
+	// not a canary before counting it unreached
+	// (release.Runner.NodeTimeout).
+	RolloutNodeTimeout time.Duration
+	// MQTTMaxConnecting is how many connections the embedded broker lets
+	// wait for their CONNECT at once (mqtt.Broker.MaxConnecting).
+	MQTTMaxConnecting int
 	// StoreMinFree is the free space on the data directory's volume below
 	// which GET /health reports the disk check failed (and the console
 	// says so): bbolt grows its file by up to 1 GiB at a time, and a full
@@ -92,6 +101,17 @@ type Config struct {
 	CapPoll  time.Duration
 }
 
+// Bounds of the flags.
+const (
+	// minRolloutNodeTimeout is what a canary is given: a node needs as
+	// long to download, wait for a quiet moment and pass its probation,
+	// and one counted unreached sooner was only slow.
+	minRolloutNodeTimeout = release.DefaultCanaryTimeout
+	// maxMQTTConnecting is the open files the controller's systemd unit
+	// allows (LimitNOFILE): more connections could never be waiting.
+	maxMQTTConnecting = 65536
+)
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -108,6 +128,9 @@ func DefaultConfig() Config {
 		Health:         health.DefaultConfig(),
 		CapPoll:        time.Minute,
 		StoreMinFree:   2 << 30,
+
+		RolloutNodeTimeout: release.DefaultNodeTimeout,
+		MQTTMaxConnecting:  brokerconn.DefaultMaxConnecting,
 	}
 }
 
@@ -151,6 +174,10 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&feeds, "cap-feeds", "LOAXA_CAP_FEEDS", "comma-separated URLs of CAP alerts or Atom feeds of them to poll")
 	capPoll := c.CapPoll.String()
 	str(&capPoll, "cap-poll", "LOAXA_CAP_POLL", "how often CAP feeds are polled (at most 1m)")
+	nodeTimeout := c.RolloutNodeTimeout.String()
+	str(&nodeTimeout, "rollout-node-timeout", "LOAXA_ROLLOUT_NODE_TIMEOUT", "how long an agent rollout waits for a node's answer before counting it unreached (at least "+minRolloutNodeTimeout.String()+")")
+	maxConnecting := strconv.Itoa(c.MQTTMaxConnecting)
+	str(&maxConnecting, "mqtt-max-connecting", "LOAXA_MQTT_MAX_CONNECTING", "how many connections the embedded broker lets wait for their CONNECT at once; it ends the next ones at once")
 	level := strings.ToLower(c.LogLevel.String())
 	str(&level, "log-level", "LOAXA_LOG_LEVEL", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -204,6 +231,12 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	}
 	if c.MaxUploadBytes, err = strconv.ParseInt(upload, 10, 64); err != nil || c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("max-upload %q: want a positive number of bytes", upload)
+	}
+	if c.RolloutNodeTimeout, err = time.ParseDuration(nodeTimeout); err != nil || c.RolloutNodeTimeout < minRolloutNodeTimeout {
+		return fmt.Errorf("rollout-node-timeout %q: want a duration of at least %v (what a canary is given to download, wait for a quiet moment and pass its probation), e.g. 6h", nodeTimeout, minRolloutNodeTimeout)
+	}
+	if c.MQTTMaxConnecting, err = strconv.Atoi(maxConnecting); err != nil || c.MQTTMaxConnecting < 1 || c.MQTTMaxConnecting > maxMQTTConnecting {
+		return fmt.Errorf("mqtt-max-connecting %q: want a number of connections from 1 to %d, e.g. 2048", maxConnecting, maxMQTTConnecting)
 	}
 	if c.UpstreamEvery, err = time.ParseDuration(every); err != nil || c.UpstreamEvery < time.Minute {
 		return fmt.Errorf("upstream-every %q: want a duration of at least 1m, e.g. 24h", every)

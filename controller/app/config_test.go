@@ -57,11 +57,52 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--public-url", "loa.haiphong.gov.vn"}, "http(s) URL"},
 		{[]string{"--topic-prefix", "loa/+/v1"}, "without +, #"},
 		{[]string{"--topic-prefix", "$SYS/loa"}, "leading $"},
+		// A board counted unreached while it was still within its
+		// probation would only have been slow.
+		{[]string{"--rollout-node-timeout", "10m"}, "at least 40m"},
+		{[]string{"--rollout-node-timeout", "a day"}, "at least 40m"},
+		{[]string{"--mqtt-max-connecting", "0"}, "from 1 to 65536"},
+		{[]string{"--mqtt-max-connecting", "lots"}, "from 1 to 65536"},
+		{[]string{"--mqtt-max-connecting", "100000"}, "from 1 to 65536"},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestRolloutAndBrokerLimitFlags: a province whose boards sit behind
+// thin 4G links for days, or whose fleet is larger than the embedded
+// broker's 2,048 connections waiting for their CONNECT can serve after a
+// restart, could change neither (6 hours before a silent node counts
+// unreached; 2,048 waiting): both had no flag. The flags, or their
+// environment variables, reach the rollout runner and the broker.
+func TestRolloutAndBrokerLimitFlags(t *testing.T) {
+	for _, c := range []struct {
+		args          []string
+		env           map[string]string
+		nodeTimeout   time.Duration
+		maxConnecting int
+	}{
+		{nil, nil, 6 * time.Hour, 2048},
+		{[]string{"--rollout-node-timeout", "48h"}, map[string]string{"LOAXA_MQTT_MAX_CONNECTING": "4096"}, 48 * time.Hour, 4096},
+	} {
+		cfg := testConfig(t)
+		if err := cfg.Parse(c.args, func(k string) string { return c.env[k] }); err != nil {
+			t.Fatalf("%v %v: %v", c.args, c.env, err)
+		}
+		a := New(cfg, slog.New(slog.DiscardHandler))
+		if err := a.Open(); err != nil {
+			t.Fatal(err)
+		}
+		if a.Rollouts.NodeTimeout != c.nodeTimeout || a.Broker.MaxConnecting != c.maxConnecting {
+			t.Errorf("%v %v: rollout node timeout %v, broker max connecting %d; want %v and %d",
+				c.args, c.env, a.Rollouts.NodeTimeout, a.Broker.MaxConnecting, c.nodeTimeout, c.maxConnecting)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
