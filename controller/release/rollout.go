@@ -230,22 +230,27 @@ func (r *Runner) Run(ctx context.Context) error {
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
 	for {
-		rollouts, err := r.Releases.FindRollouts(ctx)
-		if err != nil {
-			r.Logger.Error("rollouts: list", "err", err)
-		}
-		for _, ro := range rollouts {
-			if ro.Active() || ro.Waiting() {
-				if err := r.step(ctx, ro.ID); err != nil && ctx.Err() == nil {
-					r.Logger.Error("rollout: step", "rollout", ro.ID, "err", err)
-				}
-			}
-		}
+		r.pass(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-r.wake:
+		}
+	}
+}
+
+// pass steps each running rollout once.
+func (r *Runner) pass(ctx context.Context) {
+	rollouts, err := r.Releases.FindRollouts(ctx)
+	if err != nil {
+		r.Logger.Error("rollouts: list", "err", err)
+	}
+	for _, ro := range rollouts {
+		if ro.Active() || ro.Waiting() {
+			if err := r.step(ctx, ro.ID); err != nil && ctx.Err() == nil {
+				r.Logger.Error("rollout: step", "rollout", ro.ID, "err", err)
+			}
 		}
 	}
 }

@@ -37,7 +37,7 @@ var _ loaxa.Messenger = (*recordingMessenger)(nil)
 // rolloutRig is a Runner on a real store and a fake clock, with nodes
 // in area hp and releases 2.0 and 3.0.
 type rolloutRig struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	clk    *clock.Fake
 	nodes  *bolt.NodeService
@@ -48,7 +48,7 @@ type rolloutRig struct {
 	seq    map[string]uint64
 }
 
-func newRolloutRig(t *testing.T, nodeIDs ...string) *rolloutRig {
+func newRolloutRig(t testing.TB, nodeIDs ...string) *rolloutRig {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
 	db := bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
