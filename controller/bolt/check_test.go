@@ -45,6 +45,7 @@ func CheckFile(path string) error {
 		c.users()
 		c.desired()
 		c.liveCalls()
+		c.rollouts()
 		c.standing()
 		return errors.Join(append(errs, c.errs...)...)
 	})
@@ -298,6 +299,18 @@ func (c *checker) liveCalls() {
 	})
 	c.sameKeys("live_call_ids", want, bucketLiveCallIDs)
 	c.sameKeys("live_calls_on_air", onAir, bucketLiveCallsOnAir)
+}
+
+func (c *checker) rollouts() {
+	running := make(map[string]string)
+	if c.tx.Bucket(bucketRollouts) != nil {
+		each(c, bucketRollouts, func(k []byte, r *loaxa.Rollout) {
+			if r.Running() {
+				running[string(k)] = ""
+			}
+		})
+	}
+	c.sameKeys("rollouts_running", running, bucketRolloutsRunning)
 }
 
 // TestCheckFile makes sure the cleanup check would catch a broken store:

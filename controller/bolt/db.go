@@ -34,6 +34,7 @@
 //	selftests        seq(8) → SelfTest with its results (ids "st" + seq)
 //	live_calls       ms(8) of the start, call id → LiveCall (time order)
 //	live_call_ids    call id → live_calls key
+//	releases, rollouts, rollouts_running: release.go
 //	meta             "schema" → schema version
 //
 // Every write runs in one bbolt Update transaction, so a failed call leaves
@@ -105,6 +106,7 @@ var (
 		bucketEmergencies, bucketCapAlerts,
 		bucketLiveCalls, bucketLiveCallIDs, bucketLiveCallsOnAir,
 		bucketStanding,
+		bucketRolloutsRunning,
 	}
 
 	keySigning  = []byte("signing")
@@ -115,7 +117,7 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 5
+const schemaVersion = 6
 
 // migrations[v] brings a store of schema v to v+1.
 var migrations = map[uint64]func(tx *bbolt.Tx) error{
@@ -123,6 +125,7 @@ var migrations = map[uint64]func(tx *bbolt.Tx) error{
 	2: indexCapReferences,
 	3: indexOpenDeliveries,
 	4: indexLiveCallsOnAir,
+	5: indexRunningRollouts,
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

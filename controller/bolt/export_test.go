@@ -226,6 +226,38 @@ func SeedLiveCalls(db *DB, calls []*loaxa.LiveCall) error {
 	})
 }
 
+// AsSchema5 makes db look like a store of schema 5: rollouts without the
+// index of those running.
+func AsSchema5(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketRolloutsRunning); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketRolloutsRunning); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(5))
+	})
+}
+
+// DamageRollout replaces the stored record of rollout id with bytes that
+// do not decode, as a reader that reaches it finds out; repair puts the
+// record back.
+func DamageRollout(db *DB, id string) (repair func() error, err error) {
+	var whole []byte
+	err = db.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRollouts)
+		if b == nil || b.Get([]byte(id)) == nil {
+			return fmt.Errorf("no rollout %s", id)
+		}
+		whole = slices.Clone(b.Get([]byte(id)))
+		return b.Put([]byte(id), []byte("{damaged"))
+	})
+	return func() error {
+		return db.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketRollouts).Put([]byte(id), whole) })
+	}, err
+}
+
 // DamageLiveCall replaces the stored record of call id with bytes that do
 // not decode, as a reader that reaches it finds out; repair puts the
 // record back.

@@ -155,3 +155,41 @@ func TestOpenIndexesLiveCallsOnAir(t *testing.T) {
 		t.Errorf("calls on air after Open brought the store up to date: %q, want the one left on air", got)
 	}
 }
+
+// TestOpenIndexesRunningRollouts: a store written before the running
+// rollouts were indexed (schema 5) has Open index them, so that the
+// runner goes on driving a rollout in progress, and asking the nodes a
+// done one did not reach, after the upgrade.
+func TestOpenIndexesRunningRollouts(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	s := bolt.NewReleaseService(db)
+	mustRollout(t, s, loaxa.RolloutDone, 0)
+	rolling := mustRollout(t, s, loaxa.RolloutRolling, 0)
+	mustRollout(t, s, loaxa.RolloutHalted, 0)
+	waiting := mustRollout(t, s, loaxa.RolloutDone, 1)
+	must(t, bolt.AsSchema5(db))
+	if ros, err := s.FindRollouts(ctx, loaxa.RolloutFilter{Running: true}); err != nil || len(ros) != 0 {
+		t.Fatalf("running rollouts in the schema-5 store before Open: %v, %v; want none indexed", rolloutIDs(ros), err)
+	}
+	must(t, db.Close())
+	must(t, db.Open())
+	ros, err := s.FindRollouts(ctx, loaxa.RolloutFilter{Running: true})
+	must(t, err)
+	if got, want := rolloutIDs(ros), []string{rolling, waiting}; !slices.Equal(got, want) {
+		t.Errorf("running rollouts after Open %q, want %q", got, want)
+	}
+}
+
+// TestOpenWithoutRolloutsIndexesNone: a schema-5 store that never held a
+// rollout (its bucket is made on the first) opens.
+func TestOpenWithoutRolloutsIndexesNone(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	must(t, bolt.AsSchema5(db))
+	must(t, db.Close())
+	must(t, db.Open())
+	ros, err := bolt.NewReleaseService(db).FindRollouts(context.Background(), loaxa.RolloutFilter{Running: true})
+	if err != nil || len(ros) != 0 {
+		t.Errorf("running rollouts %v, %v; want none", rolloutIDs(ros), err)
+	}
+}

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -15,9 +16,15 @@ import (
 //
 //	releases   version → Release
 //	rollouts   rollout id → Rollout
+//
+// and their index, created by Open (schema 6):
+//
+//	rollouts_running  rollout id → nil, of the rollouts still asking nodes
+//	                  (Rollout.Running): what the runner reads every 2 s
 var (
-	bucketReleases = []byte("releases")
-	bucketRollouts = []byte("rollouts")
+	bucketReleases        = []byte("releases")
+	bucketRollouts        = []byte("rollouts")
+	bucketRolloutsRunning = []byte("rollouts_running")
 )
 
 // ReleaseService stores agent releases and their rollouts.
@@ -130,7 +137,10 @@ func (s *ReleaseService) CreateRollout(ctx context.Context, r *loaxa.Rollout) er
 		r.ID = fmt.Sprintf("r%06d", seq)
 		r.CreatedAt = s.db.now()
 		r.UpdatedAt = r.CreatedAt
-		return putJSON(b, []byte(r.ID), r)
+		if err := putJSON(b, []byte(r.ID), r); err != nil {
+			return err
+		}
+		return indexRolloutRunning(tx, r)
 	})
 	if err != nil {
 		return fmt.Errorf("create rollout: %w", err)
@@ -156,8 +166,11 @@ func (s *ReleaseService) UpdateRollout(ctx context.Context, id string, fn func(*
 		if err := fn(&r); err != nil {
 			return err
 		}
-		r.UpdatedAt = s.db.now()
-		return putJSON(b, []byte(id), &r)
+		r.ID, r.UpdatedAt = id, s.db.now()
+		if err := putJSON(b, []byte(id), &r); err != nil {
+			return err
+		}
+		return indexRolloutRunning(tx, &r)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update rollout %s: %w", id, err)
@@ -187,11 +200,63 @@ func (s *ReleaseService) FindRolloutByID(ctx context.Context, id string) (*loaxa
 	return &r, nil
 }
 
-// FindRollouts returns every rollout, oldest first.
-func (s *ReleaseService) FindRollouts(ctx context.Context) ([]*loaxa.Rollout, error) {
+// indexRolloutRunning keeps r in rollouts_running while it runs.
+func indexRolloutRunning(tx *bbolt.Tx, r *loaxa.Rollout) error {
+	running := tx.Bucket(bucketRolloutsRunning)
+	if !r.Running() {
+		return running.Delete([]byte(r.ID))
+	}
+	return running.Put([]byte(r.ID), nil)
+}
+
+// indexRunningRollouts (schema 5 → 6) indexes the rollouts still asking
+// nodes, which the runner reads instead of every rollout.
+func indexRunningRollouts(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketRollouts)
+	if b == nil {
+		return nil // no rollout yet
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return nil
+		}
+		var r loaxa.Rollout
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode rollout %q: %w", k, err)
+		}
+		r.ID = string(k)
+		return indexRolloutRunning(tx, &r)
+	})
+}
+
+// FindRollouts returns the rollouts f selects, oldest first. The running
+// ones are read through their index: a year's finished rollouts are not
+// decoded every pass of the runner.
+func (s *ReleaseService) FindRollouts(ctx context.Context, f loaxa.RolloutFilter) ([]*loaxa.Rollout, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
 	var out []*loaxa.Rollout
 	err := s.db.view(func(tx *bbolt.Tx) error {
-		return forEachJSON(tx, bucketRollouts, func(r *loaxa.Rollout) { out = append(out, r) })
+		if !f.Running {
+			return forEachJSON(tx, bucketRollouts, func(r *loaxa.Rollout) { out = append(out, r) })
+		}
+		b := tx.Bucket(bucketRollouts)
+		return tx.Bucket(bucketRolloutsRunning).ForEach(func(k, _ []byte) error {
+			var r loaxa.Rollout
+			found := false
+			if b != nil {
+				var err error
+				if found, err = getJSON(b, k, &r); err != nil {
+					return err
+				}
+			}
+			if !found {
+				return fmt.Errorf("running rollouts: %q points to a missing rollout", k)
+			}
+			out = append(out, &r)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find rollouts: %w", err)

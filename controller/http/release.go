@@ -209,7 +209,7 @@ func (s *Server) handleListRollouts(w http.ResponseWriter, r *http.Request) erro
 	if s.ReleaseService == nil {
 		return loaxa.Errorf(loaxa.EConflict, "This controller does not run rollouts.")
 	}
-	ros, err := s.ReleaseService.FindRollouts(r.Context())
+	ros, err := s.ReleaseService.FindRollouts(r.Context(), loaxa.RolloutFilter{})
 	if err != nil {
 		return err
 	}

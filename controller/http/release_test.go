@@ -240,7 +240,7 @@ func TestRolloutRefusedWhileAnArchiveIsMissing(t *testing.T) {
 	}
 	rollouts := func() int {
 		t.Helper()
-		ros, err := a.srv.ReleaseService.FindRollouts(t.Context())
+		ros, err := a.srv.ReleaseService.FindRollouts(t.Context(), loaxa.RolloutFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}

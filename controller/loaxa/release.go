@@ -87,6 +87,17 @@ func (r *Rollout) Active() bool { return r.State == RolloutCanary || r.State == 
 // counted unreached, to ask them again when they are back.
 func (r *Rollout) Waiting() bool { return r.State == RolloutDone && r.Unreached > 0 }
 
+// Running reports whether the rollout still asks nodes: active, or done
+// and waiting for nodes it counted unreached.
+func (r *Rollout) Running() bool { return r.Active() || r.Waiting() }
+
+// RolloutFilter selects rollouts. Zero fields do not filter.
+type RolloutFilter struct {
+	// Running keeps the rollouts still asking nodes (Rollout.Running);
+	// the store reads no other record.
+	Running bool
+}
+
 // ReleaseService stores releases and rollouts.
 type ReleaseService interface {
 	// PutReleaseArchive adds an architecture's archive to the release
@@ -103,5 +114,6 @@ type ReleaseService interface {
 	// UpdateRollout changes a rollout in one transaction.
 	UpdateRollout(ctx context.Context, id string, fn func(*Rollout) error) (*Rollout, error)
 	FindRolloutByID(ctx context.Context, id string) (*Rollout, error)
-	FindRollouts(ctx context.Context) ([]*Rollout, error)
+	// FindRollouts returns the rollouts f selects, oldest first.
+	FindRollouts(ctx context.Context, f RolloutFilter) ([]*Rollout, error)
 }
