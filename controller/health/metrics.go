@@ -9,7 +9,7 @@ import (
 // Metric descriptions of the health model, read from memory at each
 // scrape.
 var (
-	nodesDesc  = prometheus.NewDesc("loaxa_nodes", "Nodes by state (never, online, stale, offline).", []string{"state"}, nil)
+	nodesDesc  = prometheus.NewDesc("loaxa_nodes", "Nodes by state (never, online, stale, offline), and those waiting for their enrolment code (awaiting_enrolment, not in never).", []string{"state"}, nil)
 	alarmsDesc = prometheus.NewDesc("loaxa_alarms_open", "Open alarms by severity.", []string{"severity"}, nil)
 )
 

@@ -199,6 +199,9 @@ type record struct {
 	// board): it is offline and raises no alarm until it is enrolled
 	// again.
 	revoked bool
+	// awaiting: the node waits for its enrolment code (no EnrolledAt), a
+	// pole not put up yet: counted apart from the nodes never connected.
+	awaiting bool
 }
 
 type alarmKey struct{ node, kind string }
@@ -237,7 +240,7 @@ func (m *Monitor) ReloadNodes(ctx context.Context) {
 		if r := m.nodes[n.ID]; r == nil {
 			m.nodes[n.ID] = newRecord(n)
 		} else {
-			r.revoked = n.Credentials == loaxa.CredentialsRevoked
+			r.revoked, r.awaiting = n.Credentials == loaxa.CredentialsRevoked, n.EnrolledAt.IsZero()
 		}
 	}
 	for id := range m.nodes {
@@ -346,7 +349,7 @@ func stateKind(kind string) bool {
 func newRecord(n *loaxa.Node) *record {
 	r := &record{area: n.Area, state: n.Status.State, lastContact: n.Status.LastSeen,
 		heartbeat: time.Duration(n.Status.HeartbeatMS) * time.Millisecond, faults: map[string]loaxa.Fault{},
-		revoked: n.Credentials == loaxa.CredentialsRevoked}
+		revoked: n.Credentials == loaxa.CredentialsRevoked, awaiting: n.EnrolledAt.IsZero()}
 	if r.state == "" {
 		r.state = loaxa.NodeNever
 	}
@@ -1104,9 +1107,11 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 		case loaxa.NodeOffline:
 			h.Offline++
 		default:
-			h.Never++
+			// A pole not put up yet is not a board that never came up.
 			if n.EnrolledAt.IsZero() {
 				h.AwaitingEnrolment++
+			} else {
+				h.Never++
 			}
 		}
 		if len(n.Status.Faults) > 0 {
@@ -1146,7 +1151,12 @@ func (m *Monitor) Status() loaxa.MonitorStatus {
 	for _, s := range loaxa.NodeStates {
 		st.Nodes[s] = 0
 	}
+	st.Nodes[loaxa.MonitorAwaitingEnrolment] = 0
 	for _, r := range m.nodes {
+		if r.awaiting && r.state == loaxa.NodeNever {
+			st.Nodes[loaxa.MonitorAwaitingEnrolment]++
+			continue
+		}
 		st.Nodes[r.state]++
 	}
 	return st

@@ -311,9 +311,10 @@ type AreaHealth struct {
 	Online  int `json:"online"`
 	Stale   int `json:"stale"`
 	Offline int `json:"offline"`
-	Never   int `json:"never"`
-	// AwaitingEnrolment counts, of Never, the nodes waiting for their
-	// enrolment code: clusters not put up yet, no fault.
+	// Never counts the enrolled nodes that never connected.
+	Never int `json:"never"`
+	// AwaitingEnrolment counts the nodes waiting for their enrolment
+	// code: clusters not put up yet, no fault, not in Never.
 	AwaitingEnrolment int `json:"awaiting_enrolment,omitempty"`
 	// Faulty counts nodes with at least one open fault; Healthy online
 	// nodes with none.
@@ -399,12 +400,19 @@ type HealthService interface {
 	Status() MonitorStatus
 }
 
+// MonitorAwaitingEnrolment is the key under which MonitorStatus.Nodes
+// counts the nodes waiting for their enrolment code (no EnrolledAt):
+// poles not put up yet, not counted under NodeNever.
+const MonitorAwaitingEnrolment = "awaiting_enrolment"
+
 // MonitorStatus is the health model's view of itself.
 type MonitorStatus struct {
 	// LastSweep is when timeouts were last checked; a sweep lagging far
 	// behind its interval means the controller is overloaded.
-	LastSweep  time.Time      `json:"last_sweep,omitzero"`
-	Nodes      map[string]int `json:"nodes"` // by state
+	LastSweep time.Time `json:"last_sweep,omitzero"`
+	// Nodes counts the nodes by state, and those waiting for their
+	// enrolment code under MonitorAwaitingEnrolment.
+	Nodes      map[string]int `json:"nodes"`
 	OpenAlarms int            `json:"open_alarms"`
 }
 
