@@ -51,7 +51,7 @@ var DefaultProbing = Probing{Every: 6 * time.Hour, First: 2 * time.Minute, Windo
 type probe struct {
 	id      string
 	area    string
-	nodes   int // nodes in the area's subtree when it was sent
+	nodes   int // enrolled nodes in the area's subtree when it was sent
 	issued  time.Time
 	closes  time.Time // issued + Window: its samples are complete then
 	seen    map[string]bool
@@ -148,16 +148,29 @@ func (s *Service) probeRound(ctx context.Context) error {
 	return nil
 }
 
-// sendProbe sends a probe to area, if it has nodes and no alert measured
-// it within Probing.Every; it reports whether it sent one. probeRound
-// sends none while an alert is on air (a probe would measure the alert's
-// load and add to it).
+// sendProbe sends a probe to area, if it has enrolled nodes and no alert
+// measured it within Probing.Every; it reports whether it sent one.
+// probeRound sends none while an alert is on air (a probe would measure
+// the alert's load and add to it). A node waiting for its enrolment code
+// is a pole not put up yet, which no probe reaches: an area of such poles
+// only is not probed (its round would wait a window for nothing), as an
+// alert leaves them out.
 func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 	ids, err := s.Nodes.NodeIDsWithin(ctx, area)
 	if err != nil {
 		return false, err
 	}
-	if len(ids) == 0 {
+	presence, err := s.Nodes.NodePresence(ctx, ids)
+	if err != nil {
+		return false, err
+	}
+	enrolled := 0
+	for _, id := range ids {
+		if p, ok := presence[id]; ok && !p.EnrolledAt.IsZero() {
+			enrolled++
+		}
+	}
+	if enrolled == 0 {
 		return false, nil
 	}
 	now := s.Clock.Now()
@@ -171,7 +184,7 @@ func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 	p := &probe{
 		id:    "pr" + strconv.FormatInt(now.UnixMilli(), 36) + "-" + area,
 		area:  area,
-		nodes: len(ids),
+		nodes: enrolled,
 		seen:  map[string]bool{},
 	}
 	cmd := protocol.Command{Name: protocol.CmdProbe, Probe: p.id}
@@ -188,7 +201,7 @@ func (s *Service) sendProbe(ctx context.Context, area string) (bool, error) {
 		s.mu.Unlock()
 		return false, err
 	}
-	s.Logger.Debug("emergency: fan-out probe sent", "area", area, "probe", p.id, "nodes", len(ids))
+	s.Logger.Debug("emergency: fan-out probe sent", "area", area, "probe", p.id, "nodes", enrolled)
 	return true, nil
 }
 

@@ -222,3 +222,57 @@ func TestNoProbeOfTheNextDepthWhileAnAlertIsOnAir(t *testing.T) {
 	}
 	w.fc.Advance(90 * time.Second) // let a round still under way end
 }
+
+// TestProbeLeavesOutClustersAwaitingTheirCode: codes issued for a new
+// village's poles ahead of the installers had the village probed every
+// round, a probe no board could answer (each round then waited its 90 s
+// for nothing, and logged "had no receipt"), and its poles counted among
+// the nodes of every area above it. Alerts leave such poles out; so do
+// the probes: an area whose nodes all wait for their code is not probed,
+// a probe counts the enrolled nodes only, and a pole put up is probed.
+func TestProbeLeavesOutClustersAwaitingTheirCode(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if err := bolt.NewAreaService(w.db).CreateArea(ctx, &loaxa.Area{ID: "312", Name: "Thôn mới", Parent: "31"}); err != nil {
+		t.Fatal(err)
+	}
+	nodes := bolt.NewNodeService(w.db)
+	for _, id := range []string{"w1", "w2"} {
+		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "312"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := w.service()
+	s.Probing = Probing{Every: time.Hour, First: time.Minute, Window: 90 * time.Second}
+	probe := func(area string, want int) {
+		t.Helper()
+		if _, err := s.sendProbe(ctx, area); err != nil {
+			t.Fatal(err)
+		}
+		sent := w.rec.take()
+		if want == 0 {
+			if len(sent) != 0 {
+				t.Errorf("area %s, all of its nodes waiting for their code, probed: %v", area, sent)
+			}
+			return
+		}
+		if !slices.Equal(sent, []string{"area/" + area + " probe"}) {
+			t.Fatalf("area %s: sent %v, want one probe", area, sent)
+		}
+		s.mu.Lock()
+		p := s.probes[w.rec.lastSent("area/"+area).Probe]
+		s.mu.Unlock()
+		if p == nil || p.nodes != want {
+			t.Errorf("probe of area %s: %+v, want it counting its %d enrolled nodes", area, p, want)
+		}
+	}
+	probe("312", 0)
+	probe("31", 3) // n1-n3, not w1 and w2
+
+	// w1 is put up: its code redeemed.
+	if _, err := nodes.SetNodeSecret(ctx, "w1", loaxa.NodeSecret{Hash: loaxa.HashSecret("w1"), BrokerHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	w.fc.Advance(2 * time.Hour)
+	probe("312", 1)
+}
