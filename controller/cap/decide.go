@@ -36,6 +36,8 @@ type Decision struct {
 	Action Action
 	// Reason says why (for a pending alert, first why it waits), then
 	// notes each info block of the sequence left out because it expired.
+	// It does not say how to approve a pending alert: that names the
+	// alert's record, which does not exist yet.
 	Reason string
 	// Info is the block to play (Vietnamese if present): the first of the
 	// sequence that has not expired (Alert.Blocks); of an expired alert,
@@ -116,15 +118,15 @@ func Decide(a *Alert, now time.Time, seen func(key string) bool, autoStart func(
 	case a.Scope != "Public":
 		d.Action = ActionPending
 		d.Reason = fmt.Sprintf("scope %s%s: it is not for the public, and a loudspeaker reaches everyone within earshot; "+
-			"approve it with POST /api/v1/cap/{id}/approve only if it should be broadcast", a.Scope, a.audience())
+			"approve it only if it should be broadcast", a.Scope, a.audience())
 	case now.Sub(a.SentAt()) > StaleAfter && slices.ContainsFunc(live, func(in *Info) bool { return in.ExpiresAt().IsZero() }):
 		d.Action = ActionPending
-		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and an info block it plays gives no expires; approve it with POST /api/v1/cap/{id}/approve if it still holds",
+		d.Reason = fmt.Sprintf("it was sent at %s, more than %v ago, and an info block it plays gives no expires: approve it only if it still holds",
 			a.SentAt().Format(time.RFC3339), StaleAfter)
 	default:
 		for _, in := range live {
 			if !autoStart(in.Event) {
-				d.Reason = fmt.Sprintf("event %q is not on the auto-start list; approve it with POST /api/v1/cap/{id}/approve", in.Event)
+				d.Reason = fmt.Sprintf("event %q is not on the auto-start list", in.Event)
 				d.Action = ActionPending
 				break
 			}

@@ -231,6 +231,21 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		}
 		return 0, capResponse{}, err
 	}
+	if rec.Action == string(cap.ActionPending) {
+		// The approval route names the record, which storing it made.
+		// Even when the request is gone: the alert is stored and waits.
+		if up, err := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
+			if a.Action == string(cap.ActionPending) { // not withdrawn meanwhile
+				a.Reason = capNote(a.Reason, capApproveNote(a.ID))
+			}
+			return nil
+		}); err != nil {
+			s.logger().Error("cap: approval route not noted", "cap", rec.ID, "err", err)
+		} else {
+			rec = up
+			resp.Alert = rec
+		}
+	}
 	if playsNow {
 		em, err := s.playCap(ctx, store, svc, rec, actor, remote)
 		if err != nil && em == nil {
@@ -243,6 +258,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			if rec.Reason != "" { // what of it does not play, and why
 				reason += "; " + rec.Reason
 			}
+			reason = capNote(reason, capApproveNote(rec.ID))
 			// Even when the request is gone (its context is what failed):
 			// left as played, a duplicate would never play it.
 			if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
@@ -376,6 +392,12 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 		cancelled = append(cancelled, id)
 	}
 	return cancelled, away
+}
+
+// capApproveNote ends the reason of an alert waiting for approval: the
+// route that approves it, with its id (known once it is stored).
+func capApproveNote(id string) string {
+	return "to approve it: POST /api/v1/cap/" + id + "/approve"
 }
 
 // capNote returns reason with note after what it says: a record's reason

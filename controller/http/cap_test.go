@@ -1101,3 +1101,41 @@ func TestCapApprovalThatCannotPlayWaitsAgain(t *testing.T) {
 		t.Errorf("approved again: %s, emergency %+v; want approved, playing", approved.Alert.Action, approved.Emergency)
 	}
 }
+
+// TestCapWaitingSaysHowToApproveIt: a CAP alert waiting for approval said
+// "approve it with POST /api/v1/cap/{id}/approve", with a literal {id}:
+// the operator reading the answer of a gateway's post, or the list, had
+// to find which id was meant. Each way an alert comes to wait names the
+// route with the alert's own id, in the answer and in its record.
+func TestCapWaitingSaysHowToApproveIt(t *testing.T) {
+	e := newEnv(t) // no speech engine: an alert on the auto-start list cannot be played
+	e.tree()
+	for _, c := range []struct{ name, doc string }{
+		{"not on the auto-start list", capXML("event", "Actual", "12346")},
+		{"not for the public", strings.Replace(capXML("scope", "Actual", "12346"),
+			"<scope>Public</scope>", "<scope>Restricted</scope><restriction>Ban chỉ huy PCTT các xã</restriction>", 1)},
+		{"stale", strings.Replace(strings.Replace(capXML("stale", "Actual", "12346"),
+			"<sent>2026-03-02T04:50:00+07:00</sent>", "<sent>2026-03-02T02:00:00+07:00</sent>", 1),
+			"<expires>2026-03-02T09:00:00+07:00</expires>", "", 1)},
+	} {
+		p := e.postCap(c.doc, http.StatusCreated)
+		var rec loaxa.CapAlert
+		e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+		want := "POST /api/v1/cap/" + p.Alert.ID + "/approve"
+		for _, got := range []string{p.Reason, p.Alert.Reason, rec.Reason} {
+			if p.Action != "pending" || p.Alert.ID == "" || !strings.Contains(got, want) || strings.Contains(got, "{id}") {
+				t.Errorf("%s: %s, reason %q; want pending, naming %q", c.name, p.Action, got, want)
+				break
+			}
+		}
+	}
+	// Held because it could not be played (no speech engine here).
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	e.postCap(capXML("unspoken", "Actual", "12346"), http.StatusServiceUnavailable)
+	var held struct{ Alerts []loaxa.CapAlert }
+	e.call("GET", "/api/v1/cap?limit=1", e.admin, nil, http.StatusOK, &held)
+	if len(held.Alerts) != 1 || held.Alerts[0].Action != "pending" ||
+		!strings.Contains(held.Alerts[0].Reason, "POST /api/v1/cap/"+held.Alerts[0].ID+"/approve") {
+		t.Errorf("held as it could not be played: %+v; want pending, naming its approval route", held.Alerts)
+	}
+}
