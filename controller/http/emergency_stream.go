@@ -48,8 +48,8 @@ type streamSummary struct {
 // after every change, "node" for each node whose state changed (all of
 // them at first, or those changed since the report the client has), and
 // "end" when nothing can change any more (every node final: completed,
-// failed, missed or cancelled; or a minute past the expiry); then the
-// stream closes.
+// failed, missed or cancelled; or a minute past the expiry), saying
+// which; then the stream closes.
 //
 // The client names the report it has with since= (the report's resume
 // token) or, reconnecting, with the Last-Event-ID header its EventSource
@@ -119,8 +119,12 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 		if err := send(rep); err != nil {
 			return nil // the client went away
 		}
-		if over(rep, s.now()) {
-			if out.event("end", map[string]string{"id": rep.ID, "state": rep.State}) == nil {
+		if why := over(rep, s.now()); why != "" {
+			// state is the emergency's, as in the summary: active until
+			// its expiry even when every node is final (it can still be
+			// cancelled, and a cluster put up meanwhile is sent it); reason
+			// says why nothing in the report changes any more.
+			if out.event("end", map[string]string{"id": rep.ID, "state": rep.State, "reason": why}) == nil {
 				out.flush()
 			}
 			return nil
@@ -156,20 +160,27 @@ func (s *Server) handleEmergencyStream(w http.ResponseWriter, r *http.Request) e
 	}
 }
 
-// over reports whether nothing in rep can change any more.
-func over(rep *loaxa.EmergencyReport, now time.Time) bool {
+// Why an emergency stream ends (its end event's reason).
+const (
+	endNodesFinal = "nodes-final" // every node reported how it ended
+	endExpired    = "expired"     // streamAfter past the expiry
+)
+
+// over says why nothing in rep can change any more, or "" if something
+// can.
+func over(rep *loaxa.EmergencyReport, now time.Time) string {
 	if now.After(rep.Expires.Add(streamAfter)) {
-		return true
+		return endExpired
 	}
 	for _, n := range rep.Nodes {
 		switch n.State {
 		case string(loaxa.DeliveryCompleted), string(loaxa.DeliveryFailed), string(loaxa.DeliveryMissed),
 			string(loaxa.DeliveryPreempted), loaxa.EmergencyCancelledState:
 		default:
-			return false // pending, offline, received or started: may change
+			return "" // pending, offline, received or started: may change
 		}
 	}
-	return true
+	return endNodesFinal
 }
 
 // sameNode reports whether a and b say the same: their optional times

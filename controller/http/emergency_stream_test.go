@@ -1,0 +1,116 @@
+package http_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// streamEnd is the data of an emergency stream's end event.
+type streamEnd struct {
+	ID, State, Reason string
+}
+
+// streamToEnd reads emergency id's stream to its end event.
+func (e *env) streamToEnd(t *testing.T, id string) streamEnd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/api/v1/emergency/"+id+"/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var event string
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(nil, 1<<20)
+	for lines.Scan() {
+		line := lines.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "end":
+			var end streamEnd
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &end); err != nil {
+				t.Fatalf("end event %q: %v", line, err)
+			}
+			return end
+		}
+	}
+	t.Fatalf("stream of %s closed without an end event: %v", id, lines.Err())
+	return streamEnd{}
+}
+
+// reportAlert records node's events about em as the node's batch would.
+func (e *env) reportAlert(node string, em loaxa.Emergency, events ...protocol.Event) {
+	e.t.Helper()
+	for i := range events {
+		events[i].At, events[i].Occurrence, events[i].Announcement, events[i].Content = e.clock.Now(), em.Occurrence, em.ID, em.ContentID
+	}
+	if _, _, err := e.stores.events.RecordEvents(context.Background(), node, protocol.EventBatch{Epoch: "e1", Events: events}, e.clock.Now()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.emergency.Events(node, "e1", events)
+}
+
+// TestStreamEndSaysWhyItEnded: an alert whose every cluster had played
+// it to the end closed its stream with {"state":"active"} alone, which an
+// integration read as the alert still sounding; the stream's end did not
+// say that the figures were final. The emergency's state stays what
+// GET /emergency/{id} says (active until its expiry: it can still be
+// cancelled, and a cluster put up meanwhile is sent it), and the end says
+// why the stream ended: every node reported how it ended ("nodes-final"),
+// or a minute passed after the expiry with some never reporting
+// ("expired").
+func TestStreamEndSaysWhyItEnded(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+
+	played := e.drill(ct.ID, "318")
+	e.clock.Advance(300 * time.Millisecond)
+	for _, n := range []string{"n-a", "n-b"} {
+		e.reportAlert(n, played, protocol.Event{Seq: 1, Type: protocol.EventReceived}, protocol.Event{Seq: 2, Type: protocol.EventStarted})
+	}
+	e.clock.Advance(5 * time.Second)
+	for _, n := range []string{"n-a", "n-b"} {
+		e.reportAlert(n, played, protocol.Event{Seq: 3, Type: protocol.EventCompleted})
+	}
+	if got, want := e.streamToEnd(t, played.ID), (streamEnd{played.ID, loaxa.EmergencyActive, "nodes-final"}); got != want {
+		t.Errorf("every cluster completed: end %+v, want %+v", got, want)
+	}
+
+	cancelled := e.drill(ct.ID, "318")
+	e.clock.Advance(300 * time.Millisecond)
+	for _, n := range []string{"n-a", "n-b"} {
+		e.reportAlert(n, cancelled, protocol.Event{Seq: 4, Type: protocol.EventReceived})
+	}
+	e.call("POST", "/api/v1/emergency/"+cancelled.ID+"/cancel", e.admin, nil, http.StatusOK, nil)
+	for _, n := range []string{"n-a", "n-b"} {
+		e.reportAlert(n, cancelled, protocol.Event{Seq: 5, Type: protocol.EventFailed, Reason: protocol.ReasonCancelled})
+	}
+	if got, want := e.streamToEnd(t, cancelled.ID), (streamEnd{cancelled.ID, loaxa.EmergencyCancelled, "nodes-final"}); got != want {
+		t.Errorf("cancelled: end %+v, want %+v", got, want)
+	}
+
+	// n-b never reports the third: its end is the expiry's.
+	unheard := e.drill(ct.ID, "318")
+	e.clock.Advance(300 * time.Millisecond)
+	e.reportAlert("n-a", unheard, protocol.Event{Seq: 6, Type: protocol.EventReceived}, protocol.Event{Seq: 7, Type: protocol.EventStarted})
+	e.clock.Advance(unheard.Expires.Sub(e.clock.Now()) + 2*time.Minute)
+	if got, want := e.streamToEnd(t, unheard.ID), (streamEnd{unheard.ID, loaxa.EmergencyExpired, "expired"}); got != want {
+		t.Errorf("a cluster never heard from: end %+v, want %+v", got, want)
+	}
+}
