@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -281,8 +282,9 @@ func seededDB(b *testing.B, n int) (*bolt.DB, []string) {
 	return db, ids
 }
 
-// TestNodePresence: each existing node's area, whether it is online and
-// since when it is enrolled (none while it waits for its code), from
+// TestNodePresence: each existing node's area, whether it is online,
+// since when it is enrolled (none while it waits for its code) and its
+// open faults that keep it silent (not its others), from
 // memory, current with status changes, nodes created since the store was
 // opened and a code redeemed, and after a reopen; unknown ids are left
 // out. An emergency tells by it the clusters it targets from those not
@@ -297,13 +299,18 @@ func TestNodePresence(t *testing.T) {
 	mustNode(t, db, "b", "318")
 	s := bolt.NewNodeService(db)
 	must(t, s.CreateNodes(ctx, []*loaxa.Node{{ID: "c", Area: "318"}, {ID: "d", Area: "318"}}))
-	must(t, s.UpdateNodeStatus(ctx, "b", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }))
-	want := map[string]loaxa.NodePresence{"a": {Area: "31", EnrolledAt: created}, "b": {Area: "318", Online: true, EnrolledAt: created},
+	must(t, s.UpdateNodeStatus(ctx, "b", func(st *loaxa.NodeStatus) {
+		st.State = loaxa.NodeOnline
+		st.Faults = []loaxa.Fault{{Kind: loaxa.AlarmDoorOpen, Since: created}, {Kind: loaxa.AlarmSpeakerOpen, Since: created, Detail: "no load on the speaker line"}}
+	}))
+	want := map[string]loaxa.NodePresence{"a": {Area: "31", EnrolledAt: created},
+		"b": {Area: "318", Online: true, EnrolledAt: created, Silencing: []loaxa.Fault{{Kind: loaxa.AlarmSpeakerOpen, Since: created}}},
 		"c": {Area: "318"}, "d": {Area: "318"}}
 	ids := []string{"a", "b", "c", "d"}
 	got, err := s.NodePresence(ctx, append(ids, "no-such-node"))
 	must(t, err)
-	if !maps.Equal(got, want) {
+	samePresence := func(a, b loaxa.NodePresence) bool { return reflect.DeepEqual(a, b) }
+	if !maps.EqualFunc(got, want, samePresence) {
 		t.Errorf("NodePresence = %v, want %v", got, want)
 	}
 	clk.Advance(time.Hour)
@@ -312,16 +319,19 @@ func TestNodePresence(t *testing.T) {
 	_, err = s.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("s"), BrokerHash: "x"})
 	must(t, err)
 	want["c"] = loaxa.NodePresence{Area: "318", EnrolledAt: clk.Now()}
-	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.Equal(got, want) {
+	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.EqualFunc(got, want, samePresence) {
 		t.Errorf("after c redeemed its code: %v, %v; want %v", got, err, want)
 	}
 	must(t, db.Close())
 	must(t, db.Open())
 	for id, p := range want {
 		p.EnrolledAt = p.EnrolledAt.Round(0) // as read back from the file
+		for i := range p.Silencing {
+			p.Silencing[i].Since = p.Silencing[i].Since.Round(0)
+		}
 		want[id] = p
 	}
-	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.Equal(got, want) {
+	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.EqualFunc(got, want, samePresence) {
 		t.Errorf("after a reopen: %v, %v; want %v", got, err, want)
 	}
 }

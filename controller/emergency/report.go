@@ -3,6 +3,7 @@ package emergency
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -77,6 +78,9 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		if d.State == loaxa.DeliveryStarted || d.State == loaxa.DeliverySuspended || d.State == loaxa.DeliveryCompleted || d.PlayedMS > 0 {
 			ms := d.Start.Sub(em.Issued).Milliseconds() + d.LateMS
 			n.SoundMS = &ms
+			if kinds := silencedBy(d, nodes[d.Node].Silencing, now); len(kinds) > 0 {
+				n.SilencedBy = &kinds
+			}
 		}
 		switch {
 		case d.State == loaxa.DeliveryFailed && d.Reason == protocol.ReasonCancelled:
@@ -113,6 +117,27 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	rep.Summary.AwaitingEnrolment = max(awaiting-max(len(ds)-targeted, 0), 0)
 	rep.Timing = loaxa.TimingOf(rep.Nodes)
 	return rep, nil
+}
+
+// silencedBy returns the kinds of faults among open (a node's open
+// silencing faults) that began before the controller heard how d's play
+// ended (now, for one that has not ended): a cluster that played an alert
+// into a cut speaker line reports it completed, and its pole said
+// nothing. A fault that began between the play's end and its report (a
+// report window, an outage) counts too: the safe side.
+func silencedBy(d *loaxa.Delivery, open []loaxa.Fault, now time.Time) []string {
+	end := now
+	if d.State != loaxa.DeliveryStarted && d.State != loaxa.DeliverySuspended {
+		end = d.UpdatedAt // when its end was recorded
+	}
+	var kinds []string
+	for _, f := range open {
+		if f.Since.Before(end) && !slices.Contains(kinds, f.Kind) {
+			kinds = append(kinds, f.Kind)
+		}
+	}
+	slices.Sort(kinds)
+	return kinds
 }
 
 // messageGrid returns when em's nodes that began together and had the

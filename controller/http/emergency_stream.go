@@ -184,10 +184,12 @@ func over(rep *loaxa.EmergencyReport, now time.Time) string {
 }
 
 // sameNode reports whether a and b say the same: their optional times
-// compare by value, since each report build makes its own.
+// and faults compare by value, since each report build makes its own.
 func sameNode(a, b loaxa.EmergencyNode) bool {
-	same := samePtr(a.ReceivedMS, b.ReceivedMS) && samePtr(a.ContentReadyMS, b.ContentReadyMS) && samePtr(a.SoundMS, b.SoundMS)
+	same := samePtr(a.ReceivedMS, b.ReceivedMS) && samePtr(a.ContentReadyMS, b.ContentReadyMS) && samePtr(a.SoundMS, b.SoundMS) &&
+		(a.SilencedBy == nil) == (b.SilencedBy == nil) && (a.SilencedBy == nil || slices.Equal(*a.SilencedBy, *b.SilencedBy))
 	a.ReceivedMS, b.ReceivedMS, a.ContentReadyMS, b.ContentReadyMS, a.SoundMS, b.SoundMS = nil, nil, nil, nil, nil, nil
+	a.SilencedBy, b.SilencedBy = nil, nil
 	return same && a == b
 }
 

@@ -17,7 +17,7 @@ func TestSameNode(t *testing.T) {
 	ms := func(v int64) *int64 { return &v }
 	node := func() loaxa.EmergencyNode {
 		return loaxa.EmergencyNode{Node: "n1", Area: "31", State: "started", ReceivedMS: ms(120), ContentReady: true, ContentReadyMS: ms(120),
-			SoundMS: ms(1300), Online: true}
+			SoundMS: ms(1300), Online: true, SilencedBy: &[]string{loaxa.AlarmSpeakerOpen}}
 	}
 	if a, b := node(), node(); !sameNode(a, b) {
 		t.Errorf("two builds of the same entry differ: %+v, %+v", a, b)
@@ -29,6 +29,8 @@ func TestSameNode(t *testing.T) {
 		"content_ready_ms": func(n *loaxa.EmergencyNode) { *n.ContentReadyMS = 900 },
 		"no content ready": func(n *loaxa.EmergencyNode) { n.ContentReadyMS = nil },
 		"sound_ms":         func(n *loaxa.EmergencyNode) { *n.SoundMS = 1305 },
+		"silenced_by":      func(n *loaxa.EmergencyNode) { *n.SilencedBy = []string{loaxa.AlarmAmplifier} },
+		"no silenced_by":   func(n *loaxa.EmergencyNode) { n.SilencedBy = nil },
 	} {
 		a, b := node(), node()
 		change(&b)

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/firmware-sim/board"
 	"loaxa.vn/protocol"
 )
 
@@ -439,5 +441,62 @@ func TestAllClearOnlyOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d all-clears published for %s (answers %v), want 1", n, em.ID, got)
+	}
+}
+
+// TestEmergencyReportSaysWhereAFaultKeptThePoleSilent: a cluster whose
+// speaker line was cut while it played an alert played on into the cut
+// line and reported the alert completed; GET /emergency/{id} said
+// "completed" like any other, and an officer reading the report believed
+// the residents near that pole had heard the warning (the console's
+// board warned from the alarm only while it sounded). A node that began
+// the alert with a fault that keeps it silent open while it played (the
+// board's own reading, here the simulator's cut line) now says which in
+// silenced_by, and the summary counts it (silenced); a fault that came
+// after its play ended does not.
+func TestEmergencyReportSaysWhereAFaultKeptThePoleSilent(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	cut, err := board.New(e.clock, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sound := cut.Snapshot()
+	e.observe("n-a", sound)
+	e.observe("n-b", sound)
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	em := e.drill(ct.ID, "318")
+	e.clock.Advance(300 * time.Millisecond)
+	for _, n := range []string{"n-a", "n-b"} {
+		e.reportAlert(n, em, protocol.Event{Seq: 1, Type: protocol.EventReceived}, protocol.Event{Seq: 2, Type: protocol.EventStarted})
+	}
+	e.clock.Advance(2 * time.Second)
+	if err := cut.Inject(board.FaultSpeakerOpen, true); err != nil {
+		t.Fatal(err)
+	}
+	e.observe("n-a", cut.Snapshot()) // its line cut while it plays
+	e.clock.Advance(3 * time.Second)
+	for _, n := range []string{"n-a", "n-b"} {
+		e.reportAlert(n, em, protocol.Event{Seq: 3, Type: protocol.EventCompleted})
+	}
+	e.clock.Advance(time.Minute)
+	e.observe("n-b", cut.Snapshot()) // its line cut after it played
+
+	var rep loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
+	silenced := map[string][]string{}
+	for _, n := range rep.Nodes {
+		if n.State != string(loaxa.DeliveryCompleted) {
+			t.Errorf("%s: %s, want completed (it played to the end)", n.Node, n.State)
+		}
+		if n.SilencedBy != nil {
+			silenced[n.Node] = *n.SilencedBy
+		}
+	}
+	if want := map[string][]string{"n-a": {loaxa.AlarmSpeakerOpen}}; !reflect.DeepEqual(silenced, want) {
+		t.Errorf("silenced_by %v, want %v", silenced, want)
+	}
+	if rep.Summary.Completed != 2 || rep.Summary.Silenced != 1 || rep.ByArea["12346"].Silenced != 1 || rep.ByArea["12347"].Silenced != 0 {
+		t.Errorf("summary %+v, by area %+v; want 2 completed, 1 silenced, in 12346", rep.Summary, rep.ByArea)
 	}
 }

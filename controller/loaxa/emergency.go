@@ -192,6 +192,13 @@ type EmergencyNode struct {
 	MessageInStep *bool  `json:"message_in_step,omitempty"`
 	Resends       int    `json:"resends,omitempty"`
 	Online        bool   `json:"online"`
+	// SilencedBy, for a node that began the alert, are the faults that
+	// keep it silent (SilencingFaults) open while it played, as the node's
+	// board reported them: its state may read completed, but its pole may
+	// have said nothing. Kept while the fault is open (docs/emergency.md).
+	// A pointer, like the optional times above, so that entries compare
+	// with == once those are set aside (the stream's sameNode).
+	SilencedBy *[]string `json:"silenced_by,omitempty"`
 }
 
 // MessageGrid is when the nodes of an area that began an alert together
@@ -340,6 +347,10 @@ type EmergencySummary struct {
 	// and have not redeemed it and had the alert since: clusters not put
 	// up yet, not targeted, neither offline nor failed.
 	AwaitingEnrolment int `json:"awaiting_enrolment,omitempty"`
+	// Silenced (emergency reports) counts the nodes with SilencedBy: they
+	// report the alert sounding, played or cut off, but a fault kept their
+	// pole silent; counted in their states too.
+	Silenced int `json:"silenced,omitempty"`
 }
 
 // Add counts one node.
@@ -376,6 +387,9 @@ func (s *EmergencySummary) Add(n EmergencyNode) {
 	case EmergencyUnconfirmed:
 		s.Reached++
 		s.Unconfirmed++
+	}
+	if n.SilencedBy != nil {
+		s.Silenced++
 	}
 }
 

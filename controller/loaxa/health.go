@@ -233,6 +233,13 @@ var AlarmKinds = []string{
 	AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmDesiredUndelivered,
 }
 
+// SilencingFaults are the alarm kinds with which a cluster cannot sound
+// at all, whatever it reports playing: no sound device, the speaker line
+// cut or shorted, the amplifier's fault output on. Others (a relay that
+// disagrees, a low battery, a weak signal) may still let it sound. The
+// console's board keeps the same list (SILENCING).
+var SilencingFaults = []string{AlarmNoSoundDevice, AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier}
+
 // Alarm severities.
 const (
 	SeverityCritical = "critical"

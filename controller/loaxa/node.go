@@ -154,8 +154,8 @@ type NodeService interface {
 	FindNodeByID(ctx context.Context, id string) (*Node, error)
 	// FindNodes returns nodes sorted by id.
 	FindNodes(ctx context.Context, f NodeFilter) ([]*Node, error)
-	// NodePresence returns the area, online state and enrolment of each
-	// node among ids that exists, cheaply: an emergency's report asks it for every
+	// NodePresence returns the area, online state, enrolment and
+	// silencing faults of each node among ids that exists, cheaply: an emergency's report asks it for every
 	// targeted node each time it is built.
 	NodePresence(ctx context.Context, ids []string) (map[string]NodePresence, error)
 	// NodeIDsWithin returns the ids of the nodes within area's subtree,
@@ -202,6 +202,9 @@ type NodePresence struct {
 	Area       string
 	Online     bool
 	EnrolledAt time.Time
+	// Silencing are the node's open faults that keep it silent
+	// (SilencingFaults), each since when: none for most nodes.
+	Silencing []Fault
 }
 
 // NodeSecret is the stored form of a node secret: never the secret itself.
