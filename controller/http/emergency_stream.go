@@ -187,9 +187,10 @@ func over(rep *loaxa.EmergencyReport, now time.Time) string {
 // and faults compare by value, since each report build makes its own.
 func sameNode(a, b loaxa.EmergencyNode) bool {
 	same := samePtr(a.ReceivedMS, b.ReceivedMS) && samePtr(a.ContentReadyMS, b.ContentReadyMS) && samePtr(a.SoundMS, b.SoundMS) &&
+		samePtr(a.MessageMS, b.MessageMS) && samePtr(a.MessageInStep, b.MessageInStep) &&
 		(a.SilencedBy == nil) == (b.SilencedBy == nil) && (a.SilencedBy == nil || slices.Equal(*a.SilencedBy, *b.SilencedBy))
 	a.ReceivedMS, b.ReceivedMS, a.ContentReadyMS, b.ContentReadyMS, a.SoundMS, b.SoundMS = nil, nil, nil, nil, nil, nil
-	a.SilencedBy, b.SilencedBy = nil, nil
+	a.MessageMS, b.MessageMS, a.MessageInStep, b.MessageInStep, a.SilencedBy, b.SilencedBy = nil, nil, nil, nil, nil, nil
 	return same && a == b
 }
 

@@ -12,12 +12,14 @@ import (
 // TestSameNode: a node's entry in two report builds is the same when what
 // it says is, though each build makes its own optional times; a stream
 // that compared those by address sent every node again after each
-// refresh.
+// refresh (and, until message_ms and message_in_step compared by value
+// too, every node whose message came after its chime).
 func TestSameNode(t *testing.T) {
 	ms := func(v int64) *int64 { return &v }
+	yes := func() *bool { v := true; return &v }
 	node := func() loaxa.EmergencyNode {
 		return loaxa.EmergencyNode{Node: "n1", Area: "31", State: "started", ReceivedMS: ms(120), ContentReady: true, ContentReadyMS: ms(120),
-			SoundMS: ms(1300), Online: true, SilencedBy: &[]string{loaxa.AlarmSpeakerOpen}}
+			SoundMS: ms(1300), MessageMS: ms(1680), MessageInStep: yes(), Online: true, SilencedBy: &[]string{loaxa.AlarmSpeakerOpen}}
 	}
 	if a, b := node(), node(); !sameNode(a, b) {
 		t.Errorf("two builds of the same entry differ: %+v, %+v", a, b)
@@ -29,6 +31,9 @@ func TestSameNode(t *testing.T) {
 		"content_ready_ms": func(n *loaxa.EmergencyNode) { *n.ContentReadyMS = 900 },
 		"no content ready": func(n *loaxa.EmergencyNode) { n.ContentReadyMS = nil },
 		"sound_ms":         func(n *loaxa.EmergencyNode) { *n.SoundMS = 1305 },
+		"message_ms":       func(n *loaxa.EmergencyNode) { *n.MessageMS = 15960 },
+		"message in step":  func(n *loaxa.EmergencyNode) { *n.MessageInStep = false },
+		"no message_ms":    func(n *loaxa.EmergencyNode) { n.MessageMS, n.MessageInStep = nil, nil },
 		"silenced_by":      func(n *loaxa.EmergencyNode) { *n.SilencedBy = []string{loaxa.AlarmAmplifier} },
 		"no silenced_by":   func(n *loaxa.EmergencyNode) { n.SilencedBy = nil },
 	} {
