@@ -16,6 +16,7 @@ import (
 
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/liveclient"
+	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -93,7 +94,7 @@ func runLive(args []string) int {
 	if st.CutBy != "" {
 		how += " by " + st.CutBy
 	}
-	fmt.Printf("Call %s ended: %d frames, %s.\n", st.Call, st.Frames, how)
+	fmt.Printf("Call %s ended: %s, %s.\n", st.Call, loaxa.Count(int(st.Frames), "frame", "frames"), how)
 	return 0
 }
 

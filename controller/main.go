@@ -17,6 +17,7 @@ import (
 
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/backup"
+	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/sdnotify"
 )
 
@@ -195,7 +196,7 @@ func runBackup(args []string) int {
 		fmt.Fprintln(os.Stderr, "controller", err)
 		return 1
 	}
-	fmt.Printf("Wrote %s: store of %d bytes and %d content files, taken %s.\n", file, m.StoreSize, len(m.Content), m.CreatedAt.Format(time.RFC3339))
+	fmt.Printf("Wrote %s: store of %d bytes and %s, taken %s.\n", file, m.StoreSize, loaxa.Count(len(m.Content), "content file", "content files"), m.CreatedAt.Format(time.RFC3339))
 	return 0
 }
 
@@ -226,6 +227,6 @@ func runRestore(args []string) int {
 		fmt.Fprintln(os.Stderr, "controller", err)
 		return 1
 	}
-	fmt.Printf("Restored %s into %s: store from %s and %d content files. Start the controller on it.\n", file, *data, m.CreatedAt.Format(time.RFC3339), len(m.Content))
+	fmt.Printf("Restored %s into %s: store from %s and %s. Start the controller on it.\n", file, *data, m.CreatedAt.Format(time.RFC3339), loaxa.Count(len(m.Content), "content file", "content files"))
 	return 0
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -183,15 +184,23 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "firmware-sim: fault injection on http://%s/boards/{id}/faults/{fault} and /boards/{id}/storage/damage\n", controlLn.Addr())
 	}
 	connected := f.WaitConnected(ctx, wait)
-	fmt.Fprintf(stdout, "firmware-sim: %d nodes running in area %s as %s-0001…: %d enrolled, %d on saved credentials, %d of %d connected to the broker\n",
-		f.Running(), cfg.Area, cfg.Prefix, f.Enrolled(), f.Reused(), connected, len(f.Sims()))
+	fmt.Fprintf(stdout, "firmware-sim: %s running in area %s as %s-0001…: %d enrolled, %d on saved credentials, %d of %d connected to the broker\n",
+		count(f.Running(), "node", "nodes"), cfg.Area, cfg.Prefix, f.Enrolled(), f.Reused(), connected, len(f.Sims()))
 	<-ctx.Done()
 	if err := f.Close(); err != nil {
 		fmt.Fprintf(stderr, "firmware-sim: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "firmware-sim: stopped %d nodes\n", len(f.Sims()))
+	fmt.Fprintf(stdout, "firmware-sim: stopped %s\n", count(len(f.Sims()), "node", "nodes"))
 	return 0
+}
+
+// count says n things in English: "1 node", "2 nodes".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func newLogger(w io.Writer, flagName, level string) (*slog.Logger, error) {

@@ -171,35 +171,47 @@ func TestSoundLogKeptWhenTheFleetStartsAgain(t *testing.T) {
 	}
 }
 
+// TestFleetRunsUntilInterrupted: the fleet says what runs, and what it
+// stopped once interrupted, in words that fit one node too (it said "1
+// nodes running" and "stopped 1 nodes").
 func TestFleetRunsUntilInterrupted(t *testing.T) {
-	controller, _ := fakeController(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncbuf.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"fleet", "--nodes", "2", "--area", "xa-an-lu", "--prefix", "cli", "--wait", "0s"},
-			env(map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}), &out, &errOut)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "running") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no summary within 10s; stdout %q, stderr %q", out.String(), errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
-	want := "firmware-sim: 2 nodes running in area xa-an-lu as cli-0001…: 2 enrolled, 0 on saved credentials, 0 of 2 connected to the broker\n"
-	if out.String() != want {
-		t.Fatalf("summary %q, want %q", out.String(), want)
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 || !strings.HasSuffix(out.String(), "stopped 2 nodes\n") {
-			t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("fleet did not stop within 15s of the interrupt")
+	for _, c := range []struct {
+		nodes            string
+		running, stopped string
+	}{
+		{"1", "firmware-sim: 1 node running in area xa-an-lu as cli-0001…: 1 enrolled, 0 on saved credentials, 0 of 1 connected to the broker\n", "stopped 1 node\n"},
+		{"2", "firmware-sim: 2 nodes running in area xa-an-lu as cli-0001…: 2 enrolled, 0 on saved credentials, 0 of 2 connected to the broker\n", "stopped 2 nodes\n"},
+	} {
+		t.Run(c.nodes, func(t *testing.T) {
+			controller, _ := fakeController(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out, errOut syncbuf.Buffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, []string{"fleet", "--nodes", c.nodes, "--area", "xa-an-lu", "--prefix", "cli", "--wait", "0s"},
+					env(map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}), &out, &errOut)
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(out.String(), "running") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no summary within 10s; stdout %q, stderr %q", out.String(), errOut.String())
+				}
+				time.Sleep(10 * time.Millisecond) // polling interval
+			}
+			if out.String() != c.running {
+				t.Fatalf("summary %q, want %q", out.String(), c.running)
+			}
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 || !strings.HasSuffix(out.String(), c.stopped) {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want it to end %q", code, out.String(), errOut.String(), c.stopped)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("fleet did not stop within 15s of the interrupt")
+			}
+		})
 	}
 }
 

@@ -207,7 +207,7 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		}
 	}
 	s.changed()
-	s.auditIn(r, auditAnnCreate, a.ID, areas, auditTargets(a)+fmt.Sprintf(", %d conflicts forced, %d proposals", len(resp.Conflicts), len(resp.Proposals)))
+	s.auditIn(r, auditAnnCreate, a.ID, areas, auditTargets(a)+fmt.Sprintf(", %s forced, %s", loaxa.Count(len(resp.Conflicts), "conflict", "conflicts"), loaxa.Count(len(resp.Proposals), "proposal", "proposals")))
 	s.logger().Info("announcement created", "announcement", a.ID, "content", a.ContentID, "priority", a.Priority,
 		"start", a.Start, "rrule", a.RRule, "session", a.Session, "areas", a.Targets.Areas, "nodes", a.Targets.Nodes,
 		"proposals", len(resp.Proposals), "conflicts", len(resp.Conflicts), "by", a.CreatedBy)

@@ -150,9 +150,14 @@ func (s *Server) handleActivateKey(w http.ResponseWriter, r *http.Request) error
 	}
 	if len(behind) > 0 && !req.Force {
 		shown := behind[:min(len(behind), 20)]
+		do, they, are, their, them := "do", "they", "are", "their", "them"
+		if len(behind) == 1 {
+			do, they, are, their, them = "does", "it", "is", "its", "it"
+		}
 		return loaxa.Errorf(loaxa.EConflict,
-			"%d nodes do not trust key %s yet (%s%s); wait until they are online and running their latest desired state, or send {\"force\": true} and re-enrol them afterwards.",
-			len(behind), next, strings.Join(shown, ", "), map[bool]string{true: ", …"}[len(behind) > len(shown)])
+			"%s %s not trust key %s yet (%s%s); wait until %s %s online and running %s latest desired state, or send {\"force\": true} and re-enrol %s afterwards.",
+			loaxa.Count(len(behind), "node", "nodes"), do, next, strings.Join(shown, ", "), map[bool]string{true: ", …"}[len(behind) > len(shown)],
+			they, are, their, them)
 	}
 	k, err := s.KeyService.ActivateKey(ctx)
 	if err != nil {

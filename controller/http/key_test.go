@@ -25,7 +25,7 @@ func TestKeyRotationRoutes(t *testing.T) {
 
 	// No node has learnt the key: activation would strand them all.
 	r := e.request("POST", "/api/v1/keys/activate", e.admin, "", nil)
-	checkError(t, r, http.StatusConflict, loaxa.EConflict, "2 nodes do not trust key "+next.ID+" yet (n-a, n-b)")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "2 nodes do not trust key "+next.ID+" yet (n-a, n-b); wait until they are online and running their latest")
 	learn := func(id string) {
 		err := e.stores.nodes.UpdateNodeStatus(t.Context(), id, func(s *loaxa.NodeStatus) { s.Keys = []string{e.key.ID, next.ID} })
 		if err != nil {
@@ -33,7 +33,9 @@ func TestKeyRotationRoutes(t *testing.T) {
 		}
 	}
 	learn("n-a")
-	checkError(t, e.request("POST", "/api/v1/keys/activate", e.admin, "", nil), http.StatusConflict, loaxa.EConflict, "1 nodes do not trust key")
+	// One node is one node (it read "1 nodes do not trust key").
+	checkError(t, e.request("POST", "/api/v1/keys/activate", e.admin, "", nil), http.StatusConflict, loaxa.EConflict,
+		"1 node does not trust key "+next.ID+" yet (n-b); wait until it is online and running its latest desired state, or send {\"force\": true} and re-enrol it afterwards.")
 	// A revoked node does not hold the rotation up.
 	e.call("POST", "/api/v1/nodes/n-b/revoke", e.admin, nil, http.StatusOK, nil)
 

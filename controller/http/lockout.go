@@ -1,7 +1,6 @@
 package http
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -161,11 +160,7 @@ func (s *Server) failed(r *http.Request, username string) {
 // waitText says a wait in whole minutes, or seconds under one.
 func waitText(d time.Duration) string {
 	if d < time.Minute {
-		return fmt.Sprintf("%d seconds", max(1, int((d+time.Second-1)/time.Second)))
+		return loaxa.Count(max(1, int((d+time.Second-1)/time.Second)), "second", "seconds")
 	}
-	m := int((d + time.Minute - 1) / time.Minute)
-	if m == 1 {
-		return "1 minute"
-	}
-	return fmt.Sprintf("%d minutes", m)
+	return loaxa.Count(int((d+time.Minute-1)/time.Minute), "minute", "minutes")
 }

@@ -143,7 +143,7 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 		return fmt.Errorf("decide proposal %s: %w", id, err)
 	}
 	s.changed()
-	s.audit(r, "proposal."+state, p.ID, p.Area, fmt.Sprintf("session=%s, %d conflicts forced", p.Session, len(conflicts)))
+	s.audit(r, "proposal."+state, p.ID, p.Area, fmt.Sprintf("session=%s, %s forced", p.Session, loaxa.Count(len(conflicts), "conflict", "conflicts")))
 	s.writeJSON(w, r, http.StatusOK, decidedProposal{Proposal: p, Conflicts: conflicts})
 	return nil
 }

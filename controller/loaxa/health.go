@@ -109,13 +109,13 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 	case AlarmClockUncertain:
 		return fmt.Sprintf("corrected clock may be more than %d ms off for %v", f.UncertaintyBoundMS, time.Duration(f.UncertainForS)*time.Second)
 	case AlarmContentMissing:
-		return fmt.Sprintf("%d contents missing for %v", f.MissingContent, time.Duration(f.MissingForS)*time.Second)
+		return fmt.Sprintf("%s missing for %v", Count(f.MissingContent, "content", "contents"), time.Duration(f.MissingForS)*time.Second)
 	case AlarmDiskLow:
 		if f.DiskFreeBytes != nil {
 			return fmt.Sprintf("%d MiB free", *f.DiskFreeBytes>>20)
 		}
 	case AlarmStorageDamaged:
-		return fmt.Sprintf("%d files damaged on the board's storage in 24 h", f.DamagedFiles)
+		return Count(f.DamagedFiles, "file", "files") + " damaged on the board's storage in 24 h"
 	case AlarmLinkDeaf:
 		return fmt.Sprintf("the broker stopped delivering to the node while connected (%d× in 24 h); it reconnected", f.DeafTimes)
 	case AlarmSpeakerOpen:
@@ -156,7 +156,7 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 	case AlarmAreaUnheard:
 		return "does not hear the commands and live broadcasts of area " + strings.Join(f.Areas, ", ")
 	case AlarmDesiredUndelivered:
-		return fmt.Sprintf("desired state %d not accepted by the broker after %d attempts: %s", f.DesiredVersion, f.Attempts, f.Error)
+		return fmt.Sprintf("desired state %d not accepted by the broker after %s: %s", f.DesiredVersion, Count(f.Attempts, "attempt", "attempts"), f.Error)
 	}
 	return ""
 }

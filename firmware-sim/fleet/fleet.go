@@ -342,7 +342,11 @@ func (f *Fleet) enrolAll(ctx context.Context) ([]*protocol.Credentials, error) {
 	f.enrolled, f.reused = int(enrolled.Load()), int(reused.Load())
 	if err != nil {
 		if f.enrolled > 0 && cfg.DataDir == "" {
-			err = fmt.Errorf("%w (%d nodes were enrolled before this; without --data their credentials are lost, so use a new --prefix next time)", err, f.enrolled)
+			lost := fmt.Sprintf("%d nodes were enrolled before this; without --data their credentials are lost", f.enrolled)
+			if f.enrolled == 1 {
+				lost = "1 node was enrolled before this; without --data its credentials are lost"
+			}
+			err = fmt.Errorf("%w (%s, so use a new --prefix next time)", err, lost)
 		}
 		return nil, err
 	}
