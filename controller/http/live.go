@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -202,6 +203,27 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// liveRun is what a call on air has sent so far. The record has the counts
+// only once the call ended: an officer watching a call saw frames_sent 0
+// until then.
+type liveRun struct {
+	feeds *liveFeeds
+	bytes atomic.Uint64 // the PCM the client sent
+}
+
+// withLiveCounts sets the counts of c, if it is on air here, to what its
+// runner has sent so far.
+func (s *Server) withLiveCounts(c *loaxa.LiveCall) {
+	if !c.Active() {
+		return
+	}
+	if v, ok := s.liveRuns.Load(c.ID); ok {
+		r := v.(*liveRun)
+		c.FramesSent, c.FramesDropped = r.feeds.Counts()
+		c.Bytes = r.bytes.Load()
+	}
+}
+
 // wsMessage is one read from the client.
 type wsMessage struct {
 	typ  websocket.MessageType
@@ -240,6 +262,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	}
 	// The frames go to each area on its own (livefeed.go).
 	var feeds *liveFeeds
+	run := &liveRun{}
 	// The end goes out, and is recorded, even when the client's request
 	// is gone.
 	finish := func(reason, detail string) *loaxa.LiveCall {
@@ -257,7 +280,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 		if _, err := send(ctx, endMsg); err != nil {
 			s.logger().Error("live call: end not sent; nodes end it on their frame timeout", "call", rec.ID, "drill", rec.Drill, "err", err)
 		}
-		result.Reason, result.Detail = reason, detail
+		result.Reason, result.Detail, result.Bytes = reason, detail, run.bytes.Load()
 		ended, err := s.LiveCalls.EndCall(ctx, rec.ID, result)
 		if err != nil {
 			s.logger().Error("live call: end not recorded", "call", rec.ID, "drill", rec.Drill, "err", err)
@@ -288,6 +311,11 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	// the call is on air once one area took its start.
 	feeds = newLiveFeeds(ctx, rec.Areas, protocol.Live{Call: rec.ID, Drill: rec.Drill, Kind: protocol.LiveStart,
 		Priority: rec.Priority, Title: rec.Title, Volume: rec.Volume}, s.Live.SendLive)
+	// Counted as the call runs; the ended record has the final counts
+	// before it is let go.
+	run.feeds = feeds
+	s.liveRuns.Store(rec.ID, run)
+	defer s.liveRuns.Delete(rec.ID)
 	select {
 	case <-feeds.taken:
 	case <-feeds.gone:
@@ -448,7 +476,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			if len(m.data)%2 != 0 {
 				return finish(loaxa.LiveEndBadAudio, fmt.Sprintf("a message of %d bytes is not 16-bit PCM", len(m.data)))
 			}
-			result.Bytes += uint64(len(m.data))
+			run.bytes.Add(uint64(len(m.data)))
 			for i := 0; i < len(m.data); i += 2 {
 				pcm = append(pcm, int16(binary.LittleEndian.Uint16(m.data[i:])))
 			}

@@ -131,6 +131,7 @@ func (s *Server) handleListLiveCalls(w http.ResponseWriter, r *http.Request) err
 		if ok, err := s.seesLiveCall(ctx, c); err != nil {
 			return err
 		} else if ok {
+			s.withLiveCounts(c)
 			out = append(out, listedLiveCall{LiveCall: c})
 		}
 	}
@@ -172,6 +173,7 @@ func (s *Server) handleGetLiveCall(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	s.withLiveCounts(rep.LiveCall)
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, http.StatusOK, rep)
 	return nil

@@ -497,6 +497,45 @@ func TestLiveCallListSummaries(t *testing.T) {
 	waitEnded(t, e, district, b.ID, loaxa.LiveEndSpeakerStopped)
 }
 
+// TestLiveCallCountsFramesOnAir: an officer watching a call on air saw
+// frames_sent: 0 in the list and the report until the call ended. The
+// frames and bytes sent so far are counted while it runs.
+func TestLiveCallCountsFramesOnAir(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+
+	call := e.dialLive(speaker, "12346")
+	if err := call.Stream(t.Context(), bytes.NewReader(voice)); err != nil {
+		t.Fatal(err)
+	}
+	id := call.ID()
+	// The frames are published, and counted, after Stream returns.
+	var listed *loaxa.LiveCall
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if listed = e.onAir(speaker); listed.FramesSent == 5 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if listed.ID != id || listed.FramesSent != 5 || listed.FramesDropped != 0 || listed.Bytes != uint64(len(voice)) {
+		t.Errorf("call on air listed with %d frames sent, %d dropped, %d bytes; want 5, 0, %d", listed.FramesSent, listed.FramesDropped, listed.Bytes, len(voice))
+	}
+	var rep loaxa.LiveCallReport
+	e.call("GET", "/api/v1/live/calls/"+id, speaker, nil, http.StatusOK, &rep)
+	if !rep.Active() || rep.FramesSent != 5 || rep.Bytes != uint64(len(voice)) {
+		t.Errorf("report of the call on air: %d frames sent, %d bytes; want 5, %d", rep.FramesSent, rep.Bytes, len(voice))
+	}
+
+	st, err := call.End(t.Context())
+	if err != nil || st.Frames != 5 {
+		t.Fatalf("end: %+v, %v; want 5 frames", st, err)
+	}
+	ended := waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
+	if ended.FramesSent != 5 || ended.Bytes != uint64(len(voice)) {
+		t.Errorf("ended call recorded with %d frames, %d bytes; want 5, %d", ended.FramesSent, ended.Bytes, len(voice))
+	}
+}
+
 func TestLiveCallRequests(t *testing.T) {
 	e := newEnv(t)
 	e.tree()

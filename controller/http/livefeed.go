@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -48,6 +49,11 @@ type liveFeeds struct {
 	starting int   // starts not answered yet
 	over     bool  // gone is closed: nothing more is counted
 	goneErr  error // the last area's error when gone was closed
+
+	// mostSent and mostDropped are what Close returns, as the frames go:
+	// the list and report of the calls on air read them (Counts) without
+	// waiting on the feeds' lock.
+	mostSent, mostDropped atomic.Uint64
 }
 
 // areaFeed is the start and frames of one area. Its state is guarded by
@@ -197,10 +203,16 @@ func (fs *liveFeeds) count(f *areaFeed, err error) {
 	if err == nil {
 		f.sent++
 		f.inRow, f.err = 0, nil
+		if f.sent > fs.mostSent.Load() {
+			fs.mostSent.Store(f.sent)
+		}
 	} else {
 		f.dropped++
 		f.inRow++
 		f.err = err
+		if f.dropped > fs.mostDropped.Load() {
+			fs.mostDropped.Store(f.dropped)
+		}
 	}
 	if failing := f.inRow >= maxDroppedFrames; failing == wasFailing {
 		return
@@ -239,6 +251,13 @@ func (fs *liveFeeds) Failing() (areas []string, why error) {
 		errs = append(errs, err)
 	}
 	return areas, errors.Join(errs...)
+}
+
+// Counts returns the frames published so far to the area that got most,
+// and not published to the area that missed most: what Close returns, while
+// the call runs. (A broker gone stops the counting, as it does Close's.)
+func (fs *liveFeeds) Counts() (sent, dropped uint64) {
+	return fs.mostSent.Load(), fs.mostDropped.Load()
 }
 
 // GoneErr says why gone was closed.

@@ -184,6 +184,9 @@ type Server struct {
 	// against closing.
 	liveMu sync.Mutex
 	lives  sync.WaitGroup
+	// liveRuns holds what each call on air here has sent so far, by call
+	// id (*liveRun): the list and report show it while the call runs.
+	liveRuns sync.Map
 	// inbound holds one inbound bulletin id at a time (upstream.go): a
 	// resend that arrives while the first is still handled waits for it.
 	inbound keyLocks
