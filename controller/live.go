@@ -22,11 +22,14 @@ import (
 
 // runLive runs "controller live": speaks a WAV file, or raw PCM from a
 // file or standard input (a local microphone through arecord), live to
-// areas, in real time, through a running controller (docs/live.md).
-func runLive(args []string) int {
+// areas, in real time, through a running controller (docs/live.md). It
+// reads a microphone's PCM from stdin and tells the speaker on stdout and
+// stderr.
+func runLive(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	const usage = `usage: controller live --url http://localhost:8080 --areas 31[,32] (--wav FILE | --pcm FILE|-) [--priority priority|emergency] [--title T] [--drill] [--volume 1-15] [--ca PEM]   (token in LOAXA_TOKEN or --token)
   the local microphone: arecord -q -f S16_LE -r 16000 -c 1 -t raw | controller live --pcm - …`
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	url := fs.String("url", os.Getenv("LOAXA_URL"), "base URL of the running controller (env LOAXA_URL)")
 	token := fs.String("token", "", "bearer token (better: env LOAXA_TOKEN, which a process list does not show)")
 	areas := fs.String("areas", "", "comma-separated target areas")
@@ -38,17 +41,17 @@ func runLive(args []string) int {
 	volume := fs.Int("volume", 0, "level 1–15 every node plays the call at whatever its own volume (e.g. 3 for a quiet drill); 0: each node's own")
 	ca := fs.String("ca", "", "PEM certificate to trust for an HTTPS controller")
 	if err := fs.Parse(args); err != nil || *url == "" || *areas == "" || (*wav == "") == (*raw == "") {
-		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	tok, err := liveToken(*token, os.Getenv)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller live:", err)
+		fmt.Fprintln(stderr, "controller live:", err)
 		return 2
 	}
-	pcm, length, closeSource, err := liveSource(*wav, *raw, os.Stdin)
+	pcm, length, closeSource, err := liveSource(*wav, *raw, stdin)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller live:", err)
+		fmt.Fprintln(stderr, "controller live:", err)
 		return 2
 	}
 	defer closeSource()
@@ -56,7 +59,7 @@ func runLive(args []string) int {
 	if *ca != "" {
 		cfg, err := app.TrustPEM(*ca)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "controller live:", err)
+			fmt.Fprintln(stderr, "controller live:", err)
 			return 2
 		}
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
@@ -65,10 +68,10 @@ func runLive(args []string) int {
 	defer stop()
 	call, err := liveclient.Dial(ctx, liveclient.Options{
 		URL: *url, Token: tok, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
-		OnStatus: failingAreas(os.Stderr),
+		OnStatus: failingAreas(stderr),
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller", err)
+		fmt.Fprintln(stderr, "controller", err)
 		return 1
 	}
 	what := "On air"
@@ -76,25 +79,25 @@ func runLive(args []string) int {
 		what = "On air as a DRILL (diễn tập)"
 	}
 	if length > 0 {
-		fmt.Printf("%s to %s: %s of audio.\n", what, *areas, length.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "%s to %s: %s of audio.\n", what, *areas, length.Round(time.Millisecond))
 	} else {
-		fmt.Printf("%s to %s until the input ends (Ctrl-C ends the call).\n", what, *areas)
+		fmt.Fprintf(stdout, "%s to %s until the input ends (Ctrl-C ends the call).\n", what, *areas)
 	}
 	if err := call.Stream(ctx, pcm); err != nil && !errors.Is(err, liveclient.ErrEnded) {
-		fmt.Fprintln(os.Stderr, "controller", err)
+		fmt.Fprintln(stderr, "controller", err)
 	}
 	endCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := call.End(endCtx)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller", err)
+		fmt.Fprintln(stderr, "controller", err)
 		return 1
 	}
 	how := st.Reason
 	if st.CutBy != "" {
 		how += " by " + st.CutBy
 	}
-	fmt.Printf("Call %s ended: %s, %s.\n", st.Call, loaxa.Count(int(st.Frames), "frame", "frames"), how)
+	fmt.Fprintf(stdout, "Call %s ended: %s, %s.\n", st.Call, loaxa.Count(int(st.Frames), "frame", "frames"), how)
 	return 0
 }
 

@@ -105,7 +105,7 @@ func TestLiveNeedsAToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("LOAXA_TOKEN", "")
-	if code := runLive([]string{"--url", srv.URL, "--areas", "12346", "--wav", wav}); code != 2 || dialled.Load() != 0 {
+	if code := runLive([]string{"--url", srv.URL, "--areas", "12346", "--wav", wav}, nil, io.Discard, io.Discard); code != 2 || dialled.Load() != 0 {
 		t.Errorf("without a token: exit %d after %d requests; want 2 before any request", code, dialled.Load())
 	}
 

@@ -33,7 +33,7 @@ func main() {
 		case "backup":
 			os.Exit(runBackup(os.Args[2:]))
 		case "live":
-			os.Exit(runLive(os.Args[2:]))
+			os.Exit(runLive(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case "restore":
 			os.Exit(runRestore(os.Args[2:]))
 		case "--version", "-version":
