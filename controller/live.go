@@ -78,10 +78,13 @@ func runLive(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *drill {
 		what = "On air as a DRILL (diễn tập)"
 	}
+	// The areas the controller took: it leaves out repeats and areas
+	// inside another of them.
+	to := strings.Join(call.OnAir().Areas, ",")
 	if length > 0 {
-		fmt.Fprintf(stdout, "%s to %s: %s of audio.\n", what, *areas, length.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "%s to %s: %s of audio.\n", what, to, length.Round(time.Millisecond))
 	} else {
-		fmt.Fprintf(stdout, "%s to %s until the input ends (Ctrl-C ends the call).\n", what, *areas)
+		fmt.Fprintf(stdout, "%s to %s until the input ends (Ctrl-C ends the call).\n", what, to)
 	}
 	if err := call.Stream(ctx, pcm); err != nil && !errors.Is(err, liveclient.ErrEnded) {
 		fmt.Fprintln(stderr, "controller", err)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -125,5 +127,50 @@ func TestLiveNeedsAToken(t *testing.T) {
 	}
 	if tok, err := liveToken("from-flag", env("from-env")); err != nil || tok != "from-flag" {
 		t.Errorf("--token and LOAXA_TOKEN: %q, %v; want the flag's", tok, err)
+	}
+}
+
+// TestLivePrintsTheAreasTheControllerTook: "controller live --areas
+// '31, 3101,31'" printed "On air to 31, 3101,31" while the controller,
+// which leaves out an area inside another and repeats, spoke to 31 alone.
+// It prints the areas of the controller's on-air answer.
+func TestLivePrintsTheAreasTheControllerTook(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"state":"on_air","call":"live-1","areas":["31"],"priority":"priority"}`)); err != nil {
+			return
+		}
+		for {
+			typ, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if typ == websocket.MessageText && strings.Contains(string(b), `"end"`) {
+				break
+			}
+		}
+		c.Write(ctx, websocket.MessageText, []byte(`{"state":"ended","call":"live-1","frames":1,"reason":"speaker stopped"}`))
+		c.Close(websocket.StatusNormalClosure, "")
+	}))
+	defer srv.Close()
+	header, err := nodeaudio.PCMHeader(320)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav := filepath.Join(t.TempDir(), "loi-noi.wav")
+	if err := os.WriteFile(wav, append(header, make([]byte, 320)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runLive([]string{"--url", srv.URL, "--token", "t", "--areas", "31, 3101,31", "--wav", wav}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got := stdout.String(); !strings.HasPrefix(got, "On air to 31: ") {
+		t.Errorf("printed %q, want the call on air to 31, the area the controller took", got)
 	}
 }
