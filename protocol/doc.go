@@ -244,6 +244,12 @@
 // silence) and late. An end with Reason LiveCut is an officer cutting the
 // call: the node drops what it has buffered, releases the amplifier, and
 // reports the play completed with ReasonCut.
+// A node that receives a call while a play of the call's rank or above is
+// on air (an emergency alert) holds the call back until that is over,
+// within the call's start window, and names that play's announcement in the
+// received event's HeldBy (added later; optional), so that the officer is
+// told which clusters wait behind which alert; its started event's LateMS
+// says when it joined.
 //
 // A node that was offline when a call's start or end went out (a clean
 // session keeps nothing) gets it again, signed for the node alone, as a

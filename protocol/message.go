@@ -580,6 +580,14 @@ type Event struct {
 	FramesPlayed int64 `json:"frames_played,omitempty"`
 	FramesLost   int64 `json:"frames_lost,omitempty"`
 	FramesLate   int64 `json:"frames_late,omitempty"`
+	// HeldBy, on a live call's received event, is the announcement of the
+	// play on air that holds the call back on the node (an emergency's id,
+	// or a live call's): an alert or a call of the call's level or above,
+	// which it does not preempt. The call
+	// begins once that is over, within its start window (its started event
+	// says how late), or is missed. Empty: nothing held it. Older
+	// controllers ignore it.
+	HeldBy string `json:"held_by,omitempty"`
 	// Test is the result of a self-test, on EventSelfTest.
 	Test *TestResult `json:"test,omitempty"`
 	// Version is the agent version an update event is about.
@@ -639,6 +647,7 @@ func (e *Event) Validate() error {
 	}
 	ids := []struct{ name, s string }{
 		{"occurrence", e.Occurrence}, {"announcement", e.Announcement}, {"content", e.Content}, {"version", e.Version},
+		{"held_by", e.HeldBy},
 	}
 	texts := []struct{ name, s string }{{"reason", e.Reason}}
 	if t := e.Test; t != nil {

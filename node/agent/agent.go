@@ -23,6 +23,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -813,7 +814,11 @@ func (a *Agent) step() time.Time {
 	for _, o := range d.Received {
 		m := markOf(o, PhaseReceived)
 		m.ReceivedAt = now
-		events = append(events, occurrenceEvent(protocol.EventReceived, m, now))
+		e := occurrenceEvent(protocol.EventReceived, m, now)
+		if e.HeldBy = a.holding(o); e.HeldBy != "" {
+			a.log.Warn("agent: live call held behind what plays; it begins once that is over", "call", o.ID, "drill", o.Drill, "held_by", e.HeldBy)
+		}
+		events = append(events, e)
 		if o.Content != "" && a.cache.Playable(o.Content) {
 			m.ContentReady = true
 			events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
@@ -879,6 +884,17 @@ func (a *Agent) step() time.Time {
 		}
 	}
 	return a.switchAmplifier(wake)
+}
+
+// holding returns the announcement of the play on air that holds live
+// call o back (an alert of o's rank or above, which o does not preempt:
+// an emergency's id, or a call's), or "": the officer is told which
+// clusters wait behind which alert (protocol.Event.HeldBy).
+func (a *Agent) holding(o protocol.Occurrence) string {
+	if o.Live == "" || a.play == nil || a.play.occ.ID == o.ID || rank(&a.play.occ) < rank(&o) {
+		return ""
+	}
+	return cmp.Or(a.play.occ.Announcement, a.play.occ.ID)
 }
 
 // settings returns the node settings of the running desired state.

@@ -167,6 +167,72 @@ func TestLiveCallEndedBeforeItBeganNeverPlays(t *testing.T) {
 	}
 }
 
+// TestLiveCallHeldBehindAnAlertSaysWhich: an officer speaks to a commune
+// where a typhoon alert still plays on a cluster. The cluster holds the
+// call back until the alert is over, but its received event said nothing
+// of it: the officer saw the cluster "reached" and silent, not why. The
+// received event names the alert holding the call (HeldBy); the started
+// event that follows the alert says how late the call began there. A call
+// received with nothing on air names nothing.
+func TestLiveCallHeldBehindAnAlertSaysWhich(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{clock: fc})
+	waitConnected(t, n)
+
+	msg := ctl.AddContent(time.Second)
+	start := fc.Now().Add(time.Minute)
+	cmd := alert("e1@x", msg, protocol.ContentRef{}, protocol.ContentRef{}, start, start.Add(time.Minute))
+	cmd.Alert.Occurrence.Drill = false
+	cmd.Alert.Occurrence.Repeat, cmd.Alert.Occurrence.GapMS = 3, 0
+	cmd.Alert.Occurrence.OpeningChime, cmd.Alert.Occurrence.ClosingChime = "", ""
+	cmd.Alert.Content = []protocol.ContentRef{msg}
+	ctl.SendAreaCommand("x1", cmd, 2*time.Minute)
+	waitEvents(t, ctl, "n1", []string{"received e1@x"})
+	nodetest.Eventually(t, 5*time.Second, "alert content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+	fc.Set(start)
+	waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x"})
+	runUntil(t, fc, 10*time.Second, "alert played 1 s", func() bool { return !fc.Now().Before(start.Add(time.Second)) })
+
+	// The call comes with 2 s of the alert (3 s) to go: it waits for it.
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-h1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Họp dân"})
+	nodetest.Eventually(t, 10*time.Second, "call not received", func() bool {
+		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "received live-h1")
+	})
+	runUntil(t, fc, 10*time.Second, "the call begun after the alert", func() bool {
+		return slices.Contains(callEvents(ctl, "live-h1"), "started live-h1")
+	})
+	var received, started protocol.Event
+	for _, e := range ctl.Events("n1") {
+		switch {
+		case e.Occurrence != "live-h1":
+		case e.Type == protocol.EventReceived:
+			received = e
+		case e.Type == protocol.EventStarted:
+			started = e
+		}
+	}
+	if received.HeldBy != "e1" {
+		t.Errorf("the call received behind the alert: held_by %q, want e1, the alert's emergency", received.HeldBy)
+	}
+	if started.LateMS < 1500 || started.HeldBy != "" {
+		t.Errorf("the call began %d ms late (held_by %q); want about 2 s, once the alert was over, and held_by on the received event only", started.LateMS, started.HeldBy)
+	}
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-h1", Kind: protocol.LiveEnd, Reason: protocol.LiveCut})
+	runUntil(t, fc, 10*time.Second, "the call over", func() bool { return n.a.Status().Playing == nil })
+
+	// Nothing on air: a call received names nothing.
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-h2", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh})
+	nodetest.Eventually(t, 10*time.Second, "second call not received", func() bool {
+		return slices.Contains(callEvents(ctl, "live-h2"), "received live-h2")
+	})
+	for _, e := range ctl.Events("n1") {
+		if e.Occurrence == "live-h2" && e.HeldBy != "" {
+			t.Errorf("a call received with nothing on air: %s event held_by %q, want none", e.Type, e.HeldBy)
+		}
+	}
+}
+
 // TestLiveCallPreemptedBeforeItsFramesNeverResumes: a live call on air
 // waiting for its first frames is cut off by an emergency alert; its
 // frames come during the alert. Once the (short) alert is over, within
