@@ -68,7 +68,7 @@ func runLive(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	call, err := liveclient.Dial(ctx, liveclient.Options{
 		URL: *url, Token: tok, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
-		OnStatus: failingAreas(stderr),
+		OnStatus: speakerTold(failingAreas(stderr), heldBehindAlerts(stderr)),
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "controller", err)
@@ -130,6 +130,40 @@ func failingAreas(w io.Writer) func(liveclient.Status) {
 		case failing:
 			failing = false
 			fmt.Fprintln(w, "Every area is reached again.")
+		}
+	}
+}
+
+// speakerTold returns an OnStatus that calls each of tell in turn.
+func speakerTold(tell ...func(liveclient.Status)) func(liveclient.Status) {
+	return func(st liveclient.Status) {
+		for _, f := range tell {
+			f(st)
+		}
+	}
+}
+
+// heldBehindAlerts returns an OnStatus that tells the speaker on w, as it
+// happens, which alerts on air hold the call back on how many clusters,
+// and how many of those joined the call after it or missed it.
+func heldBehindAlerts(w io.Writer) func(liveclient.Status) {
+	seen := map[string]liveclient.Hold{}
+	return func(st liveclient.Status) {
+		if st.State != "on_air" {
+			return
+		}
+		for _, h := range st.Held {
+			was := seen[h.Alert]
+			seen[h.Alert] = h
+			if h.Waiting > 0 && h.Waiting != was.Waiting {
+				fmt.Fprintf(w, "Đang chờ bản tin khẩn cấp phát xong: alert %s still plays on %d clusters; they play the call if it ends within 5 s of the call's start.\n", h.Alert, h.Waiting)
+			}
+			if h.Joined > was.Joined {
+				fmt.Fprintf(w, "%d clusters held behind alert %s joined the call after it (%d in all).\n", h.Joined-was.Joined, h.Alert, h.Joined)
+			}
+			if h.Missed > was.Missed {
+				fmt.Fprintf(w, "%d clusters held behind alert %s missed the call: the alert outlasted the call's 5 s start window (%d in all).\n", h.Missed-was.Missed, h.Alert, h.Missed)
+			}
 		}
 	}
 }

@@ -86,6 +86,28 @@ func TestLiveFailingAreasTold(t *testing.T) {
 	}
 }
 
+// TestLiveHeldBehindAlertsTold: "controller live" tells the speaker, as
+// the controller's statuses say it, which alert holds the call back on how
+// many clusters, and when they join the call or miss it; it said nothing,
+// and the speaker could not know that part of the commune did not hear
+// them yet.
+func TestLiveHeldBehindAlertsTold(t *testing.T) {
+	var out bytes.Buffer
+	on := heldBehindAlerts(&out)
+	on(liveclient.Status{State: "on_air", Call: "live-1"})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Held: []liveclient.Hold{{Alert: "e000007", Waiting: 3}}})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Held: []liveclient.Hold{{Alert: "e000007", Waiting: 1, Joined: 2}}})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Held: []liveclient.Hold{{Alert: "e000007", Joined: 2, Missed: 1}}})
+	on(liveclient.Status{State: "ended", Call: "live-1", Reason: "speaker stopped"})
+	want := "Đang chờ bản tin khẩn cấp phát xong: alert e000007 still plays on 3 clusters; they play the call if it ends within 5 s of the call's start.\n" +
+		"Đang chờ bản tin khẩn cấp phát xong: alert e000007 still plays on 1 clusters; they play the call if it ends within 5 s of the call's start.\n" +
+		"2 clusters held behind alert e000007 joined the call after it (2 in all).\n" +
+		"1 clusters held behind alert e000007 missed the call: the alert outlasted the call's 5 s start window (1 in all).\n"
+	if out.String() != want {
+		t.Errorf("told the speaker\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
 // TestLiveNeedsAToken: "controller live" typed in a new terminal, without
 // LOAXA_TOKEN, reached the controller and printed its answer to a request
 // without an Authorization header ("send Authorization: Bearer …"). It

@@ -305,6 +305,10 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 		if ev.FramesPlayed != 0 || ev.FramesLost != 0 || ev.FramesLate != 0 {
 			d.FramesPlayed, d.FramesLost, d.FramesLate = ev.FramesPlayed, ev.FramesLost, ev.FramesLate
 		}
+		if ev.HeldBy != "" {
+			// Kept once the call began: it says why it began late.
+			d.HeldBy = ev.HeldBy
+		}
 	}
 	d.UpdatedAt = receivedAt
 	return putDelivery(tx, &d)

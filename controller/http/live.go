@@ -90,7 +90,18 @@ type liveStatus struct {
 	// after the first gives the whole list; without it, every area is
 	// reached.
 	FailingAreas []string `json:"failing_areas,omitempty"`
+	// Held, in an "on_air" status, are the alerts on air on some of the
+	// call's clusters when it came, which hold it back there: how many
+	// clusters wait for each to end, joined the call after it, or missed
+	// it (the call's summary's held_by). Each "on_air" status after a
+	// change gives the whole list.
+	Held []loaxa.LiveHold `json:"held,omitempty"`
 }
+
+// liveHoldCheck is how often a call on air looks up which of its clusters
+// alerts hold back, to tell the speaker (liveStatus.Held): nodes report
+// it, and when they join, within a second or two.
+var liveHoldCheck = time.Second
 
 // liveCallAction is what a user's role must grant on every area of a
 // call to make it, or to cut it.
@@ -340,13 +351,17 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	// the speaker was told already (an area's start taken before the
 	// first status), and reports whether it said anything.
 	var told *liveStatus
+	// held are the alerts holding the call back on some of its clusters,
+	// as last looked up.
+	var held []loaxa.LiveHold
 	tell := func() bool {
 		st := onAir
 		areas, why := feeds.Failing()
 		if why != nil {
 			st.FailingAreas, st.Detail = slices.Sorted(slices.Values(areas)), why.Error()
 		}
-		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail {
+		st.Held = held
+		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail && slices.Equal(st.Held, told.Held) {
 			return false
 		}
 		told = &st
@@ -421,8 +436,24 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	defer longest.Stop()
 	session := time.NewTicker(sessionCheck)
 	defer session.Stop()
+	holds := time.NewTicker(liveHoldCheck)
+	defer holds.Stop()
 	for {
 		select {
+		case <-holds.C:
+			// Alerts on air on some clusters hold the call back there:
+			// the speaker is told which and how many, and when they join.
+			sums, err := s.LiveCalls.LiveCallSummaries(ctx, []string{rec.ID})
+			if err != nil {
+				s.logger().Warn("live call: clusters held behind an alert not looked up", "call", rec.ID, "drill", rec.Drill, "err", err)
+				continue
+			}
+			if h := sums[rec.ID].HeldBy; !slices.Equal(h, held) {
+				held = h
+				if tell() {
+					s.logger().Info("live call: clusters held behind alerts", "call", rec.ID, "drill", rec.Drill, "held", fmt.Sprintf("%+v", held))
+				}
+			}
 		case <-session.C:
 			if detail := s.sessionEnded(ctx, liveCallAction(rec.Priority), rec.Areas); detail != "" {
 				if err := flush(true); err != nil {

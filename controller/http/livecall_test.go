@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -469,12 +470,12 @@ func TestLiveCallListSummaries(t *testing.T) {
 		var got []string
 		for _, c := range list.Calls {
 			got = append(got, c.ID)
-			if c.Summary == nil || *c.Summary != want[c.ID] {
+			if c.Summary == nil || !reflect.DeepEqual(*c.Summary, want[c.ID]) {
 				t.Errorf("%s: call %s summary %+v, want %+v", tt.who, c.ID, c.Summary, want[c.ID])
 			}
 			var rep loaxa.LiveCallReport
 			e.call("GET", "/api/v1/live/calls/"+c.ID, tt.token, nil, http.StatusOK, &rep)
-			if c.Summary != nil && *c.Summary != rep.Summary {
+			if c.Summary != nil && !reflect.DeepEqual(*c.Summary, rep.Summary) {
 				t.Errorf("%s: call %s listed with %+v, its report says %+v", tt.who, c.ID, *c.Summary, rep.Summary)
 			}
 		}
@@ -534,6 +535,91 @@ func TestLiveCallCountsFramesOnAir(t *testing.T) {
 	if ended.FramesSent != 5 || ended.Bytes != uint64(len(voice)) {
 		t.Errorf("ended call recorded with %d frames, %d bytes; want 5, %d", ended.FramesSent, ended.Bytes, len(voice))
 	}
+}
+
+// TestLiveCallHeldBehindAnAlertTold: a commune officer speaks while a
+// typhoon alert still plays on a cluster. The cluster holds the call until
+// the alert is over (its received event names the alert, held_by), but the
+// officer saw it only "reached", silent, in the report, the list and their
+// own status, with nothing saying why or when it would join. The report's
+// node and summary, the list's summary and the speaker's status say which
+// alert holds which clusters, and when they joined.
+func TestLiveCallHeldBehindAnAlertTold(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+
+	statuses := make(chan liveclient.Status, 16)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: speaker, Areas: []string{"12346"}, Client: e.ts.Client(),
+		OnStatus: func(st liveclient.Status) {
+			if st.State == "on_air" {
+				statuses <- st
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := call.ID()
+	// told waits for the speaker's status saying hold.
+	told := func(hold liveclient.Hold) {
+		t.Helper()
+		for {
+			select {
+			case st := <-statuses:
+				if slices.Equal(st.Held, []liveclient.Hold{hold}) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("the speaker was not told %+v", hold)
+			}
+		}
+	}
+	report := func() loaxa.LiveCallReport {
+		var rep loaxa.LiveCallReport
+		e.call("GET", "/api/v1/live/calls/"+id, speaker, nil, http.StatusOK, &rep)
+		var list struct {
+			Calls []struct{ Summary loaxa.LiveCallSummary }
+		}
+		e.call("GET", "/api/v1/live/calls?active=true&summary=true", speaker, nil, http.StatusOK, &list)
+		if len(list.Calls) != 1 || !reflect.DeepEqual(list.Calls[0].Summary, rep.Summary) {
+			t.Errorf("listed with %+v, its report says %+v", list.Calls, rep.Summary)
+		}
+		return rep
+	}
+	ev := func(seq uint64, typ protocol.EventType, late int64, heldBy string) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, At: e.clock.Now(), Occurrence: id, Announcement: id, LateMS: late, HeldBy: heldBy}
+	}
+
+	// n-a has the call while alert e000007 plays there.
+	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+		ev(1, protocol.EventReceived, 0, "e000007")}}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rep := report()
+	want := []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}
+	if n := rep.Nodes[0]; n.State != string(loaxa.DeliveryReceived) || n.HeldBy != "e000007" || rep.Summary.Held != 1 || !slices.Equal(rep.Summary.HeldBy, want) {
+		t.Errorf("node %+v, summary %+v; want n-a received, held by e000007, and the summary saying so", n, rep.Summary)
+	}
+	told(liveclient.Hold{Alert: "e000007", Waiting: 1})
+
+	// The alert over, n-a joins the call 2.5 s after it began.
+	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+		ev(2, protocol.EventStarted, 2500, "")}}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rep = report()
+	want = []loaxa.LiveHold{{Alert: "e000007", Joined: 1}}
+	if n := rep.Nodes[0]; n.State != string(loaxa.DeliveryStarted) || n.HeldBy != "e000007" || n.LateMS != 2500 || rep.Summary.Held != 0 || !slices.Equal(rep.Summary.HeldBy, want) {
+		t.Errorf("node %+v, summary %+v; want n-a started 2500 ms late after e000007, none held", n, rep.Summary)
+	}
+	told(liveclient.Hold{Alert: "e000007", Joined: 1})
+
+	if _, err := call.End(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
 }
 
 func TestLiveCallRequests(t *testing.T) {

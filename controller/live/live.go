@@ -564,7 +564,7 @@ func (s *Service) nodesOf(ctx context.Context, ds []*loaxa.Delivery) (map[string
 func liveNode(d *loaxa.Delivery, n *loaxa.Node) loaxa.LiveNode {
 	ln := loaxa.LiveNode{
 		Node: d.Node, State: string(d.State), Reason: d.Reason, LateMS: d.LateMS, PlayedMS: d.PlayedMS,
-		FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, Drill: d.Drill,
+		FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, HeldBy: d.HeldBy, Drill: d.Drill,
 	}
 	if n != nil {
 		ln.Area, ln.Online = n.Area, n.Status.State == loaxa.NodeOnline

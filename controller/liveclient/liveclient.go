@@ -57,6 +57,20 @@ type Status struct {
 	// FailingAreas, in an "on_air" status, are the areas the call does not
 	// reach now (Detail says why); it goes on for the others.
 	FailingAreas []string `json:"failing_areas"`
+	// Held, in an "on_air" status, are the alerts on air on some of the
+	// call's clusters when it came, which hold the call back there; each
+	// status after a change gives the whole list.
+	Held []Hold `json:"held"`
+}
+
+// Hold is an alert holding a call back on some of its clusters: Waiting
+// of them wait for it to end, Joined began the call after it, Missed
+// never did (it outlasted the call's 5 s start window).
+type Hold struct {
+	Alert   string `json:"alert"` // the emergency's id (or a live call's)
+	Waiting int    `json:"waiting"`
+	Joined  int    `json:"joined"`
+	Missed  int    `json:"missed"`
 }
 
 // ErrEnded is what Stream returns when the controller ended the call

@@ -130,6 +130,11 @@ type Delivery struct {
 	FramesPlayed int64 `json:"frames_played,omitempty"`
 	FramesLost   int64 `json:"frames_lost,omitempty"`
 	FramesLate   int64 `json:"frames_late,omitempty"`
+	// HeldBy is the play on air on the node that held a live call back
+	// when the node received it (protocol.Event.HeldBy): an emergency's
+	// id, or a call's. It stays once the call began (its LateMS says
+	// when) or was missed.
+	HeldBy string `json:"held_by,omitempty"`
 	// Drill marks the delivery of an exercise: set on the deliveries of
 	// an emergency drill and of a drill live call when they are made.
 	Drill bool `json:"drill,omitempty"`

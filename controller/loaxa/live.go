@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +115,12 @@ type LiveNode struct {
 	FramesPlayed int64  `json:"frames_played"`
 	FramesLost   int64  `json:"frames_lost"`
 	FramesLate   int64  `json:"frames_late"`
-	Online       bool   `json:"online"`
+	// HeldBy is the alert (an emergency's id, or a live call's) on air on
+	// the node that held the call back when it came: the node waits for it
+	// to end (state received), began the call after it (LateMS says how
+	// late) or missed the call.
+	HeldBy string `json:"held_by,omitempty"`
+	Online bool   `json:"online"`
 	// Drill repeats the call's mark, as the delivery stores it.
 	Drill bool `json:"drill,omitempty"`
 }
@@ -124,23 +130,53 @@ type LiveNode struct {
 // are silent until they play it again, Completed played it to its end (or
 // cut), Failed ended otherwise (failed, preempted, missed), Offline pending
 // and offline, Pending pending and online. FramesLost sums the frames nodes
-// played as silence.
+// played as silence. Held counts the nodes that wait, silent, for an alert
+// on air to end before they play the call; HeldBy says which alerts held
+// nodes back, and what became of those nodes.
 type LiveCallSummary struct {
-	Targeted   int   `json:"targeted"`
-	Reached    int   `json:"reached"`
-	Sounding   int   `json:"sounding"`
-	Suspended  int   `json:"suspended"`
-	Completed  int   `json:"completed"`
-	Failed     int   `json:"failed"`
-	Offline    int   `json:"offline"`
-	Pending    int   `json:"pending"`
-	FramesLost int64 `json:"frames_lost"`
+	Targeted   int        `json:"targeted"`
+	Reached    int        `json:"reached"`
+	Sounding   int        `json:"sounding"`
+	Suspended  int        `json:"suspended"`
+	Completed  int        `json:"completed"`
+	Failed     int        `json:"failed"`
+	Offline    int        `json:"offline"`
+	Pending    int        `json:"pending"`
+	FramesLost int64      `json:"frames_lost"`
+	Held       int        `json:"held,omitempty"`
+	HeldBy     []LiveHold `json:"held_by,omitempty"`
+}
+
+// LiveHold is an alert on air on some of a call's nodes when the call
+// came, which held the call back there: Waiting nodes wait for it to end
+// (received), Joined began the call after it, Missed never did (the alert
+// outlasted the call's start window).
+type LiveHold struct {
+	Alert   string `json:"alert"`
+	Waiting int    `json:"waiting"`
+	Joined  int    `json:"joined,omitempty"`
+	Missed  int    `json:"missed,omitempty"`
 }
 
 // Add counts one node.
 func (s *LiveCallSummary) Add(n LiveNode) {
 	s.Targeted++
 	s.FramesLost += n.FramesLost
+	if n.HeldBy != "" {
+		i, found := slices.BinarySearchFunc(s.HeldBy, n.HeldBy, func(h LiveHold, alert string) int { return strings.Compare(h.Alert, alert) })
+		if !found {
+			s.HeldBy = slices.Insert(s.HeldBy, i, LiveHold{Alert: n.HeldBy})
+		}
+		switch h := &s.HeldBy[i]; DeliveryState(n.State) {
+		case DeliveryReceived:
+			h.Waiting++
+			s.Held++
+		case DeliveryMissed:
+			h.Missed++
+		default:
+			h.Joined++
+		}
+	}
 	switch DeliveryState(n.State) {
 	case DeliveryReceived:
 		s.Reached++
