@@ -211,6 +211,84 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 	}
 }
 
+// TestLiveCallHeldBehindAnAlertShown: an officer speaks to the commune
+// while a storm alert still plays on its cluster. The cluster held the
+// call back behind the alert and, the alert outlasting the call's 5 s
+// start window, missed it; the speaker and the commune's Phát trực tiếp
+// screen showed "0 / 1" clusters playing and nothing of why. The speaker
+// is told, as it happens, that the cluster waits for that alert to finish
+// and then that it missed the call, and the screen's list of calls on air
+// says so under the clusters playing, in Vietnamese.
+func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "31")
+	for _, u := range []string{"can-bo-lap-le", "can-bo-phat"} {
+		c.MustDo("POST", "/api/v1/users", map[string]string{"username": u, "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	}
+	var created struct{ Credentials protocol.Credentials }
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa thôn 1", "area": "11527", "lat": 20.86, "lon": 106.74}, &created)
+	n := rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+
+	storm := c.Upload("bao.wav", rig.ToneWAV(440, 40*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": storm.ID, "targets": []string{"11527"}, "repeat": 1, "title": "Bão số 3"}, &em)
+	rig.Eventually(t, 30*time.Second, "the cluster plays the storm alert", func() bool {
+		p := n.Agent.Status().Playing
+		return p != nil && p.Priority == protocol.PriorityEmergency
+	})
+
+	var tok struct{ Token string }
+	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-phat", "password": officerPassword}, &tok)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	holds := make(chan liveclient.Hold, 64)
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: tok.Token, Areas: []string{"11527"}, Title: "Họp dân",
+		OnStatus: func(st liveclient.Status) {
+			for _, h := range st.Held {
+				holds <- h
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := make(chan error, 1)
+	go func() { streamed <- call.Stream(ctx, bytes.NewReader(make([]byte, nodeaudio.Bytes(3*time.Minute)))) }()
+	// told waits for the speaker's status saying want.
+	told := func(what string, want liveclient.Hold) {
+		t.Helper()
+		for {
+			select {
+			case h := <-holds:
+				if h == want {
+					return
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the speaker was not told %s (%+v)", what, want)
+			}
+		}
+	}
+	told("that the cluster waits for the alert", liveclient.Hold{Alert: em.ID, Waiting: 1})
+	told("that the cluster missed the call behind the alert", liveclient.Hold{Alert: em.ID, Missed: 1})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/live", `document.querySelector('#live-start')`)
+	row := fmt.Sprintf(`#live-calls tr[data-call=%q]`, call.ID())
+	b.Wait("the call listed with the cluster that missed it behind the alert", text(row+" td.playing")+`.includes('bản tin khẩn cấp `+em.ID+`')`, 15*time.Second)
+	if got := MustEval[string](b, text(row+" td.playing")); !contains(got, "0 / 1", "1 cụm loa không phát được cuộc gọi: bản tin khẩn cấp "+em.ID+" vẫn phát quá 5 giây") {
+		t.Errorf("the call's clusters playing say %q", got)
+	}
+	b.Shot("live-cho-ban-tin-khan-cap")
+
+	if _, err := call.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-streamed
+}
+
 // TestLiveCallWithoutBrokerSaysWhy: the controller has lost its MQTT
 // broker (the province's Mosquitto down in the storm) and a commune
 // officer goes on air. The call ends at once with reason "broker

@@ -28,6 +28,19 @@ function endReason(st) {
   return st.detail ? `${words} (${st.detail})` : words;
 }
 
+/**
+ * heldWords words, for each alert that held a call back on some clusters
+ * (the summary's held_by, or the speaker's status' held), how many wait
+ * for it to finish, joined the call after it, or missed it.
+ */
+function heldWords(held) {
+  return (held || []).map((x) => [
+    x.waiting ? t('live.held_waiting', { n: fmtNumber(x.waiting), alert: x.alert }) : '',
+    x.joined ? t('live.held_joined', { n: fmtNumber(x.joined), alert: x.alert }) : '',
+    x.missed ? t('live.held_missed', { n: fmtNumber(x.missed), alert: x.alert }) : '',
+  ].filter(Boolean).join(' ')).filter(Boolean);
+}
+
 export async function render(ctx, main) {
   const areaSel = h('select', { id: 'live-areas', multiple: true, size: 8 }, options(ctx.areaOptions(), ''));
   const prioOpts = [['priority', t('live.prio_priority')]];
@@ -125,12 +138,16 @@ export async function render(ctx, main) {
         // Areas the call does not reach now; a later status without
         // them: every area is reached again.
         const failing = st.failing_areas || [];
+        const boxes = [];
         if (failing.length) {
           const words = t('live.failing_areas', { areas: failing.join(', ') });
-          fill(msg, h('div', { class: 'error-box', role: 'alert', id: 'live-failing' }, st.detail ? `${words} (${st.detail})` : words));
-        } else {
-          fill(msg);
+          boxes.push(h('div', { class: 'error-box', role: 'alert', id: 'live-failing' }, st.detail ? `${words} (${st.detail})` : words));
         }
+        // Clusters an emergency alert on air holds the call back on, and
+        // what became of them; a later status gives the whole list.
+        const held = heldWords(st.held);
+        if (held.length) boxes.push(h('div', { class: 'error-box', role: 'status', id: 'live-held' }, held.map((x) => h('p', {}, x))));
+        fill(msg, ...boxes);
         refresh();
       } else if (st.state === 'ended') {
         ended = true;
@@ -193,7 +210,8 @@ export async function render(ctx, main) {
           cell(2, {}, fmtTime(c.started)),
           cell(3, { class: 'kind' }, c.drill ? h('strong', { class: 'badge drill' }, t('live.drill_short')) : t('live.real'),
             c.priority === 'emergency' ? ` · ${t('live.prio_emergency')}` : ''),
-          cell(4, { class: 'num playing' }, s ? t('live.playing_n', { n: fmtNumber(s.sounding), all: fmtNumber(s.targeted) }) : '—'),
+          cell(4, { class: 'num playing' }, s ? t('live.playing_n', { n: fmtNumber(s.sounding), all: fmtNumber(s.targeted) }) : '—',
+            s ? heldWords(s.held_by).map((x) => h('div', { class: 'held' }, x)) : null),
           h('td', {}, mayCut(c) ? h('button', { type: 'button', class: 'danger cut', onclick: cut(c) }, t('live.cut')) : null));
       }))));
   };
