@@ -48,6 +48,22 @@ func (s *Server) programmeRange(r *http.Request) (time.Time, time.Time, error) {
 	return from, to, nil
 }
 
+// reportRangeError refuses the range [from, to) of a report of at most
+// MaxReportSpan, saying the times it read in the default zone and that a
+// to left out was now: a report asked from tomorrow without to read "from
+// 2026-12-03 to  is not a range".
+func reportRangeError(from, to time.Time, toLeftOut bool) error {
+	if loc, err := loaxa.Location(""); err == nil {
+		from, to = from.In(loc), to.In(loc)
+	}
+	var now string
+	if toLeftOut {
+		now = " (now: to was left out)"
+	}
+	return loaxa.Errorf(loaxa.EInvalid, "from %s to %s%s is not a range of at most %d days; give from < to.",
+		from.Format(time.RFC3339), to.Format(time.RFC3339), now, int(MaxReportSpan/(24*time.Hour)))
+}
+
 // parseRangeTime reads an RFC 3339 time or a date (midnight in the default
 // zone).
 func parseRangeTime(name, v string) (time.Time, error) {

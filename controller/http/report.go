@@ -74,7 +74,7 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 		from = to.AddDate(0, -1, 0)
 	}
 	if !from.Before(to) || to.Sub(from) > MaxReportSpan {
-		return loaxa.Errorf(loaxa.EInvalid, "from %s to %s is not a range of at most 372 days; give from < to.", q.Get("from"), q.Get("to"))
+		return reportRangeError(from, to, q.Get("to") == "")
 	}
 	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
 	if err != nil {

@@ -198,6 +198,26 @@ func TestBroadcastReport(t *testing.T) {
 	}
 }
 
+// TestReportRangeLeftOutIsSaid: an officer asked for the report from
+// tomorrow and left to out; the answer read "from 2026-12-03 to  is not a
+// range", blank where the report had taken to as now. A refused range
+// must say the times it read, in Vietnam's time, and that to was now.
+func TestReportRangeLeftOutIsSaid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.srv.Upstream = upstreamLink{src: &upstream.Source{Areas: e.stores.areas, Nodes: e.stores.nodes, Deliveries: e.stores.deliveries, Announcements: e.stores.anns, System: "test"}}
+	now := e.clock.Now().In(t0.Location()).Format(time.RFC3339)
+	for _, route := range []string{"/api/v1/reports/broadcast", "/api/v1/upstream/export"} {
+		t.Run(route, func(t *testing.T) {
+			checkError(t, e.request("GET", route+"?area=318&from=2026-03-03", e.admin, "", nil), http.StatusBadRequest, loaxa.EInvalid,
+				"from 2026-03-03T00:00:00+07:00 to "+now+" (now: to was left out) is not a range of at most 372 days; give from < to.")
+			checkError(t, e.request("GET", route+"?area=318&from=2026-03-03&to=2026-03-02", e.admin, "", nil), http.StatusBadRequest, loaxa.EInvalid,
+				"from 2026-03-03T00:00:00+07:00 to 2026-03-02T00:00:00+07:00 is not a range of at most 372 days; give from < to.")
+		})
+	}
+}
+
 // addFigures adds f to sum.
 func addFigures(sum *loaxa.BroadcastFigures, f loaxa.BroadcastFigures) {
 	sum.Scheduled += f.Scheduled

@@ -65,7 +65,7 @@ func (s *Server) handleUpstreamExport(w http.ResponseWriter, r *http.Request) er
 		from = to.Add(-24 * time.Hour)
 	}
 	if !from.Before(to) || to.Sub(from) > MaxReportSpan {
-		return loaxa.Errorf(loaxa.EInvalid, "from %s to %s is not a range of at most 372 days; give from < to.", q.Get("from"), q.Get("to"))
+		return reportRangeError(from, to, q.Get("to") == "")
 	}
 	x, err := s.Upstream.Export(ctx, area, from, to, now)
 	if err != nil {
