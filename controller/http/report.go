@@ -87,7 +87,7 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 		if err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
-		nf := loaxa.NodeFigures{Node: n.ID, Area: n.Area}
+		nf := loaxa.NodeFigures{Node: n.ID, Name: n.Name, Area: n.Area}
 		af := byArea[n.Area]
 		if af == nil {
 			af = &loaxa.AreaFigures{Area: n.Area}
@@ -139,7 +139,7 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 		row("area", a.Area, a.Area, a.Name, a.Nodes, a.BroadcastFigures)
 	}
 	for _, n := range rep.Nodes {
-		row("node", n.Node, n.Area, "", 1, n.BroadcastFigures)
+		row("node", n.Node, n.Area, n.Name, 1, n.BroadcastFigures)
 	}
 	cw.Flush()
 	return cw.Error()

@@ -198,6 +198,46 @@ func TestBroadcastReport(t *testing.T) {
 	}
 }
 
+// TestReportNamesEachCluster: the per-cluster rows of the broadcast report
+// gave only ids (tt-0007), in JSON, in the CSV's name column (left empty)
+// and in the console's "Tên cụm loa" column; a commune officer knows the
+// clusters as "Cụm loa chợ Đôi". Each node's row carries its name.
+func TestReportNamesEachCluster(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	const query = "/api/v1/reports/broadcast?area=318&from=2026-03-02&to=2026-03-03"
+	var rep struct{ Nodes []struct{ Node, Name string } }
+	e.call("GET", query, e.admin, nil, http.StatusOK, &rep)
+	want := map[string]string{"n-a": "Cụm loa chợ Đôi", "n-b": "Cụm loa UBND"}
+	if len(rep.Nodes) != len(want) {
+		t.Fatalf("report nodes %+v, want n-a and n-b", rep.Nodes)
+	}
+	for _, n := range rep.Nodes {
+		if n.Name != want[n.Node] {
+			t.Errorf("report row of %s named %q, want %q", n.Node, n.Name, want[n.Node])
+		}
+	}
+	r := e.request("GET", query+"&format=csv", e.admin, "", nil)
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil {
+		t.Fatalf("csv: %v\n%s", err, r.body)
+	}
+	named := 0
+	for _, row := range rows[1:] {
+		if row[0] != "node" {
+			continue
+		}
+		if row[3] != want[row[1]] {
+			t.Errorf("csv row %v: name %q, want %q", row, row[3], want[row[1]])
+		}
+		named++
+	}
+	if named != len(want) {
+		t.Errorf("csv has %d node rows, want %d:\n%s", named, len(want), r.body)
+	}
+}
+
 // TestReportRangeLeftOutIsSaid: an officer asked for the report from
 // tomorrow and left to out; the answer read "from 2026-12-03 to  is not a
 // range", blank where the report had taken to as now. A refused range

@@ -55,9 +55,11 @@ func (f *BroadcastFigures) Add(d *Delivery) {
 	f.PlayedMS += d.PlayedMS
 }
 
-// NodeFigures are one node's figures.
+// NodeFigures are one node's figures, with its name: officers know their
+// clusters by name, not by id.
 type NodeFigures struct {
 	Node string `json:"node"`
+	Name string `json:"name,omitempty"`
 	Area string `json:"area"`
 	BroadcastFigures
 }

@@ -77,7 +77,7 @@ async function period(ctx, body, area, from, to) {
         h('div', { class: 'table-wrap' }, h('table', { id: 'report-nodes' },
           h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('reports.scheduled'), t('reports.completed'), t('reports.failed'), t('reports.missed'), t('reports.preempted'), t('reports.minutes')].map((x, i) => h('th', { class: i > 1 ? 'num' : '' }, x)))),
           h('tbody', {}, rep.nodes.map((n) => h('tr', {},
-            h('td', {}, n.node), h('td', {}, ctx.areaName(n.area)),
+            h('td', { title: n.node }, n.name || n.node), h('td', {}, ctx.areaName(n.area)),
             [n.scheduled, n.completed, n.failed, n.missed, n.preempted].map((v) => h('td', { class: 'num' }, fmtNumber(v))),
             h('td', { class: 'num' }, fmtNumber(minutes(n.played_ms), 1)))))))));
 }
