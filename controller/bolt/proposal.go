@@ -139,9 +139,11 @@ func (s *ProposalService) DecideProposal(ctx context.Context, p *loaxa.Proposal)
 		}
 		switch {
 		case rec.State == loaxa.ProposalWithdrawn || a.State == loaxa.AnnouncementCancelled:
-			return loaxa.Errorf(loaxa.EConflict, "Proposal %s is withdrawn: announcement %s was cancelled, so there is nothing to accept or decline.", rec.ID, rec.Announcement)
+			withdrawn := rec
+			withdrawn.State = loaxa.ProposalWithdrawn
+			return loaxa.NewProposalDecidedError(&withdrawn)
 		case rec.State != loaxa.ProposalPending:
-			return loaxa.Errorf(loaxa.EConflict, "Proposal %s was already %s by %s.", rec.ID, rec.State, rec.DecidedBy)
+			return loaxa.NewProposalDecidedError(&rec)
 		}
 		if p.Session != "" {
 			var sess loaxa.Session

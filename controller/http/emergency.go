@@ -130,7 +130,8 @@ func (s *Server) emergencyContent(ctx context.Context, actor string, req *emerge
 	case text == "":
 		return "", "", loaxa.Errorf(loaxa.EInvalid, "Give content_id (uploaded audio) or text (read out by text-to-speech).")
 	case s.SpeechEngine == nil:
-		return "", "", loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not available on this controller, so the text cannot be read out; upload a recording with POST /api/v1/content and send its content_id.")
+		return "", "", &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
+			Message: "Text-to-speech is not available on this controller, so the text cannot be read out; upload a recording with POST /api/v1/content and send its content_id."}
 	}
 	voice, rate := req.Voice, req.Rate
 	if voice == "" {
@@ -142,7 +143,8 @@ func (s *Server) emergencyContent(ctx context.Context, actor string, req *emerge
 	c, err := s.speak(ctx, loaxa.SpeechRequest{Text: text, Voice: voice, Rate: rate})
 	if err != nil {
 		if loaxa.ErrorCode(err) == loaxa.EUnavailable {
-			return "", "", loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech failed, so the text cannot be read out (%s); upload a recording and send its content_id.", loaxa.ErrorMessage(err))
+			return "", "", &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ErrorReason(err), Message: fmt.Sprintf(
+				"Text-to-speech failed, so the text cannot be read out (%s); upload a recording and send its content_id.", loaxa.ErrorMessage(err))}
 		}
 		return "", "", fmt.Errorf("emergency: %w", err)
 	}

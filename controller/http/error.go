@@ -18,6 +18,9 @@ type errorResponse struct {
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Reason tells refusals of one code apart for programs (loaxa
+	// Reason constants); most errors have none.
+	Reason string `json:"reason,omitempty"`
 }
 
 // statusCodes maps application error codes to HTTP statuses.
@@ -45,10 +48,10 @@ func errorStatus(code string) int {
 // writeError answers with err as {"error":{"code","message"}}. Internal
 // errors are logged with their detail and shown only as "Internal error.".
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code, message := loaxa.ErrorCode(err), loaxa.ErrorMessage(err)
+	code, message, reason := loaxa.ErrorCode(err), loaxa.ErrorMessage(err), loaxa.ErrorReason(err)
 	status := errorStatus(code)
 	if status == http.StatusInternalServerError {
-		code, message = loaxa.EInternal, "Internal error; the controller log has the details."
+		code, message, reason = loaxa.EInternal, "Internal error; the controller log has the details.", ""
 		s.logger().Error("http: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
@@ -58,7 +61,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &wait) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((wait.after+time.Second-1)/time.Second))))
 	}
-	s.writeJSON(w, r, status, errorResponse{Error: errorBody{Code: code, Message: message}})
+	s.writeJSON(w, r, status, errorResponse{Error: errorBody{Code: code, Message: message, Reason: reason}})
 }
 
 // writeJSON answers with v as JSON.

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -21,6 +22,14 @@ type decisionRequest struct {
 type decidedProposal struct {
 	*loaxa.Proposal
 	Conflicts []loaxa.Conflict `json:"conflicts,omitempty"`
+}
+
+// proposalDecidedResponse answers a decision on a proposal no longer
+// pending (409): the error and the proposal as it stands (who decided
+// what, and when; or withdrawn), so that a client can say it in its words.
+type proposalDecidedResponse struct {
+	Error    errorBody       `json:"error"`
+	Proposal *loaxa.Proposal `json:"proposal"`
 }
 
 // proposalsResponse answers GET /api/v1/proposals.
@@ -136,7 +145,14 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 			return nil
 		}
 	}
-	if err := s.ProposalService.DecideProposal(ctx, p); err != nil {
+	var decided *loaxa.ProposalDecidedError
+	if err := s.ProposalService.DecideProposal(ctx, p); errors.As(err, &decided) {
+		s.writeJSON(w, r, http.StatusConflict, proposalDecidedResponse{
+			Error:    errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
+			Proposal: decided.Proposal,
+		})
+		return nil
+	} else if err != nil {
 		if c := loaxa.ErrorCode(err); c == loaxa.EInvalid || c == loaxa.EConflict {
 			return err
 		}

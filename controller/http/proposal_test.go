@@ -304,6 +304,60 @@ func TestProposalOfCancelledBulletinIsWithdrawn(t *testing.T) {
 	}
 }
 
+// TestDecidedProposalAnswersWithItsDecision: a commune officer pressed
+// "Nhận phát" on a proposal that a colleague had declined meanwhile (or
+// whose bulletin the district had cancelled), and the console could show
+// only the API's English ("Proposal p000001 was already declined by …").
+// The 409 carries the proposal as it stands: who decided what and when, or
+// withdrawn, for the console to say in Vietnamese.
+func TestDecidedProposalAnswersWithItsDecision(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	colleague := e.addUser("pho-ban-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin huyện", http.StatusCreated)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, nil)
+	send := func() (ann, proposal string) {
+		var out struct {
+			loaxa.Announcement
+			Proposals []loaxa.Proposal
+		}
+		e.call("POST", "/api/v1/announcements", district, map[string]any{
+			"content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}}, "priority": "normal",
+			"start": t0.Add(time.Hour).Format(time.RFC3339),
+		}, http.StatusCreated, &out)
+		if len(out.Proposals) != 1 {
+			t.Fatalf("proposals %+v, want one to 12346", out.Proposals)
+		}
+		return out.ID, out.Proposals[0].ID
+	}
+	decided := func(id string) loaxa.Proposal {
+		t.Helper()
+		r := e.request("POST", "/api/v1/proposals/"+id+"/accept", officer, "application/json", jsonBody(t, map[string]any{}))
+		checkError(t, r, http.StatusConflict, loaxa.EConflict, "Proposal "+id)
+		var body struct{ Proposal *loaxa.Proposal }
+		if err := json.Unmarshal(r.body, &body); err != nil || body.Proposal == nil {
+			t.Fatalf("409 %s: no proposal in it (%v)", r.body, err)
+		}
+		return *body.Proposal
+	}
+
+	_, declined := send()
+	e.clock.Advance(time.Minute)
+	e.call("POST", "/api/v1/proposals/"+declined+"/decline", colleague, map[string]any{}, http.StatusOK, nil)
+	if p := decided(declined); p.ID != declined || p.State != loaxa.ProposalDeclined || p.DecidedBy != "pho-ban-a" || !p.DecidedAt.Equal(e.clock.Now()) {
+		t.Errorf("accepting a proposal the colleague declined: 409 with %+v, want it declined by pho-ban-a at %v", p, e.clock.Now())
+	}
+	ann, withdrawn := send()
+	e.call("POST", "/api/v1/announcements/"+ann+"/cancel", district, nil, http.StatusOK, nil)
+	if p := decided(withdrawn); p.ID != withdrawn || p.State != loaxa.ProposalWithdrawn {
+		t.Errorf("accepting the proposal of a cancelled bulletin: 409 with %+v, want it withdrawn", p)
+	}
+}
+
 // TestAcceptIntoSessionOverBeforeBulletinStart: the district sent a
 // one-off bulletin for Monday 18:00; the commune officer accepted it into
 // the 17:00 session (45 min, over at 17:45): 200, and the clusters played

@@ -35,7 +35,8 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if s.SpeechEngine == nil {
-		return loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not set up on this controller; upload a recording with POST /api/v1/content instead.")
+		return &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
+			Message: "Text-to-speech is not set up on this controller; upload a recording with POST /api/v1/content instead."}
 	}
 	voice := req.Voice
 	if voice == "" {

@@ -75,6 +75,11 @@ func TestSpeech(t *testing.T) {
 	e.call("POST", "/api/v1/content/tts", viewer, map[string]any{"text": text}, http.StatusForbidden, nil)
 }
 
+// TestSpeechUnavailable: without espeak-ng the library's text-to-speech
+// and an emergency's typed text are 503. The console showed the API's
+// English after "Dịch vụ tạm thời không sẵn sàng."; the answer says which
+// refusal it is (reason speech_unavailable), so that the console says it
+// in Vietnamese (an emergency's 503 is also the broker's).
 func TestSpeechUnavailable(t *testing.T) {
 	t.Parallel()
 	for name, engine := range map[string]loaxa.SpeechEngine{
@@ -83,9 +88,15 @@ func TestSpeechUnavailable(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = engine })
-			r := e.call("POST", "/api/v1/content/tts", e.admin, map[string]any{"text": "Xin chào"}, http.StatusServiceUnavailable, nil)
-			if !strings.Contains(string(r.body), `"code":"unavailable"`) {
-				t.Errorf("answer %s", r.body)
+			e.tree()
+			for path, body := range map[string]map[string]any{
+				"/api/v1/content/tts": {"text": "Xin chào"},
+				"/api/v1/emergency":   {"text": "Bão số 3", "targets": []string{"31"}},
+			} {
+				r := e.call("POST", path, e.admin, body, http.StatusServiceUnavailable, nil)
+				if !strings.Contains(string(r.body), `"code":"unavailable"`) || !strings.Contains(string(r.body), `"reason":"speech_unavailable"`) {
+					t.Errorf("%s: answer %s, want code unavailable and reason speech_unavailable", path, r.body)
+				}
 			}
 		})
 	}

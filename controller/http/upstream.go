@@ -379,7 +379,8 @@ func (s *Server) inboundContent(ctx context.Context, sys *loaxa.UpstreamSystem, 
 		}
 	default:
 		if s.SpeechEngine == nil {
-			return nil, loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not set up on this controller; send the bulletin as audio.")
+			return nil, &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
+				Message: "Text-to-speech is not set up on this controller; send the bulletin as audio."}
 		}
 		var err error
 		speech := loaxa.SpeechRequest{Text: speechText(req.Text), Voice: s.SpeechEngine.Voices()[0], Rate: 1}

@@ -19,12 +19,23 @@ const (
 	ETooMany      = "too_many"     // 429: too many attempts; wait and try again
 )
 
+// Reasons name refusals that a program (the web console) must tell apart
+// within their code, to say them in the user's language. An Error has one
+// only where its code and route leave it ambiguous.
+const (
+	// ReasonSpeechUnavailable: text cannot be read out, as the controller
+	// has no speech engine (espeak-ng not installed).
+	ReasonSpeechUnavailable = "speech_unavailable"
+)
+
 // Error is an error a user can act on: a code and a message that says what
 // was wrong and how to fix it. Internal errors are never shown to users; they
 // surface as EInternal with a generic message.
 type Error struct {
 	Code    string
 	Message string
+	// Reason, when set, is one of the Reason constants.
+	Reason string
 }
 
 func (e *Error) Error() string {
@@ -46,6 +57,15 @@ func ErrorCode(err error) string {
 		return e.Code
 	}
 	return EInternal
+}
+
+// ErrorReason returns the Reason of the first *Error in err's chain, or "".
+func ErrorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // ErrorMessage returns the user-facing message of err.

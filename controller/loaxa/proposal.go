@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -37,6 +38,31 @@ type Proposal struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// ProposalDecidedError is the EConflict of deciding a proposal that is no
+// longer pending: another officer decided it first, or it was withdrawn as
+// its announcement was cancelled. Proposal is the proposal as stored, its
+// State withdrawn in the second case, so that a client can say who decided
+// what and when.
+type ProposalDecidedError struct {
+	Proposal *Proposal
+	err      *Error
+}
+
+func (e *ProposalDecidedError) Error() string { return e.err.Error() }
+
+// Unwrap returns the EConflict *Error with the message for the officer.
+func (e *ProposalDecidedError) Unwrap() error { return e.err }
+
+// NewProposalDecidedError returns the *ProposalDecidedError refusing to
+// decide p again (p.State withdrawn, accepted or declined).
+func NewProposalDecidedError(p *Proposal) *ProposalDecidedError {
+	msg := fmt.Sprintf("Proposal %s was already %s by %s.", p.ID, p.State, p.DecidedBy)
+	if p.State == ProposalWithdrawn {
+		msg = fmt.Sprintf("Proposal %s is withdrawn: announcement %s was cancelled, so there is nothing to accept or decline.", p.ID, p.Announcement)
+	}
+	return &ProposalDecidedError{Proposal: p, err: Errorf(EConflict, "%s", msg)}
+}
+
 // ProposalFilter selects proposals. Zero fields do not filter.
 type ProposalFilter struct {
 	Announcement string
@@ -54,6 +80,6 @@ type ProposalService interface {
 	FindProposals(ctx context.Context, f ProposalFilter) ([]*Proposal, error)
 	// DecideProposal moves a pending proposal to accepted or declined;
 	// deciding one already decided or withdrawn, or one whose announcement
-	// was cancelled, is EConflict.
+	// was cancelled, is a *ProposalDecidedError (EConflict).
 	DecideProposal(ctx context.Context, p *Proposal) error
 }

@@ -85,7 +85,8 @@ func (e *Espeak) Speak(ctx context.Context, req loaxa.SpeechRequest) (io.ReadClo
 	}
 	bin, err := exec.LookPath(cmp(e.Command, DefaultCommand))
 	if err != nil {
-		return nil, loaxa.Errorf(loaxa.EUnavailable, "Text-to-speech is not available: espeak-ng is not installed on the controller (the administrator can install it with apt-get install espeak-ng).")
+		return nil, &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
+			Message: "Text-to-speech is not available: espeak-ng is not installed on the controller (the administrator can install it with apt-get install espeak-ng)."}
 	}
 	f, err := os.CreateTemp(e.TempDir, "speech-*.wav")
 	if err != nil {

@@ -256,6 +256,33 @@ func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
 	}
 }
 
+// TestEveryRefusalReasonIsWorded: a refusal the API names by its reason
+// (speech_unavailable) is said wholly in the console's words, and the 409
+// of a proposal decided meanwhile by its state; one without words would
+// show the API's English after a generic heading again. The reasons are
+// read from their Go constants, so a new one cannot be missed.
+func TestEveryRefusalReasonIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
+	reasons := constants(t, `(?m)^\s*Reason\w+\s*=\s*"([a-z_]+)"`, "../loaxa/error.go")
+	if len(reasons) < 1 {
+		t.Fatalf("found no reasons in ../loaxa/error.go; the pattern is broken")
+	}
+	keys := []string{}
+	for _, r := range reasons {
+		keys = append(keys, "err.reason."+r)
+	}
+	for _, st := range []string{loaxa.ProposalAccepted, loaxa.ProposalDeclined, loaxa.ProposalWithdrawn} {
+		keys = append(keys, "programme.proposal_was_"+st)
+	}
+	for _, k := range keys {
+		for lang, d := range dicts {
+			if d[k] == "" {
+				t.Errorf("%s.json has no words for %s: the console shows the API's English", lang, k)
+			}
+		}
+	}
+}
+
 // TestEveryNodeStateAndEventIsWorded: a cluster's page showed "stale",
 // "updated" and "update-failed" in English to a Vietnamese officer (its
 // state's badge, badge(st.state, 'state.'), and its plays' badges,

@@ -8,13 +8,17 @@ let offsetMS = 0;
 /** setCSRF keeps the token from POST or GET /auth/session. */
 export function setCSRF(token) { csrf = token || ''; }
 
-/** APIError is an answer in the API's error shape. */
+/**
+ * APIError is an answer in the API's error shape; reason, when the API
+ * gives one, tells refusals of one code apart (speech_unavailable).
+ */
 export class APIError extends Error {
   constructor(status, code, message, body) {
     super(message);
     this.status = status;
     this.code = code;
     this.body = body || {};
+    this.reason = (this.body.error && this.body.error.reason) || '';
   }
 }
 

@@ -83,16 +83,34 @@ export function toast(msg, bad) {
   setTimeout(() => el.remove(), bad ? 9000 : 4000);
 }
 
-/** errorText says what went wrong in the user's language, then the API's own words. */
+/**
+ * refusalText says a refusal the API names by its reason (speech_unavailable)
+ * wholly in the user's language, or is '' for one it does not name.
+ */
+function refusalText(err) {
+  const key = 'err.reason.' + ((err && err.reason) || '');
+  return err && err.reason && has(key) ? t(key) : '';
+}
+
+/**
+ * errorText says what went wrong in the user's language: a refusal the API
+ * names by its reason wholly, any other by its code, then the API's own
+ * words.
+ */
 export function errorText(err) {
+  const said = refusalText(err);
+  if (said) return said;
   const code = err && err.code;
   const head = code && has('err.' + code) ? t('err.' + code) : t('err.unknown');
   return err && err.message ? `${head} ${err.message}` : head;
 }
 
-/** errorBox is an alert block for a form. */
+/**
+ * errorBox is an alert block for a form; where errorText said the refusal
+ * wholly in the user's words, the API's own sentence is its tooltip.
+ */
 export function errorBox(err) {
-  return h('div', { class: 'error-box', role: 'alert' }, errorText(err));
+  return h('div', { class: 'error-box', role: 'alert', title: refusalText(err) ? err.message : undefined }, errorText(err));
 }
 
 /**

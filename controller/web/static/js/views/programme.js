@@ -190,6 +190,17 @@ function placeForm(ctx, area, sessions, content, reload) {
           t('programme.start_past', { time: fmtTime(at), day: dmy(ymd(at)), now: fmtTime(now()) })));
         return;
       }
+      // An end date not after the first play, or already past: the API
+      // refuses both in English (the rule would never play).
+      if (body.until) {
+        const end = new Date(body.until);
+        const refusal = end.getTime() <= at.getTime() ? t('programme.until_before_start', { until: dmy(ymd(end)), time: fmtTime(at), start: dmy(ymd(at)) })
+          : end.getTime() < now().getTime() ? t('programme.until_past', { until: dmy(ymd(end)), today: dmy(ymd(now())) }) : '';
+        if (refusal) {
+          fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-until-refused' }, refusal));
+          return;
+        }
+      }
       send(body);
     },
     // A changed form is not the one the conflicts were found for: their
@@ -268,13 +279,33 @@ function proposalsPanel(ctx, proposals, sessions, reload, titles) {
           if (verb === 'accept' && err.status === 409 && conflicts.length) {
             fill(status, conflictsBox('proposal-conflicts-' + p.id, t('programme.accept_conflicts', { n: conflicts.length }), conflicts, sessions,
               h('button', { type: 'button', class: 'danger', onclick: act('accept', true) }, t('programme.accept_force'))));
+          } else if (err.status === 409 && err.body && err.body.proposal) {
+            // Decided meanwhile, by a colleague or by the sender's cancel:
+            // there is nothing left to press here.
+            if (decide) decide.remove();
+            fill(status, decidedBox(err));
           } else toast(errorText(err), true);
         }
       };
+      const decide = ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
+        h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null;
       return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, titles.get(p.announcement) || p.announcement), ` · ${ctx.areaName(p.area)} `,
-        ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
-          h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null, status);
+        decide, status);
     })));
+}
+
+/**
+ * decidedBox says a decision refused because the proposal was no longer
+ * pending (409 with the proposal as it stands) in the user's words: who
+ * accepted or declined it and when, or that the sender cancelled the
+ * bulletin. The API's own sentence is the tooltip.
+ */
+function decidedBox(err) {
+  const p = err.body.proposal;
+  const at = new Date(p.decided_at);
+  const key = 'programme.proposal_was_' + p.state;
+  return h('div', { class: 'error-box', role: 'alert', id: 'proposal-decided-' + p.id, title: err.message },
+    has(key) ? t(key, { who: p.decided_by || '', time: fmtTime(at), day: dmy(ymd(at)) }) : errorText(err));
 }
 
 function sessionsPanel(ctx, area, sessions, reload) {

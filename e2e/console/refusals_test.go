@@ -1,0 +1,100 @@
+package console
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/tts"
+	"loaxa.vn/e2e/rig"
+)
+
+// TestRarerRefusalsSaidInVietnamese: refusals an officer meets less often
+// showed a Vietnamese heading followed by the API's English ("Thông tin
+// chưa đúng. until 2026-03-03T23:59:00+07:00 is not after start; …",
+// "Bị trùng hoặc xung đột. Proposal p000001 was already declined by …",
+// "Dịch vụ tạm thời không sẵn sàng. Text-to-speech is not available: …").
+// Each must be said wholly in Vietnamese: an end date before the first
+// play, or already past, before anything is sent; a proposal a colleague
+// decided meanwhile from the 409's proposal (who, what, when); and speech
+// without espeak-ng from the answer's reason. One page session for all,
+// as each browser test costs seconds of the suite.
+func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
+	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
+	// The controller's espeak-ng is missing, as on a host where it was never
+	// installed; set before the browser's first request.
+	c.App.HTTP.SpeechEngine = &tts.Espeak{Command: "/nonexistent/espeak-ng"}
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "pho-ban-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	var fromDistrict struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	}
+	asUser(c, "can-bo-huyen", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo của huyện", "content_id": news.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00"}, &fromDistrict)
+	})
+	if len(fromDistrict.Proposals) != 1 {
+		t.Fatalf("the district's bulletin made proposals %s; want one to Lập Lễ", rig.Describe(fromDistrict.Proposals))
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form') && document.querySelector('#proposals li button')`)
+
+	// The end date, in the evening session, daily.
+	for _, tc := range []struct{ name, start, until, want string }{
+		{"an end date before the first play", "05/03/2026", "03/03/2026",
+			"Ngày kết thúc 03/03/2026 phải sau lần phát đầu tiên (17:00 ngày 05/03/2026). Chọn ngày kết thúc muộn hơn, hoặc để trống để lặp lại không thời hạn."},
+		{"an end date already past", "20/02/2026", "28/02/2026",
+			"Ngày kết thúc 28/02/2026 đã qua (hôm nay là 02/03/2026): bản tin sẽ không phát lần nào. Chọn ngày kết thúc muộn hơn, hoặc để trống để lặp lại không thời hạn."},
+	} {
+		b.Do("place a daily bulletin with "+tc.name,
+			chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
+			chromedp.SetValue(chromedp.CSS(`#place-when`), "s:"+evening.ID),
+			chromedp.SetValue(chromedp.CSS(`#place-recurrence`), "daily"),
+			chromedp.SetValue(chromedp.CSS(`#place-start`), tc.start),
+			chromedp.SetValue(chromedp.CSS(`#place-until`), tc.until),
+			chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-when', '#place-recurrence', '#place-start', '#place-until']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-status').replaceChildren()`),
+			chromedp.Click(chromedp.CSS(`#place-submit`)))
+		b.Wait("the refusal", `document.querySelector('#place-status .error-box')`, 10*time.Second)
+		if got := MustEval[string](b, text("#place-status")); got != tc.want {
+			t.Errorf("%s: the form says\n%q, want\n%q", tc.name, got, tc.want)
+		}
+	}
+	var anns struct{ Announcements []loaxa.Announcement }
+	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+	if len(anns.Announcements) != 1 {
+		t.Errorf("bulletins: %s; want the district's alone, nothing placed", rig.Describe(anns.Announcements))
+	}
+
+	// A colleague declines the district's bulletin while the page still
+	// offers it.
+	p := fromDistrict.Proposals[0]
+	asUser(c, "pho-ban-lap-le", func() {
+		c.MustDo("POST", "/api/v1/proposals/"+p.ID+"/decline", map[string]any{}, nil)
+	})
+	b.Do("accept the proposal", chromedp.Click(chromedp.CSS(`#proposals li button`)))
+	b.Wait("the refusal", `document.querySelector('#proposal-decided-`+p.ID+`')`, 10*time.Second)
+	want := "Đề xuất này đã bị pho-ban-lap-le từ chối lúc 09:00 ngày 02/03/2026; không còn gì phải quyết định."
+	if got := MustEval[string](b, text("#proposal-decided-"+p.ID)); got != want {
+		t.Errorf("accepting a proposal a colleague declined: the page says\n%q, want\n%q", got, want)
+	}
+	if n := MustEval[int](b, `document.querySelectorAll('#proposals li button').length`); n != 0 {
+		t.Errorf("the decided proposal still offers %d buttons", n)
+	}
+
+	// Text read out without espeak-ng.
+	b.Go("#/library", `document.querySelector('#tts-text')`)
+	b.Do("read a text out",
+		chromedp.SetValue(chromedp.CSS(`#tts-text`), "Kính gửi bà con thôn Đông."),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#tts-form').requestSubmit()`))
+	b.Wait("the refusal", `document.querySelector('#tts-preview .error-box')`, 10*time.Second)
+	want = "Máy chủ chưa đọc được văn bản thành giọng nói: chưa cài phần mềm đọc espeak-ng. Hãy dùng hoặc tải lên một bản ghi âm, và báo quản trị viên cài espeak-ng."
+	if got := MustEval[string](b, text("#tts-preview")); got != want {
+		t.Errorf("text-to-speech without espeak-ng: the form says\n%q, want\n%q", got, want)
+	}
+}
