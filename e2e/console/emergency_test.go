@@ -720,6 +720,9 @@ func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
 // officer believed that pole was warning its people. The board follows
 // the alarm stream while it is open: the cut, and the line mended, show
 // on the cluster's row and in the count above the table by themselves.
+// Opening, it reads the open alarms once, once subscribed to the stream:
+// it read them with the report and again as the stream connected, twice
+// 10,000 alarms' worth at a province's alert.
 func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
 	c.CreateArea("11527", "Xã Lập Lễ", "")
@@ -746,8 +749,17 @@ func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
 	// Every stream the page opens, to see that leaving closes them.
 	b.Do("note the page's streams", chromedp.Evaluate[chromedp.Void](`window.streams = []; window.EventSource = class extends EventSource {
 		constructor(...args) { super(...args); window.streams.push(this); } }`))
+	// And its reads of the open alarms, as they are sent, once the
+	// overview (which reads them too) has read its own.
+	b.Wait("the overview", `document.querySelector('#count-online')`, 10*time.Second)
+	b.Do("count the page's reads of the alarms", chromedp.Evaluate[chromedp.Void](`window.alarmReads = []; { const f = window.fetch;
+		window.fetch = (url, ...rest) => { if (String(url).includes('/api/v1/alarms?')) window.alarmReads.push(String(url)); return f(url, ...rest); }; }`))
 	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
 	b.Wait("both clusters sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
+	b.Wait("the alarm stream connected", `window.streams.some((s) => s.url.includes('/alarms/stream') && s.readyState === EventSource.OPEN)`, 10*time.Second)
+	if reads := MustEval[[]string](b, `window.alarmReads`); len(reads) != 1 {
+		t.Errorf("opening the board read the open alarms %d times, want once: %q", len(reads), reads)
+	}
 	row := func(node string) string { return MustEval[string](b, text(`#ack-board tr[data-node="`+node+`"]`)) }
 	if got := row("lap-le-01"); strings.Contains(got, "không nghe được") {
 		t.Fatalf("before the cut, the cluster's row says %q", got)

@@ -623,8 +623,38 @@ async function board(ctx, main, id) {
   // nothing, and the officer must warn that place by other means. Read
   // with the report, then followed on the alarm stream while the board is
   // open: a line cut during the alert shows without opening it again.
-  // Without them the board shows the reports alone.
-  const [rep, open] = await Promise.all([api('GET', `/emergency/${encodeURIComponent(id)}`), openAlarms()]);
+  // Without them the board shows the reports alone. The stream is
+  // subscribed first and the alarms read once it is connected (or has
+  // failed, or after 3 s), so that no change falls between the two and one
+  // read is enough (the board read them with the report and again as the
+  // stream connected). Changes that come before the board is drawn are
+  // noted after the read, in order.
+  const alarms = new EventSource(apiURL('/alarms/stream'));
+  const early = [];
+  let onAlarm = (a) => early.push(a);
+  let resynced = false;
+  let onResync = () => { resynced = true; };
+  let alarmEvents = 0;
+  alarms.addEventListener('alarm', (e) => {
+    main.dataset.alarmEvents = String(++alarmEvents); // how many came live (tests read it)
+    onAlarm(JSON.parse(e.data));
+  });
+  alarms.addEventListener('resync', () => onResync());
+  const subscribed = new Promise((resolve) => {
+    const done = () => { clearTimeout(timeout); resolve(); };
+    const timeout = setTimeout(done, 3000);
+    alarms.addEventListener('open', done, { once: true });
+    alarms.addEventListener('error', done, { once: true });
+  });
+  let readSubscribed = false; // the read was sent with the stream connected
+  let rep, open;
+  try {
+    [rep, open] = await Promise.all([api('GET', `/emergency/${encodeURIComponent(id)}`),
+      subscribed.then(() => { readSubscribed = alarms.readyState === EventSource.OPEN; return openAlarms(); })]);
+  } catch (err) {
+    alarms.close();
+    throw err;
+  }
   // The silencing alarms open, by id; a node's kinds are drawn from them.
   const silencers = new Map();
   const mute = new Map();
@@ -636,7 +666,7 @@ async function board(ctx, main, id) {
     if (a.end || !SILENCING.includes(a.kind)) silencers.delete(a.id); else silencers.set(a.id, a);
     muteOf(a.node);
   };
-  for (const a of open || []) noteAlarm(a);
+  for (const a of [...(open || []), ...early]) noteAlarm(a);
   const muteSounding = (n) => (n.state === 'started' && mute.has(n.node) ? mute.get(n.node) : null);
   // The counts are the board's status: read out, politely, as they change;
   // the table below them is not.
@@ -813,19 +843,15 @@ async function board(ctx, main, id) {
 
   // The alarm stream: a cluster's silencing fault opening or ending
   // redraws its row and the count above the table.
-  const alarms = new EventSource(apiURL('/alarms/stream'));
   const redraw = (node) => { const n = nodes.get(node); if (n) showNode(n); };
-  let alarmEvents = 0;
-  alarms.addEventListener('alarm', (e) => {
-    main.dataset.alarmEvents = String(++alarmEvents); // how many came live (tests read it)
-    const a = JSON.parse(e.data);
+  onAlarm = (a) => {
     noteAlarm(a);
     redraw(a.node);
-  });
-  // Each (re)connection may have missed changes (those between the read
-  // above and the subscription, or while a proxy cut it), and a stream
-  // that fell behind says so (resync): read the open alarms again, one
-  // read at a time, and once more after it when asked meanwhile.
+  };
+  // A reconnection may have missed changes (while a proxy cut it; or the
+  // first connection, when the read above did not wait for it), and a
+  // stream that fell behind says so (resync): read the open alarms again,
+  // one read at a time, and once more after it when asked meanwhile.
   let reading = null;
   let again = false;
   const reread = () => {
@@ -842,7 +868,10 @@ async function board(ctx, main, id) {
     });
   };
   alarms.addEventListener('open', reread);
-  alarms.addEventListener('resync', reread);
+  onResync = reread;
+  // Connected only after the read was sent, or fallen behind since: the
+  // read may have missed changes.
+  if (resynced || (!readSubscribed && alarms.readyState === EventSource.OPEN)) reread();
 
   // more, if given, adds to the confirmation what the officer chose (the
   // all-clear's volume), read when the button is pressed.
