@@ -11,6 +11,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // SessionService stores sessions.
@@ -147,7 +148,10 @@ func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter
 // forced, in the same transaction, the announcements placed in it are
 // cancelled (CancelledAt now, CancelReason loaxa.CancelSessionDeleted) and
 // the proposals from above accepted into it declined, so that lists and
-// reports show them as not to be played rather than active for good.
+// reports show them as not to be played rather than active for good. An
+// emergency announcement among them is cancelled only if d.Emergency: the
+// items are read in this transaction, so one placed in the session just
+// before the delete is checked too.
 func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.SessionDeletion) ([]loaxa.SessionItem, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -180,6 +184,11 @@ func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.S
 		if len(items) > 0 && !d.Force {
 			return loaxa.NewSessionItemsError(&sess, items)
 		}
+		if !d.Emergency {
+			if urgent := emergencyItems(items, anns); len(urgent) > 0 {
+				return loaxa.NewSessionEmergencyError(&sess, urgent)
+			}
+		}
 		for _, it := range items {
 			if it.Proposal != "" {
 				if err := declineWithSession(tx, it.Proposal, d.By, now); err != nil {
@@ -197,6 +206,23 @@ func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.S
 		return nil, fmt.Errorf("delete session %s: %w", id, err)
 	}
 	return items, nil
+}
+
+// emergencyItems returns the items whose announcement, among anns, is an
+// emergency that deleting the session would cancel (a proposal accepted
+// into it is declined for the station, its announcement left as it is).
+func emergencyItems(items []loaxa.SessionItem, anns []*loaxa.Announcement) []loaxa.SessionItem {
+	urgent := map[string]bool{}
+	for _, a := range anns {
+		urgent[a.ID] = a.Priority == protocol.PriorityEmergency
+	}
+	var out []loaxa.SessionItem
+	for _, it := range items {
+		if it.Proposal == "" && urgent[it.Announcement] {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // cancelWithSession cancels announcement id, placed in a session deleted

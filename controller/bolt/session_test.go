@@ -3,11 +3,14 @@ package bolt_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // TestConcurrentTwinSessionsStoreOne: the check against a second session
@@ -82,4 +85,61 @@ func TestSessionOverlapIsCheckedPerArea(t *testing.T) {
 	wantCode(t, err, loaxa.EConflict)
 	must(t, s.CreateSession(ctx, &loaxa.Session{Area: "12347", Name: "Buổi chiều", Start: "17:15", MaxMinutes: 30}))
 	must(t, s.CreateSession(ctx, &loaxa.Session{Area: "318", Name: "Buổi huyện", Start: "17:15", MaxMinutes: 30}))
+}
+
+// TestForcedSessionDeleteNeedsTheEmergencyRight: a forced session delete
+// cancels the items placed in the session, and it cancelled an emergency
+// one for anyone who may schedule there, where cancelling that item alone
+// needs the emergency right too (docs/security.md: a role may be given
+// one without the other). Without d.Emergency the delete is refused
+// (EForbidden) in its transaction, naming the emergency item and the
+// right, and nothing changes; with it, the item is cancelled with the
+// session.
+func TestForcedSessionDeleteNeedsTheEmergencyRight(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	sessions, anns := bolt.NewSessionService(db), bolt.NewAnnouncementService(db)
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
+	must(t, sessions.CreateSession(ctx, evening))
+	content := mustContent(t, db, "Bản tin")
+	item := func(title string, p protocol.Priority) *loaxa.Announcement {
+		a := &loaxa.Announcement{Title: title, ContentID: content, Targets: loaxa.Targets{Areas: []string{"12346"}},
+			Priority: p, Start: clk.Now(), RRule: "FREQ=DAILY", Repeat: 1, State: loaxa.AnnouncementActive, Session: evening.ID,
+			CreatedBy: "can-bo-a", CreatedAt: clk.Now()}
+		must(t, anns.CreateAnnouncement(ctx, a))
+		return a
+	}
+	news, flood := item("Bản tin chiều", protocol.PriorityNormal), item("Cảnh báo lũ", protocol.PriorityEmergency)
+	states := func() []string {
+		var out []string
+		for _, id := range []string{news.ID, flood.ID} {
+			a, err := anns.FindAnnouncementByID(ctx, id)
+			must(t, err)
+			out = append(out, a.State)
+		}
+		return out
+	}
+
+	_, err := sessions.DeleteSession(ctx, evening.ID, loaxa.SessionDeletion{Force: true, By: "can-bo-a"})
+	var held *loaxa.SessionItemsError
+	if !errors.As(err, &held) || loaxa.ErrorCode(err) != loaxa.EForbidden || held.Right != loaxa.ActionEmergency ||
+		len(held.Items) != 1 || held.Items[0].Announcement != flood.ID || !strings.Contains(loaxa.ErrorMessage(err), flood.ID+" (Cảnh báo lũ)") {
+		t.Fatalf("forced delete without the emergency right: %v, want EForbidden naming %s and the right emergency", err, flood.ID)
+	}
+	if _, err := sessions.FindSessionByID(ctx, evening.ID); err != nil {
+		t.Errorf("the refused delete took the session: %v", err)
+	}
+	if got := states(); !slices.Equal(got, []string{loaxa.AnnouncementActive, loaxa.AnnouncementActive}) {
+		t.Errorf("after the refused delete the items are %v, want both active", got)
+	}
+
+	items, err := sessions.DeleteSession(ctx, evening.ID, loaxa.SessionDeletion{Force: true, By: "can-bo-a", Emergency: true})
+	must(t, err)
+	if len(items) != 2 {
+		t.Errorf("forced delete with the right cancelled %+v, want both items", items)
+	}
+	if got := states(); !slices.Equal(got, []string{loaxa.AnnouncementCancelled, loaxa.AnnouncementCancelled}) {
+		t.Errorf("after the forced delete the items are %v, want both cancelled", got)
+	}
 }

@@ -213,6 +213,24 @@ func authzCases() map[string][]authzCase {
 				a.t.Fatal(err)
 			}
 			return authzRequest{method: "DELETE", path: "/api/v1/sessions/" + sess.ID}
+		}}, {scoped: true, ok: 200, needs: []loaxa.Action{loaxa.ActionEmergency}, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// Forced, the delete cancels the items placed in the session;
+			// an emergency one needs emergency, as cancelling it alone
+			// does. Every role with schedule has emergency today, so this
+			// case guards the role table: give a role one without the
+			// other and it fails until handleDeleteSession checks it.
+			m := int(a.seq.Add(1)) * 3
+			sess := &loaxa.Session{Area: scopeArea[in], Name: "Buổi", Start: fmt.Sprintf("%02d:%02d", m/60, m%60), MaxMinutes: 2}
+			if err := a.stores.sessions.CreateSession(context.Background(), sess); err != nil {
+				a.t.Fatal(err)
+			}
+			now := a.clock.Now()
+			if err := a.stores.anns.CreateAnnouncement(context.Background(), &loaxa.Announcement{Title: "Cảnh báo", ContentID: a.content,
+				Targets: loaxa.Targets{Areas: []string{scopeArea[in]}}, Priority: protocol.PriorityEmergency, Start: now, RRule: "FREQ=DAILY",
+				Repeat: 1, State: loaxa.AnnouncementActive, Session: sess.ID, CreatedBy: "admin", CreatedAt: now}); err != nil {
+				a.t.Fatal(err)
+			}
+			return authzRequest{method: "DELETE", path: "/api/v1/sessions/" + sess.ID + "?force=true"}
 		}}},
 		"GET /api/v1/holidays": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/holidays?area=" + scopeArea[in]}

@@ -154,18 +154,23 @@ type sessionOverlap struct {
 }
 
 // sessionItemsResponse answers a delete refused for the items still placed
-// in the session (409), and a forced delete that cancelled them (200).
+// in the session (409), a forced delete refused for items the user may not
+// cancel (403, with the right they need), and a forced delete that
+// cancelled them (200).
 type sessionItemsResponse struct {
 	Error   *errorBody          `json:"error,omitempty"`
 	Session string              `json:"session"`
 	Items   []loaxa.SessionItem `json:"items"`
+	Right   loaxa.Action        `json:"right,omitempty"`
 }
 
 // handleDeleteSession answers DELETE /api/v1/sessions/{id}?force=. An item
 // still placed in the session would never play again once it is gone (a
 // session made again under the same name is another id), and nothing said
 // so: the delete is refused while there are any, unless forced, which
-// cancels them with the session.
+// cancels them with the session, an emergency one only for a user who
+// may cancel it (emergency over the session's area, as its targets lie
+// within it).
 func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r, "force"); err != nil {
 		return err
@@ -190,13 +195,20 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	if err := s.authorizeOn(ctx, loaxa.ActionSchedule, sess.Area, fmt.Sprintf("Session %s", sess.ID)); err != nil {
 		return err
 	}
-	items, err := s.SessionService.DeleteSession(ctx, id, loaxa.SessionDeletion{Force: force, By: userFrom(ctx).Username})
+	emergency := true
+	if err := s.authorize(ctx, loaxa.ActionEmergency, sess.Area); loaxa.ErrorCode(err) == loaxa.EForbidden {
+		emergency = false
+	} else if err != nil {
+		return fmt.Errorf("delete session %s: %w", id, err)
+	}
+	items, err := s.SessionService.DeleteSession(ctx, id, loaxa.SessionDeletion{Force: force, By: userFrom(ctx).Username, Emergency: emergency})
 	var held *loaxa.SessionItemsError
 	switch {
 	case errors.As(err, &held):
-		s.writeJSON(w, r, http.StatusConflict, sessionItemsResponse{
-			Error:   &errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
-			Session: sess.ID, Items: held.Items,
+		code := loaxa.ErrorCode(err)
+		s.writeJSON(w, r, errorStatus(code), sessionItemsResponse{
+			Error:   &errorBody{Code: code, Message: loaxa.ErrorMessage(err)},
+			Session: sess.ID, Items: held.Items, Right: held.Right,
 		})
 		return nil
 	case loaxa.ErrorCode(err) == loaxa.ENotFound:

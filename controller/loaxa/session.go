@@ -251,11 +251,15 @@ const shownItems = 3
 
 // SessionItemsError is the EConflict of a session deleted, without Force,
 // while items still to play are placed in it: once it is gone they would
-// play nowhere.
+// play nowhere. It is also the EForbidden of a forced delete that would
+// cancel items the user may not cancel: Items are those, and Right the
+// action they need.
 type SessionItemsError struct {
 	Session *Session
 	Items   []SessionItem
-	err     *Error
+	// Right is the action Items need (ActionEmergency), for an EForbidden.
+	Right Action
+	err   *Error
 }
 
 func (e *SessionItemsError) Error() string { return e.err.Error() }
@@ -279,6 +283,23 @@ func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
 		s.ID, s.Name, len(items), list)}
 }
 
+// NewSessionEmergencyError returns the *SessionItemsError (EForbidden)
+// refusing a forced delete of s that would cancel its emergency items,
+// which the user may not cancel: they need ActionEmergency.
+func NewSessionEmergencyError(s *Session, items []SessionItem) *SessionItemsError {
+	var named []string
+	for _, it := range items[:min(len(items), shownItems)] {
+		named = append(named, fmt.Sprintf("%s (%s)", it.Announcement, it.Title))
+	}
+	list := strings.Join(named, ", ")
+	if len(items) > shownItems {
+		list += fmt.Sprintf(" and %d more", len(items)-shownItems)
+	}
+	return &SessionItemsError{Session: s, Items: items, Right: ActionEmergency, err: Errorf(EForbidden,
+		"Session %s (%s) holds %d emergency item(s): %s. Deleting it with ?force=true cancels them, and cancelling an emergency item needs the %s right, which your role does not grant. Ask an officer who has it to cancel them or to delete the session.",
+		s.ID, s.Name, len(items), list, ActionEmergency)}
+}
+
 // SessionDeletion says how to delete a session.
 type SessionDeletion struct {
 	// Force deletes it even with items still to play, and cancels them:
@@ -287,6 +308,12 @@ type SessionDeletion struct {
 	Force bool
 	// By is the user deleting it, who declines those proposals.
 	By string
+	// Emergency says By may cancel emergency items: By holds
+	// ActionEmergency over the session's area, within which every item's
+	// targets lie. Without it, a forced delete that would cancel an
+	// emergency announcement is refused (NewSessionEmergencyError), as
+	// cancelling that announcement alone would be.
+	Emergency bool
 }
 
 // SessionFilter selects sessions. Zero fields do not filter.
@@ -308,6 +335,7 @@ type SessionService interface {
 	// DeleteSession removes it and returns the items it had still to play
 	// (Session.ItemsToPlay). With any, it is refused with a
 	// *SessionItemsError unless d.Force, which cancels them in the same
-	// transaction.
+	// transaction; and, with emergency announcements among them, unless
+	// d.Emergency (an EForbidden *SessionItemsError naming those).
 	DeleteSession(ctx context.Context, id string, d SessionDeletion) ([]SessionItem, error)
 }
