@@ -105,6 +105,9 @@ func TestScheduleAfterMosquittoLostItsRetained(t *testing.T) {
 	m := rig.StartMosquitto(t, 0)
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker(), Configure: func(cfg *app.Config) {
 		cfg.DesiredBehindAfter = 2 * time.Second
+		// The scheduler finds the node behind on its next pass: every
+		// second rather than every 30 s.
+		cfg.ScheduleInterval = time.Second
 	}})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -134,7 +137,8 @@ func TestScheduleAfterMosquittoLostItsRetained(t *testing.T) {
 	rig.Eventually(t, 30*time.Second, "the controller reconnected", c.App.MQTT.Connected)
 
 	rig.StartNode(t, cr, rig.NodeOptions{Dir: dir, Tune: quickStates})
-	// The scheduler looks every 30 s: within a minute of the node's return.
+	// The scheduler looks every second, once the node has been online for
+	// DesiredBehindAfter. The limit is for a hang.
 	rig.Eventually(t, 90*time.Second, "the node runs the newest desired state", func() bool {
 		st := status()
 		return st.State == loaxa.NodeOnline && st.RunningVersion == desired.State.Version

@@ -298,6 +298,9 @@ func (a *App) Open() (err error) {
 	if cfg.DesiredBehindAfter > 0 {
 		a.Scheduler.BehindAfter = cfg.DesiredBehindAfter
 	}
+	if cfg.ScheduleInterval > 0 {
+		a.Scheduler.Interval = cfg.ScheduleInterval
+	}
 	a.Scheduler.Logger = a.Logger
 	a.Scheduler.Alarms = a.Health
 

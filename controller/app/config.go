@@ -87,6 +87,11 @@ type Config struct {
 	// again (schedule.Scheduler.BehindAfter; 0: its default); no flag,
 	// tests shorten it.
 	DesiredBehindAfter time.Duration
+	// ScheduleInterval is how often the scheduler recompiles every node
+	// without being told (schedule.Scheduler.Interval; 0: its default of
+	// 30 s): it rolls the horizon, and finds a node left behind
+	// (DesiredBehindAfter). No flag; tests shorten it.
+	ScheduleInterval time.Duration
 	// Probing sets the probes of the areas' fan-out before their first
 	// alert (emergency.Probing; the zero value: emergency.DefaultProbing,
 	// Every below zero: none); no flag, tests and benchmarks set it.
