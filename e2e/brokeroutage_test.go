@@ -58,7 +58,9 @@ func TestEmergencyAcrossAMosquittoOutage(t *testing.T) {
 		c.Do("GET", "/api/v1/health", nil, &h)
 		return !h.Checks["broker"].OK
 	})
-	status, raw := c.Do("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12346"}, "title": "Vỡ đê Tiên Lãng"}, nil)
+	// Played once, not the default three times: what counts is that it
+	// reaches the area once the broker is back, not how long it sounds.
+	status, raw := c.Do("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12346"}, "title": "Vỡ đê Tiên Lãng", "repeat": 1}, nil)
 	if status != http.StatusServiceUnavailable || !strings.Contains(string(raw), "not connected to the broker") ||
 		!strings.Contains(string(raw), "retried") || !strings.Contains(string(raw), "check the broker") {
 		t.Fatalf("an alert sent while the broker is down: %d %s; want 503 saying the controller is not connected and the nodes are retried", status, raw)
