@@ -312,6 +312,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.KeyService = a.Keys
 	a.HTTP.TimeSigner = a.Signer
 	a.HTTP.MaxUploadBytes = cfg.MaxUploadBytes
+	a.HTTP.PasswordCost = cfg.PasswordCost
 	a.HTTP.Now = a.Clock.Now
 	a.HTTP.Logger = a.Logger
 	a.HTTP.AreaService = a.Areas
@@ -692,7 +693,7 @@ func (a *App) createAdmin(ctx context.Context, admin *firstAdmin) error {
 	if admin == nil {
 		return nil
 	}
-	hash, err := loaxa.HashPassword(admin.password)
+	hash, err := loaxa.HashPassword(admin.password, a.Config.PasswordCost)
 	if err != nil {
 		return fmt.Errorf("bootstrap admin: %w", err)
 	}

@@ -92,6 +92,11 @@ type Config struct {
 	// 30 s): it rolls the horizon, and finds a node left behind
 	// (DesiredBehindAfter). No flag; tests shorten it.
 	ScheduleInterval time.Duration
+	// PasswordCost is the bcrypt cost of the passwords the controller
+	// sets (lhttp.Server.PasswordCost; 0: bcrypt.DefaultCost). No flag:
+	// tests lower it, as bcrypt at the default cost takes about a second
+	// of CPU under the race detector.
+	PasswordCost int
 	// Probing sets the probes of the areas' fan-out before their first
 	// alert (emergency.Probing; the zero value: emergency.DefaultProbing,
 	// Every below zero: none); no flag, tests and benchmarks set it.

@@ -67,10 +67,19 @@ func errBadLogin() error {
 }
 
 // decoyHash is checked against when the username does not exist, so a
-// failed sign-in takes as long (one bcrypt) whether or not the user exists.
-var decoyHash = sync.OnceValues(func() ([]byte, error) {
-	return loaxa.HashPassword(loaxa.NewSecret())
-})
+// failed sign-in takes as long (one bcrypt at the server's PasswordCost)
+// whether or not the user exists.
+type decoyHash struct {
+	once sync.Once
+	hash []byte
+	err  error
+}
+
+// get returns the decoy, hashed at cost the first time.
+func (d *decoyHash) get(cost int) ([]byte, error) {
+	d.once.Do(func() { d.hash, d.err = loaxa.HashPassword(loaxa.NewSecret(), cost) })
+	return d.hash, d.err
+}
 
 // signIn checks a username and password against the lockout limits and the
 // store, records the attempt in the audit log, and starts a session.
@@ -96,7 +105,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) (*loaxa.User, st
 	u, err := s.UserService.FindUserByUsername(ctx, req.Username)
 	switch {
 	case loaxa.ErrorCode(err) == loaxa.ENotFound:
-		hash, herr := decoyHash()
+		hash, herr := s.decoy.get(s.PasswordCost)
 		if herr != nil {
 			return nil, "", time.Time{}, fmt.Errorf("sign in: %w", herr)
 		}

@@ -53,7 +53,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) er
 		return loaxa.Errorf(loaxa.EInvalid, "new_password is the current password; choose a different one.")
 	}
 	s.limits.forget("user:" + u.Username)
-	hash, err := loaxa.HashPassword(req.NewPassword)
+	hash, err := loaxa.HashPassword(req.NewPassword, s.PasswordCost)
 	if err != nil {
 		return fmt.Errorf("change password of %s: %w", u.Username, err)
 	}
@@ -83,7 +83,7 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	if err := loaxa.CheckPassword("password", req.Password); err != nil {
 		return err
 	}
-	hash, err := loaxa.HashPassword(req.Password)
+	hash, err := loaxa.HashPassword(req.Password, s.PasswordCost)
 	if err != nil {
 		return fmt.Errorf("reset password of %s: %w", u.Username, err)
 	}

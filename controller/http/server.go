@@ -100,6 +100,11 @@ type Server struct {
 	Backup backupFunc
 	// MaxUploadBytes limits audio uploads.
 	MaxUploadBytes int64
+	// PasswordCost is the bcrypt cost of the passwords the server sets,
+	// and of the decoy a sign-in as an unknown user is checked against
+	// (0: bcrypt.DefaultCost). Tests lower it: under the race detector one
+	// bcrypt at the default cost takes about a second of CPU.
+	PasswordCost int
 	// LoginLimits bound failed sign-ins and enrolments; zero is
 	// DefaultLoginLimits.
 	LoginLimits LoginLimits
@@ -171,6 +176,9 @@ type Server struct {
 	routes  []Route
 	limits  limiter
 	latency *prometheus.HistogramVec
+	// decoy is the hash a sign-in as an unknown user is checked against
+	// (auth.go), made once.
+	decoy decoyHash
 	// closing is closed when Close begins, so long-lived streams end.
 	closing chan struct{}
 	// reports shares the reports the emergency streams rebuild.

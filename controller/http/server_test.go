@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/emergency"
@@ -99,10 +100,11 @@ func (f *fakeAlerts) commands() []sentAlert {
 var t0 = time.Date(2026, 3, 2, 5, 0, 0, 0, time.FixedZone("+07", 7*3600))
 
 // testPassword is every test user's password; its bcrypt hash is made once
-// per test binary, because bcrypt is slow under the race detector.
+// per test binary, at bcrypt's lowest cost (as the test server sets
+// passwords), because bcrypt is slow under the race detector.
 const testPassword = "mat-khau-dai-du"
 
-var testPasswordHash = sync.OnceValues(func() ([]byte, error) { return loaxa.HashPassword(testPassword) })
+var testPasswordHash = sync.OnceValues(func() ([]byte, error) { return loaxa.HashPassword(testPassword, bcrypt.MinCost) })
 
 // env is a server over a real store and a real audio library in a temp
 // dir, on a fake clock, behind httptest.
@@ -184,6 +186,7 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	prog.Clock = e.clock
 
 	s := lhttp.NewServer()
+	s.PasswordCost = bcrypt.MinCost
 	s.ControllerKeys = []protocol.PublicKey{e.key}
 	s.TimeSigner = protocol.NewSigner("controller", signing, 0, e.clock.Now)
 	s.Now = e.clock.Now

@@ -87,7 +87,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
-	hash, err := loaxa.HashPassword(req.Password)
+	hash, err := loaxa.HashPassword(req.Password, s.PasswordCost)
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", req.Username, err)
 	}

@@ -68,9 +68,14 @@ type UserService interface {
 	SetPassword(ctx context.Context, username string, hash []byte, keepToken string) (int, error)
 }
 
-// HashPassword returns the bcrypt hash of a password.
-func HashPassword(password string) ([]byte, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+// HashPassword returns the bcrypt hash of a password at cost, bcrypt's
+// work factor (0: bcrypt.DefaultCost). A hash carries its cost, so
+// PasswordMatches checks any.
+func HashPassword(password string, cost int) ([]byte, error) {
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/emergency"
 	"loaxa.vn/controller/loaxa"
@@ -112,6 +114,9 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 	// No fan-out probes: one 2 minutes in would give a slow test's later
 	// alert another lead than its first. Tests of them set them.
 	cfg.Probing = emergency.Probing{Every: -1}
+	// Passwords at bcrypt's lowest cost: at the default, each user made
+	// and each sign-in took about a second of CPU under the race detector.
+	cfg.PasswordCost = bcrypt.MinCost
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
 	}
