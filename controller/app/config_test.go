@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/syncbuf"
 )
@@ -159,6 +161,9 @@ func startLogNames(t *testing.T, logs string, want ...string) {
 func testConfig(t *testing.T) Config {
 	c := DefaultConfig()
 	c.HTTPAddr, c.MQTTAddr, c.DataDir, c.AdminPassword = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "test-admin-password"
+	// The admin's password at bcrypt's lowest cost: at the default, a
+	// second of CPU under the race detector for each controller started.
+	c.PasswordCost = bcrypt.MinCost
 	return c
 }
 
