@@ -127,10 +127,12 @@ func TestAlertDoesNotWaitForABulletinDownload(t *testing.T) {
 	if len(order) != 3 || order[0] != "bulletin " || order[1] != "alarm" || !strings.HasPrefix(order[2], "bulletin bytes=") || order[2] == "bulletin bytes=0-" {
 		t.Errorf("downloads %q, want the bulletin, the alarm, then the bulletin from where it stopped", order)
 	}
-	rep := report(c, em.ID)
-	if len(rep.Nodes) != 1 || !rep.Nodes[0].Fetched {
-		t.Errorf("report nodes %+v, want the cluster's fetch of the alarm", rep.Nodes)
-	}
+	// The cluster's reports of the alert reach the controller in their
+	// own time: the report says fetched once they have.
+	rig.Eventually(t, 30*time.Second, "the report says the cluster fetched the alarm", func() bool {
+		rep := report(c, em.ID)
+		return len(rep.Nodes) == 1 && rep.Nodes[0].Fetched
+	})
 }
 
 // TestStandingContentSoundsWithoutDownload: a commune keeps its flood
