@@ -505,8 +505,12 @@ func TestLiveCallJoinedFromItsResentStart(t *testing.T) {
 // suspended, for new ones.
 func TestLiveCallStalledBeforeItsDepthWaitsForNewFrames(t *testing.T) {
 	fc, ctl, n := liveCallOnAir(t, "live-d1", "Họp dân", 2) // fewer frames than the depth
-	fc.Advance(agent.LiveFrameTimeout)
-	nodetest.Eventually(t, 10*time.Second, "the call not suspended", func() bool {
+	// The fake clock moves in steps until the call is suspended: the
+	// marker that sendNarrowFrames waits for is refused as it arrives, which
+	// may be before the agent's loop has taken the frames sent ahead of it
+	// and armed their timeout; one step of LiveFrameTimeout taken then
+	// would pass before the timer it is meant to fire was set.
+	runUntil(t, fc, agent.LiveFrameTimeout+10*time.Second, "the call suspended", func() bool {
 		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "suspended live-d1 "+protocol.ReasonStream)
 	})
 	sendNarrowFrames(t, ctl, n, "x1", "live-d1", 0, 0) // the agent's loop took its turns
