@@ -266,9 +266,11 @@ func TestLiveCallThroughALSA(t *testing.T) {
 	rig.Eventually(t, 15*time.Second, "the drill's length captured", func() bool {
 		return capture.Len() >= md.Offset+len(wantVoice)+nodeaudio.SampleRate
 	})
-	// Each frame where it was heard (a late one plays as silence: skipped).
+	// Each frame where it was heard (a late one plays as silence: skipped;
+	// one cut in two by silence the device played counts as sounded, as
+	// in the call above).
 	var heardE, wantE float64
-	found, at := 0, md.Offset
+	found, cut, lastMissing, at := 0, 0, false, md.Offset
 	for k := 0; k+nodeaudio.NarrowFrameWide <= len(wantVoice); k += nodeaudio.NarrowFrameWide {
 		all, err := capture.SamplesFrom(at)
 		if err != nil {
@@ -278,14 +280,22 @@ func TestLiveCallThroughALSA(t *testing.T) {
 		want := wantVoice[k : k+nodeaudio.NarrowFrameWide]
 		f, ok := alsatest.Find(all, want)
 		if !ok || f.Score < 0.99 {
+			lastMissing = true
 			continue
 		}
+		if lastMissing && silenceIn(all[:f.Offset], 32) {
+			cut++
+		}
+		lastMissing = false
 		found++
 		heardE += energy(all[f.Offset : f.Offset+nodeaudio.NarrowFrameWide])
 		wantE += energy(want)
 		at += f.Offset + nodeaudio.NarrowFrameWide
 	}
-	heardAsPlayed(t, c, "hp-01", st.Call, st.Frames, frames, found)
+	if cut > 0 {
+		t.Logf("%d frames of the drill not found whole were cut by silence the device played", cut)
+	}
+	heardAsPlayed(t, c, "hp-01", st.Call, st.Frames, frames, found+cut)
 	if found == 0 {
 		t.Error("no frame of the drill heard")
 	} else if db := 10 * math.Log10(heardE/wantE); math.Abs(db-(-20)) > 0.5 {
