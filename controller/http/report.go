@@ -80,6 +80,20 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	// A cluster plays into a cut speaker line as into a sound one and
+	// reports it completed: the plays made while one of its faults that
+	// keep a pole silent was open are counted apart (Silenced), from the
+	// alarm history, which says when each fault was open.
+	faults := map[string][]*loaxa.Alarm{}
+	if s.AlarmService != nil {
+		alarms, err := s.AlarmService.FindAlarmsOpenDuring(ctx, area, loaxa.SilencingFaults, from, now)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		for _, a := range alarms {
+			faults[a.Node] = append(faults[a.Node], a)
+		}
+	}
 	rep := loaxa.BroadcastReport{Area: area, From: from, To: to, Generated: now, Areas: []loaxa.AreaFigures{}, Nodes: []loaxa.NodeFigures{}}
 	byArea := map[string]*loaxa.AreaFigures{}
 	for _, n := range nodes {
@@ -108,6 +122,11 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 			nf.Add(d)
 			af.Add(d)
 			rep.Total.Add(d)
+			if len(loaxa.PlayedIntoFault(d, faults[n.ID], now)) > 0 {
+				nf.Silenced++
+				af.Silenced++
+				rep.Total.Silenced++
+			}
 		}
 		rep.Nodes = append(rep.Nodes, nf)
 	}
@@ -128,11 +147,11 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	}
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"level", "id", "area", "name", "nodes", "scheduled", "completed", "preempted", "failed", "missed",
-		"open", "failed_to_sound", "emergency", "minutes_planned", "minutes_played", "drill"})
+		"open", "failed_to_sound", "emergency", "minutes_planned", "minutes_played", "drill", "silenced"})
 	row := func(level, id, area, name string, nodes int, f loaxa.BroadcastFigures) {
 		cw.Write([]string{level, csvText(id), csvText(area), csvText(name), strconv.Itoa(nodes), strconv.Itoa(f.Scheduled), strconv.Itoa(f.Completed),
 			strconv.Itoa(f.Preempted), strconv.Itoa(f.Failed), strconv.Itoa(f.Missed), strconv.Itoa(f.Open),
-			strconv.Itoa(f.FailedToSound), strconv.Itoa(f.Emergency), minutes(f.PlannedMS), minutes(f.PlayedMS), strconv.Itoa(f.Drill)})
+			strconv.Itoa(f.FailedToSound), strconv.Itoa(f.Emergency), minutes(f.PlannedMS), minutes(f.PlayedMS), strconv.Itoa(f.Drill), strconv.Itoa(f.Silenced)})
 	}
 	row("total", area, area, "", len(nodes), rep.Total)
 	for _, a := range rep.Areas {

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"encoding/csv"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/upstream"
+	"loaxa.vn/firmware-sim/board"
 	"loaxa.vn/protocol"
 )
 
@@ -538,5 +540,112 @@ func TestReportCountsAnAlertAClusterPutUpDuringItPlayed(t *testing.T) {
 	e.call("GET", "/api/v1/upstream/export"+query, admin, nil, http.StatusOK, &x)
 	if x.Total.Emergency != 1 || x.Total.Completed != 1 {
 		t.Errorf("upstream export total %+v; want tt-09's alert, completed", x.Total)
+	}
+}
+
+// TestReportCountsPlaysIntoACutSpeakerLineApart: a cluster whose speaker
+// line was cut while it played the morning bulletin played on into the
+// cut line and reported it completed; the broadcast report counted it
+// played like any other, and an officer proved to the district that
+// residents heard a bulletin no one near that pole heard. The plays made
+// while a fault that keeps a pole silent was open (from the alarm
+// history: the fault here mended since) are counted in silenced, per
+// cluster, per commune and in total, in JSON and in the CSV's last
+// column; a play after the fault was mended, and one before a fault
+// came, are not.
+func TestReportCountsPlaysIntoACutSpeakerLineApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	sound, err := board.New(e.clock, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := board.New(e.clock, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cut.Inject(board.FaultSpeakerOpen, true); err != nil {
+		t.Fatal(err)
+	}
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	h1, h3 := t0.Add(time.Hour), t0.Add(3*time.Hour)
+	var morning, evening loaxa.Announcement
+	for at, a := range map[time.Time]*loaxa.Announcement{h1: &morning, h3: &evening} {
+		e.call("POST", "/api/v1/announcements", e.admin, map[string]any{"content_id": c.ID, "targets": map[string]any{"areas": []string{"318"}},
+			"priority": "normal", "start": at.Format(time.RFC3339), "force": true}, http.StatusCreated, a)
+	}
+	ctx := t.Context()
+	var ds []*loaxa.Delivery
+	for _, p := range []struct {
+		ann string
+		at  time.Time
+	}{{morning.ID, h1}, {evening.ID, h3}} {
+		for _, node := range []string{"n-a", "n-b"} {
+			ds = append(ds, &loaxa.Delivery{Announcement: p.ann, Occurrence: loaxa.OccurrenceID(p.ann, p.at), Node: node, Start: p.at,
+				Priority: "normal", PlannedMS: 60000})
+		}
+	}
+	if err := e.stores.deliveries.EnsureDeliveries(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	play := func(node, ann string, at time.Time, seq uint64) {
+		t.Helper()
+		id := loaxa.OccurrenceID(ann, at)
+		events := []protocol.Event{{Seq: seq, Type: "started", At: at, Occurrence: id, Announcement: ann},
+			{Seq: seq + 1, Type: "completed", At: at.Add(time.Minute), Occurrence: id, Announcement: ann, PlayedMS: 60000}}
+		if _, _, err := e.stores.events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: events}, at.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Set(t0)
+	e.observe("n-a", sound.Snapshot())
+	e.observe("n-b", sound.Snapshot())
+	e.clock.Set(h1.Add(20 * time.Second))
+	e.observe("n-a", cut.Snapshot()) // n-a's line cut while the morning bulletin plays
+	play("n-a", morning.ID, h1, 1)
+	play("n-b", morning.ID, h1, 1)
+	e.clock.Set(h1.Add(time.Hour))
+	e.observe("n-a", sound.Snapshot()) // mended before the evening
+	e.clock.Set(h3)
+	play("n-a", evening.ID, h3, 3)
+	play("n-b", evening.ID, h3, 3)
+	e.clock.Set(h3.Add(time.Hour))
+	e.observe("n-b", cut.Snapshot()) // n-b's line cut after it played
+	e.clock.Set(t0.Add(6 * time.Hour))
+	if alarms, err := e.stores.alarms.FindAlarms(ctx, loaxa.AlarmFilter{Kind: loaxa.AlarmSpeakerOpen}); err != nil || len(alarms) != 2 {
+		t.Fatalf("speaker-line-open alarms %v, %v; want n-a's (ended) and n-b's: the fixture is wrong", alarms, err)
+	}
+	admin := e.token("admin")
+
+	const query = "/api/v1/reports/broadcast?area=318&from=2026-03-02T05:00:00%2B07:00&to=2026-03-02T17:00:00%2B07:00"
+	var rep loaxa.BroadcastReport
+	e.call("GET", query, admin, nil, http.StatusOK, &rep)
+	silenced := map[string]int{}
+	for _, n := range rep.Nodes {
+		silenced[n.Node] = n.Silenced
+		if n.Completed != 2 {
+			t.Errorf("%s: %d completed, want 2 (its state stays what it reported)", n.Node, n.Completed)
+		}
+	}
+	for _, a := range rep.Areas {
+		silenced[a.Area] = a.Silenced
+	}
+	want := map[string]int{"n-a": 1, "n-b": 0, "12346": 1, "12347": 0}
+	if !maps.Equal(silenced, want) || rep.Total.Silenced != 1 || rep.Total.Completed != 4 {
+		t.Errorf("silenced %v, total %+v; want %v, 1 of 4 completed", silenced, rep.Total, want)
+	}
+
+	r := e.request("GET", query+"&format=csv", admin, "", nil)
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil || r.status != http.StatusOK {
+		t.Fatalf("csv: %d %v\n%s", r.status, err, r.body)
+	}
+	got := map[string]string{}
+	for _, row := range rows {
+		got[row[0]+" "+row[1]] = row[len(row)-1]
+	}
+	if w := map[string]string{"level id": "silenced", "total 318": "1", "area 12346": "1", "area 12347": "0", "node n-a": "1", "node n-b": "0"}; !maps.Equal(got, w) {
+		t.Errorf("csv's last column %v, want %v", got, w)
 	}
 }

@@ -305,6 +305,11 @@ type AlarmService interface {
 	// FindAlarms returns alarms newest first, at most Limit (the store
 	// may bound it lower): a listing, not a count.
 	FindAlarms(ctx context.Context, f AlarmFilter) ([]*Alarm, error)
+	// FindAlarmsOpenDuring returns every alarm of one of kinds (any kind
+	// if none) on a node within area's subtree (every area if "") that
+	// was open at some time in [from, to), oldest first, however many
+	// there are: what a report over that range reads plays against.
+	FindAlarmsOpenDuring(ctx context.Context, area string, kinds []string, from, to time.Time) ([]*Alarm, error)
 	// FindOpenAlarms returns every open alarm, oldest first, however many
 	// there are: what the health model takes back at start.
 	FindOpenAlarms(ctx context.Context) ([]*Alarm, error)

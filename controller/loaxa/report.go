@@ -1,6 +1,7 @@
 package loaxa
 
 import (
+	"slices"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -25,6 +26,11 @@ type BroadcastFigures struct {
 	Drill     int   `json:"drill"`
 	PlannedMS int64 `json:"planned_ms"`
 	PlayedMS  int64 `json:"played_ms"`
+	// Silenced counts the plays (completed, cut off after playing some,
+	// or on air) made while the node had a fault open that keeps its
+	// pole silent (SilencingFaults, PlayedIntoFault): counted in their
+	// states too, though the pole's residents may have heard nothing.
+	Silenced int `json:"silenced,omitempty"`
 }
 
 // Add counts d, whose FailedToSound must be checked already.
@@ -53,6 +59,32 @@ func (f *BroadcastFigures) Add(d *Delivery) {
 	}
 	f.PlannedMS += d.PlannedMS
 	f.PlayedMS += d.PlayedMS
+}
+
+// PlayedIntoFault returns the kinds of the alarms among faults (the
+// node's silencing ones, SilencingFaults) that were open while d played:
+// from its start, as late as the node began it, for as long as it played
+// (until now for a play still on air). None for a play that did not
+// sound. A cluster plays into a cut speaker line as into a sound one and
+// reports it completed.
+func PlayedIntoFault(d *Delivery, faults []*Alarm, now time.Time) []string {
+	onAir := d.State == DeliveryStarted || d.State == DeliverySuspended
+	if !onAir && d.State != DeliveryCompleted && d.PlayedMS <= 0 {
+		return nil
+	}
+	begin := d.Start.Add(time.Duration(d.LateMS) * time.Millisecond)
+	end := begin.Add(time.Duration(d.PlayedMS) * time.Millisecond)
+	if onAir {
+		end = now
+	}
+	var kinds []string
+	for _, a := range faults {
+		if !a.Start.After(end) && (a.Open() || a.End.After(begin)) && !slices.Contains(kinds, a.Kind) {
+			kinds = append(kinds, a.Kind)
+		}
+	}
+	slices.Sort(kinds)
+	return kinds
 }
 
 // NodeFigures are one node's figures, with its name: officers know their
