@@ -671,6 +671,9 @@ func TestDrillIsNotShownAsARealAlert(t *testing.T) {
 // the board said "Đang phát" for both, and the officer believed that pole
 // was warning its people. The cut one's row must say that it may not be
 // heard, and the board count such clusters; the other says neither.
+// Once played, the cut one's row read a plain "Phát xong" though the API
+// named the fault (silenced_by): it stays red and counted above the
+// table, and the broadcast report screen counts the play apart.
 func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
 	c.CreateArea("11527", "Xã Lập Lễ", "")
@@ -711,6 +714,31 @@ func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
 	}
 	if got := MustEval[string](b, `(document.querySelector('#em-silent') || {hidden: true}).hidden ? '' : `+text("#em-silent")); !strings.HasPrefix(got, "1 cụm loa báo đang phát nhưng có lỗi khiến không phát được") {
 		t.Errorf("the board's count of silent clusters says %q", got)
+	}
+
+	b.Wait("both clusters played it", text(`[data-count="completed"] .stat`)+` === '2'`, 40*time.Second)
+	if got := row("lap-le-01"); !contains(got, "Phát xong — Đứt dây loa: có thể không nghe được") {
+		t.Errorf("the cut cluster's completed row says %q", got)
+	}
+	if !MustEval[bool](b, `document.querySelector('#ack-board tr[data-node="lap-le-01"]').dataset.silent === 'true' && !!document.querySelector('#ack-board tr[data-node="lap-le-01"] .silent-fault')`) {
+		t.Error("the cut cluster's completed row is not marked as a warning")
+	}
+	if got := row("lap-le-02"); strings.Contains(got, "không nghe được") {
+		t.Errorf("the working cluster's completed row says %q", got)
+	}
+	if got := MustEval[string](b, `(document.querySelector('#em-silenced') || {hidden: true}).hidden ? '' : `+text("#em-silenced")); !strings.HasPrefix(got, "1 cụm loa báo đã phát nhưng trong lúc phát có lỗi khiến loa không phát ra tiếng") {
+		t.Errorf("the board's count of clusters that played it silent says %q", got)
+	}
+	if !MustEval[bool](b, `document.querySelector('#em-silent').hidden`) {
+		t.Error("the board still counts a cluster sounding silent once both played")
+	}
+
+	b.Go("#/reports", `document.querySelector('#report-silenced')`)
+	if got := MustEval[string](b, text("#report-silenced")); !strings.HasPrefix(got, "1\nPhát khi loa có lỗi khiến không phát ra tiếng") {
+		t.Errorf("the report's count of plays into a fault says %q", got)
+	}
+	if got := MustEval[string](b, `[...document.querySelectorAll('#report-nodes td[data-silenced]')].map((td) => td.closest('tr').querySelector('td').title + '=' + td.dataset.silenced).sort().join(' ')`); got != "lap-le-01=1 lap-le-02=0" {
+		t.Errorf("the report's plays into a fault per cluster: %q, want lap-le-01=1 lap-le-02=0", got)
 	}
 }
 

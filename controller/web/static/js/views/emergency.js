@@ -667,7 +667,15 @@ async function board(ctx, main, id) {
     muteOf(a.node);
   };
   for (const a of [...(open || []), ...early]) noteAlarm(a);
-  const muteSounding = (n) => (n.state === 'started' && mute.has(n.node) ? mute.get(n.node) : null);
+  // The faults that keep a cluster silent while it plays the alert: those
+  // the report names (silenced_by, for one that began it: kept once it has
+  // played, so that a completed row does not read as heard), and for one
+  // sounding, its open alarms as they come.
+  const muteKinds = (n) => {
+    const kinds = new Set(n.silenced_by || []);
+    if (n.state === 'started') for (const k of mute.get(n.node) || []) kinds.add(k);
+    return kinds.size ? [...kinds].sort() : null;
+  };
   // The counts are the board's status: read out, politely, as they change;
   // the table below them is not.
   const counts = h('div', { class: 'stats', id: 'ack-counts', role: 'status', 'aria-live': 'polite' });
@@ -677,18 +685,26 @@ async function board(ctx, main, id) {
   // Clusters of its areas waiting for their enrolment code: not put up
   // yet, so not targeted; said apart, or they would be taken for dead.
   const awaiting = h('p', { class: 'hint', id: 'em-awaiting', hidden: true });
-  // Clusters that report sounding with a fault that silences them, counted.
+  // Clusters that report sounding with a fault that silences them, counted;
+  // and apart, those that played it (to the end, or cut off) with one.
   const silent = h('p', { class: 'error-box', id: 'em-silent', hidden: true });
-  // Kept as a set, so that a province's burst of reports counts each
+  const silenced = h('p', { class: 'error-box', id: 'em-silenced', hidden: true });
+  // Kept as sets, so that a province's burst of reports counts each
   // cluster once rather than all of them again.
   const silentNodes = new Set();
+  const silencedNodes = new Set();
   const showSilent = (changed) => {
     for (const n of changed) {
-      if (muteSounding(n)) silentNodes.add(n.node); else silentNodes.delete(n.node);
+      const kinds = muteKinds(n);
+      if (kinds && n.state === 'started') silentNodes.add(n.node); else silentNodes.delete(n.node);
+      if (kinds && n.state !== 'started') silencedNodes.add(n.node); else silencedNodes.delete(n.node);
     }
     const k = silentNodes.size;
     silent.hidden = k === 0;
     fill(silent, k > 0 ? t('emergency.sounding_silent', { n: fmtNumber(k) }) : '');
+    const p = silencedNodes.size;
+    silenced.hidden = p === 0;
+    fill(silenced, p > 0 ? t('emergency.played_silent', { n: fmtNumber(p) }) : '');
   };
   // Every cluster's latest report, in the report's order; rows only for
   // those the table shows.
@@ -743,11 +759,11 @@ async function board(ctx, main, id) {
     showTiming(timing, tm);
     areas.show(byArea);
   };
-  const row = (n) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area, ...(muteSounding(n) ? { silent: 'true' } : {}) } },
+  const row = (n, kinds = muteKinds(n)) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area, ...(kinds ? { silent: 'true' } : {}) } },
     h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
     h('td', {}, areaName(n.area)),
-    h('td', {}, badge(n.state, 'ack.'), muteSounding(n) ? h('span', { class: 'silent-fault' },
-      ' — ', t('emergency.row_silent', { faults: muteSounding(n).map((k) => t('alarm.' + k)).join(', ') })) : ''),
+    h('td', {}, badge(n.state, 'ack.'), kinds ? h('span', { class: 'silent-fault' },
+      ' — ', t('emergency.row_silent', { faults: kinds.map((k) => t('alarm.' + k)).join(', ') })) : ''),
     h('td', { class: 'num', dataset: { label: t('emergency.received_after') } }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
     h('td', {}, suspendedText(n) || reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
@@ -902,7 +918,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    unpublished, cutOff, counts, silent, fetching, awaiting, timing, live, spread,
+    unpublished, cutOff, counts, silent, silenced, fetching, awaiting, timing, live, spread,
     rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
     rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,

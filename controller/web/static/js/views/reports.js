@@ -69,21 +69,24 @@ async function period(ctx, body, area, from, to) {
         stat(fmtNumber(f.scheduled), t('reports.scheduled')), stat(fmtNumber(f.completed), t('reports.completed')),
         stat(rate(f), t('reports.rate')), stat(fmtNumber(notDue(f)), t('reports.not_due')), stat(fmtNumber(minutes(f.played_ms), 1), t('reports.minutes')),
         stat(fmtNumber(f.failed_to_sound), t('reports.failed_to_sound')), stat(fmtNumber(f.emergency), t('reports.emergency')),
-        stat(fmtNumber(f.drill || 0), t('reports.drill'))),
+        stat(fmtNumber(f.drill || 0), t('reports.drill')),
+        // Counted as played, but a fault kept the pole silent meanwhile.
+        stat(fmtNumber(f.silenced || 0), t('reports.silenced'), { id: 'report-silenced', class: f.silenced > 0 ? 'panel silent-fault' : 'panel' })),
       h('p', { class: 'no-print' }, h('a', { class: 'button secondary', id: 'report-csv', href: apiURL('/reports/broadcast', { ...q, format: 'csv', bom: 'true' }), download: `bao-cao-${area}-${from}.csv` }, t('reports.csv'))),
       rows.length ? bars(rows, [{ name: t('reports.completed'), cls: 'bar-done' }, { name: t('reports.not_completed'), cls: 'bar-other' }, { name: t('reports.open'), cls: 'bar-planned' }], { title: t('reports.chart_areas') }) : null),
     h('section', { class: 'panel', 'aria-labelledby': 'h-nodes' }, h('h2', { id: 'h-nodes' }, t('reports.per_node')),
       rep.nodes.length === 0 ? h('p', { class: 'muted' }, t('reports.nothing')) :
         h('div', { class: 'table-wrap' }, h('table', { id: 'report-nodes' },
-          h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('reports.scheduled'), t('reports.completed'), t('reports.failed'), t('reports.missed'), t('reports.preempted'), t('reports.minutes')].map((x, i) => h('th', { class: i > 1 ? 'num' : '' }, x)))),
+          h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('reports.scheduled'), t('reports.completed'), t('reports.failed'), t('reports.missed'), t('reports.preempted'), t('reports.minutes'), t('reports.silenced')].map((x, i) => h('th', { class: i > 1 ? 'num' : '' }, x)))),
           h('tbody', {}, rep.nodes.map((n) => h('tr', {},
             h('td', { title: n.node }, n.name || n.node), h('td', {}, ctx.areaName(n.area)),
             [n.scheduled, n.completed, n.failed, n.missed, n.preempted].map((v) => h('td', { class: 'num' }, fmtNumber(v))),
-            h('td', { class: 'num' }, fmtNumber(minutes(n.played_ms), 1)))))))));
+            h('td', { class: 'num' }, fmtNumber(minutes(n.played_ms), 1)),
+            h('td', { class: n.silenced > 0 ? 'num silent-fault' : 'num', dataset: { silenced: String(n.silenced || 0) } }, fmtNumber(n.silenced || 0)))))))));
 }
 
-function stat(value, label) {
-  return h('div', { class: 'panel' }, h('div', { class: 'stat' }, value), h('div', {}, label));
+function stat(value, label, attrs = { class: 'panel' }) {
+  return h('div', attrs, h('div', { class: 'stat' }, value), h('div', {}, label));
 }
 
 async function yearly(ctx, body, area, y) {
