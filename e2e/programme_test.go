@@ -154,7 +154,7 @@ func TestDailyProgrammeTwoDays(t *testing.T) {
 		t.Errorf("report per node %+v, per area %+v", rep.Nodes, rep.Areas)
 	}
 	status, csv := c.Do("GET", "/api/v1/reports/broadcast?area=12346&from=2026-03-02&to=2026-03-04&format=csv", nil, nil)
-	if status != 200 || !slices.Contains(splitLines(string(csv)), "node,tt-01,12346,Cụm loa tt-01,1,4,4,0,0,0,0,0,0,0.12,0.12,0") {
+	if status != 200 || !slices.Contains(splitLines(string(csv)), "node,tt-01,12346,Cụm loa tt-01,1,4,4,0,0,0,0,0,0,0.12,0.12,0,0") {
 		t.Errorf("csv report %d:\n%s", status, csv)
 	}
 }
