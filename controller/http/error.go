@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -64,22 +65,28 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	s.writeJSON(w, r, status, errorResponse{Error: errorBody{Code: code, Message: message, Reason: reason}})
 }
 
-// writeJSON answers with v as JSON.
+// writeJSON answers with v as JSON. <, > and & are sent as written, not
+// escaped: the answer is application/json with nosniff, so no browser reads
+// it as HTML, and curl users read "give from < to" as it was written.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	body, err := json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v) // ends the body with a newline
+	body := buf.Bytes()
 	if err != nil {
 		// Only our own response types reach here, and they all marshal; a
 		// failure is a bug, and the client still gets a well-formed answer.
 		s.logger().Error("http: encode response", "method", r.Method, "path", r.URL.Path, "err", err)
 		status = http.StatusInternalServerError
-		body = []byte(`{"error":{"code":"internal","message":"Internal error; the controller log has the details."}}`)
+		body = []byte(`{"error":{"code":"internal","message":"Internal error; the controller log has the details."}}` + "\n")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Length")
 	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	w.Write(body)
 }
 
 // retryAfter is an error that tells the client when to try again: the

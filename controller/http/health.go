@@ -88,6 +88,7 @@ func (s *Server) handleTime(w http.ResponseWriter, r *http.Request) error {
 	buf = append(buf, "}\n"...)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	w.Write(buf)
 	return nil

@@ -193,3 +193,34 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestErrorTextIsNotHTMLEscaped: an operator running curl read "give from
+// \u003c to" instead of "give from < to", because the JSON answers escaped
+// <, > and &. Every JSON answer is application/json with nosniff, so no
+// browser reads it as HTML and the text can be sent as written.
+func TestErrorTextIsNotHTMLEscaped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	for _, r := range []response{
+		e.request("GET", "/api/v1/events?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", e.admin, "", nil),
+		e.request("GET", "/api/v1/areas", "", "", nil),
+		e.request("GET", "/api/v1/time", "", "", nil),
+	} {
+		if ct := r.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+			t.Errorf("Content-Type %q, want application/json; charset=utf-8: %s", ct, r.body)
+		}
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("X-Content-Type-Options %q, want nosniff: %s", got, r.body)
+		}
+		if bytes.Contains(r.body, []byte(`\u003c`)) || bytes.Contains(r.body, []byte(`\u003e`)) || bytes.Contains(r.body, []byte(`\u0026`)) {
+			t.Errorf("answer escapes HTML characters: %s", r.body)
+		}
+	}
+	if r := e.request("GET", "/api/v1/events?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", e.admin, "", nil); !bytes.Contains(r.body, []byte("give from < to")) {
+		t.Errorf("answer %s does not say %q as written", r.body, "give from < to")
+	}
+	if r := e.request("GET", "/api/v1/areas", "", "", nil); !bytes.Contains(r.body, []byte("Bearer <token>")) {
+		t.Errorf("answer %s does not say %q as written", r.body, "Bearer <token>")
+	}
+}
