@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"loaxa.vn/internal/plural"
 	"loaxa.vn/node/store"
 )
 
@@ -50,7 +51,7 @@ func storeSalvage(path string, stdout, stderr io.Writer, exit func(int)) int {
 		err = ferr
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "node: %d things read back, then: %v\n", n, err)
+		fmt.Fprintf(stderr, "node: %s read back, then: %v\n", plural.Count(n, "thing", "things"), err)
 		return exitStoreDamaged
 	}
 	return 0

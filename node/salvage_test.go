@@ -177,6 +177,25 @@ func TestRunStoreSalvage(t *testing.T) {
 	}
 }
 
+// TestRunStoreSalvageCountsOneThing: a technician whose output broke after
+// the first line read "node: 1 things read back"; one is singular.
+func TestRunStoreSalvageCountsOneThing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	storeWithUnsent(t, path, 3)
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--store-salvage", path}, env(nil), brokenWriter{}, &stderr); code != exitStoreDamaged {
+		t.Fatalf("exit %d, want %d: %s", code, exitStoreDamaged, stderr.String())
+	}
+	if want := "node: 1 thing read back, then: "; !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to start %q", stderr.String(), want)
+	}
+}
+
+// brokenWriter is an output whose reader has gone (a closed pipe).
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, os.ErrClosed }
+
 // TestRunWhenTheDamagedStoreCannotBeReplaced: a damaged store on a card
 // that is also full is set aside, but no new store can be made there. The
 // node runs on a store in memory, counts the damaged file, says why, and

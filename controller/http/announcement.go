@@ -186,8 +186,8 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		if len(conflicts) > 0 && !req.Force {
 			s.writeJSON(w, r, http.StatusConflict, conflictResponse{
 				Error: errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
-					"The announcement conflicts with the programme in %d place(s): %s Fix it, or send the same request with \"force\": true to schedule it anyway.",
-					len(conflicts), conflicts[0].Message)},
+					"The announcement conflicts with the programme in %s: %s Fix it, or send the same request with \"force\": true to schedule it anyway.",
+					loaxa.Count(len(conflicts), "place", "places"), conflicts[0].Message)},
 				Conflicts: conflicts,
 			})
 			return nil

@@ -62,8 +62,10 @@ func TestConflicts(t *testing.T) {
 		session  string
 		messages []string
 	}{
+		// The officer read "in 1 place(s)" and "of 1 minutes": a count of
+		// one is said in the singular.
 		{"a second 40 s item in a 1-minute session", map[string]any{"session": morning.ID}, loaxa.ConflictSessionOverflow, morning.ID + "@20260302",
-			[]string{"The announcement conflicts with the programme in 1 place(s): Session " + morning.ID + " (Buổi sáng) on 2026-03-02 05:30 runs 1m20s, over its maximum of 1 minutes",
+			[]string{"The announcement conflicts with the programme in 1 place: Session " + morning.ID + " (Buổi sáng) on 2026-03-02 05:30 runs 1m20s, over its maximum of 1 minute;",
 				`send the same request with "force": true to schedule it anyway.`}},
 		{"two normal items at 08:00 on one node", map[string]any{"start": "2026-03-02T08:00:00+07:00"}, loaxa.ConflictOverlap, "",
 			[]string{"On node n-a, ", "and this announcement (from 2026-03-02T08:00:00+07:00) are both normal and overlap; the second waits until the first ends."}},

@@ -138,8 +138,8 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 		if len(conflicts) > 0 && !req.Force {
 			s.writeJSON(w, r, http.StatusConflict, conflictResponse{
 				Error: errorBody{Code: loaxa.EConflict, Message: fmt.Sprintf(
-					"Accepting proposal %s conflicts with the programme in %d place(s): %s Pick another session, or send the same request with \"force\": true to accept it anyway.",
-					p.ID, len(conflicts), conflicts[0].Message)},
+					"Accepting proposal %s conflicts with the programme in %s: %s Pick another session, or send the same request with \"force\": true to accept it anyway.",
+					p.ID, loaxa.Count(len(conflicts), "place", "places"), conflicts[0].Message)},
 				Conflicts: conflicts,
 			})
 			return nil

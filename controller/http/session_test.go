@@ -292,6 +292,10 @@ func TestSessionOverlappingAnotherIsRefused(t *testing.T) {
 		{"past midnight into the late session", map[string]any{"area": "12346", "name": "Buổi khuya", "start": "00:15", "max_minutes": 15},
 			late.ID, "already has session " + late.ID + " (Buổi tối) from 23:30 for 60 minutes, and this one (00:15 for 15 minutes) would run at the same time from 00:15 to 00:30 on 2026-03-03",
 			time.Date(2026, 3, 3, 0, 15, 0, 0, vn), time.Date(2026, 3, 3, 0, 30, 0, 0, vn)},
+		// An officer read "(17:29 for 1 minutes)": one minute is singular.
+		{"a one-minute session in its last minute", map[string]any{"area": "12346", "name": "Tin nhanh", "start": "17:29", "max_minutes": 1},
+			evening.ID, "from 17:00 for 30 minutes, and this one (17:29 for 1 minute) would run at the same time from 17:29 to 17:30 on 2026-03-02",
+			time.Date(2026, 3, 2, 17, 29, 0, 0, vn), time.Date(2026, 3, 2, 17, 30, 0, 0, vn)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.request("POST", "/api/v1/sessions", officer, "application/json", jsonBody(t, tc.body))

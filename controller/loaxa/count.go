@@ -1,12 +1,8 @@
 package loaxa
 
-import "strconv"
+import "loaxa.vn/internal/plural"
 
 // Count says n things in English for operators' output and messages:
-// Count(1, "node", "nodes") is "1 node", Count(2, …) "2 nodes".
-func Count(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
+// Count(1, "node", "nodes") is "1 node", Count(2, …) "2 nodes". The node
+// programs say counts with the same internal/plural.
+func Count(n int, one, many string) string { return plural.Count(n, one, many) }

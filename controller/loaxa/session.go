@@ -168,8 +168,8 @@ func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location) e
 			e.err = Errorf(EConflict, "Area %s already has session %s (%s) starting at %s, and both would run on %s: one area's sessions cannot start together. Place the items in %s, give this one other days or another start, or delete %s first.",
 				sess.Area, o.ID, o.Name, o.Start, day, o.ID, o.ID)
 		} else {
-			e.err = Errorf(EConflict, "Area %s already has session %s (%s) from %s for %d minutes, and this one (%s for %d minutes) would run at the same time from %s to %s on %s: one area's sessions cannot overlap, or their items compete for the same minutes. Place the items in %s, or give this one other days, another start or fewer minutes.",
-				sess.Area, o.ID, o.Name, o.Start, o.MaxMinutes, sess.Start, sess.MaxMinutes, hhmm(start), hhmm(end), day, o.ID)
+			e.err = Errorf(EConflict, "Area %s already has session %s (%s) from %s for %s, and this one (%s for %s) would run at the same time from %s to %s on %s: one area's sessions cannot overlap, or their items compete for the same minutes. Place the items in %s, or give this one other days, another start or fewer minutes.",
+				sess.Area, o.ID, o.Name, o.Start, Count(o.MaxMinutes, "minute", "minutes"), sess.Start, Count(sess.MaxMinutes, "minute", "minutes"), hhmm(start), hhmm(end), day, o.ID)
 		}
 		return e
 	}

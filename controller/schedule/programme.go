@@ -741,9 +741,9 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 	}
 	return []loaxa.Conflict{{
 		Kind: loaxa.ConflictSessionOverflow, Node: node, Session: inst.id, Occurrences: over,
-		Message: fmt.Sprintf("Session %s (%s) on %s runs %s, over its maximum of %d minutes; %s past the end. Shorten or move items, or raise max_minutes.",
+		Message: fmt.Sprintf("Session %s (%s) on %s runs %s, over its maximum of %s; %s past the end. Shorten or move items, or raise max_minutes.",
 			inst.session.ID, inst.session.Name, inst.start.In(loc).Format("2006-01-02 15:04"),
-			t.Sub(inst.start).Round(time.Second), inst.session.MaxMinutes, joinIDs(over)),
+			t.Sub(inst.start).Round(time.Second), loaxa.Count(inst.session.MaxMinutes, "minute", "minutes"), joinIDs(over)),
 	}}
 }
 
