@@ -380,7 +380,8 @@ func uploadError(ctx context.Context, err error, limit int64) error {
 	var be *bodyError
 	switch {
 	case tooLarge(err):
-		return loaxa.Errorf(loaxa.ETooLarge, "The upload is larger than the %s limit; send a shorter or more compressed file.", formatBytes(limit))
+		return &loaxa.Error{Code: loaxa.ETooLarge, Reason: loaxa.ReasonUploadTooLarge,
+			Message: fmt.Sprintf("The upload is larger than the %s limit; send a shorter or more compressed file.", formatBytes(limit))}
 	case errors.As(err, &be):
 		return loaxa.Errorf(loaxa.EInvalid, "The upload broke off or is not well-formed multipart (%v); send it again.", be.err)
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -182,6 +183,35 @@ func TestUploadLimit(t *testing.T) {
 	body, ct := multipartBody(t, part{"file", "over.wav", append(wav(16000, 1, frames), 0)})
 	checkError(t, e.request("POST", "/api/v1/content", e.admin, ct, body), http.StatusRequestEntityTooLarge, loaxa.ETooLarge,
 		"The upload is larger than the 16 KiB limit")
+}
+
+// TestRefusedUploadSaysWhichRefusal: the console showed "Tệp hoặc dữ liệu
+// quá lớn." or "Định dạng không được hỗ trợ." followed by the API's
+// English for an upload over the limit or of a file that is not audio.
+// Each answer names its refusal (reason upload_too_large, audio_unknown),
+// so that the console says it wholly in Vietnamese; a WAV of a kind not
+// accepted keeps its own words and has no reason.
+func TestRefusedUploadSaysWhichRefusal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(s *lhttp.Server) { s.MaxUploadBytes = 16 << 10 })
+	for _, tc := range []struct {
+		name   string
+		file   string
+		data   []byte
+		status int
+		reason string
+	}{
+		{"over the limit", "long.wav", wav(16000, 1, 16000), http.StatusRequestEntityTooLarge, loaxa.ReasonUploadTooLarge},
+		{"not audio", "notice.txt", []byte("Thông báo họp thôn lúc 8 giờ sáng mai."), http.StatusUnsupportedMediaType, loaxa.ReasonAudioUnknown},
+		{"a big-endian WAV", "rifx.wav", append([]byte("RIFX"), wav(16000, 1, 100)[4:]...), http.StatusUnsupportedMediaType, ""},
+	} {
+		body, ct := multipartBody(t, part{"file", tc.file, tc.data})
+		r := e.request("POST", "/api/v1/content", e.admin, ct, body)
+		var got struct{ Error struct{ Reason string } }
+		if err := json.Unmarshal(r.body, &got); err != nil || r.status != tc.status || got.Error.Reason != tc.reason {
+			t.Errorf("%s: %d %s (%v), want %d with reason %q", tc.name, r.status, r.body, err, tc.status, tc.reason)
+		}
+	}
 }
 
 // storedAudio lists the audio files in the library's content/ directory.

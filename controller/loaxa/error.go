@@ -26,6 +26,12 @@ const (
 	// ReasonSpeechUnavailable: text cannot be read out, as the controller
 	// has no speech engine (espeak-ng not installed).
 	ReasonSpeechUnavailable = "speech_unavailable"
+	// ReasonUploadTooLarge: an uploaded file is over the controller's
+	// upload limit (413, which a JSON body over its own limit also is).
+	ReasonUploadTooLarge = "upload_too_large"
+	// ReasonAudioUnknown: an uploaded file is neither WAV nor MP3 (415,
+	// which a WAV or MP3 of a kind not accepted also is).
+	ReasonAudioUnknown = "audio_unknown"
 )
 
 // Error is an error a user can act on: a code and a message that says what

@@ -169,7 +169,8 @@ func checkRIFF(head []byte, name string) error {
 			return loaxa.Errorf(loaxa.EUnsupported, "%s is a big-endian (RIFX) WAV file; save it as a standard PCM WAV", name)
 		}
 	}
-	return loaxa.Errorf(loaxa.EUnsupported, "%s is neither WAV nor MP3%s; upload WAV or MP3", name, guessKind(head))
+	return &loaxa.Error{Code: loaxa.EUnsupported, Reason: loaxa.ReasonAudioUnknown,
+		Message: fmt.Sprintf("%s is neither WAV nor MP3%s; upload WAV or MP3", name, guessKind(head))}
 }
 
 // guessKind names a few common non-WAV uploads by their magic bytes.

@@ -1,6 +1,9 @@
 package console
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,13 +22,18 @@ import (
 // Each must be said wholly in Vietnamese: an end date before the first
 // play, or already past, before anything is sent; a proposal a colleague
 // decided meanwhile from the 409's proposal (who, what, when); and speech
-// without espeak-ng from the answer's reason. One page session for all,
-// as each browser test costs seconds of the suite.
+// without espeak-ng from the answer's reason. So are a weekly rule with
+// no chosen day between its start and end dates and a relay address that
+// is not http:// or https:// (both before anything is sent), and an upload
+// over the limit (413) or that is not audio (415), from the answer's
+// reason. One page session for all, as each browser test costs seconds of
+// the suite.
 func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
 	// The controller's espeak-ng is missing, as on a host where it was never
 	// installed; set before the browser's first request.
 	c.App.HTTP.SpeechEngine = &tts.Espeak{Command: "/nonexistent/espeak-ng"}
+	c.App.HTTP.MaxUploadBytes = 64 << 10
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "pho-ban-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
 	var fromDistrict struct {
 		loaxa.Announcement
@@ -44,20 +52,28 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/programme", `document.querySelector('#place-form') && document.querySelector('#proposals li button')`)
 
-	// The end date, in the evening session, daily.
-	for _, tc := range []struct{ name, start, until, want string }{
-		{"an end date before the first play", "05/03/2026", "03/03/2026",
+	// The end date, in the evening session, daily or on Sundays; then a
+	// relay from an RTSP address.
+	for _, tc := range []struct{ name, source, stream, rec, start, until, want string }{
+		{"an end date before the first play", "content", "", "daily", "05/03/2026", "03/03/2026",
 			"Ngày kết thúc 03/03/2026 phải sau lần phát đầu tiên (17:00 ngày 05/03/2026). Chọn ngày kết thúc muộn hơn, hoặc để trống để lặp lại không thời hạn."},
-		{"an end date already past", "20/02/2026", "28/02/2026",
+		{"an end date already past", "content", "", "daily", "20/02/2026", "28/02/2026",
 			"Ngày kết thúc 28/02/2026 đã qua (hôm nay là 02/03/2026): bản tin sẽ không phát lần nào. Chọn ngày kết thúc muộn hơn, hoặc để trống để lặp lại không thời hạn."},
+		{"no Sunday from Tuesday to Saturday", "content", "", "weekly", "03/03/2026", "07/03/2026",
+			"Từ 03/03/2026 đến ngày kết thúc 07/03/2026 không có ngày nào bản tin phát (Chủ nhật): bản tin sẽ không phát lần nào. Chọn thêm ngày trong tuần, hoặc ngày kết thúc muộn hơn."},
+		{"a relay from an RTSP address", "relay", "rtsp://radio.thuynguyen.vn/vov1", "daily", "03/03/2026", "31/03/2026",
+			"Địa chỉ luồng “rtsp://radio.thuynguyen.vn/vov1” không dùng được: hãy nhập địa chỉ bắt đầu bằng http:// hoặc https:// của luồng phát (ví dụ luồng Icecast MP3 của đài)."},
 	} {
-		b.Do("place a daily bulletin with "+tc.name,
+		b.Do("place a bulletin with "+tc.name,
+			chromedp.SetValue(chromedp.CSS(`#place-source`), tc.source),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-stream').value = `+strconv.Quote(tc.stream)),
 			chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
 			chromedp.SetValue(chromedp.CSS(`#place-when`), "s:"+evening.ID),
-			chromedp.SetValue(chromedp.CSS(`#place-recurrence`), "daily"),
+			chromedp.SetValue(chromedp.CSS(`#place-recurrence`), tc.rec),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-day-SU').checked = true`),
 			chromedp.SetValue(chromedp.CSS(`#place-start`), tc.start),
 			chromedp.SetValue(chromedp.CSS(`#place-until`), tc.until),
-			chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-when', '#place-recurrence', '#place-start', '#place-until']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
+			chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-source', '#place-when', '#place-recurrence', '#place-start', '#place-until']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
 			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-status').replaceChildren()`),
 			chromedp.Click(chromedp.CSS(`#place-submit`)))
 		b.Wait("the refusal", `document.querySelector('#place-status .error-box')`, 10*time.Second)
@@ -96,5 +112,31 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 	want = "Máy chủ chưa đọc được văn bản thành giọng nói: chưa cài phần mềm đọc espeak-ng. Hãy dùng hoặc tải lên một bản ghi âm, và báo quản trị viên cài espeak-ng."
 	if got := MustEval[string](b, text("#tts-preview")); got != want {
 		t.Errorf("text-to-speech without espeak-ng: the form says\n%q, want\n%q", got, want)
+	}
+
+	// Uploads over the limit (64 KiB here) or not audio.
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, file string
+		data       []byte
+		want       string
+	}{
+		{"a recording over the limit", "ban-tin-dai.wav", rig.ToneWAV(440, 3*time.Second, 16000, 1),
+			"Tệp lớn hơn giới hạn tải lên của máy chủ. Hãy gửi bản ghi ngắn hơn, hoặc lưu lại dưới dạng MP3 cho nhẹ hơn."},
+		{"a text file", "thong-bao.txt", []byte("Thông báo họp thôn lúc 8 giờ sáng mai."),
+			"Tệp này không phải âm thanh WAV hay MP3. Hãy chọn tệp ghi âm WAV hoặc MP3 (có thể chuyển đổi bằng phần mềm ghi âm trên máy tính hoặc điện thoại)."},
+	} {
+		path := filepath.Join(dir, tc.file)
+		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.Do("upload "+tc.name,
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#upload-status').replaceChildren()`),
+			chromedp.SetUploadFiles(chromedp.CSS(`#upload-file`), []string{path}),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#upload-form').requestSubmit()`))
+		b.Wait("the refusal", `document.querySelector('#upload-status .error-box')`, 10*time.Second)
+		if got := MustEval[string](b, text("#upload-status")); got != tc.want {
+			t.Errorf("%s: the form says\n%q, want\n%q", tc.name, got, tc.want)
+		}
 	}
 }

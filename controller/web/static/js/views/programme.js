@@ -182,6 +182,12 @@ function placeForm(ctx, area, sessions, content, reload) {
       try { toRule(kind.value, days()); } catch (err) { fill(status, h('p', { class: 'error' }, err.message)); return; }
       const body = request();
       if (!body) return;
+      // A relay address that is not http:// or https:// (rtsp://, ftp://):
+      // the browser's url field takes it, and the API refuses it in English.
+      if (body.stream_url !== undefined && !streamAddress(body.stream_url)) {
+        fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-stream-refused' }, t('programme.stream_refused', { url: body.stream_url })));
+        return;
+      }
       // A one-off whose time has passed (17:00 today, placed at 17:20):
       // the API refuses it in English, with an RFC 3339 time.
       const at = new Date(body.start);
@@ -198,6 +204,14 @@ function placeForm(ctx, area, sessions, content, reload) {
           : end.getTime() < now().getTime() ? t('programme.until_past', { until: dmy(ymd(end)), today: dmy(ymd(now())) }) : '';
         if (refusal) {
           fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-until-refused' }, refusal));
+          return;
+        }
+        // Weekly on Sunday from a Monday to the Friday: no day plays, and
+        // the API refuses the rule in English.
+        const byday = ruleDays(body.rrule);
+        if (byday && !playsOnADay(byday, ymd(at), ymd(end))) {
+          fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-until-refused' }, t('programme.until_no_day', {
+            start: dmy(ymd(at)), until: dmy(ymd(end)), days: byday.map((d) => t('day.' + d)).join(', ') })));
           return;
         }
       }
@@ -223,6 +237,34 @@ function placeForm(ctx, area, sessions, content, reload) {
   update();
   return form;
 }
+
+/** streamAddress tells whether s is a relay address the API takes: http:// or https:// with a host. */
+function streamAddress(s) {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** ruleDays are the BYDAY days of rrule ("MO", …), or null when it plays every day. */
+function ruleDays(rrule) {
+  const m = /(?:^|;)BYDAY=([A-Z,]+)/.exec(rrule || '');
+  return m ? m[1].split(',') : null;
+}
+
+/** playsOnADay tells whether a day from one YYYY-MM-DD to another, both included, is one of byday. */
+function playsOnADay(byday, from, to) {
+  const utc = (day) => { const [y, m, d] = day.split('-').map(Number); return Date.UTC(y, m - 1, d); };
+  const last = Math.min(utc(to), utc(from) + 6 * DAY_MS);
+  for (let ms = utc(from); ms <= last; ms += DAY_MS) {
+    if (byday.includes(DAYS[(new Date(ms).getUTCDay() + 6) % 7])) return true;
+  }
+  return false;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** START_SLACK_MS is how far in the past the API still takes a one-off's start (startSlack). */
 const START_SLACK_MS = 5000;
