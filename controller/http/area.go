@@ -118,7 +118,8 @@ func (s *Server) handleCreateArea(w http.ResponseWriter, r *http.Request) error 
 	}
 	a.CreatedAt = s.now()
 	if err := s.AreaService.CreateArea(ctx, a); loaxa.ErrorCode(err) == loaxa.EConflict {
-		return loaxa.Errorf(loaxa.EConflict, "Area %q exists already; choose another id or use the existing area.", a.ID)
+		return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonAreaExists,
+			Message: fmt.Sprintf("Area %q exists already; choose another id or use the existing area.", a.ID)}
 	} else if err != nil {
 		return fmt.Errorf("create area %s: %w", a.ID, err)
 	}

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -222,5 +223,31 @@ func TestErrorTextIsNotHTMLEscaped(t *testing.T) {
 	}
 	if r := e.request("GET", "/api/v1/areas", "", "", nil); !bytes.Contains(r.body, []byte("Bearer <token>")) {
 		t.Errorf("answer %s does not say %q as written", r.body, "Bearer <token>")
+	}
+}
+
+// TestTakenIDSaysWhichRefusal: the admin's forms showed "Bị trùng hoặc
+// xung đột." followed by the API's English when a new user's, area's or
+// cluster's id was in use. Each 409 names its refusal (reason), so that
+// the console says it wholly in Vietnamese.
+func TestTakenIDSaysWhichRefusal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	for _, tc := range []struct {
+		path   string
+		body   map[string]any
+		reason string
+	}{
+		{"/api/v1/users", map[string]any{"username": "admin", "password": testPassword, "role": "viewer", "area": "31"}, loaxa.ReasonUsernameTaken},
+		{"/api/v1/areas", map[string]any{"id": "12346", "name": "Xã trùng mã", "parent": "318"}, loaxa.ReasonAreaExists},
+		{"/api/v1/nodes", map[string]any{"id": "n-a", "name": "Cụm trùng mã", "area": "12346"}, loaxa.ReasonNodeExists},
+	} {
+		r := e.request("POST", tc.path, e.admin, "application/json", jsonBody(t, tc.body))
+		checkError(t, r, http.StatusConflict, loaxa.EConflict, "")
+		var got struct{ Error struct{ Reason string } }
+		if err := json.Unmarshal(r.body, &got); err != nil || got.Error.Reason != tc.reason {
+			t.Errorf("POST %s: %s (%v), want reason %q", tc.path, r.body, err, tc.reason)
+		}
 	}
 }

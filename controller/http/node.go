@@ -188,7 +188,8 @@ func (s *Server) createNodes(r *http.Request, nodes []*loaxa.Node, mode string) 
 		out[i].Node = n
 	}
 	if err := s.NodeService.CreateNodes(ctx, nodes); loaxa.ErrorCode(err) == loaxa.EConflict {
-		return nil, loaxa.Errorf(loaxa.EConflict, "%s; choose another id.", strings.TrimSuffix(loaxa.ErrorMessage(err), ": choose another id."))
+		return nil, &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonNodeExists,
+			Message: strings.TrimSuffix(loaxa.ErrorMessage(err), ": choose another id.") + "; choose another id."}
 	} else if err != nil {
 		return nil, fmt.Errorf("create nodes: %w", err)
 	}

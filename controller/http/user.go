@@ -93,7 +93,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 	}
 	u := &loaxa.User{Username: req.Username, Role: req.Role, Area: req.Area, PasswordHash: hash, CreatedAt: s.now()}
 	if err := s.UserService.CreateUser(ctx, u); loaxa.ErrorCode(err) == loaxa.EConflict {
-		return loaxa.Errorf(loaxa.EConflict, "Username %q is taken; choose another.", u.Username)
+		return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonUsernameTaken, Message: fmt.Sprintf("Username %q is taken; choose another.", u.Username)}
 	} else if err != nil {
 		return fmt.Errorf("create user %s: %w", u.Username, err)
 	}

@@ -32,6 +32,11 @@ const (
 	// ReasonAudioUnknown: an uploaded file is neither WAV nor MP3 (415,
 	// which a WAV or MP3 of a kind not accepted also is).
 	ReasonAudioUnknown = "audio_unknown"
+	// ReasonUsernameTaken, ReasonAreaExists, ReasonNodeExists: a new
+	// user's, area's or node's id is in use (409 of their POST).
+	ReasonUsernameTaken = "username_taken"
+	ReasonAreaExists    = "area_exists"
+	ReasonNodeExists    = "node_exists"
 )
 
 // Error is an error a user can act on: a code and a message that says what

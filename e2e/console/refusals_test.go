@@ -25,7 +25,8 @@ import (
 // without espeak-ng from the answer's reason. So are a weekly rule with
 // no chosen day between its start and end dates and a relay address that
 // is not http:// or https:// (both before anything is sent), and an upload
-// over the limit (413) or that is not audio (415), from the answer's
+// over the limit (413) or that is not audio (415), and an administrator's
+// new user, area or cluster whose id is in use (409), from the answer's
 // reason. One page session for all, as each browser test costs seconds of
 // the suite.
 func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
@@ -136,6 +137,31 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 			chromedp.Evaluate[chromedp.Void](`document.querySelector('#upload-form').requestSubmit()`))
 		b.Wait("the refusal", `document.querySelector('#upload-status .error-box')`, 10*time.Second)
 		if got := MustEval[string](b, text("#upload-status")); got != tc.want {
+			t.Errorf("%s: the form says\n%q, want\n%q", tc.name, got, tc.want)
+		}
+	}
+
+	// The administrator's forms, with an id in use.
+	b.Do("sign out", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('header.top button')].find((e) => e.textContent === 'Đăng xuất').click()`))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/admin", `document.querySelector('#node-id')`)
+	for _, tc := range []struct{ name, form, status, set, want string }{
+		{"a username in use", "#user-name", "#user-status",
+			`document.querySelector('#user-name').value = 'can-bo-lap-le'; document.querySelector('#user-password').value = 'mat-khau-moi-2026'`,
+			"Tên đăng nhập này đã có người dùng; hãy chọn tên khác."},
+		{"an area id in use", "#area-id", "#area-status",
+			`document.querySelector('#area-id').value = '11527'; document.querySelector('#area-name').value = 'Xã Lập Lễ mới'`,
+			"Mã địa bàn này đã có; hãy chọn mã khác, hoặc dùng địa bàn đã có."},
+		{"a cluster id in use", "#node-id", "#enrol-status",
+			`document.querySelector('#node-id').value = 'lap-le-01'; document.querySelector('#node-name').value = 'Cụm loa mới'`,
+			"Mã cụm loa này đã có; hãy chọn mã khác."},
+	} {
+		b.Do("submit "+tc.name,
+			chromedp.Evaluate[chromedp.Void](tc.set),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('`+tc.form+`').form.requestSubmit()`))
+		b.Wait("the refusal", `document.querySelector('`+tc.status+` .error-box')`, 10*time.Second)
+		if got := MustEval[string](b, text(tc.status)); got != tc.want {
 			t.Errorf("%s: the form says\n%q, want\n%q", tc.name, got, tc.want)
 		}
 	}

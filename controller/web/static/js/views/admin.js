@@ -35,7 +35,7 @@ async function users(ctx) {
   const password = h('input', { id: 'user-password', type: 'password', required: true, minlength: 10, autocomplete: 'new-password' });
   const role = h('select', { id: 'user-role' }, options(['commune', 'district', 'province', 'technician', 'viewer', 'admin'].map((r) => [r, t('role.' + r)]), 'commune'));
   const area = h('select', { id: 'user-area' }, options(ctx.areaOptions(), ctx.defaultArea()));
-  const status = h('div');
+  const status = h('div', { id: 'user-status' });
   return h('section', { class: 'panel', 'aria-labelledby': 'h-users' }, h('h2', { id: 'h-users' }, t('admin.users')),
     h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, [t('login.username'), t('admin.role'), t('common.area'), t('admin.created'), ''].map((x) => h('th', {}, x)))), list)),
     h('form', {
@@ -58,7 +58,7 @@ function areas(ctx, reload) {
   const id = h('input', { id: 'area-id', required: true, autocapitalize: 'none' });
   const name = h('input', { id: 'area-name', required: true, maxlength: 200 });
   const parent = h('select', { id: 'area-parent' }, options(ctx.areaOptions(), ctx.defaultArea()));
-  const status = h('div');
+  const status = h('div', { id: 'area-status' });
   return h('section', { class: 'panel', 'aria-labelledby': 'h-areas' }, h('h2', { id: 'h-areas' }, t('admin.areas')),
     h('ul', {}, ctx.areaOptions().map(([aid, label]) => h('li', { style: 'white-space:pre' }, `${label} (${aid})`))),
     h('form', {
@@ -118,7 +118,7 @@ async function nodes(ctx) {
   const lat = h('input', { id: 'node-lat', type: 'number', step: 'any', min: -90, max: 90 });
   const lon = h('input', { id: 'node-lon', type: 'number', step: 'any', min: -180, max: 180 });
   const how = h('select', { id: 'node-credentials' }, options([['code', t('admin.by_code')], ['document', t('admin.by_document')]], 'code'));
-  const status = h('div');
+  const status = h('div', { id: 'enrol-status' });
   return h('section', { class: 'panel', 'aria-labelledby': 'h-nodes' }, h('h2', { id: 'h-nodes' }, t('admin.nodes')),
     h('form', {
       onsubmit: async (e) => {
