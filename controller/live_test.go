@@ -120,14 +120,7 @@ func TestLiveNeedsAToken(t *testing.T) {
 		http.Error(w, `{"error":{"code":"unauthorized","message":"Sign in first"}}`, http.StatusUnauthorized)
 	}))
 	defer srv.Close()
-	header, err := nodeaudio.PCMHeader(320)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wav := filepath.Join(t.TempDir(), "loi-noi.wav")
-	if err := os.WriteFile(wav, append(header, make([]byte, 320)...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wav := silentWAV(t)
 	t.Setenv("LOAXA_TOKEN", "")
 	if code := runLive([]string{"--url", srv.URL, "--areas", "12346", "--wav", wav}, nil, io.Discard, io.Discard); code != 2 || dialled.Load() != 0 {
 		t.Errorf("without a token: exit %d after %d requests; want 2 before any request", code, dialled.Load())
@@ -180,6 +173,20 @@ func TestLivePrintsTheAreasTheControllerTook(t *testing.T) {
 		c.Close(websocket.StatusNormalClosure, "")
 	}))
 	defer srv.Close()
+	wav := silentWAV(t)
+	var stdout, stderr bytes.Buffer
+	if code := runLive([]string{"--url", srv.URL, "--token", "t", "--areas", "31, 3101,31", "--wav", wav}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got := stdout.String(); !strings.HasPrefix(got, "On air to 31: ") {
+		t.Errorf("printed %q, want the call on air to 31, the area the controller took", got)
+	}
+}
+
+// silentWAV writes a WAV file of one silent 10 ms frame in the node's
+// format for "controller live" to stream, and returns its path.
+func silentWAV(t *testing.T) string {
+	t.Helper()
 	header, err := nodeaudio.PCMHeader(320)
 	if err != nil {
 		t.Fatal(err)
@@ -188,11 +195,5 @@ func TestLivePrintsTheAreasTheControllerTook(t *testing.T) {
 	if err := os.WriteFile(wav, append(header, make([]byte, 320)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
-	if code := runLive([]string{"--url", srv.URL, "--token", "t", "--areas", "31, 3101,31", "--wav", wav}, nil, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	if got := stdout.String(); !strings.HasPrefix(got, "On air to 31: ") {
-		t.Errorf("printed %q, want the call on air to 31, the area the controller took", got)
-	}
+	return wav
 }

@@ -267,9 +267,8 @@ func (e *SessionItemsError) Error() string { return e.err.Error() }
 // Unwrap returns the EConflict *Error with the message for the officer.
 func (e *SessionItemsError) Unwrap() error { return e.err }
 
-// NewSessionItemsError returns the *SessionItemsError refusing to delete
-// s while items are placed in it, naming the first few.
-func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
+// nameItems names the first few of items, saying how many more there are.
+func nameItems(items []SessionItem) string {
 	var named []string
 	for _, it := range items[:min(len(items), shownItems)] {
 		named = append(named, fmt.Sprintf("%s (%s)", it.Announcement, it.Title))
@@ -278,6 +277,13 @@ func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
 	if len(items) > shownItems {
 		list += fmt.Sprintf(" and %d more", len(items)-shownItems)
 	}
+	return list
+}
+
+// NewSessionItemsError returns the *SessionItemsError refusing to delete
+// s while items are placed in it, naming the first few.
+func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
+	list := nameItems(items)
 	return &SessionItemsError{Session: s, Items: items, err: Errorf(EConflict,
 		"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to cancel them with the session.",
 		s.ID, s.Name, len(items), list)}
@@ -287,14 +293,7 @@ func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
 // refusing a forced delete of s that would cancel its emergency items,
 // which the user may not cancel: they need ActionEmergency.
 func NewSessionEmergencyError(s *Session, items []SessionItem) *SessionItemsError {
-	var named []string
-	for _, it := range items[:min(len(items), shownItems)] {
-		named = append(named, fmt.Sprintf("%s (%s)", it.Announcement, it.Title))
-	}
-	list := strings.Join(named, ", ")
-	if len(items) > shownItems {
-		list += fmt.Sprintf(" and %d more", len(items)-shownItems)
-	}
+	list := nameItems(items)
 	return &SessionItemsError{Session: s, Items: items, Right: ActionEmergency, err: Errorf(EForbidden,
 		"Session %s (%s) holds %d emergency item(s): %s. Deleting it with ?force=true cancels them, and cancelling an emergency item needs the %s right, which your role does not grant. Ask an officer who has it to cancel them or to delete the session.",
 		s.ID, s.Name, len(items), list, ActionEmergency)}

@@ -83,16 +83,7 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 // the officer goes on air from the browser with "Diễn tập" ticked: the
 // screen and the cluster say it is a drill.
 func TestLiveCallsOnAirAndCut(t *testing.T) {
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "31")
-	for _, u := range []string{"can-bo-lap-le", "can-bo-phat"} {
-		c.MustDo("POST", "/api/v1/users", map[string]string{"username": u, "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	}
-	var created struct{ Credentials protocol.Credentials }
-	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa thôn 1", "area": "11527", "lat": 20.86, "lon": 106.74}, &created)
-	n := rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
-	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	c, n := lapLeWithTwoOfficers(t)
 
 	var tok struct{ Token string }
 	c.MustDo("POST", "/api/v1/auth/token", map[string]string{"username": "can-bo-phat", "password": officerPassword}, &tok)
@@ -220,16 +211,7 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 // and then that it missed the call, and the screen's list of calls on air
 // says so under the clusters playing, in Vietnamese.
 func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
-	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "31")
-	for _, u := range []string{"can-bo-lap-le", "can-bo-phat"} {
-		c.MustDo("POST", "/api/v1/users", map[string]string{"username": u, "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	}
-	var created struct{ Credentials protocol.Credentials }
-	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa thôn 1", "area": "11527", "lat": 20.86, "lon": 106.74}, &created)
-	n := rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
-	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	c, n := lapLeWithTwoOfficers(t)
 
 	storm := c.Upload("bao.wav", rig.ToneWAV(440, 40*time.Second, 16000, 1))
 	var em loaxa.Emergency
@@ -329,4 +311,22 @@ func TestLiveCallWithoutBrokerSaysWhy(t *testing.T) {
 	b.Wait("on air", text("#live-state")+` === 'ĐANG PHÁT TRỰC TIẾP' && !document.querySelector('#live-ended-why')`, 15*time.Second)
 	b.Do("stop", chromedp.Click(chromedp.CSS(`#live-stop`)))
 	b.Wait("ended by the officer, nothing said wrong", text("#live-state")+`.startsWith('Đã kết thúc') && !document.querySelector('#live-ended-why')`, 15*time.Second)
+}
+
+// lapLeWithTwoOfficers starts a controller with commune 11527 (Xã Lập Lễ)
+// of city 31, its officers can-bo-lap-le and can-bo-phat, and its one
+// cluster lap-le-01, online.
+func lapLeWithTwoOfficers(t *testing.T) (*rig.Controller, *rig.Node) {
+	t.Helper()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "31")
+	for _, u := range []string{"can-bo-lap-le", "can-bo-phat"} {
+		c.MustDo("POST", "/api/v1/users", map[string]string{"username": u, "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	}
+	var created struct{ Credentials protocol.Credentials }
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa thôn 1", "area": "11527", "lat": 20.86, "lon": 106.74}, &created)
+	n := rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
+	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	return c, n
 }
