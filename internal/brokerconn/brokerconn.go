@@ -115,8 +115,10 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 	l.TCP.Serve(func(id string, c net.Conn) error {
 		if n := l.connecting.Add(1); l.MaxConnecting > 0 && n > int64(l.MaxConnecting) {
 			l.connecting.Add(-1)
-			c.Close()
+			// Counted before it is closed: whoever sees it end may read
+			// the count at once.
 			l.refuse(c.RemoteAddr())
+			c.Close()
 			return nil
 		}
 		conn := &Conn{Conn: c, timeout: l.Timeout, connected: func() { l.connecting.Add(-1) }}
