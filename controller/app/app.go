@@ -217,6 +217,9 @@ func (a *App) Open() (err error) {
 		disconnect = a.Broker.Disconnect
 	} else {
 		a.MQTT.BrokerURL = cfg.BrokerURL
+		if tlsCfg != nil {
+			a.MQTT.TLSConfig = tlsCfg.broker
+		}
 		// The publishing account the exported Mosquitto files hold; files
 		// exported before it existed refuse it, and the client then
 		// publishes on its one connection.

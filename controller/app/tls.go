@@ -26,7 +26,10 @@ type serverTLS struct {
 	// the system's roots, so a board enrolling needs it (node --enrol
 	// --ca); "" when the roots every board has suffice.
 	enrolCA string
-	reload  *certReloader
+	// broker is the controller's client side towards an external ssl://
+	// broker: the system's roots and the pin.
+	broker *tls.Config
+	reload *certReloader
 }
 
 // loadTLS reads --tls-cert, --tls-key and --tls-ca; nil without them.
@@ -89,8 +92,25 @@ func loadTLS(cfg Config, now func() time.Time, logger *slog.Logger) (_ *serverTL
 		server:  &tls.Config{GetCertificate: r.getCertificate, MinVersion: tls.VersionTLS12},
 		pin:     string(pin),
 		enrolCA: enrolCA,
+		broker:  &tls.Config{RootCAs: brokerRoots(pin), MinVersion: tls.VersionTLS12},
 		reload:  r,
 	}, warning, nil
+}
+
+// brokerRoots are the certificates the controller trusts in an external
+// ssl:// broker: the system's roots, for a broker with a public CA's
+// certificate, and the pin. The boards reach an ssl:// broker trusting
+// only the pin, so the broker they share with the controller has a
+// certificate issued under it: the province's own CA, or the controller's
+// self-signed certificate (docs/deploy.md, "Boards enrolled before the
+// move"), which no system's roots hold.
+func brokerRoots(pin []byte) *x509.CertPool {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(pin)
+	return roots
 }
 
 // verifiesWith reports whether cert, whose first certificate is leaf,

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -24,6 +25,7 @@ import (
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/mosquittotest"
 	"loaxa.vn/internal/syncbuf"
 )
 
@@ -44,7 +46,7 @@ func issueFrom(t *testing.T, notBefore time.Time, cn string, ca bool, parent *x5
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: notBefore, NotAfter: notBefore.Add(25 * time.Hour),
-		IsCA: ca, BasicConstraintsValid: true, DNSNames: []string{"loa.example.vn"},
+		IsCA: ca, BasicConstraintsValid: true, DNSNames: []string{"loa.example.vn", "localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
 	if parent == nil {
@@ -321,5 +323,38 @@ func TestEnrolmentCommandReadsTheCertificateToTrust(t *testing.T) {
 	}
 	if verifiesWith(leaf, cert, nil, time.Now()) {
 		t.Error("a certificate of the province's own CA is judged to verify against the system's roots")
+	}
+}
+
+// TestTLSExternalBrokerUnderThePin: a province moving to Mosquitto runs it
+// where its boards already connect, with the controller's certificate of
+// the province's own CA (docs/deploy.md, "Boards enrolled before the
+// move"), and points --broker at it with ssl://. The controller trusted
+// only the system's roots there: every handshake failed (Mosquitto logged
+// "bad certificate"), no desired state, command or alert reached a board,
+// and every node stayed as it was last seen. The controller must trust
+// the certificate its boards pin in its broker too.
+func TestTLSExternalBrokerUnderThePin(t *testing.T) {
+	root, rootKey := issue(t, "Province CA", true, nil, nil)
+	leaf, leafKey := issue(t, "loa.example.vn", false, root, rootKey)
+	cfg := testConfig(t)
+	cfg.TLSCert, cfg.TLSKey = writeChain(t, leafKey, leaf)
+	cfg.TLSCA, _ = writeChain(t, rootKey, root)
+	const password = "broker-password-28"
+	b := mosquittotest.Start(t, mosquittotest.Options{
+		Users:  map[string]string{"loaxa-controller": password, "loaxa-controller-pub": password},
+		Config: fmt.Sprintf("certfile %s\nkeyfile %s\n", cfg.TLSCert, cfg.TLSKey),
+	})
+	_, port, _ := strings.Cut(b.Addr(), ":")
+	cfg.BrokerURL = "ssl://loaxa-controller:" + password + "@localhost:" + port
+	a := New(cfg, slog.New(slog.DiscardHandler))
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.MQTT.WaitConnected(ctx); err != nil {
+		t.Fatalf("the controller does not reach its ssl:// broker, whose certificate is under the pin: %v\n%s", err, b.Log())
 	}
 }
