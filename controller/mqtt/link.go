@@ -98,13 +98,27 @@ func (l *pahoLink) open(filters []string, deliver func(topic string, payload []b
 	for _, f := range filters {
 		subs[f] = 1
 	}
+	// failed is the reason last logged of a run of failed connection
+	// attempts: paho retries every second, so each reason is logged once.
+	var failed atomic.Pointer[string]
 	o := l.options(l.url, l.clientID, l.user).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.logger.Warn("mqtt: connection to broker lost", "client", l.clientID, "err", err)
 		}).
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			// Without it a refused password or a certificate not trusted
+			// left nothing in the log but publishes timing out.
+			if f, ok := n.(paho.ConnectionNotificationFailed); ok {
+				reason := f.Reason.Error()
+				if last := failed.Swap(&reason); last == nil || *last != reason {
+					l.logger.Warn("mqtt: cannot connect to the broker; trying again", "broker", l.url, "client", l.clientID, "err", f.Reason)
+				}
+			}
+		}).
 		SetOnConnectHandler(func(cl paho.Client) {
+			failed.Store(nil)
 			l.logger.Info("mqtt: connected to broker", "broker", l.url)
 			// Never block here: paho calls this on its own goroutine and
 			// the subscription completes asynchronously.

@@ -261,3 +261,36 @@ func TestMosquittoPublishConnectionLostInFlight(t *testing.T) {
 		t.Fatalf("desired state while the publish connection is away: %v", err)
 	}
 }
+
+// TestMosquittoRefusalIsLogged: a controller pointed at Mosquitto with a
+// wrong password (or a broker certificate it does not trust) logged
+// nothing about its connection, only desired states "not accepted by the
+// broker" 10 s later, and the operator could not tell why. The reason a
+// connection attempt fails for must be logged, without the password; once
+// the broker takes the password, the controller connects.
+func TestMosquittoRefusalIsLogged(t *testing.T) {
+	r := newMosquittoRig(t, nil)
+	var log syncbuf.Buffer
+	c := r.client(t, "", &log)
+	c.Password = "not-the-password"
+	if err := c.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	poll(t, "the refusal in the log", func() bool {
+		return strings.Contains(log.String(), "cannot connect to the broker") && strings.Contains(log.String(), "not Authorized")
+	})
+	if strings.Contains(log.String(), c.Password) {
+		t.Fatalf("the log shows the controller's broker password:\n%s", log.String())
+	}
+	files, err := mqtt.ExportMosquitto(ctx, r.nodes, r.areas, topics, mqtt.ControllerUsername, loaxa.HashBrokerSecret(c.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.broker.SetAuth(files.Passwd, files.ACL)
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
