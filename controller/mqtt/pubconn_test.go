@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/mqtt"
 	"loaxa.vn/internal/mosquittotest"
@@ -293,4 +295,86 @@ func TestMosquittoRefusalIsLogged(t *testing.T) {
 	if err := c.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMosquittoNodeBackAfterACrashIsOnline: a board whose agent crashes
+// (its connection ends without a DISCONNECT) or whose link dies unseen
+// (the broker still holds its connection) and that connects again within
+// seconds must be shown online, not offline by a Last Will published
+// after its new connection's online state. The embedded broker publishes
+// the Will of a connection taken over before the new connection's
+// messages; this holds Mosquitto (2.0.11) to the same, both ways a board
+// comes back.
+func TestMosquittoNodeBackAfterACrashIsOnline(t *testing.T) {
+	r := newRig(t)
+	pass := loaxa.NewSecret()
+	b := mosquittotest.Start(t, mosquittotest.Options{
+		Users:  map[string]string{mqtt.ControllerUsername: pass, "tt-01": "secret-tt-01"},
+		Config: "use_username_as_clientid true\n",
+	})
+	proxy, err := netproxy.Start(b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	c := r.client(t, false)
+	c.BrokerURL = b.URL()
+	c.Username, c.Password = mqtt.ControllerUsername, pass
+	open(t, c)
+	stateTopic := topics.Node("tt-01", protocol.ChanState)
+	state := func(st protocol.Status, version uint64) []byte {
+		t.Helper()
+		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: st, At: time.Now(), DesiredVersion: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	online := func(cl paho.Client, version uint64) {
+		t.Helper()
+		if tok := cl.Publish(stateTopic, 1, true, state(protocol.StatusOnline, version)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("board publish: %v", tok.Error())
+		}
+	}
+	// board connects as the agent does: its Will offline, then online.
+	board := func(url string, version uint64) paho.Client {
+		t.Helper()
+		o := paho.NewClientOptions().AddBroker(url).SetClientID("tt-01").SetUsername("tt-01").SetPassword("secret-tt-01").
+			SetAutoReconnect(false).SetConnectTimeout(5*time.Second).
+			SetBinaryWill(stateTopic, state(protocol.StatusOffline, 0), 1, true)
+		cl := paho.NewClient(o)
+		if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("board connect: %v", tok.Error())
+		}
+		t.Cleanup(func() { cl.Disconnect(50) })
+		online(cl, version)
+		return cl
+	}
+	// shown waits until the controller shows the board online running
+	// version: a state the board published after anything its return
+	// made the broker publish, so a late Will would come before it.
+	shown := func(what string, version uint64) {
+		t.Helper()
+		poll(t, what, func() bool {
+			n, err := r.nodes.FindNodeByID(context.Background(), "tt-01")
+			return err == nil && n.Status.State == loaxa.NodeOnline && n.Status.RunningVersion == version
+		})
+	}
+
+	board("tcp://"+proxy.Addr(), 1)
+	shown("the board online", 1)
+	proxy.Cut() // the agent killed: its connection closed, no DISCONNECT
+	back := board(b.URL(), 2)
+	online(back, 3)
+	shown("the board online again after its crash", 3)
+	back.Disconnect(50)
+
+	proxy.Restore()
+	board("tcp://"+proxy.Addr(), 4)
+	shown("the board online through the proxy", 4)
+	proxy.Freeze()           // its link dead unseen: Mosquitto still holds the connection
+	back = board(b.URL(), 5) // takes its own session over
+	online(back, 6)
+	shown("the board online after taking its own session over", 6)
+	proxy.Thaw()
 }
