@@ -67,8 +67,9 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	var cfg fleet.Config
 	var logLevel, agentLogLevel string
 	var wait time.Duration
-	var control, soundLog, pprofAddr string
+	var control, soundLog, pprofAddr, caFile string
 	fs.StringVar(&cfg.Controller, "controller", "", "controller base URL, e.g. http://127.0.0.1:8080 (env LOAXA_CONTROLLER)")
+	fs.StringVar(&caFile, "ca", "", "PEM certificate to trust in an https controller while enrolling, as node --enrol --ca: its --tls-ca, or the last certificate of its --tls-cert; default the system's roots (env LOAXA_CA)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token of a user who may enrol nodes in the area (env LOAXA_TOKEN, preferred)")
 	fs.IntVar(&cfg.Nodes, "nodes", 0, "how many boxes to simulate (env LOAXA_NODES)")
 	fs.StringVar(&cfg.Area, "area", "", "area id the boxes are enrolled in (env LOAXA_AREA)")
@@ -96,6 +97,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		"prefix": "LOAXA_PREFIX", "data": "LOAXA_DATA", "log-level": "LOAXA_LOG_LEVEL",
 		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT", "control": "LOAXA_CONTROL",
 		"enrol-workers": "LOAXA_ENROL_WORKERS", "sound-log": "LOAXA_SOUND_LOG", "pprof": "LOAXA_PPROF", "alert-prepare": "LOAXA_ALERT_PREPARE",
+		"ca": "LOAXA_CA",
 	} {
 		if v := getenv(env); v != "" && !set[name] {
 			if err := fs.Set(name, v); err != nil {
@@ -126,6 +128,14 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		return exitUsage
 	}
 
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "firmware-sim fleet: --ca: %v\n", err)
+			return exitUsage
+		}
+		cfg.ControllerCA = string(pem)
+	}
 	if cfg.EnrolWorkers < 1 {
 		fmt.Fprintf(stderr, "firmware-sim fleet: --enrol-workers %d: want at least 1\n", cfg.EnrolWorkers)
 		return exitUsage

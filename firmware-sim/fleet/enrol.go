@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,10 @@ func (e *enroller) enrol(ctx context.Context, req enrolRequest) (*protocol.Crede
 	hr.Header.Set("Accept", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := e.client.Do(hr)
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return nil, fmt.Errorf("enrol node %s: %w; the fleet does not trust the controller's certificate: give the certificate it pins with --ca PEM (its --tls-ca, or the last certificate of its --tls-cert)", req.ID, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("enrol node %s: %w", req.ID, err)
 	}

@@ -93,6 +93,12 @@ type Config struct {
 	// HTTPClient is used for enrolment and by the agents (default: one
 	// client with a transport capped at MaxDownloads connections per host).
 	HTTPClient *http.Client
+	// ControllerCA, if set, is the PEM certificate the default client
+	// trusts in the controller while it enrols the nodes (instead of the
+	// system's roots), as node --enrol --ca does: the controller's
+	// --tls-ca, or the last certificate of its --tls-cert. The agents then
+	// trust what their credentials pin.
+	ControllerCA string
 	// Board is the physics of every simulated box (zero: board.DefaultConfig).
 	Board board.Config
 	// Tune, if set, adjusts each agent's configuration before it is
@@ -215,6 +221,10 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		f.transport = http.DefaultTransport.(*http.Transport).Clone()
 		f.transport.MaxConnsPerHost = MaxDownloads
 		f.transport.MaxIdleConnsPerHost = 64
+		if cfg.ControllerCA != "" {
+			// Checked in withDefaults.
+			f.transport.TLSClientConfig, _ = (&protocol.Credentials{ControllerCA: cfg.ControllerCA}).TLSConfig()
+		}
 		f.cfg.HTTPClient = &http.Client{Transport: f.transport}
 	}
 	if err := checkFileLimit(cfg); err != nil {
@@ -270,6 +280,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Board = board.DefaultConfig()
 	} else if err := c.Board.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ControllerCA != "" {
+		if c.HTTPClient != nil {
+			errs = append(errs, errors.New("controller CA: give it or an HTTP client of your own, not both"))
+		} else if _, err := (&protocol.Credentials{ControllerCA: c.ControllerCA}).TLSConfig(); err != nil {
+			errs = append(errs, fmt.Errorf("controller CA: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("fleet: %w", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -404,6 +405,45 @@ func TestEnrolmentErrors(t *testing.T) {
 	}
 }
 
+// TestEnrolsAnHTTPSControllerUnderItsOwnCA: a technician running the fleet
+// against a controller with the province's own CA (or a self-signed
+// certificate) got "certificate signed by unknown authority" for every
+// node, with no way to tell the fleet the certificate (node --enrol has
+// --ca). Without ControllerCA the error must say how; with it the fleet
+// must enrol.
+func TestEnrolsAnHTTPSControllerUnderItsOwnCA(t *testing.T) {
+	ctl := newController(t, deadBroker(t))
+	srv := httptest.NewTLSServer(http.HandlerFunc(ctl.serve))
+	t.Cleanup(srv.Close)
+	cfg := Config{Controller: srv.URL, Token: token, Nodes: 1, Area: "xa-an-lu", Tune: fastAgents}
+
+	f, err := Start(context.Background(), cfg)
+	if err == nil {
+		f.Close()
+		t.Fatal("Start succeeded without the controller's certificate")
+	}
+	for _, want := range []string{"unknown authority", "--ca", "--tls-ca"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if n := len(ctl.enrolments()); n != 0 {
+		t.Fatalf("%d enrolments reached the controller through a handshake that failed", n)
+	}
+
+	cfg.ControllerCA = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	f, err = Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("with the controller's certificate: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Enrolled() != 1 || len(ctl.enrolments()) != 1 {
+		t.Fatalf("enrolled %d (%d requests), want 1", f.Enrolled(), len(ctl.enrolments()))
+	}
+}
+
 func TestPartialEnrolmentWithoutDataDirWarns(t *testing.T) {
 	ctl := newController(t, deadBroker(t))
 	ctl.exists["sim-0003"] = true
@@ -428,6 +468,10 @@ func TestConfigErrors(t *testing.T) {
 		{"too long prefix", func(c *Config) { c.Prefix = strings.Repeat("p", 64) }, "prefix"},
 		{"impossible board", func(c *Config) { c.Board.BatteryFullVolts = 1 }, "board config"},
 		{"more nodes than files", func(c *Config) { c.Nodes, c.DataDir = 50_000_000, t.TempDir() }, "open files"},
+		{"controller CA not PEM", func(c *Config) { c.ControllerCA = "not a certificate" }, "controller CA"},
+		{"controller CA and a client", func(c *Config) {
+			c.ControllerCA, c.HTTPClient = "not a certificate", http.DefaultClient
+		}, "not both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
