@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"time"
 
@@ -313,8 +314,14 @@ func (r *Runner) step(ctx context.Context, id string) error {
 			}
 		}
 	}
-	if !ro.Active() && !r.due(ro, answers, status, now) {
-		return nil // waiting, and none of its unreached nodes is back
+	// A pass that would change nothing writes nothing: most passes wait
+	// for answers (a canary takes tens of minutes, a done rollout waits
+	// for boards away for days), and each write is a commit.
+	probe := *ro
+	probe.Nodes = slices.Clone(ro.Nodes)
+	r.advance(&probe, answers, status, now)
+	if reflect.DeepEqual(&probe, ro) {
+		return nil
 	}
 	var (
 		send    []string
@@ -322,76 +329,7 @@ func (r *Runner) step(ctx context.Context, id string) error {
 		counted []string // the nodes just counted unreached
 	)
 	ro, err = r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
-		send, passed, counted = nil, false, nil
-		if !x.Running() {
-			return nil
-		}
-		canaryStage := x.State == loaxa.RolloutCanary
-		for i := range x.Nodes {
-			n := &x.Nodes[i]
-			if canaryStage && !n.Canary {
-				continue
-			}
-			st, known := status[n.Node]
-			switch a := answers[n.Node]; {
-			case !asking(n.State):
-			case a.updated:
-				n.State, n.At, n.Detail = loaxa.RolloutNodeUpdated, now, ""
-			case a.failed != "":
-				n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, a.failed
-			case n.Canary && n.State == loaxa.RolloutNodeSent && now.Sub(n.FirstSentAt) > r.CanaryTimeout:
-				n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, fmt.Sprintf("no answer within %v", r.CanaryTimeout)
-			case !n.Canary && n.State == loaxa.RolloutNodeSent && known && r.unreached(n, st, now):
-				n.State, n.At, n.Detail = loaxa.RolloutNodeUnreached, now, r.unreachedDetail(st)
-				counted = append(counted, n.Node)
-			case n.State == loaxa.RolloutNodeUnreached && st.State != loaxa.NodeOnline:
-				// Asked again once it is back.
-			case n.State == loaxa.RolloutNodePending || now.Sub(n.SentAt) >= r.Resend:
-				if n.FirstSentAt.IsZero() {
-					n.FirstSentAt = now
-				}
-				if n.State == loaxa.RolloutNodePending {
-					n.State = loaxa.RolloutNodeSent
-				}
-				n.SentAt = now
-				send = append(send, n.Node)
-			}
-		}
-		x.Unreached = 0
-		for _, n := range x.Nodes {
-			if n.State == loaxa.RolloutNodeUnreached {
-				x.Unreached++
-			}
-		}
-		if canaryStage {
-			healthy := true
-			for _, n := range x.Nodes {
-				if !n.Canary {
-					continue
-				}
-				switch n.State {
-				case loaxa.RolloutNodeFailed:
-					x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s failed: %s", n.Node, n.Detail)
-					send = nil
-					return nil
-				case loaxa.RolloutNodeReplaced:
-					x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s: %s", n.Node, n.Detail)
-					send = nil
-					return nil
-				}
-				healthy = healthy && n.State == loaxa.RolloutNodeUpdated
-			}
-			if healthy {
-				x.State, passed = loaxa.RolloutRolling, true
-			}
-			return nil
-		}
-		for _, n := range x.Nodes {
-			if n.State == loaxa.RolloutNodePending || n.State == loaxa.RolloutNodeSent {
-				return nil
-			}
-		}
-		x.State = loaxa.RolloutDone
+		send, passed, counted = r.advance(x, answers, status, now)
 		return nil
 	})
 	if err != nil {
@@ -415,23 +353,78 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	return nil
 }
 
-// due reports whether a done rollout waiting for unreached nodes has
-// anything to do: an answer to record, or a node online to ask again.
-// It is looked at every Interval for as long as a board stays away, so
-// it writes nothing otherwise.
-func (r *Runner) due(ro *loaxa.Rollout, answers map[string]answer, status map[string]loaxa.NodeStatus, now time.Time) bool {
-	for _, n := range ro.Nodes {
-		if n.State != loaxa.RolloutNodeUnreached {
+// advance moves x on by what its nodes answered (answers) and how they
+// are (status) at now, and says which nodes to ask, whether the canaries
+// just passed, and which nodes it just counted unreached.
+func (r *Runner) advance(x *loaxa.Rollout, answers map[string]answer, status map[string]loaxa.NodeStatus, now time.Time) (send []string, passed bool, counted []string) {
+	if !x.Running() {
+		return nil, false, nil
+	}
+	canaryStage := x.State == loaxa.RolloutCanary
+	for i := range x.Nodes {
+		n := &x.Nodes[i]
+		if canaryStage && !n.Canary {
 			continue
 		}
-		if a := answers[n.Node]; a.updated || a.failed != "" {
-			return true
-		}
-		if status[n.Node].State == loaxa.NodeOnline && now.Sub(n.SentAt) >= r.Resend {
-			return true
+		st, known := status[n.Node]
+		switch a := answers[n.Node]; {
+		case !asking(n.State):
+		case a.updated:
+			n.State, n.At, n.Detail = loaxa.RolloutNodeUpdated, now, ""
+		case a.failed != "":
+			n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, a.failed
+		case n.Canary && n.State == loaxa.RolloutNodeSent && now.Sub(n.FirstSentAt) > r.CanaryTimeout:
+			n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, fmt.Sprintf("no answer within %v", r.CanaryTimeout)
+		case !n.Canary && n.State == loaxa.RolloutNodeSent && known && r.unreached(n, st, now):
+			n.State, n.At, n.Detail = loaxa.RolloutNodeUnreached, now, r.unreachedDetail(st)
+			counted = append(counted, n.Node)
+		case n.State == loaxa.RolloutNodeUnreached && st.State != loaxa.NodeOnline:
+			// Asked again once it is back.
+		case n.State == loaxa.RolloutNodePending || now.Sub(n.SentAt) >= r.Resend:
+			if n.FirstSentAt.IsZero() {
+				n.FirstSentAt = now
+			}
+			if n.State == loaxa.RolloutNodePending {
+				n.State = loaxa.RolloutNodeSent
+			}
+			n.SentAt = now
+			send = append(send, n.Node)
 		}
 	}
-	return false
+	x.Unreached = 0
+	for _, n := range x.Nodes {
+		if n.State == loaxa.RolloutNodeUnreached {
+			x.Unreached++
+		}
+	}
+	if canaryStage {
+		healthy := true
+		for _, n := range x.Nodes {
+			if !n.Canary {
+				continue
+			}
+			switch n.State {
+			case loaxa.RolloutNodeFailed:
+				x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s failed: %s", n.Node, n.Detail)
+				return nil, false, counted
+			case loaxa.RolloutNodeReplaced:
+				x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s: %s", n.Node, n.Detail)
+				return nil, false, counted
+			}
+			healthy = healthy && n.State == loaxa.RolloutNodeUpdated
+		}
+		if healthy {
+			x.State, passed = loaxa.RolloutRolling, true
+		}
+		return send, passed, counted
+	}
+	for _, n := range x.Nodes {
+		if n.State == loaxa.RolloutNodePending || n.State == loaxa.RolloutNodeSent {
+			return send, false, counted
+		}
+	}
+	x.State = loaxa.RolloutDone
+	return send, false, counted
 }
 
 // unreached reports whether n, asked and silent, has waited NodeTimeout:

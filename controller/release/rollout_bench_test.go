@@ -9,7 +9,8 @@ import (
 
 // BenchmarkRunnerPass is one pass of the runner (every Interval, 2 s) in
 // a province a year on: 500 finished rollouts of 100 nodes each, and one
-// rollout whose canaries are updating. Only the running one has work.
+// rollout whose canaries are updating. Only the running one has work:
+// reading its canaries' answers (none yet, so nothing is written).
 func BenchmarkRunnerPass(b *testing.B) {
 	g := newRolloutRig(b, "n1", "n2", "n3", "n4", "n5")
 	for i := range 500 {

@@ -333,3 +333,33 @@ func TestRolloutSeesUpdatedAfterABacklog(t *testing.T) {
 		t.Fatalf("rollout %s, want done", got.State)
 	}
 }
+
+// TestRunnerWritesARolloutOnlyWhenItChanges: while the canaries were
+// updating (tens of minutes), every 2 s pass rewrote the rollout's
+// record and committed the store, though nothing had changed: its
+// updated_at moved every pass and the disk took a needless fsync. A pass
+// with no answer, no state to move and nobody to ask again writes
+// nothing; one that asks again writes.
+func TestRunnerWritesARolloutOnlyWhenItChanges(t *testing.T) {
+	g := newRolloutRig(t, "n1", "n2", "n3")
+	ro, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := g.step(ro.ID, time.Second) // the canary is asked
+	if asked.Nodes[0].State != loaxa.RolloutNodeSent {
+		t.Fatalf("after the first pass: %v, want the canary sent", nodeStates(asked))
+	}
+	for range 10 { // 20 s of passes, well within Resend
+		ro = g.step(ro.ID, 2*time.Second)
+		if !ro.UpdatedAt.Equal(asked.UpdatedAt) {
+			t.Fatalf("a pass with nothing new rewrote the rollout: updated_at %v, was %v", ro.UpdatedAt, asked.UpdatedAt)
+		}
+	}
+	g.msgr.sent = nil
+	ro = g.step(ro.ID, g.r.Resend) // the canary is asked again
+	if len(g.msgr.sent) != 1 || !ro.UpdatedAt.After(asked.UpdatedAt) || !ro.Nodes[0].SentAt.After(asked.Nodes[0].SentAt) {
+		t.Errorf("after %v: asked %v, updated_at %v (was %v); want the canary asked again and the rollout written",
+			g.r.Resend, g.msgr.sent, ro.UpdatedAt, asked.UpdatedAt)
+	}
+}
