@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -615,4 +617,65 @@ func alarmStream(t *testing.T, e *env, token, area string) <-chan loaxa.Alarm {
 		close(events)
 	}()
 	return events
+}
+
+// TestSelfTestReportAsDocumented: the report of GET /selftests/{id}
+// carried a "results" map (each node's raw answer) that docs/api.md did
+// not show, so a script writer met a field the reference did not
+// explain. The documented example has every key the report serves, at
+// the top and in a result.
+func TestSelfTestReportAsDocumented(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	var run loaxa.SelfTest
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "silent", "nodes": []string{"n-a", "n-b"}}, http.StatusAccepted, &run)
+	e.health.Close()
+	ohms := 0.4
+	e.health.ObserveEvents(context.Background(), "n-a", "e1", []protocol.Event{{Seq: 1, Type: protocol.EventSelfTest, At: e.clock.Now(),
+		Test: &protocol.TestResult{ID: run.ID, Kind: protocol.TestSilent, Problems: []string{protocol.ProblemLineShort}, Line: protocol.LineShort, Ohms: &ohms}}})
+	var served map[string]json.RawMessage
+	e.call("GET", "/api/v1/selftests/"+run.ID, e.admin, nil, http.StatusOK, &served)
+	var servedResults map[string]map[string]any
+	if err := json.Unmarshal(served["results"], &servedResults); err != nil {
+		t.Fatalf("results %s: %v", served["results"], err)
+	}
+
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const heading = "### `GET /selftests` · `GET /selftests/{id}`"
+	_, section, ok := strings.Cut(string(raw), heading)
+	_, example, ok2 := strings.Cut(section, "```json\n")
+	example, _, ok3 := strings.Cut(example, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatalf("docs/api.md: no JSON example under %q", heading)
+	}
+	var documented map[string]json.RawMessage
+	var documentedResults map[string]map[string]any
+	if err := json.Unmarshal([]byte(example), &documented); err != nil {
+		t.Fatalf("docs/api.md: the example under %q is not JSON: %v\n%s", heading, err, example)
+	}
+	if err := json.Unmarshal(documented["results"], &documentedResults); err != nil && documented["results"] != nil {
+		t.Fatalf("docs/api.md: results %s: %v", documented["results"], err)
+	}
+	for k := range served {
+		if _, ok := documented[k]; !ok {
+			t.Errorf("GET /selftests/{id} serves %q, which the example in docs/api.md does not show", k)
+		}
+	}
+	shown := map[string]bool{} // some keys are left out when empty: any result may show them
+	for _, doc := range documentedResults {
+		for k := range doc {
+			shown[k] = true
+		}
+	}
+	for k := range servedResults["n-a"] {
+		if !shown[k] {
+			t.Errorf("a result in GET /selftests/{id} has %q, which the example in docs/api.md does not show", k)
+		}
+	}
+	if len(documentedResults) == 0 {
+		t.Errorf("docs/api.md shows no result under %q; served: %s", heading, served["results"])
+	}
 }
