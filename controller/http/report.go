@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -30,6 +31,14 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	area := q.Get("area")
 	if area == "" {
 		area = userFrom(ctx).Area
+	}
+	if area == "" {
+		// A whole-tree user's report is of the root, the province: its
+		// total read as of no area at all.
+		var err error
+		if area, err = s.onlyRoot(ctx); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 	}
 	if area != "" {
 		if _, err := s.requireArea(ctx, "area", area); err != nil {
@@ -162,6 +171,26 @@ func (s *Server) handleBroadcastReport(w http.ResponseWriter, r *http.Request) e
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// onlyRoot returns the id of the area tree's root, or "" when the tree
+// has several roots (or none): then no one area holds every node.
+func (s *Server) onlyRoot(ctx context.Context) (string, error) {
+	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
+	if err != nil {
+		return "", fmt.Errorf("find the root area: %w", err)
+	}
+	root := ""
+	for _, a := range areas {
+		if a.Parent != "" {
+			continue
+		}
+		if root != "" {
+			return "", nil
+		}
+		root = a.ID
+	}
+	return root, nil
 }
 
 // csvText makes a text cell safe to open in a spreadsheet: one that

@@ -649,3 +649,39 @@ func TestReportCountsPlaysIntoACutSpeakerLineApart(t *testing.T) {
 		t.Errorf("csv's last column %v, want %v", got, w)
 	}
 }
+
+// TestAdministratorsReportTotalNamesTheProvince: an administrator (a user
+// without an area) asking for the report without an area got a total
+// with an empty area in JSON and an empty id and area on the CSV's total
+// row, where a commune officer's reads their commune's id: a reader could
+// not tell what the total was of. The whole tree's total is its root's,
+// the province's.
+func TestAdministratorsReportTotalNamesTheProvince(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-tien-thang", loaxa.RoleCommune, "12346")
+	for _, c := range []struct {
+		who, token, want string
+	}{{"the administrator", e.admin, "31"}, {"a commune officer", officer, "12346"}} {
+		const query = "/api/v1/reports/broadcast?from=2026-03-02&to=2026-03-03"
+		var rep struct {
+			Area  string `json:"area"`
+			Total struct {
+				Scheduled *int `json:"scheduled"`
+			} `json:"total"`
+		}
+		e.call("GET", query, c.token, nil, http.StatusOK, &rep)
+		if rep.Area != c.want || rep.Total.Scheduled == nil {
+			t.Errorf("%s's report: area %q, total %+v; want area %q and a total", c.who, rep.Area, rep.Total, c.want)
+		}
+		r := e.request("GET", query+"&format=csv", c.token, "", nil)
+		rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+		if err != nil || len(rows) < 2 {
+			t.Fatalf("%s's csv: %v\n%s", c.who, err, r.body)
+		}
+		if total := rows[1]; total[0] != "total" || total[1] != c.want || total[2] != c.want {
+			t.Errorf("%s's csv total row %q, want id and area %q", c.who, total, c.want)
+		}
+	}
+}
