@@ -131,3 +131,30 @@ func TestConflicts(t *testing.T) {
 		t.Errorf("morning session %+v", inSession)
 	}
 }
+
+// TestConflictNamesTheAnnouncementBeingCreated: an officer whose new
+// bulletin overfilled a session read "…; new@20260301T223040.000Z runs
+// past the end", an id nobody gave, for the item they were submitting.
+// The message calls it "this announcement", as the overlap message does.
+func TestConflictNamesTheAnnouncementBeingCreated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	long := e.upload(e.admin, "dai.wav", wav(16000, 1, 40*16000), "Bản tin 40 giây", http.StatusCreated)
+	var morning loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 1}, http.StatusCreated, &morning)
+	body := map[string]any{"title": "Lịch tiêm phòng", "content_id": long.ID, "targets": map[string]any{"areas": []string{"12346"}},
+		"start": "2026-03-02T05:30:00+07:00", "session": morning.ID}
+	e.call("POST", "/api/v1/announcements", officer, body, http.StatusCreated, nil)
+	r := e.request("POST", "/api/v1/announcements", officer, "application/json", jsonBody(t, body))
+	var ans conflictAnswer
+	if err := jsonUnmarshal(r.body, &ans); err != nil || r.status != http.StatusConflict || len(ans.Conflicts) != 1 {
+		t.Fatalf("status %d, %v: %s; want 409 with one conflict", r.status, err, r.body)
+	}
+	for _, m := range []string{ans.Error.Message, ans.Conflicts[0].Message} {
+		if strings.Contains(m, "new@") || !strings.Contains(m, "; this announcement runs past the end.") {
+			t.Errorf("message %q: want the item being created called %q, not by a made-up id", m, "this announcement")
+		}
+	}
+}

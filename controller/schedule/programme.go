@@ -780,11 +780,17 @@ func overlaps(items []programmed, node string, loc *time.Location) []loaxa.Confl
 	return out
 }
 
+// joinIDs says which occurrences run past a session's end; one of the
+// announcement being checked is "this announcement", not its stand-in id.
 func joinIDs(ids []string) string {
-	if len(ids) == 1 {
-		return ids[0] + " runs"
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = orNewOcc(id)
 	}
-	return strings.Join(ids, ", ") + " run"
+	if len(names) == 1 {
+		return names[0] + " runs"
+	}
+	return strings.Join(names, ", ") + " run"
 }
 
 // newID stands for the id of an announcement not stored yet.
