@@ -255,8 +255,14 @@ func (a *App) Open() (err error) {
 	}
 	// Set before the client opens: its workers read it.
 	a.MQTT.OnOnline = a.LiveCalls.NodeOnline
-	a.MQTT.OnEvents = a.Emergency.Events
-	a.MQTT.OnSalvaged = a.Emergency.Salvaged
+	a.MQTT.OnEvents = func(node, epoch string, events []protocol.Event) {
+		a.Emergency.Events(node, epoch, events)
+		a.LiveCalls.Events(node, events)
+	}
+	a.MQTT.OnSalvaged = func(node string, events []protocol.Event) {
+		a.Emergency.Salvaged(node, events)
+		a.LiveCalls.Events(node, events)
+	}
 	a.MQTT.OnProbes = a.Emergency.ProbeReceipts
 	a.MQTT.OnEpoch = a.Emergency.Epoch
 

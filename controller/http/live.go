@@ -100,7 +100,8 @@ type liveStatus struct {
 
 // liveHoldCheck is how often a call on air looks up which of its clusters
 // alerts hold back, to tell the speaker (liveStatus.Held): nodes report
-// it, and when they join, within a second or two.
+// it, and when they join, within a second or two. The look-up is from
+// memory unless a node reported a hold since (live.Service.Events).
 var liveHoldCheck = time.Second
 
 // liveCallAction is what a user's role must grant on every area of a
@@ -443,12 +444,12 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 		case <-holds.C:
 			// Alerts on air on some clusters hold the call back there:
 			// the speaker is told which and how many, and when they join.
-			sums, err := s.LiveCalls.LiveCallSummaries(ctx, []string{rec.ID})
+			h, err := s.LiveCalls.LiveCallHolds(ctx, rec.ID)
 			if err != nil {
 				s.logger().Warn("live call: clusters held behind an alert not looked up", "call", rec.ID, "drill", rec.Drill, "err", err)
 				continue
 			}
-			if h := sums[rec.ID].HeldBy; !slices.Equal(h, held) {
+			if !slices.Equal(h, held) {
 				held = h
 				if tell() {
 					s.logger().Info("live call: clusters held behind alerts", "call", rec.ID, "drill", rec.Drill, "held", fmt.Sprintf("%+v", held))

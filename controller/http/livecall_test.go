@@ -592,11 +592,19 @@ func TestLiveCallHeldBehindAnAlertTold(t *testing.T) {
 		return protocol.Event{Seq: seq, Type: typ, At: e.clock.Now(), Occurrence: id, Announcement: id, LateMS: late, HeldBy: heldBy}
 	}
 
-	// n-a has the call while alert e000007 plays there.
-	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
-		ev(1, protocol.EventReceived, 0, "e000007")}}, e.clock.Now()); err != nil {
-		t.Fatal(err)
+	// record stores n-a's event and tells the live calls, as the MQTT
+	// client does.
+	record := func(ev protocol.Event) {
+		t.Helper()
+		_, stored, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{ev}}, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.live.Events("n-a", stored)
 	}
+
+	// n-a has the call while alert e000007 plays there.
+	record(ev(1, protocol.EventReceived, 0, "e000007"))
 	rep := report()
 	want := []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}
 	if n := rep.Nodes[0]; n.State != string(loaxa.DeliveryReceived) || n.HeldBy != "e000007" || rep.Summary.Held != 1 || !slices.Equal(rep.Summary.HeldBy, want) {
@@ -605,10 +613,7 @@ func TestLiveCallHeldBehindAnAlertTold(t *testing.T) {
 	told(liveclient.Hold{Alert: "e000007", Waiting: 1})
 
 	// The alert over, n-a joins the call 2.5 s after it began.
-	if _, _, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
-		ev(2, protocol.EventStarted, 2500, "")}}, e.clock.Now()); err != nil {
-		t.Fatal(err)
-	}
+	record(ev(2, protocol.EventStarted, 2500, ""))
 	rep = report()
 	want = []loaxa.LiveHold{{Alert: "e000007", Joined: 1}}
 	if n := rep.Nodes[0]; n.State != string(loaxa.DeliveryStarted) || n.HeldBy != "e000007" || n.LateMS != 2500 || rep.Summary.Held != 0 || !slices.Equal(rep.Summary.HeldBy, want) {

@@ -65,6 +65,12 @@ type onAir struct {
 	// awaiting are the nodes of its areas that waited for their code
 	// when it began: one that comes online joins it (NodeOnline).
 	awaiting map[string]bool
+	// held are the nodes that reported the call held behind an alert
+	// (Events); holds is what LiveCallHolds last read of them, never
+	// changed in place; stale says an event of one came since.
+	held  map[string]bool
+	holds []loaxa.LiveHold
+	stale bool
 }
 
 // NewService returns a Service on the real clock.
@@ -573,6 +579,75 @@ func liveNode(d *loaxa.Delivery, n *loaxa.Node) loaxa.LiveNode {
 		ln.State = loaxa.EmergencyOffline
 	}
 	return ln
+}
+
+// Events takes node events as they are stored (wire it to the MQTT
+// client's OnEvents and OnSalvaged): an event of a call on air that names
+// the alert holding it back on node, or any later event of a node so held,
+// has LiveCallHolds read the call's deliveries again. Reading them every
+// second instead cost a province-wide call 7–8 MB and 80–170 ms a second
+// (BENCHMARKS.md).
+func (s *Service) Events(node string, events []protocol.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range events {
+		r := s.calls[ev.Announcement]
+		if r == nil {
+			continue
+		}
+		if ev.HeldBy != "" {
+			if r.held == nil {
+				r.held = map[string]bool{}
+			}
+			r.held[node] = true
+		}
+		if r.held[node] {
+			r.stale = true
+		}
+	}
+}
+
+// LiveCallHolds implements loaxa.LiveCallService. A call not on air here
+// is read from its deliveries.
+func (s *Service) LiveCallHolds(ctx context.Context, id string) ([]loaxa.LiveHold, error) {
+	s.mu.Lock()
+	r := s.calls[id]
+	if r != nil && !r.stale {
+		defer s.mu.Unlock()
+		return r.holds, nil
+	}
+	if r != nil {
+		r.stale = false // an event from now on is read next time
+	}
+	s.mu.Unlock()
+	holds, err := s.holdsOf(ctx, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r == nil {
+		return holds, err
+	}
+	if err != nil {
+		r.stale = true
+		return nil, err
+	}
+	r.holds = holds
+	return holds, nil
+}
+
+// holdsOf reads the HeldBy of call id's summary from its deliveries: only
+// the nodes a hold was reported on count there.
+func (s *Service) holdsOf(ctx context.Context, id string) ([]loaxa.LiveHold, error) {
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+	if err != nil {
+		return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
+	}
+	var sum loaxa.LiveCallSummary
+	for _, d := range ds {
+		if d.HeldBy != "" {
+			sum.Add(liveNode(d, nil))
+		}
+	}
+	return sum.HeldBy, nil
 }
 
 // FindLiveCallByID implements loaxa.LiveCallService.

@@ -73,7 +73,7 @@ func (r *nodeLive) all() ([]string, []protocol.Live) {
 
 // newService is a Service on a real store in a temp dir with areas 31 →
 // 318 → 12346 and 12347, nodes a1, a2 in 12346 and b1 in 12347.
-func newService(t *testing.T) *fixture {
+func newService(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{clock: clock.NewFake(t0), sent: &nodeLive{}}
 	f.db = bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
@@ -106,7 +106,7 @@ func newService(t *testing.T) *fixture {
 }
 
 // open makes a Service on f's store, as a (re)started controller does.
-func (f *fixture) open(t *testing.T) *live.Service {
+func (f *fixture) open(t testing.TB) *live.Service {
 	t.Helper()
 	s := live.NewService()
 	s.Store, s.Nodes, s.Deliveries, s.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
@@ -696,5 +696,182 @@ func TestOpenReadsOnlyTheCallsItNeeds(t *testing.T) {
 	svc.Close()
 	if sent, _ := f.sent.all(); !slices.Equal(sent, []string{"a1 live-late end", "a1 live-open end"}) {
 		t.Errorf("sent %q to a1 back online, want the ends of the call left on air and of the one ended lately", sent)
+	}
+}
+
+// countedDeliveries is a DeliveryService that counts the reads of its
+// FindDeliveries.
+type countedDeliveries struct {
+	loaxa.DeliveryService
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countedDeliveries) FindDeliveries(ctx context.Context, f loaxa.DeliveryFilter) ([]*loaxa.Delivery, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.DeliveryService.FindDeliveries(ctx, f)
+}
+
+func (s *countedDeliveries) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// TestLiveCallHoldsReadOnlyAfterAHold: a call on air looked up every
+// second which of its clusters alerts hold back, through the call's
+// summary: for a province-wide call, 5,000 deliveries and their nodes
+// read every second, 7–8 MB of garbage a second for as long as the
+// officer speaks. The holds are read from the deliveries only after a
+// node reported one, or a node held reported anything since; otherwise
+// they are answered from memory, and read the same as the summary's.
+func TestLiveCallHoldsReadOnlyAfterAHold(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	deliveries := &countedDeliveries{DeliveryService: bolt.NewDeliveryService(f.db)}
+	svc := live.NewService()
+	svc.Store, svc.Nodes, svc.Deliveries, svc.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), deliveries, f.audit
+	svc.Clock = f.clock
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	c := &loaxa.LiveCall{ID: "live-1", CreatedBy: "an", Areas: []string{"318"}, Priority: protocol.PriorityHigh}
+	if _, err := svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	events := bolt.NewEventService(f.db)
+	seqs := map[string]uint64{}
+	// record stores node's event of the call and tells svc, as the MQTT
+	// client does.
+	record := func(node string, typ protocol.EventType, heldBy string) {
+		t.Helper()
+		seqs[node]++
+		ev := protocol.Event{Seq: seqs[node], Type: typ, At: f.clock.Now(), Occurrence: c.ID, Announcement: c.ID, HeldBy: heldBy}
+		_, stored, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Events(node, stored)
+	}
+	// check asks for the holds twice, as two seconds of the call do, and
+	// wants them as the summary has them, after reads reads in all.
+	check := func(step string, want []loaxa.LiveHold, reads int) {
+		t.Helper()
+		for range 2 {
+			got, err := svc.LiveCallHolds(ctx, c.ID)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("%s: holds %+v, %v; want %+v", step, got, err, want)
+			}
+		}
+		if got := deliveries.count(); got != reads {
+			t.Errorf("%s: the deliveries read %d times in all, want %d", step, got, reads)
+		}
+		// The summary, read by another Service on the same store.
+		sums, err := f.svc.LiveCallSummaries(ctx, []string{c.ID})
+		if err != nil || !slices.Equal(sums[c.ID].HeldBy, want) {
+			t.Errorf("%s: the summary holds %+v, %v; want %+v", step, sums[c.ID].HeldBy, err, want)
+		}
+	}
+
+	check("on air, nothing reported", nil, 0)
+	record("a2", protocol.EventReceived, "")
+	record("a2", protocol.EventStarted, "")
+	check("a2 plays the call", nil, 0)
+	record("a1", protocol.EventReceived, "e000007")
+	check("a1 held behind e000007", []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}, 1)
+	record("b1", protocol.EventReceived, "")
+	check("b1 received it", []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}, 1)
+	record("a1", protocol.EventStarted, "")
+	check("a1 joined after e000007", []loaxa.LiveHold{{Alert: "e000007", Joined: 1}}, 2)
+
+	if _, err := svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// provinceCall begins a province-wide call on f's service: 5,000 nodes in
+// 50 communes, all online.
+func provinceCall(b *testing.B, f *fixture) *loaxa.LiveCall {
+	b.Helper()
+	ctx := context.Background()
+	nodes := bolt.NewNodeService(f.db)
+	var ns []*loaxa.Node
+	for c := range 50 {
+		area := fmt.Sprintf("9%04d", c)
+		if err := bolt.NewAreaService(f.db).CreateArea(ctx, &loaxa.Area{ID: area, Name: area, Parent: "318"}); err != nil {
+			b.Fatal(err)
+		}
+		for n := range 100 {
+			ns = append(ns, &loaxa.Node{ID: fmt.Sprintf("p%02d-%03d", c, n), Area: area, SecretHash: loaxa.HashSecret("s")})
+		}
+	}
+	if err := nodes.CreateNodes(ctx, ns); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range ns {
+		if err := nodes.UpdateNodeStatus(ctx, n.ID, func(s *loaxa.NodeStatus) { s.State = loaxa.NodeOnline }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := &loaxa.LiveCall{ID: "live-1", CreatedBy: "an", Areas: []string{"31"}, Priority: protocol.PriorityEmergency}
+	if _, err := f.svc.BeginCall(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if _, err := f.svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+			b.Error(err)
+		}
+	})
+	return c
+}
+
+// BenchmarkLiveCallSummaryOfAProvinceCall is what a live call on air read
+// every second to tell the speaker which clusters alerts hold back, until
+// LiveCallHolds: the summary of a province-wide call (provinceCall). The
+// list of calls with summary=true still reads it, once per request.
+func BenchmarkLiveCallSummaryOfAProvinceCall(b *testing.B) {
+	f := newService(b)
+	c := provinceCall(b, f)
+	b.ReportAllocs()
+	for b.Loop() {
+		sums, err := f.svc.LiveCallSummaries(context.Background(), []string{c.ID})
+		if err != nil || sums[c.ID].Targeted != 5003 {
+			b.Fatalf("summary %+v, %v; want 5,003 nodes", sums[c.ID], err)
+		}
+	}
+}
+
+// BenchmarkLiveCallHoldsOfAProvinceCall is what a province-wide call on
+// air looks up every second for the speaker: with nothing reported since
+// the last second (most seconds), and with a node held behind an alert
+// reporting every second.
+func BenchmarkLiveCallHoldsOfAProvinceCall(b *testing.B) {
+	f := newService(b)
+	c := provinceCall(b, f)
+	ctx := context.Background()
+	held := []protocol.Event{{Seq: 1, Type: protocol.EventReceived, At: f.clock.Now(), Occurrence: c.ID, Announcement: c.ID, HeldBy: "e000007"}}
+	if _, _, err := bolt.NewEventService(f.db).RecordEvents(ctx, "p00-000", protocol.EventBatch{Epoch: "e1", Events: held}, f.clock.Now()); err != nil {
+		b.Fatal(err)
+	}
+	want := []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}
+	for _, bc := range []struct {
+		name     string
+		reported bool
+	}{{"nothing new", false}, {"a hold reported", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			f.svc.Events("p00-000", held)
+			b.ReportAllocs()
+			for b.Loop() {
+				if bc.reported {
+					f.svc.Events("p00-000", held)
+				}
+				if h, err := f.svc.LiveCallHolds(ctx, c.ID); err != nil || !slices.Equal(h, want) {
+					b.Fatalf("holds %+v, %v; want %+v", h, err, want)
+				}
+			}
+		})
 	}
 }

@@ -236,6 +236,11 @@ type LiveCallService interface {
 	// LiveCallSummaries returns the summary of each of calls ids (as
 	// LiveCallReport has it), by id, without the nodes: for a list.
 	LiveCallSummaries(ctx context.Context, ids []string) (map[string]LiveCallSummary, error)
+	// LiveCallHolds returns the HeldBy of call id's summary: which alerts
+	// hold its nodes back, and what became of those nodes. A call on air
+	// asks every second; it is answered from memory unless a node of the
+	// call reported a hold, or a node held reported anything, since.
+	LiveCallHolds(ctx context.Context, id string) ([]LiveHold, error)
 	// FindLiveCallByID returns the call or ENotFound.
 	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
 	// FindLiveCalls returns calls newest first (by start). The calls on
