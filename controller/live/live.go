@@ -585,7 +585,7 @@ func liveNode(d *loaxa.Delivery, n *loaxa.Node) loaxa.LiveNode {
 // client's OnEvents and OnSalvaged): an event of a call on air that names
 // the alert holding it back on node, or any later event of a node so held,
 // has LiveCallHolds read the call's deliveries again. Reading them every
-// second instead cost a province-wide call 7–8 MB and 80–170 ms a second
+// second instead cost a province-wide call 7–8 MB and 80–250 ms a second
 // (BENCHMARKS.md).
 func (s *Service) Events(node string, events []protocol.Event) {
 	s.mu.Lock()
