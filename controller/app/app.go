@@ -234,6 +234,7 @@ func (a *App) Open() (err error) {
 	a.Emergency.Contents = a.Contents
 	a.Emergency.Media = a.Media
 	a.Emergency.Deliveries = a.Deliveries
+	a.Emergency.Alarms = a.Alarms
 	a.Emergency.Messenger = a.MQTT
 	a.Emergency.Clock = a.Clock
 	a.Emergency.Logger = a.Logger

@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -51,6 +53,31 @@ func seqOf(prefix, id string) uint64 {
 	return n
 }
 
+// alarmEndKey is the key in alarm_ends of alarm seq, which ends at end
+// (zero: open): by end, the open ones last, so that the alarms open at
+// some time after a moment are one range scan from it.
+func alarmEndKey(end time.Time, seq uint64) []byte {
+	k := u64(^uint64(0))
+	if !end.IsZero() {
+		k = msKey(end)
+	}
+	return append(k, u64(seq)...)
+}
+
+// indexAlarmEnds (schema 6 → 7) indexes the stored alarms by their end,
+// so that a report reads the alarms of its range instead of every alarm
+// ever raised.
+func indexAlarmEnds(tx *bbolt.Tx) error {
+	ends := tx.Bucket(bucketAlarmEnds)
+	return tx.Bucket(bucketAlarms).ForEach(func(k, v []byte) error {
+		var a struct{ End time.Time }
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode alarm %x: %w", k, err)
+		}
+		return ends.Put(alarmEndKey(a.End, binary.BigEndian.Uint64(k)), nil)
+	})
+}
+
 // CreateAlarm stores a, assigning its ID.
 func (s *AlarmService) CreateAlarm(ctx context.Context, a *loaxa.Alarm) error {
 	return s.CreateAlarms(ctx, []*loaxa.Alarm{a})
@@ -80,6 +107,9 @@ func (s *AlarmService) CreateAlarms(ctx context.Context, as []*loaxa.Alarm) erro
 			}
 			recs[i].ID = seqID("al", seq)
 			if err := putJSON(b, u64(seq), &recs[i]); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketAlarmEnds).Put(alarmEndKey(recs[i].End, seq), nil); err != nil {
 				return err
 			}
 		}
@@ -113,7 +143,17 @@ func (s *AlarmService) updateAlarm(ctx context.Context, id string, fn func(*loax
 		if !ok || out.ID != id {
 			return alarmNotFound(id)
 		}
+		end := out.End
 		fn(&out)
+		if !out.End.Equal(end) {
+			ends, seq := tx.Bucket(bucketAlarmEnds), seqOf("al", id)
+			if err := ends.Delete(alarmEndKey(end, seq)); err != nil {
+				return err
+			}
+			if err := ends.Put(alarmEndKey(out.End, seq), nil); err != nil {
+				return err
+			}
+		}
 		return putJSON(b, key, &out)
 	})
 	if err != nil {
@@ -209,7 +249,9 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 
 // FindAlarmsOpenDuring returns every alarm of one of kinds (any kind if
 // none) on a node within area's subtree (every area if "") that was open
-// at some time in [from, to), oldest first, however many there are.
+// at some time in [from, to), oldest first, however many there are. It
+// reads the alarms that ended after from or are open (alarm_ends), not
+// every alarm stored: an alert's report of the last minutes reads a few.
 func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, kinds []string, from, to time.Time) ([]*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -223,9 +265,17 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 				return err
 			}
 		}
-		return tx.Bucket(bucketAlarms).ForEach(func(_, v []byte) error {
-			// A year's alarms are read through: the fields that select
-			// first, the whole alarm only for the few selected.
+		alarms := tx.Bucket(bucketAlarms)
+		c := tx.Bucket(bucketAlarmEnds).Cursor()
+		// The alarms that ended in from's millisecond but before it are
+		// read too, and left by the exact test below.
+		for k, _ := c.Seek(msKey(from)); k != nil; k, _ = c.Next() {
+			v := alarms.Get(k[8:])
+			if v == nil {
+				return fmt.Errorf("alarm end index %x: no alarm %d", k, binary.BigEndian.Uint64(k[8:]))
+			}
+			// The fields that select first, the whole alarm only for the
+			// few selected.
 			var sel struct {
 				Kind, Area string
 				Start, End time.Time
@@ -244,12 +294,14 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 				}
 				out = append(out, &a)
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find alarms open from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
+	// In the order they were raised, not the order they ended.
+	slices.SortFunc(out, func(a, b *loaxa.Alarm) int { return cmp.Compare(seqOf("al", a.ID), seqOf("al", b.ID)) })
 	return out, nil
 }
 

@@ -45,6 +45,7 @@ func CheckFile(path string) error {
 		c.users()
 		c.desired()
 		c.liveCalls()
+		c.alarms()
 		c.rollouts()
 		c.standing()
 		return errors.Join(append(errs, c.errs...)...)
@@ -299,6 +300,17 @@ func (c *checker) liveCalls() {
 	})
 	c.sameKeys("live_call_ids", want, bucketLiveCallIDs)
 	c.sameKeys("live_calls_on_air", onAir, bucketLiveCallsOnAir)
+}
+
+func (c *checker) alarms() {
+	ends := make(map[string]string)
+	each(c, bucketAlarms, func(k []byte, a *loaxa.Alarm) {
+		if seq := seqOf("al", a.ID); !bytes.Equal(k, u64(seq)) {
+			c.fail("alarm key %x holds %s", k, a.ID)
+		}
+		ends[string(alarmEndKey(a.End, binary.BigEndian.Uint64(k)))] = ""
+	})
+	c.sameKeys("alarm_ends", ends, bucketAlarmEnds)
 }
 
 func (c *checker) rollouts() {

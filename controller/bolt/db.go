@@ -31,6 +31,8 @@
 //	audit            seq(8) → AuditEntry (append-only)
 //	enrolments       SHA-256(enrolment code) → Enrolment (one-time)
 //	alarms           seq(8) → Alarm (ids "al" + seq; newest last)
+//	alarm_ends       ms(8) of the end (all ones while open), seq(8) → nil:
+//	                 what a report over a time range reads (schema 7)
 //	selftests        seq(8) → SelfTest with its results (ids "st" + seq)
 //	live_calls       ms(8) of the start, call id → LiveCall (time order)
 //	live_call_ids    call id → live_calls key
@@ -87,6 +89,7 @@ var (
 	bucketHolidays       = []byte("holidays")
 	bucketProposals      = []byte("proposals")
 	bucketAlarms         = []byte("alarms")
+	bucketAlarmEnds      = []byte("alarm_ends")
 	bucketSelfTests      = []byte("selftests")
 	bucketEmergencies    = []byte("emergencies")
 	bucketCapAlerts      = []byte("cap_alerts")
@@ -102,7 +105,7 @@ var (
 		bucketUsers, bucketTokens, bucketDesired, bucketDesiredHeads, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
-		bucketAlarms, bucketSelfTests,
+		bucketAlarms, bucketAlarmEnds, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
 		bucketLiveCalls, bucketLiveCallIDs, bucketLiveCallsOnAir,
 		bucketStanding,
@@ -117,7 +120,7 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 6
+const schemaVersion = 7
 
 // migrations[v] brings a store of schema v to v+1.
 var migrations = map[uint64]func(tx *bbolt.Tx) error{
@@ -126,6 +129,7 @@ var migrations = map[uint64]func(tx *bbolt.Tx) error{
 	3: indexOpenDeliveries,
 	4: indexLiveCallsOnAir,
 	5: indexRunningRollouts,
+	6: indexAlarmEnds,
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

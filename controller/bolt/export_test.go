@@ -240,6 +240,20 @@ func AsSchema5(db *DB) error {
 	})
 }
 
+// AsSchema6 makes db look like a store of schema 6: alarms without the
+// index of their ends.
+func AsSchema6(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketAlarmEnds); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketAlarmEnds); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(6))
+	})
+}
+
 // DamageRollout replaces the stored record of rollout id with bytes that
 // do not decode, as a reader that reaches it finds out; repair puts the
 // record back.

@@ -193,3 +193,34 @@ func TestOpenWithoutRolloutsIndexesNone(t *testing.T) {
 		t.Errorf("running rollouts %v, %v; want none", rolloutIDs(ros), err)
 	}
 }
+
+// TestOpenIndexesAlarmEnds: a store written before the alarms were
+// indexed by their end (schema 6) has Open index them, so that the
+// reports that read the alarm history over a range (an alert's silenced_by,
+// the broadcast report's silenced) still find the faults raised before
+// the upgrade.
+func TestOpenIndexesAlarmEnds(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	s := bolt.NewAlarmService(db)
+	ended := &loaxa.Alarm{Kind: loaxa.AlarmSpeakerOpen, Node: "n1", Area: "hp", Start: t0}
+	open := &loaxa.Alarm{Kind: loaxa.AlarmAmplifier, Node: "n2", Area: "hp", Start: t0.Add(time.Minute)}
+	must(t, s.CreateAlarms(ctx, []*loaxa.Alarm{ended, open}))
+	_, err := s.EndAlarm(ctx, ended.ID, t0.Add(time.Hour))
+	must(t, err)
+	must(t, bolt.AsSchema6(db))
+	if as, err := s.FindAlarmsOpenDuring(ctx, "", nil, t0, t0.Add(2*time.Hour)); err != nil || len(as) != 0 {
+		t.Fatalf("alarms in the schema-6 store before Open: %d, %v; want none indexed", len(as), err)
+	}
+	must(t, db.Close())
+	must(t, db.Open())
+	as, err := s.FindAlarmsOpenDuring(ctx, "", nil, t0, t0.Add(2*time.Hour))
+	must(t, err)
+	var ids []string
+	for _, a := range as {
+		ids = append(ids, a.ID)
+	}
+	if want := []string{ended.ID, open.ID}; !slices.Equal(ids, want) {
+		t.Errorf("alarms open during the range after Open brought the store up to date: %q, want %q", ids, want)
+	}
+}

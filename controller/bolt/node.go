@@ -313,9 +313,8 @@ func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, e
 	return c, nil
 }
 
-// NodePresence returns the area, whether it is online, its enrolment and
-// its silencing faults of every node among ids that exists, from memory:
-// no record is read.
+// NodePresence returns the area, whether it is online and the enrolment
+// of every node among ids that exists, from memory: no record is read.
 func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[string]loaxa.NodePresence, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -328,11 +327,6 @@ func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[strin
 		}
 		e.mu.Lock()
 		p := loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline, EnrolledAt: e.enrolledAt}
-		for _, f := range e.status.Faults {
-			if slices.Contains(loaxa.SilencingFaults, f.Kind) {
-				p.Silencing = append(p.Silencing, loaxa.Fault{Kind: f.Kind, Since: f.Since})
-			}
-		}
 		e.mu.Unlock()
 		out[id] = p
 	}

@@ -60,9 +60,12 @@ type Service struct {
 	Contents   loaxa.ContentService
 	Media      loaxa.MediaService
 	Deliveries loaxa.DeliveryService
-	Messenger  loaxa.AlertMessenger
-	Clock      clock.Clock
-	Logger     *slog.Logger
+	// Alarms is the alarm history the report reads for the faults a node
+	// played into (silenced_by); nil says none.
+	Alarms    loaxa.AlarmService
+	Messenger loaxa.AlertMessenger
+	Clock     clock.Clock
+	Logger    *slog.Logger
 
 	// Lead bounds the start lead (lead.go).
 	Lead Lead

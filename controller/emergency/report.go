@@ -3,7 +3,6 @@ package emergency
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -37,6 +36,10 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	grid, err := s.messageGrid(ctx, em)
 	if err != nil {
 		s.Logger.Warn("emergency report: the message's timeline is unknown; whether late messages played in step is not said", "emergency", em.ID, "drill", em.Drill, "err", err)
+	}
+	faults, err := s.playedFaults(ctx, ds, now)
+	if err != nil {
+		s.Logger.Warn("emergency report: the alarm history is unknown; which clusters played into a fault is not said", "emergency", em.ID, "drill", em.Drill, "err", err)
 	}
 	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), ByArea: map[string]loaxa.EmergencySummary{}, Generated: now}
 	s.mu.Lock()
@@ -78,7 +81,7 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		if d.State == loaxa.DeliveryStarted || d.State == loaxa.DeliverySuspended || d.State == loaxa.DeliveryCompleted || d.PlayedMS > 0 {
 			ms := d.Start.Sub(em.Issued).Milliseconds() + d.LateMS
 			n.SoundMS = &ms
-			if kinds := silencedBy(d, nodes[d.Node].Silencing, now); len(kinds) > 0 {
+			if kinds := loaxa.PlayedIntoFault(d, faults[d.Node], now); len(kinds) > 0 {
 				n.SilencedBy = &kinds
 			}
 		}
@@ -119,25 +122,44 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	return rep, nil
 }
 
-// silencedBy returns the kinds of faults among open (a node's open
-// silencing faults) that began before the controller heard how d's play
-// ended (now, for one that has not ended): a cluster that played an alert
-// into a cut speaker line reports it completed, and its pole said
-// nothing. A fault that began between the play's end and its report (a
-// report window, an outage) counts too: the safe side.
-func silencedBy(d *loaxa.Delivery, open []loaxa.Fault, now time.Time) []string {
-	end := now
-	if d.State != loaxa.DeliveryStarted && d.State != loaxa.DeliverySuspended {
-		end = d.UpdatedAt // when its end was recorded
+// playedFaults returns, by node, the alarms of the faults that keep a
+// pole silent (SilencingFaults) that were open at some time while one of
+// ds played (loaxa.PlaySpan): one read of the alarm history over the
+// span of every play, not one per node, for what the report says each
+// node played into (loaxa.PlayedIntoFault, the broadcast report's rule).
+// The history, not the faults open now: a line mended since still says
+// the alert went unheard there, and one cut after a play ended does not.
+func (s *Service) playedFaults(ctx context.Context, ds []*loaxa.Delivery, now time.Time) (map[string][]*loaxa.Alarm, error) {
+	if s.Alarms == nil {
+		return nil, nil
 	}
-	var kinds []string
-	for _, f := range open {
-		if f.Since.Before(end) && !slices.Contains(kinds, f.Kind) {
-			kinds = append(kinds, f.Kind)
+	var from, to time.Time
+	for _, d := range ds {
+		begin, end, ok := loaxa.PlaySpan(d, now)
+		if !ok {
+			continue
+		}
+		if from.IsZero() || begin.Before(from) {
+			from = begin
+		}
+		if end.After(to) {
+			to = end
 		}
 	}
-	slices.Sort(kinds)
-	return kinds
+	if from.IsZero() {
+		return nil, nil // nothing sounded yet
+	}
+	// An alarm raised the very instant a play ended counts, as in
+	// PlayedIntoFault; the read's range ends before its to.
+	alarms, err := s.Alarms.FindAlarmsOpenDuring(ctx, "", loaxa.SilencingFaults, from, to.Add(time.Nanosecond))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]*loaxa.Alarm)
+	for _, a := range alarms {
+		out[a.Node] = append(out[a.Node], a)
+	}
+	return out, nil
 }
 
 // messageGrid returns when em's nodes that began together and had the

@@ -477,7 +477,8 @@ func TestEmergencyReportSaysWhereAFaultKeptThePoleSilent(t *testing.T) {
 	e.observe("n-a", cut.Snapshot()) // its line cut while it plays
 	e.clock.Advance(3 * time.Second)
 	for _, n := range []string{"n-a", "n-b"} {
-		e.reportAlert(n, em, protocol.Event{Seq: 3, Type: protocol.EventCompleted})
+		// As a node reports it: how long it played, from its start.
+		e.reportAlert(n, em, protocol.Event{Seq: 3, Type: protocol.EventCompleted, PlayedMS: 5000})
 	}
 	e.clock.Advance(time.Minute)
 	e.observe("n-b", cut.Snapshot()) // its line cut after it played
@@ -498,5 +499,84 @@ func TestEmergencyReportSaysWhereAFaultKeptThePoleSilent(t *testing.T) {
 	}
 	if rep.Summary.Completed != 2 || rep.Summary.Silenced != 1 || rep.ByArea["12346"].Silenced != 1 || rep.ByArea["12347"].Silenced != 0 {
 		t.Errorf("summary %+v, by area %+v; want 2 completed, 1 silenced, in 12346", rep.Summary, rep.ByArea)
+	}
+}
+
+// TestEmergencyReportSilencedByIsTheFaultHistoryOfThePlay: silenced_by
+// read the faults open when the report was asked. Once the technician
+// mended the cut speaker line, the typhoon alert's report no longer said
+// that the cluster had played into it (the proof that residents near that
+// pole did not hear it was lost); and a cluster whose line was cut after
+// it played, but before its report of the end came in (a report window,
+// a link down), was marked silenced. silenced_by now comes from the alarm
+// history over each node's play (from its start for as long as it
+// played), as the broadcast report's silenced does.
+func TestEmergencyReportSilencedByIsTheFaultHistoryOfThePlay(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	sound, err := board.New(e.clock, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := board.New(e.clock, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cut.Inject(board.FaultSpeakerOpen, true); err != nil {
+		t.Fatal(err)
+	}
+	e.observe("n-a", sound.Snapshot())
+	e.observe("n-b", sound.Snapshot())
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	em := e.drill(ct.ID, "318")
+	ds, err := e.stores.deliveries.FindDeliveries(t.Context(), loaxa.DeliveryFilter{Announcement: em.ID})
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("deliveries %v, %v; want n-a's and n-b's", ds, err)
+	}
+	start := ds[0].Start
+	// report records events that happened at at, as the node sends them
+	// now.
+	report := func(node string, at time.Time, events ...protocol.Event) {
+		t.Helper()
+		for i := range events {
+			events[i].At, events[i].Occurrence, events[i].Announcement, events[i].Content = at, em.Occurrence, em.ID, em.ContentID
+		}
+		if _, _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: events}, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		e.emergency.Events(node, "e1", events)
+	}
+	e.clock.Set(start)
+	for _, n := range []string{"n-a", "n-b"} {
+		report(n, start, protocol.Event{Seq: 1, Type: protocol.EventReceived}, protocol.Event{Seq: 2, Type: protocol.EventStarted})
+	}
+	e.clock.Set(start.Add(2 * time.Second))
+	e.observe("n-a", cut.Snapshot()) // n-a's line cut while it plays
+	end := start.Add(5 * time.Second)
+	e.clock.Set(end)
+	report("n-a", end, protocol.Event{Seq: 3, Type: protocol.EventCompleted, PlayedMS: 5000})
+	e.clock.Set(end.Add(5 * time.Second))
+	e.observe("n-b", cut.Snapshot()) // n-b's line cut after it played...
+	e.clock.Set(end.Add(30 * time.Second))
+	report("n-b", end, protocol.Event{Seq: 3, Type: protocol.EventCompleted, PlayedMS: 5000}) // ...which it reports only now
+	e.clock.Set(end.Add(time.Hour))
+	e.observe("n-a", sound.Snapshot()) // the technician mends n-a's line
+
+	var rep loaxa.EmergencyReport
+	e.call("GET", "/api/v1/emergency/"+em.ID, e.token("admin"), nil, http.StatusOK, &rep)
+	silenced := map[string][]string{}
+	for _, n := range rep.Nodes {
+		if n.State != string(loaxa.DeliveryCompleted) {
+			t.Errorf("%s: %s, want completed (it played to the end)", n.Node, n.State)
+		}
+		if n.SilencedBy != nil {
+			silenced[n.Node] = *n.SilencedBy
+		}
+	}
+	if want := map[string][]string{"n-a": {loaxa.AlarmSpeakerOpen}}; !reflect.DeepEqual(silenced, want) {
+		t.Errorf("silenced_by %v, want %v: n-a played into its cut line (mended since), n-b's was cut after its play", silenced, want)
+	}
+	if rep.Summary.Silenced != 1 || rep.ByArea["12346"].Silenced != 1 || rep.ByArea["12347"].Silenced != 0 {
+		t.Errorf("summary %+v, by area %+v; want 1 silenced, in 12346", rep.Summary, rep.ByArea)
 	}
 }

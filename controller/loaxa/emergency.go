@@ -193,9 +193,10 @@ type EmergencyNode struct {
 	Resends       int    `json:"resends,omitempty"`
 	Online        bool   `json:"online"`
 	// SilencedBy, for a node that began the alert, are the faults that
-	// keep it silent (SilencingFaults) open while it played, as the node's
-	// board reported them: its state may read completed, but its pole may
-	// have said nothing. Kept while the fault is open (docs/emergency.md).
+	// keep it silent (SilencingFaults) open while it played, from the
+	// alarm history (PlayedIntoFault): its state may read completed, but
+	// its pole may have said nothing. Kept once the fault is mended
+	// (docs/emergency.md).
 	// A pointer, like the optional times above, so that entries compare
 	// with == once those are set aside (the stream's sameNode).
 	SilencedBy *[]string `json:"silenced_by,omitempty"`

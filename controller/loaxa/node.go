@@ -202,9 +202,6 @@ type NodePresence struct {
 	Area       string
 	Online     bool
 	EnrolledAt time.Time
-	// Silencing are the node's open faults that keep it silent
-	// (SilencingFaults), each since when: none for most nodes.
-	Silencing []Fault
 }
 
 // NodeSecret is the stored form of a node secret: never the secret itself.

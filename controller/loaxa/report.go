@@ -62,20 +62,13 @@ func (f *BroadcastFigures) Add(d *Delivery) {
 }
 
 // PlayedIntoFault returns the kinds of the alarms among faults (the
-// node's silencing ones, SilencingFaults) that were open while d played:
-// from its start, as late as the node began it, for as long as it played
-// (until now for a play still on air). None for a play that did not
-// sound. A cluster plays into a cut speaker line as into a sound one and
-// reports it completed.
+// node's silencing ones, SilencingFaults) that were open while d played
+// (PlaySpan). None for a play that did not sound. A cluster plays into a
+// cut speaker line as into a sound one and reports it completed.
 func PlayedIntoFault(d *Delivery, faults []*Alarm, now time.Time) []string {
-	onAir := d.State == DeliveryStarted || d.State == DeliverySuspended
-	if !onAir && d.State != DeliveryCompleted && d.PlayedMS <= 0 {
+	begin, end, ok := PlaySpan(d, now)
+	if !ok {
 		return nil
-	}
-	begin := d.Start.Add(time.Duration(d.LateMS) * time.Millisecond)
-	end := begin.Add(time.Duration(d.PlayedMS) * time.Millisecond)
-	if onAir {
-		end = now
 	}
 	var kinds []string
 	for _, a := range faults {
@@ -85,6 +78,23 @@ func PlayedIntoFault(d *Delivery, faults []*Alarm, now time.Time) []string {
 	}
 	slices.Sort(kinds)
 	return kinds
+}
+
+// PlaySpan returns when d played: from its start, as late as the node
+// began it, for as long as it played (until now for a play still on
+// air); ok is false for a play that did not sound. The alarms open in
+// that span are what PlayedIntoFault reads.
+func PlaySpan(d *Delivery, now time.Time) (begin, end time.Time, ok bool) {
+	onAir := d.State == DeliveryStarted || d.State == DeliverySuspended
+	if !onAir && d.State != DeliveryCompleted && d.PlayedMS <= 0 {
+		return time.Time{}, time.Time{}, false
+	}
+	begin = d.Start.Add(time.Duration(d.LateMS) * time.Millisecond)
+	end = begin.Add(time.Duration(d.PlayedMS) * time.Millisecond)
+	if onAir {
+		end = now
+	}
+	return begin, end, true
 }
 
 // NodeFigures are one node's figures, with its name: officers know their
