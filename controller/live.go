@@ -155,17 +155,27 @@ func heldBehindAlerts(w io.Writer) func(liveclient.Status) {
 		for _, h := range st.Held {
 			was := seen[h.Alert]
 			seen[h.Alert] = h
+			alert := holdName(h)
 			if h.Waiting > 0 && h.Waiting != was.Waiting {
-				fmt.Fprintf(w, "Đang chờ bản tin khẩn cấp phát xong: alert %s still plays on %d clusters; they play the call if it ends within 5 s of the call's start.\n", h.Alert, h.Waiting)
+				fmt.Fprintf(w, "Đang chờ bản tin khẩn cấp phát xong: alert %s still plays on %d clusters; they play the call if it ends within 5 s of the call's start.\n", alert, h.Waiting)
 			}
 			if h.Joined > was.Joined {
-				fmt.Fprintf(w, "%d clusters held behind alert %s joined the call after it (%d in all).\n", h.Joined-was.Joined, h.Alert, h.Joined)
+				fmt.Fprintf(w, "%d clusters held behind alert %s joined the call after it (%d in all).\n", h.Joined-was.Joined, alert, h.Joined)
 			}
 			if h.Missed > was.Missed {
-				fmt.Fprintf(w, "%d clusters held behind alert %s missed the call: the alert outlasted the call's 5 s start window (%d in all).\n", h.Missed-was.Missed, h.Alert, h.Missed)
+				fmt.Fprintf(w, "%d clusters held behind alert %s missed the call: the alert outlasted the call's 5 s start window (%d in all).\n", h.Missed-was.Missed, alert, h.Missed)
 			}
 		}
 	}
+}
+
+// holdName names the alert of h as officers know it: its title, then its
+// id; the id alone when the controller did not find its title.
+func holdName(h liveclient.Hold) string {
+	if h.Title == "" {
+		return h.Alert
+	}
+	return fmt.Sprintf("%q (%s)", h.Title, h.Alert)
 }
 
 // liveSource opens what a call speaks: a node-format WAV file, or raw PCM

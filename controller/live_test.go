@@ -108,6 +108,21 @@ func TestLiveHeldBehindAlertsTold(t *testing.T) {
 	}
 }
 
+// TestLiveHeldBehindAlertsNamed: the speaker read that alert e000012
+// held their call back, an id no one on duty knows; the alert is named by
+// its title (a drill's carries its mark), its id beside it.
+func TestLiveHeldBehindAlertsNamed(t *testing.T) {
+	var out bytes.Buffer
+	on := heldBehindAlerts(&out)
+	on(liveclient.Status{State: "on_air", Call: "live-1", Held: []liveclient.Hold{{Alert: "e000012", Title: "Cảnh báo bão số 3", Waiting: 3}}})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Held: []liveclient.Hold{{Alert: "e000012", Title: "Cảnh báo bão số 3", Joined: 3}}})
+	want := "Đang chờ bản tin khẩn cấp phát xong: alert \"Cảnh báo bão số 3\" (e000012) still plays on 3 clusters; they play the call if it ends within 5 s of the call's start.\n" +
+		"3 clusters held behind alert \"Cảnh báo bão số 3\" (e000012) joined the call after it (3 in all).\n"
+	if out.String() != want {
+		t.Errorf("told the speaker\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
 // TestLiveNeedsAToken: "controller live" typed in a new terminal, without
 // LOAXA_TOKEN, reached the controller and printed its answer to a request
 // without an Authorization header ("send Authorization: Bearer …"). It

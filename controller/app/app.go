@@ -248,6 +248,7 @@ func (a *App) Open() (err error) {
 	a.LiveCalls.Store = bolt.NewLiveCallService(a.DB)
 	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
 	a.LiveCalls.Clock, a.LiveCalls.Logger, a.LiveCalls.Messenger, a.LiveCalls.Areas = a.Clock, a.Logger, a.MQTT, a.MQTT
+	a.LiveCalls.Emergencies = a.Emergencies
 	// Calls a previous run left on air are closed before any new one, and
 	// before the nodes come online: those that missed the end of a call
 	// ended lately get it then.

@@ -627,6 +627,77 @@ func TestLiveCallHeldBehindAnAlertTold(t *testing.T) {
 	waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
 }
 
+// TestLiveCallHeldBehindAnAlertNamesIt: a province officer spoke while
+// the typhoon alert still played on some clusters and another officer's
+// call on others. The call's report, the list and the officer's own
+// status said the clusters waited for "e000001" and "live-…": ids no one
+// on duty knows. Each hold now carries its alert's title and drill mark
+// (an emergency's, or the other live call's), beside its id.
+func TestLiveCallHeldBehindAnAlertNamesIt(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "drill": true,
+		"title": "Cảnh báo bão số 3"}, http.StatusCreated, &em)
+	other := &loaxa.LiveCall{ID: loaxa.LiveCallIDPrefix + "tinh-1", Title: "Thông báo của tỉnh", CreatedBy: "tinh", Areas: []string{"12347"},
+		Priority: protocol.PriorityEmergency, Started: e.clock.Now(), Ended: e.clock.Now().Add(time.Minute)}
+	if err := e.live.Store.CreateLiveCall(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+
+	statuses := make(chan liveclient.Status, 16)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: e.admin, Areas: []string{"318"}, Client: e.ts.Client(),
+		OnStatus: func(st liveclient.Status) {
+			if st.State == "on_air" {
+				statuses <- st
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := call.ID()
+	for node, alert := range map[string]string{"n-a": em.ID, "n-b": other.ID} {
+		if _, _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+			{Seq: 1, Type: protocol.EventReceived, At: e.clock.Now(), Occurrence: id, Announcement: id, HeldBy: alert}}}, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []loaxa.LiveHold{
+		{Alert: em.ID, Title: "[DIỄN TẬP] Cảnh báo bão số 3", Drill: true, Waiting: 1},
+		{Alert: other.ID, Title: "Thông báo của tỉnh", Waiting: 1},
+	}
+	var rep loaxa.LiveCallReport
+	e.call("GET", "/api/v1/live/calls/"+id, e.admin, nil, http.StatusOK, &rep)
+	if !slices.Equal(rep.Summary.HeldBy, want) {
+		t.Errorf("report's held_by %+v, want %+v", rep.Summary.HeldBy, want)
+	}
+	var list struct {
+		Calls []struct{ Summary loaxa.LiveCallSummary }
+	}
+	e.call("GET", "/api/v1/live/calls?active=true&summary=true", e.admin, nil, http.StatusOK, &list)
+	if len(list.Calls) != 1 || !slices.Equal(list.Calls[0].Summary.HeldBy, want) {
+		t.Errorf("listed with %+v, want held_by %+v", list.Calls, want)
+	}
+	// The speaker's status says it too (what "controller live" prints).
+	told := []liveclient.Hold{{Alert: em.ID, Title: want[0].Title, Drill: true, Waiting: 1}, {Alert: other.ID, Title: want[1].Title, Waiting: 1}}
+	for said := false; !said; {
+		select {
+		case st := <-statuses:
+			said = slices.Equal(st.Held, told)
+		case <-ctx.Done():
+			t.Fatalf("the speaker was not told %+v", told)
+		}
+	}
+
+	if _, err := call.End(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, e, e.admin, id, loaxa.LiveEndSpeakerStopped)
+}
+
 func TestLiveCallRequests(t *testing.T) {
 	e := newEnv(t)
 	e.tree()

@@ -218,7 +218,7 @@ func newEnv(t testing.TB, configure ...func(*lhttp.Server)) *env {
 	s.HealthService, s.AlarmService, s.SelfTestService, s.Messenger = e.health, st.alarms, st.alarms, e.msgs
 	e.live, e.liveMsgs = live.NewService(), &recordLive{}
 	e.live.Store, e.live.Nodes, e.live.Deliveries, e.live.Audit = bolt.NewLiveCallService(e.db), st.nodes, st.deliveries, st.audit
-	e.live.Clock, e.live.Logger = e.clock, logger
+	e.live.Clock, e.live.Logger, e.live.Emergencies = e.clock, logger, em.Store
 	s.Live, s.LiveCalls = e.liveMsgs, e.live
 	for _, f := range configure {
 		f(s)

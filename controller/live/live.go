@@ -37,6 +37,9 @@ type Service struct {
 	// Areas sends the end of the calls the last run left on air to their
 	// areas (EndLeftOpen); nil sends nothing.
 	Areas loaxa.LiveMessenger
+	// Emergencies are where the alerts that hold a call back are found
+	// by id, for their titles (LiveHold); nil names none.
+	Emergencies loaxa.EmergencyStore
 
 	mu    sync.Mutex
 	calls map[string]*onAir
@@ -512,6 +515,7 @@ func (s *Service) LiveCallReport(ctx context.Context, id string) (*loaxa.LiveCal
 		rep.Summary.Add(n)
 		rep.Nodes = append(rep.Nodes, n)
 	}
+	s.nameHolds(ctx, rep.Summary.HeldBy, map[string]loaxa.LiveHold{})
 	return rep, nil
 }
 
@@ -533,14 +537,48 @@ func (s *Service) LiveCallSummaries(ctx context.Context, ids []string) (map[stri
 		return nil, fmt.Errorf("live calls: %w", err)
 	}
 	out := make(map[string]loaxa.LiveCallSummary, len(ids))
+	named := map[string]loaxa.LiveHold{}
 	for i, id := range ids {
 		var sum loaxa.LiveCallSummary
 		for _, d := range calls[i] {
 			sum.Add(liveNode(d, nodes[d.Node]))
 		}
+		s.nameHolds(ctx, sum.HeldBy, named)
 		out[id] = sum
 	}
 	return out, nil
+}
+
+// nameHolds gives each of holds its alert's title and drill mark: an
+// officer knows "Cảnh báo bão số 3", not e000012. named holds the alerts
+// already looked up (by id, with only Title and Drill set), shared by the
+// calls of one listing. An alert not found (removed, or a store that
+// fails) keeps its id alone: the call's report is not refused for it.
+func (s *Service) nameHolds(ctx context.Context, holds []loaxa.LiveHold, named map[string]loaxa.LiveHold) {
+	for i := range holds {
+		h := &holds[i]
+		n, ok := named[h.Alert]
+		if !ok {
+			var err error
+			switch {
+			case loaxa.IsEmergencyID(h.Alert) && s.Emergencies != nil:
+				var em *loaxa.Emergency
+				if em, err = s.Emergencies.FindEmergencyByID(ctx, h.Alert); err == nil {
+					n.Title, n.Drill = em.Title, em.Drill
+				}
+			case loaxa.IsLiveCallID(h.Alert):
+				var c *loaxa.LiveCall
+				if c, err = s.Store.FindLiveCallByID(ctx, h.Alert); err == nil {
+					n.Title, n.Drill = c.Title, c.Drill
+				}
+			}
+			if err != nil {
+				s.Logger.Warn("live call: the alert holding clusters back not found; named by its id", "alert", h.Alert, "err", err)
+			}
+			named[h.Alert] = n
+		}
+		h.Title, h.Drill = n.Title, n.Drill
+	}
 }
 
 // nodesOf returns the nodes of deliveries ds by id, in one look-up.
@@ -634,8 +672,8 @@ func (s *Service) LiveCallHolds(ctx context.Context, id string) ([]loaxa.LiveHol
 	return holds, nil
 }
 
-// holdsOf reads the HeldBy of call id's summary from its deliveries: only
-// the nodes a hold was reported on count there.
+// holdsOf reads the HeldBy of call id's summary from its deliveries (only
+// the nodes a hold was reported on count there), each alert named.
 func (s *Service) holdsOf(ctx context.Context, id string) ([]loaxa.LiveHold, error) {
 	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
 	if err != nil {
@@ -647,6 +685,7 @@ func (s *Service) holdsOf(ctx context.Context, id string) ([]loaxa.LiveHold, err
 			sum.Add(liveNode(d, nil))
 		}
 	}
+	s.nameHolds(ctx, sum.HeldBy, map[string]loaxa.LiveHold{})
 	return sum.HeldBy, nil
 }
 

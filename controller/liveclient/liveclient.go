@@ -67,7 +67,11 @@ type Status struct {
 // of them wait for it to end, Joined began the call after it, Missed
 // never did (it outlasted the call's 5 s start window).
 type Hold struct {
-	Alert   string `json:"alert"` // the emergency's id (or a live call's)
+	Alert string `json:"alert"` // the emergency's id (or a live call's)
+	// Title and Drill are the alert's, when the controller found it:
+	// what officers know it by.
+	Title   string `json:"title"`
+	Drill   bool   `json:"drill"`
 	Waiting int    `json:"waiting"`
 	Joined  int    `json:"joined"`
 	Missed  int    `json:"missed"`

@@ -150,9 +150,13 @@ type LiveCallSummary struct {
 // LiveHold is an alert on air on some of a call's nodes when the call
 // came, which held the call back there: Waiting nodes wait for it to end
 // (received), Joined began the call after it, Missed never did (the alert
-// outlasted the call's start window).
+// outlasted the call's start window). Title and Drill are the alert's (an
+// emergency's, or the other live call's), so that officers know it by
+// what it says, not by its id; none if it is not found.
 type LiveHold struct {
 	Alert   string `json:"alert"`
+	Title   string `json:"title,omitempty"`
+	Drill   bool   `json:"drill,omitempty"`
 	Waiting int    `json:"waiting"`
 	Joined  int    `json:"joined,omitempty"`
 	Missed  int    `json:"missed,omitempty"`

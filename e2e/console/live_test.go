@@ -209,7 +209,9 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 // screen showed "0 / 1" clusters playing and nothing of why. The speaker
 // is told, as it happens, that the cluster waits for that alert to finish
 // and then that it missed the call, and the screen's list of calls on air
-// says so under the clusters playing, in Vietnamese.
+// says so under the clusters playing, in Vietnamese. Both name the alert
+// by its title, beside its id: "e000001" alone was no alert an officer
+// knew.
 func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
 	c, n := lapLeWithTwoOfficers(t)
 
@@ -251,16 +253,16 @@ func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
 			}
 		}
 	}
-	told("that the cluster waits for the alert", liveclient.Hold{Alert: em.ID, Waiting: 1})
-	told("that the cluster missed the call behind the alert", liveclient.Hold{Alert: em.ID, Missed: 1})
+	told("that the cluster waits for the alert", liveclient.Hold{Alert: em.ID, Title: "Bão số 3", Waiting: 1})
+	told("that the cluster missed the call behind the alert", liveclient.Hold{Alert: em.ID, Title: "Bão số 3", Missed: 1})
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/live", `document.querySelector('#live-start')`)
 	row := fmt.Sprintf(`#live-calls tr[data-call=%q]`, call.ID())
-	b.Wait("the call listed with the cluster that missed it behind the alert", text(row+" td.playing")+`.includes('bản tin khẩn cấp `+em.ID+`')`, 15*time.Second)
-	if got := MustEval[string](b, text(row+" td.playing")); !contains(got, "0 / 1", "1 cụm loa không phát được cuộc gọi: bản tin khẩn cấp "+em.ID+" vẫn phát quá 5 giây") {
+	b.Wait("the call listed with the cluster that missed it behind the alert", text(row+" td.playing")+`.includes('bản tin khẩn cấp “Bão số 3” (`+em.ID+`)')`, 15*time.Second)
+	if got := MustEval[string](b, text(row+" td.playing")); !contains(got, "0 / 1", "1 cụm loa không phát được cuộc gọi: bản tin khẩn cấp “Bão số 3” ("+em.ID+") vẫn phát quá 5 giây") {
 		t.Errorf("the call's clusters playing say %q", got)
 	}
 	b.Shot("live-cho-ban-tin-khan-cap")

@@ -31,14 +31,19 @@ function endReason(st) {
 /**
  * heldWords words, for each alert that held a call back on some clusters
  * (the summary's held_by, or the speaker's status' held), how many wait
- * for it to finish, joined the call after it, or missed it.
+ * for it to finish, joined the call after it, or missed it. The alert is
+ * named by its title (a drill's carries its mark), its id beside it:
+ * officers know "Bão số 3", not e000012.
  */
 function heldWords(held) {
-  return (held || []).map((x) => [
-    x.waiting ? t('live.held_waiting', { n: fmtNumber(x.waiting), alert: x.alert }) : '',
-    x.joined ? t('live.held_joined', { n: fmtNumber(x.joined), alert: x.alert }) : '',
-    x.missed ? t('live.held_missed', { n: fmtNumber(x.missed), alert: x.alert }) : '',
-  ].filter(Boolean).join(' ')).filter(Boolean);
+  return (held || []).map((x) => {
+    const alert = x.title ? `“${x.title}” (${x.alert})` : x.alert;
+    return [
+      x.waiting ? t('live.held_waiting', { n: fmtNumber(x.waiting), alert }) : '',
+      x.joined ? t('live.held_joined', { n: fmtNumber(x.joined), alert }) : '',
+      x.missed ? t('live.held_missed', { n: fmtNumber(x.missed), alert }) : '',
+    ].filter(Boolean).join(' ');
+  }).filter(Boolean);
 }
 
 export async function render(ctx, main) {
