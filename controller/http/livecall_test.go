@@ -660,10 +660,12 @@ func TestLiveCallHeldBehindAnAlertNamesIt(t *testing.T) {
 	}
 	id := call.ID()
 	for node, alert := range map[string]string{"n-a": em.ID, "n-b": other.ID} {
-		if _, _, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
-			{Seq: 1, Type: protocol.EventReceived, At: e.clock.Now(), Occurrence: id, Announcement: id, HeldBy: alert}}}, e.clock.Now()); err != nil {
+		_, stored, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
+			{Seq: 1, Type: protocol.EventReceived, At: e.clock.Now(), Occurrence: id, Announcement: id, HeldBy: alert}}}, e.clock.Now())
+		if err != nil {
 			t.Fatal(err)
 		}
+		e.live.Events(node, stored) // as the MQTT client tells it
 	}
 	want := []loaxa.LiveHold{
 		{Alert: em.ID, Title: "[DIỄN TẬP] Cảnh báo bão số 3", Drill: true, Waiting: 1},
