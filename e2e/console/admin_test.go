@@ -17,6 +17,7 @@ import (
 // not be had from the screen. The table must show each change as it is
 // made, and keep the code just given on the screen.
 func TestAdminClusterTableFollowsChanges(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.CreateNode("lap-le-01", "11527")
@@ -59,6 +60,7 @@ func TestAdminClusterTableFollowsChanges(t *testing.T) {
 // whether it was still loading or broken. Without rights to any of its
 // parts, the screen says so.
 func TestAdminWithoutRightsSaysSo(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)

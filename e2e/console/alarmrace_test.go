@@ -19,6 +19,7 @@ import (
 // browser holds the list's answer (Chromium's Fetch interception) until
 // the alarm has opened at the controller.
 func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
+	t.Parallel()
 	c, sim, b := technicianAtLapLe(t)
 	defer b.checkErrors()
 

@@ -62,6 +62,7 @@ func emulatePhone(br *Browser, slowdown float64) {
 // clusters every area holds and shows them all when chosen; a commune's
 // name in the count by area shows its clusters.
 func TestEmergencyBoardOfAProvince(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("31001", "Xã Lập Lễ", "31")
@@ -263,6 +264,7 @@ func BenchmarkEmergencyBoard(b *testing.B) {
 // does not come, it counts from the list read as the form opened and says
 // from when.
 func TestEmergencyFromAPhone(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")

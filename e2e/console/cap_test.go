@@ -56,6 +56,7 @@ func postCap(t *testing.T, c *rig.Controller, doc, want string) loaxa.CapAlert {
 // commune's cluster. A warning for the district above is shown to them
 // too, but without the button: a district officer approves it.
 func TestCapApprovalInTheConsole(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -128,6 +129,7 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 // edits the list of CAP event types that play without approval on the
 // emergency screen; a warning of a type added there then plays at once.
 func TestCapAutoStartListInTheConsole(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -157,8 +159,6 @@ func TestCapAutoStartListInTheConsole(t *testing.T) {
 // answering is seen before a typhoon, not found in a log after it; the
 // feed's credentials are not shown.
 func TestCapFeedsInTheConsole(t *testing.T) {
-	// Mostly waiting for the feeds' polls: it runs beside the other
-	// parallel one once the rest are done.
 	t.Parallel()
 	var atomDown atomic.Bool
 	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +205,7 @@ func TestCapFeedsInTheConsole(t *testing.T) {
 // approval, that it will play that recording first, and once approved the
 // cluster plays it, then the warning's text read out.
 func TestCapRecordingsInTheConsole(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -259,6 +260,7 @@ func TestCapRecordingsInTheConsole(t *testing.T) {
 // "Cảnh báo CAP chờ duyệt" and from the emergency screen. Both must show
 // it however many alerts came after it.
 func TestPendingCapNotHiddenByNewerAlerts(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")

@@ -19,6 +19,7 @@ import (
 // title, "Khẩn cấp: <tiêu đề>" and "Phát trực tiếp", each link still
 // leading to the play's deliveries.
 func TestClusterPlaysSayWhatPlayed(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)

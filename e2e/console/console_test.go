@@ -4,6 +4,11 @@
 // schedules it in the evening session, sees the clusters play it, and
 // cannot see or target another commune. Each main screen is saved as a
 // PNG in e2e/console/screenshots (or $LOAXA_SCREENSHOTS).
+//
+// The tests run in parallel (scripts/test.sh: -parallel 4), each with a
+// controller, agents and browser context of its own: they mostly wait on
+// the screens' timers and on clusters playing in real time, and one after
+// another they took over 6 minutes.
 package console
 
 import (
@@ -258,7 +263,7 @@ func (b *Browser) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.checkErrors()
-		b.Shot("failed")
+		b.failedShot()
 		b.t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -282,7 +287,7 @@ func (b *Browser) Wait(what, expr string, within time.Duration) {
 	}
 	if err != nil {
 		b.checkErrors()
-		b.Shot("failed")
+		b.failedShot()
 		text, _ := Eval[string](b, `document.querySelector('main') ? document.querySelector('main').innerText.slice(0, 1500) : document.body.innerText.slice(0, 1500)`)
 		b.t.Fatalf("waiting for %s (%s): %v\npage says:\n%s", what, expr, err, text)
 	}
@@ -303,6 +308,12 @@ func MustEval[T any](b *Browser, expr string) T {
 		b.t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// failedShot saves the page a test failed on as failed-<test>.png: the
+// tests run in parallel, and one name would keep only the last failure.
+func (b *Browser) failedShot() {
+	b.Shot("failed-" + strings.ReplaceAll(b.t.Name(), "/", "_"))
 }
 
 // Shot saves a screenshot of the viewport as name.png.

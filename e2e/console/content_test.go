@@ -20,6 +20,7 @@ import (
 // says when the cluster has it; the emergency form offers it first, as
 // content that sounds at once; and the officer can stop keeping it.
 func TestStandingContentFromTheLibrary(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -95,6 +96,7 @@ func TestStandingContentFromTheLibrary(t *testing.T) {
 // province, outside the officer's sight) keeps it still. Clearing the
 // choice stops keeping it in the officer's areas only.
 func TestStandingContentForChosenAreas(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "31")
@@ -184,6 +186,7 @@ func (l *heldLink) RoundTrip(r *http.Request) (*http.Response, error) {
 // board says the cluster has the alert and is downloading its audio; once
 // the message can play, that goes.
 func TestBoardSaysClustersAreDownloading(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -256,6 +259,7 @@ func keptWarningAtLapLe(t *testing.T) *Browser {
 // it (the same words make the same content), not that they must download
 // it.
 func TestTypedKeptWarningSaysSo(t *testing.T) {
+	t.Parallel()
 	b := keptWarningAtLapLe(t)
 	defer b.checkErrors()
 	b.Go("#/emergency", `document.querySelector('#em-content[data-standing="loaded"]')`)
@@ -275,6 +279,7 @@ func TestTypedKeptWarningSaysSo(t *testing.T) {
 // offers it, the confirmation says so, and the cluster plays the kept
 // recording, then the typed words.
 func TestTypedAlertAfterAKeptRecording(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -326,6 +331,7 @@ func TestTypedAlertAfterAKeptRecording(t *testing.T) {
 // must download it. The browser holds the list's answer (Chromium's Fetch
 // interception) until the send was pressed.
 func TestConfirmationWaitsForKeptContent(t *testing.T) {
+	t.Parallel()
 	b := keptWarningAtLapLe(t)
 	defer b.checkErrors()
 	paused, release := b.HoldResponses(`*/api/v1/content/standing*`)

@@ -20,6 +20,7 @@ import (
 // and 24-hour hh:mm, a date that does not exist is refused with the field
 // named, and what the API stores is the day and time typed.
 func TestDatesInVietnameseOrderInAnEnglishBrowser(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	c := rig.StartControllerOn(t, "", clock.NewFake(time.Date(2026, 11, 30, 9, 0, 0, 0, vn)))
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")

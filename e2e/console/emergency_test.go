@@ -28,6 +28,7 @@ import (
 // offline; then the officer stops it. The drill switch stripes the page
 // before anything is sent.
 func TestEmergencyAckBoard(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -176,6 +177,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 // way. The same controller's
 // disk is (made to read as) nearly full: the overview says that too.
 func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
+	t.Parallel()
 	m := rig.StartMosquitto(t, 0)
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker(), Configure: func(cfg *app.Config) {
 		cfg.StoreMinFree = 1 << 62
@@ -327,6 +329,10 @@ func lapLeEmergencyForm(t *testing.T) (*rig.Controller, *Browser, *loaxa.Content
 // how many clusters caught up, and on that cluster's row how much of the
 // chime it left out. The cluster that began in time says nothing of the
 // kind.
+//
+// Not parallel: the cluster in time must have its alert before the
+// area's start (the alert's lead), and beside the other tests at load 18
+// it had it 39 ms late and skipped too. It runs alone, before them.
 func TestBoardSaysAClusterCaughtUp(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
@@ -412,6 +418,7 @@ func vnNumber(n int64) string {
 // drill first) is said in Vietnamese, for its code, before the API's own
 // message (docs/web.md, "Errors in the user's language").
 func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -451,6 +458,11 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 // the first one opened, asking "PHÁT NGAY" again: confirming it sent a
 // second alert to every speaker. One double click must make one
 // confirmation and one alert.
+//
+// Not parallel: the second click must come while the first one's submit
+// waits (a 3G round trip); beside the other tests at load 38 it came
+// late, the confirmation open, and the alert went out without the test
+// confirming it. It runs alone, before them.
 func TestDoubleClickSendsOneAlert(t *testing.T) {
 	c, b, flood := lapLeEmergencyForm(t)
 	choose(b, "11527", flood.ID)
@@ -485,6 +497,7 @@ func TestDoubleClickSendsOneAlert(t *testing.T) {
 // always said "âm lượng tối đa", whatever was chosen. It must say the
 // volume chosen, and "tối đa" only at full volume.
 func TestConfirmationSaysTheVolumeChosen(t *testing.T) {
+	t.Parallel()
 	_, b, flood := lapLeEmergencyForm(t)
 	b.Do("a drill at volume 5",
 		chromedp.Click(chromedp.CSS(`#em-drill`)),
@@ -509,6 +522,7 @@ func TestConfirmationSaysTheVolumeChosen(t *testing.T) {
 // that has no form, and a yes sent the form's alert. Leaving the screen
 // must close it, sending nothing.
 func TestConfirmationClosesWhenTheScreenChanges(t *testing.T) {
+	t.Parallel()
 	c, b, flood := lapLeEmergencyForm(t)
 	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
@@ -530,6 +544,7 @@ func TestConfirmationClosesWhenTheScreenChanges(t *testing.T) {
 // all-clear must sound at the volume of the alert it clears unless the
 // officer chooses another.
 func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
+	t.Parallel()
 	c, b, flood := lapLeEmergencyForm(t)
 	sendQuietDrill(b, flood.ID)
 	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
@@ -552,6 +567,7 @@ func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
 // quiet drill's) confirmed it without seeing how loud it would sound. Its
 // confirmation must say the volume chosen, full when 15.
 func TestAllClearConfirmationSaysTheVolumeChosen(t *testing.T) {
+	t.Parallel()
 	c, b, flood := lapLeEmergencyForm(t)
 	sendQuietDrill(b, flood.ID)
 	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
@@ -583,6 +599,7 @@ func TestAllClearConfirmationSaysTheVolumeChosen(t *testing.T) {
 // dangerous confirmation must open on its heading, and Enter must leave
 // it open, sending nothing until the officer chooses.
 func TestEnterDoesNotConfirmAnAlert(t *testing.T) {
+	t.Parallel()
 	c, b, flood := lapLeEmergencyForm(t)
 	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
@@ -608,6 +625,7 @@ func TestEnterDoesNotConfirmAnAlert(t *testing.T) {
 // else. Only status messages may be live, politely: the toasts and the
 // board's counts; the screen, its table and its forms are not.
 func TestBoardRedrawsAreNotAnnounced(t *testing.T) {
+	t.Parallel()
 	_, b, flood := lapLeEmergencyForm(t)
 	b.Do("a drill", chromedp.Click(chromedp.CSS(`#em-drill`)))
 	chooseAndSend(b, "11527", flood.ID)
@@ -635,6 +653,7 @@ func TestBoardRedrawsAreNotAnnounced(t *testing.T) {
 // drill for a real warning. What a cluster plays in a drill is named a
 // drill wherever it is shown, and a real alert still "Khẩn cấp" alone.
 func TestDrillIsNotShownAsARealAlert(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
@@ -675,6 +694,7 @@ func TestDrillIsNotShownAsARealAlert(t *testing.T) {
 // named the fault (silenced_by): it stays red and counted above the
 // table, and the broadcast report screen counts the play apart.
 func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
+	t.Parallel()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
@@ -752,6 +772,7 @@ func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
 // it read them with the report and again as the stream connected, twice
 // 10,000 alarms' worth at a province's alert.
 func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
+	t.Parallel()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)

@@ -23,6 +23,7 @@ import (
 // microphone; the commune's cluster plays the call, and stopping ends it
 // on the cluster.
 func TestLiveFromTheBrowserMicrophone(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "31")
@@ -83,6 +84,7 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 // the officer goes on air from the browser with "Diễn tập" ticked: the
 // screen and the cluster say it is a drill.
 func TestLiveCallsOnAirAndCut(t *testing.T) {
+	t.Parallel()
 	c, n := lapLeWithTwoOfficers(t)
 
 	var tok struct{ Token string }
@@ -213,6 +215,7 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 // by its title, beside its id: "e000001" alone was no alert an officer
 // knew.
 func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
+	t.Parallel()
 	c, n := lapLeWithTwoOfficers(t)
 
 	storm := c.Upload("bao.wav", rig.ToneWAV(440, 40*time.Second, 16000, 1))
@@ -281,6 +284,7 @@ func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
 // nobody heard them, why, or to call again once the broker is back. Each
 // reason an abnormal end comes with is said in the user's language.
 func TestLiveCallWithoutBrokerSaysWhy(t *testing.T) {
+	t.Parallel()
 	m := rig.StartMosquitto(t, 0)
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Broker: m.ControllerBroker()})
 	c.CreateArea("11527", "Xã Lập Lễ", "")

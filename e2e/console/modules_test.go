@@ -21,6 +21,7 @@ import (
 // controller's own Go decoder, and recurrence sentences as an officer
 // would say them.
 func TestModulesInTheBrowser(t *testing.T) {
+	t.Parallel()
 	ui, err := web.Handler()
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 // interception) until the live screen is drawn, so the order does not
 // depend on how fast the machine is.
 func TestSlowScreenDoesNotCoverTheNext(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
@@ -55,8 +56,6 @@ func TestSlowScreenDoesNotCoverTheNext(t *testing.T) {
 // the health and the CAP warnings) did the same. Once left, a screen must
 // ask nothing more.
 func TestLeftScreensStopRefreshing(t *testing.T) {
-	// Mostly waiting for the screens' timers: it runs beside the other
-	// parallel one once the rest are done.
 	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
@@ -118,6 +117,7 @@ func leaveDuringRefresh(t *testing.T, b *Browser, pattern string, period time.Du
 // the warning typed in it. It must move the focus into the screen and
 // leave the screen as it is.
 func TestSkipLinkStaysOnTheScreen(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)

@@ -28,6 +28,7 @@ const officerPassword = "mat-khau-lap-le-2026"
 // both clusters play it. The officer never sees Xã Tam Hưng's cluster, and
 // the console's own API client is refused when it names that commune.
 func TestCommuneOfficerEveningBulletin(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	day := time.Date(2026, 3, 2, 16, 0, 0, 0, vn) // a Monday afternoon
 	fc := clock.NewFake(day)

@@ -59,6 +59,7 @@ const tooSmallToTap = `(() => {
 // control on the screens an officer uses on a phone must be at least
 // 44 px high (or, a check box, its label).
 func TestPhoneControlsAreBigEnoughToTap(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("311", "Huyện Thủy Nguyên", "")
 	c.CreateArea("11527", "Xã Lập Lễ", "311")
@@ -88,6 +89,7 @@ func TestPhoneControlsAreBigEnoughToTap(t *testing.T) {
 // screen high, pushing the screen itself down. The menu must stay one
 // row high whatever the screen's length.
 func TestPhoneMenuIsOneRow(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	addLapLeOfficer(c)
@@ -109,6 +111,7 @@ func TestPhoneMenuIsOneRow(t *testing.T) {
 // "11 ms" in two. On a phone each cluster is a card: its detail is as
 // wide as the card and the time it received on one line.
 func TestPhoneBoardDetailIsReadable(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	addLapLeOfficer(c)
@@ -144,6 +147,7 @@ func TestPhoneBoardDetailIsReadable(t *testing.T) {
 // (TestStandingContentForChosenAreas's second "Lưu" was lost so once the
 // buttons grew to 44 px). Taps go through a message to what is under it.
 func TestToastDoesNotTakeTaps(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	addLapLeOfficer(c)

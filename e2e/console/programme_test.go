@@ -18,6 +18,7 @@ import (
 // bulletin the district sends becomes a proposal the officer accepts into
 // the evening session from the browser.
 func TestConflictsAndProposals(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t)
 
 	// The district's bulletin for the whole district: a proposal to Lập Lễ.
@@ -125,6 +126,7 @@ func TestConflictsAndProposals(t *testing.T) {
 // holds what can still play — the daily news and the one-off to come —
 // and leaves out the one-offs played days ago.
 func TestOldDailyBulletinStaysCancellable(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	begin := time.Date(2026, 3, 2, 5, 0, 0, 0, vn)
 	fc := clock.NewFake(begin)
@@ -169,6 +171,7 @@ func TestOldDailyBulletinStaysCancellable(t *testing.T) {
 // officer's words and let them accept it anyway, as the placing form does
 // with "Vẫn đặt lịch".
 func TestProposalConflictCanBeSeenAndForced(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t)
 	var fromDistrict loaxa.Announcement
 	asUser(c, "can-bo-huyen", func() {
@@ -212,6 +215,7 @@ func TestProposalConflictCanBeSeenAndForced(t *testing.T) {
 // fault as the emergency stop's, 3e9ffea). It must be offered on the
 // bulletins the officer may cancel, and only on those.
 func TestBulletinCancelOfferedOnlyWhereItCanBeDone(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)
@@ -288,6 +292,7 @@ func asUser(c *rig.Controller, username string, fn func()) {
 // changes, the warning (and its button) goes, and the form is checked
 // again on "Đặt lịch".
 func TestScheduleAnywaySendsWhatWasChecked(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	fc := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)
@@ -353,6 +358,7 @@ func lapLeWithEvening(t *testing.T) (c *rig.Controller, evening loaxa.Session, n
 // the console must show which, and delete it only if the officer insists
 // ("Vẫn xoá", ?force=true).
 func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t)
 	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
 		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
@@ -389,6 +395,7 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 // 0:00": the officer read that it plays at midnight. A bulletin in a
 // session is said with its session, at the session's time.
 func TestActiveBulletinsSayTheirSession(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t)
 	var ann loaxa.Announcement
 	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự buổi chiều", "content_id": news.ID,
@@ -409,6 +416,7 @@ func TestActiveBulletinsSayTheirSession(t *testing.T) {
 // after all the sessions, so the officer read the day out of order. A
 // day lists its sessions and the items outside them by time.
 func TestCalendarDayInTheOrderOfItsHours(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t)
 	var ann loaxa.Announcement
 	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Họp thôn", "content_id": news.ID,
@@ -430,6 +438,7 @@ func TestCalendarDayInTheOrderOfItsHours(t *testing.T) {
 // read as nothing at all. One shorter than a minute is said at its start
 // alone; a longer one still from–to.
 func TestTodaysShortBulletinSaysItsTime(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t)
 	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự buổi chiều", "content_id": news.ID,
 		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "session": evening.ID}, nil)
@@ -452,6 +461,7 @@ func TestTodaysShortBulletinSaysItsTime(t *testing.T) {
 // was cut off behind a sideways scroll few noticed. The whole week fits
 // at 1366 and at a 1280 px laptop.
 func TestWeekFitsADesktopScreen(t *testing.T) {
+	t.Parallel()
 	c, _, _ := lapLeWithEvening(t)
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -472,6 +482,7 @@ func TestWeekFitsADesktopScreen(t *testing.T) {
 // the answer's fields: which session it overlaps, from when to when on
 // which day (dd/mm/yyyy), and what to do; the same start is said as such.
 func TestSessionOverlapSaidInWords(t *testing.T) {
+	t.Parallel()
 	c, _, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -504,6 +515,7 @@ func TestSessionOverlapSaidInWords(t *testing.T) {
 // RFC 3339 time in it ("start 2026-03-02T08:00:00+07:00 is in the past;
 // …"). The form says in Vietnamese which time has passed and sends nothing.
 func TestPastOneOffSaidInWords(t *testing.T) {
+	t.Parallel()
 	c, _, news := lapLeWithEvening(t) // 2 March 2026, 09:00
 	b := StartBrowser(t)
 	defer b.checkErrors()

@@ -30,6 +30,7 @@ import (
 // reason. One page session for all, as each browser test costs seconds of
 // the suite.
 func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
+	t.Parallel()
 	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
 	// The controller's espeak-ng is missing, as on a host where it was never
 	// installed; set before the browser's first request.

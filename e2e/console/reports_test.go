@@ -19,6 +19,7 @@ import (
 // with one more due later today. The rate must count only the plays that
 // were due, and the report say how many are not due yet.
 func TestReportRateCountsOnlyWhatWasDue(t *testing.T) {
+	t.Parallel()
 	c := rig.StartController(t, "")
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
@@ -52,6 +53,7 @@ func TestReportRateCountsOnlyWhatWasDue(t *testing.T) {
 // which is what gets printed and filed, read "Xã Lập Lễ: từ 2026-03-01
 // đến trước 2026-04-01".
 func TestReportPeriodInVietnameseDates(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	fc := clock.NewFake(time.Date(2026, 3, 12, 9, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)
@@ -72,6 +74,7 @@ func TestReportPeriodInVietnameseDates(t *testing.T) {
 // read it. On a 390 px phone its words are at least 9 px high and its
 // legend within the chart.
 func TestReportChartReadableOnAPhone(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	fc := clock.NewFake(time.Date(2026, 3, 12, 9, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)
@@ -101,6 +104,7 @@ func TestReportChartReadableOnAPhone(t *testing.T) {
 // Lá»…". Both downloads, the period's and the year's, must give a file
 // that begins with the UTF-8 byte order mark and names the commune.
 func TestReportCSVDownloadOpensInExcel(t *testing.T) {
+	t.Parallel()
 	vn := time.FixedZone("+07", 7*3600)
 	fc := clock.NewFake(time.Date(2026, 3, 12, 9, 0, 0, 0, vn))
 	c := rig.StartControllerOn(t, "", fc)

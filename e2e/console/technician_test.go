@@ -46,6 +46,7 @@ func technicianAtLapLe(t *testing.T) (*rig.Controller, *board.Board, *Browser) {
 // that names the line, turns the volume down, and sees the alarm end when
 // the line is mended.
 func TestTechnicianFaultAlarmAndSelfTest(t *testing.T) {
+	t.Parallel()
 	c, sim, b := technicianAtLapLe(t)
 	defer b.checkErrors()
 	if n := MustEval[int](b, `document.querySelectorAll('#emergency-entry, nav a.nav-emergency').length`); n != 0 {
