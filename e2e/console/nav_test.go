@@ -144,3 +144,38 @@ func TestSkipLinkStaysOnTheScreen(t *testing.T) {
 		t.Errorf("after the skip link the focus is on %q, not the screen's main", got)
 	}
 }
+
+// TestSignOutWhileAScreenLoads: an officer signed out while a screen was
+// still loading (the emergency form, on a slow link); the screen went on,
+// asked its next questions without a session and failed with "Sign in
+// first", an error on the sign-in page. Signed out, a screen still
+// loading is no longer the current one: it ends without a word.
+func TestSignOutWhileAScreenLoads(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	paused, release := b.HoldResponses(`*/api/v1/emergency`)
+	b.Do("open the emergency form", chromedp.Evaluate[chromedp.Void](`location.hash = '#/emergency'`))
+	var held fetch.RequestID
+	select {
+	case held = <-paused:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the emergency screen did not ask for the recent emergencies")
+	}
+	b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	if err := release(held); err != nil {
+		t.Fatal(err)
+	}
+	// The screen, let go on, asks for the clusters and the content next:
+	// once those answers have come, it has ended, one way or the other.
+	b.Wait("the screen's next requests answered", `['/api/v1/nodes', '/api/v1/content'].every(p => performance.getEntriesByType('resource').some(e => new URL(e.name).pathname === p))`, 15*time.Second)
+	if MustEval[bool](b, `!document.querySelector('input[name=username]')`) {
+		t.Error("the sign-in form is gone after the screen that was loading ended")
+	}
+}

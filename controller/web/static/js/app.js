@@ -140,6 +140,9 @@ function langSwitch(onChange) {
 }
 
 function showLogin(message) {
+  // A screen still loading is no longer the current one: signed out, it
+  // would ask on without a session and fail with "Sign in first".
+  routing++;
   if (cleanup) { cleanup(); cleanup = null; }
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none', spellcheck: 'false' });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
