@@ -34,7 +34,7 @@ func TestAdminClusterTableFollowsChanges(t *testing.T) {
 		t.Fatalf("before: %q", got)
 	}
 	b.Do("revoke it", chromedp.Evaluate[chromedp.Void](row("lap-le-01")+`.querySelector('button.danger').click()`))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the toast", `document.querySelector('.toast')`, 10*time.Second)
 	if n := c.Node("lap-le-01"); n.Credentials != "revoked" {
 		t.Fatalf("the cluster is %q after revoking", n.Credentials)

@@ -333,7 +333,7 @@ func TestEmergencyFromAPhone(t *testing.T) {
 		"Cụm loa lap-le-02 (Xã Lập Lễ): Không có card âm thanh", "Cụm loa tam-hung-01 (Xã Tam Hưng): Không có card âm thanh") || contains(got, "lap-le-01") {
 		t.Errorf("confirmation says of the silent clusters %q", got)
 	}
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
 	b.Wait("the commune's cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1'`, 20*time.Second)
 	// The cluster without its sound device waits: its row says for what,

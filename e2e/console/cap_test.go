@@ -110,7 +110,7 @@ func TestCapApprovalInTheConsole(t *testing.T) {
 	if got := MustEval[string](b, text("#cap-confirm")); !contains(got, "1 cụm loa sẽ phát ngay", "Xã Lập Lễ") {
 		t.Errorf("confirmation says %q", got)
 	}
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
 	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1'`, 30*time.Second)
 
@@ -242,7 +242,7 @@ func TestCapRecordingsInTheConsole(t *testing.T) {
 	b.Shot("28-cap-ban-ghi-san")
 	b.Do("approve", chromedp.Click(chromedp.CSS(`#cap-approve-`+waiting.ID)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm .cap-recording')`, 5*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, 30*time.Second)
 	var rec loaxa.CapAlert
 	c.MustDo("GET", "/api/v1/cap/"+waiting.ID, nil, &rec)

@@ -78,7 +78,7 @@ func TestStandingContentFromTheLibrary(t *testing.T) {
 	if got := MustEval[string](b, text("#em-confirm-ready")); got != "Nội dung đã lưu sẵn trên 1/1 cụm loa: các cụm loa này phát ngay." {
 		t.Errorf("the confirmation says %q", got)
 	}
-	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "send it")
 	b.Wait("the cluster sounding", text(`[data-count="sounding"] .stat`)+` === '1' || `+text(`[data-count="completed"] .stat`)+` === '1'`, 20*time.Second)
 	if n := MustEval[int](b, `document.querySelectorAll('#ack-board .fetched').length`); n != 0 {
 		t.Errorf("the board says %d clusters fetched the kept warning", n)
@@ -309,7 +309,7 @@ func TestTypedAlertAfterAKeptRecording(t *testing.T) {
 	if got := MustEval[string](b, text("#em-confirm-intro")); got != "Phát trước bản ghi «"+kept.Title+"», rồi đọc văn bản." {
 		t.Errorf("the confirmation says %q", got)
 	}
-	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "send it")
 	b.Wait("the board", `location.hash.startsWith('#/emergency/e')`, 10*time.Second)
 	id := MustEval[string](b, `decodeURIComponent(location.hash.slice('#/emergency/'.length))`)
 	var em loaxa.Emergency

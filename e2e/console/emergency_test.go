@@ -74,7 +74,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 		t.Errorf("confirmation says %q", got)
 	}
 	b.Shot("18-xac-nhan-khan-cap")
-	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "send it")
 
 	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
 	b.CheckAccessible("the acknowledgement board")
@@ -96,7 +96,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 		t.Fatalf("emergencies %s", rig.Describe(ems))
 	}
 	b.Do("stop it", chromedp.Click(chromedp.CSS(`#em-cancel`)))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("stopped on the board", `document.querySelector('#em-state') && `+text("#em-state")+` === 'Đã dừng'`, 15*time.Second)
 	rig.Eventually(t, minWait, "no cluster playing", func() bool {
 		for _, id := range online {
@@ -109,7 +109,7 @@ func TestEmergencyAckBoard(t *testing.T) {
 
 	// The all-clear goes to the same areas, read out from the text given.
 	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the all-clear's own board", text("main h1")+`.startsWith('Thông báo an toàn')`, 20*time.Second)
 	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
 	if len(ems.Emergencies) != 2 || ems.Emergencies[0].Kind != "all-clear" || ems.Emergencies[0].Follows != ems.Emergencies[1].ID ||
@@ -218,7 +218,7 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	}
 	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 5*time.Second)
-	b.Do("send it", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "send it")
 	b.Wait("the kept alert's board, saying it has not gone out", `document.querySelector('#ack-board') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
 	if got := MustEval[string](b, text("#em-unpublished")); !contains(got, "chưa phát đi được tới Xã Lập Lễ", "Đừng gửi lại cảnh báo này", "gọi điện") {
 		t.Errorf("the board's warning says %q", got)
@@ -235,7 +235,7 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	b.Go("#/emergency", `document.querySelector('#cap-approve-`+waiting.ID+`')`)
 	b.Do("approve the CAP warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+waiting.ID)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the approved warning's board, saying it has not gone out", `location.hash !== '#/emergency/`+sent+`' && document.querySelector('#ack-board') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
 	if got := MustEval[string](b, text("main h1")); !strings.Contains(got, "Nguy cơ lũ quét") {
 		t.Errorf("the board after the approval is %q, want the CAP warning's", got)
@@ -244,7 +244,7 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	// and its board opened, saying the same.
 	capBoard := MustEval[string](b, `location.hash`)
 	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the all-clear's board, saying it has not gone out", `location.hash !== '`+capBoard+`' && `+text("main h1")+`.startsWith('Thông báo an toàn') && document.querySelector('#em-unpublished') && !document.querySelector('#em-unpublished').hidden`, 20*time.Second)
 	allClearBoard := MustEval[string](b, `location.hash`)
 
@@ -282,13 +282,22 @@ func sendQuietDrill(b *Browser, content string) {
 		chromedp.SetValue(chromedp.CSS(`#em-volume`), "5"))
 	chooseAndSend(b, "11527", content)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 }
 
 // cancelConfirmation answers the open confirmation "no" and waits until
 // the form may send again: its button is enabled once the confirmation
 // has closed (one send at a time), and a click before that is ignored, as
 // an officer's would be.
+// confirmDanger presses the yes button of the dangerous confirmation open
+// once it takes clicks (DANGER_ARM_MS in ui.js after it opened), as an
+// officer who reads it does.
+func confirmDanger(b *Browser, what string) {
+	b.t.Helper()
+	b.Wait(what+": the button takes clicks", `!!document.querySelector('dialog[open] button.danger:not(:disabled)')`, 10*time.Second)
+	b.Do(what, chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+}
+
 func cancelConfirmation(b *Browser) {
 	b.t.Helper()
 	b.Do("do not send", chromedp.Click(chromedp.CSS(`dialog[open] button.secondary`)))
@@ -444,7 +453,7 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 	c.MustDo("POST", "/api/v1/emergency/"+commune.ID+"/cancel", nil, nil) // the province, meanwhile
 	b.Do("press DỪNG PHÁT", chromedp.Click(chromedp.CSS(`#em-cancel`)))
 	b.Wait("the confirmation", `document.querySelector('dialog[open] button.danger')`, 10*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the answer", `document.querySelector('.toast.bad')`, 15*time.Second)
 	if got := MustEval[string](b, text(".toast.bad")); !strings.HasPrefix(got, "Bị trùng hoặc xung đột. ") || !strings.Contains(got, "cancelled already") {
 		t.Errorf("the refused stop is told as %q; want the Vietnamese sentence for code conflict, then the API's message", got)
@@ -479,7 +488,7 @@ func TestDoubleClickSendsOneAlert(t *testing.T) {
 	if n := MustEval[int](b, `document.querySelectorAll('dialog[open]').length`); n != 1 {
 		t.Errorf("one double click opened %d confirmations", n)
 	}
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
 	if n := MustEval[int](b, `document.querySelectorAll('dialog[open]').length`); n > 0 {
 		t.Errorf("after confirming once, %d more confirmation(s) still open over the board, asking %q", n, MustEval[string](b, text("dialog[open]")))
@@ -488,6 +497,48 @@ func TestDoubleClickSendsOneAlert(t *testing.T) {
 	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
 	if len(ems.Emergencies) != 1 {
 		t.Errorf("one double click sent %d alerts to Xã Lập Lễ", len(ems.Emergencies))
+	}
+}
+
+// TestDoubleClickDoesNotConfirm: a confirmation that opens between the two
+// clicks of a double click on "Tiếp tục →" (the cluster list already read,
+// on a fast link) took the second click on its "PHÁT NGAY" where it lay
+// under the mouse: the alert went to every speaker without the officer
+// having read it (seen when TestDoubleClickSendsOneAlert's second click
+// came late). The yes button of a dangerous confirmation must take no
+// click as it opens; once the officer has had time to read, it must.
+func TestDoubleClickDoesNotConfirm(t *testing.T) {
+	t.Parallel()
+	c, b, flood := lapLeEmergencyForm(t)
+	choose(b, "11527", flood.ID)
+	// The second click, as the confirmation opens: clicked in the same
+	// turn the dialog is put on the page, whatever the machine's speed.
+	b.Do("watch for the confirmation", chromedp.Evaluate[chromedp.Void](`window.secondClick = null;
+		new MutationObserver((changes, watch) => {
+			const yes = document.querySelector('dialog[open] button.danger');
+			if (!yes) return;
+			watch.disconnect();
+			window.secondClick = { disabled: yes.disabled };
+			yes.click();
+		}).observe(document.body, { childList: true })`))
+	b.Do("Tiếp tục", chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the second click", `window.secondClick !== null`, 10*time.Second)
+	if !MustEval[bool](b, `window.secondClick.disabled`) {
+		t.Error("the confirmation's PHÁT NGAY takes a click as it opens")
+	}
+	if MustEval[bool](b, `!document.querySelector('dialog[open] #em-confirm')`) {
+		t.Fatal("the second click of a double click closed the confirmation")
+	}
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 0 {
+		t.Fatalf("the second click of a double click sent %d alert(s) unread", len(ems.Emergencies))
+	}
+	confirmDanger(b, "confirm, once read")
+	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 1 {
+		t.Errorf("confirmed once, %d alerts sent", len(ems.Emergencies))
 	}
 }
 
@@ -549,7 +600,7 @@ func TestAllClearKeepsTheAlertsVolume(t *testing.T) {
 	sendQuietDrill(b, flood.ID)
 	b.Wait("the board", `document.querySelector('#em-all-clear')`, 10*time.Second)
 	b.Do("send the all-clear", chromedp.Click(chromedp.CSS(`#em-all-clear`)))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the all-clear's own board", text("main h1")+`.startsWith('Thông báo an toàn')`, 20*time.Second)
 	var ems struct{ Emergencies []loaxa.Emergency }
 	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
@@ -630,7 +681,7 @@ func TestBoardRedrawsAreNotAnnounced(t *testing.T) {
 	b.Do("a drill", chromedp.Click(chromedp.CSS(`#em-drill`)))
 	chooseAndSend(b, "11527", flood.ID)
 	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the board", `document.querySelector('#ack-board tbody tr')`, 10*time.Second)
 	live := func(sel string) string {
 		return MustEval[string](b, `(() => { const r = document.querySelector(`+strconv.Quote(sel)+`).closest('[aria-live]'); return r ? r.getAttribute('aria-live') : ''; })()`)

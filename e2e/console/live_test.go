@@ -137,7 +137,7 @@ func TestLiveCallsOnAirAndCut(t *testing.T) {
 	if got := MustEval[string](b, text("dialog[open]")); !contains(got, "Ngắt cuộc gọi trực tiếp này?", "can-bo-phat đang nói tới Xã Lập Lễ", "DIỄN TẬP") {
 		t.Errorf("confirmation says %q", got)
 	}
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the list empty", `document.querySelector('#live-calls-none') !== null`, 15*time.Second)
 
 	if err := <-streamed; !errors.Is(err, liveclient.ErrEnded) {

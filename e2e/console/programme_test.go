@@ -265,7 +265,7 @@ func TestBulletinCancelOfferedOnlyWhereItCanBeDone(t *testing.T) {
 		}
 	}
 	b.Do("cancel the bulletin for the commune's cluster", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-announcement=%q] button`, ourCluster.ID))))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the row gone", fmt.Sprintf(`!document.querySelector('tr[data-announcement=%q]') || document.querySelector('.toast.bad')`, ourCluster.ID), 10*time.Second)
 	var a loaxa.Announcement
 	c.MustDo("GET", "/api/v1/announcements/"+ourCluster.ID, nil, &a)
@@ -374,7 +374,7 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button')`)
 	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button`)))
-	b.Do("confirm", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "confirm")
 	b.Wait("the bulletins still placed in it", `document.querySelector('dialog[open] #session-items')`, 10*time.Second)
 	if got := MustEval[string](b, text("dialog[open]")); !strings.Contains(got, "còn 1 bản tin sẽ phát") || !strings.Contains(got, "Thời sự hằng ngày") {
 		t.Errorf("the dialog says %q; want the bulletin still placed in the session named", got)
@@ -382,7 +382,7 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 	if got := sessions(); len(got) != 1 {
 		t.Fatalf("sessions while the officer reads the warning: %s; want the evening one kept", rig.Describe(got))
 	}
-	b.Do("delete anyway", chromedp.Click(chromedp.CSS(`dialog[open] button.danger`)))
+	confirmDanger(b, "delete anyway")
 	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button') || document.querySelector('.toast.bad')`, 10*time.Second)
 	if got := sessions(); len(got) != 0 {
 		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))

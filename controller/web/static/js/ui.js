@@ -467,20 +467,35 @@ export function waveform(wf, label) {
 }
 
 /**
+ * DANGER_ARM_MS is how long a dangerous confirmation's yes button stays
+ * disabled after it opens: longer than a double click (Windows allows up
+ * to 900 ms between its clicks).
+ */
+const DANGER_ARM_MS = 1000;
+
+/**
  * confirmDialog asks a yes/no question in a modal; resolves true on yes.
  * A dangerous one opens on its heading (or on the field it asks for), not
  * on its yes button: Enter or a stray key must not send an emergency to
- * every speaker before the officer has read what it does.
+ * every speaker before the officer has read what it does. Its yes button
+ * takes no click for DANGER_ARM_MS: the second click of a double click on
+ * the button that opened it lands where the yes button may be, and would
+ * send the alert unread.
  */
 export function confirmDialog(title, body, yes, danger) {
   return new Promise((resolve) => {
     const heading = h('h2', { id: 'dlg-title', tabindex: danger ? '-1' : null }, title);
+    const yesButton = h('button', { class: danger ? 'danger' : '', onclick: () => { dlg.close('yes'); } }, yes);
     const dlg = h('dialog', { 'aria-labelledby': 'dlg-title' },
       heading,
       body,
       h('div', { class: 'row', style: 'margin-top:1rem' },
-        h('button', { class: danger ? 'danger' : '', onclick: () => { dlg.close('yes'); } }, yes),
+        yesButton,
         h('button', { class: 'secondary', onclick: () => dlg.close('no') }, t('common.cancel'))));
+    if (danger) {
+      yesButton.disabled = true;
+      setTimeout(() => { yesButton.disabled = false; }, DANGER_ARM_MS);
+    }
     dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'yes'); dlg.remove(); });
     document.body.append(dlg);
     dlg.showModal();
