@@ -341,7 +341,9 @@ func lapLeEmergencyForm(t *testing.T) (*rig.Controller, *Browser, *loaxa.Content
 //
 // Not parallel: the cluster in time must have its alert before the
 // area's start (the alert's lead), and beside the other tests at load 18
-// it had it 39 ms late and skipped too. It runs alone, before them.
+// it had it 39 ms late and skipped too. It runs alone, before them; a
+// machine busy enough to make it late all the same (load 14, another
+// package beside it) makes the board count both, which it must say.
 func TestBoardSaysAClusterCaughtUp(t *testing.T) {
 	c := rig.StartController(t, "")
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
@@ -387,11 +389,19 @@ func TestBoardSaysAClusterCaughtUp(t *testing.T) {
 		b.Wait("the board says one cluster played off the timeline", `document.querySelector('#em-timing-off')`, minWait)
 		return
 	}
-	if skipped["tien-thang-01"] != 0 || skipped["tien-thang-02"] < 200 {
-		t.Fatalf("chime skipped per cluster %v, want none on time and at least the 200 ms the link held the alert back", skipped)
+	// The cluster in time has the alert within the lead; a machine too
+	// busy for that (228 ms late at load 14) makes it catch up too, and
+	// the board must then count both.
+	inTime := skipped["tien-thang-01"] == 0
+	if !inTime {
+		t.Logf("the cluster meant to be in time began %d ms late: it caught up too", lateMS["tien-thang-01"])
 	}
-	b.Wait("the board says one cluster caught up", `document.querySelector('#em-timing-chime-skipped')`, minWait)
-	if got := MustEval[string](b, text("#em-timing-chime-skipped")); !contains(got, "1 cụm loa nhận lệnh muộn", "bỏ phần đầu tiếng chuông báo", "đồng bộ") {
+	if skipped["tien-thang-02"] < 200 {
+		t.Fatalf("chime skipped per cluster %v (late %v), want at least the 200 ms the link held the alert back", skipped, lateMS)
+	}
+	caughtUp := map[bool]string{true: "1", false: "2"}[inTime]
+	b.Wait("the board says "+caughtUp+" cluster(s) caught up", `document.querySelector('#em-timing-chime-skipped')`, minWait)
+	if got := MustEval[string](b, text("#em-timing-chime-skipped")); !contains(got, caughtUp+" cụm loa nhận lệnh muộn", "bỏ phần đầu tiếng chuông báo", "đồng bộ") {
 		t.Errorf("the timing says %q", got)
 	}
 	row := func(node string) string {
@@ -401,8 +411,8 @@ func TestBoardSaysAClusterCaughtUp(t *testing.T) {
 	if got, want := row("tien-thang-02"), fmt.Sprintf("bắt kịp nhịp chung: bỏ %s ms đầu tiếng chuông", vnNumber(skipped["tien-thang-02"])); !strings.Contains(got, want) {
 		t.Errorf("the late cluster's row says %q, want %q in it", got, want)
 	}
-	if got := row("tien-thang-01"); strings.Contains(got, "bắt kịp") {
-		t.Errorf("the cluster that began in time says %q", got)
+	if got := row("tien-thang-01"); strings.Contains(got, "bắt kịp") != !inTime {
+		t.Errorf("the cluster meant to be in time (chime skipped %d ms) says %q", skipped["tien-thang-01"], got)
 	}
 	b.CheckAccessible("the board with a cluster that caught up")
 }
