@@ -51,7 +51,7 @@ func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session)
 		// Checked in the transaction that stores it: two requests at one
 		// instant (a script run twice) both passed a check made before it
 		// and stored twins.
-		if err := checkSessionOverlap(tx, &rec); err != nil {
+		if err := checkSessionOverlap(tx, &rec, rec.CreatedAt); err != nil {
 			return err
 		}
 		seq, err := b.NextSequence()
@@ -68,9 +68,48 @@ func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session)
 	return nil
 }
 
+// UpdateSession makes ch to session id and stores it. The overlap with
+// the area's other sessions is checked in the transaction that stores it,
+// over the year from ch.At (now if zero), as CreateSession checks a new
+// one.
+func (s *SessionService) UpdateSession(ctx context.Context, id string, ch loaxa.SessionChange) (before, after *loaxa.Session, err error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, nil, err
+	}
+	err = s.db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		var was loaxa.Session
+		if ok, err := getJSON(b, []byte(id), &was); err != nil {
+			return err
+		} else if !ok {
+			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
+		}
+		if ch.At.IsZero() {
+			ch.At = s.db.now()
+		}
+		rec := was.Apply(ch)
+		if _, err := loaxa.ParseClock(rec.Start); err != nil {
+			return err
+		}
+		if rec.MaxMinutes <= 0 {
+			return loaxa.Errorf(loaxa.EInvalid, "Session %q has no maximum length: give max_minutes, e.g. 15 or 45.", rec.Name)
+		}
+		if err := checkSessionOverlap(tx, rec, ch.At); err != nil {
+			return err
+		}
+		before, after = &was, rec
+		return putJSON(b, []byte(id), rec)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("update session %s: %w", id, err)
+	}
+	return before, after, nil
+}
+
 // checkSessionOverlap returns a *loaxa.SessionOverlapError if sess would
-// run at the same time as a session of its area stored in tx.
-func checkSessionOverlap(tx *bbolt.Tx, sess *loaxa.Session) error {
+// run at the same time as another session of its area stored in tx, in
+// the year from since.
+func checkSessionOverlap(tx *bbolt.Tx, sess *loaxa.Session, since time.Time) error {
 	loc, err := areaLocation(tx, sess.Area)
 	if err != nil {
 		return err
@@ -93,7 +132,7 @@ func checkSessionOverlap(tx *bbolt.Tx, sess *loaxa.Session) error {
 	slices.SortFunc(others, func(a, b *loaxa.Session) int {
 		return cmp.Or(strings.Compare(a.Start, b.Start), cmp.Compare(len(a.ID), len(b.ID)), strings.Compare(a.ID, b.ID))
 	})
-	return loaxa.CheckSessionOverlap(sess, others, loc)
+	return loaxa.CheckSessionOverlap(sess, others, loc, since)
 }
 
 // FindSessionByID returns the session or ENotFound.

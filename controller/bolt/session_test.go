@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
@@ -141,5 +142,126 @@ func TestForcedSessionDeleteNeedsTheEmergencyRight(t *testing.T) {
 	}
 	if got := states(); !slices.Equal(got, []string{loaxa.AnnouncementCancelled, loaxa.AnnouncementCancelled}) {
 		t.Errorf("after the forced delete the items are %v, want both cancelled", got)
+	}
+}
+
+// TestSessionChangeIsCheckedAgainstTheOthers: an officer moves a session
+// (PATCH) instead of deleting it and making it again. The change is
+// checked as a new session is, against the area's other sessions, over
+// the year from the change (a session made more than a year ago was
+// compared only over its first year), never against itself; a refused
+// change stores nothing. A change of its times keeps the times it had
+// until then (for the instance under way), forgotten after
+// loaxa.SessionChangeKept; a new name alone keeps none.
+func TestSessionChangeIsCheckedAgainstTheOthers(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	mustArea(t, db, "12347", "")
+	s := bolt.NewSessionService(db)
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 15, CreatedAt: clk.Now().AddDate(-2, 0, 0)}
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 30}
+	must(t, s.CreateSession(ctx, morning))
+	must(t, s.CreateSession(ctx, evening))
+	must(t, s.CreateSession(ctx, &loaxa.Session{Area: "12347", Name: "Buổi sáng", Start: "06:00", MaxMinutes: 30}))
+	ptr := func(v string) *string { return &v }
+	minutes := func(v int) *int { return &v }
+
+	_, _, err := s.UpdateSession(ctx, morning.ID, loaxa.SessionChange{Start: ptr("16:45"), MaxMinutes: minutes(30), By: "can-bo-a"})
+	var overlap *loaxa.SessionOverlapError
+	if !errors.As(err, &overlap) || loaxa.ErrorCode(err) != loaxa.EConflict || overlap.Session.ID != evening.ID {
+		t.Fatalf("moved onto the evening session: %v, want a conflict naming %s", err, evening.ID)
+	}
+	if got, err := s.FindSessionByID(ctx, morning.ID); err != nil || got.Start != "05:30" || got.MaxMinutes != 15 || got.Earlier != nil {
+		t.Errorf("after a refused change: %+v, %v; want it as it was", got, err)
+	}
+	_, _, err = s.UpdateSession(ctx, "s999999", loaxa.SessionChange{Start: ptr("06:00")})
+	wantCode(t, err, loaxa.ENotFound)
+
+	// Over its own old times, and at another commune's: fine.
+	changed := clk.Now()
+	before, after, err := s.UpdateSession(ctx, morning.ID, loaxa.SessionChange{Start: ptr("06:00"), MaxMinutes: minutes(30), By: "can-bo-a"})
+	must(t, err)
+	if before.Start != "05:30" || after.Start != "06:00" || after.MaxMinutes != 30 || after.UpdatedBy != "can-bo-a" || !after.UpdatedAt.Equal(changed) {
+		t.Errorf("change gave %+v -> %+v", before, after)
+	}
+	if want := []loaxa.SessionTimes{{Start: "05:30", MaxMinutes: 15, Until: changed}}; !slices.EqualFunc(after.Earlier, want, sameTimes) {
+		t.Errorf("earlier times %+v, want %+v", after.Earlier, want)
+	}
+	_, after, err = s.UpdateSession(ctx, morning.ID, loaxa.SessionChange{Name: ptr("Buổi sáng mùa đông")})
+	must(t, err)
+	if len(after.Earlier) != 1 || after.Name != "Buổi sáng mùa đông" {
+		t.Errorf("after a new name: %+v, want one earlier times kept", after)
+	}
+	clk.Advance(loaxa.SessionChangeKept + time.Hour)
+	_, after, err = s.UpdateSession(ctx, morning.ID, loaxa.SessionChange{Start: ptr("05:45")})
+	must(t, err)
+	if want := []loaxa.SessionTimes{{Start: "06:00", MaxMinutes: 30, Until: clk.Now()}}; !slices.EqualFunc(after.Earlier, want, sameTimes) {
+		t.Errorf("earlier times after %s %+v, want only the last", loaxa.SessionChangeKept, after.Earlier)
+	}
+	stored, err := s.FindSessionByID(ctx, morning.ID)
+	must(t, err)
+	if stored.Start != "05:45" || len(stored.Earlier) != 1 {
+		t.Errorf("stored %+v", stored)
+	}
+}
+
+func sameTimes(a, b loaxa.SessionTimes) bool {
+	return a.Start == b.Start && a.MaxMinutes == b.MaxMinutes && a.Days == b.Days && a.Until.Equal(b.Until)
+}
+
+// TestConcurrentSessionChangesStoreOne: two officers at once move two
+// sessions of a commune into the same free slot. Each change is checked
+// in the transaction that stores it, so only one session gets the slot
+// and the other's changes fail with a conflict naming it.
+func TestConcurrentSessionChangesStoreOne(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	s := bolt.NewSessionService(db)
+	a := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:00", MaxMinutes: 15}
+	b := &loaxa.Session{Area: "12346", Name: "Bản tin sáng", Start: "06:00", MaxMinutes: 15}
+	must(t, s.CreateSession(ctx, a))
+	must(t, s.CreateSession(ctx, b))
+
+	const n = 8
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	slot := "07:00"
+	for i := range n {
+		id := []string{a.ID, b.ID}[i%2]
+		wg.Go(func() {
+			<-start
+			_, _, errs[i] = s.UpdateSession(ctx, id, loaxa.SessionChange{Start: &slot})
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	moved := map[string]bool{}
+	for i, err := range errs {
+		id := []string{a.ID, b.ID}[i%2]
+		var overlap *loaxa.SessionOverlapError
+		switch {
+		case err == nil:
+			moved[id] = true
+		case !errors.As(err, &overlap) || overlap.Session.ID == id:
+			t.Errorf("change of %s refused with %v, want a conflict naming the other", id, err)
+		}
+	}
+	if len(moved) != 1 {
+		t.Fatalf("sessions moved to %s: %v, want exactly one", slot, moved)
+	}
+	ss, err := s.FindSessions(ctx, loaxa.SessionFilter{})
+	must(t, err)
+	var at []string
+	for _, x := range ss {
+		if x.Start == slot {
+			at = append(at, x.ID)
+		}
+	}
+	if len(at) != 1 {
+		t.Errorf("sessions stored at %s: %v, want one", slot, at)
 	}
 }

@@ -206,6 +206,14 @@ func authzCases() map[string][]authzCase {
 			m := int(a.seq.Add(1)) * 3
 			return jsonReq("POST", "/api/v1/sessions", map[string]any{"area": scopeArea[in], "name": "Buổi", "start": fmt.Sprintf("%02d:%02d", m/60, m%60), "max_minutes": 2})
 		}}},
+		"PATCH /api/v1/sessions/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			m := int(a.seq.Add(1)) * 3
+			sess := &loaxa.Session{Area: scopeArea[in], Name: "Buổi", Start: fmt.Sprintf("%02d:%02d", m/60, m%60), MaxMinutes: 2}
+			if err := a.stores.sessions.CreateSession(context.Background(), sess); err != nil {
+				a.t.Fatal(err)
+			}
+			return jsonReq("PATCH", "/api/v1/sessions/"+sess.ID, map[string]any{"name": "Buổi mới"})
+		}}},
 		"DELETE /api/v1/sessions/{id}": {{scoped: true, ok: 0, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			m := int(a.seq.Add(1)) * 3
 			sess := &loaxa.Session{Area: scopeArea[in], Name: "Buổi", Start: fmt.Sprintf("%02d:%02d", m/60, m%60), MaxMinutes: 2}

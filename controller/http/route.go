@@ -115,6 +115,7 @@ func (s *Server) routeTable() []Route {
 
 		{Method: "GET", Path: "/api/v1/sessions", Action: loaxa.ActionRead, handle: s.handleListSessions},
 		{Method: "POST", Path: "/api/v1/sessions", Action: loaxa.ActionSchedule, handle: s.handleCreateSession},
+		{Method: "PATCH", Path: "/api/v1/sessions/{id}", Action: loaxa.ActionSchedule, handle: s.handleUpdateSession},
 		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Action: loaxa.ActionSchedule, handle: s.handleDeleteSession},
 		{Method: "GET", Path: "/api/v1/holidays", Action: loaxa.ActionRead, handle: s.handleListHolidays},
 		{Method: "POST", Path: "/api/v1/holidays", Action: loaxa.ActionSchedule, handle: s.handleCreateHoliday},

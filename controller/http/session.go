@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -99,16 +100,35 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if sess.Name, err = cleanText("name", req.Name, true); err != nil {
 		return err
 	}
-	if _, err := loaxa.ParseClock(req.Start); err != nil {
+	if err := s.checkSessionTimes(ctx, sess); err != nil {
+		return err
+	}
+	var overlap *loaxa.SessionOverlapError
+	if err := s.SessionService.CreateSession(ctx, sess); errors.As(err, &overlap) {
+		s.writeOverlap(w, r, err, overlap)
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	s.changed()
+	s.audit(r, "session.create", sess.ID, sess.Area, sess.Name)
+	s.writeJSON(w, r, http.StatusCreated, sess)
+	return nil
+}
+
+// checkSessionTimes checks the start, max_minutes and days of a session
+// being created or changed, with the errors an officer can act on.
+func (s *Server) checkSessionTimes(ctx context.Context, sess *loaxa.Session) error {
+	if _, err := loaxa.ParseClock(sess.Start); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "start: %s", loaxa.ErrorMessage(err))
 	}
-	if req.MaxMinutes < 1 || req.MaxMinutes > MaxSessionMinutes {
-		return loaxa.Errorf(loaxa.EInvalid, "max_minutes %d is out of range; give 1 to %d (e.g. 15 in town, 45 in the countryside).", req.MaxMinutes, MaxSessionMinutes)
+	if sess.MaxMinutes < 1 || sess.MaxMinutes > MaxSessionMinutes {
+		return loaxa.Errorf(loaxa.EInvalid, "max_minutes %d is out of range; give 1 to %d (e.g. 15 in town, 45 in the countryside).", sess.MaxMinutes, MaxSessionMinutes)
 	}
 	if err := loaxa.CheckDays(sess.Days); err != nil {
 		return err
 	}
-	zone, err := s.zoneOf(ctx, req.Area)
+	zone, err := s.zoneOf(ctx, sess.Area)
 	if err != nil {
 		return err
 	}
@@ -119,21 +139,112 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if _, err := sess.Instances(loc, sess.CreatedAt, sess.CreatedAt.AddDate(0, 0, 7)); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
 	}
-	var overlap *loaxa.SessionOverlapError
-	if err := s.SessionService.CreateSession(ctx, sess); errors.As(err, &overlap) {
-		s.writeJSON(w, r, http.StatusConflict, sessionTwinResponse{
-			Error:   errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
-			Session: overlap.Session,
-			Overlap: &sessionOverlap{From: overlap.From, To: overlap.To, Minutes: int(overlap.To.Sub(overlap.From) / time.Minute)},
-		})
-		return nil
+	return nil
+}
+
+// writeOverlap answers a session refused by overlap, err, for running at
+// the same time as another of its area (409).
+func (s *Server) writeOverlap(w http.ResponseWriter, r *http.Request, err error, overlap *loaxa.SessionOverlapError) {
+	s.writeJSON(w, r, http.StatusConflict, sessionTwinResponse{
+		Error:   errorBody{Code: loaxa.EConflict, Message: loaxa.ErrorMessage(err)},
+		Session: overlap.Session,
+		Overlap: &sessionOverlap{From: overlap.From, To: overlap.To, Minutes: int(overlap.To.Sub(overlap.From) / time.Minute)},
+	})
+}
+
+// sessionChangeRequest is the body of PATCH /api/v1/sessions/{id}: the
+// fields to change, those left out kept. Area may be given only as the
+// session's own (a form sends it back as it was).
+type sessionChangeRequest struct {
+	Area       *string `json:"area"`
+	Name       *string `json:"name"`
+	Start      *string `json:"start"`
+	MaxMinutes *int    `json:"max_minutes"`
+	Days       *string `json:"days"`
+}
+
+// handleUpdateSession answers PATCH /api/v1/sessions/{id}: an officer
+// moves, lengthens or renames a session (winter times, a longer morning)
+// and its items stay in it, rather than deleting it, which cancels them,
+// and placing them all again. The change is checked as a new session is
+// (the same errors, the overlap with the area's other sessions in the
+// store's transaction); an instance already begun keeps its times, so
+// the item on air plays on (loaxa.Session.Runs).
+func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) error {
+	var req sessionChangeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.sessionsAvailable(); err != nil {
+		return err
+	}
+	ctx, id := r.Context(), r.PathValue("id")
+	sess, err := s.SessionService.FindSessionByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
 	} else if err != nil {
-		return fmt.Errorf("create session: %w", err)
+		return fmt.Errorf("update session %s: %w", id, err)
+	}
+	if err := s.authorizeOn(ctx, loaxa.ActionSchedule, sess.Area, fmt.Sprintf("Session %s", sess.ID)); err != nil {
+		return err
+	}
+	if req.Area != nil && *req.Area != sess.Area {
+		return loaxa.Errorf(loaxa.EInvalid, "area: session %s (%s) belongs to area %s, and a session's area cannot change; create a session in area %s (POST /api/v1/sessions) and place the items in it instead.",
+			sess.ID, sess.Name, sess.Area, *req.Area)
+	}
+	if req.Name == nil && req.Start == nil && req.MaxMinutes == nil && req.Days == nil {
+		return loaxa.Errorf(loaxa.EInvalid, "Nothing to change: give any of name, start, max_minutes, days.")
+	}
+	ch := loaxa.SessionChange{Start: req.Start, MaxMinutes: req.MaxMinutes, By: userFrom(ctx).Username, At: s.now()}
+	if req.Name != nil {
+		name, err := cleanText("name", *req.Name, true)
+		if err != nil {
+			return err
+		}
+		ch.Name = &name
+	}
+	if req.Days != nil {
+		days := strings.TrimSpace(*req.Days)
+		ch.Days = &days
+	}
+	if err := s.checkSessionTimes(ctx, sess.Apply(ch)); err != nil {
+		return err
+	}
+	var overlap *loaxa.SessionOverlapError
+	before, after, err := s.SessionService.UpdateSession(ctx, id, ch)
+	switch {
+	case errors.As(err, &overlap):
+		s.writeOverlap(w, r, err, overlap)
+		return nil
+	case loaxa.ErrorCode(err) == loaxa.ENotFound:
+		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
+	case err != nil:
+		return fmt.Errorf("update session %s: %w", id, err)
 	}
 	s.changed()
-	s.audit(r, "session.create", sess.ID, sess.Area, sess.Name)
-	s.writeJSON(w, r, http.StatusCreated, sess)
+	s.audit(r, "session.update", after.ID, after.Area, sessionChangeDetail(before, after))
+	s.writeJSON(w, r, http.StatusOK, after)
 	return nil
+}
+
+// sessionChangeDetail says what a change made of a session, before and
+// after, for the audit log: e.g. `start 05:30 -> 06:00; max_minutes 15 ->
+// 30`.
+func sessionChangeDetail(before, after *loaxa.Session) string {
+	var parts []string
+	diff := func(field, was, is string) {
+		if was != is {
+			parts = append(parts, fmt.Sprintf("%s %q -> %q", field, was, is))
+		}
+	}
+	diff("name", before.Name, after.Name)
+	diff("start", before.Start, after.Start)
+	diff("max_minutes", strconv.Itoa(before.MaxMinutes), strconv.Itoa(after.MaxMinutes))
+	diff("days", before.Days, after.Days)
+	if len(parts) == 0 {
+		return after.Name + "; unchanged"
+	}
+	return after.Name + "; " + strings.Join(parts, "; ")
 }
 
 // sessionTwinResponse answers a session refused for running at the same

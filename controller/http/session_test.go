@@ -638,3 +638,120 @@ func TestForcedSessionDeleteCancelsItsItems(t *testing.T) {
 		t.Errorf("audit %+v, want the forced delete with the items cancelled", entries)
 	}
 }
+
+// TestSessionIsChanged: to move "Buổi sáng" from 05:30 to 06:00 for
+// winter, or lengthen it, an officer had to delete it (refused while
+// bulletins were placed in it, or cancelling them with ?force=true),
+// make it again under a new id and place every bulletin again. PATCH
+// changes it in place: the same checks and errors as a new session (the
+// overlap with the area's other sessions, not with itself), only by an
+// officer of its area, and its items stay in it and move with it. A
+// change while the day's instance is under way leaves that instance as
+// it began; the new times apply from the next day.
+func TestSessionIsChanged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	officerB := e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	viewer := e.addUser("xem-a", loaxa.RoleViewer, "12346")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var morning, evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45,
+		"days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, http.StatusCreated, &evening)
+	var weather loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", officer, map[string]any{"title": "Bản tin thời tiết", "content_id": c.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "priority": "normal", "start": t0.Add(30 * time.Minute).Format(time.RFC3339),
+		"rrule": "FREQ=DAILY", "session": morning.ID}, http.StatusCreated, &weather)
+	programme := func() []string {
+		var resp struct{ Items []loaxa.ProgrammeItem }
+		e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-04", e.token("admin"), nil, http.StatusOK, &resp)
+		var out []string
+		for _, it := range resp.Items {
+			out = append(out, fmt.Sprintf("%s %s", it.Announcement, it.Start.In(t0.Location()).Format("02 15:04")))
+		}
+		return out
+	}
+
+	patch := func(token, id string, body map[string]any) response {
+		return e.request("PATCH", "/api/v1/sessions/"+id, token, "application/json", jsonBody(t, body))
+	}
+	changed := e.sched.changed.Load()
+	for _, tc := range []struct {
+		name   string
+		r      response
+		status int
+		code   string
+		msg    string
+	}{
+		{"an unknown session", patch(officer, "s999999", map[string]any{"start": "06:00"}), 404, loaxa.ENotFound,
+			`There is no session "s999999"; list them with GET /api/v1/sessions.`},
+		{"another commune's", patch(officerB, morning.ID, map[string]any{"start": "06:00"}), 403, loaxa.EForbidden,
+			`Session ` + morning.ID + ` is outside your area "12347".`},
+		{"as a viewer", patch(viewer, morning.ID, map[string]any{"start": "06:00"}), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},
+		{"to another area", patch(officer, morning.ID, map[string]any{"area": "12347", "start": "06:00"}), 400, loaxa.EInvalid,
+			"area: session " + morning.ID + " (Buổi sáng) belongs to area 12346, and a session's area cannot change"},
+		{"nothing to change", patch(officer, morning.ID, map[string]any{"area": "12346"}), 400, loaxa.EInvalid,
+			"Nothing to change: give any of name, start, max_minutes, days."},
+		{"no name", patch(officer, morning.ID, map[string]any{"name": " "}), 400, loaxa.EInvalid, "name is required."},
+		{"start with a dot", patch(officer, morning.ID, map[string]any{"start": "06.00"}), 400, loaxa.EInvalid,
+			`start: time of day "06.00": write it as HH:MM on the 24-hour clock, e.g. 05:30 or 17:00.`},
+		{"no length", patch(officer, morning.ID, map[string]any{"max_minutes": 0}), 400, loaxa.EInvalid, "max_minutes 0 is out of range; give 1 to 240"},
+		{"too long", patch(officer, morning.ID, map[string]any{"max_minutes": 241}), 400, loaxa.EInvalid, "max_minutes 241 is out of range"},
+		{"days not a rule", patch(officer, morning.ID, map[string]any{"days": "weekdays"}), 400, loaxa.EInvalid, `days "weekdays" is not an RFC 5545 rule`},
+		{"unknown field", patch(officer, morning.ID, map[string]any{"length": 30}), 400, loaxa.EInvalid,
+			`Unknown field "length"; the accepted fields are area, name, start, max_minutes, days.`},
+		{"onto the evening session", patch(officer, morning.ID, map[string]any{"start": "16:45", "max_minutes": 30}), 409, loaxa.EConflict,
+			"Area 12346 already has session " + evening.ID + " (Buổi chiều) from 17:00 for 45 minutes, and this one (16:45 for 30 minutes) would run at the same time from 17:00 to 17:15 on 2026-03-02"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkError(t, tc.r, tc.status, tc.code, tc.msg) })
+	}
+	var twin struct{ Session loaxa.Session }
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, officer, map[string]any{"start": "17:00"}, http.StatusConflict, &twin)
+	if twin.Session.ID != evening.ID {
+		t.Errorf("409 names session %+v, want %s", twin.Session, evening.ID)
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by refused changes", got-changed)
+	}
+	if got, want := programme(), []string{weather.ID + " 02 05:30", weather.ID + " 03 05:30"}; !slices.Equal(got, want) {
+		t.Fatalf("programme after refused changes %v, want %v", got, want)
+	}
+
+	// 05:00, before the morning session: to 06:00 for 30 minutes (which
+	// overlaps its own 05:30–05:45, and nothing else), from today.
+	var moved loaxa.Session
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, officer, map[string]any{"area": "12346", "name": "Buổi sáng mùa đông", "start": "06:00", "max_minutes": 30},
+		http.StatusOK, &moved)
+	if moved.ID != morning.ID || moved.Name != "Buổi sáng mùa đông" || moved.Start != "06:00" || moved.MaxMinutes != 30 ||
+		moved.UpdatedBy != "can-bo-a" || !moved.UpdatedAt.Equal(e.clock.Now()) {
+		t.Errorf("changed session %+v", moved)
+	}
+	if got := e.sched.changed.Load() - changed; got != 1 {
+		t.Errorf("scheduler told %d times after a change, want 1", got)
+	}
+	if got, want := programme(), []string{weather.ID + " 02 06:00", weather.ID + " 03 06:00"}; !slices.Equal(got, want) {
+		t.Errorf("programme after moving the session to 06:00: %v, want %v", got, want)
+	}
+	entries := e.auditSeen(e.token("admin"), "session.update")
+	if len(entries) != 1 || entries[0].Target != morning.ID ||
+		entries[0].Detail != `Buổi sáng mùa đông; name "Buổi sáng" -> "Buổi sáng mùa đông"; start "05:30" -> "06:00"; max_minutes "15" -> "30"` {
+		t.Errorf("audit %+v, want the change with before and after", entries)
+	}
+
+	// 06:10, today's session under way: back to 05:30. Today's keeps
+	// 06:00, the item on air with it; tomorrow's is at 05:30.
+	e.clock.Set(t0.Add(70 * time.Minute))
+	officer = e.token("can-bo-a")
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, officer, map[string]any{"start": "05:30", "max_minutes": 15}, http.StatusOK, nil)
+	if got, want := programme(), []string{weather.ID + " 02 06:00", weather.ID + " 03 05:30"}; !slices.Equal(got, want) {
+		t.Errorf("programme after a change during today's session: %v, want %v", got, want)
+	}
+	var ann loaxa.Announcement
+	e.call("GET", "/api/v1/announcements/"+weather.ID, officer, nil, http.StatusOK, &ann)
+	if ann.State != loaxa.AnnouncementActive || ann.Session != morning.ID {
+		t.Errorf("the item after the changes: %s in %q, want active in %s", ann.State, ann.Session, morning.ID)
+	}
+}

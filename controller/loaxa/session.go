@@ -29,6 +29,70 @@ type Session struct {
 	Days      string    `json:"days,omitempty"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
+	// UpdatedBy and UpdatedAt say who last changed it, and when.
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Earlier holds the times it had before changes to them, oldest
+	// first, for SessionChangeKept after each change: an instance that
+	// began before a change runs on with the times it began with (see
+	// Runs).
+	Earlier []SessionTimes `json:"earlier,omitempty"`
+}
+
+// SessionTimes are a session's times until a change: its instances that
+// began before Until keep them.
+type SessionTimes struct {
+	Start      string    `json:"start"`
+	MaxMinutes int       `json:"max_minutes"`
+	Days       string    `json:"days,omitempty"`
+	Until      time.Time `json:"until"`
+}
+
+// SessionChangeKept is how long a session's earlier times are kept after
+// a change: as long as the scheduler looks back at announcements
+// cancelled from sessions under way, longer than any session.
+const SessionChangeKept = 8 * 24 * time.Hour
+
+// SessionChange is a change to a session: the fields to set, nil ones
+// left as they are. A session's area does not change.
+type SessionChange struct {
+	Name       *string
+	Start      *string
+	MaxMinutes *int
+	Days       *string
+	// By is the user making it, At when.
+	By string
+	At time.Time
+}
+
+// Apply returns s with ch made: a change of its times keeps the times it
+// had in Earlier, until ch.At, and forgets those older than
+// SessionChangeKept.
+func (s *Session) Apply(ch SessionChange) *Session {
+	out := *s
+	if ch.Name != nil {
+		out.Name = *ch.Name
+	}
+	if ch.Start != nil {
+		out.Start = *ch.Start
+	}
+	if ch.MaxMinutes != nil {
+		out.MaxMinutes = *ch.MaxMinutes
+	}
+	if ch.Days != nil {
+		out.Days = *ch.Days
+	}
+	out.UpdatedBy, out.UpdatedAt = ch.By, ch.At
+	out.Earlier = slices.DeleteFunc(slices.Clone(s.Earlier), func(t SessionTimes) bool {
+		return t.Until.Before(ch.At.Add(-SessionChangeKept))
+	})
+	if out.Start != s.Start || out.MaxMinutes != s.MaxMinutes || out.Days != s.Days {
+		out.Earlier = append(out.Earlier, SessionTimes{Start: s.Start, MaxMinutes: s.MaxMinutes, Days: s.Days, Until: ch.At})
+	}
+	if len(out.Earlier) == 0 {
+		out.Earlier = nil
+	}
+	return &out
 }
 
 // CheckDays checks a session's days rule: an RFC 5545 rule that chooses
@@ -91,6 +155,54 @@ func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time
 	return out, nil
 }
 
+// SessionRun is one instance of a session: when it starts, and the
+// session with the times it runs by.
+type SessionRun struct {
+	Start   time.Time
+	Session *Session
+}
+
+// Runs returns the instances of s starting in (from, to] in loc, each
+// with the times it runs by. An instance that began before a change of
+// the session's times keeps the times it began with (Earlier), so that a
+// change never moves or cuts off what is on air; the new times apply to
+// instances beginning after the change, except on a day whose instance
+// had begun by then (under way or over): that day has it once.
+func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, error) {
+	// From the start of from's day: an instance of earlier times that day
+	// takes the day even if it began before from.
+	y, m, d := from.In(loc).Date()
+	lo := time.Date(y, m, d, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
+	var out []SessionRun
+	taken := map[string]bool{}
+	var since time.Time
+	for i := 0; i <= len(s.Earlier); i++ {
+		times, until := s, time.Time{}
+		if i < len(s.Earlier) {
+			e := s.Earlier[i]
+			times = &Session{ID: s.ID, Area: s.Area, Name: s.Name, Start: e.Start, MaxMinutes: e.MaxMinutes, Days: e.Days,
+				CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt}
+			until = e.Until
+		}
+		starts, err := times.Instances(loc, lo, to)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range starts {
+			day := t.In(loc).Format(DateLayout)
+			if t.Before(since) || !until.IsZero() && !t.Before(until) || taken[day] {
+				continue
+			}
+			taken[day] = true
+			if t.After(from) {
+				out = append(out, SessionRun{Start: t, Session: times})
+			}
+		}
+		since = until
+	}
+	return out, nil
+}
+
 // Overlap returns the first span in (from, to] in which s and o both run
 // (an instance of each, each lasting its MaxLength), or zero times if they
 // never do.
@@ -147,12 +259,14 @@ func (e *SessionOverlapError) Unwrap() error { return e.err }
 
 // CheckSessionOverlap returns a *SessionOverlapError if sess would run at
 // the same time as one of others (sessions of its area, whose zone is
-// loc) on a day both run within SessionOverlapLookahead of its creation,
-// or nil. Sessions at the same times on different days are fine.
-func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location) error {
-	from := sess.CreatedAt.Add(-24 * time.Hour)
+// loc) on a day both run within SessionOverlapLookahead of since (its
+// creation, or the change being made to it), or nil. Sessions at the
+// same times on different days are fine; sess itself among others is
+// skipped.
+func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location, since time.Time) error {
+	from := since.Add(-24 * time.Hour)
 	for _, o := range others {
-		if o.Area != sess.Area {
+		if o.Area != sess.Area || sess.ID != "" && o.ID == sess.ID {
 			continue
 		}
 		start, end, err := sess.Overlap(o, loc, from, from.Add(SessionOverlapLookahead))
@@ -327,6 +441,12 @@ type SessionService interface {
 	// that would run at the same time as another of its area on a day both
 	// run is a *SessionOverlapError, checked as it is stored.
 	CreateSession(ctx context.Context, s *Session) error
+	// UpdateSession makes ch to session id, checking it as CreateSession
+	// does against the area's other sessions, as it is stored, and
+	// returns the session before and after. A change of its times keeps
+	// the times it had for the instances begun by then (Session.Apply,
+	// Session.Runs).
+	UpdateSession(ctx context.Context, id string, ch SessionChange) (before, after *Session, err error)
 	// FindSessionByID returns the session or ENotFound.
 	FindSessionByID(ctx context.Context, id string) (*Session, error)
 	// FindSessions returns sessions sorted by area, then start, then id.

@@ -1,6 +1,8 @@
 package loaxa_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +121,55 @@ func TestSessionOverlap(t *testing.T) {
 			}
 			if local(start) != tc.from || local(end) != tc.to {
 				t.Errorf("overlap %q–%q, want %q–%q", local(start), local(end), tc.from, tc.to)
+			}
+		})
+	}
+}
+
+// TestSessionRunsAfterAChange: a change of a session's times must never
+// move or cut off what has begun, nor run a day's session twice. An
+// instance begun before the change (under way or over) keeps the times it
+// began with and takes its day; the new times apply to the instances
+// beginning after the change. Two changes during one instance leave it as
+// it began.
+func TestSessionRunsAfterAChange(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	at := func(d, h, m int) time.Time { return time.Date(2026, 3, d, h, m, 0, 0, vn) }
+	str := func(v string) *string { return &v }
+	for _, tc := range []struct {
+		name    string
+		changes map[time.Time]string // when: the new start
+		want    string               // local "day HH:MM/minutes" from the 2nd to the 4th
+	}{
+		{"no change", nil, "02 05:30/15, 03 05:30/15, 04 05:30/15"},
+		{"before the day's instance", map[time.Time]string{at(2, 5, 0): "06:00"}, "02 06:00/30, 03 06:00/30, 04 06:00/30"},
+		{"while it runs", map[time.Time]string{at(2, 5, 35): "06:00"}, "02 05:30/15, 03 06:00/30, 04 06:00/30"},
+		{"after it, to later that day", map[time.Time]string{at(2, 5, 50): "06:00"}, "02 05:30/15, 03 06:00/30, 04 06:00/30"},
+		{"to a time already past that day", map[time.Time]string{at(2, 5, 0): "04:30"}, "03 04:30/30, 04 04:30/30"},
+		{"twice while it runs", map[time.Time]string{at(2, 5, 35): "06:00", at(2, 5, 40): "06:15"}, "02 05:30/15, 03 06:15/30, 04 06:15/30"},
+		{"on two days", map[time.Time]string{at(2, 5, 35): "06:00", at(3, 5, 0): "05:45"}, "02 05:30/15, 03 05:45/30, 04 05:45/30"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &loaxa.Session{ID: "s000001", Start: "05:30", MaxMinutes: 15, CreatedAt: at(1, 12, 0)}
+			var whens []time.Time
+			for when := range tc.changes {
+				whens = append(whens, when)
+			}
+			slices.SortFunc(whens, time.Time.Compare)
+			for _, when := range whens {
+				length := 30
+				s = s.Apply(loaxa.SessionChange{Start: str(tc.changes[when]), MaxMinutes: &length, At: when})
+			}
+			runs, err := s.Runs(vn, at(2, 0, 0), at(5, 0, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range runs {
+				got = append(got, fmt.Sprintf("%s/%d", r.Start.In(vn).Format("02 15:04"), r.Session.MaxMinutes))
+			}
+			if strings.Join(got, ", ") != tc.want {
+				t.Errorf("runs %s, want %s", strings.Join(got, ", "), tc.want)
 			}
 		})
 	}

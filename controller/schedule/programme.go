@@ -45,8 +45,8 @@ type compilation struct {
 	// pass tries no more (see publishIn).
 	refused error
 
-	expanded  map[spanKey][]time.Time // an announcement's starts in a zone and window
-	instances map[spanKey][]time.Time // a session's starts in a zone and window
+	expanded  map[spanKey][]time.Time        // an announcement's starts in a zone and window
+	instances map[spanKey][]loaxa.SessionRun // a session's instances in a zone and window
 	locs      map[string]*time.Location
 }
 
@@ -96,7 +96,7 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		holidays:  map[string]map[string][]*loaxa.Holiday{},
 		proposals: map[string]map[string]*loaxa.Proposal{},
 		expanded:  map[spanKey][]time.Time{},
-		instances: map[spanKey][]time.Time{},
+		instances: map[spanKey][]loaxa.SessionRun{},
 		locs:      map[string]*time.Location{},
 	}
 	for _, a := range areas {
@@ -178,6 +178,9 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 	}
 	for _, x := range c.session {
 		c.longest = max(c.longest, x.MaxLength())
+		for _, e := range x.Earlier {
+			c.longest = max(c.longest, time.Duration(e.MaxMinutes)*time.Minute)
+		}
 	}
 	return c, nil
 }
@@ -290,18 +293,19 @@ func (c *compilation) expand(a *loaxa.Announcement, loc *time.Location, from, to
 	return ts, nil
 }
 
-// sessionInstances returns the starts of x in (from, to] in loc, cached.
-func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, from, to time.Time) ([]time.Time, error) {
+// sessionInstances returns the instances of x starting in (from, to] in
+// loc, each with the times it runs by (loaxa.Session.Runs), cached.
+func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, from, to time.Time) ([]loaxa.SessionRun, error) {
 	key := spanKey{x.ID, loc, from.UnixNano(), to.UnixNano()}
-	if ts, ok := c.instances[key]; ok {
-		return ts, nil
+	if runs, ok := c.instances[key]; ok {
+		return runs, nil
 	}
-	ts, err := x.Instances(loc, from, to)
+	runs, err := x.Runs(loc, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("session %s: %w", x.ID, err)
 	}
-	c.instances[key] = ts
-	return ts, nil
+	c.instances[key] = runs
+	return runs, nil
 }
 
 // programmed is one compiled occurrence with what it needs.
@@ -526,7 +530,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					})
 					continue
 				}
-				if end := inst.start.Add(time.Duration(x.MaxMinutes) * time.Minute); !gone && !a.Recurring() && !t.Before(end) {
+				if end := inst.start.Add(inst.session.MaxLength()); !gone && !a.Recurring() && !t.Before(end) {
 					// A one-off whose own start is after the day's
 					// instance ended plays before its start, or (placed
 					// today, after the session) nowhere: said, not
@@ -615,39 +619,40 @@ func (c *compilation) proposalFor(ann string, chain []string) *loaxa.Proposal {
 func (c *compilation) instanceOn(x *loaxa.Session, loc *time.Location, t time.Time, m map[string]*instance) (*instance, error) {
 	y, mo, d := t.In(loc).Date()
 	day := time.Date(y, mo, d, 0, 0, 0, 0, loc)
-	starts, err := c.sessionInstances(x, loc, day.Add(-time.Nanosecond), day.AddDate(0, 0, 1).Add(-time.Nanosecond))
-	if err != nil || len(starts) == 0 {
+	runs, err := c.sessionInstances(x, loc, day.Add(-time.Nanosecond), day.AddDate(0, 0, 1).Add(-time.Nanosecond))
+	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
-	return instanceAt(x, starts[0], loc, m), nil
+	return instanceAt(runs[0], loc, m), nil
 }
 
 // nextInstance returns the first instance of any of xs starting at or
 // after t (within a week), or nil.
 func (c *compilation) nextInstance(xs []*loaxa.Session, loc *time.Location, t time.Time, m map[string]*instance) (*instance, error) {
-	var best *loaxa.Session
-	var at time.Time
+	var best *loaxa.SessionRun
 	for _, x := range xs {
-		starts, err := c.sessionInstances(x, loc, t.Add(-time.Nanosecond), t.AddDate(0, 0, 7))
+		runs, err := c.sessionInstances(x, loc, t.Add(-time.Nanosecond), t.AddDate(0, 0, 7))
 		if err != nil {
 			return nil, err
 		}
-		if len(starts) > 0 && (best == nil || starts[0].Before(at)) {
-			best, at = x, starts[0]
+		if len(runs) > 0 && (best == nil || runs[0].Start.Before(best.Start)) {
+			best = &runs[0]
 		}
 	}
 	if best == nil {
 		return nil, nil
 	}
-	return instanceAt(best, at, loc, m), nil
+	return instanceAt(*best, loc, m), nil
 }
 
-func instanceAt(x *loaxa.Session, start time.Time, loc *time.Location, m map[string]*instance) *instance {
-	id := loaxa.SessionInstanceID(x.ID, start, loc)
+// instanceAt returns the instance of run in m, adding it if new. Its
+// session has the times the instance runs by.
+func instanceAt(run loaxa.SessionRun, loc *time.Location, m map[string]*instance) *instance {
+	id := loaxa.SessionInstanceID(run.Session.ID, run.Start, loc)
 	if inst := m[id]; inst != nil {
 		return inst
 	}
-	inst := &instance{session: x, start: start, id: id}
+	inst := &instance{session: run.Session, start: run.Start, id: id}
 	m[id] = inst
 	return inst
 }

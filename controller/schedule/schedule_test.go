@@ -961,6 +961,77 @@ func TestItemAddedToASessionUnderWayStartsWhenAdded(t *testing.T) {
 	}
 }
 
+// TestSessionChangedUnderWayKeepsTodaysInstance: an officer moves the
+// evening session (17:00–18:00) to 18:30 for 30 minutes at 17:01:30,
+// while its second item is on air. Today's instance must run on as it
+// began: repacked at 18:30, the item on air would get a new occurrence id
+// and the node would cut it off, and today's items would play twice. The
+// item on air keeps its occurrence and its delivery, today's items stay
+// at 17:00, and from tomorrow they play at 18:30 in the session as
+// changed.
+func TestSessionChangedUnderWayKeepsTodaysInstance(t *testing.T) {
+	at := func(d, h, m int) time.Time { return time.Date(2026, 11, d, h, m, 0, 0, ictZone) }
+	r := newRig(t)
+	sessions := bolt.NewSessionService(r.db)
+	r.s.SessionService = sessions
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 60, CreatedAt: t0}
+	r.must(t, sessions.CreateSession(r.ctx, evening))
+	names := map[string]string{}
+	var b *loaxa.Announcement
+	for _, title := range []string{"A", "B"} {
+		a := &loaxa.Announcement{Title: title, ContentID: contentID, Targets: loaxa.Targets{Nodes: []string{"tt-01"}},
+			Priority: protocol.PriorityNormal, Start: at(28, 6, 0), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
+		r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+		names[a.ID], b = title, a
+	}
+	programme := func(day int) string {
+		var got []string
+		for _, o := range r.msg.last("tt-01").Occurrences {
+			if o.Start.In(ictZone).Day() == day {
+				got = append(got, o.Start.In(ictZone).Format("15:04:05")+" "+names[o.Announcement])
+			}
+		}
+		return strings.Join(got, "; ")
+	}
+	onAir := func() protocol.Occurrence {
+		for _, o := range r.msg.last("tt-01").Occurrences {
+			if o.Announcement == b.ID && o.Start.In(ictZone).Day() == 28 {
+				return o
+			}
+		}
+		return protocol.Occurrence{}
+	}
+	r.compile(t, false)
+	was := onAir()
+	if !was.Start.Equal(at(28, 17, 1)) {
+		t.Fatalf("before the change B plays at %s, want 17:01", was.Start)
+	}
+
+	r.clock.Set(at(28, 17, 1).Add(30 * time.Second))
+	start, length := "18:30", 30
+	_, _, err := sessions.UpdateSession(r.ctx, evening.ID, loaxa.SessionChange{Start: &start, MaxMinutes: &length, By: "can-bo-a"})
+	r.must(t, err)
+	r.compile(t, false)
+	if got := onAir(); got != was {
+		t.Errorf("B, on air since 17:01, is now %+v; want it unchanged: %+v", got, was)
+	}
+	if got, want := programme(28), "17:00:00 A; 17:01:00 B"; got != want {
+		t.Errorf("today after the change: %s, want %s (as it began, once)", got, want)
+	}
+	if got, want := programme(29), "18:30:00 A; 18:31:00 B"; got != want {
+		t.Errorf("tomorrow after the change: %s, want %s", got, want)
+	}
+	ds, err := r.s.DeliveryService.FindDeliveries(r.ctx, loaxa.DeliveryFilter{Announcement: b.ID, To: at(29, 0, 0)})
+	r.must(t, err)
+	if len(ds) != 1 || ds[0].Occurrence != was.ID {
+		var ids []string
+		for _, d := range ds {
+			ids = append(ids, d.Occurrence)
+		}
+		t.Errorf("today's deliveries of B: %v; want its own, %s, kept", ids, was.ID)
+	}
+}
+
 // TestForcedSessionDeleteTakesItsItemsOffTheNodes: the evening session
 // (17:00–18:00) is deleted with ?force=true at 17:00:30, its first item on
 // air. Its items are cancelled with it (docs/scheduling.md "Sessions"), as
