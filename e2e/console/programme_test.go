@@ -372,8 +372,8 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button')`)
-	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button`)))
+	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]')`)
+	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button[data-delete]`)))
 	confirmDanger(b, "confirm")
 	b.Wait("the bulletins still placed in it", `document.querySelector('dialog[open] #session-items')`, 10*time.Second)
 	if got := MustEval[string](b, text("dialog[open]")); !strings.Contains(got, "còn 1 bản tin sẽ phát") || !strings.Contains(got, "Thời sự hằng ngày") {
@@ -383,7 +383,7 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 		t.Fatalf("sessions while the officer reads the warning: %s; want the evening one kept", rig.Describe(got))
 	}
 	confirmDanger(b, "delete anyway")
-	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button') || document.querySelector('.toast.bad')`, 10*time.Second)
+	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]') || document.querySelector('.toast.bad')`, 10*time.Second)
 	if got := sessions(); len(got) != 0 {
 		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))
 	}
@@ -507,6 +507,54 @@ func TestSessionOverlapSaidInWords(t *testing.T) {
 	c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
 	if len(l.Sessions) != 1 {
 		t.Errorf("sessions: %s; want Buổi chiều alone", rig.Describe(l.Sessions))
+	}
+}
+
+// TestSessionEditedInPlace: to move a session an officer had to delete it,
+// which cancels its bulletins, and add it again. "Sửa" on a session opens
+// the session form filled in with it; a change over another session is
+// refused in Vietnamese as a new one is, and a saved change keeps the
+// session (its id) and the bulletins placed in it.
+func TestSessionEditedInPlace(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
+	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15}, nil)
+	var daily loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, &daily)
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	edit := `section[aria-labelledby="h-sess"] button[data-edit="` + evening.ID + `"]`
+	b.Go("#/programme", `document.querySelector('`+edit+`')`)
+	b.Do("edit the evening session", chromedp.Click(chromedp.CSS(edit)))
+	if got := MustEval[string](b, `[document.querySelector('#session-form-title').textContent, document.querySelector('#session-name').value,
+		document.querySelector('#session-start').value, document.querySelector('#session-max').value, document.querySelector('#session-submit').textContent].join(' | ')`); got != "Sửa buổi “Buổi chiều” | Buổi chiều | 17:00 | 30 | Lưu" {
+		t.Errorf("the form after Sửa: %q, want it filled in with Buổi chiều", got)
+	}
+	save := func(what, start, max string) {
+		b.Do(what,
+			chromedp.SetValue(chromedp.CSS(`#session-start`), start),
+			chromedp.SetValue(chromedp.CSS(`#session-max`), max),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').dispatchEvent(new Event('change', { bubbles: true }))`),
+			chromedp.Click(chromedp.CSS(`#session-submit`)))
+	}
+	save("move it onto the morning session", "05:40", "30")
+	b.Wait("the refusal", `document.querySelector('section[aria-labelledby="h-sess"] .error-box')`, 10*time.Second)
+	want := "Trùng giờ với buổi “Buổi sáng” (5:30, 15 phút): cả hai cùng phát từ 5:40 đến 5:45 ngày 02/03/2026. Chọn giờ bắt đầu khác hoặc ít phút hơn, hoặc đặt bản tin vào buổi “Buổi sáng”."
+	if got := MustEval[string](b, text(`section[aria-labelledby="h-sess"] .error-box`)); got != want {
+		t.Errorf("moved over Buổi sáng: the form says\n%q, want\n%q", got, want)
+	}
+	save("move it to 18:00 for 45 minutes", "18:00", "45")
+	b.Wait("the session moved", `[...document.querySelectorAll('section[aria-labelledby="h-sess"] li')].some((li) => li.textContent.includes('Buổi chiều · 18:00 · tối đa 45 phút'))`, 10*time.Second)
+	var l struct{ Sessions []loaxa.Session }
+	c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+	var a loaxa.Announcement
+	c.MustDo("GET", "/api/v1/announcements/"+daily.ID, nil, &a)
+	if len(l.Sessions) != 2 || l.Sessions[1].ID != evening.ID || l.Sessions[1].Start != "18:00" || l.Sessions[1].MaxMinutes != 45 ||
+		a.State != loaxa.AnnouncementActive || a.Session != evening.ID {
+		t.Errorf("sessions %s and the bulletin %s in %q; want %s changed in place, the bulletin still in it", rig.Describe(l.Sessions), a.State, a.Session, evening.ID)
 	}
 }
 

@@ -355,12 +355,33 @@ function sessionsPanel(ctx, area, sessions, reload) {
   const start = timeInput({ id: 'session-start', required: true, value: '17:00' });
   const max = h('input', { type: 'number', id: 'session-max', min: 1, max: 240, value: 30 });
   const status = h('div', { id: 'session-status', 'aria-live': 'polite' });
+  // The form adds a session, or changes the one being edited (PATCH): its
+  // bulletins stay in it, where deleting and adding it again cancels them.
+  let editing = null;
+  const heading = h('h3', { id: 'session-form-title' }, t('programme.add_session'));
+  const submit = h('button', { type: 'submit', id: 'session-submit' }, t('programme.add'));
+  const hint = h('p', { class: 'hint', id: 'session-edit-hint', hidden: true }, t('programme.edit_session_hint'));
+  const stop = h('button', { type: 'button', class: 'secondary', id: 'session-edit-cancel', hidden: true, onclick: () => edit(null) }, t('common.cancel'));
+  const edit = (s) => {
+    editing = s;
+    fill(status);
+    name.value = s ? s.name : t('programme.evening');
+    start.value = s ? s.start : '17:00';
+    max.value = s ? s.max_minutes : 30;
+    heading.textContent = s ? t('programme.edit_session', { name: s.name }) : t('programme.add_session');
+    submit.textContent = s ? t('programme.save') : t('programme.add');
+    hint.hidden = stop.hidden = !s;
+    if (s) name.focus();
+  };
+  const mine = (s) => ctx.may('schedule') && s.area === area;
   return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
     h('h2', { id: 'h-sess' }, t('programme.sessions')),
     sessions.length === 0 ? h('p', { class: 'muted' }, t('programme.no_sessions')) :
       h('ul', {}, sessions.map((s) => h('li', {}, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })} · ${ctx.areaName(s.area)} `,
-        ctx.may('schedule') && s.area === area ? h('button', {
-          type: 'button', class: 'secondary', onclick: async () => {
+        mine(s) ? h('button', { type: 'button', class: 'secondary', dataset: { edit: s.id }, onclick: () => edit(s) }, t('programme.edit')) : null,
+        mine(s) ? ' ' : null,
+        mine(s) ? h('button', {
+          type: 'button', class: 'secondary', dataset: { delete: s.id }, onclick: async () => {
             if (!(await confirmDialog(t('programme.delete_session'), h('p', {}, s.name), t('programme.delete'), true))) return;
             try {
               await api('DELETE', `/sessions/${s.id}`);
@@ -381,14 +402,16 @@ function sessionsPanel(ctx, area, sessions, reload) {
         e.preventDefault();
         const v = readFields({ start });
         if (!v) return;
+        const fields = { name: name.value.trim(), start: v.start, max_minutes: Number(max.value) };
         try {
-          await api('POST', '/sessions', { area, name: name.value.trim(), start: v.start, max_minutes: Number(max.value) });
+          if (editing) await api('PATCH', `/sessions/${editing.id}`, fields);
+          else await api('POST', '/sessions', { area, ...fields });
           await reload();
         } catch (err) { fill(status, sessionOverlapBox(err, v.start) || errorBox(err)); }
       },
-    }, h('h3', {}, t('programme.add_session')),
+    }, heading, hint,
     h('div', { class: 'form-grid' }, field(t('programme.session_name'), name), field(t('programme.session_start'), start), field(t('programme.session_max'), max)),
-    h('button', { type: 'submit' }, t('programme.add')), status) : null);
+    h('div', { class: 'row' }, submit, stop), status) : null);
 }
 
 /**
