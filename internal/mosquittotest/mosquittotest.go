@@ -382,11 +382,22 @@ func (b *Broker) SetAuth(passwordFile, acl string) {
 			b.t.Fatalf("mosquittotest: %v", err)
 		}
 	}
+	b.Reload()
+}
+
+// Reload makes the running broker read its configuration's files again
+// (SIGHUP), as `systemctl reload mosquitto` does: the password and ACL
+// files, and a TLS listener's certfile and keyfile, which Mosquitto reads
+// only at start and on a reload. Reloading is asynchronous: poll with a
+// client until the change shows. A stopped broker reads them at its next
+// start.
+func (b *Broker) Reload() {
+	b.t.Helper()
 	b.mu.Lock()
 	cmd := b.cmd
 	b.mu.Unlock()
 	if cmd == nil {
-		return // not running: the next start reads the files
+		return
 	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		b.t.Fatalf("mosquittotest: reload: %v", err)
