@@ -38,3 +38,31 @@ func TestExportMosquittoSaysHowToInstall(t *testing.T) {
 		t.Errorf("export-mosquitto-acl said\n%s\nwant the first install to restart Mosquitto and later exports to reload it", said)
 	}
 }
+
+// TestExportMosquittoSaysToReloadAfterRenewal: a province serving TLS
+// from Mosquitto with the controller's certificate renewed it, and
+// Mosquitto (2.0.11) kept serving the old one, which it reads only at
+// start and on a reload: when that expired, no board could connect and no
+// alert reached a speaker. The export must say to reload Mosquitto after
+// every renewal.
+func TestExportMosquittoSaysToReloadAfterRenewal(t *testing.T) {
+	data := t.TempDir()
+	db := bolt.NewDB(filepath.Join(data, "loaxa.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	args := []string{"--data", data, "--broker", "ssl://loaxa-controller:mat-khau@loa.example.vn:8883", "--out", t.TempDir()}
+	if code := exportMosquitto(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("export-mosquitto-acl: exit %d, %s", code, stderr.String())
+	}
+	for line := range strings.Lines(stdout.String()) {
+		if strings.Contains(line, "renewal") && strings.Contains(line, "systemctl reload mosquitto") {
+			return
+		}
+	}
+	t.Errorf("export-mosquitto-acl said\n%s\nwant a line saying to reload Mosquitto (systemctl reload mosquitto) after each renewal of the certificate", stdout.String())
+}

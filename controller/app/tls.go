@@ -85,7 +85,7 @@ func loadTLS(cfg Config, now func() time.Time, logger *slog.Logger) (_ *serverTL
 	}
 	r := &certReloader{
 		certFile: cfg.TLSCert, keyFile: cfg.TLSKey, pinned: pool,
-		now: now, every: certCheckEvery, logger: logger,
+		now: now, every: certCheckEvery, logger: logger, externalBroker: cfg.BrokerURL != "",
 		cert: &cert, certPEM: certPEM, keyPEM: keyPEM, checked: now(),
 	}
 	return &serverTLS{
@@ -163,6 +163,10 @@ type certReloader struct {
 	now               func() time.Time
 	every             time.Duration
 	logger            *slog.Logger
+	// externalBroker is set with --broker: the boards' broker may serve
+	// this certificate too (docs/deploy.md, "Boards enrolled before the
+	// move"), and Mosquitto reads it only at start and on a reload.
+	externalBroker bool
 
 	mu              sync.Mutex
 	cert            *tls.Certificate
@@ -225,6 +229,12 @@ func (r *certReloader) check(now time.Time) error {
 	}
 	r.cert = &cert
 	r.logger.Info("tls: serving the renewed certificate", "subject", cert.Leaf.Subject.CommonName, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
+	if r.externalBroker {
+		// Mosquitto 2.0 does not watch its certfile: without a reload it
+		// serves the old certificate until it expires, and then every
+		// board's handshake fails.
+		r.logger.Warn("tls: if the external broker serves this certificate too (Mosquitto's certfile and keyfile), reload it now (systemctl reload mosquitto): it keeps serving the old one, and every board's handshake fails once that expires", "serial", cert.Leaf.SerialNumber.String())
+	}
 	return nil
 }
 

@@ -236,6 +236,53 @@ func TestTLSRenewedCertificateNotYetValidServedFromItsNotBefore(t *testing.T) {
 	}
 }
 
+// TestTLSRenewalSaysToReloadTheExternalBroker: a province that moved to
+// Mosquitto serves the controller's certificate there too (docs/deploy.md,
+// "Boards enrolled before the move"). The controller took a renewal and
+// said only "serving the renewed certificate", but Mosquitto keeps the
+// old one until it is reloaded (tried with 2.0.11), and when that expired
+// every board's handshake failed. With an external broker the renewal
+// must say to reload it; with the embedded broker, which serves the
+// renewal itself, it must not.
+func TestTLSRenewalSaysToReloadTheExternalBroker(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		broker string
+		want   bool
+	}{
+		{"embedded broker", "", false},
+		{"external broker", "ssl://loaxa-controller:mat-khau@loa.example.vn:8883", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, rootKey := issue(t, "Root CA", true, nil, nil)
+			first, firstKey := issue(t, "loa.example.vn", false, root, rootKey)
+			cfg := DefaultConfig()
+			cfg.BrokerURL = tc.broker
+			cfg.TLSCert, cfg.TLSKey = writeChain(t, firstKey, first)
+			cfg.TLSCA, _ = writeChain(t, rootKey, root)
+			var logs syncbuf.Buffer
+			fc := clock.NewFake(time.Now())
+			s, _, err := loadTLS(cfg, fc.Now, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			renewed, renewedKey := issue(t, "loa.example.vn", false, root, rootKey)
+			writePair(t, cfg.TLSCert, cfg.TLSKey, renewedKey, renewed)
+			fc.Advance(certCheckEvery)
+			got, err := s.server.GetCertificate(&tls.ClientHelloInfo{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Certificate[0], renewed.Raw) {
+				t.Fatalf("the renewed certificate is not served:\n%s", logs.String())
+			}
+			if said := strings.Contains(logs.String(), "systemctl reload mosquitto"); said != tc.want {
+				t.Errorf("the log says to reload Mosquitto: %t, want %t:\n%s", said, tc.want, logs.String())
+			}
+		})
+	}
+}
+
 // TestEnrolmentCommandReadsTheCertificateToTrust: a controller on a
 // certificate of the province's own CA (or a self-signed one) printed the
 // enrolment command without --ca, and a technician who ran it as printed
