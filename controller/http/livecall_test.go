@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -1142,6 +1143,58 @@ func TestLiveSlowAreaStartDoesNotHoldTheCallOffAir(t *testing.T) {
 	for _, area := range []string{"12346", "12347"} {
 		if got := hc.of(onAir.Call, area); !slices.Equal(got, whole) {
 			t.Errorf("published to %s: %q, want its start, then 5 frames, then its end", area, got)
+		}
+	}
+}
+
+// BenchmarkListLiveCallsOnAirOfAProvinceCall is the request each console
+// watching the calls on air makes every 3 s (GET
+// /api/v1/live/calls?active=true&summary=true) while a province-wide call
+// is on air: 5,000 nodes in 50 communes, all online, as a province
+// officer sees it.
+func BenchmarkListLiveCallsOnAirOfAProvinceCall(b *testing.B) {
+	e := newEnv(b)
+	e.tree()
+	ctx := context.Background()
+	var ns []*loaxa.Node
+	for c := range 50 {
+		area := fmt.Sprintf("9%04d", c)
+		if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: area, Name: area, Parent: "318"}); err != nil {
+			b.Fatal(err)
+		}
+		for n := range 100 {
+			ns = append(ns, &loaxa.Node{ID: fmt.Sprintf("p%02d-%03d", c, n), Area: area, SecretHash: loaxa.HashSecret("s")})
+		}
+	}
+	if err := e.stores.nodes.CreateNodes(ctx, ns); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range ns {
+		if err := e.stores.nodes.UpdateNodeStatus(ctx, n.ID, func(s *loaxa.NodeStatus) { s.State = loaxa.NodeOnline }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := &loaxa.LiveCall{ID: "live-1", CreatedBy: "admin", Areas: []string{"31"}, Priority: protocol.PriorityEmergency}
+	if _, err := e.live.BeginCall(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if _, err := e.live.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+			b.Error(err)
+		}
+	})
+	province := e.addUser("tinh", loaxa.RoleProvince, "31")
+	b.ReportAllocs()
+	for b.Loop() {
+		var list struct {
+			Calls []struct {
+				ID      string
+				Summary loaxa.LiveCallSummary
+			}
+		}
+		e.call("GET", "/api/v1/live/calls?active=true&summary=true", province, nil, http.StatusOK, &list)
+		if len(list.Calls) != 1 || list.Calls[0].Summary.Targeted != len(ns)+2 || list.Calls[0].Summary.Pending != len(ns) {
+			b.Fatalf("calls on air %+v, want the province's call to %d nodes, %d online", list.Calls, len(ns)+2, len(ns))
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -74,6 +75,22 @@ type onAir struct {
 	held  map[string]bool
 	holds []loaxa.LiveHold
 	stale bool
+	// news counts the changes to its deliveries heard of (Events, a node
+	// joining in NodeOnline); tally is what LiveCallSummaries last read of
+	// them, after news had reached tallyNews, never changed in place.
+	news      uint64
+	tally     *tally
+	tallyNews uint64
+}
+
+// tally is a call's deliveries as read once, for its summary: those not
+// pending counted, and the pending ones kept, as only they depend on
+// their node being online (liveNode), which changes without an event.
+type tally struct {
+	settled loaxa.LiveCallSummary
+	pending []*loaxa.Delivery
+	// named are the alerts of settled's holds, named (nameHolds).
+	named map[string]loaxa.LiveHold
 }
 
 // NewService returns a Service on the real clock.
@@ -256,6 +273,11 @@ func (s *Service) sendAgain(node string, dues []due) {
 				s.Logger.Error("live call: a cluster enrolled during the call not added to it", "call", c.ID, "drill", c.Drill, "node", node, "err", err)
 				continue
 			}
+			s.mu.Lock()
+			if r := s.calls[c.ID]; r != nil {
+				r.news++ // its summary counts one node more
+			}
+			s.mu.Unlock()
 			s.Logger.Info("live call: a cluster that waited for its enrolment code when the call began is up; it joins the call", "call", c.ID, "drill", c.Drill, "node", node)
 		}
 		if len(ds) == 0 || ds[0].State.Terminal() {
@@ -504,7 +526,7 @@ func (s *Service) LiveCallReport(ctx context.Context, id string) (*loaxa.LiveCal
 	if err != nil {
 		return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
 	}
-	nodes, err := s.nodesOf(ctx, ds)
+	nodes, err := s.presence(ctx, ds)
 	if err != nil {
 		return nil, fmt.Errorf("live call %s: %w", id, err)
 	}
@@ -520,33 +542,86 @@ func (s *Service) LiveCallReport(ctx context.Context, id string) (*loaxa.LiveCal
 }
 
 // LiveCallSummaries implements loaxa.LiveCallService: each call's summary
-// as its report has it, the nodes' status looked up once for all calls.
+// as its report has it. A console watching the calls on air asks every
+// 3 s: a call on air here is answered from its deliveries as last read,
+// read again only after an event of the call was stored (Events) or a
+// node joined it, and its pending nodes looked up online or offline from
+// memory each time. Reading every delivery and node of a province-wide
+// call cost each request 25–40 ms and 7 MB (BENCHMARKS.md).
 func (s *Service) LiveCallSummaries(ctx context.Context, ids []string) (map[string]loaxa.LiveCallSummary, error) {
-	var all []*loaxa.Delivery
-	calls := make([][]*loaxa.Delivery, len(ids))
-	for i, id := range ids {
-		ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
-		if err != nil {
-			return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
-		}
-		calls[i] = ds
-		all = append(all, ds...)
-	}
-	nodes, err := s.nodesOf(ctx, all)
-	if err != nil {
-		return nil, fmt.Errorf("live calls: %w", err)
-	}
 	out := make(map[string]loaxa.LiveCallSummary, len(ids))
 	named := map[string]loaxa.LiveHold{}
-	for i, id := range ids {
-		var sum loaxa.LiveCallSummary
-		for _, d := range calls[i] {
-			sum.Add(liveNode(d, nodes[d.Node]))
+	for _, id := range ids {
+		t, err := s.tallyOf(ctx, id)
+		if err != nil {
+			return nil, err
 		}
-		s.nameHolds(ctx, sum.HeldBy, named)
+		sum, err := s.summary(ctx, t, named)
+		if err != nil {
+			return nil, fmt.Errorf("live call %s: %w", id, err)
+		}
 		out[id] = sum
 	}
 	return out, nil
+}
+
+// tallyOf returns call id's tally: a call on air here from memory unless
+// its deliveries changed since it was read, any other read from the store.
+func (s *Service) tallyOf(ctx context.Context, id string) (*tally, error) {
+	s.mu.Lock()
+	r := s.calls[id]
+	var news uint64
+	if r != nil {
+		news = r.news
+		if r.tally != nil && r.tallyNews == news {
+			defer s.mu.Unlock()
+			return r.tally, nil
+		}
+	}
+	s.mu.Unlock()
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+	if err != nil {
+		return nil, fmt.Errorf("live call %s: deliveries: %w", id, err)
+	}
+	t := &tally{named: map[string]loaxa.LiveHold{}}
+	for _, d := range ds {
+		if d.State == loaxa.DeliveryPending {
+			t.pending = append(t.pending, d)
+			continue
+		}
+		t.settled.Add(liveNode(d, loaxa.NodePresence{}))
+	}
+	s.nameHolds(ctx, t.settled.HeldBy, t.named)
+	if r != nil {
+		s.mu.Lock()
+		// A read begun after more news than the one kept is newer; one
+		// begun before news that came while it read is kept, and read
+		// again next time.
+		if r.tally == nil || news > r.tallyNews {
+			r.tally, r.tallyNews = t, news
+		}
+		s.mu.Unlock()
+	}
+	return t, nil
+}
+
+// summary is t's summary with its pending nodes online or offline now.
+// named holds the alerts already named in this listing (nameHolds).
+func (s *Service) summary(ctx context.Context, t *tally, named map[string]loaxa.LiveHold) (loaxa.LiveCallSummary, error) {
+	sum := t.settled
+	sum.HeldBy = slices.Clone(sum.HeldBy) // t is shared
+	if len(t.pending) > 0 {
+		nodes, err := s.presence(ctx, t.pending)
+		if err != nil {
+			return loaxa.LiveCallSummary{}, err
+		}
+		for _, d := range t.pending {
+			sum.Add(liveNode(d, nodes[d.Node]))
+		}
+	}
+	maps.Copy(named, t.named)
+	s.nameHolds(ctx, sum.HeldBy, named)
+	return sum, nil
 }
 
 // nameHolds gives each of holds its alert's title and drill mark: an
@@ -581,37 +656,28 @@ func (s *Service) nameHolds(ctx context.Context, holds []loaxa.LiveHold, named m
 	}
 }
 
-// nodesOf returns the nodes of deliveries ds by id, in one look-up.
-func (s *Service) nodesOf(ctx context.Context, ds []*loaxa.Delivery) (map[string]*loaxa.Node, error) {
+// presence returns where the nodes of deliveries ds are and whether they
+// are online, by id, from memory: no node record is read. A node removed
+// since is absent.
+func (s *Service) presence(ctx context.Context, ds []*loaxa.Delivery) (map[string]loaxa.NodePresence, error) {
 	ids := make([]string, 0, len(ds))
 	for _, d := range ds {
 		ids = append(ids, d.Node)
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	out := make(map[string]*loaxa.Node, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	ns, err := s.Nodes.FindNodes(ctx, loaxa.NodeFilter{IDs: ids})
+	nodes, err := s.Nodes.NodePresence(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("nodes: %w", err)
 	}
-	for _, n := range ns {
-		out[n.ID] = n
-	}
-	return out, nil
+	return nodes, nil
 }
 
-// liveNode is delivery d of node n (nil: removed since) in a call's
+// liveNode is delivery d of a node at p (zero: removed since) in a call's
 // report: a pending node that is offline is marked offline.
-func liveNode(d *loaxa.Delivery, n *loaxa.Node) loaxa.LiveNode {
+func liveNode(d *loaxa.Delivery, p loaxa.NodePresence) loaxa.LiveNode {
 	ln := loaxa.LiveNode{
 		Node: d.Node, State: string(d.State), Reason: d.Reason, LateMS: d.LateMS, PlayedMS: d.PlayedMS,
 		FramesPlayed: d.FramesPlayed, FramesLost: d.FramesLost, FramesLate: d.FramesLate, HeldBy: d.HeldBy, Drill: d.Drill,
-	}
-	if n != nil {
-		ln.Area, ln.Online = n.Area, n.Status.State == loaxa.NodeOnline
+		Area: p.Area, Online: p.Online,
 	}
 	if d.State == loaxa.DeliveryPending && !ln.Online {
 		ln.State = loaxa.EmergencyOffline
@@ -624,15 +690,20 @@ func liveNode(d *loaxa.Delivery, n *loaxa.Node) loaxa.LiveNode {
 // the alert holding it back on node, or any later event of a node so held,
 // has LiveCallHolds read the call's deliveries again. Reading them every
 // second instead cost a province-wide call 7–8 MB and 80–250 ms a second
-// (BENCHMARKS.md).
+// (BENCHMARKS.md). Any event of a call on air has LiveCallSummaries read
+// its deliveries again.
 func (s *Service) Events(node string, events []protocol.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ev := range events {
 		r := s.calls[ev.Announcement]
 		if r == nil {
-			continue
+			// The store moves the delivery the occurrence names.
+			if r = s.calls[ev.Occurrence]; r == nil {
+				continue
+			}
 		}
+		r.news++ // the summary reads the deliveries again
 		if ev.HeldBy != "" {
 			if r.held == nil {
 				r.held = map[string]bool{}
@@ -682,7 +753,7 @@ func (s *Service) holdsOf(ctx context.Context, id string) ([]loaxa.LiveHold, err
 	var sum loaxa.LiveCallSummary
 	for _, d := range ds {
 		if d.HeldBy != "" {
-			sum.Add(liveNode(d, nil))
+			sum.Add(liveNode(d, loaxa.NodePresence{}))
 		}
 	}
 	s.nameHolds(ctx, sum.HeldBy, map[string]loaxa.LiveHold{})

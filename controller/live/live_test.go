@@ -792,6 +792,154 @@ func TestLiveCallHoldsReadOnlyAfterAHold(t *testing.T) {
 	}
 }
 
+// countedNodes is a NodeService that counts the node records its
+// FindNodes and FindNodeByID returned.
+type countedNodes struct {
+	loaxa.NodeService
+	mu   sync.Mutex
+	read int
+}
+
+func (s *countedNodes) FindNodes(ctx context.Context, f loaxa.NodeFilter) ([]*loaxa.Node, error) {
+	ns, err := s.NodeService.FindNodes(ctx, f)
+	s.mu.Lock()
+	s.read += len(ns)
+	s.mu.Unlock()
+	return ns, err
+}
+
+func (s *countedNodes) FindNodeByID(ctx context.Context, id string) (*loaxa.Node, error) {
+	s.mu.Lock()
+	s.read++
+	s.mu.Unlock()
+	return s.NodeService.FindNodeByID(ctx, id)
+}
+
+// TestLiveCallSummariesOnAirReadOnlyAfterAChange: each console watching
+// the calls on air asks for their summaries every 3 s, and each request
+// read every delivery and every node record of each call: 25–40 ms and
+// 7 MB a request for a province-wide call, ten officers watching making
+// three a second. A call on air is summed from its deliveries as last
+// read, read again only after an event of the call was stored or a node
+// joined it; whether its pending nodes are online is looked up each time
+// (from memory, no node record read), as a node goes offline without any
+// event. The summary must always be the one a fresh read of the store
+// gives.
+func TestLiveCallSummariesOnAirReadOnlyAfterAChange(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	deliveries := &countedDeliveries{DeliveryService: bolt.NewDeliveryService(f.db)}
+	nodes := &countedNodes{NodeService: bolt.NewNodeService(f.db)}
+	svc := live.NewService()
+	svc.Store, svc.Nodes, svc.Deliveries, svc.Audit = bolt.NewLiveCallService(f.db), nodes, deliveries, f.audit
+	svc.Clock, svc.Messenger = f.clock, f.sent
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	store := bolt.NewNodeService(f.db)
+	if err := store.CreateNodes(ctx, []*loaxa.Node{{ID: "w1", Area: "12347"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := &loaxa.LiveCall{ID: "live-1", CreatedBy: "an", Areas: []string{"318"}, Priority: protocol.PriorityHigh}
+	if _, err := svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	nodes.mu.Lock()
+	nodes.read = 0 // BeginCall found the call's nodes
+	nodes.mu.Unlock()
+	events := bolt.NewEventService(f.db)
+	seqs := map[string]uint64{}
+	// record stores node's event of the call and tells svc, as the MQTT
+	// client does.
+	record := func(node string, typ protocol.EventType, heldBy string) {
+		t.Helper()
+		seqs[node]++
+		ev := protocol.Event{Seq: seqs[node], Type: typ, At: f.clock.Now(), Occurrence: c.ID, Announcement: c.ID, HeldBy: heldBy}
+		_, stored, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Events(node, stored)
+	}
+	online := func(node string, on bool) {
+		t.Helper()
+		state := loaxa.NodeOffline
+		if on {
+			state = loaxa.NodeOnline
+		}
+		if err := store.UpdateNodeStatus(ctx, node, func(st *loaxa.NodeStatus) { st.State = state }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// check asks for the summary twice, as two refreshes of a console
+	// do, and wants it as want, as a fresh read of the store has it (by
+	// another Service, with no call on air), after reads reads of the
+	// deliveries in all and no node record read.
+	check := func(step string, want loaxa.LiveCallSummary, reads int) {
+		t.Helper()
+		fresh, err := f.svc.LiveCallSummaries(ctx, []string{c.ID})
+		if err != nil || !reflect.DeepEqual(fresh[c.ID], want) {
+			t.Fatalf("%s: the store's summary %+v, %v; the test wants %+v", step, fresh[c.ID], err, want)
+		}
+		for range 2 {
+			got, err := svc.LiveCallSummaries(ctx, []string{c.ID})
+			if err != nil || !reflect.DeepEqual(got[c.ID], want) {
+				t.Errorf("%s: summary %+v, %v; want %+v", step, got[c.ID], err, want)
+			}
+		}
+		if got := deliveries.count(); got != reads {
+			t.Errorf("%s: the deliveries read %d times in all, want %d", step, got, reads)
+		}
+		nodes.mu.Lock()
+		defer nodes.mu.Unlock()
+		if nodes.read != 0 {
+			t.Errorf("%s: %d node records read, want none", step, nodes.read)
+		}
+	}
+
+	check("on air, every node offline", loaxa.LiveCallSummary{Targeted: 3, Offline: 3}, 1)
+	online("a1", true)
+	online("a2", true)
+	check("a1 and a2 online, no event", loaxa.LiveCallSummary{Targeted: 3, Offline: 1, Pending: 2}, 1)
+	record("a1", protocol.EventReceived, "")
+	record("a1", protocol.EventStarted, "")
+	check("a1 plays the call", loaxa.LiveCallSummary{Targeted: 3, Reached: 1, Sounding: 1, Offline: 1, Pending: 1}, 2)
+	online("a2", false)
+	check("a2 offline again, no event", loaxa.LiveCallSummary{Targeted: 3, Reached: 1, Sounding: 1, Offline: 2}, 2)
+	online("a1", false)
+	check("a1 offline while it plays", loaxa.LiveCallSummary{Targeted: 3, Reached: 1, Sounding: 1, Offline: 2}, 2)
+	online("b1", true)
+	record("b1", protocol.EventReceived, "e000007")
+	check("b1 held behind e000007", loaxa.LiveCallSummary{Targeted: 3, Reached: 2, Sounding: 1, Offline: 1, Held: 1,
+		HeldBy: []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}}, 3)
+
+	// w1, waiting for its code when the call began, is put up: it joins.
+	code := loaxa.HashEnrolmentCode("CODE-W1")
+	if err := store.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "w1", Expires: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("w1"), BrokerHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	online("w1", true)
+	svc.NodeOnline("w1")
+	svc.Close() // waits for the sends
+	reads := deliveries.count()
+	check("w1 joined", loaxa.LiveCallSummary{Targeted: 4, Reached: 2, Sounding: 1, Offline: 1, Pending: 1, Held: 1,
+		HeldBy: []loaxa.LiveHold{{Alert: "e000007", Waiting: 1}}}, reads+1)
+	record("b1", protocol.EventStarted, "")
+	check("b1 joined after e000007", loaxa.LiveCallSummary{Targeted: 4, Reached: 2, Sounding: 2, Offline: 1, Pending: 1,
+		HeldBy: []loaxa.LiveHold{{Alert: "e000007", Joined: 1}}}, reads+2)
+
+	if _, err := svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
+	}
+	record("a1", protocol.EventCompleted, "")
+	check("after its end, from the store", loaxa.LiveCallSummary{Targeted: 4, Reached: 2, Sounding: 1, Completed: 1, Offline: 1, Pending: 1,
+		HeldBy: []loaxa.LiveHold{{Alert: "e000007", Joined: 1}}}, reads+4)
+}
+
 // provinceCall begins a province-wide call on f's service: 5,000 nodes in
 // 50 communes, all online.
 func provinceCall(b *testing.B, f *fixture) *loaxa.LiveCall {
@@ -830,8 +978,10 @@ func provinceCall(b *testing.B, f *fixture) *loaxa.LiveCall {
 
 // BenchmarkLiveCallSummaryOfAProvinceCall is what a live call on air read
 // every second to tell the speaker which clusters alerts hold back, until
-// LiveCallHolds: the summary of a province-wide call (provinceCall). The
-// list of calls with summary=true still reads it, once per request.
+// LiveCallHolds: the summary of a province-wide call (provinceCall), all
+// its nodes pending. The list of calls with summary=true asks for it once
+// per request: from the deliveries as last read, the pending nodes looked
+// up online or offline each time.
 func BenchmarkLiveCallSummaryOfAProvinceCall(b *testing.B) {
 	f := newService(b)
 	c := provinceCall(b, f)

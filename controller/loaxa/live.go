@@ -238,7 +238,9 @@ type LiveCallService interface {
 	// LiveCallReport returns call id with every node's delivery.
 	LiveCallReport(ctx context.Context, id string) (*LiveCallReport, error)
 	// LiveCallSummaries returns the summary of each of calls ids (as
-	// LiveCallReport has it), by id, without the nodes: for a list.
+	// LiveCallReport has it), by id, without the nodes: for a list. A
+	// console asks every 3 s: a call on air is answered without reading
+	// its deliveries again unless an event of the call was stored since.
 	LiveCallSummaries(ctx context.Context, ids []string) (map[string]LiveCallSummary, error)
 	// LiveCallHolds returns the HeldBy of call id's summary: which alerts
 	// hold its nodes back, and what became of those nodes. A call on air
