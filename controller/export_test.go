@@ -14,20 +14,7 @@ import (
 // restarted (a reload does not open the listener the snippet configures),
 // as docs/deploy.md says. The message must name both cases.
 func TestExportMosquittoSaysHowToInstall(t *testing.T) {
-	data := t.TempDir()
-	db := bolt.NewDB(filepath.Join(data, "loaxa.db"))
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr strings.Builder
-	args := []string{"--data", data, "--broker", "tcp://loaxa-controller:mat-khau@broker:1883", "--out", t.TempDir()}
-	if code := exportMosquitto(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("export-mosquitto-acl: exit %d, %s", code, stderr.String())
-	}
-	said := stdout.String()
+	said := exportFromAnEmptyStore(t, "tcp://loaxa-controller:mat-khau@broker:1883")
 	for _, want := range []string{"/etc/mosquitto/conf.d", "systemctl restart mosquitto", "systemctl reload mosquitto", "docs/deploy.md"} {
 		if !strings.Contains(said, want) {
 			t.Errorf("export-mosquitto-acl said\n%s\nwant it to name %q", said, want)
@@ -46,6 +33,19 @@ func TestExportMosquittoSaysHowToInstall(t *testing.T) {
 // alert reached a speaker. The export must say to reload Mosquitto after
 // every renewal.
 func TestExportMosquittoSaysToReloadAfterRenewal(t *testing.T) {
+	said := exportFromAnEmptyStore(t, "ssl://loaxa-controller:mat-khau@loa.example.vn:8883")
+	for line := range strings.Lines(said) {
+		if strings.Contains(line, "renewal") && strings.Contains(line, "systemctl reload mosquitto") {
+			return
+		}
+	}
+	t.Errorf("export-mosquitto-acl said\n%s\nwant a line saying to reload Mosquitto (systemctl reload mosquitto) after each renewal of the certificate", said)
+}
+
+// exportFromAnEmptyStore runs export-mosquitto-acl with --broker broker
+// on a new store and returns what it printed.
+func exportFromAnEmptyStore(t *testing.T, broker string) string {
+	t.Helper()
 	data := t.TempDir()
 	db := bolt.NewDB(filepath.Join(data, "loaxa.db"))
 	if err := db.Open(); err != nil {
@@ -55,14 +55,9 @@ func TestExportMosquittoSaysToReloadAfterRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr strings.Builder
-	args := []string{"--data", data, "--broker", "ssl://loaxa-controller:mat-khau@loa.example.vn:8883", "--out", t.TempDir()}
+	args := []string{"--data", data, "--broker", broker, "--out", t.TempDir()}
 	if code := exportMosquitto(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("export-mosquitto-acl: exit %d, %s", code, stderr.String())
 	}
-	for line := range strings.Lines(stdout.String()) {
-		if strings.Contains(line, "renewal") && strings.Contains(line, "systemctl reload mosquitto") {
-			return
-		}
-	}
-	t.Errorf("export-mosquitto-acl said\n%s\nwant a line saying to reload Mosquitto (systemctl reload mosquitto) after each renewal of the certificate", stdout.String())
+	return stdout.String()
 }

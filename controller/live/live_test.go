@@ -37,6 +37,23 @@ type fixture struct {
 	seqs  map[string]uint64 // the last event sequence of each node
 }
 
+// recorder returns a function that stores node's event of call id and
+// tells svc of it, as the MQTT client does.
+func (f *fixture) recorder(t *testing.T, svc *live.Service, id string) func(node string, typ protocol.EventType, heldBy string) {
+	events := bolt.NewEventService(f.db)
+	seqs := map[string]uint64{}
+	return func(node string, typ protocol.EventType, heldBy string) {
+		t.Helper()
+		seqs[node]++
+		ev := protocol.Event{Seq: seqs[node], Type: typ, At: f.clock.Now(), Occurrence: id, Announcement: id, HeldBy: heldBy}
+		_, stored, err := events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Events(node, stored)
+	}
+}
+
 // nodeLive records the live messages sent to single nodes, as
 // "node kind[:reason]", and the messages themselves.
 type nodeLive struct {
@@ -742,20 +759,7 @@ func TestLiveCallHoldsReadOnlyAfterAHold(t *testing.T) {
 	if _, err := svc.BeginCall(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	events := bolt.NewEventService(f.db)
-	seqs := map[string]uint64{}
-	// record stores node's event of the call and tells svc, as the MQTT
-	// client does.
-	record := func(node string, typ protocol.EventType, heldBy string) {
-		t.Helper()
-		seqs[node]++
-		ev := protocol.Event{Seq: seqs[node], Type: typ, At: f.clock.Now(), Occurrence: c.ID, Announcement: c.ID, HeldBy: heldBy}
-		_, stored, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, f.clock.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.Events(node, stored)
-	}
+	record := f.recorder(t, svc, c.ID)
 	// check asks for the holds twice, as two seconds of the call do, and
 	// wants them as the summary has them, after reads reads in all.
 	check := func(step string, want []loaxa.LiveHold, reads int) {
@@ -848,20 +852,7 @@ func TestLiveCallSummariesOnAirReadOnlyAfterAChange(t *testing.T) {
 	nodes.mu.Lock()
 	nodes.read = 0 // BeginCall found the call's nodes
 	nodes.mu.Unlock()
-	events := bolt.NewEventService(f.db)
-	seqs := map[string]uint64{}
-	// record stores node's event of the call and tells svc, as the MQTT
-	// client does.
-	record := func(node string, typ protocol.EventType, heldBy string) {
-		t.Helper()
-		seqs[node]++
-		ev := protocol.Event{Seq: seqs[node], Type: typ, At: f.clock.Now(), Occurrence: c.ID, Announcement: c.ID, HeldBy: heldBy}
-		_, stored, err := events.RecordEvents(ctx, node, protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, f.clock.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.Events(node, stored)
-	}
+	record := f.recorder(t, svc, c.ID)
 	online := func(node string, on bool) {
 		t.Helper()
 		state := loaxa.NodeOffline
