@@ -485,15 +485,7 @@ func TestEmergencyReportSaysWhereAFaultKeptThePoleSilent(t *testing.T) {
 
 	var rep loaxa.EmergencyReport
 	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
-	silenced := map[string][]string{}
-	for _, n := range rep.Nodes {
-		if n.State != string(loaxa.DeliveryCompleted) {
-			t.Errorf("%s: %s, want completed (it played to the end)", n.Node, n.State)
-		}
-		if n.SilencedBy != nil {
-			silenced[n.Node] = *n.SilencedBy
-		}
-	}
+	silenced := completedSilencedBy(t, &rep)
 	if want := map[string][]string{"n-a": {loaxa.AlarmSpeakerOpen}}; !reflect.DeepEqual(silenced, want) {
 		t.Errorf("silenced_by %v, want %v", silenced, want)
 	}
@@ -514,17 +506,7 @@ func TestEmergencyReportSaysWhereAFaultKeptThePoleSilent(t *testing.T) {
 func TestEmergencyReportSilencedByIsTheFaultHistoryOfThePlay(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
-	sound, err := board.New(e.clock, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut, err := board.New(e.clock, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cut.Inject(board.FaultSpeakerOpen, true); err != nil {
-		t.Fatal(err)
-	}
+	sound, cut := soundAndCutBoards(t, e)
 	e.observe("n-a", sound.Snapshot())
 	e.observe("n-b", sound.Snapshot())
 	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
@@ -564,15 +546,7 @@ func TestEmergencyReportSilencedByIsTheFaultHistoryOfThePlay(t *testing.T) {
 
 	var rep loaxa.EmergencyReport
 	e.call("GET", "/api/v1/emergency/"+em.ID, e.token("admin"), nil, http.StatusOK, &rep)
-	silenced := map[string][]string{}
-	for _, n := range rep.Nodes {
-		if n.State != string(loaxa.DeliveryCompleted) {
-			t.Errorf("%s: %s, want completed (it played to the end)", n.Node, n.State)
-		}
-		if n.SilencedBy != nil {
-			silenced[n.Node] = *n.SilencedBy
-		}
-	}
+	silenced := completedSilencedBy(t, &rep)
 	if want := map[string][]string{"n-a": {loaxa.AlarmSpeakerOpen}}; !reflect.DeepEqual(silenced, want) {
 		t.Errorf("silenced_by %v, want %v: n-a played into its cut line (mended since), n-b's was cut after its play", silenced, want)
 	}

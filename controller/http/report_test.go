@@ -557,17 +557,7 @@ func TestReportCountsPlaysIntoACutSpeakerLineApart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.tree()
-	sound, err := board.New(e.clock, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut, err := board.New(e.clock, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cut.Inject(board.FaultSpeakerOpen, true); err != nil {
-		t.Fatal(err)
-	}
+	sound, cut := soundAndCutBoards(t, e)
 	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
 	h1, h3 := t0.Add(time.Hour), t0.Add(3*time.Hour)
 	var morning, evening loaxa.Announcement
@@ -684,4 +674,37 @@ func TestAdministratorsReportTotalNamesTheProvince(t *testing.T) {
 			t.Errorf("%s's csv total row %q, want id and area %q", c.who, total, c.want)
 		}
 	}
+}
+
+// soundAndCutBoards returns two simulated boxes on e's clock: one sound,
+// one whose speaker line is cut.
+func soundAndCutBoards(t *testing.T, e *env) (sound, cut *board.Board) {
+	t.Helper()
+	sound, err := board.New(e.clock, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut, err = board.New(e.clock, board.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cut.Inject(board.FaultSpeakerOpen, true); err != nil {
+		t.Fatal(err)
+	}
+	return sound, cut
+}
+
+// completedSilencedBy returns the silenced_by of each node of rep that has
+// one, and fails for a node that did not play the alert to its end.
+func completedSilencedBy(t *testing.T, rep *loaxa.EmergencyReport) map[string][]string {
+	t.Helper()
+	silenced := map[string][]string{}
+	for _, n := range rep.Nodes {
+		if n.State != string(loaxa.DeliveryCompleted) {
+			t.Errorf("%s: %s, want completed (it played to the end)", n.Node, n.State)
+		}
+		if n.SilencedBy != nil {
+			silenced[n.Node] = *n.SilencedBy
+		}
+	}
+	return silenced
 }
