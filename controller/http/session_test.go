@@ -755,3 +755,46 @@ func TestSessionIsChanged(t *testing.T) {
 		t.Errorf("the item after the changes: %s in %q, want active in %s", ann.State, ann.Session, morning.ID)
 	}
 }
+
+// TestSessionDeleteAfterAChangeJudgesTodayByItsTimes: a session moved
+// during today's instance runs that instance on with the times it began
+// with, yet a delete judged whether today's instance was over from its
+// new start. The evening session, moved to the morning at 17:10 while its
+// bulletin was on air, was deleted without a word (today's "05:30" was
+// over), taking the bulletin off air; the morning session, moved to the
+// evening once its bulletin had played, was refused for an item with
+// nothing left to play. Today's instance is judged by the times it runs
+// by (Session.Runs).
+func TestSessionDeleteAfterAChangeJudgesTodayByItsTimes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	e.addUser("can-bo-b", loaxa.RoleCommune, "12347")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	session := func(user, area, name, start string, minutes int, at time.Time) loaxa.Session {
+		var s loaxa.Session
+		e.call("POST", "/api/v1/sessions", e.token(user), map[string]any{"area": area, "name": name, "start": start, "max_minutes": minutes},
+			http.StatusCreated, &s)
+		e.call("POST", "/api/v1/announcements", e.token(user), map[string]any{"title": "Thông báo " + name, "content_id": c.ID,
+			"targets": map[string]any{"areas": []string{area}}, "priority": "normal", "start": at.Format(time.RFC3339), "session": s.ID},
+			http.StatusCreated, nil)
+		return s
+	}
+	morning := session("can-bo-a", "12346", "Buổi sáng", "05:30", 15, t0.Add(30*time.Minute))
+	evening := session("can-bo-b", "12347", "Buổi chiều", "17:00", 30, t0.Add(12*time.Hour))
+
+	// 05:35: the morning session moves to 17:00; today's ran 05:30–05:45.
+	e.clock.Set(t0.Add(35 * time.Minute))
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, e.token("can-bo-a"), map[string]any{"start": "17:00"}, http.StatusOK, nil)
+	e.clock.Set(t0.Add(time.Hour))
+	if r := e.request("DELETE", "/api/v1/sessions/"+morning.ID, e.token("can-bo-a"), "", nil); r.status != http.StatusNoContent {
+		t.Errorf("at 06:00, today's morning session over and its one-off played: delete answered %d %s, want 204", r.status, r.body)
+	}
+
+	// 17:10: the evening session moves to 05:30; today's runs to 17:30.
+	e.clock.Set(t0.Add(12*time.Hour + 10*time.Minute))
+	e.call("PATCH", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), map[string]any{"start": "05:30", "max_minutes": 15}, http.StatusOK, nil)
+	r := e.request("DELETE", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), "", nil)
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Session "+evening.ID+" (Buổi chiều) still has 1 item(s) to play")
+}

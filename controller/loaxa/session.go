@@ -308,16 +308,18 @@ type SessionItem struct {
 // ItemsToPlay returns the items of s among anns and ps: the active
 // announcements placed in s, or accepted into it by an accepted proposal,
 // that have a play on or after the first day (in loc) whose instance of s
-// is not over at now, in id order. Each is listed once.
+// is not over at now, in id order. Each is listed once. Today's instance
+// is judged by the times it runs by (Runs): after a change made while it
+// was under way, those it began with.
 func (s *Session) ItemsToPlay(anns []*Announcement, ps []*Proposal, loc *time.Location, now time.Time) ([]SessionItem, error) {
-	clock, err := ParseClock(s.Start)
+	y, m, d := now.In(loc).Date()
+	from, tomorrow := time.Date(y, m, d, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	today, err := s.Runs(loc, from.Add(-time.Nanosecond), tomorrow.Add(-time.Nanosecond))
 	if err != nil {
 		return nil, fmt.Errorf("session %s: %w", s.ID, err)
 	}
-	y, m, d := now.In(loc).Date()
-	from := time.Date(y, m, d, 0, 0, 0, 0, loc)
-	if !AtClock(now, clock, loc).Add(s.MaxLength()).After(now) {
-		from = time.Date(y, m, d+1, 0, 0, 0, 0, loc) // today's is over
+	if len(today) > 0 && !today[0].Start.Add(today[0].Session.MaxLength()).After(now) {
+		from = tomorrow // today's is over
 	}
 	plays := func(a *Announcement) (bool, error) {
 		rec, err := NewRecurrence(a, loc)
