@@ -118,6 +118,33 @@ func TestModulesInTheBrowser(t *testing.T) {
 		}
 	})
 
+	// A session's days (TestSessionDaysChosenInTheForm): the boxes ticked
+	// make its rule, and the rule is said in words in the session list.
+	t.Run("a session's days in words and as a rule", func(t *testing.T) {
+		for _, tc := range []struct {
+			days       []string
+			rule, text string
+		}{
+			{[]string{"FR", "MO", "TU", "WE", "TH"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "Thứ Hai đến Thứ Sáu"},
+			{[]string{"SU"}, "FREQ=WEEKLY;BYDAY=SU", "Chủ nhật"},
+			{[]string{"MO", "WE", "SA"}, "FREQ=WEEKLY;BYDAY=MO,WE,SA", "Thứ Hai, Thứ Tư, Thứ Bảy"},
+			{[]string{"MO", "TU", "WE", "TH", "FR", "SA", "SU"}, "", "Hằng ngày"},
+		} {
+			in, _ := json.Marshal(tc.days)
+			got := eval[struct{ Rule, Text string }](t, b, `Promise.all([import('/static/js/recurrence.js'), import('/static/js/i18n.js')]).then(async ([r, i]) => {
+				await i.loadLanguage('vi');
+				const rule = r.sessionDaysRule(`+string(in)+`);
+				return {Rule: rule, Text: r.describeDays(rule)};
+			})`)
+			if got.Rule != tc.rule || got.Text != tc.text {
+				t.Errorf("%v: rule %q, words %q; want %q, %q", tc.days, got.Rule, got.Text, tc.rule, tc.text)
+			}
+		}
+		if got := eval[string](t, b, `import('/static/js/recurrence.js').then(r => r.describeDays('FREQ=DAILY') + ' | ' + r.describeDays('FREQ=MONTHLY;BYMONTHDAY=1'))`); got != "Hằng ngày | theo quy tắc FREQ=MONTHLY;BYMONTHDAY=1" {
+			t.Errorf("daily and monthly rules read %q", got)
+		}
+	})
+
 	// An English browser's date and time fields read 02/12/2026 as
 	// 12 February and showed "05:00 PM" (TestDatesInVietnameseOrderInAnEnglishBrowser);
 	// the console's own read the day first and the 24-hour clock, as

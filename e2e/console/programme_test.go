@@ -558,6 +558,65 @@ func TestSessionEditedInPlace(t *testing.T) {
 	}
 }
 
+// TestSessionDaysChosenInTheForm: the session form had no days, so an
+// officer could not make "Buổi sáng" a weekday session in the console
+// (only with curl). The form offers "Hằng ngày" or days of the week,
+// refuses none chosen in Vietnamese, stores the WEEKLY;BYDAY rule, says
+// it in words in the list and fills it back in on "Sửa"; a rule the boxes
+// cannot show (monthly) is kept as it is when other fields change.
+func TestSessionDaysChosenInTheForm(t *testing.T) {
+	t.Parallel()
+	c, evening, _ := lapLeWithEvening(t)
+	c.MustDo("PATCH", "/api/v1/sessions/"+evening.ID, map[string]any{"days": "FREQ=MONTHLY;BYMONTHDAY=1"}, nil)
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#session-days')`)
+	submit := func(what string, days ...string) {
+		js := `document.querySelectorAll('#session-days-set input').forEach((b) => { b.checked = false; });`
+		for _, d := range days {
+			js += fmt.Sprintf(`document.querySelector('#session-day-%s').checked = true;`, d)
+		}
+		b.Do(what, chromedp.SetValue(chromedp.CSS(`#session-name`), "Buổi sáng"), chromedp.SetValue(chromedp.CSS(`#session-start`), "05:30"),
+			chromedp.SetValue(chromedp.CSS(`#session-max`), "15"), chromedp.SetValue(chromedp.CSS(`#session-days`), "weekly"),
+			chromedp.Evaluate[chromedp.Void](js+`document.querySelector('#session-days').form.requestSubmit()`))
+	}
+	submit("a session on no day")
+	b.Wait("the refusal", `document.querySelector('#session-days-none')`, 10*time.Second)
+	if got, want := MustEval[string](b, text("#session-days-none")), "Chưa chọn ngày phát nào: chọn ít nhất một ngày trong tuần, hoặc chọn “Hằng ngày”."; got != want {
+		t.Errorf("no day chosen: the form says %q, want %q", got, want)
+	}
+	submit("Buổi sáng on weekdays", "MO", "TU", "WE", "TH", "FR")
+	var l struct{ Sessions []loaxa.Session }
+	rig.Eventually(t, minWait, "the morning session", func() bool {
+		c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+		return len(l.Sessions) == 2
+	})
+	if got := l.Sessions[0].Days; got != "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR" {
+		t.Errorf("stored days %q, want FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", got)
+	}
+	morning := l.Sessions[0].ID
+	days := func(id string) string { return MustEval[string](b, text(`li[data-session="`+id+`"] .session-days`)) }
+	b.Wait("the list", `document.querySelector('li[data-session="`+morning+`"]')`, 10*time.Second)
+	if got, want := days(morning)+" | "+days(evening.ID), "Thứ Hai đến Thứ Sáu | theo quy tắc FREQ=MONTHLY;BYMONTHDAY=1"; got != want {
+		t.Errorf("days in the list %q, want %q", got, want)
+	}
+	b.Do("edit Buổi sáng", chromedp.Click(chromedp.CSS(`button[data-edit="`+morning+`"]`)))
+	if got := MustEval[string](b, `document.querySelector('#session-days').value + ' ' + [...document.querySelectorAll('#session-days-set input:checked')].map((b) => b.value).join()`); got != "weekly MO,TU,WE,TH,FR" {
+		t.Errorf("the form after Sửa shows days %q, want weekly MO,TU,WE,TH,FR", got)
+	}
+	b.Do("edit Buổi chiều, 45 minutes", chromedp.Click(chromedp.CSS(`button[data-edit="`+evening.ID+`"]`)),
+		chromedp.SetValue(chromedp.CSS(`#session-max`), "45"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-days').form.requestSubmit()`))
+	rig.Eventually(t, minWait, "Buổi chiều for 45 minutes", func() bool {
+		c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+		return l.Sessions[1].MaxMinutes == 45
+	})
+	if got := l.Sessions[1].Days; got != "FREQ=MONTHLY;BYMONTHDAY=1" {
+		t.Errorf("Buổi chiều's days after changing its length: %q, want FREQ=MONTHLY;BYMONTHDAY=1 kept", got)
+	}
+}
+
 // TestPastOneOffSaidInWords: a one-off bulletin placed for a time that had
 // passed (08:00 today, at 09:00) was refused with the API's English, an
 // RFC 3339 time in it ("start 2026-03-02T08:00:00+07:00 is in the past;

@@ -61,3 +61,44 @@ export function describe({ kind, days, time, session, date }) {
     default: return t('rec.once', { when, date: date || '' });
   }
 }
+
+/**
+ * sessionDays reads a session's days rule back into the choice the session
+ * form offers: every day ("" or FREQ=DAILY), days of the week
+ * (FREQ=WEEKLY;BYDAY=…, Monday first), or other for a rule the form
+ * cannot show (monthly, every other week), which it keeps as it is.
+ */
+export function sessionDays(rule) {
+  const r = (rule || '').trim();
+  if (r === '' || r === 'FREQ=DAILY') return { kind: 'daily', days: [] };
+  const m = /^FREQ=WEEKLY;BYDAY=([A-Z,]+)$/.exec(r);
+  if (m && m[1].split(',').every((d) => DAYS.includes(d))) return { kind: 'weekly', days: DAYS.filter((d) => m[1].split(',').includes(d)) };
+  return { kind: 'other', days: [] };
+}
+
+/**
+ * sessionDaysRule is the days rule for the days of the week picked in the
+ * session form: "" (every day) when all seven are. With none it throws,
+ * in the officer's words.
+ */
+export function sessionDaysRule(days) {
+  const picked = DAYS.filter((d) => (days || []).includes(d));
+  if (picked.length === 0) throw new Error(t('session_days.none'));
+  return picked.length === DAYS.length ? '' : 'FREQ=WEEKLY;BYDAY=' + picked.join(',');
+}
+
+/**
+ * describeDays says a session's days in words: "Hằng ngày", "Thứ Hai đến
+ * Thứ Sáu" (three or more days in a row), "Chủ nhật", "Thứ Hai, Thứ Tư";
+ * a rule the form cannot show is given as the rule.
+ */
+export function describeDays(rule) {
+  const { kind, days } = sessionDays(rule);
+  if (kind === 'daily' || days.length === DAYS.length) return t('session_days.every_day');
+  if (kind === 'other') return t('session_days.rule', { rule: rule.trim() });
+  const names = days.map((d) => t('weekday.' + d));
+  if (days.length >= 3 && DAYS.indexOf(days[days.length - 1]) - DAYS.indexOf(days[0]) === days.length - 1) {
+    return t('session_days.range', { from: names[0], to: names[names.length - 1] });
+  }
+  return names.join(', ');
+}

@@ -5,7 +5,7 @@
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
 import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields } from '../ui.js';
-import { toRule, fromRule, describe, DAYS, clock } from '../recurrence.js';
+import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
   const areaSel = h('select', { id: 'programme-area' }, options(ctx.areaOptions(), params[0] || ctx.defaultArea()));
@@ -354,6 +354,15 @@ function sessionsPanel(ctx, area, sessions, reload) {
   const name = h('input', { id: 'session-name', required: true, maxlength: 200, value: t('programme.evening') });
   const start = timeInput({ id: 'session-start', required: true, value: '17:00' });
   const max = h('input', { type: 'number', id: 'session-max', min: 1, max: 240, value: 30 });
+  // Its days: every day, or days of the week (Monday first, as the week
+  // above); a stored rule the boxes cannot show (monthly) is offered as it
+  // is, and kept unless the officer picks days.
+  const daysSel = h('select', { id: 'session-days' });
+  const dayBoxes = DAYS.map((d) => h('input', { type: 'checkbox', value: d, id: 'session-day-' + d }));
+  const daysSet = h('fieldset', { id: 'session-days-set', hidden: true }, h('legend', {}, t('programme.days')),
+    h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'session-day-' + d }, dayBoxes[i], t('weekday.' + d)))));
+  const showDays = () => { daysSet.hidden = daysSel.value !== 'weekly'; };
+  daysSel.addEventListener('change', showDays);
   const status = h('div', { id: 'session-status', 'aria-live': 'polite' });
   // The form adds a session, or changes the one being edited (PATCH): its
   // bulletins stay in it, where deleting and adding it again cancels them.
@@ -368,16 +377,25 @@ function sessionsPanel(ctx, area, sessions, reload) {
     name.value = s ? s.name : t('programme.evening');
     start.value = s ? s.start : '17:00';
     max.value = s ? s.max_minutes : 30;
+    const d = sessionDays(s && s.days);
+    fill(daysSel, options([
+      ...(d.kind === 'other' ? [['keep', t('programme.session_days_keep', { days: describeDays(s.days) })]] : []),
+      ['daily', t('session_days.every_day')], ['weekly', t('programme.session_days_pick')]]));
+    daysSel.value = d.kind === 'other' ? 'keep' : d.kind;
+    for (const b of dayBoxes) b.checked = d.days.includes(b.value);
+    showDays();
     heading.textContent = s ? t('programme.edit_session', { name: s.name }) : t('programme.add_session');
     submit.textContent = s ? t('programme.save') : t('programme.add');
     hint.hidden = stop.hidden = !s;
     if (s) name.focus();
   };
+  edit(null);
   const mine = (s) => ctx.may('schedule') && s.area === area;
   return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
     h('h2', { id: 'h-sess' }, t('programme.sessions')),
     sessions.length === 0 ? h('p', { class: 'muted' }, t('programme.no_sessions')) :
-      h('ul', {}, sessions.map((s) => h('li', {}, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })} · ${ctx.areaName(s.area)} `,
+      h('ul', {}, sessions.map((s) => h('li', { dataset: { session: s.id } }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })} · `,
+        h('span', { class: 'session-days' }, describeDays(s.days)), ` · ${ctx.areaName(s.area)} `,
         mine(s) ? h('button', { type: 'button', class: 'secondary', dataset: { edit: s.id }, onclick: () => edit(s) }, t('programme.edit')) : null,
         mine(s) ? ' ' : null,
         mine(s) ? h('button', {
@@ -403,6 +421,17 @@ function sessionsPanel(ctx, area, sessions, reload) {
         const v = readFields({ start });
         if (!v) return;
         const fields = { name: name.value.trim(), start: v.start, max_minutes: Number(max.value) };
+        // Days go only when chosen or changed: an edit leaves a stored
+        // rule as it was written ("keep", or the same days picked again).
+        const picked = dayBoxes.filter((b) => b.checked).map((b) => b.value);
+        const was = editing ? sessionDays(editing.days) : null;
+        try {
+          if (daysSel.value === 'daily' && !(was && was.kind === 'daily')) fields.days = '';
+          if (daysSel.value === 'weekly') {
+            const rule = sessionDaysRule(picked);
+            if (!(was && was.kind === 'weekly' && was.days.join() === DAYS.filter((d) => picked.includes(d)).join())) fields.days = rule;
+          }
+        } catch (err) { fill(status, h('div', { class: 'error-box', role: 'alert', id: 'session-days-none' }, err.message)); return; }
         try {
           if (editing) await api('PATCH', `/sessions/${editing.id}`, fields);
           else await api('POST', '/sessions', { area, ...fields });
@@ -410,7 +439,9 @@ function sessionsPanel(ctx, area, sessions, reload) {
         } catch (err) { fill(status, sessionOverlapBox(err, v.start) || errorBox(err)); }
       },
     }, heading, hint,
-    h('div', { class: 'form-grid' }, field(t('programme.session_name'), name), field(t('programme.session_start'), start), field(t('programme.session_max'), max)),
+    h('div', { class: 'form-grid' }, field(t('programme.session_name'), name), field(t('programme.session_start'), start), field(t('programme.session_max'), max),
+      field(t('programme.session_days'), daysSel)),
+    daysSet,
     h('div', { class: 'row' }, submit, stop), status) : null);
 }
 
