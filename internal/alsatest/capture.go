@@ -326,9 +326,43 @@ func (c *Capture) Await(t testing.TB, needle []int16, from int, within time.Dura
 			t.Fatalf("alsatest: capture stopped: %v", err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("alsatest: %d-sample snippet not in the %d samples captured from %d within %v (best score %.3f at %d)",
-				len(needle), len(s), from, within, best.Score, best.Offset+from)
+			t.Fatalf("alsatest: %d-sample snippet not in the %d samples captured from %d within %v (best score %.3f at %d)%s",
+				len(needle), len(s), from, within, best.Score, best.Offset+from, starved(s, needle, best))
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an outcome
 	}
+}
+
+// starvedRun is the shortest run of exact zeros starved looks for: 10 ms.
+const starvedRun = SampleRate / 100
+
+// starved says, for a failed Await, whether the best window holds runs
+// of exact silence the snippet has not: the sound device played silence
+// while the writer had nothing ready (a machine too busy), cutting the
+// snippet in two. "" otherwise.
+func starved(s, needle []int16, best Match) string {
+	if best.Offset < 0 || best.Offset >= len(s) || zeroRuns(needle, starvedRun) > 0 {
+		return ""
+	}
+	window := s[best.Offset:min(best.Offset+len(needle), len(s))]
+	n := zeroRuns(window, starvedRun)
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; that window holds %d run(s) of exact silence of 10 ms or more the snippet has not: the device played silence while the writer had nothing ready (a starved writer, a busy machine)", n)
+}
+
+// zeroRuns counts the runs of at least n exact zeros in s.
+func zeroRuns(s []int16, n int) int {
+	runs, run := 0, 0
+	for _, v := range s {
+		if v != 0 {
+			run = 0
+			continue
+		}
+		if run++; run == n {
+			runs++
+		}
+	}
+	return runs
 }

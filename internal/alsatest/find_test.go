@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -121,5 +122,30 @@ func BenchmarkFindTenSeconds(b *testing.B) {
 		if _, ok := Find(h, needle); !ok {
 			b.Fatal("not found")
 		}
+	}
+}
+
+// TestStarvedSaysWhereSilenceCutTheSnippet: a full run at load 32 failed
+// an alert's opening chime with "best score 0.893" and nothing more; a
+// chime cut in two by silence the device played for a starved writer
+// must be told apart from a chime that never played.
+func TestStarvedSaysWhereSilenceCutTheSnippet(t *testing.T) {
+	chime := Chirp(time.Second, 12000)
+	gap := make([]int16, 2*starvedRun)
+	cut := slices.Concat(make([]int16, 800), chime[:SampleRate/2], gap, chime[SampleRate/2:], make([]int16, 800))
+	m, ok := Find(cut, chime)
+	if ok {
+		t.Fatalf("a chime cut by 20 ms of silence found whole (score %.3f)", m.Score)
+	}
+	if got := starved(cut, chime, m); !strings.Contains(got, "1 run(s) of exact silence") {
+		t.Errorf("the failure says %q, want the silence that cut it", got)
+	}
+	// Silence the snippet has itself (a template's gap) says nothing.
+	withGap := slices.Concat(chime[:SampleRate/2], gap, chime[SampleRate/2:])
+	if got := starved(cut, withGap, m); got != "" {
+		t.Errorf("a snippet with its own silence said to be cut: %q", got)
+	}
+	if got := starved(chime, chime, Match{Offset: 0}); got != "" {
+		t.Errorf("a whole chime said to be cut: %q", got)
 	}
 }
