@@ -3,15 +3,27 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/protocol"
@@ -165,4 +177,147 @@ func TestEnrolWithoutTheControllerCASaysToGiveIt(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a failed enrolment left %s: %v", path, err)
 	}
+}
+
+// TestEnrolOnABoardClockBehindTheCertificate: a technician on the pole
+// enrolled a fresh board right after power-on, its clock still at its
+// image's date (no RTC battery, NTP not synced yet), and got "x509:
+// certificate has expired or is not yet valid": the controller's
+// certificate was issued after that clock, and the board could not enrol
+// until its date was set. Enrolment must verify the certificate as the
+// agent does before it has measured the controller's time: a chain to the
+// pinned CA for the controller's host, valid but for not being valid yet
+// on the board's clock, is taken; one of another CA or for another host
+// is still refused, and so is one expired on the board's clock, without
+// using the code.
+func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
+	// The board's clock is the real one; the controller's, 30 days ahead.
+	const behind = 30 * 24 * time.Hour
+	ctlNow := time.Now().Add(behind)
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	var created struct {
+		Enrolment struct{ Code string }
+	}
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "tt-01", "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
+	code := created.Enrolment.Code
+
+	ca := newEnrolCA(t, "loaxa test CA", ctlNow.Add(-365*24*time.Hour), ctlNow.Add(10*365*24*time.Hour))
+	other := newEnrolCA(t, "someone else's CA", ctlNow.Add(-365*24*time.Hour), ctlNow.Add(10*365*24*time.Hour))
+	caFile := filepath.Join(t.TempDir(), "controller-ca.pem")
+	if err := os.WriteFile(caFile, []byte(ca.pem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The controller as the board reaches it: over TLS, with cert.
+	backend, err := url.Parse(c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "node.json")
+	enrolThrough := func(cert tls.Certificate, args ...string) (int, string) {
+		front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(backend))
+		front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+		front.StartTLS()
+		defer front.Close()
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"--enrol", code, "--controller", front.URL, "--credentials", path}, args...)
+		exit := run(context.Background(), args, env(nil), &stdout, &stderr)
+		return exit, stdout.String() + stderr.String()
+	}
+
+	for _, r := range []struct {
+		name string
+		cert tls.Certificate
+		ca   bool   // --ca the pinned CA; without it, the system's roots
+		want string // the refusal
+	}{
+		{name: "another CA, not valid yet", cert: other.issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), ca: true, want: "unknown authority"},
+		{name: "the system's roots, not valid yet", cert: ca.issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), want: "unknown authority"},
+		{name: "another host, not valid yet", cert: ca.issue(t, "10.9.9.9", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), ca: true, want: "valid for 10.9.9.9"},
+		{name: "expired on the board's clock", cert: ca.issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), ca: true, want: "expired"},
+	} {
+		var args []string
+		if r.ca {
+			args = []string{"--ca", caFile}
+		}
+		if exit, out := enrolThrough(r.cert, args...); exit != exitFailure || !strings.Contains(out, r.want) {
+			t.Errorf("%s: exit %d, %q; want %d, refused (%q)", r.name, exit, out, exitFailure, r.want)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Fatalf("%s: a refused enrolment left %s: %v", r.name, path, err)
+		}
+	}
+
+	// Issued an hour ago by the controller's clock, 30 days after the
+	// board's: the same code, not used by the refusals, enrols the board.
+	exit, out := enrolThrough(ca.issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), "--ca", caFile)
+	if exit != 0 || !strings.Contains(out, "Enrolled as node tt-01") {
+		t.Fatalf("enrol through a certificate of the pinned CA not valid yet on the board's clock: exit %d, %q", exit, out)
+	}
+	if !strings.Contains(out, "valid only from") {
+		t.Errorf("taking a certificate not valid yet on the board's clock was not said: %q", out)
+	}
+	cred, err := protocol.ReadCredentials(path)
+	if err != nil || cred.Node != "tt-01" || cred.ControllerCA != ca.pem {
+		t.Fatalf("written credentials %+v, %v; want node tt-01 pinning the --ca", cred, err)
+	}
+}
+
+// enrolCA is a certificate authority for enrolment tests.
+type enrolCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  string
+}
+
+func newEnrolCA(t *testing.T, name string, from, to time.Time) enrolCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    from, NotAfter: to,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enrolCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+// issue returns a server certificate for the IP address ip, valid over
+// [from, to], with the chain up to ca.
+func (ca enrolCA) issue(t *testing.T, ip string, from, to time.Time) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "loa-controller"},
+		NotBefore:    from, NotAfter: to,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP(ip)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
 }

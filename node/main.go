@@ -211,7 +211,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		return exitUsage
 	}
 	if o.enrol != "" {
-		return enrol(ctx, o, stdout, stderr)
+		return enrol(ctx, o, stdout, stderr, log)
 	}
 	cred, err := protocol.ReadCredentials(o.credentials)
 	if err != nil {
@@ -384,7 +384,7 @@ func runSupervised(ctx context.Context, a *agent.Agent, getenv func(string) stri
 // working identity, and the code would be spent for nothing. For the same
 // reason it makes sure the document can be written before it redeems the
 // code (credentialsWritable).
-func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
+func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.Logger) int {
 	if o.controller == "" {
 		fmt.Fprintln(stderr, "node: --enrol needs --controller URL: the controller's address, as the technician gave it with the code")
 		return exitUsage
@@ -397,20 +397,26 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node: cannot write the credentials to %s: %v. The code was not used: run as root, or give --credentials a path in a directory you may write, and enrol again with the same code.\n", o.credentials, err)
 		return exitUsage
 	}
-	client := &http.Client{Timeout: time.Minute}
+	// The controller's certificate is verified as the agent verifies it
+	// before it has measured the controller's time: a fresh board's clock
+	// may be at its image's date, before the certificate was issued.
+	pinned := &protocol.Credentials{}
 	if o.ca != "" {
 		pem, err := os.ReadFile(o.ca)
 		if err != nil {
 			fmt.Fprintf(stderr, "node: --ca: %v\n", err)
 			return exitUsage
 		}
-		cfg, err := (&protocol.Credentials{ControllerCA: string(pem)}).TLSConfig()
-		if err != nil {
-			fmt.Fprintf(stderr, "node: --ca %s: %v\n", o.ca, err)
-			return exitUsage
-		}
-		client.Transport = &http.Transport{TLSClientConfig: cfg}
+		pinned.ControllerCA = string(pem)
 	}
+	cfg, err := pinned.TLSConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "node: --ca %s: %v\n", o.ca, err)
+		return exitUsage
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = agent.EnrolTLS(cfg, o.controller, time.Now, log)
+	client := &http.Client{Timeout: time.Minute, Transport: tr}
 	cred, err := agent.Enrol(ctx, client, o.controller, o.enrol)
 	var unknownCA x509.UnknownAuthorityError
 	if errors.As(err, &unknownCA) {
@@ -422,10 +428,9 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitFailure
 	}
-	if cred.ControllerCA == "" && o.ca != "" {
+	if cred.ControllerCA == "" {
 		// Keep trusting what the enrolment was verified with.
-		pem, _ := os.ReadFile(o.ca)
-		cred.ControllerCA = string(pem)
+		cred.ControllerCA = pinned.ControllerCA
 	}
 	if err := protocol.WriteCredentials(o.credentials, cred); err != nil {
 		fmt.Fprintf(stderr, "node: %v\n", err)

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +25,9 @@ import (
 // the latest NotBefore of the certificates served, a time after the best
 // the board knows. It is never one that expired on that clock (it would
 // have expired at that later time too). Once measured, the clock judges
-// alone.
+// alone. Enrolment (node --enrol, EnrolTLS) verifies the same way, on
+// the board's clock: a fresh board has no floor, and can measure nothing
+// before it has the controller's keys.
 //
 // What someone between the board and the controller gains by this is a
 // certificate the pinned CA signed for the controller's host, not valid
@@ -33,13 +37,45 @@ import (
 // node's nonce, timesync.go). A board whose clock is behind already took
 // such a certificate whenever its window held the board's time; the clock
 // floor now refuses the ones that expired before it. Messages stay signed
-// and content is checked by its hash whatever TLS lets through.
+// and content is checked by its hash whatever TLS lets through. At
+// enrolment such a certificate is handed the one-time code (and sees the
+// credentials it is exchanged for), as it already was by a board whose
+// clock is behind while its window held that clock; the technician is
+// told the certificate was taken and the time it is valid from.
 
 // controllerTLS returns base for reaching the host of rawURL (the
 // credentials' broker or controller URL), with its certificate verified
-// on the agent's clock. Go's own verification is turned off because it
-// would run on the board's clock; verifyCertificate does all of it.
+// on the agent's clock.
 func (a *Agent) controllerTLS(base *tls.Config, rawURL string) *tls.Config {
+	return verifiedTLS(base, rawURL, a.verifyCertificate)
+}
+
+// EnrolTLS returns base for enrolling at the controller URL rawURL, with
+// its certificate verified as the agent verifies it before its first
+// measurement, on now (the board's clock; there is no clock floor before
+// enrolment): a chain that is valid but for not being valid yet is taken,
+// and said once on log. A technician enrols a fresh board right after
+// power-on, its clock at its image's date until NTP answers, if ever.
+// Nothing can be measured first: the time answer is signed by a key the
+// board learns by enrolling.
+func EnrolTLS(base *tls.Config, rawURL string, now func() time.Time, log *slog.Logger) *tls.Config {
+	var logged atomic.Bool
+	return verifiedTLS(base, rawURL, func(certs []*x509.Certificate, roots *x509.CertPool, host string) error {
+		t := now()
+		from, err := verifyChain(certs, roots, host, t, true)
+		if err == nil && !from.IsZero() && !logged.Swap(true) {
+			log.Warn("enrol: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA",
+				"host", host, "valid_from", from, "clock", t, "behind", from.Sub(t).Round(time.Second))
+		}
+		return err
+	})
+}
+
+// verifiedTLS returns base (its RootCAs: the pinned CA, or nil for the
+// system's roots) for reaching the host of rawURL, with the certificate
+// verified by verify. Go's own verification is turned off because it
+// would run on the board's clock; verify does all of it.
+func verifiedTLS(base *tls.Config, rawURL string, verify func(certs []*x509.Certificate, roots *x509.CertPool, host string) error) *tls.Config {
 	cfg := base.Clone()
 	host := ""
 	if u, err := url.Parse(rawURL); err == nil {
@@ -52,30 +88,43 @@ func (a *Agent) controllerTLS(base *tls.Config, rawURL string) *tls.Config {
 	cfg.InsecureSkipVerify = true
 	roots := base.RootCAs
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		return a.verifyCertificate(cs.PeerCertificates, roots, host)
+		return verify(cs.PeerCertificates, roots, host)
 	}
 	return cfg
 }
 
 // verifyCertificate verifies the chain certs a server sent for host
-// against roots (nil: the system's) on the agent's clock, as Go's TLS
-// client would on the system clock, and before the first measurement
-// takes a chain valid from a time after that clock.
+// against roots (nil: the system's) on the agent's clock, taking before
+// the first measurement a chain valid from a time after that clock.
 func (a *Agent) verifyCertificate(certs []*x509.Certificate, roots *x509.CertPool, host string) error {
+	now := a.clock.Now()
+	from, err := verifyChain(certs, roots, host, now, a.clockEstimate.Load() == nil)
+	if err == nil && !from.IsZero() && !a.earlyCertLogged.Swap(true) {
+		a.log.Warn("agent: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA, until the controller's time is measured",
+			"host", host, "valid_from", from, "clock", now, "behind", from.Sub(now).Round(time.Second))
+	}
+	return err
+}
+
+// verifyChain verifies the chain certs a server sent for host against
+// roots (nil: the system's) at now, as Go's TLS client would on the
+// system clock. With early (no measurement yet) it takes a chain valid
+// but for not being valid yet at now, verified at the latest NotBefore of
+// certs, and returns that time (zero when the chain is valid at now).
+func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, host string, now time.Time, early bool) (time.Time, error) {
 	if len(certs) == 0 {
-		return errors.New("tls: the server sent no certificate")
+		return time.Time{}, errors.New("tls: the server sent no certificate")
 	}
 	if host == "" {
-		return errors.New("tls: no host name to verify the certificate for")
+		return time.Time{}, errors.New("tls: no host name to verify the certificate for")
 	}
-	now := a.clock.Now()
 	opts := x509.VerifyOptions{Roots: roots, DNSName: host, CurrentTime: now, Intermediates: x509.NewCertPool()}
 	for _, c := range certs[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	_, err := certs[0].Verify(opts)
 	if err == nil {
-		return nil
+		return time.Time{}, nil
 	}
 	from := now
 	for _, c := range certs {
@@ -83,16 +132,12 @@ func (a *Agent) verifyCertificate(certs []*x509.Certificate, roots *x509.CertPoo
 			from = c.NotBefore
 		}
 	}
-	if from.Equal(now) || a.clockEstimate.Load() != nil {
-		return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+	if from.Equal(now) || !early {
+		return time.Time{}, &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
 	}
 	opts.CurrentTime = from
 	if _, err := certs[0].Verify(opts); err != nil {
-		return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+		return time.Time{}, &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
 	}
-	if !a.earlyCertLogged.Swap(true) {
-		a.log.Warn("agent: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA, until the controller's time is measured",
-			"host", host, "valid_from", from, "clock", now, "behind", from.Sub(now).Round(time.Second))
-	}
-	return nil
+	return from, nil
 }
