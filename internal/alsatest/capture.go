@@ -309,25 +309,39 @@ func Float32ToInt16(raw []byte) []int16 {
 // test if the needle has not appeared within the given time.
 func (c *Capture) Await(t testing.TB, needle []int16, from int, within time.Duration) Match {
 	t.Helper()
+	return c.await(t, needle, from, within, func(s, needle []int16) (Spread, bool) {
+		m, ok := Find(s, needle)
+		return Spread{Match: m, Len: len(needle)}, ok
+	}).Match
+}
+
+// AwaitAcrossSilence is Await for a snippet that may come out in pieces,
+// with silence the device played for a starved writer between them (see
+// FindAcrossSilence): the Spread says how much.
+func (c *Capture) AwaitAcrossSilence(t testing.TB, needle []int16, from int, within time.Duration) Spread {
+	t.Helper()
+	return c.await(t, needle, from, within, FindAcrossSilence)
+}
+
+func (c *Capture) await(t testing.TB, needle []int16, from int, within time.Duration, find func(s, needle []int16) (Spread, bool)) Spread {
+	t.Helper()
 	deadline := time.Now().Add(within)
-	var best Match
 	for {
 		s, err := c.SamplesFrom(from)
 		if err != nil {
 			t.Fatalf("alsatest: %v", err)
 		}
-		m, ok := Find(s, needle)
+		m, ok := find(s, needle)
 		if ok {
 			m.Offset += from
 			return m
 		}
-		best = m
 		if err := c.Err(); err != nil {
 			t.Fatalf("alsatest: capture stopped: %v", err)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("alsatest: %d-sample snippet not in the %d samples captured from %d within %v (best score %.3f at %d)%s",
-				len(needle), len(s), from, within, best.Score, best.Offset+from, starved(s, needle, best))
+				len(needle), len(s), from, within, m.Score, m.Offset+from, starved(s, needle, m.Match))
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an outcome
 	}

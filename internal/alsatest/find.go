@@ -36,6 +36,12 @@ type Match struct {
 // int16 round trip. Windows quieter than 1 LSB RMS are skipped, since
 // silence correlates with nothing.
 func Find(haystack, needle []int16) (Match, bool) {
+	return find(haystack, needle, MinScore)
+}
+
+// find is Find with the score that makes a match: the first offset whose
+// score reaches minScore begins the neighbourhood the best is taken from.
+func find(haystack, needle []int16, minScore float64) (Match, bool) {
 	m := len(needle)
 	if m == 0 || m > len(haystack) {
 		return Match{Offset: -1}, false
@@ -71,7 +77,7 @@ scan:
 			}
 			if s := block[j] / math.Sqrt(we*needleEnergy); s > best.Score {
 				best = Match{Offset: k, Score: s}
-				if !found && s >= MinScore {
+				if !found && s >= minScore {
 					found, until = true, k+m-1
 				}
 			}
@@ -87,7 +93,7 @@ scan:
 	}
 	we := energy[best.Offset+m] - energy[best.Offset]
 	best.Score = dot / math.Sqrt(we*needleEnergy)
-	return best, best.Score >= MinScore
+	return best, best.Score >= minScore
 }
 
 // correlator computes sliding dot products of one needle with blocks of a
