@@ -54,6 +54,17 @@
 // application wrote. Samples converts them back to int16 (×32768, rounded):
 // what a node played at volume 1 comes back bit for bit.
 //
+// # A starved writer
+//
+// The device plays on whether or not the application has frames ready:
+// oto's mixer writes exact silence where a player has nothing, so a node
+// starved of the CPU on a busy machine comes out late, with silence in the
+// middle of what it played, but whole. Await then fails (its failure says
+// when the best window holds such silence); AwaitAcrossSilence and
+// FindAcrossSilence find the snippet in its pieces and say how many
+// samples of silence the device inserted, for a test to allow exactly
+// that at its joins.
+//
 // # One context per process
 //
 // oto allows one context per process, and alsa-lib reads its configuration
