@@ -71,36 +71,65 @@ func templateOverABulletin(t *testing.T, capture *alsatest.Capture, out *oto.Out
 	}, &em)
 	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
 
-	mo := capture.Await(t, opening, from, 15*time.Second)
-	m1 := capture.Await(t, wantMessage, mo.Offset+len(opening)-joinTolerance, 10*time.Second)
-	m2 := capture.Await(t, wantMessage, m1.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
-	mc := capture.Await(t, closing, m2.Offset+len(wantMessage)-joinTolerance, 10*time.Second)
+	// On a busy machine the node's writer, starved of the CPU, can have
+	// nothing ready: the device then plays exact silence and the template
+	// comes out later, a part in pieces (a full run at load 32 failed the
+	// opening chime with "best score 0.893"). Each part must still sound,
+	// whole and in order; the silence the device inserted inside a part or
+	// at a join is allowed, and said.
+	// A node late to the alert (a busy machine) leaves out as much of its
+	// opening chime's beginning as it was late, and says so in its report
+	// (the next case checks how): what sounds is the chime's rest.
+	var skipped int64
+	rig.Eventually(t, 20*time.Second, "the node's start reported", func() bool {
+		var rep loaxa.EmergencyReport
+		c.MustDo("GET", "/api/v1/emergency/"+em.ID, nil, &rep)
+		if len(rep.Nodes) != 1 || rep.Nodes[0].SoundMS == nil {
+			return false
+		}
+		skipped = rep.Nodes[0].ChimeSkippedMS
+		return true
+	})
+	chime := opening
+	if skipped > 0 {
+		t.Logf("the node began late and left out %d ms of the opening chime; its rest is looked for", skipped)
+		chime = opening[(skipped+1)*nodeaudio.SampleRate/1000:] // the report rounds to a millisecond
+	}
+	mo := capture.AwaitAcrossSilence(t, chime, from, 15*time.Second)
+	m1 := capture.AwaitAcrossSilence(t, wantMessage, mo.End()-joinTolerance, 10*time.Second)
+	m2 := capture.AwaitAcrossSilence(t, wantMessage, m1.End()-joinTolerance, 10*time.Second)
+	mc := capture.AwaitAcrossSilence(t, closing, m2.End()-joinTolerance, 10*time.Second)
+	heard, err := capture.SamplesFrom(from)
+	if err != nil {
+		t.Fatal(err)
+	}
 	gap := nodeaudio.SampleRate // emergency.Gap, one second
 	for _, j := range []struct {
 		what      string
 		got, want int
 	}{
-		{"message after the opening chime", m1.Offset, mo.Offset + len(opening)},
-		{"message again after a second of silence", m2.Offset, m1.Offset + len(wantMessage) + gap},
-		{"closing chime after the message", mc.Offset, m2.Offset + len(wantMessage)},
+		{"message after the opening chime", m1.Offset, mo.End()},
+		{"message again after a second of silence", m2.Offset, m1.End() + gap},
+		{"closing chime after the message", mc.Offset, m2.End()},
 	} {
-		if d := j.got - j.want; d < -joinTolerance || d > joinTolerance {
-			t.Errorf("%s: %d samples off", j.what, d)
+		if inserted := joinInserted(t, j.what, heard[j.want-from:], j.got-j.want); inserted > 0 {
+			t.Logf("%s: %d samples of silence inserted by the device", j.what, inserted)
 		}
 	}
-	for _, m := range []alsatest.Match{mo, m1, m2, mc} {
+	for i, m := range []alsatest.Spread{mo, m1, m2, mc} {
 		if m.Score < 0.99 {
-			t.Errorf("a part of the template correlates %.4f with what was delivered, want ≥ 0.99", m.Score)
+			t.Errorf("part %d of the template correlates %.4f with what was delivered, want ≥ 0.99", i+1, m.Score)
+		}
+		if m.Inserted > 0 {
+			t.Logf("part %d of the template came out in pieces: %d samples of silence inserted by the device", i+1, m.Inserted)
 		}
 	}
-	heard, err := capture.SamplesFrom(m1.Offset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if db := 20 * math.Log10(rms(heard[:len(wantMessage)])/rms(wantMessage)); math.Abs(db-(-20)) > 0.5 {
+	// The message's level over its samples alone: the silence the device
+	// inserted inside it adds nothing to the sum.
+	if db := 20 * math.Log10(rms(heard[m1.Offset-from:m1.End()-from], len(wantMessage))/rms(wantMessage, len(wantMessage))); math.Abs(db-(-20)) > 0.5 {
 		t.Errorf("message heard at %.2f dB of its delivered level, want −20 dB (volume 5)", db)
 	}
-	capture.Await(t, wantBulletin[:nodeaudio.SampleRate], mc.Offset+len(closing)-joinTolerance, 10*time.Second)
+	capture.AwaitAcrossSilence(t, wantBulletin[:nodeaudio.SampleRate], mc.End()-joinTolerance, 10*time.Second)
 	// What the cluster played after the alert was the bulletin's own
 	// occurrence, played to its end (read from the cluster's reports, not
 	// from what it plays at the moment: on a loaded machine the bulletin
@@ -118,12 +147,37 @@ func templateOverABulletin(t *testing.T, capture *alsatest.Capture, out *oto.Out
 		mo.Offset, m1.Offset, m2.Offset, mc.Offset, mo.Score, m1.Score, m2.Score, mc.Score)
 }
 
-func rms(s []int16) float64 {
+// rms is the root mean square of s's samples over n of them: n is the
+// part's length, s the part as heard, with any silence the device inserted.
+func rms(s []int16, n int) float64 {
 	var sum float64
 	for _, v := range s {
 		sum += float64(v) * float64(v)
 	}
-	return math.Sqrt(sum / float64(len(s)))
+	return math.Sqrt(sum / float64(n))
+}
+
+// joinInserted checks a join between two parts of one stream: the next
+// part began off samples after where the previous part's end puts it
+// (heard starts there). Within joinTolerance it is on time. Later is
+// allowed only as exact silence, what the device plays for a starved
+// writer, and returns how much was inserted; anything else fails the test.
+func joinInserted(t *testing.T, what string, heard []int16, off int) int {
+	t.Helper()
+	switch {
+	case off < -joinTolerance:
+		t.Errorf("%s: %d samples early", what, -off)
+		return 0
+	case off <= joinTolerance:
+		return 0
+	}
+	for i, v := range heard[joinTolerance : off-joinTolerance] {
+		if v != 0 {
+			t.Errorf("%s: %d samples late, with sound (%d) %d samples after where it was due: not silence the device inserted", what, off, v, joinTolerance+i)
+			return 0
+		}
+	}
+	return off
 }
 
 func reversed(s []int16) []int16 {
@@ -200,43 +254,48 @@ func lateClusterSkipsIntoItsChime(t *testing.T, capture *alsatest.Capture, out *
 		t.Errorf("timing %+v (skew %+v), want the cluster caught up and on its area's timeline", timing, timing.SkewMS)
 	}
 
-	m1 := capture.Await(t, wantMessage, from, 20*time.Second)
+	// As in the template case, silence the device inserted for a starved
+	// writer may cut a part in pieces or delay the next one: allowed, and
+	// said.
+	m1 := capture.AwaitAcrossSilence(t, wantMessage, from, 20*time.Second)
 	heard, err := capture.SamplesFrom(from)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := heard[:m1.Offset-from]
-	// The chime's end, right before the message: where the whole chime
-	// would have begun follows from it.
+	// The chime's end, right before the message.
 	tail := opening[len(opening)-8000:]
-	mt, ok := alsatest.Find(before, tail)
+	mt, ok := alsatest.FindAcrossSilence(before, tail)
 	if !ok {
 		t.Fatalf("the chime's end is not in the capture before the message (best score %.4f)", mt.Score)
 	}
-	chimeAt := mt.Offset + len(tail) - len(opening) // in before
-	if d := m1.Offset - from - (chimeAt + len(opening)); d < -joinTolerance || d > joinTolerance {
-		t.Errorf("the message began %d samples off the chime's end", d)
+	if inserted := joinInserted(t, "the message after the chime's end", heard[mt.End():], m1.Offset-from-mt.End()); inserted > 0 {
+		t.Logf("%d samples of silence inserted by the device between the chime and the message", inserted)
 	}
-	// The chime's rest from the point the report names, and nothing out
-	// of the speaker before it (the tolerance is the report's rounding to
-	// a millisecond).
+	// The chime's rest from the point the report names, ending where the
+	// chime's end does, and nothing out of the speaker before it (the
+	// tolerance is the report's rounding to a millisecond).
 	skip := int(node.ChimeSkippedMS) * nodeaudio.SampleRate / 1000
 	const ms = nodeaudio.SampleRate / 1000
-	if chimeAt+skip-ms < 0 {
-		t.Fatalf("the chime's rest begins %d samples into the capture, before the alert was sent", chimeAt+skip)
-	}
-	for i, s := range before[:chimeAt+skip-ms] {
-		if s != 0 {
-			t.Fatalf("sample %d of %d before the chime's rest is %d, want silence: the chime's beginning was left out", i, chimeAt+skip-ms, s)
-		}
-	}
 	rest := opening[skip+ms:]
-	mr, ok := alsatest.Find(before, rest)
+	mr, ok := alsatest.FindAcrossSilence(before, rest)
 	if !ok || mr.Score < 0.99 {
 		t.Fatalf("the chime's rest is not in the capture (best score %.4f)", mr.Score)
 	}
-	if d := mr.Offset - (chimeAt + skip + ms); d < -joinTolerance || d > joinTolerance {
+	if d := mr.End() - mt.End(); d < -joinTolerance || d > joinTolerance {
 		t.Errorf("the chime's rest (from %d ms) came out %d samples off where its end puts it", node.ChimeSkippedMS, d)
 	}
+	if mr.Inserted > 0 || mt.Inserted > 0 {
+		t.Logf("the chime came out in pieces: %d samples of silence inserted by the device", max(mr.Inserted, mt.Inserted))
+	}
+	if mr.Offset-2*ms < 0 {
+		t.Fatalf("the chime's rest begins %d samples into the capture, before the alert was sent", mr.Offset)
+	}
+	for i, s := range before[:mr.Offset-2*ms] {
+		if s != 0 {
+			t.Fatalf("sample %d of %d before the chime's rest is %d, want silence: the chime's beginning was left out", i, mr.Offset-2*ms, s)
+		}
+	}
+	chimeAt := mr.Offset - skip - ms // where the whole chime would have begun, in before
 	t.Logf("chime at %d (its rest from %d), message at %d; scores %.4f %.4f %.4f", chimeAt, mr.Offset, m1.Offset-from, mt.Score, mr.Score, m1.Score)
 }
