@@ -3,17 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -26,6 +18,7 @@ import (
 	"time"
 
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/node/nodetest"
 	"loaxa.vn/protocol"
 )
 
@@ -202,10 +195,10 @@ func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
 	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "tt-01", "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
 	code := created.Enrolment.Code
 
-	ca := newEnrolCA(t, "loaxa test CA", ctlNow.Add(-365*24*time.Hour), ctlNow.Add(10*365*24*time.Hour))
-	other := newEnrolCA(t, "someone else's CA", ctlNow.Add(-365*24*time.Hour), ctlNow.Add(10*365*24*time.Hour))
-	caFile := filepath.Join(t.TempDir(), "controller-ca.pem")
-	if err := os.WriteFile(caFile, []byte(ca.pem), 0o600); err != nil {
+	ca := nodetest.NewCA(t, "loaxa test CA", ctlNow.Add(-365*24*time.Hour), ctlNow.Add(10*365*24*time.Hour))
+	other := nodetest.NewCA(t, "someone else's CA", ctlNow.Add(-365*24*time.Hour), ctlNow.Add(10*365*24*time.Hour))
+	caFile := filepath.Join(t.TempDir(), "controller-ca.PEM")
+	if err := os.WriteFile(caFile, []byte(ca.PEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The controller as the board reaches it: over TLS, with cert.
@@ -232,10 +225,10 @@ func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
 		ca   bool   // --ca the pinned CA; without it, the system's roots
 		want string // the refusal
 	}{
-		{name: "another CA, not valid yet", cert: other.issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), ca: true, want: "unknown authority"},
-		{name: "the system's roots, not valid yet", cert: ca.issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), want: "unknown authority"},
-		{name: "another host, not valid yet", cert: ca.issue(t, "10.9.9.9", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), ca: true, want: "valid for 10.9.9.9"},
-		{name: "expired on the board's clock", cert: ca.issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), ca: true, want: "expired"},
+		{name: "another CA, not valid yet", cert: other.Issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), ca: true, want: "unknown authority"},
+		{name: "the system's roots, not valid yet", cert: ca.Issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), want: "unknown authority"},
+		{name: "another host, not valid yet", cert: ca.Issue(t, "10.9.9.9", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), ca: true, want: "valid for 10.9.9.9"},
+		{name: "expired on the board's clock", cert: ca.Issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), ca: true, want: "expired"},
 	} {
 		var args []string
 		if r.ca {
@@ -251,7 +244,7 @@ func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
 
 	// Issued an hour ago by the controller's clock, 30 days after the
 	// board's: the same code, not used by the refusals, enrols the board.
-	exit, out := enrolThrough(ca.issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), "--ca", caFile)
+	exit, out := enrolThrough(ca.Issue(t, "127.0.0.1", ctlNow.Add(-time.Hour), ctlNow.Add(90*24*time.Hour)), "--ca", caFile)
 	if exit != 0 || !strings.Contains(out, "Enrolled as node tt-01") {
 		t.Fatalf("enrol through a certificate of the pinned CA not valid yet on the board's clock: exit %d, %q", exit, out)
 	}
@@ -259,65 +252,7 @@ func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
 		t.Errorf("taking a certificate not valid yet on the board's clock was not said: %q", out)
 	}
 	cred, err := protocol.ReadCredentials(path)
-	if err != nil || cred.Node != "tt-01" || cred.ControllerCA != ca.pem {
+	if err != nil || cred.Node != "tt-01" || cred.ControllerCA != ca.PEM {
 		t.Fatalf("written credentials %+v, %v; want node tt-01 pinning the --ca", cred, err)
 	}
-}
-
-// enrolCA is a certificate authority for enrolment tests.
-type enrolCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string
-}
-
-func newEnrolCA(t *testing.T, name string, from, to time.Time) enrolCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    from, NotAfter: to,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return enrolCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-// issue returns a server certificate for the IP address ip, valid over
-// [from, to], with the chain up to ca.
-func (ca enrolCA) issue(t *testing.T, ip string, from, to time.Time) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "loa-controller"},
-		NotBefore:    from, NotAfter: to,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP(ip)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
 }

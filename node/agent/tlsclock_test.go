@@ -1,16 +1,9 @@
 package agent_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -39,12 +32,12 @@ func TestBoardClockBehindTheCertificateConnects(t *testing.T) {
 	ctlNow := func() time.Time { return time.Now().Add(behind) }
 	ctl.Clock = ctlNow
 	ctl.Signer = protocol.NewSigner("controller", ctl.Key, 0, ctlNow)
-	ca := newTestCA(t, "loaxa test CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
-	fresh := ca.issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour))
+	ca := nodetest.NewCA(t, "loaxa test CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
+	fresh := ca.Issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour))
 	https := startTLSFront(t, strings.TrimPrefix(ctl.HTTP.URL, "http://"), fresh)
 	mqtts := startTLSFront(t, ctl.Broker, fresh)
 	cred := ctl.Credentials("n1", "x1")
-	cred.Controller, cred.Broker, cred.ControllerCA = "https://"+https.addr(), "ssl://"+mqtts.addr(), ca.pem
+	cred.Controller, cred.Broker, cred.ControllerCA = "https://"+https.addr(), "ssl://"+mqtts.addr(), ca.PEM
 
 	n := startAgent(t, cred, options{}) // the board's clock: the system's, 30 days behind
 	waitConnected(t, n)
@@ -69,13 +62,13 @@ func TestBoardClockBehindTheCertificateConnects(t *testing.T) {
 	// Someone serves a certificate of the same CA that expired yesterday
 	// by the controller's time: valid on the board's clock, not on the
 	// measured one.
-	expired := ca.issue(t, "127.0.0.1", ctlNow().Add(-60*24*time.Hour), ctlNow().Add(-24*time.Hour))
+	expired := ca.Issue(t, "127.0.0.1", ctlNow().Add(-60*24*time.Hour), ctlNow().Add(-24*time.Hour))
 	https.serve(expired)
 	if _, _, err := n.a.MeasureOffset(t.Context()); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("time measured through a certificate expired on the measured clock: err %v; want it refused as expired", err)
 	}
 	// Nor, once measured, one not valid yet by the controller's time.
-	https.serve(ca.issue(t, "127.0.0.1", ctlNow().Add(24*time.Hour), ctlNow().Add(90*24*time.Hour)))
+	https.serve(ca.Issue(t, "127.0.0.1", ctlNow().Add(24*time.Hour), ctlNow().Add(90*24*time.Hour)))
 	if _, _, err := n.a.MeasureOffset(t.Context()); err == nil || !strings.Contains(err.Error(), "is before") {
 		t.Errorf("time measured through a certificate not valid yet on the measured clock: err %v; want it refused", err)
 	}
@@ -97,12 +90,12 @@ func TestCertificateNotValidYetTakenOnlyFromThePinnedCA(t *testing.T) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	ctlNow := func() time.Time { return time.Now().Add(behind) }
 	ctl.Clock = ctlNow
-	ca := newTestCA(t, "loaxa test CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
-	other := newTestCA(t, "someone else's CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
-	fresh := ca.issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour))
+	ca := nodetest.NewCA(t, "loaxa test CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
+	other := nodetest.NewCA(t, "someone else's CA", ctlNow().Add(-365*24*time.Hour), ctlNow().Add(10*365*24*time.Hour))
+	fresh := ca.Issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour))
 	https := startTLSFront(t, strings.TrimPrefix(ctl.HTTP.URL, "http://"), fresh)
 	cred := ctl.Credentials("n1", "x1")
-	cred.Controller, cred.ControllerCA = "https://"+https.addr(), ca.pem
+	cred.Controller, cred.ControllerCA = "https://"+https.addr(), ca.PEM
 	// The broker stays plain: the board's clock is measured only by the
 	// HTTPS answers this test controls.
 
@@ -113,12 +106,12 @@ func TestCertificateNotValidYetTakenOnlyFromThePinnedCA(t *testing.T) {
 		want  string    // the refusal; empty: taken
 	}{
 		{name: "pinned CA, not valid yet", cert: fresh},
-		{name: "another CA, not valid yet", cert: other.issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "unknown authority"},
-		{name: "another host, not valid yet", cert: ca.issue(t, "10.9.9.9", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "valid for 10.9.9.9"},
-		{name: "expired on the board's clock", cert: ca.issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), want: "expired"},
+		{name: "another CA, not valid yet", cert: other.Issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "unknown authority"},
+		{name: "another host, not valid yet", cert: ca.Issue(t, "10.9.9.9", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "valid for 10.9.9.9"},
+		{name: "expired on the board's clock", cert: ca.Issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), want: "expired"},
 		{
 			name:  "expired before the clock floor",
-			cert:  ca.issue(t, "127.0.0.1", time.Now().Add(-10*24*time.Hour), time.Now().Add(10*24*time.Hour)),
+			cert:  ca.Issue(t, "127.0.0.1", time.Now().Add(-10*24*time.Hour), time.Now().Add(10*24*time.Hour)),
 			floor: ctlNow().Add(-time.Hour),
 			want:  "expired",
 		},
@@ -142,64 +135,6 @@ func TestCertificateNotValidYetTakenOnlyFromThePinnedCA(t *testing.T) {
 			}
 		})
 	}
-}
-
-// testCA is a certificate authority for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string
-}
-
-func newTestCA(t *testing.T, name string, from, to time.Time) testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    from, NotAfter: to,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-// issue returns a server certificate for the IP address ip, valid over
-// [from, to], with the chain up to ca.
-func (ca testCA) issue(t *testing.T, ip string, from, to time.Time) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "loa-controller"},
-		NotBefore:    from, NotAfter: to,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP(ip)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
 }
 
 // tlsFront serves TLS on 127.0.0.1 with the certificate it is given and
