@@ -115,7 +115,11 @@ type Agent struct {
 	// synchroniser compares new ones with it, the state reports its
 	// uncertainty. nil before the first.
 	clockEstimate atomic.Pointer[offsetEstimate]
-	cueBegan      chan struct{}      // to the main loop: a prepared play began on its own
+	cueBegan      chan struct{} // to the main loop: a prepared play began on its own
+	// sounding is the play whose output runs (takeOutput), set and
+	// cleared by the plays' goroutines.
+	outputMu      sync.Mutex
+	sounding      *play
 	messagePlaced chan struct{}      // to the main loop: a late message's place in its play is known (play.placed)
 	dirty         chan struct{}      // to the state publisher
 	outboxMoved   chan struct{}      // to the state publisher: the outbox count changed (outboxStateMin)

@@ -81,12 +81,20 @@ type play struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	state  atomic.Int32
-	begin  chan struct{}   // closed by the main loop: begin now
-	nudge  chan struct{}   // the instant or the clock moved, or the cue was freed
-	began  chan time.Time  // the base clock when the output began
-	done   chan playResult // the goroutine's last word
-	timer  clock.Timer     // owned by the goroutine once started
+	// preempt cancels ctx as the play that begins after it does
+	// (errPreempted); silent is closed once its output has returned,
+	// nothing more of it to be mixed with what follows.
+	preempt func()
+	silent  chan struct{}
+	// live is a live call's jitter buffer: closed when it is cut off, as
+	// a read waiting for the call's first frames holds the output.
+	live  *jitter
+	state atomic.Int32
+	begin chan struct{}   // closed by the main loop: begin now
+	nudge chan struct{}   // the instant or the clock moved, or the cue was freed
+	began chan time.Time  // the base clock when the output began
+	done  chan playResult // the goroutine's last word
+	timer clock.Timer     // owned by the goroutine once started
 
 	// Set by the main loop once the play is on air.
 	startedAt  time.Time // corrected clock, when the first sample is heard
@@ -146,7 +154,10 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 	p.at.Store(at.UnixNano())
 	// The context exists before the stream: a content still downloading
 	// is read as it arrives, until the play ends.
-	p.ctx, p.cancel = context.WithCancel(WithPlayOccurrence(context.Background(), o))
+	ctx, cancel := context.WithCancelCause(WithPlayOccurrence(context.Background(), o))
+	p.ctx = ctx
+	p.cancel = func() { cancel(nil) }
+	p.preempt = func() { cancel(errPreempted) }
 	if err := a.openStream(p); err != nil {
 		p.cancel()
 		for _, f := range p.files {
@@ -164,6 +175,7 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 	p.nudge = make(chan struct{}, 1)
 	p.began = make(chan time.Time, 1)
 	p.done = make(chan playResult, 1)
+	p.silent = make(chan struct{})
 	// The timer is made here, not in the goroutine, so that on a fake
 	// clock it exists as soon as the cue does.
 	p.timer = a.clock.NewTimer(max(at.Sub(a.clock.Now()), 0))
@@ -351,6 +363,7 @@ wait:
 			p.timer.Reset(max(p.instant().Sub(a.clock.Now()), 0))
 		}
 	}
+	a.takeOutput(p)
 	heard := a.clock.Now().Add(a.latency)
 	p.heardAt.Store(heard.UnixNano())
 	if skip := p.lateSkip(heard); skip > 0 {
@@ -364,7 +377,44 @@ wait:
 		ctx = WithPlayOffset(ctx, p.intoChime)
 	}
 	err := a.cfg.Output.Play(ctx, p.stream)
+	a.releaseOutput(p)
 	p.done <- playResult{begun: true, bytes: p.stream.N(), audioErr: err}
+}
+
+// errPreempted is the cause of a play's cancellation by the play that
+// began after it (takeOutput).
+var errPreempted = errors.New("preempted by the play that began")
+
+// takeOutput makes p the play the output sounds. A play still sounding
+// is one p preempts (a cue begins while another is on air only to
+// preempt it, onAir): it is stopped here, and p waits until its output
+// has returned, so that none of it is mixed under p's first samples. The
+// main loop's stop (onAir, stopPlay) comes later, when it is free; on a
+// busy board that was long enough for an alert's opening chime to sound
+// over the bulletin it cut off.
+func (a *Agent) takeOutput(p *play) {
+	a.outputMu.Lock()
+	old := a.sounding
+	a.sounding = p
+	a.outputMu.Unlock()
+	if old == nil {
+		return
+	}
+	old.preempt()
+	if old.live != nil {
+		old.live.Close()
+	}
+	<-old.silent
+}
+
+// releaseOutput notes that p's output has returned.
+func (a *Agent) releaseOutput(p *play) {
+	a.outputMu.Lock()
+	if a.sounding == p {
+		a.sounding = nil
+	}
+	a.outputMu.Unlock()
+	close(p.silent)
 }
 
 // chimeLeft is how much of its opening chime a late emergency plays at
@@ -406,8 +456,9 @@ func (a *Agent) beginNow(p *play) {
 }
 
 // onAir puts a cue that has begun on air: it stops what played before it
-// (a cue frees itself only to preempt), and notes the started event with
-// the lateness measured at the speaker.
+// (a cue frees itself only to preempt; its output was silenced as the cue
+// began, takeOutput), and notes the started event with the lateness
+// measured at the speaker.
 func (a *Agent) onAir(p *play) {
 	base := <-p.began
 	if a.cue == p {
@@ -892,6 +943,11 @@ func (a *Agent) finishPlay(r playResult) {
 	case r.audioErr == nil:
 		// Played to the end, even if a stop came as it did.
 		e.PlayedMS = playDuration(r.bytes).Milliseconds()
+	case p.stopReason == "" && errors.Is(context.Cause(p.ctx), errPreempted):
+		// Stopped by the play that began after it (takeOutput), before
+		// the main loop took that play on air (onAir).
+		p.stopReason = protocol.ReasonPreempted
+		fallthrough
 	case p.stopReason != "":
 		e.Reason = p.stopReason
 		e.Type, mark.Phase = CutOff(p.occ, p.stopReason, now, a.lateGrace())

@@ -1,12 +1,18 @@
 package agent_test
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
@@ -145,4 +151,67 @@ func TestContentMissingFailsAfterGrace(t *testing.T) {
 	})
 	fc.Set(start.Add(301 * time.Millisecond))
 	waitEvents(t, ctl, "n1", []string{"received nocontent", "failed nocontent content-missing"})
+}
+
+// exclusiveOutput plays as audio.None does and notes every play that
+// began while another was still being played: on the sound device the
+// two would be mixed.
+type exclusiveOutput struct {
+	*audio.None
+	mu       sync.Mutex
+	playing  []string
+	overlaps []string
+}
+
+func (o *exclusiveOutput) Play(ctx context.Context, pcm io.Reader) error {
+	occ, _ := agent.PlayOccurrence(ctx)
+	o.mu.Lock()
+	if len(o.playing) > 0 {
+		o.overlaps = append(o.overlaps, fmt.Sprintf("%s began while %v played", occ.ID, o.playing))
+	}
+	o.playing = append(o.playing, occ.ID)
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.playing = slices.DeleteFunc(o.playing, func(id string) bool { return id == occ.ID })
+		o.mu.Unlock()
+	}()
+	return o.None.Play(ctx, pcm)
+}
+
+func (o *exclusiveOutput) Overlaps() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.overlaps)
+}
+
+// TestPreemptingPlayBeginsAfterTheCutOneStopped: a priority bulletin cuts
+// a normal one off and an emergency cuts the priority one off, each
+// beginning on its own at its instant. The output never plays two at
+// once: the play cut off has stopped before the one cutting in gives the
+// output its first sample (with a sound device the two were mixed until
+// the agent's main loop got round to stopping the first: an alert's
+// opening chime over the bulletin). Each cut play is reported preempted
+// and played again afterwards.
+func TestPreemptingPlayBeginsAfterTheCutOneStopped(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	cred := ctl.Credentials("n1", "x1")
+	out := &exclusiveOutput{None: audio.NewNone(clock.Real{})}
+	n := startAgent(t, cred, options{tune: func(c *agent.Config) { c.Output = out }})
+	waitConnected(t, n)
+
+	ref := ctl.AddContent(1500 * time.Millisecond)
+	start := time.Now().Add(1500 * time.Millisecond)
+	news := occurrence("news", ref, start)
+	flood := occurrence("flood", ref, start.Add(500*time.Millisecond))
+	flood.Priority = protocol.PriorityHigh
+	alarm := occurrence("alarm", ref, start.Add(time.Second))
+	alarm.Priority = protocol.PriorityEmergency
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{news, flood, alarm}, ref))
+	waitEvents(t, ctl, "n1", []string{"received news", "received flood", "received alarm",
+		"started news", "suspended news preempted", "started flood", "suspended flood preempted", "started alarm", "completed alarm",
+		"started flood", "completed flood", "started news", "completed news"})
+	if o := out.Overlaps(); len(o) > 0 {
+		t.Errorf("plays overlapped on the output: %v", o)
+	}
 }
