@@ -151,8 +151,8 @@ func TestForcedSessionDeleteNeedsTheEmergencyRight(t *testing.T) {
 // the year from the change (a session made more than a year ago was
 // compared only over its first year), never against itself; a refused
 // change stores nothing. A change of its times keeps the times it had
-// until then (for the instance under way), forgotten after
-// loaxa.SessionChangeKept; a new name alone keeps none.
+// until then (for the instance under way, and the programme of the days
+// before), for good; a new name alone keeps none.
 func TestSessionChangeIsCheckedAgainstTheOthers(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	ctx := context.Background()
@@ -193,15 +193,17 @@ func TestSessionChangeIsCheckedAgainstTheOthers(t *testing.T) {
 	if len(after.Earlier) != 1 || after.Name != "Buổi sáng mùa đông" {
 		t.Errorf("after a new name: %+v, want one earlier times kept", after)
 	}
-	clk.Advance(loaxa.SessionChangeKept + time.Hour)
+	// A year on, the first times are still kept.
+	clk.Advance(366 * 24 * time.Hour)
 	_, after, err = s.UpdateSession(ctx, morning.ID, loaxa.SessionChange{Start: ptr("05:45")})
 	must(t, err)
-	if want := []loaxa.SessionTimes{{Start: "06:00", MaxMinutes: 30, Until: clk.Now()}}; !slices.EqualFunc(after.Earlier, want, sameTimes) {
-		t.Errorf("earlier times after %s %+v, want only the last", loaxa.SessionChangeKept, after.Earlier)
+	want := []loaxa.SessionTimes{{Start: "05:30", MaxMinutes: 15, Until: changed}, {Start: "06:00", MaxMinutes: 30, Until: clk.Now()}}
+	if !slices.EqualFunc(after.Earlier, want, sameTimes) {
+		t.Errorf("earlier times a year on %+v, want %+v", after.Earlier, want)
 	}
 	stored, err := s.FindSessionByID(ctx, morning.ID)
 	must(t, err)
-	if stored.Start != "05:45" || len(stored.Earlier) != 1 {
+	if stored.Start != "05:45" || !slices.EqualFunc(stored.Earlier, want, sameTimes) {
 		t.Errorf("stored %+v", stored)
 	}
 }

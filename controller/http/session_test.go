@@ -798,3 +798,51 @@ func TestSessionDeleteAfterAChangeJudgesTodayByItsTimes(t *testing.T) {
 	r := e.request("DELETE", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), "", nil)
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Session "+evening.ID+" (Buổi chiều) still has 1 item(s) to play")
 }
+
+// TestProgrammeOfAPastDayShowsTheTimesItRanBy: "Buổi sáng" moved from 05:30
+// to 06:00 on 2 March and renamed on 16 March: the calendar of 2 March then
+// showed that morning's bulletin at 06:00, although it played at 05:30 (the
+// report, read from deliveries, said 05:30). The session forgot its earlier
+// times 8 days after a change, at the next change, and every day before
+// was drawn at its times of now. A past day's programme shows the times
+// the session ran by that day, however long ago.
+func TestProgrammeOfAPastDayShowsTheTimesItRanBy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var morning loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &morning)
+	var weather loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", officer, map[string]any{"title": "Bản tin thời tiết", "content_id": c.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "priority": "normal", "start": t0.Add(30 * time.Minute).Format(time.RFC3339),
+		"rrule": "FREQ=DAILY", "session": morning.ID}, http.StatusCreated, &weather)
+	programme := func(from, to string) []string {
+		var resp struct{ Items []loaxa.ProgrammeItem }
+		e.call("GET", "/api/v1/areas/12346/programme?from="+from+"&to="+to, e.token("admin"), nil, http.StatusOK, &resp)
+		var out []string
+		for _, it := range resp.Items {
+			out = append(out, it.Start.In(t0.Location()).Format("02/01 15:04"))
+		}
+		return out
+	}
+
+	// 2 March, 06:00: today's ran at 05:30; from tomorrow, 06:00.
+	e.clock.Set(t0.Add(time.Hour))
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, e.token("can-bo-a"), map[string]any{"start": "06:00"}, http.StatusOK, nil)
+	// 16 March: renamed.
+	e.clock.Set(t0.AddDate(0, 0, 14).Add(time.Hour))
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, e.token("can-bo-a"), map[string]any{"name": "Buổi sáng mùa hè"}, http.StatusOK, nil)
+	// 22 March, 07:00: moved again, to 06:15 from tomorrow.
+	e.clock.Set(t0.AddDate(0, 0, 20).Add(2 * time.Hour))
+	e.call("PATCH", "/api/v1/sessions/"+morning.ID, e.token("can-bo-a"), map[string]any{"start": "06:15"}, http.StatusOK, nil)
+
+	if got, want := programme("2026-03-01", "2026-03-04"), []string{"02/03 05:30", "03/03 06:00"}; !slices.Equal(got, want) {
+		t.Errorf("programme of 1–3 March %v, want %v: the times the session ran by", got, want)
+	}
+	if got, want := programme("2026-03-21", "2026-03-24"), []string{"21/03 06:00", "22/03 06:00", "23/03 06:15"}; !slices.Equal(got, want) {
+		t.Errorf("programme of 21–23 March %v, want %v", got, want)
+	}
+}

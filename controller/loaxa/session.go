@@ -33,9 +33,9 @@ type Session struct {
 	UpdatedBy string    `json:"updated_by,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	// Earlier holds the times it had before changes to them, oldest
-	// first, for SessionChangeKept after each change: an instance that
-	// began before a change runs on with the times it began with (see
-	// Runs).
+	// first, all of them: an instance that began before a change runs on
+	// with the times it began with, and the programme of a past day shows
+	// the times the session ran by that day (see Runs).
 	Earlier []SessionTimes `json:"earlier,omitempty"`
 }
 
@@ -47,11 +47,6 @@ type SessionTimes struct {
 	Days       string    `json:"days,omitempty"`
 	Until      time.Time `json:"until"`
 }
-
-// SessionChangeKept is how long a session's earlier times are kept after
-// a change: as long as the scheduler looks back at announcements
-// cancelled from sessions under way, longer than any session.
-const SessionChangeKept = 8 * 24 * time.Hour
 
 // SessionChange is a change to a session: the fields to set, nil ones
 // left as they are. A session's area does not change.
@@ -65,9 +60,10 @@ type SessionChange struct {
 	At time.Time
 }
 
-// Apply returns s with ch made: a change of its times keeps the times it
-// had in Earlier, until ch.At, and forgets those older than
-// SessionChangeKept.
+// Apply returns s with ch made: a change of its times adds the times it
+// had to Earlier, until ch.At. None are forgotten: the programme can be
+// viewed back to any day, and one kept only 8 days drew every day before
+// at the times after it. Sessions change by hand, a few times a year.
 func (s *Session) Apply(ch SessionChange) *Session {
 	out := *s
 	if ch.Name != nil {
@@ -83,14 +79,8 @@ func (s *Session) Apply(ch SessionChange) *Session {
 		out.Days = *ch.Days
 	}
 	out.UpdatedBy, out.UpdatedAt = ch.By, ch.At
-	out.Earlier = slices.DeleteFunc(slices.Clone(s.Earlier), func(t SessionTimes) bool {
-		return t.Until.Before(ch.At.Add(-SessionChangeKept))
-	})
 	if out.Start != s.Start || out.MaxMinutes != s.MaxMinutes || out.Days != s.Days {
-		out.Earlier = append(out.Earlier, SessionTimes{Start: s.Start, MaxMinutes: s.MaxMinutes, Days: s.Days, Until: ch.At})
-	}
-	if len(out.Earlier) == 0 {
-		out.Earlier = nil
+		out.Earlier = append(slices.Clip(s.Earlier), SessionTimes{Start: s.Start, MaxMinutes: s.MaxMinutes, Days: s.Days, Until: ch.At})
 	}
 	return &out
 }
