@@ -218,6 +218,46 @@ func TestTranslations(t *testing.T) {
 	}
 }
 
+// TestDayNamesHaveOneSpelling: the session form and list said "Thứ Hai"
+// from keys of their own (weekday.*) beside the bulletin form's and the
+// sentences' "thứ Hai" (day.*), so an officer saw a day spelt two ways on
+// one screen. The day names live once, in day.*, as Vietnamese writes them
+// inside a sentence ("Hằng tuần vào thứ Hai"; Sunday is "Chủ nhật"
+// anywhere); a label or list item that begins with one capitalises its
+// first letter (recurrence.js dayLabel). No other key repeats them, and
+// every key prefix a script completes at run time (t('day.' + d)) has
+// keys.
+func TestDayNamesHaveOneSpelling(t *testing.T) {
+	vi, en := dictionary(t, "vi"), dictionary(t, "en")
+	want := map[string]string{"MO": "thứ Hai", "TU": "thứ Ba", "WE": "thứ Tư", "TH": "thứ Năm", "FR": "thứ Sáu", "SA": "thứ Bảy", "SU": "Chủ nhật"}
+	names := map[string]bool{}
+	for code, name := range want {
+		if got := vi["day."+code]; got != name {
+			t.Errorf("vi day.%s = %q, want %q", code, got, name)
+		}
+		names[strings.ToLower(name)], names[strings.ToLower(en["day."+code])] = true, true
+	}
+	for _, dict := range []map[string]string{vi, en} {
+		for k, v := range dict {
+			if !strings.HasPrefix(k, "day.") && names[strings.ToLower(v)] {
+				t.Errorf("key %q spells the day name %q again; use day.* (dayLabel to begin a label)", k, v)
+			}
+		}
+	}
+	prefix := regexp.MustCompile(`\bt\('([a-z_]+\.(?:[a-z0-9_]+\.)*)'\s*\+`)
+	walk(t, func(p, body string) {
+		for _, m := range prefix.FindAllStringSubmatch(body, -1) {
+			found := false
+			for k := range vi {
+				found = found || strings.HasPrefix(k, m[1])
+			}
+			if !found {
+				t.Errorf("%s completes keys %q…, which vi.json has none of", p, m[1])
+			}
+		}
+	})
+}
+
 // TestEveryAlarmAndReasonIsWorded: each alarm kind the controller can
 // raise has a name in both languages and a case in ui.js's alarmDetail
 // (which words its facts), and each failure reason a node or the

@@ -125,9 +125,10 @@ func TestModulesInTheBrowser(t *testing.T) {
 			days       []string
 			rule, text string
 		}{
-			{[]string{"FR", "MO", "TU", "WE", "TH"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "Thứ Hai đến Thứ Sáu"},
+			{[]string{"FR", "MO", "TU", "WE", "TH"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "Thứ Hai đến thứ Sáu"},
 			{[]string{"SU"}, "FREQ=WEEKLY;BYDAY=SU", "Chủ nhật"},
-			{[]string{"MO", "WE", "SA"}, "FREQ=WEEKLY;BYDAY=MO,WE,SA", "Thứ Hai, Thứ Tư, Thứ Bảy"},
+			{[]string{"MO", "WE", "SA"}, "FREQ=WEEKLY;BYDAY=MO,WE,SA", "Thứ Hai, thứ Tư, thứ Bảy"},
+			{[]string{"SU", "SA"}, "FREQ=WEEKLY;BYDAY=SA,SU", "Thứ Bảy, Chủ nhật"},
 			{[]string{"MO", "TU", "WE", "TH", "FR", "SA", "SU"}, "", "Hằng ngày"},
 		} {
 			in, _ := json.Marshal(tc.days)

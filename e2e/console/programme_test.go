@@ -563,7 +563,11 @@ func TestSessionEditedInPlace(t *testing.T) {
 // (only with curl). The form offers "Hằng ngày" or days of the week,
 // refuses none chosen in Vietnamese, stores the WEEKLY;BYDAY rule, says
 // it in words in the list and fills it back in on "Sửa"; a rule the boxes
-// cannot show (monthly) is kept as it is when other fields change.
+// cannot show (monthly) is kept as it is when other fields change. The
+// days are spelt one way on the screen: its boxes and the bulletin form's
+// are labels, "Thứ Hai" … "Chủ nhật" (the bulletin form's read "thứ Hai"
+// from other keys), and the list begins with the day, "Thứ Hai đến thứ
+// Sáu" as in a sentence (it read "Thứ Hai đến Thứ Sáu").
 func TestSessionDaysChosenInTheForm(t *testing.T) {
 	t.Parallel()
 	c, evening, _ := lapLeWithEvening(t)
@@ -572,6 +576,14 @@ func TestSessionDaysChosenInTheForm(t *testing.T) {
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/programme", `document.querySelector('#session-days')`)
+	labels := func(form string) string {
+		return MustEval[string](b, `[...document.querySelectorAll('label[for^="`+form+`-day-"]')].map((l) => l.textContent.trim()).join(', ')`)
+	}
+	for _, form := range []string{"session", "place"} {
+		if got, want := labels(form), "Thứ Hai, Thứ Ba, Thứ Tư, Thứ Năm, Thứ Sáu, Thứ Bảy, Chủ nhật"; got != want {
+			t.Errorf("the %s form's days read %q, want %q", form, got, want)
+		}
+	}
 	submit := func(what string, days ...string) {
 		js := `document.querySelectorAll('#session-days-set input').forEach((b) => { b.checked = false; });`
 		for _, d := range days {
@@ -598,7 +610,7 @@ func TestSessionDaysChosenInTheForm(t *testing.T) {
 	morning := l.Sessions[0].ID
 	days := func(id string) string { return MustEval[string](b, text(`li[data-session="`+id+`"] .session-days`)) }
 	b.Wait("the list", `document.querySelector('li[data-session="`+morning+`"]')`, 10*time.Second)
-	if got, want := days(morning)+" | "+days(evening.ID), "Thứ Hai đến Thứ Sáu | theo quy tắc FREQ=MONTHLY;BYMONTHDAY=1"; got != want {
+	if got, want := days(morning)+" | "+days(evening.ID), "Thứ Hai đến thứ Sáu | theo quy tắc FREQ=MONTHLY;BYMONTHDAY=1"; got != want {
 		t.Errorf("days in the list %q, want %q", got, want)
 	}
 	b.Do("edit Buổi sáng", chromedp.Click(chromedp.CSS(`button[data-edit="`+morning+`"]`)))

@@ -9,6 +9,20 @@ export const DAYS = ['MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU'];
 const WEEKDAYS = ['MO', 'TU', 'WE', 'TH', 'FR'];
 
 /**
+ * dayName is a day as Vietnamese writes it inside a sentence: "thứ Hai",
+ * "Chủ nhật" ("Hằng tuần vào thứ Hai"). The names live once, in day.*.
+ */
+export function dayName(d) { return t('day.' + d); }
+
+/**
+ * dayLabel is a day beginning a label or a list item: "Thứ Hai", "Chủ
+ * nhật" (a form's boxes; "Thứ Hai đến thứ Sáu").
+ */
+export function dayLabel(d) { return capitalize(dayName(d)); }
+
+function capitalize(s) { return s.charAt(0).toLocaleUpperCase() + s.slice(1); }
+
+/**
  * toRule turns a choice into an rrule: kind is once, daily, weekdays or
  * weekly (with days, a subset of DAYS). Once has no rule.
  */
@@ -54,7 +68,7 @@ export function describe({ kind, days, time, session, date }) {
     case 'daily': return t('rec.daily', { when });
     case 'weekdays': return t('rec.weekdays', { when });
     case 'weekly': {
-      const names = DAYS.filter((d) => (days || []).includes(d)).map((d) => t('day.' + d));
+      const names = DAYS.filter((d) => (days || []).includes(d)).map(dayName);
       return t('rec.weekly', { days: names.join(', '), when });
     }
     case 'other': return t('rec.other', { when });
@@ -88,15 +102,16 @@ export function sessionDaysRule(days) {
 }
 
 /**
- * describeDays says a session's days in words: "Hằng ngày", "Thứ Hai đến
- * Thứ Sáu" (three or more days in a row), "Chủ nhật", "Thứ Hai, Thứ Tư";
- * a rule the form cannot show is given as the rule.
+ * describeDays says a session's days in words, as a label that begins
+ * with the first day: "Hằng ngày", "Thứ Hai đến thứ Sáu" (three or more
+ * days in a row), "Chủ nhật", "Thứ Hai, thứ Tư"; a rule the form cannot
+ * show is given as the rule.
  */
 export function describeDays(rule) {
   const { kind, days } = sessionDays(rule);
   if (kind === 'daily' || days.length === DAYS.length) return t('session_days.every_day');
   if (kind === 'other') return t('session_days.rule', { rule: rule.trim() });
-  const names = days.map((d) => t('weekday.' + d));
+  const names = days.map((d, i) => (i === 0 ? dayLabel(d) : dayName(d)));
   if (days.length >= 3 && DAYS.indexOf(days[days.length - 1]) - DAYS.indexOf(days[0]) === days.length - 1) {
     return t('session_days.range', { from: names[0], to: names[names.length - 1] });
   }

@@ -5,7 +5,7 @@
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
 import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields } from '../ui.js';
-import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays } from '../recurrence.js';
+import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays, dayName, dayLabel } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
   const areaSel = h('select', { id: 'programme-area' }, options(ctx.areaOptions(), params[0] || ctx.defaultArea()));
@@ -101,7 +101,7 @@ function placeForm(ctx, area, sessions, content, reload) {
   const kind = h('select', { id: 'place-recurrence' }, options(['once', 'daily', 'weekdays', 'weekly'].map((k) => [k, t('rec.kind_' + k)]), 'daily'));
   const dayBoxes = DAYS.map((d) => h('input', { type: 'checkbox', value: d, id: 'place-day-' + d }));
   const daysSet = h('fieldset', { hidden: true }, h('legend', {}, t('programme.days')),
-    h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'place-day-' + d }, dayBoxes[i], t('day.' + d)))));
+    h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'place-day-' + d }, dayBoxes[i], dayLabel(d)))));
   const start = dayInput({ id: 'place-start', value: ymd(now()), required: true });
   const until = dayInput({ id: 'place-until' });
   const priority = h('select', { id: 'place-priority' }, options(['normal', 'priority', 'background'].map((p) => [p, t('priority.' + p)]), 'normal'));
@@ -211,7 +211,7 @@ function placeForm(ctx, area, sessions, content, reload) {
         const byday = ruleDays(body.rrule);
         if (byday && !playsOnADay(byday, ymd(at), ymd(end))) {
           fill(status, h('div', { class: 'error-box', role: 'alert', id: 'place-until-refused' }, t('programme.until_no_day', {
-            start: dmy(ymd(at)), until: dmy(ymd(end)), days: byday.map((d) => t('day.' + d)).join(', ') })));
+            start: dmy(ymd(at)), until: dmy(ymd(end)), days: byday.map(dayName).join(', ') })));
           return;
         }
       }
@@ -360,7 +360,7 @@ function sessionsPanel(ctx, area, sessions, reload) {
   const daysSel = h('select', { id: 'session-days' });
   const dayBoxes = DAYS.map((d) => h('input', { type: 'checkbox', value: d, id: 'session-day-' + d }));
   const daysSet = h('fieldset', { id: 'session-days-set', hidden: true }, h('legend', {}, t('programme.days')),
-    h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'session-day-' + d }, dayBoxes[i], t('weekday.' + d)))));
+    h('div', { class: 'row' }, DAYS.map((d, i) => h('label', { class: 'check', for: 'session-day-' + d }, dayBoxes[i], dayLabel(d)))));
   const showDays = () => { daysSet.hidden = daysSel.value !== 'weekly'; };
   daysSel.addEventListener('change', showDays);
   const status = h('div', { id: 'session-status', 'aria-live': 'polite' });
