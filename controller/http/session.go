@@ -26,7 +26,25 @@ type sessionRequest struct {
 
 // sessionsResponse answers GET /api/v1/sessions.
 type sessionsResponse struct {
-	Sessions []*loaxa.Session `json:"sessions"`
+	Sessions []sessionEntry `json:"sessions"`
+}
+
+// sessionEntry is a session in the list, with the overlap the store holds
+// it in, if any.
+type sessionEntry struct {
+	*loaxa.Session
+	// Overlap names another session of its area that runs at the same
+	// time on a day both run, from now on: one is refused when made or
+	// changed, but a store written by an older version, or restored from
+	// an old backup, can hold two.
+	Overlap *storedOverlap `json:"overlap,omitempty"`
+}
+
+// storedOverlap is the other session, and the first span both run in the
+// area's zone.
+type storedOverlap struct {
+	Session string `json:"session"`
+	sessionOverlap
 }
 
 func (s *Server) sessionsAvailable() error {
@@ -74,8 +92,54 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return fmt.Errorf("list sessions: %w", err)
 	}
-	s.writeJSON(w, r, http.StatusOK, sessionsResponse{Sessions: nonNil(ss)})
+	entries, err := s.sessionOverlaps(ctx, ss)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	s.writeJSON(w, r, http.StatusOK, sessionsResponse{Sessions: nonNil(entries)})
 	return nil
+}
+
+// sessionOverlaps returns ss as list entries, each with the first other
+// session of its area among ss that runs at the same time as it from now
+// on, compared as a new session is (loaxa.CheckSessionOverlap). Only
+// areas with two or more sessions cost anything.
+func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]sessionEntry, error) {
+	byArea := map[string][]*loaxa.Session{}
+	for _, x := range ss {
+		byArea[x.Area] = append(byArea[x.Area], x)
+	}
+	locs := map[string]*time.Location{}
+	now := s.now()
+	out := make([]sessionEntry, len(ss))
+	for i, x := range ss {
+		out[i].Session = x
+		others := byArea[x.Area]
+		if len(others) < 2 {
+			continue
+		}
+		loc := locs[x.Area]
+		if loc == nil {
+			zone, err := s.zoneOf(ctx, x.Area)
+			if err != nil {
+				return nil, err
+			}
+			if loc, err = loaxa.Location(zone); err != nil {
+				return nil, fmt.Errorf("area %s: %w", x.Area, err)
+			}
+			locs[x.Area] = loc
+		}
+		// From now on: CheckSessionOverlap compares from a day before
+		// since, and an overlap that is over says nothing to do.
+		var overlap *loaxa.SessionOverlapError
+		if err := loaxa.CheckSessionOverlap(x, others, loc, now.Add(24*time.Hour)); errors.As(err, &overlap) {
+			out[i].Overlap = &storedOverlap{Session: overlap.Session.ID, sessionOverlap: sessionOverlap{
+				From: overlap.From, To: overlap.To, Minutes: int(overlap.To.Sub(overlap.From) / time.Minute)}}
+		} else if err != nil {
+			return nil, fmt.Errorf("session %s: %w", x.ID, err)
+		}
+	}
+	return out, nil
 }
 
 // handleCreateSession answers POST /api/v1/sessions.

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -844,5 +845,73 @@ func TestProgrammeOfAPastDayShowsTheTimesItRanBy(t *testing.T) {
 	}
 	if got, want := programme("2026-03-21", "2026-03-24"), []string{"21/03 06:00", "22/03 06:00", "23/03 06:15"}; !slices.Equal(got, want) {
 		t.Errorf("programme of 21–23 March %v, want %v", got, want)
+	}
+}
+
+// TestStoredOverlappingSessionsAreListed: an area's sessions are checked
+// against each other when one is made or changed, but a store written by
+// an older version, or restored from an old backup, can hold two that run
+// at the same time, and nothing told the officer: the nodes got both
+// sessions' items for the same minutes, and the programme showed
+// conflicts with no cause in sight. The session list says it: each of the
+// two carries overlap, naming the other and the first span both run from
+// now on; sessions that do not overlap carry none.
+func TestStoredOverlappingSessionsAreListed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	var evening, morning, other loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30},
+		http.StatusCreated, &evening)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", e.admin, map[string]any{"area": "12347", "name": "Buổi chiều", "start": "17:15", "max_minutes": 30},
+		http.StatusCreated, &other)
+	// As an older version stored it: made two years ago, checked against
+	// nothing.
+	old := &loaxa.Session{Area: "12346", Name: "Buổi chiều (cũ)", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin", CreatedAt: t0.AddDate(-2, 0, 0)}
+	if err := e.stores.sessions.CreateSession(context.Background(), old); err != nil {
+		t.Fatalf("store the old session: %v", err)
+	}
+
+	type entry struct {
+		ID      string
+		Overlap *struct {
+			Session  string
+			From, To time.Time
+			Minutes  int
+		}
+	}
+	list := func(token, query string) map[string]entry {
+		var l struct{ Sessions []entry }
+		e.call("GET", "/api/v1/sessions"+query, token, nil, http.StatusOK, &l)
+		out := map[string]entry{}
+		for _, s := range l.Sessions {
+			out[s.ID] = s
+		}
+		return out
+	}
+	got := list(officer, "?area=12346")
+	from, to := t0.Add(12*time.Hour+15*time.Minute), t0.Add(12*time.Hour+30*time.Minute) // 17:15–17:30 today
+	for id, otherID := range map[string]string{evening.ID: old.ID, old.ID: evening.ID} {
+		o := got[id].Overlap
+		if o == nil || o.Session != otherID || !o.From.Equal(from) || !o.To.Equal(to) || o.Minutes != 15 {
+			t.Errorf("session %s lists overlap %+v, want %s from %s to %s, 15 minutes", id, o, otherID, from, to)
+		}
+	}
+	if o := got[morning.ID].Overlap; o != nil {
+		t.Errorf("the morning session lists overlap %+v, want none", o)
+	}
+	// Another commune's session at 17:15 is another station's.
+	all := list(e.admin, "")
+	if len(all) != 4 {
+		t.Fatalf("the whole tree lists %d sessions, want 4", len(all))
+	}
+	if o := all[other.ID].Overlap; o != nil {
+		t.Errorf("commune 12347's session lists overlap %+v, want none", o)
+	}
+	if o := all[old.ID].Overlap; o == nil || o.Session != evening.ID {
+		t.Errorf("the whole tree's list gives the old session overlap %+v, want %s", o, evening.ID)
 	}
 }

@@ -197,6 +197,9 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 // (an instance of each, each lasting its MaxLength), or zero times if they
 // never do.
 func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
+	if apartOnTheClock(s, o) {
+		return time.Time{}, time.Time{}, nil
+	}
 	mine, err := s.Instances(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
@@ -224,6 +227,28 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 		}
 	}
 	return time.Time{}, time.Time{}, nil
+}
+
+// apartOnTheClock reports whether s and o can never run at once, whatever
+// their days: their spans on the clock, each widened by an hour for a DST
+// change, do not meet, nor across midnight. Comparing their days is what
+// costs (a year of instances each); most of an area's sessions, morning
+// and evening, are this far apart.
+func apartOnTheClock(s, o *Session) bool {
+	a, errA := ParseClock(s.Start)
+	b, errB := ParseClock(o.Start)
+	const slack, day = time.Hour, 24 * time.Hour
+	if errA != nil || errB != nil || s.MaxLength()+o.MaxLength()+2*slack >= day {
+		return false // Instances says what is wrong; or too long to tell
+	}
+	aEnd, bEnd := a+s.MaxLength()+slack, b+o.MaxLength()+slack
+	a, b = a-slack, b-slack
+	for _, shift := range []time.Duration{-day, 0, day} {
+		if a < bEnd+shift && b+shift < aEnd {
+			return false
+		}
+	}
+	return true
 }
 
 // SessionOverlapLookahead is how far ahead a new session's instances are

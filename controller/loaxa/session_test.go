@@ -100,6 +100,7 @@ func TestSessionOverlap(t *testing.T) {
 		{"starts within", loaxa.Session{Start: "17:15", MaxMinutes: 30}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "2026-03-02 17:15", "2026-03-02 17:30"},
 		{"runs into", loaxa.Session{Start: "16:45", MaxMinutes: 20}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "2026-03-02 17:00", "2026-03-02 17:05"},
 		{"back to back", loaxa.Session{Start: "17:30", MaxMinutes: 30}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "", ""},
+		{"morning and evening", loaxa.Session{Start: "05:30", MaxMinutes: 15}, loaxa.Session{Start: "17:00", MaxMinutes: 30}, "", ""},
 		{"other days", loaxa.Session{Start: "17:15", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=SA,SU"},
 			loaxa.Session{Start: "17:00", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, "", ""},
 		{"a shared day", loaxa.Session{Start: "17:15", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=FR"},

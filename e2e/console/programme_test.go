@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -627,6 +628,40 @@ func TestSessionDaysChosenInTheForm(t *testing.T) {
 	if got := l.Sessions[1].Days; got != "FREQ=MONTHLY;BYMONTHDAY=1" {
 		t.Errorf("Buổi chiều's days after changing its length: %q, want FREQ=MONTHLY;BYMONTHDAY=1 kept", got)
 	}
+}
+
+// TestStoredSessionOverlapShownInTheList: a commune whose store, written by
+// an older version, held two evening sessions at once saw both in the list
+// as if all were well, while the clusters got both sessions' bulletins for
+// the same minutes. Each says, under it, the other and when both run.
+func TestStoredSessionOverlapShownInTheList(t *testing.T) {
+	t.Parallel()
+	c, evening, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
+	old := &loaxa.Session{Area: "11527", Name: "Buổi chiều cũ", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin",
+		CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))} // checked against nothing
+	if err := c.App.Sessions.CreateSession(context.Background(), old); err != nil {
+		t.Fatalf("store the old session: %v", err)
+	}
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#session-overlap-`+old.ID+`')`)
+	for id, want := range map[string]string{
+		evening.ID: "Trùng giờ với buổi “Buổi chiều cũ” (17:15, 30 phút): cả hai cùng phát từ 17:15 đến 17:30 ngày 02/03/2026, và bản tin của hai buổi tranh nhau những phút đó. Sửa giờ bắt đầu, số phút hoặc ngày phát của một trong hai buổi.",
+		old.ID:     "Trùng giờ với buổi “Buổi chiều” (17:00, 30 phút): cả hai cùng phát từ 17:15 đến 17:30 ngày 02/03/2026, và bản tin của hai buổi tranh nhau những phút đó. Sửa giờ bắt đầu, số phút hoặc ngày phát của một trong hai buổi.",
+	} {
+		if got := MustEval[string](b, text(`li[data-session="`+id+`"] .session-overlap`)); got != want {
+			t.Errorf("session %s says\n%q, want\n%q", id, got, want)
+		}
+	}
+	// The officer moves the old one out of the way with "Sửa": neither says
+	// anything then.
+	b.Do("move the old session to 18:00", chromedp.Click(chromedp.CSS(`button[data-edit="`+old.ID+`"]`)),
+		chromedp.SetValue(chromedp.CSS(`#session-start`), "18:00"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').dispatchEvent(new Event('change', { bubbles: true }))`),
+		chromedp.Click(chromedp.CSS(`#session-submit`)))
+	b.Wait("the list without overlaps", `[...document.querySelectorAll('section[aria-labelledby="h-sess"] li')].some((li) => li.textContent.includes('Buổi chiều cũ · 18:00'))
+		&& document.querySelectorAll('.session-overlap').length === 0`, 10*time.Second)
 }
 
 // TestPastOneOffSaidInWords: a one-off bulletin placed for a time that had

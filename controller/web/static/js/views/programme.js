@@ -391,6 +391,17 @@ function sessionsPanel(ctx, area, sessions, reload) {
   };
   edit(null);
   const mine = (s) => ctx.may('schedule') && s.area === area;
+  // A session the store holds at the same time as another of its area
+  // (written by an older version, or restored from an old backup: the API
+  // refuses such a pair now) says so, with the other and when both run.
+  const overlapNote = (s) => {
+    const o = s.overlap, other = o && sessions.find((x) => x.id === o.session);
+    if (!other || !o.from || !o.to) return null;
+    return h('div', { class: 'error-box session-overlap', id: 'session-overlap-' + s.id }, t('programme.session_overlaps', {
+      name: other.name, start: clock(other.start), max: other.max_minutes,
+      from: clock(o.from.slice(11, 16)), to: clock(o.to.slice(11, 16)), day: dmy(o.from.slice(0, 10)),
+    }));
+  };
   return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
     h('h2', { id: 'h-sess' }, t('programme.sessions')),
     sessions.length === 0 ? h('p', { class: 'muted' }, t('programme.no_sessions')) :
@@ -414,7 +425,8 @@ function sessionsPanel(ctx, area, sessions, reload) {
             }
             await reload();
           },
-        }, t('programme.delete')) : null))),
+        }, t('programme.delete')) : null,
+        overlapNote(s)))),
     ctx.may('schedule') ? h('form', {
       onsubmit: async (e) => {
         e.preventDefault();
