@@ -19,6 +19,7 @@ import (
 
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/node/nodetest"
+	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
 )
 
@@ -254,5 +255,88 @@ func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
 	cred, err := protocol.ReadCredentials(path)
 	if err != nil || cred.Node != "tt-01" || cred.ControllerCA != ca.PEM {
 		t.Fatalf("written credentials %+v, %v; want node tt-01 pinning the --ca", cred, err)
+	}
+}
+
+// TestEnrolJudgesTheCertificateOnTheStoredClockFloor: a board that had
+// run (its store, with its clock floor, in --data) lost its credentials
+// file and was enrolled again after a power cut, its clock behind (no RTC
+// battery). Enrolment judged the controller's certificate on that raw
+// clock, not on the floor the agent would have moved it up to, and handed
+// the code to a certificate that had expired before the last time the
+// controller proved (a retired one, its key perhaps leaked). Enrolment
+// must judge on the board's clock moved up to the stored floor: that
+// certificate is refused as expired without using the code, and one valid
+// at the floor enrols the board, not reported as valid only from a time
+// after the board's clock. The store is only read.
+func TestEnrolJudgesTheCertificateOnTheStoredClockFloor(t *testing.T) {
+	// The board's clock is the real one; the floor and the controller's
+	// clock, 60 days ahead.
+	floor := time.Now().Add(60 * 24 * time.Hour).Truncate(time.Second)
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	var created struct {
+		Enrolment struct{ Code string }
+	}
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "tt-01", "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
+
+	data := t.TempDir()
+	db := filepath.Join(data, "node.db")
+	st, err := store.OpenBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetClockFloor(floor); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ca := nodetest.NewCA(t, "loaxa test CA", floor.Add(-365*24*time.Hour), floor.Add(10*365*24*time.Hour))
+	caFile := filepath.Join(t.TempDir(), "controller-ca.pem")
+	if err := os.WriteFile(caFile, []byte(ca.PEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backend, err := url.Parse(c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "node.json")
+	enrolThrough := func(cert tls.Certificate) (int, string) {
+		front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(backend))
+		front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+		front.StartTLS()
+		defer front.Close()
+		var stdout, stderr bytes.Buffer
+		exit := run(context.Background(), []string{"--enrol", created.Enrolment.Code, "--controller", front.URL,
+			"--credentials", path, "--data", data, "--ca", caFile}, env(nil), &stdout, &stderr)
+		return exit, stdout.String() + stderr.String()
+	}
+
+	// Valid on the board's clock, expired 30 days before the floor.
+	exit, out := enrolThrough(ca.Issue(t, "127.0.0.1", time.Now().Add(-30*24*time.Hour), floor.Add(-30*24*time.Hour)))
+	if exit != exitFailure || !strings.Contains(out, "expired") {
+		t.Errorf("a certificate expired before the stored floor: exit %d, %q; want %d, refused as expired", exit, out, exitFailure)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("a refused enrolment left %s: %v", path, err)
+	}
+
+	// Issued an hour before the floor: the same code enrols the board.
+	exit, out = enrolThrough(ca.Issue(t, "127.0.0.1", floor.Add(-time.Hour), floor.Add(90*24*time.Hour)))
+	if exit != 0 || !strings.Contains(out, "Enrolled as node tt-01") {
+		t.Fatalf("a certificate valid at the stored floor: exit %d, %q; want enrolled", exit, out)
+	}
+	if strings.Contains(out, "valid only from") {
+		t.Errorf("a certificate valid at the stored floor was reported as valid only from a later time: %q", out)
+	}
+	if now, err := os.ReadFile(db); err != nil || !bytes.Equal(now, stored) {
+		t.Errorf("the enrolment changed the store in --data (%v)", err)
 	}
 }

@@ -8,7 +8,10 @@
 // A board given an enrolment code instead of a document fetches its
 // document once, then runs as above:
 //
-//	go run ./node --enrol 7KQ2M-XH9DP-03RTW-VN5CE --controller https://loa.example.vn --credentials node.json [--ca controller.pem]
+//	go run ./node --enrol 7KQ2M-XH9DP-03RTW-VN5CE --controller https://loa.example.vn --credentials node.json [--ca controller.pem] [--data /var/lib/loaxa-node]
+//
+// (--data: a board enrolled again judges the controller's certificate on
+// the clock floor its store holds.)
 package main
 
 import (
@@ -38,6 +41,7 @@ import (
 	"loaxa.vn/node/audio/oto"
 	"loaxa.vn/node/board"
 	"loaxa.vn/node/content"
+	"loaxa.vn/node/store"
 	"loaxa.vn/node/update"
 	"loaxa.vn/protocol"
 )
@@ -399,7 +403,8 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 	}
 	// The controller's certificate is verified as the agent verifies it
 	// before it has measured the controller's time: a fresh board's clock
-	// may be at its image's date, before the certificate was issued.
+	// may be at its image's date, before the certificate was issued, and
+	// one enrolled again is judged on its clock floor.
 	pinned := &protocol.Credentials{}
 	if o.ca != "" {
 		pem, err := os.ReadFile(o.ca)
@@ -415,7 +420,7 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 		return exitUsage
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = agent.EnrolTLS(cfg, o.controller, time.Now, log)
+	tr.TLSClientConfig = agent.EnrolTLS(cfg, o.controller, time.Now, enrolFloor(o.data, log), log)
 	client := &http.Client{Timeout: time.Minute, Transport: tr}
 	cred, err := agent.Enrol(ctx, client, o.controller, o.enrol)
 	var unknownCA x509.UnknownAuthorityError
@@ -439,6 +444,23 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\nStart the agent with: node --credentials %s --data DIR\n",
 		cred.Node, cred.Area, o.credentials, o.credentials)
 	return 0
+}
+
+// enrolFloor returns the clock floor of the store in data, zero if there
+// is none: a board enrolled again after its credentials file was deleted
+// keeps its store, and its clock may be behind after a power cut. A floor
+// that cannot be read leaves the board's clock alone, as the agent does.
+func enrolFloor(data string, log *slog.Logger) time.Time {
+	floor, err := store.ReadClockFloor(filepath.Join(data, "node.db"))
+	if store.Held(err) {
+		log.Error("enrol: clock floor not read: an agent holds the store in --data (stop it first: systemctl stop loaxa-node); judging the controller's certificate on the board's clock", "err", err)
+		return time.Time{}
+	}
+	if err != nil {
+		log.Error("enrol: clock floor not read; judging the controller's certificate on the board's clock", "err", err)
+		return time.Time{}
+	}
+	return floor
 }
 
 // credentialsWritable makes sure a credentials document can be written

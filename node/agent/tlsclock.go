@@ -26,8 +26,9 @@ import (
 // the board knows. It is never one that expired on that clock (it would
 // have expired at that later time too). Once measured, the clock judges
 // alone. Enrolment (node --enrol, EnrolTLS) verifies the same way, on
-// the board's clock: a fresh board has no floor, and can measure nothing
-// before it has the controller's keys.
+// the board's clock moved up to the floor its store holds, if any (a
+// board enrolled again after its credentials file was deleted): it can
+// measure nothing before it has the controller's keys.
 //
 // What someone between the board and the controller gains by this is a
 // certificate the pinned CA signed for the controller's host, not valid
@@ -52,16 +53,23 @@ func (a *Agent) controllerTLS(base *tls.Config, rawURL string) *tls.Config {
 
 // EnrolTLS returns base for enrolling at the controller URL rawURL, with
 // its certificate verified as the agent verifies it before its first
-// measurement, on now (the board's clock; there is no clock floor before
-// enrolment): a chain that is valid but for not being valid yet is taken,
-// and said once on log. A technician enrols a fresh board right after
-// power-on, its clock at its image's date until NTP answers, if ever.
-// Nothing can be measured first: the time answer is signed by a key the
-// board learns by enrolling.
-func EnrolTLS(base *tls.Config, rawURL string, now func() time.Time, log *slog.Logger) *tls.Config {
+// measurement, on now (the board's clock) moved up to floor (the clock
+// floor in the board's store, zero if it has none) when behind it: a
+// chain that expired before the floor is refused, and one that is valid
+// but for not being valid yet is taken, and said once on log. A
+// technician enrols a fresh board right after power-on, its clock at its
+// image's date until NTP answers, if ever. Nothing can be measured first:
+// the time answer is signed by a key the board learns by enrolling.
+func EnrolTLS(base *tls.Config, rawURL string, now func() time.Time, floor time.Time, log *slog.Logger) *tls.Config {
+	var behind time.Duration
+	if board := now(); board.Before(floor) {
+		behind = floor.Sub(board)
+		log.Warn("enrol: the board's clock is behind the last time the controller proved (the clock floor in its store); judging the controller's certificate from that time",
+			"board_clock", board, "floor", floor, "behind", behind.Round(time.Second))
+	}
 	var logged atomic.Bool
 	return verifiedTLS(base, rawURL, func(certs []*x509.Certificate, roots *x509.CertPool, host string) error {
-		t := now()
+		t := now().Add(behind)
 		from, err := verifyChain(certs, roots, host, t, true)
 		if err == nil && !from.IsZero() && !logged.Swap(true) {
 			log.Warn("enrol: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA",

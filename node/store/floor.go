@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
+	"os"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -56,4 +59,44 @@ func putFloor(meta *bolt.Bucket, t time.Time) error {
 		return err
 	}
 	return meta.Put(keyFloorSum, floorSum(raw))
+}
+
+// ReadClockFloor reads the clock floor of the store file at path, read
+// only, for node --enrol: a board enrolled again (its credentials file
+// deleted) judges the controller's certificate on its clock moved up to
+// the floor, as the agent would. No file, an empty one or no floor is
+// zero; the file is neither made nor changed. A damaged floor is an error
+// that wraps ErrClockFloorDamaged, and a panic or a memory fault in bbolt
+// is an error.
+func ReadClockFloor(path string) (floor time.Time, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			floor, err = time.Time{}, fmt.Errorf("read the clock floor of %w %s: %v", errCorrupt, path, r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the clock floor of node store %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the clock floor of node store %s: %w", path, err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		var err error
+		floor, err = readFloor(meta)
+		return err
+	}); err != nil {
+		return time.Time{}, fmt.Errorf("read the clock floor of node store %s: %w", path, err)
+	}
+	return floor, nil
 }

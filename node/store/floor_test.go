@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -83,6 +85,14 @@ func TestClockFloorWithAFlippedBit(t *testing.T) {
 		}
 	})
 
+	t.Run("read for an enrolment", func(t *testing.T) {
+		path := stored(t)
+		flip(t, path)
+		if got, err := ReadClockFloor(path); !errors.Is(err, ErrClockFloorDamaged) || !got.IsZero() {
+			t.Errorf("ReadClockFloor() = %v, %v; want zero and ErrClockFloorDamaged", got, err)
+		}
+	})
+
 	t.Run("stored without a checksum", func(t *testing.T) {
 		path := stored(t)
 		garble(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyFloorSum) })
@@ -95,4 +105,38 @@ func TestClockFloorWithAFlippedBit(t *testing.T) {
 			t.Errorf("ClockFloor() = %v, %v; want %v, as stored by an agent before checksums", got, err, floor)
 		}
 	})
+}
+
+// TestReadClockFloor: node --enrol on a board enrolled before judged the
+// controller's certificate on its raw clock, not on the floor in its
+// store. ReadClockFloor reads that floor read only; a board without a
+// store has none, and no store file is made for it.
+func TestReadClockFloor(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "node.db")
+	if got, err := ReadClockFloor(missing); err != nil || !got.IsZero() {
+		t.Errorf("ReadClockFloor(no file) = %v, %v; want zero", got, err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadClockFloor made %s: %v", missing, err)
+	}
+
+	path := filepath.Join(t.TempDir(), "node.db")
+	ackedStore(t, path)
+	if got, err := ReadClockFloor(path); err != nil || !got.IsZero() {
+		t.Errorf("ReadClockFloor(no floor) = %v, %v; want zero", got, err)
+	}
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := damageNow.Add(-2 * time.Minute)
+	if err := s.SetClockFloor(floor); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadClockFloor(path); err != nil || !got.Equal(floor) {
+		t.Errorf("ReadClockFloor() = %v, %v; want %v", got, err, floor)
+	}
 }
