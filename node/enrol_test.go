@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -324,6 +325,9 @@ func TestEnrolJudgesTheCertificateOnTheStoredClockFloor(t *testing.T) {
 	if exit != exitFailure || !strings.Contains(out, "expired") {
 		t.Errorf("a certificate expired before the stored floor: exit %d, %q; want %d, refused as expired", exit, out, exitFailure)
 	}
+	if !strings.Contains(out, "moved up to the last time the controller proved") || !strings.Contains(out, "renew the controller's certificate") {
+		t.Errorf("the refusal %q does not say the clock was moved up to the floor and to renew the certificate", out)
+	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("a refused enrolment left %s: %v", path, err)
 	}
@@ -338,5 +342,60 @@ func TestEnrolJudgesTheCertificateOnTheStoredClockFloor(t *testing.T) {
 	}
 	if now, err := os.ReadFile(db); err != nil || !bytes.Equal(now, stored) {
 		t.Errorf("the enrolment changed the store in --data (%v)", err)
+	}
+}
+
+// TestEnrolRefusingAnExpiredCertificateSaysWhatToSet: a technician
+// enrolling a board whose clock was ahead (an RTC set wrong) got only
+// "x509: certificate has expired or is not yet valid", with nothing about
+// the board's clock, though the fix is to set the board's date (or, if it
+// is right, to renew the controller's certificate). The refusal must name
+// the clock time the certificate was judged at and the certificate's
+// validity, say to set the board's date or renew the certificate, and
+// that the code was not used.
+func TestEnrolRefusingAnExpiredCertificateSaysWhatToSet(t *testing.T) {
+	var used atomic.Bool
+	from := time.Now().Add(-90 * 24 * time.Hour).UTC().Truncate(time.Second)
+	to := time.Now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
+	ca := nodetest.NewCA(t, "loaxa test CA", from.Add(-time.Hour), time.Now().Add(365*24*time.Hour))
+	caFile := filepath.Join(t.TempDir(), "controller-ca.pem")
+	if err := os.WriteFile(caFile, []byte(ca.PEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { used.Store(true) }))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1", from, to)}}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	ts.StartTLS()
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "node.json")
+	var stdout, stderr bytes.Buffer
+	before := time.Now().Truncate(time.Second)
+	exit := run(context.Background(), []string{"--enrol", "7KQ2M-XH9DP-03RTW-VN5CE", "--controller", ts.URL, "--credentials", path, "--ca", caFile,
+		"--data", t.TempDir()}, env(nil), &stdout, &stderr)
+	after := time.Now()
+	out := stderr.String()
+	if exit != exitFailure {
+		t.Errorf("exit %d, want %d", exit, exitFailure)
+	}
+	for _, want := range []string{
+		"valid from " + from.Format(time.RFC3339) + " to " + to.Format(time.RFC3339),
+		"set the board's date", "renew the controller's certificate", "The code was not used",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr %q does not say %q", out, want)
+		}
+	}
+	m := regexp.MustCompile(`this board's clock reads ([^\s,]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("stderr %q does not name the board's clock", out)
+	}
+	if clock, err := time.Parse(time.RFC3339, m[1]); err != nil || clock.Before(before) || clock.After(after) {
+		t.Errorf("the board's clock named %q (%v), want the time of the enrolment, %v to %v", m[1], err, before, after)
+	}
+	if used.Load() {
+		t.Error("the code reached the server")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("a refused enrolment left %s: %v", path, err)
 	}
 }

@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -427,6 +428,11 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 	if errors.As(err, &unknownCA) {
 		// The handshake failed before the code was sent.
 		fmt.Fprintf(stderr, "node: %v\nThis board does not trust the controller's certificate: give the certificate the controller pins with --ca PEM (its --tls-ca, or the last certificate of its --tls-cert). The code was not used; enrol again with it.\n", err)
+		return exitFailure
+	}
+	var refused *tls.CertificateVerificationError
+	if errors.As(err, &refused) {
+		fmt.Fprintf(stderr, "node: %v\nThe code was not used; enrol again with it.\n", err)
 		return exitFailure
 	}
 	if err != nil {

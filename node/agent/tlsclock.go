@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"sync/atomic"
@@ -71,12 +72,47 @@ func EnrolTLS(base *tls.Config, rawURL string, now func() time.Time, floor time.
 	return verifiedTLS(base, rawURL, func(certs []*x509.Certificate, roots *x509.CertPool, host string) error {
 		t := now().Add(behind)
 		from, err := verifyChain(certs, roots, host, t, true)
-		if err == nil && !from.IsZero() && !logged.Swap(true) {
+		if err != nil {
+			return outsideValidity(err, certs, host, t, behind > 0)
+		}
+		if !from.IsZero() && !logged.Swap(true) {
 			log.Warn("enrol: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA",
 				"host", host, "valid_from", from, "clock", t, "behind", from.Sub(t).Round(time.Second))
 		}
-		return err
+		return nil
 	})
+}
+
+// outsideValidity wraps err, the refusal of the chain certs for host
+// judged at t, when it refused a certificate outside its validity: Go's
+// "certificate has expired or is not yet valid" says neither which clock
+// judged nor what to mend, and the technician enrolling a board whose
+// clock is wrong (an RTC set ahead) did not know to set its date. It names
+// the clock time (floored: moved up to the board's clock floor) and the
+// certificate's validity, and says what to set or renew.
+func outsideValidity(err error, certs []*x509.Certificate, host string, t time.Time, floored bool) error {
+	var invalid x509.CertificateInvalidError
+	if !errors.As(err, &invalid) || invalid.Reason != x509.Expired || invalid.Cert == nil {
+		return err
+	}
+	c := invalid.Cert
+	what := "the controller's certificate for " + host
+	if !c.Equal(certs[0]) {
+		what = fmt.Sprintf("the certificate %q in the controller's chain", c.Subject.CommonName)
+	}
+	valid := fmt.Sprintf("%s is valid from %s to %s", what, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+	at := t.UTC().Format(time.RFC3339)
+	switch {
+	case floored && t.After(c.NotAfter):
+		return fmt.Errorf("%s, and this board's clock, moved up to the last time the controller proved (the clock floor in its store), reads %s: it expired before that time; renew the controller's certificate: %w",
+			valid, at, err)
+	case t.After(c.NotAfter):
+		return fmt.Errorf("%s, and this board's clock reads %s, after it expired: if the board's date is wrong, set the board's date (date -u -s 'YYYY-MM-DD HH:MM:SS') and enrol again; if it is right, renew the controller's certificate: %w",
+			valid, at, err)
+	default:
+		return fmt.Errorf("%s, and this board's clock reads %s, outside that: if the board's date is wrong, set the board's date (date -u -s 'YYYY-MM-DD HH:MM:SS') and enrol again; if it is right, check the controller's certificate: %w",
+			valid, at, err)
+	}
 }
 
 // verifiedTLS returns base (its RootCAs: the pinned CA, or nil for the
