@@ -16,8 +16,9 @@ import (
 type ReleaseArchives interface {
 	Put(r io.Reader, arch, filename string) (*loaxa.ReleaseArchive, error)
 	Open(sha string) (*os.File, error)
-	// Has reports whether a stored archive is on disk.
-	Has(sha string) (bool, error)
+	// Sum returns the SHA-256 and size of a stored archive as it is on
+	// disk; ENotFound if it is not there.
+	Sum(sha string) (sum string, size int64, err error)
 	// Remove deletes a stored archive.
 	Remove(sha string) error
 }
@@ -155,8 +156,10 @@ type rolloutRequest struct {
 }
 
 // handleCreateRollout answers POST /api/v1/rollouts. A release whose
-// archive is not on disk (a restore leaves them out) is refused: its
-// canaries would get 404 fetching it and the rollout would halt.
+// archive is not on disk (a restore leaves them out), or whose archive's
+// bytes no longer have the SHA-256 recorded at upload, is refused: its
+// canaries would get 404 fetching it, or refuse it, and the rollout would
+// halt.
 func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
@@ -180,13 +183,19 @@ func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	for _, a := range rel.Archives {
-		ok, err := s.ReleaseArchives.Has(a.SHA256)
+		sum, size, err := s.ReleaseArchives.Sum(a.SHA256)
+		if loaxa.ErrorCode(err) == loaxa.ENotFound {
+			return loaxa.Errorf(loaxa.EConflict, "Release %q has no %s archive on this controller (release archives are not in backups); upload it again with POST /api/v1/releases?version=%s&arch=%s, the same archive, then start the rollout.",
+				rel.Version, a.Arch, rel.Version, a.Arch)
+		}
 		if err != nil {
 			return fmt.Errorf("rollout of %s: %w", rel.Version, err)
 		}
-		if !ok {
-			return loaxa.Errorf(loaxa.EConflict, "Release %q has no %s archive on this controller (release archives are not in backups); upload it again with POST /api/v1/releases?version=%s&arch=%s, the same archive, then start the rollout.",
-				rel.Version, a.Arch, rel.Version, a.Arch)
+		if sum != a.SHA256 {
+			s.logger().Error("rollout refused: a release archive on disk does not match its upload", "version", rel.Version, "arch", a.Arch,
+				"sha256", sum, "size", size, "uploaded_sha256", a.SHA256, "uploaded_size", a.Size)
+			return loaxa.Errorf(loaxa.EConflict, "Release %q: its %s archive on this controller is damaged: it holds %d bytes with SHA-256 %s, not the %d bytes with SHA-256 %s uploaded (a copy cut short, a disk fault, or a file replaced under its name), and every node would refuse it; upload it again with POST /api/v1/releases?version=%s&arch=%s, the same archive, then start the rollout.",
+				rel.Version, a.Arch, size, sum, a.Size, a.SHA256, rel.Version, a.Arch)
 		}
 	}
 	ro, err := s.Rollouts.Start(ctx, req.Version, req.Targets, req.Percent, req.Canaries, userFrom(ctx).Username)

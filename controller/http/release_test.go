@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -253,6 +255,65 @@ func TestRolloutRefusedWhileAnArchiveIsMissing(t *testing.T) {
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "upload it again")
 	if n := rollouts(); n != before {
 		t.Errorf("%d rollouts after the refusal, want %d", n, before)
+	}
+
+	if r := a.request("POST", "/api/v1/releases?version=1.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(releaseArchive(t, 62))); r.status != http.StatusOK {
+		t.Fatalf("the same build uploaded again: %d %s, want 200", r.status, r.body)
+	}
+	var ro loaxa.Rollout
+	a.call("POST", "/api/v1/rollouts", a.admin, map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}}, http.StatusCreated, &ro)
+	if ro.Version != "1.0.0" || ro.State != loaxa.RolloutCanary {
+		t.Errorf("rollout after the upload again: %s %s, want 1.0.0 canary", ro.Version, ro.State)
+	}
+}
+
+// TestRolloutRefusedWhileAnArchiveIsDamaged: the archive on the
+// controller's disk was cut short (a copy that stopped half-way, a disk
+// fault) or replaced by hand under the same name, and a rollout of its
+// release was taken (201): the check before it looked for the file, not
+// at its bytes. Its canaries fetched an archive that does not match the
+// SHA-256 their signed command names, refused it, and the rollout halted
+// having updated nobody. The archive's SHA-256 is checked against the one
+// recorded at upload before a rollout starts: one that differs is refused
+// with 409 naming the release, the architecture and both hashes and
+// saying to upload it again; nothing is created, and once the same
+// archive is uploaded again the rollout starts.
+func TestRolloutRefusedWhileAnArchiveIsDamaged(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	file := filepath.Join(a.srv.ReleaseArchives.(*release.Archives).Dir, a.archive+".tar.gz")
+	whole, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollouts := func() int {
+		t.Helper()
+		ros, err := a.srv.ReleaseService.FindRollouts(t.Context(), loaxa.RolloutFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ros)
+	}
+	before := rollouts()
+	body := `{"version":"1.0.0","targets":{"nodes":["n-c"]}}`
+	for name, damaged := range map[string][]byte{
+		"cut short": whole[:len(whole)/2],
+		"replaced":  releaseArchive(t, 40), // another build, under the uploaded one's name
+	} {
+		if err := os.WriteFile(file, damaged, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(damaged)
+		r := a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(body))
+		t.Run(name, func(t *testing.T) {
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, `Release "1.0.0": its amd64 archive on this controller is damaged`)
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, hex.EncodeToString(sum[:]))
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, a.archive)
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, "upload it again")
+		})
+		if n := rollouts(); n != before {
+			t.Errorf("%s: %d rollouts after the refusal, want %d", name, n, before)
+		}
 	}
 
 	if r := a.request("POST", "/api/v1/releases?version=1.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(releaseArchive(t, 62))); r.status != http.StatusOK {

@@ -97,20 +97,23 @@ func (s *Archives) Open(sha string) (*os.File, error) {
 	return f, err
 }
 
-// Has reports whether the archive is on disk: a restore leaves archives
-// out while the store still names their releases.
-func (s *Archives) Has(sha string) (bool, error) {
-	if !protocol.ValidContentID(sha) {
-		return false, nil
-	}
-	_, err := os.Stat(s.path(sha))
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
+// Sum returns the SHA-256 and size of the stored archive sha as it is on
+// disk now, for a check against those recorded at upload before a
+// rollout starts: a copy cut short, a disk fault or a file replaced by
+// hand keeps the name, and every board would fetch it and refuse it. An
+// archive that is not on disk (a restore leaves them out while the store
+// still names their releases) is ENotFound.
+func (s *Archives) Sum(sha string) (sum string, size int64, err error) {
+	f, err := s.Open(sha)
 	if err != nil {
-		return false, fmt.Errorf("release archive %s: %w", sha, err)
+		return "", 0, err
 	}
-	return true, nil
+	defer f.Close()
+	h := sha256.New()
+	if size, err = io.Copy(h, f); err != nil {
+		return "", 0, fmt.Errorf("release archive %s: %w", sha, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // Remove deletes a stored archive; one that is not there is no error.

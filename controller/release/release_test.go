@@ -6,9 +6,12 @@ import (
 	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"loaxa.vn/controller/loaxa"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -50,6 +53,33 @@ func TestArchivesPut(t *testing.T) {
 	}
 	if _, err := s.Open("../../etc/passwd"); err == nil {
 		t.Error("opened a path outside the archives")
+	}
+}
+
+// TestArchivesSum: the check before a rollout looked for the archive's
+// file, not at its bytes, and took one cut short under its name. Sum
+// hashes the file as it is on disk: the upload's SHA-256 and size while
+// whole, another once cut short, ENotFound once gone.
+func TestArchivesSum(t *testing.T) {
+	s := &Archives{Dir: t.TempDir()}
+	a, err := s.Put(bytes.NewReader(archiveOf(uint16(elf.EM_AARCH64), "loaxa-node-1-linux-arm64/node")), "arm64", "x.tar.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, size, err := s.Sum(a.SHA256); err != nil || sum != a.SHA256 || size != a.Size {
+		t.Errorf("Sum = %s, %d, %v; want %s, %d", sum, size, err, a.SHA256, a.Size)
+	}
+	if err := os.Truncate(s.path(a.SHA256), a.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	if sum, size, err := s.Sum(a.SHA256); err != nil || sum == a.SHA256 || size != a.Size/2 {
+		t.Errorf("Sum of the archive cut short = %s, %d, %v; want another SHA-256, %d bytes", sum, size, err, a.Size/2)
+	}
+	if err := s.Remove(a.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Sum(a.SHA256); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("Sum of a removed archive: %v, want ENotFound", err)
 	}
 }
 
