@@ -89,6 +89,7 @@ func (s *Server) handleGetAudio(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	byteRange(r)
 	if withChunks {
 		list, err := s.MediaService.ChunkList(ctx, c.ID)
 		if loaxa.ErrorCode(err) == loaxa.ENotFound {
@@ -135,12 +136,40 @@ func (s *Server) handleGetChunks(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return fmt.Errorf("chunk list of %s: %w", c.ID, err)
 	}
+	byteRange(r)
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+protocol.ChunkRoot(list)+`"`)
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	http.ServeContent(s.rangeRefusals(w, r, int64(len(list)), "the chunk list of content "+c.ID), r, "", c.CreatedAt, bytes.NewReader(list))
 	return nil
+}
+
+// byteRange makes the Range of r one http.ServeContent reads as RFC 9110
+// has it. Range units are case-insensitive (14.1): "Bytes=0-99" is a byte
+// range, which Go answers 416. A Range in a unit other than bytes must be
+// ignored by an origin server (14.2), the whole answered 200; Go answers
+// 416. A Range that is not a ranges-specifier at all ("0-99"), or a byte
+// range that does not parse ("bytes=end-"), is left to ServeContent,
+// which rejects it with 416, as 14.2 allows: its message says how to ask.
+func byteRange(r *http.Request) {
+	unit, set, ok := strings.Cut(r.Header.Get("Range"), "=")
+	switch {
+	case !ok || !isToken(unit):
+	case unit == "bytes":
+	case strings.EqualFold(unit, "bytes"):
+		r.Header.Set("Range", "bytes="+set)
+	default:
+		r.Header.Del("Range")
+	}
+}
+
+// isToken reports whether s is an RFC 9110 token (5.6.2), as a range unit
+// is.
+func isToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(c rune) bool {
+		return c > '~' || c <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	})
 }
 
 // rangeRefusals wraps w for http.ServeContent of size bytes (what names

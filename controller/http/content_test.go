@@ -174,6 +174,39 @@ func TestRangePastTheEndIsAJSONError(t *testing.T) {
 	}
 }
 
+// TestRangeUnitsAsRFC9110HasThem: a client asking for the audio with a
+// Range in a unit the server does not know ("items=0-9") got 416 and no
+// audio, where RFC 9110 (14.2) says an origin server MUST ignore such a
+// Range and answer the whole; and "Bytes=0-99", a byte range (range units
+// are case-insensitive, 14.1), got 416 too. A Range in another unit is
+// answered 200 with the whole body, one in "bytes" in any case 206; a
+// byte range past the end (or not a byte range at all) is still 416
+// (TestRangePastTheEndIsAJSONError).
+func TestRangeUnitsAsRFC9110HasThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 1600), "", http.StatusCreated)
+	for _, path := range []string{"/api/v1/content/" + c.ID + "/audio", "/api/v1/content/" + c.ID + "/audio?chunks=1", "/api/v1/content/" + c.ID + "/chunks"} {
+		whole := e.request("GET", path, e.admin, "", nil)
+		if whole.status != http.StatusOK {
+			t.Fatalf("GET %s: status %d: %s", path, whole.status, whole.body)
+		}
+		for _, rng := range []string{"items=0-9", "seconds=1-2", "x-frames=0-"} {
+			r := e.request("GET", path, e.admin, "", nil, "Range", rng)
+			if r.status != http.StatusOK || !bytes.Equal(r.body, whole.body) || r.header.Get("Content-Range") != "" {
+				t.Errorf("GET %s, Range %q: status %d, %d bytes, Content-Range %q; want 200 and the whole %d bytes, the Range ignored",
+					path, rng, r.status, len(r.body), r.header.Get("Content-Range"), len(whole.body))
+			}
+		}
+		for _, rng := range []string{"Bytes=0-9", "BYTES=0-9"} {
+			r := e.request("GET", path, e.admin, "", nil, "Range", rng)
+			if r.status != http.StatusPartialContent || !strings.HasPrefix(r.header.Get("Content-Range"), "bytes 0-9/") {
+				t.Errorf("GET %s, Range %q: status %d, Content-Range %q; want 206, bytes 0-9", path, rng, r.status, r.header.Get("Content-Range"))
+			}
+		}
+	}
+}
+
 func TestUploadLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 16 << 10
