@@ -177,9 +177,11 @@ type NodeConfig struct {
 	// the content as it is, each step below is 2 dB quieter, 0 is silent.
 	// Emergencies always play at 15.
 	Volume int `json:"volume"`
-	// Muted stops non-emergency plays: each ends failed with ReasonMuted
-	// at its start, so reports show it was not heard. Emergencies are
-	// never muted.
+	// Muted holds non-emergency plays back: each is suspended with
+	// ReasonMuted (stopped, if on air) and plays from the beginning if the
+	// node is unmuted before its deadline, else ends failed with
+	// ReasonMuted, so reports show it was not heard. Emergencies are never
+	// muted.
 	Muted bool `json:"muted,omitempty"`
 	// AmplifierPolicy is AmpAuto (""; on only around plays) or AmpAlwaysOn
 	// (kept on, for amplifiers that take long to warm up).

@@ -798,6 +798,7 @@ func (a *Agent) step() time.Time {
 		Lead:       a.lead,
 		AlertLead:  a.cfg.AlertPrepare,
 		NoSound:    a.noSound != nil,
+		Muted:      a.settings().Muted,
 		LiveFrames: a.liveFrames,
 	}
 	a.pruneAlerts(now)
@@ -870,7 +871,7 @@ func (a *Agent) step() time.Time {
 	if o := d.Start; o != nil {
 		a.start(*o, now)
 		if a.play == nil && a.progress[o.ID].Phase == PhaseDone {
-			// It failed at once (muted, content unplayable, amplifier):
+			// It failed at once (content unplayable, amplifier):
 			// no play on air will end and wake the loop, and another
 			// play due now would wait until its deadline and be missed.
 			wake = s.Now
@@ -909,12 +910,6 @@ func (a *Agent) settings() protocol.NodeConfig {
 	return a.desired.Config
 }
 
-// mutes reports whether the node's mute stops o. Emergencies are never
-// muted: whatever a technician left set, an alarm must be heard.
-func (a *Agent) mutes(o protocol.Occurrence) bool {
-	return a.settings().Muted && o.Priority != protocol.PriorityEmergency
-}
-
 // gain is the linear gain o plays at: the alert's volume if it gives one,
 // else the node's volume, or full for an emergency.
 func (a *Agent) gain(o protocol.Occurrence) float64 {
@@ -930,15 +925,6 @@ func (a *Agent) gain(o protocol.Occurrence) float64 {
 
 // start puts o on air now, from its cue if it has one.
 func (a *Agent) start(o protocol.Occurrence, now time.Time) {
-	if a.mutes(o) {
-		a.dropCue()
-		mark := a.mark(o, PhaseDone)
-		e := occurrenceEvent(protocol.EventFailed, mark, now)
-		e.Reason = protocol.ReasonMuted
-		a.note([]protocol.Event{e}, mark)
-		a.log.Info("agent: occurrence not played: the node is muted", "occurrence", o.ID)
-		return
-	}
 	a.stopTest(now)
 	if a.cue != nil && !sameSound(a.cue.occ, o) {
 		a.dropCue()
@@ -982,9 +968,6 @@ func (a *Agent) start(o protocol.Occurrence, now time.Time) {
 // instant if nothing is on air or it preempts what is.
 func (a *Agent) prepare(d Decision) {
 	next := d.Prepare
-	if next != nil && a.mutes(*next) {
-		next = nil // start fails it as muted; nothing to warm up
-	}
 	if next == nil || a.cue != nil && !sameSound(a.cue.occ, *next) {
 		// Another occurrence, or this one corrected (a wrong recording
 		// replaced under its id): what was prepared is not what plays.

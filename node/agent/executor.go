@@ -56,6 +56,12 @@ type Situation struct {
 	// for its deadline, so that an agent restarted with its device plays it
 	// then, late rather than never.
 	NoSound bool
+	// Muted says the node is muted (protocol.NodeConfig.Muted): nothing
+	// below emergency starts. What is due is suspended with reason muted
+	// and waits for its deadline, as one the mute cut off does, so that a
+	// mute taken back in time (a cluster muted by mistake) still plays it,
+	// from the beginning.
+	Muted bool
 	// EmergencyUntil is until when an emergency held the speaker: Now
 	// while one is on air, else when the last one ended (zero: none has).
 	// A real alert the node had in time, held behind it past its own
@@ -141,8 +147,9 @@ type Decision struct {
 	// wait for it.
 	Suspend []Outcome
 	// Stop, when not empty, is the reason for stopping what is playing:
-	// ReasonRemoved (no longer desired) or ReasonPreempted (Start is of a
-	// higher level).
+	// ReasonRemoved (no longer desired), ReasonMuted (the node is muted and
+	// it is not an emergency) or ReasonPreempted (Start is of a higher
+	// level).
 	Stop string
 	// Start is the occurrence to play now, if any. When Stop is set too,
 	// it starts once the other has stopped.
@@ -203,6 +210,10 @@ func (d Decision) Empty() bool {
 //     resume after a preemption): it never begins after that.
 //   - An occurrence that was on air when the agent stopped resumes the same
 //     way after a restart; one that cannot is failed as interrupted.
+//   - On a muted node nothing below emergency starts: a due occurrence is
+//     suspended with reason muted, and one the mute cut off waits the same
+//     way. Unmuted before its deadline, it plays from the beginning;
+//     past it, it ends failed with reason muted.
 //   - A suspended or playing occurrence that the desired state no longer
 //     holds ends as failed with reason removed.
 //
@@ -348,6 +359,8 @@ func decide(s Situation) (d Decision) {
 	if s.Playing != "" {
 		if o := desired[s.Playing]; o == nil {
 			d.Stop = protocol.ReasonRemoved
+		} else if mutes(s.Muted, o) {
+			d.Stop = protocol.ReasonMuted
 		} else {
 			onAir = rank(o)
 		}
@@ -392,6 +405,16 @@ func decide(s Situation) (d Decision) {
 				mark.ReceivedAt = s.Progress[o.ID].ReceivedAt // zero if received now: the agent sets it
 				d.Suspend = append(d.Suspend, Outcome{Progress: mark, Type: protocol.EventSuspended, Reason: protocol.ReasonAudioDevice})
 				phase[o.ID], cutBy[o.ID] = PhaseSuspended, protocol.ReasonAudioDevice
+			}
+			wake(deadline.Add(time.Millisecond))
+			continue
+		}
+		if mutes(s.Muted, o) {
+			if !suspended {
+				mark := markOf(*o, cmp.Or(ph, PhaseReceived))
+				mark.ReceivedAt = s.Progress[o.ID].ReceivedAt // zero if received now: the agent sets it
+				d.Suspend = append(d.Suspend, Outcome{Progress: mark, Type: protocol.EventSuspended, Reason: protocol.ReasonMuted})
+				phase[o.ID], cutBy[o.ID] = PhaseSuspended, protocol.ReasonMuted
 			}
 			wake(deadline.Add(time.Millisecond))
 			continue
@@ -461,8 +484,9 @@ func decide(s Situation) (d Decision) {
 
 // CutOff is the event for occurrence o stopped at now for reason before its
 // end: suspended (it plays again from the beginning) if its policy is
-// resume, the reason is a preemption, the agent stopping or its content
-// that stopped coming (or came wrong), and its deadline has not passed;
+// resume, the reason is a preemption, the agent stopping, its content
+// that stopped coming (or came wrong) or the node's mute (it plays once
+// unmuted), and its deadline has not passed;
 // else final: preempted, or failed with the reason. An exercise cut off by
 // another message is over: it does not play again after a real warning.
 // A live call cut off by the agent stopping is suspended while the call
@@ -474,7 +498,8 @@ func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Dura
 	if o.Live != "" && reason == protocol.ReasonInterrupted && now.Before(liveEnds(&o)) {
 		return protocol.EventSuspended, PhaseSuspended
 	}
-	resumable := reason == protocol.ReasonPreempted && !o.Drill || reason == protocol.ReasonInterrupted || reason == protocol.ReasonContentMissing
+	resumable := reason == protocol.ReasonPreempted && !o.Drill || reason == protocol.ReasonInterrupted ||
+		reason == protocol.ReasonContentMissing || reason == protocol.ReasonMuted
 	if resumable && o.Resumes() && !now.After(o.Deadline(grace)) {
 		return protocol.EventSuspended, PhaseSuspended
 	}
@@ -511,7 +536,7 @@ func ChimeFirst(o *protocol.Occurrence, cached, known func(id string) bool) bool
 // alone, nor as it downloads, so a link that keeps failing does not sound
 // the chime, or the same wrong bytes, again and again.
 func (s *Situation) startable(o *protocol.Occurrence) bool {
-	if s.HasContent == nil || s.NoSound {
+	if s.HasContent == nil || s.NoSound || mutes(s.Muted, o) {
 		return false
 	}
 	if p, ok := s.Progress[o.ID]; ok && p.Phase == PhaseSuspended && p.CutBy == protocol.ReasonContentMissing {
@@ -521,6 +546,13 @@ func (s *Situation) startable(o *protocol.Occurrence) bool {
 		return s.LiveFrames != nil && s.LiveFrames(o.Live)
 	}
 	return s.HasContent(o.Content) || ChimeFirst(o, s.Cached, s.ChimeKnown)
+}
+
+// mutes reports whether a node muted or not (muted) holds o back. An
+// emergency is never muted: whatever a technician left set, an alarm must
+// be heard.
+func mutes(muted bool, o *protocol.Occurrence) bool {
+	return muted && o.Priority != protocol.PriorityEmergency
 }
 
 // knewInTime reports whether the node had o before its start.

@@ -109,6 +109,7 @@ func TestDecide(t *testing.T) {
 		cached   func(string) bool
 		known    func(string) bool // ChimeKnown
 		noSound  bool
+		muted    bool
 		want     string
 	}{
 		{name: "nothing to run", want: ""},
@@ -290,6 +291,39 @@ func TestDecide(t *testing.T) {
 		{name: "with the device again (the agent restarted), one suspended for it starts",
 			now: time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonAudioDevice)},
 			has: all, cached: all, want: "start a"},
+		// An officer muted a cluster by mistake during the morning session
+		// and unmuted it a minute later: the bulletin the mute cut off was
+		// over (failed muted) and the cluster heard nothing more of it,
+		// though it was still within its window. A play the mute holds
+		// back waits, suspended, for its deadline; unmuted before it, it
+		// plays from the beginning.
+		{name: "muted, the play on air below emergency is stopped",
+			now: time.Minute, muted: true, occs: []protocol.Occurrence{a}, progress: []Progress{mark(a, PhaseStarted)}, playing: "a",
+			has: all, want: "stop muted"},
+		{name: "muted, an emergency on air plays on",
+			now: time.Minute, muted: true, occs: []protocol.Occurrence{at(a, protocol.PriorityEmergency)}, progress: []Progress{mark(at(a, protocol.PriorityEmergency), PhaseStarted)}, playing: "a",
+			has: all, want: ""},
+		{name: "muted, a due one is suspended and waits for its deadline",
+			muted: true, occs: []protocol.Occurrence{a, c}, progress: []Progress{mark(a, PhaseReceived), mark(c, PhaseReceived)},
+			has: all, want: "suspended a muted; wake 5m0s"},
+		{name: "muted, one the mute cut off waits, and is not suspended again",
+			now: time.Minute, muted: true, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonMuted)},
+			has: all, want: "wake 10m0.001s"},
+		{name: "muted, an emergency starts all the same",
+			muted: true, occs: []protocol.Occurrence{at(a, protocol.PriorityEmergency), b}, progress: []Progress{mark(at(a, protocol.PriorityEmergency), PhaseReceived), mark(b, PhaseReceived)},
+			has: all, want: "suspended b muted; start a; wake 10m0.001s"},
+		{name: "unmuted before its deadline, one the mute cut off plays again",
+			now: 2 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonMuted)},
+			has: all, want: "start a"},
+		{name: "unmuted within its session, one the mute held back plays",
+			now: 25 * time.Minute, occs: []protocol.Occurrence{playBy(a, 30*time.Minute)}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonMuted)},
+			has: all, want: "start a"},
+		{name: "muted past its deadline: failed muted",
+			now: 11 * time.Minute, muted: true, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonMuted)},
+			has: all, want: "failed a muted"},
+		{name: "unmuted past its deadline: failed muted all the same",
+			now: 11 * time.Minute, occs: []protocol.Occurrence{a}, progress: []Progress{cut(mark(a, PhaseSuspended), protocol.ReasonMuted)},
+			has: all, want: "failed a muted"},
 		{name: "removed occurrence that had not started needs nothing",
 			now: -time.Minute, occs: nil, progress: []Progress{mark(a, PhaseReceived)}, has: all,
 			want: ""},
@@ -299,7 +333,7 @@ func TestDecide(t *testing.T) {
 			for _, m := range tc.progress {
 				p[m.Occurrence] = m
 			}
-			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached, ChimeKnown: tc.known, NoSound: tc.noSound})
+			d := Decide(Situation{Now: t0.Add(tc.now), Occurrences: tc.occs, Progress: p, Playing: tc.playing, LateGrace: tc.grace, HasContent: tc.has, Cached: tc.cached, ChimeKnown: tc.known, NoSound: tc.noSound, Muted: tc.muted})
 			if got := summary(d); got != tc.want {
 				t.Errorf("Decide = %q\n          want %q", got, tc.want)
 			}
@@ -391,6 +425,7 @@ func TestDecidePrepare(t *testing.T) {
 		cached   func(string) bool
 		alert    time.Duration // AlertLead
 		noSound  bool
+		muted    bool
 		want     string
 	}{
 		{name: "an emergency that starts with its chime is prepared as it arrives",
@@ -603,6 +638,9 @@ func TestCutOff(t *testing.T) {
 		{"content stopped coming, resume", "", protocol.ReasonContentMissing, time.Minute, "suspended suspended"},
 		{"content stopped coming, drop", protocol.PreemptDrop, protocol.ReasonContentMissing, time.Minute, "failed done"},
 		{"content stopped coming past the deadline", "", protocol.ReasonContentMissing, 11 * time.Minute, "failed done"},
+		{"muted, resume", "", protocol.ReasonMuted, time.Minute, "suspended suspended"},
+		{"muted, drop", protocol.PreemptDrop, protocol.ReasonMuted, time.Minute, "failed done"},
+		{"muted past the deadline", "", protocol.ReasonMuted, 11 * time.Minute, "failed done"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := occ("a", 0)

@@ -70,11 +70,11 @@ func TestFailedStartDoesNotHoldUpTheNextDueOne(t *testing.T) {
 	waitEvents(t, ctl, "n1", []string{"received commune", "received province", "failed province amplifier", "started commune"})
 }
 
-// TestMutedNodeFailsEveryDueOneAtItsStart: on a muted node both bulletins
-// due together end failed, reason muted, at their start (the mute rule,
-// docs/fleet-health.md); the second was reported "missed too-late" at its
-// deadline, pointing the technician at the link rather than the mute.
-func TestMutedNodeFailsEveryDueOneAtItsStart(t *testing.T) {
+// TestMutedNodeFailsEveryDueOneAtItsDeadline: on a muted node both
+// bulletins due together are held back, suspended with reason muted (the
+// mute rule, docs/fleet-health.md), and end failed, reason muted, at their
+// deadline if the node is still muted then; nothing is played.
+func TestMutedNodeFailsEveryDueOneAtItsDeadline(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 3, 10, 22, 30, 0, 0, time.UTC))
 	ctl := fakeClockController(t, fc)
 	ctl.AutoAck.Store(false)
@@ -82,9 +82,60 @@ func TestMutedNodeFailsEveryDueOneAtItsStart(t *testing.T) {
 	waitConnected(t, n)
 	start := twoDue(t, ctl, n, fc, true)
 	fc.Set(start)
-	waitEvents(t, ctl, "n1", []string{"received commune", "received province", "failed province muted", "failed commune muted"})
+	waitEvents(t, ctl, "n1", []string{"received commune", "received province", "suspended commune muted", "suspended province muted"})
+	fc.Set(start.Add(agent.DefaultLateGrace + time.Second))
+	waitEvents(t, ctl, "n1", []string{"received commune", "received province", "suspended commune muted", "suspended province muted",
+		"failed commune muted", "failed province muted"})
 	if p := n.out.Plays(); p != 0 {
 		t.Errorf("a muted node played %d times", p)
+	}
+}
+
+// TestUnmutedInTimePlaysWhatTheMuteHeldBack: an officer mutes a cluster by
+// mistake while the morning bulletin plays and unmutes it a minute later.
+// The bulletin the mute stopped plays again from its beginning, and the
+// one that fell due while the cluster was muted plays after it. Before,
+// both ended failed muted at once and the cluster heard nothing more of
+// them, though they were still within their window.
+func TestUnmutedInTimePlaysWhatTheMuteHeldBack(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 3, 10, 5, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc})
+	waitConnected(t, n)
+	ref := ctl.AddContent(4 * time.Second)
+	start := fc.Now().Add(time.Minute)
+	occs := []protocol.Occurrence{occurrence("news", ref, start), occurrence("weather", ref, start.Add(30*time.Second))}
+	publish := func(version uint64, muted bool) {
+		d := desired("n1", version, occs, ref)
+		d.Config.Muted = muted
+		ctl.PublishDesired(d)
+	}
+	publish(1, false)
+	want := []string{"received news", "received weather"}
+	waitEvents(t, ctl, "n1", want)
+	nodetest.Eventually(t, 5*time.Second, "content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+
+	fc.Set(start)
+	want = append(want, "started news")
+	waitEvents(t, ctl, "n1", want)
+	fc.Advance(time.Second)
+	publish(2, true)
+	want = append(want, "suspended news muted")
+	waitEvents(t, ctl, "n1", want)
+	fc.Set(start.Add(30 * time.Second))
+	want = append(want, "suspended weather muted")
+	waitEvents(t, ctl, "n1", want)
+
+	fc.Set(start.Add(time.Minute))
+	publish(3, false)
+	want = append(want, "started news", "completed news", "started weather", "completed weather")
+	runUntil(t, fc, time.Minute, "both played", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
+	events := waitEvents(t, ctl, "n1", want)
+	if got := events[6].PlayedMS; got != 4000 {
+		t.Errorf("news played %d ms after the unmute, want all of its 4000", got)
+	}
+	if got := events[5].At; got.Before(start.Add(time.Minute)) {
+		t.Errorf("news began again at %v, before the unmute at %v", got, start.Add(time.Minute))
 	}
 }
 

@@ -1024,20 +1024,16 @@ func (a *Agent) finishPlay(r playResult) {
 	}
 }
 
-// setVolume applies the node's settings to the play on air and the one
+// setVolume applies the node's volume to the play on air and the one
 // prepared, at once rather than from the next play: a bulletin turned down
-// at night is heard quieter within the output's buffer, and one muted
-// stops, failed with reason muted, as it would have at its start. An
-// emergency, and a play at an alert's own level, keep theirs (gain,
-// mutes).
+// at night is heard quieter within the output's buffer. An emergency, and
+// a play at an alert's own level, keep theirs (gain). A mute is the
+// executor's (Situation.Muted): the next decision stops the play on air.
 func (a *Agent) setVolume() {
 	for _, p := range []*play{a.play, a.cue} {
 		if p != nil && p.gain != nil {
 			p.gain.SetFactor(a.gain(p.occ))
 		}
-	}
-	if p := a.play; p != nil && a.mutes(p.occ) {
-		a.stopPlay(protocol.ReasonMuted)
 	}
 }
 
