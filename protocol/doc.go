@@ -122,7 +122,11 @@
 // Every occurrence ends in exactly one final event: completed, preempted,
 // failed (with a Reason) or missed. A playing or suspended occurrence that a
 // newer desired state no longer holds (its announcement was cancelled) is
-// stopped at once and ends failed with ReasonRemoved.
+// stopped at once and ends failed with ReasonRemoved. A playing one that a
+// newer desired state holds with other audio under its id (a correction:
+// another content, chime or repeat) is stopped too, suspended with
+// ReasonCorrected, and plays corrected from the beginning if its deadline
+// allows.
 //
 // The started event's At is when the first sample is heard (the corrected
 // clock when the sound device took it, plus the device's latency) and its

@@ -533,6 +533,10 @@ const (
 	ReasonPreempted      = "preempted" // a higher priority took the speaker
 	ReasonCancelled      = "cancelled" // the controller cancelled the alert
 	ReasonMuted          = "muted"     // the node is muted (never for emergencies)
+	// ReasonCorrected: the occurrence was corrected while it played (the
+	// same id with other audio, a wrong recording replaced); the node
+	// stopped it to play the correction from the beginning.
+	ReasonCorrected = "corrected"
 	// ReasonExpired: an alert expired while the node was stopped, before
 	// it could play it (again).
 	ReasonExpired = "expired"

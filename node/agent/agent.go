@@ -784,6 +784,13 @@ func (a *Agent) step() time.Time {
 	if c := a.cue; c != nil && c.openErr == nil && !c.hold() {
 		a.onAir(c)
 	}
+	if a.correctsPlay() {
+		// A wrong recording replaced while it plays: it stops, suspended
+		// (CutOff), and the executor starts the corrected audio from the
+		// beginning in its turn, within its deadline.
+		a.log.Info("agent: the occurrence on air was corrected; playing the correction from the beginning", "occurrence", a.play.occ.ID)
+		a.stopPlay(protocol.ReasonCorrected)
+	}
 	now := a.clock.Now()
 	asideUntil := a.judgeAside(now)
 	// The executor works on the time at the speaker: audio given to the

@@ -485,8 +485,9 @@ func decide(s Situation) (d Decision) {
 // CutOff is the event for occurrence o stopped at now for reason before its
 // end: suspended (it plays again from the beginning) if its policy is
 // resume, the reason is a preemption, the agent stopping, its content
-// that stopped coming (or came wrong) or the node's mute (it plays once
-// unmuted), and its deadline has not passed;
+// that stopped coming (or came wrong), the node's mute (it plays once
+// unmuted) or a correction (it plays corrected), and its deadline has not
+// passed;
 // else final: preempted, or failed with the reason. An exercise cut off by
 // another message is over: it does not play again after a real warning.
 // A live call cut off by the agent stopping is suspended while the call
@@ -499,7 +500,7 @@ func CutOff(o protocol.Occurrence, reason string, now time.Time, grace time.Dura
 		return protocol.EventSuspended, PhaseSuspended
 	}
 	resumable := reason == protocol.ReasonPreempted && !o.Drill || reason == protocol.ReasonInterrupted ||
-		reason == protocol.ReasonContentMissing || reason == protocol.ReasonMuted
+		reason == protocol.ReasonContentMissing || reason == protocol.ReasonMuted || reason == protocol.ReasonCorrected
 	if resumable && o.Resumes() && !now.After(o.Deadline(grace)) {
 		return protocol.EventSuspended, PhaseSuspended
 	}

@@ -641,6 +641,9 @@ func TestCutOff(t *testing.T) {
 		{"muted, resume", "", protocol.ReasonMuted, time.Minute, "suspended suspended"},
 		{"muted, drop", protocol.PreemptDrop, protocol.ReasonMuted, time.Minute, "failed done"},
 		{"muted past the deadline", "", protocol.ReasonMuted, 11 * time.Minute, "failed done"},
+		{"corrected, resume", "", protocol.ReasonCorrected, time.Minute, "suspended suspended"},
+		{"corrected, drop", protocol.PreemptDrop, protocol.ReasonCorrected, time.Minute, "failed done"},
+		{"corrected past the deadline", "", protocol.ReasonCorrected, 11 * time.Minute, "failed done"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := occ("a", 0)

@@ -139,10 +139,33 @@ func (p *play) instant() time.Time { return time.Unix(0, p.at.Load()) }
 // occurrence's id (a wrong recording replaced, a chime added) arriving
 // while the old one is prepared must not play the old audio.
 func sameSound(x, y protocol.Occurrence) bool {
-	return x.ID == y.ID && x.Content == y.Content && x.DurationMS == y.DurationMS &&
+	return sameAudio(x, y) && x.DurationMS == y.DurationMS && x.Priority == y.Priority && x.Volume == y.Volume
+}
+
+// sameAudio reports whether occurrences x and y are one occurrence (id)
+// made of the same parts: a correction that changes any of them (a wrong
+// recording replaced, a chime added, repeats) stops the play on air, which
+// begins again with the corrected audio (correctsPlay). One that changes
+// only its level, its length or window, or its deadline does not.
+func sameAudio(x, y protocol.Occurrence) bool {
+	return x.ID == y.ID && x.Content == y.Content &&
 		x.OpeningChime == y.OpeningChime && x.Intro == y.Intro && x.ClosingChime == y.ClosingChime &&
-		x.Repeat == y.Repeat && x.GapMS == y.GapMS && x.Stream == y.Stream && x.Live == y.Live &&
-		x.Priority == y.Priority && x.Volume == y.Volume
+		x.Repeat == y.Repeat && x.GapMS == y.GapMS && x.Stream == y.Stream && x.Live == y.Live
+}
+
+// correctsPlay reports whether the desired state holds a correction of the
+// play on air: its occurrence under the same id with other audio. Alerts
+// and live calls are not corrected so: they come with their own messages.
+func (a *Agent) correctsPlay() bool {
+	if a.play == nil || a.desired == nil {
+		return false
+	}
+	for _, o := range a.desired.Occurrences {
+		if o.ID == a.play.occ.ID {
+			return !sameAudio(o, a.play.occ)
+		}
+	}
+	return false
 }
 
 // cueUp prepares occurrence o to begin at at (corrected clock): opens its
