@@ -161,8 +161,14 @@ const SilenceBound = 2 * time.Minute
 
 // CheckSilence sets FailedToSound for the time now. A suspended play owes
 // its end by the same time as a started one: the controller does not know
-// how long what cut it off lasts.
+// how long what cut it off lasts. One the node's mute holds back (Muted)
+// is silent by the officer's choice, with the node's word for it: not
+// failed to sound.
 func (d *Delivery) CheckSilence(now time.Time, bound time.Duration) {
+	if d.Muted() {
+		d.FailedToSound = false
+		return
+	}
 	due := d.Start
 	if d.State == DeliveryStarted || d.State == DeliverySuspended {
 		planned := time.Duration(d.PlannedMS) * time.Millisecond
@@ -172,6 +178,13 @@ func (d *Delivery) CheckSilence(now time.Time, bound time.Duration) {
 		due = due.Add(planned)
 	}
 	d.FailedToSound = !d.State.Terminal() && now.After(due.Add(bound))
+}
+
+// Muted reports whether the node's mute holds the play back: suspended
+// with reason muted, it plays once the node is unmuted within its
+// deadline, else ends failed muted.
+func (d *Delivery) Muted() bool {
+	return d.State == DeliverySuspended && d.Reason == protocol.ReasonMuted
 }
 
 // DeliveryFilter selects deliveries. Zero fields do not filter.

@@ -83,9 +83,10 @@ func PlayedIntoFault(d *Delivery, faults []*Alarm, now time.Time) []string {
 // PlaySpan returns when d played: from its start, as late as the node
 // began it, for as long as it played (until now for a play still on
 // air); ok is false for a play that did not sound. The alarms open in
-// that span are what PlayedIntoFault reads.
+// that span are what PlayedIntoFault reads. A play the node's mute holds
+// back is silent: what it played before the mute, if anything.
 func PlaySpan(d *Delivery, now time.Time) (begin, end time.Time, ok bool) {
-	onAir := d.State == DeliveryStarted || d.State == DeliverySuspended
+	onAir := d.State == DeliveryStarted || d.State == DeliverySuspended && !d.Muted()
 	if !onAir && d.State != DeliveryCompleted && d.PlayedMS <= 0 {
 		return time.Time{}, time.Time{}, false
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // TestPlayedIntoFault: a play counts as made into a fault when one of
@@ -27,6 +28,13 @@ func TestPlayedIntoFault(t *testing.T) {
 	played := func(state loaxa.DeliveryState, lateMS, playedMS int64) *loaxa.Delivery {
 		return &loaxa.Delivery{Start: at, State: state, LateMS: lateMS, PlayedMS: playedMS}
 	}
+	// muted: the node's mute holds the play back (suspended, reason
+	// muted) after it played playedMS.
+	muted := func(playedMS int64) *loaxa.Delivery {
+		d := played(loaxa.DeliverySuspended, 0, playedMS)
+		d.Reason = protocol.ReasonMuted
+		return d
+	}
 	for _, tc := range []struct {
 		name   string
 		d      *loaxa.Delivery
@@ -43,9 +51,35 @@ func TestPlayedIntoFault(t *testing.T) {
 		{"cut off after playing some", played(loaxa.DeliveryPreempted, 0, 10000), []*loaxa.Alarm{alarm(loaxa.AlarmSpeakerShort, 5*time.Second, 0)}, []string{loaxa.AlarmSpeakerShort}},
 		{"on air", played(loaxa.DeliveryStarted, 0, 0), []*loaxa.Alarm{alarm(loaxa.AlarmNoSoundDevice, 30*time.Minute, 0)}, []string{loaxa.AlarmNoSoundDevice}},
 		{"missed: never sounded", played(loaxa.DeliveryMissed, 0, 0), []*loaxa.Alarm{alarm(loaxa.AlarmSpeakerOpen, -time.Hour, 0)}, nil},
+		{"held back by the node's mute, never sounded", muted(0), []*loaxa.Alarm{alarm(loaxa.AlarmSpeakerOpen, 10*time.Minute, 0)}, nil},
+		{"muted after playing some, cut later", muted(20000), []*loaxa.Alarm{alarm(loaxa.AlarmSpeakerOpen, 10*time.Minute, 0)}, nil},
+		{"muted after playing some, cut during it", muted(20000), []*loaxa.Alarm{alarm(loaxa.AlarmSpeakerOpen, 10*time.Second, 0)}, []string{loaxa.AlarmSpeakerOpen}},
 	} {
 		if got := loaxa.PlayedIntoFault(tc.d, tc.faults, now); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMutedDeliveryIsNotFailedToSound: a play the node's mute holds back
+// (suspended, reason muted, until the node is unmuted within its
+// deadline) is silent by the officer's choice and the node said so: it
+// is not counted failed to sound however long past its time, as a play
+// suspended for another reason and never reported over is.
+func TestMutedDeliveryIsNotFailedToSound(t *testing.T) {
+	at := time.Date(2026, 3, 2, 6, 0, 0, 0, time.UTC)
+	later := at.Add(time.Hour)
+	for _, tc := range []struct {
+		reason string
+		want   bool
+	}{
+		{protocol.ReasonMuted, false},
+		{protocol.ReasonPreempted, true},
+	} {
+		d := &loaxa.Delivery{Start: at, State: loaxa.DeliverySuspended, Reason: tc.reason, PlannedMS: 60_000}
+		d.CheckSilence(later, loaxa.SilenceBound)
+		if d.FailedToSound != tc.want {
+			t.Errorf("suspended %s an hour past its start: failed to sound %v, want %v", tc.reason, d.FailedToSound, tc.want)
 		}
 	}
 }
