@@ -69,7 +69,10 @@ func (s *Server) newEnrolment(r *http.Request, n *loaxa.Node) (*enrolmentCode, e
 	ec := &enrolmentCode{
 		Code:      code,
 		ExpiresAt: e.Expires.UTC(),
-		Command:   fmt.Sprintf("node --enrol %s --controller %s --credentials /etc/loaxa/node.json", code, s.controllerURL(r)),
+		// The credentials and data paths of the installed service
+		// (scripts/systemd/loaxa-node.service): a board enrolled again
+		// keeps its store, whose clock floor the enrolment reads.
+		Command: fmt.Sprintf("node --enrol %s --controller %s --credentials /etc/loaxa/node.json --data /var/lib/loaxa-node", code, s.controllerURL(r)),
 	}
 	if s.EnrolCA != "" {
 		// Without it the board refuses the controller's certificate.

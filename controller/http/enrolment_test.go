@@ -75,7 +75,8 @@ func TestEnrolmentRotationRevocation(t *testing.T) {
 	}
 	first := batch.Nodes[0]
 	if first.Credentials != nil || first.Node.Credentials != loaxa.CredentialsPending || first.Enrolment.Code == "" ||
-		!first.Enrolment.ExpiresAt.Equal(e.clock.Now().Add(lhttp.DefaultEnrolmentTTL)) || !strings.Contains(first.Enrolment.Command, "--enrol "+first.Enrolment.Code) {
+		!first.Enrolment.ExpiresAt.Equal(e.clock.Now().Add(lhttp.DefaultEnrolmentTTL)) || !strings.Contains(first.Enrolment.Command, "--enrol "+first.Enrolment.Code) ||
+		!strings.Contains(first.Enrolment.Command, " --credentials /etc/loaxa/node.json --data /var/lib/loaxa-node") {
 		t.Errorf("batch node %+v", first)
 	}
 	// All or none: one bad entry creates nothing.
