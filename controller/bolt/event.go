@@ -283,8 +283,12 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 	if changed {
 		// A play that starts again after it was suspended keeps how late
 		// it first began (what an alert's timing counts) and drops the
-		// reason it was cut off.
-		resumed := d.State == loaxa.DeliverySuspended && next == loaxa.DeliveryStarted
+		// reason it was cut off. One held back before it ever began (a
+		// muted node, no sound device) begins now: as late as it does.
+		resumed := d.State == loaxa.DeliverySuspended && next == loaxa.DeliveryStarted && d.Began
+		if next == loaxa.DeliveryStarted {
+			d.Began = true
+		}
 		d.State = next
 		d.Reason = ev.Reason
 		if ev.LateMS != 0 && !resumed {

@@ -350,6 +350,19 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
 			ev(protocol.EventStarted, late(95000)),
 		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 120, ContentReady: true, ContentReadyAt: start}},
+		// Held back before it began (the node muted, or without its sound
+		// device), it began only when started: as late as that start.
+		{"held back, then started late", true, []protocol.Event{
+			ev(protocol.EventReceived, nil),
+			ev(protocol.EventSuspended, reason(protocol.ReasonMuted)),
+			ev(protocol.EventStarted, late(34000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 34000, ContentReady: true, ContentReadyAt: start}},
+		{"held back, started late, cut off and started again", true, []protocol.Event{
+			ev(protocol.EventSuspended, reason(protocol.ReasonAudioDevice)),
+			ev(protocol.EventStarted, late(34000)),
+			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
+			ev(protocol.EventStarted, late(95000)),
+		}, loaxa.Delivery{State: loaxa.DeliveryStarted, LateMS: 34000, ContentReady: true, ContentReadyAt: start}},
 		{"suspended twice, then completed", true, []protocol.Event{
 			ev(protocol.EventStarted, nil),
 			ev(protocol.EventSuspended, reason(protocol.ReasonPreempted)),
@@ -418,6 +431,15 @@ func TestEventService_RecordEvents_Deliveries(t *testing.T) {
 			want.Unplanned = !tt.ensure // made from the event
 			if len(tt.events) > 0 {
 				want.Epoch = "e1" // the outbox of its last report
+			}
+			// Began once a started event moved it (not after a final
+			// state, which nothing undoes).
+			for i, e := range tt.events {
+				if e.Type == protocol.EventStarted && !slices.ContainsFunc(tt.events[:i], func(f protocol.Event) bool {
+					return f.Type == protocol.EventCompleted || f.Type == protocol.EventFailed || f.Type == protocol.EventPreempted || f.Type == protocol.EventMissed
+				}) {
+					want.Began = true
+				}
 			}
 			if fmt.Sprint(*d) != fmt.Sprint(want) {
 				t.Errorf("delivery\n%+v\nwant\n%+v", *d, want)

@@ -95,6 +95,12 @@ type Delivery struct {
 	// emergency that began late left out to play on its area's timeline
 	// (protocol.Event.ChimeSkippedMS).
 	ChimeSkippedMS int64 `json:"chime_skipped_ms,omitempty"`
+	// Began says the node began the play at least once (a started
+	// event): LateMS and ChimeSkippedMS are that first start's. A play
+	// held back before it began (a muted node, no sound device) is
+	// suspended without it, and takes its lateness from the start that
+	// follows.
+	Began bool `json:"began,omitempty"`
 	// MessageMS is when the play's content began, after its start, for a
 	// play that began with its chime before the content could play
 	// (protocol.Event.MessageMS).
