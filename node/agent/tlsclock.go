@@ -73,7 +73,11 @@ func EnrolTLS(base *tls.Config, rawURL string, now func() time.Time, floor time.
 		t := now().Add(behind)
 		from, err := verifyChain(certs, roots, host, t, true)
 		if err != nil {
-			return outsideValidity(err, certs, host, t, behind > 0)
+			on := onBoardClock
+			if behind > 0 {
+				on = onFloor
+			}
+			return outsideValidity(err, certs, host, t, on, " and enrol again")
 		}
 		if !from.IsZero() && !logged.Swap(true) {
 			log.Warn("enrol: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA",
@@ -83,14 +87,24 @@ func EnrolTLS(base *tls.Config, rawURL string, now func() time.Time, floor time.
 	})
 }
 
+// judgedOn is the clock a certificate was judged on.
+type judgedOn int
+
+const (
+	onBoardClock judgedOn = iota // the board's own, nothing proved yet
+	onFloor                      // the board's, moved up to its clock floor
+	onMeasured                   // corrected to the controller's measured time
+)
+
 // outsideValidity wraps err, the refusal of the chain certs for host
 // judged at t, when it refused a certificate outside its validity: Go's
 // "certificate has expired or is not yet valid" says neither which clock
 // judged nor what to mend, and the technician enrolling a board whose
 // clock is wrong (an RTC set ahead) did not know to set its date. It names
-// the clock time (floored: moved up to the board's clock floor) and the
-// certificate's validity, and says what to set or renew.
-func outsideValidity(err error, certs []*x509.Certificate, host string, t time.Time, floored bool) error {
+// the clock time (on: which clock) and the certificate's validity, and
+// says what to set or renew; again is what follows setting the date (an
+// enrolment is run again, an agent tries again by itself).
+func outsideValidity(err error, certs []*x509.Certificate, host string, t time.Time, on judgedOn, again string) error {
 	var invalid x509.CertificateInvalidError
 	if !errors.As(err, &invalid) || invalid.Reason != x509.Expired || invalid.Cert == nil {
 		return err
@@ -103,15 +117,21 @@ func outsideValidity(err error, certs []*x509.Certificate, host string, t time.T
 	valid := fmt.Sprintf("%s is valid from %s to %s", what, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 	at := t.UTC().Format(time.RFC3339)
 	switch {
-	case floored && t.After(c.NotAfter):
+	case on == onMeasured && t.After(c.NotAfter):
+		return fmt.Errorf("%s, and the controller's own time, as this board measured it, is %s: it has expired; renew the controller's certificate: %w",
+			valid, at, err)
+	case on == onMeasured:
+		return fmt.Errorf("%s, and the controller's own time, as this board measured it, is %s, before that: check the controller's certificate: %w",
+			valid, at, err)
+	case on == onFloor && t.After(c.NotAfter):
 		return fmt.Errorf("%s, and this board's clock, moved up to the last time the controller proved (the clock floor in its store), reads %s: it expired before that time; renew the controller's certificate: %w",
 			valid, at, err)
 	case t.After(c.NotAfter):
-		return fmt.Errorf("%s, and this board's clock reads %s, after it expired: if the board's date is wrong, set the board's date (date -u -s 'YYYY-MM-DD HH:MM:SS') and enrol again; if it is right, renew the controller's certificate: %w",
-			valid, at, err)
+		return fmt.Errorf("%s, and this board's clock reads %s, after it expired: if the board's date is wrong, set the board's date (date -u -s 'YYYY-MM-DD HH:MM:SS')%s; if it is right, renew the controller's certificate: %w",
+			valid, at, again, err)
 	default:
-		return fmt.Errorf("%s, and this board's clock reads %s, outside that: if the board's date is wrong, set the board's date (date -u -s 'YYYY-MM-DD HH:MM:SS') and enrol again; if it is right, check the controller's certificate: %w",
-			valid, at, err)
+		return fmt.Errorf("%s, and this board's clock reads %s, outside that: if the board's date is wrong, set the board's date (date -u -s 'YYYY-MM-DD HH:MM:SS')%s; if it is right, check the controller's certificate: %w",
+			valid, at, again, err)
 	}
 }
 
@@ -142,8 +162,21 @@ func verifiedTLS(base *tls.Config, rawURL string, verify func(certs []*x509.Cert
 // the first measurement a chain valid from a time after that clock.
 func (a *Agent) verifyCertificate(certs []*x509.Certificate, roots *x509.CertPool, host string) error {
 	now := a.clock.Now()
-	from, err := verifyChain(certs, roots, host, now, a.clockEstimate.Load() == nil)
-	if err == nil && !from.IsZero() && !a.earlyCertLogged.Swap(true) {
+	measured := a.clockEstimate.Load() != nil
+	from, err := verifyChain(certs, roots, host, now, !measured)
+	if err != nil {
+		// Said in the link's and the fetches' errors, which the agent
+		// logs: the technician reading them learns what to mend.
+		on := onBoardClock
+		switch {
+		case measured:
+			on = onMeasured
+		case a.clock.Get() > 0:
+			on = onFloor // moved up to the floor at start (clockfloor.go)
+		}
+		return outsideValidity(err, certs, host, now, on, " (the agent tries again by itself)")
+	}
+	if !from.IsZero() && !a.earlyCertLogged.Swap(true) {
 		a.log.Warn("agent: the controller's certificate is valid only from a time after this board's clock; taking it, as it chains to the trusted CA, until the controller's time is measured",
 			"host", host, "valid_from", from, "clock", now, "behind", from.Sub(now).Round(time.Second))
 	}

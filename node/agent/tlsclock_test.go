@@ -64,7 +64,8 @@ func TestBoardClockBehindTheCertificateConnects(t *testing.T) {
 	// measured one.
 	expired := ca.Issue(t, "127.0.0.1", ctlNow().Add(-60*24*time.Hour), ctlNow().Add(-24*time.Hour))
 	https.serve(expired)
-	if _, _, err := n.a.MeasureOffset(t.Context()); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, _, err := n.a.MeasureOffset(t.Context()); err == nil || !strings.Contains(err.Error(), "expired") ||
+		!strings.Contains(err.Error(), "as this board measured it") || !strings.Contains(err.Error(), "renew the controller's certificate") {
 		t.Errorf("time measured through a certificate expired on the measured clock: err %v; want it refused as expired", err)
 	}
 	// Nor, once measured, one not valid yet by the controller's time.
@@ -104,16 +105,21 @@ func TestCertificateNotValidYetTakenOnlyFromThePinnedCA(t *testing.T) {
 		cert  tls.Certificate
 		floor time.Time // the board's clock floor (zero: none)
 		want  string    // the refusal; empty: taken
+		hint  string    // what the refusal says to do, if anything
 	}{
 		{name: "pinned CA, not valid yet", cert: fresh},
 		{name: "another CA, not valid yet", cert: other.Issue(t, "127.0.0.1", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "unknown authority"},
 		{name: "another host, not valid yet", cert: ca.Issue(t, "10.9.9.9", ctlNow().Add(-time.Hour), ctlNow().Add(90*24*time.Hour)), want: "valid for 10.9.9.9"},
-		{name: "expired on the board's clock", cert: ca.Issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)), want: "expired"},
+		// The refusal says which clock judged and what to mend: the
+		// technician reads it in the agent's log.
+		{name: "expired on the board's clock", cert: ca.Issue(t, "127.0.0.1", time.Now().Add(-60*24*time.Hour), time.Now().Add(-24*time.Hour)),
+			want: "this board's clock reads " + time.Now().UTC().Format("2006-01-02T"), hint: "set the board's date"},
 		{
 			name:  "expired before the clock floor",
 			cert:  ca.Issue(t, "127.0.0.1", time.Now().Add(-10*24*time.Hour), time.Now().Add(10*24*time.Hour)),
 			floor: ctlNow().Add(-time.Hour),
-			want:  "expired",
+			want:  "moved up to the last time the controller proved",
+			hint:  "renew the controller's certificate",
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -130,8 +136,8 @@ func TestCertificateNotValidYetTakenOnlyFromThePinnedCA(t *testing.T) {
 			switch {
 			case c.want == "" && err != nil:
 				t.Errorf("time not measured through the pinned CA's certificate: %v", err)
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Errorf("time measured through it: err %v; want it refused (%q)", err, c.want)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.hint)):
+				t.Errorf("time measured through it: err %v; want it refused (%q), saying %q", err, c.want, c.hint)
 			}
 		})
 	}
