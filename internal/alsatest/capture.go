@@ -35,17 +35,17 @@ const (
 	tick  = 10 * time.Millisecond
 )
 
-// Capture is ALSA's default playback device redirected into a file, for one
-// test. Create it with Setup.
+// Capture is what ALSA's default playback device of this process played
+// during one test. Create it with Setup.
 type Capture struct {
 	// Home is the HOME directory holding the .asoundrc.
 	Home string
-	// Path is the capture file: raw FLOAT_LE, 16 kHz, mono.
+	// Path is the capture file: raw FLOAT_LE, 16 kHz, mono, from Setup on.
 	Path string
 	// Device is the FIFO the ALSA file plugin writes to.
 	Device string
 
-	fifo *os.File
+	dev  *device
 	out  *os.File
 	stop chan struct{}
 	done chan struct{}
@@ -55,22 +55,49 @@ type Capture struct {
 	err error // why the pacer stopped early
 }
 
+// device is the process's capture device: the .asoundrc and the FIFO it
+// names. It outlives the test that made it, because oto opens the sound
+// device once per process and never closes it: whatever a later test plays
+// through that context still goes to this FIFO.
+type device struct {
+	home string
+	path string
+	fifo *os.File
+}
+
+// theDevice is the process's device, made by the first Setup; active says
+// a Capture is reading it.
+var theDevice struct {
+	sync.Mutex
+	dev    *device
+	active bool
+}
+
 // Setup redirects ALSA's default device of this process into a new Capture:
-// it writes the configuration into a temporary HOME, sets HOME and
+// the first call writes the configuration into a temporary HOME and makes
+// the device FIFO, which every later call in the process reuses (oto keeps
+// the device it opened for the life of the process, so a test run again
+// with -count=N hears it as the first run did). Setup sets HOME and
 // XDG_CONFIG_HOME with t.Setenv (so the test must not be parallel), and
-// starts reading the device at real-time pace until the test ends. Call it
-// before any oto context is created in the process.
+// reads the device at real-time pace into a capture file of its own until
+// the test ends: Len, SamplesFrom and Await count from Setup. Call it
+// before any oto context is created in the test.
 func Setup(t testing.TB) *Capture {
 	t.Helper()
-	dir := t.TempDir()
+	dev, err := claimDevice()
+	if err != nil {
+		t.Fatalf("alsatest: %v", err)
+	}
 	c := &Capture{
-		Home:   filepath.Join(dir, "home"),
-		Path:   filepath.Join(dir, "capture.f32"),
-		Device: filepath.Join(dir, "device.fifo"),
+		Home:   dev.home,
+		Path:   filepath.Join(t.TempDir(), "capture.f32"),
+		Device: dev.path,
+		dev:    dev,
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	if err := c.open(); err != nil {
+		releaseDevice()
 		t.Fatalf("alsatest: %v", err)
 	}
 	for k, v := range c.env() {
@@ -85,33 +112,84 @@ func Setup(t testing.TB) *Capture {
 	return c
 }
 
-func (c *Capture) open() error {
-	if err := os.MkdirAll(filepath.Join(c.Home, ".config"), 0o755); err != nil {
-		return fmt.Errorf("make home: %w", err)
+// claimDevice returns the process's device, making it on first use, for
+// one Capture at a time: two would split what is played between them.
+func claimDevice() (*device, error) {
+	theDevice.Lock()
+	defer theDevice.Unlock()
+	if theDevice.active {
+		return nil, errors.New("setup: another capture of this process is still running (one Setup per test, not in parallel)")
 	}
-	if err := os.WriteFile(filepath.Join(c.Home, ".asoundrc"), []byte(asoundrc(c.Device)), 0o644); err != nil {
-		return fmt.Errorf("write .asoundrc: %w", err)
+	if theDevice.dev == nil {
+		dev, err := newDevice()
+		if err != nil {
+			return nil, err
+		}
+		theDevice.dev = dev
 	}
-	if err := unix.Mkfifo(c.Device, 0o600); err != nil {
-		return fmt.Errorf("make device fifo: %w", err)
+	theDevice.active = true
+	return theDevice.dev, nil
+}
+
+func releaseDevice() {
+	theDevice.Lock()
+	theDevice.active = false
+	theDevice.Unlock()
+}
+
+// newDevice writes the .asoundrc and makes the FIFO in a new temporary
+// directory. Nothing removes it: the sound device oto opened in this
+// process writes to the FIFO until the process exits.
+func newDevice() (*device, error) {
+	dir, err := os.MkdirTemp("", "loaxa-alsatest-")
+	if err != nil {
+		return nil, fmt.Errorf("make device directory: %w", err)
+	}
+	d := &device{home: filepath.Join(dir, "home"), path: filepath.Join(dir, "device.fifo")}
+	if err := os.MkdirAll(filepath.Join(d.home, ".config"), 0o755); err != nil {
+		return nil, fmt.Errorf("make home: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(d.home, ".asoundrc"), []byte(asoundrc(d.path)), 0o644); err != nil {
+		return nil, fmt.Errorf("write .asoundrc: %w", err)
+	}
+	if err := unix.Mkfifo(d.path, 0o600); err != nil {
+		return nil, fmt.Errorf("make device fifo: %w", err)
 	}
 	// Read-write, so that opening does not wait for a writer and the reader
 	// never sees end-of-file when a player closes the device and another
-	// opens it.
-	fifo, err := os.OpenFile(c.Device, os.O_RDWR, 0)
+	// opens it. It stays open, so a player still open in this process
+	// blocks between tests, as on a stalled sound card, instead of failing
+	// every write with EPIPE in a busy loop: the ALSA file plugin ignores
+	// write errors and the null PCM under it accepts frames as fast as they
+	// come.
+	fifo, err := os.OpenFile(d.path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("open device fifo: %w", err)
+		return nil, fmt.Errorf("open device fifo: %w", err)
 	}
 	if err := setPipeSize(fifo, pipeSize); err != nil {
 		fifo.Close()
+		return nil, err
+	}
+	d.fifo = fifo
+	return d, nil
+}
+
+// open discards what the device held while no test read it (the end of
+// what an earlier test played, or silence) and creates the capture file.
+func (c *Capture) open() error {
+	fifo := c.dev.fifo
+	// The last Close set a deadline to stop its pacer.
+	if err := fifo.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("device fifo: %w", err)
+	}
+	if err := drain(fifo); err != nil {
 		return err
 	}
 	out, err := os.Create(c.Path)
 	if err != nil {
-		fifo.Close()
 		return fmt.Errorf("create capture file: %w", err)
 	}
-	c.fifo, c.out = fifo, out
+	c.out = out
 	return nil
 }
 
@@ -135,9 +213,32 @@ func setPipeSize(f *os.File, size int) error {
 	return nil
 }
 
+// drain discards what the FIFO f holds: at most its buffer, in one read, so
+// a player writing as fast as the FIFO takes it cannot keep it going. The
+// file is in non-blocking mode (it is polled), so the raw read returns
+// EAGAIN at once if the FIFO is empty.
+func drain(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("device fifo: %w", err)
+	}
+	buf := make([]byte, pipeSize)
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		_, rerr = unix.Read(int(fd), buf)
+		return true
+	}); err != nil {
+		return fmt.Errorf("device fifo: %w", err)
+	}
+	if rerr != nil && !errors.Is(rerr, unix.EAGAIN) {
+		return fmt.Errorf("drain device fifo: %w", rerr)
+	}
+	return nil
+}
+
 // asoundrc is the ALSA configuration described in the package doc.
 func asoundrc(fifo string) string {
-	return fmt.Sprintf(`# Written by loaxa.vn/internal/alsatest for one test run. Everything played
+	return fmt.Sprintf(`# Written by loaxa.vn/internal/alsatest for one test process. Everything played
 # on "default" is converted to FLOAT_LE %d Hz mono (a no-op for oto, which
 # opens FLOAT_LE) and written to a FIFO that the test reads at real-time
 # pace; the null PCM under it discards the frames.
@@ -197,7 +298,7 @@ func (c *Capture) pace() {
 				return
 			}
 		}
-		n, err := c.fifo.Read(buf[:int(credit)])
+		n, err := c.dev.fifo.Read(buf[:int(credit)])
 		if n > 0 {
 			credit -= float64(n)
 			if _, werr := c.out.Write(buf[:n]); werr != nil {
@@ -231,11 +332,7 @@ func (c *Capture) Err() error {
 }
 
 // Close stops capturing and closes the capture file; Setup calls it when the
-// test ends. The device FIFO stays open until the process exits, so a player
-// still open in this process (oto never closes its device) blocks, as on a
-// stalled sound card, instead of failing every write with EPIPE in a busy
-// loop: the ALSA file plugin ignores write errors and the null PCM under it
-// accepts frames as fast as they come.
+// test ends. The device stays, for the next Setup in the process.
 func (c *Capture) Close() error {
 	select {
 	case <-c.stop:
@@ -243,19 +340,10 @@ func (c *Capture) Close() error {
 	default:
 	}
 	close(c.stop)
-	derr := c.fifo.SetReadDeadline(time.Now()) // interrupts a blocked Read
+	derr := c.dev.fifo.SetReadDeadline(time.Now()) // interrupts a blocked Read
 	<-c.done
-	stalled.Lock()
-	stalled.fifos = append(stalled.fifos, c.fifo)
-	stalled.Unlock()
+	releaseDevice()
 	return errors.Join(c.Err(), derr, c.out.Close())
-}
-
-// stalled holds the FIFOs of closed captures until the process exits (see
-// Close); an unreferenced os.File would be closed by its finalizer.
-var stalled struct {
-	sync.Mutex
-	fifos []*os.File
 }
 
 // Size returns how many bytes have been captured.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,22 +106,41 @@ func TestSetupWritesConfiguration(t *testing.T) {
 	}
 }
 
+// otoContext is the process's oto context: oto allows one, and a test run
+// again with -count=N must play through the same one.
+var otoContext = sync.OnceValues(func() (*oto.Context, error) {
+	ctx, ready, err := oto.NewContext(nodeaudio.SampleRate, nodeaudio.Channels, oto.FormatSignedInt16LE)
+	if err != nil {
+		return nil, err
+	}
+	<-ready
+	return ctx, ctx.Err()
+})
+
+// suspend parks oto's device loop, unless the test failed: the loop may
+// then be blocked writing to a device nobody reads, holding the lock
+// Suspend takes, and the failure would become a hang.
+func suspend(t *testing.T, ctx *oto.Context) {
+	if !t.Failed() {
+		ctx.Suspend()
+	}
+}
+
 // TestOto plays through a real oto context, the way the node does. oto
 // allows one context per process, so every oto check is a subtest here.
 func TestOto(t *testing.T) {
 	start := time.Now()
 	c := Setup(t)
-	ctx, ready, err := oto.NewContext(nodeaudio.SampleRate, nodeaudio.Channels, oto.FormatSignedInt16LE)
+	ctx, err := otoContext()
 	if err != nil {
 		t.Fatalf("oto context: %v", err)
 	}
-	<-ready
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Resume(); err != nil {
 		t.Fatalf("oto device: %v", err)
 	}
 	// Park the device loop before the capture closes (cleanups run last in,
 	// first out).
-	t.Cleanup(func() { ctx.Suspend() })
+	t.Cleanup(func() { suspend(t, ctx) })
 
 	play := func(t *testing.T, samples []int16, volume float64) {
 		t.Helper()
@@ -173,5 +193,21 @@ func TestOto(t *testing.T) {
 		if size == 0 {
 			t.Fatal("captured nothing")
 		}
+	})
+	// oto keeps the device it opened for the life of the process: run
+	// again with -count=3, TestOto's later runs played into the first
+	// run's capture and heard nothing ("player still playing", "captured
+	// nothing"). A later Setup in the process must hear the same context.
+	t.Run("a later capture hears the same context", func(t *testing.T) {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		later := Setup(t)
+		t.Cleanup(func() { suspend(t, ctx) }) // before later closes, as above
+		chirp := Chirp(400*time.Millisecond, 12000)
+		mark := later.Len()
+		play(t, chirp, 1)
+		m := later.Await(t, chirp, mark, 10*time.Second)
+		checkCopy(t, later, chirp, m)
 	})
 }

@@ -4,8 +4,9 @@
 //
 // # How
 //
-// Setup writes an .asoundrc into a fresh HOME (and points XDG_CONFIG_HOME
-// at an empty directory beside it, so no user configuration interferes):
+// The first Setup in a process writes an .asoundrc into a fresh HOME (and
+// points XDG_CONFIG_HOME at an empty directory beside it, so no user
+// configuration interferes):
 //
 //	pcm.!default { type plug; slave { pcm "loaxa_capture"; format FLOAT_LE; rate 16000; channels 1 } }
 //	pcm.loaxa_capture { type file; slave.pcm "null"; file "<dir>/device.fifo"; format "raw" }
@@ -14,10 +15,12 @@
 // hands it to the null PCM, which discards it. The test process holds the
 // FIFO open read-write (so opening it never waits for a reader and the reader
 // never sees end-of-file between players), shrinks its kernel buffer to
-// 4 KiB with F_SETPIPE_SZ and reads it at real-time pace — 16,000 frames a
-// second, at most 100 ms at once after an idle spell — appending what it
-// reads to Capture.Path. A writer that gets ahead of real time blocks in
-// write(2) inside the file plugin, as it would on a sound card.
+// 4 KiB with F_SETPIPE_SZ and, while a test's Capture runs, reads it at
+// real-time pace — 16,000 frames a second, at most 100 ms at once after an
+// idle spell — appending what it reads to that test's Capture.Path. A writer
+// that gets ahead of real time blocks in write(2) inside the file plugin, as
+// it would on a sound card; between tests nobody reads, so it stays blocked
+// until the next Setup, which first discards what the FIFO held.
 //
 // # Pacing: what the null PCM does
 //
@@ -67,10 +70,18 @@
 //
 // # One context per process
 //
-// oto allows one context per process, and alsa-lib reads its configuration
-// when the first device is opened, so Setup must run before any oto context
-// is created, and a test binary can open only one context. Keep the tests
-// that play through oto in one test (with subtests, using Capture.Len as a
-// mark), or run the node as a subprocess with Capture.Env in its environment;
-// each subprocess may then open its own context on the same capture.
+// oto allows one context per process, opens its device once and never
+// closes it, and alsa-lib reads its configuration when the first device is
+// opened. So the device (the HOME with its .asoundrc, and the FIFO) is made
+// once per process and kept until it exits, in a "loaxa-alsatest-*"
+// directory under the temporary directory that nothing removes (a few
+// hundred bytes): every Setup reuses it, so a test run again with
+// -count=N, or a later test in the binary, hears the context an earlier
+// one opened. Each Setup has a capture file of its own, counted from
+// Setup. Setup must run before the test creates an oto context, one
+// Capture at a time; a test binary can open only one context. Keep the
+// tests that play through oto in one test (with subtests, using Capture.Len
+// as a mark) or share the context between tests, or run the node as a
+// subprocess with Capture.Env in its environment; each subprocess may then
+// open its own context on the same capture.
 package alsatest
