@@ -386,7 +386,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.UpstreamSystems = a.Upstream
 	a.HTTP.EmergencyService = a.Emergency
 	a.HTTP.CapStore = bolt.NewCapService(a.DB)
-	ui, err := web.Handler()
+	ui, err := web.Handler(web.Options{Refresh: cfg.ConsoleRefresh})
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,11 @@ type Config struct {
 	// tests lower it, as bcrypt at the default cost takes about a second
 	// of CPU under the race detector.
 	PasswordCost int
+	// ConsoleRefresh multiplies the periods after which the console's
+	// screens ask again (web.Options.Refresh; 0: as shipped, 15 s for the
+	// overview, 4 s for a bulletin's results). No flag: browser tests
+	// shorten them rather than wait them out.
+	ConsoleRefresh float64
 	// Probing sets the probes of the areas' fan-out before their first
 	// alert (emergency.Probing; the zero value: emergency.DefaultProbing,
 	// Every below zero: none); no flag, tests and benchmarks set it.

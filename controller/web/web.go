@@ -35,10 +35,26 @@ type asset struct {
 	etag     string
 }
 
+// Options are how the controller serves the console.
+type Options struct {
+	// Refresh multiplies every period a screen waits before it asks the
+	// controller again (the overview's 15 s, a bulletin's results' 4 s …);
+	// 0 serves them as shipped. Tests shorten them with it, so that a
+	// browser test does not wait out a refresh; it cannot lengthen them.
+	Refresh float64
+}
+
+// refreshMeta is the tag before which index.html gets the refresh factor,
+// read by refreshMs in js/ui.js.
+const refreshMeta = `<meta charset="utf-8">`
+
 // Handler serves the console: "/" is the page, "/static/…" its files.
 // Every answer is revalidated by ETag, so a weak link downloads a file
 // once per release, and gzipped when the browser accepts it.
-func Handler() (http.Handler, error) {
+func Handler(opt Options) (http.Handler, error) {
+	if opt.Refresh < 0 || opt.Refresh > 1 {
+		return nil, fmt.Errorf("web: refresh factor %v: want one above 0 and up to 1, or 0 for the periods as shipped", opt.Refresh)
+	}
 	assets := map[string]*asset{}
 	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -47,6 +63,13 @@ func Handler() (http.Handler, error) {
 		body, err := static.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if p == "static/index.html" && opt.Refresh != 0 && opt.Refresh != 1 {
+			if !bytes.Contains(body, []byte(refreshMeta)) {
+				return fmt.Errorf("web: static/index.html lacks %s", refreshMeta)
+			}
+			body = bytes.Replace(body, []byte(refreshMeta),
+				fmt.Appendf(nil, "%s\n<meta name=\"loaxa-refresh\" content=\"%v\">", refreshMeta, opt.Refresh), 1)
 		}
 		sum := sha256.Sum256(body)
 		a := &asset{body: body, typ: contentType(p), etag: `"` + hex.EncodeToString(sum[:8]) + `"`}

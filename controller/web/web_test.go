@@ -35,7 +35,7 @@ func get(t *testing.T, h http.Handler, method, target string, header ...string) 
 }
 
 func TestServesPageAndFiles(t *testing.T) {
-	h, err := Handler()
+	h, err := Handler(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +99,33 @@ func TestServesPageAndFiles(t *testing.T) {
 
 // TestNothingFromTheInternet: no embedded file names an http(s) address to
 // load, so the console works where offices cannot reach the internet.
+// The console's refresh periods come from the controller only where a
+// test shortened them: the page as shipped carries no factor, and none
+// can lengthen a period (an officer's screen would go stale) or be
+// negative.
+func TestRefreshFactorInThePage(t *testing.T) {
+	page := func(opt Options) string {
+		t.Helper()
+		h, err := Handler(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(get(t, h, "GET", "/").Body)
+		return string(body)
+	}
+	if got := page(Options{}); strings.Contains(got, "loaxa-refresh") {
+		t.Errorf("the page as shipped carries a refresh factor:\n%s", got)
+	}
+	if got := page(Options{Refresh: 0.05}); !strings.Contains(got, `<meta name="loaxa-refresh" content="0.05">`) {
+		t.Errorf("the page for a refresh factor of 0.05 lacks it:\n%s", got)
+	}
+	for _, bad := range []float64{-1, 2} {
+		if _, err := Handler(Options{Refresh: bad}); err == nil {
+			t.Errorf("Handler with a refresh factor of %v: no error", bad)
+		}
+	}
+}
+
 func TestNothingFromTheInternet(t *testing.T) {
 	remote := regexp.MustCompile(`(src|href|url\(|import|from)\s*=?\s*["'(]?\s*(https?:)?//`)
 	walk(t, func(p string, body string) {

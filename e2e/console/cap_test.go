@@ -172,10 +172,11 @@ func TestCapFeedsInTheConsole(t *testing.T) {
 	defer feed.Close()
 	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) {
 		cfg.CapFeeds, cfg.CapPoll = []string{feed.URL + "/atom.xml?token=bi-mat", feed.URL + "/down.xml?token=bi-mat"}, 200*time.Millisecond
+		cfg.ConsoleRefresh = quickRefresh
 	}})
 
 	// Both polled once before the screen opens: it shows what it reads
-	// then, and again every 15 s.
+	// then, and again every 15 s (0.75 s here: quickRefresh).
 	rig.Eventually(t, minWait, "both feeds polled", func() bool {
 		var st struct{ Feeds []cap.FeedStatus }
 		c.MustDo("GET", "/api/v1/cap/feeds", nil, &st)

@@ -22,7 +22,7 @@ import (
 // would say them.
 func TestModulesInTheBrowser(t *testing.T) {
 	t.Parallel()
-	ui, err := web.Handler()
+	ui, err := web.Handler(web.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

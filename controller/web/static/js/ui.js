@@ -9,6 +9,17 @@ export const TZ = 'Asia/Ho_Chi_Minh';
 const VN_OFFSET_MS = 7 * 3600 * 1000; // Vietnam has no daylight saving time
 
 /**
+ * refreshMs returns how long a screen waits before it asks the controller
+ * again: ms, times the factor the controller put in the page (its
+ * ConsoleRefresh, which browser tests lower so as not to wait out a
+ * refresh; none: ms as shipped). The page's factor can only shorten it.
+ */
+export function refreshMs(ms) {
+  const factor = Number(document.querySelector('meta[name="loaxa-refresh"]')?.content);
+  return factor > 0 && factor < 1 ? Math.round(ms * factor) : ms;
+}
+
+/**
  * h builds an element: h('button', {class: 'x', onclick: f}, 'text', child).
  * Strings become text nodes, never HTML, so API data cannot inject markup.
  */
@@ -128,7 +139,7 @@ export function healthBanners(failing, prefix) {
 }
 
 /** HEALTH_MS is how often a screen that shows healthBanners asks again. */
-const HEALTH_MS = 15000;
+const HEALTH_MS = refreshMs(15000);
 
 /**
  * watchHealth keeps el filled with the healthBanners, asking the

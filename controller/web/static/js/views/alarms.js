@@ -5,10 +5,10 @@
 
 import { api, apiURL } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail } from '../ui.js';
+import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, refreshMs } from '../ui.js';
 import { nodeHealth } from './overview.js';
 
-const REFRESH_MS = 30000;
+const REFRESH_MS = refreshMs(30000);
 
 export async function render(ctx, main) {
   // Subscribe before reading the list, so no change falls between them:

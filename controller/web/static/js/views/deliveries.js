@@ -3,9 +3,9 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber, reasonText } from '../ui.js';
+import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber, reasonText, refreshMs } from '../ui.js';
 
-const REFRESH_MS = 4000;
+const REFRESH_MS = refreshMs(4000);
 
 export async function render(ctx, main, params) {
   const id = params[0];

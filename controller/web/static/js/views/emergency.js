@@ -6,7 +6,7 @@
 
 import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs } from '../ui.js';
 import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
@@ -261,7 +261,7 @@ function volumeOptions(selected) {
 /** FULL_VOLUME is the loudest of the volumes 1–15 an alert is played at. */
 const FULL_VOLUME = 15;
 
-const CAP_REFRESH_MS = 15000;
+const CAP_REFRESH_MS = refreshMs(15000);
 
 /**
  * pendingCaps returns the CAP alerts (from a warning service) that wait

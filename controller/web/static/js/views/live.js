@@ -9,11 +9,11 @@
 
 import { api } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, errorBox, errorText, toast, confirmDialog, fmtTime, fmtNumber } from '../ui.js';
+import { h, fill, field, options, errorBox, errorText, toast, confirmDialog, fmtTime, fmtNumber, refreshMs } from '../ui.js';
 
 const RATE = 16000;
 const FRAME = RATE / 50; // 20 ms
-const REFRESH_MS = 3000;
+const REFRESH_MS = refreshMs(3000);
 
 /**
  * endReason words why a call ended (the controller's reason, then its

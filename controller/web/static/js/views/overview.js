@@ -3,10 +3,10 @@
 
 import { api, now, failingChecks } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners, playingText } from '../ui.js';
+import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners, playingText, refreshMs } from '../ui.js';
 import { pendingCaps } from './emergency.js';
 
-const REFRESH_MS = 15000;
+const REFRESH_MS = refreshMs(15000);
 
 /**
  * nodeHealth sorts a node as the fleet health model does: offline, never
