@@ -126,6 +126,25 @@ func TestRefreshFactorInThePage(t *testing.T) {
 	}
 }
 
+// TestEnglishCountsHavePlurals: the English console said "1 clusters will
+// sound at once" and "Ended 1 sessions.". A count before a noun the
+// console counts takes the noun's two forms, {n|cluster|clusters}, which t
+// in js/i18n.js picks from; Vietnamese has no plural and no such forms.
+func TestEnglishCountsHavePlurals(t *testing.T) {
+	bare := regexp.MustCompile(`\{\w+\} (?:\w+ )?(?:clusters|sessions|conflicts|polls|frames|minutes|times|files|attempts|areas|bulletins|bulletin\(s\))\b`)
+	for k, v := range dictionary(t, "en") {
+		if m := bare.FindString(v); m != "" {
+			t.Errorf("en.json %q says %q: give the noun its singular, {n|cluster|clusters}", k, m)
+		}
+	}
+	forms := regexp.MustCompile(`\{\w+\|`)
+	for k, v := range dictionary(t, "vi") {
+		if forms.MatchString(v) {
+			t.Errorf("vi.json %q has plural forms (Vietnamese has none): %q", k, v)
+		}
+	}
+}
+
 func TestNothingFromTheInternet(t *testing.T) {
 	remote := regexp.MustCompile(`(src|href|url\(|import|from)\s*=?\s*["'(]?\s*(https?:)?//`)
 	walk(t, func(p string, body string) {

@@ -208,6 +208,38 @@ func TestModulesInTheBrowser(t *testing.T) {
 			}
 		}
 	})
+
+	// In English the console said "1 clusters will sound at once" and
+	// "1 clusters report sounding but have a fault": a count of one must
+	// take the singular, Vietnamese is unchanged.
+	t.Run("English counts of one are singular", func(t *testing.T) {
+		cases := []struct {
+			key  string
+			vars string
+			vi   string
+			en   string
+		}{
+			{"emergency.will_sound", `{n: 1}`, "1 cụm loa sẽ phát ngay, âm lượng tối đa", "1 cluster will sound at once, full volume"},
+			{"emergency.will_sound", `{n: '1.000'}`, "1.000 cụm loa sẽ phát ngay, âm lượng tối đa", "1.000 clusters will sound at once, full volume"},
+			{"cap.clusters", `{n: 0}`, "0 cụm loa", "0 clusters"},
+			{"emergency.online_now", `{online: 1, all: 1}`, "", "1 of 1 cluster is online; offline ones play when back, if still in time."},
+			{"emergency.online_now", `{online: 2, all: 3}`, "", "2 of 3 clusters are online; offline ones play when back, if still in time."},
+			{"map.unplaced", `{n: 1}`, "", "1 cluster has no position and is not on the map."},
+		}
+		for _, tc := range cases {
+			got := eval[[]string](t, b, fmt.Sprintf(`import('/static/js/i18n.js').then(async (i) => {
+				await i.loadLanguage('vi');
+				const vi = i.t(%[1]q, %[2]s);
+				await i.loadLanguage('en');
+				const en = i.t(%[1]q, %[2]s);
+				await i.loadLanguage('vi');
+				return [vi, en];
+			})`, tc.key, tc.vars))
+			if len(got) != 2 || (tc.vi != "" && got[0] != tc.vi) || got[1] != tc.en {
+				t.Errorf("t(%q, %s) = %q, want %q and %q", tc.key, tc.vars, got, tc.vi, tc.en)
+			}
+		}
+	})
 }
 
 func keys(m map[string]any) []string {

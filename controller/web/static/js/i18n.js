@@ -28,14 +28,25 @@ export function language() { return lang; }
 /** locale is the BCP 47 locale for dates and numbers. */
 export function locale() { return lang === 'vi' ? 'vi-VN' : 'en-GB'; }
 
-/** t translates key, filling {name} placeholders from vars. */
+/**
+ * t translates key, filling {name} placeholders from vars. English says
+ * counts with {name|one|other}: the one form when vars[name] is 1 (or
+ * "1"), else the other, as in "{n} {n|cluster|clusters} will sound";
+ * Vietnamese has no plural and does not use it.
+ */
 export function t(key, vars) {
   let s = dict[key];
   if (s === undefined) {
     console.warn('i18n: missing key', key);
     s = key;
   }
-  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (vars[k] !== undefined ? String(vars[k]) : m));
+  if (vars) {
+    s = s.replace(/\{(\w+)(?:\|([^|{}]*)\|([^|{}]*))?\}/g, (m, k, one, other) => {
+      if (vars[k] === undefined) return m;
+      if (one === undefined) return String(vars[k]);
+      return String(vars[k]) === '1' ? one : other;
+    });
+  }
   return s;
 }
 
