@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -387,6 +389,60 @@ func TestSessionDeleteWithBulletinsAsksFirst(t *testing.T) {
 	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]') || document.querySelector('.toast.bad')`, 10*time.Second)
 	if got := sessions(); len(got) != 0 {
 		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))
+	}
+}
+
+// TestForcedSessionDeleteRefusalSaidInVietnamese: "Vẫn xoá" on a session
+// holding an emergency bulletin, by an officer whose role may schedule but
+// not cancel emergencies (only with an edited role table: every shipped
+// role with schedule has emergency), is refused with 403, the emergency
+// items and the right they need. The console showed "Bạn không có quyền
+// làm việc này ở địa bàn này." followed by the API's English; it must say
+// in the officer's words which warning keeps the session and who can
+// delete it. The page answers the forced delete itself with the API's
+// 403, as no shipped role can be refused it.
+func TestForcedSessionDeleteRefusalSaidInVietnamese(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t)
+	var flood loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Cảnh báo lũ", "content_id": news.ID, "priority": "emergency",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, &flood)
+	items := []loaxa.SessionItem{{Announcement: flood.ID, Title: flood.Title}}
+	refusal, err := json.Marshal(map[string]any{
+		"error":   map[string]string{"code": loaxa.EForbidden, "message": loaxa.ErrorMessage(loaxa.NewSessionEmergencyError(&evening, items))},
+		"session": evening.ID, "items": items, "right": loaxa.ActionEmergency,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]')`)
+	b.Do("answer the forced delete with the API's 403", chromedp.Evaluate[chromedp.Void](`{
+		const real = window.fetch;
+		window.fetch = (url, opts) => String(url).includes('force=true')
+			? Promise.resolve(new Response(`+strconv.Quote(string(refusal))+`, { status: 403, headers: { 'Content-Type': 'application/json' } }))
+			: real(url, opts);
+	}`))
+	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button[data-delete]`)))
+	confirmDanger(b, "confirm")
+	b.Wait("the bulletins still placed in it", `document.querySelector('dialog[open] #session-items')`, 10*time.Second)
+	confirmDanger(b, "delete anyway")
+	b.Wait("the refusal", `document.querySelector('.toast.bad')`, 10*time.Second)
+	want := "Chưa xoá buổi “Buổi chiều”: buổi này còn 1 cảnh báo khẩn cấp (“Cảnh báo lũ”); xoá buổi sẽ huỷ cả các cảnh báo đó, mà vai trò của bạn không có quyền huỷ cảnh báo khẩn cấp. Hãy nhờ cán bộ có quyền phát khẩn cấp huỷ các cảnh báo đó hoặc xoá buổi phát này."
+	if got := MustEval[string](b, text(".toast.bad")); got != want {
+		t.Errorf("the refused forced delete says\n%q, want\n%q", got, want)
+	}
+	if got := MustEval[string](b, `document.querySelector('.toast.bad').title`); !strings.Contains(got, "needs the emergency right") {
+		t.Errorf("the refusal's tooltip is %q, want the API's sentence", got)
+	}
+	var l struct{ Sessions []loaxa.Session }
+	c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+	if len(l.Sessions) != 1 {
+		t.Errorf("sessions after the refused delete: %s; want the evening one kept", rig.Describe(l.Sessions))
 	}
 }
 

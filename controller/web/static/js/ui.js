@@ -87,9 +87,13 @@ export function options(pairs, selected) {
   return pairs.map(([v, l]) => h('option', { value: v, selected: v === selected }, l));
 }
 
-/** toast shows a short message that goes away by itself. */
-export function toast(msg, bad) {
-  const el = h('div', { class: 'toast' + (bad ? ' bad' : ''), role: bad ? 'alert' : 'status' }, msg);
+/**
+ * toast shows a short message that goes away by itself; title, if given,
+ * is its tooltip (the API's own sentence under a refusal said in the
+ * user's words).
+ */
+export function toast(msg, bad, title) {
+  const el = h('div', { class: 'toast' + (bad ? ' bad' : ''), role: bad ? 'alert' : 'status', title }, msg);
   document.getElementById('toasts').append(el);
   setTimeout(() => el.remove(), bad ? 9000 : 4000);
 }

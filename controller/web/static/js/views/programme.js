@@ -279,6 +279,20 @@ function occurrenceTime(occ) {
 const CONFLICTS_SHOWN = 5;
 
 /**
+ * forcedDeleteRefusal says a forced delete of session s refused: a 403
+ * naming emergency items and the right they need (a role table where
+ * schedule goes without emergency) in the officer's words, from the
+ * answer's items; any other refusal as errorText does.
+ */
+function forcedDeleteRefusal(s, err) {
+  const items = err.status === 403 && err.body && err.body.right === 'emergency' && Array.isArray(err.body.items) ? err.body.items : null;
+  if (!items || items.length === 0) return errorText(err);
+  return t('programme.delete_needs_emergency', {
+    name: s.name, n: items.length, items: items.map((it) => `“${it.title || it.announcement}”`).join(', '),
+  });
+}
+
+/**
  * conflictsBox lists the conflicts of a 409 answer in the user's words,
  * under heading, with the button that does it anyway.
  */
@@ -421,7 +435,7 @@ function sessionsPanel(ctx, area, sessions, reload) {
               if (!items) { toast(errorText(err), true); return; }
               const list = h('ul', { id: 'session-items' }, items.map((it) => h('li', {}, it.title || it.announcement)));
               if (!(await confirmDialog(t('programme.session_has_items', { n: items.length }), list, t('programme.delete_anyway'), true))) return;
-              try { await api('DELETE', `/sessions/${s.id}`, undefined, { force: 'true' }); } catch (err2) { toast(errorText(err2), true); return; }
+              try { await api('DELETE', `/sessions/${s.id}`, undefined, { force: 'true' }); } catch (err2) { toast(forcedDeleteRefusal(s, err2), true, err2.message); return; }
             }
             await reload();
           },
