@@ -74,11 +74,11 @@
 // closes it, and alsa-lib reads its configuration when the first device is
 // opened. So the device (the HOME with its .asoundrc, and the FIFO) is made
 // once per process and kept until it exits, in a "loaxa-alsatest-*"
-// directory under the temporary directory that nothing removes (a few
-// hundred bytes): every Setup reuses it, so a test run again with
-// -count=N, or a later test in the binary, hears the context an earlier
-// one opened. Each Setup has a capture file of its own, counted from
-// Setup. Setup must run before the test creates an oto context, one
+// directory under the temporary directory that nothing removes (about
+// 20 KB on disk per test binary run): every Setup reuses it, so a test
+// run again with -count=N, or a later test in the binary, hears the
+// context an earlier one opened. Each Setup has a capture file of its
+// own, counted from Setup. Setup must run before the test creates an oto context, one
 // Capture at a time; a test binary can open only one context. Keep the
 // tests that play through oto in one test (with subtests, using Capture.Len
 // as a mark) or share the context between tests, or run the node as a
