@@ -191,7 +191,7 @@ func (a *Agent) openLive(p *play) error {
 		a.log.Info("agent: live call's frames come again; it plays again from them", "call", p.occ.Live, "drill", j.drill)
 	}
 	p.length = protocol.MaxLiveDuration
-	p.live = j
+	p.interrupt = j
 	// At the call's volume if it gives one (a quiet drill), else the
 	// node's own, or full for an emergency call: as for any play.
 	p.gain = audio.NewGain(j, a.gain(p.occ))

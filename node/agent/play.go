@@ -86,15 +86,17 @@ type play struct {
 	// nothing more of it to be mixed with what follows.
 	preempt func()
 	silent  chan struct{}
-	// live is a live call's jitter buffer: closed when it is cut off, as
-	// a read waiting for the call's first frames holds the output.
-	live  *jitter
-	state atomic.Int32
-	begin chan struct{}   // closed by the main loop: begin now
-	nudge chan struct{}   // the instant or the clock moved, or the cue was freed
-	began chan time.Time  // the base clock when the output began
-	done  chan playResult // the goroutine's last word
-	timer clock.Timer     // owned by the goroutine once started
+	// interrupt is a live call's jitter buffer or a relay's station
+	// stream: closed when the play is cut off, as a read waiting for the
+	// call's frames or the station's bytes holds an output that waits
+	// for the read under way (audio.None).
+	interrupt io.Closer
+	state     atomic.Int32
+	begin     chan struct{}   // closed by the main loop: begin now
+	nudge     chan struct{}   // the instant or the clock moved, or the cue was freed
+	began     chan time.Time  // the base clock when the output began
+	done      chan playResult // the goroutine's last word
+	timer     clock.Timer     // owned by the goroutine once started
 
 	// Set by the main loop once the play is on air.
 	startedAt  time.Time // corrected clock, when the first sample is heard
@@ -424,8 +426,8 @@ func (a *Agent) takeOutput(p *play) {
 		return
 	}
 	old.preempt()
-	if old.live != nil {
-		old.live.Close()
+	if old.interrupt != nil {
+		old.interrupt.Close()
 	}
 	<-old.silent
 }
@@ -1071,12 +1073,14 @@ func (a *Agent) stopPlay(reason string) {
 		p.stopReason = reason
 	}
 	p.cancel()
-	if j := a.lives[p.occ.Live]; p.occ.Live != "" && j != nil {
+	if p.interrupt != nil {
 		// A live call waiting for its first frames holds the output's
-		// read until its frame timeout (an output that waits for the read
+		// read until its frame timeout, a stalled station until its
+		// stall timeout and retries (an output that waits for the read
 		// under way, as audio.None does): a stopped call is not resumed
-		// (on_preempt drop), so its buffer is closed now.
-		j.Close()
+		// (on_preempt drop), so its buffer is closed now, and a relay
+		// resumed later opens its station again.
+		p.interrupt.Close()
 	}
 	a.finishPlay(<-p.done)
 }

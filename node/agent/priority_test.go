@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -214,4 +216,40 @@ func TestPreemptingPlayBeginsAfterTheCutOneStopped(t *testing.T) {
 	if o := out.Overlaps(); len(o) > 0 {
 		t.Errorf("plays overlapped on the output: %v", o)
 	}
+}
+
+// TestAlertDoesNotWaitForAStalledStation: a relay whose station sent its
+// headers and then nothing is on air, the output waiting in a read of
+// the station (audio.None, as the firmware-sim fleet plays, waits for the
+// read under way; oto does not). An emergency preempts it at its start:
+// the station's stream is closed as the relay is cut off, so the alert
+// begins at once. Before, the alert's output waited for that read, which
+// a stalled station ends only after its stall timeout and retries
+// (relay.DefaultStallTimeout, DefaultRetries: over 40 s).
+func TestAlertDoesNotWaitForAStalledStation(t *testing.T) {
+	station := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/mpeg")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer station.Close()
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{})
+	waitConnected(t, n)
+
+	ref := ctl.AddContent(500 * time.Millisecond)
+	start := time.Now().Add(time.Second)
+	vov := protocol.Occurrence{ID: "vov", Announcement: "relay", Priority: protocol.PriorityBackground,
+		Start: start.UTC(), DurationMS: 60_000, Stream: station.URL + "/vov1"}
+	alarm := occurrence("alarm", ref, start.Add(1500*time.Millisecond))
+	alarm.Priority = protocol.PriorityEmergency
+	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{vov, alarm}, ref))
+	// waitEvents gives up after 15 s, well before the stalled read ends.
+	waitEvents(t, ctl, "n1", []string{"received vov", "received alarm", "started vov",
+		"suspended vov preempted", "started alarm", "completed alarm", "started vov"})
+	// The agent stops without waiting for the station either.
+	stopped := time.Now()
+	n.stop(t)
+	t.Logf("agent stopped in %v with the relay on air", time.Since(stopped).Round(time.Millisecond))
 }

@@ -32,6 +32,7 @@ func (a *Agent) openRelay(p *play) error {
 	}
 	s := relay.Open(o.Stream, relay.Options{Client: relayClient, Logger: a.log.With("occurrence", o.ID), Clock: a.clock})
 	p.files = append(p.files, s)
+	p.interrupt = s
 	// At the node's volume, like any play: a station relayed at night on
 	// a turned-down commune must not sound at full scale.
 	p.gain = audio.NewGain(io.LimitReader(s, nodeaudio.Bytes(p.length)), a.gain(o))
