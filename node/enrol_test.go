@@ -210,15 +210,7 @@ func TestEnrolOnABoardClockBehindTheCertificate(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "node.json")
 	enrolThrough := func(cert tls.Certificate, args ...string) (int, string) {
-		front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(backend))
-		front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-		front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
-		front.StartTLS()
-		defer front.Close()
-		var stdout, stderr bytes.Buffer
-		args = append([]string{"--enrol", code, "--controller", front.URL, "--credentials", path}, args...)
-		exit := run(context.Background(), args, env(nil), &stdout, &stderr)
-		return exit, stdout.String() + stderr.String()
+		return enrolBehindTLS(backend, cert, append([]string{"--enrol", code, "--credentials", path}, args...))
 	}
 
 	for _, r := range []struct {
@@ -309,15 +301,7 @@ func TestEnrolJudgesTheCertificateOnTheStoredClockFloor(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "node.json")
 	enrolThrough := func(cert tls.Certificate) (int, string) {
-		front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(backend))
-		front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-		front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
-		front.StartTLS()
-		defer front.Close()
-		var stdout, stderr bytes.Buffer
-		exit := run(context.Background(), []string{"--enrol", created.Enrolment.Code, "--controller", front.URL,
-			"--credentials", path, "--data", data, "--ca", caFile}, env(nil), &stdout, &stderr)
-		return exit, stdout.String() + stderr.String()
+		return enrolBehindTLS(backend, cert, []string{"--enrol", created.Enrolment.Code, "--credentials", path, "--data", data, "--ca", caFile})
 	}
 
 	// Valid on the board's clock, expired 30 days before the floor.
@@ -398,4 +382,18 @@ func TestEnrolRefusingAnExpiredCertificateSaysWhatToSet(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a refused enrolment left %s: %v", path, err)
 	}
+}
+
+// enrolBehindTLS runs the node with args and --controller the controller
+// at backend as a board reaches it: over TLS, serving cert. It returns the
+// exit status and what the node printed.
+func enrolBehindTLS(backend *url.URL, cert tls.Certificate, args []string) (int, string) {
+	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(backend))
+	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	front.StartTLS()
+	defer front.Close()
+	var stdout, stderr bytes.Buffer
+	exit := run(context.Background(), append(args, "--controller", front.URL), env(nil), &stdout, &stderr)
+	return exit, stdout.String() + stderr.String()
 }

@@ -240,14 +240,7 @@ func TestRolloutRefusedWhileAnArchiveIsMissing(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, a.archive+".tar.gz")); err != nil {
 		t.Fatal(err)
 	}
-	rollouts := func() int {
-		t.Helper()
-		ros, err := a.srv.ReleaseService.FindRollouts(t.Context(), loaxa.RolloutFilter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(ros)
-	}
+	rollouts := func() int { return countRollouts(t, a) }
 	before := rollouts()
 	body := `{"version":"1.0.0","targets":{"nodes":["n-c"]}}`
 	r := a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(body))
@@ -265,6 +258,16 @@ func TestRolloutRefusedWhileAnArchiveIsMissing(t *testing.T) {
 	if ro.Version != "1.0.0" || ro.State != loaxa.RolloutCanary {
 		t.Errorf("rollout after the upload again: %s %s, want 1.0.0 canary", ro.Version, ro.State)
 	}
+}
+
+// countRollouts is how many rollouts a's controller holds.
+func countRollouts(t *testing.T, a *authzEnv) int {
+	t.Helper()
+	ros, err := a.srv.ReleaseService.FindRollouts(t.Context(), loaxa.RolloutFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ros)
 }
 
 // TestRolloutRefusedWhileAnArchiveIsDamaged: the archive on the
@@ -286,14 +289,7 @@ func TestRolloutRefusedWhileAnArchiveIsDamaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rollouts := func() int {
-		t.Helper()
-		ros, err := a.srv.ReleaseService.FindRollouts(t.Context(), loaxa.RolloutFilter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(ros)
-	}
+	rollouts := func() int { return countRollouts(t, a) }
 	before := rollouts()
 	body := `{"version":"1.0.0","targets":{"nodes":["n-c"]}}`
 	for name, damaged := range map[string][]byte{

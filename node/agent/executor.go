@@ -399,22 +399,12 @@ func decide(s Situation) (d Decision) {
 			}
 			continue
 		}
-		if s.NoSound {
+		if held := s.holdsBack(o); held != "" {
 			if !suspended {
 				mark := markOf(*o, cmp.Or(ph, PhaseReceived))
 				mark.ReceivedAt = s.Progress[o.ID].ReceivedAt // zero if received now: the agent sets it
-				d.Suspend = append(d.Suspend, Outcome{Progress: mark, Type: protocol.EventSuspended, Reason: protocol.ReasonAudioDevice})
-				phase[o.ID], cutBy[o.ID] = PhaseSuspended, protocol.ReasonAudioDevice
-			}
-			wake(deadline.Add(time.Millisecond))
-			continue
-		}
-		if mutes(s.Muted, o) {
-			if !suspended {
-				mark := markOf(*o, cmp.Or(ph, PhaseReceived))
-				mark.ReceivedAt = s.Progress[o.ID].ReceivedAt // zero if received now: the agent sets it
-				d.Suspend = append(d.Suspend, Outcome{Progress: mark, Type: protocol.EventSuspended, Reason: protocol.ReasonMuted})
-				phase[o.ID], cutBy[o.ID] = PhaseSuspended, protocol.ReasonMuted
+				d.Suspend = append(d.Suspend, Outcome{Progress: mark, Type: protocol.EventSuspended, Reason: held})
+				phase[o.ID], cutBy[o.ID] = PhaseSuspended, held
 			}
 			wake(deadline.Add(time.Millisecond))
 			continue
@@ -547,6 +537,20 @@ func (s *Situation) startable(o *protocol.Occurrence) bool {
 		return s.LiveFrames != nil && s.LiveFrames(o.Live)
 	}
 	return s.HasContent(o.Content) || ChimeFirst(o, s.Cached, s.ChimeKnown)
+}
+
+// holdsBack is why the node cannot begin o now though it is due, "" if
+// nothing holds it: no sound device (audio-device), or the node's mute
+// (muted). Held back, o is suspended with that reason and waits for its
+// deadline.
+func (s *Situation) holdsBack(o *protocol.Occurrence) string {
+	switch {
+	case s.NoSound:
+		return protocol.ReasonAudioDevice
+	case mutes(s.Muted, o):
+		return protocol.ReasonMuted
+	}
+	return ""
 }
 
 // mutes reports whether a node muted or not (muted) holds o back. An
