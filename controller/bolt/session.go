@@ -183,10 +183,12 @@ func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter
 }
 
 // DeleteSession removes the session and returns its items still to play.
-// With any, it is refused with a *loaxa.SessionItemsError unless d.Force;
-// forced, in the same transaction, the announcements placed in it are
-// cancelled (CancelledAt now, CancelReason loaxa.CancelSessionDeleted) and
-// the proposals from above accepted into it declined, so that lists and
+// With any, or with plays of bulletins from above that would be lost with
+// it (d.FromAbove, which the caller asked the scheduler for), it is
+// refused with a *loaxa.SessionItemsError unless d.Force; forced, in the
+// same transaction, the announcements placed in it are cancelled
+// (CancelledAt now, CancelReason loaxa.CancelSessionDeleted) and the
+// proposals from above accepted into it declined, so that lists and
 // reports show them as not to be played rather than active for good. An
 // emergency announcement among them is cancelled only if d.Emergency: the
 // items are read in this transaction, so one placed in the session just
@@ -220,8 +222,8 @@ func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.S
 		if items, err = sess.ItemsToPlay(anns, ps, loc, now); err != nil {
 			return err
 		}
-		if len(items) > 0 && !d.Force {
-			return loaxa.NewSessionItemsError(&sess, items)
+		if (len(items) > 0 || len(loaxa.LostBulletins(d.FromAbove)) > 0) && !d.Force {
+			return loaxa.NewSessionItemsError(&sess, items, d.FromAbove, loc)
 		}
 		if !d.Emergency {
 			if urgent := emergencyItems(items, anns); len(urgent) > 0 {

@@ -329,14 +329,19 @@ type sessionOverlap struct {
 }
 
 // sessionItemsResponse answers a delete refused for the items still placed
-// in the session (409), a forced delete refused for items the user may not
-// cancel (403, with the right they need), and a forced delete that
-// cancelled them (200).
+// in the session, or for plays of bulletins from above that would be lost
+// with it (409), a forced delete refused for items the user may not cancel
+// (403, with the right they need), and a forced delete that cancelled
+// items or left plays from above to play nowhere here (200).
 type sessionItemsResponse struct {
 	Error   *errorBody          `json:"error,omitempty"`
 	Session string              `json:"session"`
 	Items   []loaxa.SessionItem `json:"items"`
 	Right   loaxa.Action        `json:"right,omitempty"`
+	// FromAbove are the plays of bulletins from above placed in the
+	// session: in a 409, each with where it would play without it, or
+	// lost; in a forced delete's answer, those lost.
+	FromAbove []loaxa.SessionBulletin `json:"from_above,omitempty"`
 }
 
 // handleDeleteSession answers DELETE /api/v1/sessions/{id}?force=. An item
@@ -345,7 +350,11 @@ type sessionItemsResponse struct {
 // so: the delete is refused while there are any, unless forced, which
 // cancels them with the session, an emergency one only for a user who
 // may cancel it (emergency over the session's area, as its targets lie
-// within it).
+// within it). So is a delete that would leave a play of a bulletin from
+// above, which the scheduler placed in the session, playing nowhere here
+// (its own time passed while it waited for the session): only the
+// scheduler knows which wait for it. Forced, those are left as they are,
+// the area above's to cancel.
 func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r, "force"); err != nil {
 		return err
@@ -376,14 +385,21 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
-	items, err := s.SessionService.DeleteSession(ctx, id, loaxa.SessionDeletion{Force: force, By: userFrom(ctx).Username, Emergency: emergency})
+	var fromAbove []loaxa.SessionBulletin
+	if s.ProgrammeService != nil {
+		if fromAbove, err = s.ProgrammeService.CheckSessionDeletion(ctx, id); err != nil {
+			return fmt.Errorf("delete session %s: %w", id, err)
+		}
+	}
+	items, err := s.SessionService.DeleteSession(ctx, id, loaxa.SessionDeletion{Force: force, By: userFrom(ctx).Username, Emergency: emergency,
+		FromAbove: fromAbove})
 	var held *loaxa.SessionItemsError
 	switch {
 	case errors.As(err, &held):
 		code := loaxa.ErrorCode(err)
 		s.writeJSON(w, r, errorStatus(code), sessionItemsResponse{
 			Error:   &errorBody{Code: code, Message: loaxa.ErrorMessage(err)},
-			Session: sess.ID, Items: held.Items, Right: held.Right,
+			Session: sess.ID, Items: nonNil(held.Items), Right: held.Right, FromAbove: held.FromAbove,
 		})
 		return nil
 	case loaxa.ErrorCode(err) == loaxa.ENotFound:
@@ -400,11 +416,19 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 		}
 		detail += fmt.Sprintf("; forced, %d item(s) cancelled with it: %s", len(items), strings.Join(ids, ", "))
 	}
+	lost := loaxa.LostBulletins(fromAbove)
+	if len(lost) > 0 {
+		var ids []string
+		for _, b := range lost {
+			ids = append(ids, b.Announcement)
+		}
+		detail += fmt.Sprintf("; forced, %d play(s) from above will not play here: %s", len(lost), strings.Join(ids, ", "))
+	}
 	s.audit(r, "session.delete", id, sess.Area, detail)
-	if len(items) == 0 {
+	if len(items) == 0 && len(lost) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	s.writeJSON(w, r, http.StatusOK, sessionItemsResponse{Session: sess.ID, Items: items})
+	s.writeJSON(w, r, http.StatusOK, sessionItemsResponse{Session: sess.ID, Items: nonNil(items), FromAbove: lost})
 	return nil
 }

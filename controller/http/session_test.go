@@ -190,7 +190,7 @@ func TestSessionOfAnotherAreaIsRefused(t *testing.T) {
 			checkError(t, r, tc.status, loaxa.EInvalid, tc.msg)
 		})
 	}
-	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
+	if got := e.programmeOf(e.token("admin"), "n-a", "2026-03-02", "2026-03-04"); len(got) != 0 {
 		t.Errorf("n-a programme %v, want nothing: nothing was placed for it", got)
 	}
 }
@@ -576,7 +576,7 @@ func TestForcedSessionDeleteCancelsItsItems(t *testing.T) {
 
 	ann := func(id string) loaxa.Announcement {
 		var a loaxa.Announcement
-		e.call("GET", "/api/v1/announcements/"+id, e.admin, nil, http.StatusOK, &a)
+		e.call("GET", "/api/v1/announcements/"+id, e.token("admin"), nil, http.StatusOK, &a)
 		return a
 	}
 	proposal := func() loaxa.Proposal {
@@ -798,6 +798,139 @@ func TestSessionDeleteAfterAChangeJudgesTodayByItsTimes(t *testing.T) {
 	e.call("PATCH", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), map[string]any{"start": "05:30", "max_minutes": 15}, http.StatusOK, nil)
 	r := e.request("DELETE", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), "", nil)
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Session "+evening.ID+" (Buổi chiều) still has 1 item(s) to play")
+}
+
+// TestDeletingASessionABulletinFromAboveWaitsForIsRefused: the commune had
+// one session, 17:00–17:45; at 18:00 the district sent a priority
+// bulletin for 19:00, which the scheduler placed at the head of
+// tomorrow's 17:00 instance; at 19:30 the officer deleted the session and
+// got 204, and the district's bulletin played nowhere, without a word (its
+// own time had passed). A delete that would leave a play of a bulletin
+// from above playing nowhere on the session's clusters is refused (409)
+// naming it, unless forced, which deletes the session and leaves the
+// bulletin to its area (not cancelled: it will not play in this commune).
+// A play that only moves (to another session, or to its own time still to
+// come) does not hold the delete.
+func TestDeletingASessionABulletinFromAboveWaitsForIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var morning, evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30},
+		http.StatusCreated, &morning)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &evening)
+
+	// 18:00: the district's warning for 19:00, once, and its storm
+	// bulletin every day at 19:00.
+	e.clock.Set(t0.Add(13 * time.Hour))
+	send := func(title, rrule string) loaxa.Announcement {
+		body := map[string]any{"title": title, "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}},
+			"priority": "priority", "start": t0.Add(14 * time.Hour).Format(time.RFC3339)}
+		if rrule != "" {
+			body["rrule"] = rrule
+		}
+		var a loaxa.Announcement
+		e.call("POST", "/api/v1/announcements", e.token("can-bo-huyen"), body, http.StatusCreated, &a)
+		return a
+	}
+	warning := send("Cảnh báo mưa lớn", "")
+	storm := send("Bản tin phòng chống bão", "FREQ=DAILY")
+	if got := e.programmeOf(e.token("admin"), "n-a", "2026-03-02", "2026-03-04"); !slices.Contains(got, warning.ID+" 03 05:30") {
+		t.Fatalf("programme %v: the warning should open tomorrow's morning session", got)
+	}
+
+	// 19:30: deleting the morning session moves both to tomorrow's 17:00.
+	e.clock.Set(t0.Add(14*time.Hour + 30*time.Minute))
+	officer = e.token("can-bo-a")
+	if r := e.request("DELETE", "/api/v1/sessions/"+morning.ID, officer, "", nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete of the morning session, its bulletins from above moving to the evening one: %d %s, want 204", r.status, r.body)
+	}
+	if got := e.programmeOf(e.token("admin"), "n-a", "2026-03-02", "2026-03-04"); !slices.Contains(got, warning.ID+" 03 17:00") {
+		t.Fatalf("programme %v: the warning should open tomorrow's evening session", got)
+	}
+
+	// Deleting the evening session too: the warning, and today's play of
+	// the storm bulletin, were due at 19:00, which has passed.
+	type play struct {
+		Announcement, Title string
+		FromArea            string `json:"from_area"`
+		Due, Start          time.Time
+		Lost                bool
+		MovesTo             time.Time `json:"moves_to"`
+		MovesToSession      string    `json:"moves_to_session"`
+	}
+	type answer struct {
+		Items     []loaxa.SessionItem
+		FromAbove []play `json:"from_above"`
+	}
+	read := func(r response) answer {
+		var a answer
+		if err := json.Unmarshal(r.body, &a); err != nil {
+			t.Fatalf("answer %s: %v", r.body, err)
+		}
+		return a
+	}
+	lost := func(a answer) []string {
+		var out []string
+		for _, p := range a.FromAbove {
+			if p.Lost {
+				out = append(out, fmt.Sprintf("%s %s", p.Announcement, p.Due.In(t0.Location()).Format("02 15:04")))
+			}
+		}
+		return out
+	}
+	changed := e.sched.changed.Load()
+	del := func(query string) response {
+		return e.request("DELETE", "/api/v1/sessions/"+evening.ID+query, officer, "", nil)
+	}
+	r := del("")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
+		"Session %s (Buổi chiều) holds 2 play(s) of bulletins from above that would no longer play here once it is deleted: %s (Cảnh báo mưa lớn) from area 318, due 19:00 on 2026-03-02; %s (Bản tin phòng chống bão) from area 318, due 19:00 on 2026-03-02.",
+		evening.ID, warning.ID, storm.ID))
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "6 other play(s) from above move to another session or to their own time.")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "delete with ?force=true to delete the session anyway: they are not cancelled, but they will not play in this area.")
+	a := read(r)
+	if got, want := lost(a), []string{warning.ID + " 02 19:00", storm.ID + " 02 19:00"}; !slices.Equal(got, want) {
+		t.Errorf("lost plays %v, want %v", got, want)
+	}
+	if len(a.Items) != 0 || len(a.FromAbove) != 8 {
+		t.Errorf("answer %s: want no items of its own and 8 plays from above", r.body)
+	}
+	for _, p := range a.FromAbove {
+		if p.Title == "" || p.FromArea != "318" || p.Start.In(t0.Location()).Format("15:04") != "17:00" {
+			t.Errorf("play %+v: want its title, area 318 and its place at 17:00", p)
+		}
+		if !p.Lost && (!p.MovesTo.Equal(p.Due) || p.MovesToSession != "") {
+			t.Errorf("play %+v: with no session left it plays at its own time", p)
+		}
+	}
+	if got := e.sched.changed.Load(); got != changed {
+		t.Errorf("scheduler told %d times by a refused delete", got-changed)
+	}
+
+	r = del("?force=true")
+	if r.status != http.StatusOK {
+		t.Fatalf("forced delete: %d %s", r.status, r.body)
+	}
+	if got, want := lost(read(r)), []string{warning.ID + " 02 19:00", storm.ID + " 02 19:00"}; !slices.Equal(got, want) {
+		t.Errorf("forced delete lists the lost plays %v, want %v", got, want)
+	}
+	entries := e.auditSeen(e.token("admin"), "session.delete")
+	if len(entries) != 2 || !strings.Contains(entries[len(entries)-1].Detail,
+		fmt.Sprintf("forced, 2 play(s) from above will not play here: %s, %s", warning.ID, storm.ID)) {
+		t.Errorf("audit %+v, want the forced delete with the plays from above it left", entries)
+	}
+	for _, id := range []string{warning.ID, storm.ID} {
+		var got loaxa.Announcement
+		e.call("GET", "/api/v1/announcements/"+id, e.token("admin"), nil, http.StatusOK, &got)
+		if got.State != loaxa.AnnouncementActive {
+			t.Errorf("bulletin %s of the district is %s after the commune's session was deleted, want it active", id, got.State)
+		}
+	}
 }
 
 // TestProgrammeOfAPastDayShowsTheTimesItRanBy: "Buổi sáng" moved from 05:30

@@ -55,4 +55,10 @@ type ProgrammeService interface {
 	// times) and returns the conflicts its announcement then causes on the
 	// nodes that play it through p.
 	CheckProposal(ctx context.Context, p *Proposal) ([]Conflict, error)
+	// CheckSessionDeletion compiles the programme of the nodes that
+	// follow session id with and without it and returns the plays of
+	// bulletins from above placed in it, each with where it would play
+	// without it, or Lost: the store cannot tell which bulletins wait for
+	// a session without the scheduler's rules.
+	CheckSessionDeletion(ctx context.Context, id string) ([]SessionBulletin, error)
 }

@@ -320,6 +320,41 @@ type SessionItem struct {
 	Proposal string `json:"proposal,omitempty"`
 }
 
+// SessionBulletin is a play of a bulletin from above that the scheduler
+// places at the head of an instance of a session (a priority one, which is
+// not proposed: docs/scheduling.md), and where it would play were the
+// session deleted (ProgrammeService.CheckSessionDeletion).
+type SessionBulletin struct {
+	Announcement string `json:"announcement"`
+	Title        string `json:"title"`
+	// FromArea is the area above that sent it.
+	FromArea string `json:"from_area"`
+	// Due is the start the bulletin gives this play.
+	Due time.Time `json:"due"`
+	// Start is when it plays in the session's instance.
+	Start time.Time `json:"start"`
+	// Lost says that without the session it would play nowhere on the
+	// session's clusters: its own time has passed, and no other session
+	// takes it.
+	Lost bool `json:"lost"`
+	// MovesTo is when it would play instead, if not Lost: in an instance
+	// of MovesToSession, or at its own time (MovesToSession empty).
+	MovesTo        time.Time `json:"moves_to,omitzero"`
+	MovesToSession string    `json:"moves_to_session,omitempty"`
+}
+
+// LostBulletins returns the plays of bs that would be lost with their
+// session.
+func LostBulletins(bs []SessionBulletin) []SessionBulletin {
+	var out []SessionBulletin
+	for _, b := range bs {
+		if b.Lost {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // ItemsToPlay returns the items of s among anns and ps: the active
 // announcements placed in s, or accepted into it by an accepted proposal,
 // that have a play on or after the first day (in loc) whose instance of s
@@ -388,6 +423,10 @@ const shownItems = 3
 type SessionItemsError struct {
 	Session *Session
 	Items   []SessionItem
+	// FromAbove are the plays of bulletins from above placed in the
+	// session (SessionDeletion.FromAbove), for an EConflict: those Lost
+	// refuse the delete as Items do.
+	FromAbove []SessionBulletin
 	// Right is the action Items need (ActionEmergency), for an EForbidden.
 	Right Action
 	err   *Error
@@ -412,12 +451,36 @@ func nameItems(items []SessionItem) string {
 }
 
 // NewSessionItemsError returns the *SessionItemsError refusing to delete
-// s while items are placed in it, naming the first few.
-func NewSessionItemsError(s *Session, items []SessionItem) *SessionItemsError {
-	list := nameItems(items)
-	return &SessionItemsError{Session: s, Items: items, err: Errorf(EConflict,
-		"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to cancel them with the session.",
-		s.ID, s.Name, len(items), list)}
+// s while items are placed in it, or while plays of bulletins from above
+// placed in it (fromAbove) would be lost with it, naming the first few of
+// each; times are said in loc, the zone of its area.
+func NewSessionItemsError(s *Session, items []SessionItem, fromAbove []SessionBulletin, loc *time.Location) *SessionItemsError {
+	var parts []string
+	if len(items) > 0 {
+		parts = append(parts, fmt.Sprintf(
+			"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to cancel them with the session.",
+			s.ID, s.Name, len(items), nameItems(items)))
+	}
+	if lost := LostBulletins(fromAbove); len(lost) > 0 {
+		var named []string
+		for _, b := range lost[:min(len(lost), shownItems)] {
+			due := b.Due.In(loc)
+			named = append(named, fmt.Sprintf("%s (%s) from area %s, due %s on %s", b.Announcement, b.Title, b.FromArea,
+				due.Format("15:04"), due.Format(DateLayout)))
+		}
+		list := strings.Join(named, "; ")
+		if len(lost) > shownItems {
+			list += fmt.Sprintf("; and %d more", len(lost)-shownItems)
+		}
+		msg := fmt.Sprintf("Session %s (%s) holds %d play(s) of bulletins from above that would no longer play here once it is deleted: %s.",
+			s.ID, s.Name, len(lost), list)
+		if moved := len(fromAbove) - len(lost); moved > 0 {
+			msg += fmt.Sprintf(" %d other play(s) from above move to another session or to their own time.", moved)
+		}
+		msg += " They belong to the area that sent them and cannot be cancelled for this area alone; ask that area to send them again at another time, or delete with ?force=true to delete the session anyway: they are not cancelled, but they will not play in this area."
+		parts = append(parts, msg)
+	}
+	return &SessionItemsError{Session: s, Items: items, FromAbove: fromAbove, err: Errorf(EConflict, "%s", strings.Join(parts, " "))}
 }
 
 // NewSessionEmergencyError returns the *SessionItemsError (EForbidden)
@@ -444,6 +507,12 @@ type SessionDeletion struct {
 	// emergency announcement is refused (NewSessionEmergencyError), as
 	// cancelling that announcement alone would be.
 	Emergency bool
+	// FromAbove are the plays of bulletins from above the scheduler places
+	// in the session (ProgrammeService.CheckSessionDeletion). With any
+	// Lost, the delete is refused as for items still to play, unless
+	// Force, which leaves them as they are: they belong to the area that
+	// sent them, and only will not play on the session's clusters.
+	FromAbove []SessionBulletin
 }
 
 // SessionFilter selects sessions. Zero fields do not filter.

@@ -321,6 +321,9 @@ type programmed struct {
 	// (cancelled), or zero; holiday, when a holiday on its day was added
 	// while its session ran, or zero. See pack.
 	joined, left, holiday time.Time
+	// due is the start the announcement gives it, before a session moved
+	// it.
+	due time.Time
 }
 
 // holidayAt reports whether one of hs stood at t: added by then and not
@@ -468,7 +471,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					OpeningChime: a.OpeningChime, ClosingChime: a.ClosingChime,
 				},
 				end: start.Add(length), content: main, opening: opening, closing: closing, ann: a, head: head,
-				joined: joined, left: left,
+				joined: joined, left: left, due: start,
 			}
 			if a.Repeat > 1 {
 				it.occ.Repeat, it.occ.GapMS = a.Repeat, gapOf(a).Milliseconds()
@@ -959,5 +962,96 @@ func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement
 	if err != nil {
 		return nil, fmt.Errorf("check announcement: %w", err)
 	}
+	return out, nil
+}
+
+// CheckSessionDeletion compiles the programme of the nodes in session id's
+// area over the horizon with and without the session and returns the
+// plays of bulletins from above placed at the head of its instances, each
+// with where it would play without it: in another session (of the station
+// or, with none left there, of the station above), at its own time, or
+// nowhere (Lost: its own time has passed). An unknown session has none.
+func (s *Scheduler) CheckSessionDeletion(ctx context.Context, id string) ([]loaxa.SessionBulletin, error) {
+	c, err := s.newCompilation(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("check session deletion: %w", err)
+	}
+	out := []loaxa.SessionBulletin{}
+	x := c.session[id]
+	if x == nil {
+		return out, nil
+	}
+	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: x.Area})
+	if err != nil {
+		return nil, fmt.Errorf("check session deletion: %w", err)
+	}
+	// A play is a node's occurrence of an announcement at its own start.
+	type play struct {
+		node, ann string
+		due       int64
+	}
+	from, to := c.now, c.now.Add(s.Horizon)
+	var held []play
+	placed := map[play]programmed{}
+	for _, n := range nodes {
+		items, err := s.programme(ctx, c, n, from, to)
+		if err != nil {
+			return nil, fmt.Errorf("check session deletion: %w", err)
+		}
+		for _, it := range items {
+			if it.head && strings.HasPrefix(it.occ.Session, id+"@") {
+				p := play{n.ID, it.ann.ID, it.due.UnixNano()}
+				held = append(held, p)
+				placed[p] = it
+			}
+		}
+	}
+	if len(held) == 0 {
+		return out, nil
+	}
+	c.sessions[x.Area] = slices.DeleteFunc(slices.Clone(c.sessions[x.Area]), func(y *loaxa.Session) bool { return y.ID == id })
+	delete(c.session, id)
+	// Without the session a play moves to the next session within a week
+	// of its own start, or to that start: a week past the horizon at most.
+	moved := map[play]programmed{}
+	for _, n := range nodes {
+		if !slices.ContainsFunc(held, func(p play) bool { return p.node == n.ID }) {
+			continue
+		}
+		items, err := s.programme(ctx, c, n, from, to.AddDate(0, 0, 7))
+		if err != nil {
+			return nil, fmt.Errorf("check session deletion: %w", err)
+		}
+		for _, it := range items {
+			moved[play{n.ID, it.ann.ID, it.due.UnixNano()}] = it
+		}
+	}
+	// One entry per play, whichever nodes it is on; lost if lost on any.
+	byPlay := map[string]int{}
+	for _, p := range held {
+		it := placed[p]
+		b := loaxa.SessionBulletin{Announcement: it.ann.ID, Title: it.ann.Title, FromArea: it.ann.FromArea,
+			Due: it.due.UTC(), Start: it.occ.Start}
+		if m, ok := moved[p]; ok {
+			b.MovesTo = m.occ.Start
+			if m.occ.Session != "" {
+				b.MovesToSession, _, _ = strings.Cut(m.occ.Session, "@")
+			}
+		} else {
+			b.Lost = true
+		}
+		key := it.occ.ID
+		if i, ok := byPlay[key]; ok {
+			if b.Lost {
+				out[i] = b
+			}
+			continue
+		}
+		byPlay[key] = len(out)
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(x, y loaxa.SessionBulletin) int {
+		return cmp.Or(x.Due.Compare(y.Due), cmp.Compare(len(x.Announcement), len(y.Announcement)), strings.Compare(x.Announcement, y.Announcement))
+	})
 	return out, nil
 }
