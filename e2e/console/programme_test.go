@@ -446,6 +446,60 @@ func TestForcedSessionDeleteRefusalSaidInVietnamese(t *testing.T) {
 	}
 }
 
+// TestSessionDeleteWithABulletinFromAboveWaitingAsksFirst: the district's
+// priority bulletin for 09:01, sent at 09:00, waits for the commune's
+// 17:00 session; at 09:05 its own time has passed, and deleting the
+// session would leave it playing nowhere in the commune. The API refuses
+// (409, from_above); the console must name the district's bulletin, say it
+// is not cancelled but will not play here, and delete the session only if
+// the officer insists ("Vẫn xoá", ?force=true).
+func TestSessionDeleteWithABulletinFromAboveWaitingAsksFirst(t *testing.T) {
+	t.Parallel()
+	c, _, news := lapLeWithEvening(t)
+	var warning loaxa.Announcement
+	asUser(c, "can-bo-huyen", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Cảnh báo mưa lớn", "content_id": news.ID, "priority": "priority",
+			"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T09:01:00+07:00"}, &warning)
+	})
+	c.App.Clock.(*clock.Fake).Advance(5 * time.Minute)
+	sessions := func() []loaxa.Session {
+		var l struct{ Sessions []loaxa.Session }
+		c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+		return l.Sessions
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]')`)
+	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button[data-delete]`)))
+	confirmDanger(b, "confirm")
+	b.Wait("the bulletin from above that waits for it", `document.querySelector('dialog[open] #session-from-above')`, 10*time.Second)
+	got := MustEval[string](b, text("dialog[open]"))
+	for _, want := range []string{"giữ 1 lượt phát bản tin của cấp trên", "không phát ở địa bàn này nữa", "không bị huỷ",
+		"Cảnh báo mưa lớn — của Huyện Thủy Nguyên, gửi phát lúc 09:01 ngày 02/03/2026"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the dialog says %q; want %q", got, want)
+		}
+	}
+	if MustEval[bool](b, `!!document.querySelector('dialog[open] #session-items')`) {
+		t.Errorf("the dialog lists items of the session's own to cancel; it has none: %q", got)
+	}
+	if got := sessions(); len(got) != 1 {
+		t.Fatalf("sessions while the officer reads the warning: %s; want the evening one kept", rig.Describe(got))
+	}
+	confirmDanger(b, "delete anyway")
+	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]') || document.querySelector('.toast.bad')`, 10*time.Second)
+	if got := sessions(); len(got) != 0 {
+		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))
+	}
+	var after loaxa.Announcement
+	c.MustDo("GET", "/api/v1/announcements/"+warning.ID, nil, &after)
+	if after.State != loaxa.AnnouncementActive {
+		t.Errorf("the district's bulletin is %s after the commune deleted its session; want it active (only the district cancels it)", after.State)
+	}
+}
+
 // TestActiveBulletinsSayTheirSession: a daily bulletin placed in the
 // evening session by a script (its start only choosing the first day, at
 // midnight) was listed under "Bản tin đang có hiệu lực" as "Hằng ngày lúc

@@ -430,11 +430,21 @@ function sessionsPanel(ctx, area, sessions, reload) {
               await api('DELETE', `/sessions/${s.id}`);
             } catch (err) {
               // 409: bulletins are still placed in it, which would never
-              // play again; the officer sees them and may delete anyway.
-              const items = (err.status === 409 && err.body && err.body.items) || null;
-              if (!items) { toast(errorText(err), true); return; }
-              const list = h('ul', { id: 'session-items' }, items.map((it) => h('li', {}, it.title || it.announcement)));
-              if (!(await confirmDialog(t('programme.session_has_items', { n: items.length }), list, t('programme.delete_anyway'), true))) return;
+              // play again, or bulletins from above wait for it whose own
+              // time has passed, which would then play nowhere here; the
+              // officer sees them and may delete anyway.
+              const items = (err.status === 409 && err.body && err.body.items) || [];
+              const lost = ((err.status === 409 && err.body && err.body.from_above) || []).filter((b) => b.lost);
+              if (!items.length && !lost.length) { toast(errorText(err), true); return; }
+              const lostText = t('programme.session_from_above_lost', { n: lost.length });
+              const body = h('div', {},
+                items.length ? h('ul', { id: 'session-items' }, items.map((it) => h('li', {}, it.title || it.announcement))) : null,
+                items.length && lost.length ? h('p', {}, lostText) : null,
+                lost.length ? h('ul', { id: 'session-from-above' }, lost.map((b) => h('li', {}, t('programme.from_above_play', {
+                  title: b.title || b.announcement, area: ctx.areaName(b.from_area), time: fmtTime(b.due), day: dmy(ymd(new Date(b.due))),
+                })))) : null);
+              const title = items.length ? t('programme.session_has_items', { n: items.length }) : lostText;
+              if (!(await confirmDialog(title, body, t('programme.delete_anyway'), true))) return;
               try { await api('DELETE', `/sessions/${s.id}`, undefined, { force: 'true' }); } catch (err2) { toast(forcedDeleteRefusal(s, err2), true, err2.message); return; }
             }
             await reload();
