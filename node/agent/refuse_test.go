@@ -127,9 +127,12 @@ func TestRefusesReplayAcrossRestart(t *testing.T) {
 	ctl.Publish(ctl.Topics.Area("p1", protocol.ChanCmd), false, raw)
 	raw, _ = ctl.Signer.Seal(protocol.TypeDesired, "node/n1", desired("n2", 100, nil), time.Hour)
 	ctl.Publish(ctl.Topics.Node("n1", protocol.ChanDesired), false, raw)
-	// An expired command from a controller clock two hours behind.
+	// An expired command from a controller clock two hours behind. Not an
+	// acknowledgement: one that looks expired before the restarted
+	// agent's first measurement is held until it (holdAck), not refused,
+	// and whether the measurement came first depended on the machine.
 	old := protocol.NewSigner("controller", ctl.Key, 0, func() time.Time { return time.Now().Add(-2 * time.Hour) })
-	raw, _ = old.Seal(protocol.TypeCommand, "node/n1", protocol.Command{Name: protocol.CmdAck}, time.Hour)
+	raw, _ = old.Seal(protocol.TypeCommand, "node/n1", protocol.Command{Name: protocol.CmdStateNow}, time.Hour)
 	ctl.Publish(ctl.Topics.Node("n1", protocol.ChanCmd), false, raw)
 	settle(n)
 	if got := n.a.Status().Rejected; got != 5 {
