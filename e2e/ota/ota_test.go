@@ -345,13 +345,25 @@ func TestOverTheAirUpdates(t *testing.T) {
 	t.Run("a tampered archive is refused", func(t *testing.T) {
 		rel := upload(t, "4.0.0", archive(t, "4.0.0", v2))
 		// Someone changes the archive on the server after it was uploaded
-		// (and signed into the command by its SHA-256).
+		// (its SHA-256 recorded then, and signed into the command). The
+		// controller checks the bytes before a rollout starts and refuses
+		// it, naming both hashes; no board is asked. (A board refuses an
+		// archive whose bytes differ from the signed command's as well,
+		// whoever serves it: node/update TestFetchChecksAndInstalls, "tampered".)
 		path := filepath.Join(c.App.Config.DataDir, "releases", rel.Archives[0].SHA256+".tar.gz")
 		raw := binary(t, path)
 		raw[len(raw)/2] ^= 0xff
 		if err := os.WriteFile(path, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		canaryFails(t, "4.0.0", "does not match the signed update", false)
+		status, body := c.For(t).Do("POST", "/api/v1/rollouts", map[string]any{"version": "4.0.0", "targets": map[string][]string{"areas": {"12346"}}, "canaries": 1}, nil)
+		if status != http.StatusConflict || !strings.Contains(string(body), "damaged") || !strings.Contains(string(body), rel.Archives[0].SHA256) {
+			t.Errorf("rollout of a tampered archive: %d %s; want 409 saying it is damaged, naming its uploaded SHA-256", status, body)
+		}
+		for _, id := range ids {
+			if !runs(t, id, "2.0.0") || !bytes.Equal(binary(t, boards[id].exe), v2Bytes) {
+				t.Errorf("%s changed its agent after the refused rollout", id)
+			}
+		}
 	})
 }
