@@ -889,7 +889,7 @@ func TestDeletingASessionABulletinFromAboveWaitsForIsRefused(t *testing.T) {
 	}
 	r := del("")
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
-		"Session %s (Buổi chiều) holds 2 play(s) of bulletins from above that would no longer play here once it is deleted: %s (Cảnh báo mưa lớn) from area 318, due 19:00 on 2026-03-02; %s (Bản tin phòng chống bão) from area 318, due 19:00 on 2026-03-02.",
+		"Session %s (Buổi chiều) holds 2 play(s) of bulletins from above that would no longer play here once it is deleted: %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318), due 19:00 on 2026-03-02; %s (Bản tin phòng chống bão) from Huyện Tiên Lãng (318), due 19:00 on 2026-03-02.",
 		evening.ID, warning.ID, storm.ID))
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "6 other play(s) from above move to another session or to their own time.")
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "delete with ?force=true to delete the session anyway: they are not cancelled, but they will not play in this area.")

@@ -327,8 +327,10 @@ type SessionItem struct {
 type SessionBulletin struct {
 	Announcement string `json:"announcement"`
 	Title        string `json:"title"`
-	// FromArea is the area above that sent it.
-	FromArea string `json:"from_area"`
+	// FromArea is the area above that sent it, FromAreaName its name
+	// (empty if it could not be read).
+	FromArea     string `json:"from_area"`
+	FromAreaName string `json:"from_area_name,omitempty"`
 	// Due is the start the bulletin gives this play.
 	Due time.Time `json:"due"`
 	// Start is when it plays in the session's instance.
@@ -465,7 +467,11 @@ func NewSessionItemsError(s *Session, items []SessionItem, fromAbove []SessionBu
 		var named []string
 		for _, b := range lost[:min(len(lost), shownItems)] {
 			due := b.Due.In(loc)
-			named = append(named, fmt.Sprintf("%s (%s) from area %s, due %s on %s", b.Announcement, b.Title, b.FromArea,
+			from := "area " + b.FromArea
+			if b.FromAreaName != "" {
+				from = fmt.Sprintf("%s (%s)", b.FromAreaName, b.FromArea)
+			}
+			named = append(named, fmt.Sprintf("%s (%s) from %s, due %s on %s", b.Announcement, b.Title, from,
 				due.Format("15:04"), due.Format(DateLayout)))
 		}
 		list := strings.Join(named, "; ")

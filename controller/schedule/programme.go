@@ -1053,5 +1053,19 @@ func (s *Scheduler) CheckSessionDeletion(ctx context.Context, id string) ([]loax
 	slices.SortFunc(out, func(x, y loaxa.SessionBulletin) int {
 		return cmp.Or(x.Due.Compare(y.Due), cmp.Compare(len(x.Announcement), len(y.Announcement)), strings.Compare(x.Announcement, y.Announcement))
 	})
+	// The sending area by its name as well: an officer knows "Huyện Tiên
+	// Lãng", not 318. One it cannot read is named by its id alone.
+	names := map[string]string{}
+	for i := range out {
+		id := out[i].FromArea
+		name, ok := names[id]
+		if !ok {
+			if a, err := s.AreaService.FindAreaByID(ctx, id); err == nil {
+				name = a.Name
+			}
+			names[id] = name
+		}
+		out[i].FromAreaName = name
+	}
 	return out, nil
 }
