@@ -113,12 +113,20 @@ func TestContentMatrixPlaysThroughALSA(t *testing.T) {
 		return st.DesiredVersion > 0 && len(st.ContentMissing) == 0 && st.CacheBytes > 0
 	})
 
+	// Looked for across silence the device inserted: on a busy machine
+	// the node's writer can be starved of the CPU and the device plays
+	// exact silence until it has more, which cuts a piece out of the
+	// sound without changing a sample of it. What is checked is that every
+	// sample delivered was heard, in order, as delivered.
 	for _, p := range plan {
-		m := capture.Await(t, p.want, from, time.Until(next)+15*time.Second)
+		m := capture.AwaitAcrossSilence(t, p.want, from, time.Until(next)+15*time.Second)
 		if m.Score < 0.999 {
 			t.Errorf("%s: captured audio correlates %.4f with the delivered audio, want ≥ 0.999", p.name, m.Score)
 		}
-		from = m.Offset + len(p.want)
+		if m.Inserted > 0 {
+			t.Logf("%s: came out in pieces, %d samples of silence inserted by the device (a starved writer)", p.name, m.Inserted)
+		}
+		from = m.End()
 		t.Logf("%s: %d ms, %s, heard with correlation %.5f", p.name, p.ct.DurationMS, p.ct.Source.Format, m.Score)
 	}
 	for _, p := range plan {
