@@ -629,6 +629,9 @@ func (s *Service) summary(ctx context.Context, t *tally, named map[string]loaxa.
 // already looked up (by id, with only Title and Drill set), shared by the
 // calls of one listing. An alert not found (removed, or a store that
 // fails) keeps its id alone: the call's report is not refused for it.
+// Only a lookup that answered is kept in named: one the store failed
+// (a timeout) is tried again at the next summary, rather than leaving the
+// bare id in the call's kept tally until its next event.
 func (s *Service) nameHolds(ctx context.Context, holds []loaxa.LiveHold, named map[string]loaxa.LiveHold) {
 	for i := range holds {
 		h := &holds[i]
@@ -647,10 +650,15 @@ func (s *Service) nameHolds(ctx context.Context, holds []loaxa.LiveHold, named m
 					n.Title, n.Drill = c.Title, c.Drill
 				}
 			}
-			if err != nil {
-				s.Logger.Warn("live call: the alert holding clusters back not found; named by its id", "alert", h.Alert, "err", err)
+			switch {
+			case err == nil:
+				named[h.Alert] = n
+			case loaxa.ErrorCode(err) == loaxa.ENotFound:
+				s.Logger.Warn("live call: the alert holding clusters back is not stored; named by its id", "alert", h.Alert)
+				named[h.Alert] = n
+			default:
+				s.Logger.Warn("live call: the alert holding clusters back could not be read; named by its id until it can", "alert", h.Alert, "err", err)
 			}
-			named[h.Alert] = n
 		}
 		h.Title, h.Drill = n.Title, n.Drill
 	}

@@ -2,6 +2,7 @@ package live_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -1014,5 +1015,84 @@ func BenchmarkLiveCallHoldsOfAProvinceCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// flakyEmergencies is the store's emergencies, whose lookups fail while
+// failing is set, as a busy or briefly failing store's do.
+type flakyEmergencies struct {
+	loaxa.EmergencyStore
+	mu      sync.Mutex
+	failing bool
+}
+
+func (s *flakyEmergencies) fail(on bool) {
+	s.mu.Lock()
+	s.failing = on
+	s.mu.Unlock()
+}
+
+func (s *flakyEmergencies) FindEmergencyByID(ctx context.Context, id string) (*loaxa.Emergency, error) {
+	s.mu.Lock()
+	fail := s.failing
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("store: timeout")
+	}
+	return s.EmergencyStore.FindEmergencyByID(ctx, id)
+}
+
+// TestHoldNamedOnceTheAlertCanBeRead: a call's summary names the alert
+// holding clusters back by its title. A lookup that failed once (a store
+// timeout) was kept with the call's summary, so the console showed the
+// bare id "e000001" until the call's next event; only an alert that is
+// not there any more stays named by its id.
+func TestHoldNamedOnceTheAlertCanBeRead(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	stored := bolt.NewEmergencyService(f.db)
+	em := &loaxa.Emergency{Title: "Cảnh báo bão số 3", Areas: []loaxa.EmergencyArea{{Area: "318", Nodes: 3}}, CreatedBy: "an"}
+	if err := stored.CreateEmergency(ctx, em); err != nil {
+		t.Fatal(err)
+	}
+	emergencies := &flakyEmergencies{EmergencyStore: stored, failing: true}
+	svc := live.NewService()
+	svc.Store, svc.Nodes, svc.Deliveries, svc.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
+	svc.Clock, svc.Emergencies = f.clock, emergencies
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	c := &loaxa.LiveCall{ID: "live-1", CreatedBy: "an", Areas: []string{"318"}, Priority: protocol.PriorityHigh}
+	if _, err := svc.BeginCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	record := f.recorder(t, svc, c.ID)
+	record("a1", protocol.EventReceived, em.ID)
+	holds := func() []loaxa.LiveHold {
+		t.Helper()
+		sums, err := svc.LiveCallSummaries(ctx, []string{c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sums[c.ID].HeldBy
+	}
+	if got := holds(); len(got) != 1 || got[0].Alert != em.ID || got[0].Title != "" {
+		t.Fatalf("while the store fails, holds %+v; want %s named by its id", got, em.ID)
+	}
+	emergencies.fail(false)
+	want := []loaxa.LiveHold{{Alert: em.ID, Title: "Cảnh báo bão số 3", Waiting: 1}}
+	if got := holds(); !slices.Equal(got, want) {
+		t.Errorf("once the store answers, holds %+v; want %+v (no event of the call came between)", got, want)
+	}
+
+	// An alert not there any more keeps its id.
+	record("a2", protocol.EventReceived, "e999999")
+	got := holds()
+	if len(got) != 2 || got[1].Alert != "e999999" || got[1].Title != "" {
+		t.Errorf("holds %+v; want the missing e999999 named by its id", got)
+	}
+	if _, err := svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+		t.Fatal(err)
 	}
 }
