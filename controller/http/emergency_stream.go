@@ -172,6 +172,11 @@ func over(rep *loaxa.EmergencyReport, now time.Time) string {
 	if now.After(rep.Expires.Add(streamAfter)) {
 		return endExpired
 	}
+	if rep.Summary.AwaitingEnrolment > 0 && now.Before(rep.Expires) {
+		// A pole put up while the alert is in force redeems its code and
+		// is sent the alert (resends): its play is still to come.
+		return ""
+	}
 	for _, n := range rep.Nodes {
 		switch n.State {
 		case string(loaxa.DeliveryCompleted), string(loaxa.DeliveryFailed), string(loaxa.DeliveryMissed),
