@@ -172,9 +172,10 @@ func over(rep *loaxa.EmergencyReport, now time.Time) string {
 	if now.After(rep.Expires.Add(streamAfter)) {
 		return endExpired
 	}
-	if rep.Summary.AwaitingEnrolment > 0 && now.Before(rep.Expires) {
+	if rep.State == loaxa.EmergencyActive && rep.Summary.AwaitingEnrolment > 0 && now.Before(rep.Expires) {
 		// A pole put up while the alert is in force redeems its code and
-		// is sent the alert (resends): its play is still to come.
+		// is sent the alert (resends): its play is still to come. A
+		// cancelled alert is sent to no one any more.
 		return ""
 	}
 	for _, n := range rep.Nodes {
