@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +64,97 @@ func TestDesiredService(t *testing.T) {
 	wantCode(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n9", State: &protocol.DesiredState{Node: "n9"}}), loaxa.ENotFound)
 	wantCode(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1"}), loaxa.EInvalid)
 	wantCode(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1", State: &protocol.DesiredState{Node: "n2"}}), loaxa.EInvalid)
+}
+
+// TestSaveDesiredBatch: the states of a batch are stored in one
+// transaction, each with its head (what FindDesiredHead reads, kept in
+// step); a state that cannot be stored (its node does not exist, or it is
+// invalid) fails alone and the others are stored; a batch that cannot be
+// written at all stores none.
+func TestSaveDesiredBatch(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	s := bolt.NewDesiredService(db)
+	ctx := context.Background()
+	state := func(node string, version uint64) *protocol.DesiredState {
+		return &protocol.DesiredState{Node: node, Version: version, Areas: []string{"hp"}, Generated: clk.Now(), Horizon: clk.Now().Add(48 * time.Hour),
+			Occurrences: []protocol.Occurrence{}, Content: []protocol.ContentRef{}, Config: protocol.NodeConfig{Volume: 10, LateGraceMS: 60000}}
+	}
+	wantHead := func(node, hash string, version uint64, published time.Time) {
+		t.Helper()
+		h, err := s.FindDesiredHead(ctx, node)
+		must(t, err)
+		if h.Hash != hash || h.Version != version || !h.Published.Equal(published) {
+			t.Errorf("%s: head %+v, want %s v%d published %v", node, h, hash, version, published)
+		}
+		d, err := s.FindDesired(ctx, node)
+		must(t, err)
+		if d.Hash != hash || d.State.Version != version || !d.Published.Equal(published) {
+			t.Errorf("%s: stored %s v%d published %v, want %s v%d published %v", node, d.Hash, d.State.Version, d.Published, hash, version, published)
+		}
+	}
+
+	errs := s.SaveDesiredBatch(ctx, []*loaxa.Desired{
+		{Node: "n1", State: state("n1", 1), Hash: "a1"},
+		{Node: "n9", State: state("n9", 1), Hash: "x"},  // no such node
+		{Node: "n2", State: state("n1", 1), Hash: "x"},  // addressed to another node
+		{Node: "n2", Hash: "x"},                         // no state
+		{Node: "n2", State: state("n2", 1), Hash: "b1"}, // after the two invalid ones
+	})
+	if len(errs) != 5 {
+		t.Fatalf("%d errors for 5 states", len(errs))
+	}
+	must(t, errs[0])
+	wantCode(t, errs[1], loaxa.ENotFound)
+	wantCode(t, errs[2], loaxa.EInvalid)
+	wantCode(t, errs[3], loaxa.EInvalid)
+	must(t, errs[4])
+	wantHead("n1", "a1", 1, time.Time{})
+	wantHead("n2", "b1", 1, time.Time{})
+	_, err := s.FindDesiredHead(ctx, "n9")
+	wantCode(t, err, loaxa.ENotFound)
+
+	// Recording publishes: the heads follow.
+	at := clk.Now()
+	for i, err := range s.SaveDesiredBatch(ctx, []*loaxa.Desired{
+		{Node: "n1", State: state("n1", 1), Hash: "a1", Published: at},
+		{Node: "n2", State: state("n2", 2), Hash: "b2", Published: at},
+	}) {
+		if err != nil {
+			t.Errorf("state %d: %v", i, err)
+		}
+	}
+	wantHead("n1", "a1", 1, at)
+	wantHead("n2", "b2", 2, at)
+
+	// A batch that cannot be written: every state gets the error and
+	// none is stored.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for i, err := range s.SaveDesiredBatch(cancelled, []*loaxa.Desired{
+		{Node: "n1", State: state("n1", 3), Hash: "a3"},
+		{Node: "n2", State: state("n2", 3), Hash: "b3"},
+	}) {
+		if err == nil {
+			t.Errorf("state %d of a cancelled batch stored", i)
+		}
+	}
+	wantHead("n1", "a1", 1, at)
+	wantHead("n2", "b2", 2, at)
+	if errs := s.SaveDesiredBatch(ctx, nil); len(errs) != 0 {
+		t.Errorf("empty batch: %v", errs)
+	}
+	// The transaction itself fails (the store is closed): each state,
+	// even the valid ones, has that error.
+	must(t, db.Close())
+	for i, err := range s.SaveDesiredBatch(ctx, []*loaxa.Desired{
+		{Node: "n1", State: state("n1", 3), Hash: "a3"},
+		{Node: "n2", State: state("n1", 3), Hash: "b3"},
+	}) {
+		if err == nil || i == 0 && !strings.Contains(err.Error(), "store 1 desired states") {
+			t.Errorf("state %d in a closed store: %v, want the transaction's error", i, err)
+		}
+	}
 }

@@ -35,6 +35,13 @@ type DesiredService interface {
 	FindDesiredHead(ctx context.Context, node string) (DesiredHead, error)
 	// SaveDesired stores d, replacing the node's previous one.
 	SaveDesired(ctx context.Context, d *Desired) error
+	// SaveDesiredBatch stores each of ds as SaveDesired would, all in
+	// one transaction (one commit, where a scheduler pass that changed
+	// thousands of nodes made thousands). It returns one error per state,
+	// nil for each stored: a state that cannot be stored (its node was
+	// removed) fails alone; a transaction that fails fails them all and
+	// stores none.
+	SaveDesiredBatch(ctx context.Context, ds []*Desired) []error
 }
 
 // Scheduler compiles announcements into desired states.

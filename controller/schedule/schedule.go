@@ -382,24 +382,31 @@ func safely(what string, fn func() error) (err error) {
 	return fn()
 }
 
-// change is a node whose schedule changed in a pass: its new desired
-// state, with the occurrences it plans (keep), to store once the
-// deliveries it no longer plans are dropped.
+// change is a node a pass publishes: one whose schedule changed, with
+// its new desired state, the deliveries of its occurrences and the
+// occurrences it plans (keep), to store once the deliveries it no longer
+// plans are dropped; or one whose unchanged state is due to be published
+// again (stored).
 type change struct {
-	node *loaxa.Node
-	rec  *loaxa.Desired
-	keep map[string]bool
+	node       *loaxa.Node
+	rec        *loaxa.Desired
+	keep       map[string]bool
+	deliveries []*loaxa.Delivery
+	// stored: rec is in the store (an unchanged state, or a new one once
+	// storeChanges stored it), ready to publish.
+	stored bool
 }
 
-// changeBatch is how many changed nodes a pass stores together: their
-// unplanned deliveries are dropped in one transaction (one fsync), not
-// one each, which cost a commune of 100 nodes ~0.5 s a schedule change.
-// It bounds how many compiled states a pass holds at once.
+// changeBatch is how many nodes a pass stores and publishes together:
+// each step of storing them is one transaction (one commit, with its
+// fsyncs) for the batch, not one per node, which made a pass that changed
+// 10,000 nodes take 23–26 s (BENCHMARKS.md). It bounds how many compiled
+// states a pass holds at once.
 const changeBatch = 200
 
-// compileNode compiles n. An unchanged schedule is published again if
-// due; a changed one gets its new deliveries, and is returned to be
-// stored by storeChanges.
+// compileNode compiles n. A changed schedule, or an unchanged one due to
+// be published again, is returned to be stored and published by
+// storeChanges.
 func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) (*change, error) {
 	d, items, err := s.compile(ctx, c, n)
 	if err != nil {
@@ -425,7 +432,7 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 			if err != nil {
 				return nil, fmt.Errorf("load desired state: %w", err)
 			}
-			return nil, s.publishIn(ctx, c, rec)
+			return &change{node: n, rec: rec, stored: true}, nil
 		}
 		return nil, nil
 	}
@@ -449,52 +456,137 @@ func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.No
 			Priority: o.Priority, PlannedMS: it.end.Sub(o.Start).Milliseconds(),
 		})
 	}
-	if err := s.DeliveryService.EnsureDeliveries(ctx, ds); err != nil {
-		return nil, fmt.Errorf("deliveries: %w", err)
-	}
-	return &change{node: n, rec: &loaxa.Desired{Node: n.ID, State: d, Hash: hash}, keep: keep}, nil
+	return &change{node: n, rec: &loaxa.Desired{Node: n.ID, State: d, Hash: hash}, keep: keep, deliveries: ds}, nil
 }
 
-// storeChanges drops the deliveries the changed nodes of batch no longer
-// plan (cancelled, declined, moved within a session; only the future is
-// rewritten), all in one transaction, then stores and publishes each
-// node's desired state. The drop comes first: a node's new state, once
-// stored, is what the next pass compares against, so a controller that
-// stopped between the two would never drop them. It returns each node's
-// error.
+// storeChanges stores and publishes the nodes of batch, with a bounded
+// number of transactions whatever its size, in this order:
+//
+//  1. the deliveries of every changed node's occurrences are stored
+//     (EnsureDeliveries keeps a delivery that exists: one a fast node
+//     already reported, or one of a node's report made before its plan);
+//  2. the deliveries the changed nodes no longer plan (cancelled,
+//     declined, moved within a session; only the future is rewritten) are
+//     dropped;
+//  3. their new desired states are stored;
+//  4. each node's state is published, and
+//  5. the times the broker accepted them are recorded.
+//
+// Each step comes before the next because a node's new state, once
+// stored, is what the next pass compares against: a controller that
+// stopped between a stored state and its deliveries, or their drop, would
+// never make them. A state stored and not yet recorded as published is
+// published again by the next pass (Published is zero; and a restarted
+// controller's first pass republishes every node). A node that fails a
+// step goes no further, and fails alone where it can: its state's store
+// has an error of its own, and a batch of deliveries refused as a whole is
+// stored again node by node (a failed drop is the store's, and fails the
+// changed nodes of the batch, as before). It returns each node's error.
 func (s *Scheduler) storeChanges(ctx context.Context, c *compilation, batch []*change) []error {
 	errs := make([]error, len(batch))
 	if len(batch) == 0 {
 		return errs
 	}
-	keep := make(map[string]map[string]bool, len(batch))
-	for _, ch := range batch {
-		keep[ch.node.ID] = ch.keep
-	}
-	if err := s.DeliveryService.DropDeliveries(ctx, keep, c.now, s.LateGrace); err != nil {
-		for i := range errs {
-			errs[i] = fmt.Errorf("deliveries: %w", err)
+	var changed []int // indices into batch of the changed nodes still going
+	for i, ch := range batch {
+		if !ch.stored {
+			changed = append(changed, i)
 		}
+	}
+	changed = s.ensureDeliveries(ctx, batch, changed, errs)
+	if len(changed) > 0 {
+		keep := make(map[string]map[string]bool, len(changed))
+		for _, i := range changed {
+			keep[batch[i].node.ID] = batch[i].keep
+		}
+		if err := s.DeliveryService.DropDeliveries(ctx, keep, c.now, s.LateGrace); err != nil {
+			for _, i := range changed {
+				errs[i] = fmt.Errorf("deliveries: %w", err)
+			}
+			changed = nil
+		}
+	}
+	if len(changed) > 0 {
+		recs := make([]*loaxa.Desired, len(changed))
+		for j, i := range changed {
+			recs[j] = batch[i].rec
+		}
+		for j, err := range s.DesiredService.SaveDesiredBatch(ctx, recs) {
+			i := changed[j]
+			if err != nil {
+				errs[i] = fmt.Errorf("save desired state: %w", err)
+				continue
+			}
+			ch, d := batch[i], batch[i].rec.State
+			// In memory: the node status is written in batches of its own
+			// (bolt's status table), not a commit per node here.
+			if err := s.NodeService.UpdateNodeStatus(ctx, ch.node.ID, func(st *loaxa.NodeStatus) { st.DesiredVersion = d.Version }); err != nil {
+				errs[i] = fmt.Errorf("node status: %w", err)
+				continue
+			}
+			ch.stored = true
+			s.Logger.Info("schedule: desired state changed", "node", ch.node.ID, "version", d.Version, "occurrences", len(d.Occurrences))
+		}
+	}
+	var sent []int
+	for i, ch := range batch {
+		if errs[i] != nil || !ch.stored {
+			continue
+		}
+		if errs[i] = s.publishIn(ctx, c, ch.rec); errs[i] == nil {
+			sent = append(sent, i)
+		}
+	}
+	if len(sent) == 0 {
 		return errs
 	}
-	for i, ch := range batch {
-		errs[i] = s.storeChange(ctx, c, ch)
+	recs := make([]*loaxa.Desired, len(sent))
+	for j, i := range sent {
+		batch[i].rec.Published = c.now
+		recs[j] = batch[i].rec
+	}
+	for j, err := range s.DesiredService.SaveDesiredBatch(ctx, recs) {
+		if err != nil {
+			i := sent[j]
+			errs[i] = errors.Join(fmt.Errorf("record publish of desired state %d", batch[i].rec.State.Version), err)
+		}
 	}
 	return errs
 }
 
-// storeChange stores and publishes the new desired state of a node whose
-// unplanned deliveries are dropped.
-func (s *Scheduler) storeChange(ctx context.Context, c *compilation, ch *change) error {
-	rec, d := ch.rec, ch.rec.State
-	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
-		return fmt.Errorf("save desired state: %w", err)
+// ensureDeliveries stores the deliveries of the changed nodes of batch
+// (indices into it) in one call, and returns those that have them. A call
+// that fails (a node removed since the pass read it, and nothing is
+// stored) is made again for each node alone, so only the nodes that fail
+// on their own get an error in errs.
+func (s *Scheduler) ensureDeliveries(ctx context.Context, batch []*change, changed []int, errs []error) []int {
+	if len(changed) == 0 {
+		return changed
 	}
-	if err := s.NodeService.UpdateNodeStatus(ctx, ch.node.ID, func(st *loaxa.NodeStatus) { st.DesiredVersion = d.Version }); err != nil {
-		return fmt.Errorf("node status: %w", err)
+	var all []*loaxa.Delivery
+	for _, i := range changed {
+		all = append(all, batch[i].deliveries...)
 	}
-	s.Logger.Info("schedule: desired state changed", "node", ch.node.ID, "version", d.Version, "occurrences", len(d.Occurrences))
-	return s.publishIn(ctx, c, rec)
+	err := s.DeliveryService.EnsureDeliveries(ctx, all)
+	if err == nil {
+		return changed
+	}
+	if ctx.Err() != nil || len(changed) == 1 {
+		for _, i := range changed {
+			errs[i] = fmt.Errorf("deliveries: %w", err)
+		}
+		return nil
+	}
+	s.Logger.Warn("schedule: storing the deliveries of a batch failed; storing them node by node", "nodes", len(changed), "err", err)
+	ok := changed[:0:0]
+	for _, i := range changed {
+		if err := s.DeliveryService.EnsureDeliveries(ctx, batch[i].deliveries); err != nil {
+			errs[i] = fmt.Errorf("deliveries: %w", err)
+			continue
+		}
+		ok = append(ok, i)
+	}
+	return ok
 }
 
 // findHead reads the head of node's stored desired state, and whether
@@ -510,7 +602,8 @@ func (s *Scheduler) findHead(ctx context.Context, node string) (loaxa.DesiredHea
 	return head, true, nil
 }
 
-// publishIn publishes rec in pass c. Once the broker has refused one
+// publishIn publishes rec in pass c, without recording when (storeChanges
+// records a batch's publishes together). Once the broker has refused one
 // publish of the pass it takes none (it is away, or too loaded to
 // acknowledge): the rest of the pass's nodes go straight onto the retry
 // list, which backs off and stops at the first refusal, rather than each
@@ -521,17 +614,29 @@ func (s *Scheduler) publishIn(ctx context.Context, c *compilation, rec *loaxa.De
 		s.notAccepted(rec, c.now, c.refused)
 		return fmt.Errorf("publish desired state %d: %w (not tried: the broker refused an earlier one of this pass)", rec.State.Version, ErrNotAccepted)
 	}
-	err := s.publish(ctx, rec, c.now)
+	err := s.send(ctx, rec, c.now)
 	if errors.Is(err, ErrNotAccepted) {
 		c.refused = err
 	}
 	return err
 }
 
-// publish sends rec and records when. A publish the broker did not accept
-// leaves Published zero and puts the node on the retry list (see
-// Undelivered); the error then wraps ErrNotAccepted.
+// publish sends rec and records when (a retry: one node).
 func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Time) error {
+	if err := s.send(ctx, rec, now); err != nil {
+		return err
+	}
+	rec.Published = now
+	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
+		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)
+	}
+	return nil
+}
+
+// send publishes rec. A publish the broker did not accept leaves
+// Published zero and puts the node on the retry list (see Undelivered);
+// the error then wraps ErrNotAccepted.
+func (s *Scheduler) send(ctx context.Context, rec *loaxa.Desired, now time.Time) error {
 	if err := s.Messenger.PublishDesired(ctx, rec.State); err != nil {
 		if ctx.Err() != nil {
 			// Shutting down: the next start republishes every node.
@@ -541,10 +646,6 @@ func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Ti
 		return fmt.Errorf("publish desired state %d: %w: %w", rec.State.Version, ErrNotAccepted, err)
 	}
 	s.accepted(ctx, rec.Node, rec.State.Version, now)
-	rec.Published = now
-	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
-		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)
-	}
 	return nil
 }
 
