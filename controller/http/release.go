@@ -118,6 +118,8 @@ func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) erro
 // handleGetReleaseArchive answers GET /api/v1/releases/archives/{sha}:
 // the archive bytes, for nodes (HTTP Basic with their credentials) and
 // admins. Nodes check the SHA-256 against the signed update command.
+// Range is read as RFC 9110 has it and a Range past the end is the API's
+// JSON error, as for content (byteRange, rangeRefusals).
 func (s *Server) handleGetReleaseArchive(w http.ResponseWriter, r *http.Request) error {
 	if err := requireWholeTree(r.Context()); err != nil {
 		return err
@@ -142,8 +144,11 @@ func (s *Server) handleGetReleaseArchive(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
+	// Boards resume a broken download with Range (node/update): the same
+	// rules as the content downloads.
+	byteRange(r)
 	w.Header().Set("Content-Type", "application/gzip")
-	http.ServeContent(w, r, sha+".tar.gz", fi.ModTime(), f)
+	http.ServeContent(s.rangeRefusals(w, r, fi.Size(), "the release archive "+sha), r, sha+".tar.gz", fi.ModTime(), f)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -319,5 +320,45 @@ func TestRolloutRefusedWhileAnArchiveIsDamaged(t *testing.T) {
 	a.call("POST", "/api/v1/rollouts", a.admin, map[string]any{"version": "1.0.0", "targets": map[string][]string{"nodes": {"n-c"}}}, http.StatusCreated, &ro)
 	if ro.Version != "1.0.0" || ro.State != loaxa.RolloutCanary {
 		t.Errorf("rollout after the upload again: %s %s, want 1.0.0 canary", ro.Version, ro.State)
+	}
+}
+
+// TestReleaseArchiveRangeAsRFC9110HasIt: boards resume an interrupted
+// update download with Range (node/update). The archive download answered
+// a Range in another unit ("items=0-9") and "Bytes=0-9" with Go's
+// plain-text 416 and no archive, where RFC 9110 says to ignore the first
+// (14.2) and that range units are case-insensitive (14.1); and a Range past
+// the end with that plain text too, not the API's JSON error. It answers
+// as the content downloads do (TestRangeUnitsAsRFC9110HasThem,
+// TestRangePastTheEndIsAJSONError).
+func TestReleaseArchiveRangeAsRFC9110HasIt(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	path := "/api/v1/releases/archives/" + a.archive
+	whole := releaseArchive(t, 62)
+	if r := a.request("GET", path, a.admin, "", nil); r.status != http.StatusOK || !bytes.Equal(r.body, whole) {
+		t.Fatalf("GET %s: %d, %d bytes; want 200 and the %d bytes uploaded", path, r.status, len(r.body), len(whole))
+	}
+	for _, rng := range []string{"items=0-9", "seconds=1-2", "x-frames=0-"} {
+		r := a.request("GET", path, a.admin, "", nil, "Range", rng)
+		if r.status != http.StatusOK || !bytes.Equal(r.body, whole) || r.header.Get("Content-Range") != "" {
+			t.Errorf("Range %q: status %d, %d bytes, Content-Range %q; want 200 and the whole %d bytes, the Range ignored",
+				rng, r.status, len(r.body), r.header.Get("Content-Range"), len(whole))
+		}
+	}
+	for _, rng := range []string{"bytes=10-", "Bytes=10-", "BYTES=10-"} {
+		r := a.request("GET", path, a.admin, "", nil, "Range", rng)
+		if want := fmt.Sprintf("bytes 10-%d/%d", len(whole)-1, len(whole)); r.status != http.StatusPartialContent || r.header.Get("Content-Range") != want || !bytes.Equal(r.body, whole[10:]) {
+			t.Errorf("Range %q: status %d, Content-Range %q, %d bytes; want 206, %s and the bytes from 10", rng, r.status, r.header.Get("Content-Range"), len(r.body), want)
+		}
+	}
+	size := int64(len(whole))
+	for _, rng := range []string{fmt.Sprintf("bytes=%d-", size), fmt.Sprintf("Bytes=%d-", size+100), "bytes=end-"} {
+		r := a.request("GET", path, a.admin, "", nil, "Range", rng)
+		checkError(t, r, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable",
+			fmt.Sprintf("asks for no byte of the release archive %s, which has %d bytes", a.archive, size))
+		if cr, want := r.header.Get("Content-Range"), fmt.Sprintf("bytes */%d", size); cr != want {
+			t.Errorf("Range %q: Content-Range %q, want %q", rng, cr, want)
+		}
 	}
 }
