@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/node/agent"
 	"loaxa.vn/node/nodetest"
 	"loaxa.vn/node/store"
 	"loaxa.vn/protocol"
@@ -396,4 +399,138 @@ func enrolBehindTLS(backend *url.URL, cert tls.Certificate, args []string) (int,
 	var stdout, stderr bytes.Buffer
 	exit := run(context.Background(), append(args, "--controller", front.URL), env(nil), &stdout, &stderr)
 	return exit, stdout.String() + stderr.String()
+}
+
+// TestEnrolWithALoopingStore: node --enrol read the clock floor from the
+// store in --data in its own process with no limit, and a store whose page
+// tree loops (as a garbled page can: TestRunWithALoopingStore) kept it
+// going round for ever, its stack growing, so the board could not be
+// enrolled while the agent's own start (which checks the store in a
+// time-limited process of its own) would have set the store aside. The
+// store is now checked the same way first: the enrolment says on stderr
+// that the floor was not read and why, and enrols on the board's clock.
+func TestEnrolWithALoopingStore(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	var created struct {
+		Enrolment struct{ Code string }
+	}
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "tt-01", "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
+
+	data := t.TempDir()
+	db := filepath.Join(data, "node.db")
+	st, err := store.OpenBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetClockFloor(time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// The loop is in the bucket that holds the floor: reading it descends
+	// for ever.
+	loopingStore(t, db, "meta")
+	stored, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	path := filepath.Join(t.TempDir(), "node.json")
+	type result struct {
+		exit           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		exit := run(context.Background(), []string{"--enrol", created.Enrolment.Code, "--controller", c.URL, "--credentials", path, "--data", data}, env(nil), &stdout, &stderr)
+		done <- result{exit, stdout.String(), stderr.String()}
+	}()
+	// Far beyond the check's own limit (storeCheckTimeout): only an
+	// enrolment that never ends gets here.
+	const deadline = 5 * time.Minute
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(deadline):
+		t.Fatalf("node --enrol with a store whose page tree loops was still running after %v", deadline)
+	}
+	t.Logf("stderr: %s", r.stderr)
+	if r.exit != 0 || !strings.Contains(r.stdout, "Enrolled as node tt-01") {
+		t.Fatalf("enrol: exit %d, %q %q; want enrolled on the board's clock", r.exit, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "enrol: clock floor not read") || !strings.Contains(r.stderr, "a garbled page tree that loops") {
+		t.Errorf("stderr %q does not say the clock floor was not read because the store loops", r.stderr)
+	}
+	if now, err := os.ReadFile(db); err != nil || !bytes.Equal(now, stored) {
+		t.Errorf("the enrolment changed the store in --data (%v)", err)
+	}
+}
+
+// TestEnrolFloorOfAHeldStore: with the agent still running (it holds the
+// store), the check in a process of its own cannot open the store either;
+// the enrolment still says to stop the agent, and judges on the board's
+// clock.
+func TestEnrolFloorOfAHeldStore(t *testing.T) {
+	data := t.TempDir()
+	st, err := store.OpenBolt(filepath.Join(data, "node.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SetClockFloor(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	if floor := enrolFloor(context.Background(), data, slog.New(slog.NewTextHandler(&logged, nil))); !floor.IsZero() {
+		t.Errorf("floor of a held store %v, want zero", floor)
+	}
+	if !strings.Contains(logged.String(), "an agent holds the store in --data (stop it first: systemctl stop loaxa-node)") {
+		t.Errorf("log %q does not say to stop the agent", logged.String())
+	}
+}
+
+// BenchmarkEnrolFloor: what node --enrol spends reading the clock floor
+// of a board enrolled again, now that the store is checked in a process of
+// its own first, on a store of 20,000 unsent plays (a board offline for
+// weeks), against store.ReadClockFloor alone as before.
+func BenchmarkEnrolFloor(b *testing.B) {
+	data := b.TempDir()
+	path := filepath.Join(data, "node.db")
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2026, 9, 14, 3, 20, 0, 0, time.UTC)
+	for batch := range 100 {
+		var events []protocol.Event
+		var marks []agent.Progress
+		for i := range 200 {
+			occ := fmt.Sprintf("a1@%d", batch*200+i)
+			events = append(events, protocol.Event{Type: protocol.EventCompleted, Occurrence: occ, At: at, Content: "c-0123456789abcdef"})
+			marks = append(marks, agent.Progress{Occurrence: occ, Phase: agent.PhaseDone, Start: at})
+		}
+		if _, err := st.Append(events, marks); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.SetClockFloor(at); err != nil {
+		b.Fatal(err)
+	}
+	st.Close()
+	log := slog.New(slog.DiscardHandler)
+	b.Run("checked", func(b *testing.B) {
+		for b.Loop() {
+			if floor := enrolFloor(context.Background(), data, log); !floor.Equal(at) {
+				b.Fatalf("floor %v, want %v", floor, at)
+			}
+		}
+	})
+	b.Run("read-only", func(b *testing.B) {
+		for b.Loop() {
+			if floor, err := store.ReadClockFloor(path); err != nil || !floor.Equal(at) {
+				b.Fatalf("floor %v, %v; want %v", floor, err, at)
+			}
+		}
+	})
 }

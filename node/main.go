@@ -421,7 +421,7 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 		return exitUsage
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = agent.EnrolTLS(cfg, o.controller, time.Now, enrolFloor(o.data, log), log)
+	tr.TLSClientConfig = agent.EnrolTLS(cfg, o.controller, time.Now, enrolFloor(ctx, o.data, log), log)
 	client := &http.Client{Timeout: time.Minute, Transport: tr}
 	cred, err := agent.Enrol(ctx, client, o.controller, o.enrol)
 	var unknownCA x509.UnknownAuthorityError
@@ -456,8 +456,25 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 // is none: a board enrolled again after its credentials file was deleted
 // keeps its store, and its clock may be behind after a power cut. A floor
 // that cannot be read leaves the board's clock alone, as the agent does.
-func enrolFloor(data string, log *slog.Logger) time.Time {
-	floor, err := store.ReadClockFloor(filepath.Join(data, "node.db"))
+// The store is checked first as the agent's start checks it, in a process
+// of its own with a time limit (checkStoreInChild): a garbled page tree
+// that loops kept the read below going round until its stack passed 1 GB
+// and the runtime ended the enrolment (a board's memory runs out before
+// that). A store found damaged is one the agent would set aside, so its
+// floor is not used either.
+func enrolFloor(ctx context.Context, data string, log *slog.Logger) time.Time {
+	path := filepath.Join(data, "node.db")
+	damaged, err := checkStoreInChild(ctx, data, path)
+	if damaged != nil {
+		log.Error("enrol: clock floor not read: the store in --data is damaged (the agent sets it aside when it starts); judging the controller's certificate on the board's clock", "err", damaged)
+		return time.Time{}
+	}
+	if err != nil && ctx.Err() == nil {
+		// Held by an agent (said again below), or the check could not
+		// run: read it here, as the agent does then.
+		log.Warn("enrol: the store could not be checked in a process of its own; reading its clock floor here", "err", err)
+	}
+	floor, err := store.ReadClockFloor(path)
 	if store.Held(err) {
 		log.Error("enrol: clock floor not read: an agent holds the store in --data (stop it first: systemctl stop loaxa-node); judging the controller's certificate on the board's clock", "err", err)
 		return time.Time{}
