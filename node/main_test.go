@@ -180,6 +180,60 @@ func TestRunTellsSystemd(t *testing.T) {
 	}
 }
 
+// TestUnitAgreesWithTheAgent: scripts/systemd/loaxa-node.service and
+// the agent are written apart; this reads the unit as installed and checks
+// what the agent relies on. systemd waits for READY=1 from the main
+// process (Type=notify, NotifyAccess=main: an update's trial runs in a
+// child whose environment has no NOTIFY_SOCKET, and the update is exec'd
+// in the same process); a watchdog restarts a stuck agent (WatchdogSec=,
+// which the agent reads from $WATCHDOG_USEC and feeds every third of); the
+// checks of the store before READY=1, each in a process with its own time
+// limit, fit in TimeoutStartSec= (or systemd kills every start of a board
+// with a damaged store before it could set the store aside); and the
+// agent takes ExecStart's arguments.
+func TestUnitAgreesWithTheAgent(t *testing.T) {
+	raw, err := os.ReadFile("../scripts/systemd/loaxa-node.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := map[string]string{}
+	for line := range strings.Lines(string(raw)) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(k, "#") {
+			unit[k] = v
+		}
+	}
+	for key, want := range map[string]string{"Type": "notify", "NotifyAccess": "main"} {
+		if unit[key] != want {
+			t.Errorf("%s=%q, want %q", key, unit[key], want)
+		}
+	}
+	duration := func(key string) time.Duration {
+		t.Helper()
+		d, err := time.ParseDuration(unit[key]) // the unit writes them as Go would, "30s"
+		if err != nil {
+			t.Fatalf("%s=%q: %v", key, unit[key], err)
+		}
+		return d
+	}
+	// The agent's first ping of its main loop waits up to a second, and it
+	// pings every third of the watchdog's period.
+	if wd := duration("WatchdogSec"); wd < 3*time.Second {
+		t.Errorf("WatchdogSec=%v: the agent pings its main loop every third of it, with at least 1s to answer; want at least 3s", wd)
+	}
+	if start, before := duration("TimeoutStartSec"), storeCheckTimeout+storeSalvageTimeout; start <= before+10*time.Second {
+		t.Errorf("TimeoutStartSec=%v leaves under 10s after the store's check and read-back (%v and %v at most) for the agent to start", start, storeCheckTimeout, storeSalvageTimeout)
+	}
+	args := strings.Fields(unit["ExecStart"])
+	if len(args) < 2 {
+		t.Fatalf("ExecStart=%q", unit["ExecStart"])
+	}
+	// --version is answered once every argument before it is taken.
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), append(args[1:], "--version"), env(nil), &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "loaxa node ") {
+		t.Errorf("the agent with ExecStart's arguments %q: exit %d, %q %q", args[1:], code, stdout.String(), firstLine(stderr.String()))
+	}
+}
+
 // fakeSound is a sound device that cannot be opened until back is set.
 type fakeSound struct {
 	back   atomic.Bool

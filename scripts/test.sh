@@ -32,7 +32,7 @@ section "system packages"
 # browser tests (e2e/console), driven headless with no download;
 # qemu-user-static: runs the ARM board builds (scripts/build-boards.sh
 # installs the cross compilers and the boards' ALSA headers itself);
-# systemd: systemd-analyze rates the units.
+# systemd: systemd-analyze loads and rates the units.
 packages=(libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng lame sox chromium qemu-user-static systemd)
 missing=()
 arch=$(dpkg --print-architecture)

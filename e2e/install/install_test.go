@@ -1,7 +1,8 @@
 // Package install tests scripts/install-node.sh and the systemd units in
 // scripts/systemd: the files land where the unit expects them with the
-// right modes, the service user is in the audio group, and systemd rates
-// both units' hardening as good.
+// right modes, the service user is in the audio group, systemd loads both
+// units without a warning and rates their hardening as good, and the units
+// agree with the programs they run.
 package install
 
 import (
