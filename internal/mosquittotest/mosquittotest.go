@@ -85,6 +85,15 @@ type Options struct {
 	// broker for thousands of clients needs it. It cannot go above the
 	// hard limit this process has unless it runs privileged.
 	OpenFiles uint64
+	// User is the account mosquitto switches to when this process runs
+	// as root, as Debian's service runs as "mosquitto"; "" is root, which
+	// reads the test's private files. With another user, the broker's
+	// configuration, password and ACL files and the directory they are in
+	// are made readable to every user; files of the test's own that the
+	// configuration names must be readable to User (or made unreadable
+	// on purpose). Ignored when this process is not root: mosquitto then
+	// runs as this process's user.
+	User string
 }
 
 // Broker is a running mosquitto process. Create it with Start.
@@ -95,6 +104,9 @@ type Broker struct {
 	port int
 	// openFiles is Options.OpenFiles.
 	openFiles uint64
+	// shared is set when mosquitto runs as another user than this
+	// process (Options.User): its files are then readable to all.
+	shared bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -111,6 +123,16 @@ func Start(t testing.TB, opts Options) *Broker {
 		t.Skip("mosquitto not installed: run scripts/test.sh, which installs it")
 	}
 	b := &Broker{t: t, dir: t.TempDir(), openFiles: opts.OpenFiles}
+	if os.Geteuid() == 0 && opts.User != "" && opts.User != "root" {
+		// mosquitto reads its files again as User on a reload: the
+		// test's temporary directories are 0700.
+		b.shared = true
+		for _, d := range []string{filepath.Dir(b.dir), b.dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatalf("mosquittotest: %v", err)
+			}
+		}
+	}
 	if err := b.writeFiles(opts); err != nil {
 		t.Fatalf("mosquittotest: %v", err)
 	}
@@ -138,7 +160,9 @@ func (b *Broker) writeFiles(opts Options) error {
 	conf.WriteString("# Written by loaxa.vn/internal/mosquittotest for one test.\n")
 	conf.WriteString("persistence false\n")
 	conf.WriteString("log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
-	if os.Geteuid() == 0 {
+	if b.shared {
+		fmt.Fprintf(&conf, "user %s\n", opts.User)
+	} else if os.Geteuid() == 0 {
 		// Started as root, mosquitto would switch to user "mosquitto", which
 		// cannot read files in the test's private temp dir.
 		conf.WriteString("user root\n")
@@ -149,11 +173,14 @@ func (b *Broker) writeFiles(opts Options) error {
 		if err := writePasswords(path, opts.PasswordFile, opts.Users); err != nil {
 			return err
 		}
+		if err := os.Chmod(path, b.fileMode()); err != nil {
+			return fmt.Errorf("password file: %w", err)
+		}
 		fmt.Fprintf(&conf, "password_file %s\n", path)
 	}
 	if opts.ACL != "" {
 		path := filepath.Join(b.dir, "acl")
-		if err := os.WriteFile(path, []byte(opts.ACL), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(opts.ACL), b.fileMode()); err != nil {
 			return fmt.Errorf("write acl file: %w", err)
 		}
 		fmt.Fprintf(&conf, "acl_file %s\n", path)
@@ -161,6 +188,15 @@ func (b *Broker) writeFiles(opts Options) error {
 	conf.WriteString(opts.Config)
 	b.body = conf.String()
 	return nil
+}
+
+// fileMode is the mode of the files the broker reads: its user's only,
+// unless it runs as another user than this process.
+func (b *Broker) fileMode() os.FileMode {
+	if b.shared {
+		return 0o644
+	}
+	return 0o600
 }
 
 // writePasswords writes raw and then users, hashing the plain-text entries
@@ -217,7 +253,7 @@ func (b *Broker) start() error {
 	logFrom := b.log.Len()
 	conf := filepath.Join(b.dir, "mosquitto.conf")
 	listener := fmt.Sprintf("listener %d 127.0.0.1\n", b.port)
-	if err := os.WriteFile(conf, []byte(listener+b.body), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(listener+b.body), b.fileMode()); err != nil {
 		b.mu.Unlock()
 		return fmt.Errorf("write mosquitto.conf: %w", err)
 	}
@@ -378,7 +414,7 @@ func (b *Broker) SetAuth(passwordFile, acl string) {
 		b.t.Fatal("mosquittotest: SetAuth needs a broker started with a password file and an ACL")
 	}
 	for name, content := range map[string]string{"passwd": passwordFile, "acl": acl} {
-		if err := os.WriteFile(filepath.Join(b.dir, name), []byte(content), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(b.dir, name), []byte(content), b.fileMode()); err != nil {
 			b.t.Fatalf("mosquittotest: %v", err)
 		}
 	}
