@@ -31,15 +31,18 @@ func TestExportMosquittoSaysHowToInstall(t *testing.T) {
 // Mosquitto (2.0.11) kept serving the old one, which it reads only at
 // start and on a reload: when that expired, no board could connect and no
 // alert reached a speaker. The export must say to reload Mosquitto after
-// every renewal.
+// every renewal, with both files readable by user mosquitto: a reload
+// that cannot read the new key serves no certificate at all
+// (internal/mosquittotest TestUnreadableKeyOnReload).
 func TestExportMosquittoSaysToReloadAfterRenewal(t *testing.T) {
 	said := exportFromAnEmptyStore(t, "ssl://loaxa-controller:mat-khau@loa.example.vn:8883")
 	for line := range strings.Lines(said) {
-		if strings.Contains(line, "renewal") && strings.Contains(line, "systemctl reload mosquitto") {
+		if strings.Contains(line, "renewal") && strings.Contains(line, "systemctl reload mosquitto") &&
+			strings.Contains(line, "readable by user mosquitto") && strings.Contains(line, "serves no certificate at all") {
 			return
 		}
 	}
-	t.Errorf("export-mosquitto-acl said\n%s\nwant a line saying to reload Mosquitto (systemctl reload mosquitto) after each renewal of the certificate", said)
+	t.Errorf("export-mosquitto-acl said\n%s\nwant a line saying to reload Mosquitto (systemctl reload mosquitto) after each renewal of the certificate, with both files readable by user mosquitto", said)
 }
 
 // exportFromAnEmptyStore runs export-mosquitto-acl with --broker broker

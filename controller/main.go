@@ -113,7 +113,7 @@ func exportMosquitto(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, `Wrote %[1]s, %[2]s and %[3]s into %[4]s.
 First install: keep %[1]s and %[2]s in /etc/mosquitto (root:mosquitto, 0640), move %[3]s into /etc/mosquitto/conf.d/ (include_dir /etc/mosquitto/conf.d in mosquitto.conf; a listener of your own goes at its top) and restart Mosquitto (systemctl restart mosquitto).
 Later exports (after enrolling, rotating or revoking nodes): put %[1]s and %[2]s in /etc/mosquitto and reload Mosquitto (systemctl reload mosquitto).
-With TLS (a certfile and keyfile at the top of %[3]s): Mosquitto reads them only at start and on a reload, so reload it after every renewal of the certificate (systemctl reload mosquitto, from the renewal's deploy hook), or every board's handshake fails once the old one expires.
+With TLS (a certfile and keyfile at the top of %[3]s): Mosquitto reads them only at start and on a reload, so reload it after every renewal of the certificate (systemctl reload mosquitto, from the renewal's deploy hook), or every board's handshake fails once the old one expires. Both files must be readable by user mosquitto: a reload that cannot read the new key serves no certificate at all (its log says "Error when reloading certificate").
 See docs/deploy.md, "External broker".
 `, app.MosquittoPasswdFile, app.MosquittoACLFile, app.MosquittoConfFile, out)
 	if len(missing) > 0 {

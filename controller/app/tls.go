@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,7 +93,7 @@ func loadTLS(cfg Config, now func() time.Time, logger *slog.Logger) (_ *serverTL
 		server:  &tls.Config{GetCertificate: r.getCertificate, MinVersion: tls.VersionTLS12},
 		pin:     string(pin),
 		enrolCA: enrolCA,
-		broker:  &tls.Config{RootCAs: brokerRoots(pin), MinVersion: tls.VersionTLS12},
+		broker:  &tls.Config{RootCAs: brokerRoots(pin), MinVersion: tls.VersionTLS12, VerifyConnection: r.brokerConnected},
 		reload:  r,
 	}, warning, nil
 }
@@ -167,6 +168,9 @@ type certReloader struct {
 	// this certificate too (docs/deploy.md, "Boards enrolled before the
 	// move"), and Mosquitto reads it only at start and on a reload.
 	externalBroker bool
+	// brokerSeen is what the external broker served at the controller's
+	// last TLS connection to it (brokerConnected); nil without one.
+	brokerSeen atomic.Pointer[brokerCertificate]
 
 	mu              sync.Mutex
 	cert            *tls.Certificate
@@ -227,15 +231,58 @@ func (r *certReloader) check(now time.Time) error {
 		}
 		return fmt.Errorf("renewed --tls-cert %s: %w", r.certFile, err)
 	}
+	old := r.cert
 	r.cert = &cert
 	r.logger.Info("tls: serving the renewed certificate", "subject", cert.Leaf.Subject.CommonName, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
 	if r.externalBroker {
-		// Mosquitto 2.0 does not watch its certfile: without a reload it
-		// serves the old certificate until it expires, and then every
-		// board's handshake fails.
-		r.logger.Warn("tls: if the external broker serves this certificate too (Mosquitto's certfile and keyfile), reload it now (systemctl reload mosquitto): it keeps serving the old one, and every board's handshake fails once that expires", "serial", cert.Leaf.SerialNumber.String())
+		r.sayBrokerReload(old.Leaf, cert.Leaf)
 	}
 	return nil
+}
+
+// brokerCertificate is the certificate an external broker served, and
+// when.
+type brokerCertificate struct {
+	cert *x509.Certificate
+	at   time.Time
+}
+
+// brokerConnected is VerifyConnection of the controller's TLS towards an
+// external broker: it notes the certificate the broker serves, so that a
+// renewal can say whether that broker needs a reload.
+func (r *certReloader) brokerConnected(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) > 0 {
+		r.brokerSeen.Store(&brokerCertificate{cert: cs.PeerCertificates[0], at: r.now()})
+	}
+	return nil
+}
+
+// reloadFiles is what a reload of Mosquitto needs of the files, tried
+// with 2.0.11 (internal/mosquittotest TestUnreadableKeyOnReload).
+const reloadFiles = "with both files readable by user mosquitto: a reload that can read the new certificate but not its key serves no certificate at all, and every board's handshake fails until a reload finds a pair it can read (Mosquitto logs \"Error when reloading certificate\")"
+
+// sayBrokerReload tells, after a renewal from old to renewed, whether the
+// external broker must be reloaded, from what it served at the
+// controller's last TLS connection to it. Mosquitto 2.0 does not watch
+// its certfile: without a reload it serves the old certificate until it
+// expires, and then every board's handshake fails.
+func (r *certReloader) sayBrokerReload(old, renewed *x509.Certificate) {
+	seen := r.brokerSeen.Load()
+	switch {
+	case seen == nil:
+		// A tcp:// link, or none yet: the boards may still reach the
+		// broker over TLS with this certificate.
+		r.logger.Warn("tls: if the external broker serves this certificate too (Mosquitto's certfile and keyfile; the controller's own link to it is not TLS, or has not connected, so the controller cannot tell), reload it now (systemctl reload mosquitto), "+reloadFiles+": until then it serves the old one, and every board's handshake fails once that expires",
+			"serial", renewed.SerialNumber.String(), "old_not_after", old.NotAfter)
+	case seen.cert.Equal(old):
+		r.logger.Warn("tls: the external broker serves the certificate this controller served until now (seen at the controller's last connection to it): reload it now (systemctl reload mosquitto), "+reloadFiles+": until then it serves the old one, and every board's handshake fails once that expires",
+			"serial", renewed.SerialNumber.String(), "broker_serial", seen.cert.SerialNumber.String(), "old_not_after", old.NotAfter, "seen_at", seen.at)
+	case seen.cert.Equal(renewed):
+		r.logger.Info("tls: the external broker serves the renewed certificate already", "serial", renewed.SerialNumber.String(), "seen_at", seen.at)
+	default:
+		r.logger.Info("tls: the external broker serves a certificate of its own, not this controller's (seen at the controller's last connection to it): no reload needed there for this renewal, unless another of its listeners serves the controller's certificate",
+			"broker_subject", seen.cert.Subject.CommonName, "broker_serial", seen.cert.SerialNumber.String(), "broker_not_after", seen.cert.NotAfter, "seen_at", seen.at)
+	}
 }
 
 // validFrom is when every certificate of cert's chain is valid: the

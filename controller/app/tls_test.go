@@ -404,4 +404,89 @@ func TestTLSExternalBrokerUnderThePin(t *testing.T) {
 	if err := a.MQTT.WaitConnected(ctx); err != nil {
 		t.Fatalf("the controller does not reach its ssl:// broker, whose certificate is under the pin: %v\n%s", err, b.Log())
 	}
+	// What a renewal's log tells from (TestTLSRenewalSaysWhetherTheExternalBrokerServesIt).
+	if seen := a.tls.reload.brokerSeen.Load(); seen == nil || !seen.cert.Equal(leaf) {
+		t.Errorf("the controller's MQTT link noted %v as the certificate its broker serves, want its own", seen)
+	}
+}
+
+// TestTLSRenewalSaysWhetherTheExternalBrokerServesIt: with --broker the
+// renewal's warning said "if the external broker serves this certificate
+// too, reload it", though the controller's own ssl:// link to that broker
+// had seen which certificate it serves; and it did not say that the
+// reload needs both files readable by user mosquitto, without which
+// Mosquitto serves no certificate at all (internal/mosquittotest
+// TestUnreadableKeyOnReload). Against a real Mosquitto: serving the
+// controller's certificate, the log says it does and to reload it now,
+// with readable files; serving a certificate of its own, that no reload
+// is needed; a link not seen over TLS keeps the "if", with the files'
+// advice too.
+func TestTLSRenewalSaysWhetherTheExternalBrokerServesIt(t *testing.T) {
+	root, rootKey := issue(t, "Root CA", true, nil, nil)
+	first, firstKey := issue(t, "loa.example.vn", false, root, rootKey)
+	own, ownKey := issue(t, "broker.example.vn", false, root, rootKey)
+	for _, tc := range []struct {
+		name string
+		// brokerCert is what Mosquitto serves; nil: the controller's link
+		// is not TLS (or has not connected yet).
+		brokerCert *x509.Certificate
+		brokerKey  *ecdsa.PrivateKey
+		want       []string
+		not        []string
+	}{
+		{"the controller's certificate", first, firstKey,
+			[]string{"level=WARN", "the external broker serves the certificate this controller served until now", "reload it now (systemctl reload mosquitto)", "readable by user mosquitto", "serves no certificate at all"},
+			[]string{"tls: if the external broker"}},
+		{"a certificate of its own", own, ownKey,
+			[]string{"the external broker serves a certificate of its own", "no reload"},
+			[]string{"level=WARN", "reload it now"}},
+		{"no TLS link seen", nil, nil,
+			[]string{"level=WARN", "tls: if the external broker serves this certificate too", "systemctl reload mosquitto", "readable by user mosquitto"},
+			nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.TLSCert, cfg.TLSKey = writeChain(t, firstKey, first)
+			cfg.TLSCA, _ = writeChain(t, rootKey, root)
+			cfg.BrokerURL = "ssl://loaxa-controller:mat-khau@localhost:8883"
+			var logs syncbuf.Buffer
+			fc := clock.NewFake(time.Now())
+			s, _, err := loadTLS(cfg, fc.Now, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.brokerCert != nil {
+				// Mosquitto's own copy of the files, as a deployment has.
+				certFile, keyFile := writeChain(t, tc.brokerKey, tc.brokerCert)
+				b := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true, Config: fmt.Sprintf("certfile %s\nkeyfile %s\n", certFile, keyFile)})
+				_, port, _ := strings.Cut(b.Addr(), ":")
+				// The controller's MQTT client handshakes with this config.
+				conn, err := tls.Dial("tcp", "localhost:"+port, s.broker)
+				if err != nil {
+					t.Fatalf("the controller's TLS to its broker: %v\n%s", err, b.Log())
+				}
+				conn.Close()
+			}
+			renewed, renewedKey := issue(t, "loa.example.vn", false, root, rootKey)
+			writePair(t, cfg.TLSCert, cfg.TLSKey, renewedKey, renewed)
+			fc.Advance(certCheckEvery)
+			got, err := s.server.GetCertificate(&tls.ClientHelloInfo{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Certificate[0], renewed.Raw) {
+				t.Fatalf("the renewed certificate is not served:\n%s", logs.String())
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("the log does not say %q:\n%s", want, logs.String())
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(logs.String(), not) {
+					t.Errorf("the log says %q:\n%s", not, logs.String())
+				}
+			}
+		})
+	}
 }
