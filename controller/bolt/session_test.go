@@ -88,6 +88,36 @@ func TestSessionOverlapIsCheckedPerArea(t *testing.T) {
 	must(t, s.CreateSession(ctx, &loaxa.Session{Area: "318", Name: "Buổi huyện", Start: "17:15", MaxMinutes: 30}))
 }
 
+// TestSessionsMeetingYearsAheadAreRefused: sessions whose days first meet
+// more than a year ahead were compared over the coming year only, and two
+// sessions of 29 February, 15 minutes apart, were stored as made, and a
+// daily one changed to 29 February too; both are refused, naming the
+// other and the day they meet (29 February 2028). 28 February is fine.
+func TestSessionsMeetingYearsAheadAreRefused(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	s := bolt.NewSessionService(db)
+	leap := &loaxa.Session{Area: "12346", Name: "Ngày nhuận", Start: "05:30", MaxMinutes: 30, Days: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"}
+	must(t, s.CreateSession(ctx, leap))
+	refused := func(what string, err error) {
+		t.Helper()
+		var overlap *loaxa.SessionOverlapError
+		if !errors.As(err, &overlap) || loaxa.ErrorCode(err) != loaxa.EConflict || overlap.Session.ID != leap.ID ||
+			overlap.From.Format("2006-01-02 15:04") != "2028-02-29 05:45" || !strings.Contains(err.Error(), "2028-02-29") {
+			t.Errorf("%s: %v, want a conflict naming %s on 2028-02-29 from 05:45", what, err, leap.ID)
+		}
+	}
+	refused("a second 29 February", s.CreateSession(ctx, &loaxa.Session{Area: "12346", Name: "Ngày nhuận 2", Start: "05:45", MaxMinutes: 30, Days: leap.Days}))
+	other := &loaxa.Session{Area: "12346", Name: "28 tháng 2", Start: "05:45", MaxMinutes: 30, Days: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=28"}
+	must(t, s.CreateSession(ctx, other))
+	_, _, err := s.UpdateSession(ctx, other.ID, loaxa.SessionChange{Days: &leap.Days})
+	refused("28 February changed to the 29th", err)
+	if got, err := s.FindSessionByID(ctx, other.ID); err != nil || got.Days != other.Days {
+		t.Errorf("after a refused change: %+v, %v; want it as it was", got, err)
+	}
+}
+
 // TestForcedSessionDeleteNeedsTheEmergencyRight: a forced session delete
 // cancels the items placed in the session, and it cancelled an emergency
 // one for anyone who may schedule there, where cancelling that item alone

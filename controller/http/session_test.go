@@ -1,8 +1,8 @@
 package http_test
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
 )
@@ -981,6 +983,63 @@ func TestProgrammeOfAPastDayShowsTheTimesItRanBy(t *testing.T) {
 	}
 }
 
+// storeUnchecked writes sess into the store as it is, unchecked, as an
+// older version or an old backup may have left it: the store's own
+// CreateSession refuses one that overlaps another, however far ahead.
+func (e *env) storeUnchecked(sess *loaxa.Session) {
+	e.t.Helper()
+	if err := e.db.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	raw, err := bbolt.Open(e.db.Path(), 0o600, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(sess)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sessions")).Put([]byte(sess.ID), data)
+	})
+	if err := errors.Join(err, raw.Close(), e.db.Open()); err != nil {
+		e.t.Fatalf("store session %s unchecked: %v", sess.ID, err)
+	}
+}
+
+// TestSessionsMeetingYearsAheadAreListed: two sessions of 29 February a
+// quarter of an hour apart (as an older version stored them: it compared
+// only the coming year) were listed without overlap; the list looks as
+// far ahead as their days can meet, and marks both with 29 February 2028.
+func TestSessionsMeetingYearsAheadAreListed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	leap := "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"
+	e.storeUnchecked(&loaxa.Session{ID: "s000001", Area: "12346", Name: "Ngày nhuận", Start: "05:30", MaxMinutes: 30, Days: leap, CreatedBy: "admin", CreatedAt: t0})
+	e.storeUnchecked(&loaxa.Session{ID: "s000002", Area: "12346", Name: "Ngày nhuận (2)", Start: "05:45", MaxMinutes: 30, Days: leap, CreatedBy: "admin", CreatedAt: t0})
+	var l struct {
+		Sessions []struct {
+			ID      string
+			Overlap *struct {
+				Session  string
+				From, To time.Time
+			}
+		}
+	}
+	e.call("GET", "/api/v1/sessions?area=12346", e.admin, nil, http.StatusOK, &l)
+	if len(l.Sessions) != 2 {
+		t.Fatalf("listed %d sessions, want 2", len(l.Sessions))
+	}
+	from := time.Date(2028, 2, 29, 5, 45, 0, 0, t0.Location())
+	for i, s := range l.Sessions {
+		o := s.Overlap
+		if want := l.Sessions[1-i].ID; o == nil || o.Session != want || !o.From.Equal(from) || !o.To.Equal(from.Add(15*time.Minute)) {
+			t.Errorf("session %s lists overlap %+v, want %s from %s for 15 minutes", s.ID, o, want, from)
+		}
+	}
+}
+
 // TestStoredOverlappingSessionsAreListed: an area's sessions are checked
 // against each other when one is made or changed, but a store written by
 // an older version, or restored from an old backup, can hold two that run
@@ -1003,10 +1062,8 @@ func TestStoredOverlappingSessionsAreListed(t *testing.T) {
 		http.StatusCreated, &other)
 	// As an older version stored it: made two years ago, checked against
 	// nothing.
-	old := &loaxa.Session{Area: "12346", Name: "Buổi chiều (cũ)", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin", CreatedAt: t0.AddDate(-2, 0, 0)}
-	if err := e.stores.sessions.CreateSession(context.Background(), old); err != nil {
-		t.Fatalf("store the old session: %v", err)
-	}
+	old := &loaxa.Session{ID: "s000099", Area: "12346", Name: "Buổi chiều (cũ)", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin", CreatedAt: t0.AddDate(-2, 0, 0)}
+	e.storeUnchecked(old)
 
 	type entry struct {
 		ID      string

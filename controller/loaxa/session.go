@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -120,6 +122,17 @@ func (s *Session) MaxLength() time.Duration { return time.Duration(s.MaxMinutes)
 
 // Instances returns the starts of the session's days in (from, to], in loc.
 func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time, error) {
+	starts, err := s.starts(loc, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Collect(starts), nil
+}
+
+// starts returns the starts of the session's days in (from, to], in loc,
+// one at a time: comparing two sessions over centuries (Overlap) stops at
+// their first shared span without listing every day.
+func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.Time], error) {
 	clock, err := ParseClock(s.Start)
 	if err != nil {
 		return nil, err
@@ -136,13 +149,13 @@ func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time
 	if err != nil {
 		return nil, err
 	}
-	out := r.Between(from, to)
-	for i, t := range out {
-		// The rule keeps DTSTART's wall clock; normalise days whose DST
-		// change moved it.
-		out[i] = AtClock(t, clock, loc)
-	}
-	return out, nil
+	return func(yield func(time.Time) bool) {
+		r.each(from, to, func(t time.Time) bool {
+			// The rule keeps DTSTART's wall clock; normalise days whose
+			// DST change moved it.
+			return yield(AtClock(t, clock, loc))
+		})
+	}, nil
 }
 
 // SessionRun is one instance of a session: when it starts, and the
@@ -197,25 +210,45 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 // (an instance of each, each lasting its MaxLength), or zero times if they
 // never do.
 func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
-	if apartOnTheClock(s, o) {
+	if apartOnTheClock(s, o, zoneShift(loc, from)) {
 		return time.Time{}, time.Time{}, nil
 	}
-	mine, err := s.Instances(loc, from, to)
+	// Against a session whose days repeat every few days or weeks, the
+	// other's instances alone are walked: a daily session against a
+	// yearly one at nearby times is compared over the yearly one's 400
+	// years in 292 steps, not 100,000.
+	if w, err := o.weekly(loc); err != nil {
+		return time.Time{}, time.Time{}, err
+	} else if w != nil {
+		return s.overlapWeekly(o, w, loc, from, to)
+	}
+	if w, err := s.weekly(loc); err != nil {
+		return time.Time{}, time.Time{}, err
+	} else if w != nil {
+		start, end, err := o.overlapWeekly(s, w, loc, from, to)
+		return start, end, err
+	}
+	mine, err := s.starts(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	theirs, err := o.Instances(loc, from, to)
+	theirs, err := o.starts(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	for i, j := 0, 0; i < len(mine) && j < len(theirs); {
-		a, b := mine[i], theirs[j]
+	nextA, stopA := iter.Pull(mine)
+	defer stopA()
+	nextB, stopB := iter.Pull(theirs)
+	defer stopB()
+	a, okA := nextA()
+	b, okB := nextB()
+	for okA && okB {
 		aEnd, bEnd := a.Add(s.MaxLength()), b.Add(o.MaxLength())
 		switch {
 		case !aEnd.After(b):
-			i++
+			a, okA = nextA()
 		case !bEnd.After(a):
-			j++
+			b, okB = nextB()
 		default:
 			if b.After(a) {
 				a = b
@@ -229,15 +262,219 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 	return time.Time{}, time.Time{}, nil
 }
 
+// weeklyDays is the days of a session whose days rule repeats every
+// cycle days from its first day (daysCycle), without COUNT: runs[i] says
+// whether it runs i days (mod cycle) after its first day.
+type weeklyDays struct {
+	first time.Time // its first day's date, at 00:00 UTC
+	runs  []bool
+	until time.Time // its rule's UNTIL, or zero
+	clock time.Duration
+}
+
+// maxWeeklyCycle bounds the cycles kept as weeklyDays.
+const maxWeeklyCycle = 7 * 53
+
+// weekly returns s's days as weeklyDays, or nil if its rule repeats in a
+// longer cycle than maxWeeklyCycle, or has COUNT.
+func (s *Session) weekly(loc *time.Location) (*weeklyDays, error) {
+	cycle := daysCycle(s.Days)
+	if cycle > maxWeeklyCycle || strings.Contains(strings.ToUpper(s.Days), "COUNT") {
+		return nil, nil
+	}
+	clock, err := ParseClock(s.Start)
+	if err != nil {
+		return nil, err
+	}
+	first := AtClock(s.CreatedAt, clock, loc)
+	starts, err := s.Instances(loc, first.Add(-time.Nanosecond), first.AddDate(0, 0, int(cycle)).Add(-time.Nanosecond))
+	if err != nil {
+		return nil, err
+	}
+	w := &weeklyDays{first: dateOf(first, loc), runs: make([]bool, cycle), clock: clock}
+	for _, t := range starts {
+		w.runs[daysBetween(w.first, dateOf(t, loc))] = true
+	}
+	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
+		if opt, err := rrule.StrToROption(days); err == nil {
+			w.until = opt.Until
+		}
+	}
+	return w, nil
+}
+
+// dateOf returns t's date in loc, at 00:00 UTC, for counting days.
+func dateOf(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func daysBetween(a, b time.Time) int { return int(b.Sub(a).Hours()) / 24 }
+
+// overlapWeekly is Overlap of s and o, o's days being w: s's instances in
+// order, each against o's on the day before, the day and the day after.
+func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
+	mine, err := s.starts(loc, from, to)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	for a := range mine {
+		aEnd, day := a.Add(s.MaxLength()), dateOf(a, loc)
+		for _, shift := range []int{-1, 0, 1} {
+			d := day.AddDate(0, 0, shift)
+			i := daysBetween(w.first, d)
+			if i < 0 || !w.runs[i%len(w.runs)] {
+				continue
+			}
+			b := AtClock(time.Date(d.Year(), d.Month(), d.Day(), 12, 0, 0, 0, loc), w.clock, loc)
+			if !b.After(from) || b.After(to) || !w.until.IsZero() && b.After(w.until) {
+				continue
+			}
+			if bEnd := b.Add(o.MaxLength()); aEnd.After(b) && bEnd.After(a) {
+				return maxTime(a, b), minTime(aEnd, bEnd), nil
+			}
+		}
+	}
+	return time.Time{}, time.Time{}, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// OverlapHorizon returns how far from from s and o, sessions of an area
+// in zone loc, must be compared (Overlap) to find every span in which both
+// run: to where their days repeat together, as RFC 5545 rules do within
+// whole cycles of the calendar (daysCycle), and in a zone with DST at
+// least a year (a DST change moves a session's instants for a day, on
+// dates of its own). Past the end of either rule (its UNTIL, or
+// rrule-go's last day, about 292 years after DTSTART, for a rule without
+// one) neither runs, and a comparison past it would find nothing.
+func OverlapHorizon(s, o *Session, loc *time.Location, from time.Time) time.Time {
+	cycle := lcmDays(daysCycle(s.Days), daysCycle(o.Days))
+	first := from
+	for _, x := range []*Session{s, o} {
+		if x.CreatedAt.After(first) {
+			first = x.CreatedAt
+		}
+	}
+	// Two days more: a session past midnight meets the next day's.
+	to := from
+	if zoneShift(loc, from) > 0 {
+		to = from.Add(SessionOverlapLookahead)
+	}
+	if cycle < maxCycleDays {
+		to = maxTime(to, first.AddDate(0, 0, int(cycle)+2))
+	} else {
+		to = time.Date(rrule.MAXYEAR+1, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	for _, x := range []*Session{s, o} {
+		if end := lastDay(x); end.Before(to) {
+			to = end
+		}
+	}
+	return to
+}
+
+// gregorianDays is the Gregorian calendar's cycle: 400 years, 146,097
+// days, a whole number of weeks, after which dates and weekdays repeat.
+const gregorianDays = 146097
+
+// maxCycleDays stands for a cycle longer than any rule can run.
+const maxCycleDays = 1 << 40
+
+// daysCycle returns a number of days after which the days a rule chooses
+// repeat, from its first day on: a rule of days or weeks alone (FREQ=DAILY
+// or WEEKLY, BYDAY without ordinals) repeats within its interval and the
+// week; one that names months, days of the month or year, week numbers or
+// ordinal weekdays, or counts months or years, repeats within Gregorian
+// cycles as many as its interval needs. BYEASTER follows the moon, and is
+// given maxCycleDays. A rule that cannot be read has the shortest, 1:
+// Instances refuses it.
+func daysCycle(days string) int64 {
+	days = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(days), "RRULE:"))
+	if days == "" {
+		return 1
+	}
+	opt, err := rrule.StrToROption(days)
+	if err != nil {
+		return 1
+	}
+	if len(opt.Byeaster) > 0 {
+		return maxCycleDays
+	}
+	k := int64(max(opt.Interval, 1))
+	calendar := len(opt.Bymonth) > 0 || len(opt.Bymonthday) > 0 || len(opt.Byyearday) > 0 || len(opt.Byweekno) > 0 ||
+		slices.ContainsFunc(opt.Byweekday, func(w rrule.Weekday) bool { return w.N() != 0 })
+	switch opt.Freq {
+	case rrule.DAILY:
+		switch {
+		case calendar:
+			return lcmDays(k, gregorianDays)
+		case len(opt.Byweekday) > 0:
+			return lcmDays(k, 7)
+		}
+		return k
+	case rrule.WEEKLY:
+		if calendar {
+			return lcmDays(7*k, gregorianDays)
+		}
+		return 7 * k
+	case rrule.MONTHLY:
+		return lcmDays(k, 400*12) / 4800 * gregorianDays // k months, 4,800 a cycle
+	default:
+		return lcmDays(k, 400) / 400 * gregorianDays
+	}
+}
+
+// lcmDays returns the least common multiple of a and b, or maxCycleDays
+// if it is that long or longer.
+func lcmDays(a, b int64) int64 {
+	if a >= maxCycleDays || b >= maxCycleDays {
+		return maxCycleDays
+	}
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	if l := a / x * b; l < maxCycleDays {
+		return l
+	}
+	return maxCycleDays
+}
+
+// lastDay returns a day after the last instance of x's days: its UNTIL,
+// or the end rrule-go gives a rule without one (DTSTART plus the longest
+// time.Duration), a day later.
+func lastDay(x *Session) time.Time {
+	end := x.CreatedAt.Add(time.Duration(math.MaxInt64))
+	days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(x.Days), "RRULE:"))
+	if opt, err := rrule.StrToROption(days); err == nil && days != "" && !opt.Until.IsZero() {
+		end = opt.Until
+	}
+	return end.Add(48 * time.Hour)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // apartOnTheClock reports whether s and o can never run at once, whatever
-// their days: their spans on the clock, each widened by an hour for a DST
-// change, do not meet, nor across midnight. Comparing their days is what
-// costs (a year of instances each); most of an area's sessions, morning
-// and evening, are this far apart.
-func apartOnTheClock(s, o *Session) bool {
+// their days: their spans on the clock, each widened by slack (how far a
+// DST change of their zone moves an instant: zoneShift), do not meet, nor
+// across midnight. Comparing their days is what costs (a yearly session's
+// centuries); most of an area's sessions, morning and evening, or an
+// evening and a later one on holidays, are this far apart.
+func apartOnTheClock(s, o *Session, slack time.Duration) bool {
 	a, errA := ParseClock(s.Start)
 	b, errB := ParseClock(o.Start)
-	const slack, day = time.Hour, 24 * time.Hour
+	const day = 24 * time.Hour
 	if errA != nil || errB != nil || s.MaxLength()+o.MaxLength()+2*slack >= day {
 		return false // Instances says what is wrong; or too long to tell
 	}
@@ -251,9 +488,29 @@ func apartOnTheClock(s, o *Session) bool {
 	return true
 }
 
-// SessionOverlapLookahead is how far ahead a new session's instances are
-// compared with those of its area's sessions: a year covers every weekly,
-// monthly and yearly days rule.
+// zoneShift returns how far loc's offset from UTC moves in the year from
+// from (a DST change: an hour in most zones), or 0 in a zone without DST,
+// such as Vietnam's. A zone's future changes repeat yearly in the tz
+// data, so a year tells.
+func zoneShift(loc *time.Location, from time.Time) time.Duration {
+	_, first := from.In(loc).Zone()
+	var shift time.Duration
+	for m := 1; m <= 12; m++ {
+		_, off := from.AddDate(0, m, 0).In(loc).Zone()
+		shift = max(shift, time.Duration(abs(off-first))*time.Second)
+	}
+	return shift
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// SessionOverlapLookahead is the least span over which sessions of a zone
+// with DST are compared (OverlapHorizon): a year holds every DST change.
 const SessionOverlapLookahead = 366 * 24 * time.Hour
 
 // SessionOverlapError is the EConflict of a session that would run at the
@@ -274,8 +531,8 @@ func (e *SessionOverlapError) Unwrap() error { return e.err }
 
 // CheckSessionOverlap returns a *SessionOverlapError if sess would run at
 // the same time as one of others (sessions of its area, whose zone is
-// loc) on a day both run within SessionOverlapLookahead of since (its
-// creation, or the change being made to it), or nil. Sessions at the
+// loc) on a day both run from since (its creation, or the change being
+// made to it) on, however far ahead (OverlapHorizon), or nil. Sessions at the
 // same times on different days are fine; sess itself among others is
 // skipped.
 func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location, since time.Time) error {
@@ -284,7 +541,7 @@ func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location, s
 		if o.Area != sess.Area || sess.ID != "" && o.ID == sess.ID {
 			continue
 		}
-		start, end, err := sess.Overlap(o, loc, from, from.Add(SessionOverlapLookahead))
+		start, end, err := sess.Overlap(o, loc, from, OverlapHorizon(sess, o, loc, from))
 		if err != nil {
 			return fmt.Errorf("compare with session %s: %w", o.ID, err)
 		}

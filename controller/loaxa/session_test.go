@@ -1,6 +1,7 @@
 package loaxa_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -171,6 +172,122 @@ func TestSessionRunsAfterAChange(t *testing.T) {
 			}
 			if strings.Join(got, ", ") != tc.want {
 				t.Errorf("runs %s, want %s", strings.Join(got, ", "), tc.want)
+			}
+		})
+	}
+}
+
+// TestSessionOverlapBeyondAYear: two sessions of an area whose days first
+// meet more than a year ahead were compared over the coming year only, and
+// stored (and listed) as if they never met: 29 February against 29
+// February, against the last Monday of February (they meet when the 29th
+// is a Monday, in 2044), 2 September against the first Sunday of a month
+// (2029). Their days are compared over the whole cycle in which the two
+// rules repeat together; rules that never meet (29 against 28 February, a
+// leap day on a Monday against one on a Tuesday) are still accepted.
+func TestSessionOverlapBeyondAYear(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 2, 4, 0, 0, 0, vn) // a Monday
+	for _, tc := range []struct {
+		name     string
+		a, b     string // days, of a at 05:30 and b at 05:45, both for 30 minutes
+		from, to string // local 2006-01-02 15:04; "" for none
+	}{
+		{"29 February, both", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "2028-02-29 05:45", "2028-02-29 06:00"},
+		{"29 February and the last Monday of February", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYMONTH=2;BYDAY=-1MO", "2044-02-29 05:45", "2044-02-29 06:00"},
+		{"29 February on a Monday, monthly", "FREQ=MONTHLY;BYMONTHDAY=29;BYDAY=MO", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "2044-02-29 05:45", "2044-02-29 06:00"},
+		{"2 September and first Sundays", "FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2", "FREQ=MONTHLY;BYDAY=1SU", "2029-09-02 05:45", "2029-09-02 06:00"},
+		{"every 28 days and 29 February", "FREQ=DAILY;INTERVAL=28", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "2072-02-29 05:45", "2072-02-29 06:00"},
+		{"29 and 28 February", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=28", "", ""},
+		{"leap days on a Monday and on a Tuesday", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=TU", "", ""},
+		{"weekdays and weekends", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "FREQ=WEEKLY;BYDAY=SA,SU", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &loaxa.Session{ID: "s000001", Area: "12346", Name: "A", Start: "05:30", MaxMinutes: 30, Days: tc.a, CreatedAt: created}
+			b := &loaxa.Session{ID: "s000002", Area: "12346", Name: "B", Start: "05:45", MaxMinutes: 30, Days: tc.b, CreatedAt: created}
+			for _, pair := range [][2]*loaxa.Session{{a, b}, {b, a}} {
+				err := loaxa.CheckSessionOverlap(pair[0], []*loaxa.Session{pair[1]}, vn, created)
+				var overlap *loaxa.SessionOverlapError
+				switch {
+				case tc.from == "" && err != nil:
+					t.Errorf("%s against %s: %v, want none", pair[0].Name, pair[1].Name, err)
+				case tc.from == "":
+				case !errors.As(err, &overlap) || loaxa.ErrorCode(err) != loaxa.EConflict:
+					t.Errorf("%s against %s: %v, want an overlap from %s", pair[0].Name, pair[1].Name, err, tc.from)
+				case overlap.From.Format("2006-01-02 15:04") != tc.from || overlap.To.Format("2006-01-02 15:04") != tc.to:
+					t.Errorf("%s against %s: overlap %v–%v, want %s–%s", pair[0].Name, pair[1].Name, overlap.From, overlap.To, tc.from, tc.to)
+				}
+			}
+		})
+	}
+	// Apart on the clock in Vietnam, which has no DST, 01:30 for 45
+	// minutes and 03:00 meet in New York on the day the clocks go forward.
+	ny, _ := loaxa.Location("America/New_York")
+	a := &loaxa.Session{ID: "s000001", Area: "12346", Start: "01:30", MaxMinutes: 45, CreatedAt: created}
+	b := &loaxa.Session{ID: "s000002", Area: "12346", Start: "03:00", MaxMinutes: 30, CreatedAt: created}
+	if err := loaxa.CheckSessionOverlap(a, []*loaxa.Session{b}, vn, created); err != nil {
+		t.Errorf("01:30 for 45 minutes and 03:00 in Vietnam: %v, want none", err)
+	}
+	var overlap *loaxa.SessionOverlapError
+	if err := loaxa.CheckSessionOverlap(a, []*loaxa.Session{b}, ny, created); !errors.As(err, &overlap) ||
+		overlap.From.Format("2006-01-02 15:04") != "2026-03-08 03:00" || overlap.To.Format("2006-01-02 15:04") != "2026-03-08 03:15" {
+		t.Errorf("01:30 for 45 minutes and 03:00 in New York: %v, want an overlap on 8 March from 03:00 to 03:15", err)
+	}
+}
+
+// BenchmarkSessionListOverlaps is the overlap part of GET /sessions for
+// 200 sessions, 4 in each of 50 communes, as the list computes it: each
+// session against its area's others. Each commune has weekday and weekend
+// mornings whose clocks meet (their days are compared), a daily evening
+// and a National Day session (2 September) after it.
+func BenchmarkSessionListOverlaps(b *testing.B) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 2, 4, 0, 0, 0, vn)
+	byArea := map[string][]*loaxa.Session{}
+	var all []*loaxa.Session
+	for i := range 50 {
+		area := fmt.Sprint(12000 + i)
+		for j, s := range []loaxa.Session{
+			{Start: "05:30", MaxMinutes: 30, Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"},
+			{Start: "05:45", MaxMinutes: 45, Days: "FREQ=WEEKLY;BYDAY=SA,SU"},
+			{Start: "17:00", MaxMinutes: 45},
+			{Start: "19:30", MaxMinutes: 60, Days: "FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2"},
+		} {
+			s.ID, s.Area, s.Name, s.CreatedAt = fmt.Sprintf("s%03d%d", i, j), area, "Buổi", created
+			byArea[area] = append(byArea[area], &s)
+			all = append(all, &s)
+		}
+	}
+	now := created.AddDate(1, 0, 0)
+	b.ResetTimer()
+	for b.Loop() {
+		for _, s := range all {
+			if err := loaxa.CheckSessionOverlap(s, byArea[s.Area], vn, now.Add(24*time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkSessionOverlapNeverMeets is the costliest comparison of two
+// sessions at the same time: rules that never meet must be compared over
+// their whole cycle (400 years for a calendar rule).
+func BenchmarkSessionOverlapNeverMeets(b *testing.B) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 2, 4, 0, 0, 0, vn)
+	for _, tc := range []struct{ name, a, b string }{
+		{"29 and 28 February", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=28"},
+		{"first and last Mondays", "FREQ=MONTHLY;BYDAY=1MO", "FREQ=MONTHLY;BYDAY=-1MO"},
+		{"January and February, daily", "FREQ=DAILY;BYMONTH=1", "FREQ=DAILY;BYMONTH=2"},
+		{"weekdays and weekends", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "FREQ=WEEKLY;BYDAY=SA,SU"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			x := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: tc.a, CreatedAt: created}
+			y := &loaxa.Session{ID: "s000002", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: tc.b, CreatedAt: created}
+			for b.Loop() {
+				if err := loaxa.CheckSessionOverlap(x, []*loaxa.Session{y}, vn, created); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
