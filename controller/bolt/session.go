@@ -70,8 +70,8 @@ func (s *SessionService) CreateSession(ctx context.Context, sess *loaxa.Session)
 
 // UpdateSession makes ch to session id and stores it. The overlap with
 // the area's other sessions is checked in the transaction that stores it,
-// over the year from ch.At (now if zero), as CreateSession checks a new
-// one.
+// from ch.At (now if zero) on, as CreateSession checks a new one. The
+// earlier times no instance needs are dropped (loaxa.Session.Compact).
 func (s *SessionService) UpdateSession(ctx context.Context, id string, ch loaxa.SessionChange) (before, after *loaxa.Session, err error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, nil, err
@@ -95,6 +95,15 @@ func (s *SessionService) UpdateSession(ctx context.Context, id string, ch loaxa.
 			return loaxa.Errorf(loaxa.EInvalid, "Session %q has no maximum length: give max_minutes, e.g. 15 or 45.", rec.Name)
 		}
 		if err := checkSessionOverlap(tx, rec, ch.At); err != nil {
+			return err
+		}
+		// Earlier times no day needs are dropped as they are stored, or a
+		// script changing times in a loop grows the record without bound.
+		loc, err := areaLocation(tx, rec.Area)
+		if err != nil {
+			return err
+		}
+		if rec, err = rec.Compact(loc); err != nil {
 			return err
 		}
 		before, after = &was, rec

@@ -118,6 +118,46 @@ func TestSessionsMeetingYearsAheadAreRefused(t *testing.T) {
 	}
 }
 
+// TestSessionChangedInALoopStaysSmall: a session kept one entry of earlier
+// times per change of its times, for good, so a script changing them in a
+// loop (here 500 times, a second apart, one night) grew the stored record
+// without bound. Changes made between two instances are dropped as they
+// are stored: the night leaves only the times the session ran by until it
+// began, and the morning's instance runs at its new times; the times of a
+// day that ran by them are kept.
+func TestSessionChangedInALoopStaysSmall(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	s := bolt.NewSessionService(db)
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 15}
+	must(t, s.CreateSession(ctx, morning))
+	vn, err := loaxa.Location("")
+	must(t, err)
+	// t0 is 12:30 in Vietnam; the night after, from 01:00.
+	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day()+1, 1, 0, 0, 0, vn))
+	starts := []string{"06:00", "06:15", "05:45"}
+	for i := range 500 {
+		_, _, err := s.UpdateSession(ctx, morning.ID, loaxa.SessionChange{Start: &starts[i%len(starts)], By: "script"})
+		must(t, err)
+		clk.Advance(time.Second)
+	}
+	got, err := s.FindSessionByID(ctx, morning.ID)
+	must(t, err)
+	if len(got.Earlier) != 1 || got.Earlier[0].Start != "05:30" {
+		t.Fatalf("after 500 changes in one night the session keeps %d earlier times (%+v), want the 05:30 it ran by", len(got.Earlier), got.Earlier[:min(3, len(got.Earlier))])
+	}
+	runs, err := got.Runs(vn, clk.Now().AddDate(0, 0, -2), clk.Now().AddDate(0, 0, 1))
+	must(t, err)
+	var days []string
+	for _, r := range runs {
+		days = append(days, r.Start.In(vn).Format("02 15:04"))
+	}
+	if want := []string{t0.In(vn).Format("02") + " 05:30", clk.Now().In(vn).Format("02") + " " + got.Start}; !slices.Equal(days, want) {
+		t.Errorf("runs %v, want %v", days, want)
+	}
+}
+
 // TestForcedSessionDeleteNeedsTheEmergencyRight: a forced session delete
 // cancels the items placed in the session, and it cancelled an emergency
 // one for anyone who may schedule there, where cancelling that item alone

@@ -35,9 +35,9 @@ type Session struct {
 	UpdatedBy string    `json:"updated_by,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	// Earlier holds the times it had before changes to them, oldest
-	// first, all of them: an instance that began before a change runs on
-	// with the times it began with, and the programme of a past day shows
-	// the times the session ran by that day (see Runs).
+	// first, each while needed (Compact): an instance that began before a
+	// change runs on with the times it began with, and the programme of a
+	// past day shows the times the session ran by that day (see Runs).
 	Earlier []SessionTimes `json:"earlier,omitempty"`
 }
 
@@ -63,9 +63,9 @@ type SessionChange struct {
 }
 
 // Apply returns s with ch made: a change of its times adds the times it
-// had to Earlier, until ch.At. None are forgotten: the programme can be
-// viewed back to any day, and one kept only 8 days drew every day before
-// at the times after it. Sessions change by hand, a few times a year.
+// had to Earlier, until ch.At. None are forgotten here: the programme can
+// be viewed back to any day, and one kept only 8 days drew every day
+// before at the times after it. Compact drops those no day ran by.
 func (s *Session) Apply(ch SessionChange) *Session {
 	out := *s
 	if ch.Name != nil {
@@ -85,6 +85,64 @@ func (s *Session) Apply(ch SessionChange) *Session {
 		out.Earlier = append(slices.Clip(s.Earlier), SessionTimes{Start: s.Start, MaxMinutes: s.MaxMinutes, Days: s.Days, Until: ch.At})
 	}
 	return &out
+}
+
+// Compact returns s without the earlier times it no longer needs, in loc
+// (its area's zone): Runs gives the same instances, with the same times,
+// over any span, with or without them. An entry is needed while a day ran
+// by it, or while without it the times after it would have run a day they
+// did not (its days rule left that day out); times superseded before an
+// instance began by them or by the next (a script changing a session in
+// a loop, an officer correcting a change before the next session), and
+// times followed again by the same, are dropped. So changes made between
+// two instances leave no entry of their own. Only the newest entries can
+// have become so by a change (an older one was kept for a day before the
+// newest change, which it does not alter), so they alone are compared,
+// newest first.
+func (s *Session) Compact(loc *time.Location) (*Session, error) {
+	out := *s
+	out.Earlier = slices.Clone(s.Earlier)
+	for i := len(out.Earlier) - 1; i >= 0; i-- {
+		without := out
+		without.Earlier = slices.Delete(slices.Clone(out.Earlier), i, i+1)
+		// Dropping entry i changes at most the instances from the day
+		// before its period began (the times after it then run from there)
+		// to the day after it ended (the days its instances took).
+		lo := out.CreatedAt
+		if i > 0 {
+			lo = out.Earlier[i-1].Until
+		}
+		lo, hi := lo.Add(-48*time.Hour), out.Earlier[i].Until.Add(48*time.Hour)
+		same, err := sameRuns(&out, &without, loc, lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("session %s: %w", s.ID, err)
+		}
+		if !same {
+			break
+		}
+		out = without
+	}
+	if len(out.Earlier) == 0 {
+		out.Earlier = nil
+	}
+	return &out, nil
+}
+
+// sameRuns reports whether a and b run the same instances in (from, to],
+// with the same times.
+func sameRuns(a, b *Session, loc *time.Location, from, to time.Time) (bool, error) {
+	ra, err := a.Runs(loc, from, to)
+	if err != nil {
+		return false, err
+	}
+	rb, err := b.Runs(loc, from, to)
+	if err != nil {
+		return false, err
+	}
+	return slices.EqualFunc(ra, rb, func(x, y SessionRun) bool {
+		return x.Start.Equal(y.Start) && x.Session.Start == y.Session.Start &&
+			x.Session.MaxMinutes == y.Session.MaxMinutes && x.Session.Days == y.Session.Days
+	}), nil
 }
 
 // CheckDays checks a session's days rule: an RFC 5545 rule that chooses
@@ -186,6 +244,12 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 			times = &Session{ID: s.ID, Area: s.Area, Name: s.Name, Start: e.Start, MaxMinutes: e.MaxMinutes, Days: e.Days,
 				CreatedBy: s.CreatedBy, CreatedAt: s.CreatedAt}
 			until = e.Until
+			if !until.After(lo) {
+				// Over before from's day: none of its instances, nor the
+				// days they took, is in the span.
+				since = until
+				continue
+			}
 		}
 		starts, err := times.Instances(loc, lo, to)
 		if err != nil {

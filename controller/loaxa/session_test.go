@@ -292,3 +292,104 @@ func BenchmarkSessionOverlapNeverMeets(b *testing.B) {
 		})
 	}
 }
+
+// TestSessionCompactLosesNoDay: a session keeps its earlier times so that
+// an instance runs by the times it began with and a past day's programme
+// shows them (Runs), one entry per change of its times, and a script
+// changing them in a loop grew the record without bound. Compact drops the
+// entries no instance runs by. Against the same changes kept whole, over
+// every day they span, the runs are the same, instance for instance and
+// times for times; each entry kept is needed (without it a day runs
+// otherwise), and a night of changes between two instances leaves none
+// of its own: here, changes every 7 minutes through
+// 3 days and every 5 hours through 20, at random among three starts, two
+// lengths and three days rules, and a thousand changes a second apart one
+// night.
+func TestSessionCompactLosesNoDay(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, vn)
+	starts, lengths, days := []string{"05:30", "06:00", "17:00"}, []int{15, 45}, []string{"", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "FREQ=WEEKLY;BYDAY=SA,SU"}
+	for _, tc := range []struct {
+		name  string
+		first time.Time
+		every time.Duration
+		n     int
+		max   int // entries kept at most
+	}{
+		{"every 7 minutes for 3 days", created.Add(12 * time.Hour), 7 * time.Minute, 3 * 24 * 60 / 7, 4},
+		{"every 5 hours for 20 days", created.Add(3 * time.Hour), 5 * time.Hour, 20 * 24 / 5, 21},
+		{"a thousand changes one night", time.Date(2026, 3, 3, 1, 0, 0, 0, vn), time.Second, 1000, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whole := &loaxa.Session{ID: "s000001", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 15, CreatedAt: created}
+			compact := whole
+			seed := uint32(7)
+			next := func(n int) int { seed = seed*1664525 + 1013904223; return int(seed>>16) % n }
+			for i := range tc.n {
+				st, l, d := starts[next(len(starts))], lengths[next(len(lengths))], days[next(len(days))]
+				ch := loaxa.SessionChange{Start: &st, MaxMinutes: &l, Days: &d, At: tc.first.Add(time.Duration(i) * tc.every)}
+				whole = whole.Apply(ch)
+				var err error
+				if compact, err = compact.Apply(ch).Compact(vn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			from, to := created.AddDate(0, 0, -1), tc.first.Add(time.Duration(tc.n)*tc.every).AddDate(0, 0, 3)
+			want, err := whole.Runs(vn, from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := compact.Runs(vn, from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			show := func(rs []loaxa.SessionRun) string {
+				var out []string
+				for _, r := range rs {
+					out = append(out, fmt.Sprintf("%s %s/%d %q", r.Start.In(vn).Format("02 15:04"), r.Session.Start, r.Session.MaxMinutes, r.Session.Days))
+				}
+				return strings.Join(out, "\n")
+			}
+			if show(got) != show(want) {
+				t.Errorf("runs after Compact:\n%s\nwant, as with every change kept:\n%s", show(got), show(want))
+			}
+			if len(whole.Earlier) < tc.n/2 || len(compact.Earlier) > tc.max || compact.Start != whole.Start || compact.Days != whole.Days {
+				t.Errorf("%d changes of times: %d entries kept (at most %d wanted), times %s %q (want %s %q)", len(whole.Earlier), len(compact.Earlier), tc.max,
+					compact.Start, compact.Days, whole.Start, whole.Days)
+			}
+			// And nothing kept is idle: without any one entry, a day runs
+			// otherwise.
+			for i := range compact.Earlier {
+				without := *compact
+				without.Earlier = slices.Delete(slices.Clone(compact.Earlier), i, i+1)
+				if rs, err := without.Runs(vn, from, to); err != nil || show(rs) == show(want) {
+					t.Errorf("entry %d of %d (%+v) is kept, but the runs are the same without it (%v)", i, len(compact.Earlier), compact.Earlier[i], err)
+				}
+			}
+			t.Logf("%d changes of times, %d entries kept; runs:\n%s", len(whole.Earlier), len(compact.Earlier), show(got))
+		})
+	}
+}
+
+// BenchmarkSessionCompact is the cost Compact adds to a change of a
+// session's times (PATCH /sessions/{id}) that changed every day at noon
+// for a year, its morning times alternating, so each of its 365 earlier
+// times is needed by the morning it ran by: the newest is compared and
+// kept.
+func BenchmarkSessionCompact(b *testing.B) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2025, 3, 1, 12, 0, 0, 0, vn)
+	s := &loaxa.Session{ID: "s000001", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 15, CreatedAt: created}
+	starts := []string{"06:00", "05:30"}
+	for i := range 365 {
+		s = s.Apply(loaxa.SessionChange{Start: &starts[i%2], At: created.AddDate(0, 0, i+1)})
+	}
+	if c, err := s.Compact(vn); err != nil || len(c.Earlier) != 365 {
+		b.Fatalf("compact: %d entries kept, %v; want 365", len(c.Earlier), err)
+	}
+	for b.Loop() {
+		if _, err := s.Compact(vn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
