@@ -104,7 +104,8 @@ func (s *HolidayService) FindHolidays(ctx context.Context, f loaxa.HolidayFilter
 
 // DeleteHoliday takes the holiday off the calendar. It is kept, with
 // DeletedAt, for loaxa.HolidayDeletedKept: a session under way when it
-// went must not repack as if the day had never been a holiday.
+// went must not repack as if the day had never been a holiday; and for
+// good if it stood on its day, for that day's programme.
 func (s *HolidayService) DeleteHoliday(ctx context.Context, id string) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
@@ -133,7 +134,11 @@ func (s *HolidayService) DeleteHoliday(ctx context.Context, id string) error {
 }
 
 // purgeDeletedHolidays removes the holidays deleted more than
-// loaxa.HolidayDeletedKept before now.
+// loaxa.HolidayDeletedKept before now that never stood on their own day.
+// One that did (deleted during or after it) is kept: that day's programme
+// shows what was planned then, the holiday's bulletins off the air
+// (loaxa.HolidayStoodOnItsDay). Before, it went after 8 days, and the
+// programme of that day showed the bulletins it had kept off.
 func purgeDeletedHolidays(b *bbolt.Bucket, now time.Time) error {
 	var old [][]byte
 	err := b.ForEach(func(k, _ []byte) error {
@@ -141,7 +146,7 @@ func purgeDeletedHolidays(b *bbolt.Bucket, now time.Time) error {
 		if _, err := getJSON(b, k, &h); err != nil {
 			return err
 		}
-		if !h.DeletedAt.IsZero() && h.DeletedAt.Before(now.Add(-loaxa.HolidayDeletedKept)) {
+		if !h.DeletedAt.IsZero() && h.DeletedAt.Before(now.Add(-loaxa.HolidayDeletedKept)) && !h.StoodOnItsDay() {
 			old = append(old, slices.Clone(k))
 		}
 		return nil

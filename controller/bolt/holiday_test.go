@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -49,5 +50,39 @@ func TestDeletedHolidayIsKeptForSessionsUnderWay(t *testing.T) {
 	must(t, err)
 	if len(hs) != 1 || hs[0].ID != again.ID {
 		t.Errorf("after %s: %+v; want only the one deleted just now", loaxa.HolidayDeletedKept, hs)
+	}
+}
+
+// TestHolidayThatStoodOnItsDayIsKept: a deleted holiday was purged 8 days
+// after its delete, however it had stood, and the programme of its day
+// then showed the bulletins it had kept off the air. One deleted during
+// or after its day is kept for good (listed with DeletedSince, never on
+// the calendar); one deleted before its day began changed nothing that
+// played and still goes after 8 days.
+func TestHolidayThatStoodOnItsDayIsKept(t *testing.T) {
+	db, clk := MustOpenDB(t) // 1 March 2025
+	ctx := context.Background()
+	mustArea(t, db, "hp", "")
+	s := bolt.NewHolidayService(db)
+	stood := &loaxa.Holiday{Area: "hp", Date: "2025-03-02", Name: "Nghỉ bù"}
+	never := &loaxa.Holiday{Area: "hp", Date: "2025-09-02", Name: "Quốc khánh (nhầm)"}
+	must(t, s.CreateHoliday(ctx, stood))
+	must(t, s.CreateHoliday(ctx, never))
+	must(t, s.DeleteHoliday(ctx, never.ID))
+	clk.Advance(3 * 24 * time.Hour)
+	must(t, s.DeleteHoliday(ctx, stood.ID))
+	clk.Advance(loaxa.HolidayDeletedKept + 24*time.Hour)
+	must(t, s.CreateHoliday(ctx, &loaxa.Holiday{Area: "hp", Date: "2025-04-30", Name: "Giải phóng miền Nam"})) // purges
+	hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: t0.Add(-time.Hour)})
+	must(t, err)
+	var ids []string
+	for _, h := range hs {
+		ids = append(ids, h.ID+" "+h.Date)
+	}
+	if want := []string{stood.ID + " 2025-03-02", "h000003 2025-04-30"}; !slices.Equal(ids, want) {
+		t.Errorf("holidays with the deleted ones, %s after: %v, want %v", loaxa.HolidayDeletedKept, ids, want)
+	}
+	if hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{}); err != nil || len(hs) != 1 {
+		t.Errorf("calendar: %+v, %v; want only the standing one", hs, err)
 	}
 }

@@ -18,13 +18,30 @@ type Holiday struct {
 	// DeletedAt is when it was deleted; zero while it stands. A deleted
 	// holiday is kept for HolidayDeletedKept, for the sessions that were
 	// under way when it went (docs/scheduling.md "Changes while a session
-	// is under way"), and listed only with HolidayFilter.DeletedSince.
+	// is under way"), for good if it stood on its day (StoodOnItsDay), and
+	// listed only with HolidayFilter.DeletedSince.
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
 }
 
 // HolidayDeletedKept is how long a deleted holiday is kept: longer than
 // any session instance and the days a desired state keeps behind now.
+// One that stood on its day is kept for good (StoodOnItsDay).
 const HolidayDeletedKept = 8 * 24 * time.Hour
+
+// StoodOnItsDay reports whether h was on the calendar at some time of its
+// own day, in any zone (UTC+14 to UTC−12): added before the day ended and
+// not deleted before it began. Such a holiday kept that day's recurring
+// bulletins off the air, and the programme of the day shows it, however
+// long ago; one added and deleted before (or after) its day changed
+// nothing that played. A date that cannot be read has not.
+func (h *Holiday) StoodOnItsDay() bool {
+	day, err := time.Parse(DateLayout, h.Date)
+	if err != nil {
+		return false
+	}
+	first, last := day.Add(-14*time.Hour), day.Add(36*time.Hour)
+	return h.CreatedAt.Before(last) && (h.DeletedAt.IsZero() || h.DeletedAt.After(first))
+}
 
 // HolidayFilter selects holidays. Zero fields do not filter.
 type HolidayFilter struct {

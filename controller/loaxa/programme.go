@@ -15,6 +15,11 @@ type ProgrammeItem struct {
 	End time.Time `json:"end"`
 	// Nodes are the nodes it plays on (in an area's programme).
 	Nodes []string `json:"nodes,omitempty"`
+	// CancelledAt is when its announcement was cancelled, after this
+	// play began (End is then when it was taken off the air, if sooner);
+	// zero for one not cancelled. A past day's programme keeps what was
+	// planned that day.
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
 }
 
 // Conflict kinds.
@@ -42,7 +47,8 @@ type Conflict struct {
 // ProgrammeService shows the effective programme the scheduler compiles.
 type ProgrammeService interface {
 	// NodeProgramme returns the node's occurrences starting in [from, to),
-	// in start order.
+	// in start order: for a past day, as planned that day, with the plays
+	// of announcements cancelled since that had begun (CancelledAt).
 	NodeProgramme(ctx context.Context, node string, from, to time.Time) ([]ProgrammeItem, error)
 	// AreaProgramme returns the occurrences on the area's nodes starting in
 	// [from, to), one item per occurrence with the nodes it plays on.

@@ -44,6 +44,11 @@ type compilation struct {
 	// refused is the pass's first publish the broker did not accept: the
 	// pass tries no more (see publishIn).
 	refused error
+	// view compiles the programme shown for a span (NodeProgramme,
+	// AreaProgramme), not one sent to nodes: the plays of announcements
+	// cancelled since that had begun by then are in it, as planned that
+	// day (see newView).
+	view bool
 
 	expanded  map[spanKey][]time.Time        // an announcement's starts in a zone and window
 	instances map[spanKey][]loaxa.SessionRun // a session's instances in a zone and window
@@ -60,6 +65,31 @@ const cancelledKept = 8 * 24 * time.Hour
 // proposals. extra, if not nil, is compiled as if it were stored now (for
 // conflict checks before creating it).
 func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcement) (*compilation, error) {
+	return s.compilationSince(ctx, extra, time.Time{})
+}
+
+// newView returns the compilation of the programme shown from from on: a
+// past day's shows what was planned that day. So it reads the
+// announcements cancelled, and the holidays deleted, since from's week as
+// well as in the last cancelledKept (whose slots a pass keeps), and plan
+// shows a cancelled announcement's plays that began before it was
+// cancelled: they were on that day's programme, and their deliveries say
+// how they went. Before, a bulletin cancelled since was missing from
+// every day it had played, and a day whose holiday was deleted more than
+// 8 days later showed the bulletins the holiday had kept off the air.
+func (s *Scheduler) newView(ctx context.Context, from time.Time) (*compilation, error) {
+	c, err := s.compilationSince(ctx, nil, from.Add(-cancelledKept))
+	if err != nil {
+		return nil, err
+	}
+	c.view = true
+	return c, nil
+}
+
+// compilationSince is newCompilation, reading also the announcements
+// cancelled and the holidays deleted since since, if that is before the
+// last cancelledKept and loaxa.HolidayDeletedKept.
+func (s *Scheduler) compilationSince(ctx context.Context, extra *loaxa.Announcement, since time.Time) (*compilation, error) {
 	areas, err := s.AreaService.FindAreas(ctx, loaxa.AreaFilter{})
 	if err != nil {
 		return nil, fmt.Errorf("areas: %w", err)
@@ -69,12 +99,16 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		return nil, fmt.Errorf("announcements: %w", err)
 	}
 	now := s.Clock.Now()
+	cancelledSince, deletedSince := now.Add(-cancelledKept), now.Add(-loaxa.HolidayDeletedKept)
+	if !since.IsZero() {
+		cancelledSince, deletedSince = minTime(cancelledSince, since), minTime(deletedSince, since)
+	}
 	var anns, cancelled []*loaxa.Announcement
 	for _, a := range all {
 		switch {
 		case a.State == loaxa.AnnouncementActive:
 			anns = append(anns, a)
-		case a.State == loaxa.AnnouncementCancelled && a.CancelledAt.After(now.Add(-cancelledKept)):
+		case a.State == loaxa.AnnouncementCancelled && a.CancelledAt.After(cancelledSince):
 			cancelled = append(cancelled, a)
 		}
 	}
@@ -114,7 +148,7 @@ func (s *Scheduler) newCompilation(ctx context.Context, extra *loaxa.Announcemen
 		}
 	}
 	if s.HolidayService != nil {
-		hs, err := s.HolidayService.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: now.Add(-loaxa.HolidayDeletedKept)})
+		hs, err := s.HolidayService.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: deletedSince})
 		if err != nil {
 			return nil, fmt.Errorf("holidays: %w", err)
 		}
@@ -369,6 +403,13 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // instance is one day's run of a session on one node, being packed.
 type instance struct {
 	session *loaxa.Session
@@ -444,7 +485,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		} else if a.Priority == protocol.PriorityHigh && sessionID == "" && station != "" && above(a.FromArea, station, chain) {
 			head = true // a priority bulletin from above opens the next session
 		}
-		if gone && sessionID == "" && !head {
+		if gone && sessionID == "" && !head && !c.view {
 			continue
 		}
 		main, opening, closing, length, err := s.contentOf(ctx, c, a)
@@ -565,17 +606,23 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 				if inst == nil {
 					if !gone {
 						plan.items = append(plan.items, mk(t)) // no session ahead: play as sent
+					} else if it, ok := c.playedBeforeCancel(mk(t)); ok {
+						plan.items = append(plan.items, it)
 					}
 					continue
 				}
 				inst.items = append(inst.items, mk(t))
 			default:
-				plan.items = append(plan.items, mk(t))
+				if !gone {
+					plan.items = append(plan.items, mk(t))
+				} else if it, ok := c.playedBeforeCancel(mk(t)); ok {
+					plan.items = append(plan.items, it)
+				}
 			}
 		}
 	}
 	for _, inst := range instances {
-		plan.conflicts = append(plan.conflicts, pack(inst, n.ID, loc)...)
+		plan.conflicts = append(plan.conflicts, pack(inst, n.ID, loc, c.view)...)
 		for _, it := range inst.items {
 			if it.occ.Start.After(from) && !it.occ.Start.After(to) {
 				plan.items = append(plan.items, it)
@@ -596,6 +643,19 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 	})
 	plan.conflicts = append(plan.conflicts, overlaps(plan.items, n.ID, loc)...)
 	return plan, nil
+}
+
+// playedBeforeCancel returns it, a play at its own time of an announcement
+// cancelled since, for the programme shown (c.view) if it began before the
+// cancel, ending then if sooner: it was on that day's programme.
+func (c *compilation) playedBeforeCancel(it programmed) (programmed, bool) {
+	if !c.view || it.left.IsZero() || !it.occ.Start.Before(it.left) {
+		return it, false
+	}
+	if off := ceilSecond(it.left); off.Before(it.end) {
+		it.end = off
+	}
+	return it, true
 }
 
 // above reports whether area from is a strict ancestor of station in chain.
@@ -682,7 +742,11 @@ func instanceAt(run loaxa.SessionRun, loc *time.Location, m map[string]*instance
 // start puts its items in as if they joined then. Items only ever move to
 // after the change that moved them, and each pass recomputes the same
 // slots from these times, so an item that has begun never moves.
-func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
+//
+// With view (the programme shown, not sent), an item taken out whose slot
+// had begun is kept in it, ending when it was taken out if sooner: it was
+// on that day's programme.
+func pack(inst *instance, node string, loc *time.Location, view bool) []loaxa.Conflict {
 	end := inst.start.Add(inst.session.MaxLength())
 	inst.items = slices.DeleteFunc(inst.items, func(it programmed) bool {
 		return !it.left.IsZero() && !it.left.After(inst.start) || !it.joined.Before(end)
@@ -725,9 +789,15 @@ func pack(inst *instance, node string, loc *time.Location) []loaxa.Conflict {
 			if it.left.After(t) {
 				// It had begun: what it played stays, and what follows
 				// starts when it was taken off the air.
+				begun := t
 				t = t.Add(length)
 				if off := ceilSecond(it.left); off.Before(t) {
 					t = off
+				}
+				if view {
+					it.occ.Start, it.occ.ID = begun.UTC(), loaxa.OccurrenceID(it.ann.ID, begun)
+					it.occ.PlayBy, it.occ.Session, it.end = end.UTC(), inst.id, t
+					placed = append(placed, it)
 				}
 			}
 			continue
@@ -834,7 +904,7 @@ func (s *Scheduler) NodeProgramme(ctx context.Context, node string, from, to tim
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.newCompilation(ctx, nil)
+	c, err := s.newView(ctx, from)
 	if err != nil {
 		return nil, fmt.Errorf("programme of %s: %w", node, err)
 	}
@@ -844,9 +914,18 @@ func (s *Scheduler) NodeProgramme(ctx context.Context, node string, from, to tim
 	}
 	out := make([]loaxa.ProgrammeItem, 0, len(items))
 	for _, it := range items {
-		out = append(out, loaxa.ProgrammeItem{Occurrence: it.occ, End: it.end.UTC()})
+		out = append(out, programmeItem(it))
 	}
 	return out, nil
+}
+
+// programmeItem is it as the programme shows it.
+func programmeItem(it programmed) loaxa.ProgrammeItem {
+	p := loaxa.ProgrammeItem{Occurrence: it.occ, End: it.end.UTC()}
+	if it.ann.State == loaxa.AnnouncementCancelled {
+		p.CancelledAt = it.ann.CancelledAt.UTC()
+	}
+	return p
 }
 
 // AreaProgramme returns the occurrences on the nodes of area starting in
@@ -856,7 +935,7 @@ func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to tim
 	if err != nil {
 		return nil, fmt.Errorf("programme of area %s: %w", area, err)
 	}
-	c, err := s.newCompilation(ctx, nil)
+	c, err := s.newView(ctx, from)
 	if err != nil {
 		return nil, fmt.Errorf("programme of area %s: %w", area, err)
 	}
@@ -869,7 +948,8 @@ func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to tim
 		for _, it := range items {
 			p := byID[it.occ.ID]
 			if p == nil {
-				p = &loaxa.ProgrammeItem{Occurrence: it.occ, End: it.end.UTC()}
+				pi := programmeItem(it)
+				p = &pi
 				byID[it.occ.ID] = p
 			}
 			p.Nodes = append(p.Nodes, n.ID)

@@ -221,3 +221,87 @@ func TestOneOffInTodaysEndedSessionIsAConflict(t *testing.T) {
 		t.Errorf("the bulletin plays nowhere in the next two days (programme %q) and the check says %+v; want a no-session conflict saying the session is over", got, conflicts)
 	}
 }
+
+// TestProgrammeOfAPastDayKeepsWhatWasPlanned: the programme of a past day
+// is what was planned that day. A bulletin cancelled since was missing
+// from every day it had played (though its deliveries said it played),
+// and a holiday deleted more than 8 days after its day was purged, so
+// that day showed the bulletins it had kept off the air. Here, on 1–4
+// March: a daily bulletin at 08:00 and a daily one in the 17:00 session,
+// both cancelled on the 4th at 12:00, a 6-minute one at 09:00 on the 4th
+// cancelled on air at 09:02, a 4-minute one in the 4th's session
+// cancelled on air at 17:01, a daily one at 06:00 left as it is, and a
+// holiday on the 2nd deleted on the 5th. Looked at on the 20th, after the
+// purge, each day is as it was planned: the 4th has 06:00, 08:00, the
+// 09:00 cut off at 09:02 (cancelled_at says so) and its session's item cut
+// off at 17:01, not the daily news it would have had; the 2nd has only
+// what the holiday did not stop: nothing.
+func TestProgrammeOfAPastDayKeepsWhatWasPlanned(t *testing.T) {
+	f := newFixture(t)
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 15, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, evening); err != nil {
+		t.Fatal(err)
+	}
+	at := func(d, h, m int) time.Time { return time.Date(2025, 3, d, h, m, 0, 0, vn) }
+	morning := f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: at(1, 8, 0), RRule: "FREQ=DAILY"})
+	news := f.announce(loaxa.Announcement{ContentID: f.ids["2m"], Start: at(1, 12, 0), RRule: "FREQ=DAILY", Session: evening.ID})
+	long := f.announce(loaxa.Announcement{ContentID: f.ids["6m"], Start: at(4, 9, 0)})
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: at(1, 6, 0), RRule: "FREQ=DAILY"}) // a000004, not cancelled
+	onAir := f.announce(loaxa.Announcement{ContentID: f.ids["4m"], Start: at(4, 12, 0), Session: evening.ID})
+	holiday := &loaxa.Holiday{Date: "2025-03-02", Name: "Ngày nghỉ"}
+	if err := f.hols.CreateHoliday(f.ctx, holiday); err != nil {
+		t.Fatal(err)
+	}
+	show := func() string {
+		t.Helper()
+		items, err := f.s.AreaProgramme(f.ctx, "12346", at(1, 0, 0), at(6, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range items {
+			s := fmt.Sprintf("%s %s–%s", it.Start.In(vn).Format("02 15:04"), it.Announcement, it.End.In(vn).Format("15:04"))
+			if !it.CancelledAt.IsZero() {
+				s += " cancelled " + it.CancelledAt.In(vn).Format("02 15:04")
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, "; ")
+	}
+	planned := show()
+
+	f.clock.Set(at(4, 9, 2))
+	if err := f.anns.CancelAnnouncement(f.ctx, long.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(at(4, 12, 0))
+	for _, a := range []*loaxa.Announcement{morning, news} {
+		if err := f.anns.CancelAnnouncement(f.ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Set(at(4, 17, 1))
+	if err := f.anns.CancelAnnouncement(f.ctx, onAir.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(at(5, 10, 0))
+	if err := f.hols.DeleteHoliday(f.ctx, holiday.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := "01 06:00 a000004–06:01; 01 08:00 a000001–08:01 cancelled 04 12:00; 01 17:00 a000002–17:02 cancelled 04 12:00; " +
+		"03 06:00 a000004–06:01; 03 08:00 a000001–08:01 cancelled 04 12:00; 03 17:00 a000002–17:02 cancelled 04 12:00; " +
+		"04 06:00 a000004–06:01; 04 08:00 a000001–08:01 cancelled 04 12:00; 04 09:00 a000003–09:02 cancelled 04 09:02; " +
+		"04 17:00 a000005–17:01 cancelled 04 17:01; " +
+		"05 06:00 a000004–06:01"
+	if got := show(); got != want {
+		t.Errorf("programme of 1–5 March on the 5th\n got  %s\n want %s\n (as planned before the cancels: %s)", got, want, planned)
+	}
+	// On the 20th, after a holiday change purged the deleted ones.
+	f.clock.Set(at(20, 10, 0))
+	if err := f.hols.CreateHoliday(f.ctx, &loaxa.Holiday{Date: "2025-04-30", Name: "Giải phóng miền Nam"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := show(); got != want {
+		t.Errorf("programme of 1–5 March on the 20th\n got  %s\n want %s", got, want)
+	}
+}
