@@ -1,8 +1,8 @@
 package console
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
@@ -747,11 +748,27 @@ func TestSessionDaysChosenInTheForm(t *testing.T) {
 func TestStoredSessionOverlapShownInTheList(t *testing.T) {
 	t.Parallel()
 	c, evening, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
-	old := &loaxa.Session{Area: "11527", Name: "Buổi chiều cũ", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin",
-		CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))} // checked against nothing
-	if err := c.App.Sessions.CreateSession(context.Background(), old); err != nil {
+	old := &loaxa.Session{ID: "s000099", Area: "11527", Name: "Buổi chiều cũ", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin",
+		CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))}
+	// As an older version left it, checked against nothing: written into
+	// the store while the controller is stopped (the store's own
+	// CreateSession refuses it, however long ago it was made).
+	c.Stop()
+	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(old)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
+	})
+	if err := errors.Join(err, raw.Close()); err != nil {
 		t.Fatalf("store the old session: %v", err)
 	}
+	c = c.Restart()
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
