@@ -357,7 +357,11 @@ func (s *Session) weekly(loc *time.Location) (*weeklyDays, error) {
 	}
 	w := &weeklyDays{first: dateOf(first, loc), runs: make([]bool, cycle), clock: clock}
 	for _, t := range starts {
-		w.runs[daysBetween(w.first, dateOf(t, loc))] = true
+		// Within the cycle by the window; a DST gap that moved a start
+		// past midnight is not counted twice.
+		if i := daysBetween(w.first, dateOf(t, loc)); i >= 0 && i < len(w.runs) {
+			w.runs[i] = true
+		}
 	}
 	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
 		if opt, err := rrule.StrToROption(days); err == nil {

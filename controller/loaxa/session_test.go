@@ -393,3 +393,77 @@ func BenchmarkSessionCompact(b *testing.B) {
 		}
 	}
 }
+
+// TestSessionOverlapMatchesEveryInstance: Overlap walks only one
+// session's instances against a session of days and weeks (held as its
+// cycle of days), and streams both otherwise; over two years, for every
+// pair of a set of rules and of starts (across midnight too), in Vietnam
+// and in New York (DST), and for sessions made on other days, it finds
+// the same first shared span as comparing every instance of both.
+func TestSessionOverlapMatchesEveryInstance(t *testing.T) {
+	rules := []string{"", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "FREQ=WEEKLY;BYDAY=SA,SU", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO",
+		"FREQ=DAILY;INTERVAL=3", "FREQ=DAILY;BYDAY=SU", "FREQ=MONTHLY;BYDAY=1SU", "FREQ=MONTHLY;BYMONTHDAY=1,15",
+		"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2", "FREQ=WEEKLY;BYDAY=TU;UNTIL=20260601T000000Z",
+		"FREQ=DAILY;COUNT=10"}
+	clocks := []struct {
+		start string
+		max   int
+	}{{"05:30", 30}, {"05:45", 30}, {"23:45", 30}, {"00:10", 15}}
+	for _, zone := range []string{"", "America/New_York"} {
+		loc, _ := loaxa.Location(zone)
+		made := []time.Time{time.Date(2026, 3, 2, 4, 0, 0, 0, loc), time.Date(2026, 3, 5, 20, 0, 0, 0, loc)}
+		from := made[0].Add(-24 * time.Hour)
+		to := from.AddDate(2, 0, 0)
+		for i, ra := range rules {
+			for _, rb := range rules[i:] {
+				for _, ca := range clocks {
+					for _, cb := range clocks {
+						a := &loaxa.Session{Start: ca.start, MaxMinutes: ca.max, Days: ra, CreatedAt: made[0]}
+						b := &loaxa.Session{Start: cb.start, MaxMinutes: cb.max, Days: rb, CreatedAt: made[1]}
+						wantFrom, wantTo := everyInstanceOverlap(t, a, b, loc, from, to)
+						for _, pair := range [][2]*loaxa.Session{{a, b}, {b, a}} {
+							gotFrom, gotTo, err := pair[0].Overlap(pair[1], loc, from, to)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !gotFrom.Equal(wantFrom) || !gotTo.Equal(wantTo) {
+								t.Errorf("%s: %s/%d %q against %s/%d %q: %v–%v, want %v–%v", loc, pair[0].Start, pair[0].MaxMinutes, pair[0].Days,
+									pair[1].Start, pair[1].MaxMinutes, pair[1].Days, gotFrom, gotTo, wantFrom, wantTo)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// everyInstanceOverlap is the first span in (from, to] in which an
+// instance of a and one of b both run, comparing every pair of instances.
+func everyInstanceOverlap(t *testing.T, a, b *loaxa.Session, loc *time.Location, from, to time.Time) (time.Time, time.Time) {
+	t.Helper()
+	xs, err := a.Instances(loc, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ys, err := b.Instances(loc, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last time.Time
+	for _, x := range xs {
+		for _, y := range ys {
+			s, e := x, x.Add(a.MaxLength())
+			if y.After(s) {
+				s = y
+			}
+			if ye := y.Add(b.MaxLength()); ye.Before(e) {
+				e = ye
+			}
+			if s.Before(e) && (first.IsZero() || s.Before(first)) {
+				first, last = s, e
+			}
+		}
+	}
+	return first, last
+}
