@@ -138,3 +138,92 @@ func BenchmarkChangedPass(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckSessionDeletion measures what an officer waits for when
+// deleting a session (DELETE /api/v1/sessions/{id} asks the scheduler
+// which plays of bulletins from above wait for it) for a session of a
+// commune (50 nodes), of a district (the 650 nodes of its other 13 communes) and
+// of the province (the 9,300 nodes of the other districts): a province of 15
+// districts of communes of 50 nodes under a national area, with the
+// bulletins of BenchmarkCompileAll, a session at 17:00 in one commune, in
+// its district and in the province, and a priority bulletin of the
+// national area every day at 11:00, placed in each node's nearest session:
+// without the commune's or the district's session the week's plays move
+// to the session above; without the province's, today's (its time passed
+// at noon) is lost and the rest of the week's move to their own times.
+//
+//	go test -run '^$' -bench CheckSessionDeletion -benchtime 3x -benchmem ./controller/schedule
+func BenchmarkCheckSessionDeletion(b *testing.B) {
+	const nodes = 10000
+	ctx := context.Background()
+	fc := clock.NewFake(t0) // 12:00 in Hải Phòng
+	db := bolt.NewDB(b.TempDir() + "/loaxa.db")
+	db.Now = fc.Now
+	if err := db.Open(); err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s := schedule.NewScheduler()
+	s.AreaService, s.NodeService = bolt.NewAreaService(db), bolt.NewNodeService(db)
+	s.AnnouncementService, s.ContentService = bolt.NewAnnouncementService(db), bolt.NewContentService(db)
+	s.SessionService = bolt.NewSessionService(db)
+	s.Clock, s.Logger = fc, slog.New(slog.DiscardHandler)
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, err := s.ContentService.CreateContent(ctx, &loaxa.Content{ID: contentID, Title: "x", Format: "wav/pcm16/16000/mono", Size: 32044, DurationMS: 60_000})
+	must(err)
+	announce := func(area, rule string) {
+		must(s.AnnouncementService.CreateAnnouncement(ctx, &loaxa.Announcement{Title: "Bản tin", ContentID: contentID,
+			Targets: loaxa.Targets{Areas: []string{area}}, Priority: protocol.PriorityNormal, Start: t0.Add(time.Hour), RRule: rule, Repeat: 1}))
+	}
+	session := func(area string) string {
+		x := &loaxa.Session{Area: area, Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45, CreatedAt: t0.AddDate(0, 0, -7)}
+		must(s.SessionService.CreateSession(ctx, x))
+		return x.ID
+	}
+	must(s.AreaService.CreateArea(ctx, &loaxa.Area{ID: "vn", Name: "Việt Nam"}))
+	must(s.AreaService.CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng", Parent: "vn"}))
+	announce("31", "FREQ=DAILY;BYHOUR=6,17;BYMINUTE=0")
+	for d := range 15 {
+		district := fmt.Sprintf("3%02d", d)
+		must(s.AreaService.CreateArea(ctx, &loaxa.Area{ID: district, Name: "Huyện " + district, Parent: "31"}))
+		announce(district, "FREQ=DAILY;BYHOUR=11;BYMINUTE=0")
+	}
+	for c := range nodes / 50 {
+		commune := fmt.Sprintf("1%04d", c)
+		must(s.AreaService.CreateArea(ctx, &loaxa.Area{ID: commune, Name: "Xã " + commune, Parent: fmt.Sprintf("3%02d", c%15)}))
+		announce(commune, "FREQ=WEEKLY")
+		for n := range 50 {
+			id := fmt.Sprintf("%s-%02d", commune, n)
+			must(s.NodeService.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: commune, SecretHash: loaxa.HashSecret("s")}))
+		}
+	}
+	must(s.AnnouncementService.CreateAnnouncement(ctx, &loaxa.Announcement{Title: "Bản tin quốc gia", ContentID: contentID, FromArea: "vn",
+		Targets: loaxa.Targets{Areas: []string{"31"}}, Priority: protocol.PriorityHigh, Start: t0.Add(-time.Hour), RRule: "FREQ=DAILY", Repeat: 1}))
+	ids := map[string]string{}
+	for _, area := range []string{"10000", "300", "31"} {
+		ids[area] = session(area)
+	}
+	for _, c := range []struct{ name, area string }{{"commune", "10000"}, {"district", "300"}, {"province", "31"}} {
+		id := ids[c.area]
+		b.Run(c.name, func(b *testing.B) {
+			var got []loaxa.SessionBulletin
+			for b.Loop() {
+				got, err = s.CheckSessionDeletion(ctx, id)
+				must(err)
+			}
+			// Today's play moves to the session of the area above; the
+			// province has none above, so there it is lost.
+			want := 0
+			if c.name == "province" {
+				want = 1
+			}
+			if lost := loaxa.LostBulletins(got); len(lost) != want || len(got) < 7 {
+				b.Fatalf("%s session: %d plays from above, %d lost; want a week's, %d lost", c.name, len(got), len(lost), want)
+			}
+		})
+	}
+}
