@@ -305,3 +305,55 @@ func TestProgrammeOfAPastDayKeepsWhatWasPlanned(t *testing.T) {
 		t.Errorf("programme of 1–5 March on the 20th\n got  %s\n want %s", got, want)
 	}
 }
+
+// TestSessionDeletionCompilesAreasOnceButCountsEachNode: the check of a
+// session delete compiles each area's programme once for the nodes of the
+// area that no bulletin names (it compiled every node: 3.5-4.7 s for a
+// province's session, BENCHMARKS.md), which must not change what it
+// answers: a bulletin from above sent to one node alone is held on that
+// node, and one sent to a commune whose only board has not redeemed its
+// code yet is held nowhere.
+func TestSessionDeletionCompilesAreasOnceButCountsEachNode(t *testing.T) {
+	r := newRig(t) // 12:00 in Hải Phòng, Saturday; tt-01, tt-02 in 12346, tm-01 in 12347
+	sessions := bolt.NewSessionService(r.db)
+	r.s.SessionService = sessions
+	r.must(t, r.s.AreaService.CreateArea(r.ctx, &loaxa.Area{ID: "12348", Name: "Tiên Cường", Parent: "318"}))
+	r.must(t, r.s.NodeService.CreateNode(r.ctx, &loaxa.Node{ID: "tc-01", Name: "tc-01", Area: "12348"})) // no secret: waits for its code
+	evening := &loaxa.Session{Area: "318", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45, CreatedAt: t0.AddDate(0, 0, -7)}
+	r.must(t, sessions.CreateSession(r.ctx, evening))
+	fromAbove := func(title string, targets loaxa.Targets, hour int) *loaxa.Announcement {
+		a := &loaxa.Announcement{Title: title, ContentID: contentID, FromArea: "31", Targets: targets, Priority: protocol.PriorityHigh,
+			Start: t0.Add(time.Duration(hour-12) * time.Hour), RRule: "FREQ=DAILY;COUNT=2", Repeat: 1}
+		r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+		return a
+	}
+	district := fromAbove("Cả huyện", loaxa.Targets{Areas: []string{"318"}}, 11)
+	oneNode := fromAbove("Riêng cụm tt-02", loaxa.Targets{Nodes: []string{"tt-02"}}, 10)
+	fromAbove("Xã chưa có cụm", loaxa.Targets{Areas: []string{"12348"}}, 9)
+
+	got, err := r.s.CheckSessionDeletion(r.ctx, evening.ID)
+	r.must(t, err)
+	var plays []string
+	for _, b := range got {
+		where := "lost"
+		if !b.Lost {
+			where = "at " + b.MovesTo.In(vn).Format("02 15:04")
+		}
+		plays = append(plays, fmt.Sprintf("%s due %s, %s", b.Title, b.Due.In(vn).Format("02 15:04"), where))
+	}
+	// Today's plays (due before noon) are lost; tomorrow's play at their
+	// own times. Every play is in the same instance on every node, so
+	// each is one entry.
+	want := []string{
+		"Riêng cụm tt-02 due 28 10:00, lost", "Cả huyện due 28 11:00, lost",
+		"Riêng cụm tt-02 due 29 10:00, at 29 10:00", "Cả huyện due 29 11:00, at 29 11:00",
+	}
+	if strings.Join(plays, "; ") != strings.Join(want, "; ") {
+		t.Errorf("plays from above held by the district's session:\n%s\nwant\n%s", strings.Join(plays, "\n"), strings.Join(want, "\n"))
+	}
+	for _, b := range got {
+		if b.Announcement != district.ID && b.Announcement != oneNode.ID {
+			t.Errorf("play %+v of a bulletin whose only board has not redeemed its code", b)
+		}
+	}
+}
