@@ -342,6 +342,10 @@ type sessionItemsResponse struct {
 	// session: in a 409, each with where it would play without it, or
 	// lost; in a forced delete's answer, those lost.
 	FromAbove []loaxa.SessionBulletin `json:"from_above,omitempty"`
+	// Unplayable is, in a 409 with reason bulletin_unplayable, the
+	// bulletin that keeps the scheduler from telling which plays from
+	// above wait for the session.
+	Unplayable *loaxa.UnplayableError `json:"unplayable,omitempty"`
 }
 
 // handleDeleteSession answers DELETE /api/v1/sessions/{id}?force=. An item
@@ -387,7 +391,22 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	}
 	var fromAbove []loaxa.SessionBulletin
 	if s.ProgrammeService != nil {
-		if fromAbove, err = s.ProgrammeService.CheckSessionDeletion(ctx, id); err != nil {
+		fromAbove, err = s.ProgrammeService.CheckSessionDeletion(ctx, id)
+		var bad *loaxa.UnplayableError
+		if errors.As(err, &bad) {
+			// Which plays from above would be lost cannot be known, so the
+			// delete waits, forced or not. It answered what the store said
+			// deep inside (404 `Content "…" does not exist.`, 400 of an
+			// rrule) of a bulletin the officer may never have seen.
+			s.logger().Warn("session delete refused: a bulletin cannot be scheduled", "session", id, "announcement", bad.Announcement, "err", err)
+			s.writeJSON(w, r, http.StatusConflict, sessionItemsResponse{
+				Error: &errorBody{Code: loaxa.EConflict, Reason: loaxa.ReasonBulletinUnplayable, Message: fmt.Sprintf(
+					"Session %s (%s) was not deleted: the controller cannot tell which bulletins from above wait for it. %s %s Then delete the session again.",
+					sess.ID, sess.Name, bad.Problem(), bad.Remedy())},
+				Session: sess.ID, Items: []loaxa.SessionItem{}, Unplayable: bad,
+			})
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("delete session %s: %w", id, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // sessionIDs lists the ids of sessions.
@@ -932,6 +933,90 @@ func TestDeletingASessionABulletinFromAboveWaitsForIsRefused(t *testing.T) {
 		if got.State != loaxa.AnnouncementActive {
 			t.Errorf("bulletin %s of the district is %s after the commune's session was deleted, want it active", id, got.State)
 		}
+	}
+}
+
+// TestSessionDeleteWhenABulletinCannotBeScheduledSaysWhich: the district's
+// priority bulletin waiting for the commune's evening session named an
+// opening chime that was not in the store (the store does not check
+// chimes), or a rule this version refuses. The scheduler could not compile
+// the commune's programme to tell which plays from above wait for the
+// session, and the officer's delete answered what the store said deep
+// inside: 404 `Content "…" does not exist.` (read as "no such session"),
+// or 400 of an rrule the officer never wrote. It answers 409, reason
+// bulletin_unplayable, naming the bulletin, its sender, what of it is
+// missing and what to do, with the bulletin in `unplayable`; forced or
+// not, nothing is deleted.
+func TestSessionDeleteWhenABulletinCannotBeScheduledSaysWhich(t *testing.T) {
+	t.Parallel()
+	const gone = "5c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	for _, c := range []struct {
+		name        string
+		chime, rule string
+		part, says  string
+	}{
+		{"opening chime not in the store", gone, "", loaxa.UnplayableOpeningChime,
+			"its opening chime (content " + gone + ") is not in the controller's content library"},
+		{"rule refused", "", "FREQ=SECONDLY", loaxa.UnplayableRule,
+			`this controller refuses its schedule (rrule "FREQ=SECONDLY" repeats every second; use MINUTELY or slower.)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.tree()
+			officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+			content := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+			var evening loaxa.Session
+			e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+				http.StatusCreated, &evening)
+			// Stored as the API would not take it: the store keeps what it
+			// is given.
+			warning := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: content.ID, OpeningChime: c.chime, RRule: c.rule,
+				FromArea: "318", CreatedBy: "can-bo-huyen", Targets: loaxa.Targets{Areas: []string{"12346"}},
+				Priority: protocol.PriorityHigh, Start: t0.Add(time.Hour)}
+			if err := e.stores.anns.CreateAnnouncement(context.Background(), warning); err != nil {
+				t.Fatal(err)
+			}
+			changed := e.sched.changed.Load()
+			for _, query := range []string{"", "?force=true"} {
+				r := e.request("DELETE", "/api/v1/sessions/"+evening.ID+query, officer, "", nil)
+				checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
+					"Session %s (Buổi chiều) was not deleted: the controller cannot tell which bulletins from above wait for it. Bulletin %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318) cannot be scheduled: %s, so the programme of the clusters it targets cannot be compiled, and they get no schedule changes until it is cancelled. It has to be cancelled (POST /api/v1/announcements/%s/cancel, by an officer of Huyện Tiên Lãng (318) or above) and sent again with audio from the library. Then delete the session again.",
+					evening.ID, warning.ID, c.says, warning.ID))
+				var body struct {
+					Error struct {
+						Reason string `json:"reason"`
+					} `json:"error"`
+					Session    string                 `json:"session"`
+					Unplayable *loaxa.UnplayableError `json:"unplayable"`
+				}
+				if err := json.Unmarshal(r.body, &body); err != nil {
+					t.Fatal(err)
+				}
+				if body.Error.Reason != loaxa.ReasonBulletinUnplayable || body.Session != evening.ID || body.Unplayable == nil {
+					t.Fatalf("delete%s: %s; want reason %s, the session and the bulletin in unplayable", query, r.body, loaxa.ReasonBulletinUnplayable)
+				}
+				u := body.Unplayable
+				if u.Announcement != warning.ID || u.Title != warning.Title || u.FromArea != "318" || u.FromAreaName != "Huyện Tiên Lãng" ||
+					u.Part != c.part || u.Content != c.chime {
+					t.Errorf("delete%s: unplayable %+v, want %s (%s) from 318, part %s, content %q", query, u, warning.ID, warning.Title, c.part, c.chime)
+				}
+			}
+			var l struct{ Sessions []loaxa.Session }
+			e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &l)
+			if len(l.Sessions) != 1 {
+				t.Errorf("sessions after the refused deletes: %+v; want the evening one kept", l.Sessions)
+			}
+			// A bulletin of the commune's own meets the same programme
+			// when it is checked, and is answered the same way.
+			r := e.request("POST", "/api/v1/announcements", officer, "application/json", jsonBody(t, map[string]any{
+				"title": "Thông báo họp", "content_id": content.ID, "targets": map[string]any{"areas": []string{"12346"}},
+				"start": t0.Add(2 * time.Hour).Format(time.RFC3339)}))
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf("Bulletin %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318) cannot be scheduled: %s", warning.ID, c.says))
+			if got := e.sched.changed.Load(); got != changed {
+				t.Errorf("scheduler told %d times by a refused delete", got-changed)
+			}
+		})
 	}
 }
 

@@ -37,6 +37,10 @@ const (
 	ReasonUsernameTaken = "username_taken"
 	ReasonAreaExists    = "area_exists"
 	ReasonNodeExists    = "node_exists"
+	// ReasonBulletinUnplayable: an active bulletin cannot be scheduled
+	// (UnplayableError), so a programme that includes it cannot be
+	// compiled (409).
+	ReasonBulletinUnplayable = "bulletin_unplayable"
 )
 
 // Error is an error a user can act on: a code and a message that says what

@@ -2,6 +2,8 @@ package loaxa
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"loaxa.vn/protocol"
@@ -42,6 +44,90 @@ type Conflict struct {
 	Session     string   `json:"session,omitempty"`
 	Occurrences []string `json:"occurrences"`
 	Message     string   `json:"message"`
+}
+
+// The parts of an announcement that can keep it from being scheduled
+// (UnplayableError.Part).
+const (
+	UnplayableContent      = "content"       // its content is not in the store
+	UnplayableOpeningChime = "opening_chime" // its opening chime is not in the store
+	UnplayableClosingChime = "closing_chime" // its closing chime is not in the store
+	UnplayableRule         = "rule"          // its rrule or exdates are refused by this version
+)
+
+// UnplayableError is an active announcement the scheduler cannot place:
+// content it names is not in the store (the store does not check chimes,
+// and a damaged or hand-mended store may lack any), or a rule of it that
+// this version refuses. Every programme of the nodes it targets fails with
+// it until it is cancelled, so every answer that compiles one says which
+// bulletin, what of it, and what to do (a 409 with ReasonBulletinUnplayable),
+// not what the store said of a content id the caller never gave.
+type UnplayableError struct {
+	Announcement string `json:"announcement"`
+	Title        string `json:"title"`
+	// FromArea is the area that sent it, FromAreaName its name ("" if
+	// unknown).
+	FromArea     string `json:"from_area,omitempty"`
+	FromAreaName string `json:"from_area_name,omitempty"`
+	// Part is what of it is wrong (Unplayable constants); Content is the
+	// content id not found, for a content or chime part.
+	Part    string `json:"part"`
+	Content string `json:"content,omitempty"`
+	// Err is the cause.
+	Err error `json:"-"`
+}
+
+func (e *UnplayableError) Error() string {
+	if e.Content != "" {
+		return fmt.Sprintf("announcement %s: %s %s: %v", e.Announcement, strings.ReplaceAll(e.Part, "_", " "), e.Content, e.Err)
+	}
+	return fmt.Sprintf("announcement %s: %v", e.Announcement, e.Err)
+}
+
+// Unwrap gives the coded error (EConflict, ReasonBulletinUnplayable) with
+// Problem's words first, then the cause.
+func (e *UnplayableError) Unwrap() []error {
+	return []error{&Error{Code: EConflict, Reason: ReasonBulletinUnplayable, Message: e.Problem() + " " + e.Remedy()}, e.Err}
+}
+
+// Sender names the area that sent it, e.g. "Huyện Tiên Lãng (318)".
+func (e *UnplayableError) Sender() string {
+	switch {
+	case e.FromArea == "":
+		return ""
+	case e.FromAreaName == "":
+		return e.FromArea
+	}
+	return fmt.Sprintf("%s (%s)", e.FromAreaName, e.FromArea)
+}
+
+// Problem says which bulletin cannot be scheduled and why, in a sentence.
+func (e *UnplayableError) Problem() string {
+	who := fmt.Sprintf("Bulletin %s (%s)", e.Announcement, e.Title)
+	if s := e.Sender(); s != "" {
+		who += " from " + s
+	}
+	var what string
+	switch e.Part {
+	case UnplayableContent:
+		what = fmt.Sprintf("its audio (content %s) is not in the controller's content library", e.Content)
+	case UnplayableOpeningChime:
+		what = fmt.Sprintf("its opening chime (content %s) is not in the controller's content library", e.Content)
+	case UnplayableClosingChime:
+		what = fmt.Sprintf("its closing chime (content %s) is not in the controller's content library", e.Content)
+	default:
+		what = fmt.Sprintf("this controller refuses its schedule (%s)", ErrorMessage(e.Err))
+	}
+	return fmt.Sprintf("%s cannot be scheduled: %s, so the programme of the clusters it targets cannot be compiled, and they get no schedule changes until it is cancelled.", who, what)
+}
+
+// Remedy says what to do about it.
+func (e *UnplayableError) Remedy() string {
+	by := "an officer of its area or above"
+	if s := e.Sender(); s != "" {
+		by = "an officer of " + s + " or above"
+	}
+	return fmt.Sprintf("It has to be cancelled (POST /api/v1/announcements/%s/cancel, by %s) and sent again with audio from the library.", e.Announcement, by)
 }
 
 // ProgrammeService shows the effective programme the scheduler compiles.

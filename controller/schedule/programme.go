@@ -20,6 +20,7 @@ type compilation struct {
 	keys     []protocol.PublicKey
 	now      time.Time
 	parent   map[string]string
+	name     map[string]string // area id → its name, to say who sent a bulletin
 	zone     map[string]string // area id → its own TimeZone ("" inherits)
 	contents map[string]*loaxa.Content
 	anns     []*loaxa.Announcement // active
@@ -121,6 +122,7 @@ func (s *Scheduler) compilationSince(ctx context.Context, extra *loaxa.Announcem
 	c := &compilation{
 		now:       now,
 		parent:    make(map[string]string, len(areas)),
+		name:      make(map[string]string, len(areas)),
 		zone:      make(map[string]string, len(areas)),
 		contents:  make(map[string]*loaxa.Content),
 		anns:      anns,
@@ -135,6 +137,7 @@ func (s *Scheduler) compilationSince(ctx context.Context, extra *loaxa.Announcem
 	}
 	for _, a := range areas {
 		c.parent[a.ID] = a.Parent
+		c.name[a.ID] = a.Name
 		c.zone[a.ID] = a.TimeZone
 	}
 	if s.SessionService != nil {
@@ -315,19 +318,35 @@ func (s *Scheduler) contentOf(ctx context.Context, c *compilation, a *loaxa.Anno
 		return nil, nil, nil, time.Duration(a.DurationMS) * time.Millisecond, nil
 	}
 	if main, err = c.content(ctx, s.ContentService, a.ContentID); err != nil {
-		return nil, nil, nil, 0, fmt.Errorf("announcement %s: content %s: %w", a.ID, a.ContentID, err)
+		return nil, nil, nil, 0, c.unplayable(a, loaxa.UnplayableContent, a.ContentID, err)
 	}
 	if a.OpeningChime != "" {
 		if opening, err = c.content(ctx, s.ContentService, a.OpeningChime); err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("announcement %s: opening chime %s: %w", a.ID, a.OpeningChime, err)
+			return nil, nil, nil, 0, c.unplayable(a, loaxa.UnplayableOpeningChime, a.OpeningChime, err)
 		}
 	}
 	if a.ClosingChime != "" {
 		if closing, err = c.content(ctx, s.ContentService, a.ClosingChime); err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("announcement %s: closing chime %s: %w", a.ID, a.ClosingChime, err)
+			return nil, nil, nil, 0, c.unplayable(a, loaxa.UnplayableClosingChime, a.ClosingChime, err)
 		}
 	}
 	return main, opening, closing, PlannedLength(a, main, opening, closing), nil
+}
+
+// unplayable says that a cannot be scheduled for its part (content id
+// content, or its rule when content is ""), if err is the store not
+// finding that content or the rule refused; any other error (the store
+// failing) is not a's fault, and is only wrapped.
+func (c *compilation) unplayable(a *loaxa.Announcement, part, content string, err error) error {
+	code := loaxa.ErrorCode(err)
+	if content != "" && code != loaxa.ENotFound || content == "" && code != loaxa.EInvalid {
+		if content != "" {
+			return fmt.Errorf("announcement %s: %s %s: %w", a.ID, strings.ReplaceAll(part, "_", " "), content, err)
+		}
+		return fmt.Errorf("announcement %s: %w", a.ID, err)
+	}
+	return &loaxa.UnplayableError{Announcement: a.ID, Title: a.Title, FromArea: a.FromArea, FromAreaName: c.name[a.FromArea],
+		Part: part, Content: content, Err: err}
 }
 
 // PlannedLength is how long one occurrence of a runs: the chimes, every
@@ -369,7 +388,7 @@ func (c *compilation) expand(a *loaxa.Announcement, loc *time.Location, from, to
 	}
 	r, err := loaxa.NewRecurrence(a, loc)
 	if err != nil {
-		return nil, fmt.Errorf("announcement %s: %w", a.ID, err)
+		return nil, c.unplayable(a, loaxa.UnplayableRule, "", err)
 	}
 	ts := r.Between(from, to)
 	c.expanded[key] = ts

@@ -369,6 +369,52 @@ func TestEveryRefusalReasonIsWorded(t *testing.T) {
 	}
 }
 
+// TestSessionDeleteRefusedForAnUnplayableBulletinIsWorded: a session
+// delete refused because a bulletin cannot be scheduled (409, reason
+// bulletin_unplayable) showed "Không tìm thấy. Content "5c26…" does not
+// exist." The console says it in the officer's words, naming the session,
+// the bulletin, its sender and what of it is missing; each part the
+// scheduler can name (loaxa Unplayable constants, read from the Go code so
+// a new one cannot be missed) has words in both languages.
+func TestSessionDeleteRefusedForAnUnplayableBulletinIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
+	parts := constants(t, `(?m)^\s*Unplayable\w+\s*=\s*"([a-z_]+)"`, "../loaxa/programme.go")
+	if len(parts) < 4 {
+		t.Fatalf("found %d unplayable parts in ../loaxa/programme.go: %v; the pattern is broken", len(parts), parts)
+	}
+	for lang, d := range dicts {
+		for _, p := range parts {
+			if d["programme.unplayable_"+p] == "" {
+				t.Errorf("%s.json has no words for the unplayable part %q (key programme.unplayable_%s)", lang, p, p)
+			}
+		}
+		for _, ph := range []string{"{name}", "{title}", "{area}", "{part}"} {
+			if !strings.Contains(d["programme.session_check_unplayable"], ph) {
+				t.Errorf("%s programme.session_check_unplayable lacks %s: %q", lang, ph, d["programme.session_check_unplayable"])
+			}
+		}
+	}
+	vi := dicts["vi"]
+	for k, want := range map[string]string{
+		"programme.unplayable_opening_chime": "thiếu tệp nhạc hiệu mở đầu trong thư viện",
+		"programme.unplayable_rule":          "lịch lặp lại của bản tin không hợp lệ",
+	} {
+		if vi[k] != want {
+			t.Errorf("vi %q = %q, want %q", k, vi[k], want)
+		}
+	}
+	if got := vi["programme.session_check_unplayable"]; !strings.HasPrefix(got, "Chưa xoá buổi “{name}”: bản tin “{title}” của {area} không xếp lịch được ({part})") {
+		t.Errorf("vi programme.session_check_unplayable = %q; want it to begin with what was not done and why", got)
+	}
+	ui, err := static.ReadFile("static/js/views/programme.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ui), "'"+loaxa.ReasonBulletinUnplayable+"'") {
+		t.Errorf("programme.js does not look for reason %q in a refused session delete", loaxa.ReasonBulletinUnplayable)
+	}
+}
+
 // TestEveryNodeStateAndEventIsWorded: a cluster's page showed "stale",
 // "updated" and "update-failed" in English to a Vietnamese officer (its
 // state's badge, badge(st.state, 'state.'), and its plays' badges,

@@ -293,6 +293,22 @@ function forcedDeleteRefusal(s, err) {
 }
 
 /**
+ * unplayableRefusal says a delete of session s refused because a bulletin
+ * cannot be scheduled (409, reason bulletin_unplayable): which bulletin,
+ * from whom, what of it is missing, and what to do, from the answer's
+ * unplayable; '' for any other refusal.
+ */
+function unplayableRefusal(s, err) {
+  const u = err.status === 409 && err.reason === 'bulletin_unplayable' && err.body && err.body.unplayable;
+  if (!u) return '';
+  const part = has('programme.unplayable_' + u.part) ? t('programme.unplayable_' + u.part) : t('programme.unplayable_rule');
+  return t('programme.session_check_unplayable', {
+    name: s.name, title: u.title || u.announcement,
+    area: u.from_area ? (u.from_area_name || u.from_area) : t('programme.unplayable_own_area'), part,
+  });
+}
+
+/**
  * conflictsBox lists the conflicts of a 409 answer in the user's words,
  * under heading, with the button that does it anyway.
  */
@@ -435,6 +451,8 @@ function sessionsPanel(ctx, area, sessions, reload) {
               // officer sees them and may delete anyway.
               const items = (err.status === 409 && err.body && err.body.items) || [];
               const lost = ((err.status === 409 && err.body && err.body.from_above) || []).filter((b) => b.lost);
+              const unplayable = unplayableRefusal(s, err);
+              if (unplayable) { toast(unplayable, true, err.message); return; }
               if (!items.length && !lost.length) { toast(errorText(err), true); return; }
               const lostText = t('programme.session_from_above_lost', { n: lost.length });
               const body = h('div', {},
