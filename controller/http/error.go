@@ -14,6 +14,9 @@ import (
 // errorResponse is the body of every error answer.
 type errorResponse struct {
 	Error errorBody `json:"error"`
+	// Unplayable is, with reason bulletin_unplayable, the bulletin that
+	// cannot be scheduled, for a client to name in its user's words.
+	Unplayable *loaxa.UnplayableError `json:"unplayable,omitempty"`
 }
 
 type errorBody struct {
@@ -62,7 +65,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &wait) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((wait.after+time.Second-1)/time.Second))))
 	}
-	s.writeJSON(w, r, status, errorResponse{Error: errorBody{Code: code, Message: message, Reason: reason}})
+	resp := errorResponse{Error: errorBody{Code: code, Message: message, Reason: reason}}
+	if reason == loaxa.ReasonBulletinUnplayable {
+		errors.As(err, &resp.Unplayable)
+	}
+	s.writeJSON(w, r, status, resp)
 }
 
 // writeJSON answers with v as JSON. <, > and & are sent as written, not

@@ -1013,6 +1013,15 @@ func TestSessionDeleteWhenABulletinCannotBeScheduledSaysWhich(t *testing.T) {
 				"title": "Thông báo họp", "content_id": content.ID, "targets": map[string]any{"areas": []string{"12346"}},
 				"start": t0.Add(2 * time.Hour).Format(time.RFC3339)}))
 			checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf("Bulletin %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318) cannot be scheduled: %s", warning.ID, c.says))
+			// So does the commune's calendar, with the bulletin to name.
+			r = e.request("GET", "/api/v1/areas/12346/programme", officer, "", nil)
+			checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf("Bulletin %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318) cannot be scheduled: %s", warning.ID, c.says))
+			var calendar struct {
+				Unplayable *loaxa.UnplayableError `json:"unplayable"`
+			}
+			if err := json.Unmarshal(r.body, &calendar); err != nil || calendar.Unplayable == nil || calendar.Unplayable.Announcement != warning.ID {
+				t.Errorf("area programme: %s; want the bulletin in unplayable", r.body)
+			}
 			if got := e.sched.changed.Load(); got != changed {
 				t.Errorf("scheduler told %d times by a refused delete", got-changed)
 			}

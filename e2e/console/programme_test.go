@@ -15,6 +15,7 @@ import (
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
 )
 
 // TestConflictsAndProposals: the programme form shows a conflict before
@@ -498,6 +499,56 @@ func TestSessionDeleteWithABulletinFromAboveWaitingAsksFirst(t *testing.T) {
 	c.MustDo("GET", "/api/v1/announcements/"+warning.ID, nil, &after)
 	if after.State != loaxa.AnnouncementActive {
 		t.Errorf("the district's bulletin is %s after the commune deleted its session; want it active (only the district cancels it)", after.State)
+	}
+}
+
+// TestSessionDeleteRefusedForAnUnplayableBulletinSaysWhich: the
+// district's bulletin waiting for the evening session names an opening
+// chime that is not in the store, so the controller cannot tell which
+// plays from above the session holds, and refuses the delete (409,
+// bulletin_unplayable). The console said "Không tìm thấy." and the store's
+// English about a content id (and the programme page showed nothing but
+// that, its calendar failing the same way); it names the bulletin, its
+// sender and what is missing, in Vietnamese, and the session stays.
+func TestSessionDeleteRefusedForAnUnplayableBulletinSaysWhich(t *testing.T) {
+	t.Parallel()
+	c, _, news := lapLeWithEvening(t)
+	// The API refuses a chime that is not in the library; the store keeps
+	// what it is given.
+	warning := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: news.ID, OpeningChime: strings.Repeat("5c", 32),
+		FromArea: "311", CreatedBy: "can-bo-huyen", Targets: loaxa.Targets{Areas: []string{"11527"}}, Priority: protocol.PriorityHigh,
+		Start: time.Date(2026, 3, 2, 9, 1, 0, 0, time.FixedZone("+07", 7*3600))}
+	if err := c.App.Announcements.CreateAnnouncement(context.Background(), warning); err != nil {
+		t.Fatal(err)
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	// The calendar cannot be compiled either: the page said the reason's
+	// words alone, and nothing else, not even the sessions or the
+	// bulletin to cancel. It names the bulletin in place of the calendar.
+	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]')`)
+	if got, want := MustEval[string](b, text("#calendar-error")), "Chưa hiển thị được lịch phát: bản tin “Cảnh báo mưa lớn” của Huyện Thủy Nguyên không xếp lịch được (thiếu tệp nhạc hiệu mở đầu trong thư viện)."; !strings.HasPrefix(got, want) {
+		t.Errorf("in place of the calendar the page says\n%q, want it to begin\n%q", got, want)
+	}
+	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button[data-delete]`)))
+	confirmDanger(b, "confirm")
+	b.Wait("the refusal", `document.querySelector('.toast.bad')`, 10*time.Second)
+	want := "Chưa xoá buổi “Buổi chiều”: bản tin “Cảnh báo mưa lớn” của Huyện Thủy Nguyên không xếp lịch được (thiếu tệp nhạc hiệu mở đầu trong thư viện), nên máy chủ không kiểm tra được bản tin nào của cấp trên đang chờ buổi này. Các cụm loa nhận bản tin đó cũng không cập nhật được lịch phát cho tới khi bản tin bị huỷ. Hãy nhờ cán bộ Huyện Thủy Nguyên (hoặc cấp trên) huỷ bản tin đó và gửi lại bằng tệp âm thanh có trong thư viện, rồi xoá buổi phát này lần nữa."
+	if got := MustEval[string](b, text(".toast.bad")); got != want {
+		t.Errorf("the refused delete says\n%q, want\n%q", got, want)
+	}
+	if got := MustEval[string](b, `document.querySelector('.toast.bad').title`); !strings.Contains(got, "Bulletin "+warning.ID+" (Cảnh báo mưa lớn) from Huyện Thủy Nguyên (311) cannot be scheduled") {
+		t.Errorf("the refusal's tooltip is %q, want the API's sentence", got)
+	}
+	if MustEval[bool](b, `!!document.querySelector('dialog[open]')`) {
+		t.Errorf("a dialog is open after the refusal: %q; want none to delete anyway", MustEval[string](b, text("dialog[open]")))
+	}
+	var l struct{ Sessions []loaxa.Session }
+	c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+	if len(l.Sessions) != 1 {
+		t.Errorf("sessions after the refused delete: %s; want the evening one kept", rig.Describe(l.Sessions))
 	}
 }
 

@@ -25,8 +25,11 @@ export async function render(ctx, main, params) {
     const area = areaSel.value;
     const to = addDays(week, 7);
     fill(weekLabel, `${fmtDay(week)} – ${fmtDay(addDays(week, 6))}`);
+    // A programme the controller cannot compile (a bulletin that cannot
+    // be scheduled) leaves the rest of the page: the bulletins, where it
+    // can be cancelled, and the sessions.
     const [prog, sess, props, anns, content, hol] = await Promise.all([
-      api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: week, to }),
+      api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: week, to }).catch((err) => ({ err })),
       api('GET', '/sessions', undefined, { area }),
       api('GET', '/proposals', undefined, { area, state: 'pending' }),
       api('GET', '/announcements', undefined, { state: 'active' }),
@@ -36,7 +39,7 @@ export async function render(ctx, main, params) {
     const sessions = sess.sessions;
     const nodeArea = await nodeAreas(ctx, anns.announcements);
     fill(body,
-      calendar(week, prog.items, sessions, hol.holidays || []),
+      prog.err ? h('div', { class: 'panel', id: 'calendar-error' }, unplayableBox(prog.err)) : calendar(week, prog.items, sessions, hol.holidays || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
       proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
       sessionsPanel(ctx, area, sessions, reload),
@@ -293,19 +296,39 @@ function forcedDeleteRefusal(s, err) {
 }
 
 /**
+ * unplayableWords names, in the user's words, the bulletin that cannot be
+ * scheduled of a 409 with reason bulletin_unplayable, or is null.
+ */
+function unplayableWords(err) {
+  const u = err && err.status === 409 && err.reason === 'bulletin_unplayable' && err.body && err.body.unplayable;
+  if (!u) return null;
+  return {
+    title: u.title || u.announcement,
+    area: u.from_area ? (u.from_area_name || u.from_area) : t('programme.unplayable_own_area'),
+    part: has('programme.unplayable_' + u.part) ? t('programme.unplayable_' + u.part) : t('programme.unplayable_rule'),
+  };
+}
+
+/**
+ * unplayableBox is the alert in place of a calendar the controller cannot
+ * compile: which bulletin keeps it, and what to do; any other failure as
+ * errorBox says it.
+ */
+function unplayableBox(err) {
+  const w = unplayableWords(err);
+  if (!w) return errorBox(err);
+  return h('div', { class: 'error-box', role: 'alert', title: err.message }, t('programme.calendar_unplayable', w));
+}
+
+/**
  * unplayableRefusal says a delete of session s refused because a bulletin
  * cannot be scheduled (409, reason bulletin_unplayable): which bulletin,
  * from whom, what of it is missing, and what to do, from the answer's
  * unplayable; '' for any other refusal.
  */
 function unplayableRefusal(s, err) {
-  const u = err.status === 409 && err.reason === 'bulletin_unplayable' && err.body && err.body.unplayable;
-  if (!u) return '';
-  const part = has('programme.unplayable_' + u.part) ? t('programme.unplayable_' + u.part) : t('programme.unplayable_rule');
-  return t('programme.session_check_unplayable', {
-    name: s.name, title: u.title || u.announcement,
-    area: u.from_area ? (u.from_area_name || u.from_area) : t('programme.unplayable_own_area'), part,
-  });
+  const w = unplayableWords(err);
+  return w ? t('programme.session_check_unplayable', { name: s.name, ...w }) : '';
 }
 
 /**
