@@ -502,6 +502,78 @@ func TestSessionDeleteWithABulletinFromAboveWaitingAsksFirst(t *testing.T) {
 	}
 }
 
+// TestSessionDeleteWithItsBulletinsAndOnesFromAboveAsksFirst: the
+// evening session holds a bulletin of the commune's own, which deleting it
+// cancels, and the district's priority bulletin for 09:01, which at 09:05
+// would then play nowhere in the commune. The API refuses (409 with items
+// and from_above); the dialog must list both, the commune's bulletin
+// first under the count of its own, then the district's under the words
+// for plays from above, and "Vẫn xoá" must delete the session, cancel the
+// commune's bulletin and leave the district's active.
+func TestSessionDeleteWithItsBulletinsAndOnesFromAboveAsksFirst(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t)
+	var own, warning loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, &own)
+	asUser(c, "can-bo-huyen", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Cảnh báo mưa lớn", "content_id": news.ID, "priority": "priority",
+			"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T09:01:00+07:00"}, &warning)
+	})
+	c.App.Clock.(*clock.Fake).Advance(5 * time.Minute)
+	sessions := func() []loaxa.Session {
+		var l struct{ Sessions []loaxa.Session }
+		c.MustDo("GET", "/api/v1/sessions?area=11527", nil, &l)
+		return l.Sessions
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]')`)
+	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button[data-delete]`)))
+	confirmDanger(b, "confirm")
+	b.Wait("the session's own bulletins and those from above", `document.querySelector('dialog[open] #session-items') && document.querySelector('dialog[open] #session-from-above')`, 10*time.Second)
+	if got := MustEval[[]string](b, `[...document.querySelectorAll('dialog[open] #session-items li')].map(e => e.innerText)`); strings.Join(got, "|") != "Thời sự hằng ngày" {
+		t.Errorf("the dialog lists the session's own bulletins as %q, want the commune's alone", got)
+	}
+	if got := MustEval[[]string](b, `[...document.querySelectorAll('dialog[open] #session-from-above li')].map(e => e.innerText)`); strings.Join(got, "|") != "Cảnh báo mưa lớn — của Huyện Thủy Nguyên, gửi phát lúc 09:01 ngày 02/03/2026" {
+		t.Errorf("the dialog lists the plays from above as %q, want the district's warning alone", got)
+	}
+	got := MustEval[string](b, text("dialog[open]"))
+	for _, want := range []string{"còn 1 bản tin sẽ phát", "bị huỷ theo",
+		"giữ 1 lượt phát bản tin của cấp trên", "không phát ở địa bàn này nữa", "không bị huỷ"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the dialog says %q; want %q", got, want)
+		}
+	}
+	// The session's own bulletins come first, then what is said of the
+	// plays from above, then those plays.
+	order := MustEval[[]string](b, `[...document.querySelector('dialog[open] #session-items').parentElement.children].map(e => e.id || e.tagName)`)
+	if strings.Join(order, ",") != "session-items,P,session-from-above" {
+		t.Errorf("the dialog's body is %v; want the session's items, the words for the plays from above, then those plays", order)
+	}
+	if got := sessions(); len(got) != 1 {
+		t.Fatalf("sessions while the officer reads the warning: %s; want the evening one kept", rig.Describe(got))
+	}
+	confirmDanger(b, "delete anyway")
+	b.Wait("the session gone", `!document.querySelector('section[aria-labelledby="h-sess"] li button[data-delete]') || document.querySelector('.toast.bad')`, 10*time.Second)
+	if got := sessions(); len(got) != 0 {
+		t.Errorf("sessions after \"Vẫn xoá\": %s; want none (the page says %q)", rig.Describe(got), MustEval[string](b, text(".toast.bad")))
+	}
+	for _, a := range []struct {
+		id, state, what string
+	}{{own.ID, loaxa.AnnouncementCancelled, "the commune's bulletin, cancelled with its session"},
+		{warning.ID, loaxa.AnnouncementActive, "the district's bulletin, which only the district cancels"}} {
+		var after loaxa.Announcement
+		c.MustDo("GET", "/api/v1/announcements/"+a.id, nil, &after)
+		if after.State != a.state {
+			t.Errorf("%s is %s after \"Vẫn xoá\"; want %s", a.what, after.State, a.state)
+		}
+	}
+}
+
 // TestSessionDeleteRefusedForAnUnplayableBulletinSaysWhich: the
 // district's bulletin waiting for the evening session names an opening
 // chime that is not in the store, so the controller cannot tell which
