@@ -22,35 +22,17 @@ type streamEnd struct {
 // streamToEnd reads emergency id's stream to its end event.
 func (e *env) streamToEnd(t *testing.T, id string) streamEnd {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/api/v1/emergency/"+id+"/stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.admin)
-	resp, err := e.ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var event string
-	lines := bufio.NewScanner(resp.Body)
-	lines.Buffer(nil, 1<<20)
-	for lines.Scan() {
-		line := lines.Text()
-		switch {
-		case strings.HasPrefix(line, "event: "):
-			event = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: ") && event == "end":
-			var end streamEnd
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &end); err != nil {
-				t.Fatalf("end event %q: %v", line, err)
-			}
-			return end
+	for ev := range e.openStream(t, id) {
+		if ev.name != "end" {
+			continue
 		}
+		var end streamEnd
+		if err := json.Unmarshal([]byte(ev.data), &end); err != nil {
+			t.Fatalf("end event %q: %v", ev.data, err)
+		}
+		return end
 	}
-	t.Fatalf("stream of %s closed without an end event: %v", id, lines.Err())
+	t.Fatalf("stream of %s closed without an end event", id)
 	return streamEnd{}
 }
 
