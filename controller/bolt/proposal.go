@@ -151,7 +151,7 @@ func (s *ProposalService) DecideProposal(ctx context.Context, p *loaxa.Proposal)
 			if err != nil {
 				return err
 			}
-			if !ok || sess.Area != rec.Area {
+			if !ok || sess.Area != rec.Area || sess.Deleted() {
 				return loaxa.Errorf(loaxa.EInvalid, "Session %q is not a session of area %s; pick one from GET /api/v1/sessions?area=%s.", p.Session, rec.Area, rec.Area)
 			}
 		}

@@ -81,7 +81,7 @@ func (s *SessionService) UpdateSession(ctx context.Context, id string, ch loaxa.
 		var was loaxa.Session
 		if ok, err := getJSON(b, []byte(id), &was); err != nil {
 			return err
-		} else if !ok {
+		} else if !ok || was.Deleted() {
 			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
 		}
 		if ch.At.IsZero() {
@@ -130,7 +130,7 @@ func checkSessionOverlap(tx *bbolt.Tx, sess *loaxa.Session, since time.Time) err
 		if _, err := getJSON(b, k, &o); err != nil {
 			return err
 		}
-		if o.Area == sess.Area {
+		if o.Area == sess.Area && !o.Deleted() {
 			others = append(others, &o)
 		}
 		return nil
@@ -152,7 +152,7 @@ func (s *SessionService) FindSessionByID(ctx context.Context, id string) (*loaxa
 	var sess loaxa.Session
 	err := s.db.view(func(tx *bbolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bucketSessions), []byte(id), &sess)
-		if err == nil && !ok {
+		if err == nil && (!ok || sess.Deleted()) {
 			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
 		}
 		return err
@@ -163,7 +163,8 @@ func (s *SessionService) FindSessionByID(ctx context.Context, id string) (*loaxa
 	return &sess, nil
 }
 
-// FindSessions returns sessions sorted by area, start and id.
+// FindSessions returns sessions sorted by area, start and id; deleted
+// ones only with f.DeletedSince.
 func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter) ([]*loaxa.Session, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -175,6 +176,9 @@ func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter
 			var sess loaxa.Session
 			if _, err := getJSON(b, k, &sess); err != nil {
 				return err
+			}
+			if sess.Deleted() && (f.DeletedSince.IsZero() || sess.DeletedAt.Before(f.DeletedSince)) {
+				return nil
 			}
 			if f.Areas == nil || slices.Contains(f.Areas, sess.Area) {
 				out = append(out, &sess)
@@ -192,6 +196,8 @@ func (s *SessionService) FindSessions(ctx context.Context, f loaxa.SessionFilter
 }
 
 // DeleteSession removes the session and returns its items still to play.
+// One that ran before now is kept marked deleted (loaxa.Session.DeletedAt)
+// for the programme of the days it ran, and is found nowhere else.
 // With any, or with plays of bulletins from above that would be lost with
 // it (d.FromAbove, which the caller asked the scheduler for), it is
 // refused with a *loaxa.SessionItemsError unless d.Force; forced, in the
@@ -212,7 +218,7 @@ func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.S
 		var sess loaxa.Session
 		if ok, err := getJSON(b, []byte(id), &sess); err != nil {
 			return err
-		} else if !ok {
+		} else if !ok || sess.Deleted() {
 			return loaxa.Errorf(loaxa.ENotFound, "Session %q does not exist.", id)
 		}
 		loc, err := areaLocation(tx, sess.Area)
@@ -250,7 +256,19 @@ func (s *SessionService) DeleteSession(ctx context.Context, id string, d loaxa.S
 				return err
 			}
 		}
-		return b.Delete([]byte(id))
+		// One that ran is kept, marked deleted, for the programme of the
+		// days it ran: without it those days lost its bulletins, though
+		// their deliveries say they played. One that never ran planned
+		// nothing that played, and goes.
+		ran, err := sess.RanBy(loc, now)
+		if err != nil {
+			return err
+		}
+		if !ran {
+			return b.Delete([]byte(id))
+		}
+		sess.DeletedAt, sess.DeletedBy = now, d.By
+		return putJSON(b, []byte(id), &sess)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete session %s: %w", id, err)
@@ -294,7 +312,8 @@ func cancelWithSession(tx *bbolt.Tx, id string, now time.Time) error {
 
 // declineWithSession declines proposal id in tx, in the name of by, who
 // deleted at now the session it was accepted into: the station no longer
-// plays it.
+// plays it. The session and when it was accepted stay (Session,
+// AcceptedAt), for the programme of the days it played in it.
 func declineWithSession(tx *bbolt.Tx, id, by string, now time.Time) error {
 	b := tx.Bucket(bucketProposals)
 	var p loaxa.Proposal
@@ -303,7 +322,8 @@ func declineWithSession(tx *bbolt.Tx, id, by string, now time.Time) error {
 	} else if !ok {
 		return loaxa.Errorf(loaxa.ENotFound, "Proposal %q does not exist.", id)
 	}
-	p.State, p.Session, p.Reason, p.DecidedBy, p.DecidedAt = loaxa.ProposalDeclined, "", loaxa.CancelSessionDeleted, by, now
+	p.AcceptedAt = p.DecidedAt
+	p.State, p.Reason, p.DecidedBy, p.DecidedAt = loaxa.ProposalDeclined, loaxa.CancelSessionDeleted, by, now
 	if err := putJSON(b, []byte(id), &p); err != nil {
 		return fmt.Errorf("decline proposal %s: %w", id, err)
 	}

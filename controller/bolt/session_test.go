@@ -337,3 +337,72 @@ func TestConcurrentSessionChangesStoreOne(t *testing.T) {
 		t.Errorf("sessions stored at %s: %v, want one", slot, at)
 	}
 }
+
+// TestDeletedSessionIsKeptOnlyForThePastDays: a deleted session was
+// removed, so the programme of the days it ran lost its bulletins. One
+// that ran is kept marked deleted (when, by whom), listed only with
+// DeletedSince, and found nowhere else: not by id, not to change or
+// delete again, not in the area's overlap check, not to accept a proposal
+// into. The proposal it declines keeps the session and when it was
+// accepted into it. One that never ran is removed as before.
+func TestDeletedSessionIsKeptOnlyForThePastDays(t *testing.T) {
+	db, clk := MustOpenDB(t) // 1 March, 12:30 in Vietnam
+	ctx := context.Background()
+	mustArea(t, db, "31", "")
+	mustArea(t, db, "12346", "31")
+	sessions, anns, props := bolt.NewSessionService(db), bolt.NewAnnouncementService(db), bolt.NewProposalService(db)
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
+	late := &loaxa.Session{Area: "12346", Name: "Buổi tối", Start: "20:00", MaxMinutes: 15}
+	must(t, sessions.CreateSession(ctx, evening))
+	must(t, sessions.CreateSession(ctx, late))
+	down := &loaxa.Announcement{Title: "Tin huyện", ContentID: mustContent(t, db, "Tin huyện"), Targets: loaxa.Targets{Areas: []string{"12346"}},
+		Priority: protocol.PriorityNormal, Start: clk.Now(), RRule: "FREQ=DAILY", Repeat: 1, State: loaxa.AnnouncementActive,
+		Proposed: true, FromArea: "31", CreatedAt: clk.Now()}
+	must(t, anns.CreateAnnouncement(ctx, down))
+	ps := []*loaxa.Proposal{{Announcement: down.ID, Area: "12346"}}
+	must(t, props.CreateProposals(ctx, ps))
+	ps[0].State, ps[0].Session, ps[0].DecidedBy = loaxa.ProposalAccepted, evening.ID, "xa"
+	must(t, props.DecideProposal(ctx, ps[0]))
+	accepted := clk.Now()
+
+	// The late session never ran: it goes.
+	_, err := sessions.DeleteSession(ctx, late.ID, loaxa.SessionDeletion{By: "xa"})
+	must(t, err)
+	clk.Set(t0.Add(48 * time.Hour))
+	deleted := clk.Now()
+	_, err = sessions.DeleteSession(ctx, evening.ID, loaxa.SessionDeletion{Force: true, By: "xa"})
+	must(t, err)
+
+	if ss, err := sessions.FindSessions(ctx, loaxa.SessionFilter{}); err != nil || len(ss) != 0 {
+		t.Errorf("sessions listed after both deletes: %v, %v; want none", ss, err)
+	}
+	ss, err := sessions.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: t0})
+	must(t, err)
+	if len(ss) != 1 || ss[0].ID != evening.ID || !ss[0].DeletedAt.Equal(deleted) || ss[0].DeletedBy != "xa" {
+		t.Errorf("deleted since 1 March: %+v, want only %s, deleted at %s by xa", ss, evening.ID, deleted)
+	}
+	if ss, err := sessions.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: deleted.Add(time.Second)}); err != nil || len(ss) != 0 {
+		t.Errorf("deleted since after the delete: %v, %v; want none", ss, err)
+	}
+	_, err = sessions.FindSessionByID(ctx, evening.ID)
+	wantCode(t, err, loaxa.ENotFound)
+	name := "Buổi chiều mới"
+	_, _, err = sessions.UpdateSession(ctx, evening.ID, loaxa.SessionChange{Name: &name})
+	wantCode(t, err, loaxa.ENotFound)
+	_, err = sessions.DeleteSession(ctx, evening.ID, loaxa.SessionDeletion{Force: true})
+	wantCode(t, err, loaxa.ENotFound)
+	must(t, sessions.CreateSession(ctx, &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}))
+
+	p, err := props.FindProposalByID(ctx, ps[0].ID)
+	must(t, err)
+	if p.State != loaxa.ProposalDeclined || p.Reason != loaxa.CancelSessionDeleted || p.Session != evening.ID || !p.AcceptedAt.Equal(accepted) {
+		t.Errorf("proposal after the delete: %+v, want declined (%s), session %s accepted at %s", p, loaxa.CancelSessionDeleted, evening.ID, accepted)
+	}
+	again := &loaxa.Announcement{Title: "Tin huyện 2", ContentID: down.ContentID, Targets: down.Targets, Priority: protocol.PriorityNormal,
+		Start: clk.Now(), Repeat: 1, State: loaxa.AnnouncementActive, Proposed: true, FromArea: "31", CreatedAt: clk.Now()}
+	must(t, anns.CreateAnnouncement(ctx, again))
+	ps = []*loaxa.Proposal{{Announcement: again.ID, Area: "12346"}}
+	must(t, props.CreateProposals(ctx, ps))
+	ps[0].State, ps[0].Session, ps[0].DecidedBy = loaxa.ProposalAccepted, evening.ID, "xa"
+	wantCode(t, props.DecideProposal(ctx, ps[0]), loaxa.EInvalid)
+}

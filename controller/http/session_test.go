@@ -628,8 +628,9 @@ func TestForcedSessionDeleteCancelsItsItems(t *testing.T) {
 		t.Errorf("the bulletin from above is %s, want active", a.State)
 	}
 	if p := proposal(); p.State != loaxa.ProposalDeclined || p.Reason != loaxa.CancelSessionDeleted || p.DecidedBy != "can-bo-a" ||
-		!p.DecidedAt.Equal(deleted) || p.Session != "" {
-		t.Errorf("the proposal after the forced delete: %+v; want declined by can-bo-a at %s with reason %q", p, deleted, loaxa.CancelSessionDeleted)
+		!p.DecidedAt.Equal(deleted) || p.Session != morning.ID || p.AcceptedAt.IsZero() {
+		t.Errorf("the proposal after the forced delete: %+v; want declined by can-bo-a at %s with reason %q, the session it was accepted into kept",
+			p, deleted, loaxa.CancelSessionDeleted)
 	}
 	var active struct{ Announcements []loaxa.Announcement }
 	e.call("GET", "/api/v1/announcements?state=active", officer, nil, http.StatusOK, &active)
@@ -1199,4 +1200,84 @@ func TestStoredOverlappingSessionsAreListed(t *testing.T) {
 	if o := all[old.ID].Overlap; o == nil || o.Session != evening.ID {
 		t.Errorf("the whole tree's list gives the old session overlap %+v, want %s", o, evening.ID)
 	}
+}
+
+// TestProgrammeOfAPastDayKeepsADeletedSessionsPlays: a forced session
+// delete cancels its items and declines the bulletins from above accepted
+// into it, and removed the session, so the programme of the days before
+// lost their plays, though their deliveries said they played. Those days
+// show them in the session as planned (an item cancelled with it with
+// cancelled_at); the session is in no list, cannot be changed, deleted
+// again or given new bulletins, and the area may make one at its times.
+func TestProgrammeOfAPastDayKeepsADeletedSessionsPlays(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // 2 March 2026, 05:00
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var morning loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30},
+		http.StatusCreated, &morning)
+	create := func(token, title, session string, at time.Time) (loaxa.Announcement, []loaxa.Proposal) {
+		body := map[string]any{"title": title, "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}},
+			"priority": "normal", "start": at.Format(time.RFC3339), "rrule": "FREQ=DAILY"}
+		if session != "" {
+			body["session"] = session
+		}
+		var a struct {
+			loaxa.Announcement
+			Proposals []loaxa.Proposal
+		}
+		e.call("POST", "/api/v1/announcements", token, body, http.StatusCreated, &a)
+		return a.Announcement, a.Proposals
+	}
+	weather, _ := create(officer, "Bản tin thời tiết", morning.ID, t0.Add(30*time.Minute))
+	fromAbove, ps := create(district, "Bản tin huyện", "", t0.Add(4*time.Hour))
+	if len(ps) != 1 {
+		t.Fatalf("bulletin from above made proposals %+v, want one for 12346", ps)
+	}
+	e.call("POST", "/api/v1/proposals/"+ps[0].ID+"/accept", officer, map[string]any{"session": morning.ID}, http.StatusOK, nil)
+	programme := func() string {
+		var resp struct{ Items []loaxa.ProgrammeItem }
+		e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-06", e.token("admin"), nil, http.StatusOK, &resp)
+		var out []string
+		for _, it := range resp.Items {
+			s := fmt.Sprintf("%s %s %s", it.Start.In(t0.Location()).Format("02/01 15:04:05"), it.Announcement, it.Session)
+			if !it.CancelledAt.IsZero() {
+				s += " cancelled " + it.CancelledAt.In(t0.Location()).Format("02/01 15:04")
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, "; ")
+	}
+	planned := programme()
+
+	// 4 March, 10:00: the session ran on the 2nd, 3rd and 4th.
+	e.clock.Set(t0.AddDate(0, 0, 2).Add(5 * time.Hour))
+	officer = e.token("can-bo-a")
+	e.call("DELETE", "/api/v1/sessions/"+morning.ID+"?force=true", officer, nil, http.StatusOK, nil)
+	day := func(d int) string {
+		w, f := weather.ID, fromAbove.ID
+		return fmt.Sprintf("0%d/03 05:30:00 %s s000001@2026030%d cancelled 04/03 10:00; 0%d/03 05:30:01 %s s000001@2026030%d", d, w, d, d, f, d)
+	}
+	if got, want := programme(), day(2)+"; "+day(3)+"; "+day(4); got != want {
+		t.Errorf("programme of 2–5 March after the delete on the 4th\n got  %s\n want %s\n (before the delete: %s)", got, want, planned)
+	}
+
+	var list struct{ Sessions []loaxa.Session }
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &list)
+	if len(list.Sessions) != 0 {
+		t.Errorf("sessions listed after the delete: %v", sessionIDs(list.Sessions))
+	}
+	r := e.request("PATCH", "/api/v1/sessions/"+morning.ID, officer, "application/json", strings.NewReader(`{"name":"Buổi sáng mới"}`))
+	checkError(t, r, http.StatusNotFound, loaxa.ENotFound, morning.ID)
+	r = e.request("DELETE", "/api/v1/sessions/"+morning.ID+"?force=true", officer, "", nil)
+	checkError(t, r, http.StatusNotFound, loaxa.ENotFound, morning.ID)
+	r = e.request("POST", "/api/v1/announcements", officer, "application/json", strings.NewReader(fmt.Sprintf(
+		`{"title":"Tin mới","content_id":%q,"targets":{"areas":["12346"]},"priority":"normal","start":%q,"session":%q}`,
+		c.ID, e.clock.Now().Add(24*time.Hour).Format(time.RFC3339), morning.ID)))
+	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, `session "`+morning.ID+`" does not exist`)
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30},
+		http.StatusCreated, nil)
 }

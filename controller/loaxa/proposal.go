@@ -27,7 +27,9 @@ type Proposal struct {
 	Area  string `json:"area"`
 	State string `json:"state"`
 	// Session is where an accepted proposal plays; "" plays it at the
-	// announcement's own times.
+	// announcement's own times. One declined because that session was
+	// deleted (Reason) keeps it, and when it was accepted (AcceptedAt),
+	// for the programme of the days it played there.
 	Session   string    `json:"session,omitempty"`
 	Note      string    `json:"note,omitempty"`
 	DecidedBy string    `json:"decided_by,omitempty"`
@@ -36,6 +38,9 @@ type Proposal struct {
 	// Reason says why a proposal accepted into a session was declined
 	// after all: CancelSessionDeleted when that session was deleted.
 	Reason string `json:"reason,omitempty"`
+	// AcceptedAt is when a proposal declined with its session's delete
+	// had been accepted into it.
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
 }
 
 // ProposalDecidedError is the EConflict of deciding a proposal that is no

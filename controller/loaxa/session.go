@@ -39,6 +39,26 @@ type Session struct {
 	// change runs on with the times it began with, and the programme of a
 	// past day shows the times the session ran by that day (see Runs).
 	Earlier []SessionTimes `json:"earlier,omitempty"`
+	// DeletedAt and DeletedBy say when a deleted session was deleted, and
+	// by whom. A session that had run by then is kept so marked, only for
+	// the programme of the days it ran (SessionFilter.DeletedSince): its
+	// bulletins' plays were planned in it. It runs no instance from then
+	// on (Runs), and is found nowhere else.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	DeletedBy string    `json:"deleted_by,omitempty"`
+}
+
+// Deleted reports whether s was deleted (kept for past days' programme).
+func (s *Session) Deleted() bool { return !s.DeletedAt.IsZero() }
+
+// RanBy reports whether an instance of s, in loc, began before t: a
+// session deleted at t is then kept for the programme of those days.
+func (s *Session) RanBy(loc *time.Location, t time.Time) (bool, error) {
+	runs, err := s.Runs(loc, s.CreatedAt.Add(-24*time.Hour), t.Add(-time.Nanosecond))
+	if err != nil {
+		return false, err
+	}
+	return len(runs) > 0, nil
 }
 
 // SessionTimes are a session's times until a change: its instances that
@@ -228,7 +248,8 @@ type SessionRun struct {
 // the session's times keeps the times it began with (Earlier), so that a
 // change never moves or cuts off what is on air; the new times apply to
 // instances beginning after the change, except on a day whose instance
-// had begun by then (under way or over): that day has it once.
+// had begun by then (under way or over): that day has it once. A deleted
+// session has no instance starting at or after DeletedAt.
 func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, error) {
 	// From the start of from's day: an instance of earlier times that day
 	// takes the day even if it began before from.
@@ -258,6 +279,9 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 		for _, t := range starts {
 			day := t.In(loc).Format(DateLayout)
 			if t.Before(since) || !until.IsZero() && !t.Before(until) || taken[day] {
+				continue
+			}
+			if s.Deleted() && !t.Before(s.DeletedAt) {
 				continue
 			}
 			taken[day] = true
@@ -850,6 +874,10 @@ type SessionDeletion struct {
 type SessionFilter struct {
 	// Areas limits the result to sessions of these areas.
 	Areas []string
+	// DeletedSince, if not zero, also returns the sessions deleted at or
+	// after it (DeletedAt set), for the programme of the days they ran;
+	// otherwise only those standing.
+	DeletedSince time.Time
 }
 
 // SessionService stores sessions.
@@ -864,11 +892,14 @@ type SessionService interface {
 	// the times it had for the instances begun by then (Session.Apply,
 	// Session.Runs).
 	UpdateSession(ctx context.Context, id string, ch SessionChange) (before, after *Session, err error)
-	// FindSessionByID returns the session or ENotFound.
+	// FindSessionByID returns the session or ENotFound, also for a
+	// deleted one (as UpdateSession and DeleteSession do).
 	FindSessionByID(ctx context.Context, id string) (*Session, error)
-	// FindSessions returns sessions sorted by area, then start, then id.
+	// FindSessions returns sessions sorted by area, then start, then id;
+	// deleted ones only with f.DeletedSince.
 	FindSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
-	// DeleteSession removes it and returns the items it had still to play
+	// DeleteSession removes it (kept marked deleted if it had run:
+	// Session.DeletedAt) and returns the items it had still to play
 	// (Session.ItemsToPlay). With any, it is refused with a
 	// *SessionItemsError unless d.Force, which cancels them in the same
 	// transaction; and, with emergency announcements among them, unless

@@ -141,7 +141,8 @@ func (s *Scheduler) compilationSince(ctx context.Context, extra *loaxa.Announcem
 		c.zone[a.ID] = a.TimeZone
 	}
 	if s.SessionService != nil {
-		ss, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{})
+		// The view has the sessions deleted since, for the days they ran.
+		ss, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: since})
 		if err != nil {
 			return nil, fmt.Errorf("sessions: %w", err)
 		}
@@ -533,14 +534,27 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		// its slots in sessions it was cancelled from while under way.
 		gone := a.State == loaxa.AnnouncementCancelled
 		sessionID, head, joined := a.Session, false, a.CreatedAt
+		var left time.Time
+		if gone {
+			left = a.CancelledAt
+		}
 		if a.Proposed {
 			if p := c.proposalFor(a.ID, chain); p != nil {
-				if p.State != loaxa.ProposalAccepted {
+				switch {
+				case p.State == loaxa.ProposalAccepted:
+					sessionID = p.Session
+					if p.DecidedAt.After(joined) {
+						joined = p.DecidedAt
+					}
+				case c.view && p.Reason == loaxa.CancelSessionDeleted && !p.AcceptedAt.IsZero():
+					// Declined as the session it was accepted into was
+					// deleted: it was in that session until then.
+					sessionID, joined, gone = p.Session, maxTime(joined, p.AcceptedAt), true
+					if left.IsZero() || p.DecidedAt.Before(left) {
+						left = p.DecidedAt
+					}
+				default:
 					continue
-				}
-				sessionID = p.Session
-				if p.DecidedAt.After(joined) {
-					joined = p.DecidedAt
 				}
 			}
 		} else if a.Priority == protocol.PriorityHigh && sessionID == "" && station != "" && above(a.FromArea, station, chain) {
@@ -555,10 +569,6 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 				continue // its slot goes with its content
 			}
 			return nil, err
-		}
-		var left time.Time
-		if gone {
-			left = a.CancelledAt
 		}
 		mk := func(start time.Time) programmed {
 			id, ms := "", a.DurationMS

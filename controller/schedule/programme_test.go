@@ -357,3 +357,79 @@ func TestSessionDeletionCompilesAreasOnceButCountsEachNode(t *testing.T) {
 		}
 	}
 }
+
+// TestProgrammeOfAPastDayKeepsADeletedSession: a session deleted with its
+// items cancelled and its accepted bulletin from above declined took its
+// past plays out of the programme of the days before (the record was
+// removed, and the plan found no session for them), though their
+// deliveries said they played. Those days show them as planned; the
+// session runs no day after its delete, and a new session of the area may
+// take its times.
+func TestProgrammeOfAPastDayKeepsADeletedSession(t *testing.T) {
+	f := newFixture(t) // 1 March 2025, 04:00
+	at := func(d, h, m int) time.Time { return time.Date(2025, 3, d, h, m, 0, 0, vn) }
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, morning); err != nil {
+		t.Fatal(err)
+	}
+	f.announce(loaxa.Announcement{ContentID: f.ids["4m"], Start: at(1, 5, 0), RRule: "FREQ=DAILY", Session: morning.ID}) // a000001: cancelled with it
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: at(1, 5, 0), Session: morning.ID})                      // a000002: over by then
+	down := f.announce(loaxa.Announcement{ContentID: f.ids["2m"], Start: at(1, 9, 0), RRule: "FREQ=DAILY", Proposed: true, FromArea: "31"})
+	prop := []*loaxa.Proposal{{Announcement: down.ID, Area: "12346"}} // a000003: declined with it
+	if err := f.props.CreateProposals(f.ctx, prop); err != nil {
+		t.Fatal(err)
+	}
+	prop[0].State, prop[0].Session, prop[0].DecidedBy = loaxa.ProposalAccepted, morning.ID, "xa"
+	if err := f.props.DecideProposal(f.ctx, prop[0]); err != nil {
+		t.Fatal(err)
+	}
+	// a000004: a priority bulletin from above, at the head of the 2nd's.
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: at(2, 4, 0), Priority: protocol.PriorityHigh, FromArea: "318"})
+	show := func() string {
+		t.Helper()
+		items, err := f.s.AreaProgramme(f.ctx, "12346", at(1, 0, 0), at(6, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range items {
+			s := fmt.Sprintf("%s %s–%s %s", it.Start.In(vn).Format("02 15:04"), it.Announcement, it.End.In(vn).Format("15:04"), it.Session)
+			if !it.CancelledAt.IsZero() {
+				s += " cancelled " + it.CancelledAt.In(vn).Format("02 15:04")
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, "; ")
+	}
+	planned := show()
+
+	f.clock.Set(at(3, 12, 0))
+	items, err := f.sess.DeleteSession(f.ctx, morning.ID, loaxa.SessionDeletion{Force: true, By: "xa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 {
+		t.Fatalf("delete cancelled %v, want a000001 and the proposal of a000003", items)
+	}
+	f.clock.Set(at(4, 10, 0))
+	want := "01 05:30 a000001–05:34 s000001@20250301 cancelled 03 12:00; 01 05:34 a000002–05:35 s000001@20250301; 01 05:35 a000003–05:37 s000001@20250301; " +
+		"02 05:30 a000004–05:31 s000001@20250302; 02 05:31 a000001–05:35 s000001@20250302 cancelled 03 12:00; 02 05:35 a000003–05:37 s000001@20250302; " +
+		"03 05:30 a000001–05:34 s000001@20250303 cancelled 03 12:00; 03 05:34 a000003–05:36 s000001@20250303"
+	if got := show(); got != want {
+		t.Errorf("programme of 1–5 March after the delete on the 3rd\n got  %s\n want %s\n (before the delete: %s)", got, want, planned)
+	}
+
+	// The area may have a new session at the same times; the deleted one
+	// is in no list, and does not come back into the days after.
+	again := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30}
+	if err := f.sess.CreateSession(f.ctx, again); err != nil {
+		t.Fatalf("a new session at the deleted one's times: %v", err)
+	}
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: at(5, 5, 0), Session: again.ID}) // a000005
+	if got, want := show(), want+"; 05 05:30 a000005–05:31 s000002@20250305"; got != want {
+		t.Errorf("with a new session from the 5th\n got  %s\n want %s", got, want)
+	}
+	if ss, err := f.sess.FindSessions(f.ctx, loaxa.SessionFilter{}); err != nil || len(ss) != 1 || ss[0].ID != again.ID {
+		t.Errorf("sessions listed: %v, %v; want only %s", ss, err, again.ID)
+	}
+}
