@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -942,5 +943,57 @@ func TestPastOneOffSaidInWords(t *testing.T) {
 	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
 	if len(anns.Announcements) != 0 {
 		t.Errorf("bulletins: %s; want none placed", rig.Describe(anns.Announcements))
+	}
+}
+
+// TestCancelledBulletinSaidOnItsPastDays: the programme of a past day
+// shows the plays of a bulletin cancelled since (the API gives them
+// cancelled_at), but the calendar drew them as any other play, so an
+// officer looking back read a bulletin that was cancelled as still
+// running. Each such play says when its bulletin was cancelled, and the
+// one the cancel took off the air says it stopped then, in Vietnamese and
+// in English; a bulletin not cancelled says nothing of the kind.
+func TestCancelledBulletinSaidOnItsPastDays(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t) // Monday 2 March 2026, 09:00
+	var daily, meeting loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, &daily)
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Họp thôn", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T10:00:00+07:00"}, &meeting)
+	fc := c.App.Clock.(*clock.Fake)
+	// Tuesday 17:00:01: cancelled while its 3 s play was on air.
+	fc.Set(time.Date(2026, 3, 3, 17, 0, 1, 0, time.FixedZone("+07", 7*3600)))
+	c.SignIn()
+	c.MustDo("POST", "/api/v1/announcements/"+daily.ID+"/cancel", nil, nil)
+	fc.Set(time.Date(2026, 3, 4, 10, 0, 0, 0, time.FixedZone("+07", 7*3600)))
+	c.SignIn()
+
+	notes := func(b *Browser) map[string]string {
+		return MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('section.day .slot')].map(s =>
+			[s.closest('section.day').dataset.day + ' ' + s.dataset.announcement, (s.querySelector('.cancelled-at') || {}).textContent || '']))`)
+	}
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('section.day[data-day="2026-03-03"] .slot[data-announcement="`+daily.ID+`"]')`)
+	for _, lang := range []struct{ name, cancelled, cut string }{
+		{"Vietnamese", "Đã huỷ lúc 17:00 ngày 03/03/2026", "Đang phát thì bị huỷ: dừng phát lúc 17:00 ngày 03/03/2026"},
+		{"English", "Cancelled at 17:00 on 03/03/2026", "Cancelled while playing: stopped at 17:00 on 03/03/2026"},
+	} {
+		if lang.name == "English" {
+			b.Do("switch to English", chromedp.Click(chromedp.CSS(`button.lang`)))
+			b.Wait("the calendar in English", `[...document.querySelectorAll('.cancelled-at')].some(e => e.textContent.startsWith('Cancelled'))`, 10*time.Second)
+		}
+		want := map[string]string{
+			"2026-03-02 " + meeting.ID: "",
+			"2026-03-02 " + daily.ID:   lang.cancelled,
+			"2026-03-03 " + daily.ID:   lang.cut,
+		}
+		if got := notes(b); !maps.Equal(got, want) {
+			t.Errorf("%s: the week's plays say %q; want %q (Monday's played whole, Tuesday's cut off by the cancel, none on Wednesday)", lang.name, got, want)
+		}
+		b.CheckAccessible("#/programme in " + lang.name)
 	}
 }

@@ -56,9 +56,10 @@ function calendar(week, items, sessions, holidays) {
     if (!byDay.has(d)) byDay.set(d, []);
     byDay.get(d).push(it);
   }
-  const slot = (it) => h('div', { class: `slot p-${it.priority}`, dataset: { announcement: it.announcement } },
+  const slot = (it) => h('div', { class: `slot p-${it.priority}` + (it.cancelled_at ? ' cancelled' : ''), dataset: { announcement: it.announcement } },
     h('a', { href: `#/deliveries/${encodeURIComponent(it.announcement)}` }, `${fmtTime(it.start)} ${it.title}`),
-    h('div', { class: 'hint' }, `${fmtDuration(it.end ? Date.parse(it.end) - Date.parse(it.start) : it.duration_ms)} · ${t('priority.' + it.priority)}`));
+    h('div', { class: 'hint' }, `${fmtDuration(it.end ? Date.parse(it.end) - Date.parse(it.start) : it.duration_ms)} · ${t('priority.' + it.priority)}`),
+    it.cancelled_at ? cancelledNote(it) : null);
   const days = [];
   for (let i = 0; i < 7; i++) {
     const day = addDays(week, i);
@@ -85,6 +86,15 @@ function calendar(week, items, sessions, holidays) {
   }
   return h('section', { class: 'panel', 'aria-labelledby': 'h-week' }, h('h2', { id: 'h-week' }, t('programme.week')),
     h('div', { class: 'week', id: 'week' }, days));
+}
+
+// cancelledNote says that a past play's bulletin was cancelled since, and
+// when; a play the cancel took off the air (its end is the cancel, to the
+// second) says it stopped then: otherwise it looks like any other play.
+function cancelledNote(it) {
+  const at = new Date(it.cancelled_at);
+  const cut = it.end && Date.parse(it.end) >= at.getTime() && Date.parse(it.end) - at.getTime() < 1000;
+  return h('div', { class: 'hint cancelled-at' }, t(cut ? 'programme.cancelled_cut' : 'programme.cancelled_at', { time: fmtTime(at), day: dmy(ymd(at)) }));
 }
 
 function placeForm(ctx, area, sessions, content, reload) {
