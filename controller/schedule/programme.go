@@ -675,6 +675,13 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					return nil, err
 				}
 				if inst == nil {
+					if !t.After(from) || t.After(to) {
+						// Expanded from a week back for the sessions only:
+						// at its own time it is in the span or not at all
+						// (a station whose last session was deleted had
+						// the days before the span in it).
+						continue
+					}
 					if !gone {
 						plan.items = append(plan.items, mk(t)) // no session ahead: play as sent
 					} else if it, ok := c.playedBeforeCancel(mk(t)); ok {

@@ -433,3 +433,26 @@ func TestProgrammeOfAPastDayKeepsADeletedSession(t *testing.T) {
 		t.Errorf("sessions listed: %v, %v; want only %s", ss, err, again.ID)
 	}
 }
+
+// TestProgrammeAfterAStationsLastSessionWasDeleted: the programme shown
+// reads a session deleted since the week before its span, so the area is
+// still a station there, and a priority bulletin from above is expanded a
+// week back to find the session it waits for. With none ahead after the
+// delete, its plays of the days before the span were shown in it as well.
+func TestProgrammeAfterAStationsLastSessionWasDeleted(t *testing.T) {
+	f := newFixture(t) // 1 March 2025, 04:00
+	at := func(d, h, m int) time.Time { return time.Date(2025, 3, d, h, m, 0, 0, vn) }
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, CreatedAt: f.clock.Now()}
+	if err := f.sess.CreateSession(f.ctx, morning); err != nil {
+		t.Fatal(err)
+	}
+	f.announce(loaxa.Announcement{ContentID: f.ids["1m"], Start: at(1, 9, 0), RRule: "FREQ=DAILY", Priority: protocol.PriorityHigh, FromArea: "318"})
+	f.clock.Set(at(2, 12, 0))
+	if _, err := f.sess.DeleteSession(f.ctx, morning.ID, loaxa.SessionDeletion{Force: true, By: "xa"}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(at(6, 0, 0))
+	if got, want := f.programme(2), "06 09:00 a000001 1m0s; 07 09:00 a000001 1m0s"; got != want {
+		t.Errorf("programme of 6-7 March\n got  %s\n want %s", got, want)
+	}
+}
