@@ -227,3 +227,65 @@ func BenchmarkCheckSessionDeletion(b *testing.B) {
 		})
 	}
 }
+
+// areaScales are the areas a programme or a conflict check covers in a
+// province of 10,000 nodes (newProvince): a commune (50 nodes), a
+// district (its 14 communes, 700 nodes) and the province.
+var areaScales = []struct {
+	name, area string
+	// items is how many occurrences a week of its programme has: the
+	// province's two a day, its districts' one, its communes' weekly one
+	// (today's 06:00 and 11:00 before the bulletins' start at 13:00).
+	items int
+	nodes int
+}{{"commune", "10000", 13 + 6 + 1, 50}, {"district", "300", 13 + 6 + 14, 700}, {"province", "31", 13 + 15*6 + 200, 10000}}
+
+// BenchmarkAreaProgramme measures what a commune, district or province
+// officer waits for when opening the programme of their area for a week
+// (GET /api/v1/areas/{id}/programme, the console's calendar), in a
+// province of 10,000 nodes (newProvince).
+//
+//	go test -run '^$' -bench AreaProgramme -benchtime 3x -benchmem ./controller/schedule
+func BenchmarkAreaProgramme(b *testing.B) {
+	p := newProvince(b, 10000)
+	from := t0.Add(-12 * time.Hour) // 00:00 today in Hải Phòng
+	for _, c := range areaScales {
+		b.Run(c.name, func(b *testing.B) {
+			var items []loaxa.ProgrammeItem
+			for b.Loop() {
+				var err error
+				items, err = p.s.AreaProgramme(p.ctx, c.area, from, from.AddDate(0, 0, 7))
+				p.must(err)
+			}
+			if len(items) != c.items {
+				b.Fatalf("%s: %d items in a week; want %d", c.name, len(items), c.items)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckAnnouncement measures the conflict check of a new
+// bulletin (POST /api/v1/announcements answers 409 with the conflicts
+// before the officer sends it anyway) to a commune, a district or the
+// province of 10,000 nodes (newProvince): a normal one tomorrow at 06:00,
+// over the province's daily 06:00 bulletin on every node it reaches.
+//
+//	go test -run '^$' -bench CheckAnnouncement -benchtime 3x -benchmem ./controller/schedule
+func BenchmarkCheckAnnouncement(b *testing.B) {
+	p := newProvince(b, 10000)
+	for _, c := range areaScales {
+		b.Run(c.name, func(b *testing.B) {
+			a := &loaxa.Announcement{Title: "Thông báo", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{c.area}},
+				Priority: protocol.PriorityNormal, Start: t0.Add(18 * time.Hour), Repeat: 1}
+			var got []loaxa.Conflict
+			for b.Loop() {
+				var err error
+				got, err = p.s.CheckAnnouncement(p.ctx, a)
+				p.must(err)
+			}
+			if len(got) != c.nodes {
+				b.Fatalf("%s: %d conflicts; want one on each of its %d nodes", c.name, len(got), c.nodes)
+			}
+		})
+	}
+}
