@@ -86,6 +86,10 @@ type Scheduler struct {
 	Logger     *slog.Logger
 
 	kick chan struct{}
+	// eachNode compiles each node of an area's programme or a conflict
+	// check on its own, not once per group of alike nodes (eachPlan): the
+	// answer the grouped one is tested against (export_test.go).
+	eachNode bool
 
 	mu          sync.Mutex
 	undelivered map[string]*undelivered // by node

@@ -1,0 +1,6 @@
+package schedule
+
+// CompileEachNode makes s compile every node of an area's programme and of
+// a conflict check on its own, as before nodes were grouped: the answer
+// the grouped one must equal.
+func CompileEachNode(s *Scheduler) { s.eachNode = true }
