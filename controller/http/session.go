@@ -406,8 +406,23 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 				Session: sess.ID, Items: []loaxa.SessionItem{}, Unplayable: bad,
 			})
 			return nil
+		} else if loaxa.ErrorReason(err) == loaxa.ReasonSettingRefused {
+			// An area's zone or a session's times stored as this version
+			// refuses: it answered 400 of a zone or days rule the officer
+			// never typed.
+			s.logger().Warn("session delete refused: an area's or a session's stored settings are refused", "session", id, "err", err)
+			return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonSettingRefused, Message: fmt.Sprintf(
+				"Session %s (%s) was not deleted: the controller cannot tell which bulletins from above wait for it. %s Then delete the session again.",
+				sess.ID, sess.Name, loaxa.ErrorMessage(err))}
 		} else if err != nil {
-			return fmt.Errorf("delete session %s: %w", id, err)
+			// The check failed (a fault of the controller, a panic in it
+			// among them): say which session was kept and what to do, not
+			// only "Internal error".
+			s.logger().Error("session delete check failed", "session", id, "err", err)
+			s.writeJSON(w, r, http.StatusInternalServerError, errorResponse{Error: errorBody{Code: loaxa.EInternal, Message: fmt.Sprintf(
+				"Session %s (%s) was not deleted: the controller failed while checking which bulletins from above wait for it (a fault of the controller; its log has the details, under \"session delete check failed\"). Nothing was changed. Try again; if it fails again, tell the controller's administrator.",
+				sess.ID, sess.Name)}})
+			return nil
 		}
 	}
 	items, err := s.SessionService.DeleteSession(ctx, id, loaxa.SessionDeletion{Force: force, By: userFrom(ctx).Username, Emergency: emergency,

@@ -41,6 +41,10 @@ const (
 	// (UnplayableError), so a programme that includes it cannot be
 	// compiled (409).
 	ReasonBulletinUnplayable = "bulletin_unplayable"
+	// ReasonSettingRefused: an area's time zone or a session's times, as
+	// stored, are refused by this version, so a programme that needs them
+	// cannot be compiled (409).
+	ReasonSettingRefused = "setting_refused"
 )
 
 // Error is an error a user can act on: a code and a message that says what

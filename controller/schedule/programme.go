@@ -283,10 +283,10 @@ func (c *compilation) groupNodes(nodes []*loaxa.Node) []*nodeGroup {
 
 // location returns the zone of the first area in chain that sets one.
 func (c *compilation) location(chain []string) (*time.Location, error) {
-	name := ""
+	name, area := "", ""
 	for _, a := range chain {
 		if z := c.zone[a]; z != "" {
-			name = z
+			name, area = z, a
 			break
 		}
 	}
@@ -295,10 +295,23 @@ func (c *compilation) location(chain []string) (*time.Location, error) {
 	}
 	loc, err := loaxa.Location(name)
 	if err != nil {
-		return nil, err
+		// The API takes no such zone, but an older version, a restored
+		// backup or a hand-mended store may hold one: the officer who
+		// meets it typed no zone, and got the 400 of one.
+		return nil, fmt.Errorf("%w (%v)", &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonSettingRefused, Message: fmt.Sprintf(
+			"Area %s has the time zone %q, which this controller cannot load, so the programme of the clusters in it and below cannot be compiled, and they get no schedule changes until it is corrected. The API cannot change an area's time zone: ask the controller's administrator to set it in the store to an IANA name such as %s.",
+			c.areaName(area), name, loaxa.DefaultTimeZone)}, err)
 	}
 	c.locs[name] = loc
 	return loc, nil
+}
+
+// areaName names area as an officer knows it: "Xã Tiên Thắng (12346)".
+func (c *compilation) areaName(area string) string {
+	if n := c.name[area]; n != "" {
+		return fmt.Sprintf("%s (%s)", n, area)
+	}
+	return area
 }
 
 func (c *compilation) content(ctx context.Context, svc loaxa.ContentService, id string) (*loaxa.Content, error) {
@@ -405,7 +418,13 @@ func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, fro
 		return runs, nil
 	}
 	runs, err := x.Runs(loc, from, to)
-	if err != nil {
+	if loaxa.ErrorCode(err) == loaxa.EInvalid {
+		// Times an older version stored, which this one refuses: said of
+		// the session, not as the 400 of days the officer never typed.
+		return nil, fmt.Errorf("%w (%v)", &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonSettingRefused, Message: fmt.Sprintf(
+			"Session %s (%s) of %s has times this controller refuses (%s), so the programme of the clusters that follow it cannot be compiled, and they get no schedule changes until they are corrected. The API cannot change or delete a session whose times it cannot read: ask the controller's administrator to correct them in the store.",
+			x.ID, x.Name, c.areaName(x.Area), strings.TrimSuffix(loaxa.ErrorMessage(err), "."))}, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("session %s: %w", x.ID, err)
 	}
 	c.instances[key] = runs
@@ -1201,7 +1220,18 @@ func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement
 // with where it would play without it: in another session (of the station
 // or, with none left there, of the station above), at its own time, or
 // nowhere (Lost: its own time has passed). An unknown session has none.
-func (s *Scheduler) CheckSessionDeletion(ctx context.Context, id string) ([]loaxa.SessionBulletin, error) {
+func (s *Scheduler) CheckSessionDeletion(ctx context.Context, id string) (out []loaxa.SessionBulletin, err error) {
+	// A panic in it (a library choking on a stored input it accepted) is
+	// its error, as a node's in the compile pass: it reached the HTTP
+	// server's recover, a bare 500 that said nothing of the session.
+	err = safely("check session deletion "+id, func() error {
+		out, err = s.checkSessionDeletion(ctx, id)
+		return err
+	})
+	return out, err
+}
+
+func (s *Scheduler) checkSessionDeletion(ctx context.Context, id string) ([]loaxa.SessionBulletin, error) {
 	c, err := s.newCompilation(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("check session deletion: %w", err)

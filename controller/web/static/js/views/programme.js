@@ -486,7 +486,7 @@ function sessionsPanel(ctx, area, sessions, reload) {
               const lost = ((err.status === 409 && err.body && err.body.from_above) || []).filter((b) => b.lost);
               const unplayable = unplayableRefusal(s, err);
               if (unplayable) { toast(unplayable, true, err.message); return; }
-              if (!items.length && !lost.length) { toast(errorText(err), true); return; }
+              if (!items.length && !lost.length) { toast(errorText(err), true, err.message); return; }
               const lostText = t('programme.session_from_above_lost', { n: lost.length });
               const body = h('div', {},
                 items.length ? h('ul', { id: 'session-items' }, items.map((it) => h('li', {}, it.title || it.announcement))) : null,
