@@ -564,12 +564,12 @@ func (s *Scheduler) programme(ctx context.Context, c *compilation, n *loaxa.Node
 // group of alike ones (groupNodes) once, and calls fn with each node, in
 // the order of nodes, and its group's plan. A province of 10,000 nodes in
 // 200 communes compiles 200 programmes instead of 10,000: an area's
-// programme, or a new bulletin's conflict check, took 0.3 s and 360 MB
+// programme, or a new bulletin's conflict check, took 0.24 s and 360 MB
 // there (BENCHMARKS.md).
 func (s *Scheduler) eachPlan(ctx context.Context, c *compilation, nodes []*loaxa.Node, from, to time.Time, fn func(*loaxa.Node, *nodePlan) error) error {
 	groups := c.groupNodes(nodes)
 	if s.eachNode {
-		groups = groups[:0]
+		groups = make([]*nodeGroup, 0, len(nodes))
 		for _, n := range nodes {
 			groups = append(groups, &nodeGroup{like: n, nodes: []*loaxa.Node{n}})
 		}
