@@ -55,12 +55,18 @@ func main() {
 
 	a := app.New(cfg, logger)
 	a.Version = version
-	if err := a.Open(); err != nil {
-		logger.Error("controller failed to start", "err", err)
+	if err := serve(ctx, a, sdnotify.New(os.Getenv), logger); err != nil {
+		logger.Error("controller", "err", err)
 		os.Exit(1)
 	}
-	// Under systemd (Type=notify): serving now.
-	sd := sdnotify.New(os.Getenv)
+}
+
+// serve opens a, tells systemd (Type=notify, through sd) when it serves,
+// and closes it once ctx ends.
+func serve(ctx context.Context, a *app.App, sd *sdnotify.Notifier, logger *slog.Logger) error {
+	if err := a.Open(); err != nil {
+		return fmt.Errorf("failed to start: %w", err)
+	}
 	if err := sd.Notify(sdnotify.Ready); err != nil {
 		logger.Warn("systemd notify", "err", err)
 	}
@@ -70,9 +76,9 @@ func main() {
 		logger.Warn("systemd notify", "err", err)
 	}
 	if err := a.Close(); err != nil {
-		logger.Error("controller shutdown", "err", err)
-		os.Exit(1)
+		return fmt.Errorf("shutdown: %w", err)
 	}
+	return nil
 }
 
 // exportMosquitto runs "controller export-mosquitto-acl --out DIR [flags]":
