@@ -62,12 +62,24 @@ func main() {
 }
 
 // serve opens a, tells systemd (Type=notify, through sd) when it serves,
-// and closes it once ctx ends.
+// and closes it once ctx ends. While a long part of the start goes on (a
+// schema upgrade of a year's store can outlast the unit's
+// TimeoutStartSec=60s), it asks systemd for more time, as long as the
+// work makes progress.
 func serve(ctx context.Context, a *app.App, sd *sdnotify.Notifier, logger *slog.Logger) error {
+	starting := sd.Starting(logger)
+	prev := a.Starting
+	a.Starting = func(status string) {
+		starting.Progress(status)
+		if prev != nil {
+			prev(status)
+		}
+	}
 	if err := a.Open(); err != nil {
 		return fmt.Errorf("failed to start: %w", err)
 	}
-	if err := sd.Notify(sdnotify.Ready); err != nil {
+	// STATUS= replaces what the start last showed in systemctl status.
+	if err := sd.Notify(sdnotify.Ready + "\nSTATUS=serving"); err != nil {
 		logger.Warn("systemd notify", "err", err)
 	}
 	<-ctx.Done()

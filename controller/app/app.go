@@ -52,6 +52,10 @@ type App struct {
 	Clock clock.Clock
 	// Version is the controller's build version, recorded in backups.
 	Version string
+	// Starting, if set, hears how a long part of Open (a schema upgrade of
+	// the store, chunk lists of old content) goes on, in a line for a
+	// technician; main tells systemd the start is not hung.
+	Starting func(status string)
 
 	DB        *bolt.DB
 	Media     *media.Library
@@ -119,6 +123,7 @@ func (a *App) Open() (err error) {
 	a.DB.Now = a.Clock.Now
 	a.DB.Logger = a.Logger
 	a.DB.StatusInterval = cfg.StatusFlush
+	a.DB.Upgrading = func(u bolt.Upgrade) { a.starting(u.String()) }
 	if err := a.DB.Open(); err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return fmt.Errorf("open store: the store in %s is in use: a controller is running on it (stop it, or give this one another --data): %w", cfg.DataDir, err)
@@ -634,10 +639,11 @@ func (a *App) chunkOldContent(ctx context.Context) error {
 		return fmt.Errorf("chunk lists: %w", err)
 	}
 	done := 0
-	for _, c := range cs {
+	for i, c := range cs {
 		if c.Chunks != "" {
 			continue
 		}
+		a.starting(fmt.Sprintf("chunk lists of content stored before: %d of %d contents", i, len(cs)))
 		list, err := a.Media.ChunkList(ctx, c.ID)
 		if loaxa.ErrorCode(err) == loaxa.ENotFound {
 			a.Logger.Warn("content has no audio in the library; no chunk list", "content", c.ID, "title", c.Title)
@@ -654,6 +660,13 @@ func (a *App) chunkOldContent(ctx context.Context) error {
 		a.Logger.Info("made chunk lists of content stored before", "content", done)
 	}
 	return nil
+}
+
+// starting passes the progress of a long part of Open to Starting.
+func (a *App) starting(status string) {
+	if a.Starting != nil {
+		a.Starting(status)
+	}
 }
 
 func (a *App) markAllOffline(ctx context.Context) error {

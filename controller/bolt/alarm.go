@@ -67,9 +67,10 @@ func alarmEndKey(end time.Time, seq uint64) []byte {
 // indexAlarmEnds (schema 6 → 7) indexes the stored alarms by their end,
 // so that a report reads the alarms of its range instead of every alarm
 // ever raised.
-func indexAlarmEnds(tx *bbolt.Tx) error {
+func indexAlarmEnds(tx *bbolt.Tx, step *upgradeStep) error {
 	ends := tx.Bucket(bucketAlarmEnds)
 	return tx.Bucket(bucketAlarms).ForEach(func(k, v []byte) error {
+		step.read()
 		var a struct{ End time.Time }
 		if err := json.Unmarshal(v, &a); err != nil {
 			return fmt.Errorf("decode alarm %x: %w", k, err)

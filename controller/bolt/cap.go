@@ -48,10 +48,11 @@ func putCapRefs(b *bbolt.Bucket, a *loaxa.CapAlert) error {
 // indexCapReferences (schema 2 → 3) indexes the references of the CAP
 // alerts stored before the by-reference index, so that an alert that
 // comes after its own Update or Cancel finds them.
-func indexCapReferences(tx *bbolt.Tx) error {
+func indexCapReferences(tx *bbolt.Tx, step *upgradeStep) error {
 	b := tx.Bucket(bucketCapAlerts)
 	var all []*loaxa.CapAlert
 	err := b.ForEach(func(k, v []byte) error {
+		step.read()
 		if len(k) == 0 || k[0] != 'c' {
 			return nil
 		}

@@ -122,22 +122,23 @@ var (
 // to date by Open, in the transaction that reads the version (migrations).
 const schemaVersion = 7
 
-// migrations[v] brings a store of schema v to v+1.
-var migrations = map[uint64]func(tx *bbolt.Tx) error{
-	1: markDrillDeliveries,
-	2: indexCapReferences,
-	3: indexOpenDeliveries,
-	4: indexLiveCallsOnAir,
-	5: indexRunningRollouts,
-	6: indexAlarmEnds,
+// migrations[v] brings a store of schema v to v+1 (upgrade.go).
+var migrations = map[uint64]migration{
+	1: {"mark the deliveries of drills", bucketEmergencies, markDrillDeliveries},
+	2: {"index of CAP references", bucketCapAlerts, indexCapReferences},
+	3: {"index of open deliveries", bucketDeliveries, indexOpenDeliveries},
+	4: {"index of live calls on air", bucketLiveCalls, indexLiveCallsOnAir},
+	5: {"index of running rollouts", bucketRollouts, indexRunningRollouts},
+	6: {"index of alarm ends", bucketAlarms, indexAlarmEnds},
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill
 // emergencies stored before a delivery carried the mark, so that reports
 // over that time count those exercises as drills, not as emergencies.
-func markDrillDeliveries(tx *bbolt.Tx) error {
+func markDrillDeliveries(tx *bbolt.Tx, step *upgradeStep) error {
 	deliveries := tx.Bucket(bucketDeliveries)
 	return tx.Bucket(bucketEmergencies).ForEach(func(k, v []byte) error {
+		step.read()
 		if v == nil {
 			return nil
 		}
@@ -189,6 +190,11 @@ type DB struct {
 	// OpenTimeout bounds the wait for the file lock, so that a second
 	// controller on the same data directory fails instead of hanging.
 	OpenTimeout time.Duration
+	// Upgrading, if set, hears how far Open is bringing a store of an
+	// older schema up to date (upgrade.go): at each step's start and end,
+	// and every few records. It runs inside Open's transaction, so it
+	// must not use the DB; it may tell systemd the start goes on.
+	Upgrading func(Upgrade)
 	// StatusInterval is how often node statuses changed in memory are
 	// written to the file (nodestatus.go): 0 means DefaultStatusInterval,
 	// a negative value only on Snapshot and Close.
@@ -230,6 +236,7 @@ func (db *DB) Open() error {
 		return fmt.Errorf("open store %s: %w", db.path, err)
 	}
 	db.db = b
+	upgraded := false
 	err = b.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -248,15 +255,16 @@ func (db *DB) Open() error {
 			if got == schemaVersion {
 				return nil
 			}
-			for ; got < schemaVersion; got++ {
-				if err := migrations[got](tx); err != nil {
-					return fmt.Errorf("bring the store from schema %d to %d: %w", got, got+1, err)
-				}
+			if err := db.upgrade(tx, got); err != nil {
+				return err
 			}
-			db.Logger.Info("store: brought up to date", "schema", schemaVersion)
+			upgraded = true
 		}
 		return meta.Put(keySchema, u64(schemaVersion))
 	})
+	if err == nil && upgraded {
+		db.Logger.Info("store: brought up to date", "schema", schemaVersion)
+	}
 	if err == nil {
 		err = b.View(db.nodes.load)
 	}

@@ -157,10 +157,11 @@ func indexOpenDelivery(idx *bbolt.Bucket, nkey []byte, d *loaxa.Delivery) error 
 // indexOpenDeliveries (schema 3 → 4) builds the index of open deliveries
 // of a store written before it existed. Only the deliveries whose JSON
 // says pending or received are decoded: a year's history, final, is not.
-func indexOpenDeliveries(tx *bbolt.Tx) error {
+func indexOpenDeliveries(tx *bbolt.Tx, step *upgradeStep) error {
 	idx := tx.Bucket(bucketOpenDeliveries)
 	pending, received := []byte(`"state":"pending"`), []byte(`"state":"received"`)
 	return tx.Bucket(bucketDeliveries).ForEach(func(k, v []byte) error {
+		step.read()
 		if !bytes.Contains(v, pending) && !bytes.Contains(v, received) {
 			return nil
 		}

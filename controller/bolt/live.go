@@ -77,8 +77,9 @@ func indexLiveCallOnAir(tx *bbolt.Tx, key []byte, c *loaxa.LiveCall) error {
 
 // indexLiveCallsOnAir (schema 4 → 5) indexes the calls not ended, which
 // FindLiveCalls reads instead of every record.
-func indexLiveCallsOnAir(tx *bbolt.Tx) error {
+func indexLiveCallsOnAir(tx *bbolt.Tx, step *upgradeStep) error {
 	return tx.Bucket(bucketLiveCalls).ForEach(func(k, v []byte) error {
+		step.read()
 		var c loaxa.LiveCall
 		if err := json.Unmarshal(v, &c); err != nil {
 			return fmt.Errorf("decode live call %q: %w", k, err)

@@ -211,12 +211,13 @@ func indexRolloutRunning(tx *bbolt.Tx, r *loaxa.Rollout) error {
 
 // indexRunningRollouts (schema 5 → 6) indexes the rollouts still asking
 // nodes, which the runner reads instead of every rollout.
-func indexRunningRollouts(tx *bbolt.Tx) error {
+func indexRunningRollouts(tx *bbolt.Tx, step *upgradeStep) error {
 	b := tx.Bucket(bucketRollouts)
 	if b == nil {
 		return nil // no rollout yet
 	}
 	return b.ForEach(func(k, v []byte) error {
+		step.read()
 		if v == nil {
 			return nil
 		}

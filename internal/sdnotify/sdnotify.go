@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -60,6 +61,65 @@ func (n *Notifier) Notify(state string) error {
 		return fmt.Errorf("sd_notify %s: %w", n.socket, err)
 	}
 	return nil
+}
+
+// ExtendTimeout is the state that asks systemd to wait d longer for the
+// current state to end (a start for READY=1): from the moment it hears it,
+// it waits d more, but never less than the unit's own TimeoutStartSec=.
+func ExtendTimeout(d time.Duration) string {
+	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
+}
+
+// Default pace of Starting.
+const (
+	// DefaultStartExtension is how much longer each request lets a start
+	// run: as long as the unit's TimeoutStartSec=60s, so that one silent
+	// part of the work (a large commit) may take that long.
+	DefaultStartExtension = 60 * time.Second
+	// DefaultStartEvery is how often the requests go while work goes on.
+	DefaultStartEvery = 10 * time.Second
+)
+
+// Starting keeps systemd waiting for READY=1 while a long start goes on,
+// and no longer: each Progress of the work sends EXTEND_TIMEOUT_USEC= with
+// a STATUS= line (shown by systemctl status), at most once every Every. A
+// start that hangs reports no progress, so systemd still kills it Extend
+// after the last report.
+type Starting struct {
+	n *Notifier
+	// Extend is how much more time each request asks for; Every how often
+	// at most one is sent. Now reads the clock (tests fake it).
+	Extend, Every time.Duration
+	Now           func() time.Time
+	log           *slog.Logger
+
+	mu   sync.Mutex
+	last time.Time // of the last request sent; zero before the first
+}
+
+// Starting returns a Starting that notifies through n at the default
+// pace, and logs to log when systemd cannot be told.
+func (n *Notifier) Starting(log *slog.Logger) *Starting {
+	return &Starting{n: n, Extend: DefaultStartExtension, Every: DefaultStartEvery, Now: time.Now, log: log}
+}
+
+// Progress reports that the start made progress, described by status
+// (e.g. "store upgrade: schema 3 → 4 …"). It is cheap enough to be
+// called for every few records, and safe from any goroutine.
+func (s *Starting) Progress(status string) {
+	if !s.n.Enabled() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.Now()
+	if !s.last.IsZero() && now.Sub(s.last) < s.Every {
+		return
+	}
+	s.last = now
+	if err := s.n.Notify(ExtendTimeout(s.Extend) + "\nSTATUS=" + status); err != nil {
+		s.log.Warn("systemd notify: cannot ask for more time to start", "err", err)
+	}
 }
 
 // WatchdogInterval returns systemd's watchdog timeout for this process

@@ -160,3 +160,30 @@ func TestFeedWatchdog(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestStartingExtendsWhileWorkProgresses: a long start (a schema upgrade
+// of the controller's store) asks systemd for more time at its first
+// progress and then at most every Every, each time with what it is doing;
+// progress more often sends nothing more. (It sends only when called, so a
+// hung start, which reports no progress, is still killed.)
+func TestStartingExtendsWhileWorkProgresses(t *testing.T) {
+	socket, got := fakeSystemd(t, filepath.Join(t.TempDir(), "notify"))
+	now := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	s := New(func(string) string { return socket }).Starting(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.Now = func() time.Time { return now }
+
+	s.Progress("store upgrade: schema 3 → 4, 0 of 4000000 records")
+	if m := next(t, got); m != "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=store upgrade: schema 3 → 4, 0 of 4000000 records" {
+		t.Fatalf("first progress: systemd heard %q", m)
+	}
+	for i := range 9 {
+		now = now.Add(time.Second)
+		s.Progress("store upgrade: schema 3 → 4, " + strconv.Itoa(i) + "000 of 4000000 records")
+	}
+	now = now.Add(time.Second)
+	s.Progress("store upgrade: schema 3 → 4, 2000000 of 4000000 records, about 20 s left")
+	// Datagrams arrive in order: had any of the nine sent, it would come first.
+	if m := next(t, got); m != "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=store upgrade: schema 3 → 4, 2000000 of 4000000 records, about 20 s left" {
+		t.Fatalf("after 10 s of progress: systemd heard %q, want one request with the latest status", m)
+	}
+}

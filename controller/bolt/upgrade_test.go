@@ -1,0 +1,111 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+)
+
+// TestOpenReportsUpgradeProgress: Open upgraded an old store in silence,
+// however long it took (a province's year of deliveries), so that neither
+// systemd nor a technician could tell it from a hang. Each step now
+// reports what it does and how many of how many records it has read, to
+// DB.Upgrading and to the log.
+func TestOpenReportsUpgradeProgress(t *testing.T) {
+	const deliveries = 3000 // more than one report's worth
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "31", "")
+	mustNode(t, db, "n1", "31")
+	ds := make([]*loaxa.Delivery, deliveries)
+	for i := range ds {
+		start := t0.Add(time.Duration(i-deliveries/2) * time.Hour)
+		ds[i] = &loaxa.Delivery{Announcement: "a000001", Occurrence: loaxa.OccurrenceID("a000001", start), Node: "n1", Start: start, PlannedMS: 60_000}
+		if i < deliveries/2 {
+			ds[i].State = loaxa.DeliveryCompleted
+		}
+	}
+	must(t, bolt.NewDeliveryService(db).EnsureDeliveries(ctx, ds))
+	must(t, bolt.AsSchema3(db))
+	must(t, db.Close())
+
+	var heard []bolt.Upgrade
+	db.Upgrading = func(u bolt.Upgrade) { heard = append(heard, u) }
+	var log strings.Builder
+	db.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	must(t, db.Open())
+
+	steps := map[uint64][]bolt.Upgrade{}
+	for _, u := range heard {
+		if u.To != 7 {
+			t.Errorf("report %+v: To %d, want 7", u, u.To)
+		}
+		steps[u.From] = append(steps[u.From], u)
+	}
+	for from := uint64(3); from < 7; from++ {
+		if len(steps[from]) < 2 {
+			t.Errorf("step %d → %d: reports %+v, want at least its start and end", from, from+1, steps[from])
+		}
+	}
+	del := steps[3]
+	if len(del) == 0 {
+		t.Fatal("no report of the step that indexes the deliveries")
+	}
+	last := del[len(del)-1]
+	if last.What != "index of open deliveries" || last.Read != deliveries || last.Total != deliveries {
+		t.Errorf("last report of the deliveries' step %+v, want %d of %d records read", last, deliveries, deliveries)
+	}
+	var between int
+	for i, u := range del {
+		if i > 0 && u.Read < del[i-1].Read {
+			t.Errorf("reports went back: %d records read, then %d", del[i-1].Read, u.Read)
+		}
+		if u.Read > 0 && u.Read < deliveries {
+			between++
+			if u.Total != deliveries || !strings.Contains(u.String(), fmt.Sprintf("%d of %d records", u.Read, deliveries)) {
+				t.Errorf("report under way %+v says %q, want %d of %d records", u, u, u.Read, deliveries)
+			}
+		}
+	}
+	if between == 0 {
+		t.Errorf("reports of the deliveries' step %+v: none while it was under way", del)
+	}
+	for _, want := range []string{"store: upgrading the schema", `step="schema 3 → 4 of 7"`, `what="index of open deliveries"`, "total=3000", "store: brought up to date"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log\n%s\nwant %q", log.String(), want)
+		}
+	}
+
+	heard = nil
+	must(t, db.Close())
+	must(t, db.Open())
+	if len(heard) != 0 {
+		t.Errorf("an Open of an up-to-date store reported %+v, want nothing", heard)
+	}
+}
+
+func TestUpgradeLeft(t *testing.T) {
+	for _, tc := range []struct {
+		u    bolt.Upgrade
+		want time.Duration
+		says string
+	}{
+		{bolt.Upgrade{From: 3, To: 7, What: "index of open deliveries"}, 0, "store upgrade: schema 3 → 4 of 7 (index of open deliveries): counting records"},
+		{bolt.Upgrade{From: 3, To: 7, What: "x", Total: 4_000_000, Elapsed: time.Second}, 0, "store upgrade: schema 3 → 4 of 7 (x): 4000000 records to read"},
+		{bolt.Upgrade{From: 3, To: 7, What: "x", Read: 1_000_000, Total: 4_000_000, Elapsed: 10 * time.Second}, 30 * time.Second, "store upgrade: schema 3 → 4 of 7 (x): 1000000 of 4000000 records, about 30s left"},
+		{bolt.Upgrade{From: 6, To: 7, What: "x", Read: 5, Total: 5, Elapsed: time.Second}, 0, "store upgrade: schema 6 → 7 of 7 (x): 5 of 5 records"},
+	} {
+		if got := tc.u.Left(); got != tc.want {
+			t.Errorf("%+v: Left %v, want %v", tc.u, got, tc.want)
+		}
+		if got := tc.u.String(); got != tc.says {
+			t.Errorf("%+v says %q, want %q", tc.u, got, tc.says)
+		}
+	}
+}
