@@ -3,7 +3,10 @@ package bolt_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +110,103 @@ func TestUpgradeLeft(t *testing.T) {
 		if got := tc.u.String(); got != tc.says {
 			t.Errorf("%+v says %q, want %q", tc.u, got, tc.says)
 		}
+	}
+}
+
+// BenchmarkOpenUpgrade times Open on a province's store a year on, as a
+// controller's start does (per op: one Open): "from schema 3" brings a
+// store written before the index of open deliveries (the upgrade that
+// reads every delivery), "from schema 6" one written by the release before
+// this one (the alarms indexed by their end), "up to date" opens it
+// without an upgrade. The store holds a year of deliveries of nodes
+// clusters, 20 plays a day each (one commune's 20 daily bulletins per 25
+// clusters; the last week pending, the rest completed), and 10 alarms a
+// cluster. LOAXA_BENCH_NODES sets nodes (default 100; the seeding of a
+// few hundred takes minutes and gigabytes).
+func BenchmarkOpenUpgrade(b *testing.B) {
+	nodes := 100
+	if s := os.Getenv("LOAXA_BENCH_NODES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 25 {
+			b.Fatalf("LOAXA_BENCH_NODES=%q: want a number of nodes, at least 25", s)
+		}
+		nodes = n
+	}
+	const (
+		days       = 365
+		playsADay  = 20
+		commune    = 25 // clusters sharing one set of daily bulletins
+		alarmsEach = 10
+		pendingFor = 7 // days of pending deliveries at the end
+	)
+	db, ids := seededDB(b, nodes)
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	s := bolt.NewDeliveryService(db)
+	day := make([]*loaxa.Delivery, 0, nodes*playsADay)
+	for d := range days {
+		day = day[:0]
+		for c := 0; c < nodes; c += commune {
+			for p := range playsADay {
+				ann := fmt.Sprintf("a%03d%02d", c/commune, p)
+				start := t0.Add(time.Duration(d)*24*time.Hour + time.Duration(p)*3*time.Minute)
+				occ := loaxa.OccurrenceID(ann, start)
+				state := loaxa.DeliveryCompleted
+				if d >= days-pendingFor {
+					state = loaxa.DeliveryPending
+				}
+				for _, id := range ids[c:min(c+commune, nodes)] {
+					day = append(day, &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: id, Start: start, State: state,
+						PlannedMS: 180_000, PlayedMS: 180_000, ContentReady: true, UpdatedAt: start.Add(3 * time.Minute)})
+				}
+			}
+		}
+		must(b, s.EnsureDeliveries(ctx, day))
+	}
+	as := bolt.NewAlarmService(db)
+	alarms := make([]*loaxa.Alarm, 0, nodes*alarmsEach)
+	for i := range nodes * alarmsEach {
+		alarms = append(alarms, &loaxa.Alarm{Kind: "offline", Node: ids[i%nodes], Start: t0.Add(time.Duration(i) * time.Minute)})
+	}
+	must(b, as.CreateAlarms(ctx, alarms))
+	size, err := db.Size()
+	must(b, err)
+	b.Logf("store of %d nodes: %d deliveries, %d alarms, %d MiB", nodes, nodes*playsADay*days, len(alarms), size>>20)
+
+	var (
+		reports  int
+		counting time.Duration // of the deliveries, before the step reads them
+	)
+	db.Upgrading = func(u bolt.Upgrade) {
+		reports++
+		if u.From == 3 && u.Read == 0 && u.Total > 0 {
+			counting += u.Elapsed
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		old  func(*bolt.DB) error
+	}{
+		{"from schema 3", bolt.AsSchema3},
+		{"from schema 6", bolt.AsSchema6},
+		{"up to date", func(*bolt.DB) error { return nil }},
+	} {
+		b.Run(fmt.Sprintf("%s/nodes=%d", tc.name, nodes), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				must(b, tc.old(db))
+				must(b, db.Close())
+				reports = 0
+				b.StartTimer()
+				must(b, db.Open())
+				if tc.name == "up to date" && reports != 0 {
+					b.Fatalf("an up-to-date store reported %d upgrade steps", reports)
+				}
+			}
+			if counting > 0 {
+				b.ReportMetric(float64(counting.Nanoseconds())/float64(b.N), "count-ns/op")
+				counting = 0
+			}
+		})
 	}
 }
