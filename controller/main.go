@@ -67,14 +67,7 @@ func main() {
 // TimeoutStartSec=60s), it asks systemd for more time, as long as the
 // work makes progress.
 func serve(ctx context.Context, a *app.App, sd *sdnotify.Notifier, logger *slog.Logger) error {
-	starting := sd.Starting(logger)
-	prev := a.Starting
-	a.Starting = func(status string) {
-		starting.Progress(status)
-		if prev != nil {
-			prev(status)
-		}
-	}
+	a.Starting = sd.Starting(logger).Progress
 	if err := a.Open(); err != nil {
 		return fmt.Errorf("failed to start: %w", err)
 	}
