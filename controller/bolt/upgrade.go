@@ -16,15 +16,19 @@ type Upgrade struct {
 	To    uint64 // the schema the upgrade ends at
 	What  string // what the step does
 	Read  int    // records of the step read so far
-	Total int    // records the step reads; 0 until they are counted
-	// Elapsed is the time since the step began.
+	Total int    // records the step reads; while Counting, those counted so far
+	// Counting says the step is counting its records, before it reads
+	// them: the estimate needs their number.
+	Counting bool
+	// Elapsed is the time since the step began counting, or reading once
+	// it has counted.
 	Elapsed time.Duration
 }
 
 // Left estimates the time the step still takes, from its pace so far; 0
 // when it cannot tell yet.
 func (u Upgrade) Left() time.Duration {
-	if u.Read == 0 || u.Total <= u.Read {
+	if u.Counting || u.Read == 0 || u.Total <= u.Read {
 		return 0
 	}
 	return time.Duration(float64(u.Elapsed) / float64(u.Read) * float64(u.Total-u.Read))
@@ -35,8 +39,8 @@ func (u Upgrade) Left() time.Duration {
 func (u Upgrade) String() string {
 	s := fmt.Sprintf("store upgrade: schema %d → %d of %d (%s)", u.From, u.From+1, u.To, u.What)
 	switch {
-	case u.Total == 0 && u.Read == 0:
-		return s + ": counting records"
+	case u.Counting:
+		return fmt.Sprintf("%s: counting records, %d so far", s, u.Total)
 	case u.Read == 0:
 		return fmt.Sprintf("%s: %d records to read", s, u.Total)
 	}
@@ -75,12 +79,10 @@ func (db *DB) upgrade(tx *bbolt.Tx, from uint64) error {
 	for v := from; v < schemaVersion; v++ {
 		m := migrations[v]
 		step := &upgradeStep{db: db, u: Upgrade{From: v, To: schemaVersion, What: m.what}, began: time.Now()}
-		step.report(true)
 		if b := tx.Bucket(m.bucket); b != nil {
-			// A walk of the bucket's pages, without decoding a record: the
-			// total the estimate needs (BenchmarkOpenUpgrade measures it).
-			step.u.Total = b.Stats().KeyN
-			step.report(true)
+			step.count(b)
+		} else {
+			step.report(true) // nothing to read (a bucket made on first use)
 		}
 		if err := m.run(tx, step); err != nil {
 			return fmt.Errorf("bring the store from schema %d to %d (%s): %w", v, v+1, m.what, err)
@@ -90,6 +92,28 @@ func (db *DB) upgrade(tx *bbolt.Tx, from uint64) error {
 	}
 	db.Logger.Info("store: schema upgraded; committing it", "schema", schemaVersion, "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// count sets the step's total to the records of b, for the estimate: a
+// walk of the keys, no record decoded (BenchmarkOpenUpgrade measures it).
+// On a store larger than the memory the walk reads the file from the disk
+// and can take minutes, so it reports as it goes, as the reading does
+// (not Bucket.Stats, which says nothing until it is done).
+func (s *upgradeStep) count(b *bbolt.Bucket) {
+	s.u.Counting = true
+	s.report(true)
+	c := b.Cursor()
+	n := 0
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+		if n%upgradeReportEvery == 0 {
+			s.u.Total = n
+			s.report(false)
+		}
+	}
+	s.u.Total, s.u.Counting = n, false
+	s.report(true)
+	s.began = time.Now() // the estimate is of the reading, at its own pace
 }
 
 // read counts one record read.
@@ -112,6 +136,6 @@ func (s *upgradeStep) report(force bool) {
 		s.logged = now
 		// Systemd has heard first (Upgrading): a log line can be slow.
 		s.db.Logger.Info("store: upgrading the schema; the controller serves once it is done", "step", fmt.Sprintf("schema %d → %d of %d", s.u.From, s.u.From+1, s.u.To), "what", s.u.What,
-			"read", s.u.Read, "total", s.u.Total, "elapsed", s.u.Elapsed.Round(time.Millisecond), "left", s.u.Left().Round(time.Second))
+			"counting", s.u.Counting, "read", s.u.Read, "total", s.u.Total, "elapsed", s.u.Elapsed.Round(time.Millisecond), "left", s.u.Left().Round(time.Second))
 	}
 }
