@@ -93,8 +93,9 @@ func (s *AlarmService) CreateAlarms(ctx context.Context, as []*loaxa.Alarm) erro
 	}
 	recs := make([]loaxa.Alarm, len(as))
 	for i, a := range as {
-		if a.Kind == "" || a.Node == "" || a.Start.IsZero() {
-			return loaxa.Errorf(loaxa.EInvalid, "An alarm needs a kind, a node and a start (got %q, %q, %v).", a.Kind, a.Node, a.Start)
+		// A bulletin's alarm is of no node: it names its bulletin.
+		if a.Kind == "" || a.Start.IsZero() || a.Node == "" && (a.Kind != loaxa.AlarmBulletinUnschedulable || a.Facts.Announcement == "") {
+			return loaxa.Errorf(loaxa.EInvalid, "An alarm needs a kind, a node (or, of a bulletin, the bulletin) and a start (got %q, %q, %v).", a.Kind, a.Node, a.Start)
 		}
 		recs[i] = *a
 		recs[i].Start = recs[i].Start.UTC()

@@ -204,7 +204,14 @@ type record struct {
 	awaiting bool
 }
 
-type alarmKey struct{ node, kind string }
+// alarmKey is what has one open alarm of a kind: a node, or a bulletin
+// (ann) for a bulletin-unschedulable alarm, whose node is "".
+type alarmKey struct{ node, kind, ann string }
+
+// keyOf returns a's key.
+func keyOf(a *loaxa.Alarm) alarmKey {
+	return alarmKey{node: a.Node, kind: a.Kind, ann: a.Facts.Announcement}
+}
 
 var _ loaxa.HealthService = (*Monitor)(nil)
 
@@ -279,7 +286,7 @@ func (m *Monitor) Open(ctx context.Context) error {
 	}
 	now := m.Clock.Now()
 	for _, a := range alarms {
-		key := alarmKey{a.Node, a.Kind}
+		key := keyOf(a)
 		if first := m.open[key]; first != nil {
 			// Left by a monitor that had not loaded the first: one alarm
 			// per node and kind, the oldest (alarms come oldest first).
@@ -302,7 +309,7 @@ func (m *Monitor) Open(ctx context.Context) error {
 	changed := map[string]bool{}
 	for id, r := range m.nodes {
 		for kind := range r.faults {
-			if stateKind(kind) && m.open[alarmKey{id, kind}] == nil {
+			if stateKind(kind) && m.open[alarmKey{node: id, kind: kind}] == nil {
 				delete(r.faults, kind)
 				changed[id] = true
 			}
@@ -340,7 +347,7 @@ func (m *Monitor) storeFaults(ctx context.Context, node string, r *record) {
 // and its desired state not delivered.
 func stateKind(kind string) bool {
 	switch kind {
-	case loaxa.AlarmOffline, loaxa.AlarmFailedToSound, loaxa.AlarmDesiredUndelivered:
+	case loaxa.AlarmOffline, loaxa.AlarmFailedToSound, loaxa.AlarmDesiredUndelivered, loaxa.AlarmBulletinUnschedulable:
 		return false
 	}
 	return true
@@ -433,7 +440,7 @@ func (m *Monitor) SweepNow(ctx context.Context) {
 			note.silent(id, r, was)
 		}
 		if r.state == loaxa.NodeOffline && now.Sub(r.lastContact) >= m.Config.OfflineAlarmAfter {
-			if _, open := m.open[alarmKey{id, loaxa.AlarmOffline}]; !open {
+			if _, open := m.open[alarmKey{node: id, kind: loaxa.AlarmOffline}]; !open {
 				offline = append(offline, m.newAlarm(id, r, loaxa.AlarmOffline, loaxa.AlarmFacts{LastContact: r.lastContact.UTC()}, now))
 			}
 		}
@@ -546,7 +553,7 @@ func (m *Monitor) retire(ctx context.Context, id string, r *record, now time.Tim
 		m.setSilent(ctx, id, r, loaxa.NodeOffline, now)
 	}
 	for _, kind := range loaxa.AlarmKinds {
-		if a := m.open[alarmKey{id, kind}]; a != nil {
+		if a := m.open[alarmKey{node: id, kind: kind}]; a != nil {
 			m.endAlarm(ctx, a, now)
 		}
 	}
@@ -620,7 +627,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	}
 	r.state = loaxa.NodeOnline
 	r.heartbeat = time.Duration(st.HeartbeatMS) * time.Millisecond
-	if a := m.open[alarmKey{node, loaxa.AlarmOffline}]; a != nil {
+	if a := m.open[alarmKey{node: node, kind: loaxa.AlarmOffline}]; a != nil {
 		m.endAlarm(ctx, a, at)
 	}
 	now := m.faultsOf(st, r.faults)
@@ -672,7 +679,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 	// next state, not when its condition clears and comes back.
 	var opening []*loaxa.Alarm
 	for kind, f := range r.faults {
-		if _, open := m.open[alarmKey{node, kind}]; !open {
+		if _, open := m.open[alarmKey{node: node, kind: kind}]; !open {
 			opening = append(opening, m.newAlarm(node, r, kind, f.Facts, f.Since))
 		}
 	}
@@ -681,7 +688,7 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		if _, still := r.faults[kind]; still || !stateKind(kind) {
 			continue
 		}
-		if a := m.open[alarmKey{node, kind}]; a != nil {
+		if a := m.open[alarmKey{node: node, kind: kind}]; a != nil {
 			m.endAlarm(ctx, a, at)
 		}
 	}
@@ -851,14 +858,14 @@ func (m *Monitor) ObserveEvents(ctx context.Context, node, epoch string, events 
 		m.eventCounter().WithLabelValues(string(e.Type)).Inc()
 		switch {
 		case e.Type == protocol.EventCompleted:
-			if a := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; a != nil {
+			if a := m.open[alarmKey{node: node, kind: loaxa.AlarmFailedToSound}]; a != nil {
 				m.endAlarm(ctx, a, e.At)
 			}
 		case e.Type == protocol.EventFailed && slices.Contains(soundFailures, e.Reason),
 			// The sound device failed mid-play and the agent restarts to
 			// open it again: silent until it does.
 			e.Type == protocol.EventSuspended && e.Reason == protocol.ReasonAudioDevice:
-			if _, open := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; !open {
+			if _, open := m.open[alarmKey{node: node, kind: loaxa.AlarmFailedToSound}]; !open {
 				m.openAlarm(ctx, node, r, loaxa.AlarmFailedToSound, loaxa.AlarmFacts{Occurrence: e.Occurrence, Reason: e.Reason}, e.At)
 			}
 		case e.Type == protocol.EventSelfTest && e.Test != nil:
@@ -903,7 +910,7 @@ func (m *Monitor) DesiredUndelivered(ctx context.Context, node string, facts loa
 		m.Logger.Warn("health: undelivered desired state of an unknown node", "node", node, "err", err)
 		return
 	}
-	if _, open := m.open[alarmKey{node, loaxa.AlarmDesiredUndelivered}]; !open {
+	if _, open := m.open[alarmKey{node: node, kind: loaxa.AlarmDesiredUndelivered}]; !open {
 		m.openAlarm(ctx, node, r, loaxa.AlarmDesiredUndelivered, facts, since)
 	}
 }
@@ -912,9 +919,39 @@ func (m *Monitor) DesiredUndelivered(ctx context.Context, node string, facts loa
 func (m *Monitor) DesiredDelivered(ctx context.Context, node string, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if a := m.open[alarmKey{node, loaxa.AlarmDesiredUndelivered}]; a != nil {
+	if a := m.open[alarmKey{node: node, kind: loaxa.AlarmDesiredUndelivered}]; a != nil {
 		m.endAlarm(ctx, a, at)
 	}
+}
+
+// BulletinsUnschedulable opens a bulletin-unschedulable alarm for each
+// bulletin of bad that has none open, in one write, and ends the open
+// ones of the bulletins not in bad.
+func (m *Monitor) BulletinsUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var opened []*loaxa.Alarm
+	for _, ann := range slices.Sorted(maps.Keys(bad)) {
+		if m.open[alarmKey{kind: loaxa.AlarmBulletinUnschedulable, ann: ann}] != nil {
+			continue
+		}
+		facts := bad[ann]
+		facts.Announcement = ann
+		opened = append(opened, &loaxa.Alarm{Kind: loaxa.AlarmBulletinUnschedulable, Severity: loaxa.AlarmSeverity(loaxa.AlarmBulletinUnschedulable),
+			Area: facts.FromArea, Detail: loaxa.AlarmDetail(loaxa.AlarmBulletinUnschedulable, facts), Facts: facts, Start: at})
+	}
+	var ended []*loaxa.Alarm
+	for key, a := range m.open {
+		if key.kind == loaxa.AlarmBulletinUnschedulable {
+			if _, still := bad[key.ann]; !still {
+				ended = append(ended, a)
+			}
+		}
+	}
+	for _, a := range ended {
+		m.endAlarm(ctx, a, at)
+	}
+	m.openAlarms(ctx, opened...)
 }
 
 // recordTest files a self-test result; a passing audible test proves the
@@ -926,7 +963,7 @@ func (m *Monitor) recordTest(ctx context.Context, node string, r *record, e prot
 		}
 	}
 	if e.Test.Pass && e.Test.Kind == protocol.TestAudible {
-		if a := m.open[alarmKey{node, loaxa.AlarmFailedToSound}]; a != nil {
+		if a := m.open[alarmKey{node: node, kind: loaxa.AlarmFailedToSound}]; a != nil {
 			m.endAlarm(ctx, a, e.At)
 		}
 	}
@@ -969,7 +1006,7 @@ func (m *Monitor) storeAlarms(ctx context.Context, as []*loaxa.Alarm) bool {
 	}
 	m.storeWorks(&m.failures, alarmStoreWorks)
 	for _, a := range as {
-		m.open[alarmKey{a.Node, a.Kind}] = a
+		m.open[keyOf(a)] = a
 		m.publish(a)
 	}
 	return true
@@ -984,7 +1021,7 @@ func (m *Monitor) endAlarm(ctx context.Context, a *loaxa.Alarm, at time.Time) {
 	}
 	m.storeWorks(&m.failures, alarmStoreWorks)
 	m.Logger.Info("health: alarm ended", "id", a.ID, "node", a.Node, "kind", a.Kind)
-	delete(m.open, alarmKey{a.Node, a.Kind})
+	delete(m.open, keyOf(a))
 	m.publish(ended)
 }
 
@@ -1082,8 +1119,8 @@ func (m *Monitor) AckAlarm(ctx context.Context, id, by string) (*loaxa.Alarm, er
 	if err != nil {
 		return nil, err
 	}
-	if open := m.open[alarmKey{a.Node, a.Kind}]; open != nil && open.ID == a.ID {
-		m.open[alarmKey{a.Node, a.Kind}] = a
+	if open := m.open[keyOf(a)]; open != nil && open.ID == a.ID {
+		m.open[keyOf(a)] = a
 	}
 	m.publish(a)
 	return a, nil

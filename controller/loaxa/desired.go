@@ -63,6 +63,12 @@ type DesiredAlarms interface {
 	// an alarm is open (a restarted scheduler cannot know), so it must be
 	// cheap when none is.
 	DesiredDelivered(ctx context.Context, node string, at time.Time)
+	// BulletinsUnschedulable says which active bulletins a full pass of
+	// the scheduler could not place (UnplayableError), by announcement,
+	// with the facts of their alarm: each gets a bulletin-unschedulable
+	// alarm if it has none open, and the open ones of bulletins not among
+	// them end at at (the pass placed them, or they were cancelled).
+	BulletinsUnschedulable(ctx context.Context, bad map[string]AlarmFacts, at time.Time)
 }
 
 // Messenger sends to nodes. Implementations sign every message.

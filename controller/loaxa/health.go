@@ -72,6 +72,17 @@ type AlarmFacts struct {
 	Error          string `json:"error,omitempty"`
 	// Areas (area-unheard): the areas of its chain the node does not hear.
 	Areas []string `json:"areas,omitempty"`
+	// Announcement, Title, FromArea, FromAreaName, Part and Content
+	// (bulletin-unschedulable): the bulletin a scheduler pass could not
+	// place and what of it is wrong (UnplayableError's fields), Error its
+	// cause, and Nodes how many nodes it targets.
+	Announcement string `json:"announcement,omitempty"`
+	Title        string `json:"title,omitempty"`
+	FromArea     string `json:"from_area,omitempty"`
+	FromAreaName string `json:"from_area_name,omitempty"`
+	Part         string `json:"part,omitempty"`
+	Content      string `json:"content,omitempty"`
+	Nodes        int    `json:"nodes,omitempty"`
 }
 
 // Clone returns a copy of f that shares no memory with it.
@@ -157,6 +168,9 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		return "does not hear the commands and live broadcasts of area " + strings.Join(f.Areas, ", ")
 	case AlarmDesiredUndelivered:
 		return fmt.Sprintf("desired state %d not accepted by the broker after %s: %s", f.DesiredVersion, Count(f.Attempts, "attempt", "attempts"), f.Error)
+	case AlarmBulletinUnschedulable:
+		e := f.Unplayable()
+		return fmt.Sprintf("%s It targets %s. %s", e.Problem(), Count(f.Nodes, "cluster", "clusters"), e.Remedy())
 	}
 	return ""
 }
@@ -222,6 +236,15 @@ const (
 	// node's newest desired state for a while; the scheduler keeps
 	// retrying it.
 	AlarmDesiredUndelivered = "desired-undelivered"
+	// AlarmBulletinUnschedulable (critical): an active bulletin cannot be
+	// scheduled (UnplayableError: its audio or a chime missing from the
+	// content library, or a rule this version refuses), so the clusters
+	// it targets do not get it. One per bulletin, not per node (Node is
+	// "", Area the sender's, Facts.Announcement the bulletin): a province
+	// bulletin would open one per cluster of the province. The scheduler
+	// opens it when a pass meets the bulletin and ends it after a pass
+	// that no longer does (cancelled, content restored).
+	AlarmBulletinUnschedulable = "bulletin-unschedulable"
 )
 
 // AlarmKinds lists every alarm kind (TestAlarmKindsListsEveryKind keeps
@@ -230,7 +253,7 @@ var AlarmKinds = []string{
 	AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmMainsOff, AlarmBatteryLow,
 	AlarmOverheat, AlarmDoorOpen, AlarmWeakSignal, AlarmDiskLow, AlarmStorageDamaged, AlarmLinkDeaf,
 	AlarmContentMissing, AlarmClockOffset, AlarmClockUncertain, AlarmOffline, AlarmFailedToSound,
-	AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmDesiredUndelivered,
+	AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmDesiredUndelivered, AlarmBulletinUnschedulable,
 }
 
 // SilencingFaults are the alarm kinds with which a cluster cannot sound
@@ -249,7 +272,7 @@ const (
 // AlarmSeverity returns the severity of an alarm kind.
 func AlarmSeverity(kind string) string {
 	switch kind {
-	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard:
+	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmBulletinUnschedulable:
 		return SeverityCritical
 	}
 	return SeverityWarning

@@ -90,6 +90,20 @@ func (e *UnplayableError) Unwrap() []error {
 	return []error{&Error{Code: EConflict, Reason: ReasonBulletinUnplayable, Message: e.Problem() + " " + e.Remedy()}, e.Err}
 }
 
+// Facts are e's fields as the facts of its bulletin-unschedulable alarm,
+// nodes the clusters it targets.
+func (e *UnplayableError) Facts(nodes int) AlarmFacts {
+	return AlarmFacts{Announcement: e.Announcement, Title: e.Title, FromArea: e.FromArea, FromAreaName: e.FromAreaName,
+		Part: e.Part, Content: e.Content, Error: ErrorMessage(e.Err), Nodes: nodes}
+}
+
+// Unplayable is the UnplayableError of a bulletin-unschedulable alarm's
+// facts, its cause only in the words ErrorMessage gave of it.
+func (f AlarmFacts) Unplayable() *UnplayableError {
+	return &UnplayableError{Announcement: f.Announcement, Title: f.Title, FromArea: f.FromArea, FromAreaName: f.FromAreaName,
+		Part: f.Part, Content: f.Content, Err: &Error{Code: EInvalid, Message: f.Error}}
+}
+
 // Sender names the area that sent it, e.g. "Huyện Tiên Lãng (318)".
 func (e *UnplayableError) Sender() string {
 	switch {

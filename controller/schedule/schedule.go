@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -235,9 +236,24 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		return fmt.Errorf("compile: nodes: %w", err)
 	}
 	var first, firstUndelivered error
+	// bad are the bulletins that cannot be scheduled, met in the compile
+	// of the nodes they target: said once each, not once per node (a
+	// province bulletin failed thousands), and as an alarm.
+	bad := map[string]loaxa.AlarmFacts{}
 	note := func(n *loaxa.Node, err error) {
+		var unplayable *loaxa.UnplayableError
 		switch {
 		case err == nil:
+		case errors.As(err, &unplayable):
+			f, ok := bad[unplayable.Announcement]
+			if !ok {
+				f = unplayable.Facts(0)
+			}
+			f.Nodes++
+			bad[unplayable.Announcement] = f
+			if first == nil {
+				first = err
+			}
 		case errors.Is(err, ErrNotAccepted):
 			if firstUndelivered == nil {
 				firstUndelivered = err
@@ -270,10 +286,25 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		}
 	}
 	store()
+	s.reportUnschedulable(ctx, bad, c.now)
 	if first != nil {
 		return first
 	}
 	return firstUndelivered
+}
+
+// reportUnschedulable logs each bulletin of bad (by announcement) that a
+// pass could not schedule, and tells Alarms of them all: alarms open for
+// the new ones and end for those a pass no longer meets.
+func (s *Scheduler) reportUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, now time.Time) {
+	for _, ann := range slices.Sorted(maps.Keys(bad)) {
+		f := bad[ann]
+		s.Logger.Error("schedule: bulletin cannot be scheduled; the nodes it targets keep their previous desired state",
+			"announcement", ann, "from_area", f.FromArea, "part", f.Part, "content", f.Content, "nodes", f.Nodes, "err", f.Error)
+	}
+	if s.Alarms != nil {
+		s.Alarms.BulletinsUnschedulable(ctx, bad, now)
+	}
 }
 
 // Targets reports whether announcement a plays on a node with id node in the

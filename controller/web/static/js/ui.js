@@ -451,12 +451,32 @@ export function alarmDetail(a) {
     case 'desired-undelivered':
       if (f.desired_version) words = t('alarmfact.desired_undelivered', { version: f.desired_version, attempts: n(f.attempts || 0), error: f.error || '?' });
       break;
+    case 'bulletin-unschedulable':
+      if (f.announcement) {
+        words = t('alarmfact.bulletin_unschedulable', {
+          title: f.title || f.announcement,
+          area: f.from_area ? (f.from_area_name || f.from_area) : t('programme.unplayable_own_area'),
+          part: has('programme.unplayable_' + f.part) ? t('programme.unplayable_' + f.part) : (f.part || '?'),
+          nodes: n(f.nodes || 0),
+        });
+      }
+      break;
     case 'amplifier-fault':
     case 'mains-off':
     case 'door-open':
       return '';
   }
   return words ?? a.detail ?? '';
+}
+
+/**
+ * alarmSubject links what an alarm is of: its cluster, or for a bulletin
+ * that cannot be scheduled (no cluster) the bulletin's page.
+ */
+export function alarmSubject(a) {
+  const ann = a.facts && a.facts.announcement;
+  if (!a.node && ann) return h('a', { href: `#/deliveries/${encodeURIComponent(ann)}` }, a.facts.title || ann);
+  return h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node);
 }
 
 /** lowerFirst turns "Xã Lập Lễ" into "xã Lập Lễ" to follow a role word. */

@@ -5,7 +5,7 @@
 
 import { api, apiURL } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, refreshMs } from '../ui.js';
+import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, alarmSubject, refreshMs } from '../ui.js';
 import { nodeHealth } from './overview.js';
 
 const REFRESH_MS = refreshMs(30000);
@@ -52,7 +52,7 @@ export async function render(ctx, main) {
     const row = (a) => h('tr', { dataset: { alarm: a.id, kind: a.kind } },
       cell(0, badge(a.severity, 'severity.')),
       cell(1, has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, alarmDetail(a) ? h('div', { class: 'hint' }, alarmDetail(a)) : null),
-      cell(2, h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), h('div', { class: 'hint' }, ctx.areaName(a.area))),
+      cell(2, alarmSubject(a), h('div', { class: 'hint' }, ctx.areaName(a.area))),
       cell(3, fmtDateTime(a.start), a.end ? ` – ${fmtDateTime(a.end)}` : ''),
       cell(4, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
         !a.end && ctx.may('nodes.maintain') ? h('button', {

@@ -3,7 +3,7 @@
 
 import { api, now, failingChecks } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners, playingText, refreshMs } from '../ui.js';
+import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanners, playingText, refreshMs, alarmSubject } from '../ui.js';
 import { pendingCaps } from './emergency.js';
 
 const REFRESH_MS = refreshMs(15000);
@@ -63,7 +63,7 @@ export async function render(ctx, main) {
         open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) :
           h('ul', {}, open.slice(0, 5).map((a) => h('li', {}, badge(a.severity, 'severity.'), ' ',
             has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, ' — ',
-            h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node), ` · ${t('overview.since', { time: fmtTime(a.start) })}`)))) : null,
+            alarmSubject(a), ` · ${t('overview.since', { time: fmtTime(a.start) })}`)))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-now' },
         h('h2', { id: 'h-now' }, t('overview.playing')),
         playing.length === 0 ? h('p', { class: 'muted' }, t('overview.silent')) :

@@ -1,0 +1,140 @@
+package schedule_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/health"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// alarmRig is r with a health monitor on the same store as the
+// scheduler's Alarms.
+func alarmRig(t *testing.T) (*rig, *bolt.AlarmService) {
+	t.Helper()
+	r := newRig(t)
+	alarms := bolt.NewAlarmService(r.db)
+	m := health.NewMonitor()
+	m.Clock, m.Nodes, m.Alarms, m.Tests, m.Messenger = r.clock, bolt.NewNodeService(r.db), alarms, alarms, r.msg
+	r.must(t, m.Open(r.ctx))
+	t.Cleanup(m.Close)
+	r.s.Alarms = m
+	return r, alarms
+}
+
+func openAlarmsOf(t *testing.T, r *rig, alarms *bolt.AlarmService, kind string) []*loaxa.Alarm {
+	t.Helper()
+	as, err := alarms.FindAlarms(r.ctx, loaxa.AlarmFilter{Kind: kind, Open: "open"})
+	r.must(t, err)
+	return as
+}
+
+// TestUnschedulableBulletinOpensOneAlarm: a district bulletin whose
+// closing chime is not in the content library failed the compile of
+// every cluster it targets, pass after pass, and only a log line per
+// cluster said so: the officer whose bulletin never reached the communes
+// did not know. A pass that meets it now opens one alarm for the
+// bulletin (not one per cluster), naming it, its sender and what to do;
+// the next passes leave it as it is, and the first pass that schedules
+// the bulletin again (its chime uploaded) ends it; so does cancelling it.
+func TestUnschedulableBulletinOpensOneAlarm(t *testing.T) {
+	r, alarms := alarmRig(t)
+	const chime = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c"
+	bad := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, ClosingChime: chime, FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+
+	if err := r.s.CompileAll(r.ctx, true); err == nil {
+		t.Fatal("a pass with an unschedulable bulletin reported no error")
+	}
+	open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(open) != 1 {
+		t.Fatalf("%d bulletin-unschedulable alarms open after the pass, want 1: %v", len(open), open)
+	}
+	a := open[0]
+	if a.Node != "" || a.Area != "318" || a.Severity != loaxa.SeverityCritical || a.Facts.Announcement != bad.ID ||
+		a.Facts.Part != loaxa.UnplayableClosingChime || a.Facts.Content != chime || a.Facts.Nodes != 3 || a.Facts.FromAreaName != "Tiên Lãng" {
+		t.Errorf("alarm %+v (facts %+v): want node \"\", area 318, critical, bulletin %s, closing chime %s, 3 nodes, sender Tiên Lãng",
+			a, a.Facts, bad.ID, chime)
+	}
+	for _, words := range []string{bad.ID, "Cảnh báo mưa lớn", "Tiên Lãng (318)", "closing chime", chime, "3 clusters", "cancelled"} {
+		if !strings.Contains(a.Detail, words) {
+			t.Errorf("alarm detail %q does not say %q", a.Detail, words)
+		}
+	}
+
+	// The next pass meets it again: still the one alarm.
+	r.clock.Advance(30 * time.Second)
+	_ = r.s.CompileAll(r.ctx, false)
+	if again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(again) != 1 || again[0].ID != a.ID {
+		t.Fatalf("after a second pass: %v, want alarm %s alone", again, a.ID)
+	}
+
+	// The chime is uploaded: the next pass schedules the bulletin and
+	// ends the alarm.
+	_, err := r.s.ContentService.CreateContent(r.ctx, &loaxa.Content{ID: chime, Title: "chime", Format: "wav/pcm16/16000/mono", Size: 3244, DurationMS: 2_000})
+	r.must(t, err)
+	r.clock.Advance(30 * time.Second)
+	r.compile(t, false)
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
+		t.Fatalf("alarms still open after a pass scheduled the bulletin: %v", left)
+	}
+	ended, err := alarms.FindAlarmByID(r.ctx, a.ID)
+	r.must(t, err)
+	if !ended.End.Equal(r.clock.Now()) {
+		t.Errorf("alarm ended at %v, want the pass's %v", ended.End, r.clock.Now())
+	}
+
+	// Another one, cancelled: its alarm ends with the pass after.
+	other := &loaxa.Announcement{Title: "Lịch cắt điện", ContentID: contentID, OpeningChime: strings.Repeat("7", 64), FromArea: "12346",
+		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(3 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, other))
+	_ = r.s.CompileAll(r.ctx, false)
+	open = openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(open) != 1 || open[0].Facts.Announcement != other.ID || open[0].Facts.Nodes != 2 {
+		t.Fatalf("after a second bad bulletin: %v, want one alarm for %s on 2 nodes", open, other.ID)
+	}
+	r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, other.ID))
+	r.clock.Advance(30 * time.Second)
+	r.compile(t, false)
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
+		t.Fatalf("alarms still open after the bulletin was cancelled: %v", left)
+	}
+}
+
+// TestUnschedulableBulletinAlarmOutlivesARestart: a restarted controller
+// takes back the open bulletin-unschedulable alarm (keyed by its
+// bulletin, as it has no node): its first pass that still meets the
+// bulletin opens no second one, and one that no longer does ends it.
+func TestUnschedulableBulletinAlarmOutlivesARestart(t *testing.T) {
+	r, alarms := alarmRig(t)
+	bad := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, OpeningChime: strings.Repeat("9", 64), FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	_ = r.s.CompileAll(r.ctx, true)
+	first := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(first) != 1 {
+		t.Fatalf("%d alarms open, want 1", len(first))
+	}
+
+	// The restart: a new monitor on the same store.
+	m := health.NewMonitor()
+	m.Clock, m.Nodes, m.Alarms, m.Tests, m.Messenger = r.clock, bolt.NewNodeService(r.db), alarms, alarms, r.msg
+	r.must(t, m.Open(r.ctx))
+	t.Cleanup(m.Close)
+	r.s.Alarms = m
+	r.clock.Advance(time.Minute)
+	_ = r.s.CompileAll(r.ctx, true)
+	if again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(again) != 1 || again[0].ID != first[0].ID {
+		t.Fatalf("after the restart's first pass: %v, want alarm %s alone", again, first[0].ID)
+	}
+	r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, bad.ID))
+	r.clock.Advance(time.Minute)
+	r.compile(t, false)
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
+		t.Fatalf("alarms still open after the bulletin was cancelled: %v", left)
+	}
+}
