@@ -985,7 +985,7 @@ func TestSessionDeleteWhenABulletinCannotBeScheduledSaysWhich(t *testing.T) {
 			for _, query := range []string{"", "?force=true"} {
 				r := e.request("DELETE", "/api/v1/sessions/"+evening.ID+query, officer, "", nil)
 				checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
-					"Session %s (Buổi chiều) was not deleted: the controller cannot tell which bulletins from above wait for it. Bulletin %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318) cannot be scheduled: %s, so the programme of the clusters it targets cannot be compiled, and they get no schedule changes until it is cancelled. It has to be cancelled (POST /api/v1/announcements/%s/cancel, by an officer of Huyện Tiên Lãng (318) or above) and sent again with audio from the library. Then delete the session again.",
+					"Session %s (Buổi chiều) was not deleted: the controller cannot tell which bulletins from above wait for it. Bulletin %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318) cannot be scheduled: %s, so the programme of the clusters it targets cannot be compiled with it, and the schedules sent to them leave it out until it is cancelled. It has to be cancelled (POST /api/v1/announcements/%s/cancel, by an officer of Huyện Tiên Lãng (318) or above) and sent again with audio from the library. Then delete the session again.",
 					evening.ID, warning.ID, c.says, warning.ID))
 				var body struct {
 					Error struct {

@@ -170,7 +170,7 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		return fmt.Sprintf("desired state %d not accepted by the broker after %s: %s", f.DesiredVersion, Count(f.Attempts, "attempt", "attempts"), f.Error)
 	case AlarmBulletinUnschedulable:
 		e := f.Unplayable()
-		return fmt.Sprintf("%s It targets %s. %s", e.Problem(), Count(f.Nodes, "cluster", "clusters"), e.Remedy())
+		return fmt.Sprintf("%s; it is left out of the schedules of the %s it targets, whose other bulletins still reach them. %s", e.Cause(), Count(f.Nodes, "cluster", "clusters"), e.Remedy())
 	}
 	return ""
 }

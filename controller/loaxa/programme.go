@@ -117,6 +117,11 @@ func (e *UnplayableError) Sender() string {
 
 // Problem says which bulletin cannot be scheduled and why, in a sentence.
 func (e *UnplayableError) Problem() string {
+	return fmt.Sprintf("%s, so the programme of the clusters it targets cannot be compiled with it, and the schedules sent to them leave it out until it is cancelled.", e.Cause())
+}
+
+// Cause says which bulletin cannot be scheduled and why.
+func (e *UnplayableError) Cause() string {
 	who := fmt.Sprintf("Bulletin %s (%s)", e.Announcement, e.Title)
 	if s := e.Sender(); s != "" {
 		who += " from " + s
@@ -132,7 +137,7 @@ func (e *UnplayableError) Problem() string {
 	default:
 		what = fmt.Sprintf("this controller refuses its schedule (%s)", ErrorMessage(e.Err))
 	}
-	return fmt.Sprintf("%s cannot be scheduled: %s, so the programme of the clusters it targets cannot be compiled, and they get no schedule changes until it is cancelled.", who, what)
+	return fmt.Sprintf("%s cannot be scheduled: %s", who, what)
 }
 
 // Remedy says what to do about it.

@@ -3,6 +3,7 @@ package schedule
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -46,6 +47,12 @@ type compilation struct {
 	// refused is the pass's first publish the broker did not accept: the
 	// pass tries no more (see publishIn).
 	refused error
+	// leaveOut: a pass leaves a bulletin that cannot be scheduled out of
+	// a node's programme, adding it to leftOut, rather than failing the
+	// node's whole schedule (docs/scheduling.md); a programme shown or
+	// checked fails with it, so the officer is told which.
+	leaveOut bool
+	leftOut  []*loaxa.UnplayableError
 	// view compiles the programme shown for a span (NodeProgramme,
 	// AreaProgramme), not one sent to nodes: the plays of announcements
 	// cancelled since that had begun by then are in it, as planned that
@@ -662,7 +669,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		}
 		main, opening, closing, length, err := s.contentOf(ctx, c, a)
 		if err != nil {
-			if gone {
+			if gone || c.leftOutFor(err) {
 				continue // its slot goes with its content
 			}
 			return nil, err
@@ -701,7 +708,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		}
 		starts, err := c.expand(a, loc, wf, wt)
 		if err != nil {
-			if gone {
+			if gone || c.leftOutFor(err) {
 				continue
 			}
 			return nil, err
@@ -813,6 +820,17 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		return cmp.Or(x.occ.Start.Compare(y.occ.Start), strings.Compare(x.occ.ID, y.occ.ID))
 	})
 	return plan, nil
+}
+
+// leftOutFor reports whether a pass leaves out the bulletin err says
+// cannot be scheduled, and notes it in leftOut.
+func (c *compilation) leftOutFor(err error) bool {
+	var bad *loaxa.UnplayableError
+	if !c.leaveOut || !errors.As(err, &bad) {
+		return false
+	}
+	c.leftOut = append(c.leftOut, bad)
+	return true
 }
 
 // playedBeforeCancel returns it, a play at its own time of an announcement

@@ -226,6 +226,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
+	c.leaveOut = true
 	if s.KeyService != nil {
 		if c.keys, err = s.KeyService.TrustedKeys(ctx); err != nil {
 			return fmt.Errorf("compile: keys: %w", err)
@@ -236,24 +237,29 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		return fmt.Errorf("compile: nodes: %w", err)
 	}
 	var first, firstUndelivered error
-	// bad are the bulletins that cannot be scheduled, met in the compile
-	// of the nodes they target: said once each, not once per node (a
-	// province bulletin failed thousands), and as an alarm.
+	// bad are the bulletins that cannot be scheduled, left out of the
+	// nodes they target: said once each, not once per node (a province
+	// bulletin would make thousands), and as an alarm.
 	bad := map[string]loaxa.AlarmFacts{}
-	note := func(n *loaxa.Node, err error) {
-		var unplayable *loaxa.UnplayableError
-		switch {
-		case err == nil:
-		case errors.As(err, &unplayable):
-			f, ok := bad[unplayable.Announcement]
+	leftOut := func() {
+		seen := map[string]bool{}
+		for _, u := range c.leftOut {
+			if seen[u.Announcement] {
+				continue
+			}
+			seen[u.Announcement] = true
+			f, ok := bad[u.Announcement]
 			if !ok {
-				f = unplayable.Facts(0)
+				f = u.Facts(0)
 			}
 			f.Nodes++
-			bad[unplayable.Announcement] = f
-			if first == nil {
-				first = err
-			}
+			bad[u.Announcement] = f
+		}
+		c.leftOut = c.leftOut[:0]
+	}
+	note := func(n *loaxa.Node, err error) {
+		switch {
+		case err == nil:
 		case errors.Is(err, ErrNotAccepted):
 			if firstUndelivered == nil {
 				firstUndelivered = err
@@ -277,6 +283,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 			return err
 		}
 		ch, err := s.compileNodeSafely(ctx, c, n, republish)
+		leftOut()
 		note(n, err)
 		if ch != nil {
 			batch = append(batch, ch)
@@ -299,7 +306,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 func (s *Scheduler) reportUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, now time.Time) {
 	for _, ann := range slices.Sorted(maps.Keys(bad)) {
 		f := bad[ann]
-		s.Logger.Error("schedule: bulletin cannot be scheduled; the nodes it targets keep their previous desired state",
+		s.Logger.Error("schedule: bulletin cannot be scheduled; left out of the desired states of the nodes it targets",
 			"announcement", ann, "from_area", f.FromArea, "part", f.Part, "content", f.Content, "nodes", f.Nodes, "err", f.Error)
 	}
 	if s.Alarms != nil {

@@ -1,6 +1,7 @@
 package schedule_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,9 +48,7 @@ func TestUnschedulableBulletinOpensOneAlarm(t *testing.T) {
 		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
 	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
 
-	if err := r.s.CompileAll(r.ctx, true); err == nil {
-		t.Fatal("a pass with an unschedulable bulletin reported no error")
-	}
+	r.compile(t, true)
 	open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
 	if len(open) != 1 {
 		t.Fatalf("%d bulletin-unschedulable alarms open after the pass, want 1: %v", len(open), open)
@@ -68,7 +67,7 @@ func TestUnschedulableBulletinOpensOneAlarm(t *testing.T) {
 
 	// The next pass meets it again: still the one alarm.
 	r.clock.Advance(30 * time.Second)
-	_ = r.s.CompileAll(r.ctx, false)
+	r.compile(t, false)
 	if again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(again) != 1 || again[0].ID != a.ID {
 		t.Fatalf("after a second pass: %v, want alarm %s alone", again, a.ID)
 	}
@@ -92,7 +91,7 @@ func TestUnschedulableBulletinOpensOneAlarm(t *testing.T) {
 	other := &loaxa.Announcement{Title: "Lịch cắt điện", ContentID: contentID, OpeningChime: strings.Repeat("7", 64), FromArea: "12346",
 		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(3 * time.Hour), Repeat: 1}
 	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, other))
-	_ = r.s.CompileAll(r.ctx, false)
+	r.compile(t, false)
 	open = openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
 	if len(open) != 1 || open[0].Facts.Announcement != other.ID || open[0].Facts.Nodes != 2 {
 		t.Fatalf("after a second bad bulletin: %v, want one alarm for %s on 2 nodes", open, other.ID)
@@ -114,7 +113,7 @@ func TestUnschedulableBulletinAlarmOutlivesARestart(t *testing.T) {
 	bad := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, OpeningChime: strings.Repeat("9", 64), FromArea: "318",
 		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
 	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
-	_ = r.s.CompileAll(r.ctx, true)
+	r.compile(t, true)
 	first := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
 	if len(first) != 1 {
 		t.Fatalf("%d alarms open, want 1", len(first))
@@ -127,7 +126,7 @@ func TestUnschedulableBulletinAlarmOutlivesARestart(t *testing.T) {
 	t.Cleanup(m.Close)
 	r.s.Alarms = m
 	r.clock.Advance(time.Minute)
-	_ = r.s.CompileAll(r.ctx, true)
+	r.compile(t, true)
 	if again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(again) != 1 || again[0].ID != first[0].ID {
 		t.Fatalf("after the restart's first pass: %v, want alarm %s alone", again, first[0].ID)
 	}
@@ -136,5 +135,60 @@ func TestUnschedulableBulletinAlarmOutlivesARestart(t *testing.T) {
 	r.compile(t, false)
 	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
 		t.Fatalf("alarms still open after the bulletin was cancelled: %v", left)
+	}
+}
+
+// TestUnschedulableBulletinLeavesTheRestOfTheSchedule: one district
+// bulletin whose chime was missing from the library failed the whole
+// compile of every cluster of the district, so none of them got any new
+// schedule: not the commune's own bulletin sent after it, nor a
+// cancellation, and after the horizon not even its old programme. A pass
+// now leaves only that bulletin out of their desired states (its alarm
+// says so) and sends the rest; once the chime is in the library, the next
+// pass puts the bulletin back.
+func TestUnschedulableBulletinLeavesTheRestOfTheSchedule(t *testing.T) {
+	r, alarms := alarmRig(t)
+	const chime = "6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d"
+	bad := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, OpeningChime: chime, FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	r.compile(t, true)
+
+	own := r.announce(t, loaxa.Targets{Areas: []string{"12346"}}, t0.Add(3*time.Hour))
+	r.clock.Advance(30 * time.Second)
+	r.compile(t, false)
+	for _, node := range []string{"tt-01", "tt-02"} {
+		d := r.msg.last(node)
+		if d == nil {
+			t.Fatalf("%s: no desired state published: the district's unschedulable bulletin kept the commune's own bulletin from it", node)
+		}
+		ids := occurrenceIDs(d)
+		if !slices.Contains(ids, loaxa.OccurrenceID(own.ID, own.Start)) {
+			t.Errorf("%s: desired state %d has %v, not the commune's own bulletin %s", node, d.Version, ids, own.ID)
+		}
+		if slices.Contains(ids, loaxa.OccurrenceID(bad.ID, bad.Start)) {
+			t.Errorf("%s: desired state %d has the unschedulable bulletin %s, whose chime it cannot fetch", node, d.Version, bad.ID)
+		}
+	}
+	if d := r.msg.last("tm-01"); d == nil {
+		t.Error("tm-01: no desired state published")
+	}
+	open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(open) != 1 || open[0].Facts.Nodes != 3 || !strings.Contains(open[0].Detail, "left out") {
+		t.Fatalf("open alarms %v, want one for %s on 3 nodes saying it is left out", open, bad.ID)
+	}
+
+	// The chime arrives: the next pass puts the bulletin back.
+	_, err := r.s.ContentService.CreateContent(r.ctx, &loaxa.Content{ID: chime, Title: "chime", Format: "wav/pcm16/16000/mono", Size: 3244, DurationMS: 2_000})
+	r.must(t, err)
+	r.clock.Advance(30 * time.Second)
+	r.compile(t, false)
+	for _, node := range []string{"tt-01", "tt-02", "tm-01"} {
+		if ids := occurrenceIDs(r.msg.last(node)); !slices.Contains(ids, loaxa.OccurrenceID(bad.ID, bad.Start)) {
+			t.Errorf("%s: desired state has %v, not the bulletin %s once its chime is in the library", node, ids, bad.ID)
+		}
+	}
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
+		t.Errorf("alarms still open: %v", left)
 	}
 }

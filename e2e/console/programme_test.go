@@ -609,7 +609,7 @@ func TestSessionDeleteRefusedForAnUnplayableBulletinSaysWhich(t *testing.T) {
 	b.Do("delete the evening session", chromedp.Click(chromedp.CSS(`section[aria-labelledby="h-sess"] li button[data-delete]`)))
 	confirmDanger(b, "confirm")
 	b.Wait("the refusal", `document.querySelector('.toast.bad')`, 10*time.Second)
-	want := "Chưa xoá buổi “Buổi chiều”: bản tin “Cảnh báo mưa lớn” của Huyện Thủy Nguyên không xếp lịch được (thiếu tệp nhạc hiệu mở đầu trong thư viện), nên máy chủ không kiểm tra được bản tin nào của cấp trên đang chờ buổi này. Các cụm loa nhận bản tin đó cũng không cập nhật được lịch phát cho tới khi bản tin bị huỷ. Hãy nhờ cán bộ Huyện Thủy Nguyên (hoặc cấp trên) huỷ bản tin đó và gửi lại bằng tệp âm thanh có trong thư viện, rồi xoá buổi phát này lần nữa."
+	want := "Chưa xoá buổi “Buổi chiều”: bản tin “Cảnh báo mưa lớn” của Huyện Thủy Nguyên không xếp lịch được (thiếu tệp nhạc hiệu mở đầu trong thư viện), nên máy chủ không kiểm tra được bản tin nào của cấp trên đang chờ buổi này. Các cụm loa nhận bản tin đó vẫn nhận lịch phát mới, nhưng không có bản tin này. Hãy nhờ cán bộ Huyện Thủy Nguyên (hoặc cấp trên) huỷ bản tin đó và gửi lại bằng tệp âm thanh có trong thư viện, rồi xoá buổi phát này lần nữa."
 	if got := MustEval[string](b, text(".toast.bad")); got != want {
 		t.Errorf("the refused delete says\n%q, want\n%q", got, want)
 	}
