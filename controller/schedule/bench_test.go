@@ -2,6 +2,7 @@ package schedule_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -286,6 +287,63 @@ func BenchmarkCheckAnnouncement(b *testing.B) {
 			if len(got) != c.nodes {
 				b.Fatalf("%s: %d conflicts; want one on each of its %d nodes", c.name, len(got), c.nodes)
 			}
+		})
+	}
+}
+
+// refusingMessenger refuses every publish while refuse is set, and
+// otherwise takes it without keeping it (a broker that accepted it).
+type refusingMessenger struct{ refuse bool }
+
+func (m *refusingMessenger) PublishDesired(context.Context, *protocol.DesiredState) error {
+	if m.refuse {
+		return errors.New("broker did not accept it within 10s")
+	}
+	return nil
+}
+
+func (m *refusingMessenger) SendNodeCommand(context.Context, string, protocol.Command, time.Duration) error {
+	return nil
+}
+
+// BenchmarkRetryAfterOutage measures, per op, the retry round after a
+// broker outage in which every node of a province (newProvince) waited:
+// the broker refused a pass's publishes, so every node went onto the
+// retry list, and now it takes them all. Each accepted retry is recorded
+// as published in the store.
+//
+//	go test -run '^$' -bench RetryAfterOutage -benchtime 3x -benchmem ./controller/schedule
+func BenchmarkRetryAfterOutage(b *testing.B) {
+	for _, nodes := range []int{1000, 10000} {
+		b.Run("nodes="+strconv.Itoa(nodes), func(b *testing.B) {
+			p := newProvince(b, nodes)
+			p.firstPass()
+			broker := &refusingMessenger{}
+			p.s.Messenger = broker
+			fc := p.s.Clock.(*clock.Fake)
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				// The outage: a pass the broker refuses puts every node on
+				// the retry list, due RetryMin later.
+				broker.refuse = true
+				if err := p.s.CompileAll(p.ctx, true); !errors.Is(err, schedule.ErrNotAccepted) {
+					b.Fatalf("pass during the outage: %v, want ErrNotAccepted", err)
+				}
+				if n, _ := p.s.Undelivered(); n != nodes {
+					b.Fatalf("%d nodes waiting for their retry, want %d", n, nodes)
+				}
+				broker.refuse = false
+				fc.Advance(p.s.RetryMin)
+				b.StartTimer()
+				p.s.RetryDue(p.ctx)
+				b.StopTimer()
+				if n, _ := p.s.Undelivered(); n != 0 {
+					b.Fatalf("%d nodes still waiting after the round", n)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/round")
 		})
 	}
 }

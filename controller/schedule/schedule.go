@@ -663,18 +663,6 @@ func (s *Scheduler) publishIn(ctx context.Context, c *compilation, rec *loaxa.De
 	return err
 }
 
-// publish sends rec and records when (a retry: one node).
-func (s *Scheduler) publish(ctx context.Context, rec *loaxa.Desired, now time.Time) error {
-	if err := s.send(ctx, rec, now); err != nil {
-		return err
-	}
-	rec.Published = now
-	if err := s.DesiredService.SaveDesired(ctx, rec); err != nil {
-		return errors.Join(fmt.Errorf("record publish of desired state %d", rec.State.Version), err)
-	}
-	return nil
-}
-
 // send publishes rec. A publish the broker did not accept leaves
 // Published zero and puts the node on the retry list (see Undelivered);
 // the error then wraps ErrNotAccepted.

@@ -165,9 +165,13 @@ func (s *Scheduler) nextRetry() (time.Time, bool) {
 
 // retryDue publishes again the newest stored desired state of every node
 // whose retry is due, oldest failure first, and stops at the first the
-// broker does not accept, or when Changed asks for a pass.
+// broker does not accept, or when Changed asks for a pass. It records the
+// accepted publishes changeBatch at a time (recordRetries), and those of
+// the round's end, however it ends.
 func (s *Scheduler) retryDue(ctx context.Context) {
 	now := s.Clock.Now()
+	var accepted []*loaxa.Desired
+	defer func() { s.recordRetries(ctx, accepted, now) }()
 	s.mu.Lock()
 	if now.Before(s.hold) {
 		s.mu.Unlock()
@@ -210,7 +214,7 @@ func (s *Scheduler) retryDue(ctx context.Context) {
 			continue
 		}
 		s.retries.Add(1)
-		if err := s.publish(ctx, rec, now); err != nil {
+		if err := s.send(ctx, rec, now); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -225,6 +229,31 @@ func (s *Scheduler) retryDue(ctx context.Context) {
 		}
 		s.Logger.Info("schedule: desired state accepted on retry", "node", e.node, "version", rec.State.Version,
 			"attempts", e.attempts+1, "waited", now.Sub(e.since))
+		if accepted = append(accepted, rec); len(accepted) == changeBatch {
+			s.recordRetries(ctx, accepted, now)
+			accepted = accepted[:0]
+		}
+	}
+}
+
+// recordRetries records recs, accepted by the broker at now, as
+// published, with one commit for them all: one each (SaveDesired) made
+// the retries after a broker outage with thousands of nodes waiting a
+// commit and fsync per node. A state not recorded keeps Published zero,
+// so the next pass publishes it again, which the node ignores if it has
+// it.
+func (s *Scheduler) recordRetries(ctx context.Context, recs []*loaxa.Desired, now time.Time) {
+	if len(recs) == 0 || ctx.Err() != nil {
+		return // shutting down: the next start republishes every node
+	}
+	for _, rec := range recs {
+		rec.Published = now
+	}
+	for i, err := range s.DesiredService.SaveDesiredBatch(ctx, recs) {
+		if err != nil {
+			s.Logger.Error("schedule: publish of a retried desired state not recorded; the next pass publishes it again",
+				"node", recs[i].Node, "version", recs[i].State.Version, "err", err)
+		}
 	}
 }
 
