@@ -34,7 +34,17 @@ func (s *DesiredService) FindDesired(ctx context.Context, node string) (*loaxa.D
 		if err == nil && !ok {
 			return loaxa.Errorf(loaxa.ENotFound, "No desired state has been compiled for node %q yet.", node)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// RecordPublished writes Published into the head alone.
+		var h desiredHead
+		if ok, err := getJSON(tx.Bucket(bucketDesiredHeads), []byte(node), &h); err != nil {
+			return err
+		} else if ok && h.Version == d.State.Version && h.Hash == d.Hash {
+			d.Published = h.Published
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find desired state of %s: %w", node, err)
@@ -156,6 +166,64 @@ func (s *DesiredService) SaveDesiredBatch(ctx context.Context, ds []*loaxa.Desir
 		// Nothing was stored: not even the states that had no error of
 		// their own.
 		return fail(fmt.Errorf("store %d desired states: %w", len(todo), err))
+	}
+	return errs
+}
+
+// RecordPublished records each of ps in one transaction, writing only the
+// head of each state: SaveDesiredBatch encoded and wrote the whole state
+// (its occurrences) again to change one time. A state saved before heads
+// were kept gets its head from it. A record whose version the node's
+// state no longer has is left out.
+func (s *DesiredService) RecordPublished(ctx context.Context, ps []loaxa.DesiredPublished) []error {
+	errs := make([]error, len(ps))
+	if len(ps) == 0 {
+		return errs
+	}
+	if err := checkCtx(ctx); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	err := s.db.update(func(tx *bbolt.Tx) error {
+		heads, bodies := tx.Bucket(bucketDesiredHeads), tx.Bucket(bucketDesired)
+		for i, p := range ps {
+			key := []byte(p.Node)
+			var h desiredHead
+			ok, err := getJSON(heads, key, &h)
+			if err == nil && !ok {
+				var d loaxa.Desired
+				if ok, err = getJSON(bodies, key, &d); ok && d.State != nil {
+					h = desiredHead{Hash: d.Hash, Version: d.State.Version, Published: d.Published}
+				}
+			}
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("record publish of desired state %d of %s: %w", p.Version, p.Node, err)
+				continue
+			case !ok:
+				errs[i] = fmt.Errorf("record publish of desired state %d of %s: %w", p.Version, p.Node,
+					loaxa.Errorf(loaxa.ENotFound, "No desired state has been compiled for node %q yet.", p.Node))
+				continue
+			case h.Version != p.Version:
+				continue // a newer state was stored since
+			}
+			h.Published = p.At
+			raw, err := json.Marshal(h)
+			if err != nil {
+				return fmt.Errorf("encode head %q: %w", key, err)
+			}
+			if err := heads.Put(key, raw); err != nil {
+				return fmt.Errorf("put head %q: %w", key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i, p := range ps {
+			errs[i] = fmt.Errorf("record publish of desired state %d of %s: %w", p.Version, p.Node, err)
+		}
 	}
 	return errs
 }

@@ -158,3 +158,63 @@ func TestSaveDesiredBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordPublished: a publish is recorded in the state's head alone
+// (not by encoding its occurrences again), and FindDesired and
+// FindDesiredHead both say it; a record for a version since replaced is
+// left out; a state written by a version that kept no head (or whose
+// head and state were written together, as every earlier version did)
+// reads as it did, and takes a record too.
+func TestRecordPublished(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	s := bolt.NewDesiredService(db)
+	ctx := context.Background()
+	state := &protocol.DesiredState{Node: "n1", Version: 1, Areas: []string{"hp"}, Generated: clk.Now(), Horizon: clk.Now().Add(48 * time.Hour),
+		Occurrences: []protocol.Occurrence{{ID: loaxa.OccurrenceID("a000001", t0), Announcement: "a000001", Content: contentID("c"), Priority: protocol.PriorityNormal, Start: t0, DurationMS: 1000}},
+		Content:     []protocol.ContentRef{}, Config: protocol.NodeConfig{Volume: 10, LateGraceMS: 60000}}
+	must(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1", State: state, Hash: "h1"}))
+	published := func(want time.Time, what string) {
+		t.Helper()
+		got, err := s.FindDesired(ctx, "n1")
+		must(t, err)
+		head, err := s.FindDesiredHead(ctx, "n1")
+		must(t, err)
+		if !got.Published.Equal(want) || !head.Published.Equal(want) || len(got.State.Occurrences) != 1 || got.State.Version != head.Version {
+			t.Errorf("%s: FindDesired published %v (version %d, %d occurrences), head %+v; want published %v",
+				what, got.Published, got.State.Version, len(got.State.Occurrences), head, want)
+		}
+	}
+	at := clk.Now().Add(time.Minute)
+	for _, err := range s.RecordPublished(ctx, []loaxa.DesiredPublished{{Node: "n1", Version: 1, At: at}}) {
+		must(t, err)
+	}
+	published(at, "recorded")
+
+	// A record of a version replaced since is left out.
+	state.Version = 2
+	must(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1", State: state, Hash: "h2"}))
+	for _, err := range s.RecordPublished(ctx, []loaxa.DesiredPublished{{Node: "n1", Version: 1, At: at.Add(time.Minute)}}) {
+		must(t, err)
+	}
+	published(time.Time{}, "a new state, and a late record of the old one")
+
+	// A store of an earlier version: the head and the state written
+	// together, or no head at all.
+	old := at.Add(2 * time.Minute)
+	must(t, s.SaveDesired(ctx, &loaxa.Desired{Node: "n1", State: state, Hash: "h2", Published: old}))
+	published(old, "head and state written together")
+	must(t, bolt.DropDesiredHead(db, "n1"))
+	published(old, "no head")
+	later := old.Add(time.Minute)
+	for _, err := range s.RecordPublished(ctx, []loaxa.DesiredPublished{{Node: "n1", Version: 2, At: later}}) {
+		must(t, err)
+	}
+	published(later, "recorded on a state that had no head")
+
+	errs := s.RecordPublished(ctx, []loaxa.DesiredPublished{{Node: "n9", Version: 1, At: later}, {Node: "n1", Version: 2, At: later.Add(time.Minute)}})
+	wantCode(t, errs[0], loaxa.ENotFound)
+	must(t, errs[1])
+	published(later.Add(time.Minute), "recorded beside an unknown node's")
+}

@@ -42,6 +42,20 @@ type DesiredService interface {
 	// removed) fails alone; a transaction that fails fails them all and
 	// stores none.
 	SaveDesiredBatch(ctx context.Context, ds []*Desired) []error
+	// RecordPublished records each of ps in one transaction, writing only
+	// the head of the node's stored state (what FindDesired and
+	// FindDesiredHead take Published from), not its occurrences. A record
+	// for a version the node's stored state no longer has is left out
+	// (nil). It returns one error per record, as SaveDesiredBatch does.
+	RecordPublished(ctx context.Context, ps []DesiredPublished) []error
+}
+
+// DesiredPublished says the broker accepted Version of Node's desired
+// state at At.
+type DesiredPublished struct {
+	Node    string
+	Version uint64
+	At      time.Time
 }
 
 // Scheduler compiles announcements into desired states.

@@ -582,12 +582,12 @@ func (s *Scheduler) storeChanges(ctx context.Context, c *compilation, batch []*c
 	if len(sent) == 0 {
 		return errs
 	}
-	recs := make([]*loaxa.Desired, len(sent))
+	recs := make([]loaxa.DesiredPublished, len(sent))
 	for j, i := range sent {
 		batch[i].rec.Published = c.now
-		recs[j] = batch[i].rec
+		recs[j] = loaxa.DesiredPublished{Node: batch[i].node.ID, Version: batch[i].rec.State.Version, At: c.now}
 	}
-	for j, err := range s.DesiredService.SaveDesiredBatch(ctx, recs) {
+	for j, err := range s.DesiredService.RecordPublished(ctx, recs) {
 		if err != nil {
 			i := sent[j]
 			errs[i] = errors.Join(fmt.Errorf("record publish of desired state %d", batch[i].rec.State.Version), err)

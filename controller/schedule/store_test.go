@@ -25,21 +25,22 @@ type storeWrites struct {
 	drops      int
 	saves      int    // SaveDesired: one state
 	batches    int    // SaveDesiredBatch
+	records    int    // RecordPublished
 	failEnsure string // fail each EnsureDeliveries call with a delivery to this node
 	failSave   string // fail this node's state in SaveDesiredBatch
-	failRecord bool   // fail every state of the next SaveDesiredBatch that records publishes
+	failRecord bool   // fail every record of the next RecordPublished
 }
 
 func (w *storeWrites) commits() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ensures + w.drops + w.saves + w.batches
+	return w.ensures + w.drops + w.saves + w.batches + w.records
 }
 
 func (w *storeWrites) reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.ensures, w.drops, w.saves, w.batches = 0, 0, 0, 0
+	w.ensures, w.drops, w.saves, w.batches, w.records = 0, 0, 0, 0, 0
 }
 
 type countedDeliveries struct {
@@ -81,18 +82,8 @@ func (d countedDesired) SaveDesiredBatch(ctx context.Context, ds []*loaxa.Desire
 	d.w.mu.Lock()
 	d.w.batches++
 	failSave := d.w.failSave
-	failRecord := d.w.failRecord && len(ds) > 0 && !ds[0].Published.IsZero()
-	if failRecord {
-		d.w.failRecord = false
-	}
 	d.w.mu.Unlock()
 	errs := make([]error, len(ds))
-	if failRecord {
-		for i := range errs {
-			errs[i] = errors.New("store 3 desired states: controller stopped")
-		}
-		return errs
-	}
 	var pass []*loaxa.Desired
 	var at []int
 	for i, rec := range ds {
@@ -106,6 +97,22 @@ func (d countedDesired) SaveDesiredBatch(ctx context.Context, ds []*loaxa.Desire
 		errs[at[j]] = err
 	}
 	return errs
+}
+
+func (d countedDesired) RecordPublished(ctx context.Context, ps []loaxa.DesiredPublished) []error {
+	d.w.mu.Lock()
+	d.w.records++
+	failRecord := d.w.failRecord
+	d.w.failRecord = false
+	d.w.mu.Unlock()
+	if failRecord {
+		errs := make([]error, len(ps))
+		for i := range errs {
+			errs[i] = errors.New("record 3 publishes: controller stopped")
+		}
+		return errs
+	}
+	return d.DesiredService.RecordPublished(ctx, ps)
 }
 
 // countWrites puts storeWrites around r's delivery and desired stores.
@@ -144,8 +151,8 @@ func TestPassStoresABatchInFewCommits(t *testing.T) {
 	r.compile(t, false)
 	// Deliveries, drops, desired states, publishes recorded.
 	if got := w.commits(); got > 4 {
-		t.Errorf("the first pass over 23 nodes made %d store writes (%d deliveries, %d drops, %d single states, %d batches of states), want at most 4",
-			got, w.ensures, w.drops, w.saves, w.batches)
+		t.Errorf("the first pass over 23 nodes made %d store writes (%d deliveries, %d drops, %d single states, %d batches of states, %d of publishes), want at most 4",
+			got, w.ensures, w.drops, w.saves, w.batches, w.records)
 	}
 	nodes, err := r.s.NodeService.FindNodes(r.ctx, loaxa.NodeFilter{})
 	r.must(t, err)
@@ -180,7 +187,7 @@ func TestPassStoresABatchInFewCommits(t *testing.T) {
 		t.Errorf("republish at start: %d publishes, want %d", got, len(nodes))
 	}
 	if got := w.commits(); got > 1 {
-		t.Errorf("republishing 23 unchanged nodes made %d store writes (%d single states, %d batches), want 1", got, w.saves, w.batches)
+		t.Errorf("republishing 23 unchanged nodes made %d store writes (%d single states, %d batches, %d of publishes), want 1", got, w.saves, w.batches, w.records)
 	}
 	for _, n := range nodes {
 		if h := publishedHead(t, r, n.ID); h.Version != 1 || !h.Published.Equal(r.clock.Now()) {

@@ -237,7 +237,8 @@ func (s *Scheduler) retryDue(ctx context.Context) {
 }
 
 // recordRetries records recs, accepted by the broker at now, as
-// published, with one commit for them all: one each (SaveDesired) made
+// published, with one commit for them all that writes only their heads
+// (RecordPublished): one each (SaveDesired) made
 // the retries after a broker outage with thousands of nodes waiting a
 // commit and fsync per node. A state not recorded keeps Published zero,
 // so the next pass publishes it again, which the node ignores if it has
@@ -246,10 +247,11 @@ func (s *Scheduler) recordRetries(ctx context.Context, recs []*loaxa.Desired, no
 	if len(recs) == 0 || ctx.Err() != nil {
 		return // shutting down: the next start republishes every node
 	}
-	for _, rec := range recs {
-		rec.Published = now
+	ps := make([]loaxa.DesiredPublished, len(recs))
+	for i, rec := range recs {
+		ps[i] = loaxa.DesiredPublished{Node: rec.Node, Version: rec.State.Version, At: now}
 	}
-	for i, err := range s.DesiredService.SaveDesiredBatch(ctx, recs) {
+	for i, err := range s.DesiredService.RecordPublished(ctx, ps) {
 		if err != nil {
 			s.Logger.Error("schedule: publish of a retried desired state not recorded; the next pass publishes it again",
 				"node", recs[i].Node, "version", recs[i].State.Version, "err", err)
