@@ -997,3 +997,43 @@ func TestCancelledBulletinSaidOnItsPastDays(t *testing.T) {
 		b.CheckAccessible("#/programme in " + lang.name)
 	}
 }
+
+// TestUnschedulableBulletinAlarmShownToItsSender: a district bulletin
+// whose opening chime is not in the library was left out of (before: it
+// froze) the schedules of the commune's clusters with only a log line to
+// say so. The district officer who sent it finds one alarm for it on the
+// alarms screen and the overview, in Vietnamese, naming the bulletin,
+// what is missing and what to do, linked to the bulletin's page.
+func TestUnschedulableBulletinAlarmShownToItsSender(t *testing.T) {
+	t.Parallel()
+	c, _, news := lapLeWithEvening(t)
+	warning := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: news.ID, OpeningChime: strings.Repeat("5c", 32),
+		FromArea: "311", CreatedBy: "can-bo-huyen", Targets: loaxa.Targets{Areas: []string{"11527"}}, Priority: protocol.PriorityHigh,
+		Start: time.Date(2026, 3, 2, 9, 1, 0, 0, time.FixedZone("+07", 7*3600))}
+	if err := c.App.Announcements.CreateAnnouncement(context.Background(), warning); err != nil {
+		t.Fatal(err)
+	}
+	c.App.Scheduler.Changed()
+	rig.Eventually(t, minWait, "the bulletin's alarm open at the controller", func() bool {
+		var l struct{ Alarms []loaxa.Alarm }
+		c.MustDo("GET", "/api/v1/alarms?kind=bulletin-unschedulable&state=open", nil, &l)
+		return len(l.Alarms) == 1
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-huyen", officerPassword, "Cán bộ huyện Thủy Nguyên")
+	b.Go("#/alarms", `document.querySelector('#alarms-open tr[data-kind="bulletin-unschedulable"]')`)
+	row := `#alarms-open tr[data-kind="bulletin-unschedulable"]`
+	want := "Bản tin “Cảnh báo mưa lớn” của Huyện Thủy Nguyên không xếp lịch được (thiếu tệp nhạc hiệu mở đầu trong thư viện), nên bị bỏ ra khỏi lịch phát của 1 cụm loa mà bản tin gửi tới (các bản tin khác vẫn đến các cụm loa đó). Hãy nhờ cán bộ Huyện Thủy Nguyên (hoặc cấp trên) huỷ bản tin này và gửi lại bằng tệp âm thanh có trong thư viện."
+	if got := MustEval[string](b, text(row)); !contains(got, "Nghiêm trọng", "Bản tin không xếp lịch được", want) {
+		t.Errorf("the alarm's row says\n%q, want the kind and\n%q", got, want)
+	}
+	if got := MustEval[string](b, `document.querySelector('`+row+` a').getAttribute('href')`); got != "#/deliveries/"+warning.ID {
+		t.Errorf("the alarm links to %q, want the bulletin's page #/deliveries/%s", got, warning.ID)
+	}
+	b.Go("#/", `document.querySelector('#overview-alarms li a')`)
+	if got := MustEval[string](b, text("#overview-alarms li")); !contains(got, "Bản tin không xếp lịch được", "Cảnh báo mưa lớn") {
+		t.Errorf("the overview lists %q, want the bulletin's alarm by its title", got)
+	}
+}

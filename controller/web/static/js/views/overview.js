@@ -34,7 +34,11 @@ export async function render(ctx, main) {
     const today = ymd(now());
     const [nodes, programme, alarms, failing] = await Promise.all([
       api('GET', '/nodes', undefined, { area }),
-      area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) }) : { items: [] },
+      // A bulletin that cannot be scheduled keeps today's programme from
+      // being shown (409): said in its panel, not in place of the whole
+      // overview, whose alarms name the bulletin.
+      area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) })
+        .catch((err) => (err.status === 409 && err.reason === 'bulletin_unplayable' ? { items: [], unplayable: err } : Promise.reject(err))) : { items: [] },
       api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
       failingChecks(),
     ]);
@@ -72,6 +76,7 @@ export async function render(ctx, main) {
             playingText(n.status.playing), ' · ', t('overview.since', { time: fmtTime(n.status.playing.since) }))))),
       h('section', { class: 'panel', 'aria-labelledby': 'h-today' },
         h('h2', { id: 'h-today' }, t('overview.today')),
+        programme.unplayable ? errorBox(programme.unplayable) :
         programme.items.length === 0 ? h('p', { class: 'muted' }, t('overview.no_programme')) :
           h('div', { class: 'table-wrap' }, h('table', {},
             h('thead', {}, h('tr', {}, h('th', {}, t('common.time')), h('th', {}, t('common.title')), h('th', {}, t('common.priority')), h('th', { class: 'num' }, t('common.clusters')))),
