@@ -34,9 +34,9 @@ export async function render(ctx, main) {
     const today = ymd(now());
     const [nodes, programme, alarms, failing] = await Promise.all([
       api('GET', '/nodes', undefined, { area }),
-      // A bulletin that cannot be scheduled keeps today's programme from
-      // being shown (409): said in its panel, not in place of the whole
-      // overview, whose alarms name the bulletin.
+      // A bulletin that cannot be scheduled refuses today's programme
+      // (409): said in its panel, not in place of the whole overview,
+      // whose alarms name the bulletin.
       area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) })
         .catch((err) => (err.status === 409 && err.reason === 'bulletin_unplayable' ? { items: [], unplayable: err } : Promise.reject(err))) : { items: [] },
       api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
