@@ -47,6 +47,10 @@ type compilation struct {
 	// refused is the pass's first publish the broker did not accept: the
 	// pass tries no more (see publishIn).
 	refused error
+	// changed counts the nodes whose new desired state a pass stored, and
+	// changedFirst names the first few, for the pass's one log line.
+	changed      int
+	changedFirst []string
 	// leaveOut: a pass leaves a bulletin that cannot be scheduled out of
 	// a node's programme, adding it to leftOut, rather than failing the
 	// node's whole schedule (docs/scheduling.md); a programme shown or

@@ -293,6 +293,9 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		}
 	}
 	store()
+	if c.changed > 0 {
+		s.Logger.Info("schedule: desired states changed", "nodes", c.changed, "first", c.changedFirst)
+	}
 	s.reportUnschedulable(ctx, bad, c.now)
 	if first != nil {
 		return first
@@ -446,6 +449,10 @@ type change struct {
 // states a pass holds at once.
 const changeBatch = 200
 
+// changedNamed is how many of the nodes whose schedule a pass changed its
+// log line names; each node's own line is at debug level.
+const changedNamed = 5
+
 // compileNode compiles n. A changed schedule, or an unchanged one due to
 // be published again, is returned to be stored and published by
 // storeChanges.
@@ -567,7 +574,12 @@ func (s *Scheduler) storeChanges(ctx context.Context, c *compilation, batch []*c
 				continue
 			}
 			ch.stored = true
-			s.Logger.Info("schedule: desired state changed", "node", ch.node.ID, "version", d.Version, "occurrences", len(d.Occurrences))
+			// One line a node at debug: a province bulletin changes
+			// 10,000 nodes, and CompileAll says the pass's count at info.
+			s.Logger.Debug("schedule: desired state changed", "node", ch.node.ID, "version", d.Version, "occurrences", len(d.Occurrences))
+			if c.changed++; len(c.changedFirst) < changedNamed {
+				c.changedFirst = append(c.changedFirst, ch.node.ID)
+			}
 		}
 	}
 	var sent []int

@@ -1,9 +1,11 @@
 package schedule_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -344,5 +346,33 @@ func TestStoredBeforePublishedAndRepublishedAfterAStop(t *testing.T) {
 	}
 	if m.checks == 0 {
 		t.Error("no publish was checked")
+	}
+}
+
+// TestPassLogsItsChangesOnce: every node whose desired state a pass
+// changed had its own info line, so a province bulletin wrote 10,000
+// lines to the journal each time it was sent, changed or cancelled,
+// burying the lines a technician looks for. A pass says at info how many
+// nodes it changed and names the first few; each node's line is at debug.
+func TestPassLogsItsChangesOnce(t *testing.T) {
+	r := newRig(t)
+	var more []*loaxa.Node
+	for i := range 20 {
+		id := fmt.Sprintf("tt-%02d", i+3)
+		more = append(more, &loaxa.Node{ID: id, Name: id, Area: "12346", SecretHash: loaxa.HashSecret("s")})
+	}
+	r.must(t, r.s.NodeService.CreateNodes(r.ctx, more))
+	var logs bytes.Buffer
+	r.s.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r.announce(t, loaxa.Targets{Areas: []string{"31"}}, t0.Add(time.Hour))
+	r.compile(t, false)
+	var changed []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "desired state") {
+			changed = append(changed, strings.TrimSpace(line))
+		}
+	}
+	if len(changed) != 1 || !strings.Contains(changed[0], `msg="schedule: desired states changed" nodes=23 first="[`) {
+		t.Errorf("a pass changing 23 nodes logged at info:\n%s\nwant one line with nodes=23 naming the first few", strings.Join(changed, "\n"))
 	}
 }
