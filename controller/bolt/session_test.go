@@ -2,12 +2,15 @@ package bolt_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
@@ -405,4 +408,75 @@ func TestDeletedSessionIsKeptOnlyForThePastDays(t *testing.T) {
 	must(t, props.CreateProposals(ctx, ps))
 	ps[0].State, ps[0].Session, ps[0].DecidedBy = loaxa.ProposalAccepted, evening.ID, "xa"
 	wantCode(t, props.DecideProposal(ctx, ps[0]), loaxa.EInvalid)
+}
+
+// storeSessionUnchecked writes sess into db's store as it is, unchecked,
+// as an older version, an old backup or a hand-mended store may have
+// left it.
+func storeSessionUnchecked(t *testing.T, db *bolt.DB, sess *loaxa.Session) {
+	t.Helper()
+	must(t, db.Close())
+	raw, err := bbolt.Open(db.Path(), 0o600, nil)
+	must(t, err)
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(sess)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sessions")).Put([]byte(sess.ID), data)
+	})
+	must(t, errors.Join(err, raw.Close(), db.Open()))
+}
+
+// TestSessionWithRefusedDaysCanBeMended: a session whose stored days this
+// version refuses (FREQ=HOURLY, from an older version) could not be given
+// valid days: the change kept the old days as its earlier times, and
+// checking those (Compact) refused the change with 400 of the old days,
+// which the officer was replacing. The change is stored; the refused days
+// stay as its earlier times (for what ran by them), which name no
+// instance, so the session runs by the new days from the change on, and
+// it can be deleted (kept, marked deleted: it ran by the old days).
+func TestSessionWithRefusedDaysCanBeMended(t *testing.T) {
+	db, clk := MustOpenDB(t) // 1 March, 12:30 in Vietnam
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	s := bolt.NewSessionService(db)
+	vn, err := loaxa.Location("")
+	must(t, err)
+	created := clk.Now().AddDate(0, 0, -10)
+	storeSessionUnchecked(t, db, &loaxa.Session{ID: "s000009", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30,
+		Days: "FREQ=HOURLY", CreatedBy: "admin", CreatedAt: created})
+
+	days := "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
+	_, after, err := s.UpdateSession(ctx, "s000009", loaxa.SessionChange{Days: &days, By: "can-bo-a"})
+	must(t, err)
+	if after.Days != days || len(after.Earlier) != 1 || after.Earlier[0].Days != "FREQ=HOURLY" || !after.Earlier[0].Until.Equal(clk.Now()) {
+		t.Fatalf("after the change: days %q, earlier %+v; want %q, the refused days kept until %s", after.Days, after.Earlier, days, clk.Now())
+	}
+	got, err := s.FindSessionByID(ctx, "s000009")
+	must(t, err)
+	// 1 March 2025 is a Saturday: the next runs are Monday and Tuesday's.
+	runs, err := got.Runs(vn, clk.Now(), clk.Now().AddDate(0, 0, 3))
+	must(t, err)
+	var starts []string
+	for _, r := range runs {
+		starts = append(starts, r.Start.In(vn).Format("2006-01-02 15:04"))
+	}
+	if want := []string{"2025-03-03 05:30", "2025-03-04 05:30"}; !slices.Equal(starts, want) {
+		t.Errorf("runs after the change %v, want %v", starts, want)
+	}
+	// The days the refused rule governed name no instance: which ran is
+	// unknown to this version.
+	if runs, err := got.Runs(vn, created, clk.Now()); err != nil || len(runs) != 0 {
+		t.Errorf("runs before the change: %v, %v; want none", runs, err)
+	}
+
+	clk.Advance(time.Hour)
+	_, err = s.DeleteSession(ctx, "s000009", loaxa.SessionDeletion{By: "can-bo-a"})
+	must(t, err)
+	ss, err := s.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: created})
+	must(t, err)
+	if len(ss) != 1 || ss[0].ID != "s000009" || !ss[0].Deleted() {
+		t.Errorf("deleted sessions %+v; want s000009 kept marked deleted, for the days it ran by its old days", ss)
+	}
 }

@@ -1329,7 +1329,7 @@ func TestSessionDeleteWhenAStoredSettingIsRefusedSaysWhich(t *testing.T) {
 		}, `Area Xã Tiên Thắng (12346) has the time zone "Mars/Olympus", which this controller cannot load, so the programme of the clusters in it and below cannot be compiled, and they get no schedule changes until it is corrected. The API cannot change an area's time zone: ask the controller's administrator to set it in the store to an IANA name such as Asia/Ho_Chi_Minh.`},
 		{"session days", func(e *env) {
 			e.storeUnchecked(&loaxa.Session{ID: "s000009", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, Days: "FREQ=HOURLY", CreatedBy: "admin", CreatedAt: t0})
-		}, `Session s000009 (Buổi sáng) of Xã Tiên Thắng (12346) has times this controller refuses (days "FREQ=HOURLY" repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY), so the programme of the clusters that follow it cannot be compiled, and they get no schedule changes until they are corrected. The API cannot change or delete a session whose times it cannot read: ask the controller's administrator to correct them in the store.`},
+		}, `Session s000009 (Buổi sáng) of Xã Tiên Thắng (12346) has times this controller refuses (days "FREQ=HOURLY" repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY), so the programme of the clusters that follow it cannot be compiled, and they get no schedule changes until they are corrected. An officer of the area can give it valid times (PATCH /api/v1/sessions/s000009, e.g. {"days": ""} for every day); it cannot be deleted before, as which bulletins from above wait for it cannot be told.`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -1422,4 +1422,54 @@ func TestSessionDeleteWhenTheCheckPanicsSaysWhich(t *testing.T) {
 	if !slices.Contains(sessionIDs(l.Sessions), evening.ID) {
 		t.Errorf("sessions after the failed check: %v; want the evening one kept", sessionIDs(l.Sessions))
 	}
+}
+
+// TestSessionWithRefusedDaysIsMendedThroughTheAPI: a session whose stored
+// days this version refuses (from an older version, an old backup or a
+// hand-mended store) could be neither changed nor deleted: the delete
+// answered 409 setting_refused saying only the administrator could correct
+// it in the store, and a PATCH giving valid days answered 400 of the old
+// days (the store checked the times it keeps as history by them). The
+// delete, forced or not, still answers 409 (which plays from above would
+// be lost cannot be told), now saying how to mend it; the PATCH mends it,
+// and the delete works after. The programme of the days before the
+// change, when it ran by the refused days, says it cannot show them; from
+// the day of the change on it is shown.
+func TestSessionWithRefusedDaysIsMendedThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	content := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &evening)
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	e.call("POST", "/api/v1/announcements", district, map[string]any{"title": "Cảnh báo mưa lớn", "content_id": content.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "priority": "priority", "start": t0.Add(time.Hour).Format(time.RFC3339)},
+		http.StatusCreated, nil)
+	e.storeUnchecked(&loaxa.Session{ID: "s000009", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, Days: "FREQ=HOURLY",
+		CreatedBy: "admin", CreatedAt: t0.AddDate(0, 0, -10)})
+
+	for _, query := range []string{"", "?force=true"} {
+		r := e.request("DELETE", "/api/v1/sessions/s000009"+query, officer, "", nil)
+		checkError(t, r, http.StatusConflict, loaxa.EConflict, `Session s000009 (Buổi sáng) was not deleted: the controller cannot tell which bulletins from above wait for it. Session s000009 (Buổi sáng) of Xã Tiên Thắng (12346) has times this controller refuses (days "FREQ=HOURLY" repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY), so the programme of the clusters that follow it cannot be compiled, and they get no schedule changes until they are corrected. An officer of the area can give it valid times (PATCH /api/v1/sessions/s000009, e.g. {"days": ""} for every day); it cannot be deleted before, as which bulletins from above wait for it cannot be told. Then delete the session again.`)
+	}
+
+	var mended loaxa.Session
+	e.call("PATCH", "/api/v1/sessions/s000009", officer, map[string]any{"days": "FREQ=DAILY"}, http.StatusOK, &mended)
+	if mended.Days != "FREQ=DAILY" || len(mended.Earlier) != 1 || mended.Earlier[0].Days != "FREQ=HOURLY" {
+		t.Errorf("mended session: days %q, earlier %+v; want FREQ=DAILY, the refused days kept as earlier times", mended.Days, mended.Earlier)
+	}
+	// From the day of the change on, the programme is shown: the morning
+	// session runs by its new days, the district's bulletin waits for the
+	// evening's.
+	e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-04", officer, nil, http.StatusOK, nil)
+	r := e.request("GET", "/api/v1/areas/12346/programme?from=2026-02-25&to=2026-03-03", officer, "", nil)
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, `The programme before 2026-03-02 cannot be shown: until 05:00 on 2026-03-02, session s000009 (Buổi sáng) of Xã Tiên Thắng (12346) had times this controller refuses (days "FREQ=HOURLY" repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY), so which of its instances ran then is unknown. View the programme from 2026-03-02 on; only the controller's administrator can correct those earlier times in the store.`)
+
+	// The checks run again: the evening session's delete moves the
+	// district's bulletin to tomorrow's morning, and the mended one goes.
+	e.call("DELETE", "/api/v1/sessions/s000009", officer, nil, http.StatusNoContent, nil)
+	e.call("DELETE", "/api/v1/sessions/"+evening.ID, officer, nil, http.StatusNoContent, nil)
 }

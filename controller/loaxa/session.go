@@ -54,11 +54,37 @@ func (s *Session) Deleted() bool { return !s.DeletedAt.IsZero() }
 // RanBy reports whether an instance of s, in loc, began before t: a
 // session deleted at t is then kept for the programme of those days.
 func (s *Session) RanBy(loc *time.Location, t time.Time) (bool, error) {
+	if _, _, refused := s.RefusedTimes(loc, s.CreatedAt, t); refused != nil {
+		// Earlier times this version refuses name no instance (Runs), but
+		// an older version may have run it by them: kept, so that a view
+		// of those days says it cannot show them rather than leaving the
+		// session out.
+		return true, nil
+	}
 	runs, err := s.Runs(loc, s.CreatedAt.Add(-24*time.Hour), t.Add(-time.Nanosecond))
 	if err != nil {
 		return false, err
 	}
 	return len(runs) > 0, nil
+}
+
+// RefusedTimes returns the first of s's earlier times this version
+// refuses (stored by an older one) that s ran by at some time in [from,
+// to), with when they began (its creation, or the change before), and why
+// they are refused; refused is nil if none. Runs names no instance of
+// them.
+func (s *Session) RefusedTimes(loc *time.Location, from, to time.Time) (times SessionTimes, since time.Time, refused error) {
+	since = s.CreatedAt
+	for _, e := range s.Earlier {
+		x := Session{Start: e.Start, MaxMinutes: e.MaxMinutes, Days: e.Days, CreatedAt: s.CreatedAt}
+		if since.Before(to) && e.Until.After(from) {
+			if _, err := x.Instances(loc, since, since); ErrorCode(err) == EInvalid {
+				return e, since, err
+			}
+		}
+		since = e.Until
+	}
+	return SessionTimes{}, time.Time{}, nil
 }
 
 // SessionTimes are a session's times until a change: its instances that
@@ -273,6 +299,16 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 			}
 		}
 		starts, err := times.Instances(loc, lo, to)
+		if i < len(s.Earlier) && ErrorCode(err) == EInvalid {
+			// Earlier times this version refuses (an older one stored
+			// them; an officer gave valid ones since): which instances
+			// ran by them is unknown, so they name none and take no day.
+			// Failing here kept the session's programme, checks and the
+			// change that mended it failing for good (RefusedTimes lets
+			// a view of those days say so).
+			since = until
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

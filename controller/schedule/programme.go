@@ -433,13 +433,46 @@ func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, fro
 		// Times an older version stored, which this one refuses: said of
 		// the session, not as the 400 of days the officer never typed.
 		return nil, fmt.Errorf("%w (%v)", &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonSettingRefused, Message: fmt.Sprintf(
-			"Session %s (%s) of %s has times this controller refuses (%s), so the programme of the clusters that follow it cannot be compiled, and they get no schedule changes until they are corrected. The API cannot change or delete a session whose times it cannot read: ask the controller's administrator to correct them in the store.",
-			x.ID, x.Name, c.areaName(x.Area), strings.TrimSuffix(loaxa.ErrorMessage(err), "."))}, err)
+			"Session %s (%s) of %s has times this controller refuses (%s), so the programme of the clusters that follow it cannot be compiled, and they get no schedule changes until they are corrected. An officer of the area can give it valid times (PATCH /api/v1/sessions/%s, e.g. {\"days\": \"\"} for every day); it cannot be deleted before, as which bulletins from above wait for it cannot be told.",
+			x.ID, x.Name, c.areaName(x.Area), strings.TrimSuffix(loaxa.ErrorMessage(err), "."), x.ID)}, err)
 	} else if err != nil {
 		return nil, fmt.Errorf("session %s: %w", x.ID, err)
 	}
 	c.instances[key] = runs
 	return runs, nil
+}
+
+// refusedPast returns a setting_refused error if a session that the nodes
+// of area follow ran, on a day in [from, to) before the day its times were
+// mended, by earlier times this version refuses: which of its instances
+// ran then is unknown (loaxa.Session.RefusedTimes names none), and the
+// programme of those days would leave them out without a word. The day of
+// the change and after are shown as the session runs by its new times.
+func (c *compilation) refusedPast(area string, from, to time.Time) error {
+	chain := c.chain(area)
+	for a, xs := range c.sessions {
+		if !slices.Contains(chain, a) && !slices.Contains(c.chain(a), area) {
+			continue
+		}
+		loc, err := c.location(c.chain(a))
+		if err != nil {
+			return err
+		}
+		for _, x := range xs {
+			t, since, err := x.RefusedTimes(loc, from, to)
+			if err == nil {
+				continue
+			}
+			y, m, d := t.Until.In(loc).Date()
+			if day := time.Date(y, m, d, 0, 0, 0, 0, loc); from.Before(day) && since.Before(day) {
+				return fmt.Errorf("%w (%v)", &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonSettingRefused, Message: fmt.Sprintf(
+					"The programme before %s cannot be shown: until %s, session %s (%s) of %s had times this controller refuses (%s), so which of its instances ran then is unknown. View the programme from %s on; only the controller's administrator can correct those earlier times in the store.",
+					day.Format(loaxa.DateLayout), t.Until.In(loc).Format("15:04 on 2006-01-02"), x.ID, x.Name, c.areaName(a),
+					strings.TrimSuffix(loaxa.ErrorMessage(err), "."), day.Format(loaxa.DateLayout))}, err)
+			}
+		}
+	}
+	return nil
 }
 
 // programmed is one compiled occurrence with what it needs.
@@ -1100,6 +1133,9 @@ func (s *Scheduler) NodeProgramme(ctx context.Context, node string, from, to tim
 	if err != nil {
 		return nil, fmt.Errorf("programme of %s: %w", node, err)
 	}
+	if err := c.refusedPast(n.Area, from, to); err != nil {
+		return nil, fmt.Errorf("programme of %s: %w", node, err)
+	}
 	items, err := s.programme(ctx, c, n, from.Add(-time.Nanosecond), to.Add(-time.Nanosecond))
 	if err != nil {
 		return nil, fmt.Errorf("programme of %s: %w", node, err)
@@ -1129,6 +1165,9 @@ func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to tim
 	}
 	c, err := s.newView(ctx, from)
 	if err != nil {
+		return nil, fmt.Errorf("programme of area %s: %w", area, err)
+	}
+	if err := c.refusedPast(area, from, to); err != nil {
 		return nil, fmt.Errorf("programme of area %s: %w", area, err)
 	}
 	byID := map[string]*loaxa.ProgrammeItem{}
