@@ -180,7 +180,12 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 	resp := createdAnnouncement{Announcement: a}
 	if s.ProgrammeService != nil {
 		conflicts, err := s.ProgrammeService.CheckAnnouncement(ctx, a)
-		if err != nil {
+		if loaxa.ErrorCode(err) == loaxa.EInternal {
+			s.writeFault(w, r, "announcement conflict check failed", err,
+				fmt.Sprintf("The bulletin %q was not created: the controller failed while checking it against the programme", a.Title),
+				"Nothing was stored or sent. "+tryAgain, "title", a.Title)
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("create announcement: %w", err)
 		}
 		if len(conflicts) > 0 && !req.Force {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -70,6 +71,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		errors.As(err, &resp.Unplayable)
 	}
 	s.writeJSON(w, r, status, resp)
+}
+
+// tryAgain ends a fault's message (writeFault): what the user can do.
+const tryAgain = "Try again; if it fails again, tell the controller's administrator."
+
+// writeFault answers a failure of the controller itself (a panic among
+// them) in what the user asked for with 500 and what was not done and what
+// to do, where writeError says only "Internal error": notDone says what
+// was not done and in which step, after what to do. The log has err under
+// event, which the message names.
+func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, event string, err error, notDone, after string, attrs ...any) {
+	s.logger().Error(event, append(attrs, "method", r.Method, "path", r.URL.Path, "err", err)...)
+	s.writeJSON(w, r, http.StatusInternalServerError, errorResponse{Error: errorBody{Code: loaxa.EInternal, Message: fmt.Sprintf(
+		"%s (a fault of the controller; its log has the details, under %q). %s", notDone, event, after)}})
 }
 
 // writeJSON answers with v as JSON. <, > and & are sent as written, not

@@ -103,7 +103,12 @@ func (s *Server) handleNodeProgramme(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	items, err := s.ProgrammeService.NodeProgramme(r.Context(), n.ID, from, to)
-	if err != nil {
+	if loaxa.ErrorCode(err) == loaxa.EInternal {
+		s.writeFault(w, r, "programme failed", err,
+			fmt.Sprintf("The programme of cluster %s (%s) could not be shown: the controller failed while compiling it", n.ID, n.Name),
+			"Nothing was changed. "+tryAgain, "node", n.ID)
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("programme of node %s: %w", n.ID, err)
 	}
 	s.writeJSON(w, r, http.StatusOK, programmeResponse{From: from, To: to, Items: nonNil(items)})
@@ -120,7 +125,8 @@ func (s *Server) handleAreaProgramme(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	ctx, id := r.Context(), r.PathValue("id")
-	if _, err := s.AreaService.FindAreaByID(ctx, id); loaxa.ErrorCode(err) == loaxa.ENotFound {
+	area, err := s.AreaService.FindAreaByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
 		return loaxa.Errorf(loaxa.ENotFound, "There is no area %q; list areas with GET /api/v1/areas.", id)
 	} else if err != nil {
 		return fmt.Errorf("programme of area %s: %w", id, err)
@@ -133,7 +139,12 @@ func (s *Server) handleAreaProgramme(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	items, err := s.ProgrammeService.AreaProgramme(ctx, id, from, to)
-	if err != nil {
+	if loaxa.ErrorCode(err) == loaxa.EInternal {
+		s.writeFault(w, r, "programme failed", err,
+			fmt.Sprintf("The programme of %s (%s) could not be shown: the controller failed while compiling it", area.Name, area.ID),
+			"Nothing was changed. "+tryAgain, "area", id)
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("programme of area %s: %w", id, err)
 	}
 	s.writeJSON(w, r, http.StatusOK, programmeResponse{From: from, To: to, Items: nonNil(items)})

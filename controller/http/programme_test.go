@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/schedule"
 )
 
 // TestProgramme: the programme routes show what the scheduler compiles —
@@ -89,5 +92,50 @@ func TestProgramme(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkError(t, e.request("GET", tc.path, tc.token, "", nil), tc.status, tc.code, tc.msg)
 		})
+	}
+}
+
+// TestProgrammeAndConflictCheckPanicsSayWhatWasNotDone: a panic in the
+// scheduler while it compiled an area's or a cluster's programme, or
+// checked a new bulletin against the programme, reached the HTTP server's
+// recover: 500 "Internal error; the controller log has the details.",
+// not a word of what was not done. Each answers 500 saying what was not
+// done (the programme not shown, the bulletin not created), where the log
+// has it and what to do; the bulletin is not stored.
+func TestProgrammeAndConflictCheckPanicsSayWhatWasNotDone(t *testing.T) {
+	t.Parallel()
+	var prog *schedule.Scheduler
+	e := newEnv(t, func(s *lhttp.Server) { prog = s.ProgrammeService.(*schedule.Scheduler) })
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	content := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	e.call("POST", "/api/v1/announcements", district, map[string]any{"title": "Cảnh báo mưa lớn", "content_id": content.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "priority": "priority", "start": t0.Add(time.Hour).Format(time.RFC3339)},
+		http.StatusCreated, nil)
+	prog.ContentService = panickyContent{ContentService: prog.ContentService, bad: content.ID}
+	const tryAgain = "Try again; if it fails again, tell the controller's administrator."
+
+	r := e.request("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-04", officer, "", nil)
+	checkError(t, r, http.StatusInternalServerError, loaxa.EInternal,
+		`The programme of Xã Tiên Thắng (12346) could not be shown: the controller failed while compiling it (a fault of the controller; its log has the details, under "programme failed"). Nothing was changed. `+tryAgain)
+	r = e.request("GET", "/api/v1/nodes/n-a/programme?from=2026-03-02&to=2026-03-04", officer, "", nil)
+	checkError(t, r, http.StatusInternalServerError, loaxa.EInternal,
+		`The programme of cluster n-a (Cụm loa chợ Đôi) could not be shown: the controller failed while compiling it (a fault of the controller; its log has the details, under "programme failed"). Nothing was changed. `+tryAgain)
+	r = e.call("POST", "/api/v1/announcements", officer, map[string]any{"title": "Thông báo tiêm chủng", "content_id": content.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "priority": "normal", "start": t0.Add(2 * time.Hour).Format(time.RFC3339)},
+		http.StatusInternalServerError, nil)
+	checkError(t, r, http.StatusInternalServerError, loaxa.EInternal,
+		`The bulletin "Thông báo tiêm chủng" was not created: the controller failed while checking it against the programme (a fault of the controller; its log has the details, under "announcement conflict check failed"). Nothing was stored or sent. `+tryAgain)
+	if logs := e.logs.String(); !strings.Contains(logs, "programme failed") || !strings.Contains(logs, "announcement conflict check failed") ||
+		!strings.Contains(logs, "choked on "+content.ID) {
+		t.Errorf("the log does not name the failed steps and their panic:\n%s", logs)
+	}
+	var l struct{ Announcements []loaxa.Announcement }
+	e.call("GET", "/api/v1/announcements", e.admin, nil, http.StatusOK, &l)
+	for _, a := range l.Announcements {
+		if a.Title == "Thông báo tiêm chủng" {
+			t.Errorf("the bulletin whose check failed was stored: %s", a.ID)
+		}
 	}
 }

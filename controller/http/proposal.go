@@ -132,7 +132,13 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 	// before its start would play early.
 	var conflicts []loaxa.Conflict
 	if state == loaxa.ProposalAccepted && pending && s.ProgrammeService != nil {
-		if conflicts, err = s.ProgrammeService.CheckProposal(ctx, p); err != nil {
+		conflicts, err = s.ProgrammeService.CheckProposal(ctx, p)
+		if loaxa.ErrorCode(err) == loaxa.EInternal {
+			s.writeFault(w, r, "proposal conflict check failed", err,
+				fmt.Sprintf("Proposal %s was not accepted: the controller failed while checking it against the programme", p.ID),
+				"It is still pending. "+tryAgain, "proposal", p.ID)
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("decide proposal %s: %w", id, err)
 		}
 		if len(conflicts) > 0 && !req.Force {

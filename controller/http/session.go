@@ -418,10 +418,9 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 			// The check failed (a fault of the controller, a panic in it
 			// among them): say which session was kept and what to do, not
 			// only "Internal error".
-			s.logger().Error("session delete check failed", "session", id, "err", err)
-			s.writeJSON(w, r, http.StatusInternalServerError, errorResponse{Error: errorBody{Code: loaxa.EInternal, Message: fmt.Sprintf(
-				"Session %s (%s) was not deleted: the controller failed while checking which bulletins from above wait for it (a fault of the controller; its log has the details, under \"session delete check failed\"). Nothing was changed. Try again; if it fails again, tell the controller's administrator.",
-				sess.ID, sess.Name)}})
+			s.writeFault(w, r, "session delete check failed", err,
+				fmt.Sprintf("Session %s (%s) was not deleted: the controller failed while checking which bulletins from above wait for it", sess.ID, sess.Name),
+				"Nothing was changed. "+tryAgain, "session", id)
 			return nil
 		}
 	}

@@ -1125,6 +1125,10 @@ const MaxProgrammeSpan = 62 * 24 * time.Hour
 
 // NodeProgramme returns node's occurrences starting in [from, to).
 func (s *Scheduler) NodeProgramme(ctx context.Context, node string, from, to time.Time) ([]loaxa.ProgrammeItem, error) {
+	return guarded("programme of node "+node, func() ([]loaxa.ProgrammeItem, error) { return s.nodeProgramme(ctx, node, from, to) })
+}
+
+func (s *Scheduler) nodeProgramme(ctx context.Context, node string, from, to time.Time) ([]loaxa.ProgrammeItem, error) {
 	n, err := s.NodeService.FindNodeByID(ctx, node)
 	if err != nil {
 		return nil, err
@@ -1159,6 +1163,10 @@ func programmeItem(it programmed) loaxa.ProgrammeItem {
 // AreaProgramme returns the occurrences on the nodes of area starting in
 // [from, to), one item per occurrence with its nodes.
 func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to time.Time) ([]loaxa.ProgrammeItem, error) {
+	return guarded("programme of area "+area, func() ([]loaxa.ProgrammeItem, error) { return s.areaProgramme(ctx, area, from, to) })
+}
+
+func (s *Scheduler) areaProgramme(ctx context.Context, area string, from, to time.Time) ([]loaxa.ProgrammeItem, error) {
 	nodes, err := s.NodeService.FindNodes(ctx, loaxa.NodeFilter{Within: area})
 	if err != nil {
 		return nil, fmt.Errorf("programme of area %s: %w", area, err)
@@ -1201,6 +1209,10 @@ func (s *Scheduler) AreaProgramme(ctx context.Context, area string, from, to tim
 // and returns the conflicts the announcement is part of there. A cancelled
 // (or unknown) announcement plays nowhere and has none.
 func (s *Scheduler) CheckProposal(ctx context.Context, p *loaxa.Proposal) ([]loaxa.Conflict, error) {
+	return guarded("check proposal "+p.ID, func() ([]loaxa.Conflict, error) { return s.checkProposal(ctx, p) })
+}
+
+func (s *Scheduler) checkProposal(ctx context.Context, p *loaxa.Proposal) ([]loaxa.Conflict, error) {
 	c, err := s.newCompilation(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("check proposal: %w", err)
@@ -1255,6 +1267,10 @@ func (s *Scheduler) conflictsOf(ctx context.Context, c *compilation, id string, 
 // CheckAnnouncement compiles the programme of a's target nodes over the
 // horizon as if a were stored, and returns the conflicts a is part of.
 func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement) ([]loaxa.Conflict, error) {
+	return guarded(fmt.Sprintf("check announcement %q", a.Title), func() ([]loaxa.Conflict, error) { return s.checkAnnouncement(ctx, a) })
+}
+
+func (s *Scheduler) checkAnnouncement(ctx context.Context, a *loaxa.Announcement) ([]loaxa.Conflict, error) {
 	cand := *a
 	if cand.ID == "" {
 		cand.ID = newID
@@ -1281,12 +1297,17 @@ func (s *Scheduler) CheckAnnouncement(ctx context.Context, a *loaxa.Announcement
 // with where it would play without it: in another session (of the station
 // or, with none left there, of the station above), at its own time, or
 // nowhere (Lost: its own time has passed). An unknown session has none.
-func (s *Scheduler) CheckSessionDeletion(ctx context.Context, id string) (out []loaxa.SessionBulletin, err error) {
-	// A panic in it (a library choking on a stored input it accepted) is
-	// its error, as a node's in the compile pass: it reached the HTTP
-	// server's recover, a bare 500 that said nothing of the session.
-	err = safely("check session deletion "+id, func() error {
-		out, err = s.checkSessionDeletion(ctx, id)
+func (s *Scheduler) CheckSessionDeletion(ctx context.Context, id string) ([]loaxa.SessionBulletin, error) {
+	return guarded("check session deletion "+id, func() ([]loaxa.SessionBulletin, error) { return s.checkSessionDeletion(ctx, id) })
+}
+
+// guarded returns fn's result, a panic in it as its error (safely): a
+// programme or check an officer asked for reached the HTTP server's
+// recover, a bare 500 that said nothing of what was not done, where the
+// compile pass turns a node's panic into its error.
+func guarded[T any](what string, fn func() (T, error)) (out T, err error) {
+	err = safely(what, func() error {
+		out, err = fn()
 		return err
 	})
 	return out, err
