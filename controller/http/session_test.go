@@ -1468,6 +1468,12 @@ func TestSessionWithRefusedDaysIsMendedThroughTheAPI(t *testing.T) {
 	r := e.request("GET", "/api/v1/areas/12346/programme?from=2026-02-25&to=2026-03-03", officer, "", nil)
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, `The programme before 2026-03-02 cannot be shown: until 05:00 on 2026-03-02, session s000009 (Buổi sáng) of Xã Tiên Thắng (12346) had times this controller refuses (days "FREQ=HOURLY" repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY), so which of its instances ran then is unknown. View the programme from 2026-03-02 on; only the controller's administrator can correct those earlier times in the store.`)
 
+	// So does the programme of one of its clusters; a cluster of another
+	// commune, which does not follow the session, is shown.
+	r = e.request("GET", "/api/v1/nodes/n-a/programme?from=2026-02-25&to=2026-03-03", officer, "", nil)
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, `The programme before 2026-03-02 cannot be shown: until 05:00 on 2026-03-02, session s000009 (Buổi sáng)`)
+	e.call("GET", "/api/v1/nodes/n-b/programme?from=2026-02-25&to=2026-03-03", e.admin, nil, http.StatusOK, nil)
+
 	// The checks run again: the evening session's delete moves the
 	// district's bulletin to tomorrow's morning, and the mended one goes.
 	e.call("DELETE", "/api/v1/sessions/s000009", officer, nil, http.StatusNoContent, nil)

@@ -443,15 +443,15 @@ func (c *compilation) sessionInstances(x *loaxa.Session, loc *time.Location, fro
 }
 
 // refusedPast returns a setting_refused error if a session that the nodes
-// of area follow ran, on a day in [from, to) before the day its times were
+// of area (with below, and of the areas below it) follow ran, on a day in [from, to) before the day its times were
 // mended, by earlier times this version refuses: which of its instances
 // ran then is unknown (loaxa.Session.RefusedTimes names none), and the
 // programme of those days would leave them out without a word. The day of
 // the change and after are shown as the session runs by its new times.
-func (c *compilation) refusedPast(area string, from, to time.Time) error {
+func (c *compilation) refusedPast(area string, below bool, from, to time.Time) error {
 	chain := c.chain(area)
 	for a, xs := range c.sessions {
-		if !slices.Contains(chain, a) && !slices.Contains(c.chain(a), area) {
+		if !slices.Contains(chain, a) && !(below && slices.Contains(c.chain(a), area)) {
 			continue
 		}
 		loc, err := c.location(c.chain(a))
@@ -1137,7 +1137,7 @@ func (s *Scheduler) nodeProgramme(ctx context.Context, node string, from, to tim
 	if err != nil {
 		return nil, fmt.Errorf("programme of %s: %w", node, err)
 	}
-	if err := c.refusedPast(n.Area, from, to); err != nil {
+	if err := c.refusedPast(n.Area, false, from, to); err != nil {
 		return nil, fmt.Errorf("programme of %s: %w", node, err)
 	}
 	items, err := s.programme(ctx, c, n, from.Add(-time.Nanosecond), to.Add(-time.Nanosecond))
@@ -1175,7 +1175,7 @@ func (s *Scheduler) areaProgramme(ctx context.Context, area string, from, to tim
 	if err != nil {
 		return nil, fmt.Errorf("programme of area %s: %w", area, err)
 	}
-	if err := c.refusedPast(area, from, to); err != nil {
+	if err := c.refusedPast(area, true, from, to); err != nil {
 		return nil, fmt.Errorf("programme of area %s: %w", area, err)
 	}
 	byID := map[string]*loaxa.ProgrammeItem{}
