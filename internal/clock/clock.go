@@ -124,6 +124,23 @@ func (f *Fake) Timers() int {
 	return len(f.timers)
 }
 
+// Next returns when the earliest waiting timer fires, and whether one
+// waits: a test advancing past a wait the code under test arms after a
+// change it can see (a retry's backoff noted before its timer is reset)
+// first waits until the timer is armed, or the advance comes too early and
+// the timer, set after it, never fires.
+func (f *Fake) Next() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var next time.Time
+	for _, tm := range f.timers {
+		if next.IsZero() || tm.when.Before(next) {
+			next = tm.when
+		}
+	}
+	return next, !next.IsZero()
+}
+
 // NewTimer returns a timer that fires when the fake time reaches now+d.
 func (f *Fake) NewTimer(d time.Duration) Timer {
 	tm := &fakeTimer{f: f, c: make(chan time.Time, 1)}

@@ -43,6 +43,26 @@ func TestFakeTimers(t *testing.T) {
 	}
 }
 
+func TestFakeNext(t *testing.T) {
+	f := NewFake(t0)
+	if _, ok := f.Next(); ok {
+		t.Fatal("Next reports a timer where none waits")
+	}
+	a := f.NewTimer(3 * time.Second)
+	f.NewTimer(time.Hour)
+	if next, ok := f.Next(); !ok || !next.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("Next = %v, %v; want the 3 s timer's %v", next, ok, t0.Add(3*time.Second))
+	}
+	a.Reset(time.Second)
+	if next, _ := f.Next(); !next.Equal(t0.Add(time.Second)) {
+		t.Errorf("Next after a Reset = %v, want %v", next, t0.Add(time.Second))
+	}
+	f.Advance(time.Second)
+	if next, _ := f.Next(); !next.Equal(t0.Add(time.Hour)) {
+		t.Errorf("Next once the 1 s timer fired = %v, want the hour's %v", next, t0.Add(time.Hour))
+	}
+}
+
 func TestFakeResetAndZero(t *testing.T) {
 	f := NewFake(t0)
 	tm := f.NewTimer(0)

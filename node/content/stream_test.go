@@ -927,6 +927,13 @@ func TestAwaitPlayableFailsAtOnceOnWrongBytes(t *testing.T) {
 		defer c.mu.Unlock()
 		return c.retry[id].attempts == 1
 	})
+	// The failure notes the attempt before Run arms its timer for the
+	// retry: advanced in between, the timer was set past the new time and
+	// never fired (a full run under the race detector timed out so).
+	waitFor(t, c, "the retry's timer", func() bool {
+		next, ok := fake.Next()
+		return ok && !next.After(fake.Now().Add(c.cfg.BackoffMin))
+	})
 	fake.Advance(c.cfg.BackoffMin)
 	waitFor(t, c, "the content, retried", func() bool { return c.Has(id) })
 	if err := c.AwaitPlayable(context.Background(), id); err != nil {
