@@ -94,15 +94,22 @@ func (s *SessionService) UpdateSession(ctx context.Context, id string, ch loaxa.
 		if rec.MaxMinutes <= 0 {
 			return loaxa.Errorf(loaxa.EInvalid, "Session %q has no maximum length: give max_minutes, e.g. 15 or 45.", rec.Name)
 		}
+		loc, err := areaLocation(tx, rec.Area)
+		if err != nil {
+			return err
+		}
+		if rec.Start == was.Start && rec.MaxMinutes == was.MaxMinutes && rec.Days == was.Days && was.TimesRefused(loc) != nil {
+			// A rename of a session whose stored times this version
+			// refuses: they stay as they were, neither compared (they name
+			// no instance) nor compacted (nothing was added to Earlier).
+			before, after = &was, rec
+			return putJSON(b, []byte(id), rec)
+		}
 		if err := checkSessionOverlap(tx, rec, ch.At); err != nil {
 			return err
 		}
 		// Earlier times no day needs are dropped as they are stored, or a
 		// script changing times in a loop grows the record without bound.
-		loc, err := areaLocation(tx, rec.Area)
-		if err != nil {
-			return err
-		}
 		if rec, err = rec.Compact(loc); err != nil {
 			return err
 		}

@@ -129,6 +129,11 @@ func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]se
 			}
 			locs[x.Area] = loc
 		}
+		if x.TimesRefused(loc) != nil {
+			// Its times cannot be compared (the list answered 500); its
+			// programme says what is wrong with them.
+			continue
+		}
 		// From now on: CheckSessionOverlap compares from a day before
 		// since, and an overlap that is over says nothing to do.
 		var overlap *loaxa.SessionOverlapError
@@ -271,7 +276,7 @@ func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) err
 		days := strings.TrimSpace(*req.Days)
 		ch.Days = &days
 	}
-	if err := s.checkSessionTimes(ctx, sess.Apply(ch)); err != nil {
+	if err := s.checkSessionChange(ctx, sess, ch); err != nil {
 		return err
 	}
 	var overlap *loaxa.SessionOverlapError
@@ -289,6 +294,34 @@ func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) err
 	s.audit(r, "session.update", after.ID, after.Area, sessionChangeDetail(before, after))
 	s.writeJSON(w, r, http.StatusOK, after)
 	return nil
+}
+
+// checkSessionChange checks the times sess has after ch, as a new
+// session's are checked. A session whose stored times this version
+// refuses may be renamed with its times left as they are (or sent back
+// unchanged, as the console's form does): a rename answered 400 of days
+// the officer did not touch. A change of its times has to make all of
+// them valid, and its refusal says so.
+func (s *Server) checkSessionChange(ctx context.Context, sess *loaxa.Session, ch loaxa.SessionChange) error {
+	after := sess.Apply(ch)
+	zone, err := s.zoneOf(ctx, sess.Area)
+	if err != nil {
+		return err
+	}
+	loc, err := loaxa.Location(zone)
+	if err != nil {
+		return err
+	}
+	refused := sess.TimesRefused(loc)
+	if refused != nil && after.Start == sess.Start && after.MaxMinutes == sess.MaxMinutes && after.Days == sess.Days {
+		return nil
+	}
+	err = s.checkSessionTimes(ctx, after)
+	if refused != nil && loaxa.ErrorCode(err) == loaxa.EInvalid {
+		return loaxa.Errorf(loaxa.EInvalid, "Session %s (%s) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. \"days\": \"\" for every day): %s",
+			sess.ID, sess.Name, loaxa.ErrorMessage(err))
+	}
+	return err
 }
 
 // sessionChangeDetail says what a change made of a session, before and

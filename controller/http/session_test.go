@@ -1479,3 +1479,68 @@ func TestSessionWithRefusedDaysIsMendedThroughTheAPI(t *testing.T) {
 	e.call("DELETE", "/api/v1/sessions/s000009", officer, nil, http.StatusNoContent, nil)
 	e.call("DELETE", "/api/v1/sessions/"+evening.ID, officer, nil, http.StatusNoContent, nil)
 }
+
+// TestRefusedSessionDoesNotBlockItsNeighbours: a session whose stored
+// days this version refuses (FREQ=HOURLY, from an older version) made a
+// new session of its area near it on the clock answer 400 of that other
+// session's days, which the officer never typed, and the area's session
+// list a 400 of the same days (its overlaps are compared the same way:
+// an officer of the area could not see its sessions). A refused rule
+// names no instance this version can tell (as its earlier times do in
+// Runs), so the new session is compared with the others alone and stored;
+// the refused one, once mended, is compared with it and refused if they
+// would overlap.
+func TestRefusedSessionDoesNotBlockItsNeighbours(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	e.storeUnchecked(&loaxa.Session{ID: "s000009", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, Days: "FREQ=HOURLY",
+		CreatedBy: "admin", CreatedAt: t0.AddDate(0, 0, -10)})
+
+	var early loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sớm", "start": "05:45", "max_minutes": 30},
+		http.StatusCreated, &early)
+	var l struct{ Sessions []loaxa.Session }
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &l)
+	if got := sessionIDs(l.Sessions); !slices.Contains(got, early.ID) || !slices.Contains(got, "s000009") {
+		t.Errorf("sessions %v; want both %s and s000009", got, early.ID)
+	}
+	// A change of the new one is compared with the others alone too.
+	e.call("PATCH", "/api/v1/sessions/"+early.ID, officer, map[string]any{"start": "05:40"}, http.StatusOK, nil)
+
+	// Mended to every day, the morning session would overlap the new one.
+	r := e.request("PATCH", "/api/v1/sessions/s000009", officer, "application/json", strings.NewReader(`{"days": ""}`))
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, `Area 12346 already has session `+early.ID+` (Buổi sớm) from 05:40 for 30 minutes, and this one (05:30 for 30 minutes) would run at the same time`)
+	e.call("PATCH", "/api/v1/sessions/s000009", officer, map[string]any{"days": "", "start": "06:30"}, http.StatusOK, nil)
+}
+
+// TestRefusedSessionCanBeRenamed: a PATCH of only the name of a session
+// whose stored days this version refuses answered 400 of its days, a
+// rule the officer did not touch. It is accepted: the days stay as they
+// were (still refused: a programme that needs them says so as before).
+// A change of its
+// start or length alone, which would still run by days that cannot be
+// read, is refused saying the days have to be given anew.
+func TestRefusedSessionCanBeRenamed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sớm", "start": "05:45", "max_minutes": 30},
+		http.StatusCreated, nil)
+	e.storeUnchecked(&loaxa.Session{ID: "s000009", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, Days: "FREQ=HOURLY",
+		CreatedBy: "admin", CreatedAt: t0.AddDate(0, 0, -10)})
+
+	var renamed loaxa.Session
+	e.call("PATCH", "/api/v1/sessions/s000009", officer, map[string]any{"name": "Buổi sáng sớm"}, http.StatusOK, &renamed)
+	if renamed.Name != "Buổi sáng sớm" || renamed.Days != "FREQ=HOURLY" || len(renamed.Earlier) != 0 {
+		t.Errorf("renamed session: name %q, days %q, earlier %+v; want the new name, the days as they were and no earlier times",
+			renamed.Name, renamed.Days, renamed.Earlier)
+	}
+	// The form sends the times back as they are with the new name.
+	e.call("PATCH", "/api/v1/sessions/s000009", officer, map[string]any{"name": "Buổi sáng", "start": "05:30", "max_minutes": 30,
+		"days": "FREQ=HOURLY", "area": "12346"}, http.StatusOK, nil)
+	r := e.request("PATCH", "/api/v1/sessions/s000009", officer, "application/json", strings.NewReader(`{"max_minutes": 20}`))
+	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, `Session s000009 (Buổi sáng) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. "days": "" for every day): days "FREQ=HOURLY" repeats within a day;`)
+}

@@ -87,6 +87,18 @@ func (s *Session) RefusedTimes(loc *time.Location, from, to time.Time) (times Se
 	return SessionTimes{}, time.Time{}, nil
 }
 
+// TimesRefused returns why this version refuses s's own times (its
+// start or days, stored by an older version, a restored backup or a
+// hand-mended store; the API takes none), or nil. Such a session runs no
+// instance this version can name: its programme is refused
+// (setting_refused) until an officer gives it valid times.
+func (s *Session) TimesRefused(loc *time.Location) error {
+	if _, err := s.Instances(loc, s.CreatedAt, s.CreatedAt); ErrorCode(err) == EInvalid {
+		return err
+	}
+	return nil
+}
+
 // SessionTimes are a session's times until a change: its instances that
 // began before Until keep them.
 type SessionTimes struct {
@@ -662,11 +674,19 @@ func (e *SessionOverlapError) Unwrap() error { return e.err }
 // loc) on a day both run from since (its creation, or the change being
 // made to it) on, however far ahead (OverlapHorizon), or nil. Sessions at the
 // same times on different days are fine; sess itself among others is
-// skipped.
+// skipped, and so is another whose times this version refuses
+// (TimesRefused): which instances it runs is unknown, as for earlier
+// times refused (Runs), and comparing with it answered the new or changed
+// session with a 400 of that other session's rule, which its officer
+// never typed. Once its times are mended, the change is compared with the
+// rest, and refused if they would overlap.
 func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location, since time.Time) error {
 	from := since.Add(-24 * time.Hour)
 	for _, o := range others {
 		if o.Area != sess.Area || sess.ID != "" && o.ID == sess.ID {
+			continue
+		}
+		if o.TimesRefused(loc) != nil {
 			continue
 		}
 		start, end, err := sess.Overlap(o, loc, from, OverlapHorizon(sess, o, loc, from))
