@@ -1,8 +1,10 @@
 package http
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
@@ -21,6 +23,49 @@ type programmeResponse struct {
 	From  time.Time             `json:"from"`
 	To    time.Time             `json:"to"`
 	Items []loaxa.ProgrammeItem `json:"items"`
+	// DeletedSessions are the sessions deleted since that items of past
+	// days were played in: they are in no session list, and the console
+	// drew their plays loose, with no name.
+	DeletedSessions []deletedSession `json:"deleted_sessions,omitempty"`
+}
+
+// deletedSession is a session deleted since a past day's play in it.
+type deletedSession struct {
+	ID         string    `json:"id"`
+	Area       string    `json:"area"`
+	Name       string    `json:"name"`
+	Start      string    `json:"start"`
+	MaxMinutes int       `json:"max_minutes"`
+	DeletedAt  time.Time `json:"deleted_at"`
+	DeletedBy  string    `json:"deleted_by,omitempty"`
+}
+
+// programme returns the answer of a programme route: items, with the
+// deleted sessions they name.
+func (s *Server) programme(ctx context.Context, from, to time.Time, items []loaxa.ProgrammeItem) (programmeResponse, error) {
+	resp := programmeResponse{From: from, To: to, Items: nonNil(items)}
+	named := map[string]bool{}
+	for _, it := range items {
+		if id, _, ok := strings.Cut(it.Session, "@"); ok {
+			named[id] = true
+		}
+	}
+	if len(named) == 0 || s.SessionService == nil {
+		return resp, nil
+	}
+	// A session deleted before from has no instance from then on
+	// (loaxa.Session.Runs); a day more for an instance begun the day before.
+	ss, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: from.Add(-24 * time.Hour)})
+	if err != nil {
+		return resp, fmt.Errorf("deleted sessions: %w", err)
+	}
+	for _, x := range ss {
+		if x.Deleted() && named[x.ID] {
+			resp.DeletedSessions = append(resp.DeletedSessions, deletedSession{ID: x.ID, Area: x.Area, Name: x.Name, Start: x.Start,
+				MaxMinutes: x.MaxMinutes, DeletedAt: x.DeletedAt, DeletedBy: x.DeletedBy})
+		}
+	}
+	return resp, nil
 }
 
 // programmeRange reads from and to (RFC 3339, or a date in the controller's
@@ -111,7 +156,11 @@ func (s *Server) handleNodeProgramme(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return fmt.Errorf("programme of node %s: %w", n.ID, err)
 	}
-	s.writeJSON(w, r, http.StatusOK, programmeResponse{From: from, To: to, Items: nonNil(items)})
+	resp, err := s.programme(r.Context(), from, to, items)
+	if err != nil {
+		return fmt.Errorf("programme of %s: %w", r.PathValue("id"), err)
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }
 
@@ -147,6 +196,10 @@ func (s *Server) handleAreaProgramme(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return fmt.Errorf("programme of area %s: %w", id, err)
 	}
-	s.writeJSON(w, r, http.StatusOK, programmeResponse{From: from, To: to, Items: nonNil(items)})
+	resp, err := s.programme(r.Context(), from, to, items)
+	if err != nil {
+		return fmt.Errorf("programme of %s: %w", r.PathValue("id"), err)
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
 	return nil
 }

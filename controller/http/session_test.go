@@ -1267,6 +1267,21 @@ func TestProgrammeOfAPastDayKeepsADeletedSessionsPlays(t *testing.T) {
 		t.Errorf("programme of 2–5 March after the delete on the 4th\n got  %s\n want %s\n (before the delete: %s)", got, want, planned)
 	}
 
+	// The programme names the deleted session its plays were in, with
+	// when it was deleted: it is in no list (the console drew them loose).
+	var prog struct {
+		Items           []loaxa.ProgrammeItem
+		DeletedSessions []struct {
+			ID, Name, Start string
+			MaxMinutes      int       `json:"max_minutes"`
+			DeletedAt       time.Time `json:"deleted_at"`
+		} `json:"deleted_sessions"`
+	}
+	e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-06", officer, nil, http.StatusOK, &prog)
+	if d := prog.DeletedSessions; len(d) != 1 || d[0].ID != morning.ID || d[0].Name != "Buổi sáng" || d[0].Start != "05:30" ||
+		d[0].MaxMinutes != 30 || !d[0].DeletedAt.Equal(e.clock.Now()) {
+		t.Errorf("programme's deleted sessions %+v; want %s (Buổi sáng, 05:30, 30 minutes) deleted at %s", d, morning.ID, e.clock.Now())
+	}
 	var list struct{ Sessions []loaxa.Session }
 	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &list)
 	if len(list.Sessions) != 0 {

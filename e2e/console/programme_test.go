@@ -1037,3 +1037,53 @@ func TestUnschedulableBulletinAlarmShownToItsSender(t *testing.T) {
 		t.Errorf("the overview lists %q, want the bulletin's alarm by its title", got)
 	}
 }
+
+// TestDeletedSessionNamedOnItsPastDays: the programme of a past day keeps
+// the plays of a session deleted since, but the console knew only the
+// sessions still standing (GET /sessions), so it drew them loose in the
+// day, outside any session box and with no name. The programme answer
+// now names the deleted session (deleted_sessions), and its plays are
+// shown in a box with its name saying when it was deleted, in Vietnamese
+// and in English; no play of the week is left loose.
+func TestDeletedSessionNamedOnItsPastDays(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t) // Monday 2 March 2026, 09:00
+	var daily loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, &daily)
+	fc := c.App.Clock.(*clock.Fake)
+	// Tuesday 18:00: the session ran on Monday and Tuesday.
+	fc.Set(time.Date(2026, 3, 3, 18, 0, 0, 0, time.FixedZone("+07", 7*3600)))
+	c.SignIn()
+	c.MustDo("DELETE", "/api/v1/sessions/"+evening.ID+"?force=true", nil, nil)
+
+	// Each play of the week: its day, and the label of the session box it
+	// is drawn in ("" if loose).
+	plays := func(b *Browser) map[string]string {
+		return MustEval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('section.day .slot')].map(s => {
+			const box = s.closest('.session');
+			return [s.closest('section.day').dataset.day + ' ' + s.dataset.announcement,
+				box ? box.dataset.session + ' ' + box.querySelector('.name').textContent : ''];
+		}))`)
+	}
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('section.day[data-day="2026-03-03"] .slot[data-announcement="`+daily.ID+`"]')`)
+	for _, lang := range []struct{ name, label string }{
+		{"Vietnamese", "Buổi chiều · đã xoá ngày 03/03/2026"},
+		{"English", "Buổi chiều · deleted on 03/03/2026"},
+	} {
+		if lang.name == "English" {
+			b.Do("switch to English", chromedp.Click(chromedp.CSS(`button.lang`)))
+			b.Wait("the calendar in English", `[...document.querySelectorAll('.session .name')].some(e => e.textContent.includes('deleted on'))`, 10*time.Second)
+		}
+		box := evening.ID + " " + lang.label
+		want := map[string]string{"2026-03-02 " + daily.ID: box, "2026-03-03 " + daily.ID: box}
+		if got := plays(b); !maps.Equal(got, want) {
+			t.Errorf("%s: the week's plays are drawn in %q; want %q (in the deleted session's box on the days it ran)", lang.name, got, want)
+		}
+		b.CheckAccessible("#/programme in " + lang.name)
+	}
+}

@@ -39,7 +39,7 @@ export async function render(ctx, main, params) {
     const sessions = sess.sessions;
     const nodeArea = await nodeAreas(ctx, anns.announcements);
     fill(body,
-      prog.err ? h('div', { class: 'panel', id: 'calendar-error' }, unplayableBox(prog.err)) : calendar(week, prog.items, sessions, hol.holidays || []),
+      prog.err ? h('div', { class: 'panel', id: 'calendar-error' }, unplayableBox(prog.err)) : calendar(week, prog.items, sessions, hol.holidays || [], prog.deleted_sessions || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
       proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
       sessionsPanel(ctx, area, sessions, reload),
@@ -48,7 +48,10 @@ export async function render(ctx, main, params) {
   await load();
 }
 
-function calendar(week, items, sessions, holidays) {
+// deleted are the sessions deleted since that past plays were in (the
+// programme answer names them; no session list does): their plays are
+// shown in a box of that session saying when it was deleted, not loose.
+function calendar(week, items, sessions, holidays, deleted) {
   const today = ymd(now());
   const byDay = new Map();
   for (const it of items) {
@@ -67,7 +70,7 @@ function calendar(week, items, sessions, holidays) {
     // An item names its session instance, "s000001@20260302".
     const sessionOf = (it) => (it.session || '').split('@')[0];
     const inSession = (s) => list.filter((it) => sessionOf(it) === s.id);
-    const loose = list.filter((it) => !sessions.some((s) => s.id === sessionOf(it)));
+    const loose = list.filter((it) => ![...sessions, ...deleted].some((s) => s.id === sessionOf(it)));
     days.push(h('section', { class: 'day' + (day === today ? ' today' : ''), 'aria-label': fmtDay(day), dataset: { day } },
       h('h3', {}, fmtDay(day), day === today ? ` · ${t('programme.today')}` : ''),
       holidays.filter((x) => x.date === day).map((x) => h('p', { class: 'hint holiday' }, t('programme.holiday', { name: x.name }))),
@@ -78,6 +81,13 @@ function calendar(week, items, sessions, holidays) {
           at: vnDate(day, s.start).getTime(),
           el: h('div', { class: 'session', dataset: { session: s.id } },
             h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}`),
+            inSession(s).map(slot)),
+        })),
+        ...deleted.filter((s) => inSession(s).length).map((s) => ({
+          at: Date.parse(inSession(s)[0].start),
+          el: h('div', { class: 'session deleted', dataset: { session: s.id } },
+            h('div', { class: 'name' }, `${s.name} · `,
+              h('span', { class: 'deleted-at' }, t('programme.session_deleted', { day: dmy(ymd(new Date(s.deleted_at))) }))),
             inSession(s).map(slot)),
         })),
         ...loose.map((it) => ({ at: Date.parse(it.start), el: slot(it) })),
