@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -478,5 +479,36 @@ func TestSessionWithRefusedDaysCanBeMended(t *testing.T) {
 	must(t, err)
 	if len(ss) != 1 || ss[0].ID != "s000009" || !ss[0].Deleted() {
 		t.Errorf("deleted sessions %+v; want s000009 kept marked deleted, for the days it ran by its old days", ss)
+	}
+}
+
+// BenchmarkFindDeletedSessions times the read the programme routes make
+// to name the deleted sessions its items were in (deleted_sessions): the
+// whole sessions bucket of a province, 100 communes of 3 sessions, and
+// as many deleted ones kept for past days.
+func BenchmarkFindDeletedSessions(b *testing.B) {
+	db, clk := MustOpenDB(b)
+	ctx := context.Background()
+	s := bolt.NewSessionService(db)
+	mustArea(b, db, "31", "")
+	for c := range 100 {
+		area := fmt.Sprintf("%05d", 11000+c)
+		mustArea(b, db, area, "31")
+		for i, start := range []string{"05:30", "11:00", "17:00", "06:30", "12:00", "18:00"} {
+			sess := &loaxa.Session{Area: area, Name: "Buổi " + start, Start: start, MaxMinutes: 30, CreatedBy: "admin", CreatedAt: clk.Now().AddDate(0, 0, -30)}
+			must(b, s.CreateSession(ctx, sess))
+			if i >= 3 {
+				_, err := s.DeleteSession(ctx, sess.ID, loaxa.SessionDeletion{By: "admin"})
+				must(b, err)
+			}
+		}
+	}
+	since := clk.Now().AddDate(0, 0, -7)
+	b.ResetTimer()
+	for b.Loop() {
+		ss, err := s.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: since})
+		if err != nil || len(ss) != 600 {
+			b.Fatalf("%d sessions, %v; want 600", len(ss), err)
+		}
 	}
 }

@@ -44,9 +44,12 @@ type deletedSession struct {
 // deleted sessions they name.
 func (s *Server) programme(ctx context.Context, from, to time.Time, items []loaxa.ProgrammeItem) (programmeResponse, error) {
 	resp := programmeResponse{From: from, To: to, Items: nonNil(items)}
-	named := map[string]bool{}
+	// A deleted session has no instance from its delete on, which is
+	// past: only items begun before now can name one, and a programme of
+	// days to come reads nothing more.
+	named, now := map[string]bool{}, s.now()
 	for _, it := range items {
-		if id, _, ok := strings.Cut(it.Session, "@"); ok {
+		if id, _, ok := strings.Cut(it.Session, "@"); ok && it.Start.Before(now) {
 			named[id] = true
 		}
 	}
