@@ -183,6 +183,15 @@ func (s *AlarmService) AckAlarm(ctx context.Context, id, by string, at time.Time
 	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) { a.AckBy, a.AckAt = by, at.UTC() })
 }
 
+// UpdateAlarmFacts sets alarm id's detail and facts, unless it has ended.
+func (s *AlarmService) UpdateAlarmFacts(ctx context.Context, id, detail string, facts loaxa.AlarmFacts) (*loaxa.Alarm, error) {
+	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) {
+		if a.End.IsZero() {
+			a.Detail, a.Facts = detail, facts
+		}
+	})
+}
+
 // FindAlarmByID returns the alarm or ENotFound.
 func (s *AlarmService) FindAlarmByID(ctx context.Context, id string) (*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {

@@ -925,20 +925,29 @@ func (m *Monitor) DesiredDelivered(ctx context.Context, node string, at time.Tim
 }
 
 // BulletinsUnschedulable opens a bulletin-unschedulable alarm for each
-// bulletin of bad that has none open, in one write, and ends the open
-// ones of the bulletins not in bad.
+// bulletin of bad that has none open, in one write, updates the facts of
+// the open ones whose words changed (the clusters it misses: a bulletin
+// sent to more of them, clusters enrolled since, or the part now missing),
+// and ends the open ones of the bulletins not in bad.
 func (m *Monitor) BulletinsUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var opened []*loaxa.Alarm
 	for _, ann := range slices.Sorted(maps.Keys(bad)) {
-		if m.open[alarmKey{kind: loaxa.AlarmBulletinUnschedulable, ann: ann}] != nil {
-			continue
-		}
 		facts := bad[ann]
 		facts.Announcement = ann
+		detail := loaxa.AlarmDetail(loaxa.AlarmBulletinUnschedulable, facts)
+		if a := m.open[alarmKey{kind: loaxa.AlarmBulletinUnschedulable, ann: ann}]; a != nil {
+			// The same alarm, its facts told again: opened at its first
+			// pass, its count was that pass's for as long as it stayed
+			// open.
+			if a.Detail != detail || a.Facts.Nodes != facts.Nodes {
+				m.updateFacts(ctx, a, detail, facts)
+			}
+			continue
+		}
 		opened = append(opened, &loaxa.Alarm{Kind: loaxa.AlarmBulletinUnschedulable, Severity: loaxa.AlarmSeverity(loaxa.AlarmBulletinUnschedulable),
-			Area: facts.FromArea, Detail: loaxa.AlarmDetail(loaxa.AlarmBulletinUnschedulable, facts), Facts: facts, Start: at})
+			Area: facts.FromArea, Detail: detail, Facts: facts, Start: at})
 	}
 	var ended []*loaxa.Alarm
 	for key, a := range m.open {
@@ -1010,6 +1019,21 @@ func (m *Monitor) storeAlarms(ctx context.Context, as []*loaxa.Alarm) bool {
 		m.publish(a)
 	}
 	return true
+}
+
+// updateFacts stores an open alarm's new detail and facts and announces
+// it. A failed write leaves the alarm as it was, and the next pass that
+// counts tries again. Called with m.mu held.
+func (m *Monitor) updateFacts(ctx context.Context, a *loaxa.Alarm, detail string, facts loaxa.AlarmFacts) {
+	updated, err := m.Alarms.UpdateAlarmFacts(ctx, a.ID, detail, facts)
+	if err != nil {
+		m.storeFailed(&m.failures, "health: alarm facts not stored", "id", a.ID, "node", a.Node, "kind", a.Kind, "err", err)
+		return
+	}
+	m.storeWorks(&m.failures, alarmStoreWorks)
+	m.Logger.Info("health: alarm facts changed", "id", a.ID, "node", a.Node, "kind", a.Kind, "detail", detail)
+	m.open[keyOf(updated)] = updated
+	m.publish(updated)
 }
 
 // endAlarm ends an open alarm. Called with m.mu held.

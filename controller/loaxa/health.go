@@ -323,6 +323,11 @@ type AlarmService interface {
 	// AckAlarm records who acknowledged the alarm and when; ENotFound if
 	// there is none.
 	AckAlarm(ctx context.Context, id, by string, at time.Time) (*Alarm, error)
+	// UpdateAlarmFacts sets an open alarm's Detail and Facts, for what
+	// it counts that changed while it stays open (the clusters a
+	// bulletin-unschedulable alarm's bulletin misses); an ended alarm is
+	// left alone.
+	UpdateAlarmFacts(ctx context.Context, id, detail string, facts AlarmFacts) (*Alarm, error)
 	// FindAlarmByID returns the alarm or ENotFound.
 	FindAlarmByID(ctx context.Context, id string) (*Alarm, error)
 	// FindAlarms returns alarms newest first, at most Limit (the store

@@ -192,3 +192,30 @@ func TestUnschedulableBulletinLeavesTheRestOfTheSchedule(t *testing.T) {
 		t.Errorf("alarms still open: %v", left)
 	}
 }
+
+// TestUnschedulableBulletinAlarmCountsClustersEnrolledSince: the alarm
+// said "3 clusters" for as long as it stayed open, though a cluster
+// enrolled in the district since missed the bulletin too. The pass that
+// counts 4 now updates the same alarm.
+func TestUnschedulableBulletinAlarmCountsClustersEnrolledSince(t *testing.T) {
+	r, alarms := alarmRig(t)
+	bad := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, ClosingChime: strings.Repeat("4", 64), FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	r.compile(t, true)
+	first := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(first) != 1 || first[0].Facts.Nodes != 3 {
+		t.Fatalf("after the first pass: %v, want one alarm on 3 nodes", first)
+	}
+
+	r.must(t, r.s.NodeService.CreateNode(r.ctx, &loaxa.Node{ID: "tm-02", Name: "tm-02", Area: "12347", Lat: 20.7, Lon: 106.5, SecretHash: loaxa.HashSecret("s")}))
+	r.clock.Advance(30 * time.Second)
+	r.compile(t, false)
+	again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(again) != 1 || again[0].ID != first[0].ID {
+		t.Fatalf("after a cluster was enrolled: %v, want alarm %s alone", again, first[0].ID)
+	}
+	if a := again[0]; a.Facts.Nodes != 4 || !strings.Contains(a.Detail, "4 clusters") {
+		t.Errorf("alarm facts %+v, detail %q: want 4 nodes, \"4 clusters\"", a.Facts, a.Detail)
+	}
+}

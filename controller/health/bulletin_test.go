@@ -1,0 +1,99 @@
+package health_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+)
+
+// bulletinWorld is w with the district 318 of province 31 above a second
+// commune 12347 (node m1), and a district bulletin that a scheduler pass
+// could not schedule (its closing chime missing) on nodes clusters.
+func bulletinWorld(t *testing.T) (*world, map[string]loaxa.AlarmFacts) {
+	t.Helper()
+	w := newWorld(t)
+	ctx := context.Background()
+	for _, a := range []loaxa.Area{{ID: "31", Name: "Hải Phòng"}, {ID: "318", Name: "Tiên Lãng", Parent: "31"}, {ID: "12347", Name: "Tiên Minh", Parent: "318"}} {
+		if err := w.areas.CreateArea(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "12347", Credentials: loaxa.CredentialsActive}); err != nil {
+		t.Fatal(err)
+	}
+	w.m.ReloadNodes(ctx)
+	bad := map[string]loaxa.AlarmFacts{"an-7": {Title: "Cảnh báo mưa lớn", FromArea: "318", FromAreaName: "Tiên Lãng",
+		Part: loaxa.UnplayableClosingChime, Content: strings.Repeat("5c", 32), Error: "There is no content.", Nodes: 1}}
+	return w, bad
+}
+
+func (w *world) bulletinAlarms() []*loaxa.Alarm {
+	w.t.Helper()
+	as, err := w.alarms.FindAlarms(context.Background(), loaxa.AlarmFilter{Kind: loaxa.AlarmBulletinUnschedulable, Open: "open"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return as
+}
+
+// TestUnschedulableBulletinAlarmCountsAgain: the alarm's count of the
+// clusters its bulletin misses was the first pass's for as long as it
+// stayed open, so a bulletin sent on to more communes, or to clusters
+// enrolled since, still said "1 cluster". A pass that counts another
+// number now updates the same alarm's facts and words (and tells the
+// console's stream), without a second alarm.
+func TestUnschedulableBulletinAlarmCountsAgain(t *testing.T) {
+	w, bad := bulletinWorld(t)
+	ctx := context.Background()
+	w.m.BulletinsUnschedulable(ctx, bad, w.clock.Now())
+	first := w.bulletinAlarms()
+	if len(first) != 1 || first[0].Facts.Nodes != 1 {
+		t.Fatalf("after the first pass: %v, want one alarm on 1 node", first)
+	}
+	changes, cancel := w.m.SubscribeAlarms(nil)
+	defer cancel()
+
+	w.clock.Advance(30 * time.Second)
+	f := bad["an-7"]
+	f.Nodes = 4
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, w.clock.Now())
+	again := w.bulletinAlarms()
+	if len(again) != 1 || again[0].ID != first[0].ID {
+		t.Fatalf("after a pass that counted 4: %v, want alarm %s alone", again, first[0].ID)
+	}
+	a := again[0]
+	if a.Facts.Nodes != 4 || !strings.Contains(a.Detail, "4 clusters") || !a.Start.Equal(first[0].Start) || a.Facts.Announcement != "an-7" {
+		t.Errorf("alarm %+v (facts %+v): want the first's start %v, 4 nodes, \"4 clusters\" in its words", a, a.Facts, first[0].Start)
+	}
+	select {
+	case c := <-changes:
+		if c.ID != a.ID || c.Facts.Nodes != 4 || !c.Open() {
+			t.Errorf("stream told %+v, want alarm %s open on 4 nodes", c, a.ID)
+		}
+	default:
+		t.Error("the stream was not told of the new count")
+	}
+
+	// The same count again: nothing written, nothing told.
+	w.clock.Advance(30 * time.Second)
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, w.clock.Now())
+	select {
+	case c := <-changes:
+		t.Errorf("stream told %+v after a pass that counted the same", c)
+	default:
+	}
+
+	// A restarted monitor takes back the alarm with its new count.
+	w.m.Close()
+	if err := w.m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.Nodes = 2
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, w.clock.Now())
+	if after := w.bulletinAlarms(); len(after) != 1 || after[0].ID != a.ID || after[0].Facts.Nodes != 2 {
+		t.Errorf("after a restart and a pass that counted 2: %v, want alarm %s alone on 2 nodes", after, a.ID)
+	}
+}
