@@ -39,6 +39,55 @@ func (w *world) bulletinAlarms() []*loaxa.Alarm {
 	return as
 }
 
+// TestAreaHealthCountsAnUnschedulableBulletin: a district's bulletin that
+// played nowhere (its chime missing from the library) had its critical
+// alarm open, and GET /areas/318/health said 0 critical alarms, score
+// 100: AreaHealth counted only the alarms of nodes, and this one has
+// none. It is counted now for the sender's area and those above it, where
+// it is listed and can be acted on, and not for the communes below, whose
+// officers can neither see it listed nor cancel it.
+func TestAreaHealthCountsAnUnschedulableBulletin(t *testing.T) {
+	w, bad := bulletinWorld(t)
+	ctx := context.Background()
+	w.m.BulletinsUnschedulable(ctx, bad, w.clock.Now())
+	if open := w.bulletinAlarms(); len(open) != 1 {
+		t.Fatalf("%d bulletin-unschedulable alarms open, want 1", len(open))
+	}
+	critical := func(area string) int {
+		t.Helper()
+		h, err := w.m.AreaHealth(ctx, area)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Critical
+	}
+	for area, want := range map[string]int{"318": 1, "31": 1, "12347": 0, "12346": 0} {
+		if got := critical(area); got != want {
+			t.Errorf("area %s: %d critical alarms with the district's bulletin unschedulable, want %d", area, got, want)
+		}
+	}
+
+	// A node's critical alarm in the district still counts beside it.
+	w.clock.Advance(time.Second)
+	w.state("m1", online(healthy()))
+	b := healthy()
+	b.SpeakerLine = "open"
+	w.state("m1", online(b))
+	if got := critical("318"); got != 2 {
+		t.Errorf("district 318: %d critical alarms with a cut speaker line in 12347 too, want 2", got)
+	}
+	if got := critical("12347"); got != 1 {
+		t.Errorf("commune 12347: %d critical alarms with its cut speaker line, want 1 (the district's bulletin not counted)", got)
+	}
+
+	// Cancelled: the next pass no longer meets it, and the count goes.
+	w.clock.Advance(time.Minute)
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{}, w.clock.Now())
+	if got := critical("318"); got != 1 {
+		t.Errorf("district 318: %d critical alarms once the bulletin's alarm ended, want 1 (the speaker line)", got)
+	}
+}
+
 // TestUnschedulableBulletinAlarmCountsAgain: the alarm's count of the
 // clusters its bulletin misses was the first pass's for as long as it
 // stayed open, so a bulletin sent on to more communes, or to clusters

@@ -1150,7 +1150,8 @@ func (m *Monitor) AckAlarm(ctx context.Context, id, by string) (*loaxa.Alarm, er
 	return a, nil
 }
 
-// AreaHealth sums up the nodes of area's subtree and their open alarms.
+// AreaHealth sums up the nodes of area's subtree and their open alarms,
+// with the bulletin-unschedulable alarms of the bulletins sent from it.
 func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealth, error) {
 	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})
 	if err != nil {
@@ -1184,8 +1185,11 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 	// The open alarms in memory, every one (a listing from the store
 	// stops at 10,000), and without reading the alarms of years.
 	m.mu.Lock()
+	bulletins := false
 	for key, a := range m.open {
 		switch {
+		case key.node == "" && key.kind == loaxa.AlarmBulletinUnschedulable:
+			bulletins = true
 		case !within[key.node]:
 		case a.Severity == loaxa.SeverityCritical:
 			h.Critical++
@@ -1194,6 +1198,13 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 		}
 	}
 	m.mu.Unlock()
+	if bulletins {
+		n, err := m.bulletinAlarmsWithin(ctx, area)
+		if err != nil {
+			return nil, fmt.Errorf("area health: %w", err)
+		}
+		h.Critical += n
+	}
 	// A pole not put up yet would sound nothing, and is no fault: 200
 	// codes issued ahead of the installers took a commune's score to a
 	// tenth of its clusters.
@@ -1202,6 +1213,34 @@ func (m *Monitor) AreaHealth(ctx context.Context, area string) (*loaxa.AreaHealt
 		h.Score = 100 * h.Healthy / up
 	}
 	return h, nil
+}
+
+// bulletinAlarmsWithin counts the open bulletin-unschedulable alarms
+// whose area (the bulletin's sender's) is area or below it: those the
+// officers of area and above see in their alarm list and can act on (the
+// sender cancels the bulletin or restores its audio). The areas the
+// bulletin targets below its sender do not count it: their officers
+// neither see it listed nor can cancel it, and a commune whose score
+// fell for a district's missing chime would be sent looking for a fault
+// in its own clusters (docs/fleet-health.md). Such alarms are few (one
+// per bulletin), so the store's open alarms within area are read
+// (indexed by end: the open ones and those ended since now, not every
+// alarm of years), and those the monitor holds open counted.
+func (m *Monitor) bulletinAlarmsWithin(ctx context.Context, area string) (int, error) {
+	now := m.Clock.Now()
+	as, err := m.Alarms.FindAlarmsOpenDuring(ctx, area, []string{loaxa.AlarmBulletinUnschedulable}, now, now.AddDate(100, 0, 0))
+	if err != nil {
+		return 0, fmt.Errorf("bulletin alarms: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, a := range as {
+		if open := m.open[keyOf(a)]; open != nil && open.ID == a.ID && open.Severity == loaxa.SeverityCritical {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Status reports the monitor's own health.

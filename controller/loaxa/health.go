@@ -360,7 +360,9 @@ type AreaHealth struct {
 	// nodes with none.
 	Faulty  int `json:"faulty"`
 	Healthy int `json:"healthy"`
-	// Alarms counts open alarms by severity.
+	// Alarms counts open alarms by severity: those of the subtree's
+	// nodes, and the bulletin-unschedulable alarms of the bulletins sent
+	// from the subtree (not of those sent from above to it).
 	Critical int `json:"critical_alarms"`
 	Warning  int `json:"warning_alarms"`
 	// Score is 100 × Healthy / (Nodes − AwaitingEnrolment), rounded down
