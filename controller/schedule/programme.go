@@ -57,6 +57,11 @@ type compilation struct {
 	// checked fails with it, so the officer is told which.
 	leaveOut bool
 	leftOut  []*loaxa.UnplayableError
+	// unfinished: the last node's compile stopped before it had placed
+	// every bulletin (an error other than a bulletin's own, or a panic),
+	// so the bulletins it did not meet are not known to be schedulable
+	// for it (see CompileAll).
+	unfinished bool
 	// view compiles the programme shown for a span (NodeProgramme,
 	// AreaProgramme), not one sent to nodes: the plays of announcements
 	// cancelled since that had begun by then are in it, as planned that
@@ -868,6 +873,44 @@ func (c *compilation) leftOutFor(err error) bool {
 	}
 	c.leftOut = append(c.leftOut, bad)
 	return true
+}
+
+// reaches reports whether active announcement a is for node n, whose
+// area chain is chain: it targets n, and n's station did not decline it
+// (or not decide yet on) a proposal of it.
+func (c *compilation) reaches(a *loaxa.Announcement, n *loaxa.Node, chain []string) bool {
+	if !Targets(a, n.ID, chain) {
+		return false
+	}
+	if a.Proposed {
+		if p := c.proposalFor(a.ID, chain); p != nil && p.State != loaxa.ProposalAccepted {
+			return false
+		}
+	}
+	return true
+}
+
+// unschedulable returns why a cannot be scheduled for any node (its
+// content or a chime not in the library, its rule refused), or nil if
+// nothing of a itself stops it: what a pass judges of a bulletin that
+// no node's compile met, as each failed before it. The rule is judged in
+// its sender's zone, or UTC if that zone is refused: whether this version
+// takes a rule does not depend on the zone. A store that fails to read a
+// content is not a's fault, and gives nil.
+func (s *Scheduler) unschedulable(ctx context.Context, c *compilation, a *loaxa.Announcement) *loaxa.UnplayableError {
+	var bad *loaxa.UnplayableError
+	if _, _, _, _, err := s.contentOf(ctx, c, a); err != nil {
+		errors.As(err, &bad)
+		return bad
+	}
+	loc, err := c.location(c.chain(a.FromArea))
+	if err != nil {
+		loc = time.UTC
+	}
+	if _, err := loaxa.NewRecurrence(a, loc); err != nil {
+		errors.As(c.unplayable(a, loaxa.UnplayableRule, "", err), &bad)
+	}
+	return bad
 }
 
 // playedBeforeCancel returns it, a play at its own time of an announcement

@@ -241,7 +241,12 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	// nodes they target: said once each, not once per node (a province
 	// bulletin would make thousands), and as an alarm.
 	bad := map[string]loaxa.AlarmFacts{}
-	leftOut := func() {
+	// missed counts, by bulletin, the nodes whose compile failed before
+	// it met the bulletin (a refused area time zone, a session's refused
+	// times): they do not get it either, and if it cannot be scheduled its
+	// alarm must not end only because no node happened to reach it.
+	missed := map[string]int{}
+	leftOut := func(n *loaxa.Node) {
 		seen := map[string]bool{}
 		for _, u := range c.leftOut {
 			if seen[u.Announcement] {
@@ -256,6 +261,16 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 			bad[u.Announcement] = f
 		}
 		c.leftOut = c.leftOut[:0]
+		if !c.unfinished {
+			return
+		}
+		c.unfinished = false
+		chain := c.chain(n.Area)
+		for _, a := range c.anns {
+			if !seen[a.ID] && c.reaches(a, n, chain) {
+				missed[a.ID]++
+			}
+		}
 	}
 	note := func(n *loaxa.Node, err error) {
 		switch {
@@ -283,7 +298,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 			return err
 		}
 		ch, err := s.compileNodeSafely(ctx, c, n, republish)
-		leftOut()
+		leftOut(n)
 		note(n, err)
 		if ch != nil {
 			batch = append(batch, ch)
@@ -295,6 +310,31 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	store()
 	if c.changed > 0 {
 		s.Logger.Info("schedule: desired states changed", "nodes", c.changed, "first", c.changedFirst)
+	}
+	// A bulletin that nodes missed is judged on its own: one that cannot
+	// be scheduled counts them too (met by other nodes or by none), so its
+	// alarm ends only once it is fixed or gone.
+	for _, a := range c.anns {
+		k := missed[a.ID]
+		if k == 0 {
+			continue
+		}
+		if f, ok := bad[a.ID]; ok {
+			f.Nodes += k
+			bad[a.ID] = f
+			continue
+		}
+		// Safely, as a node's compile is: a library choking on the
+		// bulletin would otherwise stop the pass and every alarm with it.
+		var u *loaxa.UnplayableError
+		if err := safely("judge announcement "+a.ID, func() error {
+			u = s.unschedulable(ctx, c, a)
+			return nil
+		}); err != nil {
+			s.Logger.Error("schedule: bulletin not judged", "announcement", a.ID, "err", err)
+		} else if u != nil {
+			bad[a.ID] = u.Facts(k)
+		}
 	}
 	s.reportUnschedulable(ctx, bad, c.now)
 	if first != nil {
@@ -457,10 +497,14 @@ const changedNamed = 5
 // be published again, is returned to be stored and published by
 // storeChanges.
 func (s *Scheduler) compileNode(ctx context.Context, c *compilation, n *loaxa.Node, republish bool) (*change, error) {
+	// Cleared once the compile placed every bulletin; a panic in it
+	// leaves it set as an error does.
+	c.unfinished = true
 	d, items, err := s.compile(ctx, c, n)
 	if err != nil {
 		return nil, err
 	}
+	c.unfinished = false
 	hash := Hash(d)
 	prev, found, err := s.findHead(ctx, n.ID)
 	if err != nil {

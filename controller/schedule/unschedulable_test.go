@@ -1,10 +1,14 @@
 package schedule_test
 
 import (
+	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/health"
@@ -217,5 +221,97 @@ func TestUnschedulableBulletinAlarmCountsClustersEnrolledSince(t *testing.T) {
 	}
 	if a := again[0]; a.Facts.Nodes != 4 || !strings.Contains(a.Detail, "4 clusters") {
 		t.Errorf("alarm facts %+v, detail %q: want 4 nodes, \"4 clusters\"", a.Facts, a.Detail)
+	}
+}
+
+// storeAreaUnchecked writes a into the store as it is, unchecked, as an
+// older version, an old backup or a hand-mended store may have left it.
+func (r *rig) storeAreaUnchecked(t *testing.T, a *loaxa.Area) {
+	t.Helper()
+	r.must(t, r.db.Close())
+	raw, err := bbolt.Open(r.db.Path(), 0o600, nil)
+	r.must(t, err)
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("areas")).Put([]byte(a.ID), data)
+	})
+	r.must(t, errors.Join(err, raw.Close(), r.db.Open()))
+}
+
+// TestUnschedulableBulletinAlarmOutlivesNodesThatFailBeforeIt: a
+// commune bulletin whose chime is missing has its alarm open; then the
+// commune's time zone in the store became one this version cannot load,
+// so every cluster of the commune failed its compile before it reached
+// the bulletin, none counted it, and the pass ended the alarm, though
+// the bulletin still could not be scheduled anywhere. The alarm now stays
+// open, counting the clusters that do not get the bulletin, until the
+// bulletin is fixed or gone: with the zone still refused, its chime
+// uploaded ends it.
+func TestUnschedulableBulletinAlarmOutlivesNodesThatFailBeforeIt(t *testing.T) {
+	r, alarms := alarmRig(t)
+	const chime = "3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e"
+	bad := &loaxa.Announcement{Title: "Lịch cắt điện", ContentID: contentID, OpeningChime: chime, FromArea: "12346",
+		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	r.compile(t, true)
+	first := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(first) != 1 || first[0].Facts.Nodes != 2 {
+		t.Fatalf("after the first pass: %v, want one alarm on 2 nodes", first)
+	}
+
+	r.storeAreaUnchecked(t, &loaxa.Area{ID: "12346", Name: "Tiên Thắng", Parent: "318", TimeZone: "Mars/Olympus", CreatedAt: t0})
+	r.clock.Advance(30 * time.Second)
+	if err := r.s.CompileAll(r.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with the commune's zone refused: %v, want its nodes failed for the refused setting", err)
+	}
+	again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(again) != 1 || again[0].ID != first[0].ID {
+		t.Fatalf("after a pass whose nodes all failed before the bulletin: %v, want alarm %s still open", again, first[0].ID)
+	}
+	if a := again[0]; a.Facts.Nodes != 2 || a.Facts.Part != loaxa.UnplayableOpeningChime || a.Facts.Content != chime {
+		t.Errorf("alarm facts %+v: want 2 nodes, the opening chime %s", a.Facts, chime)
+	}
+
+	// The chime is uploaded: fixed, though no node compiles yet.
+	_, err := r.s.ContentService.CreateContent(r.ctx, &loaxa.Content{ID: chime, Title: "chime", Format: "wav/pcm16/16000/mono", Size: 3244, DurationMS: 2_000})
+	r.must(t, err)
+	r.clock.Advance(30 * time.Second)
+	if err := r.s.CompileAll(r.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with the commune's zone refused: %v, want its nodes failed for the refused setting", err)
+	}
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
+		t.Errorf("alarms still open once the chime is in the library: %v", left)
+	}
+}
+
+// TestUnschedulableBulletinCountsClustersThatFailedBeforeIt: a district
+// bulletin with its chime missing, and one of its communes' zone refused:
+// the clusters of that commune failed before they met the bulletin, and
+// the alarm counted only the one cluster of the other commune. They miss
+// it too, and count now; cancelled, its alarm ends though they still fail.
+func TestUnschedulableBulletinCountsClustersThatFailedBeforeIt(t *testing.T) {
+	r, alarms := alarmRig(t)
+	r.storeAreaUnchecked(t, &loaxa.Area{ID: "12346", Name: "Tiên Thắng", Parent: "318", TimeZone: "Mars/Olympus", CreatedAt: t0})
+	bad := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, ClosingChime: strings.Repeat("2", 64), FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	if err := r.s.CompileAll(r.ctx, true); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with commune 12346's zone refused: %v, want its nodes failed for the refused setting", err)
+	}
+	open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(open) != 1 || open[0].Facts.Nodes != 3 || !strings.Contains(open[0].Detail, "3 clusters") {
+		t.Fatalf("open alarms %v, want one for %s on 3 nodes (tm-01 met it, tt-01 and tt-02 failed before it)", open, bad.ID)
+	}
+
+	r.must(t, r.s.AnnouncementService.CancelAnnouncement(r.ctx, bad.ID))
+	r.clock.Advance(30 * time.Second)
+	if err := r.s.CompileAll(r.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with commune 12346's zone refused: %v, want its nodes failed for the refused setting", err)
+	}
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 0 {
+		t.Errorf("alarms still open after the bulletin was cancelled: %v", left)
 	}
 }
