@@ -278,6 +278,7 @@ func (a *App) Open() (err error) {
 	a.Health.Clock = a.Clock
 	a.Health.Nodes = a.Nodes
 	a.Health.Alarms = a.Alarms
+	a.Health.Areas = a.Areas
 	a.Health.Tests = a.Alarms
 	a.Health.Messenger = a.MQTT
 	a.Health.Logger = a.Logger

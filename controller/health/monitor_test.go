@@ -75,7 +75,7 @@ func newWorld(t *testing.T, configure ...func(*health.Config)) *world {
 	for _, f := range configure {
 		f(&w.m.Config)
 	}
-	w.m.Clock, w.m.Nodes, w.m.Alarms, w.m.Tests, w.m.Messenger = clk, w.nodes, w.alarms, w.alarms, w.msgs
+	w.m.Clock, w.m.Nodes, w.m.Alarms, w.m.Tests, w.m.Messenger, w.m.Areas = clk, w.nodes, w.alarms, w.alarms, w.msgs, areas
 	if err := w.m.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

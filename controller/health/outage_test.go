@@ -70,6 +70,7 @@ func massOutage(tb testing.TB, dir string) (*health.Monitor, *bolt.AlarmService,
 	m := health.NewMonitor()
 	m.Config.DailyTest = ""
 	m.Clock, m.Nodes, m.Alarms, m.Tests, m.Messenger = clk, sig, alarms, alarms, &fakeMessenger{cmds: map[string][]protocol.Command{}}
+	m.Areas = bolt.NewAreaService(db)
 	if err := m.Open(ctx); err != nil {
 		tb.Fatal(err)
 	}
