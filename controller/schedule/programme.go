@@ -711,7 +711,11 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 		}
 		main, opening, closing, length, err := s.contentOf(ctx, c, a)
 		if err != nil {
-			if gone || c.leftOutFor(err) {
+			// One with no start left from the earliest window below on
+			// (a one-off whose day is over, which stays active) is not
+			// met: its missing content keeps nothing from the node, and
+			// its alarm ends.
+			if gone || over(a, loc, from.AddDate(0, 0, -7).Add(-c.longest)) || c.leftOutFor(err) {
 				continue // its slot goes with its content
 			}
 			return nil, err
@@ -875,6 +879,19 @@ func (c *compilation) leftOutFor(err error) bool {
 	return true
 }
 
+// over reports whether a has no start after from in loc: none it could
+// play, nor hold a session's slot with, now or later (expired). One
+// whose next start is beyond the horizon is not over: its alarm is due
+// now, not a week before it.
+func over(a *loaxa.Announcement, loc *time.Location, from time.Time) bool {
+	r, err := loaxa.NewRecurrence(a, loc)
+	if err != nil {
+		return false
+	}
+	_, more := r.Next(from)
+	return !more
+}
+
 // reaches reports whether active announcement a is for node n, whose
 // area chain is chain: it targets n, and n's station did not decline it
 // (or not decide yet on) a proposal of it.
@@ -899,13 +916,17 @@ func (c *compilation) reaches(a *loaxa.Announcement, n *loaxa.Node, chain []stri
 // content is not a's fault, and gives nil.
 func (s *Scheduler) unschedulable(ctx context.Context, c *compilation, a *loaxa.Announcement) *loaxa.UnplayableError {
 	var bad *loaxa.UnplayableError
-	if _, _, _, _, err := s.contentOf(ctx, c, a); err != nil {
-		errors.As(err, &bad)
-		return bad
-	}
 	loc, err := c.location(c.chain(a.FromArea))
 	if err != nil {
 		loc = time.UTC
+	}
+	if _, _, _, _, err := s.contentOf(ctx, c, a); err != nil {
+		// Over as plan judges it, from the earliest window a node's
+		// compile looks at (a day before it, for the zones).
+		if errors.As(err, &bad) && over(a, loc, c.now.Add(-c.longest-s.LateGrace).AddDate(0, 0, -8).Add(-c.longest)) {
+			return nil
+		}
+		return bad
 	}
 	if _, err := loaxa.NewRecurrence(a, loc); err != nil {
 		errors.As(c.unplayable(a, loaxa.UnplayableRule, "", err), &bad)

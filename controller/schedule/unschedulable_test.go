@@ -315,3 +315,35 @@ func TestUnschedulableBulletinCountsClustersThatFailedBeforeIt(t *testing.T) {
 		t.Errorf("alarms still open after the bulletin was cancelled: %v", left)
 	}
 }
+
+// TestUnschedulableBulletinAlarmEndsOnceItExpired: a one-off bulletin
+// whose chime is missing stays active after its time has passed (nothing
+// marks a bulletin done), and every node's compile still looked its
+// content up before its times, so its alarm stayed open for ever: an
+// officer was told to cancel a bulletin whose day was long over. Once it
+// has no play left in any window a pass compiles, it is not met, and its
+// alarm ends. One due beyond the horizon still has its alarm now.
+func TestUnschedulableBulletinAlarmEndsOnceItExpired(t *testing.T) {
+	r, alarms := alarmRig(t)
+	bad := &loaxa.Announcement{Title: "Lịch tiêm phòng", ContentID: contentID, OpeningChime: strings.Repeat("8", 64), FromArea: "12346",
+		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	later := &loaxa.Announcement{Title: "Ngày hội đại đoàn kết", ContentID: contentID, OpeningChime: strings.Repeat("8", 64), FromArea: "12346",
+		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(40 * 24 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, later))
+	r.compile(t, true)
+	if open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(open) != 2 {
+		t.Fatalf("%d alarms open before their times, want 2 (one due beyond the horizon)", len(open))
+	}
+	// A day after its time: still within the days a pass looks back on.
+	r.clock.Advance(26 * time.Hour)
+	r.compile(t, false)
+	if open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(open) != 2 {
+		t.Fatalf("%d alarms open a day after its time, want 2", len(open))
+	}
+	r.clock.Advance(9 * 24 * time.Hour)
+	r.compile(t, false)
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 1 || left[0].Facts.Announcement != later.ID {
+		t.Errorf("alarms open 10 days after the first bulletin's only time: %v, want only %s's", left, later.ID)
+	}
+}
