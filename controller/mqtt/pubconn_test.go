@@ -253,8 +253,15 @@ func TestMosquittoPublishConnectionLostInFlight(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("desired state in flight when the publish connection dropped: %v", err)
 	}
-	if !strings.Contains(r.broker.Log(), "Received PUBLISH from "+mqtt.ControllerUsername+" ") {
-		t.Errorf("not re-sent on the main connection:\n%s", r.broker.Log())
+	// Mosquitto logs the publish before it acknowledges it, but its log
+	// reaches the test through a reader of its own, which may not have read
+	// the line yet when the publish returns (a full run failed so, the line
+	// missing from the log it printed).
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(r.broker.Log(), "Received PUBLISH from "+mqtt.ControllerUsername+" "); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not re-sent on the main connection:\n%s", r.broker.Log())
+		}
+		time.Sleep(10 * time.Millisecond) // polling Mosquitto's log
 	}
 	// The re-sent publish can complete before the handler of the lost
 	// connection, which re-sent it, has logged it.
