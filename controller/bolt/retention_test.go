@@ -1,0 +1,233 @@
+package bolt_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/bolt"
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// retentionStore is a store with, on each side of cutoff, final and open
+// deliveries, events, audit entries and ended and open alarms.
+type retentionStore struct {
+	db     *bolt.DB
+	cutoff time.Time
+	now    time.Time
+	// oldFinal are the records Purge(cutoff) must delete, by kind.
+	oldFinal map[string]int
+}
+
+func seedRetention(t *testing.T) *retentionStore {
+	t.Helper()
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "p", "")
+	mustNode(t, db, "n1", "p")
+	mustNode(t, db, "n2", "p")
+	now := t0.Add(500 * 24 * time.Hour)
+	cutoff := now.Add(-400 * 24 * time.Hour)
+	clk.Set(now)
+	r := &retentionStore{db: db, cutoff: cutoff, now: now, oldFinal: map[string]int{}}
+
+	var ds []*loaxa.Delivery
+	add := func(ann string, start time.Time, node string, state loaxa.DeliveryState) {
+		ds = append(ds, &loaxa.Delivery{Announcement: ann, Occurrence: loaxa.OccurrenceID(ann, start), Node: node,
+			Start: start, State: state, PlannedMS: 60_000, UpdatedAt: start.Add(time.Minute)})
+	}
+	for i := range 10 {
+		// Ten days of plays on both sides of the cutoff, and one a
+		// minute before it (still a day that ends after it).
+		for _, n := range []string{"n1", "n2"} {
+			add(fmt.Sprintf("old%d", i), cutoff.Add(-time.Duration(i+1)*24*time.Hour), n, loaxa.DeliveryCompleted)
+			add(fmt.Sprintf("new%d", i), cutoff.Add(time.Duration(i)*24*time.Hour), n, loaxa.DeliveryCompleted)
+			r.oldFinal["deliveries"]++
+		}
+	}
+	add("edge", cutoff.Add(-time.Millisecond), "n1", loaxa.DeliveryFailed)
+	r.oldFinal["deliveries"]++
+	// Open whatever their age: the node may still report them.
+	add("oldopen", cutoff.Add(-30*24*time.Hour), "n1", loaxa.DeliveryPending)
+	add("oldopen", cutoff.Add(-30*24*time.Hour), "n2", loaxa.DeliveryReceived)
+	add("oldstarted", cutoff.Add(-20*24*time.Hour), "n1", loaxa.DeliveryStarted)
+	add("atcut", cutoff, "n2", loaxa.DeliveryCompleted)
+	must(t, bolt.NewDeliveryService(db).EnsureDeliveries(ctx, ds))
+
+	es := bolt.NewEventService(db)
+	for i, n := range []string{"n1", "n2"} {
+		b := protocol.EventBatch{Epoch: "e" + n}
+		for s := range 12 {
+			at := cutoff.Add(time.Duration(s-6)*time.Hour + time.Duration(i)*time.Second)
+			b.Events = append(b.Events, protocol.Event{Seq: uint64(s + 1), Type: protocol.EventReceived, At: at})
+			if at.Before(cutoff) {
+				r.oldFinal["events"]++
+			}
+		}
+		if _, _, err := es.RecordEvents(ctx, n, b, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	as := bolt.NewAuditService(db)
+	for i := range 8 {
+		at := cutoff.Add(time.Duration(i-4) * time.Hour)
+		must(t, as.RecordAudit(ctx, &loaxa.AuditEntry{Actor: "admin", Action: "test", At: at}))
+		if at.Before(cutoff) {
+			r.oldFinal["audit"]++
+		}
+	}
+
+	al := bolt.NewAlarmService(db)
+	alarms := []*loaxa.Alarm{
+		{Kind: "offline", Node: "n1", Start: cutoff.Add(-50 * time.Hour)},      // ends before: goes
+		{Kind: "offline", Node: "n1", Start: cutoff.Add(-40 * time.Hour)},      // ends after: open in the span
+		{Kind: "offline", Node: "n2", Start: cutoff.Add(-90 * 24 * time.Hour)}, // open
+		{Kind: "offline", Node: "n2", Start: cutoff.Add(time.Hour)},            // young, ended
+	}
+	must(t, al.CreateAlarms(ctx, alarms))
+	for i, end := range map[int]time.Time{0: cutoff.Add(-time.Hour), 1: cutoff.Add(time.Hour), 3: cutoff.Add(2 * time.Hour)} {
+		if _, err := al.EndAlarm(ctx, alarms[i].ID, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.oldFinal["alarms"] = 1
+	return r
+}
+
+// reports is what the reports of the span from cutoff read, and what is
+// open, as JSON to compare.
+func (r *retentionStore) reports(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	ds, err := bolt.NewDeliveryService(r.db).FindDeliveries(ctx, loaxa.DeliveryFilter{From: r.cutoff})
+	must(t, err)
+	evs, err := bolt.NewEventService(r.db).FindEvents(ctx, loaxa.EventFilter{From: r.cutoff, Limit: bolt.MaxEventLimit})
+	must(t, err)
+	audit, err := bolt.NewAuditService(r.db).FindAudit(ctx, loaxa.AuditFilter{From: r.cutoff, Limit: bolt.MaxAuditLimit})
+	must(t, err)
+	al := bolt.NewAlarmService(r.db)
+	during, err := al.FindAlarmsOpenDuring(ctx, "p", nil, r.cutoff, r.now)
+	must(t, err)
+	open, err := al.FindOpenAlarms(ctx)
+	must(t, err)
+	var openDs []*loaxa.Delivery
+	all, err := bolt.NewDeliveryService(r.db).FindDeliveries(ctx, loaxa.DeliveryFilter{})
+	must(t, err)
+	for _, d := range all {
+		if !d.State.Terminal() {
+			openDs = append(openDs, d)
+		}
+	}
+	for _, n := range []string{"n1", "n2"} {
+		// The by-node index answers as the primary bucket does.
+		byNode, err := bolt.NewDeliveryService(r.db).FindDeliveries(ctx, loaxa.DeliveryFilter{Node: n, From: r.cutoff})
+		must(t, err)
+		ds = append(ds, byNode...)
+	}
+	b, err := json.Marshal([]any{ds, evs, audit, during, open, openDs})
+	must(t, err)
+	return string(b)
+}
+
+// counts returns how many records of each kind the store holds.
+func (r *retentionStore) counts(t *testing.T) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	ds, err := bolt.NewDeliveryService(r.db).FindDeliveries(ctx, loaxa.DeliveryFilter{})
+	must(t, err)
+	evs, err := bolt.NewEventService(r.db).FindEvents(ctx, loaxa.EventFilter{Limit: bolt.MaxEventLimit})
+	must(t, err)
+	audit, err := bolt.NewAuditService(r.db).FindAudit(ctx, loaxa.AuditFilter{Limit: bolt.MaxAuditLimit})
+	must(t, err)
+	alarms, err := bolt.NewAlarmService(r.db).FindAlarms(ctx, loaxa.AlarmFilter{Limit: bolt.MaxAlarmLimit})
+	must(t, err)
+	return map[string]int{"deliveries": len(ds), "events": len(evs), "audit": len(audit), "alarms": len(alarms)}
+}
+
+func TestPurge(t *testing.T) {
+	for _, batch := range []int{0, 1, 3} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			r := seedRetention(t)
+			before, kept := r.counts(t), r.reports(t)
+			p, err := r.db.Purge(context.Background(), r.cutoff, batch)
+			must(t, err)
+			got := map[string]int{"deliveries": p.Deliveries, "events": p.Events, "audit": p.Audit, "alarms": p.Alarms}
+			after := r.counts(t)
+			for kind, want := range r.oldFinal {
+				if got[kind] != want {
+					t.Errorf("purged %d %s, want %d", got[kind], kind, want)
+				}
+				if after[kind] != before[kind]-want {
+					t.Errorf("%d %s left of %d, want %d", after[kind], kind, before[kind], before[kind]-want)
+				}
+			}
+			if r.reports(t) != kept {
+				t.Errorf("the span from the cutoff or what is open changed:\nbefore %s\nafter  %s", kept, r.reports(t))
+			}
+			// A second purge finds nothing more.
+			again, err := r.db.Purge(context.Background(), r.cutoff, batch)
+			must(t, err)
+			if again.Total() != 0 {
+				t.Errorf("a second purge deleted %+v", again)
+			}
+		})
+	}
+}
+
+// stopAfter is a context whose Err turns to Canceled after n calls: Purge
+// asks it before each transaction, so it stops a purge between two of
+// them as a crash or a shutdown would.
+type stopAfter struct {
+	context.Context
+	n int
+}
+
+func (c *stopAfter) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A purge stopped part-way, the store closed and opened again (a restart),
+// has deleted only old records, and the next purge finishes the work.
+func TestPurge_Restart(t *testing.T) {
+	for _, stop := range []int{1, 5, 12, 30} {
+		t.Run(fmt.Sprintf("after %d transactions", stop), func(t *testing.T) {
+			r := seedRetention(t)
+			before, kept := r.counts(t), r.reports(t)
+			p, err := r.db.Purge(&stopAfter{Context: context.Background(), n: stop}, r.cutoff, 2)
+			if err == nil {
+				t.Fatalf("purge stopped after %d transactions returned no error (%+v)", stop, p)
+			}
+			if p.Transactions != stop {
+				t.Errorf("%d transactions before the stop, want %d", p.Transactions, stop)
+			}
+			must(t, r.db.Close())
+			must(t, r.db.Open())
+			if r.reports(t) != kept {
+				t.Errorf("a purge cut short changed the retained span or what is open")
+			}
+			mid := r.counts(t)
+			rest, err := r.db.Purge(context.Background(), r.cutoff, 2)
+			must(t, err)
+			after := r.counts(t)
+			for kind, want := range r.oldFinal {
+				if after[kind] != before[kind]-want {
+					t.Errorf("%d %s left of %d (%d after the stop), want %d", after[kind], kind, before[kind], mid[kind], before[kind]-want)
+				}
+			}
+			if p.Total()+rest.Total() != before["deliveries"]+before["events"]+before["audit"]+before["alarms"]-
+				(after["deliveries"]+after["events"]+after["audit"]+after["alarms"]) {
+				t.Errorf("the purges counted %d+%d deleted, the store lost %v → %v", p.Total(), rest.Total(), before, after)
+			}
+			if r.reports(t) != kept {
+				t.Errorf("the purge after the restart changed the retained span or what is open")
+			}
+		})
+	}
+}
