@@ -96,6 +96,8 @@ type App struct {
 	tls    *serverTLS
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// retention purges old history; nil when Config.RetainDays is 0.
+	retention *retention
 }
 
 // New returns an App for cfg; Open starts it.
@@ -412,6 +414,9 @@ func (a *App) Open() (err error) {
 			}}
 		a.HTTP.CapFeeds = a.CapFeeds
 	}
+	if cfg.RetainDays > 0 {
+		a.retention = newRetention(a.DB, cfg.RetainDays, a.Clock, a.Logger)
+	}
 	a.HTTP.Metrics = a.metrics()
 	if err := a.HTTP.Open(); err != nil {
 		return err
@@ -466,6 +471,13 @@ func (a *App) Open() (err error) {
 			_ = a.CapFeeds.Run(runCtx)
 		}()
 	}
+	if a.retention != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.retention.Run(runCtx)
+		}()
+	}
 	a.Logger.Info("controller started", a.listeners()...)
 	return nil
 }
@@ -513,6 +525,9 @@ func (a *App) metrics() http.Handler {
 	reg.MustRegister(a.Scheduler.Collectors()...)
 	if a.CapFeeds != nil {
 		reg.MustRegister(a.CapFeeds.Collectors()...)
+	}
+	if a.retention != nil {
+		reg.MustRegister(a.retention.Collectors()...)
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "loaxa_store_bytes", Help: "Size of the controller's store file.",

@@ -82,6 +82,12 @@ type Config struct {
 	// disk stops the controller storing reports and sending alerts (an
 	// alert is recorded before it is published). No flag; tests raise it.
 	StoreMinFree int64
+	// RetainDays, if not 0, is how many days of history (deliveries, node
+	// events, audit entries, ended alarms) the controller keeps: once at
+	// start and once a day it deletes what is older (bolt.DB.Purge).
+	// 0, the default, keeps everything: how long the proof of broadcast
+	// is kept is the province's decision. At least MinRetainDays.
+	RetainDays int
 	// DesiredBehindAfter is how long a node may be online running an
 	// older desired state than the broker accepted before it is published
 	// again (schedule.Scheduler.BehindAfter; 0: its default); no flag,
@@ -125,6 +131,10 @@ const (
 	// maxMQTTConnecting is the open files the controller's systemd unit
 	// allows (LimitNOFILE): more connections could never be waiting.
 	maxMQTTConnecting = 65536
+	// MinRetainDays is the shortest retention: the longest span a report
+	// can ask (lhttp.MaxReportSpan, a year and a day, the yearly report)
+	// and a month more to ask for last year's report after it ends.
+	MinRetainDays = 400
 )
 
 // DefaultConfig returns the defaults.
@@ -193,6 +203,8 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&nodeTimeout, "rollout-node-timeout", "LOAXA_ROLLOUT_NODE_TIMEOUT", "how long an agent rollout waits for a node's answer before counting it unreached (at least "+minRolloutNodeTimeout.String()+")")
 	maxConnecting := strconv.Itoa(c.MQTTMaxConnecting)
 	str(&maxConnecting, "mqtt-max-connecting", "LOAXA_MQTT_MAX_CONNECTING", "how many connections the embedded broker lets wait for their CONNECT at once; it ends the next ones at once")
+	retain := strconv.Itoa(c.RetainDays)
+	str(&retain, "retain-days", "LOAXA_RETAIN_DAYS", "days of history (deliveries, node events, audit, ended alarms) to keep; older is deleted daily; 0 keeps everything (at least "+strconv.Itoa(MinRetainDays)+" otherwise)")
 	level := strings.ToLower(c.LogLevel.String())
 	str(&level, "log-level", "LOAXA_LOG_LEVEL", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -255,6 +267,9 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	}
 	if c.UpstreamEvery, err = time.ParseDuration(every); err != nil || c.UpstreamEvery < time.Minute {
 		return fmt.Errorf("upstream-every %q: want a duration of at least 1m, e.g. 24h", every)
+	}
+	if c.RetainDays, err = strconv.Atoi(retain); err != nil || c.RetainDays != 0 && c.RetainDays < MinRetainDays {
+		return fmt.Errorf("retain-days %q: want 0 (keep everything) or a number of days of at least %d, so that the yearly report of the year before still finds its deliveries, e.g. 730 for two years", retain, MinRetainDays)
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("log-level %q: want debug, info, warn or error", level)
