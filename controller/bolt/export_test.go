@@ -295,3 +295,17 @@ func DamageLiveCall(db *DB, id string) (repair func() error, err error) {
 func DropDesiredHead(db *DB, node string) error {
 	return db.update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDesiredHeads).Delete([]byte(node)) })
 }
+
+// BucketBytes returns the bytes of file pages each top-level bucket
+// holds (leaf and branch pages allocated, inline buckets' bytes in use).
+func BucketBytes(db *DB) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := db.view(func(tx *bbolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+			s := b.Stats()
+			out[string(name)] = int64(s.BranchAlloc + s.LeafAlloc + s.InlineBucketInuse)
+			return nil
+		})
+	})
+	return out, err
+}
