@@ -20,7 +20,8 @@ const (
 
 // AuditService keeps the audit log: an append-only bucket keyed by a
 // sequence number, so entries read back in the order they were written.
-// Nothing in this package updates or deletes an entry.
+// Nothing in this package updates an entry; only the retention
+// (DB.Purge, opt-in) deletes the oldest ones.
 type AuditService struct {
 	db *DB
 }

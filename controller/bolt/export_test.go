@@ -2,13 +2,16 @@ package bolt
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // SeedNodes creates nodes in area in one transaction, for benchmarks that
@@ -308,4 +311,37 @@ func BucketBytes(db *DB) (map[string]int64, error) {
 		})
 	})
 	return out, err
+}
+
+// SeedEvents stores, in one transaction, each node's events (by node id,
+// in sequence from 1) of outbox epoch as RecordEvents stores them, without
+// moving deliveries: benchmarks seed a year of events in minutes rather
+// than a transaction per node and day.
+func SeedEvents(db *DB, epoch string, events map[string][]protocol.Event, receivedAt time.Time) error {
+	s := NewEventService(db)
+	return db.update(func(tx *bbolt.Tx) error {
+		for node, evs := range events {
+			n, err := getNode(tx, node)
+			if err != nil {
+				return err
+			}
+			seqs := tx.Bucket(bucketEventSeqs)
+			last := uint64(0)
+			if v := seqs.Get(eventSeqKey(node, epoch)); v != nil {
+				last = binary.BigEndian.Uint64(v)
+			}
+			for _, ev := range evs {
+				last++
+				ev.Seq = last
+				ev.Occurrence = "" // do not move deliveries
+				if err := s.storeEvent(tx, n, epoch, false, ev, receivedAt); err != nil {
+					return err
+				}
+			}
+			if err := seqs.Put(eventSeqKey(node, epoch), u64(last)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

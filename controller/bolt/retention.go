@@ -19,7 +19,7 @@ var keyPurgedBefore = []byte("purged_before")
 // DefaultPurgeBatch is how many records one purge transaction reads at
 // most: small enough that an alert's write waits a few milliseconds behind
 // it, not the seconds a year of deliveries takes (BenchmarkPurge).
-const DefaultPurgeBatch = 2000
+const DefaultPurgeBatch = 500
 
 // Purged counts what one Purge deleted, by kind, and how long its
 // transactions took.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -229,5 +232,94 @@ func TestPurge_Restart(t *testing.T) {
 				t.Errorf("the purge after the restart changed the retained span or what is open")
 			}
 		})
+	}
+}
+
+// BenchmarkPurge times the retention on a province's store a year on:
+// "first" the purge that deletes the oldest 265 days of the year (an
+// administrator setting --retain-days on a store older than it), "daily"
+// the next day's purge, which deletes one day but walks every delivery's
+// key (they have no index by time). The store holds a year of nodes
+// clusters (default 100; LOAXA_BENCH_NODES): 20 plays a day each, the
+// last week pending, with their received, started and completed events
+// and a self-test event a day (LOAXA_BENCH_EVENTS=0 leaves the events
+// out: a year of them at 1,000 clusters is 18 GB), and 10 ended alarms a
+// cluster. Audit entries (0.02 GB a year per 1,000 clusters) are not
+// seeded. It reports the whole purge (s), its longest transaction (ms),
+// its transactions and what it deleted.
+func BenchmarkPurge(b *testing.B) {
+	nodes := envInt(b, "LOAXA_BENCH_NODES", 100, 25)
+	withEvents := os.Getenv("LOAXA_BENCH_EVENTS") != "0"
+	const (
+		days       = 365
+		playsADay  = 20
+		commune    = 25
+		alarmsEach = 10
+		pendingFor = 7
+	)
+	db, ids := seededDB(b, nodes)
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	s := bolt.NewDeliveryService(db)
+	for d := range days {
+		day := make([]*loaxa.Delivery, 0, nodes*playsADay)
+		events := make(map[string][]protocol.Event, nodes)
+		for c := 0; c < nodes; c += commune {
+			for p := range playsADay {
+				ann := fmt.Sprintf("a%06d", c/commune*playsADay+p+1)
+				start := t0.Add(time.Duration(d)*24*time.Hour + time.Duration(p)*3*time.Minute)
+				occ := loaxa.OccurrenceID(ann, start)
+				state := loaxa.DeliveryCompleted
+				if d >= days-pendingFor {
+					state = loaxa.DeliveryPending
+				}
+				for _, id := range ids[c:min(c+commune, nodes)] {
+					day = append(day, &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: id, Start: start, State: state,
+						Priority: protocol.PriorityNormal, PlannedMS: 180_000, PlayedMS: 180_000, ContentReady: true, UpdatedAt: start.Add(3 * time.Minute)})
+					if withEvents {
+						for i, t := range []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventCompleted} {
+							events[id] = append(events[id], protocol.Event{Type: t, At: start.Add(time.Duration(i) * 90 * time.Second), Announcement: ann,
+								Content: "3f2a9c4e8b7d6a5f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f", PlayedMS: int64(i/2) * 180_000})
+						}
+					}
+				}
+			}
+		}
+		must(b, s.EnsureDeliveries(ctx, day))
+		if withEvents {
+			for _, id := range ids {
+				events[id] = append(events[id], protocol.Event{Type: protocol.EventSelfTest, At: t0.Add(time.Duration(d)*24*time.Hour - 3*time.Hour),
+					Test: &protocol.TestResult{ID: "st000001", Kind: protocol.TestSilent, Pass: true, Line: protocol.LineOK}})
+			}
+			must(b, bolt.SeedEvents(db, "9f8e7d6c5b4a3210", events, t0.Add(time.Duration(d)*24*time.Hour)))
+		}
+	}
+	as := bolt.NewAlarmService(db)
+	alarms := make([]*loaxa.Alarm, 0, nodes*alarmsEach)
+	for i := range nodes * alarmsEach {
+		start := t0.Add(time.Duration(i) * (days * 24 * time.Hour / time.Duration(nodes*alarmsEach)))
+		alarms = append(alarms, &loaxa.Alarm{Kind: "offline", Node: ids[i%nodes], Start: start, End: start.Add(2 * time.Hour)})
+	}
+	must(b, as.CreateAlarms(ctx, alarms))
+	size, err := db.Size()
+	must(b, err)
+	b.Logf("store of %d clusters, a year: %d MiB (events: %v)", nodes, size>>20, withEvents)
+
+	cutoff := t0.Add((days - 100) * 24 * time.Hour)
+	for _, name := range []string{"first", "daily"} {
+		b.Run(fmt.Sprintf("%s/nodes=%d", name, nodes), func(b *testing.B) {
+			var p bolt.Purged
+			for b.Loop() {
+				var err error
+				p, err = db.Purge(ctx, cutoff, 0)
+				must(b, err)
+			}
+			b.ReportMetric(float64(p.LongestTx.Microseconds())/1000, "longest-tx-ms")
+			b.ReportMetric(float64(p.Transactions), "transactions")
+			b.ReportMetric(float64(p.Deliveries), "deliveries")
+			b.ReportMetric(float64(p.Events), "events")
+			b.ReportMetric(float64(p.Alarms), "alarms")
+		})
+		cutoff = cutoff.Add(24 * time.Hour)
 	}
 }
