@@ -132,8 +132,8 @@ const (
 	// allows (LimitNOFILE): more connections could never be waiting.
 	maxMQTTConnecting = 65536
 	// MinRetainDays is the shortest retention: the longest span a report
-	// can ask (lhttp.MaxReportSpan, a year and a day, the yearly report)
-	// and a month more to ask for last year's report after it ends.
+	// can ask (lhttp.MaxReportSpan, 372 days, for the yearly report) and
+	// four weeks more to ask for last year's report after it ends.
 	MinRetainDays = 400
 )
 

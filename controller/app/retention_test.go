@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/bolt"
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
 )
@@ -36,6 +37,14 @@ func TestRetainDaysFlag(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "at least 400") || !strings.Contains(err.Error(), "yearly report") {
 			t.Errorf("--retain-days %s: %v, want a refusal naming the minimum and why", v, err)
 		}
+	}
+}
+
+// The shortest retention holds the longest report four weeks after its
+// end: last year's report, asked in January.
+func TestMinRetainDaysCoversTheLongestReport(t *testing.T) {
+	if shortest := time.Duration(MinRetainDays) * 24 * time.Hour; shortest < lhttp.MaxReportSpan+28*24*time.Hour {
+		t.Errorf("MinRetainDays %d days is shorter than a report's longest span (%v) and four weeks", MinRetainDays, lhttp.MaxReportSpan)
 	}
 }
 
