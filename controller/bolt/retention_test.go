@@ -182,8 +182,9 @@ func TestPurge(t *testing.T) {
 }
 
 // stopAfter is a context whose Err turns to Canceled after n calls: Purge
-// asks it before each transaction, so it stops a purge between two of
-// them as a crash or a shutdown would.
+// asks it before each step (a read of deliveries and the deletion of
+// what it found, or one write transaction), so it stops a purge between
+// two of them as a crash or a shutdown would.
 type stopAfter struct {
 	context.Context
 	n int
@@ -199,16 +200,16 @@ func (c *stopAfter) Err() error {
 // A purge stopped part-way, the store closed and opened again (a restart),
 // has deleted only old records, and the next purge finishes the work.
 func TestPurge_Restart(t *testing.T) {
-	for _, stop := range []int{1, 5, 12, 30} {
-		t.Run(fmt.Sprintf("after %d transactions", stop), func(t *testing.T) {
+	for _, stop := range []int{1, 3, 8, 15} {
+		t.Run(fmt.Sprintf("after %d steps", stop), func(t *testing.T) {
 			r := seedRetention(t)
 			before, kept := r.counts(t), r.reports(t)
 			p, err := r.db.Purge(&stopAfter{Context: context.Background(), n: stop}, r.cutoff, 2)
 			if err == nil {
-				t.Fatalf("purge stopped after %d transactions returned no error (%+v)", stop, p)
+				t.Fatalf("purge stopped after %d steps returned no error (%+v)", stop, p)
 			}
-			if p.Transactions != stop {
-				t.Errorf("%d transactions before the stop, want %d", p.Transactions, stop)
+			if p.Transactions == 0 || p.Transactions > stop {
+				t.Errorf("%d write transactions before the stop, want 1 to %d", p.Transactions, stop)
 			}
 			must(t, r.db.Close())
 			must(t, r.db.Open())
