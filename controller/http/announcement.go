@@ -387,6 +387,20 @@ func (s *Server) zoneOf(ctx context.Context, area string) (string, error) {
 	return loaxa.DefaultTimeZone, nil
 }
 
+// locationOf returns the time zone area lies in, loaded. A zone this
+// version cannot load is the area's (stored), named in the error.
+func (s *Server) locationOf(ctx context.Context, area string) (*time.Location, error) {
+	zone, err := s.zoneOf(ctx, area)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := loaxa.Location(zone)
+	if err != nil {
+		return nil, fmt.Errorf("area %s: %w", area, err)
+	}
+	return loc, nil
+}
+
 // proposalStations returns the stations a normal bulletin from a district
 // or province officer is proposed to: the areas with sessions within its
 // target areas, and the station each target area and target node's area

@@ -120,12 +120,9 @@ func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]se
 		}
 		loc := locs[x.Area]
 		if loc == nil {
-			zone, err := s.zoneOf(ctx, x.Area)
-			if err != nil {
+			var err error
+			if loc, err = s.locationOf(ctx, x.Area); err != nil {
 				return nil, err
-			}
-			if loc, err = loaxa.Location(zone); err != nil {
-				return nil, fmt.Errorf("area %s: %w", x.Area, err)
 			}
 			locs[x.Area] = loc
 		}
@@ -197,11 +194,7 @@ func (s *Server) checkSessionTimes(ctx context.Context, sess *loaxa.Session) err
 	if err := loaxa.CheckDays(sess.Days); err != nil {
 		return err
 	}
-	zone, err := s.zoneOf(ctx, sess.Area)
-	if err != nil {
-		return err
-	}
-	loc, err := loaxa.Location(zone)
+	loc, err := s.locationOf(ctx, sess.Area)
 	if err != nil {
 		return err
 	}
@@ -304,11 +297,7 @@ func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) err
 // them valid, and its refusal says so.
 func (s *Server) checkSessionChange(ctx context.Context, sess *loaxa.Session, ch loaxa.SessionChange) error {
 	after := sess.Apply(ch)
-	zone, err := s.zoneOf(ctx, sess.Area)
-	if err != nil {
-		return err
-	}
-	loc, err := loaxa.Location(zone)
+	loc, err := s.locationOf(ctx, sess.Area)
 	if err != nil {
 		return err
 	}
