@@ -98,10 +98,13 @@ func (s *SessionService) UpdateSession(ctx context.Context, id string, ch loaxa.
 		if err != nil {
 			return err
 		}
-		if rec.Start == was.Start && rec.MaxMinutes == was.MaxMinutes && rec.Days == was.Days && was.TimesRefused(loc) != nil {
-			// A rename of a session whose stored times this version
-			// refuses: they stay as they were, neither compared (they name
-			// no instance) nor compacted (nothing was added to Earlier).
+		if rec.Start == was.Start && rec.MaxMinutes == was.MaxMinutes && rec.Days == was.Days {
+			// A rename: the times stay as they were, neither compared nor
+			// compacted (nothing was added to Earlier). It makes no
+			// overlap; one the store already held (an older version, an
+			// old backup: listed with the sessions) is mended by a change
+			// of times, not refused to a rename. A session whose stored
+			// times this version refuses is renamed so too.
 			before, after = &was, rec
 			return putJSON(b, []byte(id), rec)
 		}

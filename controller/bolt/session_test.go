@@ -512,3 +512,34 @@ func BenchmarkFindDeletedSessions(b *testing.B) {
 		}
 	}
 }
+
+// TestRenameOfASessionInAnOldOverlapIsStored: two sessions of an area
+// overlapping in a store from an older version (or an old backup) are
+// listed with their overlap so the officer can mend it; renaming one of
+// them, its times left as they were, answered 409 with that overlap, as
+// if the rename had made it. A change that leaves the times alone makes
+// no overlap and is stored; a change of times is still checked.
+func TestRenameOfASessionInAnOldOverlapIsStored(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	s := bolt.NewSessionService(db)
+	created := clk.Now().AddDate(0, 0, -10)
+	storeSessionUnchecked(t, db, &loaxa.Session{ID: "s000001", Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, CreatedBy: "admin", CreatedAt: created})
+	storeSessionUnchecked(t, db, &loaxa.Session{ID: "s000002", Area: "12346", Name: "Tin sáng", Start: "05:45", MaxMinutes: 30, CreatedBy: "admin", CreatedAt: created})
+
+	name := "Buổi sáng sớm"
+	_, after, err := s.UpdateSession(ctx, "s000001", loaxa.SessionChange{Name: &name, By: "can-bo-a"})
+	if err != nil {
+		t.Fatalf("rename of a session in an overlap the store already held: %v", err)
+	}
+	if after.Name != name || after.Start != "05:30" || len(after.Earlier) != 0 {
+		t.Errorf("after the rename: %+v; want the new name, the times as they were, nothing earlier", after)
+	}
+	start := "05:40"
+	_, _, err = s.UpdateSession(ctx, "s000001", loaxa.SessionChange{Start: &start, By: "can-bo-a"})
+	var overlap *loaxa.SessionOverlapError
+	if !errors.As(err, &overlap) {
+		t.Errorf("a change of times into the other session: %v, want the overlap refused", err)
+	}
+}
