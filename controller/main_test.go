@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/sdnotify"
+	"loaxa.vn/internal/sdnotify/sdnotifytest"
 )
 
 // TestUpgradeAtStartExtendsSystemdTimeout: the unit gives the controller
@@ -32,21 +32,11 @@ func TestUpgradeAtStartExtendsSystemdTimeout(t *testing.T) {
 	cfg.HTTPAddr, cfg.MQTTAddr, cfg.DataDir, cfg.AdminPassword = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "test-admin-password"
 	storeOfSchema6(t, filepath.Join(cfg.DataDir, "loaxa.db"))
 
-	socket := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: socket, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	systemd := sdnotifytest.Listen(t)
+	socket := systemd.Socket
 	read := func() string {
 		t.Helper()
-		buf := make([]byte, 1024)
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("systemd heard nothing more: %v", err)
-		}
-		return string(buf[:n])
+		return systemd.Read(t, 30*time.Second)
 	}
 
 	extended := make(chan struct{})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/internal/sdnotify/sdnotifytest"
 	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/node/agent"
 	"loaxa.vn/node/audio"
@@ -135,21 +135,11 @@ func TestRunTellsSystemd(t *testing.T) {
 	credFile := filepath.Join(dir, "node.json")
 	raw, _ := json.Marshal(ctl.Credentials("n1", "x1"))
 	os.WriteFile(credFile, raw, 0o600)
-	socket := filepath.Join(dir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: socket, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	systemd := sdnotifytest.Listen(t)
+	socket := systemd.Socket
 	read := func() string {
 		t.Helper()
-		buf := make([]byte, 512)
-		conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("systemd heard nothing: %v", err)
-		}
-		return string(buf[:n])
+		return systemd.Read(t, 15*time.Second)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
