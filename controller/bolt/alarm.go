@@ -1,11 +1,13 @@
 package bolt
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +81,80 @@ func indexAlarmEnds(tx *bbolt.Tx, step *upgradeStep) error {
 	})
 }
 
+// openAlarmEnd is the end part of the alarm_ends keys of the open alarms:
+// they sort last, by sequence, so that the open alarms are read without
+// reading the ended ones (a typhoon's 5,000 among a year's 100,000).
+var openAlarmEnd = u64(^uint64(0))
+
+// openAlarms calls fn with the key and stored value of each open alarm,
+// oldest first, or newest first if newest, until fn returns false.
+func openAlarms(tx *bbolt.Tx, newest bool, fn func(k, v []byte) (bool, error)) error {
+	alarms := tx.Bucket(bucketAlarms)
+	c := tx.Bucket(bucketAlarmEnds).Cursor()
+	var k []byte
+	if newest {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Seek(openAlarmEnd)
+	}
+	for k != nil && bytes.HasPrefix(k, openAlarmEnd) {
+		v := alarms.Get(k[8:])
+		if v == nil {
+			return fmt.Errorf("alarm end index %x: no alarm %d", k, binary.BigEndian.Uint64(k[8:]))
+		}
+		more, err := fn(k[8:], v)
+		if err != nil || !more {
+			return err
+		}
+		if newest {
+			k, _ = c.Prev()
+		} else {
+			k, _ = c.Next()
+		}
+	}
+	return nil
+}
+
+// alarmSpanKey is the key in alarm_spans of alarm seq, ended at end after
+// it started at start: the class of its length (the bits of its length in
+// milliseconds: class c lasted less than 2^c ms), then its end. An alarm
+// open at some time before to and ended after it began before to, so it
+// ended before to + 2^c: each class is one range scan bounded on both
+// sides, and a report of January asked in December reads January's
+// alarms, not eleven months of them. Open alarms have no span (they are
+// the open tail of alarm_ends).
+func alarmSpanKey(start, end time.Time, seq uint64) []byte {
+	var class byte
+	if ms := end.UnixMilli() - start.UnixMilli(); ms > 0 {
+		class = byte(bits.Len64(uint64(ms)))
+	}
+	k := make([]byte, 0, 17)
+	k = append(k, class)
+	k = append(k, msKey(end)...)
+	return append(k, u64(seq)...)
+}
+
+// putAlarmSpan indexes alarm seq in alarm_spans if it has ended.
+func putAlarmSpan(tx *bbolt.Tx, start, end time.Time, seq uint64) error {
+	if end.IsZero() {
+		return nil
+	}
+	return tx.Bucket(bucketAlarmSpans).Put(alarmSpanKey(start, end, seq), nil)
+}
+
+// indexAlarmSpans (schema 7 → 8) indexes the ended alarms by the class
+// of their length and their end (alarmSpanKey).
+func indexAlarmSpans(tx *bbolt.Tx, step *upgradeStep) error {
+	return tx.Bucket(bucketAlarms).ForEach(func(k, v []byte) error {
+		step.read()
+		var a struct{ Start, End time.Time }
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode alarm %x: %w", k, err)
+		}
+		return putAlarmSpan(tx, a.Start, a.End, binary.BigEndian.Uint64(k))
+	})
+}
+
 // CreateAlarm stores a, assigning its ID.
 func (s *AlarmService) CreateAlarm(ctx context.Context, a *loaxa.Alarm) error {
 	return s.CreateAlarms(ctx, []*loaxa.Alarm{a})
@@ -114,6 +190,9 @@ func (s *AlarmService) CreateAlarms(ctx context.Context, as []*loaxa.Alarm) erro
 			if err := tx.Bucket(bucketAlarmEnds).Put(alarmEndKey(recs[i].End, seq), nil); err != nil {
 				return err
 			}
+			if err := putAlarmSpan(tx, recs[i].Start, recs[i].End, seq); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -145,14 +224,22 @@ func (s *AlarmService) updateAlarm(ctx context.Context, id string, fn func(*loax
 		if !ok || out.ID != id {
 			return alarmNotFound(id)
 		}
-		end := out.End
+		start, end := out.Start, out.End
 		fn(&out)
-		if !out.End.Equal(end) {
+		if !out.End.Equal(end) || !out.Start.Equal(start) {
 			ends, seq := tx.Bucket(bucketAlarmEnds), seqOf("al", id)
 			if err := ends.Delete(alarmEndKey(end, seq)); err != nil {
 				return err
 			}
 			if err := ends.Put(alarmEndKey(out.End, seq), nil); err != nil {
+				return err
+			}
+			if !end.IsZero() {
+				if err := tx.Bucket(bucketAlarmSpans).Delete(alarmSpanKey(start, end, seq)); err != nil {
+					return err
+				}
+			}
+			if err := putAlarmSpan(tx, out.Start, out.End, seq); err != nil {
 				return err
 			}
 		}
@@ -233,11 +320,10 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 				return err
 			}
 		}
-		c := tx.Bucket(bucketAlarms).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+		take := func(_, v []byte) (bool, error) {
 			var a loaxa.Alarm
 			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode alarm: %w", err)
+				return false, fmt.Errorf("decode alarm: %w", err)
 			}
 			switch {
 			case within != nil && !within[a.Area]:
@@ -248,6 +334,17 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 			case !f.To.IsZero() && !a.Start.Before(f.To):
 			default:
 				out = append(out, &a)
+			}
+			return len(out) < limit, nil
+		}
+		if f.Open == "open" {
+			// The open ones only, not the ended ones before them.
+			return openAlarms(tx, true, take)
+		}
+		c := tx.Bucket(bucketAlarms).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if more, err := take(k, v); err != nil || !more {
+				return err
 			}
 		}
 		return nil
@@ -261,8 +358,10 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 // FindAlarmsOpenDuring returns every alarm of one of kinds (any kind if
 // none) on a node within area's subtree (every area if "") that was open
 // at some time in [from, to), oldest first, however many there are. It
-// reads the alarms that ended after from or are open (alarm_ends), not
-// every alarm stored: an alert's report of the last minutes reads a few.
+// reads the open alarms (alarm_ends) and the ended ones that ended after
+// from and not long after to for their length (alarm_spans), not every
+// alarm stored: an alert's report of the last minutes reads a few, and a
+// report of January asked in December reads January's.
 func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, kinds []string, from, to time.Time) ([]*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -276,15 +375,7 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 				return err
 			}
 		}
-		alarms := tx.Bucket(bucketAlarms)
-		c := tx.Bucket(bucketAlarmEnds).Cursor()
-		// The alarms that ended in from's millisecond but before it are
-		// read too, and left by the exact test below.
-		for k, _ := c.Seek(msKey(from)); k != nil; k, _ = c.Next() {
-			v := alarms.Get(k[8:])
-			if v == nil {
-				return fmt.Errorf("alarm end index %x: no alarm %d", k, binary.BigEndian.Uint64(k[8:]))
-			}
+		take := func(_, v []byte) (bool, error) {
 			// The fields that select first, the whole alarm only for the
 			// few selected.
 			var sel struct {
@@ -292,7 +383,7 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 				Start, End time.Time
 			}
 			if err := json.Unmarshal(v, &sel); err != nil {
-				return fmt.Errorf("decode alarm: %w", err)
+				return false, fmt.Errorf("decode alarm: %w", err)
 			}
 			switch {
 			case within != nil && !within[sel.Area]:
@@ -301,9 +392,39 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 			default:
 				var a loaxa.Alarm
 				if err := json.Unmarshal(v, &a); err != nil {
-					return fmt.Errorf("decode alarm: %w", err)
+					return false, fmt.Errorf("decode alarm: %w", err)
 				}
 				out = append(out, &a)
+			}
+			return true, nil
+		}
+		if err := openAlarms(tx, false, take); err != nil {
+			return err
+		}
+		// The ended ones, class by class of their length (alarmSpanKey):
+		// those that ended from from (the ones that ended in from's
+		// millisecond but before it are read too, and left by the exact
+		// test) to to plus the class's longest length.
+		alarms := tx.Bucket(bucketAlarms)
+		c := tx.Bucket(bucketAlarmSpans).Cursor()
+		fromKey, toKey := msKey(from), binary.BigEndian.Uint64(msKey(to))
+		for class := range 65 {
+			limit, bounded := toKey+1<<class, class < 64 && toKey+1<<class > toKey
+			seek := append([]byte{byte(class)}, fromKey...)
+			for k, _ := c.Seek(seek); k != nil && k[0] == byte(class); k, _ = c.Next() {
+				if len(k) != 17 {
+					return fmt.Errorf("alarm span key %x is not class, end, sequence", k)
+				}
+				if bounded && binary.BigEndian.Uint64(k[1:9]) >= limit {
+					break
+				}
+				v := alarms.Get(k[9:])
+				if v == nil {
+					return fmt.Errorf("alarm span index %x: no alarm %d", k, binary.BigEndian.Uint64(k[9:]))
+				}
+				if _, err := take(k[9:], v); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -324,15 +445,13 @@ func (s *AlarmService) FindOpenAlarms(ctx context.Context) ([]*loaxa.Alarm, erro
 	}
 	var out []*loaxa.Alarm
 	err := s.db.view(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketAlarms).ForEach(func(_, v []byte) error {
+		return openAlarms(tx, false, func(_, v []byte) (bool, error) {
 			var a loaxa.Alarm
 			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode alarm: %w", err)
+				return false, fmt.Errorf("decode alarm: %w", err)
 			}
-			if a.Open() {
-				out = append(out, &a)
-			}
-			return nil
+			out = append(out, &a)
+			return true, nil
 		})
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -221,6 +222,9 @@ func BenchmarkFindAlarmsOpenDuring(b *testing.B) {
 	}{
 		{"month", "hp", to.AddDate(0, -1, 0), to},
 		{"alert", "", to.Add(-10 * time.Minute), to},
+		// The history's first day, asked at its end: a report of January
+		// asked in December.
+		{"first-day", "hp", start, start.Add(24 * time.Hour)},
 	} {
 		b.Run(r.name, func(b *testing.B) {
 			for b.Loop() {
@@ -229,5 +233,251 @@ func BenchmarkFindAlarmsOpenDuring(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFindOpenAlarms: the day of a typhoon, 5,000 clusters offline
+// (5,000 open alarms) in a store that holds a year of ended alarms
+// (100,000): what the alarm list of the console (GET /api/v1/alarms?state=open)
+// and the health monitor's start (FindOpenAlarms) pay.
+func BenchmarkFindOpenAlarms(b *testing.B) {
+	db, clk := MustOpenDB(b)
+	mustTree(b, db)
+	s := bolt.NewAlarmService(db)
+	ctx := context.Background()
+	start := clk.Now()
+	const nodes, each = 5000, 20
+	for batch := range each {
+		as := make([]*loaxa.Alarm, 0, nodes)
+		for n := range nodes {
+			at := start.Add(time.Duration(batch*nodes+n) * time.Minute)
+			as = append(as, &loaxa.Alarm{Kind: loaxa.AlarmOffline, Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("n%04d", n),
+				Area: "hp.an-duong.le-loi", Detail: "no state for 10 min", Start: at, End: at.Add(time.Hour)})
+		}
+		must(b, s.CreateAlarms(ctx, as))
+	}
+	typhoon := start.Add(each * nodes * time.Minute)
+	as := make([]*loaxa.Alarm, 0, nodes)
+	for n := range nodes {
+		as = append(as, &loaxa.Alarm{Kind: loaxa.AlarmOffline, Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("n%04d", n),
+			Area: "hp.an-duong.le-loi", Detail: "no state for 10 min", Start: typhoon})
+	}
+	must(b, s.CreateAlarms(ctx, as))
+	for _, r := range []struct {
+		name string
+		f    loaxa.AlarmFilter
+		want int
+	}{
+		// The emergency page's list of the clusters that cannot sound.
+		{"emergency", loaxa.AlarmFilter{Open: "open", Limit: bolt.MaxAlarmLimit}, nodes},
+		// The overview of a commune with none open.
+		{"quiet-commune", loaxa.AlarmFilter{Within: "hp.thuy-nguyen", Open: "open", Limit: 100}, 0},
+		// The overview of the province: the newest 100.
+		{"province", loaxa.AlarmFilter{Within: "hp", Open: "open", Limit: 100}, 100},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.FindAlarms(ctx, r.f)
+				if err != nil || len(got) != r.want {
+					b.Fatalf("%d open alarms listed, %v; want %d", len(got), err, r.want)
+				}
+			}
+		})
+	}
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			got, err := s.FindOpenAlarms(ctx)
+			if err != nil || len(got) != nodes {
+				b.Fatalf("%d open alarms, %v; want %d", len(got), err, nodes)
+			}
+		}
+	})
+}
+
+// TestAlarmIndexesAnswerAsAScan: the reads that go by the indexes of
+// alarms (the open ones for the lists and the health monitor, the spans
+// for the reports over a time range) answer exactly what a plain scan of
+// every stored alarm answers, over randomized alarm sets: alarms opened,
+// ended (at once, later, at their start, before their start by a skewed
+// clock), raised again on the same node, lasting from nothing to most of
+// a year, at times that are not whole milliseconds; after a store of
+// schema 7 (no spans) is brought up to date; and after the retention
+// purge removed ended alarms, the indexes holding exactly the alarms
+// stored each time.
+func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(seed, 31))
+			db, _ := MustOpenDB(t)
+			mustTree(t, db)
+			s := bolt.NewAlarmService(db)
+			ctx := context.Background()
+			areas := []string{"hp.an-duong.le-loi", "hp.an-duong.le-loi.t1", "hp.an-duong.an-hoa", "hp.thuy-nguyen", "hn"}
+			kinds := []string{loaxa.AlarmSpeakerOpen, loaxa.AlarmOffline, loaxa.AlarmDoorOpen, loaxa.AlarmAmplifier}
+			year := 365 * 24 * time.Hour
+			// length is an alarm's length: nothing, or from a fraction of
+			// a millisecond to most of a year, log-uniform, so that every
+			// class of alarm_spans has some.
+			length := func() time.Duration {
+				if rnd.IntN(10) == 0 {
+					return 0
+				}
+				return time.Duration(float64(time.Microsecond) * float64(int64(1)<<rnd.IntN(45)) * (1 + rnd.Float64()))
+			}
+			var open []*loaxa.Alarm
+			raise := func(n int) {
+				var as []*loaxa.Alarm
+				for range n {
+					a := &loaxa.Alarm{Kind: kinds[rnd.IntN(len(kinds))], Node: fmt.Sprintf("n%d", rnd.IntN(20)), Area: areas[rnd.IntN(len(areas))],
+						Start: t0.Add(time.Duration(rnd.Int64N(int64(year))))}
+					if rnd.IntN(3) == 0 {
+						a.End = a.Start.Add(length()) // stored ended
+					}
+					as = append(as, a)
+				}
+				must(t, s.CreateAlarms(ctx, as))
+				for _, a := range as {
+					if a.Open() {
+						open = append(open, a)
+					}
+				}
+			}
+			end := func(n int) {
+				for range min(n, len(open)) {
+					i := rnd.IntN(len(open))
+					a := open[i]
+					open = slices.Delete(open, i, i+1)
+					at := a.Start.Add(length())
+					if rnd.IntN(20) == 0 {
+						at = a.Start.Add(-length()) // a clock that went back
+					}
+					ended, err := s.EndAlarm(ctx, a.ID, at)
+					must(t, err)
+					if rnd.IntN(4) == 0 {
+						// Raised again on the same node.
+						again := &loaxa.Alarm{Kind: a.Kind, Node: a.Node, Area: a.Area, Start: ended.End.Add(length())}
+						must(t, s.CreateAlarm(ctx, again))
+						open = append(open, again)
+					}
+				}
+			}
+			compare := func(when string) {
+				t.Helper()
+				if err := bolt.CheckAlarmIndexes(db); err != nil {
+					t.Fatalf("%s: alarm indexes: %v", when, err)
+				}
+				all, err := s.FindAlarms(ctx, loaxa.AlarmFilter{Limit: bolt.MaxAlarmLimit}) // every alarm, newest first: the plain scan
+				must(t, err)
+				oldest := slices.Clone(all)
+				slices.Reverse(oldest)
+				var wantOpen []*loaxa.Alarm
+				for _, a := range oldest {
+					if a.Open() {
+						wantOpen = append(wantOpen, a)
+					}
+				}
+				gotOpen, err := s.FindOpenAlarms(ctx)
+				must(t, err)
+				sameAlarms(t, when+": FindOpenAlarms", gotOpen, wantOpen)
+				for range 20 {
+					f := loaxa.AlarmFilter{Open: "open", Limit: 1 + rnd.IntN(len(all)+1)}
+					if rnd.IntN(2) == 0 {
+						f.Within = []string{"hp", "hp.an-duong", "hp.an-duong.le-loi", "hn"}[rnd.IntN(4)]
+					}
+					if rnd.IntN(3) == 0 {
+						f.Kind = kinds[rnd.IntN(len(kinds))]
+					}
+					if rnd.IntN(3) == 0 {
+						f.Node = fmt.Sprintf("n%d", rnd.IntN(20))
+					}
+					if rnd.IntN(3) == 0 {
+						f.From = t0.Add(time.Duration(rnd.Int64N(int64(year))))
+						f.To = f.From.Add(time.Duration(rnd.Int64N(int64(year))))
+					}
+					var want []*loaxa.Alarm
+					for _, a := range all {
+						switch {
+						case len(want) == f.Limit:
+						case !a.Open(), !inSubtree(a.Area, f.Within), f.Kind != "" && a.Kind != f.Kind, f.Node != "" && a.Node != f.Node:
+						case !f.From.IsZero() && (a.Start.Before(f.From) || !a.Start.Before(f.To)):
+						default:
+							want = append(want, a)
+						}
+					}
+					got, err := s.FindAlarms(ctx, f)
+					must(t, err)
+					sameAlarms(t, fmt.Sprintf("%s: FindAlarms(%+v)", when, f), got, want)
+				}
+				for i := range 40 {
+					from := t0.Add(time.Duration(rnd.Int64N(int64(year + year/4))))
+					to := from.Add(length())
+					if i%4 == 0 && len(all) > 0 {
+						// At an alarm's very end or start, where one
+						// millisecond or nanosecond decides.
+						a := all[rnd.IntN(len(all))]
+						from, to = a.Start, a.Start.Add(time.Nanosecond)
+						if !a.End.IsZero() {
+							from, to = a.End.Add(-time.Nanosecond), a.End
+						}
+					}
+					area := []string{"", "hp", "hp.an-duong.le-loi", "hn"}[rnd.IntN(4)]
+					var ks []string
+					if rnd.IntN(2) == 0 {
+						ks = kinds[:1+rnd.IntN(len(kinds))]
+					}
+					var want []*loaxa.Alarm
+					for _, a := range oldest {
+						if inSubtree(a.Area, area) && (len(ks) == 0 || slices.Contains(ks, a.Kind)) && a.Start.Before(to) && (a.Open() || a.End.After(from)) {
+							want = append(want, a)
+						}
+					}
+					got, err := s.FindAlarmsOpenDuring(ctx, area, ks, from, to)
+					must(t, err)
+					sameAlarms(t, fmt.Sprintf("%s: FindAlarmsOpenDuring(%q, %q, %s, %s)", when, area, ks, from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano)), got, want)
+				}
+			}
+			raise(300)
+			end(150)
+			raise(100)
+			end(100)
+			compare("opened and ended")
+
+			must(t, bolt.AsSchema7(db))
+			must(t, db.Close())
+			must(t, db.Open())
+			compare("after the upgrade from schema 7")
+
+			p, err := db.Purge(ctx, t0.Add(time.Duration(rnd.Int64N(int64(year)))), 1+rnd.IntN(50))
+			must(t, err)
+			if p.Alarms == 0 {
+				t.Errorf("the purge deleted no alarm; the test wants some gone")
+			}
+			compare("after the purge")
+			raise(100)
+			end(100)
+			compare("opened and ended after the purge")
+		})
+	}
+}
+
+// inSubtree reports whether area lies in root's subtree of mustTree's
+// areas (every area if root is "").
+func inSubtree(area, root string) bool {
+	return root == "" || area == root || len(area) > len(root) && area[:len(root)] == root && area[len(root)] == '.'
+}
+
+// sameAlarms fails unless got and want hold the same alarms in the same
+// order.
+func sameAlarms(t *testing.T, what string, got, want []*loaxa.Alarm) {
+	t.Helper()
+	ids := func(as []*loaxa.Alarm) []string {
+		out := make([]string, len(as))
+		for i, a := range as {
+			out[i] = a.ID
+		}
+		return out
+	}
+	if g, w := ids(got), ids(want); !slices.Equal(g, w) {
+		t.Fatalf("%s = %d alarms %v,\nthe plain scan %d alarms %v", what, len(g), g, len(w), w)
 	}
 }

@@ -309,14 +309,28 @@ func (c *checker) liveCalls() {
 }
 
 func (c *checker) alarms() {
-	ends := make(map[string]string)
+	ends, spans := make(map[string]string), make(map[string]string)
 	each(c, bucketAlarms, func(k []byte, a *loaxa.Alarm) {
 		if seq := seqOf("al", a.ID); !bytes.Equal(k, u64(seq)) {
 			c.fail("alarm key %x holds %s", k, a.ID)
 		}
 		ends[string(alarmEndKey(a.End, binary.BigEndian.Uint64(k)))] = ""
+		if !a.End.IsZero() {
+			spans[string(alarmSpanKey(a.Start, a.End, binary.BigEndian.Uint64(k)))] = ""
+		}
 	})
 	c.sameKeys("alarm_ends", ends, bucketAlarmEnds)
+	c.sameKeys("alarm_spans", spans, bucketAlarmSpans)
+}
+
+// CheckAlarmIndexes checks, on an open db, that alarm_ends and
+// alarm_spans hold exactly the keys of the stored alarms.
+func CheckAlarmIndexes(db *DB) error {
+	return db.view(func(tx *bbolt.Tx) error {
+		c := checker{tx: tx}
+		c.alarms()
+		return errors.Join(c.errs...)
+	})
 }
 
 func (c *checker) rollouts() {

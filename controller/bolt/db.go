@@ -32,7 +32,11 @@
 //	enrolments       SHA-256(enrolment code) → Enrolment (one-time)
 //	alarms           seq(8) → Alarm (ids "al" + seq; newest last)
 //	alarm_ends       ms(8) of the end (all ones while open), seq(8) → nil:
-//	                 what a report over a time range reads (schema 7)
+//	                 what a report over a time range reads (schema 7), and
+//	                 the open alarms (the tail) that the lists read
+//	alarm_spans      class of the length (bits of its ms), ms(8) of the
+//	                 end, seq(8) → nil, of the ended alarms: what a report
+//	                 over a time range reads of them (schema 8; alarm.go)
 //	selftests        seq(8) → SelfTest with its results (ids "st" + seq)
 //	live_calls       ms(8) of the start, call id → LiveCall (time order)
 //	live_call_ids    call id → live_calls key
@@ -90,6 +94,7 @@ var (
 	bucketProposals      = []byte("proposals")
 	bucketAlarms         = []byte("alarms")
 	bucketAlarmEnds      = []byte("alarm_ends")
+	bucketAlarmSpans     = []byte("alarm_spans")
 	bucketSelfTests      = []byte("selftests")
 	bucketEmergencies    = []byte("emergencies")
 	bucketCapAlerts      = []byte("cap_alerts")
@@ -105,7 +110,7 @@ var (
 		bucketUsers, bucketTokens, bucketDesired, bucketDesiredHeads, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
-		bucketAlarms, bucketAlarmEnds, bucketSelfTests,
+		bucketAlarms, bucketAlarmEnds, bucketAlarmSpans, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
 		bucketLiveCalls, bucketLiveCallIDs, bucketLiveCallsOnAir,
 		bucketStanding,
@@ -120,7 +125,7 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 7
+const schemaVersion = 8
 
 // migrations[v] brings a store of schema v to v+1 (upgrade.go).
 var migrations = map[uint64]migration{
@@ -130,6 +135,7 @@ var migrations = map[uint64]migration{
 	4: {"index of live calls on air", bucketLiveCalls, indexLiveCallsOnAir},
 	5: {"index of running rollouts", bucketRollouts, indexRunningRollouts},
 	6: {"index of alarm ends", bucketAlarms, indexAlarmEnds},
+	7: {"index of alarm spans", bucketAlarms, indexAlarmSpans},
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

@@ -244,16 +244,32 @@ func AsSchema5(db *DB) error {
 }
 
 // AsSchema6 makes db look like a store of schema 6: alarms without the
-// index of their ends.
+// index of their ends (nor of their spans).
 func AsSchema6(db *DB) error {
 	return db.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.DeleteBucket(bucketAlarmEnds); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket(bucketAlarmEnds); err != nil {
-			return err
+		for _, name := range [][]byte{bucketAlarmEnds, bucketAlarmSpans} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketMeta).Put(keySchema, u64(6))
+	})
+}
+
+// AsSchema7 makes db look like a store of schema 7: ended alarms without
+// the index of their spans.
+func AsSchema7(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketAlarmSpans); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketAlarmSpans); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(7))
 	})
 }
 

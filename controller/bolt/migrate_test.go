@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -222,5 +223,33 @@ func TestOpenIndexesAlarmEnds(t *testing.T) {
 	}
 	if want := []string{ended.ID, open.ID}; !slices.Equal(ids, want) {
 		t.Errorf("alarms open during the range after Open brought the store up to date: %q, want %q", ids, want)
+	}
+}
+
+// BenchmarkOpenIndexesAlarmSpans: the start that brings a store of schema
+// 7 with a bad year's alarms (100,000 ended, 5,000 open) up to date: the
+// index of spans built from every alarm.
+func BenchmarkOpenIndexesAlarmSpans(b *testing.B) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(b)
+	s := bolt.NewAlarmService(db)
+	for batch := range 21 {
+		as := make([]*loaxa.Alarm, 0, 5000)
+		for n := range 5000 {
+			at := t0.Add(time.Duration(batch*5000+n) * time.Minute)
+			a := &loaxa.Alarm{Kind: loaxa.AlarmOffline, Node: fmt.Sprintf("n%04d", n), Area: "hp", Detail: "no state for 10 min", Start: at}
+			if batch < 20 {
+				a.End = at.Add(time.Hour)
+			}
+			as = append(as, a)
+		}
+		must(b, s.CreateAlarms(ctx, as))
+	}
+	for b.Loop() {
+		b.StopTimer()
+		must(b, bolt.AsSchema7(db))
+		must(b, db.Close())
+		b.StartTimer()
+		must(b, db.Open())
 	}
 }

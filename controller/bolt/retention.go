@@ -296,9 +296,9 @@ func purgeAudit(tx *bbolt.Tx, before time.Time, batch int) (bool, int, error) {
 
 // purgeAlarms deletes up to batch alarms that ended before before, found
 // by their end in alarm_ends (open alarms sort last and are never
-// reached).
+// reached), with their keys in alarm_ends and alarm_spans.
 func purgeAlarms(tx *bbolt.Tx, before time.Time, batch int) (bool, int, error) {
-	b, ends := tx.Bucket(bucketAlarms), tx.Bucket(bucketAlarmEnds)
+	b, ends, spans := tx.Bucket(bucketAlarms), tx.Bucket(bucketAlarmEnds), tx.Bucket(bucketAlarmSpans)
 	limit := msKey(before)
 	var old [][]byte
 	c := ends.Cursor()
@@ -310,6 +310,16 @@ func purgeAlarms(tx *bbolt.Tx, before time.Time, batch int) (bool, int, error) {
 			return false, 0, fmt.Errorf("alarm end key %x is not end, sequence", k)
 		}
 		seq := binary.BigEndian.Uint64(k[8:])
+		// Its span goes with it, keyed by its start too.
+		var a struct{ Start, End time.Time }
+		if v := b.Get(u64(seq)); v != nil {
+			if err := json.Unmarshal(v, &a); err != nil {
+				return false, 0, fmt.Errorf("decode alarm %s: %w", seqID("al", seq), err)
+			}
+			if err := spans.Delete(alarmSpanKey(a.Start, a.End, seq)); err != nil {
+				return false, 0, fmt.Errorf("delete alarm span of %s: %w", seqID("al", seq), err)
+			}
+		}
 		if err := b.Delete(u64(seq)); err != nil {
 			return false, 0, fmt.Errorf("delete alarm %s: %w", seqID("al", seq), err)
 		}
