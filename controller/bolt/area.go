@@ -130,6 +130,27 @@ func (s *AreaService) FindAreas(ctx context.Context, f loaxa.AreaFilter) ([]*loa
 	return out, nil
 }
 
+// AreaParents returns every area's parent id ("" for a root), from
+// area_parents: small values, no area decoded.
+func (s *AreaService) AreaParents(ctx context.Context) (map[string]string, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	var parents map[string]string
+	err := s.db.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAreaParents)
+		parents = make(map[string]string, b.Stats().KeyN)
+		return b.ForEach(func(k, v []byte) error {
+			parents[string(k)] = string(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("area parents: %w", err)
+	}
+	return parents, nil
+}
+
 // AreaChain returns id followed by its ancestors up to the root, or
 // ENotFound.
 func (s *AreaService) AreaChain(ctx context.Context, id string) ([]string, error) {

@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -157,4 +158,20 @@ func TestAreaService_DepthLimit(t *testing.T) {
 		}
 	}
 	wantCode(t, err, loaxa.EInvalid)
+}
+
+// TestAreaParents: the tree's shape, every area with its parent ("" for a
+// root), as the alarm stream reads it instead of every area.
+func TestAreaParents(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	mustTree(t, db)
+	got, err := bolt.NewAreaService(db).AreaParents(context.Background())
+	must(t, err)
+	want := map[string]string{
+		"hp": "", "hp.an-duong": "hp", "hp.an-duong.le-loi": "hp.an-duong", "hp.an-duong.le-loi.t1": "hp.an-duong.le-loi",
+		"hp.an-duong.an-hoa": "hp.an-duong", "hp.thuy-nguyen": "hp", "hn": "",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("AreaParents = %v, want %v", got, want)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -677,5 +678,49 @@ func TestSelfTestReportAsDocumented(t *testing.T) {
 	}
 	if len(documentedResults) == 0 {
 		t.Errorf("docs/api.md shows no result under %q; served: %s", heading, served["results"])
+	}
+}
+
+// BenchmarkOpenAlarmStream: what opening the alarm stream costs, which a
+// console does on every page load, in a province of 5,000 areas (a
+// village per cluster, the most there can be): as the province's officer,
+// a commune's technician, and the admin (the whole tree).
+func BenchmarkOpenAlarmStream(b *testing.B) {
+	e := newEnv(b)
+	e.tree()
+	ctx := context.Background()
+	for c := range 100 {
+		commune := fmt.Sprintf("9%04d", c)
+		if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: commune, Name: "Xã " + commune, Parent: "318"}); err != nil {
+			b.Fatal(err)
+		}
+		for v := range 49 {
+			village := fmt.Sprintf("%s%02d", commune, v)
+			if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: village, Name: "Thôn " + village, Parent: commune}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, u := range []struct{ name, token string }{
+		{"province", e.addUser("tinh", loaxa.RoleProvince, "31")},
+		{"commune", e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")},
+		{"admin", e.admin},
+	} {
+		b.Run(u.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alarms/stream", nil)
+				req.Header.Set("Authorization", "Bearer "+u.token)
+				resp, err := e.ts.Client().Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				line, err := bufio.NewReader(resp.Body).ReadString('\n')
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || line != ": loaxa alarms\n" {
+					b.Fatalf("stream: %d, first line %q, %v", resp.StatusCode, line, err)
+				}
+			}
+		})
 	}
 }

@@ -41,6 +41,10 @@ type AreaService interface {
 	// AreaChain returns id followed by its ancestors up to the root, or
 	// ENotFound.
 	AreaChain(ctx context.Context, id string) ([]string, error)
+	// AreaParents returns every area's parent id ("" for a root): the
+	// tree's shape without the areas themselves, for what needs only
+	// that.
+	AreaParents(ctx context.Context) (map[string]string, error)
 }
 
 // FoldAreas returns ids without those inside another of them (sorted,
