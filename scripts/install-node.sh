@@ -102,7 +102,16 @@ install -m 0755 "${owner[@]}" "$binary" "$root/opt/loaxa-node/bin/.loaxa-node.ne
 mv -f "$root/opt/loaxa-node/bin/.loaxa-node.new" "$root/opt/loaxa-node/bin/loaxa-node"
 install -m 0644 "$readme" "$root/opt/loaxa-node/README"
 install -d -m 0755 "$root/etc/loaxa"
-install -m 0640 "${cred_owner[@]}" "$credentials" "$root/etc/loaxa/node.json"
+if [[ $credentials -ef $root/etc/loaxa/node.json ]]; then
+	# A re-install naming the installed document (an upgrade in place, or
+	# the README's roll back by hand): install(1) refuses to copy a file
+	# onto itself, which stopped the script half-way, the binary replaced
+	# and the unit not. Keep the document; make its owner and mode right.
+	chmod 0640 "$credentials"
+	[[ -n $root ]] || chown root:loaxa-node "$credentials"
+else
+	install -m 0640 "${cred_owner[@]}" "$credentials" "$root/etc/loaxa/node.json"
+fi
 if [[ ! -f $root/etc/loaxa/node.env ]]; then
 	cat >"$root/etc/loaxa/node.env" <<ENV
 # Settings of the loaxa node agent (node --help lists them).

@@ -130,6 +130,64 @@ func TestInstallNode(t *testing.T) {
 	}
 }
 
+// Running the script again with the installed document, as the board's
+// README says to roll back by hand ("run its install-node.sh with
+// --credentials /etc/loaxa/node.json") and as an upgrade in place reads,
+// installs the new binary and keeps the document: install(1) refused to
+// copy the file onto itself ("are the same file") after the binary had
+// been replaced, so the script stopped with the unit not written and the
+// service not restarted.
+func TestReinstallWithTheInstalledCredentials(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "node")
+	build := exec.Command("go", "build", "-o", bin, "loaxa.vn/node")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cred := filepath.Join(dir, "node.json")
+	credText := `{"node":"tt-01","area":"12346"}`
+	if err := os.WriteFile(cred, []byte(credText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	script := "../../scripts/install-node.sh"
+	if out, err := exec.Command(script, "--root", root, "--credentials", cred, "--binary", bin).CombinedOutput(); err != nil {
+		t.Fatalf("first install: %v\n%s", err, out)
+	}
+
+	// The release to go back to: another binary, here the same program
+	// with a byte appended (the script only copies it).
+	previous := filepath.Join(dir, "previous-node")
+	a, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(previous, append(a, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	installed := filepath.Join(root, "etc/loaxa/node.json")
+	out, err := exec.Command(script, "--root", root, "--credentials", installed, "--binary", previous).CombinedOutput()
+	if err != nil {
+		t.Fatalf("install-node.sh --credentials %s (the installed document): %v\n%s", installed, err, out)
+	}
+	if !strings.Contains(string(out), "would run: systemctl restart loaxa-node.service") {
+		t.Errorf("install-node.sh said\n%s\nwant the service restarted", out)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "opt/loaxa-node/bin/loaxa-node"))
+	if !bytes.Equal(b, append(a, 0)) {
+		t.Error("the binary given to the second install is not the one installed")
+	}
+	got, err := os.ReadFile(installed)
+	if err != nil || string(got) != credText {
+		t.Errorf("installed credentials after the second install: %q, %v; want %q", got, err, credText)
+	}
+	if fi, err := os.Stat(installed); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o640 {
+		t.Errorf("installed credentials have mode %v, want 0640", fi.Mode().Perm())
+	}
+}
+
 // systemd's own review of the units' sandboxing: exposure at most 2.5 of
 // 10 ("OK").
 func TestUnitsHardening(t *testing.T) {
