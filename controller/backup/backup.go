@@ -276,6 +276,15 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 	if err := os.MkdirAll(filepath.Join(dataDir, contentDir), 0o750); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	// Run as root into a service's data directory, what is written must
+	// be the service user's, or the controller cannot open its store.
+	chown, err := ownerOf(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if err := chown(filepath.Join(dataDir, contentDir)); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	target := filepath.Join(dataDir, StoreFile)
 	unlock, exists, err := lockStore(target)
 	if err != nil {
@@ -295,7 +304,11 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	m, err = read(ctx, r, func(name string, r io.Reader) error {
-		return writeFile(filepath.Join(stage, filepath.FromSlash(name)), r)
+		path := filepath.Join(stage, filepath.FromSlash(name))
+		if err := writeFile(path, r); err != nil {
+			return err
+		}
+		return chown(path)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
