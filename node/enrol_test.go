@@ -70,6 +70,37 @@ func TestRunEnrols(t *testing.T) {
 	}
 }
 
+// TestEnrolSaysHowToStartTheAgent: the enrolment's last words are the
+// technician's next step. They said "--data DIR" even when --data was
+// given (the controller's printed command gives the service's
+// /var/lib/loaxa-node), and nothing of the installed service, which runs
+// as user loaxa-node and could not read the document the enrolment wrote
+// as root, mode 0600 ("node: read credentials: open /etc/loaxa/node.json:
+// permission denied" at its next start).
+func TestEnrolSaysHowToStartTheAgent(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	var created struct {
+		Enrolment struct{ Code string }
+	}
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "tt-01", "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
+	dir := t.TempDir()
+	path, data := filepath.Join(dir, "node.json"), filepath.Join(dir, "data")
+	var stdout, stderr bytes.Buffer
+	exit := run(context.Background(), []string{"--enrol", created.Enrolment.Code, "--controller", c.URL, "--credentials", path, "--data", data}, env(nil), &stdout, &stderr)
+	if exit != 0 {
+		t.Fatalf("enrol: exit %d, %q %q", exit, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"node --credentials " + path + " --data " + data + "\n",
+		"chown root:loaxa-node " + path + " && chmod 0640 " + path + " && systemctl restart loaxa-node",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("enrolment said\n%s\nwant %q", stdout.String(), want)
+		}
+	}
+}
+
 // TestEnrolKeepsTheCodeWhenTheCredentialsCannotBeWritten: on a fresh
 // board /etc/loaxa does not exist yet (install-node.sh makes it later),
 // or the technician runs the enrolment without root. The node redeemed

@@ -85,7 +85,9 @@ type options struct {
 	controller  string
 	ca          string
 	cacheSize   int64 // bytes
-	getenv      func(string) string
+	// dataGiven says --data (or LOAXA_DATA) was given, not defaulted.
+	dataGiven bool
+	getenv    func(string) string
 	// sound is the sound device (--audio oto); soundRecheck how often an
 	// agent without it checks whether it is back.
 	sound        soundDevice
@@ -158,6 +160,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 			}
 		}
 	}
+	o.dataGiven = set["data"] || getenv("LOAXA_DATA") != ""
 	if o.ampWarmup <= 0 || o.ampWarmup > time.Minute {
 		fmt.Fprintf(stderr, "node: --amp-warmup %v: want a duration above 0 and at most 1m, e.g. 500ms\n", o.ampWarmup)
 		return exitUsage
@@ -447,8 +450,15 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\nStart the agent with: node --credentials %s --data DIR\n",
-		cred.Node, cred.Area, o.credentials, o.credentials)
+	data := "DIR"
+	if o.dataGiven {
+		data = o.data
+	}
+	// The document is written mode 0600 for whoever enrolled, root on a
+	// board; the installed service runs as loaxa-node (install-node.sh).
+	fmt.Fprintf(stdout, "Enrolled as node %[1]s in area %[2]s; credentials written to %[3]s.\nStart the agent with: node --credentials %[3]s --data %[4]s\n"+
+		"On a board running the loaxa-node service, let it read the document and start it again: chown root:loaxa-node %[3]s && chmod 0640 %[3]s && systemctl restart loaxa-node\n",
+		cred.Node, cred.Area, o.credentials, data)
 	return 0
 }
 
