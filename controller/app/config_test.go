@@ -242,6 +242,12 @@ func TestAdminPasswordFromTheEnvironmentIsChecked(t *testing.T) {
 		if !strings.Contains(err.Error(), "LOAXA_ADMIN_PASSWORD") {
 			t.Errorf("password %q: error %q does not name LOAXA_ADMIN_PASSWORD", password, err)
 		}
+		// What the technician reads in the journal: the rule and the next
+		// step, not the API error's Go form ("loaxa error: code=invalid
+		// message=…", as it was).
+		if strings.Contains(err.Error(), "code=") || !strings.Contains(err.Error(), "start the controller again") {
+			t.Errorf("password %q: error %q: want the rule and the next step in words", password, err)
+		}
 	}
 }
 
