@@ -47,7 +47,7 @@ func TestUploadReleaseRefusesBadArchives(t *testing.T) {
 		status      int
 		want        string
 	}{
-		{"wrong architecture", "version=2.0.0&arch=arm64", releaseArchive(t, 62), 400, "built for EM_X86_64, not arm64"},
+		{"wrong architecture", "version=2.0.0&arch=arm64", releaseArchive(t, 62), 400, "built for amd64, not arm64: upload it with arch=amd64, or upload the archive built for arm64"},
 		{"not an archive", "version=2.0.0&arch=amd64", []byte("#!/bin/sh\nexit 1\n"), 400, "not a node release archive"},
 		{"unknown architecture", "version=2.0.0&arch=mips", releaseArchive(t, 62), 400, "not one of arm64, arm, amd64"},
 		{"bad version", "version=2.0%2F0&arch=amd64", releaseArchive(t, 62), 400, `version=\"2.0/0\"`},

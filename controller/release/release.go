@@ -73,6 +73,12 @@ func (s *Archives) Put(r io.Reader, arch, filename string) (*loaxa.ReleaseArchiv
 		return nil, loaxa.Errorf(loaxa.EInvalid, "The file is not a node release archive from scripts/build-boards.sh: %v.", err)
 	}
 	if got != want {
+		// Named as the officer gives it (arch=), not as ELF does (EM_ARM).
+		for other, m := range machines {
+			if m == got {
+				return nil, loaxa.Errorf(loaxa.EInvalid, "The archive's node binary is built for %s, not %s: upload it with arch=%s, or upload the archive built for %s.", other, arch, other, arch)
+			}
+		}
 		return nil, loaxa.Errorf(loaxa.EInvalid, "The archive's node binary is built for %v, not %s; upload the archive built for %s.", got, arch, arch)
 	}
 	if err := tmp.Sync(); err != nil {
