@@ -42,6 +42,9 @@ func runLive(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ca := fs.String("ca", "", "PEM certificate to trust for an HTTPS controller")
 	if err := fs.Parse(args); err != nil || *url == "" || *areas == "" || (*wav == "") == (*raw == "") {
 		fmt.Fprintln(stderr, usage)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for
+		}
 		return 2
 	}
 	tok, err := liveToken(*token, os.Getenv)

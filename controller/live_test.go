@@ -123,6 +123,16 @@ func TestLiveHeldBehindAlertsNamed(t *testing.T) {
 	}
 }
 
+// TestLiveHelp: "controller live --help", as README's walk-through
+// leads a technician to type, listed the flags and the usage and exited
+// 2 ("exit status 2" under go run), as if something were wrong.
+func TestLiveHelp(t *testing.T) {
+	var stderr strings.Builder
+	if code := runLive([]string{"--help"}, nil, io.Discard, &stderr); code != 0 || !strings.Contains(stderr.String(), "usage: controller live") {
+		t.Errorf("exit %d, stderr %q; want 0 and the usage", code, stderr.String())
+	}
+}
+
 // TestLiveNeedsAToken: "controller live" typed in a new terminal, without
 // LOAXA_TOKEN, reached the controller and printed its answer to a request
 // without an Authorization header ("send Authorization: Bearer …"). It

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR] [--control ADDR]
+const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR] [--control ADDR] [--ca PEM]
                           [--enrol-workers 8] [--sound-log FILE] [--pprof ADDR] [--alert-prepare 10s]
 
 Enrols N simulated speaker boxes with the controller and runs a node agent
@@ -84,6 +85,9 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on ADDR, e.g. 127.0.0.1:6060 (env LOAXA_PPROF)")
 	fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agents to reach the broker before printing the summary (env LOAXA_WAIT)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for: the flags are listed
+		}
 		return exitUsage
 	}
 	if fs.NArg() > 0 {

@@ -53,6 +53,9 @@ func TestUsageErrors(t *testing.T) {
 		{"no command", nil, nil, exitUsage, "usage: firmware-sim fleet"},
 		{"unknown command", []string{"boards"}, nil, exitUsage, "usage: firmware-sim fleet"},
 		{"help", []string{"help"}, nil, 0, ""},
+		// "firmware-sim fleet --help" listed the flags and exited 2, which
+		// "go run" reports as "exit status 2", as if it had failed.
+		{"fleet help", []string{"fleet", "--help"}, nil, 0, "-alert-prepare"},
 		{"missing flags", []string{"fleet"}, nil, exitUsage, "--area, --controller, --nodes required"},
 		{"env fills flags", []string{"fleet", "--nodes", "2"}, map[string]string{"LOAXA_AREA": "xa"}, exitUsage, "--controller required"},
 		{"bad nodes", []string{"fleet", "--nodes", "many"}, nil, exitUsage, "invalid value"},

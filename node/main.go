@@ -141,6 +141,9 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	storeCheckFlag := fs.Bool("store-check", false, "check the store in --data, read only, and exit: status 0 if it is sound, 65 if it is damaged (the agent runs this as it starts)")
 	salvageFile := fs.String("store-salvage", "", "read back, read only, the events the damaged store `FILE` had not sent, one JSON line each, and exit (the agent runs this on a store it set aside)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for: the flags are listed
+		}
 		return exitUsage
 	}
 	if *showVersion {

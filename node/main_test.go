@@ -86,6 +86,16 @@ func TestRunVersion(t *testing.T) {
 	}
 }
 
+// TestRunHelp: "node --help" lists the flags and succeeds; it exited 2,
+// which "go run ./node --help" reports as "exit status 2", as if the
+// technician had typed something wrong.
+func TestRunHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, env(nil), &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-credentials") {
+		t.Fatalf("exit %d, stderr %q; want 0 and the flags", code, stderr.String())
+	}
+}
+
 // TestRunJoinsAndStops runs the whole node with --audio none from the
 // environment: it comes online at the controller and goes offline on cancel.
 func TestRunJoinsAndStops(t *testing.T) {
