@@ -173,6 +173,9 @@ func storeCheck(path string, stdout, stderr io.Writer, exit func(int)) int {
 	case store.Damaged(path, err):
 		fmt.Fprintf(stderr, "node: %v\n", err)
 		return exitStoreDamaged
+	case store.Held(err):
+		fmt.Fprintf(stderr, "node: cannot check the store %s: a running agent holds it: stop it first (systemctl stop loaxa-node), then check again (%v)\n", path, err)
+		return exitFailure
 	default:
 		fmt.Fprintf(stderr, "node: cannot check the store: %v\n", err)
 		return exitFailure

@@ -117,8 +117,12 @@ func TestRunStoreCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Held by the agent: not damaged, cannot be checked.
-	if code, _, errOut := check(data); code != exitFailure || !strings.Contains(errOut, "cannot check the store") {
+	// Held by the agent: not damaged, cannot be checked. A technician
+	// typing "node --store-check" on a board whose service runs was told
+	// only "open node store …: timeout"; it says who holds it and what to
+	// do.
+	if code, _, errOut := check(data); code != exitFailure || !strings.Contains(errOut, "cannot check the store") ||
+		!strings.Contains(errOut, "a running agent holds it: stop it first (systemctl stop loaxa-node)") {
 		t.Errorf("held store: exit %d, stderr %q; want %d and why", code, errOut, exitFailure)
 	}
 	st.Close()
