@@ -723,7 +723,8 @@ func (a *App) adminToCreate(ctx context.Context) (*firstAdmin, error) {
 		if err := loaxa.CheckPassword("LOAXA_ADMIN_PASSWORD", p); err != nil {
 			// Read in the journal, not through the API: the rule in
 			// words and the next step, not the coded error's Go form.
-			return nil, fmt.Errorf("%s Set another (10 characters to 72 bytes), or unset it to have one generated and printed once, and start the controller again", loaxa.ErrorMessage(err))
+			return nil, fmt.Errorf("%s Set another (%d characters to %d bytes), or unset it to have one generated and printed once, and start the controller again",
+				loaxa.ErrorMessage(err), loaxa.MinPasswordLen, loaxa.MaxPasswordBytes)
 		}
 		return &firstAdmin{password: p}, nil
 	}
