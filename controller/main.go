@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,11 +32,11 @@ func main() {
 		case "export-mosquitto-acl":
 			os.Exit(exportMosquitto(os.Args[2:], os.Stdout, os.Stderr))
 		case "backup":
-			os.Exit(runBackup(os.Args[2:]))
+			os.Exit(runBackup(os.Args[2:], os.Stdout, os.Stderr))
 		case "live":
 			os.Exit(runLive(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case "restore":
-			os.Exit(runRestore(os.Args[2:]))
+			os.Exit(runRestore(os.Args[2:], os.Stdout, os.Stderr))
 		case "--version", "-version":
 			fmt.Println("loaxa controller", version)
 			return
@@ -158,24 +159,36 @@ func splitFile(args []string, valued map[string]bool) (file string, rest []strin
 	return file, rest, nil
 }
 
+// askedForHelp says whether args ask for the usage, which splitFile would
+// otherwise answer with "give the backup FILE".
+func askedForHelp(args []string) bool {
+	return slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" })
+}
+
 // runBackup runs "controller backup FILE": online from a running
 // controller with --url, or from a stopped one's --data.
-func runBackup(args []string) int {
+func runBackup(args []string, stdout, stderr io.Writer) int {
 	const usage = `usage: controller backup FILE --url http://localhost:8080 [--user admin] [--ca PEM]   (token in LOAXA_TOKEN, or password in LOAXA_PASSWORD)
        controller backup FILE --data DIR                                              (controller stopped)`
-	file, rest, err := splitFile(args, map[string]bool{"url": true, "user": true, "ca": true, "data": true, "token": true})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controller backup: %v\n%s\n", err, usage)
-		return 2
-	}
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	url := fs.String("url", os.Getenv("LOAXA_URL"), "base URL of the running controller (env LOAXA_URL)")
 	user := fs.String("user", os.Getenv("LOAXA_USER"), "whole-tree admin to sign in as, with the password in LOAXA_PASSWORD (env LOAXA_USER)")
 	token := fs.String("token", "", "bearer token (better: env LOAXA_TOKEN, which a process list does not show)")
 	ca := fs.String("ca", "", "PEM certificate to trust for an HTTPS controller")
 	data := fs.String("data", os.Getenv("LOAXA_DATA"), "data directory of a stopped controller (env LOAXA_DATA)")
+	if askedForHelp(args) {
+		fmt.Fprintln(stderr, usage)
+		fs.PrintDefaults()
+		return 0
+	}
+	file, rest, err := splitFile(args, map[string]bool{"url": true, "user": true, "ca": true, "data": true, "token": true})
+	if err != nil {
+		fmt.Fprintf(stderr, "controller backup: %v\n%s\n", err, usage)
+		return 2
+	}
 	if err := fs.Parse(rest); err != nil {
-		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -190,7 +203,7 @@ func runBackup(args []string) int {
 		if *ca != "" {
 			cfg, err := app.TrustPEM(*ca)
 			if err != nil {
-				fmt.Fprintln(os.Stderr, "controller backup:", err)
+				fmt.Fprintln(stderr, "controller backup:", err)
 				return 2
 			}
 			c.TLS = cfg
@@ -201,44 +214,50 @@ func runBackup(args []string) int {
 		cfg.DataDir = *data
 		m, err = app.BackupOffline(ctx, cfg, file)
 	default:
-		fmt.Fprintf(os.Stderr, "controller backup: give --url of a running controller, or --data of a stopped one\n%s\n", usage)
+		fmt.Fprintf(stderr, "controller backup: give --url of a running controller, or --data of a stopped one\n%s\n", usage)
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller", err)
+		fmt.Fprintln(stderr, "controller", err)
 		return 1
 	}
-	fmt.Printf("Wrote %s: store of %d bytes and %s, taken %s.\n", file, m.StoreSize, loaxa.Count(len(m.Content), "content file", "content files"), m.CreatedAt.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "Wrote %s: store of %d bytes and %s, taken %s.\n", file, m.StoreSize, loaxa.Count(len(m.Content), "content file", "content files"), m.CreatedAt.Format(time.RFC3339))
 	return 0
 }
 
 // runRestore runs "controller restore FILE --data DIR [--force]" on a
 // stopped controller.
-func runRestore(args []string) int {
+func runRestore(args []string, stdout, stderr io.Writer) int {
 	const usage = "usage: controller restore FILE --data DIR [--force]   (stop the controller first)"
-	file, rest, err := splitFile(args, map[string]bool{"data": true})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controller restore: %v\n%s\n", err, usage)
-		return 2
-	}
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	data := fs.String("data", os.Getenv("LOAXA_DATA"), "data directory to restore into (env LOAXA_DATA)")
 	force := fs.Bool("force", false, "replace a store already in --data (it is kept beside as loaxa.db.before-restore-TIME)")
+	if askedForHelp(args) {
+		fmt.Fprintln(stderr, usage)
+		fs.PrintDefaults()
+		return 0
+	}
+	file, rest, err := splitFile(args, map[string]bool{"data": true})
+	if err != nil {
+		fmt.Fprintf(stderr, "controller restore: %v\n%s\n", err, usage)
+		return 2
+	}
 	if err := fs.Parse(rest); err != nil {
-		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	if *data == "" {
-		fmt.Fprintf(os.Stderr, "controller restore: give --data DIR\n%s\n", usage)
+		fmt.Fprintf(stderr, "controller restore: give --data DIR\n%s\n", usage)
 		return 2
 	}
 	cfg := app.DefaultConfig()
 	cfg.DataDir = *data
 	m, err := app.Restore(context.Background(), cfg, file, *force)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "controller", err)
+		fmt.Fprintln(stderr, "controller", err)
 		return 1
 	}
-	fmt.Printf("Restored %s into %s: store from %s and %s. Start the controller on it.\n", file, *data, m.CreatedAt.Format(time.RFC3339), loaxa.Count(len(m.Content), "content file", "content files"))
+	fmt.Fprintf(stdout, "Restored %s into %s: store from %s and %s. Start the controller on it.\n", file, *data, m.CreatedAt.Format(time.RFC3339), loaxa.Count(len(m.Content), "content file", "content files"))
 	return 0
 }
