@@ -118,6 +118,8 @@ func TestSessions(t *testing.T) {
 			"is not an RFC 5545 rule"},
 		{"days that repeat within a day", session(officerA, ok(func(m map[string]any) { m["days"] = "FREQ=HOURLY" })), 400, loaxa.EInvalid,
 			"repeats within a day; a session runs once on each of its days"},
+		{"days by Easter", session(officerA, ok(func(m map[string]any) { m["days"] = "FREQ=YEARLY;BYEASTER=-2" })), 400, loaxa.EInvalid,
+			`days "FREQ=YEARLY;BYEASTER=-2" uses BYEASTER, which is not RFC 5545; choose the days with BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY or BYWEEKNO`},
 		{"days with a time", session(officerA, ok(func(m map[string]any) { m["days"] = "FREQ=DAILY;BYHOUR=5" })), 400, loaxa.EInvalid,
 			"sets a time of day; leave out BYHOUR"},
 		{"days with their own start", session(officerA, ok(func(m map[string]any) { m["days"] = "DTSTART:20260301T000000Z\nRRULE:FREQ=DAILY" })), 400, loaxa.EInvalid,

@@ -226,6 +226,11 @@ func CheckDays(days string) error {
 		return Errorf(EInvalid, "days %q repeats within a day; a session runs once on each of its days, so use FREQ=DAILY, WEEKLY, MONTHLY or YEARLY.", days)
 	case len(opt.Byhour) > 0 || len(opt.Byminute) > 0 || len(opt.Bysecond) > 0:
 		return Errorf(EInvalid, "days %q sets a time of day; leave out BYHOUR, BYMINUTE and BYSECOND: the session's start is its time.", days)
+	case len(opt.Byeaster) > 0:
+		// rrule-go takes BYEASTER from python-dateutil; it is not RFC 5545,
+		// and days counted from Easter by the moon repeat in no cycle the
+		// overlap check can walk (it ran to the rule's end, centuries).
+		return Errorf(EInvalid, "days %q uses BYEASTER, which is not RFC 5545; choose the days with BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY or BYWEEKNO, e.g. FREQ=WEEKLY;BYDAY=SU or FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2.", days)
 	}
 	if err := checkOrdinals(days, opt); err != nil {
 		return Errorf(EInvalid, "days: %s", ErrorMessage(err))
@@ -531,9 +536,9 @@ const maxCycleDays = 1 << 40
 // or WEEKLY, BYDAY without ordinals) repeats within its interval and the
 // week; one that names months, days of the month or year, week numbers or
 // ordinal weekdays, or counts months or years, repeats within Gregorian
-// cycles as many as its interval needs. BYEASTER follows the moon, and is
-// given maxCycleDays. A rule that cannot be read has the shortest, 1:
-// Instances refuses it.
+// cycles as many as its interval needs. A rule that cannot be read, or
+// that CheckDays refuses (BYEASTER), is refused by Instances whatever its
+// cycle.
 func daysCycle(days string) int64 {
 	days = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(days), "RRULE:"))
 	if days == "" {
@@ -542,9 +547,6 @@ func daysCycle(days string) int64 {
 	opt, err := rrule.StrToROption(days)
 	if err != nil {
 		return 1
-	}
-	if len(opt.Byeaster) > 0 {
-		return maxCycleDays
 	}
 	k := int64(max(opt.Interval, 1))
 	calendar := len(opt.Bymonth) > 0 || len(opt.Bymonthday) > 0 || len(opt.Byyearday) > 0 || len(opt.Byweekno) > 0 ||

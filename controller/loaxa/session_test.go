@@ -467,3 +467,25 @@ func everyInstanceOverlap(t *testing.T, a, b *loaxa.Session, loc *time.Location,
 	}
 	return first, last
 }
+
+// TestSessionDaysByEasterAreRefused: BYEASTER, which rrule-go takes from
+// python-dateutil, was accepted in a session's days though it is not RFC
+// 5545, and its days follow the moon, so the overlap check walked them to
+// the rule's end. It is refused like the other rule parts a session does
+// not take, saying which are; a stored one (an older version, a restored
+// backup) runs no instance this version can name (TimesRefused), as
+// FREQ=HOURLY does.
+func TestSessionDaysByEasterAreRefused(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2026, 3, 2, 4, 0, 0, 0, vn)
+	for _, days := range []string{"FREQ=YEARLY;BYEASTER=0", "FREQ=YEARLY;BYEASTER=-2", "RRULE:FREQ=DAILY;BYEASTER=1"} {
+		err := loaxa.CheckDays(days)
+		if loaxa.ErrorCode(err) != loaxa.EInvalid || !strings.Contains(loaxa.ErrorMessage(err), "BYEASTER, which is not RFC 5545; choose the days with BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY or BYWEEKNO") {
+			t.Errorf("CheckDays(%q) = %v, want EInvalid naming BYEASTER and what is accepted", days, err)
+		}
+		s := &loaxa.Session{ID: "s000001", Area: "12346", Name: "Lễ", Start: "05:30", MaxMinutes: 30, Days: days, CreatedAt: created}
+		if err := s.TimesRefused(vn); loaxa.ErrorCode(err) != loaxa.EInvalid {
+			t.Errorf("stored days %q: TimesRefused = %v, want EInvalid", days, err)
+		}
+	}
+}

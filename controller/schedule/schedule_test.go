@@ -1273,3 +1273,34 @@ func TestHolidayChangedDuringASessionLeavesTheItemOnAir(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredSessionByEasterFailsOnlyItsClusters: a session whose days
+// count from Easter (BYEASTER, which this version refuses) stored by an
+// older version or a restored backup does not stop the pass: the clusters
+// that follow it fail their compile with setting_refused, as for any
+// session times this version refuses, and the others get their schedule.
+// Before, the rule was taken and the pass placed the session's item on
+// the moon's days.
+func TestStoredSessionByEasterFailsOnlyItsClusters(t *testing.T) {
+	r := newRig(t)
+	r.s.SessionService = bolt.NewSessionService(r.db)
+	r.storeUnchecked(t, "sessions", "s000001", &loaxa.Session{ID: "s000001", Area: "12346", Name: "Lễ Phục sinh", Start: "17:00",
+		MaxMinutes: 30, Days: "FREQ=YEARLY;BYEASTER=0", CreatedBy: "admin", CreatedAt: t0.Add(-24 * time.Hour)})
+	a := r.announce(t, loaxa.Targets{Areas: []string{"31"}}, t0.Add(time.Hour))
+	// An item placed in it, from before the change of version.
+	r.storeUnchecked(t, "announcements", "a000009", &loaxa.Announcement{ID: "a000009", Title: "Bản tin", ContentID: contentID,
+		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(-24 * time.Hour),
+		RRule: "FREQ=YEARLY", Repeat: 1, Session: "s000001", State: loaxa.AnnouncementActive, CreatedAt: t0.Add(-24 * time.Hour)})
+	err := r.s.CompileAll(r.ctx, false)
+	if loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused || !strings.Contains(loaxa.ErrorMessage(err), "BYEASTER") {
+		t.Fatalf("pass with a stored session by Easter: %v, want its clusters failed with setting_refused naming BYEASTER", err)
+	}
+	if d := r.msg.last("tm-01"); d == nil || !slices.Contains(occurrenceIDs(d), loaxa.OccurrenceID(a.ID, a.Start)) {
+		t.Errorf("tm-01, in the other commune: desired state %v, want the province's bulletin", d)
+	}
+	for _, node := range []string{"tt-01", "tt-02"} {
+		if d := r.msg.last(node); d != nil {
+			t.Errorf("%s follows the refused session and got desired state %d", node, d.Version)
+		}
+	}
+}

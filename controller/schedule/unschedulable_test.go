@@ -228,15 +228,22 @@ func TestUnschedulableBulletinAlarmCountsClustersEnrolledSince(t *testing.T) {
 // older version, an old backup or a hand-mended store may have left it.
 func (r *rig) storeAreaUnchecked(t *testing.T, a *loaxa.Area) {
 	t.Helper()
+	r.storeUnchecked(t, "areas", a.ID, a)
+}
+
+// storeUnchecked writes v as JSON under key in bucket, past every check
+// of the store, as an older version or a hand-mended store may have.
+func (r *rig) storeUnchecked(t *testing.T, bucket, key string, v any) {
+	t.Helper()
 	r.must(t, r.db.Close())
 	raw, err := bbolt.Open(r.db.Path(), 0o600, nil)
 	r.must(t, err)
 	err = raw.Update(func(tx *bbolt.Tx) error {
-		data, err := json.Marshal(a)
+		data, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
-		return tx.Bucket([]byte("areas")).Put([]byte(a.ID), data)
+		return tx.Bucket([]byte(bucket)).Put([]byte(key), data)
 	})
 	r.must(t, errors.Join(err, raw.Close(), r.db.Open()))
 }
