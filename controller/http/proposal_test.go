@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/controller/schedule"
 )
 
 // programmeOf returns "announcement HH:MM" (local time, day of month) for
@@ -427,5 +429,48 @@ func TestAcceptIntoSessionOverBeforeBulletinStart(t *testing.T) {
 	e.call("POST", "/api/v1/proposals/"+p2+"/accept", officerA, map[string]any{}, http.StatusOK, nil)
 	if got := e.programmeOf(e.admin, "n-a", "2026-03-02", "2026-03-04"); !slices.Contains(got, ann2+" 02 18:00") {
 		t.Errorf("n-a programme %v, want %s at 18:00", got, ann2)
+	}
+}
+
+// TestProposalAcceptWhenTheCheckPanicsSaysWhich: accepting a bulletin
+// from above asks the scheduler whether it conflicts with the station's
+// programme (CheckProposal), which a library choking on an input it took
+// (here the bulletin's content) could panic in. The accept answers 500
+// saying what failed and that the proposal is still pending, the log names
+// the check and the panic, and nothing is accepted, as for a session
+// delete's check (TestSessionDeleteWhenTheCheckPanicsSaysWhich).
+func TestProposalAcceptWhenTheCheckPanicsSaysWhich(t *testing.T) {
+	t.Parallel()
+	var prog *schedule.Scheduler
+	e := newEnv(t, func(s *lhttp.Server) { prog = s.ProgrammeService.(*schedule.Scheduler) })
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin huyện", http.StatusCreated)
+	var evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &evening)
+	var sent struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	}
+	e.call("POST", "/api/v1/announcements", district, map[string]any{"title": "Lịch tiêm phòng", "content_id": c.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "priority": "normal", "start": t0.Add(time.Hour).Format(time.RFC3339)},
+		http.StatusCreated, &sent)
+	if len(sent.Proposals) != 1 {
+		t.Fatalf("proposals %+v, want one to 12346", sent.Proposals)
+	}
+	p := sent.Proposals[0].ID
+	prog.ContentService = panickyContent{ContentService: prog.ContentService, bad: c.ID}
+	r := e.request("POST", "/api/v1/proposals/"+p+"/accept", officer, "application/json", jsonBody(t, map[string]any{"session": evening.ID}))
+	checkError(t, r, http.StatusInternalServerError, loaxa.EInternal, fmt.Sprintf(
+		`Proposal %s was not accepted: the controller failed while checking it against the programme (a fault of the controller; its log has the details, under "proposal conflict check failed"). It is still pending. Try again; if it fails again, tell the controller's administrator.`, p))
+	if logs := e.logs.String(); !strings.Contains(logs, "proposal conflict check failed") || !strings.Contains(logs, "choked on "+c.ID) {
+		t.Errorf("the log does not name the failed check and its panic:\n%s", logs)
+	}
+	var l struct{ Proposals []loaxa.Proposal }
+	e.call("GET", "/api/v1/proposals?state=pending", officer, nil, http.StatusOK, &l)
+	if len(l.Proposals) != 1 || l.Proposals[0].ID != p {
+		t.Errorf("pending after the failed check: %+v, want %s still pending", l.Proposals, p)
 	}
 }
