@@ -49,7 +49,7 @@ func (w *world) bulletinAlarms() []*loaxa.Alarm {
 func TestAreaHealthCountsAnUnschedulableBulletin(t *testing.T) {
 	w, bad := bulletinWorld(t)
 	ctx := context.Background()
-	w.m.BulletinsUnschedulable(ctx, bad, w.clock.Now())
+	w.m.BulletinsUnschedulable(ctx, bad, nil, w.clock.Now())
 	if open := w.bulletinAlarms(); len(open) != 1 {
 		t.Fatalf("%d bulletin-unschedulable alarms open, want 1", len(open))
 	}
@@ -82,7 +82,7 @@ func TestAreaHealthCountsAnUnschedulableBulletin(t *testing.T) {
 
 	// Cancelled: the next pass no longer meets it, and the count goes.
 	w.clock.Advance(time.Minute)
-	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{}, w.clock.Now())
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{}, nil, w.clock.Now())
 	if got := critical("318"); got != 1 {
 		t.Errorf("district 318: %d critical alarms once the bulletin's alarm ended, want 1 (the speaker line)", got)
 	}
@@ -97,7 +97,7 @@ func TestAreaHealthCountsAnUnschedulableBulletin(t *testing.T) {
 func TestUnschedulableBulletinAlarmCountsAgain(t *testing.T) {
 	w, bad := bulletinWorld(t)
 	ctx := context.Background()
-	w.m.BulletinsUnschedulable(ctx, bad, w.clock.Now())
+	w.m.BulletinsUnschedulable(ctx, bad, nil, w.clock.Now())
 	first := w.bulletinAlarms()
 	if len(first) != 1 || first[0].Facts.Nodes != 1 {
 		t.Fatalf("after the first pass: %v, want one alarm on 1 node", first)
@@ -108,7 +108,7 @@ func TestUnschedulableBulletinAlarmCountsAgain(t *testing.T) {
 	w.clock.Advance(30 * time.Second)
 	f := bad["an-7"]
 	f.Nodes = 4
-	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, w.clock.Now())
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, nil, w.clock.Now())
 	again := w.bulletinAlarms()
 	if len(again) != 1 || again[0].ID != first[0].ID {
 		t.Fatalf("after a pass that counted 4: %v, want alarm %s alone", again, first[0].ID)
@@ -128,7 +128,7 @@ func TestUnschedulableBulletinAlarmCountsAgain(t *testing.T) {
 
 	// The same count again: nothing written, nothing told.
 	w.clock.Advance(30 * time.Second)
-	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, w.clock.Now())
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, nil, w.clock.Now())
 	select {
 	case c := <-changes:
 		t.Errorf("stream told %+v after a pass that counted the same", c)
@@ -141,7 +141,7 @@ func TestUnschedulableBulletinAlarmCountsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Nodes = 2
-	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, w.clock.Now())
+	w.m.BulletinsUnschedulable(ctx, map[string]loaxa.AlarmFacts{"an-7": f}, nil, w.clock.Now())
 	if after := w.bulletinAlarms(); len(after) != 1 || after[0].ID != a.ID || after[0].Facts.Nodes != 2 {
 		t.Errorf("after a restart and a pass that counted 2: %v, want alarm %s alone on 2 nodes", after, a.ID)
 	}
@@ -172,6 +172,6 @@ func BenchmarkAreaHealthInAMassOutage(b *testing.B) {
 	b.Run("none", func(b *testing.B) { run(b, outageNodes) })
 	bad := map[string]loaxa.AlarmFacts{"an-7": {Title: "Lịch cắt điện", FromArea: "12346", Part: loaxa.UnplayableContent,
 		Content: strings.Repeat("5c", 32), Error: "There is no content.", Nodes: 1}}
-	m.BulletinsUnschedulable(ctx, bad, time.Now())
+	m.BulletinsUnschedulable(ctx, bad, nil, time.Now())
 	b.Run("bulletin", func(b *testing.B) { run(b, outageNodes+1) })
 }

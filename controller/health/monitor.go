@@ -929,8 +929,9 @@ func (m *Monitor) DesiredDelivered(ctx context.Context, node string, at time.Tim
 // bulletin of bad that has none open, in one write, updates the facts of
 // the open ones whose words changed (the clusters it misses: a bulletin
 // sent to more of them, clusters enrolled since, or the part now missing),
-// and ends the open ones of the bulletins not in bad.
-func (m *Monitor) BulletinsUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, at time.Time) {
+// and ends the open ones of the bulletins not in bad, but those of
+// unjudged (the pass could not tell: they stay as they were).
+func (m *Monitor) BulletinsUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, unjudged map[string]bool, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var opened []*loaxa.Alarm
@@ -953,7 +954,7 @@ func (m *Monitor) BulletinsUnschedulable(ctx context.Context, bad map[string]loa
 	var ended []*loaxa.Alarm
 	for key, a := range m.open {
 		if key.kind == loaxa.AlarmBulletinUnschedulable {
-			if _, still := bad[key.ann]; !still {
+			if _, still := bad[key.ann]; !still && !unjudged[key.ann] {
 				ended = append(ended, a)
 			}
 		}

@@ -81,8 +81,10 @@ type DesiredAlarms interface {
 	// the scheduler could not place (UnplayableError), by announcement,
 	// with the facts of their alarm: each gets a bulletin-unschedulable
 	// alarm if it has none open, and the open ones of bulletins not among
-	// them end at at (the pass placed them, or they were cancelled).
-	BulletinsUnschedulable(ctx context.Context, bad map[string]AlarmFacts, at time.Time)
+	// them end at at (the pass placed them, or they were cancelled), but
+	// those of unjudged: the pass could not tell (its store failed), and
+	// they stay as they were.
+	BulletinsUnschedulable(ctx context.Context, bad map[string]AlarmFacts, unjudged map[string]bool, at time.Time)
 }
 
 // Messenger sends to nodes. Implementations sign every message.

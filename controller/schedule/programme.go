@@ -913,25 +913,29 @@ func (c *compilation) reaches(a *loaxa.Announcement, n *loaxa.Node, chain []stri
 // no node's compile met, as each failed before it. The rule is judged in
 // its sender's zone, or UTC if that zone is refused: whether this version
 // takes a rule does not depend on the zone. A store that fails to read a
-// content is not a's fault, and gives nil.
-func (s *Scheduler) unschedulable(ctx context.Context, c *compilation, a *loaxa.Announcement) *loaxa.UnplayableError {
+// content is not a's fault, nor a sign that a is fine: it is the error,
+// and the pass leaves a's alarm as it was.
+func (s *Scheduler) unschedulable(ctx context.Context, c *compilation, a *loaxa.Announcement) (*loaxa.UnplayableError, error) {
 	var bad *loaxa.UnplayableError
 	loc, err := c.location(c.chain(a.FromArea))
 	if err != nil {
 		loc = time.UTC
 	}
 	if _, _, _, _, err := s.contentOf(ctx, c, a); err != nil {
+		if !errors.As(err, &bad) {
+			return nil, err
+		}
 		// Over as plan judges it, from the earliest window a node's
 		// compile looks at (a day before it, for the zones).
-		if errors.As(err, &bad) && over(a, loc, c.now.Add(-c.longest-s.LateGrace).AddDate(0, 0, -8).Add(-c.longest)) {
-			return nil
+		if over(a, loc, c.now.Add(-c.longest-s.LateGrace).AddDate(0, 0, -8).Add(-c.longest)) {
+			return nil, nil
 		}
-		return bad
+		return bad, nil
 	}
 	if _, err := loaxa.NewRecurrence(a, loc); err != nil {
 		errors.As(c.unplayable(a, loaxa.UnplayableRule, "", err), &bad)
 	}
-	return bad
+	return bad, nil
 }
 
 // playedBeforeCancel returns it, a play at its own time of an announcement

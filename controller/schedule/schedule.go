@@ -246,6 +246,9 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	// times): they do not get it either, and if it cannot be scheduled its
 	// alarm must not end only because no node happened to reach it.
 	missed := map[string]int{}
+	// unjudged are the bulletins such nodes missed that could not be
+	// judged on their own: their alarms stay as they were.
+	unjudged := map[string]bool{}
 	leftOut := func(n *loaxa.Node) {
 		seen := map[string]bool{}
 		for _, u := range c.leftOut {
@@ -326,17 +329,20 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		}
 		// Safely, as a node's compile is: a library choking on the
 		// bulletin would otherwise stop the pass and every alarm with it.
+		// Not judged (the store failed, or a panic), its alarm is left as
+		// it was: ended, it said the bulletin was fine when nobody knew.
 		var u *loaxa.UnplayableError
-		if err := safely("judge announcement "+a.ID, func() error {
-			u = s.unschedulable(ctx, c, a)
-			return nil
+		if err := safely("judge announcement "+a.ID, func() (err error) {
+			u, err = s.unschedulable(ctx, c, a)
+			return err
 		}); err != nil {
-			s.Logger.Error("schedule: bulletin not judged", "announcement", a.ID, "err", err)
+			s.Logger.Error("schedule: bulletin not judged; its alarm is left as it was", "announcement", a.ID, "err", err)
+			unjudged[a.ID] = true
 		} else if u != nil {
 			bad[a.ID] = u.Facts(k)
 		}
 	}
-	s.reportUnschedulable(ctx, bad, c.now)
+	s.reportUnschedulable(ctx, bad, unjudged, c.now)
 	if first != nil {
 		return first
 	}
@@ -345,15 +351,16 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 
 // reportUnschedulable logs each bulletin of bad (by announcement) that a
 // pass could not schedule, and tells Alarms of them all: alarms open for
-// the new ones and end for those a pass no longer meets.
-func (s *Scheduler) reportUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, now time.Time) {
+// the new ones and end for those a pass no longer meets, but those of
+// unjudged, which it could not tell.
+func (s *Scheduler) reportUnschedulable(ctx context.Context, bad map[string]loaxa.AlarmFacts, unjudged map[string]bool, now time.Time) {
 	for _, ann := range slices.Sorted(maps.Keys(bad)) {
 		f := bad[ann]
 		s.Logger.Error("schedule: bulletin cannot be scheduled; left out of the desired states of the nodes it targets",
 			"announcement", ann, "from_area", f.FromArea, "part", f.Part, "content", f.Content, "nodes", f.Nodes, "err", f.Error)
 	}
 	if s.Alarms != nil {
-		s.Alarms.BulletinsUnschedulable(ctx, bad, now)
+		s.Alarms.BulletinsUnschedulable(ctx, bad, unjudged, now)
 	}
 }
 

@@ -1,8 +1,12 @@
 package schedule_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -352,5 +356,68 @@ func TestUnschedulableBulletinAlarmEndsOnceItExpired(t *testing.T) {
 	r.compile(t, false)
 	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 1 || left[0].Facts.Announcement != later.ID {
 		t.Errorf("alarms open 10 days after the first bulletin's only time: %v, want only %s's", left, later.ID)
+	}
+}
+
+// failingContent is a content store whose reads of one id fail, as a
+// store with a damaged page or a full disk's read errors would.
+type failingContent struct {
+	loaxa.ContentService
+	bad string
+}
+
+func (f failingContent) FindContentByID(ctx context.Context, id string) (*loaxa.Content, error) {
+	if id == f.bad {
+		return nil, fmt.Errorf("find content %s: read page 1234: input/output error", id)
+	}
+	return f.ContentService.FindContentByID(ctx, id)
+}
+
+// TestUnschedulableBulletinAlarmOutlivesAStoreFailure: a bulletin whose
+// chime is missing, and whose clusters all fail before they reach it (the
+// commune's zone refused), is judged on its own; when the store failed to
+// read its chime that judgement counted as "fine", and the pass ended the
+// alarm though nothing was fixed. A store failure now leaves the alarm as
+// it was (the same alarm, its count unchanged), and says so in the log;
+// the next pass that can read the store judges it again.
+func TestUnschedulableBulletinAlarmOutlivesAStoreFailure(t *testing.T) {
+	r, alarms := alarmRig(t)
+	const chime = "4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f"
+	bad := &loaxa.Announcement{Title: "Lịch cắt điện", ContentID: contentID, OpeningChime: chime, FromArea: "12346",
+		Targets: loaxa.Targets{Areas: []string{"12346"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, bad))
+	r.storeAreaUnchecked(t, &loaxa.Area{ID: "12346", Name: "Tiên Thắng", Parent: "318", TimeZone: "Mars/Olympus", CreatedAt: t0})
+	if err := r.s.CompileAll(r.ctx, true); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with the commune's zone refused: %v, want its nodes failed for the refused setting", err)
+	}
+	first := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(first) != 1 || first[0].Facts.Nodes != 2 {
+		t.Fatalf("after the first pass: %v, want one alarm on 2 nodes", first)
+	}
+
+	var logs bytes.Buffer
+	r.s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	store := r.s.ContentService
+	r.s.ContentService = failingContent{ContentService: store, bad: chime}
+	r.clock.Advance(30 * time.Second)
+	if err := r.s.CompileAll(r.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with the store failing: %v, want its nodes failed for the refused setting", err)
+	}
+	again := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(again) != 1 || again[0].ID != first[0].ID || again[0].Facts.Nodes != 2 {
+		t.Fatalf("after a pass whose store failed to read the chime: %v, want alarm %s open as it was", again, first[0].ID)
+	}
+	if !strings.Contains(logs.String(), "bulletin not judged; its alarm is left as it was") || !strings.Contains(logs.String(), "input/output error") {
+		t.Errorf("the pass did not log the bulletin it could not judge:\n%s", logs.String())
+	}
+
+	// The store reads again; the chime is still missing: still open.
+	r.s.ContentService = store
+	r.clock.Advance(30 * time.Second)
+	if err := r.s.CompileAll(r.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with the commune's zone refused: %v", err)
+	}
+	if left := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable); len(left) != 1 || left[0].ID != first[0].ID {
+		t.Errorf("after the store recovered: %v, want alarm %s still open", left, first[0].ID)
 	}
 }
