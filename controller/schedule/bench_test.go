@@ -2,12 +2,15 @@ package schedule_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
@@ -23,6 +26,7 @@ import (
 // is compiled yet.
 type province struct {
 	s      *schedule.Scheduler
+	db     *bolt.DB
 	ctx    context.Context
 	b      *testing.B
 	anns   int
@@ -44,7 +48,7 @@ func newProvince(b *testing.B, nodes int) *province {
 	s.AnnouncementService, s.ContentService = bolt.NewAnnouncementService(db), bolt.NewContentService(db)
 	s.DeliveryService, s.DesiredService = bolt.NewDeliveryService(db), bolt.NewDesiredService(db)
 	s.Messenger, s.Clock, s.Logger = &messenger{}, fc, slog.New(slog.DiscardHandler)
-	p := &province{s: s, ctx: ctx, b: b}
+	p := &province{s: s, db: db, ctx: ctx, b: b}
 	_, err := s.ContentService.CreateContent(ctx, &loaxa.Content{ID: contentID, Title: "x", Format: "wav/pcm16/16000/mono", Size: 32044, DurationMS: 60_000})
 	p.must(err)
 	p.must(s.AreaService.CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng"}))
@@ -346,4 +350,37 @@ func BenchmarkRetryAfterOutage(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/round")
 		})
 	}
+}
+
+// BenchmarkPassWithFailingNodes measures a pass in which every node's
+// compile fails before it places a bulletin (the province's time zone in
+// the store is one this version refuses): 5,000 nodes and 200 active
+// bulletins (those of newProvince and more to the province). For each
+// such node the pass counts the bulletins it is for, which it misses
+// (their bulletin-unschedulable alarm counts them), and logs the failures
+// once per cause.
+//
+//	go test -run '^$' -bench PassWithFailingNodes -benchtime 10x -benchmem ./controller/schedule
+func BenchmarkPassWithFailingNodes(b *testing.B) {
+	p := newProvince(b, 5000)
+	for p.anns < 200 {
+		p.announce("31", t0.Add(time.Duration(p.anns)*time.Minute), "")
+	}
+	p.must(p.db.Close())
+	raw, err := bbolt.Open(p.db.Path(), 0o600, nil)
+	p.must(err)
+	p.must(raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(&loaxa.Area{ID: "31", Name: "Hải Phòng", TimeZone: "Mars/Olympus", CreatedAt: t0})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("areas")).Put([]byte("31"), data)
+	}))
+	p.must(errors.Join(raw.Close(), p.db.Open()))
+	for b.Loop() {
+		if err := p.s.CompileAll(p.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+			b.Fatalf("pass: %v, want every node failed for the refused zone", err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
 }

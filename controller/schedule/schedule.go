@@ -246,14 +246,21 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	// times): they do not get it either, and if it cannot be scheduled its
 	// alarm must not end only because no node happened to reach it.
 	missed := map[string]int{}
+	// reaching finds and counts them by area, not by every bulletin for
+	// every such node: 5,000 nodes failing for a district's refused zone
+	// × 200 active bulletins cost 15 ms a pass (BENCHMARKS.md).
+	var reaching reachIndex
 	// unjudged are the bulletins such nodes missed that could not be
 	// judged on their own: their alarms stay as they were.
 	unjudged := map[string]bool{}
 	leftOut := func(n *loaxa.Node) {
-		seen := map[string]bool{}
+		var seen map[string]bool // made only for a node that left one out
 		for _, u := range c.leftOut {
 			if seen[u.Announcement] {
 				continue
+			}
+			if seen == nil {
+				seen = map[string]bool{}
 			}
 			seen[u.Announcement] = true
 			f, ok := bad[u.Announcement]
@@ -268,13 +275,13 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 			return
 		}
 		c.unfinished = false
-		chain := c.chain(n.Area)
-		for _, a := range c.anns {
-			if !seen[a.ID] && c.reaches(a, n, chain) {
-				missed[a.ID]++
-			}
-		}
+		reaching.miss(c, n, seen, missed)
 	}
+	// failed groups the nodes that failed by cause, for one line each at
+	// the end of the pass: a district's refused time zone failed 5,000
+	// nodes, and each had its own line every pass.
+	var failed failures
+	defer failed.log(s.Logger)
 	note := func(n *loaxa.Node, err error) {
 		switch {
 		case err == nil:
@@ -282,8 +289,15 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 			if firstUndelivered == nil {
 				firstUndelivered = err
 			}
+		case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+			// The controller is stopping: not a fault of the node, and
+			// the next start compiles and publishes every node again.
+			if first == nil {
+				first = err
+			}
 		default:
-			s.Logger.Error("schedule: node not compiled", "node", n.ID, "err", err)
+			s.Logger.Debug("schedule: node not compiled", "node", n.ID, "err", err)
+			failed.add(n.ID, err)
 			if first == nil {
 				first = err
 			}
@@ -314,6 +328,7 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 	if c.changed > 0 {
 		s.Logger.Info("schedule: desired states changed", "nodes", c.changed, "first", c.changedFirst)
 	}
+	reaching.count(missed)
 	// A bulletin that nodes missed is judged on its own: one that cannot
 	// be scheduled counts them too (met by other nodes or by none), so its
 	// alarm ends only once it is fixed or gone.
@@ -347,6 +362,129 @@ func (s *Scheduler) CompileAll(ctx context.Context, republish bool) error {
 		return first
 	}
 	return firstUndelivered
+}
+
+// reachIndex counts, by bulletin, the nodes that missed the bulletins
+// they are for (c.reaches), by area: those a node's area reaches are the
+// same for every node of it, found once, and counted once per area at the
+// end; only the few that name a node by id, or a node that met some
+// bulletins before it failed, are looked at node by node.
+type reachIndex struct {
+	byArea map[string][]*loaxa.Announcement // reaching the area's nodes by its areas
+	byNode map[string][]*loaxa.Announcement // naming the node by id
+	nodes  map[string]int                   // nodes of the area that missed all of byArea's
+}
+
+// miss counts n, whose compile stopped before it placed every bulletin,
+// in missed: each active bulletin of c that reaches n but those in seen
+// (met before it stopped).
+func (x *reachIndex) miss(c *compilation, n *loaxa.Node, seen map[string]bool, missed map[string]int) {
+	var chain []string // c.chain(n.Area), made only if needed: 3 ms a pass of 5,000 nodes
+	byAreas := func(a *loaxa.Announcement) bool {
+		return slices.ContainsFunc(a.Targets.Areas, func(t string) bool { return slices.Contains(chain, t) })
+	}
+	if x.byArea == nil {
+		x.byArea, x.byNode, x.nodes = map[string][]*loaxa.Announcement{}, map[string][]*loaxa.Announcement{}, map[string]int{}
+		for _, a := range c.anns {
+			for _, id := range a.Targets.Nodes {
+				x.byNode[id] = append(x.byNode[id], a)
+			}
+		}
+	}
+	list, ok := x.byArea[n.Area]
+	named := x.byNode[n.ID]
+	if !ok || len(named) > 0 {
+		chain = c.chain(n.Area)
+	}
+	if !ok {
+		for _, a := range c.anns {
+			if byAreas(a) && c.reaches(a, n, chain) {
+				list = append(list, a)
+			}
+		}
+		x.byArea[n.Area] = list
+	}
+	if len(seen) == 0 {
+		x.nodes[n.Area]++
+	} else {
+		for _, a := range list {
+			if !seen[a.ID] {
+				missed[a.ID]++
+			}
+		}
+	}
+	for i, a := range named {
+		// Once each: a bulletin may name the node twice.
+		if !seen[a.ID] && !byAreas(a) && !slices.Contains(named[:i], a) && c.reaches(a, n, chain) {
+			missed[a.ID]++
+		}
+	}
+}
+
+// count adds the nodes counted by area to missed.
+func (x *reachIndex) count(missed map[string]int) {
+	for area, k := range x.nodes {
+		for _, a := range x.byArea[area] {
+			missed[a.ID] += k
+		}
+	}
+}
+
+// failures are a pass's nodes that failed, by cause.
+type failures struct {
+	causes []*failure
+	by     map[string]*failure
+}
+
+// failure is one cause of failed nodes: how many, the first few, and the
+// first one's error.
+type failure struct {
+	err   error
+	nodes int
+	first []string
+}
+
+// add counts node as failed with err, under err's cause (failureCause).
+func (f *failures) add(node string, err error) {
+	key := failureCause(err)
+	x := f.by[key]
+	if x == nil {
+		if f.by == nil {
+			f.by = map[string]*failure{}
+		}
+		x = &failure{err: err}
+		f.by[key] = x
+		f.causes = append(f.causes, x)
+	}
+	if x.nodes++; len(x.first) < changedNamed {
+		x.first = append(x.first, node)
+	}
+}
+
+// log says each cause once, in the order met, with its count and first
+// nodes (each node's own line is at debug).
+func (f *failures) log(l *slog.Logger) {
+	for _, x := range f.causes {
+		l.Error("schedule: nodes not compiled", "nodes", x.nodes, "first", x.first, "err", x.err)
+	}
+}
+
+// failureCause is what nodes that failed for the same reason share: the
+// message of the coded error (a refused area time zone names the area,
+// not the node), else of the innermost error, without the wrapping that
+// names a node's versions.
+func failureCause(err error) string {
+	var e *loaxa.Error
+	if errors.As(err, &e) {
+		return e.Code + " " + e.Message
+	}
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
 }
 
 // reportUnschedulable logs each bulletin of bad (by announcement) that a

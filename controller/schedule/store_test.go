@@ -376,3 +376,79 @@ func TestPassLogsItsChangesOnce(t *testing.T) {
 		t.Errorf("a pass changing 23 nodes logged at info:\n%s\nwant one line with nodes=23 naming the first few", strings.Join(changed, "\n"))
 	}
 }
+
+// cancellingMessenger stops the controller (cancels the pass's context)
+// at the first publish, and fails that publish and every one after as a
+// messenger whose context is done does.
+type cancellingMessenger struct {
+	messenger
+	cancel context.CancelFunc
+}
+
+func (m *cancellingMessenger) PublishDesired(ctx context.Context, _ *protocol.DesiredState) error {
+	m.cancel()
+	return fmt.Errorf("publish: %w", ctx.Err())
+}
+
+// TestPassLogsEachFailureOnce: every node whose compile failed had an
+// error line of its own, every pass: a district whose time zone this
+// version refuses wrote 5,000 lines every 30 s, and a controller stopped
+// mid-pass one "context canceled" per node of the batch. A pass now says
+// each cause once, with how many nodes and the first few (each node's
+// line is at debug), and nothing at error for a stop.
+func TestPassLogsEachFailureOnce(t *testing.T) {
+	errorLines := func(logs *bytes.Buffer) []string {
+		var out []string
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "level=ERROR") {
+				out = append(out, strings.TrimSpace(line))
+			}
+		}
+		return out
+	}
+	moreNodes := func(r *rig) {
+		var more []*loaxa.Node
+		for i := range 20 {
+			id := fmt.Sprintf("tt-%02d", i+3)
+			more = append(more, &loaxa.Node{ID: id, Name: id, Area: "12346", SecretHash: loaxa.HashSecret("s")})
+		}
+		r.must(t, r.s.NodeService.CreateNodes(r.ctx, more))
+	}
+
+	t.Run("one cause", func(t *testing.T) {
+		r := newRig(t)
+		moreNodes(r)
+		r.storeAreaUnchecked(t, &loaxa.Area{ID: "12346", Name: "Tiên Thắng", Parent: "318", TimeZone: "Mars/Olympus", CreatedAt: t0})
+		var logs bytes.Buffer
+		r.s.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		if err := r.s.CompileAll(r.ctx, false); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+			t.Fatalf("pass with the commune's zone refused: %v", err)
+		}
+		lines := errorLines(&logs)
+		if len(lines) != 1 || !strings.Contains(lines[0], `msg="schedule: nodes not compiled" nodes=22 first="[`) ||
+			!strings.Contains(lines[0], "Mars/Olympus") {
+			t.Errorf("a pass failing 22 nodes for one refused zone logged at error:\n%s\nwant one line with nodes=22 naming the first few and the zone",
+				strings.Join(lines, "\n"))
+		}
+		if r.msg.last("tm-01") == nil {
+			t.Error("tm-01, in the other commune, got no desired state")
+		}
+	})
+
+	t.Run("stopped", func(t *testing.T) {
+		r := newRig(t)
+		moreNodes(r)
+		ctx, cancel := context.WithCancel(r.ctx)
+		defer cancel()
+		r.s.Messenger = &cancellingMessenger{cancel: cancel}
+		var logs bytes.Buffer
+		r.s.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		r.announce(t, loaxa.Targets{Areas: []string{"31"}}, t0.Add(time.Hour))
+		if err := r.s.CompileAll(ctx, false); !errors.Is(err, context.Canceled) {
+			t.Fatalf("pass stopped at its first publish: %v, want context.Canceled", err)
+		}
+		if lines := errorLines(&logs); len(lines) != 0 {
+			t.Errorf("a pass stopped mid-batch logged at error:\n%s\nwant nothing", strings.Join(lines, "\n"))
+		}
+	})
+}

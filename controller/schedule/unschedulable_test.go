@@ -421,3 +421,29 @@ func TestUnschedulableBulletinAlarmOutlivesAStoreFailure(t *testing.T) {
 		t.Errorf("after the store recovered: %v, want alarm %s still open", left, first[0].ID)
 	}
 }
+
+// TestUnschedulableBulletinCountsEachClusterOnce: the clusters that fail
+// before they reach a bulletin are counted by their area (once for all of
+// its clusters) and by id: a cluster named by id and through its area
+// too, or named twice, is one cluster.
+func TestUnschedulableBulletinCountsEachClusterOnce(t *testing.T) {
+	r, alarms := alarmRig(t)
+	r.storeAreaUnchecked(t, &loaxa.Area{ID: "12346", Name: "Tiên Thắng", Parent: "318", TimeZone: "Mars/Olympus", CreatedAt: t0})
+	both := &loaxa.Announcement{Title: "Cảnh báo mưa lớn", ContentID: contentID, ClosingChime: strings.Repeat("1", 64), FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"12346"}, Nodes: []string{"tt-01", "tt-01"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	named := &loaxa.Announcement{Title: "Lịch cắt điện", ContentID: contentID, ClosingChime: strings.Repeat("1", 64), FromArea: "318",
+		Targets: loaxa.Targets{Nodes: []string{"tt-02", "tm-01", "tt-02"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, both))
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, named))
+	if err := r.s.CompileAll(r.ctx, true); loaxa.ErrorReason(err) != loaxa.ReasonSettingRefused {
+		t.Fatalf("pass with commune 12346's zone refused: %v", err)
+	}
+	nodes := map[string]int{}
+	for _, a := range openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable) {
+		nodes[a.Facts.Announcement] = a.Facts.Nodes
+	}
+	// named: tt-02 failed before it, tm-01 met it.
+	if nodes[both.ID] != 2 || nodes[named.ID] != 2 {
+		t.Errorf("alarms count %v, want 2 clusters for %s (tt-01 and tt-02) and 2 for %s (tt-02 and tm-01)", nodes, both.ID, named.ID)
+	}
+}
