@@ -134,10 +134,13 @@ func TestSessionChangedInALoopStaysSmall(t *testing.T) {
 	ctx := context.Background()
 	mustArea(t, db, "12346", "")
 	s := bolt.NewSessionService(db)
-	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 15}
-	must(t, s.CreateSession(ctx, morning))
 	vn, err := loaxa.Location("")
 	must(t, err)
+	// Made at 05:00, it runs at 05:30 that day (made at t0, 12:30, its
+	// first instance would be the next morning's).
+	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 5, 0, 0, 0, vn))
+	morning := &loaxa.Session{Area: "12346", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 15}
+	must(t, s.CreateSession(ctx, morning))
 	// t0 is 12:30 in Vietnam; the night after, from 01:00.
 	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day()+1, 1, 0, 0, 0, vn))
 	starts := []string{"06:00", "06:15", "05:45"}
@@ -541,5 +544,27 @@ func TestRenameOfASessionInAnOldOverlapIsStored(t *testing.T) {
 	var overlap *loaxa.SessionOverlapError
 	if !errors.As(err, &overlap) {
 		t.Errorf("a change of times into the other session: %v, want the overlap refused", err)
+	}
+}
+
+// TestSessionMadeAfterItsStartAndDeletedThatDayIsNotKept: a session made
+// at 17:40 for 17:00 had an instance at 17:00 that day by its rule, so
+// deleted that evening it was kept for good as a session that had run,
+// and the programme of that day named it; it never ran, and goes.
+func TestSessionMadeAfterItsStartAndDeletedThatDayIsNotKept(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "12346", "")
+	s := bolt.NewSessionService(db)
+	vn, err := loaxa.Location("")
+	must(t, err)
+	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 17, 40, 0, 0, vn))
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
+	must(t, s.CreateSession(ctx, evening))
+	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 20, 0, 0, 0, vn))
+	_, err = s.DeleteSession(ctx, evening.ID, loaxa.SessionDeletion{By: "xa"})
+	must(t, err)
+	if ss, err := s.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: t0.AddDate(0, 0, -1)}); err != nil || len(ss) != 0 {
+		t.Errorf("deleted sessions kept: %+v, %v; want none: it never ran", ss, err)
 	}
 }

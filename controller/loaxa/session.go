@@ -291,8 +291,10 @@ type SessionRun struct {
 // the session's times keeps the times it began with (Earlier), so that a
 // change never moves or cuts off what is on air; the new times apply to
 // instances beginning after the change, except on a day whose instance
-// had begun by then (under way or over): that day has it once. A deleted
-// session has no instance starting at or after DeletedAt.
+// had begun by then (under way or over): that day has it once. A session
+// has no instance starting before its creation (none on the creation day
+// if created after its start), and a deleted one none starting at or
+// after DeletedAt.
 func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, error) {
 	// From the start of from's day: an instance of earlier times that day
 	// takes the day even if it began before from.
@@ -300,7 +302,11 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 	lo := time.Date(y, m, d, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
 	var out []SessionRun
 	taken := map[string]bool{}
-	var since time.Time
+	// From its creation: created at 17:40, a session starting at 17:00 did
+	// not run that day (its rule counts from the creation day's start,
+	// and named that instance; the programme showed its items played
+	// then, and one deleted that evening was kept as having run).
+	since := s.CreatedAt
 	for i := 0; i <= len(s.Earlier); i++ {
 		times, until := s, time.Time{}
 		if i < len(s.Earlier) {

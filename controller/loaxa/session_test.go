@@ -489,3 +489,37 @@ func TestSessionDaysByEasterAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionCreatedAfterItsStartRunsFromTheNextDay: a session created at
+// 17:40 whose start is 17:00 had an instance at 17:00 that day, before it
+// existed: the programme showed its items played then, and deleted that
+// evening it was kept as a session that had run. Its first instance is
+// the next day's; one created before its start runs the same day.
+func TestSessionCreatedAfterItsStartRunsFromTheNextDay(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, vn)
+	for _, tc := range []struct {
+		name    string
+		created time.Time
+		first   time.Time
+		ranBy   bool // an instance began before 20:00 that day
+	}{
+		{"created at 17:40", day.Add(17*time.Hour + 40*time.Minute), day.AddDate(0, 0, 1).Add(17 * time.Hour), false},
+		{"created at 17:00", day.Add(17 * time.Hour), day.Add(17 * time.Hour), true},
+		{"created at 16:59", day.Add(16*time.Hour + 59*time.Minute), day.Add(17 * time.Hour), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &loaxa.Session{ID: "s000001", Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45, CreatedAt: tc.created}
+			runs, err := s.Runs(vn, day.Add(-time.Nanosecond), day.AddDate(0, 0, 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) == 0 || !runs[0].Start.Equal(tc.first) {
+				t.Errorf("runs %v, want the first at %v", runs, tc.first)
+			}
+			if ran, err := s.RanBy(vn, day.Add(20*time.Hour)); err != nil || ran != tc.ranBy {
+				t.Errorf("RanBy 20:00 that day = %v, %v; want %v", ran, err, tc.ranBy)
+			}
+		})
+	}
+}

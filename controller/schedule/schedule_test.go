@@ -1304,3 +1304,28 @@ func TestStoredSessionByEasterFailsOnlyItsClusters(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionMadeAfterItsStartPlaysFromTheNextDay: a session made at 17:40
+// for 17:00 had an instance at 17:00 that day, before it existed: a daily
+// item placed in it showed as played at 17:00 that day (and a node's
+// desired state held an occurrence already over, to end missed). Its
+// first instance is the next day's.
+func TestSessionMadeAfterItsStartPlaysFromTheNextDay(t *testing.T) {
+	r := newRig(t)
+	r.s.SessionService = bolt.NewSessionService(r.db)
+	r.clock.Set(time.Date(2026, 11, 28, 17, 40, 0, 0, ictZone))
+	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
+	r.must(t, r.s.SessionService.CreateSession(r.ctx, evening))
+	a := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"12346"}},
+		Priority: protocol.PriorityNormal, Start: time.Date(2026, 11, 28, 6, 0, 0, 0, ictZone), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
+	r.must(t, r.s.AnnouncementService.CreateAnnouncement(r.ctx, a))
+	items, err := r.s.NodeProgramme(r.ctx, "tt-01", time.Date(2026, 11, 28, 0, 0, 0, 0, ictZone), time.Date(2026, 11, 30, 0, 0, 0, 0, ictZone))
+	r.must(t, err)
+	var starts []string
+	for _, it := range items {
+		starts = append(starts, it.Start.In(ictZone).Format("02 15:04"))
+	}
+	if want := []string{"29 17:00"}; !slices.Equal(starts, want) {
+		t.Errorf("tt-01's programme of 28–29 November: %v, want %v (the session was made at 17:40 on the 28th)", starts, want)
+	}
+}
