@@ -105,7 +105,8 @@ func (s *HolidayService) FindHolidays(ctx context.Context, f loaxa.HolidayFilter
 // DeleteHoliday takes the holiday off the calendar. It is kept, with
 // DeletedAt, for loaxa.HolidayDeletedKept: a session under way when it
 // went must not repack as if the day had never been a holiday; and for
-// good if it stood on its day, for that day's programme.
+// good if it stood on its day, for that day's programme. One that stood
+// at no whole second is removed (loaxa.Holiday.StoodAtAWholeSecond).
 func (s *HolidayService) DeleteHoliday(ctx context.Context, id string) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
@@ -125,6 +126,12 @@ func (s *HolidayService) DeleteHoliday(ctx context.Context, id string) error {
 			return loaxa.Errorf(loaxa.ENotFound, "Holiday %q does not exist.", id)
 		}
 		h.DeletedAt = now
+		if !h.StoodAtAWholeSecond() {
+			// Nothing could have been judged by it, so nothing keeps it: a
+			// script adding and deleting a holiday in a loop during its
+			// day kept every pair for good (each stood on its day).
+			return b.Delete([]byte(id))
+		}
 		return putJSON(b, []byte(id), &h)
 	})
 	if err != nil {

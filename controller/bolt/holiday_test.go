@@ -86,3 +86,48 @@ func TestHolidayThatStoodOnItsDayIsKept(t *testing.T) {
 		t.Errorf("calendar: %+v, %v; want only the standing one", hs, err)
 	}
 }
+
+// TestHolidayAddedAndDeletedInALoopStaysSmall: a script adding and
+// deleting a holiday in a loop during its own day (here 500 times, each
+// pair 10 ms, 20 ms apart) kept every pair for good, as each stood on its
+// day. A pair that stood at no whole second, where the scheduler judges
+// holidays (plays of recurring bulletins and session instances start at
+// whole seconds), changed no programme and is removed as it is deleted;
+// one that stood across a second is kept, as is one that stood its day.
+func TestHolidayAddedAndDeletedInALoopStaysSmall(t *testing.T) {
+	db, clk := MustOpenDB(t) // 1 March 2025, 05:30 UTC
+	ctx := context.Background()
+	mustArea(t, db, "hp", "")
+	s := bolt.NewHolidayService(db)
+	clk.Set(time.Date(2025, 3, 2, 3, 0, 0, int(time.Millisecond), time.UTC)) // 10:00:00.001 on the 2nd in Vietnam
+	for range 500 {
+		h := &loaxa.Holiday{Area: "hp", Date: "2025-03-02", Name: "Nghỉ bù"}
+		must(t, s.CreateHoliday(ctx, h))
+		clk.Advance(10 * time.Millisecond)
+		must(t, s.DeleteHoliday(ctx, h.ID))
+		clk.Advance(10 * time.Millisecond)
+	}
+	// One across a whole second: 10:00:10.995 to 10:00:11.005.
+	clk.Set(time.Date(2025, 3, 2, 3, 0, 10, 995*int(time.Millisecond), time.UTC))
+	across := &loaxa.Holiday{Area: "hp", Date: "2025-03-02", Name: "Nghỉ bù"}
+	must(t, s.CreateHoliday(ctx, across))
+	clk.Advance(10 * time.Millisecond)
+	must(t, s.DeleteHoliday(ctx, across.ID))
+	// One added at a whole second and deleted at once stood at none.
+	clk.Set(time.Date(2025, 3, 2, 3, 0, 20, 0, time.UTC))
+	instant := &loaxa.Holiday{Area: "hp", Date: "2025-03-02", Name: "Nghỉ bù"}
+	must(t, s.CreateHoliday(ctx, instant))
+	must(t, s.DeleteHoliday(ctx, instant.ID))
+	// Past the purge: only what stood at a whole second is left.
+	clk.Advance(loaxa.HolidayDeletedKept + 24*time.Hour)
+	must(t, s.CreateHoliday(ctx, &loaxa.Holiday{Area: "hp", Date: "2025-04-30", Name: "Giải phóng miền Nam"}))
+	hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: t0})
+	must(t, err)
+	var ids []string
+	for _, h := range hs {
+		ids = append(ids, h.ID+" "+h.Date)
+	}
+	if want := []string{across.ID + " 2025-03-02", "h000503 2025-04-30"}; !slices.Equal(ids, want) {
+		t.Errorf("holidays kept after 500 pairs in 10 s, one across a second and one of no time: %d %v, want %v", len(ids), ids[:min(5, len(ids))], want)
+	}
+}

@@ -43,6 +43,22 @@ func (h *Holiday) StoodOnItsDay() bool {
 	return h.CreatedAt.Before(last) && (h.DeletedAt.IsZero() || h.DeletedAt.After(first))
 }
 
+// StoodAtAWholeSecond reports whether h, deleted, was on the calendar at
+// a whole second. The scheduler judges holidays only there: a recurring
+// bulletin's plays (its rule counts in whole seconds; a one-off skips no
+// holiday) and a session's instances (whole minutes) start at whole
+// seconds. So one added and deleted between two (a script adding and
+// deleting it in a loop, requests milliseconds apart) changed no
+// programme, of that day or any, and is not kept: each such pair was kept
+// for good, as it stood on its day.
+func (h *Holiday) StoodAtAWholeSecond() bool {
+	first := h.CreatedAt.Truncate(time.Second)
+	if first.Before(h.CreatedAt) {
+		first = first.Add(time.Second)
+	}
+	return h.DeletedAt.IsZero() || first.Before(h.DeletedAt)
+}
+
 // HolidayFilter selects holidays. Zero fields do not filter.
 type HolidayFilter struct {
 	// Areas limits the result to holidays of these areas and global ones.
