@@ -33,8 +33,8 @@ func announcementID(seq uint64) string {
 }
 
 // CreateAnnouncement checks a, assigns a.ID, sets State active and
-// CreatedAt, and stores it. Its content, target areas and target nodes must
-// exist; Repeat 0 means 1.
+// CreatedAt, and stores it. Its content, chimes, target areas and target
+// nodes must exist; Repeat 0 means 1.
 func (s *AnnouncementService) CreateAnnouncement(ctx context.Context, a *loaxa.Announcement) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
@@ -51,6 +51,15 @@ func (s *AnnouncementService) CreateAnnouncement(ctx context.Context, a *loaxa.A
 	err := s.db.update(func(tx *bbolt.Tx) error {
 		if a.StreamURL == "" && tx.Bucket(bucketContents).Get([]byte(a.ContentID)) == nil {
 			return loaxa.Errorf(loaxa.EInvalid, "Content %q does not exist: upload it first, then use the id it gets.", a.ContentID)
+		}
+		// Checked here too, not only by the API: a bulletin stored with a
+		// chime the library lacks cannot be scheduled anywhere (the
+		// bulletin-unschedulable alarm), and the API's look-up ran in a
+		// transaction of its own.
+		for _, ch := range []struct{ field, id string }{{"opening_chime", a.OpeningChime}, {"closing_chime", a.ClosingChime}} {
+			if ch.id != "" && tx.Bucket(bucketContents).Get([]byte(ch.id)) == nil {
+				return loaxa.Errorf(loaxa.EInvalid, "%s %s does not exist; upload the chime with POST /api/v1/content first.", ch.field, ch.id)
+			}
 		}
 		for _, id := range a.Targets.Areas {
 			if tx.Bucket(bucketAreas).Get([]byte(id)) == nil {

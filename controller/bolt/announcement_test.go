@@ -132,3 +132,39 @@ func TestAnnouncementService_FindAndCancel(t *testing.T) {
 		})
 	}
 }
+
+// TestAnnouncementWithAChimeNotInTheLibraryIsRefused: the store checked a
+// bulletin's content but not its chimes (only the API did, in a
+// transaction of its own), so a bulletin could be stored with a chime the
+// library lacks and never be scheduled anywhere (its
+// bulletin-unschedulable alarm). The store refuses it in the transaction
+// that would store it, with the API's words, and stores nothing.
+func TestAnnouncementWithAChimeNotInTheLibraryIsRefused(t *testing.T) {
+	db, _ := MustOpenDB(t)
+	ctx := context.Background()
+	mustArea(t, db, "hp", "")
+	s := bolt.NewAnnouncementService(db)
+	content, chime := mustContent(t, db, "Bản tin"), mustContent(t, db, "Nhạc hiệu")
+	const gone = "5c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	for _, tc := range []struct {
+		name             string
+		opening, closing string
+		want             string
+	}{
+		{"opening chime", gone, chime, "opening_chime " + gone + " does not exist; upload the chime with POST /api/v1/content first."},
+		{"closing chime", chime, gone, "closing_chime " + gone + " does not exist; upload the chime with POST /api/v1/content first."},
+	} {
+		a := &loaxa.Announcement{Title: "Bản tin", ContentID: content, OpeningChime: tc.opening, ClosingChime: tc.closing,
+			Targets: loaxa.Targets{Areas: []string{"hp"}}, Priority: protocol.PriorityNormal, Start: t0.Add(time.Hour)}
+		err := s.CreateAnnouncement(ctx, a)
+		if loaxa.ErrorCode(err) != loaxa.EInvalid || loaxa.ErrorMessage(err) != tc.want {
+			t.Errorf("%s not in the library: %v, want EInvalid %q", tc.name, err, tc.want)
+		}
+	}
+	if as, err := s.FindAnnouncements(ctx, loaxa.AnnouncementFilter{}); err != nil || len(as) != 0 {
+		t.Errorf("announcements after the refusals: %v, %v; want none", as, err)
+	}
+	ok := &loaxa.Announcement{Title: "Bản tin", ContentID: content, OpeningChime: chime, ClosingChime: chime,
+		Targets: loaxa.Targets{Areas: []string{"hp"}}, Priority: protocol.PriorityNormal, Start: t0.Add(time.Hour)}
+	must(t, s.CreateAnnouncement(ctx, ok))
+}

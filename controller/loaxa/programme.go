@@ -56,9 +56,9 @@ const (
 )
 
 // UnplayableError is an active announcement the scheduler cannot place:
-// content it names is not in the store (the store does not check chimes,
-// and a damaged or hand-mended store may lack any), or a rule of it that
-// this version refuses. Every programme of the nodes it targets fails with
+// content it names is not in the store (stored by an older version,
+// which did not check chimes, or a damaged or hand-mended store), or a
+// rule of it that this version refuses. Every programme of the nodes it targets fails with
 // it until it is cancelled, so every answer that compiles one says which
 // bulletin, what of it, and what to do (a 409 with ReasonBulletinUnplayable),
 // not what the store said of a content id the caller never gave.
