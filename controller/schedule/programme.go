@@ -799,6 +799,14 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 						// was made): nothing of it could play, so no conflict.
 						continue
 					}
+					if a.Recurring() && t.In(loc).Format(loaxa.DateLayout) == x.CreatedAt.In(loc).Format(loaxa.DateLayout) {
+						// The day the session was made, after its start
+						// (it runs no instance before it was made): as for
+						// the days before, a recurring bulletin plays from
+						// its next instance. Officers make a session and
+						// place the daily bulletin in it at once.
+						continue
+					}
 					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},

@@ -1328,4 +1328,19 @@ func TestSessionMadeAfterItsStartPlaysFromTheNextDay(t *testing.T) {
 	if want := []string{"29 17:00"}; !slices.Equal(starts, want) {
 		t.Errorf("tt-01's programme of 28–29 November: %v, want %v (the session was made at 17:40 on the 28th)", starts, want)
 	}
+
+	// Placing a daily bulletin in it at once is no conflict: it plays
+	// from the next instance. A one-off of that day would play nowhere:
+	// a conflict, where it was packed at 17:40 in the instance that never
+	// ran.
+	daily := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"12346"}},
+		Priority: protocol.PriorityNormal, Start: time.Date(2026, 11, 28, 18, 0, 0, 0, ictZone), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
+	if cs, err := r.s.CheckAnnouncement(r.ctx, daily); err != nil || len(cs) != 0 {
+		t.Errorf("a daily bulletin placed in it the day it was made: %v, %v; want no conflict", cs, err)
+	}
+	once := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"12346"}},
+		Priority: protocol.PriorityNormal, Start: time.Date(2026, 11, 28, 6, 0, 0, 0, ictZone), Repeat: 1, Session: evening.ID}
+	if cs, err := r.s.CheckAnnouncement(r.ctx, once); err != nil || len(cs) != 2 || cs[0].Kind != loaxa.ConflictNoSession {
+		t.Errorf("a one-off of that day placed in it: %v, %v; want a no-session conflict on each of its 2 clusters", cs, err)
+	}
 }
