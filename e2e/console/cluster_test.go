@@ -7,9 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/firmware-sim/board"
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -83,4 +87,49 @@ func TestClusterPlaysSayWhatPlayed(t *testing.T) {
 	if got := MustEval[string](b, text("#node-plays")); strings.Contains(got, ann.ID) || strings.Contains(got, em.ID) {
 		t.Errorf("the plays still name ids: %q", got)
 	}
+}
+
+// TestClustersNamedNotByTheirCode: a bulletin's result on each cluster, the
+// alarms screen and the overview's open alarms named each cluster by its
+// code ("lap-le-01"), where the cluster list and the report name it ("Cụm
+// loa chợ Lập Lễ"); an officer reads the names. Each names it, with the
+// code as the link's tooltip.
+func TestClustersNamedNotByTheirCode(t *testing.T) {
+	t.Parallel()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	sim, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ Credentials protocol.Credentials }
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa chợ Lập Lễ", "area": "11527", "lat": 20.86, "lon": 106.74}, &created)
+	rig.StartNode(t, &created.Credentials, rig.NodeOptions{Board: sim})
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	tone := c.Upload("tin.wav", rig.ToneWAV(660, time.Second, 16000, 1))
+	ann := c.Announce(tone.ID, []string{"11527"}, nil, time.Now().Add(time.Hour))
+	sim.SetSpeakerLine(protocol.LineOpen)
+	rig.Eventually(t, minWait, "the alarm open", func() bool {
+		var l struct{ Alarms []loaxa.Alarm }
+		c.MustDo("GET", "/api/v1/alarms?state=open", nil, &l)
+		return len(l.Alarms) == 1
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	named := func(where, link string) {
+		t.Helper()
+		got := MustEval[[]string](b, `(() => { const a = document.querySelector('`+link+`'); return a ? [a.innerText, a.title] : []; })()`)
+		if len(got) != 2 || got[0] != "Cụm loa chợ Lập Lễ" || got[1] != "lap-le-01" {
+			t.Errorf("%s names the cluster %q (text, tooltip), want “Cụm loa chợ Lập Lễ” with lap-le-01 as its tooltip", where, got)
+		}
+	}
+	b.Wait("the alarm on the overview", `document.querySelector('#overview-alarms li a[href="#/clusters/lap-le-01"]')`, 15*time.Second)
+	named("the overview's open alarms", `#overview-alarms li a[href="#/clusters/lap-le-01"]`)
+	b.Go("#/alarms", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`)
+	named("the alarms screen", `#alarms-open tr[data-kind="speaker-line-open"] a[href="#/clusters/lap-le-01"]`)
+	b.Go("#/deliveries/"+ann.ID, `document.querySelector('#deliveries tr[data-node="lap-le-01"]')`)
+	named("the bulletin's result on each cluster", `#deliveries tr[data-node="lap-le-01"] a`)
 }

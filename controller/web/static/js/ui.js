@@ -2,7 +2,7 @@
 // Vietnam's time zone, and tell the user about errors in their language.
 
 import { t, has, locale } from './i18n.js';
-import { failingChecks } from './api.js';
+import { api, failingChecks } from './api.js';
 
 /** TZ is the time zone schedules are written in (docs/scheduling.md). */
 export const TZ = 'Asia/Ho_Chi_Minh';
@@ -473,10 +473,37 @@ export function alarmDetail(a) {
  * alarmSubject links what an alarm is of: its cluster, or for a bulletin
  * that cannot be scheduled (no cluster) the bulletin's page.
  */
-export function alarmSubject(a) {
+export function alarmSubject(a, names) {
   const ann = a.facts && a.facts.announcement;
   if (!a.node && ann) return h('a', { href: `#/deliveries/${encodeURIComponent(ann)}` }, a.facts.title || ann);
-  return h('a', { href: `#/clusters/${encodeURIComponent(a.node)}` }, a.node);
+  return clusterLink(a.node, names);
+}
+
+/**
+ * clusterLink links a cluster by its name from names (a Map of id to
+ * name), as the cluster list names it, with its id as the tooltip; by its
+ * id where names does not hold it.
+ */
+export function clusterLink(id, names) {
+  const name = names && names.get(id);
+  return h('a', { href: `#/clusters/${encodeURIComponent(id)}`, title: name ? id : null }, name || id);
+}
+
+/**
+ * clusterNames reads into cache.names the names of the clusters of area
+ * (GET /nodes): once per page view, and only when ids holds one not yet
+ * known, as the list is long in a province. A list that cannot be read
+ * leaves the ids shown: what happened matters more than the names.
+ */
+export async function clusterNames(ids, cache, area) {
+  if (cache.read || !ids.some((id) => id && !cache.names.has(id))) return;
+  cache.read = true;
+  try {
+    const { nodes } = await api('GET', '/nodes', undefined, area ? { area } : undefined);
+    for (const n of nodes || []) if (n.name) cache.names.set(n.id, n.name);
+  } catch {
+    // Shown by id.
+  }
 }
 
 /** lowerFirst turns "Xã Lập Lễ" into "xã Lập Lễ" to follow a role word. */

@@ -5,7 +5,7 @@
 
 import { api, apiURL } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, alarmSubject, refreshMs } from '../ui.js';
+import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, alarmSubject, refreshMs, clusterNames } from '../ui.js';
 import { nodeHealth } from './overview.js';
 
 const REFRESH_MS = refreshMs(30000);
@@ -42,7 +42,11 @@ export async function render(ctx, main) {
   }
   const body = h('div');
   fill(main, h('h1', {}, t('alarms.title')), body);
-  const show = (alarms) => {
+  // The clusters by name, as the cluster list shows them: read once, when
+  // an alarm first names one.
+  const clusters = { names: new Map(), read: false };
+  const show = async (alarms) => {
+    await clusterNames(alarms.map((a) => a.node), clusters, ctx.defaultArea());
     const open = alarms.filter((a) => !a.end);
     const ended = alarms.filter((a) => a.end).slice(0, 50);
     // On a phone each alarm is a card (app.css, table.cards), each value
@@ -52,7 +56,7 @@ export async function render(ctx, main) {
     const row = (a) => h('tr', { dataset: { alarm: a.id, kind: a.kind } },
       cell(0, badge(a.severity, 'severity.')),
       cell(1, has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, alarmDetail(a) ? h('div', { class: 'hint' }, alarmDetail(a)) : null),
-      cell(2, alarmSubject(a), h('div', { class: 'hint' }, ctx.areaName(a.area))),
+      cell(2, alarmSubject(a, clusters.names), h('div', { class: 'hint' }, ctx.areaName(a.area))),
       cell(3, fmtDateTime(a.start), a.end ? ` – ${fmtDateTime(a.end)}` : ''),
       cell(4, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
         !a.end && ctx.may('nodes.maintain') ? h('button', {
@@ -70,7 +74,7 @@ export async function render(ctx, main) {
         ended.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_ended')) : table(ended, 'alarms-ended')));
   };
   const reload = async () => show((await api('GET', '/alarms', undefined, { limit: 500 })).alarms || []);
-  show(first.alarms || []);
+  await show(first.alarms || []);
   let timer = 0;
   let stopped = false;
   // One read at a time: a burst of changes (a sweep that opened thousands

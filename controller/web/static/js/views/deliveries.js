@@ -3,16 +3,19 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber, reasonText, refreshMs } from '../ui.js';
+import { h, fill, badge, fmtDateTime, fmtTime, errorBox, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames } from '../ui.js';
 
 const REFRESH_MS = refreshMs(4000);
 
 export async function render(ctx, main, params) {
   const id = params[0];
   const body = h('div');
+  // The clusters by name, as the cluster list shows them (read once).
+  const clusters = { names: new Map(), read: false };
   fill(main, h('p', { class: 'no-print' }, h('a', { href: '#/programme' }, '← ', t('nav.programme'))), body);
   const load = async () => {
     const [a, d] = await Promise.all([api('GET', `/announcements/${encodeURIComponent(id)}`), api('GET', `/announcements/${encodeURIComponent(id)}/deliveries`)]);
+    await clusterNames(d.deliveries.map((x) => x.node), clusters, ctx.defaultArea());
     fill(body,
       h('h1', {}, a.title),
       // A bulletin cancelled with its session says so: the officer who
@@ -26,7 +29,7 @@ export async function render(ctx, main, params) {
           h('div', { class: 'table-wrap' }, h('table', { id: 'deliveries' },
             h('thead', {}, h('tr', {}, h('th', {}, t('clusters.name')), h('th', {}, t('common.time')), h('th', {}, t('clusters.state')), h('th', {}, t('deliveries.audio')), h('th', {}, t('clusters.detail')))),
             h('tbody', {}, d.deliveries.map((x) => h('tr', { dataset: { node: x.node, state: x.state } },
-              h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(x.node)}` }, x.node)),
+              h('td', {}, clusterLink(x.node, clusters.names)),
               h('td', {}, fmtDateTime(x.start)),
               h('td', {}, badge(x.state)),
               h('td', {}, x.content_ready ? t('deliveries.ready', { time: fmtTime(x.content_ready_at) }) : t('deliveries.not_ready')),

@@ -47,6 +47,7 @@ export async function render(ctx, main) {
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0, awaiting: 0 };
     for (const n of nodes.nodes) counts[nodeHealth(n)]++;
     const open = alarms ? alarms.alarms : [];
+    const names = new Map(nodes.nodes.map((n) => [n.id, n.name]));
     const critical = open.filter((a) => a.severity === 'critical').length;
     const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
     const nowMS = now().getTime();
@@ -67,7 +68,7 @@ export async function render(ctx, main) {
         open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) :
           h('ul', {}, open.slice(0, 5).map((a) => h('li', {}, badge(a.severity, 'severity.'), ' ',
             has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, ' — ',
-            alarmSubject(a), ` · ${t('overview.since', { time: fmtTime(a.start) })}`)))) : null,
+            alarmSubject(a, names), ` · ${t('overview.since', { time: fmtTime(a.start) })}`)))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-now' },
         h('h2', { id: 'h-now' }, t('overview.playing')),
         playing.length === 0 ? h('p', { class: 'muted' }, t('overview.silent')) :
