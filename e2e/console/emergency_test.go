@@ -473,6 +473,41 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 	}
 }
 
+// TestStopAfterEveryClusterPlayedItSaysStopped: an alert every cluster has
+// played to the end stays in force until its expiry (a cluster that comes
+// back is sent it), and its board offers DỪNG PHÁT. Pressed, the alert was
+// stopped and a message said so, but the board went on saying "Đang hiệu
+// lực" and offering DỪNG PHÁT: its stream had ended, and only the stream
+// changed the state. It must say "Đã dừng" and offer the stop no more.
+func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#em-cancel')`)
+	b.Wait("the cluster played it to the end, and the board says it is over",
+		`document.querySelector('#ack-board tr[data-state=completed]') && `+text("#em-live")+`.startsWith('Đã kết thúc')`, 30*time.Second)
+	if got := MustEval[string](b, text("#em-state")); got != "Đang hiệu lực" {
+		t.Fatalf("the played alert's state reads %q, want Đang hiệu lực (in force until its expiry)", got)
+	}
+	b.Do("press DỪNG PHÁT", chromedp.Click(chromedp.CSS(`#em-cancel`)))
+	confirmDanger(b, "confirm")
+	b.Wait("the stop told", text(".toast")+` === 'Đã dừng phát khẩn cấp.'`, 15*time.Second)
+	b.Wait("the board says it is stopped", text("#em-state")+` === 'Đã dừng'`, 5*time.Second)
+	if MustEval[bool](b, `!!document.querySelector('#em-cancel')`) {
+		t.Error("the stopped alert's board still offers DỪNG PHÁT")
+	}
+}
+
 // TestDoubleClickSendsOneAlert: "Tiếp tục →" was disabled only once the
 // officer had confirmed; while the form read the cluster list again (up to
 // 3 s on a slow link) a second click — a double click, as many office

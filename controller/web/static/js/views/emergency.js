@@ -896,6 +896,13 @@ async function board(ctx, main, id) {
     try {
       const r = await api('POST', `/emergency/${encodeURIComponent(id)}/${verb}`, body ? body() : undefined);
       toast(t('emergency.done_' + verb));
+      // Stopped: said at once, and not offered again. The stream may have
+      // ended already (every cluster had played it to the end), and then
+      // no summary would come to change the state.
+      if (verb === 'cancel') {
+        fill(state, badge((r && r.state) || 'cancelled', 'emstate.'));
+        main.querySelector('#em-cancel')?.remove();
+      }
       if (verb === 'all-clear' && r && r.id) location.hash = `#/emergency/${encodeURIComponent(r.id)}`;
     } catch (err) {
       const kept = keptEmergency(err); // an all-clear kept, not published
