@@ -508,6 +508,36 @@ func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
 	}
 }
 
+// TestAllClearNamesItsAlert: an all-clear's board said "Thông báo an toàn
+// cho lần phát khẩn cấp e000001", and the alert's board "Đã có thông báo
+// an toàn: e000002": codes an officer cannot read. Each names the other by
+// its title, the code as the link's tooltip.
+func TestAllClearNamesItsAlert(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	var em, clear loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"text": "Lũ quét ở thôn Đông, bà con lên chỗ cao.", "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
+	c.MustDo("POST", "/api/v1/emergency/"+em.ID+"/all-clear", map[string]any{"text": "Nước đã rút."}, &clear)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	linked := func(where, title, id string) {
+		t.Helper()
+		got := MustEval[[]string](b, `(() => { const a = document.querySelector('main a[href="#/emergency/`+id+`"]'); return a ? [a.innerText, a.title] : []; })()`)
+		if len(got) != 2 || !strings.HasPrefix(got[0], title) || got[1] != id {
+			t.Errorf("%s links the other as %q (text, tooltip), want %q… with %s as its tooltip", where, got, title, id)
+		}
+	}
+	b.Go("#/emergency/"+clear.ID, `document.querySelector('#ack-board')`)
+	linked("the all-clear's board", "[DIỄN TẬP] Lũ quét ở thôn Đông", em.ID)
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	linked("the alert's board", "[DIỄN TẬP] Nước đã rút", clear.ID)
+}
+
 // TestDoubleClickSendsOneAlert: "Tiếp tục →" was disabled only once the
 // officer had confirmed; while the form read the cluster list again (up to
 // 3 s on a slow link) a second click — a double click, as many office

@@ -919,6 +919,19 @@ async function board(ctx, main, id) {
   // its all-clear (the API refuses the others); a commune's officer looking
   // at the district's alert is told who can.
   const ours = ctx.covers(rep.targets || []);
+  // The alert an all-clear follows, and the all-clear of an alert, by
+  // their titles (from the recent list: the API reads no set of ids, and
+  // the other's full report may hold a province's clusters); by id where
+  // the list does not hold it.
+  const titles = new Map();
+  if (rep.follows || rep.all_clear) {
+    try {
+      for (const e of (await api('GET', '/emergency', undefined, { limit: 100 })).emergencies || []) if (e.title) titles.set(e.id, e.title);
+    } catch {
+      // Linked by id.
+    }
+  }
+  const emLink = (other) => h('a', { href: `#/emergency/${encodeURIComponent(other)}`, title: titles.has(other) ? other : null }, titles.get(other) || other);
   if (rep.drill) main.classList.add('drill');
   fill(main,
     rep.drill ? h('div', { class: 'drill-banner', id: 'em-drill-banner' }, t('emergency.drill_banner')) : null,
@@ -926,8 +939,8 @@ async function board(ctx, main, id) {
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
     unpublished, cutOff, counts, silent, silenced, fetching, awaiting, timing, live, spread,
-    rep.follows ? h('p', {}, t('emergency.follows'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.follows)}` }, rep.follows)) : null,
-    rep.all_clear ? h('p', {}, t('emergency.cleared_by'), ' ', h('a', { href: `#/emergency/${encodeURIComponent(rep.all_clear)}` }, rep.all_clear)) : null,
+    rep.follows ? h('p', { id: 'em-follows' }, t('emergency.follows'), ' “', emLink(rep.follows), '”') : null,
+    rep.all_clear ? h('p', { id: 'em-cleared-by' }, t('emergency.cleared_by'), ' “', emLink(rep.all_clear), '”') : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
     ctx.may('emergency') && ours ? h('div', { class: 'panel row no-print' },
       rep.state === 'active' ? h('button', { type: 'button', class: 'danger', id: 'em-cancel', onclick: act('cancel', t('emergency.cancel_title'), t('emergency.cancel')) }, t('emergency.cancel')) : null,
