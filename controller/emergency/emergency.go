@@ -686,9 +686,13 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 	em, err := s.Store.UpdateEmergency(ctx, id, func(e *loaxa.Emergency) error {
 		switch {
 		case e.State == loaxa.EmergencyCancelled:
-			return loaxa.Errorf(loaxa.EConflict, "Emergency %s was cancelled already, by %s at %s.", e.ID, e.CancelledBy, e.CancelledAt.Format(time.RFC3339))
+			err := loaxa.Errorf(loaxa.EConflict, "Emergency %s was cancelled already, by %s at %s.", e.ID, e.CancelledBy, e.CancelledAt.Format(time.RFC3339))
+			err.Reason = loaxa.ReasonEmergencyStopped
+			return err
 		case !now.Before(e.Expires):
-			return loaxa.Errorf(loaxa.EConflict, "Emergency %s expired at %s; no node starts it any more.", e.ID, e.Expires.Format(time.RFC3339))
+			err := loaxa.Errorf(loaxa.EConflict, "Emergency %s expired at %s; no node starts it any more.", e.ID, e.Expires.Format(time.RFC3339))
+			err.Reason = loaxa.ReasonEmergencyExpired
+			return err
 		}
 		if e.Occurrence == "" && found != "" {
 			e.Occurrence, e.Issued = found, loaxa.OccurrenceTime(found)

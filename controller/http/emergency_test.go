@@ -80,10 +80,36 @@ func TestEmergencySend(t *testing.T) {
 	if last := sent[len(sent)-1]; last.cmd.Name != protocol.CmdAlertCancel || last.cmd.Occurrence != em.Occurrence || last.id != "318" {
 		t.Errorf("cancel sent %+v", last)
 	}
-	e.call("POST", "/api/v1/emergency/"+em.ID+"/cancel", e.admin, nil, http.StatusConflict, nil)
+	// The console says the second in the officer's words, by its reason.
+	var refused struct {
+		Error struct{ Reason string } `json:"error"`
+	}
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/cancel", e.admin, nil, http.StatusConflict, &refused)
+	if refused.Error.Reason != loaxa.ReasonEmergencyStopped {
+		t.Errorf("second cancel refused with reason %q, want %q", refused.Error.Reason, loaxa.ReasonEmergencyStopped)
+	}
 	e.call("GET", "/api/v1/emergency/"+em.ID, e.admin, nil, http.StatusOK, &rep)
 	if rep.State != loaxa.EmergencyCancelled || rep.Summary.Cancelled != 2 {
 		t.Errorf("after cancel: state %s, summary %+v", rep.State, rep.Summary)
+	}
+}
+
+// TestEmergencyStopOfAnExpiredOneSaysWhy: a stop after the expiry is
+// refused with its reason, for the console to say it in the officer's
+// words (before, the API's English only).
+func TestEmergencyStopOfAnExpiredOneSaysWhy(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Báo bão", http.StatusCreated)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": ct.ID, "targets": []string{"318"}, "drill": true}, http.StatusCreated, &em)
+	e.clock.Set(em.Expires)
+	var refused struct {
+		Error struct{ Reason string } `json:"error"`
+	}
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/cancel", e.admin, nil, http.StatusConflict, &refused)
+	if refused.Error.Reason != loaxa.ReasonEmergencyExpired {
+		t.Errorf("cancel after the expiry refused with reason %q, want %q", refused.Error.Reason, loaxa.ReasonEmergencyExpired)
 	}
 }
 

@@ -45,6 +45,12 @@ const (
 	// stored, are refused by this version, so a programme that needs them
 	// cannot be compiled (409).
 	ReasonSettingRefused = "setting_refused"
+	// ReasonEmergencyStopped: an emergency cannot be stopped, as it was
+	// stopped already (409): by a colleague, or from another page.
+	ReasonEmergencyStopped = "emergency_stopped"
+	// ReasonEmergencyExpired: an emergency cannot be stopped, as it has
+	// expired (409): no cluster starts it any more.
+	ReasonEmergencyExpired = "emergency_expired"
 )
 
 // Error is an error a user can act on: a code and a message that says what

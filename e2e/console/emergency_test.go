@@ -468,8 +468,14 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 	b.Wait("the confirmation", `document.querySelector('dialog[open] button.danger')`, 10*time.Second)
 	confirmDanger(b, "confirm")
 	b.Wait("the answer", `document.querySelector('.toast.bad')`, 15*time.Second)
-	if got := MustEval[string](b, text(".toast.bad")); !strings.HasPrefix(got, "Bị trùng hoặc xung đột. ") || !strings.Contains(got, "cancelled already") {
-		t.Errorf("the refused stop is told as %q; want the Vietnamese sentence for code conflict, then the API's message", got)
+	// Said in Vietnamese, with what to do (before: "Bị trùng hoặc xung
+	// đột." and the API's English, "Emergency e000002 was cancelled
+	// already, by admin at 2026-…Z"), and the board says it is stopped.
+	if got := MustEval[string](b, text(".toast.bad")); !strings.HasPrefix(got, "Lần phát khẩn cấp này đã được dừng trước đó") || strings.Contains(got, "cancelled") {
+		t.Errorf("the refused stop is told as %q; want that it was stopped already, in Vietnamese", got)
+	}
+	if got := MustEval[string](b, text("#em-state")); got != "Đã dừng" || MustEval[bool](b, `!!document.querySelector('#em-cancel')`) {
+		t.Errorf("after the refused stop the board says %q and offers DỪNG PHÁT: %v; want Đã dừng, and no DỪNG PHÁT", got, MustEval[bool](b, `!!document.querySelector('#em-cancel')`))
 	}
 }
 

@@ -891,6 +891,10 @@ async function board(ctx, main, id) {
 
   // more, if given, adds to the confirmation what the officer chose (the
   // all-clear's volume), read when the button is pressed.
+  const stopped = (st) => {
+    fill(state, badge(st, 'emstate.'));
+    main.querySelector('#em-cancel')?.remove();
+  };
   const act = (verb, title, yes, body, more) => async () => {
     if (!(await confirmDialog(title, h('div', {}, h('p', {}, rep.title || rep.id), more ? more() : null), yes, true))) return;
     try {
@@ -899,15 +903,16 @@ async function board(ctx, main, id) {
       // Stopped: said at once, and not offered again. The stream may have
       // ended already (every cluster had played it to the end), and then
       // no summary would come to change the state.
-      if (verb === 'cancel') {
-        fill(state, badge((r && r.state) || 'cancelled', 'emstate.'));
-        main.querySelector('#em-cancel')?.remove();
-      }
+      if (verb === 'cancel') stopped((r && r.state) || 'cancelled');
       if (verb === 'all-clear' && r && r.id) location.hash = `#/emergency/${encodeURIComponent(r.id)}`;
     } catch (err) {
       const kept = keptEmergency(err); // an all-clear kept, not published
       if (kept && kept.id !== id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
       toast(errorText(err), true);
+      // Stopped already (by a colleague, from another page) or expired:
+      // the board says so now, as the refusal does.
+      if (verb === 'cancel' && err.reason === 'emergency_stopped') stopped('cancelled');
+      if (verb === 'cancel' && err.reason === 'emergency_expired') stopped('expired');
     }
   };
   const clearText = h('input', { id: 'em-clear-text', value: t('emergency.all_clear_text') });
