@@ -90,8 +90,8 @@ func TestClusterPlaysSayWhatPlayed(t *testing.T) {
 }
 
 // TestClustersNamedNotByTheirCode: a bulletin's result on each cluster, the
-// alarms screen and the overview's open alarms named each cluster by its
-// code ("lap-le-01"), where the cluster list and the report name it ("Cụm
+// alarms screen, the overview's open alarms and the emergency board named
+// each cluster by its code ("lap-le-01"), where the cluster list and the report name it ("Cụm
 // loa chợ Lập Lễ"); an officer reads the names. Each names it, with the
 // code as the link's tooltip.
 func TestClustersNamedNotByTheirCode(t *testing.T) {
@@ -132,4 +132,11 @@ func TestClustersNamedNotByTheirCode(t *testing.T) {
 	named("the alarms screen", `#alarms-open tr[data-kind="speaker-line-open"] a[href="#/clusters/lap-le-01"]`)
 	b.Go("#/deliveries/"+ann.ID, `document.querySelector('#deliveries tr[data-node="lap-le-01"]')`)
 	named("the bulletin's result on each cluster", `#deliveries tr[data-node="lap-le-01"] a`)
+	// The emergency board names it too, once it has read the names (its
+	// rows are drawn by code first, so that the board shows at once).
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": tone.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board tr[data-node="lap-le-01"]')`)
+	b.Wait("the board's row named", text(`#ack-board tr[data-node="lap-le-01"] a`)+` === 'Cụm loa chợ Lập Lễ'`, 10*time.Second)
+	named("the emergency board", `#ack-board tr[data-node="lap-le-01"] a`)
 }

@@ -6,7 +6,7 @@
 
 import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames } from '../ui.js';
 import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
@@ -759,8 +759,10 @@ async function board(ctx, main, id) {
     showTiming(timing, tm);
     areas.show(byArea);
   };
+  // The clusters by name (read below, once the rows are drawn by id).
+  const clusters = { names: new Map(), read: false };
   const row = (n, kinds = muteKinds(n)) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area, ...(kinds ? { silent: 'true' } : {}) } },
-    h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(n.node)}` }, n.node)),
+    h('td', {}, clusterLink(n.node, clusters.names)),
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.'), kinds ? h('span', { class: 'silent-fault' },
       ' — ', t('emergency.row_silent', { faults: kinds.map((k) => t('alarm.' + k)).join(', ') })) : ''),
@@ -823,6 +825,19 @@ async function board(ctx, main, id) {
   showSummary(rep.summary, rep.state, rep.timing, rep.by_area);
   for (const n of rep.nodes) nodes.set(n.node, n);
   drawRows();
+  // The clusters by name, as the cluster list shows them: read after the
+  // rows are drawn by id, so that the board shows at once, and put into
+  // the rows drawn meanwhile (those drawn after take them from row). Of
+  // the alert's own area when the officer's covers it: a commune's alert
+  // reads that commune's clusters, not the province's.
+  const namesArea = (rep.targets || []).length === 1 && ctx.covers(rep.targets) ? rep.targets[0] : ctx.defaultArea();
+  clusterNames(rep.nodes.map((n) => n.node), clusters, namesArea).then(() => {
+    for (const [node, tr] of rows) {
+      const name = clusters.names.get(node);
+      const a = tr.querySelector('td a');
+      if (name && a) { a.textContent = name; a.title = node; }
+    }
+  });
   showSilent(rep.nodes);
   const live = h('p', { class: 'hint', id: 'em-live', 'aria-live': 'polite' }, t('emergency.live'));
   // A large area's clusters spread their reports over a window: say so, or
