@@ -190,3 +190,34 @@ func TestSignOutWhileAScreenLoads(t *testing.T) {
 		t.Error("the sign-in form is gone after the screen that was loading ended")
 	}
 }
+
+// TestSignOutWhileTheLanguageLoads: the officer presses "English" and, at
+// once, "Đăng xuất", while the English words are on their way (held by
+// the browser). Once they came, the page drew the menu of a user no
+// longer signed in and failed ("Cannot read properties of null"), leaving
+// the sign-in form in Vietnamese; it must show the sign-in form in
+// English, the language chosen.
+func TestSignOutWhileTheLanguageLoads(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	paused, release := b.HoldResponses(`*/static/i18n/en.json`)
+	b.Do("press English", chromedp.Click(chromedp.CSS(`header button.lang`)))
+	var held fetch.RequestID
+	select {
+	case held = <-paused:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the page did not ask for the English words")
+	}
+	b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	if err := release(held); err != nil {
+		t.Fatal(err)
+	}
+	b.Wait("the sign-in form in English", text(`form button[type=submit]`)+` === 'Sign in'`, 10*time.Second)
+}

@@ -191,7 +191,9 @@ function shell() {
     h('header', { class: 'top' },
       h('div', { class: 'brand' }, h('img', { src: '/static/icon.svg', alt: '', width: 28, height: 28 }), t('app.name')),
       h('div', { class: 'who', id: 'who' }, h('strong', { id: 'scope' }, ctx.scope()), h('small', {}, h('a', { href: '#/account', class: 'account-link', title: t('account.title') }, ctx.me.username), ` · ${t('role.' + ctx.me.role)}`)),
-      langSwitch(() => { shell(); route(); }),
+      // Signed out while the words loaded, the sign-in form is redrawn in
+      // them: there is no user to draw the menu for.
+      langSwitch(() => { if (ctx) { shell(); route(); } else showLogin(); }),
       logout),
     h('div', { class: 'layout' }, nav, h('main', { id: 'main', tabindex: '-1' })));
 }
