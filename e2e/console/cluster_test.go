@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
@@ -90,8 +92,8 @@ func TestClusterPlaysSayWhatPlayed(t *testing.T) {
 }
 
 // TestClustersNamedNotByTheirCode: a bulletin's result on each cluster, the
-// alarms screen, the overview's open alarms and the emergency board named
-// each cluster by its code ("lap-le-01"), where the cluster list and the report name it ("Cụm
+// alarms screen, the overview's open alarms, the emergency board and a
+// conflict found when placing a bulletin named each cluster by its code ("lap-le-01"), where the cluster list and the report name it ("Cụm
 // loa chợ Lập Lễ"); an officer reads the names. Each names it, with the
 // code as the link's tooltip.
 func TestClustersNamedNotByTheirCode(t *testing.T) {
@@ -108,7 +110,11 @@ func TestClustersNamedNotByTheirCode(t *testing.T) {
 	rig.StartNode(t, &created.Credentials, rig.NodeOptions{Board: sim})
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	tone := c.Upload("tin.wav", rig.ToneWAV(660, time.Second, 16000, 1))
-	ann := c.Announce(tone.ID, []string{"11527"}, nil, time.Now().Add(time.Hour))
+	// On the minute, as the programme's form places one: at 00:00 or
+	// later in Vietnam, so that the form's day is that of the bulletin.
+	vn := time.FixedZone("+07", 7*3600)
+	at := time.Now().In(vn).Truncate(time.Minute).Add(2 * time.Hour)
+	ann := c.Announce(tone.ID, []string{"11527"}, nil, at)
 	sim.SetSpeakerLine(protocol.LineOpen)
 	rig.Eventually(t, minWait, "the alarm open", func() bool {
 		var l struct{ Alarms []loaxa.Alarm }
@@ -132,6 +138,20 @@ func TestClustersNamedNotByTheirCode(t *testing.T) {
 	named("the alarms screen", `#alarms-open tr[data-kind="speaker-line-open"] a[href="#/clusters/lap-le-01"]`)
 	b.Go("#/deliveries/"+ann.ID, `document.querySelector('#deliveries tr[data-node="lap-le-01"]')`)
 	named("the bulletin's result on each cluster", `#deliveries tr[data-node="lap-le-01"] a`)
+	// A second bulletin at the same time: the conflict names the cluster.
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	b.Do("place one at the same time",
+		chromedp.SetValue(chromedp.CSS(`#place-content`), tone.ID),
+		chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
+		chromedp.SetValue(chromedp.CSS(`#place-time`), at.Format("15:04")),
+		chromedp.SetValue(chromedp.CSS(`#place-recurrence`), "once"),
+		chromedp.SetValue(chromedp.CSS(`#place-start`), at.Format("02/01/2006")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-when').dispatchEvent(new Event('change'))`),
+		chromedp.Click(chromedp.CSS(`#place-submit`)))
+	b.Wait("the conflict", `document.querySelector('#place-conflicts li')`, 15*time.Second)
+	if got := MustEval[string](b, text("#place-conflicts li")); !strings.HasPrefix(got, "Cụm loa chợ Lập Lễ: trùng giờ") {
+		t.Errorf("the conflict says %q, want it to begin with the cluster's name, “Cụm loa chợ Lập Lễ: trùng giờ”", got)
+	}
 	// The emergency board names it too, once it has read the names (its
 	// rows are drawn by code first, so that the board shows at once).
 	var em loaxa.Emergency

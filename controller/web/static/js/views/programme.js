@@ -4,10 +4,11 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields } from '../ui.js';
+import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays, dayName, dayLabel } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
+  clusters = { names: new Map(), read: false };
   const areaSel = h('select', { id: 'programme-area' }, options(ctx.areaOptions(), params[0] || ctx.defaultArea()));
   let week = mondayOf(ymd(now()));
   const weekLabel = h('strong', { id: 'week-label' });
@@ -188,6 +189,7 @@ function placeForm(ctx, area, sessions, content, reload) {
     } catch (err) {
       const conflicts = (err.body && err.body.conflicts) || [];
       if (err.status === 409 && conflicts.length) {
+        await clusterNames(conflicts.map((c) => c.node), clusters, ctx.defaultArea());
         fill(status, conflictsBox('place-conflicts', t('programme.conflicts', { n: conflicts.length }), conflicts, sessions,
           h('button', { type: 'button', class: 'danger', onclick: () => send({ ...body, force: true }) }, t('programme.force'))));
       } else {
@@ -355,22 +357,31 @@ function unplayableRefusal(s, err) {
  * conflictsBox lists the conflicts of a 409 answer in the user's words,
  * under heading, with the button that does it anyway.
  */
+// clusters caches the names of the clusters that conflicts name (GET
+// /nodes), read when the first conflict is shown; render starts it
+// afresh, so it is of one page view, and of the user signed in.
+let clusters = { names: new Map(), read: false };
+
 function conflictsBox(id, heading, conflicts, sessions, force) {
   const shown = conflicts.slice(0, CONFLICTS_SHOWN);
   return h('div', { class: 'error-box', role: 'alert', id },
     h('p', {}, h('strong', {}, heading)),
-    h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions))),
+    h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions, clusters.names))),
       conflicts.length > shown.length ? h('li', {}, t('programme.more_conflicts', { n: conflicts.length - shown.length })) : null),
     force);
 }
 
-/** conflictText says a conflict in the user's language from its fields. */
-function conflictText(c, sessions) {
+/**
+ * conflictText says a conflict in the user's language from its fields, the
+ * cluster by its name from names (by its code where names lacks it).
+ */
+function conflictText(c, sessions, names) {
   const at = occurrenceTime((c.occurrences || [])[0]);
   const when = at ? `${fmtTime(at)} ${fmtDay(ymd(at))}` : '';
   const session = (sessions.find((s) => s.id === (c.session || '').split('@')[0]) || {}).name || c.session || '';
   const key = 'conflict.' + c.kind;
-  return has(key) ? t(key, { node: c.node || '', when, session }) : c.message;
+  const node = c.node ? names.get(c.node) || t('conflict.node', { id: c.node }) : '';
+  return has(key) ? t(key, { node, when, session }) : c.message;
 }
 
 function proposalsPanel(ctx, proposals, sessions, reload, titles) {
@@ -392,6 +403,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, titles) {
         } catch (err) {
           const conflicts = (err.body && err.body.conflicts) || [];
           if (verb === 'accept' && err.status === 409 && conflicts.length) {
+            await clusterNames(conflicts.map((c) => c.node), clusters, ctx.defaultArea());
             fill(status, conflictsBox('proposal-conflicts-' + p.id, t('programme.accept_conflicts', { n: conflicts.length }), conflicts, sessions,
               h('button', { type: 'button', class: 'danger', onclick: act('accept', true) }, t('programme.accept_force'))));
           } else if (err.status === 409 && err.body && err.body.proposal) {
