@@ -96,6 +96,11 @@ func TestConflictsAndProposals(t *testing.T) {
 
 	// The district's proposal, accepted into the evening session.
 	b.Wait("the proposal, by its title", text("#proposals li")+`.includes('Thông báo của huyện')`, 5*time.Second)
+	// and when the district would have it play, which "Theo giờ của đề
+	// xuất" (at the proposal's time) refers to; before, not said.
+	if got := MustEval[string](b, text("#proposals li")); !strings.Contains(got, "Thông báo của huyện · Một lần lúc 8:00 ngày 03/03/2026 · Xã Lập Lễ") {
+		t.Errorf("the proposal reads %q, want its title, when it plays and the commune", got)
+	}
 	b.Do("accept it into the evening session",
 		chromedp.SetValue(chromedp.CSS(`#proposals li select`), evening.ID),
 		chromedp.Click(chromedp.CSS(`#proposals li button`)))

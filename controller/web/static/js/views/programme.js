@@ -42,7 +42,7 @@ export async function render(ctx, main, params) {
     fill(body,
       prog.err ? h('div', { class: 'panel', id: 'calendar-error' }, unplayableBox(prog.err)) : calendar(week, prog.items, sessions, hol.holidays || [], prog.deleted_sessions || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
-      proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a.title]))),
+      proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a]))),
       sessionsPanel(ctx, area, sessions, reload),
       announcementsPanel(ctx, anns.announcements, sessions, nodeArea, reload));
   }
@@ -372,6 +372,17 @@ function conflictsBox(id, heading, conflicts, sessions, force) {
 }
 
 /**
+ * annWhen says when a bulletin plays, "Một lần lúc 7:00 ngày 02/03/2026",
+ * in its session when given.
+ */
+function annWhen(a, session) {
+  const p = vnParts(new Date(a.start));
+  const date = `${String(p.d).padStart(2, '0')}/${String(p.m).padStart(2, '0')}/${p.y}`;
+  const rec = fromRule(a.rrule);
+  return describe({ kind: rec.kind, days: rec.days, time: fmtTime(a.start), session, date });
+}
+
+/**
  * conflictText says a conflict in the user's language from its fields, the
  * cluster by its name from names (by its code where names lacks it).
  */
@@ -384,7 +395,7 @@ function conflictText(c, sessions, names) {
   return has(key) ? t(key, { node, when, session }) : c.message;
 }
 
-function proposalsPanel(ctx, proposals, sessions, reload, titles) {
+function proposalsPanel(ctx, proposals, sessions, reload, byID) {
   if (proposals.length === 0) return null;
   return h('section', { class: 'panel', 'aria-labelledby': 'h-prop', id: 'proposals' },
     h('h2', { id: 'h-prop' }, t('programme.proposals', { n: proposals.length })),
@@ -416,7 +427,10 @@ function proposalsPanel(ctx, proposals, sessions, reload, titles) {
       };
       const decide = ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
         h('button', { type: 'button', class: 'secondary', onclick: act('decline') }, t('programme.decline'))) : null;
-      return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, titles.get(p.announcement) || p.announcement), ` · ${ctx.areaName(p.area)} `,
+      // When it would play: "Theo giờ của đề xuất" must say what that is.
+      const a = byID.get(p.announcement);
+      return h('li', { dataset: { proposal: p.id } }, h('a', { href: `#/deliveries/${encodeURIComponent(p.announcement)}` }, (a && a.title) || p.announcement),
+        a ? h('span', { class: 'proposal-when' }, ` · ${annWhen(a)}`) : null, ` · ${ctx.areaName(p.area)} `,
         decide, status);
     })));
 }
@@ -642,12 +656,9 @@ function announcementsPanel(ctx, anns, sessions, nodeArea, reload) {
       h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, h('th', {}, t('common.title')), h('th', {}, t('programme.recurrence')), h('th', {}, t('common.priority')), h('th', {}, t('programme.by')), h('th', {}))),
         h('tbody', {}, list.map((a) => {
-          const p = vnParts(new Date(a.start));
-          const date = `${String(p.d).padStart(2, '0')}/${String(p.m).padStart(2, '0')}/${p.y}`;
-          const rec = fromRule(a.rrule);
           return h('tr', { dataset: { announcement: a.id } },
             h('td', {}, h('a', { href: `#/deliveries/${encodeURIComponent(a.id)}` }, a.title)),
-            h('td', {}, describe({ kind: rec.kind, days: rec.days, time: fmtTime(a.start), session: sessionByID.get(a.session), date })),
+            h('td', {}, annWhen(a, sessionByID.get(a.session))),
             h('td', {}, t('priority.' + a.priority)),
             h('td', {}, a.created_by),
             h('td', {}, mayCancel(ctx, a, nodeArea) ? h('button', {
