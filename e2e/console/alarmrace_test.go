@@ -1,6 +1,9 @@
 package console
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,4 +59,37 @@ func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Wait("the alarm shown, not at the 30 s re-read", `document.querySelector('#alarms-open tr[data-kind="speaker-line-open"]')`, 10*time.Second)
+}
+
+// TestManyOpenAlarmsAreNotUndercounted: a typhoon cuts the power of a
+// commune's clusters, and 501 alarms are open. The overview, which reads
+// 100 of them, said "Cảnh báo đang mở: 100 (100 nghiêm trọng)", and the
+// alarms screen, which reads 500, "Cảnh báo đang mở (500)": two counts
+// that disagreed, each read as all. Each says there are more than it
+// shows.
+func TestManyOpenAlarmsAreNotUndercounted(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	start := time.Now().Add(-time.Hour)
+	var alarms []*loaxa.Alarm
+	for i := range 501 {
+		alarms = append(alarms, &loaxa.Alarm{Kind: "offline", Severity: "critical", Node: fmt.Sprintf("lap-le-%03d", i), Area: "11527", Start: start.Add(time.Duration(i) * time.Second)})
+	}
+	if err := c.App.Alarms.CreateAlarms(context.Background(), alarms); err != nil {
+		t.Fatal(err)
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Wait("the overview's alarms", `document.querySelector('#h-alarms')`, 15*time.Second)
+	if got := MustEval[string](b, text("#h-alarms")); got != "Cảnh báo đang mở: hơn 100 — xem tất cả ở màn hình Cảnh báo" {
+		t.Errorf("the overview counts the open alarms as %q, want more than 100", got)
+	}
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
+	if got := MustEval[string](b, text("#h-open")); !strings.HasPrefix(got, "Cảnh báo đang mở (ít nhất 500, trong 500 cảnh báo mới nhất") {
+		t.Errorf("the alarms screen counts the open alarms as %q, want at least 500", got)
+	}
 }

@@ -5,10 +5,12 @@
 
 import { api, apiURL } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, alarmSubject, refreshMs, clusterNames } from '../ui.js';
+import { h, fill, badge, fmtDateTime, errorBox, errorText, toast, alarmDetail, alarmSubject, refreshMs, clusterNames, fmtNumber } from '../ui.js';
 import { nodeHealth } from './overview.js';
 
 const REFRESH_MS = refreshMs(30000);
+// LISTED is how many alarms, open and ended, newest first, the screen reads.
+const LISTED = 500;
 
 export async function render(ctx, main) {
   // Subscribe before reading the list, so no change falls between them:
@@ -34,7 +36,7 @@ export async function render(ctx, main) {
   });
   let first;
   try {
-    first = await api('GET', '/alarms', undefined, { limit: 500 });
+    first = await api('GET', '/alarms', undefined, { limit: LISTED + 1 });
   } catch (err) {
     src.close();
     if (err.status !== 404) throw err;
@@ -47,6 +49,11 @@ export async function render(ctx, main) {
   const clusters = { names: new Map(), read: false };
   const show = async (alarms) => {
     await clusterNames(alarms.map((a) => a.node), clusters, ctx.defaultArea());
+    // One more than listed is read, to know when there are more: then
+    // the open ones counted are only those among the newest, and the
+    // heading says "at least".
+    const more = alarms.length > LISTED;
+    if (more) alarms = alarms.slice(0, LISTED);
     const open = alarms.filter((a) => !a.end);
     const ended = alarms.filter((a) => a.end).slice(0, 50);
     // On a phone each alarm is a card (app.css, table.cards), each value
@@ -68,12 +75,12 @@ export async function render(ctx, main) {
       h('thead', {}, h('tr', {}, head.map((x) => h('th', {}, x)))),
       h('tbody', {}, list.map(row))));
     fill(body,
-      h('section', { class: 'panel', 'aria-labelledby': 'h-open' }, h('h2', { id: 'h-open' }, t('alarms.open', { n: open.length })),
+      h('section', { class: 'panel', 'aria-labelledby': 'h-open' }, h('h2', { id: 'h-open' }, more ? t('alarms.open_more', { n: fmtNumber(open.length), listed: fmtNumber(LISTED) }) : t('alarms.open', { n: open.length })),
         open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) : table(open, 'alarms-open')),
       h('section', { class: 'panel', 'aria-labelledby': 'h-ended' }, h('h2', { id: 'h-ended' }, t('alarms.ended')),
         ended.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_ended')) : table(ended, 'alarms-ended')));
   };
-  const reload = async () => show((await api('GET', '/alarms', undefined, { limit: 500 })).alarms || []);
+  const reload = async () => show((await api('GET', '/alarms', undefined, { limit: LISTED + 1 })).alarms || []);
   await show(first.alarms || []);
   let timer = 0;
   let stopped = false;

@@ -7,6 +7,9 @@ import { h, fill, fmtTime, ymd, addDays, badge, errorBox, fmtNumber, healthBanne
 import { pendingCaps } from './emergency.js';
 
 const REFRESH_MS = refreshMs(15000);
+// OPEN_ALARMS is how many open alarms the overview reads and counts; past
+// it, it says there are more than that, not a count that reads as all.
+const OPEN_ALARMS = 100;
 
 /**
  * nodeHealth sorts a node as the fleet health model does: offline, never
@@ -39,14 +42,17 @@ export async function render(ctx, main) {
       // whose alarms name the bulletin.
       area ? api('GET', `/areas/${encodeURIComponent(area)}/programme`, undefined, { from: today, to: addDays(today, 1) })
         .catch((err) => (err.status === 409 && err.reason === 'bulletin_unplayable' ? { items: [], unplayable: err } : Promise.reject(err))) : { items: [] },
-      api('GET', '/alarms', undefined, { area, state: 'open', limit: 100 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
+      // One more than it counts, to know when there are more: a typhoon
+      // that cuts a province's power opens thousands.
+      api('GET', '/alarms', undefined, { area, state: 'open', limit: OPEN_ALARMS + 1 }).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
       failingChecks(),
     ]);
     // A warning from a CAP feed that waits for approval must not go unseen.
     const caps = ctx.may('emergency') ? await pendingCaps(now().getTime()).catch(() => null) : null;
     const counts = { online: 0, faulty: 0, stale: 0, offline: 0, never: 0, awaiting: 0 };
     for (const n of nodes.nodes) counts[nodeHealth(n)]++;
-    const open = alarms ? alarms.alarms : [];
+    const more = alarms ? alarms.alarms.length > OPEN_ALARMS : false;
+    const open = alarms ? alarms.alarms.slice(0, OPEN_ALARMS) : [];
     const names = new Map(nodes.nodes.map((n) => [n.id, n.name]));
     const critical = open.filter((a) => a.severity === 'critical').length;
     const playing = nodes.nodes.filter((n) => n.status && n.status.playing);
@@ -64,7 +70,7 @@ export async function render(ctx, main) {
           h('a', { class: 'panel', href: '#/clusters', id: 'count-' + k, style: 'text-decoration:none;color:inherit' },
             h('div', { class: `stat s-${k}` }, fmtNumber(counts[k])), badge(k, 'health.'))))),
       alarms ? h('section', { class: 'panel', 'aria-labelledby': 'h-alarms', id: 'overview-alarms' },
-        h('h2', { id: 'h-alarms' }, h('a', { href: '#/alarms' }, t('overview.alarms', { n: open.length, critical }))),
+        h('h2', { id: 'h-alarms' }, h('a', { href: '#/alarms' }, more ? t('overview.alarms_more', { n: fmtNumber(OPEN_ALARMS) }) : t('overview.alarms', { n: open.length, critical }))),
         open.length === 0 ? h('p', { class: 'muted' }, t('alarms.none_open')) :
           h('ul', {}, open.slice(0, 5).map((a) => h('li', {}, badge(a.severity, 'severity.'), ' ',
             has('alarm.' + a.kind) ? t('alarm.' + a.kind) : a.kind, ' — ',
