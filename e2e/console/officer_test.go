@@ -213,6 +213,12 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 		t.Errorf("cluster page lists plays %q, want completed, started, received (newest first)", got)
 	}
 	b.Shot("07-chi-tiet-cum-loa")
+	// Each day's play received reads alike but for when it plays; before,
+	// seven rows "Đã nhận lịch · Bản tin chiều" with nothing between them.
+	next := loaxa.OccurrenceID(ann.ID, evening.Add(24*time.Hour))
+	if got := MustEval[string](b, text(`#node-plays tr[data-type=received][data-occurrence="`+next+`"]`)); !strings.Contains(got, "sẽ phát lúc 17:00 03/03/2026") {
+		t.Errorf("tomorrow's play received reads %q, without saying when it plays", got)
+	}
 	if got := MustEval[string](b, `document.querySelector('#node-plays tr[data-occurrence="`+before+`"]').textContent`); !strings.Contains(got, "đọc lại từ dữ liệu hỏng trên bo mạch, gửi về muộn") {
 		t.Errorf("the salvaged play reads %q, without saying it was read back from a damaged store", got)
 	}

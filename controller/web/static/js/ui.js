@@ -330,6 +330,12 @@ export function fmtTime(v) {
   return new Intl.DateTimeFormat(locale(), { timeZone: TZ, hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(v));
 }
 
+/** occurrenceTime reads the start out of an occurrence id, "a000002@20260302T110000.000Z". */
+export function occurrenceTime(occ) {
+  const m = /@(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(occ || '');
+  return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : null;
+}
+
 /** fmtDateTime is a short date and time in Vietnam. */
 export function fmtDateTime(v) {
   if (!v) return '';

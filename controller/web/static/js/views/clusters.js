@@ -3,7 +3,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, credentialsText, watchHealth, playingText } from '../ui.js';
+import { h, fill, field, options, badge, fmtDateTime, fmtTime, fmtDuration, errorBox, fmtNumber, toast, confirmDialog, alarmDetail, reasonText, credentialsText, watchHealth, playingText, occurrenceTime } from '../ui.js';
 import { clusterMap } from '../map.js';
 import { nodeHealth } from './overview.js';
 
@@ -112,7 +112,9 @@ async function detail(ctx, main, id, health, titles) {
             h('td', {}, fmtDateTime(e.at)),
             h('td', {}, badge(e.type, 'event.')),
             h('td', {}, e.announcement ? h('a', { href: `#/deliveries/${encodeURIComponent(e.announcement)}`, title: e.announcement }, playTitle(e.announcement, titles)) : '—'),
-            h('td', {}, [reasonText(e.reason), e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : '',
+            // A schedule received names each day's play alike: say which.
+            h('td', {}, [e.type === 'received' && occurrenceTime(e.occurrence) ? t('clusters.plays_at', { time: fmtDateTime(occurrenceTime(e.occurrence)) }) : '',
+              reasonText(e.reason), e.late_ms ? t('clusters.late', { ms: e.late_ms }) : '', e.played_ms ? t('clusters.played', { s: fmtNumber(e.played_ms / 1000, 1) }) : '',
               e.salvaged ? t('clusters.salvaged') : ''].filter(Boolean).join(' · ')))))))));
 }
 

@@ -4,7 +4,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames } from '../ui.js';
+import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames, occurrenceTime } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays, dayName, dayLabel } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
@@ -293,12 +293,6 @@ const DAY_MS = 24 * 3600 * 1000;
 
 /** START_SLACK_MS is how far in the past the API still takes a one-off's start (startSlack). */
 const START_SLACK_MS = 5000;
-
-/** occurrenceTime reads the start out of an occurrence id, "a000002@20260302T110000.000Z". */
-function occurrenceTime(occ) {
-  const m = /@(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(occ || '');
-  return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : null;
-}
 
 /** CONFLICTS_SHOWN is how many conflicts a box lists before counting the rest. */
 const CONFLICTS_SHOWN = 5;
