@@ -141,16 +141,26 @@ func TestUnmutedInTimePlaysWhatTheMuteHeldBack(t *testing.T) {
 
 // fullCardStore is a store whose card is full for one write: the Append
 // that holds a completed event fails once (ENOSPC), as bbolt fails to grow
-// its file on a full SD card; later writes succeed (space was freed).
+// its file on a full SD card; later writes succeed (space was freed). With
+// held set, every such write fails until release: the card stays full for
+// as long as a test needs to see the fault reported.
 type fullCardStore struct {
 	agent.Store
 	mu     sync.Mutex
 	failed bool
+	held   bool
+}
+
+// release frees the card's space: the next write succeeds.
+func (s *fullCardStore) release() {
+	s.mu.Lock()
+	s.held = false
+	s.mu.Unlock()
 }
 
 func (s *fullCardStore) Append(events []protocol.Event, marks []agent.Progress) ([]protocol.Event, error) {
 	s.mu.Lock()
-	fail := !s.failed && slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Type == protocol.EventCompleted })
+	fail := (!s.failed || s.held) && slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Type == protocol.EventCompleted })
 	s.failed = s.failed || fail
 	s.mu.Unlock()
 	if fail {
@@ -160,13 +170,20 @@ func (s *fullCardStore) Append(events []protocol.Event, marks []agent.Progress) 
 }
 
 // TestEventsSurviveAFailedStoreWrite: the write of a play's completed
-// event fails once. The event is written again a little later and reaches
-// the controller (design principle 1: none lost); it was dropped, and the
-// delivery of a bulletin the village heard stayed open.
+// event fails while the card is full. The fault is reported; once space is
+// freed the event is written again and reaches the controller (design
+// principle 1: none lost); it was dropped, and the delivery of a bulletin
+// the village heard stayed open.
+//
+// The card stays full until the test has seen the fault: with one failed
+// write, a busy machine let the agent fail and write again between two
+// looks at its status, and the test waited in vain for a fault already
+// gone (a full test run, 2026-12-02).
 func TestEventsSurviveAFailedStoreWrite(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 3, 10, 22, 30, 0, 0, time.UTC))
 	ctl := fakeClockController(t, fc)
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: &fullCardStore{Store: store.NewMemory()}})
+	card := &fullCardStore{Store: store.NewMemory(), held: true}
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: card})
 	waitConnected(t, n)
 	ref := ctl.AddContent(time.Second)
 	start := fc.Now().Add(time.Minute)
@@ -175,6 +192,10 @@ func TestEventsSurviveAFailedStoreWrite(t *testing.T) {
 	nodetest.Eventually(t, 5*time.Second, "content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
 	fc.Set(start)
 	runUntil(t, fc, 10*time.Second, "the store failing", func() bool { return n.a.Status().StorageFault != "" })
+	if slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed o1") {
+		t.Fatal("completed o1 reached the controller while the card could not store it")
+	}
+	card.release()
 	runUntil(t, fc, 20*time.Second, "completed o1 at the controller", func() bool {
 		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed o1")
 	})
