@@ -186,6 +186,11 @@ func read(ctx context.Context, r io.Reader, put func(name string, r io.Reader) e
 			}
 			storeSum, storeSize = hex.EncodeToString(hash.Sum(nil)), h.Size
 		case sub != nil:
+			if content[sub[1]] {
+				// Write never makes one; Restore could not put it in
+				// place, so Check must not pass it either.
+				return nil, fmt.Errorf("backup archive has %s twice: it was not written by loaxa backup", h.Name)
+			}
 			if err := store(put, h.Name, body); err != nil {
 				return nil, err
 			}

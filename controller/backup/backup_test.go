@@ -1,11 +1,14 @@
 package backup
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,4 +186,112 @@ func TestRestoreReplacesDamagedContent(t *testing.T) {
 	if got, _ := os.ReadFile(dst); !bytes.Equal(got, []byte("RIFF-not-really-audio")) {
 		t.Fatalf("after restore content %s holds %q, not the archive's verified bytes", id[:8], got)
 	}
+}
+
+// FuzzRestore restores arbitrary archives, gzipped tar or (with tarOnly)
+// a tar the target gzips, so that the fuzzer reaches the members, into an
+// empty data directory: Restore must take exactly what Check takes; what
+// it takes is in place (the store with the manifest's SHA-256, every
+// content file named), and what it refuses leaves nothing behind but the
+// empty content directory.
+func FuzzRestore(f *testing.F) {
+	raw, _ := archive(f)
+	tarred := gunzip(f, raw)
+	f.Add(raw, false)
+	f.Add(tarred, true)
+	f.Add(tarred[:len(tarred)/2], true)
+	// The content member twice: Check took it, and Restore refused it
+	// with "file exists".
+	members := tarMembers(f, tarred)
+	f.Add(tarOf(f, members[0], members[1], members[1], members[2]), true)
+	f.Fuzz(func(t *testing.T, b []byte, tarOnly bool) {
+		if tarOnly {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write(b)
+			zw.Close()
+			b = buf.Bytes()
+		}
+		_, checkErr := Check(context.Background(), bytes.NewReader(b))
+		dir := t.TempDir()
+		m, err := Restore(context.Background(), bytes.NewReader(b), dir, RestoreOptions{})
+		if (err == nil) != (checkErr == nil) {
+			t.Fatalf("Check said %v, Restore %v", checkErr, err)
+		}
+		if err != nil {
+			var left []string
+			filepath.WalkDir(dir, func(p string, _ fs.DirEntry, _ error) error {
+				if rel, _ := filepath.Rel(dir, p); rel != "." && rel != "content" {
+					left = append(left, rel)
+				}
+				return nil
+			})
+			if len(left) > 0 {
+				t.Fatalf("a refused restore (%v) left %q", err, left)
+			}
+			return
+		}
+		store, rerr := os.ReadFile(filepath.Join(dir, StoreFile))
+		if sum := sha256.Sum256(store); rerr != nil || hex.EncodeToString(sum[:]) != m.StoreSHA256 {
+			t.Fatalf("restored store: %v, or not the manifest's", rerr)
+		}
+		for _, c := range m.Content {
+			if !sameContent(filepath.Join(dir, contentDir, c+contentExt), c) {
+				t.Fatalf("content %s named in the manifest not restored", c)
+			}
+		}
+	})
+}
+
+func gunzip(t testing.TB, raw []byte) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type tarMember struct {
+	h    *tar.Header
+	body []byte
+}
+
+func tarMembers(t testing.TB, raw []byte) []tarMember {
+	var ms []tarMember
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return ms
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, tarMember{h, body})
+	}
+}
+
+func tarOf(t testing.TB, ms ...tarMember) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range ms {
+		if err := tw.WriteHeader(m.h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(m.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
