@@ -1,8 +1,13 @@
 package cap
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -311,4 +316,80 @@ func TestPollerHandlesAlertsBeyondTheFetchBound(t *testing.T) {
 	if handled != nil {
 		t.Errorf("the alert's handling was cut short: %v", handled)
 	}
+}
+
+// FuzzPollFeed serves arbitrary bytes as a feed and polls it: the poll
+// must never panic or hang; a document that is a CAP alert is handed as it
+// is, once; and when a poll succeeds, the next one fetches no entry again
+// (each entry version is fetched and handled once). Every address the
+// feed names is served by the test server, whatever its host.
+func FuzzPollFeed(f *testing.F) {
+	f.Add(sample(f))
+	f.Add([]byte(`<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>1</id><updated>2025-09-06T07:00:00+07:00</updated>
+		<link rel="alternate" href="/page/1"/><link type="application/cap+xml" href="a/1.xml"/></entry>
+		<entry><id>2</id><updated>x</updated></entry><entry><id>3</id><link href="%zz"/></entry></feed>`))
+	f.Add([]byte(`<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>1</id><link href="feed"/></entry>
+		<entry><id>1</id><link href="//other.example/b.xml"/></entry></feed>`))
+	f.Add([]byte(`<?xml version="1.0"?><!-- x --><alert/>`))
+	alert := sample(f)
+	var (
+		feed    atomic.Pointer[[]byte]
+		mu      sync.Mutex
+		fetched []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fetched = append(fetched, r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path == "/feed" {
+			w.Write(*feed.Load())
+			return
+		}
+		w.Write(alert)
+	}))
+	f.Cleanup(srv.Close)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
+	}}}
+	f.Cleanup(client.CloseIdleConnections)
+	url := srv.URL + "/feed"
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		feed.Store(&raw)
+		var handled [][]byte
+		p := &Poller{URLs: []string{url}, Interval: 10 * time.Second, Client: client,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Handle: func(_ context.Context, doc []byte, from string) error {
+				if from != url {
+					t.Errorf("handed from %q, want %q", from, url)
+				}
+				handled = append(handled, doc)
+				_, err := Parse(bytes.NewReader(doc))
+				return err
+			}}
+		p.init()
+		ctx := context.Background()
+		err := p.poll(ctx, ctx, url)
+		var root struct{ XMLName xml.Name }
+		if xml.NewDecoder(bytes.NewReader(raw)).Decode(&root) == nil && root.XMLName.Local == "alert" {
+			if len(handled) != 1 || !bytes.Equal(handled[0], raw) {
+				t.Fatalf("an alert document handed %d times", len(handled))
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		fetched = fetched[:0]
+		mu.Unlock()
+		if err := p.poll(ctx, ctx, url); err != nil {
+			t.Fatalf("the second poll of the same feed failed: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(fetched, []string{"/feed"}) {
+			t.Fatalf("the second poll of the same feed fetched %q, want only the feed", fetched)
+		}
+	})
 }

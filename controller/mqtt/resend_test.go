@@ -20,7 +20,7 @@ import (
 // as its observer; acknowledgements are held (never sent when due), and
 // those the ingest sends at once are taken by a link that keeps them.
 type ingestWorld struct {
-	t      *testing.T
+	t      testing.TB
 	db     *bolt.DB
 	nodes  *bolt.NodeService
 	alarms *bolt.AlarmService
@@ -50,7 +50,7 @@ func (l *keepLink) String() string  { return "keep" }
 
 var ingestT0 = time.Date(2026, 3, 2, 6, 0, 0, 0, time.FixedZone("+07", 7*3600))
 
-func newIngestWorld(t *testing.T) *ingestWorld {
+func newIngestWorld(t testing.TB) *ingestWorld {
 	t.Helper()
 	db := bolt.NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
 	if err := db.Open(); err != nil {
