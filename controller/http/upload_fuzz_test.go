@@ -57,6 +57,9 @@ func FuzzUploadContent(f *testing.F) {
 		codes[c] = true
 	}
 	f.Fuzz(func(t *testing.T, boundary string, b []byte) {
+		if strings.ContainsFunc(boundary, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return // not a header value a client can send
+		}
 		req, err := http.NewRequest("POST", e.ts.URL+"/api/v1/content", bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
