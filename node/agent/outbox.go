@@ -12,6 +12,18 @@ import (
 // acknowledgements stall for AckTimeout the sender goes back to the first
 // unacknowledged event. The controller stores events idempotently by
 // (node, epoch, seq), so a resend costs bandwidth, never a duplicate.
+//
+// Until the clock is measured, acknowledgements that look expired on it
+// are held (message.go), so a board that never measures (the controller
+// too old to sign its time, a link that drops the answer) would send its
+// outbox again every AckTimeout for as long as it runs: on 4G, traffic
+// without end. So, while the clock is not measured, each resend that
+// brought no acknowledgement doubles the wait for the next, up to
+// salvagedBackoffMax, as salvaged batches do. An acknowledgement brings it
+// back to AckTimeout (the held ones are taken at the first measurement),
+// and once measured a resend waits AckTimeout again. The events stay in
+// the outbox until acknowledged, and a reconnect still sends them all
+// again.
 const (
 	// BatchSize is the most events in one EventBatch.
 	BatchSize = 100
@@ -21,12 +33,23 @@ const (
 
 func (a *Agent) sendEvents(ctx context.Context) {
 	topic := a.topics.Node(a.cred.Node, protocol.ChanEvent)
+	base := a.clock.Base // the acknowledgements' waits: a correction does not move them
 	var (
 		sent      uint64    // highest sequence sent on this connection
 		lastAcked uint64    // acknowledged end when last seen
-		ackBy     time.Time // when the acknowledgement of sent events is overdue (real time)
+		ackBy     time.Time // when the acknowledgement of sent events is overdue (base clock)
+		// ackWait is how long sent events wait for their acknowledgement:
+		// AckTimeout, longer after resends while the clock is not measured.
+		ackWait = a.cfg.AckTimeout
 	)
-	timer := time.NewTimer(time.Hour)
+	// resend goes back to the first unacknowledged event.
+	resend := func(acked uint64) {
+		a.log.Info("agent: events not acknowledged in time, sending again", "from", acked+1, "to", sent, "next_wait", ackWait)
+		sent = acked
+		ackBy = time.Time{}
+	}
+	timer := base.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
 	// hold waits for the first held report (spread.go), on the corrected
 	// clock, which the reports' times are on.
@@ -40,7 +63,8 @@ func (a *Agent) sendEvents(ctx context.Context) {
 		}
 		if out.Acked != lastAcked {
 			lastAcked = out.Acked
-			ackBy = time.Now().Add(a.cfg.AckTimeout)
+			ackWait = a.cfg.AckTimeout
+			ackBy = base.Now().Add(ackWait)
 		}
 		sent = max(sent, out.Acked)
 		if sent == out.Acked {
@@ -62,33 +86,31 @@ func (a *Agent) sendEvents(ctx context.Context) {
 				// for the acknowledgement of what was sent before it.
 				heldFor = max(until.Sub(a.clock.Now()), time.Millisecond)
 				if sent > out.Acked {
-					if wait = time.Until(ackBy); wait <= 0 {
-						a.log.Info("agent: events not acknowledged in time, sending again", "from", out.Acked+1, "to", sent)
-						sent = out.Acked
-						ackBy = time.Time{}
+					if wait = ackBy.Sub(base.Now()); wait <= 0 {
+						ackWait = a.resendWait(ackWait)
+						resend(out.Acked)
 						continue
 					}
 				}
 				break
 			}
 			if ackBy.IsZero() {
-				ackBy = time.Now().Add(a.cfg.AckTimeout)
+				ackBy = base.Now().Add(ackWait)
 			}
 			sent = next
 			continue
 		case sent > out.Acked:
-			wait = time.Until(ackBy)
+			wait = ackBy.Sub(base.Now())
 			if wait <= 0 {
-				a.log.Info("agent: events not acknowledged in time, sending again", "from", out.Acked+1, "to", sent)
-				sent = out.Acked
-				ackBy = time.Time{}
+				ackWait = a.resendWait(ackWait)
+				resend(out.Acked)
 				continue
 			}
 		}
 		var tc, hc <-chan time.Time
 		if wait > 0 {
 			timer.Reset(wait)
-			tc = timer.C
+			tc = timer.C()
 		}
 		if heldFor > 0 {
 			hold.Reset(heldFor)
@@ -107,6 +129,17 @@ func (a *Agent) sendEvents(ctx context.Context) {
 		timer.Stop()
 		hold.Stop()
 	}
+}
+
+// resendWait is how long events sent again wait for their
+// acknowledgement, last being the wait that just ran out: AckTimeout once
+// the clock is measured, and before that twice the last, up to
+// salvagedBackoffMax (salvagedWait).
+func (a *Agent) resendWait(last time.Duration) time.Duration {
+	if a.clockEstimate.Load() != nil {
+		return a.cfg.AckTimeout
+	}
+	return salvagedWait(last, true, a.cfg.AckTimeout)
 }
 
 // sendBatch publishes the events after seq after and returns the last

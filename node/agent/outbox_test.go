@@ -1,0 +1,73 @@
+package agent_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/internal/clock"
+	"loaxa.vn/node/agent"
+	"loaxa.vn/node/nodetest"
+	"loaxa.vn/protocol"
+)
+
+// TestResendsBackOffWhileTheClockIsNotMeasured: a board two hours fast
+// whose controller never signs its time (an old one) holds every
+// acknowledgement until a measurement that never comes, and sent its
+// outbox again every AckTimeout for as long as it ran: on 4G, traffic
+// without end. While the clock is not measured, each resend that brought
+// no acknowledgement doubles the wait for the next (up to 30 minutes),
+// and the events stay in the outbox, none lost.
+func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	// The old controller answers its time without a proof: never measured.
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"time":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
+	}))
+	defer old.Close()
+	cred := ctl.Credentials("n1", "x1")
+	cred.Controller = old.URL
+	start := time.Now().Add(2 * time.Hour) // the controller's acknowledgements look expired on it
+	clk := clock.NewFake(start)
+	reports := []protocol.Event{
+		{Type: protocol.EventUpdated, At: start.UTC(), Version: "test", Reason: "from 1.0"},
+		{Type: protocol.EventUpdateFailed, At: start.UTC(), Version: "2.0", Reason: "download failed"},
+	}
+	n := startAgent(t, cred, options{clock: clk, tune: func(c *agent.Config) {
+		c.AckTimeout = 30 * time.Second
+		c.StartupEvents = reports
+	}})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "the events sent", func() bool { return len(ctl.Events("n1")) == len(reports) })
+
+	// The sender's wait for the acknowledgement is the only timer of the
+	// fake clock due within the first hour (the main loop's and the
+	// cache's idle ones are an hour long): step to it, each time, and see
+	// the outbox come again.
+	var at []time.Duration
+	for range 6 {
+		var next time.Time
+		nodetest.Eventually(t, 10*time.Second, "the sender waiting for an acknowledgement", func() bool {
+			var ok bool
+			next, ok = clk.Next()
+			return ok && next.Before(start.Add(50*time.Minute))
+		})
+		before := ctl.Log("n1").Batches
+		clk.Set(next)
+		nodetest.Eventually(t, 10*time.Second, "the events sent again", func() bool { return ctl.Log("n1").Batches > before })
+		at = append(at, next.Sub(start))
+	}
+	want := []time.Duration{30 * time.Second, 90 * time.Second, 210 * time.Second, 450 * time.Second, 930 * time.Second, 1890 * time.Second}
+	if !slices.Equal(at, want) {
+		t.Errorf("the unacknowledged events were sent again at %v after the first send; want %v (each wait twice the last)", at, want)
+	}
+	if st := n.a.Status(); st.Outbox != len(reports) || st.Rejected != 0 {
+		t.Errorf("outbox %d, rejected %d; want the %d events kept until an acknowledgement is judged, none refused", st.Outbox, st.Rejected, len(reports))
+	}
+	if got := nodetest.Summary(ctl.Events("n1")); len(got) != len(reports) {
+		t.Errorf("the controller stored %q, want the %d events once each", got, len(reports))
+	}
+}
