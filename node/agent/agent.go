@@ -367,7 +367,7 @@ func New(cfg Config) (*Agent, error) {
 	// clock: the clock the corrected one runs on, which a correction does
 	// not move, so a retry due in 10 s is not put off by an hour when the
 	// board's clock turns out an hour fast. wantContent gives it the needs
-	// on that clock.
+	// on that clock, again whenever the offset changes.
 	cacheDir, cardDir := filepath.Join(cfg.DataDir, "content"), ""
 	if cfg.ContentInMemory != "" {
 		cacheDir, cardDir = cfg.ContentInMemory, cacheDir
@@ -751,6 +751,11 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-a.floorDue:
 			a.saveFloor(0)
 		case <-a.clockMoved:
+			// The cache's needs are on the base clock, the offset behind
+			// the schedule's (wantContent): with the old offset, a board
+			// found an hour behind would wait to fetch the audio of a
+			// bulletin due soon as if it were an hour further off.
+			a.wantContent()
 			a.recheckRestored()
 			if a.cue != nil && a.cue.openErr == nil {
 				signal(a.cue.nudge) // its wait was computed on the old offset

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -428,6 +429,47 @@ func TestClockOffsetCorrectsSchedule(t *testing.T) {
 	if u := n.a.Status().ClockUncertaintyUS; u < 1 || u > 100_000 {
 		t.Errorf("ClockUncertaintyUS = %d, want a loopback round trip's half", u)
 	}
+}
+
+// TestContentNeedsFollowTheClockCorrection: a board restarts 100 hours
+// behind (no RTC battery) with a bulletin due in 4 minutes in its stored
+// desired state. The cache times its fetches on the board's own clock,
+// so the agent gives it the needs shifted by the correction; before, the
+// shift was the one at start (none), and a measurement did not renew it:
+// the audio waited for a fetch spread as if the bulletin were 100 hours
+// off (up to a quarter of that) and missed it. Now the needs are given
+// again when the offset changes, and the audio is fetched within a
+// quarter of the 4 minutes, well before the play.
+func TestContentNeedsFollowTheClockCorrection(t *testing.T) {
+	const behind = 100 * time.Hour
+	fc := clock.NewFake(time.Now().Add(-behind))
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	ctl.Clock = func() time.Time { return fc.Now().Add(behind) }
+	ref := ctl.AddContent(100 * time.Millisecond)
+	due := ctl.Now().Add(4 * time.Minute)
+	st := store.NewMemory()
+	if err := st.SetDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, due)}, ref)); err != nil {
+		t.Fatal(err)
+	}
+	// A spread far longer than the wait: what bounds the first fetch is a
+	// quarter of the time until the play (node/content). No stall: the
+	// steps below move the board's clock faster than a download's bytes.
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{store: st, clock: fc, tune: func(c *agent.Config) {
+		c.ContentSpread = 1000 * time.Hour
+		c.ContentStallTimeout = 1000 * time.Hour
+	}})
+	nodetest.Eventually(t, 10*time.Second, "clock measured", func() bool { return n.a.Clock().Get() > behind-time.Minute })
+	// Step the board's clock on to 10 s before the play, letting the main
+	// loop take the correction between steps: by then the audio is here.
+	for fc.Now().Add(behind).Before(due.Add(-10 * time.Second)) {
+		if err := n.a.Alive(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		fc.Advance(5 * time.Second)
+	}
+	nodetest.Eventually(t, 10*time.Second, fmt.Sprintf("the audio of the bulletin due at %s fetched by %s", due.Format(time.TimeOnly), fc.Now().Add(behind).Format(time.TimeOnly)), func() bool {
+		return len(n.a.Status().ContentMissing) == 0 && ctl.ContentRequests(ref.ID) > 0
+	})
 }
 
 // TestPlaysOnFakeClock runs the agent on a fake clock, as a simulated fleet
