@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"loaxa.vn/internal/clock"
 )
 
 // timeSamples is how many round trips one measurement takes; the one with
@@ -19,6 +21,22 @@ import (
 const (
 	timeSamples  = 4
 	retrySamples = 2
+)
+
+// Bounding a measurement on a link that holds: a TCP connection that
+// neither answers nor fails (a NAT mapping dropped under a pooled
+// connection, a modem attached with no data path yet) held each request
+// for 10 s, and a measurement of four for 40 s, during which nothing that
+// waits for the first measurement (held acknowledgements, alerts kept
+// aside, a desired state refused for its times) was judged. A request now
+// waits timeSampleWait, after which the next one dials a new connection,
+// and a whole measurement timeMeasureWait, keeping the samples that came
+// in time; both on the board's clock. A round trip that long is worth
+// little (its uncertainty is half of it), but it still corrects a clock
+// hours off: 5 s is above a TLS handshake and a request over 2G.
+const (
+	timeSampleWait  = 5 * time.Second
+	timeMeasureWait = 10 * time.Second
 )
 
 // Keeping the best measurement. A measurement's offset is within half its
@@ -153,11 +171,16 @@ func (a *Agent) MeasureOffset(ctx context.Context) (offset, rtt time.Duration, e
 
 func (a *Agent) measureOffset(ctx context.Context, samples int) (offset, rtt time.Duration, err error) {
 	url := strings.TrimSuffix(a.cred.Controller, "/") + "/api/v1/time"
+	end := a.clock.Base.Now().Add(timeMeasureWait)
 	rtt = -1
 	var errs int
 	var last error
 	for range samples {
-		off, r, err := a.timeSample(ctx, url)
+		left := end.Sub(a.clock.Base.Now())
+		if left <= 0 {
+			break // the measurement's time is up: what came in it counts
+		}
+		off, r, err := a.timeSample(ctx, url, min(timeSampleWait, left))
 		if err != nil {
 			errs++
 			last = err
@@ -176,11 +199,25 @@ func (a *Agent) measureOffset(ctx context.Context, samples int) (offset, rtt tim
 	return offset, rtt, nil
 }
 
-func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
+// timeSample asks the controller's time once, waiting up to wait on the
+// board's clock for the answer.
+func (a *Agent) timeSample(ctx context.Context, url string, wait time.Duration) (offset, rtt time.Duration, err error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := clock.NewWatchdog(a.clock.Base, wait, func() {
+		cancel(fmt.Errorf("no answer within %v", wait))
+	})
+	defer w.Stop()
+	// The cause says which wait ran out, where the client says only
+	// "context canceled".
+	why := func(err error) error {
+		if c := context.Cause(sctx); c != nil && !errors.Is(c, context.Canceled) {
+			return fmt.Errorf("GET %s: %w", url, c)
+		}
+		return err
+	}
 	nonce := rand.Text()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?nonce="+nonce, nil)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, url+"?nonce="+nonce, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -188,7 +225,7 @@ func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Du
 	t0 := base.Now()
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, why(err)
 	}
 	defer resp.Body.Close()
 	proof, err := readTimeAnswer(resp.Body)
@@ -197,7 +234,7 @@ func (a *Agent) timeSample(ctx context.Context, url string) (offset, rtt time.Du
 		return 0, 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("GET %s: %w", url, err)
+		return 0, 0, why(fmt.Errorf("GET %s: %w", url, err))
 	}
 	// Only a time the controller signed for this request moves the clock
 	// every message is judged on (protocol/timeproof.go).
