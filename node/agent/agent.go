@@ -149,9 +149,11 @@ type Agent struct {
 	// state (alert.go); cancelled remembers cancelled alert ids until
 	// they expire, so a late copy cannot start one.
 	alerts []protocol.Alert
-	// lives are the jitter buffers of the live calls among alerts (live.go).
-	lives     map[string]*jitter
-	cancelled map[string]time.Time
+	// lives are the jitter buffers of the live calls among alerts (live.go);
+	// liveBefore, the frames each counted before a restart (alertstore.go).
+	lives      map[string]*jitter
+	liveBefore map[string]LiveFrames
+	cancelled  map[string]time.Time
 	// endsHeard are the calls whose end came while the node did not hold
 	// them, and when: a start sent again that crossed the end is not
 	// taken for a call on air (live.go).

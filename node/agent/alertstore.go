@@ -75,6 +75,21 @@ type HeldAlerts struct {
 	// its final event was written (endHolds). Absent in stores written
 	// before it was kept, where the hold ends at the expiry plus the delay.
 	ReportUntil map[string]time.Time `json:"report_until,omitempty"`
+	// LiveFrames are the frames of each held live call counted before
+	// it last went off the air here (the agent stopped, or the frames
+	// stopped), by call id: the counts of the call's final event go on
+	// from them after a restart. Absent in stores written before it was
+	// kept, and for a call the agent did not see go off the air (a crash,
+	// a power cut): its counts begin again at the restart.
+	LiveFrames map[string]LiveFrames `json:"live_frames,omitempty"`
+}
+
+// LiveFrames are a live call's frame counts (protocol.Event.FramesPlayed,
+// FramesLost, FramesLate).
+type LiveFrames struct {
+	Played int64 `json:"played,omitempty"`
+	Lost   int64 `json:"lost,omitempty"`
+	Late   int64 `json:"late,omitempty"`
 }
 
 // unmeasuredWait is how long an alert kept aside at start-up waits for
@@ -117,6 +132,16 @@ func (a *Agent) saveAlerts() {
 			h.ReportDelayMS[id], h.ReportUntil[id] = x.delay.Milliseconds(), x.until
 		}
 	}
+	for _, al := range h.Alerts {
+		if id := al.Occurrence.Live; id != "" {
+			if f := a.liveCounted(id); f != (LiveFrames{}) {
+				if h.LiveFrames == nil {
+					h.LiveFrames = map[string]LiveFrames{}
+				}
+				h.LiveFrames[id] = f
+			}
+		}
+	}
 	if err := a.store.SetHeldAlerts(h); err != nil {
 		a.log.Error("agent: emergency alerts not stored; an alert may not resume after a restart", "alerts", len(h.Alerts), "err", err)
 		return
@@ -142,6 +167,7 @@ func (a *Agent) loadAlerts(now time.Time) error {
 		}
 	}
 	a.restoredAt, a.restoredOffset = now, a.clock.Get()
+	a.liveBefore = h.LiveFrames // pruned with the calls (pruneLives)
 	proven := a.floor()
 	for _, al := range h.Alerts {
 		o := al.Occurrence

@@ -207,10 +207,29 @@ func (a *Agent) countLive(p *play, e *protocol.Event) {
 		return
 	}
 	c := j.Counts()
-	e.FramesPlayed, e.FramesLost, e.FramesLate = int64(c.played), int64(c.lost), int64(c.late)
+	f := a.liveCounted(p.occ.Live)
+	e.FramesPlayed, e.FramesLost, e.FramesLate = f.Played, f.Lost, f.Late
 	if c.cut && e.Type == protocol.EventCompleted {
 		e.Reason = protocol.ReasonCut
 	}
+	if e.Type == protocol.EventSuspended {
+		// Off the air: its counts are stored with it, for a restart
+		// before it plays again (the agent's stop is such a suspension).
+		a.alertsChanged()
+	}
+}
+
+// liveCounted returns live call id's frame counts: those from before a
+// restart (HeldAlerts.LiveFrames) and its jitter buffer's.
+func (a *Agent) liveCounted(id string) LiveFrames {
+	f := a.liveBefore[id]
+	if j := a.lives[id]; j != nil {
+		c := j.Counts()
+		f.Played += int64(c.played)
+		f.Lost += int64(c.lost)
+		f.Late += int64(c.late)
+	}
+	return f
 }
 
 // pruneLives forgets the jitter buffers of calls no longer held.
@@ -221,6 +240,7 @@ func (a *Agent) pruneLives() {
 			a.log.Info("agent: live call over", "call", id, "drill", j.drill, "frames_lost", lost, "frames_late", late)
 			j.Close()
 			delete(a.lives, id)
+			delete(a.liveBefore, id)
 		}
 	}
 }

@@ -142,10 +142,57 @@ func TestLiveCallRejoinedAfterTheAgentRestarts(t *testing.T) {
 			runUntil(t, fc, 5*time.Second, "the call played to its end", func() bool { return n.a.Status().Playing == nil })
 			events := waitEvents(t, ctl, "n1", []string{"received live-b1", "started live-b1", "suspended live-b1 " + protocol.ReasonInterrupted,
 				"started live-b1", "completed live-b1"})
-			if done := events[4]; done.FramesPlayed != 10 || done.FramesLost != 0 {
-				t.Errorf("the call completed with %d frames played, %d lost; want the 10 sent after the restart, none lost", done.FramesPlayed, done.FramesLost)
+			// The 10 sent after the restart, and those the stopping agent
+			// counted (TestLiveFramesCountedAcrossARestart); a crashed one
+			// stored none.
+			want := int64(10)
+			if !tc.crashed {
+				want += events[2].FramesPlayed
+			}
+			if done := events[4]; done.FramesPlayed != want || done.FramesLost != 0 {
+				t.Errorf("the call completed with %d frames played, %d lost; want %d, none lost", done.FramesPlayed, done.FramesLost, want)
 			}
 		})
+	}
+}
+
+// TestLiveFramesCountedAcrossARestart: the final event of a call counted
+// only the frames since the agent's last start, so a board restarted
+// mid-call reported a fraction of what it had played. The stopping agent
+// stores the call's counts with the call, and the new one goes on from
+// them.
+func TestLiveFramesCountedAcrossARestart(t *testing.T) {
+	fc := clock.NewFake(time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC))
+	ctl := fakeClockController(t, fc)
+	cred := ctl.Credentials("n1", "x1", "d1")
+	mem, dir := store.NewMemory(), t.TempDir()
+	n := startAgent(t, cred, options{clock: fc, store: mem, dir: dir})
+	waitConnected(t, n)
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-c1", Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: "Phòng chống bão"})
+	waitEvents(t, ctl, "n1", []string{"received live-c1", "started live-c1"})
+	sendNarrowFrames(t, ctl, n, "x1", "live-c1", 0, 50)
+	played := fc.Now().Add(500 * time.Millisecond) // some of the second of frames, not all
+	runUntil(t, fc, 5*time.Second, "frames played", func() bool { return fc.Now().After(played) })
+	n.stop(t)
+	fc.Advance(5 * time.Second)
+	n = startAgent(t, cred, options{clock: fc, store: mem, dir: dir})
+	waitConnected(t, n)
+	sendNarrowFrames(t, ctl, n, "x1", "live-c1", 400, 410)
+	runUntil(t, fc, 5*time.Second, "the call on the air again after the restart", func() bool {
+		p := n.a.Status().Playing
+		return p != nil && p.Occurrence == "live-c1"
+	})
+	sendLive(t, ctl, "x1", protocol.Live{Call: "live-c1", Kind: protocol.LiveEnd})
+	runUntil(t, fc, 5*time.Second, "the call played to its end", func() bool { return n.a.Status().Playing == nil })
+	events := waitEvents(t, ctl, "n1", []string{"received live-c1", "started live-c1", "suspended live-c1 " + protocol.ReasonInterrupted,
+		"started live-c1", "completed live-c1"})
+	before, done := events[2], events[4]
+	if before.FramesPlayed == 0 || before.FramesPlayed >= 50 {
+		t.Fatalf("%d frames played before the stop; the test wants some of the 50 sent", before.FramesPlayed)
+	}
+	if done.FramesPlayed != before.FramesPlayed+10 || done.FramesLost != before.FramesLost || done.FramesLate != before.FramesLate {
+		t.Errorf("the call completed with %d frames played, %d lost, %d late; want the %d played before the restart and the 10 after, %d lost, %d late",
+			done.FramesPlayed, done.FramesLost, done.FramesLate, before.FramesPlayed, before.FramesLost, before.FramesLate)
 	}
 }
 
