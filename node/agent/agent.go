@@ -145,6 +145,9 @@ type Agent struct {
 	// heldAcks are acknowledgements that looked expired on the clock not
 	// measured yet, judged once it is (message.go).
 	heldAcks []mqtt.Message
+	// heldAcked is the highest sequence of this epoch a held
+	// acknowledgement covers: the sender's, until it is judged (holdAck).
+	heldAcked atomic.Uint64
 	// alerts are the emergency alerts the node holds besides the desired
 	// state (alert.go); cancelled remembers cancelled alert ids until
 	// they expire, so a late copy cannot start one.

@@ -50,12 +50,14 @@ func (a *Agent) accept(m mqtt.Message, retry bool) error {
 	}
 	env, err := a.verifier.Open(m.Payload, topic.Audience())
 	if err != nil {
-		if errors.Is(err, protocol.ErrExpired) && a.clockEstimate.Load() == nil && topic.Channel == protocol.ChanCmd && isAck(m.Payload) {
-			// A board whose clock is ahead would refuse every
-			// acknowledgement until its first measurement, and send its
-			// whole outbox again each AckTimeout: judged once measured.
-			a.holdAck(m)
-			return fmt.Errorf("%w: %w", errHeld, err)
+		if errors.Is(err, protocol.ErrExpired) && a.clockEstimate.Load() == nil && topic.Channel == protocol.ChanCmd {
+			if cmd, ok := ackOf(m.Payload); ok {
+				// A board whose clock is ahead would refuse every
+				// acknowledgement until its first measurement, and send its
+				// whole outbox again each AckTimeout: judged once measured.
+				a.holdAck(m, cmd)
+				return fmt.Errorf("%w: %w", errHeld, err)
+			}
 		}
 		if errors.Is(err, protocol.ErrExpired) && !a.floored.IsZero() && a.clockEstimate.Load() == nil {
 			err = fmt.Errorf("%w, by the time the controller last proved (%s): the board's clock is behind it and not measured yet",
@@ -99,22 +101,34 @@ const maxHeldAcks = 16
 // measured yet, to be judged once it is (the main loop, on clockMoved).
 // Its expiry is judged then as any message's is: a copy recorded long ago
 // is refused, and one still valid by the controller's time is taken.
-func (a *Agent) holdAck(m mqtt.Message) {
+//
+// Meanwhile the sender takes it as what it says (heldAcked): the controller
+// signed that it stored this epoch's events up to cmd.Seq, and only its
+// times are in doubt, which matter against replays. A replayed copy can
+// claim no more than the controller once stored, so the events it covers
+// are neither sent again nor counted in the window of events sent ahead,
+// and a board that never measures (an older controller) still sends its
+// new events. They stay in the outbox until the acknowledgement is judged.
+func (a *Agent) holdAck(m mqtt.Message, cmd protocol.Command) {
 	if len(a.heldAcks) >= maxHeldAcks {
 		a.heldAcks = slices.Delete(a.heldAcks, 0, len(a.heldAcks)-maxHeldAcks+1)
 	}
 	a.heldAcks = append(a.heldAcks, m)
+	if cmd.Epoch == a.epoch && cmd.Seq > a.heldAcked.Load() {
+		a.heldAcked.Store(cmd.Seq)
+		signal(a.outboxWake)
+	}
 }
 
-// isAck reports whether raw, a message whose signature verified and whose
-// times did not, is an acknowledgement of events.
-func isAck(raw []byte) bool {
+// ackOf returns the acknowledgement of events raw is, a message whose
+// signature verified and whose times did not, if it is one.
+func ackOf(raw []byte) (protocol.Command, bool) {
 	env, err := protocol.Parse(raw)
 	if err != nil || env.Type != protocol.TypeCommand {
-		return false
+		return protocol.Command{}, false
 	}
 	var cmd protocol.Command
-	return env.Decode(&cmd) == nil && cmd.Name == protocol.CmdAck
+	return cmd, env.Decode(&cmd) == nil && cmd.Name == protocol.CmdAck
 }
 
 func (a *Agent) acceptDesired(env *protocol.Envelope) error {

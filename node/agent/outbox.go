@@ -14,16 +14,19 @@ import (
 // (node, epoch, seq), so a resend costs bandwidth, never a duplicate.
 //
 // Until the clock is measured, acknowledgements that look expired on it
-// are held (message.go), so a board that never measures (the controller
-// too old to sign its time, a link that drops the answer) would send its
-// outbox again every AckTimeout for as long as it runs: on 4G, traffic
-// without end. So, while the clock is not measured, each resend that
-// brought no acknowledgement doubles the wait for the next, up to
-// salvagedBackoffMax, as salvaged batches do. An acknowledgement brings it
-// back to AckTimeout (the held ones are taken at the first measurement),
-// and once measured a resend waits AckTimeout again. The events stay in
-// the outbox until acknowledged, and a reconnect still sends them all
-// again.
+// are held (message.go), and those that look issued in its future are
+// refused, so a board that never measures (the controller too old to sign
+// its time, a link that drops the answer) would send its outbox again
+// every AckTimeout for as long as it runs: on 4G, traffic without end.
+// What a held acknowledgement covers counts as acknowledged here (the
+// controller signed it; holdAck): it is not sent again, nor does it fill
+// the window of events sent ahead. And while the clock is not measured,
+// each resend that brought no acknowledgement doubles the wait for the
+// next, up to salvagedBackoffMax, as salvaged batches do. An
+// acknowledgement brings it back to AckTimeout, and once measured a
+// resend waits AckTimeout again. The events stay in the outbox until an
+// acknowledgement is judged and stored, and a reconnect still sends at
+// once all that none covers.
 const (
 	// BatchSize is the most events in one EventBatch.
 	BatchSize = 100
@@ -61,20 +64,23 @@ func (a *Agent) sendEvents(ctx context.Context) {
 		if err != nil {
 			a.log.Error("agent: read outbox", "err", err)
 		}
-		if out.Acked != lastAcked {
-			lastAcked = out.Acked
+		// What the controller acknowledged: stored, or held until the
+		// clock is measured (holdAck). Only the store's leaves the outbox.
+		acked := max(out.Acked, min(a.heldAcked.Load(), out.Last))
+		if acked != lastAcked {
+			lastAcked = acked
 			ackWait = a.cfg.AckTimeout
 			ackBy = base.Now().Add(ackWait)
 		}
-		sent = max(sent, out.Acked)
-		if sent == out.Acked {
+		sent = max(sent, acked)
+		if sent == acked {
 			ackBy = time.Time{}
 		}
 		var wait time.Duration // 0: wait for a signal only
 		var heldFor time.Duration
 		switch {
 		case err != nil || !a.link.Connected():
-		case sent < out.Last && sent-out.Acked < sendAhead:
+		case sent < out.Last && sent-acked < sendAhead:
 			next, until, err := a.sendBatch(ctx, topic, sent)
 			if err != nil {
 				a.log.Debug("agent: events not sent", "after", sent, "err", err)
@@ -85,10 +91,10 @@ func (a *Agent) sendEvents(ctx context.Context) {
 				// The next event is a held report: wait for its time, or
 				// for the acknowledgement of what was sent before it.
 				heldFor = max(until.Sub(a.clock.Now()), time.Millisecond)
-				if sent > out.Acked {
+				if sent > acked {
 					if wait = ackBy.Sub(base.Now()); wait <= 0 {
 						ackWait = a.resendWait(ackWait)
-						resend(out.Acked)
+						resend(acked)
 						continue
 					}
 				}
@@ -99,11 +105,11 @@ func (a *Agent) sendEvents(ctx context.Context) {
 			}
 			sent = next
 			continue
-		case sent > out.Acked:
+		case sent > acked:
 			wait = ackBy.Sub(base.Now())
 			if wait <= 0 {
 				ackWait = a.resendWait(ackWait)
-				resend(out.Acked)
+				resend(acked)
 				continue
 			}
 		}

@@ -14,13 +14,14 @@ import (
 	"loaxa.vn/protocol"
 )
 
-// TestResendsBackOffWhileTheClockIsNotMeasured: a board two hours fast
-// whose controller never signs its time (an old one) holds every
-// acknowledgement until a measurement that never comes, and sent its
-// outbox again every AckTimeout for as long as it ran: on 4G, traffic
-// without end. While the clock is not measured, each resend that brought
-// no acknowledgement doubles the wait for the next (up to 30 minutes),
-// and the events stay in the outbox, none lost.
+// TestResendsBackOffWhileTheClockIsNotMeasured: a board two hours behind
+// (no RTC battery, no clock floor yet) whose controller never signs its
+// time (an older one) refuses every acknowledgement as issued in its
+// future until a measurement that never comes, and sent its outbox again
+// every AckTimeout for as long as it ran: on 4G, traffic without end.
+// While the clock is not measured, each resend that brought no
+// acknowledgement doubles the wait for the next (up to 30 minutes), and
+// the events stay in the outbox, none lost.
 func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
 	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 	// The old controller answers its time without a proof: never measured.
@@ -30,7 +31,7 @@ func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
 	defer old.Close()
 	cred := ctl.Credentials("n1", "x1")
 	cred.Controller = old.URL
-	start := time.Now().Add(2 * time.Hour) // the controller's acknowledgements look expired on it
+	start := time.Now().Add(-2 * time.Hour) // the controller's acknowledgements look not yet valid on it
 	clk := clock.NewFake(start)
 	reports := []protocol.Event{
 		{Type: protocol.EventUpdated, At: start.UTC(), Version: "test", Reason: "from 1.0"},
@@ -44,16 +45,16 @@ func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, "the events sent", func() bool { return len(ctl.Events("n1")) == len(reports) })
 
 	// The sender's wait for the acknowledgement is the only timer of the
-	// fake clock due within the first hour (the main loop's and the
-	// cache's idle ones are an hour long): step to it, each time, and see
-	// the outbox come again.
+	// fake clock due from AckTimeout on and within the first hour (a time
+	// request's wait is 5 s, the main loop's and the cache's idle ones an
+	// hour): step to it, each time, and see the outbox come again.
 	var at []time.Duration
 	for range 6 {
 		var next time.Time
 		nodetest.Eventually(t, 10*time.Second, "the sender waiting for an acknowledgement", func() bool {
 			var ok bool
 			next, ok = clk.Next()
-			return ok && next.Before(start.Add(50*time.Minute))
+			return ok && !next.Before(clk.Now().Add(30*time.Second)) && next.Before(start.Add(50*time.Minute))
 		})
 		before := ctl.Log("n1").Batches
 		clk.Set(next)
@@ -64,10 +65,50 @@ func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
 	if !slices.Equal(at, want) {
 		t.Errorf("the unacknowledged events were sent again at %v after the first send; want %v (each wait twice the last)", at, want)
 	}
-	if st := n.a.Status(); st.Outbox != len(reports) || st.Rejected != 0 {
-		t.Errorf("outbox %d, rejected %d; want the %d events kept until an acknowledgement is judged, none refused", st.Outbox, st.Rejected, len(reports))
+	if st := n.a.Status(); st.Outbox != len(reports) || st.Rejected == 0 {
+		t.Errorf("outbox %d, rejected %d; want the %d events kept, their acknowledgements refused", st.Outbox, st.Rejected, len(reports))
 	}
 	if got := nodetest.Summary(ctl.Events("n1")); len(got) != len(reports) {
 		t.Errorf("the controller stored %q, want the %d events once each", got, len(reports))
+	}
+}
+
+// TestNewEventsSentWhileAcknowledgementsAreHeld: a board two hours fast
+// whose controller never signs its time holds every acknowledgement
+// unjudged. It sent its outbox again every AckTimeout, and once 500
+// events waited for acknowledgements it sent no new one: the controller
+// heard nothing more from it. A held acknowledgement is taken for what the
+// controller signed it stored, so what it covers is neither sent again
+// nor counted in the window, and the outbox keeps every event until the
+// acknowledgement can be judged.
+func TestNewEventsSentWhileAcknowledgementsAreHeld(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"time":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
+	}))
+	defer old.Close()
+	cred := ctl.Credentials("n1", "x1")
+	cred.Controller = old.URL
+	start := time.Now().Add(2 * time.Hour) // the controller's acknowledgements look expired on it
+	clk := clock.NewFake(start)
+	var reports []protocol.Event
+	for i := range 600 {
+		reports = append(reports, protocol.Event{Type: protocol.EventUpdateFailed, At: start.UTC(), Version: "2.0", Reason: fmt.Sprintf("attempt %d", i)})
+	}
+	n := startAgent(t, cred, options{clock: clk, tune: func(c *agent.Config) {
+		c.AckTimeout = 30 * time.Second
+		c.StartupEvents = reports
+	}})
+	waitConnected(t, n)
+	nodetest.Eventually(t, 10*time.Second, "all 600 events at the controller", func() bool { return len(ctl.Events("n1")) == len(reports) })
+	// Once the held acknowledgements cover them all, the sender waits for
+	// none: no timer of the fake clock from AckTimeout on within the hour
+	// (a time request's is 5 s, the idle ones an hour).
+	nodetest.Eventually(t, 10*time.Second, "the sender waiting for no acknowledgement", func() bool {
+		next, ok := clk.Next()
+		return !ok || next.Before(clk.Now().Add(30*time.Second)) || !next.Before(start.Add(50*time.Minute))
+	})
+	if st := n.a.Status(); st.Outbox != len(reports) || st.Rejected != 0 {
+		t.Errorf("outbox %d, rejected %d; want all %d kept until an acknowledgement is judged, none refused", st.Outbox, st.Rejected, len(reports))
 	}
 }
