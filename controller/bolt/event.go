@@ -106,10 +106,12 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 	var fresh []protocol.Event
 	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
 		last, fresh = 0, fresh[:0] // the function may run again (groupUpdate)
-		n, err := getNode(tx, node)
+		area, err := s.db.nodeArea(tx, node)
 		if err != nil {
 			return err
 		}
+		n := eventSource{node: node, area: area}
+		var held batchDelivery
 		seqs := tx.Bucket(bucketEventSeqs)
 		seqKey := eventSeqKey(node, b.Epoch)
 		if v := seqs.Get(seqKey); v != nil {
@@ -161,11 +163,14 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 				// (health alarms, an emergency's tracking) reads At too.
 				ev.At = receivedAt
 			}
-			if err := s.storeEvent(tx, n, b.Epoch, b.Salvaged, ev, receivedAt); err != nil {
+			if err := s.storeEvent(tx, n, b.Epoch, b.Salvaged, ev, receivedAt, &held); err != nil {
 				return fmt.Errorf("event %d: %w", ev.Seq, err)
 			}
 			last = ev.Seq
 			fresh = append(fresh, ev)
+		}
+		if err := held.flush(tx); err != nil {
+			return err
 		}
 		if last == stored {
 			return nil
@@ -178,36 +183,83 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 	return last, fresh, nil
 }
 
-// storeEvent stores one accepted event and advances its delivery.
-func (s *EventService) storeEvent(tx *bbolt.Tx, n *loaxa.Node, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time) error {
-	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Salvaged: salvaged, Event: ev, ReceivedAt: receivedAt}
-	key := eventKey(ev.At, n.ID, epoch, ev.Seq)
+// eventSource is the node a batch comes from, as its events record it.
+type eventSource struct {
+	node, area string
+}
+
+// storeEvent stores one accepted event and advances its delivery, which
+// held writes once the batch is done (batchDelivery.flush); an event
+// without an occurrence needs no held.
+func (s *EventService) storeEvent(tx *bbolt.Tx, n eventSource, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time, held *batchDelivery) error {
+	e := loaxa.Event{Node: n.node, Area: n.area, Epoch: epoch, Salvaged: salvaged, Event: ev, ReceivedAt: receivedAt}
+	key := eventKey(ev.At, n.node, epoch, ev.Seq)
 	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketNodeEvents).Put(nodeEventKey(ev.At, n.ID, epoch, ev.Seq), key); err != nil {
+	if err := tx.Bucket(bucketNodeEvents).Put(nodeEventKey(ev.At, n.node, epoch, ev.Seq), key); err != nil {
 		return err
 	}
 	if ev.Occurrence == "" {
 		return nil
 	}
-	return s.advanceDelivery(tx, n.ID, epoch, salvaged, ev, receivedAt)
+	return s.advanceDelivery(tx, n.node, epoch, salvaged, ev, receivedAt, held)
+}
+
+// batchDelivery is the delivery the events of one batch move, read and
+// decoded once and encoded and written once: a node reports an alert's
+// received and content-ready in one batch (its started too, when its
+// report waits for its window), and each event read, decoded, encoded
+// and wrote the whole delivery again (BenchmarkRecordEventsRound).
+type batchDelivery struct {
+	key   []byte // nil: none held yet
+	d     loaxa.Delivery
+	found bool // stored before the batch, or made by one of its events
+	dirty bool // changed by the batch, not written yet
+}
+
+// load holds the delivery at key, after writing the one held before.
+func (h *batchDelivery) load(tx *bbolt.Tx, key []byte) error {
+	if h.key != nil && bytes.Equal(h.key, key) {
+		return nil
+	}
+	if err := h.flush(tx); err != nil {
+		return err
+	}
+	*h = batchDelivery{key: key}
+	found, err := getJSON(tx.Bucket(bucketDeliveries), key, &h.d)
+	h.found = found
+	return err
+}
+
+// store takes d as the held delivery's new value, to be written.
+func (h *batchDelivery) store(d *loaxa.Delivery) {
+	h.d, h.found, h.dirty = *d, true, true
+}
+
+// flush writes the held delivery if the batch changed it.
+func (h *batchDelivery) flush(tx *bbolt.Tx) error {
+	if !h.dirty {
+		return nil
+	}
+	h.dirty = false
+	return putDelivery(tx, &h.d)
 }
 
 // storeRefused stores, under seq, why the event the node sent there was
 // refused, at receivedAt: none of what it said is kept, as any of it may
 // be what the store cannot hold. The play log then shows the refusal, and
 // every sequence up to the outbox's last is held.
-func (s *EventService) storeRefused(tx *bbolt.Tx, n *loaxa.Node, epoch string, salvaged bool, seq uint64, why error, receivedAt time.Time) error {
+func (s *EventService) storeRefused(tx *bbolt.Tx, n eventSource, epoch string, salvaged bool, seq uint64, why error, receivedAt time.Time) error {
 	s.db.Logger.Warn("event of a node refused; its sequence is acknowledged and the refusal stored in its place",
-		"node", n.ID, "epoch", epoch, "seq", seq, "err", why)
-	e := loaxa.Event{Node: n.ID, Area: n.Area, Epoch: epoch, Salvaged: salvaged,
+		"node", n.node, "epoch", epoch, "seq", seq, "err", why)
+	e := loaxa.Event{Node: n.node, Area: n.area, Epoch: epoch, Salvaged: salvaged,
 		Event: protocol.Event{Seq: seq, At: receivedAt}, ReceivedAt: receivedAt, Refused: why.Error()}
-	key := eventKey(receivedAt, n.ID, epoch, seq)
+	key := eventKey(receivedAt, n.node, epoch, seq)
 	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketNodeEvents).Put(nodeEventKey(receivedAt, n.ID, epoch, seq), key)
+	return tx.Bucket(bucketNodeEvents).Put(nodeEventKey(receivedAt, n.node, epoch, seq), key)
 }
 
 // advanceDelivery moves the delivery an event names. The announcement is
@@ -219,7 +271,7 @@ func (s *EventService) storeRefused(tx *bbolt.Tx, n *loaxa.Node, epoch string, s
 // the node's own outbox reports: it moves a delivery only if no other
 // outbox has reported on it, and it does not change the delivery's epoch,
 // by which the emergency service finds a node on a new store.
-func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time) error {
+func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time, held *batchDelivery) error {
 	ann, _, ok := strings.Cut(ev.Occurrence, "@")
 	if !ok && loaxa.IsLiveCallID(ev.Occurrence) {
 		ann, ok = ev.Occurrence, true // a live call is its own occurrence (docs/live.md)
@@ -229,12 +281,12 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 			"node", node, "seq", ev.Seq, "occurrence", ev.Occurrence)
 		return nil
 	}
-	b := tx.Bucket(bucketDeliveries)
-	var d loaxa.Delivery
-	found, err := getJSON(b, deliveryKey(ann, ev.Occurrence, node), &d)
-	if err != nil {
+	if err := held.load(tx, deliveryKey(ann, ev.Occurrence, node)); err != nil {
 		return err
 	}
+	// A copy: what an event changes and does not store (its early
+	// returns) must not reach the next event's delivery.
+	d, found := held.d, held.found
 	if !found {
 		if !sentNotScheduled(ann) && !reportsPlay(ev.Type) {
 			// The scheduler stores an announcement's deliveries before it
@@ -274,7 +326,8 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 			d.MessageMS = ev.MessageMS
 		}
 		d.UpdatedAt = receivedAt
-		return putDelivery(tx, &d)
+		held.store(&d)
+		return nil
 	}
 	next, changed := d.State.Advance(ev.Type)
 	if !changed && !noted && !newEpoch && found {
@@ -315,7 +368,8 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 		}
 	}
 	d.UpdatedAt = receivedAt
-	return putDelivery(tx, &d)
+	held.store(&d)
+	return nil
 }
 
 // sentNotScheduled reports whether ann is an emergency or a live call:

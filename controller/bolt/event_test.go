@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1103,4 +1104,166 @@ func TestEventService_RecordEvents_Salvaged(t *testing.T) {
 	if len(es) != 5 || marked != 3 {
 		t.Errorf("%d events stored, %d marked salvaged; want 5 and 3", len(es), marked)
 	}
+}
+
+// TestRecordEvents_BatchStoresAsOneByOne: a batch's events move their
+// deliveries as the same events sent one batch each do, byte for byte,
+// indexes included, though the batch reads and writes each delivery once:
+// events of several occurrences interleaved, a dropped announcement's
+// received, an alert's report before its plan, and a started that changes
+// nothing, whose proof of the content is not stored (a later event of the
+// same delivery in the batch must not store it either).
+func TestRecordEvents_BatchStoresAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	planned := loaxa.OccurrenceID("e000001", t0)
+	dropped := loaxa.OccurrenceID("a000007", t0)
+	scheduled := loaxa.OccurrenceID("a000008", t0.Add(time.Minute))
+	unplanned := loaxa.OccurrenceID("e000002", t0)
+	ev := func(seq uint64, typ protocol.EventType, occ string) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, Occurrence: occ, At: t0.Add(time.Duration(seq) * time.Second)}
+	}
+	evs := []protocol.Event{
+		ev(1, protocol.EventReceived, planned),
+		ev(2, protocol.EventContentReady, planned),
+		ev(3, protocol.EventReceived, dropped),
+		ev(4, protocol.EventReceived, scheduled),
+		ev(5, protocol.EventStarted, planned),
+		ev(6, protocol.EventStarted, unplanned),
+		ev(7, protocol.EventStarted, scheduled),
+		ev(8, protocol.EventStarted, scheduled), // changes nothing
+		ev(9, protocol.EventCompleted, scheduled),
+		ev(10, protocol.EventContentReady, unplanned),
+		ev(11, protocol.EventCompleted, planned),
+	}
+	evs[4].LateMS = 40
+	evs[5].ContentPending = true
+	evs[6].ContentPending = true // the content is still to come…
+	evs[9].MessageMS = 2500
+	evs[10].PlayedMS = 61000
+	records := func(batches [][]protocol.Event) map[string]string {
+		db, clk := MustOpenDB(t)
+		mustArea(t, db, "hp", "")
+		mustNode(t, db, "n1", "hp")
+		must(t, bolt.NewDeliveryService(db).EnsureDeliveries(ctx, []*loaxa.Delivery{
+			{Announcement: "e000001", Occurrence: planned, Node: "n1", Start: t0, Priority: protocol.PriorityEmergency, PlannedMS: 60000},
+			{Announcement: "a000008", Occurrence: scheduled, Node: "n1", Start: t0.Add(time.Minute), Priority: protocol.PriorityNormal, PlannedMS: 30000},
+		}))
+		s := bolt.NewEventService(db)
+		var stored []uint64
+		for _, b := range batches {
+			ack, fresh, err := s.RecordEvents(ctx, "n1", protocol.EventBatch{Epoch: "e1", Events: b}, clk.Now())
+			if want := b[len(b)-1].Seq; err != nil || ack != want {
+				t.Fatalf("ack %d, %v; want %d", ack, err, want)
+			}
+			for _, e := range fresh {
+				stored = append(stored, e.Seq)
+			}
+		}
+		if len(stored) != len(evs) {
+			t.Errorf("events stored %v, want all %d", stored, len(evs))
+		}
+		recs, err := bolt.DeliveryRecords(db)
+		must(t, err)
+		return recs
+	}
+	var single [][]protocol.Event
+	for _, e := range evs {
+		single = append(single, []protocol.Event{e})
+	}
+	want := records(single)
+	got := records([][]protocol.Event{evs})
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%q: stored from one batch\n%s\nwant, as from one batch an event,\n%s", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%q stored from one batch only: %s", k, got[k])
+		}
+	}
+	if len(want) != 3+3 {
+		// planned, scheduled and unplanned, each in the by-node index;
+		// none open (started or completed)
+		t.Errorf("%d records: %v", len(want), want)
+	}
+}
+
+// BenchmarkRecordEventsRound stores what 10,000 nodes report of one
+// emergency round (per op), as the controller's ingest workers do: each
+// node's [received, content-ready], then [started], then [completed],
+// from 512 callers at once, so that the batches share commits as they do
+// in the controller (32 workers, each ingesting the nodes of up to 64
+// queued messages concurrently: mqtt.Client.ingestBatch). Before each
+// round, untimed, the alert's deliveries are stored and every node's
+// status is written to its record, as the status flusher does during a
+// round. Besides the time (which the commits' fsyncs set), it reports the
+// process's CPU time per round (getrusage), what the ingest costs the
+// controller's cores.
+func BenchmarkRecordEventsRound(b *testing.B) {
+	const nodes, workers, batches = 10000, 512, 3
+	db, ids := seededDB(b, nodes)
+	events, deliveries, ns := bolt.NewEventService(db), bolt.NewDeliveryService(db), bolt.NewNodeService(db)
+	ctx := context.Background()
+	var cpu time.Duration
+	b.ResetTimer()
+	for round := range b.N {
+		b.StopTimer()
+		ann := fmt.Sprintf("e%06d", round+1)
+		start := t0.Add(time.Duration(round) * time.Hour)
+		occ := loaxa.OccurrenceID(ann, start)
+		ds := make([]*loaxa.Delivery, nodes)
+		for i, id := range ids {
+			ds[i] = &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: id, Start: start, Priority: protocol.PriorityEmergency, PlannedMS: 60000}
+			must(b, ns.UpdateNodeStatus(ctx, id, func(st *loaxa.NodeStatus) {
+				st.State, st.LastSeen, st.Agent, st.ClockOffsetMS = loaxa.NodeOnline, start, "loaxa-node/1.4.2 linux/arm64", 12
+				st.Playing = &protocol.Playing{Occurrence: occ, Content: "c-typhoon", Priority: protocol.PriorityEmergency, Since: start}
+			}))
+		}
+		must(b, deliveries.EnsureDeliveries(ctx, ds))
+		must(b, bolt.FlushStatus(db))
+		cpu0 := cpuTime(b)
+		b.StartTimer()
+
+		first := uint64(round*4 + 1)
+		phases := [][]protocol.Event{
+			{{Seq: first, Type: protocol.EventReceived}, {Seq: first + 1, Type: protocol.EventContentReady}},
+			{{Seq: first + 2, Type: protocol.EventStarted, LateMS: 3}},
+			{{Seq: first + 3, Type: protocol.EventCompleted, PlayedMS: 60000}},
+		}
+		for k, phase := range phases {
+			at := start.Add(time.Duration(k) * time.Second)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < nodes; i += workers {
+						evs := slices.Clone(phase)
+						for j := range evs {
+							evs[j].At, evs[j].Occurrence, evs[j].Announcement, evs[j].Content = at, occ, ann, "c-typhoon"
+						}
+						ack, stored, err := events.RecordEvents(ctx, ids[i], protocol.EventBatch{Epoch: "e1", Events: evs}, at)
+						if want := evs[len(evs)-1].Seq; err != nil || ack != want || len(stored) != len(evs) {
+							b.Errorf("%s: ack %d, %d stored, %v; want %d, %d", ids[i], ack, len(stored), err, want, len(evs))
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		b.StopTimer()
+		cpu += cpuTime(b) - cpu0
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/round")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nodes*batches), "ns/batch")
+}
+
+// cpuTime returns the CPU time the process has used so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

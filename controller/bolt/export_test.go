@@ -350,7 +350,7 @@ func SeedEvents(db *DB, epoch string, events map[string][]protocol.Event, receiv
 				last++
 				ev.Seq = last
 				ev.Occurrence = "" // do not move deliveries
-				if err := s.storeEvent(tx, n, epoch, false, ev, receivedAt); err != nil {
+				if err := s.storeEvent(tx, eventSource{node: n.ID, area: n.Area}, epoch, false, ev, receivedAt, nil); err != nil {
 					return err
 				}
 			}
@@ -360,4 +360,23 @@ func SeedEvents(db *DB, epoch string, events map[string][]protocol.Event, receiv
 		}
 		return nil
 	})
+}
+
+// DeliveryRecords returns the stored bytes of every delivery and of its
+// index entries, by bucket and key, so that a test can compare two stores.
+func DeliveryRecords(db *DB) (map[string]string, error) {
+	out := map[string]string{}
+	err := db.view(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketDeliveries, bucketNodeDeliveries, bucketOpenDeliveries} {
+			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				out[string(name)+" "+string(k)] = string(v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -132,6 +132,27 @@ func (t *nodeTable) forget(id string, e *nodeEntry) {
 	t.mu.Unlock()
 }
 
+// nodeArea returns the area of node id, which must exist in tx. Every
+// event batch records it with its events; decoding the node's record for
+// it (1–2 KB, rewritten with each status flush, so seldom remembered by
+// decodeNode) was a quarter of the store's work for an event batch
+// (BenchmarkRecordEventsRound). A node's area never changes, so the
+// table's copy is the record's; only a node whose creation is committed
+// and not yet in the table is read from its record.
+func (db *DB) nodeArea(tx *bbolt.Tx, id string) (string, error) {
+	if tx.Bucket(bucketNodes).Get([]byte(id)) == nil {
+		return "", nodeNotFound(id)
+	}
+	if e := db.nodes.entry(id); e != nil {
+		return e.area, nil // set before the entry was shared, never written since
+	}
+	n, err := getNode(tx, id)
+	if err != nil {
+		return "", err
+	}
+	return n.Area, nil
+}
+
 // overlay puts the newest status of n (a copy) over the one decoded from
 // its record.
 func (db *DB) overlay(n *loaxa.Node) {
