@@ -141,6 +141,8 @@ func TestBadInput(t *testing.T) {
 			400, loaxa.EInvalid, "at most 48 a day"},
 		{"recurrence every second", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) { m["rrule"] = "FREQ=SECONDLY" })),
 			400, loaxa.EInvalid, "repeats every second"},
+		{"recurrence by Easter", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) { m["rrule"] = "FREQ=YEARLY;BYEASTER=-2" })),
+			400, loaxa.EInvalid, `rrule "FREQ=YEARLY;BYEASTER=-2" uses BYEASTER, which is not RFC 5545; choose the days with BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY or BYWEEKNO`},
 		{"recurrence with its own DTSTART", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) { m["rrule"] = "DTSTART:20250101T000000Z\nRRULE:FREQ=DAILY" })),
 			400, loaxa.EInvalid, "DTSTART"},
 		{"bad exception date", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) {

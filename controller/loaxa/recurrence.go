@@ -86,6 +86,12 @@ func NewRecurrence(a *Announcement, loc *time.Location) (*Recurrence, error) {
 		if opt.Freq == rrule.SECONDLY {
 			return nil, Errorf(EInvalid, "rrule %q repeats every second; use MINUTELY or slower.", line)
 		}
+		if len(opt.Byeaster) > 0 {
+			// rrule-go takes BYEASTER from python-dateutil; it is not RFC
+			// 5545, which scripts and other systems read the rule by, and
+			// refused in a session's days (CheckDays) it is refused here.
+			return nil, Errorf(EInvalid, "rrule %q uses BYEASTER, which is not RFC 5545; choose the days with BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY or BYWEEKNO, e.g. FREQ=WEEKLY;BYDAY=SU or FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2.", line)
+		}
 		if err := checkOrdinals(line, opt); err != nil {
 			return nil, err
 		}

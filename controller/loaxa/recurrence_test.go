@@ -99,6 +99,10 @@ func TestRecurrenceRefuses(t *testing.T) {
 		// rrule-go panicked on these in December (-8: in January).
 		"FREQ=MONTHLY;BYDAY=8MO":           "a month has at most 5 of each weekday",
 		"FREQ=YEARLY;BYMONTH=1;BYDAY=-8MO": "a month has at most 5 of each weekday",
+		// rrule-go's extension from python-dateutil, refused in sessions'
+		// days too (CheckDays).
+		"FREQ=YEARLY;BYEASTER=0":       `"FREQ=YEARLY;BYEASTER=0" uses BYEASTER, which is not RFC 5545; choose the days with BYDAY, BYMONTHDAY, BYMONTH, BYYEARDAY or BYWEEKNO`,
+		"RRULE:FREQ=DAILY;BYEASTER=-2": "uses BYEASTER, which is not RFC 5545",
 	} {
 		_, err := loaxa.NewRecurrence(&loaxa.Announcement{Start: start, RRule: rule}, loc)
 		if loaxa.ErrorCode(err) != loaxa.EInvalid || !strings.Contains(loaxa.ErrorMessage(err), want) {

@@ -472,3 +472,27 @@ func TestUnschedulableBulletinCountsEachClusterOnce(t *testing.T) {
 		t.Errorf("alarms count %v, want 2 clusters for %s (tt-01 and tt-02) and 2 for %s (tt-02 and tm-01)", nodes, both.ID, named.ID)
 	}
 }
+
+// TestStoredBulletinByEasterIsLeftOut: an rrule counted from Easter
+// (BYEASTER, rrule-go's extension, not RFC 5545) is refused now, as in a
+// session's days; one an older version stored, or a backup restored, is a
+// bulletin whose rule this version refuses: the pass leaves it out with
+// its alarm naming BYEASTER and sends the rest of the schedule, as for
+// any refused rule, rather than stopping.
+func TestStoredBulletinByEasterIsLeftOut(t *testing.T) {
+	r, alarms := alarmRig(t)
+	bad := &loaxa.Announcement{Title: "Lễ Phục sinh", ContentID: contentID, RRule: "FREQ=YEARLY;BYEASTER=0", FromArea: "318",
+		Targets: loaxa.Targets{Areas: []string{"318"}}, Priority: protocol.PriorityNormal, Start: t0.Add(2 * time.Hour), Repeat: 1}
+	r.createUnchecked(t, bad)
+	own := r.announce(t, loaxa.Targets{Areas: []string{"12346"}}, t0.Add(3*time.Hour))
+	r.compile(t, true)
+	for _, node := range []string{"tt-01", "tt-02"} {
+		if ids := occurrenceIDs(r.msg.last(node)); !slices.Contains(ids, loaxa.OccurrenceID(own.ID, own.Start)) {
+			t.Errorf("%s: desired state has %v, not the commune's own bulletin %s", node, ids, own.ID)
+		}
+	}
+	open := openAlarmsOf(t, r, alarms, loaxa.AlarmBulletinUnschedulable)
+	if len(open) != 1 || open[0].Facts.Announcement != bad.ID || open[0].Facts.Part != loaxa.UnplayableRule || !strings.Contains(open[0].Detail, "BYEASTER") {
+		t.Fatalf("open alarms %+v, want one for %s saying its rule (BYEASTER) is refused", open, bad.ID)
+	}
+}
