@@ -88,12 +88,12 @@ func TestModulesInTheBrowser(t *testing.T) {
 			in         rec
 			rule, text string
 		}{
-			{rec{Kind: "daily", Time: "05:30"}, "FREQ=DAILY", "Hằng ngày lúc 5:30"},
+			{rec{Kind: "daily", Time: "05:30"}, "FREQ=DAILY", "Hằng ngày lúc 05:30"},
 			{rec{Kind: "daily", Session: evening}, "FREQ=DAILY", "Hằng ngày trong buổi “Buổi chiều” (17:00)"},
-			{rec{Kind: "weekdays", Time: "06:00"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "Từ thứ Hai đến thứ Sáu lúc 6:00"},
+			{rec{Kind: "weekdays", Time: "06:00"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "Từ thứ Hai đến thứ Sáu lúc 06:00"},
 			{rec{Kind: "weekly", Days: []string{"WE", "MO"}, Time: "17:15"}, "FREQ=WEEKLY;BYDAY=MO,WE", "Hằng tuần vào thứ Hai, thứ Tư lúc 17:15"},
 			{rec{Kind: "weekly", Days: []string{"SU"}, Session: evening}, "FREQ=WEEKLY;BYDAY=SU", "Hằng tuần vào Chủ nhật trong buổi “Buổi chiều” (17:00)"},
-			{rec{Kind: "once", Time: "07:00", Date: "02/09/2026"}, "", "Một lần lúc 7:00 ngày 02/09/2026"},
+			{rec{Kind: "once", Time: "07:00", Date: "02/09/2026"}, "", "Một lần lúc 07:00 ngày 02/09/2026"},
 		}
 		for _, tc := range cases {
 			in, _ := json.Marshal(map[string]any{"kind": tc.in.Kind, "days": tc.in.Days, "time": tc.in.Time, "date": tc.in.Date, "session": tc.in.Session})

@@ -84,7 +84,7 @@ func TestConflictsAndProposals(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
 		chromedp.SetValue(chromedp.CSS(`#place-time`), "06:00"),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-when').dispatchEvent(new Event('change'))`))
-	if got := MustEval[string](b, text("#place-summary")); got != "Tiếp sóng 45 phút — Hằng ngày lúc 6:00" {
+	if got := MustEval[string](b, text("#place-summary")); got != "Tiếp sóng 45 phút — Hằng ngày lúc 06:00" {
 		t.Errorf("relay form says %q", got)
 	}
 	b.Do("schedule the relay", chromedp.Click(chromedp.CSS(`#place-submit`)))
@@ -98,7 +98,7 @@ func TestConflictsAndProposals(t *testing.T) {
 	b.Wait("the proposal, by its title", text("#proposals li")+`.includes('Thông báo của huyện')`, 5*time.Second)
 	// and when the district would have it play, which "Theo giờ của đề
 	// xuất" (at the proposal's time) refers to; before, not said.
-	if got := MustEval[string](b, text("#proposals li")); !strings.Contains(got, "Thông báo của huyện · Một lần lúc 8:00 ngày 03/03/2026 · Xã Lập Lễ") {
+	if got := MustEval[string](b, text("#proposals li")); !strings.Contains(got, "Thông báo của huyện · Một lần lúc 08:00 ngày 03/03/2026 · Xã Lập Lễ") {
 		t.Errorf("the proposal reads %q, want its title, when it plays and the commune", got)
 	}
 	b.Do("accept it into the evening session",
@@ -781,7 +781,7 @@ func TestSessionEditedInPlace(t *testing.T) {
 	}
 	save("move it onto the morning session", "05:40", "30")
 	b.Wait("the refusal", `document.querySelector('section[aria-labelledby="h-sess"] .error-box')`, 10*time.Second)
-	want := "Trùng giờ với buổi “Buổi sáng” (5:30, 15 phút): cả hai cùng phát từ 5:40 đến 5:45 ngày 02/03/2026. Chọn giờ bắt đầu khác hoặc ít phút hơn, hoặc đặt bản tin vào buổi “Buổi sáng”."
+	want := "Trùng giờ với buổi “Buổi sáng” (05:30, 15 phút): cả hai cùng phát từ 05:40 đến 05:45 ngày 02/03/2026. Chọn giờ bắt đầu khác hoặc ít phút hơn, hoặc đặt bản tin vào buổi “Buổi sáng”."
 	if got := MustEval[string](b, text(`section[aria-labelledby="h-sess"] .error-box`)); got != want {
 		t.Errorf("moved over Buổi sáng: the form says\n%q, want\n%q", got, want)
 	}

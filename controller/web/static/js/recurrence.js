@@ -1,4 +1,4 @@
-// recurrence.js: recurrence in plain words ("Hằng ngày lúc 5:30") and the
+// recurrence.js: recurrence in plain words ("Hằng ngày lúc 05:30") and the
 // RFC 5545 rule the API takes (FREQ=DAILY). The officer picks words; the
 // rule is derived, never typed.
 
@@ -52,10 +52,13 @@ export function fromRule(rrule) {
   return { kind: 'other', days: [] };
 }
 
-/** clock writes 05:30 as 5:30, as people say it. */
+/**
+ * clock writes a time of day as the calendar and the tables do, HH:MM with
+ * a leading zero ("05:30"): one page once said "lúc 5:30" beside "05:30".
+ */
 export function clock(hhmm) {
   const [H, M] = hhmm.split(':');
-  return `${Number(H)}:${M}`;
+  return `${String(Number(H)).padStart(2, '0')}:${M}`;
 }
 
 /**
