@@ -1122,3 +1122,43 @@ func TestDeletedSessionNamedOnItsPastDays(t *testing.T) {
 		b.CheckAccessible("#/programme in " + lang.name)
 	}
 }
+
+// TestActiveBulletinIsNotStyledAsAnAlarm: "Đang hiệu lực" on an active
+// bulletin's page was red, as an alarm or an emergency is; a bulletin in
+// force is the normal state. It is drawn in the calm colour of a working
+// state, and an emergency alert in force stays red.
+func TestActiveBulletinIsNotStyledAsAnAlarm(t *testing.T) {
+	t.Parallel()
+	vn := time.FixedZone("+07", 7*3600)
+	c := rig.StartControllerOn(t, "", clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, vn)))
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.CreateNode("lap-le-01", "11527")
+	news := c.Upload("thoi-su.wav", rig.ToneWAV(523, time.Second, 16000, 1))
+	var a loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Tin của xã", "content_id": news.ID,
+		"targets": map[string][]string{"areas": {"11527"}}, "start": "2026-03-03T18:00:00+07:00", "rrule": "FREQ=DAILY"}, &a)
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": news.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	// The colours of the page's own variables, as the browser computes a
+	// colour, to compare the badge's with.
+	colour := func(sel string) []string {
+		return MustEval[[]string](b, `(() => {
+			const probe = (v) => { const s = document.createElement('span'); s.style.color = 'var(' + v + ')'; document.body.append(s); const c = getComputedStyle(s).color; s.remove(); return c; };
+			const el = document.querySelector(`+fmt.Sprintf("%q", sel)+`);
+			return [el ? el.innerText : '', el ? getComputedStyle(el).color : '', probe('--bad'), probe('--ok')];
+		})()`)
+	}
+	b.Go("#/deliveries/"+a.ID, `document.querySelector('main h1') && document.querySelector('main p .badge')`)
+	if got := colour("main p .badge"); got[0] != "Đang hiệu lực" || got[1] == got[2] || got[1] != got[3] {
+		t.Errorf("the active bulletin's state %q is drawn in %s (red is %s); want the calm colour of a working state, %s", got[0], got[1], got[2], got[3])
+	}
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#em-state .badge')`)
+	if got := colour("#em-state .badge"); got[0] != "Đang hiệu lực" || got[1] != got[2] {
+		t.Errorf("the emergency alert in force reads %q in %s; want it red, %s", got[0], got[1], got[2])
+	}
+}

@@ -370,10 +370,16 @@ export function fmtNumber(n, digits) {
   return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits ?? 0 }).format(n);
 }
 
-/** badge shows a state with its word and colour. */
+/**
+ * badge shows a state with its word and colour. The words' prefix names
+ * what the state is of (of-ann, of-emstate): one state may be calm for one
+ * thing and an alarm for another ("active": a bulletin in force, an
+ * emergency alert in force).
+ */
 export function badge(state, prefix) {
   const key = (prefix || 'state.') + state;
-  return h('span', { class: `badge s-${state}` }, has(key) ? t(key) : state);
+  const of = prefix ? ` of-${prefix.replace(/\.$/, '')}` : '';
+  return h('span', { class: `badge s-${state}${of}` }, has(key) ? t(key) : state);
 }
 
 /**
