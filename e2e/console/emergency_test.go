@@ -485,6 +485,10 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 // stopped and a message said so, but the board went on saying "Đang hiệu
 // lực" and offering DỪNG PHÁT: its stream had ended, and only the stream
 // changed the state. It must say "Đã dừng" and offer the stop no more.
+// Before the stop, the board said "Đã kết thúc — số liệu không thay đổi
+// nữa" beside "Đang hiệu lực", which read as a contradiction: it says
+// every cluster has played it and the alert is in force until its expiry;
+// once stopped, that it is over.
 func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
@@ -500,15 +504,22 @@ func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/emergency/"+em.ID, `document.querySelector('#em-cancel')`)
-	b.Wait("the cluster played it to the end, and the board says it is over",
-		`document.querySelector('#ack-board tr[data-state=completed]') && `+text("#em-live")+`.startsWith('Đã kết thúc')`, 30*time.Second)
+	b.Wait("the cluster played it to the end, and the board says so",
+		`document.querySelector('#ack-board tr[data-state=completed]') && `+text("#em-live")+`.startsWith('Mọi cụm loa đã phát xong')`, 30*time.Second)
 	if got := MustEval[string](b, text("#em-state")); got != "Đang hiệu lực" {
 		t.Fatalf("the played alert's state reads %q, want Đang hiệu lực (in force until its expiry)", got)
+	}
+	until := em.Expires.In(time.FixedZone("+07", 7*3600)).Format("15:04")
+	if got := MustEval[string](b, text("#em-live")); !contains(got, "Mọi cụm loa đã phát xong — lệnh vẫn còn hiệu lực đến "+until, "vẫn có thể dừng") || strings.Contains(got, "Đã kết thúc") {
+		t.Errorf("the board of the played alert in force says %q, want that every cluster has played it and it is in force until %s", got, until)
 	}
 	b.Do("press DỪNG PHÁT", chromedp.Click(chromedp.CSS(`#em-cancel`)))
 	confirmDanger(b, "confirm")
 	b.Wait("the stop told", text(".toast")+` === 'Đã dừng phát khẩn cấp.'`, 15*time.Second)
 	b.Wait("the board says it is stopped", text("#em-state")+` === 'Đã dừng'`, 5*time.Second)
+	if got := MustEval[string](b, text("#em-live")); got != "Đã kết thúc — số liệu không thay đổi nữa." {
+		t.Errorf("the stopped alert's board says %q, want Đã kết thúc — số liệu không thay đổi nữa.", got)
+	}
 	if MustEval[bool](b, `!!document.querySelector('#em-cancel')`) {
 		t.Error("the stopped alert's board still offers DỪNG PHÁT")
 	}

@@ -6,7 +6,7 @@
 
 import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames, ymd } from '../ui.js';
 import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
@@ -853,8 +853,10 @@ async function board(ctx, main, id) {
   // What came live, for tests and benchmarks: the bursts (each ends with a
   // summary), the cluster events, and when the first burst was shown.
   let bursts = 0, nodeEvents = 0;
+  let expires = rep.expires;
   src.addEventListener('summary', (e) => {
     const d = JSON.parse(e.data);
+    if (d.expires) expires = d.expires;
     showSummary(d.summary, d.state, d.timing, d.by_area);
     main.dataset.streamBursts = String(++bursts);
     if (bursts === 1) main.dataset.streamFirstAt = String(Math.round(performance.now()));
@@ -869,7 +871,26 @@ async function board(ctx, main, id) {
     if (had && JSON.stringify(had) === JSON.stringify(n)) return;
     showNode(n);
   });
-  src.addEventListener('end', () => { src.close(); fill(live, t('emergency.ended')); });
+  // The stream ends when nothing in the report changes any more: every
+  // cluster final, or the alert over. Final with the alert still in force
+  // (until its expiry it can be stopped, and a pole put up meanwhile is
+  // sent it) is no end of the alert: "Đã kết thúc" beside "Đang hiệu lực"
+  // read as a contradiction.
+  let ended = false;
+  const sayEnded = (st) => {
+    if (st !== 'active' || Date.parse(expires) <= now().getTime()) { fill(live, t('emergency.ended')); return; }
+    const exp = new Date(expires);
+    const until = ymd(exp) === ymd(now()) ? fmtTime(exp) : fmtDateTime(exp);
+    const played = [...nodes.values()].every((n) => n.state === 'completed');
+    fill(live, t(played ? 'emergency.played_in_force' : 'emergency.final_in_force', { time: until }));
+  };
+  src.addEventListener('end', (e) => {
+    src.close();
+    ended = true;
+    let st = 'active';
+    try { st = JSON.parse(e.data).state || st; } catch { /* said as in force, as the board's state is */ }
+    sayEnded(st);
+  });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
 
   // The alarm stream: a cluster's silencing fault opening or ending
@@ -909,6 +930,7 @@ async function board(ctx, main, id) {
   const stopped = (st) => {
     fill(state, badge(st, 'emstate.'));
     main.querySelector('#em-cancel')?.remove();
+    if (ended) sayEnded(st); // no longer in force: over, the figures final
   };
   const act = (verb, title, yes, body, more) => async () => {
     if (!(await confirmDialog(title, h('div', {}, h('p', {}, rep.title || rep.id), more ? more() : null), yes, true))) return;
