@@ -83,6 +83,11 @@ type liveStatus struct {
 	Reason   string   `json:"reason,omitempty"`
 	Detail   string   `json:"detail,omitempty"`
 	CutBy    string   `json:"cut_by,omitempty"`
+	// Started and Ended, in an "ended" status, are the call's times as
+	// recorded: the console says how long it was on air from them (the
+	// frame count is a technician's figure).
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 	// FailingAreas, in an "on_air" status, are the areas the call does
 	// not reach now (their start not taken by the broker yet, or not
 	// published, or a second of frames in a row not published; Detail
@@ -301,7 +306,8 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			cp.FramesSent, cp.FramesDropped, cp.Bytes = result.FramesSent, result.FramesDropped, result.Bytes
 			ended = &cp
 		}
-		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Drill: rec.Drill, Frames: ended.FramesSent, Reason: ended.EndReason, Detail: ended.EndDetail, CutBy: ended.CutBy})
+		status(ctx, c, liveStatus{State: "ended", Call: rec.ID, Drill: rec.Drill, Frames: ended.FramesSent, Started: ended.Started, Ended: ended.Ended,
+			Reason: ended.EndReason, Detail: ended.EndDetail, CutBy: ended.CutBy})
 		code, text := websocket.StatusNormalClosure, ""
 		switch ended.EndReason {
 		case loaxa.LiveEndCut:

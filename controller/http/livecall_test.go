@@ -330,6 +330,11 @@ func TestLiveCallEnds(t *testing.T) {
 	if rep.EndReason != loaxa.LiveEndSpeakerStopped || rep.FramesSent != 5 || rep.Bytes != uint64(len(voice)-100) || rep.Active() {
 		t.Errorf("record %+v", rep.LiveCall)
 	}
+	// The speaker's last status says when the call began and ended, as
+	// recorded: the console says how long it was on air from them.
+	if st.Started.IsZero() || !st.Started.Equal(rep.Started) || !st.Ended.Equal(rep.Ended) {
+		t.Errorf("ended status says started %v, ended %v; the record %v, %v", st.Started, st.Ended, rep.Started, rep.Ended)
+	}
 	if s := rep.Summary; s.Targeted != 2 || s.Completed != 1 || s.Offline != 1 || s.FramesLost != 1 {
 		t.Errorf("summary %+v, want 2 targeted, 1 completed, 1 offline, 1 frame lost", s)
 	}

@@ -54,6 +54,10 @@ type Status struct {
 	Reason   string   `json:"reason"`
 	Detail   string   `json:"detail"`
 	CutBy    string   `json:"cut_by"` // who cut the call, when Reason is "cut"
+	// Started and Ended, in an "ended" status, are the call's recorded
+	// times: how long it was on air.
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
 	// FailingAreas, in an "on_air" status, are the areas the call does not
 	// reach now (Detail says why); it goes on for the others.
 	FailingAreas []string `json:"failing_areas"`

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,15 @@ func TestLiveFromTheBrowserMicrophone(t *testing.T) {
 	b.Wait("ended", text("#live-state")+`.startsWith('Đã kết thúc')`, 15*time.Second)
 	if why, _ := Eval[string](b, text("#live-ended-why")); why != "" {
 		t.Errorf("the call the officer stopped is told as gone wrong: %q", why)
+	}
+	// The end says how long the call was on air, from its recorded times,
+	// in minutes and seconds; before, "Đã kết thúc: 69 khung âm thanh.",
+	// a count of audio frames. The count is the tooltip, for a technician.
+	var rec loaxa.LiveCallReport
+	c.MustDo("GET", "/api/v1/live/calls/"+call, nil, &rec)
+	want := "Đã kết thúc: đã phát trực tiếp " + vnDuration(time.Duration(rec.Ended.UnixMilli()-rec.Started.UnixMilli())*time.Millisecond) + "."
+	if got := MustEval[[]string](b, `[`+text("#live-state")+`, document.querySelector('#live-state').title]`); got[0] != want || got[1] != fmt.Sprintf("%d khung âm thanh đã gửi tới các cụm loa", rec.FramesSent) {
+		t.Errorf("the call's end says %q (tooltip %q), want %q (tooltip the %d frames sent)", got[0], got[1], want, rec.FramesSent)
 	}
 	rig.Eventually(t, 10*time.Second, "the call off the cluster", func() bool {
 		p := n.Agent.Status().Playing
@@ -335,4 +345,23 @@ func lapLeWithTwoOfficers(t *testing.T) (*rig.Controller, *rig.Node) {
 	n := rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
 	rig.Eventually(t, 15*time.Second, "node online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	return c, n
+}
+
+// vnDuration says d as the console's fmtDuration does (ui.js), rounded to
+// the second: "1 phút 5 giây", "4 giây".
+func vnDuration(d time.Duration) string {
+	s := int64(math.Round(d.Seconds()))
+	var parts []string
+	for _, p := range []struct {
+		n    int64
+		unit string
+	}{{s / 3600, "giờ"}, {s % 3600 / 60, "phút"}, {s % 60, "giây"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.unit))
+		}
+	}
+	if len(parts) == 0 {
+		return "0 giây"
+	}
+	return strings.Join(parts, " ")
 }

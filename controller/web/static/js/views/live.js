@@ -9,7 +9,7 @@
 
 import { api } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, errorBox, errorText, toast, confirmDialog, fmtTime, fmtNumber, refreshMs } from '../ui.js';
+import { h, fill, field, options, errorBox, errorText, toast, confirmDialog, fmtTime, fmtDuration, fmtNumber, refreshMs } from '../ui.js';
 
 const RATE = 16000;
 const FRAME = RATE / 50; // 20 ms
@@ -157,7 +157,13 @@ export async function render(ctx, main) {
       } else if (st.state === 'ended') {
         ended = true;
         state.className = 'muted';
-        fill(state, st.cut_by ? t('live.ended_cut', { n: st.frames || 0, user: st.cut_by }) : t('live.ended', { n: st.frames || 0 }));
+        // How long it was on air, from the call's recorded times; the
+        // frames sent (each 60 ms, protocol/nodeaudio) are a technician's
+        // figure, kept as the tooltip.
+        const aired = st.started && st.ended ? fmtDuration(Math.max(0, Date.parse(st.ended) - Date.parse(st.started))) : '';
+        fill(state, !aired ? t('live.ended_plain') :
+          st.cut_by ? t('live.ended_cut', { time: aired, user: st.cut_by }) : t('live.ended', { time: aired }));
+        state.title = t('live.frames', { n: st.frames || 0 });
         const why = endReason(st);
         if (why) fill(msg, h('div', { class: 'error-box', role: 'alert', id: 'live-ended-why' }, why));
         refresh();
