@@ -384,6 +384,14 @@ func text(sel string) string {
 func (b *Browser) SignIn(base, username, password, scope string) {
 	b.t.Helper()
 	b.Do("open the console", chromedp.Navigate(base+"/"))
+	b.SignInHere(username, password, scope)
+}
+
+// SignInHere signs in with the form on the page as it is (after a sign
+// out, at the address the last user left), waiting until the header
+// names the user's scope.
+func (b *Browser) SignInHere(username, password, scope string) {
+	b.t.Helper()
 	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 15*time.Second)
 	b.Do("sign in as "+username,
 		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), username),

@@ -221,3 +221,45 @@ func TestSignOutWhileTheLanguageLoads(t *testing.T) {
 	}
 	b.Wait("the sign-in form in English", text(`form button[type=submit]`)+` === 'Sign in'`, 10*time.Second)
 }
+
+// TestSignInByAnotherUserOpensTheOverview: on the commune office's shared
+// PC, the commune's officer signed out on the programme, and the district
+// officer who signed in next landed on it: the address (#/programme) was
+// the last user's. Another user signing in opens the overview; the same
+// user signing in again (as after a timeout) keeps the screen they left.
+func TestSignInByAnotherUserOpensTheOverview(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	signOut := func() {
+		t.Helper()
+		b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
+		b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	}
+	screen := func() string {
+		return MustEval[string](b, `location.hash + ' ' + ((document.querySelector('nav.side a[aria-current=page]') || {}).textContent || '')`)
+	}
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('nav.side a[aria-current=page][data-path=programme]') && !document.querySelector('main .loading')`)
+	signOut()
+	b.SignInHere("can-bo-huyen", officerPassword, "Cán bộ huyện Thủy Nguyên")
+	b.Wait("a screen drawn", `document.querySelector('nav.side a[aria-current=page]') && !document.querySelector('main .loading')`, 10*time.Second)
+	if got := screen(); got != "#/overview Tổng quan" {
+		t.Errorf("the district officer signed in after the commune's officer lands on %q, want the overview (#/overview Tổng quan)", got)
+	}
+
+	// The same officer again keeps the screen they were on.
+	b.Go("#/programme", `document.querySelector('nav.side a[aria-current=page][data-path=programme]') && !document.querySelector('main .loading')`)
+	signOut()
+	b.SignInHere("can-bo-huyen", officerPassword, "Cán bộ huyện Thủy Nguyên")
+	b.Wait("a screen drawn", `document.querySelector('nav.side a[aria-current=page]') && !document.querySelector('main .loading')`, 10*time.Second)
+	if got := screen(); got != "#/programme Lịch phát" {
+		t.Errorf("the district officer signed in again lands on %q, want the programme they left (#/programme Lịch phát)", got)
+	}
+}

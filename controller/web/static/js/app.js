@@ -122,8 +122,18 @@ async function boot() {
   }
 }
 
+// lastUser is who was signed in last in this tab (kept over a reload):
+// the screen in the address is theirs. Another user signing in after them
+// (a shared PC at the commune office) opens the overview, not the page the
+// last one left; the same user signing in again (after a timeout) keeps it.
+const LAST_USER = 'loaxa.lastUser';
+function lastUser() {
+  try { return sessionStorage.getItem(LAST_USER) || ''; } catch { return ''; }
+}
+
 async function start(me) {
   setCSRF(me.csrf_token);
+  try { sessionStorage.setItem(LAST_USER, me.username); } catch { /* decided by the page's hash alone */ }
   ctx = new Context(me);
   await Promise.all([ctx.loadAreas(), syncTime()]);
   shell();
@@ -156,6 +166,9 @@ function showLogin(message) {
       try {
         const me = await api('POST', '/auth/session', { username: user.value.trim(), password: pass.value });
         pass.value = '';
+        // Replaced, not a new hash: no hashchange to route twice.
+        const before = lastUser();
+        if (before && before !== me.username) history.replaceState(null, '', '#/overview');
         await start(me);
       } catch (err) {
         fill(status, errorBox(err));
