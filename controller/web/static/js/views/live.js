@@ -139,6 +139,7 @@ export async function render(ctx, main) {
       const st = JSON.parse(e.data);
       if (st.state === 'on_air') {
         state.className = 'badge bad';
+        state.removeAttribute('title'); // the frames of a call before
         fill(state, st.drill ? t('live.on_air_drill') : t('live.on_air'));
         // Areas the call does not reach now; a later status without
         // them: every area is reached again.
