@@ -407,7 +407,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.LiveCalls = a.LiveCalls
 	a.HTTP.Checks = a.healthChecks()
 	if len(cfg.CapFeeds) > 0 {
-		a.CapFeeds = &capfeed.Poller{URLs: cfg.CapFeeds, Interval: cfg.CapPoll, Logger: a.Logger,
+		a.CapFeeds = &capfeed.Poller{URLs: cfg.CapFeeds, Interval: cfg.CapPoll, Logger: a.Logger, AlertHosts: cfg.CapAlertHosts,
 			Handle: func(ctx context.Context, raw []byte, feed string) error {
 				_, err := a.HTTP.ReceiveCapFeed(ctx, raw, feed)
 				return err

@@ -120,6 +120,10 @@ type Config struct {
 	// (controller/cap.Poller); their alerts act with whole-tree authority.
 	CapFeeds []string
 	CapPoll  time.Duration
+	// CapAlertHosts are the hosts, besides each feed's own, that the
+	// feeds' entries may link to and redirect to ("host" or "host:port";
+	// controller/cap.Poller.AlertHosts).
+	CapAlertHosts []string
 }
 
 // Bounds of the flags.
@@ -197,6 +201,8 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&offlineAlarm, "offline-alarm", "LOAXA_OFFLINE_ALARM", "how long a node is offline before it raises an alarm")
 	feeds := strings.Join(c.CapFeeds, ",")
 	str(&feeds, "cap-feeds", "LOAXA_CAP_FEEDS", "comma-separated URLs of CAP alerts or Atom feeds of them to poll")
+	alertHosts := strings.Join(c.CapAlertHosts, ",")
+	str(&alertHosts, "cap-alert-hosts", "LOAXA_CAP_ALERT_HOSTS", "comma-separated hosts (host or host:port), besides each CAP feed's own, that its entries may link to")
 	capPoll := c.CapPoll.String()
 	str(&capPoll, "cap-poll", "LOAXA_CAP_POLL", "how often CAP feeds are polled (at most 1m)")
 	nodeTimeout := c.RolloutNodeTimeout.String()
@@ -230,6 +236,15 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 				return fmt.Errorf("cap-feeds: %q is not an http(s) URL", f)
 			}
 			c.CapFeeds = append(c.CapFeeds, f)
+		}
+	}
+	c.CapAlertHosts = nil
+	for _, h := range strings.Split(alertHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			if u, err := url.Parse("//" + h); err != nil || u.Host != h || u.Hostname() == "" || u.User != nil {
+				return fmt.Errorf("cap-alert-hosts: %q: want a host name or host:port, e.g. cap.nchmf.gov.vn or cap.nchmf.gov.vn:8443", h)
+			}
+			c.CapAlertHosts = append(c.CapAlertHosts, h)
 		}
 	}
 	if c.PublicURL != "" {

@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,12 +28,16 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestConfigCapFeeds(t *testing.T) {
 	c := DefaultConfig()
-	env := map[string]string{"LOAXA_CAP_FEEDS": "https://cap.example.vn/alerts.atom, http://10.0.0.5/cap.xml"}
+	env := map[string]string{"LOAXA_CAP_FEEDS": "https://cap.example.vn/alerts.atom, http://10.0.0.5/cap.xml",
+		"LOAXA_CAP_ALERT_HOSTS": "files.example.vn, cdn.example.vn:8443"}
 	if err := c.Parse([]string{"--cap-poll", "30s"}, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.CapFeeds) != 2 || c.CapFeeds[1] != "http://10.0.0.5/cap.xml" || c.CapPoll != 30*time.Second {
 		t.Errorf("feeds %v every %v", c.CapFeeds, c.CapPoll)
+	}
+	if !slices.Equal(c.CapAlertHosts, []string{"files.example.vn", "cdn.example.vn:8443"}) {
+		t.Errorf("alert hosts %q", c.CapAlertHosts)
 	}
 }
 
@@ -49,6 +54,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, "not defined"},
 		{[]string{"--cap-feeds", "ftp://x/alerts"}, "not an http(s) URL"},
 		{[]string{"--cap-poll", "5m"}, "up to 1m"},
+		{[]string{"--cap-alert-hosts", "https://files.example.vn/cap"}, "want a host name or host:port"},
+		{[]string{"--cap-alert-hosts", "files.example.vn/cap"}, "want a host name or host:port"},
 		{[]string{"--status-flush", "10ms"}, "from 100ms to 1m"},
 		{[]string{"--status-flush", "5m"}, "from 100ms to 1m"},
 		// A typo left the exports piling up, every push failing in the log.

@@ -42,6 +42,13 @@ type Poller struct {
 	// handed again at the next poll, and the poll counts as failed.
 	Handle func(ctx context.Context, raw []byte, feed string) error
 	Logger *slog.Logger
+	// AlertHosts are the hosts, besides each feed's own, that an Atom
+	// entry may link to and a feed or an alert may redirect to: "host"
+	// (any port) or "host:port". A link or redirect elsewhere is not
+	// followed (ErrForeignLink): a feed, or anyone who changes it on a
+	// plain HTTP link, must not make the controller GET its own API, the
+	// cloud's metadata address or another internal service.
+	AlertHosts []string
 
 	initOnce sync.Once
 
@@ -52,16 +59,18 @@ type Poller struct {
 	metricsOnce sync.Once
 	polls       *prometheus.CounterVec
 	lastOK      *prometheus.GaugeVec
+	refused     *prometheus.CounterVec
 }
 
 // Collectors returns the poller's metrics, one series per feed (its
 // address without credentials or query): loaxa_cap_feed_polls_total by
 // result (ok, error) and loaxa_cap_feed_last_success_seconds, so that a
 // feed unreachable for an hour before a typhoon is seen on a dashboard,
-// not only in the log.
+// not only in the log; loaxa_cap_feed_links_refused_total counts the
+// links and redirects not followed because they leave the feed's host.
 func (p *Poller) Collectors() []prometheus.Collector {
 	p.initMetrics()
-	return []prometheus.Collector{p.polls, p.lastOK}
+	return []prometheus.Collector{p.polls, p.lastOK, p.refused}
 }
 
 func (p *Poller) initMetrics() {
@@ -71,6 +80,9 @@ func (p *Poller) initMetrics() {
 		}, []string{"feed", "result"})
 		p.lastOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "loaxa_cap_feed_last_success_seconds", Help: "When each CAP feed was last polled without an error (Unix time).",
+		}, []string{"feed"})
+		p.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loaxa_cap_feed_links_refused_total", Help: "Links of CAP feed entries, and redirects, not followed because they leave the feed's host (and are not in --cap-alert-hosts).",
 		}, []string{"feed"})
 	})
 }
@@ -89,6 +101,54 @@ func feedLabel(feed string) string {
 // ErrRefused marks an error of Handle that refuses the alert for what it
 // is (not allowed, too large): it is not handed again.
 var ErrRefused = errors.New("CAP alert refused")
+
+// ErrForeignLink marks a link of an Atom entry, or a redirect, that the
+// poller does not follow: not http(s), or to a host that is neither the
+// feed's nor one of AlertHosts.
+var ErrForeignLink = errors.New("link leaves the CAP feed's host")
+
+// hostPort is u's host name (lower case) and port, the scheme's default
+// port when u names none.
+func hostPort(u *url.URL) (string, string) {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")), port
+}
+
+// follows says whether the poll of feed may GET u: an http(s) address on
+// the feed's own host and port, or on one of AlertHosts. Addresses by
+// the same name only: a link to 127.0.0.1 from a feed on a public host
+// is refused whatever it would reach.
+func (p *Poller) follows(feed, u *url.URL) error {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%w: %q is not an http(s) address", ErrForeignLink, feedLabel(u.String()))
+	}
+	host, port := hostPort(u)
+	if host == "" {
+		return fmt.Errorf("%w: %q names no host", ErrForeignLink, feedLabel(u.String()))
+	}
+	if fh, fp := hostPort(feed); host == fh && port == fp {
+		return nil
+	}
+	for _, h := range p.AlertHosts {
+		a, err := url.Parse("//" + h)
+		if err != nil {
+			continue
+		}
+		if strings.EqualFold(strings.TrimSuffix(a.Hostname(), "."), host) && (a.Port() == "" || a.Port() == port) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is on %s, not on the feed's host %s; if that host is the warning service's own, add it to --cap-alert-hosts",
+		ErrForeignLink, feedLabel(u.String()), u.Host, feed.Host)
+}
 
 // init sets what was left unset.
 func (p *Poller) init() {
@@ -258,7 +318,29 @@ type atom struct {
 // poll fetches feed and its entries with fetch, and hands what it finds
 // to Handle with ctx.
 func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
-	raw, err := p.get(fetch, feed)
+	base, err := url.Parse(feed)
+	if err != nil {
+		return fmt.Errorf("feed %s: %w", feed, err)
+	}
+	// A copy of the client that follows redirects only as far as links
+	// go: a feed on plain HTTP changed on the way must not send the
+	// controller to its own API by a redirect either.
+	client := *p.Client
+	next := client.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := p.follows(base, req.URL); err != nil {
+			p.refused.WithLabelValues(feedLabel(feed)).Inc()
+			return fmt.Errorf("redirect from %s: %w", feedLabel(via[len(via)-1].URL.String()), err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	raw, err := p.get(fetch, &client, feed)
 	if err != nil {
 		return err
 	}
@@ -273,7 +355,6 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 	if err := xml.Unmarshal(raw, &f); err != nil {
 		return fmt.Errorf("feed %s: neither a CAP alert nor an Atom feed: %w", feed, err)
 	}
-	base, _ := url.Parse(feed)
 	// Entries not taken in for a passing reason: tried again next poll,
 	// and the poll fails, so that a feed whose alerts cannot be fetched
 	// does not look healthy.
@@ -303,11 +384,21 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 			p.markEntry(key)
 			continue
 		}
+		link := base.ResolveReference(ref)
+		if err := p.follows(base, link); err != nil {
+			// Not marked: the entry is judged again at each poll, and the
+			// feed shows as failing until it links where it may or the
+			// operator lists the host.
+			p.Logger.Warn("cap: feed entry link not followed: it leaves the feed's host", "feed", feed, "entry", e.ID, "err", err)
+			p.refused.WithLabelValues(feedLabel(feed)).Inc()
+			failed = append(failed, fmt.Errorf("entry %s: %w", e.ID, err))
+			continue
+		}
 		if fetch.Err() != nil {
 			failed = append(failed, fmt.Errorf("entry %s: not reached within the poll's %v", e.ID, p.Interval))
 			continue
 		}
-		doc, err := p.get(fetch, base.ResolveReference(ref).String())
+		doc, err := p.get(fetch, &client, link.String())
 		if err != nil {
 			p.Logger.Warn("cap: feed entry not fetched; trying again next poll", "feed", feed, "entry", e.ID, "err", err)
 			failed = append(failed, fmt.Errorf("entry %s: %w", e.ID, err))
@@ -330,13 +421,13 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 	return nil
 }
 
-func (p *Poller) get(ctx context.Context, u string) ([]byte, error) {
+func (p *Poller) get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/cap+xml, application/atom+xml, application/xml")
-	resp, err := p.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

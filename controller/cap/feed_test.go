@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -392,4 +394,151 @@ func FuzzPollFeed(f *testing.F) {
 			t.Fatalf("the second poll of the same feed fetched %q, want only the feed", fetched)
 		}
 	})
+}
+
+// TestPollerFollowsLinksOnlyOnTheFeedsHost: a feed's Atom entries that
+// link to another host (here a loopback server standing for the
+// controller's own API, the cloud's metadata address) or to a file, or a
+// link on the feed's host that redirects to another, are not followed:
+// the other server is never called nor any address but the feed's
+// dialled, the feed shows as failing with what to do, and the refusals
+// are counted. An entry on the feed's host is taken in, and a host the
+// operator lists for the alerts is followed.
+func TestPollerFollowsLinksOnlyOnTheFeedsHost(t *testing.T) {
+	alert := sample(t)
+	var innerHits atomic.Int32
+	inner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		innerHits.Add(1)
+		w.Write(alert)
+	}))
+	defer inner.Close()
+	feedSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/feed.atom":
+			fmt.Fprintf(w, `<feed xmlns="http://www.w3.org/2005/Atom">
+				<entry><id>api</id><updated>u</updated><link type="application/cap+xml" href="%s/api/v1/users"/></entry>
+				<entry><id>metadata</id><updated>u</updated><link href="http://169.254.169.254/latest/meta-data/"/></entry>
+				<entry><id>file</id><updated>u</updated><link href="file:///etc/passwd"/></entry>
+				<entry><id>redirect</id><updated>u</updated><link href="/moved.xml"/></entry>
+				<entry><id>good</id><updated>u</updated><link href="/a.xml"/></entry></feed>`, inner.URL)
+		case "/moved.xml":
+			http.Redirect(w, r, inner.URL+"/api/v1/emergency", http.StatusFound)
+		case "/a.xml":
+			w.Write(alert)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer feedSrv.Close()
+	// The client dials only the two test servers and says which addresses
+	// it was asked for, so that nothing reaches out of the test.
+	var (
+		mu     sync.Mutex
+		dialed []string
+	)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		if addr != feedSrv.Listener.Addr().String() && addr != inner.Listener.Addr().String() {
+			return nil, fmt.Errorf("test: no dialling %s", addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}}
+	defer client.CloseIdleConnections()
+	feed := feedSrv.URL + "/feed.atom"
+	newPoller := func(hosts ...string) (*Poller, *[]string) {
+		var handled []string
+		return &Poller{URLs: []string{feed}, Client: client, AlertHosts: hosts,
+			Handle: func(_ context.Context, raw []byte, _ string) error {
+				handled = append(handled, string(raw))
+				return nil
+			}}, &handled
+	}
+
+	p, handled := newPoller()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors()...)
+	p.Poll(context.Background())
+	if n := innerHits.Load(); n != 0 {
+		t.Errorf("the server on another host was called %d times", n)
+	}
+	mu.Lock()
+	for _, a := range dialed {
+		if a != feedSrv.Listener.Addr().String() {
+			t.Errorf("dialled %s, want only the feed's host %s", a, feedSrv.Listener.Addr())
+		}
+	}
+	mu.Unlock()
+	if len(*handled) != 1 {
+		t.Errorf("handled %d alerts, want the one on the feed's host", len(*handled))
+	}
+	st := p.Status()[0]
+	if st.Failures != 1 || !strings.Contains(st.LastError, "4 new entries not taken in") || !strings.Contains(st.LastError, "--cap-alert-hosts") {
+		t.Errorf("status %+v; want a failed poll of 4 entries saying which option lists another host", st)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "loaxa_cap_feed_links_refused_total" {
+			refused = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if refused != 4 {
+		t.Errorf("loaxa_cap_feed_links_refused_total = %v, want 4 (three links and a redirect)", refused)
+	}
+	// Judged again at the next poll: still not followed.
+	p.Poll(context.Background())
+	if n := innerHits.Load(); n != 0 || p.Status()[0].Failures != 2 {
+		t.Errorf("second poll: the other host called %d times, status %+v", n, p.Status()[0])
+	}
+
+	// The operator lists the other host: its links and the redirect to
+	// it are followed; the others still are not.
+	p, handled = newPoller(inner.Listener.Addr().String())
+	p.Poll(context.Background())
+	if n := innerHits.Load(); n != 2 || len(*handled) != 3 {
+		t.Errorf("with the host listed: it was called %d times and %d alerts handled, want 2 and 3", n, len(*handled))
+	}
+	if st := p.Status()[0]; st.Failures != 1 || !strings.Contains(st.LastError, "2 new entries not taken in") {
+		t.Errorf("with the host listed: status %+v; want the metadata and file entries still refused", st)
+	}
+}
+
+// TestPollerFollows: which addresses a feed's poll may fetch.
+func TestPollerFollows(t *testing.T) {
+	p := &Poller{AlertHosts: []string{"alerts.example.vn", "cdn.example.vn:8443"}}
+	feed, _ := url.Parse("http://Feed.example.vn/atom.xml")
+	for _, c := range []struct {
+		link string
+		ok   bool
+	}{
+		{"http://feed.example.vn/a.xml", true},
+		{"http://feed.example.vn:80/a.xml", true},
+		{"http://feed.example.vn./a.xml", true},
+		{"https://feed.example.vn/a.xml", false}, // another port
+		{"http://feed.example.vn:8080/a.xml", false},
+		{"https://alerts.example.vn:9000/a.xml", true},
+		{"https://cdn.example.vn:8443/a.xml", true},
+		{"https://cdn.example.vn/a.xml", false},
+		{"http://127.0.0.1/api/v1/users", false},
+		{"http://[::1]/x", false},
+		{"http://169.254.169.254/latest/meta-data/", false},
+		{"http://feed.example.vn@127.0.0.1/x", false},
+		{"file:///etc/passwd", false},
+		{"gopher://feed.example.vn/x", false},
+		{"http:///x", false},
+	} {
+		u, err := url.Parse(c.link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.follows(feed, u); (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrForeignLink)) {
+			t.Errorf("%s: %v, want followed %v", c.link, err, c.ok)
+		}
+	}
 }
