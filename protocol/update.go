@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
+	"strings"
 )
 
 // CmdUpdate asks a node to install another agent release (Command.Update).
@@ -68,11 +70,72 @@ func (u *Update) Validate() error {
 			return fmt.Errorf("update %s/%s: sha256 %q is not a hex SHA-256", u.Version, a.Arch, a.SHA256)
 		case a.Size <= 0:
 			return fmt.Errorf("update %s/%s: size %d", u.Version, a.Arch, a.Size)
-		case a.Path == "" || a.Path[0] != '/':
-			return fmt.Errorf("update %s/%s: path %q: want an absolute path on the controller", u.Version, a.Arch, a.Path)
+		case !ValidArchivePath(a.Path):
+			return fmt.Errorf("update %s/%s: path %q: want an absolute path on the controller (one leading /, no host, no backslash or control characters)", u.Version, a.Arch, a.Path)
 		}
 	}
 	return nil
+}
+
+// maxArchivePath bounds an archive's path (the controller's are about 90
+// bytes).
+const maxArchivePath = 1024
+
+// archiveBase stands for a controller's address when a path is checked:
+// with a port and a path of its own, as behind a reverse proxy.
+var archiveBase = &url.URL{Scheme: "https", Host: "controller.invalid:8443", Path: "/loaxa/"}
+
+// ValidArchivePath reports whether p is a path on the controller a node
+// may fetch a release from. "//other-host/x" starts with "/" too, but a
+// URL resolution takes it as another host, and a backslash is taken as
+// "/" by WHATWG parsers and some proxies; the node must fetch its agent
+// from its controller alone, whatever the signature covers.
+func ValidArchivePath(p string) bool {
+	if len(p) < 1 || len(p) > maxArchivePath || p[0] != '/' || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f || r == '\\' {
+			return false
+		}
+	}
+	ref, err := url.Parse(p)
+	if err != nil || ref.Scheme != "" || ref.Host != "" || ref.User != nil || ref.Opaque != "" {
+		return false
+	}
+	if archiveBase.ResolveReference(ref).Host != archiveBase.Host {
+		return false
+	}
+	_, err = joinArchive(archiveBase.String(), p)
+	return err == nil
+}
+
+// ArchiveURL is the address of the archive at path on the controller at
+// base (its HTTP address, which may end in a path of its own), refused
+// unless path is a ValidArchivePath that stays on base's host.
+func ArchiveURL(base, path string) (string, error) {
+	if !ValidArchivePath(path) {
+		return "", fmt.Errorf("archive path %q: want an absolute path on the controller (one leading /, no host, no backslash or control characters)", path)
+	}
+	return joinArchive(base, path)
+}
+
+// joinArchive appends path to base, as nodes always have, and checks the
+// result is on base's host.
+func joinArchive(base, path string) (string, error) {
+	b, err := url.Parse(base)
+	if err != nil || b.Host == "" {
+		return "", fmt.Errorf("controller address %q: not an http(s) URL", base)
+	}
+	s := strings.TrimRight(base, "/") + path
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("archive path %q: %w", path, err)
+	}
+	if u.Scheme != b.Scheme || u.Host != b.Host || u.User.String() != b.User.String() {
+		return "", fmt.Errorf("archive path %q: leads to %s, not to the controller %s", path, u.Host, b.Host)
+	}
+	return s, nil
 }
 
 // For returns the archive for arch, or nil.

@@ -55,3 +55,34 @@ func TestNewerUpdateReplacesAWaitingOne(t *testing.T) {
 		t.Error("release 3.0.0 is still wanted 21 minutes after a 10-minute command, never renewed")
 	}
 }
+
+// TestUpdateFromAnotherHostIsRefused: an update command whose archive path
+// starts with "//" names another host once resolved as a URL; the
+// signature and the SHA-256 would hold, but a node fetches its agent only
+// from its controller. It is refused and reported, never asked for.
+func TestUpdateFromAnotherHostIsRefused(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	reqs := update.NewRequests(clock.NewFake(time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)))
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) { c.Updates = reqs }})
+	waitConnected(t, n)
+
+	u := release("2.0.0")
+	u.Archives[0].Path = "//other-host.example/" + u.Archives[0].SHA256
+	ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdUpdate, Update: u})
+	var reason string
+	nodetest.Eventually(t, 10*time.Second, "the update from another host reported refused", func() bool {
+		for _, e := range ctl.Events("n1") {
+			if e.Type == protocol.EventUpdateFailed && e.Version == "2.0.0" {
+				reason = e.Reason
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(reason, "path") || !strings.Contains(reason, "//other-host.example/") {
+		t.Errorf("refused with %q; want the path named", reason)
+	}
+	if reqs.Wanted(*u) {
+		t.Error("the release on another host was asked for")
+	}
+}

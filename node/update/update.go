@@ -144,7 +144,13 @@ func fetchOnce(ctx context.Context, client *http.Client, base, user, secret stri
 // the controller does not answer the Range), appends them to f and h, and
 // returns how many f holds.
 func fetchRest(ctx context.Context, client *http.Client, base, user, secret string, a protocol.UpdateArchive, f *os.File, h hash.Hash, have int64) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(base, "/")+a.Path, nil)
+	// Checked here too, not only in the command's Validate: a node fetches
+	// its agent from its controller alone.
+	u, err := protocol.ArchiveURL(base, a.Path)
+	if err != nil {
+		return have, fmt.Errorf("fetch release: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return have, fmt.Errorf("fetch release: %w", err)
 	}

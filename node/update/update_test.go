@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,4 +241,27 @@ func FuzzExtract(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFetchOnlyFromTheController: an archive whose path would name another
+// host, were it taken as a URL reference, is not fetched from anywhere,
+// even when the command's Validate was skipped.
+func TestFetchOnlyFromTheController(t *testing.T) {
+	var requests atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer ts.Close()
+	dst := filepath.Join(t.TempDir(), ".loaxa-node.new")
+	for _, path := range []string{"//other-host.example/x", "/\\other-host.example/x", "//n1:secret@other-host.example/x"} {
+		a := describe([]byte("agent"), path)
+		err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", a, dst, nil)
+		if err == nil || !strings.Contains(err.Error(), "archive path") {
+			t.Errorf("%q: %v; want it refused as another host", path, err)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests made for archives that are not on the controller", n)
+	}
 }
