@@ -272,6 +272,13 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// Checked as the node checks it: an update the nodes would refuse,
+	// or one whose archive is not on this controller (a stored release
+	// damaged or written by hand), is not signed.
+	upd := updateOf(rel)
+	if err := upd.Validate(); err != nil {
+		return fmt.Errorf("rollout %s: release %s not sent to nodes: %w", id, rel.Version, err)
+	}
 	now := r.Now()
 	// Read the answers outside the rollout's transaction.
 	answers := map[string]answer{}
@@ -335,7 +342,7 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	cmd := protocol.Command{Name: protocol.CmdUpdate, Update: updateOf(rel)}
+	cmd := protocol.Command{Name: protocol.CmdUpdate, Update: upd}
 	for _, node := range send {
 		if err := r.Messenger.SendNodeCommand(ctx, node, cmd, r.Resend); err != nil {
 			r.Logger.Warn("rollout: update command not sent; retried later", "rollout", id, "node", node, "err", err)

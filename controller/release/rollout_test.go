@@ -363,3 +363,27 @@ func TestRunnerWritesARolloutOnlyWhenItChanges(t *testing.T) {
 			g.r.Resend, g.msgr.sent, ro.UpdatedAt, asked.UpdatedAt)
 	}
 }
+
+// TestRolloutSendsNoUpdateTheNodesWouldRefuse: the controller checks the
+// update command it builds as the node does (protocol.Update.Validate):
+// a stored release whose archive's SHA-256 is not one (here it would
+// climb out of the archives' path towards "//other-host…") is not signed
+// for any node, and the step says which release and why.
+func TestRolloutSendsNoUpdateTheNodesWouldRefuse(t *testing.T) {
+	g := newRolloutRig(t, "n1", "n2")
+	if _, err := g.rels.PutReleaseArchive(g.ctx, "4.0", loaxa.ReleaseArchive{Arch: "arm64", SHA256: "/../../..//other-host.example/x", Size: 10}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := g.r.Start(g.ctx, "4.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.clk.Advance(time.Second)
+	err = g.r.step(g.ctx, ro.ID)
+	if err == nil || !strings.Contains(err.Error(), "release 4.0 not sent") {
+		t.Errorf("step: %v; want the release named as not sent", err)
+	}
+	if len(g.msgr.asked) != 0 {
+		t.Errorf("asked %v to install a release the nodes would refuse", g.msgr.asked)
+	}
+}
