@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -49,8 +52,16 @@ type Poller struct {
 	// plain HTTP link, must not make the controller GET its own API, the
 	// cloud's metadata address or another internal service.
 	AlertHosts []string
+	// Internal says whether an address is of the controller's own
+	// networks (loopback, private, link-local, ...), where an entry's
+	// link may lead only when the feed itself is there; nil:
+	// InternalAddr. Tests set it, their servers all being on loopback.
+	Internal func(netip.Addr) bool
 
 	initOnce sync.Once
+	// guarded is Client with the dial guard (guardDial), when Client's
+	// transport is an *http.Transport (or the default).
+	guarded *http.Client
 
 	mu     sync.Mutex
 	seen   map[string]bool        // feed URL + Atom entry id + updated
@@ -162,8 +173,82 @@ func (p *Poller) init() {
 		if p.Logger == nil {
 			p.Logger = slog.New(slog.DiscardHandler)
 		}
+		if p.Internal == nil {
+			p.Internal = InternalAddr
+		}
 		p.initMetrics()
+		p.guarded = p.Client
+		var tr *http.Transport
+		switch t := p.Client.Transport.(type) {
+		case nil:
+			tr = http.DefaultTransport.(*http.Transport).Clone()
+		case *http.Transport:
+			tr = t.Clone()
+		default:
+			p.Logger.Warn("cap: the feeds' HTTP transport is not an *http.Transport; entries' links are not checked for internal addresses")
+			return
+		}
+		dial := tr.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if g, ok := ctx.Value(dialGuardKey{}).(*dialGuard); ok {
+				if err := g.check(conn.RemoteAddr()); err != nil {
+					conn.Close()
+					return nil, err
+				}
+			}
+			return conn, nil
+		}
+		c := *p.Client
+		c.Transport = tr
+		p.guarded = &c
 	})
+}
+
+// InternalAddr reports whether a is of the controller's own networks:
+// loopback, private (RFC 1918, fc00::/7), link-local (the cloud's
+// metadata address 169.254.169.254 among them), unspecified or
+// multicast, or the shared address space of carrier-grade NAT.
+func InternalAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() || cgnat.Contains(a)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// dialGuardKey is the context key of a dialGuard.
+type dialGuardKey struct{}
+
+// dialGuard rides in the context of the requests for a feed's entries:
+// a connection to an internal address is
+// closed before anything is sent on it, unless the feed itself was
+// reached on one. It is checked on the address connected to, so a host
+// name that resolves elsewhere from one request to the next (DNS
+// rebinding) is caught too.
+type dialGuard struct {
+	feed          string // label
+	allowInternal bool
+	internal      func(netip.Addr) bool
+	refused       *prometheus.CounterVec
+}
+
+func (g *dialGuard) check(a net.Addr) error {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return fmt.Errorf("%w: connected to %s, not an IP address", ErrForeignLink, a)
+	}
+	if !g.allowInternal && g.internal(ap.Addr()) {
+		g.refused.WithLabelValues(g.feed).Inc()
+		return fmt.Errorf("%w: its host is at %s, an internal address, and the feed is not", ErrForeignLink, ap.Addr().Unmap())
+	}
+	return nil
 }
 
 // Run polls each feed every Interval (at once first), each feed on its
@@ -186,6 +271,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	p.guarded.CloseIdleConnections()
 	return nil
 }
 
@@ -262,6 +348,7 @@ func (p *Poller) Poll(ctx context.Context) {
 		wg.Go(func() { p.pollFeed(ctx, u) })
 	}
 	wg.Wait()
+	p.guarded.CloseIdleConnections()
 }
 
 // pollFeed polls feed once and notes how it went. Its fetches end within
@@ -325,7 +412,7 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 	// A copy of the client that follows redirects only as far as links
 	// go: a feed on plain HTTP changed on the way must not send the
 	// controller to its own API by a redirect either.
-	client := *p.Client
+	client := *p.guarded
 	next := client.CheckRedirect
 	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if err := p.follows(base, req.URL); err != nil {
@@ -340,10 +427,21 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 		}
 		return nil
 	}
-	raw, err := p.get(fetch, &client, feed)
+	// Where the feed was reached says whether its entries may lead to
+	// internal addresses: a feed on the province's own network may keep
+	// its alerts there, one on the Internet may not send the controller
+	// there.
+	var feedAddr net.Addr
+	trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { feedAddr = c.Conn.RemoteAddr() }}
+	raw, err := p.get(httptrace.WithClientTrace(fetch, trace), &client, feed)
 	if err != nil {
 		return err
 	}
+	guard := &dialGuard{feed: feedLabel(feed), internal: p.Internal, refused: p.refused}
+	if ap, err := netip.ParseAddrPort(fmt.Sprint(feedAddr)); err == nil {
+		guard.allowInternal = p.Internal(ap.Addr())
+	}
+	entries := context.WithValue(fetch, dialGuardKey{}, guard)
 	var root struct{ XMLName xml.Name }
 	if err := xml.NewDecoder(bytes.NewReader(raw)).Decode(&root); err != nil {
 		return fmt.Errorf("feed %s: not XML: %w", feed, err)
@@ -398,9 +496,13 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 			failed = append(failed, fmt.Errorf("entry %s: not reached within the poll's %v", e.ID, p.Interval))
 			continue
 		}
-		doc, err := p.get(fetch, &client, link.String())
+		doc, err := p.get(entries, &client, link.String())
 		if err != nil {
-			p.Logger.Warn("cap: feed entry not fetched; trying again next poll", "feed", feed, "entry", e.ID, "err", err)
+			msg := "cap: feed entry not fetched; trying again next poll"
+			if errors.Is(err, ErrForeignLink) { // a redirect, or an internal address
+				msg = "cap: feed entry link not followed: it leaves the feed's host"
+			}
+			p.Logger.Warn(msg, "feed", feed, "entry", e.ID, "err", err)
 			failed = append(failed, fmt.Errorf("entry %s: %w", e.ID, err))
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"loaxa.vn/internal/syncbuf"
 )
 
 // TestPollerReadsAlertsAndAtomFeeds: a feed URL that answers a CAP alert
@@ -540,5 +543,94 @@ func TestPollerFollows(t *testing.T) {
 		if err := p.follows(feed, u); (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrForeignLink)) {
 			t.Errorf("%s: %v, want followed %v", c.link, err, c.ok)
 		}
+	}
+}
+
+// TestPollerKeepsEntriesOffInternalAddresses: a feed reached on a public
+// address whose host name then resolves to an internal one (DNS
+// rebinding: here the test's dialler sends every connection after the
+// first to a second server, standing for the controller's own API) does
+// not get the controller to send anything there: the connection is
+// closed before a request is written, the feed shows as failing and the
+// refusal is counted. A feed on an internal address may keep its alerts
+// there (every other test's feed is on loopback).
+func TestPollerKeepsEntriesOffInternalAddresses(t *testing.T) {
+	alert := sample(t)
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no second loopback address to stand for an internal one: %v", err)
+	}
+	var innerHits atomic.Int32
+	inner := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		innerHits.Add(1)
+		w.Write(alert)
+	}))
+	inner.Listener.Close()
+	inner.Listener = ln
+	inner.Start()
+	defer inner.Close()
+	feedSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/feed.atom" {
+			w.Write([]byte(`<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>1</id><updated>u</updated><link href="/a.xml"/></entry></feed>`))
+			return
+		}
+		w.Write(alert)
+	}))
+	defer feedSrv.Close()
+	var dials atomic.Int32
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		to := inner.Listener.Addr().String()
+		if dials.Add(1) == 1 {
+			to = feedSrv.Listener.Addr().String()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, to)
+	}}
+	feed := "http://cap.example.vn:" + feedSrv.URL[strings.LastIndex(feedSrv.URL, ":")+1:] + "/feed.atom"
+	handled := 0
+	var logs syncbuf.Buffer
+	p := &Poller{URLs: []string{feed}, Client: &http.Client{Transport: tr}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		// 127.0.0.2 stands for an internal address, 127.0.0.1 for the
+		// feed's public one.
+		Internal: func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
+		Handle:   func(context.Context, []byte, string) error { handled++; return nil }}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors()...)
+	p.Poll(context.Background())
+	if n := innerHits.Load(); n != 0 || handled != 0 {
+		t.Errorf("the internal server answered %d requests, %d alerts handled; want none", n, handled)
+	}
+	if dials.Load() < 2 {
+		t.Fatalf("%d connections made; the entry was not even tried", dials.Load())
+	}
+	if st := p.Status()[0]; st.Failures != 1 || !strings.Contains(st.LastError, "internal address") {
+		t.Errorf("status %+v; want a failed poll saying the entry's host is at an internal address", st)
+	}
+	if !strings.Contains(logs.String(), "cap: feed entry link not followed") {
+		t.Errorf("logged:\n%s\nwant the entry's link not followed", logs.String())
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "loaxa_cap_feed_links_refused_total" {
+			refused = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if refused != 1 {
+		t.Errorf("loaxa_cap_feed_links_refused_total = %v, want 1", refused)
+	}
+
+	// The same feed reached on an internal address: its alerts may be
+	// there too.
+	dials.Store(0)
+	p = &Poller{URLs: []string{feed}, Client: &http.Client{Transport: tr},
+		Internal: func(netip.Addr) bool { return true },
+		Handle:   func(context.Context, []byte, string) error { handled++; return nil }}
+	p.Poll(context.Background())
+	if n := innerHits.Load(); n != 1 || handled != 1 {
+		t.Errorf("feed on an internal address: its host answered %d requests, %d alerts handled; want 1 and 1", n, handled)
 	}
 }
