@@ -79,6 +79,9 @@ func (r *Runner) Start(ctx context.Context, version string, targets loaxa.Target
 	if err != nil {
 		return nil, err
 	}
+	if err := updateOf(rel).Validate(); err != nil {
+		return nil, loaxa.Errorf(loaxa.EInvalid, "Release %s cannot be sent to nodes (%v); upload its archives again under a new version.", version, err)
+	}
 	ids := map[string]bool{}
 	for _, area := range targets.Areas {
 		nodes, err := r.Nodes.FindNodes(ctx, loaxa.NodeFilter{Within: area})

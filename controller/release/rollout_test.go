@@ -365,22 +365,33 @@ func TestRunnerWritesARolloutOnlyWhenItChanges(t *testing.T) {
 }
 
 // TestRolloutSendsNoUpdateTheNodesWouldRefuse: the controller checks the
-// update command it builds as the node does (protocol.Update.Validate):
-// a stored release whose archive's SHA-256 is not one (here it would
-// climb out of the archives' path towards "//other-host…") is not signed
-// for any node, and the step says which release and why.
+// update command it builds as the node does (protocol.Update.Validate): a
+// stored release with an archive whose SHA-256 is not one (here it would
+// climb out of the archives' path towards "//other-host…") is refused when
+// a rollout of it is started, saying what to do, and when such an archive
+// was added after the start, it is signed for no node and the step says
+// which release and why.
 func TestRolloutSendsNoUpdateTheNodesWouldRefuse(t *testing.T) {
 	g := newRolloutRig(t, "n1", "n2")
-	if _, err := g.rels.PutReleaseArchive(g.ctx, "4.0", loaxa.ReleaseArchive{Arch: "arm64", SHA256: "/../../..//other-host.example/x", Size: 10}, "admin"); err != nil {
+	bad := loaxa.ReleaseArchive{Arch: "arm", SHA256: "/../../..//other-host.example/x", Size: 10}
+	if _, err := g.rels.PutReleaseArchive(g.ctx, "5.0", bad, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := g.r.Start(g.ctx, "4.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	_, err := g.r.Start(g.ctx, "5.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if loaxa.ErrorCode(err) != loaxa.EInvalid || !strings.Contains(loaxa.ErrorMessage(err), "Release 5.0 cannot be sent to nodes") {
+		t.Errorf("starting a rollout of a release the nodes would refuse: %v; want it refused as invalid, saying why", err)
+	}
+
+	ro, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.rels.PutReleaseArchive(g.ctx, "2.0", bad, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	g.clk.Advance(time.Second)
 	err = g.r.step(g.ctx, ro.ID)
-	if err == nil || !strings.Contains(err.Error(), "release 4.0 not sent") {
+	if err == nil || !strings.Contains(err.Error(), "release 2.0 not sent") {
 		t.Errorf("step: %v; want the release named as not sent", err)
 	}
 	if len(g.msgr.asked) != 0 {
