@@ -59,7 +59,7 @@ type Poller struct {
 	Internal func(netip.Addr) bool
 
 	initOnce sync.Once
-	// guarded is Client with the dial guard (guardDial), when Client's
+	// guarded is Client with the dial guard (dialGuard), when Client's
 	// transport is an *http.Transport (or the default).
 	guarded *http.Client
 
