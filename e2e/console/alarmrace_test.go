@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"loaxa.vn/controller/loaxa"
@@ -30,12 +29,7 @@ func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
 	// on at once.
 	paused, cont := b.HoldResponses(`*/api/v1/alarms\?limit=*`)
 	b.Do("open the alarms", chromedp.Evaluate[chromedp.Void](`location.hash = '#/alarms'`))
-	var first fetch.RequestID
-	select {
-	case first = <-paused:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the alarms screen did not read the list")
-	}
+	first := b.AwaitHeld(paused, "the alarms screen did not read the list")
 	sim.SetSpeakerLine(protocol.LineOpen)
 	rig.Eventually(t, minWait, "the alarm open at the controller", func() bool {
 		var l struct{ Alarms []loaxa.Alarm }

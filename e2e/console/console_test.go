@@ -256,6 +256,20 @@ func (b *Browser) HoldResponses(pattern string) (held <-chan fetch.RequestID, re
 	}
 }
 
+// AwaitHeld waits up to 15 s for the first answer the browser holds
+// (HoldResponses) and returns it to be released; failure says what did
+// not happen if none comes.
+func (b *Browser) AwaitHeld(paused <-chan fetch.RequestID, failure string) fetch.RequestID {
+	b.t.Helper()
+	select {
+	case id := <-paused:
+		return id
+	case <-time.After(15 * time.Second):
+		b.t.Fatal(failure)
+		return ""
+	}
+}
+
 // Do runs steps within a deadline; what names them in a failure.
 func (b *Browser) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"loaxa.vn/controller/loaxa"
@@ -336,12 +335,7 @@ func TestConfirmationWaitsForKeptContent(t *testing.T) {
 	defer b.checkErrors()
 	paused, release := b.HoldResponses(`*/api/v1/content/standing*`)
 	b.Do("open the emergency form", chromedp.Evaluate[chromedp.Void](`location.hash = '#/emergency'`))
-	var held fetch.RequestID
-	select {
-	case held = <-paused:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the emergency form did not read the kept content")
-	}
+	held := b.AwaitHeld(paused, "the emergency form did not read the kept content")
 	b.Wait("the form", `document.querySelector('#em-form #em-text')`, 15*time.Second)
 	b.Do("type the kept warning and send",
 		chromedp.Click(chromedp.CSS(`#em-drill`)),

@@ -28,12 +28,7 @@ func TestSlowScreenDoesNotCoverTheNext(t *testing.T) {
 	defer b.checkErrors()
 	paused, release := b.HoldResponses(`*/static/js/views/overview.js*`)
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	var module fetch.RequestID
-	select {
-	case module = <-paused:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the console did not ask for the overview's module after sign-in")
-	}
+	module := b.AwaitHeld(paused, "the console did not ask for the overview's module after sign-in")
 	b.Do("open Phát trực tiếp at once", chromedp.Evaluate[chromedp.Void](`location.hash = '#/live'`))
 	b.Wait("the live screen", `document.querySelector('#live-start')`, 15*time.Second)
 	if err := release(module); err != nil {
@@ -172,12 +167,7 @@ func TestSignOutWhileAScreenLoads(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	paused, release := b.HoldResponses(`*/api/v1/emergency`)
 	b.Do("open the emergency form", chromedp.Evaluate[chromedp.Void](`location.hash = '#/emergency'`))
-	var held fetch.RequestID
-	select {
-	case held = <-paused:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the emergency screen did not ask for the recent emergencies")
-	}
+	held := b.AwaitHeld(paused, "the emergency screen did not ask for the recent emergencies")
 	b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
 	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
 	if err := release(held); err != nil {
@@ -208,12 +198,7 @@ func TestSignOutWhileTheLanguageLoads(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	paused, release := b.HoldResponses(`*/static/i18n/en.json`)
 	b.Do("press English", chromedp.Click(chromedp.CSS(`header button.lang`)))
-	var held fetch.RequestID
-	select {
-	case held = <-paused:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the page did not ask for the English words")
-	}
+	held := b.AwaitHeld(paused, "the page did not ask for the English words")
 	b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
 	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
 	if err := release(held); err != nil {

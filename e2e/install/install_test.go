@@ -18,18 +18,27 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestInstallNode(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "node")
+// nodeToInstall builds the node agent into a temporary directory and
+// writes a credentials document beside it, as a technician has them before
+// running scripts/install-node.sh.
+func nodeToInstall(t *testing.T) (dir, bin, cred, credText string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "node")
 	build := exec.Command("go", "build", "-o", bin, "loaxa.vn/node")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cred := filepath.Join(dir, "node.json")
-	credText := `{"node":"tt-01","area":"12346"}`
+	cred = filepath.Join(dir, "node.json")
+	credText = `{"node":"tt-01","area":"12346"}`
 	if err := os.WriteFile(cred, []byte(credText), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return dir, bin, cred, credText
+}
+
+func TestInstallNode(t *testing.T) {
+	dir, bin, cred, credText := nodeToInstall(t)
 	root := filepath.Join(dir, "root")
 	script := "../../scripts/install-node.sh"
 
@@ -138,17 +147,7 @@ func TestInstallNode(t *testing.T) {
 // been replaced, so the script stopped with the unit not written and the
 // service not restarted.
 func TestReinstallWithTheInstalledCredentials(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "node")
-	build := exec.Command("go", "build", "-o", bin, "loaxa.vn/node")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cred := filepath.Join(dir, "node.json")
-	credText := `{"node":"tt-01","area":"12346"}`
-	if err := os.WriteFile(cred, []byte(credText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, cred, credText := nodeToInstall(t)
 	root := filepath.Join(dir, "root")
 	script := "../../scripts/install-node.sh"
 	if out, err := exec.Command(script, "--root", root, "--credentials", cred, "--binary", bin).CombinedOutput(); err != nil {
