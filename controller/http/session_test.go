@@ -1081,10 +1081,11 @@ func TestProgrammeOfAPastDayShowsTheTimesItRanBy(t *testing.T) {
 	}
 }
 
-// storeUnchecked writes sess into the store as it is, unchecked, as an
-// older version or an old backup may have left it: the store's own
-// CreateSession refuses one that overlaps another, however far ahead.
-func (e *env) storeUnchecked(sess *loaxa.Session) {
+// writeRaw runs update on the store's file opened as plain bbolt, past
+// every check of the store's own methods, as an older version, a restored
+// backup or a hand-mended store may have written it; what names it in a
+// failure.
+func (e *env) writeRaw(what string, update func(tx *bbolt.Tx) error) {
 	e.t.Helper()
 	if err := e.db.Close(); err != nil {
 		e.t.Fatal(err)
@@ -1093,16 +1094,24 @@ func (e *env) storeUnchecked(sess *loaxa.Session) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
+	err = raw.Update(update)
+	if err := errors.Join(err, raw.Close(), e.db.Open()); err != nil {
+		e.t.Fatalf("store %s unchecked: %v", what, err)
+	}
+}
+
+// storeUnchecked writes sess into the store as it is, unchecked: the
+// store's own CreateSession refuses one that overlaps another, however far
+// ahead.
+func (e *env) storeUnchecked(sess *loaxa.Session) {
+	e.t.Helper()
+	e.writeRaw("session "+sess.ID, func(tx *bbolt.Tx) error {
 		data, err := json.Marshal(sess)
 		if err != nil {
 			return err
 		}
 		return tx.Bucket([]byte("sessions")).Put([]byte(sess.ID), data)
 	})
-	if err := errors.Join(err, raw.Close(), e.db.Open()); err != nil {
-		e.t.Fatalf("store session %s unchecked: %v", sess.ID, err)
-	}
 }
 
 // createAnnouncementUnchecked stores a as an active announcement, given
@@ -1110,14 +1119,7 @@ func (e *env) storeUnchecked(sess *loaxa.Session) {
 // an older version, a restored backup or a hand-mended store may hold it.
 func (e *env) createAnnouncementUnchecked(a *loaxa.Announcement) {
 	e.t.Helper()
-	if err := e.db.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	raw, err := bbolt.Open(e.db.Path(), 0o600, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
+	e.writeRaw("announcement", func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte("announcements"))
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -1133,9 +1135,6 @@ func (e *env) createAnnouncementUnchecked(a *loaxa.Announcement) {
 		}
 		return b.Put([]byte(a.ID), data)
 	})
-	if err := errors.Join(err, raw.Close(), e.db.Open()); err != nil {
-		e.t.Fatalf("store announcement unchecked: %v", err)
-	}
 }
 
 // TestSessionsMeetingYearsAheadAreListed: two sessions of 29 February a
