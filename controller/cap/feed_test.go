@@ -481,16 +481,7 @@ func TestPollerFollowsLinksOnlyOnTheFeedsHost(t *testing.T) {
 	if st.Failures != 1 || !strings.Contains(st.LastError, "4 new entries not taken in") || !strings.Contains(st.LastError, "--cap-alert-hosts") {
 		t.Errorf("status %+v; want a failed poll of 4 entries saying which option lists another host", st)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "loaxa_cap_feed_links_refused_total" {
-			refused = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
+	refused := linksRefused(t, reg)
 	if refused != 4 {
 		t.Errorf("loaxa_cap_feed_links_refused_total = %v, want 4 (three links and a redirect)", refused)
 	}
@@ -609,16 +600,7 @@ func TestPollerKeepsEntriesOffInternalAddresses(t *testing.T) {
 	if !strings.Contains(logs.String(), "cap: feed entry link not followed") {
 		t.Errorf("logged:\n%s\nwant the entry's link not followed", logs.String())
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "loaxa_cap_feed_links_refused_total" {
-			refused = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
+	refused := linksRefused(t, reg)
 	if refused != 1 {
 		t.Errorf("loaxa_cap_feed_links_refused_total = %v, want 1", refused)
 	}
@@ -633,4 +615,20 @@ func TestPollerKeepsEntriesOffInternalAddresses(t *testing.T) {
 	if n := innerHits.Load(); n != 1 || handled != 1 {
 		t.Errorf("feed on an internal address: its host answered %d requests, %d alerts handled; want 1 and 1", n, handled)
 	}
+}
+
+// linksRefused reads loaxa_cap_feed_links_refused_total of the one feed
+// from reg (-1 if it is not there).
+func linksRefused(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "loaxa_cap_feed_links_refused_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
 }
