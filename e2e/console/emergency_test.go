@@ -525,6 +525,44 @@ func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
 	}
 }
 
+// TestPlayedAlertsBoardSaysExpiredAtItsExpiry: a board left open on an
+// alert every cluster had played went on saying "Đang hiệu lực", "lệnh
+// vẫn còn hiệu lực đến …" and offering DỪNG PHÁT past that time, until it
+// was opened again: its stream had ended once every cluster was final,
+// and only the stream changed the state. At the expiry it must say "Đã
+// hết hạn", that it is over, and offer the stop no more.
+func TestPlayedAlertsBoardSaysExpiredAtItsExpiry(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	// A short alert: a second's tone, in force for 20 s.
+	expires := time.Now().Add(20 * time.Second)
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true,
+		"expires": expires.Format(time.RFC3339Nano)}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#em-cancel')`)
+	b.Wait("the cluster played it to the end before the expiry, and the board says it is in force",
+		`document.querySelector('#ack-board tr[data-state=completed]') && `+text("#em-live")+`.startsWith('Mọi cụm loa đã phát xong')`, time.Until(expires))
+	if got := MustEval[string](b, text("#em-state")); got != "Đang hiệu lực" {
+		t.Fatalf("before its expiry the played alert's state reads %q, want Đang hiệu lực", got)
+	}
+	b.Wait("the board says it expired, without being opened again", text("#em-state")+` === 'Đã hết hạn'`, time.Until(expires)+15*time.Second)
+	if got := MustEval[string](b, text("#em-live")); got != "Đã kết thúc — số liệu không thay đổi nữa." {
+		t.Errorf("the expired alert's board says %q, want Đã kết thúc — số liệu không thay đổi nữa.", got)
+	}
+	if MustEval[bool](b, `!!document.querySelector('#em-cancel')`) {
+		t.Error("the expired alert's board still offers DỪNG PHÁT")
+	}
+}
+
 // TestAllClearNamesItsAlert: an all-clear's board said "Thông báo an toàn
 // cho lần phát khẩn cấp e000001", and the alert's board "Đã có thông báo
 // an toàn: e000002": codes an officer cannot read. Each names the other by

@@ -614,6 +614,9 @@ const ONE_AREA_FROM = 1000;
 /** ROW_SLICE is how many of the board's rows are built at a time. */
 const ROW_SLICE = 500;
 
+/** MAX_TIMER_MS is the longest delay setTimeout keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** openAlarms reads the open alarms, or null where they cannot be read. */
 const openAlarms = () => api('GET', '/alarms', undefined, { state: 'open', limit: 10000 }).then((r) => r.alarms || [], () => null);
 
@@ -925,13 +928,37 @@ async function board(ctx, main, id) {
   // read may have missed changes.
   if (resynced || (!readSubscribed && alarms.readyState === EventSource.OPEN)) reread();
 
-  // more, if given, adds to the confirmation what the officer chose (the
-  // all-clear's volume), read when the button is pressed.
   const stopped = (st) => {
+    clearTimeout(expiryTimer);
     fill(state, badge(st, 'emstate.'));
     main.querySelector('#em-cancel')?.remove();
     if (ended) sayEnded(st); // no longer in force: over, the figures final
   };
+  // At its expiry the alert is over: a board left open past it said
+  // "Đang hiệu lực" and offered DỪNG PHÁT until opened again, its stream
+  // having ended when every cluster was final (and otherwise until a
+  // minute after). Read again then, for a stop by a colleague meanwhile;
+  // the controller reading it a moment before its own clock reaches the
+  // expiry, or not answering, it is expired all the same.
+  let expiryTimer;
+  let left = false; // the board closed: a read still on its way changes nothing
+  const atExpiry = async () => {
+    const ms = Date.parse(expires) - now().getTime();
+    // A timer longer than setTimeout's ~24.8 days fires at once: armed
+    // again until the expiry is near.
+    if (ms > 0) { expiryTimer = setTimeout(atExpiry, Math.min(ms, MAX_TIMER_MS)); return; }
+    let st = 'expired';
+    try {
+      const r = await api('GET', `/emergency/${encodeURIComponent(id)}`);
+      if (r.state && r.state !== 'active') st = r.state;
+    } catch {
+      // Said expired: its expiry has passed on the controller's clock.
+    }
+    if (!left) stopped(st);
+  };
+  if (rep.state === 'active') atExpiry();
+  // more, if given, adds to the confirmation what the officer chose (the
+  // all-clear's volume), read when the button is pressed.
   const act = (verb, title, yes, body, more) => async () => {
     if (!(await confirmDialog(title, h('div', {}, h('p', {}, rep.title || rep.id), more ? more() : null), yes, true))) return;
     try {
@@ -996,5 +1023,5 @@ async function board(ctx, main, id) {
       h('thead', {}, h('tr', {}, [t('clusters.name'), t('common.area'), t('clusters.state'), t('emergency.received_after'), t('clusters.detail')].map((x) => h('th', {}, x)))), tbody))),
     rep.drill ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null);
   oneArea();
-  return () => { src.close(); alarms.close(); main.classList.remove('drill'); };
+  return () => { left = true; clearTimeout(expiryTimer); src.close(); alarms.close(); main.classList.remove('drill'); };
 }
