@@ -1217,7 +1217,10 @@ func (c *Cache) download(ctx context.Context, ref protocol.ContentRef, f *os.Fil
 	// slow links.
 	watchdog := clock.NewWatchdog(c.cfg.Clock, c.cfg.StallTimeout, func() { cancel(ErrStalled) })
 	defer watchdog.Stop()
-	resp, err := c.cfg.Client.Do(req)
+	// Redirects too stay on the controller (protocol.ErrRedirectAway).
+	stay := *c.cfg.Client
+	stay.CheckRedirect = protocol.StayOnController(c.cfg.BaseURL)
+	resp, err := stay.Do(req)
 	if err != nil {
 		return stallCause(ctx, err)
 	}

@@ -1191,3 +1191,49 @@ func TestContentWithoutALengthIsTaken(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchFollowsNoRedirectAwayFromTheController: the controller's
+// answer redirecting a content download to another host sent the node
+// there (the SHA-256 checked, Go dropping the credentials, but the node
+// downloading from a host nobody chose). Such a redirect is refused with
+// ErrRedirectAway, saying where it led, the other host is never asked and
+// nothing is cached; a redirect on the controller itself is followed.
+func TestFetchFollowsNoRedirectAwayFromTheController(t *testing.T) {
+	b, id := blob(10_000, 3)
+	var away atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		away.Add(1)
+		w.Write(b)
+	}))
+	defer other.Close()
+	s := newServer(t)
+	s.files[id] = b
+	s.handle = func(_ int, w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Query().Get("via") {
+		case "away":
+			http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+		case "here":
+			http.Redirect(w, r, r.URL.Path, http.StatusFound)
+		default:
+			return false
+		}
+		return true
+	}
+	c := newCache(t, s)
+	r := ref(id, len(b))
+	r.Path += "?via=away"
+	err := c.Fetch(context.Background(), r)
+	if !errors.Is(err, protocol.ErrRedirectAway) || !strings.Contains(err.Error(), strings.TrimPrefix(other.URL, "http://")) {
+		t.Errorf("content redirected to %s: %v; want it refused as away from the controller, naming where it led", other.URL, err)
+	}
+	if n := away.Load(); n != 0 {
+		t.Errorf("the other host was asked %d time(s) for the content", n)
+	}
+	if c.Has(id) {
+		t.Error("content fetched through a redirect away from the controller is cached")
+	}
+	r.Path = ref(id, len(b)).Path + "?via=here"
+	if err := c.Fetch(context.Background(), r); err != nil || !c.Has(id) {
+		t.Errorf("content redirected on the controller itself: %v, cached %v; want it fetched", err, c.Has(id))
+	}
+}

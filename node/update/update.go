@@ -158,7 +158,10 @@ func fetchRest(ctx context.Context, client *http.Client, base, user, secret stri
 	if have > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
 	}
-	resp, err := client.Do(req)
+	// Redirects too stay on the controller (protocol.ErrRedirectAway).
+	stay := *client
+	stay.CheckRedirect = protocol.StayOnController(base)
+	resp, err := stay.Do(req)
 	if err != nil {
 		return have, fmt.Errorf("fetch release: %w", err)
 	}

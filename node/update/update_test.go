@@ -265,3 +265,50 @@ func TestFetchOnlyFromTheController(t *testing.T) {
 		t.Errorf("%d requests made for archives that are not on the controller", n)
 	}
 }
+
+// TestFetchFollowsNoRedirectAwayFromTheController: a controller (or a
+// proxy in front of it) that answered a release download with a redirect
+// to another host sent the node there: the node fetched its agent from a
+// host nobody chose (its SHA-256 checked, its credentials dropped by Go,
+// but the node downloading from anywhere). Such a redirect is refused,
+// saying where it led, and that host is never asked; a redirect on the
+// controller itself is still followed.
+func TestFetchFollowsNoRedirectAwayFromTheController(t *testing.T) {
+	good := archive(t, map[string][]byte{"loaxa-node-2.0.0-linux-arm64/node": []byte("new agent")})
+	var away atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		away.Add(1)
+		w.Write(good)
+	}))
+	defer other.Close()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL+"/good", http.StatusFound)
+		case "/moved":
+			http.Redirect(w, r, "/good", http.StatusMovedPermanently)
+		case "/good":
+			if u, p, _ := r.BasicAuth(); u != "n1" || p != "secret" {
+				http.Error(w, "who?", http.StatusUnauthorized)
+				return
+			}
+			w.Write(good)
+		}
+	}))
+	defer ts.Close()
+	dst := filepath.Join(t.TempDir(), ".loaxa-node.new")
+
+	err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", describe(good, "/away"), dst, nil)
+	if !errors.Is(err, protocol.ErrRedirectAway) || !strings.Contains(err.Error(), strings.TrimPrefix(other.URL, "http://")) {
+		t.Errorf("a release redirected to %s: %v; want it refused as away from the controller, naming where it led", other.URL, err)
+	}
+	if n := away.Load(); n != 0 {
+		t.Errorf("the other host was asked %d time(s) for the release", n)
+	}
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Errorf("left %s behind: %v", dst, err)
+	}
+	if err := Fetch(context.Background(), ts.Client(), ts.URL, "n1", "secret", describe(good, "/moved"), dst, nil); err != nil {
+		t.Errorf("a release redirected on the controller itself: %v; want it fetched", err)
+	}
+}

@@ -1,0 +1,60 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrRedirectAway: the controller's answer to a node's download (a
+// release archive, audio) redirected it to another scheme, host or port.
+// A node fetches from its controller alone: the SHA-256 is checked and Go
+// drops the credentials on such a redirect, but the node would still
+// disclose what it fetches, and when, to a host nobody chose.
+var ErrRedirectAway = errors.New("redirected away from the controller; a node downloads from its controller alone")
+
+// maxRedirects is how many redirects a download follows, as Go's default
+// client does.
+const maxRedirects = 10
+
+// StayOnController returns an http.Client CheckRedirect that follows a
+// redirect only to the controller at base (the same scheme, host and
+// port; a default port written or not is the same), and at most 10 of
+// them, refusing the others with ErrRedirectAway.
+func StayOnController(base string) func(req *http.Request, via []*http.Request) error {
+	b, err := url.Parse(base)
+	return func(req *http.Request, via []*http.Request) error {
+		if err != nil || b.Host == "" {
+			return fmt.Errorf("redirect to %s: controller address %q is not an http(s) URL: %w", req.URL.Redacted(), base, ErrRedirectAway)
+		}
+		if origin(req.URL) != origin(b) {
+			return fmt.Errorf("redirect to %s (controller %s): %w", origin(req.URL), origin(b), ErrRedirectAway)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+}
+
+// origin is u's scheme://host:port, lower case, with the scheme's default
+// port written out.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + ":" + port
+}

@@ -1,0 +1,41 @@
+package protocol
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+func TestStayOnController(t *testing.T) {
+	for _, tc := range []struct {
+		base, to string
+		away     bool
+	}{
+		{"http://ctl.example:8080", "http://ctl.example:8080/api/v1/content/x/audio", false},
+		{"http://ctl.example:8080/loaxa/", "http://CTL.example:8080/other", false},
+		{"https://ctl.example", "https://ctl.example:443/x", false},
+		{"http://ctl.example:80", "http://ctl.example/x", false},
+		{"http://[::1]:8080", "http://[::1]:8080/x", false},
+		{"http://ctl.example:8080", "http://other.example:8080/x", true},
+		{"http://ctl.example:8080", "http://ctl.example:8081/x", true},
+		{"https://ctl.example", "http://ctl.example/x", true},
+		{"http://ctl.example", "https://ctl.example/x", true},
+		{"http://ctl.example:8080", "http://ctl.example.evil.example:8080/x", true},
+		{"not a url", "http://ctl.example/x", true},
+	} {
+		to, err := url.Parse(tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = StayOnController(tc.base)(&http.Request{URL: to}, []*http.Request{{}})
+		if got := errors.Is(err, ErrRedirectAway); got != tc.away {
+			t.Errorf("controller %s, redirect to %s: %v; want away %v", tc.base, tc.to, err, tc.away)
+		}
+	}
+	// As Go's default: no more than 10 redirects, on the controller too.
+	to, _ := url.Parse("http://ctl.example/x")
+	if err := StayOnController("http://ctl.example")(&http.Request{URL: to}, make([]*http.Request, 10)); err == nil {
+		t.Error("an eleventh redirect was followed")
+	}
+}
