@@ -3,10 +3,12 @@ package bolt
 import (
 	"bytes"
 	"cmp"
+	"container/heap"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -155,6 +157,178 @@ func indexAlarmSpans(tx *bbolt.Tx, step *upgradeStep) error {
 	})
 }
 
+// alarmPlaceKey is the key in alarm_nodes or alarm_areas of alarm seq
+// raised on place (a node or an area), open or ended: a place's open
+// alarms and its ended ones are each one range, newest last, so that a
+// cluster's history, a quiet commune's open alarms or an area's closed
+// ones are read without the rest of a typhoon year's.
+func alarmPlaceKey(place string, open bool, seq uint64) []byte {
+	return append(alarmPlacePrefix(place, open), u64(seq)...)
+}
+
+// alarmPlacePrefix is the part of alarmPlaceKey before the sequence.
+func alarmPlacePrefix(place string, open bool) []byte {
+	state := byte('e')
+	if open {
+		state = 'o'
+	}
+	return append(prefix(place), state)
+}
+
+// alarmPlaces puts (or, if !put, deletes) alarm seq's keys in alarm_nodes
+// (a bulletin's alarm has no node, so none) and alarm_areas.
+func alarmPlaces(tx *bbolt.Tx, node, area string, open bool, seq uint64, put bool) error {
+	keys := []struct {
+		bucket []byte
+		place  string
+	}{{bucketAlarmNodes, node}, {bucketAlarmAreas, area}}
+	if node == "" {
+		keys = keys[1:]
+	}
+	for _, k := range keys {
+		b, key := tx.Bucket(k.bucket), alarmPlaceKey(k.place, open, seq)
+		var err error
+		if put {
+			err = b.Put(key, nil)
+		} else {
+			err = b.Delete(key)
+		}
+		if err != nil {
+			return fmt.Errorf("index alarm %s in %s: %w", seqID("al", seq), k.bucket, err)
+		}
+	}
+	return nil
+}
+
+// indexAlarmPlaces (schema 8 → 9) indexes the stored alarms by their node
+// and by their area, open or ended (alarmPlaceKey). The keys are put in
+// their order: bbolt splits the pages a transaction writes only at its
+// commit, so a year's alarms put in the order they were raised (every
+// node's in turn) moved one ever longer page in memory at each put (16 s
+// for 105,000 alarms; BenchmarkOpenIndexesAlarmPlaces).
+func indexAlarmPlaces(tx *bbolt.Tx, step *upgradeStep) error {
+	var nodes, areas [][]byte
+	err := tx.Bucket(bucketAlarms).ForEach(func(k, v []byte) error {
+		step.read()
+		var a struct {
+			Node, Area string
+			End        time.Time
+		}
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode alarm %x: %w", k, err)
+		}
+		seq := binary.BigEndian.Uint64(k)
+		if a.Node != "" {
+			nodes = append(nodes, alarmPlaceKey(a.Node, a.End.IsZero(), seq))
+		}
+		areas = append(areas, alarmPlaceKey(a.Area, a.End.IsZero(), seq))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, index := range []struct {
+		bucket []byte
+		keys   [][]byte
+	}{{bucketAlarmNodes, nodes}, {bucketAlarmAreas, areas}} {
+		slices.SortFunc(index.keys, bytes.Compare)
+		b := tx.Bucket(index.bucket)
+		for _, k := range index.keys {
+			if err := b.Put(k, nil); err != nil {
+				return fmt.Errorf("index alarms in %s: %w", index.bucket, err)
+			}
+		}
+	}
+	return nil
+}
+
+// placeCursor is one range of alarm_nodes or alarm_areas read newest
+// first; k is its current key, nil once the range is read.
+type placeCursor struct {
+	c      *bbolt.Cursor
+	prefix []byte
+	k      []byte
+}
+
+func (p *placeCursor) keep(k []byte) {
+	if k == nil || !bytes.HasPrefix(k, p.prefix) {
+		p.k = nil
+		return
+	}
+	p.k = k
+}
+
+// placeAlarmsNewest calls fn with the key and stored value of each alarm
+// whose key in bucket (alarm_nodes or alarm_areas) begins with one of
+// prefixes (alarmPlacePrefix), newest first, until fn returns false: the
+// ranges are merged by sequence, so the alarms come in the order of a
+// scan of the alarms bucket backwards, without the alarms of other places.
+func placeAlarmsNewest(tx *bbolt.Tx, bucket []byte, prefixes [][]byte, fn func(k, v []byte) (bool, error)) error {
+	alarms, b := tx.Bucket(bucketAlarms), tx.Bucket(bucket)
+	var cs []*placeCursor
+	for _, p := range prefixes {
+		pc := &placeCursor{c: b.Cursor(), prefix: p}
+		// The state byte ends the prefix and is never 0xff: one past it
+		// is the first key after the range.
+		after := bytes.Clone(p)
+		after[len(after)-1]++
+		if k, _ := pc.c.Seek(after); k == nil {
+			pc.keep(first(pc.c.Last()))
+		} else {
+			pc.keep(first(pc.c.Prev()))
+		}
+		if pc.k != nil {
+			cs = append(cs, pc)
+		}
+	}
+	for _, pc := range cs {
+		if len(pc.k) != len(pc.prefix)+8 {
+			return fmt.Errorf("alarm place key %x in %s is not place, state, sequence", pc.k, bucket)
+		}
+	}
+	// A heap of the ranges by their newest unread alarm.
+	h := &placeHeap{cs: cs}
+	heap.Init(h)
+	for h.Len() > 0 {
+		pc := h.cs[0]
+		key := pc.k[len(pc.prefix):]
+		v := alarms.Get(key)
+		if v == nil {
+			return fmt.Errorf("alarm place index %s %x: no alarm %d", bucket, pc.k, binary.BigEndian.Uint64(key))
+		}
+		more, err := fn(key, v)
+		if err != nil || !more {
+			return err
+		}
+		if pc.keep(first(pc.c.Prev())); pc.k == nil {
+			heap.Pop(h)
+			continue
+		}
+		if len(pc.k) != len(pc.prefix)+8 {
+			return fmt.Errorf("alarm place key %x in %s is not place, state, sequence", pc.k, bucket)
+		}
+		heap.Fix(h, 0)
+	}
+	return nil
+}
+
+func first(k, _ []byte) []byte { return k }
+
+// placeHeap orders place cursors newest alarm first.
+type placeHeap struct{ cs []*placeCursor }
+
+func (p *placeCursor) seq() uint64 { return binary.BigEndian.Uint64(p.k[len(p.prefix):]) }
+
+func (h *placeHeap) Len() int           { return len(h.cs) }
+func (h *placeHeap) Less(i, j int) bool { return h.cs[i].seq() > h.cs[j].seq() }
+func (h *placeHeap) Swap(i, j int)      { h.cs[i], h.cs[j] = h.cs[j], h.cs[i] }
+func (h *placeHeap) Push(x any)         { h.cs = append(h.cs, x.(*placeCursor)) }
+func (h *placeHeap) Pop() any {
+	last := h.cs[len(h.cs)-1]
+	h.cs = h.cs[:len(h.cs)-1]
+	return last
+}
+
 // CreateAlarm stores a, assigning its ID.
 func (s *AlarmService) CreateAlarm(ctx context.Context, a *loaxa.Alarm) error {
 	return s.CreateAlarms(ctx, []*loaxa.Alarm{a})
@@ -193,6 +367,9 @@ func (s *AlarmService) CreateAlarms(ctx context.Context, as []*loaxa.Alarm) erro
 			if err := putAlarmSpan(tx, recs[i].Start, recs[i].End, seq); err != nil {
 				return err
 			}
+			if err := alarmPlaces(tx, recs[i].Node, recs[i].Area, recs[i].End.IsZero(), seq, true); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -224,8 +401,17 @@ func (s *AlarmService) updateAlarm(ctx context.Context, id string, fn func(*loax
 		if !ok || out.ID != id {
 			return alarmNotFound(id)
 		}
-		start, end := out.Start, out.End
+		start, end, node, area := out.Start, out.End, out.Node, out.Area
 		fn(&out)
+		if out.Node != node || out.Area != area || out.End.IsZero() != end.IsZero() {
+			seq := seqOf("al", id)
+			if err := alarmPlaces(tx, node, area, end.IsZero(), seq, false); err != nil {
+				return err
+			}
+			if err := alarmPlaces(tx, out.Node, out.Area, out.End.IsZero(), seq, true); err != nil {
+				return err
+			}
+		}
 		if !out.End.Equal(end) || !out.Start.Equal(start) {
 			ends, seq := tx.Bucket(bucketAlarmEnds), seqOf("al", id)
 			if err := ends.Delete(alarmEndKey(end, seq)); err != nil {
@@ -301,6 +487,13 @@ func (s *AlarmService) FindAlarmByID(ctx context.Context, id string) (*loaxa.Ala
 	return &a, nil
 }
 
+// maxMergedAreas is the most areas whose alarms FindAlarms merges from
+// alarm_areas: a commune's or a district's are a small part of a
+// province's alarms and read at once, but merging the ranges of a whole
+// province (200 communes) costs more than the scan, which finds its
+// newest alarms among the first it reads (BENCHMARKS.md).
+const maxMergedAreas = 128
+
 // FindAlarms returns alarms newest first.
 func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {
@@ -336,6 +529,28 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 				out = append(out, &a)
 			}
 			return len(out) < limit, nil
+		}
+		// A cluster's alarms, or an area's, from their own index, not
+		// the province's: the open ones, the ended ones or both.
+		var places []string
+		bucket := bucketAlarmAreas
+		switch {
+		case f.Node != "":
+			places, bucket = []string{f.Node}, bucketAlarmNodes
+		case within != nil && len(within) <= maxMergedAreas:
+			places = slices.Collect(maps.Keys(within))
+		}
+		if places != nil {
+			var prefixes [][]byte
+			for _, p := range places {
+				if f.Open != "closed" {
+					prefixes = append(prefixes, alarmPlacePrefix(p, true))
+				}
+				if f.Open != "open" {
+					prefixes = append(prefixes, alarmPlacePrefix(p, false))
+				}
+			}
+			return placeAlarmsNewest(tx, bucket, prefixes, take)
 		}
 		if f.Open == "open" {
 			// The open ones only, not the ended ones before them.

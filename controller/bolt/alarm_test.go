@@ -294,14 +294,90 @@ func BenchmarkFindOpenAlarms(b *testing.B) {
 	})
 }
 
+// BenchmarkFindAlarmsByPlace: a typhoon year in a province of 5,000
+// clusters in 200 communes (10 districts): 100,000 ended alarms and, on
+// the typhoon's day, 5,000 open on every commune but one. What a list
+// filtered by cluster or by area pays (GET /api/v1/alarms?node=,
+// ?area=&state=closed, the overview's ?area=&state=open), and the
+// province-wide lists for comparison.
+func BenchmarkFindAlarmsByPlace(b *testing.B) {
+	db, clk := MustOpenDB(b)
+	s := bolt.NewAlarmService(db)
+	ctx := context.Background()
+	const nodes, communes, each = 5000, 200, 20
+	mustArea(b, db, "hp", "")
+	commune := func(c int) string { return fmt.Sprintf("hp.d%d.c%03d", c%10, c) }
+	for d := range 10 {
+		mustArea(b, db, fmt.Sprintf("hp.d%d", d), "hp")
+	}
+	for c := range communes {
+		mustArea(b, db, commune(c), fmt.Sprintf("hp.d%d", c%10))
+	}
+	kinds := []string{loaxa.AlarmSpeakerOpen, loaxa.AlarmOffline, loaxa.AlarmDoorOpen, loaxa.AlarmMainsOff, loaxa.AlarmAmplifier}
+	start := clk.Now()
+	for batch := range each {
+		as := make([]*loaxa.Alarm, 0, nodes)
+		for n := range nodes {
+			at := start.Add(time.Duration(batch*nodes+n) * time.Minute)
+			as = append(as, &loaxa.Alarm{Kind: kinds[(batch+n)%len(kinds)], Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("n%04d", n),
+				Area: commune(n % communes), Detail: "no state for 10 min", Start: at, End: at.Add(time.Hour)})
+		}
+		must(b, s.CreateAlarms(ctx, as))
+	}
+	// The typhoon: commune 0's clusters stay up; their alarms fall on
+	// commune 1's (mains off as well as offline).
+	typhoon := start.Add(each * nodes * time.Minute)
+	as := make([]*loaxa.Alarm, 0, nodes)
+	for n := range nodes {
+		kind := loaxa.AlarmOffline
+		if n%communes == 0 {
+			n, kind = n+1, loaxa.AlarmMainsOff
+		}
+		as = append(as, &loaxa.Alarm{Kind: kind, Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("n%04d", n),
+			Area: commune(n % communes), Detail: "no state for 10 min", Start: typhoon})
+	}
+	must(b, s.CreateAlarms(ctx, as))
+	for _, r := range []struct {
+		name string
+		f    loaxa.AlarmFilter
+		want int
+	}{
+		// A technician's look at one cluster's history.
+		{"cluster", loaxa.AlarmFilter{Node: "n0123"}, each + 1},
+		// A commune's closed alarms, and a quiet commune's history.
+		{"commune-closed", loaxa.AlarmFilter{Within: commune(7), Open: "closed"}, each * nodes / communes},
+		{"quiet-commune-all", loaxa.AlarmFilter{Within: commune(0)}, each * nodes / communes},
+		// The overview of a commune with none of its own open.
+		{"quiet-commune-open", loaxa.AlarmFilter{Within: commune(0), Open: "open", Limit: 100}, 0},
+		// A district's (21 areas): the overview's and the alarm page's.
+		{"district-open", loaxa.AlarmFilter{Within: "hp.d3", Open: "open", Limit: 100}, 100},
+		{"district-all", loaxa.AlarmFilter{Within: "hp.d3"}, bolt.DefaultAlarmLimit},
+		// The province's lists: the overview's newest open, the alarm
+		// page's newest of both.
+		{"province-open", loaxa.AlarmFilter{Within: "hp", Open: "open", Limit: 100}, 100},
+		{"province-all", loaxa.AlarmFilter{Within: "hp"}, bolt.DefaultAlarmLimit},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.FindAlarms(ctx, r.f)
+				if err != nil || len(got) != r.want {
+					b.Fatalf("%d alarms listed, %v; want %d", len(got), err, r.want)
+				}
+			}
+		})
+	}
+}
+
 // TestAlarmIndexesAnswerAsAScan: the reads that go by the indexes of
 // alarms (the open ones for the lists and the health monitor, the spans
-// for the reports over a time range) answer exactly what a plain scan of
+// for the reports over a time range, the nodes' and areas' for the lists
+// of a cluster or an area, open, closed or both) answer exactly what a plain scan of
 // every stored alarm answers, over randomized alarm sets: alarms opened,
 // ended (at once, later, at their start, before their start by a skewed
 // clock), raised again on the same node, lasting from nothing to most of
-// a year, at times that are not whole milliseconds; after a store of
-// schema 7 (no spans) is brought up to date; and after the retention
+// a year, at times that are not whole milliseconds, of clusters and of
+// bulletins (no node); after a store of schema 8 (no nodes' and areas'
+// index) and one of schema 7 (no spans either) are brought up to date; and after the retention
 // purge removed ended alarms, the indexes holding exactly the alarms
 // stored each time.
 func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
@@ -330,6 +406,10 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 				for range n {
 					a := &loaxa.Alarm{Kind: kinds[rnd.IntN(len(kinds))], Node: fmt.Sprintf("n%d", rnd.IntN(20)), Area: areas[rnd.IntN(len(areas))],
 						Start: t0.Add(time.Duration(rnd.Int64N(int64(year))))}
+					if rnd.IntN(20) == 0 {
+						// A bulletin's alarm: of no node.
+						a.Kind, a.Node, a.Facts.Announcement = loaxa.AlarmBulletinUnschedulable, "", fmt.Sprintf("an%d", rnd.IntN(3))
+					}
 					if rnd.IntN(3) == 0 {
 						a.End = a.Start.Add(length()) // stored ended
 					}
@@ -355,7 +435,7 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 					must(t, err)
 					if rnd.IntN(4) == 0 {
 						// Raised again on the same node.
-						again := &loaxa.Alarm{Kind: a.Kind, Node: a.Node, Area: a.Area, Start: ended.End.Add(length())}
+						again := &loaxa.Alarm{Kind: a.Kind, Node: a.Node, Area: a.Area, Facts: a.Facts, Start: ended.End.Add(length())}
 						must(t, s.CreateAlarm(ctx, again))
 						open = append(open, again)
 					}
@@ -379,10 +459,12 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 				gotOpen, err := s.FindOpenAlarms(ctx)
 				must(t, err)
 				sameAlarms(t, when+": FindOpenAlarms", gotOpen, wantOpen)
-				for range 20 {
-					f := loaxa.AlarmFilter{Open: "open", Limit: 1 + rnd.IntN(len(all)+1)}
+				for range 60 {
+					// The lists: open (the overviews, the emergency page),
+					// closed or both (a cluster's or an area's history).
+					f := loaxa.AlarmFilter{Open: []string{"open", "closed", ""}[rnd.IntN(3)], Limit: 1 + rnd.IntN(len(all)+1)}
 					if rnd.IntN(2) == 0 {
-						f.Within = []string{"hp", "hp.an-duong", "hp.an-duong.le-loi", "hn"}[rnd.IntN(4)]
+						f.Within = []string{"hp", "hp.an-duong", "hp.an-duong.le-loi", "hp.thuy-nguyen", "hn"}[rnd.IntN(5)]
 					}
 					if rnd.IntN(3) == 0 {
 						f.Kind = kinds[rnd.IntN(len(kinds))]
@@ -398,7 +480,7 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 					for _, a := range all {
 						switch {
 						case len(want) == f.Limit:
-						case !a.Open(), !inSubtree(a.Area, f.Within), f.Kind != "" && a.Kind != f.Kind, f.Node != "" && a.Node != f.Node:
+						case f.Open == "open" && !a.Open(), f.Open == "closed" && a.Open(), !inSubtree(a.Area, f.Within), f.Kind != "" && a.Kind != f.Kind, f.Node != "" && a.Node != f.Node:
 						case !f.From.IsZero() && (a.Start.Before(f.From) || !a.Start.Before(f.To)):
 						default:
 							want = append(want, a)
@@ -441,6 +523,11 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 			raise(100)
 			end(100)
 			compare("opened and ended")
+
+			must(t, bolt.AsSchema8(db))
+			must(t, db.Close())
+			must(t, db.Open())
+			compare("after the upgrade from schema 8")
 
 			must(t, bolt.AsSchema7(db))
 			must(t, db.Close())

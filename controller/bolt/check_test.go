@@ -310,21 +310,29 @@ func (c *checker) liveCalls() {
 
 func (c *checker) alarms() {
 	ends, spans := make(map[string]string), make(map[string]string)
+	nodes, areas := make(map[string]string), make(map[string]string)
 	each(c, bucketAlarms, func(k []byte, a *loaxa.Alarm) {
 		if seq := seqOf("al", a.ID); !bytes.Equal(k, u64(seq)) {
 			c.fail("alarm key %x holds %s", k, a.ID)
 		}
-		ends[string(alarmEndKey(a.End, binary.BigEndian.Uint64(k)))] = ""
+		seq := binary.BigEndian.Uint64(k)
+		ends[string(alarmEndKey(a.End, seq))] = ""
 		if !a.End.IsZero() {
-			spans[string(alarmSpanKey(a.Start, a.End, binary.BigEndian.Uint64(k)))] = ""
+			spans[string(alarmSpanKey(a.Start, a.End, seq))] = ""
 		}
+		if a.Node != "" {
+			nodes[string(alarmPlaceKey(a.Node, a.Open(), seq))] = ""
+		}
+		areas[string(alarmPlaceKey(a.Area, a.Open(), seq))] = ""
 	})
 	c.sameKeys("alarm_ends", ends, bucketAlarmEnds)
 	c.sameKeys("alarm_spans", spans, bucketAlarmSpans)
+	c.sameKeys("alarm_nodes", nodes, bucketAlarmNodes)
+	c.sameKeys("alarm_areas", areas, bucketAlarmAreas)
 }
 
-// CheckAlarmIndexes checks, on an open db, that alarm_ends and
-// alarm_spans hold exactly the keys of the stored alarms.
+// CheckAlarmIndexes checks, on an open db, that alarm_ends, alarm_spans,
+// alarm_nodes and alarm_areas hold exactly the keys of the stored alarms.
 func CheckAlarmIndexes(db *DB) error {
 	return db.view(func(tx *bbolt.Tx) error {
 		c := checker{tx: tx}

@@ -37,6 +37,10 @@
 //	alarm_spans      class of the length (bits of its ms), ms(8) of the
 //	                 end, seq(8) → nil, of the ended alarms: what a report
 //	                 over a time range reads of them (schema 8; alarm.go)
+//	alarm_nodes      node, 0, state ('o' open, 'e' ended), seq(8) → nil,
+//	alarm_areas      area, 0, state, seq(8) → nil: a cluster's and an
+//	                 area's alarms, newest last, what the lists filtered
+//	                 by node, area and state read (schema 9; alarm.go)
 //	selftests        seq(8) → SelfTest with its results (ids "st" + seq)
 //	live_calls       ms(8) of the start, call id → LiveCall (time order)
 //	live_call_ids    call id → live_calls key
@@ -95,6 +99,8 @@ var (
 	bucketAlarms         = []byte("alarms")
 	bucketAlarmEnds      = []byte("alarm_ends")
 	bucketAlarmSpans     = []byte("alarm_spans")
+	bucketAlarmNodes     = []byte("alarm_nodes")
+	bucketAlarmAreas     = []byte("alarm_areas")
 	bucketSelfTests      = []byte("selftests")
 	bucketEmergencies    = []byte("emergencies")
 	bucketCapAlerts      = []byte("cap_alerts")
@@ -110,7 +116,7 @@ var (
 		bucketUsers, bucketTokens, bucketDesired, bucketDesiredHeads, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
 		bucketSessions, bucketHolidays, bucketProposals,
-		bucketAlarms, bucketAlarmEnds, bucketAlarmSpans, bucketSelfTests,
+		bucketAlarms, bucketAlarmEnds, bucketAlarmSpans, bucketAlarmNodes, bucketAlarmAreas, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
 		bucketLiveCalls, bucketLiveCallIDs, bucketLiveCallsOnAir,
 		bucketStanding,
@@ -125,7 +131,7 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 8
+const schemaVersion = 9
 
 // migrations[v] brings a store of schema v to v+1 (upgrade.go).
 var migrations = map[uint64]migration{
@@ -136,6 +142,7 @@ var migrations = map[uint64]migration{
 	5: {"index of running rollouts", bucketRollouts, indexRunningRollouts},
 	6: {"index of alarm ends", bucketAlarms, indexAlarmEnds},
 	7: {"index of alarm spans", bucketAlarms, indexAlarmSpans},
+	8: {"index of alarms by node and area", bucketAlarms, indexAlarmPlaces},
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

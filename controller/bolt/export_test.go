@@ -244,10 +244,10 @@ func AsSchema5(db *DB) error {
 }
 
 // AsSchema6 makes db look like a store of schema 6: alarms without the
-// index of their ends (nor of their spans).
+// index of their ends (nor of their spans, nodes and areas).
 func AsSchema6(db *DB) error {
 	return db.db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketAlarmEnds, bucketAlarmSpans} {
+		for _, name := range [][]byte{bucketAlarmEnds, bucketAlarmSpans, bucketAlarmNodes, bucketAlarmAreas} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}
@@ -260,16 +260,29 @@ func AsSchema6(db *DB) error {
 }
 
 // AsSchema7 makes db look like a store of schema 7: ended alarms without
-// the index of their spans.
+// the index of their spans, alarms without that of their nodes and areas.
 func AsSchema7(db *DB) error {
+	return asSchema(db, 7, bucketAlarmSpans, bucketAlarmNodes, bucketAlarmAreas)
+}
+
+// AsSchema8 makes db look like a store of schema 8: alarms without the
+// index of their nodes and areas.
+func AsSchema8(db *DB) error {
+	return asSchema(db, 8, bucketAlarmNodes, bucketAlarmAreas)
+}
+
+// asSchema empties the buckets a later schema added and sets the version.
+func asSchema(db *DB, version uint64, added ...[]byte) error {
 	return db.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.DeleteBucket(bucketAlarmSpans); err != nil {
-			return err
+		for _, name := range added {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.CreateBucket(bucketAlarmSpans); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put(keySchema, u64(7))
+		return tx.Bucket(bucketMeta).Put(keySchema, u64(version))
 	})
 }
 

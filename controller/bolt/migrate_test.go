@@ -228,8 +228,16 @@ func TestOpenIndexesAlarmEnds(t *testing.T) {
 
 // BenchmarkOpenIndexesAlarmSpans: the start that brings a store of schema
 // 7 with a bad year's alarms (100,000 ended, 5,000 open) up to date: the
-// index of spans built from every alarm.
-func BenchmarkOpenIndexesAlarmSpans(b *testing.B) {
+// index of spans built from every alarm (and, since schema 9, that of
+// their nodes and areas: BenchmarkOpenIndexesAlarmPlaces alone).
+func BenchmarkOpenIndexesAlarmSpans(b *testing.B) { benchmarkAlarmUpgrade(b, bolt.AsSchema7) }
+
+// BenchmarkOpenIndexesAlarmPlaces: the start that brings a store of
+// schema 8 with a bad year's alarms up to date: the index of their nodes
+// and areas built from every alarm.
+func BenchmarkOpenIndexesAlarmPlaces(b *testing.B) { benchmarkAlarmUpgrade(b, bolt.AsSchema8) }
+
+func benchmarkAlarmUpgrade(b *testing.B, asOld func(*bolt.DB) error) {
 	ctx := context.Background()
 	db, _ := MustOpenDB(b)
 	s := bolt.NewAlarmService(db)
@@ -247,7 +255,7 @@ func BenchmarkOpenIndexesAlarmSpans(b *testing.B) {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		must(b, bolt.AsSchema7(db))
+		must(b, asOld(db))
 		must(b, db.Close())
 		b.StartTimer()
 		must(b, db.Open())

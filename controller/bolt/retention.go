@@ -296,7 +296,7 @@ func purgeAudit(tx *bbolt.Tx, before time.Time, batch int) (bool, int, error) {
 
 // purgeAlarms deletes up to batch alarms that ended before before, found
 // by their end in alarm_ends (open alarms sort last and are never
-// reached), with their keys in alarm_ends and alarm_spans.
+// reached), with their keys in alarm_ends, alarm_spans, alarm_nodes and alarm_areas.
 func purgeAlarms(tx *bbolt.Tx, before time.Time, batch int) (bool, int, error) {
 	b, ends, spans := tx.Bucket(bucketAlarms), tx.Bucket(bucketAlarmEnds), tx.Bucket(bucketAlarmSpans)
 	limit := msKey(before)
@@ -311,13 +311,20 @@ func purgeAlarms(tx *bbolt.Tx, before time.Time, batch int) (bool, int, error) {
 		}
 		seq := binary.BigEndian.Uint64(k[8:])
 		// Its span goes with it, keyed by its start too.
-		var a struct{ Start, End time.Time }
+		var a struct {
+			Start, End time.Time
+			Node, Area string
+		}
 		if v := b.Get(u64(seq)); v != nil {
 			if err := json.Unmarshal(v, &a); err != nil {
 				return false, 0, fmt.Errorf("decode alarm %s: %w", seqID("al", seq), err)
 			}
 			if err := spans.Delete(alarmSpanKey(a.Start, a.End, seq)); err != nil {
 				return false, 0, fmt.Errorf("delete alarm span of %s: %w", seqID("al", seq), err)
+			}
+			// It ended (it was found among the ended).
+			if err := alarmPlaces(tx, a.Node, a.Area, false, seq, false); err != nil {
+				return false, 0, fmt.Errorf("purge: %w", err)
 			}
 		}
 		if err := b.Delete(u64(seq)); err != nil {
