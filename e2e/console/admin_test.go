@@ -61,9 +61,7 @@ func TestAdminClusterTableFollowsChanges(t *testing.T) {
 // parts, the screen says so.
 func TestAdminWithoutRightsSaysSo(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 
 	b := StartBrowser(t)
 	defer b.checkErrors()

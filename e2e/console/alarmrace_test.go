@@ -63,9 +63,7 @@ func TestAlarmDuringTheFirstReadIsShown(t *testing.T) {
 // shows.
 func TestManyOpenAlarmsAreNotUndercounted(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	start := time.Now().Add(-time.Hour)
 	var alarms []*loaxa.Alarm
 	for i := range 501 {

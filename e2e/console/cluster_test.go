@@ -26,9 +26,7 @@ import (
 // leading to the play's deliveries.
 func TestClusterPlaysSayWhatPlayed(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	tone := c.Upload("tin.wav", rig.ToneWAV(660, time.Second, 16000, 1))

@@ -322,9 +322,7 @@ func choose(b *Browser, area, content string) {
 // the page's errors fail the test at its end.
 func lapLeEmergencyForm(t *testing.T) (*rig.Controller, *Browser, *loaxa.Content) {
 	t.Helper()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	c.CreateNode("lap-le-01", "11527")
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
 	b := StartBrowser(t)
@@ -491,9 +489,7 @@ func TestEmergencyStopOfferedOnlyWhereItCanBeDone(t *testing.T) {
 // once stopped, that it is over.
 func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, time.Second, 16000, 1))
@@ -533,9 +529,7 @@ func TestStopAfterEveryClusterPlayedItSaysStopped(t *testing.T) {
 // hết hạn", that it is over, and offer the stop no more.
 func TestPlayedAlertsBoardSaysExpiredAtItsExpiry(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, time.Second, 16000, 1))
@@ -569,9 +563,7 @@ func TestPlayedAlertsBoardSaysExpiredAtItsExpiry(t *testing.T) {
 // its title, the code as the link's tooltip.
 func TestAllClearNamesItsAlert(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	c.CreateNode("lap-le-01", "11527")
 	var em, clear loaxa.Emergency
 	c.MustDo("POST", "/api/v1/emergency", map[string]any{"text": "Lũ quét ở thôn Đông, bà con lên chỗ cao.", "targets": []string{"11527"}, "repeat": 1, "drill": true}, &em)
@@ -838,9 +830,7 @@ func TestBoardRedrawsAreNotAnnounced(t *testing.T) {
 // drill wherever it is shown, and a real alert still "Khẩn cấp" alone.
 func TestDrillIsNotShownAsARealAlert(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{})
 	flood := c.Upload("lu.wav", rig.ToneWAV(880, 60*time.Second, 16000, 1))
 	rig.Eventually(t, minWait, "the cluster online", func() bool { return c.Node("lap-le-01").Status.State == loaxa.NodeOnline })

@@ -20,9 +20,7 @@ import (
 // depend on how fast the machine is.
 func TestSlowScreenDoesNotCoverTheNext(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -124,9 +122,7 @@ func leaveDuringRefresh(t *testing.T, b *Browser, pattern string, period time.Du
 // leave the screen as it is.
 func TestSkipLinkStaysOnTheScreen(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 	c.CreateNode("lap-le-01", "11527")
 
 	b := StartBrowser(t)
@@ -158,9 +154,7 @@ func TestSkipLinkStaysOnTheScreen(t *testing.T) {
 // loading is no longer the current one: it ends without a word.
 func TestSignOutWhileAScreenLoads(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -189,9 +183,7 @@ func TestSignOutWhileAScreenLoads(t *testing.T) {
 // English, the language chosen.
 func TestSignOutWhileTheLanguageLoads(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c := startLapLe(t)
 
 	b := StartBrowser(t)
 	defer b.checkErrors()

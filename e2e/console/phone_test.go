@@ -16,6 +16,16 @@ func onSmallPhone(b *Browser) {
 	b.Do("emulate a small phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
 }
 
+// startLapLe starts a controller with Xã Lập Lễ (11527) and its commune
+// officer can-bo-lap-le (addLapLeOfficer), where most screens' tests begin.
+func startLapLe(t *testing.T) *rig.Controller {
+	t.Helper()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	addLapLeOfficer(c)
+	return c
+}
+
 // addLapLeOfficer adds can-bo-lap-le, the commune officer of Xã Lập Lễ
 // (11527, which c must have), the officer of the phone tests.
 func addLapLeOfficer(c *rig.Controller) {
