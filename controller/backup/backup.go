@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -296,6 +297,30 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	// A refused restore leaves the data directory as it found it: what it
+	// created (the directories up to content/, content files that were
+	// missing) goes again, deepest first; nothing that was there before
+	// is removed.
+	var created []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, path := range slices.Backward(created) {
+			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("restore: remove %s it created: %w", path, rerr))
+			}
+		}
+	}()
+	for dir := filepath.Join(dataDir, contentDir); ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		created = slices.Insert(created, 0, dir)
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(dataDir, contentDir), 0o750); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -354,17 +379,23 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 		if sameContent(dst, id) {
 			continue // content-addressed: the same bytes are there
 		}
+		_, lerr := os.Lstat(dst)
+		missing := errors.Is(lerr, fs.ErrNotExist)
 		// Missing, or damaged (a failing disk is why one restores): the
 		// archive's checked copy takes its place.
 		if err := os.Rename(filepath.Join(stage, name), dst); err != nil {
 			return nil, fmt.Errorf("restore content %s: %w", id, err)
 		}
+		if missing {
+			created = append(created, dst)
+		}
 	}
 	if err := syncDir(filepath.Join(dataDir, contentDir)); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	kept := ""
 	if exists {
-		kept := target + ".before-restore-" + opt.Now().UTC().Format("20060102T150405Z")
+		kept = target + ".before-restore-" + opt.Now().UTC().Format("20060102T150405Z")
 		// A second restore within the same second would replace the
 		// first one's kept store, the original: it gets a name of its own.
 		for i := 2; ; i++ {
@@ -378,8 +409,17 @@ func Restore(ctx context.Context, r io.Reader, dataDir string, opt RestoreOption
 		}
 	}
 	if err := os.Rename(filepath.Join(stage, StoreFile), target); err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		err = fmt.Errorf("restore: %w", err)
+		if kept != "" {
+			if rerr := os.Rename(kept, target); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("restore: put the old store back from %s: %w", kept, rerr))
+			}
+		}
+		return nil, err
 	}
+	// The restored store is in place and names the content moved in: from
+	// here a failure is reported, and nothing is taken back.
+	created = nil
 	if err := syncDir(dataDir); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

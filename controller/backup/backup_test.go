@@ -7,10 +7,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,12 +190,84 @@ func TestRestoreReplacesDamagedContent(t *testing.T) {
 	}
 }
 
+// tree lists the paths under dir, relative to it, or nil if dir does not
+// exist.
+func tree(t testing.TB, dir string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		paths = append(paths, rel)
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+// TestARefusedRestoreLeavesTheDataDirectoryAsItWas: a restore refused
+// (a damaged archive, a store there without --force, a store naming
+// content the archive lacks) removes what it created and nothing else.
+// It left an empty content/ directory behind, and created the data
+// directory itself when it did not exist.
+func TestARefusedRestoreLeavesTheDataDirectoryAsItWas(t *testing.T) {
+	raw, id := archive(t)
+	damaged := raw[:len(raw)-20]
+	lacking := func(string) ([]string, error) { return []string{id, strings.Repeat("0", 64)}, nil }
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+		archive []byte
+		opt     RestoreOptions
+	}{
+		{"damaged archive into an empty directory", func(*testing.T, string) {}, damaged, RestoreOptions{}},
+		{"damaged archive into a missing directory", func(t *testing.T, dir string) {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+		}, damaged, RestoreOptions{}},
+		{"damaged archive beside an empty content directory", func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, "content"), 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}, damaged, RestoreOptions{}},
+		{"a store there without --force", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, StoreFile), []byte("old store"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, raw, RestoreOptions{}},
+		{"the store names content the archive lacks", func(*testing.T, string) {}, raw, RestoreOptions{Verify: lacking}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, dir)
+			before := tree(t, dir)
+			if _, err := Restore(context.Background(), bytes.NewReader(tc.archive), dir, tc.opt); err == nil {
+				t.Fatal("restore not refused")
+			}
+			if after := tree(t, dir); !slices.Equal(after, before) {
+				t.Fatalf("a refused restore changed the data directory from %q to %q", before, after)
+			}
+		})
+	}
+}
+
 // FuzzRestore restores arbitrary archives, gzipped tar or (with tarOnly)
 // a tar the target gzips, so that the fuzzer reaches the members, into an
 // empty data directory: Restore must take exactly what Check takes; what
 // it takes is in place (the store with the manifest's SHA-256, every
-// content file named), and what it refuses leaves nothing behind but the
-// empty content directory.
+// content file named), and what it refuses leaves nothing behind, not
+// even the content directory.
 func FuzzRestore(f *testing.F) {
 	raw, _ := archive(f)
 	tarred := gunzip(f, raw)
@@ -221,7 +295,7 @@ func FuzzRestore(f *testing.F) {
 		if err != nil {
 			var left []string
 			filepath.WalkDir(dir, func(p string, _ fs.DirEntry, _ error) error {
-				if rel, _ := filepath.Rel(dir, p); rel != "." && rel != "content" {
+				if rel, _ := filepath.Rel(dir, p); rel != "." {
 					left = append(left, rel)
 				}
 				return nil
