@@ -32,7 +32,11 @@ func Enrol(ctx context.Context, client *http.Client, controller, code string) (*
 		return nil, fmt.Errorf("enrol at %s: %w", controller, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	// A 307 or 308 would carry the one-time code to any host: redirects
+	// stay on the controller (protocol.ErrRedirectAway).
+	stay := *client
+	stay.CheckRedirect = protocol.StayOnController(controller)
+	resp, err := stay.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("enrol at %s: %w", controller, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/protocol"
 )
 
 // timeSamples is how many round trips one measurement takes; the one with
@@ -223,7 +224,12 @@ func (a *Agent) timeSample(ctx context.Context, url string, wait time.Duration) 
 	}
 	base := a.clock.Base
 	t0 := base.Now()
-	resp, err := a.cfg.HTTPClient.Do(req)
+	// Redirects stay on the controller (protocol.ErrRedirectAway): the
+	// proof keeps another host from setting the clock, but it would learn
+	// when the board asks.
+	stay := *a.cfg.HTTPClient
+	stay.CheckRedirect = protocol.StayOnController(a.cred.Controller)
+	resp, err := stay.Do(req)
 	if err != nil {
 		return 0, 0, why(err)
 	}
