@@ -494,35 +494,55 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 				}
 				return finish(reason, detail)
 			}
-			if m.typ != websocket.MessageBinary {
-				// JSON, however it is spaced ({"type": "end"} from
-				// Python's json.dumps); other text is for future use.
-				var msg struct {
-					Type string `json:"type"`
+			var (
+				end  bool
+				took int
+				bad  error
+			)
+			pcm, took, end, bad = appendLiveMessage(pcm, m.typ, m.data)
+			switch {
+			case bad != nil:
+				return finish(loaxa.LiveEndBadAudio, bad.Error())
+			case end:
+				if err := flush(true); err != nil {
+					return finish(loaxa.LiveEndBadAudio, err.Error())
 				}
-				if json.Unmarshal(m.data, &msg) == nil && msg.Type == "end" {
-					if err := flush(true); err != nil {
-						return finish(loaxa.LiveEndBadAudio, err.Error())
-					}
-					return finish(loaxa.LiveEndSpeakerStopped, "")
-				}
+				return finish(loaxa.LiveEndSpeakerStopped, "")
+			case m.typ != websocket.MessageBinary:
 				continue
 			}
-			if len(m.data) > maxLiveMessage {
-				return finish(loaxa.LiveEndBadAudio, fmt.Sprintf("a message of %d bytes, over %d (send 20–40 ms at a time)", len(m.data), maxLiveMessage))
-			}
-			if len(m.data)%2 != 0 {
-				return finish(loaxa.LiveEndBadAudio, fmt.Sprintf("a message of %d bytes is not 16-bit PCM", len(m.data)))
-			}
-			run.bytes.Add(uint64(len(m.data)))
-			for i := 0; i < len(m.data); i += 2 {
-				pcm = append(pcm, int16(binary.LittleEndian.Uint16(m.data[i:])))
-			}
+			run.bytes.Add(uint64(took))
 			if err := flush(false); err != nil {
 				return finish(loaxa.LiveEndBadAudio, err.Error())
 			}
 		}
 	}
+}
+
+// appendLiveMessage reads one message of a live call's client. A binary
+// message is 16-bit little-endian PCM of an even length up to
+// maxLiveMessage bytes: its samples are appended to pcm and took is its
+// length; another is refused with an error that says what was wrong (the
+// call's end detail). A text message is JSON, however it is spaced
+// ({"type": "end"} from Python's json.dumps): end is set for the end;
+// other text is for future use, and ignored.
+func appendLiveMessage(pcm []int16, typ websocket.MessageType, data []byte) (_ []int16, took int, end bool, err error) {
+	if typ != websocket.MessageBinary {
+		var msg struct {
+			Type string `json:"type"`
+		}
+		return pcm, 0, json.Unmarshal(data, &msg) == nil && msg.Type == "end", nil
+	}
+	if len(data) > maxLiveMessage {
+		return pcm, 0, false, fmt.Errorf("a message of %d bytes, over %d (send 20–40 ms at a time)", len(data), maxLiveMessage)
+	}
+	if len(data)%2 != 0 {
+		return pcm, 0, false, fmt.Errorf("a message of %d bytes is not 16-bit PCM", len(data))
+	}
+	for i := 0; i < len(data); i += 2 {
+		pcm = append(pcm, int16(binary.LittleEndian.Uint16(data[i:])))
+	}
+	return pcm, len(data), false, nil
 }
 
 // sessionEnded says why the session of the request in ctx no longer
