@@ -548,9 +548,10 @@ func TestRenameOfASessionInAnOldOverlapIsStored(t *testing.T) {
 }
 
 // TestSessionMadeAfterItsStartAndDeletedThatDayIsNotKept: a session made
-// at 17:40 for 17:00 had an instance at 17:00 that day by its rule, so
-// deleted that evening it was kept for good as a session that had run,
-// and the programme of that day named it; it never ran, and goes.
+// at 17:50 for 17:00 and 45 minutes had an instance at 17:00 that day by
+// its rule, so deleted that evening it was kept for good as a session that
+// had run, and the programme of that day named it; it never ran, and goes.
+// One made at 17:40, within its window, ran the rest of it: it is kept.
 func TestSessionMadeAfterItsStartAndDeletedThatDayIsNotKept(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	ctx := context.Background()
@@ -559,12 +560,19 @@ func TestSessionMadeAfterItsStartAndDeletedThatDayIsNotKept(t *testing.T) {
 	vn, err := loaxa.Location("")
 	must(t, err)
 	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 17, 40, 0, 0, vn))
+	within := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
+	must(t, s.CreateSession(ctx, within))
+	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 17, 46, 0, 0, vn))
+	_, err = s.DeleteSession(ctx, within.ID, loaxa.SessionDeletion{By: "xa"})
+	must(t, err)
+	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 17, 50, 0, 0, vn))
 	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
 	must(t, s.CreateSession(ctx, evening))
 	clk.Set(time.Date(t0.Year(), t0.Month(), t0.Day(), 20, 0, 0, 0, vn))
 	_, err = s.DeleteSession(ctx, evening.ID, loaxa.SessionDeletion{By: "xa"})
 	must(t, err)
-	if ss, err := s.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: t0.AddDate(0, 0, -1)}); err != nil || len(ss) != 0 {
-		t.Errorf("deleted sessions kept: %+v, %v; want none: it never ran", ss, err)
+	ss, err := s.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: t0.AddDate(0, 0, -1)})
+	if err != nil || len(ss) != 1 || ss[0].ID != within.ID {
+		t.Errorf("deleted sessions kept: %+v, %v; want only %s, made within its window: the one made after it never ran", ss, err, within.ID)
 	}
 }

@@ -292,9 +292,9 @@ type SessionRun struct {
 // change never moves or cuts off what is on air; the new times apply to
 // instances beginning after the change, except on a day whose instance
 // had begun by then (under way or over): that day has it once. A session
-// has no instance starting before its creation (none on the creation day
-// if created after its start), and a deleted one none starting at or
-// after DeletedAt.
+// has no instance that was over before its creation (none on the creation
+// day if made after that day's window; one made within it runs the rest
+// of it), and a deleted one none starting at or after DeletedAt.
 func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, error) {
 	// From the start of from's day: an instance of earlier times that day
 	// takes the day even if it began before from.
@@ -302,11 +302,14 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 	lo := time.Date(y, m, d, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
 	var out []SessionRun
 	taken := map[string]bool{}
-	// From its creation: created at 17:40, a session starting at 17:00 did
-	// not run that day (its rule counts from the creation day's start,
-	// and named that instance; the programme showed its items played
-	// then, and one deleted that evening was kept as having run).
-	since := s.CreatedAt
+	// From its creation: a session of 17:00 for 45 minutes created at
+	// 18:00 did not run that day (its rule counts from the creation day's
+	// start, and named that instance: the programme showed its items
+	// played then, and one deleted that evening was kept as having run).
+	// Created at 17:10, inside that window, it runs for the rest of it: an
+	// officer who sets up the evening session while it would be on air
+	// and sends the day's news to it hears it now.
+	var since time.Time
 	for i := 0; i <= len(s.Earlier); i++ {
 		times, until := s, time.Time{}
 		if i < len(s.Earlier) {
@@ -339,6 +342,9 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 			day := t.In(loc).Format(DateLayout)
 			if t.Before(since) || !until.IsZero() && !t.Before(until) || taken[day] {
 				continue
+			}
+			if !t.Add(times.MaxLength()).After(s.CreatedAt) {
+				continue // over before the session was made
 			}
 			if s.Deleted() && !t.Before(s.DeletedAt) {
 				continue

@@ -490,11 +490,14 @@ func TestSessionDaysByEasterAreRefused(t *testing.T) {
 	}
 }
 
-// TestSessionCreatedAfterItsStartRunsFromTheNextDay: a session created at
-// 17:40 whose start is 17:00 had an instance at 17:00 that day, before it
-// existed: the programme showed its items played then, and deleted that
-// evening it was kept as a session that had run. Its first instance is
-// the next day's; one created before its start runs the same day.
+// TestSessionCreatedAfterItsStartRunsFromTheNextDay: a session of 17:00
+// for 45 minutes created at 17:50 had an instance at 17:00 that day,
+// over before it existed: the programme showed its items played then, and
+// deleted that evening it was kept as a session that had run. Its first
+// instance is the next day's (made at 17:45 sharp too: the window has
+// ended). One created before its start, or within its window (17:40),
+// runs that day: an officer who sets up the evening session while it
+// would be on air hears what is sent to it now.
 func TestSessionCreatedAfterItsStartRunsFromTheNextDay(t *testing.T) {
 	vn, _ := loaxa.Location("")
 	day := time.Date(2026, 3, 2, 0, 0, 0, 0, vn)
@@ -504,7 +507,9 @@ func TestSessionCreatedAfterItsStartRunsFromTheNextDay(t *testing.T) {
 		first   time.Time
 		ranBy   bool // an instance began before 20:00 that day
 	}{
-		{"created at 17:40", day.Add(17*time.Hour + 40*time.Minute), day.AddDate(0, 0, 1).Add(17 * time.Hour), false},
+		{"created at 17:50", day.Add(17*time.Hour + 50*time.Minute), day.AddDate(0, 0, 1).Add(17 * time.Hour), false},
+		{"created at 17:45", day.Add(17*time.Hour + 45*time.Minute), day.AddDate(0, 0, 1).Add(17 * time.Hour), false},
+		{"created at 17:40, within its window", day.Add(17*time.Hour + 40*time.Minute), day.Add(17 * time.Hour), true},
 		{"created at 17:00", day.Add(17 * time.Hour), day.Add(17 * time.Hour), true},
 		{"created at 16:59", day.Add(16*time.Hour + 59*time.Minute), day.Add(17 * time.Hour), true},
 	} {

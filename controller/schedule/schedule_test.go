@@ -1305,15 +1305,16 @@ func TestStoredSessionByEasterFailsOnlyItsClusters(t *testing.T) {
 	}
 }
 
-// TestSessionMadeAfterItsStartPlaysFromTheNextDay: a session made at 17:40
-// for 17:00 had an instance at 17:00 that day, before it existed: a daily
-// item placed in it showed as played at 17:00 that day (and a node's
-// desired state held an occurrence already over, to end missed). Its
-// first instance is the next day's.
+// TestSessionMadeAfterItsStartPlaysFromTheNextDay: a session made at 17:50
+// for 17:00 and 45 minutes had an instance at 17:00 that day, over before
+// it existed: a daily item placed in it showed as played that day (and a
+// node's desired state held an occurrence already over, to end missed).
+// Its first instance is the next day's. (One made within its window runs
+// the rest of it: loaxa's TestSessionCreatedAfterItsStartRunsFromTheNextDay.)
 func TestSessionMadeAfterItsStartPlaysFromTheNextDay(t *testing.T) {
 	r := newRig(t)
 	r.s.SessionService = bolt.NewSessionService(r.db)
-	r.clock.Set(time.Date(2026, 11, 28, 17, 40, 0, 0, ictZone))
+	r.clock.Set(time.Date(2026, 11, 28, 17, 50, 0, 0, ictZone))
 	evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:00", MaxMinutes: 45}
 	r.must(t, r.s.SessionService.CreateSession(r.ctx, evening))
 	a := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"12346"}},
@@ -1326,13 +1327,13 @@ func TestSessionMadeAfterItsStartPlaysFromTheNextDay(t *testing.T) {
 		starts = append(starts, it.Start.In(ictZone).Format("02 15:04"))
 	}
 	if want := []string{"29 17:00"}; !slices.Equal(starts, want) {
-		t.Errorf("tt-01's programme of 28–29 November: %v, want %v (the session was made at 17:40 on the 28th)", starts, want)
+		t.Errorf("tt-01's programme of 28–29 November: %v, want %v (the session was made at 17:50 on the 28th)", starts, want)
 	}
 
 	// Placing a daily bulletin in it at once is no conflict: it plays
 	// from the next instance. A one-off of that day would play nowhere:
-	// a conflict, where it was packed at 17:40 in the instance that never
-	// ran.
+	// a conflict, where it was packed at 17:50 in the instance that was
+	// over.
 	daily := &loaxa.Announcement{Title: "Bản tin", ContentID: contentID, Targets: loaxa.Targets{Areas: []string{"12346"}},
 		Priority: protocol.PriorityNormal, Start: time.Date(2026, 11, 28, 18, 0, 0, 0, ictZone), RRule: "FREQ=DAILY", Repeat: 1, Session: evening.ID}
 	if cs, err := r.s.CheckAnnouncement(r.ctx, daily); err != nil || len(cs) != 0 {
