@@ -379,8 +379,21 @@ type part struct {
 // multipartBody encodes parts as multipart/form-data.
 func multipartBody(t testing.TB, parts ...part) (io.Reader, string) {
 	t.Helper()
+	return multipartBodyWith(t, "", parts...)
+}
+
+// multipartBodyWith encodes parts as multipart/form-data between the
+// given boundary (a random one if ""), for a body that must come out the
+// same each time (a fuzz seed).
+func multipartBodyWith(t testing.TB, boundary string, parts ...part) (*bytes.Buffer, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
+	if boundary != "" {
+		if err := mw.SetBoundary(boundary); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, p := range parts {
 		var w io.Writer
 		var err error

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,26 +23,8 @@ func FuzzUploadContent(f *testing.F) {
 	e := newEnv(f)
 	const boundary = "b0undary"
 	body := func(parts ...part) []byte {
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		if err := mw.SetBoundary(boundary); err != nil {
-			f.Fatal(err)
-		}
-		for _, p := range parts {
-			var w io.Writer
-			var err error
-			if p.filename != "" {
-				w, err = mw.CreateFormFile(p.name, p.filename)
-			} else {
-				w, err = mw.CreateFormField(p.name)
-			}
-			if err != nil {
-				f.Fatal(err)
-			}
-			w.Write(p.data)
-		}
-		mw.Close()
-		return buf.Bytes()
+		b, _ := multipartBodyWith(f, boundary, parts...)
+		return b.Bytes()
 	}
 	audio := wav(8000, 1, 800)
 	f.Add(boundary, body(part{"title", "", []byte("Thông báo")}, part{"file", "a.wav", audio}))
