@@ -651,6 +651,10 @@ func (l *Link) background(fn func()) bool {
 }
 
 func (l *Link) onConnect(c paho.Client) {
+	// The broker took the connect. paho starts this handler before it
+	// completes the connect's token, so run may not have stored this yet
+	// when the connect is signalled below.
+	l.reached.Store(true)
 	l.ready.Store(false)
 	l.echo.reset(false)
 	l.mu.Lock()
