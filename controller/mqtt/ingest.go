@@ -20,22 +20,22 @@ type Observer interface {
 	ObserveSalvaged(ctx context.Context, node string, events []protocol.Event)
 }
 
-// openNodeMessage parses a node message and checks that it is what the
-// topic says: the right type, from the node whose topic it is. The broker
-// already restricts each node to its own topics; this catches misconfigured
-// external brokers and confused clients.
-func openNodeMessage(node string, typ protocol.Type, payload []byte) (*protocol.Envelope, error) {
+// openNodeMessage parses a node message, checks that it is what the topic
+// says: the right type, from the node whose topic it is, and decodes its
+// body into body. The broker already restricts each node to its own topics;
+// this catches misconfigured external brokers and confused clients.
+func openNodeMessage(node string, typ protocol.Type, payload []byte, body any) error {
 	env, err := protocol.Parse(payload)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if env.Type != typ {
-		return nil, fmt.Errorf("%w: %s message on the %s topic", protocol.ErrMalformed, env.Type, typ)
+		return fmt.Errorf("%w: %s message on the %s topic", protocol.ErrMalformed, env.Type, typ)
 	}
 	if env.From != node {
-		return nil, fmt.Errorf("%w: message from %q on the topic of node %q", protocol.ErrAudience, env.From, node)
+		return fmt.Errorf("%w: message from %q on the topic of node %q", protocol.ErrAudience, env.From, node)
 	}
-	return env, nil
+	return env.Decode(body)
 }
 
 // checkActive refuses messages from a node whose credentials were revoked
@@ -61,12 +61,8 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 	if err := c.checkActive(ctx, node); err != nil {
 		return err
 	}
-	env, err := openNodeMessage(node, protocol.TypeState, payload)
-	if err != nil {
-		return err
-	}
 	var st protocol.State
-	if err := env.Decode(&st); err != nil {
+	if err := openNodeMessage(node, protocol.TypeState, payload, &st); err != nil {
 		return err
 	}
 	now := c.Now()
@@ -75,7 +71,7 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 		state = loaxa.NodeOnline
 	}
 	cameOnline := false
-	err = c.NodeService.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
+	err := c.NodeService.UpdateNodeStatus(ctx, node, func(s *loaxa.NodeStatus) {
 		cameOnline = s.State != loaxa.NodeOnline && state == loaxa.NodeOnline
 		if s.State != state {
 			s.State = state
@@ -124,12 +120,8 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if err := c.checkActive(ctx, node); err != nil {
 		return err
 	}
-	env, err := openNodeMessage(node, protocol.TypeEvents, payload)
-	if err != nil {
-		return err
-	}
 	var b protocol.EventBatch
-	if err := env.Decode(&b); err != nil {
+	if err := openNodeMessage(node, protocol.TypeEvents, payload, &b); err != nil {
 		return err
 	}
 	if b.Epoch == "" || len(b.Events) == 0 {
