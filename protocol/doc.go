@@ -30,6 +30,12 @@
 // sequence, issue and expiry times (Unix ms), the body as raw JSON, and an
 // Ed25519 signature. Messages larger than MaxMessageSize are refused unread.
 //
+// Node messages are not signed; receivers read them with Parse, which
+// refuses fields the envelope does not define (a newer envelope version is
+// told apart as ErrVersion), and Envelope.Decode, which ignores a newer
+// node's unknown body fields. ParseBody does both in one pass where that
+// gives exactly their result, as the controller's ingest does.
+//
 // One kind of message also travels in a compact form (compact.go): a live
 // call's audio frames, sent several times a second to every node of an
 // area, where JSON and base64 would double the stream. The compact form

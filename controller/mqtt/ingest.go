@@ -23,9 +23,11 @@ type Observer interface {
 // openNodeMessage parses a node message, checks that it is what the topic
 // says: the right type, from the node whose topic it is, and decodes its
 // body into body. The broker already restricts each node to its own topics;
-// this catches misconfigured external brokers and confused clients.
-func openNodeMessage(node string, typ protocol.Type, payload []byte, body any) error {
-	env, err := protocol.Parse(payload)
+// this catches misconfigured external brokers and confused clients. The
+// envelope and its body are decoded in one pass where that accepts the same
+// (protocol.ParseBody): every node message of a round comes through here.
+func openNodeMessage[T any](node string, typ protocol.Type, payload []byte, body *T) error {
+	env, decoded, err := protocol.ParseBody[T](payload, typ)
 	if err != nil {
 		return err
 	}
@@ -34,6 +36,10 @@ func openNodeMessage(node string, typ protocol.Type, payload []byte, body any) e
 	}
 	if env.From != node {
 		return fmt.Errorf("%w: message from %q on the topic of node %q", protocol.ErrAudience, env.From, node)
+	}
+	if decoded != nil {
+		*body = *decoded
+		return nil
 	}
 	return env.Decode(body)
 }
