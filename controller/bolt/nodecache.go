@@ -54,6 +54,23 @@ func remember(key, v []byte, n *loaxa.Node) {
 	nodeCache.Unlock()
 }
 
+// rememberWritten keeps n as the decoding of raw, the record just written
+// from it, after its transaction committed; both are the caller's no more.
+// It is the decoding up to what JSON does not keep and nobody can tell: a
+// time's monotonic reading and the name of its zone, an empty list against
+// none. Every reader puts the status from memory (which holds the same)
+// over the record's, and the same node encodes to the same bytes, so a
+// write of a node read from the cache stores what it would have stored
+// after a decoding (TestFlushStatusRemembersWhatItWrote).
+func rememberWritten(key, raw []byte, n *loaxa.Node) {
+	nodeCache.Lock()
+	if len(nodeCache.m) >= nodeCacheMax {
+		clear(nodeCache.m)
+	}
+	nodeCache.m[string(key)] = cachedNode{raw: raw, node: n}
+	nodeCache.Unlock()
+}
+
 // cloneNode copies n so that nothing the copy's holder may change (slices,
 // pointed-to values) is shared with n. TestCloneNodeSharesNothing checks
 // that every field is covered.

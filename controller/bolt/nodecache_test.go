@@ -1,10 +1,17 @@
 package bolt
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -127,5 +134,92 @@ func TestDecodeNodeCache(t *testing.T) {
 	}
 	if c.Status.State != loaxa.NodeOffline {
 		t.Errorf("new bytes decoded as state %q, want offline", c.Status.State)
+	}
+}
+
+// TestFlushStatusRemembersWhatItWrote: a status flush leaves in the node
+// cache the record it wrote with the node it encoded, so that the next
+// flush and other readers copy the node instead of decoding it. The
+// status is as the ingest sets it (times with a monotonic reading and a
+// named zone, which JSON does not keep; an empty list): the cached node
+// encodes to the written bytes, and a later write of the node stores the
+// same bytes whether it read the node from the cache or decoded it.
+func TestFlushStatusRemembersWhatItWrote(t *testing.T) {
+	ctx := context.Background()
+	db := NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return at }
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng"}); err != nil {
+		t.Fatal(err)
+	}
+	s := NewNodeService(db)
+	id := "flush-n1"
+	if err := s.CreateNode(ctx, &loaxa.Node{ID: id, Name: "Cụm loa 1", Area: "31", SecretHash: loaxa.HashSecret("s")}); err != nil {
+		t.Fatal(err)
+	}
+	ict := time.FixedZone("ICT", 7*3600)
+	now := time.Now() // with its monotonic reading
+	on := true
+	if err := s.UpdateNodeStatus(ctx, id, func(st *loaxa.NodeStatus) {
+		st.State, st.Since, st.LastSeen = loaxa.NodeOnline, now, now.In(ict)
+		st.ContentMissing = []string{}
+		st.Board = &protocol.Board{Mains: &on}
+		st.Faults = []loaxa.Fault{{Kind: loaxa.AlarmDoorOpen, Since: now.In(ict)}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.flushStatus(); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() []byte {
+		var raw []byte
+		if err := db.view(func(tx *bbolt.Tx) error {
+			raw = bytes.Clone(tx.Bucket(bucketNodes).Get([]byte(id)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	raw := stored()
+	cached := cachedDecode([]byte(id), raw)
+	if cached == nil {
+		t.Fatal("after a flush the node cache does not hold the record written")
+	}
+	again, err := json.Marshal(nodeRecord{cached, cached.SecretHash, cached.BrokerHash})
+	if err != nil || !bytes.Equal(again, raw) {
+		t.Fatalf("the cached node encodes to\n%s\nnot the record written\n%s\n(%v)", again, raw, err)
+	}
+	// The status in memory changes on; the cached node does not.
+	if err := s.UpdateNodeStatus(ctx, id, func(st *loaxa.NodeStatus) { *st.Board.Mains = false }); err != nil {
+		t.Fatal(err)
+	}
+	if c := cachedDecode([]byte(id), raw); c == nil || !*c.Status.Board.Mains {
+		t.Fatalf("the cached node shares the status in memory: %+v", c)
+	}
+	// A write of the node read from the cache, then the same write of the
+	// node decoded from the same record.
+	volume := 5
+	setVolume := func(st *loaxa.NodeSettings) error { st.Volume = &volume; return nil }
+	if _, err := s.UpdateNodeSettings(ctx, id, setVolume); err != nil {
+		t.Fatal(err)
+	}
+	fromCache := stored()
+	if err := db.update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketNodes).Put([]byte(id), raw) }); err != nil {
+		t.Fatal(err)
+	}
+	nodeCache.Lock()
+	delete(nodeCache.m, id)
+	nodeCache.Unlock()
+	if _, err := s.UpdateNodeSettings(ctx, id, setVolume); err != nil {
+		t.Fatal(err)
+	}
+	if decoded := stored(); !bytes.Equal(fromCache, decoded) {
+		t.Errorf("a write of the node read from the cache stored\n%s\nand of the node decoded\n%s", fromCache, decoded)
 	}
 }
