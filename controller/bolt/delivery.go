@@ -124,15 +124,29 @@ func occurrenceOf(announcement, occurrence string) bool {
 
 // putDelivery stores d and its index entries.
 func putDelivery(tx *bbolt.Tx, d *loaxa.Delivery) error {
+	_, err := writeDelivery(tx, d)
+	return err
+}
+
+// writeDelivery stores d and its index entries and returns what it
+// stored.
+func writeDelivery(tx *bbolt.Tx, d *loaxa.Delivery) (writtenDelivery, error) {
 	key := deliveryKey(d.Announcement, d.Occurrence, d.Node)
-	if err := putJSON(tx.Bucket(bucketDeliveries), key, d); err != nil {
-		return err
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return writtenDelivery{}, fmt.Errorf("encode %q: %w", key, err)
+	}
+	if err := tx.Bucket(bucketDeliveries).Put(key, raw); err != nil {
+		return writtenDelivery{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	nkey := nodeDeliveryKey(d.Announcement, d.Occurrence, d.Node)
 	if err := tx.Bucket(bucketNodeDeliveries).Put(nkey, key); err != nil {
-		return err
+		return writtenDelivery{}, err
 	}
-	return indexOpenDelivery(tx.Bucket(bucketOpenDeliveries), nkey, d)
+	if err := indexOpenDelivery(tx.Bucket(bucketOpenDeliveries), nkey, d); err != nil {
+		return writtenDelivery{}, err
+	}
+	return writtenDelivery{key: key, raw: raw, d: *d}, nil
 }
 
 // openDelivery reports whether d is one DropDeliveries may drop: pending

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -373,5 +374,51 @@ func BenchmarkDropDeliveriesWithHistory(b *testing.B) {
 	must(b, err)
 	if want := announcements*futureDays - cancelled; len(left) != want {
 		b.Fatalf("%d future deliveries left on %s, want %d", len(left), ids[0], want)
+	}
+}
+
+// BenchmarkReportDuringRound is an emergency's report built again while
+// its round goes on (per op, timed: one FindDeliveries of the
+// announcement's 10,000 deliveries). Before it, untimed, the report was
+// built once (the live board's previous poll) and every node then reported
+// the alert received (RecordEvents), so every delivery changed since.
+func BenchmarkReportDuringRound(b *testing.B) {
+	const nodes = 10000
+	db, ids := seededDB(b, nodes)
+	events, deliveries := bolt.NewEventService(db), bolt.NewDeliveryService(db)
+	ctx := context.Background()
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		round++
+		ann := fmt.Sprintf("e%06d", round)
+		start := t0.Add(time.Duration(round) * time.Hour)
+		occ := loaxa.OccurrenceID(ann, start)
+		ds := make([]*loaxa.Delivery, nodes)
+		for i, id := range ids {
+			ds[i] = &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: id, Start: start, Priority: protocol.PriorityEmergency, PlannedMS: 60000}
+		}
+		must(b, deliveries.EnsureDeliveries(ctx, ds))
+		if got, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: ann}); err != nil || len(got) != nodes {
+			b.Fatal(err, len(got))
+		}
+		var wg sync.WaitGroup
+		for w := range 64 {
+			wg.Go(func() {
+				for i := w; i < nodes; i += 64 {
+					ev := protocol.Event{Seq: uint64(round), Type: protocol.EventReceived, At: start, Occurrence: occ, Announcement: ann}
+					if _, _, err := events.RecordEvents(ctx, ids[i], protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{ev}}, start); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.StartTimer()
+		got, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: ann})
+		if err != nil || len(got) != nodes || got[0].State != loaxa.DeliveryReceived {
+			b.Fatal(err, len(got))
+		}
 	}
 }

@@ -104,14 +104,15 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 	receivedAt = receivedAt.UTC()
 	var last uint64
 	var fresh []protocol.Event
+	var written []writtenDelivery
 	err := s.db.groupUpdate(func(tx *bbolt.Tx) error {
-		last, fresh = 0, fresh[:0] // the function may run again (groupUpdate)
+		last, fresh, written = 0, fresh[:0], written[:0] // the function may run again (groupUpdate)
 		area, err := s.db.nodeArea(tx, node)
 		if err != nil {
 			return err
 		}
 		n := eventSource{node: node, area: area}
-		var held batchDelivery
+		held := batchDelivery{cache: &s.db.deliveries, written: &written}
 		seqs := tx.Bucket(bucketEventSeqs)
 		seqKey := eventSeqKey(node, b.Epoch)
 		if v := seqs.Get(seqKey); v != nil {
@@ -180,6 +181,7 @@ func (s *EventService) RecordEvents(ctx context.Context, node string, b protocol
 	if err != nil {
 		return 0, nil, fmt.Errorf("record events of node %s: %w", node, err)
 	}
+	s.db.deliveries.refresh(written)
 	return last, fresh, nil
 }
 
@@ -216,6 +218,11 @@ type batchDelivery struct {
 	d     loaxa.Delivery
 	found bool // stored before the batch, or made by one of its events
 	dirty bool // changed by the batch, not written yet
+
+	// The reports' decoded deliveries: read from, and told after the
+	// commit (written) what the batch wrote.
+	cache   *deliveryCache
+	written *[]writtenDelivery
 }
 
 // load holds the delivery at key, after writing the one held before.
@@ -226,10 +233,20 @@ func (h *batchDelivery) load(tx *bbolt.Tx, key []byte) error {
 	if err := h.flush(tx); err != nil {
 		return err
 	}
-	*h = batchDelivery{key: key}
-	found, err := getJSON(tx.Bucket(bucketDeliveries), key, &h.d)
-	h.found = found
-	return err
+	*h = batchDelivery{key: key, cache: h.cache, written: h.written}
+	v := tx.Bucket(bucketDeliveries).Get(key)
+	if v == nil {
+		return nil
+	}
+	h.found = true
+	if d, ok := h.cache.lookup(key, v); ok {
+		h.d = d
+		return nil
+	}
+	if err := json.Unmarshal(v, &h.d); err != nil {
+		return fmt.Errorf("decode %q: %w", key, err)
+	}
+	return nil
 }
 
 // store takes d as the held delivery's new value, to be written.
@@ -243,7 +260,16 @@ func (h *batchDelivery) flush(tx *bbolt.Tx) error {
 		return nil
 	}
 	h.dirty = false
-	return putDelivery(tx, &h.d)
+	w, err := writeDelivery(tx, &h.d)
+	if err != nil {
+		return err
+	}
+	if h.cache.holds(w.key) {
+		// A report read it: it gets the new value without decoding.
+		// Held only then, so an ingest no report follows keeps nothing.
+		*h.written = append(*h.written, w)
+	}
+	return nil
 }
 
 // storeRefused stores, under seq, why the event the node sent there was
