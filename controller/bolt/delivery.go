@@ -258,7 +258,8 @@ func (s *DeliveryService) FindDeliveries(ctx context.Context, f loaxa.DeliveryFi
 // plus grace before it). Started and final ones stay, and older ones: they
 // are history. A due one, waiting its turn when it was cancelled, was
 // kept, and the node, which no longer holds it, reported nothing: open for
-// ever.
+// ever. Those of emergencies and live calls stay: the scheduler never
+// holds their occurrences.
 //
 // It reads only the index of the nodes' open deliveries, which holds each
 // one's planned end: nothing is decoded, and a node's history is not
@@ -300,10 +301,14 @@ func dropDeliveries(tx *bbolt.Tx, node string, keep map[string]bool, now time.Ti
 		if !ok || len(v) != 8 {
 			return fmt.Errorf("open delivery index entry %q: want an announcement and an occurrence after the node, and an 8-byte end, got %d bytes", k, len(v))
 		}
-		// Emergencies are sent, not scheduled: the scheduler never
-		// holds their occurrences.
+		// Emergencies and live calls are sent, not scheduled: the
+		// scheduler never holds their occurrences. A live call's were
+		// dropped by any change to its nodes' schedules in its first
+		// minutes, and the node's reports then made one without its plan
+		// (a drill call's delivery said drill false), or an offline
+		// node's left the call.
 		end := time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
-		if keep[string(occ)] || !end.Add(grace).After(now) || loaxa.IsEmergencyID(string(ann)) {
+		if keep[string(occ)] || !end.Add(grace).After(now) || sentNotScheduled(string(ann)) {
 			continue
 		}
 		drop = append(drop, bytes.Clone(k))

@@ -422,3 +422,54 @@ func BenchmarkReportDuringRound(b *testing.B) {
 		}
 	}
 }
+
+// TestDropDeliveriesKeepsALiveCall: a live call's deliveries are the
+// call's, not the scheduler's, which never holds them among a node's
+// occurrences. A schedule change for the call's nodes in its first
+// minutes (a bulletin saved for the commune, the node's first desired
+// state) dropped them: the node's later reports made an unplanned
+// delivery, no longer marked drill (TestLiveDrillMarked saw drill false
+// on a completed drill call), and a node still pending left the call's
+// report, and was not sent the call when it came online.
+func TestDropDeliveriesKeepsALiveCall(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	mustNode(t, db, "n2", "hp")
+	s, events := bolt.NewDeliveryService(db), bolt.NewEventService(db)
+	ctx := context.Background()
+	now := clk.Now()
+	const call = "live-0001"
+	plan := func(node string) *loaxa.Delivery {
+		return &loaxa.Delivery{Announcement: call, Occurrence: call, Node: node, Start: now, Priority: protocol.PriorityHigh, Drill: true}
+	}
+	must(t, s.EnsureDeliveries(ctx, []*loaxa.Delivery{plan("n1"), plan("n2")}))
+	report := func(seq uint64, typ protocol.EventType) {
+		t.Helper()
+		b := protocol.EventBatch{Epoch: "ep", Events: []protocol.Event{{Seq: seq, Type: typ, At: now, Occurrence: call, Announcement: call, Drill: true}}}
+		if _, _, err := events.RecordEvents(ctx, "n1", b, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// n1 heard the start; n2 is offline, its delivery pending.
+	report(1, protocol.EventReceived)
+	must(t, s.DropDeliveries(ctx, map[string]map[string]bool{"n1": {}, "n2": {}}, now.Add(time.Second), 10*time.Minute))
+	report(2, protocol.EventStarted)
+	report(3, protocol.EventCompleted)
+
+	got, err := s.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: call})
+	must(t, err)
+	byNode := map[string]*loaxa.Delivery{}
+	for _, d := range got {
+		byNode[d.Node] = d
+	}
+	for node, state := range map[string]loaxa.DeliveryState{"n1": loaxa.DeliveryCompleted, "n2": loaxa.DeliveryPending} {
+		d := byNode[node]
+		switch {
+		case d == nil:
+			t.Errorf("%s's delivery of the call is gone after a schedule change (left: %q)", node, deliveryIDs(got))
+		case !d.Drill || d.Unplanned || d.Priority != protocol.PriorityHigh || d.State != state:
+			t.Errorf("%s's delivery %+v: want %s with its plan kept (drill, not unplanned, priority)", node, d, state)
+		}
+	}
+}

@@ -217,7 +217,8 @@ type DeliveryService interface {
 	// within their planned length plus grace before it (due, waiting
 	// their turn). The scheduler no longer plans them (cancelled,
 	// declined, moved). Those older are history: missed, or failed to
-	// sound. All the nodes' are dropped in one transaction, or none.
+	// sound. An emergency's and a live call's stay: they are sent, not
+	// scheduled. All the nodes' are dropped in one transaction, or none.
 	DropDeliveries(ctx context.Context, keep map[string]map[string]bool, now time.Time, grace time.Duration) error
 	// NoteResends counts one more resend of occurrence, at at, to each of
 	// nodes (Delivery.Resends); nodes without a delivery of it are skipped.
