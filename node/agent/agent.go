@@ -152,6 +152,9 @@ type Agent struct {
 	// state (alert.go); cancelled remembers cancelled alert ids until
 	// they expire, so a late copy cannot start one.
 	alerts []protocol.Alert
+	// arrived are the alerts accepted since the last step: when each came
+	// and whether its content could play then (alert.go).
+	arrived map[string]arrival
 	// lives are the jitter buffers of the live calls among alerts (live.go);
 	// liveBefore, the frames each counted before a restart (alertstore.go).
 	lives      map[string]*jitter
@@ -834,19 +837,33 @@ func (a *Agent) step() time.Time {
 	var events []protocol.Event
 	var marks []Progress
 	for _, o := range d.Received {
+		// An alert is received when it came, which on a loaded board may
+		// be some milliseconds before this step; its content, fetched
+		// meanwhile, is ready now, after it. Both at now, the controller
+		// read the node as one that had the audio when the alert came
+		// (not fetched), though it had fetched it.
+		at, cached := now, true
+		if arr, ok := a.arrived[o.ID]; ok {
+			at, cached = arr.at, arr.cached
+		}
 		m := markOf(o, PhaseReceived)
-		m.ReceivedAt = now
-		e := occurrenceEvent(protocol.EventReceived, m, now)
+		m.ReceivedAt = at
+		e := occurrenceEvent(protocol.EventReceived, m, at)
 		if e.HeldBy = a.holding(o); e.HeldBy != "" {
 			a.log.Warn("agent: live call held behind what plays; it begins once that is over", "call", o.ID, "drill", o.Drill, "held_by", e.HeldBy)
 		}
 		events = append(events, e)
 		if o.Content != "" && a.cache.Playable(o.Content) {
 			m.ContentReady = true
-			events = append(events, occurrenceEvent(protocol.EventContentReady, m, now))
+			ready := at
+			if !cached {
+				ready = now
+			}
+			events = append(events, occurrenceEvent(protocol.EventContentReady, m, ready))
 		}
 		marks = append(marks, m)
 	}
+	clear(a.arrived)
 	for _, m := range ready {
 		e := occurrenceEvent(protocol.EventContentReady, m, now)
 		if p := a.play; p != nil && p.occ.ID == m.Occurrence {

@@ -60,6 +60,18 @@ func (a *Agent) withAlerts() *protocol.DesiredState {
 	return d
 }
 
+// arrival is when an alert came, and whether its content could play
+// then. The step that reports it received runs after the alert's content
+// was asked for (acceptAlert), and on a loaded board its fetch can end
+// before that step: reported received and content-ready at the step's
+// instant, the node read as one that had the audio when the alert came
+// (the report's fetched said false, TestAlertDoesNotWaitForABulletinDownload
+// waited for it in vain).
+type arrival struct {
+	at     time.Time
+	cached bool
+}
+
 // acceptAlert takes a verified alert command. A copy of an alert the node
 // has (a resend, or the same alert through a parent area) plays nothing
 // again, but sends the reports of it the node holds at once (the
@@ -91,6 +103,10 @@ func (a *Agent) acceptAlert(env *protocol.Envelope, al *protocol.Alert) error {
 	}
 	a.holdReports(al)
 	a.alerts = append(a.alerts, *al)
+	if a.arrived == nil {
+		a.arrived = map[string]arrival{}
+	}
+	a.arrived[id] = arrival{at: a.clock.Now(), cached: al.Occurrence.Content == "" || a.cache.Playable(al.Occurrence.Content)}
 	a.alertsChanged()
 	a.wantContent()
 	o := al.Occurrence
