@@ -323,7 +323,12 @@ func (s *EventService) advanceDelivery(tx *bbolt.Tx, node, epoch string, salvage
 			return nil
 		}
 		start := loaxa.OccurrenceTime(ev.Occurrence) // zero if it does not parse
-		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending, Unplanned: true}
+		// The drill mark as the node had it from the signed alert or
+		// call: without it a drill whose plan never came (a controller
+		// stopped while it sent) counted as a real one. The plan, if it
+		// comes, has the last word (planDelivery).
+		d = loaxa.Delivery{Announcement: ann, Occurrence: ev.Occurrence, Node: node, Start: start, State: loaxa.DeliveryPending,
+			Drill: ev.Drill, Unplanned: true}
 	}
 	if salvaged {
 		if d.Epoch != "" && d.Epoch != epoch {

@@ -613,6 +613,51 @@ func TestEventOfUnknownOccurrence(t *testing.T) {
 	}
 }
 
+// TestUnplannedDeliveryKeepsTheDrillMark: a delivery made from a node's
+// report, before or without its plan, says drill when the node's events
+// do (the node has the mark from the signed alert or call). It said drill
+// false until the plan came, and for good if the plan never did (a
+// controller stopped while an alert went out, a plan dropped): a drill
+// counted as a real alert in the reports. The plan, when it comes, has
+// the last word.
+func TestUnplannedDeliveryKeepsTheDrillMark(t *testing.T) {
+	for _, occ := range []string{"live-0001", loaxa.OccurrenceID("e000001", t0)} {
+		t.Run(occ, func(t *testing.T) {
+			db, clk := MustOpenDB(t)
+			mustArea(t, db, "hp", "")
+			mustNode(t, db, "n1", "hp")
+			ctx := context.Background()
+			ann, _, _ := strings.Cut(occ, "@")
+			b := protocol.EventBatch{Epoch: "e1", Events: []protocol.Event{
+				{Seq: 1, Type: protocol.EventReceived, Occurrence: occ, Announcement: ann, At: t0, Drill: true},
+				{Seq: 2, Type: protocol.EventStarted, Occurrence: occ, Announcement: ann, At: t0, Drill: true},
+			}}
+			if _, _, err := bolt.NewEventService(db).RecordEvents(ctx, "n1", b, clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+			deliveries := bolt.NewDeliveryService(db)
+			marks := func(ds []*loaxa.Delivery) (out []string) {
+				for _, d := range ds {
+					out = append(out, fmt.Sprintf("%s %s unplanned=%t drill=%t", d.Node, d.State, d.Unplanned, d.Drill))
+				}
+				return out
+			}
+			ds, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: ann})
+			must(t, err)
+			if len(ds) != 1 || !ds[0].Unplanned || !ds[0].Drill || ds[0].State != loaxa.DeliveryStarted {
+				t.Fatalf("deliveries from the node's drill reports: %q; want one, unplanned, started, drill", marks(ds))
+			}
+			// A plan that says otherwise wins.
+			must(t, deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{{Announcement: ann, Occurrence: occ, Node: "n1", Start: t0}}))
+			ds, err = deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: ann})
+			must(t, err)
+			if len(ds) != 1 || ds[0].Unplanned || ds[0].Drill {
+				t.Errorf("after a plan without the mark: %q; want planned, not drill", marks(ds))
+			}
+		})
+	}
+}
+
 func TestEventService_RecordEvents_MalformedOccurrence(t *testing.T) {
 	db, clk := MustOpenDB(t)
 	mustArea(t, db, "hp", "")

@@ -146,8 +146,8 @@ type Delivery struct {
 	Drill bool `json:"drill,omitempty"`
 	// Unplanned marks a delivery made from the node's report of an
 	// occurrence whose plan the controller had not stored (yet): its Start
-	// is the occurrence's own time and it has no Priority, PlannedMS or
-	// Drill. An emergency publishes while it stores its deliveries, so its
+	// is the occurrence's own time, it has no Priority or PlannedMS, and
+	// its Drill is what the node's event said. An emergency publishes while it stores its deliveries, so its
 	// fastest nodes can report first; EnsureDeliveries then puts the plan
 	// into such a delivery and clears the mark. An announcement's delivery
 	// is made so only from a report of a play: its plan is stored before
