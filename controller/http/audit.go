@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,6 +130,14 @@ func (s *Server) commonArea(ctx context.Context, areas []string) (string, error)
 // auditResponse answers GET /api/v1/audit.
 type auditResponse struct {
 	Entries []*loaxa.AuditEntry `json:"entries"`
+	// Names are what the console calls the things the entries name by
+	// id, by kind: the target ("announcement", "emergency", "node",
+	// "content", "session", "live", "cap", "proposal"), a cluster's own
+	// actions ("node:<id>") and the ids in the details (content=, node=,
+	// nodes=, follows=, session=). An entry holds ids only
+	// (a title can change, and a hash is what was sent); an officer reads
+	// names. Things gone since (or never found) are left out.
+	Names map[string]map[string]string `json:"names,omitempty"`
 }
 
 // handleListAudit answers GET /api/v1/audit?actor=&area=&from=&to=&limit=&order=:
@@ -172,8 +181,166 @@ func (s *Server) handleListAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list audit: %w", err)
 	}
-	s.writeJSON(w, r, http.StatusOK, auditResponse{Entries: nonNil(entries)})
+	s.writeJSON(w, r, http.StatusOK, auditResponse{Entries: nonNil(entries), Names: s.auditNames(ctx, entries)})
 	return nil
+}
+
+// auditTargetKind is the kind of thing an action's target is, by the
+// action's noun, for those whose target has a name an officer knows
+// better than its id. Users are named by their username, areas by the
+// console from its tree.
+func auditTargetKind(action string) string {
+	noun, _, _ := strings.Cut(action, ".")
+	switch noun {
+	case "announcement", "emergency", "node", "content", "session", "live", "cap", "proposal":
+		if action == "cap.recordings" || action == "cap.auto_start" || action == "node.enrol_failed" {
+			return "" // targets "cap", or nothing
+		}
+		return noun
+	case "inbound":
+		return "announcement" // an upstream system's bulletin
+	}
+	return ""
+}
+
+// auditDetailID finds the ids an entry's detail names: content=<hash>,
+// node=<id>, nodes=<id,id>, follows=<emergency>, session=<id>.
+var auditDetailID = regexp.MustCompile(`\b(content|node|nodes|follows|session)=([^\s,"]+(?:,[^\s,"]+)*)`)
+
+// auditDetailKind is the kind of thing each key of auditDetailID names.
+var auditDetailKind = map[string]string{"content": "content", "node": "node", "nodes": "node", "follows": "emergency", "session": "session"}
+
+// auditNames looks up the names of what entries name, each once. A
+// lookup that fails is logged and left out: the console shows the id.
+func (s *Server) auditNames(ctx context.Context, entries []*loaxa.AuditEntry) map[string]map[string]string {
+	want := map[string]map[string]bool{}
+	add := func(kind, id string) {
+		if kind == "" || id == "" {
+			return
+		}
+		if want[kind] == nil {
+			want[kind] = map[string]bool{}
+		}
+		want[kind][id] = true
+	}
+	for _, e := range entries {
+		add(auditTargetKind(e.Action), e.Target)
+		if node, ok := strings.CutPrefix(e.Actor, "node:"); ok {
+			add("node", node)
+		}
+		for _, m := range auditDetailID.FindAllStringSubmatch(e.Detail, -1) {
+			for id := range strings.SplitSeq(m[2], ",") {
+				add(auditDetailKind[m[1]], id)
+			}
+		}
+	}
+	names := map[string]map[string]string{}
+	// The emergency service reads no single alert but with every node's
+	// state (a province's 10,000): the list, once, is lighter.
+	var alerts map[string]string
+	if len(want["emergency"]) > 0 && s.EmergencyService != nil {
+		list, err := s.EmergencyService.FindEmergencies(ctx, 0)
+		if err != nil {
+			s.logger().Warn("audit: names of emergencies", "err", err)
+		}
+		alerts = make(map[string]string, len(list))
+		for _, em := range list {
+			alerts[em.ID] = em.Title
+		}
+	}
+	for kind, ids := range want {
+		for id := range ids {
+			name, err := s.auditName(ctx, kind, id)
+			if kind == "emergency" {
+				name, err = alerts[id], nil
+			}
+			if err != nil {
+				if loaxa.ErrorCode(err) != loaxa.ENotFound {
+					s.logger().Warn("audit: name", "kind", kind, "id", id, "err", err)
+				}
+				continue
+			}
+			if name == "" || name == id {
+				continue
+			}
+			if names[kind] == nil {
+				names[kind] = map[string]string{}
+			}
+			names[kind][id] = name
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return names
+}
+
+// auditName is the name of the kind of thing id is; "" if it has none or
+// the controller keeps no such things.
+func (s *Server) auditName(ctx context.Context, kind, id string) (string, error) {
+	switch kind {
+	case "announcement":
+		a, err := s.AnnouncementService.FindAnnouncementByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return a.Title, nil
+	case "node":
+		n, err := s.NodeService.FindNodeByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return n.Name, nil
+	case "content":
+		c, err := s.ContentService.FindContentByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if c.Title == "" {
+			return c.Source.Filename, nil
+		}
+		return c.Title, nil
+	case "session":
+		if s.SessionService == nil {
+			return "", nil
+		}
+		sess, err := s.SessionService.FindSessionByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return sess.Name, nil
+	case "live":
+		if s.LiveCalls == nil {
+			return "", nil
+		}
+		c, err := s.LiveCalls.FindLiveCallByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return c.Title, nil
+	case "cap":
+		if s.CapStore == nil {
+			return "", nil
+		}
+		a, err := s.CapStore.FindCapAlertByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if a.Headline == "" {
+			return a.Event, nil
+		}
+		return a.Headline, nil
+	case "proposal":
+		if s.ProposalService == nil {
+			return "", nil
+		}
+		p, err := s.ProposalService.FindProposalByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return s.auditName(ctx, "announcement", p.Announcement)
+	}
+	return "", nil
 }
 
 // auditTargets describes an announcement for the audit log.

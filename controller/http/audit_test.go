@@ -143,3 +143,57 @@ func TestAuditNewestFirstPastTheLimit(t *testing.T) {
 	r := e.call("GET", "/api/v1/audit?order=desc", e.admin, nil, http.StatusBadRequest, nil)
 	checkError(t, r, http.StatusBadRequest, "invalid", "order")
 }
+
+// TestAuditNamesWhatTheEntriesName: an audit entry holds ids — the
+// bulletin's "a000001", the alert's "e000001", the audio's SHA-256 — and
+// the audit screen showed them as such. GET /audit answers with the names
+// of what its entries name, by kind: the targets, a cluster acting for
+// itself, and the audio, clusters and alert their details name; a
+// reader's filter narrows them to its entries.
+func TestAuditNamesWhatTheEntriesName(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin sáng", http.StatusCreated)
+	var a loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", e.admin, map[string]any{
+		"title": "Lịch tiêm chủng", "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}, "nodes": []string{"n-b"}},
+		"priority": "normal", "start": t0.Add(time.Hour).Format(time.RFC3339),
+	}, http.StatusCreated, &a)
+	var em loaxa.Emergency
+	e.call("POST", "/api/v1/emergency", e.admin, map[string]any{"content_id": c.ID, "targets": []string{"318"}, "drill": true}, http.StatusCreated, &em)
+	var clear loaxa.Emergency
+	e.call("POST", "/api/v1/emergency/"+em.ID+"/all-clear", e.admin, map[string]any{"content_id": c.ID}, http.StatusCreated, &clear)
+
+	if em.Title == "" || clear.Title == "" {
+		t.Fatalf("the alerts have no titles (%q, %q) to name them by", em.Title, clear.Title)
+	}
+	var l struct {
+		Entries []loaxa.AuditEntry           `json:"entries"`
+		Names   map[string]map[string]string `json:"names"`
+	}
+	e.call("GET", "/api/v1/audit", e.admin, nil, http.StatusOK, &l)
+	want := map[string]map[string]string{
+		"announcement": {a.ID: "Lịch tiêm chủng"},
+		"content":      {c.ID: "Bản tin sáng"},
+		"node":         {"n-a": "Cụm loa chợ Đôi", "n-b": "Cụm loa UBND"},
+		"emergency":    {em.ID: em.Title, clear.ID: clear.Title},
+	}
+	for kind, ids := range want {
+		for id, name := range ids {
+			if got := l.Names[kind][id]; got != name {
+				t.Errorf("names[%s][%s] = %q, want %q (names %v)", kind, id, got, name, l.Names)
+			}
+		}
+	}
+
+	// Read for one day without entries, nothing is named.
+	var none struct {
+		Entries []loaxa.AuditEntry           `json:"entries"`
+		Names   map[string]map[string]string `json:"names"`
+	}
+	e.call("GET", "/api/v1/audit?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z", e.admin, nil, http.StatusOK, &none)
+	if len(none.Entries) != 0 || none.Names != nil {
+		t.Errorf("an empty day names %v (entries %d), want nothing", none.Names, len(none.Entries))
+	}
+}

@@ -475,6 +475,46 @@ func TestEveryLiveEndReasonIsWorded(t *testing.T) {
 	}
 }
 
+// TestEveryAuditActionIsWorded: the audit screen showed each action as
+// its code ("announcement.create", "emergency.cancel"), which an officer
+// cannot read. Each action the controller records has words in both
+// languages (audit.act.<code>); the codes are read from the Go code that
+// records them (the constants and the literals passed to audit, auditIn
+// and auditAs), so a new one cannot be missed. A code the console has no
+// words for (a newer controller's) is shown as the code.
+func TestEveryAuditActionIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
+	files, err := filepath.Glob("../http/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sources []string
+	for _, f := range files {
+		if !strings.HasSuffix(f, "_test.go") {
+			sources = append(sources, f)
+		}
+	}
+	sources = append(sources, "../live/live.go")
+	codes := constants(t, `(?m)^\s*(?:const\s+)?[aA]udit\w+\s*=\s*"([a-z_.]+)"`, sources...)
+	codes = append(codes, constants(t, `\.audit(?:In)?\(r, "([a-z_.]+)",`, sources...)...)
+	codes = append(codes, constants(t, `\.auditAs\(r, [^,]+, "([a-z_.]+)",`, sources...)...)
+	// The proposal handler records its decision: "proposal." + state.
+	if len(constants(t, `("proposal\.")\+state`, "../http/proposal.go")) != 1 {
+		t.Fatal(`../http/proposal.go no longer records "proposal."+state; read its codes anew`)
+	}
+	codes = append(codes, "proposal."+loaxa.ProposalAccepted, "proposal."+loaxa.ProposalDeclined)
+	if len(codes) < 45 {
+		t.Fatalf("found %d audit actions: %v; the patterns are broken", len(codes), codes)
+	}
+	for _, c := range codes {
+		for lang, d := range dicts {
+			if d["audit.act."+c] == "" {
+				t.Errorf("%s.json has no words for the audit action %q (key audit.act.%s): the audit screen shows the code", lang, c, c)
+			}
+		}
+	}
+}
+
 // constants collects the first group of pattern in Go source files: the
 // values of a family of constants.
 func constants(t *testing.T, pattern string, files ...string) []string {

@@ -129,8 +129,8 @@ func TestDatesInVietnameseOrderInAnEnglishBrowser(t *testing.T) {
 	}
 	// The bulletin's start in its entry, as every time is shown; before,
 	// the API's "start=2026-12-02T10:00:00Z", seven hours off in UTC.
-	got := MustEval[string](d, `[...document.querySelectorAll('#audit-table tbody tr')].map(r => r.innerText).find(s => s.includes('announcement.create')) || ''`)
-	if !strings.Contains(got, "start=17:00 02/12/2026") || strings.Contains(got, "T10:00") {
+	got := MustEval[string](d, `([...document.querySelectorAll('#audit-table tbody tr')].find(r => r.cells[2].innerText === 'Tạo bản tin') || {innerText: ''}).innerText`)
+	if !strings.Contains(got, "Bắt đầu: 17:00 02/12/2026") || strings.Contains(got, "T10:00") {
 		t.Errorf("the bulletin's entry in the audit log reads %q, want its start as 17:00 02/12/2026", got)
 	}
 }

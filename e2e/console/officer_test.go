@@ -289,7 +289,7 @@ func TestCommuneOfficerEveningBulletin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
 	b.Wait("the admin's scope", text("#scope")+` === 'Quản trị toàn hệ thống'`, 10*time.Second)
 	b.Go("#/audit", `document.querySelector('#audit-table')`)
-	b.Wait("the officer's bulletin in the audit log", `[...document.querySelectorAll('#audit-table tbody tr')].some(r => r.innerText.includes('can-bo-lap-le') && r.innerText.includes('announcement.create'))`, 5*time.Second)
+	b.Wait("the officer's bulletin in the audit log", `[...document.querySelectorAll('#audit-table tbody tr')].some(r => r.innerText.includes('can-bo-lap-le') && r.cells[2].innerText === 'Tạo bản tin')`, 5*time.Second)
 	b.Shot("10-nhat-ky")
 	b.Go("#/admin", `document.querySelector('#node-id')`)
 	b.Do("enrol a board",

@@ -2,7 +2,7 @@
 // area, newest first.
 
 import { api, now } from '../api.js';
-import { t } from '../i18n.js';
+import { t, has } from '../i18n.js';
 import { h, fill, field, options, fmtDateTime, errorBox, ymd, addDays, vnDate, rfc3339, dayInput, readFields } from '../ui.js';
 
 // RFC3339 finds the API's times (in UTC) in an entry's detail,
@@ -12,6 +12,111 @@ const RFC3339 = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\
 
 function detailText(detail) {
   return detail.replace(RFC3339, (at) => fmtDateTime(at));
+}
+
+// The kind of thing an action's target is, as the API's names are keyed
+// (GET /audit's names; controller/http/audit.go auditTargetKind).
+function targetKind(action) {
+  if (['cap.recordings', 'cap.auto_start', 'node.enrol_failed'].includes(action)) return '';
+  const noun = action.split('.')[0];
+  if (['announcement', 'emergency', 'node', 'content', 'session', 'live', 'cap', 'proposal'].includes(noun)) return noun;
+  return noun === 'inbound' ? 'announcement' : '';
+}
+
+// named shows a thing by its name, its id in small type after it (small)
+// and as the tooltip: "Bản tin chiều a000002". Without a name, the id
+// alone. An audio file's id is its 64-character hash: the tooltip only.
+function named(name, id, small = true) {
+  if (!name || name === id) return h('span', {}, id);
+  return h('span', { title: id }, name, small ? [' ', h('small', { class: 'muted audit-id' }, id)] : []);
+}
+
+// An entry's detail is the API's "key=value" pairs: those an officer
+// knows a word for are said with it, ids by their names; the rest, and
+// any free text between, as written.
+const PAIR = /\b([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^\s,]*(?:,[^\s,]+)*)/g;
+
+// Free-text details, said in words.
+const WHY = {
+  'wrong password': 'audit.why.wrong_password', 'unknown user': 'audit.why.unknown_user', locked: 'audit.why.locked',
+  'wrong current password': 'audit.why.wrong_current_password', 'unknown, used or expired code': 'audit.why.bad_code',
+};
+
+function detailNodes(ctx, action, detail, names) {
+  if (WHY[detail]) return [t(WHY[detail])];
+  // In the detail, things by their names, the ids as tooltips only.
+  const name = (kind, id) => named(((names || {})[kind] || {})[id], id, false);
+  const list = (v) => v.replace(/^\[|\]$/g, '').split(/[\s,]+/).filter(Boolean);
+  const joined = (items) => items.flatMap((x, i) => (i ? [', ', x] : [x]));
+  const area = (id) => named(ctx.areaName(id), id, false);
+  const value = (key, v) => {
+    switch (key) {
+      case 'content': return name('content', v);
+      case 'follows': return name('emergency', v);
+      case 'session': return name('session', v);
+      case 'node': case 'nodes': return joined(list(v).map((id) => name('node', id)));
+      case 'areas': case 'before': return list(v).length ? joined(list(v).map(area)) : '—';
+      case 'parent': return v ? area(v) : '—';
+      case 'title': try { return '“' + JSON.parse(v) + '”'; } catch { return v; }
+      case 'priority': return has('priority.' + v) ? t('priority.' + v) : v;
+      case 'role': return has('role.' + v) ? t('role.' + v) : v;
+      case 'credentials': return has('audit.d.credentials_' + v) ? t('audit.d.credentials_' + v) : v;
+      case 'kind':
+        if (action === 'alarm.ack' && has('alarm.' + v)) return t('alarm.' + v);
+        return action.startsWith('emergency.') && has('audit.d.' + v.replace('-', '_')) ? t('audit.d.' + v.replace('-', '_')) : v;
+      default: return detailText(v);
+    }
+  };
+  const out = [];
+  let last = 0;
+  for (const m of detail.matchAll(PAIR)) {
+    const [all, key, v] = m;
+    const between = detail.slice(last, m.index);
+    // Separators between pairs (" ", ", ") read as the dots the console
+    // puts between facts; other words stay.
+    if (out.length && /^[\s,]*$/.test(between)) out.push(' · ');
+    else if (between) out.push(detailText(between));
+    last = m.index + all.length;
+    if (key === 'drill') { out.push(t(v === 'true' ? 'audit.d.drill' : 'audit.d.real')); continue; }
+    if ((key === 'nodes' || key === 'areas') && v === '') { out.pop(); continue; } // none: not said
+    out.push(has('audit.k.' + key) ? t('audit.k.' + key) + ': ' : key + '=', value(key, v));
+  }
+  if (last < detail.length) out.push(detailText(detail.slice(last)));
+  return out.flat().flatMap((x) => (typeof x === 'string' ? phrases(x) : [x]));
+}
+
+// The English phrases of a bulletin's entry ("2 conflicts forced, 0
+// proposals") in words; those of nought left out.
+function phrases(s) {
+  return [s.replace(/,?\s*(\d+) (conflicts? forced|proposals?)/g, (all, n, what) => {
+    if (n === '0') return '';
+    return ' · ' + t(what.endsWith('forced') ? 'audit.d.forced' : 'audit.d.proposals', { n });
+  })];
+}
+
+// The action in words, the code as its tooltip; a code this console has
+// no words for (a newer controller's) as the code.
+function actionCell(action) {
+  return has('audit.act.' + action) ? h('span', { title: action }, t('audit.act.' + action)) : h('code', {}, action);
+}
+
+// Who: a username as it is; a cluster by its name; the controller itself.
+function actorCell(actor, names) {
+  if (actor === 'system') return t('audit.actor_system');
+  if (actor === 'anonymous') return t('audit.actor_anonymous');
+  if (actor.startsWith('node:')) {
+    const id = actor.slice(5);
+    return h('span', {}, t('audit.actor_node'), ' ', named(((names || {}).node || {})[id], id));
+  }
+  return actor;
+}
+
+function targetCell(ctx, e, names) {
+  if (!e.target) return '';
+  const kind = targetKind(e.action);
+  if (kind) return named(((names || {})[kind] || {})[e.target], e.target, kind !== 'content');
+  if (e.action === 'area.create') return named(ctx.areaName(e.target), e.target);
+  return e.target;
 }
 
 export async function render(ctx, main) {
@@ -24,7 +129,7 @@ export async function render(ctx, main) {
   const load = async () => {
     const v = readFields({ from, to });
     if (!v) return;
-    const { entries } = await api('GET', '/audit', undefined, {
+    const { entries, names } = await api('GET', '/audit', undefined, {
       actor: actor.value.trim(), area: areaSel.value, from: rfc3339(vnDate(v.from)), to: rfc3339(vnDate(addDays(v.to, 1))), limit: 10000,
       order: 'newest', // past the limit, the newest are the ones kept
     });
@@ -32,8 +137,9 @@ export async function render(ctx, main) {
       h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
         h('thead', {}, h('tr', {}, [t('common.time'), t('audit.actor'), t('audit.action'), t('audit.target'), t('common.area'), t('clusters.detail'), t('audit.remote')].map((x) => h('th', {}, x)))),
         h('tbody', {}, entries.map((e) => h('tr', {},
-          h('td', {}, fmtDateTime(e.at)), h('td', {}, e.actor), h('td', {}, h('code', {}, e.action)), h('td', {}, e.target),
-          h('td', {}, e.area ? ctx.areaName(e.area) : ''), h('td', { style: 'word-break:break-word' }, detailText(e.detail || '')), h('td', {}, e.remote || '')))))));
+          h('td', {}, fmtDateTime(e.at)), h('td', { class: 'audit-actor' }, actorCell(e.actor, names)), h('td', { class: 'audit-action' }, actionCell(e.action)),
+          h('td', { class: 'audit-target' }, targetCell(ctx, e, names)),
+          h('td', {}, e.area ? ctx.areaName(e.area) : ''), h('td', { class: 'audit-detail', style: 'word-break:break-word' }, detailNodes(ctx, e.action, e.detail || '', names)), h('td', {}, e.remote || '')))))));
   };
   fill(main, h('h1', {}, t('audit.title')),
     h('form', { class: 'panel no-print', onsubmit: (e) => { e.preventDefault(); load().catch((err) => fill(body, errorBox(err))); } },
