@@ -240,3 +240,56 @@ func TestSignInByAnotherUserOpensTheOverview(t *testing.T) {
 		t.Errorf("the district officer signed in again lands on %q, want the programme they left (#/programme Lịch phát)", got)
 	}
 }
+
+// TestBackAfterAnotherUserSignedInStaysOwn: on the commune office's
+// shared PC, the commune's officer looked at the programme and the
+// alarms and signed out; the district officer who signed in next pressed
+// Back and was shown the commune officer's screens from the tab's
+// history, drawn with the district officer's rights. Back after another
+// user signed in goes through the new user's own screens, and at the last
+// user's lands on the overview; the same user signing in again keeps
+// their history (TestSignInByAnotherUserOpensTheOverview).
+func TestBackAfterAnotherUserSignedInStaysOwn(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	drawn := func(path string) string {
+		return `document.querySelector('nav.side a[aria-current=page][data-path=` + path + `]') && !document.querySelector('main .loading')`
+	}
+	screen := func() string {
+		return MustEval[string](b, `location.hash + ' ' + ((document.querySelector('nav.side a[aria-current=page]') || {}).textContent || '')`)
+	}
+	// back presses Back and waits for the screen it leads to: the router
+	// draws every screen into a new main.
+	back := func() string {
+		t.Helper()
+		b.Do("press Back", chromedp.Evaluate[chromedp.Void](`window.mainBeforeBack = document.getElementById('main'); history.back()`))
+		b.Wait("the screen Back leads to", `document.getElementById('main') !== window.mainBeforeBack && document.querySelector('nav.side a[aria-current=page]') && !document.querySelector('main .loading')`, 10*time.Second)
+		return screen()
+	}
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", drawn("programme"))
+	b.Go("#/alarms", drawn("alarms"))
+	b.Do("sign out", chromedp.Click(chromedp.CSS(`header button:not(.lang)`)))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	b.SignInHere("can-bo-huyen", officerPassword, "Cán bộ huyện Thủy Nguyên")
+	b.Wait("the overview", drawn("overview"), 10*time.Second)
+	b.Go("#/clusters", drawn("clusters"))
+
+	if got := back(); got != "#/overview Tổng quan" {
+		t.Fatalf("Back from the district officer's clusters shows %q, want their overview", got)
+	}
+	// The next entry back is the commune officer's programme.
+	if got := back(); got != "#/overview Tổng quan" {
+		t.Errorf("Back past the district officer's first screen shows %q, the last user's screen; want the overview (#/overview Tổng quan)", got)
+	}
+	if got := MustEval[string](b, text("#scope")); got != "Cán bộ huyện Thủy Nguyên" {
+		t.Errorf("after Back the header says %q, want the district officer", got)
+	}
+}

@@ -222,9 +222,24 @@ function visible(sc) {
 // officer moved on is no longer the current one.
 let routing = 0;
 
+// ownHistoryEntry marks the tab's history entry being shown as the
+// signed-in user's. The tab's history keeps the screens of whoever used it
+// before (a shared PC at the commune office): Back after another user
+// signed in went to them, drawn with the new user's rights. An entry of
+// another user is replaced by the overview; one made before any user
+// routed it (state null) becomes the current user's.
+function ownHistoryEntry() {
+  const owner = history.state && history.state.user;
+  if (owner === ctx.me.username) return;
+  // Replaced, not a new hash: no hashchange to route twice.
+  if (owner) history.replaceState({ user: ctx.me.username }, '', '#/overview');
+  else history.replaceState({ ...(history.state || {}), user: ctx.me.username }, '');
+}
+
 async function route() {
   if (!ctx) return;
   const gen = ++routing;
+  ownHistoryEntry();
   const [path, ...params] = (location.hash.replace(/^#\/?/, '') || 'overview').split('/').map(decodeURIComponent);
   const sc = screens.find((x) => x.path === path) || screens[0];
   for (const a of root.querySelectorAll('nav.side a')) {
