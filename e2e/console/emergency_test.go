@@ -1,7 +1,9 @@
 package console
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -551,6 +553,82 @@ func TestPlayedAlertsBoardSaysExpiredAtItsExpiry(t *testing.T) {
 	b.Wait("the board says it expired, without being opened again", text("#em-state")+` === 'Đã hết hạn'`, time.Until(expires)+15*time.Second)
 	if got := MustEval[string](b, text("#em-live")); got != "Đã kết thúc — số liệu không thay đổi nữa." {
 		t.Errorf("the expired alert's board says %q, want Đã kết thúc — số liệu không thay đổi nữa.", got)
+	}
+	if MustEval[bool](b, `!!document.querySelector('#em-cancel')`) {
+		t.Error("the expired alert's board still offers DỪNG PHÁT")
+	}
+}
+
+// TestBoardAtTheExpiryWhileTheStreamGoesOn: a cluster that received an
+// alert and reported nothing more keeps the alert's stream open until a
+// minute past its expiry, for late reports. At the expiry the board said "Đã hết hạn" while its
+// live line went on saying "Đang cập nhật trực tiếp…", and a summary the
+// controller had built just before the expiry set the badge back to
+// "Đang hiệu lực" when it came. The browser's clock here runs 3 s ahead
+// of its estimate of the controller's (Date.now shifted after sign-in),
+// so that the board reaches the expiry while the controller still sends
+// summaries of an alert in force, one a second, for 3 s: the window that
+// on a real link is the report cache's and the network's moments. The
+// badge, once it says "Đã hết hạn", must say so through the controller's
+// own expiry, and the live line must say the alert has ended.
+func TestBoardAtTheExpiryWhileTheStreamGoesOn(t *testing.T) {
+	t.Parallel()
+	c := startLapLe(t)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	expires := time.Now().Add(20 * time.Second)
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1, "drill": true,
+		"expires": expires.Format(time.RFC3339Nano)}, &em)
+	// The cluster said it received the alert and no more (its link went
+	// down): its play may still be reported, so the stream stays open
+	// until a minute past the expiry. Recorded as its report would be.
+	if _, _, err := c.App.Events.RecordEvents(context.Background(), "lap-le-01", protocol.EventBatch{Epoch: "0badc0de0badc0de",
+		Events: []protocol.Event{{Seq: 1, Type: protocol.EventReceived, Occurrence: em.Occurrence, At: time.Now()}}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Do("run the page's clock 3 s ahead of the controller's", chromedp.Evaluate[chromedp.Void](`(() => {
+		const real = Date.now.bind(Date);
+		window.realNow = real;
+		Date.now = () => real() + 3000;
+	})()`))
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#em-cancel') && document.querySelector('main').dataset.streamBursts`)
+	if got := MustEval[string](b, text("#em-state")); got != "Đang hiệu lực" {
+		t.Fatalf("before its expiry the alert's state reads %q, want Đang hiệu lực", got)
+	}
+	// Every state the badge shows and every summary that comes, with the
+	// real time it came at.
+	b.Do("watch the badge and the stream", chromedp.Evaluate[chromedp.Void](`(() => {
+		window.badges = [];
+		window.summaries = [];
+		const main = document.querySelector('main');
+		new MutationObserver(() => window.badges.push(document.querySelector('#em-state').innerText)).observe(document.querySelector('#em-state'), { childList: true, subtree: true, characterData: true });
+		new MutationObserver(() => window.summaries.push(window.realNow())).observe(main, { attributes: true, attributeFilter: ['data-stream-bursts'] });
+	})()`))
+	b.Wait("the board says it expired", text("#em-state")+` === 'Đã hết hạn'`, time.Until(expires)+10*time.Second)
+	if got := MustEval[string](b, text("#em-live")); !strings.HasPrefix(got, "Đã kết thúc") {
+		t.Errorf("at the expiry, with the stream still open, the live line says %q; want that it has ended", got)
+	}
+	// Two summaries built after the controller's own expiry: those before
+	// it, saying the alert was in force, have all come.
+	b.Wait("two summaries after the controller's expiry", fmt.Sprintf(`window.summaries.filter((at) => at > %d).length >= 2`, expires.Add(time.Second).UnixMilli()), time.Until(expires)+15*time.Second)
+	badges := MustEval[[]string](b, `window.badges`)
+	expired := slices.Index(badges, "Đã hết hạn")
+	if expired < 0 {
+		t.Fatalf("the badge went through %q, never Đã hết hạn", badges)
+	}
+	if slices.Contains(badges[expired:], "Đang hiệu lực") {
+		t.Errorf("after saying Đã hết hạn the badge went back to Đang hiệu lực: %q", badges)
+	}
+	if got := MustEval[string](b, text("#em-state")); got != "Đã hết hạn" {
+		t.Errorf("after the controller's expiry the badge says %q, want Đã hết hạn", got)
+	}
+	if got := MustEval[string](b, text("#em-live")); got != "Đã kết thúc — báo cáo các cụm loa gửi về muộn vẫn được cập nhật ở đây." {
+		t.Errorf("while late reports may still come, the live line says %q", got)
 	}
 	if MustEval[bool](b, `!!document.querySelector('#em-cancel')`) {
 		t.Error("the expired alert's board still offers DỪNG PHÁT")

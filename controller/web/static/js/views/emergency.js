@@ -857,12 +857,24 @@ async function board(ctx, main, id) {
   // summary), the cluster events, and when the first burst was shown.
   let bursts = 0, nodeEvents = 0;
   let expires = rep.expires;
+  // over is the state the board has said the alert ended in (expired at
+  // its expiry, stopped), '' while in force. A summary the controller
+  // built before that moment may still be on its way (the report is
+  // cached, and this page's clock may run a little ahead of the
+  // controller's): one saying the alert is in force set the badge back to
+  // "Đang hiệu lực" after the board had said it expired. Once over, such
+  // a summary is old news and is left out.
+  let over = '';
   src.addEventListener('summary', (e) => {
     const d = JSON.parse(e.data);
-    if (d.expires) expires = d.expires;
-    showSummary(d.summary, d.state, d.timing, d.by_area);
     main.dataset.streamBursts = String(++bursts);
     if (bursts === 1) main.dataset.streamFirstAt = String(Math.round(performance.now()));
+    if (over && d.state === 'active') return;
+    if (d.expires) expires = d.expires;
+    showSummary(d.summary, d.state, d.timing, d.by_area);
+    // Over on the controller's word (expired, or stopped by a colleague):
+    // said at once, as at the expiry.
+    if (d.state && d.state !== 'active' && !over) stopped(d.state);
   });
   src.addEventListener('node', (e) => {
     main.dataset.streamNodes = String(++nodeEvents);
@@ -892,7 +904,7 @@ async function board(ctx, main, id) {
     ended = true;
     let st = 'active';
     try { st = JSON.parse(e.data).state || st; } catch { /* said as in force, as the board's state is */ }
-    sayEnded(st);
+    sayEnded(over || st);
   });
   src.onerror = () => fill(live, t('emergency.reconnecting'));
 
@@ -929,10 +941,16 @@ async function board(ctx, main, id) {
   if (resynced || (!readSubscribed && alarms.readyState === EventSource.OPEN)) reread();
 
   const stopped = (st) => {
+    over = st;
     clearTimeout(expiryTimer);
     fill(state, badge(st, 'emstate.'));
     main.querySelector('#em-cancel')?.remove();
-    if (ended) sayEnded(st); // no longer in force: over, the figures final
+    // No longer in force: over, the figures final once the stream has
+    // ended. Until then (a minute past the expiry, for the clusters'
+    // late reports) the live line said it followed live, beside "Đã hết
+    // hạn": it says the alert has ended and late reports still come in.
+    if (ended) sayEnded(st);
+    else fill(live, t('emergency.ended_late_reports'));
   };
   // At its expiry the alert is over: a board left open past it said
   // "Đang hiệu lực" and offered DỪNG PHÁT until opened again, its stream
