@@ -290,6 +290,11 @@ func (s *Server) auditName(ctx context.Context, kind, id string) (string, error)
 		if err != nil {
 			return "", err
 		}
+		// A bulletin from above names clusters of other communes: those
+		// outside the reader's area keep their ids, as GET /nodes does.
+		if u := userFrom(ctx); u != nil && u.Area != "" && !s.within(ctx, n.Area, u.Area) {
+			return "", nil
+		}
 		return n.Name, nil
 	case "content":
 		c, err := s.ContentService.FindContentByID(ctx, id)

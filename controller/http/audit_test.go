@@ -187,6 +187,33 @@ func TestAuditNamesWhatTheEntriesName(t *testing.T) {
 		}
 	}
 
+	// A district's reader sees a province bulletin to its commune and to
+	// a cluster of another district: that cluster keeps its id, as
+	// GET /nodes shows the reader only its own.
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "319", "name": "Huyện Vĩnh Bảo", "parent": "31"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/areas", e.admin, map[string]string{"id": "12350", "name": "Xã Vĩnh An", "parent": "319"}, http.StatusCreated, nil)
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-c", "name": "Cụm loa Vĩnh An", "area": "12350", "lat": 20.7, "lon": 106.5}, http.StatusCreated, nil)
+	var wide loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", e.admin, map[string]any{
+		"title": "Thông báo của tỉnh", "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}, "nodes": []string{"n-c"}},
+		"priority": "normal", "start": t0.Add(3 * time.Hour).Format(time.RFC3339),
+	}, http.StatusCreated, &wide)
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	var seen struct {
+		Entries []loaxa.AuditEntry           `json:"entries"`
+		Names   map[string]map[string]string `json:"names"`
+	}
+	e.call("GET", "/api/v1/audit", district, nil, http.StatusOK, &seen)
+	if got := seen.Names["announcement"][wide.ID]; got != "Thông báo của tỉnh" {
+		t.Errorf("the district's reader has the province bulletin named %q (names %v)", got, seen.Names)
+	}
+	if got, ok := seen.Names["node"]["n-c"]; ok {
+		t.Errorf("the district's reader has the other district's cluster named %q", got)
+	}
+	if got := seen.Names["node"]["n-a"]; got != "Cụm loa chợ Đôi" {
+		t.Errorf("the district's reader has its own cluster n-a named %q", got)
+	}
+
 	// Read for one day without entries, nothing is named.
 	var none struct {
 		Entries []loaxa.AuditEntry           `json:"entries"`
