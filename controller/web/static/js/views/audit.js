@@ -72,13 +72,15 @@ function detailNodes(ctx, action, detail, names) {
   for (const m of detail.matchAll(PAIR)) {
     const [all, key, v] = m;
     const between = detail.slice(last, m.index);
+    last = m.index + all.length;
+    const none = (key === 'nodes' || key === 'areas') && v === ''; // not said
     // Separators between pairs (" ", ", ") read as the dots the console
     // puts between facts; other words stay.
-    if (out.length && /^[\s,]*$/.test(between)) out.push(' · ');
-    else if (between) out.push(detailText(between));
-    last = m.index + all.length;
+    if (out.length && /^[\s,]*$/.test(between)) {
+      if (!none) out.push(' · ');
+    } else if (between) out.push(detailText(between));
+    if (none) continue;
     if (key === 'drill') { out.push(t(v === 'true' ? 'audit.d.drill' : 'audit.d.real')); continue; }
-    if ((key === 'nodes' || key === 'areas') && v === '') { out.pop(); continue; } // none: not said
     out.push(has('audit.k.' + key) ? t('audit.k.' + key) + ': ' : key + '=', value(key, v));
   }
   if (last < detail.length) out.push(detailText(detail.slice(last)));
