@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -203,12 +202,39 @@ func auditTargetKind(action string) string {
 	return ""
 }
 
-// auditDetailID finds the ids an entry's detail names: content=<hash>,
-// node=<id>, nodes=<id,id>, follows=<emergency>, session=<id>.
-var auditDetailID = regexp.MustCompile(`\b(content|node|nodes|follows|session)=([^\s,"]+(?:,[^\s,"]+)*)`)
-
-// auditDetailKind is the kind of thing each key of auditDetailID names.
+// auditDetailKind is the kind of thing each key of an entry's detail
+// that holds ids names: content=<hash>, node=<id>, nodes=<id,id>,
+// follows=<emergency>, session=<id>.
 var auditDetailKind = map[string]string{"content": "content", "node": "node", "nodes": "node", "follows": "emergency", "session": "session"}
+
+// auditDetailIDs calls add with each id detail names under a key of
+// auditDetailKind. A scan, not a regular expression: a read of 10,000
+// entries spent three quarters of its naming in one.
+func auditDetailIDs(detail string, add func(kind, id string)) {
+	for rest := detail; ; {
+		eq := strings.IndexByte(rest, '=')
+		if eq < 0 {
+			return
+		}
+		key := eq
+		for key > 0 && (rest[key-1] == '_' || 'a' <= rest[key-1] && rest[key-1] <= 'z' || 'A' <= rest[key-1] && rest[key-1] <= 'Z') {
+			key--
+		}
+		kind, ok := auditDetailKind[rest[key:eq]]
+		rest = rest[eq+1:]
+		if !ok {
+			continue
+		}
+		end := strings.IndexAny(rest, " \t\"")
+		if end < 0 {
+			end = len(rest)
+		}
+		for id := range strings.SplitSeq(rest[:end], ",") {
+			add(kind, id)
+		}
+		rest = rest[end:]
+	}
+}
 
 // auditNames looks up the names of what entries name, each once. A
 // lookup that fails is logged and left out: the console shows the id.
@@ -228,11 +254,7 @@ func (s *Server) auditNames(ctx context.Context, entries []*loaxa.AuditEntry) ma
 		if node, ok := strings.CutPrefix(e.Actor, "node:"); ok {
 			add("node", node)
 		}
-		for _, m := range auditDetailID.FindAllStringSubmatch(e.Detail, -1) {
-			for id := range strings.SplitSeq(m[2], ",") {
-				add(auditDetailKind[m[1]], id)
-			}
-		}
+		auditDetailIDs(e.Detail, add)
 	}
 	names := map[string]map[string]string{}
 	// The emergency service reads no single alert but with every node's
