@@ -123,6 +123,25 @@ func TestAuditLogReadsAsSentences(t *testing.T) {
 		}
 	}
 
+	// On a phone each entry is a card, its detail as wide as the card;
+	// as a table the detail was squeezed to a word a line.
+	onSmallPhone(b)
+	b.Go("#/overview", `document.querySelector('#count-never')`)
+	b.Go("#/audit", `document.querySelector('#audit-table')`)
+	row := `[...document.querySelectorAll('#audit-table tbody tr')].find((r) => r.cells[2].innerText === 'Tạo bản tin')`
+	detail := MustEval[float64](b, row+`.cells[5].getBoundingClientRect().width`)
+	card := MustEval[float64](b, row+`.getBoundingClientRect().width`)
+	if detail < 0.8*card {
+		t.Errorf("on a phone the bulletin's detail is %.0f px wide in a row %.0f px wide", detail, card)
+	}
+	if got := MustEval[string](b, `getComputedStyle(`+row+`.cells[5], '::before').content`); !strings.Contains(got, "Chi tiết") {
+		t.Errorf("on a phone the bulletin's detail is labelled %s, not with its column's name", got)
+	}
+	if w := MustEval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("the audit log is %d px wide on a 390 px screen", w)
+	}
+	b.Shot("10b-nhat-ky-dien-thoai")
+
 	// In English too.
 	b.Do("switch to English", chromedp.Click(chromedp.CSS(`header button.lang`)))
 	b.Wait("the audit log in English", `[...document.querySelectorAll('#audit-table tbody tr')].some((r) => r.cells[2].innerText === 'Created a bulletin')`, 10*time.Second)

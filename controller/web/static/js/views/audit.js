@@ -128,6 +128,7 @@ export async function render(ctx, main) {
   const from = dayInput({ id: 'audit-from', value: addDays(today, -7), required: true });
   const to = dayInput({ id: 'audit-to', value: today, required: true });
   const body = h('div');
+  const cols = [t('common.time'), t('audit.actor'), t('audit.action'), t('audit.target'), t('common.area'), t('clusters.detail'), t('audit.remote')];
   const load = async () => {
     const v = readFields({ from, to });
     if (!v) return;
@@ -136,12 +137,14 @@ export async function render(ctx, main) {
       order: 'newest', // past the limit, the newest are the ones kept
     });
     fill(body, entries.length === 0 ? h('p', { class: 'muted' }, t('audit.none')) :
-      h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
-        h('thead', {}, h('tr', {}, [t('common.time'), t('audit.actor'), t('audit.action'), t('audit.target'), t('common.area'), t('clusters.detail'), t('audit.remote')].map((x) => h('th', {}, x)))),
-        h('tbody', {}, entries.map((e) => h('tr', {},
-          h('td', {}, fmtDateTime(e.at)), h('td', { class: 'audit-actor' }, actorCell(e.actor, names)), h('td', { class: 'audit-action' }, actionCell(e.action)),
-          h('td', { class: 'audit-target' }, targetCell(ctx, e, names)),
-          h('td', {}, e.area ? ctx.areaName(e.area) : ''), h('td', { class: 'audit-detail', style: 'word-break:break-word' }, detailNodes(ctx, e.action, e.detail || '', names)), h('td', {}, e.remote || '')))))));
+      h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table', class: 'cards' },
+        h('thead', {}, h('tr', {}, cols.map((x) => h('th', {}, x)))),
+        // On a phone each entry is a card, each fact under its column's
+        // name: as a table the detail was squeezed to a word a line.
+        h('tbody', {}, entries.map((e) => h('tr', {}, [
+          fmtDateTime(e.at), actorCell(e.actor, names), actionCell(e.action), targetCell(ctx, e, names),
+          e.area ? ctx.areaName(e.area) : '', detailNodes(ctx, e.action, e.detail || '', names), e.remote || '',
+        ].map((v, i) => h('td', { dataset: (Array.isArray(v) ? v.length : v !== '') ? { label: cols[i] } : {}, style: i === 5 ? 'word-break:break-word' : null }, v))))))));
   };
   fill(main, h('h1', {}, t('audit.title')),
     h('form', { class: 'panel no-print', onsubmit: (e) => { e.preventDefault(); load().catch((err) => fill(body, errorBox(err))); } },
