@@ -294,39 +294,36 @@ func BenchmarkFindOpenAlarms(b *testing.B) {
 	})
 }
 
-// BenchmarkFindAlarmsByPlace: a typhoon year in a province of 5,000
-// clusters in 200 communes (10 districts): 100,000 ended alarms and, on
-// the typhoon's day, 5,000 open on every commune but one. What a list
-// filtered by cluster or by area pays (GET /api/v1/alarms?node=,
-// ?area=&state=closed, the overview's ?area=&state=open), and the
-// province-wide lists for comparison.
-func BenchmarkFindAlarmsByPlace(b *testing.B) {
+// typhoonYear is the store of BenchmarkFindAlarmsByPlace: a typhoon year
+// in a province of 5,000 clusters in 200 communes (10 districts, 211
+// areas): 20 ended alarms a cluster (100,000), one a minute, of five
+// kinds in turn, lasting an hour each; then, on the typhoon's day, 5,000
+// open on every commune but commune 0 (its clusters' fall on commune 1's,
+// mains off as well as offline).
+func typhoonYear(b *testing.B) (*bolt.DB, *bolt.AlarmService, typhoonStore) {
 	db, clk := MustOpenDB(b)
 	s := bolt.NewAlarmService(db)
 	ctx := context.Background()
-	const nodes, communes, each = 5000, 200, 20
+	const nodes, communes, each = typhoonNodes, typhoonCommunes, typhoonEach
+	y := typhoonStore{start: clk.Now(), commune: func(c int) string { return fmt.Sprintf("hp.d%d.c%03d", c%10, c) }}
 	mustArea(b, db, "hp", "")
-	commune := func(c int) string { return fmt.Sprintf("hp.d%d.c%03d", c%10, c) }
 	for d := range 10 {
 		mustArea(b, db, fmt.Sprintf("hp.d%d", d), "hp")
 	}
 	for c := range communes {
-		mustArea(b, db, commune(c), fmt.Sprintf("hp.d%d", c%10))
+		mustArea(b, db, y.commune(c), fmt.Sprintf("hp.d%d", c%10))
 	}
 	kinds := []string{loaxa.AlarmSpeakerOpen, loaxa.AlarmOffline, loaxa.AlarmDoorOpen, loaxa.AlarmMainsOff, loaxa.AlarmAmplifier}
-	start := clk.Now()
 	for batch := range each {
 		as := make([]*loaxa.Alarm, 0, nodes)
 		for n := range nodes {
-			at := start.Add(time.Duration(batch*nodes+n) * time.Minute)
+			at := y.start.Add(time.Duration(batch*nodes+n) * time.Minute)
 			as = append(as, &loaxa.Alarm{Kind: kinds[(batch+n)%len(kinds)], Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("n%04d", n),
-				Area: commune(n % communes), Detail: "no state for 10 min", Start: at, End: at.Add(time.Hour)})
+				Area: y.commune(n % communes), Detail: "no state for 10 min", Start: at, End: at.Add(time.Hour)})
 		}
 		must(b, s.CreateAlarms(ctx, as))
 	}
-	// The typhoon: commune 0's clusters stay up; their alarms fall on
-	// commune 1's (mains off as well as offline).
-	typhoon := start.Add(each * nodes * time.Minute)
+	y.typhoon = y.start.Add(each * nodes * time.Minute)
 	as := make([]*loaxa.Alarm, 0, nodes)
 	for n := range nodes {
 		kind := loaxa.AlarmOffline
@@ -334,9 +331,32 @@ func BenchmarkFindAlarmsByPlace(b *testing.B) {
 			n, kind = n+1, loaxa.AlarmMainsOff
 		}
 		as = append(as, &loaxa.Alarm{Kind: kind, Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("n%04d", n),
-			Area: commune(n % communes), Detail: "no state for 10 min", Start: typhoon})
+			Area: y.commune(n % communes), Detail: "no state for 10 min", Start: y.typhoon})
 	}
 	must(b, s.CreateAlarms(ctx, as))
+	return db, s, y
+}
+
+const typhoonNodes, typhoonCommunes, typhoonEach = 5000, 200, 20
+
+// typhoonStore says what typhoonYear stored: its first alarm's start,
+// the typhoon's (the open alarms'), and commune c's area.
+type typhoonStore struct {
+	start, typhoon time.Time
+	commune        func(c int) string
+}
+
+// BenchmarkFindAlarmsByPlace: a typhoon year in a province of 5,000
+// clusters in 200 communes (10 districts): 100,000 ended alarms and, on
+// the typhoon's day, 5,000 open on every commune but one. What a list
+// filtered by cluster or by area pays (GET /api/v1/alarms?node=,
+// ?area=&state=closed, the overview's ?area=&state=open), and the
+// province-wide lists for comparison.
+func BenchmarkFindAlarmsByPlace(b *testing.B) {
+	_, s, y := typhoonYear(b)
+	ctx := context.Background()
+	commune := y.commune
+	const nodes, communes, each = typhoonNodes, typhoonCommunes, typhoonEach
 	for _, r := range []struct {
 		name string
 		f    loaxa.AlarmFilter
@@ -365,6 +385,124 @@ func BenchmarkFindAlarmsByPlace(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFindAlarmsNarrow: the typhoon year of BenchmarkFindAlarmsByPlace
+// (211 areas: more than FindAlarms merges), listed by a province officer
+// with a narrow filter: one kind (none stored, one only ended, one open on
+// 25 clusters, one of every fifth alarm), or one state.
+func BenchmarkFindAlarmsNarrow(b *testing.B) {
+	_, s, _ := typhoonYear(b)
+	ctx := context.Background()
+	for _, r := range []struct {
+		name string
+		f    loaxa.AlarmFilter
+		want int
+	}{
+		{"kind-none", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmSpeakerShort}, 0},
+		{"kind-closed", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmAmplifier, Open: "closed"}, bolt.DefaultAlarmLimit},
+		{"kind-open-none", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmDoorOpen, Open: "open", Limit: 100}, 0},
+		{"kind-open-some", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmMainsOff, Open: "open", Limit: 100}, 25},
+		{"kind-all", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmDoorOpen}, bolt.DefaultAlarmLimit},
+		{"closed", loaxa.AlarmFilter{Within: "hp", Open: "closed"}, bolt.DefaultAlarmLimit},
+		// The emergency board's read of every open alarm of a silencing
+		// kind (none open in the typhoon: they are offline and mains off).
+		{"open-speaker-line", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmSpeakerOpen, Open: "open", Limit: bolt.MaxAlarmLimit}, 0},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.FindAlarms(ctx, r.f)
+				if err != nil || len(got) != r.want {
+					b.Fatalf("%d alarms listed, %v; want %d", len(got), err, r.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFindAlarmsFromTo: the typhoon year's alarms listed over a time
+// range (GET /api/v1/alarms?from=&to=): a day a month into the year (1,440
+// started, the newest 1,000 listed), an hour of it, a commune's day (8), the
+// whole store's day (an admin's), the year's first day asked at its end,
+// the alarms since the typhoon (the open 5,000) and everything since the
+// year's second day.
+func BenchmarkFindAlarmsFromTo(b *testing.B) {
+	_, s, y := typhoonYear(b)
+	ctx := context.Background()
+	day := y.start.Add(30 * 24 * time.Hour)
+	for _, r := range []struct {
+		name string
+		f    loaxa.AlarmFilter
+		want int
+	}{
+		{"province-day", loaxa.AlarmFilter{Within: "hp", From: day, To: day.Add(24 * time.Hour)}, bolt.DefaultAlarmLimit},
+		{"province-hour", loaxa.AlarmFilter{Within: "hp", From: day, To: day.Add(time.Hour)}, 60},
+		{"commune-day", loaxa.AlarmFilter{Within: y.commune(7), From: day, To: day.Add(24 * time.Hour)}, 8},
+		{"all-day", loaxa.AlarmFilter{From: day, To: day.Add(24 * time.Hour)}, bolt.DefaultAlarmLimit},
+		{"first-day", loaxa.AlarmFilter{Within: "hp", To: y.start.Add(24 * time.Hour)}, bolt.DefaultAlarmLimit},
+		{"since-typhoon", loaxa.AlarmFilter{Within: "hp", From: y.typhoon}, bolt.DefaultAlarmLimit},
+		{"since-second-day", loaxa.AlarmFilter{Within: "hp", From: y.start.Add(24 * time.Hour)}, bolt.DefaultAlarmLimit},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.FindAlarms(ctx, r.f)
+				if err != nil || len(got) != r.want {
+					b.Fatalf("%d alarms listed, %v; want %d", len(got), err, r.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFindAlarmsOpenDuringByArea: the reports' read of the alarms open
+// during a range (FindAlarmsOpenDuring) in the typhoon year of
+// BenchmarkFindAlarmsByPlace, whose alarms are spread over 200 communes: a
+// commune's and a district's month before the typhoon and their last 10
+// minutes (an alert's report), and the province's month.
+func BenchmarkFindAlarmsOpenDuringByArea(b *testing.B) {
+	_, s, y := typhoonYear(b)
+	ctx := context.Background()
+	end := y.typhoon.Add(10 * time.Minute)
+	for _, r := range []struct {
+		name     string
+		area     string
+		from, to time.Time
+		want     int
+	}{
+		{"commune-month", y.commune(7), end.AddDate(0, -1, 0), end, 100},
+		{"district-month", "hp.d3", end.AddDate(0, -1, 0), end, 1825},
+		{"commune-alert", y.commune(7), end.Add(-10 * time.Minute), end, 0},
+		{"district-alert", "hp.d3", end.Add(-10 * time.Minute), end, 0},
+		{"province-month", "hp", end.AddDate(0, -1, 0), end, 17300},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				got, err := s.FindAlarmsOpenDuring(ctx, r.area, loaxa.SilencingFaults, r.from, r.to)
+				if err != nil || len(got) != r.want {
+					b.Fatalf("%d alarms, %v; want %d", len(got), err, r.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPurgeAlarms: the retention purge of the typhoon year's first
+// 35 days of alarms (50,400 ended), on a store built again for each run
+// (-benchtime=Nx): what the alarms' part of a purge costs, apart from the
+// deliveries and events that make most of BenchmarkPurge.
+func BenchmarkPurgeAlarms(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db, _, y := typhoonYear(b)
+		b.StartTimer()
+		p, err := db.Purge(context.Background(), y.start.Add(35*24*time.Hour), 0)
+		must(b, err)
+		if p.Alarms != 35*24*60-60 {
+			b.Fatalf("purged %d alarms, want %d", p.Alarms, 35*24*60-60)
+		}
+		b.ReportMetric(float64(p.LongestTx.Microseconds())/1000, "longest-tx-ms")
+		b.ReportMetric(float64(p.Transactions), "transactions")
 	}
 }
 
