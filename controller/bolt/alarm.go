@@ -494,6 +494,27 @@ func (s *AlarmService) FindAlarmByID(ctx context.Context, id string) (*loaxa.Ala
 // newest alarms among the first it reads (BENCHMARKS.md).
 const maxMergedAreas = 128
 
+// alarmSel is the part of a stored alarm that the filters look at: it is
+// decoded first, and the whole alarm only for the alarms selected, so
+// that a narrow filter that reads many alarms does not build them all.
+type alarmSel struct {
+	Kind, Node, Area string
+	Start, End       time.Time
+}
+
+// kindMark returns the bytes that every stored alarm of kind holds: its
+// field as json.Marshal (putJSON) writes it. An alarm without them is of
+// another kind, which is known without decoding it; one with them is
+// decoded and its kind compared, since the bytes could also stand in a
+// fact.
+func kindMark(kind string) []byte {
+	q, err := json.Marshal(kind)
+	if err != nil {
+		return nil // a string always encodes; no mark reads every alarm
+	}
+	return append([]byte(`"kind":`), q...)
+}
+
 // FindAlarms returns alarms newest first.
 func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {
@@ -504,6 +525,10 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 		limit = DefaultAlarmLimit
 	}
 	limit = min(limit, MaxAlarmLimit)
+	var mark []byte
+	if f.Kind != "" {
+		mark = kindMark(f.Kind)
+	}
 	var out []*loaxa.Alarm
 	err := s.db.view(func(tx *bbolt.Tx) error {
 		var within map[string]bool
@@ -513,7 +538,23 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 				return err
 			}
 		}
+		// byRange: the alarms are read by the span index, whose open
+		// ones (their start is not indexed) mostly started before the
+		// range: their start is decoded first, not the whole alarm.
+		byRange := !f.To.IsZero() && f.Node == ""
 		take := func(_, v []byte) (bool, error) {
+			if mark != nil && !bytes.Contains(v, mark) {
+				return true, nil
+			}
+			if byRange {
+				var sel struct{ Start time.Time }
+				if err := json.Unmarshal(v, &sel); err != nil {
+					return false, fmt.Errorf("decode alarm: %w", err)
+				}
+				if sel.Start.Before(f.From) || !sel.Start.Before(f.To) {
+					return true, nil
+				}
+			}
 			var a loaxa.Alarm
 			if err := json.Unmarshal(v, &a); err != nil {
 				return false, fmt.Errorf("decode alarm: %w", err)
@@ -540,6 +581,18 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 		case within != nil && len(within) <= maxMergedAreas:
 			places = slices.Collect(maps.Keys(within))
 		}
+		if byRange {
+			// Those that may have started in the range, by the span
+			// index (and of the places, by theirs), newest first. A
+			// range with no end (from= alone) keeps the scan or the
+			// places' ranges: alarms are stored in about the order they
+			// start, so those read first are the range's.
+			seqs, err := alarmsStartedWithin(tx, f.From, f.To, f.Open, places)
+			if err != nil {
+				return err
+			}
+			return readAlarms(tx, seqs, take)
+		}
 		if places != nil {
 			var prefixes [][]byte
 			for _, p := range places {
@@ -556,8 +609,25 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 			// The open ones only, not the ended ones before them.
 			return openAlarms(tx, true, take)
 		}
+		// The ended ones only: the open ones, the newest on a typhoon's
+		// day (5,000 of them), are known by the open tail of alarm_ends
+		// and passed over without decoding them.
+		var open map[uint64]struct{}
+		if f.Open == "closed" {
+			open = make(map[uint64]struct{})
+			err := openAlarms(tx, false, func(k, _ []byte) (bool, error) {
+				open[binary.BigEndian.Uint64(k)] = struct{}{}
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+		}
 		c := tx.Bucket(bucketAlarms).Cursor()
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if _, ok := open[binary.BigEndian.Uint64(k)]; ok {
+				continue
+			}
 			if more, err := take(k, v); err != nil || !more {
 				return err
 			}
@@ -570,13 +640,149 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 	return out, nil
 }
 
+// readAlarms calls fn with the key and stored value of each alarm of
+// seqs in their order, until fn returns false.
+func readAlarms(tx *bbolt.Tx, seqs []uint64, fn func(k, v []byte) (bool, error)) error {
+	alarms := tx.Bucket(bucketAlarms)
+	for _, seq := range seqs {
+		k := u64(seq)
+		v := alarms.Get(k)
+		if v == nil {
+			return fmt.Errorf("alarm index: no alarm %d", seq)
+		}
+		if more, err := fn(k, v); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// placeSeqs returns the sequences of the open (or ended) alarms of places
+// in alarm_areas, as a set.
+func placeSeqs(tx *bbolt.Tx, places []string, open bool) (map[uint64]struct{}, error) {
+	set := make(map[uint64]struct{})
+	c := tx.Bucket(bucketAlarmAreas).Cursor()
+	for _, p := range places {
+		pre := alarmPlacePrefix(p, open)
+		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
+			if len(k) != len(pre)+8 {
+				return nil, fmt.Errorf("alarm place key %x in %s is not place, state, sequence", k, bucketAlarmAreas)
+			}
+			set[binary.BigEndian.Uint64(k[len(pre):])] = struct{}{}
+		}
+	}
+	return set, nil
+}
+
+// openSeqs returns the sequences of the open alarms of places (of every
+// place if nil), oldest first.
+func openSeqs(tx *bbolt.Tx, places []string) ([]uint64, error) {
+	var seqs []uint64
+	if places == nil {
+		err := openAlarms(tx, false, func(k, _ []byte) (bool, error) {
+			seqs = append(seqs, binary.BigEndian.Uint64(k))
+			return true, nil
+		})
+		return seqs, err
+	}
+	set, err := placeSeqs(tx, places, true)
+	if err != nil {
+		return nil, err
+	}
+	seqs = slices.Collect(maps.Keys(set))
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// endedSpans calls fn with the sequence of each ended alarm whose end may
+// lie in a range, by alarm_spans (alarmSpanKey): in each class of length,
+// those that ended from from's millisecond (from the class's first if
+// from is zero, or, for class 0, if !boundClass0) to before to's
+// millisecond plus the class's longest length (to the class's last if to
+// is zero). An alarm of class c that started before to ended before
+// to + 2^c ms; one of a class above 0 that started at or after from
+// ended after it, as did one of any class open at some time after from;
+// one of class 0 (it ended at its start, or before by a skewed clock)
+// may have ended before it started.
+func endedSpans(tx *bbolt.Tx, from, to time.Time, boundClass0 bool, fn func(seq uint64)) error {
+	c := tx.Bucket(bucketAlarmSpans).Cursor()
+	var fromKey []byte
+	if !from.IsZero() {
+		fromKey = msKey(from)
+	}
+	var toKey uint64
+	if !to.IsZero() {
+		toKey = binary.BigEndian.Uint64(msKey(to))
+	}
+	for class := range 65 {
+		limit := toKey + 1<<class
+		bounded := !to.IsZero() && class < 64 && limit > toKey
+		seek := []byte{byte(class)}
+		if fromKey != nil && (class > 0 || boundClass0) {
+			seek = append(seek, fromKey...)
+		}
+		for k, _ := c.Seek(seek); k != nil && k[0] == byte(class); k, _ = c.Next() {
+			if len(k) != 17 {
+				return fmt.Errorf("alarm span key %x is not class, end, sequence", k)
+			}
+			if bounded && binary.BigEndian.Uint64(k[1:9]) >= limit {
+				break
+			}
+			fn(binary.BigEndian.Uint64(k[9:]))
+		}
+	}
+	return nil
+}
+
+// alarmsStartedWithin returns, newest first, the sequences of the alarms
+// that may have started in [from, to) (either zero: unbounded), open
+// ("open"), ended ("closed") or both (""), of places if not nil: the open
+// ones (their start is not indexed) and the ended ones that endedSpans
+// finds. A list of a day, or of a month long past, reads those instead of
+// every alarm stored after them; the sequences alone are read, a few
+// bytes each, and the alarms only in their order until the list is full.
+func alarmsStartedWithin(tx *bbolt.Tx, from, to time.Time, state string, places []string) ([]uint64, error) {
+	var seqs []uint64
+	if state != "closed" {
+		open, err := openSeqs(tx, places)
+		if err != nil {
+			return nil, err
+		}
+		seqs = open
+	}
+	if state != "open" {
+		var ended map[uint64]struct{}
+		if places != nil {
+			var err error
+			if ended, err = placeSeqs(tx, places, false); err != nil {
+				return nil, err
+			}
+		}
+		err := endedSpans(tx, from, to, false, func(seq uint64) {
+			if ended != nil {
+				if _, ok := ended[seq]; !ok {
+					return
+				}
+			}
+			seqs = append(seqs, seq)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(seqs, func(a, b uint64) int { return cmp.Compare(b, a) })
+	return seqs, nil
+}
+
 // FindAlarmsOpenDuring returns every alarm of one of kinds (any kind if
 // none) on a node within area's subtree (every area if "") that was open
 // at some time in [from, to), oldest first, however many there are. It
-// reads the open alarms (alarm_ends) and the ended ones that ended after
-// from and not long after to for their length (alarm_spans), not every
-// alarm stored: an alert's report of the last minutes reads a few, and a
-// report of January asked in December reads January's.
+// reads the open alarms (alarm_ends, or of a subtree of up to
+// maxMergedAreas areas, alarm_areas) and the ended ones that ended after
+// from and not long after to for their length (alarm_spans), of such a
+// subtree only those alarm_areas lists, not every alarm stored: an
+// alert's report of the last minutes reads a few, a report of January
+// asked in December reads January's, and a commune's month its own.
 func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, kinds []string, from, to time.Time) ([]*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -593,10 +799,7 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 		take := func(_, v []byte) (bool, error) {
 			// The fields that select first, the whole alarm only for the
 			// few selected.
-			var sel struct {
-				Kind, Area string
-				Start, End time.Time
-			}
+			var sel alarmSel
 			if err := json.Unmarshal(v, &sel); err != nil {
 				return false, fmt.Errorf("decode alarm: %w", err)
 			}
@@ -613,36 +816,38 @@ func (s *AlarmService) FindAlarmsOpenDuring(ctx context.Context, area string, ki
 			}
 			return true, nil
 		}
-		if err := openAlarms(tx, false, take); err != nil {
+		// A commune's or a district's alarms by their index; a wider
+		// subtree's by the scan of the ranges, as FindAlarms does.
+		var places []string
+		if within != nil && len(within) <= maxMergedAreas {
+			places = slices.Collect(maps.Keys(within))
+		}
+		seqs, err := openSeqs(tx, places)
+		if err != nil {
 			return err
 		}
-		// The ended ones, class by class of their length (alarmSpanKey):
-		// those that ended from from (the ones that ended in from's
-		// millisecond but before it are read too, and left by the exact
-		// test) to to plus the class's longest length.
-		alarms := tx.Bucket(bucketAlarms)
-		c := tx.Bucket(bucketAlarmSpans).Cursor()
-		fromKey, toKey := msKey(from), binary.BigEndian.Uint64(msKey(to))
-		for class := range 65 {
-			limit, bounded := toKey+1<<class, class < 64 && toKey+1<<class > toKey
-			seek := append([]byte{byte(class)}, fromKey...)
-			for k, _ := c.Seek(seek); k != nil && k[0] == byte(class); k, _ = c.Next() {
-				if len(k) != 17 {
-					return fmt.Errorf("alarm span key %x is not class, end, sequence", k)
-				}
-				if bounded && binary.BigEndian.Uint64(k[1:9]) >= limit {
-					break
-				}
-				v := alarms.Get(k[9:])
-				if v == nil {
-					return fmt.Errorf("alarm span index %x: no alarm %d", k, binary.BigEndian.Uint64(k[9:]))
-				}
-				if _, err := take(k[9:], v); err != nil {
-					return err
-				}
+		var ended map[uint64]struct{}
+		if places != nil {
+			if ended, err = placeSeqs(tx, places, false); err != nil {
+				return err
 			}
 		}
-		return nil
+		// The ended ones, class by class of their length: those that
+		// ended from from (the ones that ended in from's millisecond but
+		// before it are read too, and left by the exact test) to to plus
+		// the class's longest length.
+		err = endedSpans(tx, from, to, true, func(seq uint64) {
+			if ended != nil {
+				if _, ok := ended[seq]; !ok {
+					return
+				}
+			}
+			seqs = append(seqs, seq)
+		})
+		if err != nil {
+			return err
+		}
+		return readAlarms(tx, seqs, take)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find alarms open from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)

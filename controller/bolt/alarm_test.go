@@ -514,7 +514,9 @@ func BenchmarkPurgeAlarms(b *testing.B) {
 // ended (at once, later, at their start, before their start by a skewed
 // clock), raised again on the same node, lasting from nothing to most of
 // a year, at times that are not whole milliseconds, of clusters and of
-// bulletins (no node); after a store of schema 8 (no nodes' and areas'
+// bulletins (no node), in areas of a subtree of more areas than FindAlarms
+// merges (read by the scan); lists narrowed by kind, state and a time
+// range (from, to or both: the span index); after a store of schema 8 (no nodes' and areas'
 // index) and one of schema 7 (no spans either) are brought up to date; and after the retention
 // purge removed ended alarms, the indexes holding exactly the alarms
 // stored each time.
@@ -524,9 +526,14 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(seed, 31))
 			db, _ := MustOpenDB(t)
 			mustTree(t, db)
+			// A subtree of more areas than FindAlarms merges (hn's, a
+			// province's 200 communes), read by the scan.
+			for i := range 130 {
+				mustArea(t, db, fmt.Sprintf("hn.x%03d", i), "hn")
+			}
 			s := bolt.NewAlarmService(db)
 			ctx := context.Background()
-			areas := []string{"hp.an-duong.le-loi", "hp.an-duong.le-loi.t1", "hp.an-duong.an-hoa", "hp.thuy-nguyen", "hn"}
+			areas := []string{"hp.an-duong.le-loi", "hp.an-duong.le-loi.t1", "hp.an-duong.an-hoa", "hp.thuy-nguyen", "hn", "hn.x000", "hn.x077", "hn.x129"}
 			kinds := []string{loaxa.AlarmSpeakerOpen, loaxa.AlarmOffline, loaxa.AlarmDoorOpen, loaxa.AlarmAmplifier}
 			year := 365 * 24 * time.Hour
 			// length is an alarm's length: nothing, or from a fraction of
@@ -602,7 +609,7 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 					// closed or both (a cluster's or an area's history).
 					f := loaxa.AlarmFilter{Open: []string{"open", "closed", ""}[rnd.IntN(3)], Limit: 1 + rnd.IntN(len(all)+1)}
 					if rnd.IntN(2) == 0 {
-						f.Within = []string{"hp", "hp.an-duong", "hp.an-duong.le-loi", "hp.thuy-nguyen", "hn"}[rnd.IntN(5)]
+						f.Within = []string{"hp", "hp.an-duong", "hp.an-duong.le-loi", "hp.thuy-nguyen", "hn", "hn.x077"}[rnd.IntN(6)]
 					}
 					if rnd.IntN(3) == 0 {
 						f.Kind = kinds[rnd.IntN(len(kinds))]
@@ -610,16 +617,31 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 					if rnd.IntN(3) == 0 {
 						f.Node = fmt.Sprintf("n%d", rnd.IntN(20))
 					}
-					if rnd.IntN(3) == 0 {
+					switch rnd.IntN(6) {
+					case 0, 1:
 						f.From = t0.Add(time.Duration(rnd.Int64N(int64(year))))
-						f.To = f.From.Add(time.Duration(rnd.Int64N(int64(year))))
+						f.To = f.From.Add(length())
+					case 2:
+						f.From = t0.Add(time.Duration(rnd.Int64N(int64(year))))
+					case 3:
+						f.To = t0.Add(time.Duration(rnd.Int64N(int64(year))))
+					case 4:
+						if len(all) > 0 {
+							// At an alarm's very start, where a
+							// nanosecond decides.
+							a := all[rnd.IntN(len(all))]
+							f.From, f.To = a.Start, a.Start.Add(time.Nanosecond)
+							if rnd.IntN(2) == 0 {
+								f.From, f.To = a.Start.Add(-length()), a.Start
+							}
+						}
 					}
 					var want []*loaxa.Alarm
 					for _, a := range all {
 						switch {
 						case len(want) == f.Limit:
 						case f.Open == "open" && !a.Open(), f.Open == "closed" && a.Open(), !inSubtree(a.Area, f.Within), f.Kind != "" && a.Kind != f.Kind, f.Node != "" && a.Node != f.Node:
-						case !f.From.IsZero() && (a.Start.Before(f.From) || !a.Start.Before(f.To)):
+						case !f.From.IsZero() && a.Start.Before(f.From), !f.To.IsZero() && !a.Start.Before(f.To):
 						default:
 							want = append(want, a)
 						}
@@ -640,7 +662,7 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 							from, to = a.End.Add(-time.Nanosecond), a.End
 						}
 					}
-					area := []string{"", "hp", "hp.an-duong.le-loi", "hn"}[rnd.IntN(4)]
+					area := []string{"", "hp", "hp.an-duong.le-loi", "hn", "hn.x129"}[rnd.IntN(5)]
 					var ks []string
 					if rnd.IntN(2) == 0 {
 						ks = kinds[:1+rnd.IntN(len(kinds))]
