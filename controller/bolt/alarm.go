@@ -508,10 +508,7 @@ type alarmSel struct {
 // decoded and its kind compared, since the bytes could also stand in a
 // fact.
 func kindMark(kind string) []byte {
-	q, err := json.Marshal(kind)
-	if err != nil {
-		return nil // a string always encodes; no mark reads every alarm
-	}
+	q, _ := json.Marshal(kind) // a string always encodes
 	return append([]byte(`"kind":`), q...)
 }
 
@@ -525,9 +522,22 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 		limit = DefaultAlarmLimit
 	}
 	limit = min(limit, MaxAlarmLimit)
-	var mark []byte
+	kinds := f.Kinds
 	if f.Kind != "" {
-		mark = kindMark(f.Kind)
+		kinds = append(slices.Clip(kinds), f.Kind)
+	}
+	var marks [][]byte
+	for _, k := range kinds {
+		marks = append(marks, kindMark(k))
+	}
+	// marked reports whether v may be of one of kinds.
+	marked := func(v []byte) bool {
+		for _, m := range marks {
+			if bytes.Contains(v, m) {
+				return true
+			}
+		}
+		return marks == nil
 	}
 	var out []*loaxa.Alarm
 	err := s.db.view(func(tx *bbolt.Tx) error {
@@ -543,7 +553,7 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 		// range: their start is decoded first, not the whole alarm.
 		byRange := !f.To.IsZero() && f.Node == ""
 		take := func(_, v []byte) (bool, error) {
-			if mark != nil && !bytes.Contains(v, mark) {
+			if !marked(v) {
 				return true, nil
 			}
 			if byRange {
@@ -562,7 +572,7 @@ func (s *AlarmService) FindAlarms(ctx context.Context, f loaxa.AlarmFilter) ([]*
 			switch {
 			case within != nil && !within[a.Area]:
 			case f.Node != "" && a.Node != f.Node:
-			case f.Kind != "" && a.Kind != f.Kind:
+			case kinds != nil && !slices.Contains(kinds, a.Kind):
 			case f.Open == "open" && !a.Open(), f.Open == "closed" && a.Open():
 			case !f.From.IsZero() && a.Start.Before(f.From):
 			case !f.To.IsZero() && !a.Start.Before(f.To):

@@ -611,8 +611,15 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 					if rnd.IntN(2) == 0 {
 						f.Within = []string{"hp", "hp.an-duong", "hp.an-duong.le-loi", "hp.thuy-nguyen", "hn", "hn.x077"}[rnd.IntN(6)]
 					}
-					if rnd.IntN(3) == 0 {
+					switch rnd.IntN(6) {
+					case 0, 1:
 						f.Kind = kinds[rnd.IntN(len(kinds))]
+					case 2:
+						// Several, as the emergency board reads them.
+						f.Kinds = kinds[rnd.IntN(len(kinds)):]
+						if rnd.IntN(2) == 0 {
+							f.Kind = kinds[rnd.IntN(len(kinds))]
+						}
 					}
 					if rnd.IntN(3) == 0 {
 						f.Node = fmt.Sprintf("n%d", rnd.IntN(20))
@@ -640,7 +647,7 @@ func TestAlarmIndexesAnswerAsAScan(t *testing.T) {
 					for _, a := range all {
 						switch {
 						case len(want) == f.Limit:
-						case f.Open == "open" && !a.Open(), f.Open == "closed" && a.Open(), !inSubtree(a.Area, f.Within), f.Kind != "" && a.Kind != f.Kind, f.Node != "" && a.Node != f.Node:
+						case f.Open == "open" && !a.Open(), f.Open == "closed" && a.Open(), !inSubtree(a.Area, f.Within), (f.Kind != "" || f.Kinds != nil) && a.Kind != f.Kind && !slices.Contains(f.Kinds, a.Kind), f.Node != "" && a.Node != f.Node:
 						case !f.From.IsZero() && a.Start.Before(f.From), !f.To.IsZero() && !a.Start.Before(f.To):
 						default:
 							want = append(want, a)

@@ -41,7 +41,8 @@ type alarmsResponse struct {
 	Alarms []*loaxa.Alarm `json:"alarms"`
 }
 
-// handleListAlarms answers GET /api/v1/alarms?area=&node=&kind=&state=&from=&to=&limit=:
+// handleListAlarms answers GET /api/v1/alarms?area=&node=&kind=&state=&from=&to=&limit=
+// (kind: one, or several separated by commas):
 // alarms in the user's area, newest first.
 func (s *Server) handleListAlarms(w http.ResponseWriter, r *http.Request) error {
 	if err := s.healthServices(); err != nil {
@@ -55,9 +56,15 @@ func (s *Server) handleListAlarms(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	f.Node, f.Kind, f.Open = q.Get("node"), q.Get("kind"), q.Get("state")
-	if f.Kind != "" && !slices.Contains(loaxa.AlarmKinds, f.Kind) {
-		return loaxa.Errorf(loaxa.EInvalid, "kind %q is not an alarm kind; use one of %s.", f.Kind, strings.Join(loaxa.AlarmKinds, ", "))
+	f.Node, f.Open = q.Get("node"), q.Get("state")
+	if v := q.Get("kind"); v != "" {
+		// One kind, or several separated by commas.
+		for _, k := range strings.Split(v, ",") {
+			if !slices.Contains(loaxa.AlarmKinds, k) {
+				return loaxa.Errorf(loaxa.EInvalid, "kind %q is not an alarm kind; use one of %s (several separated by commas).", k, strings.Join(loaxa.AlarmKinds, ", "))
+			}
+			f.Kinds = append(f.Kinds, k)
+		}
 	}
 	if f.Open != "" && f.Open != "open" && f.Open != "closed" {
 		return loaxa.Errorf(loaxa.EInvalid, "state %q: use open or closed (or leave it out for both).", f.Open)

@@ -178,6 +178,13 @@ func TestAlarmsAPI(t *testing.T) {
 	// reads as "no door open anywhere".
 	e.call("GET", "/api/v1/alarms?kind=door_open", viewer, nil, http.StatusBadRequest, nil)
 	e.call("GET", "/api/v1/alarms?kind="+loaxa.AlarmDoorOpen, viewer, nil, http.StatusOK, nil)
+	// Several kinds at once (the emergency board's faults that keep a
+	// cluster silent), each checked.
+	e.call("GET", "/api/v1/alarms?state=open&kind="+loaxa.AlarmSpeakerOpen+","+loaxa.AlarmDoorOpen, viewer, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 2 || list.Alarms[0].Kind == loaxa.AlarmAmplifier || list.Alarms[1].Kind == loaxa.AlarmAmplifier {
+		t.Errorf("open alarms of two kinds: %+v", list.Alarms)
+	}
+	e.call("GET", "/api/v1/alarms?kind="+loaxa.AlarmSpeakerOpen+",door_open", viewer, nil, http.StatusBadRequest, nil)
 
 	line := got[loaxa.AlarmSpeakerOpen]
 	e.call("POST", "/api/v1/alarms/"+line.ID+"/ack", viewer, nil, http.StatusForbidden, nil)

@@ -304,6 +304,9 @@ type AlarmFilter struct {
 	Within string // area subtree
 	Node   string
 	Kind   string
+	// Kinds selects the alarms of any of these kinds (and of Kind, if
+	// set): the emergency board reads those that keep a cluster silent.
+	Kinds []string
 	// Open: "open" only open alarms, "closed" only ended ones.
 	Open string
 	// From and To bound Start: From ≤ Start < To.

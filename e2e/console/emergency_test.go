@@ -1091,3 +1091,82 @@ func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
 		t.Errorf("streams left open after leaving the board: %q", open)
 	}
 }
+
+// TestBoardKeepsASilentClusterAmongATyphoonsAlarms: a typhoon's day. A
+// cluster sounding the alert has its speaker line cut, and the board marks
+// it; then 10,000 clusters of the province go offline, and the alarm
+// stream, fallen behind, tells the board to read the open alarms again.
+// The board read the newest 10,000 open alarms of every kind (as many as
+// GET /alarms gives): all of them offline, the cut line's older than them,
+// so the cluster's mark and the count of clusters that may not be heard
+// were gone, though nothing had been mended. It reads the faults that keep
+// a cluster silent alone.
+func TestBoardKeepsASilentClusterAmongATyphoonsAlarms(t *testing.T) {
+	t.Parallel()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	cut, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: cut, Tune: func(ac *agent.Config) {
+		ac.StateDebounce = 20 * time.Millisecond
+	}})
+	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "both clusters online", func() bool {
+		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
+	})
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 90*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1}, &em)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Do("note the page's streams", chromedp.Evaluate[chromedp.Void](`window.streams = []; window.EventSource = class extends EventSource {
+		constructor(...args) { super(...args); window.streams.push(this); } }`))
+	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
+	b.Wait("both clusters sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
+	b.Wait("the alarm stream connected", `window.streams.some((s) => s.url.includes('/alarms/stream') && s.readyState === EventSource.OPEN)`, 10*time.Second)
+	cut.SetSpeakerLine(protocol.LineOpen)
+	silent := `(document.querySelector('#ack-board tr[data-node="lap-le-01"]') || {}).dataset?.silent === 'true'`
+	b.Wait("the cut on the cluster's row", silent, 20*time.Second)
+
+	// The typhoon: 10,000 offline alarms, newer than the cut line's.
+	start := time.Now()
+	offline := make([]*loaxa.Alarm, 0, 10000)
+	for i := range 10000 {
+		offline = append(offline, &loaxa.Alarm{Kind: loaxa.AlarmOffline, Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("bao-%05d", i), Area: "11527", Start: start})
+	}
+	if err := c.App.Alarms.CreateAlarms(context.Background(), offline); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("the stream says it fell behind", chromedp.Evaluate[chromedp.Void](`window.streams.find((s) => s.url.includes('/alarms/stream')).dispatchEvent(new MessageEvent('resync', {data: '{}'}))`))
+	b.Wait("the open alarms read again", `document.querySelector('main').dataset.alarmRereads === '1'`, 20*time.Second)
+	if !MustEval[bool](b, silent) {
+		t.Errorf("after the read, the cut cluster's row says %q, not marked", MustEval[string](b, text(`#ack-board tr[data-node="lap-le-01"]`)))
+	}
+	if got := MustEval[string](b, `document.querySelector('#em-silent').hidden ? '' : `+text("#em-silent")); !strings.HasPrefix(got, "1 cụm loa báo đang phát nhưng có lỗi khiến không phát được") {
+		t.Errorf("after the read, the board's count of silent clusters says %q", got)
+	}
+	if !MustEval[bool](b, `document.querySelector('#em-silent-partial').hidden`) {
+		t.Error("the board says its read of the faults was cut short, though it read them all")
+	}
+
+	// Past what one read gives (a country's clusters): 10,000 cut lines
+	// newer than the first. The board cannot mark them all, and says so
+	// rather than let an unmarked row read as heard.
+	cuts := make([]*loaxa.Alarm, 0, 10000)
+	for i := range 10000 {
+		cuts = append(cuts, &loaxa.Alarm{Kind: loaxa.AlarmSpeakerOpen, Severity: loaxa.SeverityCritical, Node: fmt.Sprintf("bao-%05d", i), Area: "11527", Start: start})
+	}
+	if err := c.App.Alarms.CreateAlarms(context.Background(), cuts); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("the stream says it fell behind again", chromedp.Evaluate[chromedp.Void](`window.streams.find((s) => s.url.includes('/alarms/stream')).dispatchEvent(new MessageEvent('resync', {data: '{}'}))`))
+	b.Wait("the open alarms read again", `document.querySelector('main').dataset.alarmRereads === '2'`, 20*time.Second)
+	if got := MustEval[string](b, `document.querySelector('#em-silent-partial').hidden ? '' : `+text("#em-silent-partial")); !strings.HasPrefix(got, "Có ít nhất 10.000 cảnh báo lỗi khiến loa không phát được đang mở") {
+		t.Errorf("the board's note of a read cut short says %q", got)
+	}
+}

@@ -617,8 +617,17 @@ const ROW_SLICE = 500;
 /** MAX_TIMER_MS is the longest delay setTimeout keeps (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** openAlarms reads the open alarms, or null where they cannot be read. */
-const openAlarms = () => api('GET', '/alarms', undefined, { state: 'open', limit: 10000 }).then((r) => r.alarms || [], () => null);
+/** OPEN_ALARMS_READ is the most alarms GET /alarms gives at once. */
+const OPEN_ALARMS_READ = 10000;
+
+/**
+ * openAlarms reads the open alarms that keep a cluster silent, or null
+ * where they cannot be read. Those alone: on a typhoon's day the newest
+ * 10,000 open alarms of every kind were all offline and mains off, the
+ * line cut before them was left out, and its cluster read as heard.
+ */
+const openAlarms = () => api('GET', '/alarms', undefined, { state: 'open', kind: SILENCING.join(','), limit: OPEN_ALARMS_READ })
+  .then((r) => r.alarms || [], () => null);
 
 async function board(ctx, main, id) {
   // The open alarms say which clusters have a fault that keeps them
@@ -692,6 +701,14 @@ async function board(ctx, main, id) {
   // and apart, those that played it (to the end, or cut off) with one.
   const silent = h('p', { class: 'error-box', id: 'em-silent', hidden: true });
   const silenced = h('p', { class: 'error-box', id: 'em-silenced', hidden: true });
+  // A read that came back full may have left out older faults: said, so
+  // that an unmarked row is not taken for one that is heard.
+  const partial = h('p', { class: 'hint', id: 'em-silent-partial', hidden: true });
+  const notePartial = (list) => {
+    partial.hidden = !list || list.length < OPEN_ALARMS_READ;
+    fill(partial, partial.hidden ? '' : t('emergency.silent_partial', { n: fmtNumber(OPEN_ALARMS_READ) }));
+  };
+  notePartial(open);
   // Kept as sets, so that a province's burst of reports counts each
   // cluster once rather than all of them again.
   const silentNodes = new Set();
@@ -921,6 +938,7 @@ async function board(ctx, main, id) {
   // one read at a time, and once more after it when asked meanwhile.
   let reading = null;
   let again = false;
+  let rereads = 0;
   const reread = () => {
     if (reading) { again = true; return; }
     reading = openAlarms().then((list) => {
@@ -931,7 +949,9 @@ async function board(ctx, main, id) {
       silencers.clear();
       mute.clear();
       for (const a of list) noteAlarm(a);
+      notePartial(list);
       for (const node of new Set([...before, ...mute.keys()])) redraw(node);
+      main.dataset.alarmRereads = String(++rereads); // how many reads were applied (tests read it)
     });
   };
   alarms.addEventListener('open', reread);
@@ -1025,7 +1045,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    unpublished, cutOff, counts, silent, silenced, fetching, awaiting, timing, live, spread,
+    unpublished, cutOff, counts, silent, silenced, partial, fetching, awaiting, timing, live, spread,
     rep.follows ? h('p', { id: 'em-follows' }, t('emergency.follows'), ' “', emLink(rep.follows), '”') : null,
     rep.all_clear ? h('p', { id: 'em-cleared-by' }, t('emergency.cleared_by'), ' “', emLink(rep.all_clear), '”') : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
