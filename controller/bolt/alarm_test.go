@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -409,14 +410,24 @@ func BenchmarkFindAlarmsNarrow(b *testing.B) {
 		// The emergency board's read of every open alarm of a silencing
 		// kind (none open in the typhoon: they are offline and mains off).
 		{"open-speaker-line", loaxa.AlarmFilter{Within: "hp", Kind: loaxa.AlarmSpeakerOpen, Open: "open", Limit: bolt.MaxAlarmLimit}, 0},
+		// The emergency board's read: every open alarm as it was (the
+		// newest 10,000), the silencing kinds as it is.
+		{"board-all-kinds", loaxa.AlarmFilter{Within: "hp", Open: "open", Limit: bolt.MaxAlarmLimit}, typhoonNodes},
+		{"board-silencing", loaxa.AlarmFilter{Within: "hp", Kinds: loaxa.SilencingFaults, Open: "open", Limit: bolt.MaxAlarmLimit}, 0},
 	} {
 		b.Run(r.name, func(b *testing.B) {
+			var got []*loaxa.Alarm
 			for b.Loop() {
-				got, err := s.FindAlarms(ctx, r.f)
+				var err error
+				got, err = s.FindAlarms(ctx, r.f)
 				if err != nil || len(got) != r.want {
 					b.Fatalf("%d alarms listed, %v; want %d", len(got), err, r.want)
 				}
 			}
+			// What the answer weighs on the wire (GET /alarms's JSON).
+			body, err := json.Marshal(map[string]any{"alarms": got})
+			must(b, err)
+			b.ReportMetric(float64(len(body)), "json-bytes")
 		})
 	}
 }
