@@ -454,6 +454,8 @@ func BenchmarkFindAlarmsFromTo(b *testing.B) {
 		{"first-day", loaxa.AlarmFilter{Within: "hp", To: y.start.Add(24 * time.Hour)}, bolt.DefaultAlarmLimit},
 		{"since-typhoon", loaxa.AlarmFilter{Within: "hp", From: y.typhoon}, bolt.DefaultAlarmLimit},
 		{"since-second-day", loaxa.AlarmFilter{Within: "hp", From: y.start.Add(24 * time.Hour)}, bolt.DefaultAlarmLimit},
+		// The same with a to past the newest: every alarm a candidate.
+		{"second-day-to-now", loaxa.AlarmFilter{Within: "hp", From: y.start.Add(24 * time.Hour), To: y.typhoon.Add(time.Hour)}, bolt.DefaultAlarmLimit},
 	} {
 		b.Run(r.name, func(b *testing.B) {
 			for b.Loop() {
