@@ -528,10 +528,7 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 // other text is for future use, and ignored.
 func appendLiveMessage(pcm []int16, typ websocket.MessageType, data []byte) (_ []int16, took int, end bool, err error) {
 	if typ != websocket.MessageBinary {
-		var msg struct {
-			Type string `json:"type"`
-		}
-		return pcm, 0, json.Unmarshal(data, &msg) == nil && msg.Type == "end", nil
+		return pcm, 0, isLiveEnd(data), nil
 	}
 	if len(data) > maxLiveMessage {
 		return pcm, 0, false, fmt.Errorf("a message of %d bytes, over %d (send 20–40 ms at a time)", len(data), maxLiveMessage)
@@ -543,6 +540,20 @@ func appendLiveMessage(pcm []int16, typ websocket.MessageType, data []byte) (_ [
 		pcm = append(pcm, int16(binary.LittleEndian.Uint16(data[i:])))
 	}
 	return pcm, len(data), false, nil
+}
+
+// isLiveEnd reports whether a text message is the end: a JSON object whose
+// field "type", named exactly so (as the console and `controller live`
+// send it), is "end". Decoded into a struct, encoding/json matched the name
+// in any case: {"TYPE":"end"} ended a call, and a field "Type" after "type"
+// took its place.
+func isLiveEnd(data []byte) bool {
+	var msg map[string]json.RawMessage
+	if json.Unmarshal(data, &msg) != nil {
+		return false
+	}
+	var typ string
+	return json.Unmarshal(msg["type"], &typ) == nil && typ == "end"
 }
 
 // sessionEnded says why the session of the request in ctx no longer

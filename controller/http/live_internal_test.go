@@ -14,8 +14,8 @@ import (
 // FuzzLiveMessage reads arbitrary client messages of a live call, binary
 // or text: a refusal is an error naming the message's length; an accepted
 // binary message appends exactly its samples, in order, after those
-// already read; text appends nothing and ends the call only if it is a
-// JSON object whose "type" is "end".
+// already read; text appends nothing and ends the call exactly when it is
+// a JSON object whose field "type", so named, is "end".
 func FuzzLiveMessage(f *testing.F) {
 	f.Add(true, []byte{})
 	f.Add(true, []byte{1, 2, 3, 4})
@@ -25,6 +25,7 @@ func FuzzLiveMessage(f *testing.F) {
 	f.Add(false, []byte(`{"type":"end"}`))
 	f.Add(false, []byte(`{"type": "end"}`))
 	f.Add(false, []byte(`{"type":"start"}`))
+	f.Add(false, []byte(`{"TYPE":"end"}`))
 	f.Add(false, []byte(`end`))
 	f.Fuzz(func(t *testing.T, isBinary bool, data []byte) {
 		typ := websocket.MessageText
@@ -43,6 +44,11 @@ func FuzzLiveMessage(f *testing.F) {
 			}
 			if end && !(json.Valid(data) && strings.HasPrefix(strings.TrimLeft(string(data), " \t\r\n"), "{")) {
 				t.Fatalf("text %q, not a JSON object, ended the call", data)
+			}
+			var obj map[string]any
+			isEnd := json.Unmarshal(data, &obj) == nil && obj["type"] == "end"
+			if end != isEnd {
+				t.Fatalf("text %q: end %v; want it exactly when its field \"type\" (so named) is \"end\"", data, end)
 			}
 			return
 		}
@@ -70,7 +76,10 @@ func FuzzLiveMessage(f *testing.F) {
 }
 
 // TestLiveMessageEnds: the end is {"type":"end"} however it is spaced;
-// other text is ignored, not refused.
+// other text is ignored, not refused. The field's name is matched exactly,
+// as the console and `controller live` send it: encoding/json matched it in
+// any case, so {"TYPE":"end"} ended a call, and {"type":"end","Type":"x"}
+// did not.
 func TestLiveMessageEnds(t *testing.T) {
 	for text, want := range map[string]bool{
 		`{"type":"end"}`:               true,
@@ -78,6 +87,10 @@ func TestLiveMessageEnds(t *testing.T) {
 		`{"type":"end","reason":"ok"}`: true,
 		`{"type":"start"}`:             false,
 		`{"type":"END"}`:               false,
+		`{"TYPE":"end"}`:               false,
+		`{"Type":"end"}`:               false,
+		`{"type":"end","Type":"x"}`:    true,
+		`{"TYPE":"x","type":"end"}`:    true,
 		`end`:                          false,
 		`["end"]`:                      false,
 		``:                             false,
