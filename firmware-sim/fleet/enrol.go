@@ -73,10 +73,19 @@ func (e *enroller) enrol(ctx context.Context, req enrolRequest) (*protocol.Crede
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Accept", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+e.token)
-	resp, err := e.client.Do(hr)
+	// A 307 or 308 would carry the officer's token (Go keeps it when only
+	// the port differs) and the node's details to another server: as the
+	// node agent does, redirects stay on the controller
+	// (protocol.ErrRedirectAway).
+	stay := *e.client
+	stay.CheckRedirect = protocol.StayOnController(e.controller)
+	resp, err := stay.Do(hr)
 	var unknownCA x509.UnknownAuthorityError
 	if errors.As(err, &unknownCA) {
 		return nil, fmt.Errorf("enrol node %s: %w; the fleet does not trust the controller's certificate: give the certificate it pins with --ca PEM (its --tls-ca, or the last certificate of its --tls-cert)", req.ID, err)
+	}
+	if errors.Is(err, protocol.ErrRedirectAway) {
+		return nil, fmt.Errorf("enrol node %s: %w; give --controller the address the controller itself answers at (the fleet sends its token to no other server)", req.ID, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("enrol node %s: %w", req.ID, err)

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -441,6 +442,54 @@ func TestEnrolsAnHTTPSControllerUnderItsOwnCA(t *testing.T) {
 	}
 	if f.Enrolled() != 1 || len(ctl.enrolments()) != 1 {
 		t.Fatalf("enrolled %d (%d requests), want 1", f.Enrolled(), len(ctl.enrolments()))
+	}
+}
+
+// TestEnrolFollowsNoRedirectAwayFromTheController: the fleet's enrolment
+// (POST /api/v1/nodes with the officer's token) followed a 307 or 308 to
+// any host, and Go's client keeps the Authorization header when only the
+// port differs: another server on the controller's host got the token and
+// the node's details. As the node agent does (protocol.StayOnController),
+// the fleet follows redirects on the controller's own scheme, host and
+// port only; the other server must not be asked.
+func TestEnrolFollowsNoRedirectAwayFromTheController(t *testing.T) {
+	other := newController(t, deadBroker(t)) // would enrol, and hand out credentials
+	front := newController(t, deadBroker(t))
+	var to atomic.Value // where the controller sends POST /api/v1/nodes
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/nodes" && r.URL.RawQuery == "" {
+			http.Redirect(w, r, to.Load().(string), http.StatusTemporaryRedirect)
+			return
+		}
+		front.serve(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	to.Store(other.srv.URL + "/api/v1/nodes")
+	cfg := Config{Controller: srv.URL, Token: token, Nodes: 1, Area: "xa-an-lu", Tune: fastAgents}
+	f, err := Start(context.Background(), cfg)
+	if err == nil {
+		f.Close()
+		t.Fatal("Start succeeded through a redirect to another server")
+	}
+	if !errors.Is(err, protocol.ErrRedirectAway) || !strings.Contains(err.Error(), "--controller") {
+		t.Errorf("error %q: want ErrRedirectAway, saying what to give --controller", err)
+	}
+	if n := len(other.enrolments()); n != 0 {
+		t.Fatalf("the other server was asked to enrol %d nodes, with the fleet's token", n)
+	}
+
+	// A redirect on the controller itself is followed.
+	to.Store("/api/v1/nodes?moved=1")
+	f, err = Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("through a redirect on the controller: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Enrolled() != 1 || len(front.enrolments()) != 1 {
+		t.Fatalf("enrolled %d (%d requests), want 1", f.Enrolled(), len(front.enrolments()))
 	}
 }
 
