@@ -33,7 +33,9 @@ package update
 // A marker naming another release than the one running, and not a rollback
 // to the running one, is left from an install cut short before its rename
 // (or from a binary replaced by hand): it is removed. So is a rollback's
-// marker found by a release installed by an agent that writes none.
+// marker found by a release installed by an agent that writes none. A
+// marker damaged on the card puts the running release on probation anew
+// (Probation.damaged).
 
 import (
 	"context"
@@ -170,7 +172,9 @@ func readMarker(exe string) (*Marker, error) {
 		return nil, fmt.Errorf("probation marker: %w", err)
 	}
 	var m Marker
-	if err := json.Unmarshal(raw, &m); err != nil || m.Version == "" {
+	// A negative count is none the agent writes: taken for one, it would
+	// give the release as many more starts.
+	if err := json.Unmarshal(raw, &m); err != nil || m.Version == "" || m.Starts < 0 {
 		return nil, fmt.Errorf("probation marker %s unreadable (%q)", MarkerPath(exe), raw)
 	}
 	return &m, nil
@@ -240,9 +244,7 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 	now := p.Clock.Now()
 	m, err := readMarker(p.Exe)
 	if err != nil {
-		// A marker damaged on the card: nothing it says can be trusted,
-		// not even whether a release is on probation.
-		return Verdict{}, errors.Join(fmt.Errorf("probation off: %w", err), removeMarker(p.Exe))
+		return p.damaged(err, updatedFrom, now)
 	}
 	if m != nil && m.RolledBack != "" && updatedFrom != "" {
 		// An agent that writes no marker installed this release after its
@@ -313,6 +315,33 @@ func (p *Probation) Start(updatedFrom string) (Verdict, error) {
 	}
 	p.Log.Info("update: this release is on probation", "version", p.Version, "start", m.Starts, "of", MaxStarts, "passes_after", p.Period)
 	return Verdict{On: true, From: m.Previous}, nil
+}
+
+// unknownPrevious stands for the release a damaged marker named as the
+// previous one: the updated event says "from" it.
+const unknownPrevious = "unknown (its probation marker was damaged)"
+
+// damaged is Start's verdict on a marker damaged on the card (a failing
+// card zeroes or garbles a file; a power cut on a file system that does
+// not keep a rename after its data leaves it short): nothing it says can
+// be trusted, not even which release it was about. A marker is there only
+// while a release is on probation or being put back, so the release
+// running may be one that never proved itself: with a previous agent to go
+// back to, it is on probation anew, its start counted, rather than kept
+// unjudged (a release that crashes at every start would be restarted for
+// ever). Without one, there is nothing to judge it against: probation off.
+func (p *Probation) damaged(err error, updatedFrom string, now time.Time) (Verdict, error) {
+	if _, serr := os.Stat(Previous(p.Exe)); serr != nil {
+		return Verdict{}, errors.Join(fmt.Errorf("probation off (no previous agent to go back to): %w", err), removeMarker(p.Exe))
+	}
+	m := Marker{Version: p.Version, Previous: updatedFrom, Since: now, Starts: 1}
+	if m.Previous == "" {
+		m.Previous = unknownPrevious
+	}
+	err = fmt.Errorf("%w; %s is on probation anew, the previous agent kept to go back to", err, p.Version)
+	// Written over the damaged one; not written, run on probation all the
+	// same, as Start does.
+	return Verdict{On: true, From: m.Previous}, errors.Join(err, writeMarker(p.Exe, m))
 }
 
 // putBack puts the previous release back for the reason why: noted in the

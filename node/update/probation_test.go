@@ -2,6 +2,7 @@ package update
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -631,4 +632,160 @@ func story(t *testing.T, b *board) (installed bool, reports int) {
 		}
 		return installed, reports
 	}
+}
+
+// A marker damaged on the card (a failing card zeroes or garbles a file;
+// a power cut on a file system that does not keep a rename after its
+// data leaves it short) was taken as "no probation": the release running
+// was kept unjudged, so a new release that crashes at every start was
+// restarted for ever, with the previous one beside it. Markers exist only
+// while a release is on probation or being put back: with a previous
+// agent to go back to, the release running is on probation anew, and a
+// clear error says why.
+func TestDamagedMarkerPutsTheReleaseOnProbationAnew(t *testing.T) {
+	good, err := json.Marshal(Marker{Version: "2.0.0", Previous: "1.0.0", Since: time.Date(2026, 9, 6, 8, 0, 0, 0, time.UTC), Starts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{
+		"zeroed":          make([]byte, len(good)),
+		"cut short":       good[:len(good)/2],
+		"empty":           {},
+		"garbage":         []byte("\xff\x00loaxa\x13"),
+		"negative starts": []byte(`{"version":"2.0.0","previous":"1.0.0","since":"2026-09-06T08:00:00Z","starts":-1000}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := newBoard(t, "1.0.0")
+			b.onProbation(t, "2.0.0")
+			b.clk.Advance(time.Minute)
+			if err := os.WriteFile(MarkerPath(b.exe), raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			v, err := b.start()
+			if err == nil || !strings.Contains(err.Error(), MarkerPath(b.exe)) || !strings.Contains(err.Error(), "unreadable") {
+				t.Errorf("error %v: want one naming the unreadable marker", err)
+			}
+			if !v.On || v.Exec || !strings.Contains(v.From, "unknown") {
+				t.Fatalf("verdict %+v: want 2.0.0 on probation anew, from a release unknown", v)
+			}
+			if m := b.marker(); m.Version != "2.0.0" || m.Starts != 1 || m.RolledBack != "" {
+				t.Fatalf("marker %+v: want 2.0.0 on probation, its first start counted", m)
+			}
+			// It crashes at every start: put back within its starts.
+			for i := 2; i <= MaxStarts; i++ {
+				if v, err := b.start(); err != nil || !v.On {
+					t.Fatalf("start %d: %+v, %v; want on probation", i, v, err)
+				}
+			}
+			if v, err := b.start(); err != nil || !v.Exec || b.running() != "1.0.0" {
+				t.Fatalf("start %d: %+v, %v, %s at exe; want 1.0.0 put back", MaxStarts+1, v, err, b.running())
+			}
+		})
+	}
+}
+
+// A damaged marker with no previous agent to go back to: nothing to judge
+// the release against; it runs without probation, and the marker goes.
+func TestDamagedMarkerWithoutAPreviousAgent(t *testing.T) {
+	b := newBoard(t, "2.0.0")
+	if err := os.WriteFile(MarkerPath(b.exe), []byte("{\"version\":\"2.0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.start()
+	if err == nil || !strings.Contains(err.Error(), "unreadable") {
+		t.Errorf("error %v: want one naming the unreadable marker", err)
+	}
+	if v.On || v.Exec || len(v.Events) > 0 {
+		t.Fatalf("verdict %+v: want none", v)
+	}
+	if m := b.marker(); m != nil {
+		t.Fatalf("marker %+v left", m)
+	}
+}
+
+// FuzzProbationMarker starts the agent 2.0.0, with 1.0.0 kept to go back
+// to, over whatever bytes the card holds as its marker (cut short by a
+// power cut, zeroed, garbled): nothing panics; a whole agent is at exe
+// (1.0.0 only if it was put back); no unreadable marker is left; bytes
+// that are not a marker the agent writes are an error naming the marker
+// and put 2.0.0 on probation anew; a marker of 2.0.0 that used its
+// starts, or notes a rollback, never keeps it; a start on probation is
+// counted; and a marker read is written back and read again as it was.
+func FuzzProbationMarker(f *testing.F) {
+	since := time.Date(2026, 9, 6, 7, 0, 0, 0, time.UTC)
+	for _, m := range []Marker{
+		{Version: "2.0.0", Previous: "1.0.0", Since: since},
+		{Version: "2.0.0", Previous: "1.0.0", Since: since, Starts: MaxStarts},
+		{Version: "2.0.0", Previous: "1.0.0", Since: since, Starts: 1, RolledBack: "rolled back from 2.0.0: it started 3 times"},
+		{Version: "2.0.0", Previous: "1.0.0", Since: since, Starts: 1, RolledBack: "why", Reported: true},
+		{Version: "3.0.0", Previous: "2.0.0", Since: since, RolledBack: "why"},
+		{Version: "3.0.0", Previous: "2.0.0", Since: since},
+	} {
+		raw, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+		f.Add(raw[:len(raw)/2])
+		f.Add(make([]byte, len(raw)))
+	}
+	f.Add([]byte{})
+	f.Add([]byte("null"))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"version":"2.0.0","starts":-1}`))
+	f.Add([]byte(`{"VERSION":"2.0.0","Since":"0001-01-01T00:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		b := newBoard(t, "1.0.0")
+		b.updateWithoutProbation("2.0.0")
+		b.clk.Advance(time.Minute)
+		if err := os.WriteFile(MarkerPath(b.exe), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		was, damaged := readMarker(b.exe)
+		v, err := b.start()
+		switch got := b.running(); {
+		case v.Exec && got != "1.0.0":
+			t.Fatalf("put back, yet %q at exe", got)
+		case !v.Exec && got != "2.0.0":
+			t.Fatalf("kept, yet %q at exe", got)
+		}
+		after, aerr := readMarker(b.exe)
+		if aerr != nil {
+			t.Fatalf("an unreadable marker left: %v", aerr)
+		}
+		if damaged != nil {
+			if err == nil || !strings.Contains(err.Error(), MarkerPath(b.exe)) {
+				t.Fatalf("bytes %q read as no marker without an error naming it (%v)", raw, err)
+			}
+			if !v.On || after == nil || after.Version != "2.0.0" || after.Starts != 1 {
+				t.Fatalf("bytes %q: verdict %+v, marker %+v; want 2.0.0 on probation anew", raw, v, after)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("marker %+v: %v", was, err)
+		}
+		if was.Version == "2.0.0" && (was.Starts >= MaxStarts || was.RolledBack != "") && !v.Exec {
+			t.Fatalf("marker %+v kept 2.0.0: %+v", was, v)
+		}
+		if v.On && (was.Version != "2.0.0" || after == nil || after.Version != "2.0.0" || after.Starts != was.Starts+1 || after.Starts < 1 || after.Starts > MaxStarts) {
+			t.Fatalf("marker %+v: on probation, marker after %+v; want its start counted", was, after)
+		}
+		// What was read is written back as it was.
+		exe := filepath.Join(t.TempDir(), "loaxa-node")
+		if err := writeMarker(exe, *was); err != nil {
+			t.Fatalf("marker %+v not written: %v", was, err)
+		}
+		again, err := readMarker(exe)
+		if err != nil {
+			t.Fatalf("marker %+v written, then: %v", was, err)
+		}
+		if !again.Since.Equal(was.Since) {
+			t.Fatalf("since %v read back as %v", was.Since, again.Since)
+		}
+		again.Since = was.Since
+		if *again != *was {
+			t.Fatalf("marker %+v read back as %+v", was, again)
+		}
+	})
 }
