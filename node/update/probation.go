@@ -175,7 +175,8 @@ func readMarker(exe string) (*Marker, error) {
 	// A negative count is none the agent writes: taken for one, it would
 	// give the release as many more starts.
 	if err := json.Unmarshal(raw, &m); err != nil || m.Version == "" || m.Starts < 0 {
-		return nil, fmt.Errorf("probation marker %s unreadable (%q)", MarkerPath(exe), raw)
+		// At most its first 64 bytes quoted: a garbled file may be long.
+		return nil, fmt.Errorf("probation marker %s unreadable (%d bytes: %.64q)", MarkerPath(exe), len(raw), raw)
 	}
 	return &m, nil
 }

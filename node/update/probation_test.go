@@ -1,6 +1,7 @@
 package update
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -652,6 +653,7 @@ func TestDamagedMarkerPutsTheReleaseOnProbationAnew(t *testing.T) {
 		"cut short":       good[:len(good)/2],
 		"empty":           {},
 		"garbage":         []byte("\xff\x00loaxa\x13"),
+		"long garbage":    bytes.Repeat([]byte{0xa5}, 1<<20),
 		"negative starts": []byte(`{"version":"2.0.0","previous":"1.0.0","since":"2026-09-06T08:00:00Z","starts":-1000}`),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -662,8 +664,11 @@ func TestDamagedMarkerPutsTheReleaseOnProbationAnew(t *testing.T) {
 				t.Fatal(err)
 			}
 			v, err := b.start()
-			if err == nil || !strings.Contains(err.Error(), MarkerPath(b.exe)) || !strings.Contains(err.Error(), "unreadable") {
-				t.Errorf("error %v: want one naming the unreadable marker", err)
+			if err == nil || !strings.Contains(err.Error(), MarkerPath(b.exe)) || !strings.Contains(err.Error(), fmt.Sprintf("unreadable (%d bytes", len(raw))) {
+				t.Errorf("error %v: want one naming the unreadable marker and its length", err)
+			}
+			if err != nil && len(err.Error()) > 1000 {
+				t.Errorf("an error of %d bytes for a marker of %d: the log line would carry the whole file", len(err.Error()), len(raw))
 			}
 			if !v.On || v.Exec || !strings.Contains(v.From, "unknown") {
 				t.Fatalf("verdict %+v: want 2.0.0 on probation anew, from a release unknown", v)
