@@ -214,11 +214,15 @@ func TestRestoredAlertJudgedAgainOnTheCorrectedClock(t *testing.T) {
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: board, store: st})
 	waitConnected(t, n)
 	id := cmd.Alert.Occurrence.ID
-	runUntil(t, fc, time.Minute, "the stale alert on air before the clock is corrected", func() bool {
+	// The board's clock stands still until the time request is answered
+	// (waitMeasured): the alert goes on air at once, its audio silence
+	// until it comes.
+	nodetest.Eventually(t, 10*time.Second, "the stale alert on air before the clock is corrected", func() bool {
 		p := n.a.Status().Playing
 		return p != nil && p.Occurrence == id
 	})
 	open() // the controller answers the time request now
+	waitMeasured(t, n)
 	final := func() *protocol.Event {
 		for _, e := range ctl.Events("n1") {
 			if e.Occurrence == id && (e.Type == protocol.EventFailed || e.Type == protocol.EventCompleted) {
@@ -564,6 +568,16 @@ func timeUnansweredController(t *testing.T, fc *clock.Fake) (ctl *nodetest.Contr
 	return ctl, open
 }
 
+// waitMeasured waits, with the board's clock standing still, until n has
+// measured the controller's time. A time request is a real round trip
+// that waits 5 s of the board's clock (timesync.go): a test that steps a
+// fake clock on before the answer is in cuts the measurement, and the
+// next one comes 15–45 s of real time later.
+func waitMeasured(t *testing.T, n *node) {
+	t.Helper()
+	nodetest.Eventually(t, 10*time.Second, "the clock measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })
+}
+
 // storedAlert is an alert a board held when it was stopped: a message
 // between chimes of 0.7 and 0.6 s, with the controller's resume policy.
 type storedAlert struct {
@@ -639,6 +653,7 @@ func TestStoredAlertKeptOnABoardClockAheadUntilMeasured(t *testing.T) {
 	}
 
 	r.open() // the controller answers the time request: two hours back
+	waitMeasured(t, n)
 	want := []string{"received a@x", "started a@x", "suspended a@x interrupted", "started a@x", "completed a@x"}
 	runUntil(t, fc, time.Minute, "the alert played again", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= len(want) })
 	events := waitEvents(t, ctl, "n1", want)
