@@ -18,10 +18,20 @@ func spreadAlert(id string, ref, opening, closing protocol.ContentRef, start, ex
 	return cmd
 }
 
-// halfWindow makes the agent's report delay half the window.
+// halfWindow makes the agent's report delay half the window, and waits
+// for acknowledgements for good (spreadAckTimeout).
 func halfWindow(c *agent.Config) {
 	c.ReportDelay = func(w time.Duration) time.Duration { return w / 2 }
+	c.AckTimeout = spreadAckTimeout
 }
+
+// spreadAckTimeout is the agent's wait for an acknowledgement in these
+// tests, on its fake clock. An acknowledgement is a real MQTT round trip,
+// and the tests step the clock past the usual 500 ms in a few real
+// milliseconds: an acknowledgement a little late then had the events sent
+// again, taking held reports along before their time, and counted as
+// batches and events received twice. What is counted here is the spread.
+const spreadAckTimeout = time.Hour
 
 // spreadCase is one agent whose report delay is half the window, on a fake
 // clock, with an alert's message and chimes on its test controller.
@@ -251,6 +261,7 @@ func TestSpreadReportsSurviveRestart(t *testing.T) {
 	// The new agent would pick another delay; it must keep the stored one.
 	n2 := startAgent(t, cred, options{clock: fc, store: st, dir: dir, tune: func(c *agent.Config) {
 		c.ReportDelay = func(w time.Duration) time.Duration { return 0 }
+		c.AckTimeout = spreadAckTimeout
 	}})
 	waitConnected(t, n2)
 	quiet(t, 300*time.Millisecond, "held receipt sent at once after the restart", func() bool { return len(ctl.Events("n1")) > 0 })
