@@ -28,8 +28,13 @@ import (
 // it waiting runs it dry).
 type pcmOutput struct {
 	paced bool
-	mu    sync.Mutex
-	plays [][]byte
+	// hold, when set, stops a paced play once it has read holdAt bytes,
+	// until hold is closed: a test can let something happen at a point
+	// of the play however slow the machine is.
+	hold   chan struct{}
+	holdAt int
+	mu     sync.Mutex
+	plays  [][]byte
 }
 
 func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
@@ -52,9 +57,13 @@ func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
 // Write keeps what a paced play read.
 func (o *pcmOutput) Write(b []byte) (int, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	last := len(o.plays) - 1
 	o.plays[last] = append(o.plays[last], b...)
+	held := o.hold != nil && len(o.plays[last]) >= o.holdAt
+	o.mu.Unlock()
+	if held {
+		<-o.hold
+	}
 	return len(b), nil
 }
 
@@ -654,9 +663,20 @@ func TestAlertKeepsAMissingChimesPlace(t *testing.T) {
 			t.Parallel()
 			ctl := nodetest.NewController(t, nodetest.StartBroker(t))
 			out := &pcmOutput{paced: true}
+			place := int(nodeaudio.Bytes(300 * time.Millisecond))
+			// The play waits 300 ms into the chime's place until the
+			// alert's audio is cached (resume): on a busy machine the
+			// chime's download and write took longer than the 1.7 s left
+			// of its place, and the message's, after it, could too.
+			out.hold, out.holdAt = make(chan struct{}), place
+			resume := sync.OnceFunc(func() { close(out.hold) })
+			if !tc.comes {
+				resume()
+			}
 			n := startAgent(t, ctl.Credentials("n1", "x1"), options{tune: func(c *agent.Config) {
 				c.Output, c.ContentKeepSpread = out, time.Millisecond
 			}})
+			t.Cleanup(resume) // before the agent stops
 			waitConnected(t, n)
 			msg := ctl.AddContent(time.Second)
 			opening := ctl.AddContent(2 * time.Second)
@@ -690,10 +710,10 @@ func TestAlertKeepsAMissingChimesPlace(t *testing.T) {
 
 			chime := decoded(t, nodeFile(t, ctl, opening))
 			if tc.comes {
-				nodetest.Eventually(t, 15*time.Second, "the chime's place began", func() bool {
-					return out.read() >= int(nodeaudio.Bytes(300*time.Millisecond))
-				})
+				nodetest.Eventually(t, 15*time.Second, "the chime's place began", func() bool { return out.read() >= place })
 				close(release)
+				nodetest.Eventually(t, 15*time.Second, "the alert's audio cached", func() bool { return len(n.a.Status().ContentMissing) == 0 })
+				resume()
 			}
 			nodetest.Eventually(t, 30*time.Second, "the alert completed", func() bool {
 				return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed e3@x")
