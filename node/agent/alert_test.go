@@ -85,6 +85,19 @@ func TestAlertPreemptsAndBulletinResumes(t *testing.T) {
 	}
 }
 
+// waitAlertAudio waits, with the fake clock standing still, until node n1
+// reports alert id's audio cached (content-ready). An alert goes on air
+// at once with its audio still to come, its place kept in silence as long
+// as it takes; the downloads are real HTTP round trips, and runUntil steps
+// the clock 100 ms a millisecond, so on a busy machine an alert's 30 s of
+// fake time could run out in silence before its audio came.
+func waitAlertAudio(t *testing.T, ctl *nodetest.Controller, id string) {
+	t.Helper()
+	nodetest.Eventually(t, 10*time.Second, "alert "+id+"'s audio cached", func() bool {
+		return slices.Contains(nodetest.ReadySummary(ctl.Events("n1")), id)
+	})
+}
+
 // TestAlertLateStartsAtOnce: a node that gets an alert after its start
 // instant (its link was slow) starts at once and reports how late; one
 // whose content is not cached fetches it and starts as soon as it has it.
@@ -100,6 +113,7 @@ func TestAlertLateStartsAtOnce(t *testing.T) {
 	start := fc.Now()
 	fc.Set(start.Add(1500 * time.Millisecond))
 	ctl.SendAreaCommand("x1", alert("e2@x", msg, opening, closing, start, start.Add(time.Minute)), time.Minute)
+	waitAlertAudio(t, ctl, "e2@x")
 	runUntil(t, fc, 30*time.Second, "alert done", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
 	events := waitEvents(t, ctl, "n1", []string{"received e2@x", "started e2@x", "completed e2@x"})
 	if events[1].LateMS < 1500 {
@@ -181,6 +195,7 @@ func TestAlertRefusals(t *testing.T) {
 	// happened, send a good alert after it and look at what played.
 	ok := alert("e7@x", msg, opening, closing, fc.Now(), fc.Now().Add(time.Minute))
 	ctl.SendAreaCommand("d1", ok, time.Minute)
+	waitAlertAudio(t, ctl, "e7@x")
 	runUntil(t, fc, 30*time.Second, "good alert done", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
 	waitEvents(t, ctl, "n1", []string{"received e7@x", "started e7@x", "completed e7@x"})
 }
