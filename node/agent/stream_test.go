@@ -307,8 +307,14 @@ func TestAlertPlaysOnceItsMessageCame(t *testing.T) {
 	gap := make([]byte, nodeaudio.Bytes(500*time.Millisecond))
 	want := slices.Concat(opening, msg, gap, msg, gap, msg, decoded(t, nodeFile(t, ctl, refs[2])))
 	plays := out.Plays()
-	if len(plays) != 2 || !bytes.Equal(plays[0], opening) || !bytes.Equal(plays[1], want) {
-		t.Errorf("output got %d plays; want the opening chime alone, then the whole template", len(plays))
+	// The message's place is silence while it is awaited (the stream
+	// stays whole, laterPart): how much of it the first play gave before
+	// the stall stopped it depends on how long the play took to begin
+	// after the download did, on a busy machine 400 ms.
+	chimeAlone := len(plays) > 0 && bytes.HasPrefix(plays[0], opening) &&
+		!slices.ContainsFunc(plays[0][len(opening):], func(b byte) bool { return b != 0 })
+	if len(plays) != 2 || !chimeAlone || !bytes.Equal(plays[1], want) {
+		t.Errorf("output got %d plays; want the opening chime alone (then silence), then the whole template", len(plays))
 	}
 }
 
