@@ -324,6 +324,17 @@ func sendNarrowFrames(t *testing.T, ctl *nodetest.Controller, n *node, area, cal
 	nodetest.Eventually(t, 10*time.Second, "marker not refused", func() bool { return n.a.Status().Rejected > before })
 }
 
+// sendLiveTaken sends l to area and waits until the agent has taken it
+// in (a refused marker after it, as in sendNarrowFrames). A test that
+// steps the fake clock right after an end passed LiveFrameTimeout in a
+// few real milliseconds, before the end, a real round trip over the
+// broker, had come: the call ended on its frame timeout instead.
+func sendLiveTaken(t *testing.T, ctl *nodetest.Controller, n *node, area string, l protocol.Live) {
+	t.Helper()
+	sendLive(t, ctl, area, l)
+	sendNarrowFrames(t, ctl, n, area, l.Call, 0, 0)
+}
+
 // liveCallOnAir starts node n1 (areas x1 and d1) on a fake clock, begins
 // live call call there (high priority, titled title; received and
 // started) and sends it narrow frames 0 to frames (sendNarrowFrames).
@@ -375,7 +386,7 @@ func TestLiveCallRejoinsAfterItsFramesStop(t *testing.T) {
 	if !n.board.Snapshot().Amplifier {
 		t.Error("the call plays again with its amplifier off")
 	}
-	sendLive(t, ctl, "x1", protocol.Live{Call: "live-r1", Kind: protocol.LiveEnd})
+	sendLiveTaken(t, ctl, n, "x1", protocol.Live{Call: "live-r1", Kind: protocol.LiveEnd})
 	runUntil(t, fc, 5*time.Second, "the call played to its end", func() bool { return n.a.Status().Playing == nil })
 	events := waitEvents(t, ctl, "n1", []string{"received live-r1", "started live-r1", "suspended live-r1 " + protocol.ReasonStream,
 		"started live-r1", "completed live-r1"})
@@ -469,7 +480,7 @@ func TestLiveCallJoinedFromItsResentStart(t *testing.T) {
 	sendNodeLive(t, ctl, "n1", start)
 	waitEvents(t, ctl, "n1", []string{"received live-j1", "started live-j1"})
 	sendNarrowFrames(t, ctl, n, "x1", "live-j1", 500, 510)
-	sendLive(t, ctl, "x1", protocol.Live{Call: "live-j1", Kind: protocol.LiveEnd})
+	sendLiveTaken(t, ctl, n, "x1", protocol.Live{Call: "live-j1", Kind: protocol.LiveEnd})
 	runUntil(t, fc, 10*time.Second, "the call played to its end", func() bool {
 		return slices.Contains(nodetest.Summary(ctl.Events("n1")), "completed live-j1")
 	})

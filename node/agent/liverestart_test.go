@@ -138,7 +138,7 @@ func TestLiveCallRejoinedAfterTheAgentRestarts(t *testing.T) {
 			if !n.board.Snapshot().Amplifier {
 				t.Error("the call plays again after the restart with its amplifier off")
 			}
-			sendLive(t, ctl, "x1", protocol.Live{Call: "live-b1", Kind: protocol.LiveEnd})
+			sendLiveTaken(t, ctl, n, "x1", protocol.Live{Call: "live-b1", Kind: protocol.LiveEnd})
 			runUntil(t, fc, 5*time.Second, "the call played to its end", func() bool { return n.a.Status().Playing == nil })
 			events := waitEvents(t, ctl, "n1", []string{"received live-b1", "started live-b1", "suspended live-b1 " + protocol.ReasonInterrupted,
 				"started live-b1", "completed live-b1"})
@@ -182,7 +182,7 @@ func TestLiveFramesCountedAcrossARestart(t *testing.T) {
 		p := n.a.Status().Playing
 		return p != nil && p.Occurrence == "live-c1"
 	})
-	sendLive(t, ctl, "x1", protocol.Live{Call: "live-c1", Kind: protocol.LiveEnd})
+	sendLiveTaken(t, ctl, n, "x1", protocol.Live{Call: "live-c1", Kind: protocol.LiveEnd})
 	runUntil(t, fc, 5*time.Second, "the call played to its end", func() bool { return n.a.Status().Playing == nil })
 	events := waitEvents(t, ctl, "n1", []string{"received live-c1", "started live-c1", "suspended live-c1 " + protocol.ReasonInterrupted,
 		"started live-c1", "completed live-c1"})
