@@ -209,11 +209,20 @@ func TestEventsSurviveAFailedStoreWrite(t *testing.T) {
 // stops before it tries again (a reboot): the completed mark is written as
 // it stops. It was lost, the store still said started, and after the
 // restart the bulletin played a second time.
+//
+// The card stays full until the test has seen the fault, as in
+// TestEventsSurviveAFailedStoreWrite: with one failed write, a busy
+// machine let the agent fail and write again between two looks at its
+// status (the steps had passed the retry's time while the agent failed),
+// and the test waited in vain for a fault already gone. Space is freed
+// just before the stop, the fake clock standing still, so the retry due
+// on it does not come first.
 func TestFailedStoreWriteKeptAtShutdown(t *testing.T) {
 	fc := clock.NewFake(time.Date(2025, 3, 10, 22, 30, 0, 0, time.UTC))
 	ctl := fakeClockController(t, fc)
 	mem := store.NewMemory()
-	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: &fullCardStore{Store: mem}})
+	card := &fullCardStore{Store: mem, held: true}
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: fc, store: card})
 	waitConnected(t, n)
 	ref := ctl.AddContent(time.Second)
 	start := fc.Now().Add(time.Minute)
@@ -222,6 +231,7 @@ func TestFailedStoreWriteKeptAtShutdown(t *testing.T) {
 	nodetest.Eventually(t, 5*time.Second, "content fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
 	fc.Set(start)
 	runUntil(t, fc, 10*time.Second, "the store failing", func() bool { return n.a.Status().StorageFault != "" })
+	card.release()
 	n.stop(t)
 	marks, err := mem.Progress()
 	if err != nil {
