@@ -313,8 +313,8 @@ func (s *NodeService) NodeCredentials(ctx context.Context, id string) (string, e
 	return c, nil
 }
 
-// NodePresence returns the area, whether it is online and the enrolment
-// of every node among ids that exists, from memory: no record is read.
+// NodePresence returns the area, whether it is online, the creation and
+// the enrolment of every node among ids that exists, from memory: no record is read.
 func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[string]loaxa.NodePresence, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
@@ -326,7 +326,7 @@ func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[strin
 			continue
 		}
 		e.mu.Lock()
-		p := loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline, EnrolledAt: e.enrolledAt}
+		p := loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline, CreatedAt: e.createdAt, EnrolledAt: e.enrolledAt}
 		e.mu.Unlock()
 		out[id] = p
 	}

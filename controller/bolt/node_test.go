@@ -283,7 +283,7 @@ func seededDB(b *testing.B, n int) (*bolt.DB, []string) {
 }
 
 // TestNodePresence: each existing node's area, whether it is online,
-// since when it is enrolled (none while it waits for its code), from
+// when it was created, since when it is enrolled (none while it waits for its code), from
 // memory, current with status changes, nodes created since the store was
 // opened and a code redeemed, and after a reopen; unknown ids are left
 // out. An emergency tells by it the clusters it targets from those not
@@ -302,9 +302,9 @@ func TestNodePresence(t *testing.T) {
 		st.State = loaxa.NodeOnline
 		st.Faults = []loaxa.Fault{{Kind: loaxa.AlarmDoorOpen, Since: created}, {Kind: loaxa.AlarmSpeakerOpen, Since: created, Detail: "no load on the speaker line"}}
 	}))
-	want := map[string]loaxa.NodePresence{"a": {Area: "31", EnrolledAt: created},
-		"b": {Area: "318", Online: true, EnrolledAt: created},
-		"c": {Area: "318"}, "d": {Area: "318"}}
+	want := map[string]loaxa.NodePresence{"a": {Area: "31", CreatedAt: created, EnrolledAt: created},
+		"b": {Area: "318", Online: true, CreatedAt: created, EnrolledAt: created},
+		"c": {Area: "318", CreatedAt: created}, "d": {Area: "318", CreatedAt: created}}
 	ids := []string{"a", "b", "c", "d"}
 	got, err := s.NodePresence(ctx, append(ids, "no-such-node"))
 	must(t, err)
@@ -317,14 +317,14 @@ func TestNodePresence(t *testing.T) {
 	must(t, s.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "c", Expires: clk.Now().Add(time.Hour)}))
 	_, err = s.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("s"), BrokerHash: "x"})
 	must(t, err)
-	want["c"] = loaxa.NodePresence{Area: "318", EnrolledAt: clk.Now()}
+	want["c"] = loaxa.NodePresence{Area: "318", CreatedAt: created, EnrolledAt: clk.Now()}
 	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.EqualFunc(got, want, samePresence) {
 		t.Errorf("after c redeemed its code: %v, %v; want %v", got, err, want)
 	}
 	must(t, db.Close())
 	must(t, db.Open())
 	for id, p := range want {
-		p.EnrolledAt = p.EnrolledAt.Round(0) // as read back from the file
+		p.CreatedAt, p.EnrolledAt = p.CreatedAt.Round(0), p.EnrolledAt.Round(0) // as read back from the file
 		want[id] = p
 	}
 	if got, err := s.NodePresence(ctx, ids); err != nil || !maps.EqualFunc(got, want, samePresence) {

@@ -57,6 +57,7 @@ type nodeEntry struct {
 	status      loaxa.NodeStatus
 	credentials string
 	area        string    // set at creation, never changed
+	createdAt   time.Time // set at creation, never changed
 	enrolledAt  time.Time // zero while the node waits for its code
 	gen         uint64    // counts status changes
 	flushed     uint64    // the gen last written to the store
@@ -82,7 +83,7 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 		if rec.EnrolledAt.IsZero() && rec.Credentials != loaxa.CredentialsPending {
 			rec.EnrolledAt = rec.CreatedAt // as decodeNode
 		}
-		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area, enrolledAt: rec.EnrolledAt}
+		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area, createdAt: rec.CreatedAt, enrolledAt: rec.EnrolledAt}
 		return nil
 	})
 	if err != nil {
@@ -103,7 +104,7 @@ func (t *nodeTable) entry(id string) *nodeEntry {
 
 // put adds or replaces the entry of n, after n was stored.
 func (t *nodeTable) put(n *loaxa.Node) {
-	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area, enrolledAt: n.EnrolledAt}
+	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area, createdAt: n.CreatedAt, enrolledAt: n.EnrolledAt}
 	t.mu.Lock()
 	if t.m == nil {
 		t.m = make(map[string]*nodeEntry)

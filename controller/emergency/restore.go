@@ -213,8 +213,12 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		}
 	}
 	// The nodes that waited for their code when it was sent (without a
-	// delivery, and not enrolled by then) are followed again: one that
-	// comes online has redeemed it, and is sent the alert.
+	// delivery, created before it and not enrolled by then) are followed
+	// again: one that comes online has redeemed it, and is sent the alert.
+	// A node created after the issue is none of the alert's, as for the
+	// controller that sent it: taking it for one waiting had clusters
+	// installed after a warning play it, late, once the controller
+	// restarted.
 	var without []string
 	for node := range t.nodeArea {
 		if _, ok := tracked[node]; !ok {
@@ -227,6 +231,9 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	}
 	t.awaiting = map[string]bool{}
 	for node, p := range presence {
+		if p.CreatedAt.After(em.Issued) {
+			continue
+		}
 		if p.EnrolledAt.IsZero() || !p.EnrolledAt.Before(em.Issued) {
 			t.awaiting[node] = true
 			tracked[node] = t.nodeArea[node]

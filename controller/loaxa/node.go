@@ -196,11 +196,13 @@ type NodeService interface {
 	RedeemEnrolment(ctx context.Context, codeHash []byte, s NodeSecret) (*Node, error)
 }
 
-// NodePresence is where a node is, whether it is online and since when it
-// is enrolled (its EnrolledAt: zero while it waits for its code).
+// NodePresence is where a node is, whether it is online, when it was
+// created and since when it is enrolled (its EnrolledAt: zero while it
+// waits for its code).
 type NodePresence struct {
 	Area       string
 	Online     bool
+	CreatedAt  time.Time
 	EnrolledAt time.Time
 }
 
