@@ -58,20 +58,33 @@ type probe struct {
 	samples []time.Duration
 }
 
-// runProbes probes every area each Probing.Every until ctx ends.
+// runProbes probes every area each Probing.Every until ctx ends. A round
+// left out (or cut short) because an alert is on air is tried again a
+// Probing.Window later, until the alert is over: waiting for the next
+// round instead left a controller restarted during a warning without a
+// probe for Every (6 hours).
 func (s *Service) runProbes(ctx context.Context) {
 	if s.Probing.Every <= 0 {
 		return
 	}
 	wait := s.Probing.First
+	deferred := false
 	for {
 		if !s.sleep(ctx, wait) {
 			return
 		}
-		if err := s.probeRound(ctx); err != nil && ctx.Err() == nil {
+		onAir, err := s.probeRound(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.Logger.Warn("emergency: fan-out probes not sent", "err", err)
 		}
 		wait = s.Probing.Every
+		if onAir {
+			if !deferred { // once, not every window of a warning in force for hours
+				s.Logger.Info("emergency: fan-out probes left out: an alert is on air; trying again once it is over", "every", s.Probing.Window)
+			}
+			wait = max(s.Probing.Window, time.Second)
+		}
+		deferred = onAir
 	}
 }
 
@@ -88,11 +101,12 @@ func (s *Service) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // probeRound probes every area with nodes, one depth of the tree at a
-// time, Probing.Window apart.
-func (s *Service) probeRound(ctx context.Context) error {
+// time, Probing.Window apart. onAir reports that it stopped, at its start
+// or before a depth, because an alert is on air.
+func (s *Service) probeRound(ctx context.Context) (onAir bool, err error) {
 	areas, err := s.Areas.FindAreas(ctx, loaxa.AreaFilter{})
 	if err != nil {
-		return fmt.Errorf("probe: %w", err)
+		return false, fmt.Errorf("probe: %w", err)
 	}
 	parent := make(map[string]string, len(areas))
 	for _, a := range areas {
@@ -111,24 +125,24 @@ func (s *Service) probeRound(ctx context.Context) error {
 	}
 	for _, level := range levels {
 		// Before each depth, not only the round's first: an alert sent
-		// during a depth's window ends the round (the next one probes).
+		// during a depth's window ends the round, tried again once the
+		// alert is over (runProbes).
 		s.mu.Lock()
 		busy := s.alertOnAir(s.Clock.Now())
 		s.mu.Unlock()
 		if busy {
-			s.Logger.Info("emergency: fan-out probes left out: an alert is on air")
-			return nil
+			return true, nil
 		}
 		sent := 0
 		for _, area := range level {
 			if ctx.Err() != nil {
-				return nil
+				return false, nil
 			}
 			ok, err := s.sendProbe(ctx, area)
 			if err != nil {
 				// The broker away, most likely: the next round tries
 				// again, rather than each area waiting out its refusal.
-				return fmt.Errorf("probe of area %s: %w", area, err)
+				return false, fmt.Errorf("probe of area %s: %w", area, err)
 			}
 			if ok {
 				sent++
@@ -139,13 +153,13 @@ func (s *Service) probeRound(ctx context.Context) error {
 		}
 		// The level's receipts come in with the nodes' next states.
 		if !s.sleep(ctx, s.Probing.Window) {
-			return nil
+			return false, nil
 		}
 		s.mu.Lock()
 		s.closeProbes(s.Clock.Now())
 		s.mu.Unlock()
 	}
-	return nil
+	return false, nil
 }
 
 // sendProbe sends a probe to area, if it has enrolled nodes and no alert
