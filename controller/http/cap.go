@@ -217,7 +217,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			afterPlay = append(afterPlay, old)
 			continue
 		}
-		ids, err := s.withdrawCap(ctx, store, svc, old, actor)
+		ids, err := s.withdrawCap(ctx, store, svc, old, actor, remote, a.MsgType+" "+a.Key())
 		if err != nil {
 			return 0, capResponse{}, err
 		}
@@ -273,7 +273,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		// EUnavailable): the warnings it updates stop, their cancels
 		// following it (as POST /cap/{id}/approve does).
 		for _, old := range afterPlay {
-			ids, werr := s.withdrawCap(ctx, store, svc, old, actor)
+			ids, werr := s.withdrawCap(ctx, store, svc, old, actor, remote, rec.MsgType+" "+rec.Key)
 			if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
 				return 0, capResponse{}, werr
 			}
@@ -363,8 +363,11 @@ func withdrawnBefore(ctx context.Context, store loaxa.CapStore, a *cap.Alert) (*
 
 // withdrawCap cancels what old started: its emergencies (one per info
 // block it plays) if it plays, or its approval if it waits. It returns the
-// emergencies cancelled.
-func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor string) ([]string, error) {
+// emergencies cancelled. by is the CAP alert that withdraws it ("Cancel
+// sender,identifier"): each emergency it stops is audited as
+// emergency.cancel under that emergency's areas, as a cancel by hand is
+// (the withdrawing alert may name no area of its own).
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor, remote, by string) ([]string, error) {
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 			a.Action, a.Reason = string(cap.ActionCancelled), capNote(a.Reason, "withdrawn by a later Cancel or Update")
@@ -381,13 +384,18 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 	var cancelled []string
 	var away error
 	for _, id := range ids {
-		if _, err := svc.CancelEmergency(ctx, id, actor); err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
+		em, err := svc.CancelEmergency(ctx, id, actor)
+		if err != nil && loaxa.ErrorCode(err) != loaxa.EConflict {
 			if loaxa.ErrorCode(err) != loaxa.EUnavailable {
 				return cancelled, err
 			}
 			// Cancelled in the store; the cancel follows the nodes once
 			// the broker takes it.
 			away = err
+		}
+		if em != nil && (err == nil || loaxa.ErrorCode(err) == loaxa.EUnavailable) {
+			s.auditActor(ctx, actor, remote, auditEmergencyCancel, em.ID, em.Targets,
+				fmt.Sprintf("drill=%t by CAP %s of %s (%s)", em.Drill, by, old.Key, old.ID))
 		}
 		cancelled = append(cancelled, id)
 	}
@@ -811,7 +819,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	// made again.
 	var cancelled []string
 	for _, old := range replaces {
-		ids, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username)
+		ids, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username, r.RemoteAddr, rec.MsgType+" "+rec.Key)
 		if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
 			return werr
 		}

@@ -1139,3 +1139,73 @@ func TestCapWaitingSaysHowToApproveIt(t *testing.T) {
 		t.Errorf("held as it could not be played: %+v; want pending, naming its approval route", held.Alerts)
 	}
 }
+
+// TestCapWithdrawalIsAudited: a CAP Cancel or Update that stopped a
+// warning left no emergency.cancel in the audit log, and its own
+// cap.receive entry did not say what it stopped: walking docs/emergency.md
+// ("each send, cancel and all-clear is in the audit log with drill="), the
+// log showed the typhoon warning sent and never stopped, and a district's
+// auditor (the Cancel names no area of its own) saw nothing of it. Each
+// emergency a Cancel, an Update that plays or an approved Update stops is
+// now audited as emergency.cancel, under its areas, naming the CAP alert.
+func TestCapWithdrawalIsAudited(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão"}}, http.StatusOK, nil)
+	ref := func(id string) string {
+		return "<references>nchmf.gov.vn," + id + ",2026-03-02T04:50:00+07:00</references>"
+	}
+	msg := func(doc, msgType string) string {
+		return strings.Replace(doc, "<msgType>Alert", "<msgType>"+msgType, 1)
+	}
+	cancelled := func(em string) *loaxa.AuditEntry {
+		for _, x := range e.auditSeen(e.admin, "emergency.cancel") {
+			if x.Target == em {
+				return &x
+			}
+		}
+		return nil
+	}
+
+	// A Cancel stops p1's warning.
+	p1 := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	if p1.Emergency == nil {
+		t.Fatalf("set-up: %+v", p1)
+	}
+	c := e.postCap(msg(capXML("c1", "Actual", "12346", ref("p1")), "Cancel"), http.StatusCreated)
+	if !slices.Equal(c.Cancelled, []string{p1.Emergency.ID}) {
+		t.Fatalf("Cancel: %+v", c)
+	}
+	x := cancelled(p1.Emergency.ID)
+	if x == nil {
+		t.Fatalf("the Cancel stopped %s: no emergency.cancel in the audit log", p1.Emergency.ID)
+	}
+	if x.Area != "12346" || !strings.Contains(x.Detail, "drill=false") || !strings.Contains(x.Detail, "nchmf.gov.vn,c1") {
+		t.Errorf("the Cancel's audit entry %+v: want it under 12346, drill=false, naming the Cancel", *x)
+	}
+
+	// An Update that plays at once stops the warning it updates.
+	p2 := e.postCap(capXML("p2", "Exercise", "12346"), http.StatusCreated)
+	u := e.postCap(msg(capXML("u2", "Exercise", "12346", ref("p2")), "Update"), http.StatusCreated)
+	if p2.Emergency == nil || !slices.Equal(u.Cancelled, []string{p2.Emergency.ID}) {
+		t.Fatalf("Update: %+v of %+v", u, p2)
+	}
+	if x := cancelled(p2.Emergency.ID); x == nil || !strings.Contains(x.Detail, "drill=true") || !strings.Contains(x.Detail, "nchmf.gov.vn,u2") {
+		t.Errorf("the Update stopped %s: audit entry %+v, want one with drill=true naming the Update", p2.Emergency.ID, x)
+	}
+
+	// An Update that waited, approved, stops it then.
+	p3 := e.postCap(capXML("p3", "Actual", "12346"), http.StatusCreated)
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {}}, http.StatusOK, nil)
+	w := e.postCap(msg(capXML("u3", "Actual", "12346", ref("p3")), "Update"), http.StatusCreated)
+	if p3.Emergency == nil || w.Action != "pending" {
+		t.Fatalf("set-up of the waiting Update: %+v of %+v", w, p3)
+	}
+	if x := cancelled(p3.Emergency.ID); x != nil {
+		t.Errorf("a waiting Update: %s audited cancelled before it was stopped: %+v", p3.Emergency.ID, *x)
+	}
+	e.call("POST", "/api/v1/cap/"+w.Alert.ID+"/approve", e.admin, nil, http.StatusOK, nil)
+	if x := cancelled(p3.Emergency.ID); x == nil || !strings.Contains(x.Detail, "nchmf.gov.vn,u3") {
+		t.Errorf("the approved Update stopped %s: audit entry %+v, want one naming the Update", p3.Emergency.ID, x)
+	}
+}
