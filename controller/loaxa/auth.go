@@ -3,6 +3,7 @@ package loaxa
 import (
 	"context"
 	"slices"
+	"strings"
 )
 
 // Action is something a user asks to do; roles grant actions.
@@ -27,6 +28,34 @@ const (
 var Actions = []Action{
 	ActionRead, ActionSession, ActionManageUsers, ActionManageAreas, ActionManageNodes, ActionUploadContent,
 	ActionSchedule, ActionEmergency, ActionReadAudit, ActionManageSystem, ActionMaintain,
+}
+
+// actionWords says what each action covers, in a refusal: the action's
+// name alone ("may not emergency") told an officer neither what was
+// refused nor whom to ask.
+var actionWords = map[Action]string{
+	ActionRead:          "see areas, clusters, content, schedules and reports",
+	ActionSession:       "see and end one's own session",
+	ActionManageUsers:   "create and change users",
+	ActionManageAreas:   "create and change areas",
+	ActionManageNodes:   "enrol and remove clusters",
+	ActionUploadContent: "upload and make audio content",
+	ActionSchedule:      "schedule and cancel bulletins, make live calls",
+	ActionEmergency:     "send, stop or approve emergency alerts, make emergency live calls",
+	ActionReadAudit:     "read the audit log",
+	ActionManageSystem:  "manage the controller: keys, backups, releases",
+	ActionMaintain:      "control and test clusters, acknowledge alarms",
+}
+
+// rolesGranting returns the roles that grant a, most powerful first.
+func rolesGranting(a Action) []string {
+	var out []string
+	for _, r := range Roles {
+		if slices.Contains(grants[r], a) {
+			out = append(out, string(r))
+		}
+	}
+	return out
 }
 
 // Roles lists every role, most powerful first.
@@ -61,7 +90,8 @@ func Authorize(ctx context.Context, areas AreaService, u *User, a Action, area s
 		return Errorf(EUnauthorized, "Sign in first: send Authorization: Bearer <token> from POST /api/v1/auth/token.")
 	}
 	if !u.May(a) {
-		return Errorf(EForbidden, "Role %q may not %s.", u.Role, a)
+		return Errorf(EForbidden, "Role %q may not %s (%s); the roles that may: %s. Ask a user of one of them, or an admin to change your role.",
+			u.Role, a, actionWords[a], strings.Join(rolesGranting(a), ", "))
 	}
 	if area == "" || u.Area == "" {
 		return nil

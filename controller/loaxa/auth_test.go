@@ -93,3 +93,39 @@ func TestGrantsComplete(t *testing.T) {
 		t.Errorf("grants has %d roles, Roles %d", len(grants), len(Roles))
 	}
 }
+
+// TestRefusedRoleSaysWhatAndWho: a technician sending an emergency read
+// `Role "technician" may not emergency.` (seen walking docs/emergency.md),
+// which says neither what the refused right covers nor who has it. The
+// refusal keeps its opening and says both, from the role table, for every
+// action a role lacks.
+func TestRefusedRoleSaysWhatAndWho(t *testing.T) {
+	tech := &User{Username: "kt", Role: RoleTechnician, Area: "318"}
+	err := Authorize(t.Context(), nil, tech, ActionEmergency, "12346")
+	if ErrorCode(err) != EForbidden {
+		t.Fatalf("technician sending an emergency: %v, want forbidden", err)
+	}
+	msg := ErrorMessage(err)
+	for _, want := range []string{`Role "technician" may not emergency`, "send, stop or approve emergency alerts", "admin, province, district, commune"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal %q does not say %q", msg, want)
+		}
+	}
+	for _, a := range Actions {
+		if actionWords[a] == "" {
+			t.Errorf("action %s: a refusal would not say what it covers (actionWords)", a)
+		}
+	}
+	for _, r := range Roles {
+		u := &User{Username: "u", Role: r}
+		for _, a := range Actions {
+			if u.May(a) {
+				continue
+			}
+			msg := ErrorMessage(Authorize(t.Context(), nil, u, a, ""))
+			if !strings.HasPrefix(msg, `Role "`+string(r)+`" may not `+string(a)+" (") || !strings.Contains(msg, "the roles that may:") {
+				t.Errorf("role %s, action %s: refusal %q does not say what the action covers and who may", r, a, msg)
+			}
+		}
+	}
+}
