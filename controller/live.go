@@ -71,7 +71,7 @@ func runLive(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	call, err := liveclient.Dial(ctx, liveclient.Options{
 		URL: *url, Token: tok, Areas: strings.Split(*areas, ","), Priority: *prio, Title: *title, Drill: *drill, Volume: *volume, Client: client,
-		OnStatus: speakerTold(failingAreas(stderr), heldBehindAlerts(stderr)),
+		OnStatus: speakerTold(failingAreas(stderr), heldBehindAlerts(stderr), cutOffByAlerts(stderr)),
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "controller", err)
@@ -143,6 +143,21 @@ func speakerTold(tell ...func(liveclient.Status)) func(liveclient.Status) {
 		for _, f := range tell {
 			f(st)
 		}
+	}
+}
+
+// cutOffByAlerts returns an OnStatus that tells the speaker on w, as it
+// happens, on how many clusters an emergency alert (or another higher
+// level) cut the call off: they do not play the rest of it, and a speaker
+// talking on would not know.
+func cutOffByAlerts(w io.Writer) func(liveclient.Status) {
+	said := 0
+	return func(st liveclient.Status) {
+		if st.State != "on_air" || st.Preempted == said {
+			return
+		}
+		said = st.Preempted
+		fmt.Fprintf(w, "Cuộc gọi bị bản tin khẩn cấp cắt trên %d cụm loa: an emergency alert cut the call off on %d clusters; they do not play the rest of it.\n", st.Preempted, st.Preempted)
 	}
 }
 

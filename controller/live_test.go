@@ -222,3 +222,23 @@ func silentWAV(t *testing.T) string {
 	}
 	return wav
 }
+
+// TestLiveCutOffByAnAlertTold: an alert that came during the call cut it
+// off on every cluster of the commune, and "controller live" went on
+// sending speech without a word; it now says, as the controller's
+// statuses say it, on how many clusters the call was cut off, once per
+// change.
+func TestLiveCutOffByAnAlertTold(t *testing.T) {
+	var out bytes.Buffer
+	on := cutOffByAlerts(&out)
+	on(liveclient.Status{State: "on_air", Call: "live-1"})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 3})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 3, FailingAreas: []string{"12347"}})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 18})
+	on(liveclient.Status{State: "ended", Call: "live-1", Reason: "speaker stopped"})
+	want := "Cuộc gọi bị bản tin khẩn cấp cắt trên 3 cụm loa: an emergency alert cut the call off on 3 clusters; they do not play the rest of it.\n" +
+		"Cuộc gọi bị bản tin khẩn cấp cắt trên 18 cụm loa: an emergency alert cut the call off on 18 clusters; they do not play the rest of it.\n"
+	if out.String() != want {
+		t.Errorf("told the speaker\n%s\nwant\n%s", out.String(), want)
+	}
+}

@@ -101,6 +101,10 @@ type liveStatus struct {
 	// it (the call's summary's held_by). Each "on_air" status after a
 	// change gives the whole list.
 	Held []loaxa.LiveHold `json:"held,omitempty"`
+	// Preempted, in an "on_air" status, is how many clusters an emergency
+	// alert (or another higher level) cut the call off on: it is not
+	// resumed there. Each "on_air" status after a change gives it.
+	Preempted int `json:"preempted,omitempty"`
 }
 
 // liveHoldCheck is how often a call on air looks up which of its clusters
@@ -361,14 +365,17 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	// held are the alerts holding the call back on some of its clusters,
 	// as last looked up.
 	var held []loaxa.LiveHold
+	// preempted is how many clusters an alert cut the call off on, as
+	// last looked up.
+	preempted := 0
 	tell := func() bool {
 		st := onAir
 		areas, why := feeds.Failing()
 		if why != nil {
 			st.FailingAreas, st.Detail = slices.Sorted(slices.Values(areas)), why.Error()
 		}
-		st.Held = held
-		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail && slices.Equal(st.Held, told.Held) {
+		st.Held, st.Preempted = held, preempted
+		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail && slices.Equal(st.Held, told.Held) && st.Preempted == told.Preempted {
 			return false
 		}
 		told = &st
@@ -459,6 +466,16 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 				held = h
 				if tell() {
 					s.logger().Info("live call: clusters held behind alerts", "call", rec.ID, "drill", rec.Drill, "held", fmt.Sprintf("%+v", held))
+				}
+			}
+			// An alert that came during the call cuts it off on its
+			// clusters for good: the speaker, talking on, is told.
+			if n, err := s.LiveCalls.LiveCallPreempted(ctx, rec.ID); err != nil {
+				s.logger().Warn("live call: clusters cut off by an alert not looked up", "call", rec.ID, "drill", rec.Drill, "err", err)
+			} else if n != preempted {
+				preempted = n
+				if tell() {
+					s.logger().Info("live call: cut off on clusters by a higher level", "call", rec.ID, "drill", rec.Drill, "preempted", n)
 				}
 			}
 		case <-session.C:

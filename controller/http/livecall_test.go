@@ -1203,3 +1203,54 @@ func BenchmarkListLiveCallsOnAirOfAProvinceCall(b *testing.B) {
 		}
 	}
 }
+
+// TestLiveCallCutOffByAnAlertTold: walking docs/live.md, an officer spoke
+// to commune 12346 and a typhoon alert to the commune cut the call off on
+// every cluster (each reported it preempted); the speaker's status said
+// nothing and `controller live` went on sending seven seconds of speech no
+// speaker played. The speaker is now told, as it happens, how many
+// clusters an alert cut the call off on (the call is not resumed there).
+func TestLiveCallCutOffByAnAlertTold(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	statuses := make(chan liveclient.Status, 16)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: speaker, Areas: []string{"12346"}, Client: e.ts.Client(),
+		OnStatus: func(st liveclient.Status) {
+			if st.State == "on_air" {
+				statuses <- st
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := call.ID()
+	record := func(ev protocol.Event) {
+		t.Helper()
+		_, stored, err := e.stores.events.RecordEvents(t.Context(), "n-a", protocol.EventBatch{Epoch: "x", Events: []protocol.Event{ev}}, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.live.Events("n-a", stored)
+	}
+	ev := func(seq uint64, typ protocol.EventType) protocol.Event {
+		return protocol.Event{Seq: seq, Type: typ, At: e.clock.Now(), Occurrence: id, Announcement: id}
+	}
+	record(ev(1, protocol.EventReceived))
+	record(ev(2, protocol.EventStarted))
+	record(ev(3, protocol.EventPreempted))
+	for told := false; !told; {
+		select {
+		case st := <-statuses:
+			told = st.Preempted == 1
+		case <-ctx.Done():
+			t.Fatal("the speaker was not told that an alert cut the call off on n-a")
+		}
+	}
+	if _, err := call.End(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
+}

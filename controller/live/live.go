@@ -75,6 +75,9 @@ type onAir struct {
 	held  map[string]bool
 	holds []loaxa.LiveHold
 	stale bool
+	// preempted are the nodes that reported the call preempted (Events):
+	// a higher level, an emergency alert, cut it off there for good.
+	preempted map[string]bool
 	// news counts the changes to its deliveries heard of (Events, a node
 	// joining in NodeOnline); tally is what LiveCallSummaries last read of
 	// them, after news had reached tallyNews, never changed in place.
@@ -712,6 +715,12 @@ func (s *Service) Events(node string, events []protocol.Event) {
 			}
 		}
 		r.news++ // the summary reads the deliveries again
+		if ev.Type == protocol.EventPreempted {
+			if r.preempted == nil {
+				r.preempted = map[string]bool{}
+			}
+			r.preempted[node] = true
+		}
 		if ev.HeldBy != "" {
 			if r.held == nil {
 				r.held = map[string]bool{}
@@ -722,6 +731,20 @@ func (s *Service) Events(node string, events []protocol.Event) {
 			r.stale = true
 		}
 	}
+}
+
+// LiveCallPreempted implements loaxa.LiveCallService, from memory: 0 for
+// a call not on air here.
+func (s *Service) LiveCallPreempted(ctx context.Context, id string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.calls[id]; r != nil {
+		return len(r.preempted), nil
+	}
+	return 0, nil
 }
 
 // LiveCallHolds implements loaxa.LiveCallService. A call not on air here

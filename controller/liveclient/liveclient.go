@@ -65,6 +65,10 @@ type Status struct {
 	// call's clusters when it came, which hold the call back there; each
 	// status after a change gives the whole list.
 	Held []Hold `json:"held"`
+	// Preempted, in an "on_air" status, is how many clusters an emergency
+	// alert (or another higher level) cut the call off on: it is not
+	// resumed there.
+	Preempted int `json:"preempted"`
 }
 
 // Hold is an alert holding a call back on some of its clusters: Waiting

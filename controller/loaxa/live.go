@@ -247,6 +247,11 @@ type LiveCallService interface {
 	// asks every second; it is answered from memory unless a node of the
 	// call reported a hold, or a node held reported anything, since.
 	LiveCallHolds(ctx context.Context, id string) ([]LiveHold, error)
+	// LiveCallPreempted returns how many nodes of call id, on air, reported
+	// it preempted: an emergency alert (or another higher level) cut it
+	// off there, and it is not resumed. A call on air asks every second;
+	// it is answered from memory.
+	LiveCallPreempted(ctx context.Context, id string) (int, error)
 	// FindLiveCallByID returns the call or ENotFound.
 	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
 	// FindLiveCalls returns calls newest first (by start). The calls on
