@@ -50,14 +50,24 @@ func (c *BackupClient) Fetch(ctx context.Context, file string) (*backup.Manifest
 	if errors.As(err, &unknownCA) {
 		return nil, fmt.Errorf("%w; give the certificate the controller's nodes pin with --ca PEM (its --tls-ca, or the last certificate of its --tls-cert)", err)
 	}
+	if errors.Is(err, protocol.ErrRedirectAway) {
+		return nil, fmt.Errorf("%w; give --url the address the controller itself answers at (the backup sends its token or password to no other server)", err)
+	}
 	return m, err
 }
 
 // fetch is Fetch without the advice on an untrusted certificate.
 func (c *BackupClient) fetch(ctx context.Context, file string) (*backup.Manifest, error) {
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLS, Proxy: http.ProxyFromEnvironment}}
-	defer client.CloseIdleConnections()
 	base := strings.TrimRight(c.URL, "/")
+	// Go's client keeps the Authorization header on a redirect to another
+	// port of the same host, to a subdomain and from https to http, and
+	// a 307 or 308 of the sign-in sends the password again: redirects
+	// stay on the controller (protocol.ErrRedirectAway).
+	client := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: c.TLS, Proxy: http.ProxyFromEnvironment},
+		CheckRedirect: protocol.StayOnController(base),
+	}
+	defer client.CloseIdleConnections()
 	token := c.Token
 	if token == "" {
 		if c.Username == "" || c.Password == "" {

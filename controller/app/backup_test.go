@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"loaxa.vn/controller/bolt"
+	"loaxa.vn/protocol"
 )
 
 // TestBackupIntoAMissingDirectorySaysWhich: the documented
@@ -74,5 +76,48 @@ func TestBackupOfAControllerOnAnUntrustedCertificateSaysToGiveTheCA(t *testing.T
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Errorf("a failed backup left %s: %v", file, err)
+	}
+}
+
+// TestBackupFollowsNoRedirectAwayFromTheController: "controller backup
+// --url" followed a redirect to any server: Go's client keeps the
+// Authorization header when only the port differs (and on a subdomain,
+// and from https to http), and a 307 or 308 of the sign-in sends the
+// password again in its body to wherever it leads. Another server on the
+// controller's host got the whole-tree admin's token, or password. Now
+// redirects stay on the controller's scheme, host and port; the other
+// server is not asked, and the error says where the redirect led and
+// what to give --url.
+func TestBackupFollowsNoRedirectAwayFromTheController(t *testing.T) {
+	type seen struct{ auth, body string }
+	asked := make(chan seen, 10)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		asked <- seen{r.Header.Get("Authorization"), string(b)}
+		http.Error(w, "not the controller", http.StatusTeapot)
+	}))
+	defer other.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer front.Close()
+
+	for name, c := range map[string]*BackupClient{
+		"token":    {URL: front.URL, Token: "admin-token"},
+		"password": {URL: front.URL, Username: "admin", Password: "admin-password"},
+	} {
+		file := filepath.Join(t.TempDir(), "loaxa.tar.gz")
+		_, err := c.Fetch(context.Background(), file)
+		if !errors.Is(err, protocol.ErrRedirectAway) || !strings.Contains(err.Error(), other.URL) || !strings.Contains(err.Error(), "--url") {
+			t.Errorf("%s: backup through a redirect to another server: %v; want ErrRedirectAway naming %s and saying what to give --url", name, err, other.URL)
+		}
+		select {
+		case s := <-asked:
+			t.Errorf("%s: the other server was asked, with Authorization %q and body %q", name, s.auth, s.body)
+		default:
+		}
+		if _, err := os.Stat(file); !os.IsNotExist(err) {
+			t.Errorf("%s: a failed backup left %s: %v", name, file, err)
+		}
 	}
 }
