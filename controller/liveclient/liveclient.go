@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
 
@@ -163,7 +164,10 @@ func Dial(ctx context.Context, opt Options) (*Call, error) {
 	if opt.Token != "" {
 		h.Set("Authorization", "Bearer "+opt.Token)
 	}
-	c, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: opt.Client, HTTPHeader: h})
+	c, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: stayOn(opt.Client, u), HTTPHeader: h})
+	if errors.Is(err, protocol.ErrRedirectAway) {
+		return nil, fmt.Errorf("live: %s: %w; give the address the controller itself answers at (the call sends its token to no other server)", u.Redacted(), err)
+	}
 	if err != nil {
 		if resp != nil && resp.Body != nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -186,6 +190,28 @@ func Dial(ctx context.Context, opt Options) (*Call, error) {
 		c.CloseNow()
 		return nil, ctx.Err()
 	}
+}
+
+// stayOn returns a copy of client (nil: http.DefaultClient) that follows
+// redirects only on the controller at u: the dialer follows them with
+// Go's client, which keeps the Authorization header on a redirect to
+// another port of the same host, to a subdomain and from https to http.
+// The dialer hands the check http(s) addresses, so u's ws(s) is
+// compared as such.
+func stayOn(client *http.Client, u *url.URL) *http.Client {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	base := *u
+	switch base.Scheme {
+	case "ws":
+		base.Scheme = "http"
+	case "wss":
+		base.Scheme = "https"
+	}
+	stay := *client
+	stay.CheckRedirect = protocol.StayOnController(base.String())
+	return &stay
 }
 
 func (c *Call) read() {
