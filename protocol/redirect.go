@@ -24,13 +24,22 @@ const maxRedirects = 10
 // port; a default port written or not is the same), and at most 10 of
 // them, refusing the others with ErrRedirectAway.
 func StayOnController(base string) func(req *http.Request, via []*http.Request) error {
+	return StayOnOrigin(base, "controller", ErrRedirectAway)
+}
+
+// StayOnOrigin is StayOnController for a client of another server (a
+// province's system, say), named what in its errors, which wrap away:
+// whatever sends a credential keeps it on the origin it was given, as Go
+// keeps the Authorization header on a redirect to another port of the
+// same host, to a subdomain and from https to http.
+func StayOnOrigin(base, what string, away error) func(req *http.Request, via []*http.Request) error {
 	b, err := url.Parse(base)
 	return func(req *http.Request, via []*http.Request) error {
 		if err != nil || b.Host == "" {
-			return fmt.Errorf("redirect to %s: controller address %q is not an http(s) URL: %w", req.URL.Redacted(), base, ErrRedirectAway)
+			return fmt.Errorf("redirect to %s: %s address %q is not an http(s) URL: %w", req.URL.Redacted(), what, base, away)
 		}
 		if origin(req.URL) != origin(b) {
-			return fmt.Errorf("redirect to %s (controller %s): %w", origin(req.URL), origin(b), ErrRedirectAway)
+			return fmt.Errorf("redirect to %s (%s %s): %w", origin(req.URL), what, origin(b), away)
 		}
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("stopped after %d redirects", maxRedirects)

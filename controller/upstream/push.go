@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // Defaults of the Pusher.
@@ -20,6 +22,11 @@ const (
 	DefaultBackoffMin = 5 * time.Second
 	DefaultBackoffMax = time.Hour
 )
+
+// ErrRedirectAway: the upstream system's answer redirected the export to
+// another scheme, host or port. The export carries the key and the
+// province's report, so it goes to the URL it was given alone.
+var ErrRedirectAway = errors.New("redirected away from the upstream system; the export and its key go to --upstream-url alone: give it the address that takes them")
 
 // Pusher exports on a schedule: every Every it builds the export of the
 // period since the last one and queues it in the Outbox (durable); a
@@ -198,7 +205,13 @@ func (p *Pusher) post(ctx context.Context, doc []byte) error {
 	if p.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+p.Key)
 	}
-	resp, err := p.Client.Do(req)
+	// Go's client keeps the Authorization header on a redirect to another
+	// port of the same host, to a subdomain and from https to http, and
+	// sends the body again on a 307 or 308: redirects stay on p.URL's
+	// origin.
+	stay := *p.Client
+	stay.CheckRedirect = protocol.StayOnOrigin(p.URL, "upstream system", ErrRedirectAway)
+	resp, err := stay.Do(req)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,44 @@ func TestPushSurvivesOutagesAndRestarts(t *testing.T) {
 		if i > 0 && !x.From.Equal(docs[i-1].To) {
 			t.Fatalf("export %d covers from %v, the one before ended %v: a period lost or sent twice", i, x.From, docs[i-1].To)
 		}
+	}
+}
+
+// TestPushFollowsNoRedirectAwayFromTheUpstream: the export went with
+// "Authorization: Bearer <key>" to --upstream-url, and Go's client
+// follows a 307 or 308 with the same body, and the key when only the port
+// differs (or to a subdomain, or from https to http): another server on
+// the upstream system's host got the province's key and its report. The
+// push now follows redirects on the URL's own scheme, host and port
+// only; the other server is not asked, and the outbox's last_error says
+// where the redirect led.
+func TestPushFollowsNoRedirectAwayFromTheUpstream(t *testing.T) {
+	other := &endpoint{key: "khoa-he-thong"}
+	ots := httptest.NewServer(other)
+	defer ots.Close()
+	var asked atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.Redirect(w, r, ots.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer front.Close()
+
+	db, src, out := open(t, filepath.Join(t.TempDir(), "loaxa.db"))
+	defer db.Close()
+	p := &upstream.Pusher{URL: front.URL, Key: other.key, Every: 50 * time.Millisecond, Source: src, Outbox: out,
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	stop := run(t, p)
+	defer stop()
+	var st upstream.Status
+	eventually(t, "an export refused by the redirect, or taken through it", func() bool {
+		st, _ = p.Status(context.Background())
+		return (st.LastError != "" && asked.Load() > 0) || len(other.taken()) > 0
+	})
+	stop()
+	if !strings.Contains(st.LastError, "redirected away from the upstream system") || !strings.Contains(st.LastError, ots.URL) {
+		t.Errorf("last_error %q: want it to say the redirect led to %s, away from the upstream system", st.LastError, ots.URL)
+	}
+	if n := len(other.taken()); n != 0 {
+		t.Errorf("the other server took %d exports, with the province's key", n)
 	}
 }
