@@ -3,6 +3,7 @@ package cap
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -631,4 +632,71 @@ func linksRefused(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return -1
+}
+
+// TestPollerCarriesAFeedsCredentialsNowhereElse: a feed's address may
+// carry a user and password (https://user:pass@feed/…), which Go's client
+// sends as Basic authorisation. The poller sets no credential itself, so
+// a redirect of the feed, or an entry's link, to another host or port
+// (one listed with --cap-alert-hosts) must reach it without them: Go
+// keeps the user only on a relative redirect or link, which stays on the
+// feed's own scheme, host and port.
+func TestPollerCarriesAFeedsCredentialsNowhereElse(t *testing.T) {
+	alert := sample(t)
+	var mu sync.Mutex
+	auth := map[string][]string{} // by server and path
+	note := func(srv string, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		auth[srv+r.URL.Path] = append(auth[srv+r.URL.Path], r.Header.Get("Authorization"))
+	}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		note("other", r)
+		w.Write(alert)
+	}))
+	defer other.Close()
+	feedSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		note("feed", r)
+		switch r.URL.Path {
+		case "/moved.atom":
+			http.Redirect(w, r, other.URL+"/alert.xml", http.StatusTemporaryRedirect)
+		case "/feed.atom":
+			fmt.Fprintf(w, `<feed xmlns="http://www.w3.org/2005/Atom">
+				<entry><id>there</id><updated>u</updated><link type="application/cap+xml" href="%s/linked.xml"/></entry>
+				<entry><id>here</id><updated>u</updated><link type="application/cap+xml" href="/a.xml"/></entry></feed>`, other.URL)
+		case "/a.xml":
+			w.Write(alert)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer feedSrv.Close()
+	withUser := strings.Replace(feedSrv.URL, "http://", "http://canh-bao:mat-khau@", 1)
+	handled := 0
+	p := &Poller{URLs: []string{withUser + "/moved.atom", withUser + "/feed.atom"}, AlertHosts: []string{other.Listener.Addr().String()},
+		Internal: func(netip.Addr) bool { return false },
+		Handle: func(context.Context, []byte, string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled++
+			return nil
+		}}
+	p.Poll(context.Background())
+
+	mu.Lock()
+	defer mu.Unlock()
+	if handled != 3 {
+		t.Errorf("handled %d alerts, want 3 (the redirected feed's, and both entries')", handled)
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("canh-bao:mat-khau"))
+	for _, path := range []string{"feed/moved.atom", "feed/feed.atom", "feed/a.xml"} {
+		if got := auth[path]; len(got) != 1 || got[0] != basic {
+			t.Errorf("%s was asked with Authorization %q, want once with the feed's own %q", path, got, basic)
+		}
+	}
+	for _, path := range []string{"other/alert.xml", "other/linked.xml"} {
+		if got := auth[path]; len(got) != 1 || got[0] != "" {
+			t.Errorf("the other server's %s was asked with Authorization %q, want once without any", path, got)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -246,4 +247,36 @@ func awaitBackoff(t *testing.T, fake *clock.Fake, done <-chan error) error {
 		}
 	}
 	return nil
+}
+
+// TestRelayCarriesAStationsCredentialsNowhereElse: a relay follows the
+// station's redirects wherever they lead (a station's stream moves
+// between its servers), so it must carry no credential there: a stream
+// address with a user and password (http://user:pass@icecast/…, which
+// Go's client sends as Basic authorisation) reaches the server it
+// redirects to, on another port of the same host, without them.
+func TestRelayCarriesAStationsCredentialsNowhereElse(t *testing.T) {
+	var mirrorAuth, stationAuth atomic.Value
+	stream := serve(station(t, 2), 0)
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mirrorAuth.Store(r.Header.Get("Authorization"))
+		stream(w, r)
+	}))
+	defer mirror.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stationAuth.Store(r.Header.Get("Authorization"))
+		http.Redirect(w, r, mirror.URL+"/live.mp3", http.StatusFound)
+	}))
+	defer front.Close()
+	s := Open(strings.Replace(front.URL, "http://", "http://dai:mat-khau@", 1)+"/live.mp3", Options{})
+	defer s.Close()
+	if _, err := readPCM(t, s, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stationAuth.Load(), "Basic "+base64.StdEncoding.EncodeToString([]byte("dai:mat-khau")); got != want {
+		t.Errorf("the station's own address was asked with Authorization %q, want %q", got, want)
+	}
+	if got := mirrorAuth.Load(); got != "" {
+		t.Errorf("the server the station redirected to was asked with Authorization %q, want none", got)
+	}
 }
