@@ -37,7 +37,7 @@ type Options struct {
 	// its own volume (e.g. 3 for a quiet drill); 0 leaves each node's.
 	Volume   int
 	Frame    time.Duration // audio in one message; 0 means 20 ms
-	Client   *http.Client  // nil: http.DefaultClient
+	Client   *http.Client  // nil: http.DefaultClient; redirects stay on the controller whatever its CheckRedirect
 	OnStatus func(Status)  // called with each status the server sends
 	OnSend   func(n int)   // called after each message of n samples is sent
 }
