@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +38,21 @@ func TestStayOnController(t *testing.T) {
 	to, _ := url.Parse("http://ctl.example/x")
 	if err := StayOnController("http://ctl.example")(&http.Request{URL: to}, make([]*http.Request, 10)); err == nil {
 		t.Error("an eleventh redirect was followed")
+	}
+}
+
+// TestStayOnOrigin: for a server other than the controller, the refusal
+// names that server and wraps its caller's error.
+func TestStayOnOrigin(t *testing.T) {
+	away := errors.New("away from the upstream system")
+	check := StayOnOrigin("https://ttn.example.vn/api/loaxa", "upstream system", away)
+	to, _ := url.Parse("https://ttn.example.vn:8443/api/loaxa")
+	err := check(&http.Request{URL: to}, []*http.Request{{}})
+	if !errors.Is(err, away) || errors.Is(err, ErrRedirectAway) || !strings.Contains(err.Error(), "(upstream system https://ttn.example.vn:443)") {
+		t.Errorf("redirect to another port: %v; want the caller's error, naming the upstream system's origin", err)
+	}
+	to, _ = url.Parse("https://TTN.example.vn/other")
+	if err := check(&http.Request{URL: to}, []*http.Request{{}}); err != nil {
+		t.Errorf("redirect on the same origin: %v", err)
 	}
 }
