@@ -8,12 +8,13 @@ import (
 	"strings"
 )
 
-// ErrRedirectAway: the controller's answer to a node's download (a
-// release archive, audio) redirected it to another scheme, host or port.
-// A node fetches from its controller alone: the SHA-256 is checked and Go
-// drops the credentials on such a redirect, but the node would still
-// disclose what it fetches, and when, to a host nobody chose.
-var ErrRedirectAway = errors.New("redirected away from the controller; a node downloads from its controller alone")
+// ErrRedirectAway: the controller's answer redirected a call to it (a
+// node's download, enrolment or time request, the fleet's enrolment, a
+// backup, a live call) to another scheme, host or port. Go's client
+// would keep the Authorization header on some of those and send a body
+// again on a 307 or 308, and a node would disclose what it fetches, and
+// when, to a host nobody chose.
+var ErrRedirectAway = errors.New("redirected away from the controller; calls to the controller, and their credentials, go to it alone")
 
 // maxRedirects is how many redirects a download follows, as Go's default
 // client does.
