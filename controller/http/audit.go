@@ -204,8 +204,10 @@ func auditTargetKind(action string) string {
 
 // auditDetailKind is the kind of thing each key of an entry's detail
 // that holds ids names: content=<hash>, node=<id>, nodes=<id,id>,
-// follows=<emergency>, session=<id>.
-var auditDetailKind = map[string]string{"content": "content", "node": "node", "nodes": "node", "follows": "emergency", "session": "session"}
+// follows=<emergency>, session=<id>, and the bulletins a forced session
+// delete cancelled=<id,id> or left to play nowhere there, lost=<id,id>.
+var auditDetailKind = map[string]string{"content": "content", "node": "node", "nodes": "node", "follows": "emergency", "session": "session",
+	"cancelled": "announcement", "lost": "announcement"}
 
 // auditDetailIDs calls add with each id detail names under a key of
 // auditDetailKind. A scan, not a regular expression: a read of 10,000
@@ -222,6 +224,19 @@ func auditDetailIDs(detail string, add func(kind, id string)) {
 		}
 		kind, ok := auditDetailKind[rest[key:eq]]
 		rest = rest[eq+1:]
+		if strings.HasPrefix(rest, `"`) {
+			// A quoted value is free text (a session's name): an "=" in
+			// it is no key.
+			i := 1
+			for i < len(rest) && rest[i] != '"' {
+				if rest[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			rest = rest[min(i+1, len(rest)):]
+			continue
+		}
 		if !ok {
 			continue
 		}

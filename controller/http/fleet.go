@@ -361,11 +361,27 @@ func (s *Server) handleNodeSettings(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	raw, _ := json.Marshal(req)
-	s.audit(r, auditNodeSettings, n.ID, n.Area, string(raw))
+	s.audit(r, auditNodeSettings, n.ID, n.Area, settingsDetail(req))
 	s.changed()
 	s.writeJSON(w, r, http.StatusOK, n)
 	return nil
+}
+
+// settingsDetail says the settings a request gave, for the audit log, as
+// the key=value facts the console words ("volume=8 muted=false"); the
+// request's JSON, nulls and all, was shown as written.
+func settingsDetail(req settingsRequest) string {
+	var parts []string
+	if req.Volume != nil {
+		parts = append(parts, fmt.Sprintf("volume=%d", *req.Volume))
+	}
+	if req.Muted != nil {
+		parts = append(parts, fmt.Sprintf("muted=%t", *req.Muted))
+	}
+	if req.AmplifierPolicy != nil {
+		parts = append(parts, "amplifier_policy="+*req.AmplifierPolicy)
+	}
+	return strings.Join(parts, " ")
 }
 
 // maintainNode returns the node named by the path if the user may

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,15 @@ func TestNodeSettings(t *testing.T) {
 	audit := e.auditActions()
 	if !strings.Contains(audit, "node.settings n-a") {
 		t.Errorf("audit log %s has no node.settings", audit)
+	}
+	// The settings given, as facts the console words; the request's JSON
+	// ({"volume":null,"muted":false,…}) was shown as written.
+	var details []string
+	for _, x := range e.auditSeen(e.admin, "node.settings") {
+		details = append(details, x.Detail)
+	}
+	if want := []string{"volume=7 muted=true amplifier_policy=always-on", "muted=false amplifier_policy=auto"}; !slices.Equal(details, want) {
+		t.Errorf("node.settings details %q, want %q", details, want)
 	}
 }
 

@@ -165,7 +165,9 @@ func (s *Server) decideProposal(w http.ResponseWriter, r *http.Request, state st
 		return fmt.Errorf("decide proposal %s: %w", id, err)
 	}
 	s.changed()
-	s.audit(r, "proposal."+state, p.ID, p.Area, fmt.Sprintf("session=%s, %s forced", p.Session, loaxa.Count(len(conflicts), "conflict", "conflicts")))
+	// Facts the console words ("session=s000001 conflicts=2"), not
+	// English prose ("2 conflicts forced").
+	s.audit(r, "proposal."+state, p.ID, p.Area, fmt.Sprintf("session=%s conflicts=%d", p.Session, len(conflicts)))
 	s.writeJSON(w, r, http.StatusOK, decidedProposal{Proposal: p, Conflicts: conflicts})
 	return nil
 }

@@ -424,6 +424,11 @@ func TestAcceptIntoSessionOverBeforeBulletinStart(t *testing.T) {
 	if forced.State != loaxa.ProposalAccepted || len(forced.Conflicts) != 1 {
 		t.Errorf("forced accept: %+v, want accepted with the one conflict", forced)
 	}
+	// The audit log says it as facts the console words, not English
+	// prose ("session=…, 1 conflict forced").
+	if got := e.auditSeen(e.admin, "proposal.accepted"); len(got) != 1 || got[0].Detail != "session="+eveningA.ID+" conflicts=1" {
+		t.Errorf("audit %+v, want the forced accept as session=%s conflicts=1", got, eveningA.ID)
+	}
 	// At its own time there is nothing in the way.
 	ann2, p2 := propose()
 	e.call("POST", "/api/v1/proposals/"+p2+"/accept", officerA, map[string]any{}, http.StatusOK, nil)

@@ -313,24 +313,58 @@ func (s *Server) checkSessionChange(ctx context.Context, sess *loaxa.Session, ch
 	return err
 }
 
-// sessionChangeDetail says what a change made of a session, before and
-// after, for the audit log: e.g. `start 05:30 -> 06:00; max_minutes 15 ->
-// 30`.
+// sessionChangeDetail says what a change made of a session, for the
+// audit log, as the key=value facts the console words: its name, and
+// each field changed before and after, e.g. `name="Buổi sáng"
+// start_before=05:30 start=06:00`. It was English prose (`name "a" ->
+// "b"`), which a Vietnamese officer read in the middle of the worded log.
 func sessionChangeDetail(before, after *loaxa.Session) string {
 	var parts []string
-	diff := func(field, was, is string) {
+	if before.Name != after.Name {
+		parts = append(parts, fmt.Sprintf("name_before=%q", before.Name))
+	}
+	parts = append(parts, fmt.Sprintf("name=%q", after.Name))
+	changed := false
+	diff := func(key, was, is string) {
 		if was != is {
-			parts = append(parts, fmt.Sprintf("%s %q -> %q", field, was, is))
+			parts = append(parts, key+"_before="+was, key+"="+is)
+			changed = true
 		}
 	}
-	diff("name", before.Name, after.Name)
 	diff("start", before.Start, after.Start)
 	diff("max_minutes", strconv.Itoa(before.MaxMinutes), strconv.Itoa(after.MaxMinutes))
-	diff("days", before.Days, after.Days)
-	if len(parts) == 0 {
-		return after.Name + "; unchanged"
+	// Quoted: a days rule holds "=" and ";", and every day is "".
+	diff("days", strconv.Quote(before.Days), strconv.Quote(after.Days))
+	if !changed && before.Name == after.Name {
+		parts = append(parts, "unchanged=true")
 	}
-	return after.Name + "; " + strings.Join(parts, "; ")
+	return strings.Join(parts, " ")
+}
+
+// sessionDeleteDetail says what a delete of sess did, for the audit log,
+// as key=value facts: its name, and when forced, the bulletins cancelled
+// with it (cancelled=) and the plays from above that will not play here
+// (lost=), by id.
+func sessionDeleteDetail(sess *loaxa.Session, items []loaxa.SessionItem, lost []loaxa.SessionBulletin) string {
+	detail := fmt.Sprintf("name=%q", sess.Name)
+	if len(items) > 0 || len(lost) > 0 {
+		detail += " forced=true"
+	}
+	if len(items) > 0 {
+		ids := make([]string, 0, len(items))
+		for _, it := range items {
+			ids = append(ids, it.Announcement)
+		}
+		detail += " cancelled=" + strings.Join(ids, ",")
+	}
+	if len(lost) > 0 {
+		ids := make([]string, 0, len(lost))
+		for _, b := range lost {
+			ids = append(ids, b.Announcement)
+		}
+		detail += " lost=" + strings.Join(ids, ",")
+	}
+	return detail
 }
 
 // sessionTwinResponse answers a session refused for running at the same
@@ -463,23 +497,8 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
 	s.changed()
-	detail := sess.Name
-	if len(items) > 0 {
-		var ids []string
-		for _, it := range items {
-			ids = append(ids, it.Announcement)
-		}
-		detail += fmt.Sprintf("; forced, %d item(s) cancelled with it: %s", len(items), strings.Join(ids, ", "))
-	}
 	lost := loaxa.LostBulletins(fromAbove)
-	if len(lost) > 0 {
-		var ids []string
-		for _, b := range lost {
-			ids = append(ids, b.Announcement)
-		}
-		detail += fmt.Sprintf("; forced, %d play(s) from above will not play here: %s", len(lost), strings.Join(ids, ", "))
-	}
-	s.audit(r, "session.delete", id, sess.Area, detail)
+	s.audit(r, "session.delete", id, sess.Area, sessionDeleteDetail(sess, items, lost))
 	if len(items) == 0 && len(lost) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return nil

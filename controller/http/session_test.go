@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -519,7 +520,7 @@ func TestDeletingASessionWithItemsToPlayIsRefused(t *testing.T) {
 		t.Errorf("forced delete lists %v, want %v", got, want)
 	}
 	entries := e.auditSeen(e.token("admin"), "session.delete")
-	if len(entries) != 1 || !strings.Contains(entries[0].Detail, fmt.Sprintf("forced, 2 item(s) cancelled with it: %s, %s", weather.ID, fromAbove.ID)) {
+	if len(entries) != 1 || entries[0].Detail != fmt.Sprintf(`name="Buổi sáng" forced=true cancelled=%s,%s`, weather.ID, fromAbove.ID) {
 		t.Errorf("audit %+v, want the forced delete with the items left", entries)
 	}
 	checkError(t, del(""), http.StatusNotFound, loaxa.ENotFound, "There is no session")
@@ -644,7 +645,7 @@ func TestForcedSessionDeleteCancelsItsItems(t *testing.T) {
 		}
 	}
 	entries := e.auditSeen(e.token("admin"), "session.delete")
-	if len(entries) != 1 || !strings.Contains(entries[0].Detail, "forced, 3 item(s) cancelled with it") {
+	if len(entries) != 1 || !regexp.MustCompile(` forced=true cancelled=[^ ,]+,[^ ,]+,[^ ,]+$`).MatchString(entries[0].Detail) {
 		t.Errorf("audit %+v, want the forced delete with the items cancelled", entries)
 	}
 }
@@ -747,7 +748,7 @@ func TestSessionIsChanged(t *testing.T) {
 	}
 	entries := e.auditSeen(e.token("admin"), "session.update")
 	if len(entries) != 1 || entries[0].Target != morning.ID ||
-		entries[0].Detail != `Buổi sáng mùa đông; name "Buổi sáng" -> "Buổi sáng mùa đông"; start "05:30" -> "06:00"; max_minutes "15" -> "30"` {
+		entries[0].Detail != `name_before="Buổi sáng" name="Buổi sáng mùa đông" start_before=05:30 start=06:00 max_minutes_before=15 max_minutes=30` {
 		t.Errorf("audit %+v, want the change with before and after", entries)
 	}
 
@@ -929,8 +930,8 @@ func TestDeletingASessionABulletinFromAboveWaitsForIsRefused(t *testing.T) {
 		t.Errorf("forced delete lists the lost plays %v, want %v", got, want)
 	}
 	entries := e.auditSeen(e.token("admin"), "session.delete")
-	if len(entries) != 2 || !strings.Contains(entries[len(entries)-1].Detail,
-		fmt.Sprintf("forced, 2 play(s) from above will not play here: %s, %s", warning.ID, storm.ID)) {
+	if len(entries) != 2 || !strings.HasSuffix(entries[len(entries)-1].Detail,
+		fmt.Sprintf(" forced=true lost=%s,%s", warning.ID, storm.ID)) {
 		t.Errorf("audit %+v, want the forced delete with the plays from above it left", entries)
 	}
 	for _, id := range []string{warning.ID, storm.ID} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -513,6 +515,67 @@ func TestEveryAuditActionIsWorded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEveryAuditDetailKeyIsWorded: the audit screen says an entry's
+// detail as labelled facts, each "key=value" the controller writes under
+// its label (audit.k.<key>), or said whole (audit.d.<key>_<value>, as
+// drill=true is "Diễn tập"); a key with no words showed as "key=value",
+// English in the middle of the worded log. The keys are read from the
+// string literals of the Go code that writes details (the audit calls,
+// the Detail: fields and the functions named …Detail or auditTargets), so
+// a new one cannot be missed.
+func TestEveryAuditDetailKeyIsWorded(t *testing.T) {
+	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
+	files, err := filepath.Glob("../http/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../live/live.go")
+	writes := regexp.MustCompile(`(?m)^.*(?:\.audit(?:In|As)?\(r, |Detail: ).*$|(?ms)^func (?:\w*Detail|auditTargets)\(.*?^}`)
+	literal := regexp.MustCompile(`"(?:[^"\\]|\\.)*"|` + "`[^`]*`")
+	key := regexp.MustCompile(`(?:^|[\s"(,])([a-z][a-z_]*)=`)
+	keys := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writes.FindAll(src, -1) {
+			for _, lit := range literal.FindAll(w, -1) {
+				for _, m := range key.FindAllSubmatch(lit[1:len(lit)-1], -1) {
+					keys[string(m[1])] = true
+				}
+			}
+		}
+	}
+	if len(keys) < 25 {
+		t.Fatalf("found %d audit detail keys: %v; the patterns are broken", len(keys), slices.Sorted(maps.Keys(keys)))
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		// "start_before=05:30 start=06:00" is said as one fact, under
+		// start's label: "Bắt đầu: 05:30 → 06:00".
+		k = strings.TrimSuffix(k, "_before")
+		for lang, d := range dicts {
+			if d["audit.k."+k] != "" || hasPrefix(d, "audit.d."+k+"_") {
+				continue
+			}
+			t.Errorf("%s.json has no words for the audit detail key %q (audit.k.%s, or audit.d.%s_<value>): the audit screen shows %s=…", lang, k, k, k, k)
+		}
+	}
+}
+
+// hasPrefix reports whether d has a key beginning with prefix.
+func hasPrefix(d map[string]string, prefix string) bool {
+	for k := range d {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // constants collects the first group of pattern in Go source files: the

@@ -158,3 +158,84 @@ func actions(rows []auditRow) []string {
 	}
 	return out
 }
+
+// TestAuditLogReadsSessionAndSettingsChangesInWords: a session's rename,
+// its forced delete, an accepted proposal and a cluster's settings were
+// written by the controller in English prose (`Buổi tối; name "Buổi
+// chiều" -> "Buổi tối"`, `forced, 1 item(s) cancelled with it: a000001`)
+// or as the request's JSON (`{"volume":8,"muted":true,…}`), and a
+// self-test's kind as its code: English in the middle of the worded log.
+// They are facts the console words now, in Vietnamese and in English: each
+// change as before → after, the bulletins cancelled by their titles, the
+// settings under their labels. Entries an older controller wrote still
+// show: its settings JSON worded the same, its prose as written.
+func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t) // Monday 2 March 2026, 09:00
+	var daily loaxa.Announcement
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, &daily)
+	c.MustDo("PATCH", "/api/v1/sessions/"+evening.ID, map[string]any{"name": "Buổi tối", "start": "18:00", "days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, nil)
+	c.MustDo("DELETE", "/api/v1/sessions/"+evening.ID+"?force=true", nil, nil)
+	c.MustDo("PATCH", "/api/v1/nodes/lap-le-01/settings", map[string]any{"volume": 8, "muted": true, "amplifier_policy": "always-on"}, nil)
+	c.MustDo("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "nodes": []string{"lap-le-01"}}, nil)
+	// What an older controller wrote.
+	at := c.App.Clock.Now()
+	for _, e := range []*loaxa.AuditEntry{
+		{At: at, Actor: "admin", Action: "session.update", Target: "s000099", Area: "11527", Detail: `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"`},
+		{At: at, Actor: "admin", Action: "node.settings", Target: "lap-le-01", Area: "11527", Detail: `{"volume":5,"muted":null,"amplifier_policy":null}`},
+	} {
+		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/audit", `document.querySelector('#audit-table')`)
+	details := func(action string) []string {
+		var out []string
+		for _, r := range auditRows(b) {
+			if r.Action == action {
+				out = append(out, r.Detail)
+			}
+		}
+		return out
+	}
+	// one checks that action has a row whose detail says each of want.
+	one := func(action string, want ...string) {
+		t.Helper()
+		got := details(action)
+		for _, d := range got {
+			if contains(d, want...) {
+				return
+			}
+		}
+		t.Errorf("no %q row says %q; they read %q", action, want, got)
+	}
+	one("Sửa buổi phát", "Tên: “Buổi chiều” → “Buổi tối”", "Bắt đầu: 17:00 → 18:00", "Ngày phát: Hằng ngày → Thứ Hai đến thứ Sáu")
+	one("Xoá buổi phát", "Tên: “Buổi tối”", "Buộc thực hiện", "Bản tin bị huỷ theo: Thời sự hằng ngày")
+	one("Đổi cài đặt cụm loa", "Âm lượng: 8", "Tắt tiếng (trừ phát khẩn cấp)", "Bộ khuếch đại: Luôn bật")
+	one("Kiểm tra cụm loa từ xa", "Loại: Kiểm tra im lặng", "Số cụm loa: 1")
+	// The older controller's: its JSON as facts, its prose as written.
+	one("Đổi cài đặt cụm loa", "Âm lượng: 5")
+	one("Sửa buổi phát", `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"`)
+	for _, r := range auditRows(b) {
+		if r.Detail == `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"` {
+			continue
+		}
+		for _, english := range []string{"->", "forced", "cancelled", "name=", "{", "null", "silent", "volume", "amplifier"} {
+			if strings.Contains(r.Detail, english) {
+				t.Errorf("the row %q reads %q: %q is not in words", r.Action, r.Detail, english)
+			}
+		}
+	}
+
+	b.Do("switch to English", chromedp.Click(chromedp.CSS(`header button.lang`)))
+	b.Wait("the audit log in English", `[...document.querySelectorAll('#audit-table tbody tr')].some((r) => r.cells[2].innerText === 'Changed a session')`, 10*time.Second)
+	one("Changed a session", "Name: “Buổi chiều” → “Buổi tối”", "Start: 17:00 → 18:00")
+	one("Deleted a session", "Name: “Buổi tối”", "Forced", "Bulletins cancelled with it: Thời sự hằng ngày")
+	one("Changed a cluster's settings", "Volume: 8", "Muted (never emergencies)", "Amplifier: Always on")
+}

@@ -4,6 +4,7 @@
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
 import { h, fill, field, options, fmtDateTime, errorBox, ymd, addDays, vnDate, rfc3339, dayInput, readFields } from '../ui.js';
+import { describeDays } from '../recurrence.js';
 
 // RFC3339 finds the API's times (in UTC) in an entry's detail,
 // "start=2026-03-02T00:00:00Z", to say them as the console says every
@@ -42,46 +43,94 @@ const WHY = {
   'wrong current password': 'audit.why.wrong_current_password', 'unknown, used or expired code': 'audit.why.bad_code',
 };
 
+// Facts said whole, the key and its value one phrase ("drill=true" is
+// "Diễn tập", "muted=false" "Bật tiếng"): audit.d.<key>_<value>.
+const WHOLE = ['drill', 'forced', 'force', 'muted', 'unchanged'];
+
+// settingsPairs says an older controller's node.settings detail, the
+// request's JSON ({"volume":7,"muted":null,…}), as the key=value facts a
+// newer one writes; anything else as it is.
+function settingsPairs(detail) {
+  if (!detail.startsWith('{')) return detail;
+  try {
+    return Object.entries(JSON.parse(detail)).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`).join(' ') || detail;
+  } catch { return detail; }
+}
+
 function detailNodes(ctx, action, detail, names) {
   if (WHY[detail]) return [t(WHY[detail])];
+  if (action === 'node.settings') detail = settingsPairs(detail);
   // In the detail, things by their names, the ids as tooltips only.
   const name = (kind, id) => named(((names || {})[kind] || {})[id], id, false);
   const list = (v) => v.replace(/^\[|\]$/g, '').split(/[\s,]+/).filter(Boolean);
   const joined = (items) => items.flatMap((x, i) => (i ? [', ', x] : [x]));
   const area = (id) => named(ctx.areaName(id), id, false);
+  const quoted = (v) => { try { return JSON.parse(v); } catch { return v; } };
+  const word = (prefix, v) => (has(prefix + v) ? t(prefix + v) : v);
+  // A self-test's nodes= is how many clusters it tested, not their ids.
+  const count = (key, v) => action === 'selftest.start' && key === 'nodes' && /^\d+$/.test(v);
   const value = (key, v) => {
+    if (count(key, v)) return v;
     switch (key) {
       case 'content': return name('content', v);
       case 'follows': return name('emergency', v);
       case 'session': return name('session', v);
       case 'node': case 'nodes': return joined(list(v).map((id) => name('node', id)));
+      case 'cancelled': case 'lost': return joined(list(v).map((id) => name('announcement', id)));
       case 'areas': case 'before': return list(v).length ? joined(list(v).map(area)) : '—';
       case 'parent': return v ? area(v) : '—';
-      case 'title': try { return '“' + JSON.parse(v) + '”'; } catch { return v; }
+      case 'title': case 'name': case 'name_before':
+        if (action === 'node.command') return word('clusters.cmd_', v);
+        return v.startsWith('"') ? '“' + quoted(v) + '”' : v;
+      case 'days': case 'days_before': return describeDays(quoted(v));
+      case 'cut_by': return quoted(v);
+      case 'reason': return word('audit.d.reason_', quoted(v).replace(/ /g, '_'));
       case 'priority': return has('priority.' + v) ? t('priority.' + v) : v;
       case 'role': return has('role.' + v) ? t('role.' + v) : v;
       case 'credentials': return has('audit.d.credentials_' + v) ? t('audit.d.credentials_' + v) : v;
+      case 'amplifier_policy': return word('audit.d.amplifier_policy_', v);
+      case 'handling': return word('audit.d.handling_', v);
       case 'kind':
         if (action === 'alarm.ack' && has('alarm.' + v)) return t('alarm.' + v);
+        if (action === 'selftest.start') return word('clusters.test_', v);
         return action.startsWith('emergency.') && has('audit.d.' + v.replace('-', '_')) ? t('audit.d.' + v.replace('-', '_')) : v;
       default: return detailText(v);
     }
   };
+  const label = (key, v) => {
+    if (count(key, v)) return t('audit.k.node_count');
+    if (action === 'node.command' && key === 'name') return t('audit.k.command');
+    return has('audit.k.' + key) ? t('audit.k.' + key) : null;
+  };
+  const pairs = [...detail.matchAll(PAIR)];
   const out = [];
   let last = 0;
-  for (const m of detail.matchAll(PAIR)) {
-    const [all, key, v] = m;
-    const between = detail.slice(last, m.index);
-    last = m.index + all.length;
-    const none = (key === 'nodes' || key === 'areas') && v === ''; // not said
+  for (let i = 0; i < pairs.length; i++) {
+    const [all, key, v] = pairs[i];
+    const between = detail.slice(last, pairs[i].index);
+    last = pairs[i].index + all.length;
+    // Nothing said: an empty list, a count of nought conflicts.
+    const none = ((key === 'nodes' || key === 'areas') && v === '') || (key === 'conflicts' && v === '0');
     // Separators between pairs (" ", ", ") read as the dots the console
     // puts between facts; other words stay.
     if (out.length && /^[\s,]*$/.test(between)) {
       if (!none) out.push(' · ');
     } else if (between) out.push(detailText(between));
     if (none) continue;
-    if (key === 'drill') { out.push(t(v === 'true' ? 'audit.d.drill' : 'audit.d.real')); continue; }
-    out.push(has('audit.k.' + key) ? t('audit.k.' + key) + ': ' : key + '=', value(key, v));
+    if (WHOLE.includes(key) && has(`audit.d.${key}_${v}`)) { out.push(t(`audit.d.${key}_${v}`)); continue; }
+    if (key === 'conflicts') { out.push(t('audit.d.conflicts_forced', { n: v })); continue; }
+    // A change, "start_before=05:30 start=06:00": one fact, before → after.
+    const base = key.endsWith('_before') ? key.slice(0, -'_before'.length) : '';
+    const next = pairs[i + 1];
+    if (base && next && next[1] === base && /^\s*$/.test(detail.slice(last, next.index))) {
+      out.push((label(base, next[2]) || base) + ': ', value(base, v), ' → ', value(base, next[2]));
+      last = next.index + next[0].length;
+      i++;
+      continue;
+    }
+    // One alone (an older entry's, cut short): said as what it was.
+    const l = base && label(base, v) ? `${label(base, v)} (${t('audit.before')})` : label(key, v);
+    out.push(l ? l + ': ' : key + '=', value(base || key, v));
   }
   if (last < detail.length) out.push(detailText(detail.slice(last)));
   return out.flat().flatMap((x) => (typeof x === 'string' ? phrases(x) : [x]));
@@ -92,7 +141,7 @@ function detailNodes(ctx, action, detail, names) {
 function phrases(s) {
   return [s.replace(/,?\s*(\d+) (conflicts? forced|proposals?)/g, (all, n, what) => {
     if (n === '0') return '';
-    return ' · ' + t(what.endsWith('forced') ? 'audit.d.forced' : 'audit.d.proposals', { n });
+    return ' · ' + t(what.endsWith('forced') ? 'audit.d.conflicts_forced' : 'audit.d.proposals', { n });
   })];
 }
 
