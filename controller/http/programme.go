@@ -29,13 +29,16 @@ type programmeResponse struct {
 	DeletedSessions []deletedSession `json:"deleted_sessions,omitempty"`
 }
 
-// deletedSession is a session deleted since a past day's play in it.
+// deletedSession is a session deleted since a past day's play in it,
+// with its times and days: it is in no session list, so its box in the
+// programme is the only place that says when it ran.
 type deletedSession struct {
 	ID         string    `json:"id"`
 	Area       string    `json:"area"`
 	Name       string    `json:"name"`
 	Start      string    `json:"start"`
 	MaxMinutes int       `json:"max_minutes"`
+	Days       string    `json:"days,omitempty"`
 	DeletedAt  time.Time `json:"deleted_at"`
 	DeletedBy  string    `json:"deleted_by,omitempty"`
 }
@@ -65,7 +68,7 @@ func (s *Server) programme(ctx context.Context, from, to time.Time, items []loax
 	for _, x := range ss {
 		if x.Deleted() && named[x.ID] {
 			resp.DeletedSessions = append(resp.DeletedSessions, deletedSession{ID: x.ID, Area: x.Area, Name: x.Name, Start: x.Start,
-				MaxMinutes: x.MaxMinutes, DeletedAt: x.DeletedAt, DeletedBy: x.DeletedBy})
+				MaxMinutes: x.MaxMinutes, Days: x.Days, DeletedAt: x.DeletedAt, DeletedBy: x.DeletedBy})
 		}
 	}
 	return resp, nil

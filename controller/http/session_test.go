@@ -1252,7 +1252,8 @@ func TestProgrammeOfAPastDayKeepsADeletedSessionsPlays(t *testing.T) {
 	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
 	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
 	var morning loaxa.Session
-	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30},
+	everyDay := "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR,SA,SU" // given, to be said back
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi sáng", "start": "05:30", "max_minutes": 30, "days": everyDay},
 		http.StatusCreated, &morning)
 	create := func(token, title, session string, at time.Time) (loaxa.Announcement, []loaxa.Proposal) {
 		body := map[string]any{"title": title, "content_id": c.ID, "targets": map[string]any{"areas": []string{"12346"}},
@@ -1305,15 +1306,15 @@ func TestProgrammeOfAPastDayKeepsADeletedSessionsPlays(t *testing.T) {
 	var prog struct {
 		Items           []loaxa.ProgrammeItem
 		DeletedSessions []struct {
-			ID, Name, Start string
-			MaxMinutes      int       `json:"max_minutes"`
-			DeletedAt       time.Time `json:"deleted_at"`
+			ID, Name, Start, Days string
+			MaxMinutes            int       `json:"max_minutes"`
+			DeletedAt             time.Time `json:"deleted_at"`
 		} `json:"deleted_sessions"`
 	}
 	e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-06", officer, nil, http.StatusOK, &prog)
 	if d := prog.DeletedSessions; len(d) != 1 || d[0].ID != morning.ID || d[0].Name != "Buổi sáng" || d[0].Start != "05:30" ||
-		d[0].MaxMinutes != 30 || !d[0].DeletedAt.Equal(e.clock.Now()) {
-		t.Errorf("programme's deleted sessions %+v; want %s (Buổi sáng, 05:30, 30 minutes) deleted at %s", d, morning.ID, e.clock.Now())
+		d[0].MaxMinutes != 30 || d[0].Days != everyDay || !d[0].DeletedAt.Equal(e.clock.Now()) {
+		t.Errorf("programme's deleted sessions %+v; want %s (Buổi sáng, 05:30, 30 minutes, its days) deleted at %s", d, morning.ID, e.clock.Now())
 	}
 	var list struct{ Sessions []loaxa.Session }
 	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &list)

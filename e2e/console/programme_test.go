@@ -1078,8 +1078,9 @@ func TestUnschedulableBulletinAlarmShownToItsSender(t *testing.T) {
 // sessions still standing (GET /sessions), so it drew them loose in the
 // day, outside any session box and with no name. The programme answer
 // now names the deleted session (deleted_sessions), and its plays are
-// shown in a box with its name saying when it was deleted, in Vietnamese
-// and in English; no play of the week is left loose.
+// shown in a box with its name, its times and days (before, its name
+// alone: no start time) and when it was deleted, in Vietnamese and in
+// English; no play of the week is left loose.
 func TestDeletedSessionNamedOnItsPastDays(t *testing.T) {
 	t.Parallel()
 	c, evening, news := lapLeWithEvening(t) // Monday 2 March 2026, 09:00
@@ -1107,8 +1108,8 @@ func TestDeletedSessionNamedOnItsPastDays(t *testing.T) {
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
 	b.Go("#/programme", `document.querySelector('section.day[data-day="2026-03-03"] .slot[data-announcement="`+daily.ID+`"]')`)
 	for _, lang := range []struct{ name, label string }{
-		{"Vietnamese", "Buổi chiều · đã xoá ngày 03/03/2026"},
-		{"English", "Buổi chiều · deleted on 03/03/2026"},
+		{"Vietnamese", "Buổi chiều · 17:00 · tối đa 30 phút · Hằng ngày · đã xoá ngày 03/03/2026"},
+		{"English", "Buổi chiều · 17:00 · up to 30 min · Every day · deleted on 03/03/2026"},
 	} {
 		if lang.name == "English" {
 			b.Do("switch to English", chromedp.Click(chromedp.CSS(`button.lang`)))

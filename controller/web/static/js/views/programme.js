@@ -51,7 +51,8 @@ export async function render(ctx, main, params) {
 
 // deleted are the sessions deleted since that past plays were in (the
 // programme answer names them; no session list does): their plays are
-// shown in a box of that session saying when it was deleted, not loose.
+// shown in a box of that session saying its times and days and when it
+// was deleted, not loose.
 function calendar(week, items, sessions, holidays, deleted) {
   const today = ymd(now());
   const byDay = new Map();
@@ -87,7 +88,9 @@ function calendar(week, items, sessions, holidays, deleted) {
         ...deleted.filter((s) => inSession(s).length).map((s) => ({
           at: Date.parse(inSession(s)[0].start),
           el: h('div', { class: 'session deleted', dataset: { session: s.id } },
-            h('div', { class: 'name' }, `${s.name} · `,
+            // Its times, as a standing session's box says them, and its
+            // days, which no session list shows any more.
+            h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })} · ${describeDays(s.days)} · `,
               h('span', { class: 'deleted-at' }, t('programme.session_deleted', { day: dmy(ymd(new Date(s.deleted_at))) }))),
             inSession(s).map(slot)),
         })),
