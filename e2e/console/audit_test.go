@@ -180,9 +180,14 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 	c.MustDo("DELETE", "/api/v1/sessions/"+evening.ID+"?force=true", nil, nil)
 	c.MustDo("PATCH", "/api/v1/nodes/lap-le-01/settings", map[string]any{"volume": 8, "muted": true, "amplifier_policy": "always-on"}, nil)
 	c.MustDo("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "nodes": []string{"lap-le-01"}}, nil)
-	// What an older controller wrote.
+	// What an older controller wrote, and the details of an alert stopped
+	// by its all-clear and of a live call's end, as this one writes them
+	// (their routes are not this test's).
 	at := c.App.Clock.Now()
 	for _, e := range []*loaxa.AuditEntry{
+		{At: at, Actor: "admin", Action: "emergency.cancel", Target: "e000009", Area: "11527", Detail: "drill=true by all-clear"},
+		{At: at, Actor: "admin", Action: "live.stop", Target: "l000009", Area: "11527",
+			Detail: `drill=false priority=priority title="Họp dân" frames=50 dropped=0 bytes=32000 reason="speaker stopped" cut_by=""`},
 		{At: at, Actor: "admin", Action: "session.update", Target: "s000099", Area: "11527", Detail: `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"`},
 		{At: at, Actor: "admin", Action: "node.settings", Target: "lap-le-01", Area: "11527", Detail: `{"volume":5,"muted":null,"amplifier_policy":null}`},
 	} {
@@ -219,6 +224,13 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 	one("Xoá buổi phát", "Tên: “Buổi tối”", "Buộc thực hiện", "Bản tin bị huỷ theo: Thời sự hằng ngày")
 	one("Đổi cài đặt cụm loa", "Âm lượng: 8", "Tắt tiếng (trừ phát khẩn cấp)", "Bộ khuếch đại: Luôn bật")
 	one("Kiểm tra cụm loa từ xa", "Loại: Kiểm tra im lặng", "Số cụm loa: 1")
+	one("Dừng phát khẩn cấp", "Diễn tập · Dừng vì đã phát thông báo an toàn")
+	one("Kết thúc phát trực tiếp", "Lý do kết thúc: Người nói kết thúc", "Số khung âm thanh bị mất: 0")
+	for _, d := range details("Kết thúc phát trực tiếp") {
+		if strings.Contains(d, "Người ngắt") {
+			t.Errorf("the live call nobody cut reads %q: it says who cut it, with no one", d)
+		}
+	}
 	// The older controller's: its JSON as facts, its prose as written.
 	one("Đổi cài đặt cụm loa", "Âm lượng: 5")
 	one("Sửa buổi phát", `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"`)
@@ -226,7 +238,7 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 		if r.Detail == `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"` {
 			continue
 		}
-		for _, english := range []string{"->", "forced", "cancelled", "name=", "{", "null", "silent", "volume", "amplifier"} {
+		for _, english := range []string{"->", "forced", "cancelled", "name=", "{", "null", "silent", "volume", "amplifier", "all-clear", "stopped", "cut_by", "dropped"} {
 			if strings.Contains(r.Detail, english) {
 				t.Errorf("the row %q reads %q: %q is not in words", r.Action, r.Detail, english)
 			}

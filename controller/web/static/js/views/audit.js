@@ -109,8 +109,9 @@ function detailNodes(ctx, action, detail, names) {
     const [all, key, v] = pairs[i];
     const between = detail.slice(last, pairs[i].index);
     last = pairs[i].index + all.length;
-    // Nothing said: an empty list, a count of nought conflicts.
-    const none = ((key === 'nodes' || key === 'areas') && v === '') || (key === 'conflicts' && v === '0');
+    // Nothing said: an empty list, a count of nought conflicts, a live
+    // call nobody cut.
+    const none = ((key === 'nodes' || key === 'areas') && v === '') || (key === 'conflicts' && v === '0') || (key === 'cut_by' && v === '""');
     // Separators between pairs (" ", ", ") read as the dots the console
     // puts between facts; other words stay.
     if (out.length && /^[\s,]*$/.test(between)) {
@@ -137,12 +138,13 @@ function detailNodes(ctx, action, detail, names) {
 }
 
 // The English phrases of a bulletin's entry ("2 conflicts forced, 0
-// proposals") in words; those of nought left out.
+// proposals") and of an alert stopped by its all-clear ("drill=true by
+// all-clear") in words; those of nought left out.
 function phrases(s) {
   return [s.replace(/,?\s*(\d+) (conflicts? forced|proposals?)/g, (all, n, what) => {
     if (n === '0') return '';
     return ' · ' + t(what.endsWith('forced') ? 'audit.d.conflicts_forced' : 'audit.d.proposals', { n });
-  })];
+  }).replace(/^\s*by all-clear$/, () => ' · ' + t('audit.d.by_all_clear'))];
 }
 
 // The action in words, the code as its tooltip; a code this console has
