@@ -177,7 +177,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 		return fmt.Errorf("create session: %w", err)
 	}
 	s.changed()
-	s.audit(r, "session.create", sess.ID, sess.Area, sess.Name)
+	s.audit(r, "session.create", sess.ID, sess.Area, fmt.Sprintf("name=%q start=%s max_minutes=%d days=%q", sess.Name, sess.Start, sess.MaxMinutes, sess.Days))
 	s.writeJSON(w, r, http.StatusCreated, sess)
 	return nil
 }

@@ -57,6 +57,17 @@ func TestSessions(t *testing.T) {
 	if evening.Name != "Buổi chiều" || evening.Days != "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR" {
 		t.Errorf("created %+v, want the name trimmed and the days kept", evening)
 	}
+	// The audit log says what was made, as facts the console words (it
+	// said the name alone).
+	var created []string
+	for _, x := range e.auditSeen(e.admin, "session.create") {
+		created = append(created, x.Detail)
+	}
+	if want := []string{`name="Buổi sáng" start=05:30 max_minutes=15 days=""`,
+		`name="Buổi chiều" start=17:00 max_minutes=45 days="FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"`,
+		`name="Buổi huyện" start=06:00 max_minutes=30 days=""`}; !slices.Equal(created, want) {
+		t.Errorf("session.create details %q, want %q", created, want)
+	}
 	if got := e.sched.changed.Load() - before; got != 3 {
 		t.Errorf("scheduler told %d times for 3 sessions", got)
 	}

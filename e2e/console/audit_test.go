@@ -159,7 +159,8 @@ func actions(rows []auditRow) []string {
 	return out
 }
 
-// TestAuditLogReadsSessionAndSettingsChangesInWords: a session's rename,
+// TestAuditLogReadsSessionAndSettingsChangesInWords: a session's creation
+// (its name alone), its rename,
 // its forced delete, an accepted proposal and a cluster's settings were
 // written by the controller in English prose (`Buổi tối; name "Buổi
 // chiều" -> "Buổi tối"`, `forced, 1 item(s) cancelled with it: a000001`)
@@ -220,6 +221,7 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 		}
 		t.Errorf("no %q row says %q; they read %q", action, want, got)
 	}
+	one("Tạo buổi phát", "Tên: “Buổi chiều”", "Bắt đầu: 17:00", "Dài tối đa (phút): 30", "Ngày phát: Hằng ngày")
 	one("Sửa buổi phát", "Tên: “Buổi chiều” → “Buổi tối”", "Bắt đầu: 17:00 → 18:00", "Ngày phát: Hằng ngày → Thứ Hai đến thứ Sáu")
 	one("Xoá buổi phát", "Tên: “Buổi tối”", "Buộc thực hiện", "Bản tin bị huỷ theo: Thời sự hằng ngày")
 	one("Đổi cài đặt cụm loa", "Âm lượng: 8", "Tắt tiếng (trừ phát khẩn cấp)", "Bộ khuếch đại: Luôn bật")
