@@ -555,18 +555,7 @@ func TestLiveCallHeldBehindAnAlertTold(t *testing.T) {
 	e.tree()
 	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
 
-	statuses := make(chan liveclient.Status, 16)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: speaker, Areas: []string{"12346"}, Client: e.ts.Client(),
-		OnStatus: func(st liveclient.Status) {
-			if st.State == "on_air" {
-				statuses <- st
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, call, statuses := dialOnAir(t, e, speaker, "12346")
 	id := call.ID()
 	// told waits for the speaker's status saying hold.
 	told := func(hold liveclient.Hold) {
@@ -652,18 +641,7 @@ func TestLiveCallHeldBehindAnAlertNamesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	statuses := make(chan liveclient.Status, 16)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: e.admin, Areas: []string{"318"}, Client: e.ts.Client(),
-		OnStatus: func(st liveclient.Status) {
-			if st.State == "on_air" {
-				statuses <- st
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, call, statuses := dialOnAir(t, e, e.admin, "318")
 	id := call.ID()
 	for node, alert := range map[string]string{"n-a": em.ID, "n-b": other.ID} {
 		_, stored, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "x", Events: []protocol.Event{
@@ -1214,18 +1192,7 @@ func TestLiveCallCutOffByAnAlertTold(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
 	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
-	statuses := make(chan liveclient.Status, 16)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: speaker, Areas: []string{"12346"}, Client: e.ts.Client(),
-		OnStatus: func(st liveclient.Status) {
-			if st.State == "on_air" {
-				statuses <- st
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, call, statuses := dialOnAir(t, e, speaker, "12346")
 	id := call.ID()
 	record := func(ev protocol.Event) {
 		t.Helper()
@@ -1253,4 +1220,25 @@ func TestLiveCallCutOffByAnAlertTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
+}
+
+// dialOnAir puts a call from the user of token to area on air through
+// liveclient, as `controller live` does, and returns a context that ends
+// 10 s on (the bound of the test's waits), the call, and the speaker's
+// "on_air" statuses as they come.
+func dialOnAir(t *testing.T, e *env, token, area string) (context.Context, *liveclient.Call, <-chan liveclient.Status) {
+	t.Helper()
+	statuses := make(chan liveclient.Status, 16)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	call, err := liveclient.Dial(ctx, liveclient.Options{URL: e.ts.URL, Token: token, Areas: []string{area}, Client: e.ts.Client(),
+		OnStatus: func(st liveclient.Status) {
+			if st.State == "on_air" {
+				statuses <- st
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, call, statuses
 }

@@ -1025,31 +1025,8 @@ func TestBoardSaysASoundingClusterMayBeSilent(t *testing.T) {
 // 10,000 alarms' worth at a province's alert.
 func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
 	t.Parallel()
-	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	cut, err := board.New(clock.Real{}, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: cut, Tune: func(ac *agent.Config) {
-		ac.StateDebounce = 20 * time.Millisecond
-	}})
-	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
-	rig.Eventually(t, minWait, "both clusters online", func() bool {
-		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
-	})
-	// Long enough to sound while the line is cut and mended.
-	flood := c.Upload("lu.wav", rig.ToneWAV(880, 90*time.Second, 16000, 1))
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1}, &em)
-
-	b := StartBrowser(t)
+	_, cut, em, b := alertWithACuttableLine(t)
 	defer b.checkErrors()
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	// Every stream the page opens, to see that leaving closes them.
-	b.Do("note the page's streams", chromedp.Evaluate[chromedp.Void](`window.streams = []; window.EventSource = class extends EventSource {
-		constructor(...args) { super(...args); window.streams.push(this); } }`))
 	// And its reads of the open alarms, as they are sent, once the
 	// overview (which reads them too) has read its own.
 	b.Wait("the overview", `document.querySelector('#count-online')`, 10*time.Second)
@@ -1103,29 +1080,8 @@ func TestBoardFollowsAlarmsWhileOpen(t *testing.T) {
 // a cluster silent alone.
 func TestBoardKeepsASilentClusterAmongATyphoonsAlarms(t *testing.T) {
 	t.Parallel()
-	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
-	c.CreateArea("11527", "Xã Lập Lễ", "")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	cut, err := board.New(clock.Real{}, board.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: cut, Tune: func(ac *agent.Config) {
-		ac.StateDebounce = 20 * time.Millisecond
-	}})
-	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
-	rig.Eventually(t, minWait, "both clusters online", func() bool {
-		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
-	})
-	flood := c.Upload("lu.wav", rig.ToneWAV(880, 90*time.Second, 16000, 1))
-	var em loaxa.Emergency
-	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1}, &em)
-
-	b := StartBrowser(t)
+	c, cut, em, b := alertWithACuttableLine(t)
 	defer b.checkErrors()
-	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	b.Do("note the page's streams", chromedp.Evaluate[chromedp.Void](`window.streams = []; window.EventSource = class extends EventSource {
-		constructor(...args) { super(...args); window.streams.push(this); } }`))
 	b.Go("#/emergency/"+em.ID, `document.querySelector('#ack-board')`)
 	b.Wait("both clusters sounding", text(`[data-count="sounding"] .stat`)+` === '2'`, 20*time.Second)
 	b.Wait("the alarm stream connected", `window.streams.some((s) => s.url.includes('/alarms/stream') && s.readyState === EventSource.OPEN)`, 10*time.Second)
@@ -1169,4 +1125,39 @@ func TestBoardKeepsASilentClusterAmongATyphoonsAlarms(t *testing.T) {
 	if got := MustEval[string](b, `document.querySelector('#em-silent-partial').hidden ? '' : `+text("#em-silent-partial")); !strings.HasPrefix(got, "Có ít nhất 10.000 cảnh báo lỗi khiến loa không phát được đang mở") {
 		t.Errorf("the board's note of a read cut short says %q", got)
 	}
+}
+
+// alertWithACuttableLine starts what the board tests of a cut line need:
+// a controller sweeping alarms every 50 ms, Xã Lập Lễ's officer, two
+// clusters online (lap-le-01 on the board returned, whose speaker line the
+// test cuts), a 90-second alert to the commune (long enough to sound while
+// the line is cut and mended) and a browser signed in as the officer,
+// which notes every stream the page opens (window.streams: to see that
+// leaving closes them, or to make one say it fell behind). The caller
+// defers b.checkErrors.
+func alertWithACuttableLine(t *testing.T) (*rig.Controller, *board.Board, loaxa.Emergency, *Browser) {
+	t.Helper()
+	c := rig.StartControllerWith(t, rig.ControllerOptions{Configure: func(cfg *app.Config) { cfg.Health.Sweep = 50 * time.Millisecond }})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	cut, err := board.New(clock.Real{}, board.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.StartNode(t, c.CreateNode("lap-le-01", "11527"), rig.NodeOptions{Board: cut, Tune: func(ac *agent.Config) {
+		ac.StateDebounce = 20 * time.Millisecond
+	}})
+	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "both clusters online", func() bool {
+		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
+	})
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 90*time.Second, 16000, 1))
+	var em loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": flood.ID, "targets": []string{"11527"}, "repeat": 1}, &em)
+
+	b := StartBrowser(t)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Do("note the page's streams", chromedp.Evaluate[chromedp.Void](`window.streams = []; window.EventSource = class extends EventSource {
+		constructor(...args) { super(...args); window.streams.push(this); } }`))
+	return c, cut, em, b
 }

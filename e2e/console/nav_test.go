@@ -206,11 +206,7 @@ func TestSignOutWhileTheLanguageLoads(t *testing.T) {
 // user signing in again (as after a timeout) keeps the screen they left.
 func TestSignInByAnotherUserOpensTheOverview(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("311", "Huyện Thủy Nguyên", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+	c := sharedOfficePC(t)
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -251,11 +247,7 @@ func TestSignInByAnotherUserOpensTheOverview(t *testing.T) {
 // their history (TestSignInByAnotherUserOpensTheOverview).
 func TestBackAfterAnotherUserSignedInStaysOwn(t *testing.T) {
 	t.Parallel()
-	c := rig.StartController(t, "")
-	c.CreateArea("311", "Huyện Thủy Nguyên", "")
-	c.CreateArea("11527", "Xã Lập Lễ", "311")
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
-	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+	c := sharedOfficePC(t)
 
 	b := StartBrowser(t)
 	defer b.checkErrors()
@@ -292,4 +284,17 @@ func TestBackAfterAnotherUserSignedInStaysOwn(t *testing.T) {
 	if got := MustEval[string](b, text("#scope")); got != "Cán bộ huyện Thủy Nguyên" {
 		t.Errorf("after Back the header says %q, want the district officer", got)
 	}
+}
+
+// sharedOfficePC starts a controller with the two officers who share the
+// commune office's PC: Xã Lập Lễ's (can-bo-lap-le) and its district's,
+// Huyện Thủy Nguyên (can-bo-huyen).
+func sharedOfficePC(t *testing.T) *rig.Controller {
+	t.Helper()
+	c := rig.StartController(t, "")
+	c.CreateArea("311", "Huyện Thủy Nguyên", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "311")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-huyen", "password": officerPassword, "role": "district", "area": "311"}, nil)
+	return c
 }
