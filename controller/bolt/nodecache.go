@@ -45,13 +45,7 @@ func cachedDecode(key, v []byte) *loaxa.Node {
 // remember keeps n as the decoding of v (bbolt's v is valid only in its
 // transaction: it is copied).
 func remember(key, v []byte, n *loaxa.Node) {
-	c := cachedNode{raw: bytes.Clone(v), node: cloneNode(n)}
-	nodeCache.Lock()
-	if len(nodeCache.m) >= nodeCacheMax {
-		clear(nodeCache.m)
-	}
-	nodeCache.m[string(key)] = c
-	nodeCache.Unlock()
+	keepNode(key, cachedNode{raw: bytes.Clone(v), node: cloneNode(n)})
 }
 
 // rememberWritten keeps n as the decoding of raw, the record just written
@@ -63,11 +57,16 @@ func remember(key, v []byte, n *loaxa.Node) {
 // write of a node read from the cache stores what it would have stored
 // after a decoding (TestFlushStatusRemembersWhatItWrote).
 func rememberWritten(key, raw []byte, n *loaxa.Node) {
+	keepNode(key, cachedNode{raw: raw, node: n})
+}
+
+// keepNode puts c in the cache under key, emptying it first when full.
+func keepNode(key []byte, c cachedNode) {
 	nodeCache.Lock()
 	if len(nodeCache.m) >= nodeCacheMax {
 		clear(nodeCache.m)
 	}
-	nodeCache.m[string(key)] = cachedNode{raw: raw, node: n}
+	nodeCache.m[string(key)] = c
 	nodeCache.Unlock()
 }
 

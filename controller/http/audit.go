@@ -287,9 +287,12 @@ func (s *Server) auditNames(ctx context.Context, entries []*loaxa.AuditEntry) ma
 	}
 	for kind, ids := range want {
 		for id := range ids {
-			name, err := s.auditName(ctx, kind, id)
+			var name string
+			var err error
 			if kind == "emergency" {
-				name, err = alerts[id], nil
+				name = alerts[id]
+			} else {
+				name, err = s.auditName(ctx, kind, id)
 			}
 			if err != nil {
 				if loaxa.ErrorCode(err) != loaxa.ENotFound {
