@@ -188,6 +188,7 @@ func (p *Poller) init() {
 			p.Logger.Warn("cap: the feeds' HTTP transport is not an *http.Transport; entries' links are not checked for internal addresses")
 			return
 		}
+		p.warnProxied(tr)
 		dial := tr.DialContext
 		if dial == nil {
 			dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
@@ -209,6 +210,28 @@ func (p *Poller) init() {
 		c.Transport = tr
 		p.guarded = &c
 	})
+}
+
+// warnProxied logs each feed that tr sends through a proxy
+// (HTTP_PROXY, HTTPS_PROXY): the poller then connects to the proxy, not
+// to the feed's or its entries' hosts, so the internal-address check
+// below sees the proxy's address and cannot judge where the proxy goes.
+// Where entries may lead is then the proxy's to refuse; the operator is
+// told so once, at the start.
+func (p *Poller) warnProxied(tr *http.Transport) {
+	if tr.Proxy == nil {
+		return
+	}
+	for _, feed := range p.URLs {
+		req, err := http.NewRequest(http.MethodGet, feed, nil)
+		if err != nil {
+			continue // the poll says what is wrong with the address
+		}
+		if proxy, err := tr.Proxy(req); err == nil && proxy != nil {
+			p.Logger.Warn("cap: feed reached through a proxy; its entries' addresses are checked by the proxy, not by the controller: make the proxy refuse internal addresses",
+				"feed", feedLabel(feed), "proxy", proxy.Host)
+		}
+	}
 }
 
 // InternalAddr reports whether a is of the controller's own networks:

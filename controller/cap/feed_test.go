@@ -700,3 +700,41 @@ func TestPollerCarriesAFeedsCredentialsNowhereElse(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerSaysWhenAProxyChecksTheEntries: behind HTTP_PROXY the
+// poller's connections go to the proxy, so the internal-address check
+// sees the proxy's address, not where an entry leads. The operator is
+// told at the start which feeds go through it (the proxy's host, never
+// its credentials), and feeds the proxy does not take are not named.
+func TestPollerSaysWhenAProxyChecksTheEntries(t *testing.T) {
+	proxy, err := url.Parse("http://ops:secret@proxy.example.vn:3128")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{Proxy: func(r *http.Request) (*url.URL, error) {
+		if r.URL.Hostname() == "cap.example.vn" {
+			return proxy, nil
+		}
+		return nil, nil
+	}}
+	var logs syncbuf.Buffer
+	p := &Poller{URLs: []string{"https://cap.example.vn/feed.atom", "http://cap.tinh.local/feed.atom"},
+		Client: &http.Client{Transport: tr}, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Handle: func(context.Context, []byte, string) error { return nil }}
+	p.init()
+	got := logs.String()
+	if !strings.Contains(got, "cap: feed reached through a proxy") || !strings.Contains(got, "feed=https://cap.example.vn/feed.atom proxy=proxy.example.vn:3128") {
+		t.Errorf("logged:\n%s\nwant the feed on cap.example.vn named as going through proxy.example.vn:3128", got)
+	}
+	if strings.Contains(got, "cap.tinh.local") || strings.Contains(got, "secret") {
+		t.Errorf("logged:\n%s\nwant neither the feed the proxy does not take nor the proxy's password", got)
+	}
+
+	var quiet syncbuf.Buffer
+	p = &Poller{URLs: []string{"https://cap.example.vn/feed.atom"}, Client: &http.Client{Transport: &http.Transport{}},
+		Logger: slog.New(slog.NewTextHandler(&quiet, nil)), Handle: func(context.Context, []byte, string) error { return nil }}
+	p.init()
+	if strings.Contains(quiet.String(), "proxy") {
+		t.Errorf("no proxy set, logged:\n%s", quiet.String())
+	}
+}
