@@ -43,15 +43,26 @@ var _ loaxa.Snapshot = fakeSnapshot{}
 // archive writes a backup of one store and one content file.
 func archive(t testing.TB) ([]byte, string) {
 	t.Helper()
+	raw, ids := archiveOf(t, []byte("RIFF-not-really-audio"))
+	return raw, ids[0]
+}
+
+// archiveOf writes a backup of one store and a content file of each of
+// audio, and returns it with the content's ids.
+func archiveOf(t testing.TB, audio ...[]byte) ([]byte, []string) {
+	t.Helper()
 	dir := t.TempDir()
-	audio := []byte("RIFF-not-really-audio")
-	sum := sha256.Sum256(audio)
-	id := hex.EncodeToString(sum[:])
 	os.MkdirAll(filepath.Join(dir, "content"), 0o750)
-	if err := os.WriteFile(filepath.Join(dir, "content", id+".wav"), audio, 0o600); err != nil {
-		t.Fatal(err)
+	var ids []string
+	for _, a := range audio {
+		sum := sha256.Sum256(a)
+		id := hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(dir, "content", id+".wav"), a, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
 	}
-	snap := fakeSnapshot{store: []byte("bbolt store bytes"), ids: []string{id}}
+	snap := fakeSnapshot{store: []byte("bbolt store bytes"), ids: ids}
 	var buf bytes.Buffer
 	_, err := Write(context.Background(), &buf, Source{
 		Snapshot: func(ctx context.Context, fn func(loaxa.Snapshot) error) error { return fn(snap) },
@@ -60,7 +71,7 @@ func archive(t testing.TB) ([]byte, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes(), id
+	return buf.Bytes(), ids
 }
 
 func TestRestoreChecksEverything(t *testing.T) {
@@ -259,6 +270,40 @@ func TestARefusedRestoreLeavesTheDataDirectoryAsItWas(t *testing.T) {
 				t.Fatalf("a refused restore changed the data directory from %q to %q", before, after)
 			}
 		})
+	}
+}
+
+// TestARestoreThatFailsLateTakesBackWhatItMoved: a restore whose archive
+// was read and verified can still fail while it puts the content in
+// place (a full disk, a file the service cannot replace: here a
+// directory where the last content file goes). The content files it had
+// already moved in go again and the old store stays where it was, under
+// its own name, untouched: the controller starts on what it had.
+func TestARestoreThatFailsLateTakesBackWhatItMoved(t *testing.T) {
+	raw, _ := archiveOf(t, []byte("RIFF-first"), []byte("RIFF-second"), []byte("RIFF-third"))
+	m, err := Check(context.Background(), bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	old := []byte("the store the controller ran on")
+	if err := os.WriteFile(filepath.Join(dir, StoreFile), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blocked := filepath.Join(dir, "content", m.Content[len(m.Content)-1]+".wav")
+	if err := os.MkdirAll(filepath.Join(blocked, "in-the-way"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, dir)
+	_, err = Restore(context.Background(), bytes.NewReader(raw), dir, RestoreOptions{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "restore content "+m.Content[len(m.Content)-1]) {
+		t.Fatalf("restore: %v; want it refused naming the content it could not put in place", err)
+	}
+	if after := tree(t, dir); !slices.Equal(after, before) {
+		t.Errorf("a restore that failed late changed the data directory from %q to %q", before, after)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, StoreFile)); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("the old store reads %q (%v); want it untouched", got, err)
 	}
 }
 
