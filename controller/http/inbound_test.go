@@ -108,3 +108,70 @@ func TestInboundSameIDAtOnceIsSentOnce(t *testing.T) {
 		t.Errorf("bulletin TB-2026-0002 sent twice at once (answers %v) made %d emergencies, want 1", statuses, len(ems.Emergencies))
 	}
 }
+
+// TestInboundDuplicateSaysWhatTheFirstBecame: a resend of a bulletin id
+// is answered with what the first one became: its priority and handling
+// (the answer had "handling": "" and the resend's own priority), and a
+// priority bulletin for a commune without a station plays as sent and
+// says so (it said "next-session", a session that does not exist). A
+// bulletin sent under an id already taken with another priority (a
+// warning escalated to an emergency under the id of the normal bulletin
+// it began as) is refused, and nothing is sent: it was answered 200
+// "duplicate" naming the normal bulletin as the emergency, and nothing
+// sounded.
+func TestInboundDuplicateSaysWhatTheFirstBecame(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	e.srv.UpstreamSystems = bolt.NewUpstreamService(e.db)
+	var sys struct {
+		Key string `json:"key"`
+	}
+	e.call("POST", "/api/v1/upstream/systems", e.admin, map[string]any{"id": "ttn-hai-phong", "name": "Hệ thống thông tin nguồn", "area": "31"},
+		http.StatusCreated, &sys)
+	audio := base64.StdEncoding.EncodeToString(wav(16000, 1, 16000))
+	send := func(id, priority string) (response, map[string]any) {
+		t.Helper()
+		r := e.request("POST", "/api/v1/inbound/bulletins", sys.Key, "application/json", jsonBody(t, map[string]any{
+			"id": id, "title": "Thông báo phòng chống bão số 9", "priority": priority, "areas": []string{"12346"}, "audio": audio}))
+		var got map[string]any
+		if err := json.Unmarshal(r.body, &got); err != nil {
+			t.Fatalf("answer %d %s: %v", r.status, r.body, err)
+		}
+		return r, got
+	}
+	for _, priority := range []string{"normal", "priority"} {
+		id := "TB-" + priority
+		first, firstGot := send(id, priority)
+		if first.status != http.StatusCreated || firstGot["handling"] != "as-sent" {
+			t.Errorf("%s bulletin for a commune without a station: %d %s; want 201 and handling as-sent", priority, first.status, first.body)
+		}
+		again, got := send(id, priority)
+		if again.status != http.StatusOK || got["duplicate"] != true || got["announcement"] != firstGot["announcement"] ||
+			got["priority"] != priority || got["handling"] != "as-sent" {
+			t.Errorf("%s resent: %d %s; want 200, duplicate, the first's announcement %v, priority and handling as-sent", priority, again.status, again.body, firstGot["announcement"])
+		}
+	}
+
+	escalated, _ := send("TB-normal", "emergency")
+	if escalated.status != http.StatusConflict || !bytes.Contains(escalated.body, []byte("already taken as a normal bulletin")) ||
+		!bytes.Contains(escalated.body, []byte("new id")) {
+		t.Errorf("an emergency under a normal bulletin's id: %d %s; want 409 saying the id is taken and to use a new one", escalated.status, escalated.body)
+	}
+	var ems struct {
+		Emergencies []loaxa.Emergency `json:"emergencies"`
+	}
+	e.call("GET", "/api/v1/emergency", e.admin, nil, http.StatusOK, &ems)
+	if len(ems.Emergencies) != 0 {
+		t.Errorf("a refused escalation sent %d emergencies", len(ems.Emergencies))
+	}
+	alert, alertGot := send("TB-alert", "emergency")
+	if alert.status != http.StatusCreated {
+		t.Fatalf("emergency bulletin: %d %s", alert.status, alert.body)
+	}
+	if again, got := send("TB-alert", "emergency"); again.status != http.StatusOK || got["emergency"] != alertGot["emergency"] || got["handling"] != "immediate" {
+		t.Errorf("emergency resent: %d %s; want 200 naming emergency %v, handling immediate", again.status, again.body, alertGot["emergency"])
+	}
+	if down, _ := send("TB-alert", "normal"); down.status != http.StatusConflict {
+		t.Errorf("a normal bulletin under an emergency's id: %d %s; want 409", down.status, down.body)
+	}
+}

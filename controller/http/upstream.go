@@ -223,12 +223,12 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	defer unlock()
-	if ann, err := s.UpstreamSystems.InboundAnnouncement(ctx, sys.ID, req.ID); err != nil {
+	if made, err := s.UpstreamSystems.InboundAnnouncement(ctx, sys.ID, req.ID); err != nil {
 		return err
-	} else if ann != "" {
-		resp := inboundResponse{Announcement: ann, Priority: req.Priority, Duplicate: true}
-		if req.Priority == protocol.PriorityEmergency {
-			resp.Announcement, resp.Emergency = "", ann
+	} else if made != "" {
+		resp, err := s.inboundDuplicate(ctx, sys, &req, made)
+		if err != nil {
+			return err
 		}
 		s.writeJSON(w, r, http.StatusOK, resp)
 		return nil
@@ -276,15 +276,19 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 		Priority: req.Priority, Start: s.now().Add(5 * time.Second), Repeat: 1, State: loaxa.AnnouncementActive,
 		FromArea: sys.Area, CreatedBy: "system:" + sys.ID, CreatedAt: s.now(),
 	}
-	var stations []string
+	stations, err := s.stationsUnder(ctx, a.Targets.Areas, sys.Area)
+	if err != nil {
+		return err
+	}
+	if len(stations) == 0 {
+		// No session below to propose it to or to open: every node
+		// plays it as sent.
+		handling = "as-sent"
+	}
 	if req.Priority == protocol.PriorityNormal {
-		if stations, err = s.stationsUnder(ctx, a.Targets.Areas, sys.Area); err != nil {
-			return err
-		}
 		a.Proposed = len(stations) > 0
-		if !a.Proposed {
-			handling = "as-sent"
-		}
+	} else {
+		stations = nil // it opens their next sessions; nothing to accept
 	}
 	if err := s.AnnouncementService.CreateAnnouncement(ctx, a); err != nil {
 		return fmt.Errorf("inbound bulletin: %w", err)
@@ -309,6 +313,45 @@ func (s *Server) handleInboundBulletin(w http.ResponseWriter, r *http.Request) e
 	s.auditAs(r, "system:"+sys.ID, "inbound.bulletin", a.ID, sys.Area, fmt.Sprintf("id=%s priority=%s handling=%s", req.ID, a.Priority, handling))
 	s.writeJSON(w, r, http.StatusCreated, resp)
 	return nil
+}
+
+// inboundDuplicate answers a bulletin whose id the system sent before and
+// which made made (an announcement or an emergency): with what the first
+// one became, or, when this one asks for another priority, a refusal. A
+// warning escalated to an emergency under the id of the normal bulletin
+// it began as would otherwise be answered "duplicate" naming that
+// bulletin as if it were the alert, and nothing would sound.
+func (s *Server) inboundDuplicate(ctx context.Context, sys *loaxa.UpstreamSystem, req *inboundRequest, made string) (inboundResponse, error) {
+	resp := inboundResponse{Duplicate: true}
+	if strings.HasPrefix(made, loaxa.EmergencyIDPrefix) {
+		resp.Emergency, resp.Priority, resp.Handling = made, protocol.PriorityEmergency, "immediate"
+	} else {
+		a, err := s.AnnouncementService.FindAnnouncementByID(ctx, made)
+		if err != nil {
+			return resp, fmt.Errorf("inbound bulletin %s made %s: %w", req.ID, made, err)
+		}
+		resp.Announcement, resp.Priority = a.ID, a.Priority
+		switch {
+		case a.Proposed:
+			resp.Handling = "proposal"
+		case a.Priority == protocol.PriorityHigh:
+			stations, err := s.stationsUnder(ctx, a.Targets.Areas, sys.Area)
+			if err != nil {
+				return resp, err
+			}
+			resp.Handling = "next-session"
+			if len(stations) == 0 {
+				resp.Handling = "as-sent"
+			}
+		default:
+			resp.Handling = "as-sent"
+		}
+	}
+	if req.Priority != resp.Priority {
+		return resp, loaxa.Errorf(loaxa.EConflict, "Bulletin id %s was already taken as a %s bulletin (%s); this one asks for %s. Nothing was sent: send it again with a new id.",
+			req.ID, resp.Priority, made, req.Priority)
+	}
+	return resp, nil
 }
 
 // inboundEmergency sends an emergency bulletin through the emergency path
