@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -216,11 +218,29 @@ func (p *Pusher) post(ctx context.Context, doc []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode/100 != 2 {
+		if why := excerpt(raw, 200); why != "" {
+			return fmt.Errorf("%s answered %s: %q", p.URL, resp.Status, why)
+		}
 		return fmt.Errorf("%s answered %s", p.URL, resp.Status)
 	}
 	return nil
+}
+
+// excerpt is the start of a refusal's body, as the operator reads it in
+// the outbox's last_error: the receiver's own words for what is wrong (a
+// key it does not know, a document it cannot read), at most limit runes,
+// runs of white space and control characters as one space.
+func excerpt(raw []byte, limit int) string {
+	fields := strings.FieldsFunc(strings.ToValidUTF8(string(raw), "\uFFFD"), func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	})
+	s := strings.Join(fields, " ")
+	if r := []rune(s); len(r) > limit {
+		s = string(r[:limit]) + "…"
+	}
+	return s
 }
 
 // Status reports the outbox and the last attempts.

@@ -183,3 +183,37 @@ func TestPushFollowsNoRedirectAwayFromTheUpstream(t *testing.T) {
 		t.Errorf("the other server took %d exports, with the province's key", n)
 	}
 }
+
+// TestPushSaysWhyTheUpstreamRefused: a refusal's body, which says why (a
+// key the receiver does not know), is in last_error, on one line and cut
+// short when long.
+func TestPushSaysWhyTheUpstreamRefused(t *testing.T) {
+	ep := &endpoint{key: "khoa-dung"}
+	long := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "khóa không đúng\r\n\tcho hệ thống hai-phong "+strings.Repeat("x", 500), http.StatusUnauthorized)
+	}))
+	defer long.Close()
+	ts := httptest.NewServer(ep)
+	defer ts.Close()
+	for _, tc := range []struct {
+		url, key, want string
+	}{
+		{ts.URL, "khoa-sai", `answered 401 Unauthorized: "bad key"`},
+		{long.URL, "khoa-sai", `answered 401 Unauthorized: "khóa không đúng cho hệ thống hai-phong xxx`},
+	} {
+		db, src, out := open(t, filepath.Join(t.TempDir(), "loaxa.db"))
+		p := &upstream.Pusher{URL: tc.url, Key: tc.key, Every: 50 * time.Millisecond, Source: src, Outbox: out,
+			BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		stop := run(t, p)
+		var st upstream.Status
+		eventually(t, "a refused export", func() bool {
+			st, _ = p.Status(context.Background())
+			return st.LastError != ""
+		})
+		stop()
+		db.Close()
+		if !strings.Contains(st.LastError, tc.want) || len(st.LastError) > 400 {
+			t.Errorf("last_error %q: want it to hold %s and at most 200 characters of the answer", st.LastError, tc.want)
+		}
+	}
+}
