@@ -188,7 +188,7 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	str(&c.SystemID, "system-id", "LOAXA_SYSTEM_ID", "this controller's name in exports, e.g. the province code")
 	c.UpstreamKey = getenv("LOAXA_UPSTREAM_KEY")
 	every := c.UpstreamEvery.String()
-	str(&every, "upstream-every", "LOAXA_UPSTREAM_EVERY", "period of one export pushed upstream")
+	str(&every, "upstream-every", "LOAXA_UPSTREAM_EVERY", "period of one export pushed upstream, counted from midnight in Vietnam (24h: one calendar day)")
 
 	statusFlush := c.StatusFlush.String()
 	str(&statusFlush, "status-flush", "LOAXA_STATUS_FLUSH", "how often node statuses kept in memory are written to the store")

@@ -39,13 +39,17 @@ var ErrRedirectAway = errors.New("redirected away from the upstream system; the 
 type Pusher struct {
 	URL string
 	// Key is sent as "Authorization: Bearer <key>".
-	Key    string
-	Every  time.Duration
-	Source *Source
-	Outbox loaxa.UpstreamOutbox
-	Client *http.Client
-	Now    func() time.Time
-	Logger *slog.Logger
+	Key   string
+	Every time.Duration
+	// Location is the zone whose midnight the periods are counted from
+	// (loaxa.DefaultTimeZone when nil): with Every 24h each export is one
+	// day there, 00:00 to 24:00.
+	Location *time.Location
+	Source   *Source
+	Outbox   loaxa.UpstreamOutbox
+	Client   *http.Client
+	Now      func() time.Time
+	Logger   *slog.Logger
 
 	BackoffMin, BackoffMax time.Duration
 
@@ -88,6 +92,29 @@ func (p *Pusher) defaults() {
 	if p.queued == nil {
 		p.queued = make(chan struct{}, 1)
 	}
+	if p.Location == nil {
+		loc, err := loaxa.Location(loaxa.DefaultTimeZone)
+		if err != nil { // time/tzdata is linked in by loaxa: cannot happen
+			loc = time.FixedZone("ICT", 7*3600)
+		}
+		p.Location = loc
+	}
+}
+
+// periodAnchor is a Monday midnight: periods of Every are counted from
+// it, in the Pusher's zone, so that a day's export is that calendar day,
+// an hour's a clock hour and a week's Monday to Monday.
+var periodAnchor = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// periodStart is the start of the period that holds t.
+func (p *Pusher) periodStart(t time.Time) time.Time {
+	a := periodAnchor
+	anchor := time.Date(a.Year(), a.Month(), a.Day(), 0, 0, 0, 0, p.Location)
+	n := t.Sub(anchor) / p.Every
+	if t.Before(anchor.Add(n * p.Every)) {
+		n-- // t before the anchor: round down, not toward zero
+	}
+	return anchor.Add(n * p.Every)
 }
 
 // Run exports and sends until ctx ends.
@@ -121,11 +148,19 @@ func (p *Pusher) exportDue(ctx context.Context) error {
 	}
 	now := p.Now()
 	if end.IsZero() {
-		// First start: the first period ends one period from now.
-		return p.Outbox.AppendExport(ctx, nil, now)
+		// First start: the first period is the one under way (a day's
+		// export covers the whole day the controller started on).
+		return p.Outbox.AppendExport(ctx, nil, p.periodStart(now))
 	}
-	for !end.Add(p.Every).After(now) {
-		from, to := end, end.Add(p.Every)
+	// A period that ended off the periods' boundaries (a store whose push
+	// began before they were counted from midnight, or a changed
+	// --upstream-every) is followed by a shorter one up to the next
+	// boundary: no gap, no overlap.
+	for {
+		from, to := end, p.periodStart(end).Add(p.Every)
+		if to.After(now) {
+			return nil
+		}
 		x, err := p.Source.Build(ctx, "", from, to, now)
 		if err != nil {
 			return err
@@ -144,7 +179,6 @@ func (p *Pusher) exportDue(ctx context.Context) error {
 		default:
 		}
 	}
-	return nil
 }
 
 // send posts queued documents in order.

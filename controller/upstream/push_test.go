@@ -217,3 +217,73 @@ func TestPushSaysWhyTheUpstreamRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPushPeriodsAreVietnamDays: with --upstream-every 24h each export is
+// one calendar day in Vietnam, 00:00 to 24:00 (17:00Z to 17:00Z), the
+// report of a date the province can file; they ran from the controller's
+// first start (05:38 to 05:38). A store whose push began before, with a
+// period ending off midnight, goes on with one shorter period up to the
+// next midnight: no gap, no overlap.
+func TestPushPeriodsAreVietnamDays(t *testing.T) {
+	ep := &endpoint{key: "khoa-he-thong"}
+	ts := httptest.NewServer(ep)
+	defer ts.Close()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 2, 22, 38, 22, 0, time.UTC) // 05:38 on 3 December in Vietnam
+	at := func(t time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = t
+	}
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	day := func(d int) time.Time { return time.Date(2026, 12, d, 17, 0, 0, 0, time.UTC) } // midnight starting d+1 December
+	for _, tc := range []struct {
+		name      string
+		ended     time.Time // the period end the store holds; zero: first start
+		wantFirst [2]time.Time
+	}{
+		{"first start", time.Time{}, [2]time.Time{day(2), day(3)}},
+		{"a period that ended off midnight", now.Add(-time.Hour), [2]time.Time{now.Add(-time.Hour), day(3)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep.mu.Lock()
+			ep.docs = nil
+			ep.mu.Unlock()
+			at(time.Date(2026, 12, 2, 22, 38, 22, 0, time.UTC))
+			db, src, out := open(t, filepath.Join(t.TempDir(), "loaxa.db"))
+			defer db.Close()
+			if !tc.ended.IsZero() {
+				if err := out.AppendExport(context.Background(), nil, tc.ended); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := &upstream.Pusher{URL: ts.URL, Key: ep.key, Every: 24 * time.Hour, Source: src, Outbox: out, Now: clock,
+				BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			stop := run(t, p)
+			eventually(t, "the period under way noted", func() bool {
+				st, _ := p.Status(context.Background())
+				return !st.PeriodEnd.IsZero()
+			})
+			stop()
+			if st, _ := p.Status(context.Background()); len(ep.taken()) != 0 || !st.PeriodEnd.Equal(tc.wantFirst[0]) {
+				t.Fatalf("at the start: %d exports sent, period end %v; want none and %v", len(ep.taken()), st.PeriodEnd, tc.wantFirst[0])
+			}
+			// Two days later (a restart runs the export at once).
+			at(day(4).Add(time.Minute))
+			stop = run(t, p)
+			eventually(t, "the days' exports sent", func() bool { return len(ep.taken()) >= 2 })
+			stop()
+			docs := ep.taken()
+			want := [][2]time.Time{tc.wantFirst, {day(3), day(4)}}
+			for i, x := range docs {
+				if i >= len(want) || !x.From.Equal(want[i][0]) || !x.To.Equal(want[i][1]) {
+					t.Errorf("export %d covers %v to %v; want the periods %v", i, x.From, x.To, want)
+				}
+			}
+		})
+	}
+}
