@@ -284,6 +284,7 @@ func (a *App) Open() (err error) {
 	a.Health.Tests = a.Alarms
 	a.Health.Messenger = a.MQTT
 	a.Health.Logger = a.Logger
+	a.Health.SetSigningKey(protocol.KeyID(key.Public().(ed25519.PublicKey)))
 	if err := a.Health.Open(ctx); err != nil {
 		return err
 	}
@@ -305,6 +306,7 @@ func (a *App) Open() (err error) {
 	// trust, and an activated one what signs it.
 	a.Keys.Changed = func(current ed25519.PrivateKey) {
 		a.Signer.SetKey(current)
+		a.Health.SetSigningKey(protocol.KeyID(current.Public().(ed25519.PublicKey)))
 		a.Scheduler.Changed()
 	}
 	a.Scheduler.SessionService = a.Sessions

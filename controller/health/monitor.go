@@ -180,6 +180,20 @@ type Monitor struct {
 	events     *prometheus.CounterVec
 	eventsOnce sync.Once
 	reload     chan struct{}
+	// signingKey is the id of the key the controller signs with
+	// (SetSigningKey); "" until set: not checked.
+	signingKey string
+}
+
+// SetSigningKey tells the monitor which key signs the controller's
+// messages now (at the start and after each activation): a node whose
+// state does not list it among the keys it trusts refuses them all, a
+// key-untrusted alarm. Nodes are judged again by their next state (within
+// a heartbeat).
+func (m *Monitor) SetSigningKey(kid string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.signingKey = kid
 }
 
 // record is what the monitor keeps of one node.
@@ -768,6 +782,10 @@ func (m *Monitor) faultsOf(st *protocol.State, open map[string]loaxa.Fault) map[
 	}
 	if len(st.AreasUnheard) > 0 {
 		out[loaxa.AlarmAreaUnheard] = loaxa.AlarmFacts{Areas: slices.Clone(st.AreasUnheard)}
+	}
+	// An agent too old to list its keys says nothing here.
+	if len(st.Keys) > 0 && m.signingKey != "" && !slices.Contains(st.Keys, m.signingKey) {
+		out[loaxa.AlarmKeyUntrusted] = loaxa.AlarmFacts{Key: m.signingKey, Trusted: slices.Clone(st.Keys)}
 	}
 	b := st.Board
 	if b == nil {

@@ -935,3 +935,51 @@ func TestAreaUnheardOpensAnAlarm(t *testing.T) {
 		t.Errorf("areas heard again: open alarms %v, want none", slices.Collect(maps.Keys(open)))
 	}
 }
+
+// TestKeyUntrustedOpensAnAlarm: a cluster offline through a key rotation
+// that was forced came back online trusting only the retired key. It was
+// "online", with no alarm, and refused every schedule, command and alert
+// (each refused "unknown_key"); nobody knew until the typhoon's warning
+// did not sound there. A state whose keys lack the one the controller
+// signs with opens a critical alarm at once (it cannot clear by itself),
+// naming both; a node enrolled again, trusting it, ends the alarm. A node
+// listing no keys (an older agent) raises none, nor does any node before
+// the monitor knows the signing key.
+func TestKeyUntrustedOpensAnAlarm(t *testing.T) {
+	const kind = "key-untrusted"
+	w := newWorld(t)
+	good := online(healthy())
+	good.DiskFreeBytes = ptr(int64(1 << 30))
+	good.Keys = []string{"5eb2f178addb70f1"}
+	w.state("n1", good)
+	if open := w.open("n1"); len(open) != 0 {
+		t.Fatalf("signing key unknown to the monitor: open alarms %v, want none", slices.Collect(maps.Keys(open)))
+	}
+	w.m.SetSigningKey("5eb2f178addb70f1")
+	w.state("n1", good)
+	// The key rotated while the node was away.
+	w.m.SetSigningKey("aaaf8fe47fdb90e3")
+	old := good
+	old.Keys = nil
+	w.state("n1", old)
+	if open := w.open("n1"); len(open) != 0 {
+		t.Fatalf("a node that lists no keys: open alarms %v, want none", slices.Collect(maps.Keys(open)))
+	}
+	w.state("n1", good)
+	a := w.open("n1")[kind]
+	if a == nil {
+		t.Fatalf("node trusting only the retired key: open alarms %v, want %s", slices.Collect(maps.Keys(w.open("n1"))), kind)
+	}
+	if a.Severity != loaxa.SeverityCritical || jsonOf(a.Facts) != `{"key":"aaaf8fe47fdb90e3","trusted":["5eb2f178addb70f1"]}` ||
+		!strings.Contains(a.Detail, "enrol it again") {
+		t.Errorf("alarm %s, want critical naming the signing key and the one trusted, saying to enrol it again", jsonOf(a))
+	}
+	// Enrolled again: its new credentials carry the signing key.
+	w.clock.Advance(time.Minute)
+	renewed := good
+	renewed.Keys = []string{"aaaf8fe47fdb90e3"}
+	w.state("n1", renewed)
+	if open := w.open("n1"); len(open) != 0 {
+		t.Errorf("node trusting the signing key again: open alarms %v, want none", slices.Collect(maps.Keys(open)))
+	}
+}

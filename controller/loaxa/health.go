@@ -72,6 +72,10 @@ type AlarmFacts struct {
 	Error          string `json:"error,omitempty"`
 	// Areas (area-unheard): the areas of its chain the node does not hear.
 	Areas []string `json:"areas,omitempty"`
+	// Key and Trusted (key-untrusted): the key id the controller signs
+	// with, and the ids the node trusts instead.
+	Key     string   `json:"key,omitempty"`
+	Trusted []string `json:"trusted,omitempty"`
 	// Announcement, Title, FromArea, FromAreaName, Part and Content
 	// (bulletin-unschedulable): the bulletin a scheduler pass could not
 	// place and what of it is wrong (UnplayableError's fields), Error its
@@ -94,6 +98,7 @@ func (f AlarmFacts) Clone() AlarmFacts {
 	c.RelayCommanded, c.RelayFeedback = clonePtr(f.RelayCommanded), clonePtr(f.RelayFeedback)
 	c.BatteryVolts, c.TemperatureC, c.RSSIDBm = clonePtr(f.BatteryVolts), clonePtr(f.TemperatureC), clonePtr(f.RSSIDBm)
 	c.Areas = slices.Clone(f.Areas)
+	c.Trusted = slices.Clone(f.Trusted)
 	return c
 }
 
@@ -166,6 +171,8 @@ func AlarmDetail(kind string, f AlarmFacts) string {
 		return "store in memory: " + f.Error
 	case AlarmAreaUnheard:
 		return "does not hear the commands and live broadcasts of area " + strings.Join(f.Areas, ", ")
+	case AlarmKeyUntrusted:
+		return fmt.Sprintf("trusts only signing key %s, not %s, which signs now: it refuses every schedule, command and alert; enrol it again", strings.Join(f.Trusted, ", "), f.Key)
 	case AlarmDesiredUndelivered:
 		return fmt.Sprintf("desired state %d not accepted by the broker after %s: %s", f.DesiredVersion, Count(f.Attempts, "attempt", "attempts"), f.Error)
 	case AlarmBulletinUnschedulable:
@@ -232,6 +239,14 @@ const (
 	// has their alerts only from the controller's resends to it alone,
 	// late. The node keeps subscribing; the broker's ACL needs fixing.
 	AlarmAreaUnheard = "area-unheard"
+	// AlarmKeyUntrusted (critical): the node does not trust the key the
+	// controller signs with (its state's keys lack it): it was offline
+	// through a key rotation that was forced, or its store was damaged
+	// and it fell back to its credentials' key. It is online and looks
+	// well, but refuses every desired state, command and alert. The
+	// retired key is gone, so only a new enrolment (a code, or rotated
+	// credentials) brings it back.
+	AlarmKeyUntrusted = "key-untrusted"
 	// AlarmDesiredUndelivered (warning): the broker has not accepted the
 	// node's newest desired state for a while; the scheduler keeps
 	// retrying it.
@@ -253,7 +268,7 @@ var AlarmKinds = []string{
 	AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmMainsOff, AlarmBatteryLow,
 	AlarmOverheat, AlarmDoorOpen, AlarmWeakSignal, AlarmDiskLow, AlarmStorageDamaged, AlarmLinkDeaf,
 	AlarmContentMissing, AlarmClockOffset, AlarmClockUncertain, AlarmOffline, AlarmFailedToSound,
-	AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmDesiredUndelivered, AlarmBulletinUnschedulable,
+	AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmKeyUntrusted, AlarmDesiredUndelivered, AlarmBulletinUnschedulable,
 }
 
 // SilencingFaults are the alarm kinds with which a cluster cannot sound
@@ -272,7 +287,7 @@ const (
 // AlarmSeverity returns the severity of an alarm kind.
 func AlarmSeverity(kind string) string {
 	switch kind {
-	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmBulletinUnschedulable:
+	case AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier, AlarmRelay, AlarmBatteryLow, AlarmOffline, AlarmFailedToSound, AlarmNoSoundDevice, AlarmStorageFailed, AlarmAreaUnheard, AlarmKeyUntrusted, AlarmBulletinUnschedulable:
 		return SeverityCritical
 	}
 	return SeverityWarning

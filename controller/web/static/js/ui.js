@@ -460,6 +460,9 @@ export function alarmDetail(a) {
     case 'area-unheard':
       if (f.areas && f.areas.length) words = t('alarmfact.area_unheard', { areas: f.areas.join(', ') });
       break;
+    case 'key-untrusted':
+      if (f.key) words = t('alarmfact.key_untrusted', { key: f.key, trusted: (f.trusted || []).join(', ') || '?' });
+      break;
     case 'desired-undelivered':
       if (f.desired_version) words = t('alarmfact.desired_undelivered', { version: f.desired_version, attempts: n(f.attempts || 0), error: f.error || '?' });
       break;
