@@ -402,6 +402,26 @@ func (p *Poller) seenEntry(key string) bool {
 	return p.seen[key]
 }
 
+// entryKey names a feed's entry as the poller remembers it: an entry
+// that was updated is new.
+func entryKey(feed, id, updated string) string { return feed + " " + id + "@" + updated }
+
+// keepOnly forgets the entries of feed it no longer lists. An entry is
+// judged while the feed carries it, so the feed's own list bounds what is
+// remembered; before, every entry of every feed stayed for the life of
+// the process (a national feed publishes hundreds a day). One that comes
+// back is fetched again and is a duplicate of the alert it carried.
+func (p *Poller) keepOnly(feed string, listed map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prefix := feed + " "
+	for k := range p.seen {
+		if strings.HasPrefix(k, prefix) && !listed[k] {
+			delete(p.seen, k)
+		}
+	}
+}
+
 func (p *Poller) markEntry(key string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -480,8 +500,13 @@ func (p *Poller) poll(ctx, fetch context.Context, feed string) error {
 	// and the poll fails, so that a feed whose alerts cannot be fetched
 	// does not look healthy.
 	var failed []error
+	listed := make(map[string]bool, len(f.Entries))
 	for _, e := range f.Entries {
-		key := feed + " " + e.ID + "@" + e.Updated
+		listed[entryKey(feed, e.ID, e.Updated)] = true
+	}
+	p.keepOnly(feed, listed)
+	for _, e := range f.Entries {
+		key := entryKey(feed, e.ID, e.Updated)
 		if p.seenEntry(key) {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -736,5 +737,52 @@ func TestPollerSaysWhenAProxyChecksTheEntries(t *testing.T) {
 	p.init()
 	if strings.Contains(quiet.String(), "proxy") {
 		t.Errorf("no proxy set, logged:\n%s", quiet.String())
+	}
+}
+
+// TestPollerForgetsEntriesTheFeedNoLongerLists: the poller remembered
+// every entry of every feed it had taken in, for the life of the process
+// (a national feed publishes hundreds a day). It now remembers those the
+// feed still lists: one still listed is not fetched again, and one that
+// left the feed is forgotten.
+func TestPollerForgetsEntriesTheFeedNoLongerLists(t *testing.T) {
+	alert := sample(t)
+	var mu sync.Mutex
+	entries := []string{"1", "2"}
+	fetched := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetched[r.URL.Path]++
+		if r.URL.Path != "/feed.atom" {
+			w.Write(alert)
+			return
+		}
+		var b strings.Builder
+		b.WriteString(`<feed xmlns="http://www.w3.org/2005/Atom">`)
+		for _, id := range entries {
+			fmt.Fprintf(&b, `<entry><id>%s</id><updated>u</updated><link href="/a/%s.xml"/></entry>`, id, id)
+		}
+		b.WriteString(`</feed>`)
+		w.Write([]byte(b.String()))
+	}))
+	defer srv.Close()
+	p := &Poller{URLs: []string{srv.URL + "/feed.atom"}, Handle: func(context.Context, []byte, string) error { return nil }}
+	p.Poll(context.Background())
+	mu.Lock()
+	entries = []string{"2", "3"}
+	mu.Unlock()
+	p.Poll(context.Background())
+	p.mu.Lock()
+	remembered := slices.Sorted(maps.Keys(p.seen))
+	p.mu.Unlock()
+	want := []string{entryKey(srv.URL+"/feed.atom", "2", "u"), entryKey(srv.URL+"/feed.atom", "3", "u")}
+	if !slices.Equal(remembered, want) {
+		t.Errorf("remembered %q, want %q: the entries the feed lists now", remembered, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fetched["/a/1.xml"] != 1 || fetched["/a/2.xml"] != 1 || fetched["/a/3.xml"] != 1 {
+		t.Errorf("fetched %v: each entry's alert once", fetched)
 	}
 }
