@@ -180,6 +180,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		if later != nil {
 			rec.Action = string(cap.ActionCancelled)
 			rec.Reason = capNote(rec.Reason, fmt.Sprintf("withdrawn by %s %s (%s), received before it", later.MsgType, later.Key, later.ID))
+			rec.Withdrawn = &loaxa.CapWithdrawal{By: later.ID, Key: later.Key, MsgType: later.MsgType, At: rec.ReceivedAt}
 		}
 	}
 	// Cancel and Update withdraw what the references started: the poster
@@ -207,6 +208,9 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 	// it waits for approval.
 	playsNow := rec.Action == string(cap.ActionPlay) || rec.Action == string(cap.ActionDrill)
 	var afterPlay []*loaxa.CapAlert
+	// withdrawn are those withdrawn before rec is stored: their records
+	// get rec's id once storing it made one.
+	var withdrawn []string
 	for _, old := range olds {
 		sounding := old.Action != string(cap.ActionPending) && old.Emergency != ""
 		if keepPlaying && sounding {
@@ -217,11 +221,12 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			afterPlay = append(afterPlay, old)
 			continue
 		}
-		ids, err := s.withdrawCap(ctx, store, svc, old, actor, remote, a.MsgType+" "+a.Key())
+		ids, err := s.withdrawCap(ctx, store, svc, old, actor, remote, loaxa.CapWithdrawal{Key: a.Key(), MsgType: a.MsgType, At: s.now()})
 		if err != nil {
 			return 0, capResponse{}, err
 		}
 		resp.Cancelled = append(resp.Cancelled, ids...)
+		withdrawn = append(withdrawn, old.ID)
 	}
 	if err := store.CreateCapAlert(ctx, rec); err != nil {
 		if loaxa.ErrorCode(err) == loaxa.EConflict { // the same alert, posted twice at once
@@ -230,6 +235,17 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			}
 		}
 		return 0, capResponse{}, err
+	}
+	for _, id := range withdrawn {
+		// Even when the request is gone: they are withdrawn.
+		if _, err := store.UpdateCapAlert(context.WithoutCancel(ctx), id, func(old *loaxa.CapAlert) error {
+			if w := old.Withdrawn; w != nil && w.By == "" && w.Key == rec.Key {
+				w.By = rec.ID
+			}
+			return nil
+		}); err != nil {
+			s.logger().Error("cap: withdrawing alert not noted on the one it withdrew", "cap", id, "by", rec.ID, "err", err)
+		}
 	}
 	if rec.Action == string(cap.ActionPending) {
 		// The approval route names the record, which storing it made.
@@ -273,7 +289,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 		// EUnavailable): the warnings it updates stop, their cancels
 		// following it (as POST /cap/{id}/approve does).
 		for _, old := range afterPlay {
-			ids, werr := s.withdrawCap(ctx, store, svc, old, actor, remote, rec.MsgType+" "+rec.Key)
+			ids, werr := s.withdrawCap(ctx, store, svc, old, actor, remote, loaxa.CapWithdrawal{By: rec.ID, Key: rec.Key, MsgType: rec.MsgType, At: s.now()})
 			if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
 				return 0, capResponse{}, werr
 			}
@@ -362,15 +378,19 @@ func withdrawnBefore(ctx context.Context, store loaxa.CapStore, a *cap.Alert) (*
 }
 
 // withdrawCap cancels what old started: its emergencies (one per info
-// block it plays) if it plays, or its approval if it waits. It returns the
-// emergencies cancelled. by is the CAP alert that withdraws it ("Cancel
-// sender,identifier"): each emergency it stops is audited as
-// emergency.cancel under that emergency's areas, as a cancel by hand is
-// (the withdrawing alert may name no area of its own).
-func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor, remote, by string) ([]string, error) {
+// block it plays) if it plays, or its approval if it waits, and notes w on
+// its record (w.By is empty while the withdrawing alert is not stored
+// yet). It returns the emergencies cancelled. Each emergency it stops is
+// audited as emergency.cancel under that emergency's areas, as a cancel
+// by hand is (the withdrawing alert may name no area of its own).
+func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loaxa.EmergencyService, old *loaxa.CapAlert, actor, remote string, w loaxa.CapWithdrawal) ([]string, error) {
+	by := w.MsgType + " " + w.Key
 	if old.Action == string(cap.ActionPending) {
 		_, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
-			a.Action, a.Reason = string(cap.ActionCancelled), capNote(a.Reason, "withdrawn by a later Cancel or Update")
+			// The approval route no longer applies: it is not waiting.
+			a.Action = string(cap.ActionCancelled)
+			a.Reason = capNote(capWithoutApproveNote(a.Reason, a.ID), fmt.Sprintf("withdrawn by a later %s %s", w.MsgType, w.Key))
+			a.Withdrawn = &w
 			return nil
 		})
 		return nil, err
@@ -399,6 +419,17 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 		}
 		cancelled = append(cancelled, id)
 	}
+	// The list says it no longer sounds, and why: its action still says
+	// what was done with it on arrival. The first withdrawal stays (an
+	// Update, then a Cancel that references the same alert).
+	if _, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
+		if a.Withdrawn == nil && a.Action != string(cap.ActionCancelled) {
+			a.Withdrawn = &w
+		}
+		return nil
+	}); err != nil {
+		return cancelled, err
+	}
 	return cancelled, away
 }
 
@@ -406,6 +437,17 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 // route that approves it, with its id (known once it is stored).
 func capApproveNote(id string) string {
 	return "to approve it: POST /api/v1/cap/" + id + "/approve"
+}
+
+// capWithoutApproveNote returns reason without the approval route of
+// alert id (capApproveNote): once the alert is approved or withdrawn, an
+// officer reading it must not be told to approve it.
+func capWithoutApproveNote(reason, id string) string {
+	note := capApproveNote(id)
+	if reason == note {
+		return ""
+	}
+	return strings.Replace(reason, "; "+note, "", 1)
 }
 
 // capNote returns reason with note after what it says: a record's reason
@@ -788,8 +830,9 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 			return loaxa.Errorf(loaxa.EConflict, "CAP alert %s was %s meanwhile.", a.ID, a.Action)
 		}
 		// The reason stays: what of the alert does not play, and why it
-		// waited, are still true.
+		// waited, are still true. The route that approves it is not.
 		a.Action, a.ApprovedBy, a.ApprovedAt = "approved", userFrom(ctx).Username, s.now()
+		a.Reason = capWithoutApproveNote(a.Reason, a.ID)
 		return nil
 	})
 	if err != nil {
@@ -805,7 +848,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 			userFrom(ctx).Username, loaxa.ErrorMessage(err))
 		if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
 			a.Action, a.ApprovedBy, a.ApprovedAt = string(cap.ActionPending), "", time.Time{}
-			a.Reason = capNote(a.Reason, note)
+			a.Reason = capNote(capNote(a.Reason, note), capApproveNote(a.ID))
 			return nil
 		}); uerr != nil {
 			s.logger().Error("cap: alert left approved, not played", "cap", rec.ID, "err", uerr)
@@ -819,7 +862,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	// made again.
 	var cancelled []string
 	for _, old := range replaces {
-		ids, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username, r.RemoteAddr, rec.MsgType+" "+rec.Key)
+		ids, werr := s.withdrawCap(ctx, store, svc, old, userFrom(ctx).Username, r.RemoteAddr, loaxa.CapWithdrawal{By: rec.ID, Key: rec.Key, MsgType: rec.MsgType, At: s.now()})
 		if werr != nil && (err == nil || loaxa.ErrorCode(werr) != loaxa.EUnavailable) {
 			return werr
 		}
@@ -831,6 +874,16 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	rec = mustCap(store.FindCapAlertByID(ctx, rec.ID))
 	s.writeJSON(w, r, http.StatusOK, capResponse{Action: rec.Action, Alert: rec, Emergency: em, Cancelled: cancelled})
 	return nil
+}
+
+// capShown returns a as the API shows it: a record approved or withdrawn
+// before the approval route was taken off its reason then (stored by an
+// older controller) does not tell an officer to approve it either.
+func capShown(a *loaxa.CapAlert) *loaxa.CapAlert {
+	if a.Action != string(cap.ActionPending) {
+		a.Reason = capWithoutApproveNote(a.Reason, a.ID)
+	}
+	return a
 }
 
 // capListActions are the actions a stored CAP alert can have, which
@@ -878,7 +931,7 @@ func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 		if (action == "" || a.Action == action) && sc.touches(a.Targets) {
-			alerts = append(alerts, a)
+			alerts = append(alerts, capShown(a))
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"alerts": alerts})
@@ -924,7 +977,7 @@ func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, a)
+	s.writeJSON(w, r, http.StatusOK, capShown(a))
 	return nil
 }
 

@@ -1008,9 +1008,11 @@ func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
 	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &approved)
 	var rec loaxa.CapAlert
 	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
+	// The reason as it was, but for the route that approves it.
+	kept := strings.TrimSuffix(p.Reason, "; to approve it: POST /api/v1/cap/"+p.Alert.ID+"/approve")
 	for _, got := range []*loaxa.CapAlert{&approved.Alert, &rec} {
-		if got.Action != "approved" || got.Reason != p.Reason {
-			t.Errorf("after approval: %s, reason %q; want approved, the reason as it was: %q", got.Action, got.Reason, p.Reason)
+		if got.Action != "approved" || got.Reason != kept {
+			t.Errorf("after approval: %s, reason %q; want approved, the reason as it was without its approval route: %q", got.Action, got.Reason, kept)
 		}
 		if !got.ApprovedAt.Equal(t0.Add(30*time.Minute)) || got.ApprovedBy != "admin" {
 			t.Errorf("approved at %v by %q, want %v by admin", got.ApprovedAt, got.ApprovedBy, t0.Add(30*time.Minute))
@@ -1054,7 +1056,7 @@ func TestCapWithdrawalKeepsTheNotes(t *testing.T) {
 	e.postCap(cancel, http.StatusCreated)
 	var rec loaxa.CapAlert
 	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
-	if want := p.Reason + "; withdrawn by a later Cancel or Update"; rec.Action != "cancelled" || rec.Reason != want {
+	if want := strings.TrimSuffix(p.Reason, "; to approve it: POST /api/v1/cap/"+p.Alert.ID+"/approve") + "; withdrawn by a later Cancel nchmf.gov.vn,c1"; rec.Action != "cancelled" || rec.Reason != want {
 		t.Errorf("withdrawn while pending: %s, reason %q; want cancelled, %q", rec.Action, rec.Reason, want)
 	}
 
@@ -1083,7 +1085,8 @@ func TestCapApprovalThatCannotPlayWaitsAgain(t *testing.T) {
 	if p.Action != "pending" {
 		t.Fatalf("set-up: %s, want pending (Bão is not on the auto-start list)", p.Action)
 	}
-	waited := p.Alert.Reason
+	route := "; to approve it: POST /api/v1/cap/" + p.Alert.ID + "/approve"
+	waited := strings.TrimSuffix(p.Alert.Reason, route)
 	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusServiceUnavailable, nil)
 	var rec loaxa.CapAlert
 	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
@@ -1091,8 +1094,9 @@ func TestCapApprovalThatCannotPlayWaitsAgain(t *testing.T) {
 		t.Errorf("after the failed approval: %s, emergency %q, approved by %q at %v; want pending, none",
 			rec.Action, rec.Emergency, rec.ApprovedBy, rec.ApprovedAt)
 	}
-	if !strings.HasPrefix(rec.Reason, waited) || !strings.Contains(rec.Reason, "approval by admin could not be played") {
-		t.Errorf("reason after the failed approval: %q; want what it said (%q) and that the approval could not be played", rec.Reason, waited)
+	if !strings.HasPrefix(rec.Reason, waited) || !strings.Contains(rec.Reason, "approval by admin could not be played") ||
+		!strings.HasSuffix(rec.Reason, route) || strings.Count(rec.Reason, route) != 1 {
+		t.Errorf("reason after the failed approval: %q; want what it said (%q), that the approval could not be played, and its approval route once, at the end", rec.Reason, waited)
 	}
 	engine.Command = "" // the engine is back
 	var approved capAnswer
@@ -1208,4 +1212,134 @@ func TestCapWithdrawalIsAudited(t *testing.T) {
 	if x := cancelled(p3.Emergency.ID); x == nil || !strings.Contains(x.Detail, "nchmf.gov.vn,u3") {
 		t.Errorf("the approved Update stopped %s: audit entry %+v, want one naming the Update", p3.Emergency.ID, x)
 	}
+}
+
+// TestCapListSaysWhatBecameOfEachAlert: walking docs/emergency.md, a
+// typhoon warning that had played and was then withdrawn by the warning
+// service's Cancel, or replaced by its Update, still read "play" (or
+// "approved") in GET /api/v1/cap with nothing more: an officer could not
+// tell a warning sounding now from one stopped an hour ago, nor by which
+// message. And an approved alert's reason still ended "to approve it:
+// POST …". Each record now says which alert withdrew it and when
+// (withdrawn: by, key, msg_type Cancel or Update, at), its action still
+// saying what was done on arrival; the approval route leaves the reason
+// once it no longer applies.
+func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	auto := func(events ...string) {
+		e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": nonNilStrings(events)}, http.StatusOK, nil)
+	}
+	ref := func(id string) string {
+		return "<references>nchmf.gov.vn," + id + ",2026-03-02T04:50:00+07:00</references>"
+	}
+	msg := func(doc, msgType string) string {
+		return strings.Replace(doc, "<msgType>Alert", "<msgType>"+msgType, 1)
+	}
+	listed := func(id string) loaxa.CapAlert {
+		t.Helper()
+		var list struct{ Alerts []loaxa.CapAlert }
+		e.call("GET", "/api/v1/cap", e.admin, nil, http.StatusOK, &list)
+		var one loaxa.CapAlert
+		e.call("GET", "/api/v1/cap/"+id, e.admin, nil, http.StatusOK, &one)
+		for _, a := range list.Alerts {
+			if a.ID == id {
+				if a.Action != one.Action || a.Reason != one.Reason || !reflectEqualWithdrawal(a.Withdrawn, one.Withdrawn) {
+					t.Errorf("%s listed as %s (%q, %+v), read alone as %s (%q, %+v)", id, a.Action, a.Reason, a.Withdrawn, one.Action, one.Reason, one.Withdrawn)
+				}
+				return a
+			}
+		}
+		t.Fatalf("%s not in the list", id)
+		return one
+	}
+	withdrawnBy := func(what string, got loaxa.CapAlert, action string, by capAnswer, at time.Time) {
+		t.Helper()
+		w := got.Withdrawn
+		if got.Action != action || w == nil || w.By != by.Alert.ID || w.Key != by.Alert.Key || w.MsgType != by.Alert.MsgType || !w.At.Equal(at) {
+			t.Errorf("%s: %s, withdrawn %+v; want %s, withdrawn by %s (%s %s) at %v", what, got.Action, w, action, by.Alert.ID, by.Alert.MsgType, by.Alert.Key, at)
+		}
+		if strings.Contains(got.Reason, "to approve it") {
+			t.Errorf("%s: reason %q still says how to approve it", what, got.Reason)
+		}
+	}
+
+	// Played, then cancelled by the warning service.
+	auto("Bão")
+	p1 := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	e.clock.Advance(10 * time.Minute)
+	c1 := e.postCap(msg(capXML("c1", "Actual", "12346", ref("p1")), "Cancel"), http.StatusCreated)
+	withdrawnBy("played, then cancelled", listed(p1.Alert.ID), "play", c1, t0.Add(10*time.Minute))
+	if got := listed(c1.Alert.ID); got.Withdrawn != nil {
+		t.Errorf("the Cancel itself: withdrawn %+v, want none", got.Withdrawn)
+	}
+
+	// Played, then replaced by an Update that plays at once.
+	p2 := e.postCap(capXML("p2", "Actual", "12346"), http.StatusCreated)
+	e.clock.Advance(time.Minute)
+	u2 := e.postCap(msg(capXML("u2", "Actual", "12346", ref("p2")), "Update"), http.StatusCreated)
+	withdrawnBy("played, then updated", listed(p2.Alert.ID), "play", u2, t0.Add(11*time.Minute))
+	if got := listed(u2.Alert.ID); got.Action != "play" || got.Withdrawn != nil {
+		t.Errorf("the Update: %s, withdrawn %+v; want play, not withdrawn", got.Action, got.Withdrawn)
+	}
+
+	// Waited, approved: by whom, and no route to approve it any more;
+	// then replaced by an Update that waited and was approved in turn.
+	auto()
+	p3 := e.postCap(capXML("p3", "Actual", "12346"), http.StatusCreated)
+	e.call("POST", "/api/v1/cap/"+p3.Alert.ID+"/approve", e.admin, nil, http.StatusOK, nil)
+	got := listed(p3.Alert.ID)
+	if got.Action != "approved" || got.ApprovedBy != "admin" || strings.Contains(got.Reason, "to approve it") ||
+		!strings.Contains(got.Reason, `event "Bão" is not on the auto-start list`) || got.Withdrawn != nil {
+		t.Errorf("approved: %s by %q, reason %q, withdrawn %+v; want approved by admin, why it waited, no approval route, not withdrawn",
+			got.Action, got.ApprovedBy, got.Reason, got.Withdrawn)
+	}
+	u3 := e.postCap(msg(capXML("u3", "Actual", "12346", ref("p3")), "Update"), http.StatusCreated)
+	if got := listed(p3.Alert.ID); got.Withdrawn != nil {
+		t.Errorf("while its Update waits: withdrawn %+v, want none (it sounds on)", got.Withdrawn)
+	}
+	e.clock.Advance(time.Minute)
+	e.call("POST", "/api/v1/cap/"+u3.Alert.ID+"/approve", e.admin, nil, http.StatusOK, nil)
+	withdrawnBy("approved, then its approved Update", listed(p3.Alert.ID), "approved", u3, t0.Add(12*time.Minute))
+
+	// Waiting, then withdrawn by a Cancel: by which.
+	p4 := e.postCap(capXML("p4", "Actual", "12346"), http.StatusCreated)
+	c4 := e.postCap(msg(capXML("c4", "Actual", "12346", ref("p4")), "Cancel"), http.StatusCreated)
+	withdrawnBy("waiting, then cancelled", listed(p4.Alert.ID), "cancelled", c4, t0.Add(12*time.Minute))
+
+	// Its Cancel came first.
+	c5 := e.postCap(msg(capXML("c5", "Actual", "12346", ref("p5")), "Cancel"), http.StatusCreated)
+	e.clock.Advance(time.Minute)
+	p5 := e.postCap(capXML("p5", "Actual", "12346"), http.StatusCreated)
+	withdrawnBy("cancelled before it came", listed(p5.Alert.ID), "cancelled", c5, t0.Add(13*time.Minute))
+
+	// One an older controller approved keeps the route in its stored
+	// reason: the API does not show it.
+	old := &loaxa.CapAlert{Key: "nchmf.gov.vn,old", Status: "Actual", MsgType: "Alert", Action: "approved", Targets: []string{"12346"}}
+	if err := e.caps.CreateCapAlert(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.caps.UpdateCapAlert(t.Context(), old.ID, func(a *loaxa.CapAlert) error {
+		a.Reason = `event "Bão" is not on the auto-start list; to approve it: POST /api/v1/cap/` + a.ID + "/approve"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(old.ID); got.Reason != `event "Bão" is not on the auto-start list` {
+		t.Errorf("approved by an older controller: reason %q, want why it waited only", got.Reason)
+	}
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func reflectEqualWithdrawal(a, b *loaxa.CapWithdrawal) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.By == b.By && a.Key == b.Key && a.MsgType == b.MsgType && a.At.Equal(b.At)
 }

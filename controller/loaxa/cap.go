@@ -47,8 +47,27 @@ type CapAlert struct {
 	// out because they expired while it waited.
 	ApprovedAt time.Time `json:"approved_at,omitzero"`
 	Approval   string    `json:"approval,omitempty"`
+	// Withdrawn, if set, says which later CAP alert withdrew this one and
+	// when: Action still says what was done with it on arrival (play,
+	// approved, ...), so that an officer reading the list also sees that
+	// it no longer sounds, and why.
+	Withdrawn *CapWithdrawal `json:"withdrawn,omitempty"`
 	// XML is the alert as received.
 	XML string `json:"xml"`
+}
+
+// CapWithdrawal says which CAP alert withdrew another, and when: a Cancel
+// withdraws it, an Update replaces it (CAP 1.2 references).
+type CapWithdrawal struct {
+	// By is the withdrawing alert's id here (c000004).
+	By string `json:"by"`
+	// Key is its sender,identifier, as the warning service names it.
+	Key string `json:"key"`
+	// MsgType is Cancel (withdrawn) or Update (replaced by By).
+	MsgType string `json:"msg_type"`
+	// At is when it was withdrawn: when its emergencies were stopped, or
+	// its approval given up.
+	At time.Time `json:"at"`
 }
 
 // CapBlock is one info block of a CapAlert that plays several: its words
