@@ -194,3 +194,49 @@ func TestCapFeedPolled(t *testing.T) {
 		}
 	}
 }
+
+// TestCapCircleAroundASimulatedCommune: on a walk-through, a CAP circle
+// drawn around one commune's simulated clusters (firmware-sim fleet)
+// alerted both communes: every fleet stood on one grid whatever its area.
+// Each area's boxes now stand at a place of their own, and a circle around
+// one commune's boxes maps to that commune only, through the real
+// controller and fleets.
+func TestCapCircleAroundASimulatedCommune(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	startFleet(t, c, "thang", "12346", 3)
+	startFleet(t, c, "minh", "12347", 3)
+
+	var in struct{ Nodes []loaxa.Node }
+	c.MustDo("GET", "/api/v1/nodes?area=12346", nil, &in)
+	if len(in.Nodes) != 3 {
+		t.Fatalf("%d nodes in 12346, want the fleet's 3", len(in.Nodes))
+	}
+	var lat, lon float64
+	for _, n := range in.Nodes {
+		lat, lon = lat+n.Lat/3, lon+n.Lon/3
+	}
+	// 1 km around their middle holds the three boxes (220 m apart).
+	now := time.Now()
+	doc := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+ <identifier>circle-1</identifier><sender>nchmf.gov.vn</sender><sent>%s</sent>
+ <status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+ <info><language>vi-VN</language><category>Met</category><event>Lốc xoáy</event><urgency>Immediate</urgency>
+  <severity>Extreme</severity><certainty>Observed</certainty><expires>%s</expires>
+  <headline>Lốc xoáy</headline><instruction>Vào nhà</instruction>
+  <area><areaDesc>Quanh xã Tiên Thắng</areaDesc><circle>%.6f,%.6f 1</circle></area></info>
+</alert>`, now.Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), lat, lon)
+	status, out := postCap(t, c, doc)
+	alert, _ := out["alert"].(map[string]any)
+	if status != http.StatusCreated || alert == nil {
+		t.Fatalf("circle alert: %d %v", status, out)
+	}
+	if got := fmt.Sprint(alert["targets"]); got != "[12346]" {
+		t.Errorf("a circle around 12346's clusters targets %s, want [12346] only", got)
+	}
+}

@@ -26,12 +26,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,13 +61,49 @@ const (
 	Version = "firmware-sim"
 )
 
-// Where simulated boxes stand: a grid of 100 columns from a point in Hải
-// Phòng, about 500 m apart, so maps of a fleet look like a province.
+// Where simulated boxes stand. Each area has its own place (areaPlace),
+// so that a CAP polygon or circle drawn around one commune's clusters
+// names that commune only; before, every fleet stood on one grid whatever
+// its area, and a circle around one commune's boxes alerted its neighbour
+// too. The controller keeps no position for an area (loaxa.Area has none),
+// so the place is spread from the area's code: a numeric code (the
+// official ones) modulo the places, so sibling communes, whose codes
+// follow each other, stand side by side and never on one place; another
+// code by its FNV-1a hash. Places form a grid of 12 rows and 16 columns
+// 0.04° (about 4.4 km, a commune's width) apart, over Hải Phòng's
+// mainland from its south-west corner.
+// An area's boxes stand from its place in rows of 10, 0.002° (about 220 m)
+// apart, so 200 of them fill the place and keep 2 km from the next area's;
+// a larger fleet runs on into the places north of it.
 const (
-	baseLat, baseLon = 20.8449, 106.6881
-	gridStep         = 0.005
-	gridColumns      = 100
+	baseLat, baseLon = 20.55, 106.40
+	placeStep        = 0.04
+	placeRows        = 12
+	placeColumns     = 16
+	boxStep          = 0.002
+	boxColumns       = 10
 )
+
+// areaPlace is where the boxes of area start: the same in every run and
+// every process, so fleets started apart for one area stand together.
+func areaPlace(area string) (lat, lon float64) {
+	const places = placeRows * placeColumns
+	var k uint64
+	if n, err := strconv.ParseUint(area, 10, 64); err == nil {
+		k = n % places
+	} else {
+		h := fnv.New32a()
+		h.Write([]byte(area))
+		k = uint64(h.Sum32()) % places
+	}
+	return baseLat + float64(k/placeColumns)*placeStep, baseLon + float64(k%placeColumns)*placeStep
+}
+
+// boxPosition is where the i-th box (from 0) of area stands.
+func boxPosition(area string, i int) (lat, lon float64) {
+	lat, lon = areaPlace(area)
+	return lat + float64(i/boxColumns)*boxStep, lon + float64(i%boxColumns)*boxStep
+}
 
 // Config describes a fleet. Controller, Nodes and Area are required; Token
 // is required unless DataDir holds saved credentials for every node.
@@ -253,7 +291,11 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 			}
 		}()
 	}
-	f.log.Info("fleet: running", "nodes", len(f.sims), "enrolled", f.enrolled, "reused", f.reused, "area", cfg.Area)
+	// Where its boxes begin, to draw a CAP circle or polygon around them
+	// (boxes enrolled in an earlier run keep the position they had).
+	lat, lon := areaPlace(cfg.Area)
+	f.log.Info("fleet: running", "nodes", len(f.sims), "enrolled", f.enrolled, "reused", f.reused, "area", cfg.Area,
+		"lat", lat, "lon", lon)
 	return f, nil
 }
 
@@ -333,12 +375,13 @@ func (f *Fleet) enrolAll(ctx context.Context) ([]*protocol.Credentials, error) {
 					return nil
 				}
 			}
+			lat, lon := boxPosition(cfg.Area, i)
 			c, err := e.enrol(gctx, enrolRequest{
 				ID:   id,
 				Name: fmt.Sprintf("Simulated box %d (%s)", i+1, cfg.Prefix),
 				Area: cfg.Area,
-				Lat:  baseLat + float64(i/gridColumns)*gridStep,
-				Lon:  baseLon + float64(i%gridColumns)*gridStep,
+				Lat:  lat,
+				Lon:  lon,
 			})
 			if err != nil {
 				return fmt.Errorf("fleet: %w", err)

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -565,4 +567,67 @@ func TestRunStopsWithContext(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+// TestEachAreaHasItsOwnPlace: every fleet stood on one grid whatever its
+// area, so on a walk-through a CAP circle drawn around one commune's
+// simulated clusters held the other commune's too, and alerted both.
+// Each area's boxes now stand at a place of its own: sibling communes'
+// boxes (consecutive codes) are kilometres apart, a code that is not a
+// number has a place too, and a place is the same in every run.
+func TestEachAreaHasItsOwnPlace(t *testing.T) {
+	const n = 30 // a commune's clusters
+	ctl := newController(t, deadBroker(t))
+	boxes := func(area, prefix string) [][2]float64 {
+		t.Helper()
+		before := len(ctl.enrolments())
+		f, err := Start(context.Background(), Config{Controller: ctl.srv.URL, Token: token, Nodes: n, Area: area, Prefix: prefix, Tune: fastAgents})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var out [][2]float64
+		for _, r := range ctl.enrolments()[before:] {
+			out = append(out, [2]float64{r.Lat, r.Lon})
+		}
+		slices.SortFunc(out, func(a, b [2]float64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+		return out
+	}
+	areas := []string{"12346", "12347", "12348", "xa-an-lu"}
+	placed := map[string][][2]float64{}
+	for _, a := range areas {
+		placed[a] = boxes(a, "p"+a)
+		for _, p := range placed[a] {
+			if p[0] < 20.5 || p[0] > 21.05 || p[1] < 106.35 || p[1] > 107.05 {
+				t.Fatalf("area %s: a box at %v, want one in Hải Phòng", a, p)
+			}
+		}
+	}
+	if again := boxes("12346", "again"); !slices.Equal(again, placed["12346"]) {
+		t.Errorf("area 12346 placed at %v, then at %v: want the same place in every run", placed["12346"][:2], again[:2])
+	}
+	for i, a := range areas {
+		for _, b := range areas[i+1:] {
+			closest := math.Inf(1)
+			for _, p := range placed[a] {
+				for _, q := range placed[b] {
+					closest = min(closest, distanceKM(p, q))
+				}
+			}
+			if closest < 2 {
+				t.Errorf("areas %s and %s: boxes %.2f km apart, want at least 2 km", a, b, closest)
+			}
+		}
+	}
+}
+
+// distanceKM is the great-circle distance between two positions (lat, lon).
+func distanceKM(p, q [2]float64) float64 {
+	const r = 6371.0
+	rad := math.Pi / 180
+	dLat, dLon := (q[0]-p[0])*rad, (q[1]-p[1])*rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(p[0]*rad)*math.Cos(q[0]*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * r * math.Asin(math.Sqrt(h))
 }
