@@ -136,6 +136,20 @@ func TestCapAlerts(t *testing.T) {
 			t.Errorf("%s: state %s, %+v", id, rep.State, rep.Summary)
 		}
 	}
+	// The list says what became of each: replaced by the Update, which
+	// the Cancel withdrew.
+	var list struct{ Alerts []loaxa.CapAlert }
+	c.MustDo("GET", "/api/v1/cap", nil, &list)
+	byKey := map[string]loaxa.CapAlert{}
+	for _, a := range list.Alerts {
+		byKey[a.Key] = a
+	}
+	for key, want := range map[string]string{"nchmf.gov.vn,act-1": "Update nchmf.gov.vn,upd-1", "nchmf.gov.vn,upd-1": "Cancel nchmf.gov.vn,can-1"} {
+		a := byKey[key]
+		if w := a.Withdrawn; a.Action != "play" || w == nil || w.MsgType+" "+w.Key != want || w.By != byKey[w.Key].ID {
+			t.Errorf("%s listed as %s, withdrawn %+v; want play, withdrawn by %s", key, a.Action, a.Withdrawn, want)
+		}
+	}
 }
 
 // TestCapFeedPolled: an alert a configured feed serves is polled and
