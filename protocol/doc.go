@@ -151,7 +151,14 @@
 // up to its Seq: the controller holds a node's ack for a short delay (2 s by
 // default) so that it covers the batches that follow, and the node sends
 // ahead of the acks, so the delay holds back no event; a node sends again
-// what is not acknowledged after its AckTimeout (30 s). An event the
+// what is not acknowledged after its AckTimeout (30 s). A batch that comes
+// after a gap (the batch before it was dropped by a full ingest queue, or
+// refused) is answered at once with an ack of what the controller holds
+// and Gap, the batch's first sequence; the node then sends again from the
+// gap at once, once per gap: copies of batches it sent before going back
+// are past the same gap. Before, such a node waited its whole AckTimeout,
+// and an alert's receipt lost that way left the alert's report without it
+// for 30 s. An event the
 // controller cannot take (Event.Validate: no type, an id too long for its
 // store's keys, a time JSON cannot hold) is refused alone: its sequence is
 // acknowledged with the batch, so that it never holds back the events

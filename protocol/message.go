@@ -308,6 +308,12 @@ type Command struct {
 	// Ack fields.
 	Epoch string `json:"epoch,omitempty"`
 	Seq   uint64 `json:"seq,omitempty"`
+	// Gap, on an ack, is the first sequence of a batch the controller
+	// took after a gap: it holds the events up to Seq and none of those
+	// after, so the node sends again from Seq+1 at once, not after its
+	// AckTimeout. A node ignores it for a batch sent before it last went
+	// back (its copies past the same gap say nothing new).
+	Gap uint64 `json:"gap,omitempty"`
 	// Alert is the emergency of an alert command.
 	Alert *Alert `json:"alert,omitempty"`
 	// Occurrence names the alert an alert-cancel command stops.

@@ -252,3 +252,38 @@ func TestAcksWithoutDelay(t *testing.T) {
 		t.Fatalf("acks %+v, want seq 1 then 2", got)
 	}
 }
+
+// TestBatchAfterAGapIsAnsweredAtOnce: a node whose batch the controller
+// dropped (a full ingest queue) had its next batches skipped, past the
+// gap, with no word: it sent the gap again only after its AckTimeout
+// (30 s), and an alert's receipt lost that way was missing from the
+// report all that time. A batch past a gap is answered at once, not held
+// for AckDelay, with what the controller holds and the gap's batch.
+func TestBatchAfterAGapIsAnsweredAtOnce(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t, true)
+	c.AckDelay = time.Hour // acknowledgements of stored events wait
+	open(t, c)
+	node := newAckNode(t, r, "tt-01")
+	node.send(t, "ep1", 2)
+	// Events 3 and 4 were dropped on their way; 5 and 6 come.
+	b := protocol.EventBatch{Epoch: "ep1"}
+	for seq := uint64(5); seq <= 6; seq++ {
+		b.Events = append(b.Events, protocol.Event{Seq: seq, Type: protocol.EventFailed, At: time.Now(), Reason: protocol.ReasonAmplifier})
+	}
+	node.publish(t, b, 0)
+	poll(t, "an answer to the batch past the gap", func() bool { return node.conn.received(topics.Node("tt-01", protocol.ChanCmd)) > 0 })
+	got := node.acks(t)
+	if len(got) != 1 || got[0].Epoch != "ep1" || got[0].Seq != 2 || got[0].Gap != 5 {
+		t.Fatalf("acks %+v, want one at once: ep1 seq 2, gap 5", got)
+	}
+
+	// A node that never had an event stored is answered too (seq 0).
+	other := newAckNode(t, r, "tm-01")
+	b.Epoch = "ep9"
+	other.publish(t, b, 0)
+	poll(t, "an answer to the first batch, past a gap", func() bool { return other.conn.received(topics.Node("tm-01", protocol.ChanCmd)) > 0 })
+	if got := other.acks(t); len(got) != 1 || got[0].Seq != 0 || got[0].Gap != 5 {
+		t.Fatalf("acks %+v, want one: ep9 seq 0, gap 5", got)
+	}
+}

@@ -32,8 +32,9 @@ import (
 // reports the alert received (an event batch) and its state within about
 // a second, faster than any store takes them (states are coalesced, so a
 // node's take one slot at most). 16,384 dropped 13,000–24,000 messages a
-// round there (BENCHMARKS.md); the nodes send dropped events again only
-// after 30 s. A slot is 72 bytes: 4.7 MB in all.
+// round there (BENCHMARKS.md); the nodes send dropped events again after
+// 30 s, or at once when a later batch of theirs comes past the gap
+// (ingestEvents). A slot is 72 bytes: 4.7 MB in all.
 const queueTotal = 65536
 
 // Default lifetimes of signed controller messages.
@@ -269,7 +270,8 @@ func (c *Client) Flooded() uint64 { return c.flooded.Load() }
 // its credentials) reaches it; without it such a node filled its worker's
 // queue, and the reports of every other node hashed onto that worker were
 // dropped. A batch dropped here is one the node sends again after its
-// AckTimeout, like one dropped for a full queue.
+// AckTimeout, or when its next batch comes past the gap, like one dropped
+// for a full queue.
 const nodeQueueLimit = 32
 
 // floodLogEvery is how often a node's dropped excess is logged.

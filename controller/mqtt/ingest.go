@@ -175,6 +175,16 @@ func (c *Client) ingestEvents(ctx context.Context, node string, payload []byte) 
 	if c.Observer != nil && len(stored) > 0 {
 		c.Observer.ObserveEvents(ctx, node, b.Epoch, stored)
 	}
+	if first := b.Events[0].Seq; first > ack+1 {
+		// A batch past a gap: the one before it was dropped (a full
+		// ingest queue) or refused. Said at once, not held for AckDelay,
+		// so that the node sends the gap again now: before, it waited its
+		// whole AckTimeout (30 s), and an alert's receipt lost this way
+		// was missing from the alert's report all that time.
+		c.Logger.Info("mqtt: events came after a gap; the node is asked to send from it", "node", node, "epoch", b.Epoch,
+			"stored_up_to", ack, "batch_from", first)
+		return c.SendNodeCommand(ctx, node, protocol.Command{Name: protocol.CmdAck, Epoch: b.Epoch, Seq: ack, Gap: first}, AckTTL)
+	}
 	if ack == 0 {
 		return nil
 	}

@@ -27,6 +27,7 @@ type nodeStore struct {
 	alone    int      // updates that waited in vain
 	updated  []string // nodes whose status was written
 	batches  []string // "node seq", in the order recorded
+	last     map[string]uint64
 	cond     *sync.Cond
 }
 
@@ -69,10 +70,17 @@ func (s *nodeStore) UpdateNodeStatus(_ context.Context, id string, fn func(*loax
 func (s *nodeStore) RecordEvents(_ context.Context, node string, b protocol.EventBatch, _ time.Time) (uint64, []protocol.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.last == nil {
+		s.last = map[string]uint64{}
+	}
 	for _, e := range b.Events {
 		s.batches = append(s.batches, node+" "+string(e.Type))
+		s.last[node] = e.Seq
 	}
-	return 0, nil, nil // nothing acknowledged: no command to send
+	// Stored in order: the acknowledgement is held (AckDelay) and, with no
+	// sender running, never sent; a batch past a gap would be answered
+	// at once.
+	return s.last[node], nil, nil
 }
 
 // TestWorkerIngestsNodesTogether: what one worker finds queued is

@@ -148,6 +148,10 @@ type Agent struct {
 	// heldAcked is the highest sequence of this epoch a held
 	// acknowledgement covers: the sender's, until it is judged (holdAck).
 	heldAcked atomic.Uint64
+	// gap is the highest protocol.Command.Gap of this epoch's
+	// acknowledgements not yet seen by the sender: the controller took a
+	// batch past a gap, and the sender goes back to it (outbox.go).
+	gap atomic.Uint64
 	// alerts are the emergency alerts the node holds besides the desired
 	// state (alert.go); cancelled remembers cancelled alert ids until
 	// they expire, so a late copy cannot start one.

@@ -267,5 +267,10 @@ func (a *Agent) ack(cmd protocol.Command) {
 		signal(a.salvageWake) // events salvaged from an earlier store
 		return
 	}
+	if cmd.Gap > 0 {
+		for g := a.gap.Load(); cmd.Gap > g && !a.gap.CompareAndSwap(g, cmd.Gap); g = a.gap.Load() {
+		}
+		signal(a.outboxWake)
+	}
 	a.outboxChanged()
 }

@@ -27,6 +27,15 @@ import (
 // resend waits AckTimeout again. The events stay in the outbox until an
 // acknowledgement is judged and stored, and a reconnect still sends at
 // once all that none covers.
+//
+// A batch the controller dropped or refused leaves a gap, and it skips the
+// batches sent after it; it says so at once (protocol.Command.Gap), and the
+// sender goes back to the first unacknowledged event then, not after
+// AckTimeout. Only once per gap: the controller skips the other batches
+// sent before the sender went back too, and each says so, but their events
+// are on their way again already. If the events sent again are dropped
+// too, AckTimeout brings them back, as before: a controller dropping them
+// is busy, and waiting spares it.
 const (
 	// BatchSize is the most events in one EventBatch.
 	BatchSize = 100
@@ -39,6 +48,7 @@ func (a *Agent) sendEvents(ctx context.Context) {
 	base := a.clock.Base // the acknowledgements' waits: a correction does not move them
 	var (
 		sent      uint64    // highest sequence sent on this connection
+		rewound   uint64    // highest sequence sent before the sender last went back
 		lastAcked uint64    // acknowledged end when last seen
 		ackBy     time.Time // when the acknowledgement of sent events is overdue (base clock)
 		// ackWait is how long sent events wait for their acknowledgement:
@@ -48,6 +58,7 @@ func (a *Agent) sendEvents(ctx context.Context) {
 	// resend goes back to the first unacknowledged event.
 	resend := func(acked uint64) {
 		a.log.Info("agent: events not acknowledged in time, sending again", "from", acked+1, "to", sent, "next_wait", ackWait)
+		rewound = max(rewound, sent)
 		sent = acked
 		ackBy = time.Time{}
 	}
@@ -73,6 +84,13 @@ func (a *Agent) sendEvents(ctx context.Context) {
 			ackBy = base.Now().Add(ackWait)
 		}
 		sent = max(sent, acked)
+		if gap := a.gap.Swap(0); gap > rewound && sent > acked {
+			// The controller took a batch sent after a gap, and says so
+			// at once: send from the gap again now.
+			a.log.Info("agent: the controller has a gap in the events sent, sending again", "from", acked+1, "to", sent, "gap_before", gap)
+			rewound = sent
+			sent, ackBy = acked, time.Time{}
+		}
 		if sent == acked {
 			ackBy = time.Time{}
 		}
@@ -127,6 +145,7 @@ func (a *Agent) sendEvents(ctx context.Context) {
 			return
 		case <-a.outboxWake:
 		case <-a.reconnected:
+			rewound = max(rewound, sent)
 			sent = 0 // everything unacknowledged again: the last connection may have lost it
 			ackBy = time.Time{}
 		case <-tc:

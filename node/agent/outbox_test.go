@@ -112,3 +112,40 @@ func TestNewEventsSentWhileAcknowledgementsAreHeld(t *testing.T) {
 		t.Errorf("outbox %d, rejected %d; want all %d kept until an acknowledgement is judged, none refused", st.Outbox, st.Rejected, len(reports))
 	}
 }
+
+// TestGapSentAgainAtOnce: a node whose batch the controller dropped (its
+// ingest queue full) had the batch after it skipped, past the gap, and
+// sent the gap again only after its AckTimeout (30 s): an alert's receipt
+// lost that way was missing from the alert's report all that time. The
+// controller says at once that it took a batch past a gap
+// (protocol.Command.Gap), and the node sends from the gap then, on a
+// clock that does not move, and once: nothing comes a third time.
+func TestGapSentAgainAtOnce(t *testing.T) {
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	clk := clock.NewFake(time.Now())
+	n := startAgent(t, ctl.Credentials("n1", "x1"), options{clock: clk, tune: func(c *agent.Config) { c.AckTimeout = 30 * time.Second }})
+	waitConnected(t, n)
+	test := func(id string) {
+		ctl.SendCommand("n1", protocol.Command{Name: protocol.CmdSelfTest, Test: protocol.TestSilent, TestID: id})
+	}
+	// Past the start (whose reconnect sends everything again anyway).
+	test("st0")
+	nodetest.Eventually(t, 10*time.Second, "st0 stored", func() bool { return len(selfTests(ctl, "n1")) == 1 })
+
+	ctl.DropBatches.Store(1)
+	test("st1")
+	nodetest.Eventually(t, 10*time.Second, "st1's batch dropped", func() bool { return ctl.DropBatches.Load() == 0 })
+	test("st2") // its batch comes past the gap
+	nodetest.Eventually(t, 10*time.Second, "st1 and st2 stored with no AckTimeout passed", func() bool { return len(selfTests(ctl, "n1")) == 3 })
+	nodetest.Eventually(t, 10*time.Second, "the outbox acknowledged", func() bool { return n.a.Status().Outbox == 0 })
+	var ids []string
+	for _, r := range selfTests(ctl, "n1") {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Equal(ids, []string{"st0", "st1", "st2"}) {
+		t.Errorf("self-tests stored %v, want st0, st1, st2 in order", ids)
+	}
+	if l := ctl.Log("n1"); l.Resent != 0 {
+		t.Errorf("%d events received again once stored (%d batches); want none: the gap sent again once", l.Resent, l.Batches)
+	}
+}

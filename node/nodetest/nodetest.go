@@ -82,6 +82,9 @@ type Controller struct {
 	Broker  string // host:port the nodes and the controller dial
 	HTTP    *httptest.Server
 	AutoAck atomic.Bool // acknowledge event batches (default true)
+	// DropBatches is how many of the next event batches are dropped
+	// unread, as the controller's full ingest queue drops them.
+	DropBatches atomic.Int64
 	// TimeOffset shifts the controller's clock as served by /api/v1/time.
 	TimeOffset atomic.Int64 // nanoseconds
 	// Clock, when set, is the controller's clock instead of the real one
@@ -323,12 +326,22 @@ func (c *Controller) ingest() {
 			if env.Decode(&b) != nil || env.Type != protocol.TypeEvents {
 				continue
 			}
+			if c.DropBatches.Add(-1) >= 0 {
+				continue
+			}
+			c.DropBatches.Store(0)
 			record := c.record
 			if b.Salvaged {
 				record = c.recordSalvaged
 			}
 			ack := record(tp.ID, b)
-			if ack > 0 && c.AutoAck.Load() {
+			switch {
+			case !c.AutoAck.Load() || len(b.Events) == 0:
+			case !b.Salvaged && b.Events[0].Seq > ack+1:
+				// Past a gap: answered at once, as the controller does
+				// (protocol.Command.Gap).
+				c.SendCommand(tp.ID, protocol.Command{Name: protocol.CmdAck, Epoch: b.Epoch, Seq: ack, Gap: b.Events[0].Seq})
+			case ack > 0:
 				c.Ack(tp.ID, b.Epoch, ack)
 			}
 		}
