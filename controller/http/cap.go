@@ -114,7 +114,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			// caller's area.
 			return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before; the record is for areas outside yours"}, nil
 		}
-		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: old}, nil
+		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: capShown(old)}, nil
 	}
 	a, err := cap.Parse(strings.NewReader(string(raw)))
 	if err != nil {
