@@ -1328,6 +1328,9 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 	if got := listed(old.ID); got.Reason != `event "Bão" is not on the auto-start list` {
 		t.Errorf("approved by an older controller: reason %q, want why it waited only", got.Reason)
 	}
+	if dup := e.postCap(capXML("old", "Actual", "12346"), http.StatusOK); dup.Alert.Reason != `event "Bão" is not on the auto-start list` {
+		t.Errorf("posted again, the answer's record: reason %q, want why it waited only", dup.Alert.Reason)
+	}
 }
 
 func nonNilStrings(s []string) []string {
