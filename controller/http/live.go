@@ -105,6 +105,11 @@ type liveStatus struct {
 	// alert (or another higher level) cut the call off on: it is not
 	// resumed there. Each "on_air" status after a change gives it.
 	Preempted int `json:"preempted,omitempty"`
+	// Nodes, in an "on_air" status, is how many clusters the call is for
+	// (those of its areas when it began, and any that joined since): with
+	// Preempted as many, no cluster plays it any more, and the console
+	// says the call is no longer heard.
+	Nodes int `json:"nodes,omitempty"`
 }
 
 // liveHoldCheck is how often a call on air looks up which of its clusters
@@ -365,17 +370,18 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 	// held are the alerts holding the call back on some of its clusters,
 	// as last looked up.
 	var held []loaxa.LiveHold
-	// preempted is how many clusters an alert cut the call off on, as
-	// last looked up.
-	preempted := 0
+	// preempted is how many clusters an alert cut the call off on, of the
+	// nodes the call is for, as last looked up.
+	preempted, nodes := 0, rec.Nodes
 	tell := func() bool {
 		st := onAir
 		areas, why := feeds.Failing()
 		if why != nil {
 			st.FailingAreas, st.Detail = slices.Sorted(slices.Values(areas)), why.Error()
 		}
-		st.Held, st.Preempted = held, preempted
-		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail && slices.Equal(st.Held, told.Held) && st.Preempted == told.Preempted {
+		st.Held, st.Preempted, st.Nodes = held, preempted, nodes
+		if told != nil && slices.Equal(st.FailingAreas, told.FailingAreas) && st.Detail == told.Detail && slices.Equal(st.Held, told.Held) &&
+			st.Preempted == told.Preempted && st.Nodes == told.Nodes {
 			return false
 		}
 		told = &st
@@ -470,12 +476,12 @@ func (s *Server) runLive(ctx context.Context, c *websocket.Conn, rec *loaxa.Live
 			}
 			// An alert that came during the call cuts it off on its
 			// clusters for good: the speaker, talking on, is told.
-			if n, err := s.LiveCalls.LiveCallPreempted(ctx, rec.ID); err != nil {
+			if n, of, err := s.LiveCalls.LiveCallPreempted(ctx, rec.ID); err != nil {
 				s.logger().Warn("live call: clusters cut off by an alert not looked up", "call", rec.ID, "drill", rec.Drill, "err", err)
-			} else if n != preempted {
-				preempted = n
+			} else if n != preempted || of != nodes {
+				preempted, nodes = n, of
 				if tell() {
-					s.logger().Info("live call: cut off on clusters by a higher level", "call", rec.ID, "drill", rec.Drill, "preempted", n)
+					s.logger().Info("live call: cut off on clusters by a higher level", "call", rec.ID, "drill", rec.Drill, "preempted", n, "nodes", of)
 				}
 			}
 		case <-session.C:

@@ -1222,6 +1222,56 @@ func TestLiveCallCutOffByAnAlertTold(t *testing.T) {
 	waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
 }
 
+// TestLiveCallCutOffOnEveryClusterTold: the speaker was told on how many
+// clusters an alert cut the call off, but not of how many: the console
+// could not tell "1 of 2" from "every one", when the call is no longer
+// heard at all and the officer, talking on, speaks to no one. Each on_air
+// status says how many clusters the call is for (nodes).
+func TestLiveCallCutOffOnEveryClusterTold(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-c", "name": "Cụm loa thôn Đông", "area": "12346", "lat": 20.72, "lon": 106.55},
+		http.StatusCreated, nil)
+	speaker := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	ctx, call, statuses := dialOnAir(t, e, speaker, "12346")
+	id := call.ID()
+	cutOff := func(node string) {
+		t.Helper()
+		var evs []protocol.Event
+		for i, typ := range []protocol.EventType{protocol.EventReceived, protocol.EventStarted, protocol.EventPreempted} {
+			evs = append(evs, protocol.Event{Seq: uint64(i + 1), Type: typ, At: e.clock.Now(), Occurrence: id, Announcement: id})
+		}
+		_, stored, err := e.stores.events.RecordEvents(t.Context(), node, protocol.EventBatch{Epoch: "x", Events: evs}, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.live.Events(node, stored)
+	}
+	// told waits for the status saying preempted of nodes.
+	told := func(preempted, nodes int) {
+		t.Helper()
+		var last liveclient.Status
+		for {
+			select {
+			case st := <-statuses:
+				if last = st; st.Preempted == preempted && st.Nodes == nodes {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("the speaker was not told the call was cut off on %d of %d clusters; last told %d of %d", preempted, nodes, last.Preempted, last.Nodes)
+			}
+		}
+	}
+	cutOff("n-a")
+	told(1, 2)
+	cutOff("n-c")
+	told(2, 2)
+	if _, err := call.End(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, e, speaker, id, loaxa.LiveEndSpeakerStopped)
+}
+
 // dialOnAir puts a call from the user of token to area on air through
 // liveclient, as `controller live` does, and returns a context that ends
 // 10 s on (the bound of the test's waits), the call, and the speaker's

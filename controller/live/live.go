@@ -78,6 +78,9 @@ type onAir struct {
 	// preempted are the nodes that reported the call preempted (Events):
 	// a higher level, an emergency alert, cut it off there for good.
 	preempted map[string]bool
+	// joined are the nodes that waited for their code when the call began
+	// and joined it since (sendAgain): with call.Nodes, the nodes it is for.
+	joined map[string]bool
 	// news counts the changes to its deliveries heard of (Events, a node
 	// joining in NodeOnline); tally is what LiveCallSummaries last read of
 	// them, after news had reached tallyNews, never changed in place.
@@ -279,6 +282,10 @@ func (s *Service) sendAgain(node string, dues []due) {
 			s.mu.Lock()
 			if r := s.calls[c.ID]; r != nil {
 				r.news++ // its summary counts one node more
+				if r.joined == nil {
+					r.joined = map[string]bool{}
+				}
+				r.joined[node] = true
 			}
 			s.mu.Unlock()
 			s.Logger.Info("live call: a cluster that waited for its enrolment code when the call began is up; it joins the call", "call", c.ID, "drill", c.Drill, "node", node)
@@ -733,18 +740,18 @@ func (s *Service) Events(node string, events []protocol.Event) {
 	}
 }
 
-// LiveCallPreempted implements loaxa.LiveCallService, from memory: 0 for
-// a call not on air here.
-func (s *Service) LiveCallPreempted(ctx context.Context, id string) (int, error) {
+// LiveCallPreempted implements loaxa.LiveCallService, from memory: 0 and
+// 0 for a call not on air here.
+func (s *Service) LiveCallPreempted(ctx context.Context, id string) (preempted, nodes int, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.calls[id]; r != nil {
-		return len(r.preempted), nil
+		return len(r.preempted), r.call.Nodes + len(r.joined), nil
 	}
-	return 0, nil
+	return 0, 0, nil
 }
 
 // LiveCallHolds implements loaxa.LiveCallService. A call not on air here

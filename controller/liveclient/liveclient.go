@@ -70,6 +70,9 @@ type Status struct {
 	// alert (or another higher level) cut the call off on: it is not
 	// resumed there.
 	Preempted int `json:"preempted"`
+	// Nodes, in an "on_air" status, is how many clusters the call is for:
+	// Preempted as many, no cluster plays it any more.
+	Nodes int `json:"nodes"`
 }
 
 // Hold is an alert holding a call back on some of its clusters: Waiting

@@ -249,9 +249,11 @@ type LiveCallService interface {
 	LiveCallHolds(ctx context.Context, id string) ([]LiveHold, error)
 	// LiveCallPreempted returns how many nodes of call id, on air, reported
 	// it preempted: an emergency alert (or another higher level) cut it
-	// off there, and it is not resumed. A call on air asks every second;
-	// it is answered from memory.
-	LiveCallPreempted(ctx context.Context, id string) (int, error)
+	// off there, and it is not resumed; and how many nodes the call is for
+	// (those of its areas when it began, and those that joined since), so
+	// that a speaker cut off on every one is told nobody hears the call. A
+	// call on air asks every second; it is answered from memory.
+	LiveCallPreempted(ctx context.Context, id string) (preempted, nodes int, err error)
 	// FindLiveCallByID returns the call or ENotFound.
 	FindLiveCallByID(ctx context.Context, id string) (*LiveCall, error)
 	// FindLiveCalls returns calls newest first (by start). The calls on

@@ -286,6 +286,80 @@ func TestLiveCallHeldBehindAnAlertShown(t *testing.T) {
 	<-streamed
 }
 
+// TestLiveCallCutOffByAnAlertShown: a commune officer speaks from the
+// browser to the commune's two clusters when a storm alert to one village
+// cuts the call off there, and then a flood alert to the whole commune
+// cuts it off on the other. The speaker's WebSocket said so ("preempted":
+// n) but the Phát trực tiếp screen showed nothing: the officer went on
+// speaking, at the end to no one. The screen says on how many of the
+// call's clusters an alert cut it off, and, once on every one, that
+// nobody hears the call any more, with a button that ends it.
+func TestLiveCallCutOffByAnAlertShown(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("11527", "Xã Lập Lễ", "31")
+	c.CreateArea("1152701", "Thôn Đông", "11527")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+	nodes := map[string]*rig.Node{}
+	for _, n := range []struct{ id, name, area string }{{"lap-le-01", "Cụm loa chợ Lập Lễ", "11527"}, {"lap-le-02", "Cụm loa thôn Đông", "1152701"}} {
+		var created struct{ Credentials protocol.Credentials }
+		c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": n.id, "name": n.name, "area": n.area, "lat": 20.86, "lon": 106.74}, &created)
+		nodes[n.id] = rig.StartNode(t, &created.Credentials, rig.NodeOptions{})
+	}
+	rig.Eventually(t, 15*time.Second, "both clusters online", func() bool {
+		return c.Node("lap-le-01").Status.State == loaxa.NodeOnline && c.Node("lap-le-02").Status.State == loaxa.NodeOnline
+	})
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/live", `document.querySelector('#live-start')`)
+	b.Wait("the commune among the areas", `document.querySelector('#live-areas option[value="11527"]')`, 10*time.Second)
+	b.Do("pick the commune and go on air", chromedp.Evaluate[chromedp.Void](
+		`document.querySelector('#live-areas option[value="11527"]').selected = true`),
+		chromedp.Click(chromedp.CSS(`#live-start`)))
+	b.Wait("on air", text("#live-state")+` === 'ĐANG PHÁT TRỰC TIẾP'`, 15*time.Second)
+	playing := func(id string) func() bool {
+		return func() bool {
+			p := nodes[id].Agent.Status().Playing
+			return p != nil && strings.HasPrefix(p.Occurrence, "live-")
+		}
+	}
+	rig.Eventually(t, 15*time.Second, "both clusters play the call", func() bool { return playing("lap-le-01")() && playing("lap-le-02")() })
+	if got, _ := Eval[bool](b, `document.querySelector('#live-preempted') !== null`); got {
+		t.Errorf("before any alert the screen says the call was cut off: %q", MustEval[string](b, text("#live-preempted")))
+	}
+
+	storm := c.Upload("bao.wav", rig.ToneWAV(440, 2*time.Second, 16000, 1))
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": storm.ID, "targets": []string{"1152701"}, "repeat": 1, "title": "Bão số 3"}, nil)
+	b.Wait("the screen says the alert cut the call off on one of two clusters", `(document.querySelector('#live-preempted') || {}).dataset?.every === 'false'`, 30*time.Second)
+	if got := MustEval[string](b, text("#live-preempted")); !contains(got, "Bản tin khẩn cấp đã cắt ngang cuộc gọi trên 1 / 2 cụm loa", "1 cụm loa còn lại vẫn phát lời bạn nói") {
+		t.Errorf("one cluster cut off reads %q", got)
+	}
+	if MustEval[bool](b, `document.querySelector('#live-preempted-stop') !== null`) {
+		t.Error("with one cluster still playing the call, the screen offers to end it as heard by no one")
+	}
+	if !playing("lap-le-01")() {
+		t.Error("the commune's other cluster no longer plays the call")
+	}
+
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": storm.ID, "targets": []string{"11527"}, "repeat": 1, "title": "Lũ quét"}, nil)
+	b.Wait("the screen says nobody hears the call", `(document.querySelector('#live-preempted') || {}).dataset?.every === 'true'`, 30*time.Second)
+	if got := MustEval[string](b, text("#live-preempted")); !contains(got, "trên cả 2 cụm loa", "không ai còn nghe thấy bạn nói", "Hãy kết thúc cuộc gọi") {
+		t.Errorf("every cluster cut off reads %q", got)
+	}
+	if st := MustEval[string](b, text("#live-state")); st != "ĐANG PHÁT TRỰC TIẾP" {
+		t.Errorf("the state line reads %q; the call is still open to the controller", st)
+	}
+	b.Shot("live-bi-cat-ngang")
+	b.Do("end the call from the box", chromedp.Click(chromedp.CSS(`#live-preempted-stop`)))
+	b.Wait("ended", text("#live-state")+`.startsWith('Đã kết thúc') && document.querySelector('#live-stop').disabled`, 15*time.Second)
+	if MustEval[bool](b, `document.querySelector('#live-preempted-stop') !== null`) {
+		t.Error("the call over, the screen still offers to end it")
+	}
+}
+
 // TestLiveCallWithoutBrokerSaysWhy: the controller has lost its MQTT
 // broker (the province's Mosquitto down in the storm) and a commune
 // officer goes on air. The call ends at once with reason "broker

@@ -1,7 +1,9 @@
 // Phát trực tiếp: the officer speaks to areas through the browser's
 // microphone. getUserMedia → an AudioWorklet at 16 kHz → 20 ms frames of
 // 16-bit PCM → the GET /api/v1/live WebSocket (docs/live.md). The page
-// shows a level meter and whether the call is on air; a call can be a
+// shows a level meter and whether the call is on air, and on how many of
+// its clusters an emergency alert cut it off (all of them: nobody hears
+// it, and it offers to end the call); a call can be a
 // drill (diễn tập), striped purple like an emergency drill. Below, the
 // calls on air in the officer's areas, polled every few seconds with one
 // request for all of them (each with its summary), each with a button to
@@ -46,6 +48,25 @@ function heldWords(held) {
   }).filter(Boolean);
 }
 
+/**
+ * preemptedBox says on how many of the call's clusters an emergency alert
+ * (or another higher level) cut the call off (the status' preempted, of
+ * its nodes), or is null while it cut none. Cut off on every one, the call
+ * is heard nowhere: it says so, and offers stop. An older controller's
+ * status without nodes is said as the count alone.
+ */
+function preemptedBox(st, stop) {
+  const n = st.preempted || 0;
+  const all = st.nodes || 0;
+  if (n === 0) return null;
+  const every = all > 0 && n >= all;
+  const words = every ? t('live.preempted_all', { n: fmtNumber(n) }) : all > 0 ?
+    t('live.preempted_some', { n: fmtNumber(n), all: fmtNumber(all), rest: fmtNumber(all - n) }) : t('live.preempted_n', { n: fmtNumber(n) });
+  return h('div', { class: 'error-box', role: 'alert', id: 'live-preempted', dataset: { every: every ? 'true' : 'false' } },
+    h('p', {}, words),
+    every ? h('button', { type: 'button', class: 'danger', id: 'live-preempted-stop', onclick: stop }, t('live.preempted_stop')) : null);
+}
+
 export async function render(ctx, main) {
   const areaSel = h('select', { id: 'live-areas', multiple: true, size: 8 }, options(ctx.areaOptions(), ''));
   const prioOpts = [['priority', t('live.prio_priority')]];
@@ -77,6 +98,10 @@ export async function render(ctx, main) {
     c.stream.getTracks().forEach((tr) => tr.stop());
     c.audio.close();
     bar.style.width = '0';
+    // The offer to end a call no cluster plays goes with the call; what
+    // the alert did stays said.
+    const offer = msg.querySelector('#live-preempted-stop');
+    if (offer) offer.remove();
     startBtn.disabled = false;
     stopBtn.disabled = true;
     drill.disabled = false;
@@ -153,6 +178,11 @@ export async function render(ctx, main) {
         // what became of them; a later status gives the whole list.
         const held = heldWords(st.held);
         if (held.length) boxes.push(h('div', { class: 'error-box', role: 'status', id: 'live-held' }, held.map((x) => h('p', {}, x))));
+        // Clusters an alert cut the call off on, for good: the officer,
+        // talking on, would not know. Cut off on every one, nobody hears
+        // the call: the box says so and offers to end it.
+        const cut = preemptedBox(st, stop);
+        if (cut) boxes.push(cut);
         fill(msg, ...boxes);
         refresh();
       } else if (st.state === 'ended') {
