@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
 )
 
 // MaxAuditLimit is the largest limit GET /api/v1/audit accepts.
@@ -133,7 +134,8 @@ type auditResponse struct {
 	// id, by kind: the target ("announcement", "emergency", "node",
 	// "content", "session", "live", "cap", "proposal"), a cluster's own
 	// actions ("node:<id>") and the ids in the details (content=, node=,
-	// nodes=, follows=, session=). An entry holds ids only
+	// nodes=, follows=, session=, and the audio of the CAP recordings,
+	// old and new). An entry holds ids only
 	// (a title can change, and a hash is what was sent); an officer reads
 	// names. Things gone since (or never found) are left out.
 	Names map[string]map[string]string `json:"names,omitempty"`
@@ -251,6 +253,21 @@ func auditDetailIDs(detail string, add func(kind, id string)) {
 	}
 }
 
+// auditCapRecordingsIDs calls add with the audio each CAP event type
+// plays (cap.recordings): content= as any detail names it, and, in an
+// older entry's "Sóng thần=<hash>,Lũ quét=<hash>", each hash.
+func auditCapRecordingsIDs(detail string, add func(kind, id string)) {
+	if strings.Contains(detail, "content=") {
+		auditDetailIDs(detail, add)
+		return
+	}
+	for pair := range strings.SplitSeq(detail, ",") {
+		if i := strings.LastIndexByte(pair, '='); i >= 0 && protocol.ValidContentID(pair[i+1:]) {
+			add("content", pair[i+1:])
+		}
+	}
+}
+
 // auditNames looks up the names of what entries name, each once. A
 // lookup that fails is logged and left out: the console shows the id.
 func (s *Server) auditNames(ctx context.Context, entries []*loaxa.AuditEntry) map[string]map[string]string {
@@ -269,7 +286,16 @@ func (s *Server) auditNames(ctx context.Context, entries []*loaxa.AuditEntry) ma
 		if node, ok := strings.CutPrefix(e.Actor, "node:"); ok {
 			add("node", node)
 		}
-		auditDetailIDs(e.Detail, add)
+		switch e.Action {
+		case auditSelfTest:
+			// A self-test's detail names no ids: an older entry's nodes=
+			// is how many clusters it tested, which read as a cluster's id
+			// (a cluster "1" was named for every self-test of one).
+		case auditCapRecordings:
+			auditCapRecordingsIDs(e.Detail, add)
+		default:
+			auditDetailIDs(e.Detail, add)
+		}
 	}
 	names := map[string]map[string]string{}
 	// The emergency service reads no single alert but with every node's

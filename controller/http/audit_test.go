@@ -1,7 +1,10 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/http"
@@ -261,6 +264,74 @@ func BenchmarkListAuditWithNames(b *testing.B) {
 		e.call("GET", "/api/v1/audit?limit=10000&order=newest", e.admin, nil, http.StatusOK, &l)
 		if len(l.Entries) != 10000 {
 			b.Fatalf("%d entries, want 10000", len(l.Entries))
+		}
+	}
+}
+
+// TestAuditDetailsNameWhatTheyHold: three details read wrong on the audit
+// screen. A self-test wrote how many clusters it tested under nodes=, which
+// GET /audit looked up as a cluster's id (a cluster "1" was named for every
+// self-test of one); the CAP recordings were written "Sóng thần=<hash>",
+// which named no audio, so the screen showed the hashes; a release upload
+// was "amd64 <hash>", with nothing to say which is which. The self-test
+// writes node_count=, the recordings event="…" content=<hash>, named like
+// any audio (an older entry's hashes too), and the release arch= sha256=.
+func TestAuditDetailsNameWhatTheyHold(t *testing.T) {
+	a := newAuthzEnv(t)
+	e := a.env
+	ctx := t.Context()
+	// A cluster whose id is a number, put in the store: its enrolment's
+	// entry would name it rightly.
+	if err := e.stores.nodes.CreateNodes(ctx, []*loaxa.Node{{ID: "1", Name: "Cụm loa số 1", Area: "12346", SecretHash: loaxa.HashSecret("s")}}); err != nil {
+		t.Fatal(err)
+	}
+	siren := e.upload(e.admin, "coi.wav", wav(16000, 1, 1600), "Còi báo động", http.StatusCreated)
+	flood := e.upload(e.admin, "lu.wav", wav(16000, 1, 2400), "Bản ghi lũ", http.StatusCreated)
+	// The log is read from here on: the uploads' own entries would name
+	// the audio.
+	e.clock.Advance(time.Minute)
+	since := e.clock.Now()
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "silent", "nodes": []string{"n-a"}}, http.StatusAccepted, nil)
+	e.call("PUT", "/api/v1/cap/recordings", e.admin, map[string]any{"recordings": map[string]string{"Sóng thần": siren.ID}}, http.StatusOK, nil)
+	archive := releaseArchive(t, 62)
+	if r := a.request("POST", "/api/v1/releases?version=2.0.0&arch=amd64", a.admin, "application/gzip", bytes.NewReader(archive)); r.status != http.StatusCreated {
+		t.Fatalf("release upload: %d %s", r.status, r.body)
+	}
+	// What an older controller wrote.
+	for _, old := range []*loaxa.AuditEntry{
+		{At: e.clock.Now(), Actor: "admin", Action: "selftest.start", Target: "t000099", Area: "12346", Detail: "kind=silent nodes=1"},
+		{At: e.clock.Now(), Actor: "admin", Action: "cap.recordings", Target: "cap", Detail: "Lũ quét=" + flood.ID},
+	} {
+		if err := e.stores.audit.RecordAudit(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var l struct {
+		Entries []loaxa.AuditEntry           `json:"entries"`
+		Names   map[string]map[string]string `json:"names"`
+	}
+	e.call("GET", "/api/v1/audit?from="+since.UTC().Format(time.RFC3339), e.admin, nil, http.StatusOK, &l)
+	details := map[string][]string{}
+	for _, x := range l.Entries {
+		details[x.Action] = append(details[x.Action], x.Detail)
+	}
+	sum := sha256.Sum256(archive)
+	for action, want := range map[string]string{
+		"selftest.start": "kind=silent node_count=1",
+		"cap.recordings": `event="Sóng thần" content=` + siren.ID,
+		"release.upload": "arch=amd64 sha256=" + hex.EncodeToString(sum[:]),
+	} {
+		if !slices.Contains(details[action], want) {
+			t.Errorf("%s entries read %q, want one %q", action, details[action], want)
+		}
+	}
+	if got, ok := l.Names["node"]["1"]; ok {
+		t.Errorf("a self-test's count of clusters is named as cluster 1, %q", got)
+	}
+	for id, want := range map[string]string{siren.ID: "Còi báo động", flood.ID: "Bản ghi lũ"} {
+		if got := l.Names["content"][id]; got != want {
+			t.Errorf("the CAP recording %s is named %q, want %q (names %v)", id, got, want, l.Names["content"])
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -1009,6 +1010,22 @@ func (s *Server) handleGetCapRecordings(w http.ResponseWriter, r *http.Request) 
 	return nil
 }
 
+// capRecordingsDetail is the audit detail of the CAP recordings set:
+// each event type, quoted (it is free text), and its content, by event
+// type, `event="Sóng thần" content=<hash>, event=…`, so that the audio is
+// named like any other's; "none=true" for none. They were written
+// "Sóng thần=<hash>,…", which named no audio: the console showed hashes.
+func capRecordingsDetail(recordings map[string]string) string {
+	if len(recordings) == 0 {
+		return "none=true"
+	}
+	pairs := make([]string, 0, len(recordings))
+	for _, e := range slices.Sorted(maps.Keys(recordings)) {
+		pairs = append(pairs, fmt.Sprintf("event=%q content=%s", e, recordings[e]))
+	}
+	return strings.Join(pairs, ", ")
+}
+
 // handlePutCapRecordings answers PUT /api/v1/cap/recordings: replaces
 // them (whole-tree users only, as the auto-start list: what plays for an
 // alert no person reads first). Each must be stored content.
@@ -1054,12 +1071,7 @@ func (s *Server) handlePutCapRecordings(w http.ResponseWriter, r *http.Request) 
 	if err := store.SetCapRecordings(ctx, recordings); err != nil {
 		return err
 	}
-	pairs := make([]string, 0, len(recordings))
-	for e, id := range recordings {
-		pairs = append(pairs, e+"="+id)
-	}
-	slices.Sort(pairs)
-	s.audit(r, auditCapRecordings, "cap", "", strings.Join(pairs, ","))
+	s.audit(r, auditCapRecordings, "cap", "", capRecordingsDetail(recordings))
 	s.writeJSON(w, r, http.StatusOK, recordingsBody{Recordings: recordings})
 	return nil
 }

@@ -480,7 +480,9 @@ func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	s.audit(r, auditSelfTest, run.ID, req.Area, fmt.Sprintf("kind=%s nodes=%d", run.Kind, len(run.Nodes)))
+	// How many clusters, as node_count: under nodes= (an older entry's
+	// key) the count read as a cluster's id.
+	s.audit(r, auditSelfTest, run.ID, req.Area, fmt.Sprintf("kind=%s node_count=%d", run.Kind, len(run.Nodes)))
 	s.writeJSON(w, r, http.StatusAccepted, run)
 	return nil
 }

@@ -65,7 +65,7 @@ func (s *Server) handleUploadRelease(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if held != nil && slices.ContainsFunc(held.Archives, func(x loaxa.ReleaseArchive) bool { return x.Arch == a.Arch && x.SHA256 == a.SHA256 }) {
-		s.audit(r, "release.upload", version, "", arch+" "+a.SHA256)
+		s.audit(r, "release.upload", version, "", releaseUploadDetail(a))
 		s.writeJSON(w, r, http.StatusOK, held)
 		return nil
 	}
@@ -74,9 +74,16 @@ func (s *Server) handleUploadRelease(w http.ResponseWriter, r *http.Request) err
 		s.discardReleaseArchive(ctx, a.SHA256)
 		return err
 	}
-	s.audit(r, "release.upload", version, "", arch+" "+a.SHA256)
+	s.audit(r, "release.upload", version, "", releaseUploadDetail(a))
 	s.writeJSON(w, r, http.StatusCreated, rel)
 	return nil
+}
+
+// releaseUploadDetail is the audit detail of an uploaded release archive,
+// as facts the console words ("Kiến trúc: arm64 · SHA-256: 3f2a9c1d0b7e…"):
+// "arm64 <hash>" read as a bare hash.
+func releaseUploadDetail(a *loaxa.ReleaseArchive) string {
+	return fmt.Sprintf("arch=%s sha256=%s", a.Arch, a.SHA256)
 }
 
 // discardReleaseArchive removes the archive of a refused upload, unless a
