@@ -253,3 +253,94 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 	one("Deleted a session", "Name: “Buổi tối”", "Forced", "Bulletins cancelled with it: Thời sự hằng ngày")
 	one("Changed a cluster's settings", "Volume: 8", "Muted (never emergencies)", "Amplifier: Always on")
 }
+
+// TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre: the audit
+// screen showed the CAP recordings as "Sóng thần=9d27…", the audio's
+// hash; a release upload as "amd64 ed9d…", a bare hash under a bare
+// version; and any live call that was not a drill as "Báo động thật", a
+// real alarm, which a commune's meeting call is not (nor an all-clear).
+// The recordings say which audio each event type plays first, by its
+// title; the release its version, architecture and a short hash (the
+// whole as the tooltip); a call "Cuộc gọi thật, không phải diễn tập", and
+// its volume 0 as each cluster's own (it read "Âm lượng: 0").
+// Entries an older controller wrote read the same. A self-test's count of
+// clusters (node_count=) is said as a count.
+func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa chợ Lập Lễ", "area": "11527", "lat": 20.8, "lon": 106.7}, nil)
+	siren := c.Upload("coi.wav", rig.ToneWAV(880, time.Second, 16000, 1))
+	flood := c.Upload("lu.wav", rig.ToneWAV(440, time.Second, 16000, 1))
+	c.MustDo("PUT", "/api/v1/cap/recordings", map[string]any{"recordings": map[string]string{"Sóng thần": siren.ID}}, nil)
+	c.MustDo("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "nodes": []string{"lap-le-01"}}, nil)
+	const hash = "ed9d6dee13df54db1748e7e23eb41716d50a58e40b6129404c7872574bdd9dea"
+	at := c.App.Clock.Now()
+	for _, e := range []*loaxa.AuditEntry{
+		{At: at, Actor: "admin", Action: "release.upload", Target: "2.1.0", Detail: "arch=arm64 sha256=" + hash},
+		// An older controller's.
+		{At: at, Actor: "admin", Action: "release.upload", Target: "2.0.0", Detail: "amd64 " + hash},
+		{At: at, Actor: "admin", Action: "cap.recordings", Target: "cap", Detail: "Lũ quét=" + flood.ID},
+		// A call and an all-clear that were no drills, as this controller
+		// writes them (their routes are not this test's).
+		{At: at, Actor: "admin", Action: "live.start", Target: "live-x1", Area: "11527", Detail: `drill=false priority=priority volume=0 title="Họp dân"`},
+		{At: at, Actor: "admin", Action: "emergency.send", Target: "e000009", Area: "11527",
+			Detail: `drill=false kind=all-clear content=` + flood.ID + ` repeat=1 volume=15 title="Nước đã rút"`},
+		{At: at, Actor: "admin", Action: "emergency.send", Target: "e000008", Area: "11527",
+			Detail: `drill=false kind=alert content=` + flood.ID + ` repeat=1 volume=15 title="Lũ quét"`},
+	} {
+		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/audit", `document.querySelector('#audit-table')`)
+	rows := auditRows(b)
+	// one checks that action has a row whose target and detail say want.
+	one := func(action, target string, want ...string) {
+		t.Helper()
+		var seen []string
+		for _, r := range rows {
+			if r.Action != action {
+				continue
+			}
+			if (target == "" || r.Target == target) && contains(r.Detail, want...) {
+				return
+			}
+			seen = append(seen, r.Target+" | "+r.Detail)
+		}
+		t.Errorf("no %q row on %q says %q; they read %q", action, target, want, seen)
+	}
+	one("Đổi bản ghi âm cho cảnh báo CAP", "cap", "Bản ghi phát trước cho “Sóng thần”: "+siren.Title)
+	one("Đổi bản ghi âm cho cảnh báo CAP", "cap", "Bản ghi phát trước cho “Lũ quét”: "+flood.Title)
+	one("Tải lên phiên bản phần mềm", "Phiên bản 2.1.0", "Kiến trúc bo mạch: ARM 64 bit (arm64)", "Mã kiểm tra SHA-256: ed9d6dee13df…")
+	one("Tải lên phiên bản phần mềm", "Phiên bản 2.0.0", "Kiến trúc bo mạch: x86 64 bit (amd64)", "Mã kiểm tra SHA-256: ed9d6dee13df…")
+	one("Kiểm tra cụm loa từ xa", "", "Loại: Kiểm tra im lặng", "Số cụm loa: 1")
+	one("Bắt đầu phát trực tiếp", "", "Cuộc gọi thật, không phải diễn tập", "Âm lượng: theo cài đặt của từng cụm loa")
+	one("Phát khẩn cấp", "", "Không phải diễn tập", "Tiêu đề: “Nước đã rút”")
+	one("Phát khẩn cấp", "", "Báo động thật", "Tiêu đề: “Lũ quét”")
+	tip := MustEval[string](b, `[...document.querySelectorAll('#audit-table tbody tr')].find((r) => r.cells[3].innerText === 'Phiên bản 2.1.0').cells[5].querySelector('[title]').title`)
+	if tip != hash {
+		t.Errorf("the release's short hash has the tooltip %q, want the whole %s", tip, hash)
+	}
+	for _, r := range rows {
+		for _, id := range []string{siren.ID, flood.ID} {
+			if strings.Contains(r.Detail, id) {
+				t.Errorf("the row %q shows an audio's hash: %q", r.Action, r.Detail)
+			}
+		}
+		if strings.Contains(r.Detail, "Báo động thật") && (r.Action == "Bắt đầu phát trực tiếp" || strings.Contains(r.Detail, "Nước đã rút")) {
+			t.Errorf("the row %q reads %q: a call or an all-clear that is no drill is not a real alarm", r.Action, r.Detail)
+		}
+	}
+	b.Shot("10c-nhat-ky-ban-ghi-phien-ban")
+
+	b.Do("switch to English", chromedp.Click(chromedp.CSS(`header button.lang`)))
+	b.Wait("the audit log in English", `[...document.querySelectorAll('#audit-table tbody tr')].some((r) => r.cells[3].innerText === 'Version 2.1.0')`, 10*time.Second)
+	rows = auditRows(b)
+	one("Uploaded a software release", "Version 2.1.0", "Board architecture: ARM 64-bit (arm64)", "SHA-256 checksum: ed9d6dee13df…")
+	one("Started a live call", "", "A real call, not a drill")
+}

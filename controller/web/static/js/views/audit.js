@@ -34,8 +34,8 @@ function named(name, id, small = true) {
 
 // An entry's detail is the API's "key=value" pairs: those an officer
 // knows a word for are said with it, ids by their names; the rest, and
-// any free text between, as written.
-const PAIR = /\b([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^\s,]*(?:,[^\s,]+)*)/g;
+// any free text between, as written. A key may hold digits (sha256=).
+const PAIR = /\b([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^\s,]*(?:,[^\s,]+)*)/g;
 
 // Free-text details, said in words.
 const WHY = {
@@ -46,6 +46,37 @@ const WHY = {
 // Facts said whole, the key and its value one phrase ("drill=true" is
 // "Diễn tập", "muted=false" "Bật tiếng"): audit.d.<key>_<value>.
 const WHOLE = ['drill', 'forced', 'force', 'muted', 'unchanged'];
+
+// wholeWords says such a fact for what the entry is: a live call or an
+// all-clear that is no drill is not a "real alarm" (Báo động thật).
+function wholeWords(action, detail, key, v) {
+  if (key === 'drill' && v === 'false') {
+    if (action.startsWith('live.')) return t('audit.d.drill_false_live');
+    if (/\bkind=all-clear\b/.test(detail)) return t('audit.d.drill_false_all_clear');
+  }
+  return t(`audit.d.${key}_${v}`);
+}
+
+// releasePairs says an older controller's release.upload detail, "arm64
+// <hash>", as the facts a newer one writes (arch=, sha256=).
+function releasePairs(detail) {
+  const m = /^(\S+) ([0-9a-f]{64})$/.exec(detail);
+  return m ? `arch=${m[1]} sha256=${m[2]}` : detail;
+}
+
+// recordingsNodes says the CAP recordings set (cap.recordings): for each
+// event type the audio it plays first, by its title, the hash as its
+// tooltip. This controller writes event="…" content=<hash>; an older one
+// wrote "Sóng thần=<hash>,Lũ quét=<hash>".
+function recordingsNodes(detail, names) {
+  if (detail === '' || detail === 'none=true') return [t('audit.d.none_true')];
+  const quoted = (v) => { try { return JSON.parse(v); } catch { return v; } };
+  let pairs = [...detail.matchAll(/event=("(?:[^"\\]|\\.)*") content=([0-9a-f]{64})/g)].map((m) => [quoted(m[1]), m[2]]);
+  if (!pairs.length) pairs = [...detail.matchAll(/(?:^|,)([^=,][^=]*?)=([0-9a-f]{64})(?=,|$)/g)].map((m) => [m[1], m[2]]);
+  if (!pairs.length) return [detail];
+  return pairs.flatMap(([event, id], i) => [...(i ? [' · '] : []), t('audit.d.recording_for', { event }) + ': ',
+    named(((names || {}).content || {})[id], id, false)]);
+}
 
 // settingsPairs says an older controller's node.settings detail, the
 // request's JSON ({"volume":7,"muted":null,…}), as the key=value facts a
@@ -59,7 +90,9 @@ function settingsPairs(detail) {
 
 function detailNodes(ctx, action, detail, names) {
   if (WHY[detail]) return [t(WHY[detail])];
+  if (action === 'cap.recordings') return recordingsNodes(detail, names);
   if (action === 'node.settings') detail = settingsPairs(detail);
+  if (action === 'release.upload') detail = releasePairs(detail);
   // In the detail, things by their names, the ids as tooltips only.
   const name = (kind, id) => named(((names || {})[kind] || {})[id], id, false);
   const list = (v) => v.replace(/^\[|\]$/g, '').split(/[\s,]+/).filter(Boolean);
@@ -89,6 +122,12 @@ function detailNodes(ctx, action, detail, names) {
       case 'role': return has('role.' + v) ? t('role.' + v) : v;
       case 'credentials': return has('audit.d.credentials_' + v) ? t('audit.d.credentials_' + v) : v;
       case 'amplifier_policy': return word('audit.d.amplifier_policy_', v);
+      // A live call at volume 0 plays at each cluster's own volume.
+      case 'volume': return v === '0' && action.startsWith('live.') ? t('audit.d.volume_node') : v;
+      case 'arch': return word('audit.d.arch_', v);
+      // A release archive's hash, short: its first 12 hex digits tell
+      // builds apart; the whole is the tooltip.
+      case 'sha256': return h('span', { title: v }, v.length > 12 ? v.slice(0, 12) + '…' : v);
       case 'handling': return word('audit.d.handling_', v);
       case 'kind':
         if (action === 'alarm.ack' && has('alarm.' + v)) return t('alarm.' + v);
@@ -118,7 +157,7 @@ function detailNodes(ctx, action, detail, names) {
       if (!none) out.push(' · ');
     } else if (between) out.push(detailText(between));
     if (none) continue;
-    if (WHOLE.includes(key) && has(`audit.d.${key}_${v}`)) { out.push(t(`audit.d.${key}_${v}`)); continue; }
+    if (WHOLE.includes(key) && has(`audit.d.${key}_${v}`)) { out.push(wholeWords(action, detail, key, v)); continue; }
     if (key === 'conflicts') { out.push(t('audit.d.conflicts_forced', { n: v })); continue; }
     // A change, "start_before=05:30 start=06:00": one fact, before → after.
     const base = key.endsWith('_before') ? key.slice(0, -'_before'.length) : '';
@@ -169,6 +208,7 @@ function targetCell(ctx, e, names) {
   const kind = targetKind(e.action);
   if (kind) return named(((names || {})[kind] || {})[e.target], e.target, kind !== 'content');
   if (e.action === 'area.create') return named(ctx.areaName(e.target), e.target);
+  if (e.action === 'release.upload') return t('audit.release_version', { version: e.target });
   return e.target;
 }
 
