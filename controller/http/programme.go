@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,21 @@ type programmeResponse struct {
 	// days were played in: they are in no session list, and the console
 	// drew their plays loose, with no name.
 	DeletedSessions []deletedSession `json:"deleted_sessions,omitempty"`
+	// SessionRuns are the days of the span on which a session of the
+	// area (or above it) ran by times it has no more, changed since
+	// (loaxa.Session.Earlier), with those times: the console's box of
+	// that day said the session's times now, 18:00 over plays at 17:00.
+	SessionRuns []sessionRun `json:"session_runs,omitempty"`
+}
+
+// sessionRun is a session's instance of one day that ran by times other
+// than the session's now.
+type sessionRun struct {
+	Session    string `json:"session"`
+	Day        string `json:"day"` // YYYY-MM-DD, in the session's area's zone
+	Start      string `json:"start"`
+	MaxMinutes int    `json:"max_minutes"`
+	Days       string `json:"days,omitempty"`
 }
 
 // deletedSession is a session deleted since a past day's play in it,
@@ -43,27 +59,31 @@ type deletedSession struct {
 	DeletedBy  string    `json:"deleted_by,omitempty"`
 }
 
-// programme returns the answer of a programme route: items, with the
-// deleted sessions they name.
-func (s *Server) programme(ctx context.Context, from, to time.Time, items []loaxa.ProgrammeItem) (programmeResponse, error) {
+// programme returns the answer of a programme route of area (a node's
+// own, for a node's): items, with the deleted sessions they name and the
+// days the sessions of area and above ran by earlier times. Both come
+// from one read of the sessions, made only for a span that begins before
+// now: a session is deleted, and its times changed, at some time past,
+// so a programme of days to come reads nothing more.
+func (s *Server) programme(ctx context.Context, area string, from, to time.Time, items []loaxa.ProgrammeItem) (programmeResponse, error) {
 	resp := programmeResponse{From: from, To: to, Items: nonNil(items)}
+	now := s.now()
+	if s.SessionService == nil || !from.Before(now) {
+		return resp, nil
+	}
 	// A deleted session has no instance from its delete on, which is
-	// past: only items begun before now can name one, and a programme of
-	// days to come reads nothing more.
-	named, now := map[string]bool{}, s.now()
+	// past: only items begun before now can name one.
+	named := map[string]bool{}
 	for _, it := range items {
 		if id, _, ok := strings.Cut(it.Session, "@"); ok && it.Start.Before(now) {
 			named[id] = true
 		}
 	}
-	if len(named) == 0 || s.SessionService == nil {
-		return resp, nil
-	}
 	// A session deleted before from has no instance from then on
 	// (loaxa.Session.Runs); a day more for an instance begun the day before.
 	ss, err := s.SessionService.FindSessions(ctx, loaxa.SessionFilter{DeletedSince: from.Add(-24 * time.Hour)})
 	if err != nil {
-		return resp, fmt.Errorf("deleted sessions: %w", err)
+		return resp, fmt.Errorf("sessions of the programme: %w", err)
 	}
 	for _, x := range ss {
 		if x.Deleted() && named[x.ID] {
@@ -71,7 +91,52 @@ func (s *Server) programme(ctx context.Context, from, to time.Time, items []loax
 				MaxMinutes: x.MaxMinutes, Days: x.Days, DeletedAt: x.DeletedAt, DeletedBy: x.DeletedBy})
 		}
 	}
+	if resp.SessionRuns, err = s.sessionRuns(ctx, area, ss, from, to); err != nil {
+		return resp, err
+	}
 	return resp, nil
+}
+
+// sessionRuns returns the instances in [from, to) of the sessions of ss
+// of area and the areas above it that ran by earlier times, which differ
+// from the session's now. Only a session changed since is worked out:
+// most have no earlier times.
+func (s *Server) sessionRuns(ctx context.Context, area string, ss []*loaxa.Session, from, to time.Time) ([]sessionRun, error) {
+	var chain []string
+	var out []sessionRun
+	for _, x := range ss {
+		if len(x.Earlier) == 0 || !x.Earlier[len(x.Earlier)-1].Until.After(from.Add(-24*time.Hour)) {
+			continue // no day of the span ran by earlier times
+		}
+		if chain == nil {
+			var err error
+			if chain, err = s.AreaService.AreaChain(ctx, area); err != nil {
+				return nil, fmt.Errorf("session times of %s: %w", area, err)
+			}
+		}
+		if !slices.Contains(chain, x.Area) {
+			continue
+		}
+		loc, err := s.locationOf(ctx, x.Area)
+		if err != nil {
+			return nil, fmt.Errorf("session times of %s: %w", x.ID, err)
+		}
+		runs, err := x.Runs(loc, from.Add(-time.Nanosecond), to.Add(-time.Nanosecond))
+		if err != nil {
+			// Its times refused (stored by an older version): the
+			// programme says so; the boxes keep the times it has now.
+			s.logger().Warn("programme: times a session ran by not worked out", "session", x.ID, "err", err)
+			continue
+		}
+		for _, run := range runs {
+			t := run.Session
+			if t.Start == x.Start && t.MaxMinutes == x.MaxMinutes && t.Days == x.Days {
+				continue
+			}
+			out = append(out, sessionRun{Session: x.ID, Day: run.Start.In(loc).Format(loaxa.DateLayout), Start: t.Start, MaxMinutes: t.MaxMinutes, Days: t.Days})
+		}
+	}
+	return out, nil
 }
 
 // programmeRange reads from and to (RFC 3339, or a date in the controller's
@@ -162,7 +227,7 @@ func (s *Server) handleNodeProgramme(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return fmt.Errorf("programme of node %s: %w", n.ID, err)
 	}
-	resp, err := s.programme(r.Context(), from, to, items)
+	resp, err := s.programme(r.Context(), n.Area, from, to, items)
 	if err != nil {
 		return fmt.Errorf("programme of %s: %w", r.PathValue("id"), err)
 	}
@@ -202,7 +267,7 @@ func (s *Server) handleAreaProgramme(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return fmt.Errorf("programme of area %s: %w", id, err)
 	}
-	resp, err := s.programme(r.Context(), from, to, items)
+	resp, err := s.programme(r.Context(), id, from, to, items)
 	if err != nil {
 		return fmt.Errorf("programme of %s: %w", r.PathValue("id"), err)
 	}

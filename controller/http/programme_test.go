@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -136,6 +137,117 @@ func TestProgrammeAndConflictCheckPanicsSayWhatWasNotDone(t *testing.T) {
 	for _, a := range l.Announcements {
 		if a.Title == "Thông báo tiêm chủng" {
 			t.Errorf("the bulletin whose check failed was stored: %s", a.ID)
+		}
+	}
+}
+
+// TestProgrammeSaysTheTimesEachDayRanBy: an officer moved the commune's
+// evening session from 17:00 to 18:00 on Wednesday morning. The week's
+// plays of Monday and Tuesday are at 17:00, as they ran, but the console's
+// box of the session on those days said "18:00": the only times the
+// programme answer had were the session's now. It says, for each day of
+// the span a session of the area ran by times it has no more, those times
+// (session_runs); the days after the change need none.
+func TestProgrammeSaysTheTimesEachDayRanBy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	var evening, other loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30},
+		http.StatusCreated, &evening)
+	// The other commune's, changed too, is not this area's.
+	e.call("POST", "/api/v1/sessions", e.admin, map[string]any{"area": "12347", "name": "Buổi sáng", "start": "05:30", "max_minutes": 15},
+		http.StatusCreated, &other)
+	// Wednesday 4 March, 09:00: from today, 18:00 for 45 minutes.
+	e.clock.Set(t0.AddDate(0, 0, 2).Add(4 * time.Hour))
+	officer = e.token("can-bo-a") // signed in again, two days on
+	e.call("PATCH", "/api/v1/sessions/"+evening.ID, officer, map[string]any{"start": "18:00", "max_minutes": 45}, http.StatusOK, nil)
+	e.call("PATCH", "/api/v1/sessions/"+other.ID, e.token("admin"), map[string]any{"start": "06:00"}, http.StatusOK, nil)
+
+	type run struct {
+		Session, Day, Start string
+		MaxMinutes          int `json:"max_minutes"`
+	}
+	var prog struct {
+		Runs []run `json:"session_runs"`
+	}
+	e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-02&to=2026-03-09", officer, nil, http.StatusOK, &prog)
+	want := []run{{evening.ID, "2026-03-02", "17:00", 30}, {evening.ID, "2026-03-03", "17:00", 30}}
+	if !slices.Equal(prog.Runs, want) {
+		t.Errorf("the week's session runs %+v, want %+v: Monday's and Tuesday's at 17:00 for 30 minutes, none from Wednesday", prog.Runs, want)
+	}
+	// A week after the change needs none.
+	prog.Runs = nil
+	e.call("GET", "/api/v1/areas/12346/programme?from=2026-03-09&to=2026-03-16", officer, nil, http.StatusOK, &prog)
+	if len(prog.Runs) != 0 {
+		t.Errorf("the week after the change has session runs %+v, want none", prog.Runs)
+	}
+}
+
+// BenchmarkAreaProgrammeWithChangedSessions: a commune officer's week of
+// programme (GET /areas/{id}/programme, the console's calendar) in a
+// province of 100 communes with 3 sessions each, every one moved on
+// Wednesday 4 March at 09:00, read on Tuesday 10 March: the week of the
+// change, whose Monday, Tuesday and Wednesday morning ran by earlier
+// times (session_runs), and the week after (none). A commune with a
+// cluster and a daily bulletin in its evening session (whose items
+// already had the sessions read, for deleted_sessions), and one without
+// clusters (which read none before).
+func BenchmarkAreaProgrammeWithChangedSessions(b *testing.B) {
+	e := newEnv(b)
+	e.tree()
+	ctx := b.Context()
+	changed := t0.AddDate(0, 0, 2).Add(4 * time.Hour) // Wednesday 4 March, 09:00
+	evening := ""
+	for i := range 100 {
+		area := fmt.Sprintf("c%03d", i)
+		if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: area, Name: "Xã " + area, Parent: "318"}); err != nil {
+			b.Fatal(err)
+		}
+		for j, start := range []string{"05:30", "11:00", "17:00"} {
+			sess := &loaxa.Session{Area: area, Name: fmt.Sprintf("Buổi %d", j), Start: start, MaxMinutes: 30, CreatedBy: "admin", CreatedAt: t0.Add(-time.Hour)}
+			if err := e.stores.sessions.CreateSession(ctx, sess); err != nil {
+				b.Fatal(err)
+			}
+			if area == "c050" && start == "17:00" {
+				evening = sess.ID
+			}
+		}
+	}
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "c050-01", "name": "Cụm loa chợ", "area": "c050", "lat": 20.7, "lon": 106.5}, http.StatusCreated, nil)
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	e.call("POST", "/api/v1/announcements", e.admin, map[string]any{"title": "Thời sự", "content_id": c.ID, "targets": map[string]any{"areas": []string{"c050"}},
+		"priority": "normal", "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY", "session": evening}, http.StatusCreated, nil)
+	ss, err := e.stores.sessions.FindSessions(ctx, loaxa.SessionFilter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sess := range ss {
+		later := sess.Start[:3] + "15"
+		if _, _, err := e.stores.sessions.UpdateSession(ctx, sess.ID, loaxa.SessionChange{Start: &later, By: "admin", At: changed}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e.clock.Set(t0.AddDate(0, 0, 8).Add(7 * time.Hour)) // Tuesday 10 March, 12:00
+	admin := e.token("admin")
+	for _, area := range []string{"c050", "c051"} {
+		for _, week := range []struct {
+			name, from, to string
+			runs           int // the area's 3 sessions on Monday and Tuesday, and its 05:30 on Wednesday
+		}{{"week-of-the-change", "2026-03-02", "2026-03-09", 7}, {"week-after", "2026-03-09", "2026-03-16", 0}} {
+			b.Run(area+"/"+week.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					var prog struct {
+						Runs []json.RawMessage `json:"session_runs"`
+					}
+					e.call("GET", "/api/v1/areas/"+area+"/programme?from="+week.from+"&to="+week.to, admin, nil, http.StatusOK, &prog)
+					if len(prog.Runs) != week.runs {
+						b.Fatalf("%d session runs, want %d", len(prog.Runs), week.runs)
+					}
+				}
+			})
 		}
 	}
 }

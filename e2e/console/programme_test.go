@@ -1163,3 +1163,41 @@ func TestActiveBulletinIsNotStyledAsAnAlarm(t *testing.T) {
 		t.Errorf("the emergency alert in force reads %q in %s; want it red, %s", got[0], got[1], got[2])
 	}
 }
+
+// TestSessionBoxSaysTheTimesOfItsDay: the commune's evening session ran at
+// 17:00 on Monday and Tuesday, and on Wednesday morning the officer moved
+// it to 18:00 for 45 minutes. The week's calendar drew Monday's and
+// Tuesday's box as "Buổi chiều · 18:00 · tối đa 45 phút" over the news
+// played at 17:00. Each day's box says the times the session ran by that
+// day, and, where they changed since, what they are now; the days from
+// Wednesday say 18:00.
+func TestSessionBoxSaysTheTimesOfItsDay(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t) // Monday 2 March 2026, 09:00; "Buổi chiều" 17:00, 30 minutes
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thời sự hằng ngày", "content_id": news.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00", "rrule": "FREQ=DAILY",
+		"session": evening.ID}, nil)
+	c.App.Clock.(*clock.Fake).Set(time.Date(2026, 3, 4, 9, 0, 0, 0, time.FixedZone("+07", 7*3600)))
+	c.SignIn() // two days on
+	c.MustDo("PATCH", "/api/v1/sessions/"+evening.ID, map[string]any{"start": "18:00", "max_minutes": 45}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	box := func(day string) string {
+		return fmt.Sprintf(`section.day[data-day=%q] .session[data-session=%q]`, day, evening.ID)
+	}
+	b.Go("#/programme", `document.querySelector('`+box("2026-03-02")+` .slot')`)
+	for day, want := range map[string]string{
+		"2026-03-02": "Buổi chiều · 17:00 · tối đa 30 phút · giờ phát của ngày này; nay đã đổi thành 18:00 · tối đa 45 phút",
+		"2026-03-03": "Buổi chiều · 17:00 · tối đa 30 phút · giờ phát của ngày này; nay đã đổi thành 18:00 · tối đa 45 phút",
+		"2026-03-04": "Buổi chiều · 18:00 · tối đa 45 phút",
+		"2026-03-08": "Buổi chiều · 18:00 · tối đa 45 phút",
+	} {
+		got := MustEval[[]string](b, `[document.querySelector('`+box(day)+` .name').innerText, document.querySelector('`+box(day)+` .slot a').innerText]`)
+		if got[0] != want {
+			t.Errorf("the session's box of %s reads %q, want %q (its play: %q)", day, got[0], want, got[1])
+		}
+	}
+	b.Shot("05b-lich-phat-buoi-doi-gio")
+}

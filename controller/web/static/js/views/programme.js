@@ -40,7 +40,7 @@ export async function render(ctx, main, params) {
     const sessions = sess.sessions;
     const nodeArea = await nodeAreas(ctx, anns.announcements);
     fill(body,
-      prog.err ? h('div', { class: 'panel', id: 'calendar-error' }, unplayableBox(prog.err)) : calendar(week, prog.items, sessions, hol.holidays || [], prog.deleted_sessions || []),
+      prog.err ? h('div', { class: 'panel', id: 'calendar-error' }, unplayableBox(prog.err)) : calendar(week, prog.items, sessions, hol.holidays || [], prog.deleted_sessions || [], prog.session_runs || []),
       ctx.may('schedule') ? placeForm(ctx, area, sessions, content.content, reload) : null,
       proposalsPanel(ctx, props.proposals, sessions, reload, new Map(anns.announcements.map((a) => [a.id, a]))),
       sessionsPanel(ctx, area, sessions, reload),
@@ -52,9 +52,13 @@ export async function render(ctx, main, params) {
 // deleted are the sessions deleted since that past plays were in (the
 // programme answer names them; no session list does): their plays are
 // shown in a box of that session saying its times and days and when it
-// was deleted, not loose.
-function calendar(week, items, sessions, holidays, deleted) {
+// was deleted, not loose. runs are the days a session ran by times it
+// has no more (changed since): its box that day says those times, and
+// that they changed; the session's times now were drawn over plays of
+// the times before.
+function calendar(week, items, sessions, holidays, deleted, runs) {
   const today = ymd(now());
+  const ranBy = new Map(runs.map((r) => [`${r.session}@${r.day}`, r]));
   const byDay = new Map();
   for (const it of items) {
     const d = ymd(new Date(it.start));
@@ -73,6 +77,13 @@ function calendar(week, items, sessions, holidays, deleted) {
     const sessionOf = (it) => (it.session || '').split('@')[0];
     const inSession = (s) => list.filter((it) => sessionOf(it) === s.id);
     const loose = list.filter((it) => ![...sessions, ...deleted].some((s) => s.id === sessionOf(it)));
+    // The times session s ran by that day: its own, or those it had then.
+    const times = (s) => ranBy.get(`${s.id}@${day}`) || s;
+    const changed = (s) => {
+      const x = times(s);
+      if (x === s || (x.start === s.start && x.max_minutes === s.max_minutes)) return null;
+      return h('span', { class: 'hint session-changed' }, ' · ' + t('programme.session_times_then', { now: `${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}` }));
+    };
     days.push(h('section', { class: 'day' + (day === today ? ' today' : ''), 'aria-label': fmtDay(day), dataset: { day } },
       h('h3', {}, fmtDay(day), day === today ? ` · ${t('programme.today')}` : ''),
       holidays.filter((x) => x.date === day).map((x) => h('p', { class: 'hint holiday' }, t('programme.holiday', { name: x.name }))),
@@ -80,9 +91,9 @@ function calendar(week, items, sessions, holidays, deleted) {
       // bulletin at 04:21 comes before the 17:00 session, not after it.
       [
         ...sessions.filter((s) => !s.days || inSession(s).length).map((s) => ({
-          at: vnDate(day, s.start).getTime(),
+          at: vnDate(day, times(s).start).getTime(),
           el: h('div', { class: 'session', dataset: { session: s.id } },
-            h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })}`),
+            h('div', { class: 'name' }, `${s.name} · ${clock(times(s).start)} · ${t('programme.max', { n: times(s).max_minutes })}`, changed(s)),
             inSession(s).map(slot)),
         })),
         ...deleted.filter((s) => inSession(s).length).map((s) => ({
@@ -90,7 +101,7 @@ function calendar(week, items, sessions, holidays, deleted) {
           el: h('div', { class: 'session deleted', dataset: { session: s.id } },
             // Its times, as a standing session's box says them, and its
             // days, which no session list shows any more.
-            h('div', { class: 'name' }, `${s.name} · ${clock(s.start)} · ${t('programme.max', { n: s.max_minutes })} · ${describeDays(s.days)} · `,
+            h('div', { class: 'name' }, `${s.name} · ${clock(times(s).start)} · ${t('programme.max', { n: times(s).max_minutes })} · ${describeDays(times(s).days)} · `,
               h('span', { class: 'deleted-at' }, t('programme.session_deleted', { day: dmy(ymd(new Date(s.deleted_at))) }))),
             inSession(s).map(slot)),
         })),
