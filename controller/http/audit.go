@@ -206,10 +206,11 @@ func auditTargetKind(action string) string {
 
 // auditDetailKind is the kind of thing each key of an entry's detail
 // that holds ids names: content=<hash>, node=<id>, nodes=<id,id>,
-// follows=<emergency>, session=<id>, and the bulletins a forced session
-// delete cancelled=<id,id> or left to play nowhere there, lost=<id,id>.
+// follows=<emergency>, session=<id>, the bulletins a forced session
+// delete cancelled=<id,id> or left to play nowhere there, lost=<id,id>,
+// and the CAP alert an emergency was sent for, cap=<id>.
 var auditDetailKind = map[string]string{"content": "content", "node": "node", "nodes": "node", "follows": "emergency", "session": "session",
-	"cancelled": "announcement", "lost": "announcement"}
+	"cancelled": "announcement", "lost": "announcement", "cap": "cap"}
 
 // auditDetailIDs calls add with each id detail names under a key of
 // auditDetailKind. A scan, not a regular expression: a read of 10,000

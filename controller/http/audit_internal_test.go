@@ -23,6 +23,7 @@ func TestAuditDetailIDs(t *testing.T) {
 		{`name="x node=n-a" start_before=05:30 start=06:00`, nil},
 		{`name="say \"node=n-a\" " node=n-b`, []string{"node n-b"}},
 		{"kind=speaker-line-cut node=lap-le-01", []string{"node lap-le-01"}},
+		{`cap=c000003 drill=false kind=alert content=ab repeat=1 volume=15 title="Lũ quét"`, []string{"cap c000003", "content ab"}},
 		{"subcontent=x nodesx=y", nil},
 		{"wrong password", nil},
 		{"", nil},

@@ -264,7 +264,10 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 // whole as the tooltip); a call "Cuộc gọi thật, không phải diễn tập", and
 // its volume 0 as each cluster's own (it read "Âm lượng: 0").
 // Entries an older controller wrote read the same. A self-test's count of
-// clusters (node_count=) is said as a count.
+// clusters (node_count=) is said as a count. A CAP warning as received
+// says its status, message type and what was done with it in words (they
+// read "status=Actual msgType=Alert action=pending"), and an alert sent
+// for one says which ("cap=c000003").
 func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
@@ -288,6 +291,10 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 			Detail: `drill=false kind=all-clear content=` + flood.ID + ` repeat=1 volume=15 title="Nước đã rút"`},
 		{At: at, Actor: "admin", Action: "emergency.send", Target: "e000008", Area: "11527",
 			Detail: `drill=false kind=alert content=` + flood.ID + ` repeat=1 volume=15 title="Lũ quét"`},
+		// A CAP warning as received, and the alert sent for one.
+		{At: at, Actor: "cap:kttv", Action: "cap.receive", Target: "c000003", Area: "11527", Detail: "key=kttv,lq-01 status=Actual msgType=Alert action=pending"},
+		{At: at, Actor: "cap:kttv", Action: "emergency.send", Target: "e000007", Area: "11527",
+			Detail: `cap=c000003 drill=false kind=alert content=` + flood.ID + ` repeat=1 volume=15 title="Lũ quét thôn 3"`},
 	} {
 		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
 			t.Fatal(err)
@@ -322,6 +329,8 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	one("Bắt đầu phát trực tiếp", "", "Cuộc gọi thật, không phải diễn tập", "Âm lượng: theo cài đặt của từng cụm loa")
 	one("Phát khẩn cấp", "", "Không phải diễn tập", "Tiêu đề: “Nước đã rút”")
 	one("Phát khẩn cấp", "", "Báo động thật", "Tiêu đề: “Lũ quét”")
+	one("Nhận cảnh báo CAP", "", "Trạng thái CAP (status): thật (Actual)", "Loại tin CAP (msgType): cảnh báo mới (Alert)", "Bộ điều khiển đã xử lý: chờ cán bộ duyệt")
+	one("Phát khẩn cấp", "", "Theo cảnh báo CAP: c000003", "Tiêu đề: “Lũ quét thôn 3”")
 	tip := MustEval[string](b, `[...document.querySelectorAll('#audit-table tbody tr')].find((r) => r.cells[3].innerText === 'Phiên bản 2.1.0').cells[5].querySelector('[title]').title`)
 	if tip != hash {
 		t.Errorf("the release's short hash has the tooltip %q, want the whole %s", tip, hash)

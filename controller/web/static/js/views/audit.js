@@ -107,6 +107,11 @@ function detailNodes(ctx, action, detail, names) {
     switch (key) {
       case 'content': return name('content', v);
       case 'follows': return name('emergency', v);
+      case 'cap': return name('cap', v);
+      // A CAP alert as received (cap.receive): its status and message
+      // type, the standard's words after ours, and what was done with it.
+      case 'status': case 'msgType': case 'action':
+        return action === 'cap.receive' ? word(`audit.d.${key}_`, v) : detailText(v);
       case 'session': return name('session', v);
       case 'node': case 'nodes': return joined(list(v).map((id) => name('node', id)));
       case 'cancelled': case 'lost': return joined(list(v).map((id) => name('announcement', id)));
