@@ -149,7 +149,8 @@ func speakerTold(tell ...func(liveclient.Status)) func(liveclient.Status) {
 // cutOffByAlerts returns an OnStatus that tells the speaker on w, as it
 // happens, on how many clusters an emergency alert (or another higher
 // level) cut the call off: they do not play the rest of it, and a speaker
-// talking on would not know.
+// talking on would not know. Cut off on every one of the call's clusters
+// (the status' nodes), nobody hears it: the speaker is told to end it.
 func cutOffByAlerts(w io.Writer) func(liveclient.Status) {
 	said := 0
 	return func(st liveclient.Status) {
@@ -157,6 +158,10 @@ func cutOffByAlerts(w io.Writer) func(liveclient.Status) {
 			return
 		}
 		said = st.Preempted
+		if st.Nodes > 0 && st.Preempted >= st.Nodes {
+			fmt.Fprintf(w, "Cuộc gọi bị bản tin khẩn cấp cắt trên cả %d cụm loa: không còn ai nghe được, hãy kết thúc cuộc gọi (Ctrl-C); an emergency alert cut the call off on all %d clusters: nobody hears it any more, end the call (Ctrl-C).\n", st.Preempted, st.Preempted)
+			return
+		}
 		fmt.Fprintf(w, "Cuộc gọi bị bản tin khẩn cấp cắt trên %d cụm loa: an emergency alert cut the call off on %d clusters; they do not play the rest of it.\n", st.Preempted, st.Preempted)
 	}
 }

@@ -235,9 +235,14 @@ func TestLiveCutOffByAnAlertTold(t *testing.T) {
 	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 3})
 	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 3, FailingAreas: []string{"12347"}})
 	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 18})
+	// Of the call's 20 clusters: 19, then every one, when nobody hears it.
+	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 19, Nodes: 20})
+	on(liveclient.Status{State: "on_air", Call: "live-1", Preempted: 20, Nodes: 20})
 	on(liveclient.Status{State: "ended", Call: "live-1", Reason: "speaker stopped"})
 	want := "Cuộc gọi bị bản tin khẩn cấp cắt trên 3 cụm loa: an emergency alert cut the call off on 3 clusters; they do not play the rest of it.\n" +
-		"Cuộc gọi bị bản tin khẩn cấp cắt trên 18 cụm loa: an emergency alert cut the call off on 18 clusters; they do not play the rest of it.\n"
+		"Cuộc gọi bị bản tin khẩn cấp cắt trên 18 cụm loa: an emergency alert cut the call off on 18 clusters; they do not play the rest of it.\n" +
+		"Cuộc gọi bị bản tin khẩn cấp cắt trên 19 cụm loa: an emergency alert cut the call off on 19 clusters; they do not play the rest of it.\n" +
+		"Cuộc gọi bị bản tin khẩn cấp cắt trên cả 20 cụm loa: không còn ai nghe được, hãy kết thúc cuộc gọi (Ctrl-C); an emergency alert cut the call off on all 20 clusters: nobody hears it any more, end the call (Ctrl-C).\n"
 	if out.String() != want {
 		t.Errorf("told the speaker\n%s\nwant\n%s", out.String(), want)
 	}
