@@ -56,7 +56,20 @@ func (s *Server) handleListAlarms(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	f.Node, f.Open = q.Get("node"), q.Get("state")
+	f.Open = q.Get("state")
+	if id := q.Get("node"); id != "" {
+		// A cluster that does not exist, or is not the caller's, is said
+		// so, as the play log does: an empty list read as "no alarm on
+		// that cluster" to a technician who mistyped its id.
+		n, err := s.requireNode(ctx, "node", id)
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeOn(ctx, loaxa.ActionRead, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
+			return err
+		}
+		f.Node = n.ID
+	}
 	if v := q.Get("kind"); v != "" {
 		// One kind, or several separated by commas.
 		for _, k := range strings.Split(v, ",") {
@@ -74,6 +87,9 @@ func (s *Server) handleListAlarms(w http.ResponseWriter, r *http.Request) error 
 	}
 	if f.To, err = parseQueryTime("to", q.Get("to")); err != nil {
 		return err
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return loaxa.Errorf(loaxa.EInvalid, "from %s is not before to %s; give from < to (to is exclusive).", q.Get("from"), q.Get("to"))
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -240,6 +240,36 @@ func TestAlarmsAPI(t *testing.T) {
 	e.call("GET", "/api/v1/areas/nope/health", viewer, nil, http.StatusNotFound, nil)
 }
 
+// TestAlarmListRefusesWhatItCannotAnswer: a technician who mistypes a
+// cluster's id, names one outside their area, or gives a range the wrong
+// way round is told so. Each was answered with an empty list, which reads
+// as "no alarm on that cluster", as the play log (GET /events) does not.
+func TestAlarmListRefusesWhatItCannotAnswer(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	e.observe("n-a", protocol.Board{SpeakerLine: protocol.LineOpen})
+	var list struct{ Alarms []loaxa.Alarm }
+	e.call("GET", "/api/v1/alarms?node=n-a", tech, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 1 || list.Alarms[0].Kind != loaxa.AlarmSpeakerOpen {
+		t.Fatalf("alarms of n-a: %+v", list.Alarms)
+	}
+	for _, c := range []struct {
+		name, query string
+		status      int
+		code, msg   string
+	}{
+		{"unknown node", "node=n-x", http.StatusBadRequest, loaxa.EInvalid, `node: there is no node "n-x"; pick one from GET /api/v1/nodes.`},
+		{"node of another commune", "node=n-b", http.StatusForbidden, loaxa.EForbidden, `Node "n-b" is outside your area "12346".`},
+		{"range the wrong way round", "from=2026-03-03T00:00:00Z&to=2026-03-02T00:00:00Z", http.StatusBadRequest, loaxa.EInvalid,
+			"from 2026-03-03T00:00:00Z is not before to 2026-03-02T00:00:00Z; give from < to (to is exclusive)."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			checkError(t, e.request("GET", "/api/v1/alarms?"+c.query, tech, "", nil), c.status, c.code, c.msg)
+		})
+	}
+}
+
 func TestSelfTestAPI(t *testing.T) {
 	e := newEnv(t)
 	e.tree()
