@@ -190,6 +190,19 @@ func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) err
 	if len(req.Targets.Areas) == 0 && len(req.Targets.Nodes) == 0 {
 		return loaxa.Errorf(loaxa.EInvalid, "targets: name at least one area or node to update.")
 	}
+	// Every target must exist, as an announcement's: a mistyped cluster
+	// beside a real one was left out without a word, and the technician
+	// believed that board was being updated.
+	for _, id := range req.Targets.Areas {
+		if _, err := s.requireArea(ctx, "targets.areas", id); err != nil {
+			return err
+		}
+	}
+	for _, id := range req.Targets.Nodes {
+		if _, err := s.requireNode(ctx, "targets.nodes", id); err != nil {
+			return err
+		}
+	}
 	rel, err := s.ReleaseService.FindReleaseByVersion(ctx, req.Version)
 	if err != nil {
 		return err

@@ -70,6 +70,36 @@ func TestUploadReleaseRefusesBadArchives(t *testing.T) {
 	}
 }
 
+// TestRolloutRefusesTargetsThatDoNotExist: a rollout naming a mistyped
+// cluster beside a real one was taken without it, so the technician
+// believed that board was being updated; a mistyped area was 404 "Area
+// … does not exist", as if the URL were wrong. Both are now refused as
+// an announcement's targets are, naming the field, and nothing is started.
+func TestRolloutRefusesTargetsThatDoNotExist(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	for _, tc := range []struct {
+		name, body, msg string
+	}{
+		{"a node beside one that exists", `{"version":"1.0.0","targets":{"nodes":["n-c","n-cc"]}}`,
+			`targets.nodes: there is no node "n-cc"; pick one from GET /api/v1/nodes.`},
+		{"an area", `{"version":"1.0.0","targets":{"areas":["12350","99999"]}}`,
+			`targets.areas: there is no area "99999"; pick one from GET /api/v1/areas or create it first.`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, a.request("POST", "/api/v1/rollouts", a.admin, "application/json", strings.NewReader(tc.body)),
+				http.StatusBadRequest, loaxa.EInvalid, tc.msg)
+		})
+	}
+	var list struct{ Rollouts []loaxa.Rollout }
+	a.call("GET", "/api/v1/rollouts", a.admin, nil, http.StatusOK, &list)
+	for _, ro := range list.Rollouts {
+		if ro.ID != a.rollout {
+			t.Errorf("a refused rollout was started: %+v", ro)
+		}
+	}
+}
+
 func TestHaltRollout(t *testing.T) {
 	t.Parallel()
 	a := newAuthzEnv(t)
