@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -695,4 +697,47 @@ func TestDeafLinkThroughMosquitto(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestSimulatedBoxSaysItInstallsNoRelease: a technician trying a rollout
+// on the simulated fleet (docs/fleet-health.md, docs/deploy.md) saw its
+// canary fail with "this agent does not update itself (not started by its
+// service)", which sends them looking for a systemd unit. A simulated box
+// never installs agent releases; its refusal says so, and the rollout
+// halts with that reason.
+func TestSimulatedBoxSaysItInstallsNoRelease(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("12346", "Xã Tiên Thắng", "31")
+	startFleet(t, c, "ota", "12346", 1)
+
+	// A release archive as build-boards.sh writes it, its "binary" an
+	// ELF header for x86-64: the simulated box never fetches it.
+	head := make([]byte, 64)
+	copy(head, "\x7fELF\x02\x01\x01")
+	binary.LittleEndian.PutUint16(head[18:], 62)
+	var archive bytes.Buffer
+	zw := gzip.NewWriter(&archive)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Name: "loaxa-node-2.0.0-linux-amd64/node", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(head))}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(head)
+	tw.Close()
+	zw.Close()
+	req, _ := http.NewRequest("POST", c.URL+"/api/v1/releases?version=2.0.0&arch=amd64", &archive)
+	if status, body := c.Send(req, nil); status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", status, body)
+	}
+	var ro loaxa.Rollout
+	c.MustDo("POST", "/api/v1/rollouts", map[string]any{"version": "2.0.0", "targets": map[string][]string{"areas": {"12346"}}}, &ro)
+	rig.Eventually(t, 30*time.Second, "the rollout halted", func() bool {
+		c.MustDo("GET", "/api/v1/rollouts/"+ro.ID, nil, &ro)
+		return ro.State == loaxa.RolloutHalted
+	})
+	const want = "canary ota-0001 failed: a simulated box (firmware-sim) does not install agent releases"
+	if !strings.HasPrefix(ro.Reason, want) {
+		t.Errorf("halted with %q, want it to begin %q", ro.Reason, want)
+	}
 }

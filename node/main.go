@@ -316,6 +316,8 @@ func runAgentOnce(ctx context.Context, cred *protocol.Credentials, o options, lo
 	}
 	if u.requests != nil {
 		cfg.Updates = u.requests
+	} else {
+		cfg.NoUpdates = u.off
 	}
 	a, err := agent.New(cfg)
 	if err != nil {

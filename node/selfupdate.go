@@ -78,6 +78,7 @@ type updater struct {
 	log      *slog.Logger
 	exe      string
 	requests *update.Requests // nil: updates off
+	off      string           // why updates are off, for the update-failed a rollout reads
 	startup  []protocol.Event
 	trial    bool // this process is a child on trial
 	staged   *protocol.Update
@@ -102,6 +103,7 @@ func runAgent(ctx context.Context, cred *protocol.Credentials, o options, log *s
 	if err != nil {
 		log.Warn("updates off: cannot tell where this program is", "err", err)
 		u.requests = nil
+		u.off = fmt.Sprintf("this agent cannot update itself: it cannot tell where its program is (%v)", err)
 	}
 	u.exe = exe
 	switch from := o.getenv(envUpdatedFrom); {

@@ -474,6 +474,12 @@ var errReboot = errors.New("reboot requested by the controller")
 // was mended: the box starts it again on what it has now.
 var errCardChanged = errors.New("the SD card went read-only or was mended")
 
+// noUpdates is why a simulated box refuses an agent release: the fleet
+// runs agents in its own process, with nothing to install, and a rollout
+// that halts on one of its canaries says so instead of "not started by its
+// service", which sent technicians looking for a systemd unit.
+const noUpdates = "a simulated box (firmware-sim) does not install agent releases; try a rollout on real boards (docs/deploy.md)"
+
 // newAgent makes the box's agent, with its sound card or without it as the
 // board has it now.
 func (f *Fleet) newAgent(s *Sim) error {
@@ -491,6 +497,7 @@ func (f *Fleet) newAgent(s *Sim) error {
 		AlertPrepare: cfg.AlertPrepare,
 		Restart:      s.stopAgent,
 		Reboot:       func() { s.stopAgent(errReboot) },
+		NoUpdates:    noUpdates,
 	}
 	noCard := !s.Board.SoundCard()
 	switch {

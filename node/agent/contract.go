@@ -173,6 +173,11 @@ type Config struct {
 	// to install (CmdUpdate), for the process to fetch, install and try
 	// (node/update.Requests); nil refuses them with an update-failed event.
 	Updates UpdateRequests
+	// NoUpdates is why Updates is nil, the reason the update-failed event
+	// gives (a simulated box; a program that cannot find itself), so the
+	// rollout that halts on it says what to do. Empty: the agent was not
+	// started by its service.
+	NoUpdates string
 	// ReportDelay, if set, picks the delay of an alert's reports within
 	// its report window w (spread.go) instead of uniformly at random;
 	// tests use it. Its result is kept within [0, w].

@@ -37,7 +37,11 @@ func (a *Agent) requestUpdate(u *protocol.Update, env *protocol.Envelope) {
 		a.log.Debug("agent: update to the running version ignored", "version", u.Version)
 		return
 	case a.cfg.Updates == nil:
-		fail("this agent does not update itself (not started by its service)")
+		why := a.cfg.NoUpdates
+		if why == "" {
+			why = "this agent does not update itself (not started by its service)"
+		}
+		fail(why)
 		return
 	case u.For(Arch) == nil:
 		fail(fmt.Sprintf("release %s has no archive for %s", u.Version, Arch))
