@@ -270,6 +270,39 @@ func TestAlarmListRefusesWhatItCannotAnswer(t *testing.T) {
 	}
 }
 
+// TestNodeListByStateMatchesAreaHealth: area health counts a pole waiting
+// for its enrolment code as awaiting_enrolment, not never, but the node
+// list's state=never listed it among the boards that never came up, and
+// state=awaiting_enrolment, to list what health counted, was refused. The
+// list now answers each state with the nodes health counts in it.
+func TestNodeListByStateMatchesAreaHealth(t *testing.T) {
+	e := newEnv(t)
+	e.tree() // n-a, n-b: enrolled with their credentials, never connected
+	e.call("POST", "/api/v1/nodes", e.admin, map[string]any{"id": "n-pole", "name": "Cột chưa lắp", "area": "12346", "credentials": "code"},
+		http.StatusCreated, nil)
+	var h loaxa.AreaHealth
+	e.call("GET", "/api/v1/areas/12346/health", e.admin, nil, http.StatusOK, &h)
+	if h.Never != 1 || h.AwaitingEnrolment != 1 {
+		t.Fatalf("health of 12346: %+v, want 1 never and 1 awaiting enrolment", h)
+	}
+	for state, want := range map[string][]string{
+		loaxa.NodeNever:                {"n-a"},
+		loaxa.MonitorAwaitingEnrolment: {"n-pole"},
+	} {
+		var list struct{ Nodes []loaxa.Node }
+		e.call("GET", "/api/v1/nodes?area=12346&state="+state, e.admin, nil, http.StatusOK, &list)
+		var got []string
+		for _, n := range list.Nodes {
+			got = append(got, n.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("nodes of 12346 in state %s: %v, want %v (as area health counts them)", state, got, want)
+		}
+	}
+	checkError(t, e.request("GET", "/api/v1/nodes?state=asleep", e.admin, "", nil), http.StatusBadRequest, loaxa.EInvalid,
+		`state "asleep" is not a node state; use online, stale, offline, never or awaiting_enrolment.`)
+}
+
 func TestSelfTestAPI(t *testing.T) {
 	e := newEnv(t)
 	e.tree()

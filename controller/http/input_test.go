@@ -103,7 +103,7 @@ func TestBadInput(t *testing.T) {
 		{"existing node", jsonReq("POST", "/api/v1/nodes", `{"id":"n-a","name":"Loa","area":"12346"}`), 409, loaxa.EConflict, `Node "n-a" exists already`},
 		{"unknown node", request{"GET", "/api/v1/nodes/n-z", "", nil}, 404, loaxa.ENotFound, `There is no node "n-z"`},
 		{"unknown area", request{"GET", "/api/v1/areas/99999", "", nil}, 404, loaxa.ENotFound, `There is no area "99999"`},
-		{"bad node state filter", request{"GET", "/api/v1/nodes?state=broken", "", nil}, 400, loaxa.EInvalid, `state "broken" is not a node state; use online, stale, offline or never.`},
+		{"bad node state filter", request{"GET", "/api/v1/nodes?state=broken", "", nil}, 400, loaxa.EInvalid, `state "broken" is not a node state; use online, stale, offline, never or awaiting_enrolment.`},
 		{"misspelt query parameter", request{"GET", "/api/v1/nodes?aera=12346", "", nil}, 400, loaxa.EInvalid, `Unknown query parameter "aera"; the accepted ones are area, state.`},
 
 		// Content.

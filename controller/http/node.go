@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"loaxa.vn/controller/loaxa"
@@ -49,11 +50,21 @@ func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, q := r.Context(), r.URL.Query()
 	f := loaxa.NodeFilter{Within: userFrom(ctx).Area, State: q.Get("state")}
+	// never and awaiting_enrolment are told apart as area health and
+	// loaxa_nodes count them: a pole waiting for its enrolment code (no
+	// EnrolledAt) is not a board that never came up. Both are in the
+	// store's never.
+	var enrolled func(*loaxa.Node) bool
 	switch f.State {
-	case "", loaxa.NodeOnline, loaxa.NodeStale, loaxa.NodeOffline, loaxa.NodeNever:
+	case "", loaxa.NodeOnline, loaxa.NodeStale, loaxa.NodeOffline:
+	case loaxa.NodeNever:
+		enrolled = func(n *loaxa.Node) bool { return !n.EnrolledAt.IsZero() }
+	case loaxa.MonitorAwaitingEnrolment:
+		f.State = loaxa.NodeNever
+		enrolled = func(n *loaxa.Node) bool { return n.EnrolledAt.IsZero() }
 	default:
-		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a node state; use %s, %s, %s or %s.",
-			f.State, loaxa.NodeOnline, loaxa.NodeStale, loaxa.NodeOffline, loaxa.NodeNever)
+		return loaxa.Errorf(loaxa.EInvalid, "state %q is not a node state; use %s, %s, %s, %s or %s.",
+			f.State, loaxa.NodeOnline, loaxa.NodeStale, loaxa.NodeOffline, loaxa.NodeNever, loaxa.MonitorAwaitingEnrolment)
 	}
 	if area := q.Get("area"); area != "" {
 		if _, err := s.requireArea(ctx, "area", area); err != nil {
@@ -67,6 +78,9 @@ func (s *Server) handleListNodes(w http.ResponseWriter, r *http.Request) error {
 	nodes, err := s.NodeService.FindNodes(ctx, f)
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
+	}
+	if enrolled != nil {
+		nodes = slices.DeleteFunc(nodes, func(n *loaxa.Node) bool { return !enrolled(n) })
 	}
 	s.writeJSON(w, r, http.StatusOK, nodesResponse{Nodes: nonNil(nodes)})
 	return nil
