@@ -3,6 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +69,20 @@ func TestControllerMetricsAndHealth(t *testing.T) {
 	}
 	if _, ok := m.Value("loaxa_alarms_open", "severity", "critical"); !ok {
 		t.Error("no loaxa_alarms_open{severity=critical}")
+	}
+	// Every loaxa metric the controller serves is in the list a technician
+	// reads (docs/fleet-health.md "Metrics"): three served at every start
+	// were in none of the docs.
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "fleet-health.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, metrics, _ := strings.Cut(string(doc), "\n## Metrics\n")
+	metrics, _, _ = strings.Cut(metrics, "\n## ")
+	for name := range m {
+		if strings.HasPrefix(name, "loaxa_") && !strings.Contains(metrics, "`"+name) {
+			t.Errorf("%s is served on /metrics but not in docs/fleet-health.md's Metrics", name)
+		}
 	}
 
 	resp, err := http.Get(c.URL + "/api/v1/health")
