@@ -73,6 +73,10 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--mqtt-max-connecting", "0"}, "from 1 to 65536"},
 		{[]string{"--mqtt-max-connecting", "lots"}, "from 1 to 65536"},
 		{[]string{"--mqtt-max-connecting", "100000"}, "from 1 to 65536"},
+		// "want HH:MM" for 25:00, which is written HH:MM, left the
+		// technician guessing; and "off" was not offered.
+		{[]string{"--daily-test", "25:00"}, `daily test time "25:00": want a time of day from 00:00 to 23:59 (HH:MM, e.g. 03:00), or off for none`},
+		{[]string{"--daily-test", "3am"}, `daily test time "3am": want a time of day from 00:00 to 23:59 (HH:MM, e.g. 03:00), or off for none`},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })

@@ -147,7 +147,7 @@ func (c Config) Validate() error {
 	}
 	if c.DailyTest != "" {
 		if _, err := time.Parse("15:04", c.DailyTest); err != nil {
-			errs = append(errs, fmt.Errorf("daily test time %q: want HH:MM", c.DailyTest))
+			errs = append(errs, fmt.Errorf("daily test time %q: want a time of day from 00:00 to 23:59 (HH:MM, e.g. 03:00), or off for none", c.DailyTest))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
