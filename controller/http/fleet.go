@@ -481,6 +481,13 @@ func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 	}
+	// The areas tested, for the audit: a test of named clusters was filed
+	// under the tester's area (none, for a whole-tree admin), and the
+	// district whose clusters were tested never saw it.
+	var areas []string
+	if req.Area != "" {
+		areas = append(areas, req.Area)
+	}
 	for _, id := range req.Nodes {
 		n, err := s.NodeService.FindNodeByID(ctx, id)
 		if loaxa.ErrorCode(err) == loaxa.ENotFound {
@@ -491,6 +498,9 @@ func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) err
 		if err := s.authorizeOn(ctx, loaxa.ActionMaintain, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
 			return err
 		}
+		if !slices.Contains(areas, n.Area) {
+			areas = append(areas, n.Area)
+		}
 	}
 	run, err := s.HealthService.StartSelfTest(ctx, req.Kind, req.Area, req.Nodes, userFrom(ctx).Username)
 	if err != nil {
@@ -498,7 +508,7 @@ func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) err
 	}
 	// How many clusters, as node_count: under nodes= (an older entry's
 	// key) the count read as a cluster's id.
-	s.audit(r, auditSelfTest, run.ID, req.Area, fmt.Sprintf("kind=%s node_count=%d", run.Kind, len(run.Nodes)))
+	s.auditIn(r, auditSelfTest, run.ID, areas, fmt.Sprintf("kind=%s node_count=%d", run.Kind, len(run.Nodes)))
 	s.writeJSON(w, r, http.StatusAccepted, run)
 	return nil
 }

@@ -347,6 +347,28 @@ func TestSelfTestAPI(t *testing.T) {
 	}
 }
 
+// TestSelfTestOfNamedClustersIsAuditedInTheirAreas: a whole-tree admin
+// testing two named clusters of two communes was filed under the admin's
+// area, none, so the district officer reading the audit of their district
+// never saw who tested its clusters. It is filed as an action on several
+// areas is: under the lowest area they lie in, listing them.
+func TestSelfTestOfNamedClustersIsAuditedInTheirAreas(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	district := e.addUser("huyen", loaxa.RoleDistrict, "318")
+	var run loaxa.SelfTest
+	e.call("POST", "/api/v1/selftests", e.admin, map[string]any{"kind": "silent", "nodes": []string{"n-a", "n-b"}}, http.StatusAccepted, &run)
+	var log struct{ Entries []loaxa.AuditEntry }
+	e.call("GET", "/api/v1/audit?area=318", district, nil, http.StatusOK, &log)
+	i := slices.IndexFunc(log.Entries, func(a loaxa.AuditEntry) bool { return a.Action == "selftest.start" && a.Target == run.ID })
+	if i < 0 {
+		t.Fatalf("the district's audit has no selftest.start of %s: %+v", run.ID, log.Entries)
+	}
+	if a := log.Entries[i]; a.Area != "318" || !slices.Equal(a.Areas, []string{"12346", "12347"}) {
+		t.Errorf("selftest.start filed under %q, areas %v; want 318, [12346 12347]", a.Area, a.Areas)
+	}
+}
+
 // TestSelfTestReportShowsOnlyTheCallersNodes: a self-test report shows
 // only the caller's nodes (docs/api.md GET /selftests/{id}), its raw
 // results too: they carried other areas' nodes (their speaker lines,
