@@ -629,17 +629,23 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		m.Logger.Warn("health: state of an unknown node", "node", node, "err", err)
 		return
 	}
-	r.lastContact = at
 	// Only a node with active credentials gets this far (the ingest
 	// drops the others' messages): enrolled again since it was revoked.
 	r.revoked = false
 	if st.Status != protocol.StatusOnline {
 		// A Last Will says nothing of the hardware: faults stay as they
-		// were until the node says otherwise.
+		// were until the node says otherwise. Nor is it contact from the
+		// node (the broker sends it once the keep-alive ran out): the
+		// offline alarm counts, and says "no message since", from the
+		// node's last message, as when the sweep finds it silent.
+		if r.lastContact.IsZero() {
+			r.lastContact = at
+		}
 		r.state = loaxa.NodeOffline
 		r.offline()
 		return
 	}
+	r.lastContact = at
 	r.state = loaxa.NodeOnline
 	r.heartbeat = time.Duration(st.HeartbeatMS) * time.Millisecond
 	if a := m.open[alarmKey{node: node, kind: loaxa.AlarmOffline}]; a != nil {

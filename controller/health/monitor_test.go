@@ -88,8 +88,10 @@ func (w *world) state(node string, st protocol.State) {
 	w.t.Helper()
 	now := w.clock.Now()
 	err := w.nodes.UpdateNodeStatus(context.Background(), node, func(s *loaxa.NodeStatus) {
-		s.LastSeen = now
 		s.State = loaxa.NodeOffline
+		if st.Status == protocol.StatusOnline || s.LastSeen.IsZero() {
+			s.LastSeen = now // a Last Will is no contact from the node
+		}
 		if st.Status == protocol.StatusOnline {
 			s.State = loaxa.NodeOnline
 		}
@@ -663,6 +665,29 @@ func TestOfflineByLastWill(t *testing.T) {
 	w.m.SweepNow(ctx)
 	if w.open("n1")[loaxa.AlarmOffline] == nil {
 		t.Fatal("no offline alarm after the threshold")
+	}
+}
+
+// TestOfflineAlarmCountsFromTheLastMessageBeforeTheWill: a board cut off
+// says nothing; its Last Will comes once the broker's keep-alive ran out,
+// 45 s later. The offline alarm said "no message since" the Will's arrival
+// and opened the threshold after it, as if the board had spoken then; it
+// now counts from the board's last message, as when the sweep finds a
+// board silent.
+func TestOfflineAlarmCountsFromTheLastMessageBeforeTheWill(t *testing.T) {
+	w := newWorld(t, func(c *health.Config) { c.OfflineAlarmAfter = 2 * time.Minute })
+	w.state("n1", online(healthy()))
+	last := w.clock.Now()
+	w.clock.Advance(45 * time.Second) // the keep-alive runs out
+	w.state("n1", protocol.State{Status: protocol.StatusOffline})
+	w.clock.Advance(2*time.Minute - 45*time.Second)
+	w.m.SweepNow(context.Background())
+	a := w.open("n1")[loaxa.AlarmOffline]
+	if a == nil {
+		t.Fatal("no offline alarm 2 min after the board's last message")
+	}
+	if !a.Facts.LastContact.Equal(last) || a.Detail != "no message since "+last.UTC().Format(time.RFC3339) {
+		t.Errorf("offline alarm says %q, facts %s; the board's last message was at %v", a.Detail, jsonOf(a.Facts), last)
 	}
 }
 

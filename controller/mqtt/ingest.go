@@ -83,12 +83,19 @@ func (c *Client) ingestState(ctx context.Context, node string, payload []byte) e
 			s.State = state
 			s.Since = now
 		}
-		s.LastSeen = now
 		if st.Status != protocol.StatusOnline {
 			// A Last Will carries nothing else; keep the last known details.
+			// It is the broker's word, sent once the node's keep-alive ran
+			// out (up to 45 s after its last packet), not contact from the
+			// node: last_seen stays at the node's last message, which is
+			// what a technician matches with a power cut.
+			if s.LastSeen.IsZero() {
+				s.LastSeen = now
+			}
 			s.Playing = nil
 			return
 		}
+		s.LastSeen = now
 		s.RunningVersion = st.DesiredVersion
 		s.Agent = st.Agent
 		s.Playing = st.Playing

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
 	"loaxa.vn/protocol"
 )
 
@@ -79,5 +80,55 @@ func TestOnOnlineWhenANodeComesOnline(t *testing.T) {
 	}
 	if ttl := env.ExpiresAt().Sub(env.IssuedAt()); ttl != protocol.LiveTTL {
 		t.Errorf("valid for %s, want %s as any live message", ttl, protocol.LiveTTL)
+	}
+}
+
+// TestLastWillLeavesLastSeenAtTheNodesLastMessage: a board that lost power
+// or its link says nothing; the broker publishes its Last Will once its
+// keep-alive ran out (45 s with the node's 30 s). last_seen, "last contact"
+// in docs/fleet-health.md, and the offline alarm's "no message since"
+// took the Will's arrival for the node's last message, up to a minute and
+// a half late for a technician matching it with a power cut. The Will
+// makes the node offline from its arrival (since) and leaves last_seen at
+// the node's last own message.
+func TestLastWillLeavesLastSeenAtTheNodesLastMessage(t *testing.T) {
+	r := newRig(t)
+	c := r.client(t, true)
+	clk := clock.NewFake(time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC))
+	c.Now = clk.Now
+	open(t, c)
+	node, _ := r.nodeOnItsCmdTopic(t)
+	state := func(st protocol.Status) {
+		t.Helper()
+		raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: st, At: time.Now(), DesiredVersion: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, true, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	status := func(what string, cond func(loaxa.NodeStatus) bool) loaxa.NodeStatus {
+		t.Helper()
+		var st loaxa.NodeStatus
+		poll(t, what, func() bool {
+			n, err := r.nodes.FindNodeByID(context.Background(), "tt-01")
+			if err == nil {
+				st = n.Status
+			}
+			return err == nil && cond(st)
+		})
+		return st
+	}
+	last := clk.Now()
+	state(protocol.StatusOnline)
+	status("the node online", func(s loaxa.NodeStatus) bool { return s.State == loaxa.NodeOnline })
+	clk.Advance(50 * time.Second) // the keep-alive runs out
+	willAt := clk.Now()
+	state(protocol.StatusOffline)
+	st := status("the node offline by its Will", func(s loaxa.NodeStatus) bool { return s.State == loaxa.NodeOffline })
+	if !st.LastSeen.Equal(last) || !st.Since.Equal(willAt) {
+		t.Errorf("after the Will: last_seen %v, since %v; want last_seen at the node's last message %v, offline since the Will %v",
+			st.LastSeen, st.Since, last, willAt)
 	}
 }
