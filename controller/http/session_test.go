@@ -1604,3 +1604,43 @@ func TestRefusedSessionCanBeRenamed(t *testing.T) {
 	r := e.request("PATCH", "/api/v1/sessions/s000009", officer, "application/json", strings.NewReader(`{"max_minutes": 20}`))
 	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, `Session s000009 (Buổi sáng) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. "days": "" for every day): days "FREQ=HOURLY" repeats within a day;`)
 }
+
+// TestSessionMadeAfterItsStartIsNotRefusedForThatDay: a session made
+// after its creation day's window first runs the next day it is due, but
+// the overlap check compared that day's start, so the evening session
+// made at 18:00 for 17:10, beside a campaign session of 17:00 whose last
+// day was that day, was refused with 409 "would run at the same time from
+// 17:10 to 17:30 on 2026-03-02": minutes already past, which no change of
+// the officer's could mend.
+func TestSessionMadeAfterItsStartIsNotRefusedForThatDay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	vn := time.FixedZone("+07", 7*3600)
+	e.clock.Set(time.Date(2026, 3, 2, 8, 0, 0, 0, vn))
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	var campaign loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Vận động bầu cử", "start": "17:00", "max_minutes": 30,
+		"days": "FREQ=DAILY;UNTIL=20260302T165959Z"}, http.StatusCreated, &campaign)
+
+	e.clock.Set(time.Date(2026, 3, 2, 18, 0, 0, 0, vn))
+	officer = e.token("can-bo-a") // the morning's token has expired
+	var evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:10", "max_minutes": 30},
+		http.StatusCreated, &evening)
+	var l struct {
+		Sessions []struct {
+			ID      string
+			Overlap *struct{ Session string }
+		}
+	}
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &l)
+	if len(l.Sessions) != 2 {
+		t.Fatalf("listed %+v, want the campaign and the evening session", l.Sessions)
+	}
+	for _, x := range l.Sessions {
+		if x.Overlap != nil {
+			t.Errorf("session %s listed with an overlap with %s: they never run together", x.ID, x.Overlap.Session)
+		}
+	}
+}

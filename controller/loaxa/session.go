@@ -360,8 +360,8 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 }
 
 // Overlap returns the first span in (from, to] in which s and o both run
-// (an instance of each, each lasting its MaxLength), or zero times if they
-// never do.
+// (an instance of each, each lasting its MaxLength; none over before its
+// session was made), or zero times if they never do.
 func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
 	if apartOnTheClock(s, o, zoneShift(loc, from)) {
 		return time.Time{}, time.Time{}, nil
@@ -381,11 +381,11 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 		start, end, err := o.overlapWeekly(s, w, loc, from, to)
 		return start, end, err
 	}
-	mine, err := s.starts(loc, from, to)
+	mine, err := s.liveStarts(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	theirs, err := o.starts(loc, from, to)
+	theirs, err := o.liveStarts(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
@@ -414,6 +414,32 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 	}
 	return time.Time{}, time.Time{}, nil
 }
+
+// liveStarts returns the starts of s's days in (from, to], in loc, but an
+// instance over before s was made (its rule counts from its creation day's
+// start: made at 17:50 for 17:00 and 45 minutes), which never runs (Runs).
+// Compared, it refused a session, or named an overlap, that could never
+// happen.
+func (s *Session) liveStarts(loc *time.Location, from, to time.Time) (iter.Seq[time.Time], error) {
+	starts, err := s.starts(loc, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return func(yield func(time.Time) bool) {
+		for t := range starts {
+			if s.overBeforeMade(t) {
+				continue
+			}
+			if !yield(t) {
+				return
+			}
+		}
+	}, nil
+}
+
+// overBeforeMade reports whether s's instance starting at t was over
+// before s was made, as Runs leaves out.
+func (s *Session) overBeforeMade(t time.Time) bool { return !t.Add(s.MaxLength()).After(s.CreatedAt) }
 
 // weeklyDays is the days of a session whose days rule repeats every
 // cycle days from its first day (daysCycle), without COUNT: runs[i] says
@@ -471,7 +497,7 @@ func daysBetween(a, b time.Time) int { return int(b.Sub(a).Hours()) / 24 }
 // overlapWeekly is Overlap of s and o, o's days being w: s's instances in
 // order, each against o's on the day before, the day and the day after.
 func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
-	mine, err := s.starts(loc, from, to)
+	mine, err := s.liveStarts(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
@@ -484,7 +510,7 @@ func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, f
 				continue
 			}
 			b := AtClock(time.Date(d.Year(), d.Month(), d.Day(), 12, 0, 0, 0, loc), w.clock, loc)
-			if !b.After(from) || b.After(to) || !w.until.IsZero() && b.After(w.until) {
+			if !b.After(from) || b.After(to) || !w.until.IsZero() && b.After(w.until) || o.overBeforeMade(b) {
 				continue
 			}
 			if bEnd := b.Add(o.MaxLength()); aEnd.After(b) && bEnd.After(a) {

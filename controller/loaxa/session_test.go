@@ -439,17 +439,22 @@ func TestSessionOverlapMatchesEveryInstance(t *testing.T) {
 }
 
 // everyInstanceOverlap is the first span in (from, to] in which an
-// instance of a and one of b both run, comparing every pair of instances.
+// instance of a and one of b both run, comparing every pair of the
+// instances they run (Runs: none over before it was made).
 func everyInstanceOverlap(t *testing.T, a, b *loaxa.Session, loc *time.Location, from, to time.Time) (time.Time, time.Time) {
 	t.Helper()
-	xs, err := a.Instances(loc, from, to)
-	if err != nil {
-		t.Fatal(err)
+	starts := func(s *loaxa.Session) []time.Time {
+		runs, err := s.Runs(loc, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []time.Time
+		for _, r := range runs {
+			out = append(out, r.Start)
+		}
+		return out
 	}
-	ys, err := b.Instances(loc, from, to)
-	if err != nil {
-		t.Fatal(err)
-	}
+	xs, ys := starts(a), starts(b)
 	var first, last time.Time
 	for _, x := range xs {
 		for _, y := range ys {
@@ -526,5 +531,57 @@ func TestSessionCreatedAfterItsStartRunsFromTheNextDay(t *testing.T) {
 				t.Errorf("RanBy 20:00 that day = %v, %v; want %v", ran, err, tc.ranBy)
 			}
 		})
+	}
+}
+
+// TestSessionMadeAfterItsStartOverlapsFromTheNextDay: a session made after
+// its creation day's window runs from the next day it is due (Runs), but
+// the overlap check compared that day's start too, so it refused a session
+// for an overlap that could never happen: the evening session made at
+// 18:00 for 17:10, beside a campaign session of 17:00 whose last day was
+// that day, was refused as running with it "from 17:10 to 17:30" that
+// day. Made at 17:20, within its window, it runs the rest of it, and the
+// overlap is real.
+func TestSessionMadeAfterItsStartOverlapsFromTheNextDay(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, vn)
+	for _, campaign := range []loaxa.Session{
+		// Its last day today by UNTIL (days repeating daily: walked as a cycle)
+		// or by COUNT (walked instance by instance).
+		{ID: "s000001", Area: "12346", Name: "Vận động bầu cử", Start: "17:00", MaxMinutes: 30,
+			Days: "FREQ=DAILY;UNTIL=20260302T165959Z", CreatedAt: day.AddDate(0, 0, -7)},
+		{ID: "s000001", Area: "12346", Name: "Vận động bầu cử", Start: "17:00", MaxMinutes: 30,
+			Days: "FREQ=DAILY;COUNT=3", CreatedAt: day.AddDate(0, 0, -2).Add(8 * time.Hour)},
+	} {
+		for _, tc := range []struct {
+			made     time.Duration
+			from, to string // local 2006-01-02 15:04; "" for none
+		}{
+			{18 * time.Hour, "", ""},
+			{17*time.Hour + 40*time.Minute, "", ""},
+			{17*time.Hour + 20*time.Minute, "2026-03-02 17:10", "2026-03-02 17:30"},
+			{9 * time.Hour, "2026-03-02 17:10", "2026-03-02 17:30"},
+		} {
+			t.Run(campaign.Days+" made at "+day.Add(tc.made).Format("15:04"), func(t *testing.T) {
+				evening := &loaxa.Session{Area: "12346", Name: "Buổi chiều", Start: "17:10", MaxMinutes: 30, CreatedAt: day.Add(tc.made)}
+				err := loaxa.CheckSessionOverlap(evening, []*loaxa.Session{&campaign}, vn, evening.CreatedAt)
+				var overlap *loaxa.SessionOverlapError
+				errors.As(err, &overlap)
+				switch {
+				case tc.from == "" && err != nil:
+					t.Errorf("refused: %v; it first runs tomorrow, after the campaign's last day", err)
+				case tc.from != "" && overlap == nil:
+					t.Errorf("CheckSessionOverlap = %v, want an overlap %s–%s", err, tc.from, tc.to)
+				case tc.from != "" && (overlap.From.Format("2006-01-02 15:04") != tc.from || overlap.To.Format("2006-01-02 15:04") != tc.to):
+					t.Errorf("overlap %v–%v, want %s–%s", overlap.From, overlap.To, tc.from, tc.to)
+				}
+				// The same pair the other way round: the list compares each
+				// session with the others.
+				start, _, err := campaign.Overlap(evening, vn, evening.CreatedAt.Add(-24*time.Hour), day.AddDate(0, 0, 10))
+				if err != nil || start.IsZero() != (tc.from == "") {
+					t.Errorf("campaign.Overlap = %v, %v; want an overlap: %v", start, err, tc.from != "")
+				}
+			})
+		}
 	}
 }

@@ -781,7 +781,9 @@ func TestSessionEditedInPlace(t *testing.T) {
 	}
 	save("move it onto the morning session", "05:40", "30")
 	b.Wait("the refusal", `document.querySelector('section[aria-labelledby="h-sess"] .error-box')`, 10*time.Second)
-	want := "Trùng giờ với buổi “Buổi sáng” (05:30, 15 phút): cả hai cùng phát từ 05:40 đến 05:45 ngày 02/03/2026. Chọn giờ bắt đầu khác hoặc ít phút hơn, hoặc đặt bản tin vào buổi “Buổi sáng”."
+	// Tomorrow: Buổi sáng, made at 09:00, first runs then; the overlap
+	// check said today's 05:40, hours before either could run.
+	want := "Trùng giờ với buổi “Buổi sáng” (05:30, 15 phút): cả hai cùng phát từ 05:40 đến 05:45 ngày 03/03/2026. Chọn giờ bắt đầu khác hoặc ít phút hơn, hoặc đặt bản tin vào buổi “Buổi sáng”."
 	if got := MustEval[string](b, text(`section[aria-labelledby="h-sess"] .error-box`)); got != want {
 		t.Errorf("moved over Buổi sáng: the form says\n%q, want\n%q", got, want)
 	}
