@@ -25,6 +25,11 @@
 //	desired          node id → Desired
 //	sessions         session id → Session
 //	holidays         holiday id → Holiday
+//	holiday_dates    area \x00 date → id of the holiday on the calendar: an
+//	                 add's check for a twin (schema 10; holiday.go)
+//	holiday_purge    ms(8) of the delete, id → nil, of the deleted holidays
+//	                 that never stood on their day: what the purge removes
+//	                 (schema 10)
 //	proposals        proposal id → Proposal
 //	keys             "signing" → current Ed25519 private key, "seq_floor" → uint64,
 //	                 "ring" → every signing key and its state (KeyService)
@@ -95,6 +100,8 @@ var (
 	bucketEnrolments     = []byte("enrolments")
 	bucketSessions       = []byte("sessions")
 	bucketHolidays       = []byte("holidays")
+	bucketHolidayDates   = []byte("holiday_dates") // area \x00 date → id of the holiday on the calendar
+	bucketHolidayPurge   = []byte("holiday_purge") // ms(8) of the delete, id → nil: deleted ones to purge
 	bucketProposals      = []byte("proposals")
 	bucketAlarms         = []byte("alarms")
 	bucketAlarmEnds      = []byte("alarm_ends")
@@ -115,7 +122,7 @@ var (
 		bucketNodeDeliveries, bucketOpenDeliveries, bucketEvents, bucketNodeEvents, bucketEventSeqs,
 		bucketUsers, bucketTokens, bucketDesired, bucketDesiredHeads, bucketKeys, bucketMeta,
 		bucketAudit, bucketEnrolments,
-		bucketSessions, bucketHolidays, bucketProposals,
+		bucketSessions, bucketHolidays, bucketHolidayDates, bucketHolidayPurge, bucketProposals,
 		bucketAlarms, bucketAlarmEnds, bucketAlarmSpans, bucketAlarmNodes, bucketAlarmAreas, bucketSelfTests,
 		bucketEmergencies, bucketCapAlerts,
 		bucketLiveCalls, bucketLiveCallIDs, bucketLiveCallsOnAir,
@@ -131,7 +138,7 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 9
+const schemaVersion = 10
 
 // migrations[v] brings a store of schema v to v+1 (upgrade.go).
 var migrations = map[uint64]migration{
@@ -143,6 +150,7 @@ var migrations = map[uint64]migration{
 	6: {"index of alarm ends", bucketAlarms, indexAlarmEnds},
 	7: {"index of alarm spans", bucketAlarms, indexAlarmSpans},
 	8: {"index of alarms by node and area", bucketAlarms, indexAlarmPlaces},
+	9: {"index of holidays by date and by delete", bucketHolidays, indexHolidays},
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

@@ -271,6 +271,12 @@ func AsSchema8(db *DB) error {
 	return asSchema(db, 8, bucketAlarmNodes, bucketAlarmAreas)
 }
 
+// AsSchema9 makes db look like a store of schema 9: holidays without the
+// index of their dates and of the deleted ones to purge.
+func AsSchema9(db *DB) error {
+	return asSchema(db, 9, bucketHolidayDates, bucketHolidayPurge)
+}
+
 // asSchema empties the buckets a later schema added and sets the version.
 func asSchema(db *DB, version uint64, added ...[]byte) error {
 	return db.db.Update(func(tx *bbolt.Tx) error {
@@ -392,4 +398,33 @@ func DeliveryRecords(db *DB) (map[string]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// SeedHolidays stores hs in one transaction, assigning their ids as
+// CreateHoliday does, for benchmarks of a province's calendar: one commit
+// per holiday (and a scan of all before) would dominate them.
+func SeedHolidays(db *DB, hs []*loaxa.Holiday) error {
+	return db.update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketHolidays)
+		for _, h := range hs {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			h.ID = fmt.Sprintf("h%06d", seq)
+			if err := putJSON(b, []byte(h.ID), h); err != nil {
+				return err
+			}
+		}
+		// Indexed as Open indexes a store of schema 9.
+		for _, name := range [][]byte{bucketHolidayDates, bucketHolidayPurge} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return indexHolidays(tx, &upgradeStep{db: db})
+	})
 }

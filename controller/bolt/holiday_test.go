@@ -2,12 +2,14 @@ package bolt_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/bolt"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/clock"
 )
 
 // TestDeletedHolidayIsKeptForSessionsUnderWay: a holiday deleted during
@@ -130,4 +132,72 @@ func TestHolidayAddedAndDeletedInALoopStaysSmall(t *testing.T) {
 	if want := []string{across.ID + " 2025-03-02", "h000503 2025-04-30"}; !slices.Equal(ids, want) {
 		t.Errorf("holidays kept after 500 pairs in 10 s, one across a second and one of no time: %d %v, want %v", len(ids), ids[:min(5, len(ids))], want)
 	}
+}
+
+// BenchmarkHolidayAddAndDelete: an officer (or a script) adding a holiday
+// and deleting it again, one pair per iteration, in a province's calendar:
+// 100 communes, each with 20 holidays a year for 10 years, those of the
+// past years deleted after they stood (kept for good, for their days'
+// programme): 20,000 records.
+func BenchmarkHolidayAddAndDelete(b *testing.B) {
+	db, clk, communes := provinceCalendar(b)
+	s := bolt.NewHolidayService(db)
+	ctx := context.Background()
+	clk.Set(time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		h := &loaxa.Holiday{Area: communes[i%len(communes)], Date: "2026-09-03", Name: "Nghỉ bù Quốc khánh"}
+		must(b, s.CreateHoliday(ctx, h))
+		clk.Advance(time.Second)
+		must(b, s.DeleteHoliday(ctx, h.ID))
+		clk.Advance(time.Second)
+	}
+}
+
+// BenchmarkFindHolidays: the whole calendar of BenchmarkHolidayAddAndDelete,
+// deleted ones of the last 8 days included, as each scheduler pass reads
+// it (and the delete of one holiday did, to find it).
+func BenchmarkFindHolidays(b *testing.B) {
+	db, clk, _ := provinceCalendar(b)
+	s := bolt.NewHolidayService(db)
+	ctx := context.Background()
+	clk.Set(time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC))
+	b.ReportAllocs()
+	for b.Loop() {
+		hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: clk.Now().Add(-loaxa.HolidayDeletedKept)})
+		if err != nil || len(hs) != 2000 {
+			b.Fatalf("%d holidays, %v; want the 2,000 of this year", len(hs), err)
+		}
+	}
+}
+
+// provinceCalendar is a store with a province's calendar: 100 communes,
+// each with 20 holidays a year for 10 years, those of the past years
+// deleted after they stood (kept for good, for their days' programme):
+// 20,000 records.
+func provinceCalendar(b *testing.B) (*bolt.DB, *clock.Fake, []string) {
+	db, clk := MustOpenDB(b)
+	mustArea(b, db, "31", "")
+	var communes []string
+	for i := range 100 {
+		id := fmt.Sprintf("1%04d", i)
+		mustArea(b, db, id, "31")
+		communes = append(communes, id)
+	}
+	var hs []*loaxa.Holiday
+	for y := 2016; y < 2026; y++ {
+		for _, c := range communes {
+			for d := range 20 {
+				h := &loaxa.Holiday{Area: c, Date: fmt.Sprintf("%d-%02d-%02d", y, 1+d/2, 1+d), Name: "Lễ hội làng", CreatedBy: "xa",
+					CreatedAt: time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC)}
+				if y < 2025 {
+					h.DeletedAt = time.Date(y, 12, 31, 0, 0, 0, 0, time.UTC)
+				}
+				hs = append(hs, h)
+			}
+		}
+	}
+	must(b, bolt.SeedHolidays(db, hs))
+	return db, clk, communes
 }

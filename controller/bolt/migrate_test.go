@@ -261,3 +261,43 @@ func benchmarkAlarmUpgrade(b *testing.B, asOld func(*bolt.DB) error) {
 		must(b, db.Open())
 	}
 }
+
+// TestOpenIndexesHolidays: a store of schema 9 has its holidays indexed
+// by Open, so that an add still finds the twin on the calendar, a deleted
+// one frees its date, and the deleted ones that never stood on their day
+// are still purged after loaxa.HolidayDeletedKept (those that stood kept).
+func TestOpenIndexesHolidays(t *testing.T) {
+	ctx := context.Background()
+	db, clk := MustOpenDB(t) // 1 March 2025
+	mustArea(t, db, "hp", "")
+	s := bolt.NewHolidayService(db)
+	standing := &loaxa.Holiday{Area: "hp", Date: "2025-04-30", Name: "Giải phóng miền Nam"}
+	must(t, s.CreateHoliday(ctx, standing))
+	never := &loaxa.Holiday{Area: "hp", Date: "2025-05-01", Name: "Quốc tế Lao động"}
+	must(t, s.CreateHoliday(ctx, never))
+	stood := &loaxa.Holiday{Area: "hp", Date: "2025-03-01", Name: "Nghỉ bù"}
+	must(t, s.CreateHoliday(ctx, stood))
+	clk.Advance(time.Hour)
+	must(t, s.DeleteHoliday(ctx, never.ID))
+	must(t, s.DeleteHoliday(ctx, stood.ID))
+	must(t, bolt.AsSchema9(db))
+	must(t, db.Close())
+	must(t, db.Open())
+
+	twin := &loaxa.Holiday{Area: "hp", Date: "2025-04-30", Name: "Giải phóng miền Nam"}
+	if err := s.CreateHoliday(ctx, twin); loaxa.ErrorCode(err) != loaxa.EConflict {
+		t.Errorf("twin of %s after the upgrade: %v, want a conflict", standing.ID, err)
+	}
+	must(t, s.CreateHoliday(ctx, &loaxa.Holiday{Area: "hp", Date: "2025-05-01", Name: "Quốc tế Lao động"}))
+	clk.Advance(loaxa.HolidayDeletedKept + time.Hour)
+	must(t, s.DeleteHoliday(ctx, standing.ID)) // purges as it goes
+	hs, err := s.FindHolidays(ctx, loaxa.HolidayFilter{DeletedSince: t0.AddDate(-1, 0, 0)})
+	must(t, err)
+	var ids []string
+	for _, h := range hs {
+		ids = append(ids, h.ID)
+	}
+	if want := []string{stood.ID, standing.ID, "h000004"}; !slices.Equal(ids, want) {
+		t.Errorf("holidays kept after the purge: %v, want %v (%s, deleted before its day, purged)", ids, want, never.ID)
+	}
+}

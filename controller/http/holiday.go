@@ -122,18 +122,13 @@ func (s *Server) handleDeleteHoliday(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	ctx, id := r.Context(), r.PathValue("id")
-	hs, err := s.HolidayService.FindHolidays(ctx, loaxa.HolidayFilter{})
-	if err != nil {
-		return fmt.Errorf("delete holiday %s: %w", id, err)
-	}
-	var h *loaxa.Holiday
-	for _, x := range hs {
-		if x.ID == id {
-			h = x
-		}
-	}
-	if h == nil {
+	// The one holiday, not the calendar: a province's thousands were read
+	// and sorted for each delete.
+	h, err := s.HolidayService.FindHolidayByID(ctx, id)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
 		return loaxa.Errorf(loaxa.ENotFound, "There is no holiday %q; list them with GET /api/v1/holidays.", id)
+	} else if err != nil {
+		return fmt.Errorf("delete holiday %s: %w", id, err)
 	}
 	if h.Area == "" && userFrom(ctx).Area != "" {
 		return loaxa.Errorf(loaxa.EForbidden, "Holiday %s applies everywhere; only a user without an area may remove it.", id)

@@ -75,6 +75,9 @@ type HolidayService interface {
 	CreateHoliday(ctx context.Context, h *Holiday) error
 	// FindHolidays returns holidays sorted by date, then area.
 	FindHolidays(ctx context.Context, f HolidayFilter) ([]*Holiday, error)
+	// FindHolidayByID returns the holiday on the calendar; one that does
+	// not exist, or was deleted, is ENotFound.
+	FindHolidayByID(ctx context.Context, id string) (*Holiday, error)
 	// DeleteHoliday removes it from the calendar (setting DeletedAt); a
 	// deleted one is ENotFound.
 	DeleteHoliday(ctx context.Context, id string) error
