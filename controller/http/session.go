@@ -169,6 +169,9 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if err := s.checkSessionTimes(ctx, sess); err != nil {
 		return err
 	}
+	if err := s.checkSessionRuns(ctx, sess, sess.CreatedAt); err != nil {
+		return err
+	}
 	var overlap *loaxa.SessionOverlapError
 	if err := s.SessionService.CreateSession(ctx, sess); errors.As(err, &overlap) {
 		s.writeOverlap(w, r, err, overlap)
@@ -200,6 +203,29 @@ func (s *Server) checkSessionTimes(ctx context.Context, sess *loaxa.Session) err
 	}
 	if _, err := sess.Instances(loc, sess.CreatedAt, sess.CreatedAt.AddDate(0, 0, 7)); err != nil {
 		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
+	}
+	return nil
+}
+
+// checkSessionRuns refuses a session whose times have it run no instance
+// from from on (its creation, or the change of its times): a days rule
+// whose UNTIL has passed (a year typo), whose COUNT is used up or that
+// matches no day (30 February). It was stored, listed and offered for
+// bulletins, and never on air; a bulletin's rrule is refused so.
+func (s *Server) checkSessionRuns(ctx context.Context, sess *loaxa.Session, from time.Time) error {
+	loc, err := s.locationOf(ctx, sess.Area)
+	if err != nil {
+		return err
+	}
+	// An instance under way at from runs the rest of it.
+	_, ok, err := sess.NextRun(loc, from.Add(-sess.MaxLength()))
+	if err != nil {
+		return loaxa.Errorf(loaxa.EInvalid, "days: %s", loaxa.ErrorMessage(err))
+	}
+	if !ok {
+		return loaxa.Errorf(loaxa.EInvalid,
+			"The session (%s for %s, days %q) runs no more from now on (in %s): the UNTIL or COUNT of its days has passed, or they match no day (like 30 February), so it would never be on air. Check the dates in days, e.g. FREQ=DAILY;UNTIL=20261231T165959Z, or leave days empty for every day.",
+			sess.Start, loaxa.Count(sess.MaxMinutes, "minute", "minutes"), sess.Days, loc)
 	}
 	return nil
 }
@@ -306,6 +332,10 @@ func (s *Server) checkSessionChange(ctx context.Context, sess *loaxa.Session, ch
 		return nil
 	}
 	err = s.checkSessionTimes(ctx, after)
+	if err == nil && (after.Start != sess.Start || after.MaxMinutes != sess.MaxMinutes || after.Days != sess.Days) {
+		// Only new times: a session whose days have ended may be renamed.
+		err = s.checkSessionRuns(ctx, after, s.now())
+	}
 	if refused != nil && loaxa.ErrorCode(err) == loaxa.EInvalid {
 		return loaxa.Errorf(loaxa.EInvalid, "Session %s (%s) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. \"days\": \"\" for every day): %s",
 			sess.ID, sess.Name, loaxa.ErrorMessage(err))

@@ -1644,3 +1644,47 @@ func TestSessionMadeAfterItsStartIsNotRefusedForThatDay(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionThatNeverRunsIsRefused: a session whose days have it run no
+// instance from its creation on (an UNTIL with a year typo, a COUNT used
+// up, 30 February) was stored with 201, listed and offered for bulletins,
+// and never on air, where a bulletin's rrule is refused so
+// (TestRuleThatNeverPlaysIsRefused). It is refused with 400 saying why;
+// one whose only instance is under way runs the rest of it, and is taken.
+// A change to such days is refused the same way.
+func TestSessionThatNeverRunsIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // 2026-03-02 05:00 in Vietnam
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	for _, tc := range []struct {
+		name, start, days string
+	}{
+		{"UNTIL a year early", "17:00", "FREQ=DAILY;UNTIL=20251231T165959Z"},
+		{"30 February", "17:00", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"},
+		{"30 February, days counted daily", "17:00", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"},
+		{"its one day over before it was made", "04:00", "FREQ=DAILY;COUNT=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.request("POST", "/api/v1/sessions", officer, "application/json", jsonBody(t, map[string]any{
+				"area": "12346", "name": "Buổi chiều", "start": tc.start, "max_minutes": 30, "days": tc.days}))
+			checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, "runs no more from now on (in Asia/Ho_Chi_Minh)")
+		})
+	}
+	var l struct{ Sessions []loaxa.Session }
+	e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &l)
+	if len(l.Sessions) != 0 {
+		t.Errorf("sessions stored: %+v, want none", l.Sessions)
+	}
+
+	// Under way (04:40 for 30 minutes, at 05:00): the rest of it.
+	var once loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Tin sáng", "start": "04:40", "max_minutes": 30,
+		"days": "FREQ=DAILY;COUNT=1"}, http.StatusCreated, &once)
+	var evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30},
+		http.StatusCreated, &evening)
+	r := e.request("PATCH", "/api/v1/sessions/"+evening.ID, officer, "application/json", jsonBody(t, map[string]any{
+		"days": "FREQ=DAILY;UNTIL=20251231T165959Z"}))
+	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, "runs no more from now on")
+}

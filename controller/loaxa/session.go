@@ -279,6 +279,20 @@ func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.
 	}, nil
 }
 
+// NextRun returns the start of the first instance of s's own times after
+// from, in loc, but one over before s was made; false if there is none: its
+// days rule's UNTIL or COUNT has passed, or it matches no day.
+func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, error) {
+	starts, err := s.liveStarts(loc, from, time.Time{})
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	for t := range starts {
+		return t, true, nil
+	}
+	return time.Time{}, false, nil
+}
+
 // SessionRun is one instance of a session: when it starts, and the
 // session with the times it runs by.
 type SessionRun struct {
