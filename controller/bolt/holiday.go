@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,6 +35,12 @@ func (s *HolidayService) CreateHoliday(ctx context.Context, h *loaxa.Holiday) er
 		return err
 	}
 	if _, err := time.Parse(loaxa.DateLayout, h.Date); err != nil {
+		var pe *time.ParseError
+		if errors.As(err, &pe) && strings.Contains(pe.Message, "out of range") {
+			// Written as asked: "write it as YYYY-MM-DD" told the officer
+			// nothing about 30 February.
+			return loaxa.Errorf(loaxa.EInvalid, "Holiday date %q is not a day of the calendar; check the month and the day, e.g. 2026-02-28.", h.Date)
+		}
 		return loaxa.Errorf(loaxa.EInvalid, "Holiday date %q: write it as YYYY-MM-DD, e.g. 2025-09-02.", h.Date)
 	}
 	rec := *h

@@ -65,7 +65,9 @@ func TestHolidays(t *testing.T) {
 			`Area "12347" is outside your area "12346"`},
 		{"date written the Vietnamese way", holiday(officerA, map[string]any{"area": "12346", "date": "02/09/2026", "name": "x"}), 400, loaxa.EInvalid,
 			`Holiday date "02/09/2026": write it as YYYY-MM-DD, e.g. 2025-09-02.`},
-		{"no such day", holiday(officerA, map[string]any{"area": "12346", "date": "2026-02-30", "name": "x"}), 400, loaxa.EInvalid, `Holiday date "2026-02-30"`},
+		// Written as asked, so "write it as YYYY-MM-DD" told the officer nothing.
+		{"no such day", holiday(officerA, map[string]any{"area": "12346", "date": "2026-02-30", "name": "x"}), 400, loaxa.EInvalid,
+			`Holiday date "2026-02-30" is not a day of the calendar; check the month and the day, e.g. 2026-02-28.`},
 		{"no date", holiday(officerA, map[string]any{"area": "12346", "name": "x"}), 400, loaxa.EInvalid, `Holiday date ""`},
 		{"no name", holiday(officerA, map[string]any{"area": "12346", "date": "2026-05-01"}), 400, loaxa.EInvalid, "name is required."},
 		{"the same day twice", holiday(officerA, map[string]any{"area": "12346", "date": "2026-03-15", "name": "again"}), 409, loaxa.EConflict,
