@@ -479,3 +479,48 @@ func TestProposalAcceptWhenTheCheckPanicsSaysWhich(t *testing.T) {
 		t.Errorf("pending after the failed check: %+v, want %s still pending", l.Proposals, p)
 	}
 }
+
+// TestBulletinFromAboveIsNoConflictBeforeItsStationAccepts: a district's
+// normal bulletin is proposed to each station below, whose clusters play
+// it only once their officer accepts it, and the accept is checked then
+// (CheckProposal). The send was checked as if every cluster played it at
+// its own time, so a district's daily 17:00 bulletin was refused with 409
+// for the 17:00 item of a commune's own evening session: an overlap that
+// could happen only if that commune accepted it at its own time, and one
+// the district officer could not fix but with force. It is sent, and the
+// commune that accepts it at its own time is refused then.
+func TestBulletinFromAboveIsNoConflictBeforeItsStationAccepts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tree()
+	officerA := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-huyen", loaxa.RoleDistrict, "318")
+	c := e.upload(e.admin, "ban-tin.wav", wav(16000, 1, 16000), "Bản tin", http.StatusCreated)
+	var evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officerA, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 45},
+		http.StatusCreated, &evening)
+	at17 := time.Date(2026, 3, 2, 17, 0, 0, 0, time.FixedZone("+07", 7*3600)).Format(time.RFC3339)
+	e.call("POST", "/api/v1/announcements", officerA, map[string]any{"title": "Bản tin thời sự", "content_id": c.ID,
+		"targets": map[string]any{"areas": []string{"12346"}}, "start": at17, "rrule": "FREQ=DAILY", "session": evening.ID}, http.StatusCreated, nil)
+
+	var sent struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	}
+	e.call("POST", "/api/v1/announcements", district, map[string]any{"title": "Bản tin huyện", "content_id": c.ID,
+		"targets": map[string]any{"areas": []string{"318"}}, "start": at17, "rrule": "FREQ=DAILY"}, http.StatusCreated, &sent)
+	var pA string
+	for _, p := range sent.Proposals {
+		if p.Area == "12346" {
+			pA = p.ID
+		}
+	}
+	if pA == "" {
+		t.Fatalf("proposals %+v, want one for 12346", sent.Proposals)
+	}
+	r := e.request("POST", "/api/v1/proposals/"+pA+"/accept", officerA, "application/json", jsonBody(t, map[string]any{}))
+	if r.status != http.StatusConflict {
+		t.Errorf("accepted at its own time over the session's 17:00 item: %d %s, want 409", r.status, r.body)
+	}
+	e.call("POST", "/api/v1/proposals/"+pA+"/accept", officerA, map[string]any{"session": evening.ID}, http.StatusOK, nil)
+}

@@ -1372,7 +1372,22 @@ func (s *Scheduler) checkAnnouncement(ctx context.Context, a *loaxa.Announcement
 	if err != nil {
 		return nil, fmt.Errorf("check announcement: %w", err)
 	}
-	out, err := s.conflictsOf(ctx, c, cand.ID, nodes, func(n *loaxa.Node) bool { return Targets(&cand, n.ID, c.chain(n.Area)) })
+	out, err := s.conflictsOf(ctx, c, cand.ID, nodes, func(n *loaxa.Node) bool {
+		chain := c.chain(n.Area)
+		if !Targets(&cand, n.ID, chain) {
+			return false
+		}
+		// A bulletin proposed to the node's station plays there only once
+		// its officer accepts it, into a session or at its own times, and
+		// that is checked then (CheckProposal). Checked here as played at
+		// its own times, a district's 17:00 bulletin was refused for the
+		// 17:00 item of a commune's own session, which its sender cannot
+		// move.
+		if st := c.station(chain); cand.Proposed && st != "" && above(cand.FromArea, st, chain) {
+			return false
+		}
+		return true
+	})
 	if err != nil {
 		return nil, fmt.Errorf("check announcement: %w", err)
 	}
