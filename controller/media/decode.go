@@ -7,8 +7,6 @@ import (
 
 	"github.com/go-audio/audio"
 	"github.com/go-audio/wav"
-
-	"loaxa.vn/controller/loaxa"
 )
 
 // chunkSamples is how many input samples (all channels) are decoded at a
@@ -89,7 +87,7 @@ func (w *wavDecoder) next() ([]float32, error) {
 		// size, and this checks that the decoder really delivered it.
 		if w.decoded != w.want {
 			bps := int64(w.info.bitDepth / 8)
-			return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: the header promises %d bytes of audio, only %d are there", w.want*bps, w.decoded*bps)
+			return nil, truncated("the header promises %d bytes of audio, only %d are there", w.want*bps, w.decoded*bps)
 		}
 		return nil, io.EOF
 	}

@@ -414,7 +414,9 @@ func TestIngestRejects(t *testing.T) {
 		{"missing data", riff(fmtChunk), loaxa.EInvalid, "has no data chunk"},
 		{"cut in a chunk header", riff(fmtChunk, []byte("LIS")), loaxa.EInvalid, "the file is truncated: it ends inside a chunk header"},
 		{"two fmt chunks", riff(fmtChunk, fmtChunk, dataChunk), loaxa.EInvalid, "has two fmt chunks"},
-		{"truncated data", good[:44+1000], loaxa.EInvalid, "the file is truncated: the header promises 3200 bytes of audio, only 1000 are there"},
+		// An officer read what was wrong and not what to do about it.
+		{"truncated data", good[:44+1000], loaxa.EInvalid,
+			"the file is truncated: the header promises 3200 bytes of audio, only 1000 are there. It was cut short (while copied, downloaded or sent): upload the whole file again."},
 		{"zero-length data", pcm.bytes(0, s), loaxa.EInvalid, "holds no audio: its data chunk is empty"},
 		{"data shorter than a frame", append(with(func(w *testWAV) { w.channels, w.dataSize = 2, u32(2) }).bytes(0, s), 0, 0), loaxa.EInvalid, "data chunk is empty"},
 		{"absurd data size", with(func(w *testWAV) { w.dataSize = u32(0xFFFFFFFF) }).bytes(1600, s), loaxa.EInvalid, "the header promises 4294967295 bytes of audio, only 3200 are there"},

@@ -114,7 +114,7 @@ func probeMP3(f io.ReaderAt, size int64, name string) (*mp3Info, error) {
 	for off < end {
 		if end-off < 4 {
 			if b, err := win.at(off, 1); err == nil && b[0] == 0xFF && skipped == 0 && info.frames > 0 {
-				return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: it ends inside an MP3 frame header, %d bytes from the end", end-off)
+				return nil, truncated("it ends inside an MP3 frame header, %d bytes from the end", end-off)
 			}
 			skipped += end - off
 			break
@@ -142,7 +142,7 @@ func probeMP3(f io.ReaderAt, size int64, name string) (*mp3Info, error) {
 			continue
 		}
 		if fr.size > end-off {
-			return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: its last MP3 frame needs %d bytes, only %d are there", fr.size, end-off)
+			return nil, truncated("its last MP3 frame needs %d bytes, only %d are there", fr.size, end-off)
 		}
 		if skipped > 0 {
 			if info.frames > 0 {
@@ -249,7 +249,7 @@ func skipID3v2(f io.ReaderAt, size int64, name string) (int64, error) {
 			n += 10 // footer
 		}
 		if n > size-off {
-			return 0, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: its ID3 tag promises %d bytes, only %d are there", n, size-off)
+			return 0, truncated("its ID3 tag promises %d bytes, only %d are there", n, size-off)
 		}
 		off += n
 	}

@@ -101,7 +101,7 @@ func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 			return nil, loaxa.Errorf(loaxa.EInvalid, "%s has no data chunk: it holds no audio", name)
 		}
 		if size-off < 8 {
-			return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: it ends inside a chunk header, %d bytes from the end", size-off)
+			return nil, truncated("it ends inside a chunk header, %d bytes from the end", size-off)
 		}
 		if _, err := f.ReadAt(hdr, off); err != nil {
 			return nil, fmt.Errorf("read chunk header at %d: %w", off, err)
@@ -115,7 +115,7 @@ func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 				return nil, loaxa.Errorf(loaxa.EInvalid, "%s has two fmt chunks; save it again as a plain PCM WAV", name)
 			}
 			if csize > size-body {
-				return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: its fmt chunk promises %d bytes, only %d are there", csize, size-body)
+				return nil, truncated("its fmt chunk promises %d bytes, only %d are there", csize, size-body)
 			}
 			b := make([]byte, min(csize, 40))
 			if _, err := f.ReadAt(b, body); err != nil {
@@ -130,7 +130,7 @@ func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 				return nil, loaxa.Errorf(loaxa.EInvalid, "%s has no fmt chunk before its audio data: it does not say how its audio is encoded", name)
 			}
 			if there := size - body; csize > there {
-				return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: the header promises %d bytes of audio, only %d are there", csize, there)
+				return nil, truncated("the header promises %d bytes of audio, only %d are there", csize, there)
 			}
 			info.dataOffset = body
 			// A trailing partial frame (shorter than one sample period)
@@ -144,7 +144,7 @@ func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 			// LIST, bext, JUNK, fact, cue… carry nothing nodes play. A
 			// chunk that runs past the end means the data chunk is lost.
 			if csize > size-body {
-				return nil, loaxa.Errorf(loaxa.EInvalid, "the file is truncated: its %q chunk promises %d bytes, only %d are there", id, csize, size-body)
+				return nil, truncated("its %q chunk promises %d bytes, only %d are there", id, csize, size-body)
 			}
 		}
 		off = body + csize + csize&1 // chunks are word aligned
@@ -157,7 +157,7 @@ func checkRIFF(head []byte, name string) error {
 		switch string(head[:4]) {
 		case "RIFF":
 			if len(head) < 12 {
-				return loaxa.Errorf(loaxa.EInvalid, "the file is truncated: it ends inside the WAV header, after %d bytes", len(head))
+				return truncated("it ends inside the WAV header, after %d bytes", len(head))
 			}
 			if string(head[8:12]) == "WAVE" {
 				return nil
@@ -293,4 +293,11 @@ func displayName(filename string) string {
 		return "the file"
 	}
 	return fmt.Sprintf("%q", filepath.Base(filename))
+}
+
+// truncated is the EInvalid of a file cut short, what is missing said by
+// format and args, with what the officer can do about it: the message said
+// only what was wrong.
+func truncated(format string, args ...any) error {
+	return loaxa.Errorf(loaxa.EInvalid, "the file is truncated: "+format+". It was cut short (while copied, downloaded or sent): upload the whole file again.", args...)
 }
