@@ -506,7 +506,7 @@ func TestDeletingASessionWithItemsToPlayIsRefused(t *testing.T) {
 	changed := e.sched.changed.Load()
 	r := del("")
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
-		"Session %s (Buổi sáng) still has 3 item(s) to play: %s (Bản tin thời tiết), %s (Thông báo tiêm chủng), %s (Bản tin huyện). Once it is deleted they play nowhere",
+		"Session %s (Buổi sáng) still has 3 items to play: %s (Bản tin thời tiết), %s (Thông báo tiêm chủng), %s (Bản tin huyện). Once it is deleted they play nowhere",
 		morning.ID, weather.ID, today.ID, fromAbove.ID))
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "or delete with ?force=true")
 	if got, want := items(r), []string{weather.ID, today.ID, fromAbove.ID}; !slices.Equal(got, want) {
@@ -517,7 +517,7 @@ func TestDeletingASessionWithItemsToPlayIsRefused(t *testing.T) {
 	e.clock.Set(t0.Add(90 * time.Minute))
 	officer = e.token("can-bo-a")
 	r = del("")
-	checkError(t, r, http.StatusConflict, loaxa.EConflict, "still has 2 item(s) to play: ")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "still has 2 items to play: ")
 	checkError(t, del("?force=maybe"), http.StatusBadRequest, loaxa.EInvalid, `force "maybe": write true to delete the session`)
 	if got := e.sched.changed.Load(); got != changed {
 		t.Errorf("scheduler told %d times by refused deletes", got-changed)
@@ -818,7 +818,7 @@ func TestSessionDeleteAfterAChangeJudgesTodayByItsTimes(t *testing.T) {
 	e.clock.Set(t0.Add(12*time.Hour + 10*time.Minute))
 	e.call("PATCH", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), map[string]any{"start": "05:30", "max_minutes": 15}, http.StatusOK, nil)
 	r := e.request("DELETE", "/api/v1/sessions/"+evening.ID, e.token("can-bo-b"), "", nil)
-	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Session "+evening.ID+" (Buổi chiều) still has 1 item(s) to play")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Session "+evening.ID+" (Buổi chiều) still has 1 item to play")
 }
 
 // TestDeletingASessionABulletinFromAboveWaitsForIsRefused: the commune had
@@ -910,9 +910,9 @@ func TestDeletingASessionABulletinFromAboveWaitsForIsRefused(t *testing.T) {
 	}
 	r := del("")
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, fmt.Sprintf(
-		"Session %s (Buổi chiều) holds 2 play(s) of bulletins from above that would no longer play here once it is deleted: %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318), due 19:00 on 2026-03-02; %s (Bản tin phòng chống bão) from Huyện Tiên Lãng (318), due 19:00 on 2026-03-02.",
+		"Session %s (Buổi chiều) holds 2 plays of bulletins from above that would no longer play here once it is deleted: %s (Cảnh báo mưa lớn) from Huyện Tiên Lãng (318), due 19:00 on 2026-03-02; %s (Bản tin phòng chống bão) from Huyện Tiên Lãng (318), due 19:00 on 2026-03-02.",
 		evening.ID, warning.ID, storm.ID))
-	checkError(t, r, http.StatusConflict, loaxa.EConflict, "6 other play(s) from above move to another session or to their own time.")
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "6 other plays from above move to another session or to their own time.")
 	checkError(t, r, http.StatusConflict, loaxa.EConflict, "delete with ?force=true to delete the session anyway: they are not cancelled, but they will not play in this area.")
 	a := read(r)
 	if got, want := lost(a), []string{warning.ID + " 02 19:00", storm.ID + " 02 19:00"}; !slices.Equal(got, want) {

@@ -919,8 +919,8 @@ func NewSessionItemsError(s *Session, items []SessionItem, fromAbove []SessionBu
 	var parts []string
 	if len(items) > 0 {
 		parts = append(parts, fmt.Sprintf(
-			"Session %s (%s) still has %d item(s) to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to cancel them with the session.",
-			s.ID, s.Name, len(items), nameItems(items)))
+			"Session %s (%s) still has %s to play: %s. Once it is deleted they play nowhere, even in a session made again with the same name. Cancel them or place them elsewhere first, or delete with ?force=true to cancel them with the session.",
+			s.ID, s.Name, Count(len(items), "item", "items"), nameItems(items)))
 	}
 	if lost := LostBulletins(fromAbove); len(lost) > 0 {
 		var named []string
@@ -937,10 +937,14 @@ func NewSessionItemsError(s *Session, items []SessionItem, fromAbove []SessionBu
 		if len(lost) > shownItems {
 			list += fmt.Sprintf("; and %d more", len(lost)-shownItems)
 		}
-		msg := fmt.Sprintf("Session %s (%s) holds %d play(s) of bulletins from above that would no longer play here once it is deleted: %s.",
-			s.ID, s.Name, len(lost), list)
+		msg := fmt.Sprintf("Session %s (%s) holds %s of bulletins from above that would no longer play here once it is deleted: %s.",
+			s.ID, s.Name, Count(len(lost), "play", "plays"), list)
 		if moved := len(fromAbove) - len(lost); moved > 0 {
-			msg += fmt.Sprintf(" %d other play(s) from above move to another session or to their own time.", moved)
+			verb := "move"
+			if moved == 1 {
+				verb = "moves"
+			}
+			msg += fmt.Sprintf(" %s from above %s to another session or to their own time.", Count(moved, "other play", "other plays"), verb)
 		}
 		msg += " They belong to the area that sent them and cannot be cancelled for this area alone; ask that area to send them again at another time, or delete with ?force=true to delete the session anyway: they are not cancelled, but they will not play in this area."
 		parts = append(parts, msg)
@@ -954,8 +958,8 @@ func NewSessionItemsError(s *Session, items []SessionItem, fromAbove []SessionBu
 func NewSessionEmergencyError(s *Session, items []SessionItem) *SessionItemsError {
 	list := nameItems(items)
 	return &SessionItemsError{Session: s, Items: items, Right: ActionEmergency, err: Errorf(EForbidden,
-		"Session %s (%s) holds %d emergency item(s): %s. Deleting it with ?force=true cancels them, and cancelling an emergency item needs the %s right, which your role does not grant. Ask an officer who has it to cancel them or to delete the session.",
-		s.ID, s.Name, len(items), list, ActionEmergency)}
+		"Session %s (%s) holds %s: %s. Deleting it with ?force=true cancels them, and cancelling an emergency item needs the %s right, which your role does not grant. Ask an officer who has it to cancel them or to delete the session.",
+		s.ID, s.Name, Count(len(items), "emergency item", "emergency items"), list, ActionEmergency)}
 }
 
 // SessionDeletion says how to delete a session.
