@@ -52,6 +52,11 @@ func newSpreadCase(t *testing.T, o options) *spreadCase {
 	o.clock, o.tune = c.fc, halfWindow
 	c.n = startAgent(t, c.cred, o)
 	waitConnected(t, c.n)
+	// The reports are held on the corrected clock: measured while a test
+	// steps the clock on, a slow answer (300 ms on a loaded machine) took
+	// a second of fake time, and the half of it taken for the offset put
+	// the node's clock ahead and its held reports out before their time.
+	waitMeasured(t, c.n)
 	c.msg = c.ctl.AddContent(time.Second)
 	c.opening = c.ctl.AddContent(700 * time.Millisecond)
 	c.closing = c.ctl.AddContent(600 * time.Millisecond)
