@@ -129,11 +129,20 @@ func (f *Fake) Timers() int {
 // change it can see (a retry's backoff noted before its timer is reset)
 // first waits until the timer is armed, or the advance comes too early and
 // the timer, set after it, never fires.
-func (f *Fake) Next() (time.Time, bool) {
+func (f *Fake) Next() (time.Time, bool) { return f.NextAfter(time.Time{}) }
+
+// NextAfter returns when the earliest timer waiting fires that fires at t
+// or later, and whether one waits: a test looking for one wait among
+// shorter ones that come and go (a node measuring its clock every few
+// seconds while its sender waits a minute for an acknowledgement).
+func (f *Fake) NextAfter(t time.Time) (time.Time, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var next time.Time
 	for _, tm := range f.timers {
+		if tm.when.Before(t) {
+			continue
+		}
 		if next.IsZero() || tm.when.Before(next) {
 			next = tm.when
 		}

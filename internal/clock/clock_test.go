@@ -61,6 +61,16 @@ func TestFakeNext(t *testing.T) {
 	if next, _ := f.Next(); !next.Equal(t0.Add(time.Hour)) {
 		t.Errorf("Next once the 1 s timer fired = %v, want the hour's %v", next, t0.Add(time.Hour))
 	}
+	f.NewTimer(2 * time.Second)
+	if next, ok := f.NextAfter(t0.Add(time.Minute)); !ok || !next.Equal(t0.Add(time.Hour)) {
+		t.Errorf("NextAfter a minute = %v, %v; want the hour's %v, past the 3 s timer", next, ok, t0.Add(time.Hour))
+	}
+	if next, _ := f.NextAfter(t0.Add(3 * time.Second)); !next.Equal(t0.Add(3 * time.Second)) {
+		t.Errorf("NextAfter 3 s = %v, want the timer due at it, %v", next, t0.Add(3*time.Second))
+	}
+	if _, ok := f.NextAfter(t0.Add(2 * time.Hour)); ok {
+		t.Error("NextAfter reports a timer past the last one")
+	}
 }
 
 func TestFakeResetAndZero(t *testing.T) {

@@ -571,8 +571,10 @@ func timeUnansweredController(t *testing.T, fc *clock.Fake) (ctl *nodetest.Contr
 // waitMeasured waits, with the board's clock standing still, until n has
 // measured the controller's time. A time request is a real round trip
 // that waits 5 s of the board's clock (timesync.go): a test that steps a
-// fake clock on before the answer is in cuts the measurement, and the
-// next one comes 15–45 s of real time later.
+// fake clock on before the answer is in cuts the measurement (or, a step
+// within the wait, measures a round trip as long as the step and takes
+// half of it for the offset), and the next one comes 15–45 s of the
+// board's clock later.
 func waitMeasured(t *testing.T, n *node) {
 	t.Helper()
 	nodetest.Eventually(t, 10*time.Second, "the clock measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })

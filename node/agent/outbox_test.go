@@ -37,7 +37,9 @@ func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
 		{Type: protocol.EventUpdated, At: start.UTC(), Version: "test", Reason: "from 1.0"},
 		{Type: protocol.EventUpdateFailed, At: start.UTC(), Version: "2.0", Reason: "download failed"},
 	}
-	n := startAgent(t, cred, options{clock: clk, tune: func(c *agent.Config) {
+	// The measurements, which fail, are tried again within 20 s of the
+	// board's clock: sooner than any wait of the sender's.
+	n := startAgent(t, cred, options{clock: clk, timeSync: 20 * time.Second, tune: func(c *agent.Config) {
 		c.AckTimeout = 30 * time.Second
 		c.StartupEvents = reports
 	}})
@@ -46,15 +48,16 @@ func TestResendsBackOffWhileTheClockIsNotMeasured(t *testing.T) {
 
 	// The sender's wait for the acknowledgement is the only timer of the
 	// fake clock due from AckTimeout on and within the first hour (a time
-	// request's wait is 5 s, the main loop's and the cache's idle ones an
-	// hour): step to it, each time, and see the outbox come again.
+	// request's wait is 5 s, the next measurement within 20 s, the main
+	// loop's and the cache's idle waits an hour): step to it, each time,
+	// and see the outbox come again. The shorter timers fire on the way.
 	var at []time.Duration
 	for range 6 {
 		var next time.Time
 		nodetest.Eventually(t, 10*time.Second, "the sender waiting for an acknowledgement", func() bool {
 			var ok bool
-			next, ok = clk.Next()
-			return ok && !next.Before(clk.Now().Add(30*time.Second)) && next.Before(start.Add(50*time.Minute))
+			next, ok = clk.NextAfter(clk.Now().Add(30 * time.Second))
+			return ok && next.Before(start.Add(50*time.Minute))
 		})
 		before := ctl.Log("n1").Batches
 		clk.Set(next)
@@ -95,7 +98,9 @@ func TestNewEventsSentWhileAcknowledgementsAreHeld(t *testing.T) {
 	for i := range 600 {
 		reports = append(reports, protocol.Event{Type: protocol.EventUpdateFailed, At: start.UTC(), Version: "2.0", Reason: fmt.Sprintf("attempt %d", i)})
 	}
-	n := startAgent(t, cred, options{clock: clk, tune: func(c *agent.Config) {
+	// The measurements, which fail, are tried again within 20 s of the
+	// board's clock: sooner than the sender's wait.
+	n := startAgent(t, cred, options{clock: clk, timeSync: 20 * time.Second, tune: func(c *agent.Config) {
 		c.AckTimeout = 30 * time.Second
 		c.StartupEvents = reports
 	}})
@@ -103,10 +108,11 @@ func TestNewEventsSentWhileAcknowledgementsAreHeld(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, "all 600 events at the controller", func() bool { return len(ctl.Events("n1")) == len(reports) })
 	// Once the held acknowledgements cover them all, the sender waits for
 	// none: no timer of the fake clock from AckTimeout on within the hour
-	// (a time request's is 5 s, the idle ones an hour).
+	// (a time request's is 5 s, the next measurement within 20 s, the
+	// idle ones an hour).
 	nodetest.Eventually(t, 10*time.Second, "the sender waiting for no acknowledgement", func() bool {
-		next, ok := clk.Next()
-		return !ok || next.Before(clk.Now().Add(30*time.Second)) || !next.Before(start.Add(50*time.Minute))
+		next, ok := clk.NextAfter(clk.Now().Add(30 * time.Second))
+		return !ok || !next.Before(start.Add(50*time.Minute))
 	})
 	if st := n.a.Status(); st.Outbox != len(reports) || st.Rejected != 0 {
 		t.Errorf("outbox %d, rejected %d; want all %d kept until an acknowledgement is judged, none refused", st.Outbox, st.Rejected, len(reports))

@@ -211,10 +211,17 @@ func TestClockCorrectedWhilePrepared(t *testing.T) {
 	ctl.PublishDesired(desired("n1", 1, []protocol.Occurrence{occurrence("o1", ref, start)}, ref))
 	waitEvents(t, ctl, "n1", []string{"received o1"})
 	nodetest.Eventually(t, 5*time.Second, "content not fetched", func() bool { return len(n.a.Status().ContentMissing) == 0 })
-	fc.Set(start.Add(-400 * time.Millisecond))
+	fc.Set(start.Add(-410 * time.Millisecond))
 	nodetest.Eventually(t, 5*time.Second, "not prepared", func() bool { return slices.Equal(n.board.Flips(), []bool{true}) })
+	// The agent measures every 10 ms of its board's clock: the measurement
+	// the step above was due for is in once the next waits 10 ms ahead.
+	nodetest.Eventually(t, 5*time.Second, "the clock measured again", func() bool {
+		next, ok := fc.Next()
+		return ok && next.Equal(fc.Now().Add(10*time.Millisecond))
+	})
 
 	ahead.Store(int64(time.Second))
+	fc.Advance(10 * time.Millisecond) // the next measurement: 400 ms before the start, a second slow
 	nodetest.Eventually(t, 5*time.Second, "did not begin on the corrected clock", func() bool { return n.out.Plays() == 1 })
 	events := waitEvents(t, ctl, "n1", []string{"received o1", "started o1"})
 	if e := events[1]; e.LateMS != 600 || !e.At.Equal(start.Add(600*time.Millisecond)) {

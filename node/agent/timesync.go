@@ -86,7 +86,11 @@ func (e offsetEstimate) replacedBy(n offsetEstimate) bool {
 // every connect and every TimeSyncInterval (sooner while the estimate is
 // uncertain), and corrects the agent's clock with the best estimate.
 func (a *Agent) syncClock(ctx context.Context) {
-	timer := time.NewTimer(0)
+	// The waits between measurements run on the board's clock, as each
+	// request's timeSampleWait and the measurement's timeMeasureWait do:
+	// on real time, a board whose clock is not the machine's (a fake one
+	// in tests) had its requests cut on one clock and retried on another.
+	timer := a.clock.Base.NewTimer(0)
 	defer timer.Stop()
 	retry, early := syncRetry, false
 	for {
@@ -94,7 +98,7 @@ func (a *Agent) syncClock(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
 			if early {
 				// A second look for a quieter moment: two round trips
 				// are enough to find one, and a fleet's retries are load.
@@ -102,6 +106,13 @@ func (a *Agent) syncClock(ctx context.Context) {
 			}
 		case <-a.syncNow:
 			timer.Stop()
+			// A clock.Timer's Stop leaves a tick that came meanwhile in
+			// its channel: drained, it does not start a measurement just
+			// after this one.
+			select {
+			case <-timer.C():
+			default:
+			}
 			retry = syncRetry // a new link: it may be better or worse
 		}
 		offset, rtt, err := a.measureOffset(ctx, samples)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -109,3 +110,68 @@ func (s *syncBuffer) String() string {
 }
 
 func testLogWriter(t *testing.T) io.Writer { return tWriter{t} }
+
+// TestClockRetriedOnTheBoardsClock: a measurement that fails (or comes
+// out uncertain) is tried again 15–45 s later. Each request's 5 s wait ran
+// on the board's clock but the retry on real time, so the two disagreed
+// wherever the board's clock is not the machine's: here a fake one, on
+// which no retry came however far it moved. The retry now waits on the
+// board's clock too: none before 15 s of it, and one once it has moved on
+// (the test allows it 2 min, for the steps taken before the retry's
+// timer was armed).
+func TestClockRetriedOnTheBoardsClock(t *testing.T) {
+	fc := clock.NewFake(time.Now())
+	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+	var asked atomic.Int32
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/time" {
+			asked.Add(1)
+		}
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	cred := ctl.Credentials("n1", "x1")
+	cred.Controller = busy.URL
+	// No broker: a connect measures again at once, and this test counts
+	// the start's measurement alone.
+	cred.Broker = "tcp://" + closedAddr(t)
+	logs := &syncBuffer{}
+	startAgent(t, cred, options{clock: fc, tune: func(c *agent.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter(t)), nil))
+	}})
+	nodetest.Eventually(t, 10*time.Second, "the start's measurement failed", func() bool {
+		return strings.Contains(logs.String(), "clock offset not measured")
+	})
+	if n := asked.Load(); n != 4 {
+		t.Fatalf("%d time requests in the start's measurement, want its 4 samples", n)
+	}
+	from := fc.Now()
+	// Step the board's clock a second at a time, giving the agent a few
+	// real milliseconds at each step to ask.
+	for asked.Load() == 4 {
+		if fc.Now().Sub(from) > 2*time.Minute {
+			t.Fatalf("no time request in 2 min of the board's clock after a failed measurement; want one 15–45 s after it")
+		}
+		fc.Advance(time.Second)
+		for end := time.Now().Add(20 * time.Millisecond); asked.Load() == 4 && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// The retry's timer is armed just after the failure is logged: it
+	// comes at the earliest 15 s after from, however late it was armed.
+	if d := fc.Now().Sub(from); d < 15*time.Second {
+		t.Errorf("measured again %v of the board's clock after a failed measurement; want 15–45 s", d)
+	}
+}
+
+// closedAddr returns a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
