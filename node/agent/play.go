@@ -94,7 +94,7 @@ type play struct {
 	state     atomic.Int32
 	begin     chan struct{}   // closed by the main loop: begin now
 	nudge     chan struct{}   // the instant or the clock moved, or the cue was freed
-	began     chan time.Time  // the base clock when the output began
+	began     chan began      // when the output began
 	done      chan playResult // the goroutine's last word
 	timer     clock.Timer     // owned by the goroutine once started
 
@@ -104,6 +104,11 @@ type play struct {
 	ends       time.Time // corrected clock, when the last sample will be heard
 	stopReason string    // why the agent stopped it; "" while it plays on
 }
+
+// began is when a play's output began: base, on the base clock, and
+// heard, when its first sample is heard, on the corrected clock as it was
+// then.
+type began struct{ base, heard time.Time }
 
 // playResult is what a play's goroutine reports when it ends.
 type playResult struct {
@@ -198,7 +203,7 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 	}
 	p.begin = make(chan struct{})
 	p.nudge = make(chan struct{}, 1)
-	p.began = make(chan time.Time, 1)
+	p.began = make(chan began, 1)
 	p.done = make(chan playResult, 1)
 	p.silent = make(chan struct{})
 	// The timer is made here, not in the goroutine, so that on a fake
@@ -389,13 +394,19 @@ wait:
 		}
 	}
 	a.takeOutput(p)
-	heard := a.clock.Now().Add(a.latency)
+	// One reading of the clocks for when the first sample is heard, the
+	// chime it skips into and the lateness the started event reports: read
+	// again after the skip's read (a loaded machine: 4 ms), the report said
+	// 541 ms late for a skip of 537, and the cluster looked off its area's
+	// timeline by what was only the time the node took to skip.
+	base := a.clock.Base.Now()
+	heard := base.Add(a.clock.Get()).Add(a.latency)
 	p.heardAt.Store(heard.UnixNano())
 	if skip := p.lateSkip(heard); skip > 0 {
 		n, _ := p.buf.Discard(int(nodeaudio.Bytes(skip)))
 		p.intoChime = nodeaudio.Duration(int64(n))
 	}
-	p.began <- a.clock.Base.Now()
+	p.began <- began{base: base, heard: heard}
 	signal(a.cueBegan)
 	ctx := p.ctx
 	if p.intoChime > 0 {
@@ -485,15 +496,18 @@ func (a *Agent) beginNow(p *play) {
 // began, takeOutput), and notes the started event with the lateness
 // measured at the speaker.
 func (a *Agent) onAir(p *play) {
-	base := <-p.began
+	b := <-p.began
 	if a.cue == p {
 		a.cue = nil
 	}
 	if a.play != nil {
 		a.stopPlay(protocol.ReasonPreempted)
 	}
-	p.base = base
-	p.startedAt = base.Add(a.clock.Get()).Add(a.latency)
+	p.base = b.base
+	// The instant the skip into the chime was measured from (runPlay), on
+	// the clock as it was then: the report's lateness is what the node
+	// skipped for.
+	p.startedAt = b.heard
 	p.ends = p.startedAt.Add(p.length - p.intoChime)
 	a.play = p
 
