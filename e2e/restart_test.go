@@ -218,9 +218,15 @@ func TestEmergencyNodeRestart(t *testing.T) {
 		_, ns := reportNodes(c, em.ID)
 		return ns["a1"].State == "completed"
 	})
+	// Played again after the restart from its beginning, the opening
+	// chime whole (agent lateSkip). The report keeps how late the node
+	// first began and what that start left out of the chime (the timing
+	// counts the first start): a node that began late before the cut (the
+	// chime fetched late on a loaded machine: 50 ms) left out 50 ms then,
+	// and the whole template played after the restart is not 50 ms short.
 	_, ns := reportNodes(c, em.ID)
-	if n := ns["a1"]; !playedWhole(n, &em) || n.ReceivedMS == nil {
-		t.Errorf("a1 after its restart: %s; want the whole template (%d ms) played", rig.Describe(n), em.PlannedMS)
+	if n := ns["a1"]; n.PlayedMS < em.PlannedMS-1 || n.PlayedMS > em.PlannedMS+1 || n.ReceivedMS == nil {
+		t.Errorf("a1 after its restart: %s; want the whole template (%d ms) played from its beginning", rig.Describe(n), em.PlannedMS)
 	}
 	if got := len(out.Plays()); got != 1 {
 		t.Errorf("the restarted agent started %d plays, want the alert once", got)
