@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
@@ -227,9 +228,29 @@ func (s *Server) handleCreateRollout(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	s.audit(r, "rollout.create", ro.ID, "", ro.Version)
+	s.audit(r, "rollout.create", ro.ID, "", rolloutDetail(ro))
 	s.writeJSON(w, r, http.StatusCreated, ro)
 	return nil
+}
+
+// rolloutDetail is the audit detail of a rollout started, as facts the
+// console words: what a reviewer asks of an update that went wrong, which
+// version went to which clusters and how fast (percent, canaries), and
+// how many clusters it asked (node_count). It was the version alone.
+func rolloutDetail(ro *loaxa.Rollout) string {
+	return fmt.Sprintf("version=%s areas=%s nodes=%s percent=%d canaries=%d node_count=%d", ro.Version,
+		strings.Join(ro.Targets.Areas, ","), strings.Join(ro.Targets.Nodes, ","), ro.Percent, ro.Canaries, len(ro.Nodes))
+}
+
+// rolloutHaltDetail is the audit detail of a rollout halted by hand: the
+// version it stopped and the admin's reason as given (the rollout's reason adds "halted by <user>", which the
+// entry's actor says already). It was the rollout's reason as prose.
+func rolloutHaltDetail(ro *loaxa.Rollout, reason string) string {
+	d := fmt.Sprintf("version=%s", ro.Version)
+	if reason != "" {
+		d += fmt.Sprintf(" reason=%q", reason)
+	}
+	return d
 }
 
 // handleListRollouts answers GET /api/v1/rollouts.
@@ -300,7 +321,7 @@ func (s *Server) handleHaltRollout(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.audit(r, "rollout.halt", ro.ID, "", ro.Reason)
+	s.audit(r, "rollout.halt", ro.ID, "", rolloutHaltDetail(ro, req.Reason))
 	s.writeJSON(w, r, http.StatusOK, ro)
 	return nil
 }

@@ -392,3 +392,41 @@ func TestReleaseArchiveRangeAsRFC9110HasIt(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloutAuditSaysWhatAReviewerNeeds: a rollout's audit entry was its
+// version alone, and a halt's the rollout's reason as prose ("halted by
+// admin: …"): a reviewer of an update that silenced clusters could not
+// tell from the log which clusters it went to, how many at once or how
+// many first, and neither was in the key=value form docs/api.md gives for
+// details, so the console could not word them. Both now record their
+// facts: the version, the target areas and nodes, percent, canaries and
+// how many clusters it asked; the version halted and the reason given.
+func TestRolloutAuditSaysWhatAReviewerNeeds(t *testing.T) {
+	t.Parallel()
+	a := newAuthzEnv(t)
+	var ro loaxa.Rollout
+	a.call("POST", "/api/v1/rollouts", a.admin, map[string]any{"version": "1.0.0",
+		"targets": map[string][]string{"areas": {"12350"}, "nodes": {"n-c"}}, "percent": 50, "canaries": 2}, http.StatusCreated, &ro)
+	a.call("POST", "/api/v1/rollouts/"+ro.ID+"/halt", a.admin, map[string]string{"reason": "loa im tiếng sau cập nhật"}, http.StatusOK, nil)
+	entries, err := a.stores.audit.FindAudit(t.Context(), loaxa.AuditFilter{Actor: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	details := map[string][]string{}
+	for _, e := range entries {
+		if e.Target == ro.ID {
+			details[e.Action] = append(details[e.Action], e.Detail)
+		}
+	}
+	for action, want := range map[string]string{
+		"rollout.create": fmt.Sprintf("version=1.0.0 areas=12350 nodes=n-c percent=50 canaries=2 node_count=%d", len(ro.Nodes)),
+		"rollout.halt":   `version=1.0.0 reason="loa im tiếng sau cập nhật"`,
+	} {
+		if !slices.Equal(details[action], []string{want}) {
+			t.Errorf("%s of %s is audited %q, want %q", action, ro.ID, details[action], want)
+		}
+	}
+	if len(ro.Nodes) == 0 {
+		t.Errorf("the rollout asks no cluster: %+v", ro)
+	}
+}

@@ -353,3 +353,60 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	one("Uploaded a software release", "Version 2.1.0", "Board architecture: ARM 64-bit (arm64)", "SHA-256 checksum: ed9d6dee13df…")
 	one("Started a live call", "", "A real call, not a drill")
 }
+
+// TestAuditLogSaysWhatARolloutDid: a software rollout's entry read its
+// version alone ("1.5.0") and a halt "halted by admin: …", English prose
+// in the Vietnamese log, and nothing said which clusters an update went to
+// or how fast. The console says the version, the areas and clusters by
+// their names, the share of clusters, the canaries and how many clusters
+// it asked; a halt the version and the admin's reason, under "Lý do dừng".
+// An older entry's bare version reads as the version.
+func TestAuditLogSaysWhatARolloutDid(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa chợ Lập Lễ", "area": "11527", "lat": 20.8, "lon": 106.7}, nil)
+	at := c.App.Clock.Now()
+	for _, e := range []*loaxa.AuditEntry{
+		{At: at, Actor: "admin", Action: "rollout.create", Target: "r000002", Detail: "version=1.5.0 areas=11527 nodes=lap-le-01 percent=50 canaries=2 node_count=12"},
+		{At: at, Actor: "admin", Action: "rollout.halt", Target: "r000002", Detail: `version=1.5.0 reason="loa im tiếng sau cập nhật"`},
+		// An older controller's.
+		{At: at, Actor: "admin", Action: "rollout.create", Target: "r000001", Detail: "1.4.0"},
+	} {
+		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/audit", `document.querySelector('#audit-table')`)
+	rows := auditRows(b)
+	one := func(action, target string, want ...string) {
+		t.Helper()
+		var seen []string
+		for _, r := range rows {
+			if r.Action == action && r.Target == target && contains(r.Detail, want...) {
+				return
+			}
+			seen = append(seen, r.Action+" | "+r.Target+" | "+r.Detail)
+		}
+		t.Errorf("no %q row on %q says %q; they read %q", action, target, want, seen)
+	}
+	one("Bắt đầu cập nhật phần mềm", "r000002", "Phiên bản: 1.5.0", "Địa bàn: Xã Lập Lễ", "Cụm loa: Cụm loa chợ Lập Lễ",
+		"Tỉ lệ cụm loa được cập nhật: 50%", "Số cụm loa cập nhật thử trước: 2", "Số cụm loa được cập nhật: 12")
+	one("Dừng cập nhật phần mềm", "r000002", "Phiên bản: 1.5.0", "Lý do dừng: loa im tiếng sau cập nhật")
+	one("Bắt đầu cập nhật phần mềm", "r000001", "Phiên bản: 1.4.0")
+	for _, r := range rows {
+		if strings.Contains(r.Detail, "=") {
+			t.Errorf("the row %q reads %q: a fact left as key=value", r.Action, r.Detail)
+		}
+	}
+
+	b.Do("switch to English", chromedp.Click(chromedp.CSS(`header button.lang`)))
+	b.Wait("the audit log in English", `[...document.querySelectorAll('#audit-table tbody tr')].some((r) => r.cells[2].innerText === 'Started a software rollout')`, 10*time.Second)
+	rows = auditRows(b)
+	one("Started a software rollout", "r000002", "Version: 1.5.0", "Share of clusters updated: 50%", "Clusters updated first (canaries): 2", "Clusters to update: 12")
+	one("Halted a software rollout", "r000002", "Why it was halted: loa im tiếng sau cập nhật")
+}

@@ -64,6 +64,12 @@ function releasePairs(detail) {
   return m ? `arch=${m[1]} sha256=${m[2]}` : detail;
 }
 
+// rolloutPairs says an older controller's rollout.create detail, the
+// version alone ("1.5.0"), as the fact a newer one writes (version=).
+function rolloutPairs(detail) {
+  return /^[^\s=]+$/.test(detail) ? `version=${detail}` : detail;
+}
+
 // recordingsNodes says the CAP recordings set (cap.recordings): for each
 // event type the audio it plays first, by its title, the hash as its
 // tooltip. This controller writes event="…" content=<hash>; an older one
@@ -93,6 +99,7 @@ function detailNodes(ctx, action, detail, names) {
   if (action === 'cap.recordings') return recordingsNodes(detail, names);
   if (action === 'node.settings') detail = settingsPairs(detail);
   if (action === 'release.upload') detail = releasePairs(detail);
+  if (action === 'rollout.create') detail = rolloutPairs(detail);
   // In the detail, things by their names, the ids as tooltips only.
   const name = (kind, id) => named(((names || {})[kind] || {})[id], id, false);
   const list = (v) => v.replace(/^\[|\]$/g, '').split(/[\s,]+/).filter(Boolean);
@@ -122,7 +129,9 @@ function detailNodes(ctx, action, detail, names) {
         return v.startsWith('"') ? '“' + quoted(v) + '”' : v;
       case 'days': case 'days_before': return describeDays(quoted(v));
       case 'cut_by': return quoted(v);
-      case 'reason': return word('audit.d.reason_', quoted(v).replace(/ /g, '_'));
+      // A live call's end reason is a code; a rollout halt's is the
+      // admin's own words.
+      case 'reason': return action === 'rollout.halt' ? quoted(v) : word('audit.d.reason_', quoted(v).replace(/ /g, '_'));
       case 'priority': return has('priority.' + v) ? t('priority.' + v) : v;
       case 'role': return has('role.' + v) ? t('role.' + v) : v;
       case 'credentials': return has('audit.d.credentials_' + v) ? t('audit.d.credentials_' + v) : v;
@@ -130,6 +139,7 @@ function detailNodes(ctx, action, detail, names) {
       // A live call at volume 0 plays at each cluster's own volume.
       case 'volume': return v === '0' && action.startsWith('live.') ? t('audit.d.volume_node') : v;
       case 'arch': return word('audit.d.arch_', v);
+      case 'percent': return v + '%';
       // A release archive's hash, short: its first 12 hex digits tell
       // builds apart; the whole is the tooltip.
       case 'sha256': return h('span', { title: v }, v.length > 12 ? v.slice(0, 12) + '…' : v);
@@ -144,6 +154,8 @@ function detailNodes(ctx, action, detail, names) {
   const label = (key, v) => {
     if (count(key, v)) return t('audit.k.node_count');
     if (action === 'node.command' && key === 'name') return t('audit.k.command');
+    if (action === 'rollout.create' && key === 'node_count') return t('audit.k.rollout_node_count');
+    if (action === 'rollout.halt' && key === 'reason') return t('audit.k.halt_reason');
     return has('audit.k.' + key) ? t('audit.k.' + key) : null;
   };
   const pairs = [...detail.matchAll(PAIR)];
