@@ -451,9 +451,14 @@ func (s *AlarmService) EndAlarm(ctx context.Context, id string, end time.Time) (
 }
 
 // AckAlarm records who acknowledged alarm id; a second acknowledgement
-// replaces the first.
+// keeps the first, whoever makes it: the operations room asks who took
+// the alarm and when, and the second replaced the first technician's.
 func (s *AlarmService) AckAlarm(ctx context.Context, id, by string, at time.Time) (*loaxa.Alarm, error) {
-	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) { a.AckBy, a.AckAt = by, at.UTC() })
+	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) {
+		if a.AckBy == "" {
+			a.AckBy, a.AckAt = by, at.UTC()
+		}
+	})
 }
 
 // UpdateAlarmFacts sets alarm id's detail and facts, unless it has ended.

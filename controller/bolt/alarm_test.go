@@ -50,6 +50,14 @@ func TestAlarmService(t *testing.T) {
 	if acked.AckBy != "ky-thuat" || acked.AckAt.IsZero() || !acked.Open() {
 		t.Errorf("acked alarm: %+v", acked)
 	}
+	// A second acknowledgement, by anyone, keeps the first: it replaced
+	// it, and who took the alarm was lost.
+	clk.Advance(time.Minute)
+	again, err = s.AckAlarm(ctx, alarms[1].ID, "ky-thuat-2", clk.Now())
+	must(t, err)
+	if again.AckBy != "ky-thuat" || !again.AckAt.Equal(acked.AckAt) {
+		t.Errorf("acknowledged twice: by %q at %v, want the first, ky-thuat at %v", again.AckBy, again.AckAt, acked.AckAt)
+	}
 	_, err = s.AckAlarm(ctx, "al000099", "x", clk.Now())
 	wantCode(t, err, loaxa.ENotFound)
 	_, err = s.FindAlarmByID(ctx, "nonsense")

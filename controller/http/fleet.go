@@ -269,7 +269,10 @@ func (s *Server) within(ctx context.Context, area, root string) bool {
 }
 
 // handleAckAlarm answers POST /api/v1/alarms/{id}/ack: records that the
-// user has seen the alarm (it stays open until its condition clears).
+// user has seen the alarm (it stays open until its condition clears). An
+// alarm acknowledged already keeps the first acknowledgement and is
+// answered 200 as it is, ack_by naming who took it: two technicians on
+// one alarm is no error, and the second learns who has it.
 func (s *Server) handleAckAlarm(w http.ResponseWriter, r *http.Request) error {
 	if err := s.healthServices(); err != nil {
 		return err
@@ -287,9 +290,20 @@ func (s *Server) handleAckAlarm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("acknowledge alarm %s: %w", id, err)
 	}
-	s.audit(r, auditAlarmAck, a.ID, a.Area, fmt.Sprintf("kind=%s node=%s", a.Kind, a.Node))
+	s.audit(r, auditAlarmAck, a.ID, a.Area, alarmAckDetail(a, u.Username))
 	s.writeJSON(w, r, http.StatusOK, a)
 	return nil
+}
+
+// alarmAckDetail is the audit detail of an acknowledgement by user by:
+// the alarm's kind and node, and, when someone else took it first, who
+// (acked_by), as the alarm keeps their acknowledgement, not this one.
+func alarmAckDetail(a *loaxa.Alarm, by string) string {
+	d := fmt.Sprintf("kind=%s node=%s", a.Kind, a.Node)
+	if a.AckBy != by {
+		d += fmt.Sprintf(" acked_by=%s", a.AckBy)
+	}
+	return d
 }
 
 // handleFleetHealth answers GET /api/v1/fleet/health: the health of the

@@ -826,3 +826,60 @@ func BenchmarkOpenAlarmStream(b *testing.B) {
 		})
 	}
 }
+
+// TestSecondAcknowledgementKeepsTheFirst: two technicians on one alarm
+// (one screen drawn before the other pressed): the second acknowledgement
+// replaced the first's ack_by and ack_at, and who took the alarm was lost
+// but for the audit. The alarm keeps the first; the second press is
+// answered 200 with it as it is, ack_by naming who took it (what the
+// console tells the second technician), and its audit entry says so.
+func TestSecondAcknowledgementKeepsTheFirst(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	first := e.addUser("ky-thuat-1", loaxa.RoleTechnician, "12346")
+	second := e.addUser("ky-thuat-2", loaxa.RoleTechnician, "12346")
+	door := true
+	e.observe("n-a", protocol.Board{DoorOpen: &door})
+	var list struct{ Alarms []loaxa.Alarm }
+	e.call("GET", "/api/v1/alarms?state=open&kind="+loaxa.AlarmDoorOpen, first, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 1 {
+		t.Fatalf("open alarms %+v, want the door-open alarm", list.Alarms)
+	}
+	id := list.Alarms[0].ID
+	var took loaxa.Alarm
+	e.call("POST", "/api/v1/alarms/"+id+"/ack", first, nil, http.StatusOK, &took)
+	e.clock.Advance(3 * time.Minute)
+	var again loaxa.Alarm
+	e.call("POST", "/api/v1/alarms/"+id+"/ack", second, nil, http.StatusOK, &again)
+	if again.AckBy != "ky-thuat-1" || !again.AckAt.Equal(took.AckAt) {
+		t.Errorf("the second acknowledgement answered ack_by %q at %v, want the first's, ky-thuat-1 at %v", again.AckBy, again.AckAt, took.AckAt)
+	}
+	e.call("GET", "/api/v1/alarms?state=open&kind="+loaxa.AlarmDoorOpen, first, nil, http.StatusOK, &list)
+	if len(list.Alarms) != 1 || list.Alarms[0].AckBy != "ky-thuat-1" || !list.Alarms[0].AckAt.Equal(took.AckAt) {
+		t.Errorf("after two acknowledgements the alarm reads %+v, want ky-thuat-1's at %v", list.Alarms, took.AckAt)
+	}
+	// The first technician pressing again changes nothing either.
+	e.clock.Advance(time.Minute)
+	e.call("POST", "/api/v1/alarms/"+id+"/ack", first, nil, http.StatusOK, &again)
+	if !again.AckAt.Equal(took.AckAt) {
+		t.Errorf("acknowledging again moved ack_at from %v to %v", took.AckAt, again.AckAt)
+	}
+	entries, err := e.stores.audit.FindAudit(t.Context(), loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for _, x := range entries {
+		if x.Action == "alarm.ack" && x.Target == id {
+			details = append(details, x.Actor+": "+x.Detail)
+		}
+	}
+	want := []string{
+		"ky-thuat-1: kind=door-open node=n-a",
+		"ky-thuat-2: kind=door-open node=n-a acked_by=ky-thuat-1",
+		"ky-thuat-1: kind=door-open node=n-a",
+	}
+	if !slices.Equal(details, want) {
+		t.Errorf("alarm.ack entries %q, want %q", details, want)
+	}
+}

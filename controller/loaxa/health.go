@@ -338,8 +338,9 @@ type AlarmService interface {
 	CreateAlarms(ctx context.Context, as []*Alarm) error
 	// EndAlarm sets the alarm's End; an ended alarm is left alone.
 	EndAlarm(ctx context.Context, id string, end time.Time) (*Alarm, error)
-	// AckAlarm records who acknowledged the alarm and when; ENotFound if
-	// there is none.
+	// AckAlarm records who acknowledged the alarm and when, unless it
+	// was acknowledged already (the first is kept, and the alarm is
+	// returned as it is); ENotFound if there is none.
 	AckAlarm(ctx context.Context, id, by string, at time.Time) (*Alarm, error)
 	// UpdateAlarmFacts sets an open alarm's Detail and Facts, for what
 	// it counts that changed while it stays open (the clusters a
@@ -442,7 +443,8 @@ type SelfTestService interface {
 type HealthService interface {
 	// AreaHealth sums up the nodes of area's subtree ("" for all).
 	AreaHealth(ctx context.Context, area string) (*AreaHealth, error)
-	// AckAlarm acknowledges an alarm as user by.
+	// AckAlarm acknowledges an alarm as user by; one acknowledged
+	// already keeps its first acknowledgement.
 	AckAlarm(ctx context.Context, id, by string) (*Alarm, error)
 	// SubscribeAlarms returns alarm changes (opened, ended, acknowledged)
 	// as they happen until cancel is called: those whose area in accepts,

@@ -151,3 +151,30 @@ func contains(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// TestSecondTechnicianIsToldWhoTookTheAlarm: a technician whose alarms
+// screen was drawn before a colleague acknowledged an alarm pressed
+// "acknowledge" and was told "Đã ghi nhận cảnh báo.", and the alarm then
+// named them: the colleague who took it was replaced. The alarm keeps the
+// first acknowledgement, and the toast names who took it and when.
+func TestSecondTechnicianIsToldWhoTookTheAlarm(t *testing.T) {
+	t.Parallel()
+	c, sim, b := technicianAtLapLe(t)
+	defer b.checkErrors()
+	b.Go("#/alarms", `document.querySelector('#h-open')`)
+	sim.SetSpeakerLine(protocol.LineOpen)
+	row := `#alarms-open tr[data-kind="speaker-line-open"]`
+	b.Wait("the alarm", `document.querySelector('`+row+` button')`, 15*time.Second)
+	id := MustEval[string](b, `document.querySelector('`+row+`').dataset.alarm`)
+	// A colleague takes it, written to the store as the monitor would,
+	// but without telling this screen: it is drawn from before.
+	if _, err := c.App.Alarms.AckAlarm(t.Context(), id, "ky-thuat-huyen", c.App.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("acknowledge it", chromedp.Click(chromedp.CSS(row+` button`)))
+	b.Wait("the toast", `document.querySelector('.toast')`, 10*time.Second)
+	if got := MustEval[string](b, text(".toast")); !strings.HasPrefix(got, "ky-thuat-huyen đã nhận cảnh báo này trước bạn, lúc ") {
+		t.Errorf("the second technician was told %q, want who took the alarm first", got)
+	}
+	b.Wait("the alarm names the first", text(row)+`.includes('ky-thuat-huyen đã xem')`, 10*time.Second)
+}

@@ -68,7 +68,13 @@ export async function render(ctx, main) {
       cell(4, a.ack_by ? t('alarms.seen_by', { user: a.ack_by, time: fmtDateTime(a.ack_at) }) :
         !a.end && ctx.may('nodes.maintain') ? h('button', {
           type: 'button', class: 'secondary', onclick: async () => {
-            try { await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`); toast(t('alarms.acked')); await reload(); } catch (err) { toast(errorText(err), true); }
+            // Another technician may have taken it since this screen
+            // was drawn: the alarm keeps theirs, and the toast says so.
+            try {
+              const got = await api('POST', `/alarms/${encodeURIComponent(a.id)}/ack`);
+              toast(got.ack_by && got.ack_by !== ctx.me.username ? t('alarms.acked_before', { user: got.ack_by, time: fmtDateTime(got.ack_at) }) : t('alarms.acked'));
+              await reload();
+            } catch (err) { toast(errorText(err), true); }
           },
         }, t('alarms.ack')) : '—'));
     const table = (list, id) => h('div', { class: 'table-wrap' }, h('table', { id, class: 'cards' },
