@@ -275,7 +275,9 @@ var AlarmKinds = []string{
 // at all, whatever it reports playing: no sound device, the speaker line
 // cut or shorted, the amplifier's fault output on. Others (a relay that
 // disagrees, a low battery, a weak signal) may still let it sound. The
-// console's board keeps the same list (SILENCING).
+// console's board keeps the same list (SILENCING). AlarmKeyUntrusted is
+// not one: such a node refuses the alert and never plays it, so no play
+// of it is made into a fault; the console names it apart (DEAF).
 var SilencingFaults = []string{AlarmNoSoundDevice, AlarmSpeakerOpen, AlarmSpeakerShort, AlarmAmplifier}
 
 // Alarm severities.

@@ -1161,3 +1161,89 @@ func alertWithACuttableLine(t *testing.T) (*rig.Controller, *board.Board, loaxa.
 		constructor(...args) { super(...args); window.streams.push(this); } }`))
 	return c, cut, em, b
 }
+
+// TestAlertSaysWhichClustersWillRefuseIt: of Xã Lập Lễ's two clusters,
+// one was off through a forced key rotation and came back trusting only
+// the retired key (key-untrusted): online, refusing every command and
+// alert. The officer sending a typhoon warning was told nothing, neither
+// in the confirmation nor on the board, where it read "Chưa nhận" as if
+// it were on its way. The confirmation names it, "không nhận được lệnh:
+// khoá ký không khớp", and the board marks its row and counts it above
+// the table; the other cluster plays, and the report's silenced (plays
+// made into a fault) stays nought: this one never played.
+func TestAlertSaysWhichClustersWillRefuseIt(t *testing.T) {
+	t.Parallel()
+	c := startLapLe(t)
+	creds := c.CreateNode("lap-le-01", "11527")
+	dir := t.TempDir()
+	stale := rig.StartNode(t, creds, rig.NodeOptions{Dir: dir})
+	rig.StartNode(t, c.CreateNode("lap-le-02", "11527"), rig.NodeOptions{})
+	rig.Eventually(t, minWait, "both clusters online, trusting the signing key", func() bool {
+		a, b := c.Node("lap-le-01").Status, c.Node("lap-le-02").Status
+		return a.State == loaxa.NodeOnline && len(a.Keys) == 1 && b.State == loaxa.NodeOnline && len(b.Keys) == 1
+	})
+	stale.Stop(t)
+	// Its desired state listing both keys is retained on the broker: back
+	// before the controller replaces it with one the new key signs, the
+	// cluster would learn the new key from it. Each is waited for.
+	before := c.Node("lap-le-01").Status.DesiredVersion
+	var next loaxa.SigningKey
+	c.MustDo("POST", "/api/v1/keys", nil, &next)
+	rig.Eventually(t, minWait, "lap-le-02 trusting the next key", func() bool { return len(c.Node("lap-le-02").Status.Keys) == 2 })
+	rig.Eventually(t, minWait, "lap-le-01's desired state naming the next key", func() bool { return c.Node("lap-le-01").Status.DesiredVersion > before })
+	announced := c.Node("lap-le-01").Status.DesiredVersion
+	c.MustDo("POST", "/api/v1/keys/activate", map[string]any{"force": true}, nil)
+	rig.Eventually(t, minWait, "lap-le-01's desired state signed by the new key", func() bool { return c.Node("lap-le-01").Status.DesiredVersion > announced })
+	rig.StartNode(t, creds, rig.NodeOptions{Dir: dir})
+	rig.Eventually(t, minWait, "lap-le-01 back, not trusting the signing key", func() bool {
+		st := c.Node("lap-le-01").Status
+		return st.State == loaxa.NodeOnline && slices.ContainsFunc(st.Faults, func(f loaxa.Fault) bool { return f.Kind == loaxa.AlarmKeyUntrusted })
+	})
+	if f := c.Node("lap-le-02").Status.Faults; len(f) != 0 {
+		t.Fatalf("lap-le-02 has faults %+v, want none", f)
+	}
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	got := MustEval[string](b, `(document.querySelector('dialog[open] #em-confirm-deaf') || {innerText: ''}).innerText`)
+	if !contains(got, "1 cụm loa không nhận được lệnh vì khoá ký không khớp", "Cụm loa lap-le-01 (Xã Lập Lễ): không nhận được lệnh: khoá ký không khớp") || strings.Contains(got, "lap-le-02") {
+		t.Errorf("the confirmation says of the clusters that refuse the alert %q", got)
+	}
+	if MustEval[bool](b, `!!document.querySelector('dialog[open] #em-confirm-mute')`) {
+		t.Error("the confirmation counts the cluster that refuses the alert among those that cannot sound (a fault of its pole)")
+	}
+	confirmDanger(b, "send")
+	b.Wait("the board", `document.querySelector('#ack-board')`, 10*time.Second)
+	b.Wait("lap-le-02 played it", text(`[data-count="completed"] .stat`)+` === '1'`, minWait)
+	b.Wait("lap-le-01's row marked", `(document.querySelector('#ack-board tr[data-node="lap-le-01"]') || {}).dataset?.deaf === 'true'`, 10*time.Second)
+	row := func(node string) string { return MustEval[string](b, text(`#ack-board tr[data-node="`+node+`"]`)) }
+	if got := row("lap-le-01"); !contains(got, "không nhận được lệnh: khoá ký không khớp; nơi này sẽ không nghe được") {
+		t.Errorf("the row of the cluster that refuses the alert says %q", got)
+	}
+	if got := row("lap-le-02"); strings.Contains(got, "khoá ký") {
+		t.Errorf("the row of the cluster that played it says %q", got)
+	}
+	if got := MustEval[string](b, `document.querySelector('#em-deaf').hidden ? '' : `+text("#em-deaf")); !strings.HasPrefix(got, "1 cụm loa chưa nhận và sẽ không nhận được lần phát này vì khoá ký không khớp") {
+		t.Errorf("the board's count of clusters that refuse the alert says %q", got)
+	}
+	if !MustEval[bool](b, `document.querySelector('#em-silent').hidden && document.querySelector('#em-silenced').hidden`) {
+		t.Error("the board counts the cluster that refuses the alert among those that played silent")
+	}
+	var rep struct {
+		Summary map[string]int `json:"summary"`
+	}
+	var ems struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &ems)
+	if len(ems.Emergencies) != 1 {
+		t.Fatalf("%d alerts sent, want 1", len(ems.Emergencies))
+	}
+	c.MustDo("GET", "/api/v1/emergency/"+ems.Emergencies[0].ID, nil, &rep)
+	if rep.Summary["silenced"] != 0 || rep.Summary["reached"] != 1 {
+		t.Errorf("report summary %v: want lap-le-02 alone reached and nothing silenced", rep.Summary)
+	}
+}

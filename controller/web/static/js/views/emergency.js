@@ -179,6 +179,9 @@ async function compose(ctx, main, recent) {
     // officer warns those places by other means at once, and calls a
     // technician, rather than learn it from the board afterwards.
     const mute = n.filter((x) => x.status.state === 'online' && silencing(x).length > 0);
+    // And clusters that will refuse the alert itself: online or not, they
+    // will not sound it when it reaches them.
+    const refuse = n.filter(deaf);
     // The confirmation says whether the clusters keep the message: the
     // list of kept content, read as the form opened, may still be on its
     // way. Wait for it a moment, not longer: the alert comes first.
@@ -198,6 +201,10 @@ async function compose(ctx, main, recent) {
           h('p', {}, t('emergency.cannot_sound', { n: mute.length })),
           h('ul', {}, mute.slice(0, MUTE_LISTED).map((x) => h('li', {}, `${x.name || x.id} (${ctx.areaName(x.area)}): ${silencing(x).map((k) => t('alarm.' + k)).join(', ')}`))),
           mute.length > MUTE_LISTED ? h('p', {}, t('emergency.cannot_sound_more', { n: mute.length - MUTE_LISTED })) : null) : null,
+        refuse.length ? h('div', { class: 'error-box', id: 'em-confirm-deaf' },
+          h('p', {}, t('emergency.cannot_hear', { n: refuse.length })),
+          h('ul', {}, refuse.slice(0, MUTE_LISTED).map((x) => h('li', {}, `${x.name || x.id} (${ctx.areaName(x.area)}): ${t('emergency.key_mismatch')}`))),
+          refuse.length > MUTE_LISTED ? h('p', {}, t('emergency.cannot_sound_more', { n: refuse.length - MUTE_LISTED })) : null) : null,
         how.value === 'text' && introSel.value ? h('p', { id: 'em-confirm-intro' }, t('emergency.confirm_intro', { title: titles.get(introSel.value) || introSel.value })) : null,
         ready(),
         h('p', {}, targets.map((a) => ctx.areaName(a)).join(', '))),
@@ -507,6 +514,19 @@ function silencing(node) {
   return (node.status.faults || []).map((f) => f.kind).filter((k) => SILENCING.includes(k));
 }
 
+// DEAF are the faults (docs/fleet-health.md) with which a cluster does not
+// take the alert at all: it does not trust the controller's signing key
+// (key-untrusted), so it refuses every command and alert, and stays
+// "not reached" with nothing to say why. Not among SILENCING: it never
+// plays, so no play of it is made into a fault (the report's silenced);
+// it is said apart, for as long as the cluster has not had the alert.
+const DEAF = ['key-untrusted'];
+
+/** deaf reports whether a node has an open fault with which it refuses the alert. */
+function deaf(node) {
+  return (node.status.faults || []).some((f) => DEAF.includes(f.kind));
+}
+
 // MUTE_LISTED is how many silent clusters the confirmation names; a
 // province's alert may find hundreds, and the board lists every one.
 const MUTE_LISTED = 10;
@@ -621,12 +641,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const OPEN_ALARMS_READ = 10000;
 
 /**
- * openAlarms reads the open alarms that keep a cluster silent, or null
- * where they cannot be read. Those alone: on a typhoon's day the newest
- * 10,000 open alarms of every kind were all offline and mains off, the
- * line cut before them was left out, and its cluster read as heard.
+ * openAlarms reads the open alarms that keep a cluster silent or deaf to
+ * the alert, or null where they cannot be read. Those alone: on a
+ * typhoon's day the newest 10,000 open alarms of every kind were all
+ * offline and mains off, the line cut before them was left out, and its
+ * cluster read as heard.
  */
-const openAlarms = () => api('GET', '/alarms', undefined, { state: 'open', kind: SILENCING.join(','), limit: OPEN_ALARMS_READ })
+const openAlarms = () => api('GET', '/alarms', undefined, { state: 'open', kind: [...SILENCING, ...DEAF].join(','), limit: OPEN_ALARMS_READ })
   .then((r) => r.alarms || [], () => null);
 
 async function board(ctx, main, id) {
@@ -674,8 +695,13 @@ async function board(ctx, main, id) {
     const kinds = [...silencers.values()].filter((a) => a.node === node).map((a) => a.kind);
     if (kinds.length) mute.set(node, kinds); else mute.delete(node);
   };
+  // The clusters with an open alarm that makes them refuse the alert,
+  // by alarm id.
+  const refusers = new Map();
+  const refuses = (node) => [...refusers.values()].some((a) => a.node === node);
   const noteAlarm = (a) => {
     if (a.end || !SILENCING.includes(a.kind)) silencers.delete(a.id); else silencers.set(a.id, a);
+    if (a.end || !DEAF.includes(a.kind)) refusers.delete(a.id); else refusers.set(a.id, a);
     muteOf(a.node);
   };
   for (const a of [...(open || []), ...early]) noteAlarm(a);
@@ -688,6 +714,9 @@ async function board(ctx, main, id) {
     if (n.state === 'started') for (const k of mute.get(n.node) || []) kinds.add(k);
     return kinds.size ? [...kinds].sort() : null;
   };
+  // A cluster that refuses the alert, while it has not had it (one that
+  // had it took it before its key went wrong).
+  const deafTo = (n) => n.received_ms === undefined && n.state !== 'cancelled' && refuses(n.node);
   // The counts are the board's status: read out, politely, as they change;
   // the table below them is not.
   const counts = h('div', { class: 'stats', id: 'ack-counts', role: 'status', 'aria-live': 'polite' });
@@ -701,6 +730,9 @@ async function board(ctx, main, id) {
   // and apart, those that played it (to the end, or cut off) with one.
   const silent = h('p', { class: 'error-box', id: 'em-silent', hidden: true });
   const silenced = h('p', { class: 'error-box', id: 'em-silenced', hidden: true });
+  // Clusters that have not had it and refuse it (key-untrusted): they
+  // never will, whatever the resends.
+  const deafCount = h('p', { class: 'error-box', id: 'em-deaf', hidden: true });
   // A read that came back full may have left out older faults: said, so
   // that an unmarked row is not taken for one that is heard.
   const partial = h('p', { class: 'hint', id: 'em-silent-partial', hidden: true });
@@ -713,12 +745,16 @@ async function board(ctx, main, id) {
   // cluster once rather than all of them again.
   const silentNodes = new Set();
   const silencedNodes = new Set();
+  const deafNodes = new Set();
   const showSilent = (changed) => {
     for (const n of changed) {
       const kinds = muteKinds(n);
       if (kinds && n.state === 'started') silentNodes.add(n.node); else silentNodes.delete(n.node);
       if (kinds && n.state !== 'started') silencedNodes.add(n.node); else silencedNodes.delete(n.node);
+      if (deafTo(n)) deafNodes.add(n.node); else deafNodes.delete(n.node);
     }
+    deafCount.hidden = deafNodes.size === 0;
+    fill(deafCount, deafNodes.size > 0 ? t('emergency.deaf_count', { n: fmtNumber(deafNodes.size) }) : '');
     const k = silentNodes.size;
     silent.hidden = k === 0;
     fill(silent, k > 0 ? t('emergency.sounding_silent', { n: fmtNumber(k) }) : '');
@@ -781,11 +817,12 @@ async function board(ctx, main, id) {
   };
   // The clusters by name (read below, once the rows are drawn by id).
   const clusters = { names: new Map(), read: false };
-  const row = (n, kinds = muteKinds(n)) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area, ...(kinds ? { silent: 'true' } : {}) } },
+  const row = (n, kinds = muteKinds(n), refused = deafTo(n)) => h('tr', { dataset: { node: n.node, state: n.state, area: n.area, ...(kinds ? { silent: 'true' } : {}), ...(refused ? { deaf: 'true' } : {}) } },
     h('td', {}, clusterLink(n.node, clusters.names)),
     h('td', {}, areaName(n.area)),
     h('td', {}, badge(n.state, 'ack.'), kinds ? h('span', { class: 'silent-fault' },
-      ' — ', t('emergency.row_silent', { faults: kinds.map((k) => t('alarm.' + k)).join(', ') })) : ''),
+      ' — ', t('emergency.row_silent', { faults: kinds.map((k) => t('alarm.' + k)).join(', ') })) : '',
+    refused ? h('span', { class: 'silent-fault deaf-fault' }, ' — ', t('emergency.row_deaf')) : ''),
     h('td', { class: 'num', dataset: { label: t('emergency.received_after') } }, n.received_ms !== undefined ? `${fmtNumber(n.received_ms)} ms` : '—'),
     h('td', {}, suspendedText(n) || reasonText(n.reason), n.fetched ? h('span', { class: 'fetched' }, (n.reason ? ' · ' : '') + t('emergency.fetched', { ms: fmtNumber(n.content_ready_ms) })) :
       // Begun with its chime, the message still downloading.
@@ -945,12 +982,13 @@ async function board(ctx, main, id) {
       reading = null;
       if (again) { again = false; reread(); }
       if (!list) return;
-      const before = new Set(mute.keys());
+      const before = new Set([...mute.keys(), ...[...refusers.values()].map((a) => a.node)]);
       silencers.clear();
+      refusers.clear();
       mute.clear();
       for (const a of list) noteAlarm(a);
       notePartial(list);
-      for (const node of new Set([...before, ...mute.keys()])) redraw(node);
+      for (const node of new Set([...before, ...mute.keys(), ...[...refusers.values()].map((a) => a.node)])) redraw(node);
       main.dataset.alarmRereads = String(++rereads); // how many reads were applied (tests read it)
     });
   };
@@ -1045,7 +1083,7 @@ async function board(ctx, main, id) {
     h('p', { class: 'no-print' }, h('a', { href: '#/emergency' }, '← ', t('nav.emergency'))),
     h('h1', { class: 'emergency-title' }, rep.kind === 'all-clear' ? t('emergency.all_clear_title') : t('emergency.board_title'), ': ', rep.title || rep.id),
     h('p', {}, state, ' · ', fmtDateTime(rep.issued), ' · ', (rep.targets || []).map((a) => ctx.areaName(a)).join(', ')),
-    unpublished, cutOff, counts, silent, silenced, partial, fetching, awaiting, timing, live, spread,
+    unpublished, cutOff, counts, silent, silenced, deafCount, partial, fetching, awaiting, timing, live, spread,
     rep.follows ? h('p', { id: 'em-follows' }, t('emergency.follows'), ' “', emLink(rep.follows), '”') : null,
     rep.all_clear ? h('p', { id: 'em-cleared-by' }, t('emergency.cleared_by'), ' “', emLink(rep.all_clear), '”') : null,
     ctx.may('emergency') && !ours ? h('p', { class: 'panel muted no-print', id: 'em-higher-up' }, t('emergency.higher_up')) : null,
