@@ -478,13 +478,18 @@ func (s *Server) handleStartSelfTest(w http.ResponseWriter, r *http.Request) err
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	// Without a kind the test is silent: no tone, nothing a village hears
+	// by mistake; audible is asked for by name.
 	if req.Kind == "" {
 		req.Kind = protocol.TestSilent
 	}
+	// Without an area or nodes, the caller's own area: a commune
+	// technician's {} tests the commune's clusters online. A whole-tree
+	// user has none, and the province is named, not taken by default.
 	if req.Area == "" && len(req.Nodes) == 0 {
 		req.Area = userFrom(ctx).Area
 		if req.Area == "" {
-			return loaxa.Errorf(loaxa.EInvalid, "Name an area or nodes to test.")
+			return loaxa.Errorf(loaxa.EInvalid, `Name what to test: "area" (an area's code: its clusters online) or "nodes" (clusters' ids, whatever their state). Without either a self-test tests your own area, and you are over the whole tree: name the province's area to test every cluster online.`)
 		}
 	}
 	if req.Area != "" {

@@ -883,3 +883,30 @@ func TestSecondAcknowledgementKeepsTheFirst(t *testing.T) {
 		t.Errorf("alarm.ack entries %q, want %q", details, want)
 	}
 }
+
+// TestSelfTestDefaults: what POST /selftests does with what it is not
+// told, which docs/api.md did not say. Without a kind it is silent (the
+// amplifier and the line checked, no tone: nothing a village hears by
+// mistake); without an area or nodes it tests the caller's own area, its
+// clusters online. A user over the whole tree has no area of their own:
+// they were answered "Name an area or nodes to test.", which did not say
+// which fields nor that a commune user's {} tests their commune; the
+// answer says both.
+func TestSelfTestDefaults(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	e.observe("n-a", protocol.Board{}) // 12346; n-b of 12347 never seen
+	tech := e.addUser("ky-thuat", loaxa.RoleTechnician, "12346")
+	var run loaxa.SelfTest
+	e.call("POST", "/api/v1/selftests", tech, map[string]any{}, http.StatusAccepted, &run)
+	if run.Kind != protocol.TestSilent || run.Area != "12346" || !slices.Equal(run.Nodes, []string{"n-a"}) {
+		t.Errorf("a technician's {} ran %s on area %q, nodes %v; want silent on 12346, n-a", run.Kind, run.Area, run.Nodes)
+	}
+	e.health.Close() // the commands are sent
+	if sent := e.msgs.sent(); len(sent) != 1 || sent[0].cmd.Test != protocol.TestSilent {
+		t.Errorf("sent %+v, want one silent self-test", sent)
+	}
+	checkError(t, e.request("POST", "/api/v1/selftests", e.admin, "application/json", strings.NewReader(`{"kind":"audible"}`)),
+		http.StatusBadRequest, loaxa.EInvalid,
+		`Name what to test: "area" (an area's code: its clusters online) or "nodes" (clusters' ids, whatever their state). Without either a self-test tests your own area, and you are over the whole tree: name the province's area to test every cluster online.`)
+}
