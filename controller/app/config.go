@@ -132,6 +132,11 @@ const (
 	// long to download, wait for a quiet moment and pass its probation,
 	// and one counted unreached sooner was only slow.
 	minRolloutNodeTimeout = release.DefaultCanaryTimeout
+	// minOfflineAlarm is the least --offline-alarm: a node's broker
+	// connection lost (its Last Will) makes it offline at once, and a
+	// 3G/4G link that drops is back within seconds; 0 opened a critical
+	// alarm for each such blink.
+	minOfflineAlarm = time.Minute
 	// maxMQTTConnecting is the open files the controller's systemd unit
 	// allows (LimitNOFILE): more connections could never be waiting.
 	maxMQTTConnecting = 65536
@@ -226,8 +231,8 @@ func (c *Config) Parse(args []string, getenv func(string) string) error {
 	if c.StatusFlush, err = time.ParseDuration(statusFlush); err != nil || c.StatusFlush < 100*time.Millisecond || c.StatusFlush > time.Minute {
 		return fmt.Errorf("status-flush %q: want a duration from 100ms to 1m, e.g. 5s", statusFlush)
 	}
-	if c.Health.OfflineAlarmAfter, err = time.ParseDuration(offlineAlarm); err != nil || c.Health.OfflineAlarmAfter < 0 {
-		return fmt.Errorf("offline-alarm %q: want a duration, e.g. 10m", offlineAlarm)
+	if c.Health.OfflineAlarmAfter, err = time.ParseDuration(offlineAlarm); err != nil || c.Health.OfflineAlarmAfter < minOfflineAlarm {
+		return fmt.Errorf("offline-alarm %q: want a duration of at least %v, e.g. 10m: shorter, every board whose 3G/4G link drops and is back within seconds (its broker connection lost, its Last Will sent) opens a critical offline alarm, and the real outages drown among them", offlineAlarm, minOfflineAlarm)
 	}
 	c.CapFeeds = nil
 	for _, f := range strings.Split(feeds, ",") {

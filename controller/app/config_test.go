@@ -77,6 +77,12 @@ func TestConfigErrors(t *testing.T) {
 		// technician guessing; and "off" was not offered.
 		{[]string{"--daily-test", "25:00"}, `daily test time "25:00": want a time of day from 00:00 to 23:59 (HH:MM, e.g. 03:00), or off for none`},
 		{[]string{"--daily-test", "3am"}, `daily test time "3am": want a time of day from 00:00 to 23:59 (HH:MM, e.g. 03:00), or off for none`},
+		// 0 was taken and meant an alarm at once: a critical alarm for
+		// every board whose link blinked.
+		{[]string{"--offline-alarm", "0"}, `offline-alarm "0": want a duration of at least 1m0s, e.g. 10m: shorter, every board whose 3G/4G link drops`},
+		{[]string{"--offline-alarm", "30s"}, `offline-alarm "30s": want a duration of at least 1m0s`},
+		{[]string{"--offline-alarm", "-1m"}, `offline-alarm "-1m": want a duration of at least 1m0s`},
+		{[]string{"--offline-alarm", "ten minutes"}, `offline-alarm "ten minutes": want a duration of at least 1m0s`},
 	} {
 		cfg := DefaultConfig()
 		err := cfg.Parse(c.args, func(string) string { return "" })
