@@ -695,13 +695,25 @@ async function board(ctx, main, id) {
     const kinds = [...silencers.values()].filter((a) => a.node === node).map((a) => a.kind);
     if (kinds.length) mute.set(node, kinds); else mute.delete(node);
   };
-  // The clusters with an open alarm that makes them refuse the alert,
-  // by alarm id.
+  // The open alarms that make a cluster refuse the alert (alarm id →
+  // node), and how many each such cluster has: looked up for every row of
+  // a province's board, not searched.
   const refusers = new Map();
-  const refuses = (node) => [...refusers.values()].some((a) => a.node === node);
+  const refusing = new Map();
+  const refuses = (node) => refusing.has(node);
+  const noteRefuser = (a) => {
+    const had = refusers.get(a.id);
+    if (had !== undefined) {
+      refusers.delete(a.id);
+      if (refusing.get(had) > 1) refusing.set(had, refusing.get(had) - 1); else refusing.delete(had);
+    }
+    if (a.end || !DEAF.includes(a.kind)) return;
+    refusers.set(a.id, a.node);
+    refusing.set(a.node, (refusing.get(a.node) || 0) + 1);
+  };
   const noteAlarm = (a) => {
     if (a.end || !SILENCING.includes(a.kind)) silencers.delete(a.id); else silencers.set(a.id, a);
-    if (a.end || !DEAF.includes(a.kind)) refusers.delete(a.id); else refusers.set(a.id, a);
+    noteRefuser(a);
     muteOf(a.node);
   };
   for (const a of [...(open || []), ...early]) noteAlarm(a);
@@ -982,13 +994,14 @@ async function board(ctx, main, id) {
       reading = null;
       if (again) { again = false; reread(); }
       if (!list) return;
-      const before = new Set([...mute.keys(), ...[...refusers.values()].map((a) => a.node)]);
+      const before = new Set([...mute.keys(), ...refusing.keys()]);
       silencers.clear();
       refusers.clear();
+      refusing.clear();
       mute.clear();
       for (const a of list) noteAlarm(a);
       notePartial(list);
-      for (const node of new Set([...before, ...mute.keys(), ...[...refusers.values()].map((a) => a.node)])) redraw(node);
+      for (const node of new Set([...before, ...mute.keys(), ...refusing.keys()])) redraw(node);
       main.dataset.alarmRereads = String(++rereads); // how many reads were applied (tests read it)
     });
   };
