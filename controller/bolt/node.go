@@ -521,6 +521,54 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 	return rec.Node, nil
 }
 
+// UpdateNodePlace sets node id's name, position and area (a cluster's
+// name misspelt at enrolment, its pole surveyed, or moved to another
+// commune) in one transaction, with the by-area index and the in-memory
+// area that NodePresence and the event batches read: a move left in
+// either would have the node targeted, and counted, under its old area.
+// The area must exist. It returns the node as it was and as it is.
+func (s *NodeService) UpdateNodePlace(ctx context.Context, id string, p loaxa.NodePlace) (before, after *loaxa.Node, err error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, nil, err
+	}
+	if p.Area == "" {
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "Node %q has no area: give the id of the area it stands in.", id)
+	}
+	if p.Lat < -90 || p.Lat > 90 || p.Lon < -180 || p.Lon > 180 {
+		return nil, nil, loaxa.Errorf(loaxa.EInvalid, "Node %q: position %g, %g is not a latitude (-90…90) and longitude (-180…180) in degrees.", id, p.Lat, p.Lon)
+	}
+	err = s.db.updateCredentials(func(tx *bbolt.Tx) error {
+		n, err := getNode(tx, id)
+		if err != nil {
+			return err
+		}
+		if p.Area != n.Area {
+			if tx.Bucket(bucketAreas).Get([]byte(p.Area)) == nil {
+				return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", p.Area, id)
+			}
+			idx := tx.Bucket(bucketNodeAreas)
+			if err := idx.Delete(join(n.Area, id)); err != nil {
+				return err
+			}
+			if err := idx.Put(join(p.Area, id), nil); err != nil {
+				return err
+			}
+		}
+		before = cloneNode(n)
+		n.Name, n.Lat, n.Lon, n.Area = p.Name, p.Lat, p.Lon, p.Area
+		after = n
+		// The record's status is written back as read: the newer one in
+		// memory stays there for the next flush.
+		return putNode(tx, n)
+	}, func() { s.db.nodes.setArea(after) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("update node %s: %w", id, err)
+	}
+	s.db.overlay(before)
+	s.db.overlay(after)
+	return before, after, nil
+}
+
 // UpdateNodeSettings applies fn to node id's settings in one transaction.
 func (s *NodeService) UpdateNodeSettings(ctx context.Context, id string, fn func(*loaxa.NodeSettings) error) (*loaxa.Node, error) {
 	if err := checkCtx(ctx); err != nil {

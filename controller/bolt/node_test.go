@@ -407,3 +407,82 @@ func BenchmarkNodePresence(b *testing.B) {
 		}
 	})
 }
+
+// TestUpdateNodePlace: a cluster moved to the neighbouring commune is
+// found under it, and no longer under its old one, by every reader of the
+// by-area index and the in-memory area (NodeIDsWithin, FindNodes,
+// NodePresence, the area its events are recorded under), after a reopen
+// too; its name and position are corrected with it, its status and
+// secret kept. An unknown area or a bad position changes nothing.
+func TestUpdateNodePlace(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	mustArea(t, db, "31", "")
+	mustArea(t, db, "31801", "31")
+	mustArea(t, db, "31802", "31")
+	s := bolt.NewNodeService(db)
+	must(t, s.CreateNode(ctx, &loaxa.Node{ID: "a", Name: "Cho Hang", Area: "31801", Lat: 20.1, Lon: 106.1, SecretHash: loaxa.HashSecret("s")}))
+	mustNode(t, db, "b", "31801")
+	must(t, s.UpdateNodeStatus(ctx, "a", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }))
+
+	for name, p := range map[string]loaxa.NodePlace{
+		"unknown area": {Name: "x", Area: "99"},
+		"no area":      {Name: "x"},
+		"latitude":     {Name: "x", Area: "31802", Lat: 91},
+	} {
+		if _, _, err := s.UpdateNodePlace(ctx, "a", p); loaxa.ErrorCode(err) != loaxa.EInvalid {
+			t.Errorf("%s: %v, want EInvalid", name, err)
+		}
+	}
+	if _, _, err := s.UpdateNodePlace(ctx, "nobody", loaxa.NodePlace{Area: "31802"}); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("an unknown node: %v, want ENotFound", err)
+	}
+
+	before, after, err := s.UpdateNodePlace(ctx, "a", loaxa.NodePlace{Name: "Chợ Hàng", Lat: 20.84, Lon: 106.68, Area: "31802"})
+	must(t, err)
+	if before.Area != "31801" || before.Name != "Cho Hang" || after.Area != "31802" || after.Name != "Chợ Hàng" || after.Lat != 20.84 || after.Lon != 106.68 {
+		t.Errorf("before %+v, after %+v", before, after)
+	}
+	if after.Status.State != loaxa.NodeOnline || after.Credentials != loaxa.CredentialsActive {
+		t.Errorf("the move lost the node's status or credentials: %+v", after)
+	}
+	if _, err := s.AuthenticateNode(ctx, "a", "s"); err != nil {
+		t.Errorf("the node's secret after the move: %v", err)
+	}
+	events := bolt.NewEventService(db)
+	_, _, err = events.RecordEvents(ctx, "a", batch("e1", 1), t0)
+	must(t, err)
+
+	check := func(when string) {
+		t.Helper()
+		for area, want := range map[string][]string{"31801": {"b"}, "31802": {"a"}, "31": {"a", "b"}} {
+			if got, err := s.NodeIDsWithin(ctx, area); err != nil || !slices.Equal(got, want) {
+				t.Errorf("%s: NodeIDsWithin(%s) = %v, %v; want %v", when, area, got, err, want)
+			}
+			ns, err := s.FindNodes(ctx, loaxa.NodeFilter{Within: area})
+			must(t, err)
+			var ids []string
+			for _, n := range ns {
+				ids = append(ids, n.ID)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("%s: FindNodes(within %s) = %v; want %v", when, area, ids, want)
+			}
+		}
+		if p, err := s.NodePresence(ctx, []string{"a"}); err != nil || p["a"].Area != "31802" {
+			t.Errorf("%s: NodePresence(a) = %v, %v; want area 31802", when, p, err)
+		}
+		n, err := s.FindNodeByID(ctx, "a")
+		if err != nil || n.Area != "31802" || n.Name != "Chợ Hàng" {
+			t.Errorf("%s: FindNodeByID(a) = %+v, %v", when, n, err)
+		}
+		es, err := events.FindEvents(ctx, loaxa.EventFilter{Within: "31802"})
+		if err != nil || len(es) != 1 || es[0].Area != "31802" {
+			t.Errorf("%s: events within the new area: %v, %v; want the one recorded after the move", when, es, err)
+		}
+	}
+	check("after the move")
+	must(t, db.Close())
+	must(t, db.Open())
+	check("after a reopen")
+}

@@ -31,8 +31,8 @@ import (
 // are stored at once by RecordEvents.
 //
 // The table also keeps each node's credential state, so that the check of
-// every node message (NodeCredentials) copies nothing, and its area, which
-// never changes, so that the report of an emergency to thousands of nodes
+// every node message (NodeCredentials) copies nothing, and its area (a
+// move changes it with the record, UpdateNodePlace), so that the report of an emergency to thousands of nodes
 // (NodePresence) decodes no node record.
 
 // DefaultStatusInterval is how often changed node statuses are written by
@@ -56,7 +56,7 @@ type nodeEntry struct {
 	mu          sync.Mutex
 	status      loaxa.NodeStatus
 	credentials string
-	area        string    // set at creation, never changed
+	area        string    // changed by UpdateNodePlace, under mu
 	createdAt   time.Time // set at creation, never changed
 	enrolledAt  time.Time // zero while the node waits for its code
 	gen         uint64    // counts status changes
@@ -123,6 +123,15 @@ func (t *nodeTable) setCredentials(n *loaxa.Node) {
 	}
 }
 
+// setArea records the area of node n after it was stored (a move).
+func (t *nodeTable) setArea(n *loaxa.Node) {
+	if e := t.entry(n.ID); e != nil {
+		e.mu.Lock()
+		e.area = n.Area
+		e.mu.Unlock()
+	}
+}
+
 // forget drops node id, after its record was deleted, so that no later
 // status change or flush brings it back.
 func (t *nodeTable) forget(id string, e *nodeEntry) {
@@ -137,15 +146,18 @@ func (t *nodeTable) forget(id string, e *nodeEntry) {
 // event batch records it with its events; decoding the node's record for
 // it (1–2 KB, rewritten with each status flush, so seldom remembered by
 // decodeNode) was a quarter of the store's work for an event batch
-// (BenchmarkRecordEventsRound). A node's area never changes, so the
-// table's copy is the record's; only a node whose creation is committed
+// (BenchmarkRecordEventsRound). The table's copy is the record's (a move
+// sets both, UpdateNodePlace); only a node whose creation is committed
 // and not yet in the table is read from its record.
 func (db *DB) nodeArea(tx *bbolt.Tx, id string) (string, error) {
 	if tx.Bucket(bucketNodes).Get([]byte(id)) == nil {
 		return "", nodeNotFound(id)
 	}
 	if e := db.nodes.entry(id); e != nil {
-		return e.area, nil // set before the entry was shared, never written since
+		e.mu.Lock()
+		area := e.area
+		e.mu.Unlock()
+		return area, nil
 	}
 	n, err := getNode(tx, id)
 	if err != nil {

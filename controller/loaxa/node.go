@@ -176,6 +176,10 @@ type NodeService interface {
 	// the status to disk later (the bolt store: within seconds), so a crash
 	// can lose the last changes, which nodes report again.
 	UpdateNodeStatus(ctx context.Context, id string, fn func(*NodeStatus)) error
+	// UpdateNodePlace sets the node's name, position and area in one
+	// transaction, its by-area index with it, and returns the node as it
+	// was and as it is; the area must exist.
+	UpdateNodePlace(ctx context.Context, id string, p NodePlace) (before, after *Node, err error)
 	// UpdateNodeSettings applies fn to the node's settings in one
 	// transaction and returns the node; fn's error aborts it.
 	UpdateNodeSettings(ctx context.Context, id string, fn func(*NodeSettings) error) (*Node, error)
@@ -194,6 +198,14 @@ type NodeService interface {
 	// node secret s, in one transaction. An unknown, used or expired code
 	// is EUnauthorized.
 	RedeemEnrolment(ctx context.Context, codeHash []byte, s NodeSecret) (*Node, error)
+}
+
+// NodePlace is what may be corrected of a node after its enrolment: its
+// name, its position and the area it stands in.
+type NodePlace struct {
+	Name     string
+	Lat, Lon float64
+	Area     string
 }
 
 // NodePresence is where a node is, whether it is online, when it was
