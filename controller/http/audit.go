@@ -29,6 +29,7 @@ const (
 	auditPasswordReset        = "user.password_reset"
 	auditAreaCreate           = "area.create"
 	auditNodeCreate           = "node.create"
+	auditNodeUpdate           = "node.update"
 	auditContentUpload        = "content.upload"
 	auditAnnCreate            = "announcement.create"
 	auditAnnCancel            = "announcement.cancel"

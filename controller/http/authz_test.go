@@ -146,6 +146,18 @@ func authzCases() map[string][]authzCase {
 		"POST /api/v1/nodes/{id}/revoke": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "POST", path: "/api/v1/nodes/" + scopeNode[in] + "/revoke"}
 		}}},
+		"PATCH /api/v1/nodes/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			return jsonReq("PATCH", "/api/v1/nodes/"+scopeNode[in], map[string]any{"name": "Cụm loa " + a.unique("n")})
+		}}, {scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
+			// A move of a cluster of one's own (a new one, so that the
+			// others stay where the other cases want them) to another
+			// commune: in scope, or out of it.
+			id := a.unique("n")
+			if err := a.stores.nodes.CreateNode(context.Background(), &loaxa.Node{ID: id, Name: id, Area: "12347"}); err != nil {
+				a.t.Fatal(err)
+			}
+			return jsonReq("PATCH", "/api/v1/nodes/"+id, map[string]any{"area": scopeArea[in]})
+		}}},
 		"GET /api/v1/nodes/{id}": {{scoped: true, ok: 200, build: func(a *authzEnv, _ string, in bool) authzRequest {
 			return authzRequest{method: "GET", path: "/api/v1/nodes/" + scopeNode[in]}
 		}}},

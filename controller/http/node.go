@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"loaxa.vn/controller/loaxa"
@@ -129,6 +130,132 @@ func (s *Server) findNode(r *http.Request) (*loaxa.Node, error) {
 	return n, nil
 }
 
+// nodePatch is the body of PATCH /api/v1/nodes/{id}: what to correct of
+// an enrolled node; fields left out stay as they are.
+type nodePatch struct {
+	Name *string  `json:"name"`
+	Lat  *float64 `json:"lat"`
+	Lon  *float64 `json:"lon"`
+	Area *string  `json:"area"`
+}
+
+// nodeUpdated answers PATCH /api/v1/nodes/{id}: the node, and what the
+// officer still has to do, if anything (an external broker's files).
+type nodeUpdated struct {
+	Node   *loaxa.Node `json:"node"`
+	Notice string      `json:"notice,omitempty"`
+}
+
+// handleUpdateNode answers PATCH /api/v1/nodes/{id}: corrects a node's
+// name or position, or moves it to another area. A move needs the right
+// to manage nodes in both areas: a commune's technician can move a
+// cluster neither out of nor into another commune. It carries what
+// depends on the area (NodeMoved, the scheduler): a cluster whose broker
+// grant or desired state kept its old area would miss its new commune's
+// alerts and sound its old one's.
+func (s *Server) handleUpdateNode(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.findNode(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := s.authorizeOn(ctx, loaxa.ActionManageNodes, n.Area, fmt.Sprintf("Node %q", n.ID)); err != nil {
+		return err
+	}
+	var req nodePatch
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Name == nil && req.Lat == nil && req.Lon == nil && req.Area == nil {
+		return loaxa.Errorf(loaxa.EInvalid, "Give at least one of name, lat and lon (the position), or area (to move the cluster to another area).")
+	}
+	p := loaxa.NodePlace{Name: n.Name, Lat: n.Lat, Lon: n.Lon, Area: n.Area}
+	if req.Name != nil {
+		if p.Name, err = cleanText("name", *req.Name, true); err != nil {
+			return err
+		}
+	}
+	if req.Lat != nil {
+		p.Lat = *req.Lat
+	}
+	if req.Lon != nil {
+		p.Lon = *req.Lon
+	}
+	if err := checkPosition("", p.Lat, p.Lon); err != nil {
+		return err
+	}
+	if req.Area != nil && *req.Area != n.Area {
+		if _, err := s.requireArea(ctx, "area", *req.Area); err != nil {
+			return err
+		}
+		if err := s.authorizeOn(ctx, loaxa.ActionManageNodes, *req.Area, fmt.Sprintf("Area %q", *req.Area)); err != nil {
+			return err
+		}
+		p.Area = *req.Area
+	}
+	before, after, err := s.NodeService.UpdateNodePlace(ctx, n.ID, p)
+	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+		return loaxa.Errorf(loaxa.ENotFound, "There is no node %q; list nodes with GET /api/v1/nodes.", n.ID)
+	} else if err != nil {
+		return fmt.Errorf("update node %s: %w", n.ID, err)
+	}
+	detail := nodeChanges(before, after)
+	out := nodeUpdated{Node: after}
+	moved := before.Area != after.Area
+	if moved {
+		s.auditIn(r, auditNodeUpdate, after.ID, []string{before.Area, after.Area}, detail)
+		if s.NodeMoved != nil {
+			s.NodeMoved(ctx, after.ID, before.Area, after.Area)
+		}
+		if s.BrokerFiles != nil {
+			// Mosquitto reads its ACL from the exported file: until it is
+			// exported again and reloaded, the node is refused its new
+			// area's topics and still hears the old one's.
+			out.Notice = fmt.Sprintf("The cluster now belongs to area %q. The external MQTT broker still lets it hear only area %q: export the broker files again (GET /api/v1/broker/mosquitto), install them and reload Mosquitto (SIGHUP), or the cluster misses its new area's alerts.", after.Area, before.Area)
+		}
+	} else {
+		s.audit(r, auditNodeUpdate, after.ID, after.Area, detail)
+	}
+	s.logger().Info("node updated", "node", after.ID, "changes", detail, "by", userFrom(ctx).Username)
+	s.changed()
+	s.writeJSON(w, r, http.StatusOK, out)
+	return nil
+}
+
+// nodeChanges says what changed from before to after, for the audit log,
+// as the key_before=old key=new pairs the console words as one change.
+func nodeChanges(before, after *loaxa.Node) string {
+	var parts []string
+	if before.Name != after.Name {
+		parts = append(parts, fmt.Sprintf("name_before=%q name=%q", before.Name, after.Name))
+	}
+	if before.Lat != after.Lat || before.Lon != after.Lon {
+		parts = append(parts, fmt.Sprintf("position_before=%s position=%s", position(before), position(after)))
+	}
+	if before.Area != after.Area {
+		parts = append(parts, fmt.Sprintf("area_before=%s area=%s", before.Area, after.Area))
+	}
+	if len(parts) == 0 {
+		return "unchanged=true"
+	}
+	return strings.Join(parts, " ")
+}
+
+// position writes n's position as "lat,lon" in decimal degrees.
+func position(n *loaxa.Node) string {
+	return strconv.FormatFloat(n.Lat, 'f', -1, 64) + "," + strconv.FormatFloat(n.Lon, 'f', -1, 64)
+}
+
+// checkPosition checks a position as POST /nodes does; field prefixes the
+// message.
+func checkPosition(field string, lat, lon float64) error {
+	if math.Abs(lat) > 90 || math.Abs(lon) > 180 || math.IsNaN(lat) || math.IsNaN(lon) {
+		return loaxa.Errorf(loaxa.EInvalid,
+			"%slat %v, lon %v is not a position; give decimal degrees, lat within ±90 and lon within ±180 (e.g. 20.716, 106.552).", field, lat, lon)
+	}
+	return nil
+}
+
 // handleCreateNode answers POST /api/v1/nodes: enrols a node and shows its
 // credentials document (or an enrolment code) once. Only hashes of the
 // secret and the code are stored.
@@ -164,9 +291,8 @@ func (s *Server) checkNodeRequest(ctx context.Context, field string, req nodeReq
 	if err != nil {
 		return nil, err
 	}
-	if math.Abs(req.Lat) > 90 || math.Abs(req.Lon) > 180 || math.IsNaN(req.Lat) || math.IsNaN(req.Lon) {
-		return nil, loaxa.Errorf(loaxa.EInvalid,
-			"%slat %v, lon %v is not a position; give decimal degrees, lat within ±90 and lon within ±180 (e.g. 20.716, 106.552).", field, req.Lat, req.Lon)
+	if err := checkPosition(field, req.Lat, req.Lon); err != nil {
+		return nil, err
 	}
 	if _, err := s.requireArea(ctx, field+"area", req.Area); err != nil {
 		return nil, err

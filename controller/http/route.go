@@ -54,6 +54,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: "/api/v1/nodes/{id}/revoke", Action: loaxa.ActionManageNodes, handle: s.handleRevokeNode},
 		{Method: "POST", Path: "/api/v1/enrol", handle: s.handleEnrol},
 		{Method: "GET", Path: "/api/v1/nodes/{id}", Action: loaxa.ActionRead, handle: s.handleGetNode},
+		{Method: "PATCH", Path: "/api/v1/nodes/{id}", Action: loaxa.ActionManageNodes, handle: s.handleUpdateNode},
 		{Method: "GET", Path: "/api/v1/nodes/{id}/desired", Action: loaxa.ActionRead, handle: s.handleGetDesired},
 
 		{Method: "GET", Path: "/api/v1/content", Action: loaxa.ActionRead, handle: s.handleListContent},

@@ -82,6 +82,12 @@ type Server struct {
 	// Disconnect cuts a node's broker connection at once, after its
 	// credentials were rotated or revoked; nil with an external broker.
 	Disconnect func(node string)
+	// NodeMoved tells the parts that keep a node's area of a move (PATCH
+	// /nodes/{id} with another area), after it is stored: the embedded
+	// broker grants the node its new area's topics instead of the old
+	// one's, and an emergency on air in the new area is sent to it. nil:
+	// nobody to tell (tests of the API alone).
+	NodeMoved func(ctx context.Context, node, from, to string)
 	// BrokerFiles makes an external broker's password and ACL files (file
 	// name → content) and lists nodes left out; nil with the embedded one.
 	BrokerFiles func(ctx context.Context) (files map[string]string, missing []string, err error)

@@ -269,7 +269,67 @@ func (b *Broker) Close() error {
 	return b.server.Close()
 }
 
-// grant is what one authenticated connection may do.
+// Regrant gives the connections of node id the topics of its area as
+// the store has it now, after it moved to another area: a grant is made
+// when the node connects, so without this the node kept hearing its old
+// area's alerts and was refused its new one's until it next connected.
+// Its subscriptions to the old area's topics stay in the broker, but
+// nothing on them is delivered to it any more (deliveries are checked
+// against the grant, OnACLCheck); the node drops them when its desired
+// state names its new chain. A node not connected gets its grant when it
+// connects.
+func (b *Broker) Regrant(ctx context.Context, id string) error {
+	h := b.auth
+	var conns []*mochi.Client
+	h.mu.Lock()
+	for cl, g := range h.clients {
+		if !g.controller && string(cl.Properties.Username) == id {
+			conns = append(conns, cl)
+		}
+	}
+	h.mu.Unlock()
+	if len(conns) == 0 {
+		return nil
+	}
+	n, err := b.NodeService.FindNodeByID(ctx, id)
+	if err != nil {
+		return fmt.Errorf("regrant %s: %w", id, err)
+	}
+	read, err := b.nodeReads(ctx, n)
+	if err != nil {
+		return fmt.Errorf("regrant %s: %w", id, err)
+	}
+	h.mu.Lock()
+	for _, cl := range conns {
+		if g := h.clients[cl]; g != nil {
+			g.read = read
+		}
+	}
+	h.mu.Unlock()
+	b.Logger.Info("broker: a node moved to another area; it hears its new area's topics", "node", id, "area", n.Area)
+	return nil
+}
+
+// nodeReads returns the topics node may read: its own, and the cmd and
+// live topics of its area and every ancestor.
+func (b *Broker) nodeReads(ctx context.Context, node *loaxa.Node) ([]string, error) {
+	chain, err := b.AreaService.AreaChain(ctx, node.Area)
+	if err != nil {
+		return nil, fmt.Errorf("area of node: %w", err)
+	}
+	t := b.Topics
+	// Its own state too: each state it publishes comes back, which
+	// tells the node the broker still delivers to it (node/mqtt).
+	read := []string{t.Node(node.ID, protocol.ChanDesired), t.Node(node.ID, protocol.ChanCmd), t.Node(node.ID, protocol.ChanState)}
+	for _, a := range chain {
+		read = append(read, t.Area(a, protocol.ChanCmd), t.Area(a, protocol.ChanLive))
+	}
+	return read, nil
+}
+
+// grant is what one authenticated connection may do. read may be
+// replaced (Regrant) while the connection lasts: it is read and written
+// under authHook.mu.
 type grant struct {
 	controller bool
 	publish    []string
@@ -376,19 +436,14 @@ func (h *authHook) authenticate(cl *mochi.Client, pk packets.Packet, user, pass 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errRefused, err)
 	}
-	chain, err := b.AreaService.AreaChain(ctx, node.Area)
+	read, err := b.nodeReads(ctx, node)
 	if err != nil {
-		return nil, fmt.Errorf("%w: area of node: %v", errRefused, err)
+		return nil, fmt.Errorf("%w: %v", errRefused, err)
 	}
 	t := b.Topics
 	g := &grant{
 		publish: []string{t.Node(node.ID, protocol.ChanState), t.Node(node.ID, protocol.ChanEvent)},
-		// Its own state too: each state it publishes comes back, which
-		// tells the node the broker still delivers to it (node/mqtt).
-		read: []string{t.Node(node.ID, protocol.ChanDesired), t.Node(node.ID, protocol.ChanCmd), t.Node(node.ID, protocol.ChanState)},
-	}
-	for _, a := range chain {
-		g.read = append(g.read, t.Area(a, protocol.ChanCmd), t.Area(a, protocol.ChanLive))
+		read:    read,
 	}
 	// The Last Will is published by the broker on the node's behalf without
 	// an ACL check, so check its topic here.
@@ -401,6 +456,10 @@ func (h *authHook) authenticate(cl *mochi.Client, pk packets.Packet, user, pass 
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	h.mu.Lock()
 	g := h.clients[cl]
+	var read []string
+	if g != nil {
+		read = g.read // Regrant replaces it, never changes it in place
+	}
 	h.mu.Unlock()
 	switch {
 	case g == nil:
@@ -412,7 +471,7 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	default:
 		// Subscriptions are checked against the filter, deliveries against
 		// the topic; nodes get no wildcards, so both must match exactly.
-		return slices.Contains(g.read, topic)
+		return slices.Contains(read, topic)
 	}
 }
 

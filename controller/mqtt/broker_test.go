@@ -544,3 +544,58 @@ func TestBrokerDropsAClientItNoLongerRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerRegrantsAMovedNode: a node's grant was made when it connected,
+// so a cluster moved to the neighbouring commune kept hearing its old
+// commune's alerts and was refused its new one's topics until it next
+// connected (never, on a good link). Regrant gives its connection the
+// topics of its new area; the old area's publishes no longer reach it,
+// though its subscription to them is still in the broker.
+func TestBrokerRegrantsAMovedNode(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	ctl, err := r.connect(t, "loaxa-controller", mqtt.ControllerUsername, r.broker.ControllerSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCmd, newCmd, newLive := topics.Area("12346", protocol.ChanCmd), topics.Area("12347", protocol.ChanCmd), topics.Area("12347", protocol.ChanLive)
+	if !node.subscribe(t, oldCmd) {
+		t.Fatal("the node may not subscribe to its own commune's commands")
+	}
+	if _, _, err := r.nodes.UpdateNodePlace(ctx, "tt-01", loaxa.NodePlace{Name: "tt-01", Area: "12347"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.broker.Regrant(ctx, "tt-01"); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{newCmd, newLive, topics.Area("318", protocol.ChanCmd)} {
+		if !node.subscribe(t, topic) {
+			t.Errorf("after the move the node may not subscribe to %s", topic)
+		}
+	}
+	if node.subscribe(t, topics.Area("12346", protocol.ChanLive)) {
+		t.Error("after the move the node may still subscribe to its old commune's live audio")
+	}
+	// The old commune's alert is published first: the broker handles one
+	// client's publishes in order, so once the new commune's has arrived,
+	// the old one's would have arrived before it.
+	for _, topic := range []string{oldCmd, newCmd} {
+		if tok := ctl.c.Publish(topic, 1, false, []byte("alert")); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish on %s: %v", topic, tok.Error())
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for node.received(newCmd) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new commune's alert never reached the moved node")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := node.received(oldCmd); n != 0 {
+		t.Errorf("%d of its old commune's alerts reached the moved node", n)
+	}
+}

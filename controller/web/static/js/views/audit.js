@@ -124,6 +124,7 @@ function detailNodes(ctx, action, detail, names) {
       case 'cancelled': case 'lost': return joined(list(v).map((id) => name('announcement', id)));
       case 'areas': case 'before': return list(v).length ? joined(list(v).map(area)) : '—';
       case 'parent': return v ? area(v) : '—';
+      case 'area': return v ? area(v) : '—';
       case 'title': case 'name': case 'name_before':
         if (action === 'node.command') return word('clusters.cmd_', v);
         return v.startsWith('"') ? '“' + quoted(v) + '”' : v;
