@@ -349,6 +349,7 @@ func (a *App) Open() (err error) {
 	a.HTTP.Scheduler = changes{a.Scheduler, a.Health}
 	a.HTTP.AuditService = a.Audit
 	a.HTTP.Disconnect = disconnect
+	a.HTTP.NodeMoved = a.nodeMoved
 	if tlsCfg != nil {
 		a.HTTP.TLSConfig = tlsCfg.server
 		a.HTTP.ControllerCA = tlsCfg.pin
@@ -684,6 +685,24 @@ func (a *App) chunkOldContent(ctx context.Context) error {
 func (a *App) starting(status string) {
 	if a.Starting != nil {
 		a.Starting(status)
+	}
+}
+
+// nodeMoved carries a node's move to another area (PATCH /nodes/{id})
+// to what keeps its area apart from the store: the embedded broker's
+// grant of its connection (its new area's topics instead of the old
+// one's) and the alerts on air in its new area. The desired state (its
+// new area chain, bulletins and sessions) and the health monitor follow
+// from the API's Changed. An external broker's ACL is a file the officer
+// exports again (the API's answer says so).
+func (a *App) nodeMoved(ctx context.Context, node, from, to string) {
+	if a.Broker != nil {
+		if err := a.Broker.Regrant(ctx, node); err != nil {
+			a.Logger.Error("broker: a moved node keeps its old area's topics until it reconnects", "node", node, "from", from, "to", to, "err", err)
+		}
+	}
+	if err := a.Emergency.NodeMoved(ctx, node, to); err != nil {
+		a.Logger.Error("emergency: a moved node is not sent its new area's alert on air", "node", node, "from", from, "to", to, "err", err)
 	}
 }
 

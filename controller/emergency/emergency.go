@@ -151,6 +151,9 @@ type tracking struct {
 	// counted. One online has redeemed its code since: it is given its
 	// delivery with its first resend (resend.go).
 	awaiting map[string]bool
+	// movedIn are the nodes of awaiting that were moved into one of the
+	// alert's areas after it was sent (NodeMoved), for the log.
+	movedIn  map[string]bool
 	received map[string]time.Time // node → when it had the alert (its clock)
 	// waiting are the nodes of nodeArea without a receipt: all a resend
 	// pass looks at (a pass every 250 ms over every targeted node of a

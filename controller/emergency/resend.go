@@ -264,11 +264,16 @@ func (s *Service) join(ctx context.Context, em *loaxa.Emergency, nodes []string,
 	s.mu.Lock()
 	t := s.live[em.ID]
 	var ds []*loaxa.Delivery
+	moved := map[string]bool{}
 	for _, node := range nodes {
 		if t == nil || !t.awaiting[node] {
 			continue
 		}
 		delete(t.awaiting, node)
+		if t.movedIn[node] {
+			moved[node] = true
+			delete(t.movedIn, node)
+		}
 		for _, a := range em.Areas {
 			if a.Area == t.nodeArea[node] {
 				ds = append(ds, plannedDelivery(em, node, a.Start, now))
@@ -281,6 +286,11 @@ func (s *Service) join(ctx context.Context, em *loaxa.Emergency, nodes []string,
 	}
 	err := s.Deliveries.EnsureDeliveries(ctx, ds)
 	for _, d := range ds {
+		if moved[d.Node] {
+			s.Logger.Warn("emergency: a cluster moved into the alert's area after it was sent is online; sending it the alert",
+				"emergency", em.ID, "drill", em.Drill, "node", d.Node)
+			continue
+		}
 		s.Logger.Warn("emergency: a cluster that waited for its enrolment code when the alert was sent is up; sending it the alert",
 			"emergency", em.ID, "drill", em.Drill, "node", d.Node)
 	}

@@ -246,7 +246,7 @@ func (m *Monitor) Changed() {
 }
 
 // ReloadNodes adds the nodes enrolled since the last look, forgets those
-// that are gone and notes which are revoked; Run calls it soon after
+// that are gone and notes which are revoked and which moved; Run calls it soon after
 // Changed, tests call it themselves.
 func (m *Monitor) ReloadNodes(ctx context.Context) {
 	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
@@ -263,6 +263,10 @@ func (m *Monitor) ReloadNodes(ctx context.Context) {
 			m.nodes[n.ID] = newRecord(n)
 		} else {
 			r.revoked, r.awaiting = n.Credentials == loaxa.CredentialsRevoked, n.EnrolledAt.IsZero()
+			// A node moved to another area (PATCH /nodes/{id}): its next
+			// alarms are its new area's. Those open stay where they
+			// opened until they end.
+			r.area = n.Area
 		}
 	}
 	for id := range m.nodes {

@@ -1,0 +1,69 @@
+package emergency
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/protocol"
+)
+
+// TestClusterMovedIntoAnAlertIsSentIt: a cluster moved to a commune while
+// an alert is on air there heard nothing of it: the alert went to the
+// commune's topic before the cluster could hear it, and the resends
+// follow the nodes targeted when it was sent. Once moved (NodeMoved), it
+// is given its delivery and sent the alert with the next resend pass,
+// counted in the report, and followed after a restart. A cluster moved
+// out keeps the alert it had.
+func TestClusterMovedIntoAnAlertIsSentIt(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}); err != nil {
+		t.Fatal(err)
+	}
+	w.online(s, "m1")
+	em := w.send(s)
+	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
+	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
+
+	move := func(node, to string) {
+		t.Helper()
+		if _, _, err := s.Nodes.UpdateNodePlace(ctx, node, loaxa.NodePlace{Name: node, Area: to}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.NodeMoved(ctx, node, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move("m1", "31")
+	move("n1", "32")
+	if got := w.step(s, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
+		t.Errorf("m1 moved into the alert's area: sent %v, want the alert", got)
+	}
+	nodes, sum := nodesOf(t, s, em.ID)
+	if n, ok := nodes["m1"]; !ok || n.Resends != 1 || sum.Targeted != 4 {
+		t.Errorf("report once m1 moved in: m1 %+v (%v), summary %+v; want m1 targeted, sent it once, 4 targeted", n, ok, sum)
+	}
+	if n := nodes["n1"]; n.State == "" {
+		t.Errorf("n1, moved out after it had the alert, left the report: %+v", nodes)
+	}
+	// Moved again within the alert's area: nothing more to send.
+	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
+		t.Fatal(err)
+	}
+	w.report(s, "m1", w.alertEvent(em)(protocol.EventReceived))
+	if got := w.step(s, 2500*time.Millisecond); slices.Contains(got, "node/m1 alert") {
+		t.Errorf("m1 acknowledged: sent %v", got)
+	}
+
+	s2 := w.service()
+	if _, sum := nodesOf(t, s2, em.ID); sum.Targeted != 4 || sum.Reached != 3 {
+		t.Errorf("after a restart %+v; want 4 targeted, 3 reached (n1, n2, m1)", sum)
+	}
+}
