@@ -103,6 +103,7 @@ async function detail(ctx, main, id, health, titles) {
       (st.faults || []).length === 0 ? h('p', { class: 'muted' }, t('clusters.no_faults')) :
         h('ul', {}, st.faults.map((f) => h('li', { dataset: { fault: f.kind } }, h('strong', {}, has('alarm.' + f.kind) ? t('alarm.' + f.kind) : f.kind),
           ` · ${t('overview.since', { time: fmtDateTime(f.since) })}`, alarmDetail(f) ? ` · ${alarmDetail(f)}` : '')))),
+    ctx.may('nodes.manage') ? edit(ctx, n, () => detail(ctx, main, id, health, titles)) : null,
     ctx.may('nodes.maintain') ? remote(n, () => detail(ctx, main, id, health, titles)) : null,
     h('section', { class: 'panel', 'aria-labelledby': 'h-plays' }, h('h2', { id: 'h-plays' }, t('clusters.plays')),
       plays.length === 0 ? h('p', { class: 'muted' }, t('clusters.no_plays')) :
@@ -151,6 +152,55 @@ function playTitle(id, cache) {
   const title = cache.titles.get(id);
   if (!title) return id;
   return id.startsWith('e') ? t('clusters.play_emergency', { title }) : title;
+}
+
+/**
+ * edit corrects what was written at enrolment: the cluster's name, its
+ * position once the pole is surveyed, and the commune it stands in (a
+ * pole moved, communes merged). Only what changed is sent; a move to
+ * another commune asks first, since the cluster then plays that
+ * commune's schedule and alerts and no longer this one's. The API's
+ * notice (an external broker's files to export again) stays on the page.
+ */
+function edit(ctx, n, reload) {
+  const name = h('input', { id: 'node-name', value: n.name, required: true, autocomplete: 'off' });
+  const lat = h('input', { id: 'node-lat', type: 'number', step: 'any', min: '-90', max: '90', value: String(n.lat) });
+  const lon = h('input', { id: 'node-lon', type: 'number', step: 'any', min: '-180', max: '180', value: String(n.lon) });
+  const area = h('select', { id: 'node-area' }, options(ctx.areaOptions(), n.area));
+  // The cluster's own area may lie outside the list (a district's
+  // cluster seen from above it): kept as an option of its own.
+  if (![...area.options].some((o) => o.value === n.area)) area.prepend(h('option', { value: n.area, selected: true }, ctx.areaName(n.area)));
+  const status = h('div', { id: 'node-edit-status', 'aria-live': 'polite' });
+  return h('section', { class: 'panel no-print', 'aria-labelledby': 'h-edit', id: 'node-edit' }, h('h2', { id: 'h-edit' }, t('clusters.edit')),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const body = {};
+        if (name.value.trim() !== n.name) body.name = name.value;
+        if (Number(lat.value) !== n.lat) body.lat = Number(lat.value);
+        if (Number(lon.value) !== n.lon) body.lon = Number(lon.value);
+        if (area.value !== n.area) body.area = area.value;
+        if (Object.keys(body).length === 0) { fill(status, h('p', { class: 'muted' }, t('clusters.edit_nothing'))); return; }
+        if (body.area && !(await confirmDialog(t('clusters.move_title'),
+          h('p', {}, t('clusters.move_text', { name: n.name, from: ctx.areaName(n.area), to: ctx.areaName(body.area) })), t('clusters.move_confirm')))) return;
+        try {
+          const out = await api('PATCH', `/nodes/${encodeURIComponent(n.id)}`, body);
+          toast(t(body.area ? 'clusters.moved' : 'clusters.edited'));
+          await reload();
+          // Said after the reload, which redraws the page: an operator of an
+          // external broker must still act.
+          if (out.notice) {
+            const again = document.getElementById('node-edit-status');
+            if (again) fill(again, h('p', { class: 'error', id: 'node-edit-notice' }, t('clusters.move_broker')));
+          }
+        } catch (err) { fill(status, errorBox(err)); }
+      },
+    }, h('div', { class: 'form-grid' },
+      field(t('clusters.name'), name),
+      field(t('clusters.lat'), lat, t('clusters.position_hint')),
+      field(t('clusters.lon'), lon),
+      field(t('common.area'), area, t('clusters.area_hint'))),
+    h('div', { class: 'row', style: 'margin-top:.6rem' }, h('button', { type: 'submit', id: 'node-edit-save' }, t('clusters.edit_save'))), status));
 }
 
 /**
