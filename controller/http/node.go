@@ -205,7 +205,9 @@ func (s *Server) handleUpdateNode(w http.ResponseWriter, r *http.Request) error 
 	if moved {
 		s.auditIn(r, auditNodeUpdate, after.ID, []string{before.Area, after.Area}, detail)
 		if s.NodeMoved != nil {
-			s.NodeMoved(ctx, after.ID, before.Area, after.Area)
+			// Stored: what follows the move must happen even if the
+			// officer's connection drops now.
+			s.NodeMoved(context.WithoutCancel(ctx), after.ID, before.Area, after.Area)
 		}
 		if s.BrokerFiles != nil {
 			// Mosquitto reads its ACL from the exported file: until it is

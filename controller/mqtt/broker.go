@@ -76,6 +76,10 @@ type Broker struct {
 	open     atomic.Bool // serving, not closed
 	closed   atomic.Bool
 	subIDs   atomic.Int32 // identifiers of the inline subscriptions, one per Client
+	// moves counts Regrant calls: a connection whose grant was made from
+	// a node read before a move and stored after Regrant looked for it
+	// makes its grant again (authHook.OnConnectAuthenticate).
+	moves atomic.Uint64
 }
 
 // NewBroker returns a broker with defaults.
@@ -279,6 +283,7 @@ func (b *Broker) Close() error {
 // state names its new chain. A node not connected gets its grant when it
 // connects.
 func (b *Broker) Regrant(ctx context.Context, id string) error {
+	b.moves.Add(1)
 	h := b.auth
 	var conns []*mochi.Client
 	h.mu.Lock()
@@ -397,6 +402,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	user := string(cl.Properties.Username)
 	pass := string(pk.Connect.Password)
 	log := h.broker.Logger.With("client", cl.ID, "user", user, "remote", cl.Net.Remote)
+	moves := h.broker.moves.Load()
 	g, err := h.authenticate(cl, pk, user, pass)
 	if err != nil {
 		log.Warn("broker: connection refused", "err", err)
@@ -405,6 +411,17 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	h.mu.Lock()
 	h.clients[cl] = g
 	h.mu.Unlock()
+	if !g.controller && h.broker.moves.Load() != moves {
+		// A node moved while this one connected: its grant may name the
+		// area it had, and Regrant may have looked before it was stored.
+		if err := h.broker.Regrant(context.Background(), user); err != nil {
+			log.Warn("broker: connection refused", "err", err)
+			h.mu.Lock()
+			delete(h.clients, cl)
+			h.mu.Unlock()
+			return false
+		}
+	}
 	return true
 }
 
