@@ -542,6 +542,9 @@ func (s *NodeService) UpdateNodePlace(ctx context.Context, id string, p loaxa.No
 		if err != nil {
 			return err
 		}
+		if p.From != "" && p.From != n.Area {
+			return loaxa.Errorf(loaxa.EConflict, "Node %q was moved to area %q meanwhile; read it again and redo the change.", id, n.Area)
+		}
 		if p.Area != n.Area {
 			if tx.Bucket(bucketAreas).Get([]byte(p.Area)) == nil {
 				return loaxa.Errorf(loaxa.EInvalid, "Area %q of node %q does not exist: create the area first.", p.Area, id)

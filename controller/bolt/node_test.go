@@ -437,6 +437,10 @@ func TestUpdateNodePlace(t *testing.T) {
 	if _, _, err := s.UpdateNodePlace(ctx, "nobody", loaxa.NodePlace{Area: "31802"}); loaxa.ErrorCode(err) != loaxa.ENotFound {
 		t.Errorf("an unknown node: %v, want ENotFound", err)
 	}
+	// Checked against 31802 by a caller that found it there: it is not.
+	if _, _, err := s.UpdateNodePlace(ctx, "a", loaxa.NodePlace{Name: "x", Area: "31801", From: "31802"}); loaxa.ErrorCode(err) != loaxa.EConflict {
+		t.Errorf("a node no longer where the caller found it: %v, want EConflict", err)
+	}
 
 	before, after, err := s.UpdateNodePlace(ctx, "a", loaxa.NodePlace{Name: "Chợ Hàng", Lat: 20.84, Lon: 106.68, Area: "31802"})
 	must(t, err)

@@ -169,7 +169,7 @@ func (s *Server) handleUpdateNode(w http.ResponseWriter, r *http.Request) error 
 	if req.Name == nil && req.Lat == nil && req.Lon == nil && req.Area == nil {
 		return loaxa.Errorf(loaxa.EInvalid, "Give at least one of name, lat and lon (the position), or area (to move the cluster to another area).")
 	}
-	p := loaxa.NodePlace{Name: n.Name, Lat: n.Lat, Lon: n.Lon, Area: n.Area}
+	p := loaxa.NodePlace{Name: n.Name, Lat: n.Lat, Lon: n.Lon, Area: n.Area, From: n.Area}
 	if req.Name != nil {
 		if p.Name, err = cleanText("name", *req.Name, true); err != nil {
 			return err
@@ -194,9 +194,13 @@ func (s *Server) handleUpdateNode(w http.ResponseWriter, r *http.Request) error 
 		p.Area = *req.Area
 	}
 	before, after, err := s.NodeService.UpdateNodePlace(ctx, n.ID, p)
-	if loaxa.ErrorCode(err) == loaxa.ENotFound {
+	switch loaxa.ErrorCode(err) {
+	case loaxa.ENotFound:
 		return loaxa.Errorf(loaxa.ENotFound, "There is no node %q; list nodes with GET /api/v1/nodes.", n.ID)
-	} else if err != nil {
+	case loaxa.EConflict:
+		return loaxa.Errorf(loaxa.EConflict, "%s", loaxa.ErrorMessage(err))
+	}
+	if err != nil {
 		return fmt.Errorf("update node %s: %w", n.ID, err)
 	}
 	detail := nodeChanges(before, after)
@@ -211,8 +215,9 @@ func (s *Server) handleUpdateNode(w http.ResponseWriter, r *http.Request) error 
 		}
 		if s.BrokerFiles != nil {
 			// Mosquitto reads its ACL from the exported file: until it is
-			// exported again and reloaded, the node is refused its new
-			// area's topics and still hears the old one's.
+			// exported again and reloaded, it delivers the node nothing of
+			// its new area's topics (and grants the subscription, so the
+			// node cannot report the area unheard: this is the reminder).
 			out.Notice = fmt.Sprintf("The cluster now belongs to area %q. The external MQTT broker still lets it hear only area %q: export the broker files again (GET /api/v1/broker/mosquitto), install them and reload Mosquitto (SIGHUP), or the cluster misses its new area's alerts.", after.Area, before.Area)
 		}
 	} else {

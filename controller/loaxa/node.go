@@ -206,6 +206,10 @@ type NodePlace struct {
 	Name     string
 	Lat, Lon float64
 	Area     string
+	// From, if set, is the area the caller found the node in (and was
+	// allowed to change it in): a node moved elsewhere meanwhile is
+	// EConflict, not changed on a right checked against the wrong area.
+	From string
 }
 
 // NodePresence is where a node is, whether it is online, when it was
