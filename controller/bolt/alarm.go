@@ -470,6 +470,16 @@ func (s *AlarmService) UpdateAlarmFacts(ctx context.Context, id, detail string, 
 	})
 }
 
+// MoveAlarm files alarm id under area, with its index, unless it has
+// ended.
+func (s *AlarmService) MoveAlarm(ctx context.Context, id, area string) (*loaxa.Alarm, error) {
+	return s.updateAlarm(ctx, id, func(a *loaxa.Alarm) {
+		if a.End.IsZero() {
+			a.Area = area
+		}
+	})
+}
+
 // FindAlarmByID returns the alarm or ENotFound.
 func (s *AlarmService) FindAlarmByID(ctx context.Context, id string) (*loaxa.Alarm, error) {
 	if err := checkCtx(ctx); err != nil {

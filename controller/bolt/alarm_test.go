@@ -756,3 +756,39 @@ func sameAlarms(t *testing.T, what string, got, want []*loaxa.Alarm) {
 		t.Fatalf("%s = %d alarms %v,\nthe plain scan %d alarms %v", what, len(g), g, len(w), w)
 	}
 }
+
+// TestMoveAlarm: the open alarm of a cluster moved to another commune is
+// filed under the new one, found by its technicians' listing and no
+// longer by the old commune's, its index kept in step (the store's check
+// on cleanup); an ended one stays where it happened.
+func TestMoveAlarm(t *testing.T) {
+	db, clk := MustOpenDB(t)
+	mustTree(t, db)
+	s := bolt.NewAlarmService(db)
+	ctx := context.Background()
+	open := loaxa.Alarm{Kind: loaxa.AlarmDoorOpen, Node: "n1", Area: "hp.an-duong.le-loi", Start: clk.Now()}
+	ended := loaxa.Alarm{Kind: loaxa.AlarmOffline, Node: "n1", Area: "hp.an-duong.le-loi", Start: clk.Now()}
+	must(t, s.CreateAlarm(ctx, &open))
+	must(t, s.CreateAlarm(ctx, &ended))
+	clk.Advance(time.Minute)
+	_, err := s.EndAlarm(ctx, ended.ID, clk.Now())
+	must(t, err)
+	for _, id := range []string{open.ID, ended.ID} {
+		_, err := s.MoveAlarm(ctx, id, "hp.thuy-nguyen")
+		must(t, err)
+	}
+	for area, want := range map[string][]string{"hp.thuy-nguyen": {open.ID}, "hp.an-duong": {ended.ID}} {
+		as, err := s.FindAlarms(ctx, loaxa.AlarmFilter{Within: area})
+		must(t, err)
+		var ids []string
+		for _, a := range as {
+			ids = append(ids, a.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("alarms within %s: %v, want %v", area, ids, want)
+		}
+	}
+	if _, err := s.MoveAlarm(ctx, "al999999", "hn"); loaxa.ErrorCode(err) != loaxa.ENotFound {
+		t.Errorf("an unknown alarm: %v, want ENotFound", err)
+	}
+}

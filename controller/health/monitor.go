@@ -263,10 +263,13 @@ func (m *Monitor) ReloadNodes(ctx context.Context) {
 			m.nodes[n.ID] = newRecord(n)
 		} else {
 			r.revoked, r.awaiting = n.Credentials == loaxa.CredentialsRevoked, n.EnrolledAt.IsZero()
-			// A node moved to another area (PATCH /nodes/{id}): its next
-			// alarms are its new area's. Those open stay where they
-			// opened until they end.
-			r.area = n.Area
+			if r.area != n.Area {
+				// Moved to another area (PATCH /nodes/{id}): its alarms,
+				// those open now and the next, are its new area's, where
+				// its technicians now look.
+				r.area = n.Area
+				m.moveAlarms(ctx, n.ID, n.Area)
+			}
 		}
 	}
 	for id := range m.nodes {
@@ -1064,6 +1067,26 @@ func (m *Monitor) updateFacts(ctx context.Context, a *loaxa.Alarm, detail string
 	m.Logger.Info("health: alarm facts changed", "id", a.ID, "node", a.Node, "kind", a.Kind, "detail", detail)
 	m.open[keyOf(updated)] = updated
 	m.publish(updated)
+}
+
+// moveAlarms files node's open alarms under area, its new one, and
+// announces them there. One not moved (the store failed) stays where it
+// was until it ends. Called with m.mu held.
+func (m *Monitor) moveAlarms(ctx context.Context, node, area string) {
+	for key, a := range m.open {
+		if key.node != node || a.Area == area {
+			continue
+		}
+		moved, err := m.Alarms.MoveAlarm(ctx, a.ID, area)
+		if err != nil {
+			m.storeFailed(&m.failures, "health: alarm of a moved node not filed under its new area", "id", a.ID, "node", node, "area", area, "err", err)
+			continue
+		}
+		m.storeWorks(&m.failures, alarmStoreWorks)
+		m.Logger.Info("health: alarm of a moved node filed under its new area", "id", a.ID, "node", node, "kind", a.Kind, "from", a.Area, "area", area)
+		m.open[key] = moved
+		m.publish(moved)
+	}
 }
 
 // endAlarm ends an open alarm. Called with m.mu held.

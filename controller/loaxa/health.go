@@ -349,6 +349,10 @@ type AlarmService interface {
 	// bulletin-unschedulable alarm's bulletin misses); an ended alarm is
 	// left alone.
 	UpdateAlarmFacts(ctx context.Context, id, detail string, facts AlarmFacts) (*Alarm, error)
+	// MoveAlarm files an open alarm under area, its node's new one (the
+	// node moved, PATCH /nodes/{id}), so that the new area's technicians
+	// see it; an ended alarm stays where it happened.
+	MoveAlarm(ctx context.Context, id, area string) (*Alarm, error)
 	// FindAlarmByID returns the alarm or ENotFound.
 	FindAlarmByID(ctx context.Context, id string) (*Alarm, error)
 	// FindAlarms returns alarms newest first, at most Limit (the store
