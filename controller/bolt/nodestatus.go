@@ -32,8 +32,9 @@ import (
 //
 // The table also keeps each node's credential state, so that the check of
 // every node message (NodeCredentials) copies nothing, and its area (a
-// move changes it with the record, UpdateNodePlace), so that the report of an emergency to thousands of nodes
-// (NodePresence) decodes no node record.
+// move changes it with the record, UpdateNodePlace), so that the report
+// of an emergency to thousands of nodes (NodePresence) decodes no node
+// record.
 
 // DefaultStatusInterval is how often changed node statuses are written by
 // default. Five seconds turn the 2–3 status changes of every node in an

@@ -246,8 +246,8 @@ func (m *Monitor) Changed() {
 }
 
 // ReloadNodes adds the nodes enrolled since the last look, forgets those
-// that are gone and notes which are revoked and which moved; Run calls it soon after
-// Changed, tests call it themselves.
+// that are gone and notes which are revoked and which moved; Run calls it
+// soon after Changed, tests call it themselves.
 func (m *Monitor) ReloadNodes(ctx context.Context) {
 	nodes, err := m.Nodes.FindNodes(ctx, loaxa.NodeFilter{})
 	if err != nil {

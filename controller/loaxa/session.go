@@ -280,8 +280,8 @@ func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.
 }
 
 // NextRun returns the start of the first instance of s's own times after
-// from, in loc, but one over before s was made; false if there is none: its
-// days rule's UNTIL or COUNT has passed, or it matches no day.
+// from, in loc, skipping any over before s was made; false if there is
+// none: its days rule's UNTIL or COUNT has passed, or it matches no day.
 func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, error) {
 	starts, err := s.liveStarts(loc, from, time.Time{})
 	if err != nil {
