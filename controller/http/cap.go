@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1026,6 +1027,22 @@ func capRecordingsDetail(recordings map[string]string) string {
 	return strings.Join(pairs, ", ")
 }
 
+// capAutoStartDetail is the audit detail of the auto-start list set: the
+// event types as one JSON list, `events=["Bão","Lũ quét"]` (`events=[]`
+// for none), each quoted as the free text it is. They were joined with
+// commas ("Bão,Lũ quét"), which the console could not label and an event
+// type holding a comma split in two.
+func capAutoStartDetail(events []string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	// "Lũ & sạt lở" as written, not \u0026.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(nonNil(events)); err != nil {
+		return "events=[]" // never: a []string always encodes
+	}
+	return "events=" + strings.TrimSuffix(b.String(), "\n")
+}
+
 // handlePutCapRecordings answers PUT /api/v1/cap/recordings: replaces
 // them (whole-tree users only, as the auto-start list: what plays for an
 // alert no person reads first). Each must be stored content.
@@ -1131,7 +1148,7 @@ func (s *Server) handlePutCapAutoStart(w http.ResponseWriter, r *http.Request) e
 	if err := store.SetCapAutoStart(r.Context(), nonNil(events)); err != nil {
 		return err
 	}
-	s.audit(r, auditCapAutoStart, "cap", "", strings.Join(events, ","))
+	s.audit(r, auditCapAutoStart, "cap", "", capAutoStartDetail(events))
 	s.writeJSON(w, r, http.StatusOK, autoStartBody{Events: nonNil(events)})
 	return nil
 }

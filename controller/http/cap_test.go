@@ -1346,3 +1346,29 @@ func reflectEqualWithdrawal(a, b *loaxa.CapWithdrawal) bool {
 	}
 	return a.By == b.By && a.Key == b.Key && a.MsgType == b.MsgType && a.At.Equal(b.At)
 }
+
+// TestCapAutoStartAuditIsKeyValue: a change of the auto-start list was
+// audited as the event types joined with commas ("Bão,Lũ quét"), the one
+// detail not in the key=value form of docs/api.md: the console could not
+// label it, and an event type holding a comma read as two. It is now one
+// JSON list under events=, as written, and events=[] when emptied.
+func TestCapAutoStartAuditIsKeyValue(t *testing.T) {
+	e := newEnv(t)
+	e.tree()
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {"Bão", "Lũ, sạt lở & ngập"}}, http.StatusOK, nil)
+	e.call("PUT", "/api/v1/cap/auto-start", e.admin, map[string][]string{"events": {}}, http.StatusOK, nil)
+	entries, err := e.stores.audit.FindAudit(t.Context(), loaxa.AuditFilter{Actor: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for _, a := range entries {
+		if a.Action == "cap.auto_start" {
+			details = append(details, a.Detail)
+		}
+	}
+	want := []string{`events=["Bão","Lũ, sạt lở & ngập"]`, `events=[]`}
+	if !slices.Equal(details, want) {
+		t.Errorf("cap.auto_start audited %q, want %q", details, want)
+	}
+}

@@ -267,7 +267,9 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 // clusters (node_count=) is said as a count. A CAP warning as received
 // says its status, message type and what was done with it in words (they
 // read "status=Actual msgType=Alert action=pending"), and an alert sent
-// for one says which ("cap=c000003").
+// for one says which ("cap=c000003"). A change of the CAP auto-start list
+// names the event types that play without approval, or says none does
+// (it read "Bão,Lũ quét", unlabelled, and nothing at all when emptied).
 func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
@@ -277,6 +279,8 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	flood := c.Upload("lu.wav", rig.ToneWAV(440, time.Second, 16000, 1))
 	c.MustDo("PUT", "/api/v1/cap/recordings", map[string]any{"recordings": map[string]string{"Sóng thần": siren.ID}}, nil)
 	c.MustDo("POST", "/api/v1/selftests", map[string]any{"kind": "silent", "nodes": []string{"lap-le-01"}}, nil)
+	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Bão", "Lũ, sạt lở"}}, nil)
+	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {}}, nil)
 	const hash = "ed9d6dee13df54db1748e7e23eb41716d50a58e40b6129404c7872574bdd9dea"
 	at := c.App.Clock.Now()
 	for _, e := range []*loaxa.AuditEntry{
@@ -284,6 +288,7 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 		// An older controller's.
 		{At: at, Actor: "admin", Action: "release.upload", Target: "2.0.0", Detail: "amd64 " + hash},
 		{At: at, Actor: "admin", Action: "cap.recordings", Target: "cap", Detail: "Lũ quét=" + flood.ID},
+		{At: at, Actor: "admin", Action: "cap.auto_start", Target: "cap", Detail: "Sóng thần,Lốc xoáy"},
 		// A call and an all-clear that were no drills, as this controller
 		// writes them (their routes are not this test's).
 		{At: at, Actor: "admin", Action: "live.start", Target: "live-x1", Area: "11527", Detail: `drill=false priority=priority volume=0 title="Họp dân"`},
@@ -323,6 +328,11 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	}
 	one("Đổi bản ghi âm cho cảnh báo CAP", "cap", "Bản ghi phát trước cho “Sóng thần”: "+siren.Title)
 	one("Đổi bản ghi âm cho cảnh báo CAP", "cap", "Bản ghi phát trước cho “Lũ quét”: "+flood.Title)
+	// The auto-start list as this controller writes it (events=[…]), emptied,
+	// and as an older one wrote it ("Sóng thần,Lốc xoáy").
+	one("Đổi danh sách cảnh báo CAP tự động phát", "", "Loại cảnh báo CAP tự động phát, không chờ duyệt: “Bão”, “Lũ, sạt lở”")
+	one("Đổi danh sách cảnh báo CAP tự động phát", "", "Không còn loại cảnh báo CAP nào tự động phát: mọi cảnh báo chờ cán bộ duyệt")
+	one("Đổi danh sách cảnh báo CAP tự động phát", "", "Loại cảnh báo CAP tự động phát, không chờ duyệt: “Sóng thần”, “Lốc xoáy”")
 	one("Tải lên phiên bản phần mềm", "Phiên bản 2.1.0", "Kiến trúc bo mạch: ARM 64 bit (arm64)", "Mã kiểm tra SHA-256: ed9d6dee13df…")
 	one("Tải lên phiên bản phần mềm", "Phiên bản 2.0.0", "Kiến trúc bo mạch: x86 64 bit (amd64)", "Mã kiểm tra SHA-256: ed9d6dee13df…")
 	one("Kiểm tra cụm loa từ xa", "", "Loại: Kiểm tra im lặng", "Số cụm loa: 1")
@@ -352,6 +362,13 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	rows = auditRows(b)
 	one("Uploaded a software release", "Version 2.1.0", "Board architecture: ARM 64-bit (arm64)", "SHA-256 checksum: ed9d6dee13df…")
 	one("Started a live call", "", "A real call, not a drill")
+	one("Changed the CAP auto-start list", "", "CAP event types that play without approval: “Bão”, “Lũ, sạt lở”")
+	one("Changed the CAP auto-start list", "", "No CAP event type plays on its own any more: every alert waits for approval")
+	for _, r := range rows {
+		if strings.Contains(r.Detail, "events=") {
+			t.Errorf("the row %q shows the list's code: %q", r.Action, r.Detail)
+		}
+	}
 }
 
 // TestAuditLogSaysWhatARolloutDid: a software rollout's entry read its

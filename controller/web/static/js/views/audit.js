@@ -84,6 +84,22 @@ function recordingsNodes(detail, names) {
     named(((names || {}).content || {})[id], id, false)]);
 }
 
+// autoStartNodes says the CAP auto-start list set (cap.auto_start): the
+// event types that play without approval, or that none does any more.
+// This controller writes events=["Bão","Lũ quét"]; an older one wrote
+// them joined with commas, "Bão,Lũ quét" ("" for none).
+function autoStartNodes(detail) {
+  let events = null;
+  const m = /^events=(\[.*\])$/.exec(detail);
+  if (m) {
+    try { events = JSON.parse(m[1]); } catch { return [detail]; }
+  } else if (!detail.includes('=')) {
+    events = detail.split(',').map((e) => e.trim()).filter(Boolean);
+  } else return [detail];
+  if (!events.length) return [t('audit.d.events_none')];
+  return [t('audit.k.events') + ': ' + events.map((e) => '“' + e + '”').join(', ')];
+}
+
 // settingsPairs says an older controller's node.settings detail, the
 // request's JSON ({"volume":7,"muted":null,…}), as the key=value facts a
 // newer one writes; anything else as it is.
@@ -97,6 +113,7 @@ function settingsPairs(detail) {
 function detailNodes(ctx, action, detail, names) {
   if (WHY[detail]) return [t(WHY[detail])];
   if (action === 'cap.recordings') return recordingsNodes(detail, names);
+  if (action === 'cap.auto_start') return autoStartNodes(detail);
   if (action === 'node.settings') detail = settingsPairs(detail);
   if (action === 'release.upload') detail = releasePairs(detail);
   if (action === 'rollout.create') detail = rolloutPairs(detail);
