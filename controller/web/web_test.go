@@ -534,7 +534,20 @@ func TestEveryAuditDetailKeyIsWorded(t *testing.T) {
 	files = append(files, "../live/live.go")
 	writes := regexp.MustCompile(`(?m)^.*(?:\.audit(?:In|As)?\(r, |\.auditActor\(ctx, |Detail: ).*$|(?ms)^func (?:\w*Detail|auditTargets)\(.*?^}`)
 	literal := regexp.MustCompile(`"(?:[^"\\]|\\.)*"|` + "`[^`]*`")
-	key := regexp.MustCompile(`(?:^|[\s"(,])([a-z][a-z_]*)=`)
+	// A key as the console's audit.js reads it (PAIR): letters of either
+	// case, digits and _ after a letter. It was [a-z][a-z_]*, which never
+	// saw a camelCase key (cap.receive's msgType=) nor one with digits
+	// (sha256=), so those could lose their words unnoticed.
+	key := regexp.MustCompile(`(?:^|[\s"(,])([A-Za-z][A-Za-z0-9_]*)=`)
+	for sample, want := range map[string]string{"status=Actual msgType=Alert": "msgType", "arch=%s sha256=%s": "sha256"} {
+		found := false
+		for _, m := range key.FindAllStringSubmatch(sample, -1) {
+			found = found || m[1] == want
+		}
+		if !found {
+			t.Fatalf("the key pattern does not see %s= in %q", want, sample)
+		}
+	}
 	keys := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
