@@ -116,7 +116,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			// caller's area.
 			return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before; the record is for areas outside yours"}, nil
 		}
-		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: capShown(old)}, nil
+		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: s.capShown(ctx, old)}, nil
 	}
 	a, err := cap.Parse(strings.NewReader(string(raw)))
 	if err != nil {
@@ -427,6 +427,7 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 	if _, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 		if a.Withdrawn == nil && a.Action != string(cap.ActionCancelled) {
 			a.Withdrawn = &w
+			a.Reason = capNote(a.Reason, s.capWithdrawnNote(ctx, a))
 		}
 		return nil
 	}); err != nil {
@@ -450,6 +451,60 @@ func capWithoutApproveNote(reason, id string) string {
 		return ""
 	}
 	return strings.Replace(reason, "; "+note, "", 1)
+}
+
+// capWithout returns reason without note, wherever capNote put it.
+func capWithout(reason, note string) string {
+	switch {
+	case note == "":
+		return reason
+	case reason == note:
+		return ""
+	case strings.HasPrefix(reason, note+"; "):
+		return strings.TrimPrefix(reason, note+"; ")
+	}
+	return strings.Replace(reason, "; "+note, "", 1)
+}
+
+// capTime says t in the time zone of a's first area (Asia/Ho_Chi_Minh
+// unless the area says otherwise), as the officers reading it live it,
+// not the controller's own zone (often UTC on a server).
+func (s *Server) capTime(ctx context.Context, a *loaxa.CapAlert, t time.Time) string {
+	if len(a.Targets) > 0 {
+		if loc, err := s.locationOf(ctx, a.Targets[0]); err == nil {
+			t = t.In(loc)
+		}
+	}
+	return t.Format(time.RFC3339)
+}
+
+// capApprovedNote is what the reason of an approved alert adds: who
+// approved it, and when. Before, the reason still read "to approve it:
+// POST …" (then nothing), and only approved_by and approved_at said it
+// had been.
+func (s *Server) capApprovedNote(ctx context.Context, a *loaxa.CapAlert) string {
+	if a.ApprovedBy == "" {
+		return ""
+	}
+	return fmt.Sprintf("approved by %s at %s", a.ApprovedBy, s.capTime(ctx, a, a.ApprovedAt))
+}
+
+// capWithdrawnNote is what the reason of an alert a later Cancel or
+// Update withdrew after it had played (or was approved) adds: by which,
+// and when its emergencies were stopped. A pending one's says it when it
+// becomes cancelled (withdrawCap).
+func (s *Server) capWithdrawnNote(ctx context.Context, a *loaxa.CapAlert) string {
+	w := a.Withdrawn
+	if w == nil || a.Action == string(cap.ActionCancelled) || a.Action == string(cap.ActionPending) {
+		return ""
+	}
+	what := "withdrawn by a later Cancel"
+	if w.MsgType == "Update" {
+		what = "replaced by a later Update"
+	} else if w.MsgType != "Cancel" {
+		what = "withdrawn by a later " + w.MsgType
+	}
+	return fmt.Sprintf("%s %s at %s: it no longer sounds", what, w.Key, s.capTime(ctx, a, w.At))
 }
 
 // capNote returns reason with note after what it says: a record's reason
@@ -834,7 +889,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		// The reason stays: what of the alert does not play, and why it
 		// waited, are still true. The route that approves it is not.
 		a.Action, a.ApprovedBy, a.ApprovedAt = "approved", userFrom(ctx).Username, s.now()
-		a.Reason = capWithoutApproveNote(a.Reason, a.ID)
+		a.Reason = capNote(capWithoutApproveNote(a.Reason, a.ID), s.capApprovedNote(ctx, a))
 		return nil
 	})
 	if err != nil {
@@ -849,6 +904,9 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		note := fmt.Sprintf("approval by %s could not be played (%s); approve it again once that is fixed",
 			userFrom(ctx).Username, loaxa.ErrorMessage(err))
 		if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
+			// It was not approved after all: the note that says it was
+			// gives way to why not.
+			a.Reason = capWithout(a.Reason, s.capApprovedNote(ctx, a))
 			a.Action, a.ApprovedBy, a.ApprovedAt = string(cap.ActionPending), "", time.Time{}
 			a.Reason = capNote(capNote(a.Reason, note), capApproveNote(a.ID))
 			return nil
@@ -878,12 +936,21 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// capShown returns a as the API shows it: a record approved or withdrawn
-// before the approval route was taken off its reason then (stored by an
-// older controller) does not tell an officer to approve it either.
-func capShown(a *loaxa.CapAlert) *loaxa.CapAlert {
-	if a.Action != string(cap.ActionPending) {
-		a.Reason = capWithoutApproveNote(a.Reason, a.ID)
+// capShown returns a as the API shows it: a record an older controller
+// stored says what became of it as one stored now does. One approved or
+// withdrawn before the approval route was taken off its reason then does
+// not tell an officer to approve it; one approved, or withdrawn after it
+// played, before the reason said so, says it (from approved_by and
+// approved_at, and withdrawn).
+func (s *Server) capShown(ctx context.Context, a *loaxa.CapAlert) *loaxa.CapAlert {
+	if a.Action == string(cap.ActionPending) {
+		return a
+	}
+	a.Reason = capWithoutApproveNote(a.Reason, a.ID)
+	for _, note := range []string{s.capApprovedNote(ctx, a), s.capWithdrawnNote(ctx, a)} {
+		if note != "" && !strings.Contains(a.Reason, note) {
+			a.Reason = capNote(a.Reason, note)
+		}
 	}
 	return a
 }
@@ -933,7 +1000,7 @@ func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 		if (action == "" || a.Action == action) && sc.touches(a.Targets) {
-			alerts = append(alerts, capShown(a))
+			alerts = append(alerts, s.capShown(ctx, a))
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"alerts": alerts})
@@ -979,7 +1046,7 @@ func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, capShown(a))
+	s.writeJSON(w, r, http.StatusOK, s.capShown(r.Context(), a))
 	return nil
 }
 

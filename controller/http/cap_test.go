@@ -1008,11 +1008,13 @@ func TestCapApprovalKeepsWhatTheRecordSaid(t *testing.T) {
 	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, &approved)
 	var rec loaxa.CapAlert
 	e.call("GET", "/api/v1/cap/"+p.Alert.ID, e.admin, nil, http.StatusOK, &rec)
-	// The reason as it was, but for the route that approves it.
-	kept := strings.TrimSuffix(p.Reason, "; to approve it: POST /api/v1/cap/"+p.Alert.ID+"/approve")
+	// The reason as it was, but for the route that approves it, and who
+	// approved it when.
+	kept := strings.TrimSuffix(p.Reason, "; to approve it: POST /api/v1/cap/"+p.Alert.ID+"/approve") +
+		"; approved by admin at 2026-03-02T05:30:00+07:00"
 	for _, got := range []*loaxa.CapAlert{&approved.Alert, &rec} {
 		if got.Action != "approved" || got.Reason != kept {
-			t.Errorf("after approval: %s, reason %q; want approved, the reason as it was without its approval route: %q", got.Action, got.Reason, kept)
+			t.Errorf("after approval: %s, reason %q; want approved, the reason as it was without its approval route, and the approval: %q", got.Action, got.Reason, kept)
 		}
 		if !got.ApprovedAt.Equal(t0.Add(30*time.Minute)) || got.ApprovedBy != "admin" {
 			t.Errorf("approved at %v by %q, want %v by admin", got.ApprovedAt, got.ApprovedBy, t0.Add(30*time.Minute))
@@ -1093,6 +1095,9 @@ func TestCapApprovalThatCannotPlayWaitsAgain(t *testing.T) {
 	if rec.Action != "pending" || rec.Emergency != "" || rec.ApprovedBy != "" || !rec.ApprovedAt.IsZero() {
 		t.Errorf("after the failed approval: %s, emergency %q, approved by %q at %v; want pending, none",
 			rec.Action, rec.Emergency, rec.ApprovedBy, rec.ApprovedAt)
+	}
+	if strings.Contains(rec.Reason, "approved by") {
+		t.Errorf("reason after the failed approval: %q; it was not approved", rec.Reason)
 	}
 	if !strings.HasPrefix(rec.Reason, waited) || !strings.Contains(rec.Reason, "approval by admin could not be played") ||
 		!strings.HasSuffix(rec.Reason, route) || strings.Count(rec.Reason, route) != 1 {
@@ -1253,6 +1258,13 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 		t.Fatalf("%s not in the list", id)
 		return one
 	}
+	// says checks that what's reason says note.
+	says := func(what string, got loaxa.CapAlert, note string) {
+		t.Helper()
+		if !strings.Contains(got.Reason, note) {
+			t.Errorf("%s: reason %q does not say %q", what, got.Reason, note)
+		}
+	}
 	withdrawnBy := func(what string, got loaxa.CapAlert, action string, by capAnswer, at time.Time) {
 		t.Helper()
 		w := got.Withdrawn
@@ -1270,6 +1282,7 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 	e.clock.Advance(10 * time.Minute)
 	c1 := e.postCap(msg(capXML("c1", "Actual", "12346", ref("p1")), "Cancel"), http.StatusCreated)
 	withdrawnBy("played, then cancelled", listed(p1.Alert.ID), "play", c1, t0.Add(10*time.Minute))
+	says("played, then cancelled", listed(p1.Alert.ID), "withdrawn by a later Cancel nchmf.gov.vn,c1 at 2026-03-02T05:10:00+07:00: it no longer sounds")
 	if got := listed(c1.Alert.ID); got.Withdrawn != nil {
 		t.Errorf("the Cancel itself: withdrawn %+v, want none", got.Withdrawn)
 	}
@@ -1279,6 +1292,7 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	u2 := e.postCap(msg(capXML("u2", "Actual", "12346", ref("p2")), "Update"), http.StatusCreated)
 	withdrawnBy("played, then updated", listed(p2.Alert.ID), "play", u2, t0.Add(11*time.Minute))
+	says("played, then updated", listed(p2.Alert.ID), "replaced by a later Update nchmf.gov.vn,u2 at 2026-03-02T05:11:00+07:00: it no longer sounds")
 	if got := listed(u2.Alert.ID); got.Action != "play" || got.Withdrawn != nil {
 		t.Errorf("the Update: %s, withdrawn %+v; want play, not withdrawn", got.Action, got.Withdrawn)
 	}
@@ -1294,6 +1308,7 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 		t.Errorf("approved: %s by %q, reason %q, withdrawn %+v; want approved by admin, why it waited, no approval route, not withdrawn",
 			got.Action, got.ApprovedBy, got.Reason, got.Withdrawn)
 	}
+	says("approved", got, "approved by admin at 2026-03-02T05:11:00+07:00")
 	u3 := e.postCap(msg(capXML("u3", "Actual", "12346", ref("p3")), "Update"), http.StatusCreated)
 	if got := listed(p3.Alert.ID); got.Withdrawn != nil {
 		t.Errorf("while its Update waits: withdrawn %+v, want none (it sounds on)", got.Withdrawn)
@@ -1301,6 +1316,8 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	e.call("POST", "/api/v1/cap/"+u3.Alert.ID+"/approve", e.admin, nil, http.StatusOK, nil)
 	withdrawnBy("approved, then its approved Update", listed(p3.Alert.ID), "approved", u3, t0.Add(12*time.Minute))
+	says("approved, then its approved Update", listed(p3.Alert.ID),
+		"approved by admin at 2026-03-02T05:11:00+07:00; replaced by a later Update nchmf.gov.vn,u3 at 2026-03-02T05:12:00+07:00: it no longer sounds")
 
 	// Waiting, then withdrawn by a Cancel: by which.
 	p4 := e.postCap(capXML("p4", "Actual", "12346"), http.StatusCreated)
@@ -1330,6 +1347,20 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 	}
 	if dup := e.postCap(capXML("old", "Actual", "12346"), http.StatusOK); dup.Alert.Reason != `event "Bão" is not on the auto-start list` {
 		t.Errorf("posted again, the answer's record: reason %q, want why it waited only", dup.Alert.Reason)
+	}
+
+	// One an older controller approved and saw withdrawn, whose reason
+	// says neither: the API says both, from what the record holds.
+	older := &loaxa.CapAlert{Key: "nchmf.gov.vn,older", Status: "Actual", MsgType: "Alert", Action: "approved", Targets: []string{"12346"},
+		Reason: `event "Bão" is not on the auto-start list`, ApprovedBy: "can-bo-huyen", ApprovedAt: t0.Add(-2 * time.Hour).UTC(),
+		Withdrawn: &loaxa.CapWithdrawal{By: c1.Alert.ID, Key: c1.Alert.Key, MsgType: "Cancel", At: t0.Add(-time.Hour).UTC()}}
+	if err := e.caps.CreateCapAlert(t.Context(), older); err != nil {
+		t.Fatal(err)
+	}
+	want := `event "Bão" is not on the auto-start list; approved by can-bo-huyen at 2026-03-02T03:00:00+07:00; ` +
+		"withdrawn by a later Cancel nchmf.gov.vn,c1 at 2026-03-02T04:00:00+07:00: it no longer sounds"
+	if got := listed(older.ID); got.Reason != want {
+		t.Errorf("approved and withdrawn under an older controller: reason %q, want %q", got.Reason, want)
 	}
 }
 
