@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -72,6 +73,127 @@ func indexCapReferences(tx *bbolt.Tx, step *upgradeStep) error {
 		}
 	}
 	return nil
+}
+
+// markWithdrawnCapAlerts (schema 10 → 11) marks the CAP alerts that a
+// later Cancel or Update withdrew before a record said so (Withdrawn), so
+// that GET /api/v1/cap tells an officer reading it after the storm which
+// warnings were called off, not "play" as if they still sounded. What
+// withdrew what follows from the records, by the rules the controller
+// withdraws by (controller/http withdrawCap): the alerts a stored Cancel
+// or Update references, of the same status (an Exercise withdraws only
+// exercises); the first that withdrew one stays. A sounding alert (or one
+// recorded only) is withdrawn by a Cancel when it came, and by an Update
+// when it played or was recorded (at once) or when it was approved; an
+// Update still waiting, or itself withdrawn, may have left it sounding,
+// and it is left unmarked. An alert waiting for approval is withdrawn when
+// the Cancel or Update came (its action is then cancelled), or when it
+// came itself, after them. An alert received after a Cancel of it that
+// still played (a controller older than that rule) is left unmarked: it
+// did sound. When is the withdrawing alert's arrival (or approval), which
+// is when the emergencies were stopped, to the second.
+func markWithdrawnCapAlerts(tx *bbolt.Tx, step *upgradeStep) error {
+	b := tx.Bucket(bucketCapAlerts)
+	// Only what decides a withdrawal is kept of each record: a year of a
+	// national feed's alerts, each with its XML, need not be in memory
+	// at once (BenchmarkOpenMarksWithdrawnCapAlerts).
+	var all []*capBrief
+	byKey := map[string]*capBrief{}
+	err := b.ForEach(func(k, v []byte) error {
+		step.read()
+		if len(k) == 0 || k[0] != 'c' {
+			return nil // the key and reference indexes, the lists
+		}
+		var a capBrief
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("CAP alert %s: %w", k, err)
+		}
+		all = append(all, &a)
+		byKey[a.Key] = &a
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b *capBrief) int { return capAge(a.ID, b.ID) }) // oldest first
+	var marked []*capBrief
+	for _, w := range all {
+		if w.MsgType != "Cancel" && w.MsgType != "Update" {
+			continue
+		}
+		for _, ref := range w.References {
+			old := byKey[ref]
+			if old == nil || old == w || old.Withdrawn != nil || old.Status != w.Status {
+				continue
+			}
+			at, ok := capWithdrawnAt(old, w)
+			if !ok {
+				continue
+			}
+			old.Withdrawn = &loaxa.CapWithdrawal{By: w.ID, Key: w.Key, MsgType: w.MsgType, At: at}
+			marked = append(marked, old)
+		}
+	}
+	for _, m := range marked {
+		var a loaxa.CapAlert
+		if _, err := getJSON(b, []byte(m.ID), &a); err != nil {
+			return fmt.Errorf("CAP alert %s: %w", m.ID, err)
+		}
+		a.Withdrawn = m.Withdrawn
+		if err := putJSON(b, []byte(a.ID), &a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// capBrief is what markWithdrawnCapAlerts reads of a stored CAP alert.
+type capBrief struct {
+	ID         string               `json:"id"`
+	Key        string               `json:"key"`
+	Status     string               `json:"status"`
+	MsgType    string               `json:"msg_type"`
+	References []string             `json:"references"`
+	Action     string               `json:"action"`
+	ReceivedAt time.Time            `json:"received_at"`
+	ApprovedAt time.Time            `json:"approved_at"`
+	Withdrawn  *loaxa.CapWithdrawal `json:"withdrawn"`
+}
+
+// capAge orders CAP alert ids as they were made: c000009 before c000010,
+// c999999 before c1000000.
+func capAge(a, b string) int { return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b)) }
+
+// capWithdrawnAt says whether w (a Cancel or Update referencing old, of
+// its status) withdrew old, and when (markWithdrawnCapAlerts). The actions
+// are controller/cap's and the approval's, which this package does not
+// import.
+func capWithdrawnAt(old, w *capBrief) (time.Time, bool) {
+	after := capAge(old.ID, w.ID) > 0
+	switch {
+	case old.Action == "pending":
+		return time.Time{}, false // still waits: nothing withdrew it
+	case old.Action == "cancelled" && after:
+		return old.ReceivedAt, true // withdrawn as it came, after w
+	case old.Action == "cancelled":
+		return w.ReceivedAt, true // its wait ended when w came
+	case after:
+		return time.Time{}, false // came after w and was not withdrawn: it sounded
+	case w.MsgType == "Cancel":
+		return w.ReceivedAt, true
+	}
+	switch w.Action { // an Update
+	case "approved":
+		if w.ApprovedAt.IsZero() {
+			return w.ReceivedAt, true
+		}
+		return w.ApprovedAt, true
+	case "pending", "cancelled":
+		// Waiting, it left old sounding; withdrawn, it cannot be told
+		// whether it came so (and withdrew old) or waited first.
+		return time.Time{}, false
+	}
+	return w.ReceivedAt, true
 }
 
 func capNotFound(id string) error {

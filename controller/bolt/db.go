@@ -138,19 +138,20 @@ var (
 // schemaVersion is the layout this code reads and writes. A file written by
 // a newer layout is refused rather than misread; an older one is brought up
 // to date by Open, in the transaction that reads the version (migrations).
-const schemaVersion = 10
+const schemaVersion = 11
 
 // migrations[v] brings a store of schema v to v+1 (upgrade.go).
 var migrations = map[uint64]migration{
-	1: {"mark the deliveries of drills", bucketEmergencies, markDrillDeliveries},
-	2: {"index of CAP references", bucketCapAlerts, indexCapReferences},
-	3: {"index of open deliveries", bucketDeliveries, indexOpenDeliveries},
-	4: {"index of live calls on air", bucketLiveCalls, indexLiveCallsOnAir},
-	5: {"index of running rollouts", bucketRollouts, indexRunningRollouts},
-	6: {"index of alarm ends", bucketAlarms, indexAlarmEnds},
-	7: {"index of alarm spans", bucketAlarms, indexAlarmSpans},
-	8: {"index of alarms by node and area", bucketAlarms, indexAlarmPlaces},
-	9: {"index of holidays by date and by delete", bucketHolidays, indexHolidays},
+	1:  {"mark the deliveries of drills", bucketEmergencies, markDrillDeliveries},
+	2:  {"index of CAP references", bucketCapAlerts, indexCapReferences},
+	3:  {"index of open deliveries", bucketDeliveries, indexOpenDeliveries},
+	4:  {"index of live calls on air", bucketLiveCalls, indexLiveCallsOnAir},
+	5:  {"index of running rollouts", bucketRollouts, indexRunningRollouts},
+	6:  {"index of alarm ends", bucketAlarms, indexAlarmEnds},
+	7:  {"index of alarm spans", bucketAlarms, indexAlarmSpans},
+	8:  {"index of alarms by node and area", bucketAlarms, indexAlarmPlaces},
+	9:  {"index of holidays by date and by delete", bucketHolidays, indexHolidays},
+	10: {"mark the CAP alerts a later Cancel or Update withdrew", bucketCapAlerts, markWithdrawnCapAlerts},
 }
 
 // markDrillDeliveries (schema 1 → 2) marks the deliveries of drill

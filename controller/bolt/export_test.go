@@ -277,6 +277,45 @@ func AsSchema9(db *DB) error {
 	return asSchema(db, 9, bucketHolidayDates, bucketHolidayPurge)
 }
 
+// AsSchema10 makes db look like a store of schema 10: CAP alerts a later
+// Cancel or Update withdrew are stored as they are (Withdrawn is kept: the
+// migration must leave one a newer controller marked as it is).
+func AsSchema10(db *DB) error {
+	return asSchema(db, 10)
+}
+
+// UnmarkCapWithdrawals takes Withdrawn off every stored CAP alert, as a
+// controller before it stored them.
+func UnmarkCapWithdrawals(db *DB) error {
+	return db.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCapAlerts)
+		var all []*loaxa.CapAlert
+		err := b.ForEach(func(k, v []byte) error {
+			if len(k) == 0 || k[0] != 'c' {
+				return nil
+			}
+			var a loaxa.CapAlert
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			if a.Withdrawn != nil {
+				a.Withdrawn = nil
+				all = append(all, &a)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, a := range all {
+			if err := putJSON(b, []byte(a.ID), a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // asSchema empties the buckets a later schema added and sets the version.
 func asSchema(db *DB, version uint64, added ...[]byte) error {
 	return db.db.Update(func(tx *bbolt.Tx) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,6 +263,89 @@ func benchmarkAlarmUpgrade(b *testing.B, asOld func(*bolt.DB) error) {
 	}
 }
 
+// TestOpenMarksWithdrawnCapAlerts: a store of schema 10 kept CAP alerts
+// that a later Cancel or Update withdrew as they were when they came, so
+// GET /api/v1/cap listed a typhoon warning the service called off as
+// "play", as if it still sounded. Open marks each with the alert that
+// withdrew it and when, as the controller does now when it withdraws one;
+// what was not withdrawn (an Update still waiting, a Cancel of the other
+// status, an alert that came after its Cancel and played) stays unmarked,
+// and one marked already keeps its mark.
+func TestOpenMarksWithdrawnCapAlerts(t *testing.T) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(t)
+	caps := bolt.NewCapService(db)
+	at := func(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
+	seq := 0
+	store := func(key, status, msgType, action string, refs ...string) *loaxa.CapAlert {
+		t.Helper()
+		seq++
+		a := &loaxa.CapAlert{Key: "nchmf.gov.vn," + key, Status: status, MsgType: msgType, Action: action,
+			ReceivedAt: at(seq), Targets: []string{"12346"}}
+		for _, r := range refs {
+			a.References = append(a.References, "nchmf.gov.vn,"+r)
+		}
+		must(t, caps.CreateCapAlert(ctx, a))
+		return a
+	}
+	p1 := store("p1", "Actual", "Alert", "play")
+	c1 := store("c1", "Actual", "Cancel", "cancel", "p1")
+	p2 := store("p2", "Actual", "Alert", "play")
+	u2 := store("u2", "Actual", "Update", "play", "p2")
+	p3 := store("p3", "Actual", "Alert", "approved")
+	u3 := store("u3", "Actual", "Update", "approved", "p3")
+	_, err := caps.UpdateCapAlert(ctx, u3.ID, func(a *loaxa.CapAlert) error { a.ApprovedAt = at(90); return nil })
+	must(t, err)
+	store("p4", "Actual", "Alert", "play")
+	store("u4", "Actual", "Update", "pending", "p4") // waits: p4 sounds on
+	p5 := store("p5", "Actual", "Alert", "cancelled")
+	c5 := store("c5", "Actual", "Cancel", "cancel", "p5")
+	c6 := store("c6", "Actual", "Cancel", "cancel", "p6")
+	p6 := store("p6", "Actual", "Alert", "cancelled") // came after its Cancel
+	store("p7", "Actual", "Alert", "play")
+	store("c7", "Exercise", "Cancel", "cancel", "p7") // a drill's Cancel does not stop a real warning
+	p8 := store("p8", "Actual", "Alert", "play")
+	u8 := store("u8", "Actual", "Update", "play", "p8")
+	c8 := store("c8", "Actual", "Cancel", "cancel", "p8", "u8") // p8's first withdrawal stays
+	store("c9", "Actual", "Cancel", "cancel", "p9")
+	store("p9", "Actual", "Alert", "play") // came after, under a controller that played it
+	p10 := store("p10", "Actual", "Alert", "play")
+	kept := &loaxa.CapWithdrawal{By: "c000099", Key: "nchmf.gov.vn,elsewhere", MsgType: "Cancel", At: at(120)}
+	_, err = caps.UpdateCapAlert(ctx, p10.ID, func(a *loaxa.CapAlert) error { a.Withdrawn = kept; return nil })
+	must(t, err)
+	store("c10", "Actual", "Cancel", "cancel", "p10")
+	store("p11", "Actual", "Alert", "pending")
+
+	must(t, bolt.AsSchema10(db))
+	must(t, db.Close())
+	must(t, db.Open())
+
+	want := map[string]*loaxa.CapWithdrawal{
+		p1.ID:  {By: c1.ID, Key: c1.Key, MsgType: "Cancel", At: c1.ReceivedAt},
+		p2.ID:  {By: u2.ID, Key: u2.Key, MsgType: "Update", At: u2.ReceivedAt},
+		p3.ID:  {By: u3.ID, Key: u3.Key, MsgType: "Update", At: at(90)},
+		p5.ID:  {By: c5.ID, Key: c5.Key, MsgType: "Cancel", At: c5.ReceivedAt},
+		p6.ID:  {By: c6.ID, Key: c6.Key, MsgType: "Cancel", At: p6.ReceivedAt},
+		p8.ID:  {By: u8.ID, Key: u8.Key, MsgType: "Update", At: u8.ReceivedAt},
+		u8.ID:  {By: c8.ID, Key: c8.Key, MsgType: "Cancel", At: c8.ReceivedAt},
+		p10.ID: kept,
+	}
+	all, err := caps.FindCapAlerts(ctx, 0)
+	must(t, err)
+	if len(all) != seq {
+		t.Fatalf("%d CAP alerts after the upgrade, want %d", len(all), seq)
+	}
+	for _, a := range all {
+		w, ok := want[a.ID]
+		switch {
+		case !ok && a.Withdrawn != nil:
+			t.Errorf("%s (%s, %s) marked withdrawn %+v; it was not", a.ID, a.Key, a.Action, a.Withdrawn)
+		case ok && (a.Withdrawn == nil || a.Withdrawn.By != w.By || a.Withdrawn.Key != w.Key || a.Withdrawn.MsgType != w.MsgType || !a.Withdrawn.At.Equal(w.At)):
+			t.Errorf("%s (%s, %s) withdrawn %+v, want %+v", a.ID, a.Key, a.Action, a.Withdrawn, w)
+		}
+	}
+}
+
 // TestOpenIndexesHolidays: a store of schema 9 has its holidays indexed
 // by Open, so that an add still finds the twin on the calendar, a deleted
 // one frees its date, and the deleted ones that never stood on their day
@@ -299,5 +383,48 @@ func TestOpenIndexesHolidays(t *testing.T) {
 	}
 	if want := []string{stood.ID, standing.ID, "h000004"}; !slices.Equal(ids, want) {
 		t.Errorf("holidays kept after the purge: %v, want %v (%s, deleted before its day, purged)", ids, want, never.ID)
+	}
+}
+
+// BenchmarkOpenMarksWithdrawnCapAlerts: the start that brings a store of
+// schema 10 holding a busy year's CAP alerts up to date: 10,000 alerts,
+// each with 4 KB of XML as received, half of them played and then
+// withdrawn by the other half (Cancels and Updates), all marked.
+func BenchmarkOpenMarksWithdrawnCapAlerts(b *testing.B) {
+	ctx := context.Background()
+	db, _ := MustOpenDB(b)
+	caps := bolt.NewCapService(db)
+	xml := strings.Repeat("<alert/>", 512)
+	const n = 10_000
+	for i := range n / 2 {
+		key := fmt.Sprintf("nchmf.gov.vn,p%d", i)
+		must(b, caps.CreateCapAlert(ctx, &loaxa.CapAlert{Key: key, Status: "Actual", MsgType: "Alert", Action: "play",
+			Targets: []string{"12346"}, ReceivedAt: t0, XML: xml}))
+		w := &loaxa.CapAlert{Key: fmt.Sprintf("nchmf.gov.vn,w%d", i), Status: "Actual", MsgType: "Cancel", Action: "cancel",
+			References: []string{key}, ReceivedAt: t0.Add(time.Minute), XML: xml}
+		if i%2 == 1 {
+			w.MsgType, w.Action, w.Targets = "Update", "play", []string{"12346"}
+		}
+		must(b, caps.CreateCapAlert(ctx, w))
+	}
+	for b.Loop() {
+		b.StopTimer()
+		must(b, bolt.UnmarkCapWithdrawals(db))
+		must(b, bolt.AsSchema10(db))
+		must(b, db.Close())
+		b.StartTimer()
+		must(b, db.Open())
+	}
+	b.StopTimer()
+	all, err := caps.FindCapAlerts(ctx, 0)
+	must(b, err)
+	marked := 0
+	for _, a := range all {
+		if a.Withdrawn != nil {
+			marked++
+		}
+	}
+	if marked != n/2 {
+		b.Fatalf("%d of %d alerts marked withdrawn, want %d", marked, n, n/2)
 	}
 }

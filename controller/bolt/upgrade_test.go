@@ -46,12 +46,12 @@ func TestOpenReportsUpgradeProgress(t *testing.T) {
 
 	steps := map[uint64][]bolt.Upgrade{}
 	for _, u := range heard {
-		if u.To != 10 {
-			t.Errorf("report %+v: To %d, want 10", u, u.To)
+		if u.To != 11 {
+			t.Errorf("report %+v: To %d, want 11", u, u.To)
 		}
 		steps[u.From] = append(steps[u.From], u)
 	}
-	for from := uint64(3); from < 10; from++ {
+	for from := uint64(3); from < 11; from++ {
 		if len(steps[from]) < 2 {
 			t.Errorf("step %d → %d: reports %+v, want at least its start and end", from, from+1, steps[from])
 		}
@@ -89,7 +89,7 @@ func TestOpenReportsUpgradeProgress(t *testing.T) {
 	if between == 0 {
 		t.Errorf("reports of the deliveries' step %+v: none while it was under way", del)
 	}
-	for _, want := range []string{"store: upgrading the schema", `step="schema 3 → 4 of 10"`, `what="index of open deliveries"`, "total=3000", "store: brought up to date"} {
+	for _, want := range []string{"store: upgrading the schema", `step="schema 3 → 4 of 11"`, `what="index of open deliveries"`, "total=3000", "store: brought up to date"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log\n%s\nwant %q", log.String(), want)
 		}
