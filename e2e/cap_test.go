@@ -214,7 +214,9 @@ func TestCapFeedPolled(t *testing.T) {
 // alerted both communes: every fleet stood on one grid whatever its area.
 // Each area's boxes now stand at a place of their own, and a circle around
 // one commune's boxes maps to that commune only, through the real
-// controller and fleets.
+// controller and fleets; played (its event on the auto-start list), it
+// reaches that commune's clusters and no other's, and a polygon around the
+// other commune's boxes reaches theirs only.
 func TestCapCircleAroundASimulatedCommune(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
@@ -224,33 +226,98 @@ func TestCapCircleAroundASimulatedCommune(t *testing.T) {
 	c.CreateArea("12347", "Xã Tiên Minh", "318")
 	startFleet(t, c, "thang", "12346", 3)
 	startFleet(t, c, "minh", "12347", 3)
+	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lốc xoáy"}}, nil)
 
-	var in struct{ Nodes []loaxa.Node }
-	c.MustDo("GET", "/api/v1/nodes?area=12346", nil, &in)
-	if len(in.Nodes) != 3 {
-		t.Fatalf("%d nodes in 12346, want the fleet's 3", len(in.Nodes))
+	boxes := func(area string) []loaxa.Node {
+		t.Helper()
+		var in struct{ Nodes []loaxa.Node }
+		c.MustDo("GET", "/api/v1/nodes?area="+area, nil, &in)
+		if len(in.Nodes) != 3 {
+			t.Fatalf("%d nodes in %s, want the fleet's 3", len(in.Nodes), area)
+		}
+		return in.Nodes
 	}
-	var lat, lon float64
-	for _, n := range in.Nodes {
-		lat, lon = lat+n.Lat/3, lon+n.Lon/3
-	}
-	// 1 km around their middle holds the three boxes (220 m apart).
-	now := time.Now()
-	doc := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+	capDoc := func(id, shape string) string {
+		now := time.Now()
+		return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
- <identifier>circle-1</identifier><sender>nchmf.gov.vn</sender><sent>%s</sent>
+ <identifier>%s</identifier><sender>nchmf.gov.vn</sender><sent>%s</sent>
  <status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
  <info><language>vi-VN</language><category>Met</category><event>Lốc xoáy</event><urgency>Immediate</urgency>
   <severity>Extreme</severity><certainty>Observed</certainty><expires>%s</expires>
   <headline>Lốc xoáy</headline><instruction>Vào nhà</instruction>
-  <area><areaDesc>Quanh xã Tiên Thắng</areaDesc><circle>%.6f,%.6f 1</circle></area></info>
-</alert>`, now.Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), lat, lon)
-	status, out := postCap(t, c, doc)
-	alert, _ := out["alert"].(map[string]any)
-	if status != http.StatusCreated || alert == nil {
-		t.Fatalf("circle alert: %d %v", status, out)
+  <area><areaDesc>Quanh các cụm loa</areaDesc>%s</area></info>
+</alert>`, id, now.Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339), shape)
 	}
-	if got := fmt.Sprint(alert["targets"]); got != "[12346]" {
-		t.Errorf("a circle around 12346's clusters targets %s, want [12346] only", got)
+	// reaches posts doc, and checks that it maps to area only, and that
+	// its emergency reaches area's three clusters and is sent to no other.
+	reaches := func(what, doc, area string) string {
+		t.Helper()
+		status, out := postCap(t, c, doc)
+		alert, _ := out["alert"].(map[string]any)
+		id := capEmergency(out)
+		if status != http.StatusCreated || alert == nil || out["action"] != "play" || id == "" {
+			t.Fatalf("%s: %d %v", what, status, out)
+		}
+		if got := fmt.Sprint(alert["targets"]); got != "["+area+"]" {
+			t.Errorf("%s targets %s, want [%s] only", what, got, area)
+		}
+		rig.Eventually(t, 30*time.Second, what+" reaches every cluster it went to", func() bool {
+			sum := report(c, id).Summary
+			return sum.Targeted > 0 && sum.Reached == sum.Targeted
+		})
+		rep := report(c, id)
+		var nodes []string
+		for _, n := range rep.Nodes {
+			nodes = append(nodes, n.Area+"/"+n.Node)
+			if n.Area != area {
+				t.Errorf("%s was sent to %s of %s, outside it", what, n.Node, n.Area)
+			}
+		}
+		if rep.Summary.Targeted != 3 || len(rep.Nodes) != 3 {
+			t.Errorf("%s: %d clusters targeted (%v), want %s's 3", what, rep.Summary.Targeted, nodes, area)
+		}
+		return id
+	}
+
+	// 1 km around the middle of 12346's boxes (220 m apart) holds them.
+	var lat, lon float64
+	for _, n := range boxes("12346") {
+		lat, lon = lat+n.Lat/3, lon+n.Lon/3
+	}
+	circle := reaches("a circle around 12346's clusters", capDoc("circle-1", fmt.Sprintf("<circle>%.6f,%.6f 1</circle>", lat, lon)), "12346")
+
+	// A polygon 300 m around 12347's boxes.
+	south, west, north, east := 90.0, 180.0, -90.0, -180.0
+	for _, n := range boxes("12347") {
+		south, west, north, east = min(south, n.Lat), min(west, n.Lon), max(north, n.Lat), max(east, n.Lon)
+	}
+	const m300 = 0.003
+	south, west, north, east = south-m300, west-m300, north+m300, east+m300
+	polygon := reaches("a polygon around 12347's clusters", capDoc("polygon-1", fmt.Sprintf("<polygon>%[1]f,%[2]f %[1]f,%[4]f %[3]f,%[4]f %[3]f,%[2]f %[1]f,%[2]f</polygon>",
+		south, west, north, east)), "12347")
+
+	// Each commune's clusters told of their own alert only: 12347's had
+	// the circle's before the polygon's, had it been sent to them.
+	for area, alerts := range map[string][2]string{"12346": {circle, polygon}, "12347": {polygon, circle}} {
+		own, other := alerts[0], alerts[1]
+		var evs struct{ Events []map[string]any }
+		c.MustDo("GET", "/api/v1/events?area="+area, nil, &evs)
+		ownSeen := 0
+		var strays []string
+		for _, ev := range evs.Events {
+			if strings.Contains(fmt.Sprint(ev), other) {
+				strays = append(strays, fmt.Sprintf("%v %v", ev["node"], ev["type"]))
+			}
+			if strings.Contains(fmt.Sprint(ev), own) {
+				ownSeen++
+			}
+		}
+		if len(strays) > 0 {
+			t.Errorf("%s's clusters reported the other commune's alert %s: %v", area, other, strays)
+		}
+		if ownSeen < 3 {
+			t.Errorf("%s's clusters reported %d events of their own alert %s, want one from each at least (%d events)", area, ownSeen, own, len(evs.Events))
+		}
 	}
 }
