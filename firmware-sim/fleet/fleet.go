@@ -68,18 +68,23 @@ const (
 // too. The controller keeps no position for an area (loaxa.Area has none),
 // so the place is spread from the area's code: a numeric code (the
 // official ones) modulo the places, so sibling communes, whose codes
-// follow each other, stand side by side and never on one place; another
-// code by its FNV-1a hash. Places form a grid of 12 rows and 16 columns
-// 0.04° (about 4.4 km, a commune's width) apart, over Hải Phòng's
-// mainland from its south-west corner.
+// follow each other, stand side by side, and no two codes less than 1,024
+// apart stand on one place (a province's communes mostly are: Hải Phòng's
+// lay within about 650 before the 2025 merger); another code by its FNV-1a
+// hash. Codes further apart, or a hashed one, may share a place. Places
+// form a grid of 32 rows and 32 columns 0.04° (about 4.4 km, a commune's
+// width) apart, centred on Hải Phòng (it reaches into the
+// neighbouring provinces and the sea: the places are for telling areas
+// apart, not a map). The grid was 12 × 16, over Hải Phòng's mainland
+// only: codes 192 apart (11527 and 11719 for one) shared a place.
 // An area's boxes stand from its place in rows of 10, 0.002° (about 220 m)
-// apart, so 200 of them fill the place and keep 2 km from the next area's;
-// a larger fleet runs on into the places north of it.
+// apart: up to 100 of them (10 rows) keep 2 km from the places around it;
+// a larger fleet runs on towards and into the places north of it.
 const (
-	baseLat, baseLon = 20.55, 106.40
+	baseLat, baseLon = 20.24, 106.06
 	placeStep        = 0.04
-	placeRows        = 12
-	placeColumns     = 16
+	placeRows        = 32
+	placeColumns     = 32
 	boxStep          = 0.002
 	boxColumns       = 10
 )

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -595,13 +596,15 @@ func TestEachAreaHasItsOwnPlace(t *testing.T) {
 		slices.SortFunc(out, func(a, b [2]float64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
 		return out
 	}
-	areas := []string{"12346", "12347", "12348", "xa-an-lu"}
+	// 11527 and 11719, two communes of Hải Phòng 192 codes apart, shared
+	// a place on the 12 × 16 grid of 06f48d9.
+	areas := []string{"12346", "12347", "12348", "xa-an-lu", "11527", "11719"}
 	placed := map[string][][2]float64{}
 	for _, a := range areas {
 		placed[a] = boxes(a, "p"+a)
 		for _, p := range placed[a] {
-			if p[0] < 20.5 || p[0] > 21.05 || p[1] < 106.35 || p[1] > 107.05 {
-				t.Fatalf("area %s: a box at %v, want one in Hải Phòng", a, p)
+			if p[0] < 20.2 || p[0] > 21.5 || p[1] < 106.0 || p[1] > 107.35 {
+				t.Fatalf("area %s: a box at %v, want one on the grid around Hải Phòng", a, p)
 			}
 		}
 	}
@@ -619,6 +622,48 @@ func TestEachAreaHasItsOwnPlace(t *testing.T) {
 			if closest < 2 {
 				t.Errorf("areas %s and %s: boxes %.2f km apart, want at least 2 km", a, b, closest)
 			}
+		}
+	}
+}
+
+// TestCodesLessThan1024ApartNeverShareAPlace: a province's communes have
+// official codes within a few hundred of each other (Hải Phòng's from
+// about 11290 to 11940 before the 2025 merger); on the grid of 06f48d9
+// (192 places) every code shared its place with those 192 apart, so two
+// fleets for two communes of one province could stand on one place. Now
+// no two codes less than 1,024 apart do, and a fleet of 100 boxes keeps
+// 2 km from the boxes of the places around its own.
+func TestCodesLessThan1024ApartNeverShareAPlace(t *testing.T) {
+	seen := map[[2]float64]string{}
+	for code := 11290; code < 11290+1024; code++ {
+		lat, lon := areaPlace(strconv.Itoa(code))
+		p := [2]float64{math.Round(lat * 1e6), math.Round(lon * 1e6)}
+		if other, ok := seen[p]; ok {
+			t.Fatalf("areas %s and %d stand on one place (%.2f, %.2f)", other, code, lat, lon)
+		}
+		seen[p] = strconv.Itoa(code)
+	}
+	// 11527's place is inside the grid: its neighbours are the places
+	// of 11526, 11528 (west, east), 11495 and 11559 (south, north), and
+	// the four corners between.
+	boxes := func(area string) [][2]float64 {
+		var out [][2]float64
+		for i := range 100 {
+			lat, lon := boxPosition(area, i)
+			out = append(out, [2]float64{lat, lon})
+		}
+		return out
+	}
+	mine := boxes("11527")
+	for _, other := range []int{11526, 11528, 11495, 11559, 11494, 11496, 11558, 11560} {
+		closest := math.Inf(1)
+		for _, p := range mine {
+			for _, q := range boxes(strconv.Itoa(other)) {
+				closest = min(closest, distanceKM(p, q))
+			}
+		}
+		if closest < 2 {
+			t.Errorf("100 boxes of 11527 and of %d: %.2f km apart, want at least 2 km", other, closest)
 		}
 	}
 }
