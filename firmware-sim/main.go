@@ -44,10 +44,12 @@ func main() {
 }
 
 const usage = `usage: firmware-sim fleet --controller URL --token TOKEN --nodes N --area AREA [--prefix sim] [--data DIR] [--control ADDR] [--ca PEM]
-                          [--enrol-workers 8] [--sound-log FILE] [--pprof ADDR] [--alert-prepare 10s]
+                          [--place LAT,LON] [--enrol-workers 8] [--sound-log FILE] [--pprof ADDR] [--alert-prepare 10s]
 
 Enrols N simulated speaker boxes with the controller and runs a node agent
-for each until interrupted (Ctrl-C or SIGTERM).`
+for each until interrupted (Ctrl-C or SIGTERM). The boxes stand in rows of
+10 about 220 m apart from a place that follows from the area's code, or
+from --place.`
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -74,6 +76,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.Token, "token", "", "bearer token of a user who may enrol nodes in the area (env LOAXA_TOKEN, preferred)")
 	fs.IntVar(&cfg.Nodes, "nodes", 0, "how many boxes to simulate (env LOAXA_NODES)")
 	fs.StringVar(&cfg.Area, "area", "", "area id the boxes are enrolled in (env LOAXA_AREA)")
+	fs.Var(placeFlag{&cfg.Place}, "place", "where the first box stands, LAT,LON in degrees (e.g. 20.86,106.68), the others in rows of 10 northwards; default a place that follows from the area's code (env LOAXA_PLACE)")
 	fs.StringVar(&cfg.Prefix, "prefix", fleet.DefaultPrefix, "node id prefix: PREFIX-0001, PREFIX-0002, … (env LOAXA_PREFIX)")
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for each node's credentials and store; empty keeps stores in memory (env LOAXA_DATA)")
 	fs.StringVar(&logLevel, "log-level", "info", "fleet log level: debug, info, warn or error (env LOAXA_LOG_LEVEL)")
@@ -101,7 +104,7 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 		"prefix": "LOAXA_PREFIX", "data": "LOAXA_DATA", "log-level": "LOAXA_LOG_LEVEL",
 		"agent-log-level": "LOAXA_AGENT_LOG_LEVEL", "wait": "LOAXA_WAIT", "control": "LOAXA_CONTROL",
 		"enrol-workers": "LOAXA_ENROL_WORKERS", "sound-log": "LOAXA_SOUND_LOG", "pprof": "LOAXA_PPROF", "alert-prepare": "LOAXA_ALERT_PREPARE",
-		"ca": "LOAXA_CA",
+		"ca": "LOAXA_CA", "place": "LOAXA_PLACE",
 	} {
 		if v := getenv(env); v != "" && !set[name] {
 			if err := fs.Set(name, v); err != nil {
@@ -207,6 +210,32 @@ func runFleet(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "firmware-sim: stopped %s\n", count(len(f.Sims()), "node", "nodes"))
 	return 0
+}
+
+// placeFlag is --place LAT,LON.
+type placeFlag struct{ p **fleet.Place }
+
+func (f placeFlag) String() string {
+	if f.p == nil || *f.p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%v,%v", (*f.p).Lat, (*f.p).Lon)
+}
+
+func (f placeFlag) Set(s string) error {
+	lat, lon, ok := strings.Cut(s, ",")
+	if !ok {
+		return errors.New("want LAT,LON in degrees, e.g. 20.86,106.68")
+	}
+	var p fleet.Place
+	var err1, err2 error
+	p.Lat, err1 = strconv.ParseFloat(strings.TrimSpace(lat), 64)
+	p.Lon, err2 = strconv.ParseFloat(strings.TrimSpace(lon), 64)
+	if err1 != nil || err2 != nil {
+		return errors.New("want LAT,LON in degrees, e.g. 20.86,106.68")
+	}
+	*f.p = &p
+	return nil
 }
 
 // count says n things in English: "1 node", "2 nodes".

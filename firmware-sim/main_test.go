@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,6 +68,9 @@ func TestUsageErrors(t *testing.T) {
 		{"enrol workers from env", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa"}, map[string]string{"LOAXA_ENROL_WORKERS": "-2"}, exitUsage, "--enrol-workers -2"},
 		{"sound log unwritable", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--sound-log", "/nonexistent/dir/sounds"}, nil, exitFailure, "--sound-log"},
 		{"bad alert prepare", []string{"fleet", "--alert-prepare", "soon"}, nil, exitUsage, "invalid value \"soon\" for flag -alert-prepare"},
+		{"place not a position", []string{"fleet", "--place", "north"}, nil, exitUsage, "invalid value \"north\" for flag -place: want LAT,LON"},
+		{"place not numbers", []string{"fleet"}, map[string]string{"LOAXA_PLACE": "20.8,east"}, exitUsage, "LOAXA_PLACE=\"20.8,east\""},
+		{"place off the globe", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--place", "106.68,20.86"}, nil, exitFailure, "place 106.68,20.86: want a latitude from -90 to 90"},
 		{"bad pprof address", []string{"fleet", "--controller", "http://x", "--nodes", "1", "--area", "xa", "--pprof", "nowhere"}, nil, exitFailure, "--pprof nowhere"},
 	}
 	for _, tt := range tests {
@@ -213,6 +217,43 @@ func TestFleetRunsUntilInterrupted(t *testing.T) {
 				}
 			case <-time.After(15 * time.Second):
 				t.Fatal("fleet did not stop within 15s of the interrupt")
+			}
+		})
+	}
+}
+
+// TestPlaceStandsTheBoxes: --place (or LOAXA_PLACE) is where the first box
+// stands, and the fleet says so as it runs.
+func TestPlaceStandsTheBoxes(t *testing.T) {
+	for name, c := range map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"flag": {[]string{"--place", "20.7,106.55"}, nil},
+		"env":  {nil, map[string]string{"LOAXA_PLACE": "20.7, 106.55"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			controller, _ := fakeController(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out, errOut syncbuf.Buffer
+			done := make(chan int, 1)
+			e := map[string]string{"LOAXA_CONTROLLER": controller, "LOAXA_TOKEN": "tok"}
+			maps.Copy(e, c.env)
+			go func() {
+				done <- run(ctx, append([]string{"fleet", "--nodes", "1", "--area", "xa-an-lu", "--wait", "0s"}, c.args...), env(e), &out, &errOut)
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(out.String(), "running") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no summary within 10s; stdout %q, stderr %q", out.String(), errOut.String())
+				}
+				time.Sleep(10 * time.Millisecond) // polling interval
+			}
+			cancel()
+			<-done
+			if !strings.Contains(errOut.String(), "fleet: running") || !strings.Contains(errOut.String(), "lat=20.7 lon=106.55") {
+				t.Fatalf("stderr %q: want the fleet running from lat=20.7 lon=106.55", errOut.String())
 			}
 		})
 	}

@@ -29,6 +29,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -89,6 +90,11 @@ const (
 	boxColumns       = 10
 )
 
+// Place is a position: where a fleet's first box stands (Config.Place).
+type Place struct {
+	Lat, Lon float64
+}
+
 // areaPlace is where the boxes of area start: the same in every run and
 // every process, so fleets started apart for one area stand together.
 func areaPlace(area string) (lat, lon float64) {
@@ -104,11 +110,23 @@ func areaPlace(area string) (lat, lon float64) {
 	return baseLat + float64(k/placeColumns)*placeStep, baseLon + float64(k%placeColumns)*placeStep
 }
 
-// boxPosition is where the i-th box (from 0) of area stands.
-func boxPosition(area string, i int) (lat, lon float64) {
-	lat, lon = areaPlace(area)
-	return lat + float64(i/boxColumns)*boxStep, lon + float64(i%boxColumns)*boxStep
+// start is where the fleet's first box stands: Place, or the area's place.
+func (c Config) start() Place {
+	if c.Place != nil {
+		return *c.Place
+	}
+	lat, lon := areaPlace(c.Area)
+	return Place{lat, lon}
 }
+
+// boxPosition is where the i-th box (from 0) of a fleet starting at p
+// stands, to the micro-degree (about 10 cm): the console and the logs
+// show 20.64, not 20.639999999999997.
+func boxPosition(p Place, i int) (lat, lon float64) {
+	return roundMicro(p.Lat + float64(i/boxColumns)*boxStep), roundMicro(p.Lon + float64(i%boxColumns)*boxStep)
+}
+
+func roundMicro(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 
 // Config describes a fleet. Controller, Nodes and Area are required; Token
 // is required unless DataDir holds saved credentials for every node.
@@ -121,6 +139,12 @@ type Config struct {
 	Nodes int
 	// Area is the area id every node is enrolled in.
 	Area string
+	// Place, if set, is where the first box stands instead of the place
+	// that follows from Area (see areaPlace): the boxes stand from it in
+	// rows of 10 northwards, 0.002° apart. For two areas whose codes
+	// share a place, or to stand a fleet where a real alert's area lies.
+	// Boxes enrolled in an earlier run (DataDir) keep where they stood.
+	Place *Place
 	// Prefix starts every node id: <prefix>-0001, <prefix>-0002, … (default "sim").
 	Prefix string
 	// DataDir keeps each node's credentials and bbolt store in
@@ -298,7 +322,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	// Where its boxes begin, to draw a CAP circle or polygon around them
 	// (boxes enrolled in an earlier run keep the position they had).
-	lat, lon := areaPlace(cfg.Area)
+	lat, lon := boxPosition(cfg.start(), 0)
 	f.log.Info("fleet: running", "nodes", len(f.sims), "enrolled", f.enrolled, "reused", f.reused, "area", cfg.Area,
 		"lat", lat, "lon", lon)
 	return f, nil
@@ -322,6 +346,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := protocol.CheckID(nodeID(c.Prefix, max(c.Nodes, 1))); err != nil {
 		errs = append(errs, fmt.Errorf("prefix %q does not make valid node ids: %w", c.Prefix, err))
+	}
+	if p := c.Place; p != nil {
+		// The last box stands furthest north and east.
+		lat, lon := boxPosition(*p, max(c.Nodes, 1)-1)
+		if math.IsNaN(p.Lat) || math.IsNaN(p.Lon) || p.Lat < -90 || lat > 90 || p.Lon < -180 || lon > 180 {
+			errs = append(errs, fmt.Errorf("place %v,%v: want a latitude from -90 to 90 and a longitude from -180 to 180, for the last box too (%.3f,%.3f)", p.Lat, p.Lon, lat, lon))
+		}
 	}
 	if c.Board == (board.Config{}) {
 		c.Board = board.DefaultConfig()
@@ -380,7 +411,7 @@ func (f *Fleet) enrolAll(ctx context.Context) ([]*protocol.Credentials, error) {
 					return nil
 				}
 			}
-			lat, lon := boxPosition(cfg.Area, i)
+			lat, lon := boxPosition(cfg.start(), i)
 			c, err := e.enrol(gctx, enrolRequest{
 				ID:   id,
 				Name: fmt.Sprintf("Simulated box %d (%s)", i+1, cfg.Prefix),

@@ -521,6 +521,9 @@ func TestConfigErrors(t *testing.T) {
 		{"impossible board", func(c *Config) { c.Board.BatteryFullVolts = 1 }, "board config"},
 		{"more nodes than files", func(c *Config) { c.Nodes, c.DataDir = 50_000_000, t.TempDir() }, "open files"},
 		{"controller CA not PEM", func(c *Config) { c.ControllerCA = "not a certificate" }, "controller CA"},
+		{"place off the globe", func(c *Config) { c.Place = &Place{91, 106.5} }, "place 91,106.5"},
+		{"place not a number", func(c *Config) { c.Place = &Place{math.NaN(), 106.5} }, "place NaN"},
+		{"last box off the globe", func(c *Config) { c.Place, c.Nodes = &Place{89.99, 106.5}, 100 }, "for the last box too (90.008,"},
 		{"controller CA and a client", func(c *Config) {
 			c.ControllerCA, c.HTTPClient = "not a certificate", http.DefaultClient
 		}, "not both"},
@@ -626,6 +629,31 @@ func TestEachAreaHasItsOwnPlace(t *testing.T) {
 	}
 }
 
+// TestAFleetStandsWhereItIsTold: two areas whose codes are 1,024 apart
+// (or two hashed codes) share a place, and a fleet could not be stood
+// where a real alert's area lies; Config.Place (--place) puts its first
+// box there, the others in rows of 10 northwards.
+func TestAFleetStandsWhereItIsTold(t *testing.T) {
+	ctl := newController(t, deadBroker(t))
+	f, err := Start(context.Background(), Config{Controller: ctl.srv.URL, Token: token, Nodes: 12, Area: "12346",
+		Place: &Place{20.7, 106.55}, Tune: fastAgents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]float64{}
+	for _, r := range ctl.enrolments() {
+		got[r.ID] = [2]float64{r.Lat, r.Lon}
+	}
+	for id, want := range map[string][2]float64{"sim-0001": {20.7, 106.55}, "sim-0010": {20.7, 106.568}, "sim-0011": {20.702, 106.55}, "sim-0012": {20.702, 106.552}} {
+		if p, ok := got[id]; !ok || math.Abs(p[0]-want[0]) > 1e-9 || math.Abs(p[1]-want[1]) > 1e-9 {
+			t.Errorf("%s enrolled at %v (found %v), want %v", id, p, ok, want)
+		}
+	}
+}
+
 // TestCodesLessThan1024ApartNeverShareAPlace: a province's communes have
 // official codes within a few hundred of each other (Hải Phòng's from
 // about 11290 to 11940 before the 2025 merger); on the grid of 06f48d9
@@ -648,8 +676,9 @@ func TestCodesLessThan1024ApartNeverShareAPlace(t *testing.T) {
 	// the four corners between.
 	boxes := func(area string) [][2]float64 {
 		var out [][2]float64
+		start := Config{Area: area}.start()
 		for i := range 100 {
-			lat, lon := boxPosition(area, i)
+			lat, lon := boxPosition(start, i)
 			out = append(out, [2]float64{lat, lon})
 		}
 		return out
