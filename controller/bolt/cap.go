@@ -82,11 +82,14 @@ func indexCapReferences(tx *bbolt.Tx, step *upgradeStep) error {
 // withdrew what follows from the records, by the rules the controller
 // withdraws by (controller/http withdrawCap): the alerts a stored Cancel
 // or Update references, of the same status (an Exercise withdraws only
-// exercises); the first that withdrew one stays. A sounding alert (or one
-// recorded only) is withdrawn by a Cancel when it came, and by an Update
-// when it played or was recorded (at once) or when it was approved; an
-// Update still waiting, or itself withdrawn, may have left it sounding,
-// and it is left unmarked. An alert waiting for approval is withdrawn when
+// exercises); the first that withdrew one stays. A sounding alert is
+// withdrawn by a Cancel when it came, and by an Update when it played or
+// was recorded (at once), when it was approved, or when it came after a
+// Cancel or Update of itself (withdrawn as it came, it withdrew what it
+// references then); an Update still waiting, or withdrawn while it
+// waited, left it sounding, and it is left unmarked. An alert that did
+// not sound (recorded only, no emergency) is withdrawn by either when it
+// came. An alert waiting for approval is withdrawn when
 // the Cancel or Update came (its action is then cancelled), or when it
 // came itself, after them. An alert received after a Cancel of it that
 // still played (a controller older than that rule) is left unmarked: it
@@ -155,6 +158,7 @@ type capBrief struct {
 	MsgType    string               `json:"msg_type"`
 	References []string             `json:"references"`
 	Action     string               `json:"action"`
+	Emergency  string               `json:"emergency"`
 	ReceivedAt time.Time            `json:"received_at"`
 	ApprovedAt time.Time            `json:"approved_at"`
 	Withdrawn  *loaxa.CapWithdrawal `json:"withdrawn"`
@@ -181,16 +185,25 @@ func capWithdrawnAt(old, w *capBrief) (time.Time, bool) {
 		return time.Time{}, false // came after w and was not withdrawn: it sounded
 	case w.MsgType == "Cancel":
 		return w.ReceivedAt, true
+	case old.Emergency == "":
+		return w.ReceivedAt, true // it did not sound: withdrawn as w came
 	}
-	switch w.Action { // an Update
+	switch w.Action { // an Update of a sounding alert
 	case "approved":
 		if w.ApprovedAt.IsZero() {
 			return w.ReceivedAt, true
 		}
 		return w.ApprovedAt, true
-	case "pending", "cancelled":
-		// Waiting, it left old sounding; withdrawn, it cannot be told
-		// whether it came so (and withdrew old) or waited first.
+	case "pending":
+		return time.Time{}, false // waiting, it left old sounding
+	case "cancelled":
+		// Withdrawn as it came, by an alert older than itself (its own
+		// Cancel or Update came first: marked so by now, as the alerts are
+		// taken oldest first), it withdrew old then; withdrawn while it
+		// waited, it left old sounding.
+		if ww := w.Withdrawn; ww != nil && ww.By != "" && capAge(ww.By, w.ID) < 0 {
+			return w.ReceivedAt, true
+		}
 		return time.Time{}, false
 	}
 	return w.ReceivedAt, true

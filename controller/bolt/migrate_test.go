@@ -268,9 +268,11 @@ func benchmarkAlarmUpgrade(b *testing.B, asOld func(*bolt.DB) error) {
 // GET /api/v1/cap listed a typhoon warning the service called off as
 // "play", as if it still sounded. Open marks each with the alert that
 // withdrew it and when, as the controller does now when it withdraws one;
-// what was not withdrawn (an Update still waiting, a Cancel of the other
-// status, an alert that came after its Cancel and played) stays unmarked,
-// and one marked already keeps its mark.
+// what was not withdrawn (an Update still waiting, or withdrawn while it
+// waited, a Cancel of the other status, an alert that came after its
+// Cancel and played) stays unmarked, and one marked already keeps its
+// mark. An alert that did not sound is withdrawn by a waiting Update, and
+// an Update that came after its own Cancel withdrew what it references.
 func TestOpenMarksWithdrawnCapAlerts(t *testing.T) {
 	ctx := context.Background()
 	db, _ := MustOpenDB(t)
@@ -282,6 +284,9 @@ func TestOpenMarksWithdrawnCapAlerts(t *testing.T) {
 		seq++
 		a := &loaxa.CapAlert{Key: "nchmf.gov.vn," + key, Status: status, MsgType: msgType, Action: action,
 			ReceivedAt: at(seq), Targets: []string{"12346"}}
+		if action == "play" || action == "drill" || action == "approved" {
+			a.Emergency = "e-" + key // it sounds
+		}
 		for _, r := range refs {
 			a.References = append(a.References, "nchmf.gov.vn,"+r)
 		}
@@ -315,6 +320,19 @@ func TestOpenMarksWithdrawnCapAlerts(t *testing.T) {
 	must(t, err)
 	store("c10", "Actual", "Cancel", "cancel", "p10")
 	store("p11", "Actual", "Alert", "pending")
+	// An alert that did not sound is withdrawn by an Update as it came,
+	// even one that waits (nothing is left sounding).
+	p12 := store("p12", "Actual", "Alert", "no-target")
+	u12 := store("u12", "Actual", "Update", "pending", "p12")
+	// An Update that came after its own Cancel was withdrawn as it came,
+	// and withdrew what it references then; one withdrawn while it waited
+	// left what it references sounding.
+	p13 := store("p13", "Actual", "Alert", "play")
+	c13 := store("c13", "Actual", "Cancel", "cancel", "u13")
+	u13 := store("u13", "Actual", "Update", "cancelled", "p13")
+	store("p14", "Actual", "Alert", "play")
+	u14 := store("u14", "Actual", "Update", "cancelled", "p14")
+	c14 := store("c14", "Actual", "Cancel", "cancel", "u14")
 
 	must(t, bolt.AsSchema10(db))
 	must(t, db.Close())
@@ -329,6 +347,10 @@ func TestOpenMarksWithdrawnCapAlerts(t *testing.T) {
 		p8.ID:  {By: u8.ID, Key: u8.Key, MsgType: "Update", At: u8.ReceivedAt},
 		u8.ID:  {By: c8.ID, Key: c8.Key, MsgType: "Cancel", At: c8.ReceivedAt},
 		p10.ID: kept,
+		p12.ID: {By: u12.ID, Key: u12.Key, MsgType: "Update", At: u12.ReceivedAt},
+		p13.ID: {By: u13.ID, Key: u13.Key, MsgType: "Update", At: u13.ReceivedAt},
+		u13.ID: {By: c13.ID, Key: c13.Key, MsgType: "Cancel", At: u13.ReceivedAt},
+		u14.ID: {By: c14.ID, Key: c14.Key, MsgType: "Cancel", At: c14.ReceivedAt},
 	}
 	all, err := caps.FindCapAlerts(ctx, 0)
 	must(t, err)
