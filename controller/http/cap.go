@@ -491,8 +491,9 @@ func (s *Server) capApprovedNote(ctx context.Context, a *loaxa.CapAlert) string 
 
 // capWithdrawnNote is what the reason of an alert a later Cancel or
 // Update withdrew after it had played (or was approved) adds: by which,
-// and when its emergencies were stopped. A pending one's says it when it
-// becomes cancelled (withdrawCap).
+// and when its emergencies were stopped; of one that started none (it had
+// expired, no area here), by which and when only. A pending one's says it
+// when it becomes cancelled (withdrawCap).
 func (s *Server) capWithdrawnNote(ctx context.Context, a *loaxa.CapAlert) string {
 	w := a.Withdrawn
 	if w == nil || a.Action == string(cap.ActionCancelled) || a.Action == string(cap.ActionPending) {
@@ -504,7 +505,11 @@ func (s *Server) capWithdrawnNote(ctx context.Context, a *loaxa.CapAlert) string
 	} else if w.MsgType != "Cancel" {
 		what = "withdrawn by a later " + w.MsgType
 	}
-	return fmt.Sprintf("%s %s at %s: it no longer sounds", what, w.Key, s.capTime(ctx, a, w.At))
+	note := fmt.Sprintf("%s %s at %s", what, w.Key, s.capTime(ctx, a, w.At))
+	if a.Emergency == "" && !slices.ContainsFunc(capBlockEmergencies(a), func(id string) bool { return id != "" }) {
+		return note // it never sounded (expired, no area here, recorded)
+	}
+	return note + ": it no longer sounds"
 }
 
 // capNote returns reason with note after what it says: a record's reason

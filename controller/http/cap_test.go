@@ -1330,6 +1330,17 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 	p5 := e.postCap(capXML("p5", "Actual", "12346"), http.StatusCreated)
 	withdrawnBy("cancelled before it came", listed(p5.Alert.ID), "cancelled", c5, t0.Add(13*time.Minute))
 
+	// One that never sounded (no area here), then cancelled: by which and
+	// when, not "it no longer sounds".
+	nt := e.postCap(capXML("nt", "Actual", "99999"), http.StatusCreated)
+	cnt := e.postCap(msg(capXML("cnt", "Actual", "12346", ref("nt")), "Cancel"), http.StatusCreated)
+	got = listed(nt.Alert.ID)
+	withdrawnBy("no target, then cancelled", got, "no-target", cnt, t0.Add(13*time.Minute))
+	says("no target, then cancelled", got, "withdrawn by a later Cancel nchmf.gov.vn,cnt at 2026-03-02T05:13:00+07:00")
+	if strings.Contains(got.Reason, "no longer sounds") {
+		t.Errorf("no target, then cancelled: reason %q says it no longer sounds; it never sounded", got.Reason)
+	}
+
 	// One an older controller approved keeps the route in its stored
 	// reason: the API does not show it.
 	old := &loaxa.CapAlert{Key: "nchmf.gov.vn,old", Status: "Actual", MsgType: "Alert", Action: "approved", Targets: []string{"12346"}}
@@ -1351,7 +1362,7 @@ func TestCapListSaysWhatBecameOfEachAlert(t *testing.T) {
 
 	// One an older controller approved and saw withdrawn, whose reason
 	// says neither: the API says both, from what the record holds.
-	older := &loaxa.CapAlert{Key: "nchmf.gov.vn,older", Status: "Actual", MsgType: "Alert", Action: "approved", Targets: []string{"12346"},
+	older := &loaxa.CapAlert{Key: "nchmf.gov.vn,older", Status: "Actual", MsgType: "Alert", Action: "approved", Targets: []string{"12346"}, Emergency: "e-older",
 		Reason: `event "Bão" is not on the auto-start list`, ApprovedBy: "can-bo-huyen", ApprovedAt: t0.Add(-2 * time.Hour).UTC(),
 		Withdrawn: &loaxa.CapWithdrawal{By: c1.Alert.ID, Key: c1.Alert.Key, MsgType: "Cancel", At: t0.Add(-time.Hour).UTC()}}
 	if err := e.caps.CreateCapAlert(t.Context(), older); err != nil {
