@@ -376,6 +376,7 @@ func (a *App) Open() (err error) {
 	a.Rollouts.Nodes = a.Nodes
 	a.Rollouts.Events = a.Events
 	a.Rollouts.Messenger = a.MQTT
+	a.Rollouts.Audit = a.Audit
 	a.Rollouts.Now = a.Clock.Now
 	a.Rollouts.Logger = a.Logger
 	if cfg.RolloutNodeTimeout > 0 {

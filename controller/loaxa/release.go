@@ -66,6 +66,11 @@ type Rollout struct {
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// LateUntil, on a halted rollout, is until when it still hears the
+	// nodes it asked before the halt, asking nobody: one that installs
+	// the release after the halt (it had the request, or was trying it)
+	// is marked updated, one that fails it failed. Zero once past.
+	LateUntil time.Time `json:"late_until,omitzero"`
 }
 
 // RolloutNode is one node's progress in a rollout.
@@ -87,13 +92,18 @@ func (r *Rollout) Active() bool { return r.State == RolloutCanary || r.State == 
 // counted unreached, to ask them again when they are back.
 func (r *Rollout) Waiting() bool { return r.State == RolloutDone && r.Unreached > 0 }
 
-// Running reports whether the rollout still asks nodes: active, or done
-// and waiting for nodes it counted unreached.
-func (r *Rollout) Running() bool { return r.Active() || r.Waiting() }
+// Hearing reports whether a halted rollout still hears the nodes it
+// asked before the halt (LateUntil).
+func (r *Rollout) Hearing() bool { return r.State == RolloutHalted && !r.LateUntil.IsZero() }
+
+// Running reports whether the runner still steps the rollout: active,
+// done and waiting for nodes it counted unreached, or halted and hearing
+// the nodes it asked before (it asks nobody then).
+func (r *Rollout) Running() bool { return r.Active() || r.Waiting() || r.Hearing() }
 
 // RolloutFilter selects rollouts. Zero fields do not filter.
 type RolloutFilter struct {
-	// Running keeps the rollouts still asking nodes (Rollout.Running);
+	// Running keeps the rollouts the runner steps (Rollout.Running);
 	// the store reads no other record.
 	Running bool
 }

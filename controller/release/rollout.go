@@ -44,8 +44,11 @@ type Runner struct {
 	Nodes     loaxa.NodeService
 	Events    loaxa.EventService
 	Messenger loaxa.Messenger
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Audit records the halts the runner makes itself (a canary failed);
+	// nil records nothing.
+	Audit  loaxa.AuditService
+	Now    func() time.Time
+	Logger *slog.Logger
 
 	Interval      time.Duration
 	Resend        time.Duration
@@ -198,16 +201,17 @@ const maxHaltReason = 200
 // A node already asked drops the request once it is not renewed within a
 // command's lifetime (Resend) after it expired (node/update.Requests),
 // unless it is trying the version already; a new rollout of the previous
-// version brings those back.
+// version brings those back. Those that install it, or fail it, after the
+// halt are heard for NodeTimeout (hearLate).
 func (r *Runner) Halt(ctx context.Context, id, by, reason string) (*loaxa.Rollout, error) {
 	if len(reason) > maxHaltReason {
 		return nil, loaxa.Errorf(loaxa.EInvalid, "reason is %d bytes long; say it in at most %d.", len(reason), maxHaltReason)
 	}
 	ro, err := r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
-		if !x.Running() {
+		if !x.Active() && !x.Waiting() {
 			return loaxa.Errorf(loaxa.EConflict, "Rollout %s is %s already; only a rollout in progress, or done and waiting for nodes it did not reach, can be halted.", x.ID, x.State)
 		}
-		x.State, x.Reason = loaxa.RolloutHalted, "halted by "+by
+		x.State, x.Reason, x.LateUntil = loaxa.RolloutHalted, "halted by "+by, r.lateUntil(x, r.Now())
 		if reason != "" {
 			x.Reason += ": " + reason
 		}
@@ -217,7 +221,63 @@ func (r *Runner) Halt(ctx context.Context, id, by, reason string) (*loaxa.Rollou
 		return nil, err
 	}
 	r.Logger.Warn("rollout halted by hand", "rollout", id, "by", by, "reason", reason)
+	r.Wake() // read off the running ones if it has nobody to hear
 	return ro, nil
+}
+
+// asked reports whether a node in state s was asked and has not answered:
+// a halted rollout still hears it (hearLate).
+func asked(s string) bool { return s == loaxa.RolloutNodeSent || s == loaxa.RolloutNodeUnreached }
+
+// lateUntil is the LateUntil of x, halted at now: NodeTimeout later if it
+// asked nodes that have not answered, zero if none. A node asked before
+// the halt may still install the release: it holds the request for up to
+// two command lifetimes, and one already trying it goes on through its
+// probation; one offline reports its updated event when it is back.
+// Without it a cluster that installed the release after the halt stayed
+// "sent" in the record for ever, running the new version.
+func (r *Runner) lateUntil(x *loaxa.Rollout, now time.Time) time.Time {
+	if !slices.ContainsFunc(x.Nodes, func(n loaxa.RolloutNode) bool { return asked(n.State) }) {
+		return time.Time{}
+	}
+	return now.Add(r.NodeTimeout)
+}
+
+// hearLate moves halted x's nodes asked before the halt by their answers
+// at now: updated or failed. It asks nobody. Past x.LateUntil, or with
+// nobody left to hear, it clears LateUntil and the runner leaves x.
+func (r *Runner) hearLate(x *loaxa.Rollout, answers map[string]answer, now time.Time) {
+	if x.LateUntil.IsZero() {
+		return
+	}
+	if !now.Before(x.LateUntil) {
+		x.LateUntil = time.Time{}
+		return
+	}
+	waiting := false
+	for i := range x.Nodes {
+		n := &x.Nodes[i]
+		if !asked(n.State) {
+			continue
+		}
+		switch a := answers[n.Node]; {
+		case a.updated:
+			n.State, n.At, n.Detail = loaxa.RolloutNodeUpdated, now, "installed after the halt"
+		case a.failed != "":
+			n.State, n.At, n.Detail = loaxa.RolloutNodeFailed, now, a.failed
+		default:
+			waiting = true
+		}
+	}
+	x.Unreached = 0
+	for _, n := range x.Nodes {
+		if n.State == loaxa.RolloutNodeUnreached {
+			x.Unreached++
+		}
+	}
+	if !waiting {
+		x.LateUntil = time.Time{}
+	}
 }
 
 // Wake makes Run look at the rollouts now.
@@ -287,7 +347,7 @@ func (r *Runner) step(ctx context.Context, id string) error {
 	answers := map[string]answer{}
 	status := map[string]loaxa.NodeStatus{}
 	for _, n := range ro.Nodes {
-		if !asking(n.State) {
+		if !asking(n.State) || ro.State == loaxa.RolloutHalted && !asked(n.State) {
 			continue
 		}
 		node, err := r.Nodes.FindNodeByID(ctx, n.Node)
@@ -337,13 +397,19 @@ func (r *Runner) step(ctx context.Context, id string) error {
 		send    []string
 		passed  bool     // the canaries just passed
 		counted []string // the nodes just counted unreached
+		halted  bool     // the canaries just halted it
 	)
 	ro, err = r.Releases.UpdateRollout(ctx, id, func(x *loaxa.Rollout) error {
+		was := x.State
 		send, passed, counted = r.advance(x, answers, status, now)
+		halted = was != loaxa.RolloutHalted && x.State == loaxa.RolloutHalted
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if halted {
+		r.auditHalt(ctx, ro)
 	}
 	cmd := protocol.Command{Name: protocol.CmdUpdate, Update: upd}
 	for _, node := range send {
@@ -367,6 +433,10 @@ func (r *Runner) step(ctx context.Context, id string) error {
 // are (status) at now, and says which nodes to ask, whether the canaries
 // just passed, and which nodes it just counted unreached.
 func (r *Runner) advance(x *loaxa.Rollout, answers map[string]answer, status map[string]loaxa.NodeStatus, now time.Time) (send []string, passed bool, counted []string) {
+	if x.State == loaxa.RolloutHalted {
+		r.hearLate(x, answers, now)
+		return nil, false, nil
+	}
 	if !x.Running() {
 		return nil, false, nil
 	}
@@ -416,9 +486,11 @@ func (r *Runner) advance(x *loaxa.Rollout, answers map[string]answer, status map
 			switch n.State {
 			case loaxa.RolloutNodeFailed:
 				x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s failed: %s", n.Node, n.Detail)
+				x.LateUntil = r.lateUntil(x, now)
 				return nil, false, counted
 			case loaxa.RolloutNodeReplaced:
 				x.State, x.Reason = loaxa.RolloutHalted, fmt.Sprintf("canary %s: %s", n.Node, n.Detail)
+				x.LateUntil = r.lateUntil(x, now)
 				return nil, false, counted
 			}
 			healthy = healthy && n.State == loaxa.RolloutNodeUpdated
@@ -435,6 +507,33 @@ func (r *Runner) advance(x *loaxa.Rollout, answers map[string]answer, status map
 	}
 	x.State = loaxa.RolloutDone
 	return send, false, counted
+}
+
+// AuditHalt is the audit action of a halt, by an admin (the HTTP layer
+// writes it) or by the runner when a canary fails.
+const AuditHalt = "rollout.halt"
+
+// auditHalt records that the runner halted ro itself, a canary having
+// failed (or been taken by a newer rollout): before, the audit log showed
+// the rollout started and nothing more, though nobody else was asked.
+// The actor is "system", the detail that of an admin's halt with the
+// canary that stopped it.
+func (r *Runner) auditHalt(ctx context.Context, ro *loaxa.Rollout) {
+	canary := ""
+	if i := slices.IndexFunc(ro.Nodes, func(n loaxa.RolloutNode) bool {
+		return n.Canary && (n.State == loaxa.RolloutNodeFailed || n.State == loaxa.RolloutNodeReplaced)
+	}); i >= 0 {
+		canary = ro.Nodes[i].Node
+	}
+	r.Logger.Warn("rollout halted: a canary did not update", "rollout", ro.ID, "version", ro.Version, "node", canary, "reason", ro.Reason)
+	if r.Audit == nil {
+		return
+	}
+	e := &loaxa.AuditEntry{At: r.Now(), Actor: "system", Action: AuditHalt, Target: ro.ID,
+		Detail: fmt.Sprintf("version=%s node=%s reason=%q", ro.Version, canary, ro.Reason)}
+	if err := r.Audit.RecordAudit(ctx, e); err != nil {
+		r.Logger.Error("audit: record failed", "action", AuditHalt, "target", ro.ID, "err", err)
+	}
 }
 
 // unreached reports whether n, asked and silent, has waited NodeTimeout:

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -43,6 +44,7 @@ type rolloutRig struct {
 	nodes  *bolt.NodeService
 	rels   *bolt.ReleaseService
 	events *bolt.EventService
+	audit  *bolt.AuditService
 	msgr   *recordingMessenger
 	r      *Runner
 	seq    map[string]uint64
@@ -59,7 +61,7 @@ func newRolloutRig(t testing.TB, nodeIDs ...string) *rolloutRig {
 	}
 	t.Cleanup(func() { db.Close() })
 	g := &rolloutRig{t: t, ctx: context.Background(), clk: clk, nodes: bolt.NewNodeService(db), rels: bolt.NewReleaseService(db),
-		events: bolt.NewEventService(db), msgr: &recordingMessenger{}, seq: map[string]uint64{}}
+		events: bolt.NewEventService(db), audit: bolt.NewAuditService(db), msgr: &recordingMessenger{}, seq: map[string]uint64{}}
 	if err := bolt.NewAreaService(db).CreateArea(g.ctx, &loaxa.Area{ID: "hp", Name: "HP"}); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +78,7 @@ func newRolloutRig(t testing.TB, nodeIDs ...string) *rolloutRig {
 	}
 	g.r = NewRunner()
 	g.r.Releases, g.r.Nodes, g.r.Events, g.r.Messenger, g.r.Now = g.rels, g.nodes, g.events, g.msgr, clk.Now
+	g.r.Audit = g.audit
 	g.r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return g
 }
@@ -100,6 +103,29 @@ func (g *rolloutRig) updated(id, version string) {
 	if _, _, err := g.events.RecordEvents(g.ctx, id, b, g.clk.Now()); err != nil {
 		g.t.Fatal(err)
 	}
+}
+
+// failed records the node's update-failed event for version.
+func (g *rolloutRig) failed(id, version, reason string) {
+	g.t.Helper()
+	g.seq[id]++
+	b := protocol.EventBatch{Epoch: id, Events: []protocol.Event{{Seq: g.seq[id], Type: protocol.EventUpdateFailed, Version: version, Reason: reason, At: g.clk.Now()}}}
+	if _, _, err := g.events.RecordEvents(g.ctx, id, b, g.clk.Now()); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// pass advances the clock by d and runs one pass of the runner over the
+// rollouts it reads (the running index), then reads rollout id.
+func (g *rolloutRig) pass(id string, d time.Duration) *loaxa.Rollout {
+	g.t.Helper()
+	g.clk.Advance(d)
+	g.r.pass(g.ctx)
+	ro, err := g.rels.FindRolloutByID(g.ctx, id)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return ro
 }
 
 // step advances the rollout by d and steps it.
@@ -397,4 +423,120 @@ func TestRolloutSendsNoUpdateTheNodesWouldRefuse(t *testing.T) {
 	if len(g.msgr.asked) != 0 {
 		t.Errorf("asked %v to install a release the nodes would refuse", g.msgr.asked)
 	}
+}
+
+// TestHaltedRolloutHearsItsLateInstalls: a rollout halted while its
+// clusters were installing (by an admin, or by the controller when a
+// canary failed) stopped reading their answers, so a cluster that had
+// the request and installed the release after the halt stayed "sent" in
+// the rollout's record for ever, while it ran the new version: the
+// operator deciding whether to roll it back could not tell which ones
+// had it. A halted rollout now hears the nodes it asked before the halt
+// for NodeTimeout (late_until), asking nobody, then is left alone.
+func TestHaltedRolloutHearsItsLateInstalls(t *testing.T) {
+	g := newRolloutRig(t, "n1", "n2", "n3", "n4")
+	ro, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := ro.Nodes[0].Node
+	late, failing, silent := ro.Nodes[1].Node, ro.Nodes[2].Node, ro.Nodes[3].Node
+	g.pass(ro.ID, time.Second)
+	g.updated(canary, "2.0")
+	g.pass(ro.ID, time.Minute)
+	ro = g.pass(ro.ID, time.Second) // the rest are asked
+	if got := nodeStates(ro); got[late] != loaxa.RolloutNodeSent || got[failing] != loaxa.RolloutNodeSent || got[silent] != loaxa.RolloutNodeSent {
+		t.Fatalf("after the canary passed: %v, want the rest sent", got)
+	}
+	if ro, err = g.r.Halt(g.ctx, ro.ID, "admin", "loa rè sau cập nhật"); err != nil {
+		t.Fatal(err)
+	}
+	if !ro.LateUntil.Equal(g.clk.Now().Add(g.r.NodeTimeout)) {
+		t.Errorf("halted rollout's late_until %v, want %v (NodeTimeout after the halt)", ro.LateUntil, g.clk.Now().Add(g.r.NodeTimeout))
+	}
+	if _, err := g.r.Halt(g.ctx, ro.ID, "admin", ""); loaxa.ErrorCode(err) != loaxa.EConflict {
+		t.Errorf("halting a halted rollout again: %v, want a conflict", err)
+	}
+	// Ten minutes after the halt, one had installed it (its probation
+	// over), one had failed it.
+	g.msgr.sent = nil
+	g.clk.Advance(10 * time.Minute)
+	g.updated(late, "2.0")
+	g.failed(failing, "2.0", "checksum")
+	ro = g.pass(ro.ID, 2*time.Second)
+	got := nodeStates(ro)
+	if ro.State != loaxa.RolloutHalted || got[late] != loaxa.RolloutNodeUpdated || got[failing] != loaxa.RolloutNodeFailed || got[silent] != loaxa.RolloutNodeSent {
+		t.Errorf("halted rollout after late answers: %s %v; want halted, %s updated, %s failed, %s sent", ro.State, got, late, failing, silent)
+	}
+	for range 10 {
+		ro = g.pass(ro.ID, g.r.Resend)
+	}
+	if len(g.msgr.sent) > 0 {
+		t.Errorf("the halted rollout asked %v", g.msgr.sent)
+	}
+	// Past late_until it is read no more: the runner leaves it.
+	ro = g.pass(ro.ID, g.r.NodeTimeout)
+	if !ro.LateUntil.IsZero() || ro.State != loaxa.RolloutHalted {
+		t.Errorf("halted rollout after NodeTimeout: %s, late_until %v; want halted, late_until cleared", ro.State, ro.LateUntil)
+	}
+	running, err := g.rels.FindRollouts(g.ctx, loaxa.RolloutFilter{Running: true})
+	if err != nil || len(running) != 0 {
+		t.Errorf("rollouts the runner reads after late_until: %d (%v), want none", len(running), err)
+	}
+}
+
+// TestRolloutHaltedByTheControllerIsAudited: when a canary failed, the
+// controller halted the rollout and wrote no audit entry: the audit log
+// showed the rollout started and nothing more, though nobody else was
+// ever asked. The halt is now recorded as rollout.halt by the system,
+// with the version and the reason, as the console words an admin's.
+func TestRolloutHaltedByTheControllerIsAudited(t *testing.T) {
+	g := newRolloutRig(t, "n1", "n2", "n3")
+	ro, err := g.r.Start(g.ctx, "2.0", loaxa.Targets{Areas: []string{"hp"}}, 100, 1, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := ro.Nodes[0].Node
+	g.pass(ro.ID, time.Second)
+	g.failed(canary, "2.0", "new agent exited at start")
+	ro = g.pass(ro.ID, time.Minute)
+	if ro.State != loaxa.RolloutHalted {
+		t.Fatalf("rollout %s after its canary failed, want halted", ro.State)
+	}
+	es, err := g.audit.FindAudit(g.ctx, loaxa.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	halts := haltEntries(es)
+	want := fmt.Sprintf("version=2.0 node=%s reason=%q", canary, ro.Reason)
+	if len(halts) != 1 || halts[0].Actor != "system" || halts[0].Target != ro.ID || halts[0].Detail != want {
+		t.Fatalf("audit entries of the halt: %s; want one rollout.halt by system on %s, %s", describe(halts), ro.ID, want)
+	}
+	// Later passes write no second entry.
+	for range 5 {
+		g.pass(ro.ID, g.r.Resend)
+	}
+	if es, err = g.audit.FindAudit(g.ctx, loaxa.AuditFilter{}); err != nil || len(haltEntries(es)) != 1 {
+		t.Errorf("rollout.halt entries after more passes: %s (%v); want the one", describe(haltEntries(es)), err)
+	}
+}
+
+// haltEntries are the rollout.halt entries of es.
+func haltEntries(es []*loaxa.AuditEntry) []*loaxa.AuditEntry {
+	var out []*loaxa.AuditEntry
+	for _, e := range es {
+		if e.Action == "rollout.halt" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// describe lists audit entries for a failure message.
+func describe(es []*loaxa.AuditEntry) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "[%s %s %s %q] ", e.Actor, e.Action, e.Target, e.Detail)
+	}
+	return b.String()
 }
