@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
 	"loaxa.vn/protocol"
+	"loaxa.vn/protocol/nodeaudio"
 )
 
 // TestMovedClusterHearsItsNewCommune: a cluster, once enrolled, could not
@@ -124,5 +130,92 @@ func testMovedCluster(t *testing.T, c *rig.Controller, nodes map[string]*rig.Nod
 	}
 	if has(annA.ID, "a1") || !has(annB.ID, "a1") {
 		t.Errorf("deliveries after the move: a1 in A's bulletin %v, in B's %v; want B's only", has(annA.ID, "a1"), has(annB.ID, "a1"))
+	}
+}
+
+// TestMovedClusterFollowsTheLiveCalls: cluster a1 is moved from Tiên
+// Thắng to Tiên Minh while an officer of each commune speaks live to it.
+// Before, a1 went on holding its old commune's call, suspended, frames
+// no longer reaching it, until that call's end, which it did not hear
+// either; and it never played Tiên Minh's call (the start had gone to
+// Tiên Minh before a1 belonged there, so it ignored every frame). Through
+// the real controller, broker and agents: the old commune's call ends on
+// a1 at the move, and a1 plays the new commune's call from the frames
+// that come, to its end with b1.
+func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{})
+	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{})
+	for _, id := range []string{"a1", "b1"} {
+		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
+	}
+	speakers := map[string]*rig.Controller{
+		"12346": signInAs(t, c, "can-bo-tien-thang", loaxa.RoleCommune, "12346"),
+		"12347": signInAs(t, c, "can-bo-tien-minh", loaxa.RoleCommune, "12347"),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ids, streamed := map[string]string{}, map[string]chan error{}
+	var sent atomic.Int64 // samples of Tiên Minh's call
+	for _, area := range []string{"12346", "12347"} {
+		call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: speakers[area].Token, Areas: []string{area}, Title: "Họp dân " + area,
+			OnSend: func(n int) {
+				if area == "12347" {
+					sent.Add(int64(n))
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed[area] = make(chan error, 1)
+		go func() { streamed[area] <- call.Stream(ctx, bytes.NewReader(voicePCM(60*time.Second))) }()
+		ids[area] = callOnAir(t, speakers[area])
+	}
+	rig.Eventually(t, 10*time.Second, "a1 plays its commune's call", func() bool { return playing(a1) == ids["12346"] })
+	rig.Eventually(t, 10*time.Second, "b1 plays its commune's call", func() bool { return playing(b1) == ids["12347"] })
+
+	c.MustDo("PATCH", "/api/v1/nodes/a1", map[string]any{"area": "12347"}, nil)
+	node := func(rep *loaxa.LiveCallReport, id string) loaxa.LiveNode {
+		for _, n := range rep.Nodes {
+			if n.Node == id {
+				return n
+			}
+		}
+		return loaxa.LiveNode{}
+	}
+	rig.Eventually(t, 20*time.Second, "a1 plays its new commune's call", func() bool { return playing(a1) == ids["12347"] })
+	rig.Eventually(t, 10*time.Second, "its old commune's call over on a1", func() bool {
+		return loaxa.DeliveryState(node(liveReport(c, ids["12346"]), "a1").State).Terminal()
+	})
+	if n := node(liveReport(c, ids["12346"]), "a1"); n.Reason != protocol.ReasonCut {
+		t.Errorf("a1's delivery of its old commune's call %+v; want it ended as cut at the move", n)
+	}
+	// Once a1 runs the desired state of its new chain it hears Tiên
+	// Minh's live topic; two more seconds of the call are said to it.
+	rig.Eventually(t, 20*time.Second, "a1 runs its new chain's desired state", func() bool {
+		var d loaxa.Desired
+		c.MustDo("GET", "/api/v1/nodes/a1/desired", nil, &d)
+		return d.State != nil && slices.Contains(d.State.Areas, "12347") && a1.Agent.Status().DesiredVersion >= d.State.Version
+	})
+	heard := sent.Load()
+	rig.Eventually(t, 10*time.Second, "2 s more of the call said", func() bool { return sent.Load() >= heard+2*nodeaudio.SampleRate })
+	rig.Eventually(t, 10*time.Second, "a1 plays its new commune's call", func() bool { return playing(a1) == ids["12347"] })
+
+	for _, area := range []string{"12346", "12347"} {
+		speakers[area].MustDo("POST", "/api/v1/live/calls/"+ids[area]+"/cut", nil, nil)
+		if err := <-streamed[area]; !errors.Is(err, liveclient.ErrEnded) {
+			t.Errorf("the stream of %s's call after the cut: %v, want ErrEnded", area, err)
+		}
+	}
+	rig.Eventually(t, 20*time.Second, "the new commune's call completed on b1 and a1", func() bool {
+		return liveReport(c, ids["12347"]).Summary.Completed == 2
+	})
+	if n := node(liveReport(c, ids["12347"]), "a1"); n.Area != "12347" || n.FramesPlayed == 0 {
+		t.Errorf("a1 in its new commune's call: %+v; want it under 12347, frames played", n)
 	}
 }

@@ -256,6 +256,7 @@ func (a *App) Open() (err error) {
 	a.LiveCalls.Nodes, a.LiveCalls.Deliveries, a.LiveCalls.Audit = a.Nodes, a.Deliveries, a.Audit
 	a.LiveCalls.Clock, a.LiveCalls.Logger, a.LiveCalls.Messenger, a.LiveCalls.Areas = a.Clock, a.Logger, a.MQTT, a.MQTT
 	a.LiveCalls.Emergencies = a.Emergencies
+	a.LiveCalls.Tree = a.Areas
 	// Calls a previous run left on air are closed before any new one, and
 	// before the nodes come online: those that missed the end of a call
 	// ended lately get it then.
@@ -692,9 +693,10 @@ func (a *App) starting(status string) {
 // nodeMoved carries a node's move to another area (PATCH /nodes/{id})
 // to what keeps its area apart from the store: the embedded broker's
 // grant of its connection (its new area's topics instead of the old
-// one's) and the alerts on air in its new area. The desired state (its
-// new area chain, bulletins and sessions) and the health monitor follow
-// from the API's Changed. An external broker's ACL is a file the officer
+// one's), the alerts on air in its new area, and the live calls on air
+// in its old and new areas (the old one's ends on it, the new one's it
+// joins). The desired state (its new area chain, bulletins and sessions)
+// and the health monitor follow from the API's Changed. An external broker's ACL is a file the officer
 // exports again (the API's answer says so).
 func (a *App) nodeMoved(ctx context.Context, node, from, to string) {
 	if a.Broker != nil {
@@ -704,6 +706,9 @@ func (a *App) nodeMoved(ctx context.Context, node, from, to string) {
 	}
 	if err := a.Emergency.NodeMoved(ctx, node, to); err != nil {
 		a.Logger.Error("emergency: a moved node is not sent its new area's alert on air", "node", node, "from", from, "to", to, "err", err)
+	}
+	if err := a.LiveCalls.NodeMoved(ctx, node, from, to); err != nil {
+		a.Logger.Error("live calls: a moved node is not sent its new area's calls on air, or its old area's end", "node", node, "from", from, "to", to, "err", err)
 	}
 }
 

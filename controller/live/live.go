@@ -7,6 +7,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -41,6 +42,9 @@ type Service struct {
 	// Emergencies are where the alerts that hold a call back are found
 	// by id, for their titles (LiveHold); nil names none.
 	Emergencies loaxa.EmergencyStore
+	// Tree is where a moved node's new area lies (NodeMoved); nil: the
+	// calls on air do not follow moves.
+	Tree loaxa.AreaService
 
 	mu    sync.Mutex
 	calls map[string]*onAir
@@ -79,8 +83,15 @@ type onAir struct {
 	// a higher level, an emergency alert, cut it off there for good.
 	preempted map[string]bool
 	// joined are the nodes that waited for their code when the call began
-	// and joined it since (sendAgain): with call.Nodes, the nodes it is for.
+	// and joined it since (sendAgain), or were moved into its areas since
+	// (NodeMoved): with call.Nodes, the nodes it is for.
 	joined map[string]bool
+	// movedOut are the nodes moved out of its areas since it began
+	// (NodeMoved): it ended on them, and they are not sent its start.
+	movedOut map[string]bool
+	// movedIn are the nodes moved into its areas since it began
+	// (NodeMoved): they are sent its end on their own topic too (EndCall).
+	movedIn map[string]bool
 	// news counts the changes to its deliveries heard of (Events, a node
 	// joining in NodeOnline); tally is what LiveCallSummaries last read of
 	// them, after news had reached tallyNews, never changed in place.
@@ -183,11 +194,13 @@ type nodeSends struct {
 }
 
 // due is a call NodeOnline may send a node the start or end of; joins:
-// the call is on air, and the node waited for its code when it began.
+// the call is on air, and the node waited for its code when it began;
+// movedOut: on air, and the node was moved out of its areas (NodeMoved).
 type due struct {
-	call  loaxa.LiveCall
-	onAir bool
-	joins bool
+	call     loaxa.LiveCall
+	onAir    bool
+	joins    bool
+	movedOut bool
 }
 
 // NodeOnline sends node, which has just come online (wire it to the MQTT
@@ -215,14 +228,14 @@ func (s *Service) NodeOnline(node string) {
 		return
 	}
 	for _, r := range s.calls {
-		dues = append(dues, due{r.call, true, r.awaiting[node]})
+		dues = append(dues, due{call: r.call, onAir: !r.movedOut[node], joins: r.awaiting[node], movedOut: r.movedOut[node]})
 	}
 	for id, c := range s.over {
 		if now.Sub(c.Ended) >= protocol.MaxLiveDuration {
 			delete(s.over, id)
 			continue
 		}
-		dues = append(dues, due{*c, false, false})
+		dues = append(dues, due{call: *c})
 	}
 	if len(dues) == 0 {
 		s.mu.Unlock()
@@ -297,6 +310,8 @@ func (s *Service) sendAgain(node string, dues []due) {
 		switch {
 		case d.onAir:
 			l.Kind, l.Priority, l.Title, l.Volume = protocol.LiveStart, c.Priority, c.Title, c.Volume
+		case d.movedOut:
+			l = movedOutEnd(c) // it may have had the start as it moved
 		case ds[0].State == loaxa.DeliveryPending:
 			continue // it never had the call
 		default:
@@ -427,6 +442,10 @@ func (s *Service) EndCall(ctx context.Context, id string, end loaxa.LiveCallEnd)
 	s.mu.Lock()
 	r := s.calls[id]
 	delete(s.calls, id)
+	var movedIn map[string]bool
+	if r != nil {
+		movedIn = r.movedIn // no more once the call is gone from calls
+	}
 	s.mu.Unlock()
 	cutBy := ""
 	if r != nil {
@@ -445,9 +464,31 @@ func (s *Service) EndCall(ctx context.Context, id string, end loaxa.LiveCallEnd)
 		return nil, fmt.Errorf("end live call: %w", err)
 	}
 	s.noteEnded(c)
+	s.endMovedIn(ctx, c, movedIn)
 	// Recorded before a CutCall waiting on done returns.
 	s.audit(ctx, c.CreatedBy, c)
 	return c, nil
+}
+
+// endMovedIn sends the end of call c to the nodes moved into its areas
+// while it was on air, on their own topics: a node hears its new area's
+// live topic only once its desired state names the area, so one moved
+// moments before the end missed the areas' end and held the call,
+// suspended, for up to protocol.MaxLiveDuration. A node that had the end
+// already ignores this one.
+func (s *Service) endMovedIn(ctx context.Context, c *loaxa.LiveCall, nodes map[string]bool) {
+	if s.Messenger == nil || len(nodes) == 0 {
+		return
+	}
+	l := protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveEnd}
+	if c.EndReason == loaxa.LiveEndCut {
+		l.Reason = protocol.LiveCut
+	}
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
+		if err := s.Messenger.SendNodeLive(ctx, n, l); err != nil {
+			s.Logger.Error("live call: end not sent to a cluster moved into its areas; it gets it when it next comes online", "call", c.ID, "drill", c.Drill, "node", n, "err", err)
+		}
+	}
 }
 
 // audit records the end of call c by actor.
@@ -806,4 +847,138 @@ func (s *Service) FindLiveCallByID(ctx context.Context, id string) (*loaxa.LiveC
 // FindLiveCalls implements loaxa.LiveCallService.
 func (s *Service) FindLiveCalls(ctx context.Context, f loaxa.LiveCallFilter) ([]*loaxa.LiveCall, error) {
 	return s.Store.FindLiveCalls(ctx, f)
+}
+
+// NodeMoved carries node's move from area from to area to (PATCH
+// /nodes/{id}) to the calls on air; call it once the node is stored in
+// to and the broker grants it to's topics. A call its new area hears (to
+// lies in one of the call's areas) and it was not in: it is given its
+// delivery and sent the start on its own cmd topic, as a board put up
+// during the call (sendAgain's join), and plays from the frames that come
+// once it hears its new area's live topic; offline, it gets the start
+// when it comes online. A call it was in and its new area does not hear:
+// it ends there, sent its end as cut, and is not sent the call's start
+// again (NodeOnline). The broker no longer delivers it the call's frames,
+// so the speaker of its old commune could not be heard on it anyway;
+// before, it sat suspended waiting for them until the call's end, which
+// it did not hear either, and coming online it was sent the start again.
+// A call that reaches both areas (their district's) goes on as it was.
+func (s *Service) NodeMoved(ctx context.Context, node, from, to string) error {
+	if s.Tree == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, nodeSendTimeout)
+	defer cancel()
+	chain, err := s.Tree.AreaChain(ctx, to)
+	if err != nil {
+		return fmt.Errorf("live calls: node %s moved to %s: %w", node, to, err)
+	}
+	s.mu.Lock()
+	calls := make([]loaxa.LiveCall, 0, len(s.calls))
+	for _, r := range s.calls {
+		calls = append(calls, r.call)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for i := range calls {
+		c := &calls[i]
+		ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: c.ID, Node: node})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("call %s: %w", c.ID, err))
+			continue
+		}
+		hears := slices.ContainsFunc(c.Areas, func(a string) bool { return slices.Contains(chain, a) })
+		switch {
+		case hears && len(ds) == 0:
+			if err := s.joinMoved(ctx, c, node, to); err != nil {
+				errs = append(errs, err)
+			}
+		case hears && len(ds) > 0:
+			// Moved back into the call's areas: what it had stays.
+			s.mu.Lock()
+			if r := s.calls[c.ID]; r != nil {
+				delete(r.movedOut, node)
+			}
+			s.mu.Unlock()
+		case !hears && len(ds) > 0 && !ds[0].State.Terminal():
+			if err := s.leaveMoved(ctx, c, node, from, to); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("live calls: node %s moved to %s: %w", node, to, err)
+	}
+	return nil
+}
+
+// joinMoved gives node, just moved into area to, call c on air there:
+// its delivery, and the start on its own topic.
+func (s *Service) joinMoved(ctx context.Context, c *loaxa.LiveCall, node, to string) error {
+	d := &loaxa.Delivery{Announcement: c.ID, Occurrence: c.ID, Node: node, Start: c.Started, Priority: c.Priority, Drill: c.Drill}
+	if err := s.Deliveries.EnsureDeliveries(ctx, []*loaxa.Delivery{d}); err != nil {
+		return fmt.Errorf("call %s: delivery of the moved node: %w", c.ID, err)
+	}
+	s.mu.Lock()
+	r := s.calls[c.ID]
+	if r != nil {
+		r.news++ // its summary counts one node more
+		if r.joined == nil {
+			r.joined = map[string]bool{}
+		}
+		r.joined[node] = true
+		if r.movedIn == nil {
+			r.movedIn = map[string]bool{}
+		}
+		r.movedIn[node] = true
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return nil // ended meanwhile
+	}
+	s.Logger.Info("live call: a cluster moved into an area the call is on air in joins it", "call", c.ID, "drill", c.Drill, "node", node, "area", to)
+	if s.Messenger == nil {
+		return nil
+	}
+	l := protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveStart, Priority: c.Priority, Title: c.Title, Volume: c.Volume}
+	if err := s.Messenger.SendNodeLive(ctx, node, l); err != nil {
+		// It is sent again when it next comes online (NodeOnline).
+		return fmt.Errorf("call %s: start to the moved node: %w", c.ID, err)
+	}
+	return nil
+}
+
+// leaveMoved ends call c, on air in the area node was moved out of, on
+// node: the end as cut on its own topic, and no start again (NodeOnline).
+// Its delivery may read pending while the node holds the call (its
+// events not stored yet): the end goes whatever it reads; a node that
+// does not hold the call ignores it.
+func (s *Service) leaveMoved(ctx context.Context, c *loaxa.LiveCall, node, from, to string) error {
+	s.mu.Lock()
+	r := s.calls[c.ID]
+	if r != nil {
+		r.news++
+		if r.movedOut == nil {
+			r.movedOut = map[string]bool{}
+		}
+		r.movedOut[node] = true
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return nil // ended meanwhile
+	}
+	s.Logger.Info("live call: a cluster moved out of the call's areas; the call ends on it", "call", c.ID, "drill", c.Drill, "node", node, "from", from, "to", to)
+	if s.Messenger == nil {
+		return nil
+	}
+	if err := s.Messenger.SendNodeLive(ctx, node, movedOutEnd(c)); err != nil {
+		return fmt.Errorf("call %s: end to the moved node: %w", c.ID, err)
+	}
+	return nil
+}
+
+// movedOutEnd is the end of call c a node moved out of its areas is sent:
+// cut, as by an officer, for it never hears the rest.
+func movedOutEnd(c *loaxa.LiveCall) protocol.Live {
+	return protocol.Live{Call: c.ID, Drill: c.Drill, Kind: protocol.LiveEnd, Reason: protocol.LiveCut}
 }

@@ -129,6 +129,7 @@ func (f *fixture) open(t testing.TB) *live.Service {
 	s := live.NewService()
 	s.Store, s.Nodes, s.Deliveries, s.Audit = bolt.NewLiveCallService(f.db), bolt.NewNodeService(f.db), bolt.NewDeliveryService(f.db), f.audit
 	s.Clock, s.Messenger, s.Areas = f.clock, f.sent, f.sent
+	s.Tree = bolt.NewAreaService(f.db)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -1094,5 +1095,89 @@ func TestHoldNamedOnceTheAlertCanBeRead(t *testing.T) {
 	}
 	if _, err := svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMovedClusterLeavesItsOldCommunesCallAndJoinsItsNewOnes: a cluster
+// moved to another commune (PATCH /nodes/{id}) during live calls. The
+// call to its old commune went on holding it: the broker no longer
+// delivered it the frames, so it sat suspended, waiting for them, until
+// the call's end, which it did not hear either (it no longer hears that
+// commune's topic), and the report listed it suspended; coming online
+// again it was even sent the old call's start. A call on air in its new
+// commune was silent on it to its end: the start had gone to the commune
+// before it belonged there, and it ignored every frame. Now the old
+// commune's call ends on it at the move (its end, cut, on the node's own
+// topic); a call of its new commune gives it its delivery and the start,
+// as to a board put up during the call, and it plays from the frames
+// that come; a call to the district above both goes on as it was.
+func TestMovedClusterLeavesItsOldCommunesCallAndJoinsItsNewOnes(t *testing.T) {
+	f := newService(t)
+	ctx := context.Background()
+	old := &loaxa.LiveCall{ID: "live-m1", CreatedBy: "an", Areas: []string{"12346"}, Priority: protocol.PriorityHigh, Title: "Họp dân Tiên Thắng"}
+	next := &loaxa.LiveCall{ID: "live-m2", CreatedBy: "binh", Areas: []string{"12347"}, Priority: protocol.PriorityHigh, Title: "Họp dân Tiên Minh", Volume: 5}
+	district := &loaxa.LiveCall{ID: "live-m3", CreatedBy: "cuong", Areas: []string{"318"}, Priority: protocol.PriorityHigh, Title: "Huyện"}
+	for _, c := range []*loaxa.LiveCall{old, next, district} {
+		if _, err := f.svc.BeginCall(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.report(t, "a1", old.ID, protocol.EventReceived, protocol.EventStarted)
+	f.report(t, "a1", district.ID, protocol.EventReceived)
+	nodes := bolt.NewNodeService(f.db)
+	if _, _, err := nodes.UpdateNodePlace(ctx, "a1", loaxa.NodePlace{Name: "a1", Area: "12347", From: "12346"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.NodeMoved(ctx, "a1", "12346", "12347"); err != nil {
+		t.Fatal(err)
+	}
+	sent, msgs := f.sent.all()
+	if want := []string{"a1 live-m1 end:cut", "a1 live-m2 start"}; !slices.Equal(sent, want) {
+		t.Fatalf("sent at the move %q, want %q", sent, want)
+	}
+	for _, m := range msgs {
+		if m.Call == next.ID && !reflect.DeepEqual(m, protocol.Live{Call: next.ID, Kind: protocol.LiveStart, Priority: protocol.PriorityHigh, Title: next.Title, Volume: 5}) {
+			t.Errorf("start sent to the moved cluster %+v, want the call's as it began", m)
+		}
+	}
+	rep, err := f.svc.LiveCallReport(ctx, next.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(rep.Nodes, func(n loaxa.LiveNode) bool { return n.Node == "a1" }); i < 0 || rep.Nodes[i].Area != "12347" {
+		t.Errorf("new commune's call report %+v; want a1 in it, under 12347", rep.Nodes)
+	}
+	if _, n, _ := f.svc.LiveCallPreempted(ctx, next.ID); n != 2 {
+		t.Errorf("new commune's call is for %d clusters, want 2 (b1 and a1)", n)
+	}
+
+	// Back online (its link dropped as the pole was moved), it is sent
+	// its new commune's call again, not its old one's start.
+	if err := nodes.UpdateNodeStatus(ctx, "a1", func(st *loaxa.NodeStatus) { st.State = loaxa.NodeOnline }); err != nil {
+		t.Fatal(err)
+	}
+	f.sent.mu.Lock()
+	f.sent.sent, f.sent.msgs = nil, nil
+	f.sent.mu.Unlock()
+	f.svc.NodeOnline("a1")
+	f.svc.Close() // waits for the sends
+	sent, _ = f.sent.all()
+	if want := []string{"a1 live-m1 end:cut", "a1 live-m2 start", "a1 live-m3 start"}; !slices.Equal(sent, want) {
+		t.Errorf("sent to the moved cluster back online %q, want %q", sent, want)
+	}
+
+	// The calls end. The one it was moved into sends a1 its end on its
+	// own topic too: a1 hears the commune's live topic only once its new
+	// desired state reaches it, and might miss the commune's end.
+	f.sent.mu.Lock()
+	f.sent.sent, f.sent.msgs = nil, nil
+	f.sent.mu.Unlock()
+	for _, c := range []*loaxa.LiveCall{old, next, district} {
+		if _, err := f.svc.EndCall(ctx, c.ID, loaxa.LiveCallEnd{Reason: loaxa.LiveEndSpeakerStopped}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent, _ = f.sent.all(); !slices.Equal(sent, []string{"a1 live-m2 end"}) {
+		t.Errorf("sent to nodes as the calls ended %q, want the end of its new commune's call to a1", sent)
 	}
 }
