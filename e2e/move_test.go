@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net/url"
 	"slices"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"loaxa.vn/controller/liveclient"
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/node/audio"
 	"loaxa.vn/protocol"
 	"loaxa.vn/protocol/nodeaudio"
 )
@@ -151,7 +154,8 @@ func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
 	c.CreateArea("318", "Huyện Tiên Lãng", "31")
 	c.CreateArea("12346", "Xã Tiên Thắng", "318")
 	c.CreateArea("12347", "Xã Tiên Minh", "318")
-	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{})
+	heard := &soundingOutput{None: audio.NewNone(nil)} // what a1 sounds
+	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{Output: heard})
 	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{})
 	for _, id := range []string{"a1", "b1"} {
 		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
@@ -163,14 +167,8 @@ func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	ids, streamed := map[string]string{}, map[string]chan error{}
-	var sent atomic.Int64 // samples of Tiên Minh's call
 	for _, area := range []string{"12346", "12347"} {
-		call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: speakers[area].Token, Areas: []string{area}, Title: "Họp dân " + area,
-			OnSend: func(n int) {
-				if area == "12347" {
-					sent.Add(int64(n))
-				}
-			}})
+		call, err := liveclient.Dial(ctx, liveclient.Options{URL: c.URL, Token: speakers[area].Token, Areas: []string{area}, Title: "Họp dân " + area})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,16 +195,24 @@ func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
 	if n := node(liveReport(c, ids["12346"]), "a1"); n.Reason != protocol.ReasonCut {
 		t.Errorf("a1's delivery of its old commune's call %+v; want it ended as cut at the move", n)
 	}
-	// Once a1 runs the desired state of its new chain it hears Tiên
-	// Minh's live topic; two more seconds of the call are said to it.
-	rig.Eventually(t, 20*time.Second, "a1 runs its new chain's desired state", func() bool {
-		var d loaxa.Desired
-		c.MustDo("GET", "/api/v1/nodes/a1/desired", nil, &d)
-		return d.State != nil && slices.Contains(d.State.Areas, "12347") && a1.Agent.Status().DesiredVersion >= d.State.Version
+	// Its old call is over on a1: what a1 sounds from now on is Tiên
+	// Minh's call, from its frames, which come once a1 runs the desired
+	// state of its new chain and so hears Tiên Minh's live topic. Until
+	// then a1 plays the call from its start with nothing to sound (and,
+	// after the frame timeout, holds it suspended): the call's being on
+	// the air on a1 does not say the frames reach it.
+	before := heard.Samples()
+	rig.Eventually(t, 30*time.Second, "a1 sounds half a second of its new commune's call", func() bool {
+		return heard.Samples() >= before+nodeaudio.SampleRate/2
 	})
-	heard := sent.Load()
-	rig.Eventually(t, 10*time.Second, "2 s more of the call said", func() bool { return sent.Load() >= heard+2*nodeaudio.SampleRate })
-	rig.Eventually(t, 10*time.Second, "a1 plays its new commune's call", func() bool { return playing(a1) == ids["12347"] })
+	if playing(a1) != ids["12347"] {
+		t.Errorf("a1 plays %q, want its new commune's call", playing(a1))
+	}
+	var d loaxa.Desired
+	c.MustDo("GET", "/api/v1/nodes/a1/desired", nil, &d)
+	if d.State == nil || !slices.Contains(d.State.Areas, "12347") {
+		t.Errorf("a1's desired state %+v; want its new chain's", d.State)
+	}
 
 	for _, area := range []string{"12346", "12347"} {
 		speakers[area].MustDo("POST", "/api/v1/live/calls/"+ids[area]+"/cut", nil, nil)
@@ -222,3 +228,25 @@ func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
 	}
 }
 
+// soundingOutput plays in real time like audio.None and counts the
+// samples it was given that are not silent: a live call's frames, not the
+// silence of a call held with no frames yet.
+type soundingOutput struct {
+	*audio.None
+	n atomic.Int64
+}
+
+func (o *soundingOutput) Play(ctx context.Context, pcm io.Reader) error {
+	return o.None.Play(ctx, readFunc(func(p []byte) (int, error) {
+		n, err := pcm.Read(p)
+		for i := 0; i+1 < n; i += 2 {
+			if binary.LittleEndian.Uint16(p[i:]) != 0 {
+				o.n.Add(1)
+			}
+		}
+		return n, err
+	}))
+}
+
+// Samples returns how many samples that are not silent o has played.
+func (o *soundingOutput) Samples() int64 { return o.n.Load() }
