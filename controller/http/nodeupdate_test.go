@@ -56,7 +56,10 @@ func TestUpdateNode(t *testing.T) {
 			{"another commune's cluster", techA, "n-b", map[string]any{"name": "x"}, http.StatusForbidden, `Node "n-b" is outside your area "12346"`},
 			{"moved out of one's commune", techA, "n-a", map[string]any{"area": "12347"}, http.StatusForbidden, `Area "12347" is outside your area "12346"`},
 			{"moved into one's commune", techB, "n-a", map[string]any{"area": "12347"}, http.StatusForbidden, `Node "n-a" is outside your area "12347"`},
-			{"an officer without nodes.manage", officer, "n-a", map[string]any{"name": "x"}, http.StatusForbidden, ""},
+			// The refusal says the right covers what was asked: it said
+			// "enrol and remove clusters" to an officer moving one.
+			{"an officer without nodes.manage", officer, "n-a", map[string]any{"area": "12347"}, http.StatusForbidden,
+				`Role "commune" may not nodes.manage (enrol clusters, rename them, set their position or move them to another area, renew or revoke their credentials)`},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				var out struct {

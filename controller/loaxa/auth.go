@@ -14,7 +14,7 @@ const (
 	ActionRead          Action = "read"           // see areas, nodes, content, schedules, events in scope
 	ActionManageUsers   Action = "users.manage"   // create users in scope
 	ActionManageAreas   Action = "areas.manage"   // create areas in scope
-	ActionManageNodes   Action = "nodes.manage"   // enrol nodes in scope
+	ActionManageNodes   Action = "nodes.manage"   // enrol, change, move and revoke nodes in scope
 	ActionUploadContent Action = "content.upload" // upload audio
 	ActionSchedule      Action = "schedule"       // create and cancel announcements in scope
 	ActionEmergency     Action = "emergency"      // send emergency announcements in scope
@@ -38,7 +38,7 @@ var actionWords = map[Action]string{
 	ActionSession:       "see and end one's own session",
 	ActionManageUsers:   "create and change users",
 	ActionManageAreas:   "create and change areas",
-	ActionManageNodes:   "enrol and remove clusters",
+	ActionManageNodes:   "enrol clusters, rename them, set their position or move them to another area, renew or revoke their credentials",
 	ActionUploadContent: "upload and make audio content",
 	ActionSchedule:      "schedule and cancel bulletins, make live calls",
 	ActionEmergency:     "send, stop or approve emergency alerts, make emergency live calls",
