@@ -67,3 +67,46 @@ func TestClusterMovedIntoAnAlertIsSentIt(t *testing.T) {
 		t.Errorf("after a restart %+v; want 4 targeted, 3 reached (n1, n2, m1)", sum)
 	}
 }
+
+// TestClusterMovedIntoAnAlertOfflineIsSentItAfterARestart: a cluster is
+// taken down and moved to a commune under an alert on air (PATCH
+// /nodes/{id}), and the controller restarts (an upgrade) before the
+// cluster is up again there. Before, the restarted controller took it for
+// a node of the area that had no delivery of the alert, none of the
+// alert's (not one waiting for its code when it was sent), and the
+// cluster, up again under the alert, was never sent it: it had missed the
+// area's publish, made before it belonged there. It is followed as one
+// moved in, sent the alert once online, and counted.
+func TestClusterMovedIntoAnAlertOfflineIsSentItAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}); err != nil {
+		t.Fatal(err)
+	}
+	w.fc.Advance(time.Hour) // m1 enrolled well before the alert
+	em := w.send(s)
+	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
+	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
+	if _, _, err := s.Nodes.UpdateNodePlace(ctx, "m1", loaxa.NodePlace{Name: "m1", Area: "31"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.step(s, 600*time.Millisecond); slices.Contains(got, "node/m1 alert") {
+		t.Errorf("m1, offline, was sent %v", got)
+	}
+
+	s2 := w.service()
+	w.online(s2, "m1")
+	if got := w.step(s2, 600*time.Millisecond); !slices.Contains(got, "node/m1 alert") {
+		t.Errorf("m1 up again after the restart: sent %v, want the alert", got)
+	}
+	if nodes, sum := nodesOf(t, s2, em.ID); nodes["m1"].Node == "" || sum.Targeted != 4 {
+		t.Errorf("report after the restart: m1 %+v, summary %+v; want m1 targeted, 4 targeted", nodes["m1"], sum)
+	}
+}

@@ -215,10 +215,16 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	// The nodes that waited for their code when it was sent (without a
 	// delivery, created before it and not enrolled by then) are followed
 	// again: one that comes online has redeemed it, and is sent the alert.
-	// A node created after the issue is none of the alert's, as for the
-	// controller that sent it: taking it for one waiting had clusters
-	// installed after a warning play it, late, once the controller
-	// restarted.
+	// So is one enrolled by then and under the alert's areas now without
+	// a delivery: moved into them since the send (NodeMoved) and offline
+	// ever since, it had neither the area's publish nor its join; before,
+	// the restarted controller dropped it, and the cluster, up again in
+	// its new commune under the alert, was never sent it. (A node whose
+	// planned delivery was not stored at the send is one too, and is sent
+	// the alert as well.) A node created after the issue is none of the
+	// alert's, as for the controller that sent it: taking it for one
+	// waiting had clusters installed after a warning play it, late, once
+	// the controller restarted.
 	var without []string
 	for node := range t.nodeArea {
 		if _, ok := tracked[node]; !ok {
@@ -229,17 +235,20 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	if err != nil {
 		return nil, fmt.Errorf("nodes: %w", err)
 	}
-	t.awaiting = map[string]bool{}
+	t.awaiting, t.movedIn = map[string]bool{}, map[string]bool{}
 	for node, p := range presence {
 		if p.CreatedAt.After(em.Issued) {
 			continue
 		}
-		if p.EnrolledAt.IsZero() || !p.EnrolledAt.Before(em.Issued) {
-			t.awaiting[node] = true
-			tracked[node] = t.nodeArea[node]
-			if published[tracked[node]] {
-				t.sent[node] = em.Issued
-			}
+		t.awaiting[node] = true
+		tracked[node] = t.nodeArea[node]
+		switch {
+		case !p.EnrolledAt.IsZero() && p.EnrolledAt.Before(em.Issued):
+			// Not reached by the area's publish: sent at its first pass
+			// online, as NodeMoved leaves it.
+			t.movedIn[node] = true
+		case published[tracked[node]]:
+			t.sent[node] = em.Issued
 		}
 	}
 	t.nodeArea = tracked
