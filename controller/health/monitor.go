@@ -712,6 +712,18 @@ func (m *Monitor) ObserveState(ctx context.Context, node string, st *protocol.St
 		}
 	}
 	m.openAlarms(ctx, opening...)
+	// An open area-unheard alarm names the areas the node does not hear
+	// now: its facts say where the broker's ACL must be fixed. A cluster
+	// moved under the alarm (or whose chain changed) and refused its new
+	// area's topics too kept an alarm naming its old commune. The other
+	// kinds keep the facts they opened with: readings that change with
+	// every state (a voltage, a signal, a count) would rewrite and
+	// announce the alarm at each.
+	if f, ok := r.faults[loaxa.AlarmAreaUnheard]; ok {
+		if a := m.open[alarmKey{node: node, kind: loaxa.AlarmAreaUnheard}]; a != nil && !slices.Equal(a.Facts.Areas, f.Facts.Areas) {
+			m.updateFacts(ctx, a, f.Detail, f.Facts)
+		}
+	}
 	for _, kind := range loaxa.AlarmKinds {
 		if _, still := r.faults[kind]; still || !stateKind(kind) {
 			continue
