@@ -250,3 +250,54 @@ func (o *soundingOutput) Play(ctx context.Context, pcm io.Reader) error {
 
 // Samples returns how many samples that are not silent o has played.
 func (o *soundingOutput) Samples() int64 { return o.n.Load() }
+
+// TestClusterMovedOfflineHearsItsNewCommuneAfterARestart: a cluster is
+// taken down in Tiên Thắng while Tiên Minh's alert is on air, moved to
+// Tiên Minh (PATCH /api/v1/nodes/{id}), and the controller restarts (an
+// upgrade) before the cluster is up again there. Before, the restarted
+// controller took it for none of the alert's (under Tiên Minh with no
+// delivery, enrolled before the alert), and the cluster, up again, never
+// played it. Through the real controller, broker and agent: once up, a1
+// plays Tiên Minh's alert and is counted there, runs its new chain's
+// desired state and hears every area of it from the restarted broker.
+func TestClusterMovedOfflineHearsItsNewCommuneAfterARestart(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	creds := map[string]*protocol.Credentials{"a1": c.CreateNode("a1", "12346"), "b1": c.CreateNode("b1", "12347")}
+	a1dir := t.TempDir()
+	a1 := rig.StartNode(t, creds["a1"], rig.NodeOptions{Dir: a1dir, Tune: quickReconnect})
+	b1 := rig.StartNode(t, creds["b1"], rig.NodeOptions{Tune: quickReconnect})
+	for _, id := range []string{"a1", "b1"} {
+		rig.Eventually(t, 15*time.Second, id+" online", func() bool { return c.Node(id).Status.State == loaxa.NodeOnline })
+	}
+	a1.Stop(t)
+	rig.Eventually(t, 15*time.Second, "a1 offline", func() bool { return c.Node("a1").Status.State == loaxa.NodeOffline })
+
+	// Long enough to be on air still once a1 is up again.
+	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, 40*time.Second, 16000, 1))
+	var onAir loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12347"}, "drill": true}, &onAir)
+	rig.Eventually(t, 10*time.Second, "b1 plays Tiên Minh's alert", func() bool { return playing(b1) == onAir.Occurrence })
+	c.MustDo("PATCH", "/api/v1/nodes/a1", map[string]any{"area": "12347"}, nil)
+
+	c = c.Restart()
+	a1 = rig.StartNode(t, creds["a1"], rig.NodeOptions{Dir: a1dir, Tune: quickReconnect})
+	rig.Eventually(t, 30*time.Second, "a1, up again in Tiên Minh, plays its alert", func() bool { return playing(a1) == onAir.Occurrence })
+	_, ns := reportNodes(c, onAir.ID)
+	if n, ok := ns["a1"]; !ok || n.Area != "12347" {
+		t.Errorf("Tiên Minh's alert after the restart: a1 %+v (%v); want it counted under 12347", n, ok)
+	}
+	rig.Eventually(t, 30*time.Second, "a1 runs its new chain and hears every area of it", func() bool {
+		var d loaxa.Desired
+		if status, _ := c.Do("GET", "/api/v1/nodes/a1/desired", nil, &d); status != 200 || d.State == nil {
+			return false
+		}
+		st := c.Node("a1").Status
+		return slices.Equal(d.State.Areas, []string{"12347", "318", "31"}) && a1.Agent.Status().DesiredVersion >= d.State.Version &&
+			st.State == loaxa.NodeOnline && len(st.AreasUnheard) == 0 && len(a1.Agent.Status().AreasUnheard) == 0
+	})
+}
