@@ -110,3 +110,43 @@ func TestClusterMovedIntoAnAlertOfflineIsSentItAfterARestart(t *testing.T) {
 		t.Errorf("report after the restart: m1 %+v, summary %+v; want m1 targeted, 4 targeted", nodes["m1"], sum)
 	}
 }
+
+// TestClusterMovedIntoAnAlertLeavesTheClustersAwaitingTheirCodeCounted: a
+// cluster moved into a commune under an alert, which is given its
+// delivery and counted, took one off the commune's clusters waiting for
+// their code: the report read each delivery beyond those the alert
+// targeted as a pole put up since, and the board said "0 cụm loa … đang
+// chờ lắp đặt" while one still waited. Only a node that waited for its
+// code at the send (enrolled after it) is one of those.
+func TestClusterMovedIntoAnAlertLeavesTheClustersAwaitingTheirCodeCounted(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "w1", Name: "w1", Area: "31"}); err != nil { // its code not redeemed
+		t.Fatal(err)
+	}
+	w.online(s, "m1")
+	w.fc.Advance(time.Hour) // the clusters enrolled well before the alert
+	em := w.send(s)
+	if a := em.Areas[0]; a.Nodes != 3 || a.AwaitingEnrolment != 1 {
+		t.Fatalf("area 31 of the alert: %+v; want 3 clusters, w1 awaiting its code", a)
+	}
+	if _, _, err := s.Nodes.UpdateNodePlace(ctx, "m1", loaxa.NodePlace{Name: "m1", Area: "31"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.step(s, 600*time.Millisecond); !slices.Contains(got, "node/m1 alert") {
+		t.Fatalf("m1 moved in: sent %v, want the alert", got)
+	}
+	if _, sum := nodesOf(t, s, em.ID); sum.Targeted != 4 || sum.AwaitingEnrolment != 1 {
+		t.Errorf("summary once m1 moved in %+v; want 4 targeted, w1 still awaiting its code", sum)
+	}
+}

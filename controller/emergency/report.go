@@ -111,13 +111,21 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	s.mu.Unlock()
 	// The clusters that waited for their code when it was sent, but those
 	// that redeemed it since and were given the alert: the deliveries
-	// beyond the nodes it targeted then.
-	targeted, awaiting := 0, 0
+	// beyond the nodes it targeted then, of nodes not enrolled before it
+	// was sent. A cluster moved into its areas since (NodeMoved), enrolled
+	// before, has such a delivery too: counted as a pole put up, it took
+	// one off those still waiting.
+	targeted, awaiting, enrolledSince := 0, 0, 0
 	for _, a := range em.Areas {
 		targeted += a.Nodes
 		awaiting += a.AwaitingEnrolment
 	}
-	rep.Summary.AwaitingEnrolment = max(awaiting-max(len(ds)-targeted, 0), 0)
+	for _, d := range ds {
+		if p := nodes[d.Node]; p.EnrolledAt.IsZero() || !p.EnrolledAt.Before(em.Issued) {
+			enrolledSince++
+		}
+	}
+	rep.Summary.AwaitingEnrolment = max(awaiting-min(max(len(ds)-targeted, 0), enrolledSince), 0)
 	rep.Timing = loaxa.TimingOf(rep.Nodes)
 	return rep, nil
 }
