@@ -69,10 +69,12 @@ func (s *Server) newEnrolment(r *http.Request, n *loaxa.Node) (*enrolmentCode, e
 	ec := &enrolmentCode{
 		Code:      code,
 		ExpiresAt: e.Expires.UTC(),
-		// The credentials and data paths of the installed service
+		// ./node is the agent in the unpacked release archive, where a
+		// fresh board has it (no "node" on its PATH, or Node.js). The
+		// credentials and data paths are the installed service's
 		// (scripts/systemd/loaxa-node.service): a board enrolled again
 		// keeps its store, whose clock floor the enrolment reads.
-		Command: fmt.Sprintf("node --enrol %s --controller %s --credentials /etc/loaxa/node.json --data /var/lib/loaxa-node", code, s.controllerURL(r)),
+		Command: fmt.Sprintf("./node --enrol %s --controller %s --credentials /etc/loaxa/node.json --data /var/lib/loaxa-node", code, s.controllerURL(r)),
 	}
 	if s.EnrolCA != "" {
 		// Without it the board refuses the controller's certificate.

@@ -79,6 +79,13 @@ func TestEnrolmentRotationRevocation(t *testing.T) {
 		!strings.Contains(first.Enrolment.Command, " --credentials /etc/loaxa/node.json --data /var/lib/loaxa-node") {
 		t.Errorf("batch node %+v", first)
 	}
+	// The command runs the agent where a fresh board has it: ./node in the
+	// unpacked release archive (scripts/build-boards.sh). As "node --enrol"
+	// it was not on the PATH of a fresh board ("node: command not found"),
+	// or ran Node.js where that is installed ("node: bad option: --enrol").
+	if !strings.HasPrefix(first.Enrolment.Command, "./node --enrol ") {
+		t.Errorf("enrolment command %q: want it to run ./node, the agent in the release archive", first.Enrolment.Command)
+	}
 	// All or none: one bad entry creates nothing.
 	r := e.request("POST", "/api/v1/nodes/batch", tech, "application/json", jsonBody(t, map[string]any{"nodes": []map[string]any{
 		{"id": "tt-03", "name": "Cụm loa 3", "area": "12346"}, {"id": "tt-01", "name": "again", "area": "12346"}}}))
