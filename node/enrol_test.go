@@ -92,7 +92,9 @@ func TestEnrolSaysHowToStartTheAgent(t *testing.T) {
 		t.Fatalf("enrol: exit %d, %q %q", exit, stdout.String(), stderr.String())
 	}
 	for _, want := range []string{
-		"node --credentials " + path + " --data " + data + "\n",
+		// The agent as it was run (./node in a release archive), not
+		// "node", which a board's shell does not find or runs Node.js as.
+		"Start the agent with: " + os.Args[0] + " --credentials " + path + " --data " + data + "\n",
 		"chown root:loaxa-node " + path + " && chmod 0640 " + path + " && systemctl restart loaxa-node",
 	} {
 		if !strings.Contains(stdout.String(), want) {

@@ -461,9 +461,11 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 	}
 	// The document is written mode 0600 for whoever enrolled, root on a
 	// board; the installed service runs as loaxa-node (install-node.sh).
-	fmt.Fprintf(stdout, "Enrolled as node %[1]s in area %[2]s; credentials written to %[3]s.\nStart the agent with: node --credentials %[3]s --data %[4]s\n"+
+	// The agent is named as it was run (./node in a release archive): a
+	// board's shell finds no "node", or finds Node.js.
+	fmt.Fprintf(stdout, "Enrolled as node %[1]s in area %[2]s; credentials written to %[3]s.\nStart the agent with: %[5]s --credentials %[3]s --data %[4]s\n"+
 		"On a board running the loaxa-node service, let it read the document and start it again: chown root:loaxa-node %[3]s && chmod 0640 %[3]s && systemctl restart loaxa-node\n",
-		cred.Node, cred.Area, o.credentials, data)
+		cred.Node, cred.Area, o.credentials, data, os.Args[0])
 	return 0
 }
 
