@@ -98,6 +98,11 @@ type App struct {
 	wg     sync.WaitGroup
 	// retention purges old history; nil when Config.RetainDays is 0.
 	retention *retention
+	// owner checks that the data directory's files are the controller's.
+	owner *dataOwner
+	// euid is the user the controller runs as; nil is os.Geteuid (tests
+	// give another).
+	euid func() int
 }
 
 // New returns an App for cfg; Open starts it.
@@ -120,6 +125,8 @@ func (a *App) Open() (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	a.checkDataOwner()
+	defer func() { err = a.explainOpen(err) }()
 
 	a.DB = bolt.NewDB(filepath.Join(cfg.DataDir, "loaxa.db"))
 	a.DB.Now = a.Clock.Now
@@ -562,8 +569,8 @@ func (a *App) metrics() http.Handler {
 }
 
 // healthChecks are what GET /api/v1/health reports on: the broker link,
-// the store, the free space on its volume, the scheduler's and the health
-// sweep's lag.
+// the store, the free space on its volume, the owner of the data
+// directory's files, the scheduler's and the health sweep's lag.
 func (a *App) healthChecks() []lhttp.HealthCheck {
 	lag := func(last time.Time, every time.Duration, what string) (string, error) {
 		if last.IsZero() {
@@ -601,6 +608,22 @@ func (a *App) healthChecks() []lhttp.HealthCheck {
 					free>>20, a.Config.StoreMinFree>>20)
 			}
 			return detail, nil
+		}},
+		{Name: "files", Check: func(ctx context.Context) (string, error) {
+			// Walked again only while something was found, so that a
+			// chown clears it without a restart and a clean directory
+			// costs nothing.
+			found := a.owner.last()
+			if len(found) > 0 {
+				var err error
+				if found, err = a.owner.check(); err != nil {
+					return "", err
+				}
+			}
+			if len(found) > 0 {
+				return "", errors.New(a.owner.summary(found))
+			}
+			return a.owner.detail(), nil
 		}},
 		{Name: "scheduler", Check: func(ctx context.Context) (string, error) {
 			detail, err := lag(a.Scheduler.LastRun(), a.Scheduler.Interval, "the scheduler")

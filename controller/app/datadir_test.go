@@ -1,0 +1,219 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"loaxa.vn/internal/syncbuf"
+)
+
+// otherUID stands for the service's user in tests that run as someone
+// else: no file of the test is its.
+const otherUID = 64123
+
+// TestDataOwnerFindsOtherUsersFiles: every file and directory of the data
+// directory that is not the given user's is found, under directories too,
+// and none of its own.
+func TestDataOwnerFindsOtherUsersFiles(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file owners are not read on this system")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"loaxa.db", "content/a.wav", "content/b.wav", "tmp/.keep"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := &dataOwner{dir: dir, uid: os.Geteuid()}
+	if found, err := mine.check(); err != nil || len(found) != 0 {
+		t.Errorf("checked as the files' owner: %v, %v; want nothing", found, err)
+	}
+	other := &dataOwner{dir: dir, uid: otherUID, gid: otherUID}
+	found, err := other.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, f := range found {
+		paths = append(paths, f.Path)
+	}
+	if want := []string{".", "content", "content/a.wav", "content/b.wav", "loaxa.db", "tmp", "tmp/.keep"}; !slices.Equal(paths, want) {
+		t.Errorf("found %q, want %q", paths, want)
+	}
+	msg := other.problem(found)
+	for _, want := range []string{"7 files in the data directory " + dir, "content (", "and 2 more", fmt.Sprintf("chown -R %d:%d %s", otherUID, otherUID, dir)} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("problem says %q; want %q in it", msg, want)
+		}
+	}
+	// Root may write everything: not checked.
+	root := &dataOwner{dir: dir, uid: 0}
+	if found, err := root.check(); err != nil || len(found) != 0 {
+		t.Errorf("checked as root: %v, %v; want nothing", found, err)
+	}
+}
+
+// TestStartSaysWhoseFilesAreInTheDataDirectory: a data directory restored
+// or copied as root holds root's files, mode 0600. The controller, running
+// as its own user, started and answered GET /health "ok" while the audio
+// files it could not read failed every board's download with 500 (and it
+// failed to start, saying only "permission denied" for one file, when the
+// store or content/ was root's). It now names them at start in the log and
+// in GET /health's "files" check, with the command that gives them back;
+// the check passes again once they are, without a restart.
+func TestStartSaysWhoseFilesAreInTheDataDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give the data directory to another user")
+	}
+	cfg := testConfig(t)
+	first := New(cfg, slog.New(slog.DiscardHandler))
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	// The service's user owns everything but the audio, as a restore by
+	// root left it.
+	var audio []string
+	err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(path, ".wav") {
+			audio = append(audio, path)
+			return nil
+		}
+		return os.Lchown(path, otherUID, otherUID)
+	})
+	if err != nil || len(audio) == 0 {
+		t.Fatalf("walk: %v, audio files %q", err, audio)
+	}
+
+	var logs syncbuf.Buffer
+	a := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	a.euid = func() int { return otherUID }
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	fix := fmt.Sprintf("chown -R %d:%d %s", otherUID, os.Getegid(), cfg.DataDir)
+	rel, _ := filepath.Rel(cfg.DataDir, audio[0])
+	for _, want := range []string{"level=ERROR", "files belong to another user than this controller's", "count=" + fmt.Sprint(len(audio)), rel + " (root)", fix} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	files := func() (string, error) {
+		t.Helper()
+		for _, c := range a.healthChecks() {
+			if c.Name == "files" {
+				return c.Check(context.Background())
+			}
+		}
+		t.Fatal("no files check")
+		return "", nil
+	}
+	// GET /health is public: how many and whose, not which files nor where.
+	_, err = files()
+	if err == nil {
+		t.Fatal("files check passed with root's audio in the data directory")
+	}
+	for _, want := range []string{fmt.Sprintf("%d file", len(audio)), "belong", " to root, not to this controller's user (uid 64123)", fmt.Sprintf("chown -R %d:%d on the data directory", otherUID, os.Getegid())} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("files check with root's audio says %q; want %q in it", err, want)
+		}
+	}
+	for _, secret := range []string{cfg.DataDir, rel} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("files check says %q; it names %s to anyone", err, secret)
+		}
+	}
+	for _, p := range audio {
+		if err := os.Chown(p, otherUID, otherUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if detail, err := files(); err != nil || !strings.Contains(detail, "every file in the data directory belongs to") {
+		t.Errorf("files check once given back: %q, %v", detail, err)
+	}
+}
+
+// TestStartFailingOnAnotherUsersFileSaysSo: a start that fails with
+// "permission denied" on a file of another user adds which files and the
+// command; other failures are left as they are.
+func TestStartFailingOnAnotherUsersFileSaysSo(t *testing.T) {
+	o := &dataOwner{dir: "/var/lib/loaxa-controller", uid: otherUID, gid: otherUID,
+		found: []foreignFile{{Path: "loaxa.db", Owner: "root"}}}
+	a := &App{owner: o}
+	open := func(err error) error { return a.explainOpen(err) }
+	denied := fmt.Errorf("open store: %w", &fs.PathError{Op: "open", Path: "/var/lib/loaxa-controller/loaxa.db", Err: fs.ErrPermission})
+	got := open(denied)
+	if !errors.Is(got, fs.ErrPermission) || !strings.Contains(got.Error(), "loaxa.db (root)") || !strings.Contains(got.Error(), "chown -R ") {
+		t.Errorf("permission denied became %v", got)
+	}
+	other := errors.New("listen tcp: address in use")
+	if got := open(other); got != other {
+		t.Errorf("another failure became %v", got)
+	}
+	a.owner = &dataOwner{dir: o.dir, uid: otherUID}
+	if got := open(denied); got != denied {
+		t.Errorf("permission denied with no foreign file became %v", got)
+	}
+}
+
+// BenchmarkDataOwnerCheck: what the start (and GET /health's "files"
+// check, while it finds something) spends walking a data directory of
+// 10,000 audio files.
+func BenchmarkDataOwnerCheck(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "content"), 0o750); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10000 {
+		if err := os.WriteFile(filepath.Join(dir, "content", fmt.Sprintf("%064x.wav", i)), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	owner := os.Geteuid()
+	if owner == 0 {
+		// Root is not checked: give the files to a user who is.
+		owner = otherUID
+		err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(path, owner, owner)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name  string
+		uid   int
+		found int
+	}{
+		{"theirs", owner, 0},                   // every start
+		{"restored-as-root", owner + 1, 10002}, // every file foreign
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			o := &dataOwner{dir: dir, uid: bc.uid}
+			for b.Loop() {
+				if found, err := o.check(); err != nil || len(found) != bc.found {
+					b.Fatalf("found %d, %v", len(found), err)
+				}
+			}
+		})
+	}
+}
