@@ -13,7 +13,8 @@
 # /opt/loaxa-node/README, the unit to
 # /etc/systemd/system/loaxa-node.service, and enables and starts it. Logs:
 # journalctl -u loaxa-node. Running it again upgrades the binary and
-# credentials in place.
+# credentials in place; /etc/loaxa/node.env is kept, but for the
+# LOAXA_AUDIO line when --audio is given.
 #
 # --root DIR installs the files under DIR instead of / and only prints the
 # commands it would run (useradd, systemctl): for building images and for
@@ -24,14 +25,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 credentials=""
 binary=""
 audio=oto
+audio_given=""
 root=""
 while (($#)); do
 	case $1 in
 	--credentials) credentials=$2; shift 2 ;;
 	--binary) binary=$2; shift 2 ;;
-	--audio) audio=$2; shift 2 ;;
+	--audio) audio=$2; audio_given=1; shift 2 ;;
 	--root) root=$2; shift 2 ;;
-	-h | --help) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "install-node.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -121,6 +123,17 @@ LOAXA_AUDIO=$audio
 #LOAXA_LOG_LEVEL=info
 ENV
 	chmod 0644 "$root/etc/loaxa/node.env"
+elif [[ -n $audio_given ]]; then
+	# node.env is kept on a re-install, with whatever was set by hand; but
+	# an --audio given now is meant (a board found to have no sound card
+	# installed again with --audio none): it replaces the LOAXA_AUDIO line.
+	env_file="$root/etc/loaxa/node.env"
+	if grep -q '^[[:space:]]*LOAXA_AUDIO=' "$env_file"; then
+		sed -i "s/^[[:space:]]*LOAXA_AUDIO=.*/LOAXA_AUDIO=$audio/" "$env_file"
+	else
+		echo "LOAXA_AUDIO=$audio" >>"$env_file"
+	fi
+	echo "Set LOAXA_AUDIO=$audio in /etc/loaxa/node.env (its other settings kept)."
 fi
 install -d -m 0755 "$root/etc/systemd/system"
 install -m 0644 "$unit" "$root/etc/systemd/system/loaxa-node.service"

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -199,5 +200,78 @@ func TestUnitsHardening(t *testing.T) {
 		if err != nil {
 			t.Errorf("systemd-analyze security %s: %v\n%s", unit, err, out)
 		}
+	}
+}
+
+// TestReinstallWithAnotherAudio: a board installed with the sound card
+// (the default) and found to have none is installed again with
+// --audio none, as docs/deploy.md says for such a board. node.env is kept
+// on a re-install, and so was its LOAXA_AUDIO=oto: the script said
+// nothing and the agent went on looking for a sound card. The --audio
+// given now replaces that line; the file's other settings are kept, and
+// a re-install without --audio changes nothing.
+func TestReinstallWithAnotherAudio(t *testing.T) {
+	dir, bin, cred, _ := nodeToInstall(t)
+	root := filepath.Join(dir, "root")
+	script := "../../scripts/install-node.sh"
+	env := filepath.Join(root, "etc/loaxa/node.env")
+	install := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(script, append([]string{"--root", root, "--credentials", cred, "--binary", bin}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("install-node.sh %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	audio := func() []string {
+		t.Helper()
+		raw, err := os.ReadFile(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for line := range strings.Lines(string(raw)) {
+			if strings.HasPrefix(line, "LOAXA_AUDIO=") {
+				lines = append(lines, strings.TrimSpace(line))
+			}
+		}
+		return lines
+	}
+
+	install()
+	if got := audio(); !slices.Equal(got, []string{"LOAXA_AUDIO=oto"}) {
+		t.Fatalf("first install wrote %q", got)
+	}
+	// A setting of the technician's own, kept through every re-install.
+	f, err := os.OpenFile(env, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("LOAXA_CACHE_SIZE=1024\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	out := install("--audio", "none")
+	if got := audio(); !slices.Equal(got, []string{"LOAXA_AUDIO=none"}) {
+		t.Errorf("re-install with --audio none left %q in node.env", got)
+	}
+	if !strings.Contains(out, "Set LOAXA_AUDIO=none in /etc/loaxa/node.env") {
+		t.Errorf("install-node.sh said\n%s\nwant it to say it set LOAXA_AUDIO=none", out)
+	}
+	install()
+	if got := audio(); !slices.Equal(got, []string{"LOAXA_AUDIO=none"}) {
+		t.Errorf("re-install without --audio left %q in node.env, want it unchanged", got)
+	}
+	// A node.env of the technician's own without the line gains it.
+	if err := os.WriteFile(env, []byte("LOAXA_CACHE_SIZE=1024\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	install("--audio", "oto")
+	if got := audio(); !slices.Equal(got, []string{"LOAXA_AUDIO=oto"}) {
+		t.Errorf("re-install with --audio oto into a node.env without the line left %q", got)
+	}
+	if raw, _ := os.ReadFile(env); !strings.Contains(string(raw), "LOAXA_CACHE_SIZE=1024\n") {
+		t.Errorf("node.env lost the technician's setting:\n%s", raw)
 	}
 }
