@@ -101,6 +101,65 @@ func TestEnrolSaysHowToStartTheAgent(t *testing.T) {
 			t.Errorf("enrolment said\n%s\nwant %q", stdout.String(), want)
 		}
 	}
+	if strings.Contains(stdout.String(), "install-node.sh") {
+		t.Errorf("enrolment run with no install-node.sh beside it said\n%s", stdout.String())
+	}
+}
+
+// TestEnrolSaysToInstallTheService: a fresh board enrolled from the
+// unpacked release archive (./node --enrol …, as the controller prints it)
+// was told only to start the agent by hand or to restart a loaxa-node
+// service not installed yet; what it needs next is install-node.sh, beside
+// the agent in the archive, which docs/deploy.md gives as the second step.
+// The enrolment now says that first, as the technician runs it.
+func TestEnrolSaysToInstallTheService(t *testing.T) {
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	archive := t.TempDir() // loaxa-node-1.4.0-linux-arm64/
+	if err := os.WriteFile(filepath.Join(archive, "install-node.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer func(p func() string) { program = p }(program)
+	for i, tc := range []struct{ name, self, script string }{
+		{"in the archive's directory", "./node", "./install-node.sh"}, // as docs/deploy.md says
+		{"by its path", archive + "/node", archive + "/install-node.sh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.self == "./node" {
+				t.Chdir(archive)
+			}
+			program = func() string { return tc.self }
+			var created struct {
+				Enrolment struct{ Code string }
+			}
+			id := fmt.Sprintf("tt-%02d", i+1)
+			c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": id, "name": "Cụm loa chợ", "area": "31", "credentials": "code"}, &created)
+			path := filepath.Join(t.TempDir(), "node.json")
+			var stdout, stderr bytes.Buffer
+			exit := run(context.Background(), []string{"--enrol", created.Enrolment.Code, "--controller", c.URL, "--credentials", path, "--data", filepath.Join(t.TempDir(), "data")}, env(nil), &stdout, &stderr)
+			if exit != 0 {
+				t.Fatalf("enrol: exit %d, %q %q", exit, stdout.String(), stderr.String())
+			}
+			lines := strings.Split(stdout.String(), "\n")
+			want := "Install the agent on this board as the loaxa-node service: " + tc.script + " --credentials " + path
+			if len(lines) < 2 || lines[1] != want {
+				t.Errorf("enrolment said\n%s\nwant its second line %q", stdout.String(), want)
+			}
+			if !strings.Contains(stdout.String(), "Start the agent with: "+tc.self+" --credentials "+path) {
+				t.Errorf("enrolment said\n%s\nwant it to say how to start %s by hand too", stdout.String(), tc.self)
+			}
+		})
+	}
+	// A script that cannot be run is not offered.
+	if err := os.Chmod(filepath.Join(archive, "install-node.sh"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := besideProgram(archive+"/node", "install-node.sh"); ok {
+		t.Error("a non-executable install-node.sh was offered")
+	}
+	if _, ok := besideProgram("node", "install-node.sh"); ok {
+		t.Error("an agent found on the PATH was given a script beside it")
+	}
 }
 
 // TestEnrolKeepsTheCodeWhenTheCredentialsCannotBeWritten: on a fresh

@@ -463,10 +463,37 @@ func enrol(ctx context.Context, o options, stdout, stderr io.Writer, log *slog.L
 	// board; the installed service runs as loaxa-node (install-node.sh).
 	// The agent is named as it was run (./node in a release archive): a
 	// board's shell finds no "node", or finds Node.js.
-	fmt.Fprintf(stdout, "Enrolled as node %[1]s in area %[2]s; credentials written to %[3]s.\nStart the agent with: %[5]s --credentials %[3]s --data %[4]s\n"+
-		"On a board running the loaxa-node service, let it read the document and start it again: chown root:loaxa-node %[3]s && chmod 0640 %[3]s && systemctl restart loaxa-node\n",
-		cred.Node, cred.Area, o.credentials, data, os.Args[0])
+	self := program()
+	fmt.Fprintf(stdout, "Enrolled as node %s in area %s; credentials written to %s.\n", cred.Node, cred.Area, o.credentials)
+	// Run from an unpacked release archive, what a fresh board needs next
+	// is the install script beside it, which docs/deploy.md gives as the
+	// second step; the lines below alone sent technicians to start the
+	// agent by hand, as root, or to restart a service not installed yet.
+	if script, ok := besideProgram(self, "install-node.sh"); ok {
+		fmt.Fprintf(stdout, "Install the agent on this board as the loaxa-node service: %s --credentials %s\n", script, o.credentials)
+	}
+	fmt.Fprintf(stdout, "Start the agent with: %[3]s --credentials %[1]s --data %[2]s\n"+
+		"On a board running the loaxa-node service, let it read the document and start it again: chown root:loaxa-node %[1]s && chmod 0640 %[1]s && systemctl restart loaxa-node\n",
+		o.credentials, data, self)
 	return 0
+}
+
+// program is the agent as it was run, for the commands it prints; tests
+// give another.
+var program = func() string { return os.Args[0] }
+
+// besideProgram returns how to run the executable file name in the
+// directory of self, the agent as it was run ("./install-node.sh" for
+// "./node"), and whether there is one. An agent found on the PATH (no
+// slash in self) has nothing beside it.
+func besideProgram(self, name string) (string, bool) {
+	dir, _ := filepath.Split(self) // "./" stays, so the shell runs the file
+	if dir == "" {
+		return "", false
+	}
+	path := dir + name
+	fi, err := os.Stat(path)
+	return path, err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // enrolFloor returns the clock floor of the store in data, zero if there
