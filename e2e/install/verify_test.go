@@ -163,3 +163,83 @@ func TestUnitsAgreeWithThePrograms(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerStepsAgreeWithTheUnit: docs/deploy.md's steps for the
+// controller ("The controller") install what loaxa-controller.service
+// runs, where it looks for it: the binary at ExecStart's path, the user
+// and group it runs as (whose home is the StateDirectory=), the settings
+// file of EnvironmentFile= (root's, 0600: it holds LOAXA_ADMIN_PASSWORD),
+// and the unit under its own name. A path changed in one and not the other
+// is met by an admin as a service that does not start.
+func TestControllerStepsAgreeWithTheUnit(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n### The controller\n")
+	if !ok {
+		t.Fatal(`docs/deploy.md has no "### The controller"`)
+	}
+	_, block, ok := strings.Cut(section, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal(`docs/deploy.md's "The controller" has no sh block`)
+	}
+	var steps [][]string
+	for line := range strings.Lines(block) {
+		line, _, _ = strings.Cut(line, "#")
+		for cmd := range strings.SplitSeq(line, "&&") {
+			if f := strings.Fields(cmd); len(f) > 0 {
+				steps = append(steps, f)
+			}
+		}
+	}
+	// step returns the first step that starts with prefix.
+	step := func(prefix ...string) []string {
+		t.Helper()
+		for _, s := range steps {
+			if len(s) >= len(prefix) && slices.Equal(s[:len(prefix)], prefix) {
+				return s
+			}
+		}
+		t.Fatalf("docs/deploy.md's controller steps have no %q in\n%s", strings.Join(prefix, " "), block)
+		return nil
+	}
+
+	unit := unitSettings(t, "../../scripts/systemd/loaxa-controller.service")
+	one := func(key string) string {
+		t.Helper()
+		if len(unit[key]) != 1 {
+			t.Fatalf("loaxa-controller.service: %s=%q, want one", key, unit[key])
+		}
+		return unit[key][0]
+	}
+	exe := strings.Fields(one("Service.ExecStart"))[0]
+	if got := step("install", "-m", "0755", "controller"); got[len(got)-1] != exe {
+		t.Errorf("docs install the controller as %s; the unit runs %s", got[len(got)-1], exe)
+	}
+	useradd := step("useradd")
+	user := useradd[len(useradd)-1]
+	if one("Service.User") != user || one("Service.Group") != user || !slices.Contains(useradd, "--user-group") {
+		t.Errorf("docs make user and group %s (%q); the unit runs as User=%s Group=%s", user, useradd, one("Service.User"), one("Service.Group"))
+	}
+	if i := slices.Index(useradd, "--home-dir"); i < 0 || useradd[i+1] != "/var/lib/"+one("Service.StateDirectory") {
+		t.Errorf("docs give %s the home %q; the unit's StateDirectory= is /var/lib/%s", user, useradd, one("Service.StateDirectory"))
+	}
+	env := strings.TrimPrefix(one("Service.EnvironmentFile"), "-")
+	if got := step("install", "-m", "0600", "/dev/null"); got[len(got)-1] != env {
+		t.Errorf("docs make the settings file %s; the unit reads EnvironmentFile=%s", got[len(got)-1], one("Service.EnvironmentFile"))
+	}
+	if got := step("install", "-d", "-m", "0755"); got[len(got)-1] != filepath.Dir(env) {
+		t.Errorf("docs make the directory %s; the settings file is %s", got[len(got)-1], env)
+	}
+	if got := step("install", "-m", "0644"); got[len(got)-2] != "loaxa-controller.service" || got[len(got)-1] != "/etc/systemd/system/" {
+		t.Errorf("docs install the unit with %q", got)
+	}
+	if got := step("systemctl", "daemon-reload"); len(got) != 2 {
+		t.Errorf("docs reload systemd with %q", got)
+	}
+	if got := step("systemctl", "enable", "--now"); got[len(got)-1] != "loaxa-controller" {
+		t.Errorf("docs start %q", got)
+	}
+}
