@@ -16,9 +16,9 @@
 # installed with apt-get (as root, or through sudo).
 #
 # Each archive, DIR/loaxa-<program>-<version>-linux-<arch>.tar.gz, holds one
-# directory of the same name with the binary, and for the node the install
-# script, its systemd unit and a README for technicians; DIR/SHA256SUMS lists every archive's sum
-# (check with `cd DIR && sha256sum -c SHA256SUMS`).
+# directory of the same name with the binary and its systemd unit, and for
+# the node the install script and a README for technicians; DIR/SHA256SUMS
+# lists every archive's sum (check with `cd DIR && sha256sum -c SHA256SUMS`).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -114,20 +114,19 @@ for target in "${targets[@]}"; do
 		env CGO_ENABLED=1 GOOS=linux GOARCH="$arch" GOARM="$goarm" CC="$triplet-gcc" \
 			PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
 			"$go" build -trimpath -ldflags "$ldflags" -o "$dir/node" ./node
-		cp scripts/install-node.sh "$dir/" 2>/dev/null || true
+		# What the technician runs on the board comes with it (a copy that
+		# fails stops the build: an archive without them cannot be installed
+		# as docs/deploy.md says).
+		cp scripts/install-node.sh "$dir/"
 		# The technician's README, installed as /opt/loaxa-node/README (the
 		# unit's Documentation=).
-		cp scripts/loaxa-node-README "$dir/README" 2>/dev/null || true
-		if [[ -d scripts/systemd ]]; then
-			cp scripts/systemd/loaxa-node.service "$dir/" 2>/dev/null || true
-		fi
+		cp scripts/loaxa-node-README "$dir/README"
+		cp scripts/systemd/loaxa-node.service "$dir/"
 		;;
 	controller)
 		env CGO_ENABLED=0 GOOS=linux GOARCH="$arch" \
 			"$go" build -trimpath -ldflags "$ldflags" -o "$dir/controller" ./controller
-		if [[ -d scripts/systemd ]]; then
-			cp scripts/systemd/loaxa-controller.service "$dir/" 2>/dev/null || true
-		fi
+		cp scripts/systemd/loaxa-controller.service "$dir/"
 		;;
 	esac
 	# Reproducible archives: fixed owner, order and times.

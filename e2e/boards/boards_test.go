@@ -88,6 +88,9 @@ func TestBuildBoards(t *testing.T) {
 				extract(t, raw, name+"/install-node.sh", filepath.Join(t.TempDir(), "install-node.sh"))
 				extract(t, raw, name+"/loaxa-node.service", filepath.Join(t.TempDir(), "loaxa-node.service"))
 				extract(t, raw, name+"/README", filepath.Join(t.TempDir(), "README"))
+			} else {
+				// docs/deploy.md installs the unit from the archive.
+				extract(t, raw, name+"/loaxa-controller.service", filepath.Join(t.TempDir(), "loaxa-controller.service"))
 			}
 
 			f, err := elf.Open(bin)
