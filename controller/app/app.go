@@ -348,7 +348,12 @@ func (a *App) Open() (err error) {
 	a.HTTP.NodeService = a.Nodes
 	a.HTTP.ContentService = a.Contents
 	a.HTTP.MediaService = a.Media
-	a.HTTP.SpeechEngine = &tts.Espeak{TempDir: a.Media.TempDir(), Logger: a.Logger}
+	speech := &tts.Espeak{TempDir: a.Media.TempDir(), Logger: a.Logger}
+	if err := speech.Check(); err != nil {
+		// Said at start, not first to an officer typing an alert.
+		a.Logger.Warn("text-to-speech: espeak-ng is not installed: typed emergency alerts and typed notices are refused (503), and CAP alerts without a kept recording are held, until it is (apt-get install espeak-ng); recordings play as ever", "err", err)
+	}
+	a.HTTP.SpeechEngine = speech
 	a.HTTP.AnnouncementService = a.Announcements
 	a.HTTP.DeliveryService = a.Deliveries
 	a.HTTP.EventService = a.Events

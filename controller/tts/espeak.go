@@ -72,6 +72,25 @@ func (e *Espeak) Name() string { return "tts/espeak-ng" }
 // Voices implements loaxa.SpeechEngine.
 func (e *Espeak) Voices() []string { return slices.Clone(voices) }
 
+// Check says whether espeak-ng can be run: the error Speak would answer
+// (EUnavailable) when it is not installed. The controller checks it at
+// start, so that a server set up without it says so before an officer's
+// typed alert is refused.
+func (e *Espeak) Check() error {
+	_, err := e.program()
+	return err
+}
+
+// program is the espeak-ng binary to run.
+func (e *Espeak) program() (string, error) {
+	bin, err := exec.LookPath(cmp(e.Command, DefaultCommand))
+	if err != nil {
+		return "", &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
+			Message: "Text-to-speech is not available: espeak-ng is not installed on the controller (the administrator can install it with apt-get install espeak-ng)."}
+	}
+	return bin, nil
+}
+
 // Speak implements loaxa.SpeechEngine: it returns a 16-bit mono WAV file
 // (espeak-ng's 22,050 Hz) that is deleted when closed.
 func (e *Espeak) Speak(ctx context.Context, req loaxa.SpeechRequest) (io.ReadCloser, error) {
@@ -83,10 +102,9 @@ func (e *Espeak) Speak(ctx context.Context, req loaxa.SpeechRequest) (io.ReadClo
 	if err != nil {
 		return nil, err
 	}
-	bin, err := exec.LookPath(cmp(e.Command, DefaultCommand))
+	bin, err := e.program()
 	if err != nil {
-		return nil, &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
-			Message: "Text-to-speech is not available: espeak-ng is not installed on the controller (the administrator can install it with apt-get install espeak-ng)."}
+		return nil, err
 	}
 	f, err := os.CreateTemp(e.TempDir, "speech-*.wav")
 	if err != nil {
