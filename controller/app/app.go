@@ -724,8 +724,9 @@ func (a *App) starting(status string) {
 // one's), the alerts on air in its new area, and the live calls on air
 // in its old and new areas (the old one's ends on it, the new one's it
 // joins). The desired state (its new area chain, bulletins and sessions)
-// and the health monitor follow from the API's Changed. An external broker's ACL is a file the officer
-// exports again (the API's answer says so).
+// and the health monitor follow from the API's Changed. An external
+// broker's ACL is a file the officer exports again (the API's answer says
+// so).
 func (a *App) nodeMoved(ctx context.Context, node, from, to string) {
 	if a.Broker != nil {
 		if err := a.Broker.Regrant(ctx, node); err != nil {

@@ -243,8 +243,9 @@ func rolloutDetail(ro *loaxa.Rollout) string {
 }
 
 // rolloutHaltDetail is the audit detail of a rollout halted by hand: the
-// version it stopped and the admin's reason as given (the rollout's reason adds "halted by <user>", which the
-// entry's actor says already). It was the rollout's reason as prose.
+// version it stopped and the admin's reason as given (the rollout's
+// reason adds "halted by <user>", which the entry's actor says already).
+// It was the rollout's reason as prose.
 func rolloutHaltDetail(ro *loaxa.Rollout, reason string) string {
 	d := fmt.Sprintf("version=%s", ro.Version)
 	if reason != "" {
