@@ -495,7 +495,7 @@ func (s *Service) claimAllClear(ctx context.Context, id string) (release func(),
 	s.mu.Lock()
 	if s.allClearing[id] {
 		s.mu.Unlock()
-		return nil, loaxa.Errorf(loaxa.EConflict, "The all-clear for %s is being sent already.", id)
+		return nil, &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonAllClearSent, Message: fmt.Sprintf("The all-clear for %s is being sent already.", id)}
 	}
 	if s.allClearing == nil {
 		s.allClearing = map[string]bool{}
@@ -514,7 +514,7 @@ func (s *Service) claimAllClear(ctx context.Context, id string) (release func(),
 	}
 	if f.AllClear != "" {
 		release()
-		return nil, loaxa.Errorf(loaxa.EConflict, "The all-clear for %s was sent already: %s.", id, f.AllClear)
+		return nil, &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonAllClearSent, Message: fmt.Sprintf("The all-clear for %s was sent already: %s.", id, f.AllClear)}
 	}
 	return release, nil
 }

@@ -257,7 +257,7 @@ func (s *Server) findEmergency(ctx context.Context, svc loaxa.EmergencyService, 
 	if ok, err := s.seesEmergency(ctx, rep.Emergency); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, loaxa.Errorf(loaxa.EForbidden, "Emergency %s went to areas outside your area.", id)
+		return nil, &loaxa.Error{Code: loaxa.EForbidden, Reason: loaxa.ReasonOutsideArea, Message: fmt.Sprintf("Emergency %s went to areas outside your area.", id)}
 	}
 	return rep, nil
 }
@@ -437,7 +437,7 @@ func (s *Server) handleAllClear(w http.ResponseWriter, r *http.Request) error {
 		return loaxa.Errorf(loaxa.EConflict, "%s is an all-clear itself; send the all-clear for the alert it follows (%s).", rep.ID, rep.Follows)
 	}
 	if rep.AllClear != "" {
-		return loaxa.Errorf(loaxa.EConflict, "The all-clear for %s was sent already: %s.", rep.ID, rep.AllClear)
+		return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonAllClearSent, Message: fmt.Sprintf("The all-clear for %s was sent already: %s.", rep.ID, rep.AllClear)}
 	}
 	title, err := cleanText("title", req.Title, false)
 	if err != nil {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -273,7 +274,7 @@ func (s *Server) authorize(ctx context.Context, a loaxa.Action, area string) err
 func (s *Server) authorizeOn(ctx context.Context, a loaxa.Action, area, what string) error {
 	err := s.authorize(ctx, a, area)
 	if u := userFrom(ctx); loaxa.ErrorCode(err) == loaxa.EForbidden && u != nil && u.May(a) {
-		return loaxa.Errorf(loaxa.EForbidden, "%s is outside your area %q.", what, u.Area)
+		return &loaxa.Error{Code: loaxa.EForbidden, Reason: loaxa.ReasonOutsideArea, Message: fmt.Sprintf("%s is outside your area %q.", what, u.Area)}
 	}
 	return err
 }

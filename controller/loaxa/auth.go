@@ -2,6 +2,7 @@ package loaxa
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -101,7 +102,7 @@ func Authorize(ctx context.Context, areas AreaService, u *User, a Action, area s
 		return err
 	}
 	if !u.Covers(chain) {
-		return Errorf(EForbidden, "Area %q is outside your area %q.", area, u.Area)
+		return &Error{Code: EForbidden, Reason: ReasonOutsideArea, Message: fmt.Sprintf("Area %q is outside your area %q.", area, u.Area)}
 	}
 	return nil
 }

@@ -51,6 +51,17 @@ const (
 	// ReasonEmergencyExpired: an emergency cannot be stopped, as it has
 	// expired (409): no cluster starts it any more.
 	ReasonEmergencyExpired = "emergency_expired"
+	// ReasonAllClearSent: an emergency's all-clear cannot be sent, as it
+	// was sent already, or is being sent (409): by a colleague, or from
+	// another page.
+	ReasonAllClearSent = "all_clear_sent"
+	// ReasonOutsideArea: an area, or something in one, is outside the
+	// signed-in user's area (403), as a page read before their area was
+	// changed still offers it. A role's refusal has none: its words differ.
+	ReasonOutsideArea = "outside_area"
+	// ReasonSpeechNoWords: text to be read out has no words, only
+	// punctuation or symbols, so it gives no speech (400).
+	ReasonSpeechNoWords = "speech_no_words"
 )
 
 // Error is an error a user can act on: a code and a message that says what

@@ -137,7 +137,7 @@ func (e *Espeak) Speak(ctx context.Context, req loaxa.SpeechRequest) (io.ReadClo
 		rate, bytes, peak = r, bytes+n, max(peak, p)
 	}
 	if peak <= silentPeak {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "The text gives no speech; write it in Vietnamese words.")
+		return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonSpeechNoWords, Message: "The text gives no speech; write it in Vietnamese words."}
 	}
 	if _, err := f.WriteAt(wavHeader(rate, bytes), 0); err != nil {
 		return nil, fmt.Errorf("speak: %w", err)
@@ -161,7 +161,7 @@ func (e *Espeak) check(req loaxa.SpeechRequest) (string, int, error) {
 	case utf8.RuneCountInString(text) > loaxa.MaxSpeechText:
 		return "", 0, loaxa.Errorf(loaxa.EInvalid, "text is %d characters long; split it into parts of at most %d.", utf8.RuneCountInString(text), loaxa.MaxSpeechText)
 	case !Speakable(text):
-		return "", 0, loaxa.Errorf(loaxa.EInvalid, "text has no words to read out, only punctuation or symbols.")
+		return "", 0, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonSpeechNoWords, Message: "text has no words to read out, only punctuation or symbols."}
 	}
 	voice := req.Voice
 	if voice == "" {

@@ -347,13 +347,15 @@ func TestEveryAlarmAndReasonIsWorded(t *testing.T) {
 // TestEveryRefusalReasonIsWorded: a refusal the API names by its reason
 // (speech_unavailable) is said wholly in the console's words, and the 409
 // of a proposal decided meanwhile by its state; one without words would
-// show the API's English after a generic heading again. The reasons are
+// show the API's English after a generic heading again. The Vietnamese
+// words must be Vietnamese (with its marks), not the English copied in:
+// they are all an officer who reads no English is shown. The reasons are
 // read from their Go constants, so a new one cannot be missed.
 func TestEveryRefusalReasonIsWorded(t *testing.T) {
 	dicts := map[string]map[string]string{"vi": dictionary(t, "vi"), "en": dictionary(t, "en")}
 	reasons := constants(t, `(?m)^\s*Reason\w+\s*=\s*"([a-z_]+)"`, "../loaxa/error.go")
-	if len(reasons) < 1 {
-		t.Fatalf("found no reasons in ../loaxa/error.go; the pattern is broken")
+	if len(reasons) < 13 {
+		t.Fatalf("found %d reasons in ../loaxa/error.go: %v; the pattern is broken", len(reasons), reasons)
 	}
 	keys := []string{}
 	for _, r := range reasons {
@@ -368,8 +370,15 @@ func TestEveryRefusalReasonIsWorded(t *testing.T) {
 				t.Errorf("%s.json has no words for %s: the console shows the API's English", lang, k)
 			}
 		}
+		if vi := dicts["vi"][k]; vi != "" && (vi == dicts["en"][k] || !vietnameseMarks.MatchString(vi)) {
+			t.Errorf("vi.json's words for %s are not Vietnamese: %q", k, vi)
+		}
 	}
 }
+
+// vietnameseMarks matches a letter only Vietnamese writes (đ, ơ, ư, and
+// the vowels with tone marks); Vietnamese words of a sentence have some.
+var vietnameseMarks = regexp.MustCompile(`[đĐơƠưƯàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]`)
 
 // TestSessionDeleteRefusedForAnUnplayableBulletinIsWorded: a session
 // delete refused because a bulletin cannot be scheduled (409, reason

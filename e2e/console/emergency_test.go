@@ -1247,3 +1247,37 @@ func TestAlertSaysWhichClustersWillRefuseIt(t *testing.T) {
 		t.Errorf("report summary %v: want lap-le-02 alone reached and nothing silenced", rep.Summary)
 	}
 }
+
+// TestEmergencyRefusalSaidInVietnameseOnly: an officer who types an
+// alert's text of punctuation alone ("!!! ???", a keyboard left in the
+// wrong layout at night) was refused with "Thông tin chưa đúng. text has
+// no words to read out, only punctuation or symbols.": a Vietnamese
+// heading and an English sentence. The refusal (reason speech_no_words)
+// is said wholly in Vietnamese, with no English in the box; the API's
+// sentence is only its tooltip, for a technician. Nothing is sent.
+func TestEmergencyRefusalSaidInVietnameseOnly(t *testing.T) {
+	t.Parallel()
+	c, b, _ := lapLeEmergencyForm(t)
+	b.Do("type an alert of punctuation alone",
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SetValue(chromedp.CSS(`#em-text`), "!!! ??? …"),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	confirmDanger(b, "send it")
+	b.Wait("the refusal", `document.querySelector('#em-form .error-box')`, 10*time.Second)
+	want := "Nội dung không có chữ nào để đọc, chỉ có dấu câu hoặc ký hiệu, nên máy không đọc được. Hãy viết nội dung bằng chữ tiếng Việt."
+	if got := MustEval[string](b, text("#em-form .error-box")); got != want {
+		t.Errorf("the form says\n%q, want\n%q", got, want)
+	}
+	if got := MustEval[string](b, `document.querySelector('#em-form').innerText`); strings.Contains(got, "words to read out") {
+		t.Errorf("the form shows the API's English: %q", got)
+	}
+	if got := MustEval[string](b, `document.querySelector('#em-form .error-box').title`); !strings.Contains(got, "no words to read out") {
+		t.Errorf("the refusal's tooltip is %q; want the API's English sentence, for a technician", got)
+	}
+	var list struct{ Emergencies []loaxa.Emergency }
+	c.MustDo("GET", "/api/v1/emergency", nil, &list)
+	if len(list.Emergencies) != 0 {
+		t.Errorf("a refused alert was stored: %s", rig.Describe(list.Emergencies))
+	}
+}
