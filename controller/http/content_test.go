@@ -220,13 +220,17 @@ func TestUploadLimit(t *testing.T) {
 
 // TestRefusedUploadSaysWhichRefusal: the console showed "Tệp hoặc dữ liệu
 // quá lớn." or "Định dạng không được hỗ trợ." followed by the API's
-// English for an upload over the limit or of a file that is not audio.
-// Each answer names its refusal (reason upload_too_large, audio_unknown),
+// English for an upload over the limit or of a file that is not audio,
+// and "Thông tin chưa đúng." and the English for a recording with no sound
+// in it (made with the microphone off, or an empty file). Each answer
+// names its refusal (reason upload_too_large, audio_unknown, audio_silent),
 // so that the console says it wholly in Vietnamese; a WAV of a kind not
 // accepted keeps its own words and has no reason.
 func TestRefusedUploadSaysWhichRefusal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(s *lhttp.Server) { s.MaxUploadBytes = 16 << 10 })
+	silent := wav(8000, 1, 4000)
+	clear(silent[44:]) // half a second of zero samples
 	for _, tc := range []struct {
 		name   string
 		file   string
@@ -237,6 +241,9 @@ func TestRefusedUploadSaysWhichRefusal(t *testing.T) {
 		{"over the limit", "long.wav", wav(16000, 1, 16000), http.StatusRequestEntityTooLarge, loaxa.ReasonUploadTooLarge},
 		{"not audio", "notice.txt", []byte("Thông báo họp thôn lúc 8 giờ sáng mai."), http.StatusUnsupportedMediaType, loaxa.ReasonAudioUnknown},
 		{"a big-endian WAV", "rifx.wav", append([]byte("RIFX"), wav(16000, 1, 100)[4:]...), http.StatusUnsupportedMediaType, ""},
+		{"a silent recording", "im-lang.wav", silent, http.StatusBadRequest, loaxa.ReasonAudioSilent},
+		{"a WAV of no samples", "rong.wav", wav(16000, 1, 0), http.StatusBadRequest, loaxa.ReasonAudioSilent},
+		{"an empty file", "rong.mp3", []byte{}, http.StatusBadRequest, loaxa.ReasonAudioSilent},
 	} {
 		body, ct := multipartBody(t, part{"file", tc.file, tc.data})
 		r := e.request("POST", "/api/v1/content", e.admin, ct, body)

@@ -32,6 +32,10 @@ const (
 	// ReasonAudioUnknown: an uploaded file is neither WAV nor MP3 (415,
 	// which a WAV or MP3 of a kind not accepted also is).
 	ReasonAudioUnknown = "audio_unknown"
+	// ReasonAudioSilent: an uploaded file holds no sound: it is empty,
+	// has no audio in it, or is silent (a recording made with the
+	// microphone off) (400).
+	ReasonAudioSilent = "audio_silent"
 	// ReasonUsernameTaken, ReasonAreaExists, ReasonNodeExists: a new
 	// user's, area's or node's id is in use (409 of their POST).
 	ReasonUsernameTaken = "username_taken"

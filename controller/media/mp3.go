@@ -95,7 +95,7 @@ type segment struct{ off, n int64 }
 // the decoder is never handed a false sync word inside junk.
 func probeMP3(f io.ReaderAt, size int64, name string) (*mp3Info, error) {
 	if size == 0 {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "%s is empty", name)
+		return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s is empty", name)}
 	}
 	off, err := skipID3v2(f, size, name)
 	if err != nil {
@@ -188,7 +188,7 @@ func probeMP3(f io.ReaderAt, size int64, name string) (*mp3Info, error) {
 	}
 	if info.frames == 0 {
 		if first != nil {
-			return nil, loaxa.Errorf(loaxa.EInvalid, "%s holds no audio: it has only an MP3 tag frame", name)
+			return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s holds no audio: it has only an MP3 tag frame", name)}
 		}
 		return nil, loaxa.Errorf(loaxa.EInvalid, "%s has no MP3 frames: it is not an MP3 file, or it is damaged", name)
 	}

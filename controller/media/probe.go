@@ -26,7 +26,7 @@ type upload struct {
 func probe(f io.ReaderAt, size int64, filename string) (*upload, error) {
 	name := displayName(filename)
 	if size == 0 {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "%s is empty", name)
+		return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s is empty", name)}
 	}
 	head := make([]byte, 12)
 	n, err := f.ReadAt(head, 0)

@@ -59,11 +59,11 @@ func (l *Library) process(ctx context.Context, up io.ReaderAt, src *upload, opt 
 	}
 	name := displayName(opt.Filename)
 	if a.samples == 0 {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "%s holds no audio", name)
+		return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s holds no audio", name)}
 	}
 	input := a.meter.integrated()
 	if math.IsInf(input, -1) {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "%s is silent: its loudness is below %.0f LUFS; check that the recording has sound", name, absoluteGate)
+		return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s is silent: its loudness is below %.0f LUFS; check that the recording has sound", name, absoluteGate)}
 	}
 	gainDB := min(TargetLUFS-input, MaxGainDB)
 

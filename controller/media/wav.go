@@ -72,7 +72,7 @@ type wavInfo struct {
 func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 	name := displayName(filename)
 	if size == 0 {
-		return nil, loaxa.Errorf(loaxa.EInvalid, "%s is empty", name)
+		return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s is empty", name)}
 	}
 	head := make([]byte, 12)
 	n, err := f.ReadAt(head, 0)
@@ -98,7 +98,7 @@ func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 			if !haveFmt {
 				return nil, loaxa.Errorf(loaxa.EInvalid, "%s has no fmt chunk: it does not say how its audio is encoded", name)
 			}
-			return nil, loaxa.Errorf(loaxa.EInvalid, "%s has no data chunk: it holds no audio", name)
+			return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s has no data chunk: it holds no audio", name)}
 		}
 		if size-off < 8 {
 			return nil, truncated("it ends inside a chunk header, %d bytes from the end", size-off)
@@ -137,7 +137,7 @@ func probeWAV(f io.ReaderAt, size int64, filename string) (*wavInfo, error) {
 			// is dropped rather than refusing the file.
 			info.frames = csize / int64(info.blockAlign)
 			if info.frames == 0 {
-				return nil, loaxa.Errorf(loaxa.EInvalid, "%s holds no audio: its data chunk is empty", name)
+				return nil, &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonAudioSilent, Message: fmt.Sprintf("%s holds no audio: its data chunk is empty", name)}
 			}
 			return &info, nil
 		default:

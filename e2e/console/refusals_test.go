@@ -25,7 +25,8 @@ import (
 // without espeak-ng from the answer's reason. So are a weekly rule with
 // no chosen day between its start and end dates and a relay address that
 // is not http:// or https:// (both before anything is sent), and an upload
-// over the limit (413) or that is not audio (415), and an administrator's
+// over the limit (413), that is not audio (415) or that has no sound
+// (400, "Thông tin chưa đúng. … is silent: …"), and an administrator's
 // new user, area or cluster whose id is in use (409), from the answer's
 // reason. One page session for all, as each browser test costs seconds of
 // the suite.
@@ -127,6 +128,8 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 			"Tệp lớn hơn giới hạn tải lên của máy chủ. Hãy gửi bản ghi ngắn hơn, hoặc lưu lại dưới dạng MP3 cho nhẹ hơn."},
 		{"a text file", "thong-bao.txt", []byte("Thông báo họp thôn lúc 8 giờ sáng mai."),
 			"Tệp này không phải âm thanh WAV hay MP3. Hãy chọn tệp ghi âm WAV hoặc MP3 (có thể chuyển đổi bằng phần mềm ghi âm trên máy tính hoặc điện thoại)."},
+		{"a recording made with the microphone off", "ban-tin-im-lang.wav", rig.PCMWAV(make([]int16, 8000), 16000, 1),
+			"Tệp này không có tiếng: tệp trống, hoặc bản ghi im lặng (có thể micrô bị tắt hay để quá xa). Hãy nghe lại bản ghi, ghi âm lại nếu cần, rồi tải lên lại."},
 	} {
 		path := filepath.Join(dir, tc.file)
 		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
