@@ -65,12 +65,15 @@ func TestConflicts(t *testing.T) {
 		// The officer read "in 1 place(s)" and "of 1 minutes": a count of
 		// one is said in the singular.
 		{"a second 40 s item in a 1-minute session", map[string]any{"session": morning.ID}, loaxa.ConflictSessionOverflow, morning.ID + "@20260302",
-			[]string{"The announcement conflicts with the programme in 1 place: Session " + morning.ID + " (Buổi sáng) on 2026-03-02 05:30 runs 1m20s, over its maximum of 1 minute;",
+			[]string{"The announcement conflicts with the programme in 1 place: Session " + morning.ID + " (Buổi sáng) on 2026-03-02 05:30 (Asia/Ho_Chi_Minh time) runs 1m20s, over its maximum of 1 minute; this announcement (from 05:30:40) runs past the end.",
 				`send the same request with "force": true to schedule it anyway.`}},
+		// Named by their titles, at the times of the area's clock: the
+		// message read "a000002@20260302T010000.000Z (2026-03-02T08:00:00+07:00
+		// to …)", an id and RFC 3339 an officer does not read.
 		{"two normal items at 08:00 on one node", map[string]any{"start": "2026-03-02T08:00:00+07:00"}, loaxa.ConflictOverlap, "",
-			[]string{"On node n-a, ", "and this announcement (from 2026-03-02T08:00:00+07:00) are both normal and overlap; the second waits until the first ends."}},
+			[]string{`On node n-a (Cụm loa chợ Đôi), "Bản tin 40 giây" (a000002), from 08:00 to 08:00:40 on 2026-03-02, and this announcement, from 08:00 on 2026-03-02 (Asia/Ho_Chi_Minh time), are both normal and overlap; the second waits until the first ends.`}},
 		{"a weekday session on a Saturday", map[string]any{"session": weekdays.ID, "start": "2026-03-07T17:00:00+07:00"}, loaxa.ConflictNoSession, weekdays.ID,
-			[]string{"is placed in session " + weekdays.ID + " (Buổi chiều), which does not run on 2026-03-07; it will not play that day."}},
+			[]string{"This announcement is placed in session " + weekdays.ID + " (Buổi chiều), which does not run on 2026-03-07; it will not play that day."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := post(tc.req)
@@ -87,6 +90,17 @@ func TestConflicts(t *testing.T) {
 			cf := ans.Conflicts[0]
 			if cf.Kind != tc.kind || cf.Session != tc.session || cf.Node != "n-a" || len(cf.Occurrences) == 0 {
 				t.Errorf("conflict %+v, want kind %s in session %q on n-a", cf, tc.kind, tc.session)
+			}
+			// Beside the words, each play for programs: its occurrence, its
+			// bulletin and title, its start in RFC 3339 at the area's offset.
+			if len(cf.Items) != len(cf.Occurrences) {
+				t.Fatalf("conflict items %+v, want one for each of %v", cf.Items, cf.Occurrences)
+			}
+			for i, it := range cf.Items {
+				if _, off := it.Start.Zone(); it.Occurrence != cf.Occurrences[i] || it.Title != long.Title || off != 7*3600 ||
+					loaxa.OccurrenceID(it.Announcement, it.Start) != it.Occurrence {
+					t.Errorf("conflict item %+v of %s, want its title %q and its start at +07:00", it, cf.Occurrences[i], long.Title)
+				}
 			}
 			for _, m := range tc.messages {
 				if !strings.Contains(ans.Error.Message, m) && !strings.Contains(cf.Message, m) {
@@ -153,7 +167,7 @@ func TestConflictNamesTheAnnouncementBeingCreated(t *testing.T) {
 		t.Fatalf("status %d, %v: %s; want 409 with one conflict", r.status, err, r.body)
 	}
 	for _, m := range []string{ans.Error.Message, ans.Conflicts[0].Message} {
-		if strings.Contains(m, "new@") || !strings.Contains(m, "; this announcement runs past the end.") {
+		if strings.Contains(m, "new@") || !strings.Contains(m, "; this announcement (from 05:30:40) runs past the end.") {
 			t.Errorf("message %q: want the item being created called %q, not by a made-up id", m, "this announcement")
 		}
 	}

@@ -401,7 +401,7 @@ func TestAcceptIntoSessionOverBeforeBulletinStart(t *testing.T) {
 
 	ann, p := propose()
 	r := e.request("POST", "/api/v1/proposals/"+p+"/accept", officerA, "application/json", jsonBody(t, map[string]any{"session": eveningA.ID}))
-	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Accepting proposal "+p+" conflicts with the programme in 1 place: Announcement "+ann+" starts at 18:00, after session "+eveningA.ID)
+	checkError(t, r, http.StatusConflict, loaxa.EConflict, "Accepting proposal "+p+" conflicts with the programme in 1 place: Announcement \"Bản tin huyện\" ("+ann+") starts at 18:00, after session "+eveningA.ID)
 	var refused conflictAnswer
 	if err := json.Unmarshal(r.body, &refused); err != nil || len(refused.Conflicts) != 1 || refused.Conflicts[0].Kind != loaxa.ConflictNoSession || refused.Conflicts[0].Node != "n-a" {
 		t.Errorf("conflicts %+v (%v), want one no-session conflict on n-a", refused.Conflicts, err)

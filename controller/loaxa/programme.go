@@ -37,13 +37,27 @@ const (
 )
 
 // Conflict is a problem found when scheduling, with a message for the
-// officer. The officer may still force the announcement in.
+// officer. The officer may still force the announcement in. The message
+// names bulletins by their titles and says times in the area's time zone;
+// Items carries the same for programs, beside the occurrence ids.
 type Conflict struct {
-	Kind        string   `json:"kind"`
-	Node        string   `json:"node,omitempty"`
-	Session     string   `json:"session,omitempty"`
-	Occurrences []string `json:"occurrences"`
-	Message     string   `json:"message"`
+	Kind        string         `json:"kind"`
+	Node        string         `json:"node,omitempty"`
+	Session     string         `json:"session,omitempty"`
+	Occurrences []string       `json:"occurrences"`
+	Items       []ConflictItem `json:"items,omitempty"`
+	Message     string         `json:"message"`
+}
+
+// ConflictItem is one play a Conflict is about, in the order of its
+// Occurrences: the announcement ("new" for one being checked, not stored
+// yet), its title, and when it would play, in the area's time zone.
+type ConflictItem struct {
+	Occurrence   string    `json:"occurrence"`
+	Announcement string    `json:"announcement"`
+	Title        string    `json:"title,omitempty"`
+	Start        time.Time `json:"start"`
+	End          time.Time `json:"end,omitzero"`
 }
 
 // The parts of an announcement that can keep it from being scheduled

@@ -609,7 +609,7 @@ func (p *nodePlan) conflictsFor(n *loaxa.Node, items []programmed) []loaxa.Confl
 		cf.Node = n.ID
 		out = append(out, cf)
 	}
-	return append(out, overlaps(items, n.ID, p.loc)...)
+	return append(out, overlaps(items, n, p.loc)...)
 }
 
 // programme compiles node n's occurrences starting in (from, to].
@@ -810,8 +810,9 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},
-						Message: fmt.Sprintf("Announcement %s is placed in session %s (%s), which does not run on %s; it will not play that day.",
-							orNew(a.ID), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout)),
+						Items:       []loaxa.ConflictItem{conflictItem(a, t, time.Time{}, loc)},
+						Message: fmt.Sprintf("%s is placed in session %s (%s), which does not run on %s; it will not play that day.",
+							subject(a), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout)),
 					})
 					continue
 				}
@@ -823,8 +824,9 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 					plan.conflicts = append(plan.conflicts, loaxa.Conflict{
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},
-						Message: fmt.Sprintf("Announcement %s starts at %s, after session %s (%s) of %s is over (it ends at %s); it would not play then. Place it in a later session, or at its own time.",
-							orNew(a.ID), t.In(loc).Format("15:04"), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout), end.In(loc).Format("15:04")),
+						Items:       []loaxa.ConflictItem{conflictItem(a, t, time.Time{}, loc)},
+						Message: fmt.Sprintf("%s starts at %s, after session %s (%s) of %s is over (it ends at %s, %s); it would not play then. Place it in a later session, or at its own time.",
+							subject(a), t.In(loc).Format("15:04"), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout), end.In(loc).Format("15:04"), zoneWords(loc)),
 					})
 				}
 				it := mk(t)
@@ -1089,6 +1091,7 @@ func pack(inst *instance, node string, loc *time.Location, view bool) []loaxa.Co
 	})
 	t := inst.start
 	var over []string
+	var overItems []loaxa.ConflictItem
 	placed := inst.items[:0]
 	for _, it := range inst.items {
 		length := it.end.Sub(it.occ.Start)
@@ -1123,6 +1126,7 @@ func pack(inst *instance, node string, loc *time.Location, view bool) []loaxa.Co
 		t = it.end
 		if t.After(end) {
 			over = append(over, it.occ.ID)
+			overItems = append(overItems, conflictItem(it.ann, it.occ.Start, it.end, loc))
 		}
 		placed = append(placed, it)
 	}
@@ -1131,10 +1135,10 @@ func pack(inst *instance, node string, loc *time.Location, view bool) []loaxa.Co
 		return nil
 	}
 	return []loaxa.Conflict{{
-		Kind: loaxa.ConflictSessionOverflow, Node: node, Session: inst.id, Occurrences: over,
-		Message: fmt.Sprintf("Session %s (%s) on %s runs %s, over its maximum of %s; %s past the end. Shorten or move items, or raise max_minutes.",
-			inst.session.ID, inst.session.Name, inst.start.In(loc).Format("2006-01-02 15:04"),
-			t.Sub(inst.start).Round(time.Second), loaxa.Count(inst.session.MaxMinutes, "minute", "minutes"), joinIDs(over)),
+		Kind: loaxa.ConflictSessionOverflow, Node: node, Session: inst.id, Occurrences: over, Items: overItems,
+		Message: fmt.Sprintf("Session %s (%s) on %s (%s) runs %s, over its maximum of %s; %s past the end. Shorten or move items, or raise max_minutes.",
+			inst.session.ID, inst.session.Name, inst.start.In(loc).Format("2006-01-02 15:04"), zoneWords(loc),
+			t.Sub(inst.start).Round(time.Second), loaxa.Count(inst.session.MaxMinutes, "minute", "minutes"), joinItems(overItems, loc)),
 	}}
 }
 
@@ -1149,7 +1153,7 @@ func ceilSecond(t time.Time) time.Time {
 
 // overlaps finds items of the same level (background aside: it yields to
 // anything anyway) whose plays overlap, so the later one would wait.
-func overlaps(items []programmed, node string, loc *time.Location) []loaxa.Conflict {
+func overlaps(items []programmed, node *loaxa.Node, loc *time.Location) []loaxa.Conflict {
 	var out []loaxa.Conflict
 	for i := range items {
 		a := items[i]
@@ -1162,26 +1166,92 @@ func overlaps(items []programmed, node string, loc *time.Location) []loaxa.Confl
 				continue
 			}
 			out = append(out, loaxa.Conflict{
-				Kind: loaxa.ConflictOverlap, Node: node, Occurrences: []string{a.occ.ID, b.occ.ID},
-				Message: fmt.Sprintf("On node %s, %s (%s to %s) and %s (from %s) are both %s and overlap; the second waits until the first ends. Move one, or give them different levels.",
-					node, orNewOcc(a.occ.ID), a.occ.Start.In(loc).Format(time.RFC3339), a.end.In(loc).Format(time.RFC3339), orNewOcc(b.occ.ID), b.occ.Start.In(loc).Format(time.RFC3339), a.occ.Priority),
+				Kind: loaxa.ConflictOverlap, Node: node.ID, Occurrences: []string{a.occ.ID, b.occ.ID},
+				Items: []loaxa.ConflictItem{conflictItem(a.ann, a.occ.Start, a.end, loc), conflictItem(b.ann, b.occ.Start, b.end, loc)},
+				Message: fmt.Sprintf("On node %s, %s, from %s to %s on %s, and %s, from %s (%s), are both %s and overlap; the second waits until the first ends. Move one, or give them different levels.",
+					nodeName(node), annName(a.ann), clockTime(a.occ.Start, loc), clockTime(a.end, loc), a.occ.Start.In(loc).Format(loaxa.DateLayout),
+					annName(b.ann), localTime(b.occ.Start, loc), zoneWords(loc), a.occ.Priority),
 			})
 		}
 	}
 	return out
 }
 
-// joinIDs says which occurrences run past a session's end; one of the
-// announcement being checked is "this announcement", not its stand-in id.
-func joinIDs(ids []string) string {
-	names := make([]string, len(ids))
-	for i, id := range ids {
-		names[i] = orNewOcc(id)
+// joinItems says which plays run past a session's end, each by its
+// bulletin's name and start in loc.
+func joinItems(items []loaxa.ConflictItem, loc *time.Location) string {
+	names := make([]string, len(items))
+	for i, it := range items {
+		names[i] = fmt.Sprintf("%s (from %s)", itemName(it.Announcement, it.Title), clockTime(it.Start, loc))
 	}
 	if len(names) == 1 {
 		return names[0] + " runs"
 	}
 	return strings.Join(names, ", ") + " run"
+}
+
+// conflictItem is a's play from start to end (zero: unknown) as a
+// Conflict names it, its times in loc.
+func conflictItem(a *loaxa.Announcement, start, end time.Time, loc *time.Location) loaxa.ConflictItem {
+	it := loaxa.ConflictItem{Occurrence: loaxa.OccurrenceID(a.ID, start), Announcement: a.ID, Title: a.Title, Start: start.In(loc)}
+	if !end.IsZero() {
+		it.End = end.In(loc)
+	}
+	return it
+}
+
+// annName names a in a conflict's message: by its title, the id after it,
+// so that an officer knows it; the one being checked is "this
+// announcement".
+func annName(a *loaxa.Announcement) string { return itemName(a.ID, a.Title) }
+
+// subject is annName to begin a sentence: "Announcement "Bản tin sáng"
+// (a000001)", "This announcement".
+func subject(a *loaxa.Announcement) string {
+	if a.ID == newID {
+		return "This announcement"
+	}
+	return "Announcement " + annName(a)
+}
+
+func itemName(id, title string) string {
+	switch {
+	case id == newID:
+		return "this announcement"
+	case title == "":
+		return id
+	}
+	return fmt.Sprintf("%q (%s)", title, id)
+}
+
+// nodeName names n by its id and, where it has one, its name.
+func nodeName(n *loaxa.Node) string {
+	if n.Name == "" {
+		return n.ID
+	}
+	return fmt.Sprintf("%s (%s)", n.ID, n.Name)
+}
+
+// localTime writes t as a clock time and a date in loc, "07:00 on
+// 2026-03-02": what an officer there reads on a clock.
+func localTime(t time.Time, loc *time.Location) string {
+	return clockTime(t, loc) + " on " + t.In(loc).Format(loaxa.DateLayout)
+}
+
+// clockTime writes t's time of day in loc, "07:00", with its seconds where it
+// has some ("07:00:40"): bulletins last seconds, and two that overlap by
+// 40 s must not read as one ending when the other starts.
+func clockTime(t time.Time, loc *time.Location) string {
+	if t.Second() != 0 {
+		return t.In(loc).Format("15:04:05")
+	}
+	return t.In(loc).Format("15:04")
+}
+
+// zoneWords says which clock a message's times are on: the area's time
+// zone by name.
+func zoneWords(loc *time.Location) string {
+	return loc.String() + " time"
 }
 
 // newID stands for the id of an announcement not stored yet.
@@ -1192,20 +1262,6 @@ func isNew(id string) int {
 		return 1
 	}
 	return 0
-}
-
-func orNewOcc(occ string) string {
-	if strings.HasPrefix(occ, newID+"@") {
-		return "this announcement"
-	}
-	return occ
-}
-
-func orNew(id string) string {
-	if id == newID {
-		return "(this announcement)"
-	}
-	return id
 }
 
 // MaxProgrammeSpan bounds a programme request.

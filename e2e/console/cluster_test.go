@@ -136,7 +136,9 @@ func TestClustersNamedNotByTheirCode(t *testing.T) {
 	named("the alarms screen", `#alarms-open tr[data-kind="speaker-line-open"] a[href="#/clusters/lap-le-01"]`)
 	b.Go("#/deliveries/"+ann.ID, `document.querySelector('#deliveries tr[data-node="lap-le-01"]')`)
 	named("the bulletin's result on each cluster", `#deliveries tr[data-node="lap-le-01"] a`)
-	// A second bulletin at the same time: the conflict names the cluster.
+	// A second bulletin at the same time: the conflict names the cluster,
+	// and the bulletin it overlaps by its title (the answer's items;
+	// before, "một bản tin", and its id in the tooltip's English).
 	b.Go("#/programme", `document.querySelector('#place-form')`)
 	b.Do("place one at the same time",
 		chromedp.SetValue(chromedp.CSS(`#place-content`), tone.ID),
@@ -147,8 +149,8 @@ func TestClustersNamedNotByTheirCode(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-when').dispatchEvent(new Event('change'))`),
 		chromedp.Click(chromedp.CSS(`#place-submit`)))
 	b.Wait("the conflict", `document.querySelector('#place-conflicts li')`, 15*time.Second)
-	if got := MustEval[string](b, text("#place-conflicts li")); !strings.HasPrefix(got, "Cụm loa chợ Lập Lễ: trùng giờ") {
-		t.Errorf("the conflict says %q, want it to begin with the cluster's name, “Cụm loa chợ Lập Lễ: trùng giờ”", got)
+	if got := MustEval[string](b, text("#place-conflicts li")); !strings.HasPrefix(got, "Cụm loa chợ Lập Lễ: trùng giờ với bản tin “Thông báo” cùng mức ưu tiên lúc "+at.Format("15:04")) {
+		t.Errorf("the conflict says %q, want it to begin with the cluster's name and the bulletin's title, “Cụm loa chợ Lập Lễ: trùng giờ với bản tin “Thông báo” cùng mức ưu tiên lúc %s”", got, at.Format("15:04"))
 	}
 	// The emergency board names it too, once it has read the names (its
 	// rows are drawn by code first, so that the board shows at once).

@@ -363,18 +363,20 @@ function unplayableRefusal(s, err) {
 
 /**
  * conflictsBox lists the conflicts of a 409 answer in the user's words,
- * under heading, with the button that does it anyway.
+ * under heading, with the button that does it anyway; self is the
+ * bulletin being placed or accepted ('new' for one not stored yet), which
+ * an overlap is not named after.
  */
 // clusters caches the names of the clusters that conflicts name (GET
 // /nodes), read when the first conflict is shown; render starts it
 // afresh, so it is of one page view, and of the user signed in.
 let clusters = { names: new Map(), read: false };
 
-function conflictsBox(id, heading, conflicts, sessions, force) {
+function conflictsBox(id, heading, conflicts, sessions, force, self = 'new') {
   const shown = conflicts.slice(0, CONFLICTS_SHOWN);
   return h('div', { class: 'error-box', role: 'alert', id },
     h('p', {}, h('strong', {}, heading)),
-    h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions, clusters.names))),
+    h('ul', {}, shown.map((c) => h('li', { title: c.message }, conflictText(c, sessions, clusters.names, self))),
       conflicts.length > shown.length ? h('li', {}, t('programme.more_conflicts', { n: conflicts.length - shown.length })) : null),
     force);
 }
@@ -392,14 +394,18 @@ function annWhen(a, session) {
 
 /**
  * conflictText says a conflict in the user's language from its fields, the
- * cluster by its name from names (by its code where names lacks it).
+ * cluster by its name from names (by its code where names lacks it), and
+ * the bulletin an overlap is with by its title (the answer's items) where
+ * it has one.
  */
-function conflictText(c, sessions, names) {
+function conflictText(c, sessions, names, self) {
   const at = occurrenceTime((c.occurrences || [])[0]);
   const when = at ? `${fmtTime(at)} ${fmtDay(ymd(at))}` : '';
   const session = (sessions.find((s) => s.id === (c.session || '').split('@')[0]) || {}).name || c.session || '';
   const key = 'conflict.' + c.kind;
   const node = c.node ? names.get(c.node) || t('conflict.node', { id: c.node }) : '';
+  const other = (c.items || []).find((i) => i.announcement !== self && i.title);
+  if (c.kind === 'overlap' && other) return t('conflict.overlap_named', { node, when, title: other.title });
   return has(key) ? t(key, { node, when, session }) : c.message;
 }
 
@@ -424,7 +430,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, byID) {
           if (verb === 'accept' && err.status === 409 && conflicts.length) {
             await clusterNames(conflicts.map((c) => c.node), clusters, ctx.defaultArea());
             fill(status, conflictsBox('proposal-conflicts-' + p.id, t('programme.accept_conflicts', { n: conflicts.length }), conflicts, sessions,
-              h('button', { type: 'button', class: 'danger', onclick: act('accept', true) }, t('programme.accept_force'))));
+              h('button', { type: 'button', class: 'danger', onclick: act('accept', true) }, t('programme.accept_force')), p.announcement));
           } else if (err.status === 409 && err.body && err.body.proposal) {
             // Decided meanwhile, by a colleague or by the sender's cancel:
             // there is nothing left to press here.
