@@ -116,7 +116,7 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		return loaxa.Errorf(loaxa.EInvalid, "priority %q is not a priority; use one of %s (default normal).",
 			a.Priority, joinPriorities())
 	}
-	if a.Start, err = parseStart(req.Start, now, a.RRule != ""); err != nil {
+	if a.Start, err = parseStart(req.Start, now, a.RRule != "", s.clockOf(ctx, req.Targets.Areas)); err != nil {
 		return err
 	}
 	if err := s.readSchedule(ctx, &req, a); err != nil {
@@ -279,7 +279,8 @@ func (s *Server) readSchedule(ctx context.Context, req *announcementRequest, a *
 		}
 		sess, err := s.SessionService.FindSessionByID(ctx, req.Session)
 		if loaxa.ErrorCode(err) == loaxa.ENotFound {
-			return loaxa.Errorf(loaxa.EInvalid, "session %q does not exist; pick one from GET /api/v1/sessions.", req.Session)
+			return &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonSessionGone, Message: fmt.Sprintf(
+				"session %q does not exist (it may have been deleted since the page was read); pick one from GET /api/v1/sessions.", req.Session)}
 		} else if err != nil {
 			return fmt.Errorf("find session %s: %w", req.Session, err)
 		}
@@ -360,9 +361,9 @@ func (s *Server) checkRecurrence(ctx context.Context, a *loaxa.Announcement) err
 			return err
 		}
 		if _, ok := rec.Next(s.now().Add(-time.Second)); a.Recurring() && !ok {
-			return loaxa.Errorf(loaxa.EInvalid,
+			return &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonRecurrenceOver, Message: fmt.Sprintf(
 				"rrule %q plays no more from now on (in %s): its UNTIL or count has passed, or it matches no day (like 30 February), so the speakers would stay silent. Check the dates in the rule, e.g. FREQ=DAILY;UNTIL=20261231T165959Z.",
-				a.RRule, z)
+				a.RRule, z)}
 		}
 	}
 	return nil
@@ -486,8 +487,10 @@ func (s *Server) targetAreas(ctx context.Context, a *loaxa.Announcement) ([]stri
 
 // parseStart reads an announcement start: RFC 3339, at most a year ahead,
 // and not in the past unless it starts a recurrence (DTSTART may well be
-// this morning for "every day at 05:30").
-func parseStart(s string, now time.Time, recurring bool) (time.Time, error) {
+// this morning for "every day at 05:30"). Its refusals an officer meets
+// say the times on loc's clock, the zone of the bulletin's area, named:
+// an RFC 3339 instant is not how a commune reads a time.
+func parseStart(s string, now time.Time, recurring bool, loc *time.Location) (time.Time, error) {
 	example := now.In(exampleZone).Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339)
 	if s == "" {
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start is required; give the time to play in RFC 3339, e.g. %s.", example)
@@ -497,17 +500,37 @@ func parseStart(s string, now time.Time, recurring bool) (time.Time, error) {
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid,
 			"start %q is not an RFC 3339 time; write the date, T, the time and the UTC offset, e.g. %s.", s, example)
 	}
+	at := func(t time.Time) string { return t.In(loc).Format("15:04 on " + loaxa.DateLayout) }
+	refuse := func(reason, format string, args ...any) (time.Time, error) {
+		return time.Time{}, &loaxa.Error{Code: loaxa.EInvalid, Reason: reason, Message: fmt.Sprintf(format, args...)}
+	}
 	if recurring && t.Before(now.AddDate(-1, 0, 0)) {
-		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is more than a year ago; start the recurrence at its first play from now on.", s)
+		return refuse(loaxa.ReasonStartTooOld, "The recurrence starts at %s (%s time, start %s), more than a year ago; start it at its first play from now on, on or after %s.",
+			at(t), loc, s, now.In(loc).Format(loaxa.DateLayout))
 	}
 	if !recurring && t.Before(now.Add(-startSlack)) {
-		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is in the past; give a future time in RFC 3339, e.g. %s.", s, example)
+		return refuse(loaxa.ReasonStartPast, "The time to play, %s (%s time, start %s), has passed: it is %s there now. Give a later time, e.g. %s.",
+			at(t), loc, s, at(now), example)
 	}
 	if limit := now.AddDate(1, 0, 0); t.After(limit) {
-		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start %s is more than a year ahead; give a time before %s.",
-			s, limit.In(exampleZone).Format(time.RFC3339))
+		return refuse(loaxa.ReasonStartTooFar, "The first play, %s (%s time, start %s), is more than a year ahead; give a time before %s.",
+			at(t), loc, s, at(limit))
 	}
 	return t, nil
+}
+
+// clockOf is the clock a bulletin's times are said on: the zone of the
+// first of areas the store knows, or Vietnam's (DefaultTimeZone).
+func (s *Server) clockOf(ctx context.Context, areas []string) *time.Location {
+	for _, id := range areas {
+		if loc, err := s.locationOf(ctx, id); err == nil {
+			return loc
+		}
+	}
+	if loc, err := loaxa.Location(loaxa.DefaultTimeZone); err == nil {
+		return loc
+	}
+	return exampleZone
 }
 
 // cleanTargets checks target ids and drops repeats; at least one target

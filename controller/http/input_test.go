@@ -112,7 +112,7 @@ func TestBadInput(t *testing.T) {
 
 		// Announcements.
 		{"start in the past", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) { m["start"] = past })),
-			400, loaxa.EInvalid, fmt.Sprintf("start %s is in the past; give a future time in RFC 3339, e.g. %s.", past, example)},
+			400, loaxa.EInvalid, fmt.Sprintf("The time to play, 04:00 on 2026-03-02 (Asia/Ho_Chi_Minh time, start %s), has passed: it is 05:00 on 2026-03-02 there now. Give a later time, e.g. %s.", past, example)},
 		{"start without an offset", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) { m["start"] = "2026-03-02 17:00" })),
 			400, loaxa.EInvalid, `start "2026-03-02 17:00" is not an RFC 3339 time; write the date, T, the time and the UTC offset, e.g. ` + example},
 		{"start missing", jsonReq("POST", "/api/v1/announcements", announcement(func(m map[string]any) { delete(m, "start") })),

@@ -62,3 +62,76 @@ func TestFormRefusalsNameTheirReason(t *testing.T) {
 		}
 	}
 }
+
+// TestBulletinAndSessionRefusalsNameTheirReason: the refusals an officer
+// meets on the bulletin and session forms beyond what the console checks
+// itself were the API's English behind a Vietnamese heading, their times
+// RFC 3339 instants ("Thông tin chưa đúng. start 2026-03-01T21:00:00Z is
+// in the past; …"). Each names its reason, so that the console says it
+// wholly in Vietnamese, and says its times on the area's clock, the zone
+// named: a one-off whose time has passed by the controller's clock (a
+// browser's clock behind it does not see it), a first play more than a
+// year ahead, a recurrence started more than a year ago or with no play
+// left, and a session deleted by a colleague while the page still offers
+// it, placed into, changed or deleted.
+func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
+	e := newEnv(t) // 05:00 on 2 March 2026, Vietnam
+	e.tree()
+	officer := e.addUser("can-bo-tien-thang", loaxa.RoleCommune, "12346")
+	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Thời sự", http.StatusCreated)
+	var evening loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, http.StatusCreated, &evening)
+	e.call("DELETE", "/api/v1/sessions/"+evening.ID, e.admin, nil, http.StatusNoContent, nil)
+	bulletin := func(start, rrule, until, session string) map[string]any {
+		m := map[string]any{"content_id": ct.ID, "targets": map[string][]string{"areas": {"12346"}}, "start": start}
+		for k, v := range map[string]string{"rrule": rrule, "until": until, "session": session} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		return m
+	}
+
+	for _, tc := range []struct {
+		name, method, path string
+		body               map[string]any
+		status             int
+		reason             string
+		says               []string
+	}{
+		{"a one-off at 04:00 today, written in UTC", "POST", "/api/v1/announcements", bulletin("2026-03-01T21:00:00Z", "", "", ""),
+			http.StatusBadRequest, loaxa.ReasonStartPast, []string{"04:00 on 2026-03-02 (Asia/Ho_Chi_Minh time", "it is 05:00 on 2026-03-02 there now"}},
+		{"a one-off next year", "POST", "/api/v1/announcements", bulletin("2027-03-03T17:00:00+07:00", "", "", ""),
+			http.StatusBadRequest, loaxa.ReasonStartTooFar, []string{"17:00 on 2027-03-03 (Asia/Ho_Chi_Minh time", "before 05:00 on 2027-03-02"}},
+		{"every day since the year before last", "POST", "/api/v1/announcements", bulletin("2025-03-01T17:00:00+07:00", "FREQ=DAILY", "", ""),
+			http.StatusBadRequest, loaxa.ReasonStartTooOld, []string{"17:00 on 2025-03-01 (Asia/Ho_Chi_Minh time", "on or after 2026-03-02"}},
+		{"every day at 04:00 until tonight", "POST", "/api/v1/announcements", bulletin("2026-03-02T04:00:00+07:00", "FREQ=DAILY", "2026-03-02T23:59:00+07:00", ""),
+			http.StatusBadRequest, loaxa.ReasonRecurrenceOver, []string{"plays no more from now on (in Asia/Ho_Chi_Minh)"}},
+		{"a bulletin in the deleted session", "POST", "/api/v1/announcements", bulletin("2026-03-02T17:00:00+07:00", "", "", evening.ID),
+			http.StatusBadRequest, loaxa.ReasonSessionGone, []string{`session "` + evening.ID + `" does not exist`}},
+		{"the deleted session moved", "PATCH", "/api/v1/sessions/" + evening.ID, map[string]any{"start": "18:00"},
+			http.StatusNotFound, loaxa.ReasonSessionGone, []string{`There is no session "` + evening.ID + `"`}},
+		{"the deleted session deleted", "DELETE", "/api/v1/sessions/" + evening.ID, nil,
+			http.StatusNotFound, loaxa.ReasonSessionGone, []string{`There is no session "` + evening.ID + `"`}},
+	} {
+		var in any
+		if tc.body != nil {
+			in = tc.body
+		}
+		r := e.call(tc.method, tc.path, officer, in, tc.status, nil)
+		var got struct {
+			Error struct{ Code, Message, Reason string }
+		}
+		if err := json.Unmarshal(r.body, &got); err != nil {
+			t.Fatalf("%s: %s: %v", tc.name, r.body, err)
+		}
+		if got.Error.Reason != tc.reason {
+			t.Errorf("%s: %s\nwant reason %q", tc.name, r.body, tc.reason)
+		}
+		for _, s := range tc.says {
+			if !strings.Contains(got.Error.Message, s) {
+				t.Errorf("%s: %q\ndoes not say %q", tc.name, got.Error.Message, s)
+			}
+		}
+	}
+}

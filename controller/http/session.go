@@ -269,7 +269,7 @@ func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) err
 	ctx, id := r.Context(), r.PathValue("id")
 	sess, err := s.SessionService.FindSessionByID(ctx, id)
 	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
+		return sessionGone(id)
 	} else if err != nil {
 		return fmt.Errorf("update session %s: %w", id, err)
 	}
@@ -305,7 +305,7 @@ func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) err
 		s.writeOverlap(w, r, err, overlap)
 		return nil
 	case loaxa.ErrorCode(err) == loaxa.ENotFound:
-		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
+		return sessionGone(id)
 	case err != nil:
 		return fmt.Errorf("update session %s: %w", id, err)
 	}
@@ -462,7 +462,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	ctx, id := r.Context(), r.PathValue("id")
 	sess, err := s.SessionService.FindSessionByID(ctx, id)
 	if loaxa.ErrorCode(err) == loaxa.ENotFound {
-		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
+		return sessionGone(id)
 	} else if err != nil {
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
@@ -522,7 +522,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 		})
 		return nil
 	case loaxa.ErrorCode(err) == loaxa.ENotFound:
-		return loaxa.Errorf(loaxa.ENotFound, "There is no session %q; list them with GET /api/v1/sessions.", id)
+		return sessionGone(id)
 	case err != nil:
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
@@ -535,4 +535,12 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	}
 	s.writeJSON(w, r, http.StatusOK, sessionItemsResponse{Session: sess.ID, Items: nonNil(items), FromAbove: lost})
 	return nil
+}
+
+// sessionGone is the 404 of a session changed or deleted that is not
+// there: deleted, by a colleague or from another page, while the
+// officer's page still offered it (reason session_gone).
+func sessionGone(id string) *loaxa.Error {
+	return &loaxa.Error{Code: loaxa.ENotFound, Reason: loaxa.ReasonSessionGone,
+		Message: fmt.Sprintf("There is no session %q (it may have been deleted since the page was read); list them with GET /api/v1/sessions.", id)}
 }

@@ -139,7 +139,7 @@ func TestSessions(t *testing.T) {
 		{"unknown field", session(officerA, ok(func(m map[string]any) { m["length"] = 15 })), 400, loaxa.EInvalid,
 			`Unknown field "length"; the accepted fields are area, name, start, max_minutes, days.`},
 		{"delete an unknown session", e.request("DELETE", "/api/v1/sessions/s999999", officerA, "", nil), 404, loaxa.ENotFound,
-			`There is no session "s999999"; list them with GET /api/v1/sessions.`},
+			`There is no session "s999999" (it may have been deleted since the page was read); list them with GET /api/v1/sessions.`},
 		{"delete another commune's", e.request("DELETE", "/api/v1/sessions/"+morning.ID, officerB, "", nil), 403, loaxa.EForbidden,
 			`is outside your area "12347"`},
 		{"delete the district's as a commune", e.request("DELETE", "/api/v1/sessions/"+district.ID, officerA, "", nil), 403, loaxa.EForbidden,
@@ -709,7 +709,7 @@ func TestSessionIsChanged(t *testing.T) {
 		msg    string
 	}{
 		{"an unknown session", patch(officer, "s999999", map[string]any{"start": "06:00"}), 404, loaxa.ENotFound,
-			`There is no session "s999999"; list them with GET /api/v1/sessions.`},
+			`There is no session "s999999" (it may have been deleted since the page was read); list them with GET /api/v1/sessions.`},
 		{"another commune's", patch(officerB, morning.ID, map[string]any{"start": "06:00"}), 403, loaxa.EForbidden,
 			`Session ` + morning.ID + ` is outside your area "12347".`},
 		{"as a viewer", patch(viewer, morning.ID, map[string]any{"start": "06:00"}), 403, loaxa.EForbidden, `Role "viewer" may not schedule`},

@@ -66,6 +66,23 @@ const (
 	// ReasonSpeechNoWords: text to be read out has no words, only
 	// punctuation or symbols, so it gives no speech (400).
 	ReasonSpeechNoWords = "speech_no_words"
+	// ReasonSessionGone: a session named by a bulletin (400) or changed
+	// or deleted (404) is not there: it was deleted, by a colleague or from
+	// another page, while a page still offered it.
+	ReasonSessionGone = "session_gone"
+	// ReasonStartPast: a one-off bulletin's time has passed by the
+	// controller's clock (400), which a browser whose clock is behind
+	// did not see.
+	ReasonStartPast = "start_past"
+	// ReasonStartTooFar: a bulletin's first play is more than a year
+	// ahead (400).
+	ReasonStartTooFar = "start_too_far"
+	// ReasonStartTooOld: a recurring bulletin's start, its first day, is
+	// more than a year ago (400).
+	ReasonStartTooOld = "start_too_old"
+	// ReasonRecurrenceOver: a recurring bulletin has no play left from now
+	// on (400): its end date or count has passed, or its days match none.
+	ReasonRecurrenceOver = "recurrence_over"
 )
 
 // Error is an error a user can act on: a code and a message that says what

@@ -170,3 +170,68 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 		}
 	}
 }
+
+// TestBulletinAndSessionRefusalsSaidInVietnamese: the refusals of the
+// bulletin and session forms that the console cannot see coming showed
+// the API's English behind a heading ("Thông tin chưa đúng. start
+// 2027-03-03T17:00:00+07:00 is more than a year ahead; …", "Không tìm
+// thấy. There is no session "s000001"; …"). Each is said wholly in
+// Vietnamese from the answer's reason, the API's sentence as the tooltip:
+// a first play next year, a daily bulletin started the year before last
+// or with no play left today, and the evening session a colleague deleted
+// while the page still offers it, as a bulletin's session and edited.
+func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
+	t.Parallel()
+	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form') && document.querySelector('button[data-edit="`+evening.ID+`"]')`)
+	// A colleague deletes the evening session; this page still offers it.
+	c.MustDo("DELETE", "/api/v1/sessions/"+evening.ID, nil, nil)
+
+	for _, tc := range []struct{ name, when, rec, time, start, until, want string }{
+		{"a one-off next year", "time", "once", "17:00", "03/03/2027", "",
+			"Ngày phát cách hôm nay hơn một năm: chỉ đặt lịch được trong vòng một năm tới; bản tin chưa được đặt lịch. Hãy chọn ngày gần hơn (xem lại năm đã nhập)."},
+		{"every day since the year before last", "time", "daily", "17:00", "01/03/2025", "",
+			"Ngày bắt đầu của lịch lặp lại đã cách đây hơn một năm; bản tin chưa được đặt lịch. Hãy chọn ngày bắt đầu là hôm nay hoặc một ngày sau đó (xem lại năm đã nhập)."},
+		{"every day at 08:00 until today", "time", "daily", "08:00", "02/03/2026", "02/03/2026",
+			"Lịch lặp lại này không còn lần phát nào từ bây giờ trở đi (theo giờ của địa bàn): các lần phát trước ngày kết thúc đều đã qua, nên loa sẽ không phát; bản tin chưa được đặt lịch. Hãy chọn ngày kết thúc muộn hơn, hoặc để trống để lặp lại không thời hạn."},
+		{"the deleted session", "s:" + evening.ID, "once", "17:00", "02/03/2026", "",
+			"Buổi phát này không còn nữa: nó đã bị xoá (có thể do một cán bộ khác, hoặc từ một trang khác) sau khi trang này được mở; chưa có gì được thực hiện. Hãy tải lại trang rồi chọn buổi phát khác, hoặc thêm lại buổi phát."},
+	} {
+		b.Do("place "+tc.name,
+			chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
+			chromedp.SetValue(chromedp.CSS(`#place-when`), tc.when),
+			chromedp.SetValue(chromedp.CSS(`#place-recurrence`), tc.rec),
+			chromedp.SetValue(chromedp.CSS(`#place-time`), tc.time),
+			chromedp.SetValue(chromedp.CSS(`#place-start`), tc.start),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-until').value = `+strconv.Quote(tc.until)),
+			chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-when', '#place-recurrence', '#place-time', '#place-start', '#place-until']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-status').replaceChildren()`),
+			chromedp.Click(chromedp.CSS(`#place-submit`)))
+		b.Wait("the refusal", `document.querySelector('#place-status .error-box')`, 10*time.Second)
+		if got := MustEval[string](b, text("#place-status")); got != tc.want {
+			t.Errorf("%s: the form says\n%q, want\n%q", tc.name, got, tc.want)
+		}
+		if tip := MustEval[string](b, `document.querySelector('#place-status .error-box').title`); tip == "" {
+			t.Errorf("%s: the refusal has no tooltip; want the API's sentence", tc.name)
+		}
+	}
+	var anns struct{ Announcements []loaxa.Announcement }
+	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
+	if len(anns.Announcements) != 0 {
+		t.Errorf("bulletins: %s; want none placed", rig.Describe(anns.Announcements))
+	}
+
+	// The deleted session, moved to 18:00.
+	b.Do("move the deleted session", chromedp.Click(chromedp.CSS(`button[data-edit="`+evening.ID+`"]`)),
+		chromedp.SetValue(chromedp.CSS(`#session-start`), "18:00"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').dispatchEvent(new Event('change', { bubbles: true }))`),
+		chromedp.Click(chromedp.CSS(`#session-submit`)))
+	b.Wait("the refusal", `document.querySelector('#session-status .error-box')`, 10*time.Second)
+	want := "Buổi phát này không còn nữa: nó đã bị xoá (có thể do một cán bộ khác, hoặc từ một trang khác) sau khi trang này được mở; chưa có gì được thực hiện. Hãy tải lại trang rồi chọn buổi phát khác, hoặc thêm lại buổi phát."
+	if got := MustEval[string](b, text("#session-status")); got != want {
+		t.Errorf("moving a deleted session: the form says\n%q, want\n%q", got, want)
+	}
+}
