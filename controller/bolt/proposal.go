@@ -151,7 +151,12 @@ func (s *ProposalService) DecideProposal(ctx context.Context, p *loaxa.Proposal)
 			if err != nil {
 				return err
 			}
-			if !ok || sess.Area != rec.Area || sess.Deleted() {
+			if !ok || sess.Deleted() {
+				// Deleted, as a page read before offers it still.
+				return &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonSessionGone, Message: fmt.Sprintf(
+					"Session %q does not exist (it may have been deleted since the page was read); pick one of area %s from GET /api/v1/sessions?area=%s.", p.Session, rec.Area, rec.Area)}
+			}
+			if sess.Area != rec.Area {
 				return loaxa.Errorf(loaxa.EInvalid, "Session %q is not a session of area %s; pick one from GET /api/v1/sessions?area=%s.", p.Session, rec.Area, rec.Area)
 			}
 		}

@@ -113,7 +113,7 @@ func TestProposals(t *testing.T) {
 		{"decline for another commune", decide(officerB, pA.ID, "decline", map[string]any{}), 403, loaxa.EForbidden, `is outside your area "12347"`},
 		{"accept into another station's session", decide(officerA, pA.ID, "accept", map[string]any{"session": morningB.ID}), 400, loaxa.EInvalid,
 			fmt.Sprintf("Session %q is not a session of area 12346; pick one from GET /api/v1/sessions?area=12346.", morningB.ID)},
-		{"accept into an unknown session", decide(officerA, pA.ID, "accept", map[string]any{"session": "s999999"}), 400, loaxa.EInvalid, `Session "s999999" is not a session of area 12346`},
+		{"accept into an unknown session", decide(officerA, pA.ID, "accept", map[string]any{"session": "s999999"}), 400, loaxa.EInvalid, `Session "s999999" does not exist (it may have been deleted since the page was read); pick one of area 12346`},
 		{"decline into a session", decide(officerB, pB.ID, "decline", map[string]any{"session": morningB.ID}), 400, loaxa.EInvalid,
 			"session is for accepting; leave it out to decline."},
 		{"unknown proposal", decide(officerA, "p999999", "accept", map[string]any{}), 404, loaxa.ENotFound,

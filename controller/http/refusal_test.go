@@ -73,14 +73,25 @@ func TestFormRefusalsNameTheirReason(t *testing.T) {
 // browser's clock behind it does not see it), a first play more than a
 // year ahead, a recurrence started more than a year ago or with no play
 // left, and a session deleted by a colleague while the page still offers
-// it, placed into, changed or deleted.
+// it, placed into, a proposal accepted into, changed or deleted.
 func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 	e := newEnv(t) // 05:00 on 2 March 2026, Vietnam
 	e.tree()
 	officer := e.addUser("can-bo-tien-thang", loaxa.RoleCommune, "12346")
+	district := e.addUser("can-bo-tien-lang", loaxa.RoleDistrict, "318")
 	ct := e.upload(e.admin, "bao.wav", wav(16000, 1, 16000), "Thời sự", http.StatusCreated)
 	var evening loaxa.Session
 	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Buổi chiều", "start": "17:00", "max_minutes": 30}, http.StatusCreated, &evening)
+	// A station is a commune with sessions: the district's bulletin asks it.
+	var fromDistrict struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	}
+	e.call("POST", "/api/v1/announcements", district, map[string]any{"content_id": ct.ID, "targets": map[string][]string{"areas": {"318"}},
+		"start": "2026-03-02T17:00:00+07:00"}, http.StatusCreated, &fromDistrict)
+	if len(fromDistrict.Proposals) != 1 || fromDistrict.Proposals[0].Area != "12346" {
+		t.Fatalf("the district's bulletin made proposals %+v; want one to Tiên Thắng", fromDistrict.Proposals)
+	}
 	e.call("DELETE", "/api/v1/sessions/"+evening.ID, e.admin, nil, http.StatusNoContent, nil)
 	bulletin := func(start, rrule, until, session string) map[string]any {
 		m := map[string]any{"content_id": ct.ID, "targets": map[string][]string{"areas": {"12346"}}, "start": start}
@@ -109,6 +120,8 @@ func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 			http.StatusBadRequest, loaxa.ReasonRecurrenceOver, []string{"plays no more from now on (in Asia/Ho_Chi_Minh)"}},
 		{"a bulletin in the deleted session", "POST", "/api/v1/announcements", bulletin("2026-03-02T17:00:00+07:00", "", "", evening.ID),
 			http.StatusBadRequest, loaxa.ReasonSessionGone, []string{`session "` + evening.ID + `" does not exist`}},
+		{"a proposal accepted into the deleted session", "POST", "/api/v1/proposals/" + fromDistrict.Proposals[0].ID + "/accept", map[string]any{"session": evening.ID},
+			http.StatusBadRequest, loaxa.ReasonSessionGone, []string{`Session "` + evening.ID + `" does not exist`}},
 		{"the deleted session moved", "PATCH", "/api/v1/sessions/" + evening.ID, map[string]any{"start": "18:00"},
 			http.StatusNotFound, loaxa.ReasonSessionGone, []string{`There is no session "` + evening.ID + `"`}},
 		{"the deleted session deleted", "DELETE", "/api/v1/sessions/" + evening.ID, nil,

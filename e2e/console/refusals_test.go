@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,14 +180,26 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 // Vietnamese from the answer's reason, the API's sentence as the tooltip:
 // a first play next year, a daily bulletin started the year before last
 // or with no play left today, and the evening session a colleague deleted
-// while the page still offers it, as a bulletin's session and edited.
+// while the page still offers it, as a bulletin's session, as the session
+// a proposal from the district is accepted into (a toast), and edited.
 func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	t.Parallel()
 	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
+	var fromDistrict struct {
+		loaxa.Announcement
+		Proposals []loaxa.Proposal
+	}
+	asUser(c, "can-bo-huyen", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo của huyện", "content_id": news.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {"311"}, "nodes": {}}, "start": "2026-03-02T17:00:00+07:00"}, &fromDistrict)
+	})
+	if len(fromDistrict.Proposals) != 1 {
+		t.Fatalf("the district's bulletin made proposals %s; want one to Lập Lễ", rig.Describe(fromDistrict.Proposals))
+	}
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
-	b.Go("#/programme", `document.querySelector('#place-form') && document.querySelector('button[data-edit="`+evening.ID+`"]')`)
+	b.Go("#/programme", `document.querySelector('#place-form') && document.querySelector('button[data-edit="`+evening.ID+`"]') && document.querySelector('#proposals li select')`)
 	// A colleague deletes the evening session; this page still offers it.
 	c.MustDo("DELETE", "/api/v1/sessions/"+evening.ID, nil, nil)
 
@@ -220,8 +233,23 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	}
 	var anns struct{ Announcements []loaxa.Announcement }
 	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
-	if len(anns.Announcements) != 0 {
-		t.Errorf("bulletins: %s; want none placed", rig.Describe(anns.Announcements))
+	if len(anns.Announcements) != 1 {
+		t.Errorf("bulletins: %s; want the district's alone, none placed", rig.Describe(anns.Announcements))
+	}
+
+	// The district's bulletin, accepted into the deleted session.
+	b.Do("accept the proposal into the deleted session",
+		chromedp.SetValue(chromedp.CSS(`#proposals li select`), evening.ID),
+		chromedp.Click(chromedp.CSS(`#proposals li button`)))
+	b.Wait("the refusal", `document.querySelector('#toasts .toast.bad')`, 10*time.Second)
+	gone := "Buổi phát này không còn nữa: nó đã bị xoá (có thể do một cán bộ khác, hoặc từ một trang khác) sau khi trang này được mở; chưa có gì được thực hiện. Hãy tải lại trang rồi chọn buổi phát khác, hoặc thêm lại buổi phát."
+	// Its words and tooltip at once: a toast goes by itself after 9 s.
+	toast := MustEval[[]string](b, `(() => { const el = document.querySelector('#toasts .toast.bad'); return [el.textContent, el.title]; })()`)
+	if toast[0] != gone {
+		t.Errorf("accepting into a deleted session: the toast says\n%q, want\n%q", toast[0], gone)
+	}
+	if !strings.Contains(toast[1], `Session "`+evening.ID+`" does not exist`) {
+		t.Errorf("accepting into a deleted session: the toast's tooltip is %q; want the API's sentence", toast[1])
 	}
 
 	// The deleted session, moved to 18:00.
@@ -230,8 +258,7 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').dispatchEvent(new Event('change', { bubbles: true }))`),
 		chromedp.Click(chromedp.CSS(`#session-submit`)))
 	b.Wait("the refusal", `document.querySelector('#session-status .error-box')`, 10*time.Second)
-	want := "Buổi phát này không còn nữa: nó đã bị xoá (có thể do một cán bộ khác, hoặc từ một trang khác) sau khi trang này được mở; chưa có gì được thực hiện. Hãy tải lại trang rồi chọn buổi phát khác, hoặc thêm lại buổi phát."
-	if got := MustEval[string](b, text("#session-status")); got != want {
-		t.Errorf("moving a deleted session: the form says\n%q, want\n%q", got, want)
+	if got := MustEval[string](b, text("#session-status")); got != gone {
+		t.Errorf("moving a deleted session: the form says\n%q, want\n%q", got, gone)
 	}
 }

@@ -436,7 +436,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, byID) {
             // there is nothing left to press here.
             if (decide) decide.remove();
             fill(status, decidedBox(err));
-          } else toast(errorText(err), true);
+          } else toast(errorText(err), true, err.reason ? err.message : undefined);
         }
       };
       const decide = ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
