@@ -337,8 +337,9 @@ func (s *Server) checkSessionChange(ctx context.Context, sess *loaxa.Session, ch
 		err = s.checkSessionRuns(ctx, after, s.now())
 	}
 	if refused != nil && loaxa.ErrorCode(err) == loaxa.EInvalid {
-		return loaxa.Errorf(loaxa.EInvalid, "Session %s (%s) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. \"days\": \"\" for every day): %s",
-			sess.ID, sess.Name, loaxa.ErrorMessage(err))
+		return &loaxa.Error{Code: loaxa.EInvalid, Reason: loaxa.ReasonSessionTimesRefused, Message: fmt.Sprintf(
+			"Session %s (%s) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. \"days\": \"\" for every day): %s",
+			sess.ID, sess.Name, loaxa.ErrorMessage(err))}
 	}
 	return err
 }

@@ -1603,6 +1603,12 @@ func TestRefusedSessionCanBeRenamed(t *testing.T) {
 		"days": "FREQ=HOURLY", "area": "12346"}, http.StatusOK, nil)
 	r := e.request("PATCH", "/api/v1/sessions/s000009", officer, "application/json", strings.NewReader(`{"max_minutes": 20}`))
 	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, `Session s000009 (Buổi sáng) has times this controller refuses, stored by an older version or a restored backup; give valid ones with this change (e.g. "days": "" for every day): days "FREQ=HOURLY" repeats within a day;`)
+	// Its reason, for the console to say it in Vietnamese: the officer
+	// moved it in the form, keeping the days it offered as they were.
+	var got struct{ Error struct{ Reason string } }
+	if err := json.Unmarshal(r.body, &got); err != nil || got.Error.Reason != loaxa.ReasonSessionTimesRefused {
+		t.Errorf("the refusal %s: want reason %q", r.body, loaxa.ReasonSessionTimesRefused)
+	}
 }
 
 // TestSessionMadeAfterItsStartIsNotRefusedForThatDay: a session made

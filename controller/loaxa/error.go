@@ -83,6 +83,10 @@ const (
 	// ReasonRecurrenceOver: a recurring bulletin has no play left from now
 	// on (400): its end date or count has passed, or its days match none.
 	ReasonRecurrenceOver = "recurrence_over"
+	// ReasonSessionTimesRefused: a change of a session whose stored times
+	// this version refuses (ReasonSettingRefused) would keep them, its
+	// days most often (400): the change has to give valid ones.
+	ReasonSessionTimesRefused = "session_times_refused"
 )
 
 // Error is an error a user can act on: a code and a message that says what

@@ -1203,3 +1203,52 @@ func TestSessionBoxSaysTheTimesOfItsDay(t *testing.T) {
 	}
 	b.Shot("05b-lich-phat-buoi-doi-gio")
 }
+
+// TestRefusedSessionDaysKeptSaidInVietnamese: a session whose days an
+// older version stored and this one refuses (FREQ=HOURLY) is mended with
+// its "Sửa" button, which offers its days as they are ("keep"). Moving it
+// to 06:00 with those days kept was refused as "Thông tin chưa đúng.
+// Session s000099 (Buổi sáng) has times this controller refuses, …": the
+// form says in Vietnamese that its days have to be chosen again.
+func TestRefusedSessionDaysKeptSaidInVietnamese(t *testing.T) {
+	t.Parallel()
+	c, _, _ := lapLeWithEvening(t) // 2 March 2026, 09:00
+	old := &loaxa.Session{ID: "s000099", Area: "11527", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, Days: "FREQ=HOURLY", CreatedBy: "admin",
+		CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))}
+	// As an older version left it: written while the controller is stopped.
+	c.Stop()
+	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(old)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
+	})
+	if err := errors.Join(err, raw.Close()); err != nil {
+		t.Fatalf("store the old session: %v", err)
+	}
+	c = c.Restart()
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('button[data-edit="`+old.ID+`"]')`)
+	b.Do("move the old session to 06:00, its days kept", chromedp.Click(chromedp.CSS(`button[data-edit="`+old.ID+`"]`)),
+		chromedp.SetValue(chromedp.CSS(`#session-start`), "06:00"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#session-start').dispatchEvent(new Event('change', { bubbles: true }))`))
+	if days := MustEval[string](b, `document.querySelector('#session-days').value`); days != "keep" {
+		t.Fatalf("the form offers the old days as %q; want them kept", days)
+	}
+	b.Do("save", chromedp.Click(chromedp.CSS(`#session-submit`)))
+	b.Wait("the refusal", `document.querySelector('#session-status .error-box')`, 10*time.Second)
+	want := "Ngày phát (hoặc giờ phát) đang lưu của buổi này do phiên bản cũ hoặc bản sao lưu cũ ghi lại, và không hợp lệ với phiên bản này, nên thay đổi chưa được lưu: buổi phát sẽ vẫn chạy theo những ngày không đọc được. Hãy chọn lại ngày phát (“Hằng ngày”, hoặc “Các ngày trong tuần…” rồi đánh dấu các ngày) cùng với thay đổi này, rồi lưu lại."
+	if got := MustEval[string](b, text("#session-status")); got != want {
+		t.Errorf("moving a session with refused days: the form says\n%q, want\n%q", got, want)
+	}
+	if tip := MustEval[string](b, `document.querySelector('#session-status .error-box').title`); !strings.Contains(tip, "has times this controller refuses") {
+		t.Errorf("the refusal's tooltip is %q; want the API's sentence", tip)
+	}
+}
