@@ -91,6 +91,10 @@ func TestConflicts(t *testing.T) {
 			if cf.Kind != tc.kind || cf.Session != tc.session || cf.Node != "n-a" || len(cf.Occurrences) == 0 {
 				t.Errorf("conflict %+v, want kind %s in session %q on n-a", cf, tc.kind, tc.session)
 			}
+			// A session that does not run has no end to give.
+			if !cf.SessionEnd.IsZero() {
+				t.Errorf("conflict %+v has a session_end; want none", cf)
+			}
 			// Beside the words, each play for programs: its occurrence, its
 			// bulletin and title, its start in RFC 3339 at the area's offset.
 			if len(cf.Items) != len(cf.Occurrences) {

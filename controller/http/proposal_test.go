@@ -405,6 +405,10 @@ func TestAcceptIntoSessionOverBeforeBulletinStart(t *testing.T) {
 	var refused conflictAnswer
 	if err := json.Unmarshal(r.body, &refused); err != nil || len(refused.Conflicts) != 1 || refused.Conflicts[0].Kind != loaxa.ConflictNoSession || refused.Conflicts[0].Node != "n-a" {
 		t.Errorf("conflicts %+v (%v), want one no-session conflict on n-a", refused.Conflicts, err)
+	} else if end := refused.Conflicts[0].SessionEnd; !end.Equal(t0.Add(12*time.Hour+45*time.Minute)) || end.Format(time.RFC3339) != "2026-03-02T17:45:00+07:00" {
+		// When the session that day is over, at the area's offset: the
+		// console says so, not that the session does not run that day.
+		t.Errorf("the conflict's session_end is %v; want 17:45 on 2026-03-02 at +07:00", end)
 	}
 	var l struct{ Proposals []loaxa.Proposal }
 	e.call("GET", "/api/v1/proposals?state=pending", officerA, nil, http.StatusOK, &l)

@@ -32,7 +32,9 @@ const (
 	// ConflictOverlap: two items of the same level at fixed times overlap on
 	// a node, so the later one would start late or not at all.
 	ConflictOverlap = "overlap"
-	// ConflictNoSession: the session named does not run on that day.
+	// ConflictNoSession: the session named does not run on that day, or
+	// (SessionEnd set) its instance that day ends before a one-off's own
+	// start.
 	ConflictNoSession = "no-session"
 )
 
@@ -46,7 +48,11 @@ type Conflict struct {
 	Session     string         `json:"session,omitempty"`
 	Occurrences []string       `json:"occurrences"`
 	Items       []ConflictItem `json:"items,omitempty"`
-	Message     string         `json:"message"`
+	// SessionEnd is, for a ConflictNoSession of a one-off that starts
+	// after the session's instance that day is over, when that instance
+	// ends, in the area's time zone; zero when the session does not run.
+	SessionEnd time.Time `json:"session_end,omitzero"`
+	Message    string    `json:"message"`
 }
 
 // ConflictItem is one play a Conflict is about, in the order of its

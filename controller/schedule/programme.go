@@ -825,6 +825,7 @@ func (s *Scheduler) plan(ctx context.Context, c *compilation, n *loaxa.Node, fro
 						Kind: loaxa.ConflictNoSession, Node: n.ID, Session: x.ID,
 						Occurrences: []string{loaxa.OccurrenceID(a.ID, t)},
 						Items:       []loaxa.ConflictItem{conflictItem(a, t, time.Time{}, loc)},
+						SessionEnd:  end.In(loc),
 						Message: fmt.Sprintf("%s starts at %s, after session %s (%s) of %s is over (it ends at %s, %s); it would not play then. Place it in a later session, or at its own time.",
 							subject(a), t.In(loc).Format("15:04"), x.ID, x.Name, t.In(loc).Format(loaxa.DateLayout), end.In(loc).Format("15:04"), zoneWords(loc)),
 					})

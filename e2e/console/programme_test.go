@@ -176,7 +176,9 @@ func TestOldDailyBulletinStaysCancellable(t *testing.T) {
 // TestProposalConflictCanBeSeenAndForced: accepting a proposal is checked
 // like placing a bulletin (docs/api.md: 409 with the conflicts, "force":
 // true accepts it anyway). The district's one-off at 18:00 accepted into
-// the commune's 17:00 session is such a conflict. The console showed only
+// the commune's 17:00 session is such a conflict, said as a session over
+// before the bulletin's time (not one that does not run that day). The
+// console showed only
 // a toast with the API's English telling the officer to send "force":
 // true, which nobody can do from it. It must show the conflicts in the
 // officer's words and let them accept it anyway, as the placing form does
@@ -207,9 +209,12 @@ func TestProposalConflictCanBeSeenAndForced(t *testing.T) {
 		t.Fatalf("proposals after the refused accept: %s", rig.Describe(p))
 	}
 	box := MustEval[string](b, text("#proposals .error-box"))
-	// conflict.no-session in vi.json: "Buổi “{session}” không có vào ngày {when}."
-	if !strings.Contains(box, "Buổi “Buổi chiều” không có vào ngày") || strings.Contains(box, `"force": true`) {
-		t.Errorf("the conflict is not shown in Vietnamese; the proposal says %q", box)
+	// conflict.session_over in vi.json, from the conflict's session_end:
+	// the session is over at 17:30 (before, "Buổi “Buổi chiều” không có
+	// vào ngày 18:00 …", as if the session did not run that day).
+	want := "Cụm loa lap-le-01: bản tin bắt đầu lúc 18:00 ngày 03/03/2026, khi buổi “Buổi chiều” đã kết thúc (lúc 17:30), nên sẽ không phát vào giờ đó. Hãy chọn một buổi muộn hơn, hoặc “Theo giờ của đề xuất”."
+	if got := MustEval[string](b, text("#proposals .error-box li")); got != want || strings.Contains(box, `"force": true`) {
+		t.Errorf("the conflict is not shown in Vietnamese; the proposal says %q, want %q", box, want)
 	}
 	b.Do("accept it anyway", chromedp.Click(chromedp.CSS(`#proposals .error-box button.danger`)))
 	b.Wait("the toast", `document.querySelector('.toast:not(.bad)')`, 10*time.Second)

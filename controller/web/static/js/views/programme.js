@@ -394,9 +394,10 @@ function annWhen(a, session) {
 
 /**
  * conflictText says a conflict in the user's language from its fields, the
- * cluster by its name from names (by its code where names lacks it), and
- * the bulletin an overlap is with by its title (the answer's items) where
- * it has one.
+ * cluster by its name from names (by its code where names lacks it), the
+ * bulletin an overlap is with by its title (the answer's items) where it
+ * has one, and a one-off in a session over before its time (session_end)
+ * as such, not as a session that does not run.
  */
 function conflictText(c, sessions, names, self) {
   const at = occurrenceTime((c.occurrences || [])[0]);
@@ -406,6 +407,10 @@ function conflictText(c, sessions, names, self) {
   const node = c.node ? names.get(c.node) || t('conflict.node', { id: c.node }) : '';
   const other = (c.items || []).find((i) => i.announcement !== self && i.title);
   if (c.kind === 'overlap' && other) return t('conflict.overlap_named', { node, when, title: other.title });
+  // A one-off whose own time is after its session that day is over.
+  if (c.kind === 'no-session' && c.session_end && at) {
+    return t('conflict.session_over', { node, session, time: fmtTime(at), day: dmy(ymd(at)), end: fmtTime(c.session_end) });
+  }
   return has(key) ? t(key, { node, when, session }) : c.message;
 }
 
