@@ -1257,3 +1257,46 @@ func TestRefusedSessionDaysKeptSaidInVietnamese(t *testing.T) {
 		t.Errorf("the refusal's tooltip is %q; want the API's sentence", tip)
 	}
 }
+
+// TestSessionConflictsSaidByDayAndTitle: the conflicts of a bulletin placed
+// in a session read "Buổi “Buổi sáng” không có vào ngày 06:00 Thứ Bảy,
+// 07/03." (a time where a day belongs, for a session that does not run on
+// Saturdays) and "Buổi “Buổi sáng” ngày 06:00 Thứ Hai, 09/03 bị quá thời
+// lượng tối đa trên …", naming no bulletin. Each says the day as a day,
+// and the overflow the session's times and the bulletins past its end by
+// their titles, from the conflict's items.
+func TestSessionConflictsSaidByDayAndTitle(t *testing.T) {
+	t.Parallel()
+	c, _, _ := lapLeWithEvening(t) // Monday 2 March 2026, 09:00
+	var morning loaxa.Session
+	c.MustDo("POST", "/api/v1/sessions", map[string]any{"area": "11527", "name": "Buổi sáng", "start": "06:00", "max_minutes": 1,
+		"days": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, &morning)
+	long := c.Upload("thong-bao-40s.wav", rig.ToneWAV(440, 40*time.Second, 8000, 1))
+	c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Lịch cắt điện", "content_id": long.ID, "priority": "normal",
+		"targets": map[string][]string{"areas": {"11527"}, "nodes": {}}, "start": "2026-03-09T06:00:00+07:00", "session": morning.ID}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	for _, tc := range []struct{ name, start, want string }{
+		{"on a Saturday", "07/03/2026",
+			"Buổi “Buổi sáng” không phát vào Thứ Bảy, 07/03, nên bản tin sẽ không phát ngày đó. Hãy chọn ngày khác, hoặc một buổi có phát vào ngày đó."},
+		{"after the power cut notice, over the minute", "09/03/2026",
+			"Cụm loa lap-le-01: buổi “Buổi sáng” (06:00, tối đa 1 phút) vào Thứ Hai, 09/03 phát quá thời lượng; bản tin phát lố giờ: “Thông báo tiêm chủng” (06:00). Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
+	} {
+		b.Do("place a bulletin in the morning session "+tc.name,
+			chromedp.SetValue(chromedp.CSS(`#place-content`), long.ID),
+			chromedp.SetValue(chromedp.CSS(`#place-title`), "Thông báo tiêm chủng"),
+			chromedp.SetValue(chromedp.CSS(`#place-when`), "s:"+morning.ID),
+			chromedp.SetValue(chromedp.CSS(`#place-recurrence`), "once"),
+			chromedp.SetValue(chromedp.CSS(`#place-start`), tc.start),
+			chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-when', '#place-recurrence', '#place-start']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-status').replaceChildren()`),
+			chromedp.Click(chromedp.CSS(`#place-submit`)))
+		b.Wait("the conflict", `document.querySelector('#place-conflicts li')`, 10*time.Second)
+		if got := MustEval[string](b, text("#place-conflicts li")); got != tc.want {
+			t.Errorf("%s: the conflict says\n%q, want\n%q", tc.name, got, tc.want)
+		}
+	}
+}

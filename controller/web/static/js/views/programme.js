@@ -402,7 +402,9 @@ function annWhen(a, session) {
 function conflictText(c, sessions, names, self) {
   const at = occurrenceTime((c.occurrences || [])[0]);
   const when = at ? `${fmtTime(at)} ${fmtDay(ymd(at))}` : '';
-  const session = (sessions.find((s) => s.id === (c.session || '').split('@')[0]) || {}).name || c.session || '';
+  const day = at ? fmtDay(ymd(at)) : '';
+  const sess = sessions.find((s) => s.id === (c.session || '').split('@')[0]);
+  const session = (sess || {}).name || c.session || '';
   const key = 'conflict.' + c.kind;
   const node = c.node ? names.get(c.node) || t('conflict.node', { id: c.node }) : '';
   const other = (c.items || []).find((i) => i.announcement !== self && i.title);
@@ -410,6 +412,16 @@ function conflictText(c, sessions, names, self) {
   // A one-off whose own time is after its session that day is over.
   if (c.kind === 'no-session' && c.session_end && at) {
     return t('conflict.session_over', { node, session, time: fmtTime(at), day: dmy(ymd(at)), end: fmtTime(c.session_end) });
+  }
+  // A session that does not run that day, or runs past its length: its
+  // day said as a day, the plays past the end by their titles.
+  if (c.kind === 'no-session' && day) return t('conflict.no_session_day', { session, day });
+  if (c.kind === 'session-overflow' && sess && (c.items || []).length) {
+    const inst = /@(\d{4})(\d{2})(\d{2})$/.exec(c.session);
+    return t('conflict.session_overflow_named', {
+      node, session, start: clock(sess.start), max: sess.max_minutes, day: inst ? fmtDay(`${inst[1]}-${inst[2]}-${inst[3]}`) : day,
+      items: c.items.map((i) => `“${i.title || i.announcement}” (${fmtTime(i.start)})`).join(', '),
+    });
   }
   return has(key) ? t(key, { node, when, session }) : c.message;
 }
