@@ -229,7 +229,9 @@ func (s *Server) readSchedule(ctx context.Context, req *announcementRequest, a *
 			return loaxa.Errorf(loaxa.EInvalid, "until %q is not an RFC 3339 time; write it like 2026-12-31T23:59:59+07:00.", req.Until)
 		}
 		if !t.After(a.Start) {
-			return loaxa.Errorf(loaxa.EInvalid, "until %s is not after start; give the last instant the announcement may play.", req.Until)
+			loc := s.clockOf(ctx, req.Targets.Areas)
+			return loaxa.Errorf(loaxa.EInvalid, "The end, %s (%s time, until %s), is not after the first play, %s; give the last instant the announcement may play.",
+				t.In(loc).Format("15:04 on "+loaxa.DateLayout), loc, req.Until, a.Start.In(loc).Format("15:04 on "+loaxa.DateLayout))
 		}
 		a.Until = t
 	}

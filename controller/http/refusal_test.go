@@ -116,6 +116,11 @@ func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 			http.StatusBadRequest, loaxa.ReasonStartTooFar, []string{"17:00 on 2027-03-03 (Asia/Ho_Chi_Minh time", "before 05:00 on 2027-03-02"}},
 		{"every day since the year before last", "POST", "/api/v1/announcements", bulletin("2025-03-01T17:00:00+07:00", "FREQ=DAILY", "", ""),
 			http.StatusBadRequest, loaxa.ReasonStartTooOld, []string{"17:00 on 2025-03-01 (Asia/Ho_Chi_Minh time", "on or after 2026-03-02"}},
+		// No reason (the console checks it before sending), but its
+		// times on the area's clock: "until 2026-03-03T16:59:00Z is not
+		// after start".
+		{"an end before the first play, written in UTC", "POST", "/api/v1/announcements", bulletin("2026-03-05T17:00:00+07:00", "FREQ=DAILY", "2026-03-03T16:59:00Z", ""),
+			http.StatusBadRequest, "", []string{"The end, 23:59 on 2026-03-03 (Asia/Ho_Chi_Minh time, until 2026-03-03T16:59:00Z), is not after the first play, 17:00 on 2026-03-05;"}},
 		{"every day at 04:00 until tonight", "POST", "/api/v1/announcements", bulletin("2026-03-02T04:00:00+07:00", "FREQ=DAILY", "2026-03-02T23:59:00+07:00", ""),
 			http.StatusBadRequest, loaxa.ReasonRecurrenceOver, []string{"plays no more from now on (in Asia/Ho_Chi_Minh)"}},
 		{"a bulletin in the deleted session", "POST", "/api/v1/announcements", bulletin("2026-03-02T17:00:00+07:00", "", "", evening.ID),
