@@ -69,11 +69,11 @@ func TestFormRefusalsNameTheirReason(t *testing.T) {
 // RFC 3339 instants ("Thông tin chưa đúng. start 2026-03-01T21:00:00Z is
 // in the past; …"). Each names its reason, so that the console says it
 // wholly in Vietnamese, and says its times on the area's clock, the zone
-// named: a one-off whose time has passed by the controller's clock (a
-// browser's clock behind it does not see it), a first play more than a
-// year ahead, a recurrence started more than a year ago or with no play
-// left, and a session deleted by a colleague while the page still offers
-// it, placed into, a proposal accepted into, changed or deleted.
+// named: a one-off whose time has passed by the controller's clock (the
+// page's copy of it, taken at sign-in, may be behind), a first play more
+// than a year ahead, a recurrence started more than a year ago or with no
+// play left, and a session deleted by a colleague while the page still
+// offers it, placed into, a proposal accepted into, changed or deleted.
 func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 	e := newEnv(t) // 05:00 on 2 March 2026, Vietnam
 	e.tree()

@@ -71,8 +71,8 @@ const (
 	// another page, while a page still offered it.
 	ReasonSessionGone = "session_gone"
 	// ReasonStartPast: a one-off bulletin's time has passed by the
-	// controller's clock (400), which a browser whose clock is behind
-	// did not see.
+	// controller's clock (400), which a page that took the controller's
+	// time long ago, or just before that time, did not see.
 	ReasonStartPast = "start_past"
 	// ReasonStartTooFar: a bulletin's first play is more than a year
 	// ahead (400).

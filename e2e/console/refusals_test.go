@@ -13,6 +13,7 @@ import (
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/controller/tts"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/clock"
 )
 
 // TestRarerRefusalsSaidInVietnamese: refusals an officer meets less often
@@ -181,7 +182,9 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 // a first play next year, a daily bulletin started the year before last
 // or with no play left today, and the evening session a colleague deleted
 // while the page still offers it, as a bulletin's session, as the session
-// a proposal from the district is accepted into (a toast), and edited.
+// a proposal from the district is accepted into (a toast), and edited; and
+// a one-off whose time has passed by the controller's clock but not by
+// the page's copy of it, taken at sign-in.
 func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	t.Parallel()
 	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
@@ -260,5 +263,23 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	b.Wait("the refusal", `document.querySelector('#session-status .error-box')`, 10*time.Second)
 	if got := MustEval[string](b, text("#session-status")); got != gone {
 		t.Errorf("moving a deleted session: the form says\n%q, want\n%q", got, gone)
+	}
+
+	// An hour later by the controller's clock, which the page took at
+	// sign-in: a one-off at 09:30 today is past for the controller only.
+	c.App.Clock.(*clock.Fake).Advance(time.Hour)
+	b.Do("place a one-off at 09:30 today",
+		chromedp.SetValue(chromedp.CSS(`#place-content`), news.ID),
+		chromedp.SetValue(chromedp.CSS(`#place-when`), "time"),
+		chromedp.SetValue(chromedp.CSS(`#place-recurrence`), "once"),
+		chromedp.SetValue(chromedp.CSS(`#place-time`), "09:30"),
+		chromedp.SetValue(chromedp.CSS(`#place-start`), "02/03/2026"),
+		chromedp.Evaluate[chromedp.Void](`for (const id of ['#place-when', '#place-recurrence', '#place-time', '#place-start']) document.querySelector(id).dispatchEvent(new Event('change', { bubbles: true }))`),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#place-status').replaceChildren()`),
+		chromedp.Click(chromedp.CSS(`#place-submit`)))
+	b.Wait("the refusal", `document.querySelector('#place-status .error-box')`, 10*time.Second)
+	want := "Giờ phát đã qua theo đồng hồ của máy chủ (giờ của địa bàn) lúc bản tin được gửi đi; bản tin chưa được đặt lịch. Hãy chọn giờ hoặc ngày muộn hơn. Nếu trang này đã mở từ lâu, hãy tải lại trang để lấy lại giờ của máy chủ."
+	if got := MustEval[string](b, text("#place-status")); got != want {
+		t.Errorf("a one-off past by the controller's clock only: the form says\n%q, want\n%q", got, want)
 	}
 }
