@@ -116,7 +116,7 @@ func (s *Server) handleCreateAnnouncement(w http.ResponseWriter, r *http.Request
 		return loaxa.Errorf(loaxa.EInvalid, "priority %q is not a priority; use one of %s (default normal).",
 			a.Priority, joinPriorities())
 	}
-	if a.Start, err = parseStart(req.Start, now, a.RRule != "", s.clockOf(ctx, req.Targets.Areas)); err != nil {
+	if a.Start, err = parseStart(req.Start, now, a.RRule != "", func() *time.Location { return s.clockOf(ctx, req.Targets.Areas) }); err != nil {
 		return err
 	}
 	if err := s.readSchedule(ctx, &req, a); err != nil {
@@ -490,9 +490,10 @@ func (s *Server) targetAreas(ctx context.Context, a *loaxa.Announcement) ([]stri
 // parseStart reads an announcement start: RFC 3339, at most a year ahead,
 // and not in the past unless it starts a recurrence (DTSTART may well be
 // this morning for "every day at 05:30"). Its refusals an officer meets
-// say the times on loc's clock, the zone of the bulletin's area, named:
-// an RFC 3339 instant is not how a commune reads a time.
-func parseStart(s string, now time.Time, recurring bool, loc *time.Location) (time.Time, error) {
+// say the times on the clock of clock(), the zone of the bulletin's area
+// (read only for a refusal), named: an RFC 3339 instant is not how a
+// commune reads a time.
+func parseStart(s string, now time.Time, recurring bool, clock func() *time.Location) (time.Time, error) {
 	example := now.In(exampleZone).Truncate(time.Hour).Add(time.Hour).Format(time.RFC3339)
 	if s == "" {
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid, "start is required; give the time to play in RFC 3339, e.g. %s.", example)
@@ -502,19 +503,23 @@ func parseStart(s string, now time.Time, recurring bool, loc *time.Location) (ti
 		return time.Time{}, loaxa.Errorf(loaxa.EInvalid,
 			"start %q is not an RFC 3339 time; write the date, T, the time and the UTC offset, e.g. %s.", s, example)
 	}
+	var loc *time.Location
 	at := func(t time.Time) string { return t.In(loc).Format("15:04 on " + loaxa.DateLayout) }
 	refuse := func(reason, format string, args ...any) (time.Time, error) {
 		return time.Time{}, &loaxa.Error{Code: loaxa.EInvalid, Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
 	if recurring && t.Before(now.AddDate(-1, 0, 0)) {
+		loc = clock()
 		return refuse(loaxa.ReasonStartTooOld, "The recurrence starts at %s (%s time, start %s), more than a year ago; start it at its first play from now on, on or after %s.",
 			at(t), loc, s, now.In(loc).Format(loaxa.DateLayout))
 	}
 	if !recurring && t.Before(now.Add(-startSlack)) {
+		loc = clock()
 		return refuse(loaxa.ReasonStartPast, "The time to play, %s (%s time, start %s), has passed: it is %s there now. Give a later time, e.g. %s.",
 			at(t), loc, s, at(now), example)
 	}
 	if limit := now.AddDate(1, 0, 0); t.After(limit) {
+		loc = clock()
 		return refuse(loaxa.ReasonStartTooFar, "The first play, %s (%s time, start %s), is more than a year ahead; give a time before %s.",
 			at(t), loc, s, at(limit))
 	}
