@@ -15,15 +15,19 @@
 # `controller --version`. Missing cross compilers and ALSA headers are
 # installed with apt-get (as root, or through sudo).
 #
+# DIR defaults to dist in the repository; a relative DIR is read from where
+# the script is run.
+#
 # Each archive, DIR/loaxa-<program>-<version>-linux-<arch>.tar.gz, holds one
 # directory of the same name with the binary and its systemd unit, and for
 # the node the install script and a README for technicians; DIR/SHA256SUMS
 # lists every archive's sum (check with `cd DIR && sha256sum -c SHA256SUMS`).
 set -euo pipefail
 
+caller=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-out=dist
+out=""
 version=""
 targets=()
 while (($#)); do
@@ -40,6 +44,14 @@ while (($#)); do
 		;;
 	esac
 done
+# A DIR given is read from where the script was run, as any command reads
+# a path (it once landed under the repository); the default is the
+# repository's dist.
+if [[ -z $out ]]; then
+	out=dist
+elif [[ $out != /* ]]; then
+	out=$caller/$out
+fi
 if ((${#targets[@]} == 0)); then
 	targets=(node-linux-arm64 node-linux-arm controller-linux-amd64 controller-linux-arm64)
 fi

@@ -58,7 +58,10 @@ func TestBuildBoards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(script, append([]string{"--out", out, "--version", version}, targets...)...)
+	// --out as a technician types it, relative to where they are: it
+	// once landed under the repository, where the script works from.
+	cmd := exec.Command(script, append([]string{"--out", filepath.Base(out), "--version", version}, targets...)...)
+	cmd.Dir = filepath.Dir(out)
 	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("build-boards.sh: %v", err)
