@@ -15,6 +15,12 @@ func unackedAgent(t *testing.T) (*nodetest.Controller, *node) {
 	ctl.AutoAck.Store(false)
 	n := startAgent(t, ctl.Credentials("n1", "x1"), options{})
 	waitConnected(t, n)
+	// The first measurement of the controller's time can publish a state
+	// of its own (what waited for it is judged again on the corrected
+	// clock, and a change it makes is published): landing in a test's
+	// quiet window (time answers of 300 ms on a loaded machine), it was
+	// taken for a state published for the acknowledgement.
+	waitMeasured(t, n)
 	return ctl, n
 }
 

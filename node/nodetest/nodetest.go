@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -253,6 +254,15 @@ func (c *Controller) ContentRequests(id string) int {
 
 func (c *Controller) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/api/v1/time" {
+		// LOAXA_TEST_TIME_DELAY (a Go duration, for finding flaky tests)
+		// holds every answer that long, as a loaded machine or a slow link
+		// does, half before the time is read and half after, so that the
+		// time stays in the middle of the round trip: a test whose outcome
+		// depends on when the node's first measurement lands fails under
+		// it (node/agent waitMeasured).
+		delay, _ := time.ParseDuration(os.Getenv("LOAXA_TEST_TIME_DELAY"))
+		time.Sleep(delay / 2)
+		defer time.Sleep(delay - delay/2)
 		// As the controller answers: the time, and signed with the nonce.
 		now := c.Now()
 		answer := map[string]any{"time": now.Format(time.RFC3339Nano)}
