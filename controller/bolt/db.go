@@ -473,6 +473,19 @@ func putJSON(b *bbolt.Bucket, key []byte, v any) error {
 	return nil
 }
 
+// putChanged stores v at key unless key holds v already. A Put of the
+// same bytes still copies the key's page into the transaction, and the
+// commit writes it again: the index entries of a delivery, rewritten
+// unchanged by each of its node's event batches, made every commit of an
+// emergency round's ingest spill and write pages of the node-keyed
+// indexes across the whole store (BenchmarkRecordEventsRound).
+func putChanged(b *bbolt.Bucket, key, v []byte) error {
+	if old := b.Get(key); old != nil && bytes.Equal(old, v) {
+		return nil
+	}
+	return b.Put(key, v)
+}
+
 // u64 returns v big-endian, so that byte order is numeric order.
 func u64(v uint64) []byte {
 	var b [8]byte

@@ -140,7 +140,7 @@ func writeDelivery(tx *bbolt.Tx, d *loaxa.Delivery) (writtenDelivery, error) {
 		return writtenDelivery{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	nkey := nodeDeliveryKey(d.Announcement, d.Occurrence, d.Node)
-	if err := tx.Bucket(bucketNodeDeliveries).Put(nkey, key); err != nil {
+	if err := putChanged(tx.Bucket(bucketNodeDeliveries), nkey, key); err != nil {
 		return writtenDelivery{}, err
 	}
 	if err := indexOpenDelivery(tx.Bucket(bucketOpenDeliveries), nkey, d); err != nil {
@@ -165,7 +165,7 @@ func indexOpenDelivery(idx *bbolt.Bucket, nkey []byte, d *loaxa.Delivery) error 
 		return idx.Delete(nkey)
 	}
 	end := d.Start.Add(time.Duration(d.PlannedMS) * time.Millisecond)
-	return idx.Put(nkey, u64(uint64(end.UnixMilli())))
+	return putChanged(idx, nkey, u64(uint64(end.UnixMilli())))
 }
 
 // indexOpenDeliveries (schema 3 → 4) builds the index of open deliveries

@@ -1243,13 +1243,14 @@ func TestRecordEvents_BatchStoresAsOneByOne(t *testing.T) {
 // status is written to its record, as the status flusher does during a
 // round. Besides the time (which the commits' fsyncs set), it reports the
 // process's CPU time per round (getrusage), what the ingest costs the
-// controller's cores.
+// controller's cores, and the page writes of its commits.
 func BenchmarkRecordEventsRound(b *testing.B) {
 	const nodes, workers, batches = 10000, 512, 3
 	db, ids := seededDB(b, nodes)
 	events, deliveries, ns := bolt.NewEventService(db), bolt.NewDeliveryService(db), bolt.NewNodeService(db)
 	ctx := context.Background()
 	var cpu time.Duration
+	var writes int64
 	b.ResetTimer()
 	for round := range b.N {
 		b.StopTimer()
@@ -1266,7 +1267,7 @@ func BenchmarkRecordEventsRound(b *testing.B) {
 		}
 		must(b, deliveries.EnsureDeliveries(ctx, ds))
 		must(b, bolt.FlushStatus(db))
-		cpu0 := cpuTime(b)
+		cpu0, writes0 := cpuTime(b), bolt.PageWrites(db)
 		b.StartTimer()
 
 		first := uint64(round*4 + 1)
@@ -1297,8 +1298,10 @@ func BenchmarkRecordEventsRound(b *testing.B) {
 		}
 		b.StopTimer()
 		cpu += cpuTime(b) - cpu0
+		writes += bolt.PageWrites(db) - writes0
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/round")
+	b.ReportMetric(float64(writes)/float64(b.N), "page-writes/round")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nodes*batches), "ns/batch")
 }

@@ -467,3 +467,10 @@ func SeedHolidays(db *DB, hs []*loaxa.Holiday) error {
 		return indexHolidays(tx, &upgradeStep{db: db})
 	})
 }
+
+// PageWrites returns how many page writes the store's commits have made
+// since it was opened (bbolt's TxStats.Write).
+func PageWrites(db *DB) int64 {
+	st := db.db.Stats()
+	return st.TxStats.GetWrite()
+}
