@@ -209,6 +209,41 @@ func TestModulesInTheBrowser(t *testing.T) {
 		}
 	})
 
+	// A conflict without items or a time read "Buổi “Buổi sáng” không có
+	// vào ngày ." and "Buổi “Buổi sáng” ngày 06:00 Thứ Hai, 09/03 bị quá
+	// thời lượng tối đa trên …", a time where the day belongs, and a play
+	// 40 s into its session "lúc 06:00": each says its day as a day, or
+	// none, and its times with the seconds they have, as the API's
+	// messages do.
+	t.Run("conflicts without items or a time", func(t *testing.T) {
+		sessions := `[{id: 's000001', name: 'Buổi sáng', start: '06:00', max_minutes: 1}]`
+		cases := []struct{ name, conflict, want string }{
+			{"a session that does not run, no play named", `{kind: 'no-session', session: 's000001', occurrences: []}`,
+				"Buổi “Buổi sáng” không phát vào ngày đã chọn, nên bản tin sẽ không phát ngày đó. Hãy chọn ngày khác, hoặc một buổi có phát vào ngày đó."},
+			{"a session run past its length, no items", `{kind: 'session-overflow', node: 'lap-le-01', session: 's000001@20260309', occurrences: ['a000003@20260308T230040.000Z']}`,
+				"Cụm loa lap-le-01: buổi “Buổi sáng” vào Thứ Hai, 09/03 phát quá thời lượng tối đa. Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
+			{"a session this page does not know run past its length", `{kind: 'session-overflow', node: 'lap-le-01', session: 's000009@20260309', occurrences: ['a000003@20260308T230040.000Z'],
+				items: [{occurrence: 'a000003@20260308T230040.000Z', announcement: 'a000003', title: 'Lịch cắt điện', start: '2026-03-09T06:00:40+07:00'}]}`,
+				"Cụm loa lap-le-01: buổi “s000009” vào Thứ Hai, 09/03 phát quá thời lượng tối đa. Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
+			{"a session run past its length, no day", `{kind: 'session-overflow', node: 'lap-le-01', session: 's000001', occurrences: []}`,
+				"Cụm loa lap-le-01: buổi “Buổi sáng” phát quá thời lượng tối đa. Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
+			{"an overlap 40 s into the minute", `{kind: 'overlap', node: 'lap-le-01', occurrences: ['a000003@20260308T230040.000Z']}`,
+				"Cụm loa lap-le-01: trùng giờ với một bản tin cùng mức ưu tiên lúc 06:00:40 Thứ Hai, 09/03; bản sau phải chờ bản trước phát xong."},
+			{"a play 40 s into its session, named", `{kind: 'session-overflow', node: 'lap-le-01', session: 's000001@20260309', occurrences: ['a000003@20260308T230040.000Z'],
+				items: [{occurrence: 'a000003@20260308T230040.000Z', announcement: 'a000003', title: 'Lịch cắt điện', start: '2026-03-09T06:00:40+07:00'}]}`,
+				"Cụm loa lap-le-01: buổi “Buổi sáng” (06:00, tối đa 1 phút) vào Thứ Hai, 09/03 phát quá thời lượng; bản tin phát lố giờ: “Lịch cắt điện” (06:00:40). Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
+		}
+		for _, tc := range cases {
+			got := eval[string](t, b, `Promise.all([import('/static/js/views/programme.js'), import('/static/js/i18n.js')]).then(async ([p, i]) => {
+				await i.loadLanguage('vi');
+				return p.conflictText(`+tc.conflict+`, `+sessions+`, new Map(), 'new');
+			})`)
+			if got != tc.want {
+				t.Errorf("%s: says\n%q, want\n%q", tc.name, got, tc.want)
+			}
+		}
+	})
+
 	// In English the console said "1 clusters will sound at once" and
 	// "1 clusters report sounding but have a fault": a count of one must
 	// take the singular, Vietnamese is unchanged.

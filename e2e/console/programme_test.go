@@ -1264,7 +1264,9 @@ func TestRefusedSessionDaysKeptSaidInVietnamese(t *testing.T) {
 // Saturdays) and "Buổi “Buổi sáng” ngày 06:00 Thứ Hai, 09/03 bị quá thời
 // lượng tối đa trên …", naming no bulletin. Each says the day as a day,
 // and the overflow the session's times and the bulletins past its end by
-// their titles, from the conflict's items.
+// their titles, from the conflict's items, each at its time with the
+// seconds it has: the bulletin after the 40 s notice starts at 06:00:40,
+// as the API's message says, and read "(06:00)".
 func TestSessionConflictsSaidByDayAndTitle(t *testing.T) {
 	t.Parallel()
 	c, _, _ := lapLeWithEvening(t) // Monday 2 March 2026, 09:00
@@ -1283,7 +1285,7 @@ func TestSessionConflictsSaidByDayAndTitle(t *testing.T) {
 		{"on a Saturday", "07/03/2026",
 			"Buổi “Buổi sáng” không phát vào Thứ Bảy, 07/03, nên bản tin sẽ không phát ngày đó. Hãy chọn ngày khác, hoặc một buổi có phát vào ngày đó."},
 		{"after the power cut notice, over the minute", "09/03/2026",
-			"Cụm loa lap-le-01: buổi “Buổi sáng” (06:00, tối đa 1 phút) vào Thứ Hai, 09/03 phát quá thời lượng; bản tin phát lố giờ: “Thông báo tiêm chủng” (06:00). Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
+			"Cụm loa lap-le-01: buổi “Buổi sáng” (06:00, tối đa 1 phút) vào Thứ Hai, 09/03 phát quá thời lượng; bản tin phát lố giờ: “Thông báo tiêm chủng” (06:00:40). Hãy bớt hoặc chuyển bản tin sang buổi khác, hoặc tăng số phút tối đa của buổi."},
 	} {
 		b.Do("place a bulletin in the morning session "+tc.name,
 			chromedp.SetValue(chromedp.CSS(`#place-content`), long.ID),

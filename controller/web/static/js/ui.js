@@ -330,6 +330,17 @@ export function fmtTime(v) {
   return new Intl.DateTimeFormat(locale(), { timeZone: TZ, hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(v));
 }
 
+/**
+ * fmtClock is fmtTime with the seconds where the time has some,
+ * "06:00:40", as the API's messages write it: bulletins last seconds, and
+ * one that starts 40 s into a session must not read as starting with it.
+ */
+export function fmtClock(v) {
+  if (!v) return '';
+  const d = new Date(v);
+  return d.getUTCSeconds() ? `${fmtTime(d)}:${String(d.getUTCSeconds()).padStart(2, '0')}` : fmtTime(d);
+}
+
 /** occurrenceTime reads the start out of an occurrence id, "a000002@20260302T110000.000Z". */
 export function occurrenceTime(occ) {
   const m = /@(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(occ || '');

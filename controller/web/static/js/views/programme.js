@@ -4,7 +4,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, fmtTime, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames, occurrenceTime } from '../ui.js';
+import { h, fill, field, options, fmtTime, fmtClock, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames, occurrenceTime } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays, dayName, dayLabel } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
@@ -397,32 +397,36 @@ function annWhen(a, session) {
  * cluster by its name from names (by its code where names lacks it), the
  * bulletin an overlap is with by its title (the answer's items) where it
  * has one, and a one-off in a session over before its time (session_end)
- * as such, not as a session that does not run.
+ * as such, not as a session that does not run. Its times have their
+ * seconds where they have some, as the API's message does: a bulletin
+ * after a 40 s one starts at 06:00:40, not "06:00". One without items or
+ * a time says the day where it has one, and nothing where it has none.
  */
-function conflictText(c, sessions, names, self) {
+export function conflictText(c, sessions, names, self) {
   const at = occurrenceTime((c.occurrences || [])[0]);
-  const when = at ? `${fmtTime(at)} ${fmtDay(ymd(at))}` : '';
-  const day = at ? fmtDay(ymd(at)) : '';
+  const when = at ? `${fmtClock(at)} ${fmtDay(ymd(at))}` : '';
+  const inst = /@(\d{4})(\d{2})(\d{2})$/.exec(c.session || '');
+  const day = inst ? fmtDay(`${inst[1]}-${inst[2]}-${inst[3]}`) : at ? fmtDay(ymd(at)) : '';
   const sess = sessions.find((s) => s.id === (c.session || '').split('@')[0]);
-  const session = (sess || {}).name || c.session || '';
+  const session = (sess || {}).name || (c.session || '').split('@')[0];
   const key = 'conflict.' + c.kind;
   const node = c.node ? names.get(c.node) || t('conflict.node', { id: c.node }) : '';
   const other = (c.items || []).find((i) => i.announcement !== self && i.title);
   if (c.kind === 'overlap' && other) return t('conflict.overlap_named', { node, when, title: other.title });
   // A one-off whose own time is after its session that day is over.
   if (c.kind === 'no-session' && c.session_end && at) {
-    return t('conflict.session_over', { node, session, time: fmtTime(at), day: dmy(ymd(at)), end: fmtTime(c.session_end) });
+    return t('conflict.session_over', { node, session, time: fmtClock(at), day: dmy(ymd(at)), end: fmtClock(c.session_end) });
   }
   // A session that does not run that day, or runs past its length: its
   // day said as a day, the plays past the end by their titles.
   if (c.kind === 'no-session' && day) return t('conflict.no_session_day', { session, day });
   if (c.kind === 'session-overflow' && sess && (c.items || []).length) {
-    const inst = /@(\d{4})(\d{2})(\d{2})$/.exec(c.session);
     return t('conflict.session_overflow_named', {
-      node, session, start: clock(sess.start), max: sess.max_minutes, day: inst ? fmtDay(`${inst[1]}-${inst[2]}-${inst[3]}`) : day,
-      items: c.items.map((i) => `“${i.title || i.announcement}” (${fmtTime(i.start)})`).join(', '),
+      node, session, start: clock(sess.start), max: sess.max_minutes, day,
+      items: c.items.map((i) => `“${i.title || i.announcement}” (${fmtClock(i.start)})`).join(', '),
     });
   }
+  if (c.kind === 'session-overflow' && day) return t('conflict.session_overflow_day', { node, session, day });
   return has(key) ? t(key, { node, when, session }) : c.message;
 }
 
