@@ -679,7 +679,8 @@ func (s *Server) findAnnouncement(r *http.Request) (*loaxa.Announcement, *scope,
 		return nil, nil, err
 	}
 	if !sc.reaches(a) {
-		return nil, nil, loaxa.Errorf(loaxa.EForbidden, "Announcement %s does not play in your area %q.", a.ID, u.Area)
+		return nil, nil, &loaxa.Error{Code: loaxa.EForbidden, Reason: loaxa.ReasonBulletinElsewhere,
+			Message: fmt.Sprintf("Announcement %s does not play in your area %q.", a.ID, u.Area)}
 	}
 	return a, sc, nil
 }

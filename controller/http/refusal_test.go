@@ -73,7 +73,10 @@ func TestFormRefusalsNameTheirReason(t *testing.T) {
 // page's copy of it, taken at sign-in, may be behind), a first play more
 // than a year ahead, a recurrence started more than a year ago or with no
 // play left, and a session deleted by a colleague while the page still
-// offers it, placed into, a proposal accepted into, changed or deleted.
+// offers it, placed into, a proposal accepted into, changed or deleted;
+// and the officer's bulletin for their market's cluster cancelled after the
+// cluster moved to the next commune, which had no reason ("Announcement
+// a000002 does not play in your area").
 func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 	e := newEnv(t) // 05:00 on 2 March 2026, Vietnam
 	e.tree()
@@ -93,6 +96,10 @@ func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 		t.Fatalf("the district's bulletin made proposals %+v; want one to Tiên Thắng", fromDistrict.Proposals)
 	}
 	e.call("DELETE", "/api/v1/sessions/"+evening.ID, e.admin, nil, http.StatusNoContent, nil)
+	var market loaxa.Announcement
+	e.call("POST", "/api/v1/announcements", officer, map[string]any{"content_id": ct.ID, "targets": map[string][]string{"nodes": {"n-a"}},
+		"start": "2026-03-02T18:00:00+07:00"}, http.StatusCreated, &market)
+	e.call("PATCH", "/api/v1/nodes/n-a", e.admin, map[string]any{"area": "12347"}, http.StatusOK, nil)
 	bulletin := func(start, rrule, until, session string) map[string]any {
 		m := map[string]any{"content_id": ct.ID, "targets": map[string][]string{"areas": {"12346"}}, "start": start}
 		for k, v := range map[string]string{"rrule": rrule, "until": until, "session": session} {
@@ -131,6 +138,8 @@ func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 			http.StatusNotFound, loaxa.ReasonSessionGone, []string{`There is no session "` + evening.ID + `"`}},
 		{"the deleted session deleted", "DELETE", "/api/v1/sessions/" + evening.ID, nil,
 			http.StatusNotFound, loaxa.ReasonSessionGone, []string{`There is no session "` + evening.ID + `"`}},
+		{"the bulletin of a cluster moved away cancelled", "POST", "/api/v1/announcements/" + market.ID + "/cancel", nil,
+			http.StatusForbidden, loaxa.ReasonBulletinElsewhere, []string{"Announcement " + market.ID + ` does not play in your area "12346"`}},
 	} {
 		var in any
 		if tc.body != nil {

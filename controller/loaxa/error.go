@@ -63,6 +63,11 @@ const (
 	// signed-in user's area (403), as a page read before their area was
 	// changed still offers it. A role's refusal has none: its words differ.
 	ReasonOutsideArea = "outside_area"
+	// ReasonBulletinElsewhere: an announcement named plays nowhere in the
+	// signed-in user's area (403), as a page read before its clusters
+	// moved to another area, or before the user's area changed, still
+	// offers it.
+	ReasonBulletinElsewhere = "bulletin_elsewhere"
 	// ReasonSpeechNoWords: text to be read out has no words, only
 	// punctuation or symbols, so it gives no speech (400).
 	ReasonSpeechNoWords = "speech_no_words"

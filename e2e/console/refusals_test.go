@@ -184,10 +184,20 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 // while the page still offers it, as a bulletin's session, as the session
 // a proposal from the district is accepted into (a toast), and edited; and
 // a one-off whose time has passed by the controller's clock but not by
-// the page's copy of it, taken at sign-in.
+// the page's copy of it, taken at sign-in; and the officer's bulletin for
+// the market's cluster, cancelled after the cluster moved to the next
+// commune, which was "Bạn không có quyền làm việc này ở địa bàn này.
+// Announcement a000001 does not play in your area "11527"." with no
+// tooltip.
 func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	t.Parallel()
 	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
+	c.CreateArea("11530", "Xã Tam Hưng", "311")
+	var market loaxa.Announcement
+	asUser(c, "can-bo-lap-le", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo họp chợ", "content_id": news.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {}, "nodes": {"lap-le-01"}}, "start": "2026-03-03T18:00:00+07:00"}, &market)
+	})
 	var fromDistrict struct {
 		loaxa.Announcement
 		Proposals []loaxa.Proposal
@@ -236,8 +246,8 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	}
 	var anns struct{ Announcements []loaxa.Announcement }
 	c.MustDo("GET", "/api/v1/announcements", nil, &anns)
-	if len(anns.Announcements) != 1 {
-		t.Errorf("bulletins: %s; want the district's alone, none placed", rig.Describe(anns.Announcements))
+	if len(anns.Announcements) != 2 {
+		t.Errorf("bulletins: %s; want the district's and the market's alone, none placed", rig.Describe(anns.Announcements))
 	}
 
 	// The district's bulletin, accepted into the deleted session.
@@ -281,5 +291,21 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	want := "Giờ phát đã qua theo đồng hồ của máy chủ (giờ của địa bàn) lúc bản tin được gửi đi; bản tin chưa được đặt lịch. Hãy chọn giờ hoặc ngày muộn hơn. Nếu trang này đã mở từ lâu, hãy tải lại trang để lấy lại giờ của máy chủ."
 	if got := MustEval[string](b, text("#place-status")); got != want {
 		t.Errorf("a one-off past by the controller's clock only: the form says\n%q, want\n%q", got, want)
+	}
+
+	// The market's cluster moves to Tam Hưng; this page still offers
+	// to cancel its bulletin.
+	c.MustDo("PATCH", "/api/v1/nodes/lap-le-01", map[string]any{"area": "11530"}, nil)
+	b.Do("dismiss the toasts", chromedp.Evaluate[chromedp.Void](`document.querySelector('#toasts').replaceChildren()`))
+	b.Do("cancel the market's bulletin", chromedp.Click(chromedp.CSS(`tr[data-announcement="`+market.ID+`"] button`)))
+	confirmDanger(b, "confirm")
+	b.Wait("the refusal", `document.querySelector('#toasts .toast.bad')`, 10*time.Second)
+	toast = MustEval[[]string](b, `(() => { const el = document.querySelector('#toasts .toast.bad'); return [el.textContent, el.title]; })()`)
+	want = "Bản tin này không phát ở nơi nào trong địa bàn của bạn (có thể cụm loa nhận bản tin đã được chuyển sang địa bàn khác, hoặc địa bàn của tài khoản bạn vừa được thay đổi, sau khi trang này được mở); chưa có gì được thực hiện. Hãy tải lại trang; nếu bản tin vẫn cần huỷ, hãy nhờ cán bộ phụ trách địa bàn nơi bản tin phát."
+	if toast[0] != want {
+		t.Errorf("cancelling the bulletin of a cluster moved away: the toast says\n%q, want\n%q", toast[0], want)
+	}
+	if !strings.Contains(toast[1], "Announcement "+market.ID+" does not play in your area") {
+		t.Errorf("cancelling the bulletin of a cluster moved away: the toast's tooltip is %q; want the API's sentence", toast[1])
 	}
 }

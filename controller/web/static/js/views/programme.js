@@ -699,7 +699,7 @@ function announcementsPanel(ctx, anns, sessions, nodeArea, reload) {
             h('td', {}, mayCancel(ctx, a, nodeArea) ? h('button', {
               type: 'button', class: 'secondary', onclick: async () => {
                 if (!(await confirmDialog(t('programme.cancel_title'), h('p', {}, a.title), t('programme.cancel_yes'), true))) return;
-                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(errorText(err), true); }
+                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(errorText(err), true, err.reason ? err.message : undefined); }
               },
             }, t('programme.cancel')) : null));
         })))));
