@@ -50,6 +50,10 @@ type App struct {
 	Out io.Writer
 	// Clock drives the scheduler (tests may fake it).
 	Clock clock.Clock
+	// EUID is the user the controller runs as, who must own the files of
+	// its data directory (the "files" health check); nil is os.Geteuid.
+	// Tests give another: run as root, the controller checks no owner.
+	EUID func() int
 	// Version is the controller's build version, recorded in backups.
 	Version string
 	// Starting, if set, hears how a long part of Open (a schema upgrade of
@@ -100,9 +104,6 @@ type App struct {
 	retention *retention
 	// owner checks that the data directory's files are the controller's.
 	owner *dataOwner
-	// euid is the user the controller runs as; nil is os.Geteuid (tests
-	// give another).
-	euid func() int
 }
 
 // New returns an App for cfg; Open starts it.

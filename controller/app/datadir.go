@@ -164,8 +164,8 @@ func userName(uid int) string {
 // to another user; GET /api/v1/health's "files" check says it too.
 func (a *App) checkDataOwner() {
 	uid := os.Geteuid
-	if a.euid != nil {
-		uid = a.euid
+	if a.EUID != nil {
+		uid = a.EUID
 	}
 	a.owner = &dataOwner{dir: a.Config.DataDir, uid: uid(), gid: os.Getegid()}
 	found, err := a.owner.check()

@@ -102,7 +102,7 @@ func TestStartSaysWhoseFilesAreInTheDataDirectory(t *testing.T) {
 
 	var logs syncbuf.Buffer
 	a := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	a.euid = func() int { return otherUID }
+	a.EUID = func() int { return otherUID }
 	if err := a.Open(); err != nil {
 		t.Fatal(err)
 	}

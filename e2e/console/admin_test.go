@@ -71,3 +71,42 @@ func TestAdminWithoutRightsSaysSo(t *testing.T) {
 		t.Errorf("the administration screen without rights says %q", got)
 	}
 }
+
+// TestFilesOfAnotherUserShownToTheAdmin: a data directory restored or
+// copied as root holds files the controller's user may not read, and GET
+// /health's "files" check said so, but the overview showed only the
+// broker's and the disk's banners: an administrator learnt it from the
+// clusters failing to download their bulletins. The overview and the
+// cluster list now say it to those who manage the controller, with what
+// to do and the check's words as the tooltip; an officer, who cannot mend
+// it, is not shown it. The controller takes itself for another user than
+// the one the test runs as, whose files the data directory holds.
+func TestFilesOfAnotherUserShownToTheAdmin(t *testing.T) {
+	t.Parallel()
+	const serviceUID = 64123 // no file of the test is its
+	c := rig.StartControllerWith(t, rig.ControllerOptions{EUID: func() int { return serviceUID }})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	c.MustDo("POST", "/api/v1/users", map[string]string{"username": "can-bo-lap-le", "password": officerPassword, "role": "commune", "area": "11527"}, nil)
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Wait("the overview says the files belong to another user", `document.querySelector('#overview-files-foreign')`, 20*time.Second)
+	banner := MustEval[[]string](b, `(() => { const el = document.querySelector('#overview-files-foreign'); return [el.innerText, el.title]; })()`)
+	if !contains(banner[0], "thư mục dữ liệu của bộ điều khiển thuộc về một người dùng khác", "không tải được bản tin", "chown -R") {
+		t.Errorf("the overview's banner says %q", banner[0])
+	}
+	if !contains(banner[1], "belong to", "not to this controller's user (uid 64123)") {
+		t.Errorf("the overview's banner's tooltip is %q; want the files check's words", banner[1])
+	}
+	b.Go("#/clusters", `document.querySelector('#cluster-area')`)
+	b.Wait("the cluster list says it too", `document.querySelector('#clusters-files-foreign')`, 10*time.Second)
+
+	b.Do("sign out", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('header.top button')].find((e) => e.textContent === 'Đăng xuất').click()`))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/", `document.querySelector('#h-fleet')`)
+	if MustEval[bool](b, `!!document.querySelector('#overview-files-foreign')`) {
+		t.Error("the officer's overview says the files belong to another user; only an administrator can mend it")
+	}
+}

@@ -78,6 +78,10 @@ type ControllerOptions struct {
 	Client *http.Client
 	// Clock is the controller's clock (default: the real one).
 	Clock clock.Clock
+	// EUID is the user the controller takes itself to run as (default:
+	// the test's), e.g. another than the data directory's owner, for its
+	// "files" health check to fail as after a restore made as root.
+	EUID func() int
 }
 
 // StartController runs a controller on loopback ports with a temp data dir;
@@ -131,6 +135,7 @@ func StartControllerWith(t testing.TB, opt ControllerOptions) *Controller {
 	if opt.Clock != nil {
 		a.Clock = opt.Clock
 	}
+	a.EUID = opt.EUID
 	if err := a.Open(); err != nil {
 		t.Fatalf("start controller: %v", err)
 	}

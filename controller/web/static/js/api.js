@@ -57,13 +57,14 @@ export async function api(method, path, body, query) {
 }
 
 /**
- * failingChecks resolves to the names of the controller's failing health
- * checks (GET /health is public, and answers 503 with the same body when
- * a part is down): "broker", "disk", ….
+ * failingChecks resolves to the controller's failing health checks (GET
+ * /health is public, and answers 503 with the same body when a part is
+ * down), each name ("broker", "disk", "files", …) to what the check says
+ * is wrong, in English.
  */
 export async function failingChecks() {
   const health = await api('GET', '/health').catch((err) => err.body);
-  return new Set(Object.entries((health && health.checks) || {}).filter(([, c]) => !c.ok).map(([name]) => name));
+  return new Map(Object.entries((health && health.checks) || {}).filter(([, c]) => !c.ok).map(([name, c]) => [name, c.error || '']));
 }
 
 /**

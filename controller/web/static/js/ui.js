@@ -132,13 +132,17 @@ export function errorBox(err) {
  * healthBanners are the red boxes for the controller's failing health
  * checks (failingChecks) that change what a screen about the clusters
  * means: its broker away (the states shown are the last it heard, and
- * nothing reaches a cluster) and its disk nearly full. Their ids are
- * `${prefix}-broker-down` and `${prefix}-disk-low`.
+ * nothing reaches a cluster) and its disk nearly full; and, for those who
+ * manage the controller (admin: only they can mend it, on its server),
+ * files in its data directory that belong to another user, the check's
+ * words as the tooltip. Their ids are `${prefix}-broker-down`,
+ * `${prefix}-disk-low` and `${prefix}-files-foreign`.
  */
-export function healthBanners(failing, prefix) {
+export function healthBanners(failing, prefix, admin) {
   return [
     failing.has('broker') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-broker-down' }, t('overview.broker_down')) : null,
     failing.has('disk') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-disk-low' }, t('overview.disk_low')) : null,
+    admin && failing.has('files') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-files-foreign', title: failing.get('files') || undefined }, t('overview.files_foreign')) : null,
   ];
 }
 
@@ -150,13 +154,13 @@ const HEALTH_MS = refreshMs(15000);
  * controller every HEALTH_MS, so that a screen left open shows the broker
  * going and coming back; the function it returns stops it.
  */
-export function watchHealth(el, prefix) {
+export function watchHealth(el, prefix, admin) {
   let timer = 0;
   let stopped = false;
   const tick = async () => {
     const failing = await failingChecks();
     if (stopped) return;
-    fill(el, healthBanners(failing, prefix));
+    fill(el, healthBanners(failing, prefix, admin));
     timer = setTimeout(tick, HEALTH_MS);
   };
   tick();

@@ -12,7 +12,7 @@ export async function render(ctx, main, params) {
   // the last it heard (a cluster shown online may have lost its power
   // since): they say so, and stop saying it when the broker is back.
   const health = h('div');
-  const stop = watchHealth(health, params[0] ? 'cluster' : 'clusters');
+  const stop = watchHealth(health, params[0] ? 'cluster' : 'clusters', ctx.may('system.manage'));
   try {
     if (params[0]) await detail(ctx, main, params[0], health, { titles: new Map(), read: new Set() });
     else await list(ctx, main, health);

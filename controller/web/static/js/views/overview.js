@@ -60,8 +60,9 @@ export async function render(ctx, main) {
     fill(body,
       // With its broker away the controller reaches no cluster and hears
       // from none: what the board shows is what it last heard. A full disk
-      // stops it storing reports and sending alerts.
-      healthBanners(failing, 'overview'),
+      // stops it storing reports and sending alerts. Files of its data
+      // directory that it may not read are said to those who manage it.
+      healthBanners(failing, 'overview', ctx.may('system.manage')),
       caps && caps.length ? h('a', { class: 'cap-entry', href: '#/emergency', id: 'cap-pending-entry', role: 'alert' },
         t('cap.waiting', { n: caps.length }), h('small', {}, t('cap.open_to_approve'))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'h-fleet' },
