@@ -301,3 +301,38 @@ func TestClusterMovedOfflineHearsItsNewCommuneAfterARestart(t *testing.T) {
 			st.State == loaxa.NodeOnline && len(st.AreasUnheard) == 0 && len(a1.Agent.Status().AreasUnheard) == 0
 	})
 }
+
+// TestClusterPutUpAfterAnAlertAndMovedOfflineHearsItAfterARestart: a
+// cluster is created in Tiên Thắng after Tiên Minh's alert went out,
+// moved to Tiên Minh before its board is up, and the controller restarts.
+// Before, the restarted controller took it for a pole put up after the
+// alert (created after its issue) and dropped it, though the running
+// controller had followed it as one moved in: up in Tiên Minh under the
+// alert, it never played it. Through the real controller, broker and
+// agent: once up, c1 plays Tiên Minh's alert and is counted there.
+func TestClusterPutUpAfterAnAlertAndMovedOfflineHearsItAfterARestart(t *testing.T) {
+	t.Parallel()
+	c := rig.StartController(t, "")
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{Tune: quickReconnect})
+	rig.Eventually(t, 15*time.Second, "b1 online", func() bool { return c.Node("b1").Status.State == loaxa.NodeOnline })
+
+	// Long enough to be on air still once c1 is up.
+	alarm := c.Upload("bao-dong.wav", rig.ToneWAV(880, 40*time.Second, 16000, 1))
+	var onAir loaxa.Emergency
+	c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": alarm.ID, "targets": []string{"12347"}, "drill": true}, &onAir)
+	rig.Eventually(t, 10*time.Second, "b1 plays Tiên Minh's alert", func() bool { return playing(b1) == onAir.Occurrence })
+	c1creds := c.CreateNode("c1", "12346")
+	c.MustDo("PATCH", "/api/v1/nodes/c1", map[string]any{"area": "12347"}, nil)
+
+	c = c.Restart()
+	c1 := rig.StartNode(t, c1creds, rig.NodeOptions{Tune: quickReconnect})
+	rig.Eventually(t, 30*time.Second, "c1, up in Tiên Minh, plays its alert", func() bool { return playing(c1) == onAir.Occurrence })
+	_, ns := reportNodes(c, onAir.ID)
+	if n, ok := ns["c1"]; !ok || n.Area != "12347" {
+		t.Errorf("Tiên Minh's alert after the restart: c1 %+v (%v); want it counted under 12347", n, ok)
+	}
+}

@@ -326,7 +326,7 @@ func (s *NodeService) NodePresence(ctx context.Context, ids []string) (map[strin
 			continue
 		}
 		e.mu.Lock()
-		p := loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline, CreatedAt: e.createdAt, EnrolledAt: e.enrolledAt}
+		p := loaxa.NodePresence{Area: e.area, Online: e.status.State == loaxa.NodeOnline, CreatedAt: e.createdAt, EnrolledAt: e.enrolledAt, MovedAt: e.movedAt}
 		e.mu.Unlock()
 		out[id] = p
 	}
@@ -526,6 +526,7 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 // commune) in one transaction, with the by-area index and the in-memory
 // area that NodePresence and the event batches read: a move left in
 // either would have the node targeted, and counted, under its old area.
+// A move (a change of area) sets the node's MovedAt.
 // The area must exist. It returns the node as it was and as it is.
 func (s *NodeService) UpdateNodePlace(ctx context.Context, id string, p loaxa.NodePlace) (before, after *loaxa.Node, err error) {
 	if err := checkCtx(ctx); err != nil {
@@ -558,6 +559,9 @@ func (s *NodeService) UpdateNodePlace(ctx context.Context, id string, p loaxa.No
 			}
 		}
 		before = cloneNode(n)
+		if p.Area != n.Area {
+			n.MovedAt = s.db.now()
+		}
 		n.Name, n.Lat, n.Lon, n.Area = p.Name, p.Lat, p.Lon, p.Area
 		after = n
 		// The record's status is written back as read: the newer one in

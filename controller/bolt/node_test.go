@@ -447,6 +447,13 @@ func TestUpdateNodePlace(t *testing.T) {
 	if before.Area != "31801" || before.Name != "Cho Hang" || after.Area != "31802" || after.Name != "Chợ Hàng" || after.Lat != 20.84 || after.Lon != 106.68 {
 		t.Errorf("before %+v, after %+v", before, after)
 	}
+	if after.MovedAt.IsZero() || !before.MovedAt.IsZero() {
+		t.Errorf("the move's time: before %v, after %v; want it set by the move", before.MovedAt, after.MovedAt)
+	}
+	// Renamed where it stands: not moved.
+	if _, renamed, err := s.UpdateNodePlace(ctx, "b", loaxa.NodePlace{Name: "Đình", Area: "31801"}); err != nil || !renamed.MovedAt.IsZero() {
+		t.Errorf("b renamed in its area: %+v, %v; want no move time", renamed, err)
+	}
 	if after.Status.State != loaxa.NodeOnline || after.Credentials != loaxa.CredentialsActive {
 		t.Errorf("the move lost the node's status or credentials: %+v", after)
 	}
@@ -473,11 +480,11 @@ func TestUpdateNodePlace(t *testing.T) {
 				t.Errorf("%s: FindNodes(within %s) = %v; want %v", when, area, ids, want)
 			}
 		}
-		if p, err := s.NodePresence(ctx, []string{"a"}); err != nil || p["a"].Area != "31802" {
-			t.Errorf("%s: NodePresence(a) = %v, %v; want area 31802", when, p, err)
+		if p, err := s.NodePresence(ctx, []string{"a", "b"}); err != nil || p["a"].Area != "31802" || !p["a"].MovedAt.Equal(after.MovedAt) || !p["b"].MovedAt.IsZero() {
+			t.Errorf("%s: NodePresence(a, b) = %v, %v; want a in area 31802, moved at %v, b never moved", when, p, err, after.MovedAt)
 		}
 		n, err := s.FindNodeByID(ctx, "a")
-		if err != nil || n.Area != "31802" || n.Name != "Chợ Hàng" {
+		if err != nil || n.Area != "31802" || n.Name != "Chợ Hàng" || !n.MovedAt.Equal(after.MovedAt) {
 			t.Errorf("%s: FindNodeByID(a) = %+v, %v", when, n, err)
 		}
 		es, err := events.FindEvents(ctx, loaxa.EventFilter{Within: "31802"})

@@ -60,6 +60,7 @@ type nodeEntry struct {
 	area        string    // changed by UpdateNodePlace, under mu
 	createdAt   time.Time // set at creation, never changed
 	enrolledAt  time.Time // zero while the node waits for its code
+	movedAt     time.Time // its last move to another area, under mu
 	gen         uint64    // counts status changes
 	flushed     uint64    // the gen last written to the store
 }
@@ -73,6 +74,7 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 			Credentials string           `json:"credentials"`
 			CreatedAt   time.Time        `json:"created_at"`
 			EnrolledAt  time.Time        `json:"enrolled_at"`
+			MovedAt     time.Time        `json:"moved_at"`
 			Status      loaxa.NodeStatus `json:"status"`
 		}
 		if err := json.Unmarshal(v, &rec); err != nil {
@@ -84,7 +86,7 @@ func (t *nodeTable) load(tx *bbolt.Tx) error {
 		if rec.EnrolledAt.IsZero() && rec.Credentials != loaxa.CredentialsPending {
 			rec.EnrolledAt = rec.CreatedAt // as decodeNode
 		}
-		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area, createdAt: rec.CreatedAt, enrolledAt: rec.EnrolledAt}
+		m[string(k)] = &nodeEntry{status: rec.Status, credentials: rec.Credentials, area: rec.Area, createdAt: rec.CreatedAt, enrolledAt: rec.EnrolledAt, movedAt: rec.MovedAt}
 		return nil
 	})
 	if err != nil {
@@ -105,7 +107,7 @@ func (t *nodeTable) entry(id string) *nodeEntry {
 
 // put adds or replaces the entry of n, after n was stored.
 func (t *nodeTable) put(n *loaxa.Node) {
-	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area, createdAt: n.CreatedAt, enrolledAt: n.EnrolledAt}
+	e := &nodeEntry{status: cloneStatus(&n.Status), credentials: n.Credentials, area: n.Area, createdAt: n.CreatedAt, enrolledAt: n.EnrolledAt, movedAt: n.MovedAt}
 	t.mu.Lock()
 	if t.m == nil {
 		t.m = make(map[string]*nodeEntry)
@@ -128,7 +130,7 @@ func (t *nodeTable) setCredentials(n *loaxa.Node) {
 func (t *nodeTable) setArea(n *loaxa.Node) {
 	if e := t.entry(n.ID); e != nil {
 		e.mu.Lock()
-		e.area = n.Area
+		e.area, e.movedAt = n.Area, n.MovedAt
 		e.mu.Unlock()
 	}
 }

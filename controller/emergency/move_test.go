@@ -150,3 +150,55 @@ func TestClusterMovedIntoAnAlertLeavesTheClustersAwaitingTheirCodeCounted(t *tes
 		t.Errorf("summary once m1 moved in %+v; want 4 targeted, w1 still awaiting its code", sum)
 	}
 }
+
+// TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart: a
+// cluster put up in Thái Bình after Hải Phòng's alert went out is taken
+// down and moved to Hải Phòng while the alert is on air, and the
+// controller restarts before the cluster is up again. The running
+// controller sent it the alert (NodeMoved); the restarted one took it for
+// a pole put up after the alert, none of the alert's, and the cluster, up
+// again under the alert, never played it. Its move since the issue (the
+// node's MovedAt) tells it from one put up there after the alert, which
+// still is none of the alert's.
+func TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
+		t.Fatal(err)
+	}
+	em := w.send(s)
+	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
+	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
+	w.fc.Advance(time.Minute)
+	for _, n := range []*loaxa.Node{
+		{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}, // moved in below
+		{ID: "p1", Name: "p1", Area: "31", SecretHash: loaxa.HashSecret("p1")}, // put up under the alert
+	} {
+		if err := s.Nodes.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.fc.Advance(time.Minute)
+	if _, after, err := s.Nodes.UpdateNodePlace(ctx, "m1", loaxa.NodePlace{Name: "m1", Area: "31"}); err != nil {
+		t.Fatal(err)
+	} else if !after.MovedAt.Equal(w.fc.Now()) {
+		t.Errorf("m1 moved at %v: MovedAt %v", w.fc.Now(), after.MovedAt)
+	}
+	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.step(s, 600*time.Millisecond); len(got) != 0 {
+		t.Errorf("m1 and p1 offline: sent %v", got)
+	}
+
+	s2 := w.service()
+	w.online(s2, "m1", "p1")
+	if got := w.step(s2, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
+		t.Errorf("m1 and p1 up after the restart: sent %v, want the alert to m1 alone", got)
+	}
+	nodes, sum := nodesOf(t, s2, em.ID)
+	if nodes["m1"].Node == "" || nodes["p1"].Node != "" || sum.Targeted != 4 {
+		t.Errorf("report after the restart: m1 %+v, p1 %+v, summary %+v; want m1 targeted, p1 not, 4 targeted", nodes["m1"], nodes["p1"], sum)
+	}
+}

@@ -224,7 +224,12 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	// the alert as well.) A node created after the issue is none of the
 	// alert's, as for the controller that sent it: taking it for one
 	// waiting had clusters installed after a warning play it, late, once
-	// the controller restarted.
+	// the controller restarted. Unless it was moved since the issue: its
+	// last move brought it under the alert's areas (it is under them
+	// now), and the running controller sent it the alert then (NodeMoved)
+	// as to any cluster an officer moves into an alert; before, a cluster
+	// put up in another commune after the alert and moved in while
+	// offline was dropped by the restart and never played it.
 	var without []string
 	for node := range t.nodeArea {
 		if _, ok := tracked[node]; !ok {
@@ -237,12 +242,17 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 	}
 	t.awaiting, t.movedIn = map[string]bool{}, map[string]bool{}
 	for node, p := range presence {
-		if p.CreatedAt.After(em.Issued) {
+		moved := p.MovedAt.After(em.Issued)
+		if p.CreatedAt.After(em.Issued) && !moved {
 			continue
 		}
 		t.awaiting[node] = true
 		tracked[node] = t.nodeArea[node]
 		switch {
+		case moved && p.CreatedAt.After(em.Issued):
+			// Put up after the issue, moved in since: NodeMoved leaves
+			// it so too.
+			t.movedIn[node] = true
 		case !p.EnrolledAt.IsZero() && p.EnrolledAt.Before(em.Issued):
 			// Not reached by the area's publish: sent at its first pass
 			// online, as NodeMoved leaves it.

@@ -39,6 +39,13 @@ type Node struct {
 	// plays, and is counted for, what starts from then on: codes issued a
 	// week before the poles went up made a week of missed plays.
 	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
+	// MovedAt is when the node was last moved to another area (PATCH
+	// /nodes/{id}); zero if it never was (and for a node moved before
+	// moves were kept). A restarted controller tells by it a cluster
+	// moved into an alert's area during the alert, which the running one
+	// sent the alert (NodeMoved), from one put up after the alert, which
+	// it did not.
+	MovedAt time.Time `json:"moved_at,omitzero"`
 	// SecretHash is SHA-256 of the node's broker and HTTP secret. The secret
 	// is 256 random bits, so a fast hash is enough; the secret itself is
 	// shown once, in the credentials document.
@@ -213,13 +220,14 @@ type NodePlace struct {
 }
 
 // NodePresence is where a node is, whether it is online, when it was
-// created and since when it is enrolled (its EnrolledAt: zero while it
-// waits for its code).
+// created, since when it is enrolled (its EnrolledAt: zero while it
+// waits for its code) and when it was last moved (its MovedAt).
 type NodePresence struct {
 	Area       string
 	Online     bool
 	CreatedAt  time.Time
 	EnrolledAt time.Time
+	MovedAt    time.Time
 }
 
 // NodeSecret is the stored form of a node secret: never the secret itself.
