@@ -38,6 +38,12 @@ type sessionEntry struct {
 	// changed, but a store written by an older version, or restored from
 	// an old backup, can hold two.
 	Overlap *storedOverlap `json:"overlap,omitempty"`
+	// RunsNoMore says the session has no instance from now on (one under
+	// way still runs): its days' UNTIL or COUNT has passed, or they match
+	// no day. Such a session is refused when made or its times changed
+	// (checkSessionRuns), but one stored before that was listed and
+	// offered for bulletins with nothing saying it never runs.
+	RunsNoMore bool `json:"runs_no_more,omitempty"`
 }
 
 // storedOverlap is the other session, and the first span both run in the
@@ -102,8 +108,9 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 
 // sessionOverlaps returns ss as list entries, each with the first other
 // session of its area among ss that runs at the same time as it from now
-// on, compared as a new session is (loaxa.CheckSessionOverlap). Only
-// areas with two or more sessions cost anything.
+// on, compared as a new session is (loaxa.CheckSessionOverlap), and
+// whether it runs no more. Only areas with two or more sessions cost an
+// overlap check.
 func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]sessionEntry, error) {
 	byArea := map[string][]*loaxa.Session{}
 	for _, x := range ss {
@@ -115,13 +122,15 @@ func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]se
 	for i, x := range ss {
 		out[i].Session = x
 		others := byArea[x.Area]
-		if len(others) < 2 {
-			continue
-		}
 		loc := locs[x.Area]
 		if loc == nil {
 			var err error
 			if loc, err = s.locationOf(ctx, x.Area); err != nil {
+				if len(others) < 2 {
+					// Listed as before: the area's time zone the
+					// controller refuses is said where it is used.
+					continue
+				}
 				return nil, err
 			}
 			locs[x.Area] = loc
@@ -129,6 +138,15 @@ func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]se
 		if x.TimesRefused(loc) != nil {
 			// Its times cannot be compared (the list answered 500); its
 			// programme says what is wrong with them.
+			continue
+		}
+		// As checkSessionRuns: an instance under way runs the rest of it.
+		if _, ok, err := x.NextRun(loc, now.Add(-x.MaxLength())); err != nil {
+			return nil, fmt.Errorf("session %s: %w", x.ID, err)
+		} else if !ok {
+			out[i].RunsNoMore = true
+		}
+		if len(others) < 2 {
 			continue
 		}
 		// From now on: CheckSessionOverlap compares from a day before

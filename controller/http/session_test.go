@@ -1,11 +1,13 @@
 package http_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -1693,4 +1695,97 @@ func TestSessionThatNeverRunsIsRefused(t *testing.T) {
 	r := e.request("PATCH", "/api/v1/sessions/"+evening.ID, officer, "application/json", jsonBody(t, map[string]any{
 		"days": "FREQ=DAILY;UNTIL=20251231T165959Z"}))
 	checkError(t, r, http.StatusBadRequest, loaxa.EInvalid, "runs no more from now on")
+}
+
+// TestSessionThatRunsNoMoreIsSaidSo: sessions whose days leave nothing to
+// run, stored before such days were refused (an UNTIL with a year typo, a
+// COUNT used up, 30 February), were listed as any other, and the console
+// offered them for bulletins with nothing saying they never run. The list
+// marks them runs_no_more; one under way is not marked until it is over,
+// and one that runs is never marked.
+func TestSessionThatRunsNoMoreIsSaidSo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // 2026-03-02 05:00 in Vietnam
+	e.tree()
+	officer := e.addUser("can-bo-a", loaxa.RoleCommune, "12346")
+	made := e.clock.Now().AddDate(0, -6, 0)
+	ids := map[string]string{}
+	for _, x := range []struct{ id, start, days string }{
+		{"s-until", "17:00", "FREQ=DAILY;UNTIL=20251231T165959Z"},
+		{"s-feb30", "18:00", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"},
+		{"s-count", "19:00", "FREQ=DAILY;COUNT=3"},
+		{"s-weekday", "06:00", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"},
+	} {
+		sess := &loaxa.Session{Area: "12346", Name: x.id, Start: x.start, MaxMinutes: 30, Days: x.days, CreatedBy: "admin", CreatedAt: made}
+		if err := e.stores.sessions.CreateSession(context.Background(), sess); err != nil {
+			t.Fatal(err)
+		}
+		ids[sess.ID] = x.id
+	}
+	// Its one day today, 04:40 for 30 minutes: under way at 05:00.
+	var once loaxa.Session
+	e.call("POST", "/api/v1/sessions", officer, map[string]any{"area": "12346", "name": "Tin sáng", "start": "04:40", "max_minutes": 30,
+		"days": "FREQ=DAILY;COUNT=1"}, http.StatusCreated, &once)
+	list := func() map[string]bool {
+		var l struct {
+			Sessions []struct {
+				ID         string `json:"id"`
+				RunsNoMore *bool  `json:"runs_no_more"`
+			}
+		}
+		e.call("GET", "/api/v1/sessions?area=12346", officer, nil, http.StatusOK, &l)
+		out := map[string]bool{}
+		for _, s := range l.Sessions {
+			if s.RunsNoMore != nil && !*s.RunsNoMore {
+				t.Errorf("session %s: runs_no_more false, want it left out", s.ID)
+			}
+			out[cmp.Or(ids[s.ID], s.ID)] = s.RunsNoMore != nil
+		}
+		return out
+	}
+	want := map[string]bool{"s-until": true, "s-feb30": true, "s-count": true, "s-weekday": false, once.ID: false}
+	if got := list(); !maps.Equal(got, want) {
+		t.Errorf("runs_no_more at 05:00: %v, want %v", got, want)
+	}
+	e.clock.Advance(15 * time.Minute) // 05:15: its one day is over
+	want[once.ID] = true
+	if got := list(); !maps.Equal(got, want) {
+		t.Errorf("runs_no_more at 05:15: %v, want %v", got, want)
+	}
+}
+
+// BenchmarkListSessions is GET /api/v1/sessions for a province admin:
+// 100 communes with 2 sessions each, made three years before, and 20 with
+// one on days that match no day (30 February, stored by an older
+// version), each asked whether it runs again (runs_no_more).
+func BenchmarkListSessions(b *testing.B) {
+	e := newEnv(b)
+	e.tree()
+	ctx := b.Context()
+	made := t0.AddDate(-3, 0, 0)
+	for i := range 120 {
+		area := fmt.Sprintf("c%03d", i)
+		if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: area, Name: "Xã " + area, Parent: "318"}); err != nil {
+			b.Fatal(err)
+		}
+		sessions := []struct{ start, days string }{{"05:30", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"}, {"17:00", ""}}
+		if i >= 100 {
+			sessions = []struct{ start, days string }{{"19:00", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}}
+		}
+		for j, x := range sessions {
+			sess := &loaxa.Session{Area: area, Name: fmt.Sprintf("Buổi %d", j), Start: x.start, MaxMinutes: 30, Days: x.days, CreatedBy: "admin", CreatedAt: made}
+			if err := e.stores.sessions.CreateSession(ctx, sess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	admin := e.token("admin")
+	b.ReportAllocs()
+	for b.Loop() {
+		var l struct{ Sessions []json.RawMessage }
+		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
+		if len(l.Sessions) != 220 {
+			b.Fatalf("%d sessions listed", len(l.Sessions))
+		}
+	}
 }

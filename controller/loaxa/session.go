@@ -283,6 +283,11 @@ func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.
 // from, in loc, skipping any over before s was made; false if there is
 // none: its days rule's UNTIL or COUNT has passed, or it matches no day.
 func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, error) {
+	if matchesNoDay(s.Days) {
+		// Told at once: the rule's iteration walked every year to 9999
+		// to find no instance (0.1 s a session, asked of each listed).
+		return time.Time{}, false, nil
+	}
 	starts, err := s.liveStarts(loc, from, time.Time{})
 	if err != nil {
 		return time.Time{}, false, err
@@ -291,6 +296,38 @@ func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, 
 		return t, true, nil
 	}
 	return time.Time{}, false, nil
+}
+
+// monthDays is the most days each month has, February in a leap year.
+var monthDays = [12]int{31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
+// matchesNoDay reports whether days, a valid days rule, chooses only days
+// of the month that none of its months has (30 February, 31 April): its
+// other parts only narrow the days down.
+func matchesNoDay(days string) bool {
+	days = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(days), "RRULE:"))
+	if days == "" {
+		return false
+	}
+	opt, err := rrule.StrToROption(days)
+	if err != nil || len(opt.Bymonthday) == 0 {
+		return false
+	}
+	months := opt.Bymonth
+	if len(months) == 0 {
+		months = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	}
+	for _, m := range months {
+		if m < 1 || m > 12 {
+			continue
+		}
+		for _, d := range opt.Bymonthday {
+			if d != 0 && max(d, -d) <= monthDays[m-1] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // SessionRun is one instance of a session: when it starts, and the

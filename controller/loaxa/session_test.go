@@ -585,3 +585,60 @@ func TestSessionMadeAfterItsStartOverlapsFromTheNextDay(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSessionNextRun is what telling whether a session runs again
+// (NextRun, asked of every session listed) costs: a session that runs,
+// one whose UNTIL has passed, and days that match no day, which the
+// rule's iteration walked to year 9999 to find.
+func BenchmarkSessionNextRun(b *testing.B) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2025, 3, 2, 4, 0, 0, 0, vn)
+	now := created.AddDate(1, 0, 0)
+	for _, tc := range []struct{ name, days string }{
+		{"weekdays", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"},
+		{"until passed", "FREQ=DAILY;UNTIL=20251231T165959Z"},
+		{"30 February", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"},
+		{"31 April and June, monthly", "FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: tc.days, CreatedAt: created}
+			for b.Loop() {
+				if _, _, err := s.NextRun(vn, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestSessionNextRun: a session runs again unless its UNTIL or COUNT has
+// passed or its days match no day; the days of the month no month of the
+// rule has are told without walking the years (BenchmarkSessionNextRun),
+// and a day only a leap year or a long month has still runs.
+func TestSessionNextRun(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2025, 3, 2, 4, 0, 0, 0, vn)
+	now := created.AddDate(1, 0, 0)
+	for _, tc := range []struct {
+		days string
+		runs bool
+	}{
+		{"", true},
+		{"FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", true},
+		{"FREQ=DAILY;UNTIL=20251231T165959Z", false},
+		{"FREQ=DAILY;COUNT=3", false},
+		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", false},
+		{"FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31", false},
+		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-30", false},
+		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", true},
+		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-29", true},
+		{"FREQ=MONTHLY;BYMONTHDAY=31", true},
+		{"FREQ=YEARLY;BYMONTH=2,3;BYMONTHDAY=30", true},
+	} {
+		s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: tc.days, CreatedAt: created}
+		next, ok, err := s.NextRun(vn, now)
+		if err != nil || ok != tc.runs || ok && !next.After(now) {
+			t.Errorf("days %q: NextRun = %v, %v, %v; want runs %v", tc.days, next, ok, err, tc.runs)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -1300,5 +1301,50 @@ func TestSessionConflictsSaidByDayAndTitle(t *testing.T) {
 		if got := MustEval[string](b, text("#place-conflicts li")); got != tc.want {
 			t.Errorf("%s: the conflict says\n%q, want\n%q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestStoredSessionThatRunsNoMoreSaidAndNotOffered: a session whose days
+// match no day (30 February), stored before such days were refused, was
+// listed as any other and offered in the bulletin form's "Khi nào", where
+// a bulletin placed in it never played. It says, under it, that it runs
+// no more and why, and the form offers it no longer.
+func TestStoredSessionThatRunsNoMoreSaidAndNotOffered(t *testing.T) {
+	t.Parallel()
+	c, evening, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
+	old := &loaxa.Session{ID: "s000099", Area: "11527", Name: "Buổi tối cũ", Start: "19:00", MaxMinutes: 30, CreatedBy: "admin",
+		Days: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))}
+	// As an older version left it: written into the store while the
+	// controller is stopped.
+	c.Stop()
+	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(old)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
+	})
+	if err := errors.Join(err, raw.Close()); err != nil {
+		t.Fatalf("store the old session: %v", err)
+	}
+	c = c.Restart()
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/programme", `document.querySelector('#place-when') && document.querySelector('li[data-session="`+old.ID+`"]')`)
+	want := "Buổi này không còn phát nữa: ngày phát của buổi đã hết (đã qua ngày kết thúc UNTIL hoặc hết số lần COUNT) hoặc không trùng ngày nào (như ngày 30 tháng 2). Bản tin mới không xếp được vào buổi này. Hãy sửa ngày phát của buổi, hoặc xoá buổi."
+	if got := MustEval[string](b, `(document.querySelector('li[data-session="`+old.ID+`"] .session-ended') || {}).textContent || ''`); got != want {
+		t.Errorf("the old session says\n%q, want\n%q", got, want)
+	}
+	if n := MustEval[int](b, `document.querySelectorAll('li[data-session="`+evening.ID+`"] .session-ended').length`); n != 0 {
+		t.Errorf("the evening session, which runs, says it runs no more")
+	}
+	offered := MustEval[[]string](b, `[...document.querySelectorAll('#place-when option')].map((o) => o.value)`)
+	if slices.Contains(offered, "s:"+old.ID) || !slices.Contains(offered, "s:"+evening.ID) {
+		t.Errorf("the bulletin form offers %v; want the evening session, not the old one", offered)
 	}
 }

@@ -132,9 +132,13 @@ function placeForm(ctx, area, sessions, content, reload) {
   const source = h('select', { id: 'place-source' }, options([['content', t('programme.source_content')], ['relay', t('programme.source_relay')]], 'content'));
   const streamURL = h('input', { type: 'url', id: 'place-stream', placeholder: 'http://…/vov1.mp3' });
   const minutes = h('input', { type: 'number', id: 'place-minutes', min: 1, max: 1440, value: 30 });
+  // A session that runs no more (its days ended or match no day: stored
+  // by an older version, the API refuses such days now) is not offered:
+  // a bulletin placed in it would never play. The sessions panel says so.
+  const offered = sessions.filter((s) => !s.runs_no_more);
   const whenSel = h('select', { id: 'place-when' }, options([
-    ...sessions.map((s) => ['s:' + s.id, t('programme.in_session', { name: s.name, time: clock(s.start) })]),
-    ['time', t('programme.at_time')]], sessions.length ? 's:' + sessions[sessions.length - 1].id : 'time'));
+    ...offered.map((s) => ['s:' + s.id, t('programme.in_session', { name: s.name, time: clock(s.start) })]),
+    ['time', t('programme.at_time')]], offered.length ? 's:' + offered[offered.length - 1].id : 'time'));
   const time = timeInput({ id: 'place-time', value: '17:00', required: true });
   const kind = h('select', { id: 'place-recurrence' }, options(['once', 'daily', 'weekdays', 'weekly'].map((k) => [k, t('rec.kind_' + k)]), 'daily'));
   const dayBoxes = DAYS.map((d) => h('input', { type: 'checkbox', value: d, id: 'place-day-' + d }));
@@ -435,7 +439,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, byID) {
   return h('section', { class: 'panel', 'aria-labelledby': 'h-prop', id: 'proposals' },
     h('h2', { id: 'h-prop' }, t('programme.proposals', { n: proposals.length })),
     h('ul', {}, proposals.map((p) => {
-      const sel = h('select', { 'aria-label': t('programme.proposal_session') }, options([['', t('programme.own_times')], ...sessions.filter((s) => s.area === p.area).map((s) => [s.id, s.name])], ''));
+      const sel = h('select', { 'aria-label': t('programme.proposal_session') }, options([['', t('programme.own_times')], ...sessions.filter((s) => s.area === p.area && !s.runs_no_more).map((s) => [s.id, s.name])], ''));
       const status = h('div', { 'aria-live': 'polite' });
       // Accepting is checked like placing a bulletin: its conflicts are
       // shown here, with the button that accepts it anyway (force), as
@@ -536,6 +540,12 @@ function sessionsPanel(ctx, area, sessions, reload) {
       from: clock(o.from.slice(11, 16)), to: clock(o.to.slice(11, 16)), day: dmy(o.from.slice(0, 10)),
     }));
   };
+  // A session whose days leave nothing to run (stored by an older
+  // version: the API refuses such days now) says so; the bulletin forms
+  // no longer offer it.
+  const endedNote = (s) => (s.runs_no_more
+    ? h('div', { class: 'error-box session-ended', id: 'session-ended-' + s.id }, t('programme.session_runs_no_more'))
+    : null);
   return h('section', { class: 'panel', 'aria-labelledby': 'h-sess' },
     h('h2', { id: 'h-sess' }, t('programme.sessions')),
     sessions.length === 0 ? h('p', { class: 'muted' }, t('programme.no_sessions')) :
@@ -572,7 +582,7 @@ function sessionsPanel(ctx, area, sessions, reload) {
             await reload();
           },
         }, t('programme.delete')) : null,
-        overlapNote(s)))),
+        overlapNote(s), endedNote(s)))),
     ctx.may('schedule') ? h('form', {
       onsubmit: async (e) => {
         e.preventDefault();
