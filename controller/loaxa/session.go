@@ -288,6 +288,31 @@ func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, 
 		// to find no instance (0.1 s a session, asked of each listed).
 		return time.Time{}, false, nil
 	}
+	// Days that repeat in a short cycle are looked up in it, from's day
+	// on: the rule's iteration walks from the session's first day, a
+	// longer walk each year it is kept.
+	w, err := s.weekly(loc)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if w != nil {
+		day := dateOf(from, loc)
+		for shift := -1; shift <= len(w.runs)+1; shift++ {
+			d := day.AddDate(0, 0, shift)
+			i := daysBetween(w.first, d)
+			if i < 0 || !w.runs[i%len(w.runs)] {
+				continue
+			}
+			t := AtClock(time.Date(d.Year(), d.Month(), d.Day(), 12, 0, 0, 0, loc), w.clock, loc)
+			switch {
+			case !w.until.IsZero() && t.After(w.until):
+				return time.Time{}, false, nil
+			case t.After(from) && !s.overBeforeMade(t):
+				return t, true, nil
+			}
+		}
+		return time.Time{}, false, nil
+	}
 	starts, err := s.liveStarts(loc, from, time.Time{})
 	if err != nil {
 		return time.Time{}, false, err

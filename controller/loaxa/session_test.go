@@ -617,6 +617,7 @@ func BenchmarkSessionNextRun(b *testing.B) {
 // and a day only a leap year or a long month has still runs.
 func TestSessionNextRun(t *testing.T) {
 	vn, _ := loaxa.Location("")
+	ny, _ := loaxa.Location("America/New_York")
 	created := time.Date(2025, 3, 2, 4, 0, 0, 0, vn)
 	now := created.AddDate(1, 0, 0)
 	for _, tc := range []struct {
@@ -634,11 +635,31 @@ func TestSessionNextRun(t *testing.T) {
 		{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-29", true},
 		{"FREQ=MONTHLY;BYMONTHDAY=31", true},
 		{"FREQ=YEARLY;BYMONTH=2,3;BYMONTHDAY=30", true},
+		{"FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", true},
+		{"FREQ=DAILY;UNTIL=20260315T000000Z", true},
+		{"FREQ=DAILY;UNTIL=20260303T000000Z", true},
+		{"FREQ=DAILY;UNTIL=20260301T000000Z", false},
 	} {
 		s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: tc.days, CreatedAt: created}
 		next, ok, err := s.NextRun(vn, now)
 		if err != nil || ok != tc.runs || ok && !next.After(now) {
 			t.Errorf("days %q: NextRun = %v, %v, %v; want runs %v", tc.days, next, ok, err, tc.runs)
+		}
+		if !tc.runs {
+			continue
+		}
+		// As the rule's own walk finds it, for each hour of a day, and
+		// across a DST change.
+		for h := range 24 * 3 {
+			loc, from := vn, now.Add(time.Duration(h)*time.Hour)
+			if h >= 24 {
+				loc, from = ny, time.Date(2026, 3, 7, 0, 0, 0, 0, ny).Add(time.Duration(h-24)*time.Hour)
+			}
+			next, ok, err := s.NextRun(loc, from)
+			walked, err2 := s.Instances(loc, from, from.AddDate(5, 0, 0))
+			if err != nil || err2 != nil || ok != (len(walked) > 0) || ok && !next.Equal(walked[0]) {
+				t.Errorf("days %q from %v: NextRun = %v, %v, %v; the rule's walk %v, %v", tc.days, from, next, ok, err, walked[:min(len(walked), 1)], err2)
+			}
 		}
 	}
 }
