@@ -178,12 +178,20 @@ func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		streamed[area] = make(chan error, 1)
-		go func() { streamed[area] <- call.Stream(ctx, bytes.NewReader(voicePCM(60*time.Second))) }()
+		// Its own channel: the goroutine must not read the map this loop
+		// writes.
+		done := make(chan error, 1)
+		streamed[area] = done
+		go func() { done <- call.Stream(ctx, bytes.NewReader(voicePCM(60*time.Second))) }()
 		ids[area] = callOnAir(t, speakers[area])
 	}
 	rig.Eventually(t, 10*time.Second, "a1 plays its commune's call", func() bool { return playing(a1) == ids["12346"] })
 	rig.Eventually(t, 10*time.Second, "b1 plays its commune's call", func() bool { return playing(b1) == ids["12347"] })
+	// And a1 sounds its call's frames: playing it says only that its start
+	// came. Moved while it still waited for a first frame past the frame
+	// timeout (2 s, on a busy machine), a1 would end the call failed for
+	// want of frames, not cut by the move.
+	rig.Eventually(t, 20*time.Second, "a1 sounds its commune's call", func() bool { return heard.Samples() > 0 })
 
 	c.MustDo("PATCH", "/api/v1/nodes/a1", map[string]any{"area": "12347"}, nil)
 	node := func(rep *loaxa.LiveCallReport, id string) loaxa.LiveNode {
