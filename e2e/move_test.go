@@ -110,7 +110,20 @@ func testMovedCluster(t *testing.T, c *rig.Controller, nodes map[string]*rig.Nod
 	rig.Eventually(t, 20*time.Second, "a1 runs its new desired state", func() bool {
 		return nodes["a1"].Agent.Status().DesiredVersion >= d.Version
 	})
-	rig.Eventually(t, 30*time.Second, "B's alert completed on b1 and a1", func() bool { return report(c, onAir.ID).Summary.Completed == 2 })
+	// Seen once in about 60 runs under load, not reproduced: this wait
+	// gave up with a1 playing the alert. Should it again, the report and
+	// a1's events say which node did not complete, and how it ended.
+	var last *loaxa.EmergencyReport
+	t.Cleanup(func() {
+		if t.Failed() && last != nil {
+			t.Logf("B's alert when the test failed: %s; nodes %s", rig.Describe(last.Summary), rig.Describe(last.Nodes))
+			t.Logf("a1's events: %s", rig.Describe(c.Events(url.Values{"node": {"a1"}})))
+		}
+	})
+	rig.Eventually(t, 30*time.Second, "B's alert completed on b1 and a1", func() bool {
+		last = report(c, onAir.ID)
+		return last.Summary.Completed == 2
+	})
 	if rep := report(c, onAir.ID); rep.Summary.Targeted != 2 {
 		t.Errorf("B's alert after a1 moved in: %s; want a1 targeted too", rig.Describe(rep.Summary))
 	}
