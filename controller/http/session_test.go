@@ -1789,3 +1789,36 @@ func BenchmarkListSessions(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListSessionsNoDayCommune: one commune's 30-February session
+// (made before 85c9bc4 refused such days) beside 60 others, every 20
+// minutes through the day: each other session's overlap check read its
+// days again, walking them to the year 9999.
+func BenchmarkListSessionsNoDayCommune(b *testing.B) {
+	e := newEnv(b)
+	e.tree()
+	ctx := b.Context()
+	made := t0.AddDate(-3, 0, 0)
+	if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: "c000", Name: "Xã c000", Parent: "318"}); err != nil {
+		b.Fatal(err)
+	}
+	for j := range 61 {
+		start, days := fmt.Sprintf("%02d:%02d", j/3, j%3*20), "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
+		if j == 60 {
+			start, days = "05:30", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"
+		}
+		sess := &loaxa.Session{Area: "c000", Name: fmt.Sprintf("Buổi %d", j), Start: start, MaxMinutes: 15, Days: days, CreatedBy: "admin", CreatedAt: made}
+		if err := e.stores.sessions.CreateSession(ctx, sess); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admin := e.token("admin")
+	b.ReportAllocs()
+	for b.Loop() {
+		var l struct{ Sessions []json.RawMessage }
+		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
+		if len(l.Sessions) != 61 {
+			b.Fatalf("%d sessions listed", len(l.Sessions))
+		}
+	}
+}

@@ -43,10 +43,14 @@ type Recurrence struct {
 	loc   *time.Location
 	start time.Time
 	rules []*rrule.RRule
-	until time.Time
-	count int
-	exDay map[string]bool
-	exAt  map[int64]bool // Unix seconds
+	// noDays: every rule given chooses only days its months do not have
+	// (matchesNoDay), so none plays; rrule-go walked each to the year
+	// 9999 to find that out, twice a session's days were read.
+	noDays bool
+	until  time.Time
+	count  int
+	exDay  map[string]bool
+	exAt   map[int64]bool // Unix seconds
 }
 
 // NewRecurrence builds the recurrence of a in zone loc. The rule may hold
@@ -100,7 +104,15 @@ func NewRecurrence(a *Announcement, loc *time.Location) (*Recurrence, error) {
 		if err != nil {
 			return nil, Errorf(EInvalid, "rrule %q: %v.", line, err)
 		}
+		if matchesNoDay(strings.TrimPrefix(line, "RRULE:")) {
+			// Adds no instant, nor one to COUNT's merged count.
+			r.noDays = true
+			continue
+		}
 		r.rules = append(r.rules, rule)
+	}
+	if len(r.rules) == 0 && r.noDays {
+		return r, nil
 	}
 	if len(r.rules) == 0 {
 		return nil, Errorf(EInvalid, "rrule is blank; give a rule like FREQ=DAILY;BYHOUR=5;BYMINUTE=30, or leave rrule out for one play.")
@@ -157,6 +169,9 @@ func (r *Recurrence) Next(from time.Time) (time.Time, bool) {
 // no end) until it returns false.
 func (r *Recurrence) each(from, to time.Time, yield func(time.Time) bool) {
 	after := func(t time.Time) bool { return !to.IsZero() && t.After(to) }
+	if len(r.rules) == 0 && r.noDays {
+		return
+	}
 	if len(r.rules) == 0 {
 		if r.start.After(from) && !after(r.start) && !r.excluded(r.start) {
 			yield(r.start)

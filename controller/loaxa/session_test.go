@@ -663,3 +663,65 @@ func TestSessionNextRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionNoDayNotWalked: a session whose days match no day (30
+// February, 31 April and June) is read, compared and checked without
+// walking its rule to the year 9999: the session list reads each
+// session's times (TimesRefused), and every other session of its commune
+// reads them again and compares with it, 20 ms a walk (its walk left
+// out: TestRecurrenceNoDays; BenchmarkSessionNoDay). Days of the month
+// that some month named has still run.
+func TestSessionNoDayNotWalked(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	ny, _ := loaxa.Location("America/New_York")
+	created := time.Date(2023, 3, 2, 4, 0, 0, 0, vn)
+	from := created.AddDate(3, 0, 0)
+	for _, days := range []string{"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=-30;COUNT=3"} {
+		for _, loc := range []*time.Location{vn, ny} {
+			s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: days, CreatedAt: created}
+			daily := &loaxa.Session{ID: "s000002", Area: "12346", Start: "05:45", MaxMinutes: 30, CreatedAt: created}
+			if err := s.TimesRefused(loc); err != nil {
+				t.Fatalf("%s: refused: %v", days, err)
+			}
+			if got, err := s.Instances(loc, created.Add(-time.Hour), from); err != nil || len(got) != 0 {
+				t.Errorf("%s in %s: instances %v, %v", days, loc, got, err)
+			}
+			if err := loaxa.CheckSessionOverlap(daily, []*loaxa.Session{s, daily}, loc, from); err != nil {
+				t.Errorf("%s in %s: daily session overlaps it: %v", days, loc, err)
+			}
+			if err := loaxa.CheckSessionOverlap(s, []*loaxa.Session{s, daily}, loc, from); err != nil {
+				t.Errorf("%s in %s: overlaps the daily session: %v", days, loc, err)
+			}
+		}
+	}
+	// 30 February or March, and 31 April or May, still run on the day
+	// the month has.
+	for days, want := range map[string]string{
+		"FREQ=YEARLY;BYMONTH=2,3;BYMONTHDAY=30":    "2023-03-30 05:30",
+		"FREQ=MONTHLY;BYMONTH=4,5;BYMONTHDAY=31":   "2023-05-31 05:30",
+		"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29":      "2024-02-29 05:30",
+		"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-29,-30": "2024-02-01 05:30",
+	} {
+		s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: days, CreatedAt: created}
+		got, err := s.Instances(vn, created, created.AddDate(2, 0, 0))
+		if err != nil || len(got) == 0 || got[0].Format("2006-01-02 15:04") != want {
+			t.Errorf("%s: first instance %v, %v; want %s", days, got, err, want)
+		}
+	}
+}
+
+// BenchmarkSessionNoDay: a session of 30 February read (TimesRefused)
+// and compared with a daily one of its commune at nearby times, as the
+// session list does for each pair.
+func BenchmarkSessionNoDay(b *testing.B) {
+	vn, _ := loaxa.Location("")
+	created := time.Date(2023, 3, 2, 4, 0, 0, 0, vn)
+	s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", CreatedAt: created}
+	daily := &loaxa.Session{ID: "s000002", Area: "12346", Start: "05:45", MaxMinutes: 30, CreatedAt: created}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := loaxa.CheckSessionOverlap(daily, []*loaxa.Session{s, daily}, vn, created.AddDate(3, 0, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
