@@ -573,7 +573,7 @@ func daysBetween(a, b time.Time) int { return int(b.Sub(a).Hours()) / 24 }
 // overlapWeekly is Overlap of s and o, o's days being w: s's instances in
 // order, each against o's on the day before, the day and the day after.
 func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
-	mine, err := s.liveStarts(loc, from, to)
+	mine, err := s.cycleLiveStarts(loc, from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
@@ -595,6 +595,38 @@ func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, f
 		}
 	}
 	return time.Time{}, time.Time{}, nil
+}
+
+// cycleLiveStarts is liveStarts, but days that repeat in a short cycle
+// (weekly) are looked up in it from from's day on: the rule's iteration
+// walks from the session's first day, a longer walk each year it is
+// kept, and two sessions of a commune near each other on the clock were
+// compared from the days they were made at each list. A to past rrule-go's
+// last day (about 292 years after the first) is walked as before.
+func (s *Session) cycleLiveStarts(loc *time.Location, from, to time.Time) (iter.Seq[time.Time], error) {
+	w, err := s.weekly(loc)
+	if err != nil || w == nil || to.IsZero() || !to.Before(s.CreatedAt.AddDate(200, 0, 0)) {
+		return s.liveStarts(loc, from, to)
+	}
+	return func(yield func(time.Time) bool) {
+		last := dateOf(to, loc).AddDate(0, 0, 1)
+		for d := dateOf(from, loc).AddDate(0, 0, -1); !d.After(last); d = d.AddDate(0, 0, 1) {
+			i := daysBetween(w.first, d)
+			if i < 0 || !w.runs[i%len(w.runs)] {
+				continue
+			}
+			t := AtClock(time.Date(d.Year(), d.Month(), d.Day(), 12, 0, 0, 0, loc), w.clock, loc)
+			if t.After(to) || !w.until.IsZero() && t.After(w.until) {
+				return
+			}
+			if !t.After(from) || s.overBeforeMade(t) {
+				continue
+			}
+			if !yield(t) {
+				return
+			}
+		}
+	}, nil
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -725,3 +725,23 @@ func BenchmarkSessionNoDay(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSessionOverlapKept: the overlap check of two sessions of a
+// commune near each other on the clock, made three years before, as the
+// session list makes it for each: one pair that overlaps, one that never
+// does (weekdays and the weekend).
+func BenchmarkSessionOverlapKept(b *testing.B) {
+	vn, _ := loaxa.Location("")
+	made := time.Date(2023, 3, 2, 4, 0, 0, 0, vn)
+	now := made.AddDate(3, 0, 0)
+	weekdays := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 45, Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", CreatedAt: made}
+	for _, tc := range []struct{ name, days string }{{"overlapping", ""}, {"weekend", "FREQ=WEEKLY;BYDAY=SA,SU"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			o := &loaxa.Session{ID: "s000002", Area: "12346", Start: "06:00", MaxMinutes: 30, Days: tc.days, CreatedAt: made}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = loaxa.CheckSessionOverlap(weekdays, []*loaxa.Session{o}, vn, now)
+			}
+		})
+	}
+}
