@@ -465,6 +465,14 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
+	start, end = firstOverlap(mine, theirs, s.MaxLength(), o.MaxLength())
+	return start, end, nil
+}
+
+// firstOverlap returns the first span in which an instance of mine (each
+// lasting mineLen) and one of theirs (theirsLen) both run, walking the two
+// ordered sequences together; zero times if none does.
+func firstOverlap(mine, theirs iter.Seq[time.Time], mineLen, theirsLen time.Duration) (start, end time.Time) {
 	nextA, stopA := iter.Pull(mine)
 	defer stopA()
 	nextB, stopB := iter.Pull(theirs)
@@ -472,23 +480,17 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 	a, okA := nextA()
 	b, okB := nextB()
 	for okA && okB {
-		aEnd, bEnd := a.Add(s.MaxLength()), b.Add(o.MaxLength())
+		aEnd, bEnd := a.Add(mineLen), b.Add(theirsLen)
 		switch {
 		case !aEnd.After(b):
 			a, okA = nextA()
 		case !bEnd.After(a):
 			b, okB = nextB()
 		default:
-			if b.After(a) {
-				a = b
-			}
-			if bEnd.Before(aEnd) {
-				aEnd = bEnd
-			}
-			return a, aEnd, nil
+			return maxTime(a, b), minTime(aEnd, bEnd)
 		}
 	}
-	return time.Time{}, time.Time{}, nil
+	return time.Time{}, time.Time{}
 }
 
 // liveStarts returns the starts of s's days in (from, to], in loc, but an

@@ -2,7 +2,6 @@ package loaxa
 
 import (
 	"fmt"
-	"iter"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -99,22 +98,5 @@ func walkOverlap(t *testing.T, s, o *Session, loc *time.Location, from, to time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	nextA, stopA := iter.Pull(mine)
-	defer stopA()
-	nextB, stopB := iter.Pull(theirs)
-	defer stopB()
-	a, okA := nextA()
-	b, okB := nextB()
-	for okA && okB {
-		aEnd, bEnd := a.Add(s.MaxLength()), b.Add(o.MaxLength())
-		switch {
-		case !aEnd.After(b):
-			a, okA = nextA()
-		case !bEnd.After(a):
-			b, okB = nextB()
-		default:
-			return maxTime(a, b), minTime(aEnd, bEnd)
-		}
-	}
-	return time.Time{}, time.Time{}
+	return firstOverlap(mine, theirs, s.MaxLength(), o.MaxLength())
 }
