@@ -21,9 +21,7 @@ func TestClusterMovedIntoAnAlertIsSentIt(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
-		t.Fatal(err)
-	}
+	thaiBinh(t, s)
 	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -32,17 +30,8 @@ func TestClusterMovedIntoAnAlertIsSentIt(t *testing.T) {
 	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
 	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
 
-	move := func(node, to string) {
-		t.Helper()
-		if _, _, err := s.Nodes.UpdateNodePlace(ctx, node, loaxa.NodePlace{Name: node, Area: to}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.NodeMoved(ctx, node, to); err != nil {
-			t.Fatal(err)
-		}
-	}
-	move("m1", "31")
-	move("n1", "32")
+	moveNode(t, s, "m1", "31")
+	moveNode(t, s, "n1", "32")
 	if got := w.step(s, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
 		t.Errorf("m1 moved into the alert's area: sent %v, want the alert", got)
 	}
@@ -81,9 +70,7 @@ func TestClusterMovedIntoAnAlertOfflineIsSentItAfterARestart(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
-		t.Fatal(err)
-	}
+	thaiBinh(t, s)
 	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +78,7 @@ func TestClusterMovedIntoAnAlertOfflineIsSentItAfterARestart(t *testing.T) {
 	em := w.send(s)
 	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
 	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
-	if _, _, err := s.Nodes.UpdateNodePlace(ctx, "m1", loaxa.NodePlace{Name: "m1", Area: "31"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
-		t.Fatal(err)
-	}
+	moveNode(t, s, "m1", "31")
 	if got := w.step(s, 600*time.Millisecond); slices.Contains(got, "node/m1 alert") {
 		t.Errorf("m1, offline, was sent %v", got)
 	}
@@ -122,9 +104,7 @@ func TestClusterMovedIntoAnAlertLeavesTheClustersAwaitingTheirCodeCounted(t *tes
 	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
-		t.Fatal(err)
-	}
+	thaiBinh(t, s)
 	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32", SecretHash: loaxa.HashSecret("m1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +117,7 @@ func TestClusterMovedIntoAnAlertLeavesTheClustersAwaitingTheirCodeCounted(t *tes
 	if a := em.Areas[0]; a.Nodes != 3 || a.AwaitingEnrolment != 1 {
 		t.Fatalf("area 31 of the alert: %+v; want 3 clusters, w1 awaiting its code", a)
 	}
-	if _, _, err := s.Nodes.UpdateNodePlace(ctx, "m1", loaxa.NodePlace{Name: "m1", Area: "31"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
-		t.Fatal(err)
-	}
+	moveNode(t, s, "m1", "31")
 	if got := w.step(s, 600*time.Millisecond); !slices.Contains(got, "node/m1 alert") {
 		t.Fatalf("m1 moved in: sent %v, want the alert", got)
 	}
@@ -164,9 +139,7 @@ func TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart(t *testi
 	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
-	if err := s.Areas.CreateArea(ctx, &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
-		t.Fatal(err)
-	}
+	thaiBinh(t, s)
 	em := w.send(s)
 	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
 	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
@@ -180,13 +153,8 @@ func TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart(t *testi
 		}
 	}
 	w.fc.Advance(time.Minute)
-	if _, after, err := s.Nodes.UpdateNodePlace(ctx, "m1", loaxa.NodePlace{Name: "m1", Area: "31"}); err != nil {
-		t.Fatal(err)
-	} else if !after.MovedAt.Equal(w.fc.Now()) {
+	if after := moveNode(t, s, "m1", "31"); !after.MovedAt.Equal(w.fc.Now()) {
 		t.Errorf("m1 moved at %v: MovedAt %v", w.fc.Now(), after.MovedAt)
-	}
-	if err := s.NodeMoved(ctx, "m1", "31"); err != nil {
-		t.Fatal(err)
 	}
 	if got := w.step(s, 600*time.Millisecond); len(got) != 0 {
 		t.Errorf("m1 and p1 offline: sent %v", got)
@@ -201,4 +169,27 @@ func TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart(t *testi
 	if nodes["m1"].Node == "" || nodes["p1"].Node != "" || sum.Targeted != 4 {
 		t.Errorf("report after the restart: m1 %+v, p1 %+v, summary %+v; want m1 targeted, p1 not, 4 targeted", nodes["m1"], nodes["p1"], sum)
 	}
+}
+
+// thaiBinh adds area 32, Thái Bình, beside the world's alert area 31.
+func thaiBinh(t *testing.T, s *Service) {
+	t.Helper()
+	if err := s.Areas.CreateArea(context.Background(), &loaxa.Area{ID: "32", Name: "Thái Bình"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// moveNode moves node to area to as PATCH /nodes/{id} does: stored there,
+// then told to the service (NodeMoved). It returns the node as moved.
+func moveNode(t *testing.T, s *Service, node, to string) *loaxa.Node {
+	t.Helper()
+	ctx := context.Background()
+	_, after, err := s.Nodes.UpdateNodePlace(ctx, node, loaxa.NodePlace{Name: node, Area: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NodeMoved(ctx, node, to); err != nil {
+		t.Fatal(err)
+	}
+	return after
 }
