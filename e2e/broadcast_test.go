@@ -21,10 +21,7 @@ func TestMain(m *testing.M) {
 // must complete, and each play must be in the log exactly once.
 func testBroadcast(t *testing.T, m *rig.Mosquitto) {
 	c := rig.StartController(t, m.ControllerBroker())
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	creds := map[string]*protocol.Credentials{
 		"tt-01": c.CreateNode("tt-01", "12346"),
 		"tm-01": c.CreateNode("tm-01", "12347"),

@@ -220,10 +220,7 @@ func TestCapFeedPolled(t *testing.T) {
 func TestCapCircleAroundASimulatedCommune(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	startFleet(t, c, "thang", "12346", 3)
 	startFleet(t, c, "minh", "12347", 3)
 	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {"Lốc xoáy"}}, nil)

@@ -23,6 +23,16 @@ func emergencyFleet(t *testing.T) (*rig.Controller, map[string]*rig.Node) {
 	return c, nodes
 }
 
+// tienLang makes the areas most tests run in: Hải Phòng, its district
+// Tiên Lãng, and two of its communes, Tiên Thắng (12346) and Tiên Minh
+// (12347).
+func tienLang(c *rig.Controller) {
+	c.CreateArea("31", "Thành phố Hải Phòng", "")
+	c.CreateArea("318", "Huyện Tiên Lãng", "31")
+	c.CreateArea("12346", "Xã Tiên Thắng", "318")
+	c.CreateArea("12347", "Xã Tiên Minh", "318")
+}
+
 // emergencyFleetOn is emergencyFleet on broker m, installed with the
 // nodes' accounts and ACLs before they start; nil is the controller's
 // embedded broker. It returns each node's log as well, which goes to the
@@ -30,10 +40,7 @@ func emergencyFleet(t *testing.T) (*rig.Controller, map[string]*rig.Node) {
 func emergencyFleetOn(t *testing.T, m *rig.Mosquitto) (*rig.Controller, map[string]*rig.Node, map[string]*nodeLog) {
 	t.Helper()
 	c := rig.StartController(t, m.ControllerBroker())
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	creds := map[string]*protocol.Credentials{}
 	for id, area := range map[string]string{"a1": "12346", "a2": "12346", "b1": "12347"} {
 		creds[id] = c.CreateNode(id, area)

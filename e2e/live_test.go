@@ -94,10 +94,7 @@ func TestLiveCallRecordsAndCutMosquitto(t *testing.T) {
 // one).
 func testLiveCall(t *testing.T, m *rig.Mosquitto) {
 	c := rig.StartController(t, m.ControllerBroker())
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	amp, err := board.New(clock.Real{}, board.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -169,10 +169,7 @@ func testMovedCluster(t *testing.T, c *rig.Controller, nodes map[string]*rig.Nod
 func TestMovedClusterFollowsTheLiveCalls(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	heard := &soundingOutput{None: audio.NewNone(nil)} // what a1 sounds
 	a1 := rig.StartNode(t, c.CreateNode("a1", "12346"), rig.NodeOptions{Output: heard})
 	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{})
@@ -290,10 +287,7 @@ func (o *soundingOutput) Samples() int64 { return o.n.Load() }
 func TestClusterMovedOfflineHearsItsNewCommuneAfterARestart(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	creds := map[string]*protocol.Credentials{"a1": c.CreateNode("a1", "12346"), "b1": c.CreateNode("b1", "12347")}
 	a1dir := t.TempDir()
 	a1 := rig.StartNode(t, creds["a1"], rig.NodeOptions{Dir: a1dir, Tune: quickReconnect})
@@ -340,10 +334,7 @@ func TestClusterMovedOfflineHearsItsNewCommuneAfterARestart(t *testing.T) {
 func TestClusterPutUpAfterAnAlertAndMovedOfflineHearsItAfterARestart(t *testing.T) {
 	t.Parallel()
 	c := rig.StartController(t, "")
-	c.CreateArea("31", "Thành phố Hải Phòng", "")
-	c.CreateArea("318", "Huyện Tiên Lãng", "31")
-	c.CreateArea("12346", "Xã Tiên Thắng", "318")
-	c.CreateArea("12347", "Xã Tiên Minh", "318")
+	tienLang(c)
 	b1 := rig.StartNode(t, c.CreateNode("b1", "12347"), rig.NodeOptions{Tune: quickReconnect})
 	rig.Eventually(t, 15*time.Second, "b1 online", func() bool { return c.Node("b1").Status.State == loaxa.NodeOnline })
 
