@@ -876,6 +876,31 @@ func TestSessionDaysChosenInTheForm(t *testing.T) {
 	}
 }
 
+// storeSessionUnchecked writes session old into c's store as an older
+// version may have left it, checked against nothing (the store's
+// CreateSession refuses what these tests need: an overlap, days this
+// version refuses, days that never run): written while the controller is
+// stopped. It returns the restarted controller.
+func storeSessionUnchecked(t *testing.T, c *rig.Controller, old *loaxa.Session) *rig.Controller {
+	t.Helper()
+	c.Stop()
+	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		data, err := json.Marshal(old)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
+	})
+	if err := errors.Join(err, raw.Close()); err != nil {
+		t.Fatalf("store the old session: %v", err)
+	}
+	return c.Restart()
+}
+
 // storeAnnouncementUnchecked writes a into c's store as an active
 // announcement with the next id, checked against nothing (a chime not in
 // the library, which the store refuses now), as an older version's store
@@ -920,25 +945,7 @@ func TestStoredSessionOverlapShownInTheList(t *testing.T) {
 	c, evening, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
 	old := &loaxa.Session{ID: "s000099", Area: "11527", Name: "Buổi chiều cũ", Start: "17:15", MaxMinutes: 30, CreatedBy: "admin",
 		CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))}
-	// As an older version left it, checked against nothing: written into
-	// the store while the controller is stopped (the store's own
-	// CreateSession refuses it, however long ago it was made).
-	c.Stop()
-	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		data, err := json.Marshal(old)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
-	})
-	if err := errors.Join(err, raw.Close()); err != nil {
-		t.Fatalf("store the old session: %v", err)
-	}
-	c = c.Restart()
+	c = storeSessionUnchecked(t, c, old)
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
@@ -1221,23 +1228,7 @@ func TestRefusedSessionDaysKeptSaidInVietnamese(t *testing.T) {
 	c, _, _ := lapLeWithEvening(t) // 2 March 2026, 09:00
 	old := &loaxa.Session{ID: "s000099", Area: "11527", Name: "Buổi sáng", Start: "05:30", MaxMinutes: 30, Days: "FREQ=HOURLY", CreatedBy: "admin",
 		CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))}
-	// As an older version left it: written while the controller is stopped.
-	c.Stop()
-	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		data, err := json.Marshal(old)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
-	})
-	if err := errors.Join(err, raw.Close()); err != nil {
-		t.Fatalf("store the old session: %v", err)
-	}
-	c = c.Restart()
+	c = storeSessionUnchecked(t, c, old)
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
@@ -1314,24 +1305,7 @@ func TestStoredSessionThatRunsNoMoreSaidAndNotOffered(t *testing.T) {
 	c, evening, _ := lapLeWithEvening(t) // "Buổi chiều", 17:00 for 30 minutes
 	old := &loaxa.Session{ID: "s000099", Area: "11527", Name: "Buổi tối cũ", Start: "19:00", MaxMinutes: 30, CreatedBy: "admin",
 		Days: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", CreatedAt: time.Date(2024, 3, 2, 9, 0, 0, 0, time.FixedZone("+07", 7*3600))}
-	// As an older version left it: written into the store while the
-	// controller is stopped.
-	c.Stop()
-	raw, err := bbolt.Open(c.App.DB.Path(), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		data, err := json.Marshal(old)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket([]byte("sessions")).Put([]byte(old.ID), data)
-	})
-	if err := errors.Join(err, raw.Close()); err != nil {
-		t.Fatalf("store the old session: %v", err)
-	}
-	c = c.Restart()
+	c = storeSessionUnchecked(t, c, old)
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
