@@ -17,6 +17,39 @@ type auditRow struct {
 	Action, Target, TargetTip, Detail string
 }
 
+// adminAuditLog records entries in c's audit log, as a controller wrote
+// them (an older one's, or from routes not the test's), and opens the
+// audit screen signed in as the admin.
+func adminAuditLog(t *testing.T, c *rig.Controller, entries []*loaxa.AuditEntry) *Browser {
+	t.Helper()
+	for _, e := range entries {
+		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := StartBrowser(t)
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/audit", `document.querySelector('#audit-table')`)
+	return b
+}
+
+// hasAuditRow checks that rows hold one of action on target ("": any)
+// whose detail says each of want.
+func hasAuditRow(t *testing.T, rows []auditRow, action, target string, want ...string) {
+	t.Helper()
+	var seen []string
+	for _, r := range rows {
+		if r.Action != action {
+			continue
+		}
+		if (target == "" || r.Target == target) && contains(r.Detail, want...) {
+			return
+		}
+		seen = append(seen, r.Target+" | "+r.Detail)
+	}
+	t.Errorf("no %q row on %q says %q; they read %q", action, target, want, seen)
+}
+
 // auditRows reads the audit screen's rows: the action, the target (and
 // its tooltip) and the detail columns, by their place in the table.
 func auditRows(b *Browser) []auditRow {
@@ -185,22 +218,14 @@ func TestAuditLogReadsSessionAndSettingsChangesInWords(t *testing.T) {
 	// by its all-clear and of a live call's end, as this one writes them
 	// (their routes are not this test's).
 	at := c.App.Clock.Now()
-	for _, e := range []*loaxa.AuditEntry{
+	b := adminAuditLog(t, c, []*loaxa.AuditEntry{
 		{At: at, Actor: "admin", Action: "emergency.cancel", Target: "e000009", Area: "11527", Detail: "drill=true by all-clear"},
 		{At: at, Actor: "admin", Action: "live.stop", Target: "l000009", Area: "11527",
 			Detail: `drill=false priority=priority title="Họp dân" frames=50 dropped=0 bytes=32000 reason="speaker stopped" cut_by=""`},
 		{At: at, Actor: "admin", Action: "session.update", Target: "s000099", Area: "11527", Detail: `Buổi sáng; name "Buổi sớm" -> "Buổi sáng"`},
 		{At: at, Actor: "admin", Action: "node.settings", Target: "lap-le-01", Area: "11527", Detail: `{"volume":5,"muted":null,"amplifier_policy":null}`},
-	} {
-		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	b := StartBrowser(t)
+	})
 	defer b.checkErrors()
-	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
-	b.Go("#/audit", `document.querySelector('#audit-table')`)
 	details := func(action string) []string {
 		var out []string
 		for _, r := range auditRows(b) {
@@ -283,7 +308,7 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 	c.MustDo("PUT", "/api/v1/cap/auto-start", map[string][]string{"events": {}}, nil)
 	const hash = "ed9d6dee13df54db1748e7e23eb41716d50a58e40b6129404c7872574bdd9dea"
 	at := c.App.Clock.Now()
-	for _, e := range []*loaxa.AuditEntry{
+	b := adminAuditLog(t, c, []*loaxa.AuditEntry{
 		{At: at, Actor: "admin", Action: "release.upload", Target: "2.1.0", Detail: "arch=arm64 sha256=" + hash},
 		// An older controller's.
 		{At: at, Actor: "admin", Action: "release.upload", Target: "2.0.0", Detail: "amd64 " + hash},
@@ -300,31 +325,12 @@ func TestAuditLogSaysRecordingsReleasesAndCallsForWhatTheyAre(t *testing.T) {
 		{At: at, Actor: "cap:kttv", Action: "cap.receive", Target: "c000003", Area: "11527", Detail: "key=kttv,lq-01 status=Actual msgType=Alert action=pending"},
 		{At: at, Actor: "cap:kttv", Action: "emergency.send", Target: "e000007", Area: "11527",
 			Detail: `cap=c000003 drill=false kind=alert content=` + flood.ID + ` repeat=1 volume=15 title="Lũ quét thôn 3"`},
-	} {
-		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	b := StartBrowser(t)
+	})
 	defer b.checkErrors()
-	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
-	b.Go("#/audit", `document.querySelector('#audit-table')`)
 	rows := auditRows(b)
-	// one checks that action has a row whose target and detail say want.
 	one := func(action, target string, want ...string) {
 		t.Helper()
-		var seen []string
-		for _, r := range rows {
-			if r.Action != action {
-				continue
-			}
-			if (target == "" || r.Target == target) && contains(r.Detail, want...) {
-				return
-			}
-			seen = append(seen, r.Target+" | "+r.Detail)
-		}
-		t.Errorf("no %q row on %q says %q; they read %q", action, target, want, seen)
+		hasAuditRow(t, rows, action, target, want...)
 	}
 	one("Đổi bản ghi âm cho cảnh báo CAP", "cap", "Bản ghi phát trước cho “Sóng thần”: "+siren.Title)
 	one("Đổi bản ghi âm cho cảnh báo CAP", "cap", "Bản ghi phát trước cho “Lũ quét”: "+flood.Title)
@@ -384,32 +390,17 @@ func TestAuditLogSaysWhatARolloutDid(t *testing.T) {
 	c.CreateArea("11527", "Xã Lập Lễ", "")
 	c.MustDo("POST", "/api/v1/nodes", map[string]any{"id": "lap-le-01", "name": "Cụm loa chợ Lập Lễ", "area": "11527", "lat": 20.8, "lon": 106.7}, nil)
 	at := c.App.Clock.Now()
-	for _, e := range []*loaxa.AuditEntry{
+	b := adminAuditLog(t, c, []*loaxa.AuditEntry{
 		{At: at, Actor: "admin", Action: "rollout.create", Target: "r000002", Detail: "version=1.5.0 areas=11527 nodes=lap-le-01 percent=50 canaries=2 node_count=12"},
 		{At: at, Actor: "admin", Action: "rollout.halt", Target: "r000002", Detail: `version=1.5.0 reason="loa im tiếng sau cập nhật"`},
 		// An older controller's.
 		{At: at, Actor: "admin", Action: "rollout.create", Target: "r000001", Detail: "1.4.0"},
-	} {
-		if err := c.App.Audit.RecordAudit(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	b := StartBrowser(t)
+	})
 	defer b.checkErrors()
-	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
-	b.Go("#/audit", `document.querySelector('#audit-table')`)
 	rows := auditRows(b)
 	one := func(action, target string, want ...string) {
 		t.Helper()
-		var seen []string
-		for _, r := range rows {
-			if r.Action == action && r.Target == target && contains(r.Detail, want...) {
-				return
-			}
-			seen = append(seen, r.Action+" | "+r.Target+" | "+r.Detail)
-		}
-		t.Errorf("no %q row on %q says %q; they read %q", action, target, want, seen)
+		hasAuditRow(t, rows, action, target, want...)
 	}
 	one("Bắt đầu cập nhật phần mềm", "r000002", "Phiên bản: 1.5.0", "Địa bàn: Xã Lập Lễ", "Cụm loa: Cụm loa chợ Lập Lễ",
 		"Tỉ lệ cụm loa được cập nhật: 50%", "Số cụm loa cập nhật thử trước: 2", "Số cụm loa được cập nhật: 12")
