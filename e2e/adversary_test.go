@@ -188,9 +188,18 @@ func runAdversary(t *testing.T, b *brokerUnderTest) {
 	victimLog := &nodeLog{}
 	victim := rig.StartNode(t, victimCreds, rig.NodeOptions{Broker: b.url,
 		Logger: slog.New(slog.NewTextHandler(victimLog, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	// This wait gave up once in a full run (the race-built tests beside
+	// the browser tests), not since alone: should it again, the victim's
+	// status and its own log say how far it got.
+	var seen loaxa.NodeStatus
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("victim's status as last read: %s\nits log:\n%s", rig.Describe(seen), victimLog.String())
+		}
+	})
 	rig.Eventually(t, 20*time.Second, "victim online and running its desired state", func() bool {
-		n := c.Node("nan-nhan")
-		return n.Status.State == loaxa.NodeOnline && n.Status.RunningVersion >= 1
+		seen = c.Node("nan-nhan").Status
+		return seen.State == loaxa.NodeOnline && seen.RunningVersion >= 1
 	})
 
 	spyBox := &inbox{}
