@@ -698,7 +698,11 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 // software, without its node authentication) and n plain paho
 // subscribers, in processes of their own (PerFleet subscribers each), and
 // returns, for five messages of an alert's size published with QoS 1 from
-// this process, the time from publish to each subscriber's receipt.
+// this process, the time from publish to each subscriber's receipt. For
+// each message it prints (stderr, as the benchmarks' progress) the CPU
+// the broker's process and the subscribers' processes used from the
+// publish to the last receipt: which side of the floor the time is spent
+// on, when both share the machine's cores.
 func rawFanout(b *testing.B, n int) []time.Duration {
 	self, err := os.Executable()
 	if err != nil {
@@ -757,8 +761,12 @@ func rawFanout(b *testing.B, n int) []time.Duration {
 	defer pub.Disconnect(50)
 	payload := make([]byte, 1500) // about a signed alert's size
 	var out []time.Duration
+	cpu := func() (inBroker, inSubscribers time.Duration) {
+		return procsCPU(b, []*helper{broker}), procsCPU(b, subs)
+	}
 	for seq := range 5 {
 		payload[0] = byte(seq)
+		broker0, subs0 := cpu()
 		t0 := time.Now()
 		if tok := pub.Publish(floorTopic, 1, false, payload); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 			b.Fatalf("floor publish: %v", tok.Error())
@@ -768,11 +776,18 @@ func rawFanout(b *testing.B, n int) []time.Duration {
 			defer mu.Unlock()
 			return len(got[seq]) == n
 		})
+		broker1, subs1 := cpu()
 		mu.Lock()
+		last := t0
 		for _, at := range got[seq] {
 			out = append(out, at.Sub(t0))
+			if at.After(last) {
+				last = at
+			}
 		}
 		mu.Unlock()
+		fmt.Fprintf(os.Stderr, "%s floor message %d: last receipt %v after the publish; CPU by then (and the check's up to 10 ms later): broker %v, subscribers %v\n",
+			time.Now().UTC().Format("15:04:05.000"), seq, last.Sub(t0).Round(time.Millisecond), broker1-broker0, subs1-subs0)
 	}
 	return out
 }

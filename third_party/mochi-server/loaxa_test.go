@@ -3,15 +3,19 @@
 package mqtt
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -323,4 +327,125 @@ func TestLoaxaConnectionAfterCloseIsRefused(t *testing.T) {
 	if _, err := w.Write([]byte{0x10}); err == nil {
 		t.Error("the refused connection is still open")
 	}
+}
+
+// BenchmarkLoaxaFanout is one alert's fan-out in the broker: a 1,500-byte
+// QoS 1 message published by the inline client to LOAXA_FANOUT_SUBSCRIBERS
+// (default 1,000) subscribers of its topic over TCP on the loopback, until
+// every subscriber has it and has sent its PUBACK. The subscribers are
+// minimal MQTT 3.1.1 clients in this process (a read loop each), so a CPU
+// profile shows the broker's share by its functions.
+func BenchmarkLoaxaFanout(b *testing.B) {
+	n := 1000
+	if v := os.Getenv("LOAXA_FANOUT_SUBSCRIBERS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("LOAXA_FANOUT_SUBSCRIBERS=%q: want a number of subscribers", v)
+		}
+	}
+	s := newServerWithInlineClient()
+	s.Options.Capabilities.MaximumClients = int64(n) + 16
+	ln := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	if err := s.AddListener(ln); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+
+	const topic = "loa/v1/area/12346/cmd"
+	var acked sync.WaitGroup
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", ln.Address())
+		if err != nil {
+			b.Fatalf("subscriber %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		r := bufio.NewReader(c)
+		connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 600, ClientIdentifier: fmt.Sprintf("sub-%d", i)}}
+		subscribe := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
+			Filters: packets.Subscriptions{{Filter: topic, Qos: 1}}}
+		for _, pk := range []packets.Packet{connect, subscribe} {
+			var buf bytes.Buffer
+			var err error
+			if pk.FixedHeader.Type == packets.Connect {
+				err = pk.ConnectEncode(&buf)
+			} else {
+				err = pk.SubscribeEncode(&buf)
+			}
+			if err == nil {
+				_, err = c.Write(buf.Bytes())
+			}
+			if err == nil {
+				_, err = readPacket(r) // CONNACK, SUBACK
+			}
+			if err != nil {
+				b.Fatalf("subscriber %d: %v", i, err)
+			}
+		}
+		go func() {
+			for {
+				raw, err := readPacket(r)
+				if err != nil {
+					return
+				}
+				if raw[0]>>4 != packets.Publish {
+					continue
+				}
+				// QoS 1: the packet id follows the topic.
+				tl := int(raw[1])<<8 | int(raw[2])
+				id := raw[3+tl : 5+tl]
+				if _, err := c.Write([]byte{packets.Puback << 4, 2, id[0], id[1]}); err != nil {
+					return
+				}
+				acked.Done()
+			}
+		}()
+	}
+	payload := make([]byte, 1500)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		acked.Add(n)
+		if err := s.Publish(topic, payload, false, 1); err != nil {
+			b.Fatal(err)
+		}
+		acked.Wait()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/subscriber")
+}
+
+// readPacket reads one MQTT packet from r and returns its variable header
+// and payload after the fixed header's first byte and length: raw[0] is
+// the first byte, raw[1:] the rest.
+func readPacket(r *bufio.Reader) ([]byte, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	length, shift := 0, 0
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		length |= int(c&0x7f) << shift
+		if c&0x80 == 0 {
+			break
+		}
+		shift += 7
+	}
+	raw := make([]byte, 1+length)
+	raw[0] = first
+	_, err = io.ReadFull(r, raw[1:])
+	return raw, err
 }
