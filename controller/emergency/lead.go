@@ -21,7 +21,12 @@ import (
 // from the number of nodes: Base plus PerNode each: "estimated". Each is
 // kept within [Min, Max].
 // Nodes that get the alert after the start begin at once and report how
-// late (their started event's late_ms).
+// late (their started event's late_ms); with the chime and message cached
+// they skip into the opening chime by as much, so the rest of the alert
+// plays in step with the nodes that began on time (agent's chime skip).
+// Factor is the guard band over the measured p99 for a fan-out slower
+// than the one measured: too small and more nodes lose the start of the
+// chime, too large and every node loses warning time.
 type Lead struct {
 	Min, Max time.Duration
 	Base     time.Duration
@@ -31,13 +36,14 @@ type Lead struct {
 }
 
 // DefaultLead: 300 ms for a commune, 400 ms for 1,000 nodes, 1.3 s for
-// 10,000 until measured; a measured area gets 1.5 × its p99 + 100 ms.
+// 10,000 until measured; a measured area gets 1.2 × its p99 + 100 ms
+// (docs/emergency.md says why 1.2).
 var DefaultLead = Lead{
 	Min:     200 * time.Millisecond,
 	Max:     3 * time.Second,
 	Base:    300 * time.Millisecond,
 	PerNode: 100 * time.Microsecond,
-	Factor:  1.5,
+	Factor:  1.2,
 	Margin:  100 * time.Millisecond,
 }
 

@@ -42,9 +42,9 @@ func TestProbeMeasuresTheLead(t *testing.T) {
 	}
 	w.fc.Advance(60 * time.Second)
 	s.ProbeReceipts("n3", []protocol.ProbeReceipt{{ID: cmd.Probe, At: issued.Add(10 * time.Second)}}) // after the window
-	// p99 of 400 and 800 ms: 1.5 × 800 + 100.
-	if d, from := s.lead("31", 3); from != LeadProbed || d != 1300*time.Millisecond {
-		t.Errorf("after the window: %v %s, want 1.3s probed", d, from)
+	// p99 of 400 and 800 ms: 1.2 × 800 + 100.
+	if d, from := s.lead("31", 3); from != LeadProbed || d != 1060*time.Millisecond {
+		t.Errorf("after the window: %v %s, want 1.06s probed", d, from)
 	}
 
 	// An alert measured since: its fan-out, and no probe of the area
@@ -54,8 +54,8 @@ func TestProbeMeasuresTheLead(t *testing.T) {
 	s.mu.Lock()
 	s.fanout["31"] = tr
 	s.mu.Unlock()
-	if d, from := s.lead("31", 3); from != LeadMeasured || d != 400*time.Millisecond {
-		t.Errorf("after an alert: %v %s, want its 400ms measured", d, from)
+	if d, from := s.lead("31", 3); from != LeadMeasured || d != 340*time.Millisecond {
+		t.Errorf("after an alert: %v %s, want its 340ms measured (1.2 × 200 + 100)", d, from)
 	}
 	if _, err := s.sendProbe(ctx, "31"); err != nil {
 		t.Fatal(err)

@@ -413,7 +413,7 @@ func TestRestartKeepsTheMeasuredLead(t *testing.T) {
 	}
 	w.fc.Advance(300 * time.Millisecond)
 	w.report(s, "n2", protocol.Event{Type: protocol.EventReceived, Occurrence: em.Occurrence, At: w.fc.Now()})
-	want := time.Duration(1.5*float64(150*time.Millisecond)) + 100*time.Millisecond // n1 only
+	want := time.Duration(s.Lead.Factor*float64(150*time.Millisecond)) + 100*time.Millisecond // n1 only
 	if d, from := s.lead("31", 3); d != want || from != LeadMeasured {
 		t.Fatalf("before the restart: %v %s, want %v measured", d, from, want)
 	}
