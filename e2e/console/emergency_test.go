@@ -217,7 +217,7 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 		t.Errorf("the cluster list's broker warning says %q", got)
 	}
 	b.Go("#/emergency", `document.querySelector('#em-form')`)
-	b.Wait("the screen says the broker is down", `!document.querySelector('#em-broker-down').hidden`, 10*time.Second)
+	b.Wait("the screen says the broker is down", `document.querySelector('#em-broker-down')`, 10*time.Second)
 	if got := MustEval[string](b, text("#em-broker-down")); !contains(got, "mất kết nối tới máy chủ MQTT", "chưa đến được cụm loa nào", "gọi điện") {
 		t.Errorf("the broker warning says %q", got)
 	}
@@ -267,6 +267,95 @@ func TestEmergencyWhileTheBrokerIsDown(t *testing.T) {
 	b.Go("#/", `document.querySelector('#h-fleet')`)
 	if MustEval[bool](b, `!!document.querySelector('#overview-broker-down') || !document.querySelector('#overview-disk-low')`) {
 		t.Error("after the controller reconnected the overview still says the broker is down, or no longer says the disk is nearly full")
+	}
+}
+
+// TestEmergencyScreenSaysWhatStopsAnAlert: on a typhoon's day the
+// controller's disk was nearly full and files of its data directory
+// belonged to root, and GET /health said both, but the emergency screen
+// showed only the broker's warning: the district officer learnt that the
+// disk was full from a 5xx after pressing send. Every check that stops or
+// endangers an alert is now said on that screen, before the officer
+// sends and again in the confirmation, in Vietnamese and for the alert:
+// to an officer what it means and whom to call, to an admin the remedy,
+// with the check's own words as the tooltip. The store and the health
+// sweep, which a test cannot break on a live controller, are made to
+// fail in the browser's answer of GET /health.
+func TestEmergencyScreenSaysWhatStopsAnAlert(t *testing.T) {
+	t.Parallel()
+	const serviceUID = 64123 // no file of the test is its
+	c := rig.StartControllerWith(t, rig.ControllerOptions{EUID: func() int { return serviceUID }, Configure: func(cfg *app.Config) {
+		cfg.StoreMinFree = 1 << 62
+	}})
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	addLapLeOfficer(c)
+	c.CreateNode("lap-le-01", "11527")
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Wait("the screen says the disk is nearly full", `document.querySelector('#em-disk-low')`, 20*time.Second)
+	banner := func(sel string) []string {
+		return MustEval[[]string](b, `(() => { const el = document.querySelector('`+sel+`'); return el ? [el.innerText, el.title] : ['', '']; })()`)
+	}
+	if got := banner("#em-disk-low"); !contains(got[0], "Ổ đĩa của bộ điều khiển sắp đầy", "từ chối gửi", "gọi báo quản trị viên", "cảnh báo người dân bằng cách khác") || strings.Contains(got[0], "giải phóng dung lượng") || got[1] != "" {
+		t.Errorf("the officer's disk warning says %q (tooltip %q); want what it means for the alert and whom to call, not the admin's remedy", got[0], got[1])
+	}
+	if got := banner("#em-files-foreign"); !contains(got[0], "không tải về được bản ghi âm bạn chọn", "Nội dung gõ chữ", "hãy báo họ") || strings.Contains(got[0], "chown") {
+		t.Errorf("the officer's files warning says %q; want what it means for the alert, not the admin's remedy", got[0])
+	}
+	if MustEval[bool](b, `!!document.querySelector('#em-broker-down')`) {
+		t.Error("the screen says the broker is down; it is connected")
+	}
+	// The store and the health sweep failing too, as GET /health says.
+	b.Do("the store and the health sweep fail", chromedp.Evaluate[chromedp.Void](`(() => {
+		const real = window.fetch;
+		window.fetch = async (url, init) => {
+			const resp = await real(url, init);
+			if (!String(url).endsWith('/api/v1/health')) return resp;
+			const body = await resp.json();
+			body.checks.store = { ok: false, error: 'store size: database not open' };
+			body.checks.health = { ok: false, detail: 'last run 9m0s ago', error: 'the health sweep has not run for 9m0s (every 30s)' };
+			return new Response(JSON.stringify(body), { status: 503, headers: { 'Content-Type': 'application/json' } });
+		};
+	})()`))
+	b.Go("#/", `document.querySelector('#h-fleet')`)
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Wait("the screen says the store and the sweep fail", `document.querySelector('#em-store-failing') && document.querySelector('#em-sweep-late')`, 20*time.Second)
+	if got := banner("#em-store-failing"); !contains(got[0], "không đọc được kho dữ liệu", "không phát đi", "gọi báo họ ngay") {
+		t.Errorf("the officer's store warning says %q", got[0])
+	}
+	if got := banner("#em-sweep-late"); !contains(got[0], "số cụm loa trực tuyến trên màn hình này có thể đã cũ", "Cảnh báo vẫn gửi được") {
+		t.Errorf("the officer's health sweep warning says %q", got[0])
+	}
+	if got := MustEval[string](b, text("#em-health")); contains(got, "disk") || contains(got, "store") || contains(got, "sweep") {
+		t.Errorf("the warnings show English: %q", got)
+	}
+	// Said again as the officer sends, in the confirmation.
+	b.Do("type an alert and send it",
+		chromedp.Click(chromedp.CSS(`#em-area-11527`)),
+		chromedp.SetValue(chromedp.CSS(`#em-text`), "Bão số 3 sắp đổ bộ"),
+		chromedp.Click(chromedp.CSS(`#em-send`)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	for _, id := range []string{"disk-low", "store-failing", "files-foreign", "sweep-late"} {
+		if !MustEval[bool](b, `!!document.querySelector('dialog[open] #em-confirm-`+id+`')`) {
+			t.Errorf("the confirmation does not say #em-confirm-%s", id)
+		}
+	}
+	cancelConfirmation(b)
+
+	// The admin reads the remedy, the check's words as the tooltip.
+	b.Do("sign out", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('header.top button')].find((e) => e.textContent === 'Đăng xuất').click()`))
+	b.Wait("the sign-in form", `document.querySelector('input[name=username]')`, 10*time.Second)
+	b.SignIn(c.URL, "admin", rig.AdminPassword, "Quản trị toàn hệ thống")
+	b.Go("#/emergency", `document.querySelector('#em-form')`)
+	b.Wait("the admin's screen says the disk is nearly full", `document.querySelector('#em-disk-low') && document.querySelector('#em-files-foreign')`, 20*time.Second)
+	if got := banner("#em-disk-low"); !contains(got[0], "từ chối gửi", "giải phóng dung lượng ngay") || !contains(got[1], "MiB free on the store's volume") {
+		t.Errorf("the admin's disk warning says %q (tooltip %q); want the remedy, and the check's words as the tooltip", got[0], got[1])
+	}
+	if got := banner("#em-files-foreign"); !contains(got[0], "không tải về được bản ghi âm của cảnh báo", "chown -R") || !contains(got[1], "not to this controller's user (uid 64123)") {
+		t.Errorf("the admin's files warning says %q (tooltip %q)", got[0], got[1])
 	}
 }
 

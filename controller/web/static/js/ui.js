@@ -129,21 +129,50 @@ export function errorBox(err) {
 }
 
 /**
- * healthBanners are the red boxes for the controller's failing health
- * checks (failingChecks) that change what a screen about the clusters
- * means: its broker away (the states shown are the last it heard, and
- * nothing reaches a cluster) and its disk nearly full; and, for those who
- * manage the controller (admin: only they can mend it, on its server),
- * files in its data directory that belong to another user, the check's
- * words as the tooltip. Their ids are `${prefix}-broker-down`,
- * `${prefix}-disk-low` and `${prefix}-files-foreign`.
+ * HEALTH_WORDS are, for each screen that shows healthBanners, the failing
+ * health checks (failingChecks) it warns of, in the order shown: the
+ * banner's id (`${prefix}-${id}`), the words an officer reads (null: not
+ * shown to them) and those of an admin (who manages the controller,
+ * `system.manage`, and can mend it on its server: the remedy; default the
+ * officer's). Overview and cluster pages: the broker away (the states
+ * shown are the last heard, nothing reaches a cluster), the disk nearly
+ * full, and to an admin files of its data directory that belong to
+ * another user. The emergency screen: every check that stops or endangers
+ * an alert, said for the alert — the broker, the disk (an alert is stored
+ * before it goes out: a full disk refuses it), the store, the files (a
+ * recording the clusters cannot download) and the health sweep (the
+ * counts of clusters online may be old). The scheduler's lag holds back
+ * bulletins, not alerts: not said there.
  */
-export function healthBanners(failing, prefix, admin) {
-  return [
-    failing.has('broker') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-broker-down' }, t('overview.broker_down')) : null,
-    failing.has('disk') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-disk-low' }, t('overview.disk_low')) : null,
-    admin && failing.has('files') ? h('div', { class: 'error-box', role: 'alert', id: prefix + '-files-foreign', title: failing.get('files') || undefined }, t('overview.files_foreign')) : null,
-  ];
+const HEALTH_WORDS = {
+  overview: [
+    ['broker', 'broker-down', 'overview.broker_down'],
+    ['disk', 'disk-low', 'overview.disk_low'],
+    ['files', 'files-foreign', null, 'overview.files_foreign'],
+  ],
+  emergency: [
+    ['broker', 'broker-down', 'emergency.broker_down'],
+    ['disk', 'disk-low', 'emergency.disk_low', 'emergency.disk_low_admin'],
+    ['store', 'store-failing', 'emergency.store_failing', 'emergency.store_failing_admin'],
+    ['files', 'files-foreign', 'emergency.files_foreign', 'emergency.files_foreign_admin'],
+    ['health', 'sweep-late', 'emergency.sweep_late', 'emergency.sweep_late_admin'],
+  ],
+};
+
+/**
+ * healthBanners are the red boxes for the controller's failing health
+ * checks that change what a screen (HEALTH_WORDS: 'overview', for the
+ * overview and the cluster pages, or 'emergency') means, each in the
+ * words of an admin (admin true) or an officer; an admin's has the
+ * check's own words as its tooltip. Their ids are `${prefix}-broker-down`,
+ * `${prefix}-disk-low`, `${prefix}-files-foreign`, … (HEALTH_WORDS).
+ */
+export function healthBanners(failing, prefix, admin, screen = 'overview') {
+  return HEALTH_WORDS[screen].map(([check, id, officer, manager]) => {
+    const key = admin ? manager || officer : officer;
+    if (!key || !failing.has(check)) return null;
+    return h('div', { class: 'error-box', role: 'alert', id: `${prefix}-${id}`, title: admin ? failing.get(check) || undefined : undefined }, t(key));
+  });
 }
 
 /** HEALTH_MS is how often a screen that shows healthBanners asks again. */
@@ -154,13 +183,13 @@ const HEALTH_MS = refreshMs(15000);
  * controller every HEALTH_MS, so that a screen left open shows the broker
  * going and coming back; the function it returns stops it.
  */
-export function watchHealth(el, prefix, admin) {
+export function watchHealth(el, prefix, admin, screen = 'overview') {
   let timer = 0;
   let stopped = false;
   const tick = async () => {
     const failing = await failingChecks();
     if (stopped) return;
-    fill(el, healthBanners(failing, prefix, admin));
+    fill(el, healthBanners(failing, prefix, admin, screen));
     timer = setTimeout(tick, HEALTH_MS);
   };
   tick();

@@ -6,7 +6,7 @@
 
 import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames, ymd } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames, ymd, healthBanners, watchHealth } from '../ui.js';
 import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
@@ -44,11 +44,13 @@ async function compose(ctx, main, recent) {
     return key ? titles.get(recordingsOf[key]) || recordingsOf[key] : '';
   };
   const caps = await capWaiting(ctx, nodes, playsFor);
-  // An alert cannot reach any cluster while the controller has lost its
-  // broker: said before the officer sends, so that they warn by other
-  // means at once.
-  const brokerDown = h('div', { class: 'error-box', role: 'alert', id: 'em-broker-down', hidden: true }, t('emergency.broker_down'));
-  failingChecks().then((failing) => { brokerDown.hidden = !failing.has('broker'); });
+  // What stops or endangers an alert on the controller's side (its
+  // broker away, its disk nearly full, …: GET /health) is said before the
+  // officer sends, so that they warn by other means at once and call whom
+  // can mend it, not after a refusal; asked again while the form stays
+  // open, and as they send, in the confirmation.
+  const admin = ctx.may('system.manage');
+  const health = h('div', { id: 'em-health' });
   const count = (area) => {
     const inside = nodes.filter((n) => within(ctx, n.area, area));
     return { all: inside.length, online: inside.filter((n) => n.status.state === 'online').length };
@@ -153,6 +155,7 @@ async function compose(ctx, main, recent) {
   async function send() {
     fill(status);
     const freshSoon = api('GET', '/nodes').then((r) => r.nodes, () => null);
+    const failingSoon = failingChecks().catch(() => null);
     const nodesWait = new Promise((r) => setTimeout(() => r(null), NODES_WAIT_MS));
     const areas = boxes.map((l) => l.querySelector('input')).filter((b) => b.checked).map((b) => b.value);
     // An area includes its subtree: drop areas already inside a chosen one.
@@ -163,7 +166,7 @@ async function compose(ctx, main, recent) {
     // The list read again, waited for a moment: if it does not come
     // the confirmation says how old its counts are.
     fill(status, h('p', { class: 'hint', id: 'em-checking-nodes' }, t('emergency.checking_nodes')));
-    const fresh = await Promise.race([freshSoon, nodesWait]);
+    const [fresh, failing] = await Promise.all([Promise.race([freshSoon, nodesWait]), Promise.race([failingSoon, nodesWait])]);
     fill(status);
     if (fresh) {
       [nodes, nodesAt] = [fresh, new Date()];
@@ -193,6 +196,7 @@ async function compose(ctx, main, recent) {
     const ok = await confirmDialog(drill.checked ? t('emergency.confirm_drill') : t('emergency.confirm_title'),
       h('div', { id: 'em-confirm' },
         drill.checked ? h('div', { class: 'drill-banner' }, t('emergency.drill_banner')) : null,
+        failing ? healthBanners(failing, 'em-confirm', admin, 'emergency') : null,
         h('p', { class: 'stat', id: 'em-confirm-count' }, willSound(n.length, Number(volume.value))),
         h('p', {}, t('emergency.online_now', { online, all: n.length })),
         awaiting > 0 ? h('p', { class: 'hint', id: 'em-confirm-awaiting' }, t('emergency.awaiting_enrolment', { n: fmtNumber(awaiting) })) : null,
@@ -233,14 +237,15 @@ async function compose(ctx, main, recent) {
   const autoStart = await capAutoStart(ctx);
   const recordings = await capRecordings(ctx, content, standingSoon);
   const feeds = await capFeeds();
-  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), brokerDown, caps.section, feeds.section, form,
+  const stopHealth = watchHealth(health, 'em', admin, 'emergency');
+  fill(main, banner, h('h1', { class: 'emergency-title' }, t('nav.emergency')), health, caps.section, feeds.section, form,
     h('section', { class: 'panel', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, t('emergency.recent')),
       recent.length === 0 ? h('p', { class: 'muted' }, t('emergency.none')) :
         h('ul', {}, recent.slice().sort((a, b) => Date.parse(b.issued) - Date.parse(a.issued)).slice(0, 20).map((e) => h('li', {},
           h('a', { href: `#/emergency/${encodeURIComponent(e.id)}` }, e.title || e.id), ' · ', fmtDateTime(e.issued), ' · ',
           e.drill ? h('strong', {}, t('emergency.drill_short')) : null, ' ', badge(e.state, 'emstate.'))))), autoStart, recordings);
   update();
-  return () => { caps.stop(); feeds.stop(); main.classList.remove('drill'); };
+  return () => { stopHealth(); caps.stop(); feeds.stop(); main.classList.remove('drill'); };
 }
 
 /**
