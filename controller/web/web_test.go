@@ -374,7 +374,32 @@ func TestEveryRefusalReasonIsWorded(t *testing.T) {
 			t.Errorf("vi.json's words for %s are not Vietnamese: %q", k, vi)
 		}
 	}
+	// A reason worded for one screen (err.reason.<reason>.<screen>, ui.js
+	// refusalText) names a reason there is, in both languages, Vietnamese
+	// in vi.json.
+	for lang, d := range dicts {
+		for k := range d {
+			m := screenReason.FindStringSubmatch(k)
+			if m == nil {
+				continue
+			}
+			if !slices.Contains(reasons, m[1]) {
+				t.Errorf("%s.json words %s for a reason there is not: %q", lang, k, m[1])
+			}
+			for other, od := range dicts {
+				if od[k] == "" {
+					t.Errorf("%s.json has words for %s, %s.json none", lang, k, other)
+				}
+			}
+			if vi := dicts["vi"][k]; vi != "" && (vi == dicts["en"][k] || !vietnameseMarks.MatchString(vi)) {
+				t.Errorf("vi.json's words for %s are not Vietnamese: %q", k, vi)
+			}
+		}
+	}
 }
+
+// screenReason matches the key of a refusal reason's words for one screen.
+var screenReason = regexp.MustCompile(`^err\.reason\.([a-z_]+)\.([a-z_]+)$`)
 
 // vietnameseMarks matches a letter only Vietnamese writes (đ, ơ, ư, and
 // the vowels with tone marks); Vietnamese words of a sentence have some.

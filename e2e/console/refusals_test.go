@@ -309,3 +309,38 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 		t.Errorf("cancelling the bulletin of a cluster moved away: the toast's tooltip is %q; want the API's sentence", toast[1])
 	}
 }
+
+// TestResultsOfABulletinPlayingElsewhere: the commune officer's bulletin
+// for the market's cluster, whose results page was open (or kept as a
+// link, as the cluster's plays and the overview give it) when the cluster
+// moved to the next commune. The page then said the cancel's words,
+// "… chưa có gì được thực hiện. Hãy tải lại trang; nếu bản tin vẫn cần
+// huỷ, …", to an officer who had cancelled nothing. It now says, as a
+// results page, that the bulletin plays nowhere in their area, so its
+// results are not theirs to see, and who can see them; the API's
+// sentence is the tooltip.
+func TestResultsOfABulletinPlayingElsewhere(t *testing.T) {
+	t.Parallel()
+	c, _, news := lapLeWithEvening(t) // 2 March 2026, 09:00
+	c.CreateArea("11530", "Xã Tam Hưng", "311")
+	var market loaxa.Announcement
+	asUser(c, "can-bo-lap-le", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo họp chợ", "content_id": news.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {}, "nodes": {"lap-le-01"}}, "start": "2026-03-03T18:00:00+07:00"}, &market)
+	})
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/deliveries/"+market.ID, `document.querySelector('#delivery-counts')`)
+	c.MustDo("PATCH", "/api/v1/nodes/lap-le-01", map[string]any{"area": "11530"}, nil)
+	b.Go("#/programme", `document.querySelector('#place-form')`)
+	b.Go("#/deliveries/"+market.ID, `document.querySelector('main .error-box')`)
+	box := MustEval[[]string](b, `(() => { const el = document.querySelector('main .error-box'); return [el.innerText, el.title]; })()`)
+	want := "Bản tin này không phát ở nơi nào trong địa bàn của bạn (có thể cụm loa nhận bản tin đã được chuyển sang địa bàn khác, hoặc địa bàn của tài khoản bạn vừa được thay đổi), nên bạn không xem được kết quả phát của bản tin này. Cán bộ phụ trách địa bàn nơi bản tin phát xem được kết quả đó; hãy hỏi họ nếu cần."
+	if box[0] != want {
+		t.Errorf("the results page of a bulletin playing elsewhere says\n%q, want\n%q", box[0], want)
+	}
+	if !strings.Contains(box[1], "Announcement "+market.ID+" does not play in your area") {
+		t.Errorf("its tooltip is %q; want the API's sentence", box[1])
+	}
+}

@@ -100,20 +100,25 @@ export function toast(msg, bad, title) {
 
 /**
  * refusalText says a refusal the API names by its reason (speech_unavailable)
- * wholly in the user's language, or is '' for one it does not name.
+ * wholly in the user's language, or is '' for one it does not name. A
+ * reason may read otherwise on a screen (bulletin_elsewhere is worded for
+ * a cancel; on a bulletin's results page nothing was to be done):
+ * `err.reason.${reason}.${screen}` then, where the screen has its own.
  */
-function refusalText(err) {
-  const key = 'err.reason.' + ((err && err.reason) || '');
-  return err && err.reason && has(key) ? t(key) : '';
+function refusalText(err, screen) {
+  if (!err || !err.reason) return '';
+  const key = 'err.reason.' + err.reason;
+  if (screen && has(`${key}.${screen}`)) return t(`${key}.${screen}`);
+  return has(key) ? t(key) : '';
 }
 
 /**
  * errorText says what went wrong in the user's language: a refusal the API
- * names by its reason wholly, any other by its code, then the API's own
- * words.
+ * names by its reason wholly (in the words of screen, if it has its own),
+ * any other by its code, then the API's own words.
  */
-export function errorText(err) {
-  const said = refusalText(err);
+export function errorText(err, screen) {
+  const said = refusalText(err, screen);
   if (said) return said;
   const code = err && err.code;
   const head = code && has('err.' + code) ? t('err.' + code) : t('err.unknown');
@@ -122,10 +127,11 @@ export function errorText(err) {
 
 /**
  * errorBox is an alert block for a form; where errorText said the refusal
- * wholly in the user's words, the API's own sentence is its tooltip.
+ * wholly in the user's words (of screen, as errorText), the API's own
+ * sentence is its tooltip.
  */
-export function errorBox(err) {
-  return h('div', { class: 'error-box', role: 'alert', title: refusalText(err) ? err.message : undefined }, errorText(err));
+export function errorBox(err, screen) {
+  return h('div', { class: 'error-box', role: 'alert', title: refusalText(err, screen) ? err.message : undefined }, errorText(err, screen));
 }
 
 /**

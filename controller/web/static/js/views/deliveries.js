@@ -40,7 +40,10 @@ export async function render(ctx, main, params) {
   let timer = 0;
   let stopped = false;
   const tick = async () => {
-    try { await load(); } catch (err) { fill(body, errorBox(err)); }
+    // A bulletin that plays nowhere in the officer's area (its clusters
+    // moved away, or their area changed) says so as a results page, not
+    // as a cancel refused, under the page's heading.
+    try { await load(); } catch (err) { fill(body, h('h1', {}, t('deliveries.title')), errorBox(err, 'results')); }
     if (stopped) return;
     timer = setTimeout(tick, REFRESH_MS);
   };
