@@ -871,10 +871,10 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	if rec.Action != string(cap.ActionPending) {
-		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s is %s, not waiting for approval.", rec.ID, rec.Action)
+		return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonCapDecided, Message: fmt.Sprintf("CAP alert %s is %s, not waiting for approval.", rec.ID, rec.Action)}
 	}
 	if last, expired := capExpired(rec, s.now()); expired {
-		return loaxa.Errorf(loaxa.EConflict, "CAP alert %s expired at %s.", rec.ID, last.Format(time.RFC3339))
+		return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonCapExpired, Message: fmt.Sprintf("CAP alert %s expired at %s.", rec.ID, last.Format(time.RFC3339))}
 	}
 	// An Update stops the warnings it updates once it plays; they kept
 	// sounding while it waited. The approver needs the right to stop them.
@@ -889,7 +889,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 	}
 	rec, err = store.UpdateCapAlert(ctx, rec.ID, func(a *loaxa.CapAlert) error {
 		if a.Action != string(cap.ActionPending) {
-			return loaxa.Errorf(loaxa.EConflict, "CAP alert %s was %s meanwhile.", a.ID, a.Action)
+			return &loaxa.Error{Code: loaxa.EConflict, Reason: loaxa.ReasonCapDecided, Message: fmt.Sprintf("CAP alert %s was %s meanwhile.", a.ID, a.Action)}
 		}
 		// The reason stays: what of the alert does not play, and why it
 		// waited, are still true. The route that approves it is not.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	lhttp "loaxa.vn/controller/http"
 	"loaxa.vn/controller/loaxa"
@@ -159,6 +160,43 @@ func TestBulletinAndSessionRefusalsNameTheirReason(t *testing.T) {
 			if !strings.Contains(got.Error.Message, s) {
 				t.Errorf("%s: %q\ndoes not say %q", tc.name, got.Error.Message, s)
 			}
+		}
+	}
+}
+
+// TestCapApprovalRefusalsNameTheirReason: an officer who pressed "DUYỆT
+// VÀ PHÁT NGAY" on a CAP warning a colleague had approved a moment before,
+// or that had expired since the screen listed it, read "Bị trùng hoặc
+// xung đột. CAP alert cap-… is approved, not waiting for approval." The
+// refusals name their reason (cap_decided, cap_expired), so that the
+// console says them wholly in Vietnamese.
+func TestCapApprovalRefusalsNameTheirReason(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	approved := e.postCap(capXML("a1", "Actual", "12346"), http.StatusCreated)
+	// Expiring at 05:10, ten minutes after the controller's 05:00.
+	late := e.postCap(strings.Replace(capXML("a2", "Actual", "12346"), "2026-03-02T09:00:00+07:00", "2026-03-02T05:10:00+07:00", 1), http.StatusCreated)
+	e.call("POST", "/api/v1/cap/"+approved.Alert.ID+"/approve", e.admin, nil, http.StatusOK, nil)
+	for _, tc := range []struct {
+		name, id     string
+		advance      bool
+		reason, says string
+	}{
+		{"approved by a colleague", approved.Alert.ID, false, loaxa.ReasonCapDecided, "not waiting for approval"},
+		{"expired since it was listed", late.Alert.ID, true, loaxa.ReasonCapExpired, "expired at"},
+	} {
+		if tc.advance {
+			e.clock.Advance(15 * time.Minute)
+		}
+		r := e.call("POST", "/api/v1/cap/"+tc.id+"/approve", e.admin, nil, http.StatusConflict, nil)
+		var got struct {
+			Error struct{ Code, Message, Reason string }
+		}
+		if err := json.Unmarshal(r.body, &got); err != nil {
+			t.Fatalf("%s: %s: %v", tc.name, r.body, err)
+		}
+		if got.Error.Reason != tc.reason || !strings.Contains(got.Error.Message, tc.says) {
+			t.Errorf("%s: %+v; want reason %q and a message saying %q", tc.name, got.Error, tc.reason, tc.says)
 		}
 	}
 }

@@ -92,6 +92,13 @@ const (
 	// this version refuses (ReasonSettingRefused) would keep them, its
 	// days most often (400): the change has to give valid ones.
 	ReasonSessionTimesRefused = "session_times_refused"
+	// ReasonCapDecided: a CAP alert cannot be approved, as it waits for
+	// approval no more (409): a colleague approved it, or its sender
+	// cancelled or updated it, while a page still offered it.
+	ReasonCapDecided = "cap_decided"
+	// ReasonCapExpired: a CAP alert cannot be approved, as it has expired
+	// (409), while a page still offered it.
+	ReasonCapExpired = "cap_expired"
 )
 
 // Error is an error a user can act on: a code and a message that says what

@@ -374,17 +374,22 @@ func TestEveryRefusalReasonIsWorded(t *testing.T) {
 			t.Errorf("vi.json's words for %s are not Vietnamese: %q", k, vi)
 		}
 	}
-	// A reason worded for one screen (err.reason.<reason>.<screen>, ui.js
-	// refusalText) names a reason there is, in both languages, Vietnamese
-	// in vi.json.
+	// A reason or a code worded for one screen (err.reason.<reason>.<screen>,
+	// err.<code>.<screen>: ui.js refusalText) names one there is, in both
+	// languages, Vietnamese in vi.json.
+	codes := constants(t, `(?m)^\s*E[A-Z]\w*\s*=\s*"([a-z_]+)"`, "../loaxa/error.go")
+	if !slices.Contains(codes, loaxa.EInternal) {
+		t.Fatalf("found codes %v in ../loaxa/error.go; the pattern is broken", codes)
+	}
 	for lang, d := range dicts {
 		for k := range d {
-			m := screenReason.FindStringSubmatch(k)
-			if m == nil {
-				continue
-			}
-			if !slices.Contains(reasons, m[1]) {
+			if m := screenReason.FindStringSubmatch(k); m != nil && !slices.Contains(reasons, m[1]) {
 				t.Errorf("%s.json words %s for a reason there is not: %q", lang, k, m[1])
+			} else if m := screenCode.FindStringSubmatch(k); m != nil && m[1] != "reason" && !slices.Contains(codes, m[1]) {
+				t.Errorf("%s.json words %s for a code there is not: %q", lang, k, m[1])
+			}
+			if !screenReason.MatchString(k) && !screenCode.MatchString(k) {
+				continue
 			}
 			for other, od := range dicts {
 				if od[k] == "" {
@@ -398,8 +403,12 @@ func TestEveryRefusalReasonIsWorded(t *testing.T) {
 	}
 }
 
-// screenReason matches the key of a refusal reason's words for one screen.
-var screenReason = regexp.MustCompile(`^err\.reason\.([a-z_]+)\.([a-z_]+)$`)
+// screenReason and screenCode match the key of a refusal reason's, or an
+// error code's, words for one screen.
+var (
+	screenReason = regexp.MustCompile(`^err\.reason\.([a-z_]+)\.([a-z_]+)$`)
+	screenCode   = regexp.MustCompile(`^err\.([a-z_]+)\.([a-z_]+)$`)
+)
 
 // vietnameseMarks matches a letter only Vietnamese writes (đ, ơ, ư, and
 // the vowels with tone marks); Vietnamese words of a sentence have some.

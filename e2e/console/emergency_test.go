@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1368,5 +1369,87 @@ func TestEmergencyRefusalSaidInVietnameseOnly(t *testing.T) {
 	c.MustDo("GET", "/api/v1/emergency", nil, &list)
 	if len(list.Emergencies) != 0 {
 		t.Errorf("a refused alert was stored: %s", rig.Describe(list.Emergencies))
+	}
+}
+
+// TestEmergencyScreenRefusalsSaidInVietnamese: the refusals an officer
+// can reach from the emergency screen that still read in English behind
+// a Vietnamese heading. A CAP warning a colleague approved while this
+// officer's confirmation was open was "Bị trùng hoặc xung đột. CAP alert
+// c000001 is approved, not waiting for approval."; one that expired
+// meanwhile "… CAP alert c000002 expired at …"; and an alert the
+// controller failed on (a full disk, the speech engine failing) "Lỗi
+// máy chủ. Internal error; the controller log has the details.", which
+// said neither whether it had gone out nor what to do. Each is now said
+// wholly in Vietnamese, the API's sentence as the tooltip. The failure,
+// which a test cannot cause on a live controller, is the browser's answer
+// to the send.
+func TestEmergencyScreenRefusalsSaidInVietnamese(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Now())
+	c := rig.StartControllerOn(t, "", clk)
+	c.CreateArea("11527", "Xã Lập Lễ", "")
+	addLapLeOfficer(c)
+	c.CreateNode("lap-le-01", "11527")
+	flood := c.Upload("lu.wav", rig.ToneWAV(880, 2*time.Second, 16000, 1))
+	approved := postCap(t, c, capWarning("lq-1", "11527"), "pending")
+	// Expiring ten minutes from now by the controller's clock.
+	soon := regexp.MustCompile(`<expires>[^<]*</expires>`).ReplaceAllString(capWarning("lq-2", "11527"),
+		"<expires>"+clk.Now().Add(10*time.Minute).Format(time.RFC3339)+"</expires>")
+	expiring := postCap(t, c, soon, "pending")
+
+	b := StartBrowser(t)
+	defer b.checkErrors()
+	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
+	b.Go("#/emergency", `document.querySelector('#cap-approve-`+approved.ID+`') && document.querySelector('#cap-approve-`+expiring.ID+`')`)
+	refusal := func(what string) []string {
+		b.Wait(what+": the refusal", `document.querySelector('#toasts .toast.bad')`, 10*time.Second)
+		got := MustEval[[]string](b, `(() => { const el = document.querySelector('#toasts .toast.bad'); return [el.textContent, el.title]; })()`)
+		b.Do("dismiss the toasts", chromedp.Evaluate[chromedp.Void](`document.querySelector('#toasts').replaceChildren()`))
+		return got
+	}
+
+	b.Do("approve the first warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+approved.ID)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
+	c.MustDo("POST", "/api/v1/cap/"+approved.ID+"/approve", nil, nil) // a colleague, first
+	confirmDanger(b, "confirm")
+	got := refusal("approved by a colleague")
+	if want := "Cảnh báo CAP này không còn chờ duyệt nữa: nó đã được một cán bộ khác duyệt, hoặc đã được nơi gửi huỷ hay thay thế, sau khi trang này được mở; bạn chưa phát gì. Hãy tải lại trang và xem “Các lần phát khẩn cấp gần đây”: nếu cảnh báo đã được phát, không cần duyệt lại."; got[0] != want {
+		t.Errorf("a warning approved by a colleague: the toast says\n%q, want\n%q", got[0], want)
+	}
+	if !strings.Contains(got[1], "not waiting for approval") {
+		t.Errorf("a warning approved by a colleague: the tooltip is %q; want the API's sentence", got[1])
+	}
+
+	b.Wait("the second warning still offered", `!!document.querySelector('#cap-approve-`+expiring.ID+`')`, 10*time.Second)
+	b.Do("approve the second warning", chromedp.Click(chromedp.CSS(`#cap-approve-`+expiring.ID)))
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #cap-confirm')`, 5*time.Second)
+	clk.Advance(15 * time.Minute)
+	confirmDanger(b, "confirm")
+	got = refusal("expired meanwhile")
+	if want := "Cảnh báo CAP này đã hết hạn nên không phát được nữa; chưa có gì được phát. Nếu vẫn cần cảnh báo người dân, hãy gửi một lần phát khẩn cấp mới bằng biểu mẫu trên trang này."; got[0] != want {
+		t.Errorf("a warning expired meanwhile: the toast says\n%q, want\n%q", got[0], want)
+	}
+	if !strings.Contains(got[1], "expired at") {
+		t.Errorf("a warning expired meanwhile: the tooltip is %q; want the API's sentence", got[1])
+	}
+
+	// The controller fails on the alert itself.
+	b.Do("the send fails on the controller", chromedp.Evaluate[chromedp.Void](`(() => {
+		const real = window.fetch;
+		window.fetch = (url, init) => String(url).endsWith('/api/v1/emergency') && init && init.method === 'POST'
+			? Promise.resolve(new Response('{"error":{"code":"internal","message":"Internal error; the controller log has the details."}}', { status: 500, headers: { 'Content-Type': 'application/json' } }))
+			: real(url, init);
+	})()`))
+	chooseAndSend(b, "11527", flood.ID)
+	b.Wait("the confirmation", `document.querySelector('dialog[open] #em-confirm')`, 10*time.Second)
+	confirmDanger(b, "send it")
+	b.Wait("the failure", `document.querySelector('#em-form .error-box')`, 10*time.Second)
+	box := MustEval[[]string](b, `(() => { const el = document.querySelector('#em-form .error-box'); return [el.innerText, el.title]; })()`)
+	if want := "Bộ điều khiển gặp lỗi khi xử lý cảnh báo này, nên cảnh báo có thể chưa được gửi đi (thường do ổ đĩa của bộ điều khiển đầy hoặc kho dữ liệu hỏng: xem các thông báo màu đỏ phía trên). Hãy cảnh báo người dân bằng cách khác ngay (gọi điện cho các xã/phường, thôn, tổ dân phố) và báo quản trị viên hệ thống. Trước khi gửi lại, hãy tải lại trang: nếu cảnh báo đã có trong “Các lần phát khẩn cấp gần đây” thì nó đã được gửi, đừng gửi lần nữa."; box[0] != want {
+		t.Errorf("a send the controller failed on: the form says\n%q, want\n%q", box[0], want)
+	}
+	if !strings.Contains(box[1], "Internal error") {
+		t.Errorf("a send the controller failed on: the tooltip is %q; want the API's sentence", box[1])
 	}
 }

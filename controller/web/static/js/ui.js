@@ -103,13 +103,19 @@ export function toast(msg, bad, title) {
  * wholly in the user's language, or is '' for one it does not name. A
  * reason may read otherwise on a screen (bulletin_elsewhere is worded for
  * a cancel; on a bulletin's results page nothing was to be done):
- * `err.reason.${reason}.${screen}` then, where the screen has its own.
+ * `err.reason.${reason}.${screen}` then, where the screen has its own. A
+ * screen may also word a code wholly (`err.${code}.${screen}`: the
+ * emergency form's server error, whose English says nothing an officer
+ * can act on).
  */
 function refusalText(err, screen) {
-  if (!err || !err.reason) return '';
-  const key = 'err.reason.' + err.reason;
-  if (screen && has(`${key}.${screen}`)) return t(`${key}.${screen}`);
-  return has(key) ? t(key) : '';
+  if (!err) return '';
+  const keys = [];
+  if (err.reason && screen) keys.push(`err.reason.${err.reason}.${screen}`);
+  if (err.reason) keys.push(`err.reason.${err.reason}`);
+  if (err.code && screen) keys.push(`err.${err.code}.${screen}`);
+  const key = keys.find(has);
+  return key ? t(key) : '';
 }
 
 /**

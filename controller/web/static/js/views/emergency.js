@@ -230,7 +230,11 @@ async function compose(ctx, main, recent) {
         location.hash = `#/emergency/${encodeURIComponent(kept.id)}`;
         return;
       }
-      fill(status, errorBox(err));
+      // Refused in the officer's words; a server error says the alert may
+      // not have gone out and what to do, and the red warnings above are
+      // read again at once (a disk that filled meanwhile).
+      fill(status, errorBox(err, 'emergency'));
+      failingChecks().then((failing) => fill(health, healthBanners(failing, 'em', admin, 'emergency')));
     }
   }
 
@@ -334,7 +338,7 @@ async function capWaiting(ctx, nodes, playsFor) {
           } catch (err) {
             const kept = keptEmergency(err); // approved, not published: as from the form
             if (kept) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
-            toast(errorText(err), true); refresh();
+            toast(errorText(err, 'emergency'), true, err.reason || err.code === 'internal' ? err.message : undefined); refresh();
           }
         };
         return h('li', { dataset: { cap: a.id } },
