@@ -310,18 +310,12 @@ func TestEmergencyScreenSaysWhatStopsAnAlert(t *testing.T) {
 		t.Error("the screen says the broker is down; it is connected")
 	}
 	// The store and the health sweep failing too, as GET /health says.
-	b.Do("the store and the health sweep fail", chromedp.Evaluate[chromedp.Void](`(() => {
-		const real = window.fetch;
-		window.fetch = async (url, init) => {
-			const resp = await real(url, init);
-			if (!String(url).endsWith('/api/v1/health')) return resp;
-			const body = await resp.json();
-			body.checks.store = { ok: false, error: 'store size: database not open' };
-			body.checks.health = { ok: false, detail: 'last run 9m0s ago', error: 'the health sweep has not run for 9m0s (every 30s)' };
-			return new Response(JSON.stringify(body), { status: 503, headers: { 'Content-Type': 'application/json' } });
-		};
-	})()`))
+	b.Do("the store and the health sweep fail", chromedp.Evaluate[chromedp.Void](failingStoreAndSweep))
 	b.Go("#/", `document.querySelector('#h-fleet')`)
+	b.Wait("the officer's overview read the health", `document.querySelector('#overview-disk-low')`, 20*time.Second)
+	if MustEval[bool](b, `!!document.querySelector('#overview-store-failing') || !!document.querySelector('#overview-sweep-late')`) {
+		t.Error("the officer's overview says the store or the sweep fails; only an administrator can mend it (the emergency screen tells them)")
+	}
 	b.Go("#/emergency", `document.querySelector('#em-form')`)
 	b.Wait("the screen says the store and the sweep fail", `document.querySelector('#em-store-failing') && document.querySelector('#em-sweep-late')`, 20*time.Second)
 	if got := banner("#em-store-failing"); !contains(got[0], "không đọc được kho dữ liệu", "không phát đi", "gọi báo họ ngay") {
@@ -358,7 +352,29 @@ func TestEmergencyScreenSaysWhatStopsAnAlert(t *testing.T) {
 	if got := banner("#em-files-foreign"); !contains(got[0], "không tải về được bản ghi âm của cảnh báo", "chown -R") || !contains(got[1], "not to this controller's user (uid 64123)") {
 		t.Errorf("the admin's files warning says %q (tooltip %q)", got[0], got[1])
 	}
+	// What the officer was told the admin sees too: the store and the
+	// sweep on the admin's overview.
+	b.Do("the store and the health sweep fail", chromedp.Evaluate[chromedp.Void](failingStoreAndSweep))
+	b.Go("#/", `document.querySelector('#h-fleet')`)
+	b.Wait("the admin's overview says the store and the sweep fail", `document.querySelector('#overview-store-failing') && document.querySelector('#overview-sweep-late')`, 20*time.Second)
+	if got := banner("#overview-store-failing"); !contains(got[0], "không đọc được kho dữ liệu", "khôi phục từ bản sao lưu") || !contains(got[1], "database not open") {
+		t.Errorf("the admin's overview store warning says %q (tooltip %q)", got[0], got[1])
+	}
 }
+
+// failingStoreAndSweep makes the page's answers of GET /health say the
+// store and the health sweep fail, as a live controller cannot be made to.
+const failingStoreAndSweep = `(() => {
+	const real = window.fetch;
+	window.fetch = async (url, init) => {
+		const resp = await real(url, init);
+		if (!String(url).endsWith('/api/v1/health')) return resp;
+		const body = await resp.json();
+		body.checks.store = { ok: false, error: 'store size: database not open' };
+		body.checks.health = { ok: false, detail: 'last run 9m0s ago', error: 'the health sweep has not run for 9m0s (every 30s)' };
+		return new Response(JSON.stringify(body), { status: 503, headers: { 'Content-Type': 'application/json' } });
+	};
+})()`
 
 // chooseAndSend fills the emergency form with area and stored content and
 // presses send, which opens the confirmation.

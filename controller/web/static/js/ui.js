@@ -149,7 +149,9 @@ export function errorBox(err, screen) {
  * officer's). Overview and cluster pages: the broker away (the states
  * shown are the last heard, nothing reaches a cluster), the disk nearly
  * full, and to an admin files of its data directory that belong to
- * another user. The emergency screen: every check that stops or endangers
+ * another user, the store unreadable and the health sweep stopped (what
+ * the emergency screen tells an officer the admin sees too). The
+ * emergency screen: every check that stops or endangers
  * an alert, said for the alert — the broker, the disk (an alert is stored
  * before it goes out: a full disk refuses it), the store, the files (a
  * recording the clusters cannot download) and the health sweep (the
@@ -161,6 +163,8 @@ const HEALTH_WORDS = {
     ['broker', 'broker-down', 'overview.broker_down'],
     ['disk', 'disk-low', 'overview.disk_low'],
     ['files', 'files-foreign', null, 'overview.files_foreign'],
+    ['store', 'store-failing', null, 'overview.store_failing'],
+    ['health', 'sweep-late', null, 'overview.sweep_late'],
   ],
   emergency: [
     ['broker', 'broker-down', 'emergency.broker_down'],
