@@ -137,7 +137,16 @@ export function errorText(err, screen) {
  * sentence is its tooltip.
  */
 export function errorBox(err, screen) {
-  return h('div', { class: 'error-box', role: 'alert', title: refusalText(err, screen) ? err.message : undefined }, errorText(err, screen));
+  return h('div', { class: 'error-box', role: 'alert', title: errorTitle(err, screen) }, errorText(err, screen));
+}
+
+/**
+ * errorTitle is the tooltip of a refusal errorText says wholly in the
+ * user's words (of screen): the API's own sentence, for a technician; or
+ * undefined, where errorText says that sentence itself.
+ */
+export function errorTitle(err, screen) {
+  return refusalText(err, screen) ? err.message : undefined;
 }
 
 /**

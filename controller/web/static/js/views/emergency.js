@@ -6,7 +6,7 @@
 
 import { api, apiURL, now, failingChecks, keptEmergency } from '../api.js';
 import { t } from '../i18n.js';
-import { h, fill, field, options, badge, errorBox, errorText, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames, ymd, healthBanners, watchHealth } from '../ui.js';
+import { h, fill, field, options, badge, errorBox, errorText, errorTitle, toast, confirmDialog, fmtDateTime, fmtTime, fmtNumber, reasonText, refreshMs, clusterLink, clusterNames, ymd, healthBanners, watchHealth } from '../ui.js';
 import { standingList } from '../standing.js';
 
 export async function render(ctx, main, params) {
@@ -338,7 +338,7 @@ async function capWaiting(ctx, nodes, playsFor) {
           } catch (err) {
             const kept = keptEmergency(err); // approved, not published: as from the form
             if (kept) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
-            toast(errorText(err, 'emergency'), true, err.reason || err.code === 'internal' ? err.message : undefined); refresh();
+            toast(errorText(err, 'emergency'), true, errorTitle(err, 'emergency')); refresh();
           }
         };
         return h('li', { dataset: { cap: a.id } },
