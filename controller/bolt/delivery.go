@@ -132,7 +132,7 @@ func putDelivery(tx *bbolt.Tx, d *loaxa.Delivery) error {
 // stored.
 func writeDelivery(tx *bbolt.Tx, d *loaxa.Delivery) (writtenDelivery, error) {
 	key := deliveryKey(d.Announcement, d.Occurrence, d.Node)
-	raw, err := json.Marshal(d)
+	raw, err := encodeDelivery(d)
 	if err != nil {
 		return writtenDelivery{}, fmt.Errorf("encode %q: %w", key, err)
 	}

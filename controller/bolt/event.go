@@ -196,7 +196,7 @@ type eventSource struct {
 func (s *EventService) storeEvent(tx *bbolt.Tx, n eventSource, epoch string, salvaged bool, ev protocol.Event, receivedAt time.Time, held *batchDelivery) error {
 	e := loaxa.Event{Node: n.node, Area: n.area, Epoch: epoch, Salvaged: salvaged, Event: ev, ReceivedAt: receivedAt}
 	key := eventKey(ev.At, n.node, epoch, ev.Seq)
-	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
+	if err := putEvent(tx, key, &e); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketNodeEvents).Put(nodeEventKey(ev.At, n.node, epoch, ev.Seq), key); err != nil {
@@ -282,7 +282,7 @@ func (s *EventService) storeRefused(tx *bbolt.Tx, n eventSource, epoch string, s
 	e := loaxa.Event{Node: n.node, Area: n.area, Epoch: epoch, Salvaged: salvaged,
 		Event: protocol.Event{Seq: seq, At: receivedAt}, ReceivedAt: receivedAt, Refused: why.Error()}
 	key := eventKey(receivedAt, n.node, epoch, seq)
-	if err := putJSON(tx.Bucket(bucketEvents), key, &e); err != nil {
+	if err := putEvent(tx, key, &e); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketNodeEvents).Put(nodeEventKey(receivedAt, n.node, epoch, seq), key)
@@ -655,6 +655,18 @@ func (q *eventQuery) merge(index *bbolt.Bucket, nodes []string) error {
 		if h.k == nil || !bytes.HasPrefix(h.k, h.p) {
 			heads = slices.Delete(heads, best, best+1)
 		}
+	}
+	return nil
+}
+
+// putEvent stores e at key.
+func putEvent(tx *bbolt.Tx, key []byte, e *loaxa.Event) error {
+	raw, err := encodeEvent(e)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	if err := tx.Bucket(bucketEvents).Put(key, raw); err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
 	}
 	return nil
 }

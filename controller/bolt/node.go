@@ -37,7 +37,15 @@ type nodeRecord struct {
 
 // putNode stores n with its secret hashes.
 func putNode(tx *bbolt.Tx, n *loaxa.Node) error {
-	return putJSON(tx.Bucket(bucketNodes), []byte(n.ID), nodeRecord{n, n.SecretHash, n.BrokerHash})
+	key := []byte(n.ID)
+	raw, err := encodeNodeRecord(nodeRecord{n, n.SecretHash, n.BrokerHash})
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	if err := tx.Bucket(bucketNodes).Put(key, raw); err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
+	}
+	return nil
 }
 
 // CreateNode adds n with state NodeNever and sets n.CreatedAt. Its area must

@@ -320,7 +320,7 @@ func (db *DB) flushStatus() error {
 				continue
 			}
 			n.Status = p.status
-			raw, err := json.Marshal(nodeRecord{n, n.SecretHash, n.BrokerHash})
+			raw, err := encodeNodeRecord(nodeRecord{n, n.SecretHash, n.BrokerHash})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("node %s: encode: %w", p.id, err))
 				continue
