@@ -616,15 +616,13 @@ func (a *App) healthChecks() []lhttp.HealthCheck {
 			return detail, nil
 		}},
 		{Name: "files", Check: func(ctx context.Context) (string, error) {
-			// Walked again only while something was found, so that a
-			// chown clears it without a restart and a clean directory
-			// costs nothing.
-			found := a.owner.last()
-			if len(found) > 0 {
-				var err error
-				if found, err = a.owner.check(); err != nil {
-					return "", err
-				}
+			// Walked again only while something was found, at most once
+			// every ownersRecheck, so that a chown clears it without a
+			// restart, a clean directory costs nothing, and asking in a
+			// loop does not walk the disk in a loop.
+			found, err := a.owner.current(a.Clock.Now())
+			if err != nil {
+				return "", err
 			}
 			if len(found) > 0 {
 				return "", errors.New(a.owner.summary(found))
