@@ -2,11 +2,14 @@ package emergency
 
 import (
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/syncbuf"
 	"loaxa.vn/protocol"
 )
 
@@ -168,6 +171,57 @@ func TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart(t *testi
 	nodes, sum := nodesOf(t, s2, em.ID)
 	if nodes["m1"].Node == "" || nodes["p1"].Node != "" || sum.Targeted != 4 {
 		t.Errorf("report after the restart: m1 %+v, p1 %+v, summary %+v; want m1 targeted, p1 not, 4 targeted", nodes["m1"], nodes["p1"], sum)
+	}
+}
+
+// TestClusterAwaitingItsCodeAtAnAlertAndMovedInIsSentItAfterARestart: a
+// cluster of Thái Bình whose board was not put up yet (its enrolment code
+// not redeemed) when Hải Phòng's alert went out is moved to Hải Phòng
+// while the alert is on air, and the controller restarts before the board
+// is up. The running controller followed it as moved in (NodeMoved): sent
+// the alert at its first pass online. The restarted one took it for one
+// of the alert area's poles that waited for their code at the send,
+// reached by the area's publish (it was not there then): once up, it was
+// sent the alert only after the resend bound from the issue had passed,
+// and the log said it had waited for its code.
+func TestClusterAwaitingItsCodeAtAnAlertAndMovedInIsSentItAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	thaiBinh(t, s)
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32"}); err != nil { // its code not redeemed
+		t.Fatal(err)
+	}
+	code := loaxa.HashEnrolmentCode("CODE-m1")
+	if err := s.Nodes.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "m1", Expires: w.fc.Now().Add(7 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	w.fc.Advance(time.Hour)
+	em := w.send(s)
+	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
+	w.report(s, "n2", w.alertEvent(em)(protocol.EventReceived))
+	w.fc.Advance(200 * time.Millisecond)
+	moveNode(t, s, "m1", "31")
+	if got := w.step(s, 600*time.Millisecond); len(got) != 0 {
+		t.Errorf("m1 not put up yet: sent %v", got)
+	}
+
+	s2 := w.service()
+	var logs syncbuf.Buffer
+	s2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := s2.Nodes.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("m1"), BrokerHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	w.online(s2, "m1")
+	if got := w.step(s2, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
+		t.Errorf("m1 put up in Hải Phòng after the restart: sent %v, want the alert at once, as the running controller sends it", got)
+	}
+	if !strings.Contains(logs.String(), "moved into the alert's area") {
+		t.Errorf("log once m1 is up: %s; want it said moved into the alert's area", logs.String())
+	}
+	nodes, sum := nodesOf(t, s2, em.ID)
+	if n := nodes["m1"]; n.Node == "" || n.Resends != 1 || sum.Targeted != 4 || sum.AwaitingEnrolment != 0 {
+		t.Errorf("report after the restart: m1 %+v, summary %+v; want m1 targeted, sent it once, 4 targeted, none awaiting its code", n, sum)
 	}
 }
 

@@ -249,9 +249,17 @@ func (s *Service) track(ctx context.Context, em *loaxa.Emergency) (*tracking, er
 		t.awaiting[node] = true
 		tracked[node] = t.nodeArea[node]
 		switch {
-		case moved && p.CreatedAt.After(em.Issued):
-			// Put up after the issue, moved in since: NodeMoved leaves
-			// it so too.
+		case moved:
+			// Moved in since the issue, put up after it or waiting for
+			// its code then (not reached by the area's publish, made
+			// before it belonged there): NodeMoved leaves it so too, to
+			// be sent the alert at its first pass online. Before, one
+			// that waited for its code at the issue was taken for one
+			// of the area's then, sent the alert by its publish, and
+			// waited out a resend's bound once up. (One moved within the
+			// alert's areas is taken so too: its last move does not say
+			// where it was at the issue; it is sent the alert at once
+			// rather than after that bound.)
 			t.movedIn[node] = true
 		case !p.EnrolledAt.IsZero() && p.EnrolledAt.Before(em.Issued):
 			// Not reached by the area's publish: sent at its first pass
