@@ -116,7 +116,7 @@ func (s *Server) receiveCap(ctx context.Context, store loaxa.CapStore, svc loaxa
 			// caller's area.
 			return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before; the record is for areas outside yours"}, nil
 		}
-		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: s.capShown(ctx, old)}, nil
+		return http.StatusOK, capResponse{Action: string(cap.ActionDuplicate), Reason: "received before as " + old.ID, Alert: s.capShown(ctx, nil, old)}, nil
 	}
 	a, err := cap.Parse(strings.NewReader(string(raw)))
 	if err != nil {
@@ -427,7 +427,7 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 	if _, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 		if a.Withdrawn == nil && a.Action != string(cap.ActionCancelled) {
 			a.Withdrawn = &w
-			a.Reason = capNote(a.Reason, s.capWithdrawnNote(ctx, a))
+			a.Reason = capNote(a.Reason, s.capWithdrawnNote(ctx, nil, a))
 		}
 		return nil
 	}); err != nil {
@@ -468,25 +468,39 @@ func capWithout(reason, note string) string {
 
 // capTime says t in the time zone of a's first area (Asia/Ho_Chi_Minh
 // unless the area says otherwise), as the officers reading it live it,
-// not the controller's own zone (often UTC on a server).
-func (s *Server) capTime(ctx context.Context, a *loaxa.CapAlert, t time.Time) string {
+// not the controller's own zone (often UTC on a server). zones, if not
+// nil, keeps each area's zone for the rest of a request: a list of 10,000
+// alerts read its areas' chains from the store for each note of each.
+func (s *Server) capTime(ctx context.Context, zones capZones, a *loaxa.CapAlert, t time.Time) string {
 	if len(a.Targets) > 0 {
-		if loc, err := s.locationOf(ctx, a.Targets[0]); err == nil {
+		area := a.Targets[0]
+		loc, ok := zones[area]
+		if !ok {
+			loc, _ = s.locationOf(ctx, area) // nil, UTC kept, if it cannot be read
+			if zones != nil {
+				zones[area] = loc
+			}
+		}
+		if loc != nil {
 			t = t.In(loc)
 		}
 	}
 	return t.Format(time.RFC3339)
 }
 
+// capZones are the time zones of the areas a request's CAP notes were
+// said in (capTime): area → zone, nil for one that could not be read.
+type capZones map[string]*time.Location
+
 // capApprovedNote is what the reason of an approved alert adds: who
 // approved it, and when. Before, the reason still read "to approve it:
 // POST …" (then nothing), and only approved_by and approved_at said it
 // had been.
-func (s *Server) capApprovedNote(ctx context.Context, a *loaxa.CapAlert) string {
+func (s *Server) capApprovedNote(ctx context.Context, zones capZones, a *loaxa.CapAlert) string {
 	if a.ApprovedBy == "" {
 		return ""
 	}
-	return fmt.Sprintf("approved by %s at %s", a.ApprovedBy, s.capTime(ctx, a, a.ApprovedAt))
+	return fmt.Sprintf("approved by %s at %s", a.ApprovedBy, s.capTime(ctx, zones, a, a.ApprovedAt))
 }
 
 // capWithdrawnNote is what the reason of an alert a later Cancel or
@@ -494,7 +508,7 @@ func (s *Server) capApprovedNote(ctx context.Context, a *loaxa.CapAlert) string 
 // and when its emergencies were stopped; of one that started none (it had
 // expired, no area here), by which and when only. A pending one's says it
 // when it becomes cancelled (withdrawCap).
-func (s *Server) capWithdrawnNote(ctx context.Context, a *loaxa.CapAlert) string {
+func (s *Server) capWithdrawnNote(ctx context.Context, zones capZones, a *loaxa.CapAlert) string {
 	w := a.Withdrawn
 	if w == nil || a.Action == string(cap.ActionCancelled) || a.Action == string(cap.ActionPending) {
 		return ""
@@ -505,7 +519,7 @@ func (s *Server) capWithdrawnNote(ctx context.Context, a *loaxa.CapAlert) string
 	} else if w.MsgType != "Cancel" {
 		what = "withdrawn by a later " + w.MsgType
 	}
-	note := fmt.Sprintf("%s %s at %s", what, w.Key, s.capTime(ctx, a, w.At))
+	note := fmt.Sprintf("%s %s at %s", what, w.Key, s.capTime(ctx, zones, a, w.At))
 	if a.Emergency == "" && !slices.ContainsFunc(capBlockEmergencies(a), func(id string) bool { return id != "" }) {
 		return note // it never sounded (expired, no area here, recorded)
 	}
@@ -894,7 +908,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		// The reason stays: what of the alert does not play, and why it
 		// waited, are still true. The route that approves it is not.
 		a.Action, a.ApprovedBy, a.ApprovedAt = "approved", userFrom(ctx).Username, s.now()
-		a.Reason = capNote(capWithoutApproveNote(a.Reason, a.ID), s.capApprovedNote(ctx, a))
+		a.Reason = capNote(capWithoutApproveNote(a.Reason, a.ID), s.capApprovedNote(ctx, nil, a))
 		return nil
 	})
 	if err != nil {
@@ -911,7 +925,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
 			// It was not approved after all: the note that says it was
 			// gives way to why not.
-			a.Reason = capWithout(a.Reason, s.capApprovedNote(ctx, a))
+			a.Reason = capWithout(a.Reason, s.capApprovedNote(ctx, nil, a))
 			a.Action, a.ApprovedBy, a.ApprovedAt = string(cap.ActionPending), "", time.Time{}
 			a.Reason = capNote(capNote(a.Reason, note), capApproveNote(a.ID))
 			return nil
@@ -946,13 +960,14 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 // withdrawn before the approval route was taken off its reason then does
 // not tell an officer to approve it; one approved, or withdrawn after it
 // played, before the reason said so, says it (from approved_by and
-// approved_at, and withdrawn).
-func (s *Server) capShown(ctx context.Context, a *loaxa.CapAlert) *loaxa.CapAlert {
+// approved_at, and withdrawn). zones keeps the areas' time zones for a
+// list (capTime), or is nil.
+func (s *Server) capShown(ctx context.Context, zones capZones, a *loaxa.CapAlert) *loaxa.CapAlert {
 	if a.Action == string(cap.ActionPending) {
 		return a
 	}
 	a.Reason = capWithoutApproveNote(a.Reason, a.ID)
-	for _, note := range []string{s.capApprovedNote(ctx, a), s.capWithdrawnNote(ctx, a)} {
+	for _, note := range []string{s.capApprovedNote(ctx, zones, a), s.capWithdrawnNote(ctx, zones, a)} {
 		if note != "" && !strings.Contains(a.Reason, note) {
 			a.Reason = capNote(a.Reason, note)
 		}
@@ -1000,12 +1015,13 @@ func (s *Server) handleListCap(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	alerts := []*loaxa.CapAlert{}
+	zones := capZones{}
 	for _, a := range all {
 		if len(alerts) == limit {
 			break
 		}
 		if (action == "" || a.Action == action) && sc.touches(a.Targets) {
-			alerts = append(alerts, s.capShown(ctx, a))
+			alerts = append(alerts, s.capShown(ctx, zones, a))
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"alerts": alerts})
@@ -1051,7 +1067,7 @@ func (s *Server) handleGetCap(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, s.capShown(r.Context(), a))
+	s.writeJSON(w, r, http.StatusOK, s.capShown(r.Context(), nil, a))
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1412,5 +1414,110 @@ func TestCapAutoStartAuditIsKeyValue(t *testing.T) {
 	want := []string{`events=["Bão","Lũ, sạt lở & ngập"]`, `events=[]`}
 	if !slices.Equal(details, want) {
 		t.Errorf("cap.auto_start audited %q, want %q", details, want)
+	}
+}
+
+// countedChains counts the area chains read from the store.
+type countedChains struct {
+	loaxa.AreaService
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countedChains) AreaChain(ctx context.Context, id string) ([]string, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.AreaService.AreaChain(ctx, id)
+}
+
+func (c *countedChains) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// TestCapListReadsEachAreasZoneOnce: GET /api/v1/cap said each alert's
+// approval and withdrawal in its area's time zone, reading the area's
+// chain from the store for each note of each alert listed: 20,000 reads
+// for a list of 10,000 (BenchmarkListCapNotes). A list now reads each
+// area's zone once, however many alerts it holds.
+func TestCapListReadsEachAreasZoneOnce(t *testing.T) {
+	var areas *countedChains
+	e := newEnv(t, func(s *lhttp.Server) {
+		areas = &countedChains{AreaService: s.AreaService}
+		s.AreaService = areas
+	})
+	e.tree()
+	store := func(n int) {
+		for i := range n {
+			at := e.clock.Now().UTC()
+			a := &loaxa.CapAlert{Key: fmt.Sprintf("nchmf.gov.vn,z%d-%d", n, i), Status: "Actual", MsgType: "Alert", Action: "approved",
+				Targets: []string{[]string{"12346", "12347"}[i%2]}, Emergency: "e-z", Reason: `event "Bão" is not on the auto-start list`,
+				ApprovedBy: "can-bo-huyen", ApprovedAt: at, Withdrawn: &loaxa.CapWithdrawal{By: "c1", Key: "nchmf.gov.vn,c1", MsgType: "Cancel", At: at}}
+			if err := e.caps.CreateCapAlert(t.Context(), a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list := func() (reads int) {
+		t.Helper()
+		before := areas.count()
+		var l struct{ Alerts []loaxa.CapAlert }
+		e.call("GET", "/api/v1/cap?limit=10000", e.admin, nil, http.StatusOK, &l)
+		for _, a := range l.Alerts {
+			if !strings.Contains(a.Reason, "approved by can-bo-huyen at 2026-03-02T05:00:00+07:00; withdrawn by a later Cancel") {
+				t.Fatalf("%s listed with reason %q", a.ID, a.Reason)
+			}
+		}
+		return areas.count() - before
+	}
+	store(2)
+	few := list()
+	store(200)
+	if many := list(); many != few {
+		t.Errorf("listing 202 alerts read %d area chains, 2 alerts %d: want as many (each area's zone once)", many, few)
+	}
+}
+
+// BenchmarkListCapNotes: the CAP screen's read of the most GET /api/v1/cap
+// gives, 10,000 alerts, each approved and later withdrawn, by the
+// administrator. "noted": their reasons say so, as this controller stores
+// them; "older": they do not, as an older controller stored them, and the
+// list adds the notes, each instant in its area's time zone.
+func BenchmarkListCapNotes(b *testing.B) {
+	for _, noted := range []bool{true, false} {
+		name := "older"
+		if noted {
+			name = "noted"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b)
+			e.tree()
+			ctx := context.Background()
+			for i := range 10000 {
+				area := []string{"12346", "12347"}[i%2]
+				a := &loaxa.CapAlert{Key: fmt.Sprintf("nchmf.gov.vn,b%05d", i), Status: "Actual", MsgType: "Alert", Action: "approved",
+					Targets: []string{area}, Emergency: fmt.Sprintf("e%06d", i), Reason: `event "Bão" is not on the auto-start list`,
+					ApprovedBy: "can-bo-huyen", ApprovedAt: t0.Add(time.Duration(i) * time.Minute).UTC(),
+					Withdrawn: &loaxa.CapWithdrawal{By: "c1", Key: "nchmf.gov.vn,c1", MsgType: "Cancel", At: t0.Add(time.Duration(i+5) * time.Minute).UTC()}}
+				if noted {
+					vn := time.FixedZone("ICT", 7*3600)
+					a.Reason += fmt.Sprintf("; approved by can-bo-huyen at %s; withdrawn by a later Cancel nchmf.gov.vn,c1 at %s: it no longer sounds",
+						a.ApprovedAt.In(vn).Format(time.RFC3339), a.Withdrawn.At.In(vn).Format(time.RFC3339))
+				}
+				if err := e.caps.CreateCapAlert(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				var l struct{ Alerts []loaxa.CapAlert }
+				e.call("GET", "/api/v1/cap?limit=10000", e.admin, nil, http.StatusOK, &l)
+				if len(l.Alerts) != 10000 || !strings.HasSuffix(l.Alerts[0].Reason, "+07:00: it no longer sounds") || strings.Count(l.Alerts[0].Reason, "approved by") != 1 {
+					b.Fatalf("%d alerts, the first's reason %q", len(l.Alerts), l.Alerts[0].Reason)
+				}
+			}
+		})
 	}
 }
