@@ -427,7 +427,7 @@ func (s *Server) withdrawCap(ctx context.Context, store loaxa.CapStore, svc loax
 	if _, err := store.UpdateCapAlert(ctx, old.ID, func(a *loaxa.CapAlert) error {
 		if a.Withdrawn == nil && a.Action != string(cap.ActionCancelled) {
 			a.Withdrawn = &w
-			a.Reason = capNote(a.Reason, s.capWithdrawnNote(ctx, nil, a))
+			a.Reason = capNote(a.Reason, s.capSay(ctx, nil, a, capWithdrawnNote(a)))
 		}
 		return nil
 	}); err != nil {
@@ -492,15 +492,60 @@ func (s *Server) capTime(ctx context.Context, zones capZones, a *loaxa.CapAlert,
 // said in (capTime): area → zone, nil for one that could not be read.
 type capZones map[string]*time.Location
 
+// capInstant is a note on a CAP alert's reason that states an instant
+// (who approved it and when, what withdrew it and when), said in the time
+// zone its first area had when it was made (capTime). It is one note
+// whatever zone the area has since: found by its words and the instant it
+// states (in), a stored note in the old zone is not said again in the
+// new one beside it.
+type capInstant struct {
+	head string // the words before the instant; "" is no note
+	at   time.Time
+	tail string // the words after it
+}
+
+// capSay says n in the time zone of a's first area.
+func (s *Server) capSay(ctx context.Context, zones capZones, a *loaxa.CapAlert, n capInstant) string {
+	if n.head == "" {
+		return ""
+	}
+	return n.head + s.capTime(ctx, zones, a, n.at) + n.tail
+}
+
+// in returns n as reason says it, in whatever time zone, or "".
+func (n capInstant) in(reason string) string {
+	if n.head == "" {
+		return ""
+	}
+	at := n.at.Truncate(time.Second) // as RFC 3339 says it
+	for from := 0; ; {
+		i := strings.Index(reason[from:], n.head)
+		if i < 0 {
+			return ""
+		}
+		start := from + i
+		rest := reason[start+len(n.head):]
+		for _, size := range []int{len("2006-01-02T15:04:05Z"), len("2006-01-02T15:04:05+07:00")} {
+			if len(rest) < size || !strings.HasPrefix(rest[size:], n.tail) {
+				continue
+			}
+			if t, err := time.Parse(time.RFC3339, rest[:size]); err == nil && t.Equal(at) {
+				return reason[start : start+len(n.head)+size+len(n.tail)]
+			}
+		}
+		from = start + len(n.head)
+	}
+}
+
 // capApprovedNote is what the reason of an approved alert adds: who
 // approved it, and when. Before, the reason still read "to approve it:
 // POST …" (then nothing), and only approved_by and approved_at said it
 // had been.
-func (s *Server) capApprovedNote(ctx context.Context, zones capZones, a *loaxa.CapAlert) string {
+func capApprovedNote(a *loaxa.CapAlert) capInstant {
 	if a.ApprovedBy == "" {
-		return ""
+		return capInstant{}
 	}
-	return fmt.Sprintf("approved by %s at %s", a.ApprovedBy, s.capTime(ctx, zones, a, a.ApprovedAt))
+	return capInstant{head: "approved by " + a.ApprovedBy + " at ", at: a.ApprovedAt}
 }
 
 // capWithdrawnNote is what the reason of an alert a later Cancel or
@@ -508,10 +553,10 @@ func (s *Server) capApprovedNote(ctx context.Context, zones capZones, a *loaxa.C
 // and when its emergencies were stopped; of one that started none (it had
 // expired, no area here), by which and when only. A pending one's says it
 // when it becomes cancelled (withdrawCap).
-func (s *Server) capWithdrawnNote(ctx context.Context, zones capZones, a *loaxa.CapAlert) string {
+func capWithdrawnNote(a *loaxa.CapAlert) capInstant {
 	w := a.Withdrawn
 	if w == nil || a.Action == string(cap.ActionCancelled) || a.Action == string(cap.ActionPending) {
-		return ""
+		return capInstant{}
 	}
 	what := "withdrawn by a later Cancel"
 	if w.MsgType == "Update" {
@@ -519,11 +564,12 @@ func (s *Server) capWithdrawnNote(ctx context.Context, zones capZones, a *loaxa.
 	} else if w.MsgType != "Cancel" {
 		what = "withdrawn by a later " + w.MsgType
 	}
-	note := fmt.Sprintf("%s %s at %s", what, w.Key, s.capTime(ctx, zones, a, w.At))
+	note := capInstant{head: what + " " + w.Key + " at ", at: w.At}
 	if a.Emergency == "" && !slices.ContainsFunc(capBlockEmergencies(a), func(id string) bool { return id != "" }) {
 		return note // it never sounded (expired, no area here, recorded)
 	}
-	return note + ": it no longer sounds"
+	note.tail = ": it no longer sounds"
+	return note
 }
 
 // capNote returns reason with note after what it says: a record's reason
@@ -908,7 +954,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		// The reason stays: what of the alert does not play, and why it
 		// waited, are still true. The route that approves it is not.
 		a.Action, a.ApprovedBy, a.ApprovedAt = "approved", userFrom(ctx).Username, s.now()
-		a.Reason = capNote(capWithoutApproveNote(a.Reason, a.ID), s.capApprovedNote(ctx, nil, a))
+		a.Reason = capNote(capWithoutApproveNote(a.Reason, a.ID), s.capSay(ctx, nil, a, capApprovedNote(a)))
 		return nil
 	})
 	if err != nil {
@@ -925,7 +971,7 @@ func (s *Server) handleApproveCap(w http.ResponseWriter, r *http.Request) error 
 		if _, uerr := store.UpdateCapAlert(context.WithoutCancel(ctx), rec.ID, func(a *loaxa.CapAlert) error {
 			// It was not approved after all: the note that says it was
 			// gives way to why not.
-			a.Reason = capWithout(a.Reason, s.capApprovedNote(ctx, nil, a))
+			a.Reason = capWithout(a.Reason, capApprovedNote(a).in(a.Reason))
 			a.Action, a.ApprovedBy, a.ApprovedAt = string(cap.ActionPending), "", time.Time{}
 			a.Reason = capNote(capNote(a.Reason, note), capApproveNote(a.ID))
 			return nil
@@ -967,9 +1013,9 @@ func (s *Server) capShown(ctx context.Context, zones capZones, a *loaxa.CapAlert
 		return a
 	}
 	a.Reason = capWithoutApproveNote(a.Reason, a.ID)
-	for _, note := range []string{s.capApprovedNote(ctx, zones, a), s.capWithdrawnNote(ctx, zones, a)} {
-		if note != "" && !strings.Contains(a.Reason, note) {
-			a.Reason = capNote(a.Reason, note)
+	for _, note := range []capInstant{capApprovedNote(a), capWithdrawnNote(a)} {
+		if note.head != "" && note.in(a.Reason) == "" {
+			a.Reason = capNote(a.Reason, s.capSay(ctx, zones, a, note))
 		}
 	}
 	return a

@@ -1417,6 +1417,69 @@ func TestCapAutoStartAuditIsKeyValue(t *testing.T) {
 	}
 }
 
+// TestCapNoteSaysItsInstantOnceWhenTheZoneChanges: a CAP alert approved
+// and then withdrawn had its reason say so, each instant in its commune's
+// time zone ("approved by admin at 2026-03-02T05:10:00+07:00"). Once the
+// commune's zone changed (mended in the store by the controller's
+// administrator, or a restored backup), GET /api/v1/cap and
+// GET /api/v1/cap/{id} said each note a second time beside the first, in
+// the new zone, as if approved and withdrawn twice: the list looked for
+// the note as it would say it now. A note states an instant: it is found
+// by its words and that instant, in whatever zone it was said, and kept
+// as said. A record whose reason lacks it (an older controller's) is
+// given it in the zone the area has now, once.
+func TestCapNoteSaysItsInstantOnceWhenTheZoneChanges(t *testing.T) {
+	e := newEnv(t, func(s *lhttp.Server) { s.SpeechEngine = &tts.Espeak{} })
+	e.tree()
+	e.clock.Advance(10 * time.Minute)
+	p := e.postCap(capXML("p1", "Actual", "12346"), http.StatusCreated)
+	e.call("POST", "/api/v1/cap/"+p.Alert.ID+"/approve", e.admin, nil, http.StatusOK, nil)
+	e.clock.Advance(time.Minute)
+	e.postCap(strings.Replace(capXML("c1", "Actual", "12346", "<references>nchmf.gov.vn,p1,2026-03-02T04:50:00+07:00</references>"),
+		"<msgType>Alert", "<msgType>Cancel", 1), http.StatusCreated)
+	approved := "approved by admin at 2026-03-02T05:10:00+07:00"
+	withdrawn := "withdrawn by a later Cancel nchmf.gov.vn,c1 at 2026-03-02T05:11:00+07:00: it no longer sounds"
+	older := &loaxa.CapAlert{Key: "nchmf.gov.vn,older", Status: "Actual", MsgType: "Alert", Action: "approved", Targets: []string{"12346"},
+		Reason: `event "Bão" is not on the auto-start list`, ApprovedBy: "can-bo-huyen", ApprovedAt: t0.Add(-2 * time.Hour).UTC()}
+	if err := e.caps.CreateCapAlert(t.Context(), older); err != nil {
+		t.Fatal(err)
+	}
+	reasons := func() map[string][]string {
+		t.Helper()
+		var list struct{ Alerts []loaxa.CapAlert }
+		e.call("GET", "/api/v1/cap", e.admin, nil, http.StatusOK, &list)
+		got := map[string][]string{}
+		for _, a := range list.Alerts {
+			var one loaxa.CapAlert
+			e.call("GET", "/api/v1/cap/"+a.ID, e.admin, nil, http.StatusOK, &one)
+			got[a.ID] = []string{a.Reason, one.Reason}
+		}
+		return got
+	}
+	check := func(when string, id string, want ...string) {
+		t.Helper()
+		for _, r := range reasons()[id] {
+			for _, w := range want {
+				if strings.Count(r, w) != 1 {
+					t.Errorf("%s: reason %q; want %q in it once", when, r, w)
+				}
+			}
+			if n := strings.Count(r, "approved by"); n != 1 {
+				t.Errorf("%s: reason %q says approved %d times", when, r, n)
+			}
+		}
+	}
+	check("in Vietnam's zone", p.Alert.ID, approved, withdrawn)
+	check("in Vietnam's zone", older.ID, "approved by can-bo-huyen at 2026-03-02T03:00:00+07:00")
+
+	e.storeAreaUnchecked(&loaxa.Area{ID: "12346", Name: "Xã Tiên Thắng", Parent: "318", TimeZone: "Asia/Tokyo", CreatedAt: t0})
+	check("the commune's zone changed", p.Alert.ID, approved, withdrawn)
+	if r := reasons()[p.Alert.ID][0]; strings.Contains(r, "+09:00") {
+		t.Errorf("the commune's zone changed: reason %q says a note again in the new zone", r)
+	}
+	check("the commune's zone changed", older.ID, "approved by can-bo-huyen at 2026-03-02T05:00:00+09:00")
+}
+
 // countedChains counts the area chains read from the store.
 type countedChains struct {
 	loaxa.AreaService
