@@ -50,7 +50,7 @@ type dataOwner struct {
 	// walking is held through a recheck, so that requests arriving
 	// meanwhile wait for its answer rather than walk again.
 	walking sync.Mutex
-	walked  time.Time // when the last walk began
+	walked  time.Time // when the last recheck began; zero: none since the start's check
 	err     error     // the last recheck's failure
 }
 
@@ -97,8 +97,10 @@ func (o *dataOwner) check() ([]foreignFile, error) {
 
 // current is the "files" check's answer at now. A clean directory is not
 // walked again (what the start's check found); while foreign files were
-// found, the directory is walked again at most once every ownersRecheck,
-// and requests meanwhile, or waiting for that walk, share its answer.
+// found, the directory is walked again at the first request, then at most
+// once every ownersRecheck, and requests meanwhile, or waiting for that
+// walk, share its answer. (The start's check comes before the store and
+// the audio are opened, so the first request counts them.)
 func (o *dataOwner) current(now time.Time) ([]foreignFile, error) {
 	if o == nil { // not opened
 		return nil, nil
@@ -202,7 +204,7 @@ func (a *App) checkDataOwner() {
 	if a.EUID != nil {
 		uid = a.EUID
 	}
-	a.owner = &dataOwner{dir: a.Config.DataDir, uid: uid(), gid: os.Getegid(), walked: a.Clock.Now()}
+	a.owner = &dataOwner{dir: a.Config.DataDir, uid: uid(), gid: os.Getegid()}
 	found, err := a.owner.check()
 	if err != nil {
 		a.Logger.Warn("data directory: the owners of its files were not checked", "err", err)
