@@ -622,7 +622,7 @@ func (a *App) healthChecks() []lhttp.HealthCheck {
 			// loop does not walk the disk in a loop.
 			found, err := a.owner.current(a.Clock.Now())
 			if err != nil {
-				return "", err
+				return "", errOwnersUnchecked
 			}
 			if len(found) > 0 {
 				return "", errors.New(a.owner.summary(found))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -42,6 +43,7 @@ type dataOwner struct {
 	dir string
 	uid int
 	gid int
+	log *slog.Logger // a recheck that fails is logged; nil: not
 
 	mu    sync.Mutex
 	found []foreignFile // at the last check
@@ -113,8 +115,16 @@ func (o *dataOwner) current(now time.Time) ([]foreignFile, error) {
 	}
 	o.walked = now
 	found, o.err = o.check()
+	if o.err != nil && o.log != nil {
+		o.log.Warn("data directory: the owners of its files were not checked", "err", o.err)
+	}
 	return found, o.err
 }
+
+// errOwnersUnchecked is what GET /api/v1/health, which anyone may read,
+// says of a walk that failed: the error names the data directory's path,
+// the log has it.
+var errOwnersUnchecked = errors.New("the owners of the data directory's files could not be checked: the controller's log says why")
 
 // last returns what the last check found.
 func (o *dataOwner) last() []foreignFile {
@@ -204,9 +214,12 @@ func (a *App) checkDataOwner() {
 	if a.EUID != nil {
 		uid = a.EUID
 	}
-	a.owner = &dataOwner{dir: a.Config.DataDir, uid: uid(), gid: os.Getegid()}
+	a.owner = &dataOwner{dir: a.Config.DataDir, uid: uid(), gid: os.Getegid(), log: a.Logger}
 	found, err := a.owner.check()
 	if err != nil {
+		// GET /health walks again rather than say every file is the
+		// controller's.
+		a.owner.err = err
 		a.Logger.Warn("data directory: the owners of its files were not checked", "err", err)
 		return
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -328,4 +329,42 @@ func BenchmarkDataOwnerCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFilesCheckAfterAFailedWalk: a start whose walk of the data directory
+// failed left the "files" check saying "every file in the data directory
+// belongs to …" for the controller's life, never walked again. It now
+// walks again at the first request; and a walk that fails is said without
+// the directory's path (GET /health is public), which the log has.
+func TestFilesCheckAfterAFailedWalk(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file owners are not read on this system")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	var logged bytes.Buffer
+	fc := clock.NewFake(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
+	a := &App{Clock: fc, Config: Config{DataDir: dir}, Logger: slog.New(slog.NewTextHandler(&logged, nil)), EUID: func() int { return otherUID }}
+	a.checkDataOwner() // the directory is not there: the walk fails
+	if !strings.Contains(logged.String(), "were not checked") {
+		t.Fatalf("the start's failed walk was not logged: %s", logged.String())
+	}
+	var files lhttp.HealthCheck
+	for _, c := range a.healthChecks() {
+		if c.Name == "files" {
+			files = c
+		}
+	}
+	if _, err := files.Check(context.Background()); err == nil || strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "could not be checked") {
+		t.Errorf("files check after a failed walk, the directory still missing: %v; want it said not checked, without the path", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "loaxa.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fc.Advance(time.Minute)
+	if detail, err := files.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "2 files in the data directory belong") {
+		t.Errorf("files check once the directory can be walked: %q, %v; want the 2 files of another user", detail, err)
+	}
 }
