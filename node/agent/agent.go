@@ -227,6 +227,7 @@ type status struct {
 	desiredVersion uint64
 	playing        *protocol.Playing
 	missing        []string
+	cache          cacheView // what noteCache saw last
 	rejected       uint64
 	outbox         int
 	// publishedOutbox is the outbox count of the last state built to be
@@ -756,10 +757,9 @@ func (a *Agent) loop(ctx context.Context) {
 			f()
 		case <-wakeC:
 		case <-a.cache.Changed():
-			a.mu.Lock()
-			a.status.missing = a.cache.Missing()
-			a.mu.Unlock()
-			signal(a.dirty)
+			if a.noteCache() {
+				signal(a.dirty)
+			}
 		case <-a.floorDue:
 			a.saveFloor(0)
 		case <-a.clockMoved:
@@ -1253,9 +1253,32 @@ func (a *Agent) wantContent() {
 		}
 		a.cache.Want(wants)
 	}
+	if a.noteCache() {
+		signal(a.dirty)
+	}
+}
+
+// cacheView is the cache's part of the node's state.
+type cacheView struct {
+	missing      []string
+	damaged      int
+	bytes, limit int64
+}
+
+// noteCache takes the cache's part of the state and reports whether it
+// changed since the last look. The cache signals Changed on every Want,
+// and wantContent runs whenever the clock moves, even by nothing: the
+// first measurement of the controller's time at every start (however
+// little it moves the clock, alertstore.go) published a state that said
+// what the one before had said, once per node, 10,000 at a fleet's start.
+func (a *Agent) noteCache() bool {
+	v := cacheView{missing: a.cache.Missing(), damaged: a.cache.Damaged()}
+	v.bytes, v.limit, _ = a.cache.Usage()
 	a.mu.Lock()
-	a.status.missing = a.cache.Missing()
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	old := a.status.cache
+	a.status.cache, a.status.missing = v, v.missing
+	return !slices.Equal(v.missing, old.missing) || v.damaged != old.damaged || v.bytes != old.bytes || v.limit != old.limit
 }
 
 // contentByNeed orders the content refs of d by the first upcoming
