@@ -573,7 +573,10 @@ func (r *soundReader) read(sounds map[string]map[string]time.Time, offsets map[s
 			sounds[f[1]] = map[string]time.Time{}
 		}
 		if _, ok := sounds[f[1]][f[0]]; !ok { // the first play counts
-			sounds[f[1]][f[0]] = time.Unix(0, ns)
+			// A play begun a lead-in ahead of its instant (a negative
+			// offset) sounds from its stream's first sample, that much
+			// after its output took the lead-in's silence.
+			sounds[f[1]][f[0]] = time.Unix(0, ns-min(offset, 0))
 			if offset > 0 {
 				if offsets[f[1]] == nil {
 					offsets[f[1]] = map[string]time.Duration{}

@@ -19,9 +19,11 @@ type StampOutput struct {
 	starts []time.Time
 }
 
-// Play plays pcm through the wrapped output, noting its first read.
+// Play plays pcm through the wrapped output, noting its first read. A
+// play begun a lead-in ahead of its instant (agent.PlayOffset < 0) is
+// noted when its audio follows the lead-in's silence.
 func (o *StampOutput) Play(ctx context.Context, pcm io.Reader) error {
-	return o.Output.Play(ctx, &firstRead{r: pcm, o: o})
+	return o.Output.Play(ctx, &firstRead{r: pcm, o: o, lead: -min(agent.PlayOffset(ctx), 0)})
 }
 
 // Plays returns the start times noted so far, in order.
@@ -34,13 +36,14 @@ func (o *StampOutput) Plays() []time.Time {
 type firstRead struct {
 	r    io.Reader
 	o    *StampOutput
+	lead time.Duration
 	done bool
 }
 
 func (f *firstRead) Read(p []byte) (int, error) {
 	if !f.done {
 		f.done = true
-		now := time.Now()
+		now := time.Now().Add(f.lead)
 		f.o.mu.Lock()
 		f.o.starts = append(f.o.starts, now)
 		f.o.mu.Unlock()

@@ -15,7 +15,9 @@ import (
 // the real wall clock of the machine), and how far into the occurrence's
 // stream that sample lies (a late emergency skips into its opening chime
 // to play on its area's timeline; agent.PlayOffset), 0 for a play from its
-// beginning:
+// beginning; negative for a play begun a lead-in ahead of its instant
+// with that much silence, whose stream's first sample is heard at the
+// time less the offset:
 //
 //	<node id> <occurrence id> <Unix time in ns> <offset in ns>
 //

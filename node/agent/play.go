@@ -21,6 +21,22 @@ import (
 // player starts.
 const preload = 500 * time.Millisecond
 
+// leadIn is how long before its instant a prepared play may begin on its
+// own when nothing sounds: its output begins then with silence up to the
+// instant, so that the first sample of its audio is placed at the instant
+// by the output's own pace, not by when the board gives the play's
+// goroutine the processor. On a busy processor that wake-up came 17–32 ms
+// after the instant at the median and up to 800 ms after it
+// (BENCHMARKS.md, "Start instant to first sample"); begun a lead-in
+// ahead, the play sounds at its instant unless the wake-up is later than
+// that: under that contention it woke with 40 ms of the 80 left at
+// least. A play that preempts another, and a live call or a relay, begin
+// at the instant: nothing is cut off early, and a live source is not
+// read ahead. It is well within the amplifier's warm-up, so the
+// amplifier is on; a play stopped within its lead-in has started and
+// played nothing, as one stopped at once.
+const leadIn = 80 * time.Millisecond
+
 // Cue states: what may begin a prepared play's audio.
 const (
 	cueHeld  int32 = iota // only the main loop, by begin
@@ -31,10 +47,11 @@ const (
 // play is one occurrence's audio. It is prepared ahead of its start (a cue:
 // the content open and its first half second read, a goroutine waiting),
 // then on air once begun. A cue that is free begins on its own at its
-// instant, whatever the main loop is busy with (an fsync, a message); the
-// main loop holds it while it decides, so that nothing begins behind its
-// back, and frees it only when beginning at that instant is what it would
-// decide itself: nothing else on air, or a lower level to preempt.
+// instant (a lead-in ahead if nothing sounds, leadIn), whatever the main
+// loop is busy with (an fsync, a message); the main loop holds it while
+// it decides, so that nothing begins behind its back, and frees it only
+// when beginning at that instant is what it would decide itself: nothing
+// else on air, or a lower level to preempt.
 type play struct {
 	occ     protocol.Occurrence
 	at      atomic.Int64 // corrected clock, Unix ns: when the output is to begin
@@ -208,7 +225,7 @@ func (a *Agent) cueUp(o protocol.Occurrence, at time.Time) *play {
 	p.silent = make(chan struct{})
 	// The timer is made here, not in the goroutine, so that on a fake
 	// clock it exists as soon as the cue does.
-	p.timer = a.clock.NewTimer(max(at.Sub(a.clock.Now()), 0))
+	p.timer = a.clock.NewTimer(max(at.Add(-leadIn).Sub(a.clock.Now()), 0))
 	go a.runPlay(p)
 	return p
 }
@@ -372,7 +389,15 @@ func (a *Agent) runPlay(p *play) {
 		}
 	}()
 	defer p.timer.Stop()
-	due := func() bool { return !a.clock.Now().Before(p.instant()) }
+	// begins is when the cue may begin on its own: a lead-in before its
+	// instant if nothing sounds (leadIn), else at its instant.
+	begins := func() time.Time {
+		if p.leadsIn() && !a.soundingNow() {
+			return p.instant().Add(-leadIn)
+		}
+		return p.instant()
+	}
+	due := func() bool { return !a.clock.Now().Before(begins()) }
 wait:
 	for {
 		select {
@@ -382,7 +407,11 @@ wait:
 		case <-p.begin:
 			break wait
 		case <-p.timer.C():
-			if p.state.CompareAndSwap(cueFree, cueBegun) {
+			// Set for the lead-in: a play that preempts waits on to its
+			// instant.
+			if !due() {
+				p.timer.Reset(max(begins().Sub(a.clock.Now()), 0))
+			} else if p.state.CompareAndSwap(cueFree, cueBegun) {
 				break wait
 			}
 		case <-p.nudge:
@@ -390,29 +419,45 @@ wait:
 				break wait
 			}
 			p.timer.Stop()
-			p.timer.Reset(max(p.instant().Sub(a.clock.Now()), 0))
+			p.timer.Reset(max(begins().Sub(a.clock.Now()), 0))
 		}
 	}
-	a.takeOutput(p)
+	preempted := a.takeOutput(p)
 	// One reading of the clocks for when the first sample is heard, the
 	// chime it skips into and the lateness the started event reports: read
 	// again after the skip's read (a loaded machine: 4 ms), the report said
 	// 541 ms late for a skip of 537, and the cluster looked off its area's
 	// timeline by what was only the time the node took to skip.
 	base := a.clock.Base.Now()
-	heard := base.Add(a.clock.Get()).Add(a.latency)
+	now := base.Add(a.clock.Get())
+	// Begun ahead of its instant, the output plays silence up to it.
+	var silence int64
+	if !preempted && p.leadsIn() {
+		// Rounded up to a whole sample: not heard before its instant.
+		d := max(p.instant().Sub(now), 0)
+		if silence = nodeaudio.Bytes(d); nodeaudio.Duration(silence) < d {
+			silence = nodeaudio.Bytes(d + time.Second/nodeaudio.SampleRate)
+		}
+	}
+	lead := nodeaudio.Duration(silence)
+	heard := now.Add(lead).Add(a.latency)
 	p.heardAt.Store(heard.UnixNano())
 	if skip := p.lateSkip(heard); skip > 0 {
 		n, _ := p.buf.Discard(int(nodeaudio.Bytes(skip)))
 		p.intoChime = nodeaudio.Duration(int64(n))
 	}
-	p.began <- began{base: base, heard: heard}
+	p.began <- began{base: base.Add(lead), heard: heard}
 	signal(a.cueBegan)
 	ctx := p.ctx
-	if p.intoChime > 0 {
+	var stream io.Reader = p.stream
+	switch {
+	case p.intoChime > 0:
 		ctx = WithPlayOffset(ctx, p.intoChime)
+	case silence > 0:
+		ctx = WithPlayOffset(ctx, -lead)
+		stream = io.MultiReader(io.LimitReader(zeros{}, silence), p.stream)
 	}
-	err := a.cfg.Output.Play(ctx, p.stream)
+	err := a.cfg.Output.Play(ctx, stream)
 	a.releaseOutput(p)
 	p.done <- playResult{begun: true, bytes: p.stream.N(), audioErr: err}
 }
@@ -428,19 +473,34 @@ var errPreempted = errors.New("preempted by the play that began")
 // main loop's stop (onAir, stopPlay) comes later, when it is free; on a
 // busy board that was long enough for an alert's opening chime to sound
 // over the bulletin it cut off.
-func (a *Agent) takeOutput(p *play) {
+// It reports whether p preempted a play.
+func (a *Agent) takeOutput(p *play) bool {
 	a.outputMu.Lock()
 	old := a.sounding
 	a.sounding = p
 	a.outputMu.Unlock()
 	if old == nil {
-		return
+		return false
 	}
 	old.preempt()
 	if old.interrupt != nil {
 		old.interrupt.Close()
 	}
 	<-old.silent
+	return true
+}
+
+// soundingNow reports whether a play's output runs.
+func (a *Agent) soundingNow() bool {
+	a.outputMu.Lock()
+	defer a.outputMu.Unlock()
+	return a.sounding != nil
+}
+
+// leadsIn reports whether p may begin a lead-in ahead of its instant
+// (leadIn): not a live call or a relay, whose source is read as it comes.
+func (p *play) leadsIn() bool {
+	return p.occ.Live == "" && p.interrupt == nil && p.stream.ReadAhead() == 0
 }
 
 // releaseOutput notes that p's output has returned.
@@ -566,8 +626,9 @@ type offsetKey struct{}
 // PlayOffset returns how far into its occurrence's stream the first
 // sample of an Output.Play call lies, from the context the agent passes
 // it: a late emergency skips into its opening chime (lateSkip); 0 for a
-// play from the beginning. Instruments use it to place a play on its
-// area's timeline.
+// play from the beginning; negative for a play begun ahead of its
+// instant (leadIn) with that much silence before its stream. Instruments
+// use it to place a play on its area's timeline.
 func PlayOffset(ctx context.Context) time.Duration {
 	d, _ := ctx.Value(offsetKey{}).(time.Duration)
 	return d
@@ -976,7 +1037,7 @@ func (a *Agent) finishPlay(r playResult) {
 	e := occurrenceEvent(protocol.EventCompleted, mark, now)
 	// The output may have read ahead of what was heard when stopped, so the
 	// played time is the elapsed time, bounded by what was read.
-	elapsed := a.clock.Base.Now().Sub(p.base)
+	elapsed := max(a.clock.Base.Now().Sub(p.base), 0) // 0 if stopped in its lead-in
 	e.PlayedMS = min(elapsed, playDuration(r.bytes)).Milliseconds()
 	switch {
 	case r.audioErr == nil:

@@ -37,14 +37,21 @@ type pcmOutput struct {
 	plays  [][]byte
 }
 
+// The silence a play begins with a lead-in ahead of its instant
+// (agent.PlayOffset < 0) is not kept: the plays kept are the streams.
 func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
+	var lead int64
+	if off := agent.PlayOffset(ctx); off < 0 {
+		lead = nodeaudio.Bytes(-off)
+	}
 	if o.paced {
 		o.mu.Lock()
 		o.plays = append(o.plays, nil)
 		o.mu.Unlock()
-		return audio.NewNone(nil).Play(ctx, io.TeeReader(pcm, o))
+		return audio.NewNone(nil).Play(ctx, io.TeeReader(pcm, &skipWriter{n: lead, w: o}))
 	}
 	b, err := io.ReadAll(pcm)
+	b = b[min(lead, int64(len(b))):]
 	o.mu.Lock()
 	o.plays = append(o.plays, b)
 	o.mu.Unlock()
@@ -52,6 +59,24 @@ func (o *pcmOutput) Play(ctx context.Context, pcm io.Reader) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// skipWriter drops the first n bytes written to it.
+type skipWriter struct {
+	n int64
+	w io.Writer
+}
+
+func (s *skipWriter) Write(b []byte) (int, error) {
+	k := min(s.n, int64(len(b)))
+	s.n -= k
+	if int(k) == len(b) {
+		return len(b), nil
+	}
+	if _, err := s.w.Write(b[k:]); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // Write keeps what a paced play read.
