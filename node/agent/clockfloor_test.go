@@ -44,7 +44,14 @@ func TestOldAlertRefusedOnABoardClockBehindItsFloor(t *testing.T) {
 	// In service: the board measures the controller's time.
 	n := startAgent(t, cred, options{clock: fc, store: st})
 	waitConnected(t, n)
-	nodetest.Eventually(t, 10*time.Second, "clock not measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })
+	// The floor stored, not only the measurement seen: the state shows
+	// the measurement before the floor is taken from it, and an agent
+	// stopped in between (a loaded machine, once in a full run) stored
+	// none, and started again on its board's clock.
+	nodetest.Eventually(t, 10*time.Second, "clock floor not stored after the measurement", func() bool {
+		f, err := st.ClockFloor()
+		return err == nil && !f.IsZero()
+	})
 	proven := fc.Now()
 	n.stop(t)
 
