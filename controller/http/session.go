@@ -110,22 +110,23 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 // session of its area among ss that runs at the same time as it from now
 // on, compared as a new session is (loaxa.CheckSessionOverlap), and
 // whether it runs no more. Only areas with two or more sessions cost an
-// overlap check.
+// overlap check. Each session's times are read once for all of these
+// (loaxa.AreaSessions), not again for each other session of its area.
 func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]sessionEntry, error) {
 	byArea := map[string][]*loaxa.Session{}
 	for _, x := range ss {
 		byArea[x.Area] = append(byArea[x.Area], x)
 	}
-	locs := map[string]*time.Location{}
+	areas := map[string]*loaxa.AreaSessions{}
 	now := s.now()
 	out := make([]sessionEntry, len(ss))
 	for i, x := range ss {
 		out[i].Session = x
 		others := byArea[x.Area]
-		loc := locs[x.Area]
-		if loc == nil {
-			var err error
-			if loc, err = s.locationOf(ctx, x.Area); err != nil {
+		area := areas[x.Area]
+		if area == nil {
+			loc, err := s.locationOf(ctx, x.Area)
+			if err != nil {
 				if len(others) < 2 {
 					// Listed as before: the area's time zone the
 					// controller refuses is said where it is used.
@@ -133,15 +134,16 @@ func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]se
 				}
 				return nil, err
 			}
-			locs[x.Area] = loc
+			area = loaxa.NewAreaSessions(others, loc)
+			areas[x.Area] = area
 		}
-		if x.TimesRefused(loc) != nil {
+		if area.TimesRefused(x) != nil {
 			// Its times cannot be compared (the list answered 500); its
 			// programme says what is wrong with them.
 			continue
 		}
 		// As checkSessionRuns: an instance under way runs the rest of it.
-		if _, ok, err := x.NextRun(loc, now.Add(-x.MaxLength())); err != nil {
+		if _, ok, err := area.NextRun(x, now.Add(-x.MaxLength())); err != nil {
 			return nil, fmt.Errorf("session %s: %w", x.ID, err)
 		} else if !ok {
 			out[i].RunsNoMore = true
@@ -152,7 +154,7 @@ func (s *Server) sessionOverlaps(ctx context.Context, ss []*loaxa.Session) ([]se
 		// From now on: CheckSessionOverlap compares from a day before
 		// since, and an overlap that is over says nothing to do.
 		var overlap *loaxa.SessionOverlapError
-		if err := loaxa.CheckSessionOverlap(x, others, loc, now.Add(24*time.Hour)); errors.As(err, &overlap) {
+		if err := area.CheckOverlap(x, now.Add(24*time.Hour)); errors.As(err, &overlap) {
 			out[i].Overlap = &storedOverlap{Session: overlap.Session.ID, sessionOverlap: sessionOverlap{
 				From: overlap.From, To: overlap.To, Minutes: int(overlap.To.Sub(overlap.From) / time.Minute)}}
 		} else if err != nil {

@@ -1790,6 +1790,51 @@ func BenchmarkListSessions(b *testing.B) {
 	}
 }
 
+// BenchmarkListSessionsKept is GET /api/v1/sessions for a province admin
+// of 50 communes whose five sessions were made three years before:
+// weekday mornings and weekend ones near them on the clock, weekday
+// evenings and a campaign of 13 weekends near them (COUNT, used up), a
+// monthly meeting (first Mondays) and National Day, each asked whether it runs
+// again and compared with the others of its commune.
+func BenchmarkListSessionsKept(b *testing.B) {
+	e := newEnv(b)
+	e.tree()
+	ctx := b.Context()
+	made := t0.AddDate(-3, 0, 0)
+	for i := range 50 {
+		area := fmt.Sprintf("c%03d", i)
+		if err := e.stores.areas.CreateArea(ctx, &loaxa.Area{ID: area, Name: "Xã " + area, Parent: "318"}); err != nil {
+			b.Fatal(err)
+		}
+		for j, x := range []struct {
+			start   string
+			minutes int
+			days    string
+		}{
+			{"05:30", 45, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"},
+			{"06:00", 30, "FREQ=WEEKLY;BYDAY=SA,SU"},
+			{"17:00", 15, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"},
+			{"17:10", 20, "FREQ=WEEKLY;BYDAY=SA,SU;COUNT=26"},
+			{"08:00", 60, "FREQ=MONTHLY;BYDAY=1MO"},
+			{"19:30", 60, "FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2"},
+		} {
+			sess := &loaxa.Session{Area: area, Name: fmt.Sprintf("Buổi %d", j), Start: x.start, MaxMinutes: x.minutes, Days: x.days, CreatedBy: "admin", CreatedAt: made}
+			if err := e.stores.sessions.CreateSession(ctx, sess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	admin := e.token("admin")
+	b.ReportAllocs()
+	for b.Loop() {
+		var l struct{ Sessions []json.RawMessage }
+		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
+		if len(l.Sessions) != 300 {
+			b.Fatalf("%d sessions listed", len(l.Sessions))
+		}
+	}
+}
+
 // BenchmarkListSessionsNoDayCommune: one commune's 30-February session
 // (made before 85c9bc4 refused such days) beside 60 others, every 20
 // minutes through the day: each other session's overlap check read its

@@ -283,6 +283,12 @@ func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.
 // from, in loc, skipping any over before s was made; false if there is
 // none: its days rule's UNTIL or COUNT has passed, or it matches no day.
 func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, error) {
+	return readSession(s, loc).nextRun(from)
+}
+
+// nextRun is NextRun of r's session, its times read once.
+func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
+	s, loc := r.s, r.loc
 	if matchesNoDay(s.Days) {
 		// Told at once: the rule's iteration walked every year to 9999
 		// to find no instance (0.1 s a session, asked of each listed).
@@ -291,7 +297,7 @@ func (s *Session) NextRun(loc *time.Location, from time.Time) (time.Time, bool, 
 	// Days that repeat in a short cycle are looked up in it, from's day
 	// on: the rule's iteration walks from the session's first day, a
 	// longer walk each year it is kept.
-	w, err := s.weekly(loc)
+	w, err := r.weekly()
 	if err != nil {
 		return time.Time{}, false, err
 	}
@@ -439,22 +445,29 @@ func (s *Session) Runs(loc *time.Location, from, to time.Time) ([]SessionRun, er
 // (an instance of each, each lasting its MaxLength; none over before its
 // session was made), or zero times if they never do.
 func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
-	if apartOnTheClock(s, o, zoneShift(loc, from)) {
+	return overlap(readSession(s, loc), readSession(o, loc), from, to, zoneShift(loc, from))
+}
+
+// overlap is Overlap of the sessions of sr and or, their times read once;
+// shift is zoneShift(loc, from).
+func overlap(sr, or *sessionRead, from, to time.Time, shift time.Duration) (start, end time.Time, err error) {
+	s, o, loc := sr.s, or.s, sr.loc
+	if apartOnTheClock(s, o, shift) {
 		return time.Time{}, time.Time{}, nil
 	}
 	// Against a session whose days repeat every few days or weeks, the
 	// other's instances alone are walked: a daily session against a
 	// yearly one at nearby times is compared over the yearly one's 400
 	// years in 292 steps, not 100,000.
-	if w, err := o.weekly(loc); err != nil {
+	if w, err := or.weekly(); err != nil {
 		return time.Time{}, time.Time{}, err
 	} else if w != nil {
-		return s.overlapWeekly(o, w, loc, from, to)
+		return overlapWeekly(sr, or, w, from, to)
 	}
-	if w, err := s.weekly(loc); err != nil {
+	if w, err := sr.weekly(); err != nil {
 		return time.Time{}, time.Time{}, err
 	} else if w != nil {
-		start, end, err := o.overlapWeekly(s, w, loc, from, to)
+		start, end, err := overlapWeekly(or, sr, w, from, to)
 		return start, end, err
 	}
 	mine, err := s.liveStarts(loc, from, to)
@@ -519,6 +532,44 @@ func (s *Session) liveStarts(loc *time.Location, from, to time.Time) (iter.Seq[t
 // before s was made, as Runs leaves out.
 func (s *Session) overBeforeMade(t time.Time) bool { return !t.Add(s.MaxLength()).After(s.CreatedAt) }
 
+// sessionRead is what the checks of a session (TimesRefused, NextRun,
+// OverlapHorizon, Overlap) read of its own times in zone loc, each read
+// once: its days' cycle and last day, whether this version refuses its
+// times, and its days as weeklyDays.
+type sessionRead struct {
+	s     *Session
+	loc   *time.Location
+	cycle int64     // daysCycle
+	last  time.Time // lastDay
+
+	refused     error
+	refusedRead bool
+	w           *weeklyDays
+	wErr        error
+	wRead       bool
+}
+
+func readSession(s *Session, loc *time.Location) *sessionRead {
+	return &sessionRead{s: s, loc: loc, cycle: daysCycle(s.Days), last: lastDay(s)}
+}
+
+// timesRefused is s.TimesRefused(loc), read once.
+func (r *sessionRead) timesRefused() error {
+	if !r.refusedRead {
+		r.refused, r.refusedRead = r.s.TimesRefused(r.loc), true
+	}
+	return r.refused
+}
+
+// weekly is s.weekly(loc), read once.
+func (r *sessionRead) weekly() (*weeklyDays, error) {
+	if !r.wRead {
+		r.w, r.wErr = r.s.weekly(r.loc)
+		r.wRead = true
+	}
+	return r.w, r.wErr
+}
+
 // weeklyDays is the days of a session whose days rule repeats every
 // cycle days from its first day (daysCycle), without COUNT: runs[i] says
 // whether it runs i days (mod cycle) after its first day.
@@ -572,10 +623,12 @@ func dateOf(t time.Time, loc *time.Location) time.Time {
 
 func daysBetween(a, b time.Time) int { return int(b.Sub(a).Hours()) / 24 }
 
-// overlapWeekly is Overlap of s and o, o's days being w: s's instances in
-// order, each against o's on the day before, the day and the day after.
-func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, from, to time.Time) (start, end time.Time, err error) {
-	mine, err := s.cycleLiveStarts(loc, from, to)
+// overlapWeekly is Overlap of the sessions of sr and or, or's days being
+// w: sr's instances in order, each against or's on the day before, the
+// day and the day after.
+func overlapWeekly(sr, or *sessionRead, w *weeklyDays, from, to time.Time) (start, end time.Time, err error) {
+	s, o, loc := sr.s, or.s, sr.loc
+	mine, err := sr.cycleLiveStarts(from, to)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
@@ -606,7 +659,13 @@ func (s *Session) overlapWeekly(o *Session, w *weeklyDays, loc *time.Location, f
 // compared from the days they were made at each list. A to past rrule-go's
 // last day (about 292 years after the first) is walked as before.
 func (s *Session) cycleLiveStarts(loc *time.Location, from, to time.Time) (iter.Seq[time.Time], error) {
-	w, err := s.weekly(loc)
+	return readSession(s, loc).cycleLiveStarts(from, to)
+}
+
+// cycleLiveStarts is cycleLiveStarts of r's session, its times read once.
+func (r *sessionRead) cycleLiveStarts(from, to time.Time) (iter.Seq[time.Time], error) {
+	s, loc := r.s, r.loc
+	w, err := r.weekly()
 	if err != nil || w == nil || to.IsZero() || !to.Before(s.CreatedAt.AddDate(200, 0, 0)) {
 		return s.liveStarts(loc, from, to)
 	}
@@ -647,16 +706,22 @@ func minTime(a, b time.Time) time.Time {
 // rrule-go's last day, about 292 years after DTSTART, for a rule without
 // one) neither runs, and a comparison past it would find nothing.
 func OverlapHorizon(s, o *Session, loc *time.Location, from time.Time) time.Time {
-	cycle := lcmDays(daysCycle(s.Days), daysCycle(o.Days))
+	return overlapHorizon(readSession(s, loc), readSession(o, loc), from, zoneShift(loc, from))
+}
+
+// overlapHorizon is OverlapHorizon of the sessions of sr and or, their
+// times read once; shift is zoneShift(loc, from).
+func overlapHorizon(sr, or *sessionRead, from time.Time, shift time.Duration) time.Time {
+	cycle := lcmDays(sr.cycle, or.cycle)
 	first := from
-	for _, x := range []*Session{s, o} {
+	for _, x := range []*Session{sr.s, or.s} {
 		if x.CreatedAt.After(first) {
 			first = x.CreatedAt
 		}
 	}
 	// Two days more: a session past midnight meets the next day's.
 	to := from
-	if zoneShift(loc, from) > 0 {
+	if shift > 0 {
 		to = from.Add(SessionOverlapLookahead)
 	}
 	if cycle < maxCycleDays {
@@ -664,8 +729,8 @@ func OverlapHorizon(s, o *Session, loc *time.Location, from time.Time) time.Time
 	} else {
 		to = time.Date(rrule.MAXYEAR+1, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	for _, x := range []*Session{s, o} {
-		if end := lastDay(x); end.Before(to) {
+	for _, end := range []time.Time{sr.last, or.last} {
+		if end.Before(to) {
 			to = end
 		}
 	}
@@ -831,15 +896,71 @@ func (e *SessionOverlapError) Unwrap() error { return e.err }
 // never typed. Once its times are mended, the change is compared with the
 // rest, and refused if they would overlap.
 func CheckSessionOverlap(sess *Session, others []*Session, loc *time.Location, since time.Time) error {
-	from := since.Add(-24 * time.Hour)
-	for _, o := range others {
+	return NewAreaSessions(others, loc).CheckOverlap(sess, since)
+}
+
+// AreaSessions are sessions of an area whose zone is loc, each one's
+// times read once (its rule parsed, its days' cycle, whether this version
+// refuses them) for the checks made of them: a list asks each session
+// whether its times are refused and whether it runs again, and compares
+// it with every other of its area, and reading the other's times again
+// for each pair cost most of a commune's list (n² reads: 61 sessions,
+// 3,660). The sessions must not change while it is used, and it is for
+// one goroutine.
+type AreaSessions struct {
+	loc  *time.Location
+	all  []*Session
+	read map[*Session]*sessionRead
+	// The zone's DST shift (zoneShift) from shiftFrom, kept for the
+	// pairs compared from one instant.
+	shiftFrom time.Time
+	shift     time.Duration
+}
+
+// NewAreaSessions returns ss, sessions of an area whose zone is loc, for
+// their checks.
+func NewAreaSessions(ss []*Session, loc *time.Location) *AreaSessions {
+	return &AreaSessions{loc: loc, all: ss, read: map[*Session]*sessionRead{}}
+}
+
+// of returns s's times, read the first time they are asked for.
+func (a *AreaSessions) of(s *Session) *sessionRead {
+	r := a.read[s]
+	if r == nil {
+		r = readSession(s, a.loc)
+		a.read[s] = r
+	}
+	return r
+}
+
+func (a *AreaSessions) zoneShift(from time.Time) time.Duration {
+	if !from.Equal(a.shiftFrom) || a.shiftFrom.IsZero() {
+		a.shiftFrom, a.shift = from, zoneShift(a.loc, from)
+	}
+	return a.shift
+}
+
+// TimesRefused is s.TimesRefused in the area's zone.
+func (a *AreaSessions) TimesRefused(s *Session) error { return a.of(s).timesRefused() }
+
+// NextRun is s.NextRun in the area's zone.
+func (a *AreaSessions) NextRun(s *Session, from time.Time) (time.Time, bool, error) {
+	return a.of(s).nextRun(from)
+}
+
+// CheckOverlap is CheckSessionOverlap of sess against the area's sessions.
+func (a *AreaSessions) CheckOverlap(sess *Session, since time.Time) error {
+	loc, from := a.loc, since.Add(-24*time.Hour)
+	sr, shift := a.of(sess), a.zoneShift(from)
+	for _, o := range a.all {
 		if o.Area != sess.Area || sess.ID != "" && o.ID == sess.ID {
 			continue
 		}
-		if o.TimesRefused(loc) != nil {
+		or := a.of(o)
+		if or.timesRefused() != nil {
 			continue
 		}
-		start, end, err := sess.Overlap(o, loc, from, OverlapHorizon(sess, o, loc, from))
+		start, end, err := overlap(sr, or, from, overlapHorizon(sr, or, from, shift), shift)
 		if err != nil {
 			return fmt.Errorf("compare with session %s: %w", o.ID, err)
 		}

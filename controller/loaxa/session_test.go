@@ -599,6 +599,12 @@ func BenchmarkSessionNextRun(b *testing.B) {
 		{"until passed", "FREQ=DAILY;UNTIL=20251231T165959Z"},
 		{"30 February", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"},
 		{"31 April and June, monthly", "FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31"},
+		{"weekdays, count used up", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;COUNT=200"},
+		{"weekdays, count to come", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;COUNT=2000"},
+		{"first Mondays, count used up", "FREQ=MONTHLY;BYDAY=1MO;COUNT=6"},
+		{"first Mondays, count to come", "FREQ=MONTHLY;BYDAY=1MO;COUNT=60"},
+		{"first Mondays", "FREQ=MONTHLY;BYDAY=1MO"},
+		{"National Day", "FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			s := &loaxa.Session{ID: "s000001", Area: "12346", Start: "05:30", MaxMinutes: 30, Days: tc.days, CreatedAt: created}
@@ -743,5 +749,47 @@ func BenchmarkSessionOverlapKept(b *testing.B) {
 				_ = loaxa.CheckSessionOverlap(weekdays, []*loaxa.Session{o}, vn, now)
 			}
 		})
+	}
+}
+
+// TestAreaSessionsReadEachSessionOnce: the session list asks each
+// session of a commune whether its times are refused and whether it runs
+// again, and compares it with every other (AreaSessions); each other
+// session's times were read again for each pair (TimesRefused: its rule
+// parsed and its first week walked), n² reads, most of a commune's list
+// (BenchmarkListSessionsNoDayCommune). The checks of three times the
+// sessions now allocate about three times as much, not nine.
+func TestAreaSessionsReadEachSessionOnce(t *testing.T) {
+	vn, _ := loaxa.Location("")
+	made := time.Date(2023, 3, 2, 4, 0, 0, 0, vn)
+	now := made.AddDate(3, 0, 0)
+	commune := func(n int) []*loaxa.Session {
+		var ss []*loaxa.Session
+		for j := range n {
+			ss = append(ss, &loaxa.Session{ID: fmt.Sprintf("s%06d", j+1), Area: "12346", Start: fmt.Sprintf("%02d:%02d", j/3, j%3*20),
+				MaxMinutes: 15, Days: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", CreatedAt: made})
+		}
+		return ss
+	}
+	list := func(ss []*loaxa.Session) float64 {
+		return testing.AllocsPerRun(3, func() {
+			a := loaxa.NewAreaSessions(ss, vn)
+			for _, x := range ss {
+				if err := a.TimesRefused(x); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok, err := a.NextRun(x, now); err != nil || !ok {
+					t.Fatalf("%s: NextRun %v, %v", x.Start, ok, err)
+				}
+				if err := a.CheckOverlap(x, now.Add(24*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	small, large := list(commune(20)), list(commune(60))
+	t.Logf("allocations of the checks of 20 sessions: %.0f; of 60: %.0f", small, large)
+	if large > 4*small {
+		t.Errorf("a commune of 20 sessions: %.0f allocations; of 60: %.0f, %.1f times as many: each session's times read again for each other", small, large, large/small)
 	}
 }
