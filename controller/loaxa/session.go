@@ -608,7 +608,9 @@ func (s *Session) weekly(loc *time.Location) (*weeklyDays, error) {
 		}
 	}
 	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
-		if opt, err := rrule.StrToROption(days); err == nil {
+		// In loc, as the rule's walk reads it (NewRecurrence): an UNTIL
+		// without Z (20261108) is a day of the area's zone, not of UTC.
+		if opt, err := rrule.StrToROptionInLocation(days, loc); err == nil {
 			w.until = opt.Until
 		}
 	}
