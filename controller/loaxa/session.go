@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/teambition/rrule-go"
@@ -294,6 +295,19 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 		// to find no instance (0.1 s a session, asked of each listed).
 		return time.Time{}, false, nil
 	}
+	if _, err := ParseClock(s.Start); err != nil {
+		return time.Time{}, false, err
+	}
+	if err := CheckDays(s.Days); err != nil {
+		return time.Time{}, false, err
+	}
+	if !r.until.IsZero() && from.After(r.until.Add(48*time.Hour)) {
+		// Its UNTIL passed days ago: told at once, where its days were
+		// read or walked from its first day to find none. Every instance
+		// of the rule is by its UNTIL, and starts within hours of it
+		// (AtClock, on a day of a DST change).
+		return time.Time{}, false, nil
+	}
 	// Days that repeat in a short cycle are looked up in it, from's day
 	// on: the rule's iteration walks from the session's first day, a
 	// longer walk each year it is kept.
@@ -302,7 +316,12 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 		return time.Time{}, false, err
 	}
 	if w != nil {
+		// From its first day at the earliest: asked from days before it
+		// was made (a clock set back), the days looked at ended before it.
 		day := dateOf(from, loc)
+		if day.Before(w.first) {
+			day = w.first
+		}
 		for shift := -1; shift <= len(w.runs)+1; shift++ {
 			d := day.AddDate(0, 0, shift)
 			i := daysBetween(w.first, d)
@@ -319,6 +338,18 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 		}
 		return time.Time{}, false, nil
 	}
+	if r.count > 0 {
+		// Days with COUNT in a longer cycle (first Mondays, 2 September):
+		// once their last start has passed they run no more, told from
+		// it, found once for the rule, not walked again at each list.
+		last, err := countEnd(s, loc)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if !last.After(from) {
+			return time.Time{}, false, nil
+		}
+	}
 	starts, err := s.liveStarts(loc, from, time.Time{})
 	if err != nil {
 		return time.Time{}, false, err
@@ -327,6 +358,48 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 		return t, true, nil
 	}
 	return time.Time{}, false, nil
+}
+
+// countEnds holds the last start of days with COUNT (countEnd) by what
+// decides it: the rule, the session's start and first day, and the zone.
+// Sessions are few, and each changes its times seldom; it is emptied when
+// it holds maxCountEnds.
+var countEnds = struct {
+	sync.Mutex
+	m map[countKey]time.Time
+}{m: map[countKey]time.Time{}}
+
+type countKey struct {
+	days, start, loc string
+	made             int64
+}
+
+const maxCountEnds = 10000
+
+// countEnd returns the last start of s's days, which have COUNT, in loc
+// (zero if none), walked once and kept in countEnds.
+func countEnd(s *Session, loc *time.Location) (time.Time, error) {
+	k := countKey{days: s.Days, start: s.Start, loc: loc.String(), made: s.CreatedAt.UnixNano()}
+	countEnds.Lock()
+	last, ok := countEnds.m[k]
+	countEnds.Unlock()
+	if ok {
+		return last, nil
+	}
+	starts, err := s.starts(loc, s.CreatedAt.Add(-48*time.Hour), time.Time{})
+	if err != nil {
+		return time.Time{}, err
+	}
+	for t := range starts {
+		last = t
+	}
+	countEnds.Lock()
+	if len(countEnds.m) >= maxCountEnds {
+		clear(countEnds.m)
+	}
+	countEnds.m[k] = last
+	countEnds.Unlock()
+	return last, nil
 }
 
 // monthDays is the most days each month has, February in a leap year.
@@ -452,7 +525,10 @@ func (s *Session) Overlap(o *Session, loc *time.Location, from, to time.Time) (s
 // shift is zoneShift(loc, from).
 func overlap(sr, or *sessionRead, from, to time.Time, shift time.Duration) (start, end time.Time, err error) {
 	s, o, loc := sr.s, or.s, sr.loc
-	if apartOnTheClock(s, o, shift) {
+	if !to.After(from) || apartOnTheClock(s, o, shift) {
+		// Nothing to compare: (from, to] is empty when one of them ends
+		// before from (OverlapHorizon stops at its UNTIL), and the walk of
+		// a rule of a long cycle went from its first day to find so.
 		return time.Time{}, time.Time{}, nil
 	}
 	// Against a session whose days repeat every few days or weeks, the
@@ -541,6 +617,10 @@ type sessionRead struct {
 	loc   *time.Location
 	cycle int64     // daysCycle
 	last  time.Time // lastDay
+	// Its days' UNTIL, read in loc as the rule's walk reads it, and
+	// COUNT; zero if none.
+	until time.Time
+	count int
 
 	refused     error
 	refusedRead bool
@@ -550,7 +630,13 @@ type sessionRead struct {
 }
 
 func readSession(s *Session, loc *time.Location) *sessionRead {
-	return &sessionRead{s: s, loc: loc, cycle: daysCycle(s.Days), last: lastDay(s)}
+	r := &sessionRead{s: s, loc: loc, cycle: daysCycle(s.Days), last: lastDay(s)}
+	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
+		if opt, err := rrule.StrToROptionInLocation(days, loc); err == nil {
+			r.until, r.count = opt.Until, opt.Count
+		}
+	}
+	return r
 }
 
 // timesRefused is s.TimesRefused(loc), read once.
@@ -571,12 +657,13 @@ func (r *sessionRead) weekly() (*weeklyDays, error) {
 }
 
 // weeklyDays is the days of a session whose days rule repeats every
-// cycle days from its first day (daysCycle), without COUNT: runs[i] says
-// whether it runs i days (mod cycle) after its first day.
+// cycle days from its first day (daysCycle): runs[i] says whether it runs
+// i days (mod cycle) after its first day, until its UNTIL or its COUNT-th
+// start.
 type weeklyDays struct {
 	first time.Time // its first day's date, at 00:00 UTC
 	runs  []bool
-	until time.Time // its rule's UNTIL, or zero
+	until time.Time // its rule's UNTIL, or its COUNT-th start, or zero
 	clock time.Duration
 }
 
@@ -584,11 +671,20 @@ type weeklyDays struct {
 const maxWeeklyCycle = 7 * 53
 
 // weekly returns s's days as weeklyDays, or nil if its rule repeats in a
-// longer cycle than maxWeeklyCycle, or has COUNT.
+// longer cycle than maxWeeklyCycle, or has a COUNT the cycle cannot tell
+// the end of.
 func (s *Session) weekly(loc *time.Location) (*weeklyDays, error) {
 	cycle := daysCycle(s.Days)
-	if cycle > maxWeeklyCycle || strings.Contains(strings.ToUpper(s.Days), "COUNT") {
+	if cycle > maxWeeklyCycle {
 		return nil, nil
+	}
+	// In loc, as the rule's walk reads it (NewRecurrence): an UNTIL
+	// without Z (20261108) is a day of the area's zone, not of UTC.
+	var opt rrule.ROption
+	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
+		if o, err := rrule.StrToROptionInLocation(days, loc); err == nil {
+			opt = *o
+		}
 	}
 	clock, err := ParseClock(s.Start)
 	if err != nil {
@@ -599,19 +695,35 @@ func (s *Session) weekly(loc *time.Location) (*weeklyDays, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &weeklyDays{first: dateOf(first, loc), runs: make([]bool, cycle), clock: clock}
+	w := &weeklyDays{first: dateOf(first, loc), runs: make([]bool, cycle), until: opt.Until, clock: clock}
+	var days []int
 	for _, t := range starts {
 		// Within the cycle by the window; a DST gap that moved a start
 		// past midnight is not counted twice.
-		if i := daysBetween(w.first, dateOf(t, loc)); i >= 0 && i < len(w.runs) {
+		if i := daysBetween(w.first, dateOf(t, loc)); i >= 0 && i < len(w.runs) && !w.runs[i] {
 			w.runs[i] = true
+			days = append(days, i)
 		}
 	}
-	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
-		// In loc, as the rule's walk reads it (NewRecurrence): an UNTIL
-		// without Z (20261108) is a day of the area's zone, not of UTC.
-		if opt, err := rrule.StrToROptionInLocation(days, loc); err == nil {
-			w.until = opt.Until
+	if opt.Count > 0 {
+		// Its COUNT-th day ends it: the cycle's days, counted in order,
+		// as many whole cycles as COUNT fills and the rest into the next.
+		// The first cycle held as many instances as days (none moved
+		// onto another's day), else the count is not told so; nor is an
+		// end past rrule-go's (about 292 years): walked as before.
+		if len(days) != len(starts) {
+			return nil, nil
+		}
+		if len(days) > 0 {
+			n := opt.Count - 1
+			d := w.first.AddDate(0, 0, n/len(days)*len(w.runs)+days[n%len(days)])
+			last := AtClock(time.Date(d.Year(), d.Month(), d.Day(), 12, 0, 0, 0, loc), clock, loc)
+			if !last.Before(s.CreatedAt.AddDate(200, 0, 0)) {
+				return nil, nil
+			}
+			if w.until.IsZero() || last.Before(w.until) {
+				w.until = last
+			}
 		}
 	}
 	return w, nil

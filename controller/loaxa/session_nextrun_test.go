@@ -4,24 +4,35 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
 // TestSessionLookupsMatchTheWalk: NextRun, and the overlap check's
 // starts (cycleLiveStarts) and overlaps, look a session's days up where
-// they can instead of walking its rule from its first day; each answer is
-// compared with the full walk of the rule (liveStarts) over generated
-// sessions: COUNT from 1 to 400 on daily, weekday, every-other-week,
-// monthly and yearly days, UNTIL ahead and passed (in UTC, and without Z:
-// in the area's zone, as the rule's walk reads it), made before and after
-// their day's window, asked at any hour from before they were made to
-// years after, in Vietnam and New York.
+// they can instead of walking its rule from its first day: NextRun tells
+// days whose UNTIL passed days ago at once, and days with COUNT in a
+// longer cycle used up from their last start, found once for the rule
+// (countEnd); days with COUNT that repeat in a short cycle are looked up
+// in it, ending at their COUNT-th day counted in the cycle (weekly). Each
+// answer is compared with the full walk of the rule (liveStarts) over
+// generated sessions: COUNT from 1 to 400 (40 for months and years) on
+// daily, weekday, every-other-week, monthly and yearly days, UNTIL ahead
+// and passed (in UTC, and without Z: in the area's zone, as the rule's
+// walk reads it), made before and after their day's window, asked at any
+// hour from days before they were made to six years after, and near
+// their UNTIL, in Vietnam and New York.
 func TestSessionLookupsMatchTheWalk(t *testing.T) {
 	vn, _ := Location("")
 	ny, _ := Location("America/New_York")
 	rng := rand.New(rand.NewPCG(35, 6))
-	counts := func() string { return ";COUNT=" + strconv.Itoa(1+rng.IntN(400)) }
+	counts := func(days string) string {
+		if strings.Contains(days, "MONTH") || strings.Contains(days, "YEARLY") {
+			return ";COUNT=" + strconv.Itoa(1+rng.IntN(40)) // a few years
+		}
+		return ";COUNT=" + strconv.Itoa(1+rng.IntN(400))
+	}
 	untils := []string{";UNTIL=20250101T000000Z", ";UNTIL=20261108T070000Z", ";UNTIL=20270315T000000Z", ";UNTIL=20261108T070000",
 		";UNTIL=20261108", ";UNTIL=20260308T023000", ";UNTIL=20280229T120000"}
 	bases := []string{"FREQ=DAILY", "FREQ=DAILY;INTERVAL=3", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "FREQ=WEEKLY;BYDAY=SA,SU",
@@ -32,7 +43,7 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 		days := bases[rng.IntN(len(bases))]
 		switch rng.IntN(3) {
 		case 0:
-			days += counts()
+			days += counts(days)
 		case 1:
 			days += untils[rng.IntN(len(untils))]
 		}
@@ -40,7 +51,7 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 		return &Session{ID: id, Area: "12346", Start: clocks[rng.IntN(len(clocks))], MaxMinutes: []int{15, 45, 90, 180}[rng.IntN(4)],
 			Days: days, CreatedAt: made}
 	}
-	mismatch, none := 0, 0
+	mismatch, none, counted, countEnded, untilPassed := 0, 0, 0, 0, 0
 	fail := func(format string, args ...any) {
 		if mismatch++; mismatch <= 12 {
 			t.Errorf(format, args...)
@@ -50,6 +61,10 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 		loc := []*time.Location{vn, ny}[n%2]
 		s := gen("s000001", loc)
 		from := s.CreatedAt.Add(time.Duration(rng.IntN(6*365*24)-72) * time.Hour).Add(time.Duration(rng.IntN(60)) * time.Minute)
+		if r := readSession(s, loc); !r.until.IsZero() && rng.IntN(2) == 0 {
+			// Near its UNTIL, on either side.
+			from = r.until.Add(time.Duration(rng.IntN(6*24*60)-3*24*60) * time.Minute)
+		}
 		next, ok, err := s.NextRun(loc, from)
 		if err != nil {
 			t.Fatal(err)
@@ -68,6 +83,14 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 		}
 		if !ok {
 			none++
+		}
+		if w, _ := s.weekly(loc); w != nil && strings.Contains(s.Days, "COUNT") {
+			counted++
+		} else if strings.Contains(s.Days, "COUNT") && !ok {
+			countEnded++
+		}
+		if r := readSession(s, loc); !r.until.IsZero() && from.After(r.until.Add(48*time.Hour)) {
+			untilPassed++
 		}
 		// The overlap check's starts, and what it finds, against the walk.
 		o := gen("s000002", loc)
@@ -96,8 +119,10 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 				loc, s.Days, s.Start, s.CreatedAt, o.Days, o.Start, o.CreatedAt, from, start, end, ws, we)
 		}
 	}
-	if none < 200 {
-		t.Errorf("only %d sessions that run no more: the test compares too little", none)
+	t.Logf("%d sessions that run no more, %d with COUNT looked up in their cycle, %d with COUNT in a longer cycle used up, %d whose UNTIL passed days before",
+		none, counted, countEnded, untilPassed)
+	if none < 200 || counted < 150 || countEnded < 40 || untilPassed < 100 {
+		t.Errorf("the test compares too little")
 	}
 	if mismatch > 12 {
 		t.Errorf("%d mismatches in all", mismatch)
