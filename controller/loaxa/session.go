@@ -629,13 +629,17 @@ type sessionRead struct {
 	wRead       bool
 }
 
+// readSession reads s's days once, in loc: their UNTIL is the rule's
+// walk's (a day without Z is of the area's zone; OverlapHorizon's end,
+// lastDay, read it in UTC, hours apart, a day later either way).
 func readSession(s *Session, loc *time.Location) *sessionRead {
-	r := &sessionRead{s: s, loc: loc, cycle: daysCycle(s.Days), last: lastDay(s)}
+	r := &sessionRead{s: s, loc: loc, cycle: 1}
 	if days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s.Days), "RRULE:")); days != "" {
 		if opt, err := rrule.StrToROptionInLocation(days, loc); err == nil {
-			r.until, r.count = opt.Until, opt.Count
+			r.cycle, r.until, r.count = cycleOf(opt), opt.Until, opt.Count
 		}
 	}
+	r.last = lastDay(s, r.until)
 	return r
 }
 
@@ -875,6 +879,11 @@ func daysCycle(days string) int64 {
 	if err != nil {
 		return 1
 	}
+	return cycleOf(opt)
+}
+
+// cycleOf is daysCycle of a rule read.
+func cycleOf(opt *rrule.ROption) int64 {
 	k := int64(max(opt.Interval, 1))
 	calendar := len(opt.Bymonth) > 0 || len(opt.Bymonthday) > 0 || len(opt.Byyearday) > 0 || len(opt.Byweekno) > 0 ||
 		slices.ContainsFunc(opt.Byweekday, func(w rrule.Weekday) bool { return w.N() != 0 })
@@ -915,14 +924,13 @@ func lcmDays(a, b int64) int64 {
 	return maxCycleDays
 }
 
-// lastDay returns a day after the last instance of x's days: its UNTIL,
-// or the end rrule-go gives a rule without one (DTSTART plus the longest
-// time.Duration), a day later.
-func lastDay(x *Session) time.Time {
+// lastDay returns a day after the last instance of x's days, whose
+// UNTIL is until (zero if none): its UNTIL, or the end rrule-go gives a
+// rule without one (DTSTART plus the longest time.Duration), a day later.
+func lastDay(x *Session, until time.Time) time.Time {
 	end := x.CreatedAt.Add(time.Duration(math.MaxInt64))
-	days := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(x.Days), "RRULE:"))
-	if opt, err := rrule.StrToROption(days); err == nil && days != "" && !opt.Until.IsZero() {
-		end = opt.Until
+	if !until.IsZero() {
+		end = until
 	}
 	return end.Add(48 * time.Hour)
 }
