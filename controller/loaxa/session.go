@@ -255,6 +255,24 @@ func (s *Session) Instances(loc *time.Location, from, to time.Time) ([]time.Time
 // one at a time: comparing two sessions over centuries (Overlap) stops at
 // their first shared span without listing every day.
 func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.Time], error) {
+	walk, err := s.ruleStarts(loc, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return func(yield func(time.Time) bool) {
+		for _, t := range walk {
+			if !yield(t) {
+				return
+			}
+		}
+	}, nil
+}
+
+// ruleStarts is starts, with each start the rule's own instant: (from,
+// to] holds that instant, which keeps the wall clock of the session's
+// first start; made on a day whose DST change skips its start (02:30 in
+// New York on 8 March 2026), that clock is another hour.
+func (s *Session) ruleStarts(loc *time.Location, from, to time.Time) (iter.Seq2[time.Time, time.Time], error) {
 	clock, err := ParseClock(s.Start)
 	if err != nil {
 		return nil, err
@@ -271,11 +289,11 @@ func (s *Session) starts(loc *time.Location, from, to time.Time) (iter.Seq[time.
 	if err != nil {
 		return nil, err
 	}
-	return func(yield func(time.Time) bool) {
+	return func(yield func(time.Time, time.Time) bool) {
 		r.each(from, to, func(t time.Time) bool {
 			// The rule keeps DTSTART's wall clock; normalise days whose
 			// DST change moved it.
-			return yield(AtClock(t, clock, loc))
+			return yield(t, AtClock(t, clock, loc))
 		})
 	}, nil
 }
@@ -350,6 +368,23 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 			return time.Time{}, false, nil
 		}
 	}
+	// Days of a longer cycle still to run (first Mondays, 2 September)
+	// are looked up among their starts near from, walked once for the
+	// rule and kept (coming): walked from the first day at each list,
+	// they cost tens of microseconds a session, more each year.
+	c, err := comingStarts(s, loc, from)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	for i, t := range c.starts {
+		// After from as the walk tells it, by the rule's instant.
+		if c.instants[i].After(from) && !s.overBeforeMade(t) {
+			return t, true, nil
+		}
+	}
+	if c.ended {
+		return time.Time{}, false, nil
+	}
 	starts, err := s.liveStarts(loc, from, time.Time{})
 	if err != nil {
 		return time.Time{}, false, err
@@ -358,6 +393,60 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 		return t, true, nil
 	}
 	return time.Time{}, false, nil
+}
+
+// coming holds, for days of a longer cycle, their starts near the instant
+// they were asked from (comingStarts), by what decides them as countEnds;
+// it is emptied when it holds maxComing.
+var coming = struct {
+	sync.Mutex
+	m map[countKey]*comingDays
+}{m: map[countKey]*comingDays{}}
+
+const (
+	maxComing  = 4096
+	comingSpan = 400 * 24 * time.Hour
+)
+
+// comingDays are the starts of a session's days in (from, to], in order, and
+// the first after to; ended says there is none after to.
+type comingDays struct {
+	from, to time.Time
+	starts   []time.Time
+	instants []time.Time // the rule's own (ruleStarts), each start's
+	ended    bool
+}
+
+// comingStarts returns s's starts in loc around from: kept from an
+// earlier call whose span holds from, or walked now from a day before
+// from to comingSpan after it, and the first start after that.
+func comingStarts(s *Session, loc *time.Location, from time.Time) (*comingDays, error) {
+	k := countKey{days: s.Days, start: s.Start, loc: loc.String(), made: s.CreatedAt.UnixNano()}
+	coming.Lock()
+	c := coming.m[k]
+	coming.Unlock()
+	if c != nil && !from.Before(c.from) && from.Before(c.to) {
+		return c, nil
+	}
+	c = &comingDays{from: from.Add(-24 * time.Hour), to: from.Add(comingSpan), ended: true}
+	walk, err := s.ruleStarts(loc, c.from, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	for instant, t := range walk {
+		c.starts, c.instants = append(c.starts, t), append(c.instants, instant)
+		if instant.After(c.to) {
+			c.ended = false
+			break
+		}
+	}
+	coming.Lock()
+	if len(coming.m) >= maxComing {
+		clear(coming.m)
+	}
+	coming.m[k] = c
+	coming.Unlock()
+	return c, nil
 }
 
 // countEnds holds the last start of days with COUNT (countEnd) by what

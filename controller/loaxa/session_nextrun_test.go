@@ -14,7 +14,9 @@ import (
 // they can instead of walking its rule from its first day: NextRun tells
 // days whose UNTIL passed days ago at once, and days with COUNT in a
 // longer cycle used up from their last start, found once for the rule
-// (countEnd); days with COUNT that repeat in a short cycle are looked up
+// (countEnd), and days of a longer cycle still to run among their starts
+// near the instant asked, walked once and kept (comingStarts); days with
+// COUNT that repeat in a short cycle are looked up
 // in it, ending at their COUNT-th day counted in the cycle (weekly). Each
 // answer is compared with the full walk of the rule (liveStarts) over
 // generated sessions: COUNT from 1 to 400 (40 for months and years) on
@@ -22,7 +24,8 @@ import (
 // and passed (in UTC, and without Z: in the area's zone, as the rule's
 // walk reads it), made before and after their day's window, asked at any
 // hour from days before they were made to six years after, and near
-// their UNTIL, in Vietnam and New York.
+// their UNTIL, in Vietnam and New York; each asked again later and earlier,
+// as the next lists do, from the starts kept for the rule (comingStarts).
 func TestSessionLookupsMatchTheWalk(t *testing.T) {
 	vn, _ := Location("")
 	ny, _ := Location("America/New_York")
@@ -51,7 +54,7 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 		return &Session{ID: id, Area: "12346", Start: clocks[rng.IntN(len(clocks))], MaxMinutes: []int{15, 45, 90, 180}[rng.IntN(4)],
 			Days: days, CreatedAt: made}
 	}
-	mismatch, none, counted, countEnded, untilPassed := 0, 0, 0, 0, 0
+	mismatch, none, counted, countEnded, untilPassed, kept := 0, 0, 0, 0, 0, 0
 	fail := func(format string, args ...any) {
 		if mismatch++; mismatch <= 12 {
 			t.Errorf(format, args...)
@@ -65,22 +68,38 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 			// Near its UNTIL, on either side.
 			from = r.until.Add(time.Duration(rng.IntN(6*24*60)-3*24*60) * time.Minute)
 		}
-		next, ok, err := s.NextRun(loc, from)
-		if err != nil {
-			t.Fatal(err)
+		nextRun := func(from time.Time) (time.Time, bool) {
+			next, ok, err := s.NextRun(loc, from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			walk, err := s.liveStarts(loc, from, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want time.Time
+			for x := range walk {
+				want = x
+				break
+			}
+			if ok != !want.IsZero() || ok && !next.Equal(want) {
+				fail("%s %q at %s made %s, from %s: NextRun %v %v, the walk %v", loc, s.Days, s.Start, s.CreatedAt, from, next, ok, want)
+			}
+			return next, ok
 		}
-		walk, err := s.liveStarts(loc, from, time.Time{})
-		if err != nil {
-			t.Fatal(err)
+		next, ok := nextRun(from)
+		if w, _ := s.weekly(loc); w == nil && ok {
+			kept++
 		}
-		var want time.Time
-		for x := range walk {
-			want = x
-			break
+		// Asked again, as the next lists do, from the starts kept for the
+		// rule (comingStarts): at the start found, a little before it, and
+		// later or earlier, within their span or out of it.
+		if ok {
+			nextRun(next)
+			nextRun(next.Add(-time.Minute))
 		}
-		if ok != !want.IsZero() || ok && !next.Equal(want) {
-			fail("%s %q at %s made %s, from %s: NextRun %v %v, the walk %v", loc, s.Days, s.Start, s.CreatedAt, from, next, ok, want)
-		}
+		nextRun(from.Add(time.Duration(rng.IntN(500*24)) * time.Hour))
+		nextRun(from.Add(-time.Duration(rng.IntN(3*24)) * time.Hour))
 		if !ok {
 			none++
 		}
@@ -119,9 +138,9 @@ func TestSessionLookupsMatchTheWalk(t *testing.T) {
 				loc, s.Days, s.Start, s.CreatedAt, o.Days, o.Start, o.CreatedAt, from, start, end, ws, we)
 		}
 	}
-	t.Logf("%d sessions that run no more, %d with COUNT looked up in their cycle, %d with COUNT in a longer cycle used up, %d whose UNTIL passed days before",
-		none, counted, countEnded, untilPassed)
-	if none < 200 || counted < 150 || countEnded < 40 || untilPassed < 100 {
+	t.Logf("%d sessions that run no more, %d with COUNT looked up in their cycle, %d with COUNT in a longer cycle used up, %d whose UNTIL passed days before, %d of a longer cycle that run, asked again from their kept starts",
+		none, counted, countEnded, untilPassed, kept)
+	if none < 200 || counted < 150 || countEnded < 40 || untilPassed < 100 || kept < 200 {
 		t.Errorf("the test compares too little")
 	}
 	if mismatch > 12 {
