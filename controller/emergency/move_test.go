@@ -129,6 +129,48 @@ func TestClusterMovedIntoAnAlertLeavesTheClustersAwaitingTheirCodeCounted(t *tes
 	}
 }
 
+// TestClusterAwaitingItsCodeMovedInAndPutUpLeavesTheOthersCounted: w1,
+// a pole of the alert's commune, and m1, one of Thái Bình, both wait for
+// their code when the alert goes out; m1 is moved into the commune and put
+// up, and is given the alert. The report took m1's delivery for a pole of
+// the commune put up since the send and one off those waiting: "0 … đang
+// chờ lắp đặt" while w1 still waited. While the alert is on air the
+// service knows which clusters still wait: w1.
+func TestClusterAwaitingItsCodeMovedInAndPutUpLeavesTheOthersCounted(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	s := w.service()
+	thaiBinh(t, s)
+	for _, n := range []*loaxa.Node{{ID: "w1", Name: "w1", Area: "31"}, {ID: "m1", Name: "m1", Area: "32"}} { // codes not redeemed
+		if err := s.Nodes.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code := loaxa.HashEnrolmentCode("CODE-m1")
+	if err := s.Nodes.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "m1", Expires: w.fc.Now().Add(7 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	w.fc.Advance(time.Hour)
+	em := w.send(s)
+	if a := em.Areas[0]; a.AwaitingEnrolment != 1 {
+		t.Fatalf("area 31 of the alert: %+v; want w1 awaiting its code", a)
+	}
+	moveNode(t, s, "m1", "31")
+	if _, sum := nodesOf(t, s, em.ID); sum.AwaitingEnrolment != 2 {
+		t.Errorf("summary once m1 moved in, its code not redeemed: %+v; want w1 and m1 awaiting their code", sum)
+	}
+	if _, err := s.Nodes.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("m1"), BrokerHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	w.online(s, "m1")
+	if got := w.step(s, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
+		t.Fatalf("m1 put up: sent %v, want the alert", got)
+	}
+	if nodes, sum := nodesOf(t, s, em.ID); nodes["m1"].Node == "" || sum.AwaitingEnrolment != 1 {
+		t.Errorf("summary once m1 is up: %+v (m1 %+v); want m1 targeted, w1 still awaiting its code", sum, nodes["m1"])
+	}
+}
+
 // TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart: a
 // cluster put up in Thái Bình after Hải Phòng's alert went out is taken
 // down and moved to Hải Phòng while the alert is on air, and the

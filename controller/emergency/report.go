@@ -29,7 +29,19 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	for _, d := range ds {
 		ids = append(ids, d.Node)
 	}
-	nodes, err := s.Nodes.NodePresence(ctx, ids)
+	// While the alert is followed, the service knows the clusters of its
+	// areas still to be given it (awaiting): those of them whose code is
+	// not redeemed are the ones waiting to be put up.
+	s.mu.Lock()
+	var awaiting []string
+	t, followed := s.live[id]
+	if followed {
+		for node := range t.awaiting {
+			awaiting = append(awaiting, node)
+		}
+	}
+	s.mu.Unlock()
+	nodes, err := s.Nodes.NodePresence(ctx, append(ids, awaiting...))
 	if err != nil {
 		return nil, fmt.Errorf("emergency %s: nodes: %w", id, err)
 	}
@@ -43,7 +55,7 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 	}
 	rep := &loaxa.EmergencyReport{Emergency: em, Nodes: make([]loaxa.EmergencyNode, 0, len(ds)), ByArea: map[string]loaxa.EmergencySummary{}, Generated: now}
 	s.mu.Lock()
-	t := s.live[id]
+	t = s.live[id]
 	var at time.Time
 	for _, d := range ds {
 		n := loaxa.EmergencyNode{
@@ -109,25 +121,42 @@ func (s *Service) EmergencyReport(ctx context.Context, id string) (*loaxa.Emerge
 		rep.Nodes = append(rep.Nodes, n)
 	}
 	s.mu.Unlock()
-	// The clusters that waited for their code when it was sent, but those
-	// that redeemed it since and were given the alert: the deliveries
-	// beyond the nodes it targeted then, of nodes not enrolled before it
-	// was sent. A cluster moved into its areas since (NodeMoved), enrolled
-	// before, has such a delivery too: counted as a pole put up, it took
-	// one off those still waiting.
-	targeted, awaiting, enrolledSince := 0, 0, 0
+	rep.Summary.AwaitingEnrolment = awaitingEnrolment(em, ds, nodes, awaiting, followed)
+	rep.Timing = loaxa.TimingOf(rep.Nodes)
+	return rep, nil
+}
+
+// awaitingEnrolment is how many clusters of em's areas still wait for
+// their enrolment code. While em is followed, those of awaiting (the
+// clusters the service has still to give it) whose code is not redeemed:
+// a cluster that waited at the send, or was moved in since still waiting,
+// counts until it is put up; one moved in that was put up long before
+// never did. Once em is no longer followed (after its expiry), those that
+// waited when it was sent, but those that redeemed their code since and
+// were given it: the deliveries beyond the nodes it targeted then, of
+// nodes not enrolled before it was sent; a cluster moved in since,
+// enrolled before, has such a delivery too, and is not one of those.
+func awaitingEnrolment(em *loaxa.Emergency, ds []*loaxa.Delivery, nodes map[string]loaxa.NodePresence, awaiting []string, followed bool) int {
+	if followed {
+		n := 0
+		for _, node := range awaiting {
+			if p, ok := nodes[node]; ok && p.EnrolledAt.IsZero() {
+				n++
+			}
+		}
+		return n
+	}
+	targeted, waited, enrolledSince := 0, 0, 0
 	for _, a := range em.Areas {
 		targeted += a.Nodes
-		awaiting += a.AwaitingEnrolment
+		waited += a.AwaitingEnrolment
 	}
 	for _, d := range ds {
 		if p := nodes[d.Node]; p.EnrolledAt.IsZero() || !p.EnrolledAt.Before(em.Issued) {
 			enrolledSince++
 		}
 	}
-	rep.Summary.AwaitingEnrolment = max(awaiting-min(max(len(ds)-targeted, 0), enrolledSince), 0)
-	rep.Timing = loaxa.TimingOf(rep.Nodes)
-	return rep, nil
+	return max(waited-min(max(len(ds)-targeted, 0), enrolledSince), 0)
 }
 
 // playedFaults returns, by node, the alarms of the faults that keep a
