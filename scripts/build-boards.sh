@@ -19,8 +19,8 @@
 # the script is run.
 #
 # Each archive, DIR/loaxa-<program>-<version>-linux-<arch>.tar.gz, holds one
-# directory of the same name with the binary and its systemd unit, and for
-# the node the install script and a README for technicians; DIR/SHA256SUMS
+# directory of the same name with the binary, its systemd unit and a README
+# (the node's for technicians, with the install script); DIR/SHA256SUMS
 # lists every archive's sum (check with `cd DIR && sha256sum -c SHA256SUMS`).
 set -euo pipefail
 
@@ -139,6 +139,10 @@ for target in "${targets[@]}"; do
 		env CGO_ENABLED=0 GOOS=linux GOARCH="$arch" \
 			"$go" build -trimpath -ldflags "$ldflags" -o "$dir/controller" ./controller
 		cp scripts/systemd/loaxa-controller.service "$dir/"
+		# The admin's README, installed as
+		# /usr/local/share/doc/loaxa-controller/README (the unit's
+		# Documentation=).
+		cp scripts/loaxa-controller-README "$dir/README"
 		;;
 	esac
 	# Reproducible archives: fixed owner, order and times.

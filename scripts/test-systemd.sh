@@ -303,6 +303,15 @@ done
 if grep -E 'timed out|SIGKILL|Failed with result' <<<"$shutdown"; then
 	fail "a service did not stop cleanly at the reboot"
 fi
+# Each unit's Documentation= (systemctl status: "Docs:") is a file the
+# steps installed.
+for unit in loaxa-controller loaxa-node; do
+	docs=$(inside systemctl show -p Documentation --value "$unit")
+	[[ $docs == file://* ]] || fail "$unit has no Documentation=file://… ($docs)"
+	for doc in $docs; do
+		inside test -s "${doc#file://}" || fail "$unit's Documentation=$doc is not installed"
+	done
+done
 failed=$(inside systemctl --no-pager --plain --no-legend --failed)
 [[ -z $failed ]] || fail "failed units: $failed"
 

@@ -92,8 +92,10 @@ func TestBuildBoards(t *testing.T) {
 				extract(t, raw, name+"/loaxa-node.service", filepath.Join(t.TempDir(), "loaxa-node.service"))
 				extract(t, raw, name+"/README", filepath.Join(t.TempDir(), "README"))
 			} else {
-				// docs/deploy.md installs the unit from the archive.
+				// docs/deploy.md installs the unit from the archive, and
+				// the README its Documentation= names.
 				extract(t, raw, name+"/loaxa-controller.service", filepath.Join(t.TempDir(), "loaxa-controller.service"))
+				extract(t, raw, name+"/README", filepath.Join(t.TempDir(), "README"))
 			}
 
 			f, err := elf.Open(bin)

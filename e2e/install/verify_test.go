@@ -242,4 +242,28 @@ func TestControllerStepsAgreeWithTheUnit(t *testing.T) {
 	if got := step("systemctl", "enable", "--now"); got[len(got)-1] != "loaxa-controller" {
 		t.Errorf("docs start %q", got)
 	}
+
+	// The unit's Documentation= is the README of the release archive, which
+	// the steps install where it points: the unit had none, so `systemctl
+	// status loaxa-controller` showed no "Docs:" line and nothing on the
+	// server said where its files, logs and backups are (the node's unit
+	// names its README: TestInstallNode).
+	doc, ok := strings.CutPrefix(one("Unit.Documentation"), "file://")
+	if !ok {
+		t.Fatalf("loaxa-controller.service: Documentation=%s, want file:// the README the steps install", one("Unit.Documentation"))
+	}
+	if got := step("install", "-D", "-m", "0644", "README"); got[len(got)-1] != doc {
+		t.Errorf("docs install the README as %s; the unit's Documentation= is file://%s", got[len(got)-1], doc)
+	}
+	readme, err := os.ReadFile("../../scripts/loaxa-controller-README")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{exe, env, "/var/lib/" + one("Service.StateDirectory"), doc,
+		"systemctl status loaxa-controller", "journalctl -u loaxa-controller", "Created user",
+		"loaxa-controller backup", "loaxa-controller restore", "espeak-ng", "docs/deploy.md"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("scripts/loaxa-controller-README does not mention %q", want)
+		}
+	}
 }
