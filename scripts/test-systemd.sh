@@ -15,9 +15,10 @@
 #   - the daily backup's service and timer ("Backups"), started once by
 #     hand: the archive, named by the day, 0600, one older than a week
 #     deleted, and read back by `loaxa-controller restore`;
-#   - what the units promise: READY=1 (Type=notify), LimitNOFILE, the
-#     seccomp filter and NoNewPrivileges, a restart after a crash
-#     (Restart=always), and both services up again after a reboot.
+#   - what the units promise: READY=1 (Type=notify), the node's
+#     WATCHDOG=1, LimitNOFILE, the seccomp filter and NoNewPrivileges, a
+#     restart after a crash (Restart=always), each unit's Documentation=
+#     installed, and both services up again after a reboot.
 #
 # It fails, printing systemctl status and the journal, when a unit fails or
 # a step does not do what the docs say.
@@ -37,7 +38,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,34s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,35s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 	exit 0
 fi
 ((EUID == 0)) || { echo "test-systemd.sh: run as root (debootstrap and systemd-nspawn need it)" >&2; exit 2; }
@@ -243,6 +244,17 @@ body "$r" | python3 -c 'import json,sys; json.dump(json.load(sys.stdin)["credent
 inside bash -euxc "cd /root/node-$version && ./install-node.sh --credentials /root/node.json --audio none" || fail "install-node.sh failed"
 active loaxa-node
 inside systemctl --no-pager status loaxa-node | grep -q 'Status: "agent running"' || fail "the node's status does not say agent running"
+
+echo "== the node's watchdog: WATCHDOG=1 reaches systemd (WatchdogSec=30s)"
+# systemd stamps each WATCHDOG=1 it takes; the agent sends one every 10 s.
+stamp=$(inside systemctl show -p WatchdogTimestampMonotonic --value loaxa-node)
+pinged=""
+for _ in $(seq 50); do
+	[[ $(inside systemctl show -p WatchdogTimestampMonotonic --value loaxa-node) != "$stamp" ]] && pinged=1 && break
+	sleep 0.5
+done
+[[ -n $pinged ]] || fail "systemd took no WATCHDOG=1 from the node in 25 s"
+[[ $(inside systemctl show -p NRestarts --value loaxa-node) == 0 ]] || fail "the node was restarted"
 
 echo "== a typed emergency alert, spoken by espeak-ng and played by the node"
 r=$(api POST /emergency '{"text":"Bão số 3 sắp đổ bộ. Bà con khẩn trương vào nơi trú ẩn an toàn.","targets":["318"],"repeat":1}')
