@@ -15,6 +15,8 @@
 #   - the daily backup's service and timer ("Backups"), started once by
 #     hand: the archive, named by the day, 0600, one older than a week
 #     deleted, and read back by `loaxa-controller restore`;
+#   - the upgrade's steps ("Upgrading the controller") to a 1.5.0 build,
+#     and going back to 1.4.0 with the backup they took, restored as root;
 #   - what the units promise: READY=1 (Type=notify), the node's
 #     WATCHDOG=1, LimitNOFILE, the seccomp filter and NoNewPrivileges, a
 #     restart after a crash (Restart=always), each unit's Documentation=
@@ -38,7 +40,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,35s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,37s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 	exit 0
 fi
 ((EUID == 0)) || { echo "test-systemd.sh: run as root (debootstrap and systemd-nspawn need it)" >&2; exit 2; }
@@ -163,6 +165,8 @@ block() {
 version=1.4.0 # the version docs/deploy.md's steps name
 echo "== building the controller's release archive and the node agent"
 GO="$go" scripts/build-boards.sh --out "$work/dist" --version "$version" controller-linux-amd64 >/dev/null
+# The release the upgrade steps name, to upgrade to and go back from.
+GO="$go" scripts/build-boards.sh --out "$work/dist" --version 1.5.0 controller-linux-amd64 >/dev/null
 mkdir -p "$work/node"
 # The node's archive, for this machine's architecture (build-boards.sh
 # makes the boards' ARM ones): the agent, its install script, unit, README.
@@ -180,7 +184,7 @@ debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,espeak-ng,liba
 # localhost (the backup's --url) only in /etc/hosts.
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 echo loaxa-systemd-test >"$root/etc/hostname"
-cp "$work/dist/loaxa-controller-$version-linux-amd64.tar.gz" "$root/root/"
+cp "$work/dist/loaxa-controller-$version-linux-amd64.tar.gz" "$work/dist/loaxa-controller-1.5.0-linux-amd64.tar.gz" "$root/root/"
 cp -r "$work/node" "$root/root/node-$version"
 
 echo "== booting systemd"
@@ -298,6 +302,27 @@ for _ in $(seq 60); do
 done
 [[ $(inside systemctl show -p NRestarts --value loaxa-controller) != "$restarts" ]] || fail "the killed controller was not restarted"
 active loaxa-controller
+
+echo "== the upgrade's steps to 1.5.0 (docs/deploy.md, Upgrading the controller), and going back"
+steps=$(block "### Upgrading the controller" "loaxa-before-1.5.0")
+[[ -n $steps ]] || fail "docs/deploy.md's upgrade steps not found"
+# With the password the steps leave out, and without following the journal.
+sed -e "s/^LOAXA_PASSWORD=… /LOAXA_PASSWORD='$password' /" -e 's/ && journalctl -u loaxa-controller -f$//' \
+	<<<"$steps" >"$root/root/upgrade-steps.sh"
+grep -q "^LOAXA_PASSWORD='" "$root/root/upgrade-steps.sh" || fail "the upgrade steps no longer back up with LOAXA_PASSWORD=…"
+inside bash -euxc 'cd /root && tar xzf loaxa-controller-1.5.0-linux-amd64.tar.gz && cd loaxa-controller-1.5.0-linux-amd64 && . /root/upgrade-steps.sh' ||
+	fail "the upgrade steps failed"
+active loaxa-controller
+inside journalctl -u loaxa-controller --no-pager -o cat -n 30 | grep -q 'controller started' || fail "the upgraded controller did not start"
+[[ $(inside loaxa-controller --version) == "loaxa controller 1.5.0" ]] || fail "loaxa-controller --version: $(inside loaxa-controller --version)"
+# Going back, as the page says: the old binary and the backup taken before.
+inside bash -euxc "systemctl stop loaxa-controller
+	install -m 0755 /root/loaxa-controller-$version-linux-amd64/controller /usr/local/bin/loaxa-controller
+	loaxa-controller restore /var/backups/loaxa/loaxa-before-1.5.0.tar.gz --data /var/lib/loaxa-controller --force
+	systemctl start loaxa-controller" || fail "going back to $version failed"
+active loaxa-controller
+r=$(api GET /nodes/tien-thang-01)
+[[ $(code "$r") == 200 ]] || fail "the controller gone back to $version does not have the node: $r"
 
 echo "== a reboot: both services enabled, stopped in time and started again"
 poweroff
