@@ -36,7 +36,7 @@ while (($#)); do
 	--out=*) out=${1#--out=}; shift ;;
 	--version) version=$2; shift 2 ;;
 	--version=*) version=${1#--version=}; shift ;;
-	-h | --help) sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,24s/^# \{0,1\}//p' "scripts/$(basename "${BASH_SOURCE[0]}")"; exit 0 ;;
 	node-linux-arm64 | node-linux-arm | controller-linux-amd64 | controller-linux-arm64) targets+=("$1"); shift ;;
 	*)
 		echo "build-boards.sh: unknown argument $1: want --out DIR, --version V or a target (node-linux-arm64, node-linux-arm, controller-linux-amd64, controller-linux-arm64)" >&2

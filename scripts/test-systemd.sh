@@ -40,7 +40,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,37s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,37s/^# \{0,1\}//p' "scripts/$(basename "${BASH_SOURCE[0]}")"
 	exit 0
 fi
 ((EUID == 0)) || { echo "test-systemd.sh: run as root (debootstrap and systemd-nspawn need it)" >&2; exit 2; }

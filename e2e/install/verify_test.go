@@ -267,3 +267,39 @@ func TestControllerStepsAgreeWithTheUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptsHelpPrintsTheirHeader: the scripts an admin or a technician
+// runs print their header comment for --help, cut at a fixed line number
+// (sed -n '2,N'). build-boards.sh's had grown past it, and its --help
+// stopped mid-sentence at "DIR/SHA256SUMS", before saying how to check
+// the sums.
+func TestScriptsHelpPrintsTheirHeader(t *testing.T) {
+	for _, name := range []string{"build-boards.sh", "install-node.sh", "test-systemd.sh"} {
+		script := filepath.Join("../../scripts", name)
+		raw, err := os.ReadFile(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The header: the comment lines after the #! line, up to the first
+		// line that is not a comment.
+		var want []string
+		for i, line := range strings.Split(string(raw), "\n") {
+			if i == 0 {
+				continue
+			}
+			rest, ok := strings.CutPrefix(line, "#")
+			if !ok {
+				break
+			}
+			want = append(want, strings.TrimPrefix(rest, " "))
+		}
+		out, err := exec.Command(script, "--help").Output()
+		if err != nil {
+			t.Errorf("%s --help: %v", name, err)
+			continue
+		}
+		if got := strings.TrimSuffix(string(out), "\n"); got != strings.Join(want, "\n") {
+			t.Errorf("%s --help printed\n%s\nwant its whole header\n%s", name, got, strings.Join(want, "\n"))
+		}
+	}
+}
