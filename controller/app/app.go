@@ -352,7 +352,7 @@ func (a *App) Open() (err error) {
 	speech := &tts.Espeak{TempDir: a.Media.TempDir(), Logger: a.Logger}
 	if err := speech.Check(); err != nil {
 		// Said at start, not first to an officer typing an alert.
-		a.Logger.Warn("text-to-speech: espeak-ng is not installed: typed emergency alerts and typed notices are refused (503), and CAP alerts without a kept recording are held, until it is (apt-get install espeak-ng); recordings play as ever", "err", err)
+		a.Logger.Warn("text-to-speech: espeak-ng is not installed, or not visible to the controller: typed emergency alerts and typed notices are refused (503), and CAP alerts without a kept recording are held, until it is (apt-get install espeak-ng); recordings play as ever", "err", err)
 	}
 	a.HTTP.SpeechEngine = speech
 	a.HTTP.AnnouncementService = a.Announcements

@@ -28,7 +28,7 @@ func TestStartSaysTextToSpeechIsMissing(t *testing.T) {
 	t.Run("missing", func(t *testing.T) {
 		t.Setenv("PATH", t.TempDir()) // a server without espeak-ng
 		logs := start(t)
-		for _, want := range []string{"level=WARN", "text-to-speech: espeak-ng is not installed", "typed emergency alerts", "apt-get install espeak-ng"} {
+		for _, want := range []string{"level=WARN", "text-to-speech: espeak-ng is not installed, or not visible to the controller", "typed emergency alerts", "apt-get install espeak-ng"} {
 			if !strings.Contains(logs, want) {
 				t.Errorf("start log lacks %q:\n%s", want, logs)
 			}

@@ -86,7 +86,7 @@ func (e *Espeak) program() (string, error) {
 	bin, err := exec.LookPath(cmp(e.Command, DefaultCommand))
 	if err != nil {
 		return "", &loaxa.Error{Code: loaxa.EUnavailable, Reason: loaxa.ReasonSpeechUnavailable,
-			Message: "Text-to-speech is not available: espeak-ng is not installed on the controller (the administrator can install it with apt-get install espeak-ng)."}
+			Message: fmt.Sprintf("Text-to-speech is not available: espeak-ng is not installed on the controller, or the controller cannot see it (%q not found on its PATH: a service unit's sandbox can hide it); the administrator can install it with apt-get install espeak-ng.", cmp(e.Command, DefaultCommand))}
 	}
 	return bin, nil
 }
