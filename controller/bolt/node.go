@@ -511,6 +511,16 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 	if n := cachedDecode(key, v); n != nil {
 		return n, nil
 	}
+	n, err := unmarshalNode(key, v)
+	if err != nil {
+		return nil, err
+	}
+	remember(key, v, n)
+	return n, nil
+}
+
+// unmarshalNode decodes a stored node, bypassing the node cache.
+func unmarshalNode(key, v []byte) (*loaxa.Node, error) {
 	rec := nodeRecord{Node: new(loaxa.Node)}
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, fmt.Errorf("decode node %q: %w", key, err)
@@ -525,7 +535,6 @@ func decodeNode(key, v []byte) (*loaxa.Node, error) {
 		// from its creation then. A pending one never had a secret.
 		rec.Node.EnrolledAt = rec.Node.CreatedAt
 	}
-	remember(key, v, rec.Node)
 	return rec.Node, nil
 }
 

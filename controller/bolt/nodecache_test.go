@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,5 +223,100 @@ func TestFlushStatusRemembersWhatItWrote(t *testing.T) {
 	}
 	if decoded := stored(); !bytes.Equal(fromCache, decoded) {
 		t.Errorf("a write of the node read from the cache stored\n%s\nand of the node decoded\n%s", fromCache, decoded)
+	}
+}
+
+// TestFlushStatusLeavesCachedNodesAlone: the status flush builds the node
+// it writes from the cached one without copying it deeply (nodeToFlush),
+// so it must change nothing a cached node holds: the node cached before a
+// flush is as it was after it, while readers copy cached nodes the whole
+// time (run with -race, which sees a write into a node a reader copies).
+func TestFlushStatusLeavesCachedNodesAlone(t *testing.T) {
+	ctx := context.Background()
+	db := NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng"}); err != nil {
+		t.Fatal(err)
+	}
+	s := NewNodeService(db)
+	id := "flush-shared-n1"
+	if err := s.CreateNode(ctx, &loaxa.Node{ID: id, Name: "Cụm loa 1", Area: "31", SecretHash: loaxa.HashSecret("s")}); err != nil {
+		t.Fatal(err)
+	}
+	volume := 70
+	if _, err := s.UpdateNodeSettings(ctx, id, func(st *loaxa.NodeSettings) error { st.Volume = &volume; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	setStatus := func(i int) {
+		t.Helper()
+		on := i%2 == 0
+		if err := s.UpdateNodeStatus(ctx, id, func(st *loaxa.NodeStatus) {
+			st.State, st.Outbox = loaxa.NodeOnline, i
+			st.Board = &protocol.Board{Mains: &on}
+			st.Keys = []string{fmt.Sprint("k", i)}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cachedNow := func() *loaxa.Node {
+		t.Helper()
+		var n *loaxa.Node
+		if err := db.view(func(tx *bbolt.Tx) error {
+			n = cachedShared([]byte(id), tx.Bucket(bucketNodes).Get([]byte(id)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n == nil {
+			t.Fatal("after a flush the node cache does not hold the record written")
+		}
+		return n
+	}
+	setStatus(0)
+	if err := db.flushStatus(); err != nil {
+		t.Fatal(err)
+	}
+	before := cachedNow()
+	want := cloneNode(before)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.FindNodeByID(ctx, id); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for i := 1; i <= 20; i++ {
+		setStatus(i)
+		if err := db.flushStatus(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if !reflect.DeepEqual(before, want) {
+		t.Errorf("the node cached before the flushes changed:\n%+v\nwas\n%+v", before.Status, want.Status)
+	}
+	// A reader that read the record before a flush's commit may have
+	// cached that older record since: a flush after the readers stopped.
+	setStatus(21)
+	if err := db.flushStatus(); err != nil {
+		t.Fatal(err)
+	}
+	after := cachedNow()
+	if after.Status.Outbox != 21 || string(after.SecretHash) != string(want.SecretHash) || after.Settings.Volume == nil || *after.Settings.Volume != volume {
+		t.Errorf("the node cached after the flushes: outbox %d, secret hash %x, settings %+v", after.Status.Outbox, after.SecretHash, after.Settings)
 	}
 }
