@@ -243,7 +243,7 @@ func (h *batchDelivery) load(tx *bbolt.Tx, key []byte) error {
 		h.d = d
 		return nil
 	}
-	if err := json.Unmarshal(v, &h.d); err != nil {
+	if err := decodeDelivery(v, &h.d); err != nil {
 		return fmt.Errorf("decode %q: %w", key, err)
 	}
 	return nil
