@@ -13,11 +13,12 @@ import (
 // json.Unmarshal does. The records encodeDelivery writes (no spaces, no
 // escapes, known keys) are read by hand: decoding the delivery each event
 // batch moves was 17 % of RecordEvents through json.Unmarshal's
-// reflection and validity scan (BenchmarkRecordEventsRound). Anything
-// else (an escape, a space, null, a number that is not a plain integer,
-// a key it does not know, invalid UTF-8) goes to json.Unmarshal whole, so
-// that the result, or the error, is json.Unmarshal's. FuzzDecodeDelivery
-// compares the two.
+// reflection and validity scan (BenchmarkRecordEventsRound), and the
+// report decodes every delivery the delivery cache lacks
+// (BenchmarkReportDuringRoundICT). Anything else (an escape, a space,
+// null, a number that is not a plain integer, a key it does not know,
+// invalid UTF-8) goes to json.Unmarshal whole, so that the result, or the
+// error, is json.Unmarshal's. FuzzDecodeDelivery compares the two.
 func decodeDelivery(v []byte, d *loaxa.Delivery) error {
 	if decodeDeliveryFast(v, d) {
 		return nil

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"bytes"
-	"encoding/json"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -107,7 +106,7 @@ func (c *deliveryCache) decode(k, v []byte) (*loaxa.Delivery, error) {
 		return &d, nil
 	}
 	var d loaxa.Delivery
-	if err := json.Unmarshal(v, &d); err != nil {
+	if err := decodeDelivery(v, &d); err != nil {
 		return nil, err
 	}
 	e := &cachedDelivery{raw: bytes.Clone(v), d: d}
