@@ -79,8 +79,10 @@ func TestKeptByJSON(t *testing.T) {
 // its deliveries; the nodes' events change them; the report built again
 // finds them in the cache, with the value their new bytes decode to,
 // instead of decoding them again. A delivery whose value JSON would not
-// give back (a caller's time with a monotonic reading) is not taken: it is
-// decoded from its bytes.
+// give back (a caller's time with a monotonic reading; an emergency's start
+// in the controller's zone, Asia/Ho_Chi_Minh in Vietnam) is taken as its
+// bytes decode: before, it was left out, and on a controller in Vietnam's
+// zone every build of a round's report decoded every delivery again.
 func TestRecordEventsRefreshesTheReportsCache(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -97,7 +99,11 @@ func TestRecordEventsRefreshesTheReportsCache(t *testing.T) {
 		if err := nodes.CreateNode(ctx, &loaxa.Node{ID: id, Name: id, Area: "31", SecretHash: loaxa.HashSecret("s")}); err != nil {
 			t.Fatal(err)
 		}
-		ds = append(ds, &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: id, Start: at.Add(time.Second), Priority: protocol.PriorityEmergency})
+		start := at.Add(time.Second)
+		if id == "n2" { // as an emergency's start on a controller in Vietnam
+			start = start.In(time.FixedZone("ICT", 7*3600))
+		}
+		ds = append(ds, &loaxa.Delivery{Announcement: ann, Occurrence: occ, Node: id, Start: start, Priority: protocol.PriorityEmergency})
 	}
 	if err := deliveries.EnsureDeliveries(ctx, ds); err != nil {
 		t.Fatal(err)
@@ -146,8 +152,16 @@ func TestRecordEventsRefreshesTheReportsCache(t *testing.T) {
 	}
 	if key, raw := stored("n2"); raw == nil {
 		t.Fatal("n2's delivery missing")
-	} else if _, ok := db.deliveries.lookup(key, raw); ok {
-		t.Error("a delivery with a time JSON does not keep was taken into the cache")
+	} else if cached, ok := db.deliveries.lookup(key, raw); !ok {
+		t.Error("a delivery with times JSON does not keep as they are was left out of the cache")
+	} else {
+		var decoded loaxa.Delivery
+		if err := json.Unmarshal(raw, &decoded); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cached, decoded) {
+			t.Errorf("the cache holds n2's delivery as\n%+v\nits bytes decode to\n%+v", cached, decoded)
+		}
 	}
 	got, err := deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: ann})
 	if err != nil {
