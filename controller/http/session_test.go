@@ -1754,6 +1754,20 @@ func TestSessionThatRunsNoMoreIsSaidSo(t *testing.T) {
 	}
 }
 
+// listSessionsAsAdmin is the loop of the session list benchmarks: GET
+// /api/v1/sessions as the province admin, which must list want sessions.
+func listSessionsAsAdmin(b *testing.B, e *env, want int) {
+	admin := e.token("admin")
+	b.ReportAllocs()
+	for b.Loop() {
+		var l struct{ Sessions []json.RawMessage }
+		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
+		if len(l.Sessions) != want {
+			b.Fatalf("%d sessions listed, want %d", len(l.Sessions), want)
+		}
+	}
+}
+
 // BenchmarkListSessions is GET /api/v1/sessions for a province admin:
 // 100 communes with 2 sessions each, made three years before, and 20 with
 // one on days that match no day (30 February, stored by an older
@@ -1779,15 +1793,7 @@ func BenchmarkListSessions(b *testing.B) {
 			}
 		}
 	}
-	admin := e.token("admin")
-	b.ReportAllocs()
-	for b.Loop() {
-		var l struct{ Sessions []json.RawMessage }
-		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
-		if len(l.Sessions) != 220 {
-			b.Fatalf("%d sessions listed", len(l.Sessions))
-		}
-	}
+	listSessionsAsAdmin(b, e, 220)
 }
 
 // BenchmarkListSessionsKept is GET /api/v1/sessions for a province admin
@@ -1824,15 +1830,7 @@ func BenchmarkListSessionsKept(b *testing.B) {
 			}
 		}
 	}
-	admin := e.token("admin")
-	b.ReportAllocs()
-	for b.Loop() {
-		var l struct{ Sessions []json.RawMessage }
-		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
-		if len(l.Sessions) != 300 {
-			b.Fatalf("%d sessions listed", len(l.Sessions))
-		}
-	}
+	listSessionsAsAdmin(b, e, 300)
 }
 
 // BenchmarkListSessionsNoDayCommune: one commune's 30-February session
@@ -1857,13 +1855,5 @@ func BenchmarkListSessionsNoDayCommune(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	admin := e.token("admin")
-	b.ReportAllocs()
-	for b.Loop() {
-		var l struct{ Sessions []json.RawMessage }
-		e.call("GET", "/api/v1/sessions", admin, nil, http.StatusOK, &l)
-		if len(l.Sessions) != 61 {
-			b.Fatalf("%d sessions listed", len(l.Sessions))
-		}
-	}
+	listSessionsAsAdmin(b, e, 61)
 }
