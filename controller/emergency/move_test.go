@@ -141,15 +141,10 @@ func TestClusterAwaitingItsCodeMovedInAndPutUpLeavesTheOthersCounted(t *testing.
 	w := newWorld(t)
 	s := w.service()
 	thaiBinh(t, s)
-	for _, n := range []*loaxa.Node{{ID: "w1", Name: "w1", Area: "31"}, {ID: "m1", Name: "m1", Area: "32"}} { // codes not redeemed
-		if err := s.Nodes.CreateNode(ctx, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	code := loaxa.HashEnrolmentCode("CODE-m1")
-	if err := s.Nodes.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "m1", Expires: w.fc.Now().Add(7 * 24 * time.Hour)}); err != nil {
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "w1", Name: "w1", Area: "31"}); err != nil { // its code not redeemed
 		t.Fatal(err)
 	}
+	code := awaitingInThaiBinh(t, w, s)
 	w.fc.Advance(time.Hour)
 	em := w.send(s)
 	if a := em.Areas[0]; a.AwaitingEnrolment != 1 {
@@ -159,10 +154,7 @@ func TestClusterAwaitingItsCodeMovedInAndPutUpLeavesTheOthersCounted(t *testing.
 	if _, sum := nodesOf(t, s, em.ID); sum.AwaitingEnrolment != 2 {
 		t.Errorf("summary once m1 moved in, its code not redeemed: %+v; want w1 and m1 awaiting their code", sum)
 	}
-	if _, err := s.Nodes.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("m1"), BrokerHash: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	w.online(s, "m1")
+	putUp(t, w, s, code)
 	if got := w.step(s, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
 		t.Fatalf("m1 put up: sent %v, want the alert", got)
 	}
@@ -227,17 +219,10 @@ func TestClusterPutUpAfterAnAlertAndMovedInOfflineIsSentItAfterARestart(t *testi
 // sent the alert only after the resend bound from the issue had passed,
 // and the log said it had waited for its code.
 func TestClusterAwaitingItsCodeAtAnAlertAndMovedInIsSentItAfterARestart(t *testing.T) {
-	ctx := context.Background()
 	w := newWorld(t)
 	s := w.service()
 	thaiBinh(t, s)
-	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32"}); err != nil { // its code not redeemed
-		t.Fatal(err)
-	}
-	code := loaxa.HashEnrolmentCode("CODE-m1")
-	if err := s.Nodes.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "m1", Expires: w.fc.Now().Add(7 * 24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	code := awaitingInThaiBinh(t, w, s)
 	w.fc.Advance(time.Hour)
 	em := w.send(s)
 	w.report(s, "n1", w.alertEvent(em)(protocol.EventReceived))
@@ -251,10 +236,7 @@ func TestClusterAwaitingItsCodeAtAnAlertAndMovedInIsSentItAfterARestart(t *testi
 	s2 := w.service()
 	var logs syncbuf.Buffer
 	s2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := s2.Nodes.RedeemEnrolment(ctx, code, loaxa.NodeSecret{Hash: loaxa.HashSecret("m1"), BrokerHash: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	w.online(s2, "m1")
+	putUp(t, w, s2, code)
 	if got := w.step(s2, 600*time.Millisecond); !slices.Equal(got, []string{"node/m1 alert"}) {
 		t.Errorf("m1 put up in Hải Phòng after the restart: sent %v, want the alert at once, as the running controller sends it", got)
 	}
@@ -265,6 +247,30 @@ func TestClusterAwaitingItsCodeAtAnAlertAndMovedInIsSentItAfterARestart(t *testi
 	if n := nodes["m1"]; n.Node == "" || n.Resends != 1 || sum.Targeted != 4 || sum.AwaitingEnrolment != 0 {
 		t.Errorf("report after the restart: m1 %+v, summary %+v; want m1 targeted, sent it once, 4 targeted, none awaiting its code", n, sum)
 	}
+}
+
+// awaitingInThaiBinh adds m1, a cluster of Thái Bình (thaiBinh) whose
+// enrolment code is not redeemed yet, and returns its code's hash.
+func awaitingInThaiBinh(t *testing.T, w *world, s *Service) []byte {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Nodes.CreateNode(ctx, &loaxa.Node{ID: "m1", Name: "m1", Area: "32"}); err != nil {
+		t.Fatal(err)
+	}
+	code := loaxa.HashEnrolmentCode("CODE-m1")
+	if err := s.Nodes.CreateEnrolment(ctx, &loaxa.Enrolment{CodeHash: code, Node: "m1", Expires: w.fc.Now().Add(7 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// putUp has m1 redeem its code and come online.
+func putUp(t *testing.T, w *world, s *Service, code []byte) {
+	t.Helper()
+	if _, err := s.Nodes.RedeemEnrolment(context.Background(), code, loaxa.NodeSecret{Hash: loaxa.HashSecret("m1"), BrokerHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	w.online(s, "m1")
 }
 
 // thaiBinh adds area 32, Thái Bình, beside the world's alert area 31.
