@@ -233,12 +233,7 @@ func TestFlushStatusRemembersWhatItWrote(t *testing.T) {
 // time (run with -race, which sees a write into a node a reader copies).
 func TestFlushStatusLeavesCachedNodesAlone(t *testing.T) {
 	ctx := context.Background()
-	db := NewDB(filepath.Join(t.TempDir(), "loaxa.db"))
-	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	if err := NewAreaService(db).CreateArea(ctx, &loaxa.Area{ID: "31", Name: "Hải Phòng"}); err != nil {
 		t.Fatal(err)
 	}
