@@ -395,18 +395,48 @@ func (r *sessionRead) nextRun(from time.Time) (time.Time, bool, error) {
 	return time.Time{}, false, nil
 }
 
-// coming holds, for days of a longer cycle, their starts near the instant
-// they were asked from (comingStarts), by what decides them as countEnds;
-// it is emptied when it holds maxComing.
-var coming = struct {
-	sync.Mutex
-	m map[countKey]*comingDays
-}{m: map[countKey]*comingDays{}}
+// daysMemo keeps, for the sessions' lookups, what a session's days give
+// by what decides it (daysKey): sessions are few, and each changes its
+// times seldom. It is emptied when it holds max entries.
+type daysMemo[V any] struct {
+	mu  sync.Mutex
+	m   map[daysKey]V
+	max int
+}
 
-const (
-	maxComing  = 4096
-	comingSpan = 400 * 24 * time.Hour
-)
+// daysKey is what decides a session's days: the rule, the session's start
+// and first instant, and the zone.
+type daysKey struct {
+	days, start, loc string
+	made             int64
+}
+
+func memoKey(s *Session, loc *time.Location) daysKey {
+	return daysKey{days: s.Days, start: s.Start, loc: loc.String(), made: s.CreatedAt.UnixNano()}
+}
+
+func (c *daysMemo[V]) get(k daysKey) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *daysMemo[V]) put(k daysKey, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[daysKey]V)
+	}
+	c.m[k] = v
+}
+
+// coming holds, for days of a longer cycle, their starts near the instant
+// they were asked from (comingStarts).
+var coming = daysMemo[*comingDays]{max: 4096}
+
+// comingSpan is how far after the instant asked from comingStarts walks.
+const comingSpan = 400 * 24 * time.Hour
 
 // comingDays are the starts of a session's days in (from, to], in order, and
 // the first after to; ended says there is none after to.
@@ -421,14 +451,11 @@ type comingDays struct {
 // earlier call whose span holds from, or walked now from a day before
 // from to comingSpan after it, and the first start after that.
 func comingStarts(s *Session, loc *time.Location, from time.Time) (*comingDays, error) {
-	k := countKey{days: s.Days, start: s.Start, loc: loc.String(), made: s.CreatedAt.UnixNano()}
-	coming.Lock()
-	c := coming.m[k]
-	coming.Unlock()
-	if c != nil && !from.Before(c.from) && from.Before(c.to) {
+	k := memoKey(s, loc)
+	if c, ok := coming.get(k); ok && !from.Before(c.from) && from.Before(c.to) {
 		return c, nil
 	}
-	c = &comingDays{from: from.Add(-24 * time.Hour), to: from.Add(comingSpan), ended: true}
+	c := &comingDays{from: from.Add(-24 * time.Hour), to: from.Add(comingSpan), ended: true}
 	walk, err := s.ruleStarts(loc, c.from, time.Time{})
 	if err != nil {
 		return nil, err
@@ -440,54 +467,29 @@ func comingStarts(s *Session, loc *time.Location, from time.Time) (*comingDays, 
 			break
 		}
 	}
-	coming.Lock()
-	if len(coming.m) >= maxComing {
-		clear(coming.m)
-	}
-	coming.m[k] = c
-	coming.Unlock()
+	coming.put(k, c)
 	return c, nil
 }
 
-// countEnds holds the last start of days with COUNT (countEnd) by what
-// decides it: the rule, the session's start and first day, and the zone.
-// Sessions are few, and each changes its times seldom; it is emptied when
-// it holds maxCountEnds.
-var countEnds = struct {
-	sync.Mutex
-	m map[countKey]time.Time
-}{m: map[countKey]time.Time{}}
-
-type countKey struct {
-	days, start, loc string
-	made             int64
-}
-
-const maxCountEnds = 10000
+// countEnds holds the last start of days with COUNT (countEnd).
+var countEnds = daysMemo[time.Time]{max: 10000}
 
 // countEnd returns the last start of s's days, which have COUNT, in loc
 // (zero if none), walked once and kept in countEnds.
 func countEnd(s *Session, loc *time.Location) (time.Time, error) {
-	k := countKey{days: s.Days, start: s.Start, loc: loc.String(), made: s.CreatedAt.UnixNano()}
-	countEnds.Lock()
-	last, ok := countEnds.m[k]
-	countEnds.Unlock()
-	if ok {
+	k := memoKey(s, loc)
+	if last, ok := countEnds.get(k); ok {
 		return last, nil
 	}
 	starts, err := s.starts(loc, s.CreatedAt.Add(-48*time.Hour), time.Time{})
 	if err != nil {
 		return time.Time{}, err
 	}
+	var last time.Time
 	for t := range starts {
 		last = t
 	}
-	countEnds.Lock()
-	if len(countEnds.m) >= maxCountEnds {
-		clear(countEnds.m)
-	}
-	countEnds.m[k] = last
-	countEnds.Unlock()
+	countEnds.put(k, last)
 	return last, nil
 }
 
