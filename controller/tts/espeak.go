@@ -187,6 +187,12 @@ func (e *Espeak) run(ctx context.Context, bin, voice string, wpm int, text strin
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-v", voice, "-s", strconv.Itoa(wpm), "-b", "1", "--stdout")
 	cmd.Stdin = strings.NewReader(text)
+	// espeak-ng opens its sound output even to write to stdout, and
+	// libpulse then makes ~/.config/pulse in the home of the user it runs
+	// as (the controller's service user's is its data directory) and
+	// looks for a sound server. One that refuses at once: nothing made,
+	// nothing looked up, the same speech (TestSpeakLeavesHomeAlone).
+	cmd.Env = append(os.Environ(), "PULSE_SERVER=unix:/dev/null")
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedBuffer{b: &stderr, n: 4096}
 	cmd.WaitDelay = 2 * time.Second

@@ -252,3 +252,33 @@ func TestSpeakReadsDecomposedTextAsPrecomposed(t *testing.T) {
 		t.Errorf("the same words decomposed gave %d bytes of other audio than precomposed (%d bytes)", len(nfd), len(nfc))
 	}
 }
+
+// TestSpeakLeavesHomeAlone: espeak-ng, through libpulse, made
+// ~/.config/pulse/<machine-id>-runtime in the home of the user it ran as
+// even when it wrote to its standard output, and the controller's service
+// user's home is its data directory (found running the units under
+// systemd): a directory of the controller's nobody asked for, and a
+// connection tried to a sound server. Its sound server is now one that
+// refuses at once.
+func TestSpeakLeavesHomeAlone(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for _, v := range []string{"XDG_CONFIG_HOME", "XDG_RUNTIME_DIR"} { // unset, as for a service
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	r, err := (&Espeak{TempDir: t.TempDir()}).Speak(context.Background(), loaxa.SpeechRequest{Text: "Xin chào bà con"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("espeak-ng left %s in the home directory", e.Name())
+	}
+}
