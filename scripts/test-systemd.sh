@@ -308,10 +308,10 @@ active loaxa-controller
 echo "== the upgrade's steps to 1.5.0 (docs/deploy.md, Upgrading the controller), and going back"
 steps=$(block "### Upgrading the controller" "loaxa-before-1.5.0")
 [[ -n $steps ]] || fail "docs/deploy.md's upgrade steps not found"
-# With the password the steps leave out, and without following the journal.
-sed -e "s/^LOAXA_PASSWORD=… /LOAXA_PASSWORD='$password' /" -e 's/ && journalctl -u loaxa-controller -f$//' \
+# With the password the steps have typed, and without following the journal.
+sed -e "s/^read -rsp 'admin password: ' LOAXA_PASSWORD /LOAXA_PASSWORD='$password' /" -e 's/ && journalctl -u loaxa-controller -f$//' \
 	<<<"$steps" >"$root/root/upgrade-steps.sh"
-grep -q "^LOAXA_PASSWORD='" "$root/root/upgrade-steps.sh" || fail "the upgrade steps no longer back up with LOAXA_PASSWORD=…"
+grep -q "^LOAXA_PASSWORD='" "$root/root/upgrade-steps.sh" || fail "the upgrade steps no longer read the password into LOAXA_PASSWORD"
 inside bash -euxc 'cd /root && tar xzf loaxa-controller-1.5.0-linux-amd64.tar.gz && cd loaxa-controller-1.5.0-linux-amd64 && . /root/upgrade-steps.sh' ||
 	fail "the upgrade steps failed"
 active loaxa-controller
