@@ -100,11 +100,15 @@ func (b *tamperBody) Close() error { return b.body.Close() }
 type recordingOutput struct {
 	mu    sync.Mutex
 	plays [][]byte
+	lead  int64 // bytes of the play's lead-in still to come, not recorded
 }
 
+// Play records what pcm plays after the silence of a lead-in (a play
+// begun ahead of its instant, agent.PlayOffset < 0): the play's audio.
 func (o *recordingOutput) Play(ctx context.Context, pcm io.Reader) error {
 	o.mu.Lock()
 	o.plays = append(o.plays, nil)
+	o.lead = nodeaudio.Bytes(-min(agent.PlayOffset(ctx), 0))
 	o.mu.Unlock()
 	return audio.NewNone(nil).Play(ctx, io.TeeReader(pcm, o))
 }
@@ -112,8 +116,11 @@ func (o *recordingOutput) Play(ctx context.Context, pcm io.Reader) error {
 func (o *recordingOutput) Write(b []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	n := len(b)
+	skip := min(o.lead, int64(len(b)))
+	b, o.lead = b[skip:], o.lead-skip
 	o.plays[len(o.plays)-1] = append(o.plays[len(o.plays)-1], b...)
-	return len(b), nil
+	return n, nil
 }
 
 func (o *recordingOutput) Close() error { return nil }
