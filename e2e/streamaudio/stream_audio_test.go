@@ -166,6 +166,12 @@ func missingChimeKeepsItsPlace(t *testing.T, capture *alsatest.Capture, out *oto
 		p := n.Agent.Status().Playing
 		return p != nil && p.Occurrence == em.Occurrence
 	})
+	// A play begins its output a lead-in ahead of its instant (silence up
+	// to it), and says it plays from then: the chime's place begins at the
+	// area's start, and its first 100 ms go by before the chime may come.
+	rig.Eventually(t, 20*time.Second, "the chime's place 100 ms under way", func() bool {
+		return time.Now().After(em.Areas[0].Start.Add(100 * time.Millisecond))
+	})
 	close(link.open)
 
 	opening, closing := c.NodeAudio(em.OpeningChime), c.NodeAudio(em.ClosingChime)
