@@ -192,12 +192,7 @@ func TestRarerRefusalsSaidInVietnamese(t *testing.T) {
 func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 	t.Parallel()
 	c, evening, news := lapLeWithEvening(t) // 2 March 2026, 09:00
-	c.CreateArea("11530", "Xã Tam Hưng", "311")
-	var market loaxa.Announcement
-	asUser(c, "can-bo-lap-le", func() {
-		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo họp chợ", "content_id": news.ID, "priority": "normal",
-			"targets": map[string][]string{"areas": {}, "nodes": {"lap-le-01"}}, "start": "2026-03-03T18:00:00+07:00"}, &market)
-	})
+	market := marketBulletin(c, news)
 	var fromDistrict struct {
 		loaxa.Announcement
 		Proposals []loaxa.Proposal
@@ -322,12 +317,7 @@ func TestBulletinAndSessionRefusalsSaidInVietnamese(t *testing.T) {
 func TestResultsOfABulletinPlayingElsewhere(t *testing.T) {
 	t.Parallel()
 	c, _, news := lapLeWithEvening(t) // 2 March 2026, 09:00
-	c.CreateArea("11530", "Xã Tam Hưng", "311")
-	var market loaxa.Announcement
-	asUser(c, "can-bo-lap-le", func() {
-		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo họp chợ", "content_id": news.ID, "priority": "normal",
-			"targets": map[string][]string{"areas": {}, "nodes": {"lap-le-01"}}, "start": "2026-03-03T18:00:00+07:00"}, &market)
-	})
+	market := marketBulletin(c, news)
 	b := StartBrowser(t)
 	defer b.checkErrors()
 	b.SignIn(c.URL, "can-bo-lap-le", officerPassword, "Cán bộ xã Lập Lễ")
@@ -343,4 +333,17 @@ func TestResultsOfABulletinPlayingElsewhere(t *testing.T) {
 	if !strings.Contains(box[1], "Announcement "+market.ID+" does not play in your area") {
 		t.Errorf("its tooltip is %q; want the API's sentence", box[1])
 	}
+}
+
+// marketBulletin is the Lập Lễ officer's bulletin for the market's
+// cluster, lap-le-01, the next evening; and beside the commune, Tam Hưng,
+// where the cluster may be moved.
+func marketBulletin(c *rig.Controller, news *loaxa.Content) loaxa.Announcement {
+	c.CreateArea("11530", "Xã Tam Hưng", "311")
+	var market loaxa.Announcement
+	asUser(c, "can-bo-lap-le", func() {
+		c.MustDo("POST", "/api/v1/announcements", map[string]any{"title": "Thông báo họp chợ", "content_id": news.ID, "priority": "normal",
+			"targets": map[string][]string{"areas": {}, "nodes": {"lap-le-01"}}, "start": "2026-03-03T18:00:00+07:00"}, &market)
+	})
+	return market
 }
