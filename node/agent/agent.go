@@ -226,7 +226,6 @@ type Agent struct {
 type status struct {
 	desiredVersion uint64
 	playing        *protocol.Playing
-	missing        []string
 	cache          cacheView // what noteCache saw last
 	rejected       uint64
 	outbox         int
@@ -479,7 +478,7 @@ func (a *Agent) Status() protocol.State {
 		Agent:           a.cfg.Version,
 		DesiredVersion:  a.status.desiredVersion,
 		ClockOffsetMS:   a.clock.Get().Milliseconds(),
-		ContentMissing:  slices.Clone(a.status.missing),
+		ContentMissing:  slices.Clone(a.status.cache.missing),
 		CacheBytes:      cacheBytes,
 		CacheLimit:      cacheLimit,
 		Board:           &board,
@@ -1277,7 +1276,7 @@ func (a *Agent) noteCache() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := a.status.cache
-	a.status.cache, a.status.missing = v, v.missing
+	a.status.cache = v
 	return !slices.Equal(v.missing, old.missing) || v.damaged != old.damaged || v.bytes != old.bytes || v.limit != old.limit
 }
 

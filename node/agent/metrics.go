@@ -59,7 +59,7 @@ func (a *Agent) Collectors() []prometheus.Collector {
 		gauge("loaxa_node_content_missing", "Content the desired state needs and the cache lacks.", func() float64 {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			return float64(len(a.status.missing))
+			return float64(len(a.status.cache.missing))
 		}),
 		gauge("loaxa_node_storage_damaged_files", "Files found damaged on the node's storage in the last 24 hours (a failing SD card): cached content, and its store set aside at start.", func() float64 {
 			return float64(a.cache.Damaged())
