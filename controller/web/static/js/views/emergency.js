@@ -1072,7 +1072,7 @@ async function board(ctx, main, id) {
       if (kept && kept.id !== id) { location.hash = `#/emergency/${encodeURIComponent(kept.id)}`; return; }
       // A refusal said wholly in the user's words keeps the API's own
       // sentence (which all-clear, which area) as its tooltip.
-      toast(errorText(err), true, err.reason ? err.message : undefined);
+      toast(errorText(err), true, errorTitle(err));
       // Stopped already (by a colleague, from another page) or expired:
       // the board says so now, as the refusal does.
       if (verb === 'cancel' && err.reason === 'emergency_stopped') stopped('cancelled');

@@ -4,7 +4,7 @@
 
 import { api, now } from '../api.js';
 import { t, has } from '../i18n.js';
-import { h, fill, field, options, fmtTime, fmtClock, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames, occurrenceTime } from '../ui.js';
+import { h, fill, field, options, fmtTime, fmtClock, fmtDay, fmtDuration, ymd, addDays, mondayOf, vnDate, rfc3339, errorBox, errorText, errorTitle, toast, confirmDialog, vnParts, dayInput, timeInput, parseDay, parseTime, dmy, readFields, clusterNames, occurrenceTime } from '../ui.js';
 import { toRule, fromRule, describe, DAYS, clock, sessionDays, sessionDaysRule, describeDays, dayName, dayLabel } from '../recurrence.js';
 
 export async function render(ctx, main, params) {
@@ -461,7 +461,7 @@ function proposalsPanel(ctx, proposals, sessions, reload, byID) {
             // there is nothing left to press here.
             if (decide) decide.remove();
             fill(status, decidedBox(err));
-          } else toast(errorText(err), true, err.reason ? err.message : undefined);
+          } else toast(errorText(err), true, errorTitle(err));
         }
       };
       const decide = ctx.may('schedule') ? h('span', { class: 'row' }, sel, h('button', { type: 'button', onclick: act('accept') }, t('programme.accept')),
@@ -709,7 +709,7 @@ function announcementsPanel(ctx, anns, sessions, nodeArea, reload) {
             h('td', {}, mayCancel(ctx, a, nodeArea) ? h('button', {
               type: 'button', class: 'secondary', onclick: async () => {
                 if (!(await confirmDialog(t('programme.cancel_title'), h('p', {}, a.title), t('programme.cancel_yes'), true))) return;
-                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(errorText(err), true, err.reason ? err.message : undefined); }
+                try { await api('POST', `/announcements/${a.id}/cancel`); await reload(); } catch (err) { toast(errorText(err), true, errorTitle(err)); }
               },
             }, t('programme.cancel')) : null));
         })))));
