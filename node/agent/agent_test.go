@@ -99,7 +99,7 @@ type options struct {
 	restarted func(cause error)
 }
 
-func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
+func startAgent(t testing.TB, cred *protocol.Credentials, o options) *node {
 	t.Helper()
 	if o.store == nil {
 		o.store = store.NewMemory()
@@ -158,7 +158,7 @@ func startAgent(t *testing.T, cred *protocol.Credentials, o options) *node {
 	return n
 }
 
-func (n *node) stop(t *testing.T) {
+func (n *node) stop(t testing.TB) {
 	t.Helper()
 	if n.cancel == nil {
 		return
@@ -175,7 +175,7 @@ func (n *node) stop(t *testing.T) {
 	}
 }
 
-func waitConnected(t *testing.T, n *node) {
+func waitConnected(t testing.TB, n *node) {
 	t.Helper()
 	nodetest.Eventually(t, 10*time.Second, "agent not connected", n.a.Connected)
 }

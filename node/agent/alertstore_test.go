@@ -575,7 +575,7 @@ func timeUnansweredController(t *testing.T, fc *clock.Fake) (ctl *nodetest.Contr
 // within the wait, measures a round trip as long as the step and takes
 // half of it for the offset), and the next one comes 15–45 s of the
 // board's clock later.
-func waitMeasured(t *testing.T, n *node) {
+func waitMeasured(t testing.TB, n *node) {
 	t.Helper()
 	nodetest.Eventually(t, 10*time.Second, "the clock measured", func() bool { return n.a.Status().ClockUncertaintyUS > 0 })
 }

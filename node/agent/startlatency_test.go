@@ -78,25 +78,30 @@ func (f *firstRead) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestStartToFirstSample measures, on the real clock, how long the agent
-// takes from a play's scheduled instant to the first sample handed to its
-// output, for scheduled bulletins and for emergency alerts with their
-// opening chime, each prepared ahead as in service. It is a measurement,
-// not a check: it runs only with LOAXA_START_PLAYS set to how many plays
-// of each kind to measure, and LOAXA_START_BUSY to how many goroutines
-// spin meanwhile (CPU contention in the agent's process; run it under
-// taskset or beside busy loops for contention from outside). See
-// BENCHMARKS.md.
-func TestStartToFirstSample(t *testing.T) {
+// BenchmarkStartToFirstSample measures, on the real clock, how long the
+// agent takes from a play's scheduled instant to the first sample handed
+// to its output, for scheduled bulletins and for emergency alerts with
+// their opening chime, each prepared ahead as in service:
+// LOAXA_START_PLAYS plays of each kind (default 10) a run, with
+// LOAXA_START_BUSY goroutines spinning meanwhile (CPU contention in the
+// agent's process; run it under taskset or beside busy loops for
+// contention from outside). Run it with -benchtime 1x; see BENCHMARKS.md.
+func BenchmarkStartToFirstSample(b *testing.B) {
 	plays, _ := strconv.Atoi(os.Getenv("LOAXA_START_PLAYS"))
 	if plays <= 0 {
-		t.Skip("a measurement: set LOAXA_START_PLAYS (and LOAXA_START_BUSY) to run it")
+		plays = 10
 	}
 	busy, _ := strconv.Atoi(os.Getenv("LOAXA_START_BUSY"))
+	for b.Loop() {
+		startToFirstSample(b, plays, busy)
+	}
+}
 
-	ctl := nodetest.NewController(t, nodetest.StartBroker(t))
+// startToFirstSample is one run of BenchmarkStartToFirstSample.
+func startToFirstSample(b *testing.B, plays, busy int) {
+	ctl := nodetest.NewController(b, nodetest.StartBroker(b))
 	var out *firstSampleOutput
-	n := startAgent(t, ctl.Credentials("n1", "x1", "d1"), options{tune: func(c *agent.Config) {
+	n := startAgent(b, ctl.Credentials("n1", "x1", "d1"), options{tune: func(c *agent.Config) {
 		out = &firstSampleOutput{None: audio.NewNone(nil)}
 		c.Output = out
 		// Formatted as the node logs, not into the test's log.
@@ -105,8 +110,8 @@ func TestStartToFirstSample(t *testing.T) {
 	out.mu.Lock()
 	out.clock = n.a.Clock().Now
 	out.mu.Unlock()
-	waitConnected(t, n)
-	waitMeasured(t, n)
+	waitConnected(b, n)
+	waitMeasured(b, n)
 
 	msg := ctl.AddContent(200 * time.Millisecond)
 	chime := ctl.AddContent(700 * time.Millisecond)
@@ -129,10 +134,10 @@ func TestStartToFirstSample(t *testing.T) {
 		occs = append(occs, occurrence(fmt.Sprintf("b%d", i), msg, first.Add(time.Duration(i)*1200*time.Millisecond)))
 	}
 	ctl.PublishDesired(desired("n1", 1, occs, msg, chime))
-	nodetest.Eventually(t, time.Duration(plays)*2*time.Second+10*time.Second, "the bulletins played", func() bool {
+	nodetest.Eventually(b, time.Duration(plays)*2*time.Second+10*time.Second, "the bulletins played", func() bool {
 		return len(out.taken()) >= plays
 	})
-	report(t, "bulletin", out.taken()[:plays], busy)
+	report(b, "bulletin", out.taken()[:plays], busy, "bulletin")
 
 	// Alerts with their opening chime, one after the other, each sent 3 s
 	// before its start (prepared on receipt).
@@ -142,14 +147,15 @@ func TestStartToFirstSample(t *testing.T) {
 		cmd.Alert.Occurrence.Repeat, cmd.Alert.Occurrence.GapMS = 1, 0
 		cmd.Alert.Content = []protocol.ContentRef{chime, msg}
 		ctl.SendAreaCommand("x1", cmd, time.Minute)
-		nodetest.Eventually(t, 30*time.Second, "the alert played", func() bool { return len(out.taken()) >= plays+i+1 })
-		nodetest.Eventually(t, 30*time.Second, "the alert completed", func() bool { return n.a.Status().Playing == nil })
+		nodetest.Eventually(b, 30*time.Second, "the alert played", func() bool { return len(out.taken()) >= plays+i+1 })
+		nodetest.Eventually(b, 30*time.Second, "the alert completed", func() bool { return n.a.Status().Playing == nil })
 	}
-	report(t, "alert with chime", out.taken()[plays:], busy)
+	report(b, "alert with chime", out.taken()[plays:], busy, "alert")
 }
 
-// report logs the percentiles of the plays' start times.
-func report(t *testing.T, kind string, plays []firstSample, busy int) {
+// report logs the percentiles of the plays' start times and reports the
+// median and the latest start → first sample as metrics named by unit.
+func report(b *testing.B, kind string, plays []firstSample, busy int, unit string) {
 	var late, call, read []time.Duration
 	for _, p := range plays {
 		late = append(late, p.got.Sub(p.start))
@@ -161,6 +167,8 @@ func report(t *testing.T, kind string, plays []firstSample, busy int) {
 		at := func(f float64) time.Duration { return d[min(len(d)-1, int(f*float64(len(d))))] }
 		return fmt.Sprintf("p50 %v p90 %v max %v", at(0.5).Round(time.Microsecond), at(0.9).Round(time.Microsecond), d[len(d)-1].Round(time.Microsecond))
 	}
-	t.Logf("%s, %d plays, GOMAXPROCS %d, %d busy goroutines: start → first sample of audio %s; start → Output.Play %s; Output.Play → first sample of audio %s",
+	b.Logf("%s, %d plays, GOMAXPROCS %d, %d busy goroutines: start → first sample of audio %s; start → Output.Play %s; Output.Play → first sample of audio %s",
 		kind, len(plays), runtime.GOMAXPROCS(0), busy, q(late), q(call), q(read))
+	b.ReportMetric(float64(late[len(late)/2].Microseconds()), unit+"-p50-µs")
+	b.ReportMetric(float64(late[len(late)-1].Microseconds()), unit+"-max-µs")
 }
