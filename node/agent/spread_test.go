@@ -78,6 +78,19 @@ func (c *spreadCase) received(t *testing.T) {
 	})
 }
 
+// beginAt brings n's clock to an alert's start and holds it there until
+// the alert plays. The play reads the clock when it begins: moved on in
+// runUntil's steps, the clock could pass the start before the play's
+// goroutine ran (CI, with the race detector, once) and the alert began a
+// step late, 100 ms into its chime; held, it begins at its start however
+// long the goroutine waits.
+func beginAt(t *testing.T, fc *clock.Fake, n *node, start time.Time) {
+	t.Helper()
+	runUntil(t, fc, time.Minute, "a second before the start", func() bool { return !fc.Now().Before(start.Add(-time.Second)) })
+	fc.Set(start)
+	nodetest.Eventually(t, 5*time.Second, "alert not playing at its start", func() bool { return n.a.Status().Playing != nil })
+}
+
 // quiet fails if cond holds at any time within d (real time): for what
 // must not happen, such as a held report reaching the controller.
 func quiet(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -129,6 +142,7 @@ func TestAlertReportsSpread(t *testing.T) {
 	quiet(t, 300*time.Millisecond, "the receipt was reported before the delay", func() bool { return len(ctl.Events("n1")) > 0 })
 
 	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
+	beginAt(t, fc, c.n, start)
 	reportedAt(t, fc, ctl, "started", 2, start.Add(delay))
 	// 0.7 + 3 × 1 + 2 × 0.5 + 0.6 s of play.
 	reportedAt(t, fc, ctl, "completed", 3, start.Add(5300*time.Millisecond+delay))
@@ -184,6 +198,7 @@ func TestHeldReportsGoTogether(t *testing.T) {
 	c.alert("e4@x", start, delay)
 	c.received(t)
 
+	beginAt(t, fc, c.n, start)
 	reportedAt(t, fc, ctl, "received and started", 2, t0.Add(delay))
 	if b := ctl.Log("n1").Batches; b != 1 {
 		t.Errorf("received and started came in %d batches, want 1", b)
@@ -220,7 +235,8 @@ func TestResendReleasesHeldReports(t *testing.T) {
 	nodetest.Eventually(t, 5*time.Second, "held receipt not sent after the resend", have(1))
 	// The start goes when it happens: with the clock a second past it,
 	// four before its delay would be over.
-	runUntil(t, fc, time.Minute, "the start", func() bool { return !fc.Now().Before(start.Add(time.Second)) })
+	beginAt(t, fc, c.n, start)
+	runUntil(t, fc, time.Minute, "a second past the start", func() bool { return !fc.Now().Before(start.Add(time.Second)) })
 	nodetest.Eventually(t, 5*time.Second, "start not reported at once after the resend", have(2))
 	if events := waitEvents(t, ctl, "n1", []string{"received e5@x", "started e5@x"}); !events[1].At.Equal(start) {
 		t.Errorf("alert started at %v, want %v (once)", events[1].At, start)
@@ -271,6 +287,7 @@ func TestSpreadReportsSurviveRestart(t *testing.T) {
 	waitConnected(t, n2)
 	quiet(t, 300*time.Millisecond, "held receipt sent at once after the restart", func() bool { return len(ctl.Events("n1")) > 0 })
 	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
+	beginAt(t, fc, n2, start)
 	runUntil(t, fc, time.Minute, "alert reported over", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
 	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
 	if !events[1].At.Equal(start) {
