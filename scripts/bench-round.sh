@@ -28,6 +28,10 @@
 # streams of the emergency, open from the call to the round's end).
 # LOAXA_BENCH_THIN_VERIFY=0 has the thin nodes skip the signature check,
 # as if each had a processor of its own for it, as a board has.
+# LOAXA_BENCH_FANOUT_PROFILE=fanout.cpu writes a CPU profile of each
+# measured round's fan-out alone (from the call until every thin node has
+# the alert) to fanout.cpu.<round>; each round also prints the CPU the
+# controller's process and the thin nodes used in that window.
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
 set -euo pipefail

@@ -28,6 +28,11 @@ import (
 
 const envRoundProfile = "LOAXA_BENCH_ROUND_PROFILE" // a file: CPU profile of the measured rounds only
 
+// envFanoutProfile names files for CPU profiles of each measured round's
+// fan-out alone: from just before the API call until every thin node has
+// the alert, written to <name>.<round>.
+const envFanoutProfile = "LOAXA_BENCH_FANOUT_PROFILE"
+
 // envWatchers is how many officers watch each round's board: live
 // streams (GET /api/v1/emergency/{id}/stream) open from the call to the
 // round's end, read to the end; their cost is in the round's CPU.
@@ -180,14 +185,18 @@ func BenchmarkControllerRound(b *testing.B) {
 	type result struct {
 		cpu, received, completed, ingested time.Duration
 		fanout                             []time.Duration
-		toStart, skew                      []time.Duration
-		events, states, dropped, lost      float64
-		inflight                           float64
-		nodesCPU                           time.Duration // the thin nodes' processes
-		brokerCPU                          time.Duration // Mosquitto's process
-		brokerDrops                        int           // Mosquitto's "being dropped" lines
-		polls                              int
-		lead                               int64
+		// fanoutCPU and fanoutNodesCPU are the CPU this process (the
+		// controller and its broker) and the thin nodes' processes used
+		// from the call until every node had the alert, fanoutTook.
+		fanoutCPU, fanoutNodesCPU, fanoutTook time.Duration
+		toStart, skew                         []time.Duration
+		events, states, dropped, lost         float64
+		inflight                              float64
+		nodesCPU                              time.Duration // the thin nodes' processes
+		brokerCPU                             time.Duration // Mosquitto's process
+		brokerDrops                           int           // Mosquitto's "being dropped" lines
+		polls                                 int
+		lead                                  int64
 	}
 	var results []result
 	var lastID string
@@ -202,11 +211,36 @@ func BenchmarkControllerRound(b *testing.B) {
 		m0 := promtest.Scrape(b, c.URL+"/metrics")
 		nodes0 := procsCPU(b, procs)
 		broker0, drops0 := bb.cpu(b), bb.drops()
+		stopProfile := func() {}
+		if path := os.Getenv(envFanoutProfile); path != "" && k > 0 {
+			stopProfile = startProfile(b, fmt.Sprintf("%s.%d", path, k))
+		}
 		cpu0 := cpuTime()
 		t0 := time.Now()
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
 		lastID = em.ID
+		// The fan-out's end, watched beside the report's polls: the
+		// instant the thin nodes' last receipt line is read.
+		fannedOut := make(chan [3]time.Duration, 1)
+		go func() {
+			defer stopProfile()
+			for end := time.Now().Add(5 * time.Minute); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+				mu.Lock()
+				all := len(got[em.Occurrence]) >= n
+				mu.Unlock()
+				if all {
+					took, self := time.Since(t0), cpuTime()-cpu0
+					nodes, err := sumCPU(procs)
+					if err != nil {
+						logf("round %d: %v", k, err)
+					}
+					fannedOut <- [3]time.Duration{self, nodes - nodes0, took}
+					return
+				}
+			}
+			fannedOut <- [3]time.Duration{}
+		}()
 		stopWatching := watch(b, c, em.ID, watchers)
 		defer func() {
 			if n := stopWatching(); watchers > 0 {
@@ -280,6 +314,8 @@ func BenchmarkControllerRound(b *testing.B) {
 		r.lost = m1.Sum("loaxa_broker_messages_dropped_total") - m0.Sum("loaxa_broker_messages_dropped_total")
 		r.inflight = m1.Sum("loaxa_broker_inflight_dropped_total") - m0.Sum("loaxa_broker_inflight_dropped_total")
 		r.brokerDrops = bb.drops() - drops0
+		f := <-fannedOut
+		r.fanoutCPU, r.fanoutNodesCPU, r.fanoutTook = f[0], f[1], f[2]
 		mu.Lock()
 		for _, at := range got[em.Occurrence] {
 			r.fanout = append(r.fanout, at.Sub(em.Issued))
@@ -296,6 +332,8 @@ func BenchmarkControllerRound(b *testing.B) {
 			k, em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
 			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout),
 			pct(r.toStart, 50).Round(time.Millisecond), pct(r.toStart, 99).Round(time.Millisecond), pct(r.skew, 50).Round(100*time.Microsecond), pct(r.skew, 99).Round(100*time.Microsecond), len(r.skew))
+		logf("round %d: every thin node had the alert %v after the call; CPU meanwhile: this process (controller, broker) %v, thin nodes %v",
+			k, r.fanoutTook.Round(time.Millisecond), r.fanoutCPU.Round(time.Millisecond), r.fanoutNodesCPU.Round(time.Millisecond))
 		if bb.mosq != nil {
 			logf("round %d: Mosquitto CPU %.2f s; it began dropping a client's messages %d times", k, r.brokerCPU.Seconds(), r.brokerDrops)
 		}
@@ -306,15 +344,10 @@ func BenchmarkControllerRound(b *testing.B) {
 	}
 	round(0) // warm-up: the area's fan-out is measured, the lead follows it
 	if path := os.Getenv(envRoundProfile); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
+		if os.Getenv(envFanoutProfile) != "" {
+			b.Fatalf("%s and %s: one CPU profile at a time", envRoundProfile, envFanoutProfile)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
+		defer startProfile(b, path)()
 	}
 	b.ResetTimer()
 	for k := 1; k <= rounds; k++ {
@@ -408,6 +441,25 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
+// startProfile starts a CPU profile of this process into path and returns
+// what stops it.
+func startProfile(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "CPU profile %s: %v\n", path, err)
+		}
+	}
+}
+
 // cpuTime is this process's user and system CPU time so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -419,15 +471,24 @@ func cpuTime() time.Duration {
 
 // procsCPU is the user and system CPU time of the helper processes so far.
 func procsCPU(b *testing.B, procs []*helper) time.Duration {
+	total, err := sumCPU(procs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total
+}
+
+// sumCPU is procsCPU for a goroutine other than the benchmark's.
+func sumCPU(procs []*helper) (time.Duration, error) {
 	var total time.Duration
 	for _, p := range procs {
 		d, err := pidCPU(p.cmd.Process.Pid)
 		if err != nil {
-			b.Fatalf("%s: %v", p.name, err)
+			return 0, fmt.Errorf("%s: %w", p.name, err)
 		}
 		total += d
 	}
-	return total
+	return total, nil
 }
 
 // settle waits until the controller has published every desired state
