@@ -47,6 +47,11 @@ func TestCancelStopsWhatPlays(t *testing.T) {
 	for id := range nodes {
 		rig.Eventually(t, 15*time.Second, id+" playing", func() bool { return playing(id) })
 	}
+	// A node is playing from its lead-in on, 80 ms before the start, with
+	// silence: cancelled then, it has played nothing yet (it did, once, in
+	// a full run). Cancelled a second into the bulletin, it has played
+	// part of it.
+	time.Sleep(time.Until(start.Add(time.Second)))
 	c.MustDo("POST", "/api/v1/announcements/"+ann.ID+"/cancel", nil, nil)
 	for id := range nodes {
 		rig.Eventually(t, 10*time.Second, id+" stopped", func() bool { return !playing(id) })
