@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/mochi-mqtt/server/v2/mempool"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -498,9 +499,10 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
 
-	// Decode the remaining packet values using a fresh copy of the bytes,
-	// otherwise the next packet will change the data of this one.
-	px := append([]byte{}, p[:]...)
+	// loaxa: p is this packet's own (made above, never reused), so the
+	// values decoded from it are not changed by the next packet; upstream
+	// copied it once more here for that.
+	px := p
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectDecode(px)
@@ -579,7 +581,18 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
 
 	var err error
-	buf := new(bytes.Buffer)
+	// loaxa: the encoding is written out or copied to the client's
+	// buffer below, never kept, so its buffer is pooled, grown at once to
+	// a publish's size (fixed header, topic, packet id, payload;
+	// properties, if any, may grow it once). Made anew from 64 bytes and
+	// grown as the payload was written, it was 1.7 KB of garbage for each
+	// subscriber of an alert (BENCHMARKS.md, "The alert's fan-out and the
+	// collector").
+	buf := mempool.GetBuffer()
+	defer mempool.PutBuffer(buf)
+	if pk.FixedHeader.Type == packets.Publish {
+		buf.Grow(5 + 2 + len(pk.TopicName) + 2 + len(pk.Payload) + 64)
+	}
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectEncode(buf)

@@ -449,3 +449,54 @@ func readPacket(r *bufio.Reader) ([]byte, error) {
 	_, err = io.ReadFull(r, raw[1:])
 	return raw, err
 }
+
+// TestLoaxaSubscribersShareABrokerOwnedPayload: the subscribers' copies of
+// a publish share one payload, the broker's own. An inline publish whose
+// caller writes to its buffer afterwards leaves the queued and inflight
+// packets of every subscriber, and the retained message, as they were
+// published.
+func TestLoaxaSubscribersShareABrokerOwnedPayload(t *testing.T) {
+	s := newServerWithInlineClient()
+	defer s.Close()
+	var clients []*Client
+	for _, id := range []string{"n1", "n2"} {
+		r, w := net.Pipe()
+		defer r.Close()
+		cl := s.NewClient(w, "tcp", id, false) // no write loop: the test reads what it was given
+		cl.State.outbound = make(chan *packets.Packet, 1) // as for an authenticated client
+		s.Clients.Add(cl)
+		if !s.Topics.Subscribe(cl.ID, packets.Subscription{Filter: "area/cmd", Qos: 1}) {
+			t.Fatalf("%s not subscribed", id)
+		}
+		clients = append(clients, cl)
+	}
+	buf := []byte("cảnh báo bão số 3")
+	want := string(buf)
+	if err := s.Publish("area/cmd", buf, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXXXXXXXXXXXXXX")
+
+	var payloads [][]byte
+	for _, cl := range clients {
+		select {
+		case pk := <-cl.State.outbound:
+			if string(pk.Payload) != want {
+				t.Errorf("%s was sent %q, want %q", cl.ID, pk.Payload, want)
+			}
+			payloads = append(payloads, pk.Payload)
+		default:
+			t.Fatalf("nothing queued for %s", cl.ID)
+		}
+		in := cl.State.Inflight.GetAll(false)
+		if len(in) != 1 || string(in[0].Payload) != want {
+			t.Errorf("%s holds %d inflight, want 1 of %q", cl.ID, len(in), want)
+		}
+	}
+	if &payloads[0][0] != &payloads[1][0] {
+		t.Error("each subscriber has a payload of its own; want one shared")
+	}
+	if r := s.Topics.Retained.GetAll(); len(r) != 1 || string(r["area/cmd"].Payload) != want {
+		t.Errorf("retained %v, want %q", r, want)
+	}
+}

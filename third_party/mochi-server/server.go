@@ -960,6 +960,12 @@ func (s *Server) Unsubscribe(filter string, subscriptionId int) error {
 // InlineClients using this method can publish packets to any topic (including $SYS) and bypass ACL checks.
 func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion
+	if pk.FixedHeader.Type == packets.Publish {
+		// loaxa: the subscribers' copies share the payload
+		// (publishToClient): the broker's own, not a buffer its caller
+		// may write to again.
+		pk.Payload = append([]byte(nil), pk.Payload...)
+	}
 
 	err := s.processPacket(cl, pk)
 	if err != nil {
@@ -1152,7 +1158,17 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return pk, nil // [MQTT-3.8.3-3]
 	}
 
+	// loaxa: every subscriber's copy shares the payload, which nothing
+	// writes to after the packet was read (ReadPacket gives each packet
+	// bytes of its own; InjectPacket copies its caller's): copied for
+	// each, it was 1.5 KB of garbage per subscriber of an alert, and at
+	// 10,000 subscribers the collector's assists fell on the write loops
+	// that carry it (BENCHMARKS.md, "The alert's fan-out and the
+	// collector").
+	payload := pk.Payload
+	pk.Payload = nil
 	out := pk.Copy(false)
+	out.Payload, pk.Payload = payload, payload
 	if !s.hooks.OnACLCheck(cl, pk.TopicName, false) {
 		return out, packets.ErrNotAuthorized
 	}
