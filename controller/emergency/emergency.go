@@ -34,6 +34,7 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/gcpause"
 	"loaxa.vn/protocol"
 )
 
@@ -410,6 +411,17 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	// plan (its start instant, level and drill mark).
 	planned := make(chan error, 1)
 	go func() { planned <- s.Deliveries.EnsureDeliveries(ctx, ds) }()
+
+	// No new collection cycle while the broker fans the alert out, until
+	// the nodes are to start it, at most the longest default lead
+	// (gcpause; BENCHMARKS.md, "The alert's fan-out and the collector").
+	var last time.Time
+	for _, a := range em.Areas {
+		if a.Start.After(last) {
+			last = a.Start
+		}
+	}
+	gcpause.For(min(max(last.Sub(s.Clock.Now()), 0), DefaultLead.Max))
 
 	// One publish per area, all at once.
 	ttl := em.Expires.Sub(s.Clock.Now())

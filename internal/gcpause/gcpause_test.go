@@ -1,0 +1,62 @@
+package gcpause
+
+import (
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+// percent reads the collector's percentage (SetGCPercent sets it to read it).
+func percent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// TestOverlappingHoldsRestoreThePercentFoundFirst: two holds that overlap
+// keep the collector off until the second ends, whichever order they end
+// in, and then restore the percentage the first found; a release called
+// again changes nothing.
+func TestOverlappingHoldsRestoreThePercentFoundFirst(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(250))
+	a := For(time.Hour)
+	if p := percent(); p != -1 || !Held() {
+		t.Fatalf("during a hold the percentage is %d (held %v), want -1", p, Held())
+	}
+	b := For(time.Hour)
+	a()
+	if p := percent(); p != -1 {
+		t.Fatalf("with one hold left the percentage is %d, want -1", p)
+	}
+	a()
+	if p := percent(); p != -1 {
+		t.Fatalf("after the first hold was released twice the percentage is %d, want -1 (the second still holds)", p)
+	}
+	b()
+	if p := percent(); p != 250 || Held() {
+		t.Fatalf("after both holds the percentage is %d (held %v), want 250", p, Held())
+	}
+}
+
+// TestHoldRunsOut: a hold not released ends by itself when its time is
+// up; releasing it afterwards changes nothing.
+func TestHoldRunsOut(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	release := For(20 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for Held() {
+		if time.Now().After(deadline) {
+			t.Fatal("the hold did not run out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := percent(); p != 100 {
+		t.Fatalf("after the hold ran out the percentage is %d, want 100", p)
+	}
+	other := For(time.Hour)
+	release() // the expired hold's release must not end the other
+	if !Held() || percent() != -1 {
+		t.Fatal("releasing an expired hold ended another")
+	}
+	other()
+}
