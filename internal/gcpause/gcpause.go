@@ -9,7 +9,10 @@
 // A hold sets the collector's percentage off (debug.SetGCPercent(-1))
 // until it is released or its time is up, whichever comes first; holds may
 // overlap, and the percentage found by the first is restored when the last
-// ends. A cycle already under way is not stopped. A memory limit
+// ends. Overlapping holds keep the collector off for at most MaxSpell in a
+// row: a hold asked for later than that into a spell is not taken, so that
+// alerts sent one after another (a CAP feed's) cannot keep the heap growing
+// unchecked. A cycle already under way is not stopped. A memory limit
 // (GOMEMLIMIT, debug.SetMemoryLimit) still starts a cycle when the heap
 // reaches it, hold or not.
 package gcpause
@@ -20,19 +23,29 @@ import (
 	"time"
 )
 
+// MaxSpell is the longest the holds keep the collector off in a row.
+const MaxSpell = 10 * time.Second
+
 var (
 	mu    sync.Mutex
 	holds int
 	saved int
+	since time.Time // when the spell of holds began
+	now   = time.Now
 )
 
 // For holds new collection cycles off for at most d. The returned release
 // ends the hold at once; it may be called more than once, and after the
-// hold ran out.
+// hold ran out. Asked for more than MaxSpell into a spell of holds, it
+// takes none, and its release does nothing.
 func For(d time.Duration) (release func()) {
 	mu.Lock()
-	if holds == 0 {
-		saved = debug.SetGCPercent(-1)
+	switch {
+	case holds == 0:
+		saved, since = debug.SetGCPercent(-1), now()
+	case now().Sub(since) > MaxSpell:
+		mu.Unlock()
+		return func() {}
 	}
 	holds++
 	mu.Unlock()

@@ -38,6 +38,33 @@ func TestOverlappingHoldsRestoreThePercentFoundFirst(t *testing.T) {
 	}
 }
 
+// TestSpellIsBounded: holds that keep overlapping keep the collector off
+// for at most MaxSpell in a row; one asked for later is not taken, and
+// once the spell's holds end, a new spell may begin.
+func TestSpellIsBounded(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t0 := time.Date(2026, 9, 6, 8, 0, 0, 0, time.UTC)
+	at := t0
+	now = func() time.Time { return at }
+	defer func() { now = time.Now }()
+	first := For(time.Hour)
+	at = t0.Add(MaxSpell - time.Second)
+	second := For(time.Hour) // within the spell: taken
+	first()
+	at = t0.Add(MaxSpell + time.Second)
+	late := For(time.Hour) // past it: not taken
+	second()
+	if Held() || percent() != 100 {
+		t.Fatalf("a hold asked for %v into a spell was taken (held %v, percentage %d)", MaxSpell+time.Second, Held(), percent())
+	}
+	late()
+	again := For(time.Hour) // a new spell
+	if !Held() || percent() != -1 {
+		t.Fatal("no new spell after the last one ended")
+	}
+	again()
+}
+
 // TestHoldRunsOut: a hold not released ends by itself when its time is
 // up; releasing it afterwards changes nothing.
 func TestHoldRunsOut(t *testing.T) {
