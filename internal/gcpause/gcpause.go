@@ -12,9 +12,13 @@
 // ends. Overlapping holds keep the collector off for at most MaxSpell in a
 // row: a hold asked for later than that into a spell is not taken, so that
 // alerts sent one after another (a CAP feed's) cannot keep the heap growing
-// unchecked. A cycle already under way is not stopped. A memory limit
-// (GOMEMLIMIT, debug.SetMemoryLimit) still starts a cycle when the heap
-// reaches it, hold or not.
+// unchecked. A memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still
+// starts a cycle when the heap reaches it, hold or not.
+//
+// A cycle already under way is not stopped: it ends as it would, and none
+// begins after it. debug.SetGCPercent(-1) waits for such a cycle's marking
+// to finish, so it is called off the caller's goroutine: For returns at
+// once, and the alert goes out beside the cycle's end rather than after it.
 package gcpause
 
 import (
@@ -27,11 +31,13 @@ import (
 const MaxSpell = 10 * time.Second
 
 var (
-	mu    sync.Mutex
-	holds int
-	saved int
-	since time.Time // when the spell of holds began
-	now   = time.Now
+	mu       sync.Mutex
+	holds    int
+	since    time.Time // when the spell of holds began
+	applying bool      // a goroutine is setting the percentage off
+	applied  bool      // the percentage is off, saved is what it was
+	saved    int
+	now      = time.Now
 )
 
 // For holds new collection cycles off for at most d. The returned release
@@ -40,22 +46,27 @@ var (
 // takes none, and its release does nothing.
 func For(d time.Duration) (release func()) {
 	mu.Lock()
-	switch {
-	case holds == 0:
-		saved, since = debug.SetGCPercent(-1), now()
-	case now().Sub(since) > MaxSpell:
+	if holds == 0 {
+		since = now()
+	} else if now().Sub(since) > MaxSpell {
 		mu.Unlock()
 		return func() {}
 	}
 	holds++
+	start := !applied && !applying
+	applying = applying || start
 	mu.Unlock()
+	if start {
+		go apply()
+	}
 	var once sync.Once
 	end := func() {
 		once.Do(func() {
 			mu.Lock()
 			defer mu.Unlock()
-			if holds--; holds == 0 {
-				debug.SetGCPercent(saved)
+			if holds--; holds == 0 && applied {
+				applied = false
+				restore(saved)
 			}
 		})
 	}
@@ -63,6 +74,28 @@ func For(d time.Duration) (release func()) {
 	return func() {
 		t.Stop()
 		end()
+	}
+}
+
+// apply sets the percentage off for the holds, unless they ended while
+// it waited for a cycle under way.
+func apply() {
+	prev := debug.SetGCPercent(-1)
+	mu.Lock()
+	defer mu.Unlock()
+	applying = false
+	if holds == 0 {
+		restore(prev)
+		return
+	}
+	applied, saved = true, prev
+}
+
+// restore sets the percentage back to p (under mu: a percentage that is
+// not off is set without waiting).
+func restore(p int) {
+	if p >= 0 {
+		debug.SetGCPercent(p)
 	}
 }
 

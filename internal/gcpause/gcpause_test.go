@@ -6,8 +6,20 @@ import (
 	"time"
 )
 
-// percent reads the collector's percentage (SetGCPercent sets it to read it).
+// percent reads the collector's percentage (SetGCPercent sets it to read
+// it), once the holds' goroutine has set it.
 func percent() int {
+	for {
+		mu.Lock()
+		busy := applying
+		mu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	p := debug.SetGCPercent(100)
 	debug.SetGCPercent(p)
 	return p
