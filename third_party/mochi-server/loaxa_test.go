@@ -462,7 +462,7 @@ func TestLoaxaSubscribersShareABrokerOwnedPayload(t *testing.T) {
 	for _, id := range []string{"n1", "n2"} {
 		r, w := net.Pipe()
 		defer r.Close()
-		cl := s.NewClient(w, "tcp", id, false) // no write loop: the test reads what it was given
+		cl := s.NewClient(w, "tcp", id, false)            // no write loop: the test reads what it was given
 		cl.State.outbound = make(chan *packets.Packet, 1) // as for an authenticated client
 		s.Clients.Add(cl)
 		if !s.Topics.Subscribe(cl.ID, packets.Subscription{Filter: "area/cmd", Qos: 1}) {
