@@ -67,6 +67,9 @@ const envWatchers = "LOAXA_BENCH_WATCHERS"
 func BenchmarkControllerRound(b *testing.B) {
 	n := envInt(b, envNodes, 100)
 	rounds := envInt(b, envRounds, 5)
+	if os.Getenv(envRoundProfile) != "" && os.Getenv(envFanoutProfile) != "" {
+		b.Fatalf("%s and %s: one CPU profile at a time", envRoundProfile, envFanoutProfile)
+	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05.000 ")+format+"\n", args...)
 	}
@@ -185,18 +188,15 @@ func BenchmarkControllerRound(b *testing.B) {
 	type result struct {
 		cpu, received, completed, ingested time.Duration
 		fanout                             []time.Duration
-		// fanoutCPU and fanoutNodesCPU are the CPU this process (the
-		// controller and its broker) and the thin nodes' processes used
-		// from the call until every node had the alert, fanoutTook.
-		fanoutCPU, fanoutNodesCPU, fanoutTook time.Duration
-		toStart, skew                         []time.Duration
-		events, states, dropped, lost         float64
-		inflight                              float64
-		nodesCPU                              time.Duration // the thin nodes' processes
-		brokerCPU                             time.Duration // Mosquitto's process
-		brokerDrops                           int           // Mosquitto's "being dropped" lines
-		polls                                 int
-		lead                                  int64
+		window                             fanoutWindow
+		toStart, skew                      []time.Duration
+		events, states, dropped, lost      float64
+		inflight                           float64
+		nodesCPU                           time.Duration // the thin nodes' processes
+		brokerCPU                          time.Duration // Mosquitto's process
+		brokerDrops                        int           // Mosquitto's "being dropped" lines
+		polls                              int
+		lead                               int64
 	}
 	var results []result
 	var lastID string
@@ -222,24 +222,34 @@ func BenchmarkControllerRound(b *testing.B) {
 		lastID = em.ID
 		// The fan-out's end, watched beside the report's polls: the
 		// instant the thin nodes' last receipt line is read.
-		fannedOut := make(chan [3]time.Duration, 1)
+		fannedOut := make(chan fanoutWindow, 1)
+		roundOver := make(chan struct{})
+		defer close(roundOver)
 		go func() {
 			defer stopProfile()
-			for end := time.Now().Add(5 * time.Minute); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-roundOver:
+					fannedOut <- fanoutWindow{}
+					return
+				case <-tick.C:
+				}
 				mu.Lock()
 				all := len(got[em.Occurrence]) >= n
 				mu.Unlock()
 				if all {
-					took, self := time.Since(t0), cpuTime()-cpu0
+					w := fanoutWindow{took: time.Since(t0), self: cpuTime() - cpu0}
 					nodes, err := sumCPU(procs)
 					if err != nil {
 						logf("round %d: %v", k, err)
 					}
-					fannedOut <- [3]time.Duration{self, nodes - nodes0, took}
+					w.nodes = nodes - nodes0
+					fannedOut <- w
 					return
 				}
 			}
-			fannedOut <- [3]time.Duration{}
 		}()
 		stopWatching := watch(b, c, em.ID, watchers)
 		defer func() {
@@ -314,8 +324,10 @@ func BenchmarkControllerRound(b *testing.B) {
 		r.lost = m1.Sum("loaxa_broker_messages_dropped_total") - m0.Sum("loaxa_broker_messages_dropped_total")
 		r.inflight = m1.Sum("loaxa_broker_inflight_dropped_total") - m0.Sum("loaxa_broker_inflight_dropped_total")
 		r.brokerDrops = bb.drops() - drops0
-		f := <-fannedOut
-		r.fanoutCPU, r.fanoutNodesCPU, r.fanoutTook = f[0], f[1], f[2]
+		select {
+		case r.window = <-fannedOut:
+		case <-time.After(time.Minute): // a receipt line missing: the check below says so
+		}
 		mu.Lock()
 		for _, at := range got[em.Occurrence] {
 			r.fanout = append(r.fanout, at.Sub(em.Issued))
@@ -333,7 +345,7 @@ func BenchmarkControllerRound(b *testing.B) {
 			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout),
 			pct(r.toStart, 50).Round(time.Millisecond), pct(r.toStart, 99).Round(time.Millisecond), pct(r.skew, 50).Round(100*time.Microsecond), pct(r.skew, 99).Round(100*time.Microsecond), len(r.skew))
 		logf("round %d: every thin node had the alert %v after the call; CPU meanwhile: this process (controller, broker) %v, thin nodes %v",
-			k, r.fanoutTook.Round(time.Millisecond), r.fanoutCPU.Round(time.Millisecond), r.fanoutNodesCPU.Round(time.Millisecond))
+			k, r.window.took.Round(time.Millisecond), r.window.self.Round(time.Millisecond), r.window.nodes.Round(time.Millisecond))
 		if bb.mosq != nil {
 			logf("round %d: Mosquitto CPU %.2f s; it began dropping a client's messages %d times", k, r.brokerCPU.Seconds(), r.brokerDrops)
 		}
@@ -344,9 +356,6 @@ func BenchmarkControllerRound(b *testing.B) {
 	}
 	round(0) // warm-up: the area's fan-out is measured, the lead follows it
 	if path := os.Getenv(envRoundProfile); path != "" {
-		if os.Getenv(envFanoutProfile) != "" {
-			b.Fatalf("%s and %s: one CPU profile at a time", envRoundProfile, envFanoutProfile)
-		}
 		defer startProfile(b, path)()
 	}
 	b.ResetTimer()
@@ -440,6 +449,11 @@ func envInt(b *testing.B, name string, def int) int {
 	}
 	return n
 }
+
+// fanoutWindow is a round's fan-out: how long after the call every thin
+// node had the alert, and the CPU this process (the controller and its
+// broker) and the thin nodes' processes used meanwhile.
+type fanoutWindow struct{ took, self, nodes time.Duration }
 
 // startProfile starts a CPU profile of this process into path and returns
 // what stops it.
