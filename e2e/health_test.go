@@ -370,8 +370,11 @@ func TestOfflineByHeartbeatTimeoutAndLastWill(t *testing.T) {
 	offlineAlarm := func() (loaxa.Alarm, bool) { return alarm(c, "tt-01", loaxa.AlarmOffline) }
 
 	// advanceUntil moves the controller's clock on in steps of the sweep
-	// interval until cond holds: a state the node sent just before the
-	// link froze may still arrive after a first step.
+	// interval, sweeping after each, until cond holds: a state the node
+	// sent just before the link froze may still arrive after a first step.
+	// Left to the sweep's own timer, a loaded machine ran it after several
+	// steps: the node went from online to offline, its stale 30 s stepped
+	// over, and the test waited for stale in vain (a full run).
 	advanceUntil := func(what string, cond func() bool) {
 		t.Helper()
 		rig.Eventually(t, 20*time.Second, what, func() bool {
@@ -379,6 +382,7 @@ func TestOfflineByHeartbeatTimeoutAndLastWill(t *testing.T) {
 				return true
 			}
 			clk.Advance(5 * time.Second)
+			c.App.Health.SweepNow(context.Background())
 			return false
 		})
 	}
