@@ -22,7 +22,7 @@ const nodeCacheMax = 200_000
 
 type cachedNode struct {
 	raw  []byte
-	node *loaxa.Node // never handed out: callers get clones
+	node *loaxa.Node // never changed: handed out as clones, or shared read-only (cachedShared)
 }
 
 var nodeCache = struct {
@@ -33,13 +33,10 @@ var nodeCache = struct {
 // cachedDecode returns a copy of the node decoded from exactly v, if
 // remembered.
 func cachedDecode(key, v []byte) *loaxa.Node {
-	nodeCache.RLock()
-	c, ok := nodeCache.m[string(key)]
-	nodeCache.RUnlock()
-	if !ok || !bytes.Equal(c.raw, v) {
-		return nil
+	if n := cachedShared(key, v); n != nil {
+		return cloneNode(n)
 	}
-	return cloneNode(c.node)
+	return nil
 }
 
 // cachedShared returns the node decoded from exactly v, if remembered,
