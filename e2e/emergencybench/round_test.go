@@ -190,6 +190,7 @@ func BenchmarkControllerRound(b *testing.B) {
 		fanout                             []time.Duration
 		window                             fanoutWindow
 		toStart, skew                      []time.Duration
+		lateReceipts                       int // received after the start instant
 		events, states, dropped, lost      float64
 		inflight                           float64
 		nodesCPU                           time.Duration // the thin nodes' processes
@@ -331,6 +332,9 @@ func BenchmarkControllerRound(b *testing.B) {
 		mu.Lock()
 		for _, at := range got[em.Occurrence] {
 			r.fanout = append(r.fanout, at.Sub(em.Issued))
+			if at.After(em.Areas[0].Start) {
+				r.lateReceipts++
+			}
 		}
 		for _, at := range starts[em.Occurrence] {
 			r.toStart = append(r.toStart, at.Sub(t0))
@@ -344,8 +348,8 @@ func BenchmarkControllerRound(b *testing.B) {
 			k, em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
 			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout),
 			pct(r.toStart, 50).Round(time.Millisecond), pct(r.toStart, 99).Round(time.Millisecond), pct(r.skew, 50).Round(100*time.Microsecond), pct(r.skew, 99).Round(100*time.Microsecond), len(r.skew))
-		logf("round %d: every thin node had the alert %v after the call; CPU meanwhile: this process (controller, broker) %v, thin nodes %v",
-			k, r.window.took.Round(time.Millisecond), r.window.self.Round(time.Millisecond), r.window.nodes.Round(time.Millisecond))
+		logf("round %d: every thin node had the alert %v after the call (%d after the start instant); CPU meanwhile: this process (controller, broker) %v, thin nodes %v",
+			k, r.window.took.Round(time.Millisecond), r.lateReceipts, r.window.self.Round(time.Millisecond), r.window.nodes.Round(time.Millisecond))
 		if bb.mosq != nil {
 			logf("round %d: Mosquitto CPU %.2f s; it began dropping a client's messages %d times", k, r.brokerCPU.Seconds(), r.brokerDrops)
 		}

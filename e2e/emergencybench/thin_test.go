@@ -46,15 +46,23 @@ import (
 // connects with its own credentials (client id, username and secret) and
 // subscribes to the same topics as node/mqtt.Link. It checks each
 // message's signature, audience and validity as the agent does
-// (protocol.Verifier), and starts an alert on a timer at its start
-// instant, which it reports ("start <occurrence> <Unix ns>"): the node's
-// part of alert-to-sound that is not the board's own work. With
-// LOAXA_BENCH_THIN_VERIFY=0 it skips the signature check (only parses), as
-// if each node had a processor of its own for it, as a board has: with
-// 10,000 nodes on this machine's two cores the checks delayed the fan-out
-// by 0.1–0.5 s (BENCHMARKS.md). What the thin
-// node does not do, because it costs only the node: keep a store, play
-// audio, fetch content. Like the agent, it sends its
+// (protocol.Verifier), and starts an alert at its start instant, which it
+// reports ("start <occurrence> <Unix ns>"): the node's part of
+// alert-to-sound that is not the board's own work. A board starts on a
+// timer of its own, on a processor of its own; the nodes of one process
+// share one timer for each start instant (thinStarts), which takes the
+// clock for each node that holds the alert by then, one after the other,
+// before any of them does the start's work. A timer per node, as before,
+// put 10,000 goroutines' starts in one queue on the machine's two cores:
+// the skew then measured that queue (p50 22–32 ms in rounds where every
+// node had the alert before the instant, BENCHMARKS.md), not the alert's
+// delivery. A node that has the alert only after the instant starts at
+// once, as an agent does. With LOAXA_BENCH_THIN_VERIFY=0 it skips the
+// signature check (only parses), as if each node had a processor of its
+// own for it, as a board has: with 10,000 nodes on this machine's two
+// cores the checks delayed the fan-out by 0.1–0.5 s (BENCHMARKS.md). What
+// the thin node does not do, because it costs only the node: keep a
+// store, play audio, fetch content. Like the agent, it sends its
 // unacknowledged events again when the acknowledgement is 30 s overdue
 // (agent.Config.AckTimeout), from the first one, in one batch.
 //
@@ -93,6 +101,7 @@ func thinNodes() int {
 		return 2
 	}
 	lines := make(chan string, 4*count)
+	starts := &thinStarts{byInstant: map[thinStartKey]*thinStartGroup{}}
 	go func() {
 		w := bufio.NewWriter(os.Stdout)
 		for l := range lines {
@@ -107,7 +116,7 @@ func thinNodes() int {
 	g.SetLimit(32)
 	for i := range nodes {
 		g.Go(func() error {
-			n, err := openThinNode(creds[from+i], lines)
+			n, err := openThinNode(creds[from+i], lines, starts)
 			nodes[i] = n
 			return err
 		})
@@ -144,6 +153,7 @@ type thinNode struct {
 	keys    []string
 	booted  time.Time
 	lines   chan<- string
+	starts  *thinStarts
 	desired atomic.Uint64
 
 	mu        sync.Mutex
@@ -163,7 +173,7 @@ type thinNode struct {
 	delayUntil time.Time
 }
 
-func openThinNode(cred *protocol.Credentials, lines chan<- string) (*thinNode, error) {
+func openThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts) (*thinNode, error) {
 	keys, err := cred.PublicKeys()
 	if err != nil {
 		return nil, fmt.Errorf("thin node %s: %w", cred.Node, err)
@@ -171,7 +181,7 @@ func openThinNode(cred *protocol.Credentials, lines chan<- string) (*thinNode, e
 	var e [8]byte
 	rand.Read(e[:])
 	n := &thinNode{cred: cred, topics: protocol.NewTopics(cred.Prefix()), epoch: hex.EncodeToString(e[:]),
-		booted: time.Now(), lines: lines, held: map[string]bool{}}
+		booted: time.Now(), lines: lines, starts: starts, held: map[string]bool{}}
 	for _, k := range keys {
 		n.keys = append(n.keys, protocol.KeyID(k))
 	}
@@ -285,11 +295,73 @@ func (n *thinNode) alert(al *protocol.Alert, at time.Time) {
 	played += time.Duration(durations[o.OpeningChime]+durations[o.ClosingChime]) * time.Millisecond
 	rep := max(o.Repeat, 1)
 	played += time.Duration(int64(rep)*durations[o.Content]+int64(rep-1)*o.GapMS) * time.Millisecond
-	time.AfterFunc(time.Until(o.Start), func() { n.start(o, played) })
+	n.starts.add(o, func(at time.Time) { n.start(o, played, at) })
 }
 
-func (n *thinNode) start(o protocol.Occurrence, played time.Duration) {
-	at := time.Now().UTC() // the timer's goroutine runs: the node starts
+// thinStarts is the start timers of one process's thin nodes: one for
+// each occurrence and start instant.
+type thinStarts struct {
+	mu        sync.Mutex
+	byInstant map[thinStartKey]*thinStartGroup
+}
+
+type thinStartKey struct {
+	occurrence string
+	instant    time.Time
+}
+
+// thinStartGroup is the nodes waiting for one instant; fired once the
+// timer has run.
+type thinStartGroup struct {
+	waiting []func(at time.Time)
+	fired   bool
+}
+
+// add starts begin at o's start instant, or at once when that has passed
+// or its timer has run.
+func (s *thinStarts) add(o protocol.Occurrence, begin func(at time.Time)) {
+	if time.Until(o.Start) <= 0 {
+		go begin(time.Now().UTC())
+		return
+	}
+	k := thinStartKey{o.ID, o.Start}
+	s.mu.Lock()
+	g := s.byInstant[k]
+	if g == nil {
+		g = &thinStartGroup{}
+		s.byInstant[k] = g
+		time.AfterFunc(time.Until(o.Start), func() { s.fire(k) })
+	}
+	if g.fired {
+		s.mu.Unlock()
+		go begin(time.Now().UTC())
+		return
+	}
+	g.waiting = append(g.waiting, begin)
+	s.mu.Unlock()
+}
+
+// fire takes the clock for each node waiting for k, then has each begin.
+func (s *thinStarts) fire(k thinStartKey) {
+	s.mu.Lock()
+	g := s.byInstant[k]
+	g.fired = true
+	waiting := g.waiting
+	g.waiting = nil
+	s.mu.Unlock()
+	at := make([]time.Time, len(waiting))
+	for i := range waiting {
+		at[i] = time.Now().UTC() // this node's timer has run: it starts
+	}
+	for i, begin := range waiting {
+		begin(at[i])
+	}
+	// The group stays, fired: a copy of the alert (a resend) received
+	// later is held already, and a node that receives it only now starts
+	// at once. The groups of a run are few (one a round).
+}
+
+func (n *thinNode) start(o protocol.Occurrence, played time.Duration, at time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
