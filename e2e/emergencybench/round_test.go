@@ -30,7 +30,8 @@ const envRoundProfile = "LOAXA_BENCH_ROUND_PROFILE" // a file: CPU profile of th
 
 // envFanoutProfile names files for CPU profiles of each measured round's
 // fan-out alone: from just before the API call until every thin node has
-// the alert, written to <name>.<round>.
+// the alert, written to <name>.<round> (this process: the controller and
+// its broker) and <name>.<round>.nodes<i> (each thin nodes' process).
 const envFanoutProfile = "LOAXA_BENCH_FANOUT_PROFILE"
 
 // envWatchers is how many officers watch each round's board: live
@@ -214,7 +215,16 @@ func BenchmarkControllerRound(b *testing.B) {
 		broker0, drops0 := bb.cpu(b), bb.drops()
 		stopProfile := func() {}
 		if path := os.Getenv(envFanoutProfile); path != "" && k > 0 {
-			stopProfile = startProfile(b, fmt.Sprintf("%s.%d", path, k))
+			stopSelf := startProfile(b, fmt.Sprintf("%s.%d", path, k))
+			for i, p := range procs {
+				fmt.Fprintf(p.stdin, "profile %s.%d.nodes%d\n", path, k, i)
+			}
+			stopProfile = func() {
+				stopSelf()
+				for _, p := range procs {
+					fmt.Fprintln(p.stdin, "stop")
+				}
+			}
 		}
 		cpu0 := cpuTime()
 		t0 := time.Now()

@@ -2,6 +2,7 @@ package emergencybench
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,10 +10,13 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -102,6 +106,7 @@ func thinNodes() int {
 	}
 	lines := make(chan string, 4*count)
 	starts := &thinStarts{byInstant: map[thinStartKey]*thinStartGroup{}}
+	check := thinChecksSignatures()
 	go func() {
 		w := bufio.NewWriter(os.Stdout)
 		for l := range lines {
@@ -116,7 +121,7 @@ func thinNodes() int {
 	g.SetLimit(32)
 	for i := range nodes {
 		g.Go(func() error {
-			n, err := openThinNode(creds[from+i], lines, starts)
+			n, err := openThinNode(creds[from+i], lines, starts, check)
 			nodes[i] = n
 			return err
 		})
@@ -134,11 +139,46 @@ func thinNodes() int {
 		return 1
 	}
 	lines <- "ready\n"
-	io.Copy(io.Discard, os.Stdin) // until the benchmark is done
+	readThinCommands(os.Stdin) // until the benchmark is done
 	if r := resent.Load(); r > 0 {
 		fmt.Fprintf(os.Stderr, "%d events sent again for want of an acknowledgement\n", r)
 	}
 	return 0
+}
+
+// readThinCommands reads the benchmark's commands to a thin nodes'
+// process until its stdin closes: "profile <file>" starts a CPU profile
+// of the process, "stop" ends it (LOAXA_BENCH_FANOUT_PROFILE: the nodes'
+// side of a round's fan-out).
+func readThinCommands(r io.Reader) {
+	var prof *os.File
+	stop := func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+			prof = nil
+		}
+	}
+	defer stop()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		cmd, arg, _ := strings.Cut(sc.Text(), " ")
+		switch cmd {
+		case "profile":
+			stop()
+			f, err := os.Create(arg)
+			if err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "thin nodes: profile %s: %v\n", arg, err)
+				continue
+			}
+			prof = f
+		case "stop":
+			stop()
+		}
+	}
 }
 
 // thinNode is one node's MQTT client and the little an agent's messages
@@ -173,7 +213,13 @@ type thinNode struct {
 	delayUntil time.Time
 }
 
-func openThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts) (*thinNode, error) {
+// thinChecksSignatures says whether thin nodes check their messages'
+// signatures: unless LOAXA_BENCH_THIN_VERIFY is "0".
+func thinChecksSignatures() bool { return os.Getenv(envThinVerify) != "0" }
+
+// newThinNode is a thin node not connected yet; check has it verify each
+// message's signature, audience and validity as an agent does.
+func newThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts, check bool) (*thinNode, error) {
 	keys, err := cred.PublicKeys()
 	if err != nil {
 		return nil, fmt.Errorf("thin node %s: %w", cred.Node, err)
@@ -182,8 +228,19 @@ func openThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinS
 	rand.Read(e[:])
 	n := &thinNode{cred: cred, topics: protocol.NewTopics(cred.Prefix()), epoch: hex.EncodeToString(e[:]),
 		booted: time.Now(), lines: lines, starts: starts, held: map[string]bool{}}
+	if check {
+		n.verify = protocol.NewVerifier(keys, nil, 0)
+	}
 	for _, k := range keys {
 		n.keys = append(n.keys, protocol.KeyID(k))
+	}
+	return n, nil
+}
+
+func openThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts, check bool) (*thinNode, error) {
+	n, err := newThinNode(cred, lines, starts, check)
+	if err != nil {
+		return nil, err
 	}
 	stateTopic := n.topics.Node(cred.Node, protocol.ChanState)
 	will, err := protocol.Encode(protocol.TypeState, cred.Node, "controller", 0, time.Now(), protocol.State{Status: protocol.StatusOffline, At: time.Now().UTC()})
@@ -530,3 +587,70 @@ func (n *thinNode) publishStateLocked() {
 		n.heartbeat.Reset(thinHeartbeat)
 	}
 }
+
+// TestThinNodesCheckSignatures: unless told not to, a thin node checks an
+// alert's signature before it holds it, as an agent does: one signed by
+// another key is refused, one signed by the controller's key is held. (The
+// check was lost once, for every run between 29bb364 and the fix; the
+// benchmarks said it ran.)
+func TestThinNodesCheckSignatures(t *testing.T) {
+	t.Setenv(envThinVerify, "")
+	if !thinChecksSignatures() {
+		t.Fatalf("%s unset: thin nodes skip the signature check", envThinVerify)
+	}
+	t.Setenv(envThinVerify, "0")
+	if thinChecksSignatures() {
+		t.Fatalf("%s=0: thin nodes check signatures", envThinVerify)
+	}
+
+	pub, key, _ := ed25519.GenerateKey(nil)
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	cred := &protocol.Credentials{Node: "n-1", Area: "12346", Broker: "tcp://127.0.0.1:1", Keys: []protocol.PublicKey{protocol.NewPublicKey(pub)}}
+	n, err := newThinNode(cred, make(chan string, 16), &thinStarts{byInstant: map[thinStartKey]*thinStartGroup{}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cl = paho.NewClient(paho.NewClientOptions()) // not connected: what it publishes goes nowhere
+	defer n.close()
+	topic := n.topics.Area("12346", protocol.ChanCmd)
+	parsed, err := n.topics.Parse(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := func(id string) protocol.Command {
+		return protocol.Command{Name: protocol.CmdAlert, Alert: &protocol.Alert{Occurrence: protocol.Occurrence{
+			ID: id, Start: time.Now().Add(time.Hour), Expires: time.Now().Add(2 * time.Hour), Repeat: 1}}}
+	}
+	forged, err := protocol.NewSigner("controller", otherKey, 0, nil).Seal(protocol.TypeCommand, parsed.Audience(), alert("forged"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := protocol.NewSigner("controller", key, 0, nil).Seal(protocol.TypeCommand, parsed.Audience(), alert("signed"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.receive(nil, thinTestMessage{topic, forged})
+	n.receive(nil, thinTestMessage{topic, signed})
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held["forged"] {
+		t.Error("a thin node held an alert signed by a key it does not trust")
+	}
+	if !n.held["signed"] {
+		t.Error("a thin node did not hold an alert signed by the controller's key")
+	}
+}
+
+// thinTestMessage is a received MQTT message for a thin node's receive.
+type thinTestMessage struct {
+	topic   string
+	payload []byte
+}
+
+func (m thinTestMessage) Duplicate() bool   { return false }
+func (m thinTestMessage) Qos() byte         { return 1 }
+func (m thinTestMessage) Retained() bool    { return false }
+func (m thinTestMessage) Topic() string     { return m.topic }
+func (m thinTestMessage) MessageID() uint16 { return 1 }
+func (m thinTestMessage) Payload() []byte   { return m.payload }
+func (m thinTestMessage) Ack()              {}
