@@ -7,7 +7,9 @@
 # publishes (events received / content-ready, started, completed; states
 # after each change) and nothing costlier, in processes of at most 2,500.
 # The thin nodes check each message's signature as an agent does and
-# start the alert on a timer at its start instant.
+# start the alert at its start instant (one timer a process for each
+# instant, the clock taken for each node before any does the start's
+# work: a board's timer is its own).
 # Per round it prints the benchmark process's CPU time (getrusage: the
 # controller and the benchmark's own API calls), the wall time until the
 # report shows every node received and completed, the alert's fan-out to
@@ -27,11 +29,16 @@
 # LOAXA_BENCH_WATCHERS=3 has three officers watch each round's board (live
 # streams of the emergency, open from the call to the round's end).
 # LOAXA_BENCH_THIN_VERIFY=0 has the thin nodes skip the signature check,
-# as if each had a processor of its own for it, as a board has.
+# as if each had a processor of its own for it, as a board has;
+# LOAXA_BENCH_THIN_VERIFY=shared has the nodes of a process check and
+# decode each distinct message to their area once, the others taking that
+# result for the same bytes (the node's work on its message done once a
+# process instead of 2,500 times on the same two cores).
 # LOAXA_BENCH_FANOUT_PROFILE=fanout.cpu writes a CPU profile of each
 # measured round's fan-out alone (from the call until every thin node has
-# the alert) to fanout.cpu.<round>; each round also prints the CPU the
-# controller's process and the thin nodes used in that window.
+# the alert) to fanout.cpu.<round>, and of each thin nodes' process over
+# the same window to fanout.cpu.<round>.nodes<i>; each round also prints
+# the CPU the controller's process and the thin nodes used in that window.
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
 set -euo pipefail

@@ -106,7 +106,12 @@ func thinNodes() int {
 	}
 	lines := make(chan string, 4*count)
 	starts := &thinStarts{byInstant: map[thinStartKey]*thinStartGroup{}}
-	check := thinChecksSignatures()
+	check, err := thinChecks()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "thin nodes:", err)
+		return 2
+	}
+	shared := &thinShared{opened: map[string]map[string]*thinOpened{}}
 	go func() {
 		w := bufio.NewWriter(os.Stdout)
 		for l := range lines {
@@ -121,12 +126,12 @@ func thinNodes() int {
 	g.SetLimit(32)
 	for i := range nodes {
 		g.Go(func() error {
-			n, err := openThinNode(creds[from+i], lines, starts, check)
+			n, err := openThinNode(creds[from+i], lines, starts, check, shared)
 			nodes[i] = n
 			return err
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	defer func() {
 		for _, n := range nodes {
 			if n != nil {
@@ -189,6 +194,7 @@ type thinNode struct {
 	topics  protocol.Topics
 	cl      paho.Client
 	verify  *protocol.Verifier // nil: LOAXA_BENCH_THIN_VERIFY=0
+	shared  *thinShared        // set: LOAXA_BENCH_THIN_VERIFY=shared
 	epoch   string
 	keys    []string
 	booted  time.Time
@@ -213,13 +219,34 @@ type thinNode struct {
 	delayUntil time.Time
 }
 
-// thinChecksSignatures says whether thin nodes check their messages'
-// signatures: unless LOAXA_BENCH_THIN_VERIFY is "0".
-func thinChecksSignatures() bool { return os.Getenv(envThinVerify) != "0" }
+// thinCheck is how the thin nodes check their messages.
+type thinCheck int
 
-// newThinNode is a thin node not connected yet; check has it verify each
-// message's signature, audience and validity as an agent does.
-func newThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts, check bool) (*thinNode, error) {
+const (
+	thinCheckEach   thinCheck = iota // each node checks every message (the default)
+	thinCheckNone                    // LOAXA_BENCH_THIN_VERIFY=0: parsed only
+	thinCheckShared                  // LOAXA_BENCH_THIN_VERIFY=shared: once a process for an area's message (thinShared)
+)
+
+// thinChecks reads LOAXA_BENCH_THIN_VERIFY.
+func thinChecks() (thinCheck, error) {
+	switch v := os.Getenv(envThinVerify); v {
+	case "", "1":
+		return thinCheckEach, nil
+	case "0":
+		return thinCheckNone, nil
+	case "shared":
+		return thinCheckShared, nil
+	default:
+		return 0, fmt.Errorf("%s=%q: want 1 (each node checks each message), 0 (none checks) or shared (once a process for an area's message)", envThinVerify, v)
+	}
+}
+
+// newThinNode is a thin node not connected yet; check says whether it
+// verifies each message's signature, audience and validity as an agent
+// does, and whether it shares what it opened of its areas' messages with
+// the process's other nodes (shared, for thinCheckShared).
+func newThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts, check thinCheck, shared *thinShared) (*thinNode, error) {
 	keys, err := cred.PublicKeys()
 	if err != nil {
 		return nil, fmt.Errorf("thin node %s: %w", cred.Node, err)
@@ -228,8 +255,11 @@ func newThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinSt
 	rand.Read(e[:])
 	n := &thinNode{cred: cred, topics: protocol.NewTopics(cred.Prefix()), epoch: hex.EncodeToString(e[:]),
 		booted: time.Now(), lines: lines, starts: starts, held: map[string]bool{}}
-	if check {
+	if check != thinCheckNone {
 		n.verify = protocol.NewVerifier(keys, nil, 0)
+	}
+	if check == thinCheckShared {
+		n.shared = shared
 	}
 	for _, k := range keys {
 		n.keys = append(n.keys, protocol.KeyID(k))
@@ -237,8 +267,8 @@ func newThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinSt
 	return n, nil
 }
 
-func openThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts, check bool) (*thinNode, error) {
-	n, err := newThinNode(cred, lines, starts, check)
+func openThinNode(cred *protocol.Credentials, lines chan<- string, starts *thinStarts, check thinCheck, shared *thinShared) (*thinNode, error) {
+	n, err := newThinNode(cred, lines, starts, check, shared)
 	if err != nil {
 		return nil, err
 	}
@@ -296,25 +326,25 @@ func (n *thinNode) receive(_ paho.Client, m paho.Message) {
 	if err != nil || len(m.Payload()) == 0 {
 		return
 	}
-	var env *protocol.Envelope
-	if n.verify != nil {
-		env, err = n.verify.Open(m.Payload(), t.Audience())
+	var o *thinOpened
+	if n.shared != nil && t.Scope == protocol.ScopeArea {
+		o = n.shared.open(m.Payload(), t, n.open)
 	} else {
-		env, err = protocol.Parse(m.Payload())
+		o = n.open(m.Payload(), t)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "thin node %s: %s: %v\n", n.cred.Node, m.Topic(), err)
+	if o.err != nil {
+		fmt.Fprintf(os.Stderr, "thin node %s: %s: %v\n", n.cred.Node, m.Topic(), o.err)
 		return
 	}
 	switch t.Channel {
 	case protocol.ChanDesired:
 		var d protocol.DesiredState
-		if env.Decode(&d) == nil {
+		if o.env.Decode(&d) == nil {
 			n.desired.Store(d.Version)
 		}
 	case protocol.ChanCmd:
-		var cmd protocol.Command
-		if env.Decode(&cmd) != nil {
+		cmd := o.cmd
+		if cmd == nil {
 			return
 		}
 		switch {
@@ -324,6 +354,64 @@ func (n *thinNode) receive(_ paho.Client, m paho.Message) {
 			n.alert(cmd.Alert, at)
 		}
 	}
+}
+
+// thinOpened is a message checked (or parsed) and, on a cmd topic, its
+// command decoded; err if it was refused.
+type thinOpened struct {
+	env *protocol.Envelope
+	cmd *protocol.Command // nil: not a command, or its body did not decode
+	err error
+}
+
+// open checks (or, without a verifier, parses) raw as received on t and
+// decodes the command of a cmd topic.
+func (n *thinNode) open(raw []byte, t protocol.Topic) *thinOpened {
+	var o thinOpened
+	if n.verify != nil {
+		o.env, o.err = n.verify.Open(raw, t.Audience())
+	} else {
+		o.env, o.err = protocol.Parse(raw)
+	}
+	if o.err == nil && t.Channel == protocol.ChanCmd {
+		var cmd protocol.Command
+		if o.env.Decode(&cmd) == nil {
+			o.cmd = &cmd
+		}
+	}
+	return &o
+}
+
+// thinShared is, with LOAXA_BENCH_THIN_VERIFY=shared, what one process's
+// thin nodes have opened of the messages to their areas: each distinct
+// message (its audience and every byte) is checked and decoded once, by
+// the first node that has it, and the others that receive the same bytes
+// on the same audience take that result, as if each node had checked it
+// on a processor of its own, as a board does. (Its expiry is judged at
+// that first check; alerts expire minutes after.)
+type thinShared struct {
+	mu     sync.Mutex
+	opened map[string]map[string]*thinOpened // audience → message → opened
+}
+
+// thinSharedMax bounds the messages kept for an audience; more, and they
+// are forgotten and opened again.
+const thinSharedMax = 64
+
+func (s *thinShared) open(raw []byte, t protocol.Topic, open func([]byte, protocol.Topic) *thinOpened) *thinOpened {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byMsg := s.opened[t.Audience()]
+	if o := byMsg[string(raw)]; o != nil {
+		return o
+	}
+	if byMsg == nil || len(byMsg) >= thinSharedMax {
+		byMsg = map[string]*thinOpened{}
+		s.opened[t.Audience()] = byMsg
+	}
+	o := open(raw, t)
+	byMsg[string(raw)] = o
+	return o
 }
 
 // alert answers an alert (the area publish or a resend) as an agent does.
@@ -590,54 +678,74 @@ func (n *thinNode) publishStateLocked() {
 
 // TestThinNodesCheckSignatures: unless told not to, a thin node checks an
 // alert's signature before it holds it, as an agent does: one signed by
-// another key is refused, one signed by the controller's key is held. (The
-// check was lost once, for every run between 29bb364 and the fix; the
-// benchmarks said it ran.)
+// another key is refused, one signed by the controller's key is held; so
+// does a node sharing what its process opened, for a forged copy that
+// arrives after the real one. (The check was lost once, for every run
+// between 29bb364 and the fix; the benchmarks said it ran.)
 func TestThinNodesCheckSignatures(t *testing.T) {
-	t.Setenv(envThinVerify, "")
-	if !thinChecksSignatures() {
-		t.Fatalf("%s unset: thin nodes skip the signature check", envThinVerify)
+	for v, want := range map[string]thinCheck{"": thinCheckEach, "1": thinCheckEach, "0": thinCheckNone, "shared": thinCheckShared} {
+		t.Setenv(envThinVerify, v)
+		if got, err := thinChecks(); err != nil || got != want {
+			t.Errorf("%s=%q: %v, %v; want %v", envThinVerify, v, got, err, want)
+		}
 	}
-	t.Setenv(envThinVerify, "0")
-	if thinChecksSignatures() {
-		t.Fatalf("%s=0: thin nodes check signatures", envThinVerify)
+	t.Setenv(envThinVerify, "yes")
+	if _, err := thinChecks(); err == nil {
+		t.Errorf("%s=yes: no error", envThinVerify)
 	}
 
 	pub, key, _ := ed25519.GenerateKey(nil)
 	_, otherKey, _ := ed25519.GenerateKey(nil)
 	cred := &protocol.Credentials{Node: "n-1", Area: "12346", Broker: "tcp://127.0.0.1:1", Keys: []protocol.PublicKey{protocol.NewPublicKey(pub)}}
-	n, err := newThinNode(cred, make(chan string, 16), &thinStarts{byInstant: map[thinStartKey]*thinStartGroup{}}, true)
+	topics := protocol.NewTopics(cred.Prefix())
+	topic := topics.Area("12346", protocol.ChanCmd)
+	parsed, err := topics.Parse(topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.cl = paho.NewClient(paho.NewClientOptions()) // not connected: what it publishes goes nowhere
-	defer n.close()
-	topic := n.topics.Area("12346", protocol.ChanCmd)
-	parsed, err := n.topics.Parse(topic)
-	if err != nil {
-		t.Fatal(err)
+	seal := func(key ed25519.PrivateKey, id string) []byte {
+		raw, err := protocol.NewSigner("controller", key, 0, nil).Seal(protocol.TypeCommand, parsed.Audience(), protocol.Command{Name: protocol.CmdAlert,
+			Alert: &protocol.Alert{Occurrence: protocol.Occurrence{ID: id, Start: time.Now().Add(time.Hour), Expires: time.Now().Add(2 * time.Hour), Repeat: 1}}}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
 	}
-	alert := func(id string) protocol.Command {
-		return protocol.Command{Name: protocol.CmdAlert, Alert: &protocol.Alert{Occurrence: protocol.Occurrence{
-			ID: id, Start: time.Now().Add(time.Hour), Expires: time.Now().Add(2 * time.Hour), Repeat: 1}}}
-	}
-	forged, err := protocol.NewSigner("controller", otherKey, 0, nil).Seal(protocol.TypeCommand, parsed.Audience(), alert("forged"), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signed, err := protocol.NewSigner("controller", key, 0, nil).Seal(protocol.TypeCommand, parsed.Audience(), alert("signed"), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.receive(nil, thinTestMessage{topic, forged})
-	n.receive(nil, thinTestMessage{topic, signed})
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.held["forged"] {
-		t.Error("a thin node held an alert signed by a key it does not trust")
-	}
-	if !n.held["signed"] {
-		t.Error("a thin node did not hold an alert signed by the controller's key")
+	forged, signed := seal(otherKey, "forged"), seal(key, "signed")
+	shared := &thinShared{opened: map[string]map[string]*thinOpened{}}
+	for _, check := range []thinCheck{thinCheckEach, thinCheckShared} {
+		// Two nodes of one process: the first has a forged alert and a
+		// signed one; the second the signed one (which the first opened),
+		// then a copy of it forged.
+		for k, then := range [][]byte{forged, seal(otherKey, "signed")} {
+			n, err := newThinNode(cred, make(chan string, 16), &thinStarts{byInstant: map[thinStartKey]*thinStartGroup{}}, check, shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.cl = paho.NewClient(paho.NewClientOptions()) // not connected: what it publishes goes nowhere
+			if k == 0 {
+				n.receive(nil, thinTestMessage{topic, then})
+				n.receive(nil, thinTestMessage{topic, signed})
+			} else {
+				n.receive(nil, thinTestMessage{topic, signed})
+				n.mu.Lock()
+				n.held = map[string]bool{}
+				n.mu.Unlock()
+				n.receive(nil, thinTestMessage{topic, then})
+			}
+			n.mu.Lock()
+			if k == 0 && n.held["forged"] {
+				t.Errorf("check %d: a thin node held an alert signed by a key it does not trust", check)
+			}
+			if k == 0 && !n.held["signed"] {
+				t.Errorf("check %d: a thin node did not hold an alert signed by the controller's key", check)
+			}
+			if k == 1 && n.held["signed"] {
+				t.Errorf("check %d: a thin node held a forged copy of an alert it had checked", check)
+			}
+			n.mu.Unlock()
+			n.close()
+		}
 	}
 }
 
