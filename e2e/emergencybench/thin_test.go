@@ -42,8 +42,9 @@ import (
 //     playing, if started by then), after the start if the first had gone
 //     before it, and after the end (amplifier off, nothing playing)
 //     (~650–850 bytes);
-//   - and, as always, its state every 60 s (heartbeat), its retained online
-//     state on connect and the offline state as its Last Will.
+//   - and, as always, its state within 48–60 s of the last one
+//     (heartbeat, jittered as the agent's), its retained online state on
+//     connect and the offline state as its Last Will.
 //
 // All QoS 1; states retained, events not; the same protocol.Encode
 // envelopes, epochs and gap-free sequences as the agent's outbox. Each node
@@ -613,6 +614,16 @@ func (n *thinNode) resend() {
 	n.ackTimer.Reset(thinAckTimeout)
 }
 
+// thinHeartbeatAfter is the wait before a node's next heartbeat: uniform
+// in (0.8 × thinHeartbeat, thinHeartbeat], as the agent's heartbeatAfter
+// (node/agent/spread.go), so the nodes that connected together drift
+// apart as the agents do. (A fixed minute had the 10,000 first
+// heartbeats arrive together, within the 13 s the nodes took to
+// connect.)
+func thinHeartbeatAfter() time.Duration {
+	return thinHeartbeat - mrand.N(thinHeartbeat/5)
+}
+
 // resent counts the events this process sent again.
 var resent atomic.Uint64
 
@@ -664,7 +675,7 @@ func (n *thinNode) publishStateLocked() {
 	}
 	n.cl.Publish(n.topics.Node(n.cred.Node, protocol.ChanState), 1, true, raw)
 	if n.heartbeat == nil {
-		n.heartbeat = time.AfterFunc(thinHeartbeat, func() {
+		n.heartbeat = time.AfterFunc(thinHeartbeatAfter(), func() {
 			n.mu.Lock()
 			defer n.mu.Unlock()
 			if !n.closed {
@@ -672,7 +683,7 @@ func (n *thinNode) publishStateLocked() {
 			}
 		})
 	} else {
-		n.heartbeat.Reset(thinHeartbeat)
+		n.heartbeat.Reset(thinHeartbeatAfter())
 	}
 }
 
