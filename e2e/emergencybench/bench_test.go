@@ -703,10 +703,10 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 // returns, for five messages of an alert's size published with QoS 1 from
 // this process, the time from publish to each subscriber's receipt. A
 // message before them warms the broker and the subscribers up and is not
-// counted, as the alert benchmarks' round 0 is not: the first message to
-// fresh connections takes its broker about twice the CPU of the next
-// (buffers and goroutine stacks grown), and with it counted the floor's
-// p99 was that one message's. For
+// counted, as the alert benchmarks' round 0 is not: in three runs of
+// seven the first message to fresh connections took its broker about
+// twice the CPU of the others (buffers and goroutine stacks grown), and
+// counted, that one message set the floor's p99. For
 // each message it prints (stderr, as the benchmarks' progress) the CPU
 // the broker's process and the subscribers' processes used from the
 // publish to the last receipt: which side of the floor the time is spent

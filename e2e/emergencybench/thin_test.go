@@ -65,7 +65,10 @@ import (
 // once, as an agent does. With LOAXA_BENCH_THIN_VERIFY=0 it skips the
 // signature check (only parses), as if each node had a processor of its
 // own for it, as a board has: with 10,000 nodes on this machine's two
-// cores the checks delayed the fan-out by 0.1–0.5 s (BENCHMARKS.md). What
+// cores the checks (62 µs a node) put alert-to-start p99 at 2.4–2.7 s,
+// against 1.65–1.73 s without them (BENCHMARKS.md, "The thin nodes
+// corrected"). With LOAXA_BENCH_THIN_VERIFY=shared the nodes of a process
+// check and decode each message to their area once (thinShared). What
 // the thin node does not do, because it costs only the node: keep a
 // store, play audio, fetch content. Like the agent, it sends its
 // unacknowledged events again when the acknowledgement is 30 s overdue
