@@ -24,7 +24,8 @@
 # in step with a repeat of the others (LOAXA_BENCH_REPEAT=3 repeats it;
 # default 1, where none can);
 # LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
-# and GOGC of the fleet processes only (the simulation's own overhead).
+# and GOGC of the fleet processes and the floor's subscribers only (the
+# simulation's own overhead).
 # LOAXA_BENCH_FLEET_PROFILE=DIR (with LOAXA_BENCH_FLEET_PPROF) saves a CPU
 # profile of each fleet over the first LOAXA_BENCH_FLEET_PROFILE_SECONDS
 # (default 3) of each measured round to DIR/fleet<i>-round<k>.pprof.

@@ -39,6 +39,10 @@
 # the alert) to fanout.cpu.<round>, and of each thin nodes' process over
 # the same window to fanout.cpu.<round>.nodes<i>; each round also prints
 # the CPU the controller's process and the thin nodes used in that window.
+# LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
+# and GOGC of the thin nodes' processes and the floor's subscribers only
+# (the simulation's own overhead: 2,500 clients' goroutine stacks a
+# process for its collector to scan).
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
 set -euo pipefail

@@ -51,8 +51,9 @@ const (
 	// round, the alert's fan-out and receipt.
 	envFleetProfile    = "LOAXA_BENCH_FLEET_PROFILE"
 	envFleetProfileSec = "LOAXA_BENCH_FLEET_PROFILE_SECONDS"
-	// The Go runtime settings of the fleet processes (GOMAXPROCS, GOGC),
-	// when set: the simulation's own overhead, not the system under test.
+	// The Go runtime settings of the simulated nodes' processes (GOMAXPROCS,
+	// GOGC: the fleets, the thin nodes and the floor's subscribers), when
+	// set: the simulation's own overhead, not the system under test.
 	envFleetProcs = "LOAXA_BENCH_FLEET_GOMAXPROCS"
 	envFleetGOGC  = "LOAXA_BENCH_FLEET_GOGC"
 	envPrepare    = "LOAXA_BENCH_ALERT_PREPARE" // the fleets' --alert-prepare (e.g. -1s: alerts prepared at the warm-up only)
@@ -162,13 +163,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 			args = append(args, "--pprof", fmt.Sprintf("127.0.0.1:%d", pprofPort+i))
 		}
 		cmd := exec.Command(sim, args...)
-		cmd.Env = append(os.Environ(), "LOAXA_TOKEN="+c.Token)
-		if v := os.Getenv(envFleetProcs); v != "" {
-			cmd.Env = append(cmd.Env, "GOMAXPROCS="+v)
-		}
-		if v := os.Getenv(envFleetGOGC); v != "" {
-			cmd.Env = append(cmd.Env, "GOGC="+v)
-		}
+		cmd.Env = simulationEnv(append(os.Environ(), "LOAXA_TOKEN="+c.Token))
 		f := startHelper(b, fmt.Sprintf("fleet %d", i), cmd)
 		fleets = append(fleets, f)
 		logs = append(logs, &soundReader{path: log})
@@ -697,6 +692,18 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// simulationEnv adds to env the Go runtime settings asked for the
+// simulated nodes' processes (LOAXA_BENCH_FLEET_GOMAXPROCS, _GOGC).
+func simulationEnv(env []string) []string {
+	if v := os.Getenv(envFleetProcs); v != "" {
+		env = append(env, "GOMAXPROCS="+v)
+	}
+	if v := os.Getenv(envFleetGOGC); v != "" {
+		env = append(env, "GOGC="+v)
+	}
+	return env
+}
+
 // rawFanout starts an embedded mochi broker (the controller's broker
 // software, without its node authentication) and n plain paho
 // subscribers, in processes of their own (PerFleet subscribers each), and
@@ -737,6 +744,7 @@ func rawFanout(b *testing.B, n int) []time.Duration {
 		count := min(PerFleet, n-from)
 		s := &helper{name: fmt.Sprintf("floor subscribers %d", from/PerFleet), more: make(chan struct{}, 1), ended: make(chan struct{}),
 			cmd: role("floor-subscribers", envFloorBroker+"="+addr, envFloorFrom+"="+strconv.Itoa(from), envFloorCount+"="+strconv.Itoa(count))}
+		s.cmd.Env = simulationEnv(s.cmd.Env)
 		ready := make(chan struct{})
 		s.onOut = func(line string) {
 			if line == "ready" {

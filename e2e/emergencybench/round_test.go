@@ -125,8 +125,8 @@ func BenchmarkControllerRound(b *testing.B) {
 	for from := 0; from < n; from += PerFleet {
 		count := min(PerFleet, n-from)
 		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), envRole+"=thin-nodes", envThinCreds+"="+credFile,
-			envThinFrom+"="+strconv.Itoa(from), envThinCount+"="+strconv.Itoa(count))
+		cmd.Env = simulationEnv(append(os.Environ(), envRole+"=thin-nodes", envThinCreds+"="+credFile,
+			envThinFrom+"="+strconv.Itoa(from), envThinCount+"="+strconv.Itoa(count)))
 		p := &helper{name: fmt.Sprintf("thin nodes %d", from/PerFleet), cmd: cmd, more: make(chan struct{}, 1), ended: make(chan struct{})}
 		ready := make(chan struct{})
 		p.onOut = func(line string) {
