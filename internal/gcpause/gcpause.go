@@ -10,9 +10,9 @@
 // until it is released or its time is up, whichever comes first; holds may
 // overlap, and the percentage found by the first is restored when the last
 // ends. Overlapping holds keep the collector off for at most MaxSpell in a
-// row: a hold asked for later than that into a spell is not taken, so that
-// alerts sent one after another (a CAP feed's) cannot keep the heap growing
-// unchecked. A memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still
+// row: a hold ends with its spell at the latest, and one asked for later
+// than that into a spell is not taken, so that alerts sent one after
+// another (a CAP feed's) cannot keep the heap growing unchecked. A memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still
 // starts a cycle when the heap reaches it, hold or not.
 //
 // A cycle already under way is not stopped: it ends as it would, and none
@@ -40,18 +40,21 @@ var (
 	now      = time.Now
 )
 
-// For holds new collection cycles off for at most d. The returned release
-// ends the hold at once; it may be called more than once, and after the
-// hold ran out. Asked for more than MaxSpell into a spell of holds, it
-// takes none, and its release does nothing.
+// For holds new collection cycles off for at most d, and not past
+// MaxSpell from the start of the spell of holds it joins. The returned
+// release ends the hold at once; it may be called more than once, and
+// after the hold ran out. Asked for more than MaxSpell into a spell of
+// holds, it takes none, and its release does nothing.
 func For(d time.Duration) (release func()) {
 	mu.Lock()
+	at := now()
 	if holds == 0 {
-		since = now()
-	} else if now().Sub(since) > MaxSpell {
+		since = at
+	} else if at.Sub(since) > MaxSpell {
 		mu.Unlock()
 		return func() {}
 	}
+	d = holdLength(d, at, since)
 	holds++
 	start := !applied && !applying
 	applying = applying || start
@@ -75,6 +78,12 @@ func For(d time.Duration) (release func()) {
 		t.Stop()
 		end()
 	}
+}
+
+// holdLength is how long a hold asked for d at at lasts in a spell that
+// began at since: d, cut at the spell's MaxSpell.
+func holdLength(d time.Duration, at, since time.Time) time.Duration {
+	return max(min(d, since.Add(MaxSpell).Sub(at)), 0)
 }
 
 // apply sets the percentage off for the holds, unless they ended while

@@ -77,6 +77,28 @@ func TestSpellIsBounded(t *testing.T) {
 	again()
 }
 
+// TestHoldEndsWithItsSpell: a hold that joins a spell of holds lasts at
+// most until the spell's MaxSpell is up, however long it asked for.
+func TestHoldEndsWithItsSpell(t *testing.T) {
+	t0 := time.Date(2026, 9, 6, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		d    time.Duration
+		at   time.Time
+		want time.Duration
+	}{
+		{3 * time.Second, t0, 3 * time.Second},                      // a spell's first hold
+		{3 * time.Second, t0.Add(5 * time.Second), 3 * time.Second}, // well within it
+		{3 * time.Second, t0.Add(9 * time.Second), time.Second},     // cut at the spell's end
+		{3 * time.Second, t0.Add(MaxSpell), 0},                      // at its end
+		{3 * time.Second, t0.Add(MaxSpell + time.Millisecond), 0},   // past it (For takes none)
+		{time.Hour, t0, MaxSpell},                                   // longer than a spell
+	} {
+		if got := holdLength(c.d, c.at, t0); got != c.want {
+			t.Errorf("a hold of %v asked %v into a spell lasts %v, want %v", c.d, c.at.Sub(t0), got, c.want)
+		}
+	}
+}
+
 // TestHoldRunsOut: a hold not released ends by itself when its time is
 // up; releasing it afterwards changes nothing.
 func TestHoldRunsOut(t *testing.T) {
