@@ -583,12 +583,12 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	var err error
 	// loaxa: the encoding is written out or copied to the client's
 	// buffer below, never kept (OnPacketSent's bytes are good for the
-	// call only; no loaxa hook takes them), so its buffer is pooled, grown at once to
-	// a publish's size (fixed header, topic, packet id, payload;
-	// properties, if any, may grow it once). Made anew from 64 bytes and
-	// grown as the payload was written, it was 1.7 KB of garbage for each
-	// subscriber of an alert (BENCHMARKS.md, "The alert's fan-out and the
-	// collector").
+	// call only; no loaxa hook takes them), so its buffer is pooled,
+	// grown at once to a publish's size (fixed header, topic, packet id,
+	// payload; properties, if any, may grow it once). Made anew from 64
+	// bytes and grown as the payload was written, it was 1.7 KB of
+	// garbage for each subscriber of an alert (BENCHMARKS.md, "The
+	// alert's fan-out and the collector").
 	buf := mempool.GetBuffer()
 	defer mempool.PutBuffer(buf)
 	if pk.FixedHeader.Type == packets.Publish {
