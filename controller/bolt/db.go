@@ -221,6 +221,9 @@ type DB struct {
 	// written to the file (nodestatus.go): 0 means DefaultStatusInterval,
 	// a negative value only on Snapshot and Close.
 	StatusInterval time.Duration
+	// StatusChunk is the most node statuses one transaction of a status
+	// flush writes: 0 means DefaultStatusChunk.
+	StatusChunk int
 
 	nodes       nodeTable
 	deliveries  deliveryCache         // decoded deliveries of announcements (deliverycache.go)

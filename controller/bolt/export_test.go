@@ -95,6 +95,16 @@ func DeleteDuringFlush(db *DB, id string) {
 	}
 }
 
+// OnFlushTransaction runs fn first in each status flush's transaction
+// (each chunk's); fn's error fails that transaction. nil stops it.
+func OnFlushTransaction(db *DB, fn func() error) {
+	if fn == nil {
+		db.statusFault = nil
+		return
+	}
+	db.statusFault = func(*bbolt.Tx) error { return fn() }
+}
+
 // FlusherDone returns the channel the status flusher closes when it stops,
 // nil if none runs.
 func FlusherDone(db *DB) <-chan struct{} { return db.flushDone }

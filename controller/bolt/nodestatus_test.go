@@ -338,6 +338,79 @@ func TestNodeStatus_FailedFlushKeepsChanges(t *testing.T) {
 	}
 }
 
+// TestNodeStatus_FlushInChunks: a flush writes DB.StatusChunk statuses a
+// transaction, so that another write waits for one chunk and not for the
+// whole flush; a chunk that fails keeps its statuses and those after it
+// for the next flush, and those written before stay written.
+func TestNodeStatus_FlushInChunks(t *testing.T) {
+	db, _ := statusStore(t)
+	ctx := context.Background()
+	s := bolt.NewNodeService(db)
+	ids := []string{"n1", "n2"}
+	for _, id := range []string{"n3", "n4", "n5"} {
+		mustNode(t, db, id, "hp")
+		ids = append(ids, id)
+	}
+	db.StatusChunk = 2
+	change := func(outbox int) {
+		for _, id := range ids {
+			must(t, s.UpdateNodeStatus(ctx, id, online(outbox)))
+		}
+	}
+	written := func() int {
+		n := 0
+		for _, id := range ids {
+			if st, err := bolt.StoredStatus(db, id); err == nil && st.State == loaxa.NodeOnline {
+				n++
+			}
+		}
+		return n
+	}
+
+	change(1)
+	txs := 0
+	bolt.OnFlushTransaction(db, func() error { txs++; return nil })
+	must(t, bolt.FlushStatus(db))
+	if txs != 3 {
+		t.Errorf("5 statuses flushed in %d transactions, want 3 of at most 2", txs)
+	}
+	if got := written(); got != 5 {
+		t.Errorf("%d of 5 statuses written", got)
+	}
+
+	change(2)
+	disk := errors.New("disk full")
+	txs = 0
+	bolt.OnFlushTransaction(db, func() error {
+		if txs++; txs == 2 {
+			return disk
+		}
+		return nil
+	})
+	if err := bolt.FlushStatus(db); !errors.Is(err, disk) {
+		t.Fatalf("flush with its second chunk failing: %v, want %v", err, disk)
+	}
+	if txs != 2 {
+		t.Errorf("%d transactions, want the flush to stop at the failed second", txs)
+	}
+	if got := db.UnflushedStatuses(); got != 3 {
+		t.Errorf("%d statuses left for the next flush, want the failed chunk's 2 and the last 1", got)
+	}
+	if got := db.StatusFlushFailures(); got != 1 {
+		t.Errorf("%d failures counted, want 1", got)
+	}
+	bolt.OnFlushTransaction(db, nil)
+	must(t, bolt.FlushStatus(db))
+	for _, id := range ids {
+		if st, err := bolt.StoredStatus(db, id); err != nil || st.Outbox != 2 {
+			t.Errorf("%s after the next flush: %+v, %v", id, st, err)
+		}
+	}
+	if got := db.UnflushedStatuses(); got != 0 {
+		t.Errorf("%d unflushed statuses after the next flush", got)
+	}
+}
+
 // TestNodeStatus_ChangeDuringFlush: a change that comes while a flush
 // writes is not taken as written; the next flush writes it.
 func TestNodeStatus_ChangeDuringFlush(t *testing.T) {
