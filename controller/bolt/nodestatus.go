@@ -274,10 +274,10 @@ type pendingStatus struct {
 // cut, on typhoon day) wrote them all in one transaction, and the record
 // of an emergency sent meanwhile waited for it (96 and 129 ms in two
 // 10,000-node rounds, 9–23 ms otherwise). A write that comes during a
-// flush now waits for one chunk's transaction: 11–20 ms instead of 63–89
+// flush now waits for one chunk's transaction: 8–13 ms instead of 58–68
 // for a flush of 10,000 (BenchmarkWriteDuringFlush; BENCHMARKS.md, "Status
 // flushes in chunks"). Each chunk costs a commit of its own: the flush of
-// 10,000 takes 245–285 ms instead of 86–115.
+// 10,000 takes 162–213 ms instead of 73–89.
 const DefaultStatusChunk = 500
 
 // flushStatus writes every changed status to the store, DB.StatusChunk
