@@ -19,6 +19,7 @@ import (
 	"loaxa.vn/controller/app"
 	"loaxa.vn/controller/backup"
 	"loaxa.vn/controller/loaxa"
+	"loaxa.vn/internal/gcpause"
 	"loaxa.vn/internal/sdnotify"
 )
 
@@ -51,6 +52,9 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The collector's percentage: fewer cycles for an alert to meet
+	// (internal/gcpause, docs/deploy.md).
+	logger.Info("controller: garbage collector", "gogc", gcpause.SetDefault(os.Getenv))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -25,7 +25,8 @@
 # default 1, where none can);
 # LOAXA_BENCH_FLEET_GOMAXPROCS and LOAXA_BENCH_FLEET_GOGC set GOMAXPROCS
 # and GOGC of the fleet processes and the floor's subscribers only (the
-# simulation's own overhead).
+# simulation's own overhead). The controller's process and the floor's
+# broker run the collector as the controller does (GOGC, else 200).
 # LOAXA_BENCH_FLEET_PROFILE=DIR (with LOAXA_BENCH_FLEET_PPROF) saves a CPU
 # profile of each fleet over the first LOAXA_BENCH_FLEET_PROFILE_SECONDS
 # (default 3) of each measured round to DIR/fleet<i>-round<k>.pprof.

@@ -43,6 +43,11 @@
 # and GOGC of the thin nodes' processes and the floor's subscribers only
 # (the simulation's own overhead: 2,500 clients' goroutine stacks a
 # process for its collector to scan).
+# The controller's process (and the floor's broker) run the collector as
+# the controller does: GOGC from the environment, else 200. Each round
+# prints how many of the process's collection cycles ended while the
+# alert fanned out (a cycle under way at the call: the hold does not stop
+# it), how many since the round before, and the heap live at the call.
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
 set -euo pipefail

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ import (
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/e2e/rig"
+	"loaxa.vn/internal/gcpause"
 	"loaxa.vn/internal/promtest"
 )
 
@@ -116,6 +118,7 @@ func BenchmarkAlertToSound(b *testing.B) {
 	logf("built firmware-sim in %v", time.Since(t0).Round(time.Millisecond))
 
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	runAsController(b)
 	c := rig.StartControllerWith(b, rig.ControllerOptions{Logger: quiet})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -694,6 +697,16 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 
 // simulationEnv adds to env the Go runtime settings asked for the
 // simulated nodes' processes (LOAXA_BENCH_FLEET_GOMAXPROCS, _GOGC).
+// runAsController sets this process's collector percentage as the
+// controller's main does (gcpause.SetDefault: GOGC, or 200) while b runs:
+// the benchmark runs the controller in its own process.
+func runAsController(b *testing.B) {
+	prev := debug.SetGCPercent(100)
+	debug.SetGCPercent(prev)
+	b.Cleanup(func() { debug.SetGCPercent(prev) })
+	gcpause.SetDefault(os.Getenv)
+}
+
 func simulationEnv(env []string) []string {
 	if v := os.Getenv(envFleetProcs); v != "" {
 		env = append(env, "GOMAXPROCS="+v)

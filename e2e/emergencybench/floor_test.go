@@ -10,6 +10,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"loaxa.vn/internal/gcpause"
 	"loaxa.vn/node/nodetest"
 )
 
@@ -19,6 +20,9 @@ import (
 // floorBroker runs a mochi broker as nodetest.StartBroker does and prints
 // "broker <host:port>".
 func floorBroker() int {
+	// With the controller's collector percentage: the same broker software
+	// run as the controller runs it.
+	gcpause.SetDefault(os.Getenv)
 	srv, addr, err := nodetest.OpenBroker()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

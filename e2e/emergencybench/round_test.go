@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -77,6 +78,7 @@ func BenchmarkControllerRound(b *testing.B) {
 	dir := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	bb := startBenchBroker(b, n)
+	runAsController(b)
 	c := rig.StartControllerWith(b, rig.ControllerOptions{Broker: bb.url, Logger: quiet})
 	c.CreateArea("31", "Thành phố Hải Phòng", "")
 	c.CreateArea("12346", "Xã Tiên Thắng", "31")
@@ -209,6 +211,7 @@ func BenchmarkControllerRound(b *testing.B) {
 			b.Fatalf("%s=%q: want a number of watchers", envWatchers, v)
 		}
 	}
+	lastCycles, _ := gcState() // this process's collection cycles at the last call (or now)
 	round := func(k int) result {
 		m0 := promtest.Scrape(b, c.URL+"/metrics")
 		nodes0 := procsCPU(b, procs)
@@ -227,6 +230,7 @@ func BenchmarkControllerRound(b *testing.B) {
 			}
 		}
 		cpu0 := cpuTime()
+		cycles0, live0 := gcState()
 		t0 := time.Now()
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
@@ -252,6 +256,8 @@ func BenchmarkControllerRound(b *testing.B) {
 				mu.Unlock()
 				if all {
 					w := fanoutWindow{took: time.Since(t0), self: cpuTime() - cpu0}
+					cycles, _ := gcState()
+					w.cycles = cycles - cycles0
 					nodes, err := sumCPU(procs)
 					if err != nil {
 						logf("round %d: %v", k, err)
@@ -358,8 +364,10 @@ func BenchmarkControllerRound(b *testing.B) {
 			k, em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
 			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout),
 			pct(r.toStart, 50).Round(time.Millisecond), pct(r.toStart, 99).Round(time.Millisecond), pct(r.skew, 50).Round(100*time.Microsecond), pct(r.skew, 99).Round(100*time.Microsecond), len(r.skew))
-		logf("round %d: every thin node had the alert %v after the call (%d after the start instant); CPU meanwhile: this process (controller, broker) %v, thin nodes %v",
-			k, r.window.took.Round(time.Millisecond), r.lateReceipts, r.window.self.Round(time.Millisecond), r.window.nodes.Round(time.Millisecond))
+		logf("round %d: every thin node had the alert %v after the call (%d after the start instant); CPU meanwhile: this process (controller, broker) %v, thin nodes %v; this process's collection cycles: %d ended meanwhile, %d since the last round's call (round 0: since the time at rest was measured); heap live at the call %.0f MB",
+			k, r.window.took.Round(time.Millisecond), r.lateReceipts, r.window.self.Round(time.Millisecond), r.window.nodes.Round(time.Millisecond),
+			r.window.cycles, cycles0-lastCycles, float64(live0)/1e6)
+		lastCycles = cycles0
 		if bb.mosq != nil {
 			logf("round %d: Mosquitto CPU %.2f s; it began dropping a client's messages %d times", k, r.brokerCPU.Seconds(), r.brokerDrops)
 		}
@@ -467,7 +475,21 @@ func envInt(b *testing.B, name string, def int) int {
 // fanoutWindow is a round's fan-out: how long after the call every thin
 // node had the alert, and the CPU this process (the controller and its
 // broker) and the thin nodes' processes used meanwhile.
-type fanoutWindow struct{ took, self, nodes time.Duration }
+type fanoutWindow struct {
+	took, self, nodes time.Duration
+	cycles            uint64 // this process's collection cycles that ended in it
+}
+
+// gcState returns how many collection cycles this process completed and
+// the heap the last one found live (runtime/metrics). With the controller
+// holding new cycles off during an alert's fan-out (internal/gcpause), a
+// cycle that ends in the fan-out's window was under way at the call, or
+// began in the moment before the hold took hold.
+func gcState() (cycles, live uint64) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
+}
 
 // startProfile starts a CPU profile of this process into path and returns
 // what stops it.

@@ -23,12 +23,43 @@ package gcpause
 
 import (
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // MaxSpell is the longest the holds keep the collector off in a row.
 const MaxSpell = 10 * time.Second
+
+// DefaultPercent is the collector's percentage (GOGC) the controller runs
+// with when its environment sets none: 200, where Go's is 100. A hold
+// does not stop a cycle already under way, and at 100 the controller of
+// 10,000 nodes began one every 3–5 s while an alert's reports came in
+// (330–450 MB live, 0.5–1.0 s of marking each): the next alert met one in
+// 7 of 51 of the benchmark's rounds, and those rounds fanned out up to
+// twice as slowly. At 200 a cycle came every 7–13 s and none of 24 rounds
+// met one (BENCHMARKS.md, "The controller's collector between alerts"). The price is memory: the heap grows to three times what is
+// live instead of two.
+const DefaultPercent = 200
+
+// SetDefault sets the collector's percentage to DefaultPercent, unless
+// getenv("GOGC") names one (the Go runtime has applied it), and returns
+// the percentage in force as GOGC spells it. Called at the start, before
+// any hold; a hold that is on keeps the collector off, and restores
+// DefaultPercent when it ends.
+func SetDefault(getenv func(string) string) string {
+	if v := getenv("GOGC"); v != "" {
+		return v
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if applied {
+		saved = DefaultPercent
+	} else {
+		debug.SetGCPercent(DefaultPercent)
+	}
+	return strconv.Itoa(DefaultPercent)
+}
 
 var (
 	mu       sync.Mutex

@@ -121,3 +121,33 @@ func TestHoldRunsOut(t *testing.T) {
 	}
 	other()
 }
+
+// TestSetDefault: the controller's percentage is DefaultPercent unless
+// GOGC sets one, which is left as the runtime applied it; set during a
+// hold, it is what the hold restores.
+func TestSetDefault(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	unset := func(string) string { return "" }
+	if got := SetDefault(unset); got != "200" || percent() != DefaultPercent {
+		t.Errorf("without GOGC: %q, percentage %d, want %d", got, percent(), DefaultPercent)
+	}
+	debug.SetGCPercent(100)
+	env := func(k string) string {
+		if k == "GOGC" {
+			return "50"
+		}
+		return ""
+	}
+	if got := SetDefault(env); got != "50" || percent() != 100 {
+		t.Errorf("with GOGC=50: %q, percentage %d, want the runtime's own left alone", got, percent())
+	}
+	release := For(time.Hour)
+	SetDefault(unset)
+	if p := percent(); p != -1 {
+		t.Errorf("set during a hold: percentage %d, want the hold's -1", p)
+	}
+	release()
+	if p := percent(); p != DefaultPercent {
+		t.Errorf("after the hold: percentage %d, want %d", p, DefaultPercent)
+	}
+}
