@@ -315,7 +315,8 @@ func (db *DB) flushStatus() error {
 		failed, err := db.writeStatuses(part)
 		if err != nil {
 			t.failures.Add(1)
-			return fmt.Errorf("write status of %d nodes (%d written before): %w", len(ps)-i, i, err)
+			// The nodes that failed alone in the chunks before go with it.
+			return fmt.Errorf("write status of %d nodes (%d written before): %w", len(ps)-i, i, errors.Join(append([]error{err}, errs...)...))
 		}
 		errs = append(errs, failed...)
 	}

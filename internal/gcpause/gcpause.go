@@ -19,6 +19,8 @@
 // begins after it. debug.SetGCPercent(-1) waits for such a cycle's marking
 // to finish, so it is called off the caller's goroutine: For returns at
 // once, and the alert goes out beside the cycle's end rather than after it.
+// So that fewer alerts meet such a cycle, SetDefault has the controller
+// collect less often between holds (DefaultPercent).
 package gcpause
 
 import (
@@ -35,11 +37,12 @@ const MaxSpell = 10 * time.Second
 // with when its environment sets none: 200, where Go's is 100. A hold
 // does not stop a cycle already under way, and at 100 the controller of
 // 10,000 nodes began one every 3–5 s while an alert's reports came in
-// (330–450 MB live, 0.5–1.0 s of marking each): the next alert met one in
+// (340–450 MB live, 0.5–1.0 s of marking each): the next alert met one in
 // 7 of 51 of the benchmark's rounds, and those rounds fanned out up to
 // twice as slowly. At 200 a cycle came every 7–13 s and none of 24 rounds
-// met one (BENCHMARKS.md, "The controller's collector between alerts"). The price is memory: the heap grows to three times what is
-// live instead of two.
+// met one (BENCHMARKS.md, "The controller's collector between alerts").
+// The price is memory: the heap grows to three times what is live instead
+// of two.
 const DefaultPercent = 200
 
 // SetDefault sets the collector's percentage to DefaultPercent, unless
