@@ -695,8 +695,6 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// simulationEnv adds to env the Go runtime settings asked for the
-// simulated nodes' processes (LOAXA_BENCH_FLEET_GOMAXPROCS, _GOGC).
 // runAsController sets this process's collector percentage as the
 // controller's main does (gcpause.SetDefault: GOGC, or 200) while b runs:
 // the benchmark runs the controller in its own process.
@@ -707,6 +705,8 @@ func runAsController(b *testing.B) {
 	gcpause.SetDefault(os.Getenv)
 }
 
+// simulationEnv adds to env the Go runtime settings asked for the
+// simulated nodes' processes (LOAXA_BENCH_FLEET_GOMAXPROCS, _GOGC).
 func simulationEnv(env []string) []string {
 	if v := os.Getenv(envFleetProcs); v != "" {
 		env = append(env, "GOMAXPROCS="+v)
