@@ -3,9 +3,7 @@ package bolt_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -367,15 +365,7 @@ func BenchmarkCheckActive(b *testing.B) {
 // benchmark changed for its own flush, and run the hooks it set for it.
 func seededDB(b *testing.B, n int) (*bolt.DB, []string) {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "loaxa.db")
-	db := openStore(b, path, -1, io.Discard)
-	b.Cleanup(func() {
-		must(b, db.Close())
-		if err := bolt.CheckFile(path); err != nil {
-			b.Fatalf("store is inconsistent after the benchmark:\n%v", err)
-		}
-	})
-	mustArea(b, db, "hp", "")
+	db, _ := flushedOnRequest(b)
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("n%05d", i)

@@ -30,20 +30,29 @@ func openStore(tb testing.TB, path string, interval time.Duration, log io.Writer
 	return db
 }
 
-// statusStore is a store with area hp and nodes n1 and n2, flushed only
-// on request; the test closes it (cleanup closes it again, which is
-// harmless, and checks the file).
-func statusStore(t *testing.T) (*bolt.DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "loaxa.db")
-	db := openStore(t, path, -1, io.Discard)
-	t.Cleanup(func() {
-		must(t, db.Close())
+// flushedOnRequest opens a store with area hp in a temporary directory,
+// its statuses written only on request (FlushStatus, Snapshot, Close);
+// the test may close it (cleanup closes it again, which is harmless, and
+// checks the file).
+func flushedOnRequest(tb testing.TB) (*bolt.DB, string) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "loaxa.db")
+	db := openStore(tb, path, -1, io.Discard)
+	tb.Cleanup(func() {
+		must(tb, db.Close())
 		if err := bolt.CheckFile(path); err != nil {
-			t.Fatalf("store is inconsistent after the test:\n%v", err)
+			tb.Fatalf("store is inconsistent after the test:\n%v", err)
 		}
 	})
-	mustArea(t, db, "hp", "")
+	mustArea(tb, db, "hp", "")
+	return db, path
+}
+
+// statusStore is a store with area hp and nodes n1 and n2, flushed only
+// on request.
+func statusStore(t *testing.T) (*bolt.DB, string) {
+	t.Helper()
+	db, path := flushedOnRequest(t)
 	mustNode(t, db, "n1", "hp")
 	mustNode(t, db, "n2", "hp")
 	return db, path
