@@ -39,10 +39,10 @@ const MaxSpell = 10 * time.Second
 // 10,000 nodes began one every 3–5 s while an alert's reports came in
 // (340–450 MB live, 0.5–1.0 s of marking each): the next alert met one in
 // 7 of 51 of the benchmark's rounds, and those rounds fanned out up to
-// twice as slowly. At 200 a cycle came every 7–13 s and none of 24 rounds
-// met one (BENCHMARKS.md, "The controller's collector between alerts").
-// The price is memory: the heap grows to three times what is live instead
-// of two.
+// twice as slowly. At 200 a cycle came every 9–12 s, marking 0.9–1.3 s,
+// and 2 of 40 rounds met one (BENCHMARKS.md, "The controller's collector
+// between alerts"). The price is memory: the heap grows to three times
+// what is live instead of two.
 const DefaultPercent = 200
 
 // SetDefault sets the collector's percentage to DefaultPercent, unless
