@@ -50,6 +50,11 @@
 # it), how many since the round before, and the heap live at the call.
 # LOAXA_BENCH_ROUND_PROFILE=cpu.out writes a CPU profile of the measured
 # rounds alone (go tool pprof cpu.out).
+# LOAXA_BENCH_ALLOCS_PROFILE=/tmp/allocs writes the benchmark process's
+# allocation profile just before the measured rounds (/tmp/allocs.before)
+# and just after them (/tmp/allocs.after): what the rounds allocated is
+# go tool pprof -sample_index=alloc_space -diff_base /tmp/allocs.before
+# /tmp/allocs.after (paths relative to e2e/emergencybench).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

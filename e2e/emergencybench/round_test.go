@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -28,6 +29,14 @@ import (
 )
 
 const envRoundProfile = "LOAXA_BENCH_ROUND_PROFILE" // a file: CPU profile of the measured rounds only
+
+// envAllocsProfile names files for this process's allocation profile
+// (the controller, its broker and the benchmark) just before the measured
+// rounds (<name>.before) and just after them (<name>.after): what the
+// rounds allocated is `go tool pprof -sample_index=alloc_space
+// -diff_base <name>.before <name>.after`, what is live at the end the
+// inuse_space of <name>.after.
+const envAllocsProfile = "LOAXA_BENCH_ALLOCS_PROFILE"
 
 // envFanoutProfile names files for CPU profiles of each measured round's
 // fan-out alone: from just before the API call until every thin node has
@@ -380,11 +389,18 @@ func BenchmarkControllerRound(b *testing.B) {
 	if path := os.Getenv(envRoundProfile); path != "" {
 		defer startProfile(b, path)()
 	}
+	allocs := os.Getenv(envAllocsProfile)
+	if allocs != "" {
+		writeAllocs(b, allocs+".before")
+	}
 	b.ResetTimer()
 	for k := 1; k <= rounds; k++ {
 		results = append(results, round(k))
 	}
 	b.StopTimer()
+	if allocs != "" {
+		writeAllocs(b, allocs+".after")
+	}
 
 	// What polling the report costs, to tell it apart (the rounds above
 	// poll it every 250 ms).
@@ -507,6 +523,20 @@ func startProfile(b *testing.B, path string) (stop func()) {
 		if err := f.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "CPU profile %s: %v\n", path, err)
 		}
+	}
+}
+
+// writeAllocs writes this process's allocation profile to path, after a
+// collection so that its in-use figures are the heap live now.
+func writeAllocs(b *testing.B, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatalf("allocation profile %s: %v", path, err)
 	}
 }
 
