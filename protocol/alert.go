@@ -29,12 +29,13 @@ const (
 //
 // ReportWindowMS (optional, added later) spreads the node's reports of the
 // alert: each node waits a random delay within the window, chosen once per
-// alert, before it sends each report (events and state), so that the
-// reports of a large area do not all reach the broker and controller while
-// the alert is still fanning out. The window runs from the alert's start:
-// a node that has the alert later picks its delay within what is left of
-// the window, and reports at once after it. 0 (and an older controller, which does
-// not send it) means report at once. A node uses at most MaxReportWindowMS
+// alert, after each report's own time (after the alert's start for a
+// report made before it, the receipt) before it sends it (events and
+// state), so that the reports of a large area do not reach the broker and
+// controller while the alert is still fanning out. The window runs from
+// the alert's start: a node that has the alert later picks its delay
+// within what is left of the window, and reports at once after it. 0 (and
+// an older controller, which does not send it) means report at once. A node uses at most MaxReportWindowMS
 // of it, whatever a newer controller asks.
 type Alert struct {
 	Occurrence     Occurrence   `json:"occurrence"`

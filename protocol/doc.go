@@ -218,8 +218,9 @@
 // random within the window, once per alert, and sends each report of the
 // alert — its received and content-ready events, its started event, its
 // final event, and each retained State it publishes after a change while
-// it holds the alert — that delay after the report's own time. Events keep
-// their At; they wait in the outbox, so a restart or a lost link during
+// it holds the alert — that delay after the report's own time, or after
+// the alert's start for a report made before it (a receipt in time goes
+// with the started event, after the fan-out). Events keep their At; they wait in the outbox, so a restart or a lost link during
 // the delay loses nothing. The events are sent in order, so an event
 // written after a held report waits with it, except a report of another
 // alert: each alert's reports go at their own time, taking the held ones

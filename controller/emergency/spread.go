@@ -14,9 +14,12 @@ import "time"
 //
 // An area of at most MinNodes nodes (a commune) reports at once: its
 // reports are few, and the officer sees them at once. Above, the window is
-// PerNode for each node, at most Max. The price of a window is that the
-// report shows the area's receipts up to the window later, and a node that
-// did not get the alert is resent to that much later (resend.go).
+// PerNode for each node, at most Max. A node waits its delay after each
+// report's time, and a receipt before the alert's start from the start, so
+// that none of the area's reports compete with the fan-out itself. The
+// price of a window is that the report shows the area's receipts up to the
+// lead plus the window later, and a node that did not get the alert is
+// resent to the window later (resend.go).
 type ReportSpread struct {
 	MinNodes int
 	PerNode  time.Duration

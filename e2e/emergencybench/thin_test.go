@@ -77,9 +77,11 @@ import (
 // Like the agent (node/agent/spread.go), a thin node spreads its reports of
 // an alert with a report window (protocol.Alert.ReportWindowMS): it picks a
 // delay uniformly within the window once per alert and sends each event
-// batch of the alert that long after its events' time (with the later
-// events it has by then, in one batch, as the agent does), and each state
-// after a change while it holds the alert that long after the debounce.
+// batch of the alert that long after its events' time, or after the
+// alert's start for the receipt that came before it (with the later
+// events it has by then, in one batch, as the agent does: the receipt
+// goes with the start), and each state after a change while it holds the
+// alert that long after the debounce.
 
 const (
 	envThinCreds = "LOAXA_BENCH_THIN_CREDS" // JSON file: []protocol.Credentials
@@ -221,6 +223,7 @@ type thinNode struct {
 	// window), until delayUntil.
 	delay      time.Duration
 	delayUntil time.Time
+	delayFrom  time.Time // a report made before it waits from it (the start)
 }
 
 // thinCheck is how the thin nodes check their messages.
@@ -428,10 +431,10 @@ func (n *thinNode) alert(al *protocol.Alert, at time.Time) {
 	}
 	n.held[o.ID] = true
 	n.lines <- fmt.Sprintf("%s %d\n", o.ID, at.UnixNano())
-	n.delay, n.delayUntil = 0, time.Time{}
+	n.delay, n.delayUntil, n.delayFrom = 0, time.Time{}, time.Time{}
 	// As the agent: the window runs from the start (node/agent/spread.go).
 	if w := min(al.ReportWindow(), o.Start.Add(al.ReportWindow()).Sub(at)); w > 0 {
-		n.delay, n.delayUntil = mrand.N(w), o.Expires
+		n.delay, n.delayUntil, n.delayFrom = mrand.N(w), o.Expires, o.Start
 	}
 	n.events(o, protocol.Event{Type: protocol.EventReceived, At: at.UTC()}, protocol.Event{Type: protocol.EventContentReady, At: at.UTC()})
 	n.amp = true // prepared on receipt: the amplifier switches on
@@ -553,9 +556,12 @@ func (n *thinNode) events(o protocol.Occurrence, evs ...protocol.Event) {
 	n.unacked = append(n.unacked, evs...)
 	if d := n.delay; d > 0 && time.Now().Before(n.delayUntil) {
 		// A report of an alert with a window: sent the node's delay after
-		// its time, with the later events the node has by then, as the
-		// agent's sender takes them along; a batch already sent with an
-		// earlier one sends nothing.
+		// its time (or the start, if later), with the later events the
+		// node has by then, as the agent's sender takes them along; a
+		// batch already sent with an earlier one sends nothing.
+		if w := time.Until(n.delayFrom); w > 0 {
+			d += w
+		}
 		time.AfterFunc(d, func() {
 			n.mu.Lock()
 			defer n.mu.Unlock()

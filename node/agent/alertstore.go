@@ -223,7 +223,13 @@ func (a *Agent) holdAgain(x asideAlert) {
 	o := x.alert.Occurrence
 	a.alerts = append(a.alerts, x.alert)
 	if o.Live == "" {
-		a.setHold(o.ID, x.delay, x.until, o.Expires)
+		// Held from the start unless the final event ended the hold
+		// (endHolds) before the restart.
+		var from time.Time
+		if x.delay > 0 && !x.until.Before(o.Expires.Add(x.delay)) {
+			from = o.Start
+		}
+		a.setHold(o.ID, x.delay, from, x.until, o.Expires)
 		return
 	}
 	if a.lives == nil {

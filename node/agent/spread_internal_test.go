@@ -74,13 +74,21 @@ func TestHeartbeatAfter(t *testing.T) {
 
 // An alert's final event ends its hold at the event's time plus the
 // delay: the final report and the state after it still wait, a later
-// state change does not. Other events leave the hold as it is.
+// state change does not, and the reports are no longer held from the
+// start. Other events leave the hold as it is.
 func TestFinalEventEndsHold(t *testing.T) {
 	t0 := time.Date(2025, 9, 6, 8, 0, 0, 0, time.UTC)
 	const d = 4 * time.Second
+	start := t0.Add(30 * time.Second)
 	a := &Agent{}
-	a.setHold("e1@x", d, t0.Add(10*time.Minute+d), t0.Add(10*time.Minute))
-	a.setHold("e2@x", d, t0.Add(10*time.Minute+d), t0.Add(10*time.Minute))
+	a.setHold("e1@x", d, start, t0.Add(10*time.Minute+d), t0.Add(10*time.Minute))
+	a.setHold("e2@x", d, start, t0.Add(10*time.Minute+d), t0.Add(10*time.Minute))
+	received := func(id string) []protocol.Event {
+		return []protocol.Event{{Type: protocol.EventReceived, Occurrence: id, At: t0}}
+	}
+	if got := a.heldUntil(received("e2@x")); !got.Equal(start.Add(d)) {
+		t.Errorf("a receipt before the start is sent at %v, want the start plus the delay", got)
+	}
 	a.endHolds([]protocol.Event{
 		{Type: protocol.EventStarted, Occurrence: "e1@x", At: t0},
 		{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)},
@@ -97,6 +105,12 @@ func TestFinalEventEndsHold(t *testing.T) {
 	}
 	if got := a.heldUntil([]protocol.Event{{Type: protocol.EventCompleted, Occurrence: "e2@x", At: t0.Add(5 * time.Second)}}); !got.Equal(t0.Add(9 * time.Second)) {
 		t.Errorf("the final event is sent at %v, want its time plus the delay", got)
+	}
+	if got := a.heldUntil(received("e2@x")); !got.Equal(t0.Add(d)) {
+		t.Errorf("after the final event a receipt before the start is sent at %v, want its time plus the delay", got)
+	}
+	if got := a.heldUntil(received("e1@x")); !got.Equal(start.Add(d)) {
+		t.Errorf("a started event ended the hold from the start: a receipt sent at %v", got)
 	}
 	delete(a.holds, "e1@x")
 	if got := a.stateDelay(t0.Add(10 * time.Second)); got != 0 {
@@ -129,7 +143,7 @@ func TestEndedHoldSurvivesRestart(t *testing.T) {
 	a := &Agent{store: st, log: quiet}
 	for _, id := range []string{"e1@x", "e2@x"} {
 		a.alerts = append(a.alerts, protocol.Alert{Occurrence: protocol.Occurrence{ID: id, Start: t0, Expires: expires}})
-		a.setHold(id, d, expires.Add(d), expires)
+		a.setHold(id, d, time.Time{}, expires.Add(d), expires)
 	}
 	a.endHolds([]protocol.Event{{Type: protocol.EventCompleted, Occurrence: "e1@x", At: t0.Add(5 * time.Second)}})
 	if !a.alertsDirty {
@@ -144,11 +158,11 @@ func TestEndedHoldSurvivesRestart(t *testing.T) {
 		if err := b.loadAlerts(t0.Add(6 * time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if h := b.holds["e1@x"]; h.delay != d || !h.until.Equal(ended) {
-			t.Errorf("%s: ended hold: delay %v until %v, want %v until %v", what, h.delay, h.until, d, ended)
+		if h := b.holds["e1@x"]; h.delay != d || !h.until.Equal(ended) || !h.from.IsZero() {
+			t.Errorf("%s: ended hold: delay %v from %v until %v, want %v from nothing until %v", what, h.delay, h.from, h.until, d, ended)
 		}
-		if h := b.holds["e2@x"]; h.delay != d || !h.until.Equal(running) {
-			t.Errorf("%s: running hold: delay %v until %v, want %v until %v", what, h.delay, h.until, d, running)
+		if h := b.holds["e2@x"]; h.delay != d || !h.until.Equal(running) || !h.from.Equal(t0) {
+			t.Errorf("%s: running hold: delay %v from %v until %v, want %v from the start %v until %v", what, h.delay, h.from, h.until, d, t0, running)
 		}
 		return b
 	}

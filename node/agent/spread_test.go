@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -106,13 +107,19 @@ func quiet(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // reportedAt checks that the controller comes to hold n events
 // (content-ready left out) when the fake clock reaches due, and not
-// before: it moves fc to just before due, sees that the n-th has not come,
-// then moves it on in small steps, giving the agent time at each, until it
-// has. The agent's timer may be armed a step late on a busy machine, so
-// "when" is within two seconds of fake time.
+// before (reportedWhen).
 func reportedAt(t *testing.T, fc *clock.Fake, ctl *nodetest.Controller, what string, n int, due time.Time) {
 	t.Helper()
-	have := func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= n }
+	reportedWhen(t, fc, what, func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= n }, due)
+}
+
+// reportedWhen checks that have comes to hold when the fake clock reaches
+// due, and not before: it moves fc to just before due, sees that have
+// does not hold, then moves it on in small steps, giving the agent time
+// at each, until it does. The agent's timer may be armed a step late on a
+// busy machine, so "when" is within two seconds of fake time.
+func reportedWhen(t *testing.T, fc *clock.Fake, what string, have func() bool, due time.Time) {
+	t.Helper()
 	runUntil(t, fc, time.Minute, "the time before "+what, func() bool { return !fc.Now().Before(due.Add(-100 * time.Millisecond)) })
 	quiet(t, 200*time.Millisecond, what+" reported before its time plus the delay", have)
 	for !have() {
@@ -127,10 +134,12 @@ func reportedAt(t *testing.T, fc *clock.Fake, ctl *nodetest.Controller, what str
 }
 
 // TestAlertReportsSpread: an alert with a report window plays at its
-// start instant as always, but each of its reports (received, started,
-// completed) reaches the controller only the node's delay after the
-// report's own time, which the event keeps. The delay is shorter than the
-// lead, so each report is due on its own.
+// start instant as always, but each of its reports reaches the controller
+// only the node's delay after the report's own time, which the event
+// keeps, or after the start for a report made before it: the receipt
+// waits for the start and goes with the started event, in one batch (none
+// of an area's reports meet the alert's fan-out), the completed one its
+// delay after the end.
 func TestAlertReportsSpread(t *testing.T) {
 	c := newSpreadCase(t, options{})
 	fc, ctl := c.fc, c.ctl
@@ -141,9 +150,14 @@ func TestAlertReportsSpread(t *testing.T) {
 	c.received(t)
 	quiet(t, 300*time.Millisecond, "the receipt was reported before the delay", func() bool { return len(ctl.Events("n1")) > 0 })
 
-	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
+	// Its own time plus the delay passes before the start: still held.
+	runUntil(t, fc, time.Minute, "the receipt's time plus the delay", func() bool { return !fc.Now().Before(t0.Add(delay + 100*time.Millisecond)) })
+	quiet(t, 200*time.Millisecond, "the receipt was reported before the start", func() bool { return len(ctl.Events("n1")) > 0 })
 	beginAt(t, fc, c.n, start)
-	reportedAt(t, fc, ctl, "started", 2, start.Add(delay))
+	reportedAt(t, fc, ctl, "received and started", 2, start.Add(delay))
+	if b := ctl.Log("n1").Batches; b != 1 {
+		t.Errorf("received and started came in %d batches, want 1", b)
+	}
 	// 0.7 + 3 × 1 + 2 × 0.5 + 0.6 s of play.
 	reportedAt(t, fc, ctl, "completed", 3, start.Add(5300*time.Millisecond+delay))
 	events := waitEvents(t, ctl, "n1", []string{"received e1@x", "started e1@x", "completed e1@x"})
@@ -156,8 +170,8 @@ func TestAlertReportsSpread(t *testing.T) {
 	if e := events[2]; e.PlayedMS != 5300 {
 		t.Errorf("alert played %d ms, want 5300", e.PlayedMS)
 	}
-	if b := ctl.Log("n1").Batches; b != 3 {
-		t.Errorf("%d event batches, want 3: one per report", b)
+	if b := ctl.Log("n1").Batches; b != 2 {
+		t.Errorf("%d event batches, want 2: the receipt with the start, the end", b)
 	}
 }
 
@@ -185,32 +199,23 @@ func TestLateAlertReportsWithinItsWindow(t *testing.T) {
 	}
 }
 
-// TestHeldReportsGoTogether: when the node's delay is longer than the
-// lead, the alert has started by the time its receipt is due, and the
-// received and started events reach the controller together, in one
-// batch, at the receipt's time plus the delay.
-func TestHeldReportsGoTogether(t *testing.T) {
+// TestCancelBeforeStartNotHeldToStart: an alert cancelled before its start
+// ends the hold from the start: its reports, the receipt and the cancel's
+// failed event, reach the controller the delay after their own time, as
+// the controller's resend of the cancel (2 s plus the window after it)
+// waits for, not the delay after a start that will not come.
+func TestCancelBeforeStartNotHeldToStart(t *testing.T) {
 	c := newSpreadCase(t, options{})
 	fc, ctl := c.fc, c.ctl
 	t0 := fc.Now()
-	start := t0.Add(time.Second)
-	const delay = 4 * time.Second // half of the window
+	start := t0.Add(30 * time.Second)
+	const delay = 4 * time.Second
 	c.alert("e4@x", start, delay)
 	c.received(t)
-
-	beginAt(t, fc, c.n, start)
-	reportedAt(t, fc, ctl, "received and started", 2, t0.Add(delay))
-	if b := ctl.Log("n1").Batches; b != 1 {
-		t.Errorf("received and started came in %d batches, want 1", b)
-	}
-	reportedAt(t, fc, ctl, "completed", 3, start.Add(5300*time.Millisecond+delay))
-	events := waitEvents(t, ctl, "n1", []string{"received e4@x", "started e4@x", "completed e4@x"})
-	if e := events[1]; e.LateMS != 0 || !e.At.Equal(start) {
-		t.Errorf("alert started at %v (%d ms late), want %v", e.At, e.LateMS, start)
-	}
-	if b := ctl.Log("n1").Batches; b != 2 {
-		t.Errorf("%d event batches, want 2", b)
-	}
+	ctl.SendAreaCommand("d1", protocol.Command{Name: protocol.CmdAlertCancel, Occurrence: "e4@x"}, 10*time.Minute)
+	nodetest.Eventually(t, 5*time.Second, "cancel not taken", func() bool { return c.n.a.Status().Outbox >= 3 })
+	reportedAt(t, fc, ctl, "received and failed", 2, t0.Add(delay))
+	waitEvents(t, ctl, "n1", []string{"received e4@x", "failed e4@x cancelled"})
 }
 
 // TestResendReleasesHeldReports: the controller sends an alert again to
@@ -286,8 +291,8 @@ func TestSpreadReportsSurviveRestart(t *testing.T) {
 	}})
 	waitConnected(t, n2)
 	quiet(t, 300*time.Millisecond, "held receipt sent at once after the restart", func() bool { return len(ctl.Events("n1")) > 0 })
-	reportedAt(t, fc, ctl, "received", 1, t0.Add(delay))
 	beginAt(t, fc, n2, start)
+	reportedAt(t, fc, ctl, "received and started", 2, start.Add(delay))
 	runUntil(t, fc, time.Minute, "alert reported over", func() bool { return len(nodetest.Summary(ctl.Events("n1"))) >= 3 })
 	events := waitEvents(t, ctl, "n1", []string{"received e3@x", "started e3@x", "completed e3@x"})
 	if !events[1].At.Equal(start) {
@@ -366,12 +371,17 @@ func TestAnotherAlertsReceiptNotHeld(t *testing.T) {
 		t0 := fc.Now()
 		c.alert("e1@x", t0.Add(30*time.Second), 10*time.Second)
 		c.received(t)
-		c.ctl.SendAreaCommand("x1", spreadAlert("e2@x", c.msg, c.opening, c.closing, t0.Add(40*time.Second), t0.Add(10*time.Minute), 2*time.Second), 10*time.Minute)
+		c.ctl.SendAreaCommand("x1", spreadAlert("e2@x", c.msg, c.opening, c.closing, t0.Add(2*time.Second), t0.Add(10*time.Minute), 2*time.Second), 10*time.Minute)
 		nodetest.Eventually(t, 5*time.Second, "the second alert not received", func() bool { return c.n.a.Status().Outbox >= 3 })
-		// The second's delay is half its window: 1 s, not the first's 10 s.
-		reportedAt(t, fc, ctl, "the second alert's receipt", 2, t0.Add(time.Second))
-		waitEvents(t, ctl, "n1", []string{"received e1@x", "received e2@x"})
+		// The second's delay is half its window, after its start: 2 + 1
+		// s, not the first's start plus 10 s.
+		reportedAt(t, fc, ctl, "the second alert's receipt", 2, t0.Add(3*time.Second))
+		if got := nodetest.Summary(ctl.Events("n1"))[:2]; !slices.Equal(got, []string{"received e1@x", "received e2@x"}) {
+			t.Errorf("first reports %q, want the first alert's receipt taken along with the second's", got)
+		}
 		// The first alert's later reports keep its delay.
-		reportedAt(t, fc, ctl, "the first alert's start", 3, t0.Add(40*time.Second))
+		reportedWhen(t, fc, "the first alert's start", func() bool {
+			return slices.Contains(nodetest.Summary(ctl.Events("n1")), "started e1@x")
+		}, t0.Add(40*time.Second))
 	})
 }
