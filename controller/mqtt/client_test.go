@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -226,6 +227,57 @@ func TestInlineDesiredReachesALateNode(t *testing.T) {
 	}
 	if len(got) != 1 || d.Version != 2 {
 		t.Errorf("node received %d desired states, the first version %d; want one, version 2", len(got), d.Version)
+	}
+}
+
+// The topic the in-process client is handed owns its memory. The embedded
+// broker decodes a packet's topic name as a view into the buffer it read
+// the packet into, just before the payload; a node id cut from that topic
+// and kept (an alert's tracking keys every node it heard from until it
+// expires) kept the whole packet alive, ~0.9 KB for each node and alert.
+func TestInlineTopicOwnsItsMemory(t *testing.T) {
+	r := newRig(t)
+	node, err := r.connect(t, "tt-01", "tt-01", "secret-tt-01", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type delivery struct {
+		topic   string
+		payload []byte
+	}
+	got := make(chan delivery, 1)
+	stop, err := mqtt.InlineDeliveries(r.broker, topics.Node("+", protocol.ChanState), func(topic string, payload []byte) {
+		select {
+		case got <- delivery{topic, payload}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	raw, err := protocol.Encode(protocol.TypeState, "tt-01", "controller", 0, time.Now(), protocol.State{Status: protocol.StatusOnline, At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := node.c.Publish(topics.Node("tt-01", protocol.ChanState), 1, false, raw); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the state not delivered in-process")
+	}
+	if d.topic != topics.Node("tt-01", protocol.ChanState) || string(d.payload) != string(raw) {
+		t.Fatalf("delivered %q with %d bytes, want the state's topic and its %d bytes", d.topic, len(d.payload), len(raw))
+	}
+	// In the packet's buffer the topic ends 2 bytes (the packet id)
+	// before the payload begins.
+	end := uintptr(unsafe.Pointer(unsafe.StringData(d.topic))) + uintptr(len(d.topic))
+	payload := uintptr(unsafe.Pointer(unsafe.SliceData(d.payload)))
+	if end <= payload && payload-end < 16 {
+		t.Errorf("the delivered topic ends %d bytes before the payload: it is a view into the packet's buffer, and keeping it keeps the packet", payload-end)
 	}
 }
 

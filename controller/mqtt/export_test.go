@@ -34,6 +34,17 @@ func PublishConnectionUp(c *Client) bool {
 	return l.pub.up
 }
 
+// InlineDeliveries subscribes to filter in b as the controller's
+// in-process client does, handing each message to deliver; the returned
+// function unsubscribes.
+func InlineDeliveries(b *Broker, filter string, deliver func(topic string, payload []byte)) (stop func(), err error) {
+	l := &inlineLink{broker: b}
+	if err := l.open([]string{filter}, deliver); err != nil {
+		return nil, err
+	}
+	return l.close, nil
+}
+
 // ForgetClient removes the client with id from the embedded broker's
 // routing while its connection lives on: the effect of the clean-up race
 // third_party/mochi-server fixed.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -204,7 +205,14 @@ func (l *inlineLink) open(filters []string, deliver func(topic string, payload [
 	}
 	l.subID = l.broker.nextSubID()
 	handler := func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
-		deliver(pk.TopicName, pk.Payload)
+		// The broker's topic name is a view into the buffer the whole
+		// packet was read into (mochi's zero-copy decodeString): a node
+		// id cut from it and kept (an alert's tracking keys each node it
+		// heard from, until the alert expires) kept the packet's payload
+		// alive too, ~0.9 KB for each node and alert, 9 MB an alert at
+		// 10,000 nodes (BENCHMARKS.md, "What a round allocates"). A copy
+		// of the topic is 40 bytes.
+		deliver(strings.Clone(pk.TopicName), pk.Payload)
 	}
 	for _, f := range filters {
 		// The retained messages on f are handed over within the call.
