@@ -35,8 +35,9 @@ const (
 // controller while the alert is still fanning out. The window runs from
 // the alert's start: a node that has the alert later picks its delay
 // within what is left of the window, and reports at once after it. 0 (and
-// an older controller, which does not send it) means report at once. A node uses at most MaxReportWindowMS
-// of it, whatever a newer controller asks.
+// an older controller, which does not send it) means report at once. A
+// node uses at most MaxReportWindowMS of it, whatever a newer controller
+// asks.
 type Alert struct {
 	Occurrence     Occurrence   `json:"occurrence"`
 	Content        []ContentRef `json:"content"`

@@ -220,8 +220,9 @@
 // final event, and each retained State it publishes after a change while
 // it holds the alert — that delay after the report's own time, or after
 // the alert's start for a report made before it (a receipt in time goes
-// with the started event, after the fan-out). Events keep their At; they wait in the outbox, so a restart or a lost link during
-// the delay loses nothing. The events are sent in order, so an event
+// with the started event, after the fan-out). Events keep their At; they
+// wait in the outbox, so a restart or a lost link during the delay loses
+// nothing. The events are sent in order, so an event
 // written after a held report waits with it, except a report of another
 // alert: each alert's reports go at their own time, taking the held ones
 // before them along. Playing is never delayed.

@@ -26,10 +26,11 @@ import (
 //     none of the area's reports reach the broker and the controller while
 //     the alert still fans out to the area's last nodes: before, those
 //     with the shortest delays did, 3-4 % of a 10,000-node area's
-//     receipts during the ~0.7 s of its fan-out. The outbox is sent in order (the controller accepts a node's
-//     events only in order), so an event written after a held one waits
-//     with it; and a batch that goes out takes the events written after its
-//     first along, held or not (one message, not one per report). Each
+//     receipts during the ~0.7 s of its fan-out. The outbox is sent in
+//     order (the controller accepts a node's events only in order), so an
+//     event written after a held one waits with it; and a batch that goes
+//     out takes the events written after its first along, held or not (one
+//     message, not one per report). Each
 //     alert's reports go on their own schedule, though: a report of
 //     another alert that is due (at once for an alert without a window)
 //     sends the batch, the held reports before it along, since the
@@ -215,9 +216,9 @@ func (a *Agent) heldDelays() (delays map[string]int64, until map[string]time.Tim
 // at once (zero) if the first is not a report of an alert, else when the
 // first report of an alert among them is due, its At (or its alert's
 // start, if later and the hold is from it) plus the delay of its alert's
-// reports. So one alert's held reports do not hold back
-// another's: the controller resends an alert whose receipt it has not
-// heard by its own bound. Called by the sender.
+// reports. So one alert's held reports do not hold back another's: the
+// controller resends an alert whose receipt it has not heard by its own
+// bound. Called by the sender.
 func (a *Agent) heldUntil(events []protocol.Event) time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
