@@ -54,7 +54,8 @@
 # allocation profile just before the measured rounds (/tmp/allocs.before)
 # and just after them (/tmp/allocs.after): what the rounds allocated is
 # go tool pprof -sample_index=alloc_space -diff_base /tmp/allocs.before
-# /tmp/allocs.after (paths relative to e2e/emergencybench).
+# /tmp/allocs.after (paths relative to e2e/emergencybench). Each follows a
+# collection, so the first measured round begins on a fresh heap.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

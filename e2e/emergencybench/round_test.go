@@ -35,7 +35,9 @@ const envRoundProfile = "LOAXA_BENCH_ROUND_PROFILE" // a file: CPU profile of th
 // rounds (<name>.before) and just after them (<name>.after): what the
 // rounds allocated is `go tool pprof -sample_index=alloc_space
 // -diff_base <name>.before <name>.after`, what is live at the end the
-// inuse_space of <name>.after.
+// inuse_space of <name>.after. Each is written after a collection, so the
+// first measured round begins on a freshly collected heap: a run with the
+// profiles meets the collector less in its first round than one without.
 const envAllocsProfile = "LOAXA_BENCH_ALLOCS_PROFILE"
 
 // envFanoutProfile names files for CPU profiles of each measured round's
