@@ -129,7 +129,9 @@ func (s *Service) resend(ctx context.Context) {
 		bound := map[string]time.Duration{}
 		areaWork := map[string]int{}
 		for _, a := range t.em.Areas {
-			// Its nodes hold their receipt up to the report window.
+			// Its nodes hold their receipt up to the report window after
+			// the start (the issue plus the lead): the bound leaves at
+			// least the lead for it to arrive.
 			bound[a.Area] = max(s.AckBound, 2*time.Duration(a.LeadMS)*time.Millisecond) +
 				time.Duration(a.ReportWindowMS)*time.Millisecond
 			if last, ok := t.lastReceipt[a.Area]; ok && now.Sub(last) < s.ResendQuiet {
