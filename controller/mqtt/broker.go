@@ -241,6 +241,44 @@ func (b *Broker) Disconnect(nodeID string) {
 	}
 }
 
+// writtenPoll is how often AwaitWritten looks at the clients' queues.
+const writtenPoll = 5 * time.Millisecond
+
+// AwaitWritten waits until the broker has written out what was queued for
+// its clients when it was called (those it admitted, while they stay
+// connected), at most limit or until ctx ends; it reports whether it was.
+// After an area publish this is when the broker's share of the fan-out is
+// over: the controller stores the alert's plan then, not beside the
+// writes (docs/emergency.md).
+func (b *Broker) AwaitWritten(ctx context.Context, limit time.Duration) bool {
+	var queued []*mochi.Client
+	for _, cl := range b.auth.established() {
+		if cl.Queued() > 0 && !cl.Closed() {
+			queued = append(queued, cl)
+		}
+	}
+	if len(queued) == 0 {
+		return true
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(writtenPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+		queued = slices.DeleteFunc(queued, func(cl *mochi.Client) bool { return cl.Queued() == 0 || cl.Closed() })
+		if len(queued) == 0 {
+			return true
+		}
+	}
+}
+
 // Collectors returns the broker's metrics for a Prometheus registry: the
 // messages it dropped on their way to a subscriber too slow to take them
 // (its pending writes full) or with too many unacknowledged (in flight).

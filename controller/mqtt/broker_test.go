@@ -599,3 +599,79 @@ func TestBrokerRegrantsAMovedNode(t *testing.T) {
 		t.Errorf("%d of its old commune's alerts reached the moved node", n)
 	}
 }
+
+// AwaitWritten says whether the broker has written out what it had queued
+// for its clients: not while a node that subscribed reads nothing (more
+// than the sockets hold is queued for it), and so once the node reads.
+func TestBrokerAwaitWritten(t *testing.T) {
+	r := newRig(t)
+	area := topics.Area("12346", protocol.ChanCmd)
+	raw, err := net.Dial("tcp", r.broker.ListenAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = "MQTT", 4, "tt-01", 60, true
+	cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, "tt-01", true, []byte("secret-tt-01")
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{area}, []byte{0}
+	for _, pk := range []packets.ControlPacket{cp, sp} {
+		if err := pk.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := packets.ReadPacket(raw); err != nil { // CONNACK, SUBACK
+			t.Fatal(err)
+		}
+	}
+	if !r.broker.AwaitWritten(context.Background(), time.Second) {
+		t.Fatal("nothing queued, and AwaitWritten says the broker has not written it")
+	}
+	ctl, err := r.connect(t, "loaxa-controller", mqtt.ControllerUsername, r.broker.ControllerSecret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 64 messages of 256 KiB: 16 MiB, more than the node's and the
+	// broker's socket buffers take while the node reads nothing.
+	const n, size = 64, 256 << 10
+	payload := make([]byte, size)
+	for range n {
+		if tok := ctl.c.Publish(area, 0, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	// The broker has taken them all once a QoS 1 publish after them is
+	// acknowledged (it handles a connection's packets in order).
+	if tok := ctl.c.Publish(topics.Area("12347", protocol.ChanCmd), 1, false, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	if r.broker.AwaitWritten(context.Background(), 200*time.Millisecond) {
+		t.Fatalf("AwaitWritten says %d MiB were written to a node that read none of it", n*size>>20)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r.broker.AwaitWritten(ctx, time.Minute) {
+		t.Fatal("AwaitWritten with its context ended says the queue was written")
+	}
+
+	read := make(chan int, 1)
+	go func() {
+		got := 0
+		for got < n {
+			pk, err := packets.ReadPacket(raw)
+			if err != nil {
+				break
+			}
+			if _, ok := pk.(*packets.PublishPacket); ok {
+				got++
+			}
+		}
+		read <- got
+	}()
+	if !r.broker.AwaitWritten(context.Background(), time.Minute) {
+		t.Fatal("the node read, and AwaitWritten still says the broker has not written what it queued within a minute")
+	}
+	if got := <-read; got != n {
+		t.Fatalf("the node read %d publishes, want %d", got, n)
+	}
+}

@@ -660,6 +660,17 @@ func (c *Client) SendAreaCommand(ctx context.Context, area string, cmd protocol.
 	return c.publish(ctx, "alert", c.Topics.Area(area, protocol.ChanCmd), false, raw)
 }
 
+// AwaitFanout waits, at most limit, until the broker has written the
+// publishes handed to it so far to their subscribers, and reports whether
+// it knows it has: the embedded broker tells (Broker.AwaitWritten); an
+// external one does not, and AwaitFanout returns false at once.
+func (c *Client) AwaitFanout(ctx context.Context, limit time.Duration) bool {
+	if l, ok := c.link.(*inlineLink); ok {
+		return l.broker.AwaitWritten(ctx, limit)
+	}
+	return false
+}
+
 // SendLive signs l and publishes it on the area's live topic: audio
 // frames at QoS 0 (a late frame is useless, and a lost one plays as
 // silence) in the compact envelope (about 390 bytes for 60 ms: within

@@ -451,6 +451,13 @@ func (cl *Client) Closed() bool {
 	return cl.State.open == nil || cl.State.open.Err() != nil
 }
 
+// Queued returns how many packets of the client's queue of pending writes
+// are not written yet (loaxa: so that the embedded broker can tell when a publish's
+// fan-out has been written out).
+func (cl *Client) Queued() int {
+	return int(atomic.LoadInt32(&cl.State.outboundQty))
+}
+
 func (cl *Client) IsTakenOver() bool {
 	return cl.State.isTakenOver.Load()
 }

@@ -500,3 +500,53 @@ func TestLoaxaSubscribersShareABrokerOwnedPayload(t *testing.T) {
 		t.Errorf("retained %v, want %q", r, want)
 	}
 }
+
+// TestLoaxaQueued: a client's Queued counts the publishes queued for it
+// until its write loop has written them.
+func TestLoaxaQueued(t *testing.T) {
+	s := newServerWithInlineClient()
+	defer s.Close()
+	r, w := net.Pipe()
+	defer r.Close()
+	cl := s.NewClient(w, "tcp", "n1", false)
+	cl.State.outbound = make(chan *packets.Packet, 4) // as for an authenticated client
+	s.Clients.Add(cl)
+	if !s.Topics.Subscribe(cl.ID, packets.Subscription{Filter: "area/cmd", Qos: 1}) {
+		t.Fatal("not subscribed")
+	}
+	for i := 0; i < 2; i++ {
+		if err := s.Publish("area/cmd", []byte("cảnh báo"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+		if q := cl.Queued(); q != i+1 {
+			t.Fatalf("after %d publishes Queued = %d, want %d", i+1, q, i+1)
+		}
+	}
+	go cl.WriteLoop()
+	read := bufio.NewReader(r)
+	for i := 0; i < 2; i++ {
+		var fh packets.FixedHeader
+		b, err := read.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fh.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := packets.DecodeLength(read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, read, int64(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both were read: the loop counts the second written once its write
+	// returns.
+	for deadline := time.Now().Add(5 * time.Second); cl.Queued() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after both were written Queued = %d, want 0", cl.Queued())
+		}
+	}
+	cl.Stop(errors.New("test over"))
+}
