@@ -42,6 +42,10 @@ import (
 	"loaxa.vn/protocol"
 )
 
+// The emergency service stores an alert's plan once the embedded broker
+// has written the alert out (emergency.FanoutAwaiter).
+var _ emergency.FanoutAwaiter = (*mqtt.Client)(nil)
+
 // App is a running controller.
 type App struct {
 	Config Config
@@ -250,7 +254,7 @@ func (a *App) Open() (err error) {
 	a.Emergency.Media = a.Media
 	a.Emergency.Deliveries = a.Deliveries
 	a.Emergency.Alarms = a.Alarms
-	a.Emergency.Messenger = a.MQTT
+	a.Emergency.Messenger = a.MQTT // a FanoutAwaiter (below)
 	a.Emergency.Clock = a.Clock
 	a.Emergency.Logger = a.Logger
 	if cfg.Probing != (emergency.Probing{}) {

@@ -404,24 +404,24 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 	s.live[em.ID] = t
 	s.mu.Unlock()
 
-	// The deliveries are stored while the alert is published: at 10,000
-	// nodes that takes about 90 ms, which every node would otherwise wait
-	// for. A node that reports the alert before its delivery is stored
-	// makes an Unplanned one, which EnsureDeliveries completes with the
-	// plan (its start instant, level and drill mark).
-	planned := make(chan error, 1)
-	go func() { planned <- s.Deliveries.EnsureDeliveries(ctx, ds) }()
+	// Beside the publish, the record notes what is published: a
+	// controller stopped before the alert is recorded as sent knows from
+	// it that the alert may have gone out, and what a cancel must name
+	// (restore.go). One small record: the alert does not wait for it.
+	marked := make(chan error, 1)
+	occ := em.Occurrence
+	go func() {
+		_, err := s.Store.UpdateEmergency(ctx, em.ID, func(e *loaxa.Emergency) error {
+			e.Publishing = occ
+			return nil
+		})
+		marked <- err
+	}()
 
 	// No new collection cycle while the broker fans the alert out, until
 	// the nodes are to start it, at most the longest default lead
 	// (gcpause; BENCHMARKS.md, "The alert's fan-out and the collector").
-	var last time.Time
-	for _, a := range em.Areas {
-		if a.Start.After(last) {
-			last = a.Start
-		}
-	}
-	gcpause.For(min(max(last.Sub(s.Clock.Now()), 0), DefaultLead.Max))
+	gcpause.For(min(max(latest.Sub(s.Clock.Now()), 0), DefaultLead.Max))
 
 	// One publish per area, all at once.
 	ttl := em.Expires.Sub(s.Clock.Now())
@@ -440,7 +440,23 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		}(&em.Areas[i])
 	}
 	wg.Wait()
-	if err := <-planned; err != nil {
+	if err := <-marked; err != nil {
+		log.Error("emergency: what is published not noted; a controller stopped before the alert is recorded as sent takes it for one that did not go out unless a cluster reports it",
+			"occurrence", em.Occurrence, "err", err)
+	}
+	// The deliveries (the plan) are stored once the broker has written
+	// the alert out to the areas' nodes, or at the latest start: at 10,000
+	// nodes that store takes about 0.1 s of CPU, which beside the broker's
+	// writes made the last nodes' copies later (BENCHMARKS.md, "The plan
+	// stored after the fan-out"). Storing it before the publish would
+	// make every node wait for it. A node that reports the alert before
+	// its delivery is stored makes an Unplanned one, which
+	// EnsureDeliveries completes with the plan (its start instant, level
+	// and drill mark).
+	if w, ok := s.Messenger.(FanoutAwaiter); ok {
+		w.AwaitFanout(ctx, max(latest.Sub(s.Clock.Now()), 0))
+	}
+	if err := s.Deliveries.EnsureDeliveries(ctx, ds); err != nil {
 		// The alert is out: what is lost is the record of the nodes that
 		// never report it, not the warning.
 		log.Error("emergency: deliveries not stored; the nodes that report the alert get one from their report", "nodes", len(ds), "err", err)
@@ -491,6 +507,14 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 		return stored, loaxa.Errorf(loaxa.EUnavailable, "Emergency %s could not be published (the broker did not take it): %s. Nodes are retried one by one until it expires; check the broker.", em.ID, em.Areas[0].Error)
 	}
 	return stored, nil
+}
+
+// A FanoutAwaiter is a messenger that can tell when the broker has written
+// what it was handed to the subscribers (controller/mqtt's Client with the
+// embedded broker): it waits until then, at most limit, and reports
+// whether it was.
+type FanoutAwaiter interface {
+	AwaitFanout(ctx context.Context, limit time.Duration) bool
 }
 
 // plannedDelivery is the delivery of em's alert to node, which starts at
@@ -666,8 +690,8 @@ func (s *Service) fold(ctx context.Context, targets []string) ([]string, error) 
 
 // CancelEmergency implements loaxa.EmergencyService. An alert still being
 // published (listed from the moment it is stored) is cancelled once the
-// publish returns, within the messenger's bound: the cancel must name the
-// occurrence the nodes were sent.
+// publish returns, within the messenger's bound, and its plan is stored:
+// the cancel must name the occurrence the nodes were sent.
 func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Emergency, error) {
 	s.mu.Lock()
 	t := s.live[id]
@@ -681,7 +705,8 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 	}
 	// One the controller stopped sending (restore.go, closeUnsent) is not
 	// tracked, and its record may not name what its clusters were sent:
-	// its deliveries do, so that the cancel names it.
+	// what it noted beside the publish does, or its deliveries, so that
+	// the cancel names it.
 	var found string
 	if t == nil {
 		em, err := s.Store.FindEmergencyByID(ctx, id)
@@ -689,7 +714,7 @@ func (s *Service) CancelEmergency(ctx context.Context, id, by string) (*loaxa.Em
 			return nil, err
 		}
 		if em.Occurrence == "" && em.State != loaxa.EmergencyCancelled && s.Clock.Now().Before(em.Expires) {
-			if found, err = s.sentOccurrence(ctx, id); err != nil {
+			if found, err = s.sentOccurrence(ctx, em); err != nil {
 				return nil, fmt.Errorf("emergency %s: cancel: %w", id, err)
 			}
 			if found == "" {

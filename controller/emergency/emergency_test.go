@@ -2,29 +2,12 @@ package emergency
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"loaxa.vn/controller/loaxa"
 	"loaxa.vn/protocol"
 )
-
-// heldDeliveries stores deliveries only once the alert was published, as
-// a busy store at 10,000 nodes does 90 ms after the publish began.
-type heldDeliveries struct {
-	loaxa.DeliveryService
-	published <-chan struct{}
-}
-
-func (d *heldDeliveries) EnsureDeliveries(ctx context.Context, ds []*loaxa.Delivery) error {
-	select {
-	case <-d.published:
-	case <-time.After(5 * time.Second):
-		return errors.New("the alert was not published while its deliveries were stored")
-	}
-	return d.DeliveryService.EnsureDeliveries(ctx, ds)
-}
 
 // reportingFirst is the broker and a fast node: as the alert is published,
 // n1 reports it received, before the emergency's deliveries are stored.
@@ -44,20 +27,46 @@ func (r *reportingFirst) SendAreaCommand(ctx context.Context, area string, cmd p
 	return nil
 }
 
-// TestPublishDoesNotWaitForDeliveries: the alert goes out while its
-// deliveries are stored, and a node's report that comes first leaves a
-// delivery with the emergency's plan (start instant, level, drill mark) and
-// the node's receipt.
-func TestPublishDoesNotWaitForDeliveries(t *testing.T) {
+// writtenLater is reportingFirst with a broker that tells when it has
+// written the alert out: AwaitFanout notes the limit it was given and the
+// deliveries stored by then.
+type writtenLater struct {
+	*reportingFirst
+	limit  time.Duration
+	stored []*loaxa.Delivery
+	err    error
+}
+
+func (m *writtenLater) AwaitFanout(ctx context.Context, limit time.Duration) bool {
+	m.limit = limit
+	m.stored, m.err = m.s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{})
+	return true
+}
+
+// TestPlanStoredAfterTheFanout: the alert goes out before its deliveries
+// are stored, and they are stored once the broker says it has written it
+// out, which it is given until the area's start to do; a node's report
+// that comes first leaves a delivery with the emergency's plan (start
+// instant, level, drill mark) and the node's receipt.
+func TestPlanStoredAfterTheFanout(t *testing.T) {
 	w := newWorld(t)
 	s := w.service()
 	published := make(chan struct{})
-	s.Deliveries = &heldDeliveries{DeliveryService: s.Deliveries, published: published}
-	s.Messenger = &reportingFirst{recorder: w.rec, w: w, s: s, published: published}
+	m := &writtenLater{reportingFirst: &reportingFirst{recorder: w.rec, w: w, s: s, published: published}}
+	s.Messenger = m
 	ctx := context.Background()
 	em, err := s.SendEmergency(ctx, loaxa.EmergencyRequest{ContentID: w.content, Targets: []string{"31"}, Drill: true, CreatedBy: "admin"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m.err != nil {
+		t.Fatal(m.err)
+	}
+	if len(m.stored) != 1 || m.stored[0].Node != "n1" || !m.stored[0].Unplanned {
+		t.Errorf("while the broker wrote the alert out, deliveries %+v were stored; want only n1's, made by its report", m.stored)
+	}
+	if want := time.Duration(em.Areas[0].LeadMS) * time.Millisecond; m.limit != want {
+		t.Errorf("the broker was given %v to write the alert out, want until the start, %v", m.limit, want)
 	}
 	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
 	if err != nil {

@@ -113,11 +113,16 @@ func (s *Service) takeUp(ctx context.Context, em *loaxa.Emergency) {
 	s.mu.Unlock()
 }
 
-// sentOccurrence returns the occurrence the alert of emergency id was
-// sent as, from its deliveries (the plan stored while it was published,
-// or the reports of its clusters), or "" if none has it.
-func (s *Service) sentOccurrence(ctx context.Context, id string) (string, error) {
-	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+// sentOccurrence returns the occurrence the alert of em was sent as: the
+// one noted beside its publish, or else (a record stored before the note
+// was made) the one its deliveries name (the reports of its clusters, or
+// the plan, which an earlier version stored beside the publish); "" if
+// none has it.
+func (s *Service) sentOccurrence(ctx context.Context, em *loaxa.Emergency) (string, error) {
+	if em.Publishing != "" {
+		return em.Publishing, nil
+	}
+	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
 	if err != nil {
 		return "", fmt.Errorf("deliveries: %w", err)
 	}
@@ -347,9 +352,10 @@ func fanoutOf(em *loaxa.Emergency, ds []*loaxa.Delivery, nodeArea map[string]str
 // occurrence they name and its issue instant, and the deliveries made
 // from the reports alone (Unplanned) take its level, planned length and
 // drill mark, so that no report shows a drill as a real alert; each keeps
-// the start its node reported. One that may have gone out (a report, or
-// the plan stored beside the publish) stays active until its expiry,
-// marked cut off: neither followed nor sent again, but cancellable.
+// the start its node reported. One that may have gone out (a report, what
+// it noted beside the publish, or a plan stored beside it by an earlier
+// version) stays active until its expiry, marked cut off: neither
+// followed nor sent again, but cancellable.
 func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 	ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: em.ID})
 	if err != nil {
@@ -381,16 +387,16 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 	// an officer can cancel it (the console offers that only for an
 	// active alert); it was listed expired at once.
 	active := s.Clock.Now().Before(em.Expires)
-	if reported == 0 && len(ds) > 0 {
-		// The plan was stored while it was published: it may have gone
-		// out, and its clusters may hold their reports (a report window).
+	if reported == 0 && (em.Publishing != "" || len(ds) > 0) {
+		// Its publish had begun: it may have gone out, and its clusters
+		// may hold their reports (a report window).
 		if active {
 			s.cutOff(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; it may have gone out, so it stays active until its expiry and is not sent again: see its report, and cancel it if clusters sound it, before sending it again",
-				"planned", len(ds))
+				"occurrence", em.Publishing, "planned", len(ds))
 			return
 		}
 		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; closed as expired, it may have gone out: see its report, and cancel it if clusters sound it, before sending it again",
-			"planned", len(ds))
+			"occurrence", em.Publishing, "planned", len(ds))
 		return
 	}
 	if reported == 0 {

@@ -648,14 +648,17 @@ func TestRestartMidSendThenCancel(t *testing.T) {
 		t.Fatalf("emergencies %v, %v", ems, err)
 	}
 	id := ems[0].ID
-	// The plan of the nodes is stored beside the publish; the stop comes
-	// after it.
+	// What is published is noted beside the publish; the stop comes after
+	// it.
 	for {
-		ds, err := s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+		em, err := s.Store.FindEmergencyByID(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 4 {
+		if em.Publishing != "" {
+			if em.Publishing != occ {
+				t.Fatalf("noted as published: %q, want %q", em.Publishing, occ)
+			}
 			break
 		}
 		time.Sleep(time.Millisecond)

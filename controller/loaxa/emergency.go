@@ -70,6 +70,12 @@ type Emergency struct {
 	// Occurrence is the id every node reports it under.
 	Occurrence string    `json:"occurrence"`
 	Issued     time.Time `json:"issued"`
+	// Publishing is the occurrence its alert is being published as,
+	// stored beside the publish and cleared once the emergency is recorded
+	// as sent (Occurrence): a controller stopped in between leaves it, and
+	// its restart knows that the alert may have gone out and what a cancel
+	// must name (controller/emergency restore.go).
+	Publishing string    `json:"publishing,omitempty"`
 	Expires    time.Time `json:"expires"`
 	// PlannedMS is the length of one play: chimes and every repeat.
 	PlannedMS int64 `json:"planned_ms"`
