@@ -39,6 +39,7 @@ import (
 	"loaxa.vn/controller/upstream"
 	"loaxa.vn/controller/web"
 	"loaxa.vn/internal/clock"
+	"loaxa.vn/internal/gcpause"
 	"loaxa.vn/protocol"
 )
 
@@ -137,6 +138,8 @@ func (a *App) Open() (err error) {
 	a.DB.Now = a.Clock.Now
 	a.DB.Logger = a.Logger
 	a.DB.StatusInterval = cfg.StatusFlush
+	// No status flush while an alert fans out (bolt.DB.StatusHold).
+	a.DB.StatusHold = gcpause.Held
 	a.DB.Upgrading = func(u bolt.Upgrade) { a.starting(u.String()) }
 	if err := a.DB.Open(); err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {

@@ -224,6 +224,11 @@ type DB struct {
 	// StatusChunk is the most node statuses one transaction of a status
 	// flush writes: 0 means DefaultStatusChunk.
 	StatusChunk int
+	// StatusHold, if set, reports whether a periodic status flush that is
+	// due should wait: it waits while StatusHold is true, at most
+	// MaxStatusHold. The controller passes gcpause.Held, true while an
+	// alert fans out (nodestatus.go). Set before Open.
+	StatusHold func() bool
 
 	nodes       nodeTable
 	deliveries  deliveryCache         // decoded deliveries of announcements (deliverycache.go)

@@ -499,6 +499,52 @@ func TestNodeStatus_Flusher(t *testing.T) {
 	}
 }
 
+// TestNodeStatus_FlusherHeld: a periodic flush that is due while
+// DB.StatusHold says so waits for it; Close does not.
+func TestNodeStatus_FlusherHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "loaxa.db")
+	db := openStore(t, path, -1, io.Discard)
+	mustArea(t, db, "hp", "")
+	mustNode(t, db, "n1", "hp")
+	must(t, db.Close())
+
+	var held atomic.Bool
+	var asked atomic.Int64
+	held.Store(true)
+	db = bolt.NewDB(path)
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	db.StatusInterval = 5 * time.Millisecond
+	db.StatusHold = func() bool {
+		asked.Add(1)
+		return held.Load()
+	}
+	must(t, db.Open())
+	ctx := context.Background()
+	s := bolt.NewNodeService(db)
+	must(t, s.UpdateNodeStatus(ctx, "n1", online(7)))
+	start := asked.Load()
+	// Asked three times since the change: a flush came due and waited.
+	waitFor(t, "the flush asking whether to wait", func() bool { return asked.Load() >= start+3 })
+	if st, err := bolt.StoredStatus(db, "n1"); err != nil || st.Outbox == 7 {
+		t.Fatalf("while held: stored %+v, %v; want the change not written yet", st, err)
+	}
+	held.Store(false)
+	waitFor(t, "the flush once the hold ended", func() bool {
+		st, err := bolt.StoredStatus(db, "n1")
+		return err == nil && st.Outbox == 7
+	})
+
+	// Held again, Close writes all the same and stops the flusher.
+	held.Store(true)
+	must(t, s.UpdateNodeStatus(ctx, "n1", online(8)))
+	must(t, db.Close())
+	db = openStore(t, path, -1, io.Discard)
+	defer db.Close()
+	if st, err := bolt.StoredStatus(db, "n1"); err != nil || st.Outbox != 8 {
+		t.Errorf("after Close while held: stored %+v, %v; want outbox 8", st, err)
+	}
+}
+
 // TestNodeStatus_FlusherLogsFailures: a periodic flush that fails is
 // logged and counted, and its changes are written once writes work again.
 func TestNodeStatus_FlusherLogsFailures(t *testing.T) {

@@ -142,7 +142,9 @@ func restore(p int) {
 	}
 }
 
-// Held reports whether a hold is on.
+// Held reports whether a hold is on. The controller's periodic status
+// flushes wait while one is (bolt.DB.StatusHold): an alert's fan-out is
+// the moment for neither.
 func Held() bool {
 	mu.Lock()
 	defer mu.Unlock()
