@@ -378,24 +378,45 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 				Priority: protocol.PriorityEmergency, PlannedMS: em.PlannedMS, Drill: em.Drill})
 		}
 	}
+	if em.Publishing != "" {
+		// Its publish had begun, and its plan is stored only after the
+		// publish: the clusters it targeted get theirs now, as the send
+		// would have given them, so that its report lists them all.
+		planned, err := s.planOfPublish(ctx, em, ds)
+		if err != nil {
+			s.Logger.Error("emergency: the clusters of an alert cut off while sending not planned; its report lists those that report it", "emergency", em.ID,
+				"drill", em.Drill, "err", err)
+		}
+		plans = append(plans, planned...)
+		if occurrence == "" {
+			occurrence = em.Publishing
+		}
+	}
 	if len(plans) > 0 {
 		if err := s.Deliveries.EnsureDeliveries(ctx, plans); err != nil {
-			s.Logger.Error("emergency: deliveries reported before a stop not marked with the alert's level and drill mark", "emergency", em.ID, "nodes", len(plans), "err", err)
+			s.Logger.Error("emergency: the deliveries of an alert stopped while sending not stored: its report may lack clusters it targeted, or show one reported before the stop without the alert's level and drill mark",
+				"emergency", em.ID, "drill", em.Drill, "nodes", len(plans), "err", err)
 		}
 	}
 	// One that may have gone out stays active until its expiry, so that
 	// an officer can cancel it (the console offers that only for an
 	// active alert); it was listed expired at once.
 	active := s.Clock.Now().Before(em.Expires)
+	issued := loaxa.OccurrenceTime(occurrence)
+	named := func(e *loaxa.Emergency) { e.Occurrence, e.Issued = occurrence, issued }
 	if reported == 0 && (em.Publishing != "" || len(ds) > 0) {
 		// Its publish had begun: it may have gone out, and its clusters
-		// may hold their reports (a report window).
+		// may hold their reports (a report window). Named, if what it
+		// published was noted.
+		if occurrence == "" {
+			named = nil
+		}
 		if active {
-			s.cutOff(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; it may have gone out, so it stays active until its expiry and is not sent again: see its report, and cancel it if clusters sound it, before sending it again",
+			s.cutOff(ctx, em, named, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; it may have gone out, so it stays active until its expiry and is not sent again: see its report, and cancel it if clusters sound it, before sending it again",
 				"occurrence", em.Publishing, "planned", len(ds))
 			return
 		}
-		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; closed as expired, it may have gone out: see its report, and cancel it if clusters sound it, before sending it again",
+		s.close(ctx, em, named, "emergency: the controller stopped while sending this emergency and no cluster has reported it yet; closed as expired, it may have gone out: see its report, and cancel it if clusters sound it, before sending it again",
 			"occurrence", em.Publishing, "planned", len(ds))
 		return
 	}
@@ -403,8 +424,6 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 		s.close(ctx, em, nil, "emergency: the controller stopped while sending this emergency and no cluster reported it; closed as expired, send it again if it is still needed")
 		return
 	}
-	issued := loaxa.OccurrenceTime(occurrence)
-	named := func(e *loaxa.Emergency) { e.Occurrence, e.Issued = occurrence, issued }
 	if active {
 		s.cutOff(ctx, em, named, "emergency: the controller stopped while sending this emergency, but clusters reported it, so it went out; it stays active until its expiry and is not sent again: see its report, and cancel it if it should stop, before sending it again",
 			"reported_by", reported)
@@ -412,6 +431,41 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 	}
 	s.close(ctx, em, named, "emergency: the controller stopped while sending this emergency, but clusters reported it, so it went out; closed as expired, see its report before sending it again",
 		"reported_by", reported)
+}
+
+// planOfPublish returns the deliveries the send of em, noted as being
+// published (em.Publishing) and stopped before its plan was stored, would
+// have stored for the nodes without one of ds: each enrolled node under
+// one of its areas that was created and enrolled before the issue, with
+// its area's start.
+func (s *Service) planOfPublish(ctx context.Context, em *loaxa.Emergency, ds []*loaxa.Delivery) ([]*loaxa.Delivery, error) {
+	sent := *em
+	sent.Occurrence = em.Publishing
+	issued := loaxa.OccurrenceTime(em.Publishing)
+	has := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		has[d.Node] = true
+	}
+	var plan []*loaxa.Delivery
+	for _, a := range em.Areas {
+		ids, err := s.Nodes.NodeIDsWithin(ctx, a.Area)
+		if err != nil {
+			return plan, fmt.Errorf("nodes of %s: %w", a.Area, err)
+		}
+		presence, err := s.Nodes.NodePresence(ctx, ids)
+		if err != nil {
+			return plan, fmt.Errorf("nodes of %s: %w", a.Area, err)
+		}
+		start := issued.Add(time.Duration(a.LeadMS) * time.Millisecond)
+		for _, id := range ids {
+			p, ok := presence[id]
+			if !ok || has[id] || p.EnrolledAt.IsZero() || p.EnrolledAt.After(issued) || p.CreatedAt.After(issued) {
+				continue
+			}
+			plan = append(plan, plannedDelivery(&sent, id, start, issued))
+		}
+	}
+	return plan, nil
 }
 
 // cutOff marks an active emergency the controller stopped sending, which

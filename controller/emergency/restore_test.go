@@ -669,6 +669,32 @@ func TestRestartMidSendThenCancel(t *testing.T) {
 	crash()           // the old one is gone: nothing more of it is stored
 	<-done
 	w.rec.take()
+	// Its record names what was published, and its report lists every
+	// cluster it targeted, from the plan the restart made.
+	rep, err := s2.EmergencyReport(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Occurrence != occ || !rep.CutOff || rep.State != loaxa.EmergencyActive {
+		t.Errorf("after the restart: occurrence %q, cut off %v, %s; want %q, cut off, active", rep.Occurrence, rep.CutOff, rep.State, occ)
+	}
+	if rep.Summary.Targeted != 4 || len(rep.Nodes) != 4 {
+		t.Errorf("after the restart the report counts %d targeted and lists %d clusters, want the 4 of areas 31 and 32", rep.Summary.Targeted, len(rep.Nodes))
+	}
+	ds, err := s2.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{Announcement: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := map[string]time.Duration{}
+	for _, a := range rep.Areas {
+		lead[a.Area] = time.Duration(a.LeadMS) * time.Millisecond
+	}
+	area := map[string]string{"n1": "31", "n2": "31", "n3": "31", "n4": "32"}
+	for _, d := range ds {
+		if d.Occurrence != occ || d.Unplanned || !d.Start.Equal(loaxa.OccurrenceTime(occ).Add(lead[area[d.Node]])) {
+			t.Errorf("%s's delivery after the restart: %+v, want %s's plan starting its area's lead after the issue", d.Node, d, occ)
+		}
+	}
 
 	if _, err := s2.CancelEmergency(ctx, id, "admin"); err != nil {
 		t.Fatalf("cancel after the restart: %v", err)
