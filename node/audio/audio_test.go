@@ -17,21 +17,32 @@ import (
 
 var _ agent.Output = (*audio.None)(nil)
 
-// waitTimer polls until the code under test waits on the fake clock.
+// waitTimer polls until the code under test waits on the fake clock; Play
+// returning first fails the test.
 func waitTimer(t *testing.T, fc *clock.Fake, done <-chan error) {
+	t.Helper()
+	if ended, err := awaitTimer(t, fc, done); ended {
+		t.Fatalf("Play returned early: %v", err)
+	}
+}
+
+// awaitTimer polls until the code under test waits on the fake clock, or
+// Play returns: then ended, with Play's error.
+func awaitTimer(t *testing.T, fc *clock.Fake, done <-chan error) (ended bool, err error) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for fc.Timers() == 0 {
 		select {
 		case err := <-done:
-			t.Fatalf("Play returned early: %v", err)
+			return true, err
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("Play never waited on the clock")
+			t.Fatal("Play neither waited on the clock nor returned")
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return false, nil
 }
 
 func TestNonePacesInRealTime(t *testing.T) {
@@ -41,23 +52,24 @@ func TestNonePacesInRealTime(t *testing.T) {
 	done := make(chan error, 1)
 	start := fc.Now()
 	go func() { done <- out.Play(context.Background(), bytes.NewReader(pcm)) }()
+	// Each step lets the clock run until Play waits on it again, or
+	// returns.
 	for {
-		waitTimer(t, fc, done)
-		fc.Advance(audio.Chunk)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			if played := fc.Now().Sub(start); played < time.Second || played > time.Second+audio.Chunk {
-				t.Fatalf("Play took %v of clock time for ~1s of audio", played)
-			}
-			if out.Plays() != 1 {
-				t.Fatalf("Plays() = %d", out.Plays())
-			}
-			return
-		case <-time.After(time.Millisecond):
+		ended, err := awaitTimer(t, fc, done)
+		if !ended {
+			fc.Advance(audio.Chunk)
+			continue
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if played := fc.Now().Sub(start); played < time.Second || played > time.Second+audio.Chunk {
+			t.Fatalf("Play took %v of clock time for ~1s of audio", played)
+		}
+		if out.Plays() != 1 {
+			t.Fatalf("Plays() = %d", out.Plays())
+		}
+		return
 	}
 }
 
@@ -96,19 +108,18 @@ func TestNoneRunsDryWhileAReadWaits(t *testing.T) {
 	start := fc.Now()
 	go func() { done <- out.Play(context.Background(), src) }()
 	for {
-		waitTimer(t, fc, done)
-		fc.Advance(10 * time.Millisecond)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			if played := fc.Now().Sub(start); played < 3*time.Second || played > 3*time.Second+20*time.Millisecond {
-				t.Fatalf("Play took %v of clock time for 1 s of audio and a 2 s wait, want 3 s", played)
-			}
-			return
-		case <-time.After(time.Millisecond):
+		ended, err := awaitTimer(t, fc, done)
+		if !ended {
+			fc.Advance(10 * time.Millisecond)
+			continue
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if played := fc.Now().Sub(start); played < 3*time.Second || played > 3*time.Second+20*time.Millisecond {
+			t.Fatalf("Play took %v of clock time for 1 s of audio and a 2 s wait, want 3 s", played)
+		}
+		return
 	}
 }
 
