@@ -245,6 +245,7 @@ func BenchmarkControllerRound(b *testing.B) {
 		t0 := time.Now()
 		var em loaxa.Emergency
 		c.MustDo("POST", "/api/v1/emergency", map[string]any{"content_id": ct.ID, "targets": []string{"12346"}, "repeat": 1}, &em)
+		answered := time.Since(t0) // the officer's call returned
 		lastID = em.ID
 		// The fan-out's end, watched beside the report's polls: the
 		// instant the thin nodes' last receipt line is read.
@@ -371,8 +372,8 @@ func BenchmarkControllerRound(b *testing.B) {
 		slices.Sort(r.fanout)
 		slices.Sort(r.toStart)
 		slices.Sort(r.skew)
-		logf("round %d: issued %v and published %v after the call; lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d; alert-to-start p50 %v p99 %v, skew p50 %v p99 %v of %d",
-			k, em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
+		logf("round %d: issued %v, published %v and answered %v after the call; lead %d ms; every node received by %v and completed by %v (report), reports ingested by %v; CPU %.2f s (thin nodes %.2f s); %.0f event batches and %.0f states in, %.0f dropped from full ingest queues, %.0f + %.0f messages dropped by the broker (pending writes full + too many in flight); %d report polls; fan-out p50 %v p99 %v of %d; alert-to-start p50 %v p99 %v, skew p50 %v p99 %v of %d",
+			k, em.Issued.Sub(t0).Round(time.Millisecond), em.Areas[0].PublishedAt.Sub(t0).Round(time.Millisecond), answered.Round(time.Millisecond), r.lead, r.received.Round(time.Millisecond), r.completed.Round(time.Millisecond), r.ingested.Round(time.Millisecond),
 			r.cpu.Seconds(), r.nodesCPU.Seconds(), r.events, r.states, r.dropped, r.lost, r.inflight, r.polls, pct(r.fanout, 50).Round(time.Millisecond), pct(r.fanout, 99).Round(time.Millisecond), len(r.fanout),
 			pct(r.toStart, 50).Round(time.Millisecond), pct(r.toStart, 99).Round(time.Millisecond), pct(r.skew, 50).Round(100*time.Microsecond), pct(r.skew, 99).Round(100*time.Microsecond), len(r.skew))
 		logf("round %d: every thin node had the alert %v after the call (%d after the start instant); CPU meanwhile: this process (controller, broker) %v, thin nodes %v; this process's collection cycles: %d ended meanwhile, %d since the last round's call (round 0: since the time at rest was measured); heap live at the call %.0f MB",
