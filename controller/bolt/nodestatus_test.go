@@ -499,26 +499,36 @@ func TestNodeStatus_Flusher(t *testing.T) {
 	}
 }
 
-// TestNodeStatus_FlusherHeld: a periodic flush that is due while
-// DB.StatusHold says so waits for it; Close does not.
-func TestNodeStatus_FlusherHeld(t *testing.T) {
+// withFlusher sets up a store with area hp and node n1 without a flusher,
+// then opens it again with one every 5 ms, logging to log, after tune
+// changed it; the test closes it.
+func withFlusher(t *testing.T, log io.Writer, tune func(*bolt.DB)) (*bolt.DB, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "loaxa.db")
 	db := openStore(t, path, -1, io.Discard)
 	mustArea(t, db, "hp", "")
 	mustNode(t, db, "n1", "hp")
 	must(t, db.Close())
+	db = bolt.NewDB(path)
+	db.Logger = slog.New(slog.NewTextHandler(log, nil))
+	db.StatusInterval = 5 * time.Millisecond
+	tune(db)
+	must(t, db.Open())
+	return db, path
+}
 
+// TestNodeStatus_FlusherHeld: a periodic flush that is due while
+// DB.StatusHold says so waits for it; Close does not.
+func TestNodeStatus_FlusherHeld(t *testing.T) {
 	var held atomic.Bool
 	var asked atomic.Int64
 	held.Store(true)
-	db = bolt.NewDB(path)
-	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	db.StatusInterval = 5 * time.Millisecond
-	db.StatusHold = func() bool {
-		asked.Add(1)
-		return held.Load()
-	}
-	must(t, db.Open())
+	db, path := withFlusher(t, io.Discard, func(db *bolt.DB) {
+		db.StatusHold = func() bool {
+			asked.Add(1)
+			return held.Load()
+		}
+	})
 	ctx := context.Background()
 	s := bolt.NewNodeService(db)
 	must(t, s.UpdateNodeStatus(ctx, "n1", online(7)))
@@ -548,19 +558,10 @@ func TestNodeStatus_FlusherHeld(t *testing.T) {
 // TestNodeStatus_FlusherLogsFailures: a periodic flush that fails is
 // logged and counted, and its changes are written once writes work again.
 func TestNodeStatus_FlusherLogsFailures(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "loaxa.db")
-	// Set up without a flusher, then open again with one and a fault.
-	db := openStore(t, path, -1, io.Discard)
-	mustArea(t, db, "hp", "")
-	mustNode(t, db, "n1", "hp")
-	must(t, db.Close())
-
 	var log syncbuf.Buffer
-	db = bolt.NewDB(path)
-	db.Logger = slog.New(slog.NewTextHandler(&log, nil))
-	db.StatusInterval = 5 * time.Millisecond
-	bolt.FailStatusFlushes(db, errors.New("disk full")) // before Open: the flusher reads it
-	must(t, db.Open())
+	db, path := withFlusher(t, &log, func(db *bolt.DB) {
+		bolt.FailStatusFlushes(db, errors.New("disk full")) // before Open: the flusher reads it
+	})
 	ctx := context.Background()
 	s := bolt.NewNodeService(db)
 	must(t, s.UpdateNodeStatus(ctx, "n1", online(6)))

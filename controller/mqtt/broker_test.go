@@ -80,6 +80,33 @@ func newRigWith(t testing.TB, tune func(*mqtt.Broker)) *rig {
 	return r
 }
 
+// rawSubscriber connects as user/pass with client id over a bare TCP
+// connection, subscribes to filter at qos and reads nothing more: the
+// test reads the connection, or leaves it unread. Closed at the test's
+// end.
+func (r *rig) rawSubscriber(t *testing.T, id, user, pass, filter string, qos byte) net.Conn {
+	t.Helper()
+	raw, err := net.Dial("tcp", r.broker.ListenAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = "MQTT", 4, id, 60, true
+	cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, user, true, []byte(pass)
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{filter}, []byte{qos}
+	for _, pk := range []packets.ControlPacket{cp, sp} {
+		if err := pk.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := packets.ReadPacket(raw); err != nil { // CONNACK, SUBACK
+			t.Fatal(err)
+		}
+	}
+	return raw
+}
+
 type conn struct {
 	c    paho.Client
 	mu   sync.Mutex
@@ -256,24 +283,7 @@ func TestBrokerHoldsABurstForTheController(t *testing.T) {
 	r := newRig(t)
 	// A controller connection that subscribes and then reads nothing, so
 	// acknowledges nothing.
-	raw, err := net.Dial("tcp", r.broker.ListenAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = "MQTT", 4, "slow-controller", 60, true
-	cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, mqtt.ControllerUsername, true, []byte(r.broker.ControllerSecret)
-	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
-	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{"loa/v1/node/+/event"}, []byte{1}
-	for _, pk := range []packets.ControlPacket{cp, sp} {
-		if err := pk.Write(raw); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := packets.ReadPacket(raw); err != nil { // CONNACK, SUBACK
-			t.Fatal(err)
-		}
-	}
+	r.rawSubscriber(t, "slow-controller", mqtt.ControllerUsername, r.broker.ControllerSecret, "loa/v1/node/+/event", 1)
 	pub, err := r.connect(t, "publisher", mqtt.ControllerUsername, r.broker.ControllerSecret, "")
 	if err != nil {
 		t.Fatal(err)
@@ -606,24 +616,7 @@ func TestBrokerRegrantsAMovedNode(t *testing.T) {
 func TestBrokerAwaitWritten(t *testing.T) {
 	r := newRig(t)
 	area := topics.Area("12346", protocol.ChanCmd)
-	raw, err := net.Dial("tcp", r.broker.ListenAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = "MQTT", 4, "tt-01", 60, true
-	cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, "tt-01", true, []byte("secret-tt-01")
-	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
-	sp.MessageID, sp.Topics, sp.Qoss = 1, []string{area}, []byte{0}
-	for _, pk := range []packets.ControlPacket{cp, sp} {
-		if err := pk.Write(raw); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := packets.ReadPacket(raw); err != nil { // CONNACK, SUBACK
-			t.Fatal(err)
-		}
-	}
+	raw := r.rawSubscriber(t, "tt-01", "tt-01", "secret-tt-01", area, 0)
 	if !r.broker.AwaitWritten(context.Background(), time.Second) {
 		t.Fatal("nothing queued, and AwaitWritten says the broker has not written it")
 	}
