@@ -511,10 +511,9 @@ func (s *Service) SendEmergency(ctx context.Context, req loaxa.EmergencyRequest)
 
 // A FanoutAwaiter is a messenger that can tell when the broker has written
 // what it was handed to the subscribers (controller/mqtt's Client with the
-// embedded broker): it waits until then, at most limit, and reports
-// whether it was.
+// embedded broker): it waits until then, at most limit.
 type FanoutAwaiter interface {
-	AwaitFanout(ctx context.Context, limit time.Duration) bool
+	AwaitFanout(ctx context.Context, limit time.Duration)
 }
 
 // plannedDelivery is the delivery of em's alert to node, which starts at

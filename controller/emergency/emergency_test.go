@@ -37,10 +37,9 @@ type writtenLater struct {
 	err    error
 }
 
-func (m *writtenLater) AwaitFanout(ctx context.Context, limit time.Duration) bool {
+func (m *writtenLater) AwaitFanout(ctx context.Context, limit time.Duration) {
 	m.limit = limit
 	m.stored, m.err = m.s.Deliveries.FindDeliveries(ctx, loaxa.DeliveryFilter{})
-	return true
 }
 
 // TestPlanStoredAfterTheFanout: the alert goes out before its deliveries

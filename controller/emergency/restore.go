@@ -435,9 +435,8 @@ func (s *Service) closeUnsent(ctx context.Context, em *loaxa.Emergency) {
 
 // planOfPublish returns the deliveries the send of em, noted as being
 // published (em.Publishing) and stopped before its plan was stored, would
-// have stored for the nodes without one of ds: each enrolled node under
-// one of its areas that was created and enrolled before the issue, with
-// its area's start.
+// have stored for the nodes without one of ds: each node under one of its
+// areas that was enrolled before the issue, with its area's start.
 func (s *Service) planOfPublish(ctx context.Context, em *loaxa.Emergency, ds []*loaxa.Delivery) ([]*loaxa.Delivery, error) {
 	sent := *em
 	sent.Occurrence = em.Publishing
@@ -459,7 +458,7 @@ func (s *Service) planOfPublish(ctx context.Context, em *loaxa.Emergency, ds []*
 		start := issued.Add(time.Duration(a.LeadMS) * time.Millisecond)
 		for _, id := range ids {
 			p, ok := presence[id]
-			if !ok || has[id] || p.EnrolledAt.IsZero() || p.EnrolledAt.After(issued) || p.CreatedAt.After(issued) {
+			if !ok || has[id] || p.EnrolledAt.IsZero() || p.EnrolledAt.After(issued) {
 				continue
 			}
 			plan = append(plan, plannedDelivery(&sent, id, start, issued))

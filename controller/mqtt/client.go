@@ -661,14 +661,13 @@ func (c *Client) SendAreaCommand(ctx context.Context, area string, cmd protocol.
 }
 
 // AwaitFanout waits, at most limit, until the broker has written the
-// publishes handed to it so far to their subscribers, and reports whether
-// it knows it has: the embedded broker tells (Broker.AwaitWritten); an
-// external one does not, and AwaitFanout returns false at once.
-func (c *Client) AwaitFanout(ctx context.Context, limit time.Duration) bool {
+// publishes handed to it so far to their subscribers: the embedded broker
+// tells (Broker.AwaitWritten); an external one does not, and AwaitFanout
+// returns at once.
+func (c *Client) AwaitFanout(ctx context.Context, limit time.Duration) {
 	if l, ok := c.link.(*inlineLink); ok {
-		return l.broker.AwaitWritten(ctx, limit)
+		l.broker.AwaitWritten(ctx, limit)
 	}
-	return false
 }
 
 // SendLive signs l and publishes it on the area's live topic: audio
